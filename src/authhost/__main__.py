@@ -1,0 +1,3 @@
+from authhost.cli.app import main
+
+main()

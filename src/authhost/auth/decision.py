@@ -1,0 +1,40 @@
+"""The outcome of one request: what the response says and what the journal records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from authhost.iso.codes import ResponseCode
+from authhost.iso.messages import Balance
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    """A step's refusal: the response code and a reason code that says which check failed."""
+
+    response_code: ResponseCode
+    reason: str  # short machine-readable reason, e.g. "card.lost", "pin.wrong", "rule:CT-01"
+
+
+@dataclass(slots=True)
+class Decision:
+    """The pipeline's answer to one request.
+
+    ``response_code`` is what goes into field 39; ``approval_code`` (field 38) is set only on
+    approval. ``balances`` fill field 54. ``timings_us`` has one entry per step that ran.
+    """
+
+    response_code: ResponseCode
+    approval_code: str | None = None
+    reason_codes: list[str] = field(default_factory=list)
+    fraud_score: int | None = None
+    challenger_score: int | None = None
+    model_skipped: bool = False  # the ML step could not score within its budget
+    rule_matches: list[str] = field(default_factory=list)
+    review: bool = False  # approved but flagged for an analyst
+    balances: list[Balance] = field(default_factory=list)
+    timings_us: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code == ResponseCode.APPROVED

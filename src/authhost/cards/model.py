@@ -1,0 +1,144 @@
+"""Card products, accounts and cards: plain values, no I/O.
+
+A card never holds its PAN in clear: ``pan_index`` is the keyed hash the store indexes by,
+``bin`` and ``last4`` are what may be shown, and the encrypted PAN lives beside the card in
+the store. Sensitive authentication data (PIN, CVV) is never a field here; ``pin_reference``
+is the PVV or IBM 3624 offset, which is what an issuer keeps to verify a PIN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class CardKind(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+    PREPAID = "prepaid"
+
+
+class PinMethod(StrEnum):
+    IBM3624 = "ibm3624"  # IBM 3624 PIN offset
+    VISA_PVV = "visa_pvv"  # Visa PIN verification value
+
+
+class CardState(StrEnum):
+    CREATED = "created"  # produced, not yet shipped
+    ISSUED = "issued"  # shipped to the cardholder, awaiting activation
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # temporary block by the cardholder or the bank
+    LOST = "lost"  # final; pick-up code 41
+    STOLEN = "stolen"  # final; pick-up code 43
+    DAMAGED = "damaged"  # final; replaced with the same PAN and a new expiry
+    EXPIRED = "expired"  # final
+    CLOSED = "closed"  # cancelled; final
+    REPLACED = "replaced"  # superseded by a renewal or replacement card; final
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Spending limits in minor units of the account currency; None means no limit."""
+
+    per_transaction: int | None = None
+    daily_amount: int | None = None
+    daily_count: int | None = None
+    monthly_amount: int | None = None
+    monthly_count: int | None = None
+    atm_per_transaction: int | None = None
+    atm_daily_amount: int | None = None
+    atm_daily_count: int | None = None
+
+    def overridden_by(self, other: Limits | None) -> Limits:
+        """These limits with every non-None value of ``other`` taking precedence (card overrides)."""
+        if other is None:
+            return self
+        merged = {
+            name: getattr(other, name)
+            if getattr(other, name) is not None
+            else getattr(self, name)
+            for name in self.__slots__
+        }
+        return Limits(**merged)
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A card programme: BIN range, kind, validity, limits, channels and key names."""
+
+    product_id: str
+    issuer_id: str
+    name: str
+    bin: str  # 6 or 8 digits
+    pan_length: int = 16
+    kind: CardKind = CardKind.DEBIT
+    currency: str = "978"  # ISO 4217 numeric
+    home_country: str = "276"  # ISO 3166 numeric
+    validity_months: int = 36
+    service_code: str = "201"  # chip card, normal authorisation, no restrictions
+    limits: Limits = field(default_factory=Limits)
+    channels: frozenset[str] = frozenset({"pos", "atm", "ecommerce", "contactless", "moto"})
+    blocked_mccs: frozenset[str] = frozenset()
+    blocked_countries: frozenset[str] = frozenset()
+    pin_method: PinMethod = PinMethod.VISA_PVV
+    pvk_name: str = "pvk"  # key store names of the product's keys
+    cvk_name: str = "cvk"
+    pvki: str = "1"  # PVV key index (Visa PVV)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Funds behind one or more cards.
+
+    For debit and prepaid, ``balance`` is the money on the account (positive = funds).
+    For credit, ``balance`` is what is owed (positive = debt) and ``credit_limit`` bounds it.
+    ``holds`` is the sum of open authorisation holds.
+    """
+
+    account_id: str
+    currency: str
+    kind: CardKind
+    balance: int = 0
+    credit_limit: int = 0
+    holds: int = 0
+    version: int = 0
+
+    @property
+    def open_to_buy(self) -> int:
+        """What may still be spent: limit - balance - holds (credit) or balance - holds."""
+        if self.kind is CardKind.CREDIT:
+            return self.credit_limit - self.balance - self.holds
+        return self.balance - self.holds
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One plastic (or token): state, expiry, links and the PIN reference, never the PAN."""
+
+    card_id: str
+    pan_index: str  # keyed hash (HMAC-SHA-256) of the PAN, hex
+    bin: str  # first 6 (or 8) digits, for display and BIN rules
+    last4: str
+    pan_length: int
+    product_id: str
+    account_id: str
+    state: CardState
+    expiry: str  # YYMM
+    service_code: str
+    cardholder_name: str = ""
+    address_ref: str = ""  # delivery address reference for the card bureau
+    sequence: str = "00"  # card sequence number (field 23): 00 first plastic, 01 next...
+    pin_method: PinMethod = PinMethod.VISA_PVV
+    pin_reference: str | None = None  # PVV (4 digits) or IBM 3624 offset; None = no PIN set
+    pin_tries: int = 0  # consecutive wrong PIN tries
+    limits: Limits | None = None  # card-level overrides of the product limits
+    home_country: str = ""  # ISO 3166 numeric; empty = the product's
+    created_at: float = 0.0  # epoch seconds
+    activated_at: float | None = None
+    replaces: str | None = None  # card_id of the card this one replaced or renewed
+    replaced_by: str | None = None
+    version: int = 0  # optimistic concurrency for lifecycle updates
+
+    @property
+    def masked_pan(self) -> str:
+        return self.bin[:6] + "*" * (self.pan_length - 10) + self.last4

@@ -1,0 +1,284 @@
+"""One configuration value, built once at start-up and passed down (never a global).
+
+Sources, later ones winning: built-in defaults, the TOML file (``authhost.toml`` in the
+working directory, or ``--config``/``AUTHHOST_CONFIG``), environment variables named
+``AUTHHOST_<SECTION>_<KEY>`` (for example ``AUTHHOST_SERVER_PORT=9583``), then command-line
+options. Every key is optional; starting with no file works.
+
+Each section is a frozen dataclass whose field docstrings (the ``help`` metadata) are what
+``authhost serve --help`` and ``authhost config show`` print, so the keys are documented in
+one place only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "AUTHHOST_"
+DEFAULT_FILE = "authhost.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def _key(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One TCP listener for switch traffic: where it listens and which wire dialect it speaks."""
+
+    host: str = _key("127.0.0.1", "address to listen on")
+    port: int = _key(8583, "TCP port for ISO 8583 traffic")
+    dialect: str = _key(
+        "ascii-binary-bitmap",
+        "wire dialect: ascii-binary-bitmap (default) or ascii-hex-bitmap",
+    )
+    framing: str = _key("binary2", "length header: binary2 (2-byte big-endian) or ascii4")
+    tpdu: bool = _key(False, "frames carry a 5-byte TPDU after the length header")
+    max_frame: int = _key(8192, "largest accepted frame body in bytes; larger closes the link")
+    require_mac: bool = _key(False, "require a valid MAC in field 64/128 on this listener")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The authorisation server process."""
+
+    host: str = _key("127.0.0.1", "address of the default listener")
+    port: int = _key(8583, "port of the default listener")
+    dialect: str = _key("ascii-binary-bitmap", "dialect of the default listener")
+    framing: str = _key("binary2", "framing of the default listener: binary2 or ascii4")
+    tpdu: bool = _key(False, "default listener frames carry a 5-byte TPDU")
+    max_frame: int = _key(8192, "largest frame body in bytes on the default listener")
+    deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
+    timeout_response_code: str = _key("91", "response code sent when the deadline passes")
+    workers: int = _key(1, "server processes sharing the port with SO_REUSEPORT")
+    metrics_host: str = _key("127.0.0.1", "address of the Prometheus metrics endpoint")
+    metrics_port: int = _key(9464, "port of the Prometheus metrics endpoint; 0 disables it")
+    log_level: str = _key("INFO", "log level: DEBUG, INFO, WARNING, ERROR")
+    log_format: str = _key("json", "log line format: json or text")
+    shutdown_grace_s: float = _key(10.0, "seconds to finish in-flight requests on shutdown")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where cards, counters and the journal live."""
+
+    url: str = _key(
+        "sqlite:///authhost.db",
+        "store URL: sqlite:///PATH (embedded default), redis://HOST:PORT/DB, "
+        "redis+cluster://HOST:PORT",
+    )
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """The software security module: where the master key and working keys come from."""
+
+    master_key_env: str = _key("AUTHHOST_MASTER_KEY", "environment variable with the master key")
+    master_key_file: str = _key("", "file holding the master key (outside the repository)")
+    key_store: str = _key("authhost-keys.json", "file of working keys, encrypted under the master key")
+    demo: bool = _key(False, "demo mode: generate a master key and test keys when none exist")
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The admin HTTP API served by the same process."""
+
+    host: str = _key("127.0.0.1", "address of the admin HTTP API")
+    port: int = _key(8080, "port of the admin HTTP API; 0 disables it")
+    tokens_file: str = _key("", "TOML/JSON file mapping API tokens to roles (operator, auditor)")
+    tokens: str = _key("", "inline tokens 'token:role,token:role' (prefer tokens_file)")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The authorisation decision pipeline."""
+
+    steps: list[str] = _key(
+        ["validate", "card", "card_verification", "pin", "controls", "fraud", "funds"],
+        "pipeline steps in order",
+    )
+    pin_try_limit: int = _key(3, "wrong PIN tries before the PIN is locked (response 75)")
+    post_processing_codes: list[str] = _key(
+        [], "processing code prefixes (2 digits) whose 0100 posts instead of holding"
+    )
+    hold_days: int = _key(7, "days an authorisation hold lives before it expires")
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """The analysts' fraud rules."""
+
+    file: str = _key("", "rules file (TOML or YAML); empty means no rules")
+    lists_dir: str = _key("", "directory of named lists (one value per line, file name = list)")
+    watch: bool = _key(True, "reload the rules file when it changes")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """The ML fraud scorer."""
+
+    dir: str = _key("models", "directory of exported model artifacts")
+    budget_ms: float = _key(5.0, "time budget of the ML step inside the request deadline")
+    threshold: int = _key(0, "score (0-999) at or above which the action applies; 0 disables")
+    action: str = _key("flag", "action at the threshold: decline (59) or flag")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    listeners: list[ListenerConfig] = field(default_factory=list)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+
+    def all_listeners(self) -> list[ListenerConfig]:
+        """The default listener from [server] plus any [[listeners]] tables."""
+        s = self.server
+        default = ListenerConfig(
+            host=s.host,
+            port=s.port,
+            dialect=s.dialect,
+            framing=s.framing,
+            tpdu=s.tpdu,
+            max_frame=s.max_frame,
+        )
+        return [default, *self.listeners]
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """A copy with some keys of one section changed (used for CLI overrides)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        current = getattr(self, section)
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerConfig,
+    "store": StoreConfig,
+    "security": SecurityConfig,
+    "admin": AdminConfig,
+    "auth": AuthConfig,
+    "rules": RulesConfig,
+    "models": ModelsConfig,
+}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or say which key is wrong."""
+    target = annotation if isinstance(annotation, type) else typing.get_origin(annotation)
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {value!r}")
+        if target is int:
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(value)
+        if target is float:
+            return float(value)
+        if target is str:
+            if not isinstance(value, (str, int)):
+                raise ValueError(f"expected a string, got {type(value).__name__}")
+            return str(value)
+        if target is list:
+            if isinstance(value, str):
+                return [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list):
+                raise ValueError("expected a list")
+            return [str(v) for v in value]
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return value
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            name = f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}"
+            if name in env:
+                found.setdefault(section, {})[f.name] = env[name]
+    return found
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the file (if any) and the environment into a Config.
+
+    ``path`` None means ``AUTHHOST_CONFIG`` or ``authhost.toml`` if it exists; an explicitly
+    named file that does not exist is an error.
+    """
+    env = os.environ if env is None else env
+    explicit = path is not None or "AUTHHOST_CONFIG" in env
+    file = Path(path if path is not None else env.get("AUTHHOST_CONFIG", DEFAULT_FILE))
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{file}: configuration file not found")
+
+    unknown = sorted(set(data) - set(SECTIONS) - {"listeners"})
+    if unknown:
+        raise ConfigError(f"{file}: unknown section(s) {', '.join(unknown)}")
+    overrides = _env_overrides(env)
+    sections = {}
+    for name, cls in SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{file}: [{name}] must be a table")
+        sections[name] = _build(cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]")
+    listeners = [
+        _build(ListenerConfig, item, f"{file}:[[listeners]] #{i + 1}")
+        for i, item in enumerate(data.get("listeners", []))
+    ]
+    return Config(listeners=listeners, **sections)
+
+
+def describe_keys() -> str:
+    """Every key with its default and meaning, for ``--help`` and the README."""
+    lines = []
+    for name, cls in SECTIONS.items():
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            env_name = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
+            lines.append(f"  {f.name} = {default!r}  ({env_name}) {f.metadata.get('help', '')}")
+    lines.append("[[listeners]]  extra listeners: host, port, dialect, framing, tpdu, max_frame")
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""The CardStore protocol: what the auth pipeline and the admin service need from a store.
+
+One read (``snapshot``) and one atomic write (``commit``) per authorisation, plus the card
+management operations. Backends: ``store.sqlite`` (embedded default) and ``store.redis``
+(coredis; single Redis or Redis Cluster). Both pass the same test suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from authhost.cards.model import Account, Card, Product
+from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
+from authhost.store.records import AuditEntry, JournalEntry
+
+
+class StoreError(Exception):
+    """A store operation that cannot be done; the message is safe to show (no PAN)."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    """Optimistic concurrency failure or a duplicate (PAN, id, idempotency key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotQuery:
+    """What one request needs read: the card by PAN hash, its dedupe key, a reversal's original."""
+
+    pan_index: str
+    now: float
+    dedupe_key: str = ""  # find an earlier answer to the same transmission
+    original_key: str = ""  # reversals: the match_key of the authorisation being reversed
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """An open authorisation hold (or a posted amount) that a reversal can release."""
+
+    match_key: str
+    account_id: str
+    amount_minor: int  # what is still held/posted and can be reversed
+    posted: bool  # True: 0200/advice posted to the balance; False: a hold
+    reversed_minor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one authorisation reads, fetched in one round trip."""
+
+    card: Card | None = None
+    account: Account | None = None
+    product: Product | None = None
+    velocity: Velocity = EMPTY
+    previous: JournalEntry | None = None  # same dedupe key already answered
+    original: Hold | None = None  # for reversals
+
+
+class MoneyMove(StrEnum):
+    HOLD = "hold"  # open-to-buy reduced by a hold (0100)
+    POST = "post"  # balance changed directly (0200, advices)
+    CREDIT = "credit"  # refund: money back to the cardholder
+    RELEASE = "release"  # reversal: release (or un-post) part or all of a Hold
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    account_id: str
+    kind: MoneyMove
+    amount_minor: int
+    require_funds: bool = True  # re-check open-to-buy atomically (False for advices)
+
+
+@dataclass(slots=True)
+class Commit:
+    """The one write of an authorisation: journal entry, money, counters, PIN tries."""
+
+    journal: JournalEntry
+    movement: Movement | None = None
+    velocity_event: VelocityEvent | None = None
+    card_id: str = ""
+    pin_tries: int | None = None  # new value of the card's wrong-PIN counter, if it changed
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What happened. ``funds_ok`` False: the re-check failed, nothing moved, journal says 51."""
+
+    journal: JournalEntry  # as stored (response code possibly changed to 51)
+    funds_ok: bool = True
+    account: Account | None = None  # the account after the commit
+    duplicate_of: JournalEntry | None = None  # lost a race with the same transmission
+
+
+@dataclass(frozen=True, slots=True)
+class JournalQuery:
+    card_id: str = ""
+    account_id: str = ""
+    since: float = 0.0
+    until: float = float("inf")
+    limit: int = 100
+    after_id: int = 0  # paging
+
+
+class CardStore(Protocol):
+    # --- authorisation path -------------------------------------------------------------
+    async def snapshot(self, query: SnapshotQuery) -> Snapshot: ...
+
+    async def commit(self, commit: Commit) -> CommitResult: ...
+
+    # --- products and accounts ----------------------------------------------------------
+    async def put_product(self, product: Product) -> None: ...
+
+    async def get_product(self, product_id: str) -> Product | None: ...
+
+    async def list_products(self) -> list[Product]: ...
+
+    async def create_account(self, account: Account) -> None: ...
+
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]: ...
+
+    async def adjust_balance(self, account_id: str, delta_minor: int) -> Account:
+        """Load funds (prepaid/debit, positive delta) or record a payment (credit, negative)."""
+        ...
+
+    async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account: ...
+
+    # --- cards ----------------------------------------------------------------------------
+    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
+        """Raise Conflict if a card with the same pan_index exists (PANs are never reused
+        across products; a replacement with the same PAN uses ``replace_card_keep_pan``)."""
+        ...
+
+    async def get_card(self, card_id: str) -> Card | None: ...
+
+    async def find_card(self, pan_index: str) -> Card | None:
+        """The current card for a PAN (the newest when renewals share the PAN)."""
+        ...
+
+    async def list_cards(
+        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+    ) -> list[Card]: ...
+
+    async def update_card(self, card: Card) -> Card:
+        """Store ``card`` if the stored version equals ``card.version``; return it with
+        version + 1. Raise Conflict otherwise (someone else changed it)."""
+        ...
+
+    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+        """Atomically store ``old`` (now replaced/lost/...) and insert ``new``. ``new`` may have
+        the same pan_index as ``old`` (renewal, damaged): the PAN index then points to ``new``."""
+        ...
+
+    async def pan_ciphertext(self, card_id: str) -> bytes: ...
+
+    # --- journal, audit, lists, idempotency ------------------------------------------------
+    async def journal(self, query: JournalQuery) -> list[JournalEntry]: ...
+
+    def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]: ...
+
+    async def append_audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit(
+        self, subject: str = "", limit: int = 100, after_id: int = 0
+    ) -> list[AuditEntry]: ...
+
+    async def get_list(self, name: str) -> frozenset[str]: ...
+
+    async def put_list(self, name: str, values: Sequence[str]) -> None: ...
+
+    async def list_names(self) -> list[str]: ...
+
+    async def idempotent_result(self, key: str) -> str | None:
+        """The stored response (JSON text) of an earlier create with this key, if any."""
+        ...
+
+    async def remember_result(self, key: str, result_json: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """What a backend supports (shown by ``authhost serve`` at start-up)."""
+
+    backend: str
+    shared_between_processes: bool
+    notes: list[str] = field(default_factory=list)

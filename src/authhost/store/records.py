@@ -1,0 +1,78 @@
+"""Journal and audit records: the store's append-only history, and the analysts' export format.
+
+``JOURNAL_COLUMNS`` is the column list of ``authhost journal export`` (CSV/Parquet). Labelled
+data for backtests and training is the same columns plus ``label`` (1 = fraud) and, from the
+simulator, ``scenario``. The rules backtest and model training read this format and nothing
+else, so what is journalled in production is exactly what analysts replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """One request and its decision. No PAN (masked only), no track, no PIN block, no CVV."""
+
+    ts: float  # epoch seconds, host clock when the request arrived
+    mti: str
+    message_class: str
+    response_code: str
+    card_id: str = ""  # empty when the card is unknown
+    pan_masked: str = ""
+    pan_index: str = ""  # keyed hash: groups a card's history without revealing the PAN
+    account_id: str = ""
+    product_id: str = ""
+    processing_code: str = ""
+    amount_minor: int = 0
+    currency: str = ""
+    mcc: str = ""
+    country: str = ""
+    channel: str = ""
+    pos_entry_mode: str = ""
+    terminal_id: str = ""
+    merchant_id: str = ""
+    acquirer_id: str = ""
+    stan: str = ""
+    rrn: str = ""
+    transmission_time: str = ""
+    approval_code: str = ""
+    reason_codes: str = ""  # ';'-joined
+    rule_matches: str = ""  # ';'-joined rule names that matched (shadow ones included)
+    review: bool = False
+    fraud_score: int = -1  # -1: not scored
+    challenger_score: int = -1
+    model_skipped: bool = False
+    pin_present: bool = False
+    pin_failed: bool = False
+    cvv_failed: bool = False
+    home_country: str = ""  # card attributes as seen in the snapshot (for offline replay)
+    card_age_days: float = -1.0
+    available_before: int = 0
+    hold_amount: int = 0  # amount held or posted by this request (minor units)
+    latency_us: int = 0
+    dedupe_key: str = ""
+    match_key: str = ""  # how a later reversal finds this entry
+    journal_id: int = 0  # assigned by the store
+
+    def as_row(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+JOURNAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JournalEntry))
+LABEL_COLUMNS: tuple[str, ...] = ("label", "scenario")
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One lifecycle or admin change: who, when, what, and the state before and after."""
+
+    ts: float
+    actor: str  # token name or CLI user
+    action: str  # e.g. "card.activate", "card.export_personalisation", "pin.unlock"
+    subject: str  # card_id, account_id, product_id or key name; never a PAN
+    before: str = ""  # JSON of the relevant state before (masked)
+    after: str = ""
+    audit_id: int = 0
