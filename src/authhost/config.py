@@ -88,7 +88,9 @@ class SecurityConfig:
 
     master_key_env: str = _key("AUTHHOST_MASTER_KEY", "environment variable with the master key")
     master_key_file: str = _key("", "file holding the master key (outside the repository)")
-    key_store: str = _key("authhost-keys.json", "file of working keys, encrypted under the master key")
+    key_store: str = _key(
+        "authhost-keys.json", "file of working keys, encrypted under the master key"
+    )
     demo: bool = _key(False, "demo mode: generate a master key and test keys when none exist")
 
 

@@ -50,13 +50,11 @@ class Limits:
     atm_daily_count: int | None = None
 
     def overridden_by(self, other: Limits | None) -> Limits:
-        """These limits with every non-None value of ``other`` taking precedence (card overrides)."""
+        """These limits, with every non-None value of ``other`` (card overrides) winning."""
         if other is None:
             return self
         merged = {
-            name: getattr(other, name)
-            if getattr(other, name) is not None
-            else getattr(self, name)
+            name: getattr(other, name) if getattr(other, name) is not None else getattr(self, name)
             for name in self.__slots__
         }
         return Limits(**merged)

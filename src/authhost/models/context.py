@@ -1,0 +1,180 @@
+"""The transaction context: the one flat view of a request and its card that rules and models read.
+
+Built online from a request and its store snapshot (``context_from_request``) and offline from
+journal export rows replayed in time order (``replay_contexts``), with the same velocity code
+(``cards.velocity``). Rules variables and model features are both derived from this value, so
+a backtest or a training run sees exactly what the server would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from authhost.cards.velocity import RETENTION_S, Velocity, VelocityEvent, compute_velocity
+from authhost.iso.messages import AuthRequest
+from authhost.store.interface import Snapshot
+
+CASH_TYPES = frozenset({"01"})
+
+
+@dataclass(frozen=True, slots=True)
+class TxContext:
+    """What is known about one transaction at authorisation time (no PAN, no SAD)."""
+
+    ts: float
+    amount_minor: int
+    currency: str
+    mcc: str
+    country: str
+    channel: str
+    entry_mode: str
+    terminal: str
+    merchant: str
+    acquirer: str
+    tx_type: str  # processing code positions 1-2
+    card_id: str
+    bin: str
+    product: str
+    home_country: str
+    card_age_days: float  # -1 when unknown
+    available: int  # open-to-buy before this request, minor units
+    pin_present: bool
+    velocity: Velocity
+    hour: int = field(init=False)
+    weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
+
+    def __post_init__(self) -> None:
+        tm = time.gmtime(self.ts)
+        object.__setattr__(self, "hour", tm.tm_hour)
+        object.__setattr__(self, "weekday", tm.tm_wday)
+
+    @property
+    def amount(self) -> float:
+        """Amount in major units (two decimals assumed; ISO 4217 exponents come later)."""
+        return self.amount_minor / 100.0
+
+    @property
+    def cross_border(self) -> bool:
+        return bool(self.country and self.home_country and self.country != self.home_country)
+
+    @property
+    def cash(self) -> bool:
+        return self.tx_type in CASH_TYPES
+
+    @property
+    def time_since_last_s(self) -> float:
+        since = self.velocity.seconds_since_last
+        return math.inf if since is None else since
+
+
+def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -> TxContext:
+    """Online: the context of a live request, from the request and its snapshot."""
+    card, product, account = snapshot.card, snapshot.product, snapshot.account
+    home = (card.home_country if card else "") or (product.home_country if product else "")
+    age = (now - card.created_at) / 86400.0 if card and card.created_at else -1.0
+    return TxContext(
+        ts=now,
+        amount_minor=request.amount_minor or 0,
+        currency=request.currency or "",
+        mcc=request.mcc or "",
+        country=request.country or "",
+        channel=str(request.channel),
+        entry_mode=(request.pos_entry_mode or "")[:2],
+        terminal=request.terminal_id or "",
+        merchant=request.merchant_id or "",
+        acquirer=request.acquirer_id or "",
+        tx_type=request.transaction_type,
+        card_id=card.card_id if card else "",
+        bin=card.bin if card else (request.pan or "")[:6],
+        product=card.product_id if card else "",
+        home_country=home,
+        card_age_days=age,
+        available=account.open_to_buy if account else 0,
+        pin_present=request.pin_block is not None,
+        velocity=snapshot.velocity,
+    )
+
+
+def _text(row: Mapping[str, object], key: str) -> str:
+    value = row.get(key, "")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _flag(row: Mapping[str, object], key: str) -> bool:
+    value = row.get(key, False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
+    """The velocity event a journal row leaves behind (what the store's commit records)."""
+    return VelocityEvent(
+        ts=float(row["ts"]),  # type: ignore[arg-type]
+        amount_minor=int(row.get("amount_minor", 0) or 0),  # type: ignore[arg-type]
+        approved=_text(row, "response_code") == "00",
+        merchant_id=_text(row, "merchant_id"),
+        country=_text(row, "country"),
+        cash=_text(row, "processing_code")[:2] in CASH_TYPES,
+        pin_failed=_flag(row, "pin_failed"),
+        cvv_failed=_flag(row, "cvv_failed"),
+    )
+
+
+def context_from_row(row: Mapping[str, object], velocity: Velocity) -> TxContext:
+    """Offline: the context of a journal row, given the velocity computed from earlier rows."""
+    processing = _text(row, "processing_code")
+    return TxContext(
+        ts=float(row["ts"]),  # type: ignore[arg-type]
+        amount_minor=int(row.get("amount_minor", 0) or 0),  # type: ignore[arg-type]
+        currency=_text(row, "currency"),
+        mcc=_text(row, "mcc"),
+        country=_text(row, "country"),
+        channel=_text(row, "channel"),
+        entry_mode=_text(row, "pos_entry_mode")[:2],
+        terminal=_text(row, "terminal_id"),
+        merchant=_text(row, "merchant_id"),
+        acquirer=_text(row, "acquirer_id"),
+        tx_type=processing[:2] if processing else "00",
+        card_id=_text(row, "card_id") or _text(row, "pan_index"),
+        bin=_text(row, "pan_masked")[:6],
+        product=_text(row, "product_id"),
+        home_country=_text(row, "home_country"),
+        card_age_days=float(row.get("card_age_days", -1.0) or -1.0),  # type: ignore[arg-type]
+        available=int(row.get("available_before", 0) or 0),  # type: ignore[arg-type]
+        pin_present=_flag(row, "pin_present"),
+        velocity=velocity,
+    )
+
+
+VELOCITY_CLASSES = frozenset(
+    {"authorisation", "financial", "authorisation_advice", "financial_advice"}
+)
+
+
+def replay_contexts(
+    rows: Iterable[Mapping[str, object]],
+) -> Iterator[tuple[Mapping[str, object], TxContext]]:
+    """Replay journal rows (sorted by ts) and yield each with the context it had when it arrived.
+
+    Each card's velocity is computed from its earlier rows only, exactly as the store's
+    snapshot computes it from the events its commits recorded.
+    """
+    history: dict[str, list[VelocityEvent]] = defaultdict(list)
+    for row in rows:
+        ts = float(row["ts"])  # type: ignore[arg-type]
+        card = _text(row, "card_id") or _text(row, "pan_index")
+        events = history[card]
+        if events and ts - events[0].ts > RETENTION_S:
+            events[:] = [e for e in events if ts - e.ts <= RETENTION_S]
+        velocity = compute_velocity(events, ts)
+        yield row, context_from_row(row, velocity)
+        message_class = _text(row, "message_class") or "authorisation"
+        if card and message_class in VELOCITY_CLASSES:
+            events.append(event_from_row(row))
