@@ -69,6 +69,7 @@ class ServerConfig:
     log_level: str = _key("INFO", "log level: DEBUG, INFO, WARNING, ERROR")
     log_format: str = _key("json", "log line format: json or text")
     shutdown_grace_s: float = _key(10.0, "seconds to finish in-flight requests on shutdown")
+    pid_file: str = _key("authhost.pid", "file the server writes its pid to (SIGHUP reloads)")
 
 
 @dataclass(frozen=True)
