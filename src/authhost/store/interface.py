@@ -75,6 +75,7 @@ class Movement:
     kind: MoneyMove
     amount_minor: int
     require_funds: bool = True  # re-check open-to-buy atomically (False for advices)
+    match_key: str = ""  # RELEASE: the Hold to release (the original's journal match_key)
 
 
 @dataclass(slots=True)
