@@ -1,0 +1,42 @@
+"""How a reversal finds its original: the match key, one definition for both sides.
+
+The original authorisation is journalled with ``match_key(request)``; a reversal looks it up
+with ``original_key(reversal)``, built from field 90 (original MTI, STAN, transmission time,
+acquirer) and the terminal, or from the reversal's own STAN/time/acquirer when field 90 is
+absent (acquirers repeat them in a reversal).
+"""
+
+from __future__ import annotations
+
+from authhost.iso.messages import AuthRequest
+
+
+def _key(stan: str, transmission_time: str, acquirer: str, terminal: str) -> str:
+    return f"{stan.lstrip('0')}|{transmission_time}|{acquirer.lstrip('0')}|{terminal.strip()}"
+
+
+def match_key(request: AuthRequest) -> str:
+    """The key under which an authorisation can later be reversed."""
+    return _key(
+        request.stan or "",
+        request.transmission_time or "",
+        request.acquirer_id or "",
+        request.terminal_id or "",
+    )
+
+
+def original_key(reversal: AuthRequest) -> str:
+    """The match key of the transaction a reversal (0400/0420) refers to."""
+    data = (reversal.original_data or "").strip()
+    if len(data) >= 20 and data[4:20].strip("0"):
+        # field 90: MTI(4) STAN(6) transmission date-time(10) acquirer(11) forwarder(11)
+        return _key(data[4:10], data[10:20], data[20:31], reversal.terminal_id or "")
+    return match_key(reversal)
+
+
+def replacement_amount(reversal: AuthRequest) -> int | None:
+    """Field 95's actual amount (first 12 digits): what remains after a partial reversal."""
+    data = (reversal.replacement_amounts or "").strip()
+    if len(data) >= 12 and data[:12].isdigit():
+        return int(data[:12])
+    return None

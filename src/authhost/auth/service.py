@@ -1,0 +1,292 @@
+"""The authorisation service: one store read, the pure pipeline, one atomic store write.
+
+This is the decision handler the server calls for every financial message (0100, 0200,
+advices, reversals). It is async because the store is, but it uses no trio: the only
+concurrency primitive is anyio's shielded cancel scope, so that a commit that has started is
+never torn by the request deadline (an approved hold is written before the response leaves,
+and a response always matches what was written).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+
+from authhost.auth.approval import ApprovalCodes
+from authhost.auth.decision import Decision
+from authhost.auth.keys import match_key, original_key, replacement_amount
+from authhost.auth.pipeline import Pipeline
+from authhost.auth.transaction import Transaction
+from authhost.cards.model import Account, CardKind
+from authhost.cards.velocity import VelocityEvent
+from authhost.iso.codes import ResponseCode as RC
+from authhost.iso.messages import AuthRequest, Balance, MessageClass
+from authhost.security.masking import mask_pan
+from authhost.store.interface import (
+    CardStore,
+    Commit,
+    CommitResult,
+    MoneyMove,
+    Movement,
+    Snapshot,
+    SnapshotQuery,
+)
+from authhost.store.records import JournalEntry
+
+log = logging.getLogger("authhost.auth")
+
+REVERSALS = frozenset({MessageClass.REVERSAL, MessageClass.REVERSAL_ADVICE})
+ADVICES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINANCIAL_ADVICE})
+VELOCITY_CLASSES = frozenset(
+    {
+        MessageClass.AUTHORISATION,
+        MessageClass.FINANCIAL,
+        MessageClass.AUTHORISATION_ADVICE,
+        MessageClass.FINANCIAL_ADVICE,
+    }
+)
+
+
+class AuthService:
+    """Decides financial requests. Call it as ``await service(request, received_at)``."""
+
+    def __init__(
+        self,
+        store: CardStore,
+        security,  # authhost.security.module.SecurityModule
+        pipeline: Pipeline,
+        advice_pipeline: Pipeline,
+        approvals: ApprovalCodes | None = None,
+        timeout_code: str = "91",
+    ) -> None:
+        self._store = store
+        self._security = security
+        self._pipeline = pipeline
+        self._advice_pipeline = advice_pipeline
+        self._approvals = approvals or ApprovalCodes()
+        self._timeout_code = RC(timeout_code)
+
+    async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
+        started = time.perf_counter_ns()
+        committing = False
+        entry: JournalEntry | None = None
+        try:
+            pan_index = self._pan_index(request.pan)
+            if request.message_class in REVERSALS:
+                snapshot = await self._store.snapshot(
+                    SnapshotQuery(
+                        pan_index,
+                        received_at,
+                        dedupe_key=request.dedupe_key,
+                        original_key=original_key(request),
+                    )
+                )
+                if snapshot.previous is not None:
+                    return replayed(snapshot.previous)
+                decision, commit = self._reverse(request, snapshot, received_at)
+            else:
+                snapshot = await self._store.snapshot(
+                    SnapshotQuery(pan_index, received_at, dedupe_key=request.dedupe_key)
+                )
+                if snapshot.previous is not None:
+                    return replayed(snapshot.previous)
+                decision, commit = self._decide(request, snapshot, received_at, pan_index)
+            entry = commit.journal
+            entry.latency_us = (time.perf_counter_ns() - started) // 1000
+            committing = True
+            with anyio.CancelScope(shield=True):
+                result = await self._store.commit(commit)
+            return settled(decision, result, request, snapshot)
+        except anyio.get_cancelled_exc_class():
+            if not committing:
+                with anyio.CancelScope(shield=True):
+                    await self._journal_timeout(request, received_at, started)
+            raise
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def _decide(
+        self, request: AuthRequest, snapshot: Snapshot, now: float, pan_index: str
+    ) -> tuple[Decision, Commit]:
+        tx = Transaction(request=request, snapshot=snapshot, now=now)
+        advice = request.message_class in ADVICES
+        pipeline = self._advice_pipeline if advice else self._pipeline
+        outcome = pipeline.run(tx)
+        decline = outcome.decline
+        if decline is None:
+            code = RC.APPROVED
+            approval = self._approvals.next(now)
+            reasons = [*tx.reasons]
+            if advice:
+                reasons.append("advice.stand_in")
+        else:
+            code, approval, reasons = decline.response_code, None, [decline.reason, *tx.reasons]
+        decision = Decision(
+            response_code=code,
+            approval_code=approval,
+            reason_codes=reasons,
+            fraud_score=tx.fraud_score,
+            challenger_score=tx.challenger_score,
+            model_skipped=tx.model_skipped,
+            rule_matches=tx.rule_matches,
+            review=tx.review,
+            timings_us=outcome.timings_us,
+        )
+        entry = journal_entry(request, snapshot, decision, now, pan_index)
+        entry.pin_present = request.pin_block is not None
+        entry.pin_failed = tx.pin_failed
+        entry.cvv_failed = tx.cvv_failed
+        entry.match_key = match_key(request)
+        card = snapshot.card
+        movement = tx.movement if decline is None else None
+        entry.hold_amount = movement.amount_minor if movement is not None else 0
+        velocity_event = None
+        if card is not None and request.message_class in VELOCITY_CLASSES:
+            velocity_event = VelocityEvent(
+                ts=now,
+                amount_minor=request.amount_minor or 0,
+                approved=decline is None,
+                merchant_id=request.merchant_id or "",
+                country=request.country or "",
+                cash=request.transaction_type == "01",
+                pin_failed=tx.pin_failed,
+                cvv_failed=tx.cvv_failed,
+            )
+        commit = Commit(
+            journal=entry,
+            movement=movement,
+            velocity_event=velocity_event,
+            card_id=card.card_id if card else "",
+            pin_tries=tx.new_pin_tries,
+        )
+        return decision, commit
+
+    def _reverse(
+        self, request: AuthRequest, snapshot: Snapshot, now: float
+    ) -> tuple[Decision, Commit]:
+        """Reversals are always acknowledged; they release what the original still holds."""
+        hold = snapshot.original
+        reasons: list[str] = []
+        movement = None
+        if hold is None:
+            reasons.append("reversal.unknown_original")
+        else:
+            remaining = replacement_amount(request)
+            release = hold.amount_minor - (remaining or 0)
+            if release > 0:
+                movement = Movement(
+                    account_id=hold.account_id,
+                    kind=MoneyMove.RELEASE,
+                    amount_minor=release,
+                    require_funds=False,
+                    match_key=hold.match_key,
+                )
+                reasons.append("reversal.partial" if remaining else "reversal.full")
+            else:
+                reasons.append("reversal.nothing_to_release")
+        decision = Decision(response_code=RC.APPROVED, reason_codes=reasons)
+        entry = journal_entry(request, snapshot, decision, now, self._pan_index(request.pan))
+        entry.match_key = original_key(request)
+        entry.hold_amount = -movement.amount_minor if movement else 0
+        commit = Commit(
+            journal=entry,
+            movement=movement,
+            card_id=snapshot.card.card_id if snapshot.card else "",
+        )
+        return decision, commit
+
+    async def _journal_timeout(self, request: AuthRequest, now: float, started: int) -> None:
+        """A request the deadline cut short still leaves its one journal entry."""
+        decision = Decision(response_code=self._timeout_code, reason_codes=["deadline"])
+        entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
+        entry.latency_us = (time.perf_counter_ns() - started) // 1000
+        try:
+            with anyio.move_on_after(1.0):
+                await self._store.commit(Commit(journal=entry))
+        except Exception:  # the store is what is slow or down; the log line is what is left
+            log.exception("journal write for a timed-out request failed")
+
+    def _pan_index(self, pan: str | None) -> str:
+        if not pan or not pan.isdigit():
+            return ""
+        return self._security.pan_index(pan)
+
+
+def journal_entry(
+    request: AuthRequest, snapshot: Snapshot, decision: Decision, now: float, pan_index: str
+) -> JournalEntry:
+    """The journal's record of one request: masked PAN, decision, and the card as it was seen."""
+    card, account, product = snapshot.card, snapshot.account, snapshot.product
+    home = (card.home_country if card else "") or (product.home_country if product else "")
+    return JournalEntry(
+        ts=now,
+        mti=request.mti,
+        message_class=str(request.message_class),
+        response_code=str(decision.response_code),
+        card_id=card.card_id if card else "",
+        pan_masked=mask_pan(request.pan) or "",
+        pan_index=pan_index,
+        account_id=account.account_id if account else "",
+        product_id=card.product_id if card else "",
+        processing_code=request.processing_code or "",
+        amount_minor=request.amount_minor or 0,
+        currency=request.currency or "",
+        mcc=request.mcc or "",
+        country=request.country or "",
+        channel=str(request.channel),
+        pos_entry_mode=request.pos_entry_mode or "",
+        terminal_id=request.terminal_id or "",
+        merchant_id=request.merchant_id or "",
+        acquirer_id=request.acquirer_id or "",
+        stan=request.stan or "",
+        rrn=request.rrn or "",
+        transmission_time=request.transmission_time or "",
+        approval_code=decision.approval_code or "",
+        reason_codes=";".join(decision.reason_codes),
+        rule_matches=";".join(decision.rule_matches),
+        review=decision.review,
+        fraud_score=-1 if decision.fraud_score is None else decision.fraud_score,
+        challenger_score=-1 if decision.challenger_score is None else decision.challenger_score,
+        model_skipped=decision.model_skipped,
+        home_country=home,
+        card_age_days=(now - card.created_at) / 86400.0 if card and card.created_at else -1.0,
+        available_before=account.open_to_buy if account else 0,
+        dedupe_key=request.dedupe_key,
+    )
+
+
+def replayed(previous: JournalEntry) -> Decision:
+    """A retransmission gets the original answer again, and nothing is held twice."""
+    return Decision(
+        response_code=RC(previous.response_code),
+        approval_code=previous.approval_code or None,
+        reason_codes=[r for r in previous.reason_codes.split(";") if r] + ["duplicate.replayed"],
+    )
+
+
+def settled(
+    decision: Decision, result: CommitResult, request: AuthRequest, snapshot: Snapshot
+) -> Decision:
+    """The decision as the commit left it (funds re-check, lost race) plus field 54 balances."""
+    if result.duplicate_of is not None:
+        return replayed(result.duplicate_of)
+    if not result.funds_ok:
+        decision.response_code = RC.INSUFFICIENT_FUNDS
+        decision.approval_code = None
+        decision.reason_codes.append("funds.recheck")
+    account = result.account or snapshot.account
+    shows_balance = decision.response_code in (RC.APPROVED, RC.INSUFFICIENT_FUNDS)
+    if account is not None and shows_balance and request.message_class not in REVERSALS:
+        account_type = (request.processing_code or "000000")[2:4]
+        decision.balances = [
+            Balance(account_type, "01", account.currency, ledger_balance(account)),
+            Balance(account_type, "02", account.currency, account.open_to_buy),
+        ]
+    return decision
+
+
+def ledger_balance(account: Account) -> int:
+    """Ledger balance as field 54 shows it: credit accounts show what is owed as negative."""
+    return -account.balance if account.kind is CardKind.CREDIT else account.balance

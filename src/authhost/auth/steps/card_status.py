@@ -1,0 +1,51 @@
+"""Step 2: does the card exist, may it be used, and is it within its validity?"""
+
+from __future__ import annotations
+
+import time
+
+from authhost.auth.decision import Decline
+from authhost.auth.transaction import Transaction
+from authhost.cards.model import CardState
+from authhost.cards.track2 import Track2Error, parse_track2
+from authhost.iso.codes import ResponseCode as RC
+
+STATE_DECLINES: dict[CardState, Decline] = {
+    CardState.CREATED: Decline(RC.CARD_NOT_ACTIVE, "card.not_issued"),
+    CardState.ISSUED: Decline(RC.CARD_NOT_ACTIVE, "card.not_activated"),
+    CardState.SUSPENDED: Decline(RC.RESTRICTED_CARD, "card.suspended"),
+    CardState.LOST: Decline(RC.LOST_CARD, "card.lost"),
+    CardState.STOLEN: Decline(RC.STOLEN_CARD, "card.stolen"),
+    CardState.DAMAGED: Decline(RC.RESTRICTED_CARD, "card.damaged"),
+    CardState.CLOSED: Decline(RC.RESTRICTED_CARD, "card.closed"),
+    CardState.REPLACED: Decline(RC.RESTRICTED_CARD, "card.replaced"),
+    CardState.EXPIRED: Decline(RC.EXPIRED_CARD, "card.expired"),
+}
+
+
+def is_past_expiry(expiry: str, now: float) -> bool:
+    """A card is valid through the last day of its expiry month (YYMM)."""
+    tm = time.gmtime(now)
+    year, month = 2000 + int(expiry[:2]), int(expiry[2:])
+    return (tm.tm_year, tm.tm_mon) > (year, month)
+
+
+def card_status(tx: Transaction) -> Decline | None:
+    card, product, account = tx.snapshot.card, tx.snapshot.product, tx.snapshot.account
+    if card is None or product is None or account is None:
+        return Decline(RC.INVALID_CARD_NUMBER, "card.unknown")
+    decline = STATE_DECLINES.get(card.state)
+    if decline is not None:
+        return decline
+    if is_past_expiry(card.expiry, tx.now):
+        return Decline(RC.EXPIRED_CARD, "card.past_expiry")
+    presented = tx.request.expiry
+    if presented is None and tx.request.track2:
+        try:
+            presented = parse_track2(tx.request.track2).expiry
+        except Track2Error:
+            return Decline(RC.FORMAT_ERROR, "card.track2_format")
+    if presented is not None and presented != card.expiry:
+        return Decline(RC.EXPIRED_CARD, "card.expiry_mismatch")
+    tx.limits = product.limits.overridden_by(card.limits)
+    return None

@@ -1,0 +1,50 @@
+"""Step 5: product and card controls: channels, MCC and country blocks, amount and count limits.
+
+Daily and monthly limits use the store's rolling 24-hour and 30-day counters (approved amounts
+and counts), so a limit can never be escaped by waiting for midnight.
+"""
+
+from __future__ import annotations
+
+from authhost.auth.decision import Decline
+from authhost.auth.transaction import Transaction
+from authhost.iso.codes import ResponseCode as RC
+
+DEBIT_TYPES = frozenset({"00", "01", "09"})
+
+
+def _over(limit: int | None, value: int) -> bool:
+    return limit is not None and value > limit
+
+
+def controls(tx: Transaction) -> Decline | None:
+    request, product = tx.request, tx.snapshot.product
+    assert product is not None
+    if str(request.channel) not in product.channels:
+        return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, f"controls.channel_{request.channel}")
+    if request.mcc and request.mcc in product.blocked_mccs:
+        return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "controls.mcc_blocked")
+    if request.country and request.country in product.blocked_countries:
+        return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "controls.country_blocked")
+    if request.transaction_type not in DEBIT_TYPES:
+        return None
+    amount = request.amount_minor or 0
+    limits, velocity = tx.limits, tx.snapshot.velocity
+    if _over(limits.per_transaction, amount):
+        return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.per_transaction")
+    if _over(limits.daily_amount, velocity.amount_24h + amount):
+        return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.daily_amount")
+    if _over(limits.daily_count, velocity.approved_count_24h + 1):
+        return Decline(RC.EXCEEDS_FREQUENCY_LIMIT, "limits.daily_count")
+    if _over(limits.monthly_amount, velocity.amount_30d + amount):
+        return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.monthly_amount")
+    if _over(limits.monthly_count, velocity.approved_count_30d + 1):
+        return Decline(RC.EXCEEDS_FREQUENCY_LIMIT, "limits.monthly_count")
+    if request.transaction_type == "01":
+        if _over(limits.atm_per_transaction, amount):
+            return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.atm_per_transaction")
+        if _over(limits.atm_daily_amount, velocity.cash_amount_24h + amount):
+            return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.atm_daily_amount")
+        if _over(limits.atm_daily_count, velocity.cash_count_24h + 1):
+            return Decline(RC.EXCEEDS_FREQUENCY_LIMIT, "limits.atm_daily_count")
+    return None

@@ -1,0 +1,81 @@
+"""Step 6: fraud scoring: the ML model first (under its own time budget), then the analysts' rules.
+
+Rules may use the model's score; when the model cannot score within its budget, the rules see
+no score (``score`` is missing) and the journal records ``model_skipped``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from authhost.auth.decision import Decline
+from authhost.auth.transaction import Transaction
+from authhost.iso.codes import ResponseCode as RC
+from authhost.models.context import TxContext, context_from_request
+
+
+class ModelScorer(Protocol):
+    def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
+        """(champion score, challenger score), each 0-999 or None."""
+        ...
+
+
+class RuleEvaluator(Protocol):
+    def evaluate(self, ctx: TxContext, score: int | None) -> RuleVerdict: ...
+
+
+class RuleVerdict(Protocol):
+    decline_code: str | None
+    reason_codes: list[str]
+    review: bool
+    score_delta: int
+    matched: list[str]
+
+
+class Fraud:
+    def __init__(
+        self,
+        scorer: ModelScorer | None = None,
+        rules: RuleEvaluator | None = None,
+        budget_ms: float = 5.0,
+        threshold: int = 0,
+        action: str = "flag",
+    ) -> None:
+        self._scorer = scorer
+        self._rules = rules
+        self._budget_ns = int(budget_ms * 1e6)
+        self._threshold = threshold
+        self._decline_at_threshold = action == "decline"
+
+    def __call__(self, tx: Transaction) -> Decline | None:
+        if self._scorer is None and self._rules is None:
+            return None
+        ctx = context_from_request(tx.request, tx.snapshot, tx.now)
+        score: int | None = None
+        if self._scorer is not None:
+            started = time.perf_counter_ns()
+            champion, challenger = self._scorer.score(ctx)
+            if time.perf_counter_ns() - started > self._budget_ns:
+                tx.model_skipped = True
+            else:
+                score, tx.challenger_score = champion, challenger
+        if self._rules is not None:
+            verdict = self._rules.evaluate(ctx, score)
+            tx.rule_matches = list(verdict.matched)
+            if score is not None and verdict.score_delta:
+                score = max(0, min(999, score + verdict.score_delta))
+            tx.fraud_score = score
+            if verdict.decline_code is not None:
+                reason = verdict.reason_codes[0] if verdict.reason_codes else "rules.decline"
+                return Decline(RC(verdict.decline_code), reason)
+            if verdict.review:
+                tx.review = True
+                tx.reasons.extend(verdict.reason_codes)
+        tx.fraud_score = score
+        if self._threshold and score is not None and score >= self._threshold:
+            if self._decline_at_threshold:
+                return Decline(RC.SUSPECTED_FRAUD, "model.threshold")
+            tx.review = True
+            tx.reasons.append("model.threshold")
+        return None

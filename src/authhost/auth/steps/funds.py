@@ -1,0 +1,72 @@
+"""Step 7: open-to-buy, and what money movement the commit will make.
+
+The store re-checks the same condition atomically in the commit, so two concurrent requests
+can never both spend the last funds; this step only declines early what is already short.
+"""
+
+from __future__ import annotations
+
+from authhost.auth.decision import Decline
+from authhost.auth.transaction import Transaction
+from authhost.iso.codes import ResponseCode as RC
+from authhost.iso.messages import MessageClass
+from authhost.store.interface import MoneyMove, Movement
+
+HOLDING_CLASSES = frozenset({MessageClass.AUTHORISATION, MessageClass.AUTHORISATION_ADVICE})
+ADVICE_CLASSES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINANCIAL_ADVICE})
+
+
+class Funds:
+    def __init__(self, post_processing_codes: frozenset[str] = frozenset()) -> None:
+        self._post_codes = post_processing_codes
+
+    def movement_kind(self, tx: Transaction) -> MoneyMove | None:
+        request = tx.request
+        kind = request.transaction_type
+        if kind == "31":
+            return None
+        if kind == "20":
+            return MoneyMove.CREDIT
+        holds = request.message_class in HOLDING_CLASSES and kind not in self._post_codes
+        return MoneyMove.HOLD if holds else MoneyMove.POST
+
+    def __call__(self, tx: Transaction) -> Decline | None:
+        request, account = tx.request, tx.snapshot.account
+        assert account is not None
+        if request.amount_minor and request.currency != account.currency:
+            return Decline(RC.INVALID_TRANSACTION, "funds.currency_mismatch")
+        kind = self.movement_kind(tx)
+        if kind is None:
+            return None
+        advice = request.message_class in ADVICE_CLASSES
+        amount = request.amount_minor or 0
+        debit = kind in (MoneyMove.HOLD, MoneyMove.POST)
+        if debit and not advice and amount > account.open_to_buy:
+            return Decline(RC.INSUFFICIENT_FUNDS, "funds.insufficient")
+        tx.movement = Movement(
+            account_id=account.account_id,
+            kind=kind,
+            amount_minor=amount,
+            require_funds=debit and not advice,
+        )
+        return None
+
+
+def post_advice(tx: Transaction) -> Decline | None:
+    """Advices (0120/0220) report a stand-in approval already given by the network: post it
+    whatever the card's state now, without a funds check; never decline."""
+    account = tx.snapshot.account
+    request = tx.request
+    if account is None or not request.amount_minor or request.transaction_type == "31":
+        return None
+    kind = (
+        MoneyMove.CREDIT
+        if request.transaction_type == "20"
+        else (
+            MoneyMove.HOLD
+            if request.message_class is MessageClass.AUTHORISATION_ADVICE
+            else MoneyMove.POST
+        )
+    )
+    tx.movement = Movement(account.account_id, kind, request.amount_minor, require_funds=False)
+    return None

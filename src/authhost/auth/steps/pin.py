@@ -1,0 +1,55 @@
+"""Step 4: PIN verification through the security module, with the card's try counter.
+
+The PIN block is translated and checked inside the security module against the card's PVV or
+IBM 3624 offset; the clear PIN never leaves it. Wrong PINs count up to the limit (75), a good
+PIN resets the counter.
+"""
+
+from __future__ import annotations
+
+from authhost.auth.decision import Decline
+from authhost.auth.transaction import Transaction
+from authhost.iso.codes import ResponseCode as RC
+from authhost.iso.messages import Channel
+
+
+class PinVerification:
+    def __init__(self, security, try_limit: int = 3) -> None:  # SecurityModule
+        self._security = security
+        self._try_limit = try_limit
+
+    def __call__(self, tx: Transaction) -> Decline | None:
+        from authhost.security.module import PinCheck
+
+        request, card, product = tx.request, tx.snapshot.card, tx.snapshot.product
+        assert card is not None and product is not None and request.pan is not None
+        required = request.channel is Channel.ATM and request.transaction_type == "01"
+        if request.pin_block is None:
+            return Decline(RC.INCORRECT_PIN, "pin.missing") if required else None
+        tx.pin_checked = True
+        if card.pin_tries >= self._try_limit:
+            return Decline(RC.PIN_TRIES_EXCEEDED, "pin.locked")
+        if card.pin_reference is None:
+            return Decline(RC.INCORRECT_PIN, "pin.not_set")
+        source = self._security.pin_source(request.security_control, request.acquirer_id)
+        check = self._security.verify_pin(
+            request.pin_block,
+            request.pan,
+            source,
+            card.pin_method,
+            product.pvk_name,
+            product.pvki,
+            card.pin_reference,
+        )
+        if check is PinCheck.OK:
+            if card.pin_tries:
+                tx.new_pin_tries = 0
+            return None
+        if check is PinCheck.WRONG:
+            tx.pin_failed = True
+            tries = card.pin_tries + 1
+            tx.new_pin_tries = tries
+            if tries >= self._try_limit:
+                return Decline(RC.PIN_TRIES_EXCEEDED, "pin.tries_exhausted")
+            return Decline(RC.INCORRECT_PIN, "pin.wrong")
+        return Decline(RC.INCORRECT_PIN, "pin.bad_block")

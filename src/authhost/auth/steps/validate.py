@@ -1,0 +1,45 @@
+"""Step 1: is the request well formed enough to decide on?"""
+
+from __future__ import annotations
+
+from authhost.auth.currencies import is_known
+from authhost.auth.decision import Decline
+from authhost.auth.transaction import Transaction
+from authhost.cards.luhn import is_luhn_valid
+from authhost.iso.codes import ResponseCode as RC
+
+SUPPORTED_TYPES = frozenset(
+    {"00", "01", "09", "20", "31"}
+)  # purchase, cash, cashback, refund, inquiry
+MAX_AMOUNT = 10**12 - 1  # field 4 holds 12 digits
+
+
+def validate(tx: Transaction) -> Decline | None:
+    request = tx.request
+    if not request.pan:
+        return Decline(RC.FORMAT_ERROR, "validate.pan_missing")
+    if request.processing_code is None or len(request.processing_code) != 6:
+        return Decline(RC.FORMAT_ERROR, "validate.processing_code")
+    if not request.stan:
+        return Decline(RC.FORMAT_ERROR, "validate.stan_missing")
+    if request.transaction_type not in SUPPORTED_TYPES:
+        return Decline(RC.INVALID_TRANSACTION, "validate.transaction_type")
+    inquiry = request.transaction_type == "31"
+    amount = request.amount_minor
+    if amount is None:
+        if not inquiry:
+            return Decline(RC.FORMAT_ERROR, "validate.amount_missing")
+    elif amount > MAX_AMOUNT or amount < 0 or (amount == 0 and not inquiry):
+        return Decline(RC.INVALID_AMOUNT, "validate.amount")
+    if amount is not None and not is_known(request.currency):
+        return Decline(RC.INVALID_TRANSACTION, "validate.currency")
+    if not request.pan.isdigit() or not 12 <= len(request.pan) <= 19:
+        return Decline(RC.INVALID_CARD_NUMBER, "validate.pan_format")
+    if not is_luhn_valid(request.pan):
+        return Decline(RC.INVALID_CARD_NUMBER, "validate.luhn")
+    expiry = request.expiry
+    if expiry is not None and not (
+        len(expiry) == 4 and expiry.isdigit() and 1 <= int(expiry[2:]) <= 12
+    ):
+        return Decline(RC.FORMAT_ERROR, "validate.expiry_format")
+    return None

@@ -1,0 +1,30 @@
+"""The working state of one authorisation as it moves through the pipeline's steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from authhost.cards.model import Limits
+from authhost.iso.messages import AuthRequest
+from authhost.store.interface import Movement, Snapshot
+
+
+@dataclass(slots=True)
+class Transaction:
+    """A request, what the store knew about it, and what the steps found out so far."""
+
+    request: AuthRequest
+    snapshot: Snapshot
+    now: float
+    limits: Limits = field(default_factory=Limits)  # product limits with card overrides
+    pin_checked: bool = False
+    pin_failed: bool = False
+    cvv_failed: bool = False
+    new_pin_tries: int | None = None
+    fraud_score: int | None = None
+    challenger_score: int | None = None
+    model_skipped: bool = False
+    rule_matches: list[str] = field(default_factory=list)
+    review: bool = False
+    reasons: list[str] = field(default_factory=list)  # non-declining findings (e.g. review)
+    movement: Movement | None = None
