@@ -84,14 +84,14 @@ class AuthService:
                     )
                 )
                 if snapshot.previous is not None:
-                    return replayed(snapshot.previous)
+                    return replayed(snapshot.previous, request, pan_index)
                 decision, commit = self._reverse(request, snapshot, received_at)
             else:
                 snapshot = await self._store.snapshot(
                     SnapshotQuery(pan_index, received_at, dedupe_key=request.dedupe_key)
                 )
                 if snapshot.previous is not None:
-                    return replayed(snapshot.previous)
+                    return replayed(snapshot.previous, request, pan_index)
                 decision, commit = self._decide(request, snapshot, received_at, pan_index)
             entry = commit.journal
             entry.latency_us = (time.perf_counter_ns() - started) // 1000
@@ -257,8 +257,16 @@ def journal_entry(
     )
 
 
-def replayed(previous: JournalEntry) -> Decision:
-    """A retransmission gets the original answer again, and nothing is held twice."""
+def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> Decision:
+    """A retransmission gets the original answer again, and nothing is held twice.
+
+    A message that reuses a transmission's identifiers with a different card or amount is not a
+    retransmission: it is refused with 94 and changes nothing.
+    """
+    if previous.pan_index != pan_index or previous.amount_minor != (request.amount_minor or 0):
+        return Decision(
+            response_code=RC.DUPLICATE_TRANSMISSION, reason_codes=["duplicate.mismatch"]
+        )
     return Decision(
         response_code=RC(previous.response_code),
         approval_code=previous.approval_code or None,
@@ -271,7 +279,7 @@ def settled(
 ) -> Decision:
     """The decision as the commit left it (funds re-check, lost race) plus field 54 balances."""
     if result.duplicate_of is not None:
-        return replayed(result.duplicate_of)
+        return replayed(result.duplicate_of, request, result.duplicate_of.pan_index)
     if not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None
