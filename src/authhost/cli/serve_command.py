@@ -1,9 +1,164 @@
-"""CLI commands of one area, registered on the root app by ``register``."""
+"""``authhost serve`` (run the authorisation server) and ``authhost config show``."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
 import typer
+from rich.markup import escape
+
+from authhost.config import Config, ConfigError, describe_keys, load_config
+
+SECRET_KEYS = {("admin", "tokens")}  # shown as *** by ``config show``
+
+
+def _keys_epilog() -> str:
+    # typer renders help with rich: escape "[server]" so it is not read as markup.
+    text = "Configuration keys (file authhost.toml, env AUTHHOST_<SECTION>_<KEY>):\n\n"
+    return escape(text + describe_keys())
+
+
+def effective_config(
+    config_file: Path | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    store: str | None = None,
+    workers: int | None = None,
+    dialect: str | None = None,
+    framing: str | None = None,
+) -> Config:
+    """File, then environment, then command-line options (later wins)."""
+    config = load_config(config_file)
+    config = config.replace(
+        "server", host=host, port=port, workers=workers, dialect=dialect, framing=framing
+    )
+    return config.replace("store", url=store)
+
+
+def _load_or_exit(config_file: Path | None, **overrides: Any) -> Config:
+    try:
+        return effective_config(config_file, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"authhost: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def _hide_password(url: str) -> str:
+    """redis://user:secret@host -> redis://user:***@host (config show is often pasted)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def render_toml(config: Config) -> str:
+    """The configuration as a TOML file that ``--config`` would read back."""
+    lines: list[str] = []
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        if section.name == "listeners":
+            continue
+        lines.append(f"[{section.name}]")
+        for key in dataclasses.fields(value):
+            item = getattr(value, key.name)
+            if (section.name, key.name) in SECRET_KEYS and item:
+                item = "***"
+            elif (section.name, key.name) == ("store", "url"):
+                item = _hide_password(item)
+            lines.append(f"{key.name} = {_toml_value(item)}")
+        lines.append("")
+    for listener in config.listeners:
+        lines.append("[[listeners]]")
+        for key in dataclasses.fields(listener):
+            lines.append(f"{key.name} = {_toml_value(getattr(listener, key.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="configuration file (default: authhost.toml if present, or $AUTHHOST_CONFIG)",
+    dir_okay=False,
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``serve`` and ``config show`` to the root app."""
+
+    @app.command("serve", epilog=_keys_epilog())
+    def serve(
+        config_file: Path | None = ConfigOption,
+        host: str | None = typer.Option(None, "--host", help="listen address (server.host)"),
+        port: int | None = typer.Option(None, "--port", help="listen port (server.port)"),
+        store: str | None = typer.Option(
+            None, "--store", help="store URL: sqlite:///PATH, redis://HOST:PORT/DB (store.url)"
+        ),
+        demo: bool = typer.Option(
+            False, "--demo", help="demo mode: generate test keys and sample cards if none exist"
+        ),
+        workers: int | None = typer.Option(
+            None, "--workers", help="server processes sharing the port (server.workers)"
+        ),
+        dialect: str | None = typer.Option(
+            None, "--dialect", help="ascii-binary-bitmap or ascii-hex-bitmap (server.dialect)"
+        ),
+        framing: str | None = typer.Option(
+            None, "--framing", help="length header: binary2 or ascii4 (server.framing)"
+        ),
+    ) -> None:
+        """Run the ISO 8583 authorisation server until SIGINT/SIGTERM (SIGHUP reloads)."""
+        from authhost.server.process import run
+
+        config = _load_or_exit(
+            config_file,
+            host=host,
+            port=port,
+            store=store,
+            workers=workers,
+            dialect=dialect,
+            framing=framing,
+        )
+        raise typer.Exit(run(config, demo=demo))
+
+    config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+    app.add_typer(config_app, name="config")
+
+    @config_app.command("show", epilog=_keys_epilog())
+    def show(
+        config_file: Path | None = ConfigOption,
+        host: str | None = typer.Option(None, "--host", help="as for serve"),
+        port: int | None = typer.Option(None, "--port", help="as for serve"),
+        store: str | None = typer.Option(None, "--store", help="as for serve"),
+        workers: int | None = typer.Option(None, "--workers", help="as for serve"),
+        dialect: str | None = typer.Option(None, "--dialect", help="as for serve"),
+        framing: str | None = typer.Option(None, "--framing", help="as for serve"),
+    ) -> None:
+        """Print the effective configuration (defaults, file, environment, options) as TOML."""
+        config = _load_or_exit(
+            config_file,
+            host=host,
+            port=port,
+            store=store,
+            workers=workers,
+            dialect=dialect,
+            framing=framing,
+        )
+        typer.echo(render_toml(config))

@@ -1,0 +1,268 @@
+"""One switch connection: read frames, answer each as soon as it is decided.
+
+A reader decodes frames and starts one task per financial request under the request's
+deadline; every answer goes through one memory channel to one writer task, which sends
+whatever has queued up in one write. Answers leave in the order they are decided, not the
+order requests arrived: the switch matches them by STAN/RRN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from authhost.auth.decision import Decision
+from authhost.iso.codec import (
+    FormatError,
+    decode_message,
+    encode_format_error,
+    encode_network_response,
+    encode_response,
+)
+from authhost.iso.codes import ResponseCode
+from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
+from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
+from authhost.security.masking import mask_pan
+from authhost.server.logs import REQUEST_LOGGER
+from authhost.server.metrics import ServerMetrics
+
+DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
+
+RECEIVE_SIZE = 65536
+# 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
+NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
+
+log = logging.getLogger("authhost.server")
+request_log = logging.getLogger(REQUEST_LOGGER)
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """How one listener's traffic is framed and encoded."""
+
+    name: str  # host:port, for logs
+    dialect: Any
+    framing: Framing
+
+
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """What every connection shares: the handler, the deadline and where to count."""
+
+    handler: DecisionHandler
+    deadline_s: float
+    timeout_code: ResponseCode
+    metrics: ServerMetrics
+
+
+class Connection:
+    """Reader, writer and in-flight requests of one accepted stream."""
+
+    def __init__(self, stream: trio.SocketStream, wire: Wire, decider: Decider, peer: str):
+        self._stream = stream
+        self._wire = wire
+        self._decider = decider
+        self._metrics = decider.metrics
+        self.peer = peer
+        self._reading = trio.CancelScope()
+        self._send, self._receive = trio.open_memory_channel[bytes](math.inf)
+        self._requests: trio.Nursery | None = None
+        self._close_reason = "eof"
+
+    def stop_reading(self) -> None:
+        """Shutdown: read no more frames; requests in flight still get their answers."""
+        self._close_reason = "shutdown"
+        self._reading.cancel()
+
+    async def run(self) -> None:
+        self._metrics.connection_count += 1
+        try:
+            async with trio.open_nursery() as connection:
+                connection.start_soon(self._write_loop, connection.cancel_scope)
+                try:
+                    async with trio.open_nursery() as requests:
+                        self._requests = requests
+                        with self._reading:
+                            await self._read_loop()
+                finally:
+                    self._send.close()  # the writer sends what is queued, then stops
+        finally:
+            self._metrics.connection_count -= 1
+            self._metrics.connections_closed.labels(self._close_reason).inc()
+            log.info(
+                "connection closed",
+                extra={
+                    "fields": {
+                        "peer": self.peer,
+                        "listener": self._wire.name,
+                        "reason": self._close_reason,
+                    }
+                },
+            )
+            await trio.aclose_forcefully(self._stream)
+
+    async def _read_loop(self) -> None:
+        decoder = FrameDecoder(self._wire.framing)
+        receive_some = self._stream.receive_some
+        while True:
+            try:
+                data = await receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._close_reason = "reset"
+                return
+            if not data:
+                return
+            decoder.feed(data)
+            arrived = trio.current_time()
+            wall = time.time()
+            while True:
+                try:
+                    frame = decoder.next_frame()
+                except FrameError as error:
+                    self._close_reason = "frame_error"
+                    self._metrics.format_errors.inc()
+                    log.warning(
+                        "bad frame, closing the connection",
+                        extra={"fields": {"peer": self.peer, "error": str(error)}},
+                    )
+                    return
+                if frame is None:
+                    break
+                if not self._on_frame(frame, arrived, wall):
+                    self._close_reason = "format_error"
+                    return
+
+    def _on_frame(self, body: bytes, arrived: float, wall: float) -> bool:
+        """Route one frame body; False means the connection must close."""
+        dialect = self._wire.dialect
+        try:
+            message = decode_message(body, dialect)
+        except FormatError as error:
+            self._metrics.format_errors.inc()
+            response = encode_format_error(error, dialect)
+            if response is None:
+                log.warning(
+                    "unreadable message (no MTI/STAN), closing the connection",
+                    extra={"fields": {"peer": self.peer, "error": str(error)}},
+                )
+                return False
+            self._answer(response, error.mti or "", None, error.stan, "30", arrived, str(error))
+            return True
+
+        if isinstance(message, NetworkRequest):
+            code = "00" if message.code in NETWORK_CODES else "12"
+            response = encode_network_response(message, ResponseCode(code), dialect)
+            self._answer(response, message.mti, None, message.stan, code, arrived, message.code)
+            return True
+
+        if message.message_class is MessageClass.UNKNOWN:
+            self._reply(message, Decision(ResponseCode.INVALID_TRANSACTION), arrived)
+            return True
+
+        assert self._requests is not None
+        self._metrics.in_flight_count += 1
+        self._requests.start_soon(self._decide, message, arrived, wall)
+        return True
+
+    async def _decide(self, request: AuthRequest, arrived: float, wall: float) -> None:
+        decider = self._decider
+        decision: Decision | None = None
+        try:
+            with trio.move_on_at(arrived + decider.deadline_s):
+                try:
+                    decision = await decider.handler(request, wall)
+                except Exception:
+                    decider.metrics.handler_errors.inc()
+                    log.exception(
+                        "decision failed, answering 96",
+                        extra={
+                            "fields": {
+                                "mti": request.mti,
+                                "pan": mask_pan(request.pan),
+                                "stan": request.stan,
+                                "peer": self.peer,
+                            }
+                        },
+                    )
+                    decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
+            if decision is None:
+                decider.metrics.timeouts.inc()
+                decision = Decision(decider.timeout_code, reason_codes=["deadline"])
+            self._reply(request, decision, arrived)
+        finally:
+            decider.metrics.in_flight_count -= 1
+
+    def _reply(self, request: AuthRequest, decision: Decision, arrived: float) -> None:
+        try:
+            response = encode_response(request, decision, self._wire.dialect)
+        except Exception:
+            log.exception(
+                "cannot encode the response, answering 96",
+                extra={"fields": {"mti": request.mti, "stan": request.stan}},
+            )
+            decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["encode"])
+            response = encode_response(request, decision, self._wire.dialect)
+        self._answer(
+            response,
+            request.mti,
+            request.pan,
+            request.stan,
+            str(decision.response_code),
+            arrived,
+            ",".join(decision.reason_codes) or None,
+        )
+
+    def _answer(
+        self,
+        body: bytes,
+        mti: str,
+        pan: str | None,
+        stan: str | None,
+        code: str,
+        arrived: float,
+        detail: str | None,
+    ) -> None:
+        """Queue one response frame for the writer; count and log it."""
+        try:  # noqa: SIM105 - a bare try is cheaper than suppress() on the hot path
+            self._send.send_nowait(encode_frame(body, self._wire.framing))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the peer is gone; the request is still counted and logged
+        latency = trio.current_time() - arrived
+        self._metrics.count_request(mti, code, latency)
+        if request_log.isEnabledFor(logging.INFO):
+            request_log.info(
+                "answered",
+                extra={
+                    "fields": {
+                        "mti": mti,
+                        "pan": mask_pan(pan),
+                        "stan": stan,
+                        "rc": code,
+                        "latency_us": int(latency * 1_000_000),
+                        "detail": detail,
+                        "peer": self.peer,
+                    }
+                },
+            )
+
+    async def _write_loop(self, connection: trio.CancelScope) -> None:
+        receive = self._receive
+        send_all = self._stream.send_all
+        try:
+            async for first in receive:
+                batch = [first]
+                while True:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await send_all(first if len(batch) == 1 else b"".join(batch))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._close_reason = "reset"
+            connection.cancel()  # nobody to answer: stop reading and deciding

@@ -1,0 +1,136 @@
+"""Prometheus metrics of the server, and the endpoint that exposes them.
+
+The server's own metrics live in a registry owned by one ``ServerMetrics`` value (so that
+tests can build many servers in one process). The endpoint also serves prometheus_client's
+default ``REGISTRY``, so another area (rules, models, store) can publish a metric by creating
+it the usual way (``prometheus_client.Counter(...)``), or hand a custom collector to
+``ServerMetrics.register``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from threading import Thread
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import start_wsgi_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+# Seconds; the default 200 ms deadline sits between buckets so timeouts stand out.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+)
+
+
+class ServerMetrics:
+    """Counters, gauges and the latency histogram the server updates on its hot path."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "authhost_requests",
+            "Messages answered, by request MTI and response code",
+            ["mti", "response_code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "authhost_request_latency_seconds",
+            "Time from a frame's arrival to its response being queued for sending",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "authhost_requests_in_flight", "Requests received and not yet answered", registry=r
+        )
+        self.connections = Gauge(
+            "authhost_open_connections", "Switch connections currently open", registry=r
+        )
+        self.timeouts = Counter(
+            "authhost_timeouts",
+            "Requests answered with the timeout code at the deadline",
+            registry=r,
+        )
+        self.format_errors = Counter(
+            "authhost_format_errors",
+            "Frames that held no valid message (answered with 30 or the link closed)",
+            registry=r,
+        )
+        self.handler_errors = Counter(
+            "authhost_handler_errors",
+            "Requests whose decision raised (answered with 96)",
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "authhost_connections_closed",
+            "Connections closed, by reason",
+            ["reason"],
+            registry=r,
+        )
+        # Plain ints on the hot path; the gauges read them when scraped.
+        self.in_flight_count = 0
+        self.connection_count = 0
+        self.in_flight.set_function(lambda: self.in_flight_count)
+        self.connections.set_function(lambda: self.connection_count)
+        self._request_children: dict[tuple[str, str], Any] = {}
+
+    def count_request(self, mti: str, response_code: str, latency_s: float) -> None:
+        """Record one answered message (labelled children cached: this runs per request)."""
+        key = (mti, response_code)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(mti, response_code)
+        child.inc()
+        self.latency.observe(latency_s)
+
+    def register(self, collector: Collector) -> None:
+        """Publish another area's collector on the same endpoint."""
+        self.registry.register(collector)
+
+    def exposed(self) -> CollectorRegistry:
+        """What the endpoint serves: this registry plus prometheus_client's default one."""
+        combined = CollectorRegistry()
+        combined.register(_Forward(self.registry))
+        combined.register(_Forward(REGISTRY))
+        return combined
+
+
+class _Forward:
+    """A collector that yields another registry's metrics (no describe: never name-checked)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+
+class MetricsEndpoint:
+    """The HTTP endpoint (prometheus_client's WSGI server in a daemon thread)."""
+
+    def __init__(self, metrics: ServerMetrics, host: str, port: int) -> None:
+        self._server, self._thread = start_wsgi_server(port, addr=host, registry=metrics.exposed())
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if isinstance(self._thread, Thread):
+            self._thread.join(timeout=5)

@@ -1,0 +1,193 @@
+"""The ``authhost serve`` process: signals, pid file, metrics endpoint, background services.
+
+``run(config, demo=...)`` is the synchronous entry point the CLI calls; it returns the exit
+code. With ``server.workers`` > 1 it hands over to ``workers.supervise``.
+``serve_runtime`` is the async part, reusable by anything that already holds a runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from authhost.config import Config, ConfigError
+from authhost.server.connection import DecisionHandler
+from authhost.server.logs import configure_logging
+from authhost.server.metrics import MetricsEndpoint, ServerMetrics
+from authhost.server.server import AuthServer, ServerConfigError, check_config
+from authhost.server.sockets import ListenError
+
+log = logging.getLogger("authhost.server")
+
+# A second stop signal this long after the first one stops at once (ignoring the grace time);
+# sooner ones are the same stop seen twice (terminal SIGINT plus the supervisor's SIGTERM).
+FORCE_AFTER_S = 1.0
+
+
+class RuntimeLike(Protocol):
+    """What ``serve_runtime`` needs from ``authhost.runtime.Runtime``."""
+
+    handler: DecisionHandler
+    services: list[Callable[[], Awaitable[None]]]
+    banner: list[str]
+
+    async def reload(self) -> None: ...
+
+
+class PidFile:
+    """Writes our pid on start, removes the file on exit if it is still ours."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path) if path else None
+
+    def __enter__(self) -> PidFile:
+        if self.path is not None:
+            self.path.write_text(f"{os.getpid()}\n")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is None:
+            return
+        try:
+            if self.path.read_text().strip() == str(os.getpid()):
+                self.path.unlink()
+        except OSError:
+            pass
+
+
+async def serve_runtime(
+    config: Config,
+    runtime: RuntimeLike,
+    *,
+    reuse_port: bool = False,
+    metrics: ServerMetrics | None = None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> bool:
+    """Serve until SIGINT/SIGTERM; SIGHUP reloads. True when the stop was graceful."""
+    metrics = metrics if metrics is not None else ServerMetrics()
+    server = AuthServer(config, runtime.handler, metrics=metrics, reuse_port=reuse_port)
+    endpoint = None
+    if config.server.metrics_port:
+        endpoint = MetricsEndpoint(metrics, config.server.metrics_host, config.server.metrics_port)
+    graceful = True
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch_signals() -> None:
+                    nonlocal graceful
+                    first_stop: float | None = None
+                    async for signum in signals:
+                        if signum == signal.SIGHUP:
+                            log.info("SIGHUP: reloading")
+                            nursery.start_soon(_reload, runtime)
+                        elif first_stop is None:
+                            first_stop = trio.current_time()
+                            log.info("%s: stopping gracefully", signal.Signals(signum).name)
+                            server.shutdown()
+                        elif trio.current_time() - first_stop > FORCE_AFTER_S:
+                            log.warning("second stop signal: stopping now")
+                            graceful = False
+                            nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch_signals)
+                for service in runtime.services:
+                    nursery.start_soon(_run_service, service)
+                addresses = await nursery.start(server.run)
+                for line in runtime.banner:
+                    log.info(line)
+                for host, port in addresses:
+                    log.info("listening on %s:%d", host, port)
+                if endpoint is not None:
+                    log.info(
+                        "metrics on http://%s:%d/metrics", config.server.metrics_host, endpoint.port
+                    )
+                task_status.started(addresses)
+                # server.run returns after a graceful shutdown; then stop the services.
+                await _wait_for_stop(server)
+                nursery.cancel_scope.cancel()
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+    return graceful
+
+
+async def _wait_for_stop(server: AuthServer) -> None:
+    await server.stopped.wait()
+
+
+async def _reload(runtime: RuntimeLike) -> None:
+    try:
+        await runtime.reload()
+        log.info("reload complete")
+    except Exception:
+        log.exception("reload failed; the previous configuration stays active")
+
+
+async def _run_service(service: Callable[[], Awaitable[None]]) -> None:
+    """A background service that fails is logged; authorisation keeps going without it."""
+    name = getattr(service, "__qualname__", repr(service))
+    try:
+        await service()
+    except Exception:
+        log.exception("background service %s failed", name)
+
+
+def run(config: Config, *, demo: bool = False) -> int:
+    """Run ``authhost serve`` to completion and return the process exit code."""
+    try:
+        configure_logging(config.server.log_level, config.server.log_format)
+    except ValueError as exc:
+        print(f"authhost: server.log_level/log_format: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_config(config)
+    except ServerConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return 2
+    if config.server.workers > 1:
+        from authhost.server.workers import supervise
+
+        return supervise(config, demo=demo)
+    return run_single(config, demo=demo, pid_file=config.server.pid_file)
+
+
+def run_single(config: Config, *, demo: bool, reuse_port: bool = False, pid_file: str = "") -> int:
+    """One server process: open the runtime, serve, exit 0 after a graceful stop."""
+    try:
+        with PidFile(pid_file):
+            graceful = trio.run(_serve_with_runtime, config, demo, reuse_port)
+    except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
+        return 130
+    except BaseException as group:  # noqa: BLE001 - every failure becomes one clear line
+        error = _innermost(group)
+        if isinstance(error, ListenError | ServerConfigError | ConfigError):
+            log.error("%s", error)
+            return 2
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        log.error("authhost stopped on an error: %s: %s", type(error).__name__, error)
+        log.debug("traceback", exc_info=error)
+        return 1
+    return 0 if graceful else 1
+
+
+async def _serve_with_runtime(config: Config, demo: bool, reuse_port: bool) -> bool:
+    from authhost.runtime import open_runtime
+
+    async with open_runtime(config, demo=demo) as runtime:
+        return await serve_runtime(config, runtime, reuse_port=reuse_port)
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The one real error inside trio's exception groups (the first, if there are several)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error

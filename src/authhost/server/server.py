@@ -1,0 +1,165 @@
+"""The ISO 8583 TCP server: listeners, accept loops and graceful shutdown.
+
+``AuthServer.run`` serves every listener of the configuration until ``shutdown()`` is called;
+then it stops accepting, closes the listening sockets, stops reading from open connections,
+lets the requests in flight be answered (at most ``shutdown_grace_s``) and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from authhost.config import Config, ListenerConfig
+from authhost.iso.codes import ResponseCode
+from authhost.iso.dialects import get_dialect
+from authhost.iso.framing import Framing
+from authhost.server.connection import Connection, Decider, DecisionHandler, Wire
+from authhost.server.metrics import ServerMetrics
+from authhost.server.sockets import bound_address, open_listener
+
+log = logging.getLogger("authhost.server")
+
+
+class ServerConfigError(ValueError):
+    """A server setting that cannot be used; the message names the key."""
+
+
+def wire_for(listener: ListenerConfig) -> Wire:
+    """Dialect and framing of one listener, checked at start-up rather than on first use."""
+    where = f"listener {listener.host}:{listener.port}"
+    try:
+        dialect = get_dialect(listener.dialect)
+    except (KeyError, ValueError) as exc:
+        raise ServerConfigError(f"{where}: {exc}") from None
+    try:
+        framing = Framing.from_config(listener)
+    except (KeyError, ValueError) as exc:
+        raise ServerConfigError(f"{where}: {exc}") from None
+    return Wire(name=f"{listener.host}:{listener.port}", dialect=dialect, framing=framing)
+
+
+def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics) -> Decider:
+    server = config.server
+    try:
+        timeout_code = ResponseCode(server.timeout_response_code)
+    except ValueError:
+        raise ServerConfigError(
+            f"server.timeout_response_code: {server.timeout_response_code!r} is not a known "
+            "response code"
+        ) from None
+    if server.deadline_ms <= 0:
+        raise ServerConfigError(f"server.deadline_ms must be positive, got {server.deadline_ms}")
+    return Decider(handler, server.deadline_ms / 1000, timeout_code, metrics)
+
+
+def check_config(config: Config) -> None:
+    """Raise ServerConfigError for a server setting that cannot work, before opening anything."""
+    for listener in config.all_listeners():
+        wire_for(listener)
+    decider_for(config, _no_handler, ServerMetrics())
+    if config.server.workers < 1:
+        raise ServerConfigError(f"server.workers must be at least 1, got {config.server.workers}")
+    if config.server.workers > 1 and any(x.port == 0 for x in config.all_listeners()):
+        raise ServerConfigError(
+            "server.workers > 1 needs fixed ports (port 0 picks one per process)"
+        )
+
+
+async def _no_handler(request: object, received_at: float) -> object:  # pragma: no cover
+    raise RuntimeError("configuration check only")
+
+
+class AuthServer:
+    """Serves ISO 8583 traffic on every configured listener with one decision handler."""
+
+    def __init__(
+        self,
+        config: Config,
+        handler: DecisionHandler,
+        *,
+        metrics: ServerMetrics | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        self._listeners = config.all_listeners()
+        self._wires = [wire_for(listener) for listener in self._listeners]
+        self._decider = decider_for(config, handler, self.metrics)
+        self._grace_s = config.server.shutdown_grace_s
+        self._reuse_port = reuse_port
+        self._connections: set[Connection] = set()
+        self._stopping = trio.Event()
+        self.stopped = trio.Event()  # set when run() has returned
+        self.addresses: list[tuple[str, int]] = []
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown (safe to call more than once, or before ``run``)."""
+        self._stopping.set()
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until ``shutdown()``; reports the bound (host, port) of each listener."""
+        opened: list[trio.SocketListener] = []
+        try:
+            for listener in self._listeners:
+                opened.append(
+                    open_listener(listener.host, listener.port, reuse_port=self._reuse_port)
+                )
+            self.addresses = [bound_address(listener) for listener in opened]
+            task_status.started(self.addresses)
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as acceptors:
+                    for listener, wire in zip(opened, self._wires, strict=True):
+                        acceptors.start_soon(self._accept_loop, listener, wire, connections)
+                    await self._stopping.wait()
+                    acceptors.cancel_scope.cancel()
+                for listener in opened:
+                    await trio.aclose_forcefully(listener)
+                log.info(
+                    "shutting down: no longer accepting, finishing requests in flight",
+                    extra={
+                        "fields": {
+                            "connections": len(self._connections),
+                            "in_flight": self.metrics.in_flight_count,
+                            "grace_s": self._grace_s,
+                        }
+                    },
+                )
+                for connection in list(self._connections):
+                    connection.stop_reading()
+                connections.cancel_scope.deadline = trio.current_time() + self._grace_s
+            log.info("server stopped")
+        finally:
+            for listener in opened:
+                await trio.aclose_forcefully(listener)
+            self.stopped.set()
+
+    async def _accept_loop(
+        self, listener: trio.SocketListener, wire: Wire, connections: trio.Nursery
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:  # out of file descriptors and the like: keep serving
+                log.error("accept failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            try:
+                host, port = stream.socket.getpeername()[:2]
+                peer = f"{host}:{port}"
+            except OSError:
+                peer = "unknown"
+            connection = Connection(stream, wire, self._decider, peer)
+            self._connections.add(connection)
+            connections.start_soon(self._serve_connection, connection)
+
+    async def _serve_connection(self, connection: Connection) -> None:
+        log.info("connection opened", extra={"fields": {"peer": connection.peer}})
+        try:
+            await connection.run()
+        except Exception:  # a bug in one connection must not take the server down
+            log.exception("connection failed", extra={"fields": {"peer": connection.peer}})
+        finally:
+            self._connections.discard(connection)

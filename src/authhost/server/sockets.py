@@ -1,0 +1,51 @@
+"""Listening sockets, built by hand so that several processes can share one port.
+
+trio's ``open_tcp_listeners`` cannot set SO_REUSEPORT; ``--workers N`` needs it so that the
+kernel spreads incoming connections over N processes bound to the same address.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+
+
+class ListenError(OSError):
+    """A listener could not be opened; the message names the address and the reason."""
+
+
+def open_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.SocketListener:
+    """A bound, listening trio listener on host:port (port 0 picks a free one)."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, type_, proto, _, address = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            if not hasattr(socket, "SO_REUSEPORT"):
+                raise ListenError(f"{host}:{port}: SO_REUSEPORT is not available on this system")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+
+
+def bound_address(listener: trio.SocketListener) -> tuple[str, int]:
+    """The (host, port) a listener really bound (useful when port 0 was asked for)."""
+    host, port = listener.socket.getsockname()[:2]
+    return str(host), int(port)

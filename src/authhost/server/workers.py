@@ -1,0 +1,107 @@
+"""``--workers N``: N server processes sharing the listening ports with SO_REUSEPORT.
+
+The supervisor (the process the operator started) writes the pid file, starts the workers,
+forwards SIGTERM/SIGINT/SIGHUP to them, restarts a worker that dies on its own and exits
+0 when every worker stopped gracefully. Each worker is a normal single server process with
+its own runtime; worker 0 alone runs the admin API, and worker i exposes its metrics on
+``metrics_port + i`` (each process has its own counters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from authhost.config import Config
+from authhost.server.process import PidFile, run_single
+
+log = logging.getLogger("authhost.server")
+
+RESTART_DELAY_S = 1.0
+CANNOT_START = 2  # run_single's exit code for a configuration or listen error
+
+
+def worker_config(config: Config, index: int) -> Config:
+    """Worker ``index``'s view of the configuration: distinct metrics port, one admin API."""
+    server = config.server
+    config = config.replace("server", workers=1)
+    if server.metrics_port:
+        config = config.replace("server", metrics_port=server.metrics_port + index)
+    if index > 0:
+        config = config.replace("admin", port=0)
+    return config
+
+
+def worker_main(config: Config, demo: bool, index: int) -> None:
+    """Entry point of one worker process (spawned: a fresh interpreter)."""
+    from authhost.server.logs import configure_logging
+
+    configure_logging(config.server.log_level, config.server.log_format)
+    config = worker_config(config, index)
+    raise SystemExit(run_single(config, demo=demo, reuse_port=True, pid_file=""))
+
+
+def supervise(config: Config, *, demo: bool) -> int:
+    """Run ``config.server.workers`` workers until told to stop; the exit code of the lot."""
+    context = multiprocessing.get_context("spawn")
+    workers: list[BaseProcess] = []
+    stopping = False
+
+    def start(index: int) -> BaseProcess:
+        process = context.Process(
+            target=worker_main, args=(config, demo, index), name=f"authhost-worker-{index}"
+        )
+        process.start()
+        log.info("worker %d started (pid %s)", index, process.pid)
+        return process
+
+    def signal_workers(signum: int) -> None:
+        for process in workers:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signum)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if signum == signal.SIGHUP:
+            signal_workers(signal.SIGHUP)
+            return
+        stopping = True
+        signal_workers(signal.SIGTERM)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    exit_code = 0
+    with PidFile(config.server.pid_file):
+        for s in previous:
+            signal.signal(s, on_signal)
+        try:
+            workers.extend(start(i) for i in range(config.server.workers))
+            while any(p.is_alive() for p in workers):
+                time.sleep(0.2)
+                for index, process in enumerate(workers):
+                    if process.is_alive() or stopping:
+                        continue
+                    if process.exitcode == CANNOT_START:
+                        log.error("worker %d could not start; stopping all workers", index)
+                        exit_code = CANNOT_START
+                        stopping = True
+                        signal_workers(signal.SIGTERM)
+                        break
+                    log.error("worker %d exited with code %s; restarting", index, process.exitcode)
+                    time.sleep(RESTART_DELAY_S)
+                    if not stopping:
+                        workers[index] = start(index)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    codes = [p.exitcode for p in workers]
+    log.info("all workers stopped", extra={"fields": {"exit_codes": codes}})
+    if exit_code:
+        return exit_code
+    return 0 if all(code == 0 for code in codes) else 1
