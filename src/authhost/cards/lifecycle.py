@@ -1,0 +1,165 @@
+"""The card lifecycle: which state changes are allowed, and what a successor card carries.
+
+::
+
+    created --ship--> issued --activate--> active <--suspend/resume--> suspended
+    issued | active | suspended --report-lost/-stolen--> lost | stolen   (final, 41 / 43)
+    active | suspended --report-damaged--> damaged                      (final)
+    issued | active | suspended --expire--> expired                     (final)
+    any non-final state --cancel--> closed                              (final)
+    lost | stolen | damaged --replace--> successor card (old keeps its state)
+    issued | active | suspended --renew--> successor card (old becomes replaced)
+
+A lost/stolen card is replaced under a new PAN; a damaged card and a renewal keep the PAN with
+a new expiry (and therefore new card values). A successor carries the account, the limits and
+the PIN method; it carries the PIN reference only when it keeps the PAN, because a PVV or
+IBM 3624 offset is computed from the PAN and means nothing for another one. Every function
+here is pure: it returns new values or raises ``IllegalTransition`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace as _replace
+from enum import StrEnum
+
+from authhost.cards.model import Card, CardState
+from authhost.cards.production import expiry_from
+
+S = CardState
+
+
+class IllegalTransition(ValueError):
+    """A lifecycle change the card's state does not allow; the message says which and why."""
+
+
+class Event(StrEnum):
+    """Lifecycle events; values are the operator-facing action names."""
+
+    SHIP = "ship"
+    ACTIVATE = "activate"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REPORT_LOST = "report-lost"
+    REPORT_STOLEN = "report-stolen"
+    REPORT_DAMAGED = "report-damaged"
+    EXPIRE = "expire"
+    CANCEL = "cancel"
+
+
+FINAL_STATES: frozenset[CardState] = frozenset(
+    {S.LOST, S.STOLEN, S.DAMAGED, S.EXPIRED, S.CLOSED, S.REPLACED}
+)
+LIVE_STATES: frozenset[CardState] = frozenset({S.CREATED, S.ISSUED, S.ACTIVE, S.SUSPENDED})
+
+# event -> (states it may start from, state it leads to)
+TRANSITIONS: dict[Event, tuple[frozenset[CardState], CardState]] = {
+    Event.SHIP: (frozenset({S.CREATED}), S.ISSUED),
+    Event.ACTIVATE: (frozenset({S.ISSUED}), S.ACTIVE),
+    Event.SUSPEND: (frozenset({S.ACTIVE}), S.SUSPENDED),
+    Event.RESUME: (frozenset({S.SUSPENDED}), S.ACTIVE),
+    Event.REPORT_LOST: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.LOST),
+    Event.REPORT_STOLEN: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.STOLEN),
+    Event.REPORT_DAMAGED: (frozenset({S.ACTIVE, S.SUSPENDED}), S.DAMAGED),
+    Event.EXPIRE: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.EXPIRED),
+    Event.CANCEL: (LIVE_STATES, S.CLOSED),
+}
+REPLACEABLE: frozenset[CardState] = frozenset({S.LOST, S.STOLEN, S.DAMAGED})
+RENEWABLE: frozenset[CardState] = frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED})
+KEEPS_PAN_ON_REPLACE: frozenset[CardState] = frozenset({S.DAMAGED})
+
+
+def _names(states: frozenset[CardState]) -> str:
+    return ", ".join(sorted(s.value for s in states))
+
+
+def allowed_events(card: Card) -> list[Event]:
+    """The events the card's current state accepts (for help texts and the API)."""
+    return [event for event, (sources, _) in TRANSITIONS.items() if card.state in sources]
+
+
+def transition(card: Card, event: Event | str, *, now: float) -> Card:
+    """``card`` after ``event``, or IllegalTransition naming the states that allow it."""
+    try:
+        event = Event(event)
+    except ValueError:
+        known = ", ".join(e.value for e in Event)
+        raise IllegalTransition(f"unknown lifecycle event {event!r}; known: {known}") from None
+    sources, target = TRANSITIONS[event]
+    if card.state not in sources:
+        raise IllegalTransition(
+            f"card {card.card_id} is {card.state.value}: '{event.value}' is allowed only from "
+            f"{_names(sources)}"
+        )
+    if event is Event.ACTIVATE:
+        return _replace(card, state=target, activated_at=now)
+    return _replace(card, state=target)
+
+
+def _next_sequence(sequence: str) -> str:
+    return f"{(int(sequence) + 1) % 100:02d}" if sequence.isdigit() else "01"
+
+
+def _successor(old: Card, *, now: float, validity_months: int, keep_pan: bool, card_id: str):
+    new = _replace(
+        old,
+        card_id=card_id,
+        state=S.CREATED,
+        expiry=expiry_from(now, validity_months),
+        sequence=_next_sequence(old.sequence) if keep_pan else "00",
+        pin_reference=old.pin_reference if keep_pan else None,
+        pin_tries=0,
+        created_at=now,
+        activated_at=None,
+        replaces=old.card_id,
+        replaced_by=None,
+        version=0,
+    )
+    if not keep_pan:  # the caller produces a new PAN and fills these in
+        new = _replace(new, pan_index="", last4="")
+    return new
+
+
+def replace(
+    old: Card, *, now: float, validity_months: int, new_card_id: str = ""
+) -> tuple[Card, Card]:
+    """Replacement of a lost, stolen or damaged card: ``(old, new)``.
+
+    ``old`` keeps its state (a lost card still answers 41) and links to the new card. A damaged
+    card's successor keeps the PAN (same ``pan_index``, next sequence number); a lost or stolen
+    card's successor has an empty ``pan_index``/``last4`` that the caller fills from a new PAN.
+    """
+    if old.state not in REPLACEABLE:
+        raise IllegalTransition(
+            f"card {old.card_id} is {old.state.value}: only a card that is "
+            f"{_names(REPLACEABLE)} can be replaced (renew a live card instead)"
+        )
+    if old.replaced_by:
+        raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
+    keep_pan = old.state in KEEPS_PAN_ON_REPLACE
+    new = _successor(
+        old, now=now, validity_months=validity_months, keep_pan=keep_pan, card_id=new_card_id
+    )
+    return _replace(old, replaced_by=new_card_id or None), new
+
+
+def renew(
+    old: Card, *, now: float, validity_months: int, new_card_id: str = ""
+) -> tuple[Card, Card]:
+    """Renewal before expiry: ``(old, new)`` with the same PAN and a new expiry; ``old``
+    becomes replaced (the PAN index then finds the new card)."""
+    if old.state not in RENEWABLE:
+        raise IllegalTransition(
+            f"card {old.card_id} is {old.state.value}: only a card that is "
+            f"{_names(RENEWABLE)} can be renewed"
+        )
+    if old.replaced_by:
+        raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
+    new = _successor(
+        old, now=now, validity_months=validity_months, keep_pan=True, card_id=new_card_id
+    )
+    return _replace(old, state=S.REPLACED, replaced_by=new_card_id or None), new
+
+
+def link(old: Card, new: Card) -> tuple[Card, Card]:
+    """``old`` and ``new`` pointing at each other (once the new card has its id)."""
+    return _replace(old, replaced_by=new.card_id), _replace(new, replaces=old.card_id)
