@@ -1,0 +1,490 @@
+"""The admin API without the transport: routes, authentication, JSON in and out.
+
+``AdminApi.handle(ApiRequest) -> ApiResponse`` is all the HTTP layer calls, so every rule of
+the API (who may call what, how bad input is answered, what is never shown) is here and is
+testable without a socket. The route table is also the source of the OpenAPI document.
+
+Answers are JSON. Errors are ``{"error": message}`` (plus ``details`` for invalid fields)
+with a 4xx status; an unexpected failure is a 500 with a generic message and the details go
+to the log (masked), never to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ServiceError, invalid_request
+from authhost.admin.openapi import openapi_document
+from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
+from authhost.admin.tokens import AuthFailure, Principal, TokenTable
+from authhost.security.masking import mask_pans_in_text
+
+log = logging.getLogger("authhost.admin.api")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    method: str
+    target: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class ApiResponse:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    close: bool = False
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> ApiResponse:
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=False).encode()
+    return ApiResponse(status, body, headers=headers or {})
+
+
+def error_response(
+    status: int, message: str, details: list[dict[str, str]] | None = None
+) -> ApiResponse:
+    payload: dict[str, Any] = {"error": mask_pans_in_text(message)}
+    if details:
+        payload["details"] = details
+    return json_response(status, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler gets: the service acting as the caller, path and query values, body."""
+
+    service: CardService
+    path: dict[str, str]
+    query: dict[str, str]
+    body: Any
+    idempotency_key: str
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # "/v1/cards/{card_id}"
+    handler: Handler
+    summary: str
+    write: bool = False
+    body: type[BaseModel] | None = None
+    body_optional: bool = False
+    status: int = 200
+    query: tuple[str, ...] = ()
+    creates: bool = False  # accepts an Idempotency-Key header
+    tag: str = ""
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
+        return re.compile(f"^{regex}$")
+
+
+# --- query parameters -----------------------------------------------------------------------
+
+QUERY_PARAMS: dict[str, tuple[str, str]] = {
+    # name: (JSON schema type, description)
+    "limit": ("integer", "page size, 1-1000 (default 100)"),
+    "offset": ("integer", "rows to skip"),
+    "after_id": ("integer", "return entries with a larger id (paging)"),
+    "state": ("string", "only cards in this state"),
+    "account_id": ("string", "only cards on this account"),
+    "subject": ("string", "only entries about this card, account, product or list"),
+}
+
+
+def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
+    raw = call.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
+        raise ServiceError(f"query parameter {name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _page(call: Call) -> tuple[int, int]:
+    return _int_param(call, "limit", 100, 1, 1000), _int_param(call, "offset", 0, 0, 10**9)
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+async def _list_products(call: Call) -> Any:
+    return {"products": await call.service.list_products()}
+
+
+async def _create_product(call: Call) -> Any:
+    return await call.service.create_product(call.body, idempotency_key=call.idempotency_key)
+
+
+async def _get_product(call: Call) -> Any:
+    return await call.service.get_product(call.path["product_id"])
+
+
+async def _list_accounts(call: Call) -> Any:
+    limit, offset = _page(call)
+    return {"accounts": await call.service.list_accounts(limit=limit, offset=offset)}
+
+
+async def _create_account(call: Call) -> Any:
+    return await call.service.create_account(call.body, idempotency_key=call.idempotency_key)
+
+
+async def _get_account(call: Call) -> Any:
+    return await call.service.get_account(call.path["account_id"])
+
+
+async def _change_funds(call: Call) -> Any:
+    return await call.service.change_funds(call.path["account_id"], call.body)
+
+
+async def _set_credit_limit(call: Call) -> Any:
+    return await call.service.set_credit_limit(call.path["account_id"], call.body)
+
+
+async def _list_cards(call: Call) -> Any:
+    limit, offset = _page(call)
+    cards = await call.service.list_cards(
+        account_id=call.query.get("account_id", ""),
+        state=call.query.get("state", ""),
+        limit=limit,
+        offset=offset,
+    )
+    return {"cards": cards}
+
+
+async def _issue_card(call: Call) -> Any:
+    return await call.service.issue_card(call.body, idempotency_key=call.idempotency_key)
+
+
+async def _find_card(call: Call) -> Any:
+    return await call.service.find_card(call.body.pan)
+
+
+async def _get_card(call: Call) -> Any:
+    return await call.service.get_card(call.path["card_id"])
+
+
+async def _personalise(call: Call) -> Any:
+    return await call.service.personalise(call.path["card_id"], call.body)
+
+
+def _lifecycle(action: str) -> Handler:
+    async def handler(call: Call) -> Any:
+        reason = call.body.reason if call.body is not None else ""
+        return await call.service.apply(call.path["card_id"], action, reason=reason)
+
+    return handler
+
+
+async def _set_pin(call: Call) -> Any:
+    return await call.service.set_pin(call.path["card_id"], call.body)
+
+
+async def _unlock_pin(call: Call) -> Any:
+    return await call.service.unlock_pin(call.path["card_id"])
+
+
+async def _card_journal(call: Call) -> Any:
+    limit = _int_param(call, "limit", 100, 1, 1000)
+    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    entries = await call.service.card_journal(call.path["card_id"], limit=limit, after_id=after_id)
+    return {"journal": entries}
+
+
+async def _audit(call: Call) -> Any:
+    limit = _int_param(call, "limit", 100, 1, 1000)
+    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    subject = call.query.get("subject", "")
+    return {"audit": await call.service.audit(subject=subject, limit=limit, after_id=after_id)}
+
+
+async def _list_names(call: Call) -> Any:
+    return {"lists": await call.service.list_names()}
+
+
+async def _get_list(call: Call) -> Any:
+    return await call.service.get_list(call.path["name"])
+
+
+async def _put_list(call: Call) -> Any:
+    return await call.service.put_list(call.path["name"], call.body)
+
+
+def _routes() -> list[Route]:
+    routes = [
+        Route("GET", "/v1/products", _list_products, "List card products", tag="products"),
+        Route(
+            "POST",
+            "/v1/products",
+            _create_product,
+            "Create a card product",
+            write=True,
+            body=rq.NewProduct,
+            status=201,
+            creates=True,
+            tag="products",
+        ),
+        Route("GET", "/v1/products/{product_id}", _get_product, "One product", tag="products"),
+        Route(
+            "GET",
+            "/v1/accounts",
+            _list_accounts,
+            "List accounts",
+            query=("limit", "offset"),
+            tag="accounts",
+        ),
+        Route(
+            "POST",
+            "/v1/accounts",
+            _create_account,
+            "Open an account",
+            write=True,
+            body=rq.NewAccount,
+            status=201,
+            creates=True,
+            tag="accounts",
+        ),
+        Route("GET", "/v1/accounts/{account_id}", _get_account, "One account", tag="accounts"),
+        Route(
+            "POST",
+            "/v1/accounts/{account_id}/funds",
+            _change_funds,
+            "Load funds (positive) or take them off (negative)",
+            write=True,
+            body=rq.FundsChange,
+            tag="accounts",
+        ),
+        Route(
+            "PUT",
+            "/v1/accounts/{account_id}/credit-limit",
+            _set_credit_limit,
+            "Set a credit account's limit",
+            write=True,
+            body=rq.CreditLimitChange,
+            tag="accounts",
+        ),
+        Route(
+            "GET",
+            "/v1/cards",
+            _list_cards,
+            "List cards",
+            query=("account_id", "state", "limit", "offset"),
+            tag="cards",
+        ),
+        Route(
+            "POST",
+            "/v1/cards",
+            _issue_card,
+            "Issue (produce) a card: state created, masked PAN returned",
+            write=True,
+            body=rq.IssueCard,
+            status=201,
+            creates=True,
+            tag="cards",
+        ),
+        Route(
+            "POST",
+            "/v1/cards/search",
+            _find_card,
+            "Find the current card for a PAN (PAN in the body, never in the URL)",
+            body=rq.CardSearch,
+            tag="cards",
+        ),
+        Route("GET", "/v1/cards/{card_id}", _get_card, "One card", tag="cards"),
+        Route(
+            "POST",
+            "/v1/cards/{card_id}/personalise",
+            _personalise,
+            "Set cardholder name, account link, delivery address reference",
+            write=True,
+            body=rq.Personalise,
+            tag="cards",
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/pin",
+            _set_pin,
+            "Set or reset the PIN from an encrypted PIN block",
+            write=True,
+            body=rq.PinChange,
+            tag="pin",
+        ),
+        Route(
+            "POST",
+            "/v1/cards/{card_id}/pin/unlock",
+            _unlock_pin,
+            "Reset the wrong-PIN counter",
+            write=True,
+            tag="pin",
+        ),
+        Route(
+            "GET",
+            "/v1/cards/{card_id}/journal",
+            _card_journal,
+            "The card's authorisation history",
+            query=("limit", "after_id"),
+            tag="journal",
+        ),
+        Route(
+            "GET",
+            "/v1/audit",
+            _audit,
+            "Audit log of changes",
+            query=("subject", "limit", "after_id"),
+            tag="audit",
+        ),
+        Route("GET", "/v1/lists", _list_names, "Names of the fraud rules' lists", tag="lists"),
+        Route("GET", "/v1/lists/{name}", _get_list, "One named list", tag="lists"),
+        Route(
+            "PUT",
+            "/v1/lists/{name}",
+            _put_list,
+            "Replace a named list",
+            write=True,
+            body=rq.ListValues,
+            tag="lists",
+        ),
+    ]
+    for action, summary in LIFECYCLE_ACTIONS.items():
+        routes.append(
+            Route(
+                "POST",
+                f"/v1/cards/{{card_id}}/{action}",
+                _lifecycle(action),
+                summary,
+                write=True,
+                body=rq.CardAction,
+                body_optional=True,
+                tag="cards",
+            )
+        )
+    return routes
+
+
+ROUTES: list[Route] = _routes()
+
+
+class AdminApi:
+    """Routes a request to its handler as the authenticated caller."""
+
+    def __init__(self, service: CardService, tokens: TokenTable) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.routes = ROUTES
+        self._openapi = json.dumps(openapi_document(self.routes)).encode()
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        principal: Principal | None = None
+        path = urlsplit(request.target).path
+        try:
+            response, principal = await self._dispatch(request)
+        except AuthFailure as failure:
+            headers = {"www-authenticate": "Bearer"} if failure.status == 401 else {}
+            response = error_response(failure.status, failure.message)
+            response.headers.update(headers)
+        except ServiceError as error:
+            response = error_response(error.status, error.message, error.details)
+        except Exception:
+            log.exception("admin API: unexpected error on %s %s", request.method, _safe(path))
+            response = error_response(500, "internal error; see the server log")
+        log.info(
+            "%s %s -> %d (%s)",
+            request.method,
+            _safe(path),
+            response.status,
+            principal.name if principal else "-",
+        )
+        return response
+
+    async def _dispatch(self, request: ApiRequest) -> tuple[ApiResponse, Principal | None]:
+        parts = urlsplit(request.target)
+        path = parts.path.rstrip("/") or "/"
+        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
+            return ApiResponse(200, self._openapi), None
+        route, params, allowed = self._match(request.method, path)
+        if route is None:
+            if allowed:
+                response = error_response(405, f"method {request.method} not allowed here")
+                response.headers["allow"] = ", ".join(sorted(allowed))
+                return response, None
+            return error_response(404, "no such endpoint; see /openapi.json"), None
+
+        principal = self.tokens.authenticate(request.headers.get("authorization"))
+        if route.write and not principal.can_write:
+            raise AuthFailure(403, f"role {principal.role.value} may not change data")
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = sorted(set(query) - set(route.query))
+        if unknown:
+            raise ServiceError(f"unknown query parameter(s): {', '.join(unknown)}")
+        call = Call(
+            service=self.service.acting_as(principal.name),
+            path=params,
+            query=query,
+            body=self._body(route, request),
+            idempotency_key=_idempotency_key(route, request),
+        )
+        result = await route.handler(call)
+        return json_response(route.status, result), principal
+
+    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], set[str]]:
+        allowed: set[str] = set()
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found is None:
+                continue
+            if route.method == method:
+                return route, found.groupdict(), allowed
+            allowed.add(route.method)
+        return None, {}, allowed
+
+    @staticmethod
+    def _body(route: Route, request: ApiRequest) -> Any:
+        if route.body is None:
+            return None
+        if not request.body.strip():
+            if route.body_optional:
+                return route.body()
+            raise ServiceError("a JSON body is required")
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type.lower():
+            raise ServiceError("the body must be JSON (Content-Type: application/json)")
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ServiceError("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ServiceError("the body must be a JSON object")
+        try:
+            return route.body.model_validate(data)
+        except ValidationError as exc:
+            raise invalid_request(exc) from None
+
+
+def _idempotency_key(route: Route, request: ApiRequest) -> str:
+    key = request.headers.get("idempotency-key", "").strip()
+    if key and not route.creates:
+        raise ServiceError("Idempotency-Key is only accepted on create requests")
+    if len(key) > 200:
+        raise ServiceError("Idempotency-Key is longer than 200 characters")
+    return key
+
+
+def _safe(path: str) -> str:
+    return mask_pans_in_text(path)[:200]

@@ -1,0 +1,122 @@
+"""The OpenAPI 3.1 document of the admin API, built from the route table and request models.
+
+Nothing here is written twice: paths, methods and roles come from ``admin.api.ROUTES``, body
+schemas from the pydantic models that also validate the bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic.json_schema import models_json_schema
+
+import authhost
+
+if TYPE_CHECKING:
+    from authhost.admin.api import Route
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "what went wrong, for a human"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def openapi_document(routes: list[Route]) -> dict[str, Any]:
+    from authhost.admin.api import QUERY_PARAMS
+
+    models = sorted({r.body for r in routes if r.body is not None}, key=lambda m: m.__name__)
+    refs, definitions = models_json_schema(
+        [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
+    schemas["Error"] = _ERROR_SCHEMA
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": _operation_id(route),
+            "tags": [route.tag] if route.tag else [],
+            "description": "Role: operator." if route.write else "Role: operator or auditor.",
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in re.findall(r"\{(\w+)\}", route.template)
+            ]
+            + [
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": QUERY_PARAMS[name][0]},
+                    "description": QUERY_PARAMS[name][1],
+                }
+                for name in route.query
+            ],
+            "responses": {
+                str(route.status): {
+                    "description": "done",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "400": _error("bad request (malformed JSON, unknown query parameter)"),
+                "401": _error("missing or invalid token"),
+                "403": _error("the token's role may not do this"),
+                "404": _error("no such object"),
+                "409": _error("the current state forbids it (e.g. illegal lifecycle transition)"),
+                "422": _error("a field has an invalid value"),
+            },
+        }
+        if route.creates:
+            operation["parameters"].append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "repeat a create safely: the same key returns the first result",
+                }
+            )
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": not route.body_optional,
+                "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
+            }
+        paths.setdefault(route.template, {})[route.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "authhost admin API",
+            "version": authhost.__version__ if hasattr(authhost, "__version__") else "0",
+            "description": (
+                "Card management for authhost. Bearer token authentication; role operator "
+                "reads and writes, role auditor only reads. PANs are always masked."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation_id(route: Route) -> str:
+    words = re.sub(r"[{}]", "", route.template).strip("/").replace("-", "_").split("/")[1:]
+    return "_".join([route.method.lower(), *words])

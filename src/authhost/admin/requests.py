@@ -1,0 +1,163 @@
+"""What an operator may ask the card service to do: validated request values.
+
+One definition serves the HTTP API (JSON bodies), the CLI (options and bulk CSV rows) and the
+OpenAPI document (the JSON schemas come from these models), so a field is checked the same
+way wherever it arrives. Models forbid unknown fields: a typo is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from authhost.cards.model import CardKind, PinMethod
+
+Digits3 = Annotated[str, StringConstraints(pattern=r"^\d{3}$")]
+Identifier = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", strip_whitespace=True)
+]
+ListName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Amount = Annotated[int, Field(ge=0, le=10**15)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsSpec(_Request):
+    """Spending limits in minor units; a missing value means no limit."""
+
+    per_transaction: Amount | None = None
+    daily_amount: Amount | None = None
+    daily_count: Annotated[int, Field(ge=0)] | None = None
+    monthly_amount: Amount | None = None
+    monthly_count: Annotated[int, Field(ge=0)] | None = None
+    atm_per_transaction: Amount | None = None
+    atm_daily_amount: Amount | None = None
+    atm_daily_count: Annotated[int, Field(ge=0)] | None = None
+
+
+CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
+
+
+class NewProduct(_Request):
+    """A card programme. ``product_id`` defaults to a generated one."""
+
+    product_id: Identifier | None = None
+    issuer_id: Identifier
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    bin: Annotated[str, StringConstraints(pattern=r"^(\d{6}|\d{8})$")] = Field(
+        description="issuer identification number, 6 or 8 digits"
+    )
+    pan_length: Annotated[int, Field(ge=13, le=19)] = 16
+    kind: CardKind = CardKind.DEBIT
+    currency: Digits3 = Field("978", description="ISO 4217 numeric")
+    home_country: Digits3 = Field("276", description="ISO 3166 numeric")
+    validity_months: Annotated[int, Field(ge=1, le=120)] = 36
+    service_code: Digits3 = "201"
+    limits: LimitsSpec = LimitsSpec()
+    channels: list[str] = Field(default_factory=lambda: list(CHANNELS))
+    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] = []
+    blocked_countries: list[Digits3] = []
+    pin_method: PinMethod = PinMethod.VISA_PVV
+    pvk_name: Identifier = "pvk"
+    cvk_name: Identifier = "cvk"
+    pvki: Annotated[str, StringConstraints(pattern=r"^\d$")] = "1"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NewProduct:
+        unknown = sorted(set(self.channels) - set(CHANNELS))
+        if unknown:
+            known = ", ".join(CHANNELS)
+            raise ValueError(f"unknown channel(s) {', '.join(unknown)}; known: {known}")
+        if self.pan_length < len(self.bin) + 4:
+            raise ValueError("pan_length leaves too few digits after the BIN")
+        return self
+
+
+class NewAccount(_Request):
+    """An account; ``balance`` is the opening funds (debit/prepaid) in minor units."""
+
+    account_id: Identifier | None = None
+    currency: Digits3 = "978"
+    kind: CardKind = CardKind.DEBIT
+    balance: Amount = 0
+    credit_limit: Amount = 0
+
+
+class FundsChange(_Request):
+    """Load funds (positive) or take them off / record a credit payment (negative)."""
+
+    amount_minor: Annotated[int, Field(ge=-(10**15), le=10**15)]
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> FundsChange:
+        if self.amount_minor == 0:
+            raise ValueError("amount_minor must not be 0")
+        return self
+
+
+class CreditLimitChange(_Request):
+    credit_limit: Amount
+
+
+class IssueCard(_Request):
+    """Produce a new card on a product, linked to an account (state ``created``)."""
+
+    product_id: Identifier
+    account_id: Identifier
+    cardholder_name: Annotated[
+        str, StringConstraints(max_length=26, pattern=r"^[A-Za-z0-9 .'/-]*$", strip_whitespace=True)
+    ] = ""
+    address_ref: Annotated[str, StringConstraints(max_length=64)] = ""
+    limits: LimitsSpec | None = None
+    home_country: Digits3 | None = None
+
+
+class Personalise(_Request):
+    """Cardholder data as embossed; only the given fields change."""
+
+    cardholder_name: (
+        Annotated[
+            str,
+            StringConstraints(max_length=26, pattern=r"^[A-Za-z0-9 .'/-]*$", strip_whitespace=True),
+        ]
+        | None
+    ) = None
+    account_id: Identifier | None = None
+    address_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class CardAction(_Request):
+    """Optional reason recorded in the audit log with a lifecycle action."""
+
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class PinChange(_Request):
+    """A new PIN as an encrypted PIN block, exactly as a terminal or PIN mailer sends it.
+
+    The block is encrypted under the zone PIN key, or under a DUKPT key when ``ksn`` is given.
+    The PIN itself never travels or is stored in clear: only its PVV / IBM 3624 offset is kept.
+    """
+
+    pin_block: Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$")]
+    ksn: Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{20}$")] | None = None
+    acquirer_id: Annotated[str, StringConstraints(pattern=r"^\d{1,11}$")] | None = None
+
+
+class CardSearch(_Request):
+    """Find a card by its PAN (sent in a body, never in a URL, so it stays out of access logs)."""
+
+    pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]
+
+    def __repr_args__(self):  # type: ignore[override]
+        yield "pan", "<hidden>"
+
+
+class ListValues(_Request):
+    """A named list (used by fraud rules): the full new content."""
+
+    values: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]]

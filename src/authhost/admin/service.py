@@ -1,0 +1,570 @@
+"""The card service: every card-management operation, once, for the API, the CLI and the demo.
+
+It sits on a ``CardStore`` and a ``SecurityModule`` and acts for a named actor (the API token's
+name, the CLI user), so each change is written to the audit log with who, when, what and the
+state before and after. Answers are JSON-ready views (``admin.views``): a card leaves the
+service with its masked PAN only. The clear PAN exists here only in a local variable while a
+card is produced, a PIN block is checked, or a personalisation record is written to the
+operator's file (``export_personalisation``, the one sanctioned way out, and audited).
+
+Creates take an optional idempotency key: the same key with the same request returns the
+first result; with a different request it is refused (409).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError, Unavailable
+from authhost.admin.views import (
+    account_view,
+    audit_view,
+    card_view,
+    journal_view,
+    product_view,
+)
+from authhost.cards import lifecycle, production
+from authhost.cards import pin as pin_rules
+from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
+from authhost.security.masking import mask_pans_in_text
+from authhost.store.interface import CardStore, Conflict, JournalQuery, NotFound
+from authhost.store.records import AuditEntry
+
+# Operator-facing lifecycle actions (URL segment / CLI verb) and what each does.
+LIFECYCLE_ACTIONS: dict[str, str] = {
+    "ship": "Ship the card to the cardholder (created -> issued)",
+    "activate": "Activate the card (issued -> active)",
+    "suspend": "Temporary block (active -> suspended)",
+    "resume": "Lift a temporary block (suspended -> active)",
+    "report-lost": "Report the card lost (final; answers 41 from now on)",
+    "report-stolen": "Report the card stolen (final; answers 43 from now on)",
+    "report-damaged": "Report the card damaged (final; replace it with the same PAN)",
+    "replace": "Replace a lost, stolen or damaged card: a new card on the same account",
+    "renew": "Renew before expiry: same PAN, new expiry, new card values",
+    "cancel": "Close the card (final)",
+    "expire": "Mark the card expired (final)",
+}
+
+PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range
+EXPORT_STATES = frozenset({CardState.CREATED, CardState.ISSUED})
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _json(value: Any) -> str:
+    return mask_pans_in_text(json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+class CardService:
+    """Card management over one store and one security module, acting as ``actor``."""
+
+    def __init__(
+        self,
+        store: CardStore,
+        security: Any,  # authhost.security.module.SecurityModule
+        actor: str = "system",
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.security = security
+        self.actor = actor
+        self.clock = clock
+
+    def acting_as(self, actor: str) -> CardService:
+        """The same service recording ``actor`` in the audit log."""
+        return CardService(self.store, self.security, actor, clock=self.clock)
+
+    # --- audit and idempotency ---------------------------------------------------------------
+
+    async def _audit(self, action: str, subject: str, before: Any, after: Any) -> None:
+        await self.store.append_audit(
+            AuditEntry(
+                ts=self.clock(),
+                actor=self.actor,
+                action=action,
+                subject=subject,
+                before=_json(before) if before is not None else "",
+                after=_json(after) if after is not None else "",
+            )
+        )
+
+    async def _once(
+        self,
+        operation: str,
+        key: str,
+        request: BaseModel,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Run ``create`` once per idempotency key; repeat calls get the stored result."""
+        if not key:
+            return await create()
+        store_key = f"{operation}:{key}"
+        fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        stored = await self.store.idempotent_result(store_key)
+        if stored is not None:
+            earlier = json.loads(stored)
+            if earlier.get("request") != fingerprint:
+                raise ConflictError(
+                    "this Idempotency-Key was already used with a different request"
+                )
+            return earlier["result"]
+        result = await create()
+        # Conflict: a concurrent twin stored its result first; ours is equally valid.
+        with contextlib.suppress(Conflict):
+            await self.store.remember_result(
+                store_key, json.dumps({"request": fingerprint, "result": result})
+            )
+        return result
+
+    # --- products --------------------------------------------------------------------------
+
+    async def create_product(
+        self, spec: rq.NewProduct, *, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        async def create() -> dict[str, Any]:
+            product_id = spec.product_id or _new_id("prd")
+            if await self.store.get_product(product_id) is not None:
+                raise ConflictError(f"product {product_id} already exists")
+            product = Product(
+                product_id=product_id,
+                issuer_id=spec.issuer_id,
+                name=spec.name,
+                bin=spec.bin,
+                pan_length=spec.pan_length,
+                kind=spec.kind,
+                currency=spec.currency,
+                home_country=spec.home_country,
+                validity_months=spec.validity_months,
+                service_code=spec.service_code,
+                limits=Limits(**spec.limits.model_dump()),
+                channels=frozenset(spec.channels),
+                blocked_mccs=frozenset(spec.blocked_mccs),
+                blocked_countries=frozenset(spec.blocked_countries),
+                pin_method=spec.pin_method,
+                pvk_name=spec.pvk_name,
+                cvk_name=spec.cvk_name,
+                pvki=spec.pvki,
+            )
+            await self.store.put_product(product)
+            view = product_view(product)
+            await self._audit("product.create", product_id, None, view)
+            return view
+
+        return await self._once("product.create", idempotency_key, spec, create)
+
+    async def _product(self, product_id: str) -> Product:
+        product = await self.store.get_product(product_id)
+        if product is None:
+            raise NotFoundError(f"product {product_id} not found")
+        return product
+
+    async def get_product(self, product_id: str) -> dict[str, Any]:
+        return product_view(await self._product(product_id))
+
+    async def list_products(self) -> list[dict[str, Any]]:
+        return [product_view(p) for p in await self.store.list_products()]
+
+    # --- accounts --------------------------------------------------------------------------
+
+    async def create_account(
+        self, spec: rq.NewAccount, *, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        async def create() -> dict[str, Any]:
+            if spec.kind is not CardKind.CREDIT and spec.credit_limit:
+                raise InvalidRequest("credit_limit applies to credit accounts only")
+            account = Account(
+                account_id=spec.account_id or _new_id("acc"),
+                currency=spec.currency,
+                kind=spec.kind,
+                balance=spec.balance,
+                credit_limit=spec.credit_limit,
+            )
+            try:
+                await self.store.create_account(account)
+            except Conflict:
+                raise ConflictError(f"account {account.account_id} already exists") from None
+            view = account_view(account)
+            await self._audit("account.create", account.account_id, None, view)
+            return view
+
+        return await self._once("account.create", idempotency_key, spec, create)
+
+    async def _account(self, account_id: str) -> Account:
+        account = await self.store.get_account(account_id)
+        if account is None:
+            raise NotFoundError(f"account {account_id} not found")
+        return account
+
+    async def get_account(self, account_id: str) -> dict[str, Any]:
+        return account_view(await self._account(account_id))
+
+    async def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        return [account_view(a) for a in await self.store.list_accounts(limit, offset)]
+
+    async def change_funds(self, account_id: str, change: rq.FundsChange) -> dict[str, Any]:
+        """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit)."""
+        before = await self._account(account_id)
+        delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
+        if change.amount_minor < 0 and before.open_to_buy + change.amount_minor < 0:
+            raise ConflictError(
+                f"account {account_id} has {before.open_to_buy} available; "
+                f"cannot take {-change.amount_minor}"
+            )
+        try:
+            after = await self.store.adjust_balance(account_id, delta)
+        except NotFound:
+            raise NotFoundError(f"account {account_id} not found") from None
+        view = account_view(after)
+        detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
+        await self._audit("account.funds", account_id, account_view(before), detail)
+        return view
+
+    async def set_credit_limit(
+        self, account_id: str, change: rq.CreditLimitChange
+    ) -> dict[str, Any]:
+        before = await self._account(account_id)
+        if before.kind is not CardKind.CREDIT:
+            raise InvalidRequest(f"account {account_id} is {before.kind.value}, not credit")
+        after = await self.store.set_credit_limit(account_id, change.credit_limit)
+        view = account_view(after)
+        await self._audit("account.credit_limit", account_id, account_view(before), view)
+        return view
+
+    # --- cards: production -----------------------------------------------------------------
+
+    async def issue_card(self, spec: rq.IssueCard, *, idempotency_key: str = "") -> dict[str, Any]:
+        """Produce a card (state created) with a fresh random PAN from the product's BIN."""
+
+        async def create() -> dict[str, Any]:
+            product = await self._product(spec.product_id)
+            account = await self._account(spec.account_id)
+            _check_account_fits(product, account)
+            now = self.clock()
+            card_id = production.new_card_id()
+
+            def build(facts: production.PanFacts) -> Card:
+                card = production.new_card(
+                    product,
+                    facts,
+                    card_id=card_id,
+                    account_id=account.account_id,
+                    now=now,
+                    cardholder_name=spec.cardholder_name,
+                    address_ref=spec.address_ref,
+                )
+                return replace(
+                    card,
+                    limits=Limits(**spec.limits.model_dump()) if spec.limits else None,
+                    home_country=spec.home_country or "",
+                )
+
+            card = await self._store_with_new_pan(build, product)
+            view = card_view(card)
+            await self._audit("card.issue", card.card_id, None, view)
+            return view
+
+        return await self._once("card.issue", idempotency_key, spec, create)
+
+    async def _store_with_new_pan(
+        self,
+        build: Callable[[production.PanFacts], Card],
+        product: Product,
+        *,
+        replaced: Card | None = None,
+    ) -> Card:
+        """Store the card ``build`` makes under a new random PAN, drawing again on a clash."""
+        for _ in range(PAN_ATTEMPTS):
+            pan = production.new_pan(product.bin, product.pan_length)
+            pan_index = self.security.pan_index(pan)
+            if await self.store.find_card(pan_index) is not None:
+                continue
+            card = build(production.PanFacts.of(pan, pan_index))
+            ciphertext = self.security.encrypt_pan(pan, card.card_id)
+            try:
+                if replaced is None:
+                    await self.store.create_card(card, ciphertext)
+                else:
+                    await self.store.replace_card(replaced, card, ciphertext)
+            except Conflict:
+                continue
+            return card
+        raise Unavailable(f"no free PAN found in BIN {product.bin} after {PAN_ATTEMPTS} tries")
+
+    async def _card(self, card_id: str) -> Card:
+        card = await self.store.get_card(card_id)
+        if card is None:
+            raise NotFoundError(f"card {card_id} not found")
+        return card
+
+    async def get_card(self, card_id: str) -> dict[str, Any]:
+        return card_view(await self._card(card_id))
+
+    async def find_card(self, pan: str) -> dict[str, Any]:
+        card = await self.store.find_card(self.security.pan_index(pan))
+        if card is None:
+            raise NotFoundError("no card with this PAN")
+        return card_view(card)
+
+    async def list_cards(
+        self, *, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        if state and state not in {s.value for s in CardState}:
+            known = ", ".join(s.value for s in CardState)
+            raise InvalidRequest(f"unknown card state {state!r}; known: {known}")
+        cards = await self.store.list_cards(account_id, state, limit, offset)
+        return [card_view(c) for c in cards]
+
+    async def personalise(self, card_id: str, change: rq.Personalise) -> dict[str, Any]:
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        updates: dict[str, Any] = {}
+        if change.cardholder_name is not None:
+            updates["cardholder_name"] = change.cardholder_name
+        if change.address_ref is not None:
+            updates["address_ref"] = change.address_ref
+        if change.account_id is not None and change.account_id != card.account_id:
+            _check_account_fits(
+                await self._product(card.product_id), await self._account(change.account_id)
+            )
+            updates["account_id"] = change.account_id
+        if not updates:
+            raise InvalidRequest(
+                "nothing to change: give cardholder_name, account_id or address_ref"
+            )
+        return await self._update(card, replace(card, **updates), "card.personalise")
+
+    async def _update(self, before: Card, after: Card, action: str, reason: str = "") -> dict:
+        try:
+            stored = await self.store.update_card(after)
+        except Conflict:
+            raise ConflictError(
+                f"card {before.card_id} was changed by someone else; read it and retry"
+            ) from None
+        view = card_view(stored)
+        await self._audit(action, before.card_id, card_view(before), _with_reason(view, reason))
+        return view
+
+    # --- cards: lifecycle ------------------------------------------------------------------
+
+    async def apply(self, card_id: str, action: str, *, reason: str = "") -> dict[str, Any]:
+        """Run one lifecycle action; replace/renew answer with the new card."""
+        if action not in LIFECYCLE_ACTIONS:
+            raise InvalidRequest(
+                f"unknown action {action!r}; known: {', '.join(LIFECYCLE_ACTIONS)}"
+            )
+        card = await self._card(card_id)
+        if action in ("replace", "renew"):
+            return await self._successor(card, action, reason)
+        try:
+            after = lifecycle.transition(card, action, now=self.clock())
+        except lifecycle.IllegalTransition as exc:
+            raise ConflictError(str(exc)) from None
+        return await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
+
+    async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
+        product = await self._product(card.product_id)
+        make = lifecycle.renew if action == "renew" else lifecycle.replace
+        try:
+            old, new = make(
+                card,
+                now=self.clock(),
+                validity_months=product.validity_months,
+                new_card_id=production.new_card_id(),
+            )
+        except lifecycle.IllegalTransition as exc:
+            raise ConflictError(str(exc)) from None
+        if new.pan_index:  # same PAN (renewal, damaged card): re-encrypt it for the new card
+            pan = self.security.decrypt_pan(
+                await self.store.pan_ciphertext(card.card_id), card.card_id
+            )
+            ciphertext = self.security.encrypt_pan(pan, new.card_id)
+            del pan
+            try:
+                await self.store.replace_card(old, new, ciphertext)
+            except Conflict:
+                raise ConflictError(
+                    f"card {card.card_id} was changed by someone else; read it and retry"
+                ) from None
+        else:  # lost or stolen: the successor gets a new PAN
+            new = await self._store_with_new_pan(
+                lambda facts: replace(
+                    new,
+                    pan_index=facts.pan_index,
+                    bin=facts.bin,
+                    last4=facts.last4,
+                    pan_length=facts.pan_length,
+                ),
+                product,
+                replaced=old,
+            )
+        view = card_view(new)
+        after = {"old": card_view(await self._card(card.card_id)), "new": view}
+        await self._audit(
+            f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
+        )
+        return view
+
+    # --- PIN -------------------------------------------------------------------------------
+
+    async def set_pin(self, card_id: str, change: rq.PinChange) -> dict[str, Any]:
+        """Set or reset the PIN from an encrypted PIN block; only its PVV/offset is stored."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; no PIN can be set")
+        product = await self._product(card.product_id)
+        pan = self.security.decrypt_pan(await self.store.pan_ciphertext(card_id), card_id)
+        try:
+            source = self.security.pin_source(change.ksn, change.acquirer_id)
+            reference = self.security.pin_reference(
+                bytes.fromhex(change.pin_block),
+                pan,
+                source,
+                card.pin_method,
+                product.pvk_name,
+                product.pvki,
+            )
+        except ValueError as exc:  # PinBlockError, unknown key, bad KSN: messages carry no PIN
+            raise InvalidRequest(f"the PIN block cannot be used: {exc}") from None
+        finally:
+            del pan
+        action = "pin.reset" if card.pin_reference is not None else "pin.set"
+        return await self._update(card, pin_rules.with_pin_reference(card, reference), action)
+
+    async def unlock_pin(self, card_id: str) -> dict[str, Any]:
+        card = await self._card(card_id)
+        if card.pin_tries == 0:
+            return card_view(card)
+        return await self._update(card, pin_rules.unlock(card), "pin.unlock")
+
+    # --- journal, audit, lists -------------------------------------------------------------
+
+    async def card_journal(
+        self, card_id: str, *, limit: int = 100, after_id: int = 0
+    ) -> list[dict[str, Any]]:
+        await self._card(card_id)
+        entries = await self.store.journal(
+            JournalQuery(card_id=card_id, limit=limit, after_id=after_id)
+        )
+        return [journal_view(e) for e in entries]
+
+    async def audit(
+        self, *, subject: str = "", limit: int = 100, after_id: int = 0
+    ) -> list[dict[str, Any]]:
+        entries = await self.store.audit(subject=subject, limit=limit, after_id=after_id)
+        return [audit_view(e) for e in entries]
+
+    async def list_names(self) -> list[str]:
+        return sorted(await self.store.list_names())
+
+    async def get_list(self, name: str) -> dict[str, Any]:
+        if name not in await self.store.list_names():
+            raise NotFoundError(f"list {name} not found")
+        return {"name": name, "values": sorted(await self.store.get_list(name))}
+
+    async def put_list(self, name: str, content: rq.ListValues) -> dict[str, Any]:
+        rq.ListValues.model_validate({"values": content.values})
+        if not _LIST_NAME.fullmatch(name):
+            raise InvalidRequest("list names are letters, digits, '.', '_' and '-' (max 64)")
+        before = await self.store.get_list(name)
+        values = sorted(set(content.values))
+        await self.store.put_list(name, values)
+        change = {
+            "added": sorted(set(values) - before),
+            "removed": sorted(before - set(values)),
+            "size": len(values),
+        }
+        await self._audit("list.put", name, {"size": len(before)}, change)
+        return {"name": name, "values": values}
+
+    # --- personalisation export ------------------------------------------------------------
+
+    async def export_personalisation(self, card_ids: Sequence[str], out: Path) -> int:
+        """Write the card bureau's records (clear PAN, expiry, CVVs) to ``out``; return count.
+
+        The only place a clear PAN and card values leave the system. The file is created new
+        (never overwritten) with owner-only permissions; each card exported is audited.
+        """
+        records = []
+        for card_id in card_ids:
+            card = await self._card(card_id)
+            if card.state not in EXPORT_STATES:
+                raise ConflictError(
+                    f"card {card_id} is {card.state.value}; only created or issued cards "
+                    "are sent to the bureau"
+                )
+            product = await self._product(card.product_id)
+            records.append((card, product))
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConflictError(f"{out} exists; name a new file") from None
+        except OSError as exc:
+            raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
+        with os.fdopen(fd, "w") as file:
+            for card, product in records:
+                file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
+        for card, _ in records:
+            await self._audit(
+                "card.export_personalisation",
+                card.card_id,
+                None,
+                {"file": str(Path(out).resolve()), "pan": card.masked_pan},
+            )
+        return len(records)
+
+    async def _bureau_record(self, card: Card, product: Product) -> dict[str, str]:
+        from authhost.cards.track2 import build_track2
+
+        pan = self.security.decrypt_pan(await self.store.pan_ciphertext(card.card_id), card.card_id)
+        values = self.security.card_values(pan, card.expiry, card.service_code, product.cvk_name)
+        return {
+            "card_id": card.card_id,
+            "pan": pan,
+            "expiry": card.expiry,
+            "service_code": card.service_code,
+            "sequence": card.sequence,
+            "cardholder_name": card.cardholder_name,
+            "address_ref": card.address_ref,
+            "cvv": values.cvv,
+            "cvv2": values.cvv2,
+            "icvv": values.icvv,
+            "track2": build_track2(pan, card.expiry, card.service_code, values.cvv),
+            "chip_track2": build_track2(pan, card.expiry, card.service_code, values.icvv),
+        }
+
+
+_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _with_reason(view: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {**view, "reason": reason} if reason else view
+
+
+def _check_account_fits(product: Product, account: Account) -> None:
+    if account.currency != product.currency:
+        raise InvalidRequest(
+            f"account {account.account_id} is in currency {account.currency}, "
+            f"product {product.product_id} in {product.currency}"
+        )
+    if (account.kind is CardKind.CREDIT) != (product.kind is CardKind.CREDIT):
+        raise InvalidRequest(
+            f"a {product.kind.value} product needs a "
+            f"{'credit' if product.kind is CardKind.CREDIT else 'debit or prepaid'} account"
+        )
