@@ -93,6 +93,15 @@ class SecurityConfig:
         "authhost-keys.json", "file of working keys, encrypted under the master key"
     )
     demo: bool = _key(False, "demo mode: generate a master key and test keys when none exist")
+    zone_keys: list[str] = _key(
+        [], "zone PIN key per acquirer, 'acquirer_id=key_name' entries (others use 'zpk')"
+    )
+    decimalisation_table: str = _key(
+        "0123456789012345", "IBM 3624 decimalisation table (16 digits)"
+    )
+    pin_validation_digits: int = _key(
+        12, "IBM 3624 validation data: rightmost PAN digits, excluding the check digit"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,117 @@
+"""Raw block-cipher operations (TDES and AES, ECB/CBC, CMAC) on top of ``cryptography``.
+
+Every payment algorithm in this package is built from these few calls, so the one place that
+knows how ``cryptography`` spells TDES (its decrepit module, 24-byte keys) is here. Double-length
+(16-byte) TDES keys are expanded to K1|K2|K1, which is the same cipher, because
+``cryptography`` deprecates the 16-byte form.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+
+
+def _tdes(key: bytes) -> TripleDES:
+    if len(key) == 8:
+        return TripleDES(key * 3)
+    if len(key) == 16:
+        return TripleDES(key + key[:8])
+    if len(key) == 24:
+        return TripleDES(key)
+    raise ValueError("a TDES key is 8, 16 or 24 bytes")
+
+
+def _aes(key: bytes) -> algorithms.AES:
+    if len(key) not in (16, 24, 32):
+        raise ValueError("an AES key is 16, 24 or 32 bytes")
+    return algorithms.AES(key)
+
+
+def _check_blocks(data: bytes, size: int) -> None:
+    if not data or len(data) % size:
+        raise ValueError(f"data must be a non-empty multiple of {size} bytes")
+
+
+def tdes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
+    """TDES (or single DES for an 8-byte key) ECB encryption of whole 8-byte blocks."""
+    _check_blocks(data, 8)
+    enc = Cipher(_tdes(key), modes.ECB()).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 8)
+    dec = Cipher(_tdes(key), modes.ECB()).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def tdes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 8)
+    enc = Cipher(_tdes(key), modes.CBC(iv)).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def tdes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 8)
+    dec = Cipher(_tdes(key), modes.CBC(iv)).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def des_encrypt(key8: bytes, block: bytes) -> bytes:
+    """Single DES on one block (DUKPT and the retail MAC need it); K|K|K is single DES."""
+    if len(key8) != 8:
+        raise ValueError("a DES key is 8 bytes")
+    return tdes_ecb_encrypt(key8, block)
+
+
+def des_decrypt(key8: bytes, block: bytes) -> bytes:
+    if len(key8) != 8:
+        raise ValueError("a DES key is 8 bytes")
+    return tdes_ecb_decrypt(key8, block)
+
+
+def aes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 16)
+    enc = Cipher(_aes(key), modes.ECB()).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def aes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 16)
+    dec = Cipher(_aes(key), modes.ECB()).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def aes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 16)
+    enc = Cipher(_aes(key), modes.CBC(iv)).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def aes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    _check_blocks(data, 16)
+    dec = Cipher(_aes(key), modes.CBC(iv)).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def tdes_cmac(key: bytes, data: bytes) -> bytes:
+    """CMAC (NIST SP 800-38B) with TDES: 8 bytes."""
+    mac = CMAC(_tdes(key))
+    mac.update(data)
+    return mac.finalize()
+
+
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    """CMAC (NIST SP 800-38B) with AES: 16 bytes."""
+    mac = CMAC(_aes(key))
+    mac.update(data)
+    return mac.finalize()
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    """Byte-wise XOR of two equal-length values."""
+    if len(a) != len(b):
+        raise ValueError("xor operands differ in length")
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")

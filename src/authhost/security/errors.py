@@ -1,0 +1,19 @@
+"""The security module's errors. Messages name keys and files, never key material, PINs or PANs."""
+
+from __future__ import annotations
+
+
+class SecurityError(Exception):
+    """Base of every security module error; safe to show an operator."""
+
+
+class MasterKeyMissing(SecurityError):
+    """No master key in the environment or the configured file (and not in demo mode)."""
+
+
+class KeyStoreError(SecurityError):
+    """The key store file is missing, unreadable, or does not match the master key."""
+
+
+class KeyNotFound(SecurityError):
+    """A named working key is not in the key store (or has the wrong type for the operation)."""

@@ -1,0 +1,111 @@
+"""Working keys as values: type, algorithm, key check value, and material that never prints.
+
+A ``WorkingKey`` hides its material from ``repr``/``str`` so a key can be passed around, logged
+by accident or shown in a traceback without leaking. The KCV is what operators compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from authhost.security.blockcipher import aes_cmac, tdes_ecb_encrypt
+
+
+class KeyAlgorithm(StrEnum):
+    TDES = "tdes"
+    AES = "aes"
+    HMAC = "hmac"
+
+
+class KeyType(StrEnum):
+    """What a key is for; the TR-31 key usage and the default algorithm follow from it."""
+
+    ZPK = "zpk"  # zone PIN key: PIN blocks from an acquirer
+    BDK = "bdk"  # DUKPT base derivation key (TDES or AES)
+    PVK = "pvk"  # PIN verification key (PVV / IBM 3624)
+    CVK = "cvk"  # card verification key pair A|B
+    MAK = "mak"  # message authentication key (ISO 9797-1 alg 3, fields 64/128)
+    KEK = "kek"  # key encryption key (TR-31 key block protection key)
+    PAN_HASH = "pan-hash"  # HMAC-SHA-256 key of the PAN index
+    PAN_DATA = "pan-data"  # AES-256-GCM key of the stored PAN (versioned)
+
+
+# default algorithm and length (bytes) of a newly generated key of each type
+KEY_SHAPES: dict[KeyType, tuple[KeyAlgorithm, int]] = {
+    KeyType.ZPK: (KeyAlgorithm.TDES, 16),
+    KeyType.BDK: (KeyAlgorithm.TDES, 16),
+    KeyType.PVK: (KeyAlgorithm.TDES, 16),
+    KeyType.CVK: (KeyAlgorithm.TDES, 16),
+    KeyType.MAK: (KeyAlgorithm.TDES, 16),
+    KeyType.KEK: (KeyAlgorithm.AES, 32),
+    KeyType.PAN_HASH: (KeyAlgorithm.HMAC, 32),
+    KeyType.PAN_DATA: (KeyAlgorithm.AES, 32),
+}
+
+ALLOWED_LENGTHS = {
+    KeyAlgorithm.TDES: (16, 24),
+    KeyAlgorithm.AES: (16, 24, 32),
+    KeyAlgorithm.HMAC: (32, 64),
+}
+
+
+def adjust_des_parity(key: bytes) -> bytes:
+    """Set odd parity on every byte of a DES/TDES key (the low bit is the parity bit)."""
+    out = bytearray()
+    for byte in key:
+        high = byte & 0xFE
+        out.append(high | (bin(high).count("1") % 2 == 0))
+    return bytes(out)
+
+
+def kcv(material: bytes, algorithm: KeyAlgorithm) -> str:
+    """Key check value, 6 hex digits.
+
+    TDES: the key encrypts a zero block (the classic KCV). AES: AES-CMAC of a zero block
+    (ANSI X9.24-1:2017). HMAC: HMAC-SHA-256 of a zero block. Only ever the first 3 bytes.
+    """
+    if algorithm is KeyAlgorithm.TDES:
+        value = tdes_ecb_encrypt(material, bytes(8))
+    elif algorithm is KeyAlgorithm.AES:
+        value = aes_cmac(material, bytes(16))
+    else:
+        value = hmac.new(material, bytes(16), hashlib.sha256).digest()
+    return value[:3].hex().upper()
+
+
+def generate_material(algorithm: KeyAlgorithm, length: int) -> bytes:
+    """Fresh random key material (DES parity adjusted for TDES)."""
+    if length not in ALLOWED_LENGTHS[algorithm]:
+        raise ValueError(f"a {algorithm} key is {ALLOWED_LENGTHS[algorithm]} bytes long")
+    material = secrets.token_bytes(length)
+    return adjust_des_parity(material) if algorithm is KeyAlgorithm.TDES else material
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingKey:
+    """One clear working key in memory; ``repr`` shows name, type, algorithm and KCV only."""
+
+    name: str
+    key_type: KeyType
+    algorithm: KeyAlgorithm
+    material: bytes = field(repr=False)
+    version: int = 1
+    kcv: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.material) not in ALLOWED_LENGTHS[self.algorithm]:
+            raise ValueError(f"key {self.name}: wrong length for {self.algorithm}")
+        if not self.kcv:
+            object.__setattr__(self, "kcv", kcv(self.material, self.algorithm))
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkingKey(name={self.name!r}, type={self.key_type.value}, "
+            f"algorithm={self.algorithm.value}, version={self.version}, kcv={self.kcv})"
+        )
+
+    __str__ = __repr__

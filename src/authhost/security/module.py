@@ -1,0 +1,414 @@
+"""The software security module: the one object the rest of authhost asks for cryptography.
+
+It plays the role a payment HSM plays for an issuer. Working keys are read from the key store
+(encrypted under the master key) and never leave this object; PINs are decrypted only inside a
+method call and never returned; callers get references (PVV, offsets), verdicts (PinCheck,
+bool), encrypted PANs and keyed hashes. Build it once at start-up with ``SecurityModule.open``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+
+from authhost.cards.model import PinMethod
+from authhost.config import SecurityConfig
+from authhost.security import cardvalues, mac, pan_protection, pinblock, pinverify
+from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
+from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
+from authhost.security.keys import KEY_SHAPES, KeyAlgorithm, KeyType, WorkingKey, generate_material
+from authhost.security.keystore import (
+    DEMO_MARK,
+    KeyStore,
+    demo_master_path,
+    master_key_from,
+    parse_master_key,
+    write_private,
+)
+
+log = logging.getLogger("authhost.security")
+
+DEFAULT_ZPK = "zpk"
+DEFAULT_BDK = "bdk"
+DEFAULT_AES_BDK = "bdk-aes"
+PAN_HASH_KEY = "pan-hash"
+PAN_DATA_KEY = "pan-data"
+DEFAULT_MAC_KEY = "mak"
+
+# name, type, algorithm, length: what demo mode generates
+DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
+    (DEFAULT_ZPK, KeyType.ZPK, KeyAlgorithm.TDES, 16),
+    ("zpk-aes", KeyType.ZPK, KeyAlgorithm.AES, 16),
+    (DEFAULT_BDK, KeyType.BDK, KeyAlgorithm.TDES, 16),
+    (DEFAULT_AES_BDK, KeyType.BDK, KeyAlgorithm.AES, 16),
+    ("pvk", KeyType.PVK, KeyAlgorithm.TDES, 16),
+    ("cvk", KeyType.CVK, KeyAlgorithm.TDES, 16),
+    (DEFAULT_MAC_KEY, KeyType.MAK, KeyAlgorithm.TDES, 16),
+    ("kek", KeyType.KEK, KeyAlgorithm.AES, 32),
+    (PAN_HASH_KEY, KeyType.PAN_HASH, KeyAlgorithm.HMAC, 32),
+    (PAN_DATA_KEY, KeyType.PAN_DATA, KeyAlgorithm.AES, 32),
+)
+
+
+class PinCheck(Enum):
+    """Outcome of a PIN verification: the PIN matched, did not, or the block was unusable."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    BAD_BLOCK = "bad_block"
+
+
+class PinSourceKind(StrEnum):
+    ZPK = "zpk"  # PIN block under the acquirer's zone PIN key
+    DUKPT_TDES = "dukpt-tdes"  # ANSI X9.24-1, KSN of 20 hex digits in field 53
+    DUKPT_AES = "dukpt-aes"  # ANSI X9.24-3, KSN of 24 hex digits in field 53
+
+
+@dataclass(frozen=True, slots=True)
+class PinSource:
+    """Which key protects an incoming PIN block: a zone key, or a BDK plus the KSN."""
+
+    kind: PinSourceKind
+    key_name: str
+    ksn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardValues:
+    """Card verification values for card production; ``repr`` hides them."""
+
+    cvv: str
+    cvv2: str
+    icvv: str
+
+    def __repr__(self) -> str:
+        return "CardValues(cvv=***, cvv2=***, icvv=***)"
+
+    __str__ = __repr__
+
+
+def _is_hex(text: str) -> bool:
+    return all(ch in "0123456789ABCDEF" for ch in text)
+
+
+class SecurityModule:
+    """Keys and payment cryptography behind one object (see the module docstring)."""
+
+    def __init__(self, store: KeyStore, config: SecurityConfig | None = None) -> None:
+        self._store = store
+        self._config = config or SecurityConfig()
+        self._keys: dict[tuple[str, int | None], WorkingKey] = {}
+        self._dukpt: dict[str, TdesDukptHost | AesDukptHost] = {}
+        self._zones = self._zone_map(self._config.zone_keys)
+        self._ibm3624 = pinverify.Ibm3624Params(
+            decimalisation=self._config.decimalisation_table,
+            length=self._config.pin_validation_digits,
+        )
+
+    def __repr__(self) -> str:
+        return f"SecurityModule(store={self._store!r})"
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, config: SecurityConfig, demo: bool = False, env: Mapping[str, str] | None = None
+    ) -> SecurityModule:
+        """Open the key store under the master key; in demo mode create both if missing.
+
+        Without a master key (environment variable or file) and outside demo mode this fails
+        with MasterKeyMissing, whose message says how to provide one.
+        """
+        env = os.environ if env is None else env
+        demo = demo or config.demo
+        path = Path(config.key_store)
+        master = master_key_from(config.master_key_env, config.master_key_file, env)
+        if master is None:
+            if not demo:
+                raise MasterKeyMissing(
+                    f"no master key: set the environment variable {config.master_key_env} "
+                    "(64 hex digits) or security.master_key_file; demo mode (--demo) "
+                    "generates a demo key instead"
+                )
+            master = cls._demo_master(path)
+        if path.exists():
+            store = KeyStore.load(path, master)
+        elif demo:
+            store = KeyStore.create(path, master, demo=True)
+            log.warning("demo mode: created key store %s with generated test keys", path)
+        else:
+            raise KeyStoreError(
+                f"{path}: key store not found (create keys with `authhost keys generate`)"
+            )
+        if demo and store.demo:
+            ensure_demo_keys(store)
+        return cls(store, config)
+
+    @staticmethod
+    def _demo_master(key_store: Path) -> bytes:
+        path = demo_master_path(key_store)
+        if path.exists():
+            return parse_master_key(path.read_text(), str(path))
+        master = secrets.token_bytes(32)
+        write_private(path, f"{DEMO_MARK}\n{master.hex().upper()}\n")
+        log.warning(
+            "demo mode: generated a DEMO master key in %s (not for production: set "
+            "AUTHHOST_MASTER_KEY or security.master_key_file)",
+            path,
+        )
+        return master
+
+    @staticmethod
+    def _zone_map(entries: list[str]) -> dict[str, str]:
+        zones = {}
+        for entry in entries:
+            acquirer, sep, name = entry.partition("=")
+            if not sep or not acquirer.strip() or not name.strip():
+                raise SecurityError(
+                    f"security.zone_keys entry {entry!r} is not 'acquirer_id=key_name'"
+                )
+            zones[acquirer.strip().lstrip("0")] = name.strip()
+        return zones
+
+    @property
+    def key_store(self) -> KeyStore:
+        return self._store
+
+    def reload(self) -> None:
+        """Re-read the key store (after a rotation or import by another process)."""
+        self._store = self._store.reopen()
+        self._keys.clear()
+        self._dukpt.clear()
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def _key(self, name: str, key_type: KeyType, version: int | None = None) -> WorkingKey:
+        cached = self._keys.get((name, version))
+        if cached is None:
+            cached = self._store.get(name, version)
+            self._keys[(name, version)] = cached
+        if cached.key_type is not key_type:
+            raise KeyNotFound(f"key {name!r} is a {cached.key_type} key, not a {key_type} key")
+        return cached
+
+    def demo_test_keys(self) -> dict[str, str]:
+        """Clear test ZPK and BDKs (hex) for the demo export; refused for a real key store."""
+        if not self._store.demo:
+            raise SecurityError("test keys are only exported from a demo key store")
+        return {
+            name: self._key(name, key_type).material.hex().upper()
+            for name, key_type in (
+                (DEFAULT_ZPK, KeyType.ZPK),
+                (DEFAULT_BDK, KeyType.BDK),
+                (DEFAULT_AES_BDK, KeyType.BDK),
+            )
+        }
+
+    # --- PAN protection -------------------------------------------------------------------
+
+    def pan_index(self, pan: str) -> str:
+        """HMAC-SHA-256 of the PAN under the PAN hash key, hex: the store's card index."""
+        return pan_protection.pan_index(self._key(PAN_HASH_KEY, KeyType.PAN_HASH).material, pan)
+
+    def encrypt_pan(self, pan: str, card_id: str) -> bytes:
+        """The PAN under the newest PAN data key, bound to the card id."""
+        key = self._key(PAN_DATA_KEY, KeyType.PAN_DATA)
+        return pan_protection.seal_pan(key.material, key.version, pan, card_id)
+
+    def decrypt_pan(self, blob: bytes, card_id: str) -> str:
+        """The PAN of a blob from ``encrypt_pan`` under whichever key version sealed it."""
+        try:
+            version = pan_protection.blob_version(blob)
+            if version not in self._store.versions(PAN_DATA_KEY):
+                self.reload()  # rotated by another process since we started
+            key = self._key(PAN_DATA_KEY, KeyType.PAN_DATA, version)
+            return pan_protection.open_pan(key.material, blob, card_id)
+        except pan_protection.PanProtectionError as exc:
+            raise SecurityError(str(exc)) from None
+
+    def rotate_pan_key(self) -> WorkingKey:
+        """Add a new PAN data key version; new PANs use it, old blobs still decrypt."""
+        versions = self._store.versions(PAN_DATA_KEY)
+        key = WorkingKey(
+            PAN_DATA_KEY,
+            KeyType.PAN_DATA,
+            KeyAlgorithm.AES,
+            generate_material(KeyAlgorithm.AES, 32),
+            (versions[-1] + 1) if versions else 1,
+        )
+        self._store.put(key)
+        self._keys.clear()
+        return key
+
+    # --- card verification values -----------------------------------------------------------
+
+    def card_values(
+        self, pan: str, expiry_yymm: str, service_code: str, cvk_name: str
+    ) -> CardValues:
+        """CVV (track, the card's service code), CVV2 (000) and iCVV (999) for production."""
+        cvk = self._key(cvk_name, KeyType.CVK).material
+        return CardValues(
+            cvv=cardvalues.visa_cvv(cvk, pan, expiry_yymm, service_code),
+            cvv2=cardvalues.visa_cvv(cvk, pan, expiry_yymm, cardvalues.CVV2_SERVICE_CODE),
+            icvv=cardvalues.visa_cvv(cvk, pan, expiry_yymm, cardvalues.ICVV_SERVICE_CODE),
+        )
+
+    def verify_card_value(
+        self, pan: str, expiry: str, service_code: str, value: str, cvk_name: str
+    ) -> bool:
+        """True when ``value`` is the CVV for this PAN, expiry (YYMM) and service code."""
+        cvk = self._key(cvk_name, KeyType.CVK).material
+        try:
+            expected = cardvalues.visa_cvv(cvk, pan, expiry, service_code)
+        except cardvalues.CardValueError:
+            return False
+        return hmac.compare_digest(expected.encode(), (value or "").strip().encode())
+
+    # --- PINs -----------------------------------------------------------------------------
+
+    def pin_source(self, security_control: str | None, acquirer_id: str | None) -> PinSource:
+        """DUKPT when field 53 holds a KSN (20 hex TDES, 24 hex AES), else the zone key."""
+        ksn = (security_control or "").strip().upper()
+        if len(ksn) == 20 and _is_hex(ksn):
+            return PinSource(PinSourceKind.DUKPT_TDES, DEFAULT_BDK, ksn)
+        if len(ksn) == 24 and _is_hex(ksn):
+            return PinSource(PinSourceKind.DUKPT_AES, DEFAULT_AES_BDK, ksn)
+        zone = self._zones.get((acquirer_id or "").strip().lstrip("0"), DEFAULT_ZPK)
+        return PinSource(PinSourceKind.ZPK, zone)
+
+    def _incoming_key(self, source: PinSource) -> bytes:
+        if source.kind is PinSourceKind.ZPK:
+            return self._key(source.key_name, KeyType.ZPK).material
+        host = self._dukpt.get(source.key_name)
+        if host is None:
+            bdk = self._key(source.key_name, KeyType.BDK)
+            if source.kind is PinSourceKind.DUKPT_TDES:
+                if bdk.algorithm is not KeyAlgorithm.TDES:
+                    raise KeyNotFound(f"key {source.key_name!r} is not a TDES BDK")
+                host = TdesDukptHost(bdk.material)
+            else:
+                if bdk.algorithm is not KeyAlgorithm.AES:
+                    raise KeyNotFound(f"key {source.key_name!r} is not an AES BDK")
+                host = AesDukptHost(bdk.material)
+            self._dukpt[source.key_name] = host
+        return host.pin_key(source.ksn or "")
+
+    def _clear_pin(self, pin_block: bytes, pan: str, source: PinSource) -> str:
+        """The PIN inside the block (only ever held inside this module's methods)."""
+        try:
+            key = self._incoming_key(source)
+        except DukptError as exc:
+            raise pinblock.PinBlockError(str(exc)) from None
+        return pinblock.decrypt_pin_block(key, bytes(pin_block), pan)
+
+    def _reference_of(self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str) -> str:
+        pvk = self._key(pvk_name, KeyType.PVK).material
+        if PinMethod(method) is PinMethod.VISA_PVV:
+            return pinverify.visa_pvv(pvk, pvki, pin, pan)
+        return pinverify.ibm3624_offset(pvk, pin, pan, self._ibm3624)
+
+    def pin_reference(
+        self,
+        pin_block: bytes,
+        pan: str,
+        source: PinSource,
+        method: PinMethod,
+        pvk_name: str,
+        pvki: str,
+    ) -> str:
+        """The PVV or IBM 3624 offset for the PIN in the block (PIN set/reset).
+
+        Raises SecurityError when the block does not decrypt or the PIN does not suit the
+        method (Visa PVV needs 4 digits).
+        """
+        try:
+            pin = self._clear_pin(pin_block, pan, source)
+            return self._reference_of(pin, pan, method, pvk_name, pvki)
+        except (pinblock.PinBlockError, pinverify.PinVerificationError) as exc:
+            raise SecurityError(f"cannot set the PIN: {exc}") from None
+
+    def verify_pin(
+        self,
+        pin_block: bytes,
+        pan: str,
+        source: PinSource,
+        method: PinMethod,
+        pvk_name: str,
+        pvki: str,
+        reference: str,
+    ) -> PinCheck:
+        """Decrypt the block under its source key and check the PIN against the reference.
+
+        BAD_BLOCK for a block that does not decrypt to a valid PIN block (wrong key, tampered,
+        bad KSN); a missing key raises KeyNotFound (a configuration error, not the customer's).
+        """
+        try:
+            pin = self._clear_pin(pin_block, pan, source)
+        except pinblock.PinBlockError:
+            return PinCheck.BAD_BLOCK
+        pvk = self._key(pvk_name, KeyType.PVK).material
+        try:
+            if PinMethod(method) is PinMethod.VISA_PVV:
+                ok = pinverify.visa_pvv_verify(pvk, pvki, pin, pan, reference or "")
+            else:
+                ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", self._ibm3624)
+        except pinverify.PinVerificationError:
+            return PinCheck.WRONG
+        return PinCheck.OK if ok else PinCheck.WRONG
+
+    def translate_pin(
+        self,
+        pin_block: bytes,
+        pan: str,
+        source: PinSource,
+        out_key_name: str,
+        out_format: pinblock.PinBlockFormat = pinblock.PinBlockFormat.ISO0,
+    ) -> bytes:
+        """Re-encrypt a PIN block from its source key to another zone key (and format).
+
+        The PIN is checked on the way (a bad block raises SecurityError) and never returned.
+        """
+        out_key = self._key(out_key_name, KeyType.ZPK)
+        try:
+            pin = self._clear_pin(pin_block, pan, source)
+            return pinblock.encrypt_pin_block(out_key.material, pin, pan, out_format)
+        except pinblock.PinBlockError as exc:
+            raise SecurityError(f"cannot translate the PIN block: {exc}") from None
+
+    # --- message authentication -------------------------------------------------------------
+
+    def mac_message(self, body_without_mac: bytes, key_name: str = DEFAULT_MAC_KEY) -> bytes:
+        """The 8-byte ISO 9797-1 algorithm 3 MAC for field 64/128 of a message body."""
+        return mac.retail_mac(self._key(key_name, KeyType.MAK).material, body_without_mac)
+
+    def verify_mac(
+        self, body_without_mac: bytes, received: bytes, key_name: str = DEFAULT_MAC_KEY
+    ) -> bool:
+        return hmac.compare_digest(self.mac_message(body_without_mac, key_name), bytes(received))
+
+
+def ensure_demo_keys(store: KeyStore) -> None:
+    """Add any missing demo key (random test keys) to a demo key store."""
+    present = {entry.name for entry in store.entries()}
+    for name, key_type, algorithm, length in DEMO_KEYS:
+        if name not in present:
+            material = generate_material(algorithm, length)
+            store.put(WorkingKey(name, key_type, algorithm, material))
+
+
+__all__ = [
+    "KEY_SHAPES",
+    "CardValues",
+    "KeyNotFound",
+    "PinCheck",
+    "PinSource",
+    "PinSourceKind",
+    "SecurityError",
+    "SecurityModule",
+]

@@ -1,0 +1,63 @@
+"""PAN protection for the store: a keyed hash index and AES-256-GCM encryption.
+
+``pan_index`` is HMAC-SHA-256 under the PAN hash key: the same PAN always gives the same
+index, so the store can look a card up without holding the PAN, and without the key nobody
+can test guesses against it. ``seal_pan`` encrypts the PAN with the card id as associated data
+(a blob copied to another card does not decrypt) and prefixes the key version, so after a
+rotation old blobs still open under their old key while new blobs use the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+BLOB_FORMAT = 1
+_HEADER = struct.Struct(">BH")  # format byte, key version
+NONCE_BYTES = 12
+
+
+class PanProtectionError(ValueError):
+    """A PAN blob that cannot be opened (wrong card id, unknown key version, tampered)."""
+
+
+def pan_index(hash_key: bytes, pan: str) -> str:
+    """The keyed hash of the PAN (hex), the store's card index."""
+    return hmac.new(hash_key, pan.strip().encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def blob_version(blob: bytes) -> int:
+    """The key version a blob was sealed under."""
+    if len(blob) < _HEADER.size + NONCE_BYTES + 16:
+        raise PanProtectionError("encrypted PAN is too short")
+    fmt, version = _HEADER.unpack_from(blob)
+    if fmt != BLOB_FORMAT:
+        raise PanProtectionError("encrypted PAN has an unknown format")
+    return version
+
+
+def seal_pan(data_key: bytes, version: int, pan: str, card_id: str) -> bytes:
+    """format(1) | key version(2) | nonce(12) | AES-GCM(PAN, aad=card id + header)."""
+    header = _HEADER.pack(BLOB_FORMAT, version)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    aad = header + card_id.encode()
+    return header + nonce + AESGCM(data_key).encrypt(nonce, pan.strip().encode("ascii"), aad)
+
+
+def open_pan(data_key: bytes, blob: bytes, card_id: str) -> str:
+    """The PAN from a blob; PanProtectionError if the card id or the blob does not match."""
+    blob_version(blob)
+    header = blob[: _HEADER.size]
+    nonce = blob[_HEADER.size : _HEADER.size + NONCE_BYTES]
+    try:
+        clear = AESGCM(data_key).decrypt(
+            nonce, blob[_HEADER.size + NONCE_BYTES :], header + card_id.encode()
+        )
+    except InvalidTag:
+        raise PanProtectionError("encrypted PAN does not open for this card") from None
+    return clear.decode("ascii")
