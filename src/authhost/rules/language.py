@@ -1,0 +1,393 @@
+"""The rule expression language: a small, typed subset of Python expressions, checked once.
+
+An expression is parsed with ``ast`` and walked by a whitelist: anything not listed here
+(attribute access other than ``card.<name>``, calls other than the few functions below,
+subscripts, lambdas, comprehensions, f-strings, dunders) is refused with the position of the
+offending piece. The walk also type-checks every node and rewrites it into plain Python that
+reads local variables, so a rule costs what the equivalent hand-written ``if`` would.
+
+Missing values (``score`` when the model did not score, ``card.age_days`` when the card's age
+is unknown, ...) follow one rule: any comparison that involves a missing value is false
+(including ``!=``, ``in`` and ``not in``). ``missing(x)`` and ``present(x)`` test for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from authhost.rules.variables import VARIABLES, Kind, Variable, local_name
+
+MAX_EXPRESSION_CHARS = 4000
+LIST_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+BOOL_NAMES = {"true": True, "false": False, "True": True, "False": False}
+
+
+class ExpressionError(ValueError):
+    """An expression that cannot be accepted; ``line``/``column`` are 1-based within it."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class Typ:
+    """The static type of a sub-expression."""
+
+    kind: Kind | str  # Kind, or "list" (a named list) / "set" (a literal tuple)
+    nullable: bool = False
+    code_width: int = 0
+    element: Kind | None = None  # for "set": the element kind
+
+
+@dataclass
+class Compiled:
+    """A checked expression rewritten to Python source over local variable names."""
+
+    source: str
+    variables: set[str] = field(default_factory=set)
+    lists: set[str] = field(default_factory=set)
+
+
+def list_local(name: str) -> str:
+    """Identifier of a named list in the generated code."""
+    return "l_" + name.encode().hex()
+
+
+def _fail(node: ast.AST, message: str) -> ExpressionError:
+    line = getattr(node, "lineno", 1)
+    column = getattr(node, "col_offset", 0) + (0 if line == 1 else 1)  # line 1 has the "("
+    return ExpressionError(message, line, max(column, 1))
+
+
+_COMPARE_SYMBOLS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)
+NUMBER, TEXT, BOOL = Typ(Kind.NUMBER), Typ(Kind.TEXT), Typ(Kind.BOOL)
+
+
+class _Checker:
+    """Walks one expression: validates, types and rewrites each node."""
+
+    def __init__(self) -> None:
+        self.variables: set[str] = set()
+        self.lists: set[str] = set()
+
+    # -- entry point -------------------------------------------------------------------
+    def compile(self, text: str) -> Compiled:
+        if len(text) > MAX_EXPRESSION_CHARS:
+            raise ExpressionError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+        if not text.strip():
+            raise ExpressionError("expression is empty")
+        try:
+            # parenthesised so that an expression may span lines without backslashes
+            tree = ast.parse("(" + text + "\n)", mode="eval")
+        except SyntaxError as exc:
+            line = min(exc.lineno or 1, text.count("\n") + 1)
+            column = (exc.offset or 2) - (1 if line == 1 else 0)
+            raise ExpressionError(f"syntax error: {exc.msg}", line, max(column, 1)) from None
+        node, typ = self.visit(tree.body)
+        if typ.kind != Kind.BOOL:
+            raise _fail(tree.body, f"a rule must be true or false, this is a {typ.kind}")
+        return Compiled(ast.unparse(node), self.variables, self.lists)
+
+    def visit(self, node: ast.AST) -> tuple[ast.expr, Typ]:
+        method = getattr(self, f"visit_{type(node).__name__}", None)
+        if method is None:
+            raise _fail(node, f"{_describe(node)} is not allowed in a rule")
+        return method(node)
+
+    # -- leaves ------------------------------------------------------------------------
+    def visit_Constant(self, node: ast.Constant) -> tuple[ast.expr, Typ]:
+        value = node.value
+        if isinstance(value, bool):
+            return node, BOOL
+        if isinstance(value, (int, float)):
+            return node, NUMBER
+        if isinstance(value, str):
+            return node, TEXT
+        raise _fail(node, f"literal {value!r} is not a number, text or true/false")
+
+    def visit_Name(self, node: ast.Name) -> tuple[ast.expr, Typ]:
+        if node.id in BOOL_NAMES:
+            return ast.Constant(BOOL_NAMES[node.id]), BOOL
+        if node.id == "card":
+            raise _fail(node, "'card' needs an attribute, e.g. card.count_1h")
+        return self._variable(node, node.id)
+
+    def visit_Attribute(self, node: ast.Attribute) -> tuple[ast.expr, Typ]:
+        if not (isinstance(node.value, ast.Name) and node.value.id == "card"):
+            raise _fail(node, "attribute access is allowed only as card.<name>")
+        return self._variable(node, f"card.{node.attr}")
+
+    def _variable(self, node: ast.AST, name: str) -> tuple[ast.expr, Typ]:
+        var = VARIABLES.get(name)
+        if var is None:
+            raise _fail(node, f"unknown variable {name!r}{_suggest(name)}")
+        self.variables.add(name)
+        return ast.Name(local_name(name), ast.Load()), _typ(var)
+
+    # -- operators ---------------------------------------------------------------------
+    def visit_BoolOp(self, node: ast.BoolOp) -> tuple[ast.expr, Typ]:
+        values = []
+        for value in node.values:
+            new, typ = self.visit(value)
+            if typ.kind != Kind.BOOL:
+                word = "and" if isinstance(node.op, ast.And) else "or"
+                raise _fail(value, f"'{word}' needs true/false on both sides, got a {typ.kind}")
+            values.append(new)
+        return ast.BoolOp(node.op, values), BOOL
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> tuple[ast.expr, Typ]:
+        operand, typ = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            if typ.kind != Kind.BOOL:
+                raise _fail(node, f"'not' needs true/false, got a {typ.kind}")
+            return ast.UnaryOp(ast.Not(), operand), BOOL
+        if isinstance(node.op, (ast.USub, ast.UAdd)):
+            if typ.kind != Kind.NUMBER:
+                raise _fail(node, f"unary minus/plus needs a number, got a {typ.kind}")
+            return ast.UnaryOp(node.op, operand), Typ(Kind.NUMBER, typ.nullable)
+        raise _fail(node, "bitwise operators are not allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> tuple[ast.expr, Typ]:
+        if not isinstance(node.op, _ARITHMETIC):
+            raise _fail(node, "only + - * / // % are allowed between numbers")
+        left, lt = self.visit(node.left)
+        right, rt = self.visit(node.right)
+        for side, typ in ((node.left, lt), (node.right, rt)):
+            if typ.kind != Kind.NUMBER:
+                raise _fail(side, f"arithmetic needs numbers, got a {typ.kind}")
+        return ast.BinOp(left, node.op, right), Typ(Kind.NUMBER, lt.nullable or rt.nullable)
+
+    def visit_Compare(self, node: ast.Compare) -> tuple[ast.expr, Typ]:
+        left, lt = self.visit(node.left)
+        operands, types = [left], [lt]
+        for op, raw in zip(node.ops, node.comparators, strict=True):
+            symbol = _COMPARE_SYMBOLS.get(type(op))
+            if symbol is None:
+                raise _fail(node, "'is' / 'is not' are not allowed; use missing(x) or ==")
+            prev_node, prev_typ = operands[-1], types[-1]
+            if symbol in ("in", "not in"):
+                right, rt = self._membership_right(raw, prev_typ)
+                if prev_typ.kind not in (Kind.TEXT, Kind.NUMBER):
+                    raise _fail(node, f"'{symbol}' needs a number or text on its left")
+            else:
+                right, rt = self.visit(raw)
+                prev_node, right = self._coerce_pair(node, symbol, prev_node, prev_typ, right, rt)
+                operands[-1] = prev_node
+            operands.append(right)
+            types.append(rt)
+        new = ast.Compare(operands[0], list(node.ops), operands[1:])
+        return _guarded(new), BOOL
+
+    def _coerce_pair(
+        self,
+        node: ast.AST,
+        symbol: str,
+        left: ast.expr,
+        lt: Typ,
+        right: ast.expr,
+        rt: Typ,
+    ) -> tuple[ast.expr, ast.expr]:
+        """Check two comparison operands; zero-pad number literals compared with digit codes."""
+        if lt.kind == Kind.TEXT and rt.kind == Kind.NUMBER:
+            return left, _as_code(right, lt, node)
+        if lt.kind == Kind.NUMBER and rt.kind == Kind.TEXT:
+            return _as_code(left, rt, node), right
+        if lt.kind != rt.kind:
+            raise _fail(node, f"cannot compare a {lt.kind} with a {rt.kind} using {symbol}")
+        if lt.kind == Kind.BOOL and symbol not in ("==", "!="):
+            raise _fail(node, f"true/false values cannot be ordered with {symbol}")
+        return left, right
+
+    def _membership_right(self, node: ast.AST, left: Typ) -> tuple[ast.expr, Typ]:
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            if not node.elts:
+                raise _fail(node, "an empty list of values never matches; remove the test")
+            values = []
+            for element in node.elts:
+                if not isinstance(element, ast.Constant) or isinstance(element.value, bool):
+                    raise _fail(element, "values in ( ... ) must be number or text literals")
+                new, typ = self.visit_Constant(element)
+                if left.kind == Kind.TEXT and typ.kind == Kind.NUMBER:
+                    new = _as_code(new, left, element)
+                elif typ.kind != left.kind:
+                    raise _fail(element, f"{element.value!r} is a {typ.kind}, not a {left.kind}")
+                values.append(new)
+            return ast.Set(values), Typ("set", element=left.kind)  # type: ignore[arg-type]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "list":
+                if left.kind != Kind.TEXT:
+                    raise _fail(node, "named lists hold text; only text values can be looked up")
+                return self._named_list(node), Typ("list")
+        raise _fail(node, "'in' needs a list of literals like (1, 2) or list(\"name\")")
+
+    def _named_list(self, node: ast.Call) -> ast.expr:
+        if node.keywords or len(node.args) != 1:
+            raise _fail(node, 'list() takes one list name, e.g. list("merchant_block")')
+        arg = node.args[0]
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            raise _fail(arg, "the list name must be a quoted literal")
+        if not LIST_NAME.match(arg.value):
+            raise _fail(arg, f"bad list name {arg.value!r} (letters, digits, _ . - only)")
+        self.lists.add(arg.value)
+        return ast.Name(list_local(arg.value), ast.Load())
+
+    # -- calls -------------------------------------------------------------------------
+    def visit_Call(self, node: ast.Call) -> tuple[ast.expr, Typ]:
+        if not isinstance(node.func, ast.Name):
+            raise _fail(node, "only the functions abs, min, max, missing, present, starts_with")
+        name = node.func.id
+        if node.keywords:
+            raise _fail(node, f"{name}() takes no keyword arguments")
+        if name == "list":
+            raise _fail(node, 'list("name") can only be used after in / not in')
+        if name in ("missing", "present"):
+            return self._presence(node, name)
+        if name in ("abs", "min", "max"):
+            return self._numeric_call(node, name)
+        if name == "starts_with":
+            return self._starts_with(node)
+        raise _fail(node, f"function {name!r} is not allowed{_suggest_function(name)}")
+
+    def _presence(self, node: ast.Call, name: str) -> tuple[ast.expr, Typ]:
+        if len(node.args) != 1 or not isinstance(node.args[0], (ast.Name, ast.Attribute)):
+            raise _fail(node, f"{name}() takes one variable, e.g. {name}(score)")
+        arg, typ = self.visit(node.args[0])
+        if not typ.nullable:
+            raise _fail(node, f"{ast.unparse(node.args[0])} is never missing")
+        op: ast.cmpop = ast.Is() if name == "missing" else ast.IsNot()
+        return ast.Compare(arg, [op], [ast.Constant(None)]), BOOL
+
+    def _numeric_call(self, node: ast.Call, name: str) -> tuple[ast.expr, Typ]:
+        if name == "abs" and len(node.args) != 1:
+            raise _fail(node, "abs() takes one number")
+        if name != "abs" and len(node.args) < 2:
+            raise _fail(node, f"{name}() takes two or more numbers")
+        args, nullable = [], False
+        for raw in node.args:
+            if isinstance(raw, ast.Starred):
+                raise _fail(raw, "* arguments are not allowed")
+            new, typ = self.visit(raw)
+            if typ.kind != Kind.NUMBER:
+                raise _fail(raw, f"{name}() needs numbers, got a {typ.kind}")
+            args.append(new)
+            nullable = nullable or typ.nullable
+        call = ast.Call(ast.Name(name, ast.Load()), args, [])
+        return call, Typ(Kind.NUMBER, nullable)
+
+    def _starts_with(self, node: ast.Call) -> tuple[ast.expr, Typ]:
+        if len(node.args) != 2:
+            raise _fail(
+                node, 'starts_with() takes a text and a prefix, e.g. starts_with(card.bin, "4000")'
+            )
+        subject, typ = self.visit(node.args[0])
+        if typ.kind != Kind.TEXT:
+            raise _fail(node.args[0], f"starts_with() needs text, got a {typ.kind}")
+        prefix = node.args[1]
+        elements = prefix.elts if isinstance(prefix, ast.Tuple) else [prefix]
+        if not elements or not all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in elements
+        ):
+            raise _fail(prefix, "the prefix must be a quoted text or a tuple of quoted texts")
+        values = tuple(e.value for e in elements)  # type: ignore[attr-defined]
+        method = ast.Attribute(subject, "startswith", ast.Load())
+        call = ast.Call(method, [ast.Constant(values)], [])
+        return _guarded(call), BOOL
+
+    # -- parenthesised tuples outside 'in' ---------------------------------------------
+    def visit_Tuple(self, node: ast.Tuple) -> tuple[ast.expr, Typ]:
+        raise _fail(node, "a list of values ( ... ) can only follow in / not in")
+
+    visit_List = visit_Tuple
+    visit_Set = visit_Tuple
+
+
+def _typ(var: Variable) -> Typ:
+    return Typ(var.kind, var.nullable, var.code_width)
+
+
+def _as_code(node: ast.expr, text: Typ, where: ast.AST) -> ast.expr:
+    """A number literal compared with a digit code becomes the zero-padded code text."""
+    if (
+        text.code_width
+        and isinstance(node, ast.Constant)
+        and isinstance(node.value, int)
+        and not isinstance(node.value, bool)
+        and 0 <= node.value < 10**text.code_width
+    ):
+        return ast.Constant(str(node.value).zfill(text.code_width))
+    raise _fail(where, 'cannot compare text with a number; quote the value, e.g. "5967"')
+
+
+def _guarded(expr: ast.expr) -> ast.expr:
+    """Prefix a test with 'x is not None and ...' for each nullable variable it reads.
+
+    Inner comparisons and boolean sub-expressions are already guarded (or are presence tests
+    like ``missing(x)``), so the walk does not descend into them.
+    """
+    nullable = sorted(_nullable_names(expr, top=True))
+    if not nullable:
+        return expr
+    checks: list[ast.expr] = [
+        ast.Compare(ast.Name(n, ast.Load()), [ast.IsNot()], [ast.Constant(None)]) for n in nullable
+    ]
+    return ast.BoolOp(ast.And(), [*checks, expr])
+
+
+def _nullable_names(node: ast.AST, top: bool = False) -> set[str]:
+    if not top and isinstance(node, (ast.BoolOp, ast.Compare)):
+        return set()
+    if isinstance(node, ast.Name):
+        return {node.id} if node.id in _NULLABLE_LOCALS else set()
+    found: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        found |= _nullable_names(child)
+    return found
+
+
+_NULLABLE_LOCALS = {local_name(v.name) for v in VARIABLES.values() if v.nullable}
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Subscript": "indexing [ ]",
+        "Lambda": "lambda",
+        "JoinedStr": "an f-string",
+        "IfExp": "'x if c else y'",
+        "NamedExpr": "':='",
+        "ListComp": "a comprehension",
+        "GeneratorExp": "a comprehension",
+        "Dict": "a dict",
+        "Starred": "'*'",
+    }
+    return names.get(type(node).__name__, type(node).__name__)
+
+
+def _suggest(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(VARIABLES), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _suggest_function(name: str) -> str:
+    return " (allowed: abs, min, max, missing, present, starts_with, list)"
+
+
+def compile_expression(text: str) -> Compiled:
+    """Check one expression and rewrite it to Python source; raises ExpressionError."""
+    return _Checker().compile(text)

@@ -1,0 +1,70 @@
+"""Named lists kept in files: one value per line, the file name (without extension) is the name.
+
+``merchant_block.txt`` holding merchant ids makes ``merchant in list("merchant_block")``
+work. Blank lines and ``#`` comments are skipped; values are stripped. The store's lists
+(edited through the admin API) come in as a mapping of the same shape and win over files
+of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from authhost.rules.language import LIST_NAME
+
+LIST_SUFFIXES = (".txt", ".list", ".csv", "")
+
+
+class ListLoadError(ValueError):
+    """A lists directory that cannot be read; the message names the file."""
+
+
+def read_list(path: Path) -> frozenset[str]:
+    """The values of one list file."""
+    values = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        value = line.split("#", 1)[0].strip()
+        if value:
+            values.add(value)
+    return frozenset(values)
+
+
+def load_lists(directory: str | Path) -> dict[str, frozenset[str]]:
+    """Every list file in ``directory`` (empty mapping when ``directory`` is empty)."""
+    if not directory:
+        return {}
+    root = Path(directory)
+    if not root.is_dir():
+        raise ListLoadError(f"{root}: lists directory not found")
+    found: dict[str, frozenset[str]] = {}
+    for path in sorted(root.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix not in LIST_SUFFIXES:
+            continue
+        if not LIST_NAME.match(path.stem):
+            raise ListLoadError(f"{path}: bad list name (letters, digits, _ . - only)")
+        try:
+            found[path.stem] = read_list(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ListLoadError(f"{path}: {exc}") from None
+    return found
+
+
+def merge_lists(*layers: Mapping[str, frozenset[str]] | None) -> dict[str, frozenset[str]]:
+    """Later layers win by name (files first, then the store's lists)."""
+    merged: dict[str, frozenset[str]] = {}
+    for layer in layers:
+        if layer:
+            merged.update(layer)
+    return merged
+
+
+def directory_stamp(directory: str | Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a list file is added, removed or edited (for reload_if_changed)."""
+    if not directory or not Path(directory).is_dir():
+        return ()
+    return tuple(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(Path(directory).iterdir())
+        if p.is_file()
+    )

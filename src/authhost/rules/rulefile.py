@@ -1,0 +1,320 @@
+"""Reading a rules file (TOML or YAML) into checked rules, with file and line for every error.
+
+The file is a list of ``rule`` tables. TOML and YAML parsers do not report where a value
+came from, so the line of each rule's keys is recovered from the text (TOML) or the YAML
+node marks; an expression error is reported at the expression's own line in the file.
+All errors of a file are collected, so an analyst fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from authhost.iso.codes import ResponseCode
+from authhost.rules.language import ExpressionError, compile_expression
+from authhost.rules.rule import Action, Mode, Rule
+
+RULE_KEYS = (
+    "name",
+    "expression",
+    "action",
+    "response_code",
+    "points",
+    "reason",
+    "description",
+    "owner",
+    "enabled",
+    "mode",
+    "priority",
+)
+TOP_KEYS = ("version", "rule")
+RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/\-]{0,79}$")
+DECLINE_CODES = {c.value for c in ResponseCode} - {ResponseCode.APPROVED.value}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleError:
+    """One problem in a rules file, located for the analyst."""
+
+    file: str
+    line: int  # 0 when unknown
+    rule: str  # "" for file-level problems
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        who = f" rule {self.rule!r}:" if self.rule else ""
+        return f"{where}:{who} {self.message}"
+
+
+class RuleLoadError(ValueError):
+    """A rules file that was refused; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[RuleError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass
+class _Entry:
+    """One raw rule table and the file lines of its keys."""
+
+    values: Mapping[str, Any]
+    lines: dict[str, int] = field(default_factory=dict)
+    header_line: int = 0
+    expression_offset: int = 0  # added to the expression-relative line
+
+
+@dataclass
+class ParsedFile:
+    """The rules of one file and its optional version label."""
+
+    rules: list[Rule]
+    label: str = ""
+
+
+def detect_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    return "yaml" if suffix in (".yaml", ".yml") else "toml"
+
+
+def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> ParsedFile:
+    """Parse and check a whole rules file; raises RuleLoadError listing every problem."""
+    if fmt == "yaml":
+        data, entries = _read_yaml(text, source)
+    else:
+        data, entries = _read_toml(text, source)
+    errors: list[RuleError] = []
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        errors.append(RuleError(source, 0, "", f"unknown top-level key(s): {', '.join(unknown)}"))
+    label = data.get("version", "")
+    if not isinstance(label, (str, int, float)):
+        errors.append(RuleError(source, 0, "", "version must be a text label"))
+        label = ""
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        rule = _build_rule(entry, index, source, errors)
+        if rule is None:
+            continue
+        if rule.name in seen:
+            errors.append(
+                RuleError(
+                    source,
+                    entry.lines.get("name", entry.header_line),
+                    rule.name,
+                    f"duplicate rule name (first at line {seen[rule.name]})",
+                )
+            )
+            continue
+        seen[rule.name] = entry.lines.get("name", entry.header_line)
+        rules.append(rule)
+    if errors:
+        raise RuleLoadError(errors)
+    return ParsedFile(rules, str(label))
+
+
+# -- TOML ----------------------------------------------------------------------------------
+
+_TOML_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]\s*(#.*)?$")
+_TOML_TABLE = re.compile(r"^\s*\[")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*=(?!=)\s*(.*)$")
+
+
+def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise RuleLoadError(
+            [RuleError(source, int(line.group(1)) if line else 0, "", f"TOML: {exc}")]
+        ) from None
+    raw_rules = data.get("rule", [])
+    if not isinstance(raw_rules, list):
+        raise RuleLoadError([RuleError(source, 0, "", "'rule' must be an array: use [[rule]]")])
+    blocks = _toml_blocks(text)
+    entries = []
+    for i, values in enumerate(raw_rules):
+        lines, header, offset = blocks[i] if i < len(blocks) else ({}, 0, 0)
+        entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
+    return data, entries
+
+
+def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
+    """For each [[rule]] header: the line of each key, the header line, expression offset."""
+    blocks: list[tuple[dict[str, int], int, int]] = []
+    current: dict[str, int] | None = None
+    offset = 0
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_multiline:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        if _TOML_HEADER.match(line):
+            if current is not None:
+                blocks.append((current, header, offset))
+            current, header, offset = {}, number, 0
+            continue
+        if _TOML_TABLE.match(line):
+            if current is not None:
+                blocks.append((current, header, offset))
+            current = None
+            continue
+        match = _TOML_KEY.match(line)
+        if match and current is not None and match.group(1) not in current:
+            key, value = match.group(1), match.group(2)
+            current[key] = number
+            for quote in ('"""', "'''"):
+                if value.startswith(quote) and value.count(quote) == 1:
+                    in_multiline = quote
+                    if key == "expression" and not value[3:].strip():
+                        offset = 1  # TOML drops the newline right after the opening quotes
+    if current is not None:
+        blocks.append((current, header, offset))
+    return blocks
+
+
+# -- YAML ----------------------------------------------------------------------------------
+
+
+def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleLoadError([RuleError(source, line, "", f"YAML: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise RuleLoadError([RuleError(source, 1, "", "the file must be a mapping with 'rule:'")])
+    raw_rules = data.get("rule", [])
+    if not isinstance(raw_rules, list):
+        raise RuleLoadError([RuleError(source, 0, "", "'rule' must be a list of rules")])
+    nodes: list[Any] = []
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "rule" and isinstance(value, yaml.SequenceNode):
+                nodes = value.value
+    entries = []
+    for i, values in enumerate(raw_rules):
+        lines: dict[str, int] = {}
+        header, offset = 0, 0
+        if i < len(nodes) and isinstance(nodes[i], yaml.MappingNode):
+            header = nodes[i].start_mark.line + 1
+            for key, value in nodes[i].value:
+                lines[str(key.value)] = value.start_mark.line + 1
+                if key.value == "expression" and getattr(value, "style", None) in ("|", ">"):
+                    offset = 1  # block scalar: the text starts on the next line
+        entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
+    return data, entries
+
+
+# -- building one rule ---------------------------------------------------------------------
+
+
+def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError]) -> Rule | None:
+    values = entry.values
+    name = values.get("name")
+    label = name if isinstance(name, str) else f"#{index + 1}"
+
+    def fail(key: str, message: str) -> None:
+        errors.append(RuleError(source, entry.lines.get(key, entry.header_line), label, message))
+
+    if not values:
+        errors.append(RuleError(source, entry.header_line, label, "a rule must be a table"))
+        return None
+    before = len(errors)
+    for key in values:
+        if key not in RULE_KEYS:
+            close = difflib.get_close_matches(key, RULE_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            fail(key, f"unknown key {key!r}{hint}")
+    if not isinstance(name, str) or not RULE_NAME.match(name):
+        fail("name", "name is required: letters, digits, space _ . : / - (at most 80)")
+    action = _enum(values.get("action"), Action, "action", fail)
+    mode = _enum(values.get("mode", "enforce"), Mode, "mode", fail)
+    response_code = None
+    if action == Action.DECLINE:
+        response_code = _response_code(values.get("response_code", "59"), fail)
+    elif "response_code" in values:
+        fail("response_code", "response_code is only for action = 'decline'")
+    points = values.get("points", 0)
+    if action == Action.SCORE and (
+        not isinstance(points, int) or isinstance(points, bool) or points == 0
+    ):
+        fail("points", "action 'score' needs points = a non-zero whole number (may be negative)")
+    elif action != Action.SCORE and "points" in values:
+        fail("points", "points is only for action = 'score'")
+    for key in ("reason", "description", "owner"):
+        if key in values and not isinstance(values[key], str):
+            fail(key, f"{key} must be text")
+    enabled = values.get("enabled", True)
+    if not isinstance(enabled, bool):
+        fail("enabled", "enabled must be true or false")
+    priority = values.get("priority", 100)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        fail("priority", "priority must be a whole number (lower runs first)")
+    expression = values.get("expression")
+    compiled = None
+    if not isinstance(expression, str):
+        fail("expression", "expression is required (quoted text)")
+    else:
+        try:
+            compiled = compile_expression(expression)
+        except ExpressionError as exc:
+            base = entry.lines.get("expression", entry.header_line)
+            line = base + entry.expression_offset + exc.line - 1 if base else 0
+            errors.append(RuleError(source, line, label, f"{exc.message} (column {exc.column})"))
+    if len(errors) > before or compiled is None or action is None or mode is None:
+        return None
+    assert isinstance(name, str) and isinstance(expression, str)
+    reason = values.get("reason") or f"rule:{name}"
+    return Rule(
+        name=name,
+        expression=expression,
+        action=action,
+        reason=str(reason),
+        code=compiled.source,
+        response_code=response_code,
+        points=int(points) if action == Action.SCORE else 0,
+        description=str(values.get("description", "")),
+        owner=str(values.get("owner", "")),
+        enabled=bool(enabled),
+        mode=mode,
+        priority=int(priority),
+        line=entry.lines.get("expression", 0) + entry.expression_offset,
+        variables=frozenset(compiled.variables),
+        lists=frozenset(compiled.lists),
+    )
+
+
+def _enum(value: Any, enum: type, key: str, fail: Any) -> Any:
+    choices = ", ".join(m.value for m in enum)
+    if value is None:
+        fail(key, f"{key} is required: one of {choices}")
+        return None
+    try:
+        return enum(str(value).lower())
+    except ValueError:
+        fail(key, f"{key} {value!r} is not one of {choices}")
+        return None
+
+
+def _response_code(value: Any, fail: Any) -> str | None:
+    code = f"{value:02d}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    code = code.upper()
+    if code not in DECLINE_CODES:
+        fail("response_code", f"response_code {value!r} is not a decline code authhost knows")
+        return None
+    return code

@@ -1,0 +1,147 @@
+"""The variables a rule can read: one catalogue, each with its type and how it comes from a TxContext.
+
+Every name here is derived from ``models.context.TxContext`` (and the ML score passed beside
+it), so production, backtests and training read the same values. ``source`` is the Python
+expression the compiler places into the generated rule function; it may read only ``ctx``
+(the TxContext), ``vel`` (``ctx.velocity``) and ``score``. Amounts are in major units unless
+the name ends in ``_minor``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+
+from authhost.cards.velocity import Velocity
+
+
+class Kind(StrEnum):
+    """The value types of the rule language."""
+
+    NUMBER = "number"
+    TEXT = "text"
+    BOOL = "bool"
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One readable name: its type, whether it can be missing, and where its value comes from."""
+
+    name: str
+    kind: Kind
+    source: str
+    doc: str
+    nullable: bool = False  # may be missing (None); comparisons with a missing value are false
+    code_width: int = 0  # text made of digits of this width: number literals are zero-padded
+
+
+def _request_variables() -> list[Variable]:
+    n, t, b = Kind.NUMBER, Kind.TEXT, Kind.BOOL
+    return [
+        Variable("amount", n, "ctx.amount_minor / 100", "amount in major units (e.g. 12.50)"),
+        Variable("amount_minor", n, "ctx.amount_minor", "amount in minor units (e.g. 1250)"),
+        Variable("currency", t, "ctx.currency", "ISO 4217 numeric currency, e.g. '978'", False, 3),
+        Variable("mcc", t, "ctx.mcc", "merchant category code, e.g. '5967'", False, 4),
+        Variable("country", t, "ctx.country", "acquirer country, ISO 3166 numeric", False, 3),
+        Variable("channel", t, "ctx.channel", "pos, atm, ecommerce, contactless or moto"),
+        Variable(
+            "entry_mode", t, "ctx.entry_mode", "POS entry mode (field 22, 2 digits)", False, 2
+        ),
+        Variable(
+            "tx_type", t, "ctx.tx_type", "processing code type: 00 purchase, 01 cash", False, 2
+        ),
+        Variable("terminal", t, "ctx.terminal", "terminal id (field 41)"),
+        Variable("merchant", t, "ctx.merchant", "merchant id (field 42)"),
+        Variable("acquirer", t, "ctx.acquirer", "acquiring institution id (field 32)"),
+        Variable("hour", n, "ctx.hour", "hour of day 0-23 (UTC, host clock)"),
+        Variable("weekday", n, "ctx.weekday", "day of week, 0 Monday .. 6 Sunday"),
+        Variable("pin_present", b, "ctx.pin_present", "the request carries a PIN block"),
+        Variable("cash", b, "ctx.tx_type == '01'", "cash withdrawal (processing code 01)"),
+        Variable(
+            "cross_border",
+            b,
+            "bool(ctx.country and ctx.home_country and ctx.country != ctx.home_country)",
+            "acquirer country differs from the card's home country (both known)",
+        ),
+        Variable("score", n, "score", "ML fraud score 0-999; missing when not scored", True),
+    ]
+
+
+def _card_variables() -> list[Variable]:
+    n, t, b = Kind.NUMBER, Kind.TEXT, Kind.BOOL
+    return [
+        Variable("card.id", t, "ctx.card_id", "card id (empty when the card is unknown)"),
+        Variable("card.known", b, "ctx.card_id != ''", "the card exists in the store"),
+        Variable("card.bin", t, "ctx.bin", "first six digits of the PAN"),
+        Variable("card.product", t, "ctx.product", "product id of the card"),
+        Variable(
+            "card.home_country",
+            t,
+            "(ctx.home_country or None)",
+            "card's home country (ISO 3166 numeric); missing when unknown",
+            True,
+            3,
+        ),
+        Variable(
+            "card.age_days",
+            n,
+            "(ctx.card_age_days if ctx.card_age_days >= 0 else None)",
+            "days since the card was created; missing when unknown",
+            True,
+        ),
+        Variable("card.available", n, "ctx.available / 100", "open-to-buy before this request"),
+        Variable("card.available_minor", n, "ctx.available", "open-to-buy in minor units"),
+    ]
+
+
+_VELOCITY_DOCS = {
+    "count": "requests (attempts) in the last {w}",
+    "approved_count": "approved requests in the last {w}",
+    "amount": "approved amount (major units) in the last {w}",
+    "distinct_merchants": "distinct merchants in the last {w}",
+    "distinct_countries": "distinct acquirer countries in the last {w}",
+    "declined_count": "declined requests in the last {w}",
+    "cash_count": "approved cash withdrawals in the last {w}",
+    "cash_amount": "approved cash amount (major units) in the last {w}",
+    "failed_pin": "wrong PIN attempts in the last {w}",
+    "failed_cvv": "failed CVV/CVV2 checks in the last {w}",
+    "mean_amount": "mean approved amount (major units) over the last {w}",
+}
+
+
+def _velocity_variables() -> list[Variable]:
+    found = []
+    for f in dataclasses.fields(Velocity):
+        name = f.name
+        if name == "seconds_since_last":
+            found.append(
+                Variable(
+                    "card.seconds_since_last",
+                    Kind.NUMBER,
+                    "vel.seconds_since_last",
+                    "seconds since the card's previous request; missing when none in 30 days",
+                    True,
+                )
+            )
+            continue
+        stem, _, window = name.rpartition("_")
+        doc = _VELOCITY_DOCS.get(stem, "{w}").format(w=window)
+        in_money = stem in ("amount", "cash_amount", "mean_amount")
+        source = f"vel.{name} / 100" if in_money else f"vel.{name}"
+        found.append(Variable(f"card.{name}", Kind.NUMBER, source, doc))
+        if in_money:
+            found.append(
+                Variable(f"card.{name}_minor", Kind.NUMBER, f"vel.{name}", doc + " (minor units)")
+            )
+    return found
+
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v for v in (*_request_variables(), *_card_variables(), *_velocity_variables())
+}
+
+
+def local_name(variable: str) -> str:
+    """The identifier the generated code uses for a variable (``card.count_1h`` -> ``v_card_count_1h``)."""
+    return "v_" + variable.replace(".", "_")
