@@ -228,11 +228,14 @@ class _Checker:
                     raise _fail(element, f"{element.value!r} is a {typ.kind}, not a {left.kind}")
                 values.append(new)
             return ast.Set(values), Typ("set", element=left.kind)  # type: ignore[arg-type]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "list":
-                if left.kind != Kind.TEXT:
-                    raise _fail(node, "named lists hold text; only text values can be looked up")
-                return self._named_list(node), Typ("list")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "list"
+        ):
+            if left.kind != Kind.TEXT:
+                raise _fail(node, "named lists hold text; only text values can be looked up")
+            return self._named_list(node), Typ("list")
         raise _fail(node, "'in' needs a list of literals like (1, 2) or list(\"name\")")
 
     def _named_list(self, node: ast.Call) -> ast.expr:

@@ -153,7 +153,7 @@ def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
     """For each [[rule]] header: the line of each key, the header line, expression offset."""
     blocks: list[tuple[dict[str, int], int, int]] = []
     current: dict[str, int] | None = None
-    offset = 0
+    header = offset = 0
     in_multiline: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if in_multiline:

@@ -1,4 +1,4 @@
-"""The variables a rule can read: one catalogue, each with its type and how it comes from a TxContext.
+"""The variables a rule can read: one catalogue, each with its type and its TxContext source.
 
 Every name here is derived from ``models.context.TxContext`` (and the ML score passed beside
 it), so production, backtests and training read the same values. ``source`` is the Python
@@ -143,5 +143,5 @@ VARIABLES: dict[str, Variable] = {
 
 
 def local_name(variable: str) -> str:
-    """The identifier the generated code uses for a variable (``card.count_1h`` -> ``v_card_count_1h``)."""
+    """The identifier of a variable in generated code (``card.count_1h`` -> ``v_card_count_1h``)."""
     return "v_" + variable.replace(".", "_")
