@@ -26,6 +26,7 @@ from authhost.admin.errors import ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.admin.tokens import AuthFailure, Principal, TokenTable
+from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pans_in_text
 
 log = logging.getLogger("authhost.admin.api")
@@ -401,6 +402,9 @@ class AdminApi:
             response.headers.update(headers)
         except ServiceError as error:
             response = error_response(error.status, error.message, error.details)
+        except SecurityError as error:  # missing key, key store problem: messages are safe
+            log.error("admin API: security module: %s", error)
+            response = error_response(503, f"security module: {error}")
         except Exception:
             log.exception("admin API: unexpected error on %s %s", request.method, _safe(path))
             response = error_response(500, "internal error; see the server log")

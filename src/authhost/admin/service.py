@@ -39,6 +39,7 @@ from authhost.admin.views import (
 from authhost.cards import lifecycle, production
 from authhost.cards import pin as pin_rules
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
+from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import CardStore, Conflict, JournalQuery, NotFound
 from authhost.store.records import AuditEntry
@@ -92,7 +93,8 @@ class CardService:
 
     # --- audit and idempotency ---------------------------------------------------------------
 
-    async def _audit(self, action: str, subject: str, before: Any, after: Any) -> None:
+    async def record_audit(self, action: str, subject: str, before: Any, after: Any) -> None:
+        """Append an audit entry as this actor; before/after are views (masked again here)."""
         await self.store.append_audit(
             AuditEntry(
                 ts=self.clock(),
@@ -163,7 +165,7 @@ class CardService:
             )
             await self.store.put_product(product)
             view = product_view(product)
-            await self._audit("product.create", product_id, None, view)
+            await self.record_audit("product.create", product_id, None, view)
             return view
 
         return await self._once("product.create", idempotency_key, spec, create)
@@ -200,7 +202,7 @@ class CardService:
             except Conflict:
                 raise ConflictError(f"account {account.account_id} already exists") from None
             view = account_view(account)
-            await self._audit("account.create", account.account_id, None, view)
+            await self.record_audit("account.create", account.account_id, None, view)
             return view
 
         return await self._once("account.create", idempotency_key, spec, create)
@@ -232,7 +234,7 @@ class CardService:
             raise NotFoundError(f"account {account_id} not found") from None
         view = account_view(after)
         detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
-        await self._audit("account.funds", account_id, account_view(before), detail)
+        await self.record_audit("account.funds", account_id, account_view(before), detail)
         return view
 
     async def set_credit_limit(
@@ -243,7 +245,7 @@ class CardService:
             raise InvalidRequest(f"account {account_id} is {before.kind.value}, not credit")
         after = await self.store.set_credit_limit(account_id, change.credit_limit)
         view = account_view(after)
-        await self._audit("account.credit_limit", account_id, account_view(before), view)
+        await self.record_audit("account.credit_limit", account_id, account_view(before), view)
         return view
 
     # --- cards: production -----------------------------------------------------------------
@@ -276,7 +278,7 @@ class CardService:
 
             card = await self._store_with_new_pan(build, product)
             view = card_view(card)
-            await self._audit("card.issue", card.card_id, None, view)
+            await self.record_audit("card.issue", card.card_id, None, view)
             return view
 
         return await self._once("card.issue", idempotency_key, spec, create)
@@ -358,7 +360,9 @@ class CardService:
                 f"card {before.card_id} was changed by someone else; read it and retry"
             ) from None
         view = card_view(stored)
-        await self._audit(action, before.card_id, card_view(before), _with_reason(view, reason))
+        await self.record_audit(
+            action, before.card_id, card_view(before), _with_reason(view, reason)
+        )
         return view
 
     # --- cards: lifecycle ------------------------------------------------------------------
@@ -416,7 +420,7 @@ class CardService:
             )
         view = card_view(new)
         after = {"old": card_view(await self._card(card.card_id)), "new": view}
-        await self._audit(
+        await self.record_audit(
             f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
         )
         return view
@@ -440,8 +444,10 @@ class CardService:
                 product.pvk_name,
                 product.pvki,
             )
-        except ValueError as exc:  # PinBlockError, unknown key, bad KSN: messages carry no PIN
-            raise InvalidRequest(f"the PIN block cannot be used: {exc}") from None
+        except KeyNotFound as exc:  # the product names a key the key store lacks
+            raise Unavailable(str(exc)) from None
+        except SecurityError as exc:  # wrong key, tampered block, PIN unfit for the method
+            raise InvalidRequest(str(exc)) from None
         finally:
             del pan
         action = "pin.reset" if card.pin_reference is not None else "pin.set"
@@ -490,7 +496,7 @@ class CardService:
             "removed": sorted(before - set(values)),
             "size": len(values),
         }
-        await self._audit("list.put", name, {"size": len(before)}, change)
+        await self.record_audit("list.put", name, {"size": len(before)}, change)
         return {"name": name, "values": values}
 
     # --- personalisation export ------------------------------------------------------------
@@ -521,7 +527,7 @@ class CardService:
             for card, product in records:
                 file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
         for card, _ in records:
-            await self._audit(
+            await self.record_audit(
                 "card.export_personalisation",
                 card.card_id,
                 None,

@@ -1,9 +1,583 @@
-"""CLI commands of one area, registered on the root app by ``register``."""
+"""Card management commands: products, accounts, cards, pin, journal, audit, lists, demo.
+
+They work directly on the store named by ``--store`` (or the configuration), through the same
+``CardService`` as the admin HTTP API, so a change made here is validated and audited exactly
+like one made over HTTP. The audit actor is ``cli:<login name>``. Output is JSON (one object,
+or a list) so it can be piped into ``jq``; errors go to stderr with exit status 1.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import trio
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ServiceError, invalid_request
+from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
+from authhost.cards.model import CardKind, PinMethod
+from authhost.config import Config, ConfigError, load_config
+from authhost.security.errors import SecurityError
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="store URL (default: [store] url of the configuration)"),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
+]
+IdemOpt = Annotated[
+    str,
+    typer.Option("--idempotency-key", help="repeat this create safely: same key, same result"),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=1000, help="rows to show")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="rows to skip")]
+
+err = Console(stderr=True)
+
+
+def _config(config_file: Path | None, store: str | None, *, demo: bool = False) -> Config:
+    try:
+        config = load_config(config_file).replace("store", url=store)
+    except ConfigError as exc:
+        err.print(f"authhost: configuration error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    return config.replace("security", demo=True) if demo else config
+
+
+def actor_name() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@asynccontextmanager
+async def open_card_service(config: Config, actor: str) -> AsyncIterator[CardService]:
+    """A CardService on the configured store and security module, closed on exit."""
+    from authhost.security.module import SecurityModule
+    from authhost.store import open_store
+
+    security = SecurityModule.open(config.security)
+    store = await open_store(config.store.url)
+    try:
+        yield CardService(store, security, actor)
+    finally:
+        await store.close()
+
+
+def _run(
+    config: Config, work: Callable[[CardService], Awaitable[Any]], *, show: bool = True
+) -> Any:
+    """Run ``work`` on a service; print its result as JSON; turn errors into messages."""
+
+    async def main() -> Any:
+        async with open_card_service(config, actor_name()) as service:
+            return await work(service)
+
+    try:
+        result = trio.run(main)
+    except ServiceError as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        raise typer.Exit(1) from None
+    except ValidationError as exc:
+        err.print(f"error: {invalid_request(exc).message}", markup=False)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError, SecurityError) as exc:  # store unreachable, key store, ...
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if show and result is not None:
+        typer.echo(json.dumps(result, indent=2))
+    return result
+
+
+def _validated(model: type[rq.BaseModel], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        err.print(f"error: {invalid_request(exc).message}", markup=False)
+        raise typer.Exit(1) from None
+
+
+# --- products -------------------------------------------------------------------------------
+
+products = typer.Typer(help="Card products (BIN, kind, validity, limits, PIN method).")
+
+
+@products.command("list")
+def products_list(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """List card products."""
+    _run(_config(config, store), lambda s: s.list_products())
+
+
+@products.command("show")
+def products_show(product_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Show one product."""
+    _run(_config(config, store), lambda s: s.get_product(product_id))
+
+
+@products.command("create")
+def products_create(
+    issuer_id: Annotated[str, typer.Option(help="issuer (institution) id")] = "",
+    name: Annotated[str, typer.Option(help="product name")] = "",
+    bin: Annotated[str, typer.Option("--bin", help="6 or 8 digit BIN")] = "",  # noqa: A002
+    product_id: Annotated[str | None, typer.Option(help="id (default: generated)")] = None,
+    kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
+    currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
+    pan_length: Annotated[int, typer.Option(help="PAN length")] = 16,
+    validity_months: Annotated[int, typer.Option(help="validity of a new card")] = 36,
+    pin_method: Annotated[PinMethod, typer.Option(help="visa_pvv or ibm3624")] = (
+        PinMethod.VISA_PVV
+    ),
+    spec: Annotated[
+        Path | None, typer.Option("--json", help="full product as a JSON file (see API)")
+    ] = None,
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a product from options, or from a JSON file with every field (--json)."""
+    if spec is not None:
+        data = _read_json(spec)
+    else:
+        data = {
+            "product_id": product_id,
+            "issuer_id": issuer_id,
+            "name": name,
+            "bin": bin,
+            "kind": kind.value,
+            "currency": currency,
+            "pan_length": pan_length,
+            "validity_months": validity_months,
+            "pin_method": pin_method.value,
+        }
+    request = _validated(rq.NewProduct, data)
+    _run(
+        _config(config, store),
+        lambda s: s.create_product(request, idempotency_key=idempotency_key),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        err.print(f"error: {path}: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if not isinstance(data, dict):
+        err.print(f"error: {path}: expected a JSON object", markup=False)
+        raise typer.Exit(1)
+    return data
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+accounts = typer.Typer(help="Accounts: funds, credit limits.")
+
+
+@accounts.command("list")
+def accounts_list(
+    limit: LimitOpt = 100, offset: OffsetOpt = 0, store: StoreOpt = None, config: ConfigOpt = None
+) -> None:
+    """List accounts."""
+    _run(_config(config, store), lambda s: s.list_accounts(limit=limit, offset=offset))
+
+
+@accounts.command("show")
+def accounts_show(account_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Show one account with its open-to-buy."""
+    _run(_config(config, store), lambda s: s.get_account(account_id))
+
+
+@accounts.command("create")
+def accounts_create(
+    account_id: Annotated[str | None, typer.Option(help="id (default: generated)")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
+    kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
+    balance: Annotated[int, typer.Option(help="opening funds, minor units")] = 0,
+    credit_limit: Annotated[int, typer.Option(help="credit accounts: limit, minor units")] = 0,
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Open an account."""
+    request = _validated(
+        rq.NewAccount,
+        {
+            "account_id": account_id,
+            "currency": currency,
+            "kind": kind.value,
+            "balance": balance,
+            "credit_limit": credit_limit,
+        },
+    )
+    _run(
+        _config(config, store),
+        lambda s: s.create_account(request, idempotency_key=idempotency_key),
+    )
+
+
+@accounts.command("fund")
+def accounts_fund(
+    account_id: str,
+    amount: Annotated[int, typer.Argument(help="minor units; negative takes funds off")],
+    reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Load funds (or, for credit accounts, record a payment); negative amounts take off."""
+    request = _validated(rq.FundsChange, {"amount_minor": amount, "reason": reason})
+    _run(_config(config, store), lambda s: s.change_funds(account_id, request))
+
+
+@accounts.command("credit-limit")
+def accounts_credit_limit(
+    account_id: str,
+    limit: Annotated[int, typer.Argument(help="new credit limit, minor units")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a credit account's limit."""
+    request = _validated(rq.CreditLimitChange, {"credit_limit": limit})
+    _run(_config(config, store), lambda s: s.set_credit_limit(account_id, request))
+
+
+# --- cards ----------------------------------------------------------------------------------
+
+cards = typer.Typer(help="Cards: issue, personalise, lifecycle, bureau export, bulk issue.")
+
+
+@cards.command("list")
+def cards_list(
+    account_id: Annotated[str, typer.Option(help="only this account's cards")] = "",
+    state: Annotated[str, typer.Option(help="only cards in this state")] = "",
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List cards (masked PANs)."""
+    _run(
+        _config(config, store),
+        lambda s: s.list_cards(account_id=account_id, state=state, limit=limit, offset=offset),
+    )
+
+
+@cards.command("show")
+def cards_show(card_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Show one card."""
+    _run(_config(config, store), lambda s: s.get_card(card_id))
+
+
+@cards.command("find")
+def cards_find(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Find a card by PAN. The PAN is read from a hidden prompt (or stdin), never an argument,
+    so it stays out of shell history and process lists."""
+    interactive = sys.stdin.isatty()
+    pan = typer.prompt("PAN", hide_input=True) if interactive else sys.stdin.readline()
+    request = _validated(rq.CardSearch, {"pan": pan.strip()})
+    _run(_config(config, store), lambda s: s.find_card(request.pan))
+
+
+@cards.command("issue")
+def cards_issue(
+    product_id: Annotated[str, typer.Option(help="product to issue on")],
+    account_id: Annotated[str, typer.Option(help="account the card draws on")],
+    cardholder_name: Annotated[str, typer.Option(help="name as embossed")] = "",
+    address_ref: Annotated[str, typer.Option(help="delivery address reference")] = "",
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Produce a card (state created); the answer shows the masked PAN only."""
+    request = _validated(
+        rq.IssueCard,
+        {
+            "product_id": product_id,
+            "account_id": account_id,
+            "cardholder_name": cardholder_name,
+            "address_ref": address_ref,
+        },
+    )
+    _run(_config(config, store), lambda s: s.issue_card(request, idempotency_key=idempotency_key))
+
+
+@cards.command("personalise")
+def cards_personalise(
+    card_id: str,
+    cardholder_name: Annotated[str | None, typer.Option(help="name as embossed")] = None,
+    account_id: Annotated[str | None, typer.Option(help="link to another account")] = None,
+    address_ref: Annotated[str | None, typer.Option(help="delivery address reference")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the cardholder name, the account link or the delivery address reference."""
+    request = _validated(
+        rq.Personalise,
+        {"cardholder_name": cardholder_name, "account_id": account_id, "address_ref": address_ref},
+    )
+    _run(_config(config, store), lambda s: s.personalise(card_id, request))
+
+
+def _lifecycle_command(action: str, summary: str) -> None:
+    def command(
+        card_id: str,
+        reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+        store: StoreOpt = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        _run(_config(config, store), lambda s: s.apply(card_id, action, reason=reason))
+
+    command.__doc__ = summary + "."
+    cards.command(action)(command)
+
+
+for _action, _summary in LIFECYCLE_ACTIONS.items():
+    _lifecycle_command(_action, _summary)
+
+
+@cards.command("export-personalisation")
+def cards_export_personalisation(
+    card_ids: Annotated[list[str], typer.Argument(help="cards to send to the bureau")],
+    out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write card bureau records (clear PAN, expiry, CVVs) to a new file; audited.
+
+    The only way a clear PAN leaves authhost. Protect the file and delete it once sent.
+    """
+    count = _run(
+        _config(config, store),
+        lambda s: s.export_personalisation(card_ids, out),
+        show=False,
+    )
+    err.print(f"wrote {count} personalisation record(s) to {out} (mode 0600)", markup=False)
+
+
+@cards.command("bulk-issue")
+def cards_bulk_issue(
+    file: Annotated[Path, typer.Argument(help="CSV: product_id,account_id[,cardholder_name,...]")],
+    results: Annotated[
+        Path | None, typer.Option(help="write line,card_id,pan,error per row to this CSV")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Issue a card per CSV row with a progress bar; bad rows are reported by line number and
+    skipped. Re-running the same file issues nothing twice."""
+    from authhost.admin.bulk import BulkFileError, bulk_issue, read_rows
+
+    try:
+        rows = read_rows(file)
+    except BulkFileError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+    progress = Progress(
+        TextColumn("issuing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+    async def work(service: CardService):  # type: ignore[no-untyped-def]
+        with progress:
+            task = progress.add_task("issue", total=len(rows), failed=0)
+            failed = 0
+
+            def advance(result: Any) -> None:
+                nonlocal failed
+                failed += 0 if result.ok else 1
+                progress.update(task, advance=1, failed=failed)
+
+            return await bulk_issue(service, rows, advance)
+
+    summary = _run(_config(config, store), work, show=False)
+    for failure in summary.failed:
+        err.print(f"{file}:{failure.line}: {failure.error}", markup=False)
+    err.print(
+        f"{summary.rows} row(s): {summary.issued} issued, {len(summary.failed)} failed",
+        markup=False,
+    )
+    if results is not None:
+        import csv
+
+        with results.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "card_id", "pan", "error"])
+            for row in summary.results:
+                writer.writerow([row.line, row.card_id, row.pan, row.error])
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+# --- PIN ------------------------------------------------------------------------------------
+
+pin = typer.Typer(help="PIN set/reset (from an encrypted PIN block) and unlock.")
+
+
+@pin.command("set")
+def pin_set(
+    card_id: str,
+    pin_block: Annotated[str, typer.Option(help="encrypted PIN block, hex (16 or 32 digits)")],
+    ksn: Annotated[str | None, typer.Option(help="DUKPT KSN when the block is DUKPT")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set or reset a PIN; only its PVV / IBM 3624 offset is stored."""
+    request = _validated(rq.PinChange, {"pin_block": pin_block, "ksn": ksn})
+    _run(_config(config, store), lambda s: s.set_pin(card_id, request))
+
+
+@pin.command("unlock")
+def pin_unlock(card_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Reset the wrong-PIN counter of a locked card (response 75)."""
+    _run(_config(config, store), lambda s: s.unlock_pin(card_id))
+
+
+# --- journal and audit ----------------------------------------------------------------------
+
+journal = typer.Typer(help="The authorisation journal: per card, or exported for analysts.")
+
+
+@journal.command("show")
+def journal_show(
+    card_id: str,
+    limit: LimitOpt = 100,
+    after_id: Annotated[int, typer.Option(help="entries after this journal id")] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A card's authorisation history (masked)."""
+    _run(_config(config, store), lambda s: s.card_journal(card_id, limit=limit, after_id=after_id))
+
+
+@journal.command("export")
+def journal_export(
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    card_id: Annotated[str, typer.Option(help="only this card")] = "",
+    account_id: Annotated[str, typer.Option(help="only this account")] = "",
+    since: Annotated[float, typer.Option(help="epoch seconds, inclusive")] = 0.0,
+    until: Annotated[float, typer.Option(help="epoch seconds, exclusive")] = float("inf"),
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export the journal (columns = JOURNAL_COLUMNS) as CSV or Parquet."""
+    from authhost.admin.journal_export import FORMATS, export_journal
+    from authhost.store.interface import JournalQuery
+
+    if fmt not in FORMATS:
+        err.print(f"error: --format must be one of {', '.join(FORMATS)}", markup=False)
+        raise typer.Exit(2)
+    query = JournalQuery(card_id=card_id, account_id=account_id, since=since, until=until)
+    count = _run(
+        _config(config, store),
+        lambda s: export_journal(s.store, query, fmt, out),
+        show=False,
+    )
+    err.print(f"wrote {count} journal entries to {out}", markup=False)
+
+
+audit = typer.Typer(help="The audit log of changes (who, when, what, before/after).")
+
+
+@audit.command("list")
+def audit_list(
+    subject: Annotated[str, typer.Option(help="card, account, product or list id")] = "",
+    limit: LimitOpt = 100,
+    after_id: Annotated[int, typer.Option(help="entries after this audit id")] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Audit entries, oldest first."""
+    _run(
+        _config(config, store),
+        lambda s: s.audit(subject=subject, limit=limit, after_id=after_id),
+    )
+
+
+# --- named lists ----------------------------------------------------------------------------
+
+lists = typer.Typer(help="Named lists used by fraud rules (e.g. blocked merchants).")
+
+
+@lists.command("list")
+def lists_list(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Names of the lists."""
+    _run(_config(config, store), lambda s: s.list_names())
+
+
+@lists.command("show")
+def lists_show(name: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """One list's values."""
+    _run(_config(config, store), lambda s: s.get_list(name))
+
+
+@lists.command("put")
+def lists_put(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="one value per line ('-' for stdin)")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace a list with the values of a file."""
+    text = sys.stdin.read() if str(file) == "-" else file.read_text()
+    values = [line.strip() for line in text.splitlines() if line.strip()]
+    request = _validated(rq.ListValues, {"values": values})
+    _run(_config(config, store), lambda s: s.put_list(name, request))
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def demo(
+    export: Annotated[
+        Path | None, typer.Option("--export", help="write the demo cards and test keys here")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create demo products, accounts and cards (idempotent) on a demo installation.
+
+    Runs the security module in demo mode (generated test keys). --export writes the cards
+    with clear PANs, PINs and test keys for test tools: demo installations only.
+    """
+    from authhost.admin.demo import ensure_demo, export_demo
+
+    async def work(service: CardService) -> list[dict[str, Any]]:
+        cards = await ensure_demo(service)
+        if export is not None:
+            await export_demo(service, export)
+        return cards
+
+    cards = _run(_config(config, store, demo=True), work, show=False)
+    for card in cards:
+        typer.echo(f"{card['card_id']}  {card['pan']}  {card['state']:<9}  {card['account_id']}")
+    if export is not None:
+        err.print(f"wrote the demo cards and test keys to {export} (test use only)", markup=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.add_typer(products, name="products")
+    app.add_typer(accounts, name="accounts")
+    app.add_typer(cards, name="cards")
+    app.add_typer(pin, name="pin")
+    app.add_typer(journal, name="journal")
+    app.add_typer(audit, name="audit")
+    app.add_typer(lists, name="lists")
+    app.command("demo")(demo)

@@ -1,0 +1,234 @@
+"""A demo installation: test products, funded accounts and cards in every lifecycle state.
+
+``ensure_demo`` makes a fresh installation answer a first authorisation within a minute: it
+creates (idempotently: running it again changes nothing) two debit products on test BINs
+(Visa PVV on 476173, IBM 3624 offsets on 541333), a credit product, accounts with funds,
+active cards with PINs, and one card in each other state. PINs are set the way production sets
+them: an ISO 9564 format 0 PIN block encrypted under the test zone PIN key, stored only as a
+PVV or offset.
+
+``export_demo`` writes the demo cards with their clear PAN, card values, PIN and the clear
+test terminal keys for test tools (the simulator). It refuses unless the security module runs
+on a demo key store: production keys and cards are never exported this way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ConflictError, ServiceError
+from authhost.admin.service import CardService
+from authhost.cards.model import CardKind, CardState, PinMethod
+from authhost.cards.track2 import build_track2
+from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
+
+DEMO_ISSUER = "demo"
+S = CardState
+
+PRODUCTS: tuple[rq.NewProduct, ...] = (
+    rq.NewProduct(
+        product_id="demo-visa-debit",
+        issuer_id=DEMO_ISSUER,
+        name="Demo Visa debit (test BIN, PVV)",
+        bin="476173",
+        kind=CardKind.DEBIT,
+        currency="978",
+        home_country="276",
+        pin_method=PinMethod.VISA_PVV,
+        limits=rq.LimitsSpec(per_transaction=200_000, daily_amount=500_000, daily_count=20),
+    ),
+    rq.NewProduct(
+        product_id="demo-mc-3624",
+        issuer_id=DEMO_ISSUER,
+        name="Demo Mastercard debit (test BIN, IBM 3624 offset)",
+        bin="541333",
+        kind=CardKind.DEBIT,
+        currency="978",
+        home_country="276",
+        pin_method=PinMethod.IBM3624,
+        limits=rq.LimitsSpec(per_transaction=200_000, atm_daily_amount=100_000),
+    ),
+    rq.NewProduct(
+        product_id="demo-visa-credit",
+        issuer_id=DEMO_ISSUER,
+        name="Demo Visa credit (test BIN, PVV)",
+        bin="400000",
+        kind=CardKind.CREDIT,
+        currency="978",
+        home_country="276",
+        pin_method=PinMethod.VISA_PVV,
+    ),
+)
+
+ACCOUNTS: tuple[rq.NewAccount, ...] = (
+    rq.NewAccount(account_id="demo-acc-1", currency="978", balance=250_000),  # 2 500.00
+    rq.NewAccount(account_id="demo-acc-2", currency="978", balance=5_000),  # 50.00: try 51
+    rq.NewAccount(account_id="demo-acc-3", currency="978", balance=100_000),
+    rq.NewAccount(
+        account_id="demo-acc-credit", currency="978", kind=CardKind.CREDIT, credit_limit=300_000
+    ),
+)
+
+_LIVE = ("ship", "activate")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCard:
+    key: str  # stable name; the idempotency key of its issuance is "demo:<key>"
+    product_id: str
+    account_id: str
+    name: str
+    actions: tuple[str, ...]  # lifecycle actions from "created"
+    pin: str | None  # set before any action (a demo PIN, published in the export)
+
+
+CARDS: tuple[DemoCard, ...] = (
+    DemoCard("active-visa", "demo-visa-debit", "demo-acc-1", "ADA LOVELACE", _LIVE, "1234"),
+    DemoCard("active-visa-low", "demo-visa-debit", "demo-acc-2", "ALAN TURING", _LIVE, "4321"),
+    DemoCard("active-3624", "demo-mc-3624", "demo-acc-3", "GRACE HOPPER", _LIVE, "2468"),
+    DemoCard(
+        "active-credit", "demo-visa-credit", "demo-acc-credit", "EDSGER DIJKSTRA", _LIVE, "1357"
+    ),
+    DemoCard("created", "demo-visa-debit", "demo-acc-1", "CARD CREATED", (), None),
+    DemoCard("issued", "demo-visa-debit", "demo-acc-1", "CARD ISSUED", ("ship",), "1111"),
+    DemoCard(
+        "suspended", "demo-visa-debit", "demo-acc-1", "CARD SUSPENDED", (*_LIVE, "suspend"), "2222"
+    ),
+    DemoCard("lost", "demo-visa-debit", "demo-acc-1", "CARD LOST", (*_LIVE, "report-lost"), "3333"),
+    DemoCard(
+        "stolen", "demo-visa-debit", "demo-acc-1", "CARD STOLEN", (*_LIVE, "report-stolen"), "4444"
+    ),
+    DemoCard(
+        "damaged", "demo-mc-3624", "demo-acc-3", "CARD DAMAGED", (*_LIVE, "report-damaged"), "5555"
+    ),
+    DemoCard(
+        "expired", "demo-visa-debit", "demo-acc-1", "CARD EXPIRED", (*_LIVE, "expire"), "6666"
+    ),
+    DemoCard("closed", "demo-visa-debit", "demo-acc-1", "CARD CLOSED", (*_LIVE, "cancel"), "7777"),
+)
+
+# the state after each action, to resume a demo that stopped half-way
+_AFTER = {
+    "ship": S.ISSUED,
+    "activate": S.ACTIVE,
+    "suspend": S.SUSPENDED,
+    "report-lost": S.LOST,
+    "report-stolen": S.STOLEN,
+    "report-damaged": S.DAMAGED,
+    "expire": S.EXPIRED,
+    "cancel": S.CLOSED,
+}
+
+
+def _idempotency_key(card: DemoCard) -> str:
+    return f"demo:{card.key}"
+
+
+def is_demo_installation(service: CardService) -> bool:
+    """True only when the security module runs on a demo key store (generated test keys)."""
+    return bool(service.security.key_store.demo)
+
+
+def _test_keys(service: CardService) -> dict[str, str]:
+    """The clear test terminal keys as hex: the zone PIN key and the (TDES) DUKPT BDK."""
+    keys = service.security.demo_test_keys()
+    return {"zpk": keys["zpk"], "bdk": keys["bdk"]}
+
+
+async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
+    """Create the demo data if missing; return the demo cards' (masked) views in table order.
+
+    Refuses (ServiceError) on an installation whose security module is not a demo one, because
+    demo PINs and test keys must never meet production data.
+    """
+    if not is_demo_installation(service):
+        raise ConflictError("the demo needs a demo installation (security.demo = true)")
+    service = service.acting_as("demo")
+    for product in PRODUCTS:
+        await service.create_product(product, idempotency_key=f"demo:{product.product_id}")
+    for account in ACCOUNTS:
+        await service.create_account(account, idempotency_key=f"demo:{account.account_id}")
+    zpk = bytes.fromhex(_test_keys(service)["zpk"])
+    views = []
+    for spec in CARDS:
+        views.append(await _ensure_card(service, spec, zpk))
+    return views
+
+
+async def _ensure_card(service: CardService, spec: DemoCard, zpk: bytes) -> dict[str, Any]:
+    issued = await service.issue_card(
+        rq.IssueCard(
+            product_id=spec.product_id, account_id=spec.account_id, cardholder_name=spec.name
+        ),
+        idempotency_key=_idempotency_key(spec),
+    )
+    card_id = issued["card_id"]
+    card = await service.get_card(card_id)
+    if spec.pin is not None and not card["pin_set"] and card["state"] == S.CREATED.value:
+        pan = await _clear_pan(service, card_id)
+        block = encrypt_pin_block(zpk, spec.pin, pan, PinBlockFormat.ISO0)
+        del pan
+        card = await service.set_pin(card_id, rq.PinChange(pin_block=block.hex().upper()))
+    states = [S.CREATED, *(_AFTER[a] for a in spec.actions)]
+    done = max(i for i, state in enumerate(states) if state.value == card["state"])
+    for action in spec.actions[done:]:
+        card = await service.apply(card_id, action, reason="demo data")
+    return card
+
+
+async def _clear_pan(service: CardService, card_id: str) -> str:
+    blob = await service.store.pan_ciphertext(card_id)
+    return service.security.decrypt_pan(blob, card_id)
+
+
+async def demo_export(service: CardService) -> dict[str, Any]:
+    """The export document (clear PANs, PINs and test keys): only for demo installations."""
+    if not is_demo_installation(service):
+        raise ConflictError(
+            "refusing to export: this is not a demo installation (security.demo is false)"
+        )
+    cards = []
+    for spec in CARDS:
+        stored = await service.store.idempotent_result(f"card.issue:{_idempotency_key(spec)}")
+        if stored is None:
+            raise ServiceError("the demo data is missing: run `authhost demo` first")
+        card_id = json.loads(stored)["result"]["card_id"]
+        card = await service.get_card(card_id)
+        product = await service.store.get_product(card["product_id"])
+        account = await service.get_account(card["account_id"])
+        pan = await _clear_pan(service, card_id)
+        values = service.security.card_values(
+            pan, card["expiry"], card["service_code"], product.cvk_name
+        )
+        cards.append(
+            {
+                "pan": pan,
+                "expiry": card["expiry"],
+                "service_code": card["service_code"],
+                "cvv2": values.cvv2,
+                "track2": build_track2(pan, card["expiry"], card["service_code"], values.icvv),
+                "pin": spec.pin,
+                "state": card["state"],
+                "account": card["account_id"],
+                "currency": account["currency"],
+                "available": account["open_to_buy"],
+            }
+        )
+    return {"test_only": True, "keys": _test_keys(service), "cards": cards}
+
+
+async def export_demo(service: CardService, out: Path) -> int:
+    """Write ``demo_export`` to ``out`` (mode 0600) and audit it; return the number of cards."""
+    data = await demo_export(service)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
+    summary = {"file": str(Path(out).resolve()), "cards": len(data["cards"])}
+    await service.record_audit("demo.export", "demo", None, summary)
+    return len(data["cards"])
