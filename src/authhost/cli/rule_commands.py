@@ -1,9 +1,194 @@
-"""CLI commands of one area, registered on the root app by ``register``."""
+"""CLI of the fraud rules: ``authhost rules check|list|reload`` and ``authhost backtest``."""
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from authhost.config import ConfigError, load_config
+from authhost.rules.lists import ListLoadError, load_lists
+from authhost.rules.loader import load_rule_set
+from authhost.rules.rulefile import RuleLoadError
+
+rules_app = typer.Typer(help="Analysts' fraud rules: check, list, reload.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="authhost.toml to read")
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _rules_file(file: Path | None, config_path: Path | None) -> Path:
+    if file is not None:
+        return file
+    try:
+        configured = load_config(config_path).rules.file
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not configured:
+        raise _fail("no rules file given and [rules] file is not set in the configuration")
+    return Path(configured)
+
+
+def _load(file: Path, promote_shadow: bool = False):  # noqa: ANN202 - RuleSet
+    try:
+        return load_rule_set(file, promote_shadow=promote_shadow)
+    except RuleLoadError as exc:
+        for error in exc.errors:
+            errors.print(f"[red]{error}[/red]", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
+@rules_app.command("check")
+def check(
+    file: Path = typer.Argument(..., help="rules file (TOML or YAML)"),
+    lists_dir: Path | None = typer.Option(None, help="lists directory to check list names"),
+    show_code: bool = typer.Option(False, help="print the generated Python function"),
+) -> None:
+    """Validate a rules file; print every error with its line, exit 1 if any."""
+    rules = _load(file)
+    shadow = sum(1 for r in rules.rules if r.shadow)
+    console.print(
+        f"OK {file}: {len(rules.all_rules)} rules ({len(rules.rules)} enabled, {shadow} shadow), "
+        f"version {rules.version}",
+        highlight=False,
+    )
+    if rules.lists:
+        console.print(f"lists read: {', '.join(sorted(rules.lists))}", highlight=False)
+    if lists_dir is not None:
+        try:
+            known = load_lists(lists_dir)
+        except ListLoadError as exc:
+            raise _fail(str(exc)) from None
+        missing = sorted(rules.lists - set(known))
+        if missing:
+            console.print(
+                f"[yellow]warning:[/yellow] not in {lists_dir} (empty unless the store has them): "
+                + ", ".join(missing)
+            )
+    if show_code:
+        console.print(rules.code, markup=False, highlight=False)
+
+
+@rules_app.command("list")
+def list_rules(
+    file: Path | None = typer.Argument(None, help="rules file; default: [rules] file"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Show the rules of a file in the order they run."""
+    rules = _load(_rules_file(file, config))
+    table = Table(title=f"{rules.source} (version {rules.version})")
+    for column in ("#", "name", "priority", "action", "mode", "enabled", "reason", "owner"):
+        table.add_column(column)
+    table.add_column("expression", overflow="fold")
+    for i, rule in enumerate(rules.all_rules, start=1):
+        action = rule.action.value
+        if rule.response_code:
+            action += f" {rule.response_code}"
+        elif rule.points:
+            action += f" {rule.points:+d}"
+        table.add_row(
+            str(i),
+            rule.name,
+            str(rule.priority),
+            action,
+            rule.mode.value,
+            "yes" if rule.enabled else "no",
+            rule.reason,
+            rule.owner,
+            " ".join(rule.expression.split()),
+        )
+    console.print(table)
+
+
+@rules_app.command("reload")
+def reload(config: Path | None = ConfigOption) -> None:
+    """Check the configured rules file, then ask the running server to reload it (SIGHUP)."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if cfg.rules.file:
+        _load(Path(cfg.rules.file))  # refuse before signalling: the server would refuse too
+    pid_file = Path(cfg.server.pid_file)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except FileNotFoundError:
+        raise _fail(f"{pid_file}: no pid file; is authhost serve running?") from None
+    except (OSError, ValueError):
+        raise _fail(f"{pid_file}: does not hold a process id") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise _fail(f"no process {pid} (stale {pid_file})") from None
+    except PermissionError:
+        raise _fail(f"not allowed to signal process {pid}") from None
+    console.print(f"reload requested from process {pid}; the server log shows the new version")
+
+
+def backtest(
+    rules: Path = typer.Option(..., "--rules", help="rules file to test"),
+    data: Path = typer.Option(..., "--data", help="labelled journal export (.csv or .parquet)"),
+    compare: Path | None = typer.Option(None, "--compare", help="second rules file, side by side"),
+    report_dir: Path | None = typer.Option(None, "--report-dir", help="write JSON and PNG here"),
+    lists_dir: Path | None = typer.Option(None, "--lists-dir", help="named lists directory"),
+    promote_shadow: bool = typer.Option(
+        False, "--promote-shadow", help="count shadow rules as enforced (what if turned on)"
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+) -> None:
+    """Replay labelled transactions through rule files and report what they would catch."""
+    from authhost.rules.backtest import run_backtest
+    from authhost.rules.dataset import DatasetError, iter_rows, read_labelled
+    from authhost.rules.report import print_report, write_json, write_plots
+
+    sets = [_load(rules, promote_shadow)]
+    if compare is not None:
+        sets.append(_load(compare, promote_shadow))
+    try:
+        lists = load_lists(lists_dir) if lists_dir else {}
+        table = read_labelled(data)
+    except (ListLoadError, DatasetError) as exc:
+        raise _fail(str(exc)) from None
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=table.num_rows)
+        result = run_backtest(
+            iter_rows(table),
+            sets,
+            lists,
+            data_name=str(data),
+            progress=lambda n: bar.advance(task, n),
+        )
+    print_report(result, console)
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        written = [
+            write_json(result, report_dir / "backtest.json"),
+            *write_plots(result, report_dir),
+        ]
+        for path in written:
+            console.print(f"wrote {path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``rules`` (check, list, reload) and ``backtest`` to the root app."""
+    app.add_typer(rules_app, name="rules")
+    app.command("backtest")(backtest)
