@@ -1,0 +1,263 @@
+"""The admin HTTP API over real TCP: authentication, roles, bad payloads, lifecycle, masking."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from test_admin_support import (
+    AUDITOR_TOKEN,
+    OPERATOR_TOKEN,
+    call,
+    open_service,
+    raw_exchange,
+    running_admin,
+)
+
+from authhost.admin.demo import demo_export, ensure_demo
+
+PRODUCT = {"product_id": "p1", "issuer_id": "bank1", "name": "Debit", "bin": "476173"}
+ACCOUNT = {"account_id": "a1", "currency": "978", "balance": 10_000}
+
+
+async def _setup_card(port: int) -> dict:
+    assert (await call(port, "POST", "/v1/products", payload=PRODUCT)).status == 201
+    assert (await call(port, "POST", "/v1/accounts", payload=ACCOUNT)).status == 201
+    reply = await call(port, "POST", "/v1/cards", payload={"product_id": "p1", "account_id": "a1"})
+    assert reply.status == 201, reply
+    return reply.json
+
+
+@pytest.mark.parametrize(
+    "token, method, path, payload, status, message",
+    [
+        (None, "GET", "/v1/cards", None, 401, "missing Authorization"),
+        ("wrong-token", "GET", "/v1/cards", None, 401, "invalid token"),
+        (AUDITOR_TOKEN, "POST", "/v1/products", PRODUCT, 403, "may not change"),
+        (AUDITOR_TOKEN, "PUT", "/v1/lists/blocked", {"values": ["x"]}, 403, "may not change"),
+    ],
+    ids=["no token -> 401", "bad token -> 401", "auditor creates -> 403", "auditor puts -> 403"],
+)
+async def test_auth_failures_answer_4xx_with_a_message(
+    tmp_path, token, method, path, payload, status, message
+):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, method, path, token=token, payload=payload)
+        assert reply.status == status
+        assert message in reply.json["error"]
+        if status == 401:
+            assert reply.headers["www-authenticate"] == "Bearer"
+        assert await service.list_products() == []  # nothing was created
+
+
+async def test_basic_scheme_is_refused(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(
+            port, "GET", "/v1/cards", token=None, headers={"Authorization": "Basic Zm9vOmJhcg=="}
+        )
+        assert reply.status == 401 and "Bearer" in reply.json["error"]
+
+
+async def test_auditor_reads_but_operator_writes(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card = await _setup_card(port)
+        reply = await call(port, "GET", f"/v1/cards/{card['card_id']}", token=AUDITOR_TOKEN)
+        assert reply.status == 200 and reply.json["state"] == "created"
+        audit = await call(port, "GET", "/v1/audit?subject=p1", token=AUDITOR_TOKEN)
+        assert [e["action"] for e in audit.json["audit"]] == ["product.create"]
+        assert audit.json["audit"][0]["actor"].startswith("operator:")
+
+
+@pytest.mark.parametrize(
+    "path, raw, content_type, status, message",
+    [
+        ("/v1/products", b"{not json", "application/json", 400, "not valid JSON"),
+        ("/v1/products", b"[1, 2]", "application/json", 400, "JSON object"),
+        ("/v1/products", b"", "application/json", 400, "body is required"),
+        ("/v1/products", b"bin=476173", "text/plain", 400, "must be JSON"),
+        (
+            "/v1/products",
+            b'{"issuer_id": "b", "name": "x", "bin": "12345"}',
+            "application/json",
+            422,
+            "bin",
+        ),
+        (
+            "/v1/products",
+            b'{"issuer_id": "b", "name": "x", "bin": "476173", "colour": "red"}',
+            "application/json",
+            422,
+            "colour",
+        ),
+        ("/v1/accounts/a1/funds", b'{"amount_minor": 0}', "application/json", 422, "not be 0"),
+        ("/v1/cards/search", b'{"pan": "12ab"}', "application/json", 422, "pan"),
+    ],
+    ids=[
+        "malformed JSON -> 400",
+        "array body -> 400",
+        "empty body -> 400",
+        "form body -> 400",
+        "5-digit BIN -> 422",
+        "unknown field -> 422",
+        "zero amount -> 422",
+        "PAN with letters -> 422",
+    ],
+)
+async def test_bad_payloads_answer_4xx_with_a_message(
+    tmp_path, path, raw, content_type, status, message
+):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "POST", path, raw=raw, headers={"Content-Type": content_type})
+        assert reply.status == status, reply
+        assert message in reply.json["error"]
+        assert "Traceback" not in reply.body.decode()
+        if status == 422:
+            assert reply.json["details"][0]["field"]
+
+
+async def test_invalid_values_are_not_echoed(tmp_path):
+    pan_like = "4761739999999999999"  # 19 digits: too long for the pattern, must not come back
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "POST", "/v1/cards/search", payload={"pan": pan_like + "0"})
+        assert reply.status == 422
+        assert pan_like not in reply.body.decode()
+
+
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/v1/nothing", 404),
+        ("DELETE", "/v1/cards", 405),
+        ("GET", "/v1/cards/crd_missing", 404),
+        ("GET", "/v1/cards?limit=0", 400),
+        ("GET", "/v1/cards?colour=red", 400),
+        ("GET", "/v1/cards?state=melted", 422),
+    ],
+    ids=["unknown path", "wrong method", "unknown card", "bad limit", "unknown query", "bad state"],
+)
+async def test_unknown_things_get_clear_errors(tmp_path, method, path, status):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, method, path)
+        assert reply.status == status
+        assert reply.json["error"]
+
+
+async def test_malformed_http_gets_400_and_the_server_lives_on(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        answer = await raw_exchange(port, b"GARBAGE\x00\x01 / HTTP/9.9\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400")
+        assert (await call(port, "GET", "/v1/products")).status == 200
+
+
+async def test_lifecycle_through_the_api(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card = await _setup_card(port)
+        card_id = card["card_id"]
+        for action, state in [("ship", "issued"), ("activate", "active"), ("suspend", "suspended")]:
+            reply = await call(port, "POST", f"/v1/cards/{card_id}/{action}")
+            assert reply.status == 200, reply
+            assert reply.json["state"] == state
+
+        illegal = await call(port, "POST", f"/v1/cards/{card_id}/activate")
+        assert illegal.status == 409
+        assert "suspended" in illegal.json["error"]
+        assert (await call(port, "GET", f"/v1/cards/{card_id}")).json["state"] == "suspended"
+
+        resumed = await call(
+            port, "POST", f"/v1/cards/{card_id}/resume", payload={"reason": "customer called"}
+        )
+        assert resumed.json["state"] == "active"
+        lost = await call(port, "POST", f"/v1/cards/{card_id}/report-lost")
+        assert lost.json["state"] == "lost"
+        new = await call(port, "POST", f"/v1/cards/{card_id}/replace")
+        assert new.status == 200
+        assert new.json["replaces"] == card_id and new.json["state"] == "created"
+        assert new.json["pan"] != card["pan"]  # a lost card's successor gets a new PAN
+        again = await call(port, "POST", f"/v1/cards/{card_id}/replace")
+        assert again.status == 409 and "already replaced" in again.json["error"]
+
+        audit = (await call(port, "GET", f"/v1/audit?subject={card_id}")).json["audit"]
+        actions = [entry["action"] for entry in audit]
+        assert actions == [
+            "card.issue",
+            "card.ship",
+            "card.activate",
+            "card.suspend",
+            "card.resume",
+            "card.report_lost",
+            "card.replace",
+        ]
+        assert "customer called" in audit[4]["after"]
+
+
+async def test_idempotency_key_returns_the_first_result(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        await call(port, "POST", "/v1/products", payload=PRODUCT)
+        await call(port, "POST", "/v1/accounts", payload=ACCOUNT)
+        issue = {"product_id": "p1", "account_id": "a1", "cardholder_name": "ADA LOVELACE"}
+        key = {"Idempotency-Key": "order-42"}
+        first = await call(port, "POST", "/v1/cards", payload=issue, headers=key)
+        second = await call(port, "POST", "/v1/cards", payload=issue, headers=key)
+        assert first.status == second.status == 201
+        assert first.json["card_id"] == second.json["card_id"]
+        assert len((await call(port, "GET", "/v1/cards")).json["cards"]) == 1
+
+        other = await call(
+            port, "POST", "/v1/cards", payload={**issue, "cardholder_name": "X"}, headers=key
+        )
+        assert other.status == 409 and "Idempotency-Key" in other.json["error"]
+        on_read = await call(port, "GET", "/v1/cards", headers=key)
+        assert on_read.status == 400
+
+
+async def test_openapi_document_describes_every_route(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "GET", "/openapi.json", token=None)
+        assert reply.status == 200
+        doc = reply.json
+        assert doc["openapi"].startswith("3.")
+        assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert "post" in doc["paths"]["/v1/cards"]
+        assert "post" in doc["paths"]["/v1/cards/{card_id}/report-stolen"]
+        schema_ref = doc["paths"]["/v1/products"]["post"]["requestBody"]["content"][
+            "application/json"
+        ]["schema"]["$ref"]
+        assert schema_ref.rsplit("/", 1)[-1] in doc["components"]["schemas"]
+
+
+async def test_lists_round_trip(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        put = await call(port, "PUT", "/v1/lists/blocked-mcc", payload={"values": ["7995", "6051"]})
+        assert put.status == 200
+        got = await call(port, "GET", "/v1/lists/blocked-mcc", token=AUDITOR_TOKEN)
+        assert got.json == {"name": "blocked-mcc", "values": ["6051", "7995"]}
+        assert (await call(port, "GET", "/v1/lists")).json["lists"] == ["blocked-mcc"]
+
+
+async def test_no_clear_pan_in_any_response_or_log(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    async with open_service(tmp_path) as service:
+        await ensure_demo(service)
+        pans = [card["pan"] for card in (await demo_export(service))["cards"]]
+        bodies = []
+        async with running_admin(service) as port:
+            cards = (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
+            bodies.append(str(cards))
+            for card in cards:
+                card_id = card["card_id"]
+                for path in (f"/v1/cards/{card_id}", f"/v1/cards/{card_id}/journal"):
+                    bodies.append((await call(port, "GET", path)).body.decode())
+            found = await call(port, "POST", "/v1/cards/search", payload={"pan": pans[0]})
+            assert found.status == 200
+            bodies.append(found.body.decode())
+            bodies.append((await call(port, "GET", "/v1/audit?limit=1000")).body.decode())
+            # a PAN pasted into a URL by mistake must not reach the log in clear either
+            bodies.append((await call(port, "GET", f"/v1/cards/{pans[1]}")).body.decode())
+            new = await call(port, "POST", f"/v1/cards/{cards[0]['card_id']}/renew")
+            bodies.append(new.body.decode())
+        text = "\n".join(bodies) + "\n".join(r.getMessage() for r in caplog.records)
+        assert len(cards) >= 12
+        assert re.search(r"476173\*{6}\d{4}", text)  # masked PANs are there...
+        for pan in pans:
+            assert pan not in text  # ...clear ones never
