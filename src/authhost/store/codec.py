@@ -1,0 +1,105 @@
+"""Card, product and account values to and from JSON text: one encoding for every backend.
+
+The card's PAN never passes through here (a card holds only its keyed index, BIN and last
+four); the encrypted PAN is stored beside the card by each backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from authhost.cards.model import Account, Card, CardKind, CardState, Limits, PinMethod, Product
+from authhost.store.records import AuditEntry, JournalEntry
+
+_LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
+_CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
+_PRODUCT_FIELDS = {f.name for f in dataclasses.fields(Product)}
+JOURNAL_FIELDS = {f.name: f.type for f in dataclasses.fields(JournalEntry)}
+
+
+def _limits_dict(limits: Limits | None) -> dict[str, int | None] | None:
+    return None if limits is None else {n: getattr(limits, n) for n in _LIMIT_NAMES}
+
+
+def _limits(data: dict[str, Any] | None) -> Limits | None:
+    if data is None:
+        return None
+    return Limits(**{k: v for k, v in data.items() if k in _LIMIT_NAMES})
+
+
+def card_to_json(card: Card) -> str:
+    data = {name: getattr(card, name) for name in _CARD_FIELDS}
+    data["limits"] = _limits_dict(card.limits)
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def card_from_json(text: str | bytes, **overrides: Any) -> Card:
+    data = json.loads(text)
+    data = {k: v for k, v in data.items() if k in _CARD_FIELDS}
+    data.update(overrides)
+    data["state"] = CardState(data["state"])
+    data["pin_method"] = PinMethod(data["pin_method"])
+    data["limits"] = _limits(data.get("limits"))
+    return Card(**data)
+
+
+def product_to_json(product: Product) -> str:
+    data = {name: getattr(product, name) for name in _PRODUCT_FIELDS}
+    data["limits"] = _limits_dict(product.limits)
+    for name in ("channels", "blocked_mccs", "blocked_countries"):
+        data[name] = sorted(data[name])
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def product_from_json(text: str | bytes) -> Product:
+    data = json.loads(text)
+    data = {k: v for k, v in data.items() if k in _PRODUCT_FIELDS}
+    data["kind"] = CardKind(data["kind"])
+    data["pin_method"] = PinMethod(data["pin_method"])
+    data["limits"] = _limits(data.get("limits")) or Limits()
+    for name in ("channels", "blocked_mccs", "blocked_countries"):
+        data[name] = frozenset(data.get(name, ()))
+    return Product(**data)
+
+
+def journal_to_json(entry: JournalEntry) -> str:
+    return json.dumps(dataclasses.asdict(entry), separators=(",", ":"))
+
+
+def journal_from_json(text: str | bytes) -> JournalEntry:
+    data = json.loads(text)
+    return JournalEntry(**{k: v for k, v in data.items() if k in JOURNAL_FIELDS})
+
+
+def audit_to_json(entry: AuditEntry) -> str:
+    return json.dumps(dataclasses.asdict(entry), separators=(",", ":"))
+
+
+def audit_from_json(text: str | bytes) -> AuditEntry:
+    return AuditEntry(**json.loads(text))
+
+
+def account_fields(account: Account) -> dict[str, Any]:
+    return {
+        "account_id": account.account_id,
+        "currency": account.currency,
+        "kind": account.kind.value,
+        "balance": account.balance,
+        "credit_limit": account.credit_limit,
+        "holds": account.holds,
+        "version": account.version,
+    }
+
+
+def account_from_fields(data: dict[str, Any]) -> Account:
+    return Account(
+        account_id=str(data["account_id"]),
+        currency=str(data["currency"]),
+        kind=CardKind(data["kind"]),
+        balance=int(data["balance"]),
+        credit_limit=int(data["credit_limit"]),
+        holds=int(data["holds"]),
+        version=int(data["version"]),
+    )

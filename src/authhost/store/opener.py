@@ -1,0 +1,62 @@
+"""``open_store(url)``: the one place a store URL becomes a backend.
+
+``sqlite:///relative.db``, ``sqlite:////abs/path.db`` (or a bare path) open the embedded
+SQLite store; ``redis://host:port/db``, ``rediss://`` and ``redis+cluster://host:port`` open the
+Redis store. Backends are imported only when chosen, so SQLite users need no Redis client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from authhost.store.interface import CardStore, StoreError
+
+DEFAULT_PREFIX = "authhost"
+
+
+class BadStoreUrl(StoreError):
+    pass
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (``sqlite:///:memory:`` is refused: the store
+    uses two connections and an in-memory database is not shared between them)."""
+    path = url[len("sqlite://") :]
+    if path.startswith("/"):  # sqlite:///rel.db -> rel.db; sqlite:////abs.db -> /abs.db
+        path = path[1:]
+    if not path or path == ":memory:":
+        raise BadStoreUrl("sqlite URLs name a file: sqlite:///authhost.db or sqlite:////abs/x.db")
+    return path
+
+
+async def open_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> CardStore:
+    """Open the store at ``url``; the caller closes it (``await store.close()``).
+
+    ``prefix`` namespaces Redis keys (tests use a unique one each); SQLite ignores it.
+    """
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in ("", "sqlite", "file"):
+        from authhost.store.sqlite import SqliteCardStore
+
+        path = sqlite_path(url) if scheme == "sqlite" else url.removeprefix("file://")
+        return await SqliteCardStore.open(path)
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
+        from authhost.store.redis import RedisCardStore
+
+        return await RedisCardStore.open(url, prefix=prefix)
+    raise BadStoreUrl(
+        f"unknown store URL scheme {scheme!r}: use sqlite:///PATH, redis://HOST:PORT/DB or "
+        "redis+cluster://HOST:PORT"
+    )
+
+
+@asynccontextmanager
+async def opened_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> AsyncIterator[CardStore]:
+    """``async with opened_store(url) as store:`` closes the store on exit."""
+    store = await open_store(url, prefix=prefix)
+    try:
+        yield store
+    finally:
+        await store.close()

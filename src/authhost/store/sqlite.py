@@ -1,0 +1,650 @@
+"""SQLite card store: the embedded default (one file, WAL, no server to run).
+
+All SQL runs on two dedicated threads (``sqlite_thread``): a reader for snapshots and queries,
+and a writer that group-commits. Every write is one ``BEGIN IMMEDIATE`` transaction, so the
+funds re-check in ``commit`` and the balance change it guards are atomic, also against other
+processes that open the same file (SQLite's file lock serialises their writers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from authhost.cards.model import Account, Card, Product
+from authhost.cards.velocity import RETENTION_S, VelocityEvent, compute_velocity
+from authhost.store import codec
+from authhost.store.interface import (
+    Commit,
+    CommitResult,
+    Conflict,
+    Hold,
+    JournalQuery,
+    MoneyMove,
+    NotFound,
+    Snapshot,
+    SnapshotQuery,
+    StoreError,
+    StoreInfo,
+)
+from authhost.store.money import open_to_buy, spend_delta
+from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
+from authhost.store.sqlite_schema import migrate
+from authhost.store.sqlite_thread import SqliteThread
+
+_JOURNAL_INSERT_COLUMNS = [c for c in JOURNAL_COLUMNS if c != "journal_id"]
+_JOURNAL_INSERT = (
+    f"INSERT INTO journal ({', '.join(_JOURNAL_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _JOURNAL_INSERT_COLUMNS)})"
+)
+_JOURNAL_SELECT = f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal"
+_BOOL_COLUMNS = {"review", "model_skipped", "pin_present", "pin_failed", "cvv_failed"}
+_CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
+_ACCOUNT_SELECT = (
+    "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
+)
+PRUNE_EVERY = 5000  # commits between deletions of velocity events older than 30 days
+EXPORT_PAGE = 2000
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _card(row: tuple | None) -> Card | None:
+    if row is None:
+        return None
+    return codec.card_from_json(row[0], pin_tries=row[1], version=row[2])
+
+
+def _account(row: tuple | None) -> Account | None:
+    if row is None:
+        return None
+    keys = ("account_id", "currency", "kind", "balance", "credit_limit", "holds", "version")
+    return codec.account_from_fields(dict(zip(keys, row, strict=True)))
+
+
+def _journal(row: tuple) -> JournalEntry:
+    values = dict(zip(JOURNAL_COLUMNS, row, strict=True))
+    for name in _BOOL_COLUMNS:
+        values[name] = bool(values[name])
+    return JournalEntry(**values)
+
+
+def _journal_values(entry: JournalEntry) -> list[object]:
+    return [getattr(entry, name) for name in _JOURNAL_INSERT_COLUMNS]
+
+
+class SqliteCardStore:
+    """``CardStore`` on one SQLite file. Open with ``await SqliteCardStore.open(path)``."""
+
+    def __init__(self, path: str, reader: SqliteThread, writer: SqliteThread) -> None:
+        self.path = path
+        self._reader = reader
+        self._writer = writer
+        self._products: dict[str, tuple[str, Product]] = {}  # parsed-JSON cache
+        self._commits = 0
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SqliteCardStore:
+        import anyio.to_thread
+
+        path = str(path)
+
+        def start() -> SqliteCardStore:
+            setup = _connect(path)
+            try:
+                migrate(setup)
+            finally:
+                setup.close()
+            writer = SqliteThread(lambda: _connect(path), name="sqlite-writer", writer=True)
+            reader = SqliteThread(lambda: _connect(path), name="sqlite-reader", writer=False)
+            return cls(path, reader, writer)
+
+        try:
+            return await anyio.to_thread.run_sync(start)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+
+    def info(self) -> StoreInfo:
+        return StoreInfo(
+            backend="sqlite",
+            shared_between_processes=True,
+            notes=[f"file {self.path} (WAL); processes on one machine share it safely"],
+        )
+
+    async def close(self) -> None:
+        import anyio.to_thread
+
+        def stop() -> None:
+            self._writer.close()
+            self._reader.close()
+
+        await anyio.to_thread.run_sync(stop)
+
+    async def __aenter__(self) -> SqliteCardStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- authorisation path --------------------------------------------------------------
+
+    def _product_from(self, conn: sqlite3.Connection, product_id: str) -> Product | None:
+        row = conn.execute(
+            "SELECT data FROM products WHERE product_id = ?", (product_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        cached = self._products.get(product_id)
+        if cached is not None and cached[0] == row[0]:
+            return cached[1]
+        product = codec.product_from_json(row[0])
+        self._products[product_id] = (row[0], product)
+        return product
+
+    async def snapshot(self, query: SnapshotQuery) -> Snapshot:
+        def read(conn: sqlite3.Connection) -> Snapshot:
+            card = account = product = None
+            velocity = compute_velocity((), query.now)
+            if query.pan_index:
+                card = _card(
+                    conn.execute(
+                        f"{_CARD_SELECT} WHERE pan_index = ? ORDER BY seq DESC LIMIT 1",
+                        (query.pan_index,),
+                    ).fetchone()
+                )
+            if card is not None:
+                account = _account(
+                    conn.execute(
+                        f"{_ACCOUNT_SELECT} WHERE account_id = ?", (card.account_id,)
+                    ).fetchone()
+                )
+                product = self._product_from(conn, card.product_id)
+                rows = conn.execute(
+                    "SELECT ts, amount, approved, merchant_id, country, cash, pin_failed, "
+                    "cvv_failed FROM velocity WHERE card_id = ? AND ts >= ? AND ts < ?",
+                    (card.card_id, query.now - RETENTION_S, query.now),
+                ).fetchall()
+                velocity = compute_velocity(
+                    (
+                        VelocityEvent(
+                            r[0], r[1], bool(r[2]), r[3], r[4], bool(r[5]), bool(r[6]), bool(r[7])
+                        )
+                        for r in rows
+                    ),
+                    query.now,
+                )
+            previous = None
+            if query.dedupe_key:
+                row = conn.execute(
+                    f"{_JOURNAL_SELECT} WHERE dedupe_key = ? ORDER BY journal_id LIMIT 1",
+                    (query.dedupe_key,),
+                ).fetchone()
+                previous = _journal(row) if row else None
+            original = None
+            if query.original_key:
+                row = conn.execute(
+                    "SELECT match_key, account_id, amount, posted, reversed FROM holds "
+                    "WHERE match_key = ?",
+                    (query.original_key,),
+                ).fetchone()
+                if row is not None:
+                    original = Hold(row[0], row[1], row[2] - row[4], bool(row[3]), row[4])
+            return Snapshot(card, account, product, velocity, previous, original)
+
+        return await self._reader.run(read)
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        self._commits += 1
+        prune_before = None
+        if self._commits % PRUNE_EVERY == 0:
+            prune_before = commit.journal.ts - RETENTION_S
+        return await self._writer.run(lambda conn: _commit(conn, commit, prune_before))
+
+    # --- products and accounts -----------------------------------------------------------
+
+    async def put_product(self, product: Product) -> None:
+        data = codec.product_to_json(product)
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT INTO products (product_id, data) VALUES (?, ?) "
+                "ON CONFLICT (product_id) DO UPDATE SET data = excluded.data",
+                (product.product_id, data),
+            )
+        )
+
+    async def get_product(self, product_id: str) -> Product | None:
+        return await self._reader.run(lambda conn: self._product_from(conn, product_id))
+
+    async def list_products(self) -> list[Product]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute("SELECT data FROM products ORDER BY product_id").fetchall()
+        )
+        return [codec.product_from_json(r[0]) for r in rows]
+
+    async def create_account(self, account: Account) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO accounts (account_id, currency, kind, balance, credit_limit, "
+                    "holds, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        account.account_id,
+                        account.currency,
+                        account.kind.value,
+                        account.balance,
+                        account.credit_limit,
+                        account.holds,
+                        account.version,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"account {account.account_id} already exists") from None
+
+        await self._writer.run(insert)
+
+    async def get_account(self, account_id: str) -> Account | None:
+        return await self._reader.run(
+            lambda conn: _account(
+                conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
+            )
+        )
+
+    async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                f"{_ACCOUNT_SELECT} ORDER BY account_id LIMIT ? OFFSET ?", (limit, offset)
+            ).fetchall()
+        )
+        return [a for a in map(_account, rows) if a is not None]
+
+    async def _change_account(self, account_id: str, sql: str, value: int) -> Account:
+        def change(conn: sqlite3.Connection) -> Account:
+            conn.execute(sql, (value, account_id))
+            account = _account(
+                conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
+            )
+            if account is None:
+                raise NotFound(f"account {account_id} not found")
+            return account
+
+        return await self._writer.run(change)
+
+    async def adjust_balance(self, account_id: str, delta_minor: int) -> Account:
+        return await self._change_account(
+            account_id,
+            "UPDATE accounts SET balance = balance + ?, version = version + 1 WHERE account_id = ?",
+            delta_minor,
+        )
+
+    async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
+        return await self._change_account(
+            account_id,
+            "UPDATE accounts SET credit_limit = ?, version = version + 1 WHERE account_id = ?",
+            credit_limit,
+        )
+
+    async def expire_holds(self, older_than: float) -> int:
+        """Release every open hold created before ``older_than`` (hold_days); returns the
+        number released. Posted amounts stay posted."""
+
+        def expire(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT match_key, account_id, amount - reversed FROM holds "
+                "WHERE posted = 0 AND created_at < ? AND amount > reversed",
+                (older_than,),
+            ).fetchall()
+            for match_key, account_id, remaining in rows:
+                conn.execute(
+                    "UPDATE accounts SET holds = max(holds - ?, 0), version = version + 1 "
+                    "WHERE account_id = ?",
+                    (remaining, account_id),
+                )
+                conn.execute("UPDATE holds SET reversed = amount WHERE match_key = ?", (match_key,))
+            return len(rows)
+
+        return await self._writer.run(expire)
+
+    # --- cards -----------------------------------------------------------------------------
+
+    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
+        await self._writer.run(
+            lambda conn: _insert_card(conn, card, pan_ciphertext, same_pan=False)
+        )
+
+    async def get_card(self, card_id: str) -> Card | None:
+        return await self._reader.run(
+            lambda conn: _card(
+                conn.execute(f"{_CARD_SELECT} WHERE card_id = ?", (card_id,)).fetchone()
+            )
+        )
+
+    async def find_card(self, pan_index: str) -> Card | None:
+        return await self._reader.run(
+            lambda conn: _card(
+                conn.execute(
+                    f"{_CARD_SELECT} WHERE pan_index = ? ORDER BY seq DESC LIMIT 1", (pan_index,)
+                ).fetchone()
+            )
+        )
+
+    async def list_cards(
+        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+    ) -> list[Card]:
+        where, args = [], []
+        if account_id:
+            where.append("account_id = ?")
+            args.append(account_id)
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        sql = _CARD_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY seq LIMIT ? OFFSET ?"
+        rows = await self._reader.run(
+            lambda conn: conn.execute(sql, (*args, limit, offset)).fetchall()
+        )
+        return [c for c in map(_card, rows) if c is not None]
+
+    async def update_card(self, card: Card) -> Card:
+        return await self._writer.run(lambda conn: _update_card(conn, card))
+
+    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+        def swap(conn: sqlite3.Connection) -> None:
+            linked_old = replace(old, replaced_by=new.card_id)
+            linked_new = replace(new, replaces=old.card_id)
+            _update_card(conn, linked_old)
+            _insert_card(conn, linked_new, pan_ciphertext, same_pan=new.pan_index == old.pan_index)
+
+        await self._writer.run(swap)
+
+    async def pan_ciphertext(self, card_id: str) -> bytes:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT pan_ciphertext FROM cards WHERE card_id = ?", (card_id,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"card {card_id} not found")
+        return bytes(row[0])
+
+    # --- journal, audit, lists, idempotency ----------------------------------------------
+
+    @staticmethod
+    def _journal_sql(query: JournalQuery) -> tuple[str, list[object]]:
+        where, args = ["journal_id > ?", "ts >= ?"], [query.after_id, query.since]
+        if query.until != float("inf"):
+            where.append("ts < ?")
+            args.append(query.until)
+        if query.card_id:
+            where.append("card_id = ?")
+            args.append(query.card_id)
+        if query.account_id:
+            where.append("account_id = ?")
+            args.append(query.account_id)
+        return f"{_JOURNAL_SELECT} WHERE {' AND '.join(where)} ORDER BY journal_id", args
+
+    async def journal(self, query: JournalQuery) -> list[JournalEntry]:
+        sql, args = self._journal_sql(query)
+        rows = await self._reader.run(
+            lambda conn: conn.execute(f"{sql} LIMIT ?", (*args, query.limit)).fetchall()
+        )
+        return [_journal(r) for r in rows]
+
+    async def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
+        """Every matching entry in journal order, read page by page (``limit`` is ignored)."""
+        after = query.after_id
+        while True:
+            page = await self.journal(replace(query, after_id=after, limit=EXPORT_PAGE))
+            for entry in page:
+                yield entry
+            if len(page) < EXPORT_PAGE:
+                return
+            after = page[-1].journal_id
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT INTO audit (ts, actor, action, subject, before, after) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.ts, entry.actor, entry.action, entry.subject, entry.before, entry.after),
+            )
+        )
+
+    async def audit(
+        self, subject: str = "", limit: int = 100, after_id: int = 0
+    ) -> list[AuditEntry]:
+        sql = (
+            "SELECT ts, actor, action, subject, before, after, audit_id FROM audit "
+            "WHERE audit_id > ?"
+        )
+        args: list[object] = [after_id]
+        if subject:
+            sql += " AND subject = ?"
+            args.append(subject)
+        sql += " ORDER BY audit_id LIMIT ?"
+        rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
+        return [AuditEntry(*r) for r in rows]
+
+    async def get_list(self, name: str) -> frozenset[str]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT value FROM list_values WHERE name = ?", (name,)
+            ).fetchall()
+        )
+        return frozenset(r[0] for r in rows)
+
+    async def put_list(self, name: str, values: Sequence[str]) -> None:
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO list_names (name) VALUES (?)", (name,))
+            conn.execute("DELETE FROM list_values WHERE name = ?", (name,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO list_values (name, value) VALUES (?, ?)",
+                [(name, v) for v in values],
+            )
+
+        await self._writer.run(put)
+
+    async def list_names(self) -> list[str]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute("SELECT name FROM list_names ORDER BY name").fetchall()
+        )
+        return [r[0] for r in rows]
+
+    async def idempotent_result(self, key: str) -> str | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT result FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
+        )
+        return None if row is None else row[0]
+
+    async def remember_result(self, key: str, result_json: str) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO idempotency (key, result, ts) VALUES (?, ?, ?)",
+                (key, result_json, time.time()),
+            )
+        )
+
+
+# --- write transactions (run on the writer thread, inside a savepoint) ---------------------
+
+
+def _insert_card(
+    conn: sqlite3.Connection, card: Card, ciphertext: bytes, *, same_pan: bool
+) -> None:
+    if not same_pan:
+        taken = conn.execute(
+            "SELECT 1 FROM cards WHERE pan_index = ? LIMIT 1", (card.pan_index,)
+        ).fetchone()
+        if taken:
+            raise Conflict("a card with this PAN already exists")
+    if not card.card_id or not card.pan_index:
+        raise StoreError("a card needs a card_id and a pan_index")
+    try:
+        conn.execute(
+            "INSERT INTO cards (card_id, pan_index, account_id, state, pin_tries, version, data, "
+            "pan_ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                card.card_id,
+                card.pan_index,
+                card.account_id,
+                card.state.value,
+                card.pin_tries,
+                card.version,
+                codec.card_to_json(card),
+                ciphertext,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"card {card.card_id} already exists") from None
+
+
+def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
+    stored = replace(card, version=card.version + 1)
+    cursor = conn.execute(
+        "UPDATE cards SET account_id = ?, state = ?, pin_tries = ?, version = ?, data = ? "
+        "WHERE card_id = ? AND version = ?",
+        (
+            card.account_id,
+            card.state.value,
+            card.pin_tries,
+            stored.version,
+            codec.card_to_json(stored),
+            card.card_id,
+            card.version,
+        ),
+    )
+    if cursor.rowcount != 1:
+        exists = conn.execute("SELECT 1 FROM cards WHERE card_id = ?", (card.card_id,)).fetchone()
+        if not exists:
+            raise NotFound(f"card {card.card_id} not found")
+        raise Conflict(f"card {card.card_id} was changed by someone else (stale version)")
+    return stored
+
+
+def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None) -> CommitResult:
+    entry = commit.journal
+    if entry.dedupe_key:
+        row = conn.execute(
+            f"{_JOURNAL_SELECT} WHERE dedupe_key = ? ORDER BY journal_id LIMIT 1",
+            (entry.dedupe_key,),
+        ).fetchone()
+        if row is not None:
+            previous = _journal(row)
+            return CommitResult(journal=previous, duplicate_of=previous)
+    funds_ok = True
+    account = None
+    move = commit.movement
+    if move is not None:
+        funds_ok, account = _move_money(conn, commit)
+    if not funds_ok:
+        entry.response_code = "51"
+        entry.approval_code = ""
+        entry.hold_amount = 0
+        entry.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
+    cursor = conn.execute(_JOURNAL_INSERT, _journal_values(entry))
+    entry.journal_id = int(cursor.lastrowid or 0)
+    event = commit.velocity_event
+    if event is not None and commit.card_id:
+        approved = event.approved and funds_ok
+        conn.execute(
+            "INSERT INTO velocity (card_id, ts, amount, approved, merchant_id, country, cash, "
+            "pin_failed, cvv_failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                commit.card_id,
+                event.ts,
+                event.amount_minor,
+                approved,
+                event.merchant_id,
+                event.country,
+                event.cash,
+                event.pin_failed,
+                event.cvv_failed,
+            ),
+        )
+    if commit.pin_tries is not None and commit.card_id:
+        conn.execute(
+            "UPDATE cards SET pin_tries = ?, version = version + 1 WHERE card_id = ?",
+            (commit.pin_tries, commit.card_id),
+        )
+    if prune_before is not None:
+        conn.execute("DELETE FROM velocity WHERE ts < ?", (prune_before,))
+    return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+
+
+def _move_money(conn: sqlite3.Connection, commit: Commit) -> tuple[bool, Account | None]:
+    """Apply the commit's movement; False (and nothing changed) when funds are short."""
+    move = commit.movement
+    assert move is not None
+    entry = commit.journal
+    account_id = move.account_id
+    hold_row = None
+    if move.kind is MoneyMove.RELEASE:
+        hold_row = conn.execute(
+            "SELECT account_id, amount, posted, reversed FROM holds WHERE match_key = ?",
+            (move.match_key,),
+        ).fetchone()
+        if hold_row is not None:
+            account_id = hold_row[0]
+    account = _account(
+        conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
+    )
+    if account is None:
+        raise NotFound(f"account {account_id} not found")
+    kind, amount = account.kind, move.amount_minor
+    balance_delta = holds_delta = 0
+    if move.kind in (MoneyMove.HOLD, MoneyMove.POST):
+        available = open_to_buy(kind, account.balance, account.credit_limit, account.holds)
+        if move.require_funds and amount > available:
+            return False, account
+        if move.kind is MoneyMove.HOLD:
+            holds_delta = amount
+        else:
+            balance_delta = spend_delta(kind, amount)
+        if entry.match_key:
+            conn.execute(
+                "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at) "
+                "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (match_key) DO UPDATE SET "
+                "amount = amount + excluded.amount, posted = excluded.posted",
+                (entry.match_key, account_id, amount, move.kind is MoneyMove.POST, entry.ts),
+            )
+    elif move.kind is MoneyMove.CREDIT:
+        balance_delta = -spend_delta(kind, amount)
+    elif move.kind is MoneyMove.RELEASE:
+        if hold_row is None:
+            entry.hold_amount = 0
+            return True, account
+        _, held, posted, reversed_ = hold_row
+        release = max(0, min(amount, held - reversed_))
+        entry.hold_amount = -release
+        if release == 0:
+            return True, account
+        if posted:
+            balance_delta = -spend_delta(kind, release)
+        else:
+            holds_delta = -min(release, account.holds)
+        conn.execute(
+            "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?",
+            (release, move.match_key),
+        )
+    conn.execute(
+        "UPDATE accounts SET balance = balance + ?, holds = holds + ?, version = version + 1 "
+        "WHERE account_id = ?",
+        (balance_delta, holds_delta, account_id),
+    )
+    return True, replace(
+        account,
+        balance=account.balance + balance_delta,
+        holds=account.holds + holds_delta,
+        version=account.version + 1,
+    )

@@ -1,0 +1,136 @@
+"""The SQLite schema, as numbered migrations applied in order (``PRAGMA user_version``).
+
+A migration is appended, never edited: an existing database is brought forward by running the
+ones it has not seen, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from authhost.store.records import JOURNAL_COLUMNS
+
+_JOURNAL_TYPES = {
+    "ts": "REAL NOT NULL",
+    "amount_minor": "INTEGER NOT NULL",
+    "review": "INTEGER NOT NULL",
+    "fraud_score": "INTEGER NOT NULL",
+    "challenger_score": "INTEGER NOT NULL",
+    "model_skipped": "INTEGER NOT NULL",
+    "pin_present": "INTEGER NOT NULL",
+    "pin_failed": "INTEGER NOT NULL",
+    "cvv_failed": "INTEGER NOT NULL",
+    "card_age_days": "REAL NOT NULL",
+    "available_before": "INTEGER NOT NULL",
+    "hold_amount": "INTEGER NOT NULL",
+    "latency_us": "INTEGER NOT NULL",
+}
+_journal_columns = ",\n  ".join(
+    f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
+    for name in JOURNAL_COLUMNS
+    if name != "journal_id"
+)
+
+MIGRATIONS: list[str] = [
+    # 1: cards, accounts, products, holds, journal, velocity, audit, lists, idempotency
+    f"""
+CREATE TABLE products (product_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE accounts (
+  account_id TEXT PRIMARY KEY,
+  currency TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  balance INTEGER NOT NULL,
+  credit_limit INTEGER NOT NULL,
+  holds INTEGER NOT NULL,
+  version INTEGER NOT NULL
+);
+CREATE TABLE cards (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  card_id TEXT NOT NULL UNIQUE,
+  pan_index TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  pin_tries INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  pan_ciphertext BLOB NOT NULL
+);
+CREATE INDEX cards_by_pan ON cards (pan_index, seq);
+CREATE INDEX cards_by_account ON cards (account_id, seq);
+CREATE TABLE holds (
+  match_key TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL,
+  amount INTEGER NOT NULL,
+  posted INTEGER NOT NULL,
+  reversed INTEGER NOT NULL,
+  created_at REAL NOT NULL
+);
+CREATE INDEX holds_by_age ON holds (created_at);
+CREATE TABLE journal (
+  journal_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  {_journal_columns}
+);
+CREATE INDEX journal_by_card ON journal (card_id, journal_id);
+CREATE INDEX journal_by_account ON journal (account_id, journal_id);
+CREATE INDEX journal_by_ts ON journal (ts);
+CREATE INDEX journal_by_dedupe ON journal (dedupe_key) WHERE dedupe_key != '';
+CREATE TABLE velocity (
+  card_id TEXT NOT NULL,
+  ts REAL NOT NULL,
+  amount INTEGER NOT NULL,
+  approved INTEGER NOT NULL,
+  merchant_id TEXT NOT NULL,
+  country TEXT NOT NULL,
+  cash INTEGER NOT NULL,
+  pin_failed INTEGER NOT NULL,
+  cvv_failed INTEGER NOT NULL
+);
+CREATE INDEX velocity_by_card ON velocity (card_id, ts);
+CREATE INDEX velocity_by_ts ON velocity (ts);
+CREATE TABLE audit (
+  audit_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts REAL NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  before TEXT NOT NULL,
+  after TEXT NOT NULL
+);
+CREATE INDEX audit_by_subject ON audit (subject, audit_id);
+CREATE TABLE list_names (name TEXT PRIMARY KEY);
+CREATE TABLE list_values (
+  name TEXT NOT NULL REFERENCES list_names (name),
+  value TEXT NOT NULL,
+  PRIMARY KEY (name, value)
+) WITHOUT ROWID;
+CREATE TABLE idempotency (key TEXT PRIMARY KEY, result TEXT NOT NULL, ts REAL NOT NULL);
+""",
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The file was written by a newer authhost; refusing to touch it."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to ``SCHEMA_VERSION``; returns the version it started from."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        start = conn.execute("PRAGMA user_version").fetchone()[0]
+        if start > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database has schema version {start}; this authhost knows up to "
+                f"{SCHEMA_VERSION}: upgrade authhost"
+            )
+        for version in range(start, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version].split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return start

@@ -1,0 +1,151 @@
+"""A dedicated SQLite thread with group commit, awaited from any anyio event loop.
+
+sqlite3 blocks, so the event loop must never call it directly. Each ``SqliteThread`` owns one
+connection and runs jobs (plain functions of that connection) from a queue. A writer thread
+takes every job that is waiting, runs them in ONE ``BEGIN IMMEDIATE`` transaction (each job
+inside its own savepoint, so a failing job is undone alone), commits once, then wakes all the
+waiting tasks with one call into their event loop. Under load that turns N commits into one
+WAL append and one thread hop, which is what lets the embedded store keep up with the
+authorisation pipeline. A reader thread runs each job in its own read transaction (a
+consistent snapshot in WAL mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+Job = Callable[[sqlite3.Connection], Any]
+MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job
+    token: Any
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _wake(batch: list[_Pending]) -> None:
+    for item in batch:
+        item.done.set()
+
+
+class SqliteThread:
+    """One connection, one thread; ``await run(job)`` returns ``job(connection)``."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, name: str, writer: bool):
+        self._connect = connect
+        self._writer = writer
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._started = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    async def run(self, job: Job) -> Any:
+        pending = _Pending(job, anyio.lowlevel.current_token())
+        self._queue.put(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def close(self) -> None:
+        """Stop after the queued jobs; blocks until the thread has closed its connection."""
+        self._queue.put(None)
+        self._thread.join()
+
+    # --- the thread ----------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to the opener
+            self._startup_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                if self._writer:
+                    self._run_writes(conn, batch)
+                else:
+                    self._run_reads(conn, batch)
+                self._notify(batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_reads(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        for item in batch:
+            try:
+                conn.execute("BEGIN")
+                try:
+                    item.result = item.job(conn)
+                finally:
+                    conn.execute("COMMIT")
+            except BaseException as exc:
+                item.error = exc
+
+    def _run_writes(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            for item in batch:
+                item.error = exc
+            return
+        for item in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                item.result = item.job(conn)
+            except BaseException as exc:
+                item.error = exc
+                conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            for item in batch:
+                item.result, item.error = None, exc
+
+    def _notify(self, batch: list[_Pending]) -> None:
+        by_token: dict[int, list[_Pending]] = {}
+        tokens: dict[int, Any] = {}
+        for item in batch:
+            by_token.setdefault(id(item.token), []).append(item)
+            tokens[id(item.token)] = item.token
+        for key, items in by_token.items():
+            # RuntimeError: that event loop has ended, so nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(_wake, items, token=tokens[key])

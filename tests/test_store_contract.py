@@ -1,0 +1,414 @@
+"""One CardStore test suite, run against every backend (SQLite file, real redis-server).
+
+Cards here come from test BINs with Luhn-valid random PANs; the PAN is hashed and sealed with
+the real pan_protection functions under test keys.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import anyio
+import pytest
+
+from authhost.cards import lifecycle
+from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
+from authhost.cards.production import PanFacts, new_card, new_card_id, new_pan
+from authhost.cards.velocity import VelocityEvent, compute_velocity
+from authhost.security.pan_protection import open_pan, pan_index, seal_pan
+from authhost.store import open_store
+from authhost.store.interface import (
+    CardStore,
+    Commit,
+    Conflict,
+    JournalQuery,
+    MoneyMove,
+    Movement,
+    NotFound,
+    SnapshotQuery,
+)
+from authhost.store.records import AuditEntry, JournalEntry
+
+HASH_KEY = b"test-only pan hash key 32 bytes!"
+DATA_KEY = b"T" * 32  # test AES-256 key
+NOW = 1_780_000_000.0
+BACKENDS = ["sqlite", "redis"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request, tmp_path) -> AsyncIterator[CardStore]:
+    if request.param == "sqlite":
+        opened = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    else:
+        url = request.getfixturevalue("redis_url")
+        opened = await open_store(url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        yield opened
+    finally:
+        if request.param == "redis":
+            await opened.drop_all()  # only this test's prefix
+        await opened.close()
+
+
+PRODUCT = Product(
+    product_id="debit-eur",
+    issuer_id="bank1",
+    name="Debit EUR",
+    bin="400000",
+    limits=Limits(per_transaction=50_000, daily_amount=100_000),
+    blocked_mccs=frozenset({"7995"}),
+)
+CREDIT = replace(PRODUCT, product_id="credit-eur", bin="541333", kind=CardKind.CREDIT)
+
+
+def make_card(
+    product: Product = PRODUCT, account_id: str = "acc-1", **changes
+) -> tuple[Card, str, bytes]:
+    pan = new_pan(product.bin, product.pan_length)
+    card_id = new_card_id()
+    card = new_card(
+        product,
+        PanFacts.of(pan, pan_index(HASH_KEY, pan)),
+        card_id=card_id,
+        account_id=account_id,
+        now=NOW,
+        cardholder_name="A TESTER",
+    )
+    return replace(card, **changes), pan, seal_pan(DATA_KEY, 1, pan, card_id)
+
+
+async def seeded(store: CardStore, balance: int = 100_000, **card_changes) -> tuple[Card, str]:
+    await store.put_product(PRODUCT)
+    await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=balance))
+    card, pan, blob = make_card(state=CardState.ACTIVE, **card_changes)
+    await store.create_card(card, blob)
+    return card, pan
+
+
+def entry(card: Card, n: int, amount: int = 1000, **changes) -> JournalEntry:
+    values = dict(
+        ts=NOW + n,
+        mti="0100",
+        message_class="authorisation",
+        response_code="00",
+        card_id=card.card_id,
+        pan_masked=card.masked_pan,
+        pan_index=card.pan_index,
+        account_id=card.account_id,
+        amount_minor=amount,
+        currency="978",
+        approval_code="A00001",
+        stan=f"{n:06d}",
+        dedupe_key=f"010|{n:06d}|rrn{n}|T1|1125120000",
+        match_key=f"{n}|1125120000|123456|T1",
+    )
+    values.update(changes)
+    return JournalEntry(**values)
+
+
+def hold(card: Card, n: int, amount: int, kind: MoneyMove = MoneyMove.HOLD, **changes) -> Commit:
+    return Commit(
+        journal=entry(card, n, amount, **changes),
+        movement=Movement(card.account_id, kind, amount),
+        card_id=card.card_id,
+    )
+
+
+# --- products, accounts, cards ---------------------------------------------------------------
+
+
+async def test_products_round_trip(store):
+    await store.put_product(PRODUCT)
+    await store.put_product(CREDIT)
+    assert await store.get_product("debit-eur") == PRODUCT
+    assert await store.get_product("nope") is None
+    assert [p.product_id for p in await store.list_products()] == ["credit-eur", "debit-eur"]
+    changed = replace(PRODUCT, name="Renamed", channels=frozenset({"pos"}))
+    await store.put_product(changed)
+    assert await store.get_product("debit-eur") == changed
+
+
+async def test_accounts_create_adjust_and_limit(store):
+    await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=500))
+    with pytest.raises(Conflict):
+        await store.create_account(Account("acc-1", "978", CardKind.DEBIT))
+    after = await store.adjust_balance("acc-1", 250)
+    assert after.balance == 750 and after.version == 1
+    await store.create_account(Account("acc-2", "840", CardKind.CREDIT, credit_limit=1000))
+    credit = await store.set_credit_limit("acc-2", 2000)
+    assert credit.credit_limit == 2000 and credit.open_to_buy == 2000
+    with pytest.raises(NotFound):
+        await store.adjust_balance("missing", 1)
+    assert [a.account_id for a in await store.list_accounts()] == ["acc-1", "acc-2"]
+    assert [a.account_id for a in await store.list_accounts(limit=1, offset=1)] == ["acc-2"]
+
+
+async def test_card_create_find_get_list_and_duplicate_pan(store):
+    card, pan, _ = await _card_with_blob(store)
+    assert await store.get_card(card.card_id) == card
+    assert await store.find_card(pan_index(HASH_KEY, pan)) == card
+    assert await store.find_card(pan_index(HASH_KEY, "4000000000000002")) is None
+    same_pan = replace(card, card_id=new_card_id())
+    with pytest.raises(Conflict):
+        await store.create_card(same_pan, b"x" * 40)
+    assert [c.card_id for c in await store.list_cards(account_id="acc-1")] == [card.card_id]
+    assert await store.list_cards(state="active") == []
+    assert open_pan(DATA_KEY, await store.pan_ciphertext(card.card_id), card.card_id) == pan
+
+
+async def _card_with_blob(store):
+    await store.put_product(PRODUCT)
+    await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=1000))
+    card, pan, blob = make_card(limits=Limits(daily_count=5))
+    await store.create_card(card, blob)
+    return card, pan, blob
+
+
+async def test_update_card_is_optimistic(store):
+    card, _, _ = await _card_with_blob(store)
+    shipped = await store.update_card(lifecycle.transition(card, "ship", now=NOW))
+    assert shipped.state is CardState.ISSUED and shipped.version == 1
+    assert await store.get_card(card.card_id) == shipped
+    with pytest.raises(Conflict):  # stale version 0
+        await store.update_card(lifecycle.transition(card, "ship", now=NOW))
+    with pytest.raises(NotFound):
+        await store.update_card(replace(card, card_id="crd_missing"))
+
+
+async def test_renewal_keeps_pan_and_links_both_ways(store):
+    card, pan = await seeded(store)
+    old, new = lifecycle.renew(card, now=NOW, validity_months=48, new_card_id=new_card_id())
+    await store.replace_card(old, new, seal_pan(DATA_KEY, 1, pan, new.card_id))
+    found = await store.find_card(card.pan_index)
+    assert found is not None and found.card_id == new.card_id and found.replaces == card.card_id
+    stored_old = await store.get_card(card.card_id)
+    assert stored_old.state is CardState.REPLACED and stored_old.replaced_by == new.card_id
+    assert open_pan(DATA_KEY, await store.pan_ciphertext(new.card_id), new.card_id) == pan
+
+
+async def test_lost_card_replacement_gets_new_pan_old_still_answers(store):
+    card, pan = await seeded(store)
+    lost = await store.update_card(lifecycle.transition(card, "report-lost", now=NOW))
+    old, template = lifecycle.replace(lost, now=NOW, validity_months=36)
+    new_pan_ = new_pan(PRODUCT.bin)
+    new = replace(
+        template,
+        card_id=new_card_id(),
+        pan_index=pan_index(HASH_KEY, new_pan_),
+        last4=new_pan_[-4:],
+    )
+    await store.replace_card(old, new, seal_pan(DATA_KEY, 1, new_pan_, new.card_id))
+    assert (await store.find_card(card.pan_index)).state is CardState.LOST
+    successor = await store.find_card(pan_index(HASH_KEY, new_pan_))
+    assert successor.replaces == card.card_id and successor.account_id == card.account_id
+    assert (await store.get_card(card.card_id)).replaced_by == new.card_id
+
+
+async def test_replace_with_stale_old_card_changes_nothing(store):
+    card, pan = await seeded(store)
+    await store.update_card(replace(card, cardholder_name="SOMEONE ELSE"))
+    old, new = lifecycle.renew(card, now=NOW, validity_months=36, new_card_id=new_card_id())
+    with pytest.raises(Conflict):
+        await store.replace_card(old, new, seal_pan(DATA_KEY, 1, pan, new.card_id))
+    assert await store.get_card(new.card_id) is None
+    assert (await store.find_card(card.pan_index)).card_id == card.card_id
+
+
+# --- snapshot and commit ---------------------------------------------------------------------
+
+
+async def test_snapshot_reads_card_account_product(store):
+    card, _ = await seeded(store)
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+    assert snap.card == card and snap.product == PRODUCT
+    assert snap.account.open_to_buy == 100_000
+    assert snap.previous is None and snap.original is None
+    unknown = await store.snapshot(SnapshotQuery("0" * 64, NOW))
+    assert unknown.card is None and unknown.account is None
+
+
+async def test_hold_commit_reduces_open_to_buy_and_journals(store):
+    card, _ = await seeded(store)
+    result = await store.commit(hold(card, 1, 30_000))
+    assert result.funds_ok and result.account.open_to_buy == 70_000
+    assert result.journal.journal_id > 0
+    [stored] = await store.journal(JournalQuery(card_id=card.card_id))
+    assert stored == result.journal and stored.response_code == "00"
+
+
+async def test_commit_rechecks_funds_and_moves_nothing(store):
+    card, _ = await seeded(store, balance=10_000)
+    result = await store.commit(hold(card, 1, 10_001))
+    assert not result.funds_ok
+    assert result.journal.response_code == "51" and result.journal.approval_code == ""
+    assert "funds.recheck" in result.journal.reason_codes
+    assert (await store.get_account("acc-1")).open_to_buy == 10_000
+    [stored] = await store.journal(JournalQuery(card_id=card.card_id))
+    assert stored.response_code == "51"
+
+
+async def test_post_credit_and_advice_without_funds_check(store):
+    card, _ = await seeded(store, balance=1000)
+    await store.commit(hold(card, 1, 400, MoneyMove.POST))
+    assert (await store.get_account("acc-1")).balance == 600
+    refund = Commit(
+        entry(card, 2, 100), Movement("acc-1", MoneyMove.CREDIT, 100), card_id=card.card_id
+    )
+    await store.commit(refund)
+    assert (await store.get_account("acc-1")).balance == 700
+    advice = Commit(
+        entry(card, 3, 5000),
+        Movement("acc-1", MoneyMove.POST, 5000, require_funds=False),
+        card_id=card.card_id,
+    )
+    result = await store.commit(advice)
+    assert result.funds_ok and result.account.balance == -4300
+
+
+async def test_credit_account_spending_raises_debt(store):
+    await store.put_product(CREDIT)
+    await store.create_account(Account("acc-c", "978", CardKind.CREDIT, credit_limit=5000))
+    card, _, blob = make_card(CREDIT, "acc-c", state=CardState.ACTIVE)
+    await store.create_card(card, blob)
+    await store.commit(hold(card, 1, 2000, MoneyMove.POST))
+    account = await store.get_account("acc-c")
+    assert account.balance == 2000 and account.open_to_buy == 3000
+    assert not (await store.commit(hold(card, 2, 3001))).funds_ok
+
+
+async def test_duplicate_dedupe_key_at_commit_returns_the_first(store):
+    card, _ = await seeded(store)
+    first = await store.commit(hold(card, 1, 1000))
+    again = await store.commit(hold(card, 1, 1000))
+    assert again.duplicate_of == first.journal
+    assert (await store.get_account("acc-1")).holds == 1000
+    assert len(await store.journal(JournalQuery(card_id=card.card_id))) == 1
+    snap = await store.snapshot(
+        SnapshotQuery(card.pan_index, NOW + 5, dedupe_key=first.journal.dedupe_key)
+    )
+    assert snap.previous == first.journal
+
+
+async def test_concurrent_holds_never_overspend(store):
+    card, _ = await seeded(store, balance=10_000)
+    results = []
+
+    async def one(n: int) -> None:
+        results.append(await store.commit(hold(card, n, 700)))
+
+    async with anyio.create_task_group() as tg:
+        for n in range(50):
+            tg.start_soon(one, n)
+    approved = [r for r in results if r.funds_ok]
+    assert len(approved) == 10_000 // 700
+    account = await store.get_account("acc-1")
+    assert account.holds == 700 * len(approved) <= 10_000
+    assert len(await store.journal(JournalQuery(card_id=card.card_id, limit=100))) == 50
+
+
+async def reversal(card: Card, n: int, original_n: int, release: int) -> Commit:
+    key = f"{original_n}|1125120000|123456|T1"
+    return Commit(
+        journal=entry(card, n, release, mti="0400", message_class="reversal", match_key=key),
+        movement=Movement(
+            card.account_id, MoneyMove.RELEASE, release, require_funds=False, match_key=key
+        ),
+        card_id=card.card_id,
+    )
+
+
+async def test_reversal_full_partial_and_repeated(store):
+    card, _ = await seeded(store)
+    await store.commit(hold(card, 1, 5000))
+    key = "1|1125120000|123456|T1"
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 2, original_key=key))
+    assert snap.original.amount_minor == 5000 and not snap.original.posted
+    await store.commit(await reversal(card, 2, 1, 2000))  # partial: 3000 stays held
+    assert (await store.get_account("acc-1")).holds == 3000
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 3, original_key=key))
+    assert snap.original.amount_minor == 3000 and snap.original.reversed_minor == 2000
+    over = await store.commit(await reversal(card, 3, 1, 9999))  # more than is left
+    assert over.journal.hold_amount == -3000
+    assert (await store.get_account("acc-1")).holds == 0
+    repeat = await store.commit(await reversal(card, 4, 1, 3000))  # nothing left to release
+    assert repeat.journal.hold_amount == 0 and (await store.get_account("acc-1")).holds == 0
+    dup = await store.commit(await reversal(card, 3, 1, 3000))  # same transmission again
+    assert dup.duplicate_of is not None
+
+
+async def test_reversal_of_posted_amount_restores_balance(store):
+    card, _ = await seeded(store, balance=1000)
+    await store.commit(hold(card, 1, 600, MoneyMove.POST))
+    await store.commit(await reversal(card, 2, 1, 600))
+    account = await store.get_account("acc-1")
+    assert account.balance == 1000 and account.holds == 0
+
+
+async def test_velocity_in_snapshot_equals_compute_velocity(store):
+    card, _ = await seeded(store, balance=10**9)
+    events = [
+        VelocityEvent(NOW - 40 * 86400, 111, True, "m0", "276"),  # too old
+        VelocityEvent(NOW - 3 * 86400, 2000, True, "m1", "276"),
+        VelocityEvent(NOW - 7200, 300, False, "m2", "840", pin_failed=True),
+        VelocityEvent(NOW - 60, 4500, True, "m3", "840", cash=True),
+        VelocityEvent(NOW - 30, 100, True, "m3", "840", cvv_failed=True),
+    ]
+    for n, event in enumerate(events):
+        commit = hold(card, n, event.amount_minor, ts=event.ts)
+        commit.velocity_event = event
+        await store.commit(commit)
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+    assert snap.velocity == compute_velocity(events, NOW)
+    assert snap.velocity.count_24h == 3 and snap.velocity.cash_amount_24h == 4500
+
+
+async def test_pin_tries_written_by_commit(store):
+    card, _ = await seeded(store)
+    commit = Commit(entry(card, 1, 0, response_code="55"), card_id=card.card_id, pin_tries=2)
+    await store.commit(commit)
+    assert (await store.get_card(card.card_id)).pin_tries == 2
+
+
+# --- journal, audit, lists, idempotency --------------------------------------------------------
+
+
+async def test_journal_paging_and_export(store):
+    card, _ = await seeded(store, balance=10**9)
+    for n in range(25):
+        await store.commit(hold(card, n, 10))
+    first = await store.journal(JournalQuery(card_id=card.card_id, limit=10))
+    assert [e.stan for e in first] == [f"{n:06d}" for n in range(10)]
+    second = await store.journal(
+        JournalQuery(card_id=card.card_id, limit=10, after_id=first[-1].journal_id)
+    )
+    assert second[0].stan == "000010"
+    window = await store.journal(JournalQuery(since=NOW + 5, until=NOW + 8))
+    assert [e.stan for e in window] == ["000005", "000006", "000007"]
+    exported = [e async for e in store.export_journal(JournalQuery(account_id="acc-1"))]
+    assert len(exported) == 25
+
+
+async def test_audit_append_and_filter(store):
+    await store.append_audit(AuditEntry(NOW, "alice", "card.activate", "crd_1", "{}", '{"s":1}'))
+    await store.append_audit(AuditEntry(NOW + 1, "bob", "pin.unlock", "crd_2"))
+    everything = await store.audit()
+    assert [a.actor for a in everything] == ["alice", "bob"]
+    only = await store.audit(subject="crd_2")
+    assert only[0].action == "pin.unlock" and only[0].audit_id == everything[1].audit_id
+    assert await store.audit(after_id=everything[1].audit_id) == []
+
+
+async def test_named_lists_and_idempotency(store):
+    assert await store.list_names() == []
+    await store.put_list("blocked_merchants", ["m1", "m2"])
+    await store.put_list("empty", [])
+    assert await store.get_list("blocked_merchants") == {"m1", "m2"}
+    await store.put_list("blocked_merchants", ["m3"])
+    assert await store.get_list("blocked_merchants") == {"m3"}
+    assert await store.list_names() == ["blocked_merchants", "empty"]
+    assert await store.idempotent_result("k1") is None
+    await store.remember_result("k1", '{"card_id": "c1"}')
+    await store.remember_result("k1", '{"card_id": "c2"}')  # first result wins
+    assert await store.idempotent_result("k1") == '{"card_id": "c1"}'
