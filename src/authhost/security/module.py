@@ -35,6 +35,7 @@ from authhost.security.keystore import (
 log = logging.getLogger("authhost.security")
 
 DEFAULT_ZPK = "zpk"
+DEFAULT_AES_ZPK = "zpk-aes"
 DEFAULT_BDK = "bdk"
 DEFAULT_AES_BDK = "bdk-aes"
 PAN_HASH_KEY = "pan-hash"
@@ -44,7 +45,7 @@ DEFAULT_MAC_KEY = "mak"
 # name, type, algorithm, length: what demo mode generates
 DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     (DEFAULT_ZPK, KeyType.ZPK, KeyAlgorithm.TDES, 16),
-    ("zpk-aes", KeyType.ZPK, KeyAlgorithm.AES, 16),
+    (DEFAULT_AES_ZPK, KeyType.ZPK, KeyAlgorithm.AES, 16),
     (DEFAULT_BDK, KeyType.BDK, KeyAlgorithm.TDES, 16),
     (DEFAULT_AES_BDK, KeyType.BDK, KeyAlgorithm.AES, 16),
     ("pvk", KeyType.PVK, KeyAlgorithm.TDES, 16),
@@ -198,13 +199,18 @@ class SecurityModule:
         return cached
 
     def demo_test_keys(self) -> dict[str, str]:
-        """Clear test ZPK and BDKs (hex) for the demo export; refused for a real key store."""
+        """Clear test zone keys and BDKs (hex) for the demo export; refused for a real store.
+
+        Names: "zpk" (TDES, formats 0/1/3), "zpk-aes" (format 4), "bdk" (TDES DUKPT) and
+        "bdk-aes" (AES DUKPT).
+        """
         if not self._store.demo:
             raise SecurityError("test keys are only exported from a demo key store")
         return {
             name: self._key(name, key_type).material.hex().upper()
             for name, key_type in (
                 (DEFAULT_ZPK, KeyType.ZPK),
+                (DEFAULT_AES_ZPK, KeyType.ZPK),
                 (DEFAULT_BDK, KeyType.BDK),
                 (DEFAULT_AES_BDK, KeyType.BDK),
             )

@@ -1,0 +1,313 @@
+"""The SecurityModule as the rest of authhost uses it: key store, PAN protection, CVV, PINs.
+
+Keys here are generated test keys in a temporary demo key store (or under a test master key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from pathlib import Path
+
+import pytest
+
+from authhost.cards.model import PinMethod
+from authhost.config import SecurityConfig
+from authhost.security import dukpt, pinblock
+from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
+from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, generate_material
+from authhost.security.keystore import KeyStore
+from authhost.security.module import PinCheck, PinSourceKind, SecurityModule
+
+PAN = "4000001234567899"
+OTHER_PAN = "5413330000000019"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> SecurityConfig:
+    return SecurityConfig(key_store=str(tmp_path / "keys.json"), zone_keys=["00444=zpk-444"])
+
+
+@pytest.fixture
+def hsm(config: SecurityConfig) -> SecurityModule:
+    return SecurityModule.open(config, demo=True, env={})
+
+
+@pytest.fixture
+def test_keys(hsm: SecurityModule) -> dict[str, bytes]:
+    return {name: bytes.fromhex(value) for name, value in hsm.demo_test_keys().items()}
+
+
+# --- opening the key store ---------------------------------------------------------------
+
+
+def test_demo_mode_generates_a_marked_master_key_and_says_so(config, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="authhost.security"):
+        hsm = SecurityModule.open(config, demo=True, env={})
+    master_file = Path(config.key_store + ".demo-master-key")
+    assert "DEMO" in master_file.read_text()
+    assert master_file.stat().st_mode & 0o077 == 0
+    assert "demo mode" in caplog.text and str(master_file) in caplog.text
+    names = {entry.name for entry in hsm.key_store.entries()}
+    assert {"zpk", "bdk", "bdk-aes", "pvk", "cvk", "pan-hash", "pan-data", "mak"} <= names
+    # a second start reuses the same demo master key and keys
+    again = SecurityModule.open(config, demo=True, env={})
+    assert again.pan_index(PAN) == hsm.pan_index(PAN)
+
+
+def test_no_master_key_outside_demo_mode_is_a_clear_error(config) -> None:
+    with pytest.raises(MasterKeyMissing, match="AUTHHOST_MASTER_KEY"):
+        SecurityModule.open(config, env={})
+
+
+def test_missing_key_store_outside_demo_mode_is_a_clear_error(config) -> None:
+    env = {"AUTHHOST_MASTER_KEY": secrets.token_hex(32)}
+    with pytest.raises(KeyStoreError, match="keys generate"):
+        SecurityModule.open(config, env=env)
+
+
+def test_wrong_master_key_is_reported_as_such(config) -> None:
+    master = secrets.token_bytes(32)
+    KeyStore.create(Path(config.key_store), master)
+    with pytest.raises(KeyStoreError, match="master key does not match"):
+        SecurityModule.open(config, env={"AUTHHOST_MASTER_KEY": secrets.token_hex(32)})
+
+
+@pytest.mark.parametrize("value", ["not-hex", "ABCD", ""])
+def test_malformed_master_key_file(config, tmp_path, value) -> None:
+    path = tmp_path / "master.key"
+    path.write_text(value)
+    cfg = SecurityConfig(key_store=config.key_store, master_key_file=str(path))
+    with pytest.raises(MasterKeyMissing, match=str(path)):
+        SecurityModule.open(cfg, env={})
+
+
+def test_production_store_under_env_master_key(config) -> None:
+    master = secrets.token_bytes(32)
+    store = KeyStore.create(Path(config.key_store), master)
+    for name, key_type in (("pan-hash", KeyType.PAN_HASH), ("pan-data", KeyType.PAN_DATA)):
+        algorithm = KeyAlgorithm.HMAC if key_type is KeyType.PAN_HASH else KeyAlgorithm.AES
+        store.put(WorkingKey(name, key_type, algorithm, generate_material(algorithm, 32)))
+    hsm = SecurityModule.open(config, env={"AUTHHOST_MASTER_KEY": master.hex()})
+    assert hsm.decrypt_pan(hsm.encrypt_pan(PAN, "card-1"), "card-1") == PAN
+    with pytest.raises(SecurityError, match="demo"):
+        hsm.demo_test_keys()
+
+
+def test_tampered_key_entry_does_not_load(config, hsm) -> None:
+    data = json.loads(Path(config.key_store).read_text())
+    for entry in data["keys"]:
+        if entry["name"] == "cvk":
+            entry["key_type"] = "pvk"  # relabel the CVK as a PVK
+    Path(config.key_store).write_text(json.dumps(data))
+    hsm.reload()
+    with pytest.raises(KeyStoreError, match="cvk"):
+        hsm.card_values(PAN, "2812", "201", "cvk")
+
+
+# --- PAN protection ------------------------------------------------------------------------
+
+
+def test_pan_index_is_keyed_and_stable(hsm, tmp_path) -> None:
+    index = hsm.pan_index(PAN)
+    assert len(index) == 64 and index == hsm.pan_index(PAN)
+    assert index != hsm.pan_index(OTHER_PAN)
+    other = SecurityModule.open(
+        SecurityConfig(key_store=str(tmp_path / "other.json")), demo=True, env={}
+    )
+    assert other.pan_index(PAN) != index  # another PAN hash key, another index
+
+
+def test_encrypted_pan_is_bound_to_the_card(hsm) -> None:
+    blob = hsm.encrypt_pan(PAN, "card-1")
+    assert PAN.encode() not in blob
+    assert hsm.decrypt_pan(blob, "card-1") == PAN
+    with pytest.raises(SecurityError):
+        hsm.decrypt_pan(blob, "card-2")
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    with pytest.raises(SecurityError):
+        hsm.decrypt_pan(tampered, "card-1")
+    with pytest.raises(SecurityError):
+        hsm.decrypt_pan(b"short", "card-1")
+
+
+def test_pan_key_rotation_old_blobs_decrypt_new_blobs_use_the_new_key(config, hsm) -> None:
+    old_blob = hsm.encrypt_pan(PAN, "card-1")
+    server = SecurityModule.open(config, demo=True, env={})  # another process, started before
+    new_key = hsm.rotate_pan_key()
+    assert new_key.version == 2
+    new_blob = hsm.encrypt_pan(PAN, "card-1")
+    assert new_blob[1:3] == (2).to_bytes(2, "big") and old_blob[1:3] == (1).to_bytes(2, "big")
+    assert hsm.decrypt_pan(old_blob, "card-1") == PAN
+    assert hsm.decrypt_pan(new_blob, "card-1") == PAN
+    # the process that started before the rotation picks the new key up on first sight
+    assert server.decrypt_pan(new_blob, "card-1") == PAN
+    assert server.encrypt_pan(PAN, "card-1")[1:3] == (2).to_bytes(2, "big")
+
+
+# --- card verification values ----------------------------------------------------------------
+
+
+def test_card_values_verify_and_differ_by_service_code(hsm) -> None:
+    values = hsm.card_values(PAN, "2812", "201", "cvk")
+    assert len({values.cvv, values.cvv2, values.icvv}) >= 2  # distinct service codes
+    assert hsm.verify_card_value(PAN, "2812", "201", values.cvv, "cvk")
+    assert hsm.verify_card_value(PAN, "2812", "000", values.cvv2, "cvk")
+    assert hsm.verify_card_value(PAN, "2812", "999", values.icvv, "cvk")
+    wrong = f"{(int(values.cvv) + 1) % 1000:03d}"
+    assert not hsm.verify_card_value(PAN, "2812", "201", wrong, "cvk")
+    assert not hsm.verify_card_value(PAN, "2901", "201", values.cvv, "cvk")
+    assert not hsm.verify_card_value(PAN, "2812", "201", "", "cvk")
+    assert not hsm.verify_card_value(PAN, "28x2", "201", values.cvv, "cvk")
+    assert "cvv=***" in repr(values) and values.cvv not in repr(values)
+
+
+def test_unknown_or_mistyped_key_is_a_clear_error(hsm) -> None:
+    with pytest.raises(KeyNotFound, match="cvk-9"):
+        hsm.card_values(PAN, "2812", "201", "cvk-9")
+    with pytest.raises(KeyNotFound, match="not a cvk key"):
+        hsm.card_values(PAN, "2812", "201", "pvk")
+
+
+# --- PIN source, verification, reference, translation -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field53", "acquirer", "kind", "key_name"),
+    [
+        (None, None, PinSourceKind.ZPK, "zpk"),
+        ("2001010100000000", "123", PinSourceKind.ZPK, "zpk"),
+        (None, "444", PinSourceKind.ZPK, "zpk-444"),
+        (None, "00444", PinSourceKind.ZPK, "zpk-444"),
+        ("FFFF9876543210E00001", None, PinSourceKind.DUKPT_TDES, "bdk"),
+        ("ffff9876543210e00001", "444", PinSourceKind.DUKPT_TDES, "bdk"),
+        ("123456789012345600000001", None, PinSourceKind.DUKPT_AES, "bdk-aes"),
+    ],
+    ids=[
+        "no field 53",
+        "numeric field 53",
+        "zone key",
+        "zone key zero-padded",
+        "TDES KSN",
+        "lowercase KSN",
+        "AES KSN",
+    ],
+)
+def test_pin_source(hsm, field53, acquirer, kind, key_name) -> None:
+    source = hsm.pin_source(field53, acquirer)
+    assert (source.kind, source.key_name) == (kind, key_name)
+
+
+@pytest.mark.parametrize("method", list(PinMethod))
+def test_zpk_pin_reference_and_verification(hsm, test_keys, method) -> None:
+    zpk = test_keys["zpk"]
+    source = hsm.pin_source(None, "123")
+    good = pinblock.encrypt_pin_block(zpk, "1234", PAN)
+    reference = hsm.pin_reference(good, PAN, source, method, "pvk", "1")
+    assert len(reference) == 4 and reference.isdigit()
+    assert hsm.verify_pin(good, PAN, source, method, "pvk", "1", reference) is PinCheck.OK
+    # a format 3 block with the same PIN also verifies
+    fmt3 = pinblock.encrypt_pin_block(zpk, "1234", PAN, pinblock.PinBlockFormat.ISO3)
+    assert hsm.verify_pin(fmt3, PAN, source, method, "pvk", "1", reference) is PinCheck.OK
+    wrong = pinblock.encrypt_pin_block(zpk, "1235", PAN)
+    assert hsm.verify_pin(wrong, PAN, source, method, "pvk", "1", reference) is PinCheck.WRONG
+    # right PIN, block built for another PAN: decodes to another PIN or fails the format
+    other = pinblock.encrypt_pin_block(zpk, "1234", OTHER_PAN)
+    assert hsm.verify_pin(other, PAN, source, method, "pvk", "1", reference) is not PinCheck.OK
+
+
+def test_ibm3624_supports_longer_pins(hsm, test_keys) -> None:
+    source = hsm.pin_source(None, None)
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "123456", PAN)
+    offset = hsm.pin_reference(block, PAN, source, PinMethod.IBM3624, "pvk", "1")
+    assert len(offset) == 6
+    check = hsm.verify_pin(block, PAN, source, PinMethod.IBM3624, "pvk", "1", offset)
+    assert check is PinCheck.OK
+    short = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN)
+    check = hsm.verify_pin(short, PAN, source, PinMethod.IBM3624, "pvk", "1", offset)
+    assert check is PinCheck.WRONG
+
+
+def test_visa_pvv_refuses_to_set_a_six_digit_pin(hsm, test_keys) -> None:
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "123456", PAN)
+    with pytest.raises(SecurityError, match="4 to 4"):
+        hsm.pin_reference(block, PAN, hsm.pin_source(None, None), PinMethod.VISA_PVV, "pvk", "1")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b"", b"\x00" * 7, b"\x00" * 9, secrets.token_bytes(8), b"\xff" * 16],
+    ids=["empty", "7 bytes", "9 bytes", "random 8 bytes", "16 bytes under a TDES ZPK"],
+)
+def test_bad_blocks_are_bad_block_never_a_crash(hsm, block) -> None:
+    source = hsm.pin_source(None, None)
+    check = hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", "1234")
+    assert check is PinCheck.BAD_BLOCK
+
+
+def test_block_under_a_wrong_key_is_bad_block(hsm) -> None:
+    block = pinblock.encrypt_pin_block(generate_material(KeyAlgorithm.TDES, 16), "1234", PAN)
+    check = hsm.verify_pin(
+        block, PAN, hsm.pin_source(None, None), PinMethod.VISA_PVV, "pvk", "1", "1234"
+    )
+    assert check is PinCheck.BAD_BLOCK
+
+
+def test_tdes_dukpt_pin_verification(hsm, test_keys) -> None:
+    ksn = "FFFF9876543210E00005"
+    zpk_block = pinblock.encrypt_pin_block(test_keys["zpk"], "2468", PAN)
+    zpk_source = hsm.pin_source(None, None)
+    pvv = hsm.pin_reference(zpk_block, PAN, zpk_source, PinMethod.VISA_PVV, "pvk", "1")
+    source = hsm.pin_source(ksn, None)
+    block = dukpt.terminal_encrypt_pin_tdes(test_keys["bdk"], ksn, "2468", PAN)
+    assert hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", pvv) is PinCheck.OK
+    # the same block presented with another KSN decrypts under another key
+    moved = hsm.pin_source(dukpt.ksn_with_counter(ksn, 6), None)
+    check = hsm.verify_pin(block, PAN, moved, PinMethod.VISA_PVV, "pvk", "1", pvv)
+    assert check is PinCheck.BAD_BLOCK
+    # an exhausted counter (more than 10 one-bits) is a bad block, not a crash
+    bad = hsm.pin_source(dukpt.ksn_with_counter(ksn, 0x7FF), None)
+    check = hsm.verify_pin(block, PAN, bad, PinMethod.VISA_PVV, "pvk", "1", pvv)
+    assert check is PinCheck.BAD_BLOCK
+
+
+def test_aes_dukpt_format4_pin_verification(hsm, test_keys) -> None:
+    ksn = "A1B2C3D4E5F6071800000003"
+    block = dukpt.terminal_encrypt_pin_aes(test_keys["bdk-aes"], ksn, "97531", PAN)
+    source = hsm.pin_source(ksn, None)
+    offset = hsm.pin_reference(block, PAN, source, PinMethod.IBM3624, "pvk", "1")
+    assert hsm.verify_pin(block, PAN, source, PinMethod.IBM3624, "pvk", "1", offset) is (
+        PinCheck.OK
+    )
+    tampered = block[:5] + bytes([block[5] ^ 0x40]) + block[6:]
+    check = hsm.verify_pin(tampered, PAN, source, PinMethod.IBM3624, "pvk", "1", offset)
+    assert check is PinCheck.BAD_BLOCK
+
+
+def test_translate_pin_between_zones(hsm, test_keys) -> None:
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "8642", PAN)
+    out = hsm.translate_pin(block, PAN, hsm.pin_source(None, None), "zpk-aes", 4)
+    assert len(out) == 16 and out != block
+    assert pinblock.decrypt_pin_block(test_keys["zpk-aes"], out, PAN) == "8642"
+    with pytest.raises(SecurityError, match="translate"):
+        hsm.translate_pin(b"\x00" * 8, PAN, hsm.pin_source(None, None), "zpk-aes")
+
+
+def test_missing_zone_key_raises_a_configuration_error(hsm, test_keys) -> None:
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN)
+    source = hsm.pin_source(None, "444")  # zpk-444 is configured but not in the store
+    with pytest.raises(KeyNotFound, match="zpk-444"):
+        hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", "1234")
+
+
+# --- MAC -------------------------------------------------------------------------------------
+
+
+def test_message_mac_verifies_and_detects_changes(hsm) -> None:
+    body = b"0200" + secrets.token_bytes(40)
+    tag = hsm.mac_message(body)
+    assert len(tag) == 8
+    assert hsm.verify_mac(body, tag)
+    assert not hsm.verify_mac(body + b"0", tag)
+    assert not hsm.verify_mac(body, bytes(8))
