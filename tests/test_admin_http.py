@@ -8,7 +8,6 @@ import re
 import pytest
 from test_admin_support import (
     AUDITOR_TOKEN,
-    OPERATOR_TOKEN,
     call,
     open_service,
     raw_exchange,
