@@ -95,6 +95,9 @@ def read_labelled(path: str | Path) -> pa.Table:
 
 
 def iter_rows(table: pa.Table, batch_rows: int = 50_000) -> Iterator[dict[str, object]]:
-    """Rows as dicts, one batch converted at a time."""
+    """Rows as dicts, one batch converted at a time (column-wise: faster than to_pylist)."""
+    names = table.column_names
     for batch in table.to_batches(max_chunksize=batch_rows):
-        yield from batch.to_pylist()
+        columns = [column.to_pylist() for column in batch.columns]
+        for values in zip(*columns, strict=True):
+            yield dict(zip(names, values, strict=True))
