@@ -1,0 +1,276 @@
+"""Message bodies to typed views and back: the one place where field numbers meet names.
+
+``decode_message`` turns a frame body into an ``AuthRequest`` or a ``NetworkRequest``;
+``encode_response`` builds the answer from the request and a ``Decision``. Every failure to
+read a body is a ``FormatError`` that carries the MTI and STAN when they could still be read,
+so that the server can answer 30 instead of dropping the link. Error messages name fields,
+never their values: a PAN or PIN block never reaches a log through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from authhost.cards.track2 import Track2Error, parse_track2
+from authhost.iso.codes import ResponseCode
+from authhost.iso.dialects import Dialect
+from authhost.iso.fieldcodec import FieldDecodeError, FieldEncodeError
+from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
+from authhost.iso.subfields import (
+    CVV2_SUBELEMENT,
+    SubfieldError,
+    format_additional_amounts,
+    parse_additional_data,
+)
+
+if TYPE_CHECKING:
+    from authhost.auth.decision import Decision
+
+MESSAGE_CLASSES: dict[str, MessageClass] = {
+    "0100": MessageClass.AUTHORISATION,
+    "0101": MessageClass.AUTHORISATION,
+    "0120": MessageClass.AUTHORISATION_ADVICE,
+    "0121": MessageClass.AUTHORISATION_ADVICE,
+    "0200": MessageClass.FINANCIAL,
+    "0201": MessageClass.FINANCIAL,
+    "0220": MessageClass.FINANCIAL_ADVICE,
+    "0221": MessageClass.FINANCIAL_ADVICE,
+    "0400": MessageClass.REVERSAL,
+    "0401": MessageClass.REVERSAL,
+    "0420": MessageClass.REVERSAL_ADVICE,
+    "0421": MessageClass.REVERSAL_ADVICE,
+}
+NETWORK_MTIS = frozenset({"0800", "0801"})
+
+# Fields a response echoes from its request when present (ISO 8583:1987 convention).
+ECHOED_FIELDS = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
+# Fields that hold no cardholder data: a format-error response may echo them.
+_SAFE_ECHO = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
+# Fields that must be all digits (ISO 8583 type n) when present.
+NUMERIC_FIELDS = (
+    "2", "3", "4", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33", "49",
+    "70",
+)  # fmt: skip
+
+
+class FormatError(ValueError):
+    """A body that is not a valid message. ``mti``/``stan`` are set when they could be read."""
+
+    def __init__(
+        self,
+        message: str,
+        mti: str | None = None,
+        stan: str | None = None,
+        echo: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.mti = mti
+        self.stan = stan
+        self.echo: Mapping[str, str] = echo or {}
+
+
+class EncodeError(ValueError):
+    """Values that cannot be encoded in the dialect (names the field, never the value)."""
+
+
+def response_mti(mti: str) -> str:
+    """The response MTI of a request: 0100 -> 0110, 0221 (repeat) -> 0230, 0800 -> 0810.
+
+    ValueError for something that is not a request MTI (not 4 digits, or already a response).
+    """
+    if len(mti) != 4 or not mti.isdigit():
+        raise ValueError("an MTI is four digits")
+    function = int(mti[2])
+    if function % 2:
+        raise ValueError(f"MTI {mti} is a response, not a request")
+    origin = int(mti[3]) & ~1  # a repeat (xxx1) is answered like its original
+    return f"{mti[:2]}{function + 1}{origin}"
+
+
+def decode_fields(body: bytes, dialect: Dialect) -> dict[str, str]:
+    """The decoded field dict of a body (any MTI), for the simulator and MAC checks."""
+    try:
+        return dialect.codec.decode(body)
+    except FieldDecodeError as error:
+        raise _format_error(str(error), error.partial, error.field) from None
+
+
+def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkRequest:
+    """The typed view of a request body; FormatError if it is not a valid request."""
+    try:
+        doc = dialect.codec.decode(body)
+    except FieldDecodeError as error:
+        raise _format_error(str(error), error.partial, error.field) from None
+    mti = doc["t"]
+    failure = _check(doc, mti)
+    if failure is not None:
+        raise _format_error(failure, doc, None)
+    if mti in NETWORK_MTIS:
+        return NetworkRequest(
+            mti=mti,
+            code=doc.get("70"),
+            stan=doc.get("11"),
+            transmission_time=doc.get("7"),
+            fields=doc,
+        )
+    try:
+        return _auth_request(doc, mti)
+    except (SubfieldError, ValueError) as error:
+        raise _format_error(str(error), doc, None) from None
+
+
+def _check(doc: dict[str, str], mti: str) -> str | None:
+    """Why a decoded dict is not a request we can answer, or None."""
+    if len(mti) != 4 or not mti.isdigit():
+        return "the MTI is not four digits"
+    if int(mti[2]) % 2:
+        return f"MTI {mti} is a response, not a request"
+    for number in NUMERIC_FIELDS:
+        value = doc.get(number)
+        if value is not None and not (value.isdigit() and value.isascii()):
+            return f"field {number} is not numeric"
+    return None
+
+
+def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
+    get = doc.get
+    track2 = get("35")
+    pan = get("2")
+    if pan is None and track2 is not None:
+        try:
+            pan = parse_track2(track2).pan
+        except Track2Error:
+            pan = None  # the pipeline declines an unreadable track 2 with its own reason
+    amount = get("4")
+    pin_block = get("52")
+    icc = get("55")
+    additional = get("48")
+    return AuthRequest(
+        mti=mti,
+        message_class=MESSAGE_CLASSES.get(mti, MessageClass.UNKNOWN),
+        pan=pan,
+        processing_code=get("3"),
+        amount_minor=int(amount) if amount is not None else None,
+        transmission_time=get("7"),
+        stan=get("11"),
+        local_time=get("12"),
+        local_date=get("13"),
+        expiry=get("14"),
+        mcc=get("18"),
+        country=get("19"),
+        pos_entry_mode=get("22"),
+        card_sequence=get("23"),
+        pos_condition_code=get("25"),
+        acquirer_id=get("32"),
+        forwarding_id=get("33"),
+        track2=track2,
+        rrn=get("37"),
+        terminal_id=get("41"),
+        merchant_id=get("42"),
+        merchant_name_location=get("43"),
+        cvv2=parse_additional_data(additional).get(CVV2_SUBELEMENT) if additional else None,
+        currency=get("49"),
+        pin_block=_hex_bytes(pin_block, "52") if pin_block is not None else None,
+        security_control=get("53"),
+        icc_data=_hex_bytes(icc, "55") if icc is not None else None,
+        original_data=get("90"),
+        replacement_amounts=get("95"),
+        fields=doc,
+    )
+
+
+def _hex_bytes(text: str, number: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"field {number} is not hex data") from None
+
+
+def _format_error(message: str, partial: Mapping[str, str], failed: str | None) -> FormatError:
+    """A FormatError with whatever could still be read from a partially decoded dict."""
+    mti = partial.get("t") if failed != "t" else None
+    if mti is not None and (len(mti) != 4 or not mti.isdigit()):
+        mti = None
+    echo = {
+        number: partial[number] for number in _SAFE_ECHO if number != failed and partial.get(number)
+    }
+    return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
+
+
+def encode_response(request: AuthRequest, decision: Decision, dialect: Dialect) -> bytes:
+    """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 54.
+
+    Never carries the PAN, track data, PIN block or ICC data of the request.
+    """
+    doc: dict[str, str] = {"t": response_mti(request.mti)}
+    for number, value in (
+        ("3", request.processing_code),
+        ("4", f"{request.amount_minor:012d}" if request.amount_minor is not None else None),
+        ("7", request.transmission_time),
+        ("11", request.stan),
+        ("12", request.local_time),
+        ("13", request.local_date),
+        ("32", request.acquirer_id),
+        ("37", request.rrn),
+        ("41", request.terminal_id),
+        ("42", request.merchant_id),
+        ("49", request.currency),
+    ):
+        if value is not None:
+            doc[number] = value
+    if decision.response_code == ResponseCode.APPROVED and decision.approval_code:
+        doc["38"] = decision.approval_code
+    doc["39"] = str(decision.response_code)
+    if decision.balances:
+        doc["54"] = format_additional_amounts(decision.balances)
+    return _encode(doc, dialect)
+
+
+def encode_network_response(
+    request: NetworkRequest, response_code: ResponseCode | str, dialect: Dialect
+) -> bytes:
+    """The 0810 (or 0811's 0810) answer: echoes 7, 11 and 70, with 39."""
+    doc: dict[str, str] = {"t": response_mti(request.mti)}
+    if request.transmission_time is not None:
+        doc["7"] = request.transmission_time
+    if request.stan is not None:
+        doc["11"] = request.stan
+    doc["39"] = str(response_code)
+    if request.code is not None:
+        doc["70"] = request.code
+    return _encode(doc, dialect)
+
+
+def encode_format_error(error: FormatError, dialect: Dialect) -> bytes | None:
+    """A response with 30 for a body that could not be read; None without MTI and STAN."""
+    if error.mti is None or error.stan is None:
+        return None
+    try:
+        doc = {"t": response_mti(error.mti), **error.echo, "39": str(ResponseCode.FORMAT_ERROR)}
+        return _encode(doc, dialect)
+    except (ValueError, EncodeError):
+        return None
+
+
+def encode_request(fields: Mapping[str, str | bytes], dialect: Dialect) -> bytes:
+    """A message body from field values ("t" = MTI, "2".."128"), for the simulator.
+
+    Binary fields (52 PIN block, 55 ICC data, 64/128 MAC) may be given as bytes or as hex
+    text; other fields as str (bytes are read as ASCII).
+    """
+    doc: dict[str, str] = {}
+    binary = dialect.binary_fields
+    for number, value in fields.items():
+        if isinstance(value, bytes | bytearray):
+            doc[number] = value.hex().upper() if number in binary else value.decode("ascii")
+        else:
+            doc[number] = value
+    return _encode(doc, dialect)
+
+
+def _encode(doc: dict[str, str], dialect: Dialect) -> bytes:
+    try:
+        return dialect.codec.encode(doc)
+    except FieldEncodeError as error:
+        raise EncodeError(str(error)) from None

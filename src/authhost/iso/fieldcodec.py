@@ -1,0 +1,219 @@
+"""A pyiso8583 spec compiled for speed, with pyiso8583 itself as the authority.
+
+pyiso8583's ``decode``/``encode`` are general (headers, BCD, nibbles, tertiary bitmaps) and
+build a second dict of raw bytes on every call; on the server's hot path that generality
+costs more than the rest of the wire path. ``FieldCodec`` reads the same spec dict once and
+handles the plain case (ASCII MTI, primary/secondary bitmap, ASCII-length fields with ASCII or
+binary data) in one tight loop. Anything else, and every error, is handed to pyiso8583, so
+results and error messages are pyiso8583's: the fast path may only ever agree with it (the
+tests check that on random messages).
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import iso8583
+
+
+class FieldDecodeError(ValueError):
+    """pyiso8583 could not decode a body. ``partial`` holds the fields read before ``field``."""
+
+    def __init__(self, message: str, partial: Mapping[str, str], field: str | None) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.field = field
+
+
+class FieldEncodeError(ValueError):
+    """pyiso8583 could not encode a dict (the message names the field, not its value)."""
+
+
+class _Unusual(Exception):
+    """The fast path met something it leaves to pyiso8583."""
+
+
+# (len_type, max_len, binary) for one field; None where the fast path does not apply.
+_FieldPlan = tuple[int, int, bool]
+
+
+class FieldCodec:
+    """Decode bodies to ``{"t": mti, "p": bitmap, "2": ..., ...}`` and encode such dicts."""
+
+    def __init__(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
+        self.spec = spec
+        self._fast = _fast_path_applies(spec)
+        self._binary_bitmap = spec["p"]["data_enc"] == "b"
+        self._plans: dict[int, _FieldPlan] = {}
+        for number in range(2, 129):
+            plan = _plan(spec.get(str(number)))
+            if plan is not None:
+                self._plans[number] = plan
+        self._keys = {number: str(number) for number in range(129)}
+
+    # decoding
+
+    def decode(self, body: bytes) -> dict[str, str]:
+        if self._fast:
+            try:
+                return self._decode_fast(body)
+            except Exception:  # noqa: S110 - pyiso8583 below gives the authoritative answer
+                pass
+        return self._decode_slow(body)
+
+    def _decode_slow(self, body: bytes) -> dict[str, str]:
+        try:
+            doc, _ = iso8583.decode(bytes(body), self.spec)
+        except iso8583.DecodeError as error:
+            raise FieldDecodeError(str(error), error.doc_dec, error.field) from None
+        except Exception as error:  # e.g. a bitmap bit for a field the spec lacks
+            raise FieldDecodeError(
+                f"undecodable message ({type(error).__name__})", {}, None
+            ) from None
+        return doc
+
+    def _decode_fast(self, s: bytes) -> dict[str, str]:
+        mti = s[:4].decode("ascii")
+        if len(mti) != 4:
+            raise _Unusual
+        if self._binary_bitmap:
+            raw = s[4:12]
+            if len(raw) != 8:
+                raise _Unusual
+            doc = {"t": mti, "p": raw.hex().upper()}
+            idx = 12
+        else:
+            text = s[4:20].decode("ascii")
+            raw = binascii.a2b_hex(text)
+            if len(raw) != 8:
+                raise _Unusual
+            doc = {"t": mti, "p": text}
+            idx = 20
+        bits = format(int.from_bytes(raw, "big"), "064b")
+        if bits[0] == "1":
+            if self._binary_bitmap:
+                raw2 = s[idx : idx + 8]
+                if len(raw2) != 8:
+                    raise _Unusual
+                doc["1"] = raw2.hex().upper()
+                idx += 8
+            else:
+                text2 = s[idx : idx + 16].decode("ascii")
+                raw2 = binascii.a2b_hex(text2)
+                if len(raw2) != 8:
+                    raise _Unusual
+                doc["1"] = text2
+                idx += 16
+            bits = bits + format(int.from_bytes(raw2, "big"), "064b")
+            if bits[64] == "1":
+                raise _Unusual  # tertiary bitmap
+        plans = self._plans
+        keys = self._keys
+        find = bits.find
+        position = find("1", 1)
+        while position >= 0:
+            number = position + 1
+            len_type, max_len, binary = plans[number]
+            if len_type:
+                head = s[idx : idx + len_type]
+                if len(head) != len_type or not head.isdigit():
+                    raise _Unusual
+                size = int(head)
+                if size > max_len:
+                    raise _Unusual
+                idx += len_type
+            else:
+                size = max_len
+            end = idx + size
+            data = s[idx:end]
+            if len(data) != size:
+                raise _Unusual
+            doc[keys[number]] = data.hex().upper() if binary else data.decode("ascii")
+            idx = end
+            position = find("1", position + 1)
+        if idx != len(s):
+            raise _Unusual
+        return doc
+
+    # encoding
+
+    def encode(self, doc: Mapping[str, str]) -> bytes:
+        if self._fast:
+            try:
+                return self._encode_fast(doc)
+            except Exception:  # noqa: S110 - pyiso8583 below gives the authoritative answer
+                pass
+        return self._encode_slow(doc)
+
+    def _encode_slow(self, doc: Mapping[str, str]) -> bytes:
+        try:
+            body, _ = iso8583.encode(dict(doc), self.spec)
+        except iso8583.EncodeError as error:
+            raise FieldEncodeError(str(error)) from None
+        except Exception as error:
+            raise FieldEncodeError(f"unencodable message ({type(error).__name__})") from None
+        return bytes(body)
+
+    def _encode_fast(self, doc: Mapping[str, str]) -> bytes:
+        mti = doc["t"].encode("ascii")
+        if len(mti) != 4:
+            raise _Unusual
+        numbers = []
+        for key in doc:
+            if key in ("t", "p"):
+                continue
+            number = int(key)
+            if not 2 <= number <= 128 or number == 65 or self._keys[number] != key:
+                raise _Unusual
+            numbers.append(number)
+        numbers.sort()
+        bitmap = 0
+        parts = []
+        plans = self._plans
+        for number in numbers:
+            len_type, max_len, binary = plans[number]
+            value = doc[self._keys[number]]
+            data = binascii.a2b_hex(value) if binary else value.encode("ascii")
+            size = len(data)
+            if len_type:
+                if size > max_len:
+                    raise _Unusual
+                parts.append(b"%0*d" % (len_type, size))
+            elif size != max_len:
+                raise _Unusual
+            parts.append(data)
+            bitmap |= 1 << (128 - number)
+        if numbers and numbers[-1] > 64:
+            bitmap |= 1 << 127
+            raw = bitmap.to_bytes(16, "big")
+        else:
+            raw = (bitmap >> 64).to_bytes(8, "big")
+        if not self._binary_bitmap:
+            raw = raw.hex().upper().encode("ascii")
+        return mti + raw + b"".join(parts)
+
+
+def _fast_path_applies(spec: Mapping[str, Mapping[str, Any]]) -> bool:
+    """The plain layout the fast path knows: no header, ASCII MTI, b or ASCII-hex bitmaps."""
+    try:
+        header, mti, primary, secondary = spec["h"], spec["t"], spec["p"], spec["1"]
+    except KeyError:
+        return False
+    return (
+        header["max_len"] == 0
+        and mti["data_enc"] == "ascii"
+        and primary["data_enc"] == secondary["data_enc"]
+        and primary["data_enc"] in ("b", "ascii")
+    )
+
+
+def _plan(field: Mapping[str, Any] | None) -> _FieldPlan | None:
+    if field is None:
+        return None
+    if field.get("len_count", "bytes") != "bytes" or field["data_enc"] not in ("ascii", "b"):
+        return None
+    if field["len_type"] and field["len_enc"] != "ascii":
+        return None
+    return (int(field["len_type"]), int(field["max_len"]), field["data_enc"] == "b")

@@ -1,0 +1,131 @@
+"""Layouts inside single fields: 48 (private subelements), 54 (additional amounts), 90, 95.
+
+pyiso8583 splits a message into fields; these few fields have an inner layout that it does
+not know. Each layout is read and written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authhost.iso.messages import Balance
+
+CVV2_SUBELEMENT = "92"
+
+
+class SubfieldError(ValueError):
+    """A field whose inner layout is wrong (the message never contains the field's value)."""
+
+
+# Field 48: Mastercard DE 48 layout, an optional one-letter transaction category code (TCC)
+# followed by subelements, each tag (2 digits), length (2 digits), value.
+
+
+def parse_additional_data(text: str) -> dict[str, str]:
+    """Subelements of field 48 by tag; a leading TCC letter is skipped."""
+    pos = 1 if text[:1].isalpha() else 0
+    end = len(text)
+    elements: dict[str, str] = {}
+    while pos < end:
+        head = text[pos : pos + 4]
+        if len(head) < 4 or not head.isdigit():
+            raise SubfieldError(f"field 48: bad subelement header at position {pos}")
+        size = int(head[2:])
+        value_end = pos + 4 + size
+        if value_end > end:
+            raise SubfieldError(f"field 48: subelement {head[:2]} runs past the end")
+        elements[head[:2]] = text[pos + 4 : value_end]
+        pos = value_end
+    return elements
+
+
+def build_additional_data(elements: Mapping[str, str], tcc: str | None = None) -> str:
+    """Field 48 text from subelements (tags in ascending order), optional TCC first."""
+    parts = [tcc or ""]
+    for tag in sorted(elements):
+        value = elements[tag]
+        if len(tag) != 2 or not tag.isdigit():
+            raise SubfieldError(f"field 48: subelement tag {tag!r} is not two digits")
+        if len(value) > 99:
+            raise SubfieldError(f"field 48: subelement {tag} is longer than 99 characters")
+        parts.append(f"{tag}{len(value):02d}{value}")
+    return "".join(parts)
+
+
+# Field 54: additional amounts, 20 characters each: account type (2), amount type (2),
+# currency (3), sign C (credit) or D (debit) (1), amount in minor units (12).
+
+_AMOUNT_SIZE = 20
+
+
+def format_additional_amounts(balances: list[Balance]) -> str:
+    parts = []
+    for b in balances:
+        sign = "D" if b.amount_minor < 0 else "C"
+        amount = abs(b.amount_minor)
+        if amount >= 10**12:
+            raise SubfieldError("field 54: amount does not fit 12 digits")
+        parts.append(
+            f"{b.account_type:0>2.2}{b.amount_type:0>2.2}{b.currency:0>3.3}{sign}{amount:012d}"
+        )
+    return "".join(parts)
+
+
+def parse_additional_amounts(text: str) -> list[Balance]:
+    if len(text) % _AMOUNT_SIZE:
+        raise SubfieldError("field 54: length is not a multiple of 20")
+    balances = []
+    for pos in range(0, len(text), _AMOUNT_SIZE):
+        item = text[pos : pos + _AMOUNT_SIZE]
+        sign, digits = item[7], item[8:]
+        if sign not in "CD" or not digits.isdigit():
+            raise SubfieldError(f"field 54: amount {pos // _AMOUNT_SIZE + 1} is malformed")
+        amount = int(digits)
+        balances.append(Balance(item[:2], item[2:4], item[4:7], -amount if sign == "D" else amount))
+    return balances
+
+
+# Field 90: original data elements, n 42.
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalData:
+    """What a reversal points back to (field 90)."""
+
+    mti: str
+    stan: str
+    transmission_time: str
+    acquirer_id: str
+    forwarding_id: str
+
+    def to_field(self) -> str:
+        return (
+            f"{self.mti:0>4}{self.stan:0>6}{self.transmission_time:0>10}"
+            f"{self.acquirer_id:0>11}{self.forwarding_id:0>11}"
+        )
+
+
+def parse_original_data(text: str) -> OriginalData:
+    if len(text) != 42 or not text.isdigit():
+        raise SubfieldError("field 90: original data elements must be 42 digits")
+    return OriginalData(text[:4], text[4:10], text[10:20], text[20:31], text[31:42])
+
+
+# Field 95: replacement amounts, an 42: actual transaction amount (12), actual settlement
+# amount (12), actual transaction fee (x+n 8), actual settlement fee (x+n 8).
+
+
+def replacement_amounts_field(actual_amount_minor: int) -> str:
+    """Field 95 for a partial reversal: the amount that remains; settlement and fees zero."""
+    if not 0 <= actual_amount_minor < 10**12:
+        raise SubfieldError("field 95: amount does not fit 12 digits")
+    return f"{actual_amount_minor:012d}{0:012d}C{0:08d}C{0:08d}"
+
+
+def parse_replacement_amount(text: str) -> int:
+    """The actual transaction amount (first 12 digits) of field 95."""
+    head = text[:12]
+    if len(head) != 12 or not head.isdigit():
+        raise SubfieldError("field 95: the actual amount must be 12 digits")
+    return int(head)
