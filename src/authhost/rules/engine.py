@@ -30,7 +30,7 @@ log = logging.getLogger("authhost.rules")
 
 Lists = Mapping[str, "frozenset[str] | set[str]"]
 EMPTY_LIST: frozenset[str] = frozenset()
-_SAFE_GLOBALS = {"abs": abs, "min": min, "max": max, "bool": bool}
+_SAFE_GLOBALS = {"abs": abs, "min": min, "max": max, "bool": bool, "Exception": Exception}
 
 
 @dataclass(slots=True)
