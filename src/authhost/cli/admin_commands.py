@@ -28,6 +28,7 @@ from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.cards.model import CardKind, PinMethod
 from authhost.config import Config, ConfigError, load_config
 from authhost.security.errors import SecurityError
+from authhost.store.interface import StoreError
 
 StoreOpt = Annotated[
     str | None,
@@ -93,7 +94,7 @@ def _run(
     except ValidationError as exc:
         err.print(f"error: {invalid_request(exc).message}", markup=False)
         raise typer.Exit(1) from None
-    except (OSError, ValueError, SecurityError) as exc:  # store unreachable, key store, ...
+    except (OSError, ValueError, SecurityError, StoreError) as exc:  # store/key store problems
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     if show and result is not None:

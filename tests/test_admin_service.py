@@ -1,0 +1,388 @@
+"""The card service on real stores: production, lifecycle, PIN, funds, idempotency, bureau
+export, bulk CSV and the demo. Runs on SQLite, and on Redis when the backend is there."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+
+import pytest
+from test_admin_support import open_service
+
+from authhost.admin import requests as rq
+from authhost.admin.bulk import BulkFileError, bulk_issue, read_rows
+from authhost.admin.demo import CARDS, demo_export, ensure_demo, export_demo
+from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError
+from authhost.admin.service import CardService
+from authhost.cards.model import CardState, PinMethod
+from authhost.cards.track2 import parse_track2
+from authhost.security.keystore import KeyStore
+from authhost.security.module import PinCheck, SecurityModule, ensure_demo_keys
+from authhost.security.pinblock import encrypt_pin_block
+
+
+def luhn_valid(number: str) -> bool:
+    """An independent Luhn oracle (not authhost's own)."""
+    total = 0
+    for position, digit in enumerate(int(d) for d in reversed(number)):
+        doubled = digit * 2 if position % 2 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
+
+
+def _backends() -> list[str]:
+    try:
+        import authhost.store.redis  # noqa: F401
+    except ImportError:
+        return ["sqlite"]
+    return ["sqlite", "redis"]
+
+
+@pytest.fixture(params=_backends())
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_args(request, backend, tmp_path):
+    redis_url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    return tmp_path, backend, redis_url
+
+
+async def _product_account_card(service: CardService, *, pin_method=PinMethod.VISA_PVV) -> dict:
+    await service.create_product(
+        rq.NewProduct(
+            product_id="p1", issuer_id="bank", name="Debit", bin="476173", pin_method=pin_method
+        )
+    )
+    await service.create_account(rq.NewAccount(account_id="a1", balance=10_000))
+    return await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1"))
+
+
+async def _clear_pan(service: CardService, card_id: str) -> str:
+    blob = await service.store.pan_ciphertext(card_id)
+    return service.security.decrypt_pan(blob, card_id)
+
+
+async def _drive(service: CardService, card_id: str, actions: list[str]) -> dict:
+    card = await service.get_card(card_id)
+    for action in actions:
+        card = await service.apply(card_id, action)
+    return card
+
+
+async def test_issue_produces_a_masked_luhn_valid_card_found_by_pan(store_args):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service)
+        assert card["state"] == "created"
+        assert card["pan"].startswith("476173******") and len(card["pan"]) == 16
+        pan = await _clear_pan(service, card["card_id"])
+        assert luhn_valid(pan) and pan.startswith("476173") and pan[-4:] == card["pan"][-4:]
+        assert pan not in json.dumps(card)
+        assert (await service.find_card(pan))["card_id"] == card["card_id"]
+        assert card["expiry"].isdigit() and len(card["expiry"]) == 4
+
+
+@pytest.mark.parametrize(
+    "issue, error",
+    [
+        ({"product_id": "nope", "account_id": "a1"}, NotFoundError),
+        ({"product_id": "p1", "account_id": "nope"}, NotFoundError),
+        ({"product_id": "p1", "account_id": "usd"}, InvalidRequest),
+    ],
+    ids=["unknown product", "unknown account", "account currency differs"],
+)
+async def test_issue_refuses_what_cannot_be_produced(store_args, issue, error):
+    async with open_service(*store_args) as service:
+        await _product_account_card(service)
+        await service.create_account(rq.NewAccount(account_id="usd", currency="840"))
+        with pytest.raises(error):
+            await service.issue_card(rq.IssueCard(**issue))
+        assert len(await service.list_cards()) == 1
+
+
+@pytest.mark.parametrize(
+    "path, action, expected",
+    [
+        ([], "ship", "issued"),
+        (["ship"], "activate", "active"),
+        (["ship", "activate"], "suspend", "suspended"),
+        (["ship", "activate", "suspend"], "resume", "active"),
+        (["ship", "activate"], "report-lost", "lost"),
+        (["ship", "activate", "suspend"], "report-stolen", "stolen"),
+        (["ship", "activate"], "report-damaged", "damaged"),
+        (["ship", "activate"], "expire", "expired"),
+        ([], "cancel", "closed"),
+        ([], "activate", None),
+        (["ship", "activate"], "ship", None),
+        (["ship", "activate", "report-lost"], "resume", None),
+        (["ship", "activate", "cancel"], "activate", None),
+        (["ship", "activate", "report-stolen"], "cancel", None),
+        ([], "suspend", None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+async def test_lifecycle_actions_legal_and_illegal(store_args, path, action, expected):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service)
+        before = await _drive(service, card["card_id"], path)
+        audit_before = len(await service.audit(subject=card["card_id"], limit=1000))
+        if expected is None:
+            with pytest.raises(ConflictError, match=before["state"]):
+                await service.apply(card["card_id"], action)
+            assert await service.get_card(card["card_id"]) == before  # nothing changed
+            assert len(await service.audit(subject=card["card_id"], limit=1000)) == audit_before
+        else:
+            after = await service.apply(card["card_id"], action, reason="test")
+            assert after["state"] == expected
+            entries = await service.audit(subject=card["card_id"], limit=1000)
+            assert entries[-1]["action"] == f"card.{action.replace('-', '_')}"
+            assert json.loads(entries[-1]["before"])["state"] == before["state"]
+            assert json.loads(entries[-1]["after"])["state"] == expected
+            assert entries[-1]["actor"] == "test"
+
+
+async def test_replacement_and_renewal_rules(store_args):
+    async with open_service(*store_args) as service:
+        zpk = bytes.fromhex(service.security.demo_test_keys()["zpk"])
+        lost = await _product_account_card(service)
+        pan = await _clear_pan(service, lost["card_id"])
+        await service.set_pin(lost["card_id"], rq.PinChange(pin_block=_block(zpk, "1234", pan)))
+        await _drive(service, lost["card_id"], ["ship", "activate", "report-lost"])
+        new = await service.apply(lost["card_id"], "replace")
+        new_pan = await _clear_pan(service, new["card_id"])
+        assert new_pan != pan and new["account_id"] == "a1" and new["replaces"] == lost["card_id"]
+        assert new["pin_set"] is False  # a PVV means nothing for another PAN
+        assert (await service.get_card(lost["card_id"]))["state"] == "lost"  # still answers 41
+        assert (await service.find_card(pan))["card_id"] == lost["card_id"]
+
+        renewed = await _drive(service, new["card_id"], ["ship", "activate"])
+        await service.set_pin(new["card_id"], rq.PinChange(pin_block=_block(zpk, "9876", new_pan)))
+        renewed = await service.apply(new["card_id"], "renew")
+        assert await _clear_pan(service, renewed["card_id"]) == new_pan  # same PAN
+        assert renewed["pin_set"] is True and renewed["sequence"] == "01"
+        assert (await service.get_card(new["card_id"]))["state"] == "replaced"
+        assert (await service.find_card(new_pan))["card_id"] == renewed["card_id"]
+
+        with pytest.raises(ConflictError):
+            await service.apply(new["card_id"], "renew")  # already replaced
+
+
+def _block(zpk: bytes, pin: str, pan: str) -> str:
+    return encrypt_pin_block(zpk, pin, pan).hex().upper()
+
+
+@pytest.mark.parametrize("method", [PinMethod.VISA_PVV, PinMethod.IBM3624])
+async def test_pin_set_from_encrypted_block_stores_only_a_reference(store_args, method):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service, pin_method=method)
+        pan = await _clear_pan(service, card["card_id"])
+        zpk = bytes.fromhex(service.security.demo_test_keys()["zpk"])
+        view = await service.set_pin(
+            card["card_id"], rq.PinChange(pin_block=_block(zpk, "2580", pan))
+        )
+        assert view["pin_set"] is True and "pin_reference" not in view
+        stored = await service.store.get_card(card["card_id"])
+        assert stored.pin_reference and stored.pin_reference != "2580"
+        product = await service.store.get_product("p1")
+        source = service.security.pin_source(None, None)
+
+        def check(pin: str) -> PinCheck:
+            return service.security.verify_pin(
+                encrypt_pin_block(zpk, pin, pan),
+                pan,
+                source,
+                method,
+                product.pvk_name,
+                product.pvki,
+                stored.pin_reference,
+            )
+
+        assert check("2580") is PinCheck.OK
+        assert check("2581") is PinCheck.WRONG
+        actions = [e["action"] for e in await service.audit(subject=card["card_id"])]
+        assert actions[-1] == "pin.set"
+        assert "2580" not in json.dumps(await service.audit(subject=card["card_id"]))
+
+
+async def test_pin_block_under_a_wrong_key_is_refused_and_changes_nothing(store_args):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service)
+        pan = await _clear_pan(service, card["card_id"])
+        wrong = secrets.token_bytes(16)
+        with pytest.raises(InvalidRequest, match="PIN"):
+            await service.set_pin(
+                card["card_id"], rq.PinChange(pin_block=_block(wrong, "1234", pan))
+            )
+        assert (await service.get_card(card["card_id"]))["pin_set"] is False
+
+
+async def test_pin_unlock_resets_the_try_counter(store_args):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service)
+        stored = await service.store.get_card(card["card_id"])
+        from dataclasses import replace
+
+        await service.store.update_card(replace(stored, pin_tries=3))
+        view = await service.unlock_pin(card["card_id"])
+        assert view["pin_tries"] == 0
+        assert (await service.audit(subject=card["card_id"]))[-1]["action"] == "pin.unlock"
+
+
+async def test_funds_and_credit_limits(store_args):
+    async with open_service(*store_args) as service:
+        await service.create_account(rq.NewAccount(account_id="d", balance=1_000))
+        view = await service.change_funds("d", rq.FundsChange(amount_minor=500))
+        assert view["balance"] == 1_500 and view["open_to_buy"] == 1_500
+        with pytest.raises(ConflictError, match="1500 available"):
+            await service.change_funds("d", rq.FundsChange(amount_minor=-2_000))
+        assert (await service.get_account("d"))["balance"] == 1_500
+        with pytest.raises(InvalidRequest, match="not credit"):
+            await service.set_credit_limit("d", rq.CreditLimitChange(credit_limit=5))
+
+        await service.create_account(rq.NewAccount(account_id="c", kind="credit", credit_limit=900))
+        await service.change_funds("c", rq.FundsChange(amount_minor=-300))  # a fee: debt grows
+        paid = await service.change_funds("c", rq.FundsChange(amount_minor=100))  # a payment
+        assert paid["balance"] == 200 and paid["open_to_buy"] == 700
+        raised = await service.set_credit_limit("c", rq.CreditLimitChange(credit_limit=2_000))
+        assert raised["open_to_buy"] == 1_800
+        with pytest.raises(NotFoundError):
+            await service.change_funds("missing", rq.FundsChange(amount_minor=1))
+
+
+async def test_idempotent_creates(store_args):
+    async with open_service(*store_args) as service:
+        spec = rq.NewAccount(balance=100)
+        first = await service.create_account(spec, idempotency_key="k1")
+        again = await service.create_account(spec, idempotency_key="k1")
+        assert first == again and len(await service.list_accounts()) == 1
+        with pytest.raises(ConflictError, match="different request"):
+            await service.create_account(rq.NewAccount(balance=5), idempotency_key="k1")
+        with pytest.raises(ConflictError, match="already exists"):
+            await service.create_account(rq.NewAccount(account_id=first["account_id"]))
+
+
+async def test_personalisation_export_is_the_one_clear_pan_file(store_args, tmp_path):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service)
+        await service.personalise(
+            card["card_id"], rq.Personalise(cardholder_name="ADA LOVELACE", address_ref="addr-7")
+        )
+        out = tmp_path / "bureau.jsonl"
+        assert await service.export_personalisation([card["card_id"]], out) == 1
+        assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+        record = json.loads(out.read_text())
+        pan = await _clear_pan(service, card["card_id"])
+        assert record["pan"] == pan and record["cardholder_name"] == "ADA LOVELACE"
+        for name, service_code in (("cvv", card["service_code"]), ("cvv2", "000")):
+            assert service.security.verify_card_value(
+                pan, card["expiry"], service_code, record[name], "cvk"
+            )
+        assert parse_track2(record["chip_track2"]).verification_value == record["icvv"]
+        audit = await service.audit(subject=card["card_id"])
+        assert audit[-1]["action"] == "card.export_personalisation"
+        assert pan not in json.dumps(audit)
+
+        with pytest.raises(ConflictError, match="exists"):
+            await service.export_personalisation([card["card_id"]], out)  # never overwritten
+        await _drive(service, card["card_id"], ["ship", "activate"])
+        with pytest.raises(ConflictError, match="active"):
+            await service.export_personalisation([card["card_id"]], tmp_path / "again.jsonl")
+        assert not (tmp_path / "again.jsonl").exists()
+
+
+async def test_bulk_csv_bad_row_is_reported_and_the_rest_issued_once(store_args, tmp_path):
+    async with open_service(*store_args) as service:
+        await _product_account_card(service)
+        csv_file = tmp_path / "cards.csv"
+        csv_file.write_text(
+            "product_id,account_id,cardholder_name\n"
+            "p1,a1,ADA LOVELACE\n"
+            "p1,missing-account,ALAN TURING\n"
+            "p1,a1,BAD NAME <script>\n"
+            "p1,a1\n"
+            "\n"
+            "p1,a1,GRACE HOPPER\n"
+        )
+        rows = read_rows(csv_file)
+        summary = await bulk_issue(service, rows)
+        assert summary.issued == 2
+        errors = {failure.line: failure.error for failure in summary.failed}
+        assert sorted(errors) == [3, 4, 5]
+        assert "account missing-account not found" in errors[3]
+        assert "cardholder_name" in errors[4]
+        assert "expected 3 cells, found 2" in errors[5]
+        assert len(await service.list_cards()) == 1 + 2
+
+        again = await bulk_issue(service, read_rows(csv_file))  # a re-run issues nothing new
+        assert again.issued == 2 and len(await service.list_cards()) == 3
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ("account_id\nx\n", "missing column(s) product_id"),
+        ("product_id,account_id,colour\n", "unknown column(s) colour"),
+    ],
+)
+def test_bulk_file_level_errors(tmp_path, content, message):
+    path = tmp_path / "cards.csv"
+    path.write_text(content)
+    with pytest.raises(BulkFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_rows(path)
+
+
+async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, tmp_path):
+    async with open_service(*store_args) as service:
+        first = await ensure_demo(service)
+        second = await ensure_demo(service)
+        assert [c["card_id"] for c in first] == [c["card_id"] for c in second]
+        assert len(await service.list_cards(limit=1000)) == len(CARDS)
+        assert len(await service.list_accounts()) == 4 and len(await service.list_products()) == 3
+        states = {c["state"] for c in first}
+        assert states >= {s.value for s in CardState} - {"replaced"}
+
+        out = tmp_path / "demo.json"
+        assert await export_demo(service, out) == len(CARDS)
+        doc = json.loads(out.read_text())
+        assert doc["test_only"] is True
+        assert set(doc["keys"]) == {"zpk", "bdk"}
+        assert all(len(bytes.fromhex(v)) in (16, 24) for v in doc["keys"].values())
+        keys = ["pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "account"]
+        keys += ["currency", "available"]
+        for card in doc["cards"]:
+            assert list(card) == keys
+            track = parse_track2(card["track2"])
+            assert (track.pan, track.expiry, track.service_code) == (
+                card["pan"],
+                card["expiry"],
+                card["service_code"],
+            )
+            assert luhn_valid(card["pan"]) and card["currency"] == "978"
+            assert service.security.verify_card_value(
+                card["pan"], card["expiry"], "000", card["cvv2"], "cvk"
+            )
+            assert service.security.verify_card_value(
+                card["pan"], card["expiry"], "999", track.verification_value, "cvk"
+            )
+        active = [c for c in doc["cards"] if c["state"] == "active"]
+        assert len(active) >= 3 and all(c["pin"] for c in active)
+        assert {c["available"] for c in active} >= {250_000, 5_000}
+
+
+async def test_demo_export_is_refused_on_a_production_key_store(tmp_path):
+    async with open_service(tmp_path) as service:
+        await ensure_demo(service)  # demo data exists, but the keys are now production ones
+        key_store = KeyStore.create(tmp_path / "prod-keys.json", secrets.token_bytes(32))
+        ensure_demo_keys(key_store)
+        real = CardService(service.store, SecurityModule(key_store), "t")
+        with pytest.raises(ConflictError, match="not a demo installation"):
+            await demo_export(real)
+        with pytest.raises(ConflictError, match="demo installation"):
+            await ensure_demo(real)
+        with pytest.raises(ConflictError):
+            await export_demo(real, tmp_path / "export.json")
+        assert not (tmp_path / "export.json").exists()
