@@ -1,9 +1,183 @@
-"""CLI commands of one area, registered on the root app by ``register``."""
+"""``authhost keys ...``: key custody for operators (list, generate, components, TR-31, rotation).
+
+Every command shows key names, types and KCVs, never key material. The master key comes from
+the environment variable or file named in the [security] section, as for ``authhost serve``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from authhost.config import ConfigError, SecurityConfig, load_config
+from authhost.security import key_admin
+from authhost.security.errors import SecurityError
+from authhost.security.keys import KeyAlgorithm, KeyType
+from authhost.security.keystore import KeyStore
+
+keys_app = typer.Typer(
+    name="keys",
+    help="Working keys under the master key: list, generate, import/export (TR-31), rotate.",
+    no_args_is_help=True,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
+]
+KeyStoreOpt = Annotated[
+    str | None, typer.Option("--key-store", help="key store file (default: [security] key_store)")
+]
+KekOpt = Annotated[str, typer.Option("--kek", help="name of the key-encryption key (TR-31 KBPK)")]
+NewVersionOpt = Annotated[
+    bool, typer.Option("--new-version", help="add a new version of an existing key")
+]
+
+
+def _security(config_file: Path | None, key_store: str | None) -> SecurityConfig:
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        typer.echo(f"authhost: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return config.replace("security", key_store=key_store).security
+
+
+def _store(config_file: Path | None, key_store: str | None, *, create: bool = False) -> KeyStore:
+    try:
+        return key_admin.open_key_store(_security(config_file, key_store), create=create)
+    except SecurityError as exc:
+        _fail(exc)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"authhost keys: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> None:
+    """Every key version: name, version, type, algorithm, KCV and creation time."""
+    store = _store(config, key_store)
+    if store.demo:
+        typer.echo("# demo key store: test keys only, not for production")
+    typer.echo(f"{'NAME':<16} {'VER':>3}  {'TYPE':<9} {'ALG':<5} {'KCV':<6}  CREATED (UTC)")
+    for entry in store.entries():
+        created = dt.datetime.fromtimestamp(entry.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        typer.echo(
+            f"{entry.name:<16} {entry.version:>3}  {entry.key_type:<9} {entry.algorithm:<5} "
+            f"{entry.kcv:<6}  {created}"
+        )
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: Annotated[str, typer.Argument(help="key name, e.g. zpk, zpk-acq1, cvk-gold")],
+    key_type: Annotated[KeyType, typer.Option("--type", help="what the key is for")],
+    algorithm: Annotated[
+        KeyAlgorithm | None, typer.Option("--algorithm", help="tdes, aes or hmac")
+    ] = None,
+    length: Annotated[int | None, typer.Option("--length", help="key length in bytes")] = None,
+    new_version: NewVersionOpt = False,
+    config: ConfigOpt = None,
+    key_store: KeyStoreOpt = None,
+) -> None:
+    """Generate a random working key (creates the key store if it does not exist)."""
+    store = _store(config, key_store, create=True)
+    try:
+        key = key_admin.generate_key(
+            store, name, key_type, algorithm, length, new_version=new_version
+        )
+    except (SecurityError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(
+        f"generated {key.name} v{key.version} ({key.key_type}, {key.algorithm}) KCV {key.kcv}"
+    )
+
+
+@keys_app.command("components")
+def keys_components(
+    name: Annotated[str, typer.Argument(help="key name, e.g. kek-partner")],
+    key_type: Annotated[KeyType, typer.Option("--type", help="what the key is for")] = (
+        KeyType.KEK
+    ),
+    algorithm: Annotated[KeyAlgorithm, typer.Option("--algorithm", help="tdes or aes")] = (
+        KeyAlgorithm.AES
+    ),
+    components: Annotated[int, typer.Option("--components", min=2, max=9)] = 2,
+    new_version: NewVersionOpt = False,
+    config: ConfigOpt = None,
+    key_store: KeyStoreOpt = None,
+) -> None:
+    """Enter a key as clear components (prompted, not echoed) and combine them by XOR."""
+    store = _store(config, key_store, create=True)
+    parts = [typer.prompt(f"component {i + 1} (hex)", hide_input=True) for i in range(components)]
+    try:
+        key = key_admin.combine_components(
+            store, name, key_type, algorithm, parts, new_version=new_version
+        )
+    except (SecurityError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(f"stored {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
+
+
+@keys_app.command("export")
+def keys_export(
+    name: Annotated[str, typer.Argument(help="key to export")],
+    kek: KekOpt = "kek",
+    config: ConfigOpt = None,
+    key_store: KeyStoreOpt = None,
+) -> None:
+    """Print the key as a TR-31 key block under the KEK (version D for AES, B for TDES)."""
+    store = _store(config, key_store)
+    try:
+        block, kcv = key_admin.export_key(store, name, kek)
+    except SecurityError as exc:
+        _fail(exc)
+    typer.echo(block)
+    typer.echo(f"KCV {kcv}", err=True)
+
+
+@keys_app.command("import")
+def keys_import(
+    name: Annotated[str, typer.Argument(help="name to store the key under")],
+    block: Annotated[str, typer.Argument(help="TR-31 key block (version B or D)")],
+    kek: KekOpt = "kek",
+    kcv: Annotated[
+        str | None, typer.Option("--kcv", help="expected KCV; the import fails if it differs")
+    ] = None,
+    new_version: NewVersionOpt = False,
+    config: ConfigOpt = None,
+    key_store: KeyStoreOpt = None,
+) -> None:
+    """Import a key from a TR-31 key block under the KEK; the key type follows its usage."""
+    store = _store(config, key_store)
+    try:
+        key = key_admin.import_key(
+            store, name, block, kek, expected_kcv=kcv, new_version=new_version
+        )
+    except SecurityError as exc:
+        _fail(exc)
+    typer.echo(f"imported {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
+
+
+@keys_app.command("rotate-pan-key")
+def keys_rotate_pan_key(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> None:
+    """Add a PAN data key version: new PANs use it, stored PANs keep decrypting.
+
+    Running servers pick the new version up on SIGHUP or when they first meet a PAN sealed
+    under it.
+    """
+    store = _store(config, key_store)
+    try:
+        key = key_admin.rotate_pan_key(store)
+    except SecurityError as exc:
+        _fail(exc)
+    typer.echo(f"PAN data key is now version {key.version} (KCV {key.kcv})")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``authhost keys ...`` to the root app."""
+    app.add_typer(keys_app, name="keys")

@@ -19,7 +19,14 @@ from pathlib import Path
 
 from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
-from authhost.security import cardvalues, mac, pan_protection, pinblock, pinverify
+from authhost.security import (
+    cardvalues,
+    key_admin,
+    mac,
+    pan_protection,
+    pinblock,
+    pinverify,
+)
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
 from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
 from authhost.security.keys import KEY_SHAPES, KeyAlgorithm, KeyType, WorkingKey, generate_material
@@ -240,15 +247,7 @@ class SecurityModule:
 
     def rotate_pan_key(self) -> WorkingKey:
         """Add a new PAN data key version; new PANs use it, old blobs still decrypt."""
-        versions = self._store.versions(PAN_DATA_KEY)
-        key = WorkingKey(
-            PAN_DATA_KEY,
-            KeyType.PAN_DATA,
-            KeyAlgorithm.AES,
-            generate_material(KeyAlgorithm.AES, 32),
-            (versions[-1] + 1) if versions else 1,
-        )
-        self._store.put(key)
+        key = key_admin.rotate_pan_key(self._store)
         self._keys.clear()
         return key
 

@@ -1,0 +1,190 @@
+"""Key custody operations behind ``authhost keys``: generate, components, TR-31 import/export.
+
+Keys enter and leave the key store only as TR-31 key blocks under a key-encryption key (KEK)
+or, for the first KEK, as clear components entered separately and combined by XOR here; what
+an operator sees is names, types and key check values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from authhost.config import SecurityConfig
+from authhost.security import tr31
+from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
+from authhost.security.keys import (
+    ALLOWED_LENGTHS,
+    KEY_SHAPES,
+    KeyAlgorithm,
+    KeyType,
+    WorkingKey,
+    adjust_des_parity,
+    generate_material,
+)
+from authhost.security.keystore import (
+    KeyStore,
+    demo_master_path,
+    master_key_from,
+    parse_master_key,
+)
+
+PAN_DATA_KEY = "pan-data"
+
+# key type -> (TR-31 key usage, mode of use) used on export
+TR31_USAGE: dict[KeyType, tuple[str, str]] = {
+    KeyType.ZPK: ("P0", "B"),
+    KeyType.BDK: ("B0", "X"),
+    KeyType.PVK: ("V2", "C"),
+    KeyType.CVK: ("C0", "C"),
+    KeyType.MAK: ("M3", "C"),
+    KeyType.KEK: ("K0", "B"),
+    KeyType.PAN_HASH: ("M7", "C"),
+    KeyType.PAN_DATA: ("D0", "B"),
+}
+# TR-31 key usage -> key type on import (V0/V1 are PVKs too)
+USAGE_TYPES: dict[str, KeyType] = {usage: kt for kt, (usage, _) in TR31_USAGE.items()}
+USAGE_TYPES.update({"V0": KeyType.PVK, "V1": KeyType.PVK, "K1": KeyType.KEK})
+TR31_ALGORITHMS = {KeyAlgorithm.TDES: "T", KeyAlgorithm.AES: "A", KeyAlgorithm.HMAC: "H"}
+ALGORITHM_CODES = {code: alg for alg, code in TR31_ALGORITHMS.items()}
+
+
+def open_key_store(
+    config: SecurityConfig, *, create: bool = False, env: Mapping[str, str] | None = None
+) -> KeyStore:
+    """The configured key store under the master key; ``create`` makes an empty one."""
+    env = os.environ if env is None else env
+    master = master_key_from(config.master_key_env, config.master_key_file, env)
+    path = Path(config.key_store)
+    if master is None:
+        demo_file = demo_master_path(path)
+        if demo_file.exists() and path.exists():
+            master = parse_master_key(demo_file.read_text(), str(demo_file))
+        else:
+            raise MasterKeyMissing(
+                f"no master key: set the environment variable {config.master_key_env} "
+                "(64 hex digits) or security.master_key_file"
+            )
+    if create and not path.exists():
+        return KeyStore.create(path, master)
+    return KeyStore.load(path, master)
+
+
+def _next_version(store: KeyStore, name: str) -> int:
+    versions = store.versions(name)
+    return versions[-1] + 1 if versions else 1
+
+
+def generate_key(
+    store: KeyStore,
+    name: str,
+    key_type: KeyType,
+    algorithm: KeyAlgorithm | None = None,
+    length: int | None = None,
+    *,
+    new_version: bool = False,
+) -> WorkingKey:
+    """A fresh random key saved under ``name`` (a new version with ``new_version``)."""
+    default_algorithm, default_length = KEY_SHAPES[key_type]
+    algorithm = algorithm or default_algorithm
+    length = length or (default_length if algorithm is default_algorithm else 16)
+    if store.versions(name) and not new_version:
+        raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+    key = WorkingKey(
+        name, key_type, algorithm, generate_material(algorithm, length), _next_version(store, name)
+    )
+    store.put(key)
+    return key
+
+
+def rotate_pan_key(store: KeyStore) -> WorkingKey:
+    """A new PAN data key version: new PANs are encrypted with it, old ones still decrypt."""
+    return generate_key(store, PAN_DATA_KEY, KeyType.PAN_DATA, new_version=True)
+
+
+def combine_components(
+    store: KeyStore,
+    name: str,
+    key_type: KeyType,
+    algorithm: KeyAlgorithm,
+    components: list[str],
+    *,
+    new_version: bool = False,
+) -> WorkingKey:
+    """A key from clear components (hex) combined by XOR, e.g. the first KEK of a partner."""
+    if len(components) < 2:
+        raise SecurityError("a key from components needs at least two components")
+    try:
+        parts = [bytes.fromhex(c.strip()) for c in components]
+    except ValueError:
+        raise SecurityError("key components must be hex") from None
+    if len({len(p) for p in parts}) != 1 or len(parts[0]) not in ALLOWED_LENGTHS[algorithm]:
+        raise SecurityError(f"components must all be {ALLOWED_LENGTHS[algorithm]} bytes long")
+    material = bytes(len(parts[0]))
+    for part in parts:
+        material = bytes(a ^ b for a, b in zip(material, part, strict=True))
+    if algorithm is KeyAlgorithm.TDES:
+        material = adjust_des_parity(material)
+    if store.versions(name) and not new_version:
+        raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+    key = WorkingKey(name, key_type, algorithm, material, _next_version(store, name))
+    store.put(key)
+    return key
+
+
+def _kek(store: KeyStore, kek_name: str) -> WorkingKey:
+    kek = store.get(kek_name)
+    if kek.key_type is not KeyType.KEK:
+        raise KeyNotFound(f"key {kek_name!r} is a {kek.key_type} key, not a KEK")
+    return kek
+
+
+def export_key(store: KeyStore, name: str, kek_name: str = "kek") -> tuple[str, str]:
+    """(TR-31 key block, KCV) of the newest version of ``name`` under the KEK.
+
+    Version D under an AES KEK, version B under a TDES KEK.
+    """
+    kek = _kek(store, kek_name)
+    key = store.get(name)
+    usage, mode = TR31_USAGE[key.key_type]
+    header = tr31.KeyBlockHeader(
+        version="D" if kek.algorithm is KeyAlgorithm.AES else "B",
+        key_usage=usage,
+        algorithm=TR31_ALGORITHMS[key.algorithm],
+        mode_of_use=mode,
+        key_version=f"{key.version % 100:02d}",
+        exportability="E",
+    )
+    return tr31.wrap(kek.material, header, key.material), key.kcv
+
+
+def import_key(
+    store: KeyStore,
+    name: str,
+    block: str,
+    kek_name: str = "kek",
+    *,
+    expected_kcv: str | None = None,
+    new_version: bool = False,
+) -> WorkingKey:
+    """Unwrap a TR-31 key block under the KEK and save the key as ``name``."""
+    kek = _kek(store, kek_name)
+    try:
+        header, material = tr31.unwrap(kek.material, block)
+    except tr31.KeyBlockError as exc:
+        raise SecurityError(f"cannot import {name!r}: {exc}") from None
+    key_type = USAGE_TYPES.get(header.key_usage)
+    algorithm = ALGORITHM_CODES.get(header.algorithm)
+    if key_type is None or algorithm is None:
+        raise SecurityError(
+            f"cannot import {name!r}: key usage {header.key_usage} / algorithm "
+            f"{header.algorithm} has no place in authhost"
+        )
+    if store.versions(name) and not new_version:
+        raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+    key = WorkingKey(name, key_type, algorithm, material, _next_version(store, name))
+    if expected_kcv and key.kcv != expected_kcv.strip().upper():
+        raise SecurityError(f"cannot import {name!r}: KCV {key.kcv} differs from the expected")
+    store.put(key)
+    return key
