@@ -26,7 +26,7 @@ from authhost.iso.codec import (
     encode_response,
 )
 from authhost.iso.codes import ResponseCode
-from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
+from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame, swap_tpdu
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.security.masking import mask_pan
 from authhost.server.logs import REQUEST_LOGGER
@@ -134,11 +134,14 @@ class Connection:
                     return
                 if frame is None:
                     break
-                if not self._on_frame(frame, arrived, wall):
+                tpdu = decoder.last_tpdu
+                if tpdu is not None:
+                    tpdu = swap_tpdu(tpdu)  # answer to where it came from
+                if not self._on_frame(frame, tpdu, arrived, wall):
                     self._close_reason = "format_error"
                     return
 
-    def _on_frame(self, body: bytes, arrived: float, wall: float) -> bool:
+    def _on_frame(self, body: bytes, tpdu: bytes | None, arrived: float, wall: float) -> bool:
         """Route one frame body; False means the connection must close."""
         dialect = self._wire.dialect
         try:
@@ -152,25 +155,31 @@ class Connection:
                     extra={"fields": {"peer": self.peer, "error": str(error)}},
                 )
                 return False
-            self._answer(response, error.mti or "", None, error.stan, "30", arrived, str(error))
+            mti = error.mti or ""
+            self._answer(response, tpdu, mti, None, error.stan, "30", arrived, str(error))
             return True
 
         if isinstance(message, NetworkRequest):
             code = "00" if message.code in NETWORK_CODES else "12"
             response = encode_network_response(message, ResponseCode(code), dialect)
-            self._answer(response, message.mti, None, message.stan, code, arrived, message.code)
+            self._answer(
+                response, tpdu, message.mti, None, message.stan, code, arrived, message.code
+            )
             return True
 
         if message.message_class is MessageClass.UNKNOWN:
-            self._reply(message, Decision(ResponseCode.INVALID_TRANSACTION), arrived)
+            decision = Decision(ResponseCode.INVALID_TRANSACTION, reason_codes=["unknown_mti"])
+            self._reply(message, decision, tpdu, arrived)
             return True
 
         assert self._requests is not None
         self._metrics.in_flight_count += 1
-        self._requests.start_soon(self._decide, message, arrived, wall)
+        self._requests.start_soon(self._decide, message, tpdu, arrived, wall)
         return True
 
-    async def _decide(self, request: AuthRequest, arrived: float, wall: float) -> None:
+    async def _decide(
+        self, request: AuthRequest, tpdu: bytes | None, arrived: float, wall: float
+    ) -> None:
         decider = self._decider
         decision: Decision | None = None
         try:
@@ -194,11 +203,13 @@ class Connection:
             if decision is None:
                 decider.metrics.timeouts.inc()
                 decision = Decision(decider.timeout_code, reason_codes=["deadline"])
-            self._reply(request, decision, arrived)
+            self._reply(request, decision, tpdu, arrived)
         finally:
             decider.metrics.in_flight_count -= 1
 
-    def _reply(self, request: AuthRequest, decision: Decision, arrived: float) -> None:
+    def _reply(
+        self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float
+    ) -> None:
         try:
             response = encode_response(request, decision, self._wire.dialect)
         except Exception:
@@ -210,6 +221,7 @@ class Connection:
             response = encode_response(request, decision, self._wire.dialect)
         self._answer(
             response,
+            tpdu,
             request.mti,
             request.pan,
             request.stan,
@@ -221,6 +233,7 @@ class Connection:
     def _answer(
         self,
         body: bytes,
+        tpdu: bytes | None,
         mti: str,
         pan: str | None,
         stan: str | None,
@@ -229,10 +242,12 @@ class Connection:
         detail: str | None,
     ) -> None:
         """Queue one response frame for the writer; count and log it."""
-        try:  # noqa: SIM105 - a bare try is cheaper than suppress() on the hot path
-            self._send.send_nowait(encode_frame(body, self._wire.framing))
+        try:
+            self._send.send_nowait(encode_frame(body, self._wire.framing, tpdu))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer is gone; the request is still counted and logged
+        except FrameError as error:  # a response larger than the link's max_frame
+            log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
         if request_log.isEnabledFor(logging.INFO):

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,14 @@ class RuntimeLike(Protocol):
     banner: list[str]
 
     async def reload(self) -> None: ...
+
+
+class RuntimeFactory(Protocol):
+    """``authhost.runtime.open_runtime``'s shape."""
+
+    def __call__(
+        self, config: Config, *, demo: bool = False
+    ) -> AbstractAsyncContextManager[RuntimeLike]: ...
 
 
 class PidFile:
@@ -140,8 +149,14 @@ async def _run_service(service: Callable[[], Awaitable[None]]) -> None:
         log.exception("background service %s failed", name)
 
 
-def run(config: Config, *, demo: bool = False) -> int:
-    """Run ``authhost serve`` to completion and return the process exit code."""
+def run(
+    config: Config, *, demo: bool = False, runtime_factory: RuntimeFactory | None = None
+) -> int:
+    """Run ``authhost serve`` to completion and return the process exit code.
+
+    ``runtime_factory`` defaults to ``authhost.runtime.open_runtime``; tests pass their own
+    (with workers it must be an importable module-level function: workers are spawned).
+    """
     try:
         configure_logging(config.server.log_level, config.server.log_format)
     except ValueError as exc:
@@ -155,15 +170,26 @@ def run(config: Config, *, demo: bool = False) -> int:
     if config.server.workers > 1:
         from authhost.server.workers import supervise
 
-        return supervise(config, demo=demo)
-    return run_single(config, demo=demo, pid_file=config.server.pid_file)
+        return supervise(config, demo=demo, runtime_factory=runtime_factory)
+    return run_single(
+        config, demo=demo, pid_file=config.server.pid_file, runtime_factory=runtime_factory
+    )
 
 
-def run_single(config: Config, *, demo: bool, reuse_port: bool = False, pid_file: str = "") -> int:
+def run_single(
+    config: Config,
+    *,
+    demo: bool,
+    reuse_port: bool = False,
+    pid_file: str = "",
+    runtime_factory: RuntimeFactory | None = None,
+) -> int:
     """One server process: open the runtime, serve, exit 0 after a graceful stop."""
+    if runtime_factory is None:
+        from authhost.runtime import open_runtime as runtime_factory
     try:
         with PidFile(pid_file):
-            graceful = trio.run(_serve_with_runtime, config, demo, reuse_port)
+            graceful = trio.run(_serve_with_runtime, config, demo, reuse_port, runtime_factory)
     except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
         return 130
     except BaseException as group:  # noqa: BLE001 - every failure becomes one clear line
@@ -179,10 +205,10 @@ def run_single(config: Config, *, demo: bool, reuse_port: bool = False, pid_file
     return 0 if graceful else 1
 
 
-async def _serve_with_runtime(config: Config, demo: bool, reuse_port: bool) -> bool:
-    from authhost.runtime import open_runtime
-
-    async with open_runtime(config, demo=demo) as runtime:
+async def _serve_with_runtime(
+    config: Config, demo: bool, reuse_port: bool, runtime_factory: RuntimeFactory
+) -> bool:
+    async with runtime_factory(config, demo=demo) as runtime:
         return await serve_runtime(config, runtime, reuse_port=reuse_port)
 
 

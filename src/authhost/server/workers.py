@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from authhost.config import Config
-from authhost.server.process import PidFile, run_single
+from authhost.server.process import PidFile, RuntimeFactory, run_single
 
 log = logging.getLogger("authhost.server")
 
@@ -38,16 +38,21 @@ def worker_config(config: Config, index: int) -> Config:
     return config
 
 
-def worker_main(config: Config, demo: bool, index: int) -> None:
+def worker_main(
+    config: Config, demo: bool, index: int, runtime_factory: RuntimeFactory | None
+) -> None:
     """Entry point of one worker process (spawned: a fresh interpreter)."""
     from authhost.server.logs import configure_logging
 
     configure_logging(config.server.log_level, config.server.log_format)
     config = worker_config(config, index)
-    raise SystemExit(run_single(config, demo=demo, reuse_port=True, pid_file=""))
+    code = run_single(
+        config, demo=demo, reuse_port=True, pid_file="", runtime_factory=runtime_factory
+    )
+    raise SystemExit(code)
 
 
-def supervise(config: Config, *, demo: bool) -> int:
+def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | None = None) -> int:
     """Run ``config.server.workers`` workers until told to stop; the exit code of the lot."""
     context = multiprocessing.get_context("spawn")
     workers: list[BaseProcess] = []
@@ -55,7 +60,9 @@ def supervise(config: Config, *, demo: bool) -> int:
 
     def start(index: int) -> BaseProcess:
         process = context.Process(
-            target=worker_main, args=(config, demo, index), name=f"authhost-worker-{index}"
+            target=worker_main,
+            args=(config, demo, index, runtime_factory),
+            name=f"authhost-worker-{index}",
         )
         process.start()
         log.info("worker %d started (pid %s)", index, process.pid)

@@ -1,0 +1,111 @@
+"""``authhost serve --help`` documents every key; ``authhost config show`` prints the
+effective configuration; bad configuration is one clear line, exit 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.config import SECTIONS, load_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """``serve`` configures the authhost logger; give the next test the logger it had."""
+    logger = logging.getLogger("authhost")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
+
+
+def test_serve_help_lists_every_configuration_key() -> None:
+    result = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in (
+        "--config",
+        "--host",
+        "--port",
+        "--store",
+        "--demo",
+        "--workers",
+        "--dialect",
+        "--framing",
+    ):
+        assert option in result.output
+    for section, cls in SECTIONS.items():
+        assert f"[{section}]" in result.output
+        for key in dataclasses.fields(cls):
+            assert f"AUTHHOST_{section.upper()}_{key.name.upper()}" in result.output
+
+
+def test_config_show_merges_file_environment_and_options(tmp_path: Path) -> None:
+    file = tmp_path / "authhost.toml"
+    file.write_text('[server]\nport = 9000\ndeadline_ms = 150\n[admin]\ntokens = "t0k:operator"\n')
+    result = runner.invoke(
+        app,
+        [
+            "config",
+            "show",
+            "--config",
+            str(file),
+            "--port",
+            "9100",
+            "--store",
+            "redis://:secret@127.0.0.1:6379/0",
+        ],
+        env={"AUTHHOST_SERVER_LOG_FORMAT": "text"},
+    )
+    assert result.exit_code == 0, result.output
+    shown = tomllib.loads(result.output)
+    assert shown["server"]["port"] == 9100  # option beats file
+    assert shown["server"]["deadline_ms"] == 150  # file beats default
+    assert shown["server"]["log_format"] == "text"  # environment
+    assert shown["store"]["url"] == "redis://:***@127.0.0.1:6379/0"
+    assert shown["admin"]["tokens"] == "***"
+    assert "secret" not in result.output and "t0k" not in result.output
+    # what it prints is a configuration file that loads back to the same values
+    shown["admin"]["tokens"] = ""
+    shown["store"]["url"] = "sqlite:///x.db"
+    back = tmp_path / "back.toml"
+    back.write_text(result.output.replace("***", "x"))
+    assert load_config(back, env={}).server.port == 9100
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["serve", "--config", "/nonexistent/authhost.toml"], {}, "not found"),
+        (["serve"], {"AUTHHOST_SERVER_PORT": "eighty"}, "port"),
+        (["config", "show"], {"AUTHHOST_SERVER_WORKERS": "many"}, "workers"),
+    ],
+    ids=["missing file", "bad port in env", "bad workers in env"],
+)
+def test_bad_configuration_is_one_clear_line(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_rejects_an_unknown_dialect_before_starting(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["serve", "--dialect", "ebcdic-something", "--port", "0"],
+        env={
+            "AUTHHOST_SERVER_PID_FILE": str(tmp_path / "pid"),
+            "AUTHHOST_SERVER_METRICS_PORT": "0",
+        },
+    )
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

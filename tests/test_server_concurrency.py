@@ -1,0 +1,176 @@
+"""Many requests in flight per connection, answers as soon as decided, deadlines, failures."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+from test_server_support import (
+    TEST_PAN,
+    SwitchClient,
+    financial_fields,
+    running_server,
+    server_config,
+)
+
+from authhost.auth.decision import Decision
+from authhost.iso.codes import ResponseCode
+from authhost.iso.messages import AuthRequest
+from authhost.server.logs import JsonFormatter
+from authhost.server.metrics import ServerMetrics
+
+
+async def test_responses_leave_in_decision_order_not_arrival_order() -> None:
+    """All requests are in the handler at once; releasing them in reverse order must bring
+    the answers back in reverse order on the same connection."""
+    count = 12
+    entered: list[str] = []
+    all_in = trio.Event()
+    release = {f"{i:06d}": trio.Event() for i in range(1, count + 1)}
+
+    async def held(request: AuthRequest, received_at: float) -> Decision:
+        assert request.stan is not None
+        entered.append(request.stan)
+        if len(entered) == count:
+            all_in.set()
+        await release[request.stan].wait()
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    config = server_config(deadline_ms=10_000)
+    async with (
+        running_server(held, config) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        for stan in release:
+            await client.send(financial_fields("0100", stan))
+        with trio.fail_after(5):
+            await all_in.wait()
+        answered = []
+        for stan in reversed(release):
+            release[stan].set()
+            answered.append((await client.receive())["11"])
+    assert answered == list(reversed(release))
+
+
+async def test_one_slow_request_does_not_hold_back_the_others() -> None:
+    async def by_amount(request: AuthRequest, received_at: float) -> Decision:
+        # the larger the amount, the sooner the decision
+        await trio.sleep((10 - (request.amount_minor or 0)) * 0.01)
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    config = server_config(deadline_ms=5_000)
+    async with (
+        running_server(by_amount, config) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        await client.send(financial_fields("0100", "000001", amount=1))  # slowest
+        await client.send(financial_fields("0100", "000002", amount=9))  # fastest
+        first = await client.receive()
+        second = await client.receive()
+    assert (first["11"], second["11"]) == ("000002", "000001")
+
+
+async def test_deadline_answers_with_timeout_code_and_others_still_pass() -> None:
+    async def stuck_on_big_amounts(request: AuthRequest, received_at: float) -> Decision:
+        if (request.amount_minor or 0) > 5000:
+            await trio.sleep_forever()
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    metrics = ServerMetrics()
+    config = server_config(deadline_ms=50)
+    async with (
+        running_server(stuck_on_big_amounts, config, metrics) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        await client.send(financial_fields("0200", "000001", amount=9999))
+        await client.send(financial_fields("0200", "000002", amount=100))
+        first = await client.receive()
+        second = await client.receive()
+    assert (first["11"], first["39"]) == ("000002", "00")
+    assert (second["11"], second["39"]) == ("000001", "91")
+    assert "38" not in second
+    assert metrics.timeouts._value.get() == 1  # noqa: SLF001 - the counter's value
+
+
+async def test_configured_timeout_code_is_used() -> None:
+    async def never(request: AuthRequest, received_at: float) -> Decision:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    config = server_config(deadline_ms=20, timeout_response_code="96")
+    async with (
+        running_server(never, config) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        response = await client.request(financial_fields("0100", "000003"))
+    assert response["39"] == "96"
+
+
+async def test_handler_error_answers_96_logs_no_pan_and_the_connection_lives_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def fragile(request: AuthRequest, received_at: float) -> Decision:
+        if request.stan == "000001":
+            raise RuntimeError(f"store exploded while reading {request.pan}")
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    metrics = ServerMetrics()
+    with caplog.at_level(logging.INFO, logger="authhost"):
+        async with (
+            running_server(fragile, metrics=metrics) as server,
+            SwitchClient.connect(server.addresses[0]) as client,
+        ):
+            failed = await client.request(financial_fields("0100", "000001"))
+            fine = await client.request(financial_fields("0100", "000002"))
+    assert failed["39"] == "96"
+    assert fine["39"] == "00"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors, "a handler failure must be logged"
+    formatted = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert TEST_PAN not in formatted
+    assert "400000******7899" in formatted
+    assert metrics.handler_errors._value.get() == 1  # noqa: SLF001
+
+
+async def test_request_log_line_has_the_fields_operators_need(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    with caplog.at_level(logging.INFO, logger="authhost.requests"):
+        async with (
+            running_server() as server,
+            SwitchClient.connect(server.addresses[0]) as client,
+        ):
+            await client.request(financial_fields("0100", "000042"))
+    [record] = [r for r in caplog.records if r.name == "authhost.requests"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["mti"] == "0100"
+    assert line["stan"] == "000042"
+    assert line["rc"] == "00"
+    assert line["pan"] == "400000******7899"
+    assert isinstance(line["latency_us"], int) and line["latency_us"] >= 0
+
+
+async def test_many_connections_many_requests() -> None:
+    async def quick(request: AuthRequest, received_at: float) -> Decision:
+        await trio.sleep(0.001)
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    results: dict[int, set[str]] = {}
+
+    async def one_switch(server_address: tuple[str, int], index: int) -> None:
+        async with SwitchClient.connect(server_address) as client:
+            stans = {f"{index * 1000 + i:06d}" for i in range(25)}
+            for stan in stans:
+                await client.send(financial_fields("0100", stan))
+            got = set()
+            for _ in stans:
+                got.add((await client.receive())["11"])
+            results[index] = got ^ stans
+
+    async with running_server(quick) as server, trio.open_nursery() as nursery:
+        for index in range(8):
+            nursery.start_soon(one_switch, server.addresses[0], index)
+    assert results == {i: set() for i in range(8)}

@@ -1,0 +1,208 @@
+"""Graceful shutdown: stop accepting, answer what is in flight, then stop (exit 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import trio
+from test_server_support import SwitchClient, financial_fields, server_config
+
+from authhost.auth.decision import Decision
+from authhost.iso.codes import ResponseCode
+from authhost.iso.messages import AuthRequest
+from authhost.server.server import AuthServer
+
+TESTS_DIR = Path(__file__).parent
+
+
+async def test_shutdown_answers_requests_in_flight_then_refuses_connections() -> None:
+    entered = 0
+    all_in = trio.Event()
+
+    async def slow(request: AuthRequest, received_at: float) -> Decision:
+        nonlocal entered
+        entered += 1
+        if entered == 5:
+            all_in.set()
+        await trio.sleep(0.1)
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    server = AuthServer(server_config(deadline_ms=5000), slow)
+    async with trio.open_nursery() as nursery:
+        [address] = await nursery.start(server.run)
+        async with SwitchClient.connect(address) as client:
+            for i in range(1, 6):
+                await client.send(financial_fields("0100", f"{i:06d}"))
+            with trio.fail_after(5):
+                await all_in.wait()
+            server.shutdown()
+            stans = sorted([(await client.receive())["11"] for _ in range(5)])
+            assert stans == [f"{i:06d}" for i in range(1, 6)]
+            assert await client.closed_by_server()
+        with trio.fail_after(5):
+            await server.stopped.wait()
+    try:
+        await trio.open_tcp_stream(*address)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the listener must be closed after shutdown")
+
+
+async def test_grace_time_bounds_the_shutdown() -> None:
+    async def forever(request: AuthRequest, received_at: float) -> Decision:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    config = server_config(deadline_ms=60_000, shutdown_grace_s=0.2)
+    server = AuthServer(config, forever)
+    async with trio.open_nursery() as nursery:
+        [address] = await nursery.start(server.run)
+        async with SwitchClient.connect(address) as client:
+            await client.send(financial_fields("0100", "000001"))
+            await trio.sleep(0.05)
+            started = trio.current_time()
+            server.shutdown()
+            with trio.fail_after(5):
+                await server.stopped.wait()
+            assert trio.current_time() - started < 2
+
+
+# -- the real process: signals, pid file, exit code ----------------------------------------
+
+SCRIPT = """
+import sys
+from authhost.config import Config, ServerConfig
+from authhost.server.process import run
+from test_server_support import approving_runtime
+
+port, pid_file, workers = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+config = Config(server=ServerConfig(
+    port=port, metrics_port=0, deadline_ms=5000, pid_file=pid_file, workers=workers,
+    shutdown_grace_s=5,
+))
+sys.exit(run(config, runtime_factory=approving_runtime))
+"""
+
+
+class ServerProcess:
+    """authhost's server in a subprocess; its JSON log lines collected from stderr."""
+
+    def __init__(self, tmp_path: Path, workers: int = 1) -> None:
+        from test_server_support import free_port_number
+
+        self.port = free_port_number()
+        self.pid_file = tmp_path / "authhost.pid"
+        env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(self.port), str(self.pid_file), str(workers)],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(text in line for line in self.lines) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no {text!r} in the server log:\n" + "".join(self.lines))
+
+    def records(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def _send_requests(port: int, count: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    client = SwitchClient(None)  # type: ignore[arg-type] - used for encoding only
+    from test_server_support import frame
+
+    sock.sendall(
+        b"".join(
+            frame(client.encode(financial_fields("0100", f"{i:06d}"))) for i in range(1, count + 1)
+        )
+    )
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_sigterm_finishes_requests_in_flight_and_exits_0(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path)
+    try:
+        server.wait_for_log("listening on")
+        assert server.pid_file.read_text().strip() == str(server.proc.pid)
+        sock = _send_requests(server.port, 4)
+        time.sleep(0.1)  # the 300 ms decisions are in flight
+        server.proc.send_signal(signal.SIGTERM)
+        data = _read_all(sock)  # the server answers, then closes
+        sock.close()
+        assert server.proc.wait(10) == 0
+    finally:
+        server.stop()
+    assert data.count(b"0110") == 4, server.lines
+    assert all(b"%06d" % i in data for i in range(1, 5))
+    assert not server.pid_file.exists()
+    records = server.records()
+    assert any(r["msg"] == "test runtime ready" for r in records)
+    assert sum(r.get("logger") == "authhost.requests" for r in records) == 4
+
+
+def test_sighup_runs_the_reloaders(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path)
+    try:
+        server.wait_for_log("listening on")
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for_log("test reloader ran")
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(10) == 0
+    finally:
+        server.stop()
+
+
+def test_workers_share_one_port(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, workers=2)
+    try:
+        server.wait_for_log("listening on", count=2, timeout=40)
+        answered = 0
+        for _ in range(6):  # several connections: the kernel spreads them over the workers
+            sock = _send_requests(server.port, 1)
+            sock.shutdown(socket.SHUT_WR)
+            answered += _read_all(sock).count(b"0110")
+            sock.close()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(20) == 0
+    finally:
+        server.stop()
+    assert answered == 6
+    assert not server.pid_file.exists()
