@@ -47,11 +47,16 @@ OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="rows to skip")]
 err = Console(stderr=True)
 
 
+def _say(message: str) -> None:
+    """A message on stderr, unwrapped and without markup (paths and errors print as they are)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def _config(config_file: Path | None, store: str | None, *, demo: bool = False) -> Config:
     try:
         config = load_config(config_file).replace("store", url=store)
     except ConfigError as exc:
-        err.print(f"authhost: configuration error: {exc}", markup=False)
+        _say(f"authhost: configuration error: {exc}")
         raise typer.Exit(2) from None
     return config.replace("security", demo=True) if demo else config
 
@@ -89,13 +94,13 @@ def _run(
     try:
         result = trio.run(main)
     except ServiceError as exc:
-        err.print(f"error: {exc.message}", markup=False)
+        _say(f"error: {exc.message}")
         raise typer.Exit(1) from None
     except ValidationError as exc:
-        err.print(f"error: {invalid_request(exc).message}", markup=False)
+        _say(f"error: {invalid_request(exc).message}")
         raise typer.Exit(1) from None
     except (OSError, ValueError, SecurityError, StoreError) as exc:  # store/key store problems
-        err.print(f"error: {exc}", markup=False)
+        _say(f"error: {exc}")
         raise typer.Exit(1) from None
     if show and result is not None:
         typer.echo(json.dumps(result, indent=2))
@@ -106,7 +111,7 @@ def _validated(model: type[rq.BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate({k: v for k, v in data.items() if v is not None})
     except ValidationError as exc:
-        err.print(f"error: {invalid_request(exc).message}", markup=False)
+        _say(f"error: {invalid_request(exc).message}")
         raise typer.Exit(1) from None
 
 
@@ -173,10 +178,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        err.print(f"error: {path}: {exc}", markup=False)
+        _say(f"error: {path}: {exc}")
         raise typer.Exit(1) from None
     if not isinstance(data, dict):
-        err.print(f"error: {path}: expected a JSON object", markup=False)
+        _say(f"error: {path}: expected a JSON object")
         raise typer.Exit(1)
     return data
 
@@ -363,7 +368,7 @@ def cards_export_personalisation(
         lambda s: s.export_personalisation(card_ids, out),
         show=False,
     )
-    err.print(f"wrote {count} personalisation record(s) to {out} (mode 0600)", markup=False)
+    _say(f"wrote {count} personalisation record(s) to {out} (mode 0600)")
 
 
 @cards.command("bulk-issue")
@@ -382,7 +387,7 @@ def cards_bulk_issue(
     try:
         rows = read_rows(file)
     except BulkFileError as exc:
-        err.print(f"error: {exc}", markup=False)
+        _say(f"error: {exc}")
         raise typer.Exit(1) from None
 
     progress = Progress(
@@ -408,11 +413,8 @@ def cards_bulk_issue(
 
     summary = _run(_config(config, store), work, show=False)
     for failure in summary.failed:
-        err.print(f"{file}:{failure.line}: {failure.error}", markup=False)
-    err.print(
-        f"{summary.rows} row(s): {summary.issued} issued, {len(summary.failed)} failed",
-        markup=False,
-    )
+        _say(f"{file}:{failure.line}: {failure.error}")
+    _say(f"{summary.rows} row(s): {summary.issued} issued, {len(summary.failed)} failed")
     if results is not None:
         import csv
 
@@ -482,7 +484,7 @@ def journal_export(
     from authhost.store.interface import JournalQuery
 
     if fmt not in FORMATS:
-        err.print(f"error: --format must be one of {', '.join(FORMATS)}", markup=False)
+        _say(f"error: --format must be one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
     query = JournalQuery(card_id=card_id, account_id=account_id, since=since, until=until)
     count = _run(
@@ -490,7 +492,7 @@ def journal_export(
         lambda s: export_journal(s.store, query, fmt, out),
         show=False,
     )
-    err.print(f"wrote {count} journal entries to {out}", markup=False)
+    _say(f"wrote {count} journal entries to {out}")
 
 
 audit = typer.Typer(help="The audit log of changes (who, when, what, before/after).")
@@ -569,7 +571,7 @@ def demo(
     for card in cards:
         typer.echo(f"{card['card_id']}  {card['pan']}  {card['state']:<9}  {card['account_id']}")
     if export is not None:
-        err.print(f"wrote the demo cards and test keys to {export} (test use only)", markup=False)
+        _say(f"wrote the demo cards and test keys to {export} (test use only)")
 
 
 def register(app: typer.Typer) -> None:

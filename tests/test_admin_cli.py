@@ -1,0 +1,190 @@
+"""The card management CLI on a real SQLite file: demo export, bulk CSV, errors, journal export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import trio
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.store import opened_store
+from authhost.store.interface import Commit
+from authhost.store.records import JOURNAL_COLUMNS, JournalEntry
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """Run ``authhost ...`` against a store and a demo key store under tmp_path."""
+    config = tmp_path / "authhost.toml"
+    store_url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+    )
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None):  # noqa: A002 - mirrors CliRunner
+        return runner.invoke(app, [*args, "--config", str(config)], input=input)
+
+    run.store_url = store_url
+    return run
+
+
+def _ok(result) -> object:
+    assert result.exit_code == 0, (result.output, result.stderr)
+    return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
+
+
+def test_demo_twice_then_export(cli, tmp_path):
+    first = cli("demo")
+    assert first.exit_code == 0, first.output
+    out = tmp_path / "demo-cards.json"
+    second = cli("demo", "--export", str(out))
+    assert second.exit_code == 0, second.output
+    assert second.stdout == first.stdout  # the same cards, not new ones
+    cards = _ok(cli("cards", "list", "--limit", "1000"))
+    assert len(cards) == len(first.stdout.strip().splitlines())
+    doc = json.loads(out.read_text())
+    assert doc["test_only"] is True and set(doc["keys"]) == {"zpk", "bdk"}
+    assert {c["state"] for c in doc["cards"]} >= {"active", "created", "lost", "stolen", "closed"}
+    for card in doc["cards"]:
+        assert card["pan"] not in first.stdout  # the listing shows masked PANs only
+
+
+def test_create_issue_and_an_illegal_transition(cli):
+    product = _ok(
+        cli("products", "create", "--issuer-id", "bank", "--name", "Debit", "--bin", "541333")
+    )
+    account = _ok(cli("accounts", "create", "--balance", "5000"))
+    card = _ok(
+        cli(
+            "cards",
+            "issue",
+            "--product-id",
+            product["product_id"],
+            "--account-id",
+            account["account_id"],
+            "--idempotency-key",
+            "k-1",
+        )
+    )
+    assert card["pan"].startswith("541333******")
+    again = _ok(
+        cli(
+            "cards",
+            "issue",
+            "--product-id",
+            product["product_id"],
+            "--account-id",
+            account["account_id"],
+            "--idempotency-key",
+            "k-1",
+        )
+    )
+    assert again["card_id"] == card["card_id"]
+
+    refused = cli("cards", "activate", card["card_id"])
+    assert refused.exit_code == 1
+    assert "error:" in refused.stderr and "created" in refused.stderr
+    assert "Traceback" not in refused.output
+    assert _ok(cli("cards", "ship", card["card_id"]))["state"] == "issued"
+
+    bad = cli("products", "create", "--issuer-id", "bank", "--name", "X", "--bin", "12")
+    assert bad.exit_code == 1 and "bin" in bad.stderr
+
+    audit = _ok(cli("audit", "list", "--subject", card["card_id"]))
+    assert [e["action"] for e in audit] == ["card.issue", "card.ship"]
+    assert audit[0]["actor"].startswith("cli")
+
+
+def test_bulk_issue_reports_the_bad_line_and_issues_the_rest(cli, tmp_path):
+    _ok(
+        cli(
+            "products",
+            "create",
+            "--product-id",
+            "p",
+            "--issuer-id",
+            "b",
+            "--name",
+            "D",
+            "--bin",
+            "476173",
+        )
+    )
+    _ok(cli("accounts", "create", "--account-id", "a"))
+    rows = tmp_path / "cards.csv"
+    rows.write_text(
+        "product_id,account_id,cardholder_name\n"
+        "p,a,ADA LOVELACE\n"
+        "p,unknown,ALAN TURING\n"
+        "p,a,GRACE HOPPER\n"
+    )
+    results = tmp_path / "results.csv"
+    result = cli("cards", "bulk-issue", str(rows), "--results", str(results))
+    assert result.exit_code == 1  # something failed: say so to scripts
+    assert f"{rows}:3: account unknown not found" in result.stderr
+    assert "3 row(s): 2 issued, 1 failed" in result.stderr
+    lines = list(csv.DictReader(results.open()))
+    assert [r["line"] for r in lines] == ["2", "3", "4"]
+    assert lines[0]["pan"].startswith("476173******") and lines[1]["error"]
+    assert len(_ok(cli("cards", "list"))) == 2
+
+
+def test_bulk_issue_with_a_broken_header_issues_nothing(cli, tmp_path):
+    rows = tmp_path / "cards.csv"
+    rows.write_text("product,account\np,a\n")
+    result = cli("cards", "bulk-issue", str(rows))
+    assert result.exit_code == 1 and "line 1: missing column(s)" in result.stderr
+
+
+def test_find_reads_the_pan_from_stdin_and_shows_it_masked(cli, tmp_path):
+    out = tmp_path / "demo.json"
+    assert cli("demo", "--export", str(out)).exit_code == 0
+    pan = json.loads(out.read_text())["cards"][0]["pan"]
+    found = _ok(cli("cards", "find", input=pan + "\n"))
+    assert found["pan"] == pan[:6] + "******" + pan[-4:]
+    assert pan not in found["pan"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_journal_export_has_exactly_the_journal_columns(cli, tmp_path, fmt):
+    async def write_entries() -> None:
+        async with opened_store(cli.store_url) as store:
+            for i in range(3):
+                entry = JournalEntry(
+                    ts=time.time() + i,
+                    mti="0100",
+                    message_class="authorization",
+                    response_code="00",
+                    amount_minor=100 * (i + 1),
+                    stan=f"{i:06d}",
+                )
+                await store.commit(Commit(journal=entry))
+
+    trio.run(write_entries)
+    out = tmp_path / f"journal.{fmt}"
+    result = cli("journal", "export", "--format", fmt, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 journal entries" in result.stderr
+    if fmt == "csv":
+        with out.open() as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        assert tuple(reader.fieldnames) == JOURNAL_COLUMNS
+        assert [r["amount_minor"] for r in rows] == ["100", "200", "300"]
+    else:
+        table = pq.read_table(out)
+        assert tuple(table.column_names) == JOURNAL_COLUMNS
+        assert table.column("amount_minor").to_pylist() == [100, 200, 300]
+
+
+def test_journal_export_rejects_an_unknown_format(cli, tmp_path):
+    result = cli("journal", "export", "--format", "xlsx", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "csv, parquet" in result.stderr
