@@ -1,0 +1,237 @@
+"""Loading rules files: every error is refused with file, line, rule name and a message; the
+line is the line of the offending key (for expressions, the line inside the expression)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from authhost.rules.loader import load_rule_set
+from authhost.rules.rule import Action, Mode
+from authhost.rules.rulefile import RuleLoadError, parse_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD_TOML = '''\
+version = "v1"
+
+[[rule]]
+name = "later"
+expression = "amount > 10"
+action = "review"
+priority = 50
+
+[[rule]]
+name = "first"
+expression = """
+amount > 500.00
+and mcc in (7995, 5967)
+"""
+action = "decline"
+response_code = 5
+reason = "R-1"
+owner = "alice"
+description = "big gambling"
+priority = 10
+
+[[rule]]
+name = "points"
+expression = "score >= 700"
+action = "score"
+points = -25
+mode = "shadow"
+enabled = false
+'''
+
+
+def test_good_toml_file_loads_in_priority_order(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(GOOD_TOML)
+    rules = load_rule_set(path)
+    assert [r.name for r in rules.all_rules] == ["first", "later", "points"]
+    assert [r.name for r in rules.rules] == ["first", "later"]  # disabled ones do not run
+    first = rules.all_rules[0]
+    assert (first.action, first.response_code, first.reason, first.owner) == (
+        Action.DECLINE,
+        "05",
+        "R-1",
+        "alice",
+    )
+    assert first.line == 12  # the first line of the multi-line expression
+    points = rules.all_rules[2]
+    assert (points.points, points.mode, points.enabled) == (-25, Mode.SHADOW, False)
+    assert rules.all_rules[1].reason == "rule:later"  # default reason code
+    assert rules.label == "v1"
+    assert len(rules.version) == 12
+    path.write_text(GOOD_TOML + "\n# a comment\n")
+    assert load_rule_set(path).version != rules.version  # the version is the content hash
+
+
+def _errors(text: str, fmt: str = "toml") -> list[tuple[int, str, str]]:
+    with pytest.raises(RuleLoadError) as caught:
+        parse_rules(text, "f.toml", fmt)
+    return [(e.line, e.rule, e.message) for e in caught.value.errors]
+
+
+def test_expression_errors_carry_the_expression_line() -> None:
+    text = (
+        "[[rule]]\n"  # 1
+        'name = "ok"\n'  # 2
+        'expression = "amount > 1"\n'  # 3
+        'action = "review"\n'  # 4
+        "\n"  # 5
+        "[[rule]]\n"  # 6
+        'name = "typo"\n'  # 7
+        'action = "decline"\n'  # 8
+        'expression = "amont > 1"\n'  # 9
+        "\n"
+        "[[rule]]\n"  # 11
+        'name = "multi"\n'  # 12
+        'action = "decline"\n'  # 13
+        'expression = """\n'  # 14
+        "amount > 1 and\n"  # 15
+        "merchant == 5\n"  # 16
+        '"""\n'
+        "[[rule]]\n"  # 18
+        'name = "syntax"\n'  # 19
+        "expression = 'amount >> >'\n"  # 20
+        'action = "review"\n'
+    )
+    found = _errors(text)
+    assert [(line, rule) for line, rule, _ in found] == [(9, "typo"), (16, "multi"), (20, "syntax")]
+    assert "did you mean 'amount'" in found[0][2]
+    assert "quote the value" in found[1][2]
+    assert "syntax error" in found[2][2]
+
+
+def test_error_string_names_file_line_and_rule() -> None:
+    with pytest.raises(RuleLoadError) as caught:
+        parse_rules('[[rule]]\nname = "x"\nexpression = "amont > 1"\naction = "review"\n', "r.toml")
+    assert str(caught.value).startswith("r.toml:3: rule 'x': unknown variable 'amont'")
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        ('name = "a"\nexpression = "amount > 1"\n', 0, "action is required"),
+        ('name = "a"\nexpression = "amount > 1"\naction = "block"\n', 4, "not one of"),
+        ('name = "a"\nexpression = "amount > 1"\naction = "review"\nmode = "dry"\n', 5, "mode"),
+        ('name = "a"\naction = "review"\n', 0, "expression is required"),
+        ('expression = "amount > 1"\naction = "review"\n', 0, "name is required"),
+        ('name = "a;b"\nexpression = "amount > 1"\naction = "review"\n', 2, "name is required"),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "decline"\nresponse_code = "00"\n',
+            5,
+            "not a decline code",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nresponse_code = "59"\n',
+            5,
+            "only for action = 'decline'",
+        ),
+        ('name = "a"\nexpression = "amount > 1"\naction = "score"\n', 0, "needs points"),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "score"\npoints = 1.5\n',
+            5,
+            "needs points",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\npoints = 3\n',
+            5,
+            "only for action = 'score'",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nenabled = "yes"\n',
+            5,
+            "true or false",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\npriority = "high"\n',
+            5,
+            "whole number",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nexpresion = "x"\n',
+            5,
+            "did you mean 'expression'",
+        ),
+    ],
+)
+def test_field_errors(body: str, line: int, message: str) -> None:
+    found = _errors("[[rule]]\n" + body)
+    assert len(found) == 1
+    got_line, _, got_message = found[0]
+    assert message in got_message
+    assert got_line == (line or 1)  # 0 here = reported at the [[rule]] header
+
+
+def test_duplicate_names_and_all_errors_at_once() -> None:
+    text = (
+        '[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n'
+        '[[rule]]\nname = "a"\nexpression = "amount > 2"\naction = "review"\n'
+        '[[rule]]\nname = "b"\nexpression = "nope > 1"\naction = "review"\n'
+    )
+    found = _errors(text)
+    assert (6, "a") == found[1][:2] or (6, "a") == found[0][:2]
+    assert any("duplicate rule name (first at line 2)" in m for _, _, m in found)
+    assert any(rule == "b" and line == 11 for line, rule, _ in found)
+
+
+def test_toml_syntax_error_has_a_line() -> None:
+    found = _errors('[[rule]]\nname = "a"\nexpression = "amount > 1\naction = "review"\n')
+    assert found[0][0] == 3
+    assert found[0][2].startswith("TOML:")
+
+
+def test_unknown_top_level_key() -> None:
+    found = _errors('rules = 1\n[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
+    assert "unknown top-level key(s): rules" in found[0][2]
+
+
+YAML = """\
+version: y1
+rule:
+  - name: ok
+    expression: amount > 1
+    action: review
+  - name: block
+    action: decline
+    expression: |
+      amount > 1
+      and amont < 2
+  - name: quoted
+    action: review
+    expression: "merchant == 5"
+"""
+
+
+def test_yaml_errors_carry_lines() -> None:
+    found = _errors(YAML, "yaml")
+    assert [(line, rule) for line, rule, _ in found] == [(10, "block"), (13, "quoted")]
+
+
+def test_yaml_good_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(YAML.replace("amont", "amount").replace("merchant == 5", "merchant == '5'"))
+    rules = load_rule_set(path)
+    assert [r.name for r in rules.rules] == ["ok", "block", "quoted"]
+    assert rules.rules[1].line == 9
+    assert rules.label == "y1"
+
+
+def test_yaml_syntax_error() -> None:
+    found = _errors("rule:\n  - name: a\n   bad: [\n", "yaml")
+    assert found[0][0] >= 2 and found[0][2].startswith("YAML:")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RuleLoadError) as caught:
+        load_rule_set(tmp_path / "nope.toml")
+    assert "nope.toml" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["fraud_rules.toml", "fraud_rules.yaml"])
+def test_example_files_load(name: str) -> None:
+    rules = load_rule_set(ROOT / "examples" / "rules" / name)
+    assert len(rules.rules) >= 2
