@@ -20,11 +20,13 @@ with warnings.catch_warnings():
     import psec
     import pyemv
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-pytestmark = [pytestmark, pytest.mark.filterwarnings("ignore:.*TripleDES.*")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning"),
+]
 
 TEST_BINS = ("400000", "541333", "476173")
-MANY = settings(max_examples=1000, deadline=None)
+MANY = settings(max_examples=400, deadline=None)  # ~4,000 random cases in all
 
 
 def luhn_complete(body: str) -> str:
@@ -69,7 +71,7 @@ def test_format3_decodes_psec_and_psec_decodes_ours(pin: str, pan: str) -> None:
     assert psec.pinblock.decode_pinblock_iso_3(ours, pan) == pin
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(key=aes_keys, pin=pins, pan=pans())
 def test_format4_round_trips_with_psec(key: bytes, pin: str, pan: str) -> None:
     theirs = psec.pinblock.encipher_pinblock_iso_4(key, pin, pan)
@@ -78,7 +80,7 @@ def test_format4_round_trips_with_psec(key: bytes, pin: str, pan: str) -> None:
     assert psec.pinblock.decipher_pinblock_iso_4(key, ours, pan) == pin
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(key=tdes_keys, pin=pins, pan=pans(), fmt=st.sampled_from([0, 1, 3]))
 def test_encrypted_tdes_blocks_decrypt_with_psec(key, pin, pan, fmt) -> None:
     block = pinblock.encrypt_pin_block(key, pin, pan, PinBlockFormat(fmt))
