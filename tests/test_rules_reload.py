@@ -1,0 +1,176 @@
+"""Hot reload: the whole set swaps atomically, a bad file leaves the old rules in force, every
+reload is logged with its version, counters survive reloads and reach Prometheus."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from authhost.cards.velocity import Velocity
+from authhost.config import RulesConfig
+from authhost.models.context import TxContext
+from authhost.rules.loader import RuleSource
+from authhost.rules.metrics import RuleMetricsCollector
+from authhost.rules.rulefile import RuleLoadError
+
+CTX = TxContext(
+    ts=1_764_000_000.0,
+    amount_minor=10_000,
+    currency="978",
+    mcc="5411",
+    country="276",
+    channel="pos",
+    entry_mode="05",
+    terminal="T-1",
+    merchant="M-1",
+    acquirer="123456",
+    tx_type="00",
+    card_id="card-1",
+    bin="400000",
+    product="classic",
+    home_country="276",
+    card_age_days=3.0,
+    available=250_000,
+    pin_present=True,
+    velocity=Velocity(),
+)
+RULES_PER_VERSION = 40
+
+
+def version_file(n: int) -> str:
+    """Version n: 40 matching rules whose reasons all say 'v<n>'; odd versions decline."""
+    action = 'action = "decline"' if n % 2 else 'action = "review"'
+    return "".join(
+        f'[[rule]]\nname = "r{i}"\nexpression = "amount > {i % 7}"\n{action}\nreason = "v{n}"\n\n'
+        for i in range(RULES_PER_VERSION)
+    )
+
+
+def write(path: Path, text: str) -> None:
+    """Write so that the size or mtime changes even within one clock tick."""
+    path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+def test_concurrent_evaluations_each_see_exactly_one_full_version(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    write(path, version_file(0))
+    source = RuleSource(path)
+    stop = threading.Event()
+    seen: list[set[str]] = []
+    problems: list[str] = []
+
+    def evaluate() -> None:
+        while not stop.is_set():
+            out = source.evaluate(CTX, None)
+            versions = set(out.reason_codes)
+            if len(versions) != 1 or len(out.matched) != RULES_PER_VERSION:
+                problems.append(f"{len(out.matched)} matches, reasons {versions}")
+                return
+            (version,) = versions
+            declined = out.decline_code is not None
+            if declined != (int(version[1:]) % 2 == 1) or declined == out.review:
+                problems.append(f"{version} with decline={declined} review={out.review}")
+                return
+            seen.append(versions)
+
+    workers = [threading.Thread(target=evaluate) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for n in range(1, 13):
+            write(path, version_file(n))
+            result = source.reload()
+            assert result.ok and result.changed
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert problems == []
+    assert len({v for s in seen for v in s}) > 1  # evaluations really ran across reloads
+    assert source.evaluate(CTX, None).reason_codes[0] == "v12"
+
+
+def test_bad_file_is_refused_and_old_rules_stay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "rules.toml"
+    write(path, version_file(1))
+    caplog.set_level(logging.INFO, logger="authhost.rules")
+    source = RuleSource(path)
+    good_version = source.version
+    assert f"version {good_version}" in caplog.text
+    write(path, version_file(2) + '[[rule]]\nname = "bad"\nexpression = "amont > 1"\n')
+    result = source.reload()
+    assert not result.ok and result.version == good_version
+    assert "amont" in result.message and "rules.toml:" in result.message
+    assert source.version == good_version
+    assert source.evaluate(CTX, None).decline_code == "59"  # version 1 still in force
+    assert "reload refused, keeping version " + good_version in caplog.text
+    assert source.reload_if_changed() is None  # the same bad file is not retried on each poll
+    write(path, version_file(2))
+    result = source.reload_if_changed()
+    assert result is not None and result.ok and result.version != good_version
+    assert f"(was {good_version})" in caplog.text
+    assert source.evaluate(CTX, None).review is True
+    assert (source.reloads_ok, source.reloads_failed) == (1, 1)
+
+
+def test_reload_if_changed_only_when_something_changed(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "merchant_block.txt").write_text("M-9\n")
+    write(
+        path,
+        '[[rule]]\nname = "b"\nexpression = "merchant in list(\'merchant_block\')"\n'
+        'action = "decline"\n',
+    )
+    source = RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists)))
+    assert source.reload_if_changed() is None
+    assert source.evaluate(CTX, None).decline_code is None
+    (lists / "merchant_block.txt").write_text("# now blocked\nM-9\nM-1\n")
+    result = source.reload_if_changed()
+    assert result is not None and result.ok and not result.changed  # same rules, new lists
+    assert source.evaluate(CTX, None).decline_code == "59"
+    # the store's lists win over file lists of the same name
+    assert source.evaluate(CTX, None, {"merchant_block": frozenset()}).decline_code is None
+
+
+def test_bad_file_at_start_up_raises(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    write(path, '[[rule]]\nname = "x"\n')
+    with pytest.raises(RuleLoadError):
+        RuleSource(path)
+
+
+def test_no_file_means_no_rules() -> None:
+    source = RuleSource(None)
+    assert len(source.rules) == 0 and source.evaluate(CTX, 999).decline_code is None
+
+
+def test_counters_survive_reloads_and_reach_prometheus(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    write(path, version_file(1))
+    source = RuleSource(path)
+    registry = CollectorRegistry()
+    registry.register(RuleMetricsCollector(source))
+    for _ in range(3):
+        source.evaluate(CTX, None)
+    write(path, version_file(3))
+    assert source.reload().ok
+    source.evaluate(CTX, None)
+    stats = source.rule_stats()
+    assert (stats["r0"].evaluated, stats["r0"].matched, stats["r0"].declined) == (4, 4, 4)
+    assert (stats["r1"].evaluated, stats["r1"].declined) == (4, 0)
+    text = generate_latest(registry).decode()
+    assert 'authhost_rule_evaluations_total{rule="r0"} 4.0' in text
+    assert 'authhost_rule_declines_total{rule="r0"} 4.0' in text
+    assert f'authhost_rules_active{{version="{source.version}"}} 40.0' in text
+    assert 'authhost_rules_reloads_total{result="ok"} 1.0' in text
