@@ -8,6 +8,7 @@ import re
 import pytest
 from test_admin_support import (
     AUDITOR_TOKEN,
+    OPERATOR_TOKEN,
     call,
     open_service,
     raw_exchange,
@@ -260,3 +261,25 @@ async def test_no_clear_pan_in_any_response_or_log(tmp_path, caplog):
         assert re.search(r"476173\*{6}\d{4}", text)  # masked PANs are there...
         for pan in pans:
             assert pan not in text  # ...clear ones never
+
+
+async def test_keep_alive_answers_pipelined_requests_in_order(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        auth = f"Authorization: Bearer {AUDITOR_TOKEN}\r\n".encode()
+        request = b"GET /v1/products HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+        last = b"GET /v1/lists HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + b"\r\n"
+        answer = await raw_exchange(port, request + request + last)
+        assert answer.count(b"HTTP/1.1 200") == 3
+        assert answer.rstrip().endswith(b'{"lists":[]}')
+
+
+async def test_an_oversized_body_is_refused_with_413(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        head = (
+            b"PUT /v1/lists/huge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2097152\r\n"
+            + f"Authorization: Bearer {OPERATOR_TOKEN}\r\n\r\n".encode()
+        )
+        answer = await raw_exchange(port, head + b'{"values": ["xxxx')
+        assert answer.startswith(b"HTTP/1.1 413") and b"larger than" in answer
+        assert await service.list_names() == []
