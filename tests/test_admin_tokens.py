@@ -1,0 +1,88 @@
+"""Admin API token configuration: files (TOML, JSON, hashed or clear), inline, and mistakes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from authhost.admin.tokens import AuthFailure, Role, TokenConfigError, TokenTable
+from authhost.config import AdminConfig
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_toml_file_with_hashed_and_clear_tokens(tmp_path):
+    path = tmp_path / "tokens.toml"
+    path.write_text(
+        f'[[token]]\nname = "alice"\nrole = "operator"\nsha256 = "{_sha("s3cret-a")}"\n\n'
+        '[[token]]\nname = "audit"\nrole = "Auditor"\ntoken = "s3cret-b"\n'
+    )
+    table = TokenTable.from_config(AdminConfig(tokens_file=str(path)))
+    alice = table.authenticate("Bearer s3cret-a")
+    assert (alice.name, alice.role, alice.can_write) == ("alice", Role.OPERATOR, True)
+    audit = table.authenticate("bearer   s3cret-b ")
+    assert (audit.name, audit.role, audit.can_write) == ("audit", Role.AUDITOR, False)
+
+
+def test_json_mapping_and_inline_tokens_together(tmp_path):
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps({"tok-1": "operator"}))
+    table = TokenTable.from_config(AdminConfig(tokens_file=str(path), tokens="tok-2:auditor"))
+    assert table.authenticate("Bearer tok-1").role is Role.OPERATOR
+    inline = table.authenticate("Bearer tok-2")
+    assert inline.role is Role.AUDITOR
+    assert inline.name == f"auditor:{_sha('tok-2')[:8]}"  # never the token itself
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (None, "missing Authorization"),
+        ("", "missing Authorization"),
+        ("Basic dG9rLTE=", "Bearer"),
+        ("Bearer", "Bearer"),
+        ("Bearer tok-x", "invalid token"),
+    ],
+)
+def test_authentication_failures_are_401_with_a_reason(header, message):
+    table = TokenTable.of(**{"tok-1": "operator"})
+    with pytest.raises(AuthFailure) as failure:
+        table.authenticate(header)
+    assert failure.value.status == 401 and message in failure.value.message
+    assert "tok-1" not in failure.value.message
+
+
+def test_no_tokens_configured_refuses_everything():
+    with pytest.raises(AuthFailure, match="no admin API tokens"):
+        TokenTable.from_config(AdminConfig()).authenticate("Bearer anything")
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        ('[[token]]\nrole = "root"\ntoken = "x"\n', ".toml", "operator or auditor"),
+        ('[[token]]\nrole = "operator"\n', ".toml", "needs token or sha256"),
+        ('[[token]]\nrole = "operator"\nsha256 = "abc"\n', ".toml", "64 hex"),
+        ("{not json", ".json", "not valid"),
+        ("[1, 2]", ".json", "expected a table"),
+    ],
+    ids=["unknown role", "no secret", "short digest", "bad JSON", "JSON list"],
+)
+def test_bad_token_files_are_reported_without_secrets(tmp_path, content, suffix, message):
+    path = tmp_path / f"tokens{suffix}"
+    path.write_text(content)
+    with pytest.raises(TokenConfigError, match=message):
+        TokenTable.from_config(AdminConfig(tokens_file=str(path)))
+
+
+def test_missing_file_and_bad_inline_entries(tmp_path):
+    with pytest.raises(TokenConfigError, match="cannot read"):
+        TokenTable.from_config(AdminConfig(tokens_file=str(tmp_path / "none.toml")))
+    with pytest.raises(TokenConfigError, match="expected token:role"):
+        TokenTable.from_config(AdminConfig(tokens="just-a-token"))
+    with pytest.raises(TokenConfigError, match="operator or auditor"):
+        TokenTable.from_config(AdminConfig(tokens="tok:admin"))
