@@ -1,0 +1,115 @@
+"""``authhost keys ...`` end to end through the real CLI app, on a key store in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.config import SecurityConfig
+from authhost.security.keystore import KeyStore
+from authhost.security.module import SecurityModule
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[CliRunner, list[str], Path, str]:
+    key_store = tmp_path / "keys.json"
+    config = tmp_path / "authhost.toml"
+    config.write_text(f'[security]\nkey_store = "{key_store}"\n')
+    master = secrets.token_hex(32)
+    runner = CliRunner(env={"AUTHHOST_MASTER_KEY": master})
+    return runner, ["--config", str(config)], key_store, master
+
+
+def run(runner: CliRunner, *args: str, input: str | None = None):  # noqa: A002
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def test_generate_list_export_import_round_trip(setup) -> None:
+    runner, cfg, key_store, master = setup
+    assert run(runner, "keys", "generate", "kek", "--type", "kek", *cfg).exit_code == 0
+    result = run(runner, "keys", "generate", "zpk-acq1", "--type", "zpk", *cfg)
+    assert result.exit_code == 0 and "KCV" in result.output
+    kcv = result.output.split("KCV ")[1].strip()
+
+    listing = run(runner, "keys", "list", *cfg)
+    assert listing.exit_code == 0
+    assert "zpk-acq1" in listing.output and kcv in listing.output and "kek" in listing.output
+    clear = KeyStore.load(key_store, bytes.fromhex(master)).get("zpk-acq1").material.hex()
+    assert clear.upper() not in listing.output.upper()
+
+    exported = run(runner, "keys", "export", "zpk-acq1", *cfg)
+    assert exported.exit_code == 0
+    block = exported.stdout.strip().splitlines()[0]
+    assert block.startswith("D") and block[5:7] == "P0"
+    assert clear.upper() not in exported.output.upper()
+
+    imported = run(runner, "keys", "import", "zpk-copy", block, "--kcv", kcv, *cfg)
+    assert imported.exit_code == 0 and kcv in imported.output
+    mismatch = run(runner, "keys", "import", "zpk-bad", block, "--kcv", "000000", *cfg)
+    assert mismatch.exit_code == 1 and "differs" in mismatch.output
+    again = run(runner, "keys", "import", "zpk-copy", block, *cfg)
+    assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_tdes_kek_exports_version_b(setup) -> None:
+    runner, cfg, _, _ = setup
+    run(runner, "keys", "generate", "kek-b", "--type", "kek", "--algorithm", "tdes", *cfg)
+    run(runner, "keys", "generate", "cvk", "--type", "cvk", *cfg)
+    result = run(runner, "keys", "export", "cvk", "--kek", "kek-b", *cfg)
+    assert result.exit_code == 0 and result.stdout.startswith("B") and result.stdout[5:7] == "C0"
+
+
+def test_kek_from_components(setup) -> None:
+    runner, cfg, key_store, master = setup
+    one, two = secrets.token_hex(32), secrets.token_hex(32)
+    result = run(runner, "keys", "components", "kek-partner", *cfg, input=f"{one}\n{two}\n")
+    assert result.exit_code == 0, result.output
+    assert one not in result.output and two not in result.output
+    key = KeyStore.load(key_store, bytes.fromhex(master)).get("kek-partner")
+    expected = bytes(a ^ b for a, b in zip(bytes.fromhex(one), bytes.fromhex(two), strict=True))
+    assert key.material == expected and key.kcv in result.output
+
+
+def test_rotate_pan_key_keeps_old_pans_readable(setup, tmp_path) -> None:
+    runner, cfg, key_store, master = setup
+    run(runner, "keys", "generate", "pan-hash", "--type", "pan-hash", *cfg)
+    run(runner, "keys", "generate", "pan-data", "--type", "pan-data", *cfg)
+    security = SecurityConfig(key_store=str(key_store))
+    hsm = SecurityModule.open(security, env={"AUTHHOST_MASTER_KEY": master})
+    old = hsm.encrypt_pan("4761739001010010", "card-7")
+    result = run(runner, "keys", "rotate-pan-key", *cfg)
+    assert result.exit_code == 0 and "version 2" in result.output
+    hsm.reload()
+    assert hsm.encrypt_pan("4761739001010010", "card-7")[1:3] == b"\x00\x02"
+    assert hsm.decrypt_pan(old, "card-7") == "4761739001010010"
+
+
+def test_errors_are_messages_not_tracebacks(setup, tmp_path) -> None:
+    runner, cfg, _, _ = setup
+    no_master = CliRunner(env={"AUTHHOST_MASTER_KEY": ""})
+    result = run(no_master, "keys", "list", *cfg)
+    assert result.exit_code == 1 and "AUTHHOST_MASTER_KEY" in result.output
+    assert "Traceback" not in result.output
+    missing = run(runner, "keys", "list", *cfg)
+    assert missing.exit_code == 1 and "not found" in missing.output
+    run(runner, "keys", "generate", "kek", "--type", "kek", *cfg)
+    bad = run(runner, "keys", "import", "x", "D0016P0AE00E0000", *cfg)
+    assert bad.exit_code == 1 and "cannot import" in bad.output
+    unknown = run(runner, "keys", "export", "nope", *cfg)
+    assert unknown.exit_code == 1 and "'nope'" in unknown.output
+
+
+def test_key_store_file_holds_no_clear_key(setup) -> None:
+    runner, cfg, key_store, master = setup
+    run(runner, "keys", "generate", "pvk", "--type", "pvk", *cfg)
+    store = KeyStore.load(key_store, bytes.fromhex(master))
+    text = key_store.read_text()
+    assert store.get("pvk").material.hex() not in text.lower()
+    assert master.lower() not in text.lower()
+    assert json.loads(text)["keys"][0]["kcv"] == store.get("pvk").kcv
+    assert key_store.stat().st_mode & 0o077 == 0
