@@ -70,6 +70,7 @@ class ServerConfig:
     log_format: str = _key("json", "log line format: json or text")
     shutdown_grace_s: float = _key(10.0, "seconds to finish in-flight requests on shutdown")
     pid_file: str = _key("authhost.pid", "file the server writes its pid to (SIGHUP reloads)")
+    node_id: int = _key(0, "this process's number (0-7) in approval codes; workers get theirs")
 
 
 @dataclass(frozen=True)

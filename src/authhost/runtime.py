@@ -1,20 +1,39 @@
 """Composition root for ``authhost serve``: builds the store, security module, rules, models and
 the auth pipeline from one Config, and hands the server a decision handler plus the background
 services (admin API, rule file watcher) it should run in its nursery.
+
+This is the only module that knows every part; each part knows only the values it is given.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
 
+import trio
+
+from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
+from authhost.auth.factory import build_advice_pipeline, build_pipeline
+from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
+from authhost.models.context import TxContext
+from authhost.store import open_store
+from authhost.store.interface import CardStore
+
+log = logging.getLogger("authhost.runtime")
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
 Service = Callable[[], Awaitable[None]]
+DEMO_EXPORT = "demo-cards.json"
+RULES_POLL_S = 1.0
+STORE_LISTS_POLL_S = 10.0
 
 
 @dataclass
@@ -25,14 +44,141 @@ class Runtime:
     services: list[Service] = field(default_factory=list)  # run until cancelled
     reloaders: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # on SIGHUP
     banner: list[str] = field(default_factory=list)  # start-up lines for the operator
+    collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
 
     async def reload(self) -> None:
         for reload in self.reloaders:
             await reload()
 
 
+class RulesWithStoreLists:
+    """The rule source plus the named lists analysts edit in the admin API (kept in the store).
+
+    The store's lists are read at start, on reload and every few seconds, never per request.
+    """
+
+    def __init__(self, source: Any, store: CardStore) -> None:  # rules.loader.RuleSource
+        self.source = source
+        self._store = store
+        self._lists: Mapping[str, frozenset[str]] = {}
+
+    async def refresh_lists(self) -> None:
+        names = await self._store.list_names()
+        self._lists = {name: await self._store.get_list(name) for name in names}
+
+    def evaluate(self, ctx: TxContext, score: int | None) -> Any:
+        return self.source.evaluate(ctx, score, self._lists)
+
+
 @asynccontextmanager
 async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[Runtime]:
-    """Open everything ``authhost serve`` needs; closes it on exit. Filled in by the lead."""
-    raise NotImplementedError("the auth pipeline composition is being written")
-    yield  # pragma: no cover
+    """Open everything ``authhost serve`` needs; closes it on exit."""
+    from authhost.admin.service import CardService
+    from authhost.security.module import SecurityModule
+
+    demo = demo or config.security.demo
+    security = SecurityModule.open(config.security, demo=demo)
+    store = await open_store(config.store.url)
+    try:
+        banner = [f"store: {redacted(config.store.url)}"]
+        cards = CardService(store, security, actor="system")
+        if demo:
+            banner.extend(await prepare_demo(cards))
+
+        rules = await open_rules(config, store)
+        scorer = open_scorer(config)
+        pipeline = build_pipeline(config.auth, security, config.models, scorer, rules)
+        banner.append("pipeline: " + " -> ".join(pipeline.names))
+        if rules is not None:
+            banner.append(f"rules: {config.rules.file} version {rules.source.version}")
+        if scorer is not None:
+            banner.append(f"model: {scorer.describe()}")
+        handler = AuthService(
+            store,
+            security,
+            pipeline,
+            build_advice_pipeline(),
+            ApprovalCodes(config.server.node_id),
+            config.server.timeout_response_code,
+        )
+        runtime = Runtime(handler=handler, banner=banner)
+        if config.admin.port:
+            from authhost.admin.http import serve_admin
+
+            runtime.services.append(partial(serve_admin, cards, config.admin))
+        if rules is not None:
+            runtime.reloaders.append(partial(reload_rules, rules))
+            runtime.services.append(partial(refresh_store_lists, rules))
+            if config.rules.watch and config.rules.file:
+                runtime.services.append(partial(watch_rules_file, rules))
+            from authhost.rules.metrics import RuleMetricsCollector
+
+            runtime.collectors.append(RuleMetricsCollector(rules.source))
+        if scorer is not None:
+            runtime.reloaders.append(scorer.reload)
+        yield runtime
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()
+
+
+async def prepare_demo(cards: Any) -> list[str]:
+    """Create the demo cards and write their test-only export for the simulator."""
+    from authhost.admin.demo import ensure_demo, export_demo
+
+    views = await ensure_demo(cards)
+    path = Path(DEMO_EXPORT)
+    await export_demo(cards, path)
+    return [
+        f"demo: {len(views)} demo cards ready (TEST ONLY); their PANs, PINs and test keys are "
+        f"in {path.resolve()} for the simulator: authhost-sim send --cards {path}",
+    ]
+
+
+async def open_rules(config: Config, store: CardStore) -> RulesWithStoreLists | None:
+    if not config.rules.file and not config.rules.lists_dir:
+        return None
+    from authhost.rules.loader import RuleSource
+
+    source = RuleSource.from_config(config.rules)
+    rules = RulesWithStoreLists(source, store)
+    await rules.refresh_lists()
+    return rules
+
+
+def open_scorer(config: Config) -> Any:
+    """The active fraud model (champion and optional challenger), if one is installed."""
+    return None
+
+
+async def reload_rules(rules: RulesWithStoreLists) -> None:
+    result = await trio.to_thread.run_sync(rules.source.reload)
+    await rules.refresh_lists()
+    if not result.ok:
+        log.error("rules reload refused: %s", result.message)
+
+
+async def watch_rules_file(rules: RulesWithStoreLists) -> None:
+    """Reload when the rules file or lists change (a bad file is refused; old rules stay)."""
+    while True:
+        await trio.sleep(RULES_POLL_S)
+        await trio.to_thread.run_sync(rules.source.reload_if_changed)
+
+
+async def refresh_store_lists(rules: RulesWithStoreLists) -> None:
+    while True:
+        await trio.sleep(STORE_LISTS_POLL_S)
+        try:
+            await rules.refresh_lists()
+        except Exception:
+            log.exception("reading the store's named lists failed; keeping the last ones")
+
+
+def redacted(url: str) -> str:
+    """A store URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
