@@ -1,0 +1,99 @@
+"""Transactions under construction: parallel numpy columns, coded as small integers.
+
+The generator works on integer codes (card index, category index, country index...) so that
+tens of millions of values are cheap; ``simulator.traffic`` turns them into the journal's
+text columns at the very end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
+POS, ATM, ECOMMERCE, CONTACTLESS, MOTO = range(5)
+ENTRY_MODES = ("051", "071", "812", "901", "010")  # chip, contactless, e-commerce, stripe, keyed
+CHIP, TAP, ONLINE, STRIPE, KEYED = range(5)
+TX_TYPES = ("00", "01", "20", "31")  # purchase, cash, refund, balance inquiry
+PURCHASE, CASH, REFUND, INQUIRY = range(4)
+SCENARIOS = (
+    "normal",
+    "travel",
+    "card_testing",
+    "compromised_merchant",
+    "stolen_card",
+    "account_takeover",
+)
+NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER = range(6)
+FORCED_CODES = ("", "55", "N7", "43")  # decided by the scenario, not by the funds check
+FREE, WRONG_PIN, WRONG_CVV2, REPORTED_STOLEN = range(4)
+
+
+@dataclass(slots=True)
+class TxBatch:
+    """Columns of a set of transactions (one element per transaction)."""
+
+    card: np.ndarray  # int64 card index
+    ts: np.ndarray  # float64 epoch seconds (UTC)
+    category: np.ndarray  # int64 index into habits.CATEGORIES
+    country: np.ndarray  # int64 index into geography.COUNTRIES
+    merchant: np.ndarray  # int64 merchant index
+    terminal: np.ndarray  # int64 terminal index
+    channel: np.ndarray  # int8 index into CHANNELS
+    entry: np.ndarray  # int8 index into ENTRY_MODES
+    tx_type: np.ndarray  # int8 index into TX_TYPES
+    amount: np.ndarray  # int64 minor units (EUR cents)
+    pin_present: np.ndarray  # bool
+    forced: np.ndarray  # int8 index into FORCED_CODES
+    label: np.ndarray  # int8, 1 = fraud
+    scenario: np.ndarray  # int8 index into SCENARIOS
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, index: np.ndarray) -> TxBatch:
+        """The rows at ``index`` (an integer or boolean array), as a new batch."""
+        return TxBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, batches: Sequence[TxBatch]) -> TxBatch:
+        return cls(
+            **{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)}
+        )
+
+
+_DTYPES = {
+    "card": np.int64,
+    "ts": np.float64,
+    "category": np.int64,
+    "country": np.int64,
+    "merchant": np.int64,
+    "terminal": np.int64,
+    "channel": np.int8,
+    "entry": np.int8,
+    "tx_type": np.int8,
+    "amount": np.int64,
+    "pin_present": np.bool_,
+    "forced": np.int8,
+    "label": np.int8,
+    "scenario": np.int8,
+}
+
+
+class RowBuilder:
+    """Collects scenario transactions one at a time (scenarios are few; normal traffic is not
+    built this way)."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, list[object]] = {name: [] for name in _DTYPES}
+
+    def add(self, **values: object) -> None:
+        for name, column in self._columns.items():
+            column.append(values[name])
+
+    def batch(self) -> TxBatch:
+        return TxBatch(
+            **{name: np.array(col, dtype=_DTYPES[name]) for name, col in self._columns.items()}
+        )

@@ -1,0 +1,29 @@
+"""The ``authhost-sim`` command: one typer app; each tool registers its own commands."""
+
+from __future__ import annotations
+
+import typer
+
+from simulator import traffic_command
+
+app = typer.Typer(
+    name="authhost-sim",
+    help="Terminal and switch simulator, labelled traffic generator and load generator for "
+    "authhost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root() -> None:
+    """Tools that talk to authhost the way acquirers and switches do: over ISO 8583."""
+
+
+for module in (traffic_command,):
+    module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,302 @@
+"""Labelled traffic: a seeded, reproducible stream of journal rows with fraud scenarios.
+
+``generate(TrafficConfig(...))`` simulates a card population over a period and returns a
+``Traffic`` whose columns are exactly the journal export's (``JOURNAL_COLUMNS``) plus ``label``
+(1 = fraud) and ``scenario``. Rules backtests and model training read it like a real export.
+
+Scenario rates are shares of cards: ``stolen_card=0.003`` means 0.3% of the cards are stolen
+at some point of the period (each victim then makes several fraudulent transactions). All
+amounts are in the account currency (EUR, as the demo issuer's accounts), as a scheme converts
+them before they reach the issuer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from authhost.admin.journal_export import journal_schema
+from simulator import geography, habits, scenarios
+from simulator.batch import (
+    ATM,
+    CHANNELS,
+    ENTRY_MODES,
+    REFUND,
+    SCENARIOS,
+    TX_TYPES,
+    TxBatch,
+)
+from simulator.population import DAY, PRODUCTS, Cards, make_cards, make_merchants
+from simulator.settle import APPROVED, REASONS, RESPONSE_CODES, settle
+from simulator.spending import everyday
+
+CURRENCY = "978"
+DEFAULT_START = 1767225600.0  # 2026-01-01T00:00:00Z: a fixed start keeps seeds reproducible
+FORMATS = ("csv", "parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRates:
+    """Share of cards each scenario touches during the period (0.004 = 0.4% of cards)."""
+
+    card_testing: float = 0.004
+    compromised_merchant: float = 0.006
+    stolen_card: float = 0.003
+    account_takeover: float = 0.003
+    travel: float = 0.08  # genuine: label 0
+
+    def __post_init__(self) -> None:
+        for name, value in dataclasses.asdict(self).items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"the {name} rate must be between 0 and 1, got {value}")
+        fraud = self.card_testing + self.compromised_merchant
+        fraud += self.stolen_card + self.account_takeover
+        if fraud > 0.9:
+            raise ValueError("the fraud scenario rates add up to more than 90% of the cards")
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficConfig:
+    cards: int = 5000
+    days: int = 90
+    seed: int = 7
+    start: float = DEFAULT_START  # epoch seconds, UTC
+    rates: ScenarioRates = field(default_factory=ScenarioRates)
+
+    def __post_init__(self) -> None:
+        if self.cards < 1:
+            raise ValueError("the population needs at least one card")
+        if self.days < 3:
+            raise ValueError("the period must be at least 3 days")
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """Generated rows in time order, as Arrow columns (journal columns, then label, scenario)."""
+
+    columns: dict[str, pa.Array]
+    config: TrafficConfig
+
+    def __len__(self) -> int:
+        return len(self.columns["ts"])
+
+    def table(self) -> pa.Table:
+        schema = labelled_schema()
+        arrays = [self.columns[name].cast(schema.field(name).type) for name in schema.names]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def rows(self) -> list[dict[str, object]]:
+        """Row dicts (what ``authhost.models.context.replay_contexts`` takes)."""
+        return self.table().to_pylist()
+
+    def write(self, path: Path, fmt: str | None = None) -> int:
+        """Write CSV or Parquet (from ``fmt`` or the file suffix); return the row count."""
+        fmt = (fmt or path.suffix.lstrip(".")).lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"output format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+        table = self.table()
+        if fmt == "csv":
+            pacsv.write_csv(table, path)
+        else:
+            pq.write_table(table, path)
+        return len(self)
+
+    def summary(self) -> dict[str, object]:
+        """Counts for a person to sanity-check: rows, fraud rows, cards per scenario."""
+        scenario = self.columns["scenario"].to_numpy(zero_copy_only=False)
+        card = self.columns["card_id"].to_numpy(zero_copy_only=False)
+        codes = self.columns["response_code"].to_numpy(zero_copy_only=False)
+        return {
+            "rows": len(self),
+            "cards": self.config.cards,
+            "days": self.config.days,
+            "seed": self.config.seed,
+            "fraud_rows": int(pc.sum(self.columns["label"]).as_py() or 0),
+            "rows_by_scenario": dict(Counter(scenario.tolist())),
+            "cards_by_scenario": {
+                name: len(np.unique(card[scenario == name])) for name in SCENARIOS
+            },
+            "response_codes": dict(Counter(codes.tolist())),
+        }
+
+
+def labelled_schema() -> pa.Schema:
+    """The journal export schema plus ``label`` (int8, 1 = fraud) and ``scenario`` (text)."""
+    schema = journal_schema()
+    return schema.append(pa.field("label", pa.int8())).append(pa.field("scenario", pa.string()))
+
+
+def generate(config: TrafficConfig | None = None) -> Traffic:
+    """Simulate ``config.cards`` cards over ``config.days`` days; same config, same rows."""
+    config = config or TrafficConfig()
+    rng = np.random.default_rng(config.seed)
+    rates, n, days, start = config.rates, config.cards, config.days, config.start
+    end = start + days * DAY
+    cards = make_cards(n, start, rng)
+    merchants = make_merchants(n, rng)
+    daily = everyday(cards, merchants, start, days, rng)
+
+    travellers = rng.choice(n, size=round(rates.travel * n), replace=False)
+    daily, trips = scenarios.travel(cards, merchants, daily, travellers, start, days, rng)
+
+    order = rng.permutation(n)
+    sizes = [round(r * n) for r in (rates.card_testing, rates.stolen_card, rates.account_takeover)]
+    cuts = np.cumsum([0, *sizes])
+    testing_victims, stolen_victims, takeover_victims = (
+        order[cuts[i] : cuts[i + 1]] for i in range(3)
+    )
+    compromised = scenarios.compromised_merchant(
+        cards, merchants, daily, round(rates.compromised_merchant * n), order[: cuts[-1]],
+        start, days, rng,
+    )  # fmt: skip
+    testing = scenarios.card_testing(cards, merchants, testing_victims, start, days, rng)
+    stolen, blocked_from, blocked_to = scenarios.stolen_card(
+        cards, merchants, stolen_victims, start, days, rng
+    )
+    takeover = scenarios.account_takeover(cards, merchants, takeover_victims, start, days, rng)
+
+    genuine = TxBatch.concat([daily, trips])
+    genuine = genuine.take(
+        np.flatnonzero(~_blocked(genuine, stolen_victims, blocked_from, blocked_to, n))
+    )
+    batch = TxBatch.concat([genuine, compromised, testing, stolen, takeover])
+    batch = batch.take(np.flatnonzero((batch.ts >= start) & (batch.ts < end)))
+    batch = batch.take(np.argsort(batch.ts, kind="stable"))
+    return Traffic(_columns(batch, cards, start, rng), config)
+
+
+def _blocked(
+    batch: TxBatch, victims: np.ndarray, since: np.ndarray, until: np.ndarray, n: int
+) -> np.ndarray:
+    """Genuine rows of stolen cards between the theft and the replacement card's arrival."""
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    lo[victims], hi[victims] = since, until
+    return (batch.ts >= lo[batch.card]) & (batch.ts < hi[batch.card])
+
+
+def _text(values: np.ndarray | list[str]) -> pa.Array:
+    return pa.array(values, type=pa.string())
+
+
+def _digits(values: np.ndarray, width: int) -> pa.Array:
+    """Zero-padded decimal text of non-negative integers."""
+    return pc.utf8_lpad(pc.cast(pa.array(values), pa.string()), width=width, padding="0")
+
+
+def _lookup(table: np.ndarray | list[str], index: np.ndarray) -> pa.Array:
+    """``table[index]`` as an Arrow string column (a C-speed take, no Python strings)."""
+    return _text(list(table)).take(pa.array(index))
+
+
+def _join(*parts: pa.Array | str, separator: str = "") -> pa.Array:
+    return pc.binary_join_element_wise(*parts, separator)
+
+
+def _clock(ts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(year, month, day, day of year, hour, minute, second) of UTC epoch seconds."""
+    seconds = ts.astype("datetime64[s]")
+    days = seconds.astype("datetime64[D]")
+    months = seconds.astype("datetime64[M]")
+    years = seconds.astype("datetime64[Y]")
+    in_day = (seconds - days).astype(np.int64)
+    return (
+        years.astype(np.int64) + 1970,
+        months.astype(np.int64) % 12 + 1,
+        (days - months).astype(np.int64) + 1,
+        (days - years).astype(np.int64) + 1,
+        in_day // 3600,
+        in_day // 60 % 60,
+        in_day % 60,
+    )
+
+
+def _columns(
+    batch: TxBatch, cards: Cards, start: float, rng: np.random.Generator
+) -> dict[str, pa.Array]:
+    """The journal's columns (plus label and scenario) for a time-ordered batch."""
+    n = len(batch)
+    outcome = settle(batch, cards, start)
+    code_index = outcome.response_code
+    code = _lookup(RESPONSE_CODES, code_index)
+    financial = ((batch.channel == ATM) | (batch.tx_type == REFUND)).astype(np.int64)
+    mti = _lookup(["0100", "0200"], financial)
+    stan = _digits(np.arange(n) % 999_999 + 1, 6)
+    year, month, day, yday, hour, minute, second = _clock(batch.ts)
+    transmission = _join(
+        _digits(month, 2), _digits(day, 2), _digits(hour, 2), _digits(minute, 2),
+        _digits(second, 2),
+    )  # fmt: skip
+    rrn = _join(_digits(year % 10, 1), _digits(yday, 3), _digits(hour, 2), stan)
+    country = _lookup(geography.CODES, batch.country)
+    terminal = _join("T", _digits(batch.terminal, 7))
+    merchant = _join("M", country, _digits(batch.merchant, 11))
+    acquirer = _join("1", country, _digits(batch.merchant % 20 + 1, 2))
+    approved = code_index == APPROVED
+    approval = pc.if_else(pa.array(approved), _digits(rng.integers(0, 1_000_000, n), 6), "")
+    card = batch.card
+    empty = _text(np.full(n, ""))
+    return {
+        "ts": pa.array(batch.ts),
+        "mti": mti,
+        "message_class": _lookup(["authorisation", "financial"], financial),
+        "response_code": code,
+        "card_id": _lookup(cards.card_id, card),
+        "pan_masked": _lookup(cards.pan_masked, card),
+        "pan_index": _lookup(cards.pan_index, card),
+        "account_id": _lookup(cards.account_id, card),
+        "product_id": _lookup([p.product_id for p in PRODUCTS], cards.product[card]),
+        "processing_code": _lookup([t + "0000" for t in TX_TYPES], batch.tx_type),
+        "amount_minor": pa.array(batch.amount),
+        "currency": _text(np.full(n, CURRENCY)),
+        "mcc": _lookup(habits.MCCS, batch.category),
+        "country": country,
+        "channel": _lookup(CHANNELS, batch.channel),
+        "pos_entry_mode": _lookup(ENTRY_MODES, batch.entry),
+        "terminal_id": terminal,
+        "merchant_id": merchant,
+        "acquirer_id": acquirer,
+        "stan": stan,
+        "rrn": rrn,
+        "transmission_time": transmission,
+        "approval_code": approval,
+        "reason_codes": _lookup([REASONS.get(c, "") for c in RESPONSE_CODES], code_index),
+        "rule_matches": empty,
+        "review": pa.array(np.zeros(n, dtype=bool)),
+        "fraud_score": pa.array(np.full(n, -1, dtype=np.int64)),
+        "challenger_score": pa.array(np.full(n, -1, dtype=np.int64)),
+        "model_skipped": pa.array(np.zeros(n, dtype=bool)),
+        "pin_present": pa.array(batch.pin_present),
+        "pin_failed": pa.array(code_index == RESPONSE_CODES.index("55")),
+        "cvv_failed": pa.array(code_index == RESPONSE_CODES.index("N7")),
+        "home_country": _lookup(geography.CODES, cards.home[card]),
+        "card_age_days": pa.array((batch.ts - cards.created[card]) / DAY),
+        "available_before": pa.array(outcome.available_before),
+        "hold_amount": pa.array(outcome.hold_amount),
+        "latency_us": pa.array(np.round(rng.lognormal(np.log(800), 0.4, n)).astype(np.int64)),
+        "dedupe_key": _join(
+            pc.utf8_slice_codeunits(mti, 0, 3), stan, rrn, terminal, transmission, separator="|"
+        ),  # fmt: skip
+        "match_key": _join(
+            pc.utf8_ltrim(stan, characters="0"), transmission, acquirer, terminal, separator="|"
+        ),  # fmt: skip
+        "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "label": pa.array(batch.label),
+        "scenario": _lookup(SCENARIOS, batch.scenario),
+    }
+
+
+def timed_generate(config: TrafficConfig) -> tuple[Traffic, float]:
+    """``generate`` and the seconds it took (the CLI reports it)."""
+    began = time.perf_counter()
+    traffic = generate(config)
+    return traffic, time.perf_counter() - began

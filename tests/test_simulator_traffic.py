@@ -1,0 +1,178 @@
+"""The labelled traffic generator: journal format, reproducibility, scenario rates, semantics."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from authhost.cards.luhn import is_luhn_valid
+from authhost.models.context import replay_contexts
+from authhost.store.records import JOURNAL_COLUMNS, LABEL_COLUMNS
+from simulator.cli import app
+from simulator.traffic import ScenarioRates, TrafficConfig, generate
+
+FRAUD = {"card_testing", "compromised_merchant", "stolen_card", "account_takeover"}
+RATES = ScenarioRates(
+    card_testing=0.02, compromised_merchant=0.02, stolen_card=0.015, account_takeover=0.01,
+    travel=0.1,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rich_traffic():
+    """1,500 cards over 30 days with generous fraud rates: enough victims to measure."""
+    return generate(TrafficConfig(cards=1500, days=30, seed=11, rates=RATES))
+
+
+@pytest.fixture(scope="module")
+def rows(rich_traffic):
+    return rich_traffic.rows()
+
+
+def column(traffic, name: str) -> np.ndarray:
+    return traffic.columns[name].to_numpy(zero_copy_only=False)
+
+
+def test_columns_are_the_journal_export_plus_label_and_scenario(rich_traffic):
+    assert tuple(rich_traffic.table().column_names) == JOURNAL_COLUMNS + LABEL_COLUMNS
+
+
+def test_same_seed_same_rows_other_seed_other_rows():
+    config = TrafficConfig(cards=200, days=10, seed=5, rates=RATES)
+    first, again = generate(config), generate(config)
+    assert first.table().equals(again.table())
+    other = generate(TrafficConfig(cards=200, days=10, seed=6, rates=RATES))
+    assert not first.table().equals(other.table())
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["card_testing", "compromised_merchant", "stolen_card", "account_takeover", "travel"],
+)
+def test_share_of_cards_per_scenario_is_as_configured(rich_traffic, scenario):
+    configured = getattr(RATES, scenario)
+    measured = rich_traffic.summary()["cards_by_scenario"][scenario] / 1500
+    assert measured == pytest.approx(configured, rel=0.15)
+
+
+def test_label_is_one_exactly_on_fraud_scenarios(rich_traffic):
+    scenario, label = column(rich_traffic, "scenario"), column(rich_traffic, "label")
+    assert set(np.unique(scenario)) == FRAUD | {"normal", "travel"}
+    assert np.array_equal(label == 1, np.isin(scenario, list(FRAUD)))
+
+
+def test_zero_rates_give_no_fraud():
+    none = ScenarioRates(0, 0, 0, 0, 0)
+    traffic = generate(TrafficConfig(cards=300, days=10, rates=none))
+    assert set(column(traffic, "scenario")) == {"normal"}
+    assert column(traffic, "label").sum() == 0
+
+
+def test_rows_are_in_time_order_within_the_period(rich_traffic):
+    ts = column(rich_traffic, "ts")
+    config = rich_traffic.config
+    assert np.all(np.diff(ts) >= 0)
+    assert ts[0] >= config.start and ts[-1] < config.start + 30 * 86400
+
+
+def test_cards_show_only_masked_test_bin_pans(rich_traffic):
+    for masked in np.unique(column(rich_traffic, "pan_masked")):
+        assert masked[:6] in {"476173", "541333", "400000"}
+        assert masked[6:12] == "******" and len(masked) == 16
+
+
+def test_pans_behind_the_masks_are_luhn_valid():
+    from simulator.population import _pans
+
+    pans = _pans(np.array(["476173"] * 50), np.random.default_rng(1))
+    assert all(is_luhn_valid(p) and p.startswith("476173") for p in pans)
+
+
+def by_scenario(rows, name):
+    return [r for r in rows if r["scenario"] == name]
+
+
+def test_card_testing_is_bursts_of_tiny_online_amounts(rows):
+    tests = [r for r in by_scenario(rows, "card_testing") if r["amount_minor"] < 600]
+    assert len(tests) > 0.6 * len(by_scenario(rows, "card_testing"))
+    assert {r["channel"] for r in tests} == {"ecommerce"}
+    assert any(r["response_code"] == "N7" and r["cvv_failed"] for r in tests)
+
+
+def test_stolen_cards_fail_pins_at_atms_and_meet_a_blocked_card(rows):
+    stolen = by_scenario(rows, "stolen_card")
+    wrong_pins = [r for r in stolen if r["pin_failed"]]
+    assert wrong_pins and {r["channel"] for r in wrong_pins} == {"atm"}
+    assert {r["response_code"] for r in wrong_pins} == {"55"}
+    assert any(r["response_code"] == "43" for r in stolen)
+
+
+def test_account_takeover_is_high_online_spend(rows):
+    takeover = by_scenario(rows, "account_takeover")
+    normal = [r["amount_minor"] for r in by_scenario(rows, "normal")]
+    assert {r["channel"] for r in takeover} == {"ecommerce"}
+    assert np.median([r["amount_minor"] for r in takeover]) > 5 * np.median(normal)
+
+
+def test_compromised_cards_visited_a_common_merchant_before_the_fraud(rows):
+    fraud = by_scenario(rows, "compromised_merchant")
+    first_fraud = {}
+    for r in fraud:
+        first_fraud.setdefault(r["card_id"], r["ts"])
+    visited = {}
+    for r in rows:
+        card = r["card_id"]
+        if r["label"] == 0 and card in first_fraud and r["ts"] < first_fraud[card]:
+            visited.setdefault(r["merchant_id"], set()).add(card)
+    # most victims share a merchant with other victims (the point of compromise)
+    shared = set().union(*(cards for cards in visited.values() if len(cards) >= 2))
+    assert len(shared) >= 0.8 * len(first_fraud)
+
+
+def test_travel_is_genuine_foreign_spending(rows):
+    abroad = [r for r in by_scenario(rows, "travel") if r["country"] != r["home_country"]]
+    assert abroad and all(r["label"] == 0 for r in abroad)
+    assert {"atm", "pos"} <= {r["channel"] for r in abroad}
+
+
+def test_genuine_cardholders_also_mistype_pins(rows):
+    assert any(r["pin_failed"] and r["label"] == 0 for r in rows)
+
+
+def test_rows_replay_into_transaction_contexts_with_velocity(rows):
+    contexts = [ctx for _, ctx in replay_contexts(rows[:5000])]
+    assert len(contexts) == 5000
+    assert max(ctx.velocity.count_24h for ctx in contexts) > 1
+
+
+def test_cli_writes_csv_and_parquet(tmp_path):
+    runner = CliRunner()
+    for name in ("t.csv", "t.parquet"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["traffic", "--cards", "100", "--days", "5", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["rows"] > 100
+    with (tmp_path / "t.csv").open() as file:
+        header = next(csv.reader(file))
+    assert tuple(header) == JOURNAL_COLUMNS + LABEL_COLUMNS
+    assert pq.read_table(tmp_path / "t.parquet").num_rows == json.loads(result.stdout)["rows"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "x.txt"], "output format"),
+        (["-o", "x.csv", "--stolen-card", "1.5"], "between 0 and 1"),
+        (["-o", "x.csv", "--days", "1"], "at least 3 days"),
+    ],
+    ids=["unknown suffix", "rate above 1", "period too short"],
+)
+def test_cli_refuses_bad_options_with_a_message(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["traffic", *args], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert message in result.output
