@@ -11,6 +11,8 @@ ISO 9797-1 annex B ("Now is the time for all ", MAC algorithm 3, padding 1).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from authhost.security import cardvalues, dukpt, mac, pinblock, pinverify
 from authhost.security.pinblock import PinBlockFormat
@@ -168,6 +170,35 @@ def test_aes_dukpt_host_round_trip_with_format_4() -> None:
     assert pinblock.decrypt_pin_block(host.pin_key(ksn), block, "4761739001010010") == "987654"
     host.pin_key("123456789012345600000008")
     assert len(host.cache) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counters=st.lists(st.integers(min_value=1, max_value=(1 << 21) - 1), min_size=1, max_size=12),
+    devices=st.lists(
+        st.sampled_from(["FFFF9876543210E00000", "FFFF9876543211200000"]), min_size=12, max_size=12
+    ),
+)
+def test_tdes_cached_host_matches_the_standard_derivation(counters, devices) -> None:
+    host = dukpt.TdesDukptHost(X924_1_BDK, cache_size=8)
+    for counter, device in zip(counters, devices, strict=False):
+        if counter.bit_count() > 10:
+            continue
+        ksn = dukpt.ksn_with_counter(device, counter)
+        assert host.pin_key(ksn) == dukpt.tdes_pin_key(X924_1_BDK, ksn)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    counters=st.lists(st.integers(min_value=1, max_value=(1 << 32) - 1), min_size=1, max_size=8),
+)
+def test_aes_cached_host_matches_the_standard_derivation(counters) -> None:
+    host = dukpt.AesDukptHost(AES_BDK, cache_size=4)
+    for counter in counters:
+        if counter.bit_count() > 16:
+            continue
+        ksn = AES_IKID + counter.to_bytes(4, "big")
+        assert host.pin_key(ksn) == dukpt.aes_pin_key(AES_BDK, ksn)
 
 
 # --- PIN verification values ----------------------------------------------------------------

@@ -4,8 +4,9 @@ The host derives the transaction PIN key from the BDK and the KSN that arrives i
 TDES KSNs are 10 bytes (20 hex: key set id, device id, 21-bit counter), AES KSNs are 12 bytes
 (24 hex: 8-byte initial key id, 32-bit counter). The first step (BDK -> initial key) depends
 only on the KSN *base* (the KSN with the counter cleared), which is why ``TdesDukptHost`` and
-``AesDukptHost`` cache it per base: every later transaction of the same terminal reuses it and
-only walks the counter bits. Terminal-side helpers encrypt a PIN block as a PED would.
+``AesDukptHost`` cache it per base, together with the intermediate keys of the derivation
+tree: the next transaction of the same terminal usually needs one or two tree steps.
+Terminal-side helpers encrypt a PIN block as a PED would.
 """
 
 from __future__ import annotations
@@ -223,46 +224,102 @@ class _LruCache:
         return f"LruCache(entries={len(self._items)})"
 
 
+def _set_bits_high_first(counter: int, width: int) -> list[int]:
+    """The partial counters along the derivation path: set bits added highest first."""
+    path, partial = [], 0
+    bit = 1 << (width - 1)
+    while bit:
+        if counter & bit:
+            partial |= bit
+            path.append(partial)
+        bit >>= 1
+    return path
+
+
 class TdesDukptHost:
-    """Derives TDES DUKPT PIN keys for one BDK, caching the IPEK per KSN base."""
+    """Derives TDES DUKPT PIN keys for one BDK with the derivation tree cached.
+
+    The IPEK is cached per KSN base, and so is every intermediate key along a counter's path
+    (keyed by base + partial counter): a terminal's next transaction shares most of its path
+    with the previous one, so it usually costs one or two tree steps instead of up to ten.
+    The keys are the ones the standard's host algorithm computes; only the repetition goes.
+    """
 
     def __init__(self, bdk: bytes, cache_size: int = _DEFAULT_CACHE) -> None:
         if len(bdk) != 16:
             raise DukptError("a TDES BDK is 16 bytes")
         self._bdk = bdk
-        self.cache = _LruCache(cache_size)
+        self.cache = _LruCache(cache_size)  # IPEK per KSN base
+        self.tree = _LruCache(cache_size * 4)  # intermediate keys per base + partial counter
 
     def __repr__(self) -> str:
         return f"TdesDukptHost(cached_bases={len(self.cache)})"
 
     def pin_key(self, ksn: str | bytes) -> bytes:
         ksn = parse_ksn(ksn, TDES_KSN_BYTES)
+        counter = tdes_counter(ksn)
+        if counter == 0 or counter.bit_count() > 10:
+            raise DukptError("KSN counter is not a valid TDES DUKPT counter")
         base = tdes_ksn_base(ksn)
-        ipek = self.cache.get(base)
-        if ipek is None:
-            ipek = tdes_ipek(self._bdk, ksn)
-            self.cache.put(base, ipek)
-        return xor(tdes_future_key(ipek, ksn), _PIN_VARIANT)
+        base_value = int.from_bytes(base, "big")
+        path = _set_bits_high_first(counter, TDES_COUNTER_BITS)
+        key, start = None, 0
+        for depth in range(len(path), 0, -1):
+            key = self.tree.get((base_value | path[depth - 1]).to_bytes(TDES_KSN_BYTES, "big"))
+            if key is not None:
+                start = depth
+                break
+        if key is None:
+            key = self.cache.get(base)
+            if key is None:
+                key = tdes_ipek(self._bdk, ksn)
+                self.cache.put(base, key)
+        register_base = base_value & ((1 << 64) - 1)
+        for partial in path[start:]:
+            key = _non_reversible(key, (register_base | partial).to_bytes(8, "big"))
+            self.tree.put((base_value | partial).to_bytes(TDES_KSN_BYTES, "big"), key)
+        return xor(key, _PIN_VARIANT)
 
 
 class AesDukptHost:
-    """Derives AES DUKPT PIN keys for one BDK, caching the initial key per initial key id."""
+    """Derives AES DUKPT PIN keys for one BDK, caching the initial key per initial key id
+    and the intermediate derivation keys per initial key id + partial counter."""
 
     def __init__(self, bdk: bytes, cache_size: int = _DEFAULT_CACHE) -> None:
-        _aes_type_of(bdk)
+        self._key_type = _aes_type_of(bdk)
         self._bdk = bdk
         self.cache = _LruCache(cache_size)
+        self.tree = _LruCache(cache_size * 4)
 
     def __repr__(self) -> str:
         return f"AesDukptHost(cached_bases={len(self.cache)})"
 
     def pin_key(self, ksn: str | bytes) -> bytes:
         ksn = parse_ksn(ksn, AES_KSN_BYTES)
-        initial = self.cache.get(ksn[:8])
-        if initial is None:
-            initial = aes_initial_key(self._bdk, ksn[:8])
-            self.cache.put(ksn[:8], initial)
-        return aes_working_key(initial, ksn)
+        counter = int.from_bytes(ksn[8:12], "big")
+        if counter == 0 or counter.bit_count() > 16:
+            raise DukptError("KSN counter is not a valid AES DUKPT counter")
+        ikid = ksn[:8]
+        path = _set_bits_high_first(counter, 32)
+        key, start = None, 0
+        for depth in range(len(path), 0, -1):
+            key = self.tree.get(ikid + path[depth - 1].to_bytes(4, "big"))
+            if key is not None:
+                start = depth
+                break
+        if key is None:
+            key = self.cache.get(ikid)
+            if key is None:
+                key = aes_initial_key(self._bdk, ikid)
+                self.cache.put(ikid, key)
+        for partial in path[start:]:
+            data = _derivation_data(
+                AesKeyUsage.KEY_DERIVATION, self._key_type, ksn[4:8] + partial.to_bytes(4, "big")
+            )
+            key = _aes_derive(key, self._key_type, data)
+            self.tree.put(ikid + partial.to_bytes(4, "big"), key)
+        data = _derivation_data(AesKeyUsage.PIN_ENCRYPTION, AesKeyType.AES128, ksn[4:12])
+        return _aes_derive(key, AesKeyType.AES128, data)
 
 
 # --- terminal side (simulator, tests) -----------------------------------------------------
