@@ -31,6 +31,10 @@ class FieldEncodeError(ValueError):
     """pyiso8583 could not encode a dict (the message names the field, not its value)."""
 
 
+# Distinct bitmaps whose field layout is remembered; a switch sends a few dozen at most.
+_LAYOUT_CACHE_SIZE = 1024
+
+
 class _Unusual(Exception):
     """The fast path met something it leaves to pyiso8583."""
 
@@ -52,6 +56,9 @@ class FieldCodec:
             if plan is not None:
                 self._plans[number] = plan
         self._keys = {number: str(number) for number in range(129)}
+        self._layouts: dict[bytes, tuple[tuple[str, int, int, bool], ...]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[bytes, tuple[tuple[str, int, int, bool], ...]]]
+        self._shapes = {}
 
     # decoding
 
@@ -91,8 +98,7 @@ class FieldCodec:
                 raise _Unusual
             doc = {"t": mti, "p": text}
             idx = 20
-        bits = format(int.from_bytes(raw, "big"), "064b")
-        if bits[0] == "1":
+        if raw[0] & 0x80:  # secondary bitmap
             if self._binary_bitmap:
                 raw2 = s[idx : idx + 8]
                 if len(raw2) != 8:
@@ -106,36 +112,41 @@ class FieldCodec:
                     raise _Unusual
                 doc["1"] = text2
                 idx += 16
-            bits = bits + format(int.from_bytes(raw2, "big"), "064b")
-            if bits[64] == "1":
-                raise _Unusual  # tertiary bitmap
-        plans = self._plans
-        keys = self._keys
-        find = bits.find
-        position = find("1", 1)
-        while position >= 0:
-            number = position + 1
-            len_type, max_len, binary = plans[number]
+            raw = raw + raw2
+        layout = self._layouts.get(raw)
+        if layout is None:
+            layout = self._layout(raw)
+        for key, len_type, size, binary in layout:
             if len_type:
                 head = s[idx : idx + len_type]
-                if len(head) != len_type or not head.isdigit():
+                if not head.isdigit():
                     raise _Unusual
+                max_len = size
                 size = int(head)
                 if size > max_len:
                     raise _Unusual
                 idx += len_type
-            else:
-                size = max_len
             end = idx + size
-            data = s[idx:end]
-            if len(data) != size:
-                raise _Unusual
-            doc[keys[number]] = data.hex().upper() if binary else data.decode("ascii")
+            doc[key] = s[idx:end].hex().upper() if binary else s[idx:end].decode("ascii")
             idx = end
-            position = find("1", position + 1)
+        # A short field anywhere leaves idx past the end: one check covers truncation.
         if idx != len(s):
             raise _Unusual
         return doc
+
+    def _layout(self, raw: bytes) -> tuple[tuple[str, int, int, bool], ...]:
+        """The fields a bitmap announces, in order, with their plans (cached per bitmap)."""
+        bits = format(int.from_bytes(raw, "big"), f"0{len(raw) * 8}b")
+        if len(bits) > 64 and bits[64] == "1":
+            raise _Unusual  # tertiary bitmap
+        layout = tuple(
+            (self._keys[number], *self._plans[number])
+            for number in range(2, len(bits) + 1)
+            if bits[number - 1] == "1"
+        )
+        if len(self._layouts) < _LAYOUT_CACHE_SIZE:
+            self._layouts[raw] = layout
+        return layout
 
     # encoding
 
@@ -160,8 +171,32 @@ class FieldCodec:
         mti = doc["t"].encode("ascii")
         if len(mti) != 4:
             raise _Unusual
+        shape = tuple(doc)
+        cached = self._shapes.get(shape)
+        if cached is None:
+            cached = self._shape(shape)
+        bitmap, layout = cached
+        parts = [mti, bitmap]
+        append = parts.append
+        for key, len_type, max_len, binary in layout:
+            value = doc[key]
+            data = binascii.a2b_hex(value) if binary else value.encode("ascii")
+            size = len(data)
+            if len_type:
+                if size > max_len:
+                    raise _Unusual
+                append(b"%0*d" % (len_type, size))
+            elif size != max_len:
+                raise _Unusual
+            append(data)
+        return b"".join(parts)
+
+    def _shape(
+        self, shape: tuple[str, ...]
+    ) -> tuple[bytes, tuple[tuple[str, int, int, bool], ...]]:
+        """Bitmap bytes and ordered field plans for one set of keys (cached per key set)."""
         numbers = []
-        for key in doc:
+        for key in shape:
             if key in ("t", "p"):
                 continue
             number = int(key)
@@ -170,29 +205,18 @@ class FieldCodec:
             numbers.append(number)
         numbers.sort()
         bitmap = 0
-        parts = []
-        plans = self._plans
         for number in numbers:
-            len_type, max_len, binary = plans[number]
-            value = doc[self._keys[number]]
-            data = binascii.a2b_hex(value) if binary else value.encode("ascii")
-            size = len(data)
-            if len_type:
-                if size > max_len:
-                    raise _Unusual
-                parts.append(b"%0*d" % (len_type, size))
-            elif size != max_len:
-                raise _Unusual
-            parts.append(data)
             bitmap |= 1 << (128 - number)
         if numbers and numbers[-1] > 64:
-            bitmap |= 1 << 127
-            raw = bitmap.to_bytes(16, "big")
+            raw = (bitmap | 1 << 127).to_bytes(16, "big")
         else:
             raw = (bitmap >> 64).to_bytes(8, "big")
         if not self._binary_bitmap:
             raw = raw.hex().upper().encode("ascii")
-        return mti + raw + b"".join(parts)
+        layout = tuple((self._keys[n], *self._plans[n]) for n in numbers)
+        if len(self._shapes) < _LAYOUT_CACHE_SIZE:
+            self._shapes[shape] = (raw, layout)
+        return raw, layout
 
 
 def _fast_path_applies(spec: Mapping[str, Mapping[str, Any]]) -> bool:

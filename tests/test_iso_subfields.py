@@ -1,0 +1,108 @@
+"""Inner layouts of fields 48, 54, 90 and 95: read what a peer writes, write what it reads."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from authhost.iso.messages import Balance
+from authhost.iso.subfields import (
+    OriginalData,
+    SubfieldError,
+    build_additional_data,
+    format_additional_amounts,
+    parse_additional_amounts,
+    parse_additional_data,
+    parse_original_data,
+    parse_replacement_amount,
+    replacement_amounts_field,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "elements"),
+    [
+        ("", {}),
+        ("R", {}),
+        ("9203123", {"92": "123"}),
+        ("R9203123", {"92": "123"}),
+        ("T0105ABCDE9204 123", {"01": "ABCDE", "92": " 123"}),
+        ("4200", {"42": ""}),
+    ],
+    ids=["empty", "TCC only", "92 alone", "TCC then 92", "two subelements", "empty value"],
+)
+def test_field_48_subelements(text: str, elements: dict[str, str]) -> None:
+    assert parse_additional_data(text) == elements
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["92", "R92", "9205123", "9A03123", "R9203123X"],
+    ids=["header cut", "TCC then header cut", "value cut", "tag not digits", "trailing junk"],
+)
+def test_broken_field_48_is_refused_without_its_value(text: str) -> None:
+    with pytest.raises(SubfieldError) as raised:
+        parse_additional_data(text)
+    assert "123" not in str(raised.value)
+
+
+@given(
+    elements=st.dictionaries(
+        st.text("0123456789", min_size=2, max_size=2), st.text(max_size=99), max_size=5
+    ),
+    tcc=st.sampled_from([None, "R", "T", "C"]),
+)
+def test_field_48_builds_what_it_parses(elements: dict[str, str], tcc: str | None) -> None:
+    assert parse_additional_data(build_additional_data(elements, tcc)) == elements
+
+
+def test_field_48_build_refuses_bad_tags_and_long_values() -> None:
+    with pytest.raises(SubfieldError):
+        build_additional_data({"9": "1"})
+    with pytest.raises(SubfieldError):
+        build_additional_data({"92": "1" * 100})
+
+
+def test_field_54_layout_and_round_trip() -> None:
+    balances = [Balance("10", "01", "978", 0), Balance("30", "02", "840", -999_999_999_999)]
+    text = format_additional_amounts(balances)
+    assert text == "1001978C0000000000003002840D999999999999"
+    assert parse_additional_amounts(text) == balances
+
+
+@pytest.mark.parametrize(
+    "text", ["0001826C00000000", "0001826X000000000100", "0001826C00000000010A"]
+)
+def test_malformed_field_54_is_refused(text: str) -> None:
+    with pytest.raises(SubfieldError):
+        parse_additional_amounts(text)
+
+
+def test_field_54_refuses_amounts_over_12_digits() -> None:
+    with pytest.raises(SubfieldError):
+        format_additional_amounts([Balance("00", "01", "826", 10**12)])
+
+
+def test_field_90_round_trip() -> None:
+    original = OriginalData("0200", "004711", "1125203000", "00000123456", "00000000000")
+    text = original.to_field()
+    assert text == "020000471111252030000000012345600000000000"
+    assert parse_original_data(text) == original
+
+
+@pytest.mark.parametrize("text", ["0200", "X" * 42, "0" * 43])
+def test_malformed_field_90_is_refused(text: str) -> None:
+    with pytest.raises(SubfieldError):
+        parse_original_data(text)
+
+
+def test_field_95_carries_the_remaining_amount_first() -> None:
+    text = replacement_amounts_field(5000)
+    assert len(text) == 42
+    assert text.startswith("000000005000")
+    assert parse_replacement_amount(text) == 5000
+    with pytest.raises(SubfieldError):
+        replacement_amounts_field(-1)
+    with pytest.raises(SubfieldError):
+        parse_replacement_amount("ABC")
