@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from authhost.config import ConfigError, load_config
 from authhost.rules.lists import ListLoadError, load_lists
@@ -87,28 +87,24 @@ def list_rules(
 ) -> None:
     """Show the rules of a file in the order they run."""
     rules = _load(_rules_file(file, config))
-    table = Table(title=f"{rules.source} (version {rules.version})")
-    for column in ("#", "name", "priority", "action", "mode", "enabled", "reason", "owner"):
-        table.add_column(column)
-    table.add_column("expression", overflow="fold")
+    console.print(f"{rules.source} (version {rules.version})", highlight=False)
     for i, rule in enumerate(rules.all_rules, start=1):
         action = rule.action.value
         if rule.response_code:
             action += f" {rule.response_code}"
         elif rule.points:
             action += f" {rule.points:+d}"
-        table.add_row(
-            str(i),
-            rule.name,
-            str(rule.priority),
-            action,
-            rule.mode.value,
-            "yes" if rule.enabled else "no",
-            rule.reason,
-            rule.owner,
-            " ".join(rule.expression.split()),
+        state = "" if rule.enabled else ", DISABLED"
+        console.print(
+            f"{i:3d}. [bold]{escape(rule.name)}[/bold]  "
+            + escape(
+                f"[{action}, {rule.mode.value}{state}, priority {rule.priority}, "
+                f"reason {rule.reason}, owner {rule.owner or '-'}, line {rule.line}]"
+            ),
+            highlight=False,
+            markup=True,
         )
-    console.print(table)
+        console.print("     " + " ".join(rule.expression.split()), highlight=False, markup=False)
 
 
 @rules_app.command("reload")

@@ -1,0 +1,253 @@
+"""Backtest figures on a small hand-labelled file, worked out by hand below; and the rules CLI
+(check, list, backtest with reports, reload by SIGHUP to a real process)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.rules.backtest import run_backtest
+from authhost.rules.dataset import DatasetError, iter_rows, read_labelled
+from authhost.rules.loader import load_rule_set
+
+RULES_A = """
+[[rule]]
+name = "big"
+expression = "amount > 500"
+action = "decline"
+priority = 10
+
+[[rule]]
+name = "burst"
+expression = "card.count_1h >= 2"
+action = "review"
+priority = 20
+
+[[rule]]
+name = "shadow-abroad"
+expression = "country != card.home_country"
+action = "decline"
+mode = "shadow"
+priority = 30
+
+[[rule]]
+name = "hi-score"
+expression = "score >= 900"
+action = "decline"
+priority = 40
+"""
+
+RULES_B = """
+[[rule]]
+name = "abroad"
+expression = "country != card.home_country"
+action = "decline"
+"""
+
+# (name, card, ts, amount, country, label, fraud_score, message_class); home country 276
+ROWS = [
+    ("r3", "c1", 1200.0, 5_000, "840", 1, -1, "authorisation"),  # file order != time order
+    ("r1", "c1", 1000.0, 10_000, "276", 0, 100, "authorisation"),
+    ("r2", "c1", 1100.0, 60_000, "840", 1, 950, "financial"),
+    ("rv", "c1", 1150.0, 60_000, "840", 0, -1, "reversal"),  # replayed, never evaluated
+    ("r4", "c2", 1000.0, 70_000, "276", 0, 200, "authorisation"),
+    ("r5", "c2", 5000.0, 2_000, "276", 0, 920, "authorisation"),
+    ("r6", "c3", 2000.0, 3_000, "250", 1, 300, "authorisation"),
+]
+# Worked out by hand, set A (big > 500 declines, burst reviews, hi-score >= 900 declines):
+#   r1 c1 100.00 genuine: count_1h 0, nothing matches.
+#   r2 c1 600.00 fraud:   big (decides) + hi-score (950) + shadow-abroad; count_1h 1 -> no burst.
+#   r3 c1  50.00 fraud:   count_1h 2 (r1, r2; the reversal does not count) -> burst (review);
+#                         shadow-abroad; score missing -> hi-score false.
+#   r4 c2 700.00 genuine: big -> declined good volume 700.
+#   r5 c2  20.00 genuine: hi-score (920) -> declined good volume 20; r4 is 4000 s old: no burst.
+#   r6 c3  30.00 fraud:   only shadow-abroad (250 != 276) -> missed.
+# Set B (abroad declines): r2, r3, r6 declined, all fraud.
+
+
+def write_csv(path: Path) -> Path:
+    columns = [
+        "ts", "mti", "message_class", "response_code", "card_id", "processing_code",
+        "amount_minor", "currency", "mcc", "country", "channel", "home_country", "fraud_score",
+        "label", "scenario",
+    ]  # fmt: skip
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for name, card, ts, amount, country, label, score, message_class in ROWS:
+            writer.writerow(
+                [ts, "0100", message_class, "00", card, "000000", amount, "978", "0742",
+                 country, "pos", "276", score, label, name]
+            )  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "a.toml").write_text(RULES_A)
+    (tmp_path / "b.toml").write_text(RULES_B)
+    return {
+        "a": tmp_path / "a.toml",
+        "b": tmp_path / "b.toml",
+        "data": write_csv(tmp_path / "labelled.csv"),
+    }
+
+
+def test_hand_worked_figures(files: dict[str, Path]) -> None:
+    table = read_labelled(files["data"])
+    assert table.column("ts").to_pylist() == sorted(r[2] for r in ROWS)
+    assert table.column("mcc").to_pylist()[0] == "0742"  # codes stay text
+    a, b = load_rule_set(files["a"]), load_rule_set(files["b"])
+    result = run_backtest(iter_rows(table), [a, b], {}, data_name="hand")
+    assert (result.rows, result.evaluated) == (7, 6)
+
+    sa, sb = result.sets
+    rules = {r.name: r for r in sa.rules}
+    big, burst, abroad, hi = rules["big"], rules["burst"], rules["shadow-abroad"], rules["hi-score"]
+    assert (big.matches, big.true_positives, big.false_positives) == (2, 1, 1)
+    assert (big.precision, big.recall, big.fraud_amount) == (0.5, 1 / 3, 600.0)
+    assert (burst.matches, burst.true_positives, burst.precision, burst.fraud_amount) == (
+        1,
+        1,
+        1.0,
+        50.0,
+    )
+    assert (abroad.mode, abroad.matches, abroad.true_positives, abroad.recall) == (
+        "shadow",
+        3,
+        3,
+        1.0,
+    )
+    assert abroad.fraud_amount == 680.0
+    assert (hi.matches, hi.true_positives, hi.false_positives, hi.fraud_amount) == (2, 1, 1, 600.0)
+
+    assert (sa.transactions, sa.fraud, sa.fraud_amount) == (6, 3, 680.0)
+    assert (sa.declined, sa.declined_fraud, sa.declined_genuine) == (3, 1, 2)
+    assert sa.detection_rate == pytest.approx(1 / 3)
+    assert sa.amount_detection_rate == pytest.approx(600 / 680)
+    assert sa.false_positive_ratio == 2.0
+    assert (sa.declined_fraud_amount, sa.declined_genuine_amount) == (600.0, 720.0)
+    assert (sa.reviewed_fraud, sa.reviewed_genuine) == (1, 0)
+
+    assert (sb.declined, sb.declined_fraud, sb.declined_genuine) == (3, 3, 0)
+    assert (sb.detection_rate, sb.false_positive_ratio, sb.declined_genuine_amount) == (
+        1.0,
+        0.0,
+        0.0,
+    )
+    d = result.diff
+    assert d is not None
+    assert (d.only_a_fraud, d.only_a_genuine, d.only_b_fraud, d.only_b_genuine) == (0, 2, 2, 0)
+    assert sorted(result.scores_fraud) == [300, 950]
+    assert sorted(result.scores_genuine) == [100, 200, 920]
+
+
+def test_promoting_shadow_rules_shows_what_enforcing_them_would_do(files: dict[str, Path]) -> None:
+    promoted = load_rule_set(files["a"], promote_shadow=True)
+    result = run_backtest(iter_rows(read_labelled(files["data"])), [promoted], {})
+    s = result.sets[0]
+    assert (s.declined_fraud, s.declined_genuine) == (3, 2)  # r3 and r6 now declined too
+
+
+def test_data_without_labels_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nolabel.csv"
+    path.write_text("ts,amount_minor\n1,100\n")
+    with pytest.raises(DatasetError, match="missing column"):
+        read_labelled(path)
+
+
+runner = CliRunner()
+
+
+def test_cli_backtest_writes_tables_json_and_plots(files: dict[str, Path], tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--rules", str(files["a"]),
+            "--compare", str(files["b"]),
+            "--data", str(files["data"]),
+            "--report-dir", str(report),
+            "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "detection rate" in result.output and "33.3%" in result.output
+    data = json.loads((report / "backtest.json").read_text())
+    assert data["sets"][0]["declined_genuine_amount"] == 720.0
+    assert data["sets"][1]["detection_rate"] == 1.0
+    assert data["diff"]["only_b_fraud"] == 2
+    for name in ("rules_precision_recall.png", "rules_precision_recall_compare.png",
+                 "score_distribution.png"):  # fmt: skip
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_check_reports_errors_with_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rule]]\nname = "x"\naction = "decline"\nexpression = "amont > 1"\n')
+    result = runner.invoke(app, ["rules", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:4: rule 'x': unknown variable 'amont'" in result.output.replace("\n", "")
+
+
+def test_cli_check_and_list_good_file(files: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["rules", "check", str(files["a"])])
+    assert result.exit_code == 0 and "OK" in result.output and "1 shadow" in result.output
+    result = runner.invoke(app, ["rules", "list", str(files["a"])])
+    assert result.exit_code == 0 and "hi-score" in result.output
+
+
+def test_cli_reload_signals_the_server_pid(files: dict[str, Path], tmp_path: Path) -> None:
+    marker = tmp_path / "got-hup"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time, pathlib\n"
+            f"p = pathlib.Path({str(marker)!r})\n"
+            "signal.signal(signal.SIGHUP, lambda *a: p.write_text('hup'))\n"
+            "print('ready', flush=True)\n"
+            "deadline = time.time() + 20\n"
+            "while not p.exists() and time.time() < deadline: time.sleep(0.01)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        pid_file = tmp_path / "authhost.pid"
+        pid_file.write_text(f"{child.pid}\n")
+        config = tmp_path / "authhost.toml"
+        config.write_text(f'[server]\npid_file = "{pid_file}"\n[rules]\nfile = "{files["a"]}"\n')
+        result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.read_text() == "hup"
+    finally:
+        child.wait(timeout=10)
+
+
+def test_cli_reload_refuses_a_bad_file_and_a_missing_pid(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rule]]\nname = "x"\naction = "decline"\nexpression = "amount >"\n')
+    config = tmp_path / "authhost.toml"
+    config.write_text(f'[server]\npid_file = "{tmp_path / "none.pid"}"\n[rules]\nfile = "{bad}"\n')
+    result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
+    assert result.exit_code == 1 and "syntax error" in result.output
+    config.write_text(f'[server]\npid_file = "{tmp_path / "none.pid"}"\n')
+    result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
+    assert result.exit_code == 1 and "no pid file" in result.output
+    assert os.getpid() > 0 and signal.SIGHUP  # nothing was signalled
