@@ -9,6 +9,7 @@ import secrets
 import stat
 
 import pytest
+import trio
 from test_admin_support import open_service
 
 from authhost.admin import requests as rq
@@ -386,3 +387,19 @@ async def test_demo_export_is_refused_on_a_production_key_store(tmp_path):
         with pytest.raises(ConflictError):
             await export_demo(real, tmp_path / "export.json")
         assert not (tmp_path / "export.json").exists()
+
+
+async def test_concurrent_creates_with_one_idempotency_key_create_once(store_args):
+    async with open_service(*store_args) as service:
+        await _product_account_card(service)
+        spec = rq.IssueCard(product_id="p1", account_id="a1", cardholder_name="TWIN")
+        results = []
+
+        async def issue() -> None:
+            results.append(await service.acting_as("api").issue_card(spec, idempotency_key="t"))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(issue)
+        assert len({r["card_id"] for r in results}) == 1
+        assert len(await service.list_cards()) == 2  # the setup card and one twin-safe card

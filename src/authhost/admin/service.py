@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 
 from authhost.admin import requests as rq
@@ -59,6 +60,7 @@ LIFECYCLE_ACTIONS: dict[str, str] = {
     "expire": "Mark the card expired (final)",
 }
 
+KEY_LOCK_STRIPES = 64
 PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range
 EXPORT_STATES = frozenset({CardState.CREATED, CardState.ISSUED})
 
@@ -81,15 +83,20 @@ class CardService:
         actor: str = "system",
         *,
         clock: Callable[[], float] = time.time,
+        _key_locks: tuple[anyio.Lock, ...] | None = None,
     ) -> None:
         self.store = store
         self.security = security
         self.actor = actor
         self.clock = clock
+        # Striped locks so that two concurrent requests with one idempotency key run once.
+        self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
 
     def acting_as(self, actor: str) -> CardService:
-        """The same service recording ``actor`` in the audit log."""
-        return CardService(self.store, self.security, actor, clock=self.clock)
+        """The same service (same store, keys and locks) recording ``actor`` in the audit log."""
+        return CardService(
+            self.store, self.security, actor, clock=self.clock, _key_locks=self._key_locks
+        )
 
     # --- audit and idempotency ---------------------------------------------------------------
 
@@ -117,6 +124,16 @@ class CardService:
         if not key:
             return await create()
         store_key = f"{operation}:{key}"
+        stripe = int(hashlib.sha256(store_key.encode()).hexdigest()[:8], 16) % len(self._key_locks)
+        async with self._key_locks[stripe]:
+            return await self._once_locked(store_key, request, create)
+
+    async def _once_locked(
+        self,
+        store_key: str,
+        request: BaseModel,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
         fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
         stored = await self.store.idempotent_result(store_key)
         if stored is not None:
