@@ -1,0 +1,181 @@
+"""Security module benchmark: per-operation cost, as a ratio to one raw TDES block encryption.
+
+Every figure is measured in the same run as the baseline (``blockcipher.tdes_ecb_encrypt`` of
+one 8-byte block, the primitive every PIN and CVV operation is built from), so the ratios stay
+meaningful on a noisy machine. Each operation runs in batches; the median batch is reported.
+
+    .venv/bin/python benchmarks/bench_security.py            # about 30 s
+    .venv/bin/python benchmarks/bench_security.py --quick    # fewer repeats
+    .venv/bin/python benchmarks/bench_security.py --json out.json
+
+Operations: PIN verify (zone PIN key, format 0, Visa PVV and IBM 3624), PIN translate (TDES
+format 0 to AES format 4), translate + verify, CVV verify, DUKPT PIN key derivation (TDES and
+AES: cold = a new terminal, cached = the terminal's next KSN, uncached = the standard's host
+algorithm from the BDK every time), DUKPT PIN verify end to end, PAN index/encrypt/decrypt and
+the ISO 9797-1 retail MAC of a 256-byte message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from authhost.cards.model import PinMethod
+from authhost.config import SecurityConfig
+from authhost.security import dukpt, pinblock
+from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.module import PinCheck, SecurityModule
+
+PAN = "4761739001010119"
+
+
+def per_op_seconds(op: Callable[[int], object], batch: int, repeats: int) -> float:
+    """Median over ``repeats`` batches of the time per call; ``op`` gets the call index."""
+    times = []
+    counter = 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(batch):
+            op(counter)
+            counter += 1
+        times.append((time.perf_counter() - start) / batch)
+    return statistics.median(times)
+
+
+def build(tmp: Path) -> tuple[SecurityModule, dict[str, bytes]]:
+    logging.getLogger("authhost.security").setLevel(logging.ERROR)
+    hsm = SecurityModule.open(SecurityConfig(key_store=str(tmp / "keys.json")), demo=True, env={})
+    return hsm, {k: bytes.fromhex(v) for k, v in hsm.demo_test_keys().items()}
+
+
+def sequential_ksns(base: str, count: int, limit_bits: int) -> list[str]:
+    """KSNs a terminal would send: counters counting up, skipping those with too many 1s."""
+    out, counter = [], 0
+    while len(out) < count:
+        counter += 1
+        if counter.bit_count() <= limit_bits:
+            out.append(dukpt.ksn_with_counter(base, counter))
+    return out
+
+
+def run(quick: bool) -> list[dict[str, object]]:
+    repeats = 5 if quick else 15
+    batch = 200 if quick else 400
+    total = batch * repeats + 10
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        hsm, keys = build(Path(tmp))
+        zpk_source = hsm.pin_source(None, None)
+        block = pinblock.encrypt_pin_block(keys["zpk"], "4739", PAN)
+        pvv = hsm.pin_reference(block, PAN, zpk_source, PinMethod.VISA_PVV, "pvk", "1")
+        offset = hsm.pin_reference(block, PAN, zpk_source, PinMethod.IBM3624, "pvk", "1")
+        cvv = hsm.card_values(PAN, "2812", "201", "cvk").cvv
+        blob = hsm.encrypt_pan(PAN, "card-1")
+        body = bytes(rng.getrandbits(8) for _ in range(256))
+        raw_key = keys["zpk"]
+
+        tdes_seq = sequential_ksns("FFFF9876543210E00000", total, 10)
+        aes_seq = sequential_ksns("123456789012345600000000", total, 16)
+        tdes_cold = [f"FFFF{rng.getrandbits(40):010X}" + "E00001" for _ in range(total)]
+        tdes_cold = [dukpt.ksn_with_counter(k, rng.choice([1, 7, 0x155, 0x3FF])) for k in tdes_cold]
+        aes_cold = [
+            f"{rng.getrandbits(64):016X}{rng.choice([1, 0x55, 0x7FFF]):08X}" for _ in range(total)
+        ]
+        tdes_host = dukpt.TdesDukptHost(keys["bdk"])
+        aes_host = dukpt.AesDukptHost(keys["bdk-aes"])
+        cold_tdes_host = dukpt.TdesDukptHost(keys["bdk"])
+        cold_aes_host = dukpt.AesDukptHost(keys["bdk-aes"])
+        dukpt_blocks = [
+            dukpt.terminal_encrypt_pin_tdes(keys["bdk"], ksn, "4739", PAN) for ksn in tdes_seq[:300]
+        ]
+        dukpt_ksns = tdes_seq[:300]
+
+        def verify_and_check(method, reference):
+            def op(_i):
+                assert hsm.verify_pin(block, PAN, zpk_source, method, "pvk", "1", reference) is (
+                    PinCheck.OK
+                )
+
+            return op
+
+        def translate(_i):
+            hsm.translate_pin(block, PAN, zpk_source, "zpk-aes", pinblock.PinBlockFormat.ISO4)
+
+        def translate_and_verify(_i):
+            translate(_i)
+            hsm.verify_pin(block, PAN, zpk_source, PinMethod.VISA_PVV, "pvk", "1", pvv)
+
+        dukpt_verify_host_sources = [hsm.pin_source(k, None) for k in dukpt_ksns]
+
+        def dukpt_verify(i):
+            j = i % len(dukpt_ksns)
+            check = hsm.verify_pin(
+                dukpt_blocks[j], PAN, dukpt_verify_host_sources[j], "visa_pvv", "pvk", "1", pvv
+            )
+            assert check is PinCheck.OK
+
+        ops: list[tuple[str, Callable[[int], object]]] = [
+            (
+                "baseline: one TDES block encryption",
+                lambda _i: tdes_ecb_encrypt(raw_key, PAN[:8].encode()),
+            ),
+            ("PIN verify, ZPK format 0, Visa PVV", verify_and_check(PinMethod.VISA_PVV, pvv)),
+            ("PIN verify, ZPK format 0, IBM 3624", verify_and_check(PinMethod.IBM3624, offset)),
+            ("PIN translate, TDES fmt 0 -> AES fmt 4", translate),
+            ("PIN translate + verify (PVV)", translate_and_verify),
+            ("CVV verify", lambda _i: hsm.verify_card_value(PAN, "2812", "201", cvv, "cvk")),
+            (
+                "DUKPT TDES derive, cold (new terminal)",
+                lambda i: cold_tdes_host.pin_key(tdes_cold[i]),
+            ),
+            ("DUKPT TDES derive, cached (next KSN)", lambda i: tdes_host.pin_key(tdes_seq[i])),
+            (
+                "DUKPT TDES derive, uncached (standard)",
+                lambda i: dukpt.tdes_pin_key(keys["bdk"], tdes_seq[i]),
+            ),
+            ("DUKPT AES derive, cold (new terminal)", lambda i: cold_aes_host.pin_key(aes_cold[i])),
+            ("DUKPT AES derive, cached (next KSN)", lambda i: aes_host.pin_key(aes_seq[i])),
+            (
+                "DUKPT AES derive, uncached (standard)",
+                lambda i: dukpt.aes_pin_key(keys["bdk-aes"], aes_seq[i]),
+            ),
+            ("PIN verify, TDES DUKPT (cached), PVV", dukpt_verify),
+            ("PAN index (HMAC-SHA-256)", lambda _i: hsm.pan_index(PAN)),
+            ("PAN encrypt (AES-256-GCM)", lambda _i: hsm.encrypt_pan(PAN, "card-1")),
+            ("PAN decrypt (AES-256-GCM)", lambda _i: hsm.decrypt_pan(blob, "card-1")),
+            ("retail MAC, 256-byte message", lambda _i: hsm.mac_message(body)),
+        ]
+        results = []
+        baseline = None
+        for name, op in ops:
+            op(0)  # warm up (key loading, caches of the first terminal)
+            seconds = per_op_seconds(op, batch, repeats)
+            baseline = baseline or seconds
+            results.append(
+                {"operation": name, "us_per_op": seconds * 1e6, "ratio": seconds / baseline}
+            )
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    results = run(args.quick)
+    print(f"{'operation':<42} {'us/op':>9} {'x baseline':>11}")
+    for row in results:
+        print(f"{row['operation']:<42} {row['us_per_op']:>9.1f} {row['ratio']:>11.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
