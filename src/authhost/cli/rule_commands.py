@@ -16,7 +16,9 @@ from authhost.rules.lists import ListLoadError, load_lists
 from authhost.rules.loader import load_rule_set
 from authhost.rules.rulefile import RuleLoadError
 
-rules_app = typer.Typer(help="Analysts' fraud rules: check, list, reload.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Analysts' fraud rules: check, list, variables, reload.", no_args_is_help=True
+)
 console = Console()
 errors = Console(stderr=True)
 
@@ -105,6 +107,25 @@ def list_rules(
             markup=True,
         )
         console.print("     " + " ".join(rule.expression.split()), highlight=False, markup=False)
+
+
+@rules_app.command("variables")
+def variables(
+    markdown: bool = typer.Option(False, "--markdown", help="print a Markdown table"),
+) -> None:
+    """Every variable a rule can read, with its type and meaning."""
+    from authhost.rules.variables import VARIABLES
+
+    if markdown:
+        console.print("| variable | type | meaning |\n| --- | --- | --- |", highlight=False)
+    for var in VARIABLES.values():
+        kind = var.kind.value + (", may be missing" if var.nullable else "")
+        if var.code_width:
+            kind += f", {var.code_width}-digit code"
+        if markdown:
+            console.print(f"| `{var.name}` | {kind} | {var.doc} |", highlight=False, markup=False)
+        else:
+            console.print(f"{var.name:32} {kind:34} {var.doc}", highlight=False, markup=False)
 
 
 @rules_app.command("reload")

@@ -90,7 +90,12 @@ def _card_variables() -> list[Variable]:
             "days since the card was created; missing when unknown",
             True,
         ),
-        Variable("card.available", n, "ctx.available / 100", "open-to-buy before this request"),
+        Variable(
+            "card.available",
+            n,
+            "ctx.available / 100",
+            "open-to-buy before this request (major units)",
+        ),
         Variable("card.available_minor", n, "ctx.available", "open-to-buy in minor units"),
     ]
 
@@ -132,7 +137,12 @@ def _velocity_variables() -> list[Variable]:
         found.append(Variable(f"card.{name}", Kind.NUMBER, source, doc))
         if in_money:
             found.append(
-                Variable(f"card.{name}_minor", Kind.NUMBER, f"vel.{name}", doc + " (minor units)")
+                Variable(
+                    f"card.{name}_minor",
+                    Kind.NUMBER,
+                    f"vel.{name}",
+                    doc.replace("major units", "minor units"),
+                )
             )
     return found
 
