@@ -2,7 +2,8 @@
 
 Every figure is measured in the same run as the baseline (``blockcipher.tdes_ecb_encrypt`` of
 one 8-byte block, the primitive every PIN and CVV operation is built from), so the ratios stay
-meaningful on a noisy machine. Each operation runs in batches; the median batch is reported.
+meaningful on a noisy machine. Rounds run one batch of every operation in turn (baseline
+included); the median round is reported.
 
     .venv/bin/python benchmarks/bench_security.py            # about 30 s
     .venv/bin/python benchmarks/bench_security.py --quick    # fewer repeats
@@ -36,17 +37,22 @@ from authhost.security.module import PinCheck, SecurityModule
 PAN = "4761739001010119"
 
 
-def per_op_seconds(op: Callable[[int], object], batch: int, repeats: int) -> float:
-    """Median over ``repeats`` batches of the time per call; ``op`` gets the call index."""
-    times = []
-    counter = 0
+def interleaved_medians(
+    ops: list[tuple[str, Callable[[int], object]]], batch: int, repeats: int
+) -> dict[str, float]:
+    """Seconds per call, median over ``repeats`` rounds; each round runs one batch of every
+    operation in turn, so load from other processes hits baseline and operations alike."""
+    times: dict[str, list[float]] = {name: [] for name, _ in ops}
+    counters = dict.fromkeys(times, 0)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(batch):
-            op(counter)
-            counter += 1
-        times.append((time.perf_counter() - start) / batch)
-    return statistics.median(times)
+        for name, op in ops:
+            start = time.perf_counter()
+            first = counters[name]
+            for i in range(first, first + batch):
+                op(i)
+            times[name].append((time.perf_counter() - start) / batch)
+            counters[name] = first + batch
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def build(tmp: Path) -> tuple[SecurityModule, dict[str, bytes]]:
@@ -68,7 +74,7 @@ def sequential_ksns(base: str, count: int, limit_bits: int) -> list[str]:
 def run(quick: bool) -> list[dict[str, object]]:
     repeats = 5 if quick else 15
     batch = 200 if quick else 400
-    total = batch * repeats + 10
+    total = batch * (repeats + 1) + 10
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp:
         hsm, keys = build(Path(tmp))
@@ -152,16 +158,14 @@ def run(quick: bool) -> list[dict[str, object]]:
             ("PAN decrypt (AES-256-GCM)", lambda _i: hsm.decrypt_pan(blob, "card-1")),
             ("retail MAC, 256-byte message", lambda _i: hsm.mac_message(body)),
         ]
-        results = []
-        baseline = None
-        for name, op in ops:
-            op(0)  # warm up (key loading, caches of the first terminal)
-            seconds = per_op_seconds(op, batch, repeats)
-            baseline = baseline or seconds
-            results.append(
-                {"operation": name, "us_per_op": seconds * 1e6, "ratio": seconds / baseline}
-            )
-        return results
+        for _, op in ops:
+            op(0)  # warm up (key loading, the first terminal's caches)
+        medians = interleaved_medians(ops, batch, repeats)
+        baseline = medians[ops[0][0]]
+        return [
+            {"operation": name, "us_per_op": seconds * 1e6, "ratio": seconds / baseline}
+            for name, seconds in medians.items()
+        ]
 
 
 def main() -> None:
