@@ -373,10 +373,21 @@ def test_hex_bitmap_with_non_hex_characters_is_a_format_error() -> None:
     assert error.stan is None
 
 
-def test_extra_bytes_after_the_last_field_are_a_format_error_with_stan() -> None:
-    body = peer_encode({"t": "0800", "11": "000001", "70": "301"}, DEFAULT_DIALECT)
-    error = _format_error(body + b"junk")
-    assert (error.mti, error.stan) == ("0800", "000001")
+@pytest.mark.parametrize(
+    "fields",
+    [{"t": "0800", "11": "000001", "70": "301"}, {"t": "0200", "7": "1125203000", "11": "000001"}],
+    ids=["STAN before the last field", "STAN is the last field"],
+)
+def test_extra_bytes_after_the_last_field_are_a_format_error_with_stan(fields: dict) -> None:
+    error = _format_error(peer_encode(fields, DEFAULT_DIALECT) + b"junk")
+    assert (error.mti, error.stan) == (fields["t"], "000001")
+
+
+@pytest.mark.parametrize("number", ["2", "32"])
+def test_empty_numeric_variable_field_is_a_format_error(number: str) -> None:
+    error = _format_error(peer_encode(financial("0100", **{number: ""}), DEFAULT_DIALECT))
+    assert error.stan == "004711"
+    assert f"field {number} " in str(error)
 
 
 @pytest.mark.parametrize("mti", ["0110", "0810", "AB00"])

@@ -247,10 +247,16 @@ def encode_format_error(error: FormatError, dialect: Dialect) -> bytes | None:
     if error.mti is None or error.stan is None:
         return None
     try:
-        doc = {"t": response_mti(error.mti), **error.echo, "39": str(ResponseCode.FORMAT_ERROR)}
-        return _encode(doc, dialect)
-    except (ValueError, EncodeError):
-        return None
+        mti = response_mti(error.mti)
+    except ValueError:
+        return None  # a response sent to us: there is nothing to answer
+    code = str(ResponseCode.FORMAT_ERROR)
+    for doc in ({"t": mti, **error.echo, "39": code}, {"t": mti, "11": error.stan, "39": code}):
+        try:
+            return _encode(doc, dialect)
+        except EncodeError:
+            continue  # an echoed value the dialect cannot carry: answer with less
+    return None
 
 
 def encode_request(fields: Mapping[str, str | bytes], dialect: Dialect) -> bytes:

@@ -74,7 +74,9 @@ class FieldCodec:
         try:
             doc, _ = iso8583.decode(bytes(body), self.spec)
         except iso8583.DecodeError as error:
-            raise FieldDecodeError(str(error), error.doc_dec, error.field) from None
+            # Extra bytes after the last field leave every field readable, that one included.
+            failed = None if error.msg.startswith("Extra data") else error.field
+            raise FieldDecodeError(str(error), error.doc_dec, failed) from None
         except Exception as error:  # e.g. a bitmap bit for a field the spec lacks
             raise FieldDecodeError(
                 f"undecodable message ({type(error).__name__})", {}, None
