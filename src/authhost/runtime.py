@@ -34,6 +34,7 @@ Service = Callable[[], Awaitable[None]]
 DEMO_EXPORT = "demo-cards.json"
 RULES_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
+TIMEOUT_FLUSH_S = 0.5
 
 
 @dataclass
@@ -102,6 +103,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             config.server.timeout_response_code,
         )
         runtime = Runtime(handler=handler, banner=banner)
+        runtime.services.append(partial(flush_timeouts, handler))
         if config.admin.port:
             from authhost.admin.http import serve_admin
 
@@ -149,6 +151,13 @@ async def open_rules(config: Config, store: CardStore) -> RulesWithStoreLists | 
 def open_scorer(config: Config) -> Any:
     """The active fraud model (champion and optional challenger), if one is installed."""
     return None
+
+
+async def flush_timeouts(handler: AuthService) -> None:
+    """Journal the requests that hit their deadline, off the response path."""
+    while True:
+        await trio.sleep(TIMEOUT_FLUSH_S)
+        await handler.flush_timeouts()
 
 
 async def reload_rules(rules: RulesWithStoreLists) -> None:

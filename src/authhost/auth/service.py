@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 import anyio
 
@@ -67,6 +68,7 @@ class AuthService:
         self._advice_pipeline = advice_pipeline
         self._approvals = approvals or ApprovalCodes()
         self._timeout_code = RC(timeout_code)
+        self._timed_out: deque[JournalEntry] = deque(maxlen=100_000)
 
     async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
         started = time.perf_counter_ns()
@@ -101,8 +103,7 @@ class AuthService:
             return settled(decision, result, request, snapshot)
         except anyio.get_cancelled_exc_class():
             if not committing:
-                with anyio.CancelScope(shield=True):
-                    await self._journal_timeout(request, received_at, started)
+                self._journal_timeout(request, received_at, started)
             raise
 
     # --- decisions -------------------------------------------------------------------------
@@ -197,16 +198,27 @@ class AuthService:
         )
         return decision, commit
 
-    async def _journal_timeout(self, request: AuthRequest, now: float, started: int) -> None:
-        """A request the deadline cut short still leaves its one journal entry."""
+    def _journal_timeout(self, request: AuthRequest, now: float, started: int) -> None:
+        """A request the deadline cut short still gets its one journal entry; it is queued here
+        and written by ``flush_timeouts`` so the 91 response never waits for a slow store."""
         decision = Decision(response_code=self._timeout_code, reason_codes=["deadline"])
         entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
         entry.latency_us = (time.perf_counter_ns() - started) // 1000
-        try:
-            with anyio.move_on_after(1.0):
+        self._timed_out.append(entry)
+
+    async def flush_timeouts(self) -> int:
+        """Write the queued timeout journal entries; returns how many were written."""
+        written = 0
+        while self._timed_out:
+            entry = self._timed_out.popleft()
+            try:
                 await self._store.commit(Commit(journal=entry))
-        except Exception:  # the store is what is slow or down; the log line is what is left
-            log.exception("journal write for a timed-out request failed")
+            except Exception:
+                self._timed_out.appendleft(entry)
+                log.warning("journal write of a timed-out request failed; will retry")
+                break
+            written += 1
+        return written
 
     def _pan_index(self, pan: str | None) -> str:
         if not pan or not pan.isdigit():

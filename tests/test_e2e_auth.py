@@ -1,0 +1,410 @@
+"""End to end: a switch on a real TCP connection, authhost's server, pipeline and store.
+
+One row per response code with the message that causes it, run against both store backends.
+The host runs in-process on a free port with a demo installation in a temporary directory,
+plus a restricted product made for the controls rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from iso_client import Switch, next_stan
+
+from authhost.admin import requests as rq
+from authhost.admin.demo import ensure_demo
+from authhost.admin.service import CardService
+from authhost.cards.track2 import build_track2
+from authhost.config import (
+    AdminConfig,
+    AuthConfig,
+    Config,
+    RulesConfig,
+    SecurityConfig,
+    ServerConfig,
+    StoreConfig,
+)
+from authhost.runtime import open_runtime
+from authhost.security.module import SecurityModule
+from authhost.security.pinblock import encrypt_pin_block
+from authhost.server.process import serve_runtime
+from authhost.store import opened_store
+
+RULES = """
+[[rule]]
+name = "dnh-merchant"
+expression = 'merchant == "MERCHANT-DNH000"'
+action = "decline"
+response_code = "05"
+reason = "R-DNH"
+
+[[rule]]
+name = "sanctioned-country"
+expression = 'country == "643"'
+action = "decline"
+reason = "R-COUNTRY"
+
+[[rule]]
+name = "watch-big-amounts"
+expression = "amount > 1000.00"
+action = "review"
+mode = "shadow"
+reason = "R-SHADOW"
+"""
+
+RESTRICTED = rq.NewProduct(
+    product_id="restricted",
+    issuer_id="e2e",
+    name="Restricted debit",
+    bin="476173",
+    channels=["pos", "atm", "contactless"],
+    blocked_mccs=["7995"],
+    blocked_countries=["408"],
+    limits=rq.LimitsSpec(per_transaction=10_000, daily_count=3, atm_per_transaction=5_000),
+)
+
+
+@dataclass
+class Host:
+    port: int
+    keys: dict[str, str]
+    cards: dict[str, dict[str, Any]]  # demo name -> export row
+    store_url: str
+    config: Config
+    service_args: dict[str, Any] = field(default_factory=dict)
+
+    def zpk(self) -> bytes:
+        return bytes.fromhex(self.keys["zpk"])
+
+
+def demo_names(export: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    names = ["active-visa", "active-visa-low", "active-3624", "active-credit"]
+    cards = export["cards"]
+    named = dict(zip(names, cards[:4], strict=True))
+    for card in cards[4:]:
+        named[card["state"]] = card
+    return named
+
+
+async def add_restricted_card(config: Config) -> dict[str, Any]:
+    """A card on a product with channel, MCC, country and amount/count limits."""
+    security = SecurityModule.open(config.security, demo=True)
+    async with opened_store(config.store.url, prefix=store_prefix(config)) as store:
+        service = CardService(store, security, actor="e2e")
+        await ensure_demo(service)
+        await service.create_product(RESTRICTED, idempotency_key="e2e-product")
+        await service.create_account(
+            rq.NewAccount(account_id="restricted-acc", balance=1_000_000), idempotency_key="e2e-acc"
+        )
+        card = await service.issue_card(
+            rq.IssueCard(product_id="restricted", account_id="restricted-acc"),
+            idempotency_key="e2e-card",
+        )
+        pan = security.decrypt_pan(await store.pan_ciphertext(card["card_id"]), card["card_id"])
+        zpk = bytes.fromhex(security.demo_test_keys()["zpk"])
+        block = encrypt_pin_block(zpk, "2580", pan)
+        await service.set_pin(card["card_id"], rq.PinChange(pin_block=block.hex()))
+        for action in ("ship", "activate"):
+            await service.apply(card["card_id"], action)
+        values = security.card_values(pan, card["expiry"], card["service_code"], "cvk")
+    return {
+        "pan": pan,
+        "expiry": card["expiry"],
+        "service_code": card["service_code"],
+        "cvv2": values.cvv2,
+        "track2": build_track2(pan, card["expiry"], card["service_code"], values.icvv),
+        "pin": "2580",
+        "currency": "978",
+    }
+
+
+def store_prefix(config: Config) -> str:
+    return config.store.url.rsplit("#", 1)[-1] if "#" in config.store.url else "authhost"
+
+
+async def start_host(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    store_url: str,
+    *,
+    deadline_ms: int = 5000,
+    rules: str = RULES,
+) -> Host:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(rules)
+    config = Config(
+        server=ServerConfig(
+            port=0, metrics_port=0, pid_file="", deadline_ms=deadline_ms, log_level="WARNING"
+        ),
+        store=StoreConfig(url=store_url),
+        security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),
+        admin=AdminConfig(port=0),
+        auth=AuthConfig(),
+        rules=RulesConfig(file=str(rules_file), watch=False),
+    )
+    restricted = await add_restricted_card(config)
+
+    async def serve(task_status: trio.TaskStatus[list[tuple[str, int]]]) -> None:
+        async with open_runtime(config, demo=True) as runtime:
+            await serve_runtime(config, runtime, task_status=task_status)
+
+    addresses = await nursery.start(serve)
+    export = json.loads(Path("demo-cards.json").read_text())
+    cards = demo_names(export)
+    cards["restricted"] = restricted
+    return Host(addresses[0][1], export["keys"], cards, store_url, config)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch) -> str:
+    monkeypatch.chdir(tmp_path)  # the demo export is written to the working directory
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'authhost.db'}"
+    pytest.importorskip("authhost.store.redis")
+    redis_url = request.getfixturevalue("redis_url")
+    return redis_url
+
+
+def purchase(card: dict[str, Any], amount: int = 1_000, **changes: Any) -> dict[str, Any]:
+    """A chip-read POS purchase (0100) with the card's iCVV track 2 and no PIN."""
+    stan = next_stan()
+    fields = {
+        "t": "0100",
+        "2": card["pan"],
+        "3": "000000",
+        "4": f"{amount:012d}",
+        "7": "1125120000",
+        "11": stan,
+        "14": card["expiry"],
+        "18": "5411",
+        "19": "276",
+        "22": "051",
+        "32": "123456",
+        "35": card["track2"],
+        "37": f"{int(stan):012d}",
+        "41": "TERM0001",
+        "42": "MERCHANT0000001",
+        "49": card["currency"],
+    }
+    fields.update(changes)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def with_pin(fields: dict[str, Any], host: Host, card: dict[str, Any], pin: str) -> dict[str, Any]:
+    return {**fields, "52": encrypt_pin_block(host.zpk(), pin, card["pan"]).hex()}
+
+
+def ecommerce(card: dict[str, Any], cvv2: str, **changes: Any) -> dict[str, Any]:
+    return purchase(
+        card, **{"22": "812", "25": "59", "35": None, "48": f"92{len(cvv2):02d}{cvv2}", **changes}
+    )
+
+
+def luhn_fix(pan_without_check: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(pan_without_check)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return pan_without_check + str((10 - total % 10) % 10)
+
+
+def response_code_table(host: Host) -> list[tuple[str, dict[str, Any], str]]:
+    """(case, request fields, expected field 39): one row per response code."""
+    c = host.cards
+    visa, low, r = c["active-visa"], c["active-visa-low"], c["restricted"]
+    unknown = {**visa, "pan": luhn_fix("476173" + "9" * 9)}
+    unknown["track2"] = build_track2(unknown["pan"], visa["expiry"], "201", "000")
+    wrong_cvv2 = "000" if visa["cvv2"] != "000" else "111"
+    return [
+        ("approved chip purchase with PIN -> 00", with_pin(purchase(visa), host, visa, visa["pin"]), "00"),
+        ("rule declines with 05 -> 05", purchase(visa, **{"42": "MERCHANT-DNH000"}), "05"),
+        ("unsupported processing code -> 12", purchase(visa, **{"3": "400000"}), "12"),
+        ("zero amount -> 13", purchase(visa, amount=0), "13"),
+        ("unknown card -> 14", purchase(unknown, **{"14": None}), "14"),
+        ("Luhn-invalid PAN -> 14", purchase(visa, **{"2": visa["pan"][:-1] + str((int(visa["pan"][-1]) + 1) % 10), "35": None}), "14"),
+        ("lost card -> 41", purchase(c["lost"]), "41"),
+        ("stolen card -> 43", purchase(c["stolen"]), "43"),
+        ("more than open-to-buy -> 51", purchase(low, amount=low["available"] + 1), "51"),
+        ("expired card -> 54", purchase(c["expired"]), "54"),
+        ("expiry in the message differs -> 54", purchase(visa, **{"14": "3001", "35": None}), "54"),
+        ("wrong PIN -> 55", with_pin(purchase(low), host, low, "0000" if low["pin"] != "0000" else "1111"), "55"),
+        ("ATM cash without PIN -> 55", purchase(visa, **{"3": "010000", "18": "6011"}), "55"),
+        ("e-commerce on a card without it -> 57", ecommerce(r, r["cvv2"]), "57"),
+        ("blocked MCC -> 57", purchase(r, **{"18": "7995"}), "57"),
+        ("blocked country -> 57", purchase(r, **{"19": "408"}), "57"),
+        ("rule declines by country -> 59", purchase(visa, **{"19": "643"}), "59"),
+        ("over per-transaction limit -> 61", purchase(r, amount=10_001), "61"),
+        ("suspended card -> 62", purchase(c["suspended"]), "62"),
+        ("closed card -> 62", purchase(c["closed"]), "62"),
+        ("issued, not activated -> 78", purchase(c["issued"]), "78"),
+        ("wrong iCVV in track 2 -> 82", purchase(visa, **{"35": build_track2(visa["pan"], visa["expiry"], visa["service_code"], "000" if visa["track2"].split("=")[1][7:10] != "000" else "999")}), "82"),
+        ("wrong CVV2 on e-commerce -> N7", ecommerce(visa, wrong_cvv2), "N7"),
+        ("e-commerce with right CVV2 -> 00", ecommerce(visa, visa["cvv2"]), "00"),
+    ]  # fmt: skip
+
+
+async def test_every_response_code_end_to_end(nursery, tmp_path, store_url):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    got, expected = {}, {}
+    for case, fields, code in response_code_table(host):
+        response = await switch.send(fields)
+        got[case], expected[case] = response.get("39"), code
+        assert response["t"] == "0110"
+        assert response["11"] == fields["11"]
+        assert "2" not in response and "35" not in response and "52" not in response
+        assert ("38" in response) == (code == "00"), case
+    assert got == expected
+
+
+async def test_frequency_limit_and_pin_lockout(nursery, tmp_path, store_url):
+    """65 after the daily count; 75 once the wrong-PIN tries are used up, even with the right PIN."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    r = host.cards["restricted"]
+    codes = [(await switch.send(purchase(r, amount=100)))["39"] for _ in range(4)]
+    assert codes == ["00", "00", "00", "65"]
+
+    visa = host.cards["active-3624"]
+    wrong = "9999" if visa["pin"] != "9999" else "8888"
+    codes = [
+        (await switch.send(with_pin(purchase(visa), host, visa, pin)))["39"]
+        for pin in (wrong, wrong, wrong, visa["pin"])
+    ]
+    assert codes == ["55", "55", "75", "75"]
+
+
+async def test_balance_inquiry_returns_balances_without_holding(nursery, tmp_path, store_url):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    inquiry = purchase(card, **{"3": "310000", "4": None})
+    first = await switch.send(inquiry)
+    assert first["39"] == "00"
+    available = int(card["available"])
+    assert f"02978C{available:012d}" in first["54"]
+    approved = await switch.send(purchase(card, amount=2_500))
+    assert approved["39"] == "00"
+    assert f"02978C{available - 2_500:012d}" in approved["54"]
+    second = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    assert f"02978C{available - 2_500:012d}" in second["54"]
+
+
+async def test_reversals_release_holds_and_are_idempotent(nursery, tmp_path, store_url):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    available = int(card["available"])
+
+    def balance(response: dict[str, Any]) -> int:
+        at = response["54"].index("02978")
+        return int(response["54"][at + 6 : at + 18])
+
+    auth = purchase(card, amount=10_000)
+    assert balance(await switch.send(auth)) == available - 10_000
+
+    partial = {**auth, "t": "0400", "11": next_stan(), "90": f"0100{auth['11']}{auth['7']}{'123456':0>11}{'0' * 11}",
+               "95": f"{4_000:012d}" + "0" * 30}  # fmt: skip
+    reply = await switch.send(partial)
+    assert (reply["t"], reply["39"]) == ("0410", "00")
+    inquiry = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    assert balance(inquiry) == available - 4_000  # 6 000 released, 4 000 still held
+
+    again = await switch.send(partial)  # the same reversal retransmitted
+    assert again["39"] == "00"
+    full = {**partial, "11": next_stan()}
+    del full["95"]
+    assert (await switch.send(full))["39"] == "00"  # releases the remaining 4 000
+    assert (await switch.send({**full, "11": next_stan()}))["39"] == "00"  # nothing left to release
+    inquiry = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    assert balance(inquiry) == available
+
+    orphan = {**partial, "11": next_stan(), "90": "0100999999" + "1125000000" + "0" * 22}
+    assert (await switch.send(orphan))["39"] == "00"  # acknowledged and journalled
+
+
+async def test_retransmission_returns_the_original_answer_and_holds_once(
+    nursery, tmp_path, store_url
+):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    request = purchase(card, amount=7_000)
+    first = await switch.send(request)
+    repeat = await switch.send({**request, "t": "0101"})
+    assert first["39"] == repeat["39"] == "00"
+    assert first["38"] == repeat["38"]
+    inquiry = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    assert f"02978C{int(card['available']) - 7_000:012d}" in inquiry["54"]
+    changed = await switch.send({**request, "4": f"{9_000:012d}"})
+    assert changed["39"] == "94"
+
+
+async def test_advice_posts_even_when_the_card_would_decline(nursery, tmp_path, store_url):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    low = host.cards["active-visa-low"]
+    advice = purchase(low, amount=int(low["available"]) + 5_000, t="0220")
+    reply = await switch.send(advice)
+    assert (reply["t"], reply["39"]) == ("0230", "00")
+    inquiry = await switch.send(purchase(low, **{"3": "310000", "4": None}))
+    at = inquiry["54"].index("02978")
+    assert inquiry["54"][at + 5] == "D" and int(inquiry["54"][at + 6 : at + 18]) == 5_000
+
+
+async def test_concurrent_requests_never_overspend(nursery, tmp_path, store_url):
+    """50 concurrent holds of 10.00 against 50.00 of open-to-buy: exactly 5 approvals."""
+    host = await start_host(nursery, tmp_path, store_url)
+    low = host.cards["active-visa-low"]
+    available = int(low["available"])
+    codes: list[str] = []
+
+    async def one() -> None:
+        switch = await Switch.connect(host.port)
+        codes.append((await switch.send(purchase(low, amount=1_000)))["39"])
+        await switch.aclose()
+
+    async with trio.open_nursery() as clients:
+        for _ in range(50):
+            clients.start_soon(one)
+    assert codes.count("00") == available // 1_000
+    assert set(codes) == {"00", "51"}
+    switch = await Switch.connect(host.port)
+    inquiry = await switch.send(purchase(low, **{"3": "310000", "4": None}))
+    assert f"02978C{0:012d}" in inquiry["54"]
+
+
+async def test_every_request_leaves_one_journal_entry(nursery, tmp_path, store_url):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    table = response_code_table(host)
+    sent = []
+    for _case, fields, _code in table:
+        response = await switch.send(fields)
+        sent.append((fields["11"], response["39"]))
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        service = CardService(store, security)
+        from authhost.store.interface import JournalQuery
+
+        entries = await store.journal(JournalQuery(limit=10_000))
+        del service
+    journalled = {(e.stan, e.response_code) for e in entries if e.terminal_id == "TERM0001"}
+    assert set(sent) <= journalled
+    full_pans = {card["pan"] for card in host.cards.values()}
+    for entry in entries:
+        text = json.dumps(dataclasses.asdict(entry))
+        assert not any(pan in text for pan in full_pans)
+
+
+def unique_prefix() -> str:
+    return "e2e-" + uuid.uuid4().hex[:8]
