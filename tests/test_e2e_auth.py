@@ -36,6 +36,7 @@ from authhost.security.module import SecurityModule
 from authhost.security.pinblock import encrypt_pin_block
 from authhost.server.process import serve_runtime
 from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
 
 RULES = """
 [[rule]]
@@ -96,7 +97,7 @@ def demo_names(export: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def add_restricted_card(config: Config) -> dict[str, Any]:
     """A card on a product with channel, MCC, country and amount/count limits."""
     security = SecurityModule.open(config.security, demo=True)
-    async with opened_store(config.store.url, prefix=store_prefix(config)) as store:
+    async with opened_store(config.store.url) as store:
         service = CardService(store, security, actor="e2e")
         await ensure_demo(service)
         await service.create_product(RESTRICTED, idempotency_key="e2e-product")
@@ -123,10 +124,6 @@ async def add_restricted_card(config: Config) -> dict[str, Any]:
         "pin": "2580",
         "currency": "978",
     }
-
-
-def store_prefix(config: Config) -> str:
-    return config.store.url.rsplit("#", 1)[-1] if "#" in config.store.url else "authhost"
 
 
 async def start_host(
@@ -169,7 +166,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch) -> st
         return f"sqlite:///{tmp_path / 'authhost.db'}"
     pytest.importorskip("authhost.store.redis")
     redis_url = request.getfixturevalue("redis_url")
-    return redis_url
+    return f"{redis_url}?prefix=e2e-{uuid.uuid4().hex[:8]}"  # shared Redis: own key space
 
 
 def purchase(card: dict[str, Any], amount: int = 1_000, **changes: Any) -> dict[str, Any]:
@@ -391,20 +388,11 @@ async def test_every_request_leaves_one_journal_entry(nursery, tmp_path, store_u
     for _case, fields, _code in table:
         response = await switch.send(fields)
         sent.append((fields["11"], response["39"]))
-    security = SecurityModule.open(host.config.security, demo=True)
     async with opened_store(store_url) as store:
-        service = CardService(store, security)
-        from authhost.store.interface import JournalQuery
-
         entries = await store.journal(JournalQuery(limit=10_000))
-        del service
     journalled = {(e.stan, e.response_code) for e in entries if e.terminal_id == "TERM0001"}
     assert set(sent) <= journalled
     full_pans = {card["pan"] for card in host.cards.values()}
     for entry in entries:
         text = json.dumps(dataclasses.asdict(entry))
         assert not any(pan in text for pan in full_pans)
-
-
-def unique_prefix() -> str:
-    return "e2e-" + uuid.uuid4().hex[:8]
