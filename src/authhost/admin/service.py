@@ -321,7 +321,12 @@ class CardService:
                 else:
                     await self.store.replace_card(replaced, card, ciphertext)
             except Conflict:
-                continue
+                if await self.store.find_card(pan_index) is None:  # not the PAN: the old card
+                    raise ConflictError(
+                        f"card {replaced.card_id if replaced else card.card_id} was changed by "
+                        "someone else; read it and retry"
+                    ) from None
+                continue  # another card took this PAN between our check and our insert
             return card
         raise Unavailable(f"no free PAN found in BIN {product.bin} after {PAN_ATTEMPTS} tries")
 
