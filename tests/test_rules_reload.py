@@ -140,7 +140,14 @@ def test_reload_if_changed_only_when_something_changed(tmp_path: Path) -> None:
     assert result is not None and result.ok and not result.changed  # same rules, new lists
     assert source.evaluate(CTX, None).decline_code == "59"
     # the store's lists win over file lists of the same name
-    assert source.evaluate(CTX, None, {"merchant_block": frozenset()}).decline_code is None
+    store_lists = {"merchant_block": frozenset()}
+    assert source.evaluate(CTX, None, store_lists).decline_code is None
+    assert source.evaluate(CTX, None, store_lists).decline_code is None  # cached merge
+    store_lists = {"other": frozenset({"x"})}  # the store's lists were refreshed
+    assert source.evaluate(CTX, None, store_lists).decline_code == "59"
+    (lists / "merchant_block.txt").write_text("M-9\n")  # the file list changes under the cache
+    assert source.reload().ok
+    assert source.evaluate(CTX, None, store_lists).decline_code is None
 
 
 def test_bad_file_at_start_up_raises(tmp_path: Path) -> None:

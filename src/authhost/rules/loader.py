@@ -75,6 +75,7 @@ class RuleSource:
         self._stamp = self._file_stamp()
         rules, lists = self._build()  # a bad file at start-up is an error for the caller
         self._active = _Active(rules, lists)
+        self._merged: tuple[object, object, Mapping[str, frozenset[str]]] = (None, None, {})
         self._log_loaded(rules, lists, "loaded")
 
     @classmethod
@@ -100,9 +101,20 @@ class RuleSource:
         score: int | None = None,
         lists: Mapping[str, frozenset[str]] | None = None,
     ) -> RuleOutcome:
-        """Evaluate on the active set; ``lists`` (the store's) win over file lists by name."""
+        """Evaluate on the active set; ``lists`` (the store's) win over file lists by name.
+
+        The merge of file and store lists is cached per (store mapping, active set), so pass
+        a new mapping when the store's lists change rather than mutating the old one.
+        """
         active = self._active  # one read: this evaluation uses exactly this version
-        merged = merge_lists(active.lists, lists) if lists else active.lists
+        if not lists:
+            return active.rules.evaluate(ctx, score, active.lists)
+        cached = self._merged  # the store's mapping is replaced, not mutated, when refreshed
+        if cached[0] is lists and cached[1] is active:
+            merged = cached[2]
+        else:
+            merged = merge_lists(active.lists, lists)
+            self._merged = (lists, active, merged)
         return active.rules.evaluate(ctx, score, merged)
 
     # -- reloading ---------------------------------------------------------------------
