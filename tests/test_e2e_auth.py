@@ -228,6 +228,7 @@ def response_code_table(host: Host) -> list[tuple[str, dict[str, Any], str]]:
         ("zero amount -> 13", purchase(visa, amount=0), "13"),
         ("unknown card -> 14", purchase(unknown, **{"14": None}), "14"),
         ("Luhn-invalid PAN -> 14", purchase(visa, **{"2": visa["pan"][:-1] + str((int(visa["pan"][-1]) + 1) % 10), "35": None}), "14"),
+        ("amount with letters -> 30", purchase(visa, **{"4": "00000000ABCD"}), "30"),
         ("lost card -> 41", purchase(c["lost"]), "41"),
         ("stolen card -> 43", purchase(c["stolen"]), "43"),
         ("more than open-to-buy -> 51", purchase(low, amount=low["available"] + 1), "51"),
