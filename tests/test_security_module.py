@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
@@ -311,3 +313,30 @@ def test_message_mac_verifies_and_detects_changes(hsm) -> None:
     assert hsm.verify_mac(body, tag)
     assert not hsm.verify_mac(body + b"0", tag)
     assert not hsm.verify_mac(body, bytes(8))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pin=st.text("0123456789", min_size=4, max_size=12),
+    other=st.text("0123456789", min_size=4, max_size=12),
+    body=st.text("0123456789", min_size=9, max_size=12),
+    method=st.sampled_from(list(PinMethod)),
+)
+def test_any_pin_set_then_verified(hsm, test_keys, pin, other, body, method) -> None:
+    pan = "541333" + body + "0"
+    source = hsm.pin_source(None, None)
+    if method is PinMethod.VISA_PVV:
+        pin, other = pin[:4], other[:4]
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], pin, pan)
+    reference = hsm.pin_reference(block, pan, source, method, "pvk", "1")
+    assert hsm.verify_pin(block, pan, source, method, "pvk", "1", reference) is PinCheck.OK
+    other_block = pinblock.encrypt_pin_block(test_keys["zpk"], other, pan)
+    expected = PinCheck.OK if other == pin else PinCheck.WRONG
+    if method is PinMethod.VISA_PVV and other != pin:
+        # a PVV is 4 digits: about 1 in 10,000 other PINs share it, as with a real HSM
+        check = hsm.verify_pin(other_block, pan, source, method, "pvk", "1", reference)
+        assert check in (PinCheck.WRONG, PinCheck.OK)
+        return
+    assert hsm.verify_pin(other_block, pan, source, method, "pvk", "1", reference) is expected

@@ -11,6 +11,7 @@ Terminal-side helpers encrypt a PIN block as a PED would.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from enum import IntEnum
 
@@ -202,20 +203,25 @@ def aes_pin_key(bdk: bytes, ksn: str | bytes) -> bytes:
 
 
 class _LruCache:
+    """A bounded map of derived keys; locked so worker threads may share a host."""
+
     def __init__(self, size: int) -> None:
         self._size = size
         self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: bytes) -> bytes | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._items[key] = value
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -28,7 +28,7 @@ class PanProtectionError(ValueError):
 
 def pan_index(hash_key: bytes, pan: str) -> str:
     """The keyed hash of the PAN (hex), the store's card index."""
-    return hmac.new(hash_key, pan.strip().encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.new(hash_key, pan.strip().encode(), hashlib.sha256).hexdigest()
 
 
 def blob_version(blob: bytes) -> int:
@@ -46,7 +46,7 @@ def seal_pan(data_key: bytes, version: int, pan: str, card_id: str) -> bytes:
     header = _HEADER.pack(BLOB_FORMAT, version)
     nonce = secrets.token_bytes(NONCE_BYTES)
     aad = header + card_id.encode()
-    return header + nonce + AESGCM(data_key).encrypt(nonce, pan.strip().encode("ascii"), aad)
+    return header + nonce + AESGCM(data_key).encrypt(nonce, pan.strip().encode(), aad)
 
 
 def open_pan(data_key: bytes, blob: bytes, card_id: str) -> str:
@@ -60,4 +60,4 @@ def open_pan(data_key: bytes, blob: bytes, card_id: str) -> str:
         )
     except InvalidTag:
         raise PanProtectionError("encrypted PAN does not open for this card") from None
-    return clear.decode("ascii")
+    return clear.decode()
