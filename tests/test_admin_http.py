@@ -281,5 +281,7 @@ async def test_an_oversized_body_is_refused_with_413(tmp_path):
             + f"Authorization: Bearer {OPERATOR_TOKEN}\r\n\r\n".encode()
         )
         answer = await raw_exchange(port, head + b'{"values": ["xxxx')
-        assert answer.startswith(b"HTTP/1.1 413") and b"larger than" in answer
+        assert (
+            answer.startswith(b"HTTP/1.1 413 Request Entity Too Large") and b"larger than" in answer
+        )
         assert await service.list_names() == []

@@ -10,6 +10,7 @@ holding resources: headers 16 KiB, body 1 MiB, 30 s to send a request.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 import h11
 import trio
@@ -25,6 +26,9 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_TIMEOUT_S = 30.0
 SERVER_NAME = b"authhost-admin"
+
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 class _TooLarge(Exception):
@@ -143,7 +147,8 @@ async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: ApiResp
     ]
     if response.close:
         headers.append((b"connection", b"close"))
-    data = conn.send(h11.Response(status_code=response.status, headers=headers))
+    reason = _REASONS.get(response.status, b"")
+    data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
     data += conn.send(h11.Data(data=response.body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
