@@ -52,7 +52,7 @@ def pyiso_decode(body: bytes, name: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_fast_encode_and_decode_equal_pyiso8583(name: str, data: st.DataObject) -> None:
     doc = data.draw(field_dicts(name))
@@ -65,7 +65,7 @@ def test_fast_encode_and_decode_equal_pyiso8583(name: str, data: st.DataObject) 
 
 
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(data=st.data())
 def test_corrupted_bodies_decode_as_pyiso8583_decides(name: str, data: st.DataObject) -> None:
     body = bytearray(pyiso_encode(data.draw(field_dicts(name)), name))
