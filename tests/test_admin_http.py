@@ -285,3 +285,11 @@ async def test_an_oversized_body_is_refused_with_413(tmp_path):
             answer.startswith(b"HTTP/1.1 413 Request Entity Too Large") and b"larger than" in answer
         )
         assert await service.list_names() == []
+
+
+async def test_head_gets_headers_without_a_body(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "HEAD", "/openapi.json", token=None)
+        assert reply.status == 200 and reply.body == b""
+        assert int(reply.headers["content-length"]) > 1000
+        assert (await call(port, "GET", "/v1/products")).status == 200

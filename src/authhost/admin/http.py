@@ -88,7 +88,7 @@ async def serve_connection(stream: trio.abc.Stream, api: AdminApi) -> None:
             if request is None:
                 return
             response = await api.handle(request)
-            await _send(stream, conn, response)
+            await _send(stream, conn, response, with_body=request.method != "HEAD")
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
@@ -135,7 +135,9 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> ApiReq
             )
 
 
-async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: ApiResponse) -> None:
+async def _send(
+    stream: trio.abc.Stream, conn: h11.Connection, response: ApiResponse, with_body: bool = True
+) -> None:
     if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     headers = [
@@ -149,6 +151,7 @@ async def _send(stream: trio.abc.Stream, conn: h11.Connection, response: ApiResp
         headers.append((b"connection", b"close"))
     reason = _REASONS.get(response.status, b"")
     data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-    data += conn.send(h11.Data(data=response.body)) or b""
+    if with_body:  # a HEAD answer has the headers (Content-Length included) and no body
+        data += conn.send(h11.Data(data=response.body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
