@@ -58,6 +58,23 @@ def test_demo_mode_generates_a_marked_master_key_and_says_so(config, caplog) -> 
     assert again.pan_index(PAN) == hsm.pan_index(PAN)
 
 
+def test_a_demo_installation_reopens_without_demo_mode(config, hsm) -> None:
+    # e.g. `authhost cards ...` against a server started with --demo
+    again = SecurityModule.open(config, env={})
+    assert again.pan_index(PAN) == hsm.pan_index(PAN)
+    assert again.demo_test_keys() == hsm.demo_test_keys()
+
+
+def test_flipping_the_demo_flag_in_the_file_is_detected(config) -> None:
+    master = secrets.token_bytes(32)
+    KeyStore.create(Path(config.key_store), master)
+    data = json.loads(Path(config.key_store).read_text())
+    data["demo"] = True  # would let demo_test_keys hand out clear keys
+    Path(config.key_store).write_text(json.dumps(data))
+    with pytest.raises(KeyStoreError, match="altered"):
+        SecurityModule.open(config, env={"AUTHHOST_MASTER_KEY": master.hex()})
+
+
 def test_no_master_key_outside_demo_mode_is_a_clear_error(config) -> None:
     with pytest.raises(MasterKeyMissing, match="AUTHHOST_MASTER_KEY"):
         SecurityModule.open(config, env={})

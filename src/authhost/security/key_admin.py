@@ -13,7 +13,7 @@ from pathlib import Path
 
 from authhost.config import SecurityConfig
 from authhost.security import tr31
-from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
+from authhost.security.errors import KeyNotFound, KeyStoreError, SecurityError
 from authhost.security.keys import (
     ALLOWED_LENGTHS,
     KEY_SHAPES,
@@ -23,12 +23,7 @@ from authhost.security.keys import (
     adjust_des_parity,
     generate_material,
 )
-from authhost.security.keystore import (
-    KeyStore,
-    demo_master_path,
-    master_key_from,
-    parse_master_key,
-)
+from authhost.security.keystore import KeyStore, resolve_master_key
 
 PAN_DATA_KEY = "pan-data"
 
@@ -55,17 +50,10 @@ def open_key_store(
 ) -> KeyStore:
     """The configured key store under the master key; ``create`` makes an empty one."""
     env = os.environ if env is None else env
-    master = master_key_from(config.master_key_env, config.master_key_file, env)
     path = Path(config.key_store)
-    if master is None:
-        demo_file = demo_master_path(path)
-        if demo_file.exists() and path.exists():
-            master = parse_master_key(demo_file.read_text(), str(demo_file))
-        else:
-            raise MasterKeyMissing(
-                f"no master key: set the environment variable {config.master_key_env} "
-                "(64 hex digits) or security.master_key_file"
-            )
+    master, _ = resolve_master_key(
+        config.master_key_env, config.master_key_file, path, env, demo=False
+    )
     if create and not path.exists():
         return KeyStore.create(path, master)
     return KeyStore.load(path, master)

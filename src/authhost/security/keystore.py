@@ -8,6 +8,8 @@ rather than as a corrupt key. The file is replaced atomically and created with m
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -58,6 +60,39 @@ def master_key_from(env_name: str, file_name: str, env: Mapping[str, str]) -> by
 
 def demo_master_path(key_store: Path) -> Path:
     return key_store.with_name(key_store.name + DEMO_MASTER_SUFFIX)
+
+
+def is_demo_store(path: Path) -> bool:
+    """What the key store file says about itself (authenticated when it is loaded)."""
+    try:
+        return bool(json.loads(path.read_text()).get("demo", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def resolve_master_key(
+    env_name: str, file_name: str, key_store: Path, env: Mapping[str, str], *, demo: bool
+) -> tuple[bytes, bool]:
+    """(master key, generated now) from the environment, the file, or the demo key file.
+
+    The demo key file beside the key store is used in demo mode, and for a key store that is
+    itself a demo store (so ``authhost cards ...`` works on a demo installation); demo mode
+    generates it when it does not exist. Otherwise MasterKeyMissing says what to set.
+    """
+    master = master_key_from(env_name, file_name, env)
+    if master is not None:
+        return master, False
+    demo_file = demo_master_path(key_store)
+    if demo_file.exists() and (demo or is_demo_store(key_store)):
+        return parse_master_key(demo_file.read_text(), str(demo_file)), False
+    if demo:
+        master = secrets.token_bytes(32)
+        write_private(demo_file, f"{DEMO_MARK}\n{master.hex().upper()}\n")
+        return master, True
+    raise MasterKeyMissing(
+        f"no master key: set the environment variable {env_name} (64 hex digits) or "
+        "security.master_key_file; demo mode (--demo) generates a demo key instead"
+    )
 
 
 def write_private(path: Path, text: str) -> None:
@@ -131,7 +166,14 @@ class KeyStore:
         store = cls(path, master, bool(data.get("demo", False)), entries)
         if data.get("master_kcv") != store._master_kcv:
             raise KeyStoreError(f"{path}: the master key does not match this key store (KCV)")
+        if not hmac.compare_digest(str(data.get("header_tag", "")), store._header_tag()):
+            raise KeyStoreError(f"{path}: the key store header was altered (demo flag)")
         return store
+
+    def _header_tag(self) -> str:
+        """Binds the demo flag to the master key: flipping it in the file breaks the load."""
+        message = f"{FORMAT}|demo={int(self.demo)}".encode()
+        return hmac.new(self._master, message, hashlib.sha256).hexdigest()[:32]
 
     def reopen(self) -> KeyStore:
         """The store as it is on disk now (after another process rotated or imported keys)."""
@@ -142,6 +184,7 @@ class KeyStore:
             "format": FORMAT,
             "demo": self.demo,
             "master_kcv": self._master_kcv,
+            "header_tag": self._header_tag(),
             "keys": [asdict(e) for e in sorted(self._entries.values(), key=_order)],
         }
         write_private(self.path, json.dumps(data, indent=2) + "\n")

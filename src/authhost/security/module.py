@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -28,16 +27,9 @@ from authhost.security import (
     pinverify,
 )
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
-from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
+from authhost.security.errors import KeyNotFound, KeyStoreError, SecurityError
 from authhost.security.keys import KEY_SHAPES, KeyAlgorithm, KeyType, WorkingKey, generate_material
-from authhost.security.keystore import (
-    DEMO_MARK,
-    KeyStore,
-    demo_master_path,
-    master_key_from,
-    parse_master_key,
-    write_private,
-)
+from authhost.security.keystore import KeyStore, demo_master_path, resolve_master_key
 
 log = logging.getLogger("authhost.security")
 
@@ -136,15 +128,16 @@ class SecurityModule:
         env = os.environ if env is None else env
         demo = demo or config.demo
         path = Path(config.key_store)
-        master = master_key_from(config.master_key_env, config.master_key_file, env)
-        if master is None:
-            if not demo:
-                raise MasterKeyMissing(
-                    f"no master key: set the environment variable {config.master_key_env} "
-                    "(64 hex digits) or security.master_key_file; demo mode (--demo) "
-                    "generates a demo key instead"
-                )
-            master = cls._demo_master(path)
+        master, generated = resolve_master_key(
+            config.master_key_env, config.master_key_file, path, env, demo=demo
+        )
+        if generated:
+            log.warning(
+                "demo mode: generated a DEMO master key in %s (not for production: set "
+                "%s or security.master_key_file)",
+                demo_master_path(path),
+                config.master_key_env,
+            )
         if path.exists():
             store = KeyStore.load(path, master)
         elif demo:
@@ -157,20 +150,6 @@ class SecurityModule:
         if demo and store.demo:
             ensure_demo_keys(store)
         return cls(store, config)
-
-    @staticmethod
-    def _demo_master(key_store: Path) -> bytes:
-        path = demo_master_path(key_store)
-        if path.exists():
-            return parse_master_key(path.read_text(), str(path))
-        master = secrets.token_bytes(32)
-        write_private(path, f"{DEMO_MARK}\n{master.hex().upper()}\n")
-        log.warning(
-            "demo mode: generated a DEMO master key in %s (not for production: set "
-            "AUTHHOST_MASTER_KEY or security.master_key_file)",
-            path,
-        )
-        return master
 
     @staticmethod
     def _zone_map(entries: list[str]) -> dict[str, str]:
