@@ -1,9 +1,230 @@
-"""CLI commands of one area, registered on the root app by ``register``."""
+"""``authhost train`` and ``authhost models list|activate|rollback``: the analyst's model commands.
+
+Errors (bad data file, bad config, broken artifact) are printed as one line and exit with
+status 2; no stack trace reaches the user.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from authhost.config import ConfigError, load_config
+
+models_app = typer.Typer(
+    help="Fraud model artifacts: list them, activate a champion or challenger, roll back.",
+    no_args_is_help=True,
+)
+
+AuthhostConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="authhost configuration file (its [models] dir is used unless --dir is given)",
+    dir_okay=False,
+)
+DirOption = typer.Option(None, "--dir", help="models directory (default: [models] dir)")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"authhost: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _models_dir(config_file: Path | None, directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    try:
+        return Path(load_config(config_file).models.dir)
+    except ConfigError as exc:
+        raise _fail(f"configuration error: {exc}") from None
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+    return "n/a" if value is None else str(value)
+
+
+def train(
+    data: Path = typer.Option(..., "--data", help="labelled journal export (CSV or Parquet)"),
+    train_config: Path | None = typer.Option(
+        None, "--config", "-c", help="training config (TOML): split, hyperparameters, threshold"
+    ),
+    out: Path = typer.Option(Path("models"), "--out", help="directory to write artifacts into"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Train logistic regression and gradient-boosted models; report and export artifacts."""
+    from authhost.models.dataset import DatasetError
+    from authhost.models.training import TrainingError, load_train_config
+    from authhost.models.training import train as run_training
+
+    try:
+        config = load_train_config(train_config)
+        result = run_training(data, out, config)
+    except (DatasetError, TrainingError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(result.report.read_text())
+        return
+    console = Console()
+    s = result.summary
+    console.print(
+        f"train {s['train']['days'][0]}..{s['train']['days'][1]}: {s['train']['rows']} rows, "
+        f"{s['train']['frauds']} fraud; test {s['test']['days'][0]}..{s['test']['days'][1]}: "
+        f"{s['test']['rows']} rows, {s['test']['frauds']} fraud"
+    )
+    table = Table(title=f"held-out test days (run {result.run_id})")
+    for column in (
+        "model",
+        "AUC ROC",
+        "avg precision",
+        "card prec@k/day",
+        "threshold",
+        "precision@thr",
+        "recall@thr",
+        "alerts",
+    ):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for kind, m in result.metrics.items():
+        table.add_row(
+            kind,
+            _fmt(m.auc_roc),
+            _fmt(m.average_precision),
+            f"{_fmt(m.card_precision_at_k)} (k={m.k})",
+            str(m.threshold),
+            _fmt(m.precision_at_threshold),
+            _fmt(m.recall_at_threshold),
+            str(m.alerts),
+        )
+    console.print(table)
+    for kind, path in result.artifacts.items():
+        console.print(f"artifact {kind}: {path}")
+    console.print(f"report: {result.report}; plots: {', '.join(str(p) for p in result.plots)}")
+
+
+@models_app.command("list")
+def list_models(
+    config_file: Path | None = AuthhostConfigOption,
+    directory: Path | None = DirOption,
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """List artifacts, marking the champion and the challenger."""
+    from authhost.models.registry import Registry, RegistryError
+
+    registry = Registry(_models_dir(config_file, directory))
+    try:
+        state = registry.state()
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    items = registry.list()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "active": state.as_json(),
+                    "artifacts": [
+                        {
+                            "name": a.name,
+                            "kind": a.kind,
+                            "created": a.created,
+                            "threshold": a.threshold,
+                            "metrics": a.metrics,
+                            "error": a.error,
+                        }
+                        for a in items
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not items:
+        typer.echo(f"no model artifacts in {registry.root}")
+        return
+    table = Table(title=f"models in {registry.root}")
+    for column in ("name", "role", "kind", "created", "threshold", "AP", "AUC", "note"):
+        table.add_column(column)
+    for a in items:
+        role = (
+            "champion"
+            if a.name == state.champion
+            else "challenger"
+            if a.name == state.challenger
+            else ""
+        )
+        table.add_row(
+            a.name,
+            role,
+            a.kind,
+            a.created,
+            str(a.threshold),
+            _fmt(a.metrics.get("average_precision")),
+            _fmt(a.metrics.get("auc_roc")),
+            a.error,
+        )
+    Console().print(table)
+
+
+@models_app.command("activate")
+def activate(
+    name: str = typer.Argument(..., help="artifact name (a directory in the models dir)"),
+    challenger: bool = typer.Option(
+        False, "--challenger", help="score in shadow only (journalled, never used)"
+    ),
+    config_file: Path | None = AuthhostConfigOption,
+    directory: Path | None = DirOption,
+) -> None:
+    """Make an artifact the champion (or the challenger); checked before it is switched."""
+    from authhost.models.registry import Registry, RegistryError
+
+    registry = Registry(_models_dir(config_file, directory))
+    try:
+        state = registry.activate(name, challenger=challenger)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
+    typer.echo("a running server picks this up on SIGHUP (kill -HUP $(cat authhost.pid))")
+
+
+@models_app.command("rollback")
+def rollback(
+    config_file: Path | None = AuthhostConfigOption,
+    directory: Path | None = DirOption,
+) -> None:
+    """Make the previous champion the champion again."""
+    from authhost.models.registry import Registry, RegistryError
+
+    registry = Registry(_models_dir(config_file, directory))
+    try:
+        state = registry.rollback()
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
+
+
+@models_app.command("clear-challenger")
+def clear_challenger(
+    config_file: Path | None = AuthhostConfigOption,
+    directory: Path | None = DirOption,
+) -> None:
+    """Stop shadow scoring."""
+    from authhost.models.registry import Registry, RegistryError
+
+    registry = Registry(_models_dir(config_file, directory))
+    try:
+        state = registry.clear_challenger()
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"champion: {state.champion or '-'}; challenger: -")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``train`` and ``models`` (list, activate, rollback, clear-challenger)."""
+    app.command("train")(train)
+    app.add_typer(models_app, name="models")

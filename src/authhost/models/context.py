@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from authhost.cards.velocity import RETENTION_S, Velocity, VelocityEvent, compute_velocity
+from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.iso.messages import AuthRequest
+from authhost.models.sliding import SlidingVelocity
 from authhost.store.interface import Snapshot
 
 CASH_TYPES = frozenset({"01"})
@@ -101,6 +101,8 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
 
 def _text(row: Mapping[str, object], key: str) -> str:
     value = row.get(key, "")
+    if value.__class__ is str:  # the common case first: replay calls this ~20 times a row
+        return value  # type: ignore[return-value]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
@@ -164,17 +166,19 @@ def replay_contexts(
     """Replay journal rows (sorted by ts) and yield each with the context it had when it arrived.
 
     Each card's velocity is computed from its earlier rows only, exactly as the store's
-    snapshot computes it from the events its commits recorded.
+    snapshot computes it from the events its commits recorded. The counters are kept
+    incrementally (``models.sliding``, proven equal to ``compute_velocity``), so a replay costs
+    O(1) per row however long a card's history is.
     """
-    history: dict[str, list[VelocityEvent]] = defaultdict(list)
+    history: dict[str, SlidingVelocity] = {}
     for row in rows:
         ts = float(row["ts"])  # type: ignore[arg-type]
         card = _text(row, "card_id") or _text(row, "pan_index")
-        events = history[card]
-        if events and ts - events[0].ts > RETENTION_S:
-            events[:] = [e for e in events if ts - e.ts <= RETENTION_S]
-        velocity = compute_velocity(events, ts)
+        window = history.get(card) if card else None
+        velocity = window.at(ts) if window is not None else EMPTY
         yield row, context_from_row(row, velocity)
         message_class = _text(row, "message_class") or "authorisation"
         if card and message_class in VELOCITY_CLASSES:
-            events.append(event_from_row(row))
+            if window is None:
+                window = history[card] = SlidingVelocity()
+            window.add(event_from_row(row))

@@ -1,0 +1,235 @@
+"""Model artifacts on disk: a directory of plain data, checked before anything uses it.
+
+Layout of ``<models dir>/<name>/``:
+
+- ``model.json``: format name and version, kind (``logistic`` or ``hgb``), the feature list
+  and feature-set version, threshold (0-999), creation time, training data hash, metrics,
+  hyperparameters, and the SHA-256 of each other file.
+- ``arrays.npz``: the fitted parameters (``export`` describes them), read with
+  ``allow_pickle=False``.
+- ``terminal_risk.json``: the terminal risk lookup table.
+
+``read_artifact`` refuses, with an ``ArtifactError`` naming the file and the problem, an
+unknown format or version, a feature list this code does not compute, a file whose hash does
+not match, or arrays that are not a well-formed model (wrong shapes, child indices outside
+their tree, cycles). Nothing in a file is ever executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from authhost.models.features import FEATURE_NAMES, FEATURE_SET, N_FEATURES
+from authhost.models.terminal_risk import TerminalRisk
+
+FORMAT = "authhost-model"
+FORMAT_VERSION = 1
+KINDS = ("logistic", "hgb")
+METADATA_FILE = "model.json"
+ARRAYS_FILE = "arrays.npz"
+RISK_FILE = "terminal_risk.json"
+_ARRAY_KINDS: dict[str, dict[str, str]] = {  # name -> numpy dtype kind ("i", "f", "b")
+    "logistic": {"coef": "f", "intercept": "f"},
+    "hgb": {
+        "tree_start": "i",
+        "feature": "i",
+        "threshold": "f",
+        "left": "i",
+        "right": "i",
+        "is_leaf": "b",
+        "missing_left": "b",
+        "value": "f",
+        "baseline": "f",
+    },
+}
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be used; the message names the artifact and the problem."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A checked artifact: its metadata, parameter arrays and terminal risk table."""
+
+    path: Path
+    metadata: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray]
+    terminal_risk: TerminalRisk
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata["kind"])
+
+    @property
+    def threshold(self) -> int:
+        return int(self.metadata["threshold"])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_artifact(
+    path: str | Path,
+    kind: str,
+    arrays: Mapping[str, np.ndarray],
+    terminal_risk: TerminalRisk,
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Write a new artifact directory atomically (built beside it, then renamed into place)."""
+    final = Path(path)
+    if final.exists():
+        raise ArtifactError(f"{final}: already exists; artifacts are never overwritten")
+    if kind not in KINDS:
+        raise ArtifactError(f"unknown model kind {kind!r}")
+    validate_arrays(kind, arrays, str(final))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    np.savez(staging / ARRAYS_FILE, **{k: np.asarray(v) for k, v in arrays.items()})
+    (staging / RISK_FILE).write_text(json.dumps(terminal_risk.to_json(), indent=1))
+    meta = {
+        **metadata,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "feature_set": FEATURE_SET,
+        "features": list(FEATURE_NAMES),
+        "files": {
+            ARRAYS_FILE: _sha256(staging / ARRAYS_FILE),
+            RISK_FILE: _sha256(staging / RISK_FILE),
+        },
+    }
+    (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(staging, final)
+    return final
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The checked ``model.json`` of an artifact (without loading its arrays)."""
+    where = Path(path)
+    file = where / METADATA_FILE
+    if not file.is_file():
+        raise ArtifactError(f"{where}: not a model artifact (no {METADATA_FILE})")
+    try:
+        meta = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{file}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ArtifactError(f"{file}: unknown format (expected {FORMAT!r})")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{file}: format version {version!r} is not supported (this authhost reads "
+            f"{FORMAT_VERSION}); retrain the model with this version"
+        )
+    if meta.get("kind") not in KINDS:
+        raise ArtifactError(f"{file}: unknown model kind {meta.get('kind')!r}")
+    if meta.get("feature_set") != FEATURE_SET or meta.get("features") != list(FEATURE_NAMES):
+        raise ArtifactError(
+            f"{file}: built for feature set {meta.get('feature_set')!r}, this authhost computes "
+            f"{FEATURE_SET!r}; retrain the model"
+        )
+    threshold = meta.get("threshold")
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 999:
+        raise ArtifactError(f"{file}: threshold must be an integer score 0-999")
+    files = meta.get("files")
+    if not isinstance(files, dict) or set(files) != {ARRAYS_FILE, RISK_FILE}:
+        raise ArtifactError(f"{file}: 'files' must list {ARRAYS_FILE} and {RISK_FILE}")
+    return meta
+
+
+def read_artifact(path: str | Path) -> Artifact:
+    """Read and check an artifact; raise ``ArtifactError`` on anything unexpected."""
+    where = Path(path)
+    meta = read_metadata(where)
+    for name, expected in meta["files"].items():
+        file = where / name
+        if not file.is_file():
+            raise ArtifactError(f"{file}: missing")
+        if _sha256(file) != expected:
+            raise ArtifactError(
+                f"{file}: content does not match the SHA-256 in {METADATA_FILE}: the artifact "
+                "was modified or corrupted"
+            )
+    try:
+        with np.load(where / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(
+            f"{where / ARRAYS_FILE}: not a plain numeric array file: {exc}"
+        ) from None
+    validate_arrays(meta["kind"], arrays, str(where))
+    try:
+        risk = TerminalRisk.from_json(json.loads((where / RISK_FILE).read_text()))
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ArtifactError(f"{where / RISK_FILE}: {exc}") from None
+    return Artifact(where, meta, arrays, risk)
+
+
+def validate_arrays(kind: str, arrays: Mapping[str, np.ndarray], where: str) -> None:
+    """Shapes, dtypes and tree structure: a model that can be evaluated safely."""
+    expected = _ARRAY_KINDS[kind]
+    if set(arrays) != set(expected):
+        raise ArtifactError(
+            f"{where}: {kind} arrays must be exactly {sorted(expected)}, got {sorted(arrays)}"
+        )
+    for name, dtype_kind in expected.items():
+        array = arrays[name]
+        if array.ndim != 1 or array.dtype.kind != dtype_kind:
+            raise ArtifactError(f"{where}: array {name!r} has the wrong shape or type")
+        if dtype_kind == "f" and not np.isfinite(array).all() and name != "threshold":
+            raise ArtifactError(f"{where}: array {name!r} holds NaN or infinite values")
+    if kind == "logistic":
+        if len(arrays["coef"]) != N_FEATURES or len(arrays["intercept"]) != 1:
+            raise ArtifactError(f"{where}: logistic coefficients do not match the features")
+        return
+    _validate_trees(arrays, where)
+
+
+def _validate_trees(arrays: Mapping[str, np.ndarray], where: str) -> None:
+    starts = arrays["tree_start"]
+    n = len(arrays["feature"])
+    if any(len(arrays[k]) != n for k in ("threshold", "left", "right", "is_leaf", "missing_left")):
+        raise ArtifactError(f"{where}: node arrays differ in length")
+    if len(arrays["value"]) != n or len(arrays["baseline"]) != 1:
+        raise ArtifactError(f"{where}: node arrays differ in length")
+    if len(starts) < 2 or starts[0] != 0 or starts[-1] != n or np.any(np.diff(starts) < 1):
+        raise ArtifactError(f"{where}: tree offsets are not increasing from 0 to the node count")
+    leaf = arrays["is_leaf"]
+    inner = ~leaf
+    if np.isnan(arrays["threshold"][inner]).any():
+        raise ArtifactError(f"{where}: a split threshold is NaN")
+    feature = arrays["feature"][inner]
+    if len(feature) and (feature.min() < 0 or feature.max() >= N_FEATURES):
+        raise ArtifactError(f"{where}: a split uses a feature index outside 0-{N_FEATURES - 1}")
+    tree_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    index = np.arange(n)
+    for side in ("left", "right"):
+        child = arrays[side][inner]
+        parent = index[inner]
+        end = starts[tree_of[inner] + 1]
+        # children come after their parent and inside its tree: no cycle, no escape
+        if np.any(child <= parent) or np.any(child >= end):
+            raise ArtifactError(f"{where}: a {side} child points outside its tree")
+    referenced = np.bincount(
+        np.concatenate((arrays["left"][inner], arrays["right"][inner])), minlength=n
+    )
+    roots = np.zeros(n, dtype=bool)
+    roots[starts[:-1]] = True
+    if np.any(referenced[~roots] != 1) or np.any(referenced[roots] != 0):
+        raise ArtifactError(f"{where}: nodes do not form trees (a node has two parents or none)")

@@ -1,0 +1,158 @@
+"""The model registry: artifact directories under ``[models] dir`` and which of them serve.
+
+The ``active`` file (JSON) names the champion (its score is used), an optional challenger
+(scored in shadow and journalled, never used), and the champions before, newest last, so that
+``rollback`` can go back. It is replaced atomically (written beside, then ``os.replace``):
+a server reading it sees the old or the new state, never half of one. An artifact is loaded
+and checked before it is activated, so a broken artifact can never become active.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from authhost.models.artifact import METADATA_FILE, ArtifactError, read_metadata
+from authhost.models.scorer import Scorer
+
+ACTIVE_FILE = "active"
+HISTORY_KEPT = 20
+
+
+class RegistryError(ValueError):
+    """A registry operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class ActiveState:
+    champion: str | None = None
+    challenger: str | None = None
+    history: list[str] = field(default_factory=list)  # earlier champions, newest last
+
+    def as_json(self) -> dict[str, Any]:
+        return {"champion": self.champion, "challenger": self.challenger, "history": self.history}
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    name: str
+    kind: str
+    created: str
+    threshold: int
+    metrics: dict[str, Any]
+    error: str = ""  # why the artifact cannot be used, if it cannot
+
+
+class Registry:
+    """Artifacts in one directory and the ``active`` pointer file beside them."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def list(self) -> list[ArtifactInfo]:
+        """Every artifact directory, oldest first; broken ones are listed with their error."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for path in sorted(self.root.iterdir()):
+            if not (path / METADATA_FILE).is_file():
+                continue
+            try:
+                meta = read_metadata(path)
+            except ArtifactError as exc:
+                out.append(ArtifactInfo(path.name, "?", "", 0, {}, str(exc)))
+                continue
+            out.append(
+                ArtifactInfo(
+                    path.name,
+                    str(meta["kind"]),
+                    str(meta.get("created", "")),
+                    int(meta["threshold"]),
+                    dict(meta.get("metrics") or {}),
+                )
+            )
+        return sorted(out, key=lambda a: (a.created, a.name))
+
+    def state(self) -> ActiveState:
+        file = self.root / ACTIVE_FILE
+        if not file.is_file():
+            return ActiveState()
+        try:
+            data = json.loads(file.read_text())
+            return ActiveState(
+                champion=data.get("champion"),
+                challenger=data.get("challenger"),
+                history=[str(h) for h in data.get("history", [])],
+            )
+        except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+            raise RegistryError(f"{file}: unreadable ({exc}); activate a model again") from None
+
+    def _path(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith(".") or name == ACTIVE_FILE:
+            raise RegistryError(f"{name!r} is not an artifact name")
+        return self.root / name
+
+    def load(self, name: str) -> Scorer:
+        """Load one artifact by name (checked; raises RegistryError with the reason)."""
+        path = self._path(name)
+        if not path.is_dir():
+            raise RegistryError(f"no artifact named {name!r} in {self.root}")
+        try:
+            return Scorer.load(path)
+        except ArtifactError as exc:
+            raise RegistryError(str(exc)) from None
+
+    def activate(self, name: str, *, challenger: bool = False) -> ActiveState:
+        """Make ``name`` the champion (the old one goes to history) or the challenger."""
+        self.load(name)
+        state = self.state()
+        if challenger:
+            if name == state.champion:
+                raise RegistryError(f"{name} is the champion; it cannot also be the challenger")
+            new = ActiveState(state.champion, name, state.history)
+        else:
+            history = state.history
+            if state.champion and state.champion != name:
+                history = [*history, state.champion][-HISTORY_KEPT:]
+            new = ActiveState(name, None if state.challenger == name else state.challenger, history)
+        self._write(new)
+        return new
+
+    def clear_challenger(self) -> ActiveState:
+        state = self.state()
+        new = ActiveState(state.champion, None, state.history)
+        self._write(new)
+        return new
+
+    def rollback(self) -> ActiveState:
+        """Make the previous champion the champion again."""
+        state = self.state()
+        history = list(state.history)
+        while history:
+            previous = history.pop()
+            if self._path(previous).is_dir():
+                self.load(previous)
+                new = ActiveState(previous, state.challenger, history)
+                self._write(new)
+                return new
+        raise RegistryError("no earlier champion to roll back to")
+
+    def load_active(self) -> tuple[Scorer | None, Scorer | None]:
+        """The champion and challenger scorers (None where none is active)."""
+        state = self.state()
+        champion = self.load(state.champion) if state.champion else None
+        challenger = self.load(state.challenger) if state.challenger else None
+        return champion, challenger
+
+    def _write(self, state: ActiveState) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".active.", dir=self.root)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state.as_json(), handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.root / ACTIVE_FILE)

@@ -1,0 +1,167 @@
+"""The serving scorer: an exported model evaluated with numpy only, fast enough for the auth path.
+
+Scores are integers 0-999 (``floor(1000 * probability)``, capped at 999).
+
+Gradient-boosted trees are evaluated for all trees at once: at load time every tree is laid
+out so that a node's right child sits right after its left child and leaves point to
+themselves. One step of the descent, for every tree together, is then
+
+    node = child[node] + (x[feature[node]] > threshold[node])
+
+and ``depth`` steps (the deepest tree) reach every leaf. A few numpy calls per level replace
+scikit-learn's per-call validation and threading overhead; ``score`` does the same for a
+micro-batch of contexts in one go. Feature vectors never hold NaN (``features``), so the
+fast path needs no missing-value branch; matrices that do contain NaN take the general path,
+which sends NaN where the trained tree says.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from authhost.models.artifact import Artifact, read_artifact
+from authhost.models.context import TxContext
+from authhost.models.features import N_FEATURES, feature_values
+from authhost.models.terminal_risk import TerminalRisk
+
+MAX_SCORE = 999
+
+
+def scores_from_probabilities(p: np.ndarray) -> np.ndarray:
+    """Probabilities as 0-999 integer scores."""
+    return np.minimum(np.floor(p * 1000.0), MAX_SCORE).astype(np.int64)
+
+
+def _sigmoid(raw: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(raw, -700.0, 700.0)))
+
+
+class _Logistic:
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.coef = np.ascontiguousarray(arrays["coef"], dtype=np.float64)
+        self.intercept = float(arrays["intercept"][0])
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef + self.intercept
+
+    def raw_one(self, x: np.ndarray) -> float:
+        return float(x @ self.coef) + self.intercept
+
+
+class _Trees:
+    """All trees, laid out for level-by-level descent (see the module docstring)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        starts = arrays["tree_start"]
+        left, right, leaf = arrays["left"], arrays["right"], arrays["is_leaf"]
+        n = len(leaf)
+        order = np.empty(n, dtype=np.int64)  # new position -> old node
+        new_of = np.empty(n, dtype=np.int64)  # old node -> new position
+        depth_max = 0
+        position = 0
+        for t in range(len(starts) - 1):
+            level = [int(starts[t])]
+            order[position] = level[0]
+            new_of[level[0]] = position
+            position += 1
+            depth = 0
+            while True:
+                children = []
+                for node in level:
+                    if not leaf[node]:
+                        for child in (int(left[node]), int(right[node])):
+                            order[position] = child
+                            new_of[child] = position
+                            position += 1
+                            children.append(child)
+                if not children:
+                    break
+                depth += 1
+                level = children
+            depth_max = max(depth_max, depth)
+        old_leaf = leaf[order]
+        self.child = np.where(old_leaf, np.arange(n), new_of[np.where(old_leaf, 0, left[order])])
+        self.feature = np.where(old_leaf, 0, arrays["feature"][order]).astype(np.intp)
+        self.threshold = np.where(old_leaf, np.inf, arrays["threshold"][order])
+        self.missing_right = np.where(old_leaf, False, ~arrays["missing_left"][order])
+        self.value = np.where(old_leaf, arrays["value"][order], 0.0)
+        self.roots = new_of[starts[:-1]]
+        self.depth = depth_max
+        self.baseline = float(arrays["baseline"][0])
+
+    def raw_one(self, x: np.ndarray) -> float:
+        """One NaN-free row."""
+        node = self.roots
+        child, feature, threshold = self.child, self.feature, self.threshold
+        for _ in range(self.depth):
+            node = child[node] + (x[feature[node]] > threshold[node])
+        return self.baseline + float(self.value[node].sum())
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """Many rows; NaN goes where each split's ``missing_left`` says."""
+        rows = X.shape[0]
+        flat = np.ascontiguousarray(X, dtype=np.float64).ravel()
+        base = (np.arange(rows, dtype=np.intp) * X.shape[1])[:, None]
+        node = np.broadcast_to(self.roots, (rows, len(self.roots)))
+        has_nan = bool(np.isnan(flat).any())
+        for _ in range(self.depth):
+            x = flat[base + self.feature[node]]
+            go_right = x > self.threshold[node]
+            if has_nan:
+                go_right = np.where(np.isnan(x), self.missing_right[node], go_right)
+            node = self.child[node] + go_right
+        return self.baseline + self.value[node].sum(axis=1)
+
+
+class Scorer:
+    """A loaded model: features from contexts, numpy evaluation, 0-999 scores."""
+
+    def __init__(self, artifact: Artifact) -> None:
+        self.artifact = artifact
+        self.name = artifact.name
+        self.kind = artifact.kind
+        self.threshold = artifact.threshold
+        self.terminal_risk: TerminalRisk = artifact.terminal_risk
+        arrays = dict(artifact.arrays)
+        self._model = _Logistic(arrays) if self.kind == "logistic" else _Trees(arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scorer:
+        """Load and check an artifact directory (raises ``ArtifactError``); runs no code."""
+        return cls(read_artifact(path))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self.artifact.metadata)
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Fraud probability per row of a feature matrix (same as sklearn's predict_proba)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != N_FEATURES:
+            raise ValueError(f"expected a matrix with {N_FEATURES} feature columns")
+        return _sigmoid(self._model.raw(X))
+
+    def score_matrix(self, X: np.ndarray) -> np.ndarray:
+        return scores_from_probabilities(self.probabilities(X))
+
+    def score(self, contexts: Sequence[TxContext]) -> np.ndarray:
+        """Scores 0-999 of a micro-batch of contexts (one numpy pass for all of them)."""
+        if not contexts:
+            return np.zeros(0, dtype=np.int64)
+        risk = self.terminal_risk
+        X = np.array([feature_values(ctx, risk) for ctx in contexts], dtype=np.float64)
+        return self.score_matrix(X)
+
+    def score_one(self, ctx: TxContext) -> int:
+        """Score of one context: the low-latency path for a single request."""
+        x = np.array(feature_values(ctx, self.terminal_risk), dtype=np.float64)
+        if np.isnan(x).any():  # cannot happen with our features; stay exact if it ever does
+            return int(self.score_matrix(x[None, :])[0])
+        raw = self._model.raw_one(x)
+        p = 1.0 / (1.0 + math.exp(-min(max(raw, -700.0), 700.0)))
+        return min(int(p * 1000.0), MAX_SCORE)

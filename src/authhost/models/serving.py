@@ -1,0 +1,63 @@
+"""What the auth pipeline's fraud step calls: the champion's score and the challenger's shadow
+score of one transaction.
+
+``ModelService`` satisfies ``auth.steps.fraud.ModelScorer`` (``score(ctx) -> (champion,
+challenger)``). The challenger is scored only when the champion finished inside the budget
+(its score is journalled, never used), so shadow scoring cannot push the decision past its
+deadline. ``reload`` re-reads the registry's ``active`` file (SIGHUP / after ``authhost models
+activate``) and swaps both scorers in one assignment.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from authhost.models.context import TxContext
+from authhost.models.registry import Registry
+from authhost.models.scorer import Scorer
+
+
+class ModelService:
+    def __init__(
+        self,
+        champion: Scorer | None,
+        challenger: Scorer | None = None,
+        *,
+        budget_ms: float = 5.0,
+        registry: Registry | None = None,
+    ) -> None:
+        self._pair = (champion, challenger)
+        self._budget_ns = int(budget_ms * 1e6)
+        self._registry = registry
+
+    @classmethod
+    def from_dir(cls, models_dir: str | Path, budget_ms: float = 5.0) -> ModelService:
+        """The active champion and challenger of a models directory (none active: no scores)."""
+        registry = Registry(models_dir)
+        champion, challenger = registry.load_active()
+        return cls(champion, challenger, budget_ms=budget_ms, registry=registry)
+
+    @property
+    def champion(self) -> Scorer | None:
+        return self._pair[0]
+
+    @property
+    def challenger(self) -> Scorer | None:
+        return self._pair[1]
+
+    def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
+        """(champion score, challenger score), each 0-999 or None."""
+        champion, challenger = self._pair
+        if champion is None:
+            return None, None
+        started = time.perf_counter_ns()
+        first = champion.score_one(ctx)
+        if challenger is None or time.perf_counter_ns() - started > self._budget_ns // 2:
+            return first, None
+        return first, challenger.score_one(ctx)
+
+    def reload(self) -> None:
+        """Re-read the registry. On a RegistryError the models loaded before keep serving."""
+        if self._registry is not None:
+            self._pair = self._registry.load_active()

@@ -1,0 +1,330 @@
+"""``authhost train``: fit the fraud models on labelled journal exports and export artifacts.
+
+Steps: replay the export into features (``dataset``), split by time (earlier days train, a
+gap, the last days test, as labels of recent days are what a deployed model meets next),
+compute the delayed terminal risk, fit a logistic regression and a gradient-boosted model
+with class weights for the rare fraud class, export both to plain arrays, score the test
+days with the numpy scorer (exactly what would serve), and write artifacts, a JSON report
+and PNG plots.
+
+The test days see the terminal risk table the artifact ships (known at the end of the
+training days), never their own labels: the report measures what serving would get.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from authhost.models.artifact import Artifact, write_artifact
+from authhost.models.dataset import DatasetError, LabelledSet, file_sha256, load_labelled
+from authhost.models.evaluation import ModelMetrics, evaluate, operating_threshold, write_plots
+from authhost.models.features import FEATURE_NAMES, TERMINAL_RISK_INDEX
+from authhost.models.scorer import Scorer
+from authhost.models.terminal_risk import DAY_S, TerminalRisk, delayed_rates, risk_table
+
+
+class TrainingError(ValueError):
+    """Training cannot go on (bad config, too little data); the message says why."""
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    test_days: int = 14  # the last days, held out
+    gap_days: int = 7  # between train and test: labels of the last train days come late
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    window_days: float = 30.0
+    delay_days: float = 7.0  # labels are known this long after the transaction
+    smoothing: float = 20.0  # pseudo-transactions at the overall fraud rate
+
+
+@dataclass(frozen=True)
+class OperatingConfig:
+    alert_rate: float = 0.005  # share of transactions at or above the threshold
+    top_k_cards: int = 100  # k of card precision@k per day
+
+
+@dataclass(frozen=True)
+class LogisticConfig:
+    C: float = 1.0
+    max_iter: int = 2000
+    class_weight: str | float = "balanced"  # "balanced" or the weight of the fraud class
+
+
+@dataclass(frozen=True)
+class HgbConfig:
+    learning_rate: float = 0.1
+    max_iter: int = 150
+    max_leaf_nodes: int = 31
+    max_depth: int = 7
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    class_weight: str | float = 10.0
+    random_state: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    models: list[str] = field(default_factory=lambda: ["logistic", "hgb"])
+    split: SplitConfig = field(default_factory=SplitConfig)
+    terminal_risk: RiskConfig = field(default_factory=RiskConfig)
+    operating: OperatingConfig = field(default_factory=OperatingConfig)
+    logistic: LogisticConfig = field(default_factory=LogisticConfig)
+    hgb: HgbConfig = field(default_factory=HgbConfig)
+
+
+def _section(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise TrainingError(f"{where}: must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TrainingError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    out = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        if isinstance(default, bool) or isinstance(value, bool):
+            raise TrainingError(f"{where}.{key}: expected a number or string")
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            if not isinstance(value, int | float):
+                raise TrainingError(f"{where}.{key}: expected a number, got {value!r}")
+            value = type(default)(value)
+        out[key] = value
+    return cls(**out)
+
+
+def load_train_config(path: str | Path | None) -> TrainConfig:
+    """Hyperparameters from a TOML file; every key optional (defaults above)."""
+    if path is None:
+        return TrainConfig()
+    file = Path(path)
+    if not file.is_file():
+        raise TrainingError(f"{file}: training config not found")
+    try:
+        data = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise TrainingError(f"{file}: {exc}") from None
+    sections = {
+        "split": SplitConfig,
+        "terminal_risk": RiskConfig,
+        "operating": OperatingConfig,
+        "logistic": LogisticConfig,
+        "hgb": HgbConfig,
+    }
+    unknown = sorted(set(data) - set(sections) - {"models"})
+    if unknown:
+        raise TrainingError(f"{file}: unknown section(s) {', '.join(unknown)}")
+    models = data.get("models", ["logistic", "hgb"])
+    if not isinstance(models, list) or not models or set(models) - {"logistic", "hgb"}:
+        raise TrainingError(f"{file}: models must be a list of 'logistic' and/or 'hgb'")
+    built = {
+        name: _section(cls, data.get(name, {}), f"{file}:[{name}]")
+        for name, cls in sections.items()
+    }
+    config = TrainConfig(models=list(models), **built)
+    if not 0 < config.operating.alert_rate < 1:
+        raise TrainingError(f"{file}: operating.alert_rate must be between 0 and 1")
+    return config
+
+
+def _class_weight(value: str | float) -> str | dict[int, float]:
+    if value == "balanced":
+        return "balanced"
+    if isinstance(value, int | float) and value > 0:
+        return {0: 1.0, 1: float(value)}
+    raise TrainingError(f"class_weight must be 'balanced' or a positive number, got {value!r}")
+
+
+def _fit(kind: str, config: TrainConfig, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from authhost.models.export import export_hgb, export_logistic
+
+    if kind == "logistic":
+        c = config.logistic
+        model = Pipeline(
+            [
+                ("scale", StandardScaler()),
+                (
+                    "model",
+                    LogisticRegression(
+                        C=c.C, max_iter=c.max_iter, class_weight=_class_weight(c.class_weight)
+                    ),
+                ),
+            ]
+        )
+        model.fit(X, y)
+        return export_logistic(model)
+    h = config.hgb
+    hgb = HistGradientBoostingClassifier(
+        learning_rate=h.learning_rate,
+        max_iter=h.max_iter,
+        max_leaf_nodes=h.max_leaf_nodes,
+        max_depth=h.max_depth,
+        min_samples_leaf=h.min_samples_leaf,
+        l2_regularization=h.l2_regularization,
+        class_weight=_class_weight(h.class_weight),
+        early_stopping=False,
+        random_state=h.random_state,
+    )
+    hgb.fit(X, y)
+    return export_hgb(hgb)
+
+
+@dataclass
+class Split:
+    train: LabelledSet
+    test: LabelledSet
+    train_days: tuple[str, str]
+    test_days: tuple[str, str]
+
+
+def _day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+
+
+def time_split(data: LabelledSet, config: SplitConfig) -> Split:
+    """Earlier days train, ``gap_days`` skipped, the last ``test_days`` test."""
+    if len(data) == 0:
+        raise TrainingError("the data file has no scored transactions")
+    day = np.floor((data.ts - data.ts.min()) / DAY_S).astype(np.int64)
+    last = int(day.max())
+    test = day > last - config.test_days
+    train = day <= last - config.test_days - config.gap_days
+    if not train.any() or not test.any():
+        raise TrainingError(
+            f"the data covers {last + 1} days: too few for {config.test_days} test days after a "
+            f"{config.gap_days}-day gap (lower [split] test_days/gap_days or add data)"
+        )
+    tr, te = data.subset(train), data.subset(test)
+    if tr.labels.sum() == 0:
+        raise TrainingError("no fraud labels in the training days: nothing to learn from")
+    return Split(
+        tr, te, (_day(tr.ts.min()), _day(tr.ts.max())), (_day(te.ts.min()), _day(te.ts.max()))
+    )
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    artifacts: dict[str, Path]  # kind -> artifact directory
+    metrics: dict[str, ModelMetrics]
+    report: Path
+    plots: list[Path]
+    summary: dict[str, Any]
+
+
+def train(
+    data_path: str | Path,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    run_id: str | None = None,
+) -> TrainResult:
+    """Train, evaluate and export every configured model; see the module docstring."""
+    config = config or TrainConfig()
+    out = Path(out_dir)
+    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    data = load_labelled(data_path)
+    split = time_split(data, config.split)
+    tr, te = split.train, split.test
+    prior = float(tr.labels.mean())
+    rc = config.terminal_risk
+    risk_args = {
+        "prior": prior,
+        "window_days": rc.window_days,
+        "delay_days": rc.delay_days,
+        "smoothing": rc.smoothing,
+    }
+    tr.features[:, TERMINAL_RISK_INDEX] = delayed_rates(tr.ts, tr.terminals, tr.labels, **risk_args)
+    table: TerminalRisk = risk_table(
+        tr.ts, tr.terminals, tr.labels, as_of=float(tr.ts.max()), **risk_args
+    )
+    te.features[:, TERMINAL_RISK_INDEX] = [table.rate(t) for t in te.terminals]
+
+    data_hash = file_sha256(data_path)
+    probabilities: dict[str, np.ndarray] = {}
+    metrics: dict[str, ModelMetrics] = {}
+    exported: dict[str, tuple[dict[str, np.ndarray], int]] = {}
+    for kind in config.models:
+        arrays = _fit(kind, config, tr.features, tr.labels)
+        scorer = Scorer(Artifact(Path(kind), {"kind": kind, "threshold": 0}, arrays, table))
+        threshold = operating_threshold(
+            scorer.score_matrix(tr.features), config.operating.alert_rate
+        )
+        p = scorer.probabilities(te.features)
+        probabilities[kind] = p
+        scores = np.minimum(np.floor(p * 1000), 999).astype(np.int64)
+        metrics[kind] = evaluate(
+            kind, te.ts, te.card_ids, te.labels, p, scores, threshold, config.operating.top_k_cards
+        )
+        exported[kind] = (arrays, threshold)
+
+    summary = {
+        "run_id": run_id,
+        "data": {"path": str(data_path), "sha256": data_hash, "rows_scored": len(data)},
+        "train": {"days": split.train_days, "rows": len(tr), "frauds": int(tr.labels.sum())},
+        "test": {"days": split.test_days, "rows": len(te), "frauds": int(te.labels.sum())},
+        "config": asdict(config),
+        "metrics": {k: m.as_dict() for k, m in metrics.items()},
+    }
+    artifacts = {}
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for kind, (arrays, threshold) in exported.items():
+        m = metrics[kind].as_dict()
+        m.pop("card_precision_per_day")
+        artifacts[kind] = write_artifact(
+            out / f"{kind}-{run_id}",
+            kind,
+            arrays,
+            table,
+            {
+                "name": f"{kind}-{run_id}",
+                "created": created,
+                "threshold": threshold,
+                "training_data": summary["data"] | {"train_days": split.train_days},
+                "test_days": split.test_days,
+                "metrics": {
+                    k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()
+                },
+                "params": asdict(getattr(config, kind)),
+                "terminal_risk": asdict(config.terminal_risk),
+            },
+        )
+    run_dir = out / "runs" / run_id
+    plots = write_plots(run_dir, te.labels, probabilities)
+    report = run_dir / "report.json"
+    summary["artifacts"] = {k: str(v) for k, v in artifacts.items()}
+    summary["plots"] = [str(p) for p in plots]
+    report.write_text(json.dumps(summary, indent=2, default=_json_default))
+    return TrainResult(run_id, artifacts, metrics, report, plots, summary)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+__all__ = [
+    "FEATURE_NAMES",
+    "DatasetError",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "load_train_config",
+    "train",
+]
