@@ -43,10 +43,22 @@ MESSAGE_CLASSES: dict[str, MessageClass] = {
 }
 NETWORK_MTIS = frozenset({"0800", "0801"})
 
-# Fields a response echoes from its request when present (ISO 8583:1987 convention).
-ECHOED_FIELDS = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
-# Fields that hold no cardholder data: a format-error response may echo them.
-_SAFE_ECHO = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
+# Fields a response echoes from its request when present (ISO 8583:1987 convention), with
+# the request view's attribute. None of them holds cardholder data, so a format-error answer
+# echoes whichever of them could be read.
+ECHOED_FIELDS: dict[str, str] = {
+    "3": "processing_code",
+    "4": "amount_minor",
+    "7": "transmission_time",
+    "11": "stan",
+    "12": "local_time",
+    "13": "local_date",
+    "32": "acquirer_id",
+    "37": "rrn",
+    "41": "terminal_id",
+    "42": "merchant_id",
+    "49": "currency",
+}
 # Fields that must be all digits (ISO 8583 type n) when present.
 NUMERIC_FIELDS = (
     "2", "3", "4", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33", "49",
@@ -193,7 +205,9 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
     if mti is not None and (len(mti) != 4 or not mti.isdigit()):
         mti = None
     echo = {
-        number: partial[number] for number in _SAFE_ECHO if number != failed and partial.get(number)
+        number: partial[number]
+        for number in ECHOED_FIELDS
+        if number != failed and partial.get(number)
     }
     return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
 
@@ -204,21 +218,10 @@ def encode_response(request: AuthRequest, decision: Decision, dialect: Dialect) 
     Never carries the PAN, track data, PIN block or ICC data of the request.
     """
     doc: dict[str, str] = {"t": response_mti(request.mti)}
-    for number, value in (
-        ("3", request.processing_code),
-        ("4", f"{request.amount_minor:012d}" if request.amount_minor is not None else None),
-        ("7", request.transmission_time),
-        ("11", request.stan),
-        ("12", request.local_time),
-        ("13", request.local_date),
-        ("32", request.acquirer_id),
-        ("37", request.rrn),
-        ("41", request.terminal_id),
-        ("42", request.merchant_id),
-        ("49", request.currency),
-    ):
+    for number, name in ECHOED_FIELDS.items():
+        value = getattr(request, name)
         if value is not None:
-            doc[number] = value
+            doc[number] = f"{value:012d}" if number == "4" else value
     if decision.response_code == ResponseCode.APPROVED and decision.approval_code:
         doc["38"] = decision.approval_code
     doc["39"] = str(decision.response_code)
