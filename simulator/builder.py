@@ -1,0 +1,189 @@
+"""ISO 8583 requests as a terminal or an acquirer builds them: field dicts for
+``authhost.iso.codec.encode_request``.
+
+A ``Terminal`` knows where it stands (terminal, merchant, acquirer, MCC, country) and how it
+protects PINs: under the zone PIN key, or DUKPT with a fresh key serial number (field 53) per
+PIN. ``RequestBuilder`` numbers the messages (STAN, RRN) and writes each message type.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from authhost.iso.subfields import CVV2_SUBELEMENT, build_additional_data
+from authhost.security.dukpt import ksn_with_counter, terminal_encrypt_pin_tdes
+from authhost.security.pinblock import encrypt_pin_block
+from simulator.demo_cards import SimCard
+
+Fields = dict[str, str | bytes]
+
+
+class Kind(StrEnum):
+    """The requests ``authhost-sim send`` knows."""
+
+    PURCHASE = "purchase"
+    CASH = "cash"
+    BALANCE = "balance"
+    REFUND = "refund"
+    REVERSAL = "reversal"
+    ADVICE = "advice"
+    ECHO = "echo"  # network management 0800/301
+    SIGN_ON = "sign-on"  # 0800/001
+    SIGN_OFF = "sign-off"  # 0800/002
+
+
+class Entry(StrEnum):
+    """How the card was read; sets field 22 (and 25) and which card data travels."""
+
+    CHIP = "chip"
+    CONTACTLESS = "contactless"
+    STRIPE = "stripe"
+    ECOMMERCE = "ecommerce"
+
+
+ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
+               Entry.ECOMMERCE: "812"}  # fmt: skip
+PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
+              Kind.REFUND: "200000", Kind.ADVICE: "000000"}  # fmt: skip
+NETWORK_CODES = {Kind.ECHO: "301", Kind.SIGN_ON: "001", Kind.SIGN_OFF: "002"}
+DUKPT_KSN_BASE = "FFFF9876543210E00000"  # TDES KSN: key set id, device id, counter 0
+_MAX_DUKPT_ONES = 10  # a TDES DUKPT counter never has more than 10 one bits
+
+
+@dataclass
+class Terminal:
+    terminal_id: str = "SIMT0001"
+    merchant_id: str = "SIMMERCHANT0001"
+    acquirer_id: str = "123456"
+    mcc: str = "5411"
+    country: str = "276"
+    name_location: str = "AUTHHOST SIMULATOR     BERLIN       DE"
+    pin_keying: str = "zpk"  # or "dukpt"
+    ksn_base: str = DUKPT_KSN_BASE
+    dukpt_counter: int = 0
+
+    def next_ksn(self) -> str:
+        counter = self.dukpt_counter + 1
+        while counter.bit_count() > _MAX_DUKPT_ONES:
+            counter += 1
+        self.dukpt_counter = counter
+        return ksn_with_counter(self.ksn_base, counter)
+
+
+@dataclass
+class RequestBuilder:
+    """Numbers and writes requests for one terminal. Not thread-safe (one per task)."""
+
+    terminal: Terminal = field(default_factory=Terminal)
+    zpk: bytes | None = field(default=None, repr=False)
+    bdk: bytes | None = field(default=None, repr=False)
+    stan_start: int = 1
+    rrn_prefix: str = "9"
+
+    def __post_init__(self) -> None:
+        self._counter = itertools.count(self.stan_start)
+
+    def _numbers(self) -> tuple[str, str]:
+        n = next(self._counter)
+        stan = f"{n % 1_000_000:06d}"
+        rrn = (self.rrn_prefix + f"{n:011d}")[-12:]
+        return stan, rrn
+
+    def _header(self, mti: str, now: float | None = None) -> Fields:
+        now = time.time() if now is None else now
+        utc, local = time.gmtime(now), time.localtime(now)
+        stan, rrn = self._numbers()
+        return {
+            "t": mti,
+            "7": time.strftime("%m%d%H%M%S", utc),
+            "11": stan,
+            "12": time.strftime("%H%M%S", local),
+            "13": time.strftime("%m%d", local),
+            "32": self.terminal.acquirer_id,
+            "37": rrn,
+            "41": self.terminal.terminal_id,
+            "42": self.terminal.merchant_id,
+        }
+
+    def pin_fields(self, card: SimCard, pin: str) -> Fields:
+        """Field 52 (and 53 for DUKPT): the PIN encrypted as this terminal does it."""
+        if self.terminal.pin_keying == "dukpt":
+            if self.bdk is None:
+                raise ValueError("DUKPT PIN entry needs the test BDK (demo card file)")
+            ksn = self.terminal.next_ksn()
+            return {"52": terminal_encrypt_pin_tdes(self.bdk, ksn, pin, card.pan), "53": ksn}
+        if self.zpk is None:
+            raise ValueError("PIN entry needs the test zone PIN key (demo card file)")
+        return {"52": encrypt_pin_block(self.zpk, pin, card.pan)}
+
+    def financial(
+        self,
+        kind: Kind,
+        card: SimCard,
+        amount_minor: int = 0,
+        *,
+        entry: Entry = Entry.CHIP,
+        pin: str | None = None,
+        currency: str | None = None,
+        mti: str | None = None,
+        now: float | None = None,
+    ) -> Fields:
+        """A purchase, cash withdrawal, balance inquiry, refund or advice."""
+        if kind not in PROCESSING:
+            raise ValueError(f"{kind} is not a financial request")
+        cash_like = kind in (Kind.CASH, Kind.BALANCE)
+        default_mti = {Kind.CASH: "0200", Kind.REFUND: "0200", Kind.ADVICE: "0120"}
+        fields = self._header(mti or default_mti.get(kind, "0100"), now)
+        fields.update(
+            {
+                "3": PROCESSING[kind],
+                "4": f"{amount_minor:012d}",
+                "18": "6011" if cash_like else self.terminal.mcc,
+                "19": self.terminal.country,
+                "22": ENTRY_MODES[entry],
+                "25": "59" if entry is Entry.ECOMMERCE else "00",
+                "43": self.terminal.name_location[:40].ljust(40),
+                "49": currency or card.currency or "978",
+            }
+        )
+        if entry is Entry.ECOMMERCE:
+            fields["2"] = card.pan
+            fields["14"] = card.expiry
+            fields["48"] = build_additional_data({CVV2_SUBELEMENT: card.cvv2})
+        else:
+            fields["35"] = card.track2
+        if pin is not None:
+            fields.update(self.pin_fields(card, pin))
+        return dict(sorted(fields.items(), key=_field_order))
+
+    def reversal(
+        self, original: Fields, *, advice: bool = False, now: float | None = None
+    ) -> Fields:
+        """A reversal (0400, or 0420 advice) of ``original``: same card and amount, field 90
+        pointing at the original's MTI, STAN, transmission time and acquirer."""
+        fields = self._header("0420" if advice else "0400", now)
+        for number in ("2", "3", "4", "14", "18", "19", "22", "25", "35", "43", "49"):
+            if number in original:
+                fields[number] = original[number]
+        fields["90"] = (
+            str(original["t"])
+            + str(original["11"])
+            + str(original["7"])
+            + str(original["32"]).rjust(11, "0")
+            + "0" * 11
+        )
+        return dict(sorted(fields.items(), key=_field_order))
+
+    def network(self, kind: Kind = Kind.ECHO, now: float | None = None) -> Fields:
+        """An 0800 network management request: echo test, sign-on or sign-off."""
+        now = time.time() if now is None else now
+        stan, _ = self._numbers()
+        return {"t": "0800", "7": time.strftime("%m%d%H%M%S", time.gmtime(now)), "11": stan,
+                "70": NETWORK_CODES[kind]}  # fmt: skip
+
+
+def _field_order(item: tuple[str, object]) -> int:
+    return -1 if item[0] == "t" else int(item[0])

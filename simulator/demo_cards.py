@@ -1,0 +1,75 @@
+"""The demo card file (``authhost demo --export FILE``): test cards with their clear PAN, card
+values and PIN, and the clear test terminal keys. Test data only: the file says so and the
+loader refuses a file that does not."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authhost.security.masking import mask_pan
+
+
+class DemoFileError(ValueError):
+    """A demo card file that cannot be used (the message never quotes card data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimCard:
+    pan: str = field(repr=False)
+    expiry: str  # YYMM
+    service_code: str
+    cvv2: str = field(repr=False)
+    track2: str = field(repr=False)
+    pin: str | None = field(repr=False)
+    state: str
+    account: str
+    currency: str
+    available: int
+
+    @property
+    def masked(self) -> str:
+        return mask_pan(self.pan) or ""
+
+    def __str__(self) -> str:
+        return f"{self.masked} {self.state} {self.account}"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoFile:
+    cards: tuple[SimCard, ...]
+    zpk: bytes = field(repr=False)  # clear test zone PIN key
+    bdk: bytes = field(repr=False)  # clear test DUKPT base derivation key
+
+    def active(self) -> tuple[SimCard, ...]:
+        """Active cards with a PIN: the ones that can be approved."""
+        return tuple(c for c in self.cards if c.state == "active" and c.pin)
+
+
+_FIELDS = ("pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "account",
+           "currency", "available")  # fmt: skip
+
+
+def load_demo_file(path: Path) -> DemoFile:
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as error:
+        raise DemoFileError(f"cannot read {path}: {error.strerror or error}") from None
+    except ValueError:
+        raise DemoFileError(
+            f"{path} is not JSON (expected `authhost demo --export` output)"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("test_only") is not True:
+        raise DemoFileError(f"{path} is not a test-only demo card file")
+    try:
+        keys = doc["keys"]
+        cards = tuple(
+            SimCard(**{name: card.get(name) for name in _FIELDS}) for card in doc["cards"]
+        )
+        demo = DemoFile(cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise DemoFileError(f"{path}: missing or malformed cards or keys") from None
+    if not demo.cards:
+        raise DemoFileError(f"{path} holds no cards")
+    return demo
