@@ -28,7 +28,11 @@ OTHER_PAN = "5413330000000019"
 
 @pytest.fixture
 def config(tmp_path: Path) -> SecurityConfig:
-    return SecurityConfig(key_store=str(tmp_path / "keys.json"), zone_keys=["00444=zpk-444"])
+    return SecurityConfig(
+        key_store=str(tmp_path / "keys.json"),
+        zone_keys=["00444=zpk-444"],
+        bdk_by_ksn=["FFFF01=bdk-set1", "FFFF0123=bdk-set2", "ABCD=bdk-aes-2"],
+    )
 
 
 @pytest.fixture
@@ -202,6 +206,10 @@ def test_unknown_or_mistyped_key_is_a_clear_error(hsm) -> None:
         ("FFFF9876543210E00001", None, PinSourceKind.DUKPT_TDES, "bdk"),
         ("ffff9876543210e00001", "444", PinSourceKind.DUKPT_TDES, "bdk"),
         ("123456789012345600000001", None, PinSourceKind.DUKPT_AES, "bdk-aes"),
+        ("FFFF019876543210E00001", None, PinSourceKind.ZPK, "zpk"),  # 22 hex: not a KSN
+        ("FFFF0198765432E00001", None, PinSourceKind.DUKPT_TDES, "bdk-set1"),
+        ("FFFF0123765432E00001", None, PinSourceKind.DUKPT_TDES, "bdk-set2"),
+        ("ABCD56789012345600000001", None, PinSourceKind.DUKPT_AES, "bdk-aes-2"),
     ],
     ids=[
         "no field 53",
@@ -211,6 +219,10 @@ def test_unknown_or_mistyped_key_is_a_clear_error(hsm) -> None:
         "TDES KSN",
         "lowercase KSN",
         "AES KSN",
+        "22 hex digits",
+        "BDK by key set id",
+        "longest prefix wins",
+        "AES BDK by prefix",
     ],
 )
 def test_pin_source(hsm, field53, acquirer, kind, key_name) -> None:

@@ -103,6 +103,9 @@ class SecurityConfig:
     pin_validation_digits: int = _key(
         12, "IBM 3624 validation data: rightmost PAN digits, excluding the check digit"
     )
+    bdk_by_ksn: list[str] = _key(
+        [], "DUKPT BDK per KSN prefix, 'hex_prefix=key_name' (else 'bdk' / 'bdk-aes')"
+    )
 
 
 @dataclass(frozen=True)

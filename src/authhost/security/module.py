@@ -106,6 +106,7 @@ class SecurityModule:
         self._keys: dict[tuple[str, int | None], WorkingKey] = {}
         self._dukpt: dict[str, TdesDukptHost | AesDukptHost] = {}
         self._zones = self._zone_map(self._config.zone_keys)
+        self._bdks = self._bdk_map(self._config.bdk_by_ksn)
         self._ibm3624 = pinverify.Ibm3624Params(
             decimalisation=self._config.decimalisation_table,
             length=self._config.pin_validation_digits,
@@ -162,6 +163,26 @@ class SecurityModule:
                 )
             zones[acquirer.strip().lstrip("0")] = name.strip()
         return zones
+
+    @staticmethod
+    def _bdk_map(entries: list[str]) -> list[tuple[str, str]]:
+        """(KSN prefix, BDK name) pairs, longest prefix first."""
+        pairs = []
+        for entry in entries:
+            prefix, sep, name = entry.partition("=")
+            prefix = prefix.strip().upper()
+            if not sep or not prefix or not _is_hex(prefix) or not name.strip():
+                raise SecurityError(
+                    f"security.bdk_by_ksn entry {entry!r} is not 'hex_prefix=key_name'"
+                )
+            pairs.append((prefix, name.strip()))
+        return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+    def _bdk_for(self, ksn: str, default: str) -> str:
+        for prefix, name in self._bdks:
+            if ksn.startswith(prefix) and len(prefix) <= len(ksn):
+                return name
+        return default
 
     @property
     def key_store(self) -> KeyStore:
@@ -257,12 +278,16 @@ class SecurityModule:
     # --- PINs -----------------------------------------------------------------------------
 
     def pin_source(self, security_control: str | None, acquirer_id: str | None) -> PinSource:
-        """DUKPT when field 53 holds a KSN (20 hex TDES, 24 hex AES), else the zone key."""
+        """DUKPT when field 53 holds a KSN (20 hex TDES, 24 hex AES), else the zone key.
+
+        The BDK is the one configured for the KSN's longest matching prefix
+        (``security.bdk_by_ksn``: a KSN starts with the key set id), else "bdk" / "bdk-aes".
+        """
         ksn = (security_control or "").strip().upper()
         if len(ksn) == 20 and _is_hex(ksn):
-            return PinSource(PinSourceKind.DUKPT_TDES, DEFAULT_BDK, ksn)
+            return PinSource(PinSourceKind.DUKPT_TDES, self._bdk_for(ksn, DEFAULT_BDK), ksn)
         if len(ksn) == 24 and _is_hex(ksn):
-            return PinSource(PinSourceKind.DUKPT_AES, DEFAULT_AES_BDK, ksn)
+            return PinSource(PinSourceKind.DUKPT_AES, self._bdk_for(ksn, DEFAULT_AES_BDK), ksn)
         zone = self._zones.get((acquirer_id or "").strip().lstrip("0"), DEFAULT_ZPK)
         return PinSource(PinSourceKind.ZPK, zone)
 
