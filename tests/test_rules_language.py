@@ -297,7 +297,7 @@ def test_generated_code_runs_without_builtins() -> None:
     }
 
 
-def test_division_by_zero_is_no_match_and_an_error() -> None:
+def test_division_by_zero_is_no_match_and_an_error(caplog: pytest.LogCaptureFixture) -> None:
     compiled = compile_expression("amount / card.count_30d > 1")
     rule = Rule(
         name="div",
@@ -312,4 +312,6 @@ def test_division_by_zero_is_no_match_and_an_error() -> None:
     outcome = rules.evaluate(BASE, None, {})
     assert outcome.decline_code is None
     assert outcome.errors == ["div"]
-    assert rules.stats()["div"].errors == 1
+    rules.evaluate(BASE, None, {})
+    assert rules.stats()["div"].errors == 2
+    assert caplog.text.count("treated as no match") == 1  # logged once, counted every time

@@ -121,7 +121,7 @@ class RuleSet:
         self._declined = [0] * n
         self._shadow = [0] * n
         self._errors = [0] * n
-        self._no_match = RuleOutcome(version=version)
+        self._warned: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -174,8 +174,14 @@ class RuleSet:
                 if i <= stop:
                     out.errors.append(plan[i][0])
                     self._errors[i] += 1
-            if out.errors:
-                log.warning("rules raised and were treated as no match: %s", out.errors)
+            new = [name for name in out.errors if name not in self._warned]
+            if new:  # once per rule and rule set: a rule that raises on every request
+                self._warned.update(new)  # must not flood the log
+                log.warning(
+                    "rule(s) raised and were treated as no match (counted in "
+                    "authhost_rule_errors_total; logged once): %s",
+                    ", ".join(new),
+                )
         return out
 
     def stats(self) -> dict[str, RuleStats]:
