@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from authhost.cards.model import Account, Card, Product
-from authhost.cards.velocity import RETENTION_S, VelocityEvent, compute_velocity
+from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent, compute_velocity
 from authhost.store import codec
 from authhost.store.interface import (
     Commit,
@@ -42,6 +42,10 @@ _JOURNAL_INSERT = (
 )
 _JOURNAL_SELECT = f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal"
 _BOOL_COLUMNS = {"review", "model_skipped", "pin_present", "pin_failed", "cvv_failed"}
+# "dedupe_key != ''" lets SQLite use the partial index journal_by_dedupe
+_BY_DEDUPE_KEY = (
+    f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != '' ORDER BY journal_id LIMIT 1"
+)
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
 _ACCOUNT_SELECT = (
     "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
@@ -154,7 +158,7 @@ class SqliteCardStore:
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
         def read(conn: sqlite3.Connection) -> Snapshot:
             card = account = product = None
-            velocity = compute_velocity((), query.now)
+            velocity = EMPTY
             if query.pan_index:
                 card = _card(
                     conn.execute(
@@ -186,7 +190,7 @@ class SqliteCardStore:
             previous = None
             if query.dedupe_key:
                 row = conn.execute(
-                    f"{_JOURNAL_SELECT} WHERE dedupe_key = ? ORDER BY journal_id LIMIT 1",
+                    _BY_DEDUPE_KEY,
                     (query.dedupe_key,),
                 ).fetchone()
                 previous = _journal(row) if row else None
@@ -536,7 +540,7 @@ def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None
     entry = commit.journal
     if entry.dedupe_key:
         row = conn.execute(
-            f"{_JOURNAL_SELECT} WHERE dedupe_key = ? ORDER BY journal_id LIMIT 1",
+            _BY_DEDUPE_KEY,
             (entry.dedupe_key,),
         ).fetchone()
         if row is not None:

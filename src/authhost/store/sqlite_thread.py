@@ -6,7 +6,7 @@ takes every job that is waiting, runs them in ONE ``BEGIN IMMEDIATE`` transactio
 inside its own savepoint, so a failing job is undone alone), commits once, then wakes all the
 waiting tasks with one call into their event loop. Under load that turns N commits into one
 WAL append and one thread hop, which is what lets the embedded store keep up with the
-authorisation pipeline. A reader thread runs each job in its own read transaction (a
+authorisation pipeline. A reader thread runs the waiting jobs in one read transaction (a
 consistent snapshot in WAL mode).
 """
 
@@ -107,15 +107,21 @@ class SqliteThread:
             conn.close()
 
     def _run_reads(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        """One read transaction for the batch: each job sees a consistent database, and all
+        of them see it as of the moment the batch started (writes re-check what matters)."""
+        try:
+            conn.execute("BEGIN")
+        except BaseException as exc:
+            for item in batch:
+                item.error = exc
+            return
         for item in batch:
             try:
-                conn.execute("BEGIN")
-                try:
-                    item.result = item.job(conn)
-                finally:
-                    conn.execute("COMMIT")
+                item.result = item.job(conn)
             except BaseException as exc:
                 item.error = exc
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("COMMIT")
 
     def _run_writes(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         try:
@@ -148,4 +154,19 @@ class SqliteThread:
         for key, items in by_token.items():
             # RuntimeError: that event loop has ended, so nobody is waiting any more
             with contextlib.suppress(RuntimeError):
-                anyio.from_thread.run_sync(_wake, items, token=tokens[key])
+                _call_soon(tokens[key], items)
+
+
+def _call_soon(token: Any, items: list[_Pending]) -> None:
+    """Schedule the wake-up in the event loop without waiting for it to run.
+
+    anyio's ``from_thread.run_sync`` would block this thread for a full round trip per batch;
+    both backends offer a non-blocking thread-safe "call soon", which is all a wake-up needs.
+    """
+    native = token.native_token
+    if hasattr(native, "run_sync_soon"):  # trio.lowlevel.TrioToken
+        native.run_sync_soon(_wake, items)
+    elif hasattr(native, "call_soon_threadsafe"):  # asyncio event loop
+        native.call_soon_threadsafe(_wake, items)
+    else:
+        anyio.from_thread.run_sync(_wake, items, token=token)
