@@ -10,6 +10,7 @@ from test_server_support import (
     TEST_PAN,
     SwitchClient,
     financial_fields,
+    frame,
     running_server,
     server_config,
 )
@@ -71,7 +72,14 @@ async def test_one_slow_request_does_not_hold_back_the_others() -> None:
     assert (first["11"], second["11"]) == ("000002", "000001")
 
 
-async def test_deadline_answers_with_timeout_code_and_others_still_pass() -> None:
+@pytest.mark.parametrize(
+    "pipelined",
+    [pytest.param(True, id="both frames in one write"), pytest.param(False, id="one write each")],
+)
+async def test_deadline_answers_with_timeout_code_and_others_still_pass(pipelined: bool) -> None:
+    """Frames read together share one deadline scope, frames read apart get one each: in
+    both cases only the stuck request gets 91, the other its own answer."""
+
     async def stuck_on_big_amounts(request: AuthRequest, received_at: float) -> Decision:
         if (request.amount_minor or 0) > 5000:
             await trio.sleep_forever()
@@ -83,14 +91,21 @@ async def test_deadline_answers_with_timeout_code_and_others_still_pass() -> Non
         running_server(stuck_on_big_amounts, config, metrics) as server,
         SwitchClient.connect(server.addresses[0]) as client,
     ):
-        await client.send(financial_fields("0200", "000001", amount=9999))
-        await client.send(financial_fields("0200", "000002", amount=100))
+        stuck = frame(client.encode(financial_fields("0200", "000001", amount=9999)))
+        quick = frame(client.encode(financial_fields("0200", "000002", amount=100)))
+        if pipelined:
+            await client.send_raw(stuck + quick)
+        else:
+            await client.send_raw(stuck)
+            await trio.sleep(0.01)
+            await client.send_raw(quick)
         first = await client.receive()
         second = await client.receive()
     assert (first["11"], first["39"]) == ("000002", "00")
     assert (second["11"], second["39"]) == ("000001", "91")
     assert "38" not in second
     assert metrics.timeouts._value.get() == 1  # noqa: SLF001 - the counter's value
+    assert metrics.in_flight_count == 0
 
 
 async def test_configured_timeout_code_is_used() -> None:

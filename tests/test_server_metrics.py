@@ -48,5 +48,5 @@ async def test_endpoint_exposes_requests_latency_connections_and_extra_collector
 def test_two_servers_in_one_process_keep_separate_counters() -> None:
     first, second = ServerMetrics(), ServerMetrics()
     first.count_request("0100", "00", 0.001)
-    assert first.requests.labels("0100", "00")._value.get() == 1  # noqa: SLF001
-    assert second.requests.labels("0100", "00")._value.get() == 0  # noqa: SLF001
+    assert first.requests_total("0100", "00") == 1
+    assert second.requests_total("0100", "00") == 0

@@ -29,7 +29,7 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame, swap_tpdu
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.security.masking import mask_pan
-from authhost.server.logs import REQUEST_LOGGER
+from authhost.server.logs import log_request
 from authhost.server.metrics import ServerMetrics
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
@@ -39,7 +39,6 @@ RECEIVE_SIZE = 65536
 NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
 
 log = logging.getLogger("authhost.server")
-request_log = logging.getLogger(REQUEST_LOGGER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,28 +120,66 @@ class Connection:
             decoder.feed(data)
             arrived = trio.current_time()
             wall = time.time()
-            while True:
-                try:
-                    frame = decoder.next_frame()
-                except FrameError as error:
-                    self._close_reason = "frame_error"
-                    self._metrics.format_errors.inc()
-                    log.warning(
-                        "bad frame, closing the connection",
-                        extra={"fields": {"peer": self.peer, "error": str(error)}},
-                    )
+            batch: list[tuple[AuthRequest, bytes | None]] = []
+            try:
+                if not self._split(decoder, batch, arrived):
                     return
-                if frame is None:
-                    break
-                tpdu = decoder.last_tpdu
-                if tpdu is not None:
-                    tpdu = swap_tpdu(tpdu)  # answer to where it came from
-                if not self._on_frame(frame, tpdu, arrived, wall):
-                    self._close_reason = "format_error"
-                    return
+            finally:  # requests already read are decided even when the link must close
+                self._start(batch, arrived, wall)
 
-    def _on_frame(self, body: bytes, tpdu: bytes | None, arrived: float, wall: float) -> bool:
-        """Route one frame body; False means the connection must close."""
+    def _split(
+        self, decoder: FrameDecoder, batch: list[tuple[AuthRequest, bytes | None]], arrived: float
+    ) -> bool:
+        """Answer or collect every complete frame; False when the connection must close."""
+        while True:
+            try:
+                frame = decoder.next_frame()
+            except FrameError as error:
+                self._close_reason = "frame_error"
+                self._metrics.format_errors.inc()
+                log.warning(
+                    "bad frame, closing the connection",
+                    extra={"fields": {"peer": self.peer, "error": str(error)}},
+                )
+                return False
+            if frame is None:
+                return True
+            tpdu = decoder.last_tpdu
+            if tpdu is not None:
+                tpdu = swap_tpdu(tpdu)  # answer to where it came from
+            if not self._on_frame(frame, tpdu, batch, arrived):
+                self._close_reason = "format_error"
+                return False
+
+    def _start(
+        self, batch: list[tuple[AuthRequest, bytes | None]], arrived: float, wall: float
+    ) -> None:
+        """Start deciding requests that arrived together; they share one deadline.
+
+        A lone request gets its own task and cancel scope; several share one scope around a
+        nursery of per-request tasks (a cancel scope costs about as much as a task in trio,
+        so a pipelined burst pays for one instead of one each).
+        """
+        if not batch:
+            return
+        assert self._requests is not None
+        self._metrics.in_flight_count += len(batch)
+        if len(batch) == 1:
+            request, tpdu = batch[0]
+            self._requests.start_soon(self._decide_one, request, tpdu, arrived, wall)
+        else:
+            self._requests.start_soon(self._decide_batch, batch, arrived, wall)
+
+    def _on_frame(
+        self,
+        body: bytes,
+        tpdu: bytes | None,
+        batch: list[tuple[AuthRequest, bytes | None]],
+        arrived: float,
+    ) -> bool:
+        """Answer a frame the server handles itself, or add its request to ``batch``.
+
+        False means the connection must close."""
         dialect = self._wire.dialect
         try:
             message = decode_message(body, dialect)
@@ -172,40 +209,56 @@ class Connection:
             self._reply(message, decision, tpdu, arrived)
             return True
 
-        assert self._requests is not None
-        self._metrics.in_flight_count += 1
-        self._requests.start_soon(self._decide, message, tpdu, arrived, wall)
+        batch.append((message, tpdu))
         return True
+
+    async def _decide_one(
+        self, request: AuthRequest, tpdu: bytes | None, arrived: float, wall: float
+    ) -> None:
+        with trio.move_on_at(arrived + self._decider.deadline_s):
+            await self._decide(request, tpdu, arrived, wall)
+
+    async def _decide_batch(
+        self, batch: list[tuple[AuthRequest, bytes | None]], arrived: float, wall: float
+    ) -> None:
+        with trio.move_on_at(arrived + self._decider.deadline_s):
+            async with trio.open_nursery() as nursery:
+                for request, tpdu in batch:
+                    nursery.start_soon(self._decide, request, tpdu, arrived, wall)
 
     async def _decide(
         self, request: AuthRequest, tpdu: bytes | None, arrived: float, wall: float
     ) -> None:
+        """Ask the handler (inside the caller's deadline scope) and queue the answer.
+
+        The answer is queued in ``finally``: when the deadline cancels the handler, the
+        timeout code goes out instead; queueing never blocks, so it is safe while cancelled.
+        """
         decider = self._decider
         decision: Decision | None = None
         try:
-            with trio.move_on_at(arrived + decider.deadline_s):
-                try:
-                    decision = await decider.handler(request, wall)
-                except Exception:
-                    decider.metrics.handler_errors.inc()
-                    log.exception(
-                        "decision failed, answering 96",
-                        extra={
-                            "fields": {
-                                "mti": request.mti,
-                                "pan": mask_pan(request.pan),
-                                "stan": request.stan,
-                                "peer": self.peer,
-                            }
-                        },
-                    )
-                    decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
-            if decision is None:
+            try:
+                decision = await decider.handler(request, wall)
+            except Exception:
+                decider.metrics.handler_errors.inc()
+                log.exception(
+                    "decision failed, answering 96",
+                    extra={
+                        "fields": {
+                            "mti": request.mti,
+                            "pan": mask_pan(request.pan),
+                            "stan": request.stan,
+                            "peer": self.peer,
+                        }
+                    },
+                )
+                decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
+        finally:
+            decider.metrics.in_flight_count -= 1
+            if decision is None:  # cancelled: the deadline passed (or the server is stopping)
                 decider.metrics.timeouts.inc()
                 decision = Decision(decider.timeout_code, reason_codes=["deadline"])
             self._reply(request, decision, tpdu, arrived)
-        finally:
-            decider.metrics.in_flight_count -= 1
 
     def _reply(
         self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float
@@ -250,21 +303,7 @@ class Connection:
             log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
-        if request_log.isEnabledFor(logging.INFO):
-            request_log.info(
-                "answered",
-                extra={
-                    "fields": {
-                        "mti": mti,
-                        "pan": mask_pan(pan),
-                        "stan": stan,
-                        "rc": code,
-                        "latency_us": int(latency * 1_000_000),
-                        "detail": detail,
-                        "peer": self.peer,
-                    }
-                },
-            )
+        log_request(mti, pan, stan, code, latency, detail, self.peer)
 
     async def _write_loop(self, connection: trio.CancelScope) -> None:
         receive = self._receive

@@ -13,9 +13,11 @@ import sys
 import time
 from typing import Any
 
-from authhost.security.masking import mask_pans_in_text
+from authhost.security.masking import mask_pan, mask_pans_in_text
 
 REQUEST_LOGGER = "authhost.requests"
+# One encoder for every line: json.dumps with options would build a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
 LOG_FORMATS = ("json", "text")
 
 
@@ -46,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["error"] = mask_pans_in_text(self.formatException(record.exc_info))
-        return json.dumps(line, separators=(",", ":"), default=str)
+        return _ENCODER.encode(line)
 
 
 class TextFormatter(logging.Formatter):
@@ -63,6 +65,87 @@ class TextFormatter(logging.Formatter):
         return mask_pans_in_text(text)
 
 
+class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes lines in batches: one write per many request lines.
+
+    Lines are written when ``BATCH_LINES`` are waiting, when ``BATCH_SECONDS`` have passed
+    since the last write (checked on each record and by the server's periodic ``flush``),
+    on any WARNING or worse, and on ``flush()``/``close()`` (logging flushes at exit).
+    """
+
+    BATCH_LINES = 256
+    BATCH_SECONDS = 0.25
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._last_write = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if (
+            record.levelno >= logging.WARNING
+            or len(self._pending) >= self.BATCH_LINES
+            or time.monotonic() - self._last_write >= self.BATCH_SECONDS
+        ):
+            self._write()
+
+    def _write(self) -> None:
+        pending, self._pending = self._pending, []
+        self._last_write = time.monotonic()
+        if pending:
+            self.stream.write("\n".join(pending) + "\n")
+        self.stream.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write()
+        finally:
+            self.release()
+
+
+def flush_logs() -> None:
+    """Write out buffered lines (the server calls this a few times a second)."""
+    for handler in logging.getLogger("authhost").handlers:
+        handler.flush()
+
+
+def log_request(
+    mti: str,
+    pan: str | None,
+    stan: str | None,
+    response_code: str,
+    latency_s: float,
+    detail: str | None,
+    peer: str,
+) -> None:
+    """One request-log line (PAN masked here). Runs per request, so it checks the level
+    before building anything and skips the caller lookup that ``Logger.info`` does."""
+    if not _request_logger.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "mti": mti,
+        "pan": mask_pan(pan),
+        "stan": stan,
+        "rc": response_code,
+        "latency_us": int(latency_s * 1_000_000),
+        "detail": detail,
+        "peer": peer,
+    }
+    record = _request_logger.makeRecord(
+        REQUEST_LOGGER, logging.INFO, "", 0, "answered", (), None, extra={"fields": fields}
+    )
+    _request_logger.handle(record)
+
+
+_request_logger = logging.getLogger(REQUEST_LOGGER)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Install one handler on the ``authhost`` logger tree (idempotent: replaces ours)."""
     if fmt not in LOG_FORMATS:
@@ -70,7 +153,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = BufferedStreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.set_name("authhost")
     root = logging.getLogger("authhost")

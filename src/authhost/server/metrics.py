@@ -9,14 +9,18 @@ it the usual way (``prometheus_client.Counter(...)``), or hand a custom collecto
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from threading import Thread
-from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import start_wsgi_server
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+REQUESTS_HELP = "Messages answered, by request MTI and response code"
+LATENCY_HELP = "Time from a frame's arrival to its response being queued for sending"
 
 # Seconds; the default 200 ms deadline sits between buckets so timeouts stand out.
 LATENCY_BUCKETS = (
@@ -42,18 +46,13 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "authhost_requests",
-            "Messages answered, by request MTI and response code",
-            ["mti", "response_code"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "authhost_request_latency_seconds",
-            "Time from a frame's arrival to its response being queued for sending",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+        # Requests and latency are counted in plain ints on the hot path (no locks, no label
+        # lookups) and turned into metric families when scraped; see _HotPathCollector.
+        self._request_counts: dict[tuple[str, str], int] = {}
+        self._latency_bounds = LATENCY_BUCKETS
+        self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # last one is +Inf
+        self._latency_sum = 0.0
+        r.register(_HotPathCollector(self))
         self.in_flight = Gauge(
             "authhost_requests_in_flight", "Requests received and not yet answered", registry=r
         )
@@ -86,16 +85,18 @@ class ServerMetrics:
         self.connection_count = 0
         self.in_flight.set_function(lambda: self.in_flight_count)
         self.connections.set_function(lambda: self.connection_count)
-        self._request_children: dict[tuple[str, str], Any] = {}
 
     def count_request(self, mti: str, response_code: str, latency_s: float) -> None:
-        """Record one answered message (labelled children cached: this runs per request)."""
+        """Record one answered message (runs once per request: keep it cheap)."""
         key = (mti, response_code)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self._request_children[key] = self.requests.labels(mti, response_code)
-        child.inc()
-        self.latency.observe(latency_s)
+        counts = self._request_counts
+        counts[key] = counts.get(key, 0) + 1
+        self._latency_counts[bisect_left(self._latency_bounds, latency_s)] += 1
+        self._latency_sum += latency_s
+
+    def requests_total(self, mti: str, response_code: str) -> int:
+        """How many messages with this MTI were answered with this code."""
+        return self._request_counts.get((mti, response_code), 0)
 
     def register(self, collector: Collector) -> None:
         """Publish another area's collector on the same endpoint."""
@@ -107,6 +108,45 @@ class ServerMetrics:
         combined.register(_Forward(self.registry))
         combined.register(_Forward(REGISTRY))
         return combined
+
+
+class _HotPathCollector:
+    """Exposes the plain-int request counters and latency buckets of a ServerMetrics.
+
+    Runs in the scrape thread: ``dict.copy()`` and ``list()`` are atomic under the GIL, so a
+    scrape sees a consistent-enough snapshot without the hot path ever taking a lock.
+    """
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return [
+            CounterMetricFamily(
+                "authhost_requests", REQUESTS_HELP, labels=["mti", "response_code"]
+            ),
+            HistogramMetricFamily("authhost_request_latency_seconds", LATENCY_HELP),
+        ]
+
+    def collect(self) -> Iterable[Metric]:
+        m = self._metrics
+        requests = CounterMetricFamily(
+            "authhost_requests", REQUESTS_HELP, labels=["mti", "response_code"]
+        )
+        for (mti, code), value in sorted(m._request_counts.copy().items()):
+            requests.add_metric([mti, code], value)
+        yield requests
+        counts = list(m._latency_counts)
+        buckets, running = [], 0
+        for bound, count in zip((*m._latency_bounds, float("inf")), counts, strict=True):
+            running += count
+            buckets.append((floatToGoString(bound), running))
+        yield HistogramMetricFamily(
+            "authhost_request_latency_seconds",
+            LATENCY_HELP,
+            buckets=buckets,
+            sum_value=m._latency_sum,
+        )
 
 
 class _Forward:

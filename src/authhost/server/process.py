@@ -20,7 +20,7 @@ import trio
 
 from authhost.config import Config, ConfigError
 from authhost.server.connection import DecisionHandler
-from authhost.server.logs import configure_logging
+from authhost.server.logs import configure_logging, flush_logs
 from authhost.server.metrics import MetricsEndpoint, ServerMetrics
 from authhost.server.server import AuthServer, ServerConfigError, check_config
 from authhost.server.sockets import ListenError
@@ -107,6 +107,7 @@ async def serve_runtime(
                             nursery.cancel_scope.cancel()
 
                 nursery.start_soon(watch_signals)
+                nursery.start_soon(_flush_logs_periodically)
                 for service in runtime.services:
                     nursery.start_soon(_run_service, service)
                 addresses = await nursery.start(server.run)
@@ -130,6 +131,13 @@ async def serve_runtime(
 
 async def _wait_for_stop(server: AuthServer) -> None:
     await server.stopped.wait()
+
+
+async def _flush_logs_periodically() -> None:
+    """Buffered log lines reach the file within a quarter second even when traffic stops."""
+    while True:
+        await trio.sleep(0.25)
+        flush_logs()
 
 
 async def _reload(runtime: RuntimeLike) -> None:
@@ -190,6 +198,7 @@ def run_single(
     try:
         with PidFile(pid_file):
             graceful = trio.run(_serve_with_runtime, config, demo, reuse_port, runtime_factory)
+        flush_logs()
     except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
         return 130
     except BaseException as group:  # noqa: BLE001 - every failure becomes one clear line
