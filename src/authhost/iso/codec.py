@@ -64,6 +64,7 @@ NUMERIC_FIELDS = (
     "2", "3", "4", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33", "49",
     "70",
 )  # fmt: skip
+_NUMERIC = frozenset(NUMERIC_FIELDS)
 
 
 class FormatError(ValueError):
@@ -91,13 +92,21 @@ def response_mti(mti: str) -> str:
 
     ValueError for something that is not a request MTI (not 4 digits, or already a response).
     """
-    if len(mti) != 4 or not mti.isdigit():
+    known = _RESPONSE_MTIS.get(mti)
+    if known is not None:
+        return known
+    if len(mti) != 4 or not (mti.isdigit() and mti.isascii()):
         raise ValueError("an MTI is four digits")
     function = int(mti[2])
     if function % 2:
         raise ValueError(f"MTI {mti} is a response, not a request")
     origin = int(mti[3]) & ~1  # a repeat (xxx1) is answered like its original
-    return f"{mti[:2]}{function + 1}{origin}"
+    response = f"{mti[:2]}{function + 1}{origin}"
+    _RESPONSE_MTIS[mti] = response  # at most 5,000 request MTIs exist
+    return response
+
+
+_RESPONSE_MTIS: dict[str, str] = {}
 
 
 def decode_fields(body: bytes, dialect: Dialect) -> dict[str, str]:
@@ -138,9 +147,9 @@ def _check(doc: dict[str, str], mti: str) -> str | None:
         return "the MTI is not four digits"
     if int(mti[2]) % 2:
         return f"MTI {mti} is a response, not a request"
-    for number in NUMERIC_FIELDS:
-        value = doc.get(number)
-        if value is not None and not (value.isdigit() and value.isascii()):
+    numeric = _NUMERIC
+    for number, value in doc.items():  # a message has fewer fields than the numeric list
+        if number in numeric and not (value.isdigit() and value.isascii()):
             return f"field {number} is not numeric"
     return None
 
