@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -38,6 +38,7 @@ class RuntimeLike(Protocol):
     handler: DecisionHandler
     services: list[Callable[[], Awaitable[None]]]
     banner: list[str]
+    collectors: list[Any]  # extra Prometheus collectors (rules' per-rule counters)
 
     async def reload(self) -> None: ...
 
@@ -81,6 +82,8 @@ async def serve_runtime(
 ) -> bool:
     """Serve until SIGINT/SIGTERM; SIGHUP reloads. True when the stop was graceful."""
     metrics = metrics if metrics is not None else ServerMetrics()
+    for collector in runtime.collectors:
+        metrics.register(collector)
     server = AuthServer(config, runtime.handler, metrics=metrics, reuse_port=reuse_port)
     endpoint = None
     if config.server.metrics_port:

@@ -3,8 +3,9 @@
 The supervisor (the process the operator started) writes the pid file, starts the workers,
 forwards SIGTERM/SIGINT/SIGHUP to them, restarts a worker that dies on its own and exits
 0 when every worker stopped gracefully. Each worker is a normal single server process with
-its own runtime; worker 0 alone runs the admin API, and worker i exposes its metrics on
-``metrics_port + i`` (each process has its own counters).
+its own runtime; worker i uses node number ``node_id + i`` in its approval codes and exposes
+its metrics on ``metrics_port + i`` (each process has its own counters); worker 0 alone runs
+the admin API.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ CANNOT_START = 2  # run_single's exit code for a configuration or listen error
 
 
 def worker_config(config: Config, index: int) -> Config:
-    """Worker ``index``'s view of the configuration: distinct metrics port, one admin API."""
+    """Worker ``index``'s view of the configuration: its own node number (approval codes),
+    its own metrics port, and the admin API on worker 0 only."""
     server = config.server
-    config = config.replace("server", workers=1)
+    config = config.replace("server", workers=1, node_id=server.node_id + index)
     if server.metrics_port:
         config = config.replace("server", metrics_port=server.metrics_port + index)
     if index > 0:
