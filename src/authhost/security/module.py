@@ -28,7 +28,7 @@ from authhost.security import (
 )
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
 from authhost.security.errors import KeyNotFound, KeyStoreError, SecurityError
-from authhost.security.keys import KEY_SHAPES, KeyAlgorithm, KeyType, WorkingKey, generate_material
+from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, generate_material
 from authhost.security.keystore import KeyStore, demo_master_path, resolve_master_key
 
 log = logging.getLogger("authhost.security")
@@ -180,7 +180,7 @@ class SecurityModule:
 
     def _bdk_for(self, ksn: str, default: str) -> str:
         for prefix, name in self._bdks:
-            if ksn.startswith(prefix) and len(prefix) <= len(ksn):
+            if ksn.startswith(prefix):
                 return name
         return default
 
@@ -412,7 +412,6 @@ def ensure_demo_keys(store: KeyStore) -> None:
 
 
 __all__ = [
-    "KEY_SHAPES",
     "CardValues",
     "KeyNotFound",
     "PinCheck",
