@@ -208,6 +208,32 @@ def test_visa_pvv_known_example() -> None:
     assert pinverify.visa_pvv(TEST_KEY, "3", "4524", "1122334455667788") == "4021"
 
 
+@pytest.mark.parametrize(
+    ("pvk", "pan", "natural", "pin", "offset"),
+    [
+        ("1313131313131313", "1234567890123456", "643085", "099764", "456789"),
+        ("0123456789ABCDEF", "1234567890123445", "9046", "1234", "2298"),
+    ],
+    ids=["6-digit PIN, single-DES PVK", "4-digit PIN, offset on track 3"],
+)
+def test_ibm3624_published_examples(pvk, pan, natural, pin, offset) -> None:
+    # whole PAN as validation data, decimalisation table 0123456789012345
+    params = pinverify.Ibm3624Params(offset=0, length=16)
+    key = bytes.fromhex(pvk)
+    assert pinverify.ibm3624_natural_pin(key, pan, len(natural), params) == natural
+    assert pinverify.ibm3624_offset(key, pin, pan, params) == offset
+    assert pinverify.ibm3624_verify(key, pin, pan, offset, params)
+
+
+def test_ibm3624_custom_decimalisation_table() -> None:
+    # the table of the IBM CCA example (8351296477461538) applied to a known encryption
+    table = "8351296477461538"
+    key = bytes.fromhex("1313131313131313")
+    params = pinverify.Ibm3624Params(decimalisation=table, offset=0, length=16)
+    expected = "64DA85B3795AE4E4".translate(str.maketrans("0123456789ABCDEF", table))
+    assert pinverify.ibm3624_natural_pin(key, "1234567890123456", 12, params) == expected[:12]
+
+
 def test_ibm3624_known_example() -> None:
     # natural PIN 4524 with decimalisation table 1234567890123456 over the whole PAN
     params = pinverify.Ibm3624Params(
