@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""The benchmark suite behind ``benchmarks/run``: every figure is a ratio to a baseline measured
+in the same run, on the same machine, with the same load generator.
+
+Phases (each bounded by ``--seconds`` and a request count):
+
+1. echo / network: the bare trio echo server (benchmarks/echo_server.py) under 0800 messages;
+2. authhost / network: ``authhost serve --demo`` answering 0800 echo tests: the wire path alone
+   (frame, decode, route, encode, send); target >= 35% of (1);
+3. echo / auth: the echo server under the authorisation mix (bigger bodies);
+4. authhost / auth: the full pipeline (card, CVV/iCVV/CVV2, PIN under the ZPK, controls, rules
+   and model when present, funds, journal) on SQLite, closed loop: the most it can do;
+   targets >= 3,000 auth/s and >= 20% of (3);
+5. authhost / auth at 2,000/s offered (open loop): target p99 <= 20 ms;
+6. the same two on Redis, and 7. two server processes (``--workers 2``) sharing one Redis,
+   when redis-server is installed.
+
+Load processes run beside the servers on the same cores: on a 2-core machine the load
+generator takes CPU from the server it measures, for the echo server and authhost alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the simulator package when run from a source tree
+
+from simulator import mixes  # noqa: E402
+from simulator.bench import BenchReport, run_bench  # noqa: E402
+from simulator.demo_cards import load_demo_file  # noqa: E402
+from simulator.loadgen import LoadPlan  # noqa: E402
+
+BIN = Path(sys.executable).parent
+console = Console(stderr=True)
+TARGETS = {
+    "wire_ratio": 0.35,
+    "pipeline_throughput": 3000.0,
+    "pipeline_ratio": 0.20,
+    "p99_ms_at_2000": 20.0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float, name: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen on {port} within {seconds:.0f} s")
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    port: int
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(name: str, command: list[str], cwd: Path, port: int, log: Path) -> Server:
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(name, process, port)
+    try:
+        wait_for_port(port, process, 60, name)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+def authhost(*args: str) -> list[str]:
+    return [str(BIN / "authhost"), *args]
+
+
+def run_quiet(command: list[str], cwd: Path, log: Path, timeout: float) -> None:
+    with log.open("ab") as out:
+        subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=True,
+                       timeout=timeout)  # fmt: skip
+
+
+@dataclass
+class Suite:
+    args: argparse.Namespace
+    work: Path
+    reports: list[BenchReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def measure(
+        self, label: str, port: int, fields: list, *, rate: float | None = None
+    ) -> BenchReport:
+        seconds = self.args.seconds
+        count = int(rate * seconds) if rate else 10_000_000
+        plan = LoadPlan(
+            host="127.0.0.1",
+            port=port,
+            connections=self.args.connections,
+            rate=rate,
+            concurrency=self.args.concurrency,
+            count=count,
+            duration=seconds,
+            timeout=2.0,
+        )
+        progress = Progress(
+            TextColumn(f"[bold]{label:<28}"),
+            BarColumn(),
+            MofNCompleteColumn() if rate else TextColumn("{task.completed:,.0f} answered"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        with progress:
+            task = progress.add_task(label, total=count if rate else None)
+            report = run_bench(
+                plan,
+                fields,
+                processes=self.args.processes,
+                label=label,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        self.reports.append(report)
+        latency = report.latency_ms()
+        console.print(
+            f"  {report.throughput:,.0f}/s, p50 {latency.get('p50', 0):.2f} ms, "
+            f"p99 {latency.get('p99', 0):.2f} ms, codes {dict(report.result.codes)}, "
+            f"timeouts {report.result.timeouts}, errors {report.result.errors}"
+        )
+        return report
+
+    def config(self, name: str, store: str, workers: int = 1) -> tuple[Path, int]:
+        port = free_port()
+        lines = [
+            "[server]",
+            f"port = {port}",
+            f"metrics_port = {free_port()}",
+            f"workers = {workers}",
+            f'pid_file = "{name}.pid"',
+            f'log_level = "{self.args.log_level}"',
+            "[admin]",
+            f"port = {free_port()}",
+            "[store]",
+            f'url = "{store}"',
+        ]
+        rules = ROOT / "examples" / "rules" / "fraud_rules.toml"
+        if rules.exists() and not self.args.no_rules:
+            lines += ["[rules]", f'file = "{rules}"', f'lists_dir = "{rules.parent / "lists"}"']
+        if (self.work / "models").is_dir():
+            lines += ["[models]", f'dir = "{self.work / "models"}"']
+        path = self.work / f"{name}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path, port
+
+    def prepare_cards(self, config: Path, out: Path) -> Path:
+        log = self.work / "setup.log"
+        run_quiet(authhost("demo", "--config", str(config)), self.work, log, 120)
+        run_quiet(
+            [sys.executable, str(ROOT / "benchmarks" / "bench_cards.py"), "--cards",
+             str(self.args.cards), "--out", str(out), "--config", str(config)],
+            self.work, log, 300,
+        )  # fmt: skip
+        return out
+
+    def train_model(self) -> None:
+        """A small fraud model from simulated traffic, so the pipeline's model step runs."""
+        if self.args.no_model:
+            self.notes.append("model step: off (--no-model)")
+            return
+        log = self.work / "setup.log"
+        data = self.work / "training.parquet"
+        try:
+            run_quiet([str(BIN / "authhost-sim"), "traffic", "--cards", "400", "--days", "28",
+                       "-o", str(data)], self.work, log, 120)  # fmt: skip
+            run_quiet(
+                authhost("train", "--data", str(data), "--out", "models"), self.work, log, 240
+            )
+            names = sorted(glob.glob(str(self.work / "models" / "hgb-*")))
+            run_quiet(authhost("models", "activate", Path(names[-1]).name, "--dir", "models"),
+                      self.work, log, 60)  # fmt: skip
+            self.notes.append(
+                f"model step: on ({Path(names[-1]).name}, trained on simulated traffic)"
+            )
+        except (subprocess.SubprocessError, IndexError, OSError) as error:
+            shutil.rmtree(self.work / "models", ignore_errors=True)
+            self.notes.append(f"model step: off (training failed: {error})")
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen, int] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(work)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for_port(port, process, 10, "redis-server")
+    return process, port
+
+
+def run_suite(suite: Suite) -> None:
+    args, work = suite.args, suite.work
+    network = mixes.network()
+    suite.train_model()
+    if suite.args.no_rules or not (ROOT / "examples" / "rules" / "fraud_rules.toml").exists():
+        suite.notes.append("rules: off")
+    else:
+        suite.notes.append("rules: examples/rules/fraud_rules.toml")
+
+    sqlite_config, port = suite.config("sqlite", "sqlite:///authhost.db")
+    cards_file = suite.prepare_cards(sqlite_config, work / "cards-sqlite.json")
+    auth = mixes.authorisations(load_demo_file(cards_file))
+    suite.notes.append(
+        f"auth mix: {len(auth) // 2} cards, chip purchase with PIN (ZPK, ISO 0) + track 2 iCVV, "
+        "and e-commerce purchase with CVV2, alternating"
+    )
+
+    echo_port = free_port()
+    echo = start("echo", [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port",
+                          str(echo_port)], work, echo_port, work / "echo.log")  # fmt: skip
+    try:
+        suite.measure("echo network", echo_port, network)
+        suite.measure("echo auth", echo_port, auth)
+    finally:
+        echo.stop()
+
+    server = start("authhost sqlite", authhost("serve", "--demo", "--config", str(sqlite_config)),
+                   work, port, work / "authhost-sqlite.log")  # fmt: skip
+    try:
+        suite.measure("authhost network", port, network)
+        suite.measure("authhost auth sqlite", port, auth)
+        suite.measure("authhost auth sqlite @2000/s", port, auth, rate=2000)
+    finally:
+        server.stop()
+
+    if args.no_redis:
+        suite.notes.append("redis: skipped (--no-redis)")
+        return
+    redis = start_redis(work)
+    if redis is None:
+        suite.notes.append("redis: skipped (redis-server not installed)")
+        return
+    redis_process, redis_port = redis
+    try:
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_config, port = suite.config("redis", url)
+        try:
+            cards_file = suite.prepare_cards(redis_config, work / "cards-redis.json")
+        except subprocess.SubprocessError as error:
+            suite.notes.append(
+                f"redis: skipped (demo data on Redis failed: {error}; see setup.log)"
+            )
+            return
+        cards = mixes.authorisations(load_demo_file(cards_file))
+        server = start("authhost redis", authhost("serve", "--demo", "--config", str(redis_config)),
+                       work, port, work / "authhost-redis.log")  # fmt: skip
+        try:
+            suite.measure("authhost auth redis", port, cards)
+            suite.measure("authhost auth redis @2000/s", port, cards, rate=2000)
+        finally:
+            server.stop()
+        two_config, port = suite.config("redis-2", url, workers=2)
+        command = authhost("serve", "--demo", "--config", str(two_config))
+        server = start("authhost redis x2", command, work, port, work / "authhost-redis-2.log")
+        try:
+            suite.measure("authhost auth redis 2 workers", port, cards)
+        finally:
+            server.stop()
+    finally:
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
+
+
+def ratios(by_label: dict[str, BenchReport]) -> dict[str, Any]:
+    def tput(label: str) -> float | None:
+        report = by_label.get(label)
+        return report.throughput if report else None
+
+    def ratio(a: str, b: str) -> float | None:
+        x, y = tput(a), tput(b)
+        return round(x / y, 3) if x and y else None
+
+    at_2000 = by_label.get("authhost auth sqlite @2000/s")
+    p99 = at_2000.latency_ms().get("p99") if at_2000 else None
+    wire = ratio("authhost network", "echo network")
+    pipeline = ratio("authhost auth sqlite", "echo auth")
+    full = tput("authhost auth sqlite")
+    return {
+        "wire_ratio": wire,
+        "pipeline_ratio": pipeline,
+        "pipeline_throughput": round(full, 1) if full else None,
+        "p99_ms_at_2000": p99,
+        "redis_ratio": ratio("authhost auth redis", "echo auth"),
+        "redis_two_workers_speedup": ratio("authhost auth redis 2 workers", "authhost auth redis"),
+        "targets_met": {
+            "wire_ratio >= 0.35": bool(wire and wire >= TARGETS["wire_ratio"]),
+            "pipeline >= 3000/s": bool(full and full >= TARGETS["pipeline_throughput"]),
+            "pipeline_ratio >= 0.20": bool(pipeline and pipeline >= TARGETS["pipeline_ratio"]),
+            "p99 <= 20 ms at 2000/s": bool(
+                p99 is not None
+                and p99 <= TARGETS["p99_ms_at_2000"]
+                and at_2000.result.timeouts == 0
+            ),  # fmt: skip
+        },
+    }
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_report(suite: Suite, out: Path, started: float) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    by_label = {r.label: r for r in suite.reports}
+    doc = {
+        "date": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in suite.args.load_at_start],
+        },
+        "settings": {
+            "seconds_per_phase": suite.args.seconds,
+            "connections": suite.args.connections,
+            "closed_loop_concurrency": suite.args.concurrency,
+            "load_processes": suite.args.processes,
+            "cards": suite.args.cards,
+            "authhost_log_level": suite.args.log_level,
+        },
+        "notes": suite.notes,
+        "ratios": ratios(by_label),
+        "phases": [r.as_dict() for r in suite.reports],
+    }
+    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(doc))
+    plot(doc, out / "report.png")
+    return doc
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    lines = [
+        f"# authhost load benchmark, {doc['date']} (commit {doc['commit']})",
+        "",
+        f"{doc['machine']['cpus']} CPUs, {doc['machine']['platform']}, Python "
+        f"{doc['machine']['python']}; load average at start "
+        f"{doc['machine']['load_average_at_start']}. Load generator and servers share the CPUs.",
+        "",
+        "| phase | load | answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | timeouts | codes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for p in doc["phases"]:
+        load = (
+            f"{p['rate']:,.0f}/s open" if p["mode"] == "open" else f"{p['concurrency']} in flight"
+        )
+        lat = p["latency_ms"]
+        codes = ", ".join(f"{k}: {v}" for k, v in p["codes"].items())
+        lines.append(
+            f"| {p['label']} | {load} | {p['throughput_rps']:,.0f} | {lat.get('p50', '-')} | "
+            f"{lat.get('p90', '-')} | {lat.get('p99', '-')} | {lat.get('p99.9', '-')} | "
+            f"{p['timeouts'] + p['errors']} | {codes} |"
+        )
+    r = doc["ratios"]
+    lines += ["", "| measure | value | target | met |", "| --- | ---: | ---: | --- |"]
+    met = r["targets_met"]
+    lines.append(f"| wire path / echo (0800) | {r['wire_ratio']} | >= 0.35 | "
+                 f"{met['wire_ratio >= 0.35']} |")  # fmt: skip
+    lines.append(f"| full pipeline auth/s (SQLite) | {r['pipeline_throughput']} | >= 3000 | "
+                 f"{met['pipeline >= 3000/s']} |")  # fmt: skip
+    lines.append(f"| full pipeline / echo (auth mix) | {r['pipeline_ratio']} | >= 0.20 | "
+                 f"{met['pipeline_ratio >= 0.20']} |")  # fmt: skip
+    lines.append(f"| p99 ms at 2,000/s offered (SQLite) | {r['p99_ms_at_2000']} | <= 20 | "
+                 f"{met['p99 <= 20 ms at 2000/s']} |")  # fmt: skip
+    if r["redis_ratio"] is not None:
+        lines.append(f"| Redis full pipeline / echo | {r['redis_ratio']} | | |")
+    if r["redis_two_workers_speedup"] is not None:
+        lines.append(f"| 2 workers / 1 worker (Redis) | {r['redis_two_workers_speedup']} | | |")
+    lines += ["", *[f"- {note}" for note in doc["notes"]], ""]
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phases = doc["phases"]
+    labels = [p["label"] for p in phases]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    left.barh(labels, [p["throughput_rps"] for p in phases], color="tab:blue")
+    left.set_xlabel("answered requests per second")
+    left.set_title("throughput")
+    left.invert_yaxis()
+    for name, colour in (("p50", "tab:green"), ("p90", "tab:olive"), ("p99", "tab:orange"),
+                         ("p99.9", "tab:red")):  # fmt: skip
+        right.scatter([p["latency_ms"].get(name, float("nan")) for p in phases], labels,
+                      label=name, color=colour)  # fmt: skip
+    right.set_xscale("log")
+    right.set_xlabel("latency, ms (log)")
+    right.set_title("latency percentiles")
+    right.invert_yaxis()
+    right.legend()
+    fig.suptitle(f"authhost load benchmark {doc['date']} ({doc['machine']['cpus']} CPUs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary_table(doc: dict[str, Any]) -> Table:
+    table = Table(title="authhost load benchmark")
+    for column in ("phase", "answered/s", "p50 ms", "p99 ms", "timeouts"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for p in doc["phases"]:
+        lat = p["latency_ms"]
+        table.add_row(p["label"], f"{p['throughput_rps']:,.0f}", str(lat.get("p50", "-")),
+                      str(lat.get("p99", "-")), str(p["timeouts"] + p["errors"]))  # fmt: skip
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="authhost load benchmark (see module doc)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--cards", type=int, default=200, help="benchmark cards to issue")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop in flight")
+    parser.add_argument("--processes", type=int, default=1, help="load generator processes")
+    parser.add_argument("--out", type=Path, default=None, help="report directory")
+    parser.add_argument(
+        "--log-level", default="INFO", help="authhost's log level (INFO logs every request)"
+    )
+    parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--no-model", action="store_true")
+    parser.add_argument("--no-rules", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    args.load_at_start = os.getloadavg()
+    started = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    out = args.out or ROOT / "benchmarks" / "results" / stamp
+    work = Path(tempfile.mkdtemp(prefix="authhost-bench-"))
+    suite = Suite(args, work)
+    try:
+        run_suite(suite)
+    except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as error:
+        console.print(f"[red]benchmark stopped:[/red] {error} (logs in {work})")
+        args.keep = True
+        suite.notes.append(f"stopped early: {error}")
+    finally:
+        if suite.reports:
+            doc = write_report(suite, out, started)
+            console.print(summary_table(doc))
+            console.print(json.dumps(doc["ratios"], indent=2))
+            console.print(f"report: {out}/report.md, report.json, report.png")
+        if args.keep:
+            console.print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if suite.reports and not any("stopped early" in n for n in suite.notes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
