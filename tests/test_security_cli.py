@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from authhost.cli.app import app
 from authhost.config import SecurityConfig
+from authhost.security.keys import KeyAlgorithm, kcv
 from authhost.security.keystore import KeyStore
 from authhost.security.module import SecurityModule
 
@@ -73,6 +74,12 @@ def test_kek_from_components(setup) -> None:
     key = KeyStore.load(key_store, bytes.fromhex(master)).get("kek-partner")
     expected = bytes(a ^ b for a, b in zip(bytes.fromhex(one), bytes.fromhex(two), strict=True))
     assert key.material == expected and key.kcv in result.output
+    for component in (one, two):
+        assert kcv(bytes.fromhex(component), KeyAlgorithm.AES) in result.output
+    bad = run(runner, "keys", "components", "kek-x", *cfg, input="ABCD\n")
+    assert bad.exit_code == 1 and "bytes long" in bad.output
+    itself = run(runner, "keys", "export", "kek-partner", "--kek", "kek-partner", *cfg)
+    assert itself.exit_code == 1 and "under itself" in itself.output
 
 
 def test_rotate_pan_key_keeps_old_pans_readable(setup, tmp_path) -> None:

@@ -113,7 +113,14 @@ def keys_components(
 ) -> None:
     """Enter a key as clear components (prompted, not echoed) and combine them by XOR."""
     store = _store(config, key_store, create=True)
-    parts = [typer.prompt(f"component {i + 1} (hex)", hide_input=True) for i in range(components)]
+    parts = []
+    for i in range(components):
+        part = typer.prompt(f"component {i + 1} (hex)", hide_input=True)
+        try:
+            typer.echo(f"component {i + 1} KCV {key_admin.component_kcv(part, algorithm)}")
+        except SecurityError as exc:
+            _fail(exc)
+        parts.append(part)
     try:
         key = key_admin.combine_components(
             store, name, key_type, algorithm, parts, new_version=new_version

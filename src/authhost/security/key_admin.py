@@ -22,6 +22,7 @@ from authhost.security.keys import (
     WorkingKey,
     adjust_des_parity,
     generate_material,
+    kcv,
 )
 from authhost.security.keystore import KeyStore, resolve_master_key
 
@@ -91,6 +92,17 @@ def rotate_pan_key(store: KeyStore) -> WorkingKey:
     return generate_key(store, PAN_DATA_KEY, KeyType.PAN_DATA, new_version=True)
 
 
+def component_kcv(component: str, algorithm: KeyAlgorithm) -> str:
+    """The KCV of one clear component, which its custodian checks before handing it over."""
+    try:
+        part = bytes.fromhex(component.strip())
+    except ValueError:
+        raise SecurityError("key components must be hex") from None
+    if len(part) not in ALLOWED_LENGTHS[algorithm]:
+        raise SecurityError(f"components must all be {ALLOWED_LENGTHS[algorithm]} bytes long")
+    return kcv(part, algorithm)
+
+
 def combine_components(
     store: KeyStore,
     name: str,
@@ -133,6 +145,8 @@ def export_key(store: KeyStore, name: str, kek_name: str = "kek") -> tuple[str, 
 
     Version D under an AES KEK, version B under a TDES KEK.
     """
+    if name == kek_name:
+        raise SecurityError(f"key {name!r} cannot be exported under itself")
     kek = _kek(store, kek_name)
     key = store.get(name)
     usage, mode = TR31_USAGE[key.key_type]
