@@ -112,7 +112,7 @@ def write_plots(result: BacktestResult, directory: Path) -> list[Path]:
     written = []
     for i, s in enumerate(result.sets):
         fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(s.rules) + 1.5)))
-        names = [r.name for r in s.rules]
+        names = [r.name + (" (shadow)" if r.mode == "shadow" else "") for r in s.rules]
         y = range(len(names))
         ax.barh([v - 0.2 for v in y], [r.precision or 0 for r in s.rules], 0.4, label="precision")
         ax.barh([v + 0.2 for v in y], [r.recall or 0 for r in s.rules], 0.4, label="recall")
