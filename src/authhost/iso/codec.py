@@ -16,6 +16,7 @@ from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import Dialect
 from authhost.iso.fieldcodec import FieldDecodeError, FieldEncodeError
+from authhost.iso.macs import MacFunction, sign
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
@@ -221,10 +222,13 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
     return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
 
 
-def encode_response(request: AuthRequest, decision: Decision, dialect: Dialect) -> bytes:
+def encode_response(
+    request: AuthRequest, decision: Decision, dialect: Dialect, mac: MacFunction | None = None
+) -> bytes:
     """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 54.
 
-    Never carries the PAN, track data, PIN block or ICC data of the request.
+    Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
+    (the security module's MAC of the bytes it is given) the response ends in a MAC field.
     """
     doc: dict[str, str] = {"t": response_mti(request.mti)}
     for number, name in ECHOED_FIELDS.items():
@@ -236,11 +240,14 @@ def encode_response(request: AuthRequest, decision: Decision, dialect: Dialect) 
     doc["39"] = str(decision.response_code)
     if decision.balances:
         doc["54"] = format_additional_amounts(decision.balances)
-    return _encode(doc, dialect)
+    return _encode(doc, dialect, mac)
 
 
 def encode_network_response(
-    request: NetworkRequest, response_code: ResponseCode | str, dialect: Dialect
+    request: NetworkRequest,
+    response_code: ResponseCode | str,
+    dialect: Dialect,
+    mac: MacFunction | None = None,
 ) -> bytes:
     """The 0810 (or 0811's 0810) answer: echoes 7, 11 and 70, with 39."""
     doc: dict[str, str] = {"t": response_mti(request.mti)}
@@ -251,10 +258,12 @@ def encode_network_response(
     doc["39"] = str(response_code)
     if request.code is not None:
         doc["70"] = request.code
-    return _encode(doc, dialect)
+    return _encode(doc, dialect, mac)
 
 
-def encode_format_error(error: FormatError, dialect: Dialect) -> bytes | None:
+def encode_format_error(
+    error: FormatError, dialect: Dialect, mac: MacFunction | None = None
+) -> bytes | None:
     """A response with 30 for a body that could not be read; None without MTI and STAN."""
     if error.mti is None or error.stan is None:
         return None
@@ -265,17 +274,20 @@ def encode_format_error(error: FormatError, dialect: Dialect) -> bytes | None:
     code = str(ResponseCode.FORMAT_ERROR)
     for doc in ({"t": mti, **error.echo, "39": code}, {"t": mti, "11": error.stan, "39": code}):
         try:
-            return _encode(doc, dialect)
+            return _encode(doc, dialect, mac)
         except EncodeError:
             continue  # an echoed value the dialect cannot carry: answer with less
     return None
 
 
-def encode_request(fields: Mapping[str, str | bytes], dialect: Dialect) -> bytes:
+def encode_request(
+    fields: Mapping[str, str | bytes], dialect: Dialect, mac: MacFunction | None = None
+) -> bytes:
     """A message body from field values ("t" = MTI, "2".."128"), for the simulator.
 
     Binary fields (52 PIN block, 55 ICC data, 64/128 MAC) may be given as bytes or as hex
-    text; other fields as str (bytes are read as ASCII).
+    text; other fields as str (bytes are read as ASCII). With ``mac`` the message is signed
+    (field 64, or 128 with a secondary bitmap).
     """
     doc: dict[str, str] = {}
     binary = dialect.binary_fields
@@ -284,11 +296,13 @@ def encode_request(fields: Mapping[str, str | bytes], dialect: Dialect) -> bytes
             doc[number] = value.hex().upper() if number in binary else value.decode("ascii")
         else:
             doc[number] = value
-    return _encode(doc, dialect)
+    return _encode(doc, dialect, mac)
 
 
-def _encode(doc: dict[str, str], dialect: Dialect) -> bytes:
+def _encode(doc: dict[str, str], dialect: Dialect, mac: MacFunction | None = None) -> bytes:
     try:
+        if mac is not None:
+            return sign(doc, dialect, mac)
         return dialect.codec.encode(doc)
     except FieldEncodeError as error:
         raise EncodeError(str(error)) from None
