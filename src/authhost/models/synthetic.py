@@ -151,7 +151,9 @@ def generate_rows(
         if rng.random() >= fraud_card_share:
             continue
         scenario = str(rng.choice(SCENARIOS))
-        onset = float(rng.uniform(start_ts + 3 * DAY, end_ts - DAY))
+        onset = float(
+            rng.uniform(start_ts + min(3.0, days / 2) * DAY, end_ts - min(1.0, days / 4) * DAY)
+        )
         rows.extend(_fraud_rows(rng, scenario, card, onset, typical, created, available, colluding))
     rows.sort(key=lambda r: r["ts"])  # type: ignore[arg-type, return-value]
     return rows

@@ -71,6 +71,7 @@ class HgbConfig:
     l2_regularization: float = 1.0
     class_weight: str | float = 10.0
     random_state: int = 0
+    threads: int = 1  # OpenMP threads; more only helps on an otherwise idle machine
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def _fit(kind: str, config: TrainConfig, X: np.ndarray, y: np.ndarray) -> dict[s
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     from authhost.models.export import export_hgb, export_logistic
 
@@ -180,7 +182,8 @@ def _fit(kind: str, config: TrainConfig, X: np.ndarray, y: np.ndarray) -> dict[s
         early_stopping=False,
         random_state=h.random_state,
     )
-    hgb.fit(X, y)
+    with threadpool_limits(h.threads if h.threads > 0 else None):
+        hgb.fit(X, y)
     return export_hgb(hgb)
 
 

@@ -1,0 +1,192 @@
+"""Model features: the server (request + store snapshot) and training (journal replay) agree."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from authhost.auth.decision import Decision
+from authhost.auth.service import journal_entry
+from authhost.cards.luhn import luhn_check_digit
+from authhost.cards.model import Account, Card, CardKind, CardState, Product
+from authhost.cards.velocity import VelocityEvent, compute_velocity
+from authhost.iso.codes import ResponseCode
+from authhost.iso.messages import AuthRequest, MessageClass
+from authhost.models.context import TxContext, context_from_request, replay_contexts
+from authhost.models.features import (
+    FEATURE_NAMES,
+    N_FEATURES,
+    feature_vector,
+)
+from authhost.models.geography import distance_km
+from authhost.models.merchant_groups import HIGH, LOW, mcc_risk_group
+from authhost.models.terminal_risk import TerminalRisk, delayed_rates
+
+START = 1_767_225_600.0  # 2026-01-01 00:00 UTC, a Thursday
+DAY = 86400.0
+
+
+def _pan(prefix: str, serial: int) -> str:
+    partial = f"{prefix}{serial:09d}"
+    return partial + luhn_check_digit(partial)
+
+
+PRODUCT = Product(product_id="classic", issuer_id="bank", name="Classic", bin="400000")
+# (ts offset, card, amount, mcc, country, entry, condition, processing, terminal, pin, outcome)
+TRAFFIC = [
+    (0.5 * DAY, 0, 2_500, "5411", "276", "051", "00", "000000", "T1", True, "00"),
+    (0.5 * DAY + 40, 0, 2_600, "5411", "276", "071", "00", "000000", "T1", False, "00"),
+    (1.2 * DAY, 1, 9_900, "5732", "276", "812", "59", "000000", "T9", False, "00"),
+    (1.3 * DAY, 0, 40_000, "6011", "840", "901", "00", "010000", "ATM7", True, "55"),
+    (1.3 * DAY + 200, 0, 40_000, "6011", "840", "901", "00", "010000", "ATM7", True, "00"),
+    (2.0 * DAY, 2, 120, "5816", "566", "812", "59", "000000", "T4", False, "05"),
+    (2.0 * DAY + 30, 2, 150, "5816", "566", "812", "59", "000000", "T4", False, "00"),
+    (2.0 * DAY + 3600, 2, 150, "5816", "566", "812", "59", "000000", "T4", False, "00"),
+    (5.0 * DAY, 1, 4_000, "5812", "250", "051", "00", "000000", "T2", True, "00"),
+    (9.0 * DAY, 0, 1_000, "4111", "276", "071", "00", "000000", "T3", False, "00"),
+    (40.0 * DAY, 0, 7_700, "5944", "276", "051", "08", "000000", "T5", False, "00"),
+    (40.0 * DAY + 1, 1, 5_000, "4829", "276", "011", "00", "000000", "", False, "00"),
+]
+
+
+def _serve(risk: TerminalRisk) -> tuple[list[np.ndarray], list[TxContext], list[dict[str, object]]]:
+    """What the server computes for each request (request + snapshot), and its journal rows."""
+    pans = [_pan("400000", i) for i in range(3)]
+    cards = [
+        Card(
+            card_id=f"card{i}",
+            pan_index=f"idx{i}",
+            bin="400000",
+            last4=pans[i][-4:],
+            pan_length=16,
+            product_id="classic",
+            account_id=f"acc{i}",
+            state=CardState.ACTIVE,
+            expiry="2912",
+            service_code="201",
+            home_country="" if i == 2 else "276",  # card 2 inherits the product's country
+            created_at=START - 100 * DAY if i else 0.0,  # card 0: unknown age
+        )
+        for i in range(3)
+    ]
+    accounts = [Account(f"acc{i}", "978", CardKind.DEBIT, balance=200_000) for i in range(3)]
+    events: dict[int, list[VelocityEvent]] = {0: [], 1: [], 2: []}
+    online, contexts, rows = [], [], []
+    for offset, c, amount, mcc, country, entry, cond, proc, term, pin, outcome in TRAFFIC:
+        now = START + offset
+        request = AuthRequest(
+            mti="0100",
+            message_class=MessageClass.AUTHORISATION,
+            pan=pans[c],
+            processing_code=proc,
+            amount_minor=amount,
+            mcc=mcc,
+            country=country,
+            pos_entry_mode=entry,
+            pos_condition_code=cond,
+            acquirer_id="123456",
+            terminal_id=term,
+            merchant_id="M" + term,
+            currency="978",
+            pin_block=b"\x01" * 8 if pin else None,
+        )
+        snapshot_velocity = compute_velocity(events[c], now)  # what the store's snapshot holds
+        from authhost.store.interface import Snapshot
+
+        snapshot = Snapshot(
+            card=cards[c], account=accounts[c], product=PRODUCT, velocity=snapshot_velocity
+        )
+        ctx = context_from_request(request, snapshot, now)
+        contexts.append(ctx)
+        online.append(feature_vector(ctx, risk))
+        approved = outcome == "00"
+        decision = Decision(response_code=ResponseCode(outcome))
+        entry_ = journal_entry(request, snapshot, decision, now, f"idx{c}")
+        # what AuthService.decide adds to the entry and the commit (auth/service.py)
+        entry_.pin_present = request.pin_block is not None
+        entry_.pin_failed = outcome == "55"
+        rows.append(entry_.as_row())
+        events[c].append(
+            VelocityEvent(
+                ts=now,
+                amount_minor=amount,
+                approved=approved,
+                merchant_id=request.merchant_id or "",
+                country=country,
+                cash=request.transaction_type == "01",
+                pin_failed=outcome == "55",
+            )
+        )
+        if approved:
+            accounts[c] = Account(
+                f"acc{c}", "978", CardKind.DEBIT, balance=accounts[c].balance - amount
+            )
+    return online, contexts, rows
+
+
+def test_online_and_offline_features_are_identical_for_the_same_history() -> None:
+    risk = TerminalRisk(rates={"T4": 0.4, "ATM7": 0.1}, default=0.002)
+    online, contexts, rows = _serve(risk)
+    replayed = list(replay_contexts(rows))
+    assert len(replayed) == len(online)
+    for (row, ctx), served_ctx, served in zip(replayed, contexts, online, strict=True):
+        assert ctx == served_ctx, f"context differs at ts={row['ts']}"
+        offline = feature_vector(ctx, risk)
+        assert offline.tobytes() == served.tobytes(), dict(
+            (n, (a, b)) for n, a, b in zip(FEATURE_NAMES, offline, served, strict=True) if a != b
+        )
+
+
+def test_features_see_the_history_and_are_finite() -> None:
+    risk = TerminalRisk(rates={"T4": 0.4}, default=0.002)
+    online, contexts, _ = _serve(risk)
+    matrix = np.vstack(online)
+    assert matrix.shape == (len(TRAFFIC), N_FEATURES)
+    assert np.isfinite(matrix).all()
+    f = {name: matrix[:, i] for i, name in enumerate(FEATURE_NAMES)}
+    assert f["first_in_30d"][0] == 1.0 and f["first_in_30d"][1] == 0.0
+    assert f["since_last_log"][1] == pytest.approx(math.log1p(40))
+    assert f["count_1h_log"][1] == pytest.approx(math.log1p(1))
+    # the US ATM withdrawal: foreign, cash, far from Germany, after a failed PIN
+    atm = 4
+    assert f["cross_border"][atm] == 1.0 and f["cash"][atm] == 1.0
+    assert f["distance_home_1000km"][atm] == pytest.approx(distance_km("840", "276") / 1000)
+    assert f["failed_pin_24h"][atm] == 1.0 and f["declined_24h_log"][atm] == pytest.approx(
+        math.log1p(1)
+    )
+    assert f["channel_atm"][atm] == 1.0 and f["entry_magstripe"][atm] == 1.0
+    assert f["terminal_risk"][5] == 0.4 and f["terminal_risk"][0] == 0.002
+    assert f["channel_ecommerce"][5] == 1.0 and f["mcc_risk_group"][5] == HIGH
+    assert f["card_age_days_log"][0] == -1.0 and f["card_age_days_log"][2] > 0
+    assert f["channel_moto"][10] == 1.0
+    # card 2 has no home country of its own: the product's (276) applies, Nigeria is abroad
+    assert contexts[5].home_country == "276" and f["cross_border"][5] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("mcc", "group"), [("5411", LOW), ("7995", HIGH), ("3005", 2), ("1234", 1), ("", 1)]
+)
+def test_mcc_risk_groups(mcc: str, group: int) -> None:
+    assert mcc_risk_group(mcc) == group
+
+
+def test_distance_between_countries() -> None:
+    assert distance_km("276", "276") == 0.0
+    assert distance_km("040", "40") == 0.0  # zero-padded codes are the same country
+    assert 6_000 < distance_km("276", "840") < 9_000  # type: ignore[operator]
+    assert distance_km("276", "999") is None and distance_km("", "276") is None
+
+
+def test_terminal_risk_uses_only_labels_old_enough_to_be_known() -> None:
+    ts = np.array([0.0, 1 * DAY, 2 * DAY, 10 * DAY, 10 * DAY + 1, 40 * DAY])
+    terminals = np.array(["T", "T", "U", "T", "T", "T"])
+    labels = np.array([1, 1, 0, 0, 0, 0])
+    rates = delayed_rates(
+        ts, terminals, labels, prior=0.1, window_days=30, delay_days=7, smoothing=2
+    )
+    assert rates[0] == rates[1] == pytest.approx(0.1)  # nothing known yet: the prior
+    assert rates[3] == pytest.approx((2 + 0.2) / (2 + 2))  # the two frauds 7+ days earlier
+    assert rates[2] == pytest.approx(0.1)  # another terminal's labels do not leak
+    assert rates[5] == pytest.approx((0 + 0.2) / (2 + 2))  # window [3d, 33d]: rows 3, 4 only

@@ -1,0 +1,85 @@
+"""Model registry: champion/challenger activation, atomic pointer file, rollback; the service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from authhost.models.artifact import write_artifact
+from authhost.models.context import replay_contexts
+from authhost.models.features import N_FEATURES
+from authhost.models.registry import ACTIVE_FILE, Registry, RegistryError
+from authhost.models.serving import ModelService
+from authhost.models.synthetic import generate_rows
+from authhost.models.terminal_risk import TerminalRisk
+
+
+def _logistic(root: Path, name: str, bias: float, created: str) -> Path:
+    """A tiny logistic artifact whose score is decided by ``bias`` (feature 0 is amount_log)."""
+    coef = np.zeros(N_FEATURES)
+    coef[0] = 0.5
+    arrays = {"coef": coef, "intercept": np.array([bias])}
+    meta = {"threshold": 800, "created": created, "metrics": {"average_precision": 0.5}}
+    return write_artifact(root / name, "logistic", arrays, TerminalRisk(), meta)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    for i, bias in enumerate((-6.0, -2.0, 1.0)):
+        _logistic(tmp_path, f"lr-{i}", bias, f"2026-01-0{i + 1}")
+    (tmp_path / "runs").mkdir()  # reports live beside artifacts and are not artifacts
+    return Registry(tmp_path)
+
+
+def test_list_shows_artifacts_in_creation_order(registry: Registry) -> None:
+    assert [a.name for a in registry.list()] == ["lr-0", "lr-1", "lr-2"]
+    assert registry.state().champion is None
+
+
+def test_activate_then_rollback(registry: Registry) -> None:
+    registry.activate("lr-0")
+    registry.activate("lr-1")
+    state = registry.activate("lr-2", challenger=True)
+    assert (state.champion, state.challenger, state.history) == ("lr-1", "lr-2", ["lr-0"])
+    on_disk = json.loads((registry.root / ACTIVE_FILE).read_text())
+    assert on_disk == {"champion": "lr-1", "challenger": "lr-2", "history": ["lr-0"]}
+    state = registry.rollback()
+    assert (state.champion, state.challenger, state.history) == ("lr-0", "lr-2", [])
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        registry.rollback()
+    # promoting the challenger clears it as challenger
+    state = registry.activate("lr-2")
+    assert (state.champion, state.challenger) == ("lr-2", None)
+    assert not [p for p in registry.root.iterdir() if p.name.startswith(".active")]
+
+
+def test_broken_or_unknown_artifacts_are_never_activated(registry: Registry) -> None:
+    registry.activate("lr-0")
+    (registry.root / "lr-1" / "arrays.npz").write_bytes(b"garbage")
+    with pytest.raises(RegistryError, match="SHA-256"):
+        registry.activate("lr-1")
+    with pytest.raises(RegistryError, match="no artifact named"):
+        registry.activate("lr-9")
+    with pytest.raises(RegistryError, match="not an artifact name"):
+        registry.activate("../etc")
+    assert registry.state().champion == "lr-0"
+    broken = {a.name: a.error for a in registry.list()}
+    assert broken["lr-0"] == "" and broken["lr-1"] == ""  # metadata itself is still fine
+
+
+def test_service_scores_champion_and_shadow_challenger(registry: Registry) -> None:
+    ctx = next(ctx for _, ctx in replay_contexts(generate_rows(cards=3, days=2, seed=1)))
+    assert ModelService.from_dir(registry.root).score(ctx) == (None, None)
+    registry.activate("lr-0")
+    registry.activate("lr-2", challenger=True)
+    service = ModelService.from_dir(registry.root)
+    champion, challenger = service.score(ctx)
+    assert champion is not None and challenger is not None
+    assert champion < challenger  # the challenger's larger bias scores higher
+    registry.activate("lr-2")
+    registry.clear_challenger()
+    service.reload()
+    assert service.score(ctx) == (challenger, None)

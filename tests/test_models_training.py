@@ -1,0 +1,116 @@
+"""``authhost train`` end to end on a small synthetic labelled export, then ``authhost models``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.models.scorer import Scorer
+from authhost.models.synthetic import generate_rows
+
+CONFIG = """
+models = ["logistic", "hgb"]
+[split]
+test_days = 6
+gap_days = 2
+[operating]
+alert_rate = 0.02
+top_k_cards = 10
+[hgb]
+max_iter = 25
+max_leaf_nodes = 15
+class_weight = 5
+threads = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def labelled_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = generate_rows(cards=120, days=24, seed=5, fraud_card_share=0.2)
+    path = tmp_path_factory.mktemp("data") / "labelled.csv"
+    pacsv.write_csv(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_train_reports_and_exports_both_models(tmp_path: Path, labelled_csv: Path) -> None:
+    config = tmp_path / "train.toml"
+    config.write_text(CONFIG)
+    out = tmp_path / "models"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "held-out test days" in result.output and "hgb" in result.output
+
+    report = json.loads(next((out / "runs").glob("*/report.json")).read_text())
+    assert report["train"]["frauds"] > 0 and report["test"]["frauds"] > 0
+    assert report["train"]["days"][1] < report["test"]["days"][0]  # the gap: no overlap
+    for kind in ("logistic", "hgb"):
+        m = report["metrics"][kind]
+        assert 0.5 < m["auc_roc"] <= 1 + 1e-9 and 0 < m["average_precision"] <= 1 + 1e-9
+        assert len(m["card_precision_per_day"]) == 6 and m["k"] == 10
+        assert 0 <= m["precision_at_threshold"] <= 1 and 0 <= m["threshold"] <= 999
+    for plot in report["plots"]:
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    artifacts = {p.name.split("-")[0]: p for p in out.iterdir() if (p / "model.json").exists()}
+    assert set(artifacts) == {"logistic", "hgb"}
+    meta = json.loads((artifacts["hgb"] / "model.json").read_text())
+    assert meta["training_data"]["sha256"] == report["data"]["sha256"]
+    assert meta["metrics"]["average_precision"] == report["metrics"]["hgb"]["average_precision"]
+    scorer = Scorer.load(artifacts["hgb"])
+    assert scorer.threshold == meta["threshold"] and scorer.terminal_risk.rates
+
+    listed = runner.invoke(app, ["models", "list", "--dir", str(out), "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert {a["name"] for a in json.loads(listed.output)["artifacts"]} == {
+        p.name for p in artifacts.values()
+    }
+    for name, extra in ((artifacts["logistic"].name, []), (artifacts["hgb"].name, [])):
+        done = runner.invoke(app, ["models", "activate", name, "--dir", str(out), *extra])
+        assert done.exit_code == 0, done.output
+    back = runner.invoke(app, ["models", "rollback", "--dir", str(out)])
+    assert back.exit_code == 0 and f"champion: {artifacts['logistic'].name}" in back.output
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: (d / "data.csv").write_text("a,b\n1,2\n"), "missing column(s) ts, label"),
+        (lambda d: None, "data file not found"),
+        (
+            lambda d: (d / "train.toml").write_text("[hgb]\nmax_iters = 3\n"),
+            "unknown key(s) max_iters",
+        ),
+        (lambda d: (d / "train.toml").write_text("[split]\ntest_days = 40\n"), "too few"),
+    ],
+    ids=["not a journal export", "no data file", "typo in config", "too little data"],
+)
+def test_train_errors_are_one_clear_line(
+    tmp_path: Path, labelled_csv: Path, setup, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    setup(tmp_path)
+    data = tmp_path / "data.csv" if (tmp_path / "data.csv").exists() else labelled_csv
+    if message == "data file not found":
+        data = tmp_path / "missing.csv"
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "out")]
+    if (tmp_path / "train.toml").exists():
+        args += ["--config", str(tmp_path / "train.toml")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_models_commands_report_errors_without_traces(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["models", "activate", "nope", "--dir", str(tmp_path)])
+    assert result.exit_code == 2 and "no artifact named 'nope'" in result.output
+    result = CliRunner().invoke(app, ["models", "list", "--dir", str(tmp_path)])
+    assert result.exit_code == 0 and "no model artifacts" in result.output
