@@ -1,0 +1,637 @@
+"""Redis card store through coredis (runs under trio via anyio): single Redis or Redis Cluster.
+
+Key layout and why it keeps commits atomic on a cluster: see ``redis_keys``. A snapshot is two
+round trips (the PAN pointer, then one read-only script on the account's slot pipelined with
+the product); a commit is one script on the account's slot. Journal ids come from a global
+sequence taken in blocks (hi/lo), so they are unique across processes and increase within
+each process; global journal queries merge the per-account journals by id.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import coredis
+from coredis.tokens import PureToken
+
+from authhost.cards.model import Account, Card, Product
+from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent, compute_velocity
+from authhost.store import codec, redis_lua
+from authhost.store.interface import (
+    Commit,
+    CommitResult,
+    Conflict,
+    Hold,
+    JournalQuery,
+    MoneyMove,
+    NotFound,
+    Snapshot,
+    SnapshotQuery,
+    StoreError,
+    StoreInfo,
+)
+from authhost.store.records import AuditEntry, JournalEntry
+from authhost.store.redis_keys import Keys
+
+ID_BLOCK = 100
+EXPORT_PAGE = 2000
+_HOLD_PLACEHOLDER = "__HOLD__"
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: list[Any]) -> dict[str, Any]:
+    return {_s(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _account(flat: list[Any] | dict | None) -> Account | None:
+    if not flat:
+        return None
+    data = flat if isinstance(flat, dict) else _pairs(flat)
+    return codec.account_from_fields({_s(k): _s(v) for k, v in data.items()})
+
+
+def _card(values: Sequence[Any] | None) -> Card | None:
+    """From HMGET data, pin_tries, version."""
+    if not values or values[0] is None:
+        return None
+    return codec.card_from_json(values[0], pin_tries=int(values[1]), version=int(values[2]))
+
+
+def _event(member: bytes) -> VelocityEvent:
+    approved, rest = member.split(b"|", 1)
+    ts, amount, merchant, country, cash, pin_failed, cvv_failed, _ = json.loads(rest)
+    return VelocityEvent(
+        ts, amount, approved == b"1", merchant, country, cash, pin_failed, cvv_failed
+    )
+
+
+def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
+    amount, posted, reversed_, _ = _s(raw).split("|", 3)
+    return Hold(match_key, account_id, int(amount) - int(reversed_), posted == "1", int(reversed_))
+
+
+class RedisCardStore:
+    """``CardStore`` on Redis. Open with ``await RedisCardStore.open(url, prefix=...)`` and
+    close in the same task (coredis runs its connection pool in a task group)."""
+
+    def __init__(self, client: Any, stack: AsyncExitStack, prefix: str, cluster: bool) -> None:
+        self._client = client
+        self._stack = stack
+        self._keys = Keys(_prefix_ok(prefix))
+        self._cluster = cluster
+        self._snapshot = client.register_script(redis_lua.SNAPSHOT)
+        self._commit = client.register_script(redis_lua.COMMIT)
+        self._update = client.register_script(redis_lua.UPDATE_CARD)
+        self._replace = client.register_script(redis_lua.REPLACE_CARD)
+        self._audit = client.register_script(redis_lua.APPEND_AUDIT)
+        self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
+        self._products: dict[bytes, Product] = {}
+        self._ids: list[int] = []
+        self._id_lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, url: str, *, prefix: str = "authhost") -> RedisCardStore:
+        cluster = "+cluster" in url.split("://", 1)[0]
+        plain_url = url.replace("+cluster", "", 1)
+        factory = coredis.RedisCluster if cluster else coredis.Redis
+        client = factory.from_url(plain_url, decode_responses=False)
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(client)
+            await client.ping()
+        except Exception as exc:
+            await stack.aclose()
+            raise StoreError(f"cannot reach Redis at {_safe_url(url)}: {exc}") from None
+        return cls(client, stack, prefix, cluster)
+
+    def info(self) -> StoreInfo:
+        return StoreInfo(
+            backend="redis-cluster" if self._cluster else "redis",
+            shared_between_processes=True,
+            notes=[f"key prefix {self._keys.prefix!r}"],
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> RedisCardStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def drop_all(self) -> int:
+        """Delete every key under this store's prefix (tests and ``demo --reset``)."""
+        deleted = 0
+        async for key in self._client.scan_iter(match=f"{self._keys.prefix}:*", count=1000):
+            deleted += await self._client.delete([key])
+        return deleted
+
+    async def _journal_id(self) -> int:
+        async with self._id_lock:
+            if not self._ids:
+                top = await self._client.incrby(self._keys.journal_seq, ID_BLOCK)
+                self._ids = list(range(top, top - ID_BLOCK, -1))
+            return self._ids.pop()
+
+    # --- authorisation path --------------------------------------------------------------
+
+    async def _pointer(self, pan_index: str) -> tuple[str, str, str] | None:
+        """(card_id, account_id, product_id) of the current card for a PAN index."""
+        raw = await self._client.get(self._keys.pan(pan_index))
+        if raw is None:
+            return None
+        card_id, account_id, product_id = _s(raw).split("|", 2)
+        return card_id, account_id, product_id
+
+    async def snapshot(self, query: SnapshotQuery) -> Snapshot:
+        pointer = await self._pointer(query.pan_index) if query.pan_index else None
+        if pointer is None and not query.dedupe_key and not query.original_key:
+            return Snapshot()
+        card_id, account_id, product_id = pointer or ("", "", "")
+        ak = self._keys.account(account_id)
+        keys = [
+            ak.account,
+            ak.card(card_id),
+            ak.velocity(card_id),
+            ak.dedupe,
+            ak.holds,
+            ak.journal,
+        ]
+        args = [
+            repr(query.now),
+            repr(RETENTION_S),
+            query.dedupe_key,
+            query.original_key,
+            "1" if pointer else "0",
+        ]
+        product_raw = None
+        if pointer is None:
+            account_raw, card_raw, events_raw, previous_raw, hold_raw = await self._snapshot(
+                keys, args, readonly=True
+            )
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                scripted = self._snapshot(keys, args, client=pipe, readonly=True)
+                product_reply = pipe.hget(self._keys.products, product_id)
+            account_raw, card_raw, events_raw, previous_raw, hold_raw = await scripted
+            product_raw = await product_reply
+        card = _card(card_raw) if card_raw else None
+        account = _account(account_raw) if card is not None else None
+        product = self._product(product_raw) if card is not None and product_raw else None
+        velocity = EMPTY
+        if card is not None and events_raw:
+            velocity = compute_velocity(map(_event, events_raw), query.now)
+        previous = codec.journal_from_json(previous_raw) if previous_raw else None
+        original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
+        return Snapshot(card, account, product, velocity, previous, original)
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        entry = commit.journal
+        move = commit.movement
+        account_id = move.account_id if move is not None else entry.account_id
+        ak = self._keys.account(account_id)
+        journal_id = await self._journal_id()
+        entry.journal_id = journal_id
+        failed = replace(
+            entry,
+            response_code="51",
+            approval_code="",
+            hold_amount=0,
+            reason_codes=";".join(r for r in (entry.reason_codes, "funds.recheck") if r),
+        )
+        ok_json = codec.journal_to_json(replace(entry, hold_amount=_HOLD_PLACEHOLDER))  # type: ignore[arg-type]
+        event = commit.velocity_event
+        event_member = ""
+        if event is not None and commit.card_id:
+            event_member = json.dumps(
+                [
+                    event.ts,
+                    event.amount_minor,
+                    event.merchant_id,
+                    event.country,
+                    event.cash,
+                    event.pin_failed,
+                    event.cvv_failed,
+                    journal_id,
+                ],
+                separators=(",", ":"),
+            )
+        kind = move.kind.value if move is not None else ""
+        hold_key = ""
+        if move is not None:
+            hold_key = move.match_key if move.kind is MoneyMove.RELEASE else entry.match_key
+            if move.kind is MoneyMove.CREDIT:
+                hold_key = ""
+        keys = [
+            ak.account,
+            ak.card(commit.card_id),
+            ak.velocity(commit.card_id),
+            ak.dedupe,
+            ak.holds,
+            ak.journal,
+            ak.journal_all,
+            ak.journal_card(commit.card_id),
+        ]
+        args = [
+            entry.dedupe_key,
+            str(journal_id),
+            kind,
+            str(move.amount_minor if move is not None else 0),
+            "1" if move is not None and move.require_funds else "0",
+            hold_key,
+            repr(entry.ts),
+            str(entry.hold_amount),
+            ok_json,
+            codec.journal_to_json(failed),
+            event_member,
+            "1" if event is not None and event.approved else "0",
+            repr(entry.ts - RETENTION_S),
+            "" if commit.pin_tries is None else str(commit.pin_tries),
+            "1" if commit.card_id else "0",
+        ]
+        reply = await self._commit(keys, args)
+        status = _s(reply[0])
+        if status == "dup":
+            previous = codec.journal_from_json(reply[1])
+            return CommitResult(journal=previous, duplicate_of=previous)
+        if status == "noaccount":
+            raise NotFound(f"account {account_id} not found")
+        funds_ok = int(reply[1]) == 1
+        stored = failed if not funds_ok else entry
+        if funds_ok:
+            stored.hold_amount = int(_s(reply[2]))
+        account = _account(reply[3]) if reply[3] else None
+        return CommitResult(journal=stored, funds_ok=funds_ok, account=account)
+
+    # --- products and accounts -----------------------------------------------------------
+
+    async def put_product(self, product: Product) -> None:
+        await self._client.hset(
+            self._keys.products, {product.product_id: codec.product_to_json(product)}
+        )
+
+    async def get_product(self, product_id: str) -> Product | None:
+        raw = await self._client.hget(self._keys.products, product_id)
+        return None if raw is None else self._product(raw)
+
+    def _product(self, raw: bytes) -> Product:
+        """Parsed product, cached by its JSON text (products change rarely)."""
+        product = self._products.get(raw)
+        if product is None:
+            if len(self._products) > 1000:
+                self._products.clear()
+            product = self._products[raw] = codec.product_from_json(raw)
+        return product
+
+    async def list_products(self) -> list[Product]:
+        data = await self._client.hgetall(self._keys.products)
+        products = [codec.product_from_json(v) for v in data.values()]
+        return sorted(products, key=lambda p: p.product_id)
+
+    async def create_account(self, account: Account) -> None:
+        ak = self._keys.account(account.account_id)
+        fields = {k: str(v) for k, v in codec.account_fields(account).items()}
+        if not await self._client.hsetnx(ak.account, "account_id", account.account_id):
+            raise Conflict(f"account {account.account_id} already exists")
+        await self._client.hset(ak.account, fields)
+        await self._client.zadd(self._keys.accounts, {account.account_id: 0})
+
+    async def get_account(self, account_id: str) -> Account | None:
+        data = await self._client.hgetall(self._keys.account(account_id).account)
+        return _account(data) if data and b"kind" in data else None
+
+    async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]:
+        ids = await self._client.zrange(self._keys.accounts, offset, offset + limit - 1)
+        accounts = [await self.get_account(_s(i)) for i in ids]
+        return [a for a in accounts if a is not None]
+
+    async def adjust_balance(self, account_id: str, delta_minor: int) -> Account:
+        return await self._change_account(account_id, "balance", delta_minor)
+
+    async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
+        return await self._change_account(account_id, "credit_limit", credit_limit)
+
+    async def _change_account(self, account_id: str, field: str, value: int) -> Account:
+        key = self._keys.account(account_id).account
+        # two steps: existence first so a missing account is never created by HINCRBY
+        if not await self._client.exists([key]):
+            raise NotFound(f"account {account_id} not found")
+        async with self._client.pipeline(transaction=True) as pipe:
+            if field == "balance":
+                pipe.hincrby(key, "balance", value)
+            else:
+                pipe.hset(key, {"credit_limit": str(value)})
+            pipe.hincrby(key, "version", 1)
+            everything = pipe.hgetall(key)
+        account = _account(await everything)
+        assert account is not None
+        return account
+
+    async def expire_holds(self, older_than: float) -> int:
+        """Release open holds created before ``older_than``; returns how many."""
+        released = 0
+        for account_id in await self._client.zrange(self._keys.accounts, 0, -1):
+            ak = self._keys.account(_s(account_id))
+            released += int(await self._expire([ak.account, ak.holds], [repr(older_than)]))
+        return released
+
+    # --- cards -------------------------------------------------------------------------------
+
+    def _card_fields(self, card: Card, ciphertext: bytes) -> dict[str, Any]:
+        return {
+            "data": codec.card_to_json(card),
+            "pin_tries": str(card.pin_tries),
+            "version": str(card.version),
+            "pan": ciphertext,
+            "account_id": card.account_id,
+            "state": card.state.value,
+        }
+
+    async def _claim(self, card: Card, *, pan: bool) -> None:
+        """Take the card id (and the PAN index) or raise Conflict, leaving nothing behind."""
+        if not card.card_id or not card.pan_index:
+            raise StoreError("a card needs a card_id and a pan_index")
+        home = self._keys.card_home(card.card_id)
+        if not await self._client.set(home, card.account_id, condition="NX"):
+            raise Conflict(f"card {card.card_id} already exists")
+        if pan:
+            pointer = _pointer_value(card)
+            if not await self._client.set(self._keys.pan(card.pan_index), pointer, condition="NX"):
+                await self._client.delete([home])
+                raise Conflict("a card with this PAN already exists")
+
+    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
+        await self._claim(card, pan=True)
+        ak = self._keys.account(card.account_id)
+        seq = await self._client.incr(self._keys.card_seq)
+        await self._client.hset(ak.card(card.card_id), self._card_fields(card, pan_ciphertext))
+        await self._client.zadd(ak.cards, {card.card_id: seq})
+        await self._client.zadd(self._keys.all_cards, {card.card_id: seq})
+
+    async def _card_account(self, card_id: str) -> str | None:
+        raw = await self._client.get(self._keys.card_home(card_id))
+        return None if raw is None else _s(raw)
+
+    async def get_card(self, card_id: str) -> Card | None:
+        account_id = await self._card_account(card_id)
+        if account_id is None:
+            return None
+        return await self._read_card(account_id, card_id)
+
+    async def _read_card(self, account_id: str, card_id: str) -> Card | None:
+        key = self._keys.account(account_id).card(card_id)
+        return _card(await self._client.hmget(key, ["data", "pin_tries", "version"]))
+
+    async def find_card(self, pan_index: str) -> Card | None:
+        pointer = await self._pointer(pan_index)
+        if pointer is None:
+            return None
+        return await self._read_card(pointer[1], pointer[0])
+
+    async def list_cards(
+        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+    ) -> list[Card]:
+        index = self._keys.account(account_id).cards if account_id else self._keys.all_cards
+        cards: list[Card] = []
+        skipped = 0
+        start = 0
+        while len(cards) < limit:
+            ids = await self._client.zrange(index, start, start + 499)
+            if not ids:
+                break
+            start += len(ids)
+            for raw in ids:
+                card = await self.get_card(_s(raw))
+                if card is None or (state and card.state.value != state):
+                    continue
+                if account_id and card.account_id != account_id:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                cards.append(card)
+                if len(cards) == limit:
+                    break
+        return cards
+
+    async def update_card(self, card: Card) -> Card:
+        stored_account = await self._card_account(card.card_id)
+        if stored_account is None:
+            raise NotFound(f"card {card.card_id} not found")
+        stored = replace(card, version=card.version + 1)
+        old_ak = self._keys.account(stored_account)
+        if stored_account != card.account_id:
+            return await self._move_card(card, stored, old_ak)
+        result = int(
+            await self._update(
+                [old_ak.card(card.card_id)],
+                [
+                    str(card.version),
+                    codec.card_to_json(stored),
+                    str(card.pin_tries),
+                    card.account_id,
+                    card.state.value,
+                ],
+            )
+        )
+        if result == -1:
+            raise NotFound(f"card {card.card_id} not found")
+        if result == -2:
+            raise Conflict(f"card {card.card_id} was changed by someone else (stale version)")
+        return stored
+
+    async def _move_card(self, card: Card, stored: Card, old_ak: Any) -> Card:
+        """Re-link a card to another account: its hash moves to the new account's slot."""
+        old_key = old_ak.card(card.card_id)
+        values = await self._client.hmget(old_key, ["version", "pan"])
+        if values[0] is None:
+            raise NotFound(f"card {card.card_id} not found")
+        if int(values[0]) != card.version:
+            raise Conflict(f"card {card.card_id} was changed by someone else (stale version)")
+        new_ak = self._keys.account(card.account_id)
+        seq = await self._client.zscore(self._keys.all_cards, card.card_id) or 0
+        await self._client.hset(new_ak.card(card.card_id), self._card_fields(stored, values[1]))
+        await self._client.zadd(new_ak.cards, {card.card_id: seq})
+        await self._client.set(self._keys.card_home(card.card_id), card.account_id)
+        pointer = await self._pointer(card.pan_index)
+        if pointer is not None and pointer[0] == card.card_id:
+            await self._client.set(self._keys.pan(card.pan_index), _pointer_value(card))
+        await self._client.delete([old_key])
+        await self._client.zrem(old_ak.cards, [card.card_id])
+        return stored
+
+    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+        if new.account_id != old.account_id:
+            raise StoreError("a replacement card stays on the account of the card it replaces")
+        same_pan = new.pan_index == old.pan_index
+        linked_old = replace(old, replaced_by=new.card_id, version=old.version + 1)
+        linked_new = replace(new, replaces=old.card_id)
+        await self._claim(linked_new, pan=not same_pan)
+        ak = self._keys.account(old.account_id)
+        seq = await self._client.incr(self._keys.card_seq)
+        result = int(
+            await self._replace(
+                [ak.card(old.card_id), ak.card(new.card_id), ak.cards],
+                [
+                    str(old.version),
+                    codec.card_to_json(linked_old),
+                    str(old.pin_tries),
+                    old.state.value,
+                    codec.card_to_json(linked_new),
+                    str(new.pin_tries),
+                    str(new.version),
+                    pan_ciphertext,
+                    new.account_id,
+                    new.state.value,
+                    str(seq),
+                    new.card_id,
+                ],
+            )
+        )
+        if result < 0:
+            await self._client.delete([self._keys.card_home(new.card_id)])
+            if not same_pan:
+                await self._client.delete([self._keys.pan(new.pan_index)])
+            if result == -1:
+                raise NotFound(f"card {old.card_id} not found")
+            raise Conflict(f"card {old.card_id} was changed by someone else (stale version)")
+        await self._client.zadd(self._keys.all_cards, {new.card_id: seq})
+        if same_pan:
+            await self._client.set(self._keys.pan(new.pan_index), _pointer_value(new))
+
+    async def pan_ciphertext(self, card_id: str) -> bytes:
+        account_id = await self._card_account(card_id)
+        raw = None
+        if account_id is not None:
+            raw = await self._client.hget(self._keys.account(account_id).card(card_id), "pan")
+        if raw is None:
+            raise NotFound(f"card {card_id} not found")
+        return bytes(raw)
+
+    # --- journal -------------------------------------------------------------------------------
+
+    async def _account_journal(
+        self, account_id: str, query: JournalQuery, limit: int
+    ) -> list[JournalEntry]:
+        ak = self._keys.account(account_id)
+        index = ak.journal_card(query.card_id) if query.card_id else ak.journal_all
+        found: list[JournalEntry] = []
+        after = query.after_id
+        while len(found) < limit:
+            ids = await self._client.zrange(
+                index,
+                f"({after}",
+                "+inf",
+                sortby=PureToken.BYSCORE,
+                offset=0,
+                count=max(limit, 100),
+            )
+            if not ids:
+                break
+            after = int(ids[-1])
+            raws = await self._client.hmget(ak.journal, ids)
+            for raw in raws:
+                if raw is None:
+                    continue
+                entry = codec.journal_from_json(raw)
+                if query.since <= entry.ts < query.until:
+                    found.append(entry)
+        return found[:limit]
+
+    async def _journal_accounts(self, query: JournalQuery) -> list[str]:
+        if query.account_id:
+            return [query.account_id]
+        if query.card_id:
+            account_id = await self._card_account(query.card_id)
+            return [] if account_id is None else [account_id]
+        ids = await self._client.zrange(self._keys.accounts, 0, -1)
+        return ["", *(_s(i) for i in ids)]
+
+    async def journal(self, query: JournalQuery) -> list[JournalEntry]:
+        parts = [
+            await self._account_journal(account_id, query, query.limit)
+            for account_id in await self._journal_accounts(query)
+        ]
+        merged = heapq.merge(*parts, key=lambda e: e.journal_id)
+        return list(merged)[: query.limit]
+
+    async def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
+        """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
+        after = query.after_id
+        while True:
+            page = await self.journal(replace(query, after_id=after, limit=EXPORT_PAGE))
+            for entry in page:
+                yield entry
+            if len(page) < EXPORT_PAGE:
+                return
+            after = page[-1].journal_id
+
+    # --- audit, lists, idempotency -------------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        text = codec.audit_to_json(replace(entry, audit_id="__ID__"))  # type: ignore[arg-type]
+        k = self._keys
+        await self._audit(
+            [k.audit, k.audit_all, k.audit_subject(entry.subject), k.audit_seq], [text]
+        )
+
+    async def audit(
+        self, subject: str = "", limit: int = 100, after_id: int = 0
+    ) -> list[AuditEntry]:
+        index = self._keys.audit_subject(subject) if subject else self._keys.audit_all
+        ids = await self._client.zrange(
+            index, f"({after_id}", "+inf", sortby=PureToken.BYSCORE, offset=0, count=limit
+        )
+        if not ids:
+            return []
+        raws = await self._client.hmget(self._keys.audit, ids)
+        return [codec.audit_from_json(r) for r in raws if r is not None]
+
+    async def get_list(self, name: str) -> frozenset[str]:
+        return frozenset(_s(v) for v in await self._client.smembers(self._keys.list_values(name)))
+
+    async def put_list(self, name: str, values: Sequence[str]) -> None:
+        key = self._keys.list_values(name)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.sadd(self._keys.list_names, [name])
+            pipe.delete([key])
+            if values:
+                pipe.sadd(key, list(values))
+
+    async def list_names(self) -> list[str]:
+        return sorted(_s(n) for n in await self._client.smembers(self._keys.list_names))
+
+    async def idempotent_result(self, key: str) -> str | None:
+        raw = await self._client.get(self._keys.idempotency(key))
+        return None if raw is None else _s(raw)
+
+    async def remember_result(self, key: str, result_json: str) -> None:
+        await self._client.set(self._keys.idempotency(key), result_json, condition="NX")
+
+
+def _pointer_value(card: Card) -> str:
+    return f"{card.card_id}|{card.account_id}|{card.product_id}"
+
+
+def _prefix_ok(prefix: str) -> str:
+    if not prefix or "{" in prefix or "}" in prefix or ":" in prefix:
+        raise StoreError("the Redis key prefix is a non-empty name without braces or colons")
+    return prefix
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for error messages."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

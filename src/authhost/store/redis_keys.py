@@ -1,0 +1,127 @@
+"""Redis key design: hash tags put everything one commit touches in ONE slot.
+
+A commit moves money on an account, so the account's tag ``{a:<account_id>}`` is the unit of
+atomicity: the account hash, its holds and dedupe index, its journal, and the hot data of its
+cards (the card hash with PIN tries and version, the card's velocity events) all carry it.
+Several cards of one account therefore share a slot, and a card's data moves slot only when it
+is re-linked to another account. Lookups that arrive without the account go through small
+pointer keys in their own slots: ``{p:<pan_index>}`` -> current card and account,
+``{c:<card_id>}`` -> account. Global, rarely written data (products, lists, audit, the id
+sequence, the list of cards and accounts) sit under fixed tags.
+
+Every key starts with the store's prefix (``authhost`` by default; tests use a unique one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authhost.store.interface import StoreError
+
+
+def _tag_safe(value: str, what: str) -> str:
+    if "{" in value or "}" in value:
+        raise StoreError(f"{what} may not contain braces")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AccountKeys:
+    prefix: str
+    account_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{a:{_tag_safe(self.account_id, 'an account id')}}}"
+
+    @property
+    def account(self) -> str:
+        return f"{self.base}:account"
+
+    def card(self, card_id: str) -> str:
+        return f"{self.base}:card:{card_id}"
+
+    def velocity(self, card_id: str) -> str:
+        return f"{self.base}:vel:{card_id}"
+
+    @property
+    def cards(self) -> str:
+        return f"{self.base}:cards"
+
+    @property
+    def dedupe(self) -> str:
+        return f"{self.base}:dedupe"
+
+    @property
+    def holds(self) -> str:
+        return f"{self.base}:holds"
+
+    @property
+    def journal(self) -> str:
+        return f"{self.base}:journal"
+
+    @property
+    def journal_all(self) -> str:
+        return f"{self.base}:jall"
+
+    def journal_card(self, card_id: str) -> str:
+        return f"{self.base}:jcard:{card_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    def account(self, account_id: str) -> AccountKeys:
+        return AccountKeys(self.prefix, account_id)
+
+    def pan(self, pan_index: str) -> str:
+        return f"{self.prefix}:{{p:{pan_index}}}"
+
+    def card_home(self, card_id: str) -> str:
+        return f"{self.prefix}:{{c:{_tag_safe(card_id, 'a card id')}}}"
+
+    @property
+    def products(self) -> str:
+        return f"{self.prefix}:{{g}}:products"
+
+    @property
+    def accounts(self) -> str:
+        return f"{self.prefix}:{{g}}:accounts"
+
+    @property
+    def all_cards(self) -> str:
+        return f"{self.prefix}:{{g}}:cards"
+
+    @property
+    def card_seq(self) -> str:
+        return f"{self.prefix}:{{g}}:cardseq"
+
+    @property
+    def journal_seq(self) -> str:
+        return f"{self.prefix}:{{g}}:journalseq"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:{{audit}}:entries"
+
+    @property
+    def audit_all(self) -> str:
+        return f"{self.prefix}:{{audit}}:all"
+
+    def audit_subject(self, subject: str) -> str:
+        return f"{self.prefix}:{{audit}}:s:{subject}"
+
+    @property
+    def audit_seq(self) -> str:
+        return f"{self.prefix}:{{audit}}:seq"
+
+    @property
+    def list_names(self) -> str:
+        return f"{self.prefix}:{{lists}}:names"
+
+    def list_values(self, name: str) -> str:
+        return f"{self.prefix}:{{lists}}:v:{name}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:{{i}}:{key}"

@@ -1,0 +1,184 @@
+"""Lua scripts of the Redis store. Each touches keys of ONE hash slot (one account's tag), so
+they run atomically on a single Redis and on Redis Cluster alike.
+
+Account-slot keys (``KEYS`` order is fixed per script, see ``redis_keys.AccountKeys``):
+account hash, card hashes, velocity sorted sets, holds hash, dedupe hash, journal hash and
+journal id sorted sets (all entries of the account, and per card).
+"""
+
+from __future__ import annotations
+
+# KEYS: account, card, velocity, dedupe, holds, journal
+# ARGV: now, retention_s, dedupe_key, original_key, has_card
+SNAPSHOT = """
+local account = redis.call('HGETALL', KEYS[1])
+local card = false
+local events = {}
+if ARGV[5] == '1' then
+  card = redis.call('HMGET', KEYS[2], 'data', 'pin_tries', 'version')
+  if not card[1] then card = false end
+  local now = tonumber(ARGV[1])
+  events = redis.call('ZRANGEBYSCORE', KEYS[3], now - tonumber(ARGV[2]), '(' .. ARGV[1])
+end
+local previous = false
+if ARGV[3] ~= '' then
+  local jid = redis.call('HGET', KEYS[4], ARGV[3])
+  if jid then previous = redis.call('HGET', KEYS[6], jid) end
+end
+local hold = false
+if ARGV[4] ~= '' then hold = redis.call('HGET', KEYS[5], ARGV[4]) end
+return {account, card, events, previous, hold}
+"""
+
+# KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card
+# ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
+#       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
+#       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
+#       (funds failed), 11 velocity event ('' = none), 12 event approved (1/0),
+#       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0)
+# Hold values are 'amount|posted|reversed|created_at'.
+COMMIT = """
+if ARGV[1] ~= '' then
+  local prev = redis.call('HGET', KEYS[4], ARGV[1])
+  if prev then return {'dup', redis.call('HGET', KEYS[6], prev)} end
+end
+local jid = ARGV[2]
+local kind = ARGV[3]
+local amount = tonumber(ARGV[4])
+local hold_amount = tonumber(ARGV[8])
+local funds_ok = 1
+local moved = 0
+if kind ~= '' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'noaccount'} end
+  local f = redis.call('HMGET', KEYS[1], 'kind', 'balance', 'credit_limit', 'holds')
+  local credit = f[1] == 'credit'
+  local balance, limit, held = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+  local otb = balance - held
+  if credit then otb = limit - balance - held end
+  local spend = -amount
+  if credit then spend = amount end
+  local dbal, dhold = 0, 0
+  if kind == 'hold' or kind == 'post' then
+    if ARGV[5] == '1' and amount > otb then
+      funds_ok = 0
+    else
+      moved = 1
+      if kind == 'hold' then dhold = amount else dbal = spend end
+      if ARGV[6] ~= '' then
+        local posted = '0'
+        if kind == 'post' then posted = '1' end
+        local h = redis.call('HGET', KEYS[5], ARGV[6])
+        local prior, reversed, created = 0, '0', ARGV[7]
+        if h then
+          local a, _, r, c = string.match(h, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+          prior, reversed, created = tonumber(a), r, c
+        end
+        redis.call('HSET', KEYS[5], ARGV[6],
+          string.format('%d', prior + amount) .. '|' .. posted .. '|' .. reversed .. '|' .. created)
+      end
+    end
+  elseif kind == 'credit' then
+    moved = 1
+    dbal = -spend
+  elseif kind == 'release' then
+    local h = redis.call('HGET', KEYS[5], ARGV[6])
+    hold_amount = 0
+    if h then
+      local a, p, r, c = string.match(h, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      local release = math.min(amount, tonumber(a) - tonumber(r))
+      if release > 0 then
+        moved = 1
+        hold_amount = -release
+        if p == '1' then
+          if credit then dbal = -release else dbal = release end
+        else
+          dhold = -math.min(release, held)
+        end
+        redis.call('HSET', KEYS[5], ARGV[6],
+          a .. '|' .. p .. '|' .. string.format('%d', tonumber(r) + release) .. '|' .. c)
+      end
+    end
+  end
+  if moved == 1 then
+    redis.call('HINCRBY', KEYS[1], 'balance', dbal)
+    redis.call('HINCRBY', KEYS[1], 'holds', dhold)
+    redis.call('HINCRBY', KEYS[1], 'version', 1)
+  end
+end
+local journal = ARGV[9]
+if funds_ok == 0 then journal = ARGV[10] end
+journal = string.gsub(journal, '"__HOLD__"', string.format('%d', hold_amount), 1)
+redis.call('HSET', KEYS[6], jid, journal)
+redis.call('ZADD', KEYS[7], jid, jid)
+if ARGV[15] == '1' then redis.call('ZADD', KEYS[8], jid, jid) end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], jid) end
+if ARGV[11] ~= '' then
+  local approved = ARGV[12]
+  if funds_ok == 0 then approved = '0' end
+  redis.call('ZADD', KEYS[3], ARGV[7], approved .. '|' .. ARGV[11])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[13])
+end
+if ARGV[14] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'pin_tries', ARGV[14])
+  redis.call('HINCRBY', KEYS[2], 'version', 1)
+end
+local acc = false
+if kind ~= '' then acc = redis.call('HGETALL', KEYS[1]) end
+return {'ok', funds_ok, string.format('%d', hold_amount), acc}
+"""
+
+# KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
+# Returns the new version, -1 when the card is missing, -2 when the version is stale.
+UPDATE_CARD = """
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return -1 end
+if v ~= ARGV[1] then return -2 end
+local nv = tonumber(v) + 1
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'pin_tries', ARGV[3], 'version', nv,
+  'account_id', ARGV[4], 'state', ARGV[5])
+return nv
+"""
+
+# KEYS: old card hash, new card hash, account's card list.
+# ARGV: old expected version, old data, old pin_tries, old state, new data, new pin_tries,
+#       new version, new ciphertext, new account id, new state, new seq, new card id
+REPLACE_CARD = """
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return -1 end
+if v ~= ARGV[1] then return -2 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -3 end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'pin_tries', ARGV[3], 'version', tonumber(v) + 1,
+  'state', ARGV[4])
+redis.call('HSET', KEYS[2], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', ARGV[7],
+  'pan', ARGV[8], 'account_id', ARGV[9], 'state', ARGV[10])
+redis.call('ZADD', KEYS[3], ARGV[11], ARGV[12])
+return tonumber(v) + 1
+"""
+
+# KEYS: audit hash, all ids, subject ids, sequence.  ARGV: json-with-placeholder, subject
+APPEND_AUDIT = """
+local id = redis.call('INCR', KEYS[4])
+local text = string.gsub(ARGV[1], '"__ID__"', tostring(id), 1)
+redis.call('HSET', KEYS[1], id, text)
+redis.call('ZADD', KEYS[2], id, id)
+redis.call('ZADD', KEYS[3], id, id)
+return id
+"""
+
+# KEYS: account hash, holds hash.  ARGV: created before
+EXPIRE_HOLDS = """
+local released = 0
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local a, p, r, c = string.match(all[i + 1], '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local left = tonumber(a) - tonumber(r)
+  if p == '0' and left > 0 and tonumber(c) < tonumber(ARGV[1]) then
+    local held = tonumber(redis.call('HGET', KEYS[1], 'holds') or '0')
+    redis.call('HINCRBY', KEYS[1], 'holds', -math.min(left, held))
+    redis.call('HINCRBY', KEYS[1], 'version', 1)
+    redis.call('HSET', KEYS[2], all[i], a .. '|' .. p .. '|' .. a .. '|' .. c)
+    released = released + 1
+  end
+end
+return released
+"""
