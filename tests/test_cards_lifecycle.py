@@ -1,0 +1,155 @@
+"""The card lifecycle as a table: every event from every state, legal or refused."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from authhost.cards import lifecycle
+from authhost.cards.lifecycle import Event, IllegalTransition
+from authhost.cards.model import Card, CardState, Limits, PinMethod
+
+S = CardState
+NOW = 1_780_000_000.0  # 2026-05-28
+
+CARD = Card(
+    card_id="crd_1",
+    pan_index="ab" * 32,
+    bin="400000",
+    last4="1234",
+    pan_length=16,
+    product_id="p1",
+    account_id="acc-1",
+    state=S.CREATED,
+    expiry="2812",
+    service_code="201",
+    pin_method=PinMethod.IBM3624,
+    pin_reference="1234",
+    pin_tries=2,
+    limits=Limits(daily_amount=5000),
+    sequence="00",
+    version=4,
+)
+
+LEGAL = {
+    (S.CREATED, Event.SHIP): S.ISSUED,
+    (S.ISSUED, Event.ACTIVATE): S.ACTIVE,
+    (S.ACTIVE, Event.SUSPEND): S.SUSPENDED,
+    (S.SUSPENDED, Event.RESUME): S.ACTIVE,
+    (S.ISSUED, Event.REPORT_LOST): S.LOST,
+    (S.ACTIVE, Event.REPORT_LOST): S.LOST,
+    (S.SUSPENDED, Event.REPORT_LOST): S.LOST,
+    (S.ISSUED, Event.REPORT_STOLEN): S.STOLEN,
+    (S.ACTIVE, Event.REPORT_STOLEN): S.STOLEN,
+    (S.SUSPENDED, Event.REPORT_STOLEN): S.STOLEN,
+    (S.ACTIVE, Event.REPORT_DAMAGED): S.DAMAGED,
+    (S.SUSPENDED, Event.REPORT_DAMAGED): S.DAMAGED,
+    (S.ISSUED, Event.EXPIRE): S.EXPIRED,
+    (S.ACTIVE, Event.EXPIRE): S.EXPIRED,
+    (S.SUSPENDED, Event.EXPIRE): S.EXPIRED,
+    (S.CREATED, Event.CANCEL): S.CLOSED,
+    (S.ISSUED, Event.CANCEL): S.CLOSED,
+    (S.ACTIVE, Event.CANCEL): S.CLOSED,
+    (S.SUSPENDED, Event.CANCEL): S.CLOSED,
+}
+ALL = [(state, event) for state in S for event in Event]
+
+
+@pytest.mark.parametrize(
+    ("state", "event"), list(LEGAL), ids=[f"{s.value} -{e.value}->" for s, e in LEGAL]
+)
+def test_legal_transition(state, event):
+    card = replace(CARD, state=state)
+    after = lifecycle.transition(card, event, now=NOW)
+    assert after.state is LEGAL[(state, event)]
+    assert replace(after, state=state, activated_at=None) == card  # nothing else changed
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [pair for pair in ALL if pair not in LEGAL],
+    ids=[f"{s.value} -{e.value}-> refused" for s, e in ALL if (s, e) not in LEGAL],
+)
+def test_illegal_transition_is_refused_with_a_clear_message(state, event):
+    card = replace(CARD, state=state)
+    with pytest.raises(IllegalTransition) as excinfo:
+        lifecycle.transition(card, event, now=NOW)
+    message = str(excinfo.value)
+    assert state.value in message and event.value in message and "allowed only from" in message
+    assert card.state is state  # the value is untouched (frozen), nothing to undo
+
+
+def test_every_final_state_accepts_no_event():
+    for state in lifecycle.FINAL_STATES:
+        assert lifecycle.allowed_events(replace(CARD, state=state)) == []
+
+
+def test_activation_records_the_time():
+    assert (
+        lifecycle.transition(replace(CARD, state=S.ISSUED), "activate", now=NOW).activated_at == NOW
+    )
+
+
+def test_unknown_event_names_the_known_ones():
+    with pytest.raises(IllegalTransition, match="unknown lifecycle event 'explode'.*activate"):
+        lifecycle.transition(CARD, "explode", now=NOW)
+
+
+def test_renewal_keeps_pan_and_pin_with_new_expiry():
+    old = replace(CARD, state=S.ACTIVE)
+    retired, new = lifecycle.renew(old, now=NOW, validity_months=36, new_card_id="crd_2")
+    assert retired.state is S.REPLACED and retired.replaced_by == "crd_2"
+    assert new.card_id == "crd_2" and new.replaces == "crd_1" and new.state is S.CREATED
+    assert (new.pan_index, new.last4, new.bin) == (old.pan_index, old.last4, old.bin)
+    assert new.expiry == "2905" and new.sequence == "01"
+    assert (new.account_id, new.limits, new.pin_method, new.pin_reference) == (
+        old.account_id,
+        old.limits,
+        old.pin_method,
+        old.pin_reference,
+    )
+    assert new.pin_tries == 0 and new.version == 0 and new.created_at == NOW
+
+
+@pytest.mark.parametrize("state", [S.CREATED, *lifecycle.FINAL_STATES], ids=lambda s: s.value)
+def test_renewal_refused_outside_live_issued_states(state):
+    with pytest.raises(IllegalTransition, match="can be renewed"):
+        lifecycle.renew(replace(CARD, state=state), now=NOW, validity_months=36)
+
+
+def test_damaged_replacement_keeps_pan_new_expiry_and_links():
+    old = replace(CARD, state=S.DAMAGED)
+    kept, new = lifecycle.replace(old, now=NOW, validity_months=24, new_card_id="crd_3")
+    assert kept.state is S.DAMAGED and kept.replaced_by == "crd_3"
+    assert new.pan_index == old.pan_index and new.expiry == "2805" and new.replaces == "crd_1"
+    assert new.pin_reference == old.pin_reference and new.limits == old.limits
+
+
+@pytest.mark.parametrize("state", [S.LOST, S.STOLEN], ids=lambda s: s.value)
+def test_lost_or_stolen_replacement_needs_a_new_pan(state):
+    old = replace(CARD, state=state)
+    kept, new = lifecycle.replace(old, now=NOW, validity_months=36)
+    assert kept.state is state  # keeps answering 41 / 43
+    assert new.pan_index == "" and new.last4 == ""  # the caller produces a new PAN
+    assert new.account_id == old.account_id and new.limits == old.limits
+    assert new.pin_method is old.pin_method
+    assert new.pin_reference is None  # a PVV/offset is bound to the old PAN
+    linked_old, linked_new = lifecycle.link(kept, replace(new, card_id="crd_9"))
+    assert linked_old.replaced_by == "crd_9" and linked_new.replaces == "crd_1"
+
+
+@pytest.mark.parametrize(
+    "state",
+    [S.CREATED, S.ISSUED, S.ACTIVE, S.SUSPENDED, S.EXPIRED, S.CLOSED, S.REPLACED],
+    ids=lambda s: s.value,
+)
+def test_replacement_refused_for_cards_not_lost_stolen_or_damaged(state):
+    with pytest.raises(IllegalTransition, match="can be replaced"):
+        lifecycle.replace(replace(CARD, state=state), now=NOW, validity_months=36)
+
+
+def test_a_card_is_replaced_only_once():
+    old = replace(CARD, state=S.LOST, replaced_by="crd_2")
+    with pytest.raises(IllegalTransition, match="already replaced"):
+        lifecycle.replace(old, now=NOW, validity_months=36)
