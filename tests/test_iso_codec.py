@@ -432,3 +432,59 @@ def test_corrupted_messages_are_a_format_error_or_a_request(
         return
     response = encode_response(message, Decision(ResponseCode.DO_NOT_HONOUR), get_dialect(dialect))
     assert PAN.encode() not in response
+
+
+# --- any well-typed request decodes and gets a conforming answer ---------------------------
+
+_NUMERIC_TEXT = "0123456789"
+_TEXT = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -./"
+
+
+@st.composite
+def well_typed_requests(draw: st.DrawFn, dialect: str) -> dict[str, str]:
+    """A request with a random subset of authhost's fields, each value of its ISO type."""
+    spec = PEER_SPECS[dialect]
+    fields = {"t": draw(st.sampled_from([c[0] for c in CLASSES] + ["0800"]))}
+    chosen = draw(st.sets(st.sampled_from(
+        ["2", "3", "4", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33",
+         "37", "41", "42", "43", "49", "52", "53", "55", "70", "90", "95"]
+    )))  # fmt: skip
+    for number in chosen:
+        field = spec[number]
+        fixed = field["len_type"] == 0
+        if number in ("52", "55"):
+            size = 8 if number == "52" else draw(st.integers(0, 100))
+            fields[number] = draw(st.binary(min_size=size, max_size=size)).hex().upper()
+            continue
+        alphabet = _NUMERIC_TEXT if number in NUMERIC else _TEXT
+        low = field["max_len"] if fixed else (1 if number in NUMERIC else 0)
+        high = field["max_len"] if fixed else min(field["max_len"], 40)
+        fields[number] = draw(st.text(alphabet, min_size=low, max_size=high))
+    return fields
+
+
+NUMERIC = {"2", "3", "4", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33",
+           "49", "70", "90"}  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dialect=st.sampled_from(DIALECTS), approved=st.booleans())
+def test_any_well_typed_request_is_answered_with_its_echo(
+    data: st.DataObject, dialect: str, approved: bool
+) -> None:
+    fields = data.draw(well_typed_requests(dialect))
+    request = decode_message(peer_encode(fields, dialect), get_dialect(dialect))
+    if isinstance(request, NetworkRequest):
+        body = encode_network_response(request, ResponseCode.APPROVED, get_dialect(dialect))
+        response = peer_decode(body, dialect)
+        assert response.get("70") == fields.get("70")
+        return
+    code = ResponseCode.APPROVED if approved else ResponseCode.DO_NOT_HONOUR
+    body = encode_response(request, Decision(code, approval_code="XYZ123"), get_dialect(dialect))
+    response = peer_decode(body, dialect)
+    assert response["t"] == response_mti(fields["t"])
+    for number in ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49"):
+        assert response.get(number) == fields.get(number)
+    assert ("38" in response) is approved
+    assert response["39"] == str(code)
+    assert not set(SENSITIVE) & set(response)
