@@ -52,7 +52,7 @@ async def open_store_for(backend: str, tmp_path: Path, redis_url: str | None = N
     try:
         yield store
     finally:
-        await store.delete_all()
+        await store.drop_all()
         await store.close()
 
 
