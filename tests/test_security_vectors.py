@@ -10,11 +10,14 @@ ISO 9797-1 annex B ("Now is the time for all ", MAC algorithm 3, padding 1).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authhost.security import cardvalues, dukpt, mac, pinblock, pinverify
+from authhost.security.blockcipher import tdes_ecb_encrypt
 from authhost.security.pinblock import PinBlockFormat
 
 TEST_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -267,3 +270,25 @@ def test_retail_mac_iso9797_example() -> None:
     assert mac.retail_mac(TEST_KEY, b"Now is the time for all ").hex().upper() == (
         "A1C72E74EA3FA9B6"
     )
+
+
+def test_cached_cipher_contexts_are_correct_across_threads_and_evictions() -> None:
+    """ECB contexts are reused per thread: results must not depend on threads or eviction."""
+    keys = [bytes([i]) * 8 + bytes([255 - i]) * 8 for i in range(100)]  # > cache size
+    expected = [fresh_context_tdes(key) for key in keys]
+
+    def work(_: int) -> list[bytes]:
+        return [tdes_ecb_encrypt(key, b"\x00" * 8) for key in keys * 3]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for result in pool.map(work, range(8)):
+            assert result == expected * 3
+
+
+def fresh_context_tdes(key: bytes) -> bytes:
+    """TDES of a zero block with a fresh context (what the cache must reproduce)."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    encryptor = Cipher(TripleDES(key + key[:8]), modes.ECB()).encryptor()
+    return encryptor.update(b"\x00" * 8) + encryptor.finalize()

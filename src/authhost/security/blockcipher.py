@@ -4,9 +4,18 @@ Every payment algorithm in this package is built from these few calls, so the on
 knows how ``cryptography`` spells TDES (its decrepit module, 24-byte keys) is here. Double-length
 (16-byte) TDES keys are expanded to K1|K2|K1, which is the same cipher, because
 ``cryptography`` deprecates the 16-byte form.
+
+Building a cipher context costs far more than using one, and ECB contexts carry no state
+between whole blocks, so the ECB calls keep a small per-thread LRU of contexts by key: the
+zone, PIN verification and card verification keys that every transaction uses stay ready,
+while one-shot keys (DUKPT transaction keys) just pass through it.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -29,22 +38,46 @@ def _aes(key: bytes) -> algorithms.AES:
     return algorithms.AES(key)
 
 
+_CONTEXTS_PER_THREAD = 64
+_local = threading.local()
+
+
+def _ecb_context(kind: str, key: bytes, keep: bool = True) -> Any:
+    """An ECB encryptor/decryptor ('te', 'td', 'ae', 'ad') for ``key``; with ``keep`` it is
+    this thread's cached one (created on first use), without it a fresh one-shot context."""
+    if not keep:
+        cipher = Cipher(_tdes(key) if kind[0] == "t" else _aes(key), modes.ECB())
+        return cipher.encryptor() if kind[1] == "e" else cipher.decryptor()
+    cache: OrderedDict[tuple[str, bytes], Any] | None = getattr(_local, "contexts", None)
+    if cache is None:
+        cache = _local.contexts = OrderedDict()
+    entry = (kind, key)
+    context = cache.get(entry)
+    if context is not None:
+        cache.move_to_end(entry)
+        return context
+    cipher = Cipher(_tdes(key) if kind[0] == "t" else _aes(key), modes.ECB())
+    context = cipher.encryptor() if kind[1] == "e" else cipher.decryptor()
+    cache[entry] = context
+    if len(cache) > _CONTEXTS_PER_THREAD:
+        cache.popitem(last=False)
+    return context
+
+
 def _check_blocks(data: bytes, size: int) -> None:
     if not data or len(data) % size:
         raise ValueError(f"data must be a non-empty multiple of {size} bytes")
 
 
-def tdes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
+def tdes_ecb_encrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
     """TDES (or single DES for an 8-byte key) ECB encryption of whole 8-byte blocks."""
     _check_blocks(data, 8)
-    enc = Cipher(_tdes(key), modes.ECB()).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _ecb_context("te", key, keep).update(data)
 
 
-def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+def tdes_ecb_decrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
     _check_blocks(data, 8)
-    dec = Cipher(_tdes(key), modes.ECB()).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _ecb_context("td", key, keep).update(data)
 
 
 def tdes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
@@ -59,11 +92,11 @@ def tdes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     return dec.update(data) + dec.finalize()
 
 
-def des_encrypt(key8: bytes, block: bytes) -> bytes:
+def des_encrypt(key8: bytes, block: bytes, *, keep: bool = True) -> bytes:
     """Single DES on one block (DUKPT and the retail MAC need it); K|K|K is single DES."""
     if len(key8) != 8:
         raise ValueError("a DES key is 8 bytes")
-    return tdes_ecb_encrypt(key8, block)
+    return tdes_ecb_encrypt(key8, block, keep=keep)
 
 
 def des_decrypt(key8: bytes, block: bytes) -> bytes:
@@ -72,16 +105,14 @@ def des_decrypt(key8: bytes, block: bytes) -> bytes:
     return tdes_ecb_decrypt(key8, block)
 
 
-def aes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
+def aes_ecb_encrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
     _check_blocks(data, 16)
-    enc = Cipher(_aes(key), modes.ECB()).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _ecb_context("ae", key, keep).update(data)
 
 
-def aes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+def aes_ecb_decrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
     _check_blocks(data, 16)
-    dec = Cipher(_aes(key), modes.ECB()).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _ecb_context("ad", key, keep).update(data)
 
 
 def aes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:

@@ -61,14 +61,14 @@ def tdes_ipek(bdk: bytes, ksn: bytes) -> bytes:
     if len(bdk) != 16:
         raise DukptError("a TDES BDK is 16 bytes")
     base8 = tdes_ksn_base(ksn)[:8]
-    return tdes_ecb_encrypt(bdk, base8) + tdes_ecb_encrypt(xor(bdk, _KEY_MASK), base8)
+    return tdes_ecb_encrypt(bdk, base8) + tdes_ecb_encrypt(xor(bdk, _KEY_MASK), base8, keep=False)
 
 
 def _non_reversible(key: bytes, register: bytes) -> bytes:
     """The standard's non-reversible key generation process (one tree step)."""
 
     def half(k: bytes) -> bytes:
-        return xor(des_encrypt(k[:8], xor(register, k[8:])), k[8:])
+        return xor(des_encrypt(k[:8], xor(register, k[8:]), keep=False), k[8:])
 
     return half(xor(key, _KEY_MASK)) + half(key)
 
@@ -150,7 +150,7 @@ def _aes_derive(key: bytes, key_type: AesKeyType, data: bytearray) -> bytes:
     out = b""
     for block in range(1, -(-_KEY_BITS[key_type] // 128) + 1):
         data[1] = block
-        out += aes_ecb_encrypt(key, bytes(data))
+        out += aes_ecb_encrypt(key, bytes(data), keep=False)  # derived keys are one-shot
     return out[: _KEY_BITS[key_type] // 8]
 
 
