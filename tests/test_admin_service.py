@@ -403,3 +403,17 @@ async def test_concurrent_creates_with_one_idempotency_key_create_once(store_arg
                 nursery.start_soon(issue)
         assert len({r["card_id"] for r in results}) == 1
         assert len(await service.list_cards()) == 2  # the setup card and one twin-safe card
+
+
+async def test_no_clear_pan_in_the_sqlite_files_after_admin_work(tmp_path):
+    async with open_service(tmp_path) as service:
+        views = await ensure_demo(service)
+        pans = [c["pan"] for c in (await demo_export(service))["cards"]]
+        for view in views[:3]:
+            await service.apply(view["card_id"], "renew", reason="scan")
+        await service.personalise(views[4]["card_id"], rq.Personalise(address_ref="addr-1"))
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("authhost.db*"))
+    assert len(stored) > 10_000
+    for pan in pans:
+        assert pan.encode() not in stored
+        assert pan.encode("utf-16-le") not in stored
