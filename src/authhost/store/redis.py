@@ -100,6 +100,7 @@ class RedisCardStore:
 
     @classmethod
     async def open(cls, url: str, *, prefix: str = "authhost") -> RedisCardStore:
+        _prefix_ok(prefix)
         cluster = "+cluster" in url.split("://", 1)[0]
         plain_url = url.replace("+cluster", "", 1)
         factory = coredis.RedisCluster if cluster else coredis.Redis
@@ -112,6 +113,15 @@ class RedisCardStore:
             await stack.aclose()
             raise StoreError(f"cannot reach Redis at {_safe_url(url)}: {exc}") from None
         return cls(client, stack, prefix, cluster)
+
+    @property
+    def prefix(self) -> str:
+        return self._keys.prefix
+
+    @property
+    def client(self) -> Any:
+        """The coredis client (for tests and tools that inspect the keys)."""
+        return self._client
 
     def info(self) -> StoreInfo:
         return StoreInfo(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from authhost.store.interface import StoreError
 from authhost.store.records import JOURNAL_COLUMNS
 
 _JOURNAL_TYPES = {
@@ -110,7 +111,7 @@ CREATE TABLE idempotency (key TEXT PRIMARY KEY, result TEXT NOT NULL, ts REAL NO
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(StoreError):
     """The file was written by a newer authhost; refusing to touch it."""
 
 

@@ -1,0 +1,69 @@
+"""Redis specifics: the key design keeps each commit in one cluster slot; URLs and prefixes."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from coredis._utils import hash_slot
+
+from authhost.store import open_store
+from authhost.store.interface import StoreError
+from authhost.store.redis import RedisCardStore
+from authhost.store.redis_keys import Keys
+
+
+def slot(key: str) -> int:
+    return hash_slot(key.encode())
+
+
+def test_everything_a_commit_touches_shares_the_account_slot():
+    ak = Keys("authhost").account("acc-42")
+    commit_keys = [
+        ak.account,
+        ak.card("crd_1"),
+        ak.card("crd_2"),
+        ak.velocity("crd_1"),
+        ak.dedupe,
+        ak.holds,
+        ak.journal,
+        ak.journal_all,
+        ak.journal_card("crd_1"),
+        ak.cards,
+    ]
+    assert len({slot(k) for k in commit_keys}) == 1
+    other = Keys("authhost").account("acc-43")
+    assert slot(other.account) != slot(ak.account)  # accounts spread over the cluster
+
+
+def test_prefix_does_not_move_keys_between_slots():
+    assert slot(Keys("a").account("x").holds) == slot(Keys("b").account("x").holds)
+
+
+@pytest.mark.parametrize("bad", ["acc{1", "acc}1"])
+def test_braces_in_ids_are_refused(bad):
+    with pytest.raises(StoreError, match="braces"):
+        _ = Keys("p").account(bad).account
+
+
+async def test_bad_prefix_is_refused(redis_url):
+    with pytest.raises(StoreError, match="prefix"):
+        await open_store(redis_url, prefix="a:b")
+
+
+async def test_unreachable_redis_is_a_clear_error():
+    with pytest.raises(StoreError, match=r"cannot reach Redis at redis://\*\*\*@127.0.0.1:1"):
+        await RedisCardStore.open("redis://:secret@127.0.0.1:1/0")
+
+
+async def test_info_and_isolation_by_prefix(redis_url):
+    a = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    b = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        await a.put_list("l", ["x"])
+        assert await b.list_names() == []
+        assert a.info().shared_between_processes and a.info().backend == "redis"
+    finally:
+        for store in (b, a):  # coredis pools are task groups: close in reverse order
+            await store.drop_all()
+            await store.close()

@@ -1,0 +1,118 @@
+"""SQLite specifics: schema versions, bad URLs, and several processes sharing one file."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from authhost.cards.model import Account, CardKind
+from authhost.store import BadStoreUrl, open_store
+from authhost.store.interface import StoreError
+from authhost.store.opener import sqlite_path
+from authhost.store.sqlite_schema import SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///authhost.db", "authhost.db"),
+        ("sqlite:///data/cards.db", "data/cards.db"),
+        ("sqlite:////var/lib/authhost/cards.db", "/var/lib/authhost/cards.db"),
+    ],
+)
+def test_sqlite_url_to_path(url, path):
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "mysql://db/cards"])
+async def test_bad_urls_are_refused_with_a_hint(url):
+    with pytest.raises(BadStoreUrl, match="sqlite:///"):
+        await open_store(url)
+
+
+async def test_schema_is_versioned_and_reopening_keeps_data(tmp_path):
+    path = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{path}")
+    await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=5))
+    assert store.info().shared_between_processes
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again = await open_store(str(path))  # a bare path works too
+    assert (await again.get_account("acc-1")).balance == 5
+    await again.close()
+
+
+async def test_a_file_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "cards.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="upgrade authhost"):
+        await open_store(f"sqlite:///{path}")
+
+
+async def test_unwritable_location_is_a_store_error(tmp_path):
+    with pytest.raises(StoreError, match="cannot open SQLite store"):
+        await open_store(f"sqlite:///{tmp_path}/missing-dir/cards.db")
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, trio
+    sys.path.insert(0, sys.argv[3])
+    from test_store_contract import hold, make_card
+    from authhost.store import open_store
+    from authhost.store.interface import SnapshotQuery
+
+    async def main():
+        store = await open_store(sys.argv[1])
+        card = await store.find_card(sys.argv[2])
+        approved = 0
+
+        async def one(n):
+            nonlocal approved
+            result = await store.commit(hold(card, n, 700))
+            approved += result.funds_ok
+
+        async with trio.open_nursery() as nursery:
+            for n in range(int(sys.argv[4]), int(sys.argv[4]) + 25):
+                nursery.start_soon(one, n)
+        await store.close()
+        print(approved)
+
+    trio.run(main)
+    """
+)
+
+
+async def test_two_processes_never_overspend_one_account(tmp_path, request):
+    """The funds re-check holds across processes (the basis for ``serve --workers`` on SQLite)."""
+    from test_store_contract import seeded
+
+    url = f"sqlite:///{tmp_path / 'cards.db'}"
+    store = await open_store(url)
+    card, _ = await seeded(store, balance=10_000)
+    await store.close()
+    tests_dir = str(request.path.parent)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, card.pan_index, tests_dir, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for start in (0, 1000)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    approved = sum(int(out.strip()) for out, _ in outputs)
+    assert approved == 10_000 // 700
+    store = await open_store(url)
+    account = await store.get_account("acc-1")
+    await store.close()
+    assert account.holds == approved * 700 <= 10_000
