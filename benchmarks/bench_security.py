@@ -9,6 +9,7 @@ included); the median round is reported.
     .venv/bin/python benchmarks/bench_security.py            # about 30 s
     .venv/bin/python benchmarks/bench_security.py --quick    # fewer repeats
     .venv/bin/python benchmarks/bench_security.py --json out.json
+    .venv/bin/python benchmarks/bench_security.py --without-context-cache   # A/B
 
 Operations: PIN verify (zone PIN key, format 0, Visa PVV and IBM 3624), PIN translate (TDES
 format 0 to AES format 4), translate + verify, CVV verify, DUKPT PIN key derivation (TDES and
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
-from authhost.security import dukpt, pinblock
+from authhost.security import blockcipher, dukpt, pinblock
 from authhost.security.blockcipher import tdes_ecb_encrypt
 from authhost.security.module import PinCheck, SecurityModule
 
@@ -182,7 +183,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--without-context-cache",
+        action="store_true",
+        help="build a cipher context for every block (to measure what the cache saves)",
+    )
     args = parser.parse_args()
+    if args.without_context_cache:
+        blockcipher._CONTEXTS_PER_THREAD = 0  # noqa: SLF001 - the A/B switch of the benchmark
     results = run(args.quick)
     print(f"{'operation':<42} {'us/op':>9} {'x baseline':>11}")
     for row in results:
