@@ -392,7 +392,9 @@ async def test_every_request_leaves_one_journal_entry(nursery, tmp_path, store_u
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=10_000))
     journalled = {(e.stan, e.response_code) for e in entries if e.terminal_id == "TERM0001"}
-    assert set(sent) <= journalled
+    # A frame that does not decode (30) is answered, logged and counted by the server but not
+    # journalled: none of its fields can be trusted. Everything that decodes is journalled.
+    assert {row for row in sent if row[1] != "30"} - journalled == set()
     full_pans = {card["pan"] for card in host.cards.values()}
     for entry in entries:
         text = json.dumps(dataclasses.asdict(entry))

@@ -120,8 +120,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.reloaders.append(scorer.reload)
         yield runtime
     finally:
-        with trio.CancelScope(shield=True):
-            await store.close()
+        # Not shielded: the Redis client's own task group was entered before any scope here,
+        # and must be exited outside of them.
+        await store.close()
 
 
 async def prepare_demo(cards: Any) -> list[str]:

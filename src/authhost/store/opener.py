@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authhost.store.interface import CardStore, StoreError
 
@@ -45,11 +45,22 @@ async def open_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> CardStore:
     if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from authhost.store.redis import RedisCardStore
 
+        url, prefix = _url_prefix(url, prefix)
         return await RedisCardStore.open(url, prefix=prefix)
     raise BadStoreUrl(
         f"unknown store URL scheme {scheme!r}: use sqlite:///PATH, redis://HOST:PORT/DB or "
         "redis+cluster://HOST:PORT"
     )
+
+
+def _url_prefix(url: str, default: str) -> tuple[str, str]:
+    """``redis://h:p/0?prefix=bank1`` -> (``redis://h:p/0``, ``bank1``): several installations
+    (or test runs) can share one Redis, each in its own key space, chosen in the URL alone."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    prefix = next((v for k, v in query if k == "prefix"), default)
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
 
 
 @asynccontextmanager
