@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 
-from authhost.models.context import TxContext
+from authhost.models.context import CASH_TYPES, TxContext
 from authhost.models.geography import distance_km
 from authhost.models.merchant_groups import mcc_risk_group
 from authhost.models.terminal_risk import TerminalRisk
@@ -94,22 +95,50 @@ def _log_ratio(amount_minor: int, mean_minor: float) -> float:
     return math.log((amount_minor + 100.0) / (mean_minor + 100.0))
 
 
+def _one_hot(value: str, names: tuple[str, ...]) -> tuple[float, ...]:
+    """One-hot of ``value`` over ``names`` plus a last "other" slot."""
+    return (*(1.0 if value == n else 0.0 for n in names), 0.0 if value in names else 1.0)
+
+
+# Precomputed per value: the scorer's single-request path runs this code for every auth.
+_CHANNEL_HOT = {c: _one_hot(c, CHANNELS) for c in CHANNELS}
+_CHANNEL_OTHER = _one_hot("", CHANNELS)
+_ENTRY_HOT = {code: _one_hot(group, ENTRY_MODES) for code, group in ENTRY_GROUPS.items()}
+_ENTRY_OTHER = _one_hot("", ENTRY_MODES)
+_HOUR = [
+    (
+        float(h),
+        math.sin(h * 2.0 * math.pi / 24.0),
+        math.cos(h * 2.0 * math.pi / 24.0),
+        1.0 if h < 6 else 0.0,
+    )
+    for h in range(24)
+]
+_LOG1P_CAP = math.log1p(SINCE_CAP_S)
+
+
+@lru_cache(maxsize=4096)
+def _distance(country: str, home: str) -> tuple[float, float]:
+    """(country known, distance in 1000 km) between the acquirer country and home."""
+    distance = distance_km(country, home)
+    return (0.0, 0.0) if distance is None else (1.0, distance / 1000.0)
+
+
+_mcc_group = lru_cache(maxsize=4096)(mcc_risk_group)
+
+
 def feature_values(ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK) -> list[float]:
     """The feature values of one context, in ``FEATURE_NAMES`` order (all finite)."""
     v = ctx.velocity
     log1p = math.log1p
     amount = ctx.amount_minor
     since = v.seconds_since_last
-    since_log = log1p(min(since, SINCE_CAP_S)) if since is not None else log1p(SINCE_CAP_S)
-    hour = ctx.hour
-    angle = hour * (2.0 * math.pi / 24.0)
-    channel = ctx.channel
-    entry = ENTRY_GROUPS.get(ctx.entry_mode, "")
-    distance = distance_km(ctx.country, ctx.home_country)
+    since_log = log1p(min(since, SINCE_CAP_S)) if since is not None else _LOG1P_CAP
     available = ctx.available
     over_available = 10.0 if amount > 0 else 0.0  # nothing available: as far over as we count
     if available > 0:
         over_available = min(amount / available, 10.0)
+    country, home = ctx.country, ctx.home_country
     return [
         log1p(amount / 100.0),
         _log_ratio(amount, v.mean_amount_7d),
@@ -129,21 +158,15 @@ def feature_values(ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RIS
         float(v.cash_count_24h),
         since_log,
         1.0 if since is None else 0.0,
-        float(hour),
-        math.sin(angle),
-        math.cos(angle),
-        1.0 if hour < 6 else 0.0,
+        *_HOUR[ctx.hour],
         1.0 if ctx.weekday >= 5 else 0.0,
-        *(1.0 if channel == c else 0.0 for c in CHANNELS),
-        0.0 if channel in CHANNELS else 1.0,
-        *(1.0 if entry == e else 0.0 for e in ENTRY_MODES),
-        0.0 if entry else 1.0,
-        float(mcc_risk_group(ctx.mcc)),
-        1.0 if ctx.cash else 0.0,
-        1.0 if ctx.cross_border else 0.0,
-        0.0 if distance is None else 1.0,
-        0.0 if distance is None else distance / 1000.0,
-        terminal_risk.rate(ctx.terminal),
+        *_CHANNEL_HOT.get(ctx.channel, _CHANNEL_OTHER),
+        *_ENTRY_HOT.get(ctx.entry_mode, _ENTRY_OTHER),
+        float(_mcc_group(ctx.mcc)),
+        1.0 if ctx.tx_type in CASH_TYPES else 0.0,
+        1.0 if country and home and country != home else 0.0,
+        *_distance(country, home),
+        terminal_risk.rates.get(ctx.terminal, terminal_risk.default),
         float(v.failed_pin_24h),
         float(v.failed_cvv_24h),
         1.0 if ctx.pin_present else 0.0,

@@ -8,7 +8,9 @@ themselves. One step of the descent, for every tree together, is then
 
     node = child[node] + (x[feature[node]] > threshold[node])
 
-and ``depth`` steps (the deepest tree) reach every leaf. A few numpy calls per level replace
+and ``depth`` steps (the deepest tree) reach every leaf. For one row, every split is decided
+at once (split nodes sorted by feature, so their inputs are ``np.repeat(x, counts)``) and the
+descent is ``depth`` gathers of one index per tree. A few numpy calls replace
 scikit-learn's per-call validation and threading overhead; ``score`` does the same for a
 micro-batch of contexts in one go. Feature vectors never hold NaN (``features``), so the
 fast path needs no missing-value branch; matrices that do contain NaN take the general path,
@@ -93,14 +95,36 @@ class _Trees:
         self.roots = new_of[starts[:-1]]
         self.depth = depth_max
         self.baseline = float(arrays["baseline"][0])
+        self._single_row_layout(arrays)
+
+    def _single_row_layout(self, arrays: dict[str, np.ndarray]) -> None:
+        """Split nodes sorted by feature, so one row's split inputs are ``np.repeat(x, counts)``
+        (a contiguous copy) instead of a gather over every node; leaves follow, pointing to
+        themselves."""
+        leaf, feature = arrays["is_leaf"], arrays["feature"]
+        inner = np.flatnonzero(~leaf)
+        inner = inner[np.argsort(feature[inner], kind="stable")]
+        leaves = np.flatnonzero(leaf)
+        k = len(inner)
+        position = np.empty(len(leaf), dtype=np.intp)
+        position[inner] = np.arange(k)
+        position[leaves] = k + np.arange(len(leaves))
+        self._counts = np.bincount(feature[inner], minlength=N_FEATURES)
+        self._split = arrays["threshold"][inner]
+        self._left = position[arrays["left"][inner]]
+        self._right = position[arrays["right"][inner]]
+        self._leaf_self = k + np.arange(len(leaves), dtype=np.intp)
+        self._leaf_value = np.concatenate((np.zeros(k), arrays["value"][leaves]))
+        self._root_position = position[arrays["tree_start"][:-1]]
 
     def raw_one(self, x: np.ndarray) -> float:
-        """One NaN-free row."""
-        node = self.roots
-        child, feature, threshold = self.child, self.feature, self.threshold
+        """One NaN-free row: every split decided at once, then ``depth`` cheap hops."""
+        go_right = np.repeat(x, self._counts) > self._split
+        nxt = np.concatenate((np.where(go_right, self._right, self._left), self._leaf_self))
+        node = self._root_position
         for _ in range(self.depth):
-            node = child[node] + (x[feature[node]] > threshold[node])
-        return self.baseline + float(self.value[node].sum())
+            node = nxt[node]
+        return self.baseline + float(self._leaf_value[node].sum())
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Many rows; NaN goes where each split's ``missing_left`` says."""
