@@ -194,11 +194,12 @@ def test_workers_share_one_port(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, workers=2)
     try:
         server.wait_for_log("listening on", count=2, timeout=40)
-        answered = 0
-        for _ in range(6):  # several connections: the kernel spreads them over the workers
-            sock = _send_requests(server.port, 1)
+        # several connections at once: the kernel spreads them over the workers
+        socks = [_send_requests(server.port, 1) for _ in range(6)]
+        for sock in socks:
             sock.shutdown(socket.SHUT_WR)
-            answered += _read_all(sock).count(b"0110")
+        answered = sum(_read_all(sock).count(b"0110") for sock in socks)
+        for sock in socks:
             sock.close()
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(20) == 0
@@ -206,3 +207,56 @@ def test_workers_share_one_port(tmp_path: Path) -> None:
         server.stop()
     assert answered == 6
     assert not server.pid_file.exists()
+
+
+def test_real_authhost_serve_demo_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The real command with the real runtime (SQLite store, demo keys) in a scratch dir."""
+    from test_server_support import free_port_number, network_fields
+
+    port = free_port_number()
+    env = {
+        **os.environ,
+        "AUTHHOST_SERVER_METRICS_PORT": "0",
+        "AUTHHOST_ADMIN_PORT": "0",
+    }
+    env.pop("AUTHHOST_CONFIG", None)  # defaults only: no file
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "authhost", "serve", "--demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "authhost serve did not start"
+                time.sleep(0.1)
+        pid_file = tmp_path / "authhost.pid"
+        assert pid_file.read_text().strip() == str(proc.pid)
+        client = SwitchClient(None)  # type: ignore[arg-type] - encoding only
+        from test_server_support import frame
+
+        sock.sendall(frame(client.encode(network_fields("301", "000042"))))
+        sock.shutdown(socket.SHUT_WR)
+        answer = _read_all(sock)
+        sock.close()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert b"0810" in answer and b"000042" in answer
+    assert not pid_file.exists()
+    assert (tmp_path / "authhost.db").exists()
+    messages = [json.loads(line)["msg"] for line in stderr.splitlines() if line.startswith("{")]
+    assert f"listening on 127.0.0.1:{port}" in messages
+    assert "server stopped" in messages

@@ -19,6 +19,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from authhost.server.sockets import ListenError
+
 REQUESTS_HELP = "Messages answered, by request MTI and response code"
 LATENCY_HELP = "Time from a frame's arrival to its response being queued for sending"
 
@@ -163,7 +165,15 @@ class MetricsEndpoint:
     """The HTTP endpoint (prometheus_client's WSGI server in a daemon thread)."""
 
     def __init__(self, metrics: ServerMetrics, host: str, port: int) -> None:
-        self._server, self._thread = start_wsgi_server(port, addr=host, registry=metrics.exposed())
+        try:
+            self._server, self._thread = start_wsgi_server(
+                port, addr=host, registry=metrics.exposed()
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
+                "(server.metrics_port; 0 disables the endpoint)"
+            ) from None
 
     @property
     def port(self) -> int:

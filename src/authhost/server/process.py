@@ -153,9 +153,12 @@ async def _reload(runtime: RuntimeLike) -> None:
 
 async def _run_service(service: Callable[[], Awaitable[None]]) -> None:
     """A background service that fails is logged; authorisation keeps going without it."""
-    name = getattr(service, "__qualname__", repr(service))
+    target = getattr(service, "func", service)  # functools.partial
+    name = getattr(target, "__qualname__", repr(target))
     try:
         await service()
+    except OSError as exc:  # a port in use and the like: one clear line
+        log.error("background service %s stopped: %s", name, exc)
     except Exception:
         log.exception("background service %s failed", name)
 
