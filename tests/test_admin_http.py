@@ -293,3 +293,46 @@ async def test_head_gets_headers_without_a_body(tmp_path):
         assert reply.status == 200 and reply.body == b""
         assert int(reply.headers["content-length"]) > 1000
         assert (await call(port, "GET", "/v1/products")).status == 200
+
+
+async def test_answers_match_the_schemas_published_in_openapi(tmp_path):
+    """Every answer validates against its route's response model (extra fields forbidden),
+    so the OpenAPI document cannot drift from what the API really sends."""
+    from authhost.admin.api import ROUTES
+
+    def route_for(method: str, path: str):
+        for route in ROUTES:
+            if route.method == method and route.pattern.match(path.split("?")[0]):
+                return route
+        raise AssertionError(f"no route for {method} {path}")
+
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        await ensure_demo(service)
+        pan = (await demo_export(service))["cards"][0]["pan"]
+        card_id = (await call(port, "GET", "/v1/cards?state=active")).json["cards"][0]["card_id"]
+        calls = [
+            ("GET", "/v1/products", None),
+            ("POST", "/v1/products", PRODUCT),
+            ("GET", "/v1/products/p1", None),
+            ("GET", "/v1/accounts", None),
+            ("POST", "/v1/accounts", ACCOUNT),
+            ("GET", "/v1/accounts/a1", None),
+            ("POST", "/v1/accounts/a1/funds", {"amount_minor": 5}),
+            ("GET", "/v1/cards", None),
+            ("POST", "/v1/cards", {"product_id": "p1", "account_id": "a1"}),
+            ("POST", "/v1/cards/search", {"pan": pan}),
+            ("GET", f"/v1/cards/{card_id}", None),
+            ("POST", f"/v1/cards/{card_id}/personalise", {"address_ref": "x"}),
+            ("POST", f"/v1/cards/{card_id}/suspend", None),
+            ("POST", f"/v1/cards/{card_id}/pin/unlock", None),
+            ("GET", f"/v1/cards/{card_id}/journal", None),
+            ("GET", "/v1/audit", None),
+            ("PUT", "/v1/lists/l1", {"values": ["a"]}),
+            ("GET", "/v1/lists", None),
+            ("GET", "/v1/lists/l1", None),
+        ]
+        for method, path, payload in calls:
+            reply = await call(port, method, path, payload=payload)
+            route = route_for(method, path)
+            assert reply.status == route.status, (method, path, reply)
+            route.response.model_validate(reply.json)

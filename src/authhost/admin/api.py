@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ValidationError
 
 from authhost.admin import requests as rq
+from authhost.admin import views as v
 from authhost.admin.errors import ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
@@ -90,6 +91,7 @@ class Route:
     query: tuple[str, ...] = ()
     creates: bool = False  # accepts an Idempotency-Key header
     tag: str = ""
+    response: type[BaseModel] | None = None  # schema of the answer (OpenAPI, tests)
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -230,7 +232,14 @@ async def _put_list(call: Call) -> Any:
 
 def _routes() -> list[Route]:
     routes = [
-        Route("GET", "/v1/products", _list_products, "List card products", tag="products"),
+        Route(
+            "GET",
+            "/v1/products",
+            _list_products,
+            "List card products",
+            tag="products",
+            response=v.ProductList,
+        ),
         Route(
             "POST",
             "/v1/products",
@@ -241,8 +250,16 @@ def _routes() -> list[Route]:
             status=201,
             creates=True,
             tag="products",
+            response=v.ProductView,
         ),
-        Route("GET", "/v1/products/{product_id}", _get_product, "One product", tag="products"),
+        Route(
+            "GET",
+            "/v1/products/{product_id}",
+            _get_product,
+            "One product",
+            tag="products",
+            response=v.ProductView,
+        ),
         Route(
             "GET",
             "/v1/accounts",
@@ -250,6 +267,7 @@ def _routes() -> list[Route]:
             "List accounts",
             query=("limit", "offset"),
             tag="accounts",
+            response=v.AccountList,
         ),
         Route(
             "POST",
@@ -261,8 +279,16 @@ def _routes() -> list[Route]:
             status=201,
             creates=True,
             tag="accounts",
+            response=v.AccountView,
         ),
-        Route("GET", "/v1/accounts/{account_id}", _get_account, "One account", tag="accounts"),
+        Route(
+            "GET",
+            "/v1/accounts/{account_id}",
+            _get_account,
+            "One account",
+            tag="accounts",
+            response=v.AccountView,
+        ),
         Route(
             "POST",
             "/v1/accounts/{account_id}/funds",
@@ -271,6 +297,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.FundsChange,
             tag="accounts",
+            response=v.AccountView,
         ),
         Route(
             "PUT",
@@ -280,6 +307,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.CreditLimitChange,
             tag="accounts",
+            response=v.AccountView,
         ),
         Route(
             "GET",
@@ -288,6 +316,7 @@ def _routes() -> list[Route]:
             "List cards",
             query=("account_id", "state", "limit", "offset"),
             tag="cards",
+            response=v.CardList,
         ),
         Route(
             "POST",
@@ -299,6 +328,7 @@ def _routes() -> list[Route]:
             status=201,
             creates=True,
             tag="cards",
+            response=v.CardView,
         ),
         Route(
             "POST",
@@ -307,8 +337,11 @@ def _routes() -> list[Route]:
             "Find the current card for a PAN (PAN in the body, never in the URL)",
             body=rq.CardSearch,
             tag="cards",
+            response=v.CardView,
         ),
-        Route("GET", "/v1/cards/{card_id}", _get_card, "One card", tag="cards"),
+        Route(
+            "GET", "/v1/cards/{card_id}", _get_card, "One card", tag="cards", response=v.CardView
+        ),
         Route(
             "POST",
             "/v1/cards/{card_id}/personalise",
@@ -317,6 +350,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.Personalise,
             tag="cards",
+            response=v.CardView,
         ),
         Route(
             "PUT",
@@ -326,6 +360,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.PinChange,
             tag="pin",
+            response=v.CardView,
         ),
         Route(
             "POST",
@@ -334,6 +369,7 @@ def _routes() -> list[Route]:
             "Reset the wrong-PIN counter",
             write=True,
             tag="pin",
+            response=v.CardView,
         ),
         Route(
             "GET",
@@ -342,6 +378,7 @@ def _routes() -> list[Route]:
             "The card's authorisation history",
             query=("limit", "after_id"),
             tag="journal",
+            response=v.JournalList,
         ),
         Route(
             "GET",
@@ -350,9 +387,24 @@ def _routes() -> list[Route]:
             "Audit log of changes",
             query=("subject", "limit", "after_id"),
             tag="audit",
+            response=v.AuditList,
         ),
-        Route("GET", "/v1/lists", _list_names, "Names of the fraud rules' lists", tag="lists"),
-        Route("GET", "/v1/lists/{name}", _get_list, "One named list", tag="lists"),
+        Route(
+            "GET",
+            "/v1/lists",
+            _list_names,
+            "Names of the fraud rules' lists",
+            tag="lists",
+            response=v.ListNames,
+        ),
+        Route(
+            "GET",
+            "/v1/lists/{name}",
+            _get_list,
+            "One named list",
+            tag="lists",
+            response=v.NamedList,
+        ),
         Route(
             "PUT",
             "/v1/lists/{name}",
@@ -361,6 +413,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.ListValues,
             tag="lists",
+            response=v.NamedList,
         ),
     ]
     for action, summary in LIFECYCLE_ACTIONS.items():
@@ -374,6 +427,7 @@ def _routes() -> list[Route]:
                 body=rq.CardAction,
                 body_optional=True,
                 tag="cards",
+                response=v.CardView,
             )
         )
     return routes

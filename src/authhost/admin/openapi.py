@@ -40,9 +40,11 @@ def _error(description: str) -> dict[str, Any]:
 def openapi_document(routes: list[Route]) -> dict[str, Any]:
     from authhost.admin.api import QUERY_PARAMS
 
-    models = sorted({r.body for r in routes if r.body is not None}, key=lambda m: m.__name__)
+    bodies = {(r.body, "validation") for r in routes if r.body is not None}
+    answers = {(r.response, "serialization") for r in routes if r.response is not None}
     refs, definitions = models_json_schema(
-        [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+        sorted(bodies | answers, key=lambda pair: (pair[0].__name__, pair[1])),
+        ref_template="#/components/schemas/{model}",
     )
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Error"] = _ERROR_SCHEMA
@@ -71,7 +73,13 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
             "responses": {
                 str(route.status): {
                     "description": "done",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
+                    "content": {
+                        "application/json": {
+                            "schema": refs[(route.response, "serialization")]
+                            if route.response is not None
+                            else {"type": "object"}
+                        }
+                    },
                 },
                 "400": _error("bad request (malformed JSON, unknown query parameter)"),
                 "401": _error("missing or invalid token"),

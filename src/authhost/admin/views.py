@@ -2,7 +2,8 @@
 
 These are what the API answers, the CLI prints and the audit log records as before/after, so
 there is one place that decides what may be shown: a card appears with its masked PAN only
-(first 6, last 4); the keyed PAN hash and the PIN reference are never shown.
+(first 6, last 4); the keyed PAN hash and the PIN reference are never shown. Each view is a
+pydantic model, so the OpenAPI document's response schemas are these very definitions.
 """
 
 from __future__ import annotations
@@ -10,8 +11,117 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from authhost.cards.model import Account, Card, Limits, Product
 from authhost.store.records import AuditEntry, JournalEntry
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitsView(_View):
+    per_transaction: int | None
+    daily_amount: int | None
+    daily_count: int | None
+    monthly_amount: int | None
+    monthly_count: int | None
+    atm_per_transaction: int | None
+    atm_daily_amount: int | None
+    atm_daily_count: int | None
+
+
+class ProductView(_View):
+    product_id: str
+    issuer_id: str
+    name: str
+    bin: str
+    pan_length: int
+    kind: str
+    currency: str
+    home_country: str
+    validity_months: int
+    service_code: str
+    limits: LimitsView
+    channels: list[str]
+    blocked_mccs: list[str]
+    blocked_countries: list[str]
+    pin_method: str
+    pvk_name: str
+    cvk_name: str
+    pvki: str
+
+
+class AccountView(_View):
+    account_id: str
+    currency: str
+    kind: str
+    balance: int = Field(description="debit/prepaid: funds; credit: amount owed (minor units)")
+    credit_limit: int
+    holds: int
+    open_to_buy: int
+
+
+class CardView(_View):
+    card_id: str
+    pan: str = Field(description="masked PAN: first 6 and last 4 digits")
+    product_id: str
+    account_id: str
+    state: str
+    expiry: str = Field(description="YYMM")
+    service_code: str
+    sequence: str
+    cardholder_name: str
+    address_ref: str
+    pin_method: str
+    pin_set: bool
+    pin_tries: int
+    limits: LimitsView | None
+    home_country: str
+    created_at: float
+    activated_at: float | None
+    replaces: str | None
+    replaced_by: str | None
+
+
+class AuditView(_View):
+    audit_id: int
+    ts: float
+    actor: str
+    action: str
+    subject: str
+    before: str = Field(description="JSON of the state before (masked)")
+    after: str = Field(description="JSON of the state after (masked)")
+
+
+class ProductList(_View):
+    products: list[ProductView]
+
+
+class AccountList(_View):
+    accounts: list[AccountView]
+
+
+class CardList(_View):
+    cards: list[CardView]
+
+
+class JournalList(_View):
+    journal: list[dict[str, Any]] = Field(description="rows with the journal export columns")
+
+
+class AuditList(_View):
+    audit: list[AuditView]
+
+
+class ListNames(_View):
+    lists: list[str]
+
+
+class NamedList(_View):
+    name: str
+    values: list[str]
 
 
 def limits_view(limits: Limits | None) -> dict[str, int | None] | None:
