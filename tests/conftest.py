@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,54 +21,64 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real redis-server: the one .ci/run started (AUTHHOST_TEST_REDIS_URL), else one
-    started here for the session. Without redis-server the Redis tests fail in CI and skip
-    on a developer machine that lacks it."""
-    url = os.environ.get("AUTHHOST_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A redis-server process of our own on a free loopback port; yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is required in CI")
         pytest.skip("redis-server not installed")
     port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
+    )  # fmt: skip
     try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real redis-server: the one .ci/run started (AUTHHOST_TEST_REDIS_URL), else one
+    started here for the session. It is shared: tests namespace their keys."""
+    url = os.environ.get("AUTHHOST_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """A redis-server for one test alone, for tests that pause it or starve it of memory."""
+    with redis_server(tmp_path) as url:
+        yield url
+
+
+def redis_command(url: str, *args: str) -> str:
+    """Send one command to Redis over a plain socket (RESP); return the first reply line."""
+    host_port = url.split("://", 1)[1].split("/", 1)[0]
+    host, port = host_port.rsplit(":", 1)
+    payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(payload.encode())
+        return sock.recv(65536).decode().split("\r\n", 1)[0]
 
 
 @pytest.fixture

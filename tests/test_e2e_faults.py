@@ -1,0 +1,65 @@
+"""Faults in the store, end to end: a stalled store gives 91 at the deadline, a failing store
+gives 96, and the host answers normally again as soon as the store recovers.
+
+Each test has a redis-server of its own, since pausing or starving a shared one would disturb
+the other tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import trio
+from conftest import redis_command
+from iso_client import Switch
+from test_e2e_auth import purchase, start_host
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+async def test_stalled_store_answers_91_at_the_deadline_then_recovers(
+    nursery, tmp_path, monkeypatch, private_redis
+):
+    monkeypatch.chdir(tmp_path)
+    url = f"{private_redis}?prefix=faults-{uuid.uuid4().hex[:8]}"
+    host = await start_host(nursery, tmp_path, url, deadline_ms=300)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    assert (await switch.send(purchase(card)))["39"] == "00"
+
+    assert redis_command(private_redis, "CLIENT", "PAUSE", "1500", "ALL") == "+OK"
+    started = trio.current_time()
+    stalled = purchase(card)
+    response = await switch.send(stalled)
+    assert response["39"] == "91"
+    assert "38" not in response
+    assert trio.current_time() - started < 1.2  # answered at the deadline, not after the pause
+
+    await trio.sleep(1.5)
+    assert (await switch.send(purchase(card)))["39"] == "00"
+    await trio.sleep(1.0)  # the timed-out request's journal entry is written off the hot path
+    async with opened_store(url) as store:
+        entries = await store.journal(JournalQuery(limit=1000))
+    timed_out = [e for e in entries if e.stan == stalled["11"]]
+    assert [(e.response_code, e.reason_codes) for e in timed_out] == [("91", "deadline")]
+
+
+async def test_failing_store_answers_96_and_the_host_lives_on(
+    nursery, tmp_path, monkeypatch, private_redis
+):
+    monkeypatch.chdir(tmp_path)
+    url = f"{private_redis}?prefix=faults-{uuid.uuid4().hex[:8]}"
+    host = await start_host(nursery, tmp_path, url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+
+    redis_command(private_redis, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+    assert redis_command(private_redis, "CONFIG", "SET", "maxmemory", "1") == "+OK"
+    try:
+        response = await switch.send(purchase(card))
+        assert response["39"] == "96"
+        assert "38" not in response
+    finally:
+        redis_command(private_redis, "CONFIG", "SET", "maxmemory", "0")
+    assert (await switch.send(purchase(card)))["39"] == "00"  # same connection, store back
