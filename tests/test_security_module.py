@@ -118,6 +118,20 @@ def test_production_store_under_env_master_key(config) -> None:
         hsm.demo_test_keys()
 
 
+def test_two_processes_writing_the_key_store_lose_nothing(config, hsm) -> None:
+    from authhost.security import key_admin
+
+    server = SecurityModule.open(config, demo=True, env={})  # loaded before the CLI's changes
+    cli_store = key_admin.open_key_store(config, env={})
+    key_admin.rotate_pan_key(cli_store)  # CLI: pan-data v2
+    key_admin.generate_key(cli_store, "zpk-acq9", KeyType.ZPK)
+    stale = server.rotate_pan_key()  # the server's view still ends at v1
+    assert stale.version == 3
+    on_disk = cli_store.reopen()
+    assert on_disk.versions("pan-data") == [1, 2, 3]
+    assert "zpk-acq9" in {entry.name for entry in on_disk.entries()}
+
+
 def test_tampered_key_entry_does_not_load(config, hsm) -> None:
     data = json.loads(Path(config.key_store).read_text())
     for entry in data["keys"]:

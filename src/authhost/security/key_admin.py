@@ -13,7 +13,7 @@ from pathlib import Path
 
 from authhost.config import SecurityConfig
 from authhost.security import tr31
-from authhost.security.errors import KeyNotFound, KeyStoreError, SecurityError
+from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.keys import (
     ALLOWED_LENGTHS,
     KEY_SHAPES,
@@ -60,11 +60,6 @@ def open_key_store(
     return KeyStore.load(path, master)
 
 
-def _next_version(store: KeyStore, name: str) -> int:
-    versions = store.versions(name)
-    return versions[-1] + 1 if versions else 1
-
-
 def generate_key(
     store: KeyStore,
     name: str,
@@ -78,13 +73,8 @@ def generate_key(
     default_algorithm, default_length = KEY_SHAPES[key_type]
     algorithm = algorithm or default_algorithm
     length = length or (default_length if algorithm is default_algorithm else 16)
-    if store.versions(name) and not new_version:
-        raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
-    key = WorkingKey(
-        name, key_type, algorithm, generate_material(algorithm, length), _next_version(store, name)
-    )
-    store.put(key)
-    return key
+    material = generate_material(algorithm, length)
+    return store.add_version(name, key_type, algorithm, material, new_version=new_version)
 
 
 def rotate_pan_key(store: KeyStore) -> WorkingKey:
@@ -126,11 +116,7 @@ def combine_components(
         material = bytes(a ^ b for a, b in zip(material, part, strict=True))
     if algorithm is KeyAlgorithm.TDES:
         material = adjust_des_parity(material)
-    if store.versions(name) and not new_version:
-        raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
-    key = WorkingKey(name, key_type, algorithm, material, _next_version(store, name))
-    store.put(key)
-    return key
+    return store.add_version(name, key_type, algorithm, material, new_version=new_version)
 
 
 def _kek(store: KeyStore, kek_name: str) -> WorkingKey:
@@ -183,10 +169,7 @@ def import_key(
             f"cannot import {name!r}: key usage {header.key_usage} / algorithm "
             f"{header.algorithm} has no place in authhost"
         )
-    if store.versions(name) and not new_version:
-        raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
-    key = WorkingKey(name, key_type, algorithm, material, _next_version(store, name))
-    if expected_kcv and key.kcv != expected_kcv.strip().upper():
-        raise SecurityError(f"cannot import {name!r}: KCV {key.kcv} differs from the expected")
-    store.put(key)
-    return key
+    found = kcv(material, algorithm)
+    if expected_kcv and found != expected_kcv.strip().upper():
+        raise SecurityError(f"cannot import {name!r}: KCV {found} differs from the expected")
+    return store.add_version(name, key_type, algorithm, material, new_version=new_version)

@@ -8,6 +8,7 @@ rather than as a corrupt key. The file is replaced atomically and created with m
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -15,7 +16,8 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -144,7 +146,10 @@ class KeyStore:
         if path.exists():
             raise KeyStoreError(f"{path}: a key store already exists")
         store = cls(path, master, demo, [])
-        store.save()
+        with store._locked():
+            if path.exists():
+                raise KeyStoreError(f"{path}: a key store already exists")
+            store.save()
         return store
 
     @classmethod
@@ -217,25 +222,66 @@ class KeyStore:
             raise KeyStoreError(f"key {name!r}: check value mismatch")
         return key
 
-    def put(self, key: WorkingKey, *, replace: bool = False) -> KeyEntry:
-        """Add (or with ``replace`` overwrite) one key version and save the file."""
-        if (key.name, key.version) in self._entries and not replace:
-            raise KeyStoreError(f"key {key.name!r} version {key.version} already exists")
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive use of the file across processes (server, CLI) while it is rewritten,
+        with the other processes' additions merged in first so none is lost."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if self.path.exists():
+                    on_disk = KeyStore.load(self.path, self._master)
+                    for ident, entry in on_disk._entries.items():
+                        self._entries.setdefault(ident, entry)
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _wrap(self, key: WorkingKey) -> KeyEntry:
         entry = KeyEntry(
-            key.name,
-            key.key_type.value,
-            key.algorithm.value,
-            key.version,
-            key.kcv,
-            "",
-            time.time(),
+            key.name, key.key_type.value, key.algorithm.value, key.version, key.kcv, "", time.time()
         )
         nonce = secrets.token_bytes(12)
         wrapped = nonce + self._aead.encrypt(nonce, key.material, entry.aad())
-        entry = KeyEntry(**{**asdict(entry), "wrapped": wrapped.hex()})
-        self._entries[(key.name, key.version)] = entry
-        self.save()
+        return KeyEntry(**{**asdict(entry), "wrapped": wrapped.hex()})
+
+    def put(self, key: WorkingKey, *, replace: bool = False) -> KeyEntry:
+        """Add (or with ``replace`` overwrite) one key version and save the file."""
+        with self._locked():
+            if (key.name, key.version) in self._entries and not replace:
+                raise KeyStoreError(f"key {key.name!r} version {key.version} already exists")
+            entry = self._wrap(key)
+            self._entries[(key.name, key.version)] = entry
+            self.save()
         return entry
+
+    def add_version(
+        self,
+        name: str,
+        key_type: KeyType,
+        algorithm: KeyAlgorithm,
+        material: bytes,
+        *,
+        new_version: bool = True,
+    ) -> WorkingKey:
+        """Save ``material`` as the next version of ``name`` (version 1 for a new name).
+
+        The version is chosen under the file lock, so two processes rotating at once get
+        versions n+1 and n+2, never one overwriting the other. Without ``new_version`` an
+        existing name is an error.
+        """
+        with self._locked():
+            versions = self.versions(name)
+            if versions and not new_version:
+                raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+            key = WorkingKey(
+                name, key_type, algorithm, material, versions[-1] + 1 if versions else 1
+            )
+            self._entries[(name, key.version)] = self._wrap(key)
+            self.save()
+        return key
 
 
 def _order(entry: KeyEntry) -> tuple[str, int]:
