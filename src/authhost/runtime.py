@@ -93,7 +93,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if rules is not None:
             banner.append(f"rules: {config.rules.file} version {rules.source.version}")
         if scorer is not None:
-            banner.append(f"model: {scorer.describe()}")
+            banner.append(describe_models(scorer))
         handler = AuthService(
             store,
             security,
@@ -117,7 +117,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
 
             runtime.collectors.append(RuleMetricsCollector(rules.source))
         if scorer is not None:
-            runtime.reloaders.append(scorer.reload)
+            runtime.reloaders.append(partial(trio.to_thread.run_sync, scorer.reload))
         yield runtime
     finally:
         # Not shielded: the Redis client's own task group was entered before any scope here,
@@ -150,8 +150,19 @@ async def open_rules(config: Config, store: CardStore) -> RulesWithStoreLists | 
 
 
 def open_scorer(config: Config) -> Any:
-    """The active fraud model (champion and optional challenger), if one is installed."""
-    return None
+    """The active fraud model (champion and optional challenger), if one is activated."""
+    from authhost.models.serving import ModelService
+
+    if not Path(config.models.dir).is_dir():
+        return None
+    service = ModelService.from_dir(config.models.dir, config.models.budget_ms)
+    return service if service.champion is not None else None
+
+
+def describe_models(scorer: Any) -> str:
+    champion, challenger = scorer.champion, scorer.challenger
+    text = f"model {champion.name} ({champion.kind})"
+    return text + (f", challenger {challenger.name} in shadow" if challenger else "")
 
 
 async def flush_timeouts(handler: AuthService) -> None:
