@@ -93,7 +93,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if rules is not None:
             banner.append(f"rules: {config.rules.file} version {rules.source.version}")
         if scorer is not None:
-            banner.append(describe_models(scorer))
+            banner.append(describe_models(scorer, config.models.dir))
         handler = AuthService(
             store,
             security,
@@ -155,12 +155,14 @@ def open_scorer(config: Config) -> Any:
 
     if not Path(config.models.dir).is_dir():
         return None
-    service = ModelService.from_dir(config.models.dir, config.models.budget_ms)
-    return service if service.champion is not None else None
+    # Kept even with no champion yet, so that `authhost models activate` + SIGHUP takes effect.
+    return ModelService.from_dir(config.models.dir, config.models.budget_ms)
 
 
-def describe_models(scorer: Any) -> str:
+def describe_models(scorer: Any, models_dir: str) -> str:
     champion, challenger = scorer.champion, scorer.challenger
+    if champion is None:
+        return f"model: none active in {models_dir} (`authhost models activate NAME`)"
     text = f"model {champion.name} ({champion.kind})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
 
