@@ -323,6 +323,7 @@ async def test_answers_match_the_schemas_published_in_openapi(tmp_path):
             ("POST", "/v1/cards/search", {"pan": pan}),
             ("GET", f"/v1/cards/{card_id}", None),
             ("POST", f"/v1/cards/{card_id}/personalise", {"address_ref": "x"}),
+            ("PUT", f"/v1/cards/{card_id}/limits", {"per_transaction": 100}),
             ("POST", f"/v1/cards/{card_id}/suspend", None),
             ("POST", f"/v1/cards/{card_id}/pin/unlock", None),
             ("GET", f"/v1/cards/{card_id}/journal", None),

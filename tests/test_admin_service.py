@@ -417,3 +417,19 @@ async def test_no_clear_pan_in_the_sqlite_files_after_admin_work(tmp_path):
     for pan in pans:
         assert pan.encode() not in stored
         assert pan.encode("utf-16-le") not in stored
+
+
+async def test_card_limits_override_the_product_and_can_be_removed(store_args):
+    async with open_service(*store_args) as service:
+        card = await _product_account_card(service)
+        view = await service.set_card_limits(
+            card["card_id"], rq.LimitsSpec(per_transaction=5_000, daily_count=3)
+        )
+        assert view["limits"]["per_transaction"] == 5_000 and view["limits"]["daily_count"] == 3
+        stored = await service.store.get_card(card["card_id"])
+        product = await service.store.get_product("p1")
+        assert product.limits.overridden_by(stored.limits).per_transaction == 5_000
+        cleared = await service.set_card_limits(card["card_id"], rq.LimitsSpec())
+        assert cleared["limits"] is None
+        actions = [e["action"] for e in await service.audit(subject=card["card_id"])]
+        assert actions[-2:] == ["card.limits", "card.limits"]

@@ -196,6 +196,10 @@ def _lifecycle(action: str) -> Handler:
     return handler
 
 
+async def _set_limits(call: Call) -> Any:
+    return await call.service.set_card_limits(call.path["card_id"], call.body)
+
+
 async def _set_pin(call: Call) -> Any:
     return await call.service.set_pin(call.path["card_id"], call.body)
 
@@ -349,6 +353,16 @@ def _routes() -> list[Route]:
             "Set cardholder name, account link, delivery address reference",
             write=True,
             body=rq.Personalise,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/limits",
+            _set_limits,
+            "Set the card's own limits (override the product's; all null removes them)",
+            write=True,
+            body=rq.LimitsSpec,
             tag="cards",
             response=v.CardView,
         ),

@@ -374,6 +374,16 @@ class CardService:
             )
         return await self._update(card, replace(card, **updates), "card.personalise")
 
+    async def set_card_limits(self, card_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
+        """Card-level limit overrides (each given value beats the product's); all empty
+        removes the overrides."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        values = limits.model_dump()
+        overrides = Limits(**values) if any(v is not None for v in values.values()) else None
+        return await self._update(card, replace(card, limits=overrides), "card.limits")
+
     async def _update(self, before: Card, after: Card, action: str, reason: str = "") -> dict:
         try:
             stored = await self.store.update_card(after)

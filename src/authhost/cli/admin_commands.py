@@ -335,6 +335,41 @@ def cards_personalise(
     _run(_config(config, store), lambda s: s.personalise(card_id, request))
 
 
+Amount = Annotated[int | None, typer.Option(min=0, help="minor units")]
+Count = Annotated[int | None, typer.Option(min=0, help="transactions")]
+
+
+@cards.command("limits")
+def cards_limits(
+    card_id: str,
+    per_transaction: Amount = None,
+    daily_amount: Amount = None,
+    daily_count: Count = None,
+    monthly_amount: Amount = None,
+    monthly_count: Count = None,
+    atm_per_transaction: Amount = None,
+    atm_daily_amount: Amount = None,
+    atm_daily_count: Count = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the card's own limits (they beat the product's); no option removes them all."""
+    request = _validated(
+        rq.LimitsSpec,
+        {
+            "per_transaction": per_transaction,
+            "daily_amount": daily_amount,
+            "daily_count": daily_count,
+            "monthly_amount": monthly_amount,
+            "monthly_count": monthly_count,
+            "atm_per_transaction": atm_per_transaction,
+            "atm_daily_amount": atm_daily_amount,
+            "atm_daily_count": atm_daily_count,
+        },
+    )
+    _run(_config(config, store), lambda s: s.set_card_limits(card_id, request))
+
+
 def _lifecycle_command(action: str, summary: str) -> None:
     def command(
         card_id: str,
