@@ -189,3 +189,43 @@ async def test_many_connections_many_requests() -> None:
         for index in range(8):
             nursery.start_soon(one_switch, server.addresses[0], index)
     assert results == {i: set() for i in range(8)}
+
+
+async def test_a_peer_that_does_not_read_answers_is_not_read_either(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Back-pressure: with MAX_UNSENT answers outstanding the server stops reading that peer
+    (its requests wait in TCP buffers) instead of queueing without bound."""
+    import authhost.server.connection as connection_module
+
+    monkeypatch.setattr(connection_module, "MAX_UNSENT", 10)
+    seen: list[str] = []
+    release = trio.Event()
+
+    async def held(request: AuthRequest, received_at: float) -> Decision:
+        assert request.stan is not None
+        seen.append(request.stan)
+        await release.wait()
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    config = server_config(deadline_ms=10_000)
+    async with (
+        running_server(held, config) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        first = b"".join(
+            frame(client.encode(financial_fields("0100", f"{i:06d}"))) for i in range(1, 11)
+        )
+        rest = b"".join(
+            frame(client.encode(financial_fields("0100", f"{i:06d}"))) for i in range(11, 21)
+        )
+        await client.send_raw(first)
+        with trio.fail_after(5):
+            while len(seen) < 10:
+                await trio.sleep(0.005)
+        await client.send_raw(rest)
+        await trio.sleep(0.1)
+        assert len(seen) == 10, "over the limit: the next frames stay unread"
+        release.set()
+        stans = {(await client.receive())["11"] for _ in range(20)}
+    assert stans == {f"{i:06d}" for i in range(1, 21)}

@@ -35,6 +35,9 @@ from authhost.server.metrics import ServerMetrics
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
 
 RECEIVE_SIZE = 65536
+# Read no more from a peer with this many answers outstanding (in flight or not yet sent):
+# a switch that stops reading must not make the server queue without bound.
+MAX_UNSENT = 1024
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
 
@@ -73,6 +76,8 @@ class Connection:
         self._send, self._receive = trio.open_memory_channel[bytes](math.inf)
         self._requests: trio.Nursery | None = None
         self._close_reason = "eof"
+        self._unsent = 0  # frames read whose answer has not been written yet
+        self._space: trio.Event | None = None  # set by the writer when _unsent drops
 
     def stop_reading(self) -> None:
         """Shutdown: read no more frames; requests in flight still get their answers."""
@@ -110,6 +115,9 @@ class Connection:
         decoder = FrameDecoder(self._wire.framing)
         receive_some = self._stream.receive_some
         while True:
+            if self._unsent >= MAX_UNSENT:
+                self._space = trio.Event()
+                await self._space.wait()
             try:
                 data = await receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -180,6 +188,7 @@ class Connection:
         """Answer a frame the server handles itself, or add its request to ``batch``.
 
         False means the connection must close."""
+        self._unsent += 1
         dialect = self._wire.dialect
         try:
             message = decode_message(body, dialect)
@@ -300,6 +309,7 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer is gone; the request is still counted and logged
         except FrameError as error:  # a response larger than the link's max_frame
+            self._unsent -= 1
             log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
@@ -317,6 +327,10 @@ class Connection:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 await send_all(first if len(batch) == 1 else b"".join(batch))
+                self._unsent -= len(batch)
+                if self._space is not None and self._unsent < MAX_UNSENT // 2:
+                    self._space.set()
+                    self._space = None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._close_reason = "reset"
             connection.cancel()  # nobody to answer: stop reading and deciding

@@ -7,7 +7,9 @@ lets the requests in flight be answered (at most ``shutdown_grace_s``) and retur
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 
 import trio
 
@@ -153,6 +155,8 @@ class AuthServer:
                 log.error("accept failed: %s", exc)
                 await trio.sleep(0.1)
                 continue
+            with contextlib.suppress(OSError):  # notice peers that vanished without a FIN
+                stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             try:
                 host, port = stream.socket.getpeername()[:2]
                 peer = f"{host}:{port}"
