@@ -412,3 +412,24 @@ async def test_named_lists_and_idempotency(store):
     await store.remember_result("k1", '{"card_id": "c1"}')
     await store.remember_result("k1", '{"card_id": "c2"}')  # first result wins
     assert await store.idempotent_result("k1") == '{"card_id": "c1"}'
+
+
+async def test_expire_holds_releases_only_old_open_holds(store):
+    card, _ = await seeded(store)
+    await store.commit(hold(card, 1, 1000))  # ts NOW + 1: old
+    await store.commit(hold(card, 2, 500, MoneyMove.POST))  # posted: stays posted
+    await store.commit(hold(card, 100, 300))  # ts NOW + 100: young
+    await store.commit(await reversal(card, 101, 1, 400))  # 600 of the old hold left
+    assert await store.expire_holds(older_than=NOW + 50) == 1
+    account = await store.get_account("acc-1")
+    assert account.holds == 300 and account.balance == 100_000 - 500
+    assert await store.expire_holds(older_than=NOW + 50) == 0  # idempotent
+    snap = await store.snapshot(
+        SnapshotQuery(card.pan_index, NOW + 200, original_key="1|1125120000|123456|T1")
+    )
+    assert snap.original.amount_minor == 0  # a late reversal finds nothing left to release
+
+
+async def test_info_names_the_backend(store):
+    info = store.info()
+    assert info.backend in ("sqlite", "redis") and info.shared_between_processes

@@ -187,6 +187,16 @@ class CardStore(Protocol):
 
     async def close(self) -> None: ...
 
+    # --- operations (added by the store) -----------------------------------------------------
+    def info(self) -> StoreInfo:
+        """Backend name and whether several processes may share it (``serve --workers``)."""
+        ...
+
+    async def expire_holds(self, older_than: float) -> int:
+        """Release authorisation holds created before ``older_than`` (now - hold_days) that no
+        reversal or completion released; posted amounts stay. Returns how many."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StoreInfo:

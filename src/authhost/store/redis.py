@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import coredis
+from coredis.exceptions import NoScriptError
 from coredis.tokens import PureToken
 
 from authhost.cards.model import Account, Card, Product
@@ -190,11 +191,13 @@ class RedisCardStore:
                 keys, args, readonly=True
             )
         else:
-            async with self._client.pipeline(transaction=False) as pipe:
-                scripted = self._snapshot(keys, args, client=pipe, readonly=True)
-                product_reply = pipe.hget(self._keys.products, product_id)
-            account_raw, card_raw, events_raw, previous_raw, hold_raw = await scripted
-            product_raw = await product_reply
+            try:
+                scripted, product_reply = await self._snapshot_pipeline(keys, args, product_id)
+            except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
+                await self._client.script_load(redis_lua.SNAPSHOT)
+                scripted, product_reply = await self._snapshot_pipeline(keys, args, product_id)
+            account_raw, card_raw, events_raw, previous_raw, hold_raw = scripted
+            product_raw = product_reply
         card = _card(card_raw) if card_raw else None
         account = _account(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
@@ -204,6 +207,16 @@ class RedisCardStore:
         previous = codec.journal_from_json(previous_raw) if previous_raw else None
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         return Snapshot(card, account, product, velocity, previous, original)
+
+    async def _snapshot_pipeline(
+        self, keys: list[str], args: list[str], product_id: str
+    ) -> tuple[Any, Any]:
+        """The snapshot script and the product in one round trip. EVALSHA directly: coredis'
+        pipeline would otherwise ask SCRIPT EXISTS first, a second round trip every time."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            scripted = pipe.evalsha_ro(self._snapshot.sha, keys=keys, args=args)
+            product_reply = pipe.hget(self._keys.products, product_id)
+        return await scripted, await product_reply
 
     async def commit(self, commit: Commit) -> CommitResult:
         entry = commit.journal
