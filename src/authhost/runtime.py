@@ -8,6 +8,8 @@ This is the only module that knows every part; each part knows only the values i
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ log = logging.getLogger("authhost.runtime")
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
 Service = Callable[[], Awaitable[None]]
 DEMO_EXPORT = "demo-cards.json"
+DEMO_TOKEN = "demo-admin-token"
 RULES_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 TIMEOUT_FLUSH_S = 0.5
@@ -107,7 +110,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if config.admin.port:
             from authhost.admin.http import serve_admin
 
-            runtime.services.append(partial(serve_admin, cards, config.admin))
+            tokens, lines = admin_tokens(config, demo)
+            banner.extend(lines)
+            runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
         if rules is not None:
             runtime.reloaders.append(partial(reload_rules, rules))
             runtime.services.append(partial(refresh_store_lists, rules))
@@ -135,6 +140,27 @@ async def prepare_demo(cards: Any) -> list[str]:
     return [
         f"demo: {len(views)} demo cards ready (TEST ONLY); their PANs, PINs and test keys are "
         f"in {path.resolve()} for the simulator: authhost-sim send --cards {path}",
+    ]
+
+
+def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
+    """The admin API's tokens, read at start so a bad tokens file stops start-up with a clear
+    error. A demo without tokens gets a generated operator token, written to a 0600 file (a
+    credential is never logged)."""
+    from authhost.admin.tokens import TokenTable
+
+    tokens = TokenTable.from_config(config.admin)
+    if tokens.by_digest or not demo:
+        return tokens, []
+    token = secrets.token_urlsafe(24)
+    path = Path(DEMO_TOKEN)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return TokenTable.of(**{token: "operator"}), [
+        f"demo: admin API operator token in {path.resolve()} "
+        f'(curl -H "Authorization: Bearer $(cat {path})" '
+        f"http://{config.admin.host}:{config.admin.port}/v1/cards)"
     ]
 
 
