@@ -66,62 +66,107 @@ EMPTY = Velocity()
 
 
 def compute_velocity(events: Iterable[VelocityEvent], now: float) -> Velocity:
-    """Counters at ``now`` from events strictly before ``now`` and within 30 days."""
-    counts = dict.fromkeys(WINDOWS, 0)
-    amounts = dict.fromkeys(WINDOWS, 0)
-    approved_counts = dict.fromkeys(WINDOWS, 0)
-    merchants: dict[str, set[str]] = {w: set() for w in WINDOWS}
-    countries: dict[str, set[str]] = {w: set() for w in WINDOWS}
+    """Counters at ``now`` from events strictly before ``now`` and within 30 days.
+
+    An event is inside a window when its age (``now - ts``) is at most the window's span. The
+    windows are nested (1 h within 24 h within 7 d within 30 d = the retention), so one pass
+    with nested tests counts them all; this runs on every authorisation's snapshot, hence the
+    plain locals instead of per-window dicts.
+    """
+    week = WINDOWS["7d"]
+    n1 = n24 = n7 = n30 = 0
+    amount1 = amount24 = amount7 = amount30 = 0
+    approved24 = approved7 = approved30 = 0
+    merchants1: set[str] = set()
+    merchants24: set[str] = set()
+    merchants7: set[str] = set()
+    merchants30: set[str] = set()
+    countries1: set[str] = set()
+    countries24: set[str] = set()
+    countries7: set[str] = set()
+    countries30: set[str] = set()
     declined_24h = cash_count = cash_amount = failed_pin = failed_cvv = 0
     last: float | None = None
     for event in events:
-        age = now - event.ts
+        ts = event.ts
+        age = now - ts
         if age < 0 or age > RETENTION_S:
             continue
-        last = event.ts if last is None or event.ts > last else last
-        for window, span in WINDOWS.items():
-            if age > span:
-                continue
-            counts[window] += 1
-            if event.merchant_id:
-                merchants[window].add(event.merchant_id)
-            if event.country:
-                countries[window].add(event.country)
-            if event.approved:
-                amounts[window] += event.amount_minor
-                approved_counts[window] += 1
-        if age <= DAY:
-            declined_24h += not event.approved
-            failed_pin += event.pin_failed
-            failed_cvv += event.cvv_failed
-            if event.cash and event.approved:
-                cash_count += 1
-                cash_amount += event.amount_minor
+        if last is None or ts > last:
+            last = ts
+        approved = event.approved
+        amount = event.amount_minor
+        merchant = event.merchant_id
+        country = event.country
+        n30 += 1
+        if merchant:
+            merchants30.add(merchant)
+        if country:
+            countries30.add(country)
+        if approved:
+            amount30 += amount
+            approved30 += 1
+        if age > week:
+            continue
+        n7 += 1
+        if merchant:
+            merchants7.add(merchant)
+        if country:
+            countries7.add(country)
+        if approved:
+            amount7 += amount
+            approved7 += 1
+        if age > DAY:
+            continue
+        n24 += 1
+        if merchant:
+            merchants24.add(merchant)
+        if country:
+            countries24.add(country)
+        if approved:
+            amount24 += amount
+            approved24 += 1
+        else:
+            declined_24h += 1
+        failed_pin += event.pin_failed
+        failed_cvv += event.cvv_failed
+        if event.cash and approved:
+            cash_count += 1
+            cash_amount += amount
+        if age > HOUR:
+            continue
+        n1 += 1
+        if merchant:
+            merchants1.add(merchant)
+        if country:
+            countries1.add(country)
+        if approved:
+            amount1 += amount
     return Velocity(
-        count_1h=counts["1h"],
-        count_24h=counts["24h"],
-        count_7d=counts["7d"],
-        count_30d=counts["30d"],
-        approved_count_24h=approved_counts["24h"],
-        approved_count_30d=approved_counts["30d"],
-        amount_1h=amounts["1h"],
-        amount_24h=amounts["24h"],
-        amount_7d=amounts["7d"],
-        amount_30d=amounts["30d"],
-        distinct_merchants_1h=len(merchants["1h"]),
-        distinct_merchants_24h=len(merchants["24h"]),
-        distinct_merchants_7d=len(merchants["7d"]),
-        distinct_merchants_30d=len(merchants["30d"]),
-        distinct_countries_1h=len(countries["1h"]),
-        distinct_countries_24h=len(countries["24h"]),
-        distinct_countries_7d=len(countries["7d"]),
-        distinct_countries_30d=len(countries["30d"]),
+        count_1h=n1,
+        count_24h=n24,
+        count_7d=n7,
+        count_30d=n30,
+        approved_count_24h=approved24,
+        approved_count_30d=approved30,
+        amount_1h=amount1,
+        amount_24h=amount24,
+        amount_7d=amount7,
+        amount_30d=amount30,
+        distinct_merchants_1h=len(merchants1),
+        distinct_merchants_24h=len(merchants24),
+        distinct_merchants_7d=len(merchants7),
+        distinct_merchants_30d=len(merchants30),
+        distinct_countries_1h=len(countries1),
+        distinct_countries_24h=len(countries24),
+        distinct_countries_7d=len(countries7),
+        distinct_countries_30d=len(countries30),
         declined_count_24h=declined_24h,
         cash_count_24h=cash_count,
         cash_amount_24h=cash_amount,
         failed_pin_24h=failed_pin,
         failed_cvv_24h=failed_cvv,
         seconds_since_last=None if last is None else now - last,
-        mean_amount_7d=amounts["7d"] / approved_counts["7d"] if approved_counts["7d"] else 0.0,
-        mean_amount_30d=amounts["30d"] / approved_counts["30d"] if approved_counts["30d"] else 0.0,
+        mean_amount_7d=amount7 / approved7 if approved7 else 0.0,
+        mean_amount_30d=amount30 / approved30 if approved30 else 0.0,
     )
