@@ -41,6 +41,9 @@ MAX_UNSENT = 1024
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
 
+_APPROVED = ResponseCode.APPROVED
+_INVALID = ResponseCode.INVALID_TRANSACTION
+
 log = logging.getLogger("authhost.server")
 
 
@@ -206,8 +209,8 @@ class Connection:
             return True
 
         if isinstance(message, NetworkRequest):
-            code = "00" if message.code in NETWORK_CODES else "12"
-            response = encode_network_response(message, ResponseCode(code), dialect)
+            code = _APPROVED if message.code in NETWORK_CODES else _INVALID
+            response = encode_network_response(message, code, dialect)
             self._answer(
                 response, tpdu, message.mti, None, message.stan, code, arrived, message.code
             )

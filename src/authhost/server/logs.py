@@ -146,11 +146,13 @@ _clock = _Clock()
 def _fast_handler() -> BufferedStreamHandler | None:
     """Our handler, if it alone would receive request records (nobody added another)."""
     fast = _fast
+    handlers = _authhost_logger.handlers
     if (
         fast is None
+        or len(handlers) != 1
+        or handlers[0] is not fast
         or _request_logger.handlers
         or _request_logger.filters
-        or _authhost_logger.handlers != [fast]
         or _authhost_logger.filters
     ):
         return None
