@@ -5,8 +5,10 @@ Keys here are generated test keys in a temporary demo key store (or under a test
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import random
 import secrets
 from pathlib import Path
 
@@ -289,6 +291,38 @@ def test_bad_blocks_are_bad_block_never_a_crash(hsm, block) -> None:
     source = hsm.pin_source(None, None)
     check = hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", "1234")
     assert check is PinCheck.BAD_BLOCK
+
+
+def test_format_1_only_when_configured(config, hsm, test_keys) -> None:
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN, pinblock.PinBlockFormat.ISO1)
+    source = hsm.pin_source(None, None)
+    pvv = hsm.pin_reference(
+        pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN),
+        PAN,
+        source,
+        "visa_pvv",
+        "pvk",
+        "1",
+    )
+    assert hsm.verify_pin(block, PAN, source, "visa_pvv", "pvk", "1", pvv) is PinCheck.BAD_BLOCK
+    relaxed = SecurityModule.open(
+        dataclasses.replace(config, pin_block_formats=["0", "1", "3", "4"]), env={}
+    )
+    assert relaxed.verify_pin(block, PAN, source, "visa_pvv", "pvk", "1", pvv) is PinCheck.OK
+    with pytest.raises(SecurityError, match="pin_block_formats"):
+        SecurityModule.open(dataclasses.replace(config, pin_block_formats=["2"]), env={})
+
+
+def test_random_blocks_under_the_zone_key_are_bad_blocks(hsm) -> None:
+    # with formats 0, 3 and 4 a random block passes the format checks about 5 times in a
+    # million (format 1 alone would let about 1 in 600 through as some PIN)
+    source = hsm.pin_source(None, None)
+    rng = random.Random(5)
+    checks = [
+        hsm.verify_pin(rng.randbytes(8), PAN, source, "visa_pvv", "pvk", "1", "1234")
+        for _ in range(2000)
+    ]
+    assert checks.count(PinCheck.BAD_BLOCK) >= 1999
 
 
 def test_block_under_a_wrong_key_is_bad_block(hsm) -> None:

@@ -106,6 +106,9 @@ class SecurityConfig:
     bdk_by_ksn: list[str] = _key(
         [], "DUKPT BDK per KSN prefix, 'hex_prefix=key_name' (else 'bdk' / 'bdk-aes')"
     )
+    pin_block_formats: list[str] = _key(
+        ["0", "3", "4"], "ISO 9564 PIN block formats accepted (add 1 only if acquirers need it)"
+    )
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class SecurityModule:
         self._dukpt: dict[str, TdesDukptHost | AesDukptHost] = {}
         self._zones = self._zone_map(self._config.zone_keys)
         self._bdks = self._bdk_map(self._config.bdk_by_ksn)
+        self._formats = self._format_set(self._config.pin_block_formats)
         self._ibm3624 = pinverify.Ibm3624Params(
             decimalisation=self._config.decimalisation_table,
             length=self._config.pin_validation_digits,
@@ -163,6 +164,16 @@ class SecurityModule:
                 )
             zones[acquirer.strip().lstrip("0")] = name.strip()
         return zones
+
+    @staticmethod
+    def _format_set(entries: list[str]) -> frozenset[int]:
+        try:
+            formats = frozenset(int(pinblock.PinBlockFormat(int(f))) for f in entries)
+        except ValueError:
+            raise SecurityError(
+                f"security.pin_block_formats {entries!r}: formats are 0, 1, 3 and 4"
+            ) from None
+        return formats
 
     @staticmethod
     def _bdk_map(entries: list[str]) -> list[tuple[str, str]]:
@@ -314,7 +325,7 @@ class SecurityModule:
             key = self._incoming_key(source)
         except DukptError as exc:
             raise pinblock.PinBlockError(str(exc)) from None
-        return pinblock.decrypt_pin_block(key, bytes(pin_block), pan)
+        return pinblock.decrypt_pin_block(key, bytes(pin_block), pan, accept=self._formats)
 
     def _reference_of(self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str) -> str:
         pvk = self._key(pvk_name, KeyType.PVK).material

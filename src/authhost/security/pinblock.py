@@ -9,6 +9,7 @@ Errors (``PinBlockError``) never carry the PIN, the PAN or the block.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from enum import IntEnum
 
 from authhost.security.blockcipher import (
@@ -129,20 +130,34 @@ def encrypt_pin_block(
 
 
 def decrypt_pin_block(
-    key: bytes, block: bytes, pan: str | None, fmt: PinBlockFormat | None = None
+    key: bytes,
+    block: bytes,
+    pan: str | None,
+    fmt: PinBlockFormat | None = None,
+    *,
+    accept: Collection[int] | None = None,
 ) -> str:
-    """The PIN inside an encrypted block; PinBlockError for a wrong key or a tampered block."""
+    """The PIN inside an encrypted block; PinBlockError for a wrong key or a tampered block.
+
+    ``accept`` limits the formats taken (the control nibble of the clear block). Accepting
+    only the PAN-bound formats 0, 3 and 4 also makes a wrong key or a tampered block fail
+    reliably: a random 8-byte block passes as format 1 about once in 300 tries.
+    """
     try:
         if len(block) == 16:
             if len(key) not in (16, 24, 32):
                 raise PinBlockError("PIN block: format 4 needs an AES key")
             inner = xor(aes_ecb_decrypt(key, block), _pan_field_iso4(pan or ""))
-            return decode(aes_ecb_decrypt(key, inner), pan, fmt)
-        if len(block) != 8:
+            clear = aes_ecb_decrypt(key, inner)
+        elif len(block) != 8:
             raise PinBlockError("PIN block: wrong length")
-        if len(key) not in (16, 24):
+        elif len(key) not in (16, 24):
             raise PinBlockError("PIN block: formats 0, 1 and 3 need a TDES key")
-        return decode(tdes_ecb_decrypt(key, block), pan, fmt)
+        else:
+            clear = tdes_ecb_decrypt(key, block)
+        if accept is not None and clear[0] >> 4 not in accept:
+            raise PinBlockError("PIN block: format not accepted")
+        return decode(clear, pan, fmt)
     except PinBlockError:
         raise
     except ValueError:
