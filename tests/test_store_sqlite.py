@@ -116,3 +116,32 @@ async def test_two_processes_never_overspend_one_account(tmp_path, request):
     account = await store.get_account("acc-1")
     await store.close()
     assert account.holds == approved * 700 <= 10_000
+
+
+async def test_a_failing_write_in_a_group_commit_is_undone_alone(tmp_path):
+    """Writes that queue together share one transaction; each runs in its own savepoint."""
+    import anyio
+
+    from authhost.store.interface import Conflict
+
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    outcomes: dict[int, str] = {}
+
+    async def create(n: int) -> None:
+        try:
+            await store.create_account(Account(f"acc-{n % 10}", "978", CardKind.DEBIT, balance=n))
+            outcomes[n] = "created"
+        except Conflict:
+            outcomes[n] = "conflict"
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(30):
+                tg.start_soon(create, n)
+        assert sorted(outcomes.values()).count("created") == 10
+        accounts = await store.list_accounts()
+        assert [a.account_id for a in accounts] == [f"acc-{n}" for n in range(10)]
+        for account in accounts:  # the winner's balance, untouched by the losers
+            assert outcomes[account.balance] == "created"
+    finally:
+        await store.close()

@@ -96,10 +96,16 @@ class SqliteThread:
                         stop = True
                         break
                     batch.append(item)
-                if self._writer:
-                    self._run_writes(conn, batch)
-                else:
-                    self._run_reads(conn, batch)
+                try:
+                    if self._writer:
+                        self._run_writes(conn, batch)
+                    else:
+                        self._run_reads(conn, batch)
+                except BaseException as exc:  # the connection is in an unknown state
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    for item in batch:
+                        item.result, item.error = None, exc
                 self._notify(batch)
                 if stop:
                     return
