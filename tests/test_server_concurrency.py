@@ -229,3 +229,16 @@ async def test_a_peer_that_does_not_read_answers_is_not_read_either(
         release.set()
         stans = {(await client.receive())["11"] for _ in range(20)}
     assert stans == {f"{i:06d}" for i in range(1, 21)}
+
+
+async def test_a_decision_that_cannot_be_encoded_is_answered_96() -> None:
+    async def bad_approval_code(request: AuthRequest, received_at: float) -> Decision:
+        return Decision(ResponseCode.APPROVED, approval_code="X")  # field 38 is 6 characters
+
+    async with (
+        running_server(bad_approval_code) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        response = await client.request(financial_fields("0100", "000001"))
+        assert (response["39"], response["11"]) == ("96", "000001")
+        assert (await client.request(financial_fields("0100", "000002")))["39"] == "96"

@@ -207,6 +207,10 @@ class Connection:
             mti = error.mti or ""
             self._answer(response, tpdu, mti, None, error.stan, "30", arrived, str(error))
             return True
+        except Exception:  # a decoder bug must cost this link at most, never the server
+            self._metrics.format_errors.inc()
+            log.exception("cannot decode a frame, closing the connection")
+            return False
 
         if isinstance(message, NetworkRequest):
             code = _APPROVED if message.code in NETWORK_CODES else _INVALID
@@ -283,7 +287,12 @@ class Connection:
                 extra={"fields": {"mti": request.mti, "stan": request.stan}},
             )
             decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["encode"])
-            response = encode_response(request, decision, self._wire.dialect)
+            try:
+                response = encode_response(request, decision, self._wire.dialect)
+            except Exception:
+                log.exception("no response can be built for this request; none sent")
+                self._unsent -= 1
+                return
         self._answer(
             response,
             tpdu,
