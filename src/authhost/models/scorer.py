@@ -111,16 +111,20 @@ class _Trees:
         position[leaves] = k + np.arange(len(leaves))
         self._counts = np.bincount(feature[inner], minlength=N_FEATURES)
         self._split = arrays["threshold"][inner]
-        self._left = position[arrays["left"][inner]]
-        self._right = position[arrays["right"][inner]]
-        self._leaf_self = k + np.arange(len(leaves), dtype=np.intp)
+        # int32 and "left + go_right * (right - left)": measured several times faster than
+        # np.where on intp for a few thousand nodes
+        self._left = position[arrays["left"][inner]].astype(np.int32)
+        self._step = (position[arrays["right"][inner]] - position[arrays["left"][inner]]).astype(
+            np.int32
+        )
+        self._leaf_self = (k + np.arange(len(leaves))).astype(np.int32)
         self._leaf_value = np.concatenate((np.zeros(k), arrays["value"][leaves]))
         self._root_position = position[arrays["tree_start"][:-1]]
 
     def raw_one(self, x: np.ndarray) -> float:
         """One NaN-free row: every split decided at once, then ``depth`` cheap hops."""
         go_right = np.repeat(x, self._counts) > self._split
-        nxt = np.concatenate((np.where(go_right, self._right, self._left), self._leaf_self))
+        nxt = np.concatenate((self._left + go_right * self._step, self._leaf_self))
         node = self._root_position
         for _ in range(self.depth):
             node = nxt[node]
