@@ -260,3 +260,22 @@ def test_real_authhost_serve_demo_answers_and_stops_on_sigterm(tmp_path: Path) -
     messages = [json.loads(line)["msg"] for line in stderr.splitlines() if line.startswith("{")]
     assert f"listening on 127.0.0.1:{port}" in messages
     assert "server stopped" in messages
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, workers=2)
+    try:
+        server.wait_for_log("listening on", count=2, timeout=40)
+        started = [r for r in server.records() if str(r["msg"]).startswith("worker 1 started")]
+        victim = int(str(started[0]["msg"]).split("pid ")[1].rstrip(")"))
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for_log("restarting")
+        server.wait_for_log("listening on", count=3, timeout=40)
+        sock = _send_requests(server.port, 1)
+        sock.shutdown(socket.SHUT_WR)
+        assert _read_all(sock).count(b"0110") == 1
+        sock.close()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(20) == 0
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from authhost.config import Config
+from authhost.server.logs import flush_logs
 from authhost.server.process import PidFile, RuntimeFactory, run_single
 
 log = logging.getLogger("authhost.server")
@@ -93,6 +94,7 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
             workers.extend(start(i) for i in range(config.server.workers))
             while any(p.is_alive() for p in workers):
                 time.sleep(0.2)
+                flush_logs()  # no event loop here to do it
                 for index, process in enumerate(workers):
                     if process.is_alive() or stopping:
                         continue
