@@ -7,11 +7,15 @@ the real pan_protection functions under test keys.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 import anyio
 import pytest
+from conftest import free_port
 
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
@@ -34,7 +38,62 @@ from authhost.store.records import AuditEntry, JournalEntry
 HASH_KEY = b"test-only pan hash key 32 bytes!"
 DATA_KEY = b"T" * 32  # test AES-256 key
 NOW = 1_780_000_000.0
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "redis", "redis-cluster"]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory) -> Iterator[str]:
+    """A real one-node Redis Cluster (cluster mode on, all 16384 slots on one node): scripts
+    that touch keys of two slots fail here exactly as on a big cluster."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(workdir / "nodes.conf"),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            done = subprocess.run(
+                ["redis-cli", "-p", str(port), "cluster", "addslotsrange", "0", "16383"],
+                capture_output=True,
+                text=True,
+            )
+            if done.stdout.strip() == "OK" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        while time.monotonic() < deadline:
+            info = subprocess.run(
+                ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True
+            ).stdout
+            if "cluster_state:ok" in info:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("one-node Redis Cluster did not come up")
+        yield f"redis+cluster://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -42,12 +101,13 @@ async def store(request, tmp_path) -> AsyncIterator[CardStore]:
     if request.param == "sqlite":
         opened = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
     else:
-        url = request.getfixturevalue("redis_url")
+        fixture = "redis_url" if request.param == "redis" else "redis_cluster_url"
+        url = request.getfixturevalue(fixture)
         opened = await open_store(url, prefix=f"t{secrets.token_hex(6)}")
     try:
         yield opened
     finally:
-        if request.param == "redis":
+        if request.param != "sqlite":
             await opened.drop_all()  # only this test's prefix
         await opened.close()
 
@@ -432,4 +492,4 @@ async def test_expire_holds_releases_only_old_open_holds(store):
 
 async def test_info_names_the_backend(store):
     info = store.info()
-    assert info.backend in ("sqlite", "redis") and info.shared_between_processes
+    assert info.backend in ("sqlite", "redis", "redis-cluster") and info.shared_between_processes

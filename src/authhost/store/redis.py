@@ -90,6 +90,7 @@ class RedisCardStore:
         self._keys = Keys(_prefix_ok(prefix))
         self._cluster = cluster
         self._snapshot = client.register_script(redis_lua.SNAPSHOT)
+        self._snapshot_one = client.register_script(redis_lua.SNAPSHOT_STANDALONE)
         self._commit = client.register_script(redis_lua.COMMIT)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
@@ -165,6 +166,8 @@ class RedisCardStore:
         return card_id, account_id, product_id
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
+        if not self._cluster:
+            return await self._snapshot_standalone(query)
         pointer = await self._pointer(query.pan_index) if query.pan_index else None
         if pointer is None and not query.dedupe_key and not query.original_key:
             return Snapshot()
@@ -198,6 +201,52 @@ class RedisCardStore:
                 scripted, product_reply = await self._snapshot_pipeline(keys, args, product_id)
             account_raw, card_raw, events_raw, previous_raw, hold_raw = scripted
             product_raw = product_reply
+        return self._snapshot_from(
+            query,
+            account_id,
+            account_raw,
+            card_raw,
+            events_raw,
+            previous_raw,
+            hold_raw,
+            product_raw,
+        )
+
+    async def _snapshot_standalone(self, query: SnapshotQuery) -> Snapshot:
+        """One round trip: the script follows the PAN pointer and reads the product too."""
+        keys = [self._keys.pan(query.pan_index), self._keys.products]
+        args = [
+            repr(query.now),
+            repr(RETENTION_S),
+            query.dedupe_key,
+            query.original_key,
+            self._keys.prefix,
+        ]
+        reply = await self._snapshot_one(keys, args, readonly=True)
+        account_raw, card_raw, events_raw, previous_raw, hold_raw, pointer, product_raw = reply
+        account_id = _s(pointer).split("|", 2)[1] if pointer else ""
+        return self._snapshot_from(
+            query,
+            account_id,
+            account_raw,
+            card_raw,
+            events_raw,
+            previous_raw,
+            hold_raw,
+            product_raw,
+        )
+
+    def _snapshot_from(
+        self,
+        query: SnapshotQuery,
+        account_id: str,
+        account_raw: Any,
+        card_raw: Any,
+        events_raw: Any,
+        previous_raw: Any,
+        hold_raw: Any,
+        product_raw: Any,
+    ) -> Snapshot:
         card = _card(card_raw) if card_raw else None
         account = _account(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None

@@ -1,5 +1,6 @@
 """Lua scripts of the Redis store. Each touches keys of ONE hash slot (one account's tag), so
-they run atomically on a single Redis and on Redis Cluster alike.
+they run atomically on a single Redis and on Redis Cluster alike; the one exception,
+``SNAPSHOT_STANDALONE``, is used only against a single Redis, where slots do not exist.
 
 Account-slot keys (``KEYS`` order is fixed per script, see ``redis_keys.AccountKeys``):
 account hash, card hashes, velocity sorted sets, holds hash, dedupe hash, journal hash and
@@ -8,27 +9,64 @@ journal id sorted sets (all entries of the account, and per card).
 
 from __future__ import annotations
 
-# KEYS: account, card, velocity, dedupe, holds, journal
-# ARGV: now, retention_s, dedupe_key, original_key, has_card
-SNAPSHOT = """
-local account = redis.call('HGETALL', KEYS[1])
+# The snapshot body: reads the account's slot through the k_* names its header defines.
+# ARGV: now, retention_s, dedupe_key, original_key, ...
+_SNAPSHOT_BODY = """
+local account = redis.call('HGETALL', k_account)
 local card = false
 local events = {}
-if ARGV[5] == '1' then
-  card = redis.call('HMGET', KEYS[2], 'data', 'pin_tries', 'version')
+if has_card then
+  card = redis.call('HMGET', k_card, 'data', 'pin_tries', 'version')
   if not card[1] then card = false end
   local now = tonumber(ARGV[1])
-  events = redis.call('ZRANGEBYSCORE', KEYS[3], now - tonumber(ARGV[2]), '(' .. ARGV[1])
+  events = redis.call('ZRANGEBYSCORE', k_velocity, now - tonumber(ARGV[2]), '(' .. ARGV[1])
 end
 local previous = false
 if ARGV[3] ~= '' then
-  local jid = redis.call('HGET', KEYS[4], ARGV[3])
-  if jid then previous = redis.call('HGET', KEYS[6], jid) end
+  local jid = redis.call('HGET', k_dedupe, ARGV[3])
+  if jid then previous = redis.call('HGET', k_journal, jid) end
 end
 local hold = false
-if ARGV[4] ~= '' then hold = redis.call('HGET', KEYS[5], ARGV[4]) end
+if ARGV[4] ~= '' then hold = redis.call('HGET', k_holds, ARGV[4]) end
+"""
+
+# Cluster-safe: the caller resolved the PAN pointer; every key is declared and in one slot.
+# KEYS: account, card, velocity, dedupe, holds, journal.  ARGV 5: has_card (1/0)
+SNAPSHOT = (
+    """
+local k_account, k_card, k_velocity = KEYS[1], KEYS[2], KEYS[3]
+local k_dedupe, k_holds, k_journal = KEYS[4], KEYS[5], KEYS[6]
+local has_card = ARGV[5] == '1'
+"""
+    + _SNAPSHOT_BODY
+    + """
 return {account, card, events, previous, hold}
 """
+)
+
+# Single Redis only (no slots to respect): follows the PAN pointer itself and reads the
+# product too, so a snapshot is ONE round trip. Key names mirror redis_keys.AccountKeys.
+# KEYS: PAN pointer, products.  ARGV 5: key prefix
+SNAPSHOT_STANDALONE = (
+    """
+local pointer = redis.call('GET', KEYS[1])
+local card_id, account_id, product_id = '', '', ''
+if pointer then
+  card_id, account_id, product_id = string.match(pointer, '^([^|]*)|([^|]*)|(.*)$')
+end
+local base = ARGV[5] .. ':{a:' .. account_id .. '}'
+local k_account, k_card = base .. ':account', base .. ':card:' .. card_id
+local k_velocity, k_dedupe = base .. ':vel:' .. card_id, base .. ':dedupe'
+local k_holds, k_journal = base .. ':holds', base .. ':journal'
+local has_card = pointer ~= false
+"""
+    + _SNAPSHOT_BODY
+    + """
+local product = false
+if pointer then product = redis.call('HGET', KEYS[2], product_id) end
+return {account, card, events, previous, hold, pointer, product}
+"""
+)
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card
 # ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
