@@ -247,8 +247,30 @@ async def _connection(
         result.sent += count
         return b"".join(frames)
 
+    def wake() -> None:
+        """Tell a waiting closed-loop sender that slots are free."""
+        nonlocal space
+        space.set()
+        space = trio.Event()
+
+    async def reap() -> None:
+        """Give up on requests older than the timeout: count them, free their slots."""
+        while True:
+            await trio.sleep(timeout / 4)
+            now = trio.current_time()
+            expired = []
+            for key, began in pending.items():  # insertion order is send order
+                if now - began <= timeout:
+                    break
+                expired.append(key)
+            for key in expired:
+                del pending[key]
+            if expired:
+                result.timeouts += len(expired)
+                wake()
+
     async def receive() -> None:
-        nonlocal closed, space
+        nonlocal closed
         decoder = FrameDecoder(framing)
         while True:
             try:
@@ -282,8 +304,7 @@ async def _connection(
                 space.set()
                 return
             if depth:
-                space.set()
-                space = trio.Event()
+                wake()
 
     async def send_open_loop() -> None:
         per_connection = plan.rate / plan.connections  # type: ignore[operator]
@@ -306,17 +327,20 @@ async def _connection(
         while run.open() and not closed:
             free = depth - len(pending)
             if free <= 0:
-                await space.wait()
+                with trio.move_on_at(run.deadline):
+                    await space.wait()
                 continue
             free = run.take(free)
             if free == 0:
                 break
             await stream.send_all(build(free, trio.current_time(), 0.0))
             if len(pending) >= depth:
-                await space.wait()
+                with trio.move_on_at(run.deadline):
+                    await space.wait()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(receive)
+        nursery.start_soon(reap)
         try:
             if plan.rate is not None:
                 await send_open_loop()
