@@ -101,7 +101,7 @@ events = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(events, max_size=40))
 def test_compute_velocity_equals_the_per_window_definition(batch):
     assert compute_velocity(batch, NOW) == reference_velocity(batch, NOW)

@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import coredis
+from coredis.connection import TCPLocation
 from coredis.exceptions import NoScriptError
 from coredis.tokens import PureToken
 
@@ -105,8 +107,15 @@ class RedisCardStore:
         _prefix_ok(prefix)
         cluster = "+cluster" in url.split("://", 1)[0]
         plain_url = url.replace("+cluster", "", 1)
-        factory = coredis.RedisCluster if cluster else coredis.Redis
-        client = factory.from_url(plain_url, decode_responses=False)
+        if cluster:
+            where = urlsplit(plain_url)
+            client = coredis.RedisCluster.from_url(
+                plain_url,
+                decode_responses=False,
+                startup_nodes=[TCPLocation(where.hostname or "127.0.0.1", where.port or 6379)],
+            )
+        else:
+            client = coredis.Redis.from_url(plain_url, decode_responses=False)
         stack = AsyncExitStack()
         try:
             await stack.enter_async_context(client)
