@@ -41,6 +41,8 @@ class _Unusual(Exception):
 
 # (len_type, max_len, binary) for one field; None where the fast path does not apply.
 _FieldPlan = tuple[int, int, bool]
+# The fields of one bitmap in order: (key, len_type, max_len, binary) each.
+_Layout = tuple[tuple[str, int, int, bool], ...]
 
 
 class FieldCodec:
@@ -56,9 +58,8 @@ class FieldCodec:
             if plan is not None:
                 self._plans[number] = plan
         self._keys = {number: str(number) for number in range(129)}
-        self._layouts: dict[bytes, tuple[tuple[str, int, int, bool], ...]] = {}
-        self._shapes: dict[tuple[str, ...], tuple[bytes, tuple[tuple[str, int, int, bool], ...]]]
-        self._shapes = {}
+        self._layouts: dict[bytes, _Layout] = {}  # primary (+ secondary) bitmap -> layout
+        self._shapes: dict[tuple[str, ...], tuple[bytes, _Layout]] = {}  # keys -> bitmap, layout
 
     # decoding
 
@@ -66,8 +67,8 @@ class FieldCodec:
         if self._fast:
             try:
                 return self._decode_fast(body)
-            except Exception:  # noqa: S110 - pyiso8583 below gives the authoritative answer
-                pass
+            except Exception:
+                pass  # pyiso8583 below gives the authoritative answer, error or not
         return self._decode_slow(body)
 
     def _decode_slow(self, body: bytes) -> dict[str, str]:
@@ -136,7 +137,7 @@ class FieldCodec:
             raise _Unusual
         return doc
 
-    def _layout(self, raw: bytes) -> tuple[tuple[str, int, int, bool], ...]:
+    def _layout(self, raw: bytes) -> _Layout:
         """The fields a bitmap announces, in order, with their plans (cached per bitmap)."""
         bits = format(int.from_bytes(raw, "big"), f"0{len(raw) * 8}b")
         if len(bits) > 64 and bits[64] == "1":
@@ -156,8 +157,8 @@ class FieldCodec:
         if self._fast:
             try:
                 return self._encode_fast(doc)
-            except Exception:  # noqa: S110 - pyiso8583 below gives the authoritative answer
-                pass
+            except Exception:
+                pass  # pyiso8583 below gives the authoritative answer, error or not
         return self._encode_slow(doc)
 
     def _encode_slow(self, doc: Mapping[str, str]) -> bytes:
@@ -193,9 +194,7 @@ class FieldCodec:
             append(data)
         return b"".join(parts)
 
-    def _shape(
-        self, shape: tuple[str, ...]
-    ) -> tuple[bytes, tuple[tuple[str, int, int, bool], ...]]:
+    def _shape(self, shape: tuple[str, ...]) -> tuple[bytes, _Layout]:
         """Bitmap bytes and ordered field plans for one set of keys (cached per key set)."""
         numbers = []
         for key in shape:
