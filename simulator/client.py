@@ -1,0 +1,103 @@
+"""A plain ISO 8583 client for people: send one request, wait for its answer (trio).
+
+The load generator has its own fast path; this one decodes every answer in full, for
+``authhost-sim send``, the interactive terminal and traffic replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import trio
+
+from authhost.iso.codec import decode_fields, encode_request
+from authhost.iso.dialects import Dialect, get_dialect
+from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
+
+
+class ClientError(Exception):
+    """The host could not be reached or did not answer properly (message is for a person)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Where the host is and how it frames and encodes messages."""
+
+    host: str = "127.0.0.1"
+    port: int = 8583
+    dialect: str = "ascii-binary-bitmap"
+    framing: str = "binary2"
+    tpdu: bool = False
+    timeout: float = 5.0
+
+    def make_dialect(self) -> Dialect:
+        return get_dialect(self.dialect)
+
+    def make_framing(self) -> Framing:
+        return Framing(header=self.framing, tpdu=self.tpdu)
+
+
+class IsoClient:
+    """One TCP connection to the host; ``exchange`` sends a request and returns its answer."""
+
+    def __init__(self, stream: trio.SocketStream, link: Link) -> None:
+        self._stream = stream
+        self.link = link
+        self.dialect = link.make_dialect()
+        self._framing = link.make_framing()
+        self._decoder = FrameDecoder(self._framing)
+
+    @classmethod
+    async def connect(cls, link: Link) -> IsoClient:
+        try:
+            with trio.fail_after(link.timeout):
+                stream = await trio.open_tcp_stream(link.host, link.port)
+        except (OSError, trio.TooSlowError) as error:
+            raise ClientError(f"cannot connect to {link.host}:{link.port}: {error}") from None
+        return cls(stream, link)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> IsoClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def encode(self, fields: Mapping[str, str | bytes]) -> bytes:
+        return encode_request(fields, self.dialect)
+
+    async def exchange(self, fields: Mapping[str, str | bytes]) -> dict[str, str]:
+        """Send ``fields``; return the decoded answer with the same STAN (and RRN)."""
+        body = self.encode(fields)
+        try:
+            await self._stream.send_all(encode_frame(body, self._framing))
+            with trio.fail_after(self.link.timeout):
+                while True:
+                    answer = await self._next_message()
+                    if answer.get("11") == fields.get("11") and answer.get("37") == fields.get(
+                        "37"
+                    ):
+                        return answer
+        except trio.TooSlowError:
+            raise ClientError(f"no answer within {self.link.timeout:g} s") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise ClientError(f"connection lost: {error}") from None
+
+    async def _next_message(self) -> dict[str, str]:
+        while True:
+            try:
+                body = self._decoder.next_frame()
+            except FrameError as error:
+                raise ClientError(f"the host sent a bad frame: {error}") from None
+            if body is not None:
+                try:
+                    return decode_fields(body, self.dialect)
+                except ValueError as error:
+                    raise ClientError(f"the host sent an undecodable message: {error}") from None
+            data = await self._stream.receive_some(65536)
+            if not data:
+                raise ClientError("the host closed the connection")
+            self._decoder.feed(data)

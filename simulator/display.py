@@ -1,0 +1,88 @@
+"""Messages shown field by field for a person, with cardholder data masked.
+
+The PAN and track 2 show first six and last four digits, the PIN block and CVV2 never show,
+and the response code comes with its meaning from ``authhost.iso.codes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.table import Table
+
+from authhost.iso.codes import meaning
+from authhost.iso.dialects import Dialect
+from authhost.iso.subfields import (
+    CVV2_SUBELEMENT,
+    SubfieldError,
+    parse_additional_amounts,
+    parse_additional_data,
+)
+from authhost.security.masking import mask_pan, mask_pans_in_text
+
+
+def shown(number: str, value: object) -> str:
+    """The value of a field as it may be displayed."""
+    text = value.hex().upper() if isinstance(value, bytes) else str(value)
+    if number == "2":
+        return mask_pan(text) or ""
+    if number == "35":
+        pan, _, rest = text.partition("=") if "=" in text else text.partition("D")
+        return f"{mask_pan(pan)}={rest[:7]}*** (verification value hidden)"
+    if number == "52":
+        return f"<encrypted PIN block, {len(text) // 2} bytes>"
+    if number == "48":
+        try:
+            elements = parse_additional_data(text)
+        except SubfieldError:
+            return "<additional data>"
+        return " ".join(
+            f"{tag}:{'***' if tag == CVV2_SUBELEMENT else value}" for tag, value in elements.items()
+        )
+    if number == "39":
+        return f"{text} ({meaning(text)})"
+    if number == "54":
+        try:
+            balances = parse_additional_amounts(text)
+        except (SubfieldError, ValueError):
+            return "<additional amounts>"
+        kinds = {"01": "ledger", "02": "available"}
+        return "; ".join(
+            f"{kinds.get(b.amount_type, b.amount_type)} {b.amount_minor / 100:,.2f} ({b.currency})"
+            for b in balances
+        )
+    return mask_pans_in_text(text)
+
+
+def message_table(title: str, fields: Mapping[str, object], dialect: Dialect) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("field", justify="right")
+    table.add_column("name")
+    table.add_column("value")
+    for number in sorted((n for n in fields if n not in ("p", "1", "h")), key=_order):
+        name = "Message type" if number == "t" else str(dialect.spec[number].get("desc", ""))
+        table.add_row("MTI" if number == "t" else number, name, shown(number, fields[number]))
+    return table
+
+
+def outcome(answer: Mapping[str, str]) -> str:
+    """One line for the person at the terminal."""
+    code = answer.get("39", "")
+    if not code:
+        return f"answered {answer.get('t', '?')} without a response code"
+    verdict = "APPROVED" if code == "00" else "DECLINED"
+    line = f"{verdict}: {code} {meaning(code)}"
+    if answer.get("38"):
+        line += f", approval code {answer['38']}"
+    try:
+        balances = parse_additional_amounts(answer.get("54", ""))
+    except (SubfieldError, ValueError):
+        balances = []
+    for balance in balances:
+        if balance.amount_type == "02":
+            line += f", available {balance.amount_minor / 100:,.2f} ({balance.currency})"
+    return line
+
+
+def _order(number: str) -> int:
+    return -1 if number == "t" else int(number)

@@ -1,0 +1,152 @@
+"""``authhost-sim send``: one request (or a purchase and its reversal), shown field by field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+import typer
+from rich.console import Console
+
+from authhost.cards.track2 import build_track2
+from simulator.builder import Entry, Fields, Kind, RequestBuilder, Terminal
+from simulator.client import ClientError, IsoClient, Link
+from simulator.demo_cards import DemoFile, DemoFileError, SimCard, load_demo_file
+from simulator.display import message_table, outcome
+
+out = Console()
+err = Console(stderr=True)
+
+HostOpt = typer.Option("127.0.0.1", help="Host address.")
+PortOpt = typer.Option(8583, help="Host port.")
+DialectOpt = typer.Option("ascii-binary-bitmap", help="ascii-binary-bitmap or ascii-hex-bitmap.")
+FramingOpt = typer.Option("binary2", help="Length header: binary2 or ascii4.")
+TpduOpt = typer.Option(False, help="Frames carry a 5-byte TPDU.")
+TimeoutOpt = typer.Option(5.0, help="Seconds to wait for the answer.")
+CardsOpt = typer.Option(None, help="Demo card file (authhost demo --export FILE).")
+PinKeyingOpt = typer.Option("zpk", help="zpk (zone PIN key) or dukpt (KSN in field 53).")
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def pick_card(demo: DemoFile, which: str) -> SimCard:
+    """A card by position (1 = first) or by the last four digits of its PAN."""
+    if which.isdigit() and 1 <= int(which) <= len(demo.cards) and len(which) < 4:
+        return demo.cards[int(which) - 1]
+    matches = [c for c in demo.cards if c.pan.endswith(which)]
+    if len(matches) != 1:
+        raise ValueError(f"no single card matches {which!r} (use its number or last 4 digits)")
+    return matches[0]
+
+
+def card_from_options(
+    pan: str, expiry: str, service_code: str, cvv2: str, icvv: str, pin: str | None
+) -> SimCard:
+    if not (pan.isdigit() and 12 <= len(pan) <= 19):
+        raise ValueError("--pan must be 12 to 19 digits")
+    if not (expiry.isdigit() and len(expiry) == 4):
+        raise ValueError("--expiry is YYMM")
+    track2 = build_track2(pan, expiry, service_code, icvv)
+    return SimCard(pan, expiry, service_code, cvv2, track2, pin, "unknown", "", "978", 0)
+
+
+def send(
+    kind: Kind = typer.Argument(..., help="What to send."),
+    amount: float = typer.Option(10.0, help="Amount in major units (10.50 = 1050 minor)."),
+    entry: Entry = typer.Option(Entry.CHIP, help="How the card is read."),
+    pin: str | None = typer.Option(None, help="PIN to encrypt into field 52 (card's if 'card')."),
+    advice: bool = typer.Option(False, help="reversal: send 0420 (advice) instead of 0400."),
+    cards: Path | None = CardsOpt,
+    card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
+    pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
+    expiry: str = typer.Option("2912", help="With --pan: expiry YYMM."),
+    service_code: str = typer.Option("201", help="With --pan: service code."),
+    cvv2: str = typer.Option("000", help="With --pan: CVV2."),
+    icvv: str = typer.Option("000", help="With --pan: verification value in track 2."),
+    zpk: str | None = typer.Option(None, help="Clear test ZPK, hex (without a card file)."),
+    bdk: str | None = typer.Option(None, help="Clear test BDK, hex (without a card file)."),
+    pin_keying: str = PinKeyingOpt,
+    currency: str | None = typer.Option(None, help="ISO 4217 numeric (card's by default)."),
+    mcc: str = typer.Option("5411", help="Merchant category code."),
+    country: str = typer.Option("276", help="Acquirer country, ISO 3166 numeric."),
+    terminal_id: str = typer.Option("SIMT0001", help="Terminal id (8)."),
+    merchant_id: str = typer.Option("SIMMERCHANT0001", help="Merchant id (15)."),
+    acquirer_id: str = typer.Option("123456", help="Acquirer institution id."),
+    host: str = HostOpt,
+    port: int = PortOpt,
+    dialect: str = DialectOpt,
+    framing: str = FramingOpt,
+    tpdu: bool = TpduOpt,
+    timeout: float = TimeoutOpt,
+) -> None:
+    """Send one request and print request and answer field by field (PAN masked).
+
+    Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal), advice,
+    echo, sign-on, sign-off. The card comes from a demo card file or from --pan and friends.
+    """
+    link = Link(host, port, dialect, framing, tpdu, timeout)
+    terminal = Terminal(terminal_id=terminal_id, merchant_id=merchant_id,
+                        acquirer_id=acquirer_id, mcc=mcc, country=country,
+                        pin_keying=pin_keying)  # fmt: skip
+    try:
+        link.make_dialect(), link.make_framing()
+        if pin_keying not in ("zpk", "dukpt"):
+            raise ValueError("--pin-keying is zpk or dukpt")
+        requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
+                             service_code, cvv2, icvv, zpk, bdk, currency, terminal)  # fmt: skip
+    except (ValueError, DemoFileError) as error:
+        raise fail(str(error)) from None
+    try:
+        trio.run(_exchange_all, link, requests)
+    except ClientError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _requests(
+    kind: Kind, amount: float, entry: Entry, pin: str | None, advice: bool,
+    cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str, cvv2: str,
+    icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
+) -> list[Fields]:  # fmt: skip
+    """The request(s) to send, in order."""
+    builder = RequestBuilder(terminal)
+    if kind in (Kind.ECHO, Kind.SIGN_ON, Kind.SIGN_OFF):
+        return [builder.network(kind)]
+    if pan is not None:
+        chosen = card_from_options(pan, expiry, service_code, cvv2, icvv, pin)
+        builder.zpk = bytes.fromhex(zpk) if zpk else None
+        builder.bdk = bytes.fromhex(bdk) if bdk else None
+    elif cards is not None:
+        demo = load_demo_file(cards)
+        chosen = pick_card(demo, card)
+        builder.zpk, builder.bdk = demo.zpk, demo.bdk
+    else:
+        raise ValueError("give a demo card file (--cards FILE) or a card (--pan ...)")
+    if pin == "card":
+        pin = chosen.pin
+    if amount < 0:
+        raise ValueError("--amount cannot be negative")
+    minor = round(amount * 100)
+    if kind is Kind.REVERSAL:
+        original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
+                                     currency=currency)  # fmt: skip
+        return [original, builder.reversal(original, advice=advice)]
+    if kind is Kind.BALANCE:
+        minor = 0
+    return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency)]
+
+
+async def _exchange_all(link: Link, requests: list[Fields]) -> None:
+    async with await IsoClient.connect(link) as client:
+        for fields in requests:
+            out.print(message_table(f"request {fields['t']}", fields, client.dialect))
+            answer = await client.exchange(fields)
+            out.print(message_table(f"answer {answer.get('t', '?')}", answer, client.dialect))
+            out.print(f"[bold]{outcome(answer)}[/bold]", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("send")(send)
