@@ -40,6 +40,7 @@ async def test_schema_is_versioned_and_reopening_keeps_data(tmp_path):
     await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=5))
     assert store.info().shared_between_processes
     await store.close()
+    assert path.stat().st_mode & 0o777 == 0o600  # owner only: it holds encrypted PANs
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -8,6 +8,8 @@ processes that open the same file (SQLite's file lock serialises their writers).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -104,7 +106,12 @@ class SqliteCardStore:
         path = str(path)
 
         def start() -> SqliteCardStore:
+            fresh = not os.path.exists(path)
             setup = _connect(path)
+            if fresh:  # encrypted PANs and the journal: readable by the owner only
+                for name in (path, f"{path}-wal", f"{path}-shm"):
+                    with contextlib.suppress(OSError):
+                        os.chmod(name, 0o600)
             try:
                 migrate(setup)
             finally:
