@@ -161,6 +161,24 @@ def test_peer_request_decodes_to_typed_view_and_gets_a_conforming_response(
     assert not set(SENSITIVE) & set(response), "no PAN, track, PIN or chip data in a response"
 
 
+@pytest.mark.parametrize(
+    ("mti", "reported"),
+    [("0120", {"38": "STANDN", "39": "00"}), ("0220", {"39": "51"}), ("0420", {"39": "68"})],
+    ids=["approved stand-in advice", "declined stand-in advice", "reversal advice reason"],
+)
+def test_advices_and_reversals_report_the_decision_already_given(mti: str, reported: dict) -> None:
+    request = decode_message(
+        peer_encode(financial(mti, **reported), DEFAULT_DIALECT), get_dialect(DEFAULT_DIALECT)
+    )
+    assert request.reported_response_code == reported["39"]
+    assert request.reported_approval_code == reported.get("38")
+    response = peer_decode(
+        encode_response(request, Decision(ResponseCode.APPROVED), get_dialect(DEFAULT_DIALECT)),
+        DEFAULT_DIALECT,
+    )
+    assert response["39"] == "00", "the answer carries authhost's own code, not the reported one"
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_decline_has_no_approval_code_and_carries_its_response_code(dialect: str) -> None:
     request = decode_message(peer_encode(financial("0100"), dialect), get_dialect(dialect))

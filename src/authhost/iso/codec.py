@@ -198,6 +198,8 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         icc_data=_hex_bytes(icc, "55") if icc is not None else None,
         original_data=get("90"),
         replacement_amounts=get("95"),
+        reported_response_code=get("39"),
+        reported_approval_code=get("38"),
         fields=doc,
     )
 

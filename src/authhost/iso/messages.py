@@ -72,6 +72,9 @@ class AuthRequest:
     icc_data: bytes | None = None  # 55
     original_data: str | None = None  # 90: orig MTI(4) STAN(6) tx time(10) acq(11) fwd(11)
     replacement_amounts: str | None = None  # 95: actual amount (12) first, for partial reversal
+    # What an advice or reversal reports was already decided (e.g. by stand-in): 39 and 38.
+    reported_response_code: str | None = None  # 39 in an 0120/0220/0400/0420
+    reported_approval_code: str | None = None  # 38 in an 0120/0220/0400/0420
     fields: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:  # never print a PAN, track or PIN block
