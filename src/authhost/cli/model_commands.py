@@ -79,30 +79,25 @@ def train(
         f"{s['train']['frauds']} fraud; test {s['test']['days'][0]}..{s['test']['days'][1]}: "
         f"{s['test']['rows']} rows, {s['test']['frauds']} fraud"
     )
+    k = next(iter(result.metrics.values())).k
     table = Table(title=f"held-out test days (run {result.run_id})")
-    for column in (
-        "model",
-        "AUC ROC",
-        "avg precision",
-        "card prec@k/day",
-        "threshold",
-        "precision@thr",
-        "recall@thr",
-        "alerts",
-    ):
+    for column in ("model", "AUC ROC", "AP", f"card P@{k}/day", "thr", "P@thr", "R@thr", "alerts"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for kind, m in result.metrics.items():
         table.add_row(
             kind,
             _fmt(m.auc_roc),
             _fmt(m.average_precision),
-            f"{_fmt(m.card_precision_at_k)} (k={m.k})",
+            _fmt(m.card_precision_at_k),
             str(m.threshold),
             _fmt(m.precision_at_threshold),
             _fmt(m.recall_at_threshold),
             str(m.alerts),
         )
     console.print(table)
+    console.print(
+        "AP: average precision; thr: operating threshold; P/R@thr: precision/recall at it"
+    )
     for kind, path in result.artifacts.items():
         console.print(f"artifact {kind}: {path}")
     console.print(f"report: {result.report}; plots: {', '.join(str(p) for p in result.plots)}")

@@ -94,6 +94,9 @@ def _section(cls: type, values: Any, where: str) -> Any:
     out = {}
     for key, value in values.items():
         default = getattr(cls(), key)
+        if key == "class_weight":  # "balanced" or a number
+            out[key] = value
+            continue
         if isinstance(default, bool) or isinstance(value, bool):
             raise TrainingError(f"{where}.{key}: expected a number or string")
         if isinstance(default, int | float) and not isinstance(default, bool):
