@@ -208,7 +208,7 @@ def run_single(
     except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
         return 130
     except BaseException as group:  # noqa: BLE001 - every failure becomes one clear line
-        error = _innermost(group)
+        error = innermost_error(group)
         if isinstance(error, ListenError | ServerConfigError | ConfigError):
             log.error("%s", error)
             return 2
@@ -227,7 +227,7 @@ async def _serve_with_runtime(
         return await serve_runtime(config, runtime, reuse_port=reuse_port)
 
 
-def _innermost(error: BaseException) -> BaseException:
+def innermost_error(error: BaseException) -> BaseException:
     """The one real error inside trio's exception groups (the first, if there are several)."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]

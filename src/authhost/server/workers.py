@@ -19,9 +19,11 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+import trio
+
 from authhost.config import Config
 from authhost.server.logs import flush_logs
-from authhost.server.process import PidFile, RuntimeFactory, run_single
+from authhost.server.process import PidFile, RuntimeFactory, innermost_error, run_single
 
 log = logging.getLogger("authhost.server")
 
@@ -55,8 +57,35 @@ def worker_main(
     raise SystemExit(code)
 
 
+def prepare_once(
+    config: Config, *, demo: bool, runtime_factory: RuntimeFactory | None = None
+) -> int:
+    """Open and close the runtime once before any worker starts, so that store migrations and
+    demo keys and cards are created by one process instead of raced by N. 0 when it worked."""
+    if runtime_factory is None:
+        from authhost.runtime import open_runtime as runtime_factory
+    quiet = worker_config(config, 1)  # no admin API; nothing is served here
+
+    async def open_and_close() -> None:
+        async with runtime_factory(quiet, demo=demo):
+            pass
+
+    try:
+        trio.run(open_and_close)
+    except BaseException as error:  # noqa: BLE001 - reported as one line, like run_single
+        inner = innermost_error(error)
+        if isinstance(inner, KeyboardInterrupt | SystemExit):
+            raise
+        log.error("cannot start: %s: %s", type(inner).__name__, inner)
+        return CANNOT_START
+    return 0
+
+
 def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | None = None) -> int:
     """Run ``config.server.workers`` workers until told to stop; the exit code of the lot."""
+    code = prepare_once(config, demo=demo, runtime_factory=runtime_factory)
+    if code:
+        return code
     context = multiprocessing.get_context("spawn")
     workers: list[BaseProcess] = []
     stopping = False
