@@ -109,3 +109,28 @@ def test_serve_rejects_an_unknown_dialect_before_starting(tmp_path: Path) -> Non
     )
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ({"dialect": "ebcdic"}, "unknown ISO 8583 dialect"),
+        ({"framing": "binary4"}, "unknown framing"),
+        ({"max_frame": 70000}, "max_frame"),
+        ({"timeout_response_code": "XX"}, "timeout_response_code"),
+        ({"deadline_ms": 0}, "deadline_ms"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 4, "node_id": 5}, "node_id"),
+        ({"workers": 2, "port": 0}, "fixed ports"),
+        ({"shutdown_grace_s": -1.0}, "shutdown_grace_s"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_server_settings_are_checked_before_anything_opens(
+    server: dict[str, object], message: str
+) -> None:
+    from authhost.config import Config, ServerConfig
+    from authhost.server.server import ServerConfigError, check_config
+
+    with pytest.raises(ServerConfigError, match=message):
+        check_config(Config(server=ServerConfig(**server)))  # type: ignore[arg-type]

@@ -65,11 +65,13 @@ def check_config(config: Config) -> None:
     if config.server.workers < 1:
         raise ServerConfigError(f"server.workers must be at least 1, got {config.server.workers}")
     last_node = config.server.node_id + config.server.workers - 1
-    if not config.server.node_id >= 0 or last_node >= MAX_NODES:
+    if config.server.node_id < 0 or last_node >= MAX_NODES:
         raise ServerConfigError(
             f"server.node_id + server.workers - 1 must be below {MAX_NODES} (each worker needs "
             f"its own node number in approval codes), got {last_node}"
         )
+    if config.server.shutdown_grace_s < 0:
+        raise ServerConfigError("server.shutdown_grace_s must not be negative")
     if config.server.workers > 1 and any(x.port == 0 for x in config.all_listeners()):
         raise ServerConfigError(
             "server.workers > 1 needs fixed ports (port 0 picks one per process)"
