@@ -292,3 +292,13 @@ def test_track2_round_trip_and_errors():
     with pytest.raises(Track2Error) as error:
         parse_track2(PAN + "2812")
     assert PAN not in str(error.value)
+
+
+def test_advice_of_a_declined_stand_in_moves_nothing():
+    advice = request(
+        mti="0120", message_class=MessageClass.AUTHORISATION_ADVICE, reported_response_code="05"
+    )
+    tx = tx_for(advice)
+    assert post_advice(tx) is None
+    assert tx.movement is None
+    assert tx.reasons == ["advice.declined_by_network"]

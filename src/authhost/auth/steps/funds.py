@@ -59,6 +59,9 @@ def post_advice(tx: Transaction) -> Decline | None:
     request = tx.request
     if account is None or not request.amount_minor or request.transaction_type == "31":
         return None
+    if request.reported_response_code not in (None, "00"):
+        tx.reasons.append("advice.declined_by_network")  # nothing was approved: nothing moves
+        return None
     kind = (
         MoneyMove.CREDIT
         if request.transaction_type == "20"
