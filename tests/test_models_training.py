@@ -114,3 +114,18 @@ def test_models_commands_report_errors_without_traces(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no artifact named 'nope'" in result.output
     result = CliRunner().invoke(app, ["models", "list", "--dir", str(tmp_path)])
     assert result.exit_code == 0 and "no model artifacts" in result.output
+
+
+def test_train_config_accepts_balanced_or_numeric_class_weights(tmp_path: Path) -> None:
+    from authhost.models.training import TrainingError, load_train_config
+
+    path = tmp_path / "train.toml"
+    path.write_text(
+        '[hgb]\nclass_weight = "balanced"\nmax_iter = 10\n[logistic]\nclass_weight = 25\n'
+    )
+    config = load_train_config(path)
+    assert config.hgb.class_weight == "balanced" and config.hgb.max_iter == 10
+    assert config.logistic.class_weight == 25
+    path.write_text('[hgb]\nmax_iter = "many"\n')
+    with pytest.raises(TrainingError, match=r"\[hgb\]\.max_iter: expected a number"):
+        load_train_config(path)
