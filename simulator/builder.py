@@ -80,11 +80,14 @@ class RequestBuilder:
     terminal: Terminal = field(default_factory=Terminal)
     zpk: bytes | None = field(default=None, repr=False)
     bdk: bytes | None = field(default=None, repr=False)
-    stan_start: int = 1
+    stan_start: int | None = None  # None: from the clock, so a new session never repeats one
     rrn_prefix: str = "9"
 
     def __post_init__(self) -> None:
-        self._counter = itertools.count(self.stan_start)
+        # A terminal keeps its trace number across sessions; a simulator restarted within the
+        # same second must not look like a retransmission (94), so it starts from the clock.
+        start = int(time.time() * 1000) % 10**11 if self.stan_start is None else self.stan_start
+        self._counter = itertools.count(start)
 
     def _numbers(self) -> tuple[str, str]:
         n = next(self._counter)

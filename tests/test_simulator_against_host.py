@@ -1,0 +1,136 @@
+"""The simulator against a real ``authhost serve --demo``: send, terminal, replay and bench.
+
+One demo installation per module (in tmp_path, free ports); every test talks to it over TCP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from typer.testing import CliRunner
+
+from simulator.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """A demo authhost on free ports, its demo card file, and a file of many bench cards."""
+    work = tmp_path_factory.mktemp("authhost")
+    port = free_port()
+    (work / "authhost.toml").write_text(
+        f'[server]\nport = {port}\nmetrics_port = {free_port()}\nlog_level = "WARNING"\n'
+        f"[admin]\nport = {free_port()}\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([str(BIN / "authhost"), "demo", "--export", "cards.json"], cwd=work,
+                   check=True, capture_output=True, env=env)  # fmt: skip
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cards.py"), "--cards", "12",
+                    "--out", "bench.json"], cwd=work, check=True, capture_output=True)  # fmt: skip
+    log = (work / "serve.log").open("wb")
+    server = subprocess.Popen([str(BIN / "authhost"), "serve", "--demo"], cwd=work, stdout=log,
+                              stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"authhost did not start: {(work / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+    yield {"port": str(port), "cards": str(work / "cards.json"), "bench": str(work / "bench.json"),
+           "work": work}  # fmt: skip
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=20)
+    log.close()
+
+
+def sim(*args: str, input: str | None = None):  # noqa: A002 - mirrors CliRunner
+    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
+    result = sim("send", "purchase", "--cards", host["cards"], "--pin", "card",
+                 "--port", host["port"], "--amount", "1.50")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "APPROVED: 00 approved" in result.output
+    pan = json.loads(Path(host["cards"]).read_text())["cards"][0]["pan"]
+    assert pan not in result.output and pan[:6] + "******" + pan[-4:] in result.output
+    assert "encrypted PIN block" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["purchase", "--pin", "0000"], "DECLINED: 55 incorrect PIN"),
+        (["purchase", "--entry", "ecommerce"], "APPROVED: 00"),
+        (["balance", "--pin", "card"], "available"),
+        (["reversal", "--pin", "card", "--amount", "2"], "0410"),
+        (["echo"], "0810"),
+        (["purchase", "--card", "8"], "DECLINED: 41 lost card"),
+    ],
+    ids=["wrong PIN", "e-commerce with CVV2", "balance inquiry", "reversal", "echo test",
+         "lost card"],
+)  # fmt: skip
+def test_send_kinds(host, args, expected):
+    result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
+    assert result.exit_code == 0, result.output
+    assert expected in result.output
+
+
+def test_send_explains_an_unreachable_host(host):
+    result = sim("send", "echo", "--port", str(free_port()), "--timeout", "2")
+    assert result.exit_code == 1
+    assert "cannot connect" in result.output
+
+
+def test_terminal_driven_from_stdin(host):
+    script = "1\n1\n3.00\n1234\n1\n1\n3.00\n9999\nq\n"
+    result = sim("terminal", "--cards", host["cards"], "--port", host["port"], input=script)
+    assert result.exit_code == 0, result.output
+    assert "APPROVED: 00 approved" in result.output
+    assert "DECLINED: 55 incorrect PIN" in result.output
+    assert result.output.rstrip().endswith("bye")
+
+
+def test_terminal_atm_with_dukpt(host):
+    result = sim("terminal", "--cards", host["cards"], "--port", host["port"], "--mode", "atm",
+                 "--pin-keying", "dukpt", input="3\n2\n2468\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "APPROVED: 00 approved" in result.output and "available" in result.output
+
+
+def test_replay_answers_every_row_and_fails_what_the_row_failed(host, tmp_path):
+    traffic = tmp_path / "t.parquet"
+    assert sim("traffic", "--cards", "200", "--days", "10", "-o", str(traffic)).exit_code == 0
+    result = sim("replay", str(traffic), "--cards", host["bench"], "--rate", "400",
+                 "--limit", "400", "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert summary["rows"] == summary["answered"] == 400
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(traffic).slice(0, 400).to_pylist()
+    wrong_pins = sum(r["pin_failed"] for r in rows)
+    assert summary["codes"].get("55", 0) == wrong_pins
+
+
+def test_bench_auth_mix_on_many_cards(host):
+    result = sim("bench", "--mix", "auth", "--cards", host["bench"], "--port", host["port"],
+                 "--count", "300", "--connections", "2", "--concurrency", "4", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "300 / 300" in result.output
+    assert "code 00 (approved)" in result.output
