@@ -74,6 +74,9 @@ async def test_grace_time_bounds_the_shutdown() -> None:
             with trio.fail_after(5):
                 await server.stopped.wait()
             assert trio.current_time() - started < 2
+    # cut off by the grace time, not by its deadline: abandoned, not counted as a timeout
+    assert server.metrics.timeouts._value.get() == 0  # noqa: SLF001
+    assert server.metrics.in_flight_count == 0
 
 
 # -- the real process: signals, pid file, exit code ----------------------------------------

@@ -271,10 +271,16 @@ class Connection:
                 decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
         finally:
             decider.metrics.in_flight_count -= 1
-            if decision is None:  # cancelled: the deadline passed (or the server is stopping)
+            if decision is None and trio.current_time() >= arrived + decider.deadline_s:
                 decider.metrics.timeouts.inc()
                 decision = Decision(decider.timeout_code, reason_codes=["deadline"])
-            self._reply(request, decision, tpdu, arrived)
+            if decision is not None:
+                self._reply(request, decision, tpdu, arrived)
+            else:  # cancelled before its deadline: the link broke or a forced stop
+                log.warning(
+                    "request abandoned: its connection is closing",
+                    extra={"fields": {"mti": request.mti, "stan": request.stan}},
+                )
 
     def _reply(
         self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float
