@@ -134,3 +134,12 @@ def test_server_settings_are_checked_before_anything_opens(
 
     with pytest.raises(ServerConfigError, match=message):
         check_config(Config(server=ServerConfig(**server)))  # type: ignore[arg-type]
+
+
+def test_a_mac_requirement_the_server_cannot_enforce_is_refused() -> None:
+    from authhost.config import Config, ListenerConfig
+    from authhost.server.server import ServerConfigError, check_config
+
+    config = Config(listeners=[ListenerConfig(port=8590, require_mac=True)])
+    with pytest.raises(ServerConfigError, match="require_mac"):
+        check_config(config)

@@ -61,6 +61,11 @@ def check_config(config: Config) -> None:
     """Raise ServerConfigError for a server setting that cannot work, before opening anything."""
     for listener in config.all_listeners():
         wire_for(listener)
+        if listener.require_mac:  # refuse rather than give a false sense of protection
+            raise ServerConfigError(
+                f"listener {listener.host}:{listener.port}: require_mac is not supported by "
+                "this version of the server; remove it or terminate MACs in front of authhost"
+            )
     decider_for(config, _no_handler, ServerMetrics())
     if config.server.workers < 1:
         raise ServerConfigError(f"server.workers must be at least 1, got {config.server.workers}")
