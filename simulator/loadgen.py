@@ -342,10 +342,12 @@ async def _connection(
         nursery.start_soon(receive)
         nursery.start_soon(reap)
         try:
-            if plan.rate is not None:
-                await send_open_loop()
-            else:
-                await send_closed_loop()
+            # a server that stops reading blocks send_all: the time bound still holds
+            with trio.move_on_at(run.deadline):
+                if plan.rate is not None:
+                    await send_open_loop()
+                else:
+                    await send_closed_loop()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             closed = True
             result.error_messages.append(f"connection {index}: {error}")
