@@ -62,38 +62,3 @@ class TxBatch:
         return cls(
             **{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)}
         )
-
-
-_DTYPES = {
-    "card": np.int64,
-    "ts": np.float64,
-    "category": np.int64,
-    "country": np.int64,
-    "merchant": np.int64,
-    "terminal": np.int64,
-    "channel": np.int8,
-    "entry": np.int8,
-    "tx_type": np.int8,
-    "amount": np.int64,
-    "pin_present": np.bool_,
-    "forced": np.int8,
-    "label": np.int8,
-    "scenario": np.int8,
-}
-
-
-class RowBuilder:
-    """Collects scenario transactions one at a time (scenarios are few; normal traffic is not
-    built this way)."""
-
-    def __init__(self) -> None:
-        self._columns: dict[str, list[object]] = {name: [] for name in _DTYPES}
-
-    def add(self, **values: object) -> None:
-        for name, column in self._columns.items():
-            column.append(values[name])
-
-    def batch(self) -> TxBatch:
-        return TxBatch(
-            **{name: np.array(col, dtype=_DTYPES[name]) for name, col in self._columns.items()}
-        )

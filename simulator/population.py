@@ -120,7 +120,9 @@ class Merchants:
         size = self.size[country, category]
         return self.offset[country, category] + (locality + rank * 7919) % size
 
-    def any(self, country: np.ndarray, category: np.ndarray, rng: np.random.Generator):
+    def any(
+        self, country: np.ndarray, category: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """A merchant drawn uniformly from the pool (somewhere the card has likely never been)."""
         size = self.size[country, category]
         return self.offset[country, category] + rng.integers(0, 2**31, size=np.shape(size)) % size
