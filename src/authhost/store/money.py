@@ -2,7 +2,7 @@
 
 Debit and prepaid accounts hold the cardholder's money in ``balance``; credit accounts hold the
 debt. Spending therefore lowers a debit balance and raises a credit balance. The SQLite backend
-calls these functions inside its transaction; the Redis backend's Lua commit mirrors them (and
+calls these functions inside its transaction; the Redis backend's Lua commit mirrors it (and
 the shared test suite holds both to the same results).
 """
 
@@ -14,9 +14,3 @@ from authhost.cards.model import CardKind
 def spend_delta(kind: CardKind | str, amount_minor: int) -> int:
     """Balance change when ``amount_minor`` is spent (posted) from an account of ``kind``."""
     return amount_minor if CardKind(kind) is CardKind.CREDIT else -amount_minor
-
-
-def open_to_buy(kind: CardKind | str, balance: int, credit_limit: int, holds: int) -> int:
-    if CardKind(kind) is CardKind.CREDIT:
-        return credit_limit - balance - holds
-    return balance - holds

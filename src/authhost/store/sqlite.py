@@ -9,15 +9,17 @@ processes that open the same file (SQLite's file lock serialises their writers).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from authhost.cards.model import Account, Card, Product
-from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent, compute_velocity
+from authhost.cards.velocity import EMPTY, RETENTION_S, compute_velocity
 from authhost.store import codec
 from authhost.store.interface import (
     Commit,
@@ -32,8 +34,9 @@ from authhost.store.interface import (
     StoreError,
     StoreInfo,
 )
-from authhost.store.money import open_to_buy, spend_delta
+from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
+from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
 
@@ -52,8 +55,52 @@ _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
 _ACCOUNT_SELECT = (
     "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
 )
+# Card, account, product, the dedupe hit and the reversal's hold in ONE statement: every
+# sqlite3 call releases and re-takes the GIL, so fewer calls is what makes the snapshot cheap.
+_SNAPSHOT_SQL = """
+WITH card AS (
+  SELECT data, pin_tries, version, account_id FROM cards
+  WHERE pan_index = :pan ORDER BY seq DESC LIMIT 1
+)
+SELECT card.data, card.pin_tries, card.version,
+  a.account_id, a.currency, a.kind, a.balance, a.credit_limit, a.holds, a.version,
+  p.data,
+  (SELECT journal_id FROM journal WHERE dedupe_key = :dedupe AND dedupe_key != ''
+    ORDER BY journal_id LIMIT 1),
+  (SELECT json_array(match_key, account_id, amount, posted, reversed) FROM holds
+    WHERE match_key = :original)
+FROM (SELECT 1) AS one
+LEFT JOIN card ON 1
+LEFT JOIN accounts AS a ON a.account_id = card.account_id
+LEFT JOIN products AS p ON p.product_id = json_extract(card.data, '$.product_id')
+"""
+# HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
+_SPEND_SQL = """
+UPDATE accounts SET
+  holds = holds + :hold,
+  balance = balance + CASE kind WHEN 'credit' THEN :spend ELSE -:spend END,
+  version = version + 1
+WHERE account_id = :account AND (:check = 0 OR :amount <= CASE kind
+  WHEN 'credit' THEN credit_limit - balance - holds ELSE balance - holds END)
+RETURNING account_id, currency, kind, balance, credit_limit, holds, version
+"""
 PRUNE_EVERY = 5000  # commits between deletions of velocity events older than 30 days
 EXPORT_PAGE = 2000
+
+
+class StoredEvent(NamedTuple):
+    """A velocity row as ``compute_velocity`` reads it: the fields of ``VelocityEvent`` (flags
+    as 0/1), built straight from the row; a frozen dataclass per row would cost as much as
+    the counting itself."""
+
+    ts: float
+    amount_minor: int
+    approved: int
+    merchant_id: str
+    country: str
+    cash: int
+    pin_failed: int
+    cvv_failed: int
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -62,6 +109,12 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _writer_connect(path: str) -> sqlite3.Connection:
+    conn = _connect(path)
+    conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")  # Checkpointer does it
     return conn
 
 
@@ -92,10 +145,13 @@ def _journal_values(entry: JournalEntry) -> list[object]:
 class SqliteCardStore:
     """``CardStore`` on one SQLite file. Open with ``await SqliteCardStore.open(path)``."""
 
-    def __init__(self, path: str, reader: SqliteThread, writer: SqliteThread) -> None:
+    def __init__(
+        self, path: str, reader: SqliteThread, writer: SqliteThread, checkpointer: Checkpointer
+    ) -> None:
         self.path = path
         self._reader = reader
         self._writer = writer
+        self._checkpointer = checkpointer
         self._products: dict[str, tuple[str, Product]] = {}  # parsed-JSON cache
         self._commits = 0
 
@@ -116,9 +172,9 @@ class SqliteCardStore:
                 migrate(setup)
             finally:
                 setup.close()
-            writer = SqliteThread(lambda: _connect(path), name="sqlite-writer", writer=True)
+            writer = SqliteThread(lambda: _writer_connect(path), name="sqlite-writer", writer=True)
             reader = SqliteThread(lambda: _connect(path), name="sqlite-reader", writer=False)
-            return cls(path, reader, writer)
+            return cls(path, reader, writer, Checkpointer(lambda: _connect(path)))
 
         try:
             return await anyio.to_thread.run_sync(start)
@@ -136,6 +192,7 @@ class SqliteCardStore:
         import anyio.to_thread
 
         def stop() -> None:
+            self._checkpointer.close()
             self._writer.close()
             self._reader.close()
 
@@ -153,63 +210,49 @@ class SqliteCardStore:
         row = conn.execute(
             "SELECT data FROM products WHERE product_id = ?", (product_id,)
         ).fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._product(product_id, row[0])
+
+    def _product(self, product_id: str, text: str) -> Product:
+        """The parsed product, reused while its stored JSON is unchanged."""
         cached = self._products.get(product_id)
-        if cached is not None and cached[0] == row[0]:
+        if cached is not None and cached[0] == text:
             return cached[1]
-        product = codec.product_from_json(row[0])
-        self._products[product_id] = (row[0], product)
+        product = codec.product_from_json(text)
+        self._products[product_id] = (text, product)
         return product
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
         def read(conn: sqlite3.Connection) -> Snapshot:
-            card = account = product = None
+            row = conn.execute(
+                _SNAPSHOT_SQL,
+                {
+                    "pan": query.pan_index,
+                    "dedupe": query.dedupe_key,
+                    "original": query.original_key,
+                },
+            ).fetchone()
+            card = _card(row[0:3]) if row[0] is not None else None
+            account = product = None
             velocity = EMPTY
-            if query.pan_index:
-                card = _card(
-                    conn.execute(
-                        f"{_CARD_SELECT} WHERE pan_index = ? ORDER BY seq DESC LIMIT 1",
-                        (query.pan_index,),
-                    ).fetchone()
-                )
             if card is not None:
-                account = _account(
-                    conn.execute(
-                        f"{_ACCOUNT_SELECT} WHERE account_id = ?", (card.account_id,)
-                    ).fetchone()
-                )
-                product = self._product_from(conn, card.product_id)
+                account = _account(row[3:10]) if row[3] is not None else None
+                product = self._product(card.product_id, row[10]) if row[10] else None
                 rows = conn.execute(
                     "SELECT ts, amount, approved, merchant_id, country, cash, pin_failed, "
                     "cvv_failed FROM velocity WHERE card_id = ? AND ts >= ? AND ts < ?",
                     (card.card_id, query.now - RETENTION_S, query.now),
                 ).fetchall()
-                velocity = compute_velocity(
-                    (
-                        VelocityEvent(
-                            r[0], r[1], bool(r[2]), r[3], r[4], bool(r[5]), bool(r[6]), bool(r[7])
-                        )
-                        for r in rows
-                    ),
-                    query.now,
-                )
+                if rows:
+                    velocity = compute_velocity(map(StoredEvent._make, rows), query.now)
             previous = None
-            if query.dedupe_key:
-                row = conn.execute(
-                    _BY_DEDUPE_KEY,
-                    (query.dedupe_key,),
-                ).fetchone()
-                previous = _journal(row) if row else None
+            if row[11] is not None:  # rare: a retransmission; read the whole entry
+                previous = _journal(
+                    conn.execute(f"{_JOURNAL_SELECT} WHERE journal_id = ?", (row[11],)).fetchone()
+                )
             original = None
-            if query.original_key:
-                row = conn.execute(
-                    "SELECT match_key, account_id, amount, posted, reversed FROM holds "
-                    "WHERE match_key = ?",
-                    (query.original_key,),
-                ).fetchone()
-                if row is not None:
-                    original = Hold(row[0], row[1], row[2] - row[4], bool(row[3]), row[4])
+            if row[12] is not None:
+                match_key, account_id, amount, posted, reversed_ = json.loads(row[12])
+                original = Hold(match_key, account_id, amount - reversed_, bool(posted), reversed_)
             return Snapshot(card, account, product, velocity, previous, original)
 
         return await self._reader.run(read)
@@ -544,7 +587,9 @@ def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
 
 
 def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None) -> CommitResult:
-    entry = commit.journal
+    """The commit transaction. It works on a copy of the journal entry and changes nothing
+    outside the database, so the writer may run it again (see ``sqlite_thread``)."""
+    entry = replace(commit.journal)
     if entry.dedupe_key:
         row = conn.execute(
             _BY_DEDUPE_KEY,
@@ -557,7 +602,7 @@ def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None
     account = None
     move = commit.movement
     if move is not None:
-        funds_ok, account = _move_money(conn, commit)
+        funds_ok, account = _move_money(conn, commit, entry)
     if not funds_ok:
         entry.response_code = "51"
         entry.approval_code = ""
@@ -593,61 +638,71 @@ def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
 
 
-def _move_money(conn: sqlite3.Connection, commit: Commit) -> tuple[bool, Account | None]:
+def _move_money(
+    conn: sqlite3.Connection, commit: Commit, entry: JournalEntry
+) -> tuple[bool, Account | None]:
     """Apply the commit's movement; False (and nothing changed) when funds are short."""
     move = commit.movement
     assert move is not None
-    entry = commit.journal
-    account_id = move.account_id
-    hold_row = None
     if move.kind is MoneyMove.RELEASE:
-        hold_row = conn.execute(
-            "SELECT account_id, amount, posted, reversed FROM holds WHERE match_key = ?",
-            (move.match_key,),
-        ).fetchone()
-        if hold_row is not None:
-            account_id = hold_row[0]
+        return _release(conn, move, entry)
+    amount = move.amount_minor
+    spending = move.kind in (MoneyMove.HOLD, MoneyMove.POST)
+    params = {
+        "account": move.account_id,
+        "hold": amount if move.kind is MoneyMove.HOLD else 0,
+        "spend": amount
+        if move.kind is MoneyMove.POST
+        else (-amount if move.kind is MoneyMove.CREDIT else 0),
+        "check": 1 if spending and move.require_funds else 0,
+        "amount": amount,
+    }
+    account = _account(conn.execute(_SPEND_SQL, params).fetchone())
+    if account is None:
+        current = _account(
+            conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (move.account_id,)).fetchone()
+        )
+        if current is None:
+            raise NotFound(f"account {move.account_id} not found")
+        return False, current
+    if spending and entry.match_key:
+        conn.execute(
+            "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at) "
+            "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (match_key) DO UPDATE SET "
+            "amount = amount + excluded.amount, posted = excluded.posted",
+            (entry.match_key, move.account_id, amount, move.kind is MoneyMove.POST, entry.ts),
+        )
+    return True, account
+
+
+def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool, Account | None]:
+    """A reversal: release up to what the hold (or posted amount) still has; repeatable."""
+    hold_row = conn.execute(
+        "SELECT account_id, amount, posted, reversed FROM holds WHERE match_key = ?",
+        (move.match_key,),
+    ).fetchone()
+    account_id = hold_row[0] if hold_row is not None else move.account_id
     account = _account(
         conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
     )
     if account is None:
         raise NotFound(f"account {account_id} not found")
-    kind, amount = account.kind, move.amount_minor
+    if hold_row is None:
+        entry.hold_amount = 0
+        return True, account
+    _, held, posted, reversed_ = hold_row
+    release = max(0, min(move.amount_minor, held - reversed_))
+    entry.hold_amount = -release
+    if release == 0:
+        return True, account
     balance_delta = holds_delta = 0
-    if move.kind in (MoneyMove.HOLD, MoneyMove.POST):
-        available = open_to_buy(kind, account.balance, account.credit_limit, account.holds)
-        if move.require_funds and amount > available:
-            return False, account
-        if move.kind is MoneyMove.HOLD:
-            holds_delta = amount
-        else:
-            balance_delta = spend_delta(kind, amount)
-        if entry.match_key:
-            conn.execute(
-                "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at) "
-                "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (match_key) DO UPDATE SET "
-                "amount = amount + excluded.amount, posted = excluded.posted",
-                (entry.match_key, account_id, amount, move.kind is MoneyMove.POST, entry.ts),
-            )
-    elif move.kind is MoneyMove.CREDIT:
-        balance_delta = -spend_delta(kind, amount)
-    elif move.kind is MoneyMove.RELEASE:
-        if hold_row is None:
-            entry.hold_amount = 0
-            return True, account
-        _, held, posted, reversed_ = hold_row
-        release = max(0, min(amount, held - reversed_))
-        entry.hold_amount = -release
-        if release == 0:
-            return True, account
-        if posted:
-            balance_delta = -spend_delta(kind, release)
-        else:
-            holds_delta = -min(release, account.holds)
-        conn.execute(
-            "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?",
-            (release, move.match_key),
-        )
+    if posted:
+        balance_delta = -spend_delta(account.kind, release)
+    else:
+        holds_delta = -min(release, account.holds)
+    conn.execute(
+        "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, move.match_key)
+    )
     conn.execute(
         "UPDATE accounts SET balance = balance + ?, holds = holds + ?, version = version + 1 "
         "WHERE account_id = ?",

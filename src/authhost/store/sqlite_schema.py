@@ -106,6 +106,12 @@ CREATE TABLE list_values (
 ) WITHOUT ROWID;
 CREATE TABLE idempotency (key TEXT PRIMARY KEY, result TEXT NOT NULL, ts REAL NOT NULL);
 """,
+    # 2: the snapshot reads a card's velocity events from the index alone (no table lookups)
+    """
+CREATE INDEX velocity_covering ON velocity
+  (card_id, ts, amount, approved, merchant_id, country, cash, pin_failed, cvv_failed);
+DROP INDEX velocity_by_card;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,7 +4,8 @@ sqlite3 blocks, so the event loop must never call it directly. Each ``SqliteThre
 connection and runs jobs (plain functions of that connection) from a queue. A writer thread
 takes every job that is waiting, runs them in ONE ``BEGIN IMMEDIATE`` transaction (each job
 inside its own savepoint, so a failing job is undone alone), commits once, then wakes all the
-waiting tasks with one call into their event loop. Under load that turns N commits into one
+waiting tasks with one call into their event loop (a failing job makes the batch run again
+job by job, so it is undone alone). Under load that turns N commits into one
 WAL append and one thread hop, which is what lets the embedded store keep up with the
 authorisation pipeline. A reader thread runs the waiting jobs in one read transaction (a
 consistent snapshot in WAL mode).
@@ -130,26 +131,30 @@ class SqliteThread:
             conn.execute("COMMIT")
 
     def _run_writes(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            for item in batch:
-                item.error = exc
-            return
-        for item in batch:
-            conn.execute("SAVEPOINT job")
+        """All jobs in one transaction. If one fails, roll back and run each job again in a
+        transaction of its own, so the failure is undone alone. (Jobs change nothing but the
+        database, so running one again is safe; savepoints per job would cost two more
+        sqlite3 calls each, and every call gives up and re-takes the GIL.)"""
+        if len(batch) > 1:
             try:
+                conn.execute("BEGIN IMMEDIATE")
+                for item in batch:
+                    item.result = item.job(conn)
+                conn.execute("COMMIT")
+                return
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+        for item in batch:
+            item.result, item.error = None, None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
                 item.result = item.job(conn)
+                conn.execute("COMMIT")
             except BaseException as exc:
-                item.error = exc
-                conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-        try:
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            conn.execute("ROLLBACK")
-            for item in batch:
                 item.result, item.error = None, exc
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
 
     def _notify(self, batch: list[_Pending]) -> None:
         by_token: dict[int, list[_Pending]] = {}
