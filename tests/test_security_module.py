@@ -22,6 +22,7 @@ from authhost.security import dukpt, pinblock
 from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
 from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, generate_material
 from authhost.security.keystore import KeyStore
+from authhost.security.mac import retail_mac
 from authhost.security.module import PinCheck, PinSourceKind, SecurityModule
 
 PAN = "4000001234567899"
@@ -383,10 +384,11 @@ def test_missing_zone_key_raises_a_configuration_error(hsm, test_keys) -> None:
 # --- MAC -------------------------------------------------------------------------------------
 
 
-def test_message_mac_verifies_and_detects_changes(hsm) -> None:
+def test_message_mac_verifies_and_detects_changes(hsm, test_keys) -> None:
     body = b"0200" + secrets.token_bytes(40)
     tag = hsm.mac_message(body)
     assert len(tag) == 8
+    assert tag == retail_mac(test_keys["mak"], body)  # what a demo switch signs with
     assert hsm.verify_mac(body, tag)
     assert not hsm.verify_mac(body + b"0", tag)
     assert not hsm.verify_mac(body, bytes(8))

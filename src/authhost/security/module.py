@@ -219,8 +219,8 @@ class SecurityModule:
     def demo_test_keys(self) -> dict[str, str]:
         """Clear test zone keys and BDKs (hex) for the demo export; refused for a real store.
 
-        Names: "zpk" (TDES, formats 0/1/3), "zpk-aes" (format 4), "bdk" (TDES DUKPT) and
-        "bdk-aes" (AES DUKPT).
+        Names: "zpk" (TDES, formats 0/3), "zpk-aes" (format 4), "bdk" (TDES DUKPT),
+        "bdk-aes" (AES DUKPT) and "mak" (the MAC key a switch signs fields 64/128 with).
         """
         if not self._store.demo:
             raise SecurityError("test keys are only exported from a demo key store")
@@ -231,6 +231,7 @@ class SecurityModule:
                 (DEFAULT_AES_ZPK, KeyType.ZPK),
                 (DEFAULT_BDK, KeyType.BDK),
                 (DEFAULT_AES_BDK, KeyType.BDK),
+                (DEFAULT_MAC_KEY, KeyType.MAK),
             )
         }
 
