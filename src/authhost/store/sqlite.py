@@ -9,6 +9,7 @@ processes that open the same file (SQLite's file lock serialises their writers).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import sqlite3
@@ -589,7 +590,7 @@ def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
 def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None) -> CommitResult:
     """The commit transaction. It works on a copy of the journal entry and changes nothing
     outside the database, so the writer may run it again (see ``sqlite_thread``)."""
-    entry = replace(commit.journal)
+    entry = copy.copy(commit.journal)
     if entry.dedupe_key:
         row = conn.execute(
             _BY_DEDUPE_KEY,
