@@ -27,6 +27,7 @@ import glob
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -64,6 +65,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live descendants (server workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    usage: dict[int, float] = {}
+    parent: dict[int, int] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            text = Path(stat).read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+        this = int(stat.split("/")[2])
+        parent[this] = int(fields[1])
+        usage[this] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for this, seconds in usage.items():
+        walk = this
+        while walk > 1 and walk != pid:
+            walk = parent.get(walk, 0)
+        if walk == pid:
+            total += seconds
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """CPU of this process and of its finished children (the load processes of a phase)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def wait_for_port(port: int, process: subprocess.Popen, seconds: float, name: str) -> None:
@@ -123,10 +157,12 @@ class Suite:
     work: Path
     reports: list[BenchReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def measure(
-        self, label: str, port: int, fields: list, *, rate: float | None = None
+        self, label: str, server: Server, fields: list, *, rate: float | None = None
     ) -> BenchReport:
+        port = server.port
         seconds = self.args.seconds
         count = int(rate * seconds) if rate else 10_000_000
         plan = LoadPlan(
@@ -146,6 +182,7 @@ class Suite:
             TimeElapsedColumn(),
             console=console,
         )
+        server_before, load_before = cpu_seconds(server.process.pid), own_cpu_seconds()
         with progress:
             task = progress.add_task(label, total=count if rate else None)
             report = run_bench(
@@ -155,12 +192,21 @@ class Suite:
                 label=label,
                 progress=lambda done: progress.update(task, completed=done),
             )
+        server_cpu = cpu_seconds(server.process.pid) - server_before
+        load_cpu = own_cpu_seconds() - load_before
+        answered = max(report.result.completed, 1)
+        self.cpu[label] = {
+            "server_cpu_s": round(server_cpu, 2),
+            "loadgen_cpu_s": round(load_cpu, 2),
+            "server_cpu_us_per_answer": round(server_cpu / answered * 1e6, 1),
+        }
         self.reports.append(report)
         latency = report.latency_ms()
         console.print(
             f"  {report.throughput:,.0f}/s, p50 {latency.get('p50', 0):.2f} ms, "
             f"p99 {latency.get('p99', 0):.2f} ms, codes {dict(report.result.codes)}, "
-            f"timeouts {report.result.timeouts}, errors {report.result.errors}"
+            f"timeouts {report.result.timeouts}, errors {report.result.errors}; CPU s: server "
+            f"{server_cpu:.1f}, load generator {load_cpu:.1f}"
         )
         return report
 
@@ -256,17 +302,17 @@ def run_suite(suite: Suite) -> None:
     echo = start("echo", [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port",
                           str(echo_port)], work, echo_port, work / "echo.log")  # fmt: skip
     try:
-        suite.measure("echo network", echo_port, network)
-        suite.measure("echo auth", echo_port, auth)
+        suite.measure("echo network", echo, network)
+        suite.measure("echo auth", echo, auth)
     finally:
         echo.stop()
 
     server = start("authhost sqlite", authhost("serve", "--demo", "--config", str(sqlite_config)),
                    work, port, work / "authhost-sqlite.log")  # fmt: skip
     try:
-        suite.measure("authhost network", port, network)
-        suite.measure("authhost auth sqlite", port, auth)
-        suite.measure("authhost auth sqlite @2000/s", port, auth, rate=2000)
+        suite.measure("authhost network", server, network)
+        suite.measure("authhost auth sqlite", server, auth)
+        suite.measure("authhost auth sqlite @2000/s", server, auth, rate=2000)
     finally:
         server.stop()
 
@@ -292,15 +338,15 @@ def run_suite(suite: Suite) -> None:
         server = start("authhost redis", authhost("serve", "--demo", "--config", str(redis_config)),
                        work, port, work / "authhost-redis.log")  # fmt: skip
         try:
-            suite.measure("authhost auth redis", port, cards)
-            suite.measure("authhost auth redis @2000/s", port, cards, rate=2000)
+            suite.measure("authhost auth redis", server, cards)
+            suite.measure("authhost auth redis @2000/s", server, cards, rate=2000)
         finally:
             server.stop()
         two_config, port = suite.config("redis-2", url, workers=2)
         command = authhost("serve", "--demo", "--config", str(two_config))
         server = start("authhost redis x2", command, work, port, work / "authhost-redis-2.log")
         try:
-            suite.measure("authhost auth redis 2 workers", port, cards)
+            suite.measure("authhost auth redis 2 workers", server, cards)
         finally:
             server.stop()
     finally:
@@ -308,7 +354,7 @@ def run_suite(suite: Suite) -> None:
         redis_process.wait(timeout=10)
 
 
-def ratios(by_label: dict[str, BenchReport]) -> dict[str, Any]:
+def ratios(by_label: dict[str, BenchReport], cpu: dict[str, dict[str, float]]) -> dict[str, Any]:
     def tput(label: str) -> float | None:
         report = by_label.get(label)
         return report.throughput if report else None
@@ -322,8 +368,17 @@ def ratios(by_label: dict[str, BenchReport]) -> dict[str, Any]:
     wire = ratio("authhost network", "echo network")
     pipeline = ratio("authhost auth sqlite", "echo auth")
     full = tput("authhost auth sqlite")
+
+    def cpu_ratio(a: str, b: str) -> float | None:
+        """How many times more server CPU an answer of ``a`` costs than one of ``b``."""
+        x = cpu.get(a, {}).get("server_cpu_us_per_answer")
+        y = cpu.get(b, {}).get("server_cpu_us_per_answer")
+        return round(x / y, 1) if x and y else None
+
     return {
         "wire_ratio": wire,
+        "wire_cpu_cost_vs_echo": cpu_ratio("authhost network", "echo network"),
+        "pipeline_cpu_cost_vs_echo": cpu_ratio("authhost auth sqlite", "echo auth"),
         "pipeline_ratio": pipeline,
         "pipeline_throughput": round(full, 1) if full else None,
         "p99_ms_at_2000": p99,
@@ -371,8 +426,8 @@ def write_report(suite: Suite, out: Path, started: float) -> dict[str, Any]:
             "authhost_log_level": suite.args.log_level,
         },
         "notes": suite.notes,
-        "ratios": ratios(by_label),
-        "phases": [r.as_dict() for r in suite.reports],
+        "ratios": ratios(by_label, suite.cpu),
+        "phases": [{**r.as_dict(), **suite.cpu.get(r.label, {})} for r in suite.reports],
     }
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "report.md").write_text(markdown(doc))
@@ -386,10 +441,13 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"{doc['machine']['cpus']} CPUs, {doc['machine']['platform']}, Python "
         f"{doc['machine']['python']}; load average at start "
-        f"{doc['machine']['load_average_at_start']}. Load generator and servers share the CPUs.",
+        f"{doc['machine']['load_average_at_start']}. Load generator and servers share the CPUs:",
+        "a phase whose load generator used about one CPU-second per second was limited by the",
+        "load generator, not the server. Server CPU per answer is the least noisy cost figure.",
         "",
-        "| phase | load | answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | timeouts | codes |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| phase | load | answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | timeouts | "
+        "server CPU µs/answer | load gen CPU s | codes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for p in doc["phases"]:
         load = (
@@ -400,7 +458,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {p['label']} | {load} | {p['throughput_rps']:,.0f} | {lat.get('p50', '-')} | "
             f"{lat.get('p90', '-')} | {lat.get('p99', '-')} | {lat.get('p99.9', '-')} | "
-            f"{p['timeouts'] + p['errors']} | {codes} |"
+            f"{p['timeouts'] + p['errors']} | {p.get('server_cpu_us_per_answer', '-')} | "
+            f"{p.get('loadgen_cpu_s', '-')} | {codes} |"
         )
     r = doc["ratios"]
     lines += ["", "| measure | value | target | met |", "| --- | ---: | ---: | --- |"]
@@ -413,6 +472,12 @@ def markdown(doc: dict[str, Any]) -> str:
                  f"{met['pipeline_ratio >= 0.20']} |")  # fmt: skip
     lines.append(f"| p99 ms at 2,000/s offered (SQLite) | {r['p99_ms_at_2000']} | <= 20 | "
                  f"{met['p99 <= 20 ms at 2000/s']} |")  # fmt: skip
+    if r["wire_cpu_cost_vs_echo"] is not None:
+        lines.append(f"| server CPU per answer, authhost 0800 / echo | "
+                     f"{r['wire_cpu_cost_vs_echo']}x | | |")  # fmt: skip
+    if r["pipeline_cpu_cost_vs_echo"] is not None:
+        lines.append(f"| server CPU per answer, authhost auth (SQLite) / echo | "
+                     f"{r['pipeline_cpu_cost_vs_echo']}x | | |")  # fmt: skip
     if r["redis_ratio"] is not None:
         lines.append(f"| Redis full pipeline / echo | {r['redis_ratio']} | | |")
     if r["redis_two_workers_speedup"] is not None:
