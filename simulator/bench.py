@@ -13,6 +13,7 @@ import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import trio
@@ -134,7 +135,7 @@ def _worker(
         done.value = n
 
     try:
-        result = trio.run(run_load, plan, fields, progress, barrier.wait)
+        result = trio.run(run_load, plan, fields, progress, partial(barrier.wait, 60))
         results.put(result.to_wire())
     except BaseException as error:  # report, never hang the parent
         barrier.abort()

@@ -182,6 +182,8 @@ async def run_load(
             await stream.aclose()
         run.result.errors = plan.count or 0
         run.result.error_messages.append(f"cannot connect to {plan.host}:{plan.port}: {error}")
+        if ready is not None:  # the other load processes must not wait for this one
+            await trio.to_thread.run_sync(ready)
         return run.result
     if ready is not None:
         await trio.to_thread.run_sync(ready)

@@ -93,8 +93,9 @@ def test_split_plan_gives_each_process_its_share():
     assert [p.process_index for p in parts] == [0, 1]
 
 
-def test_nothing_listening_is_an_error_not_a_hang():
-    report = run_bench(plan(free_port(), count=20), network())
+@pytest.mark.parametrize("processes", [1, 2])
+def test_nothing_listening_is_an_error_not_a_hang(processes):
+    report = run_bench(plan(free_port(), count=20), network(), processes=processes)
     assert report.result.completed == 0 and report.result.errors == 20
     assert "cannot connect" in report.result.error_messages[0]
 
