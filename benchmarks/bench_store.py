@@ -13,6 +13,7 @@ a hold with a velocity event and a journal entry.
     .venv/bin/python benchmarks/bench_store.py --backend sqlite --seconds 3
     .venv/bin/python benchmarks/bench_store.py --redis-url redis://127.0.0.1:6379/0
     .venv/bin/python benchmarks/bench_store.py --json out.json
+    .venv/bin/python benchmarks/bench_store.py --processes 2      # two processes, one store
 
 Without ``--redis-url`` a private redis-server is started on a free port (if installed).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import secrets
 import shutil
 import socket
@@ -123,10 +125,13 @@ async def rate(op: Callable[[], Awaitable[None]], seconds: float, concurrency: i
     return done / (time.perf_counter() - start)
 
 
-async def measure(url: str, prefix: str, seconds: float, rounds: int, concurrency: int) -> dict:
+async def measure(
+    url: str, prefix: str, seconds: float, rounds: int, concurrency: int, shared: bool = False
+) -> dict:
+    """One process's figures. ``shared``: the data was seeded by the parent (--processes)."""
     store = await open_store(url, prefix=prefix)
     try:
-        cards = await seed(store)
+        cards = await store.list_cards(limit=CARDS) if shared else await seed(store)
         counter = iter(range(10**12))
         auth = authorisation(store, cards, counter)
         if url.startswith("sqlite"):
@@ -159,9 +164,50 @@ async def measure(url: str, prefix: str, seconds: float, rounds: int, concurrenc
             "concurrency": concurrency,
         }
     finally:
-        if hasattr(store, "drop_all"):
+        if hasattr(store, "drop_all") and not shared:
             await store.drop_all()
         await store.close()
+
+
+async def seed_only(url: str, prefix: str) -> None:
+    store = await open_store(url, prefix=prefix)
+    try:
+        await seed(store)
+    finally:
+        await store.close()
+
+
+async def drop(url: str, prefix: str) -> None:
+    store = await open_store(url, prefix=prefix)
+    try:
+        if hasattr(store, "drop_all"):
+            await store.drop_all()
+    finally:
+        await store.close()
+
+
+def _child(args: tuple) -> dict:
+    return trio.run(measure, *args, True)
+
+
+def run_backend(url: str, prefix: str, args: argparse.Namespace) -> dict:
+    """Figures for one backend; with --processes N, N processes share one store and the
+    per-second figures are their sums."""
+    if args.processes == 1:
+        return trio.run(measure, url, prefix, args.seconds, args.rounds, args.concurrency)
+    trio.run(seed_only, url, prefix)
+    job = (url, prefix, args.seconds, args.rounds, args.concurrency)
+    try:
+        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+            parts = pool.map(_child, [job] * args.processes)
+    finally:
+        trio.run(drop, url, prefix)
+    total = dict(parts[0])
+    for key in ("baseline_per_s", "authorisations_per_s"):
+        total[key] = sum(part[key] for part in parts)
+    total["ratio_to_baseline"] = round(total["authorisations_per_s"] / total["baseline_per_s"], 3)
+    total["processes"] = args.processes
+    return total
 
 
 @contextlib.contextmanager
@@ -195,27 +241,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each timed run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes sharing one store (serve --workers)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp, private_redis() as own_redis:
         if args.backend in ("sqlite", "both"):
             url = f"sqlite:///{tmp}/bench.db"
-            results["sqlite"] = trio.run(
-                measure, url, "bench", args.seconds, args.rounds, args.concurrency
-            )
+            results["sqlite"] = run_backend(url, "bench", args)
         redis_url = args.redis_url or own_redis
         if args.backend in ("redis", "both"):
             if redis_url is None:
                 print("redis: skipped (no redis-server installed and no --redis-url)")
             else:
                 prefix = f"bench{secrets.token_hex(4)}"
-                results["redis"] = trio.run(
-                    measure, redis_url, prefix, args.seconds, args.rounds, args.concurrency
-                )
+                results["redis"] = run_backend(redis_url, prefix, args)
     for backend, result in results.items():
         print(
-            f"{backend:7s} {result['authorisations_per_s']:>7} snapshot+commit/s   "
+            f"{backend:7s} x{result.get('processes', 1)} "
+            f"{result['authorisations_per_s']:>7} snapshot+commit/s   "
             f"baseline {result['baseline']}: {result['baseline_per_s']}/s   "
             f"ratio {result['ratio_to_baseline']}"
         )
