@@ -4,7 +4,7 @@ Usage:
     .venv/bin/python benchmarks/bench_scorer.py [--artifact DIR] [--rounds 7] [--json]
 
 Without ``--artifact`` a gradient-boosted model is trained here on synthetic labelled traffic
-with the default ``authhost train`` hyperparameters (150 trees, up to 31 leaves, depth 7), so
+with the default ``authhost train`` hyperparameters (150 trees, up to 15 leaves, depth 6), so
 the tree count and depth are what serving meets. Each measurement is the median over
 interleaved rounds (baseline and candidate alternate, so machine noise hits both):
 
@@ -143,6 +143,7 @@ def main() -> None:
                 _per_call_us(lambda: service.score(ctx0), calls)
             )
     medians = {name: statistics.median(values) for name, values in measures.items()}
+    best = {name: min(values) for name, values in measures.items()}
 
     replay_rows = rows[: min(len(rows), 30_000)]
     started = time.perf_counter()
@@ -164,6 +165,7 @@ def main() -> None:
         "model": model_info,
         "rounds": args.rounds,
         "median_us": medians,
+        "best_round_us": best,
         "speedup_vs_sklearn_one_row": {
             name: baseline / value for name, value in medians.items() if baseline and value
         },
@@ -182,10 +184,13 @@ def main() -> None:
         print()
         return
     print(f"model: {model_info}; median of {args.rounds} interleaved rounds")
-    print(f"{'measure':52s} {'us/tx':>9s} {'vs sklearn':>11s} {'core@2000/s':>12s}")
+    print(
+        f"{'measure (mean per call in a round)':52s} {'median us':>9s} {'best us':>8s} "
+        f"{'vs sklearn':>11s} {'core@2000/s':>12s}"
+    )
     for name, value in medians.items():
         ratio = f"{baseline / value:10.0f}x" if baseline else "n/a"
-        print(f"{name:52s} {value:9.1f} {ratio:>11s} {value * 2000 / 1e6:11.1%}")
+        print(f"{name:52s} {value:9.1f} {best[name]:8.1f} {ratio:>11s} {value * 2000 / 1e6:11.1%}")
     r = result["replay"]
     print(
         f"replay of {r['rows']} rows: incremental {r['incremental_us_per_row']:.1f} us/row, "
