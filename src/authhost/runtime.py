@@ -106,6 +106,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             config.server.timeout_response_code,
         )
         runtime = Runtime(handler=handler, banner=banner)
+        # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart.
+        runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
         runtime.services.append(partial(flush_timeouts, handler))
         if config.admin.port:
             from authhost.admin.http import serve_admin
