@@ -179,7 +179,7 @@ _ANSWER_FIELDS = {
 }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     dialect=st.sampled_from(sorted(DIALECTS)),
     present=st.sets(st.sampled_from(sorted(_ANSWER_FIELDS, key=int)), min_size=1),
