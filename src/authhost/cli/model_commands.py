@@ -143,8 +143,12 @@ def list_models(
         typer.echo(f"no model artifacts in {registry.root}")
         return
     table = Table(title=f"models in {registry.root}")
-    for column in ("name", "role", "kind", "created", "threshold", "AP", "AUC", "note"):
+    table.add_column("name", no_wrap=True)  # copied into `models activate`: never cut
+    for column in ("role", "kind", "created", "thr", "AP", "AUC"):
         table.add_column(column)
+    with_notes = any(a.error for a in items)
+    if with_notes:
+        table.add_column("error")
     for a in items:
         role = (
             "champion"
@@ -153,16 +157,16 @@ def list_models(
             if a.name == state.challenger
             else ""
         )
-        table.add_row(
+        cells = [
             a.name,
             role,
             a.kind,
-            a.created,
+            a.created[:16],
             str(a.threshold),
-            _fmt(a.metrics.get("average_precision")),
-            _fmt(a.metrics.get("auc_roc")),
-            a.error,
-        )
+            _fmt(a.metrics.get("average_precision"), 3),
+            _fmt(a.metrics.get("auc_roc"), 3),
+        ]
+        table.add_row(*cells, *([a.error] if with_notes else []))
     Console().print(table)
 
 
