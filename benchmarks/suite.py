@@ -155,13 +155,22 @@ def run_quiet(command: list[str], cwd: Path, log: Path, timeout: float) -> None:
 class Suite:
     args: argparse.Namespace
     work: Path
-    reports: list[BenchReport] = field(default_factory=list)
+    best: dict[str, BenchReport] = field(default_factory=dict)  # per label, best round
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # every measurement
     notes: list[str] = field(default_factory=list)
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def measure(
-        self, label: str, server: Server, fields: list, *, rate: float | None = None
+        self,
+        label: str,
+        server: Server,
+        fields: list,
+        *,
+        rate: float | None = None,
+        round_no: int = 1,
     ) -> BenchReport:
+        """One phase; the best round of each label (highest throughput) is what is reported,
+        because noise on a shared machine only ever slows a phase down."""
         port = server.port
         seconds = self.args.seconds
         count = int(rate * seconds) if rate else 10_000_000
@@ -176,7 +185,7 @@ class Suite:
             timeout=2.0,
         )
         progress = Progress(
-            TextColumn(f"[bold]{label:<28}"),
+            TextColumn(f"[bold]{label:<29} {round_no}"),
             BarColumn(),
             MofNCompleteColumn() if rate else TextColumn("{task.completed:,.0f} answered"),
             TimeElapsedColumn(),
@@ -195,12 +204,16 @@ class Suite:
         server_cpu = cpu_seconds(server.process.pid) - server_before
         load_cpu = own_cpu_seconds() - load_before
         answered = max(report.result.completed, 1)
-        self.cpu[label] = {
+        cpu = {
             "server_cpu_s": round(server_cpu, 2),
             "loadgen_cpu_s": round(load_cpu, 2),
             "server_cpu_us_per_answer": round(server_cpu / answered * 1e6, 1),
         }
-        self.reports.append(report)
+        self.rounds.append({"round": round_no, **report.as_dict(), **cpu})
+        best = self.best.get(label)
+        if best is None or report.throughput > best.throughput:
+            self.best[label] = report
+            self.cpu[label] = cpu
         latency = report.latency_ms()
         console.print(
             f"  {report.throughput:,.0f}/s, p50 {latency.get('p50', 0):.2f} ms, "
@@ -298,23 +311,26 @@ def run_suite(suite: Suite) -> None:
         "and e-commerce purchase with CVV2, alternating"
     )
 
+    # Both servers run side by side (the idle one costs nothing) and the phases alternate,
+    # so that a burst of noise from the rest of the machine hits both, not one.
     echo_port = free_port()
     echo = start("echo", [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--port",
                           str(echo_port)], work, echo_port, work / "echo.log")  # fmt: skip
     try:
-        suite.measure("echo network", echo, network)
-        suite.measure("echo auth", echo, auth)
+        server = start("authhost sqlite", authhost("serve", "--demo", "--config",
+                       str(sqlite_config)), work, port, work / "authhost-sqlite.log")  # fmt: skip
+        try:
+            for round_no in range(1, args.rounds + 1):
+                suite.measure("echo network", echo, network, round_no=round_no)
+                suite.measure("authhost network", server, network, round_no=round_no)
+                suite.measure("echo auth", echo, auth, round_no=round_no)
+                suite.measure("authhost auth sqlite", server, auth, round_no=round_no)
+            # last on this server: an overload leaves a backlog behind it
+            suite.measure("authhost auth sqlite @2000/s", server, auth, rate=2000)
+        finally:
+            server.stop()
     finally:
         echo.stop()
-
-    server = start("authhost sqlite", authhost("serve", "--demo", "--config", str(sqlite_config)),
-                   work, port, work / "authhost-sqlite.log")  # fmt: skip
-    try:
-        suite.measure("authhost network", server, network)
-        suite.measure("authhost auth sqlite", server, auth)
-        suite.measure("authhost auth sqlite @2000/s", server, auth, rate=2000)
-    finally:
-        server.stop()
 
     if args.no_redis:
         suite.notes.append("redis: skipped (--no-redis)")
@@ -407,7 +423,7 @@ def git_commit() -> str:
 
 def write_report(suite: Suite, out: Path, started: float) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    by_label = {r.label: r for r in suite.reports}
+    by_label = suite.best
     doc = {
         "date": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
@@ -421,13 +437,15 @@ def write_report(suite: Suite, out: Path, started: float) -> dict[str, Any]:
             "seconds_per_phase": suite.args.seconds,
             "connections": suite.args.connections,
             "closed_loop_concurrency": suite.args.concurrency,
+            "rounds": suite.args.rounds,
             "load_processes": suite.args.processes,
             "cards": suite.args.cards,
             "authhost_log_level": suite.args.log_level,
         },
         "notes": suite.notes,
         "ratios": ratios(by_label, suite.cpu),
-        "phases": [{**r.as_dict(), **suite.cpu.get(r.label, {})} for r in suite.reports],
+        "phases": [{**r.as_dict(), **suite.cpu.get(r.label, {})} for r in suite.best.values()],
+        "all_rounds": suite.rounds,
     }
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "report.md").write_text(markdown(doc))
@@ -444,6 +462,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{doc['machine']['load_average_at_start']}. Load generator and servers share the CPUs:",
         "a phase whose load generator used about one CPU-second per second was limited by the",
         "load generator, not the server. Server CPU per answer is the least noisy cost figure.",
+        "",
+        f"Best of {doc['settings']['rounds']} alternating rounds per closed-loop phase "
+        f"({doc['settings']['seconds_per_phase']:g} s each); every round is in report.json.",
         "",
         "| phase | load | answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | timeouts | "
         "server CPU µs/answer | load gen CPU s | codes |",
@@ -527,7 +548,10 @@ def summary_table(doc: dict[str, Any]) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="authhost load benchmark (see module doc)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each phase")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating echo/authhost rounds (best is kept)"
+    )
     parser.add_argument("--cards", type=int, default=200, help="benchmark cards to issue")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop in flight")
@@ -554,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         args.keep = True
         suite.notes.append(f"stopped early: {error}")
     finally:
-        if suite.reports:
+        if suite.best:
             doc = write_report(suite, out, started)
             console.print(summary_table(doc))
             console.print(json.dumps(doc["ratios"], indent=2))
@@ -563,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"work directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return 0 if suite.reports and not any("stopped early" in n for n in suite.notes) else 1
+    return 0 if suite.best and not any("stopped early" in n for n in suite.notes) else 1
 
 
 if __name__ == "__main__":
