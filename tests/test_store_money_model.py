@@ -1,0 +1,106 @@
+"""Random money movements on every backend against a plain Python model of the rules.
+
+The SQLite backend moves money in SQL and the Redis backend in Lua; this holds both to one
+definition: open-to-buy checks, holds, posts, refunds, and releases clamped to what is left.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from test_store_contract import (  # noqa: F401  (fixtures: store, redis_cluster_url)
+    PRODUCT,
+    entry,
+    make_card,
+    redis_cluster_url,
+    store,
+)
+
+from authhost.cards.model import Account, CardKind, CardState
+from authhost.store.interface import Commit, MoneyMove, Movement
+
+
+@dataclass
+class Model:
+    kind: CardKind
+    balance: int
+    credit_limit: int
+    holds: int = 0
+    held: dict[str, list] = field(default_factory=dict)  # match key -> [amount, posted, reversed]
+
+    @property
+    def open_to_buy(self) -> int:
+        if self.kind is CardKind.CREDIT:
+            return self.credit_limit - self.balance - self.holds
+        return self.balance - self.holds
+
+    def spend(self, amount: int) -> int:
+        return amount if self.kind is CardKind.CREDIT else -amount
+
+    def apply(self, kind: MoneyMove, amount: int, check: bool, key: str) -> tuple[bool, int]:
+        """(funds_ok, journal hold_amount) after one movement."""
+        if kind in (MoneyMove.HOLD, MoneyMove.POST):
+            if check and amount > self.open_to_buy:
+                return False, 0
+            if kind is MoneyMove.HOLD:
+                self.holds += amount
+            else:
+                self.balance += self.spend(amount)
+            record = self.held.setdefault(key, [0, False, 0])
+            record[0] += amount
+            record[1] = kind is MoneyMove.POST
+            return True, amount
+        if kind is MoneyMove.CREDIT:
+            self.balance -= self.spend(amount)
+            return True, amount
+        record = self.held.get(key)
+        if record is None:
+            return True, 0
+        release = max(0, min(amount, record[0] - record[2]))
+        if release:
+            if record[1]:
+                self.balance -= self.spend(release)
+            else:
+                self.holds -= min(release, self.holds)
+            record[2] += release
+        return True, -release
+
+
+@pytest.mark.parametrize("kind", [CardKind.DEBIT, CardKind.CREDIT], ids=lambda k: k.value)
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F811
+    rng = random.Random(seed)
+    model = Model(kind, balance=0 if kind is CardKind.CREDIT else 50_000, credit_limit=50_000)
+    await store.put_product(PRODUCT)
+    await store.create_account(
+        Account("acc-1", "978", kind, balance=model.balance, credit_limit=model.credit_limit)
+    )
+    card, _, blob = make_card(state=CardState.ACTIVE)
+    await store.create_card(card, blob)
+    keys: list[str] = []
+    for n in range(60):
+        move = rng.choice(
+            [MoneyMove.HOLD, MoneyMove.HOLD, MoneyMove.POST, MoneyMove.CREDIT, MoneyMove.RELEASE]
+        )
+        amount = rng.randint(1, 20_000)
+        check = rng.random() < 0.8
+        if move is MoneyMove.RELEASE:
+            key = rng.choice(keys) if keys and rng.random() < 0.9 else "nothing-held-here"
+        else:
+            key = f"mk{n}"
+            keys.append(key)
+        journal = entry(card, n, amount, match_key=key, hold_amount=amount)
+        commit = Commit(
+            journal,
+            Movement("acc-1", move, amount, require_funds=check, match_key=key),
+            card_id=card.card_id,
+        )
+        result = await store.commit(commit)
+        funds_ok, hold_amount = model.apply(move, amount, check, key)
+        assert result.funds_ok is funds_ok, (n, move)
+        assert result.journal.hold_amount == hold_amount, (n, move)
+        account = await store.get_account("acc-1")
+        assert (account.balance, account.holds) == (model.balance, model.holds), (n, move)
+        assert account.open_to_buy == model.open_to_buy
