@@ -419,6 +419,9 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
         VelocityEvent(NOW - 7200, 300, False, "m2", "840", pin_failed=True),
         VelocityEvent(NOW - 60, 4500, True, "m3", "840", cash=True),
         VelocityEvent(NOW - 30, 100, True, "m3", "840", cvv_failed=True),
+        VelocityEvent(NOW - 30 * 86400, 50, True, "m5", "250"),  # exactly 30 days: counts
+        VelocityEvent(NOW, 70, False, "m4", "250"),  # same instant as the request: counts
+        VelocityEvent(NOW + 5, 70, True, "m4", "250"),  # after the request: does not
     ]
     for n, event in enumerate(events):
         commit = hold(card, n, event.amount_minor, ts=event.ts)
@@ -426,7 +429,8 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
         await store.commit(commit)
     snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
     assert snap.velocity == compute_velocity(events, NOW)
-    assert snap.velocity.count_24h == 3 and snap.velocity.cash_amount_24h == 4500
+    assert snap.velocity.count_24h == 4 and snap.velocity.cash_amount_24h == 4500
+    assert snap.velocity.count_30d == 6
 
 
 async def test_pin_tries_written_by_commit(store):

@@ -41,6 +41,7 @@ from authhost.store.interface import (
 )
 from authhost.store.records import AuditEntry, JournalEntry
 from authhost.store.redis_keys import Keys
+from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
 EXPORT_PAGE = 2000
@@ -192,7 +193,7 @@ class RedisCardStore:
         ]
         args = [
             repr(query.now),
-            repr(RETENTION_S),
+            repr(FETCH_SPAN_S),
             query.dedupe_key,
             query.original_key,
             "1" if pointer else "0",
@@ -226,7 +227,7 @@ class RedisCardStore:
         keys = [self._keys.pan(query.pan_index), self._keys.products]
         args = [
             repr(query.now),
-            repr(RETENTION_S),
+            repr(FETCH_SPAN_S),
             query.dedupe_key,
             query.original_key,
             self._keys.prefix,
@@ -336,7 +337,7 @@ class RedisCardStore:
             codec.journal_to_json(failed),
             event_member,
             "1" if event is not None and event.approved else "0",
-            repr(entry.ts - RETENTION_S),
+            repr(entry.ts - RETENTION_S - PRUNE_MARGIN_S),
             "" if commit.pin_tries is None else str(commit.pin_tries),
             "1" if commit.card_id else "0",
         ]

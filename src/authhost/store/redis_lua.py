@@ -19,7 +19,7 @@ if has_card then
   card = redis.call('HMGET', k_card, 'data', 'pin_tries', 'version')
   if not card[1] then card = false end
   local now = tonumber(ARGV[1])
-  events = redis.call('ZRANGEBYSCORE', k_velocity, now - tonumber(ARGV[2]), '(' .. ARGV[1])
+  events = redis.call('ZRANGEBYSCORE', k_velocity, now - tonumber(ARGV[2]), ARGV[1])
 end
 local previous = false
 if ARGV[3] ~= '' then

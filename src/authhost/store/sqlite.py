@@ -37,6 +37,7 @@ from authhost.store.interface import (
 )
 from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
+from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
@@ -240,8 +241,8 @@ class SqliteCardStore:
                 product = self._product(card.product_id, row[10]) if row[10] else None
                 rows = conn.execute(
                     "SELECT ts, amount, approved, merchant_id, country, cash, pin_failed, "
-                    "cvv_failed FROM velocity WHERE card_id = ? AND ts >= ? AND ts < ?",
-                    (card.card_id, query.now - RETENTION_S, query.now),
+                    "cvv_failed FROM velocity WHERE card_id = ? AND ts >= ? AND ts <= ?",
+                    (card.card_id, query.now - FETCH_SPAN_S, query.now),
                 ).fetchall()
                 if rows:
                     velocity = compute_velocity(map(StoredEvent._make, rows), query.now)
@@ -262,7 +263,7 @@ class SqliteCardStore:
         self._commits += 1
         prune_before = None
         if self._commits % PRUNE_EVERY == 0:
-            prune_before = commit.journal.ts - RETENTION_S
+            prune_before = commit.journal.ts - RETENTION_S - PRUNE_MARGIN_S
         return await self._writer.run(lambda conn: _commit(conn, commit, prune_before))
 
     # --- products and accounts -----------------------------------------------------------
