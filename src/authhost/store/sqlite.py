@@ -19,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
+import anyio.to_thread
+
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, compute_velocity
 from authhost.store import codec
@@ -159,8 +161,6 @@ class SqliteCardStore:
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteCardStore:
-        import anyio.to_thread
-
         path = str(path)
 
         def start() -> SqliteCardStore:
@@ -191,8 +191,6 @@ class SqliteCardStore:
         )
 
     async def close(self) -> None:
-        import anyio.to_thread
-
         def stop() -> None:
             self._checkpointer.close()
             self._writer.close()
