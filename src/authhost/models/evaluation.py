@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +42,11 @@ class ModelMetrics:
     card_precision_per_day: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """Plain JSON values (NaN, e.g. AUC of a test set without fraud, becomes None)."""
+        return {
+            k: None if isinstance(v, float) and math.isnan(v) else v
+            for k, v in asdict(self).items()
+        }
 
 
 def card_precision_per_day(

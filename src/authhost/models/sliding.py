@@ -84,9 +84,29 @@ class SlidingVelocity:
             self._ordered = False
             return
         events.append(event)
-        if self._ordered:
+        if not self._ordered:
+            return
+        # the event enters every window at once (inlined: this runs once per replayed row)
+        count, approved_count, amount = self._count, self._approved, self._amount
+        for w in range(4):
+            count[w] += 1
+        if event.merchant_id:
+            for counter in self._merchants:
+                _inc(counter, event.merchant_id)
+        if event.country:
+            for counter in self._countries:
+                _inc(counter, event.country)
+        if event.approved:
             for w in range(4):
-                self._enter(w, event)
+                amount[w] += event.amount_minor
+                approved_count[w] += 1
+        else:
+            self._declined += 1
+        self._failed_pin += event.pin_failed
+        self._failed_cvv += event.cvv_failed
+        if event.cash and event.approved:
+            self._cash_count += 1
+            self._cash_amount += event.amount_minor
 
     def at(self, now: float) -> Velocity:
         """The counters at ``now`` (same result as ``compute_velocity(events, now)``)."""
@@ -136,23 +156,6 @@ class SlidingVelocity:
             mean_amount_7d=amount[_D7] / approved[_D7] if approved[_D7] else 0.0,
             mean_amount_30d=amount[_D30] / approved[_D30] if approved[_D30] else 0.0,
         )
-
-    def _enter(self, w: int, event: VelocityEvent) -> None:
-        self._count[w] += 1
-        if event.merchant_id:
-            _inc(self._merchants[w], event.merchant_id)
-        if event.country:
-            _inc(self._countries[w], event.country)
-        if event.approved:
-            self._amount[w] += event.amount_minor
-            self._approved[w] += 1
-        if w == _H24:
-            self._declined += not event.approved
-            self._failed_pin += event.pin_failed
-            self._failed_cvv += event.cvv_failed
-            if event.cash and event.approved:
-                self._cash_count += 1
-                self._cash_amount += event.amount_minor
 
     def _leave(self, w: int, event: VelocityEvent) -> None:
         self._count[w] -= 1

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -303,9 +302,7 @@ def train(
                 "threshold": threshold,
                 "training_data": summary["data"] | {"train_days": split.train_days},
                 "test_days": split.test_days,
-                "metrics": {
-                    k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()
-                },
+                "metrics": m,
                 "params": asdict(getattr(config, kind)),
                 "terminal_risk": asdict(config.terminal_risk),
             },
