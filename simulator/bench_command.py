@@ -46,8 +46,12 @@ def bench(
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Load a server with ISO 8583 requests; report throughput, latency percentiles (HDR
-    histogram), response codes and timeouts."""
+    """Load a server with ISO 8583 requests: throughput, latency, response codes, timeouts.
+
+    Open loop with --rate (latency from the scheduled send time), else closed loop with
+    --concurrency requests in flight. Stops at --count requests or --duration seconds.
+    Latency percentiles come from an HDR histogram.
+    """
     try:
         plan = LoadPlan(
             host=host,
