@@ -304,6 +304,7 @@ def stolen_card(
         reported = theft + rng.uniform(4, 36) * HOUR
         country = int(rng.choice(geography.NEIGHBOURS)) if rng.random() < 0.3 else home
         saw_pin = rng.random() < 0.35
+        first = len(events.ts)  # this victim's events start here
         t = theft + rng.uniform(10, 120) * MINUTE
         atm = merchants.any(np.array([country]), np.array([habits.ATM]), rng)[0]
         for _ in range(rng.integers(1, 3) if saw_pin else rng.integers(1, 4)):
@@ -326,8 +327,8 @@ def stolen_card(
         blocked_from[i] = theft
         blocked_to[i] = reported + rng.uniform(2, 6) * DAY
         # whatever the thief tries after the report meets a blocked card
-        for j in range(len(events.ts)):
-            if events.card[j] == c and events.ts[j] >= reported and events.forced[j] == FREE:
+        for j in range(first, len(events.ts)):
+            if events.ts[j] >= reported and events.forced[j] == FREE:
                 events.forced[j] = REPORTED_STOLEN
     batch = events.build(cards, merchants, rng, STOLEN, 1)
     keep = batch.ts < end
