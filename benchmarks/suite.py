@@ -325,6 +325,9 @@ def run_suite(suite: Suite) -> None:
                 suite.measure("authhost network", server, network, round_no=round_no)
                 suite.measure("echo auth", echo, auth, round_no=round_no)
                 suite.measure("authhost auth sqlite", server, auth, round_no=round_no)
+            # latency at half of what it answered closed loop: a rate it can sustain
+            half = max(10, round(suite.best["authhost auth sqlite"].throughput / 2, -1))
+            suite.measure("authhost auth sqlite @half capacity", server, auth, rate=half)
             # last on this server: an overload leaves a backlog behind it
             suite.measure("authhost auth sqlite @2000/s", server, auth, rate=2000)
         finally:
@@ -379,6 +382,7 @@ def ratios(by_label: dict[str, BenchReport], cpu: dict[str, dict[str, float]]) -
         x, y = tput(a), tput(b)
         return round(x / y, 3) if x and y else None
 
+    at_half = by_label.get("authhost auth sqlite @half capacity")
     at_2000 = by_label.get("authhost auth sqlite @2000/s")
     p99 = at_2000.latency_ms().get("p99") if at_2000 else None
     wire = ratio("authhost network", "echo network")
@@ -398,6 +402,8 @@ def ratios(by_label: dict[str, BenchReport], cpu: dict[str, dict[str, float]]) -
         "pipeline_ratio": pipeline,
         "pipeline_throughput": round(full, 1) if full else None,
         "p99_ms_at_2000": p99,
+        "p99_ms_at_half_capacity": at_half.latency_ms().get("p99") if at_half else None,
+        "half_capacity_rate": at_half.plan.rate if at_half else None,
         "redis_ratio": ratio("authhost auth redis", "echo auth"),
         "redis_two_workers_speedup": ratio("authhost auth redis 2 workers", "authhost auth redis"),
         "targets_met": {
@@ -493,6 +499,9 @@ def markdown(doc: dict[str, Any]) -> str:
                  f"{met['pipeline_ratio >= 0.20']} |")  # fmt: skip
     lines.append(f"| p99 ms at 2,000/s offered (SQLite) | {r['p99_ms_at_2000']} | <= 20 | "
                  f"{met['p99 <= 20 ms at 2000/s']} |")  # fmt: skip
+    if r["p99_ms_at_half_capacity"] is not None:
+        lines.append(f"| p99 ms at half capacity ({r['half_capacity_rate']:,.0f}/s offered, "
+                     f"SQLite) | {r['p99_ms_at_half_capacity']} | | |")  # fmt: skip
     if r["wire_cpu_cost_vs_echo"] is not None:
         lines.append(f"| server CPU per answer, authhost 0800 / echo | "
                      f"{r['wire_cpu_cost_vs_echo']}x | | |")  # fmt: skip
