@@ -33,6 +33,7 @@ from authhost.store.interface import (
     Movement,
     NotFound,
     SnapshotQuery,
+    StoreError,
 )
 from authhost.store.records import AuditEntry, JournalEntry
 
@@ -269,6 +270,14 @@ async def test_lost_card_replacement_gets_new_pan_old_still_answers(store):
     successor = await store.find_card(pan_index(HASH_KEY, new_pan_))
     assert successor.replaces == card.card_id and successor.account_id == card.account_id
     assert (await store.get_card(card.card_id)).replaced_by == new.card_id
+
+
+async def test_replacement_stays_on_the_account(store):
+    card, pan = await seeded(store)
+    old, new = lifecycle.renew(card, now=NOW, validity_months=36, new_card_id=new_card_id())
+    with pytest.raises(StoreError, match="stays on the account"):
+        await store.replace_card(old, replace(new, account_id="acc-2"), b"x" * 40)
+    assert await store.get_card(new.card_id) is None
 
 
 async def test_replace_with_stale_old_card_changes_nothing(store):

@@ -412,6 +412,9 @@ class SqliteCardStore:
         return await self._writer.run(lambda conn: _update_card(conn, card))
 
     async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+        if new.account_id != old.account_id:
+            raise StoreError("a replacement card stays on the account of the card it replaces")
+
         def swap(conn: sqlite3.Connection) -> None:
             linked_old = replace(old, replaced_by=new.card_id)
             linked_new = replace(new, replaces=old.card_id)
