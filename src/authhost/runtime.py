@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ DEMO_TOKEN = "demo-admin-token"
 RULES_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 TIMEOUT_FLUSH_S = 0.5
+HOLD_EXPIRY_INTERVAL_S = 300.0
 
 
 @dataclass
@@ -109,6 +111,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart.
         runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
         runtime.services.append(partial(flush_timeouts, handler))
+        runtime.services.append(partial(expire_holds, store, config.auth.hold_days))
         if config.admin.port:
             from authhost.admin.http import serve_admin
 
@@ -200,6 +203,18 @@ async def flush_timeouts(handler: AuthService) -> None:
     while True:
         await trio.sleep(TIMEOUT_FLUSH_S)
         await handler.flush_timeouts()
+
+
+async def expire_holds(store: CardStore, hold_days: int) -> None:
+    """Release authorisation holds that no completion or reversal claimed within hold_days."""
+    while True:
+        try:
+            released = await store.expire_holds(time.time() - hold_days * 86400)
+            if released:
+                log.info("released %d authorisation holds older than %d days", released, hold_days)
+        except Exception:
+            log.exception("expiring old holds failed; will try again")
+        await trio.sleep(HOLD_EXPIRY_INTERVAL_S)
 
 
 async def reload_rules(rules: RulesWithStoreLists) -> None:
