@@ -26,6 +26,7 @@ from authhost.config import (
     AdminConfig,
     AuthConfig,
     Config,
+    ModelsConfig,
     RulesConfig,
     SecurityConfig,
     ServerConfig,
@@ -133,6 +134,7 @@ async def start_host(
     *,
     deadline_ms: int = 5000,
     rules: str = RULES,
+    models: ModelsConfig | None = None,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -145,6 +147,7 @@ async def start_host(
         admin=AdminConfig(port=0),
         auth=AuthConfig(),
         rules=RulesConfig(file=str(rules_file), watch=False),
+        models=models or ModelsConfig(dir=str(tmp_path / "models")),
     )
     restricted = await add_restricted_card(config)
 
