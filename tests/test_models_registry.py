@@ -83,3 +83,14 @@ def test_service_scores_champion_and_shadow_challenger(registry: Registry) -> No
     registry.clear_challenger()
     service.reload()
     assert service.score(ctx) == (challenger, None)
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", '{"champion": 5}', "[1, 2]"], ids=["broken", "wrong type", "a list"]
+)
+def test_unreadable_active_file_is_a_clear_error(registry: Registry, content: str) -> None:
+    (registry.root / ACTIVE_FILE).write_text(content)
+    with pytest.raises(RegistryError, match="activate a model again"):
+        registry.state()
+    with pytest.raises(RegistryError):
+        ModelService.from_dir(registry.root)

@@ -83,13 +83,17 @@ class Registry:
             return ActiveState()
         try:
             data = json.loads(file.read_text())
-            return ActiveState(
+            state = ActiveState(
                 champion=data.get("champion"),
                 challenger=data.get("challenger"),
                 history=[str(h) for h in data.get("history", [])],
             )
         except (json.JSONDecodeError, AttributeError, TypeError) as exc:
             raise RegistryError(f"{file}: unreadable ({exc}); activate a model again") from None
+        for name in (state.champion, state.challenger):
+            if name is not None and not isinstance(name, str):
+                raise RegistryError(f"{file}: model names must be strings; activate a model again")
+        return state
 
     def _path(self, name: str) -> Path:
         if not name or "/" in name or name.startswith(".") or name == ACTIVE_FILE:
