@@ -34,18 +34,22 @@ class Switch:
     async def send_raw(self, body: bytes) -> None:
         await self.stream.send_all(struct.pack(">H", len(body)) + body)
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive_raw(self) -> bytes:
+        """The next response frame's body."""
         while True:
             if len(self._buffer) >= 2:
                 (size,) = struct.unpack(">H", self._buffer[:2])
                 if len(self._buffer) >= 2 + size:
                     body, self._buffer = self._buffer[2 : 2 + size], self._buffer[2 + size :]
-                    doc, _ = iso8583.decode(body, SPEC)
-                    return doc
+                    return body
             chunk = await self.stream.receive_some(65536)
             if not chunk:
                 raise EOFError("host closed the connection")
             self._buffer += chunk
+
+    async def receive(self) -> dict[str, Any]:
+        doc, _ = iso8583.decode(await self.receive_raw(), SPEC)
+        return doc
 
     async def send(self, fields: dict[str, Any]) -> dict[str, Any]:
         body, _ = iso8583.encode(dict(fields), SPEC)

@@ -51,6 +51,7 @@ class Runtime:
     reloaders: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # on SIGHUP
     banner: list[str] = field(default_factory=list)  # start-up lines for the operator
     collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
+    macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
 
     async def reload(self) -> None:
         for reload in self.reloaders:
@@ -107,7 +108,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             ApprovalCodes(config.server.node_id),
             config.server.timeout_response_code,
         )
-        runtime = Runtime(handler=handler, banner=banner)
+        runtime = Runtime(
+            handler=handler, banner=banner, macs=(security.mac_message, security.verify_mac)
+        )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart.
         runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
         runtime.services.append(partial(flush_timeouts, handler))

@@ -21,6 +21,7 @@ class ResponseCode(StrEnum):
     INCORRECT_PIN = "55"
     NOT_PERMITTED_TO_CARDHOLDER = "57"
     SUSPECTED_FRAUD = "59"
+    SECURITY_VIOLATION = "63"
     EXCEEDS_AMOUNT_LIMIT = "61"
     RESTRICTED_CARD = "62"
     EXCEEDS_FREQUENCY_LIMIT = "65"
@@ -47,6 +48,7 @@ MEANINGS: dict[str, str] = {
     "55": "incorrect PIN",
     "57": "transaction not permitted to cardholder",
     "59": "suspected fraud",
+    "63": "security violation (MAC failed)",
     "61": "exceeds withdrawal amount limit",
     "62": "restricted card",
     "65": "exceeds withdrawal frequency limit",

@@ -27,6 +27,7 @@ from authhost.iso.codec import (
 )
 from authhost.iso.codes import ResponseCode
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame, swap_tpdu
+from authhost.iso.macs import MacFunction, MacPlacementError, split_mac
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.security.masking import mask_pan
 from authhost.server.logs import log_request
@@ -43,6 +44,7 @@ NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
 
 _APPROVED = ResponseCode.APPROVED
 _INVALID = ResponseCode.INVALID_TRANSACTION
+_MAC_FAILED = ResponseCode.SECURITY_VIOLATION
 
 log = logging.getLogger("authhost.server")
 
@@ -54,6 +56,8 @@ class Wire:
     name: str  # host:port, for logs
     dialect: Any
     framing: Framing
+    mac: MacFunction | None = None  # sign every answer (field 64/128) when set
+    verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,7 @@ class Connection:
             message = decode_message(body, dialect)
         except FormatError as error:
             self._metrics.format_errors.inc()
-            response = encode_format_error(error, dialect)
+            response = encode_format_error(error, dialect, mac=self._wire.mac)
             if response is None:
                 log.warning(
                     "unreadable message (no MTI/STAN), closing the connection",
@@ -212,9 +216,24 @@ class Connection:
             log.exception("cannot decode a frame, closing the connection")
             return False
 
+        if self._wire.verify_mac is not None and not self._mac_ok(body, message):
+            self._metrics.format_errors.inc()
+            log.warning(
+                "MAC missing or wrong, answering 63",
+                extra={"fields": {"peer": self.peer, "mti": message.mti, "stan": message.stan}},
+            )
+            if isinstance(message, NetworkRequest):
+                response = encode_network_response(
+                    message, _MAC_FAILED, dialect, mac=self._wire.mac
+                )
+                self._answer(response, tpdu, message.mti, None, message.stan, "63", arrived, "mac")
+            else:
+                self._reply(message, Decision(_MAC_FAILED, reason_codes=["mac"]), tpdu, arrived)
+            return True
+
         if isinstance(message, NetworkRequest):
             code = _APPROVED if message.code in NETWORK_CODES else _INVALID
-            response = encode_network_response(message, code, dialect)
+            response = encode_network_response(message, code, dialect, mac=self._wire.mac)
             self._answer(
                 response, tpdu, message.mti, None, message.stan, code, arrived, message.code
             )
@@ -227,6 +246,15 @@ class Connection:
 
         batch.append((message, tpdu))
         return True
+
+    def _mac_ok(self, body: bytes, message: AuthRequest | NetworkRequest) -> bool:
+        """The message carries a MAC in field 64/128 that verifies over the bytes before it."""
+        assert self._wire.verify_mac is not None
+        try:
+            covered, received = split_mac(body, message.fields, self._wire.dialect)
+        except MacPlacementError:
+            return False
+        return self._wire.verify_mac(covered, received)
 
     async def _decide_one(
         self, request: AuthRequest, tpdu: bytes | None, arrived: float, wall: float
@@ -286,7 +314,7 @@ class Connection:
         self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float
     ) -> None:
         try:
-            response = encode_response(request, decision, self._wire.dialect)
+            response = encode_response(request, decision, self._wire.dialect, mac=self._wire.mac)
         except Exception:
             log.exception(
                 "cannot encode the response, answering 96",
@@ -294,7 +322,9 @@ class Connection:
             )
             decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["encode"])
             try:
-                response = encode_response(request, decision, self._wire.dialect)
+                response = encode_response(
+                    request, decision, self._wire.dialect, mac=self._wire.mac
+                )
             except Exception:
                 log.exception("no response can be built for this request; none sent")
                 self._unsent -= 1

@@ -84,7 +84,13 @@ async def serve_runtime(
     metrics = metrics if metrics is not None else ServerMetrics()
     for collector in runtime.collectors:
         metrics.register(collector)
-    server = AuthServer(config, runtime.handler, metrics=metrics, reuse_port=reuse_port)
+    server = AuthServer(
+        config,
+        runtime.handler,
+        metrics=metrics,
+        reuse_port=reuse_port,
+        macs=getattr(runtime, "macs", None),
+    )
     endpoint = None
     if config.server.metrics_port:
         endpoint = MetricsEndpoint(metrics, config.server.metrics_host, config.server.metrics_port)

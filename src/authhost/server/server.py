@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 
 import trio
 
@@ -18,6 +19,7 @@ from authhost.config import Config, ListenerConfig
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import Framing
+from authhost.iso.macs import MacFunction
 from authhost.server.connection import Connection, Decider, DecisionHandler, Wire
 from authhost.server.metrics import ServerMetrics
 from authhost.server.sockets import bound_address, open_listener
@@ -29,8 +31,11 @@ class ServerConfigError(ValueError):
     """A server setting that cannot be used; the message names the key."""
 
 
-def wire_for(listener: ListenerConfig) -> Wire:
-    """Dialect and framing of one listener, checked at start-up rather than on first use."""
+MacFunctions = tuple[MacFunction, Callable[[bytes, bytes], bool]]  # (sign, verify)
+
+
+def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire:
+    """Dialect, framing and MAC policy of one listener, checked at start-up, not on first use."""
     where = f"listener {listener.host}:{listener.port}"
     try:
         dialect = get_dialect(listener.dialect)
@@ -40,7 +45,13 @@ def wire_for(listener: ListenerConfig) -> Wire:
         framing = Framing.from_config(listener)
     except (KeyError, ValueError) as exc:
         raise ServerConfigError(f"{where}: {exc}") from None
-    return Wire(name=f"{listener.host}:{listener.port}", dialect=dialect, framing=framing)
+    name = f"{listener.host}:{listener.port}"
+    if not listener.require_mac:
+        return Wire(name=name, dialect=dialect, framing=framing)
+    if macs is None:
+        raise ServerConfigError(f"{where}: require_mac needs the security module's MAC key")
+    sign, verify = macs
+    return Wire(name=name, dialect=dialect, framing=framing, mac=sign, verify_mac=verify)
 
 
 def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics) -> Decider:
@@ -60,12 +71,7 @@ def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics
 def check_config(config: Config) -> None:
     """Raise ServerConfigError for a server setting that cannot work, before opening anything."""
     for listener in config.all_listeners():
-        wire_for(listener)
-        if listener.require_mac:  # refuse rather than give a false sense of protection
-            raise ServerConfigError(
-                f"listener {listener.host}:{listener.port}: require_mac is not supported by "
-                "this version of the server; remove it or terminate MACs in front of authhost"
-            )
+        wire_for(listener, macs=_CHECK_ONLY)
     decider_for(config, _no_handler, ServerMetrics())
     if config.server.workers < 1:
         raise ServerConfigError(f"server.workers must be at least 1, got {config.server.workers}")
@@ -83,6 +89,9 @@ def check_config(config: Config) -> None:
         )
 
 
+_CHECK_ONLY: MacFunctions = (lambda body: bytes(8), lambda body, mac: False)
+
+
 async def _no_handler(request: object, received_at: float) -> object:  # pragma: no cover
     raise RuntimeError("configuration check only")
 
@@ -97,10 +106,11 @@ class AuthServer:
         *,
         metrics: ServerMetrics | None = None,
         reuse_port: bool = False,
+        macs: MacFunctions | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self._listeners = config.all_listeners()
-        self._wires = [wire_for(listener) for listener in self._listeners]
+        self._wires = [wire_for(listener, macs) for listener in self._listeners]
         self._decider = decider_for(config, handler, self.metrics)
         self._grace_s = config.server.shutdown_grace_s
         self._reuse_port = reuse_port
