@@ -299,5 +299,7 @@ def describe_keys() -> str:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             env_name = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
             lines.append(f"  {f.name} = {default!r}  ({env_name}) {f.metadata.get('help', '')}")
-    lines.append("[[listeners]]  extra listeners: host, port, dialect, framing, tpdu, max_frame, require_mac")
+    lines.append(
+        "[[listeners]]  extra listeners: host, port, dialect, framing, tpdu, max_frame, require_mac"
+    )
     return "\n".join(lines)
