@@ -18,11 +18,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio.to_thread
 
 from authhost.cards.model import Account, Card, Product
-from authhost.cards.velocity import DAY, EMPTY, RETENTION_S, WINDOWS, Velocity
+from authhost.cards.velocity import EMPTY, RETENTION_S, Velocity, compute_velocity
 from authhost.store import codec
 from authhost.store.interface import (
     Commit,
@@ -88,71 +89,35 @@ WHERE account_id = :account AND (:check = 0 OR :amount <= CASE kind
   WHEN 'credit' THEN credit_limit - balance - holds ELSE balance - holds END)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
-# The velocity counters of one card, aggregated by SQLite in C instead of row by row in Python
-# (a busy card's 30 days of events cost O(events) Python otherwise). Same definitions as
-# cards.velocity.compute_velocity, including the boundaries: an event is in a window when
-# (now - ts) <= span, computed in the same double arithmetic; tests compare the two.
-_AGE = "(:now - ts)"
 _VELOCITY_SQL = (
-    "SELECT "
-    + ", ".join(
-        f"COALESCE(SUM({_AGE} <= {span!r}), 0), "
-        f"COALESCE(SUM(CASE WHEN approved AND {_AGE} <= {span!r} THEN 1 ELSE 0 END), 0), "
-        f"COALESCE(SUM(CASE WHEN approved AND {_AGE} <= {span!r} THEN amount ELSE 0 END), 0), "
-        f"COUNT(DISTINCT CASE WHEN {_AGE} <= {span!r} AND merchant_id != '' "
-        "THEN merchant_id END), "
-        f"COUNT(DISTINCT CASE WHEN {_AGE} <= {span!r} AND country != '' THEN country END)"
-        for span in WINDOWS.values()
-    )
-    + f", COALESCE(SUM(CASE WHEN {_AGE} <= {DAY!r} AND NOT approved THEN 1 ELSE 0 END), 0)"
-    f", COALESCE(SUM(CASE WHEN {_AGE} <= {DAY!r} AND cash AND approved THEN 1 ELSE 0 END), 0)"
-    f", COALESCE(SUM(CASE WHEN {_AGE} <= {DAY!r} AND cash AND approved THEN amount ELSE 0 END)"
-    ", 0)"
-    f", COALESCE(SUM(CASE WHEN {_AGE} <= {DAY!r} THEN pin_failed ELSE 0 END), 0)"
-    f", COALESCE(SUM(CASE WHEN {_AGE} <= {DAY!r} THEN cvv_failed ELSE 0 END), 0)"
-    ", MAX(ts)"
-    f" FROM velocity WHERE card_id = :card AND ts >= :since AND ts <= :now"
-    f" AND {_AGE} <= :retention"
+    "SELECT ts, amount, approved, merchant_id, country, cash, pin_failed, cvv_failed "
+    "FROM velocity WHERE card_id = ? AND ts >= ? AND ts <= ?"
 )
 
 
+class StoredEvent(NamedTuple):
+    """A velocity row as ``compute_velocity`` reads it: the fields of ``VelocityEvent`` (flags
+    as 0/1), built straight from the row; a frozen dataclass per row would cost as much as
+    the counting itself."""
+
+    ts: float
+    amount_minor: int
+    approved: int
+    merchant_id: str
+    country: str
+    cash: int
+    pin_failed: int
+    cvv_failed: int
+
+
 def _velocity(conn: sqlite3.Connection, card_id: str, now: float) -> Velocity:
-    row = conn.execute(
-        _VELOCITY_SQL,
-        {"card": card_id, "now": now, "since": now - FETCH_SPAN_S, "retention": RETENTION_S},
-    ).fetchone()
-    if row[-1] is None:  # no event in the last 30 days
+    """One card's counters: its events of the last 30 days (a covering index range) counted
+    by the one definition in cards.velocity. (Aggregating in SQL instead was measured slower:
+    1.0 ms against 0.64 ms for 160 events, the eight COUNT(DISTINCT ...) cost temp b-trees.)"""
+    rows = conn.execute(_VELOCITY_SQL, (card_id, now - FETCH_SPAN_S, now)).fetchall()
+    if not rows:
         return EMPTY
-    w1, w24, w7, w30 = (row[i : i + 5] for i in range(0, 20, 5))
-    declined, cash_count, cash_amount, failed_pin, failed_cvv, last = row[20:]
-    return Velocity(
-        count_1h=w1[0],
-        count_24h=w24[0],
-        count_7d=w7[0],
-        count_30d=w30[0],
-        approved_count_24h=w24[1],
-        approved_count_30d=w30[1],
-        amount_1h=w1[2],
-        amount_24h=w24[2],
-        amount_7d=w7[2],
-        amount_30d=w30[2],
-        distinct_merchants_1h=w1[3],
-        distinct_merchants_24h=w24[3],
-        distinct_merchants_7d=w7[3],
-        distinct_merchants_30d=w30[3],
-        distinct_countries_1h=w1[4],
-        distinct_countries_24h=w24[4],
-        distinct_countries_7d=w7[4],
-        distinct_countries_30d=w30[4],
-        declined_count_24h=declined,
-        cash_count_24h=cash_count,
-        cash_amount_24h=cash_amount,
-        failed_pin_24h=failed_pin,
-        failed_cvv_24h=failed_cvv,
-        seconds_since_last=now - last,
-        mean_amount_7d=w7[2] / w7[1] if w7[1] else 0.0,
-        mean_amount_30d=w30[2] / w30[1] if w30[1] else 0.0,
-    )
+    return compute_velocity(map(StoredEvent._make, rows), now)
 
 
 PRUNE_EVERY = 5000  # commits between deletions of velocity events older than 30 days
