@@ -9,31 +9,29 @@ requests) become training rows; advices and reversals still feed the velocity co
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from authhost.models.context import replay_contexts
 from authhost.models.features import N_FEATURES, feature_values
-from authhost.store.records import JournalEntry
+from authhost.store.labelled import DatasetError, iter_rows, read_labelled
+
+__all__ = [
+    "SCORED_CLASSES",
+    "DatasetError",
+    "LabelledSet",
+    "file_sha256",
+    "labelled_set",
+    "load_labelled",
+    "read_table",
+]
 
 SCORED_CLASSES = frozenset({"authorisation", "financial", ""})
-_ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
-COLUMN_TYPES: dict[str, pa.DataType] = {
-    f.name: _ARROW_TYPES.get(str(f.type), pa.string()) for f in dataclasses.fields(JournalEntry)
-} | {"label": pa.int64(), "scenario": pa.string()}
-
-
-class DatasetError(ValueError):
-    """A data file that cannot be used for training; the message says what is wrong."""
 
 
 @dataclass
@@ -71,41 +69,7 @@ def file_sha256(path: str | Path) -> str:
 
 def read_table(path: str | Path) -> pa.Table:
     """The rows of a labelled CSV or Parquet file, typed and sorted by ``ts`` (stable)."""
-    file = Path(path)
-    if not file.is_file():
-        raise DatasetError(f"{file}: data file not found")
-    try:
-        if file.suffix.lower() in (".parquet", ".pq"):
-            table = pq.read_table(file)
-        else:
-            convert = pacsv.ConvertOptions(
-                column_types=COLUMN_TYPES,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            )
-            table = pacsv.read_csv(file, convert_options=convert)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DatasetError(f"{file}: cannot read: {exc}") from None
-    missing = [c for c in ("ts", "label", "card_id") if c not in table.column_names]
-    if missing:
-        raise DatasetError(
-            f"{file}: missing column(s) {', '.join(missing)}: expected a journal export plus label"
-        )
-    try:
-        table = table.cast(
-            pa.schema([pa.field(n, COLUMN_TYPES.get(n, pa.string())) for n in table.column_names])
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DatasetError(f"{file}: a column has the wrong type: {exc}") from None
-    if table.column("ts").null_count:
-        raise DatasetError(f"{file}: some rows have no ts")
-    return table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
-
-
-def iter_rows(table: pa.Table, batch_rows: int = 20_000) -> Iterator[dict[str, object]]:
-    """Rows as dicts, one batch converted at a time (a million rows never live as dicts)."""
-    for batch in table.to_batches(max_chunksize=batch_rows):
-        yield from batch.to_pylist()
+    return read_labelled(path, required=("ts", "label", "card_id"))
 
 
 def labelled_set(rows: Iterable[Mapping[str, object]], size_hint: int = 0) -> LabelledSet:
