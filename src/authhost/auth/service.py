@@ -73,30 +73,23 @@ class AuthService:
     async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
         started = time.perf_counter_ns()
         committing = False
-        entry: JournalEntry | None = None
         try:
             pan_index = self._pan_index(request.pan)
-            if request.message_class in REVERSALS:
-                snapshot = await self._store.snapshot(
-                    SnapshotQuery(
-                        pan_index,
-                        received_at,
-                        dedupe_key=request.dedupe_key,
-                        original_key=original_key(request),
-                    )
-                )
-                if snapshot.previous is not None:
-                    return replayed(snapshot.previous, request, pan_index)
+            reversal = request.message_class in REVERSALS
+            query = SnapshotQuery(
+                pan_index,
+                received_at,
+                dedupe_key=request.dedupe_key,
+                original_key=original_key(request) if reversal else "",
+            )
+            snapshot = await self._store.snapshot(query)
+            if snapshot.previous is not None:
+                return replayed(snapshot.previous, request, pan_index)
+            if reversal:
                 decision, commit = self._reverse(request, snapshot, received_at)
             else:
-                snapshot = await self._store.snapshot(
-                    SnapshotQuery(pan_index, received_at, dedupe_key=request.dedupe_key)
-                )
-                if snapshot.previous is not None:
-                    return replayed(snapshot.previous, request, pan_index)
                 decision, commit = self._decide(request, snapshot, received_at, pan_index)
-            entry = commit.journal
-            entry.latency_us = (time.perf_counter_ns() - started) // 1000
+            commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
             committing = True
             with anyio.CancelScope(shield=True):
                 result = await self._store.commit(commit)
