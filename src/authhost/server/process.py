@@ -19,11 +19,18 @@ from typing import Any, Protocol
 import trio
 
 from authhost.config import Config, ConfigError
+from authhost.models.registry import RegistryError
+from authhost.rules.rulefile import RuleLoadError
+from authhost.security.errors import KeyStoreError, MasterKeyMissing
 from authhost.server.connection import DecisionHandler
 from authhost.server.logs import configure_logging, flush_logs
 from authhost.server.metrics import MetricsEndpoint, ServerMetrics
 from authhost.server.server import AuthServer, ServerConfigError, check_config
 from authhost.server.sockets import ListenError
+from authhost.store.interface import StoreError
+
+# Start-up failures an operator fixes in the configuration or environment: exit code 2.
+SETUP_ERRORS = (MasterKeyMissing, KeyStoreError, StoreError, RuleLoadError, RegistryError)
 
 log = logging.getLogger("authhost.server")
 
@@ -215,7 +222,7 @@ def run_single(
         return 130
     except BaseException as group:  # noqa: BLE001 - every failure becomes one clear line
         error = innermost_error(group)
-        if isinstance(error, ListenError | ServerConfigError | ConfigError):
+        if isinstance(error, (ListenError, ServerConfigError, ConfigError, *SETUP_ERRORS)):
             log.error("%s", error)
             return 2
         if isinstance(error, KeyboardInterrupt | SystemExit):
