@@ -144,3 +144,33 @@ def test_a_mac_requirement_without_a_mac_key_is_refused() -> None:
     check_config(config)  # the setting itself is valid
     with pytest.raises(ServerConfigError, match="require_mac"):
         AuthServer(config, handler=None)  # type: ignore[arg-type]  # but needs the MAC key
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "no master key"),
+        ({"AUTHHOST_SECURITY_DEMO": "1", "AUTHHOST_RULES_FILE": "bad.toml"}, "bad.toml:3"),
+    ],
+    ids=["no master key", "bad rules file"],
+)
+def test_start_up_errors_exit_2_with_one_clear_line(tmp_path, env, message) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.toml").write_text('[[rule]]\nname = "x"\nexpression = "amount >"\n')
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHHOST_")}
+    base |= {"AUTHHOST_ADMIN_PORT": "0", "AUTHHOST_SERVER_METRICS_PORT": "0", **env}
+    result = subprocess.run(
+        [sys.executable, "-m", "authhost", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert message in output
+    assert "Traceback" not in output
