@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ class Host:
     cards: dict[str, dict[str, Any]]  # demo name -> export row
     store_url: str
     config: Config
-    service_args: dict[str, Any] = field(default_factory=dict)
 
     def zpk(self) -> bytes:
         return bytes.fromhex(self.keys["zpk"])
@@ -135,6 +134,7 @@ async def start_host(
     deadline_ms: int = 5000,
     rules: str = RULES,
     models: ModelsConfig | None = None,
+    admin: AdminConfig | None = None,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -144,7 +144,7 @@ async def start_host(
         ),
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),
-        admin=AdminConfig(port=0),
+        admin=admin or AdminConfig(port=0),
         auth=AuthConfig(),
         rules=RulesConfig(file=str(rules_file), watch=False),
         models=models or ModelsConfig(dir=str(tmp_path / "models")),

@@ -46,6 +46,11 @@ class ModelService:
     def challenger(self) -> Scorer | None:
         return self._pair[1]
 
+    @property
+    def active(self) -> bool:
+        """A champion is loaded (with none, the fraud step skips building features)."""
+        return self._pair[0] is not None
+
     def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
         """(champion score, challenger score), each 0-999 or None."""
         champion, challenger = self._pair

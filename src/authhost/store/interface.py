@@ -7,8 +7,8 @@ management operations. Backends: ``store.sqlite`` (embedded default) and ``store
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -205,3 +205,21 @@ class StoreInfo:
     backend: str
     shared_between_processes: bool
     notes: list[str] = field(default_factory=list)
+
+
+EXPORT_PAGE = 2000
+
+
+async def journal_pages(
+    read: Callable[[JournalQuery], Awaitable[list[JournalEntry]]], query: JournalQuery
+) -> AsyncIterator[JournalEntry]:
+    """Every entry matching ``query`` in journal id order, read ``EXPORT_PAGE`` at a time with
+    a backend's ``journal`` (``limit`` is ignored): how every backend exports."""
+    after = query.after_id
+    while True:
+        page = await read(replace(query, after_id=after, limit=EXPORT_PAGE))
+        for entry in page:
+            yield entry
+        if len(page) < EXPORT_PAGE:
+            return
+        after = page[-1].journal_id

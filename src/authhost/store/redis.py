@@ -38,13 +38,13 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
+    journal_pages,
 )
 from authhost.store.records import AuditEntry, JournalEntry
 from authhost.store.redis_keys import Keys
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
-EXPORT_PAGE = 2000
 _HOLD_PLACEHOLDER = "__HOLD__"
 
 
@@ -647,16 +647,9 @@ class RedisCardStore:
         merged = heapq.merge(*parts, key=lambda e: e.journal_id)
         return list(merged)[: query.limit]
 
-    async def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
+    def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
-        after = query.after_id
-        while True:
-            page = await self.journal(replace(query, after_id=after, limit=EXPORT_PAGE))
-            for entry in page:
-                yield entry
-            if len(page) < EXPORT_PAGE:
-                return
-            after = page[-1].journal_id
+        return journal_pages(self.journal, query)
 
     # --- audit, lists, idempotency -------------------------------------------------------------
 

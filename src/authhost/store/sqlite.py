@@ -37,6 +37,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
+    journal_pages,
 )
 from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
@@ -121,7 +122,6 @@ def _velocity(conn: sqlite3.Connection, card_id: str, now: float) -> Velocity:
 
 
 PRUNE_EVERY = 5000  # commits between deletions of velocity events older than 30 days
-EXPORT_PAGE = 2000
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -139,23 +139,7 @@ def _writer_connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-_CARD_CACHE: dict[tuple[str, int, int], Card] = {}
-_CARD_CACHE_SIZE = 50_000
-
-
-def _card(row: tuple | None) -> Card | None:
-    """The Card of a (data, pin_tries, version) row. Cards are immutable values and a row
-    changes only with its version, so a parsed card is reused while its row is unchanged (the
-    JSON parse is a measurable share of every snapshot)."""
-    if row is None:
-        return None
-    key = (row[0], row[1], row[2])
-    card = _CARD_CACHE.get(key)
-    if card is None:
-        if len(_CARD_CACHE) >= _CARD_CACHE_SIZE:
-            _CARD_CACHE.clear()
-        card = _CARD_CACHE[key] = codec.card_from_json(row[0], pin_tries=row[1], version=row[2])
-    return card
+CARD_CACHE_SIZE = 50_000
 
 
 def _account(row: tuple | None) -> Account | None:
@@ -187,6 +171,7 @@ class SqliteCardStore:
         self._writer = writer
         self._checkpointer = checkpointer
         self._products: dict[str, tuple[str, Product]] = {}  # parsed-JSON cache
+        self._cards: dict[tuple[str, int, int], Card] = {}  # parsed-row cache
         self._commits = 0
         self._inline = threading.local()  # a read connection per event-loop thread
         self._inline_connections: list[sqlite3.Connection] = []
@@ -246,6 +231,21 @@ class SqliteCardStore:
         ).fetchone()
         return None if row is None else self._product(product_id, row[0])
 
+    def _card(self, row: tuple | None) -> Card | None:
+        """The Card of a (data, pin_tries, version) row. Cards are immutable values and a row
+        changes only with its version, so a parsed card is reused while its row is unchanged
+        (the JSON parse is a measurable share of every snapshot)."""
+        if row is None:
+            return None
+        key = (row[0], row[1], row[2])
+        card = self._cards.get(key)
+        if card is None:
+            if len(self._cards) >= CARD_CACHE_SIZE:
+                self._cards.clear()
+            card = codec.card_from_json(row[0], pin_tries=row[1], version=row[2])
+            self._cards[key] = card
+        return card
+
     def _product(self, product_id: str, text: str) -> Product:
         """The parsed product, reused while its stored JSON is unchanged."""
         cached = self._products.get(product_id)
@@ -265,7 +265,7 @@ class SqliteCardStore:
                     "original": query.original_key,
                 },
             ).fetchone()
-            card = _card(row[0:3]) if row[0] is not None else None
+            card = self._card(row[0:3]) if row[0] is not None else None
             account = product = None
             velocity = EMPTY
             if card is not None:
@@ -432,14 +432,14 @@ class SqliteCardStore:
 
     async def get_card(self, card_id: str) -> Card | None:
         return await self._reader.run(
-            lambda conn: _card(
+            lambda conn: self._card(
                 conn.execute(f"{_CARD_SELECT} WHERE card_id = ?", (card_id,)).fetchone()
             )
         )
 
     async def find_card(self, pan_index: str) -> Card | None:
         return await self._reader.run(
-            lambda conn: _card(
+            lambda conn: self._card(
                 conn.execute(
                     f"{_CARD_SELECT} WHERE pan_index = ? ORDER BY seq DESC LIMIT 1", (pan_index,)
                 ).fetchone()
@@ -461,7 +461,7 @@ class SqliteCardStore:
         rows = await self._reader.run(
             lambda conn: conn.execute(sql, (*args, limit, offset)).fetchall()
         )
-        return [c for c in map(_card, rows) if c is not None]
+        return [c for c in map(self._card, rows) if c is not None]
 
     async def update_card(self, card: Card) -> Card:
         return await self._writer.run(lambda conn: _update_card(conn, card))
@@ -511,16 +511,9 @@ class SqliteCardStore:
         )
         return [_journal(r) for r in rows]
 
-    async def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
-        """Every matching entry in journal order, read page by page (``limit`` is ignored)."""
-        after = query.after_id
-        while True:
-            page = await self.journal(replace(query, after_id=after, limit=EXPORT_PAGE))
-            for entry in page:
-                yield entry
-            if len(page) < EXPORT_PAGE:
-                return
-            after = page[-1].journal_id
+    def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
+        """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
+        return journal_pages(self.journal, query)
 
     async def append_audit(self, entry: AuditEntry) -> None:
         await self._writer.run(

@@ -16,6 +16,11 @@ from authhost.models.context import TxContext, context_from_request
 
 
 class ModelScorer(Protocol):
+    @property
+    def active(self) -> bool:
+        """A model is loaded and will score."""
+        ...
+
     def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
         """(champion score, challenger score), each 0-999 or None."""
         ...
@@ -49,30 +54,31 @@ class Fraud:
         self._decline_at_threshold = action == "decline"
 
     def __call__(self, tx: Transaction) -> Decline | None:
-        if self._scorer is None and self._rules is None:
-            return None
+        scorer = self._scorer if self._scorer is not None and self._scorer.active else None
+        if scorer is None and self._rules is None:
+            return None  # nothing to score with: no features to build
         ctx = context_from_request(tx.request, tx.snapshot, tx.now)
         score: int | None = None
-        if self._scorer is not None:
+        if scorer is not None:
             started = time.perf_counter_ns()
-            champion, challenger = self._scorer.score(ctx)
+            champion, challenger = scorer.score(ctx)
             if time.perf_counter_ns() - started > self._budget_ns:
                 tx.model_skipped = True
             else:
                 score, tx.challenger_score = champion, challenger
-        if self._rules is not None:
-            verdict = self._rules.evaluate(ctx, score)
+        verdict = self._rules.evaluate(ctx, score) if self._rules is not None else None
+        if verdict is not None:
             tx.rule_matches = list(verdict.matched)
             if score is not None and verdict.score_delta:
                 score = max(0, min(999, score + verdict.score_delta))
-            tx.fraud_score = score
+        tx.fraud_score = score
+        if verdict is not None:
             if verdict.decline_code is not None:
                 reason = verdict.reason_codes[0] if verdict.reason_codes else "rules.decline"
                 return Decline(RC(verdict.decline_code), reason)
             if verdict.review:
                 tx.review = True
                 tx.reasons.extend(verdict.reason_codes)
-        tx.fraud_score = score
         if self._threshold and score is not None and score >= self._threshold:
             if self._decline_at_threshold:
                 return Decline(RC.SUSPECTED_FRAUD, "model.threshold")
