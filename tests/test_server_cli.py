@@ -151,8 +151,10 @@ def test_a_mac_requirement_without_a_mac_key_is_refused() -> None:
     [
         ({}, "no master key"),
         ({"AUTHHOST_SECURITY_DEMO": "1", "AUTHHOST_RULES_FILE": "bad.toml"}, "bad.toml:3"),
+        ({"AUTHHOST_SECURITY_DEMO": "1", "AUTHHOST_AUTH_STEPS": "validate,teleport"}, "teleport"),
+        ({"AUTHHOST_SECURITY_DEMO": "1", "AUTHHOST_STORE_URL": "mysql://x"}, "unknown store URL"),
     ],
-    ids=["no master key", "bad rules file"],
+    ids=["no master key", "bad rules file", "unknown pipeline step", "bad store URL"],
 )
 def test_start_up_errors_exit_2_with_one_clear_line(tmp_path, env, message) -> None:
     import os

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import trio
 
+from authhost.admin.tokens import TokenConfigError
+from authhost.auth.factory import UnknownStep
 from authhost.config import Config, ConfigError
 from authhost.models.registry import RegistryError
 from authhost.rules.rulefile import RuleLoadError
@@ -30,7 +32,15 @@ from authhost.server.sockets import ListenError
 from authhost.store.interface import StoreError
 
 # Start-up failures an operator fixes in the configuration or environment: exit code 2.
-SETUP_ERRORS = (MasterKeyMissing, KeyStoreError, StoreError, RuleLoadError, RegistryError)
+SETUP_ERRORS = (
+    MasterKeyMissing,
+    KeyStoreError,
+    StoreError,
+    RuleLoadError,
+    RegistryError,
+    TokenConfigError,
+    UnknownStep,
+)
 
 log = logging.getLogger("authhost.server")
 
