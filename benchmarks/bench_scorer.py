@@ -15,7 +15,7 @@ interleaved rounds (baseline and candidate alternate, so machine noise hits both
 - ModelService.score(ctx) with a challenger scoring in shadow (both models)
 
 It also times the offline replay (journal rows -> contexts) with the incremental sliding
-window against recomputing ``compute_velocity`` per row, the pre-``models.sliding`` method.
+window against recomputing ``compute_velocity`` per row, the pre-``cards.sliding`` method.
 """
 
 from __future__ import annotations

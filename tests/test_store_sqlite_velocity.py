@@ -1,63 +1,130 @@
-"""The SQLite store aggregates velocity counters in SQL; they must equal the one Python
-definition (cards.velocity.compute_velocity) for any history, window boundaries included."""
+"""The SQLite store keeps each card's velocity counters between snapshots and reads only the rows
+committed since; the counters must equal the one definition (cards.velocity.compute_velocity)
+for any history, late rows, other writers, pruning and eviction included."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authhost.cards.velocity import DAY, HOUR, RETENTION_S, VelocityEvent, compute_velocity
-from authhost.store.sqlite import _velocity
 from authhost.store.sqlite_schema import migrate
+from authhost.store.sqlite_velocity import INSERT_SQL, PRUNE_SQL, VelocityCounters
 
 NOW = 1_795_000_000.25
 EDGES = [0.0, HOUR, HOUR + 1e-6, DAY, DAY - 1e-6, 7 * DAY, 7 * DAY + 0.5, RETENTION_S,
          RETENTION_S + 1e-6, RETENTION_S + 0.9, -0.5, -HOUR]  # fmt: skip
 
 ages = st.one_of(st.sampled_from(EDGES), st.floats(min_value=-DAY, max_value=RETENTION_S + DAY))
-events = st.lists(
-    st.builds(
-        lambda age, amount, approved, merchant, country, cash, pin, cvv: VelocityEvent(
-            NOW - age, amount, approved, merchant, country, cash, pin, cvv
-        ),
-        ages,
-        st.integers(min_value=0, max_value=10**9),
-        st.booleans(),
-        st.sampled_from(["", "M1", "M2", "M3"]),
-        st.sampled_from(["", "276", "840"]),
-        st.booleans(),
-        st.booleans(),
-        st.booleans(),
-    ),
-    max_size=25,
+event_parts = st.tuples(
+    st.integers(min_value=0, max_value=10**9),
+    st.booleans(),
+    st.sampled_from(["", "M1", "M2", "M3"]),
+    st.sampled_from(["", "276", "840"]),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
 )
 
 
-def store_with(history: list[VelocityEvent]) -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    migrate(conn)
-    conn.executemany(
-        "INSERT INTO velocity (card_id, ts, amount, approved, merchant_id, country, cash, "
-        "pin_failed, cvv_failed) VALUES ('card', ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (e.ts, e.amount_minor, e.approved, e.merchant_id, e.country, e.cash, e.pin_failed,
-             e.cvv_failed)
-            for e in history
-        ],
+def insert(conn: sqlite3.Connection, card_id: str, event: VelocityEvent) -> None:
+    conn.execute(
+        INSERT_SQL,
+        (card_id, event.ts, event.amount_minor, event.approved, event.merchant_id,
+         event.country, event.cash, event.pin_failed, event.cvv_failed),
     )  # fmt: skip
+
+
+def fresh(path: Path | str = ":memory:") -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn)
     return conn
 
 
 @settings(max_examples=300, deadline=None)
-@given(events)
-def test_sql_velocity_equals_compute_velocity(history):
-    conn = store_with(history)
-    assert _velocity(conn, "card", NOW) == compute_velocity(history, NOW)
+@given(st.lists(st.tuples(ages, event_parts), max_size=25))
+def test_counters_equal_compute_velocity_at_the_window_edges(history_parts):
+    conn = fresh()
+    history = [VelocityEvent(NOW - age, *parts) for age, parts in history_parts]
+    for event in history:
+        insert(conn, "card", event)
+    assert VelocityCounters().read(conn, "card", NOW) == compute_velocity(history, NOW)
+
+
+# a step: advance the clock, then add rows (their ts a little off "now", as concurrent requests
+# commit out of order) and/or read the counters
+steps = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.5, 30.0, HOUR, DAY, 7 * DAY, RETENTION_S]),
+        st.lists(st.tuples(st.floats(min_value=-120, max_value=5), event_parts), max_size=3),
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps)
+def test_kept_counters_follow_new_and_late_rows(history_steps):
+    conn = fresh()
+    counters = VelocityCounters()
+    history: list[VelocityEvent] = []
+    now = NOW
+    for advance, new_events, read in history_steps:
+        now += advance
+        for offset, parts in new_events:
+            event = VelocityEvent(now + offset, *parts)
+            insert(conn, "card", event)
+            history.append(event)
+        if read:
+            assert counters.read(conn, "card", now) == compute_velocity(history, now)
+    assert counters.read(conn, "card", now + HOUR) == compute_velocity(history, now + HOUR)
+
+
+def test_two_processes_see_each_others_rows(tmp_path):
+    """Two servers on one file: counters kept by one follow the rows the other commits."""
+    first = fresh(tmp_path / "a.db")
+    second = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    ours, theirs = VelocityCounters(), VelocityCounters()
+    insert(first, "card", VelocityEvent(NOW - 60, 1000, True, "M1", "276"))
+    assert ours.read(first, "card", NOW).count_1h == 1
+    assert theirs.read(second, "card", NOW).count_1h == 1
+    insert(second, "card", VelocityEvent(NOW - 30, 2500, True, "M2", "840"))
+    seen = ours.read(first, "card", NOW + 1)
+    assert (seen.count_1h, seen.amount_1h, seen.distinct_countries_1h) == (2, 3500, 2)
 
 
 def test_other_cards_do_not_count():
-    conn = store_with([VelocityEvent(NOW - 10, 500, True, "M1", "276")])
-    assert _velocity(conn, "someone-else", NOW) == compute_velocity([], NOW)
-    assert _velocity(conn, "card", NOW).amount_1h == 500
+    conn = fresh()
+    insert(conn, "card", VelocityEvent(NOW - 10, 500, True, "M1", "276"))
+    counters = VelocityCounters()
+    assert counters.read(conn, "someone-else", NOW) == compute_velocity([], NOW)
+    assert counters.read(conn, "card", NOW).amount_1h == 500
+
+
+def test_pruning_everything_old_keeps_rowids_rising():
+    """A new row after a prune must land above every counted mark, or it would be missed."""
+    conn = fresh()
+    counters = VelocityCounters()
+    for age in (3 * RETENTION_S, 2 * RETENTION_S):
+        insert(conn, "card", VelocityEvent(NOW - age, 100, True))
+    assert counters.read(conn, "card", NOW).count_30d == 0
+    conn.execute(PRUNE_SQL, (NOW,))  # everything is older than NOW, but the newest row stays
+    assert conn.execute("SELECT count(*) FROM velocity").fetchone()[0] == 1
+    insert(conn, "card", VelocityEvent(NOW + 1, 700, True))
+    assert counters.read(conn, "card", NOW + 2).amount_1h == 700
+
+
+def test_evicted_cards_are_counted_again_from_their_rows():
+    conn = fresh()
+    counters = VelocityCounters(max_cards=2)
+    for i in range(5):
+        insert(conn, f"card{i}", VelocityEvent(NOW - i, 100 * (i + 1), True))
+    for _ in range(2):
+        for i in range(5):
+            assert counters.read(conn, f"card{i}", NOW).amount_1h == 100 * (i + 1)
+    insert(conn, "card0", VelocityEvent(NOW, 50, True))
+    assert counters.read(conn, "card0", NOW + 1).amount_1h == 150

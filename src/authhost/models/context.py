@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.iso.messages import AuthRequest
-from authhost.models.sliding import SlidingVelocity
+from authhost.cards.sliding import SlidingVelocity
 from authhost.store.interface import Snapshot
 
 CASH_TYPES = frozenset({"01"})
@@ -167,7 +167,7 @@ def replay_contexts(
 
     Each card's velocity is computed from its earlier rows only, exactly as the store's
     snapshot computes it from the events its commits recorded. The counters are kept
-    incrementally (``models.sliding``, proven equal to ``compute_velocity``), so a replay costs
+    incrementally (``cards.sliding``, proven equal to ``compute_velocity``), so a replay costs
     O(1) per row however long a card's history is.
     """
     history: dict[str, SlidingVelocity] = {}

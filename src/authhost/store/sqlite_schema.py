@@ -112,6 +112,12 @@ CREATE INDEX velocity_covering ON velocity
   (card_id, ts, amount, approved, merchant_id, country, cash, pin_failed, cvv_failed);
 DROP INDEX velocity_by_card;
 """,
+    # 3: velocity counters are kept between snapshots (store.sqlite_velocity), which reads only
+    # a card's rows above the rowid it has counted: (card_id) orders entries by (card_id, rowid)
+    """
+CREATE INDEX velocity_by_card_seq ON velocity (card_id);
+DROP INDEX velocity_covering;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,4 +1,4 @@
-"""Incremental replay velocity (models.sliding) equals cards.velocity.compute_velocity."""
+"""Incremental velocity (cards.sliding) equals cards.velocity.compute_velocity."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from authhost.cards.velocity import HOUR, RETENTION_S, VelocityEvent, compute_velocity
 from authhost.models.context import replay_contexts
-from authhost.models.sliding import SlidingVelocity
+from authhost.cards.sliding import SlidingVelocity
 
 # steps that hit the window edges exactly (1 h, 24 h, 7 d, 30 d) as well as arbitrary gaps
 EDGE_STEPS = [0.0, 1.0, HOUR, 24 * HOUR, 7 * 24 * HOUR, RETENTION_S, RETENTION_S + 1]
@@ -96,3 +96,32 @@ def test_replay_gives_each_row_the_velocity_of_its_earlier_rows() -> None:
             and r["message_class"] != "reversal"
         ]
         assert ctx.velocity == compute_velocity(earlier, float(row["ts"]))  # type: ignore[arg-type]
+
+
+late_operations = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 1.0, 600.0, HOUR, 24 * HOUR]),
+        st.floats(min_value=-3 * HOUR, max_value=0, allow_nan=False),
+        st.booleans(),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(late_operations)
+def test_late_events_between_queries_are_counted_exactly(ops) -> None:
+    """Queries move the window starts; an event that arrives late (before events already
+    counted, inside or outside the 1-hour window) must still give the exact counters."""
+    sliding = SlidingVelocity()
+    history: list[VelocityEvent] = []
+    now = 1_700_000_000.0
+    for i, (step, lateness, query) in enumerate(ops):
+        now += step
+        event = VelocityEvent(ts=now + lateness, amount_minor=i + 1, approved=i % 3 != 0,
+                              merchant_id=f"m{i % 4}", country=("276", "")[i % 2])  # fmt: skip
+        sliding.add(event)
+        history.append(event)
+        if query:
+            assert sliding.at(now) == compute_velocity(history, now)
+    assert sliding.at(now + 1) == compute_velocity(history, now + 1)
