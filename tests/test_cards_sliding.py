@@ -125,3 +125,35 @@ def test_late_events_between_queries_are_counted_exactly(ops) -> None:
         if query:
             assert sliding.at(now) == compute_velocity(history, now)
     assert sliding.at(now + 1) == compute_velocity(history, now + 1)
+
+
+rewind_operations = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.25, 30.0, HOUR, 24 * HOUR, RETENTION_S]),
+        st.one_of(st.none(), st.floats(min_value=-2 * HOUR, max_value=10.0)),
+        st.sampled_from([0.0, 0.001, 5.0, 600.0, HOUR - 1, HOUR, HOUR + 1, 3 * HOUR]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rewind_operations)
+def test_queries_before_the_latest_one_or_the_newest_event_are_exact(ops) -> None:
+    """A server answers requests of one card a little out of order: a query may come before
+    the latest query, or before events already recorded. The answer must not change."""
+    sliding = SlidingVelocity()
+    history: list[VelocityEvent] = []
+    clock = 1_700_000_000.0
+    for i, (step, offset, back) in enumerate(ops):
+        clock += step
+        if offset is not None:
+            event = VelocityEvent(ts=clock + offset, amount_minor=10 * i + 1,
+                                  approved=i % 4 != 0, merchant_id=f"m{i % 3}",
+                                  country=("276", "250", "")[i % 3], cash=i % 5 == 0,
+                                  pin_failed=i % 7 == 0, cvv_failed=i % 6 == 0)  # fmt: skip
+            sliding.add(event)
+            history.append(event)
+        query = clock - back
+        assert sliding.at(query) == compute_velocity(history, query)
+    assert sliding.at(clock) == compute_velocity(history, clock)

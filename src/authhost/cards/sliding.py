@@ -10,8 +10,10 @@ histories, in and out of order.
 
 Events normally arrive in time order and queries at non-decreasing times. A late event (requests
 of one card committed out of order) is slotted in and counted at once when it is no older than
-the oldest event of the 1-hour window, else the retained events are recounted; a query
-earlier than the last one, or before the newest event, is answered by ``compute_velocity``.
+the oldest event of the 1-hour window, else the retained events are recounted. A query earlier
+than the latest one, or before the newest event (a request answered after a later one of the
+same card), is answered from the sums corrected for the few events in between, without
+changing them; only a query more than an hour back counts the retained events from scratch.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ _SPANS: tuple[float, ...] = tuple(WINDOWS.values())  # 1h, 24h, 7d, 30d
 _H1, _H24, _D7, _D30 = range(4)
 assert _SPANS[_H24] == DAY and _SPANS[_D30] == RETENTION_S
 _COMPACT_AT = 256
+# A query up to this long before the latest one is answered from the running sums (requests of
+# one card answered out of arrival order are milliseconds apart); further back, from scratch.
+REWIND_LIMIT_S = 3600.0
+assert _SPANS[_H1] >= REWIND_LIMIT_S  # an event that left the 1 h window is never in the future
 
 
 def _ts(event: VelocityEvent) -> float:
@@ -135,8 +141,26 @@ class SlidingVelocity:
         events = self._events
         if not events:
             return EMPTY
-        if now < self._now or now < events[-1].ts:
+        if now < self._now - REWIND_LIMIT_S:  # the clock went far back: count from scratch
             return compute_velocity(events, now)
+        self._advance(max(now, self._now))
+        if now == self._now and now >= events[-1].ts:  # the common case: sums as they stand
+            return self._velocity(
+                now,
+                self._count,
+                self._amount,
+                self._approved,
+                [len(m) for m in self._merchants],
+                [len(c) for c in self._countries],
+                (self._declined, self._failed_pin, self._failed_cvv),
+                (self._cash_count, self._cash_amount),
+                events[-1].ts,
+            )
+        return self._earlier(now)
+
+    def _advance(self, now: float) -> None:
+        """Move every window's start to ``now`` (not backwards), taking leavers off the sums."""
+        events = self._events
         self._now = now
         for w, span in enumerate(_SPANS):
             start = self._start[w]
@@ -146,10 +170,74 @@ class SlidingVelocity:
             self._start[w] = start
         if self._start[_D30] >= _COMPACT_AT:
             self._compact()
-        if self._count[_D30] == 0:
+
+    def _earlier(self, now: float) -> Velocity:
+        """The counters at a ``now`` before the latest query or the newest event (requests are
+        answered a little out of order): the sums at the latest query, without the events
+        after ``now`` and with those that had left a window since ``now``. Nothing is changed."""
+        events = self._events
+        count, amount, approved = self._count[:], self._amount[:], self._approved[:]
+        merchants: list[dict[str, int]] = [{}, {}, {}, {}]  # changes to the distinct counters
+        countries: list[dict[str, int]] = [{}, {}, {}, {}]
+        day = [self._declined, self._failed_pin, self._failed_cvv]
+        cash = [self._cash_count, self._cash_amount]
+
+        def change(w: int, event: VelocityEvent, sign: int) -> None:
+            count[w] += sign
+            if event.merchant_id:
+                merchants[w][event.merchant_id] = merchants[w].get(event.merchant_id, 0) + sign
+            if event.country:
+                countries[w][event.country] = countries[w].get(event.country, 0) + sign
+            if event.approved:
+                amount[w] += sign * event.amount_minor
+                approved[w] += sign
+            if w == _H24:
+                day[0] += sign * (not event.approved)
+                day[1] += sign * event.pin_failed
+                day[2] += sign * event.cvv_failed
+                if event.cash and event.approved:
+                    cash[0] += sign
+                    cash[1] += sign * event.amount_minor
+
+        for w, span in enumerate(_SPANS):  # back in: left a window between now and _now
+            i = self._start[w]
+            while i > 0 and now - events[i - 1].ts <= span:
+                i -= 1
+                change(w, events[i], +1)
+        newest = len(events)  # out: events after now
+        while newest > 0 and events[newest - 1].ts > now:
+            newest -= 1
+            for w in range(4):
+                if newest >= self._start[w]:
+                    change(w, events[newest], -1)
+        if count[_D30] <= 0:
             return EMPTY
-        count, amount, approved = self._count, self._amount, self._approved
-        merchants, countries = self._merchants, self._countries
+        return self._velocity(
+            now,
+            count,
+            amount,
+            approved,
+            _distinct(self._merchants, merchants),
+            _distinct(self._countries, countries),
+            tuple(day),
+            tuple(cash),
+            events[newest - 1].ts,
+        )
+
+    @staticmethod
+    def _velocity(
+        now: float,
+        count: list[int],
+        amount: list[int],
+        approved: list[int],
+        merchants: list[int],
+        countries: list[int],
+        day: tuple[int, ...],
+        cash: tuple[int, ...],
+        last: float,
+    ) -> Velocity:
+        if count[_D30] == 0:
+            return EMPTY
         return Velocity(
             count_1h=count[_H1],
             count_24h=count[_H24],
@@ -161,20 +249,20 @@ class SlidingVelocity:
             amount_24h=amount[_H24],
             amount_7d=amount[_D7],
             amount_30d=amount[_D30],
-            distinct_merchants_1h=len(merchants[_H1]),
-            distinct_merchants_24h=len(merchants[_H24]),
-            distinct_merchants_7d=len(merchants[_D7]),
-            distinct_merchants_30d=len(merchants[_D30]),
-            distinct_countries_1h=len(countries[_H1]),
-            distinct_countries_24h=len(countries[_H24]),
-            distinct_countries_7d=len(countries[_D7]),
-            distinct_countries_30d=len(countries[_D30]),
-            declined_count_24h=self._declined,
-            cash_count_24h=self._cash_count,
-            cash_amount_24h=self._cash_amount,
-            failed_pin_24h=self._failed_pin,
-            failed_cvv_24h=self._failed_cvv,
-            seconds_since_last=now - events[-1].ts,
+            distinct_merchants_1h=merchants[_H1],
+            distinct_merchants_24h=merchants[_H24],
+            distinct_merchants_7d=merchants[_D7],
+            distinct_merchants_30d=merchants[_D30],
+            distinct_countries_1h=countries[_H1],
+            distinct_countries_24h=countries[_H24],
+            distinct_countries_7d=countries[_D7],
+            distinct_countries_30d=countries[_D30],
+            declined_count_24h=day[0],
+            cash_count_24h=cash[0],
+            cash_amount_24h=cash[1],
+            failed_pin_24h=day[1],
+            failed_cvv_24h=day[2],
+            seconds_since_last=now - last,
             mean_amount_7d=amount[_D7] / approved[_D7] if approved[_D7] else 0.0,
             mean_amount_30d=amount[_D30] / approved[_D30] if approved[_D30] else 0.0,
         )
@@ -197,7 +285,22 @@ class SlidingVelocity:
                 self._cash_amount -= event.amount_minor
 
     def _compact(self) -> None:
-        """Forget events older than every window (they can never count again)."""
-        drop = self._start[_D30]
-        del self._events[:drop]
-        self._start = [s - drop for s in self._start]
+        """Forget events that no query can count again: older than 30 days by more than the
+        furthest an earlier query is answered from the sums (``REWIND_LIMIT_S``)."""
+        keep_after = self._now - RETENTION_S - REWIND_LIMIT_S
+        drop = bisect.bisect_left(self._events, keep_after, hi=self._start[_D30], key=_ts)
+        if drop:
+            del self._events[:drop]
+            self._start = [s - drop for s in self._start]
+
+
+def _distinct(kept: list[dict[str, int]], changes: list[dict[str, int]]) -> list[int]:
+    """Distinct keys per window once ``changes`` (key -> +/- events) apply to ``kept``."""
+    out = []
+    for counter, change in zip(kept, changes, strict=True):
+        n = len(counter)
+        for key, delta in change.items():
+            before = counter.get(key, 0)
+            n += (before + delta > 0) - (before > 0)
+        out.append(n)
+    return out

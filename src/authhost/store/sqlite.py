@@ -42,6 +42,7 @@ from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
 from authhost.store.retention import PRUNE_MARGIN_S
 from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
+from authhost.store.sqlite_group import GroupCommit
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
 from authhost.store.sqlite_velocity import INSERT_SQL as VELOCITY_INSERT_SQL
@@ -286,10 +287,17 @@ class SqliteCardStore:
 
     async def commit(self, commit: Commit) -> CommitResult:
         self._commits += 1
-        prune_before = None
-        if self._commits % PRUNE_EVERY == 0:
+        if self._commits % PRUNE_EVERY == 0:  # a bulk delete: not on the event loop's thread
             prune_before = commit.journal.ts - RETENTION_S - PRUNE_MARGIN_S
-        return await self._writer.run(lambda conn: _commit(conn, commit, prune_before))
+            return await self._writer.run(lambda conn: _commit(conn, commit, prune_before))
+        return await self._group_commit().run(lambda conn: _commit(conn, commit, None))
+
+    def _group_commit(self) -> GroupCommit:
+        """The calling thread's group commit, on its own connection (see ``sqlite_group``)."""
+        group = getattr(self._inline, "group", None)
+        if group is None:
+            group = self._inline.group = GroupCommit(self._inline_reader, self._writer.run)
+        return group
 
     # --- products and accounts -----------------------------------------------------------
 
