@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import HOUR, RETENTION_S, VelocityEvent, compute_velocity
 from authhost.models.context import replay_contexts
-from authhost.cards.sliding import SlidingVelocity
 
 # steps that hit the window edges exactly (1 h, 24 h, 7 d, 30 d) as well as arbitrary gaps
 EDGE_STEPS = [0.0, 1.0, HOUR, 24 * HOUR, 7 * 24 * HOUR, RETENTION_S, RETENTION_S + 1]

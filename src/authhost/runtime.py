@@ -131,6 +131,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.collectors.append(RuleMetricsCollector(rules.source))
         if scorer is not None:
             runtime.reloaders.append(partial(trio.to_thread.run_sync, scorer.reload))
+        if hasattr(store, "group_commit_stats"):
+            from authhost.store.metrics import GroupCommitCollector
+
+            runtime.collectors.append(GroupCommitCollector(store))
         yield runtime
     finally:
         # Not shielded: the Redis client's own task group was entered before any scope here,

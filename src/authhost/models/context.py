@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.iso.messages import AuthRequest
-from authhost.cards.sliding import SlidingVelocity
 from authhost.store.interface import Snapshot
 
 CASH_TYPES = frozenset({"01"})

@@ -42,7 +42,7 @@ from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
 from authhost.store.retention import PRUNE_MARGIN_S
 from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
-from authhost.store.sqlite_group import GroupCommit
+from authhost.store.sqlite_group import GroupCommit, GroupCommitStats
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
 from authhost.store.sqlite_velocity import INSERT_SQL as VELOCITY_INSERT_SQL
@@ -148,6 +148,7 @@ class SqliteCardStore:
         self._commits = 0
         self._inline = threading.local()  # a read connection per event-loop thread
         self._inline_connections: list[sqlite3.Connection] = []
+        self._groups: list[GroupCommit] = []
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteCardStore:
@@ -297,7 +298,17 @@ class SqliteCardStore:
         group = getattr(self._inline, "group", None)
         if group is None:
             group = self._inline.group = GroupCommit(self._inline_reader, self._writer.run)
+            self._groups.append(group)
         return group
+
+    def group_commit_stats(self) -> GroupCommitStats:
+        """Authorisation commits so far: how many, in how many transactions, and how many
+        went to the writer thread because another connection held the write lock."""
+        return GroupCommitStats(
+            batches=sum(g.batches for g in self._groups),
+            commits=sum(g.commits for g in self._groups),
+            handed_over=sum(g.handed_over for g in self._groups),
+        )
 
     # --- products and accounts -----------------------------------------------------------
 

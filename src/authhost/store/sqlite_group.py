@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -33,6 +34,13 @@ Job = Callable[[sqlite3.Connection], Any]
 # leader tries again in this much time, this many times, before the writer thread takes over.
 LOCK_RETRY_S = 0.0005
 LOCK_TRIES = 20
+
+
+@dataclass(frozen=True)
+class GroupCommitStats:
+    batches: int  # transactions written on the event loop's thread
+    commits: int  # commits in them
+    handed_over: int  # commits that went to the writer thread (the lock stayed busy)
 
 
 class _Slot:

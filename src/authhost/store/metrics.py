@@ -1,0 +1,32 @@
+"""Store counters on the Prometheus metrics endpoint, read from the store when scraped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class GroupCommitCollector(Collector):
+    """authhost_sqlite_group_commit_*: the SQLite store's authorisation commits, the
+    transactions they shared (commits / batches = the mean batch) and the hand-overs to the
+    writer thread (a second process or an admin write held the lock for long)."""
+
+    def __init__(self, store: Any) -> None:  # a store with group_commit_stats()
+        self._store = store
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._store.group_commit_stats()
+        for name, value, text in (
+            ("batches", stats.batches, "Write transactions of authorisation commits"),
+            ("commits", stats.commits, "Authorisation commits written in those transactions"),
+            ("handed_over", stats.handed_over, "Commits handed to the writer thread"),
+        ):
+            family = CounterMetricFamily(f"authhost_sqlite_group_commit_{name}", text)
+            family.add_metric([], value)
+            yield family

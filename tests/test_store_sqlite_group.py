@@ -1,0 +1,120 @@
+"""SQLite group commit: authorisation commits ready together share one transaction on the event
+loop's own connection; a failing one is undone alone; a write lock held elsewhere is waited
+for without blocking the loop, and handed to the writer thread when it stays held."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import trio
+from test_store_contract import hold, seeded
+
+from authhost.store import open_store
+from authhost.store.interface import Movement, NotFound
+from authhost.store.metrics import GroupCommitCollector
+from authhost.store.sqlite_group import LOCK_RETRY_S, LOCK_TRIES
+
+
+async def test_commits_ready_together_share_one_transaction(tmp_path):
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    try:
+        card, _ = await seeded(store, balance=100_000)
+        results = {}
+
+        async def one(n: int) -> None:
+            results[n] = await store.commit(hold(card, n, 100))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(40):
+                nursery.start_soon(one, n)
+        stats = store.group_commit_stats()
+        assert stats.commits == 40 and stats.handed_over == 0
+        assert stats.batches < 40  # they did share transactions
+        assert all(r.funds_ok for r in results.values())
+        assert len({r.journal.journal_id for r in results.values()}) == 40
+        assert (await store.get_account("acc-1")).holds == 40 * 100
+    finally:
+        await store.close()
+
+
+async def test_a_failing_commit_in_a_batch_is_undone_alone(tmp_path):
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    try:
+        card, _ = await seeded(store, balance=100_000)
+        outcomes: dict[int, str] = {}
+
+        async def one(n: int) -> None:
+            commit = hold(card, n, 100)
+            if n == 7:  # money from an account that does not exist
+                commit = replace(commit, movement=Movement("acc-missing", commit.movement.kind, 5))
+            try:
+                await store.commit(commit)
+                outcomes[n] = "ok"
+            except NotFound:
+                outcomes[n] = "not found"
+
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(one, n)
+        assert outcomes.pop(7) == "not found"
+        assert set(outcomes.values()) == {"ok"} and len(outcomes) == 19
+        assert (await store.get_account("acc-1")).holds == 19 * 100
+    finally:
+        await store.close()
+
+
+async def _commit_while_locked(tmp_path, held_s: float):
+    path = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{path}")
+    card, _ = await seeded(store, balance=100_000)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, as far as SQLite knows
+    other.execute("BEGIN IMMEDIATE")
+    result = None
+    loop_ran = 0
+
+    async def commit() -> None:
+        nonlocal result
+        result = await store.commit(hold(card, 1, 300))
+
+    async def ticker() -> None:  # the event loop keeps running while the commit waits
+        nonlocal loop_ran
+        while result is None:
+            loop_ran += 1
+            await trio.sleep(0.001)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commit)
+        nursery.start_soon(ticker)
+        await trio.sleep(held_s)
+        assert result is None  # it cannot have committed while the lock was held
+        other.execute("COMMIT")
+    other.close()
+    return store, result, loop_ran
+
+
+async def test_a_briefly_held_lock_is_waited_for_on_the_loop(tmp_path):
+    store, result, loop_ran = await _commit_while_locked(tmp_path, held_s=LOCK_RETRY_S * 3)
+    try:
+        assert result is not None and result.funds_ok
+        assert loop_ran >= 1
+        stats = store.group_commit_stats()
+        assert (stats.commits, stats.handed_over) == (1, 0)
+        assert (await store.get_account("acc-1")).holds == 300
+    finally:
+        await store.close()
+
+
+async def test_a_lock_held_long_sends_the_commit_to_the_writer_thread(tmp_path):
+    held = LOCK_RETRY_S * LOCK_TRIES * 5
+    store, result, loop_ran = await _commit_while_locked(tmp_path, held_s=held)
+    try:
+        assert result is not None and result.funds_ok
+        assert loop_ran >= 10  # the loop was never blocked by the wait
+        stats = store.group_commit_stats()
+        assert (stats.commits, stats.handed_over) == (0, 1)
+        assert (await store.get_account("acc-1")).holds == 300
+        families = {f.name: f.samples[0].value for f in GroupCommitCollector(store).collect()}
+        assert families["authhost_sqlite_group_commit_handed_over"] == 1
+    finally:
+        await store.close()
