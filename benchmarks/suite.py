@@ -12,8 +12,10 @@ Phases (each bounded by ``--seconds`` and a request count):
    and model when present, funds, journal) on SQLite, closed loop: the most it can do;
    targets >= 3,000 auth/s and >= 20% of (3);
 5. authhost / auth at 2,000/s offered (open loop): target p99 <= 20 ms;
-6. the same two on Redis, and 7. two server processes (``--workers 2``) sharing one Redis,
-   when redis-server is installed.
+6. the same two with two server processes (``--workers 2``) on the same SQLite file; the
+   targets are judged on the better of the two set-ups, and the report says which;
+7. the full pipeline on Redis, and two server processes sharing one Redis, when redis-server
+   is installed.
 
 Load processes run beside the servers on the same cores: on a 2-core machine the load
 generator takes CPU from the server it measures, for the echo server and authhost alike.
@@ -332,6 +334,17 @@ def run_suite(suite: Suite) -> None:
             suite.measure("authhost auth sqlite @2000/s", server, auth, rate=2000)
         finally:
             server.stop()
+        # the same file served by two processes (``--workers 2``): one per core
+        two_config, port = suite.config("sqlite-2", "sqlite:///authhost.db", workers=2)
+        server = start("authhost sqlite x2", authhost("serve", "--demo", "--config",
+                       str(two_config)), work, port, work / "authhost-sqlite-2.log")  # fmt: skip
+        try:
+            for round_no in range(1, args.rounds + 1):
+                suite.measure("echo auth", echo, auth, round_no=round_no)
+                suite.measure("authhost auth sqlite 2 workers", server, auth, round_no=round_no)
+            suite.measure("authhost auth sqlite 2 workers @2000/s", server, auth, rate=2000)
+        finally:
+            server.stop()
     finally:
         echo.stop()
 
@@ -383,11 +396,15 @@ def ratios(by_label: dict[str, BenchReport], cpu: dict[str, dict[str, float]]) -
         return round(x / y, 3) if x and y else None
 
     at_half = by_label.get("authhost auth sqlite @half capacity")
-    at_2000 = by_label.get("authhost auth sqlite @2000/s")
+    # the targets are judged on the better SQLite set-up: one process, or one per core
+    best = max(
+        ("authhost auth sqlite", "authhost auth sqlite 2 workers"), key=lambda a: tput(a) or 0.0
+    )
+    at_2000 = by_label.get(f"{best} @2000/s")
     p99 = at_2000.latency_ms().get("p99") if at_2000 else None
     wire = ratio("authhost network", "echo network")
-    pipeline = ratio("authhost auth sqlite", "echo auth")
-    full = tput("authhost auth sqlite")
+    pipeline = ratio(best, "echo auth")
+    full = tput(best)
 
     def cpu_ratio(a: str, b: str) -> float | None:
         """How many times more server CPU an answer of ``a`` costs than one of ``b``."""
@@ -401,6 +418,11 @@ def ratios(by_label: dict[str, BenchReport], cpu: dict[str, dict[str, float]]) -
         "pipeline_cpu_cost_vs_echo": cpu_ratio("authhost auth sqlite", "echo auth"),
         "pipeline_ratio": pipeline,
         "pipeline_throughput": round(full, 1) if full else None,
+        "pipeline_best_setup": "2 workers" if best.endswith("2 workers") else "1 process",
+        "pipeline_throughput_one_process": tput("authhost auth sqlite"),
+        "sqlite_two_workers_speedup": ratio(
+            "authhost auth sqlite 2 workers", "authhost auth sqlite"
+        ),
         "p99_ms_at_2000": p99,
         "p99_ms_at_half_capacity": at_half.latency_ms().get("p99") if at_half else None,
         "half_capacity_rate": at_half.plan.rate if at_half else None,
@@ -493,12 +515,15 @@ def markdown(doc: dict[str, Any]) -> str:
     met = r["targets_met"]
     lines.append(f"| wire path / echo (0800) | {r['wire_ratio']} | >= 0.35 | "
                  f"{met['wire_ratio >= 0.35']} |")  # fmt: skip
-    lines.append(f"| full pipeline auth/s (SQLite) | {r['pipeline_throughput']} | >= 3000 | "
-                 f"{met['pipeline >= 3000/s']} |")  # fmt: skip
-    lines.append(f"| full pipeline / echo (auth mix) | {r['pipeline_ratio']} | >= 0.20 | "
+    setup = r.get("pipeline_best_setup", "1 process")
+    lines.append(f"| full pipeline auth/s (SQLite, {setup}) | {r['pipeline_throughput']} | "
+                 f">= 3000 | {met['pipeline >= 3000/s']} |")  # fmt: skip
+    lines.append(f"| full pipeline / echo (auth mix, {setup}) | {r['pipeline_ratio']} | >= 0.20 | "
                  f"{met['pipeline_ratio >= 0.20']} |")  # fmt: skip
-    lines.append(f"| p99 ms at 2,000/s offered (SQLite) | {r['p99_ms_at_2000']} | <= 20 | "
-                 f"{met['p99 <= 20 ms at 2000/s']} |")  # fmt: skip
+    lines.append(f"| p99 ms at 2,000/s offered (SQLite, {setup}) | {r['p99_ms_at_2000']} | "
+                 f"<= 20 | {met['p99 <= 20 ms at 2000/s']} |")  # fmt: skip
+    if r.get("sqlite_two_workers_speedup") is not None:
+        lines.append(f"| 2 workers / 1 process (SQLite) | {r['sqlite_two_workers_speedup']} | | |")
     if r["p99_ms_at_half_capacity"] is not None:
         lines.append(f"| p99 ms at half capacity ({r['half_capacity_rate']:,.0f}/s offered, "
                      f"SQLite) | {r['p99_ms_at_half_capacity']} | | |")  # fmt: skip
