@@ -1,9 +1,13 @@
 """SQLite card store: the embedded default (one file, WAL, no server to run).
 
-All SQL runs on two dedicated threads (``sqlite_thread``): a reader for snapshots and queries,
-and a writer that group-commits. Every write is one ``BEGIN IMMEDIATE`` transaction, so the
-funds re-check in ``commit`` and the balance change it guards are atomic, also against other
-processes that open the same file (SQLite's file lock serialises their writers).
+The authorisation path runs on the calling (event loop) thread, on that thread's own connection:
+the snapshot is one read transaction and the commit is group-committed (``sqlite_group``), so a
+request never waits for a thread hand-over and the connection's page cache stays warm. Two
+dedicated threads (``sqlite_thread``) serve the rest: a reader for queries, and a writer for
+admin writes and for batches whose write lock another process holds for long. Every write is
+one ``BEGIN IMMEDIATE`` transaction, so the funds re-check in ``commit`` and the balance change
+it guards are atomic, also against other processes that open the same file (SQLite's file
+lock serialises their writers).
 """
 
 from __future__ import annotations
