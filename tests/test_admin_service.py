@@ -164,8 +164,14 @@ async def test_replacement_and_renewal_rules(store_args):
         renewed = await service.apply(new["card_id"], "renew")
         assert await _clear_pan(service, renewed["card_id"]) == new_pan  # same PAN
         assert renewed["pin_set"] is True and renewed["sequence"] == "01"
+        # the cardholder keeps using the old card until the renewed one is activated
+        assert (await service.get_card(new["card_id"]))["state"] == "active"
+        assert (await service.find_card(new_pan))["card_id"] == new["card_id"]
+        await _drive(service, renewed["card_id"], ["ship", "activate"])
         assert (await service.get_card(new["card_id"]))["state"] == "replaced"
         assert (await service.find_card(new_pan))["card_id"] == renewed["card_id"]
+        actions = [e["action"] for e in await service.audit(subject=new["card_id"])]
+        assert actions[-1] == "card.retire"
 
         with pytest.raises(ConflictError):
             await service.apply(new["card_id"], "renew")  # already replaced

@@ -98,8 +98,8 @@ def test_unknown_event_names_the_known_ones():
 
 def test_renewal_keeps_pan_and_pin_with_new_expiry():
     old = replace(CARD, state=S.ACTIVE)
-    retired, new = lifecycle.renew(old, now=NOW, validity_months=36, new_card_id="crd_2")
-    assert retired.state is S.REPLACED and retired.replaced_by == "crd_2"
+    kept, new = lifecycle.renew(old, now=NOW, validity_months=36, new_card_id="crd_2")
+    assert kept.state is S.ACTIVE and kept.replaced_by == "crd_2"  # works until new is active
     assert new.card_id == "crd_2" and new.replaces == "crd_1" and new.state is S.CREATED
     assert (new.pan_index, new.last4, new.bin) == (old.pan_index, old.last4, old.bin)
     assert new.expiry == "2905" and new.sequence == "01"
@@ -110,6 +110,34 @@ def test_renewal_keeps_pan_and_pin_with_new_expiry():
         old.pin_reference,
     )
     assert new.pin_tries == 0 and new.version == 0 and new.created_at == NOW
+
+
+def test_retire_ends_a_live_predecessor_and_leaves_a_final_one_alone():
+    assert lifecycle.retire(replace(CARD, state=S.ACTIVE)).state is S.REPLACED
+    assert lifecycle.retire(replace(CARD, state=S.SUSPENDED)).state is S.REPLACED
+    damaged = replace(CARD, state=S.DAMAGED)
+    assert lifecycle.retire(damaged) is damaged
+
+
+@pytest.mark.parametrize(
+    ("candidate", "other", "newer", "expected"),
+    [
+        (S.CREATED, S.ACTIVE, True, False),  # a renewal not yet activated: the old card
+        (S.ISSUED, S.SUSPENDED, True, False),
+        (S.ACTIVE, S.ACTIVE, True, True),  # both activated: the newest
+        (S.ACTIVE, S.REPLACED, True, True),
+        (S.ACTIVE, S.CREATED, False, True),  # an activated card over a newer waiting one
+        (S.CREATED, S.CREATED, True, True),  # none activated: the newest
+        (S.CREATED, S.CREATED, False, False),
+    ],
+)
+def test_which_card_a_pan_means(candidate, other, newer, expected):
+    assert (
+        lifecycle.is_current_over(
+            replace(CARD, state=candidate), replace(CARD, state=other), candidate_is_newer=newer
+        )
+        is expected
+    )
 
 
 @pytest.mark.parametrize(

@@ -247,11 +247,25 @@ async def test_renewal_keeps_pan_and_links_both_ways(store):
     card, pan = await seeded(store)
     old, new = lifecycle.renew(card, now=NOW, validity_months=48, new_card_id=new_card_id())
     await store.replace_card(old, new, seal_pan(DATA_KEY, 1, pan, new.card_id))
-    found = await store.find_card(card.pan_index)
-    assert found is not None and found.card_id == new.card_id and found.replaces == card.card_id
     stored_old = await store.get_card(card.card_id)
-    assert stored_old.state is CardState.REPLACED and stored_old.replaced_by == new.card_id
+    assert stored_old.state is CardState.ACTIVE and stored_old.replaced_by == new.card_id
     assert open_pan(DATA_KEY, await store.pan_ciphertext(new.card_id), new.card_id) == pan
+
+    async def current() -> tuple[str, str]:
+        found = await store.find_card(card.pan_index)
+        snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+        return found.card_id, snap.card.card_id
+
+    # the old plastic keeps working while the new one is created and shipped ...
+    assert await current() == (card.card_id, card.card_id)
+    shipped = await store.update_card(
+        lifecycle.transition(await store.get_card(new.card_id), "ship", now=NOW)
+    )
+    assert await current() == (card.card_id, card.card_id)
+    # ... and the PAN means the new card once it is activated
+    await store.update_card(lifecycle.transition(shipped, "activate", now=NOW))
+    assert await current() == (new.card_id, new.card_id)
+    assert (await store.find_card(card.pan_index)).replaces == card.card_id
 
 
 async def test_lost_card_replacement_gets_new_pan_old_still_answers(store):

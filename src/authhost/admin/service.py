@@ -412,7 +412,20 @@ class CardService:
             after = lifecycle.transition(card, action, now=self.clock())
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
-        return await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
+        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
+        if action == lifecycle.Event.ACTIVATE and card.replaces:
+            await self._retire_predecessor(card)
+        return view
+
+    async def _retire_predecessor(self, successor: Card) -> None:
+        """A renewed (or damaged) card's predecessor with the same PAN stops once its successor
+        is activated: until then it kept working, so the cardholder was never without a card."""
+        old = await self.store.get_card(successor.replaces or "")
+        if old is None or old.pan_index != successor.pan_index:
+            return
+        retired = lifecycle.retire(old)
+        if retired is not old:
+            await self._update(old, retired, "card.retire", f"successor {successor.card_id} active")
 
     async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
         product = await self._product(card.product_id)

@@ -8,12 +8,16 @@
     issued | active | suspended --expire--> expired                     (final)
     any non-final state --cancel--> closed                              (final)
     lost | stolen | damaged --replace--> successor card (old keeps its state)
-    issued | active | suspended --renew--> successor card (old becomes replaced)
+    issued | active | suspended --renew--> successor card (old stays usable)
+    successor --activate--> old becomes replaced (retire)
 
 A lost/stolen card is replaced under a new PAN; a damaged card and a renewal keep the PAN with
-a new expiry (and therefore new card values). A successor carries the account, the limits and
-the PIN method; it carries the PIN reference only when it keeps the PAN, because a PVV or
-IBM 3624 offset is computed from the PAN and means nothing for another one. Every function
+a new expiry (and therefore new card values). A renewed card keeps working until the cardholder
+activates its successor (renewals are issued weeks before expiry; the old plastic must not
+stop at the issuer's convenience); activating the successor retires it. A successor carries
+the account, the limits and the PIN method; it carries the PIN reference only when it keeps
+the PAN, because a PVV or IBM 3624 offset is computed from the PAN and means nothing for
+another one. Every function
 here is pure: it returns new values or raises ``IllegalTransition`` and changes nothing.
 """
 
@@ -145,8 +149,9 @@ def replace(
 def renew(
     old: Card, *, now: float, validity_months: int, new_card_id: str = ""
 ) -> tuple[Card, Card]:
-    """Renewal before expiry: ``(old, new)`` with the same PAN and a new expiry; ``old``
-    becomes replaced (the PAN index then finds the new card)."""
+    """Renewal before expiry: ``(old, new)`` with the same PAN and a new expiry. ``old`` keeps
+    its state and links to ``new``; it is retired (``retire``) when ``new`` is activated, and
+    until then the PAN finds ``old`` (stores prefer a PAN's newest activated card)."""
     if old.state not in RENEWABLE:
         raise IllegalTransition(
             f"card {old.card_id} is {old.state.value}: only a card that is "
@@ -157,7 +162,28 @@ def renew(
     new = _successor(
         old, now=now, validity_months=validity_months, keep_pan=True, card_id=new_card_id
     )
-    return _replace(old, state=S.REPLACED, replaced_by=new_card_id or None), new
+    return _replace(old, replaced_by=new_card_id or None), new
+
+
+def retire(old: Card) -> Card:
+    """The predecessor once its successor (same PAN) is activated: replaced, final. A card
+    that is already final (lost, damaged, expired...) keeps its state."""
+    if old.state in FINAL_STATES:
+        return old
+    return _replace(old, state=S.REPLACED)
+
+
+NOT_YET_ACTIVATED: frozenset[CardState] = frozenset({S.CREATED, S.ISSUED})
+
+
+def is_current_over(candidate: Card, other: Card, *, candidate_is_newer: bool) -> bool:
+    """Which of two cards of one PAN the PAN means: the newest that has been activated, or the
+    newest of all when neither has. Both stores follow this rule."""
+    candidate_waits = candidate.state in NOT_YET_ACTIVATED
+    other_waits = other.state in NOT_YET_ACTIVATED
+    if candidate_waits != other_waits:
+        return other_waits
+    return candidate_is_newer
 
 
 def link(old: Card, new: Card) -> tuple[Card, Card]:

@@ -143,7 +143,8 @@ class CardStore(Protocol):
     async def get_card(self, card_id: str) -> Card | None: ...
 
     async def find_card(self, pan_index: str) -> Card | None:
-        """The current card for a PAN (the newest when renewals share the PAN)."""
+        """The card a PAN means when several share it (renewal, damaged card): the newest that
+        has been activated, else the newest (``cards.lifecycle.is_current_over``)."""
         ...
 
     async def list_cards(
@@ -156,8 +157,9 @@ class CardStore(Protocol):
         ...
 
     async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
-        """Atomically store ``old`` (now replaced/lost/...) and insert ``new``. ``new`` may have
-        the same pan_index as ``old`` (renewal, damaged): the PAN index then points to ``new``."""
+        """Atomically store ``old`` (linked, in its state) and insert ``new``. ``new`` may have
+        the same pan_index as ``old`` (renewal, damaged): the PAN then means ``new`` once it is
+        activated (see ``find_card``)."""
         ...
 
     async def pan_ciphertext(self, card_id: str) -> bytes: ...

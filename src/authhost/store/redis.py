@@ -23,6 +23,7 @@ from coredis.connection import TCPLocation
 from coredis.exceptions import NoScriptError
 from coredis.tokens import PureToken
 
+from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent, compute_velocity
 from authhost.store import codec, redis_lua
@@ -530,7 +531,24 @@ class RedisCardStore:
             raise NotFound(f"card {card.card_id} not found")
         if result == -2:
             raise Conflict(f"card {card.card_id} was changed by someone else (stale version)")
+        await self._repoint(stored)
         return stored
+
+    async def _repoint(self, card: Card) -> None:
+        """Point the PAN at ``card`` if the PAN now means it (``lifecycle.is_current_over``):
+        a renewal's successor takes over when it is activated."""
+        if card.state in lifecycle.NOT_YET_ACTIVATED or not card.pan_index:
+            return
+        pointer = await self._pointer(card.pan_index)
+        if pointer is None or pointer[0] == card.card_id:
+            return
+        current = await self._read_card(pointer[1], pointer[0])
+        mine = await self._client.zscore(self._keys.all_cards, card.card_id) or 0
+        theirs = await self._client.zscore(self._keys.all_cards, pointer[0]) or 0
+        if current is None or lifecycle.is_current_over(
+            card, current, candidate_is_newer=mine > theirs
+        ):
+            await self._client.set(self._keys.pan(card.pan_index), _pointer_value(card))
 
     async def _move_card(self, card: Card, stored: Card, old_ak: Any) -> Card:
         """Re-link a card to another account: its hash moves to the new account's slot."""
@@ -588,7 +606,7 @@ class RedisCardStore:
                 raise NotFound(f"card {old.card_id} not found")
             raise Conflict(f"card {old.card_id} was changed by someone else (stale version)")
         await self._client.zadd(self._keys.all_cards, {new.card_id: seq})
-        if same_pan:
+        if same_pan and lifecycle.is_current_over(linked_new, linked_old, candidate_is_newer=True):
             await self._client.set(self._keys.pan(new.pan_index), _pointer_value(new))
 
     async def pan_ciphertext(self, card_id: str) -> bytes:

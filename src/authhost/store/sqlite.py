@@ -65,15 +65,18 @@ _BY_DEDUPE_KEY = (
     f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != '' ORDER BY journal_id LIMIT 1"
 )
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
+# The card a PAN means (cards.lifecycle.is_current_over): the newest that has been activated,
+# else the newest; a renewal's successor takes over only when activated.
+_CURRENT_CARD_FIRST = "ORDER BY state IN ('created', 'issued'), seq DESC"
 _ACCOUNT_SELECT = (
     "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
 )
 # Card, account, product, the dedupe hit and the reversal's hold in ONE statement: every
 # sqlite3 call releases and re-takes the GIL, so fewer calls is what makes the snapshot cheap.
-_SNAPSHOT_SQL = """
+_SNAPSHOT_SQL = f"""
 WITH card AS (
   SELECT data, pin_tries, version, account_id FROM cards
-  WHERE pan_index = :pan ORDER BY seq DESC LIMIT 1
+  WHERE pan_index = :pan {_CURRENT_CARD_FIRST} LIMIT 1
 )
 SELECT card.data, card.pin_tries, card.version,
   a.account_id, a.currency, a.kind, a.balance, a.credit_limit, a.holds, a.version,
@@ -436,7 +439,8 @@ class SqliteCardStore:
         return await self._reader.run(
             lambda conn: self._card(
                 conn.execute(
-                    f"{_CARD_SELECT} WHERE pan_index = ? ORDER BY seq DESC LIMIT 1", (pan_index,)
+                    f"{_CARD_SELECT} WHERE pan_index = ? {_CURRENT_CARD_FIRST} LIMIT 1",
+                    (pan_index,),
                 ).fetchone()
             )
         )
