@@ -82,6 +82,9 @@ async def test_redis_keys_and_values_hold_no_clear_pan(redis_url):
             elif kind == "set":
                 for member in await client.smembers(key):
                     dump += member
+            elif kind == "list":
+                for member in await client.lrange(key, 0, -1):
+                    dump += member
             else:
                 pytest.fail(f"unexpected key type {kind} for {key!r}")
         assert count > 20

@@ -24,6 +24,8 @@ def test_everything_a_commit_touches_shares_the_account_slot():
         ak.card("crd_1"),
         ak.card("crd_2"),
         ak.velocity("crd_1"),
+        ak.velocity_log("crd_1"),
+        ak.velocity_pruned("crd_1"),
         ak.dedupe,
         ak.holds,
         ak.journal,

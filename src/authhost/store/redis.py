@@ -25,7 +25,7 @@ from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, Product
-from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent, compute_velocity
+from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.store import codec, redis_lua
 from authhost.store.interface import (
     Commit,
@@ -43,6 +43,7 @@ from authhost.store.interface import (
 )
 from authhost.store.records import AuditEntry, JournalEntry
 from authhost.store.redis_keys import Keys
+from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
@@ -101,6 +102,7 @@ class RedisCardStore:
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._products: dict[bytes, Product] = {}
+        self._velocity = VelocityLogs(_event)
         self._ids: list[int] = []
         self._id_lock = anyio.Lock()
 
@@ -191,33 +193,37 @@ class RedisCardStore:
             ak.dedupe,
             ak.holds,
             ak.journal,
+            ak.velocity_log(card_id),
+            ak.velocity_pruned(card_id),
         ]
+        kept, kept_card, counted = self._velocity.ask(query.pan_index)
         args = [
             repr(query.now),
             repr(FETCH_SPAN_S),
             query.dedupe_key,
             query.original_key,
             "1" if pointer else "0",
+            counted if kept_card == card_id else "0",
         ]
         product_raw = None
         if pointer is None:
-            account_raw, card_raw, events_raw, previous_raw, hold_raw = await self._snapshot(
-                keys, args, readonly=True
-            )
+            reply = await self._snapshot(keys, args, readonly=True)
         else:
             try:
-                scripted, product_reply = await self._snapshot_pipeline(keys, args, product_id)
+                reply, product_raw = await self._snapshot_pipeline(keys, args, product_id)
             except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
                 await self._client.script_load(redis_lua.SNAPSHOT)
-                scripted, product_reply = await self._snapshot_pipeline(keys, args, product_id)
-            account_raw, card_raw, events_raw, previous_raw, hold_raw = scripted
-            product_raw = product_reply
+                reply, product_raw = await self._snapshot_pipeline(keys, args, product_id)
+        account_raw, card_raw, events_raw, previous_raw, hold_raw, velocity_reply = reply
         return self._snapshot_from(
             query,
             account_id,
+            card_id,
+            kept,
             account_raw,
             card_raw,
             events_raw,
+            velocity_reply,
             previous_raw,
             hold_raw,
             product_raw,
@@ -226,22 +232,29 @@ class RedisCardStore:
     async def _snapshot_standalone(self, query: SnapshotQuery) -> Snapshot:
         """One round trip: the script follows the PAN pointer and reads the product too."""
         keys = [self._keys.pan(query.pan_index), self._keys.products]
+        kept, kept_card, counted = self._velocity.ask(query.pan_index)
         args = [
             repr(query.now),
             repr(FETCH_SPAN_S),
             query.dedupe_key,
             query.original_key,
             self._keys.prefix,
+            counted,
+            kept_card,
         ]
         reply = await self._snapshot_one(keys, args, readonly=True)
-        account_raw, card_raw, events_raw, previous_raw, hold_raw, pointer, product_raw = reply
-        account_id = _s(pointer).split("|", 2)[1] if pointer else ""
+        (account_raw, card_raw, events_raw, previous_raw, hold_raw, pointer, product_raw,
+         velocity_reply) = reply  # fmt: skip
+        card_id, account_id = _s(pointer).split("|", 2)[:2] if pointer else ("", "")
         return self._snapshot_from(
             query,
             account_id,
+            card_id,
+            kept,
             account_raw,
             card_raw,
             events_raw,
+            velocity_reply,
             previous_raw,
             hold_raw,
             product_raw,
@@ -251,9 +264,12 @@ class RedisCardStore:
         self,
         query: SnapshotQuery,
         account_id: str,
+        card_id: str,
+        kept: Kept | None,
         account_raw: Any,
         card_raw: Any,
         events_raw: Any,
+        velocity_reply: Any,
         previous_raw: Any,
         hold_raw: Any,
         product_raw: Any,
@@ -262,8 +278,10 @@ class RedisCardStore:
         account = _account(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
         velocity = EMPTY
-        if card is not None and events_raw:
-            velocity = compute_velocity(map(_event, events_raw), query.now)
+        if card is not None and velocity_reply:
+            velocity = self._velocity.answer(
+                query.pan_index, card_id, kept, velocity_reply, events_raw or [], query.now
+            )
         previous = codec.journal_from_json(previous_raw) if previous_raw else None
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         return Snapshot(card, account, product, velocity, previous, original)
@@ -324,6 +342,8 @@ class RedisCardStore:
             ak.journal,
             ak.journal_all,
             ak.journal_card(commit.card_id),
+            ak.velocity_log(commit.card_id),
+            ak.velocity_pruned(commit.card_id),
         ]
         args = [
             entry.dedupe_key,

@@ -42,7 +42,18 @@ class AccountKeys:
         return f"{self.base}:card:{card_id}"
 
     def velocity(self, card_id: str) -> str:
+        """Sorted set of events by time: written before velocity logs; read once per card
+        (with the log) when a process first counts it, pruned until empty."""
         return f"{self.base}:vel:{card_id}"
+
+    def velocity_log(self, card_id: str) -> str:
+        """List of the card's velocity events in commit order (appended, pruned at the head)."""
+        return f"{self.base}:vlog:{card_id}"
+
+    def velocity_pruned(self, card_id: str) -> str:
+        """How many events were pruned from the head of the log: log position + this = an
+        event's number for good, so a process can ask for the events after the ones it counted."""
+        return f"{self.base}:vlogoff:{card_id}"
 
     @property
     def cards(self) -> str:

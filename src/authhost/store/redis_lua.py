@@ -10,16 +10,33 @@ journal id sorted sets (all entries of the account, and per card).
 from __future__ import annotations
 
 # The snapshot body: reads the account's slot through the k_* names its header defines.
-# ARGV: now, retention_s, dedupe_key, original_key, ...
+# ARGV: now, retention_s, dedupe_key, original_key, ...; the header sets counted_arg (events of
+# the card's velocity log the caller has counted) and the reply's last element is
+# "counted used|log total" (0 without a card).
 _SNAPSHOT_BODY = """
 local account = redis.call('HGETALL', k_account)
 local card = false
 local events = {}
+local counted = 0
 if has_card then
   card = redis.call('HMGET', k_card, 'data', 'pin_tries', 'version')
   if not card[1] then card = false end
-  local now = tonumber(ARGV[1])
-  events = redis.call('ZRANGEBYSCORE', k_velocity, now - tonumber(ARGV[2]), ARGV[1])
+  -- velocity: only the log's events after the ARGV[6] the caller has counted already
+  local pruned = tonumber(redis.call('GET', k_vpruned) or '0')
+  local length = redis.call('LLEN', k_vlog)
+  counted = tonumber(counted_arg)
+  if counted > pruned + length then counted = 0 end  -- the log restarted: count it all again
+  if counted == 0 then
+    local now = tonumber(ARGV[1])
+    events = redis.call('ZRANGEBYSCORE', k_velocity, now - tonumber(ARGV[2]), ARGV[1])
+  end
+  local start = counted - pruned
+  if start < 0 then start = 0 end
+  if start < length then
+    local new = redis.call('LRANGE', k_vlog, start, -1)
+    for i = 1, #new do events[#events + 1] = new[i] end
+  end
+  counted = string.format('%d', counted) .. '|' .. string.format('%d', pruned + length)
 end
 local previous = false
 if ARGV[3] ~= '' then
@@ -31,22 +48,26 @@ if ARGV[4] ~= '' then hold = redis.call('HGET', k_holds, ARGV[4]) end
 """
 
 # Cluster-safe: the caller resolved the PAN pointer; every key is declared and in one slot.
-# KEYS: account, card, velocity, dedupe, holds, journal.  ARGV 5: has_card (1/0)
+# KEYS: account, card, velocity, dedupe, holds, journal, velocity log, velocity pruned.
+# ARGV 5: has_card (1/0), 6: velocity events counted already (0: none)
 SNAPSHOT = (
     """
 local k_account, k_card, k_velocity = KEYS[1], KEYS[2], KEYS[3]
 local k_dedupe, k_holds, k_journal = KEYS[4], KEYS[5], KEYS[6]
+local k_vlog, k_vpruned = KEYS[7], KEYS[8]
 local has_card = ARGV[5] == '1'
+local counted_arg = ARGV[6]
 """
     + _SNAPSHOT_BODY
     + """
-return {account, card, events, previous, hold}
+return {account, card, events, previous, hold, counted}
 """
 )
 
 # Single Redis only (no slots to respect): follows the PAN pointer itself and reads the
 # product too, so a snapshot is ONE round trip. Key names mirror redis_keys.AccountKeys.
-# KEYS: PAN pointer, products.  ARGV 5: key prefix
+# KEYS: PAN pointer, products.  ARGV 5: key prefix, 6: velocity events counted already,
+# 7: the card they were counted for
 SNAPSHOT_STANDALONE = (
     """
 local pointer = redis.call('GET', KEYS[1])
@@ -58,17 +79,21 @@ local base = ARGV[5] .. ':{a:' .. account_id .. '}'
 local k_account, k_card = base .. ':account', base .. ':card:' .. card_id
 local k_velocity, k_dedupe = base .. ':vel:' .. card_id, base .. ':dedupe'
 local k_holds, k_journal = base .. ':holds', base .. ':journal'
+local k_vlog, k_vpruned = base .. ':vlog:' .. card_id, base .. ':vlogoff:' .. card_id
 local has_card = pointer ~= false
+local counted_arg = ARGV[6]
+if card_id ~= ARGV[7] then counted_arg = '0' end  -- the count was of another card
 """
     + _SNAPSHOT_BODY
     + """
 local product = false
 if pointer then product = redis.call('HGET', KEYS[2], product_id) end
-return {account, card, events, previous, hold, pointer, product}
+return {account, card, events, previous, hold, pointer, product, counted}
 """
 )
 
-# KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card
+# KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
+#       velocity log, velocity pruned
 # ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
@@ -153,8 +178,21 @@ if ARGV[1] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], jid) end
 if ARGV[11] ~= '' then
   local approved = ARGV[12]
   if funds_ok == 0 then approved = '0' end
-  redis.call('ZADD', KEYS[3], ARGV[7], approved .. '|' .. ARGV[11])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[13])
+  redis.call('RPUSH', KEYS[9], approved .. '|' .. ARGV[11])
+  -- events older than the retention leave from the head (the log is in commit order, which
+  -- is time order up to requests answered out of order; stragglers go on a later commit)
+  local cutoff = tonumber(ARGV[13])
+  local dropped = 0
+  while true do
+    local head = redis.call('LINDEX', KEYS[9], 0)
+    if not head then break end
+    local ts = tonumber(string.match(head, '^[^|]*|%[([^,]*),'))
+    if ts == nil or ts >= cutoff then break end
+    redis.call('LPOP', KEYS[9])
+    dropped = dropped + 1
+  end
+  if dropped > 0 then redis.call('INCRBY', KEYS[10], dropped) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[13])  -- the pre-log history
 end
 if ARGV[14] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'pin_tries', ARGV[14])
