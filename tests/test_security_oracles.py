@@ -124,9 +124,19 @@ def test_ibm3624_offset_matches_psec(pvk, pin, pan, table) -> None:
     service_code=st.text("0123456789", min_size=3, max_size=3),
 )
 def test_cvv_matches_psec(cvk, pan, expiry, service_code) -> None:
-    assert cardvalues.visa_cvv(cvk, pan, expiry, service_code) == psec.cvv.generate_cvv(
-        cvk, pan, expiry, service_code
-    )
+    ours = cardvalues.visa_cvv(cvk, pan, expiry, service_code)
+    theirs = psec.cvv.generate_cvv(cvk, pan, expiry, service_code)
+    if len(theirs) < 3:  # psec stops when the block has under 3 digits (about 1 in 20,000)
+        assert len(ours) == 3 and ours.startswith(theirs)
+    else:
+        assert ours == theirs
+
+
+def test_cvv_of_a_block_with_two_digits_takes_the_third_from_the_letters() -> None:
+    """The result block DDDBAFCEE4DADCAE has two decimal digits (4, 4): the Visa method takes
+    the third from the letters, A-F as 0-5, in order (D -> 3). psec returns "44" here."""
+    cvk = bytes.fromhex("C2C93CEFB1AD506632320879386582B8")
+    assert cardvalues.visa_cvv(cvk, "4999988887777000", "2912", "101") == "433"
 
 
 @MANY

@@ -107,6 +107,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             build_advice_pipeline(),
             ApprovalCodes(config.server.node_id),
             config.server.timeout_response_code,
+            shield=partial(trio.CancelScope, shield=True),
         )
         runtime = Runtime(
             handler=handler, banner=banner, macs=(security.mac_message, security.verify_mac)

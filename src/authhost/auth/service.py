@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import anyio
 
@@ -50,6 +53,10 @@ VELOCITY_CLASSES = frozenset(
 )
 
 
+def _anyio_shield() -> AbstractContextManager[Any]:
+    return anyio.CancelScope(shield=True)
+
+
 class AuthService:
     """Decides financial requests. Call it as ``await service(request, received_at)``."""
 
@@ -61,8 +68,12 @@ class AuthService:
         advice_pipeline: Pipeline,
         approvals: ApprovalCodes | None = None,
         timeout_code: str = "91",
+        shield: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self._store = store
+        # a cancel scope that shields the commit from the deadline: anyio's by default; the
+        # server passes trio's own, a third of the cost per request (measured 7 vs 23 µs)
+        self._shield = shield or _anyio_shield
         self._security = security
         self._pipeline = pipeline
         self._advice_pipeline = advice_pipeline
@@ -91,7 +102,7 @@ class AuthService:
                 decision, commit = self._decide(request, snapshot, received_at, pan_index)
             commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
             committing = True
-            with anyio.CancelScope(shield=True):
+            with self._shield():
                 result = await self._store.commit(commit)
             return settled(decision, result, request, snapshot)
         except anyio.get_cancelled_exc_class():
