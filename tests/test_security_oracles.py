@@ -132,9 +132,9 @@ def test_cvv_matches_psec(cvk, pan, expiry, service_code) -> None:
         assert ours == theirs
 
 
-def test_cvv_of_a_block_with_two_digits_takes_the_third_from_the_letters() -> None:
-    """The result block DDDBAFCEE4DADCAE has two decimal digits (4, 4): the Visa method takes
-    the third from the letters, A-F as 0-5, in order (D -> 3). psec returns "44" here."""
+def test_cvv_of_a_block_with_one_digit_takes_the_rest_from_the_letters() -> None:
+    """The result block DDDBAFCEE4DADCAE has one decimal digit (4): the Visa method takes the
+    other two from the letters, A-F as 0-5, in order (D, D -> 3, 3). psec returns "4" here."""
     cvk = bytes.fromhex("C2C93CEFB1AD506632320879386582B8")
     assert cardvalues.visa_cvv(cvk, "4999988887777000", "2912", "101") == "433"
 
