@@ -321,12 +321,23 @@ def run_suite(suite: Suite) -> None:
     try:
         server = start("authhost sqlite", authhost("serve", "--demo", "--config",
                        str(sqlite_config)), work, port, work / "authhost-sqlite.log")  # fmt: skip
-        try:
+
+        def alternate(phases: list[tuple[str, Server, list]]) -> None:
+            """Closed-loop rounds, the phases in turn: noise hits the echo server and authhost
+            alike rather than one of them."""
             for round_no in range(1, args.rounds + 1):
-                suite.measure("echo network", echo, network, round_no=round_no)
-                suite.measure("authhost network", server, network, round_no=round_no)
-                suite.measure("echo auth", echo, auth, round_no=round_no)
-                suite.measure("authhost auth sqlite", server, auth, round_no=round_no)
+                for label, target, mix in phases:
+                    suite.measure(label, target, mix, round_no=round_no)
+
+        try:
+            alternate(
+                [
+                    ("echo network", echo, network),
+                    ("authhost network", server, network),
+                    ("echo auth", echo, auth),
+                    ("authhost auth sqlite", server, auth),
+                ]
+            )
             # latency at half of what it answered closed loop: a rate it can sustain
             half = max(10, round(suite.best["authhost auth sqlite"].throughput / 2, -1))
             suite.measure("authhost auth sqlite @half capacity", server, auth, rate=half)
@@ -339,9 +350,7 @@ def run_suite(suite: Suite) -> None:
         server = start("authhost sqlite x2", authhost("serve", "--demo", "--config",
                        str(two_config)), work, port, work / "authhost-sqlite-2.log")  # fmt: skip
         try:
-            for round_no in range(1, args.rounds + 1):
-                suite.measure("echo auth", echo, auth, round_no=round_no)
-                suite.measure("authhost auth sqlite 2 workers", server, auth, round_no=round_no)
+            alternate([("echo auth", echo, auth), ("authhost auth sqlite 2 workers", server, auth)])
             suite.measure("authhost auth sqlite 2 workers @2000/s", server, auth, rate=2000)
         finally:
             server.stop()

@@ -9,6 +9,7 @@ import json
 import secrets
 from dataclasses import replace
 
+import pytest
 import trio
 from test_store_contract import NOW, entry, seeded
 
@@ -18,6 +19,16 @@ from authhost.store import open_store
 from authhost.store.interface import Commit, SnapshotQuery
 from authhost.store.redis_keys import Keys
 from authhost.store.retention import PRUNE_MARGIN_S
+
+
+@pytest.fixture
+async def store(redis_url):
+    """A Redis store in a key space of its own (its ``prefix``)."""
+    opened = await open_store(redis_url, prefix=f"v{secrets.token_hex(5)}")
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 def event(ts: float, amount: int, merchant: str = "M1") -> VelocityEvent:
@@ -33,10 +44,9 @@ async def velocity(store, card, now: float):
     return (await store.snapshot(SnapshotQuery(card.pan_index, now))).velocity
 
 
-async def test_processes_see_each_others_events_and_overlaps_count_once(redis_url):
-    prefix = f"v{secrets.token_hex(5)}"
-    ours = await open_store(redis_url, prefix=prefix)
-    theirs = await open_store(redis_url, prefix=prefix)
+async def test_processes_see_each_others_events_and_overlaps_count_once(store, redis_url):
+    ours = store
+    theirs = await open_store(redis_url, prefix=store.prefix)
     try:
         card, _ = await seeded(ours)
         history = [event(NOW - 50, 1000)]
@@ -57,65 +67,49 @@ async def test_processes_see_each_others_events_and_overlaps_count_once(redis_ur
         assert await velocity(theirs, card, NOW) == compute_velocity(history, NOW)
     finally:
         await theirs.close()
-        await ours.close()
 
 
-async def test_pruned_events_leave_the_log_and_the_counts_stay_exact(redis_url):
-    prefix = f"v{secrets.token_hex(5)}"
-    store = await open_store(redis_url, prefix=prefix)
+async def test_pruned_events_leave_the_log_and_the_counts_stay_exact(store, redis_url):
+    card, _ = await seeded(store)
+    old = event(NOW - RETENTION_S - PRUNE_MARGIN_S - 100, 700)
+    await store.commit(committing(card, 1, old))
+    assert (await velocity(store, card, NOW)).count_30d == 0  # too old to count
+    recent = [event(NOW - 10, 300)]
+    await store.commit(committing(card, 2, recent[0]))  # every commit prunes its card's log
+    ak = Keys(store.prefix).account(card.account_id)
+    assert await store._client.llen(ak.velocity_log(card.card_id)) == 1
+    assert int(await store._client.get(ak.velocity_pruned(card.card_id))) == 1
+    assert await velocity(store, card, NOW) == compute_velocity(recent, NOW)
+    fresh = await open_store(redis_url, prefix=store.prefix)  # a process counting from zero
     try:
-        card, _ = await seeded(store)
-        old = event(NOW - RETENTION_S - PRUNE_MARGIN_S - 100, 700)
-        await store.commit(committing(card, 1, old))
-        assert (await velocity(store, card, NOW)).count_30d == 0  # too old to count
-        recent = [event(NOW - 10, 300)]
-        await store.commit(committing(card, 2, recent[0]))  # every commit prunes its card's log
-        ak = Keys(prefix).account(card.account_id)
-        assert await store._client.llen(ak.velocity_log(card.card_id)) == 1
-        assert int(await store._client.get(ak.velocity_pruned(card.card_id))) == 1
-        assert await velocity(store, card, NOW) == compute_velocity(recent, NOW)
-        fresh = await open_store(redis_url, prefix=prefix)  # a process that counts from zero
-        try:
-            assert await velocity(fresh, card, NOW) == compute_velocity(recent, NOW)
-        finally:
-            await fresh.close()
+        assert await velocity(fresh, card, NOW) == compute_velocity(recent, NOW)
     finally:
-        await store.close()
+        await fresh.close()
 
 
-async def test_history_from_before_the_log_still_counts(redis_url):
+async def test_history_from_before_the_log_still_counts(store):
     """Events written to the sorted set by an earlier version are read once, with the log."""
-    prefix = f"v{secrets.token_hex(5)}"
-    store = await open_store(redis_url, prefix=prefix)
-    try:
-        card, _ = await seeded(store)
-        legacy = event(NOW - 3600 * 5, 4200, "M-OLD")
-        member = "1|" + json.dumps([legacy.ts, legacy.amount_minor, legacy.merchant_id,
-                                    legacy.country, False, False, False, 99])  # fmt: skip
-        key = Keys(prefix).account(card.account_id).velocity(card.card_id)
-        await store._client.zadd(key, {member: legacy.ts})
-        new = event(NOW - 60, 100)
-        await store.commit(committing(card, 1, new))
-        assert await velocity(store, card, NOW) == compute_velocity([legacy, new], NOW)
-    finally:
-        await store.close()
+    card, _ = await seeded(store)
+    legacy = event(NOW - 3600 * 5, 4200, "M-OLD")
+    member = "1|" + json.dumps([legacy.ts, legacy.amount_minor, legacy.merchant_id,
+                                legacy.country, False, False, False, 99])  # fmt: skip
+    key = Keys(store.prefix).account(card.account_id).velocity(card.card_id)
+    await store._client.zadd(key, {member: legacy.ts})
+    new = event(NOW - 60, 100)
+    await store.commit(committing(card, 1, new))
+    assert await velocity(store, card, NOW) == compute_velocity([legacy, new], NOW)
 
 
-async def test_a_renewal_counts_the_new_card_once_it_is_activated(redis_url):
-    prefix = f"v{secrets.token_hex(5)}"
-    store = await open_store(redis_url, prefix=prefix)
-    try:
-        card, pan = await seeded(store)
-        await store.commit(committing(card, 1, event(NOW - 30, 900)))
-        assert (await velocity(store, card, NOW)).amount_1h == 900
-        old, new = lifecycle.renew(card, now=NOW, validity_months=36, new_card_id="crd_renewed")
-        await store.replace_card(old, new, b"x" * 40)
-        for action in ("ship", "activate"):
-            new = await store.update_card(
-                lifecycle.transition(await store.get_card(new.card_id), action, now=NOW)
-            )
-        renewed = replace(new, pan_index=card.pan_index)
-        await store.commit(committing(renewed, 2, event(NOW - 5, 250)))
-        assert (await velocity(store, card, NOW)).amount_1h == 250  # the new card's own
-    finally:
-        await store.close()
+async def test_a_renewal_counts_the_new_card_once_it_is_activated(store):
+    card, pan = await seeded(store)
+    await store.commit(committing(card, 1, event(NOW - 30, 900)))
+    assert (await velocity(store, card, NOW)).amount_1h == 900
+    old, new = lifecycle.renew(card, now=NOW, validity_months=36, new_card_id="crd_renewed")
+    await store.replace_card(old, new, b"x" * 40)
+    for action in ("ship", "activate"):
+        new = await store.update_card(
+            lifecycle.transition(await store.get_card(new.card_id), action, now=NOW)
+        )
+    renewed = replace(new, pan_index=card.pan_index)
+    await store.commit(committing(renewed, 2, event(NOW - 5, 250)))
+    assert (await velocity(store, card, NOW)).amount_1h == 250  # the new card's own

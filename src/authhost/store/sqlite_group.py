@@ -20,13 +20,14 @@ the WAL.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+
+from authhost.store.sqlite_thread import commit_alone, commit_together
 
 Job = Callable[[sqlite3.Connection], Any]
 
@@ -108,18 +109,16 @@ class GroupCommit:
         """Run the batch inside the transaction ``_lead`` began, and commit it."""
         self.batches += 1
         self.commits += len(batch)
-        try:
-            for slot in batch:
-                slot.result = slot.job(conn)
-            conn.execute("COMMIT")
+        if commit_together(conn, batch):
             return
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
         # a job failed: each again in its own transaction, so its failure is undone alone
         # (jobs change nothing but the database, so running one again is safe)
         for slot in batch:
-            _alone(conn, slot)
+            slot.result, slot.error = None, None
+            if _begin(conn):
+                commit_alone(conn, slot)
+            else:
+                slot.elsewhere = True
 
 
 def _begin(conn: sqlite3.Connection) -> bool:
@@ -129,17 +128,3 @@ def _begin(conn: sqlite3.Connection) -> bool:
     except sqlite3.OperationalError:
         return False
     return True
-
-
-def _alone(conn: sqlite3.Connection, slot: _Slot) -> None:
-    slot.result, slot.error = None, None
-    if not _begin(conn):
-        slot.elsewhere = True
-        return
-    try:
-        slot.result = slot.job(conn)
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        slot.result, slot.error = None, exc
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")

@@ -17,9 +17,9 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.from_thread
@@ -138,23 +138,19 @@ class SqliteThread:
         if len(batch) > 1:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for item in batch:
-                    item.result = item.job(conn)
-                conn.execute("COMMIT")
-                return
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+                pass
+            else:
+                if commit_together(conn, batch):
+                    return
         for item in batch:
             item.result, item.error = None, None
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                item.result = item.job(conn)
-                conn.execute("COMMIT")
             except BaseException as exc:
-                item.result, item.error = None, exc
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+                item.error = exc
+                continue
+            commit_alone(conn, item)
 
     def _notify(self, batch: list[_Pending]) -> None:
         by_token: dict[int, list[_Pending]] = {}
@@ -166,6 +162,38 @@ class SqliteThread:
             # RuntimeError: that event loop has ended, so nobody is waiting any more
             with contextlib.suppress(RuntimeError):
                 _call_soon(tokens[key], items)
+
+
+class WriteItem(Protocol):
+    job: Job
+    result: Any
+    error: BaseException | None
+
+
+def commit_together(conn: sqlite3.Connection, items: Sequence[WriteItem]) -> bool:
+    """Run every job inside the write transaction just begun and commit; False (rolled back,
+    results meaningless) when one of them or the commit failed."""
+    try:
+        for item in items:
+            item.result = item.job(conn)
+        conn.execute("COMMIT")
+        return True
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        return False
+
+
+def commit_alone(conn: sqlite3.Connection, item: WriteItem) -> None:
+    """Run one job inside the write transaction just begun and commit; a failure is rolled
+    back and kept on the item."""
+    try:
+        item.result = item.job(conn)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        item.result, item.error = None, exc
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _call_soon(token: Any, items: list[_Pending]) -> None:
