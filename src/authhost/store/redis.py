@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.lowlevel
 import coredis
 from coredis.connection import TCPLocation
 from coredis.exceptions import NoScriptError
@@ -27,6 +28,7 @@ from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.store import codec, redis_lua
+from authhost.store.gathering import Gathering, Waiter, wake_followers
 from authhost.store.interface import (
     Commit,
     CommitResult,
@@ -80,6 +82,15 @@ def _event(member: bytes) -> VelocityEvent:
     )
 
 
+class _CommitCall(Waiter):
+    __slots__ = ("keys", "args")
+
+    def __init__(self, keys: list[str], args: list[str]) -> None:
+        super().__init__()
+        self.keys = keys
+        self.args = args
+
+
 def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
     amount, posted, reversed_, _ = _s(raw).split("|", 3)
     return Hold(match_key, account_id, int(amount) - int(reversed_), posted == "1", int(reversed_))
@@ -103,6 +114,8 @@ class RedisCardStore:
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._products: dict[bytes, Product] = {}
         self._velocity = VelocityLogs(_event)
+        self._commits: Gathering[_CommitCall] = Gathering()
+        self.pipelined_batches = 0  # commits sent several to a pipeline
         self._ids: list[int] = []
         self._id_lock = anyio.Lock()
 
@@ -296,6 +309,55 @@ class RedisCardStore:
             product_reply = pipe.hget(self._keys.products, product_id)
         return await scripted, await product_reply
 
+    async def _pipelined_commit(self, keys: list[str], args: list[str]) -> Any:
+        """The commit script; commits that are ready together share one pipeline (one write
+        and one read on the connection for all of them: the commit round trips pipelined)."""
+        waiter = _CommitCall(keys, args)
+        if self._commits.join(waiter):
+            await anyio.lowlevel.checkpoint()  # the others ready now reach their commit too
+            batch = self._commits.take()
+            try:
+                await self._send_commits(batch)
+            finally:
+                wake_followers(batch)
+        else:
+            await waiter.done.wait()
+        return waiter.outcome()
+
+    async def _send_commits(self, batch: list[_CommitCall]) -> None:
+        if len(batch) == 1:  # nothing to share: the script call reloads a lost script itself
+            try:
+                batch[0].result = await self._commit(batch[0].keys, batch[0].args)
+            except Exception as exc:
+                batch[0].error = exc
+            return
+        self.pipelined_batches += 1
+        waiting = batch
+        for _ in range(2):  # a second time only for scripts Redis had lost (none of them ran)
+            try:
+                async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
+                    replies = [
+                        pipe.evalsha(self._commit.sha, keys=w.keys, args=w.args) for w in waiting
+                    ]
+            except Exception as exc:  # the link failed: whether they ran is unknown
+                for w in waiting:
+                    w.error = exc
+                return
+            lost = []
+            for w, reply in zip(waiting, replies, strict=True):
+                try:
+                    w.result = await reply
+                except NoScriptError:
+                    lost.append(w)
+                except Exception as exc:
+                    w.error = exc
+            if not lost:
+                return
+            await self._client.script_load(redis_lua.COMMIT)
+            waiting = lost
+        for w in waiting:
+            w.error = StoreError("Redis lost the commit script twice in a row")
+
     async def commit(self, commit: Commit) -> CommitResult:
         entry = commit.journal
         move = commit.movement
@@ -362,7 +424,7 @@ class RedisCardStore:
             "" if commit.pin_tries is None else str(commit.pin_tries),
             "1" if commit.card_id else "0",
         ]
-        reply = await self._commit(keys, args)
+        reply = await self._pipelined_commit(keys, args)
         status = _s(reply[0])
         if status == "dup":
             previous = codec.journal_from_json(reply[1])

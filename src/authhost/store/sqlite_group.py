@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
+from authhost.store.gathering import Gathering, Waiter, wake_followers
 from authhost.store.sqlite_thread import commit_alone, commit_together
 
 Job = Callable[[sqlite3.Connection], Any]
@@ -44,14 +46,12 @@ class GroupCommitStats:
     handed_over: int  # commits that went to the writer thread (the lock stayed busy)
 
 
-class _Slot:
-    __slots__ = ("job", "done", "result", "error", "elsewhere")
+class _Slot(Waiter):
+    __slots__ = ("job", "elsewhere")
 
     def __init__(self, job: Job) -> None:
+        super().__init__()
         self.job = job
-        self.done = anyio.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
         self.elsewhere = False  # the lock was busy: run on the writer thread instead
 
 
@@ -65,24 +65,21 @@ class GroupCommit:
     ) -> None:
         self._connection = connection  # the loop thread's connection (busy_timeout 0)
         self._elsewhere = elsewhere  # async: run a job on the writer thread
-        self._pending: list[_Slot] = []
+        self._gathering: Gathering[_Slot] = Gathering()
         self.batches = 0
         self.commits = 0
         self.handed_over = 0
 
     async def run(self, job: Job) -> Any:
         slot = _Slot(job)
-        self._pending.append(slot)
-        if len(self._pending) == 1:
+        if self._gathering.join(slot):
             await self._lead()
         else:
             await slot.done.wait()
         if slot.elsewhere:
             self.handed_over += 1
             return await self._elsewhere(job)
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
+        return slot.outcome()
 
     async def _lead(self) -> None:
         """Take the write lock, then write everything pending by then as one transaction."""
@@ -93,7 +90,7 @@ class GroupCommit:
         while conn is not None and not begun and waited < LOCK_TRIES:
             await anyio.sleep(LOCK_RETRY_S)  # more commits join meanwhile: a bigger batch
             begun, waited = _begin(conn), waited + 1
-        batch, self._pending = self._pending, []
+        batch = self._gathering.take()
         try:
             if begun:
                 assert conn is not None
@@ -102,8 +99,7 @@ class GroupCommit:
                 for slot in batch:
                     slot.elsewhere = True
         finally:
-            for slot in batch[1:]:
-                slot.done.set()
+            wake_followers(batch)
 
     def _write(self, conn: sqlite3.Connection, batch: list[_Slot]) -> None:
         """Run the batch inside the transaction ``_lead`` began, and commit it."""
