@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import iso8583
 import trio
 from test_server_support import SwitchClient, financial_fields, server_config
 
@@ -210,6 +212,37 @@ def test_workers_share_one_port(tmp_path: Path) -> None:
         server.stop()
     assert answered == 6
     assert not server.pid_file.exists()
+
+
+def _one_answer(sock: socket.socket) -> dict[str, Any]:
+    data = b""
+    while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    decoded, _ = iso8583.decode(data[2:], SwitchClient(None).spec)  # type: ignore[arg-type]
+    return decoded
+
+
+def test_workers_take_connections_in_turn(tmp_path: Path) -> None:
+    """A switch keeps a few connections open; each worker must get its share of them, not
+    whatever a hash of the ports decides (least connections first)."""
+    server = ServerProcess(tmp_path, workers=2)
+    socks = []
+    try:
+        server.wait_for_log("listening on", count=2, timeout=40)
+        answered_by = []
+        for _ in range(6):  # kept open, one after the other
+            sock = _send_requests(server.port, 1)
+            socks.append(sock)
+            answered_by.append(_one_answer(sock)["38"])
+        assert sorted(answered_by.count(pid) for pid in set(answered_by)) == [3, 3]
+        server.proc.send_signal(signal.SIGTERM)
+        for sock in socks:
+            sock.close()
+        assert server.proc.wait(20) == 0
+    finally:
+        server.stop()
 
 
 def test_real_authhost_serve_demo_answers_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ authhost's encoder, so a round trip proves that an independent ISO 8583 peer is 
 from __future__ import annotations
 
 import copy
+import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -198,8 +199,8 @@ async def approving_runtime(config: Config, *, demo: bool = False) -> AsyncItera
     from authhost.runtime import Runtime
 
     async def slow_approve(request: AuthRequest, received_at: float) -> Decision:
-        await trio.sleep(0.3)
-        return Decision(ResponseCode.APPROVED, approval_code="000001")
+        await trio.sleep(0.3)  # the approval code says which process answered
+        return Decision(ResponseCode.APPROVED, approval_code=f"{os.getpid() % 1_000_000:06d}")
 
     async def reload() -> None:
         logging.getLogger("authhost.test").info("test reloader ran")

@@ -25,6 +25,7 @@ from authhost.config import Config, ConfigError
 from authhost.models.registry import RegistryError
 from authhost.rules.rulefile import RuleLoadError
 from authhost.security.errors import KeyStoreError, MasterKeyMissing
+from authhost.server.balance import SharedListeners
 from authhost.server.connection import DecisionHandler
 from authhost.server.logs import configure_logging, flush_logs
 from authhost.server.metrics import MetricsEndpoint, ServerMetrics
@@ -94,7 +95,7 @@ async def serve_runtime(
     config: Config,
     runtime: RuntimeLike,
     *,
-    reuse_port: bool = False,
+    shared: SharedListeners | None = None,
     metrics: ServerMetrics | None = None,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
 ) -> bool:
@@ -106,7 +107,7 @@ async def serve_runtime(
         config,
         runtime.handler,
         metrics=metrics,
-        reuse_port=reuse_port,
+        shared=shared,
         macs=getattr(runtime, "macs", None),
     )
     endpoint = None
@@ -230,7 +231,7 @@ def run_single(
     config: Config,
     *,
     demo: bool,
-    reuse_port: bool = False,
+    shared: SharedListeners | None = None,
     pid_file: str = "",
     runtime_factory: RuntimeFactory | None = None,
 ) -> int:
@@ -240,7 +241,7 @@ def run_single(
     tune_garbage_collector()
     try:
         with PidFile(pid_file):
-            graceful = trio.run(_serve_with_runtime, config, demo, reuse_port, runtime_factory)
+            graceful = trio.run(_serve_with_runtime, config, demo, shared, runtime_factory)
         flush_logs()
     except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
         return 130
@@ -258,10 +259,10 @@ def run_single(
 
 
 async def _serve_with_runtime(
-    config: Config, demo: bool, reuse_port: bool, runtime_factory: RuntimeFactory
+    config: Config, demo: bool, shared: SharedListeners | None, runtime_factory: RuntimeFactory
 ) -> bool:
     async with runtime_factory(config, demo=demo) as runtime:
-        return await serve_runtime(config, runtime, reuse_port=reuse_port)
+        return await serve_runtime(config, runtime, shared=shared)
 
 
 def innermost_error(error: BaseException) -> BaseException:

@@ -20,9 +20,10 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import Framing
 from authhost.iso.macs import MacFunction
+from authhost.server.balance import POLL_S, SharedListeners
 from authhost.server.connection import Connection, Decider, DecisionHandler, Wire
 from authhost.server.metrics import ServerMetrics
-from authhost.server.sockets import bound_address, open_listener
+from authhost.server.sockets import bound_address, listener_from_socket, open_listener
 
 log = logging.getLogger("authhost.server")
 
@@ -105,7 +106,7 @@ class AuthServer:
         handler: DecisionHandler,
         *,
         metrics: ServerMetrics | None = None,
-        reuse_port: bool = False,
+        shared: SharedListeners | None = None,
         macs: MacFunctions | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else ServerMetrics()
@@ -113,7 +114,8 @@ class AuthServer:
         self._wires = [wire_for(listener, macs) for listener in self._listeners]
         self._decider = decider_for(config, handler, self.metrics)
         self._grace_s = config.server.shutdown_grace_s
-        self._reuse_port = reuse_port
+        self._shared = shared  # a --workers worker: the supervisor's sockets and the balance
+        self._balance = shared.balance if shared is not None else None
         self._connections: set[Connection] = set()
         self._stopping = trio.Event()
         self.stopped = trio.Event()  # set when run() has returned
@@ -129,11 +131,13 @@ class AuthServer:
         """Serve until ``shutdown()``; reports the bound (host, port) of each listener."""
         opened: list[trio.SocketListener] = []
         try:
-            for listener in self._listeners:
-                opened.append(
-                    open_listener(listener.host, listener.port, reuse_port=self._reuse_port)
-                )
+            if self._shared is not None:
+                opened.extend(listener_from_socket(sock) for sock in self._shared.sockets)
+            else:
+                opened.extend(open_listener(x.host, x.port) for x in self._listeners)
             self.addresses = [bound_address(listener) for listener in opened]
+            if self._balance is not None:
+                self._balance.accepting()
             task_status.started(self.addresses)
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
@@ -141,6 +145,8 @@ class AuthServer:
                         acceptors.start_soon(self._accept_loop, listener, wire, connections)
                     await self._stopping.wait()
                     acceptors.cancel_scope.cancel()
+                if self._balance is not None:
+                    self._balance.stopped()  # the others stop leaving connections to us
                 for listener in opened:
                     await trio.aclose_forcefully(listener)
                 log.info(
@@ -165,7 +171,10 @@ class AuthServer:
     async def _accept_loop(
         self, listener: trio.SocketListener, wire: Wire, connections: trio.Nursery
     ) -> None:
+        balance = self._balance
         while True:
+            while balance is not None and not balance.may_accept():
+                await trio.sleep(POLL_S)  # a worker with fewer connections takes this one
             try:
                 stream = await listener.accept()
             except OSError as exc:  # out of file descriptors and the like: keep serving
@@ -181,6 +190,8 @@ class AuthServer:
                 peer = "unknown"
             connection = Connection(stream, wire, self._decider, peer)
             self._connections.add(connection)
+            if balance is not None:
+                balance.opened()
             connections.start_soon(self._serve_connection, connection)
 
     async def _serve_connection(self, connection: Connection) -> None:
@@ -191,3 +202,5 @@ class AuthServer:
             log.exception("connection failed", extra={"fields": {"peer": connection.peer}})
         finally:
             self._connections.discard(connection)
+            if self._balance is not None:
+                self._balance.closed()

@@ -1,7 +1,7 @@
-"""Listening sockets, built by hand so that several processes can share one port.
+"""Listening sockets, built by hand so that several processes can share them.
 
-trio's ``open_tcp_listeners`` cannot set SO_REUSEPORT; ``--workers N`` needs it so that the
-kernel spreads incoming connections over N processes bound to the same address.
+trio's ``open_tcp_listeners`` gives no plain socket to hand to another process; ``--workers N``
+opens its sockets here once, in the supervisor, for the workers to share (``server.balance``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,17 @@ class ListenError(OSError):
     """A listener could not be opened; the message names the address and the reason."""
 
 
-def open_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.SocketListener:
+def open_listener(host: str, port: int) -> trio.SocketListener:
     """A bound, listening trio listener on host:port (port 0 picks a free one)."""
+    return listener_from_socket(listening_socket(host, port))
+
+
+def listener_from_socket(sock: socket.socket) -> trio.SocketListener:
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening, non-blocking socket on host:port (for a worker to inherit)."""
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -27,10 +36,6 @@ def open_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.Soc
     sock = socket.socket(family, type_, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            if not hasattr(socket, "SO_REUSEPORT"):
-                raise ListenError(f"{host}:{port}: SO_REUSEPORT is not available on this system")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
@@ -42,7 +47,7 @@ def open_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.Soc
     except BaseException:
         sock.close()
         raise
-    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    return sock
 
 
 def bound_address(listener: trio.SocketListener) -> tuple[str, int]:

@@ -1,6 +1,8 @@
-"""``--workers N``: N server processes sharing the listening ports with SO_REUSEPORT.
+"""``--workers N``: N server processes sharing the supervisor's listening sockets.
 
-The supervisor (the process the operator started) writes the pid file, starts the workers,
+The supervisor (the process the operator started) opens the listening sockets, writes the pid
+file, starts the workers (who accept from the shared sockets, least connections first:
+``server.balance``),
 forwards SIGTERM/SIGINT/SIGHUP to them, restarts a worker that dies on its own and exits
 0 when every worker stopped gracefully. Each worker is a normal single server process with
 its own runtime; worker i uses node number ``node_id + i`` in its approval codes and exposes
@@ -15,15 +17,19 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 import trio
 
 from authhost.config import Config
+from authhost.server.balance import NOT_ACCEPTING, ConnectionBalance, SharedListeners
 from authhost.server.logs import flush_logs
 from authhost.server.process import PidFile, RuntimeFactory, innermost_error, run_single
+from authhost.server.sockets import ListenError, listening_socket
 
 log = logging.getLogger("authhost.server")
 
@@ -44,15 +50,21 @@ def worker_config(config: Config, index: int) -> Config:
 
 
 def worker_main(
-    config: Config, demo: bool, index: int, runtime_factory: RuntimeFactory | None
+    config: Config,
+    demo: bool,
+    index: int,
+    runtime_factory: RuntimeFactory | None,
+    sockets: list[socket.socket],
+    counts: Any,
 ) -> None:
     """Entry point of one worker process (spawned: a fresh interpreter)."""
     from authhost.server.logs import configure_logging
 
     configure_logging(config.server.log_level, config.server.log_format)
     config = worker_config(config, index)
+    shared = SharedListeners(sockets, ConnectionBalance(counts, index))
     code = run_single(
-        config, demo=demo, reuse_port=True, pid_file="", runtime_factory=runtime_factory
+        config, demo=demo, shared=shared, pid_file="", runtime_factory=runtime_factory
     )
     raise SystemExit(code)
 
@@ -86,14 +98,21 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
     code = prepare_once(config, demo=demo, runtime_factory=runtime_factory)
     if code:
         return code
+    try:
+        sockets = [listening_socket(x.host, x.port) for x in config.all_listeners()]
+    except ListenError as error:
+        log.error("cannot start: %s", error)
+        return CANNOT_START
     context = multiprocessing.get_context("spawn")
+    counts = context.RawArray("i", [NOT_ACCEPTING] * config.server.workers)
     workers: list[BaseProcess] = []
     stopping = False
 
     def start(index: int) -> BaseProcess:
+        counts[index] = NOT_ACCEPTING  # a replacement counts from zero once it accepts
         process = context.Process(
             target=worker_main,
-            args=(config, demo, index, runtime_factory),
+            args=(config, demo, index, runtime_factory, sockets, counts),
             name=f"authhost-worker-{index}",
         )
         process.start()
@@ -140,6 +159,8 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+    for sock in sockets:
+        sock.close()
     codes = [p.exitcode for p in workers]
     log.info("all workers stopped", extra={"fields": {"exit_codes": codes}})
     if exit_code:
