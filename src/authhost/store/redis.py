@@ -318,6 +318,11 @@ class RedisCardStore:
             batch = self._commits.take()
             try:
                 await self._send_commits(batch)
+            except BaseException:  # the leader itself was stopped: nobody is left without word
+                for w in batch:
+                    if w.result is None and w.error is None:
+                        w.error = StoreError("the commit was interrupted; its outcome is unknown")
+                raise
             finally:
                 wake_followers(batch)
         else:
