@@ -3,8 +3,8 @@
 ``compute_velocity`` looks at every retained event of a card on every call: for a busy card
 (hundreds of events in 30 days) that is the most expensive part of an authorisation, and a
 replay of a million journal rows would be quadratic. ``SlidingVelocity`` keeps running sums per
-window and only touches an event when it enters (``add``) or leaves a window (``at``). The SQLite
-store keeps one per recently seen card between snapshots; journal replays (training, backtests)
+window and only touches an event when it enters (``add``) or leaves a window (``at``). Both
+stores keep one per recently seen card between snapshots; journal replays (training, backtests)
 keep one per card. A hypothesis test proves it equal to ``compute_velocity`` on random
 histories, in and out of order.
 
@@ -44,200 +44,86 @@ def _ts(event: VelocityEvent) -> float:
     return event.ts
 
 
-def _inc(counter: dict[str, int], key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
-def _dec(counter: dict[str, int], key: str) -> None:
-    left = counter[key] - 1
+def _bump(counter: dict[str, int], key: str, sign: int) -> None:
+    """Count ``key`` once more (``sign`` 1) or once less (-1); a key at zero disappears, so
+    ``len(counter)`` is the number of distinct keys."""
+    left = counter.get(key, 0) + sign
     if left:
         counter[key] = left
     else:
         del counter[key]
 
 
-class SlidingVelocity:
-    """One card's velocity counters, kept up to date as its events arrive in time order."""
+class _Sums:
+    """Running sums of the events inside each window (1 h, 24 h, 7 d, 30 d), and the counters
+    that exist for 24 h only."""
 
-    __slots__ = (
-        "_events",
-        "_start",
-        "_count",
-        "_amount",
-        "_approved",
-        "_merchants",
-        "_countries",
-        "_declined",
-        "_failed_pin",
-        "_failed_cvv",
-        "_cash_count",
-        "_cash_amount",
-        "_now",
-    )
+    __slots__ = ("count", "amount", "approved", "merchants", "countries", "day", "cash")
 
     def __init__(self) -> None:
-        self._events: list[VelocityEvent] = []
-        self._reset()
+        self.count = [0, 0, 0, 0]
+        self.amount = [0, 0, 0, 0]  # approved amounts
+        self.approved = [0, 0, 0, 0]
+        self.merchants: list[dict[str, int]] = [{}, {}, {}, {}]  # key -> events in the window
+        self.countries: list[dict[str, int]] = [{}, {}, {}, {}]
+        self.day = [0, 0, 0]  # 24 h: declined, failed PIN, failed CVV
+        self.cash = [0, 0]  # 24 h: approved cash withdrawals, their amount
 
-    def _reset(self) -> None:
-        self._start = [0, 0, 0, 0]  # index of the oldest event still inside each window
-        self._count = [0, 0, 0, 0]
-        self._amount = [0, 0, 0, 0]  # approved amounts
-        self._approved = [0, 0, 0, 0]
-        self._merchants: list[dict[str, int]] = [{}, {}, {}, {}]
-        self._countries: list[dict[str, int]] = [{}, {}, {}, {}]
-        self._declined = self._failed_pin = self._failed_cvv = 0  # 24 h only
-        self._cash_count = self._cash_amount = 0
-        self._now = float("-inf")  # latest query time
+    def copy(self) -> _Sums:
+        other = _Sums.__new__(_Sums)
+        other.count, other.amount = self.count[:], self.amount[:]
+        other.approved, other.day, other.cash = self.approved[:], self.day[:], self.cash[:]
+        other.merchants = [counter.copy() for counter in self.merchants]
+        other.countries = [counter.copy() for counter in self.countries]
+        return other
 
-    def add(self, event: VelocityEvent) -> None:
-        """Record an event (normally the request just answered)."""
-        events = self._events
-        if events and event.ts < events[-1].ts:
-            place = bisect.bisect_right(events, event.ts, key=_ts)
-            events.insert(place, event)
-            if place >= self._start[_H1]:  # inside every window: count it as if in order
-                self._enter(event)
-            else:
-                self._recount()
-            return
-        events.append(event)
-        self._enter(event)
-
-    def _recount(self) -> None:
-        """Running sums from scratch over the (sorted) retained events: after a late event."""
-        events = self._events
-        self._events = []
-        self._reset()
-        for event in events:
-            self._events.append(event)
-            self._enter(event)
-
-    def _enter(self, event: VelocityEvent) -> None:
-        # the event enters every window at once (inlined: this runs once per event)
-        count, approved_count, amount = self._count, self._approved, self._amount
+    def enter(self, event: VelocityEvent) -> None:
+        """A new event enters every window at once (inlined: this runs once per event)."""
+        count, approved_count, amount = self.count, self.approved, self.amount
         for w in range(4):
             count[w] += 1
         if event.merchant_id:
-            for counter in self._merchants:
-                _inc(counter, event.merchant_id)
+            for counter in self.merchants:
+                _bump(counter, event.merchant_id, 1)
         if event.country:
-            for counter in self._countries:
-                _inc(counter, event.country)
+            for counter in self.countries:
+                _bump(counter, event.country, 1)
         if event.approved:
             for w in range(4):
                 amount[w] += event.amount_minor
                 approved_count[w] += 1
         else:
-            self._declined += 1
-        self._failed_pin += event.pin_failed
-        self._failed_cvv += event.cvv_failed
+            self.day[0] += 1
+        self.day[1] += event.pin_failed
+        self.day[2] += event.cvv_failed
         if event.cash and event.approved:
-            self._cash_count += 1
-            self._cash_amount += event.amount_minor
+            self.cash[0] += 1
+            self.cash[1] += event.amount_minor
 
-    def at(self, now: float) -> Velocity:
-        """The counters at ``now`` (same result as ``compute_velocity(events, now)``)."""
-        events = self._events
-        if not events:
-            return EMPTY
-        if now < self._now - REWIND_LIMIT_S:  # the clock went far back: count from scratch
-            return compute_velocity(events, now)
-        self._advance(max(now, self._now))
-        if now == self._now and now >= events[-1].ts:  # the common case: sums as they stand
-            return self._velocity(
-                now,
-                self._count,
-                self._amount,
-                self._approved,
-                [len(m) for m in self._merchants],
-                [len(c) for c in self._countries],
-                (self._declined, self._failed_pin, self._failed_cvv),
-                (self._cash_count, self._cash_amount),
-                events[-1].ts,
-            )
-        return self._earlier(now)
+    def change(self, w: int, event: VelocityEvent, sign: int) -> None:
+        """``event`` comes into (``sign`` 1) or goes out of (-1) window ``w``."""
+        self.count[w] += sign
+        if event.merchant_id:
+            _bump(self.merchants[w], event.merchant_id, sign)
+        if event.country:
+            _bump(self.countries[w], event.country, sign)
+        if event.approved:
+            self.amount[w] += sign * event.amount_minor
+            self.approved[w] += sign
+        if w == _H24:
+            self.day[0] += sign * (not event.approved)
+            self.day[1] += sign * event.pin_failed
+            self.day[2] += sign * event.cvv_failed
+            if event.cash and event.approved:
+                self.cash[0] += sign
+                self.cash[1] += sign * event.amount_minor
 
-    def _advance(self, now: float) -> None:
-        """Move every window's start to ``now`` (not backwards), taking leavers off the sums."""
-        events = self._events
-        self._now = now
-        for w, span in enumerate(_SPANS):
-            start = self._start[w]
-            while start < len(events) and now - events[start].ts > span:
-                self._leave(w, events[start])
-                start += 1
-            self._start[w] = start
-        if self._start[_D30] >= _COMPACT_AT:
-            self._compact()
-
-    def _earlier(self, now: float) -> Velocity:
-        """The counters at a ``now`` before the latest query or the newest event (requests are
-        answered a little out of order): the sums at the latest query, without the events
-        after ``now`` and with those that had left a window since ``now``. Nothing is changed."""
-        events = self._events
-        count, amount, approved = self._count[:], self._amount[:], self._approved[:]
-        merchants: list[dict[str, int]] = [{}, {}, {}, {}]  # changes to the distinct counters
-        countries: list[dict[str, int]] = [{}, {}, {}, {}]
-        day = [self._declined, self._failed_pin, self._failed_cvv]
-        cash = [self._cash_count, self._cash_amount]
-
-        def change(w: int, event: VelocityEvent, sign: int) -> None:
-            count[w] += sign
-            if event.merchant_id:
-                merchants[w][event.merchant_id] = merchants[w].get(event.merchant_id, 0) + sign
-            if event.country:
-                countries[w][event.country] = countries[w].get(event.country, 0) + sign
-            if event.approved:
-                amount[w] += sign * event.amount_minor
-                approved[w] += sign
-            if w == _H24:
-                day[0] += sign * (not event.approved)
-                day[1] += sign * event.pin_failed
-                day[2] += sign * event.cvv_failed
-                if event.cash and event.approved:
-                    cash[0] += sign
-                    cash[1] += sign * event.amount_minor
-
-        for w, span in enumerate(_SPANS):  # back in: left a window between now and _now
-            i = self._start[w]
-            while i > 0 and now - events[i - 1].ts <= span:
-                i -= 1
-                change(w, events[i], +1)
-        newest = len(events)  # out: events after now
-        while newest > 0 and events[newest - 1].ts > now:
-            newest -= 1
-            for w in range(4):
-                if newest >= self._start[w]:
-                    change(w, events[newest], -1)
+    def velocity(self, now: float, last: float) -> Velocity:
+        """The counters at ``now``; ``last`` is the time of the newest event counted."""
+        count, amount, approved = self.count, self.amount, self.approved
         if count[_D30] <= 0:
             return EMPTY
-        return self._velocity(
-            now,
-            count,
-            amount,
-            approved,
-            _distinct(self._merchants, merchants),
-            _distinct(self._countries, countries),
-            tuple(day),
-            tuple(cash),
-            events[newest - 1].ts,
-        )
-
-    @staticmethod
-    def _velocity(
-        now: float,
-        count: list[int],
-        amount: list[int],
-        approved: list[int],
-        merchants: list[int],
-        countries: list[int],
-        day: tuple[int, ...],
-        cash: tuple[int, ...],
-        last: float,
-    ) -> Velocity:
-        if count[_D30] == 0:
-            return EMPTY
+        merchants, countries, day, cash = self.merchants, self.countries, self.day, self.cash
         return Velocity(
             count_1h=count[_H1],
             count_24h=count[_H24],
@@ -249,14 +135,14 @@ class SlidingVelocity:
             amount_24h=amount[_H24],
             amount_7d=amount[_D7],
             amount_30d=amount[_D30],
-            distinct_merchants_1h=merchants[_H1],
-            distinct_merchants_24h=merchants[_H24],
-            distinct_merchants_7d=merchants[_D7],
-            distinct_merchants_30d=merchants[_D30],
-            distinct_countries_1h=countries[_H1],
-            distinct_countries_24h=countries[_H24],
-            distinct_countries_7d=countries[_D7],
-            distinct_countries_30d=countries[_D30],
+            distinct_merchants_1h=len(merchants[_H1]),
+            distinct_merchants_24h=len(merchants[_H24]),
+            distinct_merchants_7d=len(merchants[_D7]),
+            distinct_merchants_30d=len(merchants[_D30]),
+            distinct_countries_1h=len(countries[_H1]),
+            distinct_countries_24h=len(countries[_H24]),
+            distinct_countries_7d=len(countries[_D7]),
+            distinct_countries_30d=len(countries[_D30]),
             declined_count_24h=day[0],
             cash_count_24h=cash[0],
             cash_amount_24h=cash[1],
@@ -267,22 +153,87 @@ class SlidingVelocity:
             mean_amount_30d=amount[_D30] / approved[_D30] if approved[_D30] else 0.0,
         )
 
-    def _leave(self, w: int, event: VelocityEvent) -> None:
-        self._count[w] -= 1
-        if event.merchant_id:
-            _dec(self._merchants[w], event.merchant_id)
-        if event.country:
-            _dec(self._countries[w], event.country)
-        if event.approved:
-            self._amount[w] -= event.amount_minor
-            self._approved[w] -= 1
-        if w == _H24:
-            self._declined -= not event.approved
-            self._failed_pin -= event.pin_failed
-            self._failed_cvv -= event.cvv_failed
-            if event.cash and event.approved:
-                self._cash_count -= 1
-                self._cash_amount -= event.amount_minor
+
+class SlidingVelocity:
+    """One card's velocity counters, kept up to date as its events arrive in time order."""
+
+    __slots__ = ("_events", "_start", "_sums", "_now")
+
+    def __init__(self) -> None:
+        self._events: list[VelocityEvent] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start = [0, 0, 0, 0]  # index of the oldest event still inside each window
+        self._sums = _Sums()
+        self._now = float("-inf")  # latest query time
+
+    def add(self, event: VelocityEvent) -> None:
+        """Record an event (normally the request just answered)."""
+        events = self._events
+        if events and event.ts < events[-1].ts:
+            place = bisect.bisect_right(events, event.ts, key=_ts)
+            events.insert(place, event)
+            if place >= self._start[_H1]:  # inside every window: count it as if in order
+                self._sums.enter(event)
+            else:
+                self._recount()
+            return
+        events.append(event)
+        self._sums.enter(event)
+
+    def _recount(self) -> None:
+        """Running sums from scratch over the (sorted) retained events: after a late event."""
+        events = self._events
+        self._reset()
+        for event in events:
+            self._sums.enter(event)
+
+    def at(self, now: float) -> Velocity:
+        """The counters at ``now`` (same result as ``compute_velocity(events, now)``)."""
+        events = self._events
+        if not events:
+            return EMPTY
+        if now < self._now - REWIND_LIMIT_S:  # the clock went far back: count from scratch
+            return compute_velocity(events, now)
+        self._advance(max(now, self._now))
+        if now == self._now and now >= events[-1].ts:  # the common case: sums as they stand
+            return self._sums.velocity(now, events[-1].ts)
+        return self._earlier(now)
+
+    def _advance(self, now: float) -> None:
+        """Move every window's start to ``now`` (not backwards), taking leavers off the sums."""
+        events, sums = self._events, self._sums
+        self._now = now
+        for w, span in enumerate(_SPANS):
+            start = self._start[w]
+            while start < len(events) and now - events[start].ts > span:
+                sums.change(w, events[start], -1)
+                start += 1
+            self._start[w] = start
+        if self._start[_D30] >= _COMPACT_AT:
+            self._compact()
+
+    def _earlier(self, now: float) -> Velocity:
+        """The counters at a ``now`` before the latest query or the newest event (requests are
+        answered a little out of order): a copy of the sums at the latest query, without the
+        events after ``now`` and with those that had left a window since ``now``."""
+        events = self._events
+        sums = self._sums.copy()
+        for w, span in enumerate(_SPANS):  # back in: left a window between now and _now
+            i = self._start[w]
+            while i > 0 and now - events[i - 1].ts <= span:
+                i -= 1
+                sums.change(w, events[i], +1)
+        newest = len(events)  # out: events after now
+        while newest > 0 and events[newest - 1].ts > now:
+            newest -= 1
+            for w in range(4):
+                if newest >= self._start[w]:
+                    sums.change(w, events[newest], -1)
+        if newest == 0:
+            return EMPTY
+        return sums.velocity(now, events[newest - 1].ts)
 
     def _compact(self) -> None:
         """Forget events that no query can count again: older than 30 days by more than the
@@ -292,15 +243,3 @@ class SlidingVelocity:
         if drop:
             del self._events[:drop]
             self._start = [s - drop for s in self._start]
-
-
-def _distinct(kept: list[dict[str, int]], changes: list[dict[str, int]]) -> list[int]:
-    """Distinct keys per window once ``changes`` (key -> +/- events) apply to ``kept``."""
-    out = []
-    for counter, change in zip(kept, changes, strict=True):
-        n = len(counter)
-        for key, delta in change.items():
-            before = counter.get(key, 0)
-            n += (before + delta > 0) - (before > 0)
-        out.append(n)
-    return out
