@@ -23,3 +23,5 @@ def test_a_worker_leaves_the_next_connection_to_one_with_fewer():
     assert not first.may_accept() and second.may_accept() and not third.may_accept()
     second.stopped()  # shutting down: the others stop leaving connections to it
     assert first.may_accept() and third.may_accept()
+    second.closed()  # its last connection ends while it shuts down
+    assert counts[1] == NOT_ACCEPTING and first.may_accept() and third.may_accept()

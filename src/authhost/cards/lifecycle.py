@@ -17,8 +17,8 @@ activates its successor (renewals are issued weeks before expiry; the old plasti
 stop at the issuer's convenience); activating the successor retires it. A successor carries
 the account, the limits and the PIN method; it carries the PIN reference only when it keeps
 the PAN, because a PVV or IBM 3624 offset is computed from the PAN and means nothing for
-another one. Every function
-here is pure: it returns new values or raises ``IllegalTransition`` and changes nothing.
+another one. Every function here is pure: it returns new values or raises
+``IllegalTransition`` and changes nothing.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ land on the same one of two workers half of the time; 8 split 5/3 or worse 72% o
 saturates while the other idles. Instead the supervisor opens the listening sockets once and
 every worker accepts from the same queue, but only while no ready worker holds fewer
 connections than it does; the others leave the connection to it. Each worker writes only its
-own slot of a shared array (its open connections; -1 while it is not accepting), so no lock
-is needed.
+own slot of a shared array (its open connections, or -1 while it is not accepting: starting,
+or finishing its connections during a shutdown), so no lock is needed.
 """
 
 from __future__ import annotations
@@ -24,27 +24,37 @@ class ConnectionBalance:
     def __init__(self, counts: Any, index: int) -> None:  # counts: multiprocessing RawArray
         self._counts = counts
         self._index = index
+        self._open = 0
+        self._accepting = False
+
+    def _publish(self) -> None:
+        self._counts[self._index] = self._open if self._accepting else NOT_ACCEPTING
 
     def accepting(self) -> None:
-        self._counts[self._index] = 0
+        self._accepting = True
+        self._publish()
 
     def stopped(self) -> None:
-        self._counts[self._index] = NOT_ACCEPTING
+        """No more accepting (shutting down): the others stop leaving connections to us."""
+        self._accepting = False
+        self._publish()
 
     def may_accept(self) -> bool:
         """No ready worker holds fewer connections than this one."""
-        counts, mine = self._counts, self._counts[self._index]
+        mine = self._open
         return all(
             other == NOT_ACCEPTING or mine <= other
-            for i, other in enumerate(counts)
+            for i, other in enumerate(self._counts)
             if i != self._index
         )
 
     def opened(self) -> None:
-        self._counts[self._index] += 1
+        self._open += 1
+        self._publish()
 
     def closed(self) -> None:
-        self._counts[self._index] -= 1
+        self._open -= 1
+        self._publish()
 
 
 @dataclass

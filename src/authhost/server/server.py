@@ -115,7 +115,6 @@ class AuthServer:
         self._decider = decider_for(config, handler, self.metrics)
         self._grace_s = config.server.shutdown_grace_s
         self._shared = shared  # a --workers worker: the supervisor's sockets and the balance
-        self._balance = shared.balance if shared is not None else None
         self._connections: set[Connection] = set()
         self._stopping = trio.Event()
         self.stopped = trio.Event()  # set when run() has returned
@@ -136,8 +135,8 @@ class AuthServer:
             else:
                 opened.extend(open_listener(x.host, x.port) for x in self._listeners)
             self.addresses = [bound_address(listener) for listener in opened]
-            if self._balance is not None:
-                self._balance.accepting()
+            if self._shared is not None:
+                self._shared.balance.accepting()
             task_status.started(self.addresses)
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
@@ -145,8 +144,8 @@ class AuthServer:
                         acceptors.start_soon(self._accept_loop, listener, wire, connections)
                     await self._stopping.wait()
                     acceptors.cancel_scope.cancel()
-                if self._balance is not None:
-                    self._balance.stopped()  # the others stop leaving connections to us
+                if self._shared is not None:
+                    self._shared.balance.stopped()
                 for listener in opened:
                     await trio.aclose_forcefully(listener)
                 log.info(
@@ -171,7 +170,7 @@ class AuthServer:
     async def _accept_loop(
         self, listener: trio.SocketListener, wire: Wire, connections: trio.Nursery
     ) -> None:
-        balance = self._balance
+        balance = self._shared.balance if self._shared is not None else None
         while True:
             while balance is not None and not balance.may_accept():
                 await trio.sleep(POLL_S)  # a worker with fewer connections takes this one
@@ -202,5 +201,5 @@ class AuthServer:
             log.exception("connection failed", extra={"fields": {"peer": connection.peer}})
         finally:
             self._connections.discard(connection)
-            if self._balance is not None:
-                self._balance.closed()
+            if self._shared is not None:
+                self._shared.balance.closed()

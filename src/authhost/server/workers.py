@@ -1,13 +1,12 @@
 """``--workers N``: N server processes sharing the supervisor's listening sockets.
 
 The supervisor (the process the operator started) opens the listening sockets, writes the pid
-file, starts the workers (who accept from the shared sockets, least connections first:
-``server.balance``),
-forwards SIGTERM/SIGINT/SIGHUP to them, restarts a worker that dies on its own and exits
-0 when every worker stopped gracefully. Each worker is a normal single server process with
-its own runtime; worker i uses node number ``node_id + i`` in its approval codes and exposes
-its metrics on ``metrics_port + i`` (each process has its own counters); worker 0 alone runs
-the admin API.
+file, starts the workers (who accept from the shared sockets, fewest connections first:
+``server.balance``), forwards SIGTERM/SIGINT/SIGHUP to them, restarts a worker that dies on
+its own and exits 0 when every worker stopped gracefully. Each worker is a normal single
+server process with its own runtime; worker i uses node number ``node_id + i`` in its approval
+codes and exposes its metrics on ``metrics_port + i`` (each process has its own counters);
+worker 0 alone runs the admin API.
 """
 
 from __future__ import annotations

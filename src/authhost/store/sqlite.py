@@ -25,6 +25,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S
 from authhost.store import codec
@@ -67,7 +68,9 @@ _BY_DEDUPE_KEY = (
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
 # The card a PAN means (cards.lifecycle.is_current_over): the newest that has been activated,
 # else the newest; a renewal's successor takes over only when activated.
-_CURRENT_CARD_FIRST = "ORDER BY state IN ('created', 'issued'), seq DESC"
+_CURRENT_CARD_FIRST = "ORDER BY state IN ({}), seq DESC".format(
+    ", ".join(f"'{state.value}'" for state in sorted(lifecycle.NOT_YET_ACTIVATED))
+)
 _ACCOUNT_SELECT = (
     "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
 )
