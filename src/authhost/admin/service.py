@@ -73,6 +73,9 @@ def _json(value: Any) -> str:
     return mask_pans_in_text(json.dumps(value, sort_keys=True, separators=(",", ":")))
 
 
+RETIRE_TRIES = 3  # re-reads of a renewed card changed by someone else while it is retired
+
+
 class CardService:
     """Card management over one store and one security module, acting as ``actor``."""
 
@@ -420,12 +423,22 @@ class CardService:
     async def _retire_predecessor(self, successor: Card) -> None:
         """A renewed (or damaged) card's predecessor with the same PAN stops once its successor
         is activated: until then it kept working, so the cardholder was never without a card."""
-        old = await self.store.get_card(successor.replaces or "")
-        if old is None or old.pan_index != successor.pan_index:
-            return
-        retired = lifecycle.retire(old)
-        if retired is not old:
-            await self._update(old, retired, "card.retire", f"successor {successor.card_id} active")
+        for _ in range(RETIRE_TRIES):  # the successor is active already: retire, re-reading
+            old = await self.store.get_card(successor.replaces or "")  # on a concurrent change
+            if old is None or old.pan_index != successor.pan_index:
+                return
+            retired = lifecycle.retire(old)
+            if retired is old:
+                return
+            try:
+                await self._update(old, retired, "card.retire", f"successor {successor.card_id}")
+                return
+            except ConflictError:
+                continue
+        raise ConflictError(
+            f"card {successor.card_id} is active, but its predecessor {successor.replaces} kept "
+            "changing and is still live: cancel it if it should stop working"
+        )
 
     async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
         product = await self._product(card.product_id)
