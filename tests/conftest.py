@@ -65,6 +65,20 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+async def redis_store(redis_url: str):
+    """A Redis card store in a key space of its own (its ``prefix``) on the shared server."""
+    import secrets
+
+    from authhost.store import open_store
+
+    store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[str]:
     """A redis-server for one test alone, for tests that pause it or starve it of memory."""
     with redis_server(tmp_path) as url:

@@ -4,22 +4,14 @@ commits that did not run are sent again."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 import trio
 from test_store_contract import hold, seeded
 
-from authhost.store import open_store
-
 
 @pytest.fixture
-async def store(redis_url):
-    opened = await open_store(redis_url, prefix=f"p{secrets.token_hex(5)}")
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(redis_store):
+    return redis_store
 
 
 async def commit_many(store, card, count: int, amount: int, first: int = 0) -> list:

@@ -6,7 +6,6 @@ when a renewal makes the PAN mean another card."""
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import replace
 
 import pytest
@@ -22,13 +21,8 @@ from authhost.store.retention import PRUNE_MARGIN_S
 
 
 @pytest.fixture
-async def store(redis_url):
-    """A Redis store in a key space of its own (its ``prefix``)."""
-    opened = await open_store(redis_url, prefix=f"v{secrets.token_hex(5)}")
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(redis_store):
+    return redis_store
 
 
 def event(ts: float, amount: int, merchant: str = "M1") -> VelocityEvent:
