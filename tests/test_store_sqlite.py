@@ -146,3 +146,17 @@ async def test_a_failing_write_in_a_group_commit_is_undone_alone(tmp_path):
             assert outcomes[account.balance] == "created"
     finally:
         await store.close()
+
+
+async def test_the_snapshot_finds_the_current_card_from_an_index_without_sorting(tmp_path):
+    """Migration 4's expression index must stay the snapshot's ORDER BY: if one changes without
+    the other, every authorisation pays for a sort again (and this plan shows it)."""
+    from authhost.store.sqlite import _SNAPSHOT_SQL
+
+    path = tmp_path / "cards.db"
+    await (await open_store(f"sqlite:///{path}")).close()
+    with sqlite3.connect(path) as conn:
+        params = {"pan": "x", "dedupe": "", "original": "", "since_card": "", "since_mark": 0}
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_SNAPSHOT_SQL}", params)]
+    assert any("USING INDEX cards_current" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from authhost.cards.velocity import DAY, HOUR, RETENTION_S, VelocityEvent, compute_velocity
 from authhost.store.sqlite_schema import migrate
-from authhost.store.sqlite_velocity import INSERT_SQL, PRUNE_SQL, VelocityCounters
+from authhost.store.sqlite_velocity import INSERT_SQL, PRUNE_SQL, ROW_COLUMNS, VelocityCounters
 
 NOW = 1_795_000_000.25
 EDGES = [0.0, HOUR, HOUR + 1e-6, DAY, DAY - 1e-6, 7 * DAY, 7 * DAY + 0.5, RETENTION_S,
@@ -128,3 +128,19 @@ def test_evicted_cards_are_counted_again_from_their_rows():
             assert counters.read(conn, f"card{i}", NOW).amount_1h == 100 * (i + 1)
     insert(conn, "card0", VelocityEvent(NOW, 50, True))
     assert counters.read(conn, "card0", NOW + 1).amount_1h == 150
+
+
+def test_a_pan_that_moves_to_another_card_counts_that_cards_own_rows():
+    """The snapshot asks for rows above the mark of the card a PAN meant last time; when the
+    PAN now means another card (a renewal), that card's rows below the old mark still count."""
+    conn = fresh()
+    insert(conn, "new-card", VelocityEvent(NOW - 20, 300, True))  # rowid 1
+    insert(conn, "old-card", VelocityEvent(NOW - 10, 500, True))  # rowid 2
+    counters = VelocityCounters()
+    columns = ", ".join(ROW_COLUMNS)
+    rows = conn.execute(f"SELECT 'x', {columns} FROM velocity WHERE card_id = 'old-card'")
+    assert counters.advance("pan", "old-card", rows.fetchall(), 1, NOW).amount_1h == 500
+    assert counters.since("pan") == ("old-card", 2)
+    rows = conn.execute(f"SELECT 'x', {columns} FROM velocity WHERE card_id = 'new-card'")
+    assert counters.advance("pan", "new-card", rows.fetchall(), 1, NOW).amount_1h == 300
+    assert counters.since("pan") == ("new-card", 1)

@@ -23,10 +23,9 @@ from authhost.cards.velocity import Velocity
 
 # velocity_by_card is on (card_id) alone: its entries are ordered by (card_id, rowid), so
 # "rows of this card above the mark" is one index range seek.
-_NEW_ROWS_SQL = (
-    "SELECT rowid, ts, amount, approved, merchant_id, country, cash, pin_failed, cvv_failed "
-    "FROM velocity WHERE card_id = ? AND rowid > ?"
-)
+ROW_COLUMNS = ("rowid", "ts", "amount", "approved", "merchant_id", "country", "cash",
+               "pin_failed", "cvv_failed")  # fmt: skip
+_NEW_ROWS_SQL = f"SELECT {', '.join(ROW_COLUMNS)} FROM velocity WHERE card_id = ? AND rowid > ?"
 # the newest row stays: the next rowid is max(rowid) + 1, so it must never go back
 PRUNE_SQL = "DELETE FROM velocity WHERE ts < ? AND rowid < (SELECT max(rowid) FROM velocity)"
 INSERT_SQL = (
@@ -60,37 +59,74 @@ class _Counted:
 
 
 class VelocityCounters:
-    """Per-card running counters, brought up to date from the rows committed since."""
+    """Per-card running counters, brought up to date from the rows committed since.
+
+    Two ways in: ``read`` runs its own query for one card; the store's snapshot instead folds
+    the query into its one statement (``SNAPSHOT_ROWS_SQL``): it asks ``since`` for the card
+    it expects behind a PAN and its mark, then hands the rows to ``advance``. Callers hold
+    ``lock`` from ``since`` to ``advance`` so that the mark cannot move in between.
+    """
 
     def __init__(self, max_cards: int = DEFAULT_CARDS) -> None:
         self._cards: dict[str, _Counted] = {}
+        self._card_of_pan: dict[str, str] = {}  # the card a PAN index meant last time
         self._max_cards = max_cards
         # snapshots normally run on the event loop's one thread; the lock only matters when
         # a busy file sends one to the reader thread
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def read(self, conn: sqlite3.Connection, card_id: str, now: float) -> Velocity:
         """The card's counters at ``now``, inside the caller's read transaction on ``conn``."""
-        with self._lock:
-            counted = self._cards.get(card_id)
-            if counted is None:
-                if len(self._cards) >= self._max_cards:
-                    del self._cards[next(iter(self._cards))]
-                counted = self._cards[card_id] = _Counted()
+        with self.lock:
+            counted = self._counted(card_id)
             rows = conn.execute(_NEW_ROWS_SQL, (card_id, counted.mark)).fetchall()
-            if rows:
-                if len(rows) > 1:
-                    rows.sort(key=_row_ts)  # rowid order is commit order, not quite time order
-                sliding = counted.sliding
-                for row in rows:
-                    sliding.add(StoredEvent._make(row[1:]))
-                counted.mark = max(counted.mark, max(row[0] for row in rows))
-            return counted.sliding.at(now)
+            return self._advance(counted, rows, 0, now)
+
+    def since(self, pan_index: str) -> tuple[str, int]:
+        """(card id, mark) to ask new rows for: the card this PAN meant last time and the
+        highest rowid counted for it; ("", 0) for a PAN not seen yet."""
+        card_id = self._card_of_pan.get(pan_index)
+        if card_id is None:
+            return "", 0
+        counted = self._cards.get(card_id)
+        return card_id, counted.mark if counted is not None else 0
+
+    def advance(
+        self, pan_index: str, card_id: str, rows: list[tuple], offset: int, now: float
+    ) -> Velocity:
+        """Count the rows (velocity columns from ``row[offset]`` on, rowid first) and answer
+        at ``now``. Rows at or below the card's mark are skipped: when the PAN now means
+        another card than ``since`` said, the statement asked for all of that card's rows."""
+        if self._card_of_pan.get(pan_index) != card_id:
+            if len(self._card_of_pan) >= self._max_cards:
+                del self._card_of_pan[next(iter(self._card_of_pan))]
+            self._card_of_pan[pan_index] = card_id
+        return self._advance(self._counted(card_id), rows, offset, now)
 
     def forget(self) -> None:
-        with self._lock:
+        with self.lock:
             self._cards.clear()
+            self._card_of_pan.clear()
 
+    def _counted(self, card_id: str) -> _Counted:
+        counted = self._cards.get(card_id)
+        if counted is None:
+            if len(self._cards) >= self._max_cards:
+                del self._cards[next(iter(self._cards))]
+            counted = self._cards[card_id] = _Counted()
+        return counted
 
-def _row_ts(row: tuple) -> float:
-    return row[1]
+    @staticmethod
+    def _advance(counted: _Counted, rows: list[tuple], offset: int, now: float) -> Velocity:
+        if rows:
+            mark = counted.mark
+            rows = [row for row in rows if row[offset] > mark]
+        if rows:
+            if len(rows) > 1:  # rowid order is commit order, not quite time order
+                rows.sort(key=lambda row: row[offset + 1])
+            sliding = counted.sliding
+            make = StoredEvent._make
+            for row in rows:
+                sliding.add(make(row[offset + 1 : offset + 9]))
+            counted.mark = max(row[offset] for row in rows)
+        return counted.sliding.at(now)
