@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -41,27 +41,36 @@ def _aes(key: bytes) -> algorithms.AES:
 _CONTEXTS_PER_THREAD = 64
 _local = threading.local()
 
+_Update = Callable[[bytes], bytes]
 
-def _ecb_context(kind: str, key: bytes, keep: bool = True) -> Any:
-    """An ECB encryptor/decryptor ('te', 'td', 'ae', 'ad') for ``key``; with ``keep`` it is
-    this thread's cached one (created on first use), without it a fresh one-shot context."""
+
+def _new_update(kind: str, key: bytes) -> _Update:
+    cipher = Cipher(_tdes(key) if kind[0] == "t" else _aes(key), modes.ECB())
+    return (cipher.encryptor() if kind[1] == "e" else cipher.decryptor()).update
+
+
+def _ecb_update(kind: str, key: bytes, keep: bool = True) -> _Update:
+    """The ``update`` of an ECB encryptor/decryptor ('te', 'td', 'ae', 'ad') for ``key``.
+
+    With ``keep`` it is this thread's cached context (an LRU keyed by the key bytes, so a
+    rotated key never meets its predecessor's context); without it a fresh one-shot context.
+    The bound method is what is cached: the hot path is one dict hit and one C call.
+    """
     if not keep:
-        cipher = Cipher(_tdes(key) if kind[0] == "t" else _aes(key), modes.ECB())
-        return cipher.encryptor() if kind[1] == "e" else cipher.decryptor()
-    cache: OrderedDict[tuple[str, bytes], Any] | None = getattr(_local, "contexts", None)
-    if cache is None:
+        return _new_update(kind, key)
+    try:
+        cache: OrderedDict[tuple[str, bytes], _Update] = _local.contexts
+    except AttributeError:
         cache = _local.contexts = OrderedDict()
     entry = (kind, key)
-    context = cache.get(entry)
-    if context is not None:
+    update = cache.get(entry)
+    if update is not None:
         cache.move_to_end(entry)
-        return context
-    cipher = Cipher(_tdes(key) if kind[0] == "t" else _aes(key), modes.ECB())
-    context = cipher.encryptor() if kind[1] == "e" else cipher.decryptor()
-    cache[entry] = context
+        return update
+    update = cache[entry] = _new_update(kind, key)
     if len(cache) > _CONTEXTS_PER_THREAD:
         cache.popitem(last=False)
-    return context
+    return update
 
 
 def _check_blocks(data: bytes, size: int) -> None:
@@ -69,15 +78,21 @@ def _check_blocks(data: bytes, size: int) -> None:
         raise ValueError(f"data must be a non-empty multiple of {size} bytes")
 
 
+# The ECB calls check the length inline (not through _check_blocks): a partial block would
+# stay buffered in a cached context and shift every later call's output.
+
+
 def tdes_ecb_encrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
     """TDES (or single DES for an 8-byte key) ECB encryption of whole 8-byte blocks."""
-    _check_blocks(data, 8)
-    return _ecb_context("te", key, keep).update(data)
+    if not data or len(data) & 7:
+        _check_blocks(data, 8)
+    return _ecb_update("te", key, keep)(data)
 
 
 def tdes_ecb_decrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
-    _check_blocks(data, 8)
-    return _ecb_context("td", key, keep).update(data)
+    if not data or len(data) & 7:
+        _check_blocks(data, 8)
+    return _ecb_update("td", key, keep)(data)
 
 
 def tdes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
@@ -96,7 +111,9 @@ def des_encrypt(key8: bytes, block: bytes, *, keep: bool = True) -> bytes:
     """Single DES on one block (DUKPT and the retail MAC need it); K|K|K is single DES."""
     if len(key8) != 8:
         raise ValueError("a DES key is 8 bytes")
-    return tdes_ecb_encrypt(key8, block, keep=keep)
+    if not block or len(block) & 7:
+        _check_blocks(block, 8)
+    return _ecb_update("te", key8, keep)(block)
 
 
 def des_decrypt(key8: bytes, block: bytes) -> bytes:
@@ -106,13 +123,15 @@ def des_decrypt(key8: bytes, block: bytes) -> bytes:
 
 
 def aes_ecb_encrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
-    _check_blocks(data, 16)
-    return _ecb_context("ae", key, keep).update(data)
+    if not data or len(data) & 15:
+        _check_blocks(data, 16)
+    return _ecb_update("ae", key, keep)(data)
 
 
 def aes_ecb_decrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:
-    _check_blocks(data, 16)
-    return _ecb_context("ad", key, keep).update(data)
+    if not data or len(data) & 15:
+        _check_blocks(data, 16)
+    return _ecb_update("ad", key, keep)(data)
 
 
 def aes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
@@ -141,8 +160,12 @@ def aes_cmac(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
+_from_bytes = int.from_bytes
+
+
 def xor(a: bytes, b: bytes) -> bytes:
-    """Byte-wise XOR of two equal-length values."""
-    if len(a) != len(b):
+    """Byte-wise XOR of two equal-length values (as two big integers: one C call each)."""
+    size = len(a)
+    if size != len(b):
         raise ValueError("xor operands differ in length")
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+    return (_from_bytes(a) ^ _from_bytes(b)).to_bytes(size)

@@ -8,6 +8,7 @@ decimalised. Pure function over a clear CVK pair (16 bytes: A then B).
 from __future__ import annotations
 
 from authhost.security.blockcipher import des_encrypt, tdes_ecb_encrypt, xor
+from authhost.security.decimalise import visa_digits
 
 CVV2_SERVICE_CODE = "000"
 ICVV_SERVICE_CODE = "999"
@@ -29,7 +30,4 @@ def visa_cvv(cvk: bytes, pan: str, expiry_yymm: str, service_code: str) -> str:
         raise CardValueError("service code must be 3 digits")
     data = bytes.fromhex((pan + expiry_yymm + service_code).ljust(32, "0"))
     step = des_encrypt(cvk[:8], data[:8])
-    text = tdes_ecb_encrypt(cvk, xor(step, data[8:16])).hex().upper()
-    digits = [c for c in text if c.isdigit()]
-    letters = [str(int(c, 16) - 10) for c in text if not c.isdigit()]
-    return "".join((digits + letters)[:3])
+    return visa_digits(tdes_ecb_encrypt(cvk, xor(step, data[8:16])), 3)

@@ -93,6 +93,15 @@ class CardValues:
     __str__ = __repr__
 
 
+# Enum members read through their class cost a descriptor call each on Python 3.11 (about
+# 0.1 us); the per-authorisation paths (PAN index, CVV, PIN verify) use these aliases.
+_PAN_HASH_TYPE = KeyType.PAN_HASH
+_CVK_TYPE = KeyType.CVK
+_PVK_TYPE = KeyType.PVK
+_ZPK_TYPE = KeyType.ZPK
+_VISA_PVV = PinMethod.VISA_PVV
+
+
 def _is_hex(text: str) -> bool:
     return all(ch in "0123456789ABCDEF" for ch in text)
 
@@ -239,7 +248,7 @@ class SecurityModule:
 
     def pan_index(self, pan: str) -> str:
         """HMAC-SHA-256 of the PAN under the PAN hash key, hex: the store's card index."""
-        return pan_protection.pan_index(self._key(PAN_HASH_KEY, KeyType.PAN_HASH).material, pan)
+        return pan_protection.pan_index(self._key(PAN_HASH_KEY, _PAN_HASH_TYPE).material, pan)
 
     def encrypt_pan(self, pan: str, card_id: str) -> bytes:
         """The PAN under the newest PAN data key, bound to the card id."""
@@ -280,7 +289,7 @@ class SecurityModule:
         self, pan: str, expiry: str, service_code: str, value: str, cvk_name: str
     ) -> bool:
         """True when ``value`` is the CVV for this PAN, expiry (YYMM) and service code."""
-        cvk = self._key(cvk_name, KeyType.CVK).material
+        cvk = self._key(cvk_name, _CVK_TYPE).material
         try:
             expected = cardvalues.visa_cvv(cvk, pan, expiry, service_code)
         except cardvalues.CardValueError:
@@ -305,7 +314,7 @@ class SecurityModule:
 
     def _incoming_key(self, source: PinSource) -> bytes:
         if source.kind is PinSourceKind.ZPK:
-            return self._key(source.key_name, KeyType.ZPK).material
+            return self._key(source.key_name, _ZPK_TYPE).material
         host = self._dukpt.get(source.key_name)
         if host is None:
             bdk = self._key(source.key_name, KeyType.BDK)
@@ -373,9 +382,9 @@ class SecurityModule:
             pin = self._clear_pin(pin_block, pan, source)
         except pinblock.PinBlockError:
             return PinCheck.BAD_BLOCK
-        pvk = self._key(pvk_name, KeyType.PVK).material
+        pvk = self._key(pvk_name, _PVK_TYPE).material
         try:
-            if PinMethod(method) is PinMethod.VISA_PVV:
+            if method is _VISA_PVV or PinMethod(method) is _VISA_PVV:
                 ok = pinverify.visa_pvv_verify(pvk, pvki, pin, pan, reference or "")
             else:
                 ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", self._ibm3624)

@@ -9,13 +9,13 @@ rotation old blobs still open under their old key while new blobs use the new on
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import struct
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hmac import HMAC
 
 BLOB_FORMAT = 1
 _HEADER = struct.Struct(">BH")  # format byte, key version
@@ -26,9 +26,27 @@ class PanProtectionError(ValueError):
     """A PAN blob that cannot be opened (wrong card id, unknown key version, tampered)."""
 
 
+# Keyed HMAC-SHA-256 states by hash key: copying one skips the key schedule (the two padded
+# key blocks) that a fresh HMAC computes for every PAN. Keyed by the key bytes, so a rotated
+# key gets its own state; held in memory only, never by PAN, and bounded (cleared when full).
+_INDEX_MACS_MAX = 8
+_index_macs: dict[bytes, HMAC] = {}
+
+
+def _index_mac(hash_key: bytes) -> HMAC:
+    mac = _index_macs.get(hash_key)
+    if mac is None:
+        if len(_index_macs) >= _INDEX_MACS_MAX:
+            _index_macs.clear()
+        mac = _index_macs[hash_key] = HMAC(hash_key, hashes.SHA256())
+    return mac
+
+
 def pan_index(hash_key: bytes, pan: str) -> str:
     """The keyed hash of the PAN (hex), the store's card index."""
-    return hmac.new(hash_key, pan.strip().encode(), hashlib.sha256).hexdigest()
+    mac = _index_mac(bytes(hash_key)).copy()
+    mac.update(pan.strip().encode())
+    return mac.finalize().hex()
 
 
 def blob_version(blob: bytes) -> int:

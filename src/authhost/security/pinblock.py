@@ -76,16 +76,23 @@ def encode(pin: str, pan: str | None, fmt: PinBlockFormat = PinBlockFormat.ISO0)
     return bytes.fromhex(head.ljust(16, "A")) + secrets.token_bytes(8)
 
 
-def _pin_from_field(text: str, fill: str | None) -> str:
-    """Read control-length-PIN-fill from an uppercase hex PIN field; raise on any deviation."""
-    length = int(text[1], 16)
+# Control nibbles and fill digits as plain ints and lowercase hex: the decode path compares
+# them per PIN block, and IntEnum members or an upper-cased copy of the hex cost more.
+_ISO0, _ISO1, _ISO3, _ISO4 = 0, 1, 3, 4  # the PinBlockFormat values
+_FILL = {_ISO0: "f", _ISO3: "abcdef", _ISO4: "a"}
+
+
+def _pin_from_field(field: bytes, fill: str | None) -> str:
+    """Read control-length-PIN-fill from the first 8 bytes of a clear PIN field; raise on any
+    deviation. ``fill`` holds the allowed fill digits in lowercase hex (None: any)."""
+    length = field[0] & 0x0F
     if not MIN_PIN <= length <= MAX_PIN:
         raise PinBlockError("PIN block: PIN length out of range")
+    text = field[:8].hex()
     pin = text[2 : 2 + length]
     if not pin.isdigit():
         raise PinBlockError("PIN block: PIN digits are not decimal")
-    rest = text[2 + length : 16]
-    if fill is not None and any(ch not in fill for ch in rest):
+    if fill is not None and text[2 + length :].strip(fill):  # anything left is not fill
         raise PinBlockError("PIN block: fill digits do not match the format")
     return pin
 
@@ -97,25 +104,23 @@ def decode(block: bytes, pan: str | None, fmt: PinBlockFormat | None = None) -> 
     field starts with 0000, so the nibble survives the XOR).
     """
     if len(block) == 16:
-        if fmt not in (None, PinBlockFormat.ISO4):
+        if fmt is not None and fmt != _ISO4:
             raise PinBlockError("PIN block: 16 bytes is format 4 only")
-        text = block.hex().upper()
-        if text[0] != "4":
+        if block[0] >> 4 != _ISO4:
             raise PinBlockError("PIN block: control field is not format 4")
-        return _pin_from_field(text, "A")
+        return _pin_from_field(block, _FILL[_ISO4])
     if len(block) != 8:
         raise PinBlockError("PIN block: wrong length")
     control = block[0] >> 4
     if fmt is not None and control != int(fmt):
         raise PinBlockError("PIN block: control field does not match the expected format")
-    if control == PinBlockFormat.ISO1:
-        return _pin_from_field(block.hex().upper(), None)
-    if control not in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
+    if control == _ISO1:
+        return _pin_from_field(block, None)
+    if control != _ISO0 and control != _ISO3:
         raise PinBlockError("PIN block: unsupported format")
     if pan is None:
         raise PinBlockError("PIN block: formats 0 and 3 need the PAN")
-    text = xor(block, _pan_field(pan)).hex().upper()
-    return _pin_from_field(text, "F" if control == PinBlockFormat.ISO0 else "ABCDEF")
+    return _pin_from_field(xor(block, _pan_field(pan)), _FILL[control])
 
 
 def encrypt_pin_block(

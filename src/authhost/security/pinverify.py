@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.decimalise import visa_digits
 
 DEFAULT_DECIMALISATION = "0123456789012345"
 
@@ -35,10 +37,7 @@ def visa_pvv(pvk: bytes, pvki: str, pin: str, pan: str) -> str:
     _digits(pin, 4, 4, "a PIN for Visa PVV")
     _digits(pan, 12, 19, "PAN")
     tsp = pan[-12:-1] + pvki + pin
-    text = tdes_ecb_encrypt(pvk, bytes.fromhex(tsp)).hex().upper()
-    digits = [c for c in text if c.isdigit()]
-    letters = [str(int(c, 16) - 10) for c in text if not c.isdigit()]
-    return "".join((digits + letters)[:4])
+    return visa_digits(tdes_ecb_encrypt(pvk, bytes.fromhex(tsp)), 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +69,13 @@ def _intermediate_pin(pvk: bytes, pan: str, params: Ibm3624Params) -> str:
     table = params.decimalisation
     if len(table) != 16 or not table.isdigit():
         raise PinVerificationError("the decimalisation table must be 16 decimal digits")
-    text = tdes_ecb_encrypt(pvk, params.validation_data(pan)).hex().upper()
-    return text.translate(str.maketrans("0123456789ABCDEF", table))
+    return tdes_ecb_encrypt(pvk, params.validation_data(pan)).hex().translate(_nibble_map(table))
+
+
+@lru_cache(maxsize=16)
+def _nibble_map(table: str) -> dict[int, int]:
+    """Hex nibble (lowercase) to decimalised digit: built once per table, not per PIN."""
+    return str.maketrans("0123456789abcdef", table)
 
 
 def ibm3624_natural_pin(pvk: bytes, pan: str, length: int, params: Ibm3624Params) -> str:
