@@ -11,8 +11,10 @@ so load from other processes hits baseline and operations alike).
     .venv/bin/python benchmarks/bench_iso.py --json out.json
 
 Messages: a 22-field 0200 (PAN, track 2, PIN block, ICC data, field 48 CVV2) and its 0210,
-and an 0800 echo test through the whole wire path (unframe, decode, answer, encode, frame)
-against a bare unframe/reframe of the same frame (what the echo-server baseline does).
+the codec's whole share of one authorisation (decode, the derived fields the pipeline reads,
+an approval with two field 54 balances), and an 0800 echo test through the whole wire path
+(unframe, decode, answer, encode, frame) against a bare unframe/reframe of the same frame
+(what the echo-server baseline does).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from authhost.iso.codec import (
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import DEFAULT_DIALECT, get_dialect
 from authhost.iso.framing import FrameDecoder, Framing, encode_frame
-from authhost.iso.messages import AuthRequest, NetworkRequest
+from authhost.iso.messages import AuthRequest, Balance, NetworkRequest
 
 REQUEST = {
     "t": "0200",
@@ -101,6 +103,17 @@ def operations(dialect_name: str) -> list[tuple[str, Callable[[], object]]]:
     request = decode_message(body, dialect)
     assert isinstance(request, AuthRequest)
     approved = Decision(ResponseCode.APPROVED, approval_code="A1B2C3")
+    with_balances = Decision(
+        ResponseCode.APPROVED,
+        approval_code="A1B2C3",
+        balances=[Balance("00", "01", "826", 123456), Balance("00", "02", "826", 100000)],
+    )
+
+    def authorisation() -> bytes:
+        view = decode_message(body, dialect)
+        assert isinstance(view, AuthRequest)
+        _ = (view.channel, view.transaction_type, view.dedupe_key, view.is_card_present)
+        return encode_response(view, with_balances, dialect)
 
     framing = Framing()
     network = encode_request({"t": "0800", "7": "1125203000", "11": "000001", "70": "301"}, dialect)
@@ -127,6 +140,7 @@ def operations(dialect_name: str) -> list[tuple[str, Callable[[], object]]]:
             "encode_response 0210 (from the view)",
             lambda: encode_response(request, approved, dialect),
         ),
+        ("authorisation codec path (0200 -> 0210)", authorisation),
         ("bare unframe + reframe (echo)", bare_reframe),
         ("0800 wire path (frame, decode, answer)", wire_path),
     ]

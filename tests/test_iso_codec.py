@@ -8,6 +8,8 @@ independent client gets correct answers.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import itertools
 from typing import Any
 
 import iso8583
@@ -30,7 +32,7 @@ from authhost.iso.codec import (
 )
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import DEFAULT_DIALECT, get_dialect
-from authhost.iso.messages import AuthRequest, Balance, MessageClass, NetworkRequest
+from authhost.iso.messages import AuthRequest, Balance, Channel, MessageClass, NetworkRequest
 from authhost.iso.subfields import parse_additional_amounts
 
 # --- the independent peer: pyiso8583's own specs, with 53 as docs/iso.md describes -------
@@ -506,3 +508,72 @@ def test_any_well_typed_request_is_answered_with_its_echo(
     assert ("38" in response) is approved
     assert response["39"] == str(code)
     assert not set(SENSITIVE) & set(response)
+
+
+# --- the decoder's fast construction gives the same request as the constructor -------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("mti", ["0100", "0201", "0420"])
+def test_decoded_request_equals_the_constructors_in_every_field(dialect: str, mti: str) -> None:
+    request = decode_message(peer_encode(financial(mti), dialect), get_dialect(dialect))
+    assert type(request) is AuthRequest
+    every = dataclasses.fields(AuthRequest)
+    built = AuthRequest(**{f.name: getattr(request, f.name) for f in every if f.init})
+    for f in every:  # the derived and compare=False fields too
+        assert getattr(request, f.name) == getattr(built, f.name), f.name
+    assert request == built and hash(request) == hash(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.stan = "000001"  # type: ignore[misc]
+
+
+def _channel_as_specified(entry: str | None, condition: str | None, mcc: str | None,
+                          processing: str | None) -> Channel:  # fmt: skip
+    """The channel rules, written out independently of messages.py."""
+    transaction_type = (processing or "000000")[:2]
+    if mcc == "6011" or (transaction_type == "01" and mcc in (None, "6011")):
+        return Channel.ATM
+    if (entry or "")[:2] in ("07", "91"):
+        return Channel.CONTACTLESS
+    if (entry or "")[:2] == "81" or condition == "59":
+        return Channel.ECOMMERCE
+    return Channel.MOTO if condition == "08" else Channel.POS
+
+
+def test_derived_fields_follow_entry_mode_condition_mcc_and_processing_code() -> None:
+    for entry, condition, mcc, processing in itertools.product(
+        ["051", "071", "072", "911", "812", "901", "", None],
+        ["00", "59", "08", None],
+        ["6011", "5411", None],
+        ["000000", "010000", "200000", "310000", None],
+    ):
+        request = AuthRequest(
+            mti="0201",
+            message_class=MessageClass.FINANCIAL,
+            processing_code=processing,
+            mcc=mcc,
+            pos_entry_mode=entry,
+            pos_condition_code=condition,
+            stan="004711",
+            terminal_id="TERM0001",
+        )
+        expected = _channel_as_specified(entry, condition, mcc, processing)
+        assert request.channel is expected, (entry, condition, mcc, processing)
+        assert request.is_card_present is (expected not in (Channel.ECOMMERCE, Channel.MOTO))
+        assert request.transaction_type == (processing or "000000")[:2]
+        assert request.dedupe_key == "020|004711||TERM0001|"
+
+
+def test_replace_recomputes_the_derived_fields() -> None:
+    purchase = AuthRequest(
+        mti="0100",
+        message_class=MessageClass.AUTHORISATION,
+        processing_code="000000",
+        mcc="5411",
+        pos_entry_mode="051",
+        stan="000001",
+    )
+    cash = dataclasses.replace(purchase, processing_code="010000", mcc=None, stan="000002")
+    assert (purchase.transaction_type, purchase.channel) == ("00", Channel.POS)
+    assert (cash.transaction_type, cash.channel) == ("01", Channel.ATM)
+    assert cash.dedupe_key == "010|000002|||"

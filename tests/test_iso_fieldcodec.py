@@ -124,3 +124,26 @@ def test_tertiary_bitmap_messages_fall_back_to_pyiso8583() -> None:
     codec = get_dialect("ascii-binary-bitmap").codec
     body = b"0200" + bytes.fromhex("80") + bytes(7) + bytes.fromhex("80") + bytes(7) + bytes(8)
     assert codec.decode(body) == pyiso_decode(body, "ascii-binary-bitmap")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("number", ["41", "42", "49"])
+def test_a_non_ascii_byte_in_a_text_field_is_pyiso8583s_error(name: str, number: str) -> None:
+    """Before a binary field (52), after it, or in the last field: never a latin-1 value."""
+    codec = get_dialect(name).codec
+    doc = {"t": "0200", "11": "000123", "41": "TERM0001", "42": "MERCHANT0000001", "49": "826"}
+    doc["52"] = "0412AC89ABCDEF67"
+    body = bytearray(codec.encode(doc))
+    body[body.index(doc[number].encode()) + 1] = 0xE9
+    with pytest.raises(iso8583.DecodeError):
+        pyiso_decode(bytes(body), name)
+    with pytest.raises(FieldDecodeError):
+        codec.decode(bytes(body))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_non_ascii_text_value_is_not_encoded(name: str) -> None:
+    codec = get_dialect(name).codec
+    doc = {"t": "0200", "11": "000123", "41": "TERMé001", "52": "0412AC89ABCDEF67"}
+    with pytest.raises(FieldEncodeError, match="field 41"):
+        codec.encode(doc)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from authhost.cards.track2 import Track2Error, parse_track2
+from authhost.frozen import quick_constructor
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import Dialect
 from authhost.iso.fieldcodec import FieldDecodeError, FieldEncodeError
@@ -66,6 +67,9 @@ NUMERIC_FIELDS = (
     "70",
 )  # fmt: skip
 _NUMERIC = frozenset(NUMERIC_FIELDS)
+_UNKNOWN_CLASS = MessageClass.UNKNOWN
+# one per decoded message: AuthRequest(...) without the frozen __init__'s cost (authhost.frozen)
+_new_request = quick_constructor(AuthRequest)
 
 
 class FormatError(ValueError):
@@ -168,9 +172,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     pin_block = get("52")
     icc = get("55")
     additional = get("48")
-    return AuthRequest(
+    return _new_request(
         mti=mti,
-        message_class=MESSAGE_CLASSES.get(mti, MessageClass.UNKNOWN),
+        message_class=MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS),
         pan=pan,
         processing_code=get("3"),
         amount_minor=int(amount) if amount is not None else None,

@@ -43,6 +43,8 @@ class _Unusual(Exception):
 _FieldPlan = tuple[int, int, bool]
 # The fields of one bitmap in order: (key, len_type, max_len, binary) each.
 _Layout = tuple[tuple[str, int, int, bool], ...]
+# The same for encoding: (key, max_len, binary, length prefixes by size or None if fixed).
+_EncodeLayout = tuple[tuple[str, int, bool, tuple[str, ...] | None], ...]
 
 
 class FieldCodec:
@@ -58,8 +60,16 @@ class FieldCodec:
             if plan is not None:
                 self._plans[number] = plan
         self._keys = {number: str(number) for number in range(129)}
+        # The length prefix text of every size a variable field may have, per prefix width
+        # and longest field: "%0*d" once here rather than per field per message.
+        self._prefixes: dict[tuple[int, int], tuple[str, ...]] = {}
+        for len_type, max_len, _ in self._plans.values():
+            if len_type and (len_type, max_len) not in self._prefixes:
+                sizes = range(max_len + 1)
+                self._prefixes[len_type, max_len] = tuple(f"{n:0{len_type}d}" for n in sizes)
         self._layouts: dict[bytes, _Layout] = {}  # primary (+ secondary) bitmap -> layout
-        self._shapes: dict[tuple[str, ...], tuple[bytes, _Layout]] = {}  # keys -> bitmap, layout
+        # keys -> bitmap, layout
+        self._shapes: dict[tuple[str, ...], tuple[bytes, _EncodeLayout]] = {}
 
     # decoding
 
@@ -119,6 +129,11 @@ class FieldCodec:
         layout = self._layouts.get(raw)
         if layout is None:
             layout = self._layout(raw)
+        # Text fields are sliced from one latin-1 decoding of the body (a character per byte,
+        # so offsets agree), and each run of them between binary fields is checked to be
+        # ASCII at once: the same answer as decoding every field as ASCII, in fewer calls.
+        text = s.decode("latin-1")
+        start = idx  # where the current run of text fields (and length prefixes) began
         for key, len_type, size, binary in layout:
             if len_type:
                 head = s[idx : idx + len_type]
@@ -130,10 +145,16 @@ class FieldCodec:
                     raise _Unusual
                 idx += len_type
             end = idx + size
-            doc[key] = s[idx:end].hex().upper() if binary else s[idx:end].decode("ascii")
+            if binary:
+                if not s[start:idx].isascii():
+                    raise _Unusual
+                doc[key] = s[idx:end].hex().upper()
+                start = end
+            else:
+                doc[key] = text[idx:end]
             idx = end
         # A short field anywhere leaves idx past the end: one check covers truncation.
-        if idx != len(s):
+        if idx != len(s) or not s[start:].isascii():
             raise _Unusual
         return doc
 
@@ -180,21 +201,32 @@ class FieldCodec:
             cached = self._shape(shape)
         bitmap, layout = cached
         parts = [mti, bitmap]
-        append = parts.append
-        for key, len_type, max_len, binary in layout:
+        # Text fields and length prefixes are joined and encoded as ASCII once per run between
+        # binary fields. A str's length is its ASCII length; a non-ASCII one fails the encode.
+        text: list[str] = []
+        for key, max_len, binary, prefixes in layout:
             value = doc[key]
-            data = binascii.a2b_hex(value) if binary else value.encode("ascii")
-            size = len(data)
-            if len_type:
+            if binary:
+                data = binascii.a2b_hex(value)
+                size = len(data)
+            else:
+                size = len(value)
+            if prefixes is not None:
                 if size > max_len:
                     raise _Unusual
-                append(b"%0*d" % (len_type, size))
+                text.append(prefixes[size])
             elif size != max_len:
                 raise _Unusual
-            append(data)
+            if binary:
+                parts.append("".join(text).encode("ascii"))
+                parts.append(data)
+                text = []
+            else:
+                text.append(value)
+        parts.append("".join(text).encode("ascii"))
         return b"".join(parts)
 
-    def _shape(self, shape: tuple[str, ...]) -> tuple[bytes, _Layout]:
+    def _shape(self, shape: tuple[str, ...]) -> tuple[bytes, _EncodeLayout]:
         """Bitmap bytes and ordered field plans for one set of keys (cached per key set)."""
         numbers = []
         for key in shape:
@@ -214,10 +246,15 @@ class FieldCodec:
             raw = (bitmap >> 64).to_bytes(8, "big")
         if not self._binary_bitmap:
             raw = raw.hex().upper().encode("ascii")
-        layout = tuple((self._keys[n], *self._plans[n]) for n in numbers)
+        layout = tuple(self._encode_plan(n) for n in numbers)
         if len(self._shapes) < _LAYOUT_CACHE_SIZE:
             self._shapes[shape] = (raw, layout)
         return raw, layout
+
+    def _encode_plan(self, number: int) -> tuple[str, int, bool, tuple[str, ...] | None]:
+        len_type, max_len, binary = self._plans[number]
+        prefixes = self._prefixes[len_type, max_len] if len_type else None
+        return self._keys[number], max_len, binary, prefixes
 
 
 def _fast_path_applies(spec: Mapping[str, Mapping[str, Any]]) -> bool:

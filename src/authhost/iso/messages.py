@@ -76,6 +76,11 @@ class AuthRequest:
     reported_response_code: str | None = None  # 39 in an 0120/0220/0400/0420
     reported_approval_code: str | None = None  # 38 in an 0120/0220/0400/0420
     fields: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
+    # Derived from the fields above once, when the request is built: the pipeline reads them
+    # several times per request. Not constructor arguments; ``dataclasses.replace`` recomputes.
+    transaction_type: str = field(init=False, repr=False, compare=False)  # 00, 01, 20, 31...
+    channel: Channel = field(init=False, repr=False, compare=False)
+    dedupe_key: str = field(init=False, repr=False, compare=False)  # STAN, RRN, terminal, time
 
     def __repr__(self) -> str:  # never print a PAN, track or PIN block
         from authhost.security.masking import mask_pan
@@ -90,40 +95,50 @@ class AuthRequest:
     __str__ = __repr__
 
     @property
-    def transaction_type(self) -> str:
-        """First two digits of the processing code: 00 purchase, 01 cash, 20 refund, 31 inquiry."""
-        return (self.processing_code or "000000")[:2]
-
-    @property
     def is_card_present(self) -> bool:
-        return self.channel not in (Channel.ECOMMERCE, Channel.MOTO)
+        return self.channel not in _CARD_NOT_PRESENT
 
-    @property
-    def channel(self) -> Channel:
-        """Channel from field 22 (entry mode), 25 (condition), 18 (MCC) and 3 (processing)."""
-        entry = (self.pos_entry_mode or "")[:2]
-        if self.mcc == "6011" or (self.transaction_type == "01" and self.mcc in (None, "6011")):
-            return Channel.ATM
-        if entry in ("07", "91"):
-            return Channel.CONTACTLESS
-        if entry == "81" or self.pos_condition_code == "59":
-            return Channel.ECOMMERCE
-        if self.pos_condition_code == "08":
-            return Channel.MOTO
-        return Channel.POS
+    def __post_init__(self) -> None:
+        transaction_type, channel, dedupe_key = _derived(self)
+        set_ = object.__setattr__  # the class is frozen
+        set_(self, "transaction_type", transaction_type)
+        set_(self, "channel", channel)
+        set_(self, "dedupe_key", dedupe_key)
 
-    @property
-    def dedupe_key(self) -> str:
-        """Identity of a transmission: retransmissions share it (STAN, RRN, terminal, time)."""
-        return "|".join(
-            (
-                self.mti[:3],  # 0200 and its repeat 0201 are the same transmission
-                self.stan or "",
-                self.rrn or "",
-                self.terminal_id or "",
-                self.transmission_time or "",
-            )
+
+# A tuple, not a set: Enum.__hash__ is Python code, tuple membership tests identity first.
+_CARD_NOT_PRESENT = (Channel.ECOMMERCE, Channel.MOTO)
+
+
+def _derived(request: AuthRequest) -> tuple[str, Channel, str]:
+    """``transaction_type``, ``channel`` and ``dedupe_key`` of a request's fields."""
+    # First two digits of the processing code: 00 purchase, 01 cash, 20 refund, 31 inquiry.
+    transaction_type = (request.processing_code or "000000")[:2]
+    # Channel from field 22 (entry mode), 25 (condition), 18 (MCC) and 3 (processing code).
+    entry = (request.pos_entry_mode or "")[:2]
+    mcc = request.mcc
+    condition = request.pos_condition_code
+    if mcc == "6011" or (transaction_type == "01" and mcc is None):
+        channel = Channel.ATM
+    elif entry in ("07", "91"):
+        channel = Channel.CONTACTLESS
+    elif entry == "81" or condition == "59":
+        channel = Channel.ECOMMERCE
+    elif condition == "08":
+        channel = Channel.MOTO
+    else:
+        channel = Channel.POS
+    # Identity of a transmission: retransmissions share it (STAN, RRN, terminal, time).
+    dedupe_key = "|".join(
+        (
+            request.mti[:3],  # 0200 and its repeat 0201 are the same transmission
+            request.stan or "",
+            request.rrn or "",
+            request.terminal_id or "",
+            request.transmission_time or "",
         )
+    )
+    return transaction_type, channel, dedupe_key
 
 
 @dataclass(frozen=True, slots=True)
