@@ -10,6 +10,7 @@ interleaved rounds (baseline and candidate alternate, so machine noise hits both
 
 - sklearn predict_proba, one row (the baseline the budget was written against)
 - numpy trees, one row (model only; same feature vector)
+- generated Python trees, one row (what ``score_one`` runs; bit-identical to numpy's)
 - Scorer.score_one(ctx) (features from the TxContext + model: what the auth step pays)
 - Scorer.score(contexts) per row, micro-batches of 8 and 32
 - ModelService.score(ctx) with a challenger scoring in shadow (both models)
@@ -118,6 +119,8 @@ def main() -> None:
     X = feature_matrix(contexts[:4000], scorer.terminal_risk)
     x0 = X[len(X) // 2]
     ctx0 = contexts[len(contexts) // 2]
+    values0 = x0.tolist()
+    row_function = getattr(scorer._model, "row_function", None)
     calls = args.calls
     batches = {size: contexts[1000 : 1000 + size] for size in (8, 32)}
 
@@ -132,6 +135,10 @@ def main() -> None:
             measures.setdefault("numpy trees, one row (model only)", []).append(
                 _per_call_us(lambda: scorer._model.raw_one(x0), calls)
             )
+            if row_function is not None:
+                measures.setdefault("generated trees, one row (score_one's model)", []).append(
+                    _per_call_us(lambda: row_function(values0), calls)
+                )
             measures.setdefault("Scorer.score_one(ctx) (features + model)", []).append(
                 _per_call_us(lambda: scorer.score_one(ctx0), calls)
             )

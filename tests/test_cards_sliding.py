@@ -157,3 +157,37 @@ def test_queries_before_the_latest_one_or_the_newest_event_are_exact(ops) -> Non
         query = clock - back
         assert sliding.at(query) == compute_velocity(history, query)
     assert sliding.at(clock) == compute_velocity(history, clock)
+
+
+def test_busy_card_with_every_counter_different_is_exact() -> None:
+    """A history where (almost) every counter has its own value, so that a field given in the
+    wrong place by the positional Velocity constructor cannot go unnoticed."""
+    import random
+    from dataclasses import astuple
+
+    from authhost.cards.velocity import Velocity, new_velocity
+
+    assert new_velocity(*range(26)) == Velocity(*range(26))
+    rng = random.Random(3)
+    sliding = SlidingVelocity()
+    history: list[VelocityEvent] = []
+    now = 1_700_000_000.0
+    for i in range(600):
+        now += rng.expovariate(150 / RETENTION_S) if i % 50 else 0.0
+        event = VelocityEvent(
+            ts=now,
+            amount_minor=rng.randint(100, 90_000),
+            approved=rng.random() < 0.8,
+            merchant_id=f"m{rng.randint(1, 60)}",
+            country=rng.choice(["276", "250", "840", "826", "380", ""]),
+            cash=rng.random() < 0.2,
+            pin_failed=rng.random() < 0.15,
+            cvv_failed=rng.random() < 0.1,
+        )
+        sliding.add(event)
+        history.append(event)
+        query = now + rng.choice([0.0, 0.25, 30.0])
+        expected = compute_velocity(history, query)
+        assert sliding.at(query) == expected
+        assert sliding.at(query - 0.5) == compute_velocity(history, query - 0.5)  # earlier
+    assert len(set(astuple(expected))) >= 18

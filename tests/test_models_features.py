@@ -294,3 +294,32 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
         )
     # the history really shaped the features (not two empty vectors agreeing)
     assert any(v[FEATURE_NAMES.index("count_24h_log")] > 0 for v in served)
+
+
+def test_contexts_built_without_init_equal_the_dataclass_ones() -> None:
+    """context_from_request / context_from_row build TxContext without its __init__
+    (authhost.frozen): every field, hour and weekday included, equals what __init__ gives."""
+    import dataclasses
+
+    _, contexts, rows = _serve(TerminalRisk())
+    replayed = [ctx for _, ctx in replay_contexts(rows)]
+    for ctx in [*contexts, *replayed]:
+        rebuilt = dataclasses.replace(ctx)  # through __init__ and __post_init__
+        assert ctx == rebuilt
+        for f in dataclasses.fields(TxContext):
+            assert type(getattr(ctx, f.name)) is type(getattr(rebuilt, f.name)), f.name
+
+
+def test_hour_and_weekday_are_gmtimes() -> None:
+    import random
+    import time
+
+    from authhost.models.context import hour_and_weekday
+
+    rng = random.Random(5)
+    stamps = [0.0, -0.5, -1.0, 1e11 - 0.5, -1e11 + 0.5, 1e11, 2e11, START, START - 1e-6]
+    stamps += [rng.uniform(-1e10, 1e10) for _ in range(20_000)]
+    stamps += [rng.randrange(-(10**6), 10**6) * 3600.0 + rng.choice([0, 1e-6, -1e-6, 0.5]) for _ in range(20_000)]  # fmt: skip
+    for ts in stamps:
+        tm = time.gmtime(ts)
+        assert hour_and_weekday(ts) == (tm.tm_hour, tm.tm_wday), ts

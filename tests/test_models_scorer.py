@@ -202,3 +202,67 @@ def test_artifacts_are_never_overwritten(
 ) -> None:
     with pytest.raises(ArtifactError, match="already exists"):
         _write(artifact, "hgb", export_hgb(hgb))
+
+
+def _edge_rows(scorer: Scorer, rows: int, seed: int) -> np.ndarray:
+    """NaN-free rows whose values often sit exactly on a split threshold or one ulp either
+    side, plus signed zeros, infinities and huge values: where ``>`` against ``<=`` matters."""
+    arrays = scorer.artifact.arrays
+    inner = ~arrays["is_leaf"]
+    splits: list[list[float]] = [[] for _ in range(N_FEATURES)]
+    for f, t in zip(arrays["feature"][inner], arrays["threshold"][inner], strict=True):
+        if np.isfinite(t):
+            splits[int(f)] += [t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf)]
+    specials = [0.0, -0.0, np.inf, -np.inf, 1e308, -1e308, 5e-324]
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, N_FEATURES)) * 10.0 ** rng.integers(-3, 4, size=(rows, N_FEATURES))
+    for i in range(rows):
+        for j in range(N_FEATURES):
+            pick = rng.random()
+            if splits[j] and pick < 0.6:
+                X[i, j] = splits[j][rng.integers(len(splits[j]))]
+            elif pick > 0.97:
+                X[i, j] = specials[rng.integers(len(specials))]
+    return X
+
+
+def test_generated_single_row_trees_are_bit_identical_to_numpy(
+    tmp_path: Path, hgb: HistGradientBoostingClassifier
+) -> None:
+    """score_one's generated Python trees give exactly raw_one's float (same splits at the
+    thresholds, same pairwise order of the leaf sum), on rows built to hit every edge."""
+    scorer = Scorer.load(_write(tmp_path / "hgb-g", "hgb", export_hgb(hgb)))
+    row = scorer._model.row_function
+    assert row is not None and scorer._raw_row is row
+    assert np.isinf(scorer.artifact.arrays["threshold"]).any()  # NaN-only splits are covered
+    for seed in range(3):
+        X = _edge_rows(scorer, 3000, seed)
+        for x in X:
+            expected = scorer._model.raw_one(x)
+            assert row(x.tolist()).hex() == expected.hex()
+
+
+def test_score_one_without_generated_trees_is_the_same(
+    tmp_path: Path, hgb: HistGradientBoostingClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models too large for the generated function score single rows with numpy, equally."""
+    path = _write(tmp_path / "hgb-n", "hgb", export_hgb(hgb))
+    fast = Scorer.load(path)
+    monkeypatch.setattr("authhost.models.scorer.MAX_SOURCE_SPLITS", 0)
+    slow = Scorer.load(path)
+    assert slow._model.row_function is None
+    contexts = [ctx for _, ctx in replay_contexts(generate_rows(cards=20, days=5, seed=4))]
+    assert [fast.score_one(c) for c in contexts] == [slow.score_one(c) for c in contexts]
+
+
+@pytest.mark.parametrize("n", [*range(0, 40), 127, 128, 129, 150, 255, 256, 257, 1000])
+def test_pairwise_sum_source_adds_in_numpys_order(n: int) -> None:
+    from authhost.models.scorer import _pairwise_sum_source
+
+    names = [f"t{i}" for i in range(n)]
+    add = eval(f"lambda {', '.join(names)}: 0.0 + {_pairwise_sum_source(names)}")  # noqa: S307
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        a = rng.normal(size=n) * 10.0 ** rng.integers(-12, 12, size=n)
+        assert add(*a.tolist()).hex() == float(a.sum()).hex()
+    assert add(*([-0.0] * n)).hex() == float(np.full(n, -0.0).sum()).hex()  # signed zeros

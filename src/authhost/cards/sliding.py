@@ -28,10 +28,12 @@ from authhost.cards.velocity import (
     Velocity,
     VelocityEvent,
     compute_velocity,
+    new_velocity,
 )
 
 _SPANS: tuple[float, ...] = tuple(WINDOWS.values())  # 1h, 24h, 7d, 30d
 _H1, _H24, _D7, _D30 = range(4)
+_WINDOWS: tuple[tuple[int, float], ...] = tuple(enumerate(_SPANS))
 assert _SPANS[_H24] == DAY and _SPANS[_D30] == RETENTION_S
 _COMPACT_AT = 256
 # A query up to this long before the latest one is answered from the running sums (requests of
@@ -44,19 +46,15 @@ def _ts(event: VelocityEvent) -> float:
     return event.ts
 
 
-def _bump(counter: dict[str, int], key: str, sign: int) -> None:
-    """Count ``key`` once more (``sign`` 1) or once less (-1); a key at zero disappears, so
-    ``len(counter)`` is the number of distinct keys."""
-    left = counter.get(key, 0) + sign
-    if left:
-        counter[key] = left
-    else:
-        del counter[key]
-
-
 class _Sums:
     """Running sums of the events inside each window (1 h, 24 h, 7 d, 30 d), and the counters
-    that exist for 24 h only."""
+    that exist for 24 h only.
+
+    ``merchants`` and ``countries`` map each key to its number of events in the window; a key
+    whose count falls to zero is deleted, so ``len(counter)`` is the number of distinct keys.
+    ``enter`` and ``change`` are written out by hand (no helper calls, no loops over the four
+    windows where a few statements do): they run for every request.
+    """
 
     __slots__ = ("count", "amount", "approved", "merchants", "countries", "day", "cash")
 
@@ -73,40 +71,68 @@ class _Sums:
         other = _Sums.__new__(_Sums)
         other.count, other.amount = self.count[:], self.amount[:]
         other.approved, other.day, other.cash = self.approved[:], self.day[:], self.cash[:]
-        other.merchants = [counter.copy() for counter in self.merchants]
-        other.countries = [counter.copy() for counter in self.countries]
+        m1, m24, m7, m30 = self.merchants
+        other.merchants = [m1.copy(), m24.copy(), m7.copy(), m30.copy()]
+        c1, c24, c7, c30 = self.countries
+        other.countries = [c1.copy(), c24.copy(), c7.copy(), c30.copy()]
         return other
 
     def enter(self, event: VelocityEvent) -> None:
-        """A new event enters every window at once (inlined: this runs once per event)."""
-        count, approved_count, amount = self.count, self.approved, self.amount
-        for w in range(4):
-            count[w] += 1
-        if event.merchant_id:
+        """A new event enters every window at once (a key's count only grows here)."""
+        count = self.count
+        count[0] += 1
+        count[1] += 1
+        count[2] += 1
+        count[3] += 1
+        merchant = event.merchant_id
+        if merchant:
             for counter in self.merchants:
-                _bump(counter, event.merchant_id, 1)
-        if event.country:
+                counter[merchant] = counter.get(merchant, 0) + 1
+        country = event.country
+        if country:
             for counter in self.countries:
-                _bump(counter, event.country, 1)
+                counter[country] = counter.get(country, 0) + 1
+        day = self.day
         if event.approved:
-            for w in range(4):
-                amount[w] += event.amount_minor
-                approved_count[w] += 1
+            minor = event.amount_minor
+            amount, approved = self.amount, self.approved
+            amount[0] += minor
+            amount[1] += minor
+            amount[2] += minor
+            amount[3] += minor
+            approved[0] += 1
+            approved[1] += 1
+            approved[2] += 1
+            approved[3] += 1
+            if event.cash:
+                cash = self.cash
+                cash[0] += 1
+                cash[1] += minor
         else:
-            self.day[0] += 1
-        self.day[1] += event.pin_failed
-        self.day[2] += event.cvv_failed
-        if event.cash and event.approved:
-            self.cash[0] += 1
-            self.cash[1] += event.amount_minor
+            day[0] += 1
+        day[1] += event.pin_failed
+        day[2] += event.cvv_failed
 
     def change(self, w: int, event: VelocityEvent, sign: int) -> None:
-        """``event`` comes into (``sign`` 1) or goes out of (-1) window ``w``."""
+        """``event`` comes into (``sign`` 1) or goes out of (-1) window ``w`` (every event
+        leaves each window once: about four calls a request)."""
         self.count[w] += sign
-        if event.merchant_id:
-            _bump(self.merchants[w], event.merchant_id, sign)
-        if event.country:
-            _bump(self.countries[w], event.country, sign)
+        merchant = event.merchant_id
+        if merchant:
+            counter = self.merchants[w]
+            left = counter.get(merchant, 0) + sign
+            if left:
+                counter[merchant] = left
+            else:
+                del counter[merchant]
+        country = event.country
+        if country:
+            counter = self.countries[w]
+            left = counter.get(country, 0) + sign
+            if left:
+                counter[country] = left
+            else:
+                del counter[country]
         if event.approved:
             self.amount[w] += sign * event.amount_minor
             self.approved[w] += sign
@@ -120,38 +146,26 @@ class _Sums:
 
     def velocity(self, now: float, last: float) -> Velocity:
         """The counters at ``now``; ``last`` is the time of the newest event counted."""
-        count, amount, approved = self.count, self.amount, self.approved
-        if count[_D30] <= 0:
+        n1, n24, n7, n30 = self.count
+        if n30 <= 0:
             return EMPTY
-        merchants, countries, day, cash = self.merchants, self.countries, self.day, self.cash
-        return Velocity(
-            count_1h=count[_H1],
-            count_24h=count[_H24],
-            count_7d=count[_D7],
-            count_30d=count[_D30],
-            approved_count_24h=approved[_H24],
-            approved_count_30d=approved[_D30],
-            amount_1h=amount[_H1],
-            amount_24h=amount[_H24],
-            amount_7d=amount[_D7],
-            amount_30d=amount[_D30],
-            distinct_merchants_1h=len(merchants[_H1]),
-            distinct_merchants_24h=len(merchants[_H24]),
-            distinct_merchants_7d=len(merchants[_D7]),
-            distinct_merchants_30d=len(merchants[_D30]),
-            distinct_countries_1h=len(countries[_H1]),
-            distinct_countries_24h=len(countries[_H24]),
-            distinct_countries_7d=len(countries[_D7]),
-            distinct_countries_30d=len(countries[_D30]),
-            declined_count_24h=day[0],
-            cash_count_24h=cash[0],
-            cash_amount_24h=cash[1],
-            failed_pin_24h=day[1],
-            failed_cvv_24h=day[2],
-            seconds_since_last=now - last,
-            mean_amount_7d=amount[_D7] / approved[_D7] if approved[_D7] else 0.0,
-            mean_amount_30d=amount[_D30] / approved[_D30] if approved[_D30] else 0.0,
-        )
+        a1, a24, a7, a30 = self.amount
+        _, ok24, ok7, ok30 = self.approved
+        m1, m24, m7, m30 = self.merchants
+        c1, c24, c7, c30 = self.countries
+        declined, failed_pin, failed_cvv = self.day
+        cash_count, cash_amount = self.cash
+        return new_velocity(  # positional, in Velocity's field order (see its definition)
+            n1, n24, n7, n30,
+            ok24, ok30,
+            a1, a24, a7, a30,
+            len(m1), len(m24), len(m7), len(m30),
+            len(c1), len(c24), len(c7), len(c30),
+            declined, cash_count, cash_amount, failed_pin, failed_cvv,
+            now - last,
+            a7 / ok7 if ok7 else 0.0,
+            a30 / ok30 if ok30 else 0.0,
+        )  # fmt: skip
 
 
 class SlidingVelocity:
@@ -194,24 +208,29 @@ class SlidingVelocity:
         events = self._events
         if not events:
             return EMPTY
-        if now < self._now - REWIND_LIMIT_S:  # the clock went far back: count from scratch
+        latest = self._now
+        if now < latest - REWIND_LIMIT_S:  # the clock went far back: count from scratch
             return compute_velocity(events, now)
-        self._advance(max(now, self._now))
-        if now == self._now and now >= events[-1].ts:  # the common case: sums as they stand
-            return self._sums.velocity(now, events[-1].ts)
+        self._advance(latest if latest > now else now)  # max(now, latest) without the call
+        newest = events[-1].ts
+        if now == self._now and now >= newest:  # the common case: sums as they stand
+            return self._sums.velocity(now, newest)
         return self._earlier(now)
 
     def _advance(self, now: float) -> None:
         """Move every window's start to ``now`` (not backwards), taking leavers off the sums."""
-        events, sums = self._events, self._sums
+        events, starts = self._events, self._start
         self._now = now
-        for w, span in enumerate(_SPANS):
-            start = self._start[w]
-            while start < len(events) and now - events[start].ts > span:
-                sums.change(w, events[start], -1)
-                start += 1
-            self._start[w] = start
-        if self._start[_D30] >= _COMPACT_AT:
+        end = len(events)
+        for w, span in _WINDOWS:
+            start = starts[w]
+            if start < end and now - events[start].ts > span:  # some left this window
+                change = self._sums.change
+                while start < end and now - events[start].ts > span:
+                    change(w, events[start], -1)
+                    start += 1
+                starts[w] = start
+        if starts[_D30] >= _COMPACT_AT:
             self._compact()
 
     def _earlier(self, now: float) -> Velocity:

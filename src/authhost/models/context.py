@@ -15,10 +15,28 @@ from dataclasses import dataclass, field
 
 from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
+from authhost.frozen import quick_constructor
 from authhost.iso.messages import AuthRequest
 from authhost.store.interface import Snapshot
 
 CASH_TYPES = frozenset({"01"})
+# Within about 3,000 years of 1970 integer arithmetic gives gmtime's hour and weekday (tested);
+# beyond, gmtime itself answers (or raises) as it always did.
+_ARITHMETIC_TS = 1e11
+
+
+def hour_and_weekday(ts: float) -> tuple[int, int]:
+    """UTC hour and weekday (0 Monday) of ``ts``, as ``time.gmtime(ts)`` gives them.
+
+    gmtime floors ``ts`` to whole seconds and POSIX time has no leap seconds, so the hour
+    is ``seconds // 3600 % 24`` and, 1970-01-01 being a Thursday, the weekday
+    ``(days + 3) % 7``: a few integer operations instead of building a ``struct_time``.
+    """
+    if -_ARITHMETIC_TS < ts < _ARITHMETIC_TS:
+        seconds = math.floor(ts)
+        return seconds // 3600 % 24, (seconds // 86400 + 3) % 7
+    tm = time.gmtime(ts)
+    return tm.tm_hour, tm.tm_wday
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +66,9 @@ class TxContext:
     weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
 
     def __post_init__(self) -> None:
-        tm = time.gmtime(self.ts)
-        object.__setattr__(self, "hour", tm.tm_hour)
-        object.__setattr__(self, "weekday", tm.tm_wday)
+        hour, weekday = hour_and_weekday(self.ts)
+        object.__setattr__(self, "hour", hour)
+        object.__setattr__(self, "weekday", weekday)
 
     @property
     def amount(self) -> float:
@@ -71,12 +89,17 @@ class TxContext:
         return math.inf if since is None else since
 
 
+# TxContext(...) without the frozen __init__'s cost (authhost.frozen): both builders below run
+# once per request or journal row.
+_new_context = quick_constructor(TxContext)
+
+
 def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -> TxContext:
     """Online: the context of a live request, from the request and its snapshot."""
     card, product, account = snapshot.card, snapshot.product, snapshot.account
     home = (card.home_country if card else "") or (product.home_country if product else "")
     age = (now - card.created_at) / 86400.0 if card and card.created_at else -1.0
-    return TxContext(
+    return _new_context(
         ts=now,
         amount_minor=request.amount_minor or 0,
         currency=request.currency or "",
@@ -132,7 +155,7 @@ def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
 def context_from_row(row: Mapping[str, object], velocity: Velocity) -> TxContext:
     """Offline: the context of a journal row, given the velocity computed from earlier rows."""
     processing = _text(row, "processing_code")
-    return TxContext(
+    return _new_context(
         ts=float(row["ts"]),  # type: ignore[arg-type]
         amount_minor=int(row.get("amount_minor", 0) or 0),  # type: ignore[arg-type]
         currency=_text(row, "currency"),
