@@ -38,7 +38,6 @@ import trio
 
 from authhost.cards.model import Account, CardKind, CardState, Product
 from authhost.cards.production import PanFacts, new_card, new_card_id, new_pan
-from authhost.cards.velocity import VelocityEvent
 from authhost.security.pan_protection import pan_index, seal_pan
 from authhost.store import open_store
 from authhost.store.interface import Commit, MoneyMove, Movement, SnapshotQuery
@@ -100,7 +99,6 @@ def authorisation(store, cards, counter: Iterator[int]) -> Callable[[], Awaitabl
             Commit(
                 journal=entry,
                 movement=Movement(card.account_id, MoneyMove.HOLD, 1000),
-                velocity_event=VelocityEvent(now, 1000, True, f"m{n % 7}", "276"),
                 card_id=card.card_id,
             )
         )

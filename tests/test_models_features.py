@@ -266,15 +266,6 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
                 Commit(
                     journal=journal,
                     movement=Movement(f"acc{c}", MoneyMove.HOLD, amount) if approved else None,
-                    velocity_event=VelocityEvent(
-                        ts=now,
-                        amount_minor=amount,
-                        approved=approved,
-                        merchant_id=request.merchant_id or "",
-                        country=country,
-                        cash=request.transaction_type == "01",
-                        pin_failed=outcome == "55",
-                    ),
                     card_id=f"card{c}",
                 )
             )

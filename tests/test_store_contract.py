@@ -174,6 +174,22 @@ def entry(card: Card, n: int, amount: int = 1000, **changes) -> JournalEntry:
     return JournalEntry(**values)
 
 
+def as_entry(card: Card, n: int, event: VelocityEvent) -> JournalEntry:
+    """The journal entry whose velocity event is ``event`` (models.context.event_from_entry)."""
+    return entry(
+        card,
+        n,
+        event.amount_minor,
+        ts=event.ts,
+        response_code="00" if event.approved else "05",
+        processing_code="010000" if event.cash else "000000",
+        merchant_id=event.merchant_id,
+        country=event.country,
+        pin_failed=event.pin_failed,
+        cvv_failed=event.cvv_failed,
+    )
+
+
 def hold(card: Card, n: int, amount: int, kind: MoneyMove = MoneyMove.HOLD, **changes) -> Commit:
     return Commit(
         journal=entry(card, n, amount, **changes),
@@ -447,9 +463,10 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
         VelocityEvent(NOW + 5, 70, True, "m4", "250"),  # after the request: does not
     ]
     for n, event in enumerate(events):
-        commit = hold(card, n, event.amount_minor, ts=event.ts)
-        commit.velocity_event = event
-        await store.commit(commit)
+        movement = Movement(card.account_id, MoneyMove.HOLD, event.amount_minor)
+        await store.commit(Commit(as_entry(card, n, event), movement, card_id=card.card_id))
+    reversal = replace(as_entry(card, 99, events[3]), mti="0400", message_class="reversal")
+    await store.commit(Commit(reversal, card_id=card.card_id))  # not a velocity event
     snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
     assert snap.velocity == compute_velocity(events, NOW)
     assert snap.velocity.count_24h == 4 and snap.velocity.cash_amount_24h == 4500

@@ -8,7 +8,6 @@ import pytest
 from test_store_contract import DATA_KEY, NOW, PRODUCT, entry, make_card
 
 from authhost.cards.model import Account, CardKind, CardState
-from authhost.cards.velocity import VelocityEvent
 from authhost.security.pan_protection import seal_pan
 from authhost.store import open_store
 from authhost.store.interface import Commit, MoneyMove, Movement, SnapshotQuery
@@ -27,7 +26,6 @@ async def fill(store) -> list[str]:
         commit = Commit(
             journal=entry(card, n, 100),
             movement=Movement("acc-1", MoneyMove.HOLD, 100),
-            velocity_event=VelocityEvent(NOW + n, 100, True, "m1", "276"),
             card_id=card.card_id,
         )
         await store.commit(commit)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 import trio
-from test_store_contract import NOW, entry, seeded
+from test_store_contract import NOW, as_entry, seeded
 
 from authhost.cards import lifecycle
 from authhost.cards.velocity import RETENTION_S, VelocityEvent, compute_velocity
@@ -30,8 +30,7 @@ def event(ts: float, amount: int, merchant: str = "M1") -> VelocityEvent:
 
 
 def committing(card, n: int, ev: VelocityEvent) -> Commit:
-    return Commit(journal=entry(card, n, ev.amount_minor, ts=ev.ts), velocity_event=ev,
-                  card_id=card.card_id)  # fmt: skip
+    return Commit(journal=as_entry(card, n, ev), card_id=card.card_id)
 
 
 async def velocity(store, card, now: float):

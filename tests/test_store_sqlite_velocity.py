@@ -1,6 +1,7 @@
-"""The SQLite store keeps each card's velocity counters between snapshots and reads only the rows
-committed since; the counters must equal the one definition (cards.velocity.compute_velocity)
-for any history, late rows, other writers, pruning and eviction included."""
+"""The SQLite store keeps each card's velocity counters between snapshots and reads only the
+journal entries committed since; the counters must equal the one definition
+(cards.velocity.compute_velocity) for any history, late entries, other writers and eviction
+included, and read the journal as the offline replay does (models.context.event_from_row)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authhost.cards.velocity import DAY, HOUR, RETENTION_S, VelocityEvent, compute_velocity
+from authhost.models.context import event_from_row
+from authhost.store.records import JournalEntry
+from authhost.store.sqlite import _JOURNAL_INSERT, _journal_values
 from authhost.store.sqlite_schema import migrate
-from authhost.store.sqlite_velocity import INSERT_SQL, PRUNE_SQL, ROW_COLUMNS, VelocityCounters
+from authhost.store.sqlite_velocity import ROW_COLUMNS, VelocityCounters
 
 NOW = 1_795_000_000.25
 EDGES = [0.0, HOUR, HOUR + 1e-6, DAY, DAY - 1e-6, 7 * DAY, 7 * DAY + 0.5, RETENTION_S,
@@ -30,12 +34,25 @@ event_parts = st.tuples(
 )
 
 
-def insert(conn: sqlite3.Connection, card_id: str, event: VelocityEvent) -> None:
-    conn.execute(
-        INSERT_SQL,
-        (card_id, event.ts, event.amount_minor, event.approved, event.merchant_id,
-         event.country, event.cash, event.pin_failed, event.cvv_failed),
-    )  # fmt: skip
+def insert(
+    conn: sqlite3.Connection, card_id: str, event: VelocityEvent, message_class: str = "financial"
+) -> None:
+    """The journal entry a request with this velocity event leaves behind."""
+    entry = JournalEntry(
+        ts=event.ts,
+        mti="0200",
+        message_class=message_class,
+        response_code="00" if event.approved else "05",
+        card_id=card_id,
+        processing_code="010000" if event.cash else "000000",
+        amount_minor=event.amount_minor,
+        merchant_id=event.merchant_id,
+        country=event.country,
+        pin_failed=event.pin_failed,
+        cvv_failed=event.cvv_failed,
+    )
+    assert event_from_row(entry.as_row()) == event  # what the offline replay reads back
+    conn.execute(_JOURNAL_INSERT, _journal_values(entry))
 
 
 def fresh(path: Path | str = ":memory:") -> sqlite3.Connection:
@@ -49,8 +66,8 @@ def fresh(path: Path | str = ":memory:") -> sqlite3.Connection:
 def test_counters_equal_compute_velocity_at_the_window_edges(history_parts):
     conn = fresh()
     history = [VelocityEvent(NOW - age, *parts) for age, parts in history_parts]
-    for event in history:
-        insert(conn, "card", event)
+    for event in sorted(history, key=lambda e: e.ts):  # journal ids follow arrival (see the
+        insert(conn, "card", event)  # next test for entries committed out of order)
     assert VelocityCounters().read(conn, "card", NOW) == compute_velocity(history, NOW)
 
 
@@ -105,17 +122,24 @@ def test_other_cards_do_not_count():
     assert counters.read(conn, "card", NOW).amount_1h == 500
 
 
-def test_pruning_everything_old_keeps_rowids_rising():
-    """A new row after a prune must land above every counted mark, or it would be missed."""
+def test_only_authorisations_financials_and_advices_count():
     conn = fresh()
-    counters = VelocityCounters()
-    for age in (3 * RETENTION_S, 2 * RETENTION_S):
+    insert(conn, "card", VelocityEvent(NOW - 10, 500, True, "M1", "276"))
+    for message_class in ("reversal", "reversal_advice", "unknown"):
+        insert(conn, "card", VelocityEvent(NOW - 5, 900, True, "M2", "840"), message_class)
+    insert(conn, "card", VelocityEvent(NOW - 1, 200, True, "M1", "276"), "authorisation_advice")
+    velocity = VelocityCounters().read(conn, "card", NOW)
+    assert (velocity.count_1h, velocity.amount_1h, velocity.distinct_countries_1h) == (2, 700, 1)
+
+
+def test_a_first_read_skips_history_older_than_the_window():
+    """Old entries are not fetched, and the first entry inside the window still counts."""
+    conn = fresh()
+    for age in (5 * RETENTION_S, 2 * RETENTION_S, RETENTION_S + 2 * HOUR):
         insert(conn, "card", VelocityEvent(NOW - age, 100, True))
-    assert counters.read(conn, "card", NOW).count_30d == 0
-    conn.execute(PRUNE_SQL, (NOW,))  # everything is older than NOW, but the newest row stays
-    assert conn.execute("SELECT count(*) FROM velocity").fetchone()[0] == 1
-    insert(conn, "card", VelocityEvent(NOW + 1, 700, True))
-    assert counters.read(conn, "card", NOW + 2).amount_1h == 700
+    insert(conn, "card", VelocityEvent(NOW - RETENTION_S + 1, 700, True))
+    insert(conn, "other", VelocityEvent(NOW - 1, 50, True))
+    assert VelocityCounters().read(conn, "card", NOW).amount_30d == 700
 
 
 def test_evicted_cards_are_counted_again_from_their_rows():
@@ -134,13 +158,13 @@ def test_a_pan_that_moves_to_another_card_counts_that_cards_own_rows():
     """The snapshot asks for rows above the mark of the card a PAN meant last time; when the
     PAN now means another card (a renewal), that card's rows below the old mark still count."""
     conn = fresh()
-    insert(conn, "new-card", VelocityEvent(NOW - 20, 300, True))  # rowid 1
-    insert(conn, "old-card", VelocityEvent(NOW - 10, 500, True))  # rowid 2
+    insert(conn, "new-card", VelocityEvent(NOW - 20, 300, True))  # journal_id 1
+    insert(conn, "old-card", VelocityEvent(NOW - 10, 500, True))  # journal_id 2
     counters = VelocityCounters()
     columns = ", ".join(ROW_COLUMNS)
-    rows = conn.execute(f"SELECT 'x', {columns} FROM velocity WHERE card_id = 'old-card'")
+    rows = conn.execute(f"SELECT 'x', {columns} FROM journal AS j WHERE card_id = 'old-card'")
     assert counters.advance("pan", "old-card", rows.fetchall(), 1, NOW).amount_1h == 500
     assert counters.since("pan") == ("old-card", 2)
-    rows = conn.execute(f"SELECT 'x', {columns} FROM velocity WHERE card_id = 'new-card'")
+    rows = conn.execute(f"SELECT 'x', {columns} FROM journal AS j WHERE card_id = 'new-card'")
     assert counters.advance("pan", "new-card", rows.fetchall(), 1, NOW).amount_1h == 300
     assert counters.since("pan") == ("new-card", 1)

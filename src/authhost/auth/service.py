@@ -24,7 +24,6 @@ from authhost.auth.keys import match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
 from authhost.cards.model import Account, CardKind
-from authhost.cards.velocity import VelocityEvent
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
 from authhost.security.masking import mask_pan
@@ -43,14 +42,6 @@ log = logging.getLogger("authhost.auth")
 
 REVERSALS = frozenset({MessageClass.REVERSAL, MessageClass.REVERSAL_ADVICE})
 ADVICES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINANCIAL_ADVICE})
-VELOCITY_CLASSES = frozenset(
-    {
-        MessageClass.AUTHORISATION,
-        MessageClass.FINANCIAL,
-        MessageClass.AUTHORISATION_ADVICE,
-        MessageClass.FINANCIAL_ADVICE,
-    }
-)
 
 
 def _anyio_shield() -> AbstractContextManager[Any]:
@@ -147,22 +138,9 @@ class AuthService:
         card = snapshot.card
         movement = tx.movement if decline is None else None
         entry.hold_amount = movement.amount_minor if movement is not None else 0
-        velocity_event = None
-        if card is not None and request.message_class in VELOCITY_CLASSES:
-            velocity_event = VelocityEvent(
-                ts=now,
-                amount_minor=request.amount_minor or 0,
-                approved=decline is None,
-                merchant_id=request.merchant_id or "",
-                country=request.country or "",
-                cash=request.transaction_type == "01",
-                pin_failed=tx.pin_failed,
-                cvv_failed=tx.cvv_failed,
-            )
         commit = Commit(
             journal=entry,
             movement=movement,
-            velocity_event=velocity_event,
             card_id=card.card_id if card else "",
             pin_tries=tx.new_pin_tries,
         )

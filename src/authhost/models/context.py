@@ -18,8 +18,13 @@ from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
 from authhost.iso.messages import AuthRequest
 from authhost.store.interface import Snapshot
+from authhost.store.records import JournalEntry
 
 CASH_TYPES = frozenset({"01"})
+# the message classes whose journal entries are velocity events
+VELOCITY_CLASSES = frozenset(
+    {"authorisation", "financial", "authorisation_advice", "financial_advice"}
+)
 # Within about 3,000 years of 1970 integer arithmetic gives gmtime's hour and weekday (tested);
 # beyond, gmtime itself answers (or raises) as it always did.
 _ARITHMETIC_TS = 1e11
@@ -138,6 +143,24 @@ def _flag(row: Mapping[str, object], key: str) -> bool:
     return bool(value)
 
 
+def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
+    """The velocity event a journal entry is (None: not one): the rule of ``event_from_row``
+    for an entry in memory, which the Redis store records at commit (SQLite reads its journal
+    with the same rule in SQL, ``store.sqlite_velocity``)."""
+    if not entry.card_id or entry.message_class not in VELOCITY_CLASSES:
+        return None
+    return VelocityEvent(
+        ts=entry.ts,
+        amount_minor=entry.amount_minor,
+        approved=entry.response_code == "00",
+        merchant_id=entry.merchant_id,
+        country=entry.country,
+        cash=entry.processing_code[:2] in CASH_TYPES,
+        pin_failed=entry.pin_failed,
+        cvv_failed=entry.cvv_failed,
+    )
+
+
 def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
     """The velocity event a journal row leaves behind (what the store's commit records)."""
     return VelocityEvent(
@@ -176,11 +199,6 @@ def context_from_row(row: Mapping[str, object], velocity: Velocity) -> TxContext
         pin_present=_flag(row, "pin_present"),
         velocity=velocity,
     )
-
-
-VELOCITY_CLASSES = frozenset(
-    {"authorisation", "financial", "authorisation_advice", "financial_advice"}
-)
 
 
 def replay_contexts(

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from authhost.cards.model import Account, Card, Product
-from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
+from authhost.cards.velocity import EMPTY, Velocity
 from authhost.store.records import AuditEntry, JournalEntry
 
 
@@ -80,11 +80,11 @@ class Movement:
 
 @dataclass(slots=True)
 class Commit:
-    """The one write of an authorisation: journal entry, money, counters, PIN tries."""
+    """The one write of an authorisation: journal entry, money, PIN tries. The card's velocity
+    event is the journal entry itself (``models.context.event_from_entry``)."""
 
     journal: JournalEntry
     movement: Movement | None = None
-    velocity_event: VelocityEvent | None = None
     card_id: str = ""
     pin_tries: int | None = None  # new value of the card's wrong-PIN counter, if it changed
 

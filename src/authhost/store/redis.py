@@ -27,6 +27,7 @@ from coredis.tokens import PureToken
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
+from authhost.models.context import event_from_entry
 from authhost.store import codec, redis_lua
 from authhost.store.gathering import Gathering, Waiter, wake_followers
 from authhost.store.interface import (
@@ -378,7 +379,7 @@ class RedisCardStore:
             reason_codes=";".join(r for r in (entry.reason_codes, "funds.recheck") if r),
         )
         ok_json = codec.journal_to_json(replace(entry, hold_amount=_HOLD_PLACEHOLDER))  # type: ignore[arg-type]
-        event = commit.velocity_event
+        event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
             event_member = json.dumps(

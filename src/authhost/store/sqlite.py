@@ -27,7 +27,7 @@ import anyio.to_thread
 
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, Card, CardKind, Product
-from authhost.cards.velocity import EMPTY, RETENTION_S
+from authhost.cards.velocity import EMPTY
 from authhost.store import codec
 from authhost.store.interface import (
     Commit,
@@ -45,15 +45,16 @@ from authhost.store.interface import (
 )
 from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry
-from authhost.store.retention import PRUNE_MARGIN_S
 from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_group import GroupCommit, GroupCommitStats
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
-from authhost.store.sqlite_velocity import INSERT_SQL as VELOCITY_INSERT_SQL
-from authhost.store.sqlite_velocity import PRUNE_SQL as VELOCITY_PRUNE_SQL
+from authhost.store.sqlite_velocity import (
+    IS_VELOCITY_ENTRY,
+    WINDOW_FLOOR_SQL,
+    VelocityCounters,
+)
 from authhost.store.sqlite_velocity import ROW_COLUMNS as VELOCITY_ROW_COLUMNS
-from authhost.store.sqlite_velocity import VelocityCounters
 
 _JOURNAL_INSERT_COLUMNS = [c for c in JOURNAL_COLUMNS if c != "journal_id"]
 _JOURNAL_INSERT = (
@@ -98,9 +99,10 @@ LEFT JOIN card ON 1
 LEFT JOIN accounts AS a ON a.account_id = card.account_id
 LEFT JOIN products AS p ON p.product_id = json_extract(card.data, '$.product_id')
 UNION ALL
-SELECT 1, {", ".join(f"v.{c}" for c in VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
-FROM card JOIN velocity AS v ON v.card_id = card.card_id
-WHERE v.rowid > CASE card.card_id WHEN :since_card THEN :since_mark ELSE 0 END
+SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
+FROM card JOIN journal AS j ON j.card_id = card.card_id
+WHERE j.journal_id > CASE card.card_id WHEN :since_card THEN :since_mark ELSE {WINDOW_FLOOR_SQL} END
+  AND {IS_VELOCITY_ENTRY}
 """
 # HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
 _SPEND_SQL = """
@@ -112,7 +114,6 @@ WHERE account_id = :account AND (:check = 0 OR :amount <= CASE kind
   WHEN 'credit' THEN credit_limit - balance - holds ELSE balance - holds END)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
-PRUNE_EVERY = 5000  # commits between deletions of velocity events older than 30 days
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -171,7 +172,6 @@ class SqliteCardStore:
         self._products: dict[str, tuple[str, Product]] = {}  # parsed-JSON cache
         self._cards: dict[tuple[str, int, int], Card] = {}  # parsed-row cache
         self._velocity = VelocityCounters()
-        self._commits = 0
         self._inline = threading.local()  # a read connection per event-loop thread
         self._inline_connections: list[sqlite3.Connection] = []
         self._groups: list[GroupCommit] = []
@@ -276,6 +276,7 @@ class SqliteCardStore:
                     "original": query.original_key,
                     "since_card": since_card,
                     "since_mark": since_mark,
+                    "now": query.now,
                 },
             ).fetchall()
             head = rows[0] if rows[0][0] == 0 else next(row for row in rows if row[0] == 0)
@@ -317,11 +318,7 @@ class SqliteCardStore:
         return conn
 
     async def commit(self, commit: Commit) -> CommitResult:
-        self._commits += 1
-        if self._commits % PRUNE_EVERY == 0:  # a bulk delete: not on the event loop's thread
-            prune_before = commit.journal.ts - RETENTION_S - PRUNE_MARGIN_S
-            return await self._writer.run(lambda conn: _commit(conn, commit, prune_before))
-        return await self._group_commit().run(lambda conn: _commit(conn, commit, None))
+        return await self._group_commit().run(lambda conn: _commit(conn, commit))
 
     def _group_commit(self) -> GroupCommit:
         """The calling thread's group commit, on its own connection (see ``sqlite_group``)."""
@@ -659,7 +656,7 @@ def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
     return stored
 
 
-def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None) -> CommitResult:
+def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
     """The commit transaction. It works on a copy of the journal entry and changes nothing
     outside the database, so the writer may run it again (see ``sqlite_thread``)."""
     entry = _copy_entry(commit.journal)
@@ -683,30 +680,11 @@ def _commit(conn: sqlite3.Connection, commit: Commit, prune_before: float | None
         entry.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
     cursor = conn.execute(_JOURNAL_INSERT, _journal_values(entry))
     entry.journal_id = int(cursor.lastrowid or 0)
-    event = commit.velocity_event
-    if event is not None and commit.card_id:
-        approved = event.approved and funds_ok
-        conn.execute(
-            VELOCITY_INSERT_SQL,
-            (
-                commit.card_id,
-                event.ts,
-                event.amount_minor,
-                approved,
-                event.merchant_id,
-                event.country,
-                event.cash,
-                event.pin_failed,
-                event.cvv_failed,
-            ),
-        )
     if commit.pin_tries is not None and commit.card_id:
         conn.execute(
             "UPDATE cards SET pin_tries = ?, version = version + 1 WHERE card_id = ?",
             (commit.pin_tries, commit.card_id),
         )
-    if prune_before is not None:
-        conn.execute(VELOCITY_PRUNE_SQL, (prune_before,))
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
 
 

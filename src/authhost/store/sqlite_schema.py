@@ -124,6 +124,11 @@ DROP INDEX velocity_covering;
 CREATE INDEX cards_current ON cards (pan_index, state IN ('created', 'issued'), seq DESC);
 DROP INDEX cards_by_pan;
 """,
+    # 5: velocity events are the card's journal entries (store.sqlite_velocity): no copy per
+    # commit; journal_by_card (card_id, journal_id) serves "entries above the mark"
+    """
+DROP TABLE velocity;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

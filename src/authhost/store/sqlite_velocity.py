@@ -1,15 +1,22 @@
-"""A card's velocity counters in the SQLite snapshot, kept between snapshots.
+"""A card's velocity counters in the SQLite snapshot, kept between snapshots, from the journal.
+
+The journal is the history: a card's velocity events are its journal entries of the velocity
+message classes, read the way ``models.context.event_from_row`` reads an exported journal
+(approved = response 00, cash = processing code 01...). Online counters and the features an
+analyst replays offline therefore come from the same rows by the same rule, and a commit writes
+no second copy of the event (a table and two indexes less per authorisation).
 
 Fetching and counting a card's 30 days of events on every request costs O(events), the largest
 part of an authorisation for a busy card (``benchmarks/bench_velocity.py``: counting alone is
 79 µs at 140 events, 304 µs at 1,000). Instead the store keeps a ``SlidingVelocity`` per
-recently seen card together with the highest velocity ``rowid`` it has counted, and a snapshot
-reads only the card's rows above that mark: usually none or one.
+recently seen card together with the highest ``journal_id`` it has counted, and a snapshot
+reads only the card's entries above that mark (index ``journal_by_card``): usually none or one.
 
-This is exact across processes sharing the file. Rowids are handed out inside the write
-transaction and SQLite serialises writers, so a read transaction sees every row below the
-highest one it sees, and a row above the mark is always new. (Pruning never deletes the
-newest row, so a rowid is never handed out twice; see ``PRUNE_SQL``.)
+This is exact across processes sharing the file: journal ids are handed out inside the write
+transaction (AUTOINCREMENT: never reused) and SQLite serialises writers, so a read transaction
+sees every entry below the highest one it sees, and an entry above the mark is always new. A
+card seen for the first time is read from just before its window (``WINDOW_FLOOR_SQL``): its
+older history cannot count and is not fetched.
 """
 
 from __future__ import annotations
@@ -19,18 +26,29 @@ import threading
 from typing import NamedTuple
 
 from authhost.cards.sliding import SlidingVelocity
-from authhost.cards.velocity import Velocity
+from authhost.cards.velocity import RETENTION_S, Velocity
+from authhost.models.context import CASH_TYPES, VELOCITY_CLASSES
 
-# velocity_by_card is on (card_id) alone: its entries are ordered by (card_id, rowid), so
-# "rows of this card above the mark" is one index range seek.
-ROW_COLUMNS = ("rowid", "ts", "amount", "approved", "merchant_id", "country", "cash",
-               "pin_failed", "cvv_failed")  # fmt: skip
-_NEW_ROWS_SQL = f"SELECT {', '.join(ROW_COLUMNS)} FROM velocity WHERE card_id = ? AND rowid > ?"
-# the newest row stays: the next rowid is max(rowid) + 1, so it must never go back
-PRUNE_SQL = "DELETE FROM velocity WHERE ts < ? AND rowid < (SELECT max(rowid) FROM velocity)"
-INSERT_SQL = (
-    "INSERT INTO velocity (card_id, ts, amount, approved, merchant_id, country, cash, "
-    "pin_failed, cvv_failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A journal entry as a velocity row (id first, then StoredEvent's fields), as event_from_row
+# reads it; over the journal aliased ``j``.
+ROW_COLUMNS = (
+    "j.journal_id", "j.ts", "j.amount_minor", "j.response_code = '00'", "j.merchant_id",
+    "j.country",
+    f"substr(j.processing_code, 1, 2) IN ({', '.join(repr(t) for t in sorted(CASH_TYPES))})",
+    "j.pin_failed", "j.cvv_failed",
+)  # fmt: skip
+IS_VELOCITY_ENTRY = f"j.message_class IN ({', '.join(repr(c) for c in sorted(VELOCITY_CLASSES))})"
+# Entries older than the window never count. An entry is committed within its deadline of its
+# ts (milliseconds), so every entry inside the window has a higher id than the newest entry
+# that arrived an hour before the window began: a first read starts above that id.
+_FLOOR_MARGIN_S = 3600.0
+WINDOW_FLOOR_SQL = (
+    "coalesce((SELECT journal_id FROM journal WHERE ts < :now - "
+    f"{RETENTION_S + _FLOOR_MARGIN_S!r} ORDER BY ts DESC LIMIT 1), 0)"
+)
+_NEW_ROWS_SQL = (
+    f"SELECT {', '.join(ROW_COLUMNS)} FROM journal AS j WHERE j.card_id = :card "
+    f"AND j.journal_id > max(:mark, {WINDOW_FLOOR_SQL}) AND {IS_VELOCITY_ENTRY}"
 )
 
 DEFAULT_CARDS = 50_000  # cards whose counters are kept; the oldest-seen is dropped first
@@ -54,7 +72,7 @@ class _Counted:
     __slots__ = ("mark", "sliding")
 
     def __init__(self) -> None:
-        self.mark = 0  # highest velocity rowid counted
+        self.mark = 0  # highest journal_id counted
         self.sliding = SlidingVelocity()
 
 
@@ -79,12 +97,14 @@ class VelocityCounters:
         """The card's counters at ``now``, inside the caller's read transaction on ``conn``."""
         with self.lock:
             counted = self._counted(card_id)
-            rows = conn.execute(_NEW_ROWS_SQL, (card_id, counted.mark)).fetchall()
+            rows = conn.execute(
+                _NEW_ROWS_SQL, {"card": card_id, "mark": counted.mark, "now": now}
+            ).fetchall()
             return self._advance(counted, rows, 0, now)
 
     def since(self, pan_index: str) -> tuple[str, int]:
         """(card id, mark) to ask new rows for: the card this PAN meant last time and the
-        highest rowid counted for it; ("", 0) for a PAN not seen yet."""
+        highest journal_id counted for it; ("", 0) for a PAN not seen yet."""
         card_id = self._card_of_pan.get(pan_index)
         if card_id is None:
             return "", 0
@@ -94,7 +114,7 @@ class VelocityCounters:
     def advance(
         self, pan_index: str, card_id: str, rows: list[tuple], offset: int, now: float
     ) -> Velocity:
-        """Count the rows (velocity columns from ``row[offset]`` on, rowid first) and answer
+        """Count the rows (velocity columns from ``row[offset]`` on, journal_id first) and answer
         at ``now``. Rows at or below the card's mark are skipped: when the PAN now means
         another card than ``since`` said, the statement asked for all of that card's rows."""
         if self._card_of_pan.get(pan_index) != card_id:
@@ -122,7 +142,7 @@ class VelocityCounters:
             mark = counted.mark
             rows = [row for row in rows if row[offset] > mark]
         if rows:
-            if len(rows) > 1:  # rowid order is commit order, not quite time order
+            if len(rows) > 1:  # id order is commit order, not quite time order
                 rows.sort(key=lambda row: row[offset + 1])
             sliding = counted.sliding
             make = StoredEvent._make
