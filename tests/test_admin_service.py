@@ -439,3 +439,60 @@ async def test_card_limits_override_the_product_and_can_be_removed(store_args):
         assert cleared["limits"] is None
         actions = [e["action"] for e in await service.audit(subject=card["card_id"])]
         assert actions[-2:] == ["card.limits", "card.limits"]
+
+
+async def _renewed_pair(service: CardService) -> tuple[dict, dict]:
+    """An active card and its renewal, shipped but not yet activated."""
+    old = await _drive(service, (await _product_account_card(service))["card_id"],
+                       ["ship", "activate"])  # fmt: skip
+    new = await service.apply(old["card_id"], "renew")
+    await service.apply(new["card_id"], "ship")
+    return old, new
+
+
+def _race_updates_of(service: CardService, card_id: str, times: int) -> list[int]:
+    """Let a real authorisation commit (a wrong PIN: the card's try counter and version move)
+    land on ``card_id`` just before each of the next ``times`` writes to that card, as a
+    request racing the activation would; returns the try counts written."""
+    from authhost.store.interface import Commit
+    from authhost.store.records import JournalEntry
+
+    store, written = service.store, []
+    update_card = store.update_card
+
+    async def racing_update(card):
+        if card.card_id == card_id and len(written) < times:
+            current = await store.get_card(card_id)
+            written.append(current.pin_tries + 1)
+            entry = JournalEntry(ts=1.0, mti="0100", message_class="authorisation",
+                                 response_code="55", card_id=card_id,
+                                 account_id=current.account_id)  # fmt: skip
+            await store.commit(Commit(entry, card_id=card_id, pin_tries=written[-1]))
+        return await update_card(card)
+
+    store.update_card = racing_update  # type: ignore[method-assign]
+    return written
+
+
+async def test_activating_a_renewal_retires_the_predecessor_despite_a_racing_change(store_args):
+    async with open_service(*store_args) as service:
+        old, new = await _renewed_pair(service)
+        written = _race_updates_of(service, old["card_id"], times=1)
+        await service.apply(new["card_id"], "activate")
+        retired = await service.store.get_card(old["card_id"])
+        assert retired.state is CardState.REPLACED
+        assert retired.pin_tries == written[0] == 1  # the racing change was kept, not overwritten
+        actions = [e["action"] for e in await service.audit(subject=old["card_id"])]
+        assert actions[-1] == "card.retire"
+
+
+async def test_a_predecessor_that_keeps_changing_is_reported_and_stays_live(store_args):
+    from authhost.admin.service import RETIRE_TRIES
+
+    async with open_service(*store_args) as service:
+        old, new = await _renewed_pair(service)
+        _race_updates_of(service, old["card_id"], times=RETIRE_TRIES)
+        with pytest.raises(ConflictError, match="predecessor .* is still live"):
+            await service.apply(new["card_id"], "activate")
+        assert (await service.get_card(new["card_id"]))["state"] == "active"  # it happened
+        assert (await service.get_card(old["card_id"]))["state"] == "active"
