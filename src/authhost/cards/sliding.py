@@ -117,22 +117,10 @@ class _Sums:
         """``event`` comes into (``sign`` 1) or goes out of (-1) window ``w`` (every event
         leaves each window once: about four calls a request)."""
         self.count[w] += sign
-        merchant = event.merchant_id
-        if merchant:
-            counter = self.merchants[w]
-            left = counter.get(merchant, 0) + sign
-            if left:
-                counter[merchant] = left
-            else:
-                del counter[merchant]
-        country = event.country
-        if country:
-            counter = self.countries[w]
-            left = counter.get(country, 0) + sign
-            if left:
-                counter[country] = left
-            else:
-                del counter[country]
+        if event.merchant_id:
+            _tally(self.merchants[w], event.merchant_id, sign)
+        if event.country:
+            _tally(self.countries[w], event.country, sign)
         if event.approved:
             self.amount[w] += sign * event.amount_minor
             self.approved[w] += sign
@@ -166,6 +154,15 @@ class _Sums:
             a7 / ok7 if ok7 else 0.0,
             a30 / ok30 if ok30 else 0.0,
         )  # fmt: skip
+
+
+def _tally(counter: dict[str, int], key: str, sign: int) -> None:
+    """Count ``key`` in or out of a window's distinct-values counter (gone at zero)."""
+    left = counter.get(key, 0) + sign
+    if left:
+        counter[key] = left
+    else:
+        del counter[key]
 
 
 class SlidingVelocity:
