@@ -19,6 +19,8 @@ from authhost.config import ListenerConfig
 from authhost.runtime import open_runtime
 from authhost.security.module import SecurityModule
 from authhost.server.process import serve_runtime
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
 
 
 def mac_of(key: bytes, data: bytes) -> bytes:
@@ -64,3 +66,15 @@ async def test_mac_required_listener_checks_and_signs(nursery, tmp_path, monkeyp
 
     plain = await Switch.connect(host.port)  # the other listener does not require MACs
     assert (await plain.send(purchase(card)))["39"] == "00"
+
+    # both refused requests are journalled (63, reason "mac"), off the response path
+    refused = {unsigned["11"]}
+    for _ in range(40):
+        async with opened_store(f"sqlite:///{tmp_path / 'authhost.db'}") as store:
+            entries = await store.journal(JournalQuery(limit=1000))
+        macs = [e for e in entries if e.response_code == "63"]
+        if len(macs) == 2:
+            break
+        await trio.sleep(0.1)
+    assert [e.reason_codes for e in macs] == ["mac", "mac"]
+    assert refused <= {e.stan for e in macs}

@@ -38,7 +38,7 @@ DEMO_EXPORT = "demo-cards.json"
 DEMO_TOKEN = "demo-admin-token"
 RULES_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
-TIMEOUT_FLUSH_S = 0.5
+PENDING_FLUSH_S = 0.5
 HOLD_EXPIRY_INTERVAL_S = 300.0
 
 
@@ -114,7 +114,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart.
         runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
-        runtime.services.append(partial(flush_timeouts, handler))
+        runtime.services.append(partial(flush_pending, handler))
         runtime.services.append(partial(expire_holds, store, config.auth.hold_days))
         if config.admin.port:
             from authhost.admin.http import serve_admin
@@ -206,11 +206,12 @@ def describe_models(scorer: Any, models_dir: str) -> str:
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
 
 
-async def flush_timeouts(handler: AuthService) -> None:
-    """Journal the requests that hit their deadline, off the response path."""
+async def flush_pending(handler: AuthService) -> None:
+    """Journal the requests answered off the pipeline (deadline, rejected frames, MAC
+    failures), off the response path."""
     while True:
-        await trio.sleep(TIMEOUT_FLUSH_S)
-        await handler.flush_timeouts()
+        await trio.sleep(PENDING_FLUSH_S)
+        await handler.flush_pending()
 
 
 async def expire_holds(store: CardStore, hold_days: int) -> None:

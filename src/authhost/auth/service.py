@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -24,6 +24,7 @@ from authhost.auth.keys import match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
 from authhost.cards.model import Account, CardKind
+from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
 from authhost.security.masking import mask_pan
@@ -70,7 +71,9 @@ class AuthService:
         self._advice_pipeline = advice_pipeline
         self._approvals = approvals or ApprovalCodes()
         self._timeout_code = RC(timeout_code)
-        self._timed_out: deque[JournalEntry] = deque(maxlen=100_000)
+        # journal entries of requests answered off the pipeline (deadline, rejected frames,
+        # MAC failures...), written by flush_pending so no answer waits for the store
+        self._pending: deque[JournalEntry] = deque(maxlen=100_000)
 
     async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
         started = time.perf_counter_ns()
@@ -182,22 +185,59 @@ class AuthService:
 
     def _journal_timeout(self, request: AuthRequest, now: float, started: int) -> None:
         """A request the deadline cut short still gets its one journal entry; it is queued here
-        and written by ``flush_timeouts`` so the 91 response never waits for a slow store."""
+        and written by ``flush_pending`` so the 91 response never waits for a slow store."""
         decision = Decision(response_code=self._timeout_code, reason_codes=["deadline"])
         entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
         entry.latency_us = (time.perf_counter_ns() - started) // 1000
-        self._timed_out.append(entry)
+        self._pending.append(entry)
 
-    async def flush_timeouts(self) -> int:
-        """Write the queued timeout journal entries; returns how many were written."""
+    def journal_answered_here(
+        self, request: AuthRequest, decision: Decision, received_at: float
+    ) -> None:
+        """A request the server answered itself (MAC failure 63, unknown message class 12):
+        its journal entry, without a card (the pipeline never looked it up)."""
+        entry = journal_entry(
+            request, Snapshot(), decision, received_at, self._pan_index(request.pan)
+        )
+        self._pending.append(entry)
+
+    def journal_rejected_frame(
+        self, mti: str, fields: Mapping[str, str], received_at: float
+    ) -> None:
+        """A frame that did not decode, answered 30: journalled with the fields that could be
+        read and that the answer echoed (never the PAN: it is not among them)."""
+        amount = fields.get("4", "")
+        self._pending.append(
+            JournalEntry(
+                ts=received_at,
+                mti=mti,
+                message_class=str(MESSAGE_CLASSES.get(mti, MessageClass.UNKNOWN)),
+                response_code=str(RC.FORMAT_ERROR),
+                processing_code=fields.get("3", ""),
+                amount_minor=int(amount) if amount.isascii() and amount.isdigit() else 0,
+                currency=fields.get("49", ""),
+                terminal_id=fields.get("41", ""),
+                merchant_id=fields.get("42", ""),
+                acquirer_id=fields.get("32", ""),
+                stan=fields.get("11", ""),
+                rrn=fields.get("37", ""),
+                transmission_time=fields.get("7", ""),
+                reason_codes="format",
+            )
+        )
+
+    async def flush_pending(self) -> int:
+        """Write the queued journal entries (see ``_pending``); returns how many were written."""
         written = 0
-        while self._timed_out:
-            entry = self._timed_out.popleft()
+        while self._pending:
+            entry = self._pending.popleft()
             try:
                 await self._store.commit(Commit(journal=entry))
             except Exception:
-                self._timed_out.appendleft(entry)
-                log.warning("journal write of a timed-out request failed; will retry")
+                self._pending.appendleft(entry)
+                log.warning(
+                    "journal write of a request answered off the pipeline failed; will retry"
+                )
                 break
             written += 1
         return written

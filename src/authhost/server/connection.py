@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 
@@ -60,6 +60,22 @@ class Wire:
     verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
 
 
+@runtime_checkable
+class AnsweredHere(Protocol):
+    """Journals the financial requests the server answers without the pipeline, so that every
+    one leaves a journal entry: a frame that does not decode (30, with the fields that could
+    be read, which the answer echoes), a MAC that fails (63), a message class the host does not
+    handle (12). Called on the event loop: it queues the entry and must not block."""
+
+    def journal_rejected_frame(
+        self, mti: str, fields: Mapping[str, str], received_at: float
+    ) -> None: ...
+
+    def journal_answered_here(
+        self, request: AuthRequest, decision: Decision, received_at: float
+    ) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Decider:
     """What every connection shares: the handler, the deadline and where to count."""
@@ -68,6 +84,7 @@ class Decider:
     deadline_s: float
     timeout_code: ResponseCode
     metrics: ServerMetrics
+    journal: AnsweredHere | None = None  # the handler itself when it can journal these
 
 
 class Connection:
@@ -137,13 +154,17 @@ class Connection:
             wall = time.time()
             batch: list[tuple[AuthRequest, bytes | None]] = []
             try:
-                if not self._split(decoder, batch, arrived):
+                if not self._split(decoder, batch, arrived, wall):
                     return
             finally:  # requests already read are decided even when the link must close
                 self._start(batch, arrived, wall)
 
     def _split(
-        self, decoder: FrameDecoder, batch: list[tuple[AuthRequest, bytes | None]], arrived: float
+        self,
+        decoder: FrameDecoder,
+        batch: list[tuple[AuthRequest, bytes | None]],
+        arrived: float,
+        wall: float,
     ) -> bool:
         """Answer or collect every complete frame; False when the connection must close."""
         while True:
@@ -162,7 +183,7 @@ class Connection:
             tpdu = decoder.last_tpdu
             if tpdu is not None:
                 tpdu = swap_tpdu(tpdu)  # answer to where it came from
-            if not self._on_frame(frame, tpdu, batch, arrived):
+            if not self._on_frame(frame, tpdu, batch, arrived, wall):
                 self._close_reason = "format_error"
                 return False
 
@@ -191,6 +212,7 @@ class Connection:
         tpdu: bytes | None,
         batch: list[tuple[AuthRequest, bytes | None]],
         arrived: float,
+        wall: float,
     ) -> bool:
         """Answer a frame the server handles itself, or add its request to ``batch``.
 
@@ -210,6 +232,9 @@ class Connection:
                 return False
             mti = error.mti or ""
             self._answer(response, tpdu, mti, None, error.stan, "30", arrived, str(error))
+            journal = self._decider.journal
+            if journal is not None and not mti.startswith("08"):  # financial, not network
+                journal.journal_rejected_frame(mti, error.echo, wall)
             return True
         except Exception:  # a decoder bug must cost this link at most, never the server
             self._metrics.format_errors.inc()
@@ -228,7 +253,9 @@ class Connection:
                 )
                 self._answer(response, tpdu, message.mti, None, message.stan, "63", arrived, "mac")
             else:
-                self._reply(message, Decision(_MAC_FAILED, reason_codes=["mac"]), tpdu, arrived)
+                decision = Decision(_MAC_FAILED, reason_codes=["mac"])
+                self._reply(message, decision, tpdu, arrived)
+                self._journal_here(message, decision, wall)
             return True
 
         if isinstance(message, NetworkRequest):
@@ -242,10 +269,16 @@ class Connection:
         if message.message_class is MessageClass.UNKNOWN:
             decision = Decision(ResponseCode.INVALID_TRANSACTION, reason_codes=["unknown_mti"])
             self._reply(message, decision, tpdu, arrived)
+            self._journal_here(message, decision, wall)
             return True
 
         batch.append((message, tpdu))
         return True
+
+    def _journal_here(self, request: AuthRequest, decision: Decision, wall: float) -> None:
+        journal = self._decider.journal
+        if journal is not None:
+            journal.journal_answered_here(request, decision, wall)
 
     def _mac_ok(self, body: bytes, message: AuthRequest | NetworkRequest) -> bool:
         """The message carries a MAC in field 64/128 that verifies over the bytes before it."""
