@@ -92,8 +92,9 @@ SELECT 0, card.data, card.pin_tries, card.version,
   p.data,
   (SELECT journal_id FROM journal WHERE dedupe_key = :dedupe AND dedupe_key != ''
     ORDER BY journal_id LIMIT 1),
-  (SELECT json_array(match_key, account_id, amount, posted, reversed) FROM holds
-    WHERE match_key = :original)
+  CASE WHEN :original != '' THEN (  -- only a reversal looks for its hold: no index probe
+    SELECT json_array(match_key, account_id, amount, posted, reversed) FROM holds
+    WHERE match_key = :original) END
 FROM (SELECT 1) AS one
 LEFT JOIN card ON 1
 LEFT JOIN accounts AS a ON a.account_id = card.account_id
