@@ -161,3 +161,40 @@ async def test_the_snapshot_finds_the_current_card_from_an_index_without_sorting
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_SNAPSHOT_SQL}", params)]
     assert any("USING INDEX cards_current" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+async def test_a_snapshot_on_the_reader_thread_reads_the_same_as_on_the_loop(tmp_path):
+    """When the loop's own read would have to wait (busy file), the snapshot runs on the reader
+    thread instead: the same statement and the same kept velocity counters, under their lock,
+    so both ways give what compute_velocity gives while commits keep landing."""
+    import trio
+    from test_store_contract import NOW, as_entry, seeded
+
+    from authhost.cards.velocity import VelocityEvent, compute_velocity
+    from authhost.store.interface import Commit, SnapshotQuery
+
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    try:
+        card, _ = await seeded(store, balance=10**9)
+        events: list[VelocityEvent] = []
+
+        async def on_reader_thread(query: SnapshotQuery):
+            return await store._reader.run(lambda conn: store._read_snapshot(conn, query))
+
+        async def take(results, name, read, query):
+            results[name] = await read(query)
+
+        for n in range(30):
+            event = VelocityEvent(NOW - 600 + n, 100 + n, n % 3 != 0, f"M{n % 4}", "276")
+            await store.commit(Commit(as_entry(card, n, event), card_id=card.card_id))
+            events.append(event)
+            query = SnapshotQuery(card.pan_index, NOW)
+            results: dict[str, object] = {}
+            async with trio.open_nursery() as both:  # the two ways at once, on one store
+                both.start_soon(take, results, "thread", on_reader_thread, query)
+                both.start_soon(take, results, "loop", store.snapshot, query)
+            expected = compute_velocity(events, NOW)
+            assert results["thread"].velocity == expected == results["loop"].velocity
+            assert results["thread"].card == card == results["loop"].card
+    finally:
+        await store.close()
