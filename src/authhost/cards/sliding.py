@@ -52,8 +52,8 @@ class _Sums:
 
     ``merchants`` and ``countries`` map each key to its number of events in the window; a key
     whose count falls to zero is deleted, so ``len(counter)`` is the number of distinct keys.
-    ``enter`` and ``change`` are written out by hand (no helper calls, no loops over the four
-    windows where a few statements do): they run for every request.
+    ``enter`` and ``change`` are written out by hand (no loops over the four windows where a
+    few statements do): they run for every request.
     """
 
     __slots__ = ("count", "amount", "approved", "merchants", "countries", "day", "cash")
