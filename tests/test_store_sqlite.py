@@ -157,9 +157,9 @@ async def test_the_snapshot_finds_the_current_card_from_an_index_without_sorting
     await (await open_store(f"sqlite:///{path}")).close()
     with sqlite3.connect(path) as conn:
         params = {"pan": "x", "dedupe": "", "original": "", "since_card": "", "since_mark": 0,
-                  "now": 0.0}  # fmt: skip
+                  "now": 0.0, "known_card": "", "known_version": -1}  # fmt: skip
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_SNAPSHOT_SQL}", params)]
-    assert any("USING INDEX cards_current" in step for step in plan), plan
+    assert any("USING COVERING INDEX cards_current" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
@@ -198,3 +198,33 @@ async def test_a_snapshot_on_the_reader_thread_reads_the_same_as_on_the_loop(tmp
             assert results["thread"].card == card == results["loop"].card
     finally:
         await store.close()
+
+
+async def test_a_snapshot_sees_every_change_to_a_card_it_has_read_before(tmp_path):
+    """The snapshot re-reads a card's JSON only when its version moved: every change, by this
+    process or another one on the file, must still show."""
+    from dataclasses import replace
+
+    from test_store_contract import NOW, entry, seeded
+
+    from authhost.cards.model import CardState
+    from authhost.store.interface import Commit, SnapshotQuery
+
+    url = f"sqlite:///{tmp_path / 'cards.db'}"
+    store, other = await open_store(url), await open_store(url)
+    try:
+        card, _ = await seeded(store)
+        query = SnapshotQuery(card.pan_index, NOW)
+        assert (await store.snapshot(query)).card == card
+        assert (await store.snapshot(query)).card == card  # the known card, unchanged
+        suspended = await store.update_card(replace(card, state=CardState.SUSPENDED))
+        assert (await store.snapshot(query)).card == suspended
+        await store.commit(Commit(entry(suspended, 1, response_code="55"),
+                                  card_id=card.card_id, pin_tries=2))  # fmt: skip
+        seen = (await store.snapshot(query)).card
+        assert (seen.pin_tries, seen.state) == (2, CardState.SUSPENDED)
+        active = await other.update_card(replace(seen, state=CardState.ACTIVE))
+        assert (await store.snapshot(query)).card == active  # changed by another process
+    finally:
+        await store.close()
+        await other.close()

@@ -81,13 +81,18 @@ _ACCOUNT_SELECT = (
 # implicit read transaction (consistent without BEGIN/COMMIT), so fewer calls is what makes the
 # snapshot cheap. The first SELECT gives one row (kind 0); the second one row per velocity row
 # above the mark (kind 1): all of the card's rows when the card is not the one ``since`` names.
-# The ORDER BY is the expression index cards_current: no sort per request.
+# The ORDER BY is the expression index cards_current, which also holds every card column read
+# here but the JSON: no sort, and no table read unless the card is not the version the store
+# parsed last time for this PAN (``:known_card``, ``:known_version``; the JSON comes back NULL).
 _SNAPSHOT_SQL = f"""
 WITH card AS (
-  SELECT card_id, data, pin_tries, version, account_id FROM cards
+  SELECT seq, card_id, account_id, product_id, version, pin_tries FROM cards
   WHERE pan_index = :pan {_CURRENT_CARD_FIRST} LIMIT 1
 )
-SELECT 0, card.data, card.pin_tries, card.version,
+SELECT 0, card.card_id,
+  CASE WHEN card.card_id = :known_card AND card.version = :known_version THEN NULL
+    ELSE (SELECT data FROM cards WHERE seq = card.seq) END,
+  card.pin_tries, card.version,
   a.account_id, a.currency, a.kind, a.balance, a.credit_limit, a.holds, a.version,
   p.data,
   (SELECT journal_id FROM journal WHERE dedupe_key = :dedupe AND dedupe_key != ''
@@ -98,9 +103,9 @@ SELECT 0, card.data, card.pin_tries, card.version,
 FROM (SELECT 1) AS one
 LEFT JOIN card ON 1
 LEFT JOIN accounts AS a ON a.account_id = card.account_id
-LEFT JOIN products AS p ON p.product_id = json_extract(card.data, '$.product_id')
+LEFT JOIN products AS p ON p.product_id = card.product_id
 UNION ALL
-SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
+SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
 WHERE j.journal_id > CASE card.card_id WHEN :since_card THEN :since_mark ELSE {WINDOW_FLOOR_SQL} END
   AND {IS_VELOCITY_ENTRY}
@@ -166,6 +171,7 @@ class SqliteCardStore:
         self._checkpointer = checkpointer
         self._products: dict[str, tuple[str, Product]] = {}  # parsed-JSON cache
         self._cards: dict[tuple[str, int, int], Card] = {}  # parsed-row cache
+        self._known: dict[str, Card] = {}  # pan_index -> the card it meant at the last snapshot
         self._velocity = VelocityCounters()
         self._inline = threading.local()  # a read connection per event-loop thread
         self._inline_connections: list[sqlite3.Connection] = []
@@ -261,12 +267,15 @@ class SqliteCardStore:
 
     def _read_snapshot(self, conn: sqlite3.Connection, query: SnapshotQuery) -> Snapshot:
         velocity_counters = self._velocity
+        known = self._known.get(query.pan_index)
         with velocity_counters.lock:  # the mark asked for is the mark advanced
             since_card, since_mark = velocity_counters.since(query.pan_index)
             rows = conn.execute(
                 _SNAPSHOT_SQL,
                 {
                     "pan": query.pan_index,
+                    "known_card": known.card_id if known is not None else "",
+                    "known_version": known.version if known is not None else -1,
                     "dedupe": query.dedupe_key,
                     "original": query.original_key,
                     "since_card": since_card,
@@ -275,25 +284,38 @@ class SqliteCardStore:
                 },
             ).fetchall()
             head = rows[0] if rows[0][0] == 0 else next(row for row in rows if row[0] == 0)
-            card = self._card(head[1:4]) if head[1] is not None else None
+            card = None
+            if head[1] is not None:  # the PAN means a card: the one known, or a new version
+                card = known if head[2] is None else self._parsed(query.pan_index, head[2:5])
             account = product = None
             velocity = EMPTY
             if card is not None:
-                account = _account(head[4:11]) if head[4] is not None else None
-                product = self._product(card.product_id, head[11]) if head[11] else None
+                account = _account(head[5:12]) if head[5] is not None else None
+                product = self._product(card.product_id, head[12]) if head[12] else None
                 new_rows = [row for row in rows if row[0] == 1] if len(rows) > 1 else []
                 velocity = velocity_counters.advance(
                     query.pan_index, card.card_id, new_rows, 1, query.now
                 )
         previous = None
-        if head[12] is not None:  # rare: a retransmission; read the whole entry
-            found = conn.execute(f"{_JOURNAL_SELECT} WHERE journal_id = ?", (head[12],)).fetchone()
+        if head[13] is not None:  # rare: a retransmission; read the whole entry
+            found = conn.execute(f"{_JOURNAL_SELECT} WHERE journal_id = ?", (head[13],)).fetchone()
             previous = _journal(found) if found is not None else None  # None: pruned since
         original = None
-        if head[13] is not None:
-            match_key, account_id, amount, posted, reversed_ = json.loads(head[13])
+        if head[14] is not None:
+            match_key, account_id, amount, posted, reversed_ = json.loads(head[14])
             original = Hold(match_key, account_id, amount - reversed_, bool(posted), reversed_)
         return Snapshot(card, account, product, velocity, previous, original)
+
+    def _parsed(self, pan_index: str, row: tuple) -> Card | None:
+        """The card of a (data, pin_tries, version) row, remembered as what ``pan_index``
+        means: the next snapshot reads its JSON again only if the version has moved (every
+        change to a card row moves it)."""
+        card = self._card(row)
+        if card is not None:
+            if len(self._known) >= CARD_CACHE_SIZE:
+                self._known.clear()
+            self._known[pan_index] = card
+        return card
 
     def _inline_reader(self) -> sqlite3.Connection | None:
         """The calling thread's own read connection. A snapshot is a handful of indexed reads
@@ -611,12 +633,13 @@ def _insert_card(
         raise StoreError("a card needs a card_id and a pan_index")
     try:
         conn.execute(
-            "INSERT INTO cards (card_id, pan_index, account_id, state, pin_tries, version, data, "
-            "pan_ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cards (card_id, pan_index, account_id, product_id, state, pin_tries, "
+            "version, data, pan_ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 card.card_id,
                 card.pan_index,
                 card.account_id,
+                card.product_id,
                 card.state.value,
                 card.pin_tries,
                 card.version,
@@ -631,10 +654,11 @@ def _insert_card(
 def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
     stored = replace(card, version=card.version + 1)
     cursor = conn.execute(
-        "UPDATE cards SET account_id = ?, state = ?, pin_tries = ?, version = ?, data = ? "
-        "WHERE card_id = ? AND version = ?",
+        "UPDATE cards SET account_id = ?, product_id = ?, state = ?, pin_tries = ?, version = ?, "
+        "data = ? WHERE card_id = ? AND version = ?",
         (
             card.account_id,
+            card.product_id,
             card.state.value,
             card.pin_tries,
             stored.version,
