@@ -78,7 +78,10 @@ def encode(pin: str, pan: str | None, fmt: PinBlockFormat = PinBlockFormat.ISO0)
 
 # Control nibbles and fill digits as plain ints and lowercase hex: the decode path compares
 # them per PIN block, and IntEnum members or an upper-cased copy of the hex cost more.
-_ISO0, _ISO1, _ISO3, _ISO4 = 0, 1, 3, 4  # the PinBlockFormat values
+_ISO0, _ISO1, _ISO3, _ISO4 = (
+    int(f)
+    for f in (PinBlockFormat.ISO0, PinBlockFormat.ISO1, PinBlockFormat.ISO3, PinBlockFormat.ISO4)
+)
 _FILL = {_ISO0: "f", _ISO3: "abcdef", _ISO4: "a"}
 
 
