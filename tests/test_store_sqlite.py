@@ -228,3 +228,54 @@ async def test_a_snapshot_sees_every_change_to_a_card_it_has_read_before(tmp_pat
     finally:
         await store.close()
         await other.close()
+
+
+async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_path):
+    """An installation written before migrations 4-6 (velocity table, no product_id column)
+    opens, migrates and answers snapshots with the card's product and its journal history."""
+    from test_store_contract import NOW, PRODUCT, make_card
+
+    from authhost.cards.model import CardState
+    from authhost.store import codec
+    from authhost.store.interface import SnapshotQuery
+    from authhost.store.records import JournalEntry
+    from authhost.store.sqlite import _JOURNAL_INSERT, _journal_values
+    from authhost.store.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    card, _, blob = make_card(state=CardState.ACTIVE)
+    with sqlite3.connect(path) as conn:  # what authhost wrote at schema version 3
+        for migration in MIGRATIONS[:3]:
+            conn.executescript(migration)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("INSERT INTO products VALUES (?, ?)",
+                     (PRODUCT.product_id, codec.product_to_json(PRODUCT)))  # fmt: skip
+        conn.execute("INSERT INTO accounts VALUES ('acc-1', '978', 'debit', 5000, 0, 0, 0)")
+        conn.execute(
+            "INSERT INTO cards (card_id, pan_index, account_id, state, pin_tries, version, data,"
+            " pan_ciphertext) VALUES (?, ?, ?, ?, 0, 0, ?, ?)",
+            (card.card_id, card.pan_index, "acc-1", card.state.value,
+             codec.card_to_json(card), blob),
+        )  # fmt: skip
+        history = JournalEntry(ts=NOW - 60, mti="0100", message_class="authorisation",
+                               response_code="00", card_id=card.card_id, account_id="acc-1",
+                               processing_code="000000", amount_minor=700, country="276",
+                               merchant_id="M1")  # fmt: skip
+        conn.execute(_JOURNAL_INSERT, _journal_values(history))  # journal columns: unchanged
+        conn.execute(
+            "INSERT INTO velocity VALUES (?, ?, 700, 1, 'M1', '276', 0, 0, 0)",
+            (card.card_id, NOW - 60),
+        )
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+        assert snap.card is not None and snap.card.card_id == card.card_id
+        assert snap.product == PRODUCT and snap.account is not None
+        assert (snap.velocity.count_1h, snap.velocity.amount_1h) == (1, 700)  # from the journal
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT product_id FROM cards").fetchall() == [(PRODUCT.product_id,)]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "velocity" not in tables
