@@ -156,8 +156,8 @@ async def test_the_snapshot_finds_the_current_card_from_an_index_without_sorting
     path = tmp_path / "cards.db"
     await (await open_store(f"sqlite:///{path}")).close()
     with sqlite3.connect(path) as conn:
-        params = {"pan": "x", "dedupe": "", "original": "", "since_card": "", "since_mark": 0,
-                  "now": 0.0, "known_card": "", "known_version": -1}  # fmt: skip
+        params = {"pan": "x", "known_card": "", "known_version": -1, "mark": 0, "dedupe": "",
+                  "original": "", "now": 0.0}  # fmt: skip
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_SNAPSHOT_SQL}", params)]
     assert any("USING COVERING INDEX cards_current" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan

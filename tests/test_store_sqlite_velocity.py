@@ -16,7 +16,7 @@ from authhost.models.context import event_from_row
 from authhost.store.records import JournalEntry
 from authhost.store.sqlite import _JOURNAL_INSERT, _journal_values
 from authhost.store.sqlite_schema import migrate
-from authhost.store.sqlite_velocity import ROW_COLUMNS, VelocityCounters
+from authhost.store.sqlite_velocity import ROW_COLUMNS, VelocityCounters, uncounted_entries
 
 NOW = 1_795_000_000.25
 EDGES = [0.0, HOUR, HOUR + 1e-6, DAY, DAY - 1e-6, 7 * DAY, 7 * DAY + 0.5, RETENTION_S,
@@ -55,6 +55,21 @@ def insert(
     conn.execute(_JOURNAL_INSERT, _journal_values(entry))
 
 
+_UNCOUNTED_SQL = (
+    f"SELECT {', '.join(ROW_COLUMNS)} FROM journal AS j WHERE j.card_id = :card "
+    f"AND {uncounted_entries('1')}"
+)
+
+
+def counters_at(counters: VelocityCounters, conn: sqlite3.Connection, card_id: str, now: float):
+    """One card's counters brought up to date as the store's snapshot does it: its uncounted
+    entries (the snapshot's SQL condition), handed to ``advance``."""
+    with counters.lock:
+        params = {"card": card_id, "mark": counters.mark_of(card_id), "now": now}
+        rows = conn.execute(_UNCOUNTED_SQL, params).fetchall()
+        return counters.advance(card_id, rows, 0, now)
+
+
 def fresh(path: Path | str = ":memory:") -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn)
@@ -68,7 +83,7 @@ def test_counters_equal_compute_velocity_at_the_window_edges(history_parts):
     history = [VelocityEvent(NOW - age, *parts) for age, parts in history_parts]
     for event in sorted(history, key=lambda e: e.ts):  # journal ids follow arrival (see the
         insert(conn, "card", event)  # next test for entries committed out of order)
-    assert VelocityCounters().read(conn, "card", NOW) == compute_velocity(history, NOW)
+    assert counters_at(VelocityCounters(), conn, "card", NOW) == compute_velocity(history, NOW)
 
 
 # a step: advance the clock, then add rows (their ts a little off "now", as concurrent requests
@@ -97,8 +112,8 @@ def test_kept_counters_follow_new_and_late_rows(history_steps):
             insert(conn, "card", event)
             history.append(event)
         if read:
-            assert counters.read(conn, "card", now) == compute_velocity(history, now)
-    assert counters.read(conn, "card", now + HOUR) == compute_velocity(history, now + HOUR)
+            assert counters_at(counters, conn, "card", now) == compute_velocity(history, now)
+    assert counters_at(counters, conn, "card", now + HOUR) == compute_velocity(history, now + HOUR)
 
 
 def test_two_processes_see_each_others_rows(tmp_path):
@@ -107,10 +122,10 @@ def test_two_processes_see_each_others_rows(tmp_path):
     second = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
     ours, theirs = VelocityCounters(), VelocityCounters()
     insert(first, "card", VelocityEvent(NOW - 60, 1000, True, "M1", "276"))
-    assert ours.read(first, "card", NOW).count_1h == 1
-    assert theirs.read(second, "card", NOW).count_1h == 1
+    assert counters_at(ours, first, "card", NOW).count_1h == 1
+    assert counters_at(theirs, second, "card", NOW).count_1h == 1
     insert(second, "card", VelocityEvent(NOW - 30, 2500, True, "M2", "840"))
-    seen = ours.read(first, "card", NOW + 1)
+    seen = counters_at(ours, first, "card", NOW + 1)
     assert (seen.count_1h, seen.amount_1h, seen.distinct_countries_1h) == (2, 3500, 2)
 
 
@@ -118,8 +133,8 @@ def test_other_cards_do_not_count():
     conn = fresh()
     insert(conn, "card", VelocityEvent(NOW - 10, 500, True, "M1", "276"))
     counters = VelocityCounters()
-    assert counters.read(conn, "someone-else", NOW) == compute_velocity([], NOW)
-    assert counters.read(conn, "card", NOW).amount_1h == 500
+    assert counters_at(counters, conn, "someone-else", NOW) == compute_velocity([], NOW)
+    assert counters_at(counters, conn, "card", NOW).amount_1h == 500
 
 
 def test_only_authorisations_financials_and_advices_count():
@@ -128,7 +143,7 @@ def test_only_authorisations_financials_and_advices_count():
     for message_class in ("reversal", "reversal_advice", "unknown"):
         insert(conn, "card", VelocityEvent(NOW - 5, 900, True, "M2", "840"), message_class)
     insert(conn, "card", VelocityEvent(NOW - 1, 200, True, "M1", "276"), "authorisation_advice")
-    velocity = VelocityCounters().read(conn, "card", NOW)
+    velocity = counters_at(VelocityCounters(), conn, "card", NOW)
     assert (velocity.count_1h, velocity.amount_1h, velocity.distinct_countries_1h) == (2, 700, 1)
 
 
@@ -139,7 +154,7 @@ def test_a_first_read_skips_history_older_than_the_window():
         insert(conn, "card", VelocityEvent(NOW - age, 100, True))
     insert(conn, "card", VelocityEvent(NOW - RETENTION_S + 1, 700, True))
     insert(conn, "other", VelocityEvent(NOW - 1, 50, True))
-    assert VelocityCounters().read(conn, "card", NOW).amount_30d == 700
+    assert counters_at(VelocityCounters(), conn, "card", NOW).amount_30d == 700
 
 
 def test_evicted_cards_are_counted_again_from_their_rows():
@@ -149,22 +164,24 @@ def test_evicted_cards_are_counted_again_from_their_rows():
         insert(conn, f"card{i}", VelocityEvent(NOW - i, 100 * (i + 1), True))
     for _ in range(2):
         for i in range(5):
-            assert counters.read(conn, f"card{i}", NOW).amount_1h == 100 * (i + 1)
+            assert counters_at(counters, conn, f"card{i}", NOW).amount_1h == 100 * (i + 1)
     insert(conn, "card0", VelocityEvent(NOW, 50, True))
-    assert counters.read(conn, "card0", NOW + 1).amount_1h == 150
+    assert counters_at(counters, conn, "card0", NOW + 1).amount_1h == 150
 
 
-def test_a_pan_that_moves_to_another_card_counts_that_cards_own_rows():
-    """The snapshot asks for rows above the mark of the card a PAN meant last time; when the
-    PAN now means another card (a renewal), that card's rows below the old mark still count."""
+def test_each_card_counts_its_own_entries_above_its_own_mark():
+    """A statement that did not know the card (a PAN that now means its renewal) hands over all
+    of the card's window: entries below another card's mark still count for this one."""
     conn = fresh()
     insert(conn, "new-card", VelocityEvent(NOW - 20, 300, True))  # journal_id 1
     insert(conn, "old-card", VelocityEvent(NOW - 10, 500, True))  # journal_id 2
     counters = VelocityCounters()
     columns = ", ".join(ROW_COLUMNS)
     rows = conn.execute(f"SELECT 'x', {columns} FROM journal AS j WHERE card_id = 'old-card'")
-    assert counters.advance("pan", "old-card", rows.fetchall(), 1, NOW).amount_1h == 500
-    assert counters.since("pan") == ("old-card", 2)
+    assert counters.advance("old-card", rows.fetchall(), 1, NOW).amount_1h == 500
+    assert counters.mark_of("old-card") == 2
     rows = conn.execute(f"SELECT 'x', {columns} FROM journal AS j WHERE card_id = 'new-card'")
-    assert counters.advance("pan", "new-card", rows.fetchall(), 1, NOW).amount_1h == 300
-    assert counters.since("pan") == ("new-card", 1)
+    assert counters.advance("new-card", rows.fetchall(), 1, NOW).amount_1h == 300
+    assert counters.mark_of("new-card") == 1
+    again = conn.execute(f"SELECT 'x', {columns} FROM journal AS j").fetchall()  # both cards'
+    assert counters.advance("old-card", [r for r in again if r[1] == 2], 1, NOW).count_1h == 1

@@ -49,12 +49,8 @@ from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_group import GroupCommit, GroupCommitStats
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
-from authhost.store.sqlite_velocity import (
-    IS_VELOCITY_ENTRY,
-    WINDOW_FLOOR_SQL,
-    VelocityCounters,
-)
 from authhost.store.sqlite_velocity import ROW_COLUMNS as VELOCITY_ROW_COLUMNS
+from authhost.store.sqlite_velocity import VelocityCounters, uncounted_entries
 
 _JOURNAL_INSERT_COLUMNS = [c for c in JOURNAL_COLUMNS if c != "journal_id"]
 _JOURNAL_INSERT = (
@@ -79,8 +75,8 @@ _ACCOUNT_SELECT = (
 # Card, account, product, the dedupe hit, the reversal's hold and the card's new velocity rows
 # in ONE statement: every sqlite3 call releases and re-takes the GIL, and one statement is one
 # implicit read transaction (consistent without BEGIN/COMMIT), so fewer calls is what makes the
-# snapshot cheap. The first SELECT gives one row (kind 0); the second one row per velocity row
-# above the mark (kind 1): all of the card's rows when the card is not the one ``since`` names.
+# snapshot cheap. The first SELECT gives one row (kind 0); the second one row per velocity
+# entry not counted yet (kind 1; the mark is the known card's, see ``sqlite_velocity``).
 # The ORDER BY is the expression index cards_current, which also holds every card column read
 # here but the JSON: no sort, and no table read unless the card is not the version the store
 # parsed last time for this PAN (``:known_card``, ``:known_version``; the JSON comes back NULL).
@@ -107,8 +103,7 @@ LEFT JOIN products AS p ON p.product_id = card.product_id
 UNION ALL
 SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
-WHERE j.journal_id > CASE card.card_id WHEN :since_card THEN :since_mark ELSE {WINDOW_FLOOR_SQL} END
-  AND {IS_VELOCITY_ENTRY}
+WHERE {uncounted_entries("card.card_id = :known_card")}
 """
 # HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
 _SPEND_SQL = """
@@ -268,18 +263,17 @@ class SqliteCardStore:
     def _read_snapshot(self, conn: sqlite3.Connection, query: SnapshotQuery) -> Snapshot:
         velocity_counters = self._velocity
         known = self._known.get(query.pan_index)
+        known_card = known.card_id if known is not None else ""
         with velocity_counters.lock:  # the mark asked for is the mark advanced
-            since_card, since_mark = velocity_counters.since(query.pan_index)
             rows = conn.execute(
                 _SNAPSHOT_SQL,
                 {
                     "pan": query.pan_index,
-                    "known_card": known.card_id if known is not None else "",
+                    "known_card": known_card,
                     "known_version": known.version if known is not None else -1,
+                    "mark": velocity_counters.mark_of(known_card),
                     "dedupe": query.dedupe_key,
                     "original": query.original_key,
-                    "since_card": since_card,
-                    "since_mark": since_mark,
                     "now": query.now,
                 },
             ).fetchall()
@@ -293,9 +287,7 @@ class SqliteCardStore:
                 account = _account(head[5:12]) if head[5] is not None else None
                 product = self._product(card.product_id, head[12]) if head[12] else None
                 new_rows = [row for row in rows if row[0] == 1] if len(rows) > 1 else []
-                velocity = velocity_counters.advance(
-                    query.pan_index, card.card_id, new_rows, 1, query.now
-                )
+                velocity = velocity_counters.advance(card.card_id, new_rows, 1, query.now)
         previous = None
         if head[13] is not None:  # rare: a retransmission; read the whole entry
             found = conn.execute(f"{_JOURNAL_SELECT} WHERE journal_id = ?", (head[13],)).fetchone()

@@ -15,13 +15,12 @@ reads only the card's entries above that mark (index ``journal_by_card``): usual
 This is exact across processes sharing the file: journal ids are handed out inside the write
 transaction (AUTOINCREMENT: never reused) and SQLite serialises writers, so a read transaction
 sees every entry below the highest one it sees, and an entry above the mark is always new. A
-card seen for the first time is read from just before its window (``WINDOW_FLOOR_SQL``): its
+card seen for the first time is read from just before its window (``uncounted_entries``): its
 older history cannot count and is not fetched.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from typing import NamedTuple
 
@@ -42,14 +41,21 @@ IS_VELOCITY_ENTRY = f"j.message_class IN ({', '.join(repr(c) for c in sorted(VEL
 # ts (milliseconds), so every entry inside the window has a higher id than the newest entry
 # that arrived an hour before the window began: a first read starts above that id.
 _FLOOR_MARGIN_S = 3600.0
-WINDOW_FLOOR_SQL = (
+_WINDOW_FLOOR_SQL = (
     "coalesce((SELECT journal_id FROM journal WHERE ts < :now - "
     f"{RETENTION_S + _FLOOR_MARGIN_S!r} ORDER BY ts DESC LIMIT 1), 0)"
 )
-_NEW_ROWS_SQL = (
-    f"SELECT {', '.join(ROW_COLUMNS)} FROM journal AS j WHERE j.card_id = :card "
-    f"AND j.journal_id > max(:mark, {WINDOW_FLOOR_SQL}) AND {IS_VELOCITY_ENTRY}"
-)
+
+
+def uncounted_entries(mark_applies: str) -> str:
+    """The SQL condition, over a card's journal entries ``j``, for the velocity entries not
+    counted yet: above ``:mark`` when the SQL condition ``mark_applies`` holds (the mark is
+    this card's) and something has been counted, else from just before the window."""
+    return (
+        f"j.journal_id > CASE WHEN {mark_applies} AND :mark > 0 THEN :mark "
+        f"ELSE {_WINDOW_FLOOR_SQL} END AND {IS_VELOCITY_ENTRY}"
+    )
+
 
 DEFAULT_CARDS = 50_000  # cards whose counters are kept; the oldest-seen is dropped first
 
@@ -77,67 +83,34 @@ class _Counted:
 
 
 class VelocityCounters:
-    """Per-card running counters, brought up to date from the rows committed since.
+    """Per-card running counters, brought up to date from the entries committed since.
 
-    Two ways in: ``read`` runs its own query for one card; the store's snapshot instead folds
-    the query into its one statement (``SNAPSHOT_ROWS_SQL``): it asks ``since`` for the card
-    it expects behind a PAN and its mark, then hands the rows to ``advance``. Callers hold
-    ``lock`` from ``since`` to ``advance`` so that the mark cannot move in between.
+    The store's snapshot asks ``mark_of`` the card it expects behind a PAN, selects that card's
+    ``uncounted_entries`` in its one statement and hands them to ``advance``. Callers hold
+    ``lock`` from ``mark_of`` to ``advance`` so that the mark cannot move in between.
     """
 
     def __init__(self, max_cards: int = DEFAULT_CARDS) -> None:
         self._cards: dict[str, _Counted] = {}
-        self._card_of_pan: dict[str, str] = {}  # the card a PAN index meant last time
         self._max_cards = max_cards
         # snapshots normally run on the event loop's one thread; the lock only matters when
         # a busy file sends one to the reader thread
         self.lock = threading.Lock()
 
-    def read(self, conn: sqlite3.Connection, card_id: str, now: float) -> Velocity:
-        """The card's counters at ``now``, inside the caller's read transaction on ``conn``."""
-        with self.lock:
-            counted = self._counted(card_id)
-            rows = conn.execute(
-                _NEW_ROWS_SQL, {"card": card_id, "mark": counted.mark, "now": now}
-            ).fetchall()
-            return self._advance(counted, rows, 0, now)
-
-    def since(self, pan_index: str) -> tuple[str, int]:
-        """(card id, mark) to ask new rows for: the card this PAN meant last time and the
-        highest journal_id counted for it; ("", 0) for a PAN not seen yet."""
-        card_id = self._card_of_pan.get(pan_index)
-        if card_id is None:
-            return "", 0
+    def mark_of(self, card_id: str) -> int:
+        """The highest journal_id counted for the card (0: none, or a card not kept)."""
         counted = self._cards.get(card_id)
-        return card_id, counted.mark if counted is not None else 0
+        return counted.mark if counted is not None else 0
 
-    def advance(
-        self, pan_index: str, card_id: str, rows: list[tuple], offset: int, now: float
-    ) -> Velocity:
+    def advance(self, card_id: str, rows: list[tuple], offset: int, now: float) -> Velocity:
         """Count the rows (velocity columns from ``row[offset]`` on, journal_id first) and answer
-        at ``now``. Rows at or below the card's mark are skipped: when the PAN now means
-        another card than ``since`` said, the statement asked for all of that card's rows."""
-        if self._card_of_pan.get(pan_index) != card_id:
-            if len(self._card_of_pan) >= self._max_cards:
-                del self._card_of_pan[next(iter(self._card_of_pan))]
-            self._card_of_pan[pan_index] = card_id
-        return self._advance(self._counted(card_id), rows, offset, now)
-
-    def forget(self) -> None:
-        with self.lock:
-            self._cards.clear()
-            self._card_of_pan.clear()
-
-    def _counted(self, card_id: str) -> _Counted:
+        at ``now``. Rows at or below the card's mark are skipped: a statement that did not
+        know the card (a PAN now meaning another one) asked for all of its window."""
         counted = self._cards.get(card_id)
         if counted is None:
             if len(self._cards) >= self._max_cards:
                 del self._cards[next(iter(self._cards))]
             counted = self._cards[card_id] = _Counted()
-        return counted
-
-    @staticmethod
-    def _advance(counted: _Counted, rows: list[tuple], offset: int, now: float) -> Velocity:
         if rows:
             mark = counted.mark
             rows = [row for row in rows if row[offset] > mark]
