@@ -396,6 +396,8 @@ async def test_every_request_leaves_one_journal_entry(nursery, tmp_path, store_u
     response = await switch.send(unknown_class)
     sent.append((unknown_class["11"], response["39"]))
     assert response["39"] == "12"
+    broken_echo = {"t": "0800", "7": "11252030AB", "11": next_stan(), "70": "301"}
+    assert (await switch.send(broken_echo))["39"] == "30"  # network management: not journalled
     # a frame that does not decode (30) and the unknown class (12) are journalled off the
     # response path (the 30 with the fields its answer echoed): wait for that write
     for _ in range(40):
@@ -406,6 +408,7 @@ async def test_every_request_leaves_one_journal_entry(nursery, tmp_path, store_u
             break
         await trio.sleep(0.1)
     assert sorted(journalled) == sorted(sent)  # each request exactly once, 30 included
+    assert not [e for e in entries if e.mti.startswith("08")]
     rejected = [e for e in entries if e.response_code == "30"]
     assert [(e.mti, e.message_class, e.reason_codes, e.pan_masked) for e in rejected] == [
         ("0100", "authorisation", "format", "")

@@ -18,7 +18,7 @@ from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
 from authhost.iso.messages import AuthRequest
 from authhost.store.interface import Snapshot
-from authhost.store.records import JournalEntry
+from authhost.store.records import JournalEntry, journal_dict
 
 CASH_TYPES = frozenset({"01"})
 # the message classes whose journal entries are velocity events
@@ -143,22 +143,19 @@ def _flag(row: Mapping[str, object], key: str) -> bool:
     return bool(value)
 
 
+def is_velocity_event(card: str, message_class: str) -> bool:
+    """A journal entry counts in its card's velocity: it has a card and is an authorisation,
+    a financial request or an advice (not a reversal, not a refused frame)."""
+    return bool(card) and message_class in VELOCITY_CLASSES
+
+
 def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
-    """The velocity event a journal entry is (None: not one): the rule of ``event_from_row``
-    for an entry in memory, which the Redis store records at commit (SQLite reads its journal
-    with the same rule in SQL, ``store.sqlite_velocity``)."""
-    if not entry.card_id or entry.message_class not in VELOCITY_CLASSES:
+    """The velocity event a journal entry is (None: not one), by the same rule as a replay of
+    the exported journal; the Redis store records it at commit (SQLite reads its journal with
+    the same rule in SQL, ``store.sqlite_velocity``)."""
+    if not is_velocity_event(entry.card_id, entry.message_class):
         return None
-    return VelocityEvent(
-        ts=entry.ts,
-        amount_minor=entry.amount_minor,
-        approved=entry.response_code == "00",
-        merchant_id=entry.merchant_id,
-        country=entry.country,
-        cash=entry.processing_code[:2] in CASH_TYPES,
-        pin_failed=entry.pin_failed,
-        cvv_failed=entry.cvv_failed,
-    )
+    return event_from_row(journal_dict(entry))
 
 
 def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
@@ -207,7 +204,7 @@ def replay_contexts(
     """Replay journal rows (sorted by ts) and yield each with the context it had when it arrived.
 
     Each card's velocity is computed from its earlier rows only, exactly as the store's
-    snapshot computes it from the events its commits recorded. The counters are kept
+    snapshot computes it from the card's journal entries. The counters are kept
     incrementally (``cards.sliding``, proven equal to ``compute_velocity``), so a replay costs
     O(1) per row however long a card's history is.
     """
@@ -218,8 +215,7 @@ def replay_contexts(
         window = history.get(card) if card else None
         velocity = window.at(ts) if window is not None else EMPTY
         yield row, context_from_row(row, velocity)
-        message_class = _text(row, "message_class") or "authorisation"
-        if card and message_class in VELOCITY_CLASSES:
+        if is_velocity_event(card, _text(row, "message_class") or "authorisation"):
             if window is None:
                 window = history[card] = SlidingVelocity()
             window.add(event_from_row(row))

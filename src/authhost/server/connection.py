@@ -19,6 +19,7 @@ import trio
 
 from authhost.auth.decision import Decision
 from authhost.iso.codec import (
+    NETWORK_MTIS,
     FormatError,
     decode_message,
     encode_format_error,
@@ -233,7 +234,7 @@ class Connection:
             mti = error.mti or ""
             self._answer(response, tpdu, mti, None, error.stan, "30", arrived, str(error))
             journal = self._decider.journal
-            if journal is not None and not mti.startswith("08"):  # financial, not network
+            if journal is not None and mti not in NETWORK_MTIS:  # financial requests only
                 journal.journal_rejected_frame(mti, error.echo, wall)
             return True
         except Exception:  # a decoder bug must cost this link at most, never the server
