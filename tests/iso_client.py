@@ -56,5 +56,20 @@ class Switch:
         await self.send_raw(bytes(body))
         return await self.receive()
 
+    async def send_together(
+        self, messages: list[dict[str, Any]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """All messages in one write (the host reads them together); the responses by STAN."""
+        frames = []
+        for fields in messages:
+            body, _ = iso8583.encode(dict(fields), SPEC)
+            frames.append(struct.pack(">H", len(body)) + bytes(body))
+        await self.stream.send_all(b"".join(frames))
+        responses: dict[str, list[dict[str, Any]]] = {}
+        for _ in messages:
+            response = await self.receive()
+            responses.setdefault(response["11"], []).append(response)
+        return responses
+
     async def aclose(self) -> None:
         await self.stream.aclose()

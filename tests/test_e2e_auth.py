@@ -267,6 +267,37 @@ async def test_every_response_code_end_to_end(nursery, tmp_path, store_url):
     assert got == expected
 
 
+async def test_requests_read_together_are_decided_together(nursery, tmp_path, store_url):
+    """The whole table in one write, plus a retransmission of its first row and two purchases
+    that each fit the open-to-buy but not together: the host reads them together and decides
+    them as one batch (AuthService.decide_many), with the same answers as one by one."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    table = response_code_table(host)
+    low = host.cards["active-visa-low"]
+    share = int(low["available"]) * 6 // 10
+    both = [purchase(low, amount=share), purchase(low, amount=share)]
+    first = table[0][1]
+    messages = [fields for _case, fields, _code in table] + [first] + both
+    responses = await switch.send_together(messages)
+    for case, fields, code in table[1:]:
+        [response] = responses[fields["11"]]
+        assert (response["39"], "38" in response) == (code, code == "00"), case
+    original, again = responses[first["11"]]
+    assert original["39"] == again["39"] == "00" and original["38"] == again["38"]
+    spent = sorted(responses[fields["11"]][0]["39"] for fields in both)
+    assert spent == ["00", "51"]  # the funds re-check at commit: never overspent
+    inquiry = await switch.send(purchase(low, **{"3": "310000", "4": None}))
+    assert f"02978C{int(low['available']) - share:012d}" in inquiry["54"]
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=10_000))
+    # one entry per request and none of its own for the retransmission (the frame answered
+    # 30 is journalled later, off the response path: test_every_request_leaves_one_...)
+    answered_here = {fields["11"] for _c, fields, code in table if code == "30"}
+    sent = {m["11"] for m in messages} - answered_here
+    assert sorted(e.stan for e in entries if e.stan in sent) == sorted(sent)
+
+
 async def test_frequency_limit_and_pin_lockout(nursery, tmp_path, store_url):
     """65 after the daily count; 75 once the wrong-PIN tries are used up, even with the right PIN."""
     host = await start_host(nursery, tmp_path, store_url)

@@ -242,3 +242,77 @@ async def test_a_decision_that_cannot_be_encoded_is_answered_96() -> None:
         response = await client.request(financial_fields("0100", "000001"))
         assert (response["39"], response["11"]) == ("96", "000001")
         assert (await client.request(financial_fields("0100", "000002")))["39"] == "96"
+
+
+class Together:
+    """A handler that decides the frames of one read together (``DecidesTogether``): it
+    records each call's STANs; amount 9999 fails, 8888 makes the whole call hang."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
+        (outcome,) = await self.decide_many([request], received_at)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def decide_many(
+        self, requests: list[AuthRequest], received_at: float
+    ) -> list[Decision | Exception]:
+        self.calls.append([r.stan or "" for r in requests])
+        if any(r.amount_minor == 8888 for r in requests):
+            await trio.sleep_forever()
+        return [
+            RuntimeError(f"cannot decide {r.pan}")
+            if r.amount_minor == 9999
+            else Decision(ResponseCode.APPROVED, approval_code=f"A{r.stan}"[-6:])
+            for r in requests
+        ]
+
+
+async def test_frames_read_together_are_decided_in_one_call_and_fail_alone() -> None:
+    handler = Together()
+    metrics = ServerMetrics()
+    async with (
+        running_server(handler, metrics=metrics) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        amounts = {"000001": 100, "000002": 9999, "000003": 300}
+        await client.send_raw(
+            b"".join(
+                frame(client.encode(financial_fields("0200", stan, amount=amount)))
+                for stan, amount in amounts.items()
+            )
+        )
+        answers = {}
+        for _ in amounts:
+            response = await client.receive()
+            answers[response["11"]] = (response["39"], response.get("38"))
+        alone = await client.request(financial_fields("0200", "000004"))
+    assert handler.calls[0] == ["000001", "000002", "000003"]  # one call for the read
+    assert answers == {
+        "000001": ("00", "000001"),
+        "000002": ("96", None),  # its failure is its own
+        "000003": ("00", "000003"),
+    }
+    assert alone["39"] == "00"
+    assert metrics.handler_errors._value.get() == 1  # noqa: SLF001
+    assert metrics.in_flight_count == 0
+
+
+async def test_frames_read_together_share_the_deadline() -> None:
+    handler = Together()
+    metrics = ServerMetrics()
+    async with (
+        running_server(handler, server_config(deadline_ms=50), metrics) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        await client.send_raw(
+            frame(client.encode(financial_fields("0200", "000001", amount=8888)))
+            + frame(client.encode(financial_fields("0200", "000002", amount=100)))
+        )
+        codes = sorted([(await client.receive())["39"] for _ in range(2)])
+    assert codes == ["91", "91"]
+    assert metrics.timeouts._value.get() == 2  # noqa: SLF001
+    assert metrics.in_flight_count == 0

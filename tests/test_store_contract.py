@@ -412,6 +412,36 @@ async def test_concurrent_holds_never_overspend(store):
     assert len(await store.journal(JournalQuery(card_id=card.card_id, limit=100))) == 50
 
 
+async def test_many_at_once_answer_each_in_order_and_fail_alone(store):
+    """snapshot_many / commit_many (requests read together): one outcome per item, in order;
+    the commits re-check funds and duplicates among themselves, and one that fails (its
+    account is missing) is an exception in its place that changes nothing."""
+    card, _ = await seeded(store, balance=10_000)
+    snaps = await store.snapshot_many(
+        [SnapshotQuery(card.pan_index, NOW), SnapshotQuery("0" * 64, NOW)]
+    )
+    assert snaps[0].card == card and snaps[0].account.open_to_buy == 10_000
+    assert snaps[1].card is None
+    missing = replace(hold(card, 3, 100), movement=Movement("acc-missing", MoneyMove.HOLD, 100))
+    outcomes = await store.commit_many(
+        [hold(card, 1, 6_000), hold(card, 2, 6_000), missing, hold(card, 1, 6_000)]
+    )
+    first, second, failed, repeat = outcomes
+    assert isinstance(failed, NotFound)
+    # the commits may land in any order (Redis Cluster pipelines by slot): whichever of the
+    # transmission and its retransmission lands first is kept, the other is its duplicate
+    kept, duplicate = (first, repeat) if repeat.duplicate_of is not None else (repeat, first)
+    assert duplicate.duplicate_of == kept.journal and kept.duplicate_of is None
+    assert sorted([kept.journal.response_code, second.journal.response_code]) == ["00", "51"]
+    loser = kept if not kept.funds_ok else second  # the funds re-check refused the later one
+    assert not loser.funds_ok and "funds.recheck" in loser.journal.reason_codes
+    assert (await store.get_account("acc-1")).holds == 6_000
+    journal = await store.journal(JournalQuery(card_id=card.card_id))
+    assert sorted(e.journal_id for e in journal) == sorted(
+        [kept.journal.journal_id, second.journal.journal_id]
+    )
+
+
 async def reversal(card: Card, n: int, original_n: int, release: int) -> Commit:
     key = f"{original_n}|1125120000|123456|T1"
     return Commit(

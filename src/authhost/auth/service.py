@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -76,33 +76,77 @@ class AuthService:
         self._pending: deque[JournalEntry] = deque(maxlen=100_000)
 
     async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
+        (outcome,) = await self.decide_many((request,), received_at)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def decide_many(
+        self, requests: Sequence[AuthRequest], received_at: float
+    ) -> list[Decision | Exception]:
+        """Requests that arrived together (one read from a switch connection): their snapshots
+        are read one after another, each is decided on its own, and their commits share one
+        store write and one wait. One decision per request, in order, or the exception that
+        deciding it raised: a failure never affects the others.
+
+        The snapshots are read before any of the batch commits, as concurrent requests always
+        are: the commit re-checks funds and duplicates, so two requests on one account cannot
+        overspend and a retransmission in the same batch is replayed.
+        """
         started = time.perf_counter_ns()
+        outcomes: list[Decision | Exception | None] = [None] * len(requests)
         committing = False
         try:
-            pan_index = self._pan_index(request.pan)
-            reversal = request.message_class in REVERSALS
-            query = SnapshotQuery(
-                pan_index,
-                received_at,
-                dedupe_key=request.dedupe_key,
-                original_key=original_key(request) if reversal else "",
+            pan_indexes = [self._pan_index(request.pan) for request in requests]
+            snapshots = await self._store.snapshot_many(
+                [
+                    SnapshotQuery(
+                        pan_index,
+                        received_at,
+                        dedupe_key=request.dedupe_key,
+                        original_key=original_key(request)
+                        if request.message_class in REVERSALS
+                        else "",
+                    )
+                    for request, pan_index in zip(requests, pan_indexes, strict=True)
+                ]
             )
-            snapshot = await self._store.snapshot(query)
-            if snapshot.previous is not None:
-                return replayed(snapshot.previous, request, pan_index)
-            if reversal:
-                decision, commit = self._reverse(request, snapshot, received_at)
-            else:
-                decision, commit = self._decide(request, snapshot, received_at, pan_index)
-            commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
-            committing = True
-            with self._shield():
-                result = await self._store.commit(commit)
-            return settled(decision, result, request, snapshot)
+            pending: list[tuple[int, Decision, Commit, Snapshot]] = []
+            for index, snapshot in enumerate(snapshots):
+                request = requests[index]
+                try:
+                    if isinstance(snapshot, Exception):
+                        raise snapshot
+                    if snapshot.previous is not None:
+                        outcomes[index] = replayed(snapshot.previous, request, pan_indexes[index])
+                        continue
+                    if request.message_class in REVERSALS:
+                        decision, commit = self._reverse(request, snapshot, received_at)
+                    else:
+                        decision, commit = self._decide(
+                            request, snapshot, received_at, pan_indexes[index]
+                        )
+                except Exception as exc:
+                    outcomes[index] = exc
+                    continue
+                commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
+                pending.append((index, decision, commit, snapshot))
+            if pending:
+                committing = True
+                with self._shield():
+                    results = await self._store.commit_many([p[2] for p in pending])
+                for (index, decision, _, snapshot), result in zip(pending, results, strict=True):
+                    outcomes[index] = (
+                        result
+                        if isinstance(result, Exception)
+                        else settled(decision, result, requests[index], snapshot)
+                    )
         except anyio.get_cancelled_exc_class():
             if not committing:
-                self._journal_timeout(request, received_at, started)
+                for request in requests:
+                    self._journal_timeout(request, received_at, started)
             raise
+        return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
     # --- decisions -------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """One switch connection: read frames, answer each as soon as it is decided.
 
-A reader decodes frames and starts one task per financial request under the request's
-deadline; every answer goes through one memory channel to one writer task, which sends
-whatever has queued up in one write. Answers leave in the order they are decided, not the
-order requests arrived: the switch matches them by STAN/RRN.
+A reader decodes frames and starts one task per read of financial requests under their
+deadline: the requests of one read are decided together when the handler can (one call, one
+commit wait), else each in a task of its own; every answer goes through one memory channel to
+one writer task, which sends whatever has queued up in one write. Answers leave in the order
+they are decided, not the order requests arrived: the switch matches them by STAN/RRN.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -77,6 +78,17 @@ class AnsweredHere(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
+class DecidesTogether(Protocol):
+    """A handler that decides the requests of one read together: one decision (or the
+    exception deciding it raised) per request, in order. Saves a task, a cancel scope and a
+    wait per request over deciding them one by one."""
+
+    async def decide_many(
+        self, requests: Sequence[AuthRequest], received_at: float
+    ) -> list[Decision | Exception]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Decider:
     """What every connection shares: the handler, the deadline and where to count."""
@@ -86,6 +98,7 @@ class Decider:
     timeout_code: ResponseCode
     metrics: ServerMetrics
     journal: AnsweredHere | None = None  # the handler itself when it can journal these
+    together: DecidesTogether | None = None  # the handler itself when it can
 
 
 class Connection:
@@ -193,9 +206,10 @@ class Connection:
     ) -> None:
         """Start deciding requests that arrived together; they share one deadline.
 
-        A lone request gets its own task and cancel scope; several share one scope around a
-        nursery of per-request tasks (a cancel scope costs about as much as a task in trio,
-        so a pipelined burst pays for one instead of one each).
+        A lone request gets its own task and cancel scope. Several share one task and scope:
+        the handler decides them together when it can, else each gets a task in a nursery
+        under the shared scope (a cancel scope costs about as much as a task in trio, so a
+        pipelined burst pays for one instead of one each).
         """
         if not batch:
             return
@@ -204,6 +218,8 @@ class Connection:
         if len(batch) == 1:
             request, tpdu = batch[0]
             self._requests.start_soon(self._decide_one, request, tpdu, arrived, wall)
+        elif self._decider.together is not None:
+            self._requests.start_soon(self._decide_together, batch, arrived, wall)
         else:
             self._requests.start_soon(self._decide_batch, batch, arrived, wall)
 
@@ -304,6 +320,22 @@ class Connection:
                 for request, tpdu in batch:
                     nursery.start_soon(self._decide, request, tpdu, arrived, wall)
 
+    async def _decide_together(
+        self, batch: list[tuple[AuthRequest, bytes | None]], arrived: float, wall: float
+    ) -> None:
+        together = self._decider.together
+        assert together is not None
+        outcomes: list[Decision | Exception] | None = None
+        try:
+            with trio.move_on_at(arrived + self._decider.deadline_s):
+                try:
+                    outcomes = await together.decide_many([r for r, _ in batch], wall)
+                except Exception as error:
+                    outcomes = [error] * len(batch)
+        finally:
+            for index, (request, tpdu) in enumerate(batch):
+                self._settle(request, tpdu, arrived, outcomes[index] if outcomes else None)
+
     async def _decide(
         self, request: AuthRequest, tpdu: bytes | None, arrived: float, wall: float
     ) -> None:
@@ -312,37 +344,51 @@ class Connection:
         The answer is queued in ``finally``: when the deadline cancels the handler, the
         timeout code goes out instead; queueing never blocks, so it is safe while cancelled.
         """
-        decider = self._decider
-        decision: Decision | None = None
+        outcome: Decision | Exception | None = None
         try:
             try:
-                decision = await decider.handler(request, wall)
-            except Exception:
-                decider.metrics.handler_errors.inc()
-                log.exception(
-                    "decision failed, answering 96",
-                    extra={
-                        "fields": {
-                            "mti": request.mti,
-                            "pan": mask_pan(request.pan),
-                            "stan": request.stan,
-                            "peer": self.peer,
-                        }
-                    },
-                )
-                decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
+                outcome = await self._decider.handler(request, wall)
+            except Exception as error:
+                outcome = error
         finally:
-            decider.metrics.in_flight_count -= 1
-            if decision is None and trio.current_time() >= arrived + decider.deadline_s:
-                decider.metrics.timeouts.inc()
-                decision = Decision(decider.timeout_code, reason_codes=["deadline"])
-            if decision is not None:
-                self._reply(request, decision, tpdu, arrived)
-            else:  # cancelled before its deadline: the link broke or a forced stop
-                log.warning(
-                    "request abandoned: its connection is closing",
-                    extra={"fields": {"mti": request.mti, "stan": request.stan}},
-                )
+            self._settle(request, tpdu, arrived, outcome)
+
+    def _settle(
+        self,
+        request: AuthRequest,
+        tpdu: bytes | None,
+        arrived: float,
+        outcome: Decision | Exception | None,
+    ) -> None:
+        """Answer one request: its decision, 96 when deciding it failed, the timeout code
+        when it ran out of time; none when its connection is closing under it."""
+        decider = self._decider
+        decider.metrics.in_flight_count -= 1
+        if isinstance(outcome, Exception):
+            decider.metrics.handler_errors.inc()
+            log.error(
+                "decision failed, answering 96",
+                exc_info=outcome,
+                extra={
+                    "fields": {
+                        "mti": request.mti,
+                        "pan": mask_pan(request.pan),
+                        "stan": request.stan,
+                        "peer": self.peer,
+                    }
+                },
+            )
+            outcome = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
+        if outcome is None and trio.current_time() >= arrived + decider.deadline_s:
+            decider.metrics.timeouts.inc()
+            outcome = Decision(decider.timeout_code, reason_codes=["deadline"])
+        if outcome is not None:
+            self._reply(request, outcome, tpdu, arrived)
+        else:  # cancelled before its deadline: the link broke or a forced stop
+            log.warning(
+                "request abandoned: its connection is closing",
+                extra={"fields": {"mti": request.mti, "stan": request.stan}},
+            )
 
     def _reply(
         self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float

@@ -21,7 +21,14 @@ from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import Framing
 from authhost.iso.macs import MacFunction
 from authhost.server.balance import POLL_S, SharedListeners
-from authhost.server.connection import AnsweredHere, Connection, Decider, DecisionHandler, Wire
+from authhost.server.connection import (
+    AnsweredHere,
+    Connection,
+    Decider,
+    DecidesTogether,
+    DecisionHandler,
+    Wire,
+)
 from authhost.server.metrics import ServerMetrics
 from authhost.server.sockets import bound_address, listener_from_socket, open_listener
 
@@ -67,7 +74,8 @@ def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics
     if server.deadline_ms <= 0:
         raise ServerConfigError(f"server.deadline_ms must be positive, got {server.deadline_ms}")
     journal = handler if isinstance(handler, AnsweredHere) else None
-    return Decider(handler, server.deadline_ms / 1000, timeout_code, metrics, journal)
+    together = handler if isinstance(handler, DecidesTogether) else None
+    return Decider(handler, server.deadline_ms / 1000, timeout_code, metrics, journal, together)
 
 
 def check_config(config: Config) -> None:

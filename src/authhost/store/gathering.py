@@ -9,6 +9,7 @@ pass. Everything runs on one event loop thread, so no lock is needed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -51,3 +52,29 @@ class Gathering(Generic[W]):
 def wake_followers(batch: list[W]) -> None:
     for waiter in batch[1:]:
         waiter.done.set()
+
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+async def each_at_once(call: Callable[[A], Awaitable[R]], args: Sequence[A]) -> list[R | Exception]:
+    """``call`` on every argument concurrently: each result, or the exception it raised.
+
+    For a store whose reads and writes wait on the network: concurrent calls join the same
+    round trips (a gathering), where one after another would wait for each in turn."""
+    outcomes: list[R | Exception] = [Exception("not run")] * len(args)
+
+    async def one(index: int, arg: A) -> None:
+        try:
+            outcomes[index] = await call(arg)
+        except Exception as exc:
+            outcomes[index] = exc
+
+    if len(args) == 1:
+        await one(0, args[0])
+        return outcomes
+    async with anyio.create_task_group() as group:
+        for index, arg in enumerate(args):
+            group.start_soon(one, index, arg)
+    return outcomes

@@ -115,6 +115,14 @@ class CardStore(Protocol):
 
     async def commit(self, commit: Commit) -> CommitResult: ...
 
+    # Requests that arrived together (see AuthService.decide_many): one result per query or
+    # commit, in order, or the exception that one raised; a failure never affects the others.
+    async def snapshot_many(
+        self, queries: Sequence[SnapshotQuery]
+    ) -> list[Snapshot | Exception]: ...
+
+    async def commit_many(self, commits: Sequence[Commit]) -> list[CommitResult | Exception]: ...
+
     # --- products and accounts ----------------------------------------------------------
     async def put_product(self, product: Product) -> None: ...
 

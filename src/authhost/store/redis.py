@@ -29,7 +29,7 @@ from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.models.context import event_from_entry
 from authhost.store import codec, redis_lua
-from authhost.store.gathering import Gathering, Waiter, wake_followers
+from authhost.store.gathering import Gathering, Waiter, each_at_once, wake_followers
 from authhost.store.interface import (
     Commit,
     CommitResult,
@@ -367,6 +367,13 @@ class RedisCardStore:
             waiting = lost
         for w in waiting:
             w.error = StoreError("Redis lost the commit script twice in a row")
+
+    async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
+        return await each_at_once(self.snapshot, queries)
+
+    async def commit_many(self, commits: Sequence[Commit]) -> list[CommitResult | Exception]:
+        """Concurrently, so that they share one pipeline (``_pipelined_commit``)."""
+        return await each_at_once(self.commit, commits)
 
     async def commit(self, commit: Commit) -> CommitResult:
         entry = commit.journal

@@ -46,17 +46,31 @@ class GroupCommitStats:
     handed_over: int  # commits that went to the writer thread (the lock stayed busy)
 
 
-class _Slot(Waiter):
-    __slots__ = ("job", "elsewhere")
+class _Item:
+    """One job of a call, and its result or error."""
+
+    __slots__ = ("job", "result", "error", "elsewhere")
 
     def __init__(self, job: Job) -> None:
-        super().__init__()
         self.job = job
+        self.result: Any = None
+        self.error: BaseException | None = None
         self.elsewhere = False  # the lock was busy: run on the writer thread instead
 
 
+class _Call(Waiter):
+    """One waiting task with the jobs it brought (several for requests decided together)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[_Item]) -> None:
+        super().__init__()
+        self.items = items
+
+
 class GroupCommit:
-    """``await run(job)`` runs ``job(connection)`` inside a shared write transaction."""
+    """``await run(job)`` runs ``job(connection)`` inside a shared write transaction;
+    ``await run_many(jobs)`` does so for several jobs with one wait."""
 
     def __init__(
         self,
@@ -65,21 +79,37 @@ class GroupCommit:
     ) -> None:
         self._connection = connection  # the loop thread's connection (busy_timeout 0)
         self._elsewhere = elsewhere  # async: run a job on the writer thread
-        self._gathering: Gathering[_Slot] = Gathering()
+        self._gathering: Gathering[_Call] = Gathering()
         self.batches = 0
         self.commits = 0
         self.handed_over = 0
 
     async def run(self, job: Job) -> Any:
-        slot = _Slot(job)
-        if self._gathering.join(slot):
+        item = _Item(job)
+        await self._run_items([item])
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def run_many(self, jobs: list[Job]) -> list[Any]:
+        """Each job's result, or the exception it raised (each job succeeds or fails alone)."""
+        items = [_Item(job) for job in jobs]
+        await self._run_items(items)
+        return [item.result if item.error is None else item.error for item in items]
+
+    async def _run_items(self, items: list[_Item]) -> None:
+        call = _Call(items)
+        if self._gathering.join(call):
             await self._lead()
         else:
-            await slot.done.wait()
-        if slot.elsewhere:
-            self.handed_over += 1
-            return await self._elsewhere(job)
-        return slot.outcome()
+            await call.done.wait()
+        for item in items:
+            if item.elsewhere:
+                self.handed_over += 1
+                try:
+                    item.result = await self._elsewhere(item.job)
+                except Exception as exc:
+                    item.error = exc
 
     async def _lead(self) -> None:
         """Take the write lock, then write everything pending by then as one transaction."""
@@ -91,30 +121,31 @@ class GroupCommit:
             await anyio.sleep(LOCK_RETRY_S)  # more commits join meanwhile: a bigger batch
             begun, waited = _begin(conn), waited + 1
         batch = self._gathering.take()
+        items = batch[0].items if len(batch) == 1 else [i for call in batch for i in call.items]
         try:
             if begun:
                 assert conn is not None
-                self._write(conn, batch)
+                self._write(conn, items)
             else:
-                for slot in batch:
-                    slot.elsewhere = True
+                for item in items:
+                    item.elsewhere = True
         finally:
             wake_followers(batch)
 
-    def _write(self, conn: sqlite3.Connection, batch: list[_Slot]) -> None:
-        """Run the batch inside the transaction ``_lead`` began, and commit it."""
+    def _write(self, conn: sqlite3.Connection, items: list[_Item]) -> None:
+        """Run the jobs inside the transaction ``_lead`` began, and commit it."""
         self.batches += 1
-        self.commits += len(batch)
-        if commit_together(conn, batch):
+        self.commits += len(items)
+        if commit_together(conn, items):
             return
         # a job failed: each again in its own transaction, so its failure is undone alone
         # (jobs change nothing but the database, so running one again is safe)
-        for slot in batch:
-            slot.result, slot.error = None, None
+        for item in items:
+            item.result, item.error = None, None
             if _begin(conn):
-                commit_alone(conn, slot)
+                commit_alone(conn, item)
             else:
-                slot.elsewhere = True
+                item.elsewhere = True
 
 
 def _begin(conn: sqlite3.Connection) -> bool:
