@@ -348,7 +348,7 @@ class SqliteCardStore:
         conn = getattr(self._inline, "conn", None)
         if conn is None:
             try:
-                conn = _connect(self.path)
+                conn = _writer_connect(self.path)  # group commits write on it too
                 conn.execute("PRAGMA busy_timeout = 0")
             except sqlite3.Error:
                 return None

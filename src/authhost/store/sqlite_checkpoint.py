@@ -3,8 +3,10 @@
 SQLite's automatic checkpoint runs inside the COMMIT that crosses the threshold, so one
 authorisation in a thousand would wait for the database file to be written and fsynced. This
 thread does it instead, every ``interval`` seconds, in PASSIVE mode (it never blocks readers or
-the writer; what it cannot copy now it copies next time). The writer keeps a high automatic
-threshold only as a backstop.
+the writer; what it cannot copy now it copies next time). Every connection that writes (the
+writer thread's and each event loop's, which group commits use) keeps a high automatic threshold
+only as a backstop: with SQLite's default of 1,000 pages, a busy loop thread checkpointed (and
+fsynced) inside its own commits about 14 times a second.
 """
 
 from __future__ import annotations
