@@ -231,8 +231,9 @@ async def test_a_snapshot_sees_every_change_to_a_card_it_has_read_before(tmp_pat
 
 
 async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_path):
-    """An installation written before migrations 4-6 (velocity table, no product_id column)
-    opens, migrates and answers snapshots with the card's product and its journal history."""
+    """An installation written before migrations 4-7 (velocity table, no product_id column,
+    accounts and products with rowids) opens, migrates and answers snapshots with the card's
+    account, product and journal history."""
     from test_store_contract import NOW, PRODUCT, make_card
 
     from authhost.cards.model import CardState
@@ -271,6 +272,7 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
         snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
         assert snap.card is not None and snap.card.card_id == card.card_id
         assert snap.product == PRODUCT and snap.account is not None
+        assert (snap.account.account_id, snap.account.balance) == ("acc-1", 5000)
         assert (snap.velocity.count_1h, snap.velocity.amount_1h) == (1, 700)  # from the journal
     finally:
         await store.close()
@@ -279,3 +281,8 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
         assert conn.execute("SELECT product_id FROM cards").fetchall() == [(PRODUCT.product_id,)]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert "velocity" not in tables
+        for table in ("accounts", "products"):  # migration 7: keyed tables without rowids
+            (sql,) = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
+            ).fetchone()
+            assert sql.rstrip().endswith("WITHOUT ROWID")

@@ -140,6 +140,28 @@ DROP INDEX cards_current;
 CREATE INDEX cards_current ON cards (pan_index, state IN ('created', 'issued'), seq DESC,
   card_id, account_id, product_id, version, pin_tries, state);
 """,
+    # 7: accounts and products are looked up by their key on every authorisation (snapshot and
+    # funds update): WITHOUT ROWID tables are that key's B-tree itself, one descent instead of
+    # the key's index and then the row
+    """
+CREATE TABLE accounts_by_key (
+  account_id TEXT PRIMARY KEY,
+  currency TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  balance INTEGER NOT NULL,
+  credit_limit INTEGER NOT NULL,
+  holds INTEGER NOT NULL,
+  version INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO accounts_by_key
+  SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts;
+DROP TABLE accounts;
+ALTER TABLE accounts_by_key RENAME TO accounts;
+CREATE TABLE products_by_key (product_id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
+INSERT INTO products_by_key SELECT product_id, data FROM products;
+DROP TABLE products;
+ALTER TABLE products_by_key RENAME TO products;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
