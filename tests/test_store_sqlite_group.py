@@ -11,6 +11,7 @@ import trio
 from test_store_contract import hold, seeded
 
 from authhost.store import open_store
+from authhost.store.gathering import GATHER_PASSES
 from authhost.store.interface import Movement, NotFound
 from authhost.store.metrics import GroupCommitCollector
 from authhost.store.sqlite_group import LOCK_RETRY_S, LOCK_TRIES
@@ -34,6 +35,35 @@ async def test_commits_ready_together_share_one_transaction(tmp_path):
         assert all(r.funds_ok for r in results.values())
         assert len({r.journal.journal_id for r in results.values()}) == 40
         assert (await store.get_account("acc-1")).holds == 40 * 100
+    finally:
+        await store.close()
+
+
+async def test_commits_that_arrive_while_a_batch_gathers_join_it(tmp_path):
+    """Under load the leader keeps gathering while each pass of the event loop brings more
+    commits (requests read in the meantime): commits a pass behind the first still share its
+    transaction (with one pass only, each would miss it unless trio happened to run it before
+    the leader), and one that comes long after the gathering stopped leads its own."""
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    try:
+        card, _ = await seeded(store, balance=100_000)
+
+        async def one(n: int, passes_behind: int) -> None:
+            for _ in range(passes_behind):
+                await trio.lowlevel.checkpoint()
+            await store.commit(hold(card, n, 100))
+
+        async with trio.open_nursery() as nursery:
+            for n, behind in enumerate([0, 0] + [1] * 10):
+                nursery.start_soon(one, n, behind)
+        stats = store.group_commit_stats()
+        assert (stats.commits, stats.batches) == (12, 1)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, 20, 0)
+            nursery.start_soon(one, 21, 2 + GATHER_PASSES)  # long after: a batch of its own
+        stats = store.group_commit_stats()
+        assert (stats.commits, stats.batches) == (14, 3)
     finally:
         await store.close()
 

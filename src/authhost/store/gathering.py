@@ -1,10 +1,11 @@
 """Requests that are ready together, handled together: the first one leads.
 
 The stores use it for authorisation commits: the first commit to arrive becomes the leader,
-yields so that every other request ready to commit now joins, and then writes them all at once
-(one SQLite transaction, one Redis pipeline); the others wait for the leader to hand them
-their results. Under load that turns N writes into one; a lone request pays one scheduler
-pass. Everything runs on one event loop thread, so no lock is needed.
+yields so that every other request ready to commit now joins (more passes while each brings
+more: ``let_others_join``), and then writes them all at once (one SQLite transaction, one Redis
+pipeline); the others wait for the leader to hand them their results. Under load that turns N
+writes into one; a lone request pays one scheduler pass. Everything runs on one event loop
+thread, so no lock is needed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 
 class Waiter:
@@ -43,10 +45,30 @@ class Gathering(Generic[W]):
         self._pending.append(waiter)
         return len(self._pending) == 1
 
+    def __len__(self) -> int:
+        return len(self._pending)
+
     def take(self) -> list[W]:
         """Everything that joined so far (the leader first); the next one to join leads anew."""
         batch, self._pending = self._pending, []
         return batch
+
+
+# At most this many passes of the event loop for a batch to gather (see let_others_join).
+GATHER_PASSES = 4
+
+
+async def let_others_join(gathering: Gathering[Any], passes: int = GATHER_PASSES) -> None:
+    """The leader's wait before it writes: one pass of the event loop, so that every request
+    ready to commit now joins; under load, more passes while each brings more (requests read
+    from the network in the meantime). A lone request pays one pass; a busy loop writes
+    bigger batches, so fewer transactions or round trips per request."""
+    gathered = 0
+    for _ in range(passes):
+        await anyio.lowlevel.checkpoint()
+        if len(gathering) == gathered:
+            return
+        gathered = len(gathering)
 
 
 def wake_followers(batch: list[W]) -> None:

@@ -29,7 +29,13 @@ from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.models.context import event_from_entry
 from authhost.store import codec, redis_lua
-from authhost.store.gathering import Gathering, Waiter, each_at_once, wake_followers
+from authhost.store.gathering import (
+    Gathering,
+    Waiter,
+    each_at_once,
+    let_others_join,
+    wake_followers,
+)
 from authhost.store.interface import (
     Commit,
     CommitResult,
@@ -319,7 +325,7 @@ class RedisCardStore:
         and one read on the connection for all of them: the commit round trips pipelined)."""
         waiter = _CommitCall(keys, args)
         if self._commits.join(waiter):
-            await anyio.lowlevel.checkpoint()  # the others ready now reach their commit too
+            await let_others_join(self._commits)
             batch = self._commits.take()
             try:
                 await self._send_commits(batch)

@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from authhost.store.gathering import Gathering, Waiter, wake_followers
+from authhost.store.gathering import Gathering, Waiter, let_others_join, wake_followers
 from authhost.store.sqlite_thread import commit_alone, commit_together
 
 Job = Callable[[sqlite3.Connection], Any]
@@ -113,7 +113,7 @@ class GroupCommit:
 
     async def _lead(self) -> None:
         """Take the write lock, then write everything pending by then as one transaction."""
-        await anyio.lowlevel.checkpoint()  # the others ready now reach their commit too
+        await let_others_join(self._gathering)
         conn = self._connection()
         begun = conn is not None and _begin(conn)
         waited = 0
