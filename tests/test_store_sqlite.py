@@ -163,6 +163,39 @@ async def test_the_snapshot_finds_the_current_card_from_an_index_without_sorting
     assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+async def test_hold_expiry_reads_only_open_holds(tmp_path):
+    """Holds are kept after release or posting; the expiry run must read the partial index of
+    open holds (migration 8), not every hold older than the cutoff."""
+    from test_store_contract import NOW, hold, seeded
+
+    from authhost.store.interface import MoneyMove
+    from authhost.store.sqlite import _EXPIRED_HOLDS_SQL
+
+    path = tmp_path / "cards.db"
+
+    def open_holds_indexed() -> int:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("SELECT count(*) FROM holds INDEXED BY holds_open_by_age "
+                                "WHERE posted = 0 AND amount > reversed").fetchone()[0]  # fmt: skip
+
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        card, _ = await seeded(store)
+        await store.commit(hold(card, 1, 100))  # open
+        await store.commit(hold(card, 2, 200, MoneyMove.POST))  # posted: never open
+        await store.commit(hold(card, 3, 300))
+        assert open_holds_indexed() == 2
+        assert await store.expire_holds(NOW + 10_000) == 2
+        assert open_holds_indexed() == 0  # a released hold leaves the index
+        assert await store.expire_holds(NOW + 10_000) == 0
+        assert (await store.get_account("acc-1")).holds == 0
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_EXPIRED_HOLDS_SQL}", (0,))]
+    assert any("USING INDEX holds_open_by_age" in step for step in plan), plan
+
+
 async def test_a_snapshot_on_the_reader_thread_reads_the_same_as_on_the_loop(tmp_path):
     """When the loop's own read would have to wait (busy file), the snapshot runs on the reader
     thread instead: the same statement and the same kept velocity counters, under their lock,
@@ -231,8 +264,8 @@ async def test_a_snapshot_sees_every_change_to_a_card_it_has_read_before(tmp_pat
 
 
 async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_path):
-    """An installation written before migrations 4-7 (velocity table, no product_id column,
-    accounts and products with rowids) opens, migrates and answers snapshots with the card's
+    """An installation written before migrations 4-8 (velocity table, no product_id column,
+    accounts and products with rowids, every hold indexed by age) opens, migrates and answers snapshots with the card's
     account, product and journal history."""
     from test_store_contract import NOW, PRODUCT, make_card
 

@@ -106,6 +106,12 @@ SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
 """
+# Open holds past the cutoff, from the partial index of open holds (migration 8): its condition
+# must appear here as written there for SQLite to use it.
+_EXPIRED_HOLDS_SQL = (
+    "SELECT match_key, account_id, amount - reversed FROM holds "
+    "WHERE posted = 0 AND amount > reversed AND created_at < ?"
+)
 # HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
 _SPEND_SQL = """
 UPDATE accounts SET
@@ -469,11 +475,7 @@ class SqliteCardStore:
         number released. Posted amounts stay posted."""
 
         def expire(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(
-                "SELECT match_key, account_id, amount - reversed FROM holds "
-                "WHERE posted = 0 AND created_at < ? AND amount > reversed",
-                (older_than,),
-            ).fetchall()
+            rows = conn.execute(_EXPIRED_HOLDS_SQL, (older_than,)).fetchall()
             for match_key, account_id, remaining in rows:
                 conn.execute(
                     "UPDATE accounts SET holds = max(holds - ?, 0), version = version + 1 "
