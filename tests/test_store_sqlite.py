@@ -163,6 +163,25 @@ async def test_the_snapshot_finds_the_current_card_from_an_index_without_sorting
     assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+async def test_the_loop_connection_leaves_checkpoints_to_the_checkpointer(tmp_path):
+    """Group commits write on the event loop's own connection: with SQLite's default threshold
+    (1,000 pages) its commits would checkpoint and fsync on the loop thread; it must carry the
+    same backstop as the writer thread's connection."""
+    from test_store_contract import hold, seeded
+
+    from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES
+
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    try:
+        card, _ = await seeded(store)
+        await store.commit(hold(card, 1, 100))  # the commit opens the loop's connection
+        conn = store._inline_reader()  # noqa: SLF001 - the connection group commits write on
+        assert conn is not None
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    finally:
+        await store.close()
+
+
 async def test_hold_expiry_reads_only_open_holds(tmp_path):
     """Holds are kept after release or posting; the expiry run must read the partial index of
     open holds (migration 8), not every hold older than the cutoff."""

@@ -259,13 +259,10 @@ class SqliteCardStore:
         return product
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
-        inline = self._inline_reader()
-        if inline is not None:
-            try:
-                return self._read_snapshot(inline, query)
-            except sqlite3.OperationalError:  # busy (WAL recovery): let the reader thread wait
-                pass
-        return await self._reader.run(lambda conn: self._read_snapshot(conn, query))
+        (snapshot,) = await self.snapshot_many((query,))
+        if isinstance(snapshot, Exception):
+            raise snapshot
+        return snapshot
 
     async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
         """One read transaction on the loop's connection for the whole batch: the file's
@@ -274,7 +271,8 @@ class SqliteCardStore:
         thread afterwards."""
         snapshots: list[Snapshot | Exception | None] = [None] * len(queries)
         inline = self._inline_reader()
-        if inline is not None and _begin_read(inline, len(queries)):
+        together = len(queries) > 1  # one statement is a read transaction of its own
+        if inline is not None and (not together or _begin_read(inline)):
             try:
                 for index, query in enumerate(queries):
                     try:
@@ -284,7 +282,7 @@ class SqliteCardStore:
                     except Exception as exc:
                         snapshots[index] = exc
             finally:
-                if len(queries) > 1:
+                if together:
                     _end_read(inline)
         for index, query in enumerate(queries):
             if snapshots[index] is None:
@@ -704,11 +702,9 @@ def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
     return stored
 
 
-def _begin_read(conn: sqlite3.Connection, statements: int) -> bool:
-    """Open one read transaction for several statements (one statement is its own); False
-    when it cannot be had without waiting."""
-    if statements < 2:
-        return True
+def _begin_read(conn: sqlite3.Connection) -> bool:
+    """Open one read transaction for several statements; False when it cannot be had
+    without waiting."""
     try:
         conn.execute("BEGIN")
     except sqlite3.OperationalError:

@@ -121,7 +121,7 @@ class GroupCommit:
             await anyio.sleep(LOCK_RETRY_S)  # more commits join meanwhile: a bigger batch
             begun, waited = _begin(conn), waited + 1
         batch = self._gathering.take()
-        items = batch[0].items if len(batch) == 1 else [i for call in batch for i in call.items]
+        items = [item for call in batch for item in call.items]
         try:
             if begun:
                 assert conn is not None
