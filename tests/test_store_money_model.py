@@ -19,7 +19,8 @@ from test_store_contract import (  # noqa: F401  (fixtures: store, redis_cluster
 )
 
 from authhost.cards.model import Account, CardKind, CardState
-from authhost.store.interface import Commit, MoneyMove, Movement
+from authhost.store.interface import Commit, JournalQuery, MoneyMove, Movement
+from authhost.store.records import JournalEntry
 
 
 @dataclass
@@ -80,6 +81,7 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
     card, _, blob = make_card(state=CardState.ACTIVE)
     await store.create_card(card, blob)
     keys: list[str] = []
+    committed: list[JournalEntry] = []
     for n in range(60):
         move = rng.choice(
             [MoneyMove.HOLD, MoneyMove.HOLD, MoneyMove.POST, MoneyMove.CREDIT, MoneyMove.RELEASE]
@@ -104,3 +106,8 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
         account = await store.get_account("acc-1")
         assert (account.balance, account.holds) == (model.balance, model.holds), (n, move)
         assert account.open_to_buy == model.open_to_buy
+        committed.append(result.journal)
+    # what the store kept is what each commit answered (51 on a failed re-check, the amount a
+    # release really freed), not the entry as it was handed in
+    stored = await store.journal(JournalQuery(card_id=card.card_id, limit=100))
+    assert stored == committed

@@ -69,3 +69,23 @@ async def test_info_and_isolation_by_prefix(redis_url):
         for store in (b, a):  # coredis pools are task groups: close in reverse order
             await store.drop_all()
             await store.close()
+
+
+async def test_a_retransmission_is_found_by_the_snapshot(redis_url):
+    """Redis reads the dedupe key with the card (one round trip), so a retransmission is
+    replayed before the pipeline runs; SQLite finds it at commit (the contract's minimum)."""
+    from test_store_contract import NOW, hold, seeded
+
+    from authhost.store.interface import SnapshotQuery
+
+    store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        card, _ = await seeded(store)
+        first = await store.commit(hold(card, 1, 1000))
+        query = SnapshotQuery(card.pan_index, NOW + 5, dedupe_key=first.journal.dedupe_key)
+        assert (await store.snapshot(query)).previous == first.journal
+        other = SnapshotQuery(card.pan_index, NOW + 5, dedupe_key="another transmission")
+        assert (await store.snapshot(other)).previous is None
+    finally:
+        await store.drop_all()
+        await store.close()

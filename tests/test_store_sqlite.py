@@ -6,12 +6,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 
 from authhost.cards.model import Account, CardKind
 from authhost.store import BadStoreUrl, open_store
-from authhost.store.interface import StoreError
+from authhost.store.interface import Commit, StoreError
 from authhost.store.opener import sqlite_path
 from authhost.store.sqlite_schema import SCHEMA_VERSION
 
@@ -313,8 +314,10 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
         history = JournalEntry(ts=NOW - 60, mti="0100", message_class="authorisation",
                                response_code="00", card_id=card.card_id, account_id="acc-1",
                                processing_code="000000", amount_minor=700, country="276",
-                               merchant_id="M1")  # fmt: skip
+                               merchant_id="M1", dedupe_key="k1")  # fmt: skip
         conn.execute(_JOURNAL_INSERT, _journal_values(history))  # journal columns: unchanged
+        # a key journalled twice, which no authhost wrote, must not stop migration 9's index
+        conn.execute(_JOURNAL_INSERT, _journal_values(replace(history, ts=NOW - 59)))
         conn.execute(
             "INSERT INTO velocity VALUES (?, ?, 700, 1, 'M1', '276', 0, 0, 0)",
             (card.card_id, NOW - 60),
@@ -325,7 +328,9 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
         assert snap.card is not None and snap.card.card_id == card.card_id
         assert snap.product == PRODUCT and snap.account is not None
         assert (snap.account.account_id, snap.account.balance) == ("acc-1", 5000)
-        assert (snap.velocity.count_1h, snap.velocity.amount_1h) == (1, 700)  # from the journal
+        assert (snap.velocity.count_1h, snap.velocity.amount_1h) == (2, 1400)  # from the journal
+        again = await store.commit(Commit(journal=replace(history, ts=NOW)))
+        assert again.duplicate_of is not None and again.duplicate_of.ts == NOW - 60
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
@@ -338,3 +343,5 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
                 "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
             ).fetchone()
             assert sql.rstrip().endswith("WITHOUT ROWID")
+        keys = conn.execute("SELECT dedupe_key FROM journal ORDER BY journal_id").fetchall()
+        assert keys == [("k1",), ("k1#2",)]  # migration 9: the later twin's key made unique

@@ -139,7 +139,9 @@ class AuthService:
                     outcomes[index] = (
                         result
                         if isinstance(result, Exception)
-                        else settled(decision, result, requests[index], snapshot)
+                        else settled(
+                            decision, result, requests[index], snapshot, pan_indexes[index]
+                        )
                     )
         except anyio.get_cancelled_exc_class():
             if not committing:
@@ -353,11 +355,16 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
 
 
 def settled(
-    decision: Decision, result: CommitResult, request: AuthRequest, snapshot: Snapshot
+    decision: Decision,
+    result: CommitResult,
+    request: AuthRequest,
+    snapshot: Snapshot,
+    pan_index: str,
 ) -> Decision:
-    """The decision as the commit left it (funds re-check, lost race) plus field 54 balances."""
+    """The decision as the commit left it (funds re-check, lost race, a retransmission the
+    commit found) plus field 54 balances."""
     if result.duplicate_of is not None:
-        return replayed(result.duplicate_of, request, result.duplicate_of.pan_index)
+        return replayed(result.duplicate_of, request, pan_index)
     if not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None

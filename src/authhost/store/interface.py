@@ -35,7 +35,7 @@ class SnapshotQuery:
 
     pan_index: str
     now: float
-    dedupe_key: str = ""  # find an earlier answer to the same transmission
+    dedupe_key: str = ""  # a store may find an earlier answer here (Redis does; SQLite at commit)
     original_key: str = ""  # reversals: the match_key of the authorisation being reversed
 
 
@@ -58,7 +58,7 @@ class Snapshot:
     account: Account | None = None
     product: Product | None = None
     velocity: Velocity = EMPTY
-    previous: JournalEntry | None = None  # same dedupe key already answered
+    previous: JournalEntry | None = None  # same dedupe key answered (if the store looks here)
     original: Hold | None = None  # for reversals
 
 
@@ -96,7 +96,7 @@ class CommitResult:
     journal: JournalEntry  # as stored (response code possibly changed to 51)
     funds_ok: bool = True
     account: Account | None = None  # the account after the commit
-    duplicate_of: JournalEntry | None = None  # lost a race with the same transmission
+    duplicate_of: JournalEntry | None = None  # the same transmission's entry: nothing written
 
 
 @dataclass(frozen=True, slots=True)

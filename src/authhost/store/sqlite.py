@@ -54,16 +54,20 @@ from authhost.store.sqlite_velocity import ROW_COLUMNS as VELOCITY_ROW_COLUMNS
 from authhost.store.sqlite_velocity import VelocityCounters, uncounted_entries
 
 _JOURNAL_INSERT_COLUMNS = [c for c in JOURNAL_COLUMNS if c != "journal_id"]
+# The dedupe key is unique (migration 9): an insert that changes nothing is a retransmission.
 _JOURNAL_INSERT = (
     f"INSERT INTO journal ({', '.join(_JOURNAL_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _JOURNAL_INSERT_COLUMNS)})"
+    f"VALUES ({', '.join('?' for _ in _JOURNAL_INSERT_COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+# What the money movement can change in an entry already inserted (rare: see ``_commit``)
+_JOURNAL_OUTCOME = ("response_code", "approval_code", "hold_amount", "reason_codes")
+_JOURNAL_OUTCOME_UPDATE = (
+    f"UPDATE journal SET {', '.join(f'{c} = ?' for c in _JOURNAL_OUTCOME)} WHERE journal_id = ?"
 )
 _JOURNAL_SELECT = f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal"
 _BOOL_COLUMNS = {"review", "model_skipped", "pin_present", "pin_failed", "cvv_failed"}
-# "dedupe_key != ''" lets SQLite use the partial index journal_by_dedupe
-_BY_DEDUPE_KEY = (
-    f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != '' ORDER BY journal_id LIMIT 1"
-)
+# "dedupe_key != ''" lets SQLite use the partial unique index journal_dedupe
+_BY_DEDUPE_KEY = f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != ''"
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
 # The card a PAN means (cards.lifecycle.is_current_over): the newest that has been activated,
 # else the newest; a renewal's successor takes over only when activated.
@@ -73,7 +77,7 @@ _CURRENT_CARD_FIRST = "ORDER BY state IN ({}), seq DESC".format(
 _ACCOUNT_SELECT = (
     "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
 )
-# Card, account, product, the dedupe hit, the reversal's hold and the card's new velocity rows
+# Card, account, product, the reversal's hold and the card's new velocity rows
 # in ONE statement: every sqlite3 call releases and re-takes the GIL, and one statement is one
 # implicit read transaction (consistent without BEGIN/COMMIT), so fewer calls is what makes the
 # snapshot cheap. The first SELECT gives one row (kind 0); the second one row per velocity
@@ -92,8 +96,6 @@ SELECT 0, card.card_id,
   card.pin_tries, card.version,
   a.account_id, a.currency, a.kind, a.balance, a.credit_limit, a.holds, a.version,
   p.data,
-  (SELECT journal_id FROM journal WHERE dedupe_key = :dedupe AND dedupe_key != ''
-    ORDER BY journal_id LIMIT 1),
   CASE WHEN :original != '' THEN (  -- only a reversal looks for its hold: no index probe
     SELECT json_array(match_key, account_id, amount, posted, reversed) FROM holds
     WHERE match_key = :original) END
@@ -102,7 +104,7 @@ LEFT JOIN card ON 1
 LEFT JOIN accounts AS a ON a.account_id = card.account_id
 LEFT JOIN products AS p ON p.product_id = card.product_id
 UNION ALL
-SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL, NULL
+SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
 """
@@ -159,6 +161,7 @@ def _journal(row: tuple) -> JournalEntry:
 
 # the INSERT's parameters in one C call (see records.journal_values)
 _journal_values = attrgetter(*_JOURNAL_INSERT_COLUMNS)
+_journal_outcome = attrgetter(*_JOURNAL_OUTCOME)
 
 
 class SqliteCardStore:
@@ -306,7 +309,6 @@ class SqliteCardStore:
                     "known_card": known_card,
                     "known_version": known.version if known is not None else -1,
                     "mark": velocity_counters.mark_of(known_card),
-                    "dedupe": query.dedupe_key,
                     "original": query.original_key,
                     "now": query.now,
                 },
@@ -322,15 +324,11 @@ class SqliteCardStore:
                 product = self._product(card.product_id, head[12]) if head[12] else None
                 new_rows = [row for row in rows if row[0] == 1] if len(rows) > 1 else []
                 velocity = velocity_counters.advance(card.card_id, new_rows, 1, query.now)
-        previous = None
-        if head[13] is not None:  # rare: a retransmission; read the whole entry
-            found = conn.execute(f"{_JOURNAL_SELECT} WHERE journal_id = ?", (head[13],)).fetchone()
-            previous = _journal(found) if found is not None else None  # None: pruned since
         original = None
-        if head[14] is not None:
-            match_key, account_id, amount, posted, reversed_ = json.loads(head[14])
+        if head[13] is not None:
+            match_key, account_id, amount, posted, reversed_ = json.loads(head[13])
             original = Hold(match_key, account_id, amount - reversed_, bool(posted), reversed_)
-        return Snapshot(card, account, product, velocity, previous, original)
+        return Snapshot(card, account, product, velocity, original=original)
 
     def _parsed(self, pan_index: str, row: tuple) -> Card | None:
         """The card of a (data, pin_tries, version) row, remembered as what ``pan_index``
@@ -721,26 +719,26 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
     """The commit transaction. It works on a copy of the journal entry and changes nothing
     outside the database, so the writer may run it again (see ``sqlite_thread``)."""
     entry = copy_entry(commit.journal)
-    if entry.dedupe_key:
-        row = conn.execute(
-            _BY_DEDUPE_KEY,
-            (entry.dedupe_key,),
-        ).fetchone()
-        if row is not None:
-            previous = _journal(row)
-            return CommitResult(journal=previous, duplicate_of=previous)
+    # The entry goes in first: its unique dedupe key makes the insert itself the duplicate
+    # check, so a retransmission moves no money and costs no lookup before it.
+    cursor = conn.execute(_JOURNAL_INSERT, _journal_values(entry))
+    if not cursor.rowcount:
+        previous = _journal(conn.execute(_BY_DEDUPE_KEY, (entry.dedupe_key,)).fetchone())
+        return CommitResult(journal=previous, duplicate_of=previous)
+    entry.journal_id = int(cursor.lastrowid or 0)
     funds_ok = True
     account = None
-    move = commit.movement
-    if move is not None:
+    if commit.movement is not None:
+        as_inserted = _journal_outcome(entry)
         funds_ok, account = _move_money(conn, commit, entry)
-    if not funds_ok:
-        entry.response_code = "51"
-        entry.approval_code = ""
-        entry.hold_amount = 0
-        entry.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
-    cursor = conn.execute(_JOURNAL_INSERT, _journal_values(entry))
-    entry.journal_id = int(cursor.lastrowid or 0)
+        if not funds_ok:
+            entry.response_code = "51"
+            entry.approval_code = ""
+            entry.hold_amount = 0
+            entry.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
+        outcome = _journal_outcome(entry)
+        if outcome != as_inserted:  # funds short at commit, or a reversal released less
+            conn.execute(_JOURNAL_OUTCOME_UPDATE, (*outcome, entry.journal_id))
     if commit.pin_tries is not None and commit.card_id:
         conn.execute(
             "UPDATE cards SET pin_tries = ?, version = version + 1 WHERE card_id = ?",

@@ -170,6 +170,17 @@ ALTER TABLE products_by_key RENAME TO products;
 DROP INDEX holds_by_age;
 CREATE INDEX holds_open_by_age ON holds (created_at) WHERE posted = 0 AND amount > reversed;
 """,
+    # 9: the dedupe key is unique, so the journal insert itself finds a retransmission (no
+    # probe in the snapshot, no SELECT before the insert). No two entries share a key (both
+    # probes kept it so); should a file have some anyway, every entry after the first gets
+    # "#<journal_id>" appended to its key, so the index can be built and nothing is lost.
+    """
+UPDATE journal SET dedupe_key = dedupe_key || '#' || journal_id
+WHERE dedupe_key != '' AND journal_id NOT IN (
+  SELECT min(journal_id) FROM journal WHERE dedupe_key != '' GROUP BY dedupe_key);
+CREATE UNIQUE INDEX journal_dedupe ON journal (dedupe_key) WHERE dedupe_key != '';
+DROP INDEX journal_by_dedupe;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
