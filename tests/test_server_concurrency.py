@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 import trio
@@ -229,6 +230,40 @@ async def test_a_peer_that_does_not_read_answers_is_not_read_either(
         release.set()
         stans = {(await client.receive())["11"] for _ in range(20)}
     assert stans == {f"{i:06d}" for i in range(1, 21)}
+
+
+async def test_answers_a_full_socket_cannot_take_are_sent_whole_and_in_order_later() -> None:
+    """Answers are written at once while the socket has room; a peer that reads nothing for a
+    while fills it, and the rest must wait in the writer, after what is already waiting, and
+    reach the peer whole: every frame intact, each answer once, in the order decided."""
+    count = 1_000  # under MAX_UNSENT: all are read and decided while the peer reads none
+    order: list[str] = []
+
+    async def at_once(request: AuthRequest, received_at: float) -> Decision:
+        assert request.stan is not None
+        order.append(request.stan)
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    async with running_server(at_once, server_config(deadline_ms=10_000)) as server:
+        with socket.socket() as raw:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+            raw.connect(server.addresses[0])
+            raw.setblocking(False)
+            client = SwitchClient(trio.SocketStream(trio.socket.from_stdlib_socket(raw)))
+            requests = b"".join(
+                frame(client.encode(financial_fields("0100", f"{i:06d}")))
+                for i in range(1, count + 1)
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.send_raw, requests)
+                with trio.fail_after(10):
+                    while len(order) < count:  # all decided while the peer reads nothing
+                        await trio.sleep(0.01)
+            with trio.fail_after(10):
+                received = [(await client.receive())["11"] for _ in range(count)]
+    answered_bytes = count * len(frame(client.encode(financial_fields("0110", "000001"))))
+    assert answered_bytes > 100_000  # far beyond a 4 KB receive and a 16 KB send buffer
+    assert received == order
 
 
 async def test_a_decision_that_cannot_be_encoded_is_answered_96() -> None:

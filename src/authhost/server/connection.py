@@ -2,15 +2,20 @@
 
 A reader decodes frames and starts one task per read of financial requests under their
 deadline: the requests of one read are decided together when the handler can (one call, one
-commit wait), else each in a task of its own; every answer goes through one memory channel to
-one writer task, which sends whatever has queued up in one write. Answers leave in the order
-they are decided, not the order requests arrived: the switch matches them by STAN/RRN.
+commit wait), else each in a task of its own. The answers settled together (a read's
+requests, or the frames the reader answered itself) leave in one write, made at once by the
+task that settled them when nothing is waiting to be sent and the socket takes it all; else
+they go through one memory channel to one writer task, which sends whatever has queued up in
+one write and waits while the peer is slow to read. Answers leave in the order they are
+decided, not the order requests arrived: the switch matches them by STAN/RRN.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,7 +116,10 @@ class Connection:
         self._metrics = decider.metrics
         self.peer = peer
         self._reading = trio.CancelScope()
-        self._send, self._receive = trio.open_memory_channel[bytes](math.inf)
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, int]](math.inf)
+        self._fd = stream.socket.fileno()
+        self._answered: list[bytes] = []  # frames settled, not yet written or queued
+        self._queued = 0  # frames in the channel or being sent by the writer
         self._requests: trio.Nursery | None = None
         self._close_reason = "eof"
         self._unsent = 0  # frames read whose answer has not been written yet
@@ -171,6 +179,7 @@ class Connection:
                 if not self._split(decoder, batch, arrived, wall):
                     return
             finally:  # requests already read are decided even when the link must close
+                self._write_answered()  # what the reader answered itself (0800, 30, 63, 12)
                 self._start(batch, arrived, wall)
 
     def _split(
@@ -335,6 +344,7 @@ class Connection:
         finally:
             for index, (request, tpdu) in enumerate(batch):
                 self._settle(request, tpdu, arrived, outcomes[index] if outcomes else None)
+            self._write_answered()
 
     async def _decide(
         self, request: AuthRequest, tpdu: bytes | None, arrived: float, wall: float
@@ -352,6 +362,7 @@ class Connection:
                 outcome = error
         finally:
             self._settle(request, tpdu, arrived, outcome)
+            self._write_answered()
 
     def _settle(
         self,
@@ -431,11 +442,9 @@ class Connection:
         arrived: float,
         detail: str | None,
     ) -> None:
-        """Queue one response frame for the writer; count and log it."""
+        """Add one response frame to those ``_write_answered`` sends; count and log it."""
         try:
-            self._send.send_nowait(encode_frame(body, self._wire.framing, tpdu))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the peer is gone; the request is still counted and logged
+            self._answered.append(encode_frame(body, self._wire.framing, tpdu))
         except FrameError as error:  # a response larger than the link's max_frame
             self._unsent -= 1
             log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
@@ -443,22 +452,55 @@ class Connection:
         self._metrics.count_request(mti, code, latency)
         log_request(mti, pan, stan, code, latency, detail, self.peer)
 
+    def _write_answered(self) -> None:
+        """Send the frames settled since the last call, in one write.
+
+        When the writer has nothing queued, the write is made here and now: a socket with room
+        takes it whole without a trip through the channel, the writer task and two scheduler
+        passes. What it does not take (a peer slow to read, a broken link) goes to the writer
+        after whatever is queued, which waits for room or closes the connection.
+        """
+        answered = self._answered
+        if not answered:
+            return
+        self._answered = []
+        data = answered[0] if len(answered) == 1 else b"".join(answered)
+        if not self._queued:
+            try:
+                written = os.write(self._fd, data)  # non-blocking: trio set the socket so
+            except OSError:  # BlockingIOError (no room) or a broken link: the writer's job
+                written = 0
+            if written == len(data):
+                self._sent(len(answered))
+                return
+            data = data[written:]
+        self._queued += len(answered)
+        # closed or broken: the connection is closing, and its peer is gone
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            self._send.send_nowait((data, len(answered)))
+
+    def _sent(self, frames: int) -> None:
+        self._unsent -= frames
+        if self._space is not None and self._unsent < MAX_UNSENT // 2:
+            self._space.set()
+            self._space = None
+
     async def _write_loop(self, connection: trio.CancelScope) -> None:
         receive = self._receive
         send_all = self._stream.send_all
         try:
-            async for first in receive:
-                batch = [first]
+            async for data, frames in receive:
+                chunks = [data]
                 while True:
                     try:
-                        batch.append(receive.receive_nowait())
+                        more, more_frames = receive.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await send_all(first if len(batch) == 1 else b"".join(batch))
-                self._unsent -= len(batch)
-                if self._space is not None and self._unsent < MAX_UNSENT // 2:
-                    self._space.set()
-                    self._space = None
+                    chunks.append(more)
+                    frames += more_frames
+                await send_all(data if len(chunks) == 1 else b"".join(chunks))
+                self._queued -= frames
+                self._sent(frames)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._close_reason = "reset"
             connection.cancel()  # nobody to answer: stop reading and deciding
