@@ -86,9 +86,15 @@ def throughput(text: str) -> float:
     return float(found.group(1).replace(",", "")) if found else 0.0
 
 
+def p99_ms(text: str) -> float:
+    found = re.search(r"latency p99 \D*([\d.]+) ms", text)
+    return float(found.group(1)) if found else 0.0
+
+
 def one_round(args: argparse.Namespace, work: Path, seed: Path, sources: dict[str, Path],
-              round_no: int) -> dict[str, tuple[float, float]]:  # fmt: skip
-    """Both servers under load at once; (server CPU µs per answer, answers/s) per side."""
+              round_no: int) -> dict[str, tuple[float, float, float]]:  # fmt: skip
+    """Both servers under load at once; (server CPU µs per answer, answers/s, p99 ms) per
+    side, base first."""
     load = ["--rate", str(args.rate)] if args.rate else ["--concurrency", str(args.concurrency)]
     servers, loads = {}, {}
     order = ("base", "new") if round_no % 2 else ("new", "base")  # who starts first alternates
@@ -117,9 +123,10 @@ def one_round(args: argparse.Namespace, work: Path, seed: Path, sources: dict[st
         for server in servers.values():
             server.stop()
     result = {}
-    for side in servers:
-        rate = throughput((work / f"bench-{side}-{round_no}.txt").read_text())
-        result[side] = (spent[side] / max(rate * args.seconds, 1) * 1e6, rate)
+    for side in ("base", "new"):
+        text = (work / f"bench-{side}-{round_no}.txt").read_text()
+        rate = throughput(text)
+        result[side] = (spent[side] / max(rate * args.seconds, 1) * 1e6, rate, p99_ms(text))
     return result
 
 
@@ -149,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(seed, work / side)
         for round_no in range(1, args.rounds + 1):
             result = one_round(args, work, seed, sources, round_no)
-            (base_us, base_rate), (new_us, new_rate) = result["base"], result["new"]
+            (base_us, base_rate, base_p99), (new_us, new_rate, new_p99) = result.values()
             ratios.append(new_us / base_us)
             print(
                 f"round {round_no}: server CPU per answer base {base_us:.0f} µs, new "
                 f"{new_us:.0f} µs (new/base {ratios[-1]:.3f}); answers/s base {base_rate:,.0f}, "
-                f"new {new_rate:,.0f}",
+                f"new {new_rate:,.0f}; p99 base {base_p99:.1f} ms, new {new_p99:.1f} ms",
                 flush=True,
             )
         print(f"new/base server CPU per answer: mean {sum(ratios) / len(ratios):.3f}, "

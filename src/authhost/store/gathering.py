@@ -4,7 +4,7 @@ The stores use it for authorisation commits: the first commit to arrive becomes 
 yields so that every other request ready to commit now joins (more passes while each brings
 more: ``let_others_join``), and then writes them all at once (one SQLite transaction, one Redis
 pipeline); the others wait for the leader to hand them their results. Under load that turns N
-writes into one; a lone request pays one scheduler pass. Everything runs on one event loop
+writes into one; a lone request pays two scheduler passes. Everything runs on one event loop
 thread, so no lock is needed.
 """
 
@@ -59,10 +59,13 @@ GATHER_PASSES = 4
 
 
 async def let_others_join(gathering: Gathering[Any], passes: int = GATHER_PASSES) -> None:
-    """The leader's wait before it writes: one pass of the event loop, so that every request
-    ready to commit now joins; under load, more passes while each brings more (requests read
-    from the network in the meantime). A lone request pays one pass; a busy loop writes
-    bigger batches, so fewer transactions or round trips per request."""
+    """The leader's wait before it writes: passes of the event loop while each brings more
+    commits (requests read from the network in the meantime), at least two: the first always
+    counts (the leader itself joined before it), and the second catches the requests trio ran
+    after the leader in that pass. A lone request pays those two passes; stopping after one
+    cost 1% more server CPU per answer at 900/s offered (``benchmarks/same_time.py``,
+    four rounds), because the batches were smaller. A busy loop writes bigger batches, so
+    fewer transactions or round trips per request."""
     gathered = 0
     for _ in range(passes):
         await anyio.lowlevel.checkpoint()
