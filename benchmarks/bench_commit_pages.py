@@ -50,6 +50,7 @@ async def main(commits: int) -> None:
     db = work / "cards.db"
     wal = work / "cards.db-wal"
     store = await open_store(f"sqlite:///{db}")
+    pin: sqlite3.Connection | None = None
     try:
         cards = await seed(store)
         counter = iter(range(10**12))
@@ -82,8 +83,9 @@ async def main(commits: int) -> None:
             named = collections.Counter(names.get(p, "?") for p in last)
             shown = ", ".join(f"{name} {n}" for name, n in named.most_common())
             print(f"{batch:>5} {per_auth:>12.2f} {cpu:>12.0f}  {shown}")
-        pin.close()
     finally:
+        if pin is not None:
+            pin.close()
         await store.close()
         for leftover in work.iterdir():
             os.remove(leftover)

@@ -146,8 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="authhost-same-time-"))
     tree = work / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.base],
-                   check=True, capture_output=True)  # fmt: skip
+    added = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.base],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if added.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        parser.error(f"cannot check out --base {args.base}: {added.stderr.strip()}")
     sources = {"base": tree / "src", "new": ROOT / "src"}
     ratios: list[float] = []
     try:
