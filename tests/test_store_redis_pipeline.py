@@ -1,12 +1,15 @@
 """Redis commits that are ready together go in one pipeline: each lands exactly once, funds
 are re-checked per commit inside its script, and scripts Redis lost are reloaded and only the
-commits that did not run are sent again."""
+commits that did not run are sent again. Snapshots read together (``snapshot_many``) share one
+pipeline too, and read what one snapshot at a time reads."""
 
 from __future__ import annotations
 
 import pytest
 import trio
-from test_store_contract import hold, seeded
+from test_store_contract import NOW, hold, make_card, seeded
+
+from authhost.store.interface import SnapshotQuery
 
 
 @pytest.fixture
@@ -43,3 +46,40 @@ async def test_lost_scripts_are_reloaded_and_each_commit_lands_once(store):
     assert store.pipelined_batches >= 1  # the lost script was met inside a pipeline
     assert all(r.funds_ok for r in results)
     assert (await store.get_account("acc-1")).holds == 12 * 100
+
+
+async def test_commit_many_sends_one_pipeline_with_ids_in_order(store):
+    card, _ = await seeded(store, balance=100_000)
+    before = store.pipelined_batches
+    results = await store.commit_many([hold(card, i, 100) for i in range(10)])
+    assert store.pipelined_batches == before + 1  # one call, one pipeline
+    ids = [r.journal.journal_id for r in results]
+    assert ids == sorted(ids) and len(set(ids)) == 10  # increasing in the order given
+    assert (await store.get_account("acc-1")).holds == 10 * 100
+
+
+async def test_snapshots_read_together_equal_snapshots_read_alone(store):
+    card, _ = await seeded(store, balance=50_000)
+    other, _, blob = make_card()
+    await store.create_card(other, blob)
+    for i in range(3):  # velocity events and a dedupe key to find again
+        await store.commit(hold(card, i, 1_000))
+    queries = [
+        SnapshotQuery(card.pan_index, NOW + 10, dedupe_key=hold(card, 1, 0).journal.dedupe_key),
+        SnapshotQuery(other.pan_index, NOW + 10),
+        SnapshotQuery("0" * 64, NOW + 10),
+        SnapshotQuery(card.pan_index, NOW + 10, original_key=hold(card, 2, 0).journal.match_key),
+    ]
+    together = await store.snapshot_many(queries)
+    alone = [await store.snapshot(q) for q in queries]
+    assert together == alone
+    assert together[0].velocity.count_1h == 3 and together[0].previous is not None
+    assert together[1].card == other and together[2].card is None
+    assert together[3].original is not None and together[3].original.amount_minor == 1_000
+
+
+async def test_snapshots_read_together_survive_lost_scripts(store):
+    card, _ = await seeded(store)
+    await store.client.script_flush()
+    snaps = await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)] * 3)
+    assert [s.card for s in snaps] == [card] * 3
