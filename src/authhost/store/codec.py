@@ -64,11 +64,20 @@ def product_from_json(text: str | bytes) -> Product:
     return Product(**data)
 
 
+# One encoder for every entry: json.dumps with options would build a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def journal_to_json(entry: JournalEntry, **changes: object) -> str:
     """The entry as JSON, with ``changes`` to some of its fields (the entry is not touched)."""
     data = journal_dict(entry)
     data.update(changes)
-    return json.dumps(data, separators=(",", ":"))
+    return _COMPACT.encode(data)
+
+
+def journal_dict_to_json(data: dict[str, object]) -> str:
+    """A ``journal_dict`` (or a changed copy of one) as ``journal_to_json`` writes it."""
+    return _COMPACT.encode(data)
 
 
 def journal_from_json(text: str | bytes) -> JournalEntry:

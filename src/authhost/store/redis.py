@@ -54,12 +54,13 @@ from authhost.store.interface import (
     StoreInfo,
     journal_pages,
 )
-from authhost.store.records import AuditEntry, JournalEntry, copy_entry
+from authhost.store.records import AuditEntry, JournalEntry, copy_entry, journal_dict
 from authhost.store.redis_keys import Keys
 from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
+CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
 _HOLD_PLACEHOLDER = "__HOLD__"
 
 
@@ -102,6 +103,12 @@ class _CommitCall(Waiter):
         self.args = args
 
 
+def _funds_short(entry: JournalEntry) -> dict[str, object]:
+    """What the commit script stores instead when the funds re-check refuses ``entry``."""
+    reasons = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
+    return {"response_code": "51", "approval_code": "", "hold_amount": 0, "reason_codes": reasons}
+
+
 def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
     amount, posted, reversed_, _ = _s(raw).split("|", 3)
     return Hold(match_key, account_id, int(amount) - int(reversed_), posted == "1", int(reversed_))
@@ -124,6 +131,7 @@ class RedisCardStore:
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._products: dict[bytes, Product] = {}
+        self._cards: dict[tuple, Card] = {}  # see _parsed_card
         self._velocity = VelocityLogs(_event)
         self._commits: Gathering[_CommitCall] = Gathering()
         self.pipelined_batches = 0  # commits sent several to a pipeline
@@ -348,7 +356,7 @@ class RedisCardStore:
         hold_raw: Any,
         product_raw: Any,
     ) -> Snapshot:
-        card = _card(card_raw) if card_raw else None
+        card = self._parsed_card(card_raw) if card_raw else None
         account = _account(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
         velocity = EMPTY
@@ -359,6 +367,20 @@ class RedisCardStore:
         previous = codec.journal_from_json(previous_raw) if previous_raw else None
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         return Snapshot(card, account, product, velocity, previous, original)
+
+    def _parsed_card(self, values: Sequence[Any]) -> Card | None:
+        """``_card`` of the (data, pin_tries, version) the snapshot read, parsed once: the
+        next snapshot of an unchanged card finds it by those values (they are the key,
+        so a change to any of them is a new card) instead of decoding its JSON again."""
+        key = tuple(values)
+        card = self._cards.get(key)
+        if card is None:
+            card = _card(values)
+            if card is not None:
+                if len(self._cards) >= CARD_CACHE_SIZE:
+                    self._cards.clear()
+                self._cards[key] = card
+        return card
 
     async def _snapshot_pipeline(
         self, keys: list[str], args: list[str], product_id: str
@@ -438,19 +460,17 @@ class RedisCardStore:
         except Exception as exc:  # Redis unreachable: none of them ran
             return [exc] * len(commits)
         outcomes: list[CommitResult | Exception] = [StoreError("not sent")] * len(commits)
-        prepared: list[tuple[int, _CommitCall, JournalEntry]] = []
+        prepared: list[tuple[int, _CommitCall]] = []
         for index, (commit, journal_id) in enumerate(zip(commits, ids, strict=True)):
             try:
-                call, failed = self._commit_call(commit, journal_id)
+                prepared.append((index, self._commit_call(commit, journal_id)))
             except Exception as exc:  # this commit alone cannot be sent
                 outcomes[index] = exc
-                continue
-            prepared.append((index, call, failed))
         if prepared:
-            await self._pipelined_commits([call for _, call, _ in prepared])
-        for index, call, failed in prepared:
+            await self._pipelined_commits([call for _, call in prepared])
+        for index, call in prepared:
             try:
-                outcomes[index] = self._commit_result(commits[index], failed, call.outcome())
+                outcomes[index] = self._commit_result(commits[index], call.outcome())
             except Exception as exc:
                 outcomes[index] = exc
         return outcomes
@@ -461,17 +481,16 @@ class RedisCardStore:
             raise outcome
         return outcome
 
-    def _commit_call(self, commit: Commit, journal_id: int) -> tuple[_CommitCall, JournalEntry]:
-        """The commit script's keys and arguments, and the entry stored if funds are short."""
+    def _commit_call(self, commit: Commit, journal_id: int) -> _CommitCall:
+        """The commit script's keys and arguments (with the entry as stored either way)."""
         entry = commit.journal
         move = commit.movement
         account_id = move.account_id if move is not None else entry.account_id
         ak = self._keys.account(account_id)
         entry.journal_id = journal_id
-        failed = copy_entry(entry)  # what is stored when the funds re-check fails
-        failed.response_code, failed.approval_code, failed.hold_amount = "51", "", 0
-        failed.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
-        ok_json = codec.journal_to_json(entry, hold_amount=_HOLD_PLACEHOLDER)
+        data = journal_dict(entry)
+        ok_json = codec.journal_dict_to_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
+        failed_json = codec.journal_dict_to_json({**data, **_funds_short(entry)})
         event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
@@ -516,16 +535,16 @@ class RedisCardStore:
             repr(entry.ts),
             str(entry.hold_amount),
             ok_json,
-            codec.journal_to_json(failed),
+            failed_json,
             event_member,
             "1" if event is not None and event.approved else "0",
             repr(entry.ts - RETENTION_S - PRUNE_MARGIN_S),
             "" if commit.pin_tries is None else str(commit.pin_tries),
             "1" if commit.card_id else "0",
         ]
-        return _CommitCall(keys, args), failed
+        return _CommitCall(keys, args)
 
-    def _commit_result(self, commit: Commit, failed: JournalEntry, reply: Any) -> CommitResult:
+    def _commit_result(self, commit: Commit, reply: Any) -> CommitResult:
         entry = commit.journal
         status = _s(reply[0])
         if status == "dup":
@@ -536,9 +555,13 @@ class RedisCardStore:
             account_id = move.account_id if move is not None else entry.account_id
             raise NotFound(f"account {account_id} not found")
         funds_ok = int(reply[1]) == 1
-        stored = failed if not funds_ok else entry
         if funds_ok:
+            stored = entry
             stored.hold_amount = int(_s(reply[2]))
+        else:  # what the script stored: the entry refused by the funds re-check
+            stored = copy_entry(entry)
+            for name, value in _funds_short(entry).items():
+                setattr(stored, name, value)
         account = _account(reply[3]) if reply[3] else None
         return CommitResult(journal=stored, funds_ok=funds_ok, account=account)
 
