@@ -535,6 +535,25 @@ async def test_audit_append_and_filter(store):
     assert await store.audit(after_id=everything[1].audit_id) == []
 
 
+async def test_text_fields_are_stored_verbatim_whatever_they_say(store):
+    """The acquirer's fields (terminal, merchant) and an admin's names reach the store as
+    they came: text that looks like a value the store fills in at commit must stay text, and
+    the value it fills in must still land in its own field."""
+    card, _ = await seeded(store)
+    looks_like = ["__HOLD__", '"hold_amount":"__HOLD__"', "__ID__"]
+    result = await store.commit(
+        hold(card, 1, 700, terminal_id=looks_like[0], merchant_id=looks_like[1], hold_amount=700)
+    )
+    assert result.funds_ok
+    (stored,) = await store.journal(JournalQuery(card_id=card.card_id))
+    assert stored.terminal_id == looks_like[0] and stored.merchant_id == looks_like[1]
+    assert stored.hold_amount == 700 and stored == result.journal
+    await store.append_audit(AuditEntry(NOW, looks_like[2], looks_like[2], looks_like[2]))
+    (audit,) = await store.audit()
+    assert (audit.actor, audit.action, audit.subject) == tuple(looks_like[2:] * 3)
+    assert isinstance(audit.audit_id, int) and audit.audit_id > 0
+
+
 async def test_named_lists_and_idempotency(store):
     assert await store.list_names() == []
     await store.put_list("blocked_merchants", ["m1", "m2"])

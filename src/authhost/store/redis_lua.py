@@ -170,7 +170,9 @@ if kind ~= '' then
 end
 local journal = ARGV[9]
 if funds_ok == 0 then journal = ARGV[10] end
-journal = string.gsub(journal, '"__HOLD__"', string.format('%d', hold_amount), 1)
+-- anchored on the key: a text field that is itself "__HOLD__" is JSON like any other value
+journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
+  '"hold_amount":' .. string.format('%d', hold_amount), 1)
 redis.call('HSET', KEYS[6], jid, journal)
 redis.call('ZADD', KEYS[7], jid, jid)
 if ARGV[15] == '1' then redis.call('ZADD', KEYS[8], jid, jid) end
@@ -234,7 +236,7 @@ return tonumber(v) + 1
 # KEYS: audit hash, all ids, subject ids, sequence.  ARGV: json-with-placeholder, subject
 APPEND_AUDIT = """
 local id = redis.call('INCR', KEYS[4])
-local text = string.gsub(ARGV[1], '"__ID__"', tostring(id), 1)
+local text = string.gsub(ARGV[1], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id), 1)
 redis.call('HSET', KEYS[1], id, text)
 redis.call('ZADD', KEYS[2], id, id)
 redis.call('ZADD', KEYS[3], id, id)
