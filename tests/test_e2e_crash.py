@@ -1,5 +1,5 @@
 """Crash and restart: kill -9 the server process under load, start it again, and check that the
-journal and the balance agree with every response the switch received."""
+journal and the balance agree with every response the switch received, on both stores."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import pytest
 import trio
 from conftest import free_port
 from iso_client import Switch, next_stan
@@ -21,9 +23,18 @@ from authhost.store.interface import JournalQuery
 AMOUNT = 100
 
 
-def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'authhost.db'}"
+    redis_url = request.getfixturevalue("redis_url")
+    return f"{redis_url}?prefix=crash-{uuid.uuid4().hex[:8]}"  # shared Redis: own key space
+
+
+def start_server(workdir: Path, port: int, store_url: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "AUTHHOST_STORE_URL": store_url,
         "AUTHHOST_ADMIN_PORT": "0",
         "AUTHHOST_SERVER_METRICS_PORT": "0",
         "AUTHHOST_SERVER_LOG_LEVEL": "WARNING",
@@ -50,9 +61,11 @@ async def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
             return
 
 
-async def test_kill_during_load_then_restart_keeps_journal_and_balance_consistent(tmp_path):
+async def test_kill_during_load_then_restart_keeps_journal_and_balance_consistent(
+    tmp_path, store_url
+):
     port = free_port()
-    proc = start_server(tmp_path, port)
+    proc = start_server(tmp_path, port, store_url)
     try:
         await wait_for_port(port, proc)
         card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
@@ -80,7 +93,7 @@ async def test_kill_during_load_then_restart_keeps_journal_and_balance_consisten
             stop.set()
         assert len(received) >= 200
 
-        proc = start_server(tmp_path, port)
+        proc = start_server(tmp_path, port, store_url)
         await wait_for_port(port, proc)
         switch = await Switch.connect(port)
         inquiry = await switch.send(purchase(card, **{"3": "310000", "4": None, "11": next_stan()}))
@@ -90,7 +103,7 @@ async def test_kill_during_load_then_restart_keeps_journal_and_balance_consisten
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
 
-    async with opened_store(f"sqlite:///{tmp_path / 'authhost.db'}") as store:
+    async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=1_000_000))
     journal = {
         e.stan: e for e in entries if e.terminal_id == "TERM0001" and e.processing_code == "000000"
