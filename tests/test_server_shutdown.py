@@ -309,9 +309,12 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         server.wait_for_log("listening on", count=3, timeout=40)
         sock = _send_requests(server.port, 1)
         sock.shutdown(socket.SHUT_WR)
-        assert _read_all(sock).count(b"0110") == 1
+        answers = _read_all(sock)
         sock.close()
         server.proc.send_signal(signal.SIGTERM)
-        assert server.proc.wait(20) == 0
+        code = server.proc.wait(20)
     finally:
         server.stop()
+    # a rare failure in CI has not been reproduced: the server's log says what happened
+    assert answers.count(b"0110") == 1, f"answers {answers!r}\n" + "".join(server.lines)
+    assert code == 0, f"exit code {code}\n" + "".join(server.lines)
