@@ -31,10 +31,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{redis_url}?prefix=crash-{uuid.uuid4().hex[:8]}"  # shared Redis: own key space
 
 
-def start_server(workdir: Path, port: int, store_url: str) -> subprocess.Popen[bytes]:
+def start_server(workdir: Path, port: int, store_url: str | None = None) -> subprocess.Popen[bytes]:
+    """``authhost serve --demo`` in ``workdir``: on its SQLite default, or on ``store_url``."""
     env = {
         **os.environ,
-        "AUTHHOST_STORE_URL": store_url,
+        **({"AUTHHOST_STORE_URL": store_url} if store_url else {}),
         "AUTHHOST_ADMIN_PORT": "0",
         "AUTHHOST_SERVER_METRICS_PORT": "0",
         "AUTHHOST_SERVER_LOG_LEVEL": "WARNING",
