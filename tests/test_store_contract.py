@@ -391,6 +391,25 @@ async def test_duplicate_dedupe_key_at_commit_returns_the_first(store):
     assert len(await store.journal(JournalQuery(card_id=card.card_id))) == 1
 
 
+async def test_dedupe_key_reused_on_another_account_is_a_duplicate(store):
+    """A switch reusing one transmission's identifiers for another card: the store hands back
+    the first entry (the service answers 94) and moves no money, on any account. Redis
+    Cluster keeps the index per account (a script cannot reach another account's slot)."""
+    if store.info().backend == "redis-cluster":
+        pytest.skip("per-account dedupe on a cluster (README, Known limitations)")
+    card, _ = await seeded(store)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=50_000))
+    other, _, blob = make_card(account_id="acc-2", state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    first = await store.commit(hold(card, 1, 1000))
+    reused = hold(other, 1, 2000)  # same dedupe key as the first
+    assert reused.journal.dedupe_key == first.journal.dedupe_key
+    again = await store.commit(reused)
+    assert again.duplicate_of == first.journal
+    assert (await store.get_account("acc-2")).holds == 0
+    assert await store.journal(JournalQuery(card_id=other.card_id)) == []
+
+
 async def test_concurrent_holds_never_overspend(store):
     card, _ = await seeded(store, balance=10_000)
     results = []

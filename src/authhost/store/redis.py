@@ -524,6 +524,7 @@ class RedisCardStore:
             ak.journal_card(commit.card_id),
             ak.velocity_log(commit.card_id),
             ak.velocity_pruned(commit.card_id),
+            ak.dedupe if self._cluster else self._keys.dedupe_all,
         ]
         args = [
             entry.dedupe_key,

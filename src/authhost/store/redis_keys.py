@@ -113,6 +113,12 @@ class Keys:
         return f"{self.prefix}:{{g}}:journalseq"
 
     @property
+    def dedupe_all(self) -> str:
+        """Every account's dedupe keys (dedupe key -> 'journal id|journal hash'): a single
+        Redis only, where a script may read any key. A cluster keeps them per account."""
+        return f"{self.prefix}:{{g}}:dedupe"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}:{{audit}}:entries"
 

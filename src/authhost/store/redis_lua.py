@@ -93,7 +93,8 @@ return {account, card, events, previous, hold, pointer, product, counted}
 )
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
-#       velocity log, velocity pruned
+#       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
+#       the account's dedupe again, so the script stays in one slot)
 # ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
@@ -101,9 +102,17 @@ return {account, card, events, previous, hold, pointer, product, counted}
 #       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0)
 # Hold values are 'amount|posted|reversed|created_at'.
 COMMIT = """
+local everywhere = KEYS[11] ~= KEYS[4]
 if ARGV[1] ~= '' then
   local prev = redis.call('HGET', KEYS[4], ARGV[1])
   if prev then return {'dup', redis.call('HGET', KEYS[6], prev)} end
+  if everywhere then  -- the identifiers were used on another account (a single Redis only)
+    local found = redis.call('HGET', KEYS[11], ARGV[1])
+    if found then
+      local other_jid, other_journal = string.match(found, '^([^|]*)|(.*)$')
+      return {'dup', redis.call('HGET', other_journal, other_jid)}
+    end
+  end
 end
 local jid = ARGV[2]
 local kind = ARGV[3]
@@ -176,7 +185,10 @@ journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
 redis.call('HSET', KEYS[6], jid, journal)
 redis.call('ZADD', KEYS[7], jid, jid)
 if ARGV[15] == '1' then redis.call('ZADD', KEYS[8], jid, jid) end
-if ARGV[1] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], jid) end
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[1], jid)
+  if everywhere then redis.call('HSET', KEYS[11], ARGV[1], jid .. '|' .. KEYS[6]) end
+end
 if ARGV[11] ~= '' then
   local approved = ARGV[12]
   if funds_ok == 0 then approved = '0' end
