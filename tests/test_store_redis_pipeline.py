@@ -9,7 +9,9 @@ import pytest
 import trio
 from test_store_contract import NOW, hold, make_card, seeded
 
-from authhost.store.interface import SnapshotQuery
+from authhost.cards.model import Account, CardKind, CardState
+from authhost.store.interface import SnapshotQuery, StoreError
+from authhost.store.redis_keys import Keys
 
 
 @pytest.fixture
@@ -83,3 +85,20 @@ async def test_snapshots_read_together_survive_lost_scripts(store):
     await store.client.script_flush()
     snaps = await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)] * 3)
     assert [s.card for s in snaps] == [card] * 3
+
+
+async def test_a_commit_that_fails_inside_redis_fails_alone(store):
+    """Commits sent together in one call: one that Redis refuses (here its account's holds
+    key holds a string, so the script's HGET fails) is an error in its place; the commits
+    before and after it land."""
+    card, _ = await seeded(store, balance=100_000)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=100_000))
+    broken, _, blob = make_card(account_id="acc-2", state=CardState.ACTIVE)
+    await store.create_card(broken, blob)
+    await store.client.set(Keys(store.prefix).account("acc-2").holds, "not a hash")
+    first, failed, last = await store.commit_many(
+        [hold(card, 1, 100), hold(broken, 2, 100), hold(card, 3, 100)]
+    )
+    assert isinstance(failed, StoreError) and "WRONGTYPE" in str(failed)
+    assert first.funds_ok and last.funds_ok
+    assert (await store.get_account("acc-1")).holds == 200

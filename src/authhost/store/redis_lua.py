@@ -68,7 +68,7 @@ return {account, card, events, previous, hold, counted}
 # product too, so a snapshot is ONE round trip. Key names mirror redis_keys.AccountKeys.
 # KEYS: PAN pointer, products.  ARGV 5: key prefix, 6: velocity events counted already,
 # 7: the card they were counted for
-SNAPSHOT_STANDALONE = (
+_SNAPSHOT_STANDALONE_BODY = (
     """
 local pointer = redis.call('GET', KEYS[1])
 local card_id, account_id, product_id = '', '', ''
@@ -92,6 +92,47 @@ return {account, card, events, previous, hold, pointer, product, counted}
 """
 )
 
+
+def _as_function(name: str, body: str) -> str:
+    """``body`` (a script reading KEYS and ARGV) as a Lua function ``name(K, A)``, so that one
+    script call can run it for several requests (``_many``)."""
+    body = body.replace("KEYS[", "K[").replace("ARGV[", "A[")
+    return f"local function {name}(K, A)\n{body}\nend\n"
+
+
+def _many(name: str, body: str, keys_each: int, args_each: int, guarded: bool) -> str:
+    """A script running ``body`` once per request: KEYS are each request's ``keys_each`` keys in
+    turn, ARGV the count of requests then each request's ``args_each`` arguments; the reply
+    has one element per request. ``guarded``: a request whose run raises an error (Redis out
+    of memory, say) replies {'err', message} and the others still run, as they would have
+    in a pipeline of one call each."""
+    run = f"pcall({name}, K, A)" if guarded else f"true, {name}(K, A)"
+    return (
+        _as_function(name, body)
+        + f"""local out = {{}}
+for i = 0, tonumber(ARGV[1]) - 1 do
+  local K, A = {{}}, {{}}
+  for j = 1, {keys_each} do K[j] = KEYS[i * {keys_each} + j] end
+  for j = 1, {args_each} do A[j] = ARGV[1 + i * {args_each} + j] end
+  local ok, reply = {run}
+  if ok then
+    out[i + 1] = reply
+  elseif type(reply) == 'table' and reply.err then  -- what redis.call raised
+    out[i + 1] = {{'err', reply.err}}
+  else
+    out[i + 1] = {{'err', tostring(reply)}}
+  end
+end
+return out
+"""
+    )
+
+
+SNAPSHOT_STANDALONE = _SNAPSHOT_STANDALONE_BODY
+# Several standalone snapshots in ONE script call: coredis costs far more CPU per command than
+# Redis does per snapshot. Read-only.
+SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 7, guarded=False)
+
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
 #       the account's dedupe again, so the script stays in one slot)
@@ -101,7 +142,7 @@ return {account, card, events, previous, hold, pointer, product, counted}
 #       (funds failed), 11 velocity event ('' = none), 12 event approved (1/0),
 #       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0)
 # Hold values are 'amount|posted|reversed|created_at'.
-COMMIT = """
+_COMMIT_BODY = """
 local everywhere = KEYS[11] ~= KEYS[4]
 if ARGV[1] ~= '' then
   local prev = redis.call('HGET', KEYS[4], ARGV[1])
@@ -216,6 +257,12 @@ local acc = false
 if kind ~= '' then acc = redis.call('HGETALL', KEYS[1]) end
 return {'ok', funds_ok, string.format('%d', hold_amount), acc}
 """
+
+COMMIT = _COMMIT_BODY
+# Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
+# as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
+# changed by then, as a failing COMMIT call does, and the next ones still run.
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 11, 15, guarded=True)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.
