@@ -130,6 +130,7 @@ async def test_a_briefly_held_lock_is_waited_for_on_the_loop(tmp_path):
         assert loop_ran >= 1
         stats = store.group_commit_stats()
         assert (stats.commits, stats.handed_over) == (1, 0)
+        assert stats.lock_waits >= 2  # held for three retry periods: it waited, then wrote
         assert (await store.get_account("acc-1")).holds == 300
     finally:
         await store.close()
@@ -146,5 +147,6 @@ async def test_a_lock_held_long_sends_the_commit_to_the_writer_thread(tmp_path):
         assert (await store.get_account("acc-1")).holds == 300
         families = {f.name: f.samples[0].value for f in GroupCommitCollector(store).collect()}
         assert families["authhost_sqlite_group_commit_handed_over"] == 1
+        assert families["authhost_sqlite_group_commit_lock_waits"] == LOCK_TRIES
     finally:
         await store.close()

@@ -11,8 +11,9 @@ from prometheus_client.registry import Collector
 
 class GroupCommitCollector(Collector):
     """authhost_sqlite_group_commit_*: the SQLite store's authorisation commits, the
-    transactions they shared (commits / batches = the mean batch) and the hand-overs to the
-    writer thread (a second process or an admin write held the lock for long)."""
+    transactions they shared (commits / batches = the mean batch), the waits for a write lock
+    another process held, and the hand-overs to the writer thread (a second process or an
+    admin write held the lock for long)."""
 
     def __init__(self, store: Any) -> None:  # a store with group_commit_stats()
         self._store = store
@@ -26,6 +27,7 @@ class GroupCommitCollector(Collector):
             ("batches", stats.batches, "Write transactions of authorisation commits"),
             ("commits", stats.commits, "Authorisation commits written in those transactions"),
             ("handed_over", stats.handed_over, "Commits handed to the writer thread"),
+            ("lock_waits", stats.lock_waits, "Waits for a write lock another process held"),
         ):
             family = CounterMetricFamily(f"authhost_sqlite_group_commit_{name}", text)
             family.add_metric([], value)

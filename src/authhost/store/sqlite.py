@@ -381,6 +381,7 @@ class SqliteCardStore:
             batches=sum(g.batches for g in self._groups),
             commits=sum(g.commits for g in self._groups),
             handed_over=sum(g.handed_over for g in self._groups),
+            lock_waits=sum(g.lock_waits for g in self._groups),
         )
 
     # --- products and accounts -----------------------------------------------------------

@@ -44,6 +44,7 @@ class GroupCommitStats:
     batches: int  # transactions written on the event loop's thread
     commits: int  # commits in them
     handed_over: int  # commits that went to the writer thread (the lock stayed busy)
+    lock_waits: int = 0  # times a batch found the write lock taken and waited LOCK_RETRY_S
 
 
 class _Item:
@@ -83,6 +84,7 @@ class GroupCommit:
         self.batches = 0
         self.commits = 0
         self.handed_over = 0
+        self.lock_waits = 0
 
     async def run(self, job: Job) -> Any:
         item = _Item(job)
@@ -118,6 +120,7 @@ class GroupCommit:
         begun = conn is not None and _begin(conn)
         waited = 0
         while conn is not None and not begun and waited < LOCK_TRIES:
+            self.lock_waits += 1
             await anyio.sleep(LOCK_RETRY_S)  # more commits join meanwhile: a bigger batch
             begun, waited = _begin(conn), waited + 1
         batch = self._gathering.take()
