@@ -130,7 +130,7 @@ async def test_a_briefly_held_lock_is_waited_for_on_the_loop(tmp_path):
         assert loop_ran >= 1
         stats = store.group_commit_stats()
         assert (stats.commits, stats.handed_over) == (1, 0)
-        assert stats.lock_waits >= 2  # held for three retry periods: it waited, then wrote
+        assert stats.lock_waits >= 1  # it found the lock taken, waited, then wrote
         assert (await store.get_account("acc-1")).holds == 300
     finally:
         await store.close()
