@@ -5,6 +5,8 @@ pipeline too, and read what one snapshot at a time reads."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import trio
 from test_store_contract import NOW, hold, make_card, seeded
@@ -102,3 +104,20 @@ async def test_a_commit_that_fails_inside_redis_fails_alone(store):
     assert isinstance(failed, StoreError) and "WRONGTYPE" in str(failed)
     assert first.funds_ok and last.funds_ok
     assert (await store.get_account("acc-1")).holds == 200
+
+
+async def test_a_card_parsed_before_is_reused_until_it_changes(store):
+    """The script sends a card's JSON only when its version differs from the one this process
+    parsed last for the PAN; any change to the card (state, PIN tries) moves the version."""
+    card, _ = await seeded(store)
+    query = SnapshotQuery(card.pan_index, NOW)
+    first = await store.snapshot(query)
+    (again, together) = await store.snapshot_many([query, query])
+    assert again.card is first.card and together.card is first.card  # not decoded again
+    await store.update_card(replace(first.card, state=CardState.SUSPENDED))
+    (suspended,) = await store.snapshot_many([query])
+    assert suspended.card.state is CardState.SUSPENDED
+    assert suspended.card.version == first.card.version + 1
+    await store.commit(replace(hold(card, 1, 100), pin_tries=2))
+    tries, _ = await store.snapshot_many([query, query])
+    assert tries.card.pin_tries == 2 and tries.card.version == suspended.card.version + 1

@@ -133,7 +133,7 @@ class RedisCardStore:
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._products: dict[bytes, Product] = {}
-        self._cards: dict[tuple, Card] = {}  # see _parsed_card
+        self._known: dict[str, Card] = {}  # PAN index -> the card last parsed (_card_of)
         self._velocity = VelocityLogs(_event)
         self._commits: Gathering[_CommitCall] = Gathering()
         self.pipelined_batches = 0  # commits sent several to a pipeline
@@ -244,6 +244,7 @@ class RedisCardStore:
             query.original_key,
             "1" if pointer else "0",
             counted if kept_card == card_id else "0",
+            self._known_version(query.pan_index, card_id),
         ]
         product_raw = None
         if pointer is None:
@@ -283,6 +284,8 @@ class RedisCardStore:
             counted,
             kept_card,
         ]
+        known = self._known.get(query.pan_index)
+        args.append(f"{known.card_id}|{known.version}" if known is not None else "")
         return keys, args, kept
 
     async def _snapshot_standalone(self, query: SnapshotQuery) -> Snapshot:
@@ -343,7 +346,7 @@ class RedisCardStore:
         hold_raw: Any,
         product_raw: Any,
     ) -> Snapshot:
-        card = self._parsed_card(card_raw) if card_raw else None
+        card = self._card_of(query.pan_index, card_raw) if card_raw else None
         account = _account(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
         velocity = EMPTY
@@ -355,18 +358,25 @@ class RedisCardStore:
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         return Snapshot(card, account, product, velocity, previous, original)
 
-    def _parsed_card(self, values: Sequence[Any]) -> Card | None:
-        """``_card`` of the (data, pin_tries, version) the snapshot read, parsed once: the
-        next snapshot of an unchanged card finds it by those values (they are the key,
-        so a change to any of them is a new card) instead of decoding its JSON again."""
-        key = tuple(values)
-        card = self._cards.get(key)
-        if card is None:
-            card = _card(values)
-            if card is not None:
-                if len(self._cards) >= CARD_CACHE_SIZE:
-                    self._cards.clear()
-                self._cards[key] = card
+    def _known_version(self, pan_index: str, card_id: str) -> str:
+        """The version of ``card_id`` this process has parsed for ``pan_index``, or ''."""
+        known = self._known.get(pan_index)
+        return str(known.version) if known is not None and known.card_id == card_id else ""
+
+    def _card_of(self, pan_index: str, values: Sequence[Any]) -> Card | None:
+        """The card of a snapshot's (data, pin_tries, version): the one parsed before when the
+        script found that version unchanged (data '='), else parsed now and remembered as what
+        ``pan_index`` means (every change to a card hash moves its version)."""
+        if values[0] == b"=":
+            known = self._known.get(pan_index)
+            if known is not None and str(known.version) == _s(values[2]):
+                return known
+            raise StoreError("the snapshot skipped a card this process no longer has")
+        card = _card(values)
+        if card is not None:
+            if len(self._known) >= CARD_CACHE_SIZE:
+                self._known.clear()
+            self._known[pan_index] = card
         return card
 
     async def _snapshot_pipeline(

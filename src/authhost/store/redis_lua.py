@@ -11,8 +11,9 @@ from __future__ import annotations
 
 # The snapshot body: reads the account's slot through the k_* names its header defines.
 # ARGV: now, retention_s, dedupe_key, original_key, ...; the header sets counted_arg (events of
-# the card's velocity log the caller has counted) and the reply's last element is
-# "counted used|log total" (0 without a card).
+# the card's velocity log the caller has counted) and known_version (the card's version the
+# caller has parsed: its data comes back as '=' instead of the JSON), and the reply's last
+# element is "counted used|log total" (0 without a card).
 _SNAPSHOT_BODY = """
 local account = redis.call('HGETALL', k_account)
 local card = false
@@ -20,7 +21,11 @@ local events = {}
 local counted = 0
 if has_card then
   card = redis.call('HMGET', k_card, 'data', 'pin_tries', 'version')
-  if not card[1] then card = false end
+  if not card[1] then
+    card = false
+  elseif card[3] == known_version then
+    card[1] = '='  -- unchanged since the caller parsed it: no JSON to send and decode again
+  end
   -- velocity: only the log's events after the ARGV[6] the caller has counted already
   local pruned = tonumber(redis.call('GET', k_vpruned) or '0')
   local length = redis.call('LLEN', k_vlog)
@@ -49,7 +54,8 @@ if ARGV[4] ~= '' then hold = redis.call('HGET', k_holds, ARGV[4]) end
 
 # Cluster-safe: the caller resolved the PAN pointer; every key is declared and in one slot.
 # KEYS: account, card, velocity, dedupe, holds, journal, velocity log, velocity pruned.
-# ARGV 5: has_card (1/0), 6: velocity events counted already (0: none)
+# ARGV 5: has_card (1/0), 6: velocity events counted already (0: none), 7: the card's version
+# the caller has parsed ('' for none)
 SNAPSHOT = (
     """
 local k_account, k_card, k_velocity = KEYS[1], KEYS[2], KEYS[3]
@@ -57,6 +63,7 @@ local k_dedupe, k_holds, k_journal = KEYS[4], KEYS[5], KEYS[6]
 local k_vlog, k_vpruned = KEYS[7], KEYS[8]
 local has_card = ARGV[5] == '1'
 local counted_arg = ARGV[6]
+local known_version = ARGV[7]
 """
     + _SNAPSHOT_BODY
     + """
@@ -67,7 +74,7 @@ return {account, card, events, previous, hold, counted}
 # Single Redis only (no slots to respect): follows the PAN pointer itself and reads the
 # product too, so a snapshot is ONE round trip. Key names mirror redis_keys.AccountKeys.
 # KEYS: PAN pointer, products.  ARGV 5: key prefix, 6: velocity events counted already,
-# 7: the card they were counted for
+# 7: the card they were counted for, 8: 'card id|version' the caller has parsed ('' for none)
 _SNAPSHOT_STANDALONE_BODY = (
     """
 local pointer = redis.call('GET', KEYS[1])
@@ -83,6 +90,11 @@ local k_vlog, k_vpruned = base .. ':vlog:' .. card_id, base .. ':vlogoff:' .. ca
 local has_card = pointer ~= false
 local counted_arg = ARGV[6]
 if card_id ~= ARGV[7] then counted_arg = '0' end  -- the count was of another card
+local known_version = ''
+if ARGV[8] ~= '' then
+  local known_card, version = string.match(ARGV[8], '^(.*)|([^|]*)$')
+  if known_card == card_id then known_version = version end
+end
 """
     + _SNAPSHOT_BODY
     + """
@@ -131,7 +143,7 @@ return out
 SNAPSHOT_STANDALONE = _SNAPSHOT_STANDALONE_BODY
 # Several standalone snapshots in ONE script call: coredis costs far more CPU per command than
 # Redis does per snapshot. Read-only.
-SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 7, guarded=False)
+SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8, guarded=False)
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
