@@ -29,7 +29,7 @@ from coredis.exceptions import NoScriptError
 from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
-from authhost.cards.model import Account, Card, Product
+from authhost.cards.model import Account, Card, CardKind, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.models.context import event_from_entry
 from authhost.store import codec, redis_lua
@@ -77,6 +77,25 @@ def _account(flat: list[Any] | dict | None) -> Account | None:
         return None
     data = flat if isinstance(flat, dict) else _pairs(flat)
     return codec.account_from_fields({_s(k): _s(v) for k, v in data.items()})
+
+
+_KINDS = {kind.value: kind for kind in CardKind}
+
+
+def _account_row(values: Sequence[Any] | None) -> Account | None:
+    """From the scripts' HMGET of redis_lua.ACCOUNT_FIELDS, in that order."""
+    if not values or values[0] is None:
+        return None
+    account_id, currency, kind, balance, credit_limit, holds, version = values
+    return Account(
+        _s(account_id),
+        _s(currency),
+        _KINDS[_s(kind)],
+        int(balance),
+        int(credit_limit),
+        int(holds),
+        int(version),
+    )
 
 
 def _card(values: Sequence[Any] | None) -> Card | None:
@@ -347,7 +366,7 @@ class RedisCardStore:
         product_raw: Any,
     ) -> Snapshot:
         card = self._card_of(query.pan_index, card_raw) if card_raw else None
-        account = _account(account_raw) if card is not None else None
+        account = _account_row(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
         velocity = EMPTY
         if card is not None and velocity_reply:
@@ -580,7 +599,7 @@ class RedisCardStore:
             stored = copy_entry(entry)
             for name, value in _funds_short(entry).items():
                 setattr(stored, name, value)
-        account = _account(reply[3]) if reply[3] else None
+        account = _account_row(reply[3]) if reply[3] else None
         return CommitResult(journal=stored, funds_ok=funds_ok, account=account)
 
     # --- products and accounts -----------------------------------------------------------

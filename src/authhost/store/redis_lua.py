@@ -9,13 +9,22 @@ journal id sorted sets (all entries of the account, and per card).
 
 from __future__ import annotations
 
+# The account hash's fields in the order the scripts return them (redis._account_row reads
+# them by position: no field names to send and no dict to build per reply).
+ACCOUNT_FIELDS = ("account_id", "currency", "kind", "balance", "credit_limit", "holds", "version")
+_ACCOUNT_FIELDS_LUA = ", ".join(f"'{name}'" for name in ACCOUNT_FIELDS)
+
 # The snapshot body: reads the account's slot through the k_* names its header defines.
 # ARGV: now, retention_s, dedupe_key, original_key, ...; the header sets counted_arg (events of
 # the card's velocity log the caller has counted) and known_version (the card's version the
 # caller has parsed: its data comes back as '=' instead of the JSON), and the reply's last
 # element is "counted used|log total" (0 without a card).
-_SNAPSHOT_BODY = """
-local account = redis.call('HGETALL', k_account)
+_SNAPSHOT_BODY = (
+    """
+local account = redis.call('HMGET', k_account, """
+    + _ACCOUNT_FIELDS_LUA
+    + """)
+if not account[1] then account = false end
 local card = false
 local events = {}
 local counted = 0
@@ -51,6 +60,7 @@ end
 local hold = false
 if ARGV[4] ~= '' then hold = redis.call('HGET', k_holds, ARGV[4]) end
 """
+)
 
 # Cluster-safe: the caller resolved the PAN pointer; every key is declared and in one slot.
 # KEYS: account, card, velocity, dedupe, holds, journal, velocity log, velocity pruned.
@@ -154,7 +164,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8, gu
 #       (funds failed), 11 velocity event ('' = none), 12 event approved (1/0),
 #       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0)
 # Hold values are 'amount|posted|reversed|created_at'.
-_COMMIT_BODY = """
+_COMMIT_BODY = (
+    """
 local everywhere = KEYS[11] ~= KEYS[4]
 if ARGV[1] ~= '' then
   local prev = redis.call('HGET', KEYS[4], ARGV[1])
@@ -266,9 +277,12 @@ if ARGV[14] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'version', 1)
 end
 local acc = false
-if kind ~= '' then acc = redis.call('HGETALL', KEYS[1]) end
+if kind ~= '' then acc = redis.call('HMGET', KEYS[1], """
+    + _ACCOUNT_FIELDS_LUA
+    + """) end
 return {'ok', funds_ok, string.format('%d', hold_amount), acc}
 """
+)
 
 COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
