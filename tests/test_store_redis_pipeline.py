@@ -9,10 +9,13 @@ from dataclasses import replace
 
 import pytest
 import trio
-from test_store_contract import NOW, hold, make_card, seeded
+from test_store_contract import NOW, entry, hold, make_card, seeded
 
 from authhost.cards.model import Account, CardKind, CardState
+from authhost.store import codec
 from authhost.store.interface import SnapshotQuery, StoreError
+from authhost.store.records import journal_dict
+from authhost.store.redis import _HOLD_PLACEHOLDER, _funds_short, _funds_short_json
 from authhost.store.redis_keys import Keys
 
 
@@ -121,3 +124,23 @@ async def test_a_card_parsed_before_is_reused_until_it_changes(store):
     await store.commit(replace(hold(card, 1, 100), pin_tries=2))
     tries, _ = await store.snapshot_many([query, query])
     assert tries.card.pin_tries == 2 and tries.card.version == suspended.card.version + 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"reason_codes": 'rule."x";é', "approval_code": "A1B2C3"},
+        {"terminal_id": '"response_code":"00",', "merchant_id": '"hold_amount":"__HOLD__",'},
+    ],
+)
+def test_the_funds_short_form_is_the_entry_encoded_with_its_changes(changes):
+    """The commit sends the entry as stored when funds are short, made from the approved
+    form by replacing four fields where they stand: it must equal encoding it afresh, also
+    when other fields hold text that looks like those fields."""
+    card, _, _ = make_card()
+    e = entry(card, 1, **changes)
+    data = journal_dict(e)
+    approved = codec.journal_dict_to_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
+    fresh = codec.journal_dict_to_json({**data, **_funds_short(e)})
+    assert _funds_short_json(approved, e) == fresh

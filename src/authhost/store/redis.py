@@ -18,6 +18,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -126,6 +127,21 @@ def _funds_short(entry: JournalEntry) -> dict[str, object]:
     """What the commit script stores instead when the funds re-check refuses ``entry``."""
     reasons = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
     return {"response_code": "51", "approval_code": "", "hold_amount": 0, "reason_codes": reasons}
+
+
+def _funds_short_json(ok_json: str, entry: JournalEntry) -> str:
+    """``ok_json`` (the entry as stored when approved) with ``_funds_short``'s fields instead:
+    each ``"name":value,`` is replaced where it stands. A value's own quotes are escaped in
+    JSON, so ``"name":`` with bare quotes only occurs as the field itself; no second encode."""
+    text = ok_json
+    for name, value in _funds_short(entry).items():
+        was = _HOLD_PLACEHOLDER if name == "hold_amount" else getattr(entry, name)
+        text = text.replace(f'"{name}":{_json_value(was)},', f'"{name}":{_json_value(value)},', 1)
+    return text
+
+
+def _json_value(value: object) -> str:
+    return encode_basestring_ascii(value) if isinstance(value, str) else str(value)
 
 
 def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
@@ -526,7 +542,7 @@ class RedisCardStore:
         entry.journal_id = journal_id
         data = journal_dict(entry)
         ok_json = codec.journal_dict_to_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
-        failed_json = codec.journal_dict_to_json({**data, **_funds_short(entry)})
+        failed_json = _funds_short_json(ok_json, entry)
         event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
