@@ -144,3 +144,19 @@ def test_the_funds_short_form_is_the_entry_encoded_with_its_changes(changes):
     approved = codec.journal_dict_to_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
     fresh = codec.journal_dict_to_json({**data, **_funds_short(e)})
     assert _funds_short_json(approved, e) == fresh
+
+
+async def test_an_unchanged_card_is_the_one_its_snapshot_offered(store, monkeypatch):
+    """Redis answers '=' for a card version the snapshot said it had parsed; that card travels
+    with the snapshot, so emptying the cache of parsed cards in between (here: a cache of one,
+    emptied by the first card of the batch) cannot lose it."""
+    monkeypatch.setattr("authhost.store.redis.CARD_CACHE_SIZE", 1)
+    card, _ = await seeded(store)
+    other, _, blob = make_card(state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    known = await store.snapshot(SnapshotQuery(card.pan_index, NOW))  # parsed and kept
+    fresh, again = await store.snapshot_many(
+        [SnapshotQuery(other.pan_index, NOW), SnapshotQuery(card.pan_index, NOW)]
+    )
+    assert fresh.card == other
+    assert again.card is known.card

@@ -3,9 +3,10 @@
 Key layout and why it keeps commits atomic on a cluster: see ``redis_keys``. On a cluster a
 snapshot is two round trips (the PAN pointer, then one read-only script on the account's slot
 pipelined with the product); on a single Redis it is one script, and the snapshots read
-together share one pipeline. A commit is one script on the account's slot; the commits ready
-together share one pipeline. coredis costs far more CPU per command than Redis does, so one
-pipeline of N calls instead of N tasks each awaiting its own call is what the batching buys.
+together are one script call. A commit is one script on the account's slot; the commits ready
+together are one script call on a single Redis and one pipeline on a cluster. coredis costs far
+more CPU per command than Redis does per script, so one command for a batch instead of one
+task and one command per request is what the batching buys.
 Journal ids come from a global sequence taken in blocks (hi/lo), so they are unique across
 processes and increase within each process; global journal queries merge the per-account
 journals by id.
@@ -272,6 +273,9 @@ class RedisCardStore:
             ak.velocity_pruned(card_id),
         ]
         kept, kept_card, counted = self._velocity.ask(query.pan_index)
+        known = self._known.get(query.pan_index)
+        if known is not None and known.card_id != card_id:
+            known = None
         args = [
             repr(query.now),
             repr(FETCH_SPAN_S),
@@ -279,7 +283,7 @@ class RedisCardStore:
             query.original_key,
             "1" if pointer else "0",
             counted if kept_card == card_id else "0",
-            self._known_version(query.pan_index, card_id),
+            str(known.version) if known is not None else "",
         ]
         product_raw = None
         if pointer is None:
@@ -296,6 +300,7 @@ class RedisCardStore:
             account_id,
             card_id,
             kept,
+            known,
             account_raw,
             card_raw,
             events_raw,
@@ -305,9 +310,11 @@ class RedisCardStore:
             product_raw,
         )
 
-    def _standalone_call(self, query: SnapshotQuery) -> tuple[list[str], list[str], Kept | None]:
-        """The standalone snapshot script's keys and arguments for ``query``, and the
-        velocity the process kept for its PAN."""
+    def _standalone_call(
+        self, query: SnapshotQuery
+    ) -> tuple[list[str], list[str], Kept | None, Card | None]:
+        """The standalone snapshot script's keys and arguments for ``query``, the velocity the
+        process kept for its PAN and the card it parsed for it last (what '=' will mean)."""
         keys = [self._keys.pan(query.pan_index), self._keys.products]
         kept, kept_card, counted = self._velocity.ask(query.pan_index)
         args = [
@@ -321,13 +328,13 @@ class RedisCardStore:
         ]
         known = self._known.get(query.pan_index)
         args.append(f"{known.card_id}|{known.version}" if known is not None else "")
-        return keys, args, kept
+        return keys, args, kept, known
 
     async def _snapshot_standalone(self, query: SnapshotQuery) -> Snapshot:
         """One round trip: the script follows the PAN pointer and reads the product too."""
-        keys, args, kept = self._standalone_call(query)
+        keys, args, kept, known = self._standalone_call(query)
         reply = await self._snapshot_one(keys, args, readonly=True)
-        return self._standalone_snapshot(query, kept, reply)
+        return self._standalone_snapshot(query, kept, known, reply)
 
     async def _snapshots_together(
         self, queries: Sequence[SnapshotQuery]
@@ -335,21 +342,23 @@ class RedisCardStore:
         """Several standalone snapshots in ONE script call: coredis costs far more CPU per
         command than Redis does per snapshot (the script is loaded again if Redis lost it)."""
         calls = [self._standalone_call(query) for query in queries]
-        keys = [key for call_keys, _, _ in calls for key in call_keys]
-        args = [str(len(calls)), *(arg for _, call_args, _ in calls for arg in call_args)]
+        keys = [key for call_keys, _, _, _ in calls for key in call_keys]
+        args = [str(len(calls)), *(arg for _, call_args, _, _ in calls for arg in call_args)]
         try:
             replies = await self._snapshot_many(keys, args, readonly=True)
         except Exception as exc:  # Redis or the link failed: no snapshot was read
             return [exc] * len(queries)
         outcomes: list[Snapshot | Exception] = []
-        for query, (_, _, kept), reply in zip(queries, calls, replies, strict=True):
+        for query, (_, _, kept, known), reply in zip(queries, calls, replies, strict=True):
             try:
-                outcomes.append(self._standalone_snapshot(query, kept, reply))
+                outcomes.append(self._standalone_snapshot(query, kept, known, reply))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
 
-    def _standalone_snapshot(self, query: SnapshotQuery, kept: Kept | None, reply: Any) -> Snapshot:
+    def _standalone_snapshot(
+        self, query: SnapshotQuery, kept: Kept | None, known: Card | None, reply: Any
+    ) -> Snapshot:
         (account_raw, card_raw, events_raw, previous_raw, hold_raw, pointer, product_raw,
          velocity_reply) = reply  # fmt: skip
         card_id, account_id = _s(pointer).split("|", 2)[:2] if pointer else ("", "")
@@ -358,6 +367,7 @@ class RedisCardStore:
             account_id,
             card_id,
             kept,
+            known,
             account_raw,
             card_raw,
             events_raw,
@@ -373,6 +383,7 @@ class RedisCardStore:
         account_id: str,
         card_id: str,
         kept: Kept | None,
+        known: Card | None,
         account_raw: Any,
         card_raw: Any,
         events_raw: Any,
@@ -381,7 +392,7 @@ class RedisCardStore:
         hold_raw: Any,
         product_raw: Any,
     ) -> Snapshot:
-        card = self._card_of(query.pan_index, card_raw) if card_raw else None
+        card = self._card_of(query.pan_index, card_raw, known) if card_raw else None
         account = _account_row(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
         velocity = EMPTY
@@ -393,20 +404,16 @@ class RedisCardStore:
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         return Snapshot(card, account, product, velocity, previous, original)
 
-    def _known_version(self, pan_index: str, card_id: str) -> str:
-        """The version of ``card_id`` this process has parsed for ``pan_index``, or ''."""
-        known = self._known.get(pan_index)
-        return str(known.version) if known is not None and known.card_id == card_id else ""
-
-    def _card_of(self, pan_index: str, values: Sequence[Any]) -> Card | None:
-        """The card of a snapshot's (data, pin_tries, version): the one parsed before when the
-        script found that version unchanged (data '='), else parsed now and remembered as what
-        ``pan_index`` means (every change to a card hash moves its version)."""
+    def _card_of(self, pan_index: str, values: Sequence[Any], known: Card | None) -> Card | None:
+        """The card of a snapshot's (data, pin_tries, version): ``known`` (the card this
+        snapshot said it had parsed) when the script found that version unchanged (data '='),
+        else parsed now and remembered as what ``pan_index`` means (every change to a card
+        hash moves its version). ``known`` travels with the request, so a snapshot of the same
+        PAN answered in between, or the cache emptied, cannot change what '=' means."""
         if values[0] == b"=":
-            known = self._known.get(pan_index)
             if known is not None and str(known.version) == _s(values[2]):
                 return known
-            raise StoreError("the snapshot skipped a card this process no longer has")
+            raise StoreError("Redis skipped a card version this snapshot did not offer")
         card = _card(values)
         if card is not None:
             if len(self._known) >= CARD_CACHE_SIZE:
