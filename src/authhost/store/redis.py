@@ -62,6 +62,8 @@ from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
+# One encoder for every velocity event: json.dumps with options would build a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
 _HOLD_PLACEHOLDER = "__HOLD__"
 
@@ -553,7 +555,7 @@ class RedisCardStore:
         event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
-            event_member = json.dumps(
+            event_member = _COMPACT.encode(
                 [
                     event.ts,
                     event.amount_minor,
@@ -563,8 +565,7 @@ class RedisCardStore:
                     event.pin_failed,
                     event.cvv_failed,
                     journal_id,
-                ],
-                separators=(",", ":"),
+                ]
             )
         kind = move.kind.value if move is not None else ""
         hold_key = ""
