@@ -12,10 +12,15 @@ import trio
 from test_store_contract import NOW, entry, hold, make_card, seeded
 
 from authhost.cards.model import Account, CardKind, CardState
-from authhost.store import codec
+from authhost.store import codec, opened_store
 from authhost.store.interface import SnapshotQuery, StoreError
 from authhost.store.records import journal_dict
-from authhost.store.redis import _HOLD_PLACEHOLDER, _funds_short, _funds_short_json
+from authhost.store.redis import (
+    _HOLD_PLACEHOLDER,
+    MAX_PER_SCRIPT,
+    _funds_short,
+    _funds_short_json,
+)
 from authhost.store.redis_keys import Keys
 
 
@@ -160,3 +165,34 @@ async def test_an_unchanged_card_is_the_one_its_snapshot_offered(store, monkeypa
     )
     assert fresh.card == other
     assert again.card is known.card
+
+
+async def test_a_burst_is_split_into_bounded_script_calls(private_redis):
+    """Redis runs one script at a time: 150 commits (or snapshots) read together go as
+    ceil(150 / MAX_PER_SCRIPT) script calls, and every one of them lands, in order. (A
+    redis-server of its own: the count of script calls is the server's.)"""
+    async with opened_store(private_redis) as store:
+        card, _ = await seeded(store, balance=1_000_000)
+        calls = -(-150 // MAX_PER_SCRIPT)
+        assert calls > 1  # the premise: 150 is a burst
+
+        async def script_calls() -> int:
+            stats = await store.client.info("commandstats")
+            return sum(
+                int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+                for name in ("evalsha", "evalsha_ro")
+            )
+
+        # the first call of each script on a fresh server meets NOSCRIPT and is sent again
+        await store.commit_many([hold(card, i, 10) for i in range(1000, 1002)])
+        await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)] * 2)
+        before = await script_calls()
+        results = await store.commit_many([hold(card, i, 10) for i in range(150)])
+        assert await script_calls() - before == calls
+        ids = [r.journal.journal_id for r in results]
+        assert all(r.funds_ok for r in results) and ids == sorted(ids)
+        assert (await store.get_account("acc-1")).holds == 1_520
+        before = await script_calls()
+        snaps = await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)] * 150)
+        assert await script_calls() - before == calls
+        assert all(s.card.card_id == card.card_id for s in snaps)

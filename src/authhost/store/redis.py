@@ -62,6 +62,9 @@ from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
+# Requests per script call: Redis runs one script at a time, so a burst of thousands from a
+# switch must not hold it (and every other client) for one long script.
+MAX_PER_SCRIPT = 64
 # One encoder for every velocity event: json.dumps with options would build a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
@@ -344,12 +347,15 @@ class RedisCardStore:
         """Several standalone snapshots in ONE script call: coredis costs far more CPU per
         command than Redis does per snapshot (the script is loaded again if Redis lost it)."""
         calls = [self._standalone_call(query) for query in queries]
-        keys = [key for call_keys, _, _, _ in calls for key in call_keys]
-        args = [str(len(calls)), *(arg for _, call_args, _, _ in calls for arg in call_args)]
-        try:
-            replies = await self._snapshot_many(keys, args, readonly=True)
-        except Exception as exc:  # Redis or the link failed: no snapshot was read
-            return [exc] * len(queries)
+        replies: list[Any] = []
+        for first in range(0, len(calls), MAX_PER_SCRIPT):
+            part = calls[first : first + MAX_PER_SCRIPT]
+            keys = [key for call_keys, _, _, _ in part for key in call_keys]
+            args = [str(len(part)), *(arg for _, call_args, _, _ in part for arg in call_args)]
+            try:
+                replies.extend(await self._snapshot_many(keys, args, readonly=True))
+            except Exception as exc:  # Redis or the link failed: no snapshot was read
+                return [exc] * len(queries)
         outcomes: list[Snapshot | Exception] = []
         for query, (_, _, kept, known), reply in zip(queries, calls, replies, strict=True):
             try:
@@ -493,21 +499,23 @@ class RedisCardStore:
             w.error = StoreError("Redis lost the commit script twice in a row")
 
     async def _commit_together(self, batch: list[_CommitCall]) -> None:
-        """A single Redis: every commit of the batch in ONE script call, each run as alone and
-        in order; one that fails inside Redis fails alone."""
-        keys = [key for w in batch for key in w.keys]
-        args = [str(len(batch)), *(arg for w in batch for arg in w.args)]
-        try:
-            replies = await self._commit_many(keys, args)
-        except Exception as exc:  # the link failed: whether they ran is unknown
-            for w in batch:
-                w.error = exc
-            return
-        for w, reply in zip(batch, replies, strict=True):
-            if _s(reply[0]) == "err":
-                w.error = StoreError(f"Redis refused the commit: {_s(reply[1])}")
-            else:
-                w.result = reply
+        """A single Redis: the commits of the batch in one script call per MAX_PER_SCRIPT,
+        each run as alone and in order; one that fails inside Redis fails alone."""
+        for first in range(0, len(batch), MAX_PER_SCRIPT):
+            part = batch[first : first + MAX_PER_SCRIPT]
+            keys = [key for w in part for key in w.keys]
+            args = [str(len(part)), *(arg for w in part for arg in w.args)]
+            try:
+                replies = await self._commit_many(keys, args)
+            except Exception as exc:  # the link failed: whether they ran is unknown
+                for w in batch[first:]:
+                    w.error = exc
+                return
+            for w, reply in zip(part, replies, strict=True):
+                if _s(reply[0]) == "err":
+                    w.error = StoreError(f"Redis refused the commit: {_s(reply[1])}")
+                else:
+                    w.result = reply
 
     async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
         if not self._cluster and len(queries) > 1:
