@@ -107,7 +107,8 @@ def one_round(args: argparse.Namespace, work: Path, seed: Path, sources: dict[st
             conf, port = config(place, "ab", args.workers, args.models)
             command = ["env", f"PYTHONPATH={sources[side]}",
                        *authhost("serve", "--demo", "--config", str(conf))]  # fmt: skip
-            servers[side] = start(side, command, place, port, place / "serve.log")
+            log = place / "serve.log"
+            servers[side] = start(side, command, place, port, log, workers=args.workers)
         time.sleep(2)  # both warm: rules, model, first connections
         for side in order:
             out = work / f"bench-{side}-{round_no}.txt"

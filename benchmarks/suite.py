@@ -131,12 +131,32 @@ class Server:
                 self.process.wait()
 
 
-def start(name: str, command: list[str], cwd: Path, port: int, log: Path) -> Server:
+def wait_for_log(log: Path, text: str, count: int, process: subprocess.Popen, name: str) -> None:
+    """Until ``text`` is in ``log`` ``count`` times. With ``--workers`` the supervisor binds the
+    port before its workers start, so a connection is accepted (into the backlog) a second or
+    more before anyone answers it: a phase started then would time the start-up."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode} during start-up")
+        if log.read_text(errors="replace").count(text) >= count:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not log {text!r} {count} times within 60 s")
+
+
+def start(
+    name: str, command: list[str], cwd: Path, port: int, log: Path, workers: int = 1
+) -> Server:
+    """Start a server and return once it answers: every worker has logged that it listens."""
+    already = log.read_text(errors="replace").count("listening on") if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     server = Server(name, process, port)
     try:
         wait_for_port(port, process, 60, name)
+        if workers > 1:
+            wait_for_log(log, "listening on", already + workers, process, name)
     except RuntimeError:
         server.stop()
         raise
@@ -347,8 +367,10 @@ def run_suite(suite: Suite) -> None:
             server.stop()
         # the same file served by two processes (``--workers 2``): one per core
         two_config, port = suite.config("sqlite-2", "sqlite:///authhost.db", workers=2)
-        server = start("authhost sqlite x2", authhost("serve", "--demo", "--config",
-                       str(two_config)), work, port, work / "authhost-sqlite-2.log")  # fmt: skip
+        command = authhost("serve", "--demo", "--config", str(two_config))
+        server = start(
+            "authhost sqlite x2", command, work, port, work / "authhost-sqlite-2.log", workers=2
+        )
         try:
             alternate([("echo auth", echo, auth), ("authhost auth sqlite 2 workers", server, auth)])
             suite.measure("authhost auth sqlite 2 workers @2000/s", server, auth, rate=2000)
@@ -385,7 +407,9 @@ def run_suite(suite: Suite) -> None:
             server.stop()
         two_config, port = suite.config("redis-2", url, workers=2)
         command = authhost("serve", "--demo", "--config", str(two_config))
-        server = start("authhost redis x2", command, work, port, work / "authhost-redis-2.log")
+        server = start(
+            "authhost redis x2", command, work, port, work / "authhost-redis-2.log", workers=2
+        )
         try:
             suite.measure("authhost auth redis 2 workers", server, cards)
         finally:
