@@ -15,7 +15,7 @@ from typing import Any
 import iso8583
 import iso8583.specs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from authhost.auth.decision import Decision
@@ -437,6 +437,7 @@ _VALID = {d: peer_encode(financial("0200"), d) for d in DIALECTS}
     dialect=st.sampled_from(DIALECTS),
     edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), min_size=1, max_size=4),
 )
+@example(dialect="ascii-binary-bitmap", edits=[(1, 56)])  # 0200 -> 0800: a network request
 def test_corrupted_messages_are_a_format_error_or_a_request(
     dialect: str, edits: list[tuple[int, int]]
 ) -> None:
@@ -450,7 +451,11 @@ def test_corrupted_messages_are_a_format_error_or_a_request(
         if error.mti is not None and error.stan is not None and error.mti[2] in "02468":
             assert encode_format_error(error, get_dialect(dialect)) is not None
         return
-    response = encode_response(message, Decision(ResponseCode.DO_NOT_HONOUR), get_dialect(dialect))
+    if isinstance(message, NetworkRequest):  # an edited MTI can make it one (0200 -> 0800)
+        response = encode_network_response(message, ResponseCode.APPROVED, get_dialect(dialect))
+    else:
+        decision = Decision(ResponseCode.DO_NOT_HONOUR)
+        response = encode_response(message, decision, get_dialect(dialect))
     assert PAN.encode() not in response
 
 
