@@ -216,7 +216,9 @@ def test_cli_reload_signals_the_server_pid(files: dict[str, Path], tmp_path: Pat
             "-c",
             "import signal, sys, time, pathlib\n"
             f"p = pathlib.Path({str(marker)!r})\n"
-            "signal.signal(signal.SIGHUP, lambda *a: p.write_text('hup'))\n"
+            # written aside and renamed: the test must never see the file before its text
+            "t = p.with_suffix('.tmp')\n"
+            "signal.signal(signal.SIGHUP, lambda *a: (t.write_text('hup'), t.replace(p)))\n"
             "print('ready', flush=True)\n"
             "deadline = time.time() + 20\n"
             "while not p.exists() and time.time() < deadline: time.sleep(0.01)\n",
