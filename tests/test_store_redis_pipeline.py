@@ -146,8 +146,8 @@ def test_the_funds_short_form_is_the_entry_encoded_with_its_changes(changes):
     card, _, _ = make_card()
     e = entry(card, 1, **changes)
     data = journal_dict(e)
-    approved = codec.journal_dict_to_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
-    fresh = codec.journal_dict_to_json({**data, **_funds_short(e)})
+    approved = codec.compact_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
+    fresh = codec.compact_json({**data, **_funds_short(e)})
     assert _funds_short_json(approved, e) == fresh
 
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, PinMethod, Product
-from authhost.store.records import AuditEntry, JournalEntry, journal_dict
+from authhost.store.records import AuditEntry, JournalEntry
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 _CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
@@ -64,20 +64,16 @@ def product_from_json(text: str | bytes) -> Product:
     return Product(**data)
 
 
-# One encoder for every entry: json.dumps with options would build a new one per call.
+# CardKind by its stored value: a dict hit, not Enum's lookup by value (both stores' hot path)
+CARD_KINDS = {kind.value: kind for kind in CardKind}
+# One encoder for every value: json.dumps with options would build a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
-def journal_to_json(entry: JournalEntry, **changes: object) -> str:
-    """The entry as JSON, with ``changes`` to some of its fields (the entry is not touched)."""
-    data = journal_dict(entry)
-    data.update(changes)
-    return _COMPACT.encode(data)
-
-
-def journal_dict_to_json(data: dict[str, object]) -> str:
-    """A ``journal_dict`` (or a changed copy of one) as ``journal_to_json`` writes it."""
-    return _COMPACT.encode(data)
+def compact_json(value: object) -> str:
+    """``value`` as JSON without spaces (journal entries as Redis stores them, velocity
+    events), from one shared encoder."""
+    return _COMPACT.encode(value)
 
 
 def journal_from_json(text: str | bytes) -> JournalEntry:

@@ -31,7 +31,7 @@ from coredis.exceptions import NoScriptError
 from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
-from authhost.cards.model import Account, Card, CardKind, Product
+from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.models.context import event_from_entry
 from authhost.store import codec, redis_lua
@@ -65,8 +65,6 @@ ID_BLOCK = 100
 # Requests per script call: Redis runs one script at a time, so a burst of thousands from a
 # switch must not hold it (and every other client) for one long script.
 MAX_PER_SCRIPT = 64
-# One encoder for every velocity event: json.dumps with options would build a new one per call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
 _HOLD_PLACEHOLDER = "__HOLD__"
 
@@ -86,9 +84,6 @@ def _account(flat: list[Any] | dict | None) -> Account | None:
     return codec.account_from_fields({_s(k): _s(v) for k, v in data.items()})
 
 
-_KINDS = {kind.value: kind for kind in CardKind}
-
-
 def _account_row(values: Sequence[Any] | None) -> Account | None:
     """From the scripts' HMGET of redis_lua.ACCOUNT_FIELDS, in that order."""
     if not values or values[0] is None:
@@ -97,7 +92,7 @@ def _account_row(values: Sequence[Any] | None) -> Account | None:
     return Account(
         _s(account_id),
         _s(currency),
-        _KINDS[_s(kind)],
+        codec.CARD_KINDS[_s(kind)],
         int(balance),
         int(credit_limit),
         int(holds),
@@ -177,7 +172,7 @@ class RedisCardStore:
         self._known: dict[str, Card] = {}  # PAN index -> the card last parsed (_card_of)
         self._velocity = VelocityLogs(_event)
         self._commits: Gathering[_CommitCall] = Gathering()
-        self.pipelined_batches = 0  # commits sent several to a pipeline
+        self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
         self._id_lock = anyio.Lock()
 
@@ -440,9 +435,8 @@ class RedisCardStore:
         return await scripted, await product_reply
 
     async def _pipelined_commits(self, calls: list[_CommitCall]) -> None:
-        """The commit scripts; commits that are ready together share one pipeline (one write
-        and one read on the connection for all of them: the commit round trips pipelined),
-        whether they came in one call or from several tasks."""
+        """The commits ready together, whether they came in one call or from several tasks,
+        go to Redis together (``_send_commits``): one round trip for all of them."""
         leads = False
         for call in calls:
             leads = self._commits.join(call) or leads
@@ -523,7 +517,8 @@ class RedisCardStore:
         return await each_at_once(self.snapshot, queries)
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[CommitResult | Exception]:
-        """In one pipeline (with any other commits ready now): one round trip for all."""
+        """Together with any other commits ready now (``_pipelined_commits``); each succeeds
+        or fails alone."""
         try:
             ids = await self._journal_ids(len(commits))
         except Exception as exc:  # Redis unreachable: none of them ran
@@ -558,12 +553,12 @@ class RedisCardStore:
         ak = self._keys.account(account_id)
         entry.journal_id = journal_id
         data = journal_dict(entry)
-        ok_json = codec.journal_dict_to_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
+        ok_json = codec.compact_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
         failed_json = _funds_short_json(ok_json, entry)
         event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
-            event_member = _COMPACT.encode(
+            event_member = codec.compact_json(
                 [
                     event.ts,
                     event.amount_minor,

@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from authhost.cards import lifecycle
-from authhost.cards.model import Account, Card, CardKind, Product
+from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY
 from authhost.store import codec
 from authhost.store.interface import (
@@ -142,14 +142,15 @@ def _writer_connect(path: str) -> sqlite3.Connection:
 
 
 CARD_CACHE_SIZE = 50_000
-_KINDS = {kind.value: kind for kind in CardKind}  # a dict hit, not Enum's lookup by value
 
 
 def _account(row: tuple | None) -> Account | None:
     if row is None:
         return None
     account_id, currency, kind, balance, credit_limit, holds, version = row
-    return Account(account_id, currency, _KINDS[kind], balance, credit_limit, holds, version)
+    return Account(
+        account_id, currency, codec.CARD_KINDS[kind], balance, credit_limit, holds, version
+    )
 
 
 def _journal(row: tuple) -> JournalEntry:
