@@ -114,6 +114,22 @@ async def test_a_commit_that_fails_inside_redis_fails_alone(store):
     assert (await store.get_account("acc-1")).holds == 200
 
 
+async def test_a_snapshot_that_fails_inside_redis_fails_alone(store):
+    """Snapshots read together in one script call: one that Redis refuses (its account key
+    holds a string, so the script's HMGET fails) is an error in its place, and the requests
+    read with it still get their snapshots (before, one bad record failed all of them)."""
+    card, _ = await seeded(store)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=100_000))
+    broken, _, blob = make_card(account_id="acc-2", state=CardState.ACTIVE)
+    await store.create_card(broken, blob)
+    await store.client.set(Keys(store.prefix).account("acc-2").account, "not a hash")
+    queries = [SnapshotQuery(c.pan_index, NOW) for c in (card, broken, card)]
+    first, failed, last = await store.snapshot_many(queries)
+    assert isinstance(failed, StoreError) and "WRONGTYPE" in str(failed)
+    assert first.card == card and last.card == card
+    assert first.account.account_id == "acc-1" and last.account == first.account
+
+
 async def test_a_card_parsed_before_is_reused_until_it_changes(store):
     """The script sends a card's JSON only when its version differs from the one this process
     parsed last for the PAN; any change to the card (state, PIN tries) moves the version."""

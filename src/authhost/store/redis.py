@@ -353,6 +353,9 @@ class RedisCardStore:
                 return [exc] * len(queries)
         outcomes: list[Snapshot | Exception] = []
         for query, (_, _, kept, known), reply in zip(queries, calls, replies, strict=True):
+            if len(reply) == 2 and _s(reply[0]) == "err":  # this one raised inside Redis
+                outcomes.append(StoreError(f"Redis refused the snapshot: {_s(reply[1])}"))
+                continue
             try:
                 outcomes.append(self._standalone_snapshot(query, kept, known, reply))
             except Exception as exc:

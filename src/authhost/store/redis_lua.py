@@ -152,8 +152,9 @@ return out
 
 SNAPSHOT_STANDALONE = _SNAPSHOT_STANDALONE_BODY
 # Several standalone snapshots in ONE script call: coredis costs far more CPU per command than
-# Redis does per snapshot. Read-only.
-SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8, guarded=False)
+# Redis does per snapshot. Read-only. Guarded: a snapshot that raises (a key of the wrong type)
+# fails alone, as it would in a call of its own, not every request read with it.
+SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8, guarded=True)
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
