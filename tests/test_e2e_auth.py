@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import trio
 from iso_client import Switch, next_stan
+from prometheus_client import generate_latest
 
 from authhost.admin import requests as rq
 from authhost.admin.demo import ensure_demo
@@ -35,6 +36,7 @@ from authhost.config import (
 from authhost.runtime import open_runtime
 from authhost.security.module import SecurityModule
 from authhost.security.pinblock import encrypt_pin_block
+from authhost.server.metrics import ServerMetrics
 from authhost.server.process import serve_runtime
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -135,6 +137,7 @@ async def start_host(
     rules: str = RULES,
     models: ModelsConfig | None = None,
     admin: AdminConfig | None = None,
+    metrics: ServerMetrics | None = None,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -153,7 +156,7 @@ async def start_host(
 
     async def serve(task_status: trio.TaskStatus[list[tuple[str, int]]]) -> None:
         async with open_runtime(config, demo=True) as runtime:
-            await serve_runtime(config, runtime, task_status=task_status)
+            await serve_runtime(config, runtime, metrics=metrics, task_status=task_status)
 
     addresses = await nursery.start(serve)
     export = json.loads(Path("demo-cards.json").read_text())
@@ -265,6 +268,24 @@ async def test_every_response_code_end_to_end(nursery, tmp_path, store_url):
         assert "2" not in response and "35" not in response and "52" not in response
         assert ("38" in response) == (code == "00"), case
     assert got == expected
+
+
+async def test_time_per_pipeline_step_is_exposed_as_a_metric(nursery, tmp_path, store_url):
+    """Every decision's time per step adds to ``authhost_pipeline_step_seconds{step}``: a run
+    that declines stops counting at the step that declined it."""
+    metrics = ServerMetrics()
+    host = await start_host(nursery, tmp_path, store_url, metrics=metrics)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    assert (await switch.send(with_pin(purchase(visa), host, visa, visa["pin"])))["39"] == "00"
+    assert (await switch.send(purchase(host.cards["lost"])))["39"] == "41"
+    runs = {step: metrics.step_totals(step)[0] for step in AuthConfig().steps}
+    assert runs == {"validate": 2, "card": 2, "card_verification": 1, "pin": 1, "controls": 1,
+                    "fraud": 1, "funds": 1}  # fmt: skip
+    assert metrics.step_totals("pin")[1] > 0  # the PIN was translated and verified: µs spent
+    text = generate_latest(metrics.registry).decode()
+    assert 'authhost_pipeline_step_seconds_count{step="card"} 2.0' in text
+    assert 'authhost_pipeline_step_seconds_sum{step="pin"}' in text
 
 
 async def test_requests_read_together_are_decided_together(nursery, tmp_path, store_url):

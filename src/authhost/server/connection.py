@@ -404,6 +404,8 @@ class Connection:
     def _reply(
         self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float
     ) -> None:
+        if decision.timings_us:
+            self._metrics.count_steps(decision.timings_us)
         try:
             response = encode_response(request, decision, self._wire.dialect, mac=self._wire.mac)
         except Exception:

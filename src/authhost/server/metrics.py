@@ -10,12 +10,17 @@ it the usual way (``prometheus_client.Counter(...)``), or hand a custom collecto
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from threading import Thread
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import start_wsgi_server
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -23,6 +28,9 @@ from authhost.server.sockets import ListenError
 
 REQUESTS_HELP = "Messages answered, by request MTI and response code"
 LATENCY_HELP = "Time from a frame's arrival to its response being queued for sending"
+STEP_HELP = (
+    "Time spent in each pipeline step (runs and total seconds; a declining step ends the run)"
+)
 
 # Seconds; the default 200 ms deadline sits between buckets so timeouts stand out.
 LATENCY_BUCKETS = (
@@ -54,6 +62,7 @@ class ServerMetrics:
         self._latency_bounds = LATENCY_BUCKETS
         self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # last one is +Inf
         self._latency_sum = 0.0
+        self._steps: dict[str, list[int]] = {}  # step -> [runs, total µs]
         r.register(_HotPathCollector(self))
         self.in_flight = Gauge(
             "authhost_requests_in_flight", "Requests received and not yet answered", registry=r
@@ -96,6 +105,21 @@ class ServerMetrics:
         self._latency_counts[bisect_left(self._latency_bounds, latency_s)] += 1
         self._latency_sum += latency_s
 
+    def count_steps(self, timings_us: Mapping[str, int]) -> None:
+        """Add one decision's time per pipeline step (µs): where the latency budget goes."""
+        steps = self._steps
+        for name, micros in timings_us.items():
+            totals = steps.get(name)
+            if totals is None:
+                totals = steps[name] = [0, 0]
+            totals[0] += 1
+            totals[1] += micros
+
+    def step_totals(self, step: str) -> tuple[int, int]:
+        """(runs, total µs) of one pipeline step so far."""
+        runs, micros = self._steps.get(step, (0, 0))
+        return runs, micros
+
     def requests_total(self, mti: str, response_code: str) -> int:
         """How many messages with this MTI were answered with this code."""
         return self._request_counts.get((mti, response_code), 0)
@@ -128,6 +152,7 @@ class _HotPathCollector:
                 "authhost_requests", REQUESTS_HELP, labels=["mti", "response_code"]
             ),
             HistogramMetricFamily("authhost_request_latency_seconds", LATENCY_HELP),
+            SummaryMetricFamily("authhost_pipeline_step_seconds", STEP_HELP, labels=["step"]),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -149,6 +174,10 @@ class _HotPathCollector:
             buckets=buckets,
             sum_value=m._latency_sum,
         )
+        steps = SummaryMetricFamily("authhost_pipeline_step_seconds", STEP_HELP, labels=["step"])
+        for name, (runs, micros) in sorted(m._steps.copy().items()):
+            steps.add_metric([name], count_value=runs, sum_value=micros / 1_000_000)
+        yield steps
 
 
 class _Forward:
