@@ -13,7 +13,9 @@ Phases (each bounded by ``--seconds`` and a request count):
    targets >= 3,000 auth/s and >= 20% of (3);
 5. authhost / auth at 2,000/s offered (open loop): target p99 <= 20 ms;
 6. the same two with two server processes (``--workers 2``) on the same SQLite file; the
-   targets are judged on the better of the two set-ups, and the report says which;
+   targets are judged on the better of the two set-ups, and the report says which; with
+   ``--sweep 500,1000,1500`` also open loop at each of those rates first (the latency curve
+   below the target rate);
 7. the full pipeline on Redis, and two server processes sharing one Redis, when redis-server
    is installed.
 
@@ -373,6 +375,9 @@ def run_suite(suite: Suite) -> None:
         )
         try:
             alternate([("echo auth", echo, auth), ("authhost auth sqlite 2 workers", server, auth)])
+            for rate in args.sweep:  # the latency curve below the target rate, lowest first
+                label = f"authhost auth sqlite 2 workers @{rate:g}/s"
+                suite.measure(label, server, auth, rate=rate)
             suite.measure("authhost auth sqlite 2 workers @2000/s", server, auth, rate=2000)
         finally:
             server.stop()
@@ -613,6 +618,17 @@ def summary_table(doc: dict[str, Any]) -> Table:
     return table
 
 
+def _rates(text: str) -> list[float]:
+    """'500,1000' -> [500.0, 1000.0], sorted; every rate positive and below 2,000/s."""
+    try:
+        rates = sorted(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of rates: {text!r}") from None
+    if not rates or not all(0 < rate < 2000 for rate in rates):
+        raise argparse.ArgumentTypeError("rates must be above 0 and below 2000 (measured anyway)")
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="authhost load benchmark (see module doc)")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each phase")
@@ -626,6 +642,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="report directory")
     parser.add_argument(
         "--log-level", default="INFO", help="authhost's log level (INFO logs every request)"
+    )
+    parser.add_argument(
+        "--sweep",
+        type=_rates,
+        default=[],
+        help="comma-separated rates/s: also measure two SQLite workers open loop at each "
+        "(lowest first, before the 2,000/s phase), for the latency curve",
     )
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--no-model", action="store_true")
