@@ -119,6 +119,7 @@ def test_serve_rejects_an_unknown_dialect_before_starting(tmp_path: Path) -> Non
         ({"max_frame": 70000}, "max_frame"),
         ({"timeout_response_code": "XX"}, "timeout_response_code"),
         ({"deadline_ms": 0}, "deadline_ms"),
+        ({"slow_ms": -1}, "slow_ms"),
         ({"workers": 0}, "workers"),
         ({"workers": 4, "node_id": 5}, "node_id"),
         ({"workers": 2, "port": 0}, "fixed ports"),

@@ -63,6 +63,9 @@ class ServerConfig:
     max_frame: int = _key(8192, "largest frame body in bytes on the default listener")
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
+    slow_ms: int = _key(
+        100, "log a decision slower than this with its time per step (at most 10 a second); 0: off"
+    )
     workers: int = _key(1, "server processes sharing the port, fewest connections first")
     metrics_host: str = _key("127.0.0.1", "address of the Prometheus metrics endpoint")
     metrics_port: int = _key(9464, "port of the Prometheus metrics endpoint; 0 disables it")

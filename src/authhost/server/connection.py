@@ -39,6 +39,7 @@ from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.security.masking import mask_pan
 from authhost.server.logs import log_request
 from authhost.server.metrics import ServerMetrics
+from authhost.server.slow import SlowDecisions
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
 
@@ -104,6 +105,7 @@ class Decider:
     metrics: ServerMetrics
     journal: AnsweredHere | None = None  # the handler itself when it can journal these
     together: DecidesTogether | None = None  # the handler itself when it can
+    slow: SlowDecisions | None = None  # logs decisions slower than its threshold
 
 
 class Connection:
@@ -404,8 +406,16 @@ class Connection:
     def _reply(
         self, request: AuthRequest, decision: Decision, tpdu: bytes | None, arrived: float
     ) -> None:
-        if decision.timings_us:
-            self._metrics.count_steps(decision.timings_us)
+        timings = decision.timings_us
+        if timings:  # a decision of the pipeline: where its time went
+            self._metrics.count_steps(timings)
+            slow = self._decider.slow
+            if slow is not None:
+                latency = trio.current_time() - arrived
+                if latency >= slow.threshold_s:
+                    code = str(decision.response_code)
+                    slow.report(request.mti, request.pan, request.stan, code, latency, timings,
+                                self.peer)  # fmt: skip
         try:
             response = encode_response(request, decision, self._wire.dialect, mac=self._wire.mac)
         except Exception:

@@ -30,6 +30,7 @@ from authhost.server.connection import (
     Wire,
 )
 from authhost.server.metrics import ServerMetrics
+from authhost.server.slow import SlowDecisions
 from authhost.server.sockets import bound_address, listener_from_socket, open_listener
 
 log = logging.getLogger("authhost.server")
@@ -73,9 +74,14 @@ def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics
         ) from None
     if server.deadline_ms <= 0:
         raise ServerConfigError(f"server.deadline_ms must be positive, got {server.deadline_ms}")
+    if server.slow_ms < 0:
+        raise ServerConfigError(f"server.slow_ms must be 0 (off) or positive, got {server.slow_ms}")
     journal = handler if isinstance(handler, AnsweredHere) else None
     together = handler if isinstance(handler, DecidesTogether) else None
-    return Decider(handler, server.deadline_ms / 1000, timeout_code, metrics, journal, together)
+    slow = SlowDecisions(server.slow_ms / 1000) if server.slow_ms else None
+    return Decider(
+        handler, server.deadline_ms / 1000, timeout_code, metrics, journal, together, slow
+    )
 
 
 def check_config(config: Config) -> None:
