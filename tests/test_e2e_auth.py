@@ -271,8 +271,9 @@ async def test_every_response_code_end_to_end(nursery, tmp_path, store_url):
 
 
 async def test_time_per_pipeline_step_is_exposed_as_a_metric(nursery, tmp_path, store_url):
-    """Every decision's time per step adds to ``authhost_pipeline_step_seconds{step}``: a run
-    that declines stops counting at the step that declined it."""
+    """Every decision's time per step, and its store read and write, add to
+    ``authhost_pipeline_step_seconds{step}``: a run that declines stops counting at the step
+    that declined it (the store is read and written either way)."""
     metrics = ServerMetrics()
     host = await start_host(nursery, tmp_path, store_url, metrics=metrics)
     switch = await Switch.connect(host.port)
@@ -283,6 +284,9 @@ async def test_time_per_pipeline_step_is_exposed_as_a_metric(nursery, tmp_path, 
     assert runs == {"validate": 2, "card": 2, "card_verification": 1, "pin": 1, "controls": 1,
                     "fraud": 1, "funds": 1}  # fmt: skip
     assert metrics.step_totals("pin")[1] > 0  # the PIN was translated and verified: µs spent
+    # the store's read and write of each decision, around the steps
+    assert metrics.step_totals("store_read")[0] == metrics.step_totals("store_write")[0] == 2
+    assert metrics.step_totals("store_write")[1] > 0
     text = generate_latest(metrics.registry).decode()
     assert 'authhost_pipeline_step_seconds_count{step="card"} 2.0' in text
     assert 'authhost_pipeline_step_seconds_sum{step="pin"}' in text

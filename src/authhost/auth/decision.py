@@ -21,7 +21,9 @@ class Decision:
     """The pipeline's answer to one request.
 
     ``response_code`` is what goes into field 39; ``approval_code`` (field 38) is set only on
-    approval. ``balances`` fill field 54. ``timings_us`` has one entry per step that ran.
+    approval. ``balances`` fill field 54. ``timings_us`` has one entry per step that ran,
+    and the service adds the store's read and write (``store_read``, ``store_write``: those of
+    the batch, when requests were decided together).
     """
 
     response_code: ResponseCode

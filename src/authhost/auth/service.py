@@ -98,6 +98,7 @@ class AuthService:
         committing = False
         try:
             pan_indexes = [self._pan_index(request.pan) for request in requests]
+            read_started = time.perf_counter_ns()
             snapshots = await self._store.snapshot_many(
                 [
                     SnapshotQuery(
@@ -111,6 +112,8 @@ class AuthService:
                     for request, pan_index in zip(requests, pan_indexes, strict=True)
                 ]
             )
+            # the store's share of each decision's time (the batch's, when decided together)
+            read_us = (time.perf_counter_ns() - read_started) // 1000
             pending: list[tuple[int, Decision, Commit, Snapshot]] = []
             for index, snapshot in enumerate(snapshots):
                 request = requests[index]
@@ -130,12 +133,16 @@ class AuthService:
                     outcomes[index] = exc
                     continue
                 commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
+                decision.timings_us = {"store_read": read_us, **decision.timings_us}
                 pending.append((index, decision, commit, snapshot))
             if pending:
                 committing = True
                 with self._shield():
+                    write_started = time.perf_counter_ns()
                     results = await self._store.commit_many([p[2] for p in pending])
+                write_us = (time.perf_counter_ns() - write_started) // 1000
                 for (index, decision, _, snapshot), result in zip(pending, results, strict=True):
+                    decision.timings_us["store_write"] = write_us
                     outcomes[index] = (
                         result
                         if isinstance(result, Exception)
