@@ -4,14 +4,20 @@ for without blocking the loop, and handed to the writer thread when it stays hel
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import replace
 
 import trio
 from test_store_contract import hold, seeded
 
-from authhost.store import open_store
-from authhost.store.gathering import GATHER_PASSES
+from authhost.store import open_store, sqlite_group
+from authhost.store.gathering import (
+    GATHER_PASSES,
+    Gathering,
+    Waiter,
+    let_others_join,
+)
 from authhost.store.interface import Movement, NotFound
 from authhost.store.metrics import GroupCommitCollector
 from authhost.store.sqlite_group import LOCK_RETRY_S, LOCK_TRIES
@@ -39,11 +45,13 @@ async def test_commits_ready_together_share_one_transaction(tmp_path):
         await store.close()
 
 
-async def test_commits_that_arrive_while_a_batch_gathers_join_it(tmp_path):
+async def test_commits_that_arrive_while_a_batch_gathers_join_it(tmp_path, monkeypatch):
     """Under load the leader keeps gathering while each pass of the event loop brings more
     commits (requests read in the meantime): commits a pass behind the first still share its
     transaction (with one pass only, each would miss it unless trio happened to run it before
     the leader), and one that comes long after the gathering stopped leads its own."""
+    # passes, not time, are under test: a slow machine's pass must not end the gathering
+    monkeypatch.setattr(sqlite_group, "GATHER_MAX_S", math.inf)
     store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
     try:
         card, _ = await seeded(store, balance=100_000)
@@ -66,6 +74,37 @@ async def test_commits_that_arrive_while_a_batch_gathers_join_it(tmp_path):
         assert (stats.commits, stats.batches) == (14, 3)
     finally:
         await store.close()
+
+
+async def gathered(max_s: float) -> int:
+    """How many a leader gathers while another task adds one commit every event-loop pass."""
+    gathering: Gathering[Waiter] = Gathering()
+    gathering.join(Waiter())  # the leader
+
+    async def busy_requests() -> None:
+        while True:
+            gathering.join(Waiter())
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(busy_requests)
+        await let_others_join(gathering, max_s=max_s)
+        nursery.cancel_scope.cancel()
+    return len(gathering)
+
+
+async def test_a_gathering_stops_once_its_time_is_up():
+    """A pass of a busy event loop can take long (every request read meanwhile decides before
+    the leader runs again): once ``max_s`` has gone by, the leader stops gathering after the
+    pass it is in, however many more keep coming; with time to spare it goes on for up to
+    GATHER_PASSES passes while each brings more. Trio runs the two tasks of a pass in either
+    order, so one pass gathers at most three (the leader and two), and the longer gathering
+    is shown over many tries."""
+    assert GATHER_PASSES == 4
+    timed_out = [await gathered(max_s=0.0) for _ in range(30)]
+    unhurried = [await gathered(max_s=math.inf) for _ in range(30)]
+    assert max(timed_out) <= 3
+    assert max(unhurried) >= 4
 
 
 async def test_a_failing_commit_in_a_batch_is_undone_alone(tmp_path):

@@ -10,6 +10,8 @@ thread, so no lock is needed.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -58,18 +60,24 @@ class Gathering(Generic[W]):
 GATHER_PASSES = 4
 
 
-async def let_others_join(gathering: Gathering[Any], passes: int = GATHER_PASSES) -> None:
+async def let_others_join(
+    gathering: Gathering[Any], passes: int = GATHER_PASSES, max_s: float = math.inf
+) -> None:
     """The leader's wait before it writes: passes of the event loop while each brings more
     commits (requests read from the network in the meantime), at least two: the first always
     counts (the leader itself joined before it), and the second catches the requests trio ran
     after the leader in that pass. A lone request pays those two passes; stopping after one
     cost 1% more server CPU per answer at 900/s offered (``benchmarks/same_time.py``,
     four rounds), because the batches were smaller. A busy loop writes bigger batches, so
-    fewer transactions or round trips per request."""
+    fewer transactions or round trips per request.
+
+    No more passes once ``max_s`` has gone by since the leader began to wait (the SQLite group
+    commit sets it; see ``sqlite_group.GATHER_MAX_S``)."""
     gathered = 0
+    began = time.perf_counter()
     for _ in range(passes):
         await anyio.lowlevel.checkpoint()
-        if len(gathering) == gathered:
+        if len(gathering) == gathered or time.perf_counter() - began >= max_s:
             return
         gathered = len(gathering)
 
