@@ -29,7 +29,8 @@ from authhost.server.sockets import ListenError
 REQUESTS_HELP = "Messages answered, by request MTI and response code"
 LATENCY_HELP = "Time from a frame's arrival to its response being queued for sending"
 STEP_HELP = (
-    "Time spent in each pipeline step (runs and total seconds; a declining step ends the run)"
+    "Time in each pipeline step and in the store's read and write (store_read, store_write): "
+    "runs and total seconds; a declining step ends the run"
 )
 
 # Seconds; the default 200 ms deadline sits between buckets so timeouts stand out.
