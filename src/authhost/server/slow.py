@@ -1,10 +1,11 @@
 """Decisions slower than a threshold, logged one by one with their time per step.
 
 ``authhost_pipeline_step_seconds`` gives each step's mean; an operator chasing a slow tail
-needs the slow decisions themselves: which step took the time, or whether it went outside the
-steps (waiting for the event loop, the store's read or commit, the socket). When the whole
-server is slow (an overload) every decision qualifies, so at most ``per_second`` lines are
-written a second, each saying how many slow decisions it held back since the line before.
+needs the slow decisions themselves: which step took the time (the store's read and write
+among them), or whether it went outside them (waiting for the event loop, the socket). When
+the whole server is slow (an overload) every decision qualifies, so at most ``per_second``
+lines are written a second, each saying how many slow decisions it held back since the line
+before.
 """
 
 from __future__ import annotations

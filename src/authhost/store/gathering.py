@@ -71,8 +71,9 @@ async def let_others_join(
     four rounds), because the batches were smaller. A busy loop writes bigger batches, so
     fewer transactions or round trips per request.
 
-    No more passes once ``max_s`` has gone by since the leader began to wait (the SQLite group
-    commit sets it; see ``sqlite_group.GATHER_MAX_S``)."""
+    No more passes once ``max_s`` has gone by since the leader began to wait, even after the
+    first: when one pass took that long the batch is already big (the SQLite group commit sets
+    it; see ``sqlite_group.GATHER_MAX_S``)."""
     gathered = 0
     began = time.perf_counter()
     for _ in range(passes):

@@ -122,13 +122,12 @@ def _as_function(name: str, body: str) -> str:
     return f"local function {name}(K, A)\n{body}\nend\n"
 
 
-def _many(name: str, body: str, keys_each: int, args_each: int, guarded: bool) -> str:
+def _many(name: str, body: str, keys_each: int, args_each: int) -> str:
     """A script running ``body`` once per request: KEYS are each request's ``keys_each`` keys in
     turn, ARGV the count of requests then each request's ``args_each`` arguments; the reply
-    has one element per request. ``guarded``: a request whose run raises an error (Redis out
-    of memory, say) replies {'err', message} and the others still run, as they would have
-    in a pipeline of one call each."""
-    run = f"pcall({name}, K, A)" if guarded else f"true, {name}(K, A)"
+    has one element per request. Each run is under ``pcall``: a request whose run raises an
+    error (Redis out of memory, a key of the wrong type) replies {'err', message} and the
+    others still run, as they would have in a pipeline of one call each."""
     return (
         _as_function(name, body)
         + f"""local out = {{}}
@@ -136,7 +135,7 @@ for i = 0, tonumber(ARGV[1]) - 1 do
   local K, A = {{}}, {{}}
   for j = 1, {keys_each} do K[j] = KEYS[i * {keys_each} + j] end
   for j = 1, {args_each} do A[j] = ARGV[1 + i * {args_each} + j] end
-  local ok, reply = {run}
+  local ok, reply = pcall({name}, K, A)
   if ok then
     out[i + 1] = reply
   elseif type(reply) == 'table' and reply.err then  -- what redis.call raised
@@ -154,7 +153,7 @@ SNAPSHOT_STANDALONE = _SNAPSHOT_STANDALONE_BODY
 # Several standalone snapshots in ONE script call: coredis costs far more CPU per command than
 # Redis does per snapshot. Read-only. Guarded: a snapshot that raises (a key of the wrong type)
 # fails alone, as it would in a call of its own, not every request read with it.
-SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8, guarded=True)
+SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
@@ -289,7 +288,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 11, 15, guarded=True)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 11, 15)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.
