@@ -29,6 +29,7 @@ class Kind(StrEnum):
     BALANCE = "balance"
     REFUND = "refund"
     REVERSAL = "reversal"
+    COMPLETION = "completion"  # a pre-authorisation 0100, then its 0220 completion
     ADVICE = "advice"
     ECHO = "echo"  # network management 0800/301
     SIGN_ON = "sign-on"  # 0800/001
@@ -171,13 +172,20 @@ class RequestBuilder:
         for number in ("2", "3", "4", "14", "18", "19", "22", "25", "35", "43", "49"):
             if number in original:
                 fields[number] = original[number]
-        fields["90"] = (
-            str(original["t"])
-            + str(original["11"])
-            + str(original["7"])
-            + str(original["32"]).rjust(11, "0")
-            + "0" * 11
-        )
+        fields["90"] = original_data(original)
+        return dict(sorted(fields.items(), key=_field_order))
+
+    def completion(
+        self, original: Fields, amount_minor: int, *, now: float | None = None
+    ) -> Fields:
+        """The 0220 completing a pre-authorisation (hotel, car hire, fuel): the final amount,
+        field 90 pointing at the original, which the issuer's hold is released by."""
+        fields = self._header("0220", now)
+        for number in ("2", "3", "14", "18", "19", "22", "25", "35", "43", "49"):
+            if number in original:
+                fields[number] = original[number]
+        fields["4"] = f"{amount_minor:012d}"
+        fields["90"] = original_data(original)
         return dict(sorted(fields.items(), key=_field_order))
 
     def network(self, kind: Kind = Kind.ECHO, now: float | None = None) -> Fields:
@@ -186,6 +194,18 @@ class RequestBuilder:
         stan, _ = self._numbers()
         return {"t": "0800", "7": time.strftime("%m%d%H%M%S", time.gmtime(now)), "11": stan,
                 "70": NETWORK_CODES[kind]}  # fmt: skip
+
+
+def original_data(original: Fields) -> str:
+    """Field 90 naming ``original``: its MTI, STAN, transmission time and acquirer (forwarder
+    zeros)."""
+    return (
+        str(original["t"])
+        + str(original["11"])
+        + str(original["7"])
+        + str(original["32"]).rjust(11, "0")
+        + "0" * 11
+    )
 
 
 def _field_order(item: tuple[str, object]) -> int:

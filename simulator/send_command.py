@@ -59,6 +59,9 @@ def send(
     entry: Entry = typer.Option(Entry.CHIP, help="How the card is read."),
     pin: str | None = typer.Option(None, help="PIN to encrypt into field 52 (card's if 'card')."),
     advice: bool = typer.Option(False, help="reversal: send 0420 (advice) instead of 0400."),
+    final_amount: float | None = typer.Option(
+        None, help="completion: the amount completed (default: the pre-authorised --amount)."
+    ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
@@ -84,8 +87,9 @@ def send(
 ) -> None:
     """Send one request and print request and answer field by field (PAN masked).
 
-    Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal), advice,
-    echo, sign-on, sign-off. The card comes from a demo card file or from --pan and friends.
+    Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal),
+    completion (a pre-authorisation, then its 0220 completion), advice, echo, sign-on, sign-off.
+    The card comes from a demo card file or from --pan and friends.
     """
     link = Link(host, port, dialect, framing, tpdu, timeout)
     terminal = Terminal(terminal_id=terminal_id, merchant_id=merchant_id,
@@ -96,7 +100,8 @@ def send(
         if pin_keying not in ("zpk", "dukpt"):
             raise ValueError("--pin-keying is zpk or dukpt")
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
-                             service_code, cvv2, icvv, zpk, bdk, currency, terminal)  # fmt: skip
+                             service_code, cvv2, icvv, zpk, bdk, currency, terminal,
+                             final_amount)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -110,6 +115,7 @@ def _requests(
     kind: Kind, amount: float, entry: Entry, pin: str | None, advice: bool,
     cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str, cvv2: str,
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
+    final_amount: float | None = None,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -134,6 +140,13 @@ def _requests(
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
         return [original, builder.reversal(original, advice=advice)]
+    if kind is Kind.COMPLETION:
+        final = minor if final_amount is None else round(final_amount * 100)
+        if final < 0:
+            raise ValueError("--final-amount cannot be negative")
+        original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
+                                     currency=currency)  # fmt: skip
+        return [original, builder.completion(original, final)]
     if kind is Kind.BALANCE:
         minor = 0
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency)]

@@ -423,6 +423,54 @@ async def test_advice_posts_even_when_the_card_would_decline(nursery, tmp_path, 
     assert inquiry["54"][at + 5] == "D" and int(inquiry["54"][at + 6 : at + 18]) == 5_000
 
 
+def balances(response: dict[str, Any]) -> tuple[int, int]:
+    """(ledger, available) from field 54 (amount types 01 and 02, account type 00 or any)."""
+    found = {item[2:4]: item for item in (response["54"][i : i + 20] for i in range(0, 80, 20))}
+    amount = {t: int(v[8:]) * (-1 if v[7] == "D" else 1) for t, v in found.items() if v}
+    return amount["01"], amount["02"]
+
+
+def field_90(original: dict[str, Any]) -> str:
+    """Original data elements: MTI, STAN, transmission time, acquirer, forwarder."""
+    return f"{original['t']}{original['11']}{original['7']}{original['32']:0>11}{'0' * 11}"
+
+
+async def test_completion_posts_the_final_amount_and_releases_the_preauthorisation(
+    nursery, tmp_path, store_url
+):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+
+    async def now() -> tuple[int, int]:
+        return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
+
+    ledger, available = await now()
+    preauth = purchase(card, amount=20_000)  # the hotel's check-in
+    assert (await switch.send(preauth))["39"] == "00"
+    assert await now() == (ledger, available - 20_000)
+
+    checkout = purchase(card, amount=15_000, t="0220", **{"90": field_90(preauth)})
+    reply = await switch.send(checkout)
+    assert (reply["t"], reply["39"]) == ("0230", "00")
+    # posted 150.00, and the 200.00 hold is gone: the money is counted once
+    assert await now() == (ledger - 15_000, available - 15_000)
+    assert (await switch.send({**checkout, "t": "0221"}))["39"] == "00"  # repeat: nothing more
+    late = {**preauth, "t": "0400", "11": next_stan(), "90": field_90(preauth)}
+    assert (await switch.send(late))["39"] == "00"  # a late reversal finds nothing held
+    assert await now() == (ledger - 15_000, available - 15_000)
+
+    plain = purchase(card, amount=1_000, t="0220")  # an advice naming no original: posts only
+    await switch.send(purchase(card, amount=3_000))  # a hold it must leave alone
+    await switch.send(plain)
+    assert await now() == (ledger - 16_000, available - 19_000)
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+    reasons = {e.stan: e.reason_codes for e in entries}
+    assert "advice.completion" in reasons[checkout["11"]].split(";")
+    assert "advice.completion" not in reasons[plain["11"]]
+
+
 async def test_concurrent_requests_never_overspend(nursery, tmp_path, store_url):
     """50 concurrent holds of 10.00 against 50.00 of open-to-buy: exactly 5 approvals."""
     host = await start_host(nursery, tmp_path, store_url)

@@ -110,6 +110,16 @@ def test_reversal_points_at_its_original_in_field_90(dialect, advice):
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_completion_carries_the_final_amount_and_names_the_preauthorisation(dialect):
+    original = builder.financial(Kind.PURCHASE, CARD, 20_000)
+    doc = decoded(builder.completion(original, 15_000), dialect)
+    assert doc["t"] == "0220" and doc["4"] == f"{15_000:012d}"
+    assert doc["90"][:4] == "0100" and doc["90"][4:10] == original["11"]
+    assert doc["90"][10:20] == original["7"]
+    assert doc["11"] != original["11"] and doc["35"] == original["35"]
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 @pytest.mark.parametrize(("kind", "code"), [(Kind.ECHO, "301"), (Kind.SIGN_ON, "001"),
                                             (Kind.SIGN_OFF, "002")])  # fmt: skip
 def test_network_management(dialect, kind, code):

@@ -498,6 +498,49 @@ async def test_reversal_of_posted_amount_restores_balance(store):
     assert account.balance == 1000 and account.holds == 0
 
 
+def completion(card: Card, n: int, original_n: int, amount: int) -> Commit:
+    """A 0220 completing the pre-authorisation journalled as ``original_n``."""
+    return Commit(
+        journal=entry(
+            card, n, amount, mti="0220", message_class="financial_advice", hold_amount=amount
+        ),
+        movement=Movement(
+            card.account_id,
+            MoneyMove.POST,
+            amount,
+            require_funds=False,
+            completes=f"{original_n}|1125120000|123456|T1",
+        ),
+        card_id=card.card_id,
+    )
+
+
+async def test_completion_posts_and_releases_its_preauthorisation(store):
+    card, _ = await seeded(store, balance=10_000)
+    await store.commit(hold(card, 1, 6_000))  # the hotel's pre-authorisation
+    await store.commit(hold(card, 2, 1_000))  # another hold, which the completion leaves alone
+    done = await store.commit(completion(card, 3, 1, 4_500))  # checkout: 45.00 of the 60.00
+    assert done.funds_ok and done.journal.hold_amount == 4_500
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (5_500, 1_000)
+    assert done.account == account
+    key = "1|1125120000|123456|T1"
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 4, original_key=key))
+    assert snap.original.amount_minor == 0  # a late reversal of the pre-authorisation: nothing
+    again = await store.commit(completion(card, 4, 1, 500))  # a second completion: posts only
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (5_000, 1_000) and again.funds_ok
+    # the completion itself can be reversed: it un-posts, by its own match key
+    await store.commit(await reversal(card, 5, 3, 4_500))
+    assert (await store.get_account("acc-1")).balance == 9_500
+    # a completion naming a posted original or nothing held releases nothing
+    await store.commit(hold(card, 6, 700, MoneyMove.POST))
+    await store.commit(completion(card, 7, 6, 700))
+    await store.commit(completion(card, 8, 99, 300))
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (9_500 - 700 - 700 - 300, 1_000)
+
+
 async def test_velocity_in_snapshot_equals_compute_velocity(store):
     card, _ = await seeded(store, balance=10**9)
     events = [

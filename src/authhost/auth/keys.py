@@ -1,4 +1,5 @@
-"""How a reversal finds its original: the match key, one definition for both sides.
+"""How a reversal or a completion finds its original: the match key, one definition for both
+sides.
 
 The original authorisation is journalled with ``match_key(request)``; a reversal looks it up
 with ``original_key(reversal)``, built from field 90 (original MTI, STAN, transmission time,
@@ -8,7 +9,9 @@ absent (acquirers repeat them in a reversal).
 
 from __future__ import annotations
 
-from authhost.iso.messages import AuthRequest
+from authhost.iso.messages import AuthRequest, MessageClass
+
+_REVERSALS = frozenset({MessageClass.REVERSAL, MessageClass.REVERSAL_ADVICE})
 
 
 def _key(stan: str, transmission_time: str, acquirer: str, terminal: str) -> str:
@@ -27,11 +30,26 @@ def match_key(request: AuthRequest) -> str:
 
 def original_key(reversal: AuthRequest) -> str:
     """The match key of the transaction a reversal (0400/0420) refers to."""
-    data = (reversal.original_data or "").strip()
-    if len(data) >= 20 and data[4:20].strip("0"):
+    if _names_original(reversal):
+        data = (reversal.original_data or "").strip()
         # field 90: MTI(4) STAN(6) transmission date-time(10) acquirer(11) forwarder(11)
         return _key(data[4:10], data[10:20], data[20:31], reversal.terminal_id or "")
     return match_key(reversal)
+
+
+def looked_up_original(request: AuthRequest) -> str:
+    """The match key a request's snapshot reads the hold of: a reversal's original, or the
+    pre-authorisation that a completion (a 0220 with field 90) names; "" for every other."""
+    if request.message_class in _REVERSALS:
+        return original_key(request)
+    if request.message_class is MessageClass.FINANCIAL_ADVICE and _names_original(request):
+        return original_key(request)
+    return ""
+
+
+def _names_original(request: AuthRequest) -> bool:
+    data = (request.original_data or "").strip()
+    return len(data) >= 20 and bool(data[4:20].strip("0"))
 
 
 def replacement_amount(reversal: AuthRequest) -> int | None:

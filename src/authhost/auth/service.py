@@ -20,7 +20,7 @@ import anyio
 
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
-from authhost.auth.keys import match_key, original_key, replacement_amount
+from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
 from authhost.cards.model import Account, CardKind
@@ -105,9 +105,7 @@ class AuthService:
                         pan_index,
                         received_at,
                         dedupe_key=request.dedupe_key,
-                        original_key=original_key(request)
-                        if request.message_class in REVERSALS
-                        else "",
+                        original_key=looked_up_original(request),
                     )
                     for request, pan_index in zip(requests, pan_indexes, strict=True)
                 ]

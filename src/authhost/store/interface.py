@@ -76,6 +76,9 @@ class Movement:
     amount_minor: int
     require_funds: bool = True  # re-check open-to-buy atomically (False for advices)
     match_key: str = ""  # RELEASE: the Hold to release (the original's journal match_key)
+    # POST of a completion (0220 naming its pre-authorisation in field 90): the match_key of the
+    # Hold it completes; the same write releases what that hold still holds
+    completes: str = ""
 
 
 @dataclass(slots=True)

@@ -608,6 +608,7 @@ class RedisCardStore:
             repr(entry.ts - RETENTION_S - PRUNE_MARGIN_S),
             "" if commit.pin_tries is None else str(commit.pin_tries),
             "1" if commit.card_id else "0",
+            move.completes if move is not None else "",
         ]
         return _CommitCall(keys, args)
 

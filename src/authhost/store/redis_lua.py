@@ -162,7 +162,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
 #       (funds failed), 11 velocity event ('' = none), 12 event approved (1/0),
-#       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0)
+#       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0),
+#       16 the match key of the hold a completion (a post) releases ('' = none)
 # Hold values are 'amount|posted|reversed|created_at'.
 _COMMIT_BODY = (
     """
@@ -200,6 +201,18 @@ if kind ~= '' then
     else
       moved = 1
       if kind == 'hold' then dhold = amount else dbal = spend end
+      if kind == 'post' and ARGV[16] ~= '' and ARGV[16] ~= ARGV[6] then
+        -- a completion: release what its pre-authorisation still holds, in this same write
+        local o = redis.call('HGET', KEYS[5], ARGV[16])
+        if o then
+          local a, p, r, c = string.match(o, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+          local left = tonumber(a) - tonumber(r)
+          if p == '0' and left > 0 then
+            dhold = -math.min(left, held)
+            redis.call('HSET', KEYS[5], ARGV[16], a .. '|0|' .. a .. '|' .. c)
+          end
+        end
+      end
       if ARGV[6] ~= '' then
         local posted = '0'
         if kind == 'post' then posted = '1' end
@@ -288,7 +301,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 11, 15)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 11, 16)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

@@ -37,6 +37,7 @@ from authhost.store.interface import (
     Hold,
     JournalQuery,
     MoneyMove,
+    Movement,
     NotFound,
     Snapshot,
     SnapshotQuery,
@@ -776,6 +777,8 @@ def _move_money(
         if current is None:
             raise NotFound(f"account {move.account_id} not found")
         return False, current
+    if move.completes and move.kind is MoneyMove.POST and move.completes != entry.match_key:
+        account = _release_completed_hold(conn, move, account)
     if spending and entry.match_key:
         conn.execute(
             "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at) "
@@ -784,6 +787,28 @@ def _move_money(
             (entry.match_key, move.account_id, amount, move.kind is MoneyMove.POST, entry.ts),
         )
     return True, account
+
+
+def _release_completed_hold(conn: sqlite3.Connection, move: Movement, account: Account) -> Account:
+    """A completion releases whatever its pre-authorisation still holds, in the write that
+    posts the final amount, so the cardholder's funds are not counted twice until the hold
+    expires. A posted original, one on another account, or one already released leaves
+    nothing to release. Returns the account after it."""
+    hold_row = conn.execute(
+        "SELECT amount - reversed FROM holds WHERE match_key = ? AND account_id = ? AND NOT posted",
+        (move.completes, move.account_id),
+    ).fetchone()
+    if hold_row is None or hold_row[0] <= 0:
+        return account
+    release = hold_row[0]
+    freed = min(release, account.holds)
+    conn.execute(
+        "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, move.completes)
+    )
+    conn.execute(
+        "UPDATE accounts SET holds = holds - ? WHERE account_id = ?", (freed, move.account_id)
+    )
+    return replace(account, holds=account.holds - freed)
 
 
 def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool, Account | None]:

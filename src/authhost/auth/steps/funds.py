@@ -54,7 +54,8 @@ class Funds:
 
 def post_advice(tx: Transaction) -> Decline | None:
     """Advices (0120/0220) report a stand-in approval already given by the network: post it
-    whatever the card's state now, without a funds check; never decline."""
+    whatever the card's state now, without a funds check; never decline. A 0220 whose field 90
+    names a pre-authorisation (0100) that holds funds on the account is its completion."""
     account = tx.snapshot.account
     request = tx.request
     if account is None or not request.amount_minor or request.transaction_type == "31":
@@ -71,5 +72,22 @@ def post_advice(tx: Transaction) -> Decline | None:
             else MoneyMove.POST
         )
     )
-    tx.movement = Movement(account.account_id, kind, request.amount_minor, require_funds=False)
+    completes = ""
+    original = tx.snapshot.original
+    if (
+        kind is MoneyMove.POST
+        and original is not None
+        and not original.posted
+        and original.account_id == account.account_id
+    ):
+        # a completion (hotel, car hire, fuel): the final amount is posted and what the
+        # pre-authorisation still holds is released in the same write, so the cardholder's
+        # funds are not counted twice until the hold expires
+        completes = original.match_key
+        tx.reasons.append(
+            "advice.completion" if original.amount_minor > 0 else "advice.completion_nothing_held"
+        )
+    tx.movement = Movement(
+        account.account_id, kind, request.amount_minor, require_funds=False, completes=completes
+    )
     return None
