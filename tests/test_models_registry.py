@@ -75,7 +75,9 @@ def test_service_scores_champion_and_shadow_challenger(registry: Registry) -> No
     assert ModelService.from_dir(registry.root).score(ctx) == (None, None)
     registry.activate("lr-0")
     registry.activate("lr-2", challenger=True)
-    service = ModelService.from_dir(registry.root)
+    # a budget no machine misses: this is about which model scores, not the time budget (a
+    # loaded CI machine's first, cold score can take longer than half the 5 ms default)
+    service = ModelService.from_dir(registry.root, budget_ms=60_000)
     champion, challenger = service.score(ctx)
     assert champion is not None and challenger is not None
     assert champion < challenger  # the challenger's larger bias scores higher
@@ -94,3 +96,12 @@ def test_unreadable_active_file_is_a_clear_error(registry: Registry, content: st
         registry.state()
     with pytest.raises(RegistryError):
         ModelService.from_dir(registry.root)
+
+
+def test_challenger_is_skipped_once_the_champion_used_half_the_budget(registry: Registry) -> None:
+    ctx = next(ctx for _, ctx in replay_contexts(generate_rows(cards=3, days=2, seed=1)))
+    registry.activate("lr-0")
+    registry.activate("lr-2", challenger=True)
+    service = ModelService.from_dir(registry.root, budget_ms=1e-6)  # any score takes longer
+    champion, challenger = service.score(ctx)
+    assert champion is not None and challenger is None
