@@ -30,6 +30,7 @@ class Kind(StrEnum):
     REFUND = "refund"
     REVERSAL = "reversal"
     COMPLETION = "completion"  # a pre-authorisation 0100, then its 0220 completion
+    VERIFICATION = "verification"  # account verification: 0100, amount 0, field 25 = 51
     ADVICE = "advice"
     ECHO = "echo"  # network management 0800/301
     SIGN_ON = "sign-on"  # 0800/001
@@ -48,7 +49,8 @@ class Entry(StrEnum):
 ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
                Entry.ECOMMERCE: "812"}  # fmt: skip
 PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
-              Kind.REFUND: "200000", Kind.ADVICE: "000000"}  # fmt: skip
+              Kind.REFUND: "200000", Kind.ADVICE: "000000",
+              Kind.VERIFICATION: "000000"}  # fmt: skip
 NETWORK_CODES = {Kind.ECHO: "301", Kind.SIGN_ON: "001", Kind.SIGN_OFF: "002"}
 DUKPT_KSN_BASE = "FFFF9876543210E00000"  # TDES KSN: key set id, device id, counter 0
 _MAX_DUKPT_ONES = 10  # a TDES DUKPT counter never has more than 10 one bits
@@ -135,7 +137,8 @@ class RequestBuilder:
         mti: str | None = None,
         now: float | None = None,
     ) -> Fields:
-        """A purchase, cash withdrawal, balance inquiry, refund or advice."""
+        """A purchase, cash withdrawal, balance inquiry, refund, advice or account
+        verification (amount 0 whatever ``amount_minor`` says)."""
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
         cash_like = kind in (Kind.CASH, Kind.BALANCE)
@@ -153,6 +156,9 @@ class RequestBuilder:
                 "49": currency or card.currency or "978",
             }
         )
+        if kind is Kind.VERIFICATION:
+            fields["4"] = f"{0:012d}"
+            fields["25"] = "51"  # request for account number verification
         if entry is Entry.ECOMMERCE:
             fields["2"] = card.pan
             fields["14"] = card.expiry

@@ -70,7 +70,7 @@ def outcome(answer: Mapping[str, str]) -> str:
     code = answer.get("39", "")
     if not code:
         return f"answered {answer.get('t', '?')} without a response code"
-    verdict = "APPROVED" if code == "00" else "DECLINED"
+    verdict = {"00": "APPROVED", "85": "VERIFIED"}.get(code, "DECLINED")
     line = f"{verdict}: {code} {meaning(code)}"
     if answer.get("38"):
         line += f", approval code {answer['38']}"

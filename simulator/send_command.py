@@ -88,7 +88,8 @@ def send(
     """Send one request and print request and answer field by field (PAN masked).
 
     Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal),
-    completion (a pre-authorisation, then its 0220 completion), advice, echo, sign-on, sign-off.
+    completion (a pre-authorisation, then its 0220 completion), verification (amount 0, field 25
+    = 51), advice, echo, sign-on, sign-off.
     The card comes from a demo card file or from --pan and friends.
     """
     link = Link(host, port, dialect, framing, tpdu, timeout)

@@ -97,6 +97,9 @@ VALIDATE_CASES = [
     ("missing STAN -> 30", {"stan": None}, "30"),
     ("unsupported transaction type -> 12", {"processing_code": "400000"}, "12"),
     ("zero amount -> 13", {"amount_minor": 0}, "13"),
+    ("account verification (0 with condition 51) passes", {"amount_minor": 0, "pos_condition_code": "51"}, None),
+    ("zero-amount 0200 with condition 51 -> 13", {"amount_minor": 0, "pos_condition_code": "51", "mti": "0200", "message_class": MessageClass.FINANCIAL}, "13"),
+    ("zero-amount cash with condition 51 -> 13", {"amount_minor": 0, "pos_condition_code": "51", "processing_code": "010000"}, "13"),
     ("negative amount -> 13", {"amount_minor": -5}, "13"),
     ("amount over 12 digits -> 13", {"amount_minor": 10**12}, "13"),
     ("missing amount -> 30", {"amount_minor": None}, "30"),
@@ -199,6 +202,7 @@ FUNDS_CASES = [
     ("more than open-to-buy -> 51", {"amount_minor": 25_001}, None, "51"),
     ("exactly open-to-buy passes", {"amount_minor": 25_000}, MoneyMove.HOLD, None),
     ("other currency -> 12", {"currency": "840"}, None, "12"),
+    ("account verification moves nothing", {"amount_minor": 0, "pos_condition_code": "51"}, None, None),
 ]  # fmt: skip
 
 

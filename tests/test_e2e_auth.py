@@ -249,6 +249,7 @@ def response_code_table(host: Host) -> list[tuple[str, dict[str, Any], str]]:
         ("over per-transaction limit -> 61", purchase(r, amount=10_001), "61"),
         ("suspended card -> 62", purchase(c["suspended"]), "62"),
         ("closed card -> 62", purchase(c["closed"]), "62"),
+        ("account verification, right CVV2 -> 85", ecommerce(visa, visa["cvv2"], amount=0, **{"25": "51"}), "85"),
         ("issued, not activated -> 78", purchase(c["issued"]), "78"),
         ("wrong iCVV in track 2 -> 82", purchase(visa, **{"35": build_track2(visa["pan"], visa["expiry"], visa["service_code"], "000" if visa["track2"].split("=")[1][7:10] != "000" else "999")}), "82"),
         ("wrong CVV2 on e-commerce -> N7", ecommerce(visa, wrong_cvv2), "N7"),
@@ -469,6 +470,40 @@ async def test_completion_posts_the_final_amount_and_releases_the_preauthorisati
     reasons = {e.stan: e.reason_codes for e in entries}
     assert "advice.completion" in reasons[checkout["11"]].split(";")
     assert "advice.completion" not in reasons[plain["11"]]
+
+
+async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):
+    """A zero-amount 0100 with POS condition 51: every check runs, no money moves, and a
+    card that passes is answered 85, without an approval code."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa, restricted = host.cards["active-visa"], host.cards["restricted"]
+
+    def verification(card: dict[str, Any], cvv2: str) -> dict[str, Any]:
+        return ecommerce(card, cvv2, amount=0, **{"25": "51"})
+
+    async def now(card: dict[str, Any]) -> tuple[int, int]:
+        return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
+
+    before = await now(visa)
+    reply = await switch.send(verification(visa, visa["cvv2"]))
+    assert reply["39"] == "85" and "38" not in reply
+    assert await now(visa) == before  # nothing held
+    wrong = "000" if visa["cvv2"] != "000" else "111"
+    assert (await switch.send(verification(visa, wrong)))["39"] == "N7"
+    assert (await switch.send(verification(host.cards["lost"], "123")))["39"] == "41"
+    # the product's daily count (3) is used up: purchases get 65, a verification still 85
+    for _ in range(3):
+        assert (await switch.send(purchase(restricted)))["39"] == "00"
+    assert (await switch.send(purchase(restricted)))["39"] == "65"
+    on_restricted = purchase(restricted, amount=0, **{"25": "51"})  # card present: chip
+    assert (await switch.send(on_restricted))["39"] == "85"
+    assert (await switch.send(purchase(restricted)))["39"] == "65"  # it counted as no purchase
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+    verified = [e for e in entries if e.response_code == "85"]
+    assert len(verified) == 2 and all("verification" in e.reason_codes for e in verified)
+    assert all(e.hold_amount == 0 and e.approval_code == "" for e in verified)
 
 
 async def test_concurrent_requests_never_overspend(nursery, tmp_path, store_url):

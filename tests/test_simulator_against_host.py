@@ -80,11 +80,12 @@ def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
         (["balance", "--pin", "card"], "available"),
         (["reversal", "--pin", "card", "--amount", "2"], "0410"),
         (["completion", "--amount", "20", "--final-amount", "15"], "0230"),
+        (["verification", "--entry", "ecommerce"], "VERIFIED: 85"),
         (["echo"], "0810"),
         (["purchase", "--card", "8"], "DECLINED: 41 lost card"),
     ],
     ids=["wrong PIN", "e-commerce with CVV2", "balance inquiry", "reversal", "completion",
-         "echo test", "lost card"],
+         "account verification", "echo test", "lost card"],
 )  # fmt: skip
 def test_send_kinds(host, args, expected):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])

@@ -165,7 +165,10 @@ class AuthService:
         pipeline = self._advice_pipeline if advice else self._pipeline
         outcome = pipeline.run(tx)
         decline = outcome.decline
-        if decline is None:
+        if decline is None and request.is_account_verification:
+            # every check passed, nothing is authorised: 85 and no approval code
+            code, approval, reasons = RC.NO_REASON_TO_DECLINE, None, ["verification", *tx.reasons]
+        elif decline is None:
             code = RC.APPROVED
             approval = self._approvals.next(now)
             reasons = [*tx.reasons]

@@ -28,6 +28,7 @@ class ResponseCode(StrEnum):
     PIN_TRIES_EXCEEDED = "75"
     CARD_NOT_ACTIVE = "78"
     CVV_FAILED = "82"
+    NO_REASON_TO_DECLINE = "85"  # an account verification passed every check
     ISSUER_UNAVAILABLE = "91"
     DUPLICATE_TRANSMISSION = "94"
     SYSTEM_MALFUNCTION = "96"
@@ -55,6 +56,7 @@ MEANINGS: dict[str, str] = {
     "75": "allowable number of PIN tries exceeded",
     "78": "card not active",
     "82": "CVV failed",
+    "85": "no reason to decline (account verified)",
     "91": "issuer unavailable",
     "94": "duplicate transmission",
     "96": "system malfunction",

@@ -98,6 +98,18 @@ class AuthRequest:
     def is_card_present(self) -> bool:
         return self.channel not in _CARD_NOT_PRESENT
 
+    @property
+    def is_account_verification(self) -> bool:
+        """A zero-amount 0100 purchase with POS condition 51 (request for account verification):
+        a merchant checking a card (and its CVV2 or PIN) before keeping it on file. Nothing is
+        held; the answer is 85, not 00."""
+        return (
+            self.amount_minor == 0
+            and self.pos_condition_code == VERIFICATION_CONDITION
+            and self.transaction_type == "00"
+            and self.message_class is MessageClass.AUTHORISATION
+        )
+
     def __post_init__(self) -> None:
         transaction_type, channel, dedupe_key = _derived(self)
         set_ = object.__setattr__  # the class is frozen
@@ -105,6 +117,8 @@ class AuthRequest:
         set_(self, "channel", channel)
         set_(self, "dedupe_key", dedupe_key)
 
+
+VERIFICATION_CONDITION = "51"  # field 25: request for account number verification
 
 # A tuple, not a set: Enum.__hash__ is Python code, tuple membership tests identity first.
 _CARD_NOT_PRESENT = (Channel.ECOMMERCE, Channel.MOTO)

@@ -29,6 +29,8 @@ def controls(tx: Transaction) -> Decline | None:
     if request.transaction_type not in DEBIT_TYPES:
         return None
     amount = request.amount_minor or 0
+    if not amount:  # an account verification moves no money: no limit applies to it
+        return None
     limits, velocity = tx.limits, tx.snapshot.velocity
     if _over(limits.per_transaction, amount):
         return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.per_transaction")

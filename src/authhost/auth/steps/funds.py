@@ -23,7 +23,7 @@ class Funds:
     def movement_kind(self, tx: Transaction) -> MoneyMove | None:
         request = tx.request
         kind = request.transaction_type
-        if kind == "31":
+        if kind == "31" or request.amount_minor == 0:  # inquiry, account verification
             return None
         if kind == "20":
             return MoneyMove.CREDIT

@@ -29,7 +29,11 @@ def validate(tx: Transaction) -> Decline | None:
     if amount is None:
         if not inquiry:
             return Decline(RC.FORMAT_ERROR, "validate.amount_missing")
-    elif amount > MAX_AMOUNT or amount < 0 or (amount == 0 and not inquiry):
+    elif (
+        amount > MAX_AMOUNT
+        or amount < 0
+        or (amount == 0 and not inquiry and not request.is_account_verification)
+    ):
         return Decline(RC.INVALID_AMOUNT, "validate.amount")
     if amount is not None and not is_known(request.currency):
         return Decline(RC.INVALID_TRANSACTION, "validate.currency")
