@@ -138,12 +138,17 @@ async def start_host(
     models: ModelsConfig | None = None,
     admin: AdminConfig | None = None,
     metrics: ServerMetrics | None = None,
+    metrics_port: int = 0,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
     config = Config(
         server=ServerConfig(
-            port=0, metrics_port=0, pid_file="", deadline_ms=deadline_ms, log_level="WARNING"
+            port=0,
+            metrics_port=metrics_port,
+            pid_file="",
+            deadline_ms=deadline_ms,
+            log_level="WARNING",
         ),
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),

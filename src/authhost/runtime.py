@@ -40,6 +40,7 @@ RULES_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 PENDING_FLUSH_S = 0.5
 HOLD_EXPIRY_INTERVAL_S = 300.0
+HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Runtime:
     banner: list[str] = field(default_factory=list)  # start-up lines for the operator
     collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
     macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
+    read_store: Callable[[], Awaitable[object]] | None = None  # a cheap read: /readyz's probe
 
     async def reload(self) -> None:
         for reload in self.reloaders:
@@ -110,7 +112,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             shield=partial(trio.CancelScope, shield=True),
         )
         runtime = Runtime(
-            handler=handler, banner=banner, macs=(security.mac_message, security.verify_mac)
+            handler=handler,
+            banner=banner,
+            macs=(security.mac_message, security.verify_mac),
+            read_store=partial(store.get_account, HEALTH_PROBE_ACCOUNT),
         )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart.
         runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))

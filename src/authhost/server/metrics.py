@@ -9,12 +9,15 @@ it the usual way (``prometheus_client.Counter(...)``), or hand a custom collecto
 
 from __future__ import annotations
 
+import socket
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from threading import Thread
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from prometheus_client.exposition import start_wsgi_server
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     HistogramMetricFamily,
@@ -24,6 +27,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from authhost.server.health import Health, health_response
 from authhost.server.sockets import ListenError
 
 REQUESTS_HELP = "Messages answered, by request MTI and response code"
@@ -192,13 +196,17 @@ class _Forward:
 
 
 class MetricsEndpoint:
-    """The HTTP endpoint (prometheus_client's WSGI server in a daemon thread)."""
+    """The HTTP endpoint in a daemon thread: ``/metrics`` (prometheus_client's WSGI app), and
+    ``/healthz`` and ``/readyz`` when given the process's ``Health``."""
 
-    def __init__(self, metrics: ServerMetrics, host: str, port: int) -> None:
+    def __init__(
+        self, metrics: ServerMetrics, host: str, port: int, health: Health | None = None
+    ) -> None:
+        app = make_wsgi_app(metrics.exposed())
+        if health is not None:
+            app = _with_health(app, health)
         try:
-            self._server, self._thread = start_wsgi_server(
-                port, addr=host, registry=metrics.exposed()
-            )
+            self._server, self._thread = _serve_wsgi(host, port, app)
         except OSError as exc:
             raise ListenError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
@@ -212,5 +220,44 @@ class MetricsEndpoint:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        if isinstance(self._thread, Thread):
-            self._thread.join(timeout=5)
+        self._thread.join(timeout=5)
+
+
+_App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _with_health(app: _App, health: Health) -> _App:
+    def app_with_health(environ: dict[str, Any], start_response: Callable[..., Any]):
+        answer = health_response(health, environ.get("PATH_INFO", ""))
+        if answer is None:
+            return app(environ, start_response)
+        status, body = answer
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        start_response(status, headers)
+        return [body]
+
+    return app_with_health
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape or probe."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+
+def _serve_wsgi(host: str, port: int, app: _App) -> tuple[WSGIServer, Thread]:
+    """prometheus_client's ``start_wsgi_server`` with our own app (IPv6 hosts too)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    httpd = make_server(host, port, app, Server, handler_class=_QuietHandler)
+    thread = Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    return httpd, thread

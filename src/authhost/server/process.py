@@ -27,6 +27,7 @@ from authhost.rules.rulefile import RuleLoadError
 from authhost.security.errors import KeyStoreError, MasterKeyMissing
 from authhost.server.balance import SharedListeners
 from authhost.server.connection import DecisionHandler
+from authhost.server.health import Health, keep_beating
 from authhost.server.logs import configure_logging, flush_logs
 from authhost.server.metrics import MetricsEndpoint, ServerMetrics
 from authhost.server.server import AuthServer, ServerConfigError, check_config
@@ -110,9 +111,12 @@ async def serve_runtime(
         shared=shared,
         macs=getattr(runtime, "macs", None),
     )
+    health = Health()
     endpoint = None
     if config.server.metrics_port:
-        endpoint = MetricsEndpoint(metrics, config.server.metrics_host, config.server.metrics_port)
+        endpoint = MetricsEndpoint(
+            metrics, config.server.metrics_host, config.server.metrics_port, health=health
+        )
     graceful = True
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -128,6 +132,7 @@ async def serve_runtime(
                         elif first_stop is None:
                             first_stop = trio.current_time()
                             log.info("%s: stopping gracefully", signal.Signals(signum).name)
+                            health.draining = True
                             server.shutdown()
                         elif trio.current_time() - first_stop > FORCE_AFTER_S:
                             log.warning("second stop signal: stopping now")
@@ -136,16 +141,20 @@ async def serve_runtime(
 
                 nursery.start_soon(watch_signals)
                 nursery.start_soon(_flush_logs_periodically)
+                nursery.start_soon(keep_beating, health, getattr(runtime, "read_store", None))
                 for service in runtime.services:
                     nursery.start_soon(_run_service, service)
                 addresses = await nursery.start(server.run)
+                health.listening = True
                 for line in runtime.banner:
                     log.info(line)
                 for host, port in addresses:
                     log.info("listening on %s:%d", host, port)
                 if endpoint is not None:
                     log.info(
-                        "metrics on http://%s:%d/metrics", config.server.metrics_host, endpoint.port
+                        "metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
+                        config.server.metrics_host,
+                        endpoint.port,
                     )
                 task_status.started(addresses)
                 # server.run returns after a graceful shutdown; then stop the services.
