@@ -136,9 +136,11 @@ class RequestBuilder:
         currency: str | None = None,
         mti: str | None = None,
         now: float | None = None,
+        billing: tuple[int, str] | None = None,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
-        verification (amount 0 whatever ``amount_minor`` says)."""
+        verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
+        units, currency) is the network's conversion into the card's currency: fields 6, 51."""
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
         cash_like = kind in (Kind.CASH, Kind.BALANCE)
@@ -156,6 +158,9 @@ class RequestBuilder:
                 "49": currency or card.currency or "978",
             }
         )
+        if billing is not None:
+            fields["6"] = f"{billing[0]:012d}"
+            fields["51"] = billing[1]
         if kind is Kind.VERIFICATION:
             fields["4"] = f"{0:012d}"
             fields["25"] = "51"  # request for account number verification

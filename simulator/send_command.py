@@ -73,6 +73,12 @@ def send(
     bdk: str | None = typer.Option(None, help="Clear test BDK, hex (without a card file)."),
     pin_keying: str = PinKeyingOpt,
     currency: str | None = typer.Option(None, help="ISO 4217 numeric (card's by default)."),
+    billing_amount: float | None = typer.Option(
+        None, help="A card used abroad: the amount converted into the card's currency (field 6)."
+    ),
+    billing_currency: str = typer.Option(
+        "978", help="With --billing-amount: the card's currency (field 51)."
+    ),
     mcc: str = typer.Option("5411", help="Merchant category code."),
     country: str = typer.Option("276", help="Acquirer country, ISO 3166 numeric."),
     terminal_id: str = typer.Option("SIMT0001", help="Terminal id (8)."),
@@ -102,7 +108,7 @@ def send(
             raise ValueError("--pin-keying is zpk or dukpt")
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
-                             final_amount)  # fmt: skip
+                             final_amount, billing_amount, billing_currency)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -116,7 +122,8 @@ def _requests(
     kind: Kind, amount: float, entry: Entry, pin: str | None, advice: bool,
     cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str, cvv2: str,
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
-    final_amount: float | None = None,
+    final_amount: float | None = None, billing_amount: float | None = None,
+    billing_currency: str = "978",
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -150,7 +157,13 @@ def _requests(
         return [original, builder.completion(original, final)]
     if kind is Kind.BALANCE:
         minor = 0
-    return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency)]
+    billing = None
+    if billing_amount is not None:
+        if billing_amount < 0 or not (billing_currency.isdigit() and len(billing_currency) == 3):
+            raise ValueError("--billing-amount must be positive, --billing-currency 3 digits")
+        billing = (round(billing_amount * 100), billing_currency)
+    return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
+                              billing=billing)]  # fmt: skip
 
 
 async def _exchange_all(link: Link, requests: list[Fields]) -> None:

@@ -289,6 +289,9 @@ def _columns(
         "match_key": _join(
             pc.utf8_ltrim(stan, characters="0"), transmission, acquirer, terminal, separator="|"
         ),  # fmt: skip
+        # the simulated cards are all used in euros: what the merchant charged is what was billed
+        "transaction_amount_minor": pa.array(batch.amount),
+        "transaction_currency": _text(np.full(n, CURRENCY)),
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

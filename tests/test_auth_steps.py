@@ -97,6 +97,9 @@ VALIDATE_CASES = [
     ("missing STAN -> 30", {"stan": None}, "30"),
     ("unsupported transaction type -> 12", {"processing_code": "400000"}, "12"),
     ("zero amount -> 13", {"amount_minor": 0}, "13"),
+    ("converted amount passes", {"currency": "840", "billing_amount_minor": 920, "billing_currency": "978"}, None),
+    ("converted amount of 0 for a purchase -> 13", {"currency": "840", "billing_amount_minor": 0, "billing_currency": "978"}, "13"),
+    ("unknown billing currency -> 12", {"currency": "840", "billing_amount_minor": 920, "billing_currency": "999"}, "12"),
     ("account verification (0 with condition 51) passes", {"amount_minor": 0, "pos_condition_code": "51"}, None),
     ("zero-amount 0200 with condition 51 -> 13", {"amount_minor": 0, "pos_condition_code": "51", "mti": "0200", "message_class": MessageClass.FINANCIAL}, "13"),
     ("zero-amount cash with condition 51 -> 13", {"amount_minor": 0, "pos_condition_code": "51", "processing_code": "010000"}, "13"),
@@ -202,6 +205,9 @@ FUNDS_CASES = [
     ("more than open-to-buy -> 51", {"amount_minor": 25_001}, None, "51"),
     ("exactly open-to-buy passes", {"amount_minor": 25_000}, MoneyMove.HOLD, None),
     ("other currency -> 12", {"currency": "840"}, None, "12"),
+    ("a card used abroad holds the converted amount", {"currency": "840", "amount_minor": 99_999, "billing_amount_minor": 920, "billing_currency": "978"}, MoneyMove.HOLD, None),
+    ("converted into another currency than the account's -> 12", {"currency": "840", "billing_amount_minor": 920, "billing_currency": "826"}, None, "12"),
+    ("the converted amount is what must be available -> 51", {"currency": "840", "amount_minor": 100, "billing_amount_minor": 25_001, "billing_currency": "978"}, None, "51"),
     ("account verification moves nothing", {"amount_minor": 0, "pos_condition_code": "51"}, None, None),
 ]  # fmt: skip
 
@@ -214,6 +220,13 @@ def test_funds(case, changes, kind, code):
     decline = Funds()(tx)
     assert (decline.response_code if decline else None) == code
     assert (tx.movement.kind if tx.movement else None) == kind
+
+
+def test_the_movement_is_in_the_cardholders_currency():
+    tx = tx_for(request(currency="840", amount_minor=10_000, billing_amount_minor=9_215,
+                        billing_currency="978"))  # fmt: skip
+    assert Funds()(tx) is None
+    assert tx.movement.amount_minor == 9_215
 
 
 def test_configured_processing_code_makes_0100_post():
@@ -271,6 +284,10 @@ def test_partial_reversal_amount_from_field_95():
     reversal = request(replacement_amounts="000000000400" + "0" * 30)
     assert replacement_amount(reversal) == 400
     assert replacement_amount(request()) is None
+    # a converted original: 40.00 USD of 100.00 USD stays, of 92.15 EUR billed -> 36.86 EUR
+    abroad = request(currency="840", amount_minor=10_000, billing_amount_minor=9_215,
+                     billing_currency="978", replacement_amounts="000000004000" + "0" * 30)  # fmt: skip
+    assert replacement_amount(abroad) == 3_686
 
 
 def test_approval_codes_are_unique_within_a_day_and_between_nodes():

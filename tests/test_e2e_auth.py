@@ -477,6 +477,44 @@ async def test_completion_posts_the_final_amount_and_releases_the_preauthorisati
     assert "advice.completion" not in reasons[plain["11"]]
 
 
+async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_path, store_url):
+    """Field 4 in dollars, fields 6 and 51 in the card's euros: the hold, the limits and the
+    journal are in euros; the answer echoes all four; a partial reversal is converted back."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+
+    async def now() -> tuple[int, int]:
+        return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
+
+    ledger, available = await now()
+    converted = {"49": "840", "6": f"{9_215:012d}", "51": "978"}
+    abroad = purchase(card, amount=10_000, **converted)  # 100.00 USD = 92.15 EUR
+    reply = await switch.send(abroad)
+    assert reply["39"] == "00"
+    assert (reply["4"], reply["49"], reply["6"], reply["51"]) == (
+        f"{10_000:012d}", "840", f"{9_215:012d}", "978")  # fmt: skip
+    assert await now() == (ledger, available - 9_215)
+    unconverted = purchase(card, amount=10_000, **{"49": "840"})
+    assert (await switch.send(unconverted))["39"] == "12"  # dollars we cannot bill
+
+    # the merchant keeps 40.00 USD of it: 36.86 EUR stays held
+    partial = {**abroad, "t": "0400", "11": next_stan(), "90": field_90(abroad),
+               "95": f"{4_000:012d}" + "0" * 30}  # fmt: skip
+    assert (await switch.send(partial))["39"] == "00"
+    assert await now() == (ledger, available - 3_686)
+    advice = purchase(card, amount=5_000, t="0220", **{"49": "840"})  # stand-in, unconverted
+    assert (await switch.send(advice))["39"] == "00"  # acknowledged, not posted in dollars
+    assert await now() == (ledger, available - 3_686)
+    async with opened_store(store_url) as store:
+        entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
+    entry = entries[abroad["11"]]
+    assert (entry.amount_minor, entry.currency) == (9_215, "978")
+    assert (entry.transaction_amount_minor, entry.transaction_currency) == (10_000, "840")
+    assert entries[partial["11"]].hold_amount == -(9_215 - 3_686)
+    assert "advice.currency_mismatch" in entries[advice["11"]].reason_codes
+
+
 async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):
     """A zero-amount 0100 with POS condition 51: every check runs, no money moves, and a
     card that passes is answered 85, without an approval code."""

@@ -163,6 +163,28 @@ def test_peer_request_decodes_to_typed_view_and_gets_a_conforming_response(
     assert not set(SENSITIVE) & set(response), "no PAN, track, PIN or chip data in a response"
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_converted_amount_is_the_cardholders_and_both_are_echoed(dialect: str) -> None:
+    """A card used abroad: field 4 in the merchant's currency, 6 and 51 in the card's."""
+    fields = {**financial("0100"), "4": "000000010000", "49": "840", "6": "000000009215",
+              "51": "978"}  # fmt: skip
+    request = decode_message(peer_encode(fields, dialect), get_dialect(dialect))
+    assert isinstance(request, AuthRequest)
+    assert (request.amount_minor, request.currency) == (10_000, "840")
+    assert (request.billing_amount_minor, request.billing_currency) == (9_215, "978")
+    assert (request.cardholder_amount_minor, request.cardholder_currency) == (9_215, "978")
+    decision = Decision(ResponseCode.APPROVED, approval_code="A1B2C3")
+    response = peer_decode(encode_response(request, decision, get_dialect(dialect)), dialect)
+    for number in ("4", "6", "49", "51"):
+        assert response[number] == fields[number], f"field {number} is echoed"
+    domestic = decode_message(peer_encode(financial("0100"), dialect), get_dialect(dialect))
+    assert isinstance(domestic, AuthRequest)
+    assert (domestic.cardholder_amount_minor, domestic.cardholder_currency) == (12345, "826")
+    assert "6" not in peer_decode(
+        encode_response(domestic, decision, get_dialect(dialect)), dialect
+    )
+
+
 @pytest.mark.parametrize(
     ("mti", "reported"),
     [("0120", {"38": "STANDN", "39": "00"}), ("0220", {"39": "51"}), ("0420", {"39": "68"})],
@@ -343,6 +365,8 @@ def test_every_truncation_is_a_format_error(dialect: str) -> None:
         ("STAN not numeric is still echoed", {"11": "00471X"}, "00471X"),
         ("field 48 subelements broken", {"48": "R92"}, "004711"),
         ("PIN block not hex", {"52": "ZZ"}, "004711"),
+        ("billing amount without its currency", {"6": "000000009215"}, "004711"),
+        ("billing amount not numeric", {"6": "0000000092X5", "51": "978"}, "004711"),
     ],
 )
 def test_bad_field_after_the_stan_is_answered_with_30(case: str, fields: dict, stan: str) -> None:

@@ -81,11 +81,12 @@ def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
         (["reversal", "--pin", "card", "--amount", "2"], "0410"),
         (["completion", "--amount", "20", "--final-amount", "15"], "0230"),
         (["verification", "--entry", "ecommerce"], "VERIFIED: 85"),
+        (["purchase", "--currency", "840", "--billing-amount", "9.21"], "APPROVED: 00"),
         (["echo"], "0810"),
         (["purchase", "--card", "8"], "DECLINED: 41 lost card"),
     ],
     ids=["wrong PIN", "e-commerce with CVV2", "balance inquiry", "reversal", "completion",
-         "account verification", "echo test", "lost card"],
+         "account verification", "card used abroad", "echo test", "lost card"],
 )  # fmt: skip
 def test_send_kinds(host, args, expected):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])

@@ -292,9 +292,16 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
     from authhost.cards.model import CardState
     from authhost.store import codec
     from authhost.store.interface import SnapshotQuery
-    from authhost.store.records import JournalEntry
-    from authhost.store.sqlite import _JOURNAL_INSERT, _journal_values
+    from authhost.store.records import JOURNAL_COLUMNS, JournalEntry
     from authhost.store.sqlite_schema import MIGRATIONS
+
+    # the journal's columns at schema 3: migration 10 added the transaction amount and currency
+    then = [c for c in JOURNAL_COLUMNS if c not in ("journal_id", "transaction_amount_minor",
+                                                     "transaction_currency")]  # fmt: skip
+    insert_then = f"INSERT INTO journal ({', '.join(then)}) VALUES ({', '.join('?' * len(then))})"
+
+    def values_then(entry: JournalEntry) -> list[object]:
+        return [getattr(entry, c) for c in then]
 
     path = tmp_path / "old.db"
     card, _, blob = make_card(state=CardState.ACTIVE)
@@ -315,9 +322,10 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
                                response_code="00", card_id=card.card_id, account_id="acc-1",
                                processing_code="000000", amount_minor=700, country="276",
                                merchant_id="M1", dedupe_key="k1")  # fmt: skip
-        conn.execute(_JOURNAL_INSERT, _journal_values(history))  # journal columns: unchanged
+        history = replace(history, currency="978")
+        conn.execute(insert_then, values_then(history))
         # a key journalled twice, which no authhost wrote, must not stop migration 9's index
-        conn.execute(_JOURNAL_INSERT, _journal_values(replace(history, ts=NOW - 59)))
+        conn.execute(insert_then, values_then(replace(history, ts=NOW - 59)))
         conn.execute(
             "INSERT INTO velocity VALUES (?, ?, 700, 1, 'M1', '276', 0, 0, 0)",
             (card.card_id, NOW - 60),
@@ -331,6 +339,9 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
         assert (snap.velocity.count_1h, snap.velocity.amount_1h) == (2, 1400)  # from the journal
         again = await store.commit(Commit(journal=replace(history, ts=NOW)))
         assert again.duplicate_of is not None and again.duplicate_of.ts == NOW - 60
+        # migration 10: an old entry's transaction amount and currency are its own
+        old = again.duplicate_of
+        assert (old.transaction_amount_minor, old.transaction_currency) == (700, "978")
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:

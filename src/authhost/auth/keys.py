@@ -53,8 +53,14 @@ def _names_original(request: AuthRequest) -> bool:
 
 
 def replacement_amount(reversal: AuthRequest) -> int | None:
-    """Field 95's actual amount (first 12 digits): what remains after a partial reversal."""
+    """What remains after a partial reversal, in the cardholder's currency: field 95's actual
+    amount (first 12 digits, in field 4's currency), converted at the rate of fields 4 and 6
+    when the network converted the original (a card used abroad)."""
     data = (reversal.replacement_amounts or "").strip()
-    if len(data) >= 12 and data[:12].isdigit():
-        return int(data[:12])
-    return None
+    if not (len(data) >= 12 and data[:12].isdigit()):
+        return None
+    actual = int(data[:12])
+    billing, amount = reversal.billing_amount_minor, reversal.amount_minor
+    if billing is not None and amount:
+        return (actual * billing + amount // 2) // amount  # rounded half up
+    return actual

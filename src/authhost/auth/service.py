@@ -213,7 +213,7 @@ class AuthService:
         if hold is None:
             reasons.append("reversal.unknown_original")
         else:
-            remaining = replacement_amount(request)
+            remaining = replacement_amount(request)  # in the cardholder's currency
             release = hold.amount_minor - (remaining or 0)
             if release > 0:
                 movement = Movement(
@@ -319,8 +319,10 @@ def journal_entry(
         account_id=account.account_id if account else "",
         product_id=card.product_id if card else "",
         processing_code=request.processing_code or "",
-        amount_minor=request.amount_minor or 0,
-        currency=request.currency or "",
+        amount_minor=request.cardholder_amount_minor or 0,
+        currency=request.cardholder_currency or "",
+        transaction_amount_minor=request.amount_minor or 0,
+        transaction_currency=request.currency or "",
         mcc=request.mcc or "",
         country=request.country or "",
         channel=str(request.channel),
@@ -351,7 +353,8 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
     A message that reuses a transmission's identifiers with a different card or amount is not a
     retransmission: it is refused with 94 and changes nothing.
     """
-    if previous.pan_index != pan_index or previous.amount_minor != (request.amount_minor or 0):
+    amount = request.cardholder_amount_minor or 0  # as journalled
+    if previous.pan_index != pan_index or previous.amount_minor != amount:
         return Decision(
             response_code=RC.DUPLICATE_TRANSMISSION, reason_codes=["duplicate.mismatch"]
         )

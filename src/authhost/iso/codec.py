@@ -60,13 +60,16 @@ ECHOED_FIELDS: dict[str, str] = {
     "41": "terminal_id",
     "42": "merchant_id",
     "49": "currency",
+    "6": "billing_amount_minor",
+    "51": "billing_currency",
 }
 # Fields that must be all digits (ISO 8583 type n) when present.
 NUMERIC_FIELDS = (
-    "2", "3", "4", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33", "49",
-    "70",
+    "2", "3", "4", "6", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33",
+    "49", "51", "70",
 )  # fmt: skip
 _NUMERIC = frozenset(NUMERIC_FIELDS)
+_AMOUNTS = ("4", "6")  # echoed as 12 digits
 _UNKNOWN_CLASS = MessageClass.UNKNOWN
 # one per decoded message: AuthRequest(...) without the frozen __init__'s cost (authhost.frozen)
 _new_request = quick_constructor(AuthRequest)
@@ -169,6 +172,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         except Track2Error:
             pan = None  # the pipeline declines an unreadable track 2 with its own reason
     amount = get("4")
+    billing, billing_currency = get("6"), get("51")
+    if (billing is None) != (billing_currency is None):
+        raise ValueError("fields 6 and 51 (cardholder billing amount and currency) go together")
     pin_block = get("52")
     icc = get("55")
     additional = get("48")
@@ -197,6 +203,8 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         merchant_name_location=get("43"),
         cvv2=parse_additional_data(additional).get(CVV2_SUBELEMENT) if additional else None,
         currency=get("49"),
+        billing_amount_minor=int(billing) if billing is not None else None,
+        billing_currency=billing_currency,
         pin_block=_hex_bytes(pin_block, "52") if pin_block is not None else None,
         security_control=get("53"),
         icc_data=_hex_bytes(icc, "55") if icc is not None else None,
@@ -240,7 +248,7 @@ def encode_response(
     for number, name in ECHOED_FIELDS.items():
         value = getattr(request, name)
         if value is not None:
-            doc[number] = f"{value:012d}" if number == "4" else value
+            doc[number] = f"{value:012d}" if number in _AMOUNTS else value
     if decision.response_code == ResponseCode.APPROVED and decision.approval_code:
         doc["38"] = decision.approval_code
     doc["39"] = str(decision.response_code)

@@ -47,7 +47,9 @@ class AuthRequest:
     message_class: MessageClass
     pan: str | None = None  # 2 (or track 2)
     processing_code: str | None = None  # 3, six digits: tx type(2), from acct(2), to acct(2)
-    amount_minor: int | None = None  # 4
+    amount_minor: int | None = (
+        None  # 4, in ``currency`` (the acquirer's: what the merchant charged)
+    )
     transmission_time: str | None = None  # 7, MMDDhhmmss
     stan: str | None = None  # 11
     local_time: str | None = None  # 12, hhmmss
@@ -67,6 +69,10 @@ class AuthRequest:
     merchant_name_location: str | None = None  # 43
     cvv2: str | None = None  # 48 subelement 92 (Mastercard DE 48 SE 92 layout: TTLLvalue)
     currency: str | None = None  # 49
+    # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
+    # (a card used abroad); the issuer moves and limits this amount, not field 4's
+    billing_amount_minor: int | None = None  # 6
+    billing_currency: str | None = None  # 51
     pin_block: bytes | None = None  # 52, 8 bytes (16 for ISO format 4)
     security_control: str | None = None  # 53 (DUKPT KSN, hex, when the terminal uses DUKPT)
     icc_data: bytes | None = None  # 55
@@ -81,6 +87,9 @@ class AuthRequest:
     transaction_type: str = field(init=False, repr=False, compare=False)  # 00, 01, 20, 31...
     channel: Channel = field(init=False, repr=False, compare=False)
     dedupe_key: str = field(init=False, repr=False, compare=False)  # STAN, RRN, terminal, time
+    # what the cardholder's account sees: fields 6/51 when present, else 4/49
+    cardholder_amount_minor: int | None = field(init=False, repr=False, compare=False)
+    cardholder_currency: str | None = field(init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:  # never print a PAN, track or PIN block
         from authhost.security.masking import mask_pan
@@ -116,6 +125,13 @@ class AuthRequest:
         set_(self, "transaction_type", transaction_type)
         set_(self, "channel", channel)
         set_(self, "dedupe_key", dedupe_key)
+        billed = self.billing_amount_minor is not None
+        set_(
+            self,
+            "cardholder_amount_minor",
+            self.billing_amount_minor if billed else self.amount_minor,
+        )
+        set_(self, "cardholder_currency", self.billing_currency if billed else self.currency)
 
 
 VERIFICATION_CONDITION = "51"  # field 25: request for account number verification

@@ -106,8 +106,9 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
     age = (now - card.created_at) / 86400.0 if card and card.created_at else -1.0
     return _new_context(
         ts=now,
-        amount_minor=request.amount_minor or 0,
-        currency=request.currency or "",
+        # the cardholder's amount, as journalled (what the replays of the journal see)
+        amount_minor=request.cardholder_amount_minor or 0,
+        currency=request.cardholder_currency or "",
         mcc=request.mcc or "",
         country=request.country or "",
         channel=str(request.channel),

@@ -78,6 +78,9 @@ def compact_json(value: object) -> str:
 
 def journal_from_json(text: str | bytes) -> JournalEntry:
     data = json.loads(text)
+    if "transaction_currency" not in data:  # journalled before fields 6/51 were read
+        data["transaction_amount_minor"] = data.get("amount_minor", 0)
+        data["transaction_currency"] = data.get("currency", "")
     return JournalEntry(**{k: v for k, v in data.items() if k in JOURNAL_FIELDS})
 
 

@@ -27,8 +27,8 @@ class JournalEntry:
     account_id: str = ""
     product_id: str = ""
     processing_code: str = ""
-    amount_minor: int = 0
-    currency: str = ""
+    amount_minor: int = 0  # in the cardholder's currency (field 6 when converted, else 4)
+    currency: str = ""  # the account's: field 51 when converted, else 49
     mcc: str = ""
     country: str = ""
     channel: str = ""
@@ -56,6 +56,8 @@ class JournalEntry:
     latency_us: int = 0
     dedupe_key: str = ""
     match_key: str = ""  # how a later reversal finds this entry
+    transaction_amount_minor: int = 0  # field 4: what the merchant charged, in its currency
+    transaction_currency: str = ""  # field 49
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

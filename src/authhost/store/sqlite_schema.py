@@ -26,10 +26,13 @@ _JOURNAL_TYPES = {
     "hold_amount": "INTEGER NOT NULL",
     "latency_us": "INTEGER NOT NULL",
 }
+# Columns added by a later migration: migration 1 creates the table without them, as it always
+# did, so that a new file and an upgraded one end up with the same table
+_ADDED_LATER = ("transaction_amount_minor", "transaction_currency")
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
     for name in JOURNAL_COLUMNS
-    if name != "journal_id"
+    if name != "journal_id" and name not in _ADDED_LATER
 )
 
 MIGRATIONS: list[str] = [
@@ -180,6 +183,15 @@ WHERE dedupe_key != '' AND journal_id NOT IN (
   SELECT min(journal_id) FROM journal WHERE dedupe_key != '' GROUP BY dedupe_key);
 CREATE UNIQUE INDEX journal_dedupe ON journal (dedupe_key) WHERE dedupe_key != '';
 DROP INDEX journal_by_dedupe;
+""",
+    # 10: a card used abroad: the journal's amount and currency are the cardholder's (fields
+    # 6 and 51 when the network converted), and these two keep what the merchant charged
+    # (fields 4 and 49). Entries before it were all in the cardholder's currency (others were
+    # declined), so they get their own amount again (a few seconds per million entries).
+    """
+ALTER TABLE journal ADD COLUMN transaction_amount_minor INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journal ADD COLUMN transaction_currency TEXT NOT NULL DEFAULT '';
+UPDATE journal SET transaction_amount_minor = amount_minor, transaction_currency = currency;
 """,
 ]
 

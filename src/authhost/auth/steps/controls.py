@@ -28,7 +28,7 @@ def controls(tx: Transaction) -> Decline | None:
         return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "controls.country_blocked")
     if request.transaction_type not in DEBIT_TYPES:
         return None
-    amount = request.amount_minor or 0
+    amount = request.cardholder_amount_minor or 0  # limits are in the account's currency
     if not amount:  # an account verification moves no money: no limit applies to it
         return None
     limits, velocity = tx.limits, tx.snapshot.velocity

@@ -33,13 +33,13 @@ class Funds:
     def __call__(self, tx: Transaction) -> Decline | None:
         request, account = tx.request, tx.snapshot.account
         assert account is not None
-        if request.amount_minor and request.currency != account.currency:
+        amount = request.cardholder_amount_minor or 0
+        if amount and request.cardholder_currency != account.currency:
             return Decline(RC.INVALID_TRANSACTION, "funds.currency_mismatch")
         kind = self.movement_kind(tx)
         if kind is None:
             return None
         advice = request.message_class in ADVICE_CLASSES
-        amount = request.amount_minor or 0
         debit = kind in (MoneyMove.HOLD, MoneyMove.POST)
         if debit and not advice and amount > account.open_to_buy:
             return Decline(RC.INSUFFICIENT_FUNDS, "funds.insufficient")
@@ -58,10 +58,16 @@ def post_advice(tx: Transaction) -> Decline | None:
     names a pre-authorisation (0100) that holds funds on the account is its completion."""
     account = tx.snapshot.account
     request = tx.request
-    if account is None or not request.amount_minor or request.transaction_type == "31":
+    amount = request.cardholder_amount_minor
+    if account is None or not amount or request.transaction_type == "31":
         return None
     if request.reported_response_code not in (None, "00"):
         tx.reasons.append("advice.declined_by_network")  # nothing was approved: nothing moves
+        return None
+    if request.cardholder_currency != account.currency:
+        # an amount in another currency, without the network's conversion (fields 6 and 51):
+        # acknowledged and journalled for the back office, never posted as if it were ours
+        tx.reasons.append("advice.currency_mismatch")
         return None
     kind = (
         MoneyMove.CREDIT
@@ -88,6 +94,6 @@ def post_advice(tx: Transaction) -> Decline | None:
             "advice.completion" if original.amount_minor > 0 else "advice.completion_nothing_held"
         )
     tx.movement = Movement(
-        account.account_id, kind, request.amount_minor, require_funds=False, completes=completes
+        account.account_id, kind, amount, require_funds=False, completes=completes
     )
     return None

@@ -37,6 +37,12 @@ def validate(tx: Transaction) -> Decline | None:
         return Decline(RC.INVALID_AMOUNT, "validate.amount")
     if amount is not None and not is_known(request.currency):
         return Decline(RC.INVALID_TRANSACTION, "validate.currency")
+    billing = request.billing_amount_minor
+    if billing is not None:  # the network's conversion into the cardholder's currency
+        if amount is None or billing > MAX_AMOUNT or billing < 0 or (billing == 0) != (amount == 0):
+            return Decline(RC.INVALID_AMOUNT, "validate.billing_amount")
+        if not is_known(request.billing_currency):
+            return Decline(RC.INVALID_TRANSACTION, "validate.billing_currency")
     if not request.pan.isdigit() or not 12 <= len(request.pan) <= 19:
         return Decline(RC.INVALID_CARD_NUMBER, "validate.pan_format")
     if not is_luhn_valid(request.pan):
