@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authhost.security import cardvalues, mac, pinblock, pinverify
+from authhost.security import cardvalues, emv, mac, pinblock, pinverify
 from authhost.security.keys import KeyAlgorithm, kcv
 from authhost.security.pinblock import PinBlockFormat
 
@@ -151,3 +151,76 @@ def test_retail_mac_matches_pyemv_and_psec(key, data, padding) -> None:
 @given(key=tdes_keys)
 def test_tdes_kcv_matches_psec(key) -> None:
     assert kcv(key, KeyAlgorithm.TDES) == psec.des.generate_kcv(key, 3).hex().upper()
+
+
+# --- EMV chip cryptograms (security/emv.py) against pyemv's Visa CVN classes ----------------
+
+psns = st.text("0123456789", min_size=2, max_size=2)
+_CDOL_SIZES = {"9F02": 6, "9F03": 6, "9F1A": 2, "95": 5, "5F2A": 2, "9A": 3, "9C": 1,
+               "9F37": 4, "82": 2, "9F36": 2}  # fmt: skip
+cdol = st.fixed_dictionaries(
+    {tag: st.binary(min_size=size, max_size=size) for tag, size in _CDOL_SIZES.items()}
+)
+
+
+def pyemv_card(cvn: int, imk: bytes, pan: str, psn: str):
+    cls = pyemv.cvn.VisaCVN10 if cvn == 10 else pyemv.cvn.VisaCVN18
+    return cls(iss_mk_ac=imk, iss_mk_smi=imk, iss_mk_smc=imk, pan=pan, psn=psn)
+
+
+def pyemv_arqc(card, cvn: int, tags: dict[str, bytes], iad: bytes) -> bytes:
+    args = {f"tag_{tag.lower()}": value for tag, value in tags.items()}
+    if cvn == 10:
+        return card.generate_ac(**args, cvr=iad[3:7])
+    return card.generate_ac(**args, tag_9f10=iad)
+
+
+@MANY
+@given(imk=tdes_keys, pan=pans(), psn=psns)
+def test_icc_master_keys_match_pyemv(imk: bytes, pan: str, psn: str) -> None:
+    assert emv.icc_master_key_a(imk, pan, psn) == pyemv.kd.derive_icc_mk_a(imk, pan, psn)
+    assert emv.icc_master_key_b(imk, pan, psn) == pyemv.kd.derive_icc_mk_b(imk, pan, psn)
+
+
+@MANY
+@given(
+    cvn=st.sampled_from([10, 18]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
+    iad=st.binary(min_size=7, max_size=32), approved=st.booleans(),
+)  # fmt: skip
+def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved) -> None:
+    card = pyemv_card(cvn, imk, pan, psn)
+    arqc = pyemv_arqc(card, cvn, tags, iad)
+    field_55 = {**tags, "9F10": iad, "9F26": arqc}
+    checked = emv.check_arqc(imk, pan, psn, field_55, cvn)
+    assert checked.valid
+    forged = {**field_55, "9F02": bytes(6) if tags["9F02"] != bytes(6) else b"\x01" * 6}
+    assert not emv.check_arqc(imk, pan, psn, forged, cvn).valid  # another amount
+    code = "00" if approved else "05"
+    ours = checked.issuer_authentication_data(approved, code)
+    if cvn == 10:
+        assert ours == card.generate_arpc(tag_9f26=arqc, arpc_rc=code.encode()) + code.encode()
+    else:
+        csu = bytes.fromhex("00800000") if approved else bytes(4)
+        assert ours == card.generate_arpc(tag_9f26=arqc, tag_9f36=tags["9F36"], csu=csu) + csu
+
+
+def test_cvn18_published_example() -> None:
+    """pyemv's documented CVN 18 example: ARQC 769577B5ABE9FE62, ARPC 76503F48."""
+    tags = {name: bytes.fromhex(value) for name, value in {
+        "9F02": "000000009999", "9F03": "000000000000", "9F1A": "0840", "95": "8000048000",
+        "5F2A": "0840", "9A": "991231", "9C": "01", "9F37": "52BF4585", "82": "1800",
+        "9F36": "0FFF", "9F10": "06011203A0B800", "9F26": "769577B5ABE9FE62"}.items()}  # fmt: skip
+    checked = emv.check_arqc(bytes.fromhex("AA" * 16), "1234567890123456", "00", tags, 18)
+    assert checked.valid
+    # with a card status update of zeros (a decline), as in the example
+    assert checked.issuer_authentication_data(False, "05")[:4] == bytes.fromhex("76503F48")
+
+
+def test_field_55_tlv() -> None:
+    data = bytes.fromhex("9F2608769577B5ABE9FE629F36020FFF95058000048000005F340101")
+    assert emv.parse_tlv(data) == {
+        "9F26": bytes.fromhex("769577B5ABE9FE62"), "9F36": bytes.fromhex("0FFF"),
+        "95": bytes.fromhex("8000048000"), "5F34": b"\x01"}  # fmt: skip
+    for broken in ("9F26", "9F2608AABB", "9F36830000", "5F"):
+        with pytest.raises(emv.ChipDataError):
+            emv.parse_tlv(bytes.fromhex(broken))

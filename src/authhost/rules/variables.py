@@ -39,9 +39,26 @@ class Variable:
 def _request_variables() -> list[Variable]:
     n, t, b = Kind.NUMBER, Kind.TEXT, Kind.BOOL
     return [
-        Variable("amount", n, "ctx.amount_minor / 100", "amount in major units (e.g. 12.50), in the card's currency (field 6 when converted)"),
-        Variable("amount_minor", n, "ctx.amount_minor", "amount in minor units (e.g. 1250), in the card's currency"),
-        Variable("currency", t, "ctx.currency", "ISO 4217 numeric currency of amount (the card's), e.g. '978'", False, 3),
+        Variable(
+            "amount",
+            n,
+            "ctx.amount_minor / 100",
+            "amount in major units (e.g. 12.50), in the card's currency (field 6 when converted)",
+        ),
+        Variable(
+            "amount_minor",
+            n,
+            "ctx.amount_minor",
+            "amount in minor units (e.g. 1250), in the card's currency",
+        ),
+        Variable(
+            "currency",
+            t,
+            "ctx.currency",
+            "ISO 4217 numeric currency of amount (the card's), e.g. '978'",
+            False,
+            3,
+        ),
         Variable("mcc", t, "ctx.mcc", "merchant category code, e.g. '5967'", False, 4),
         Variable("country", t, "ctx.country", "acquirer country, ISO 3166 numeric", False, 3),
         Variable("channel", t, "ctx.channel", "pos, atm, ecommerce, contactless or moto"),
