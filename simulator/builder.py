@@ -9,11 +9,13 @@ PIN. ``RequestBuilder`` numbers the messages (STAN, RRN) and writes each message
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from authhost.iso.subfields import CVV2_SUBELEMENT, build_additional_data
+from authhost.security import emv
 from authhost.security.dukpt import ksn_with_counter, terminal_encrypt_pin_tdes
 from authhost.security.pinblock import encrypt_pin_block
 from simulator.demo_cards import SimCard
@@ -46,6 +48,7 @@ class Entry(StrEnum):
     ECOMMERCE = "ecommerce"
 
 
+CHIP_ENTRIES = ("chip", "contactless")  # card reads that carry field 55
 ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
                Entry.ECOMMERCE: "812"}  # fmt: skip
 PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
@@ -83,6 +86,7 @@ class RequestBuilder:
     terminal: Terminal = field(default_factory=Terminal)
     zpk: bytes | None = field(default=None, repr=False)
     bdk: bytes | None = field(default=None, repr=False)
+    imk_ac: bytes | None = field(default=None, repr=False)  # chip cards make ARQCs with it
     stan_start: int | None = None  # None: from the clock, so a new session never repeats one
     rrn_prefix: str = "9"
 
@@ -91,6 +95,7 @@ class RequestBuilder:
         # same second must not look like a retransmission (94), so it starts from the clock.
         start = int(time.time() * 1000) % 10**11 if self.stan_start is None else self.stan_start
         self._counter = itertools.count(start)
+        self._atc = 0  # the chip's application transaction counter
 
     def _numbers(self) -> tuple[str, str]:
         n = next(self._counter)
@@ -170,9 +175,35 @@ class RequestBuilder:
             fields["48"] = build_additional_data({CVV2_SUBELEMENT: card.cvv2})
         else:
             fields["35"] = card.track2
+            if entry in CHIP_ENTRIES and self.imk_ac is not None and card.chip_cvn:
+                fields["55"] = self.chip_data(card, fields, now)
         if pin is not None:
             fields.update(self.pin_fields(card, pin))
         return dict(sorted(fields.items(), key=_field_order))
+
+    def chip_data(self, card: SimCard, fields: Fields, now: float | None = None) -> bytes:
+        """Field 55 of a chip read: what the card's cryptogram covers, and its ARQC."""
+        assert self.imk_ac is not None
+        now = time.time() if now is None else now
+        self._atc = self._atc % 0xFFFF + 1
+        bcd = bytes.fromhex
+        tags = {
+            "9F02": bcd(str(fields["4"]).zfill(12)),
+            "9F03": bytes(6),
+            "9F1A": bcd(str(fields["19"]).zfill(4)),
+            "95": bytes(5),
+            "5F2A": bcd(str(fields["49"]).zfill(4)),
+            "9A": bcd(time.strftime("%y%m%d", time.gmtime(now))),
+            "9C": bcd(str(fields["3"])[:2]),
+            "9F37": os.urandom(4),
+            "82": bcd("3900"),
+            "9F36": self._atc.to_bytes(2, "big"),
+            "9F10": bcd(f"0601{card.chip_cvn:02X}03A0B800"),
+            "5F34": b"\x00",
+            "9F27": b"\x80",  # an ARQC
+        }
+        tags["9F26"] = emv.make_arqc(self.imk_ac, card.pan, "00", tags, card.chip_cvn)
+        return emv.encode_tlv(tags)
 
     def reversal(
         self, original: Fields, *, advice: bool = False, now: float | None = None

@@ -27,6 +27,7 @@ class SimCard:
     account: str
     currency: str
     available: int
+    chip_cvn: int = 0  # the product's cryptogram version; 0: its ARQCs are not checked
 
     @property
     def masked(self) -> str:
@@ -41,6 +42,7 @@ class DemoFile:
     cards: tuple[SimCard, ...]
     zpk: bytes = field(repr=False)  # clear test zone PIN key
     bdk: bytes = field(repr=False)  # clear test DUKPT base derivation key
+    imk_ac: bytes | None = field(default=None, repr=False)  # clear test EMV issuer master key
 
     def active(self) -> tuple[SimCard, ...]:
         """Active cards with a PIN: the ones that can be approved."""
@@ -65,9 +67,14 @@ def load_demo_file(path: Path) -> DemoFile:
     try:
         keys = doc["keys"]
         cards = tuple(
-            SimCard(**{name: card.get(name) for name in _FIELDS}) for card in doc["cards"]
+            SimCard(
+                **{name: card.get(name) for name in _FIELDS},
+                chip_cvn=int(card.get("chip_cvn") or 0),
+            )  # fmt: skip
+            for card in doc["cards"]
         )
-        demo = DemoFile(cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]))
+        imk_ac = bytes.fromhex(keys["imk_ac"]) if keys.get("imk_ac") else None
+        demo = DemoFile(cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]), imk_ac)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None
     if not demo.cards:

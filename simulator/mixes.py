@@ -39,7 +39,9 @@ def authorisations(
     cards = usable_cards(demo, bins)
     if not cards:
         raise ValueError("no active demo card with a PIN matches (check the card file and --bins)")
-    builder = RequestBuilder(Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk)
+    builder = RequestBuilder(
+        Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac
+    )
     out: list[Fields] = []
     for card in cards:
         out.append(builder.financial(Kind.PURCHASE, card, amount_minor, pin=card.pin))

@@ -132,7 +132,9 @@ async def replay(
     if not cards:
         raise ValueError("no active demo card with a PIN to replay on (check --bins)")
     dialect, framing = link.make_dialect(), link.make_framing()
-    builder = RequestBuilder(Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk)
+    builder = RequestBuilder(
+        Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac
+    )
     frames: list[bytes] = []
     keys: dict[tuple[bytes, bytes], int] = {}
     for index, row in enumerate(rows):

@@ -136,7 +136,7 @@ def _requests(
     elif cards is not None:
         demo = load_demo_file(cards)
         chosen = pick_card(demo, card)
-        builder.zpk, builder.bdk = demo.zpk, demo.bdk
+        builder.zpk, builder.bdk, builder.imk_ac = demo.zpk, demo.bdk, demo.imk_ac
     else:
         raise ValueError("give a demo card file (--cards FILE) or a card (--pan ...)")
     if pin == "card":

@@ -96,7 +96,7 @@ def terminal(
         mcc="6011" if mode == "atm" else "5411",
         pin_keying=pin_keying,
     )
-    builder = RequestBuilder(terminal_info, zpk=demo.zpk, bdk=demo.bdk)
+    builder = RequestBuilder(terminal_info, zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac)
     keying = "DUKPT" if pin_keying == "dukpt" else "the ZPK"
     console.print(f"[bold]authhost-sim {kind} terminal[/bold] on {host}:{port} "
                   f"(PIN under {keying}); q to quit")  # fmt: skip

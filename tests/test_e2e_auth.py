@@ -10,12 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+
+with warnings.catch_warnings():  # pyemv: a test-only oracle (the card's side of the ARQC)
+    warnings.simplefilter("ignore")
+    import pyemv
 from iso_client import Switch, next_stan
 from prometheus_client import generate_latest
 
@@ -34,6 +39,7 @@ from authhost.config import (
     StoreConfig,
 )
 from authhost.runtime import open_runtime
+from authhost.security import emv
 from authhost.security.module import SecurityModule
 from authhost.security.pinblock import encrypt_pin_block
 from authhost.server.metrics import ServerMetrics
@@ -513,6 +519,72 @@ async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_p
     assert (entry.transaction_amount_minor, entry.transaction_currency) == (10_000, "840")
     assert entries[partial["11"]].hold_amount == -(9_215 - 3_686)
     assert "advice.currency_mismatch" in entries[advice["11"]].reason_codes
+
+
+def chip_read(
+    host: Host, card: dict[str, Any], fields: dict[str, Any], cvn: int
+) -> tuple[dict[str, Any], Any, bytes]:
+    """``fields`` with the field 55 a genuine chip (cryptogram version ``cvn``) would add,
+    that chip (pyemv's, to check the answer as a card would) and its ARQC."""
+    tags = {
+        "9F02": bytes.fromhex(fields["4"]), "9F03": bytes(6), "9F1A": bytes.fromhex("0276"),
+        "95": bytes(5), "5F2A": bytes.fromhex("0" + fields["49"]), "9A": bytes.fromhex("261125"),
+        "9C": b"\x00", "9F37": bytes.fromhex("52BF4585"), "82": bytes.fromhex("3900"),
+        "9F36": bytes.fromhex("0012"), "9F10": bytes.fromhex(f"0601{cvn:02X}03A0B800"),
+        "5F34": b"\x00",
+    }  # fmt: skip
+    card_maker = pyemv.cvn.VisaCVN10 if cvn == 10 else pyemv.cvn.VisaCVN18
+    imk = bytes.fromhex(host.keys["imk_ac"])
+    chip = card_maker(iss_mk_ac=imk, iss_mk_smi=imk, iss_mk_smc=imk, pan=card["pan"], psn="00")
+    args = {f"tag_{t.lower()}": v for t, v in tags.items() if t not in ("9F10", "5F34")}
+    iad = tags["9F10"]
+    arqc = (
+        chip.generate_ac(**args, cvr=iad[3:7])
+        if cvn == 10
+        else chip.generate_ac(**args, tag_9f10=iad)
+    )
+    tags["9F26"] = arqc
+    return {**fields, "55": emv.encode_tlv(tags).hex().upper()}, chip, arqc
+
+
+async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, tmp_path, store_url):
+    """The demo debit product checks Visa CVN 18 ARQCs, the credit one CVN 10: a genuine
+    chip gets its ARPC in field 55 (which pyemv, playing the card, accepts), a forged
+    cryptogram 82, chip data the host cannot check 30."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    for name, cvn in (("active-visa", 18), ("active-credit", 10)):
+        card = host.cards[name]
+        fields, chip, arqc = chip_read(host, card, purchase(card, amount=2_500), cvn)
+        reply = await switch.send(fields)
+        assert reply["39"] == "00", name
+        answer = emv.parse_tlv(bytes.fromhex(reply["55"]))
+        if cvn == 18:
+            csu = bytes.fromhex("00800000")  # approved
+            expected = chip.generate_arpc(tag_9f26=arqc, tag_9f36=bytes.fromhex("0012"), csu=csu)
+            assert answer == {"91": expected + csu}
+        else:
+            assert answer == {"91": chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"}
+
+        forged_tags = emv.parse_tlv(bytes.fromhex(fields["55"]))
+        forged_tags["9F02"] = bytes.fromhex(f"{99_900:012d}")  # the cryptogram covered 25.00
+        forged = {**purchase(card, amount=2_500), "55": emv.encode_tlv(forged_tags).hex()}
+        reply = await switch.send(forged)
+        assert reply["39"] == "82" and "55" not in reply and "38" not in reply, name
+
+    visa = host.cards["active-visa"]
+    missing = {**purchase(visa), "55": emv.encode_tlv({"9F26": bytes(8)}).hex()}
+    assert (await switch.send(missing))["39"] == "30"  # an ARQC without what it covers
+    assert (await switch.send(purchase(visa)))["39"] == "00"  # no field 55: iCVV alone
+    mastercard = host.cards["active-3624"]  # a product without an IMK-AC: not checked
+    fields, _, _ = chip_read(host, mastercard, purchase(mastercard), 18)
+    fields["55"] = fields["55"][:-4] + "0000"  # even a wrong ARQC
+    reply = await switch.send(fields)
+    assert reply["39"] == "00" and "55" not in reply
+    async with opened_store(store_url) as store:
+        reasons = [e.reason_codes for e in await store.journal(JournalQuery(limit=100))]
+    assert sum("chip.arqc_failed" in r for r in reasons) == 2
+    assert sum("chip.data" in r for r in reasons) == 1
 
 
 async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):

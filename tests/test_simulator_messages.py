@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import iso8583
 import pytest
@@ -13,6 +14,7 @@ from iso8583 import specs
 from authhost.cards.luhn import luhn_check_digit
 from authhost.iso.codec import encode_request
 from authhost.iso.dialects import DIALECTS, get_dialect
+from authhost.security import emv
 from authhost.security.dukpt import tdes_pin_key
 from authhost.security.pinblock import decrypt_pin_block
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
@@ -203,3 +205,21 @@ def test_fast_reader_agrees_with_pyiso8583(dialect, present, data):
     assert stan.decode() == doc.get("11", "")
     assert rrn.decode() == doc.get("37", "")
     assert code.decode() == doc.get("39", "")
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.parametrize("cvn", [10, 18])
+def test_chip_reads_carry_a_genuine_arqc_in_field_55(dialect, cvn):
+    imk = bytes.fromhex("AA" * 16)  # test key
+    chip_card = dataclasses.replace(CARD, chip_cvn=cvn)
+    chip = RequestBuilder(Terminal(), zpk=ZPK, imk_ac=imk)
+    doc = decoded(chip.financial(Kind.PURCHASE, chip_card, 1250), dialect)
+    value = doc["55"]
+    tags = emv.parse_tlv(value if isinstance(value, bytes) else bytes.fromhex(value))
+    assert tags["9F02"] == bytes.fromhex("000000001250") and tags["5F2A"] == bytes.fromhex("0978")
+    assert emv.check_arqc(imk, PAN, "00", tags, cvn).valid
+    again = chip.financial(Kind.PURCHASE, chip_card, 1250)
+    assert again["55"] != chip.financial(Kind.PURCHASE, chip_card, 1250)["55"]  # new ATC, UN
+    assert "55" not in chip.financial(Kind.PURCHASE, chip_card, 1250, entry=Entry.ECOMMERCE)
+    assert "55" not in chip.financial(Kind.PURCHASE, CARD, 1250)  # a product not checking
+    assert "55" not in builder.financial(Kind.PURCHASE, chip_card, 1250)  # no key: no chip data

@@ -41,6 +41,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         home_country="276",
         pin_method=PinMethod.VISA_PVV,
         limits=rq.LimitsSpec(per_transaction=200_000, daily_amount=500_000, daily_count=20),
+        imk_ac_name="imk-ac",  # chip cryptograms checked (Visa CVN 18)
     ),
     rq.NewProduct(
         product_id="demo-mc-3624",
@@ -62,6 +63,8 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         currency="978",
         home_country="276",
         pin_method=PinMethod.VISA_PVV,
+        imk_ac_name="imk-ac",
+        chip_cvn=10,  # the older Visa cryptogram version
     ),
 )
 
@@ -137,7 +140,7 @@ def is_demo_installation(service: CardService) -> bool:
 def _test_keys(service: CardService) -> dict[str, str]:
     """The clear test terminal keys as hex: the zone PIN key and the (TDES) DUKPT BDK."""
     keys = service.security.demo_test_keys()
-    return {"zpk": keys["zpk"], "bdk": keys["bdk"]}
+    return {"zpk": keys["zpk"], "bdk": keys["bdk"], "imk_ac": keys["imk-ac"]}
 
 
 async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
@@ -217,6 +220,7 @@ async def demo_export(service: CardService) -> dict[str, Any]:
                 "account": card["account_id"],
                 "currency": account["currency"],
                 "available": account["open_to_buy"],
+                "chip_cvn": product.chip_cvn if product.imk_ac_name else 0,
             }
         )
     return {"test_only": True, "keys": _test_keys(service), "cards": cards}

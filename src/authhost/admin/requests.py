@@ -7,7 +7,7 @@ way wherever it arrives. Models forbid unknown fields: a typo is an error, not a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -64,6 +64,10 @@ class NewProduct(_Request):
     pvk_name: Identifier = "pvk"
     cvk_name: Identifier = "cvk"
     pvki: Annotated[str, StringConstraints(pattern=r"^\d$")] = "1"
+    imk_ac_name: Identifier | Literal[""] = Field(
+        "", description="key name of the EMV issuer master key for ARQCs; empty: not checked"
+    )
+    chip_cvn: Literal[10, 18] = Field(18, description="Visa cryptogram version of the chip")
 
     @model_validator(mode="after")
     def _consistent(self) -> NewProduct:

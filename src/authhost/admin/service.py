@@ -182,6 +182,8 @@ class CardService:
                 pvk_name=spec.pvk_name,
                 cvk_name=spec.cvk_name,
                 pvki=spec.pvki,
+                imk_ac_name=spec.imk_ac_name,
+                chip_cvn=spec.chip_cvn,
             )
             await self.store.put_product(product)
             view = product_view(product)

@@ -51,6 +51,8 @@ class ProductView(_View):
     pvk_name: str
     cvk_name: str
     pvki: str
+    imk_ac_name: str = ""
+    chip_cvn: int = 18
 
 
 class AccountView(_View):

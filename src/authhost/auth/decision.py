@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from authhost.iso.codes import ResponseCode
 from authhost.iso.messages import Balance
+from authhost.security.emv import Cryptogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class Decision:
     review: bool = False  # approved but flagged for an analyst
     balances: list[Balance] = field(default_factory=list)
     timings_us: dict[str, int] = field(default_factory=dict)
+    cryptogram: Cryptogram | None = None  # the checked ARQC of a chip request (not sent)
+    icc_response: bytes | None = None  # field 55 of the answer: the ARPC (tag 91)
 
     @property
     def approved(self) -> bool:

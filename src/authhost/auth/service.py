@@ -27,6 +27,7 @@ from authhost.cards.model import Account, CardKind
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
+from authhost.security.emv import issuer_authentication_tlv
 from authhost.security.masking import mask_pan
 from authhost.store.interface import (
     CardStore,
@@ -186,6 +187,7 @@ class AuthService:
             rule_matches=tx.rule_matches,
             review=tx.review,
             timings_us=outcome.timings_us,
+            cryptogram=tx.cryptogram,
         )
         entry = journal_entry(request, snapshot, decision, now, pan_index)
         entry.pin_present = request.pin_block is not None
@@ -380,6 +382,10 @@ def settled(
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None
         decision.reason_codes.append("funds.recheck")
+    if decision.cryptogram is not None:  # the card checks this answer in turn: the ARPC
+        code = str(decision.response_code)
+        data = decision.cryptogram.issuer_authentication_data(decision.approved, code)
+        decision.icc_response = issuer_authentication_tlv(data)
     account = result.account or snapshot.account
     shows_balance = decision.response_code in (RC.APPROVED, RC.INSUFFICIENT_FUNDS)
     if account is not None and shows_balance and request.message_class not in REVERSALS:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from authhost.cards.model import Limits
 from authhost.iso.messages import AuthRequest
+from authhost.security.emv import Cryptogram
 from authhost.store.interface import Movement, Snapshot
 
 
@@ -28,3 +29,4 @@ class Transaction:
     review: bool = False
     reasons: list[str] = field(default_factory=list)  # non-declining findings (e.g. review)
     movement: Movement | None = None
+    cryptogram: Cryptogram | None = None  # the chip's ARQC, checked: the answer's ARPC needs it

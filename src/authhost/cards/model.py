@@ -82,6 +82,10 @@ class Product:
     pvk_name: str = "pvk"  # key store names of the product's keys
     cvk_name: str = "cvk"
     pvki: str = "1"  # PVV key index (Visa PVV)
+    # EMV chip: the issuer master key for application cryptograms ("" = ARQCs not checked) and
+    # the cryptogram version of the product's chip application (Visa CVN 10 or 18)
+    imk_ac_name: str = ""
+    chip_cvn: int = 18
 
 
 @dataclass(frozen=True, slots=True)

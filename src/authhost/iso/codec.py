@@ -254,6 +254,8 @@ def encode_response(
     doc["39"] = str(decision.response_code)
     if decision.balances:
         doc["54"] = format_additional_amounts(decision.balances)
+    if decision.icc_response:  # the issuer's chip data (ARPC), never the card's
+        doc["55"] = decision.icc_response.hex().upper()
     return _encode(doc, dialect, mac)
 
 

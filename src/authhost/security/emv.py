@@ -139,31 +139,51 @@ class Cryptogram:
 
 def check_arqc(imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: int) -> Cryptogram:
     """Recompute the ARQC of field 55's ``tags`` and compare it with the card's."""
+    arqc = tags.get(ARQC)
+    if arqc is None or len(arqc) != 8:
+        raise ChipDataError("field 55: no 8-byte ARQC (9F26)")
+    expected, key = _application_cryptogram(imk_ac, pan, psn, tags, cvn)
+    return Cryptogram(cvn, arqc, hmac.compare_digest(expected, arqc), key)
+
+
+def make_arqc(imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: int) -> bytes:
+    """The ARQC a genuine card would send with ``tags`` (the simulator's chip cards)."""
+    return _application_cryptogram(imk_ac, pan, psn, tags, cvn)[0]
+
+
+def _application_cryptogram(
+    imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: int
+) -> tuple[bytes, bytes]:
+    """(the cryptogram over the covered tags, the key that made it)."""
     if cvn not in SUPPORTED_CVNS:
         raise ChipDataError(f"cryptogram version {cvn} is not supported")
-    missing = [tag for tag, _ in _COVERED if tag not in tags] + [
-        t for t in (ARQC, IAD) if t not in tags
-    ]
+    missing = [tag for tag, _ in _COVERED if tag not in tags] + ([IAD] if IAD not in tags else [])
     if missing:
         raise ChipDataError(f"field 55 lacks tag(s) {', '.join(missing)}")
     for tag, size in _COVERED:
         if len(tags[tag]) != size:
             raise ChipDataError(f"field 55: tag {tag} is {len(tags[tag])} bytes, not {size}")
-    arqc, iad = tags[ARQC], tags[IAD]
-    if len(arqc) != 8:
-        raise ChipDataError("field 55: the ARQC (9F26) is not 8 bytes")
+    iad = tags[IAD]
     covered = b"".join(tags[tag] for tag, _ in _COVERED)
     if cvn == 10:
         if len(iad) < 7:
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         key = icc_master_key_a(imk_ac, pan, psn)
-        expected = retail_mac(key, covered + iad[3:7], padding=1)
-    else:
-        key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC])
-        expected = retail_mac(key, covered + iad, padding=2)
-    return Cryptogram(cvn, arqc, hmac.compare_digest(expected, arqc), key)
+        return retail_mac(key, covered + iad[3:7], padding=1), key
+    key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC])
+    return retail_mac(key, covered + iad, padding=2), key
+
+
+def encode_tlv(tags: dict[str, bytes]) -> bytes:
+    """BER-TLV of {tag hex: value} (values under 128 bytes: all that field 55 carries here)."""
+    out = bytearray()
+    for tag, value in tags.items():
+        if len(value) > 127:
+            raise ChipDataError(f"tag {tag}: values of 128 bytes or more are not encoded")
+        out += bytes.fromhex(tag) + bytes([len(value)]) + value
+    return bytes(out)
 
 
 def issuer_authentication_tlv(value: bytes) -> bytes:
     """Field 55 of the answer: tag 91 (issuer authentication data)."""
-    return b"\x91" + bytes([len(value)]) + value
+    return encode_tlv({"91": value})

@@ -34,6 +34,7 @@ TR31_USAGE: dict[KeyType, tuple[str, str]] = {
     KeyType.BDK: ("B0", "X"),
     KeyType.PVK: ("V2", "C"),
     KeyType.CVK: ("C0", "C"),
+    KeyType.IMK_AC: ("E0", "X"),  # EMV issuer master key, application cryptograms: derives
     KeyType.MAK: ("M3", "C"),
     KeyType.KEK: ("K0", "B"),
     KeyType.PAN_HASH: ("M7", "C"),

@@ -20,6 +20,7 @@ from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
 from authhost.security import (
     cardvalues,
+    emv,
     key_admin,
     mac,
     pan_protection,
@@ -49,6 +50,7 @@ DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     (DEFAULT_AES_BDK, KeyType.BDK, KeyAlgorithm.AES, 16),
     ("pvk", KeyType.PVK, KeyAlgorithm.TDES, 16),
     ("cvk", KeyType.CVK, KeyAlgorithm.TDES, 16),
+    ("imk-ac", KeyType.IMK_AC, KeyAlgorithm.TDES, 16),
     (DEFAULT_MAC_KEY, KeyType.MAK, KeyAlgorithm.TDES, 16),
     ("kek", KeyType.KEK, KeyAlgorithm.AES, 32),
     (PAN_HASH_KEY, KeyType.PAN_HASH, KeyAlgorithm.HMAC, 32),
@@ -241,6 +243,7 @@ class SecurityModule:
                 (DEFAULT_BDK, KeyType.BDK),
                 (DEFAULT_AES_BDK, KeyType.BDK),
                 (DEFAULT_MAC_KEY, KeyType.MAK),
+                ("imk-ac", KeyType.IMK_AC),  # the simulator's chip cards make ARQCs with it
             )
         }
 
@@ -295,6 +298,16 @@ class SecurityModule:
         except cardvalues.CardValueError:
             return False
         return hmac.compare_digest(expected.encode(), (value or "").strip().encode())
+
+    # --- chip cryptograms ------------------------------------------------------------------
+
+    def check_arqc(
+        self, pan: str, psn: str, tags: Mapping[str, bytes], imk_ac_name: str, cvn: int
+    ) -> emv.Cryptogram:
+        """The card's ARQC (field 55's ``tags``) checked under the product's IMK-AC; the
+        result makes the ARPC of the answer. Raises ``emv.ChipDataError`` on unusable data."""
+        imk = self._key(imk_ac_name, KeyType.IMK_AC).material
+        return emv.check_arqc(imk, pan, psn, dict(tags), cvn)
 
     # --- PINs -----------------------------------------------------------------------------
 
