@@ -90,6 +90,13 @@ async def test_auditor_reads_but_operator_writes(tmp_path):
             422,
             "colour",
         ),
+        (
+            "/v1/products",
+            b'{"issuer_id": "b", "name": "x", "bin": "476173", "chip_cvn": 16}',
+            "application/json",
+            422,
+            "chip_cvn",
+        ),
         ("/v1/accounts/a1/funds", b'{"amount_minor": 0}', "application/json", 422, "not be 0"),
         ("/v1/cards/search", b'{"pan": "12ab"}', "application/json", 422, "pan"),
     ],
@@ -100,6 +107,7 @@ async def test_auditor_reads_but_operator_writes(tmp_path):
         "form body -> 400",
         "5-digit BIN -> 422",
         "unknown field -> 422",
+        "unsupported cryptogram version -> 422",
         "zero amount -> 422",
         "PAN with letters -> 422",
     ],
@@ -114,6 +122,18 @@ async def test_bad_payloads_answer_4xx_with_a_message(
         assert "Traceback" not in reply.body.decode()
         if status == 422:
             assert reply.json["details"][0]["field"]
+
+
+async def test_a_product_names_its_chip_key_and_cryptogram_version(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        chip = {**PRODUCT, "imk_ac_name": "imk-ac", "chip_cvn": 10}
+        reply = await call(port, "POST", "/v1/products", payload=chip)
+        assert reply.status == 201, reply
+        assert (reply.json["imk_ac_name"], reply.json["chip_cvn"]) == ("imk-ac", 10)
+        stored = await service.store.get_product("p1")
+        assert (stored.imk_ac_name, stored.chip_cvn) == ("imk-ac", 10)
+        plain = await call(port, "POST", "/v1/products", payload={**PRODUCT, "product_id": "p2"})
+        assert (plain.json["imk_ac_name"], plain.json["chip_cvn"]) == ("", 18)  # not checked
 
 
 async def test_invalid_values_are_not_echoed(tmp_path):
