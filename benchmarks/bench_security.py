@@ -15,7 +15,7 @@ Operations: PIN verify (zone PIN key, format 0, Visa PVV and IBM 3624), PIN tran
 format 0 to AES format 4), translate + verify, CVV verify, DUKPT PIN key derivation (TDES and
 AES: cold = a new terminal, cached = the terminal's next KSN, uncached = the standard's host
 algorithm from the BDK every time), DUKPT PIN verify end to end, PAN index/encrypt/decrypt and
-the ISO 9797-1 retail MAC of a 256-byte message.
+the ISO 9797-1 retail MAC of a 256-byte message, and a chip ARQC check with its ARPC.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
-from authhost.security import blockcipher, dukpt, pinblock
+from authhost.security import blockcipher, dukpt, emv, pinblock
 from authhost.security.blockcipher import tdes_ecb_encrypt
 from authhost.security.module import PinCheck, SecurityModule
 
@@ -115,6 +115,16 @@ def run(quick: bool) -> list[dict[str, object]]:
             dukpt.terminal_encrypt_pin_tdes(keys["bdk"], ksn, "4739", PAN) for ksn in tdes_seq[:300]
         ]
         dukpt_ksns = tdes_seq[:300]
+        sizes = {"9F02": 6, "9F03": 6, "9F1A": 2, "95": 5, "5F2A": 2, "9A": 3, "9C": 1,
+                 "9F37": 4, "82": 2, "9F36": 2}  # fmt: skip
+        chip_tags = {tag: bytes(size) for tag, size in sizes.items()}
+        chip_tags["9F10"] = bytes.fromhex("06011203A0B800")
+        chip_tags["9F26"] = emv.make_arqc(keys["imk-ac"], PAN, "00", chip_tags, 18)
+
+        def arqc_and_arpc(_i):
+            checked = hsm.check_arqc(PAN, "00", chip_tags, "imk-ac", 18)
+            assert checked.valid
+            return checked.issuer_authentication_data(True, "00")
 
         def verify_and_check(method, reference):
             def op(_i):
@@ -168,6 +178,7 @@ def run(quick: bool) -> list[dict[str, object]]:
             ("PAN encrypt (AES-256-GCM)", lambda _i: hsm.encrypt_pan(PAN, "card-1")),
             ("PAN decrypt (AES-256-GCM)", lambda _i: hsm.decrypt_pan(blob, "card-1")),
             ("retail MAC, 256-byte message", lambda _i: hsm.mac_message(body)),
+            ("chip ARQC check + ARPC (Visa CVN 18)", arqc_and_arpc),
         ]
         for _, op in ops:
             op(0)  # warm up (key loading, the first terminal's caches)

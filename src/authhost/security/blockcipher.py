@@ -116,10 +116,10 @@ def des_encrypt(key8: bytes, block: bytes, *, keep: bool = True) -> bytes:
     return _ecb_update("te", key8, keep)(block)
 
 
-def des_decrypt(key8: bytes, block: bytes) -> bytes:
+def des_decrypt(key8: bytes, block: bytes, *, keep: bool = True) -> bytes:
     if len(key8) != 8:
         raise ValueError("a DES key is 8 bytes")
-    return tdes_ecb_decrypt(key8, block)
+    return tdes_ecb_decrypt(key8, block, keep=keep)
 
 
 def aes_ecb_encrypt(key: bytes, data: bytes, *, keep: bool = True) -> bytes:

@@ -114,7 +114,7 @@ def common_session_key(icc_mk: bytes, atc: bytes) -> bytes:
     r = atc + bytes(6)
     left = r[:2] + b"\xf0" + r[3:]
     right = r[:2] + b"\x0f" + r[3:]
-    return adjust_des_parity(tdes_ecb_encrypt(icc_mk, left + right))
+    return adjust_des_parity(tdes_ecb_encrypt(icc_mk, left + right, keep=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +131,11 @@ class Cryptogram:
         """Tag 91's value: ARPC || ARC (CVN 10) or ARPC || CSU (CVN 18)."""
         if self.cvn == 10:
             arc = response_code.encode("ascii")[:2].rjust(2, b"0")
-            arpc = tdes_ecb_encrypt(self._session_key, xor(self.arqc, arc + bytes(6)))
+            arpc = tdes_ecb_encrypt(self._session_key, xor(self.arqc, arc + bytes(6)), keep=False)
             return arpc + arc
         csu = _CSU_APPROVED if approved else _CSU_DECLINED
-        return retail_mac(self._session_key, self.arqc + csu, padding=2, length=4) + csu
+        mac = retail_mac(self._session_key, self.arqc + csu, padding=2, length=4, keep=False)
+        return mac + csu
 
 
 def check_arqc(imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: int) -> Cryptogram:
@@ -169,9 +170,9 @@ def _application_cryptogram(
         if len(iad) < 7:
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         key = icc_master_key_a(imk_ac, pan, psn)
-        return retail_mac(key, covered + iad[3:7], padding=1), key
+        return retail_mac(key, covered + iad[3:7], padding=1, keep=False), key
     key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC])
-    return retail_mac(key, covered + iad, padding=2), key
+    return retail_mac(key, covered + iad, padding=2, keep=False), key
 
 
 def encode_tlv(tags: dict[str, bytes]) -> bytes:

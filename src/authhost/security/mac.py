@@ -22,11 +22,15 @@ def pad(data: bytes, method: int = 1) -> bytes:
     return data
 
 
-def retail_mac(key: bytes, data: bytes, padding: int = 1, length: int = 8) -> bytes:
-    """The ISO 9797-1 algorithm 3 MAC of ``data`` under a 16-byte key, ``length`` bytes."""
+def retail_mac(
+    key: bytes, data: bytes, padding: int = 1, length: int = 8, *, keep: bool = True
+) -> bytes:
+    """The ISO 9797-1 algorithm 3 MAC of ``data`` under a 16-byte key, ``length`` bytes.
+    ``keep=False`` for a one-time key (an EMV session key), which would only push the
+    long-lived keys' cipher contexts out of the cache."""
     if len(key) != 16:
         raise ValueError("a retail MAC key is 16 bytes")
     if not 4 <= length <= 8:
         raise ValueError("a retail MAC is 4 to 8 bytes")
     chained = tdes_cbc_encrypt(key[:8], bytes(8), pad(data, padding))[-8:]
-    return des_encrypt(key[:8], des_decrypt(key[8:], chained))[:length]
+    return des_encrypt(key[:8], des_decrypt(key[8:], chained, keep=keep), keep=keep)[:length]
