@@ -550,7 +550,8 @@ def chip_read(
 async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, tmp_path, store_url):
     """The demo debit product checks Visa CVN 18 ARQCs, the credit one CVN 10: a genuine
     chip gets its ARPC in field 55 (which pyemv, playing the card, accepts), a forged
-    cryptogram 82, chip data the host cannot check 30."""
+    cryptogram 82, a genuine one sent with another amount 82, chip data the host cannot
+    check 30."""
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     for name, cvn in (("active-visa", 18), ("active-credit", 10)):
@@ -573,6 +574,9 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
         assert reply["39"] == "82" and "55" not in reply and "38" not in reply, name
 
     visa = host.cards["active-visa"]
+    genuine, _, _ = chip_read(host, visa, purchase(visa, amount=2_500), 18)
+    replayed_elsewhere = {**purchase(visa, amount=99_900), "55": genuine["55"]}
+    assert (await switch.send(replayed_elsewhere))["39"] == "82"  # valid ARQC, other amount
     missing = {**purchase(visa), "55": emv.encode_tlv({"9F26": bytes(8)}).hex()}
     assert (await switch.send(missing))["39"] == "30"  # an ARQC without what it covers
     assert (await switch.send(purchase(visa)))["39"] == "00"  # no field 55: iCVV alone
@@ -585,6 +589,7 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
         reasons = [e.reason_codes for e in await store.journal(JournalQuery(limit=100))]
     assert sum("chip.arqc_failed" in r for r in reasons) == 2
     assert sum("chip.data" in r for r in reasons) == 1
+    assert sum("chip.amount_mismatch" in r for r in reasons) == 1
 
 
 async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):

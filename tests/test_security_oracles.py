@@ -193,6 +193,7 @@ def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved
     field_55 = {**tags, "9F10": iad, "9F26": arqc}
     checked = emv.check_arqc(imk, pan, psn, field_55, cvn)
     assert checked.valid
+    assert repr(checked._session_key) not in repr(checked)  # a key never reaches a log line
     forged = {**field_55, "9F02": bytes(6) if tags["9F02"] != bytes(6) else b"\x01" * 6}
     assert not emv.check_arqc(imk, pan, psn, forged, cvn).valid  # another amount
     code = "00" if approved else "05"

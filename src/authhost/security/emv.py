@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authhost.security.blockcipher import tdes_ecb_encrypt, xor
 from authhost.security.keys import adjust_des_parity
@@ -31,6 +31,8 @@ SUPPORTED_CVNS = (10, 18)
 
 # tags of field 55 that the cryptogram covers (CDOL1 of both versions), with their lengths
 ARQC = "9F26"
+AMOUNT = "9F02"
+CURRENCY = "5F2A"
 ATC = "9F36"
 IAD = "9F10"
 PSN = "5F34"
@@ -125,7 +127,7 @@ class Cryptogram:
     cvn: int
     arqc: bytes
     valid: bool
-    _session_key: bytes
+    _session_key: bytes = field(repr=False)  # never in a log line or an error
 
     def issuer_authentication_data(self, approved: bool, response_code: str) -> bytes:
         """Tag 91's value: ARPC || ARC (CVN 10) or ARPC || CSU (CVN 18)."""

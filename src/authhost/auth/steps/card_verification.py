@@ -11,7 +11,7 @@ from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
-from authhost.security.emv import ARQC, PSN, ChipDataError, parse_tlv
+from authhost.security.emv import AMOUNT, ARQC, CURRENCY, PSN, ChipDataError, parse_tlv
 
 CHIP_ENTRY_MODES = frozenset({"05", "07"})  # chip read, contactless chip: iCVV
 CVV2_SERVICE_CODE = "000"
@@ -68,6 +68,13 @@ class CardVerification:
         if not cryptogram.valid:
             tx.cvv_failed = True
             return Decline(RC.CVV_FAILED, "chip.arqc_failed")
+        # a genuine cryptogram of another transaction (a smaller amount, another currency)
+        # must not vouch for this one
+        if tags[AMOUNT].hex() != f"{request.amount_minor or 0:012d}" or tags[CURRENCY].hex() != (
+            request.currency or ""
+        ).zfill(4):
+            tx.cvv_failed = True
+            return Decline(RC.CVV_FAILED, "chip.amount_mismatch")
         tx.cryptogram = cryptogram
         return None
 
