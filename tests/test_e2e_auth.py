@@ -442,6 +442,11 @@ def balances(response: dict[str, Any]) -> tuple[int, int]:
     return amount["01"], amount["02"]
 
 
+async def balances_of(switch: Switch, card: dict[str, Any]) -> tuple[int, int]:
+    """(ledger, available) of the card's account, from a fresh balance inquiry."""
+    return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
+
+
 def field_90(original: dict[str, Any]) -> str:
     """Original data elements: MTI, STAN, transmission time, acquirer, forwarder."""
     return f"{original['t']}{original['11']}{original['7']}{original['32']:0>11}{'0' * 11}"
@@ -454,28 +459,25 @@ async def test_completion_posts_the_final_amount_and_releases_the_preauthorisati
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
 
-    async def now() -> tuple[int, int]:
-        return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
-
-    ledger, available = await now()
+    ledger, available = await balances_of(switch, card)
     preauth = purchase(card, amount=20_000)  # the hotel's check-in
     assert (await switch.send(preauth))["39"] == "00"
-    assert await now() == (ledger, available - 20_000)
+    assert await balances_of(switch, card) == (ledger, available - 20_000)
 
     checkout = purchase(card, amount=15_000, t="0220", **{"90": field_90(preauth)})
     reply = await switch.send(checkout)
     assert (reply["t"], reply["39"]) == ("0230", "00")
     # posted 150.00, and the 200.00 hold is gone: the money is counted once
-    assert await now() == (ledger - 15_000, available - 15_000)
+    assert await balances_of(switch, card) == (ledger - 15_000, available - 15_000)
     assert (await switch.send({**checkout, "t": "0221"}))["39"] == "00"  # repeat: nothing more
     late = {**preauth, "t": "0400", "11": next_stan(), "90": field_90(preauth)}
     assert (await switch.send(late))["39"] == "00"  # a late reversal finds nothing held
-    assert await now() == (ledger - 15_000, available - 15_000)
+    assert await balances_of(switch, card) == (ledger - 15_000, available - 15_000)
 
     plain = purchase(card, amount=1_000, t="0220")  # an advice naming no original: posts only
     await switch.send(purchase(card, amount=3_000))  # a hold it must leave alone
     await switch.send(plain)
-    assert await now() == (ledger - 16_000, available - 19_000)
+    assert await balances_of(switch, card) == (ledger - 16_000, available - 19_000)
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=100))
     reasons = {e.stan: e.reason_codes for e in entries}
@@ -490,17 +492,14 @@ async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_p
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
 
-    async def now() -> tuple[int, int]:
-        return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
-
-    ledger, available = await now()
+    ledger, available = await balances_of(switch, card)
     converted = {"49": "840", "6": f"{9_215:012d}", "51": "978"}
     abroad = purchase(card, amount=10_000, **converted)  # 100.00 USD = 92.15 EUR
     reply = await switch.send(abroad)
     assert reply["39"] == "00"
     assert (reply["4"], reply["49"], reply["6"], reply["51"]) == (
         f"{10_000:012d}", "840", f"{9_215:012d}", "978")  # fmt: skip
-    assert await now() == (ledger, available - 9_215)
+    assert await balances_of(switch, card) == (ledger, available - 9_215)
     unconverted = purchase(card, amount=10_000, **{"49": "840"})
     assert (await switch.send(unconverted))["39"] == "12"  # dollars we cannot bill
 
@@ -508,10 +507,10 @@ async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_p
     partial = {**abroad, "t": "0400", "11": next_stan(), "90": field_90(abroad),
                "95": f"{4_000:012d}" + "0" * 30}  # fmt: skip
     assert (await switch.send(partial))["39"] == "00"
-    assert await now() == (ledger, available - 3_686)
+    assert await balances_of(switch, card) == (ledger, available - 3_686)
     advice = purchase(card, amount=5_000, t="0220", **{"49": "840"})  # stand-in, unconverted
     assert (await switch.send(advice))["39"] == "00"  # acknowledged, not posted in dollars
-    assert await now() == (ledger, available - 3_686)
+    assert await balances_of(switch, card) == (ledger, available - 3_686)
     async with opened_store(store_url) as store:
         entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
     entry = entries[abroad["11"]]
@@ -602,13 +601,10 @@ async def test_account_verification_checks_the_card_and_holds_nothing(nursery, t
     def verification(card: dict[str, Any], cvv2: str) -> dict[str, Any]:
         return ecommerce(card, cvv2, amount=0, **{"25": "51"})
 
-    async def now(card: dict[str, Any]) -> tuple[int, int]:
-        return balances(await switch.send(purchase(card, **{"3": "310000", "4": None})))
-
-    before = await now(visa)
+    before = await balances_of(switch, visa)
     reply = await switch.send(verification(visa, visa["cvv2"]))
     assert reply["39"] == "85" and "38" not in reply
-    assert await now(visa) == before  # nothing held
+    assert await balances_of(switch, visa) == before  # nothing held
     wrong = "000" if visa["cvv2"] != "000" else "111"
     assert (await switch.send(verification(visa, wrong)))["39"] == "N7"
     assert (await switch.send(verification(host.cards["lost"], "123")))["39"] == "41"
