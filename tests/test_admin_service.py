@@ -342,6 +342,22 @@ def test_bulk_file_level_errors(tmp_path, content, message):
         read_rows(path)
 
 
+async def test_a_demo_made_by_an_older_version_serves_again(store_args, tmp_path):
+    """Its products were made from an older spec under the same idempotency keys: the demo
+    keeps them rather than being refused (a 'serve --demo' upgrade used to stop there)."""
+    from authhost.admin.demo import PRODUCTS
+
+    async with open_service(*store_args) as service:
+        demo = service.acting_as("demo")
+        for product in PRODUCTS:  # as an authhost without the chip fields made them
+            older = product.model_copy(update={"imk_ac_name": "", "chip_cvn": 18})
+            await demo.create_product(older, idempotency_key=f"demo:{product.product_id}")
+        cards = await ensure_demo(service)
+        assert len(cards) == len(CARDS)
+        kept = await service.store.get_product("demo-visa-debit")
+        assert kept is not None and kept.imk_ac_name == ""  # not rewritten behind its back
+
+
 async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, tmp_path):
     async with open_service(*store_args) as service:
         first = await ensure_demo(service)

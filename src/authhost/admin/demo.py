@@ -153,7 +153,11 @@ async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
         raise ConflictError("the demo needs a demo installation (security.demo = true)")
     service = service.acting_as("demo")
     for product in PRODUCTS:
-        await service.create_product(product, idempotency_key=f"demo:{product.product_id}")
+        # a demo made by an older authhost has its products already, made from an older spec
+        # (without the chip fields, say): keep them; creating them again would be refused
+        assert product.product_id is not None
+        if await service.store.get_product(product.product_id) is None:
+            await service.create_product(product, idempotency_key=f"demo:{product.product_id}")
     for account in ACCOUNTS:
         await service.create_account(account, idempotency_key=f"demo:{account.account_id}")
     zpk = bytes.fromhex(_test_keys(service)["zpk"])
