@@ -198,7 +198,7 @@ class RequestBuilder:
             "9F37": os.urandom(4),
             "82": bcd("3900"),
             "9F36": self._atc.to_bytes(2, "big"),
-            "9F10": bcd(f"0601{card.chip_cvn:02X}03A0B800"),
+            "9F10": _issuer_application_data(card.chip_cvn),
             "5F34": b"\x00",
             "9F27": b"\x80",  # an ARQC
         }
@@ -236,6 +236,14 @@ class RequestBuilder:
         stan, _ = self._numbers()
         return {"t": "0800", "7": time.strftime("%m%d%H%M%S", time.gmtime(now)), "11": stan,
                 "70": NETWORK_CODES[kind]}  # fmt: skip
+
+
+def _issuer_application_data(cvn: int) -> bytes:
+    """Tag 9F10 as the card's application lays it out: Visa (length, key index, CVN, CVR) or
+    M/Chip (key index, CVN, 6-byte CVR, DAC)."""
+    if cvn == 16:
+        return bytes.fromhex("0110A00003220000" + "0000")
+    return bytes.fromhex(f"0601{cvn:02X}03A0B800")
 
 
 def original_data(original: Fields) -> str:

@@ -529,31 +529,34 @@ def chip_read(
         "9F02": bytes.fromhex(fields["4"]), "9F03": bytes(6), "9F1A": bytes.fromhex("0276"),
         "95": bytes(5), "5F2A": bytes.fromhex("0" + fields["49"]), "9A": bytes.fromhex("261125"),
         "9C": b"\x00", "9F37": bytes.fromhex("52BF4585"), "82": bytes.fromhex("3900"),
-        "9F36": bytes.fromhex("0012"), "9F10": bytes.fromhex(f"0601{cvn:02X}03A0B800"),
+        "9F36": bytes.fromhex("0012"),
+        "9F10": bytes.fromhex("0110A000032200000000" if cvn == 16 else f"0601{cvn:02X}03A0B800"),
         "5F34": b"\x00",
     }  # fmt: skip
-    card_maker = pyemv.cvn.VisaCVN10 if cvn == 10 else pyemv.cvn.VisaCVN18
+    card_maker = {10: pyemv.cvn.VisaCVN10, 16: pyemv.cvn.MasterCardCVN16}.get(
+        cvn, pyemv.cvn.VisaCVN18
+    )
     imk = bytes.fromhex(host.keys["imk_ac"])
     chip = card_maker(iss_mk_ac=imk, iss_mk_smi=imk, iss_mk_smc=imk, pan=card["pan"], psn="00")
     args = {f"tag_{t.lower()}": v for t, v in tags.items() if t not in ("9F10", "5F34")}
     iad = tags["9F10"]
-    arqc = (
-        chip.generate_ac(**args, cvr=iad[3:7])
-        if cvn == 10
-        else chip.generate_ac(**args, tag_9f10=iad)
-    )
+    if cvn == 18:
+        arqc = chip.generate_ac(**args, tag_9f10=iad)
+    else:  # the card verification results: Visa after length, key index, CVN; M/Chip after two
+        arqc = chip.generate_ac(**args, cvr=iad[3:7] if cvn == 10 else iad[2:8])
     tags["9F26"] = arqc
     return {**fields, "55": emv.encode_tlv(tags).hex().upper()}, chip, arqc
 
 
 async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, tmp_path, store_url):
-    """The demo debit product checks Visa CVN 18 ARQCs, the credit one CVN 10: a genuine
+    """The demo Visa debit product checks CVN 18 ARQCs, the credit one CVN 10, the Mastercard
+    one M/Chip CVN 16: a genuine
     chip gets its ARPC in field 55 (which pyemv, playing the card, accepts), a forged
     cryptogram 82, a genuine one sent with another amount 82, chip data the host cannot
     check 30."""
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
-    for name, cvn in (("active-visa", 18), ("active-credit", 10)):
+    for name, cvn in (("active-visa", 18), ("active-credit", 10), ("active-3624", 16)):
         card = host.cards[name]
         fields, chip, arqc = chip_read(host, card, purchase(card, amount=2_500), cvn)
         reply = await switch.send(fields)
@@ -563,7 +566,7 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
             csu = bytes.fromhex("00800000")  # approved
             expected = chip.generate_arpc(tag_9f26=arqc, tag_9f36=bytes.fromhex("0012"), csu=csu)
             assert answer == {"91": expected + csu}
-        else:
+        else:  # method 1: 8 bytes, then the response code
             assert answer == {"91": chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"}
 
         forged_tags = emv.parse_tlv(bytes.fromhex(fields["55"]))
@@ -579,14 +582,14 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
     missing = {**purchase(visa), "55": emv.encode_tlv({"9F26": bytes(8)}).hex()}
     assert (await switch.send(missing))["39"] == "30"  # an ARQC without what it covers
     assert (await switch.send(purchase(visa)))["39"] == "00"  # no field 55: iCVV alone
-    mastercard = host.cards["active-3624"]  # a product without an IMK-AC: not checked
-    fields, _, _ = chip_read(host, mastercard, purchase(mastercard), 18)
+    unchecked = host.cards["restricted"]  # a product without an IMK-AC: not checked
+    fields, _, _ = chip_read(host, unchecked, purchase(unchecked), 18)
     fields["55"] = fields["55"][:-4] + "0000"  # even a wrong ARQC
     reply = await switch.send(fields)
     assert reply["39"] == "00" and "55" not in reply
     async with opened_store(store_url) as store:
         reasons = [e.reason_codes for e in await store.journal(JournalQuery(limit=100))]
-    assert sum("chip.arqc_failed" in r for r in reasons) == 2
+    assert sum("chip.arqc_failed" in r for r in reasons) == 3
     assert sum("chip.data" in r for r in reasons) == 1
     assert sum("chip.amount_mismatch" in r for r in reasons) == 1
 

@@ -163,15 +163,20 @@ cdol = st.fixed_dictionaries(
 )
 
 
+PYEMV_CARDS = {10: "VisaCVN10", 16: "MasterCardCVN16", 18: "VisaCVN18"}
+
+
 def pyemv_card(cvn: int, imk: bytes, pan: str, psn: str):
-    cls = pyemv.cvn.VisaCVN10 if cvn == 10 else pyemv.cvn.VisaCVN18
+    cls = getattr(pyemv.cvn, PYEMV_CARDS[cvn])
     return cls(iss_mk_ac=imk, iss_mk_smi=imk, iss_mk_smc=imk, pan=pan, psn=psn)
 
 
 def pyemv_arqc(card, cvn: int, tags: dict[str, bytes], iad: bytes) -> bytes:
     args = {f"tag_{tag.lower()}": value for tag, value in tags.items()}
     if cvn == 10:
-        return card.generate_ac(**args, cvr=iad[3:7])
+        return card.generate_ac(**args, cvr=iad[3:7])  # Visa: CVR after length, DKI, CVN
+    if cvn == 16:
+        return card.generate_ac(**args, cvr=iad[2:8])  # M/Chip: CVR after DKI, CVN
     return card.generate_ac(**args, tag_9f10=iad)
 
 
@@ -184,8 +189,8 @@ def test_icc_master_keys_match_pyemv(imk: bytes, pan: str, psn: str) -> None:
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 18]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
-    iad=st.binary(min_size=7, max_size=32), approved=st.booleans(),
+    cvn=st.sampled_from([10, 16, 18]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
+    iad=st.binary(min_size=8, max_size=32), approved=st.booleans(),
 )  # fmt: skip
 def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved) -> None:
     card = pyemv_card(cvn, imk, pan, psn)
@@ -193,12 +198,12 @@ def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved
     field_55 = {**tags, "9F10": iad, "9F26": arqc}
     checked = emv.check_arqc(imk, pan, psn, field_55, cvn)
     assert checked.valid
-    assert repr(checked._session_key) not in repr(checked)  # a key never reaches a log line
+    assert repr(checked._arpc_key) not in repr(checked)  # a key never reaches a log line
     forged = {**field_55, "9F02": bytes(6) if tags["9F02"] != bytes(6) else b"\x01" * 6}
     assert not emv.check_arqc(imk, pan, psn, forged, cvn).valid  # another amount
     code = "00" if approved else "05"
     ours = checked.issuer_authentication_data(approved, code)
-    if cvn == 10:
+    if cvn in (10, 16):
         assert ours == card.generate_arpc(tag_9f26=arqc, arpc_rc=code.encode()) + code.encode()
     else:
         csu = bytes.fromhex("00800000") if approved else bytes(4)

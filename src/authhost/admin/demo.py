@@ -53,6 +53,8 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         home_country="276",
         pin_method=PinMethod.IBM3624,
         limits=rq.LimitsSpec(per_transaction=200_000, atm_daily_amount=100_000),
+        imk_ac_name="imk-ac",
+        chip_cvn=16,  # M/Chip
     ),
     rq.NewProduct(
         product_id="demo-visa-credit",

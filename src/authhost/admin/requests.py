@@ -67,7 +67,9 @@ class NewProduct(_Request):
     imk_ac_name: Identifier | Literal[""] = Field(
         "", description="key name of the EMV issuer master key for ARQCs; empty: not checked"
     )
-    chip_cvn: Literal[10, 18] = Field(18, description="Visa cryptogram version of the chip")
+    chip_cvn: Literal[10, 16, 18] = Field(
+        18, description="cryptogram version of the chip: Visa 10 or 18, Mastercard 16"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> NewProduct:

@@ -83,7 +83,7 @@ class Product:
     cvk_name: str = "cvk"
     pvki: str = "1"  # PVV key index (Visa PVV)
     # EMV chip: the issuer master key for application cryptograms ("" = ARQCs not checked) and
-    # the cryptogram version of the product's chip application (Visa CVN 10 or 18)
+    # the cryptogram version of the product's chip application (Visa CVN 10 or 18, Mastercard 16)
     imk_ac_name: str = ""
     chip_cvn: int = 18
 

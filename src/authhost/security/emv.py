@@ -3,7 +3,7 @@
 The card proves it is genuine (not a copy of its magnetic stripe) by a MAC over the
 transaction data under a key only it and the issuer can derive from the issuer master key for
 application cryptograms (IMK-AC). The issuer recomputes it; the answer carries an ARPC the card
-checks in turn, so a forged approval is refused by the card. Two Visa cryptogram versions:
+checks in turn, so a forged approval is refused by the card. Three cryptogram versions:
 
 * CVN 10: ICC master key by option A, no session key, Visa padding (zeros), and the 4 bytes
   of card verification results from the issuer application data; ARPC method 1 (8 bytes,
@@ -11,8 +11,11 @@ checks in turn, so a forged approval is refused by the card. Two Visa cryptogram
 * CVN 18: ICC master key by option B, the EMV common session key from the ATC, EMV padding
   (0x80), the whole issuer application data; ARPC method 2 (4 bytes, with the 4-byte card
   status update).
+* Mastercard CVN 16 (M/Chip): ICC master key by option A, the session key from the ATC and
+  the unpredictable number, EMV padding, the 6 bytes of card verification results from the
+  issuer application data; ARPC method 1 under the ICC master key.
 
-EMV Book 2 (A1.4, A1.3) and Visa's VIS define them; ``tests/test_security_oracles.py`` checks
+EMV Book 2 (A1.4, A1.3), Visa's VIS and Mastercard's M/Chip define them; ``tests/test_security_oracles.py`` checks
 every derivation and MAC against pyemv, an independent implementation, on random keys and
 data, and against the published CVN 18 example.
 """
@@ -27,13 +30,14 @@ from authhost.security.blockcipher import tdes_ecb_encrypt, xor
 from authhost.security.keys import adjust_des_parity
 from authhost.security.mac import retail_mac
 
-SUPPORTED_CVNS = (10, 18)
+SUPPORTED_CVNS = (10, 16, 18)
 
 # tags of field 55 that the cryptogram covers (CDOL1 of both versions), with their lengths
 ARQC = "9F26"
 AMOUNT = "9F02"
 CURRENCY = "5F2A"
 ATC = "9F36"
+UNPREDICTABLE = "9F37"
 IAD = "9F10"
 PSN = "5F34"
 _COVERED = (
@@ -111,9 +115,9 @@ def icc_master_key_b(imk: bytes, pan: str, psn: str) -> bytes:
     return adjust_des_parity(tdes_ecb_encrypt(imk, y + xor(y, b"\xff" * 8)))
 
 
-def common_session_key(icc_mk: bytes, atc: bytes) -> bytes:
-    """EMV common session key derivation (Book 2, A1.3) with R = ATC || 00 * 6."""
-    r = atc + bytes(6)
+def common_session_key(icc_mk: bytes, r: bytes) -> bytes:
+    """EMV common session key derivation (Book 2, A1.3) from the 8-byte diversifier ``r``:
+    ATC || 00 * 6 (Visa CVN 18), ATC || 00 00 || unpredictable number (Mastercard)."""
     left = r[:2] + b"\xf0" + r[3:]
     right = r[:2] + b"\x0f" + r[3:]
     return adjust_des_parity(tdes_ecb_encrypt(icc_mk, left + right, keep=False))
@@ -121,22 +125,22 @@ def common_session_key(icc_mk: bytes, atc: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Cryptogram:
-    """A checked ARQC and what answering it takes (the session key stays in this object, in
+    """A checked ARQC and what answering it takes (the ARPC key stays in this object, in
     memory, for the few microseconds until the ARPC is made; it is never stored)."""
 
     cvn: int
     arqc: bytes
     valid: bool
-    _session_key: bytes = field(repr=False)  # never in a log line or an error
+    _arpc_key: bytes = field(repr=False)  # never in a log line or an error
 
     def issuer_authentication_data(self, approved: bool, response_code: str) -> bytes:
         """Tag 91's value: ARPC || ARC (CVN 10) or ARPC || CSU (CVN 18)."""
-        if self.cvn == 10:
+        if self.cvn != 18:  # method 1
             arc = response_code.encode("ascii")[:2].rjust(2, b"0")
-            arpc = tdes_ecb_encrypt(self._session_key, xor(self.arqc, arc + bytes(6)), keep=False)
+            arpc = tdes_ecb_encrypt(self._arpc_key, xor(self.arqc, arc + bytes(6)), keep=False)
             return arpc + arc
         csu = _CSU_APPROVED if approved else _CSU_DECLINED
-        mac = retail_mac(self._session_key, self.arqc + csu, padding=2, length=4, keep=False)
+        mac = retail_mac(self._arpc_key, self.arqc + csu, padding=2, length=4, keep=False)
         return mac + csu
 
 
@@ -157,7 +161,7 @@ def make_arqc(imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: in
 def _application_cryptogram(
     imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: int
 ) -> tuple[bytes, bytes]:
-    """(the cryptogram over the covered tags, the key that made it)."""
+    """(the cryptogram over the covered tags, the key its ARPC is made with)."""
     if cvn not in SUPPORTED_CVNS:
         raise ChipDataError(f"cryptogram version {cvn} is not supported")
     missing = [tag for tag, _ in _COVERED if tag not in tags] + ([IAD] if IAD not in tags else [])
@@ -173,7 +177,13 @@ def _application_cryptogram(
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         key = icc_master_key_a(imk_ac, pan, psn)
         return retail_mac(key, covered + iad[3:7], padding=1, keep=False), key
-    key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC])
+    if cvn == 16:
+        if len(iad) < 8:
+            raise ChipDataError("field 55: the issuer application data (9F10) is too short")
+        master = icc_master_key_a(imk_ac, pan, psn)
+        session = common_session_key(master, tags[ATC] + bytes(2) + tags[UNPREDICTABLE])
+        return retail_mac(session, covered + iad[2:8], padding=2, keep=False), master
+    key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC] + bytes(6))
     return retail_mac(key, covered + iad, padding=2, keep=False), key
 
 
