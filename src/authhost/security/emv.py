@@ -15,9 +15,9 @@ checks in turn, so a forged approval is refused by the card. Three cryptogram ve
   the unpredictable number, EMV padding, the 6 bytes of card verification results from the
   issuer application data; ARPC method 1 under the ICC master key.
 
-EMV Book 2 (A1.4, A1.3), Visa's VIS and Mastercard's M/Chip define them; ``tests/test_security_oracles.py`` checks
-every derivation and MAC against pyemv, an independent implementation, on random keys and
-data, and against the published CVN 18 example.
+EMV Book 2 (A1.4, A1.3), Visa's VIS and Mastercard's M/Chip define them;
+``tests/test_security_oracles.py`` checks every derivation and MAC against pyemv, an
+independent implementation, on random keys and data, and against the published CVN 18 example.
 """
 
 from __future__ import annotations
