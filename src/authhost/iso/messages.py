@@ -47,9 +47,7 @@ class AuthRequest:
     message_class: MessageClass
     pan: str | None = None  # 2 (or track 2)
     processing_code: str | None = None  # 3, six digits: tx type(2), from acct(2), to acct(2)
-    amount_minor: int | None = (
-        None  # 4, in ``currency`` (the acquirer's: what the merchant charged)
-    )
+    amount_minor: int | None = None  # 4, in ``currency``: what the merchant charged
     transmission_time: str | None = None  # 7, MMDDhhmmss
     stan: str | None = None  # 11
     local_time: str | None = None  # 12, hhmmss
