@@ -136,6 +136,20 @@ async def test_a_product_names_its_chip_key_and_cryptogram_version(tmp_path):
         assert (plain.json["imk_ac_name"], plain.json["chip_cvn"]) == ("", 18)  # not checked
 
 
+@pytest.mark.parametrize(
+    "keys, missing",
+    [({"imk_ac_name": "imk-nope"}, "imk-ac key named 'imk-nope'"),
+     ({"cvk_name": "cvk-nope"}, "cvk key named 'cvk-nope'"),
+     ({"pvk_name": "cvk"}, "pvk key named 'cvk'")],  # a key of the wrong type
+    ids=["unknown IMK-AC", "unknown CVK", "a CVK named as the PVK"],
+)  # fmt: skip
+async def test_a_product_naming_a_key_the_store_lacks_is_refused(tmp_path, keys, missing):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "POST", "/v1/products", payload={**PRODUCT, **keys})
+        assert reply.status == 422 and missing in reply.json["error"]
+        assert await service.list_products() == []  # nothing was created
+
+
 async def test_invalid_values_are_not_echoed(tmp_path):
     pan_like = "4761739999999999999"  # 19 digits: too long for the pattern, must not come back
     async with open_service(tmp_path) as service, running_admin(service) as port:

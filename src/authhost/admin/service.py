@@ -41,6 +41,7 @@ from authhost.cards import lifecycle, production
 from authhost.cards import pin as pin_rules
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
 from authhost.security.errors import KeyNotFound, SecurityError
+from authhost.security.keys import KeyType
 from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import CardStore, Conflict, JournalQuery, NotFound
 from authhost.store.records import AuditEntry
@@ -163,6 +164,15 @@ class CardService:
             product_id = spec.product_id or _new_id("prd")
             if await self.store.get_product(product_id) is not None:
                 raise ConflictError(f"product {product_id} already exists")
+            named = ((spec.pvk_name, KeyType.PVK), (spec.cvk_name, KeyType.CVK))
+            if spec.imk_ac_name:
+                named += ((spec.imk_ac_name, KeyType.IMK_AC),)
+            for name, key_type in named:  # else every authorisation on it would answer 96
+                if not self.security.has_key(name, key_type):
+                    raise InvalidRequest(
+                        f"no {key_type} key named {name!r} in the key store: generate or "
+                        "import it first (authhost keys)"
+                    )
             product = Product(
                 product_id=product_id,
                 issuer_id=spec.issuer_id,

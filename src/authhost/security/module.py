@@ -210,6 +210,10 @@ class SecurityModule:
     def key_store(self) -> KeyStore:
         return self._store
 
+    def has_key(self, name: str, key_type: KeyType) -> bool:
+        """Whether the key store holds a key of this name and type (nothing is decrypted)."""
+        return any(e.name == name and e.key_type == key_type for e in self._store.entries())
+
     def reload(self) -> None:
         """Re-read the key store (after a rotation or import by another process)."""
         self._store = self._store.reopen()
