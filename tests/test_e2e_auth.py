@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -521,13 +522,13 @@ async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_p
 
 
 def chip_read(
-    host: Host, card: dict[str, Any], fields: dict[str, Any], cvn: int
+    host: Host, card: dict[str, Any], fields: dict[str, Any], cvn: int, days_ago: int = 0
 ) -> tuple[dict[str, Any], Any, bytes]:
     """``fields`` with the field 55 a genuine chip (cryptogram version ``cvn``) would add,
     that chip (pyemv's, to check the answer as a card would) and its ARQC."""
     tags = {
         "9F02": bytes.fromhex(fields["4"]), "9F03": bytes(6), "9F1A": bytes.fromhex("0276"),
-        "95": bytes(5), "5F2A": bytes.fromhex("0" + fields["49"]), "9A": bytes.fromhex("261125"),
+        "95": bytes(5), "5F2A": bytes.fromhex("0" + fields["49"]), "9A": bytes.fromhex(time.strftime("%y%m%d", time.gmtime(time.time() - days_ago * 86400))),
         "9C": b"\x00", "9F37": bytes.fromhex("52BF4585"), "82": bytes.fromhex("3900"),
         "9F36": bytes.fromhex("0012"),
         "9F10": bytes.fromhex("0110A000032200000000" if cvn == 16 else f"0601{cvn:02X}03A0B800"),
@@ -579,6 +580,8 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
     genuine, _, _ = chip_read(host, visa, purchase(visa, amount=2_500), 18)
     replayed_elsewhere = {**purchase(visa, amount=99_900), "55": genuine["55"]}
     assert (await switch.send(replayed_elsewhere))["39"] == "82"  # valid ARQC, other amount
+    old, _, _ = chip_read(host, visa, purchase(visa, amount=2_500), 18, days_ago=3)
+    assert (await switch.send(old))["39"] == "82"  # a genuine cryptogram of three days ago
     missing = {**purchase(visa), "55": emv.encode_tlv({"9F26": bytes(8)}).hex()}
     assert (await switch.send(missing))["39"] == "30"  # an ARQC without what it covers
     assert (await switch.send(purchase(visa)))["39"] == "00"  # no field 55: iCVV alone
@@ -592,6 +595,7 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
     assert sum("chip.arqc_failed" in r for r in reasons) == 3
     assert sum("chip.data" in r for r in reasons) == 1
     assert sum("chip.amount_mismatch" in r for r in reasons) == 1
+    assert sum("chip.date" in r for r in reasons) == 1
 
 
 async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):

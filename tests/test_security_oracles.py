@@ -230,3 +230,11 @@ def test_field_55_tlv() -> None:
     for broken in ("9F26", "9F2608AABB", "9F36830000", "5F"):
         with pytest.raises(emv.ChipDataError):
             emv.parse_tlv(bytes.fromhex(broken))
+
+
+def test_transaction_date_distance() -> None:
+    noon = 1_795_694_400.0  # 2026-11-26 12:00 UTC
+    assert emv.days_from(bytes.fromhex("261126"), noon) == 0
+    assert emv.days_from(bytes.fromhex("261123"), noon) == 3
+    assert emv.days_from(bytes.fromhex("261201"), noon) == 5
+    assert emv.days_from(bytes.fromhex("261340"), noon) is None  # month 13

@@ -22,6 +22,7 @@ independent implementation, on random keys and data, and against the published C
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ SUPPORTED_CVNS = (10, 16, 18)
 ARQC = "9F26"
 AMOUNT = "9F02"
 CURRENCY = "5F2A"
+DATE = "9A"
 ATC = "9F36"
 UNPREDICTABLE = "9F37"
 IAD = "9F10"
@@ -185,6 +187,18 @@ def _application_cryptogram(
         return retail_mac(session, covered + iad[2:8], padding=2, keep=False), master
     key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC] + bytes(6))
     return retail_mac(key, covered + iad, padding=2, keep=False), key
+
+
+def days_from(tag_9a: bytes, now: float) -> int | None:
+    """How many days the terminal's transaction date (9A, YYMMDD) is from ``now`` (UTC); None
+    when it is not a date."""
+    try:
+        text = tag_9a.hex()
+        day = datetime.date(2000 + int(text[:2]), int(text[2:4]), int(text[4:6]))
+    except ValueError:
+        return None
+    today = datetime.datetime.fromtimestamp(now, datetime.UTC).date()
+    return abs((day - today).days)
 
 
 def encode_tlv(tags: dict[str, bytes]) -> bytes:

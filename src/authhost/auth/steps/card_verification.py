@@ -11,9 +11,21 @@ from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
-from authhost.security.emv import AMOUNT, ARQC, CURRENCY, PSN, ChipDataError, parse_tlv
+from authhost.security.emv import (
+    AMOUNT,
+    ARQC,
+    CURRENCY,
+    DATE,
+    PSN,
+    ChipDataError,
+    days_from,
+    parse_tlv,
+)
 
 CHIP_ENTRY_MODES = frozenset({"05", "07"})  # chip read, contactless chip: iCVV
+# a cryptogram dated further from today than this is another day's, replayed (terminals and
+# hosts in other time zones are within a day of each other)
+CHIP_DATE_TOLERANCE_DAYS = 1
 CVV2_SERVICE_CODE = "000"
 ICVV_SERVICE_CODE = "999"
 
@@ -68,13 +80,17 @@ class CardVerification:
         if not cryptogram.valid:
             tx.cvv_failed = True
             return Decline(RC.CVV_FAILED, "chip.arqc_failed")
-        # a genuine cryptogram of another transaction (a smaller amount, another currency)
-        # must not vouch for this one
+        # a genuine cryptogram of another transaction (a smaller amount, another currency,
+        # another day) must not vouch for this one
         if tags[AMOUNT].hex() != f"{request.amount_minor or 0:012d}" or tags[CURRENCY].hex() != (
             request.currency or ""
         ).zfill(4):
             tx.cvv_failed = True
             return Decline(RC.CVV_FAILED, "chip.amount_mismatch")
+        days = days_from(tags[DATE], tx.now)
+        if days is None or days > CHIP_DATE_TOLERANCE_DAYS:
+            tx.cvv_failed = True
+            return Decline(RC.CVV_FAILED, "chip.date")
         tx.cryptogram = cryptogram
         return None
 
