@@ -18,6 +18,7 @@ from authhost.iso.subfields import CVV2_SUBELEMENT, build_additional_data
 from authhost.security import emv
 from authhost.security.dukpt import ksn_with_counter, terminal_encrypt_pin_tdes
 from authhost.security.pinblock import encrypt_pin_block
+from simulator.chip_counters import ChipCounters
 from simulator.demo_cards import SimCard
 
 Fields = dict[str, str | bytes]
@@ -87,6 +88,7 @@ class RequestBuilder:
     zpk: bytes | None = field(default=None, repr=False)
     bdk: bytes | None = field(default=None, repr=False)
     imk_ac: bytes | None = field(default=None, repr=False)  # chip cards make ARQCs with it
+    counters: ChipCounters = field(default_factory=ChipCounters)  # the cards' ATCs
     stan_start: int | None = None  # None: from the clock, so a new session never repeats one
     rrn_prefix: str = "9"
 
@@ -95,7 +97,6 @@ class RequestBuilder:
         # same second must not look like a retransmission (94), so it starts from the clock.
         start = int(time.time() * 1000) % 10**11 if self.stan_start is None else self.stan_start
         self._counter = itertools.count(start)
-        self._atc = 0  # the chip's application transaction counter
 
     def _numbers(self) -> tuple[str, str]:
         n = next(self._counter)
@@ -185,7 +186,7 @@ class RequestBuilder:
         """Field 55 of a chip read: what the card's cryptogram covers, and its ARQC."""
         assert self.imk_ac is not None
         now = time.time() if now is None else now
-        self._atc = self._atc % 0xFFFF + 1
+        atc = self.counters.next(card.pan)
         bcd = bytes.fromhex
         tags = {
             "9F02": bcd(str(fields["4"]).zfill(12)),
@@ -197,7 +198,7 @@ class RequestBuilder:
             "9C": bcd(str(fields["3"])[:2]),
             "9F37": os.urandom(4),
             "82": bcd("3900"),
-            "9F36": self._atc.to_bytes(2, "big"),
+            "9F36": atc.to_bytes(2, "big"),
             "9F10": _issuer_application_data(card.chip_cvn),
             "5F34": b"\x00",
             "9F27": b"\x80",  # an ARQC

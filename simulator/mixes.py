@@ -39,9 +39,9 @@ def authorisations(
     cards = usable_cards(demo, bins)
     if not cards:
         raise ValueError("no active demo card with a PIN matches (check the card file and --bins)")
-    builder = RequestBuilder(
-        Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac
-    )
+    builder = RequestBuilder(Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk)
+    # no imk_ac: a template is sent again and again with a new STAN and RRN, and a chip
+    # cryptogram sent twice is a replay the host refuses (82), so the mix carries no field 55
     out: list[Fields] = []
     for card in cards:
         out.append(builder.financial(Kind.PURCHASE, card, amount_minor, pin=card.pin))

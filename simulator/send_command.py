@@ -10,6 +10,7 @@ from rich.console import Console
 
 from authhost.cards.track2 import build_track2
 from simulator.builder import Entry, Fields, Kind, RequestBuilder, Terminal
+from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
 from simulator.demo_cards import DemoFile, DemoFileError, SimCard, load_demo_file
 from simulator.display import message_table, outcome
@@ -137,6 +138,7 @@ def _requests(
         demo = load_demo_file(cards)
         chosen = pick_card(demo, card)
         builder.zpk, builder.bdk, builder.imk_ac = demo.zpk, demo.bdk, demo.imk_ac
+        builder.counters = ChipCounters(Path(f"{cards}.atc"))  # the cards' ATCs, kept
     else:
         raise ValueError("give a demo card file (--cards FILE) or a card (--pan ...)")
     if pin == "card":

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
+from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
 from simulator.demo_cards import DemoFile, DemoFileError, load_demo_file
 from simulator.display import message_table, outcome
@@ -96,7 +97,13 @@ def terminal(
         mcc="6011" if mode == "atm" else "5411",
         pin_keying=pin_keying,
     )
-    builder = RequestBuilder(terminal_info, zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac)
+    builder = RequestBuilder(
+        terminal_info,
+        zpk=demo.zpk,
+        bdk=demo.bdk,
+        imk_ac=demo.imk_ac,
+        counters=ChipCounters(Path(f"{cards}.atc")),  # the cards' ATCs, kept between runs
+    )
     keying = "DUKPT" if pin_keying == "dukpt" else "the ZPK"
     console.print(f"[bold]authhost-sim {kind} terminal[/bold] on {host}:{port} "
                   f"(PIN under {keying}); q to quit")  # fmt: skip

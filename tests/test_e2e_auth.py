@@ -598,6 +598,26 @@ async def test_chip_cryptograms_are_checked_and_answered_with_an_arpc(nursery, t
     assert sum("chip.date" in r for r in reasons) == 1
 
 
+async def test_a_replayed_chip_cryptogram_is_declined_and_holds_nothing(
+    nursery, tmp_path, store_url
+):
+    """A genuine cryptogram captured and sent again in a new message (new STAN and RRN, the
+    same amount, the same day) passes every check but one: the card never uses an ATC twice."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    fields, _, _ = chip_read(host, card, purchase(card, amount=2_500), 18)
+    assert (await switch.send(fields))["39"] == "00"
+    replay = {**purchase(card, amount=2_500), "55": fields["55"]}
+    reply = await switch.send(replay)
+    assert reply["39"] == "82" and "38" not in reply
+    assert await balances_of(switch, card) == (ledger, available - 2_500)  # held once
+    async with opened_store(store_url) as store:
+        entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
+    assert "chip.atc_replay" in entries[replay["11"]].reason_codes
+
+
 async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):
     """A zero-amount 0100 with POS condition 51: every check runs, no money moves, and a
     card that passes is answered 85, without an approval code."""

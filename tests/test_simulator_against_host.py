@@ -137,3 +137,13 @@ def test_bench_auth_mix_on_many_cards(host):
     assert result.exit_code == 0, result.output
     assert "300 / 300" in result.output
     assert "code 00 (approved)" in result.output
+
+
+def test_chip_cards_keep_their_counters_between_runs(host):
+    """A card never repeats its ATC, and the host refuses one it saw: consecutive runs of the
+    simulator must go on counting where the last one stopped (``<cards>.atc``)."""
+    for _ in range(3):
+        result = sim("send", "purchase", "--cards", host["cards"], "--port", host["port"])
+        assert "APPROVED: 00" in result.output, result.output
+    counters = json.loads(Path(host["cards"] + ".atc").read_text())
+    assert counters and all(1 <= value <= 0xFFFF for value in counters.values())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 
 import iso8583
 import pytest
@@ -18,6 +20,7 @@ from authhost.security import emv
 from authhost.security.dukpt import tdes_pin_key
 from authhost.security.pinblock import decrypt_pin_block
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
+from simulator.chip_counters import ChipCounters
 from simulator.demo_cards import SimCard
 from simulator.mixes import authorisations
 from simulator.wire import ResponseReader, Template
@@ -223,3 +226,17 @@ def test_chip_reads_carry_a_genuine_arqc_in_field_55(dialect, cvn):
     assert "55" not in chip.financial(Kind.PURCHASE, chip_card, 1250, entry=Entry.ECOMMERCE)
     assert "55" not in chip.financial(Kind.PURCHASE, CARD, 1250)  # a product not checking
     assert "55" not in builder.financial(Kind.PURCHASE, chip_card, 1250)  # no key: no chip data
+
+
+def test_chip_counters_go_on_where_the_last_session_stopped(tmp_path):
+    path = tmp_path / "cards.json.atc"
+    first = ChipCounters(path)
+    start = first.next(PAN)
+    assert first.next(PAN) == start + 1
+    counters = ChipCounters(path)  # a new session
+    counters.next("476173000000002" + luhn_check_digit("476173000000002"))  # another card
+    assert counters.next(PAN) == start + 2  # counts on, apart from the other card
+    card = hashlib.sha256(PAN.encode()).hexdigest()[:16]
+    path.write_text(json.dumps({card: 0xFFFF}))
+    assert ChipCounters(path).next(PAN) == 1  # the counter wraps after 65535
+    assert PAN not in path.read_text()  # the file names cards by a hash, not by their PAN

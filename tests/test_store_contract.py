@@ -25,6 +25,7 @@ from authhost.cards.velocity import VelocityEvent, compute_velocity
 from authhost.security.pan_protection import open_pan, pan_index, seal_pan
 from authhost.store import open_store
 from authhost.store.interface import (
+    ATC_WINDOW_S,
     CardStore,
     Commit,
     Conflict,
@@ -539,6 +540,35 @@ async def test_completion_posts_and_releases_its_preauthorisation(store):
     await store.commit(completion(card, 8, 99, 300))
     account = await store.get_account("acc-1")
     assert (account.balance, account.holds) == (9_500 - 700 - 700 - 300, 1_000)
+
+
+async def test_a_chip_counter_used_twice_is_a_replay(store):
+    card, _ = await seeded(store, balance=10_000)
+
+    def chip(n: int, atc: int, ts: float | None = None, **changes) -> Commit:
+        commit = hold(card, n, 1_000, hold_amount=1_000, **changes)
+        if ts is not None:
+            commit.journal.ts = ts
+        return replace(commit, atc=atc)
+
+    first = await store.commit(chip(1, 7))
+    assert not first.atc_replay and first.journal.response_code == "00"
+    again = await store.commit(chip(2, 7))  # another transmission, the same cryptogram
+    assert again.atc_replay and again.journal.response_code == "82"
+    assert again.journal.approval_code == "" and again.journal.hold_amount == 0
+    assert "chip.atc_replay" in again.journal.reason_codes
+    assert (await store.get_account("acc-1")).holds == 1_000  # the replay moved nothing
+    stored = {e.journal_id: e for e in await store.journal(JournalQuery(card_id=card.card_id))}
+    assert stored[again.journal.journal_id].response_code == "82"
+    declined = await store.commit(chip(3, 7, response_code="55", approval_code=""))
+    assert declined.atc_replay and declined.journal.response_code == "55"  # stays declined
+    assert not (await store.commit(chip(4, 8))).atc_replay  # the next counter
+    later = NOW + 5 + ATC_WINDOW_S + 60  # the card's counters of before are forgotten by then
+    assert not (await store.commit(chip(5, 7, ts=later))).atc_replay
+    other, _, blob = make_card(state=CardState.ACTIVE)  # another card may use the same number
+    await store.create_card(other, blob)
+    assert not (await store.commit(replace(hold(other, 6, 100), atc=7))).atc_replay
+    assert (await store.get_account("acc-1")).holds == 3_100
 
 
 async def test_velocity_in_snapshot_equals_compute_velocity(store):

@@ -202,6 +202,7 @@ class AuthService:
             movement=movement,
             card_id=card.card_id if card else "",
             pin_tries=tx.new_pin_tries,
+            atc=tx.cryptogram.atc if tx.cryptogram is not None else None,
         )
         return decision, commit
 
@@ -378,7 +379,11 @@ def settled(
     commit found) plus field 54 balances."""
     if result.duplicate_of is not None:
         return replayed(result.duplicate_of, request, pan_index)
-    if not result.funds_ok:
+    if result.atc_replay:  # the store had seen this cryptogram's counter: a replay
+        decision.response_code = RC(result.journal.response_code)
+        decision.approval_code = None
+        decision.reason_codes.append("chip.atc_replay")
+    elif not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None
         decision.reason_codes.append("funds.recheck")

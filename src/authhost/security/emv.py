@@ -134,6 +134,7 @@ class Cryptogram:
     arqc: bytes
     valid: bool
     _arpc_key: bytes = field(repr=False)  # never in a log line or an error
+    atc: int = 0  # the card's application transaction counter (9F36): never used twice
 
     def issuer_authentication_data(self, approved: bool, response_code: str) -> bytes:
         """Tag 91's value: ARPC || ARC (CVN 10) or ARPC || CSU (CVN 18)."""
@@ -152,7 +153,8 @@ def check_arqc(imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: i
     if arqc is None or len(arqc) != 8:
         raise ChipDataError("field 55: no 8-byte ARQC (9F26)")
     expected, key = _application_cryptogram(imk_ac, pan, psn, tags, cvn)
-    return Cryptogram(cvn, arqc, hmac.compare_digest(expected, arqc), key)
+    atc = int.from_bytes(tags[ATC], "big")
+    return Cryptogram(cvn, arqc, hmac.compare_digest(expected, arqc), key, atc)
 
 
 def make_arqc(imk_ac: bytes, pan: str, psn: str, tags: dict[str, bytes], cvn: int) -> bytes:

@@ -62,6 +62,21 @@ class Snapshot:
     original: Hold | None = None  # for reversals
 
 
+ATC_WINDOW_S = 3 * 86400.0  # how long a used ATC is remembered (older cryptograms: chip.date)
+
+
+def atc_replay_outcome(entry: JournalEntry) -> dict[str, object]:
+    """What a store records instead when ``entry``'s cryptogram was replayed: a decline (82)
+    if it was an approval, and the reason either way. Nothing moves."""
+    refused = entry.response_code in ("00", "85")
+    return {
+        "response_code": "82" if refused else entry.response_code,
+        "approval_code": "" if refused else entry.approval_code,
+        "hold_amount": 0,
+        "reason_codes": ";".join(r for r in (entry.reason_codes, "chip.atc_replay") if r),
+    }
+
+
 class MoneyMove(StrEnum):
     HOLD = "hold"  # open-to-buy reduced by a hold (0100)
     POST = "post"  # balance changed directly (0200, advices)
@@ -90,6 +105,10 @@ class Commit:
     movement: Movement | None = None
     card_id: str = ""
     pin_tries: int | None = None  # new value of the card's wrong-PIN counter, if it changed
+    # the application transaction counter of the chip cryptogram this request carried: a card
+    # never uses one twice, so a counter the card has used in the last ATC_WINDOW_S is a
+    # replayed cryptogram and the write refuses it (``CommitResult.atc_replay``)
+    atc: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +119,7 @@ class CommitResult:
     funds_ok: bool = True
     account: Account | None = None  # the account after the commit
     duplicate_of: JournalEntry | None = None  # the same transmission's entry: nothing written
+    atc_replay: bool = False  # the card used this ATC already: nothing moved, journal says 82
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from authhost.store.gathering import (
     wake_followers,
 )
 from authhost.store.interface import (
+    ATC_WINDOW_S,
     Commit,
     CommitResult,
     Conflict,
@@ -54,6 +55,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
+    atc_replay_outcome,
     journal_pages,
 )
 from authhost.store.records import AuditEntry, JournalEntry, copy_entry, journal_dict
@@ -131,11 +133,15 @@ def _funds_short(entry: JournalEntry) -> dict[str, object]:
 
 
 def _funds_short_json(ok_json: str, entry: JournalEntry) -> str:
-    """``ok_json`` (the entry as stored when approved) with ``_funds_short``'s fields instead:
+    return _outcome_json(ok_json, entry, _funds_short(entry))
+
+
+def _outcome_json(ok_json: str, entry: JournalEntry, outcome: dict[str, object]) -> str:
+    """``ok_json`` (the entry as stored when approved) with ``outcome``'s fields instead:
     each ``"name":value,`` is replaced where it stands. A value's own quotes are escaped in
     JSON, so ``"name":`` with bare quotes only occurs as the field itself; no second encode."""
     text = ok_json
-    for name, value in _funds_short(entry).items():
+    for name, value in outcome.items():
         was = _HOLD_PLACEHOLDER if name == "hold_amount" else getattr(entry, name)
         text = text.replace(f'"{name}":{_json_value(was)},', f'"{name}":{_json_value(value)},', 1)
     return text
@@ -591,6 +597,7 @@ class RedisCardStore:
             ak.velocity_log(commit.card_id),
             ak.velocity_pruned(commit.card_id),
             ak.dedupe if self._cluster else self._keys.dedupe_all,
+            ak.chip_atcs(commit.card_id),
         ]
         args = [
             entry.dedupe_key,
@@ -609,6 +616,11 @@ class RedisCardStore:
             "" if commit.pin_tries is None else str(commit.pin_tries),
             "1" if commit.card_id else "0",
             move.completes if move is not None else "",
+            "" if commit.atc is None or not commit.card_id else str(commit.atc),
+            _outcome_json(ok_json, entry, atc_replay_outcome(entry))
+            if commit.atc is not None
+            else "",
+            repr(entry.ts - ATC_WINDOW_S),
         ]
         return _CommitCall(keys, args)
 
@@ -622,6 +634,11 @@ class RedisCardStore:
             move = commit.movement
             account_id = move.account_id if move is not None else entry.account_id
             raise NotFound(f"account {account_id} not found")
+        if len(reply) > 4 and int(reply[4]) == 1:  # the cryptogram was replayed: nothing moved
+            stored = copy_entry(entry)
+            for name, value in atc_replay_outcome(entry).items():
+                setattr(stored, name, value)
+            return CommitResult(journal=stored, atc_replay=True)
         funds_ok = int(reply[1]) == 1
         if funds_ok:
             stored = entry

@@ -46,6 +46,10 @@ class AccountKeys:
         (with the log) when a process first counts it, pruned until empty."""
         return f"{self.base}:vel:{card_id}"
 
+    def chip_atcs(self, card_id: str) -> str:
+        """Sorted set of the card's recent chip ATCs, scored by when they were seen."""
+        return f"{self.base}:atc:{card_id}"
+
     def velocity_log(self, card_id: str) -> str:
         """List of the card's velocity events in commit order (appended, pruned at the head)."""
         return f"{self.base}:vlog:{card_id}"

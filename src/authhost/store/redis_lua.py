@@ -157,13 +157,15 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
-#       the account's dedupe again, so the script stays in one slot)
+#       the account's dedupe again, so the script stays in one slot), the card's chip ATCs
 # ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
 #       (funds failed), 11 velocity event ('' = none), 12 event approved (1/0),
 #       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0),
-#       16 the match key of the hold a completion (a post) releases ('' = none)
+#       16 the match key of the hold a completion (a post) releases ('' = none),
+#       17 the chip cryptogram's ATC ('' = none), 18 journal json (ATC replayed), 19 forget
+#       ATCs seen before (score)
 # Hold values are 'amount|posted|reversed|created_at'.
 _COMMIT_BODY = (
     """
@@ -183,6 +185,15 @@ local jid = ARGV[2]
 local kind = ARGV[3]
 local amount = tonumber(ARGV[4])
 local hold_amount = tonumber(ARGV[8])
+local replayed = 0
+if ARGV[17] ~= '' then  -- a card never uses an ATC twice: a known one is a replayed cryptogram
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. ARGV[19])
+  if redis.call('ZADD', KEYS[12], 'NX', ARGV[7], ARGV[17]) == 0 then
+    replayed = 1
+    kind = ''
+    hold_amount = 0
+  end
+end
 local funds_ok = 1
 local moved = 0
 if kind ~= '' then
@@ -256,6 +267,7 @@ if kind ~= '' then
 end
 local journal = ARGV[9]
 if funds_ok == 0 then journal = ARGV[10] end
+if replayed == 1 then journal = ARGV[18] end
 -- anchored on the key: a text field that is itself "__HOLD__" is JSON like any other value
 journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
   '"hold_amount":' .. string.format('%d', hold_amount), 1)
@@ -268,7 +280,7 @@ if ARGV[1] ~= '' then
 end
 if ARGV[11] ~= '' then
   local approved = ARGV[12]
-  if funds_ok == 0 then approved = '0' end
+  if funds_ok == 0 or replayed == 1 then approved = '0' end
   redis.call('RPUSH', KEYS[9], approved .. '|' .. ARGV[11])
   -- events older than the retention leave from the head (the log is in commit order, which
   -- is time order up to requests answered out of order; stragglers go on a later commit)
@@ -285,7 +297,7 @@ if ARGV[11] ~= '' then
   if dropped > 0 then redis.call('INCRBY', KEYS[10], dropped) end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[13])  -- the pre-log history
 end
-if ARGV[14] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+if ARGV[14] ~= '' and replayed == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'pin_tries', ARGV[14])
   redis.call('HINCRBY', KEYS[2], 'version', 1)
 end
@@ -293,7 +305,7 @@ local acc = false
 if kind ~= '' then acc = redis.call('HMGET', KEYS[1], """
     + _ACCOUNT_FIELDS_LUA
     + """) end
-return {'ok', funds_ok, string.format('%d', hold_amount), acc}
+return {'ok', funds_ok, string.format('%d', hold_amount), acc, replayed}
 """
 )
 
@@ -301,7 +313,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 11, 16)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 19)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

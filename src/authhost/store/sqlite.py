@@ -31,6 +31,7 @@ from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY
 from authhost.store import codec
 from authhost.store.interface import (
+    ATC_WINDOW_S,
     Commit,
     CommitResult,
     Conflict,
@@ -43,6 +44,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
+    atc_replay_outcome,
     journal_pages,
 )
 from authhost.store.money import spend_delta
@@ -729,6 +731,11 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         previous = _journal(conn.execute(_BY_DEDUPE_KEY, (entry.dedupe_key,)).fetchone())
         return CommitResult(journal=previous, duplicate_of=previous)
     entry.journal_id = int(cursor.lastrowid or 0)
+    if commit.atc is not None and commit.card_id and not _first_use_of_atc(conn, commit, entry):
+        for name, value in atc_replay_outcome(entry).items():
+            setattr(entry, name, value)
+        conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
+        return CommitResult(journal=entry, atc_replay=True)
     funds_ok = True
     account = None
     if commit.movement is not None:
@@ -748,6 +755,20 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
             (commit.pin_tries, commit.card_id),
         )
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+
+
+def _first_use_of_atc(conn: sqlite3.Connection, commit: Commit, entry: JournalEntry) -> bool:
+    """Record the card's chip counter; False when the card used it within ATC_WINDOW_S (a
+    replayed cryptogram). The card's counters older than the window are forgotten here."""
+    conn.execute(
+        "DELETE FROM chip_atcs WHERE card_id = ? AND seen_at < ?",
+        (commit.card_id, entry.ts - ATC_WINDOW_S),
+    )
+    cursor = conn.execute(
+        "INSERT INTO chip_atcs (card_id, atc, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        (commit.card_id, commit.atc, entry.ts),
+    )
+    return bool(cursor.rowcount)
 
 
 def _move_money(

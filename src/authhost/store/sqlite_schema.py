@@ -193,6 +193,16 @@ ALTER TABLE journal ADD COLUMN transaction_amount_minor INTEGER NOT NULL DEFAULT
 ALTER TABLE journal ADD COLUMN transaction_currency TEXT NOT NULL DEFAULT '';
 UPDATE journal SET transaction_amount_minor = amount_minor, transaction_currency = currency;
 """,
+    # 11: the chip application transaction counters each card used lately: a cryptogram whose
+    # counter is here already is a replay (store.interface.ATC_WINDOW_S)
+    """
+CREATE TABLE chip_atcs (
+  card_id TEXT NOT NULL,
+  atc INTEGER NOT NULL,
+  seen_at REAL NOT NULL,
+  PRIMARY KEY (card_id, atc)
+) WITHOUT ROWID;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
