@@ -33,7 +33,7 @@ from authhost.security.mac import retail_mac
 
 SUPPORTED_CVNS = (10, 16, 18)
 
-# tags of field 55 that the cryptogram covers (CDOL1 of both versions), with their lengths
+# tags of field 55 this module reads by name
 ARQC = "9F26"
 AMOUNT = "9F02"
 CURRENCY = "5F2A"
@@ -42,6 +42,7 @@ ATC = "9F36"
 UNPREDICTABLE = "9F37"
 IAD = "9F10"
 PSN = "5F34"
+# the tags the cryptogram covers (CDOL1 of every supported version), in order, with lengths
 _COVERED = (
     ("9F02", 6),  # amount, authorised
     ("9F03", 6),  # amount, other
