@@ -29,6 +29,7 @@ from authhost.admin import requests as rq
 from authhost.admin.demo import ensure_demo
 from authhost.admin.service import CardService
 from authhost.cards.track2 import build_track2
+from authhost.cards.velocity import EMPTY
 from authhost.config import (
     AdminConfig,
     AuthConfig,
@@ -39,6 +40,7 @@ from authhost.config import (
     ServerConfig,
     StoreConfig,
 )
+from authhost.models.context import context_from_row
 from authhost.runtime import open_runtime
 from authhost.security import emv
 from authhost.security.module import SecurityModule
@@ -616,6 +618,31 @@ async def test_a_replayed_chip_cryptogram_is_declined_and_holds_nothing(
     async with opened_store(store_url) as store:
         entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
     assert "chip.atc_replay" in entries[replay["11"]].reason_codes
+
+
+async def test_rules_see_the_merchants_currency_online_and_in_replays(nursery, tmp_path, store_url):
+    rules = """
+[[rule]]
+name = "big-abroad"
+expression = 'foreign_currency and transaction_currency == "840" and amount > 50.00'
+action = "decline"
+response_code = "05"
+reason = "R-FX"
+"""
+    host = await start_host(nursery, tmp_path, store_url, rules=rules)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    converted = {"49": "840", "51": "978"}
+    big = purchase(card, amount=10_000, **{**converted, "6": f"{9_215:012d}"})
+    assert (await switch.send(big))["39"] == "05"  # 92.15 EUR charged in dollars
+    small = purchase(card, amount=1_000, **{**converted, "6": f"{921:012d}"})
+    assert (await switch.send(small))["39"] == "00"
+    assert (await switch.send(purchase(card, amount=9_215)))["39"] == "00"  # 92.15 at home
+    async with opened_store(store_url) as store:
+        entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
+    assert "R-FX" in entries[big["11"]].reason_codes
+    replayed = context_from_row(entries[big["11"]].as_row(), EMPTY)  # what a backtest sees
+    assert (replayed.transaction_currency, replayed.currency) == ("840", "978")
 
 
 async def test_account_verification_checks_the_card_and_holds_nothing(nursery, tmp_path, store_url):

@@ -67,6 +67,7 @@ class TxContext:
     available: int  # open-to-buy before this request, minor units
     pin_present: bool
     velocity: Velocity
+    transaction_currency: str = ""  # the merchant's (field 49); ``currency`` is the card's
     hour: int = field(init=False)
     weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
 
@@ -125,6 +126,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         available=account.open_to_buy if account else 0,
         pin_present=request.pin_block is not None,
         velocity=snapshot.velocity,
+        transaction_currency=request.currency or "",
     )
 
 
@@ -196,6 +198,8 @@ def context_from_row(row: Mapping[str, object], velocity: Velocity) -> TxContext
         available=int(row.get("available_before", 0) or 0),  # type: ignore[arg-type]
         pin_present=_flag(row, "pin_present"),
         velocity=velocity,
+        # journals before fields 6/51 were read: the merchant's currency was the card's
+        transaction_currency=_text(row, "transaction_currency") or _text(row, "currency"),
     )
 
 

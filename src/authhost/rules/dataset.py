@@ -28,6 +28,7 @@ USED_COLUMNS = (
     "processing_code",
     "amount_minor",
     "currency",
+    "transaction_currency",
     "mcc",
     "country",
     "channel",
