@@ -146,6 +146,13 @@ def _requests(
     if amount < 0:
         raise ValueError("--amount cannot be negative")
     minor = round(amount * 100)
+    billing = None
+    if billing_amount is not None:
+        if kind not in (Kind.PURCHASE, Kind.CASH, Kind.REFUND, Kind.ADVICE):
+            raise ValueError("--billing-amount applies to purchase, cash, refund and advice")
+        if billing_amount <= 0 or not (billing_currency.isdigit() and len(billing_currency) == 3):
+            raise ValueError("--billing-amount must be above 0, --billing-currency 3 digits")
+        billing = (round(billing_amount * 100), billing_currency)
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
@@ -159,11 +166,6 @@ def _requests(
         return [original, builder.completion(original, final)]
     if kind is Kind.BALANCE:
         minor = 0
-    billing = None
-    if billing_amount is not None:
-        if billing_amount < 0 or not (billing_currency.isdigit() and len(billing_currency) == 3):
-            raise ValueError("--billing-amount must be positive, --billing-currency 3 digits")
-        billing = (round(billing_amount * 100), billing_currency)
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
                               billing=billing)]  # fmt: skip
 

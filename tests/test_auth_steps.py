@@ -290,6 +290,17 @@ def test_partial_reversal_amount_from_field_95():
     assert replacement_amount(abroad) == 3_686
 
 
+def test_the_pan_sequence_number_of_a_cryptogram():
+    """Tag 5F34 first (one BCD byte), else field 23's last two digits, else 00: the ICC
+    master key is derived from PAN and PSN, so the wrong one fails every genuine ARQC."""
+    from authhost.auth.steps.card_verification import _psn
+
+    assert _psn(b"\x01", "003") == "01"
+    assert _psn(None, "003") == "03"
+    assert _psn(None, None) == "00"
+    assert _psn(None, "0A3") == "00"  # not digits: ignored
+
+
 def test_approval_codes_are_unique_within_a_day_and_between_nodes():
     day_start = calendar.timegm((2026, 11, 25, 0, 0, 0))
     codes = set()

@@ -94,6 +94,17 @@ def test_send_kinds(host, args, expected):
     assert expected in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["reversal", "--billing-amount", "9.21"], ["purchase", "--billing-amount", "0"],
+     ["purchase", "--billing-amount", "9.21", "--billing-currency", "EUR"]],
+    ids=["not for a reversal", "zero", "currency not 3 digits"],
+)  # fmt: skip
+def test_send_refuses_a_billing_amount_it_cannot_use(host, args):
+    result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
+    assert result.exit_code == 2 and "--billing-amount" in result.output
+
+
 def test_send_explains_an_unreachable_host(host):
     result = sim("send", "echo", "--port", str(free_port()), "--timeout", "2")
     assert result.exit_code == 1

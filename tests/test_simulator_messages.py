@@ -240,3 +240,6 @@ def test_chip_counters_go_on_where_the_last_session_stopped(tmp_path):
     path.write_text(json.dumps({card: 0xFFFF}))
     assert ChipCounters(path).next(PAN) == 1  # the counter wraps after 65535
     assert PAN not in path.read_text()  # the file names cards by a hash, not by their PAN
+    path.write_text("not json")
+    assert 1 <= ChipCounters(path).next(PAN) <= 0xFFFF  # unreadable: from the clock again
+    assert json.loads(path.read_text())  # and the file is whole again

@@ -620,7 +620,7 @@ class RedisCardStore:
             _outcome_json(ok_json, entry, atc_replay_outcome(entry))
             if commit.atc is not None
             else "",
-            repr(entry.ts - ATC_WINDOW_S),
+            repr(entry.ts - ATC_WINDOW_S) if commit.atc is not None else "",
         ]
         return _CommitCall(keys, args)
 
