@@ -33,6 +33,7 @@ class Kind(StrEnum):
     REFUND = "refund"
     REVERSAL = "reversal"
     COMPLETION = "completion"  # a pre-authorisation 0100, then its 0220 completion
+    INCREMENTAL = "incremental"  # a pre-authorisation 0100, then an 0100 extending it
     VERIFICATION = "verification"  # account verification: 0100, amount 0, field 25 = 51
     ADVICE = "advice"
     ECHO = "echo"  # network management 0800/301
@@ -228,6 +229,20 @@ class RequestBuilder:
             if number in original:
                 fields[number] = original[number]
         fields["4"] = f"{amount_minor:012d}"
+        fields["90"] = original_data(original)
+        return dict(sorted(fields.items(), key=_field_order))
+
+    def incremental(
+        self, original: Fields, card: SimCard, amount_minor: int, *, now: float | None = None
+    ) -> Fields:
+        """An incremental authorisation: an 0100 for ``amount_minor`` more on the
+        pre-authorisation ``original`` (field 90 names it), sent by the merchant without the
+        card (a hotel extending a stay: the card on file, entry mode 10)."""
+        fields = self._header("0100", now)
+        for number in ("3", "18", "19", "25", "43", "49"):
+            if number in original:
+                fields[number] = original[number]
+        fields.update({"2": card.pan, "4": f"{amount_minor:012d}", "14": card.expiry, "22": "102"})
         fields["90"] = original_data(original)
         return dict(sorted(fields.items(), key=_field_order))
 

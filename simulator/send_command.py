@@ -61,7 +61,12 @@ def send(
     pin: str | None = typer.Option(None, help="PIN to encrypt into field 52 (card's if 'card')."),
     advice: bool = typer.Option(False, help="reversal: send 0420 (advice) instead of 0400."),
     final_amount: float | None = typer.Option(
-        None, help="completion: the amount completed (default: the pre-authorised --amount)."
+        None,
+        help="completion: the amount completed (default: the pre-authorised --amount); "
+        "incremental: complete the extended pre-authorisation with this amount.",
+    ),
+    increment: float | None = typer.Option(
+        None, help="incremental: what the second 0100 adds to the pre-authorisation (5.00)."
     ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
@@ -95,8 +100,10 @@ def send(
     """Send one request and print request and answer field by field (PAN masked).
 
     Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal),
-    completion (a pre-authorisation, then its 0220 completion), verification (amount 0, field 25
-    = 51), advice, echo, sign-on, sign-off.
+    completion (a pre-authorisation, then its 0220 completion), incremental (a
+    pre-authorisation, then an 0100 extending it by --increment; with --final-amount, the
+    0220 completing both), verification (amount 0, field 25 = 51), advice, echo, sign-on,
+    sign-off.
     The card comes from a demo card file or from --pan and friends.
     """
     link = Link(host, port, dialect, framing, tpdu, timeout)
@@ -109,7 +116,8 @@ def send(
             raise ValueError("--pin-keying is zpk or dukpt")
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
-                             final_amount, billing_amount, billing_currency)  # fmt: skip
+                             final_amount, billing_amount, billing_currency,
+                             increment)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -124,7 +132,7 @@ def _requests(
     cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str, cvv2: str,
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
-    billing_currency: str = "978",
+    billing_currency: str = "978", increment: float | None = None,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -153,17 +161,25 @@ def _requests(
         if billing_amount <= 0 or not (billing_currency.isdigit() and len(billing_currency) == 3):
             raise ValueError("--billing-amount must be above 0, --billing-currency 3 digits")
         billing = (round(billing_amount * 100), billing_currency)
+    if increment is not None and kind is not Kind.INCREMENTAL:
+        raise ValueError("--increment applies to incremental")
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
         return [original, builder.reversal(original, advice=advice)]
-    if kind is Kind.COMPLETION:
+    if kind in (Kind.COMPLETION, Kind.INCREMENTAL):
         final = minor if final_amount is None else round(final_amount * 100)
         if final < 0:
             raise ValueError("--final-amount cannot be negative")
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
-        return [original, builder.completion(original, final)]
+        if kind is Kind.COMPLETION:
+            return [original, builder.completion(original, final)]
+        if increment is not None and increment <= 0:
+            raise ValueError("--increment must be above 0")
+        more = builder.incremental(original, chosen, round((increment or 5.0) * 100))
+        done = [builder.completion(original, final)] if final_amount is not None else []
+        return [original, more, *done]
     if kind is Kind.BALANCE:
         minor = 0
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,

@@ -19,7 +19,7 @@ from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Pro
 from authhost.cards.track2 import Track2Error, build_track2, parse_track2
 from authhost.cards.velocity import Velocity
 from authhost.iso.messages import AuthRequest, MessageClass
-from authhost.store.interface import MoneyMove, Snapshot
+from authhost.store.interface import Hold, MoneyMove, Snapshot
 
 NOW = calendar.timegm((2026, 11, 25, 12, 0, 0))
 PAN = "4761739001010010"  # Luhn-valid test PAN (Visa test BIN 476173)
@@ -227,6 +227,36 @@ def test_the_movement_is_in_the_cardholders_currency():
                         billing_currency="978"))  # fmt: skip
     assert Funds()(tx) is None
     assert tx.movement.amount_minor == 9_215
+
+
+FIELD_90 = "0100000007112511590012345600000000000000000"
+ROOT = Hold("7|1125115900|123456|TERM0001", "a1", 30_000, posted=False)
+INCREMENTAL_CASES = [
+    ("an open pre-authorisation is extended", ROOT, {}, ROOT.match_key, "incremental"),
+    ("an increment named: its chain's first", dataclasses.replace(ROOT, match_key="8|x", parent=ROOT.match_key), {}, ROOT.match_key, "incremental"),
+    ("a posted original is not", dataclasses.replace(ROOT, posted=True), {}, "", "incremental.original_not_open"),
+    ("a released one is not", dataclasses.replace(ROOT, amount_minor=0, reversed_minor=30_000), {}, "", "incremental.original_not_open"),
+    ("another account's is not", dataclasses.replace(ROOT, account_id="a2"), {}, "", "incremental.original_not_open"),
+    ("one not found is not", None, {}, "", "incremental.original_not_open"),
+    ("field 90 of zeros names nothing", None, {"original_data": "0" * 42}, "", None),
+    ("an 0120 advice is not an increment", ROOT, {"mti": "0120", "message_class": MessageClass.AUTHORISATION_ADVICE}, "", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "original", "changes", "extends", "reason"),
+    INCREMENTAL_CASES,
+    ids=[c[0] for c in INCREMENTAL_CASES],
+)
+def test_an_0100_naming_a_preauthorisation_extends_it(case, original, changes, extends, reason):
+    req = request(**{"original_data": FIELD_90, **changes})
+    tx = tx_for(req)
+    tx.snapshot = dataclasses.replace(tx.snapshot, original=original)
+    step = post_advice if req.message_class is MessageClass.AUTHORISATION_ADVICE else Funds()
+    assert step(tx) is None
+    assert tx.movement.kind is MoneyMove.HOLD
+    assert tx.movement.extends == extends
+    assert [r for r in tx.reasons if r.startswith("incremental")] == ([reason] if reason else [])
 
 
 def test_configured_processing_code_makes_0100_post():

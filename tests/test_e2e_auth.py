@@ -488,6 +488,46 @@ async def test_completion_posts_the_final_amount_and_releases_the_preauthorisati
     assert "advice.completion" not in reasons[plain["11"]]
 
 
+async def test_incremental_authorisations_grow_the_hold_their_completion_releases(
+    nursery, tmp_path, store_url
+):
+    """A car hire's 0100, two 0100s extending it (field 90 names the first, then the second),
+    one of them reversed; the 0220 naming the first releases what the chain still holds."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+
+    ledger, available = await balances_of(switch, card)
+    rental = purchase(card, amount=30_000)
+    assert (await switch.send(rental))["39"] == "00"
+    longer = purchase(card, amount=10_000, **{"90": field_90(rental)})
+    reply = await switch.send(longer)
+    assert (reply["39"], len(reply["38"])) == ("00", 6)
+    extra = purchase(card, amount=2_500, **{"90": field_90(longer)})  # names an increment
+    assert (await switch.send(extra))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available - 42_500)
+    undone = {**extra, "t": "0400", "11": next_stan(), "90": field_90(extra)}
+    assert (await switch.send(undone))["39"] == "00"  # the acquirer reverses one increment
+    assert await balances_of(switch, card) == (ledger, available - 40_000)
+
+    other = purchase(card, amount=1_000)  # a hold of another purchase, left alone
+    await switch.send(other)
+    returned = purchase(card, amount=38_000, t="0220", **{"90": field_90(rental)})
+    assert (await switch.send(returned))["39"] == "00"
+    # 380.00 posted; the 300.00 + 100.00 chain released: only the other purchase still held
+    assert await balances_of(switch, card) == (ledger - 38_000, available - 39_000)
+
+    unknown = purchase(card, amount=700, **{"90": field_90(purchase(card, amount=1))})
+    assert (await switch.send(unknown))["39"] == "00"  # names nothing: held as any 0100
+    assert await balances_of(switch, card) == (ledger - 38_000, available - 39_700)
+    async with opened_store(store_url) as store:
+        reasons = {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=100))}
+    assert "incremental" in reasons[longer["11"]].split(";")
+    assert "incremental" in reasons[extra["11"]].split(";")
+    assert "incremental.original_not_open" in reasons[unknown["11"]].split(";")
+    assert "incremental" not in reasons[other["11"]]
+
+
 async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_path, store_url):
     """Field 4 in dollars, fields 6 and 51 in the card's euros: the hold, the limits and the
     journal are in euros; the answer echoes all four; a partial reversal is converted back."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -103,6 +104,24 @@ def test_send_kinds(host, args, expected):
 def test_send_refuses_a_billing_amount_it_cannot_use(host, args):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
     assert result.exit_code == 2 and "--billing-amount" in result.output
+
+
+def test_send_incremental_extends_then_completes(host):
+    result = sim("send", "incremental", "--amount", "20", "--increment", "7.50",
+                 "--final-amount", "26", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    answers = re.findall(r"answer (\d{4})", result.output)
+    assert answers == ["0110", "0110", "0230"]
+    assert result.output.count("APPROVED: 00") == 3
+
+
+@pytest.mark.parametrize(
+    "args", [["purchase", "--increment", "5"], ["incremental", "--increment", "0"]],
+    ids=["not for a purchase", "zero"],
+)  # fmt: skip
+def test_send_refuses_an_increment_it_cannot_use(host, args):
+    result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
+    assert result.exit_code == 2 and "--increment" in result.output
 
 
 def test_send_explains_an_unreachable_host(host):

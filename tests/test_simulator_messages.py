@@ -125,6 +125,16 @@ def test_completion_carries_the_final_amount_and_names_the_preauthorisation(dial
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_an_incremental_names_its_preauthorisation_without_the_cards_reading(dialect):
+    original = builder.financial(Kind.PURCHASE, CARD, 20_000)
+    doc = decoded(builder.incremental(original, CARD, 5_000), dialect)
+    assert doc["t"] == "0100" and doc["4"] == f"{5_000:012d}"
+    assert doc["90"][:4] == "0100" and doc["90"][4:10] == original["11"]
+    assert doc["2"] == CARD.pan and doc["14"] == CARD.expiry and doc["22"] == "102"
+    assert "35" not in doc and "55" not in doc and doc["11"] != original["11"]
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 @pytest.mark.parametrize(("kind", "code"), [(Kind.ECHO, "301"), (Kind.SIGN_ON, "001"),
                                             (Kind.SIGN_OFF, "002")])  # fmt: skip
 def test_network_management(dialect, kind, code):

@@ -542,6 +542,87 @@ async def test_completion_posts_and_releases_its_preauthorisation(store):
     assert (account.balance, account.holds) == (9_500 - 700 - 700 - 300, 1_000)
 
 
+def increment(card: Card, n: int, original_n: int, amount: int) -> Commit:
+    """An incremental authorisation (an 0100 naming ``original_n`` in field 90)."""
+    return Commit(
+        journal=entry(card, n, amount, hold_amount=amount),
+        movement=Movement(
+            card.account_id, MoneyMove.HOLD, amount, extends=f"{original_n}|1125120000|123456|T1"
+        ),
+        card_id=card.card_id,
+    )
+
+
+def key(n: int) -> str:
+    return f"{n}|1125120000|123456|T1"
+
+
+async def test_an_increment_grows_its_preauthorisation_and_leaves_with_it(store):
+    card, _ = await seeded(store, balance=20_000)
+    await store.commit(hold(card, 1, 6_000))  # check-in
+    await store.commit(hold(card, 2, 1_000))  # another hold, which nothing here touches
+    grown = await store.commit(increment(card, 3, 1, 2_000))  # the stay is extended
+    assert grown.funds_ok and grown.journal.hold_amount == 2_000
+    assert (await store.get_account("acc-1")).holds == 9_000
+    root = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 9, original_key=key(1)))
+    assert (root.original.amount_minor, root.original.parent) == (8_000, "")
+    child = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 9, original_key=key(3)))
+    assert child.original.parent == key(1) and child.original.amount_minor == 2_000
+    assert not child.original.posted
+    await store.commit(increment(card, 4, 1, 500))  # a second increment of the same stay
+    assert (await store.get_account("acc-1")).holds == 9_500
+    # check-out: 70.00 posted, and the pre-authorisation with both increments released
+    done = await store.commit(completion(card, 5, 1, 7_000))
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (13_000, 1_000) and done.account == account
+    # a late reversal of an increment finds nothing left: its parent was released
+    late = await store.commit(await reversal(card, 6, 3, 2_000))
+    assert late.journal.hold_amount == 0
+    assert (await store.get_account("acc-1")).holds == 1_000
+
+
+async def test_an_increment_reversed_alone_releases_it_from_its_parent(store):
+    card, _ = await seeded(store, balance=20_000)
+    await store.commit(hold(card, 1, 6_000))
+    await store.commit(increment(card, 2, 1, 2_000))
+    undone = await store.commit(await reversal(card, 3, 2, 9_999))  # the increment alone
+    assert undone.journal.hold_amount == -2_000
+    assert (await store.get_account("acc-1")).holds == 6_000
+    root = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 9, original_key=key(1)))
+    assert root.original.amount_minor == 6_000 and root.original.reversed_minor == 2_000
+    again = await store.commit(await reversal(card, 4, 2, 2_000))  # repeated: nothing more
+    assert again.journal.hold_amount == 0
+    whole = await store.commit(await reversal(card, 5, 1, 6_000))  # then the rest of it
+    assert whole.journal.hold_amount == -6_000 and (await store.get_account("acc-1")).holds == 0
+
+
+async def test_an_increment_expires_with_its_parent_once(store):
+    card, _ = await seeded(store, balance=20_000)
+    await store.commit(hold(card, 1, 6_000))
+    await store.commit(increment(card, 2, 1, 2_000))
+    assert await store.expire_holds(NOW + 100) == 1  # one hold: the pre-authorisation's
+    assert (await store.get_account("acc-1")).holds == 0
+    late = await store.commit(await reversal(card, 3, 2, 2_000))
+    assert late.journal.hold_amount == 0 and (await store.get_account("acc-1")).holds == 0
+
+
+async def test_an_increment_of_a_closed_authorisation_is_held_on_its_own(store):
+    card, _ = await seeded(store, balance=20_000)
+    await store.commit(hold(card, 1, 6_000))
+    await store.commit(await reversal(card, 2, 1, 6_000))  # cancelled before the increment
+    await store.commit(hold(card, 3, 500, MoneyMove.POST))  # a posted amount is not extended
+    await store.commit(increment(card, 4, 1, 2_000))
+    await store.commit(increment(card, 5, 3, 300))
+    await store.commit(increment(card, 6, 99, 100))  # nothing there at all
+    assert (await store.get_account("acc-1")).holds == 2_400
+    for n, amount in ((4, 2_000), (5, 300), (6, 100)):
+        own = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 9, original_key=key(n)))
+        assert (own.original.amount_minor, own.original.parent) == (amount, "")
+    released = await store.commit(await reversal(card, 7, 4, 2_000))
+    assert released.journal.hold_amount == -2_000
+    assert (await store.get_account("acc-1")).holds == 400
+
+
 async def test_a_chip_counter_used_twice_is_a_replay(store):
     card, _ = await seeded(store, balance=10_000)
 

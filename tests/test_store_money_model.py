@@ -1,7 +1,8 @@
 """Random money movements on every backend against a plain Python model of the rules.
 
 The SQLite backend moves money in SQL and the Redis backend in Lua; this holds both to one
-definition: open-to-buy checks, holds, posts, refunds, and releases clamped to what is left.
+definition: open-to-buy checks, holds, posts, refunds, completions, incremental authorisations,
+and releases clamped to what is left.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Model:
     balance: int
     credit_limit: int
     holds: int = 0
-    held: dict[str, list] = field(default_factory=dict)  # match key -> [amount, posted, reversed]
+    # match key -> [amount, posted (0 hold, 1 posted, 2 increment), reversed, parent]
+    held: dict[str, list] = field(default_factory=dict)
 
     @property
     def open_to_buy(self) -> int:
@@ -41,23 +43,35 @@ class Model:
         return amount if self.kind is CardKind.CREDIT else -amount
 
     def apply(
-        self, kind: MoneyMove, amount: int, check: bool, key: str, completes: str = ""
+        self,
+        kind: MoneyMove,
+        amount: int,
+        check: bool,
+        key: str,
+        completes: str = "",
+        extends: str = "",
     ) -> tuple[bool, int]:
         """(funds_ok, journal hold_amount) after one movement."""
         if kind in (MoneyMove.HOLD, MoneyMove.POST):
             if check and amount > self.open_to_buy:
                 return False, 0
             completed = self.held.get(completes)
-            if kind is MoneyMove.POST and completed and not completed[1] and completes != key:
+            if kind is MoneyMove.POST and completed and completed[1] == 0 and completes != key:
                 self.holds -= min(completed[0] - completed[2], self.holds)
                 completed[2] = completed[0]  # a completion releases all its original still holds
+            posted, parent = int(kind is MoneyMove.POST), ""
+            extended = self.held.get(extends)
+            opened = extended and extended[1] == 0 and extended[0] > extended[2]
+            if kind is MoneyMove.HOLD and opened and extends != key:
+                extended[0] += amount  # an open pre-authorisation grows by the increment
+                posted, parent = 2, extends
             if kind is MoneyMove.HOLD:
                 self.holds += amount
             else:
                 self.balance += self.spend(amount)
-            record = self.held.setdefault(key, [0, False, 0])
+            record = self.held.setdefault(key, [0, 0, 0, parent])
             record[0] += amount
-            record[1] = kind is MoneyMove.POST
+            record[1] = posted
             return True, amount
         if kind is MoneyMove.CREDIT:
             self.balance -= self.spend(amount)
@@ -66,8 +80,12 @@ class Model:
         if record is None:
             return True, 0
         release = max(0, min(amount, record[0] - record[2]))
+        if record[1] == 2:  # an increment: released from its parent's hold too
+            parent = self.held[record[3]]
+            release = min(release, parent[0] - parent[2])
+            parent[2] += release
         if release:
-            if record[1]:
+            if record[1] == 1:
                 self.balance -= self.spend(release)
             else:
                 self.holds -= min(release, self.holds)
@@ -88,18 +106,22 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
     await store.create_card(card, blob)
     keys: list[str] = []
     committed: list[JournalEntry] = []
-    for n in range(60):
+    for n in range(100):
         move = rng.choice(
             [MoneyMove.HOLD, MoneyMove.HOLD, MoneyMove.POST, MoneyMove.CREDIT, MoneyMove.RELEASE]
         )
-        amount = rng.randint(1, 20_000)
+        amount = rng.randint(1, 8_000)
         check = rng.random() < 0.8
         # a post may complete an earlier hold (or a post, or nothing: those release nothing)
-        completes = ""
+        completes = extends = ""
         if move is MoneyMove.POST and keys and rng.random() < 0.5:
-            completes = rng.choice(keys)
+            completes = rng.choice(keys[-5:])
+        if move is MoneyMove.HOLD and keys and rng.random() < 0.6:
+            # an incremental authorisation names its chain's first hold, as the pipeline does
+            extends = rng.choice(keys[-5:])  # recent ones, so that chains grow and get released
+            extends = model.held.get(extends, [0, 0, 0, ""])[3] or extends
         if move is MoneyMove.RELEASE:
-            key = rng.choice(keys) if keys and rng.random() < 0.9 else "nothing-held-here"
+            key = rng.choice(keys[-5:]) if keys and rng.random() < 0.9 else "nothing-held-here"
         else:
             key = f"mk{n}"
             keys.append(key)
@@ -107,12 +129,18 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
         commit = Commit(
             journal,
             Movement(
-                "acc-1", move, amount, require_funds=check, match_key=key, completes=completes
+                "acc-1",
+                move,
+                amount,
+                require_funds=check,
+                match_key=key,
+                completes=completes,
+                extends=extends,
             ),
             card_id=card.card_id,
         )
         result = await store.commit(commit)
-        funds_ok, hold_amount = model.apply(move, amount, check, key, completes)
+        funds_ok, hold_amount = model.apply(move, amount, check, key, completes, extends)
         assert result.funds_ok is funds_ok, (n, move)
         assert result.journal.hold_amount == hold_amount, (n, move)
         account = await store.get_account("acc-1")
@@ -121,5 +149,5 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
         committed.append(result.journal)
     # what the store kept is what each commit answered (51 on a failed re-check, the amount a
     # release really freed), not the entry as it was handed in
-    stored = await store.journal(JournalQuery(card_id=card.card_id, limit=100))
+    stored = await store.journal(JournalQuery(card_id=card.card_id, limit=200))
     assert stored == committed

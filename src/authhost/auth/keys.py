@@ -1,5 +1,5 @@
-"""How a reversal or a completion finds its original: the match key, one definition for both
-sides.
+"""How a reversal, a completion or an incremental authorisation finds its original: the match
+key, one definition for both sides.
 
 The original authorisation is journalled with ``match_key(request)``; a reversal looks it up
 with ``original_key(reversal)``, built from field 90 (original MTI, STAN, transmission time,
@@ -12,6 +12,8 @@ from __future__ import annotations
 from authhost.iso.messages import AuthRequest, MessageClass
 
 _REVERSALS = frozenset({MessageClass.REVERSAL, MessageClass.REVERSAL_ADVICE})
+# a completion (0220) and an incremental authorisation (0100) name their pre-authorisation
+_NAMING_ORIGINAL = frozenset({MessageClass.FINANCIAL_ADVICE, MessageClass.AUTHORISATION})
 
 
 def _key(stan: str, transmission_time: str, acquirer: str, terminal: str) -> str:
@@ -38,11 +40,12 @@ def original_key(reversal: AuthRequest) -> str:
 
 
 def looked_up_original(request: AuthRequest) -> str:
-    """The match key a request's snapshot reads the hold of: a reversal's original, or the
-    pre-authorisation that a completion (a 0220 with field 90) names; "" for every other."""
+    """The match key a request's snapshot reads the hold of: a reversal's original, the
+    pre-authorisation that a completion (a 0220 with field 90) names, or the one an incremental
+    authorisation (an 0100 with field 90) adds to; "" for every other."""
     if request.message_class in _REVERSALS:
         return original_key(request)
-    if request.message_class is MessageClass.FINANCIAL_ADVICE and _names_original(request):
+    if request.message_class in _NAMING_ORIGINAL and _names_original(request):
         return original_key(request)
     return ""
 

@@ -48,6 +48,9 @@ class Hold:
     amount_minor: int  # what is still held/posted and can be reversed
     posted: bool  # True: 0200/advice posted to the balance; False: a hold
     reversed_minor: int = 0
+    # an increment (an incremental authorisation, which added its amount to this parent's hold
+    # too): the parent's match key; releasing it releases from the parent as well
+    parent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,11 @@ class Movement:
     # POST of a completion (0220 naming its pre-authorisation in field 90): the match_key of the
     # Hold it completes; the same write releases what that hold still holds
     completes: str = ""
+    # HOLD of an incremental authorisation (an 0100 naming an open pre-authorisation in field
+    # 90): the match key of that pre-authorisation, whose hold grows by this amount, so that its
+    # completion, reversal or expiry releases the increments with it. When it is closed by the
+    # time of the write, the increment is held on its own
+    extends: str = ""
 
 
 @dataclass(slots=True)

@@ -152,8 +152,11 @@ def _json_value(value: object) -> str:
 
 
 def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
-    amount, posted, reversed_, _ = _s(raw).split("|", 3)
-    return Hold(match_key, account_id, int(amount) - int(reversed_), posted == "1", int(reversed_))
+    amount, posted, reversed_, rest = _s(raw).split("|", 3)
+    parent = rest.partition("|")[2] if posted == "2" else ""  # an increment names its parent
+    return Hold(
+        match_key, account_id, int(amount) - int(reversed_), posted == "1", int(reversed_), parent
+    )
 
 
 class RedisCardStore:
@@ -621,6 +624,7 @@ class RedisCardStore:
             if commit.atc is not None
             else "",
             repr(entry.ts - ATC_WINDOW_S) if commit.atc is not None else "",
+            move.extends if move is not None else "",
         ]
         return _CommitCall(keys, args)
 

@@ -165,8 +165,10 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0),
 #       16 the match key of the hold a completion (a post) releases ('' = none),
 #       17 the chip cryptogram's ATC ('' = none), 18 journal json (ATC replayed), 19 forget
-#       ATCs seen before (score)
-# Hold values are 'amount|posted|reversed|created_at'.
+#       ATCs seen before (score), 20 the match key of the pre-authorisation an incremental
+#       authorisation (a hold) adds to ('' = none)
+# Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
+# 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
     """
 local everywhere = KEYS[11] ~= KEYS[4]
@@ -225,16 +227,29 @@ if kind ~= '' then
         end
       end
       if ARGV[6] ~= '' then
-        local posted = '0'
+        local posted, parent = '0', ''
         if kind == 'post' then posted = '1' end
+        if kind == 'hold' and ARGV[20] ~= '' and ARGV[20] ~= ARGV[6] then
+          -- an incremental authorisation: its pre-authorisation's hold grows by its amount,
+          -- if that is still open; else it is held on its own
+          local o = redis.call('HGET', KEYS[5], ARGV[20])
+          if o then
+            local a, p, r, c = string.match(o, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+            if p == '0' and tonumber(a) > tonumber(r) then
+              redis.call('HSET', KEYS[5], ARGV[20],
+                string.format('%d', tonumber(a) + amount) .. '|0|' .. r .. '|' .. c)
+              posted, parent = '2', '|' .. ARGV[20]
+            end
+          end
+        end
         local h = redis.call('HGET', KEYS[5], ARGV[6])
         local prior, reversed, created = 0, '0', ARGV[7]
         if h then
           local a, _, r, c = string.match(h, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-          prior, reversed, created = tonumber(a), r, c
+          prior, reversed, created = tonumber(a), r, string.match(c, '^[^|]*')
         end
-        redis.call('HSET', KEYS[5], ARGV[6],
-          string.format('%d', prior + amount) .. '|' .. posted .. '|' .. reversed .. '|' .. created)
+        redis.call('HSET', KEYS[5], ARGV[6], string.format('%d', prior + amount) .. '|' .. posted
+          .. '|' .. reversed .. '|' .. created .. parent)
       end
     end
   elseif kind == 'credit' then
@@ -246,6 +261,19 @@ if kind ~= '' then
     if h then
       local a, p, r, c = string.match(h, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
       local release = math.min(amount, tonumber(a) - tonumber(r))
+      if p == '2' and release > 0 then  -- an increment: its parent holds its amount too
+        local parent = string.match(c, '^[^|]*|(.*)$')
+        local o = parent and redis.call('HGET', KEYS[5], parent)
+        release = 0
+        if o then
+          local pa, pp, pr, pc = string.match(o, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+          release = math.min(amount, tonumber(a) - tonumber(r), tonumber(pa) - tonumber(pr))
+          if release > 0 then
+            redis.call('HSET', KEYS[5], parent,
+              pa .. '|' .. pp .. '|' .. string.format('%d', tonumber(pr) + release) .. '|' .. pc)
+          end
+        end
+      end
       if release > 0 then
         moved = 1
         hold_amount = -release
@@ -313,7 +341,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 19)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 20)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

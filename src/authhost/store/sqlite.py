@@ -100,7 +100,7 @@ SELECT 0, card.card_id,
   a.account_id, a.currency, a.kind, a.balance, a.credit_limit, a.holds, a.version,
   p.data,
   CASE WHEN :original != '' THEN (  -- only a reversal looks for its hold: no index probe
-    SELECT json_array(match_key, account_id, amount, posted, reversed) FROM holds
+    SELECT json_array(match_key, account_id, amount, posted, reversed, parent) FROM holds
     WHERE match_key = :original) END
 FROM (SELECT 1) AS one
 LEFT JOIN card ON 1
@@ -117,6 +117,8 @@ _EXPIRED_HOLDS_SQL = (
     "SELECT match_key, account_id, amount - reversed FROM holds "
     "WHERE posted = 0 AND amount > reversed AND created_at < ?"
 )
+# holds.posted: 0 a hold, 1 a posted amount, 2 an increment (migration 12)
+_POSTED, _INCREMENT = 1, 2
 # HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
 _SPEND_SQL = """
 UPDATE accounts SET
@@ -330,8 +332,10 @@ class SqliteCardStore:
                 velocity = velocity_counters.advance(card.card_id, new_rows, 1, query.now)
         original = None
         if head[13] is not None:
-            match_key, account_id, amount, posted, reversed_ = json.loads(head[13])
-            original = Hold(match_key, account_id, amount - reversed_, bool(posted), reversed_)
+            match_key, account_id, amount, posted, reversed_, parent = json.loads(head[13])
+            original = Hold(
+                match_key, account_id, amount - reversed_, posted == _POSTED, reversed_, parent
+            )
         return Snapshot(card, account, product, velocity, original=original)
 
     def _parsed(self, pan_index: str, row: tuple) -> Card | None:
@@ -801,13 +805,28 @@ def _move_money(
     if move.completes and move.kind is MoneyMove.POST and move.completes != entry.match_key:
         account = _release_completed_hold(conn, move, account)
     if spending and entry.match_key:
+        posted, parent = int(move.kind is MoneyMove.POST), ""
+        if move.extends and move.extends != entry.match_key and _extend(conn, move, amount):
+            posted, parent = _INCREMENT, move.extends
         conn.execute(
-            "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at) "
-            "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (match_key) DO UPDATE SET "
+            "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at, "
+            "parent) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT (match_key) DO UPDATE SET "
             "amount = amount + excluded.amount, posted = excluded.posted",
-            (entry.match_key, move.account_id, amount, move.kind is MoneyMove.POST, entry.ts),
+            (entry.match_key, move.account_id, amount, posted, entry.ts, parent),
         )
     return True, account
+
+
+def _extend(conn: sqlite3.Connection, move: Movement, amount: int) -> bool:
+    """An incremental authorisation adds its amount to its pre-authorisation's hold, if that
+    is still open on the account; False (held on its own) when it is not any more."""
+    return bool(
+        conn.execute(
+            "UPDATE holds SET amount = amount + ? WHERE match_key = ? AND account_id = ? "
+            "AND posted = 0 AND amount > reversed",
+            (amount, move.extends, move.account_id),
+        ).rowcount
+    )
 
 
 def _release_completed_hold(conn: sqlite3.Connection, move: Movement, account: Account) -> Account:
@@ -835,7 +854,7 @@ def _release_completed_hold(conn: sqlite3.Connection, move: Movement, account: A
 def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool, Account | None]:
     """A reversal: release up to what the hold (or posted amount) still has; repeatable."""
     hold_row = conn.execute(
-        "SELECT account_id, amount, posted, reversed FROM holds WHERE match_key = ?",
+        "SELECT account_id, amount, posted, reversed, parent FROM holds WHERE match_key = ?",
         (move.match_key,),
     ).fetchone()
     account_id = hold_row[0] if hold_row is not None else move.account_id
@@ -847,13 +866,22 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
     if hold_row is None:
         entry.hold_amount = 0
         return True, account
-    _, held, posted, reversed_ = hold_row
+    _, held, posted, reversed_, parent = hold_row
     release = max(0, min(move.amount_minor, held - reversed_))
+    if posted == _INCREMENT:  # its amount is in its parent's hold too: release it from both
+        parent_row = conn.execute(
+            "SELECT amount - reversed FROM holds WHERE match_key = ?", (parent,)
+        ).fetchone()
+        release = min(release, parent_row[0] if parent_row is not None else 0)
+        if release > 0:
+            conn.execute(
+                "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, parent)
+            )
     entry.hold_amount = -release
     if release == 0:
         return True, account
     balance_delta = holds_delta = 0
-    if posted:
+    if posted == _POSTED:
         balance_delta = -spend_delta(account.kind, release)
     else:
         holds_delta = -min(release, account.holds)

@@ -203,6 +203,12 @@ CREATE TABLE chip_atcs (
   PRIMARY KEY (card_id, atc)
 ) WITHOUT ROWID;
 """,
+    # 12: incremental authorisations. An increment's hold row has posted = 2 and names in
+    # parent the pre-authorisation whose row holds its amount too (so it is never in the index
+    # of open holds: the parent's expiry releases it); every other row has parent ''
+    """
+ALTER TABLE holds ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,7 @@ can never both spend the last funds; this step only declines early what is alrea
 from __future__ import annotations
 
 from authhost.auth.decision import Decline
+from authhost.auth.keys import looked_up_original
 from authhost.auth.transaction import Transaction
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import MessageClass
@@ -48,8 +49,33 @@ class Funds:
             kind=kind,
             amount_minor=amount,
             require_funds=debit and not advice,
+            extends=_extended_hold(tx) if kind is MoneyMove.HOLD and not advice else "",
         )
         return None
+
+
+def _extended_hold(tx: Transaction) -> str:
+    """An 0100 whose field 90 names a pre-authorisation (a hotel extending a stay, a car hire
+    kept longer) is an incremental authorisation: its amount is added to that hold, so the
+    completion, a reversal or the expiry of the pre-authorisation releases it too. The match
+    key of the hold to extend (the root of a chain of increments), or "" when the request
+    names none, or one that is posted, released, or on another account: then it is held on
+    its own, as any authorisation."""
+    if tx.request.original_data is None or not looked_up_original(tx.request):
+        return ""
+    original = tx.snapshot.original
+    account = tx.snapshot.account
+    if (
+        original is None
+        or original.posted
+        or original.amount_minor <= 0
+        or account is None
+        or original.account_id != account.account_id
+    ):
+        tx.reasons.append("incremental.original_not_open")
+        return ""
+    tx.reasons.append("incremental")
+    return original.parent or original.match_key
 
 
 def post_advice(tx: Transaction) -> Decline | None:
@@ -89,7 +115,7 @@ def post_advice(tx: Transaction) -> Decline | None:
         # a completion (hotel, car hire, fuel): the final amount is posted and what the
         # pre-authorisation still holds is released in the same write, so the cardholder's
         # funds are not counted twice until the hold expires
-        completes = original.match_key
+        completes = original.parent or original.match_key  # an increment's: its chain's
         tx.reasons.append(
             "advice.completion" if original.amount_minor > 0 else "advice.completion_nothing_held"
         )
