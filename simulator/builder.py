@@ -14,7 +14,11 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from authhost.iso.subfields import CVV2_SUBELEMENT, build_additional_data
+from authhost.iso.subfields import (
+    CVV2_SUBELEMENT,
+    POS_EXTENDED_CONDITIONS_SUBELEMENT,
+    build_additional_data,
+)
 from authhost.security import emv
 from authhost.security.dukpt import ksn_with_counter, terminal_encrypt_pin_tdes
 from authhost.security.pinblock import encrypt_pin_block
@@ -144,10 +148,12 @@ class RequestBuilder:
         mti: str | None = None,
         now: float | None = None,
         billing: tuple[int, str] | None = None,
+        partial_approval: bool = False,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
-        units, currency) is the network's conversion into the card's currency: fields 6, 51."""
+        units, currency) is the network's conversion into the card's currency: fields 6, 51.
+        ``partial_approval``: the terminal can take a partial approval (field 48 SE 61)."""
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
         cash_like = kind in (Kind.CASH, Kind.BALANCE)
@@ -171,14 +177,19 @@ class RequestBuilder:
         if kind is Kind.VERIFICATION:
             fields["4"] = f"{0:012d}"
             fields["25"] = "51"  # request for account number verification
+        additional: dict[str, str] = {}
+        if partial_approval:
+            additional[POS_EXTENDED_CONDITIONS_SUBELEMENT] = "10000"
         if entry is Entry.ECOMMERCE:
             fields["2"] = card.pan
             fields["14"] = card.expiry
-            fields["48"] = build_additional_data({CVV2_SUBELEMENT: card.cvv2})
+            additional[CVV2_SUBELEMENT] = card.cvv2
         else:
             fields["35"] = card.track2
             if entry in CHIP_ENTRIES and self.imk_ac is not None and card.chip_cvn:
                 fields["55"] = self.chip_data(card, fields, now)
+        if additional:
+            fields["48"] = build_additional_data(additional)
         if pin is not None:
             fields.update(self.pin_fields(card, pin))
         return dict(sorted(fields.items(), key=_field_order))

@@ -70,8 +70,10 @@ def outcome(answer: Mapping[str, str]) -> str:
     code = answer.get("39", "")
     if not code:
         return f"answered {answer.get('t', '?')} without a response code"
-    verdict = {"00": "APPROVED", "85": "VERIFIED"}.get(code, "DECLINED")
+    verdict = {"00": "APPROVED", "10": "PARTLY APPROVED", "85": "VERIFIED"}.get(code, "DECLINED")
     line = f"{verdict}: {code} {meaning(code)}"
+    if code == "10" and str(answer.get("4", "")).isdigit():  # collect the rest another way
+        line += f", {int(answer['4']) / 100:,.2f} approved"
     if answer.get("38"):
         line += f", approval code {answer['38']}"
     try:

@@ -107,7 +107,7 @@ class ReplayResult:
         for row, code in zip(rows, self.codes, strict=True):
             counts = by_scenario.setdefault(str(row.get("scenario") or "-"), Counter())
             counts["rows"] += 1
-            counts["declined"] += bool(code) and code != "00"
+            counts["declined"] += bool(code) and code not in ("00", "10")
             counts["unanswered"] += not code
         return {
             "rows": len(rows),

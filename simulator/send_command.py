@@ -65,6 +65,9 @@ def send(
         help="completion: the amount completed (default: the pre-authorised --amount); "
         "incremental: complete the extended pre-authorisation with this amount.",
     ),
+    partial: bool = typer.Option(
+        False, help="The terminal can take a partial approval (field 48 SE 61): 10 when short."
+    ),
     increment: float | None = typer.Option(
         None, help="incremental: what the second 0100 adds to the pre-authorisation (5.00)."
     ),
@@ -117,7 +120,7 @@ def send(
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
-                             increment)  # fmt: skip
+                             increment, partial)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -132,7 +135,7 @@ def _requests(
     cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str, cvv2: str,
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
-    billing_currency: str = "978", increment: float | None = None,
+    billing_currency: str = "978", increment: float | None = None, partial: bool = False,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -163,6 +166,8 @@ def _requests(
         billing = (round(billing_amount * 100), billing_currency)
     if increment is not None and kind is not Kind.INCREMENTAL:
         raise ValueError("--increment applies to incremental")
+    if partial and kind is not Kind.PURCHASE:
+        raise ValueError("--partial applies to purchase")
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
@@ -183,7 +188,7 @@ def _requests(
     if kind is Kind.BALANCE:
         minor = 0
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
-                              billing=billing)]  # fmt: skip
+                              billing=billing, partial_approval=partial)]  # fmt: skip
 
 
 async def _exchange_all(link: Link, requests: list[Fields]) -> None:

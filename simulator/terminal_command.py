@@ -133,7 +133,7 @@ async def _session(
             if verbose:
                 console.print(message_table(f"answer {answer.get('t')}", answer, client.dialect))
             code = answer.get("39", "")
-            colour = "green" if code == "00" else "red"
+            colour = "green" if code in ("00", "10") else "red"
             console.print(f"[bold {colour}]{outcome(answer)}[/]", highlight=False)
 
 

@@ -222,6 +222,38 @@ def test_funds(case, changes, kind, code):
     assert (tx.movement.kind if tx.movement else None) == kind
 
 
+PARTIAL = {"partial_approval_supported": True, "amount_minor": 40_000}
+PARTIAL_CASES = [
+    ("a terminal that takes part gets what is there", PARTIAL, 25_000),
+    ("a 0200 purchase posts what is there", {**PARTIAL, "mti": "0200", "message_class": MessageClass.FINANCIAL}, 25_000),
+    ("covered in full: no partial approval", {**PARTIAL, "amount_minor": 25_000}, None),
+    ("a terminal that cannot -> 51", {**PARTIAL, "partial_approval_supported": False}, "51"),
+    ("cash is all or nothing -> 51", {**PARTIAL, "processing_code": "010000"}, "51"),
+    ("a converted amount is not split -> 51", {**PARTIAL, "currency": "840", "billing_amount_minor": 40_000, "billing_currency": "978"}, "51"),
+    ("an empty account -> 51", {**PARTIAL, "amount_minor": 1}, "empty"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "outcome"), PARTIAL_CASES, ids=[c[0] for c in PARTIAL_CASES]
+)
+def test_partial_approval(case, changes, outcome):
+    tx = tx_for(request(**changes))
+    if outcome == "empty":
+        tx.snapshot = dataclasses.replace(
+            tx.snapshot, account=dataclasses.replace(ACCOUNT, balance=5_000)
+        )
+        outcome = "51"
+    decline = Funds()(tx)
+    if outcome == "51":
+        assert decline.response_code == "51" and tx.partial_amount_minor is None
+        return
+    assert decline is None
+    assert tx.partial_amount_minor == outcome
+    assert tx.movement.amount_minor == (outcome or changes["amount_minor"])
+    assert ("funds.partial" in tx.reasons) is (outcome is not None)
+
+
 def test_the_movement_is_in_the_cardholders_currency():
     tx = tx_for(request(currency="840", amount_minor=10_000, billing_amount_minor=9_215,
                         billing_currency="978"))  # fmt: skip

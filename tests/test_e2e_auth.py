@@ -528,6 +528,43 @@ async def test_incremental_authorisations_grow_the_hold_their_completion_release
     assert "incremental" not in reasons[other["11"]]
 
 
+async def test_a_purchase_the_funds_do_not_cover_is_partly_approved_where_the_till_can(
+    nursery, tmp_path, store_url
+):
+    """Field 48 SE 61 says the terminal takes a partial approval: 10 for what is available (50.00),
+    field 4 says how much, field 54 keeps the amount asked (type 57); the journal's amount is
+    what was charged; a retransmission gets the same answer; a reversal releases it."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa-low"]
+
+    ledger, available = await balances_of(switch, card)
+    asked = available + 4_321
+    assert (await switch.send(purchase(card, amount=asked)))["39"] == "51"  # till cannot split
+    till = purchase(card, amount=asked, **{"48": "R610510000"})
+    reply = await switch.send(till)
+    assert (reply["39"], len(reply["38"]), reply["4"]) == ("10", 6, f"{available:012d}")
+    amounts = {item[2:4]: item for item in (reply["54"][i : i + 20] for i in range(0, 60, 20))}
+    assert amounts["57"][4:7] == card["currency"] and int(amounts["57"][8:]) == asked
+    assert balances(reply) == (ledger, 0)
+    again = await switch.send(till)  # the switch did not hear the answer: sends it again
+    assert (again["39"], again["38"], again["4"]) == ("10", reply["38"], reply["4"])
+    assert await balances_of(switch, card) == (ledger, 0)  # held once
+    empty = purchase(card, amount=500, **{"48": "R610510000"})
+    assert (await switch.send(empty))["39"] == "51"  # nothing left to approve part of
+
+    undo = {**till, "t": "0400", "11": next_stan(), "90": field_90(till)}
+    assert (await switch.send(undo))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available)
+    async with opened_store(store_url) as store:
+        entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
+    entry = entries[till["11"]]
+    assert (entry.response_code, entry.amount_minor, entry.hold_amount) == (
+        "10", available, available)  # fmt: skip
+    assert entry.transaction_amount_minor == asked and "funds.partial" in entry.reason_codes
+    assert entries[undo["11"]].hold_amount == -available
+
+
 async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_path, store_url):
     """Field 4 in dollars, fields 6 and 51 in the card's euros: the hold, the limits and the
     journal are in euros; the answer echoes all four; a partial reversal is converted back."""

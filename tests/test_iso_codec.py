@@ -310,6 +310,32 @@ def test_cvv2_is_subelement_92_of_field_48(field_48: str, cvv2: str | None) -> N
     assert request.cvv2 == cvv2
 
 
+@pytest.mark.parametrize(
+    ("field_48", "supported"),
+    [("R610510000", True), ("6105100009203123", True), ("R610500000", False),
+     ("R9203123", False), (None, False)],
+    ids=["TCC then 61", "61 then 92", "61 says no", "no 61", "no field 48"],
+)  # fmt: skip
+def test_partial_approval_support_is_the_first_position_of_subelement_61(
+    field_48: str | None, supported: bool
+) -> None:
+    fields = financial("0100", **({"48": field_48} if field_48 else {}))
+    if field_48 is None:
+        fields.pop("48", None)
+    request = decode_message(peer_encode(fields, DEFAULT_DIALECT), get_dialect(DEFAULT_DIALECT))
+    assert request.partial_approval_supported is supported
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_partial_approval_answers_the_approved_amount_in_field_4(dialect: str) -> None:
+    request = decode_message(peer_encode(financial("0100"), dialect), get_dialect(dialect))
+    decision = Decision(
+        ResponseCode.PARTIAL_APPROVAL, approval_code="A1B2C3", approved_amount_minor=1_234
+    )
+    response = peer_decode(encode_response(request, decision, get_dialect(dialect)), dialect)
+    assert (response["39"], response["38"], response["4"]) == ("10", "A1B2C3", "000000001234")
+
+
 def test_authhost_encoded_request_reads_the_same_with_the_peer_spec() -> None:
     """encode_request (the simulator's encoder) speaks the documented dialects."""
     for dialect in DIALECTS:

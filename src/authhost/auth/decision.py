@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from authhost.iso.codes import ResponseCode
+from authhost.iso.codes import APPROVED_CODES, ResponseCode
 from authhost.iso.messages import Balance
 from authhost.security.emv import Cryptogram
 
@@ -39,7 +39,9 @@ class Decision:
     timings_us: dict[str, int] = field(default_factory=dict)
     cryptogram: Cryptogram | None = None  # the checked ARQC of a chip request (not sent)
     icc_response: bytes | None = None  # field 55 of the answer: the ARPC (tag 91)
+    # a partial approval (10): the amount approved, in field 4's currency (None: as asked)
+    approved_amount_minor: int | None = None
 
     @property
     def approved(self) -> bool:
-        return self.response_code == ResponseCode.APPROVED
+        return self.response_code in APPROVED_CODES

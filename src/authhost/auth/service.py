@@ -170,7 +170,7 @@ class AuthService:
             # every check passed, nothing is authorised: 85 and no approval code
             code, approval, reasons = RC.NO_REASON_TO_DECLINE, None, ["verification", *tx.reasons]
         elif decline is None:
-            code = RC.APPROVED
+            code = RC.APPROVED if tx.partial_amount_minor is None else RC.PARTIAL_APPROVAL
             approval = self._approvals.next(now)
             reasons = [*tx.reasons]
             if advice:
@@ -190,6 +190,10 @@ class AuthService:
             cryptogram=tx.cryptogram,
         )
         entry = journal_entry(request, snapshot, decision, now, pan_index)
+        if code is RC.PARTIAL_APPROVAL:
+            # the journal's amount is what the card was charged (the velocity counters and
+            # limits add it up); transaction_amount_minor keeps what the merchant asked for
+            decision.approved_amount_minor = entry.amount_minor = tx.partial_amount_minor
         entry.pin_present = request.pin_block is not None
         entry.pin_failed = tx.pin_failed
         entry.cvv_failed = tx.cvv_failed
@@ -356,8 +360,12 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
     A message that reuses a transmission's identifiers with a different card or amount is not a
     retransmission: it is refused with 94 and changes nothing.
     """
-    amount = request.cardholder_amount_minor or 0  # as journalled
-    if previous.pan_index != pan_index or previous.amount_minor != amount:
+    partial = previous.response_code == RC.PARTIAL_APPROVAL
+    if partial:  # journalled with the amount approved; the amount asked for is the merchant's
+        asked, amount = previous.transaction_amount_minor, request.amount_minor or 0
+    else:
+        asked, amount = previous.amount_minor, request.cardholder_amount_minor or 0
+    if previous.pan_index != pan_index or asked != amount:
         return Decision(
             response_code=RC.DUPLICATE_TRANSMISSION, reason_codes=["duplicate.mismatch"]
         )
@@ -365,6 +373,7 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
         response_code=RC(previous.response_code),
         approval_code=previous.approval_code or None,
         reason_codes=[r for r in previous.reason_codes.split(";") if r] + ["duplicate.replayed"],
+        approved_amount_minor=previous.amount_minor if partial else None,
     )
 
 
@@ -382,23 +391,30 @@ def settled(
     if result.atc_replay:  # the store had seen this cryptogram's counter: a replay
         decision.response_code = RC(result.journal.response_code)
         decision.approval_code = None
+        decision.approved_amount_minor = None
         decision.reason_codes.append("chip.atc_replay")
     elif not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None
+        decision.approved_amount_minor = None
         decision.reason_codes.append("funds.recheck")
     if decision.cryptogram is not None:  # the card checks this answer in turn: the ARPC
         code = str(decision.response_code)
         data = decision.cryptogram.issuer_authentication_data(decision.approved, code)
         decision.icc_response = issuer_authentication_tlv(data)
     account = result.account or snapshot.account
-    shows_balance = decision.response_code in (RC.APPROVED, RC.INSUFFICIENT_FUNDS)
+    shows_balance = decision.approved or decision.response_code == RC.INSUFFICIENT_FUNDS
     if account is not None and shows_balance and request.message_class not in REVERSALS:
         account_type = (request.processing_code or "000000")[2:4]
         decision.balances = [
             Balance(account_type, "01", account.currency, ledger_balance(account)),
             Balance(account_type, "02", account.currency, account.open_to_buy),
         ]
+        if decision.approved_amount_minor is not None:  # a partial approval: what was asked
+            original = Balance(
+                account_type, "57", request.currency or "", request.amount_minor or 0
+            )
+            decision.balances.append(original)
     return decision
 
 

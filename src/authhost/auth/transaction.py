@@ -29,4 +29,7 @@ class Transaction:
     review: bool = False
     reasons: list[str] = field(default_factory=list)  # non-declining findings (e.g. review)
     movement: Movement | None = None
+    # a partial approval (10): what the funds step approved of a larger amount, in the
+    # cardholder's currency (which is field 4's: only unconverted amounts are partly approved)
+    partial_amount_minor: int | None = None
     cryptogram: Cryptogram | None = None  # the chip's ARQC, checked: the answer's ARPC needs it

@@ -21,6 +21,7 @@ from authhost.iso.macs import MacFunction, sign
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     format_additional_amounts,
     parse_additional_data,
@@ -178,6 +179,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     pin_block = get("52")
     icc = get("55")
     additional = get("48")
+    subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
     return _new_request(
         mti=mti,
         message_class=MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS),
@@ -201,7 +203,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         terminal_id=get("41"),
         merchant_id=get("42"),
         merchant_name_location=get("43"),
-        cvv2=parse_additional_data(additional).get(CVV2_SUBELEMENT) if additional else None,
+        cvv2=subelements.get(CVV2_SUBELEMENT),
+        partial_approval_supported=subelements.get(POS_EXTENDED_CONDITIONS_SUBELEMENT, "")[:1]
+        == "1",
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,
@@ -214,6 +218,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         reported_approval_code=get("38"),
         fields=doc,
     )
+
+
+_NO_SUBELEMENTS: dict[str, str] = {}
 
 
 def _hex_bytes(text: str, number: str) -> bytes:
@@ -249,7 +256,9 @@ def encode_response(
         value = getattr(request, name)
         if value is not None:
             doc[number] = f"{value:012d}" if number in _AMOUNTS else value
-    if decision.response_code == ResponseCode.APPROVED and decision.approval_code:
+    if decision.approved_amount_minor is not None:  # a partial approval: what was approved
+        doc["4"] = f"{decision.approved_amount_minor:012d}"
+    if decision.approved and decision.approval_code:
         doc["38"] = decision.approval_code
     doc["39"] = str(decision.response_code)
     if decision.balances:

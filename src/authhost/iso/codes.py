@@ -9,6 +9,7 @@ class ResponseCode(StrEnum):
     """Field 39 values; the member name says what the code means."""
 
     APPROVED = "00"
+    PARTIAL_APPROVAL = "10"  # approved for less than asked: field 4 of the answer says how much
     DO_NOT_HONOUR = "05"
     INVALID_TRANSACTION = "12"
     INVALID_AMOUNT = "13"
@@ -37,6 +38,7 @@ class ResponseCode(StrEnum):
 
 MEANINGS: dict[str, str] = {
     "00": "approved",
+    "10": "approved for partial amount",
     "05": "do not honour",
     "12": "invalid transaction",
     "13": "invalid amount",
@@ -67,3 +69,8 @@ MEANINGS: dict[str, str] = {
 def meaning(code: str) -> str:
     """Human text for a response code, for the simulator and logs."""
     return MEANINGS.get(code, "unknown response code")
+
+
+# what money was approved under: a full or a partial approval (the velocity counters, the
+# approval code and the answer's balances treat both alike)
+APPROVED_CODES = frozenset({ResponseCode.APPROVED.value, ResponseCode.PARTIAL_APPROVAL.value})

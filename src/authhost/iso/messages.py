@@ -66,6 +66,8 @@ class AuthRequest:
     merchant_id: str | None = None  # 42
     merchant_name_location: str | None = None  # 43
     cvv2: str | None = None  # 48 subelement 92 (Mastercard DE 48 SE 92 layout: TTLLvalue)
+    # 48 subelement 61, first position "1": the terminal can take a partial approval (10)
+    partial_approval_supported: bool = False
     currency: str | None = None  # 49
     # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
     # (a card used abroad); the issuer moves and limits this amount, not field 4's

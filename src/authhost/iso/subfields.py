@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from authhost.iso.messages import Balance
 
 CVV2_SUBELEMENT = "92"
+# Mastercard DE 48 SE 61, POS data extended condition codes: its first position is the partial
+# approval terminal support indicator ("1": the terminal can take a partial approval)
+POS_EXTENDED_CONDITIONS_SUBELEMENT = "61"
 
 
 class SubfieldError(ValueError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
+from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest
 from authhost.store.interface import Snapshot
 from authhost.store.records import JournalEntry, journal_dict
@@ -166,7 +167,7 @@ def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
     return VelocityEvent(
         ts=float(row["ts"]),  # type: ignore[arg-type]
         amount_minor=int(row.get("amount_minor", 0) or 0),  # type: ignore[arg-type]
-        approved=_text(row, "response_code") == "00",
+        approved=_text(row, "response_code") in APPROVED_CODES,
         merchant_id=_text(row, "merchant_id"),
         country=_text(row, "country"),
         cash=_text(row, "processing_code")[:2] in CASH_TYPES,

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from authhost.iso.codes import ResponseCode
+from authhost.iso.codes import APPROVED_CODES, ResponseCode
 from authhost.rules.language import ExpressionError, compile_expression
 from authhost.rules.rule import Action, Mode, Rule
 
@@ -37,7 +37,7 @@ RULE_KEYS = (
 )
 TOP_KEYS = ("version", "rule")
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/\-]{0,79}$")
-DECLINE_CODES = {c.value for c in ResponseCode} - {ResponseCode.APPROVED.value}
+DECLINE_CODES = {c.value for c in ResponseCode} - APPROVED_CODES
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ ATC_WINDOW_S = 3 * 86400.0  # how long a used ATC is remembered (older cryptogra
 def atc_replay_outcome(entry: JournalEntry) -> dict[str, object]:
     """What a store records instead when ``entry``'s cryptogram was replayed: a decline (82)
     if it was an approval, and the reason either way. Nothing moves."""
-    refused = entry.response_code in ("00", "85")
+    refused = entry.response_code in ("00", "10", "85")
     return {
         "response_code": "82" if refused else entry.response_code,
         "approval_code": "" if refused else entry.approval_code,

@@ -26,13 +26,15 @@ from typing import NamedTuple
 
 from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import RETENTION_S, Velocity
+from authhost.iso.codes import APPROVED_CODES
 from authhost.models.context import CASH_TYPES, VELOCITY_CLASSES
 
 # A journal entry as a velocity row (id first, then StoredEvent's fields), as event_from_row
 # reads it; over the journal aliased ``j``.
 ROW_COLUMNS = (
-    "j.journal_id", "j.ts", "j.amount_minor", "j.response_code = '00'", "j.merchant_id",
-    "j.country",
+    "j.journal_id", "j.ts", "j.amount_minor",
+    f"j.response_code IN ({', '.join(repr(c) for c in sorted(APPROVED_CODES))})",
+    "j.merchant_id", "j.country",
     f"substr(j.processing_code, 1, 2) IN ({', '.join(repr(t) for t in sorted(CASH_TYPES))})",
     "j.pin_failed", "j.cvv_failed",
 )  # fmt: skip

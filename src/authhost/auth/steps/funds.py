@@ -43,7 +43,10 @@ class Funds:
         advice = request.message_class in ADVICE_CLASSES
         debit = kind in (MoneyMove.HOLD, MoneyMove.POST)
         if debit and not advice and amount > account.open_to_buy:
-            return Decline(RC.INSUFFICIENT_FUNDS, "funds.insufficient")
+            if not _can_approve_part(tx, account.open_to_buy):
+                return Decline(RC.INSUFFICIENT_FUNDS, "funds.insufficient")
+            amount = tx.partial_amount_minor = account.open_to_buy  # the rest: another tender
+            tx.reasons.append("funds.partial")
         tx.movement = Movement(
             account_id=account.account_id,
             kind=kind,
@@ -52,6 +55,20 @@ class Funds:
             extends=_extended_hold(tx) if kind is MoneyMove.HOLD and not advice else "",
         )
         return None
+
+
+def _can_approve_part(tx: Transaction, open_to_buy: int) -> bool:
+    """A purchase the funds do not cover may be approved for what they do (response 10) when
+    the terminal says it can take a partial approval (field 48 subelement 61) and collect the
+    rest another way: a prepaid or debit card at a till. Not for cash, refunds or inquiries,
+    and not for an amount the network converted (its field 4 would have to be converted back)."""
+    request = tx.request
+    return (
+        request.partial_approval_supported
+        and open_to_buy > 0
+        and request.transaction_type == "00"
+        and request.billing_amount_minor is None
+    )
 
 
 def _extended_hold(tx: Transaction) -> str:
