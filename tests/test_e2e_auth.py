@@ -601,7 +601,12 @@ async def test_a_card_used_abroad_is_charged_the_converted_amount(nursery, tmp_p
 
 
 def chip_read(
-    host: Host, card: dict[str, Any], fields: dict[str, Any], cvn: int, days_ago: int = 0
+    host: Host,
+    card: dict[str, Any],
+    fields: dict[str, Any],
+    cvn: int,
+    days_ago: int = 0,
+    atc: int = 0x12,
 ) -> tuple[dict[str, Any], Any, bytes]:
     """``fields`` with the field 55 a genuine chip (cryptogram version ``cvn``) would add,
     that chip (pyemv's, to check the answer as a card would) and its ARQC."""
@@ -609,7 +614,7 @@ def chip_read(
         "9F02": bytes.fromhex(fields["4"]), "9F03": bytes(6), "9F1A": bytes.fromhex("0276"),
         "95": bytes(5), "5F2A": bytes.fromhex("0" + fields["49"]), "9A": bytes.fromhex(time.strftime("%y%m%d", time.gmtime(time.time() - days_ago * 86400))),
         "9C": b"\x00", "9F37": bytes.fromhex("52BF4585"), "82": bytes.fromhex("3900"),
-        "9F36": bytes.fromhex("0012"),
+        "9F36": atc.to_bytes(2, "big"),
         "9F10": bytes.fromhex("0110A000032200000000" if cvn == 16 else f"0601{cvn:02X}03A0B800"),
         "5F34": b"\x00",
     }  # fmt: skip
@@ -695,6 +700,24 @@ async def test_a_replayed_chip_cryptogram_is_declined_and_holds_nothing(
     async with opened_store(store_url) as store:
         entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
     assert "chip.atc_replay" in entries[replay["11"]].reason_codes
+
+
+async def test_a_chip_counter_must_move_forward_and_not_too_far(nursery, tmp_path, store_url):
+    """Genuine cryptograms with counters the card cannot be at: below its newest (made before,
+    kept, and sent now), or more than [auth] atc_jump_limit (1,000) ahead (made in advance)."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    sent = {}
+    for name, atc in (("first", 0x40), ("older", 0x3F), ("ahead", 0x40 + 1_001), ("next", 0x41)):
+        fields, _, _ = chip_read(host, card, purchase(card, amount=1_000), 18, atc=atc)
+        sent[name] = fields["11"]
+        reply = await switch.send(fields)
+        assert reply["39"] == ("82" if name in ("older", "ahead") else "00"), name
+    async with opened_store(store_url) as store:
+        reasons = {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=100))}
+    assert "chip.atc_replay" in reasons[sent["older"]]
+    assert "chip.atc_jump" in reasons[sent["ahead"]]
 
 
 async def test_rules_see_the_merchants_currency_online_and_in_replays(nursery, tmp_path, store_url):

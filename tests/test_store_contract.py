@@ -644,12 +644,35 @@ async def test_a_chip_counter_used_twice_is_a_replay(store):
     declined = await store.commit(chip(3, 7, response_code="55", approval_code=""))
     assert declined.atc_replay and declined.journal.response_code == "55"  # stays declined
     assert not (await store.commit(chip(4, 8))).atc_replay  # the next counter
-    later = NOW + 5 + ATC_WINDOW_S + 60  # the card's counters of before are forgotten by then
-    assert not (await store.commit(chip(5, 7, ts=later))).atc_replay
+    older = await store.commit(chip(5, 6))  # below the newest (8), never seen: made before
+    assert older.atc_replay and older.journal.response_code == "82"
+    later = NOW + 5 + ATC_WINDOW_S + 60  # the card's counters of before are forgotten by then,
+    assert (await store.commit(chip(6, 7, ts=later))).atc_replay  # but not its newest
+    assert (await store.commit(chip(7, 8, ts=later + 1))).atc_replay
+    assert not (await store.commit(chip(8, 9, ts=later + 2))).atc_replay
     other, _, blob = make_card(state=CardState.ACTIVE)  # another card may use the same number
     await store.create_card(other, blob)
-    assert not (await store.commit(replace(hold(other, 6, 100), atc=7))).atc_replay
+    assert not (await store.commit(replace(hold(other, 9, 100), atc=7))).atc_replay
     assert (await store.get_account("acc-1")).holds == 3_100
+
+
+async def test_a_chip_counter_too_far_ahead_is_refused(store):
+    card, _ = await seeded(store, balance=10_000)
+
+    def chip(n: int, atc: int, limit: int = 100) -> Commit:
+        return replace(hold(card, n, 1_000, hold_amount=1_000), atc=atc, atc_jump_limit=limit)
+
+    assert not (await store.commit(chip(1, 500))).atc_jump  # a card's first: no newest yet
+    assert not (await store.commit(chip(2, 600))).atc_jump  # 100 ahead: within the limit
+    ahead = await store.commit(chip(3, 701))
+    assert ahead.atc_jump and not ahead.atc_replay and ahead.journal.response_code == "82"
+    assert "chip.atc_jump" in ahead.journal.reason_codes and ahead.journal.hold_amount == 0
+    stored = {e.journal_id: e for e in await store.journal(JournalQuery(card_id=card.card_id))}
+    assert stored[ahead.journal.journal_id].response_code == "82"
+    assert (await store.get_account("acc-1")).holds == 2_000  # it moved nothing
+    assert not (await store.commit(chip(4, 650))).atc_jump  # the refused one was not recorded
+    assert not (await store.commit(chip(5, 5_000, limit=0))).atc_jump  # no limit
+    assert (await store.get_account("acc-1")).holds == 4_000
 
 
 async def test_velocity_in_snapshot_equals_compute_velocity(store):

@@ -137,6 +137,9 @@ class AuthConfig:
         [], "processing code prefixes (2 digits) whose 0100 posts instead of holding"
     )
     hold_days: int = _key(7, "days an authorisation hold lives before it expires")
+    atc_jump_limit: int = _key(
+        1000, "chip counter steps a cryptogram may be ahead of the card's newest; 0: no limit"
+    )
 
 
 @dataclass(frozen=True)

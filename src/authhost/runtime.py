@@ -110,6 +110,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             ApprovalCodes(config.server.node_id),
             config.server.timeout_response_code,
             shield=partial(trio.CancelScope, shield=True),
+            atc_jump_limit=config.auth.atc_jump_limit,
         )
         runtime = Runtime(
             handler=handler,

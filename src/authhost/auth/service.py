@@ -30,6 +30,8 @@ from authhost.iso.messages import AuthRequest, Balance, MessageClass
 from authhost.security.emv import issuer_authentication_tlv
 from authhost.security.masking import mask_pan
 from authhost.store.interface import (
+    ATC_JUMP,
+    ATC_REPLAY,
     CardStore,
     Commit,
     CommitResult,
@@ -62,6 +64,7 @@ class AuthService:
         approvals: ApprovalCodes | None = None,
         timeout_code: str = "91",
         shield: Callable[[], AbstractContextManager[Any]] | None = None,
+        atc_jump_limit: int = 0,
     ) -> None:
         self._store = store
         # a cancel scope that shields the commit from the deadline: anyio's by default; the
@@ -72,6 +75,7 @@ class AuthService:
         self._advice_pipeline = advice_pipeline
         self._approvals = approvals or ApprovalCodes()
         self._timeout_code = RC(timeout_code)
+        self._atc_jump_limit = atc_jump_limit
         # journal entries of requests answered off the pipeline (deadline, rejected frames,
         # MAC failures...), written by flush_pending so no answer waits for the store
         self._pending: deque[JournalEntry] = deque(maxlen=100_000)
@@ -207,6 +211,7 @@ class AuthService:
             card_id=card.card_id if card else "",
             pin_tries=tx.new_pin_tries,
             atc=tx.cryptogram.atc if tx.cryptogram is not None else None,
+            atc_jump_limit=self._atc_jump_limit,
         )
         return decision, commit
 
@@ -388,11 +393,11 @@ def settled(
     commit found) plus field 54 balances."""
     if result.duplicate_of is not None:
         return replayed(result.duplicate_of, request, pan_index)
-    if result.atc_replay:  # the store had seen this cryptogram's counter: a replay
+    if result.atc_replay or result.atc_jump:  # the store refused the cryptogram's counter
         decision.response_code = RC(result.journal.response_code)
         decision.approval_code = None
         decision.approved_amount_minor = None
-        decision.reason_codes.append("chip.atc_replay")
+        decision.reason_codes.append(ATC_REPLAY if result.atc_replay else ATC_JUMP)
     elif not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None

@@ -66,17 +66,19 @@ class Snapshot:
 
 
 ATC_WINDOW_S = 3 * 86400.0  # how long a used ATC is remembered (older cryptograms: chip.date)
+ATC_REPLAY = "chip.atc_replay"  # a counter the card used already, or one below its newest
+ATC_JUMP = "chip.atc_jump"  # a counter further ahead of the card's newest than the limit
 
 
-def atc_replay_outcome(entry: JournalEntry) -> dict[str, object]:
-    """What a store records instead when ``entry``'s cryptogram was replayed: a decline (82)
-    if it was an approval, and the reason either way. Nothing moves."""
+def atc_refused_outcome(entry: JournalEntry, reason: str = ATC_REPLAY) -> dict[str, object]:
+    """What a store records instead when it refuses ``entry``'s chip counter (``reason``): a
+    decline (82) if it was an approval, and the reason either way. Nothing moves."""
     refused = entry.response_code in ("00", "10", "85")
     return {
         "response_code": "82" if refused else entry.response_code,
         "approval_code": "" if refused else entry.approval_code,
         "hold_amount": 0,
-        "reason_codes": ";".join(r for r in (entry.reason_codes, "chip.atc_replay") if r),
+        "reason_codes": ";".join(r for r in (entry.reason_codes, reason) if r),
     }
 
 
@@ -117,6 +119,10 @@ class Commit:
     # never uses one twice, so a counter the card has used in the last ATC_WINDOW_S is a
     # replayed cryptogram and the write refuses it (``CommitResult.atc_replay``)
     atc: int | None = None
+    # how far ahead of the card's newest counter this one may be (0: no limit). A counter
+    # further ahead is refused too (``CommitResult.atc_jump``): cryptograms made in advance
+    # for counters the card has not reached (pre-play), or a card's counter run up
+    atc_jump_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +133,9 @@ class CommitResult:
     funds_ok: bool = True
     account: Account | None = None  # the account after the commit
     duplicate_of: JournalEntry | None = None  # the same transmission's entry: nothing written
-    atc_replay: bool = False  # the card used this ATC already: nothing moved, journal says 82
+    # the card used this ATC already, or a higher one: nothing moved, journal says 82
+    atc_replay: bool = False
+    atc_jump: bool = False  # the ATC is too far ahead of the card's newest: nothing moved, 82
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ from authhost.store.gathering import (
     wake_followers,
 )
 from authhost.store.interface import (
+    ATC_JUMP,
+    ATC_REPLAY,
     ATC_WINDOW_S,
     Commit,
     CommitResult,
@@ -55,7 +57,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
-    atc_replay_outcome,
+    atc_refused_outcome,
     journal_pages,
 )
 from authhost.store.records import AuditEntry, JournalEntry, copy_entry, journal_dict
@@ -620,11 +622,15 @@ class RedisCardStore:
             "1" if commit.card_id else "0",
             move.completes if move is not None else "",
             "" if commit.atc is None or not commit.card_id else str(commit.atc),
-            _outcome_json(ok_json, entry, atc_replay_outcome(entry))
+            _outcome_json(ok_json, entry, atc_refused_outcome(entry, ATC_REPLAY))
             if commit.atc is not None
             else "",
             repr(entry.ts - ATC_WINDOW_S) if commit.atc is not None else "",
             move.extends if move is not None else "",
+            str(commit.atc_jump_limit),
+            _outcome_json(ok_json, entry, atc_refused_outcome(entry, ATC_JUMP))
+            if commit.atc is not None and commit.atc_jump_limit
+            else "",
         ]
         return _CommitCall(keys, args)
 
@@ -638,11 +644,13 @@ class RedisCardStore:
             move = commit.movement
             account_id = move.account_id if move is not None else entry.account_id
             raise NotFound(f"account {account_id} not found")
-        if len(reply) > 4 and int(reply[4]) == 1:  # the cryptogram was replayed: nothing moved
+        refused = int(reply[4]) if len(reply) > 4 else 0
+        if refused:  # the chip counter was refused (1 a replay, 2 too far ahead): nothing moved
             stored = copy_entry(entry)
-            for name, value in atc_replay_outcome(entry).items():
+            reason = ATC_REPLAY if refused == 1 else ATC_JUMP
+            for name, value in atc_refused_outcome(entry, reason).items():
                 setattr(stored, name, value)
-            return CommitResult(journal=stored, atc_replay=True)
+            return CommitResult(journal=stored, atc_replay=refused == 1, atc_jump=refused == 2)
         funds_ok = int(reply[1]) == 1
         if funds_ok:
             stored = entry

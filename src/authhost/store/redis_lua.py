@@ -166,7 +166,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       16 the match key of the hold a completion (a post) releases ('' = none),
 #       17 the chip cryptogram's ATC ('' = none), 18 journal json (ATC replayed), 19 forget
 #       ATCs seen before (score), 20 the match key of the pre-authorisation an incremental
-#       authorisation (a hold) adds to ('' = none)
+#       authorisation (a hold) adds to ('' = none), 21 how far ahead of the card's newest ATC
+#       this one may be ('0' = no limit), 22 journal json (ATC too far ahead)
 # Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
@@ -187,11 +188,27 @@ local jid = ARGV[2]
 local kind = ARGV[3]
 local amount = tonumber(ARGV[4])
 local hold_amount = tonumber(ARGV[8])
-local replayed = 0
-if ARGV[17] ~= '' then  -- a card never uses an ATC twice: a known one is a replayed cryptogram
-  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. ARGV[19])
-  if redis.call('ZADD', KEYS[12], 'NX', ARGV[7], ARGV[17]) == 0 then
+local replayed = 0  -- 1: the chip counter is refused (a replay, or 2: too far ahead)
+if ARGV[17] ~= '' then
+  -- a card's counter only goes up: one it used, or one below its newest, is a replayed
+  -- cryptogram; one too far ahead of its newest was made in advance. The card hash keeps the
+  -- newest; the sorted set, the counters of the last days (all that versions before the
+  -- newest was kept had: a card they saw is still protected)
+  local atc = tonumber(ARGV[17])
+  local newest = tonumber(redis.call('HGET', KEYS[2], 'atc_newest') or '')
+  if newest and atc <= newest then
     replayed = 1
+  elseif newest and ARGV[21] ~= '0' and atc - newest > tonumber(ARGV[21]) then
+    replayed = 2
+  else
+    redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. ARGV[19])
+    if redis.call('ZADD', KEYS[12], 'NX', ARGV[7], ARGV[17]) == 0 then
+      replayed = 1
+    elseif redis.call('EXISTS', KEYS[2]) == 1 then
+      redis.call('HSET', KEYS[2], 'atc_newest', ARGV[17])
+    end
+  end
+  if replayed > 0 then
     kind = ''
     hold_amount = 0
   end
@@ -296,6 +313,7 @@ end
 local journal = ARGV[9]
 if funds_ok == 0 then journal = ARGV[10] end
 if replayed == 1 then journal = ARGV[18] end
+if replayed == 2 then journal = ARGV[22] end
 -- anchored on the key: a text field that is itself "__HOLD__" is JSON like any other value
 journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
   '"hold_amount":' .. string.format('%d', hold_amount), 1)
@@ -308,7 +326,7 @@ if ARGV[1] ~= '' then
 end
 if ARGV[11] ~= '' then
   local approved = ARGV[12]
-  if funds_ok == 0 or replayed == 1 then approved = '0' end
+  if funds_ok == 0 or replayed > 0 then approved = '0' end
   redis.call('RPUSH', KEYS[9], approved .. '|' .. ARGV[11])
   -- events older than the retention leave from the head (the log is in commit order, which
   -- is time order up to requests answered out of order; stragglers go on a later commit)
@@ -341,7 +359,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 20)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 22)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

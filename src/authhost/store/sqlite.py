@@ -31,6 +31,8 @@ from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY
 from authhost.store import codec
 from authhost.store.interface import (
+    ATC_JUMP,
+    ATC_REPLAY,
     ATC_WINDOW_S,
     Commit,
     CommitResult,
@@ -44,7 +46,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
-    atc_replay_outcome,
+    atc_refused_outcome,
     journal_pages,
 )
 from authhost.store.money import spend_delta
@@ -735,11 +737,14 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         previous = _journal(conn.execute(_BY_DEDUPE_KEY, (entry.dedupe_key,)).fetchone())
         return CommitResult(journal=previous, duplicate_of=previous)
     entry.journal_id = int(cursor.lastrowid or 0)
-    if commit.atc is not None and commit.card_id and not _first_use_of_atc(conn, commit, entry):
-        for name, value in atc_replay_outcome(entry).items():
+    refused = _refused_atc(conn, commit, entry) if commit.atc is not None else ""
+    if refused:
+        for name, value in atc_refused_outcome(entry, refused).items():
             setattr(entry, name, value)
         conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
-        return CommitResult(journal=entry, atc_replay=True)
+        return CommitResult(
+            journal=entry, atc_replay=refused == ATC_REPLAY, atc_jump=refused == ATC_JUMP
+        )
     funds_ok = True
     account = None
     if commit.movement is not None:
@@ -761,18 +766,32 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
 
 
-def _first_use_of_atc(conn: sqlite3.Connection, commit: Commit, entry: JournalEntry) -> bool:
-    """Record the card's chip counter; False when the card used it within ATC_WINDOW_S (a
-    replayed cryptogram). The card's counters older than the window are forgotten here."""
+def _refused_atc(conn: sqlite3.Connection, commit: Commit, entry: JournalEntry) -> str:
+    """Record the card's chip counter, or say why it is refused: ATC_REPLAY when it is not above
+    the card's newest (a card's counter only goes up, so the card used it, or a cryptogram made
+    earlier is sent now), ATC_JUMP when it is further ahead of the newest than
+    ``atc_jump_limit``; "" when it is recorded. The card's counters older than ATC_WINDOW_S are
+    forgotten here, except its newest, which is kept for as long as the card is used."""
+    if not commit.card_id:
+        return ""
+    atc = commit.atc or 0
+    newest = conn.execute(
+        "SELECT max(atc) FROM chip_atcs WHERE card_id = ?", (commit.card_id,)
+    ).fetchone()[0]
+    if newest is not None:
+        if atc <= newest:
+            return ATC_REPLAY
+        if commit.atc_jump_limit and atc - newest > commit.atc_jump_limit:
+            return ATC_JUMP
     conn.execute(
-        "DELETE FROM chip_atcs WHERE card_id = ? AND seen_at < ?",
-        (commit.card_id, entry.ts - ATC_WINDOW_S),
+        "DELETE FROM chip_atcs WHERE card_id = ? AND seen_at < ? AND atc < ?",
+        (commit.card_id, entry.ts - ATC_WINDOW_S, atc),
     )
     cursor = conn.execute(
         "INSERT INTO chip_atcs (card_id, atc, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        (commit.card_id, commit.atc, entry.ts),
+        (commit.card_id, atc, entry.ts),
     )
-    return bool(cursor.rowcount)
+    return "" if cursor.rowcount else ATC_REPLAY
 
 
 def _move_money(
