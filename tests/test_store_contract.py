@@ -599,10 +599,12 @@ async def test_an_increment_reversed_alone_releases_it_from_its_parent(store):
 async def test_an_increment_expires_with_its_parent_once(store):
     card, _ = await seeded(store, balance=20_000)
     await store.commit(hold(card, 1, 6_000))
-    await store.commit(increment(card, 2, 1, 2_000))
+    await store.commit(increment(card, 50, 1, 2_000))
+    assert await store.expire_holds(NOW + 20) == 0  # the increment extended the hold's life
+    assert (await store.get_account("acc-1")).holds == 8_000
     assert await store.expire_holds(NOW + 100) == 1  # one hold: the pre-authorisation's
     assert (await store.get_account("acc-1")).holds == 0
-    late = await store.commit(await reversal(card, 3, 2, 2_000))
+    late = await store.commit(await reversal(card, 3, 50, 2_000))
     assert late.journal.hold_amount == 0 and (await store.get_account("acc-1")).holds == 0
 
 

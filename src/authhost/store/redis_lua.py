@@ -253,8 +253,11 @@ if kind ~= '' then
           if o then
             local a, p, r, c = string.match(o, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
             if p == '0' and tonumber(a) > tonumber(r) then
+              -- its life is extended too: it expires hold_days after the newest increment
+              local created = c
+              if tonumber(ARGV[7]) > tonumber(c) then created = ARGV[7] end
               redis.call('HSET', KEYS[5], ARGV[20],
-                string.format('%d', tonumber(a) + amount) .. '|0|' .. r .. '|' .. c)
+                string.format('%d', tonumber(a) + amount) .. '|0|' .. r .. '|' .. created)
               posted, parent = '2', '|' .. ARGV[20]
             end
           end

@@ -825,7 +825,7 @@ def _move_money(
         account = _release_completed_hold(conn, move, account)
     if spending and entry.match_key:
         posted, parent = int(move.kind is MoneyMove.POST), ""
-        if move.extends and move.extends != entry.match_key and _extend(conn, move, amount):
+        if move.extends and move.extends != entry.match_key and _extend(conn, move, entry):
             posted, parent = _INCREMENT, move.extends
         conn.execute(
             "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at, "
@@ -836,14 +836,15 @@ def _move_money(
     return True, account
 
 
-def _extend(conn: sqlite3.Connection, move: Movement, amount: int) -> bool:
+def _extend(conn: sqlite3.Connection, move: Movement, entry: JournalEntry) -> bool:
     """An incremental authorisation adds its amount to its pre-authorisation's hold, if that
-    is still open on the account; False (held on its own) when it is not any more."""
+    is still open on the account, and extends its life: the hold expires ``hold_days`` after
+    the newest increment. False (held on its own) when it is not open any more."""
     return bool(
         conn.execute(
-            "UPDATE holds SET amount = amount + ? WHERE match_key = ? AND account_id = ? "
-            "AND posted = 0 AND amount > reversed",
-            (amount, move.extends, move.account_id),
+            "UPDATE holds SET amount = amount + ?, created_at = max(created_at, ?) "
+            "WHERE match_key = ? AND account_id = ? AND posted = 0 AND amount > reversed",
+            (move.amount_minor, entry.ts, move.extends, move.account_id),
         ).rowcount
     )
 
