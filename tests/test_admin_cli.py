@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from authhost.cli.app import app
 from authhost.store import opened_store
-from authhost.store.interface import Commit
+from authhost.store.interface import Commit, JournalQuery
 from authhost.store.records import JOURNAL_COLUMNS, JournalEntry
 
 
@@ -183,6 +183,41 @@ def test_journal_export_has_exactly_the_journal_columns(cli, tmp_path, fmt):
         table = pq.read_table(out)
         assert tuple(table.column_names) == JOURNAL_COLUMNS
         assert table.column("amount_minor").to_pylist() == [100, 200, 300]
+
+
+def test_journal_prune_keeps_the_days_asked_and_is_audited(cli):
+    day = 86_400
+
+    async def write_entries() -> None:
+        async with opened_store(cli.store_url) as store:
+            for i, age_days in enumerate((400, 90, 36, 34, 1)):
+                entry = JournalEntry(ts=time.time() - age_days * day, mti="0100",
+                                     message_class="authorisation", response_code="00",
+                                     amount_minor=100, stan=f"{i:06d}")  # fmt: skip
+                await store.commit(Commit(journal=entry))
+
+    trio.run(write_entries)
+    refused = cli("journal", "prune", "--keep-days", "30")
+    assert refused.exit_code == 1 and "at least 35" in refused.stderr
+    done = _ok(cli("journal", "prune", "--keep-days", "35"))
+    assert (done["entries"], done["holds"]) == (3, 0)
+
+    async def read_back() -> tuple[list[str], list]:
+        async with opened_store(cli.store_url) as store:
+            left = await store.journal(JournalQuery(limit=10))
+            return sorted(e.stan for e in left), await store.audit(subject="journal")
+
+    left, audit = trio.run(read_back)
+    assert left == ["000003", "000004"]  # 34 days and 1 day old
+    assert [a.action for a in audit] == ["journal.prune"]
+    assert json.loads(audit[0].after)["entries"] == 3
+
+
+def test_journal_keep_days_under_the_minimum_is_a_configuration_error(tmp_path):
+    config = tmp_path / "authhost.toml"
+    config.write_text("[auth]\njournal_keep_days = 20\n")
+    result = CliRunner().invoke(app, ["config", "show", "--config", str(config)])
+    assert result.exit_code != 0 and "journal_keep_days must be 0" in result.output
 
 
 def test_journal_export_rejects_an_unknown_format(cli, tmp_path):

@@ -625,6 +625,34 @@ async def test_an_increment_of_a_closed_authorisation_is_held_on_its_own(store):
     assert (await store.get_account("acc-1")).holds == 400
 
 
+async def test_pruning_the_journal_keeps_what_is_newer_and_every_open_hold(store):
+    card, _ = await seeded(store, balance=50_000)
+    await store.commit(hold(card, 1, 1_000))  # old and still open: stays
+    await store.commit(hold(card, 2, 2_000))  # old, released below: goes
+    await store.commit(await reversal(card, 3, 2, 2_000))
+    await store.commit(hold(card, 4, 300, MoneyMove.POST))  # old, posted: goes
+    await store.commit(increment(card, 5, 1, 400))  # old increment of the open hold: goes
+    await store.commit(Commit(entry(card, 6, 0, response_code="05")))  # old decline, no card
+    await store.commit(hold(card, 60, 500))  # newer than the cut: stays
+    await store.commit(hold(card, 61, 600, MoneyMove.POST))
+    before = (await store.get_account("acc-1")).holds
+
+    pruned = await store.prune_journal(NOW + 50)
+    assert (pruned.entries, pruned.holds) == (6, 3)
+    assert (await store.get_account("acc-1")).holds == before  # no money moved
+    left = await store.journal(JournalQuery(limit=100))
+    assert sorted(e.stan for e in left) == ["000060", "000061"]
+    by_card = await store.journal(JournalQuery(card_id=card.card_id, limit=100))
+    assert sorted(e.stan for e in by_card) == ["000060", "000061"]
+    # the duplicate index went with the entries: the same identifiers are a new transmission
+    again = await store.commit(hold(card, 2, 200, ts=NOW + 80))
+    assert again.duplicate_of is None and again.journal.response_code == "00"
+    # the open hold kept its row: its reversal still finds it (with its increment's amount)
+    undo = await store.commit(await reversal(card, 70, 1, 9_999))
+    assert undo.journal.hold_amount == -1_400
+    assert (await store.prune_journal(NOW + 50)).entries == 0  # nothing more to do
+
+
 async def test_a_chip_counter_used_twice_is_a_replay(store):
     card, _ = await seeded(store, balance=10_000)
 

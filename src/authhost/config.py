@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authhost.store.interface import JOURNAL_MIN_KEEP_DAYS
+
 ENV_PREFIX = "AUTHHOST_"
 DEFAULT_FILE = "authhost.toml"
 
@@ -140,6 +142,16 @@ class AuthConfig:
     atc_jump_limit: int = _key(
         1000, "chip counter steps a cryptogram may be ahead of the card's newest; 0: no limit"
     )
+    journal_keep_days: int = _key(
+        0, "days of journal the server keeps, pruning older entries daily (>= 35); 0: all"
+    )
+
+    def __post_init__(self) -> None:
+        if self.journal_keep_days and self.journal_keep_days < JOURNAL_MIN_KEEP_DAYS:
+            raise ConfigError(
+                f"[auth] journal_keep_days must be 0 (keep everything) or at least "
+                f"{JOURNAL_MIN_KEEP_DAYS}: velocity counters read 30 days of the journal"
+            )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -30,6 +30,9 @@ from authhost.models.context import TxContext
 from authhost.store import open_store
 from authhost.store.interface import CardStore
 
+if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
+    from authhost.admin.service import CardService
+
 log = logging.getLogger("authhost.runtime")
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
@@ -40,6 +43,8 @@ RULES_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 PENDING_FLUSH_S = 0.5
 HOLD_EXPIRY_INTERVAL_S = 300.0
+JOURNAL_PRUNE_FIRST_S = 60.0
+JOURNAL_PRUNE_INTERVAL_S = 86_400.0
 HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
 
 
@@ -122,6 +127,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
         runtime.services.append(partial(flush_pending, handler))
         runtime.services.append(partial(expire_holds, store, config.auth.hold_days))
+        if config.auth.journal_keep_days:
+            runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
         if config.admin.port:
             from authhost.admin.http import serve_admin
 
@@ -230,6 +237,22 @@ async def expire_holds(store: CardStore, hold_days: int) -> None:
         except Exception:
             log.exception("expiring old holds failed; will try again")
         await trio.sleep(HOLD_EXPIRY_INTERVAL_S)
+
+
+async def prune_journal(cards: CardService, keep_days: int) -> None:
+    """Apply the journal retention ([auth] journal_keep_days) a minute after start, then daily;
+    each run is audited (actor "system")."""
+    await trio.sleep(JOURNAL_PRUNE_FIRST_S)
+    while True:
+        try:
+            done = await cards.prune_journal(keep_days)
+            log.info(
+                "journal retention: deleted %d entries and %d closed holds older than %d days",
+                done["entries"], done["holds"], keep_days,
+            )  # fmt: skip
+        except Exception:
+            log.exception("pruning the journal failed; will try again")
+        await trio.sleep(JOURNAL_PRUNE_INTERVAL_S)
 
 
 async def reload_rules(rules: RulesWithStoreLists) -> None:

@@ -43,7 +43,13 @@ from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Pro
 from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.keys import KeyType
 from authhost.security.masking import mask_pans_in_text
-from authhost.store.interface import CardStore, Conflict, JournalQuery, NotFound
+from authhost.store.interface import (
+    JOURNAL_MIN_KEEP_DAYS,
+    CardStore,
+    Conflict,
+    JournalQuery,
+    NotFound,
+)
 from authhost.store.records import AuditEntry
 
 # Operator-facing lifecycle actions (URL segment / CLI verb) and what each does.
@@ -539,6 +545,23 @@ class CardService:
             JournalQuery(card_id=card_id, limit=limit, after_id=after_id)
         )
         return [journal_view(e) for e in entries]
+
+    async def prune_journal(self, keep_days: int) -> dict[str, Any]:
+        """Delete journal entries (and closed holds) older than ``keep_days``: the retention an
+        issuer's data policy sets. Refused under JOURNAL_MIN_KEEP_DAYS, which the velocity
+        counters and the reversals of open holds still read. Audited."""
+        if keep_days < JOURNAL_MIN_KEEP_DAYS:
+            raise InvalidRequest(
+                f"keep_days must be at least {JOURNAL_MIN_KEEP_DAYS}: velocity counters read "
+                "30 days of the journal and reversals find their holds"
+            )
+        before = self.clock() - keep_days * 86400
+        pruned = await self.store.prune_journal(before)
+        result = {"before": before, "entries": pruned.entries, "holds": pruned.holds}
+        await self.record_audit(
+            "journal.prune", "journal", None, {"keep_days": keep_days, **result}
+        )
+        return result
 
     async def audit(
         self, *, subject: str = "", limit: int = 100, after_id: int = 0

@@ -530,6 +530,21 @@ def journal_export(
     _say(f"wrote {count} journal entries to {out}")
 
 
+@journal.command("prune")
+def journal_prune(
+    keep_days: Annotated[
+        int, typer.Option(help="keep this many days of journal (at least 35); delete the rest")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete journal entries, and holds that hold nothing, older than --keep-days (audited).
+
+    Export first what the bank's retention policy keeps elsewhere (`journal export --until`).
+    """
+    _run(_config(config, store), lambda s: s.prune_journal(keep_days))
+
+
 audit = typer.Typer(help="The audit log of changes (who, when, what, before/after).")
 
 

@@ -138,6 +138,19 @@ class CommitResult:
     atc_jump: bool = False  # the ATC is too far ahead of the card's newest: nothing moved, 82
 
 
+# the journal is the velocity counters' history (30 days) and holds are what reversals and
+# completions find (hold_days): what is younger than this is never pruned
+JOURNAL_MIN_KEEP_DAYS = 35
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What ``prune_journal`` deleted."""
+
+    entries: int = 0
+    holds: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class JournalQuery:
     card_id: str = ""
@@ -244,6 +257,14 @@ class CardStore(Protocol):
     async def expire_holds(self, older_than: float) -> int:
         """Release authorisation holds created before ``older_than`` (now - hold_days) that no
         reversal or completion released; posted amounts stay. Returns how many."""
+        ...
+
+    async def prune_journal(self, before: float) -> Pruned:
+        """Delete the journal entries older than ``before`` (and their duplicate-transmission
+        index entries) and the holds created before it that hold nothing any more (posted,
+        released, increments); open holds stay. In batches, so the authorisations going on
+        meanwhile wait for one batch at most. ``before`` must be older than what velocity
+        counters and reversals still need (``JOURNAL_MIN_KEEP_DAYS``)."""
         ...
 
 

@@ -53,6 +53,7 @@ from authhost.store.interface import (
     JournalQuery,
     MoneyMove,
     NotFound,
+    Pruned,
     Snapshot,
     SnapshotQuery,
     StoreError,
@@ -66,6 +67,7 @@ from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
+PRUNE_PAGE = 1_000  # journal entries or holds deleted per call while pruning
 # Requests per script call: Redis runs one script at a time, so a burst of thousands from a
 # switch must not hold it (and every other client) for one long script.
 MAX_PER_SCRIPT = 64
@@ -733,6 +735,62 @@ class RedisCardStore:
             ak = self._keys.account(_s(account_id))
             released += int(await self._expire([ak.account, ak.holds], [repr(older_than)]))
         return released
+
+    async def prune_journal(self, before: float) -> Pruned:
+        entries = holds = 0
+        for account_id in await self._journal_accounts(JournalQuery()):
+            ak = self._keys.account(account_id)
+            entries += await self._prune_entries(ak, before)
+            holds += await self._prune_holds(ak, before)
+        return Pruned(entries=entries, holds=holds)
+
+    async def _prune_entries(self, ak: Any, before: float) -> int:
+        """The account's entries older than ``before``, oldest first, a page per transaction,
+        up to the first that is not (ids follow time within a request's deadline)."""
+        pruned = 0
+        while True:
+            ids = await self._client.zrange(ak.journal_all, 0, PRUNE_PAGE - 1)
+            if not ids:
+                return pruned
+            old: list[tuple[str, JournalEntry | None]] = []
+            for jid, raw in zip(ids, await self._client.hmget(ak.journal, ids), strict=True):
+                entry = codec.journal_from_json(raw) if raw is not None else None
+                if entry is not None and entry.ts >= before:
+                    break
+                old.append((_s(jid), entry))
+            if not old:
+                return pruned
+            dedupe = [e.dedupe_key for _, e in old if e is not None and e.dedupe_key]
+            by_card: dict[str, list[str]] = {}
+            for jid, e in old:
+                if e is not None and e.card_id:
+                    by_card.setdefault(e.card_id, []).append(jid)
+            jids = [jid for jid, _ in old]
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hdel(ak.journal, jids)
+                pipe.zrem(ak.journal_all, jids)
+                for card_id, card_jids in by_card.items():
+                    pipe.zrem(ak.journal_card(card_id), card_jids)
+                if dedupe:
+                    pipe.hdel(ak.dedupe, dedupe)
+            if dedupe and not self._cluster:  # a single Redis also indexes every account's
+                await self._client.hdel(self._keys.dedupe_all, dedupe)
+            pruned += len(old)
+            if len(old) < len(ids):
+                return pruned
+
+    async def _prune_holds(self, ak: Any, before: float) -> int:
+        """The account's holds created before ``before`` that hold nothing any more."""
+        closed = []
+        for key, raw in (await self._client.hgetall(ak.holds)).items():
+            amount, posted, reversed_, rest = _s(raw).split("|", 3)
+            created = float(rest.partition("|")[0])
+            still_open = posted == "0" and int(amount) > int(reversed_)
+            if created < before and not still_open:
+                closed.append(_s(key))
+        for first in range(0, len(closed), PRUNE_PAGE):
+            await self._client.hdel(ak.holds, closed[first : first + PRUNE_PAGE])
+        return len(closed)
 
     # --- cards -------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from operator import attrgetter
@@ -42,6 +42,7 @@ from authhost.store.interface import (
     MoneyMove,
     Movement,
     NotFound,
+    Pruned,
     Snapshot,
     SnapshotQuery,
     StoreError,
@@ -118,6 +119,17 @@ WHERE {uncounted_entries("card.card_id = :known_card")}
 _EXPIRED_HOLDS_SQL = (
     "SELECT match_key, account_id, amount - reversed FROM holds "
     "WHERE posted = 0 AND amount > reversed AND created_at < ?"
+)
+# Journal retention, one write transaction per batch (journal_by_ts finds the oldest entries;
+# the duplicate-transmission index is the journal's own column, so it goes with them). A hold
+# is closed when it holds nothing: posted, released, or an increment (its parent held it).
+PRUNE_BATCH = 5_000
+_PRUNE_ENTRIES_SQL = (
+    "DELETE FROM journal WHERE journal_id IN "
+    "(SELECT journal_id FROM journal WHERE ts < ? ORDER BY ts LIMIT ?)"
+)
+_CLOSED_HOLDS_SQL = (
+    "SELECT match_key FROM holds WHERE created_at < ? AND NOT (posted = 0 AND amount > reversed)"
 )
 # holds.posted: 0 a hold, 1 a posted amount, 2 an increment (migration 12)
 _POSTED, _INCREMENT = 1, 2
@@ -493,6 +505,28 @@ class SqliteCardStore:
             return len(rows)
 
         return await self._writer.run(expire)
+
+    async def prune_journal(self, before: float) -> Pruned:
+        def entries(conn: sqlite3.Connection) -> int:
+            return conn.execute(_PRUNE_ENTRIES_SQL, (before, PRUNE_BATCH)).rowcount
+
+        def closed_holds(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(_CLOSED_HOLDS_SQL, (before,))]
+
+        def delete_holds(keys: list[str]) -> Callable[[sqlite3.Connection], int]:
+            return lambda conn: (
+                conn.executemany(
+                    "DELETE FROM holds WHERE match_key = ?", [(k,) for k in keys]
+                ).rowcount
+            )
+
+        pruned = 0
+        while (done := await self._writer.run(entries)) > 0:
+            pruned += done
+        keys = await self._writer.run(closed_holds)
+        for first in range(0, len(keys), PRUNE_BATCH):
+            await self._writer.run(delete_holds(keys[first : first + PRUNE_BATCH]))
+        return Pruned(entries=pruned, holds=len(keys))
 
     # --- cards -----------------------------------------------------------------------------
 
