@@ -39,6 +39,7 @@ class Kind(StrEnum):
     COMPLETION = "completion"  # a pre-authorisation 0100, then its 0220 completion
     INCREMENTAL = "incremental"  # a pre-authorisation 0100, then an 0100 extending it
     VERIFICATION = "verification"  # account verification: 0100, amount 0, field 25 = 51
+    PIN_UNBLOCK = "pin-unblock"  # 0100 at an ATM, processing code 91, with the right PIN
     ADVICE = "advice"
     ECHO = "echo"  # network management 0800/301
     SIGN_ON = "sign-on"  # 0800/001
@@ -59,7 +60,7 @@ ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
                Entry.ECOMMERCE: "812"}  # fmt: skip
 PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
               Kind.REFUND: "200000", Kind.ADVICE: "000000",
-              Kind.VERIFICATION: "000000"}  # fmt: skip
+              Kind.VERIFICATION: "000000", Kind.PIN_UNBLOCK: "910000"}  # fmt: skip
 NETWORK_CODES = {Kind.ECHO: "301", Kind.SIGN_ON: "001", Kind.SIGN_OFF: "002"}
 DUKPT_KSN_BASE = "FFFF9876543210E00000"  # TDES KSN: key set id, device id, counter 0
 _MAX_DUKPT_ONES = 10  # a TDES DUKPT counter never has more than 10 one bits
@@ -156,7 +157,7 @@ class RequestBuilder:
         ``partial_approval``: the terminal can take a partial approval (field 48 SE 61)."""
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
-        cash_like = kind in (Kind.CASH, Kind.BALANCE)
+        cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK)  # at an ATM
         default_mti = {Kind.CASH: "0200", Kind.REFUND: "0200", Kind.ADVICE: "0120"}
         fields = self._header(mti or default_mti.get(kind, "0100"), now)
         fields.update(

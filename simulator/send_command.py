@@ -105,7 +105,8 @@ def send(
     Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal),
     completion (a pre-authorisation, then its 0220 completion), incremental (a
     pre-authorisation, then an 0100 extending it by --increment; with --final-amount, the
-    0220 completing both), verification (amount 0, field 25 = 51), advice, echo, sign-on,
+    0220 completing both), verification (amount 0, field 25 = 51), pin-unblock (processing
+    code 91 at an ATM: unlocks a locked PIN with the right one), advice, echo, sign-on,
     sign-off.
     The card comes from a demo card file or from --pan and friends.
     """
@@ -185,7 +186,9 @@ def _requests(
         more = builder.incremental(original, chosen, round((increment or 5.0) * 100))
         done = [builder.completion(original, final)] if final_amount is not None else []
         return [original, more, *done]
-    if kind is Kind.BALANCE:
+    if kind is Kind.PIN_UNBLOCK and pin is None:
+        raise ValueError("pin-unblock needs --pin (the card's own: --pin card)")
+    if kind in (Kind.BALANCE, Kind.PIN_UNBLOCK):
         minor = 0
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
                               billing=billing, partial_approval=partial)]  # fmt: skip

@@ -355,6 +355,43 @@ async def test_frequency_limit_and_pin_lockout(nursery, tmp_path, store_url):
     assert codes == ["55", "55", "75", "75"]
 
 
+async def test_a_locked_pin_is_unblocked_at_the_atm_with_the_right_pin_but_not_guessed(
+    nursery, tmp_path, store_url
+):
+    """Processing code 91: the right PIN unlocks a locked PIN (00) and moves no money; wrong
+    ones count on, and two past the limit only the bank can unlock it."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-3624"]
+    wrong = "9999" if card["pin"] != "9999" else "8888"
+
+    def unblock(pin: str) -> dict[str, Any]:
+        fields = purchase(card, **{"3": "910000", "4": None, "18": "6011"})
+        return with_pin(fields, host, card, pin)
+
+    async def codes(*requests: dict[str, Any]) -> list[str]:
+        return [(await switch.send(r))["39"] for r in requests]
+
+    ledger, available = await balances_of(switch, card)
+    assert await codes(*(with_pin(purchase(card), host, card, wrong) for _ in range(3))) == [
+        "55", "55", "75"]  # fmt: skip
+    assert await codes(with_pin(purchase(card), host, card, card["pin"])) == ["75"]  # locked
+    assert await codes(purchase(card, **{"3": "910000", "4": None})) == ["55"]  # needs a PIN
+    assert await codes(unblock(wrong), unblock(card["pin"])) == ["55", "00"]
+    assert await codes(with_pin(purchase(card, amount=700), host, card, card["pin"])) == ["00"]
+    assert await balances_of(switch, card) == (ledger, available - 700)  # the unblock: nothing
+
+    # locked again, then guessed at through unblocks: 2 more tries, then even the right PIN
+    # cannot unblock it
+    locking = [with_pin(purchase(card), host, card, wrong) for _ in range(3)]
+    assert await codes(*locking, unblock(wrong), unblock(wrong), unblock(card["pin"])) == [
+        "55", "55", "75", "55", "75", "75"]  # fmt: skip
+    async with opened_store(store_url) as store:
+        reasons = [e.reason_codes for e in await store.journal(JournalQuery(limit=100))]
+    assert sum("pin.unblocked" in r for r in reasons) == 1
+    assert sum("pin.unblock_exhausted" in r for r in reasons) == 1
+
+
 async def test_balance_inquiry_returns_balances_without_holding(nursery, tmp_path, store_url):
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)

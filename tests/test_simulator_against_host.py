@@ -84,11 +84,12 @@ def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
         (["verification", "--entry", "ecommerce"], "VERIFIED: 85"),
         (["purchase", "--currency", "840", "--billing-amount", "9.21"], "APPROVED: 00"),
         (["purchase", "--card", "2", "--amount", "80", "--partial"], "PARTLY APPROVED: 10"),
+        (["pin-unblock", "--pin", "card"], "APPROVED: 00"),
         (["echo"], "0810"),
         (["purchase", "--card", "8"], "DECLINED: 41 lost card"),
     ],
     ids=["wrong PIN", "e-commerce with CVV2", "balance inquiry", "reversal", "completion",
-         "account verification", "card used abroad", "partial approval", "echo test", "lost card"],
+         "account verification", "card used abroad", "partial approval", "PIN unblock", "echo test", "lost card"],
 )  # fmt: skip
 def test_send_kinds(host, args, expected):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
@@ -119,8 +120,9 @@ def test_send_incremental_extends_then_completes(host):
 @pytest.mark.parametrize(
     ("args", "option"),
     [(["purchase", "--increment", "5"], "--increment"), (["incremental", "--increment", "0"], "--increment"),
-     (["cash", "--partial"], "--partial")],
-    ids=["increment not for a purchase", "zero increment", "partial not for cash"],
+     (["cash", "--partial"], "--partial"), (["pin-unblock"], "--pin")],
+    ids=["increment not for a purchase", "zero increment", "partial not for cash",
+         "unblock without a PIN"],
 )  # fmt: skip
 def test_send_refuses_an_option_it_cannot_use(host, args, option):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from authhost.auth.decision import Decline
 from authhost.auth.keys import looked_up_original
+from authhost.auth.steps.validate import MONEYLESS_TYPES
 from authhost.auth.transaction import Transaction
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import MessageClass
@@ -24,7 +25,7 @@ class Funds:
     def movement_kind(self, tx: Transaction) -> MoneyMove | None:
         request = tx.request
         kind = request.transaction_type
-        if kind == "31" or request.amount_minor == 0:  # inquiry, account verification
+        if kind in MONEYLESS_TYPES or request.amount_minor == 0:  # + account verification
             return None
         if kind == "20":
             return MoneyMove.CREDIT

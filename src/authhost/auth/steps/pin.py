@@ -3,6 +3,11 @@
 The PIN block is translated and checked inside the security module against the card's PVV or
 IBM 3624 offset; the clear PIN never leaves it. Wrong PINs count up to the limit (75), a good
 PIN resets the counter.
+
+A PIN unblock (processing code 91, Mastercard's) is how a cardholder who locked the PIN
+unlocks it at an ATM with the right one: it is checked even though the card is locked. Its
+wrong tries count on, and UNBLOCK_TRIES past the limit only the bank can unlock the PIN
+(``authhost pin unlock``), so the unblock cannot be used to go on guessing.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import Channel
+
+PIN_UNBLOCK = "91"  # processing code type of a PIN unblock
+UNBLOCK_TRIES = 2  # wrong PINs an unblock may add to a locked card's count
 
 
 class PinVerification:
@@ -23,12 +31,16 @@ class PinVerification:
 
         request, card, product = tx.request, tx.snapshot.card, tx.snapshot.product
         assert card is not None and product is not None and request.pan is not None
-        required = request.channel is Channel.ATM and request.transaction_type == "01"
+        unblock = request.transaction_type == PIN_UNBLOCK
+        required = unblock or (request.channel is Channel.ATM and request.transaction_type == "01")
         if request.pin_block is None:
             return Decline(RC.INCORRECT_PIN, "pin.missing") if required else None
         tx.pin_checked = True
-        if card.pin_tries >= self._try_limit:
-            return Decline(RC.PIN_TRIES_EXCEEDED, "pin.locked")
+        limit = self._try_limit + UNBLOCK_TRIES if unblock else self._try_limit
+        if card.pin_tries >= limit:
+            return Decline(
+                RC.PIN_TRIES_EXCEEDED, "pin.unblock_exhausted" if unblock else "pin.locked"
+            )
         if card.pin_reference is None:
             return Decline(RC.INCORRECT_PIN, "pin.not_set")
         source = self._security.pin_source(request.security_control, request.acquirer_id)
@@ -44,12 +56,14 @@ class PinVerification:
         if check is PinCheck.OK:
             if card.pin_tries:
                 tx.new_pin_tries = 0
+                if unblock:
+                    tx.reasons.append("pin.unblocked")
             return None
         if check is PinCheck.WRONG:
             tx.pin_failed = True
             tries = card.pin_tries + 1
             tx.new_pin_tries = tries
-            if tries >= self._try_limit:
+            if tries >= limit:
                 return Decline(RC.PIN_TRIES_EXCEEDED, "pin.tries_exhausted")
             return Decline(RC.INCORRECT_PIN, "pin.wrong")
         return Decline(RC.INCORRECT_PIN, "pin.bad_block")

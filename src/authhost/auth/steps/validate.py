@@ -8,9 +8,9 @@ from authhost.auth.transaction import Transaction
 from authhost.cards.luhn import is_luhn_valid
 from authhost.iso.codes import ResponseCode as RC
 
-SUPPORTED_TYPES = frozenset(
-    {"00", "01", "09", "20", "31"}
-)  # purchase, cash, cashback, refund, inquiry
+# purchase, cash, cashback, refund, balance inquiry, PIN unblock (Mastercard's 91)
+SUPPORTED_TYPES = frozenset({"00", "01", "09", "20", "31", "91"})
+MONEYLESS_TYPES = frozenset({"31", "91"})  # no amount needed: nothing is held or posted
 MAX_AMOUNT = 10**12 - 1  # field 4 holds 12 digits
 
 
@@ -24,7 +24,7 @@ def validate(tx: Transaction) -> Decline | None:
         return Decline(RC.FORMAT_ERROR, "validate.stan_missing")
     if request.transaction_type not in SUPPORTED_TYPES:
         return Decline(RC.INVALID_TRANSACTION, "validate.transaction_type")
-    inquiry = request.transaction_type == "31"
+    inquiry = request.transaction_type in MONEYLESS_TYPES
     amount = request.amount_minor
     if amount is None:
         if not inquiry:
