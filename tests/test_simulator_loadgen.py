@@ -18,8 +18,13 @@ import trio
 from conftest import free_port
 from typer.testing import CliRunner
 
+from authhost.iso.codec import decode_message
+from authhost.iso.dialects import DEFAULT_DIALECT, get_dialect
+from authhost.iso.framing import FrameDecoder, Framing, encode_frame
 from simulator.bench import run_bench, split_plan
+from simulator.builder import Entry, Kind, RequestBuilder
 from simulator.cli import app
+from simulator.demo_cards import SimCard
 from simulator.loadgen import LoadPlan, run_load
 from simulator.mixes import network
 
@@ -139,6 +144,38 @@ async def test_a_server_that_hangs_up_makes_errors():
     assert result.completed == 0
     assert result.errors > 0
     assert result.sent == result.errors
+
+
+async def test_runs_with_the_same_templates_send_new_transmissions_each_time():
+    """A host answers a repeated transmission (same STAN, RRN, terminal and transmission
+    time) from its journal without deciding it: runs that reuse one set of templates (as
+    benchmarks/suite.py does, phase after phase) must never repeat an earlier run's."""
+    seen: list[tuple[str, str, str]] = []
+    dialect = get_dialect(DEFAULT_DIALECT)
+    framing = Framing()
+
+    async def record_and_echo(stream):
+        decoder = FrameDecoder(framing)
+        while data := await stream.receive_some(65536):
+            decoder.feed(data)
+            while (body := decoder.next_frame()) is not None:
+                request = decode_message(body, dialect)
+                seen.append((request.transmission_time, request.stan, request.rrn))
+                await stream.send_all(encode_frame(body, framing))
+
+    pan = "4761730000000011"  # Visa test BIN, Luhn-valid
+    card = SimCard(pan=pan, expiry="2812", service_code="201", cvv2="123",
+                   track2=f"{pan}=28122019990000", pin=None, state="active", account="acc",
+                   currency="978", available=1000)  # fmt: skip
+    templates = [RequestBuilder().financial(Kind.PURCHASE, card, 100, entry=Entry.ECOMMERCE)]
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, record_and_echo, 0)
+        port = listeners[0].socket.getsockname()[1]
+        for _ in range(3):  # the same second, most likely: the counters alone keep them apart
+            result = await run_load(plan(port, count=200), templates)
+            assert result.completed == 200
+        nursery.cancel_scope.cancel()
+    assert len(seen) == 600 and len(set(seen)) == 600
 
 
 def test_bench_command_prints_a_table_and_writes_json(echo_port, tmp_path):
