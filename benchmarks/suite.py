@@ -26,6 +26,7 @@ generator takes CPU from the server it measures, for the echo server and authhos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import glob
 import json
@@ -35,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -183,6 +185,17 @@ class Suite:
     rounds: list[dict[str, Any]] = field(default_factory=list)  # every measurement
     notes: list[str] = field(default_factory=list)
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    # decisions written per answer of each SQLite authorisation round: 1.0 when every request
+    # was decided and journalled, less when the host answered retransmissions from its journal
+    journalled: dict[str, list[float]] = field(default_factory=dict)
+
+    def journal_rows(self) -> int | None:
+        """Entries in the SQLite journal (None without the file)."""
+        path = self.work / "authhost.db"
+        if not path.exists():
+            return None
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT count(*) FROM journal").fetchone()[0])
 
     def measure(
         self,
@@ -215,6 +228,7 @@ class Suite:
             TimeElapsedColumn(),
             console=console,
         )
+        journal_before = self.journal_rows() if label.startswith("authhost auth sqlite") else None
         server_before, load_before = cpu_seconds(server.process.pid), own_cpu_seconds()
         with progress:
             task = progress.add_task(label, total=count if rate else None)
@@ -228,6 +242,10 @@ class Suite:
         server_cpu = cpu_seconds(server.process.pid) - server_before
         load_cpu = own_cpu_seconds() - load_before
         answered = max(report.result.completed, 1)
+        if journal_before is not None:
+            time.sleep(0.6)  # the journal entries of answers given at the deadline come later
+            written = (self.journal_rows() or 0) - journal_before
+            self.journalled.setdefault(label, []).append(round(written / answered, 3))
         cpu = {
             "server_cpu_s": round(server_cpu, 2),
             "loadgen_cpu_s": round(load_cpu, 2),
@@ -490,6 +508,14 @@ def git_commit() -> str:
 def write_report(suite: Suite, out: Path, started: float) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     by_label = suite.best
+    if suite.journalled:
+        every = ", ".join(
+            f"{label}: {'/'.join(map(str, v))}" for label, v in suite.journalled.items()
+        )
+        suite.notes.append(
+            "journal entries written per answer, each SQLite round (1.0: every request decided, "
+            f"none answered as a retransmission): {every}"
+        )
     doc = {
         "date": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
@@ -509,6 +535,7 @@ def write_report(suite: Suite, out: Path, started: float) -> dict[str, Any]:
             "authhost_log_level": suite.args.log_level,
         },
         "notes": suite.notes,
+        "journal_entries_per_answer": suite.journalled,
         "ratios": ratios(by_label, suite.cpu),
         "phases": [{**r.as_dict(), **suite.cpu.get(r.label, {})} for r in suite.best.values()],
         "all_rounds": suite.rounds,
