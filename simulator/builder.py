@@ -40,6 +40,7 @@ class Kind(StrEnum):
     INCREMENTAL = "incremental"  # a pre-authorisation 0100, then an 0100 extending it
     VERIFICATION = "verification"  # account verification: 0100, amount 0, field 25 = 51
     PIN_UNBLOCK = "pin-unblock"  # 0100 at an ATM, processing code 91, with the right PIN
+    PIN_CHANGE = "pin-change"  # 0100 at an ATM, processing code 92: the PIN, the new in 125
     ADVICE = "advice"
     ECHO = "echo"  # network management 0800/301
     SIGN_ON = "sign-on"  # 0800/001
@@ -60,7 +61,8 @@ ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
                Entry.ECOMMERCE: "812"}  # fmt: skip
 PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
               Kind.REFUND: "200000", Kind.ADVICE: "000000",
-              Kind.VERIFICATION: "000000", Kind.PIN_UNBLOCK: "910000"}  # fmt: skip
+              Kind.VERIFICATION: "000000", Kind.PIN_UNBLOCK: "910000",
+              Kind.PIN_CHANGE: "920000"}  # fmt: skip
 NETWORK_CODES = {Kind.ECHO: "301", Kind.SIGN_ON: "001", Kind.SIGN_OFF: "002"}
 DUKPT_KSN_BASE = "FFFF9876543210E00000"  # TDES KSN: key set id, device id, counter 0
 _MAX_DUKPT_ONES = 10  # a TDES DUKPT counter never has more than 10 one bits
@@ -157,7 +159,7 @@ class RequestBuilder:
         ``partial_approval``: the terminal can take a partial approval (field 48 SE 61)."""
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
-        cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK)  # at an ATM
+        cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK, Kind.PIN_CHANGE)  # ATM
         default_mti = {Kind.CASH: "0200", Kind.REFUND: "0200", Kind.ADVICE: "0120"}
         fields = self._header(mti or default_mti.get(kind, "0100"), now)
         fields.update(
@@ -193,6 +195,21 @@ class RequestBuilder:
             fields["48"] = build_additional_data(additional)
         if pin is not None:
             fields.update(self.pin_fields(card, pin))
+        return dict(sorted(fields.items(), key=_field_order))
+
+    def pin_change(
+        self, card: SimCard, pin: str, new_pin: str, *, now: float | None = None
+    ) -> Fields:
+        """A PIN change at an ATM: the current PIN in field 52, the new one in field 125 (hex)
+        under the same key (the same DUKPT key when the terminal uses DUKPT)."""
+        fields = self.financial(Kind.PIN_CHANGE, card, 0, pin=pin, now=now)
+        if "53" in fields:
+            assert self.bdk is not None
+            block = terminal_encrypt_pin_tdes(self.bdk, str(fields["53"]), new_pin, card.pan)
+        else:
+            assert self.zpk is not None
+            block = encrypt_pin_block(self.zpk, new_pin, card.pan)
+        fields["125"] = block.hex().upper()
         return dict(sorted(fields.items(), key=_field_order))
 
     def chip_data(self, card: SimCard, fields: Fields, now: float | None = None) -> bytes:

@@ -65,6 +65,7 @@ def send(
         help="completion: the amount completed (default: the pre-authorised --amount); "
         "incremental: complete the extended pre-authorisation with this amount.",
     ),
+    new_pin: str | None = typer.Option(None, help="pin-change: the new PIN."),
     partial: bool = typer.Option(
         False, help="The terminal can take a partial approval (field 48 SE 61): 10 when short."
     ),
@@ -106,8 +107,8 @@ def send(
     completion (a pre-authorisation, then its 0220 completion), incremental (a
     pre-authorisation, then an 0100 extending it by --increment; with --final-amount, the
     0220 completing both), verification (amount 0, field 25 = 51), pin-unblock (processing
-    code 91 at an ATM: unlocks a locked PIN with the right one), advice, echo, sign-on,
-    sign-off.
+    code 91 at an ATM: unlocks a locked PIN with the right one), pin-change (processing code
+    92: --pin the current PIN, --new-pin the new one), advice, echo, sign-on, sign-off.
     The card comes from a demo card file or from --pan and friends.
     """
     link = Link(host, port, dialect, framing, tpdu, timeout)
@@ -121,7 +122,7 @@ def send(
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
-                             increment, partial)  # fmt: skip
+                             increment, partial, new_pin)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -137,6 +138,7 @@ def _requests(
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
+    new_pin: str | None = None,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -186,6 +188,12 @@ def _requests(
         more = builder.incremental(original, chosen, round((increment or 5.0) * 100))
         done = [builder.completion(original, final)] if final_amount is not None else []
         return [original, more, *done]
+    if (new_pin is not None) != (kind is Kind.PIN_CHANGE):
+        raise ValueError("pin-change needs --new-pin, and --new-pin applies to pin-change only")
+    if kind is Kind.PIN_CHANGE:
+        if pin is None or new_pin is None or not new_pin.isdigit() or not 4 <= len(new_pin) <= 12:
+            raise ValueError("pin-change needs --pin (the current one) and --new-pin (4-12 digits)")
+        return [builder.pin_change(chosen, pin, new_pin)]
     if kind is Kind.PIN_UNBLOCK and pin is None:
         raise ValueError("pin-unblock needs --pin (the card's own: --pin card)")
     if kind in (Kind.BALANCE, Kind.PIN_UNBLOCK):

@@ -392,6 +392,38 @@ async def test_a_locked_pin_is_unblocked_at_the_atm_with_the_right_pin_but_not_g
     assert sum("pin.unblock_exhausted" in r for r in reasons) == 1
 
 
+async def test_a_pin_is_changed_at_the_atm_with_the_old_one(nursery, tmp_path, store_url):
+    """Processing code 92: field 52 the current PIN, field 125 the new one under the same key.
+    After it the old PIN is wrong and the new one right; a wrong current PIN changes nothing."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]  # Visa PVV: 4-digit PINs
+    old, new = card["pin"], "4826" if card["pin"] != "4826" else "4827"
+
+    def change(current: str, to: str | None) -> dict[str, Any]:
+        fields = with_pin(purchase(card, **{"3": "920000", "4": None, "18": "6011"}), host,
+                          card, current)  # fmt: skip
+        if to is not None:
+            fields["125"] = encrypt_pin_block(host.zpk(), to, card["pan"]).hex().upper()
+        return fields
+
+    async def code(fields: dict[str, Any]) -> str:
+        return (await switch.send(fields))["39"]
+
+    assert await code(change(old, None)) == "30"  # no new PIN
+    assert await code(change(new, new)) == "55"  # the current PIN is wrong: nothing changes
+    assert await code(with_pin(purchase(card), host, card, old)) == "00"
+    assert await code(change(old, "123456")) == "12"  # a PIN a PVV cannot hold
+    assert await code(change(old, new)) == "00"
+    assert await code(with_pin(purchase(card), host, card, old)) == "55"
+    assert await code(with_pin(purchase(card), host, card, new)) == "00"
+    async with opened_store(store_url) as store:
+        reasons = [e.reason_codes for e in await store.journal(JournalQuery(limit=100))]
+    assert sum("pin.changed" in r for r in reasons) == 1
+    assert sum("pin.new_pin_refused" in r for r in reasons) == 1
+    assert sum("validate.new_pin_missing" in r for r in reasons) == 1
+
+
 async def test_balance_inquiry_returns_balances_without_holding(nursery, tmp_path, store_url):
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)

@@ -120,13 +120,27 @@ def test_send_incremental_extends_then_completes(host):
 @pytest.mark.parametrize(
     ("args", "option"),
     [(["purchase", "--increment", "5"], "--increment"), (["incremental", "--increment", "0"], "--increment"),
-     (["cash", "--partial"], "--partial"), (["pin-unblock"], "--pin")],
+     (["cash", "--partial"], "--partial"), (["pin-unblock"], "--pin"),
+     (["pin-change", "--pin", "card"], "--new-pin"), (["purchase", "--new-pin", "4826"], "--new-pin")],
     ids=["increment not for a purchase", "zero increment", "partial not for cash",
-         "unblock without a PIN"],
+         "unblock without a PIN", "change without a new PIN", "new PIN not for a purchase"],
 )  # fmt: skip
 def test_send_refuses_an_option_it_cannot_use(host, args, option):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
     assert result.exit_code == 2 and option in result.output
+
+
+def test_send_pin_change_and_back(host):
+    """The PIN of card 3 is changed, its old PIN is then wrong, and it is changed back (other
+    tests use the card's own PIN)."""
+    own = json.loads(Path(host["cards"]).read_text())["cards"][2]["pin"]
+    other = "4826" if own != "4826" else "4827"
+    for current, new, expected in ((own, other, "APPROVED: 00"), (own, other, "DECLINED: 55"),
+                                   (other, own, "APPROVED: 00")):  # fmt: skip
+        result = sim("send", "pin-change", "--card", "3", "--pin", current, "--new-pin", new,
+                     "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert expected in result.output
 
 
 def test_send_explains_an_unreachable_host(host):

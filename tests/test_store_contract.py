@@ -735,6 +735,37 @@ async def test_pin_tries_written_by_commit(store):
     assert (await store.get_card(card.card_id)).pin_tries == 2
 
 
+async def test_a_pin_change_writes_the_new_reference_unless_the_card_moved(store):
+    card, _ = await seeded(store)
+    await store.commit(Commit(entry(card, 1, 0, response_code="55"), card_id=card.card_id,
+                              pin_tries=2))  # fmt: skip
+    seen = await store.get_card(card.card_id)  # the snapshot the PIN change was decided on
+    changed = replace(seen, pin_reference="7531", pin_tries=0)
+    done = await store.commit(
+        Commit(
+            entry(card, 2, 0, processing_code="920000"),
+            card_id=card.card_id,
+            pin_tries=0,
+            changed_card=changed,
+        )  # fmt: skip
+    )
+    assert not done.pin_change_conflict and done.journal.response_code == "00"
+    now = await store.get_card(card.card_id)
+    assert (now.pin_reference, now.pin_tries, now.version) == ("7531", 0, seen.version + 1)
+    # decided on the old snapshot again (the card moved since): refused, the PIN stays
+    stale = replace(seen, pin_reference="1111", pin_tries=0)
+    late = await store.commit(
+        Commit(
+            entry(card, 3, 0, processing_code="920000"), card_id=card.card_id, changed_card=stale
+        )  # fmt: skip
+    )
+    assert late.pin_change_conflict and late.journal.response_code == "96"
+    assert "pin.change_conflict" in late.journal.reason_codes and not late.journal.approval_code
+    assert (await store.get_card(card.card_id)).pin_reference == "7531"
+    stored = {e.journal_id: e for e in await store.journal(JournalQuery(card_id=card.card_id))}
+    assert stored[late.journal.journal_id].response_code == "96"
+
+
 # --- journal, audit, lists, idempotency --------------------------------------------------------
 
 

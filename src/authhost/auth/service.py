@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -32,6 +33,7 @@ from authhost.security.masking import mask_pan
 from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
+    PIN_CHANGE_CONFLICT,
     CardStore,
     Commit,
     CommitResult,
@@ -212,6 +214,9 @@ class AuthService:
             pin_tries=tx.new_pin_tries,
             atc=tx.cryptogram.atc if tx.cryptogram is not None else None,
             atc_jump_limit=self._atc_jump_limit,
+            changed_card=replace(card, pin_reference=tx.new_pin_reference, pin_tries=0)
+            if card is not None and tx.new_pin_reference is not None and decline is None
+            else None,
         )
         return decision, commit
 
@@ -393,7 +398,11 @@ def settled(
     commit found) plus field 54 balances."""
     if result.duplicate_of is not None:
         return replayed(result.duplicate_of, request, pan_index)
-    if result.atc_replay or result.atc_jump:  # the store refused the cryptogram's counter
+    if result.pin_change_conflict:  # the card changed meanwhile: the PIN was not changed
+        decision.response_code = RC.SYSTEM_MALFUNCTION
+        decision.approval_code = None
+        decision.reason_codes.append(PIN_CHANGE_CONFLICT)
+    elif result.atc_replay or result.atc_jump:  # the store refused the cryptogram's counter
         decision.response_code = RC(result.journal.response_code)
         decision.approval_code = None
         decision.approved_amount_minor = None

@@ -22,6 +22,7 @@ class Transaction:
     pin_failed: bool = False
     cvv_failed: bool = False
     new_pin_tries: int | None = None
+    new_pin_reference: str | None = None  # a PIN change: the new PIN's PVV or offset
     fraud_score: int | None = None
     challenger_score: int | None = None
     model_skipped: bool = False

@@ -177,6 +177,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     if (billing is None) != (billing_currency is None):
         raise ValueError("fields 6 and 51 (cardholder billing amount and currency) go together")
     pin_block = get("52")
+    new_pin_block = get("125")
     icc = get("55")
     additional = get("48")
     subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
@@ -211,6 +212,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         billing_currency=billing_currency,
         pin_block=_hex_bytes(pin_block, "52") if pin_block is not None else None,
         security_control=get("53"),
+        new_pin_block=_hex_bytes(new_pin_block, "125") if new_pin_block is not None else None,
         icc_data=_hex_bytes(icc, "55") if icc is not None else None,
         original_data=get("90"),
         replacement_amounts=get("95"),

@@ -75,6 +75,8 @@ class AuthRequest:
     billing_currency: str | None = None  # 51
     pin_block: bytes | None = None  # 52, 8 bytes (16 for ISO format 4)
     security_control: str | None = None  # 53 (DUKPT KSN, hex, when the terminal uses DUKPT)
+    # 125 in a PIN change (processing code 92): the new PIN, encrypted like field 52's
+    new_pin_block: bytes | None = None
     icc_data: bytes | None = None  # 55
     original_data: str | None = None  # 90: orig MTI(4) STAN(6) tx time(10) acq(11) fwd(11)
     replacement_amounts: str | None = None  # 95: actual amount (12) first, for partial reversal

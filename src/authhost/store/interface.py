@@ -70,6 +70,20 @@ ATC_REPLAY = "chip.atc_replay"  # a counter the card used already, or one below 
 ATC_JUMP = "chip.atc_jump"  # a counter further ahead of the card's newest than the limit
 
 
+PIN_CHANGE_CONFLICT = "pin.change_conflict"
+
+
+def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
+    """What a store records when a PIN change found the card changed since its snapshot (two
+    requests on one card at once): 96, try again; the PIN is not changed."""
+    return {
+        "response_code": "96",
+        "approval_code": "",
+        "hold_amount": 0,
+        "reason_codes": ";".join(r for r in (entry.reason_codes, PIN_CHANGE_CONFLICT) if r),
+    }
+
+
 def atc_refused_outcome(entry: JournalEntry, reason: str = ATC_REPLAY) -> dict[str, object]:
     """What a store records instead when it refuses ``entry``'s chip counter (``reason``): a
     decline (82) if it was an approval, and the reason either way. Nothing moves."""
@@ -123,6 +137,9 @@ class Commit:
     # further ahead is refused too (``CommitResult.atc_jump``): cryptograms made in advance
     # for counters the card has not reached (pre-play), or a card's counter run up
     atc_jump_limit: int = 0
+    # a PIN change: the card as it is to be stored (its new PIN reference, no wrong tries),
+    # written only if the card is still at ``version`` (else ``CommitResult.pin_change_conflict``)
+    changed_card: Card | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +153,8 @@ class CommitResult:
     # the card used this ATC already, or a higher one: nothing moved, journal says 82
     atc_replay: bool = False
     atc_jump: bool = False  # the ATC is too far ahead of the card's newest: nothing moved, 82
+    # a PIN change found the card changed since its snapshot: the PIN stays, journal says 96
+    pin_change_conflict: bool = False
 
 
 # the journal is the velocity counters' history (30 days) and holds are what reversals and

@@ -60,6 +60,7 @@ from authhost.store.interface import (
     StoreInfo,
     atc_refused_outcome,
     journal_pages,
+    pin_change_conflict_outcome,
 )
 from authhost.store.records import AuditEntry, JournalEntry, copy_entry, journal_dict
 from authhost.store.redis_keys import Keys
@@ -571,6 +572,7 @@ class RedisCardStore:
         data = journal_dict(entry)
         ok_json = codec.compact_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
         failed_json = _funds_short_json(ok_json, entry)
+        changed = commit.changed_card  # a PIN change
         event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
@@ -633,6 +635,11 @@ class RedisCardStore:
             _outcome_json(ok_json, entry, atc_refused_outcome(entry, ATC_JUMP))
             if commit.atc is not None and commit.atc_jump_limit
             else "",
+            codec.card_to_json(changed) if changed is not None else "",
+            str(changed.version) if changed is not None else "",
+            _outcome_json(ok_json, entry, pin_change_conflict_outcome(entry))
+            if changed is not None
+            else "",
         ]
         return _CommitCall(keys, args)
 
@@ -647,6 +654,11 @@ class RedisCardStore:
             account_id = move.account_id if move is not None else entry.account_id
             raise NotFound(f"account {account_id} not found")
         refused = int(reply[4]) if len(reply) > 4 else 0
+        if refused == 3:  # a PIN change found the card changed meanwhile: the PIN stays
+            stored = copy_entry(entry)
+            for name, value in pin_change_conflict_outcome(entry).items():
+                setattr(stored, name, value)
+            return CommitResult(journal=stored, pin_change_conflict=True)
         if refused:  # the chip counter was refused (1 a replay, 2 too far ahead): nothing moved
             stored = copy_entry(entry)
             reason = ATC_REPLAY if refused == 1 else ATC_JUMP

@@ -167,7 +167,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       17 the chip cryptogram's ATC ('' = none), 18 journal json (ATC replayed), 19 forget
 #       ATCs seen before (score), 20 the match key of the pre-authorisation an incremental
 #       authorisation (a hold) adds to ('' = none), 21 how far ahead of the card's newest ATC
-#       this one may be ('0' = no limit), 22 journal json (ATC too far ahead)
+#       this one may be ('0' = no limit), 22 journal json (ATC too far ahead), 23 a PIN change:
+#       the card's new JSON ('' = none), 24 the card version it was made from, 25 journal json
+#       (the card changed meanwhile: the PIN stays)
 # Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
@@ -209,6 +211,17 @@ if ARGV[17] ~= '' then
     end
   end
   if replayed > 0 then
+    kind = ''
+    hold_amount = 0
+  end
+end
+if ARGV[23] ~= '' and replayed == 0 then
+  -- a PIN change: the card with its new PIN reference, if nothing changed it since its snapshot
+  if redis.call('HGET', KEYS[2], 'version') == ARGV[24] then
+    redis.call('HSET', KEYS[2], 'data', ARGV[23], 'pin_tries', '0')
+    redis.call('HINCRBY', KEYS[2], 'version', 1)
+  else
+    replayed = 3
     kind = ''
     hold_amount = 0
   end
@@ -317,6 +330,7 @@ local journal = ARGV[9]
 if funds_ok == 0 then journal = ARGV[10] end
 if replayed == 1 then journal = ARGV[18] end
 if replayed == 2 then journal = ARGV[22] end
+if replayed == 3 then journal = ARGV[25] end
 -- anchored on the key: a text field that is itself "__HOLD__" is JSON like any other value
 journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
   '"hold_amount":' .. string.format('%d', hold_amount), 1)
@@ -346,7 +360,8 @@ if ARGV[11] ~= '' then
   if dropped > 0 then redis.call('INCRBY', KEYS[10], dropped) end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[13])  -- the pre-log history
 end
-if ARGV[14] ~= '' and replayed == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+-- (a PIN change wrote the card, its tries with it)
+if ARGV[14] ~= '' and replayed == 0 and ARGV[23] == '' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'pin_tries', ARGV[14])
   redis.call('HINCRBY', KEYS[2], 'version', 1)
 end
@@ -362,7 +377,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 22)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 25)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

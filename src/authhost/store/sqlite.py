@@ -49,6 +49,7 @@ from authhost.store.interface import (
     StoreInfo,
     atc_refused_outcome,
     journal_pages,
+    pin_change_conflict_outcome,
 )
 from authhost.store.money import spend_delta
 from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry, copy_entry
@@ -792,7 +793,18 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         outcome = _journal_outcome(entry)
         if outcome != as_inserted:  # funds short at commit, or a reversal released less
             conn.execute(_JOURNAL_OUTCOME_UPDATE, (*outcome, entry.journal_id))
-    if commit.pin_tries is not None and commit.card_id:
+    if commit.changed_card is not None:  # a PIN change: its new reference, no wrong tries
+        card = commit.changed_card
+        if not conn.execute(
+            "UPDATE cards SET data = ?, pin_tries = 0, version = version + 1 "
+            "WHERE card_id = ? AND version = ?",
+            (codec.card_to_json(card), card.card_id, card.version),
+        ).rowcount:
+            for name, value in pin_change_conflict_outcome(entry).items():
+                setattr(entry, name, value)
+            conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
+            return CommitResult(journal=entry, pin_change_conflict=True)
+    elif commit.pin_tries is not None and commit.card_id:
         conn.execute(
             "UPDATE cards SET pin_tries = ?, version = version + 1 WHERE card_id = ?",
             (commit.pin_tries, commit.card_id),

@@ -8,9 +8,11 @@ from authhost.auth.transaction import Transaction
 from authhost.cards.luhn import is_luhn_valid
 from authhost.iso.codes import ResponseCode as RC
 
-# purchase, cash, cashback, refund, balance inquiry, PIN unblock (Mastercard's 91)
-SUPPORTED_TYPES = frozenset({"00", "01", "09", "20", "31", "91"})
-MONEYLESS_TYPES = frozenset({"31", "91"})  # no amount needed: nothing is held or posted
+# purchase, cash, cashback, refund, balance inquiry, PIN unblock and PIN change (Mastercard's
+# 91 and 92)
+SUPPORTED_TYPES = frozenset({"00", "01", "09", "20", "31", "91", "92"})
+MONEYLESS_TYPES = frozenset({"31", "91", "92"})  # no amount needed: nothing is held or posted
+PIN_CHANGE = "92"
 MAX_AMOUNT = 10**12 - 1  # field 4 holds 12 digits
 
 
@@ -24,6 +26,8 @@ def validate(tx: Transaction) -> Decline | None:
         return Decline(RC.FORMAT_ERROR, "validate.stan_missing")
     if request.transaction_type not in SUPPORTED_TYPES:
         return Decline(RC.INVALID_TRANSACTION, "validate.transaction_type")
+    if request.transaction_type == PIN_CHANGE and request.new_pin_block is None:
+        return Decline(RC.FORMAT_ERROR, "validate.new_pin_missing")
     inquiry = request.transaction_type in MONEYLESS_TYPES
     amount = request.amount_minor
     if amount is None:
