@@ -512,3 +512,31 @@ async def test_a_predecessor_that_keeps_changing_is_reported_and_stays_live(stor
             await service.apply(new["card_id"], "activate")
         assert (await service.get_card(new["card_id"]))["state"] == "active"  # it happened
         assert (await service.get_card(old["card_id"]))["state"] == "active"
+
+
+async def test_the_server_applies_journal_retention_itself_and_audits_it(store_args, monkeypatch):
+    """[auth] journal_keep_days: the runtime's service prunes a minute after start (here at
+    once) and then daily, as the system actor."""
+    import trio
+
+    from authhost import runtime
+    from authhost.store.interface import Commit, JournalQuery
+    from authhost.store.records import JournalEntry
+
+    monkeypatch.setattr(runtime, "JOURNAL_PRUNE_FIRST_S", 0.0)
+    async with open_service(*store_args) as service:
+        now = service.clock()
+        for i, age_days in enumerate((90, 40, 2)):
+            entry = JournalEntry(ts=now - age_days * 86400, mti="0100", response_code="00",
+                                 message_class="authorisation", stan=f"{i:06d}")  # fmt: skip
+            await service.store.commit(Commit(journal=entry))
+        with trio.move_on_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runtime.prune_journal, service, 35)
+                while not await service.store.audit(subject="journal"):
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+        left = await service.store.journal(JournalQuery(limit=10))
+        assert [e.stan for e in left] == ["000002"]
+        (audit,) = await service.store.audit(subject="journal")
+        assert audit.action == "journal.prune" and json.loads(audit.after)["entries"] == 2

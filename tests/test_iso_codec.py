@@ -97,7 +97,7 @@ def financial(mti: str, **extra: str) -> dict[str, Any]:
     return fields
 
 
-SENSITIVE = ("2", "14", "35", "45", "48", "52", "53", "55")
+SENSITIVE = ("2", "14", "35", "45", "48", "52", "53", "55", "125")
 
 CLASSES = [
     ("0100", MessageClass.AUTHORISATION, "0110"),
@@ -122,7 +122,7 @@ CLASSES = [
 def test_peer_request_decodes_to_typed_view_and_gets_a_conforming_response(
     dialect: str, mti: str, message_class: MessageClass, reply_mti: str
 ) -> None:
-    fields = financial(mti)
+    fields = financial(mti, **{"125": PIN_BLOCK.hex().upper()})  # a PIN change's new PIN
     request = decode_message(peer_encode(fields, dialect), get_dialect(dialect))
 
     assert isinstance(request, AuthRequest)
@@ -148,6 +148,7 @@ def test_peer_request_decodes_to_typed_view_and_gets_a_conforming_response(
     assert request.currency == "826"
     assert request.pin_block == PIN_BLOCK
     assert request.security_control == KSN
+    assert request.new_pin_block == PIN_BLOCK
     assert request.icc_data == ICC
     assert request.original_data == fields.get("90")
     assert request.replacement_amounts == fields.get("95")
@@ -391,6 +392,7 @@ def test_every_truncation_is_a_format_error(dialect: str) -> None:
         ("STAN not numeric is still echoed", {"11": "00471X"}, "00471X"),
         ("field 48 subelements broken", {"48": "R92"}, "004711"),
         ("PIN block not hex", {"52": "ZZ"}, "004711"),
+        ("new PIN block (PIN change) not hex", {"3": "920000", "125": "ZZ" * 8}, "004711"),
         ("billing amount without its currency", {"6": "000000009215"}, "004711"),
         ("billing amount not numeric", {"6": "0000000092X5", "51": "978"}, "004711"),
     ],

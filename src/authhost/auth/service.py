@@ -370,12 +370,10 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
     A message that reuses a transmission's identifiers with a different card or amount is not a
     retransmission: it is refused with 94 and changes nothing.
     """
-    partial = previous.response_code == RC.PARTIAL_APPROVAL
-    if partial:  # journalled with the amount approved; the amount asked for is the merchant's
-        asked, amount = previous.transaction_amount_minor, request.amount_minor or 0
-    else:
-        asked, amount = previous.amount_minor, request.cardholder_amount_minor or 0
-    if previous.pan_index != pan_index or asked != amount:
+    # compared by what the merchant asked (field 4): the journal's own amount is the
+    # cardholder's, and for a partial approval only what was approved
+    asked = previous.transaction_amount_minor
+    if previous.pan_index != pan_index or asked != (request.amount_minor or 0):
         return Decision(
             response_code=RC.DUPLICATE_TRANSMISSION, reason_codes=["duplicate.mismatch"]
         )
@@ -383,7 +381,9 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
         response_code=RC(previous.response_code),
         approval_code=previous.approval_code or None,
         reason_codes=[r for r in previous.reason_codes.split(";") if r] + ["duplicate.replayed"],
-        approved_amount_minor=previous.amount_minor if partial else None,
+        approved_amount_minor=previous.amount_minor
+        if previous.response_code == RC.PARTIAL_APPROVAL
+        else None,
     )
 
 

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from functools import partial
 from operator import attrgetter
@@ -129,8 +129,9 @@ _PRUNE_ENTRIES_SQL = (
     "DELETE FROM journal WHERE journal_id IN "
     "(SELECT journal_id FROM journal WHERE ts < ? ORDER BY ts LIMIT ?)"
 )
-_CLOSED_HOLDS_SQL = (
-    "SELECT match_key FROM holds WHERE created_at < ? AND NOT (posted = 0 AND amount > reversed)"
+_PRUNE_HOLDS_SQL = (
+    "DELETE FROM holds WHERE rowid IN (SELECT rowid FROM holds "
+    "WHERE created_at < ? AND NOT (posted = 0 AND amount > reversed) LIMIT ?)"
 )
 # holds.posted: 0 a hold, 1 a posted amount, 2 an increment (migration 12)
 _POSTED, _INCREMENT = 1, 2
@@ -508,26 +509,17 @@ class SqliteCardStore:
         return await self._writer.run(expire)
 
     async def prune_journal(self, before: float) -> Pruned:
-        def entries(conn: sqlite3.Connection) -> int:
-            return conn.execute(_PRUNE_ENTRIES_SQL, (before, PRUNE_BATCH)).rowcount
+        async def in_batches(sql: str) -> int:
+            def batch(conn: sqlite3.Connection) -> int:
+                return conn.execute(sql, (before, PRUNE_BATCH)).rowcount
 
-        def closed_holds(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute(_CLOSED_HOLDS_SQL, (before,))]
+            deleted = 0
+            while (done := await self._writer.run(batch)) > 0:
+                deleted += done
+            return deleted
 
-        def delete_holds(keys: list[str]) -> Callable[[sqlite3.Connection], int]:
-            return lambda conn: (
-                conn.executemany(
-                    "DELETE FROM holds WHERE match_key = ?", [(k,) for k in keys]
-                ).rowcount
-            )
-
-        pruned = 0
-        while (done := await self._writer.run(entries)) > 0:
-            pruned += done
-        keys = await self._writer.run(closed_holds)
-        for first in range(0, len(keys), PRUNE_BATCH):
-            await self._writer.run(delete_holds(keys[first : first + PRUNE_BATCH]))
-        return Pruned(entries=pruned, holds=len(keys))
+        entries = await in_batches(_PRUNE_ENTRIES_SQL)
+        return Pruned(entries=entries, holds=await in_batches(_PRUNE_HOLDS_SQL))
 
     # --- cards -----------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from authhost.auth.steps.validate import PIN_CHANGE
 from authhost.auth.transaction import Transaction
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import Channel
+from authhost.security.errors import KeyNotFound, SecurityError
+from authhost.security.module import PinCheck
 
 PIN_UNBLOCK = "91"  # processing code type of a PIN unblock
 UNBLOCK_TRIES = 2  # wrong PINs an unblock may add to a locked card's count
@@ -32,9 +34,6 @@ class PinVerification:
         self._try_limit = try_limit
 
     def __call__(self, tx: Transaction) -> Decline | None:
-        from authhost.security.errors import KeyNotFound, SecurityError
-        from authhost.security.module import PinCheck
-
         request, card, product = tx.request, tx.snapshot.card, tx.snapshot.product
         assert card is not None and product is not None and request.pan is not None
         unblock = request.transaction_type == PIN_UNBLOCK
