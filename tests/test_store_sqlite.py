@@ -12,7 +12,7 @@ import pytest
 
 from authhost.cards.model import Account, CardKind
 from authhost.store import BadStoreUrl, open_store
-from authhost.store.interface import Commit, JournalQuery, MoneyMove, StoreError
+from authhost.store.interface import Commit, StoreError
 from authhost.store.opener import sqlite_path
 from authhost.store.sqlite_schema import SCHEMA_VERSION
 
@@ -356,26 +356,3 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
             assert sql.rstrip().endswith("WITHOUT ROWID")
         keys = conn.execute("SELECT dedupe_key FROM journal ORDER BY journal_id").fetchall()
         assert keys == [("k1",), ("k1#2",)]  # migration 9: the later twin's key made unique
-
-
-async def test_pruning_goes_batch_after_batch_until_nothing_is_left(tmp_path, monkeypatch):
-    """Retention deletes in write transactions of PRUNE_BATCH rows (so authorisations go on
-    between them): with a batch of 3, seven old entries and five closed holds all go."""
-    from test_store_contract import NOW, hold, seeded
-
-    from authhost.store import sqlite as sqlite_store
-
-    monkeypatch.setattr(sqlite_store, "PRUNE_BATCH", 3)
-    store = await open_store(f"sqlite:///{tmp_path / 'a.db'}")
-    try:
-        card, _ = await seeded(store)
-        for n in range(1, 6):
-            await store.commit(hold(card, n, 100, MoneyMove.POST))  # posted: closed holds
-        for n in (6, 7):
-            await store.commit(Commit(journal=replace(hold(card, n, 0).journal)))
-        await store.commit(hold(card, 50, 100))  # newer than the cut
-        pruned = await store.prune_journal(NOW + 20)
-        assert (pruned.entries, pruned.holds) == (7, 5)
-        assert [e.stan for e in await store.journal(JournalQuery(limit=10))] == ["000050"]
-    finally:
-        await store.close()
