@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     build_additional_data,
 )
@@ -249,17 +250,40 @@ class RequestBuilder:
         return dict(sorted(fields.items(), key=_field_order))
 
     def completion(
-        self, original: Fields, amount_minor: int, *, now: float | None = None
+        self,
+        original: Fields,
+        amount_minor: int,
+        *,
+        sequence: tuple[int, int] | None = None,
+        now: float | None = None,
     ) -> Fields:
         """The 0220 completing a pre-authorisation (hotel, car hire, fuel): the final amount,
-        field 90 pointing at the original, which the issuer's hold is released by."""
+        field 90 pointing at the original, which the issuer's hold is released by. With
+        ``sequence`` (its number, how many) it is one of several (field 48 subelement 62)."""
         fields = self._header("0220", now)
         for number in ("2", "3", "14", "18", "19", "22", "25", "35", "43", "49"):
             if number in original:
                 fields[number] = original[number]
         fields["4"] = f"{amount_minor:012d}"
+        if sequence is not None:
+            number, count = sequence
+            fields["48"] = build_additional_data(
+                {MULTIPLE_COMPLETION_SUBELEMENT: f"{number:02d}{count:02d}"}
+            )
         fields["90"] = original_data(original)
         return dict(sorted(fields.items(), key=_field_order))
+
+    def split_completions(self, original: Fields, amount_minor: int, parts: int) -> list[Fields]:
+        """``amount_minor`` completed as ``parts`` numbered 0220s (a split shipment), the last
+        taking what the even shares leave over; one part is a plain completion."""
+        if parts == 1:
+            return [self.completion(original, amount_minor)]
+        share = amount_minor // parts
+        amounts = [share] * (parts - 1) + [amount_minor - share * (parts - 1)]
+        return [
+            self.completion(original, amount, sequence=(number, parts))
+            for number, amount in enumerate(amounts, start=1)
+        ]
 
     def incremental(
         self, original: Fields, card: SimCard, amount_minor: int, *, now: float | None = None

@@ -72,6 +72,9 @@ def send(
     increment: float | None = typer.Option(
         None, help="incremental: what the second 0100 adds to the pre-authorisation (5.00)."
     ),
+    parts: int = typer.Option(
+        1, help="completion: send the final amount as this many 0220s (a split shipment)."
+    ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
@@ -104,7 +107,8 @@ def send(
     """Send one request and print request and answer field by field (PAN masked).
 
     Kinds: purchase, cash, balance, refund, reversal (a purchase, then its reversal),
-    completion (a pre-authorisation, then its 0220 completion), incremental (a
+    completion (a pre-authorisation, then its 0220 completion; with --parts, several
+    numbered 0220s, as a split shipment sends them), incremental (a
     pre-authorisation, then an 0100 extending it by --increment; with --final-amount, the
     0220 completing both), verification (amount 0, field 25 = 51), pin-unblock (processing
     code 91 at an ATM: unlocks a locked PIN with the right one), pin-change (processing code
@@ -122,7 +126,7 @@ def send(
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
-                             increment, partial, new_pin)  # fmt: skip
+                             increment, partial, new_pin, parts)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -138,7 +142,7 @@ def _requests(
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
-    new_pin: str | None = None,
+    new_pin: str | None = None, parts: int = 1,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -171,6 +175,8 @@ def _requests(
         raise ValueError("--increment applies to incremental")
     if partial and kind is not Kind.PURCHASE:
         raise ValueError("--partial applies to purchase")
+    if parts != 1 and (kind is not Kind.COMPLETION or not 1 <= parts <= 99):
+        raise ValueError("--parts applies to completion, from 1 to 99")
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
@@ -182,7 +188,7 @@ def _requests(
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
         if kind is Kind.COMPLETION:
-            return [original, builder.completion(original, final)]
+            return [original, *builder.split_completions(original, final, parts)]
         if increment is not None and increment <= 0:
             raise ValueError("--increment must be above 0")
         more = builder.incremental(original, chosen, round((increment or 5.0) * 100))

@@ -557,6 +557,46 @@ async def test_completion_posts_the_final_amount_and_releases_the_preauthorisati
     assert "advice.completion" not in reasons[plain["11"]]
 
 
+async def test_split_completions_keep_the_rest_held_until_the_last(nursery, tmp_path, store_url):
+    """An order shipped in three parcels: each numbered 0220 (field 48 SE 62) posts its part and
+    releases as much of the pre-authorisation; the last releases what is left."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+
+    ledger, available = await balances_of(switch, card)
+    order = purchase(card, amount=30_000)
+    assert (await switch.send(order))["39"] == "00"
+    parcels = [(8_000, "0103"), (9_000, "0203"), (6_000, "0303")]
+    sent = []
+    for amount, sequence in parcels[:2]:
+        parcel = purchase(
+            card, amount=amount, t="0220", **{"90": field_90(order), "48": f"R6204{sequence}"}
+        )
+        assert (await switch.send(parcel))["39"] == "00"
+        sent.append(parcel)
+    # 170.00 posted, 130.00 of the 300.00 still held for the last parcel
+    assert await balances_of(switch, card) == (ledger - 17_000, available - 30_000)
+    assert (await switch.send({**sent[0], "t": "0221"}))["39"] == "00"  # a repeat: nothing more
+    assert await balances_of(switch, card) == (ledger - 17_000, available - 30_000)
+    amount, sequence = parcels[2]
+    last = purchase(
+        card, amount=amount, t="0220", **{"90": field_90(order), "48": f"R6204{sequence}"}
+    )
+    assert (await switch.send(last))["39"] == "00"
+    # the last parcel cost less than was left: the other 70.00 is released with it
+    assert await balances_of(switch, card) == (ledger - 23_000, available - 23_000)
+
+    broken = purchase(card, amount=100, t="0220", **{"90": field_90(order), "48": "R62040403"})
+    assert (await switch.send(broken))["39"] == "30"  # a fourth of three: refused, nothing moves
+    assert await balances_of(switch, card) == (ledger - 23_000, available - 23_000)
+    async with opened_store(store_url) as store:
+        reasons = {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=100))}
+    assert "advice.completion_partial" in reasons[sent[0]["11"]].split(";")
+    assert "advice.completion_partial" in reasons[sent[1]["11"]].split(";")
+    assert "advice.completion" in reasons[last["11"]].split(";")
+
+
 async def test_incremental_authorisations_grow_the_hold_their_completion_releases(
     nursery, tmp_path, store_url
 ):

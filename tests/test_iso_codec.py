@@ -327,6 +327,28 @@ def test_partial_approval_support_is_the_first_position_of_subelement_61(
     assert request.partial_approval_supported is supported
 
 
+@pytest.mark.parametrize(
+    ("field_48", "sequence", "more"),
+    [("R62040103", (1, 3), True), ("620403039203123", (3, 3), False), ("R9203123", None, False)],
+    ids=["first of three", "last of three, then 92", "no 62"],
+)
+def test_a_split_completion_is_numbered_by_subelement_62(
+    field_48: str, sequence: tuple[int, int] | None, more: bool
+) -> None:
+    fields = financial("0220", **{"48": field_48})
+    request = decode_message(peer_encode(fields, DEFAULT_DIALECT), get_dialect(DEFAULT_DIALECT))
+    assert request.completion_sequence == sequence
+    assert request.more_completions_follow is more
+
+
+@pytest.mark.parametrize("value", ["0003", "0402", "01A3", "103"], ids=str)
+def test_a_completion_number_that_cannot_be_is_a_format_error(value: str) -> None:
+    fields = financial("0220", **{"48": f"R62{len(value):02d}{value}"})
+    with pytest.raises(FormatError, match="subelement 62") as raised:
+        decode_message(peer_encode(fields, DEFAULT_DIALECT), get_dialect(DEFAULT_DIALECT))
+    assert raised.value.mti == "0220"
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_partial_approval_answers_the_approved_amount_in_field_4(dialect: str) -> None:
     request = decode_message(peer_encode(financial("0100"), dialect), get_dialect(dialect))

@@ -117,12 +117,21 @@ def test_send_incremental_extends_then_completes(host):
     assert result.output.count("APPROVED: 00") == 3
 
 
+def test_send_completion_in_parts_numbers_each_0220(host):
+    result = sim("send", "completion", "--amount", "30", "--final-amount", "25", "--parts", "3",
+                 "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"answer (\d{4})", result.output) == ["0110", "0230", "0230", "0230"]
+    assert result.output.count("APPROVED: 00") == 4
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
-    [(["purchase", "--increment", "5"], "--increment"), (["incremental", "--increment", "0"], "--increment"),
+    [(["completion", "--parts", "0"], "--parts"), (["purchase", "--parts", "2"], "--parts"),
+     (["purchase", "--increment", "5"], "--increment"), (["incremental", "--increment", "0"], "--increment"),
      (["cash", "--partial"], "--partial"), (["pin-unblock"], "--pin"),
      (["pin-change", "--pin", "card"], "--new-pin"), (["purchase", "--new-pin", "4826"], "--new-pin")],
-    ids=["increment not for a purchase", "zero increment", "partial not for cash",
+    ids=["no parts", "parts not for a purchase", "increment not for a purchase", "zero increment", "partial not for cash",
          "unblock without a PIN", "change without a new PIN", "new PIN not for a purchase"],
 )  # fmt: skip
 def test_send_refuses_an_option_it_cannot_use(host, args, option):

@@ -125,6 +125,17 @@ def test_completion_carries_the_final_amount_and_names_the_preauthorisation(dial
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_split_completions_are_numbered_and_add_up_to_the_final_amount(dialect):
+    original = builder.financial(Kind.PURCHASE, CARD, 20_000)
+    docs = [decoded(f, dialect) for f in builder.split_completions(original, 10_001, 3)]
+    assert [d["48"] for d in docs] == ["62040103", "62040203", "62040303"]
+    assert sum(int(d["4"]) for d in docs) == 10_001
+    assert len({d["11"] for d in docs}) == 3 and {d["90"] for d in docs} == {docs[0]["90"]}
+    (single,) = builder.split_completions(original, 10_001, 1)
+    assert "48" not in single and single["4"] == f"{10_001:012d}"
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_an_incremental_names_its_preauthorisation_without_the_cards_reading(dialect):
     original = builder.financial(Kind.PURCHASE, CARD, 20_000)
     doc = decoded(builder.incremental(original, CARD, 5_000), dialect)

@@ -499,8 +499,11 @@ async def test_reversal_of_posted_amount_restores_balance(store):
     assert account.balance == 1000 and account.holds == 0
 
 
-def completion(card: Card, n: int, original_n: int, amount: int) -> Commit:
-    """A 0220 completing the pre-authorisation journalled as ``original_n``."""
+def completion(
+    card: Card, n: int, original_n: int, amount: int, *, in_part: bool = False
+) -> Commit:
+    """A 0220 completing the pre-authorisation journalled as ``original_n`` (one of several
+    when ``in_part``)."""
     return Commit(
         journal=entry(
             card, n, amount, mti="0220", message_class="financial_advice", hold_amount=amount
@@ -511,6 +514,7 @@ def completion(card: Card, n: int, original_n: int, amount: int) -> Commit:
             amount,
             require_funds=False,
             completes=f"{original_n}|1125120000|123456|T1",
+            completes_in_part=in_part,
         ),
         card_id=card.card_id,
     )
@@ -540,6 +544,32 @@ async def test_completion_posts_and_releases_its_preauthorisation(store):
     await store.commit(completion(card, 8, 99, 300))
     account = await store.get_account("acc-1")
     assert (account.balance, account.holds) == (9_500 - 700 - 700 - 300, 1_000)
+
+
+async def test_split_completions_release_what_each_posts_and_the_last_the_rest(store):
+    """An order of three parcels held as 90.00: the first two completions (one of several)
+    each release what they post, the hold keeps the rest for the next; the last releases
+    whatever is left, even when the parcels cost less than was held."""
+    card, _ = await seeded(store, balance=20_000)
+    await store.commit(hold(card, 1, 9_000))
+    await store.commit(hold(card, 2, 1_000))  # another hold, which the completions leave alone
+    first = await store.commit(completion(card, 3, 1, 3_000, in_part=True))
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (17_000, 7_000) and first.account == account
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 4, original_key=key(1)))
+    assert snap.original.amount_minor == 6_000 and not snap.original.posted
+    await store.commit(completion(card, 4, 1, 2_500, in_part=True))
+    assert (await store.get_account("acc-1")).holds == 4_500
+    await store.commit(completion(card, 5, 1, 1_500))  # the last parcel: all 35.00 left goes
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (20_000 - 7_000, 1_000)
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 6, original_key=key(1)))
+    assert snap.original.amount_minor == 0
+    # a part dearer than what is held releases only what is held
+    await store.commit(hold(card, 6, 2_000))
+    await store.commit(completion(card, 7, 6, 2_500, in_part=True))
+    account = await store.get_account("acc-1")
+    assert (account.balance, account.holds) == (20_000 - 9_500, 1_000)
 
 
 def increment(card: Card, n: int, original_n: int, amount: int) -> Commit:

@@ -50,6 +50,7 @@ class Model:
         key: str,
         completes: str = "",
         extends: str = "",
+        in_part: bool = False,
     ) -> tuple[bool, int]:
         """(funds_ok, journal hold_amount) after one movement."""
         if kind in (MoneyMove.HOLD, MoneyMove.POST):
@@ -57,8 +58,12 @@ class Model:
                 return False, 0
             completed = self.held.get(completes)
             if kind is MoneyMove.POST and completed and completed[1] == 0 and completes != key:
-                self.holds -= min(completed[0] - completed[2], self.holds)
-                completed[2] = completed[0]  # a completion releases all its original still holds
+                # a completion releases all its original still holds; one of several, at most
+                # its own amount
+                left = completed[0] - completed[2]
+                release = min(left, amount) if in_part else left
+                self.holds -= min(release, self.holds)
+                completed[2] += release
             posted, parent = int(kind is MoneyMove.POST), ""
             extended = self.held.get(extends)
             opened = extended and extended[1] == 0 and extended[0] > extended[2]
@@ -114,8 +119,10 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
         check = rng.random() < 0.8
         # a post may complete an earlier hold (or a post, or nothing: those release nothing)
         completes = extends = ""
+        in_part = False
         if move is MoneyMove.POST and keys and rng.random() < 0.5:
             completes = rng.choice(keys[-5:])
+            in_part = rng.random() < 0.5  # one of a split shipment's completions
         if move is MoneyMove.HOLD and keys and rng.random() < 0.6:
             # an incremental authorisation names its chain's first hold, as the pipeline does
             extends = rng.choice(keys[-5:])  # recent ones, so that chains grow and get released
@@ -136,11 +143,12 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
                 match_key=key,
                 completes=completes,
                 extends=extends,
+                completes_in_part=in_part,
             ),
             card_id=card.card_id,
         )
         result = await store.commit(commit)
-        funds_ok, hold_amount = model.apply(move, amount, check, key, completes, extends)
+        funds_ok, hold_amount = model.apply(move, amount, check, key, completes, extends, in_part)
         assert result.funds_ok is funds_ok, (n, move)
         assert result.journal.hold_amount == hold_amount, (n, move)
         account = await store.get_account("acc-1")

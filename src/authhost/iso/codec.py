@@ -21,10 +21,12 @@ from authhost.iso.macs import MacFunction, sign
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     format_additional_amounts,
     parse_additional_data,
+    parse_completion_sequence,
 )
 
 if TYPE_CHECKING:
@@ -207,6 +209,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         cvv2=subelements.get(CVV2_SUBELEMENT),
         partial_approval_supported=subelements.get(POS_EXTENDED_CONDITIONS_SUBELEMENT, "")[:1]
         == "1",
+        completion_sequence=parse_completion_sequence(
+            subelements.get(MULTIPLE_COMPLETION_SUBELEMENT)
+        ),
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,

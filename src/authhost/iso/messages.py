@@ -68,6 +68,9 @@ class AuthRequest:
     cvv2: str | None = None  # 48 subelement 92 (Mastercard DE 48 SE 92 layout: TTLLvalue)
     # 48 subelement 61, first position "1": the terminal can take a partial approval (10)
     partial_approval_supported: bool = False
+    # 48 subelement 62 of a completion (0220): (its number, how many completions the merchant
+    # sends) when the pre-authorisation is completed in parts; None: one completion, the last
+    completion_sequence: tuple[int, int] | None = None
     currency: str | None = None  # 49
     # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
     # (a card used abroad); the issuer moves and limits this amount, not field 4's
@@ -120,6 +123,13 @@ class AuthRequest:
             and self.transaction_type == "00"
             and self.message_class is MessageClass.AUTHORISATION
         )
+
+    @property
+    def more_completions_follow(self) -> bool:
+        """A completion that is not the last of its pre-authorisation (48 SE 62): it releases
+        only what it posts, the rest stays held for the ones to come."""
+        sequence = self.completion_sequence
+        return sequence is not None and sequence[0] < sequence[1]
 
     def __post_init__(self) -> None:
         transaction_type, channel, dedupe_key = _derived(self)

@@ -15,10 +15,26 @@ CVV2_SUBELEMENT = "92"
 # Mastercard DE 48 SE 61, POS data extended condition codes: its first position is the partial
 # approval terminal support indicator ("1": the terminal can take a partial approval)
 POS_EXTENDED_CONDITIONS_SUBELEMENT = "61"
+# authhost's field 48 subelement 62, after Visa's multiple clearing sequence number and count:
+# "NNCC", this completion's number and how many the merchant will send (a split shipment,
+# an order delivered in parts). Only the last of them releases what the hold has left
+MULTIPLE_COMPLETION_SUBELEMENT = "62"
 
 
 class SubfieldError(ValueError):
     """A field whose inner layout is wrong (the message never contains the field's value)."""
+
+
+def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:
+    """(number, count) of subelement 62, or None when absent."""
+    if value is None:
+        return None
+    if len(value) != 4 or not (value.isdigit() and value.isascii()):
+        raise SubfieldError("field 48: subelement 62 must be 4 digits (number and count)")
+    number, count = int(value[:2]), int(value[2:])
+    if not 0 < number <= count:
+        raise SubfieldError("field 48: subelement 62 needs 0 < completion number <= count")
+    return number, count
 
 
 # Field 48: Mastercard DE 48 layout, an optional one-letter transaction category code (TCC)

@@ -113,6 +113,9 @@ class Movement:
     # POST of a completion (0220 naming its pre-authorisation in field 90): the match_key of the
     # Hold it completes; the same write releases what that hold still holds
     completes: str = ""
+    # a completion that is not the last of its pre-authorisation (a split shipment: field 48
+    # SE 62): it releases only as much as it posts, the rest stays held for the next one
+    completes_in_part: bool = False
     # HOLD of an incremental authorisation (an 0100 naming an open pre-authorisation in field
     # 90): the match key of that pre-authorisation, whose hold grows by this amount, so that its
     # completion, reversal or expiry releases the increments with it. When it is closed by the

@@ -640,6 +640,7 @@ class RedisCardStore:
             _outcome_json(ok_json, entry, pin_change_conflict_outcome(entry))
             if changed is not None
             else "",
+            "1" if move is not None and move.completes_in_part else "0",
         ]
         return _CommitCall(keys, args)
 

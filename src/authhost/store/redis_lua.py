@@ -169,7 +169,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       authorisation (a hold) adds to ('' = none), 21 how far ahead of the card's newest ATC
 #       this one may be ('0' = no limit), 22 journal json (ATC too far ahead), 23 a PIN change:
 #       the card's new JSON ('' = none), 24 the card version it was made from, 25 journal json
-#       (the card changed meanwhile: the PIN stays)
+#       (the card changed meanwhile: the PIN stays), 26 '1' when the completion of 16 is one of
+#       several (it releases at most its own amount), else '0'
 # Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
@@ -251,8 +252,11 @@ if kind ~= '' then
           local a, p, r, c = string.match(o, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
           local left = tonumber(a) - tonumber(r)
           if p == '0' and left > 0 then
+            -- one completion of several releases what it posts; the last, all that is left
+            if ARGV[26] == '1' then left = math.min(left, amount) end
             dhold = -math.min(left, held)
-            redis.call('HSET', KEYS[5], ARGV[16], a .. '|0|' .. a .. '|' .. c)
+            redis.call('HSET', KEYS[5], ARGV[16],
+              a .. '|0|' .. string.format('%d', tonumber(r) + left) .. '|' .. c)
           end
         end
       end
@@ -377,7 +381,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 25)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 26)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

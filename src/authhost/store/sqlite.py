@@ -890,15 +890,16 @@ def _extend(conn: sqlite3.Connection, move: Movement, entry: JournalEntry) -> bo
 def _release_completed_hold(conn: sqlite3.Connection, move: Movement, account: Account) -> Account:
     """A completion releases whatever its pre-authorisation still holds, in the write that
     posts the final amount, so the cardholder's funds are not counted twice until the hold
-    expires. A posted original, one on another account, or one already released leaves
-    nothing to release. Returns the account after it."""
+    expires; one of several (``completes_in_part``) releases only what it posts. A posted
+    original, one on another account, or one already released leaves nothing to release.
+    Returns the account after it."""
     hold_row = conn.execute(
         "SELECT amount - reversed FROM holds WHERE match_key = ? AND account_id = ? AND NOT posted",
         (move.completes, move.account_id),
     ).fetchone()
     if hold_row is None or hold_row[0] <= 0:
         return account
-    release = hold_row[0]
+    release = min(hold_row[0], move.amount_minor) if move.completes_in_part else hold_row[0]
     freed = min(release, account.holds)
     conn.execute(
         "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, move.completes)

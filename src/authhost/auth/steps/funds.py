@@ -134,10 +134,18 @@ def post_advice(tx: Transaction) -> Decline | None:
         # pre-authorisation still holds is released in the same write, so the cardholder's
         # funds are not counted twice until the hold expires
         completes = original.parent or original.match_key  # an increment's: its chain's
-        tx.reasons.append(
-            "advice.completion" if original.amount_minor > 0 else "advice.completion_nothing_held"
-        )
+        if original.amount_minor <= 0:
+            tx.reasons.append("advice.completion_nothing_held")
+        elif request.more_completions_follow:  # one part of a split shipment: more to come
+            tx.reasons.append("advice.completion_partial")
+        else:
+            tx.reasons.append("advice.completion")
     tx.movement = Movement(
-        account.account_id, kind, amount, require_funds=False, completes=completes
+        account.account_id,
+        kind,
+        amount,
+        require_funds=False,
+        completes=completes,
+        completes_in_part=bool(completes) and request.more_completions_follow,
     )
     return None
