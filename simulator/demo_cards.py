@@ -80,3 +80,22 @@ def load_demo_file(path: Path) -> DemoFile:
     if not demo.cards:
         raise DemoFileError(f"{path} holds no cards")
     return demo
+
+
+def remember_pin(path: Path, pan: str, pin: str) -> None:
+    """Write a card's new PIN into the demo file after the host approved a PIN change, so the
+    next `--pin card` uses it. The file is replaced whole (a reader never sees half of it)
+    and keeps its permissions; only test-only files are ever touched."""
+    doc = json.loads(path.read_text())
+    if doc.get("test_only") is not True:
+        raise DemoFileError(f"{path} is not a test-only demo card file")
+    for card in doc["cards"]:
+        if card.get("pan") == pan:
+            card["pin"] = pin
+            break
+    else:
+        return
+    staged = path.with_name(path.name + ".new")
+    staged.write_text(json.dumps(doc, indent=2) + "\n")
+    staged.chmod(path.stat().st_mode & 0o777)
+    staged.replace(path)

@@ -12,7 +12,13 @@ from authhost.cards.track2 import build_track2
 from simulator.builder import Entry, Fields, Kind, RequestBuilder, Terminal
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
-from simulator.demo_cards import DemoFile, DemoFileError, SimCard, load_demo_file
+from simulator.demo_cards import (
+    DemoFile,
+    DemoFileError,
+    SimCard,
+    load_demo_file,
+    remember_pin,
+)
 from simulator.display import message_table, outcome
 
 out = Console()
@@ -130,10 +136,13 @@ def send(
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
-        trio.run(_exchange_all, link, requests)
+        answers = trio.run(_exchange_all, link, requests)
     except ClientError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    if kind is Kind.PIN_CHANGE and cards is not None and answers[-1].get("39") == "00":
+        remember_pin(cards, pick_card(load_demo_file(cards), card).pan, str(new_pin))
+        out.print(f"the new PIN is kept in {cards} (--pin card uses it)", highlight=False)
 
 
 def _requests(
@@ -208,13 +217,16 @@ def _requests(
                               billing=billing, partial_approval=partial)]  # fmt: skip
 
 
-async def _exchange_all(link: Link, requests: list[Fields]) -> None:
+async def _exchange_all(link: Link, requests: list[Fields]) -> list[Fields]:
+    answers = []
     async with await IsoClient.connect(link) as client:
         for fields in requests:
             out.print(message_table(f"request {fields['t']}", fields, client.dialect))
             answer = await client.exchange(fields)
             out.print(message_table(f"answer {answer.get('t', '?')}", answer, client.dialect))
             out.print(f"[bold]{outcome(answer)}[/bold]", highlight=False)
+            answers.append(answer)
+    return answers
 
 
 def register(app: typer.Typer) -> None:

@@ -141,15 +141,25 @@ def test_send_refuses_an_option_it_cannot_use(host, args, option):
 
 def test_send_pin_change_and_back(host):
     """The PIN of card 3 is changed, its old PIN is then wrong, and it is changed back (other
-    tests use the card's own PIN)."""
-    own = json.loads(Path(host["cards"]).read_text())["cards"][2]["pin"]
+    tests use the card's own PIN). The card file follows each approved change, so `--pin card`
+    is always the PIN the host has."""
+    path = Path(host["cards"])
+    own = json.loads(path.read_text())["cards"][2]["pin"]
+    mode = path.stat().st_mode
     other = "4826" if own != "4826" else "4827"
-    for current, new, expected in ((own, other, "APPROVED: 00"), (own, other, "DECLINED: 55"),
-                                   (other, own, "APPROVED: 00")):  # fmt: skip
+    for current, new, expected, kept in ((own, other, "APPROVED: 00", other),
+                                         (own, other, "DECLINED: 55", other),
+                                         (other, own, "APPROVED: 00", own)):  # fmt: skip
         result = sim("send", "pin-change", "--card", "3", "--pin", current, "--new-pin", new,
                      "--cards", host["cards"], "--port", host["port"])  # fmt: skip
         assert result.exit_code == 0, result.output
         assert expected in result.output
+        assert json.loads(path.read_text())["cards"][2]["pin"] == kept
+        assert path.stat().st_mode == mode
+        if kept == other:  # the file's PIN is the host's: a purchase with it is approved
+            paid = sim("send", "purchase", "--card", "3", "--pin", "card",
+                       "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+            assert "APPROVED: 00" in paid.output, paid.output
 
 
 def test_send_explains_an_unreachable_host(host):
