@@ -126,14 +126,20 @@ async def test_bad_payloads_answer_4xx_with_a_message(
 
 async def test_a_product_names_its_chip_key_and_cryptogram_version(tmp_path):
     async with open_service(tmp_path) as service, running_admin(service) as port:
-        chip = {**PRODUCT, "imk_ac_name": "imk-ac", "chip_cvn": 10}
+        chip = {**PRODUCT, "imk_ac_name": "imk-ac", "chip_cvn": 10, "atc_jump_limit": 5_000}
         reply = await call(port, "POST", "/v1/products", payload=chip)
         assert reply.status == 201, reply
         assert (reply.json["imk_ac_name"], reply.json["chip_cvn"]) == ("imk-ac", 10)
+        assert reply.json["atc_jump_limit"] == 5_000
         stored = await service.store.get_product("p1")
-        assert (stored.imk_ac_name, stored.chip_cvn) == ("imk-ac", 10)
+        assert (stored.imk_ac_name, stored.chip_cvn, stored.atc_jump_limit) == ("imk-ac", 10, 5_000)
         plain = await call(port, "POST", "/v1/products", payload={**PRODUCT, "product_id": "p2"})
         assert (plain.json["imk_ac_name"], plain.json["chip_cvn"]) == ("", 18)  # not checked
+        assert plain.json["atc_jump_limit"] is None  # the host's [auth] atc_jump_limit
+        assert (await service.store.get_product("p2")).atc_jump_limit is None
+        negative = {**PRODUCT, "product_id": "p3", "atc_jump_limit": -1}
+        refused = await call(port, "POST", "/v1/products", payload=negative)
+        assert refused.status == 422 and refused.json["details"][0]["field"] == "atc_jump_limit"
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from iso_client import Switch, next_stan
 from prometheus_client import generate_latest
 
 from authhost.admin import requests as rq
-from authhost.admin.demo import ensure_demo
+from authhost.admin.demo import PRODUCTS, ensure_demo
 from authhost.admin.service import CardService
 from authhost.cards.track2 import build_track2
 from authhost.cards.velocity import EMPTY
@@ -827,6 +827,21 @@ async def test_a_chip_counter_must_move_forward_and_not_too_far(nursery, tmp_pat
         reasons = {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=100))}
     assert "chip.atc_replay" in reasons[sent["older"]]
     assert "chip.atc_jump" in reasons[sent["ahead"]]
+
+
+async def test_a_product_sets_its_own_chip_counter_jump_limit(nursery, tmp_path, store_url):
+    """A transit programme whose cards go offline for long stretches allows 5,000 steps,
+    whatever [auth] atc_jump_limit (1,000) says; its cards are still held to that."""
+    host = await start_host(nursery, tmp_path, store_url)
+    card = host.cards["active-visa"]
+    async with opened_store(store_url) as store:
+        products = [await store.get_product(spec.product_id) for spec in PRODUCTS]
+        product = next(p for p in products if p is not None and card["pan"].startswith(p.bin))
+        await store.put_product(dataclasses.replace(product, atc_jump_limit=5_000))
+    switch = await Switch.connect(host.port)
+    for atc, code in ((0x40, "00"), (0x40 + 3_000, "00"), (0x40 + 3_000 + 5_001, "82")):
+        fields, _, _ = chip_read(host, card, purchase(card, amount=1_000), 18, atc=atc)
+        assert (await switch.send(fields))["39"] == code, atc
 
 
 async def test_rules_see_the_merchants_currency_online_and_in_replays(nursery, tmp_path, store_url):

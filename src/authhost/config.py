@@ -140,7 +140,9 @@ class AuthConfig:
     )
     hold_days: int = _key(7, "days an authorisation hold lives before it expires")
     atc_jump_limit: int = _key(
-        1000, "chip counter steps a cryptogram may be ahead of the card's newest; 0: no limit"
+        1000,
+        "chip counter steps a cryptogram may be ahead of the card's newest, for products that set "
+        "none; 0: no limit",
     )
     journal_keep_days: int = _key(
         0, "days of journal the server keeps, pruning older entries daily (>= 35); 0: all"

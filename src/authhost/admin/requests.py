@@ -70,6 +70,11 @@ class NewProduct(_Request):
     chip_cvn: Literal[10, 16, 18] = Field(
         18, description="cryptogram version of the chip: Visa 10 or 18, Mastercard 16"
     )
+    atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
+        None,
+        description="how far ahead of a card's newest chip counter (ATC) a cryptogram's may "
+        "be (0: no limit); null: the host's [auth] atc_jump_limit",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> NewProduct:

@@ -200,6 +200,7 @@ class CardService:
                 pvki=spec.pvki,
                 imk_ac_name=spec.imk_ac_name,
                 chip_cvn=spec.chip_cvn,
+                atc_jump_limit=spec.atc_jump_limit,
             )
             await self.store.put_product(product)
             view = product_view(product)

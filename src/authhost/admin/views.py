@@ -53,6 +53,7 @@ class ProductView(_View):
     pvki: str
     imk_ac_name: str = ""
     chip_cvn: int = 18
+    atc_jump_limit: int | None = None
 
 
 class AccountView(_View):

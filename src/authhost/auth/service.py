@@ -213,7 +213,9 @@ class AuthService:
             card_id=card.card_id if card else "",
             pin_tries=tx.new_pin_tries,
             atc=tx.cryptogram.atc if tx.cryptogram is not None else None,
-            atc_jump_limit=self._atc_jump_limit,
+            atc_jump_limit=self._atc_jump_limit
+            if snapshot.product is None or snapshot.product.atc_jump_limit is None
+            else snapshot.product.atc_jump_limit,
             changed_card=replace(card, pin_reference=tx.new_pin_reference, pin_tries=0)
             if card is not None and tx.new_pin_reference is not None and decline is None
             else None,

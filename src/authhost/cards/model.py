@@ -86,6 +86,10 @@ class Product:
     # the cryptogram version of the product's chip application (Visa CVN 10 or 18, Mastercard 16)
     imk_ac_name: str = ""
     chip_cvn: int = 18
+    # how far ahead of a card's newest chip counter a cryptogram's may be; None: the host's
+    # [auth] atc_jump_limit. A programme whose cards make many offline transactions between
+    # online ones (transit, vending) needs more room than one whose cards go online each time
+    atc_jump_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
