@@ -16,11 +16,13 @@ from enum import StrEnum
 
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    KEY_EXCHANGE_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     build_additional_data,
 )
 from authhost.security import emv
+from authhost.security.blockcipher import tdes_ecb_encrypt
 from authhost.security.dukpt import ksn_with_counter, terminal_encrypt_pin_tdes
 from authhost.security.pinblock import encrypt_pin_block
 from simulator.chip_counters import ChipCounters
@@ -46,6 +48,7 @@ class Kind(StrEnum):
     ECHO = "echo"  # network management 0800/301
     SIGN_ON = "sign-on"  # 0800/001
     SIGN_OFF = "sign-off"  # 0800/002
+    KEY_CHANGE = "key-change"  # 0800/161: a new zone PIN key under the zone master key
 
 
 class Entry(StrEnum):
@@ -64,7 +67,12 @@ PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "31000
               Kind.REFUND: "200000", Kind.ADVICE: "000000",
               Kind.VERIFICATION: "000000", Kind.PIN_UNBLOCK: "910000",
               Kind.PIN_CHANGE: "920000"}  # fmt: skip
-NETWORK_CODES = {Kind.ECHO: "301", Kind.SIGN_ON: "001", Kind.SIGN_OFF: "002"}
+NETWORK_CODES = {
+    Kind.ECHO: "301",
+    Kind.SIGN_ON: "001",
+    Kind.SIGN_OFF: "002",
+    Kind.KEY_CHANGE: "161",
+}
 DUKPT_KSN_BASE = "FFFF9876543210E00000"  # TDES KSN: key set id, device id, counter 0
 _MAX_DUKPT_ONES = 10  # a TDES DUKPT counter never has more than 10 one bits
 
@@ -297,6 +305,22 @@ class RequestBuilder:
                 fields[number] = original[number]
         fields.update({"2": card.pan, "4": f"{amount_minor:012d}", "14": card.expiry, "22": "102"})
         fields["90"] = original_data(original)
+        return dict(sorted(fields.items(), key=_field_order))
+
+    def key_change(
+        self, zmk: bytes, new_zpk: bytes, *, check_value: str | None = None,
+        now: float | None = None,
+    ) -> Fields:  # fmt: skip
+        """An 0800 key change (field 70 = 161): ``new_zpk`` encrypted under the zone master key
+        in field 48 subelement 11 (key class PK, index 01, a cycle number, the key, its
+        16-digit check value unless ``check_value`` says otherwise), for the terminal's
+        acquirer (field 32)."""
+        fields = self.network(Kind.KEY_CHANGE, now)
+        check = check_value or tdes_ecb_encrypt(new_zpk, bytes(8)).hex().upper()
+        cycle = f"{int(fields['11']) % 100:02d}"
+        block = "PK01" + cycle + tdes_ecb_encrypt(zmk, new_zpk).hex().upper() + check
+        fields["32"] = self.terminal.acquirer_id
+        fields["48"] = build_additional_data({KEY_EXCHANGE_SUBELEMENT: block})
         return dict(sorted(fields.items(), key=_field_order))
 
     def network(self, kind: Kind = Kind.ECHO, now: float | None = None) -> Fields:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from authhost.security.masking import mask_pan
 
@@ -43,6 +44,7 @@ class DemoFile:
     zpk: bytes = field(repr=False)  # clear test zone PIN key
     bdk: bytes = field(repr=False)  # clear test DUKPT base derivation key
     imk_ac: bytes | None = field(default=None, repr=False)  # clear test EMV issuer master key
+    zmk: bytes | None = field(default=None, repr=False)  # clear test zone master key
 
     def active(self) -> tuple[SimCard, ...]:
         """Active cards with a PIN: the ones that can be approved."""
@@ -74,7 +76,8 @@ def load_demo_file(path: Path) -> DemoFile:
             for card in doc["cards"]
         )
         imk_ac = bytes.fromhex(keys["imk_ac"]) if keys.get("imk_ac") else None
-        demo = DemoFile(cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]), imk_ac)
+        zmk = bytes.fromhex(keys["zmk"]) if keys.get("zmk") else None
+        demo = DemoFile(cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]), imk_ac, zmk)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None
     if not demo.cards:
@@ -84,17 +87,32 @@ def load_demo_file(path: Path) -> DemoFile:
 
 def remember_pin(path: Path, pan: str, pin: str) -> None:
     """Write a card's new PIN into the demo file after the host approved a PIN change, so the
-    next `--pin card` uses it. The file is replaced whole (a reader never sees half of it)
-    and keeps its permissions; only test-only files are ever touched."""
-    doc = json.loads(path.read_text())
-    if doc.get("test_only") is not True:
-        raise DemoFileError(f"{path} is not a test-only demo card file")
+    next `--pin card` uses it."""
+    doc = _test_only_doc(path)
     for card in doc["cards"]:
         if card.get("pan") == pan:
             card["pin"] = pin
-            break
-    else:
-        return
+            _replace(path, doc)
+            return
+
+
+def remember_zone_pin_key(path: Path, zpk: bytes) -> None:
+    """Write the zone PIN key the host accepted in a key change into the demo file, so the
+    next PIN block is encrypted under it."""
+    doc = _test_only_doc(path)
+    doc["keys"]["zpk"] = zpk.hex().upper()
+    _replace(path, doc)
+
+
+def _test_only_doc(path: Path) -> dict[str, Any]:
+    doc = json.loads(path.read_text())
+    if doc.get("test_only") is not True:
+        raise DemoFileError(f"{path} is not a test-only demo card file")
+    return doc
+
+
+def _replace(path: Path, doc: dict[str, Any]) -> None:
+    """The file replaced whole (a reader never sees half of it), keeping its permissions."""
     staged = path.with_name(path.name + ".new")
     staged.write_text(json.dumps(doc, indent=2) + "\n")
     staged.chmod(path.stat().st_mode & 0o777)

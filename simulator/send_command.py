@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 
 from authhost.cards.track2 import build_track2
+from authhost.iso.subfields import parse_key_exchange
+from authhost.security.blockcipher import tdes_ecb_decrypt
+from authhost.security.keys import KeyAlgorithm, generate_material
 from simulator.builder import Entry, Fields, Kind, RequestBuilder, Terminal
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
@@ -18,6 +21,7 @@ from simulator.demo_cards import (
     SimCard,
     load_demo_file,
     remember_pin,
+    remember_zone_pin_key,
 )
 from simulator.display import message_table, outcome
 
@@ -118,7 +122,9 @@ def send(
     pre-authorisation, then an 0100 extending it by --increment; with --final-amount, the
     0220 completing both), verification (amount 0, field 25 = 51), pin-unblock (processing
     code 91 at an ATM: unlocks a locked PIN with the right one), pin-change (processing code
-    92: --pin the current PIN, --new-pin the new one), advice, echo, sign-on, sign-off.
+    92: --pin the current PIN, --new-pin the new one), advice, echo, sign-on, sign-off,
+    key-change (0800/161: a new zone PIN key under the demo file's zone master key; kept in
+    the file when the host takes it).
     The card comes from a demo card file or from --pan and friends.
     """
     link = Link(host, port, dialect, framing, tpdu, timeout)
@@ -140,9 +146,20 @@ def send(
     except ClientError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    if kind is Kind.KEY_CHANGE and cards is not None and answers[-1].get("39") == "00":
+        zmk = load_demo_file(cards).zmk
+        assert zmk is not None  # checked when the request was built
+        block = parse_key_exchange(str(requests[-1]["48"]))
+        remember_zone_pin_key(cards, tdes_ecb_decrypt(zmk, block.encrypted_key))
+        out.print(f"the new zone PIN key is kept in {cards} (PIN blocks use it)", highlight=False)
     if kind is Kind.PIN_CHANGE and cards is not None and answers[-1].get("39") == "00":
         remember_pin(cards, pick_card(load_demo_file(cards), card).pan, str(new_pin))
         out.print(f"the new PIN is kept in {cards} (--pin card uses it)", highlight=False)
+
+
+def new_zone_pin_key() -> bytes:
+    """A fresh double-length TDES zone PIN key (odd parity), as a switch makes one."""
+    return generate_material(KeyAlgorithm.TDES, 16)
 
 
 def _requests(
@@ -157,6 +174,11 @@ def _requests(
     builder = RequestBuilder(terminal)
     if kind in (Kind.ECHO, Kind.SIGN_ON, Kind.SIGN_OFF):
         return [builder.network(kind)]
+    if kind is Kind.KEY_CHANGE:
+        demo = load_demo_file(cards) if cards is not None else None
+        if demo is None or demo.zmk is None:
+            raise ValueError("key-change needs a demo card file with a zone master key (--cards)")
+        return [builder.key_change(demo.zmk, new_zone_pin_key())]
     if pan is not None:
         chosen = card_from_options(pan, expiry, service_code, cvv2, icvv, pin)
         builder.zpk = bytes.fromhex(zpk) if zpk else None

@@ -372,7 +372,7 @@ async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, t
         assert await export_demo(service, out) == len(CARDS)
         doc = json.loads(out.read_text())
         assert doc["test_only"] is True
-        assert set(doc["keys"]) == {"zpk", "bdk", "imk_ac"}
+        assert set(doc["keys"]) == {"zpk", "bdk", "imk_ac", "zmk"}
         assert all(len(bytes.fromhex(v)) in (16, 24) for v in doc["keys"].values())
         keys = ["pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "account"]
         keys += ["currency", "available", "chip_cvn"]

@@ -31,17 +31,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{redis_url}?prefix=crash-{uuid.uuid4().hex[:8]}"  # shared Redis: own key space
 
 
-def start_server(workdir: Path, port: int, store_url: str | None = None) -> subprocess.Popen[bytes]:
-    """``authhost serve --demo`` in ``workdir``: on its SQLite default, or on ``store_url``."""
+def start_server(
+    workdir: Path,
+    port: int,
+    store_url: str | None = None,
+    *,
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``authhost serve --demo`` in ``workdir``: on its SQLite default, or on ``store_url``,
+    with ``settings`` as AUTHHOST_* environment variables."""
     env = {
         **os.environ,
         **({"AUTHHOST_STORE_URL": store_url} if store_url else {}),
+        **(settings or {}),
         "AUTHHOST_ADMIN_PORT": "0",
         "AUTHHOST_SERVER_METRICS_PORT": "0",
         "AUTHHOST_SERVER_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "authhost", "serve", "--demo", "--port", str(port)],
+        [sys.executable, "-m", "authhost", "serve", "--demo", "--port", str(port)]
+        + (["--workers", str(workers)] if workers > 1 else []),
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from authhost.iso.subfields import (
     format_additional_amounts,
     parse_additional_amounts,
     parse_additional_data,
+    parse_key_exchange,
     parse_original_data,
     parse_replacement_amount,
     replacement_amounts_field,
@@ -45,6 +46,33 @@ def test_broken_field_48_is_refused_without_its_value(text: str) -> None:
     with pytest.raises(SubfieldError) as raised:
         parse_additional_data(text)
     assert "123" not in str(raised.value)
+
+
+KEY = "0123456789ABCDEFFEDCBA9876543210"
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"), [("A1B2C3D4E5F60718", "A1B2C3D4E5F60718"), ("a1b2c3", "A1B2C3")]
+)
+def test_a_key_exchange_block_is_class_index_cycle_key_and_check(check, expected) -> None:
+    block = parse_key_exchange(build_additional_data({"11": f"pk0207{KEY}{check}"}))
+    assert (block.key_class, block.key_index, block.key_cycle) == ("PK", "02", "07")
+    assert block.encrypted_key == bytes.fromhex(KEY) and block.check_value == expected
+    assert KEY not in repr(block)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, f"PK0207{KEY}", f"PK0207{KEY[:-2]}A1B2C3", f"PK02XX{KEY}A1B2C3",
+     f"PK0207{KEY}A1B2C3D4E5F6071899", f"PK0207{KEY[:-1]}GA1B2C3"],
+    ids=["no subelement 11", "no check value", "short key", "cycle not digits",
+         "check value too long", "key not hex"],
+)  # fmt: skip
+def test_a_broken_key_exchange_block_is_refused_without_its_key(value: str | None) -> None:
+    field_48 = build_additional_data({"11": value} if value else {"92": "123"})
+    with pytest.raises(SubfieldError) as raised:
+        parse_key_exchange(field_48)
+    assert "subelement 11" in str(raised.value) and KEY[:16] not in str(raised.value)
 
 
 @given(

@@ -19,8 +19,21 @@ from hypothesis import strategies as st
 from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
 from authhost.security import dukpt, pinblock
-from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing, SecurityError
-from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, generate_material
+from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.errors import (
+    KeyCheckFailed,
+    KeyNotFound,
+    KeyStoreError,
+    MasterKeyMissing,
+    SecurityError,
+)
+from authhost.security.keys import (
+    KeyAlgorithm,
+    KeyType,
+    WorkingKey,
+    adjust_des_parity,
+    generate_material,
+)
 from authhost.security.keystore import KeyStore
 from authhost.security.mac import retail_mac
 from authhost.security.module import PinCheck, PinSourceKind, SecurityModule
@@ -263,6 +276,64 @@ def test_zpk_pin_reference_and_verification(hsm, test_keys, method) -> None:
     # right PIN, block built for another PAN: decodes to another PIN or fails the format
     other = pinblock.encrypt_pin_block(zpk, "1234", OTHER_PAN)
     assert hsm.verify_pin(other, PAN, source, method, "pvk", "1", reference) is not PinCheck.OK
+
+
+def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(config, hsm, test_keys) -> None:
+    """A switch's key change: the new key decrypted under "zmk", checked, saved as the next
+    version of the acquirer's zone PIN key and used for its PIN blocks at once."""
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    installed = hsm.install_zone_pin_key("123", tdes_ecb_encrypt(test_keys["zmk"], new), check)
+    assert (installed.name, installed.version) == ("zpk", 2) and installed.material == new
+    assert new.hex() not in repr(installed) and installed.kcv == check[:6].upper()
+    source = hsm.pin_source(None, "123")
+    reference = hsm.pin_reference(
+        pinblock.encrypt_pin_block(new, "1234", PAN), PAN, source, PinMethod.VISA_PVV, "pvk", "1"
+    )
+    old_block = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN)
+    assert (
+        hsm.verify_pin(old_block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", reference)
+        is not PinCheck.OK
+    )
+    reopened = SecurityModule.open(config, demo=True, env={})  # another worker, a restart
+    assert reopened.demo_test_keys()["zpk"] == new.hex().upper()
+    assert reopened.key_store.versions("zpk") == [1, 2]
+    # an acquirer with its own zone PIN key (security.zone_keys) gets that one changed
+    other = hsm.install_zone_pin_key("00444", tdes_ecb_encrypt(test_keys["zmk"], new), check[:6])
+    assert other.name == "zpk-444"
+
+
+@pytest.mark.parametrize("flaw", ["check value", "parity", "length"])
+def test_a_key_change_that_does_not_check_installs_nothing(hsm, test_keys, flaw) -> None:
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    if flaw == "check value":
+        check = "000000"
+    elif flaw == "parity":  # the key a wrong zone master key would decrypt to, most likely
+        new = bytes([new[0] ^ 1]) + new[1:]
+        assert adjust_des_parity(new) != new
+        check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    encrypted = tdes_ecb_encrypt(test_keys["zmk"], new)
+    if flaw == "length":
+        encrypted = encrypted[:8]
+    with pytest.raises(KeyCheckFailed) as raised:
+        hsm.install_zone_pin_key("123", encrypted, check)
+    assert new.hex() not in str(raised.value).lower()
+    assert hsm.key_store.versions("zpk") == [1]
+
+
+def test_a_key_change_needs_a_tdes_zone_master_key(tmp_path) -> None:
+    config = SecurityConfig(key_store=str(tmp_path / "k.json"), zone_master_keys=["77=zmk-77"])
+    hsm = SecurityModule.open(config, demo=True, env={})
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    with pytest.raises(KeyNotFound, match="zmk-77"):  # named for acquirer 77, not in the store
+        hsm.install_zone_pin_key("77", new, "000000")
+    with pytest.raises(KeyNotFound, match="not a TDES"):  # "kek" is an AES key
+        SecurityModule.open(
+            SecurityConfig(key_store=str(tmp_path / "k.json"), zone_master_keys=["77=kek"]),
+            demo=True,
+            env={},
+        ).install_zone_pin_key("77", new, "000000")
 
 
 def test_ibm3624_supports_longer_pins(hsm, test_keys) -> None:

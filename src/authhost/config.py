@@ -102,6 +102,16 @@ class SecurityConfig:
     zone_keys: list[str] = _key(
         [], "zone PIN key per acquirer, 'acquirer_id=key_name' entries (others use 'zpk')"
     )
+    watch_key_store: bool = _key(
+        True,
+        "re-read the key store within a second of its file changing (a zone PIN key a switch "
+        "changed through another worker, an operator's rotation); off: at SIGHUP only",
+    )
+    zone_master_keys: list[str] = _key(
+        [],
+        "zone master key per acquirer, under which its new zone PIN keys arrive in a key "
+        "change (0800, field 70 = 161), 'acquirer_id=key_name' entries (others use 'zmk')",
+    )
     decimalisation_table: str = _key(
         "0123456789012345", "IBM 3624 decimalisation table (16 digits)"
     )

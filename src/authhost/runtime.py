@@ -27,6 +27,7 @@ from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.models.context import TxContext
+from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
 from authhost.store.interface import CardStore
 
@@ -40,6 +41,7 @@ Service = Callable[[], Awaitable[None]]
 DEMO_EXPORT = "demo-cards.json"
 DEMO_TOKEN = "demo-admin-token"
 RULES_POLL_S = 1.0
+KEY_STORE_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 PENDING_FLUSH_S = 0.5
 HOLD_EXPIRY_INTERVAL_S = 300.0
@@ -59,6 +61,7 @@ class Runtime:
     collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
     macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
     read_store: Callable[[], Awaitable[object]] | None = None  # a cheap read: /readyz's probe
+    key_exchange: Any = None  # answers a switch's key change (server.key_exchange)
 
     async def reload(self) -> None:
         for reload in self.reloaders:
@@ -123,8 +126,12 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             macs=(security.mac_message, security.verify_mac),
             read_store=partial(store.get_account, HEALTH_PROBE_ACCOUNT),
         )
-        # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart.
+        # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart,
+        # and so does a change to its file (a key a switch changed through another worker)
         runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
+        if config.security.watch_key_store:
+            runtime.services.append(partial(watch_key_store, security))
+        runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
         runtime.services.append(partial(expire_holds, store, config.auth.hold_days))
         if config.auth.journal_keep_days:
@@ -154,6 +161,23 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         # Not shielded: the Redis client's own task group was entered before any scope here,
         # and must be exited outside of them.
         await store.close()
+
+
+async def watch_key_store(security: Any) -> None:
+    """Re-read the key store within KEY_STORE_POLL_S of its file changing: a zone PIN key a
+    switch changed through one worker (or an operator's `authhost keys` run) is then the key
+    every worker reads PIN blocks with, without a SIGHUP. Compared with the file as the
+    security module last read it, so a change made while this process was starting counts."""
+    while True:
+        await trio.sleep(KEY_STORE_POLL_S)
+        if not security.key_store.changed_on_disk():
+            continue
+        try:
+            await trio.to_thread.run_sync(security.reload)
+            log.info("key store changed on disk: keys re-read")
+        except Exception:
+            log.exception("key store changed but could not be read; the keys in use stay")
+            await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
 
 
 async def prepare_demo(cards: Any) -> list[str]:

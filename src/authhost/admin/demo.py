@@ -140,9 +140,10 @@ def is_demo_installation(service: CardService) -> bool:
 
 
 def _test_keys(service: CardService) -> dict[str, str]:
-    """The clear test terminal keys as hex: the zone PIN key and the (TDES) DUKPT BDK."""
+    """The clear test keys as hex: the zone PIN key, the (TDES) DUKPT BDK, the chip's issuer
+    master key and the zone master key a switch sends new zone PIN keys under."""
     keys = service.security.demo_test_keys()
-    return {"zpk": keys["zpk"], "bdk": keys["bdk"], "imk_ac": keys["imk-ac"]}
+    return {"zpk": keys["zpk"], "bdk": keys["bdk"], "imk_ac": keys["imk-ac"], "zmk": keys["zmk"]}
 
 
 async def ensure_demo(service: CardService) -> list[dict[str, Any]]:

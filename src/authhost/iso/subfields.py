@@ -7,7 +7,7 @@ not know. Each layout is read and written here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authhost.iso.messages import Balance
 
@@ -21,8 +21,46 @@ POS_EXTENDED_CONDITIONS_SUBELEMENT = "61"
 MULTIPLE_COMPLETION_SUBELEMENT = "62"
 
 
+# Field 48 subelement 11 of an 0800 key change (field 70 = 161), after Mastercard's key exchange
+# block data for double-length keys: key class (2, "PK" a PIN key), key index (2 digits), key
+# cycle (2 digits), the new key encrypted under the zone master key (32 hex), check value (6-16
+# hex: the new key's encryption of a zero block, as much of it as the sender gives)
+KEY_EXCHANGE_SUBELEMENT = "11"
+
+
 class SubfieldError(ValueError):
     """A field whose inner layout is wrong (the message never contains the field's value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExchangeBlock:
+    """A new working key as a key change carries it: encrypted, never clear."""
+
+    key_class: str
+    key_index: str
+    key_cycle: str
+    encrypted_key: bytes = field(repr=False)
+    check_value: str
+
+
+def parse_key_exchange(field_48: str | None) -> KeyExchangeBlock:
+    """Subelement 11 of a key change's field 48 (see KEY_EXCHANGE_SUBELEMENT)."""
+    value = parse_additional_data(field_48 or "").get(KEY_EXCHANGE_SUBELEMENT)
+    if value is None:
+        raise SubfieldError("field 48: a key change needs subelement 11 (the key exchange block)")
+    head, key_hex, check = value[:6], value[6:38], value[38:]
+    if not (head[:2].isalpha() and head[2:].isdigit() and len(head) == 6):
+        raise SubfieldError("field 48: subelement 11 starts with key class, index and cycle")
+    if len(key_hex) != 32 or not _is_hex(key_hex):
+        raise SubfieldError("field 48: subelement 11 carries a 32-hex-digit encrypted key")
+    if not 6 <= len(check) <= 16 or not _is_hex(check):
+        raise SubfieldError("field 48: subelement 11 ends with a 6 to 16 hex digit check value")
+    return KeyExchangeBlock(head[:2].upper(), head[2:4], head[4:6], bytes.fromhex(key_hex),
+                            check.upper())  # fmt: skip
+
+
+def _is_hex(text: str) -> bool:
+    return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:

@@ -17,3 +17,8 @@ class KeyStoreError(SecurityError):
 
 class KeyNotFound(SecurityError):
     """A named working key is not in the key store (or has the wrong type for the operation)."""
+
+
+class KeyCheckFailed(SecurityError):
+    """A key sent to the module does not match its check value (or its DES parity): it is
+    not the key the sender meant, or not a key at all. Nothing is installed."""

@@ -97,6 +97,16 @@ def resolve_master_key(
     )
 
 
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """Modification time, size and inode of a file (None when it is missing): a file saved
+    again (written aside and renamed over) always gets a new one."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
 def write_private(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text``, readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +147,8 @@ class KeyStore:
         self._aead = AESGCM(master)
         self._master_kcv = kcv(master, KeyAlgorithm.AES)
         self._entries = {(e.name, e.version): e for e in entries}
+        # the file as it was when read (see file_stamp): a change since means reading it again
+        self.stamp: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"KeyStore(path={str(self.path)!r}, demo={self.demo}, keys={len(self._entries)})"
@@ -154,6 +166,7 @@ class KeyStore:
 
     @classmethod
     def load(cls, path: Path, master: bytes) -> KeyStore:
+        stamp = file_stamp(path)  # before the read: a write in between costs one more read
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -173,7 +186,13 @@ class KeyStore:
             raise KeyStoreError(f"{path}: the master key does not match this key store (KCV)")
         if not hmac.compare_digest(str(data.get("header_tag", "")), store._header_tag()):
             raise KeyStoreError(f"{path}: the key store header was altered (demo flag)")
+        store.stamp = stamp
         return store
+
+    def changed_on_disk(self) -> bool:
+        """Whether the file is no longer the one this store was read from (another process
+        saved keys in it since)."""
+        return file_stamp(self.path) != self.stamp
 
     def _header_tag(self) -> str:
         """Binds the demo flag to the master key: flipping it in the file breaks the load."""

@@ -27,9 +27,16 @@ from authhost.security import (
     pinblock,
     pinverify,
 )
+from authhost.security.blockcipher import tdes_ecb_decrypt, tdes_ecb_encrypt
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
-from authhost.security.errors import KeyNotFound, KeyStoreError, SecurityError
-from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, generate_material
+from authhost.security.errors import KeyCheckFailed, KeyNotFound, KeyStoreError, SecurityError
+from authhost.security.keys import (
+    KeyAlgorithm,
+    KeyType,
+    WorkingKey,
+    adjust_des_parity,
+    generate_material,
+)
 from authhost.security.keystore import KeyStore, demo_master_path, resolve_master_key
 
 log = logging.getLogger("authhost.security")
@@ -41,6 +48,7 @@ DEFAULT_AES_BDK = "bdk-aes"
 PAN_HASH_KEY = "pan-hash"
 PAN_DATA_KEY = "pan-data"
 DEFAULT_MAC_KEY = "mak"
+DEFAULT_ZMK = "zmk"  # zone master key: new zone PIN keys arrive encrypted under it
 
 # name, type, algorithm, length: what demo mode generates
 DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
@@ -53,6 +61,7 @@ DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     ("imk-ac", KeyType.IMK_AC, KeyAlgorithm.TDES, 16),
     (DEFAULT_MAC_KEY, KeyType.MAK, KeyAlgorithm.TDES, 16),
     ("kek", KeyType.KEK, KeyAlgorithm.AES, 32),
+    (DEFAULT_ZMK, KeyType.KEK, KeyAlgorithm.TDES, 16),
     (PAN_HASH_KEY, KeyType.PAN_HASH, KeyAlgorithm.HMAC, 32),
     (PAN_DATA_KEY, KeyType.PAN_DATA, KeyAlgorithm.AES, 32),
 )
@@ -117,6 +126,7 @@ class SecurityModule:
         self._keys: dict[tuple[str, int | None], WorkingKey] = {}
         self._dukpt: dict[str, TdesDukptHost | AesDukptHost] = {}
         self._zones = self._zone_map(self._config.zone_keys)
+        self._zone_masters = self._zone_map(self._config.zone_master_keys, "zone_master_keys")
         self._bdks = self._bdk_map(self._config.bdk_by_ksn)
         self._formats = self._format_set(self._config.pin_block_formats)
         self._ibm3624 = pinverify.Ibm3624Params(
@@ -165,13 +175,13 @@ class SecurityModule:
         return cls(store, config)
 
     @staticmethod
-    def _zone_map(entries: list[str]) -> dict[str, str]:
+    def _zone_map(entries: list[str], setting: str = "zone_keys") -> dict[str, str]:
         zones = {}
         for entry in entries:
             acquirer, sep, name = entry.partition("=")
             if not sep or not acquirer.strip() or not name.strip():
                 raise SecurityError(
-                    f"security.zone_keys entry {entry!r} is not 'acquirer_id=key_name'"
+                    f"security.{setting} entry {entry!r} is not 'acquirer_id=key_name'"
                 )
             zones[acquirer.strip().lstrip("0")] = name.strip()
         return zones
@@ -248,6 +258,7 @@ class SecurityModule:
                 (DEFAULT_AES_BDK, KeyType.BDK),
                 (DEFAULT_MAC_KEY, KeyType.MAK),
                 ("imk-ac", KeyType.IMK_AC),  # the simulator's chip cards make ARQCs with it
+                (DEFAULT_ZMK, KeyType.KEK),  # the simulator sends new zone PIN keys under it
             )
         }
 
@@ -326,8 +337,38 @@ class SecurityModule:
             return PinSource(PinSourceKind.DUKPT_TDES, self._bdk_for(ksn, DEFAULT_BDK), ksn)
         if len(ksn) == 24 and _is_hex(ksn):
             return PinSource(PinSourceKind.DUKPT_AES, self._bdk_for(ksn, DEFAULT_AES_BDK), ksn)
-        zone = self._zones.get((acquirer_id or "").strip().lstrip("0"), DEFAULT_ZPK)
-        return PinSource(PinSourceKind.ZPK, zone)
+        return PinSource(PinSourceKind.ZPK, self.zone_pin_key_name(acquirer_id))
+
+    def zone_pin_key_name(self, acquirer_id: str | None) -> str:
+        """The zone PIN key an acquirer's PIN blocks are read with (``security.zone_keys``)."""
+        return self._zones.get((acquirer_id or "").strip().lstrip("0"), DEFAULT_ZPK)
+
+    def install_zone_pin_key(
+        self, acquirer_id: str | None, encrypted_key: bytes, check_value: str
+    ) -> WorkingKey:
+        """A switch's dynamic key exchange: the acquirer's new zone PIN key, sent encrypted
+        under its zone master key (``security.zone_master_keys``, else "zmk"; TDES ECB), is
+        decrypted here, checked against its check value and its DES parity, and saved as the
+        next version of the acquirer's zone PIN key, which its PIN blocks are read with from
+        now on. Returns the installed key (its repr shows name, version and KCV only).
+        KeyNotFound: no zone master key; KeyCheckFailed: not the key the sender meant."""
+        acquirer = (acquirer_id or "").strip().lstrip("0")
+        zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
+        if zmk.algorithm is not KeyAlgorithm.TDES:
+            raise KeyNotFound(f"zone master key {zmk.name!r} is not a TDES key")
+        if len(encrypted_key) not in (16, 24):
+            raise KeyCheckFailed("a zone PIN key is 16 or 24 bytes")
+        material = tdes_ecb_decrypt(zmk.material, encrypted_key, keep=False)
+        check = tdes_ecb_encrypt(material, bytes(8), keep=False).hex().upper()
+        if adjust_des_parity(material) != material or not check.startswith(check_value.upper()):
+            raise KeyCheckFailed(
+                f"the new key for zone PIN key {self.zone_pin_key_name(acquirer)!r} does not "
+                "match its check value"
+            )
+        name = self.zone_pin_key_name(acquirer)
+        key = self._store.add_version(name, KeyType.ZPK, KeyAlgorithm.TDES, material)
+        self._keys.pop((name, None), None)  # PIN blocks are read with the new version now
+        return key
 
     def _incoming_key(self, source: PinSource) -> bytes:
         if source.kind is PinSourceKind.ZPK:

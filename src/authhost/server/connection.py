@@ -37,11 +37,14 @@ from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
 from authhost.iso.macs import MacFunction, MacPlacementError, split_mac
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.security.masking import mask_pan
+from authhost.server.key_exchange import KEY_CHANGE_CODE
 from authhost.server.logs import log_request
 from authhost.server.metrics import ServerMetrics
 from authhost.server.slow import SlowDecisions
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
+# answers a key change (0800, field 70 = 161) with the 0810's response code
+KeyExchange = Callable[[NetworkRequest], Awaitable[ResponseCode]]
 
 RECEIVE_SIZE = 65536
 # Read no more from a peer with this many answers outstanding (in flight or not yet sent):
@@ -106,6 +109,7 @@ class Decider:
     journal: AnsweredHere | None = None  # the handler itself when it can journal these
     together: DecidesTogether | None = None  # the handler itself when it can
     slow: SlowDecisions | None = None  # logs decisions slower than its threshold
+    key_exchange: KeyExchange | None = None  # installs a switch's new zone PIN key
 
 
 class Connection:
@@ -287,6 +291,11 @@ class Connection:
             return True
 
         if isinstance(message, NetworkRequest):
+            exchange = self._decider.key_exchange
+            if message.code == KEY_CHANGE_CODE and exchange is not None:
+                assert self._requests is not None
+                self._requests.start_soon(self._change_key, exchange, message, tpdu, arrived)
+                return True
             code = _APPROVED if message.code in NETWORK_CODES else _INVALID
             response = encode_network_response(message, code, dialect, mac=self._wire.mac)
             self._answer(
@@ -302,6 +311,26 @@ class Connection:
 
         batch.append((message, tpdu))
         return True
+
+    async def _change_key(
+        self,
+        exchange: KeyExchange,
+        message: NetworkRequest,
+        tpdu: bytes | None,
+        arrived: float,
+    ) -> None:
+        """A key change writes the key store, off the reader: its 0810 follows when it is done
+        (the switch waits for it before sending PIN blocks under the new key)."""
+        try:
+            code = await exchange(message)
+        except Exception:  # a bug must cost this key change, never the link
+            log.exception("key change failed", extra={"fields": {"peer": self.peer}})
+            code = ResponseCode.SYSTEM_MALFUNCTION
+        response = encode_network_response(message, code, self._wire.dialect, mac=self._wire.mac)
+        self._answer(
+            response, tpdu, message.mti, None, message.stan, str(code), arrived, message.code
+        )
+        self._write_answered()
 
     def _journal_here(self, request: AuthRequest, decision: Decision, wall: float) -> None:
         journal = self._decider.journal

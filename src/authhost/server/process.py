@@ -110,6 +110,7 @@ async def serve_runtime(
         metrics=metrics,
         shared=shared,
         macs=getattr(runtime, "macs", None),
+        key_exchange=getattr(runtime, "key_exchange", None),
     )
     health = Health()
     endpoint = None

@@ -27,6 +27,7 @@ from authhost.server.connection import (
     Decider,
     DecidesTogether,
     DecisionHandler,
+    KeyExchange,
     Wire,
 )
 from authhost.server.metrics import ServerMetrics
@@ -63,7 +64,12 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
     return Wire(name=name, dialect=dialect, framing=framing, mac=sign, verify_mac=verify)
 
 
-def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics) -> Decider:
+def decider_for(
+    config: Config,
+    handler: DecisionHandler,
+    metrics: ServerMetrics,
+    key_exchange: KeyExchange | None = None,
+) -> Decider:
     server = config.server
     try:
         timeout_code = ResponseCode(server.timeout_response_code)
@@ -80,7 +86,14 @@ def decider_for(config: Config, handler: DecisionHandler, metrics: ServerMetrics
     together = handler if isinstance(handler, DecidesTogether) else None
     slow = SlowDecisions(server.slow_ms / 1000) if server.slow_ms else None
     return Decider(
-        handler, server.deadline_ms / 1000, timeout_code, metrics, journal, together, slow
+        handler,
+        server.deadline_ms / 1000,
+        timeout_code,
+        metrics,
+        journal,
+        together,
+        slow,
+        key_exchange,
     )
 
 
@@ -123,11 +136,12 @@ class AuthServer:
         metrics: ServerMetrics | None = None,
         shared: SharedListeners | None = None,
         macs: MacFunctions | None = None,
+        key_exchange: KeyExchange | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self._listeners = config.all_listeners()
         self._wires = [wire_for(listener, macs) for listener in self._listeners]
-        self._decider = decider_for(config, handler, self.metrics)
+        self._decider = decider_for(config, handler, self.metrics, key_exchange)
         self._grace_s = config.server.shutdown_grace_s
         self._shared = shared  # a --workers worker: the supervisor's sockets and the balance
         self._connections: set[Connection] = set()

@@ -1,0 +1,41 @@
+"""`authhost-sim send key-change` against a real server: the host takes the new zone PIN key,
+the simulator keeps it in its card file, and PIN blocks made afterwards are read with it.
+Its own server: the key it changes would break the other simulator tests' PIN blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_simulator_against_host import host, sim  # noqa: F401 - host is a fixture
+
+
+def test_send_key_change_then_a_pin_purchase_under_the_new_key(host):  # noqa: F811
+    path = Path(host["cards"])
+    before = json.loads(path.read_text())["keys"]["zpk"]
+    result = sim("send", "key-change", "--cards", host["cards"], "--port", host["port"])
+    assert result.exit_code == 0, result.output
+    assert "0810" in result.output and "APPROVED: 00" in result.output
+    after = json.loads(path.read_text())["keys"]["zpk"]
+    assert after != before and after not in result.output  # the clear key is never shown
+    paid = sim(
+        "send", "purchase", "--pin", "card", "--cards", host["cards"], "--port", host["port"]
+    )
+    assert "APPROVED: 00" in paid.output, paid.output
+    # a terminal still on the old key: the host no longer reads its PIN blocks
+    keys = json.loads(path.read_text())
+    keys["keys"]["zpk"] = before
+    path.write_text(json.dumps(keys))
+    stale = sim(
+        "send", "purchase", "--pin", "card", "--cards", host["cards"], "--port", host["port"]
+    )
+    assert "APPROVED: 00" not in stale.output
+
+
+def test_send_key_change_needs_a_card_file_with_a_zone_master_key(host, tmp_path):  # noqa: F811
+    doc = json.loads(Path(host["cards"]).read_text())
+    del doc["keys"]["zmk"]
+    older = tmp_path / "older-cards.json"
+    older.write_text(json.dumps(doc))
+    result = sim("send", "key-change", "--cards", str(older), "--port", host["port"])
+    assert result.exit_code == 2 and "zone master key" in result.output
