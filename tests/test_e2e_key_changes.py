@@ -61,7 +61,11 @@ class Terminal:
 
 async def test_sighup_switches_to_a_rotated_zone_pin_key(tmp_path):
     port = free_port()
-    proc = start_server(tmp_path, port, settings={"AUTHHOST_SECURITY_WATCH_KEY_STORE": "false"})
+    settings = {
+        "AUTHHOST_SECURITY_WATCH_KEY_STORE": "false",
+        "AUTHHOST_SECURITY_ZONE_KEY_OVERLAP_S": "0",  # the old key is refused at once
+    }
+    proc = start_server(tmp_path, port, settings=settings)
     try:
         await wait_for_port(port, proc)
         card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]

@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -278,7 +279,9 @@ def test_zpk_pin_reference_and_verification(hsm, test_keys, method) -> None:
     assert hsm.verify_pin(other, PAN, source, method, "pvk", "1", reference) is not PinCheck.OK
 
 
-def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(config, hsm, test_keys) -> None:
+def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(
+    config, hsm, test_keys, monkeypatch
+) -> None:
     """A switch's key change: the new key decrypted under "zmk", checked, saved as the next
     version of the acquirer's zone PIN key and used for its PIN blocks at once."""
     new = generate_material(KeyAlgorithm.TDES, 16)
@@ -291,16 +294,41 @@ def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(config, hsm, 
         pinblock.encrypt_pin_block(new, "1234", PAN), PAN, source, PinMethod.VISA_PVV, "pvk", "1"
     )
     old_block = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN)
-    assert (
-        hsm.verify_pin(old_block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", reference)
-        is not PinCheck.OK
-    )
+    old_wrong = pinblock.encrypt_pin_block(test_keys["zpk"], "9999", PAN)
+
+    def verdict(block: bytes) -> PinCheck:
+        return hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", reference)
+
+    # blocks encrypted before the change are still read for zone_key_overlap_s (120 s)
+    assert verdict(old_block) is PinCheck.OK and verdict(old_wrong) is PinCheck.WRONG
+    later = time.time() + 121
+    monkeypatch.setattr("authhost.security.module.time.time", lambda: later)
+    assert verdict(old_block) is PinCheck.BAD_BLOCK  # after it, only under the new key
+    assert verdict(pinblock.encrypt_pin_block(new, "1234", PAN)) is PinCheck.OK
+    monkeypatch.undo()
     reopened = SecurityModule.open(config, demo=True, env={})  # another worker, a restart
     assert reopened.demo_test_keys()["zpk"] == new.hex().upper()
     assert reopened.key_store.versions("zpk") == [1, 2]
     # an acquirer with its own zone PIN key (security.zone_keys) gets that one changed
     other = hsm.install_zone_pin_key("00444", tdes_ecb_encrypt(test_keys["zmk"], new), check[:6])
     assert other.name == "zpk-444"
+
+
+def test_without_an_overlap_a_changed_zone_key_reads_no_old_block(tmp_path) -> None:
+    config = SecurityConfig(key_store=str(tmp_path / "k.json"), zone_key_overlap_s=0)
+    hsm = SecurityModule.open(config, demo=True, env={})
+    keys = {name: bytes.fromhex(value) for name, value in hsm.demo_test_keys().items()}
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    hsm.install_zone_pin_key("123", tdes_ecb_encrypt(keys["zmk"], new), check)
+    source = hsm.pin_source(None, "123")
+    block = pinblock.encrypt_pin_block(new, "1234", PAN)
+    reference = hsm.pin_reference(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1")
+    old_block = pinblock.encrypt_pin_block(keys["zpk"], "1234", PAN)
+    assert (
+        hsm.verify_pin(old_block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", reference)
+        is PinCheck.BAD_BLOCK
+    )
 
 
 @pytest.mark.parametrize("flaw", ["check value", "parity", "length"])

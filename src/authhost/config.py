@@ -107,6 +107,11 @@ class SecurityConfig:
         "re-read the key store within a second of its file changing (a zone PIN key a switch "
         "changed through another worker, an operator's rotation); off: at SIGHUP only",
     )
+    zone_key_overlap_s: float = _key(
+        120.0,
+        "seconds after a zone PIN key change during which a PIN block that does not read under "
+        "the new key is tried under the one before (blocks already in flight); 0: never",
+    )
     zone_master_keys: list[str] = _key(
         [],
         "zone master key per acquirer, under which its new zone PIN keys arrive in a key "

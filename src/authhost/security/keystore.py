@@ -220,6 +220,13 @@ class KeyStore:
     def versions(self, name: str) -> list[int]:
         return sorted(v for (n, v) in self._entries if n == name)
 
+    def created_at(self, name: str, version: int) -> float:
+        """When a key version was saved (Unix time); KeyNotFound if absent."""
+        entry = self._entries.get((name, version))
+        if entry is None:
+            raise KeyNotFound(f"key {name!r} version {version} is not in the key store")
+        return entry.created_at
+
     def get(self, name: str, version: int | None = None) -> WorkingKey:
         """The clear key (latest version unless one is named); KeyNotFound if absent."""
         versions = self.versions(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -393,7 +394,30 @@ class SecurityModule:
             key = self._incoming_key(source)
         except DukptError as exc:
             raise pinblock.PinBlockError(str(exc)) from None
-        return pinblock.decrypt_pin_block(key, bytes(pin_block), pan, accept=self._formats)
+        try:
+            return pinblock.decrypt_pin_block(key, bytes(pin_block), pan, accept=self._formats)
+        except pinblock.PinBlockError:
+            previous = self._previous_zone_key(source)
+            if previous is None:
+                raise
+            return pinblock.decrypt_pin_block(previous, bytes(pin_block), pan, accept=self._formats)
+
+    def _previous_zone_key(self, source: PinSource) -> bytes | None:
+        """The zone PIN key version before the newest, while the newest is younger than
+        ``security.zone_key_overlap_s``: PIN blocks a terminal encrypted before its switch
+        changed keys are still on their way for a moment after the 0810. Asked only for a
+        block that is not a PIN block under the newest key (a block of formats 0, 3 or 4
+        decrypted under the wrong key all but never is one), so a PIN is never tried twice."""
+        overlap = self._config.zone_key_overlap_s
+        if source.kind is not PinSourceKind.ZPK or overlap <= 0:
+            return None
+        versions = self._store.versions(source.key_name)
+        if len(versions) < 2:
+            return None
+        newest = self._store.created_at(source.key_name, versions[-1])
+        if time.time() - newest > overlap:
+            return None
+        return self._key(source.key_name, _ZPK_TYPE, versions[-2]).material
 
     def _reference_of(self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str) -> str:
         pvk = self._key(pvk_name, KeyType.PVK).material
