@@ -331,6 +331,24 @@ def test_without_an_overlap_a_changed_zone_key_reads_no_old_block(tmp_path) -> N
     )
 
 
+def test_a_replayed_key_change_is_refused(hsm, test_keys) -> None:
+    """A captured key change sent again (or any key the zone has had) would roll the zone
+    back to an old key: refused, even while it is the newest."""
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    encrypted, check = tdes_ecb_encrypt(test_keys["zmk"], new), tdes_ecb_encrypt(new, bytes(8))
+    hsm.install_zone_pin_key("123", encrypted, check.hex())
+    with pytest.raises(KeyCheckFailed, match="used before"):
+        hsm.install_zone_pin_key("123", encrypted, check.hex())
+    first = test_keys["zpk"]
+    with pytest.raises(KeyCheckFailed, match="used before"):
+        hsm.install_zone_pin_key(
+            "123",
+            tdes_ecb_encrypt(test_keys["zmk"], first),
+            tdes_ecb_encrypt(first, bytes(8)).hex(),
+        )
+    assert hsm.key_store.versions("zpk") == [1, 2]
+
+
 @pytest.mark.parametrize("flaw", ["check value", "parity", "length"])
 def test_a_key_change_that_does_not_check_installs_nothing(hsm, test_keys, flaw) -> None:
     new = generate_material(KeyAlgorithm.TDES, 16)

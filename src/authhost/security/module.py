@@ -352,7 +352,8 @@ class SecurityModule:
         decrypted here, checked against its check value and its DES parity, and saved as the
         next version of the acquirer's zone PIN key, which its PIN blocks are read with from
         now on. Returns the installed key (its repr shows name, version and KCV only).
-        KeyNotFound: no zone master key; KeyCheckFailed: not the key the sender meant."""
+        KeyNotFound: no zone master key; KeyCheckFailed: not the key the sender meant, or a
+        key this zone has had before (a replayed key change)."""
         acquirer = (acquirer_id or "").strip().lstrip("0")
         zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
         if zmk.algorithm is not KeyAlgorithm.TDES:
@@ -367,6 +368,9 @@ class SecurityModule:
                 "match its check value"
             )
         name = self.zone_pin_key_name(acquirer)
+        if any(e.name == name and e.kcv == check[:6] for e in self._store.entries()):
+            # a captured key change sent again would roll the zone back to an old key
+            raise KeyCheckFailed(f"the new key for zone PIN key {name!r} was used before")
         key = self._store.add_version(name, KeyType.ZPK, KeyAlgorithm.TDES, material)
         self._keys.pop((name, None), None)  # PIN blocks are read with the new version now
         return key
