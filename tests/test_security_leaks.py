@@ -86,7 +86,7 @@ def test_nothing_secret_is_logged_raised_or_shown(tmp_path: Path, caplog) -> Non
             pvv,
         )
     )
-    texts.append(repr(hsm._dukpt))  # noqa: SLF001 - the per-BDK hosts hold key material
+    texts.append(repr(hsm._cache))  # noqa: SLF001 - the cached keys and DUKPT hosts
     attempt(lambda: pinblock.encode("12a4", PAN))
     attempt(lambda: pinblock.decode(bytes.fromhex("041234FFFFFFFFFF"), "123"))
     attempt(lambda: tr31.unwrap(bytes(16), "B0080P0TE00E0000" + "00" * 32))

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
 
@@ -118,14 +118,23 @@ def _is_hex(text: str) -> bool:
     return all(ch in "0123456789ABCDEF" for ch in text)
 
 
+@dataclass(slots=True)
+class _KeyCache:
+    """The clear working keys read from one key store, and the DUKPT hosts made from them;
+    replaced whole when the store is re-read."""
+
+    store: KeyStore
+    keys: dict[tuple[str, int | None], WorkingKey] = field(default_factory=dict)
+    dukpt: dict[str, TdesDukptHost | AesDukptHost] = field(default_factory=dict)
+
+
 class SecurityModule:
     """Keys and payment cryptography behind one object (see the module docstring)."""
 
     def __init__(self, store: KeyStore, config: SecurityConfig | None = None) -> None:
         self._store = store
+        self._cache = _KeyCache(store)
         self._config = config or SecurityConfig()
-        self._keys: dict[tuple[str, int | None], WorkingKey] = {}
-        self._dukpt: dict[str, TdesDukptHost | AesDukptHost] = {}
         self._zones = self._zone_map(self._config.zone_keys)
         self._zone_masters = self._zone_map(self._config.zone_master_keys, "zone_master_keys")
         self._bdks = self._bdk_map(self._config.bdk_by_ksn)
@@ -227,17 +236,21 @@ class SecurityModule:
 
     def reload(self) -> None:
         """Re-read the key store (after a rotation or import by another process)."""
-        self._store = self._store.reopen()
-        self._keys.clear()
-        self._dukpt.clear()
+        store = self._store.reopen()
+        # one assignment: a key lookup running meanwhile (reloads run in a worker thread)
+        # finishes on the old cache, which is then dropped, and never leaves an old key in
+        # the new one
+        self._cache = _KeyCache(store)
+        self._store = store
 
     # --- keys -----------------------------------------------------------------------------
 
     def _key(self, name: str, key_type: KeyType, version: int | None = None) -> WorkingKey:
-        cached = self._keys.get((name, version))
+        cache = self._cache
+        cached = cache.keys.get((name, version))
         if cached is None:
-            cached = self._store.get(name, version)
-            self._keys[(name, version)] = cached
+            cached = cache.store.get(name, version)
+            cache.keys[(name, version)] = cached
         if cached.key_type is not key_type:
             raise KeyNotFound(f"key {name!r} is a {cached.key_type} key, not a {key_type} key")
         return cached
@@ -288,7 +301,7 @@ class SecurityModule:
     def rotate_pan_key(self) -> WorkingKey:
         """Add a new PAN data key version; new PANs use it, old blobs still decrypt."""
         key = key_admin.rotate_pan_key(self._store)
-        self._keys.clear()
+        self._cache = _KeyCache(self._store)
         return key
 
     # --- card verification values -----------------------------------------------------------
@@ -372,13 +385,14 @@ class SecurityModule:
             # a captured key change sent again would roll the zone back to an old key
             raise KeyCheckFailed(f"the new key for zone PIN key {name!r} was used before")
         key = self._store.add_version(name, KeyType.ZPK, KeyAlgorithm.TDES, material)
-        self._keys.pop((name, None), None)  # PIN blocks are read with the new version now
+        self._cache = _KeyCache(self._store)  # PIN blocks are read with the new version now
         return key
 
     def _incoming_key(self, source: PinSource) -> bytes:
         if source.kind is PinSourceKind.ZPK:
             return self._key(source.key_name, _ZPK_TYPE).material
-        host = self._dukpt.get(source.key_name)
+        dukpt = self._cache.dukpt
+        host = dukpt.get(source.key_name)
         if host is None:
             bdk = self._key(source.key_name, KeyType.BDK)
             if source.kind is PinSourceKind.DUKPT_TDES:
@@ -389,7 +403,7 @@ class SecurityModule:
                 if bdk.algorithm is not KeyAlgorithm.AES:
                     raise KeyNotFound(f"key {source.key_name!r} is not an AES BDK")
                 host = AesDukptHost(bdk.material)
-            self._dukpt[source.key_name] = host
+            dukpt[source.key_name] = host
         return host.pin_key(source.ksn or "")
 
     def _clear_pin(self, pin_block: bytes, pan: str, source: PinSource) -> str:
