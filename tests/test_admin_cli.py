@@ -13,6 +13,7 @@ import trio
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
+from authhost.models.dataset import load_labelled
 from authhost.store import opened_store
 from authhost.store.interface import Commit, JournalQuery
 from authhost.store.records import JOURNAL_COLUMNS, JournalEntry
@@ -183,6 +184,48 @@ def test_journal_export_has_exactly_the_journal_columns(cli, tmp_path, fmt):
         table = pq.read_table(out)
         assert tuple(table.column_names) == JOURNAL_COLUMNS
         assert table.column("amount_minor").to_pylist() == [100, 200, 300]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_fraud_reports_become_the_labels_training_reads(cli, tmp_path, fmt):
+    _ok(cli("demo"))
+    card_id = _ok(cli("cards", "list", "--state", "active", "--limit", "1"))[0]["card_id"]
+
+    async def write_entries() -> list[int]:
+        async with opened_store(cli.store_url) as store:
+            for i in range(3):
+                entry = JournalEntry(ts=time.time() + i, mti="0100", card_id=card_id,
+                                     message_class="authorisation", response_code="00",
+                                     amount_minor=100 * (i + 1), stan=f"{i:06d}")  # fmt: skip
+                await store.commit(Commit(journal=entry, card_id=card_id))
+            return [e.journal_id for e in await store.journal(JournalQuery(card_id=card_id))]
+
+    ids = sorted(trio.run(write_entries))
+    report = _ok(cli("journal", "report-fraud", card_id, str(ids[1]), "--source", "chargeback"))
+    assert (report["journal_id"], report["fraud"], report["source"]) == (ids[1], True, "chargeback")
+    _ok(cli("journal", "report-fraud", card_id, str(ids[2]), "--source", "cardholder"))
+    # the cardholder's claim on the third turns out wrong: the analyst's verdict replaces it
+    _ok(cli("journal", "report-fraud", card_id, str(ids[2]), "--source", "analyst", "--genuine"))
+    unknown = cli("journal", "report-fraud", card_id, str(ids[2] + 1000), "--source", "analyst")
+    assert unknown.exit_code == 1 and "not found" in unknown.stderr
+    bad = cli("journal", "report-fraud", card_id, str(ids[1]), "--source", "rumour")
+    assert bad.exit_code == 1 and "source" in bad.stderr
+
+    out = tmp_path / f"labelled.{fmt}"
+    result = cli("journal", "export", "--format", fmt, "--out", str(out), "--labels")
+    assert result.exit_code == 0, result.output
+    labelled = load_labelled(out)  # what `authhost train --data` reads
+    assert labelled.labels.tolist() == [0, 1, 0]
+    plain = tmp_path / f"plain.{fmt}"
+    _ok(cli("journal", "export", "--format", fmt, "--out", str(plain)))
+    columns = next(csv.reader(plain.open())) if fmt == "csv" else pq.read_table(plain).column_names
+    assert tuple(columns) == JOURNAL_COLUMNS  # no label unless asked
+
+    async def audited() -> list[str]:
+        async with opened_store(cli.store_url) as store:
+            return [a.action for a in await store.audit(subject=card_id)]
+
+    assert trio.run(audited).count("journal.fraud_report") == 3
 
 
 def test_journal_prune_keeps_the_days_asked_and_is_audited(cli):

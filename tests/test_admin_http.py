@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import pytest
@@ -377,3 +378,47 @@ async def test_answers_match_the_schemas_published_in_openapi(tmp_path):
             route = route_for(method, path)
             assert reply.status == route.status, (method, path, reply)
             route.response.model_validate(reply.json)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, backend):
+    from authhost.store.interface import Commit, JournalQuery
+    from authhost.store.records import JournalEntry
+
+    redis_url = os.environ.get("AUTHHOST_TEST_REDIS_URL") if backend == "redis" else None
+    if backend == "redis" and redis_url is None:
+        pytest.skip("AUTHHOST_TEST_REDIS_URL is not set")
+    async with (
+        open_service(tmp_path, backend, redis_url) as service,
+        running_admin(service) as port,
+    ):
+        card = (await ensure_demo(service))[0]
+        entry = JournalEntry(ts=1.0, mti="0100", message_class="authorisation",
+                             response_code="00", card_id=card["card_id"], stan="000001",
+                             account_id=card["account_id"])  # fmt: skip
+        await service.store.commit(Commit(journal=entry, card_id=card["card_id"]))
+        (stored,) = await service.store.journal(JournalQuery(card_id=card["card_id"]))
+        base = f"/v1/cards/{card['card_id']}/journal"
+        path = f"{base}/{stored.journal_id}/fraud-report"
+        body = {"source": "chargeback", "note": "cardholder disputes 4761731234567890"}
+        refused = await call(port, "POST", path, token=AUDITOR_TOKEN, payload=body)
+        assert refused.status == 403
+        reply = await call(port, "POST", path, payload=body)
+        assert reply.status == 200, reply
+        assert (reply.json["fraud"], reply.json["source"]) == (True, "chargeback")
+        assert "4761731234567890" not in reply.body.decode()  # the note's PAN is masked
+        listed = await call(port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+        assert [r["journal_id"] for r in listed.json["reports"]] == [stored.journal_id]
+        for bad_path, bad_body, status in (
+            (f"{base}/{stored.journal_id + 99}/fraud-report", body, 404),
+            (f"{base}/abc/fraud-report", body, 422),
+            (path, {"source": "rumour"}, 422),
+            (path, {"source": "analyst", "note": "x" * 501}, 422),
+            (f"/v1/cards/nope/journal/{stored.journal_id}/fraud-report", body, 404),
+        ):
+            bad = await call(port, "POST", bad_path, payload=bad_body)
+            assert bad.status == status, (bad_path, bad_body, bad)
+            assert bad.json["error"] and "Traceback" not in bad.body.decode()
+        audit = await call(port, "GET", f"/v1/audit?subject={card['card_id']}")
+        actions = [a["action"] for a in audit.json["audit"]]
+        assert actions.count("journal.fraud_report") == 1

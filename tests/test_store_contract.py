@@ -36,7 +36,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
 )
-from authhost.store.records import AuditEntry, JournalEntry
+from authhost.store.records import AuditEntry, FraudReport, JournalEntry
 
 HASH_KEY = b"test-only pan hash key 32 bytes!"
 DATA_KEY = b"T" * 32  # test AES-256 key
@@ -570,6 +570,30 @@ async def test_split_completions_release_what_each_posts_and_the_last_the_rest(s
     await store.commit(completion(card, 7, 6, 2_500, in_part=True))
     account = await store.get_account("acc-1")
     assert (account.balance, account.holds) == (20_000 - 9_500, 1_000)
+
+
+async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):
+    card, _ = await seeded(store, balance=20_000)
+    for n in range(1, 5):
+        await store.commit(hold(card, n, 100 * n))
+    ids = [e.journal_id for e in await store.journal(JournalQuery(card_id=card.card_id))]
+    first, second, third = sorted(ids)[:3]
+    await store.put_fraud_report(FraudReport(third, card.card_id, True, "chargeback", NOW + 9))
+    await store.put_fraud_report(FraudReport(first, card.card_id, True, "cardholder", NOW + 5))
+    # the chargeback on the first was won back: the analyst's later verdict replaces it
+    genuine = FraudReport(first, card.card_id, False, "analyst", NOW + 20, "merchant proved it")
+    await store.put_fraud_report(genuine)
+    reports = await store.fraud_reports()
+    assert [(r.journal_id, r.fraud, r.source) for r in reports] == [
+        (first, False, "analyst"),
+        (third, True, "chargeback"),
+    ]
+    assert reports[0] == genuine
+    assert [r.journal_id for r in await store.fraud_reports(after_id=first)] == [third]
+    assert [r.journal_id for r in await store.fraud_reports(limit=1)] == [first]
+    assert second not in {r.journal_id for r in reports}
+    await store.prune_journal(NOW + 3_600)  # every entry is older: their reports go too
+    assert await store.fraud_reports() == []
 
 
 def increment(card: Card, n: int, original_n: int, amount: int) -> Commit:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from authhost.admin import requests as rq
 from authhost.admin import views as v
-from authhost.admin.errors import ServiceError, invalid_request
+from authhost.admin.errors import InvalidRequest, ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.admin.tokens import AuthFailure, Principal, TokenTable
@@ -215,6 +215,19 @@ async def _card_journal(call: Call) -> Any:
     return {"journal": entries}
 
 
+async def _report_fraud(call: Call) -> Any:
+    journal_id = call.path["journal_id"]
+    if not (journal_id.isascii() and journal_id.isdigit()) or len(journal_id) > 15:
+        raise InvalidRequest("journal_id must be a journal entry's number")
+    return await call.service.report_fraud(call.path["card_id"], int(journal_id), call.body)
+
+
+async def _fraud_reports(call: Call) -> Any:
+    limit = _int_param(call, "limit", 100, 1, 1000)
+    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    return {"reports": await call.service.fraud_reports(limit=limit, after_id=after_id)}
+
+
 async def _audit(call: Call) -> Any:
     limit = _int_param(call, "limit", 100, 1, 1000)
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
@@ -393,6 +406,25 @@ def _routes() -> list[Route]:
             query=("limit", "after_id"),
             tag="journal",
             response=v.JournalList,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/{card_id}/journal/{journal_id}/fraud-report",
+            _report_fraud,
+            "Report a journalled transaction as fraud (or genuine): the label training reads",
+            write=True,
+            body=rq.FraudReportSpec,
+            tag="journal",
+            response=v.FraudReportView,
+        ),
+        Route(
+            "GET",
+            "/v1/fraud-reports",
+            _fraud_reports,
+            "Fraud reports in journal order",
+            query=("limit", "after_id"),
+            tag="journal",
+            response=v.FraudReportList,
         ),
         Route(
             "GET",

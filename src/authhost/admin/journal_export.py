@@ -20,6 +20,8 @@ from authhost.store.records import JOURNAL_COLUMNS, JournalEntry
 
 FORMATS = ("csv", "parquet")
 BATCH_ROWS = 10_000
+REPORT_PAGE = 10_000
+LABEL = "label"  # the column training and backtests read: 1 = fraud
 
 _ARROW_TYPES = {float: pa.float64(), int: pa.int64(), str: pa.string(), bool: pa.bool_()}
 
@@ -31,33 +33,62 @@ def journal_schema() -> pa.Schema:
     )
 
 
-async def export_journal(store: CardStore, query: JournalQuery, fmt: str, out: Path) -> int:
-    """Write every journal entry matching ``query`` to ``out``; return how many."""
+async def export_journal(
+    store: CardStore, query: JournalQuery, fmt: str, out: Path, *, labels: bool = False
+) -> int:
+    """Write every journal entry matching ``query`` to ``out``; return how many. With
+    ``labels``, a ``label`` column: 1 for an entry the fraud reports say was fraud, else 0
+    (what training and backtests read)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    fraud = await fraud_ids(store) if labels else None
     if fmt == "csv":
-        return await _export_csv(store, query, out)
-    return await _export_parquet(store, query, out)
+        return await _export_csv(store, query, out, fraud)
+    return await _export_parquet(store, query, out, fraud)
 
 
-async def _export_csv(store: CardStore, query: JournalQuery, out: Path) -> int:
+async def fraud_ids(store: CardStore) -> set[int]:
+    """The journal ids the fraud reports say were fraud (their latest report)."""
+    fraud: set[int] = set()
+    after = 0
+    while page := await store.fraud_reports(after, REPORT_PAGE):
+        fraud.update(r.journal_id for r in page if r.fraud)
+        after = page[-1].journal_id
+    return fraud
+
+
+def _row(entry: JournalEntry, fraud: set[int] | None) -> dict[str, object]:
+    row = entry.as_row()
+    if fraud is not None:
+        row[LABEL] = int(entry.journal_id in fraud)
+    return row
+
+
+async def _export_csv(
+    store: CardStore, query: JournalQuery, out: Path, fraud: set[int] | None
+) -> int:
     count = 0
+    columns = JOURNAL_COLUMNS if fraud is None else [*JOURNAL_COLUMNS, LABEL]
     with out.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=JOURNAL_COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         async for entry in store.export_journal(query):
-            writer.writerow(entry.as_row())
+            writer.writerow(_row(entry, fraud))
             count += 1
     return count
 
 
-async def _export_parquet(store: CardStore, query: JournalQuery, out: Path) -> int:
+async def _export_parquet(
+    store: CardStore, query: JournalQuery, out: Path, fraud: set[int] | None
+) -> int:
     schema = journal_schema()
+    if fraud is not None:
+        schema = schema.append(pa.field(LABEL, pa.int8()))
     count = 0
     batch: list[dict[str, object]] = []
     with pq.ParquetWriter(out, schema) as writer:
         async for entry in store.export_journal(query):
-            batch.append(entry.as_row())
+            batch.append(_row(entry, fraud))
             if len(batch) >= BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 count += len(batch)

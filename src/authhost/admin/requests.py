@@ -168,6 +168,17 @@ class CardSearch(_Request):
         yield "pan", "<hidden>"
 
 
+class FraudReportSpec(_Request):
+    """What became known about a transaction: fraud (the default) or genuine, and from whom."""
+
+    fraud: bool = True
+    source: Literal["chargeback", "cardholder", "analyst"] = Field(
+        description="a chargeback the acquirer received, the cardholder's word, or a fraud "
+        "analyst's review"
+    )
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
 class ListValues(_Request):
     """A named list (used by fraud rules): the full new content."""
 

@@ -34,6 +34,7 @@ from authhost.admin.views import (
     account_view,
     audit_view,
     card_view,
+    fraud_report_view,
     journal_view,
     product_view,
 )
@@ -50,7 +51,7 @@ from authhost.store.interface import (
     JournalQuery,
     NotFound,
 )
-from authhost.store.records import AuditEntry
+from authhost.store.records import AuditEntry, FraudReport
 
 # Operator-facing lifecycle actions (URL segment / CLI verb) and what each does.
 LIFECYCLE_ACTIONS: dict[str, str] = {
@@ -546,6 +547,42 @@ class CardService:
             JournalQuery(card_id=card_id, limit=limit, after_id=after_id)
         )
         return [journal_view(e) for e in entries]
+
+    async def report_fraud(
+        self, card_id: str, journal_id: int, spec: rq.FraudReportSpec
+    ) -> dict[str, Any]:
+        """Record that one of the card's journalled transactions was fraud (or, after all,
+        genuine): the label the journal export gives training and backtests. A later report
+        on the same entry replaces the earlier. Audited."""
+        rq.FraudReportSpec.model_validate(spec.model_dump())
+        await self._card(card_id)
+        found = await self.store.journal(
+            JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1)
+        )
+        if not found or found[0].journal_id != journal_id:
+            raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
+        report = FraudReport(
+            journal_id,
+            card_id,
+            spec.fraud,
+            spec.source,
+            self.clock(),
+            mask_pans_in_text(spec.note),
+        )
+        previous = [r for r in await self.store.fraud_reports(journal_id - 1, 1)]
+        before = previous[0] if previous and previous[0].journal_id == journal_id else None
+        await self.store.put_fraud_report(report)
+        view = fraud_report_view(report)
+        await self.record_audit(
+            "journal.fraud_report",
+            card_id,
+            fraud_report_view(before) if before is not None else None,
+            view,
+        )
+        return view
+
+    async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
+        return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
 
     async def prune_journal(self, keep_days: int) -> dict[str, Any]:
         """Delete journal entries (and closed holds) older than ``keep_days``: the retention an

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from authhost.cards.model import Account, Card, Limits, Product
-from authhost.store.records import AuditEntry, JournalEntry
+from authhost.store.records import AuditEntry, FraudReport, JournalEntry
 
 
 class _View(BaseModel):
@@ -118,6 +118,19 @@ class AuditList(_View):
     audit: list[AuditView]
 
 
+class FraudReportView(_View):
+    journal_id: int
+    card_id: str
+    fraud: bool
+    source: str
+    reported_at: float
+    note: str = Field(description="free text (masked)")
+
+
+class FraudReportList(_View):
+    reports: list[FraudReportView]
+
+
 class ListNames(_View):
     lists: list[str]
 
@@ -185,3 +198,7 @@ def journal_view(entry: JournalEntry) -> dict[str, Any]:
 
 def audit_view(entry: AuditEntry) -> dict[str, Any]:
     return dataclasses.asdict(entry)
+
+
+def fraud_report_view(report: FraudReport) -> dict[str, Any]:
+    return dataclasses.asdict(report)

@@ -511,10 +511,16 @@ def journal_export(
     account_id: Annotated[str, typer.Option(help="only this account")] = "",
     since: Annotated[float, typer.Option(help="epoch seconds, inclusive")] = 0.0,
     until: Annotated[float, typer.Option(help="epoch seconds, exclusive")] = float("inf"),
+    labels: Annotated[
+        bool, typer.Option(help="add a label column from the fraud reports (1 = fraud)")
+    ] = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Export the journal (columns = JOURNAL_COLUMNS) as CSV or Parquet."""
+    """Export the journal (columns = JOURNAL_COLUMNS) as CSV or Parquet.
+
+    With --labels, a `label` column (1 for an entry reported as fraud, else 0) makes the file
+    what `authhost train --data` and `authhost backtest --data` read."""
     from authhost.admin.journal_export import FORMATS, export_journal
     from authhost.store.interface import JournalQuery
 
@@ -524,10 +530,26 @@ def journal_export(
     query = JournalQuery(card_id=card_id, account_id=account_id, since=since, until=until)
     count = _run(
         _config(config, store),
-        lambda s: export_journal(s.store, query, fmt, out),
+        lambda s: export_journal(s.store, query, fmt, out, labels=labels),
         show=False,
     )
     _say(f"wrote {count} journal entries to {out}")
+
+
+@journal.command("report-fraud")
+def journal_report_fraud(
+    card_id: Annotated[str, typer.Argument(help="the card")],
+    journal_id: Annotated[int, typer.Argument(help="its journal entry (journal show)")],
+    source: Annotated[str, typer.Option(help="chargeback, cardholder or analyst")],
+    genuine: Annotated[bool, typer.Option(help="the transaction was genuine after all")] = False,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Report a journalled transaction as fraud (or --genuine): the label the journal export
+    gives training and backtests (audited)."""
+    spec = _validated(rq.FraudReportSpec, {"fraud": not genuine, "source": source, "note": note})
+    _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
 @journal.command("prune")

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, PinMethod, Product
-from authhost.store.records import AuditEntry, JournalEntry
+from authhost.store.records import AuditEntry, FraudReport, JournalEntry
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 _CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
@@ -90,6 +90,14 @@ def audit_to_json(entry: AuditEntry) -> str:
 
 def audit_from_json(text: str | bytes) -> AuditEntry:
     return AuditEntry(**json.loads(text))
+
+
+def fraud_report_to_json(report: FraudReport) -> str:
+    return json.dumps(dataclasses.asdict(report), separators=(",", ":"))
+
+
+def fraud_report_from_json(text: str | bytes) -> FraudReport:
+    return FraudReport(**json.loads(text))
 
 
 def account_fields(account: Account) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, Velocity
-from authhost.store.records import AuditEntry, JournalEntry
+from authhost.store.records import AuditEntry, FraudReport, JournalEntry
 
 
 class StoreError(Exception):
@@ -252,6 +252,15 @@ class CardStore(Protocol):
     def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]: ...
 
     async def append_audit(self, entry: AuditEntry) -> None: ...
+
+    async def put_fraud_report(self, report: FraudReport) -> None:
+        """Record what became known about a journal entry (fraud or genuine), replacing an
+        earlier report on it. The caller checks that the entry exists."""
+        ...
+
+    async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
+        """Reports in journal id order, those on entries after ``after_id`` (paging)."""
+        ...
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0

@@ -95,3 +95,22 @@ class AuditEntry:
     before: str = ""  # JSON of the relevant state before (masked)
     after: str = ""
     audit_id: int = 0
+
+
+# where a verdict on a transaction comes from: a chargeback the acquirer received, the
+# cardholder's own word, or a fraud analyst's review
+FRAUD_REPORT_SOURCES = ("chargeback", "cardholder", "analyst")
+
+
+@dataclass(frozen=True, slots=True)
+class FraudReport:
+    """What became known about one journalled transaction after it was decided: fraud or
+    genuine. These are the labels the journal export hands to training and backtests; a later
+    report on the same entry replaces the earlier one (a chargeback won back, say)."""
+
+    journal_id: int
+    card_id: str
+    fraud: bool
+    source: str  # one of FRAUD_REPORT_SOURCES
+    reported_at: float
+    note: str = ""

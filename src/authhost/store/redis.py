@@ -62,7 +62,13 @@ from authhost.store.interface import (
     journal_pages,
     pin_change_conflict_outcome,
 )
-from authhost.store.records import AuditEntry, JournalEntry, copy_entry, journal_dict
+from authhost.store.records import (
+    AuditEntry,
+    FraudReport,
+    JournalEntry,
+    copy_entry,
+    journal_dict,
+)
 from authhost.store.redis_keys import Keys
 from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
@@ -788,6 +794,8 @@ class RedisCardStore:
                     pipe.hdel(ak.dedupe, dedupe)
             if dedupe and not self._cluster:  # a single Redis also indexes every account's
                 await self._client.hdel(self._keys.dedupe_all, dedupe)
+            await self._client.hdel(self._keys.fraud_reports, jids)  # labels of nothing now
+            await self._client.zrem(self._keys.fraud_report_ids, jids)
             pruned += len(old)
             if len(old) < len(ids):
                 return pruned
@@ -1066,6 +1074,26 @@ class RedisCardStore:
             return []
         raws = await self._client.hmget(self._keys.audit, ids)
         return [codec.audit_from_json(r) for r in raws if r is not None]
+
+    async def put_fraud_report(self, report: FraudReport) -> None:
+        jid = str(report.journal_id)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.fraud_reports, {jid: codec.fraud_report_to_json(report)})
+            pipe.zadd(self._keys.fraud_report_ids, {jid: report.journal_id})
+
+    async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
+        ids = await self._client.zrange(
+            self._keys.fraud_report_ids,
+            f"({after_id}",
+            "+inf",
+            sortby=PureToken.BYSCORE,
+            offset=0,
+            count=limit,
+        )
+        if not ids:
+            return []
+        raws = await self._client.hmget(self._keys.fraud_reports, ids)
+        return [codec.fraud_report_from_json(r) for r in raws if r is not None]
 
     async def get_list(self, name: str) -> frozenset[str]:
         return frozenset(_s(v) for v in await self._client.smembers(self._keys.list_values(name)))

@@ -138,6 +138,16 @@ class Keys:
         return f"{self.prefix}:{{audit}}:seq"
 
     @property
+    def fraud_reports(self) -> str:
+        """Hash journal id -> report JSON, beside fraud_report_ids (one slot: one MULTI)."""
+        return f"{self.prefix}:{{fraud}}:reports"
+
+    @property
+    def fraud_report_ids(self) -> str:
+        """Sorted set of reported journal ids (score = id), for paging in journal order."""
+        return f"{self.prefix}:{{fraud}}:ids"
+
+    @property
     def list_names(self) -> str:
         return f"{self.prefix}:{{lists}}:names"
 

@@ -52,7 +52,13 @@ from authhost.store.interface import (
     pin_change_conflict_outcome,
 )
 from authhost.store.money import spend_delta
-from authhost.store.records import JOURNAL_COLUMNS, AuditEntry, JournalEntry, copy_entry
+from authhost.store.records import (
+    JOURNAL_COLUMNS,
+    AuditEntry,
+    FraudReport,
+    JournalEntry,
+    copy_entry,
+)
 from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_group import GroupCommit, GroupCommitStats
 from authhost.store.sqlite_schema import migrate
@@ -132,6 +138,10 @@ _PRUNE_ENTRIES_SQL = (
 _PRUNE_HOLDS_SQL = (
     "DELETE FROM holds WHERE rowid IN (SELECT rowid FROM holds "
     "WHERE created_at < ? AND NOT (posted = 0 AND amount > reversed) LIMIT ?)"
+)
+_PRUNE_REPORTS_SQL = (
+    "DELETE FROM fraud_reports WHERE NOT EXISTS "
+    "(SELECT 1 FROM journal WHERE journal.journal_id = fraud_reports.journal_id)"
 )
 # holds.posted: 0 a hold, 1 a posted amount, 2 an increment (migration 12)
 _POSTED, _INCREMENT = 1, 2
@@ -519,6 +529,8 @@ class SqliteCardStore:
             return deleted
 
         entries = await in_batches(_PRUNE_ENTRIES_SQL)
+        if entries:  # a report without its entry labels nothing
+            await self._writer.run(lambda conn: conn.execute(_PRUNE_REPORTS_SQL))
         return Pruned(entries=entries, holds=await in_batches(_PRUNE_HOLDS_SQL))
 
     # --- cards -----------------------------------------------------------------------------
@@ -622,6 +634,32 @@ class SqliteCardStore:
                 (entry.ts, entry.actor, entry.action, entry.subject, entry.before, entry.after),
             )
         )
+
+    async def put_fraud_report(self, report: FraudReport) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO fraud_reports "
+                "(journal_id, card_id, fraud, source, reported_at, note) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    report.journal_id,
+                    report.card_id,
+                    int(report.fraud),
+                    report.source,
+                    report.reported_at,
+                    report.note,
+                ),  # fmt: skip
+            )
+        )
+
+    async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT journal_id, card_id, fraud, source, reported_at, note FROM fraud_reports "
+                "WHERE journal_id > ? ORDER BY journal_id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        )
+        return [FraudReport(j, c, bool(f), s, r, n) for j, c, f, s, r, n in rows]
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0

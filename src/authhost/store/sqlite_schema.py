@@ -209,6 +209,18 @@ CREATE TABLE chip_atcs (
     """
 ALTER TABLE holds ADD COLUMN parent TEXT NOT NULL DEFAULT '';
 """,
+    # 13: fraud reports (chargebacks, cardholders' and analysts' verdicts) on journal entries:
+    # the labels of the journal export
+    """
+CREATE TABLE fraud_reports (
+  journal_id INTEGER PRIMARY KEY,
+  card_id TEXT NOT NULL,
+  fraud INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  reported_at REAL NOT NULL,
+  note TEXT NOT NULL
+);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
