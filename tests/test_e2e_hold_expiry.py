@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import trio
-from test_e2e_auth import start_host, store_url  # noqa: F401 (fixture)
+from iso_client import Switch
+from test_e2e_auth import balances_of, purchase, start_host, store_url  # noqa: F401 (fixture)
 
 import authhost.runtime
 from authhost.store import opened_store
@@ -47,3 +48,37 @@ async def test_the_server_expires_old_holds_by_itself(
                 await trio.sleep(0.05)  # the old hold goes; the fresh one stays
         await trio.sleep(0.2)  # a few more rounds of the task change nothing
         assert (await store.get_account(account.account_id)).holds == account.holds + 300
+
+
+class _Clock:
+    """runtime's view of the time, moved forward (the hold expiry service reads it)."""
+
+    def __init__(self, ahead_s: float) -> None:
+        self.ahead_s = ahead_s
+
+    def time(self) -> float:
+        return time.time() + self.ahead_s
+
+
+async def test_a_hotels_hold_outlives_a_shops(nursery, tmp_path, store_url, monkeypatch):  # noqa: F811
+    """Two pre-authorisations over TCP, at a supermarket (5411) and a hotel (7011): eight days
+    on, the expiry service has released the supermarket's (hold_days 7) and not the hotel's
+    (31 days, hold_days_by_mcc); 32 days on, the hotel's goes too."""
+    monkeypatch.setattr(authhost.runtime, "HOLD_EXPIRY_INTERVAL_S", 0.05)
+    clock = _Clock(0.0)
+    monkeypatch.setattr(authhost.runtime, "time", clock)
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    assert (await switch.send(purchase(card, amount=2_000, **{"18": "5411"})))["39"] == "00"
+    assert (await switch.send(purchase(card, amount=30_000, **{"18": "7011"})))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available - 32_000)
+
+    for days, still_held in ((8, 30_000), (32, 0)):
+        clock.ahead_s = days * 86_400
+        with trio.fail_after(10):
+            while await balances_of(switch, card) != (ledger, available - still_held):
+                await trio.sleep(0.05)
+        await trio.sleep(0.2)  # more rounds of the service change nothing
+        assert await balances_of(switch, card) == (ledger, available - still_held)

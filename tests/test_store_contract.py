@@ -888,6 +888,23 @@ async def test_named_lists_and_idempotency(store):
     assert await store.idempotent_result("k1") == '{"card_id": "c1"}'
 
 
+async def test_a_hold_with_a_longer_life_outlives_the_others(store):
+    """A hotel's pre-authorisation (extra_life_s) is still held when ordinary holds of the same
+    age expire, and expires once its own life is over; an increment keeps its root's life."""
+    card, _ = await seeded(store)
+    hotel = replace(hold(card, 1, 1_000), movement=Movement(card.account_id, MoneyMove.HOLD,
+                                                            1_000, extra_life_s=500))  # fmt: skip
+    await store.commit(hotel)
+    await store.commit(hold(card, 2, 300))  # a shop's, the same age
+    assert await store.expire_holds(older_than=NOW + 50) == 1  # the shop's only
+    assert (await store.get_account("acc-1")).holds == 1_000
+    grown = await store.commit(increment(card, 3, 1, 200))  # the stay is extended at NOW + 3
+    assert grown.funds_ok and (await store.get_account("acc-1")).holds == 1_200
+    assert await store.expire_holds(older_than=NOW + 502) == 0  # 3 + 500 is not over yet
+    assert await store.expire_holds(older_than=NOW + 504) == 1  # now it is, increment and all
+    assert (await store.get_account("acc-1")).holds == 0
+
+
 async def test_expire_holds_releases_only_old_open_holds(store):
     card, _ = await seeded(store)
     await store.commit(hold(card, 1, 1000))  # ts NOW + 1: old

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authhost.auth.hold_life import EXTENDED_AUTHORISATION, HoldLifeError, HoldLives
 from authhost.store.interface import JOURNAL_MIN_KEEP_DAYS
 
 ENV_PREFIX = "AUTHHOST_"
@@ -154,6 +155,11 @@ class AuthConfig:
         [], "processing code prefixes (2 digits) whose 0100 posts instead of holding"
     )
     hold_days: int = _key(7, "days an authorisation hold lives before it expires")
+    hold_days_by_mcc: list[str] = _key(
+        list(EXTENDED_AUTHORISATION),
+        "longer hold lives by merchant category, 'MCC=days' or 'FROM-TO=days' (default: lodging, "
+        "car rental, cruise: 31 days, as the networks allow); [] for hold_days everywhere",
+    )
     atc_jump_limit: int = _key(
         1000,
         "chip counter steps a cryptogram may be ahead of the card's newest, for products that set "
@@ -164,6 +170,10 @@ class AuthConfig:
     )
 
     def __post_init__(self) -> None:
+        try:
+            HoldLives.parse(self.hold_days, self.hold_days_by_mcc)
+        except HoldLifeError as error:
+            raise ConfigError(f"[auth] {error}") from None
         if self.journal_keep_days and self.journal_keep_days < JOURNAL_MIN_KEEP_DAYS:
             raise ConfigError(
                 f"[auth] journal_keep_days must be 0 (keep everything) or at least "

@@ -114,7 +114,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             store,
             security,
             pipeline,
-            build_advice_pipeline(),
+            build_advice_pipeline(config.auth),
             ApprovalCodes(config.server.node_id),
             config.server.timeout_response_code,
             shield=partial(trio.CancelScope, shield=True),

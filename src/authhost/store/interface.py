@@ -121,6 +121,9 @@ class Movement:
     # completion, reversal or expiry releases the increments with it. When it is closed by the
     # time of the write, the increment is held on its own
     extends: str = ""
+    # HOLD: how much longer than [auth] hold_days the hold lives, in seconds (lodging, car
+    # rental, cruise: the networks' extended authorisation; see auth.hold_life)
+    extra_life_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -286,8 +289,9 @@ class CardStore(Protocol):
         ...
 
     async def expire_holds(self, older_than: float) -> int:
-        """Release authorisation holds created before ``older_than`` (now - hold_days) that no
-        reversal or completion released; posted amounts stay. Returns how many."""
+        """Release authorisation holds created before ``older_than`` (now - hold_days), and
+        before it by their ``extra_life_s`` too, that no reversal or completion released;
+        posted amounts stay. Returns how many."""
         ...
 
     async def prune_journal(self, before: float) -> Pruned:

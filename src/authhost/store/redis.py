@@ -613,6 +613,7 @@ class RedisCardStore:
             ak.velocity_pruned(commit.card_id),
             ak.dedupe if self._cluster else self._keys.dedupe_all,
             ak.chip_atcs(commit.card_id),
+            ak.hold_lives,
         ]
         args = [
             entry.dedupe_key,
@@ -647,6 +648,7 @@ class RedisCardStore:
             if changed is not None
             else "",
             "1" if move is not None and move.completes_in_part else "0",
+            repr(move.extra_life_s) if move is not None and move.extra_life_s else "0",
         ]
         return _CommitCall(keys, args)
 
@@ -752,7 +754,8 @@ class RedisCardStore:
         released = 0
         for account_id in await self._client.zrange(self._keys.accounts, 0, -1):
             ak = self._keys.account(_s(account_id))
-            released += int(await self._expire([ak.account, ak.holds], [repr(older_than)]))
+            keys = [ak.account, ak.holds, ak.hold_lives]
+            released += int(await self._expire(keys, [repr(older_than)]))
         return released
 
     async def prune_journal(self, before: float) -> Pruned:
@@ -810,7 +813,9 @@ class RedisCardStore:
             if created < before and not still_open:
                 closed.append(_s(key))
         for first in range(0, len(closed), PRUNE_PAGE):
-            await self._client.hdel(ak.holds, closed[first : first + PRUNE_PAGE])
+            page = closed[first : first + PRUNE_PAGE]
+            await self._client.hdel(ak.holds, page)
+            await self._client.hdel(ak.hold_lives, page)
         return len(closed)
 
     # --- cards -------------------------------------------------------------------------------

@@ -72,6 +72,12 @@ class AccountKeys:
         return f"{self.base}:holds"
 
     @property
+    def hold_lives(self) -> str:
+        """Hash match key -> seconds a hold lives beyond hold_days (lodging, car rental...);
+        only holds that do have one."""
+        return f"{self.base}:holdlife"
+
+    @property
     def journal(self) -> str:
         return f"{self.base}:journal"
 

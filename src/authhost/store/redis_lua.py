@@ -170,7 +170,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       this one may be ('0' = no limit), 22 journal json (ATC too far ahead), 23 a PIN change:
 #       the card's new JSON ('' = none), 24 the card version it was made from, 25 journal json
 #       (the card changed meanwhile: the PIN stays), 26 '1' when the completion of 16 is one of
-#       several (it releases at most its own amount), else '0'
+#       several (it releases at most its own amount), else '0', 27 seconds a new hold lives
+#       beyond hold_days ('0' = none; kept in KEYS[13])
 # Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
@@ -287,6 +288,9 @@ if kind ~= '' then
         end
         redis.call('HSET', KEYS[5], ARGV[6], string.format('%d', prior + amount) .. '|' .. posted
           .. '|' .. reversed .. '|' .. created .. parent)
+        if not h and posted == '0' and ARGV[27] ~= '0' then
+          redis.call('HSET', KEYS[13], ARGV[6], ARGV[27])  -- a hotel's hold lives longer
+        end
       end
     end
   elseif kind == 'credit' then
@@ -381,7 +385,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 12, 26)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 13, 27)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.
@@ -428,7 +432,9 @@ local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
   local a, p, r, c = string.match(all[i + 1], '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   local left = tonumber(a) - tonumber(r)
-  if p == '0' and left > 0 and tonumber(c) < tonumber(ARGV[1]) then
+  local extra = 0
+  if p == '0' and left > 0 then extra = tonumber(redis.call('HGET', KEYS[3], all[i]) or '0') end
+  if p == '0' and left > 0 and tonumber(c) + extra < tonumber(ARGV[1]) then
     local held = tonumber(redis.call('HGET', KEYS[1], 'holds') or '0')
     redis.call('HINCRBY', KEYS[1], 'holds', -math.min(left, held))
     redis.call('HINCRBY', KEYS[1], 'version', 1)

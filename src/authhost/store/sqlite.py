@@ -125,7 +125,8 @@ WHERE {uncounted_entries("card.card_id = :known_card")}
 # must appear here as written there for SQLite to use it.
 _EXPIRED_HOLDS_SQL = (
     "SELECT match_key, account_id, amount - reversed FROM holds "
-    "WHERE posted = 0 AND amount > reversed AND created_at < ?"
+    "WHERE posted = 0 AND amount > reversed AND created_at < :cutoff "
+    "AND created_at + extra_life < :cutoff"  # a hotel's hold lives on (migration 14)
 )
 # Journal retention, one write transaction per batch (journal_by_ts finds the oldest entries;
 # the duplicate-transmission index is the journal's own column, so it goes with them). A hold
@@ -506,7 +507,7 @@ class SqliteCardStore:
         number released. Posted amounts stay posted."""
 
         def expire(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(_EXPIRED_HOLDS_SQL, (older_than,)).fetchall()
+            rows = conn.execute(_EXPIRED_HOLDS_SQL, {"cutoff": older_than}).fetchall()
             for match_key, account_id, remaining in rows:
                 conn.execute(
                     "UPDATE accounts SET holds = max(holds - ?, 0), version = version + 1 "
@@ -905,9 +906,17 @@ def _move_money(
             posted, parent = _INCREMENT, move.extends
         conn.execute(
             "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at, "
-            "parent) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT (match_key) DO UPDATE SET "
-            "amount = amount + excluded.amount, posted = excluded.posted",
-            (entry.match_key, move.account_id, amount, posted, entry.ts, parent),
+            "parent, extra_life) VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (match_key) DO "
+            "UPDATE SET amount = amount + excluded.amount, posted = excluded.posted",
+            (
+                entry.match_key,
+                move.account_id,
+                amount,
+                posted,
+                entry.ts,
+                parent,
+                move.extra_life_s if posted == 0 else 0.0,
+            ),  # fmt: skip
         )
     return True, account
 

@@ -221,6 +221,11 @@ CREATE TABLE fraud_reports (
   note TEXT NOT NULL
 );
 """,
+    # 14: holds that live longer than [auth] hold_days (lodging, car rental, cruise: the
+    # networks' extended authorisation), by this many seconds
+    """
+ALTER TABLE holds ADD COLUMN extra_life REAL NOT NULL DEFAULT 0;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,7 @@ can never both spend the last funds; this step only declines early what is alrea
 from __future__ import annotations
 
 from authhost.auth.decision import Decline
+from authhost.auth.hold_life import HoldLives
 from authhost.auth.keys import looked_up_original
 from authhost.auth.steps.validate import MONEYLESS_TYPES
 from authhost.auth.transaction import Transaction
@@ -19,8 +20,13 @@ ADVICE_CLASSES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINA
 
 
 class Funds:
-    def __init__(self, post_processing_codes: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        post_processing_codes: frozenset[str] = frozenset(),
+        hold_lives: HoldLives | None = None,
+    ) -> None:
         self._post_codes = post_processing_codes
+        self._hold_lives = hold_lives
 
     def movement_kind(self, tx: Transaction) -> MoneyMove | None:
         request = tx.request
@@ -48,12 +54,15 @@ class Funds:
                 return Decline(RC.INSUFFICIENT_FUNDS, "funds.insufficient")
             amount = tx.partial_amount_minor = account.open_to_buy  # the rest: another tender
             tx.reasons.append("funds.partial")
+        holds = kind is MoneyMove.HOLD
+        lives = self._hold_lives
         tx.movement = Movement(
             account_id=account.account_id,
             kind=kind,
             amount_minor=amount,
             require_funds=debit and not advice,
-            extends=_extended_hold(tx) if kind is MoneyMove.HOLD and not advice else "",
+            extends=_extended_hold(tx) if holds and not advice else "",
+            extra_life_s=lives.extra_seconds(request.mcc) if holds and lives else 0.0,
         )
         return None
 
@@ -96,7 +105,7 @@ def _extended_hold(tx: Transaction) -> str:
     return original.parent or original.match_key
 
 
-def post_advice(tx: Transaction) -> Decline | None:
+def post_advice(tx: Transaction, hold_lives: HoldLives | None = None) -> Decline | None:
     """Advices (0120/0220) report a stand-in approval already given by the network: post it
     whatever the card's state now, without a funds check; never decline. A 0220 whose field 90
     names a pre-authorisation (0100) that holds funds on the account is its completion."""
@@ -147,5 +156,8 @@ def post_advice(tx: Transaction) -> Decline | None:
         require_funds=False,
         completes=completes,
         completes_in_part=bool(completes) and request.more_completions_follow,
+        extra_life_s=hold_lives.extra_seconds(request.mcc)
+        if hold_lives is not None and kind is MoneyMove.HOLD
+        else 0.0,
     )
     return None

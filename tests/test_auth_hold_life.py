@@ -1,0 +1,36 @@
+"""Hold lives by merchant category: parsing the setting, and the life a hold gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from authhost.auth.hold_life import DAY_S, EXTENDED_AUTHORISATION, HoldLifeError, HoldLives
+from authhost.config import AuthConfig, ConfigError
+
+
+def test_the_networks_extended_authorisation_categories_live_31_days() -> None:
+    lives = HoldLives.parse(7, EXTENDED_AUTHORISATION)
+    for mcc in ("7011", "3501", "3999", "3351", "3500", "7512", "7513", "4411"):
+        assert lives.days(mcc) == 31, mcc
+    for mcc in ("5411", "3350", "4000", "7010", "5542", None, "", "abcd"):
+        assert lives.days(mcc) == 7, mcc
+    assert lives.extra_seconds("7011") == 24 * DAY_S and lives.extra_seconds("5411") == 0
+
+
+def test_a_single_category_and_the_first_matching_range_win() -> None:
+    lives = HoldLives.parse(5, ["7011=10", "7000-7099=20"])
+    assert (lives.days("7011"), lives.days("7012"), lives.days("7100")) == (10, 20, 5)
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [("7011", "is not"), ("701=31", "is not"), ("7011=x", "is not"), ("7099-7000=31", "backwards"),
+     ("7011=3", "at least hold_days")],
+    ids=["no days", "short MCC", "days not a number", "range backwards", "shorter than default"],
+)  # fmt: skip
+def test_a_bad_entry_is_refused_with_its_reason(entry: str, reason: str) -> None:
+    with pytest.raises(HoldLifeError, match=reason) as raised:
+        HoldLives.parse(7, [entry])
+    assert entry in str(raised.value)
+    with pytest.raises(ConfigError, match=r"\[auth\]"):
+        AuthConfig(hold_days_by_mcc=[entry])
