@@ -20,6 +20,8 @@ def test_the_networks_extended_authorisation_categories_live_31_days() -> None:
 def test_a_single_category_and_the_first_matching_range_win() -> None:
     lives = HoldLives.parse(5, ["7011=10", "7000-7099=20"])
     assert (lives.days("7011"), lives.days("7012"), lives.days("7100")) == (10, 20, 5)
+    extras = [lives.extra_seconds(mcc) for mcc in ("7011", "7012", "7100", None)]
+    assert extras == [5 * DAY_S, 15 * DAY_S, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ only: a hold never lives less than ``hold_days``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DAY_S = 86_400.0
 
@@ -29,6 +29,15 @@ class HoldLives:
 
     default_days: int
     ranges: tuple[tuple[int, int, int], ...] = ()  # (first MCC, last MCC, days)
+    # every MCC the ranges name -> its extra seconds, so a request costs one dict lookup
+    _extra: dict[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        extra: dict[str, float] = {}
+        for first, last, days in reversed(self.ranges):  # the first matching range wins
+            for code in range(first, last + 1):
+                extra[f"{code:04d}"] = (days - self.default_days) * DAY_S
+        object.__setattr__(self, "_extra", extra)
 
     @classmethod
     def parse(cls, default_days: int, entries: list[str] | tuple[str, ...]) -> HoldLives:
@@ -62,7 +71,7 @@ class HoldLives:
     def extra_seconds(self, mcc: str | None) -> float:
         """How much longer than the default a hold at this merchant lives (what the store keeps
         with the hold; 0 for most)."""
-        return (self.days(mcc) - self.default_days) * DAY_S
+        return self._extra.get(mcc, 0.0) if mcc else 0.0
 
 
 def _mcc(text: str) -> bool:
