@@ -395,7 +395,7 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
         card = (await ensure_demo(service))[0]
         entry = JournalEntry(ts=1.0, mti="0100", message_class="authorisation",
                              response_code="00", card_id=card["card_id"], stan="000001",
-                             account_id=card["account_id"])  # fmt: skip
+                             account_id=card["account_id"], review=True)  # fmt: skip
         await service.store.commit(Commit(journal=entry, card_id=card["card_id"]))
         (stored,) = await service.store.journal(JournalQuery(card_id=card["card_id"]))
         base = f"/v1/cards/{card['card_id']}/journal"
@@ -419,6 +419,13 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
             bad = await call(port, "POST", bad_path, payload=bad_body)
             assert bad.status == status, (bad_path, bad_body, bad)
             assert bad.json["error"] and "Traceback" not in bad.body.decode()
+        queue = await call(port, "GET", "/v1/reviews?show=all", token=AUDITOR_TOKEN)
+        assert [(r["journal_id"], r["verdict"]) for r in queue.json["reviews"]] == [
+            (stored.journal_id, "fraud")
+        ]
+        assert (await call(port, "GET", "/v1/reviews")).json["reviews"] == []  # none open
+        bad_show = await call(port, "GET", "/v1/reviews?show=some")
+        assert bad_show.status == 400 and "show" in bad_show.json["error"]
         audit = await call(port, "GET", f"/v1/audit?subject={card['card_id']}")
         actions = [a["action"] for a in audit.json["audit"]]
         assert actions.count("journal.fraud_report") == 1

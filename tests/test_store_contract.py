@@ -596,6 +596,28 @@ async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):
     assert await store.fraud_reports() == []
 
 
+async def test_the_review_queue_is_the_flagged_entries_in_journal_order(store):
+    card, _ = await seeded(store, balance=20_000)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=20_000))
+    other, _, blob = make_card(account_id="acc-2", state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    for n, (who, review) in enumerate(
+        [(card, True), (card, False), (other, True), (card, True), (other, False)], start=1
+    ):
+        await store.commit(hold(who, n, 100, review=review))
+    flagged = await store.journal(JournalQuery(review_only=True))
+    assert [e.stan for e in flagged] == ["000001", "000003", "000004"]
+    assert all(e.review for e in flagged)
+    ids = [e.journal_id for e in flagged]
+    assert ids == sorted(ids)
+    after = await store.journal(JournalQuery(review_only=True, after_id=ids[0], limit=1))
+    assert [e.stan for e in after] == ["000003"]
+    mine = await store.journal(JournalQuery(review_only=True, card_id=card.card_id))
+    assert [e.stan for e in mine] == ["000001", "000004"]
+    await store.prune_journal(NOW + 3_600)
+    assert await store.journal(JournalQuery(review_only=True)) == []
+
+
 def increment(card: Card, n: int, original_n: int, amount: int) -> Commit:
     """An incremental authorisation (an 0100 naming ``original_n`` in field 90)."""
     return Commit(

@@ -109,6 +109,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "state": ("string", "only cards in this state"),
     "account_id": ("string", "only cards on this account"),
     "subject": ("string", "only entries about this card, account, product or list"),
+    "show": ("string", "open (no verdict yet, the default) or all"),
 }
 
 
@@ -220,6 +221,17 @@ async def _report_fraud(call: Call) -> Any:
     if not (journal_id.isascii() and journal_id.isdigit()) or len(journal_id) > 15:
         raise InvalidRequest("journal_id must be a journal entry's number")
     return await call.service.report_fraud(call.path["card_id"], int(journal_id), call.body)
+
+
+async def _review_queue(call: Call) -> Any:
+    limit = _int_param(call, "limit", 100, 1, 1000)
+    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    shown = call.query.get("show", "open")
+    if shown not in ("open", "all"):
+        raise ServiceError("query parameter show must be open or all")
+    return await call.service.review_queue(
+        limit=limit, after_id=after_id, open_only=shown == "open"
+    )
 
 
 async def _fraud_reports(call: Call) -> Any:
@@ -416,6 +428,15 @@ def _routes() -> list[Route]:
             body=rq.FraudReportSpec,
             tag="journal",
             response=v.FraudReportView,
+        ),
+        Route(
+            "GET",
+            "/v1/reviews",
+            _review_queue,
+            "Transactions the rules flagged for review, with their verdict so far",
+            query=("show", "limit", "after_id"),
+            tag="journal",
+            response=v.ReviewQueue,
         ),
         Route(
             "GET",

@@ -581,6 +581,43 @@ class CardService:
         )
         return view
 
+    async def review_queue(
+        self, *, limit: int = 100, after_id: int = 0, open_only: bool = True
+    ) -> dict[str, Any]:
+        """The transactions the rules flagged for review, in journal order, each with the
+        verdict reported on it so far (none: still open). ``open_only`` leaves out the ones
+        with a verdict; page on with ``next_after_id``."""
+        entries = await self.store.journal(
+            JournalQuery(review_only=True, limit=limit, after_id=after_id)
+        )
+        verdicts = await self._verdicts([e.journal_id for e in entries])
+        rows = []
+        for entry in entries:
+            verdict = verdicts.get(entry.journal_id)
+            if open_only and verdict is not None:
+                continue
+            rows.append({**journal_view(entry), "verdict": verdict})
+        return {
+            "reviews": rows,
+            "next_after_id": entries[-1].journal_id if entries else after_id,
+        }
+
+    async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
+        """ "fraud" or "genuine" for each of these entries that has a fraud report."""
+        if not journal_ids:
+            return {}
+        wanted, last = set(journal_ids), max(journal_ids)
+        verdicts: dict[int, str] = {}
+        after = min(journal_ids) - 1
+        while page := await self.store.fraud_reports(after, 1000):
+            for report in page:
+                if report.journal_id in wanted:
+                    verdicts[report.journal_id] = "fraud" if report.fraud else "genuine"
+            after = page[-1].journal_id
+            if after >= last:
+                break
+        return verdicts
+
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
         return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
 

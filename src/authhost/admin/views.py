@@ -131,6 +131,13 @@ class FraudReportList(_View):
     reports: list[FraudReportView]
 
 
+class ReviewQueue(_View):
+    reviews: list[dict[str, Any]] = Field(
+        description="journal rows (export columns) plus verdict: null (open), fraud or genuine"
+    )
+    next_after_id: int = Field(description="after_id for the next page")
+
+
 class ListNames(_View):
     lists: list[str]
 

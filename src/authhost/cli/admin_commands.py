@@ -552,6 +552,24 @@ def journal_report_fraud(
     _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
+@journal.command("reviews")
+def journal_reviews(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="also the ones with a verdict already")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    after_id: Annotated[int, typer.Option(min=0)] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The review queue: transactions the rules flagged for review, oldest first, with their
+    verdict so far (record one with report-fraud)."""
+    _run(
+        _config(config, store),
+        lambda s: s.review_queue(limit=limit, after_id=after_id, open_only=not show_all),
+    )
+
+
 @journal.command("prune")
 def journal_prune(
     keep_days: Annotated[

@@ -184,6 +184,7 @@ class JournalQuery:
     until: float = float("inf")
     limit: int = 100
     after_id: int = 0  # paging
+    review_only: bool = False  # only entries the rules flagged for review (the review queue)
 
 
 class CardStore(Protocol):

@@ -614,6 +614,7 @@ class RedisCardStore:
             ak.dedupe if self._cluster else self._keys.dedupe_all,
             ak.chip_atcs(commit.card_id),
             ak.hold_lives,
+            ak.journal_review,
         ]
         args = [
             entry.dedupe_key,
@@ -649,6 +650,7 @@ class RedisCardStore:
             else "",
             "1" if move is not None and move.completes_in_part else "0",
             repr(move.extra_life_s) if move is not None and move.extra_life_s else "0",
+            "1" if entry.review else "0",
         ]
         return _CommitCall(keys, args)
 
@@ -791,6 +793,7 @@ class RedisCardStore:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hdel(ak.journal, jids)
                 pipe.zrem(ak.journal_all, jids)
+                pipe.zrem(ak.journal_review, jids)
                 for card_id, card_jids in by_card.items():
                     pipe.zrem(ak.journal_card(card_id), card_jids)
                 if dedupe:
@@ -1015,6 +1018,8 @@ class RedisCardStore:
     ) -> list[JournalEntry]:
         ak = self._keys.account(account_id)
         index = ak.journal_card(query.card_id) if query.card_id else ak.journal_all
+        if query.review_only:
+            index = ak.journal_review
         found: list[JournalEntry] = []
         after = query.after_id
         while len(found) < limit:
@@ -1034,7 +1039,8 @@ class RedisCardStore:
                 if raw is None:
                     continue
                 entry = codec.journal_from_json(raw)
-                if query.since <= entry.ts < query.until:
+                card_ok = not query.card_id or entry.card_id == query.card_id  # review index
+                if card_ok and query.since <= entry.ts < query.until:
                     found.append(entry)
         return found[:limit]
 

@@ -88,6 +88,11 @@ class AccountKeys:
     def journal_card(self, card_id: str) -> str:
         return f"{self.base}:jcard:{card_id}"
 
+    @property
+    def journal_review(self) -> str:
+        """Sorted set of the account's journal ids the rules flagged for review."""
+        return f"{self.base}:jreview"
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:

@@ -171,7 +171,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       the card's new JSON ('' = none), 24 the card version it was made from, 25 journal json
 #       (the card changed meanwhile: the PIN stays), 26 '1' when the completion of 16 is one of
 #       several (it releases at most its own amount), else '0', 27 seconds a new hold lives
-#       beyond hold_days ('0' = none; kept in KEYS[13])
+#       beyond hold_days ('0' = none; kept in KEYS[13]), 28 '1' when the rules flagged the
+#       entry for review (indexed in KEYS[14])
 # Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
@@ -345,6 +346,7 @@ journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
 redis.call('HSET', KEYS[6], jid, journal)
 redis.call('ZADD', KEYS[7], jid, jid)
 if ARGV[15] == '1' then redis.call('ZADD', KEYS[8], jid, jid) end
+if ARGV[28] == '1' then redis.call('ZADD', KEYS[14], jid, jid) end  -- the review queue
 if ARGV[1] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[1], jid)
   if everywhere then redis.call('HSET', KEYS[11], ARGV[1], jid .. '|' .. KEYS[6]) end
@@ -385,7 +387,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 13, 27)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 14, 28)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

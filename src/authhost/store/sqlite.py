@@ -614,6 +614,8 @@ class SqliteCardStore:
         if query.account_id:
             where.append("account_id = ?")
             args.append(query.account_id)
+        if query.review_only:
+            where.append("review = 1")  # as the partial index journal_review says it
         return f"{_JOURNAL_SELECT} WHERE {' AND '.join(where)} ORDER BY journal_id", args
 
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:

@@ -226,6 +226,10 @@ CREATE TABLE fraud_reports (
     """
 ALTER TABLE holds ADD COLUMN extra_life REAL NOT NULL DEFAULT 0;
 """,
+    # 15: the review queue: the entries the rules flagged, in journal order
+    """
+CREATE INDEX journal_review ON journal (journal_id) WHERE review = 1;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
