@@ -569,7 +569,7 @@ class CardService:
             self.clock(),
             mask_pans_in_text(spec.note),
         )
-        previous = [r for r in await self.store.fraud_reports(journal_id - 1, 1)]
+        previous = await self.store.fraud_reports(journal_id - 1, 1)
         before = previous[0] if previous and previous[0].journal_id == journal_id else None
         await self.store.put_fraud_report(report)
         view = fraud_report_view(report)
