@@ -148,6 +148,7 @@ async def start_host(
     admin: AdminConfig | None = None,
     metrics: ServerMetrics | None = None,
     metrics_port: int = 0,
+    key_exchange: bool = True,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -158,6 +159,7 @@ async def start_host(
             pid_file="",
             deadline_ms=deadline_ms,
             log_level="WARNING",
+            key_exchange=key_exchange,
         ),
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),

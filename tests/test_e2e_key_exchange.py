@@ -63,3 +63,15 @@ async def test_a_key_change_that_fails_leaves_the_key_in_use(nursery, tmp_path, 
     assert (await switch.send(with_pin(purchase(card), host, card, card["pin"])))["39"] == "00"
     async with opened_store(store_url) as store:
         assert not [e for e in await store.audit(subject="zpk") if e.action == "key.exchange"]
+
+
+async def test_a_listener_can_refuse_key_changes(nursery, tmp_path, store_url):  # noqa: F811
+    """A listener facing terminals, say, where no switch should change keys: 12, and the key
+    in use stays."""
+    host = await start_host(nursery, tmp_path, store_url, key_exchange=False)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    new_zpk = generate_material(KeyAlgorithm.TDES, 16)
+    answer = await switch.send(key_change(bytes.fromhex(host.keys["zmk"]), new_zpk))
+    assert (answer["t"], answer["39"]) == ("0810", "12")
+    assert (await switch.send(with_pin(purchase(card), host, card, card["pin"])))["39"] == "00"

@@ -52,6 +52,9 @@ class ListenerConfig:
     tpdu: bool = _key(False, "frames carry a 5-byte TPDU after the length header")
     max_frame: int = _key(8192, "largest accepted frame body in bytes; larger closes the link")
     require_mac: bool = _key(False, "require a valid MAC in field 64/128 on this listener")
+    key_exchange: bool = _key(
+        True, "accept a switch's zone PIN key change (0800, field 70 = 161); false answers 12"
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class ServerConfig:
     framing: str = _key("binary2", "framing of the default listener: binary2 or ascii4")
     tpdu: bool = _key(False, "default listener frames carry a 5-byte TPDU")
     max_frame: int = _key(8192, "largest frame body in bytes on the default listener")
+    key_exchange: bool = _key(True, "the default listener accepts a switch's key change (0800/161)")
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
     slow_ms: int = _key(
@@ -223,6 +227,7 @@ class Config:
             framing=s.framing,
             tpdu=s.tpdu,
             max_frame=s.max_frame,
+            key_exchange=s.key_exchange,
         )
         return [default, *self.listeners]
 

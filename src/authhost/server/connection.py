@@ -69,6 +69,7 @@ class Wire:
     framing: Framing
     mac: MacFunction | None = None  # sign every answer (field 64/128) when set
     verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
+    key_exchange: bool = True  # a switch may change its zone PIN key here (0800/161)
 
 
 @runtime_checkable
@@ -292,7 +293,7 @@ class Connection:
 
         if isinstance(message, NetworkRequest):
             exchange = self._decider.key_exchange
-            if message.code == KEY_CHANGE_CODE and exchange is not None:
+            if message.code == KEY_CHANGE_CODE and exchange and self._wire.key_exchange:
                 assert self._requests is not None
                 self._requests.start_soon(self._change_key, exchange, message, tpdu, arrived)
                 return True

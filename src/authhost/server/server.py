@@ -56,12 +56,13 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
     except (KeyError, ValueError) as exc:
         raise ServerConfigError(f"{where}: {exc}") from None
     name = f"{listener.host}:{listener.port}"
+    keys = listener.key_exchange
     if not listener.require_mac:
-        return Wire(name=name, dialect=dialect, framing=framing)
+        return Wire(name=name, dialect=dialect, framing=framing, key_exchange=keys)
     if macs is None:
         raise ServerConfigError(f"{where}: require_mac needs the security module's MAC key")
     sign, verify = macs
-    return Wire(name=name, dialect=dialect, framing=framing, mac=sign, verify_mac=verify)
+    return Wire(name, dialect, framing, mac=sign, verify_mac=verify, key_exchange=keys)
 
 
 def decider_for(
