@@ -149,6 +149,7 @@ async def start_host(
     metrics: ServerMetrics | None = None,
     metrics_port: int = 0,
     key_exchange: bool = True,
+    auth: AuthConfig | None = None,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -164,7 +165,7 @@ async def start_host(
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),
         admin=admin or AdminConfig(port=0),
-        auth=AuthConfig(),
+        auth=auth or AuthConfig(),
         rules=RulesConfig(file=str(rules_file), watch=False),
         models=models or ModelsConfig(dir=str(tmp_path / "models")),
     )

@@ -10,6 +10,8 @@ from iso_client import Switch
 from test_e2e_auth import balances_of, purchase, start_host, store_url  # noqa: F401 (fixture)
 
 import authhost.runtime
+from authhost.auth.hold_life import EXTENDED_AUTHORISATION
+from authhost.config import AuthConfig
 from authhost.store import opened_store
 from authhost.store.interface import Commit, MoneyMove, Movement
 from authhost.store.records import JournalEntry
@@ -82,3 +84,24 @@ async def test_a_hotels_hold_outlives_a_shops(nursery, tmp_path, store_url, monk
                 await trio.sleep(0.05)
         await trio.sleep(0.2)  # more rounds of the service change nothing
         assert await balances_of(switch, card) == (ledger, available - still_held)
+
+
+async def test_a_fuel_pumps_hold_goes_within_hours(nursery, tmp_path, store_url, monkeypatch):  # noqa: F811
+    """With '5542=2h', a fuel pump's pre-authorisation nobody completed is released three hours
+    on, while a supermarket's of the same minute stays held."""
+    monkeypatch.setattr(authhost.runtime, "HOLD_EXPIRY_INTERVAL_S", 0.05)
+    clock = _Clock(0.0)
+    monkeypatch.setattr(authhost.runtime, "time", clock)
+    auth = AuthConfig(hold_days_by_mcc=["5542=2h", *EXTENDED_AUTHORISATION])
+    host = await start_host(nursery, tmp_path, store_url, auth=auth)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    assert (await switch.send(purchase(card, amount=15_000, **{"18": "5542"})))["39"] == "00"
+    assert (await switch.send(purchase(card, amount=2_000, **{"18": "5411"})))["39"] == "00"
+    clock.ahead_s = 3 * 3_600
+    with trio.fail_after(10):
+        while await balances_of(switch, card) != (ledger, available - 2_000):
+            await trio.sleep(0.05)
+    await trio.sleep(0.2)
+    assert await balances_of(switch, card) == (ledger, available - 2_000)

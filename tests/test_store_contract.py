@@ -927,6 +927,19 @@ async def test_a_hold_with_a_longer_life_outlives_the_others(store):
     assert (await store.get_account("acc-1")).holds == 0
 
 
+async def test_a_hold_with_a_shorter_life_goes_before_the_others(store):
+    """A fuel pump's pre-authorisation (negative extra_life_s) expires while an ordinary hold
+    of the same age stays; the expiry looks that much past the default's cutoff."""
+    card, _ = await seeded(store)
+    pump = replace(hold(card, 100, 8_000), movement=Movement(card.account_id, MoneyMove.HOLD,
+                                                             8_000, extra_life_s=-300))  # fmt: skip
+    await store.commit(pump)  # created at NOW + 100: younger than the cutoff below
+    await store.commit(hold(card, 101, 500))
+    assert await store.expire_holds(older_than=NOW + 50, shorter_by=300) == 1  # the pump's
+    assert (await store.get_account("acc-1")).holds == 500
+    assert await store.expire_holds(older_than=NOW + 50, shorter_by=300) == 0
+
+
 async def test_expire_holds_releases_only_old_open_holds(store):
     card, _ = await seeded(store)
     await store.commit(hold(card, 1, 1000))  # ts NOW + 1: old

@@ -212,7 +212,8 @@ async def test_hold_expiry_reads_only_open_holds(tmp_path):
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_EXPIRED_HOLDS_SQL}", (0,))]
+        params = {"cutoff": 0.0, "scan_until": 0.0}
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_EXPIRED_HOLDS_SQL}", params)]
     assert any("USING INDEX holds_open_by_age" in step for step in plan), plan
 
 

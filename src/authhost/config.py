@@ -161,8 +161,9 @@ class AuthConfig:
     hold_days: int = _key(7, "days an authorisation hold lives before it expires")
     hold_days_by_mcc: list[str] = _key(
         list(EXTENDED_AUTHORISATION),
-        "longer hold lives by merchant category, 'MCC=days' or 'FROM-TO=days' (default: lodging, "
-        "car rental, cruise: 31 days, as the networks allow); [] for hold_days everywhere",
+        "hold lives by merchant category, 'MCC=days' or 'FROM-TO=days' ('=2h' for hours; "
+        "default: lodging, car rental, cruise 31 days, as the networks allow; a fuel pump's "
+        "might be '5542=2h'); [] for hold_days everywhere",
     )
     atc_jump_limit: int = _key(
         1000,

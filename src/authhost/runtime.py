@@ -23,6 +23,7 @@ import trio
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
 from authhost.auth.factory import build_advice_pipeline, build_pipeline
+from authhost.auth.hold_life import HoldLives
 from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
@@ -133,7 +134,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
-        runtime.services.append(partial(expire_holds, store, config.auth.hold_days))
+        lives = HoldLives.parse(config.auth.hold_days, config.auth.hold_days_by_mcc)
+        runtime.services.append(
+            partial(expire_holds, store, config.auth.hold_days, lives.shortest_shift)
+        )
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
         if config.admin.port:
@@ -251,13 +255,14 @@ async def flush_pending(handler: AuthService) -> None:
         await handler.flush_pending()
 
 
-async def expire_holds(store: CardStore, hold_days: int) -> None:
-    """Release authorisation holds that no completion or reversal claimed within hold_days."""
+async def expire_holds(store: CardStore, hold_days: int, shorter_by: float = 0.0) -> None:
+    """Release authorisation holds that no completion or reversal claimed within their life:
+    hold_days, or their merchant category's (``shorter_by``: how much shorter the shortest)."""
     while True:
         try:
-            released = await store.expire_holds(time.time() - hold_days * 86400)
+            released = await store.expire_holds(time.time() - hold_days * 86400, shorter_by)
             if released:
-                log.info("released %d authorisation holds older than %d days", released, hold_days)
+                log.info("released %d authorisation holds whose life was over", released)
         except Exception:
             log.exception("expiring old holds failed; will try again")
         await trio.sleep(HOLD_EXPIRY_INTERVAL_S)

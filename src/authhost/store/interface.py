@@ -289,10 +289,12 @@ class CardStore(Protocol):
         """Backend name and whether several processes may share it (``serve --workers``)."""
         ...
 
-    async def expire_holds(self, older_than: float) -> int:
-        """Release authorisation holds created before ``older_than`` (now - hold_days), and
-        before it by their ``extra_life_s`` too, that no reversal or completion released;
-        posted amounts stay. Returns how many."""
+    async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
+        """Release authorisation holds whose life is over: created before ``older_than``
+        (now - hold_days) moved by their own ``extra_life_s``, which a hotel's makes later
+        and a fuel pump's earlier (by up to ``shorter_by`` seconds, how far past the cutoff
+        to look), and that no reversal or completion released; posted amounts stay. Returns
+        how many."""
         ...
 
     async def prune_journal(self, before: float) -> Pruned:

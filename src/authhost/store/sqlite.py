@@ -125,8 +125,8 @@ WHERE {uncounted_entries("card.card_id = :known_card")}
 # must appear here as written there for SQLite to use it.
 _EXPIRED_HOLDS_SQL = (
     "SELECT match_key, account_id, amount - reversed FROM holds "
-    "WHERE posted = 0 AND amount > reversed AND created_at < :cutoff "
-    "AND created_at + extra_life < :cutoff"  # a hotel's hold lives on (migration 14)
+    "WHERE posted = 0 AND amount > reversed AND created_at < :scan_until "
+    "AND created_at + extra_life < :cutoff"  # a hotel's lives on, a pump's not (migration 14)
 )
 # Journal retention, one write transaction per batch (journal_by_ts finds the oldest entries;
 # the duplicate-transmission index is the journal's own column, so it goes with them). A hold
@@ -502,12 +502,15 @@ class SqliteCardStore:
             credit_limit,
         )
 
-    async def expire_holds(self, older_than: float) -> int:
+    async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
         """Release every open hold created before ``older_than`` (hold_days); returns the
         number released. Posted amounts stay posted."""
 
         def expire(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(_EXPIRED_HOLDS_SQL, {"cutoff": older_than}).fetchall()
+            rows = conn.execute(
+                _EXPIRED_HOLDS_SQL,
+                {"cutoff": older_than, "scan_until": older_than + max(0.0, shorter_by)},
+            ).fetchall()
             for match_key, account_id, remaining in rows:
                 conn.execute(
                     "UPDATE accounts SET holds = max(holds - ?, 0), version = version + 1 "
