@@ -48,13 +48,16 @@ def key_change(zmk: bytes, new_zpk: bytes) -> dict[str, str]:
 
 
 class Terminal:
-    """Purchases with the demo card's PIN under a given zone PIN key, on one connection."""
+    """Requests with the demo card's PIN under a given zone PIN key, on one connection."""
 
     def __init__(self, switch: Switch, card: dict) -> None:
         self.switch, self.card = switch, card
 
     async def pin_under(self, zpk: bytes) -> str:
-        fields = purchase(self.card, 100, **{"11": next_stan()})
+        """A balance inquiry with the PIN: its PIN is checked as a purchase's is, and it counts
+        against no limit, however many rounds a test waits (the demo card allows 20
+        purchases a day)."""
+        fields = purchase(self.card, **{"3": "310000", "4": None, "11": next_stan()})
         fields["52"] = encrypt_pin_block(zpk, self.card["pin"], self.card["pan"]).hex()
         return (await self.switch.send(fields))["39"]
 
