@@ -211,6 +211,11 @@ def test_fraud_reports_become_the_labels_training_reads(cli, tmp_path, fmt):
     bad = cli("journal", "report-fraud", card_id, str(ids[1]), "--source", "rumour")
     assert bad.exit_code == 1 and "source" in bad.stderr
 
+    listed = _ok(cli("journal", "fraud-reports"))
+    assert [(r["journal_id"], r["fraud"], r["source"]) for r in listed] == [
+        (ids[1], True, "chargeback"),
+        (ids[2], False, "analyst"),
+    ]
     out = tmp_path / f"labelled.{fmt}"
     result = cli("journal", "export", "--format", fmt, "--out", str(out), "--labels")
     assert result.exit_code == 0, result.output

@@ -552,6 +552,17 @@ def journal_report_fraud(
     _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
+@journal.command("fraud-reports")
+def journal_fraud_reports(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    after_id: Annotated[int, typer.Option(min=0)] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The fraud reports (verdicts on journal entries), in journal order."""
+    _run(_config(config, store), lambda s: s.fraud_reports(limit=limit, after_id=after_id))
+
+
 @journal.command("reviews")
 def journal_reviews(
     show_all: Annotated[
