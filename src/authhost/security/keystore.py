@@ -212,6 +212,8 @@ class KeyStore:
             "keys": [asdict(e) for e in sorted(self._entries.values(), key=_order)],
         }
         write_private(self.path, json.dumps(data, indent=2) + "\n")
+        # saved under the lock with the others' keys merged in: the file is what this holds
+        self.stamp = file_stamp(self.path)
 
     def entries(self) -> list[KeyEntry]:
         """Every key version, by name then version (what ``authhost keys list`` shows)."""
