@@ -419,6 +419,10 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
             bad = await call(port, "POST", bad_path, payload=bad_body)
             assert bad.status == status, (bad_path, bad_body, bad)
             assert bad.json["error"] and "Traceback" not in bad.body.decode()
+        history = await call(port, "GET", f"{base}", token=AUDITOR_TOKEN)
+        assert [(r["journal_id"], r["verdict"]) for r in history.json["journal"]] == [
+            (stored.journal_id, "fraud")
+        ]
         queue = await call(port, "GET", "/v1/reviews?show=all", token=AUDITOR_TOKEN)
         assert [(r["journal_id"], r["verdict"]) for r in queue.json["reviews"]] == [
             (stored.journal_id, "fraud")

@@ -546,7 +546,8 @@ class CardService:
         entries = await self.store.journal(
             JournalQuery(card_id=card_id, limit=limit, after_id=after_id)
         )
-        return [journal_view(e) for e in entries]
+        verdicts = await self._verdicts([e.journal_id for e in entries])
+        return [{**journal_view(e), "verdict": verdicts.get(e.journal_id)} for e in entries]
 
     async def report_fraud(
         self, card_id: str, journal_id: int, spec: rq.FraudReportSpec

@@ -111,7 +111,10 @@ class CardList(_View):
 
 
 class JournalList(_View):
-    journal: list[dict[str, Any]] = Field(description="rows with the journal export columns")
+    journal: list[dict[str, Any]] = Field(
+        description="rows with the journal export columns, plus verdict: null (none reported), "
+        "fraud or genuine"
+    )
 
 
 class AuditList(_View):
