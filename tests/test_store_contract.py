@@ -592,6 +592,9 @@ async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):
     assert [r.journal_id for r in await store.fraud_reports(after_id=first)] == [third]
     assert [r.journal_id for r in await store.fraud_reports(limit=1)] == [first]
     assert second not in {r.journal_id for r in reports}
+    of = await store.fraud_reports_of([first, second, third])
+    assert of == {first: genuine, third: reports[1]}  # the second has none
+    assert await store.fraud_reports_of([]) == {}
     await store.prune_journal(NOW + 3_600)  # every entry is older: their reports go too
     assert await store.fraud_reports() == []
 

@@ -174,9 +174,16 @@ class AuthConfig:
         0, "days of journal the server keeps, pruning older entries daily (>= 35); 0: all"
     )
 
+    @property
+    def hold_lives(self) -> HoldLives:
+        """``hold_days`` and ``hold_days_by_mcc``, parsed (and checked) when the section is."""
+        return self._hold_lives  # type: ignore[attr-defined]  # set in __post_init__
+
     def __post_init__(self) -> None:
-        try:
-            HoldLives.parse(self.hold_days, self.hold_days_by_mcc)
+        try:  # parsed once here: the pipeline, advices and the expiry service share it
+            object.__setattr__(
+                self, "_hold_lives", HoldLives.parse(self.hold_days, self.hold_days_by_mcc)
+            )
         except HoldLifeError as error:
             raise ConfigError(f"[auth] {error}") from None
         if self.journal_keep_days and self.journal_keep_days < JOURNAL_MIN_KEEP_DAYS:

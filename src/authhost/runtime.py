@@ -23,7 +23,6 @@ import trio
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
 from authhost.auth.factory import build_advice_pipeline, build_pipeline
-from authhost.auth.hold_life import HoldLives
 from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
@@ -134,10 +133,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
-        lives = HoldLives.parse(config.auth.hold_days, config.auth.hold_days_by_mcc)
-        runtime.services.append(
-            partial(expire_holds, store, config.auth.hold_days, lives.shortest_shift)
-        )
+        shortest = config.auth.hold_lives.shortest_shift
+        runtime.services.append(partial(expire_holds, store, config.auth.hold_days, shortest))
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
         if config.admin.port:

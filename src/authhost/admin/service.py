@@ -570,8 +570,7 @@ class CardService:
             self.clock(),
             mask_pans_in_text(spec.note),
         )
-        previous = await self.store.fraud_reports(journal_id - 1, 1)
-        before = previous[0] if previous and previous[0].journal_id == journal_id else None
+        before = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
         await self.store.put_fraud_report(report)
         view = fraud_report_view(report)
         await self.record_audit(
@@ -604,20 +603,9 @@ class CardService:
         }
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
-        """ "fraud" or "genuine" for each of these entries that has a fraud report."""
-        if not journal_ids:
-            return {}
-        wanted, last = set(journal_ids), max(journal_ids)
-        verdicts: dict[int, str] = {}
-        after = min(journal_ids) - 1
-        while page := await self.store.fraud_reports(after, 1000):
-            for report in page:
-                if report.journal_id in wanted:
-                    verdicts[report.journal_id] = "fraud" if report.fraud else "genuine"
-            after = page[-1].journal_id
-            if after >= last:
-                break
-        return verdicts
+        """'fraud' or 'genuine' for each of these entries that has a fraud report."""
+        reports = await self.store.fraud_reports_of(journal_ids)
+        return {jid: "fraud" if r.fraud else "genuine" for jid, r in reports.items()}
 
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
         return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from authhost.auth.hold_life import HoldLives
 from authhost.auth.pipeline import Pipeline, Step
 from authhost.auth.steps.card_status import card_status
 from authhost.auth.steps.card_verification import CardVerification
@@ -36,10 +35,7 @@ def build_pipeline(
         "pin": lambda: PinVerification(security, auth.pin_try_limit),
         "controls": lambda: controls,
         "fraud": lambda: Fraud(scorer, rules, models.budget_ms, models.threshold, models.action),
-        "funds": lambda: Funds(
-            frozenset(auth.post_processing_codes),
-            HoldLives.parse(auth.hold_days, auth.hold_days_by_mcc),
-        ),
+        "funds": lambda: Funds(frozenset(auth.post_processing_codes), auth.hold_lives),
     }
     steps = []
     for name in auth.steps:
@@ -55,5 +51,4 @@ def build_advice_pipeline(auth: AuthConfig | None = None) -> Pipeline:
     holds for as long as the merchant's category allows, as an 0100 would."""
     if auth is None:
         return Pipeline([("advice", post_advice)])
-    lives = HoldLives.parse(auth.hold_days, auth.hold_days_by_mcc)
-    return Pipeline([("advice", partial(post_advice, hold_lives=lives))])
+    return Pipeline([("advice", partial(post_advice, hold_lives=auth.hold_lives))])

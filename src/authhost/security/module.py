@@ -368,19 +368,20 @@ class SecurityModule:
         KeyNotFound: no zone master key; KeyCheckFailed: not the key the sender meant, or a
         key this zone has had before (a replayed key change)."""
         acquirer = (acquirer_id or "").strip().lstrip("0")
+        name = self.zone_pin_key_name(acquirer)
         zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
         if zmk.algorithm is not KeyAlgorithm.TDES:
             raise KeyNotFound(f"zone master key {zmk.name!r} is not a TDES key")
         if len(encrypted_key) not in (16, 24):
             raise KeyCheckFailed("a zone PIN key is 16 or 24 bytes")
+        if len(check_value) < 6:  # fewer digits would let almost any key through
+            raise KeyCheckFailed("a key change needs at least 6 digits of check value")
         material = tdes_ecb_decrypt(zmk.material, encrypted_key, keep=False)
         check = tdes_ecb_encrypt(material, bytes(8), keep=False).hex().upper()
         if adjust_des_parity(material) != material or not check.startswith(check_value.upper()):
             raise KeyCheckFailed(
-                f"the new key for zone PIN key {self.zone_pin_key_name(acquirer)!r} does not "
-                "match its check value"
+                f"the new key for zone PIN key {name!r} does not match its check value"
             )
-        name = self.zone_pin_key_name(acquirer)
         if any(e.name == name and e.kcv == check[:6] for e in self._store.entries()):
             # a captured key change sent again would roll the zone back to an old key
             raise KeyCheckFailed(f"the new key for zone PIN key {name!r} was used before")

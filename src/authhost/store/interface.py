@@ -266,6 +266,10 @@ class CardStore(Protocol):
         """Reports in journal id order, those on entries after ``after_id`` (paging)."""
         ...
 
+    async def fraud_reports_of(self, journal_ids: Sequence[int]) -> dict[int, FraudReport]:
+        """The reports on these entries, by journal id (those without one are left out)."""
+        ...
+
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0
     ) -> list[AuditEntry]: ...

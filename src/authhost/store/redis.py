@@ -1107,6 +1107,13 @@ class RedisCardStore:
         raws = await self._client.hmget(self._keys.fraud_reports, ids)
         return [codec.fraud_report_from_json(r) for r in raws if r is not None]
 
+    async def fraud_reports_of(self, journal_ids: Sequence[int]) -> dict[int, FraudReport]:
+        if not journal_ids:
+            return {}
+        raws = await self._client.hmget(self._keys.fraud_reports, [str(i) for i in journal_ids])
+        reports = [codec.fraud_report_from_json(r) for r in raws if r is not None]
+        return {r.journal_id: r for r in reports}
+
     async def get_list(self, name: str) -> frozenset[str]:
         return frozenset(_s(v) for v in await self._client.smembers(self._keys.list_values(name)))
 

@@ -653,7 +653,7 @@ class SqliteCardStore:
                     report.source,
                     report.reported_at,
                     report.note,
-                ),  # fmt: skip
+                ),
             )
         )
 
@@ -666,6 +666,19 @@ class SqliteCardStore:
             ).fetchall()
         )
         return [FraudReport(j, c, bool(f), s, r, n) for j, c, f, s, r, n in rows]
+
+    async def fraud_reports_of(self, journal_ids: Sequence[int]) -> dict[int, FraudReport]:
+        if not journal_ids:
+            return {}
+        ids = json.dumps([int(i) for i in journal_ids])
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT journal_id, card_id, fraud, source, reported_at, note FROM fraud_reports "
+                "WHERE journal_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+        )
+        return {j: FraudReport(j, c, bool(f), s, r, n) for j, c, f, s, r, n in rows}
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0
@@ -921,7 +934,7 @@ def _move_money(
                 entry.ts,
                 parent,
                 move.extra_life_s if posted == 0 else 0.0,
-            ),  # fmt: skip
+            ),
         )
     return True, account
 
