@@ -314,6 +314,25 @@ def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(
     assert other.name == "zpk-444"
 
 
+def test_the_key_store_knows_when_another_process_changed_its_file(config, hsm) -> None:
+    """What the watcher asks each second: not after this process's own save (it holds what it
+    wrote), yes after another's; and a reload sees the other's key."""
+    store = hsm.key_store
+    assert not store.changed_on_disk()
+    store.add_version(
+        "zpk-own", KeyType.ZPK, KeyAlgorithm.TDES, generate_material(KeyAlgorithm.TDES, 16)
+    )
+    assert not store.changed_on_disk()  # its own write
+    other = SecurityModule.open(config, demo=True, env={})  # another worker
+    other.key_store.add_version(
+        "zpk-other", KeyType.ZPK, KeyAlgorithm.TDES, generate_material(KeyAlgorithm.TDES, 16)
+    )
+    assert store.changed_on_disk()
+    hsm.reload()
+    assert not hsm.key_store.changed_on_disk()
+    assert hsm.has_key("zpk-other", KeyType.ZPK) and hsm.has_key("zpk-own", KeyType.ZPK)
+
+
 def test_without_an_overlap_a_changed_zone_key_reads_no_old_block(tmp_path) -> None:
     config = SecurityConfig(key_store=str(tmp_path / "k.json"), zone_key_overlap_s=0)
     hsm = SecurityModule.open(config, demo=True, env={})
