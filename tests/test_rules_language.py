@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from authhost.cards.acceptor_velocity import AcceptorVelocity
 from authhost.cards.velocity import Velocity
 from authhost.models.context import TxContext
 from authhost.rules.engine import RuleSet
@@ -234,6 +235,8 @@ def test_expression_may_span_lines() -> None:
         ("pin_present < true", "cannot be ordered"),
         ("amount.real > 1", "attribute access is allowed only as card.<name>"),
         ("card.count_1h.__class__ == 1", "attribute access"),
+        ("merchant.distinct_card_10m > 1", "did you mean 'merchant.distinct_cards_10m'"),
+        ("acquirer.count_10m > 1", "only as card.<name>, merchant.<name> or terminal.<name>"),
         ("__import__('os') == 1", "not allowed"),
         ("open('x') == 1", "not allowed"),
         ("len(merchant) > 1", "not allowed"),
@@ -315,3 +318,17 @@ def test_division_by_zero_is_no_match_and_an_error(caplog: pytest.LogCaptureFixt
     rules.evaluate(BASE, None, {})
     assert rules.stats()["div"].errors == 2
     assert caplog.text.count("treated as no match") == 1  # logged once, counted every time
+
+
+def test_merchant_and_terminal_counters_sit_beside_their_ids():
+    """``merchant`` is field 42 and ``merchant.<counter>`` its counters; one rule reads both."""
+    at_shop = dataclasses.replace(
+        BASE,
+        merchant_velocity=AcceptorVelocity(distinct_cards_10m=9, failed_cvv_10m=4),
+        terminal_velocity=AcceptorVelocity(unknown_card_count_1h=2),
+    )
+    rule = "merchant == 'M-42' and merchant.distinct_cards_10m >= 9 and merchant.failed_cvv_10m > 3"
+    assert matches(rule, at_shop)
+    assert not matches(rule, BASE)
+    assert matches("terminal.unknown_card_count_1h == 2 and terminal == 'T-1'", at_shop)
+    assert not matches("terminal.unknown_card_count_1h == 2", BASE)

@@ -13,12 +13,14 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from functools import partial
 
 import anyio
 import pytest
 from conftest import free_port
 
 from authhost.cards import lifecycle
+from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
 from authhost.cards.production import PanFacts, new_card, new_card_id, new_pan
 from authhost.cards.velocity import VelocityEvent, compute_velocity
@@ -106,11 +108,13 @@ def redis_cluster_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(params=BACKENDS)
 async def store(request, tmp_path) -> AsyncIterator[CardStore]:
     if request.param == "sqlite":
-        opened = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+        reopen = partial(open_store, f"sqlite:///{tmp_path / 'cards.db'}")
     else:
         fixture = "redis_url" if request.param == "redis" else "redis_cluster_url"
         url = request.getfixturevalue(fixture)
-        opened = await open_store(url, prefix=f"t{secrets.token_hex(6)}")
+        reopen = partial(open_store, url, prefix=f"t{secrets.token_hex(6)}")
+    opened = await reopen()
+    opened.reopen = reopen  # another process's store on the same data
     try:
         yield opened
     finally:
@@ -570,6 +574,53 @@ async def test_split_completions_release_what_each_posts_and_the_last_the_rest(s
     await store.commit(completion(card, 7, 6, 2_500, in_part=True))
     account = await store.get_account("acc-1")
     assert (account.balance, account.holds) == (20_000 - 9_500, 1_000)
+
+
+async def test_acceptor_counters_count_every_cards_requests_at_a_merchant(store):
+    """Card testing shows at the merchant, not on any one card: the counters of a merchant
+    and of a terminal there count every card's requests, unknown card numbers included, in
+    the process that committed them and in another one sharing the store (which reads the
+    last hour when it starts)."""
+    card, _ = await seeded(store)
+    other, _, blob = make_card(state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    assert await store.prepare_acceptor_counters(NOW) == 0
+    at_shop = dict(merchant_id="SHOP", terminal_id="T1")
+    await store.commit(hold(card, 1, 100, **at_shop))
+    declined = entry(other, 2, 100, response_code="05", cvv_failed=True, **at_shop)
+    await store.commit(Commit(journal=declined, card_id=other.card_id))
+    unknown = entry(card, 3, 100, response_code="14", card_id="", pan_index="idx-unknown")
+    unknown = replace(unknown, account_id="", merchant_id="SHOP", terminal_id="T2")
+    await store.commit(Commit(journal=unknown))
+    await store.commit(hold(card, 4, 100, merchant_id="ELSEWHERE", terminal_id="T1"))
+    reversal = entry(card, 5, 100, mti="0400", message_class="reversal", **at_shop)
+    await store.commit(Commit(journal=reversal, card_id=card.card_id))
+
+    def query(now: float) -> SnapshotQuery:
+        return SnapshotQuery(
+            card.pan_index, now, merchant="SHOP", terminal=terminal_key("SHOP", "T1")
+        )
+
+    later = await store.reopen()
+    try:
+        assert await later.prepare_acceptor_counters(NOW + 10) == 4  # not the reversal
+        for reading in (store, later):
+            [snapshot] = await reading.snapshot_many([query(NOW + 10)])
+            shop, terminal = snapshot.merchant_velocity, snapshot.terminal_velocity
+            assert (shop.count_10m, shop.distinct_cards_10m, shop.declined_count_10m) == (3, 3, 2)
+            assert (shop.failed_cvv_10m, shop.unknown_card_count_10m) == (1, 1)
+            assert (terminal.count_10m, terminal.distinct_cards_10m) == (2, 2)
+            assert terminal.unknown_card_count_10m == 0
+        # a request committed through one process is counted by the other at its next read
+        await later.commit(hold(card, 6, 100, **at_shop))
+        [snapshot] = await store.snapshot_many([query(NOW + 20)])
+        assert snapshot.terminal_velocity.count_10m == 3
+        # past ten minutes only the hour counts them
+        [snapshot] = await store.snapshot_many([query(NOW + 3 + 601)])
+        shop = snapshot.merchant_velocity
+        assert (shop.count_10m, shop.count_1h, shop.distinct_cards_1h) == (1, 4, 3)
+    finally:
+        await later.close()
 
 
 async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):

@@ -102,6 +102,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if demo:
             banner.extend(await prepare_demo(cards))
 
+        counted = await store.prepare_acceptor_counters(time.time())
+        banner.append(f"merchant and terminal counters: {counted} requests of the last hour")
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         pipeline = build_pipeline(config.auth, security, config.models, scorer, rules)

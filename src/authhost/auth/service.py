@@ -24,6 +24,7 @@ from authhost.auth.decision import Decision
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
+from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, CardKind
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
@@ -113,6 +114,8 @@ class AuthService:
                         received_at,
                         dedupe_key=request.dedupe_key,
                         original_key=looked_up_original(request),
+                        merchant=request.merchant_id or "",
+                        terminal=terminal_key(request.merchant_id or "", request.terminal_id or ""),
                     )
                     for request, pan_index in zip(requests, pan_indexes, strict=True)
                 ]

@@ -13,6 +13,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from authhost.cards.acceptor_velocity import (
+    NO_ACCEPTOR,
+    AcceptorCounters,
+    AcceptorEvent,
+    AcceptorVelocity,
+    acceptor_event,
+    terminal_key,
+)
 from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
@@ -69,6 +77,9 @@ class TxContext:
     pin_present: bool
     velocity: Velocity
     transaction_currency: str = ""  # the merchant's (field 49); ``currency`` is the card's
+    # every card's requests at this merchant, and at this terminal of it (cards.acceptor_velocity)
+    merchant_velocity: AcceptorVelocity = NO_ACCEPTOR
+    terminal_velocity: AcceptorVelocity = NO_ACCEPTOR
     hour: int = field(init=False)
     weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
 
@@ -128,6 +139,8 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         pin_present=request.pin_block is not None,
         velocity=snapshot.velocity,
         transaction_currency=request.currency or "",
+        merchant_velocity=snapshot.merchant_velocity,
+        terminal_velocity=snapshot.terminal_velocity,
     )
 
 
@@ -176,7 +189,44 @@ def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
     )
 
 
-def context_from_row(row: Mapping[str, object], velocity: Velocity) -> TxContext:
+def acceptor_event_from_entry(entry: JournalEntry) -> AcceptorEvent | None:
+    """The event a committed journal entry leaves at its merchant and terminal, by the same
+    rule as ``acceptor_event_from_row`` (the Redis store records it after the commit)."""
+    if entry.message_class not in VELOCITY_CLASSES:
+        return None
+    return acceptor_event(
+        entry.ts,
+        entry.merchant_id,
+        entry.terminal_id,
+        entry.card_id,
+        entry.pan_index,
+        entry.response_code in APPROVED_CODES,
+        entry.cvv_failed,
+    )
+
+
+def acceptor_event_from_row(row: Mapping[str, object]) -> AcceptorEvent | None:
+    """The event a journal row leaves at its merchant and terminal (None: not a velocity
+    request, or neither named), by the rule the stores apply to their journals."""
+    if (_text(row, "message_class") or "authorisation") not in VELOCITY_CLASSES:
+        return None
+    return acceptor_event(
+        float(row["ts"]),  # type: ignore[arg-type]
+        _text(row, "merchant_id"),
+        _text(row, "terminal_id"),
+        _text(row, "card_id"),
+        _text(row, "pan_index"),
+        _text(row, "response_code") in APPROVED_CODES,
+        _flag(row, "cvv_failed"),
+    )
+
+
+def context_from_row(
+    row: Mapping[str, object],
+    velocity: Velocity,
+    merchant_velocity: AcceptorVelocity = NO_ACCEPTOR,
+    terminal_velocity: AcceptorVelocity = NO_ACCEPTOR,
+) -> TxContext:
     """Offline: the context of a journal row, given the velocity computed from earlier rows."""
     processing = _text(row, "processing_code")
     return _new_context(
@@ -201,6 +251,8 @@ def context_from_row(row: Mapping[str, object], velocity: Velocity) -> TxContext
         velocity=velocity,
         # journals before fields 6/51 were read: the merchant's currency was the card's
         transaction_currency=_text(row, "transaction_currency") or _text(row, "currency"),
+        merchant_velocity=merchant_velocity,
+        terminal_velocity=terminal_velocity,
     )
 
 
@@ -210,17 +262,26 @@ def replay_contexts(
     """Replay journal rows (sorted by ts) and yield each with the context it had when it arrived.
 
     Each card's velocity is computed from its earlier rows only, exactly as the store's
-    snapshot computes it from the card's journal entries. The counters are kept
+    snapshot computes it from the card's journal entries, and each merchant's and terminal's
+    from the earlier rows there, as the store's counters do. The counters are kept
     incrementally (``cards.sliding``, proven equal to ``compute_velocity``), so a replay costs
     O(1) per row however long a card's history is.
     """
     history: dict[str, SlidingVelocity] = {}
+    acceptors = AcceptorCounters()
     for row in rows:
         ts = float(row["ts"])  # type: ignore[arg-type]
         card = _text(row, "card_id") or _text(row, "pan_index")
         window = history.get(card) if card else None
         velocity = window.at(ts) if window is not None else EMPTY
-        yield row, context_from_row(row, velocity)
+        merchant = _text(row, "merchant_id")
+        at_merchant, at_terminal = acceptors.at(
+            ts, merchant, terminal_key(merchant, _text(row, "terminal_id"))
+        )
+        yield row, context_from_row(row, velocity, at_merchant, at_terminal)
+        acceptor = acceptor_event_from_row(row)
+        if acceptor is not None:
+            acceptors.add(acceptor)
         if is_velocity_event(card, _text(row, "message_class") or "authorisation"):
             if window is None:
                 window = history[card] = SlidingVelocity()

@@ -1,10 +1,11 @@
 """The rule expression language: a small, typed subset of Python expressions, checked once.
 
 An expression is parsed with ``ast`` and walked by a whitelist: anything not listed here
-(attribute access other than ``card.<name>``, calls other than the few functions below,
-subscripts, lambdas, comprehensions, f-strings, dunders) is refused with the position of the
-offending piece. The walk also type-checks every node and rewrites it into plain Python that
-reads local variables, so a rule costs what the equivalent hand-written ``if`` would.
+(attribute access other than ``card.<name>``, ``merchant.<name>`` and ``terminal.<name>``,
+calls other than the few functions below, subscripts, lambdas, comprehensions, f-strings,
+dunders) is refused with the position of the offending piece. The walk also type-checks
+every node and rewrites it into plain Python that reads local variables, so a rule costs
+what the equivalent hand-written ``if`` would.
 
 Missing values (``score`` when the model did not score, ``card.age_days`` when the card's age
 is unknown, ...) follow one rule: any comparison that involves a missing value is false
@@ -17,7 +18,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from authhost.rules.variables import VARIABLES, Kind, Variable, local_name
+from authhost.rules.variables import ACCEPTORS, VARIABLES, Kind, Variable, local_name
 
 MAX_EXPRESSION_CHARS = 4000
 LIST_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -128,9 +129,14 @@ class _Checker:
         return self._variable(node, node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> tuple[ast.expr, Typ]:
-        if not (isinstance(node.value, ast.Name) and node.value.id == "card"):
-            raise _fail(node, "attribute access is allowed only as card.<name>")
-        return self._variable(node, f"card.{node.attr}")
+        owner = node.value.id if isinstance(node.value, ast.Name) else ""
+        if owner != "card" and owner not in ACCEPTORS:
+            raise _fail(
+                node,
+                "attribute access is allowed only as card.<name>, merchant.<name> or "
+                "terminal.<name>",
+            )
+        return self._variable(node, f"{owner}.{node.attr}")
 
     def _variable(self, node: ast.AST, name: str) -> tuple[ast.expr, Typ]:
         var = VARIABLES.get(name)

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from authhost.cards.acceptor_velocity import AcceptorVelocity
 from authhost.cards.velocity import Velocity
 
 
@@ -178,8 +179,41 @@ def _velocity_variables() -> list[Variable]:
     return found
 
 
+_ACCEPTOR_DOCS = {
+    "count": "requests of any card at this {a} in the last {w}",
+    "distinct_cards": "distinct cards (known or not) at this {a} in the last {w}",
+    "declined_count": "declined requests at this {a} in the last {w}",
+    "failed_cvv": "failed CVV/CVV2 checks at this {a} in the last {w}",
+    "unknown_card_count": "requests with a card number the issuer does not know at this {a} "
+    "in the last {w}",
+}
+# the acceptors with counters: the rule language's prefix, the TxContext field, the doc's name
+ACCEPTORS = {
+    "merchant": ("merchant_velocity", "merchant (field 42)"),
+    "terminal": ("terminal_velocity", "terminal (field 41 at this merchant)"),
+}
+
+
+def _acceptor_variables() -> list[Variable]:
+    found = []
+    for prefix, (attribute, described) in ACCEPTORS.items():
+        for f in dataclasses.fields(AcceptorVelocity):
+            stem, _, window = f.name.rpartition("_")
+            doc = _ACCEPTOR_DOCS[stem].format(a=described, w=window)
+            found.append(
+                Variable(f"{prefix}.{f.name}", Kind.NUMBER, f"ctx.{attribute}.{f.name}", doc)
+            )
+    return found
+
+
 VARIABLES: dict[str, Variable] = {
-    v.name: v for v in (*_request_variables(), *_card_variables(), *_velocity_variables())
+    v.name: v
+    for v in (
+        *_request_variables(),
+        *_card_variables(),
+        *_velocity_variables(),
+        *_acceptor_variables(),
+    )
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
+from authhost.cards.acceptor_velocity import NO_ACCEPTOR, AcceptorVelocity
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, Velocity
 from authhost.store.records import AuditEntry, FraudReport, JournalEntry
@@ -37,6 +38,10 @@ class SnapshotQuery:
     now: float
     dedupe_key: str = ""  # a store may find an earlier answer here (Redis does; SQLite at commit)
     original_key: str = ""  # reversals: the match_key of the authorisation being reversed
+    # the acceptor whose counters to read (cards.acceptor_velocity): field 42, and the
+    # terminal_key of field 41 at it; "" reads none
+    merchant: str = ""
+    terminal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,8 @@ class Snapshot:
     velocity: Velocity = EMPTY
     previous: JournalEntry | None = None  # same dedupe key answered (if the store looks here)
     original: Hold | None = None  # for reversals
+    merchant_velocity: AcceptorVelocity = NO_ACCEPTOR  # every card's, at this merchant
+    terminal_velocity: AcceptorVelocity = NO_ACCEPTOR  # every card's, at this terminal
 
 
 ATC_WINDOW_S = 3 * 86400.0  # how long a used ATC is remembered (older cryptograms: chip.date)
@@ -200,6 +207,11 @@ class CardStore(Protocol):
     ) -> list[Snapshot | Exception]: ...
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[CommitResult | Exception]: ...
+
+    # Read the last hour of every merchant's and terminal's requests into this process's
+    # counters (cards.acceptor_velocity), before serving; returns how many events were read.
+    # Without it, the first snapshots that ask carry no acceptor counts.
+    async def prepare_acceptor_counters(self, now: float) -> int: ...
 
     # --- products and accounts ----------------------------------------------------------
     async def put_product(self, product: Product) -> None: ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -69,6 +70,7 @@ from authhost.store.records import (
     copy_entry,
     journal_dict,
 )
+from authhost.store.redis_acceptors import RedisAcceptorStream
 from authhost.store.redis_keys import Keys
 from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
@@ -80,6 +82,8 @@ PRUNE_PAGE = 1_000  # journal entries or holds deleted per call while pruning
 MAX_PER_SCRIPT = 64
 CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
 _HOLD_PLACEHOLDER = "__HOLD__"
+
+log = logging.getLogger("authhost.store")
 
 
 def _s(value: Any) -> str:
@@ -191,6 +195,7 @@ class RedisCardStore:
         self._products: dict[bytes, Product] = {}
         self._known: dict[str, Card] = {}  # PAN index -> the card last parsed (_card_of)
         self._velocity = VelocityLogs(_event)
+        self._acceptors = RedisAcceptorStream(self._keys.acceptor_events)
         self._commits: Gathering[_CommitCall] = Gathering()
         self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
@@ -275,6 +280,12 @@ class RedisCardStore:
         return card_id, account_id, product_id
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
+        (snapshot,) = await self.snapshot_many((query,))
+        if isinstance(snapshot, Exception):
+            raise snapshot
+        return snapshot
+
+    async def _snapshot_alone(self, query: SnapshotQuery) -> Snapshot:
         if not self._cluster:
             return await self._snapshot_standalone(query)
         pointer = await self._pointer(query.pan_index) if query.pan_index else None
@@ -428,7 +439,10 @@ class RedisCardStore:
             )
         previous = codec.journal_from_json(previous_raw) if previous_raw else None
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
-        return Snapshot(card, account, product, velocity, previous, original)
+        at_merchant, at_terminal = self._acceptors.at(query.now, query.merchant, query.terminal)
+        return Snapshot(
+            card, account, product, velocity, previous, original, at_merchant, at_terminal
+        )
 
     def _card_of(self, pan_index: str, values: Sequence[Any], known: Card | None) -> Card | None:
         """The card of a snapshot's (data, pin_tries, version): ``known`` (the card this
@@ -534,10 +548,18 @@ class RedisCardStore:
                 else:
                     w.result = reply
 
+    async def prepare_acceptor_counters(self, now: float) -> int:
+        return await self._acceptors.prime(self._client, now)
+
     async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
+        if any(query.merchant or query.terminal for query in queries):
+            try:  # the counters as they were: never a reason to fail an authorisation
+                await self._acceptors.catch_up(self._client)
+            except Exception as exc:
+                log.warning("cannot read the acceptor events: %s", exc)
         if not self._cluster and len(queries) > 1:
             return await self._snapshots_together(queries)
-        return await each_at_once(self.snapshot, queries)
+        return await each_at_once(self._snapshot_alone, queries)
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[CommitResult | Exception]:
         """Together with any other commits ready now (``_pipelined_commits``); each succeeds
@@ -555,11 +577,21 @@ class RedisCardStore:
                 outcomes[index] = exc
         if prepared:
             await self._pipelined_commits([call for _, call in prepared])
+        committed = []
         for index, call in prepared:
             try:
-                outcomes[index] = self._commit_result(commits[index], call.outcome())
+                result = self._commit_result(commits[index], call.outcome())
             except Exception as exc:
                 outcomes[index] = exc
+                continue
+            outcomes[index] = result
+            if result.duplicate_of is None:
+                committed.append(result.journal)
+        if committed:
+            try:  # counters only: the money and the journal are written already
+                await self._acceptors.record(self._client, committed)
+            except Exception as exc:
+                log.warning("cannot record %d acceptor events: %s", len(committed), exc)
         return outcomes
 
     async def commit(self, commit: Commit) -> CommitResult:

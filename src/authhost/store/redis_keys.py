@@ -134,6 +134,12 @@ class Keys:
         return f"{self.prefix}:{{g}}:dedupe"
 
     @property
+    def acceptor_events(self) -> str:
+        """Stream of every process's committed requests as merchant/terminal events, a little
+        over an hour of them (store.redis_acceptors)."""
+        return f"{self.prefix}:{{acc}}:events"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}:{{audit}}:entries"
 

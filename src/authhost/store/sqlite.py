@@ -59,6 +59,7 @@ from authhost.store.records import (
     JournalEntry,
     copy_entry,
 )
+from authhost.store.sqlite_acceptors import AcceptorTail
 from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_group import GroupCommit, GroupCommitStats
 from authhost.store.sqlite_schema import migrate
@@ -211,6 +212,7 @@ class SqliteCardStore:
         self._cards: dict[tuple[str, int, int], Card] = {}  # parsed-row cache
         self._known: dict[str, Card] = {}  # pan_index -> the card it meant at the last snapshot
         self._velocity = VelocityCounters()
+        self._acceptors = AcceptorTail()
         self._inline = threading.local()  # a read connection per event-loop thread
         self._inline_connections: list[sqlite3.Connection] = []
         self._groups: list[GroupCommit] = []
@@ -294,6 +296,11 @@ class SqliteCardStore:
         self._products[product_id] = (text, product)
         return product
 
+    async def prepare_acceptor_counters(self, now: float) -> int:
+        """Count the last hour's journal at its merchants and terminals (on the reader thread;
+        the server does this before it listens). Returns the entries read."""
+        return await self._reader.run(partial(self._acceptors.catch_up, now=now))
+
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
         (snapshot,) = await self.snapshot_many((query,))
         if isinstance(snapshot, Exception):
@@ -310,6 +317,7 @@ class SqliteCardStore:
         together = len(queries) > 1  # one statement is a read transaction of its own
         if inline is not None and (not together or _begin_read(inline)):
             try:
+                self._catch_up_acceptors(inline, queries)
                 for index, query in enumerate(queries):
                     try:
                         snapshots[index] = self._read_snapshot(inline, query)
@@ -329,6 +337,26 @@ class SqliteCardStore:
                 except Exception as exc:
                     snapshots[index] = exc
         return snapshots  # type: ignore[return-value]  # every slot is filled by now
+
+    def _catch_up_acceptors(
+        self, conn: sqlite3.Connection, queries: Sequence[SnapshotQuery]
+    ) -> None:
+        """Bring the merchant and terminal counters up to date once for the batch. A store
+        whose counters were never prepared reads its first hour on the reader thread, and its
+        snapshots carry none until then; a busy file skips a batch (the next one catches up)."""
+        acceptors = self._acceptors
+        if not any(query.merchant or query.terminal for query in queries):
+            return
+        if not acceptors.primed:
+            if not acceptors.priming:
+                acceptors.priming = True
+                now = queries[0].now
+                threading.Thread(
+                    target=acceptors.prime, args=(partial(_connect, self.path), now), daemon=True
+                ).start()
+            return
+        with contextlib.suppress(sqlite3.OperationalError):
+            acceptors.catch_up(conn, queries[0].now)
 
     def _read_snapshot(self, conn: sqlite3.Connection, query: SnapshotQuery) -> Snapshot:
         velocity_counters = self._velocity
@@ -363,7 +391,16 @@ class SqliteCardStore:
             original = Hold(
                 match_key, account_id, amount - reversed_, posted == _POSTED, reversed_, parent
             )
-        return Snapshot(card, account, product, velocity, original=original)
+        at_merchant, at_terminal = self._acceptors.at(query.now, query.merchant, query.terminal)
+        return Snapshot(
+            card,
+            account,
+            product,
+            velocity,
+            original=original,
+            merchant_velocity=at_merchant,
+            terminal_velocity=at_terminal,
+        )
 
     def _parsed(self, pan_index: str, row: tuple) -> Card | None:
         """The card of a (data, pin_tries, version) row, remembered as what ``pan_index``

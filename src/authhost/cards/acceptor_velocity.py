@@ -1,0 +1,218 @@
+"""Velocity of the places the cards are used at: every merchant and terminal, over all cards.
+
+A card's own counters (``cards.velocity``) cannot see card testing: a fraudster runs many
+stolen card numbers through one merchant, each card only once or twice, most of them failing
+CVV2 or unknown to the issuer. What stands out is the merchant (field 42) or the terminal
+(field 41 at that merchant): many distinct cards, many declines, many failed CVV checks and
+unknown card numbers within minutes. ``AcceptorCounters`` keeps those counts for every acceptor
+with a request in the last hour, at O(1) per request, from the same journal rows in the server
+(each store feeds it what was committed) and in backtests and training (``replay_contexts``),
+so a rule reads the same numbers online and offline.
+
+The counts cover the issuer's own traffic only (what its journal holds), and the requests
+committed before the snapshot: in a replay exactly the earlier rows; online, a request that
+arrived moments earlier but is still being decided is not in them yet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+WINDOW_SHORT_S = 600.0  # 10 minutes: a testing burst
+WINDOW_LONG_S = 3600.0  # 1 hour: a slower wave
+# Events kept at most (a process keeps the last hour of its issuer's traffic); past this the
+# oldest are dropped early and the 1 h counts come out low. About 150 bytes each.
+DEFAULT_MAX_EVENTS = 1_000_000
+TERMINAL_SEPARATOR = "\x1f"  # terminal key = merchant id + this + terminal id
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptorVelocity:
+    """Counters of one merchant or terminal at one instant, over every card of the issuer."""
+
+    count_10m: int = 0
+    count_1h: int = 0
+    distinct_cards_10m: int = 0
+    distinct_cards_1h: int = 0
+    declined_count_10m: int = 0
+    declined_count_1h: int = 0
+    failed_cvv_10m: int = 0
+    failed_cvv_1h: int = 0
+    unknown_card_count_10m: int = 0  # requests with a card number the issuer does not know
+    unknown_card_count_1h: int = 0
+
+
+NO_ACCEPTOR = AcceptorVelocity()
+
+
+class AcceptorEvent(NamedTuple):
+    """One request at an acceptor, as the counters need it (no PAN: a card id or PAN index)."""
+
+    ts: float
+    merchant: str  # merchant key ("" counts for no merchant)
+    terminal: str  # terminal key ("" counts for no terminal), see ``terminal_key``
+    card: str  # card id, or the PAN index of an unknown card number
+    declined: bool
+    cvv_failed: bool
+    unknown_card: bool
+
+
+def terminal_key(merchant_id: str, terminal_id: str) -> str:
+    """A terminal id is unique at its merchant only: the key is both ("" without a terminal)."""
+    return f"{merchant_id}{TERMINAL_SEPARATOR}{terminal_id}" if terminal_id else ""
+
+
+class _Sums:
+    """Running counts of one acceptor: index 0 the 10-minute window, 1 the hour."""
+
+    __slots__ = ("count", "declined", "cvv", "unknown", "cards")
+
+    def __init__(self) -> None:
+        self.count = [0, 0]
+        self.declined = [0, 0]
+        self.cvv = [0, 0]
+        self.unknown = [0, 0]
+        self.cards: tuple[dict[str, int], dict[str, int]] = ({}, {})  # card -> its events
+
+    def change(self, w: int, event: AcceptorEvent, sign: int) -> None:
+        self.count[w] += sign
+        self.declined[w] += sign * event.declined
+        self.cvv[w] += sign * event.cvv_failed
+        self.unknown[w] += sign * event.unknown_card
+        cards = self.cards[w]
+        left = cards.get(event.card, 0) + sign
+        if left:
+            cards[event.card] = left
+        else:
+            del cards[event.card]
+
+    def velocity(self) -> AcceptorVelocity:
+        count, declined, cvv, unknown = self.count, self.declined, self.cvv, self.unknown
+        return AcceptorVelocity(
+            count[0],
+            count[1],
+            len(self.cards[0]),
+            len(self.cards[1]),
+            declined[0],
+            declined[1],
+            cvv[0],
+            cvv[1],
+            unknown[0],
+            unknown[1],
+        )
+
+
+class AcceptorCounters:
+    """Every acceptor's counts over the last 10 minutes and hour, kept as events come and go.
+
+    Events are added in about time order (a store's commit order; a replay's row order). Two
+    queues hold them: the last 10 minutes, and 10 minutes to an hour. ``at(now)`` first moves
+    the events that aged out of a window (comparing with the newest ``now`` seen, so a query a
+    moment earlier than another is answered at the later one's edges), then reads two sums.
+    An acceptor whose hour is empty is forgotten.
+    """
+
+    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS) -> None:
+        self._short: deque[AcceptorEvent] = deque()
+        self._long: deque[AcceptorEvent] = deque()
+        self._sums: dict[str, _Sums] = {}
+        self._now = float("-inf")
+        self._max_events = max_events
+
+    def __len__(self) -> int:
+        """Events kept (inside the hour)."""
+        return len(self._short) + len(self._long)
+
+    def add(self, event: AcceptorEvent) -> None:
+        """Count one request (at most the hour before the newest query: older cannot count)."""
+        age = self._now - event.ts
+        if age > WINDOW_LONG_S:
+            return
+        sums = self._sums
+        keys = [key for key in (event.merchant, event.terminal) if key]
+        if not keys:
+            return
+        short = age <= WINDOW_SHORT_S
+        for key in keys:
+            acceptor = sums.get(key)
+            if acceptor is None:
+                acceptor = sums[key] = _Sums()
+            if short:
+                acceptor.change(0, event, 1)
+            acceptor.change(1, event, 1)
+        (self._short if short else self._long).append(event)
+        if len(self) > self._max_events:  # the oldest goes early
+            if self._long:
+                self._drop(self._long.popleft(), in_short=False)
+            else:
+                self._drop(self._short.popleft(), in_short=True)
+
+    def at(
+        self, now: float, merchant: str, terminal: str
+    ) -> tuple[AcceptorVelocity, AcceptorVelocity]:
+        """The counts of ``merchant`` and of ``terminal`` (a ``terminal_key``) at ``now``."""
+        self._expire(now)
+        sums = self._sums
+        found = sums.get(merchant) if merchant else None
+        at_terminal = sums.get(terminal) if terminal else None
+        return (
+            found.velocity() if found is not None else NO_ACCEPTOR,
+            at_terminal.velocity() if at_terminal is not None else NO_ACCEPTOR,
+        )
+
+    def _expire(self, now: float) -> None:
+        if now <= self._now:
+            return
+        self._now = now
+        short, long, sums = self._short, self._long, self._sums
+        edge = now - WINDOW_SHORT_S
+        while short and short[0].ts < edge:
+            event = short.popleft()
+            for key in (event.merchant, event.terminal):
+                if key:
+                    sums[key].change(0, event, -1)
+            long.append(event)
+        edge = now - WINDOW_LONG_S
+        while long and long[0].ts < edge:
+            self._drop(long.popleft(), in_short=False)
+
+    def _drop(self, event: AcceptorEvent, in_short: bool) -> None:
+        """Take an event out of the hour (and out of the 10 minutes if it was still there)."""
+        sums = self._sums
+        for key in (event.merchant, event.terminal):
+            if not key:
+                continue
+            acceptor = sums[key]
+            if in_short:
+                acceptor.change(0, event, -1)
+            acceptor.change(1, event, -1)
+            if not acceptor.count[1]:
+                del sums[key]
+
+
+def acceptor_event(
+    ts: float,
+    merchant_id: str,
+    terminal_id: str,
+    card_id: str,
+    pan_index: str,
+    approved: bool,
+    cvv_failed: bool,
+) -> AcceptorEvent | None:
+    """The event a velocity request leaves at its acceptor (None: it names neither a merchant
+    nor a terminal). A request for a card number the issuer does not know counts too, under
+    its PAN index: those are what a card-testing run mostly sends."""
+    terminal = terminal_key(merchant_id, terminal_id)
+    if not merchant_id and not terminal:
+        return None
+    return AcceptorEvent(
+        ts,
+        merchant_id,
+        terminal,
+        card_id or pan_index,
+        not approved,
+        bool(cvv_failed),
+        not card_id,
+    )

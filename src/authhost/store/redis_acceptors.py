@@ -1,0 +1,116 @@
+"""Merchant and terminal counters on Redis: a stream of the committed requests' events.
+
+On SQLite every process reads the acceptor events from the journal's tail; a Redis journal is
+kept per account (one hash slot each), so there is no tail to read. Each process therefore
+appends the events of its commits to one stream (``{acc}:events``: one XADD per commit batch,
+trimmed to a little over an hour by ``MINID``) and reads what every process appended since it
+last looked (one XREAD per snapshot batch) into its own ``AcceptorCounters``, the same counters
+SQLite and the replays keep.
+
+The XADD follows the commit: it is not atomic with it (on a cluster it cannot be, the stream
+has its own slot). A process that dies between the two loses those events from the counters,
+never money or journal entries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from coredis.tokens import PureToken
+
+from authhost.cards.acceptor_velocity import (
+    NO_ACCEPTOR,
+    WINDOW_LONG_S,
+    AcceptorCounters,
+    AcceptorEvent,
+    AcceptorVelocity,
+)
+from authhost.models.context import acceptor_event_from_entry
+from authhost.store.records import JournalEntry
+
+_KEEP_S = WINDOW_LONG_S + 300.0  # the stream keeps a little more than the longest window
+_READ_COUNT = 1000  # stream entries (commit batches) per XREAD or XRANGE
+_FIELD = b"e"
+
+
+def _encode(events: Sequence[AcceptorEvent]) -> str:
+    return json.dumps([list(event) for event in events], separators=(",", ":"))
+
+
+def _decode(raw: Any) -> list[AcceptorEvent]:
+    return [AcceptorEvent(*values) for values in json.loads(raw)]
+
+
+class RedisAcceptorStream:
+    """This process's acceptor counters and how far into the shared stream it has read."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.counters = AcceptorCounters()
+        self.last_id: bytes = b"0-0"
+        self.primed = False
+        self._reading = anyio.Lock()
+
+    async def record(self, client: Any, entries: Sequence[JournalEntry]) -> None:
+        """Append the events of these committed entries (none: no command)."""
+        events = [e for e in map(acceptor_event_from_entry, entries) if e is not None]
+        if not events:
+            return
+        await client.xadd(
+            self.key,
+            {_FIELD: _encode(events)},
+            trim_strategy=PureToken.MINID,
+            threshold=int((time.time() - _KEEP_S) * 1000),
+            trim_operator=PureToken.APPROXIMATELY,
+        )
+
+    async def prime(self, client: Any, now: float) -> int:
+        """Read the last hour of the stream (before serving); returns the events read."""
+        async with self._reading:
+            start: bytes | int = int((now - _KEEP_S) * 1000)
+            read = 0
+            while True:
+                entries = await client.xrange(self.key, start, b"+", count=_READ_COUNT)
+                read += self._count(entries)
+                if len(entries) < _READ_COUNT:
+                    break
+                start = b"(" + self.last_id
+            self.primed = True
+            return read
+
+    async def catch_up(self, client: Any) -> None:
+        """Read what every process appended since the last read, once per snapshot batch. A
+        read already under way (another batch's) is not waited for; a store never primed
+        catches up from the stream's start, as far as it reaches back (a little over an hour)."""
+        if self._reading.locked():
+            return
+        async with self._reading:
+            while True:
+                reply = await client.xread({self.key: self.last_id}, count=_READ_COUNT)
+                entries = next(iter(reply.values())) if reply else ()
+                self._count(entries)
+                if len(entries) < _READ_COUNT:
+                    break
+            self.primed = True
+
+    def _count(self, entries: Sequence[Any]) -> int:
+        add = self.counters.add
+        read = 0
+        for entry in entries:
+            events = _decode(entry.field_values[_FIELD])
+            for event in events:
+                add(event)
+            read += len(events)
+            self.last_id = entry.identifier
+        return read
+
+    def at(
+        self, now: float, merchant: str, terminal: str
+    ) -> tuple[AcceptorVelocity, AcceptorVelocity]:
+        if not (merchant or terminal):
+            return NO_ACCEPTOR, NO_ACCEPTOR
+        return self.counters.at(now, merchant, terminal)

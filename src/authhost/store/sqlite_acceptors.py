@@ -1,0 +1,100 @@
+"""Merchant and terminal counters in the SQLite snapshot, read from the tail of the journal.
+
+Every velocity request leaves its event at its acceptor (``cards.acceptor_velocity``), and the
+journal already holds each one. So a process keeps one ``AcceptorCounters`` and, once per
+snapshot batch, reads the journal entries committed since it last looked: ``journal_id`` above
+its mark, a range of the table's own key (usually the batch before's few entries, this
+process's and any other's sharing the file). Nothing more is written per authorisation, and
+the counts are exact across processes for the same reason the card counters are
+(``store.sqlite_velocity``: ids are handed out inside the write transaction, so an entry above
+the mark is always new).
+
+A process's first read covers the last hour (up to ``max_events``); it runs on the reader
+thread, and until it is done the snapshots carry no acceptor counts rather than wait for it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+
+from authhost.cards.acceptor_velocity import (
+    NO_ACCEPTOR,
+    WINDOW_LONG_S,
+    AcceptorCounters,
+    AcceptorVelocity,
+    acceptor_event,
+)
+from authhost.iso.codes import APPROVED_CODES
+from authhost.models.context import VELOCITY_CLASSES
+
+_MARGIN_S = 3600.0  # entries are committed within their deadline of their ts (see sqlite_velocity)
+_TAIL_SQL = f"""
+SELECT journal_id, ts, merchant_id, terminal_id, card_id, pan_index,
+  response_code IN ({", ".join(repr(c) for c in sorted(APPROVED_CODES))}), cvv_failed,
+  message_class IN ({", ".join(repr(c) for c in sorted(VELOCITY_CLASSES))})
+FROM journal
+WHERE journal_id > CASE WHEN :mark > 0 THEN :mark ELSE coalesce((
+  SELECT journal_id FROM journal WHERE ts < :now - {WINDOW_LONG_S + _MARGIN_S!r}
+  ORDER BY ts DESC LIMIT 1), 0) END
+ORDER BY journal_id
+"""
+
+
+class AcceptorTail:
+    """The process's acceptor counters and the highest journal id they have counted."""
+
+    def __init__(self, counters: AcceptorCounters | None = None) -> None:
+        self.counters = counters if counters is not None else AcceptorCounters()
+        self.mark = 0
+        self.primed = False  # the first hour has been read
+        self.priming = False  # a thread is reading it
+        # the first read runs on the reader thread while the event loop goes on: whoever
+        # cannot take the lock at once goes without (never blocks the event loop)
+        self.lock = threading.Lock()
+
+    def catch_up(self, conn: sqlite3.Connection, now: float) -> int:
+        """Count the entries committed since the last call; returns how many events they were."""
+        if not self.lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._read(conn, now)
+        finally:
+            self.lock.release()
+
+    def _read(self, conn: sqlite3.Connection, now: float) -> int:
+        rows = conn.execute(_TAIL_SQL, {"mark": self.mark, "now": now}).fetchall()
+        add = self.counters.add
+        counted = 0
+        for _, ts, merchant, terminal, card, pan_index, approved, cvv, velocity in rows:
+            if velocity:
+                event = acceptor_event(ts, merchant, terminal, card, pan_index, approved, cvv)
+                if event is not None:
+                    add(event)
+                    counted += 1
+        if rows:
+            self.mark = rows[-1][0]
+        self.primed = True
+        return counted
+
+    def prime(self, connect: Callable[[], sqlite3.Connection], now: float) -> None:
+        """Read the first hour on a connection of this thread's own (a background thread)."""
+        conn = connect()
+        try:
+            with self.lock:  # nobody else reads before the first hour is in
+                self._read(conn, now)
+        finally:
+            conn.close()
+            self.priming = False
+
+    def at(
+        self, now: float, merchant: str, terminal: str
+    ) -> tuple[AcceptorVelocity, AcceptorVelocity]:
+        """The counts of ``merchant`` and ``terminal`` (none while the first read runs)."""
+        if not (merchant or terminal) or not self.lock.acquire(blocking=False):
+            return NO_ACCEPTOR, NO_ACCEPTOR
+        try:
+            return self.counters.at(now, merchant, terminal)
+        finally:
+            self.lock.release()

@@ -1,0 +1,52 @@
+"""Card testing caught at the merchant, over TCP on both stores: unknown card numbers and a
+failed CVV2 at one web shop make a merchant rule decline the next card tried there, while the
+same card still buys elsewhere."""
+
+from __future__ import annotations
+
+from iso_client import Switch
+from test_e2e_auth import ecommerce, luhn_fix, start_host, store_url  # noqa: F401 - fixture
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+TESTING_RULES = """
+[[rule]]
+name = "merchant-card-testing"
+expression = "merchant.distinct_cards_10m >= 3 and merchant.failed_cvv_10m + merchant.unknown_card_count_10m >= 2"
+action = "decline"
+reason = "FR-MCT"
+"""
+SHOP = "TESTSHOP0000001"
+
+
+async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_path, store_url):  # noqa: F811
+    host = await start_host(nursery, tmp_path, store_url, rules=TESTING_RULES)
+    switch = await Switch.connect(host.port)
+    visa, credit = host.cards["active-visa"], host.cards["active-credit"]
+    at_shop = {"42": SHOP, "41": "WEB00001"}
+
+    def unknown(n: int) -> dict:
+        return {**visa, "pan": luhn_fix(f"4761739{n:08d}")}
+
+    answers = []
+    for n in (1, 2):  # numbers the issuer never issued: 14, and counted at the shop
+        answers.append((await switch.send(ecommerce(unknown(n), "123", **at_shop)))["39"])
+    # two cards seen at the shop so far (both unknown): the rule needs three
+    answers.append((await switch.send(ecommerce(visa, visa["cvv2"], **at_shop)))["39"])
+    # the third card at the shop after two unknown numbers: declined by the merchant rule
+    blocked = await switch.send(ecommerce(credit, credit["cvv2"], **at_shop))
+    answers.append(blocked["39"])
+    # the same card at another merchant: nothing there
+    elsewhere = await switch.send(ecommerce(credit, credit["cvv2"], **{"42": "OTHERSHOP000001"}))
+    answers.append(elsewhere["39"])
+    assert answers == ["14", "14", "00", "59", "00"]
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+    at_shop_codes = sorted(e.response_code for e in entries if e.merchant_id == SHOP)
+    assert at_shop_codes == ["00", "14", "14", "59"]
+    [declined] = [e for e in entries if e.response_code == "59"]
+    assert "FR-MCT" in declined.reason_codes.split(";")
+    assert declined.rule_matches == "merchant-card-testing"
+    assert declined.pan_masked.endswith(credit["pan"][-4:])
