@@ -9,12 +9,18 @@ import pytest
 
 from authhost.auth.decision import Decision
 from authhost.auth.service import journal_entry
+from authhost.cards.acceptor_velocity import AcceptorCounters, terminal_key
 from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.model import Account, Card, CardKind, CardState, Product
 from authhost.cards.velocity import VelocityEvent, compute_velocity
 from authhost.iso.codes import ResponseCode
 from authhost.iso.messages import AuthRequest, MessageClass
-from authhost.models.context import TxContext, context_from_request, replay_contexts
+from authhost.models.context import (
+    TxContext,
+    acceptor_event_from_entry,
+    context_from_request,
+    replay_contexts,
+)
 from authhost.models.features import (
     FEATURE_NAMES,
     N_FEATURES,
@@ -74,6 +80,7 @@ def _serve(risk: TerminalRisk) -> tuple[list[np.ndarray], list[TxContext], list[
     accounts = [Account(f"acc{i}", "978", CardKind.DEBIT, balance=200_000) for i in range(3)]
     events: dict[int, list[VelocityEvent]] = {0: [], 1: [], 2: []}
     online, contexts, rows = [], [], []
+    acceptors = AcceptorCounters()  # the store's merchant and terminal counters
     for offset, c, amount, mcc, country, entry, cond, proc, term, pin, outcome in TRAFFIC:
         now = START + offset
         request = AuthRequest(
@@ -95,8 +102,14 @@ def _serve(risk: TerminalRisk) -> tuple[list[np.ndarray], list[TxContext], list[
         snapshot_velocity = compute_velocity(events[c], now)  # what the store's snapshot holds
         from authhost.store.interface import Snapshot
 
+        at_merchant, at_terminal = acceptors.at(now, "M" + term, terminal_key("M" + term, term))
         snapshot = Snapshot(
-            card=cards[c], account=accounts[c], product=PRODUCT, velocity=snapshot_velocity
+            card=cards[c],
+            account=accounts[c],
+            product=PRODUCT,
+            velocity=snapshot_velocity,
+            merchant_velocity=at_merchant,
+            terminal_velocity=at_terminal,
         )
         ctx = context_from_request(request, snapshot, now)
         contexts.append(ctx)
@@ -108,6 +121,7 @@ def _serve(risk: TerminalRisk) -> tuple[list[np.ndarray], list[TxContext], list[
         entry_.pin_present = request.pin_block is not None
         entry_.pin_failed = outcome == "55"
         rows.append(entry_.as_row())
+        acceptors.add(acceptor_event_from_entry(entry_))  # what the store counts
         events[c].append(
             VelocityEvent(
                 ts=now,
