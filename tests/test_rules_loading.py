@@ -233,7 +233,9 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "nope.toml" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["fraud_rules.toml", "fraud_rules.yaml", "scenario_rules.toml"])
+@pytest.mark.parametrize(
+    "name", ["fraud_rules.toml", "fraud_rules.yaml", "scenario_rules.toml", "merchant_rules.toml"]
+)
 def test_example_files_load(name: str) -> None:
     rules = load_rule_set(ROOT / "examples" / "rules" / name)
     assert len(rules.rules) >= 2
