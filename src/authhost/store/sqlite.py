@@ -298,7 +298,7 @@ class SqliteCardStore:
 
     async def prepare_acceptor_counters(self, now: float) -> int:
         """Count the last hour's journal at its merchants and terminals (on the reader thread;
-        the server does this before it listens). Returns the entries read."""
+        the server does this before it listens). Returns the requests counted."""
         return await self._reader.run(partial(self._acceptors.catch_up, now=now))
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
@@ -342,8 +342,8 @@ class SqliteCardStore:
         self, conn: sqlite3.Connection, queries: Sequence[SnapshotQuery]
     ) -> None:
         """Bring the merchant and terminal counters up to date once for the batch. A store
-        whose counters were never prepared reads its first hour on the reader thread, and its
-        snapshots carry none until then; a busy file skips a batch (the next one catches up)."""
+        whose counters were never prepared reads its first hour on a thread of its own, and
+        its snapshots carry none until then; a busy file skips a batch (the next catches up)."""
         acceptors = self._acceptors
         if not any(query.merchant or query.terminal for query in queries):
             return

@@ -9,12 +9,15 @@ the counts are exact across processes for the same reason the card counters are
 (``store.sqlite_velocity``: ids are handed out inside the write transaction, so an entry above
 the mark is always new).
 
-A process's first read covers the last hour (up to ``max_events``); it runs on the reader
-thread, and until it is done the snapshots carry no acceptor counts rather than wait for it.
+A process's first read covers the last hour (up to ``max_events``); the server makes it before
+it listens (``prepare_acceptor_counters``). A store used without that starts it on a thread of
+its own at the first snapshot that asks, and its snapshots carry no acceptor counts until it is
+done rather than wait for it.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -28,6 +31,8 @@ from authhost.cards.acceptor_velocity import (
 )
 from authhost.iso.codes import APPROVED_CODES
 from authhost.models.context import VELOCITY_CLASSES
+
+log = logging.getLogger("authhost.store")
 
 _MARGIN_S = 3600.0  # entries are committed within their deadline of their ts (see sqlite_velocity)
 _TAIL_SQL = f"""
@@ -80,12 +85,16 @@ class AcceptorTail:
 
     def prime(self, connect: Callable[[], sqlite3.Connection], now: float) -> None:
         """Read the first hour on a connection of this thread's own (a background thread)."""
-        conn = connect()
         try:
-            with self.lock:  # nobody else reads before the first hour is in
-                self._read(conn, now)
+            conn = connect()
+            try:
+                with self.lock:  # nobody else reads before the first hour is in
+                    self._read(conn, now)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:  # the next batch that asks tries again
+            log.warning("cannot read the last hour of the journal for acceptor counters: %s", exc)
         finally:
-            conn.close()
             self.priming = False
 
     def at(
