@@ -40,10 +40,14 @@ from suite import (  # noqa: E402
     start,
 )
 
+DEFAULT_RULES = ROOT / "examples" / "rules" / "fraud_rules.toml"
 
-def config(work: Path, name: str, workers: int, models: Path | None) -> tuple[Path, int]:
+
+def config(
+    work: Path, name: str, workers: int, models: Path | None, rules: Path = DEFAULT_RULES
+) -> tuple[Path, int]:
     port = free_port()
-    rules = ROOT / "examples" / "rules" / "fraud_rules.toml"
+    rules = rules.resolve()
     lines = [
         "[server]", f"port = {port}", f"metrics_port = {free_port()}", f"workers = {workers}",
         f'pid_file = "{name}.pid"', "[admin]", f"port = {free_port()}", "[store]",
@@ -104,7 +108,8 @@ def one_round(args: argparse.Namespace, work: Path, seed: Path, sources: dict[st
             shutil.copy(seed / "authhost.db", place / "authhost.db")
             for suffix in ("-wal", "-shm"):
                 (place / f"authhost.db{suffix}").unlink(missing_ok=True)
-            conf, port = config(place, "ab", args.workers, args.models)
+            rules = args.new_rules if side == "new" else DEFAULT_RULES
+            conf, port = config(place, "ab", args.workers, args.models, rules)
             command = ["env", f"PYTHONPATH={sources[side]}",
                        *authhost("serve", "--demo", "--config", str(conf))]  # fmt: skip
             log = place / "serve.log"
@@ -143,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", type=Path, default=None, help="a models directory with an active model "
         "(e.g. a kept benchmarks/run work directory's); without it the model step is off",
+    )  # fmt: skip
+    parser.add_argument(
+        "--new-rules", type=Path, default=DEFAULT_RULES, help="the new side's rules file (the "
+        "base side keeps examples/rules/fraud_rules.toml): what a rule set costs, e.g. "
+        "--base HEAD --new-rules examples/rules/merchant_rules.toml",
     )  # fmt: skip
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="authhost-same-time-"))

@@ -150,6 +150,7 @@ async def start_host(
     metrics_port: int = 0,
     key_exchange: bool = True,
     auth: AuthConfig | None = None,
+    watch_rules: bool = False,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -166,7 +167,7 @@ async def start_host(
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),
         admin=admin or AdminConfig(port=0),
         auth=auth or AuthConfig(),
-        rules=RulesConfig(file=str(rules_file), watch=False),
+        rules=RulesConfig(file=str(rules_file), watch=watch_rules),
         models=models or ModelsConfig(dir=str(tmp_path / "models")),
     )
     restricted = await add_restricted_card(config)

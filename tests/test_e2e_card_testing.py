@@ -4,6 +4,7 @@ same card still buys elsewhere."""
 
 from __future__ import annotations
 
+import trio
 from iso_client import Switch
 from test_e2e_auth import ecommerce, luhn_fix, start_host, store_url  # noqa: F401 - fixture
 
@@ -50,3 +51,43 @@ async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_
     assert "FR-MCT" in declined.reason_codes.split(";")
     assert declined.rule_matches == "merchant-card-testing"
     assert declined.pan_masked.endswith(credit["pan"][-4:])
+
+
+async def test_a_merchant_rule_loaded_later_counts_the_hour_before_it(nursery, tmp_path, store_url):  # noqa: F811
+    """While no rule reads the counters the server does not keep them; a rule file that starts
+    reading them makes it read the last hour (on SQLite from the journal, on Redis from the
+    stream every process appends to), so the card testing before the change counts."""
+    host = await start_host(nursery, tmp_path, store_url, rules=NO_RULES, watch_rules=True)
+    switch = await Switch.connect(host.port)
+    visa, credit = host.cards["active-visa"], host.cards["active-credit"]
+    at_shop = {"42": SHOP, "41": "WEB00001"}
+    for n in (1, 2, 3):
+        unknown = {**visa, "pan": luhn_fix(f"4761739{n:08d}")}
+        assert (await switch.send(ecommerce(unknown, "123", **at_shop)))["39"] == "14"
+    assert (await switch.send(ecommerce(visa, visa["cvv2"], **at_shop)))["39"] == "00"
+
+    (tmp_path / "rules.toml").write_text(UNKNOWN_NUMBERS_RULE)
+    codes = []
+    with trio.fail_after(15):  # the file is polled each second, the hour read on a thread
+        while not codes or codes[-1] != "59":
+            await trio.sleep(0.2)
+            codes.append((await switch.send(ecommerce(credit, credit["cvv2"], **at_shop)))["39"])
+    assert set(codes[:-1]) <= {"00"}
+    # three unknown numbers before the rule existed: without them it could not match
+    elsewhere = ecommerce(credit, credit["cvv2"], **{"42": "OTHERSHOP000001"})
+    assert (await switch.send(elsewhere))["39"] == "00"
+
+
+NO_RULES = """
+[[rule]]
+name = "big-ticket"
+expression = "amount > 5000.00"
+action = "review"
+"""
+UNKNOWN_NUMBERS_RULE = """
+[[rule]]
+name = "unknown-numbers-at-a-merchant"
+expression = "merchant.unknown_card_count_1h >= 3"
+action = "decline"
+reason = "FR-UNK"
+"""

@@ -196,3 +196,15 @@ def test_shadow_rules_never_change_the_decision(
 def test_empty_rule_set() -> None:
     out = RuleSet([]).evaluate(CTX, 500, {})
     assert out.decline_code is None and out.matched == [] and not out.review
+
+
+def test_a_set_reads_acceptor_counters_only_when_an_enabled_rule_does():
+    """The store keeps merchant and terminal counters only for a set that reads them."""
+    by_id = rule("by-id", "merchant == 'M-1' and terminal == 'T-1'", "decline")
+    counting = rule("counting", "merchant.failed_cvv_10m >= 3", "decline")
+    at_terminal = rule("at-terminal", "terminal.count_1h > 100", "review", mode="shadow")
+    switched_off = rule("off", "merchant.count_1h > 1", "decline") + "enabled = false\n"
+    assert not ruleset(by_id).reads_acceptors
+    assert not ruleset(by_id, switched_off).reads_acceptors
+    assert ruleset(by_id, counting).reads_acceptors
+    assert ruleset(at_terminal).reads_acceptors  # shadow rules are evaluated too

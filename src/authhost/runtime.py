@@ -86,6 +86,10 @@ class RulesWithStoreLists:
     def evaluate(self, ctx: TxContext, score: int | None) -> Any:
         return self.source.evaluate(ctx, score, self._lists)
 
+    def reads_acceptors(self) -> bool:
+        """The active rules read merchant or terminal counters."""
+        return bool(self.source.reads_acceptors)
+
 
 @asynccontextmanager
 async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[Runtime]:
@@ -102,9 +106,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if demo:
             banner.extend(await prepare_demo(cards))
 
-        counted = await store.prepare_acceptor_counters(time.time())
-        banner.append(f"merchant and terminal counters: {counted} requests of the last hour")
         rules = await open_rules(config, store)
+        if rules is not None and rules.reads_acceptors():  # else read when a rule first asks
+            counted = await store.prepare_acceptor_counters(time.time())
+            banner.append(f"merchant and terminal counters: {counted} requests of the last hour")
         scorer = open_scorer(config)
         pipeline = build_pipeline(config.auth, security, config.models, scorer, rules)
         banner.append("pipeline: " + " -> ".join(pipeline.names))
@@ -121,6 +126,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             config.server.timeout_response_code,
             shield=partial(trio.CancelScope, shield=True),
             atc_jump_limit=config.auth.atc_jump_limit,
+            acceptor_counters=rules.reads_acceptors if rules is not None else lambda: False,
         )
         runtime = Runtime(
             handler=handler,

@@ -68,8 +68,12 @@ class AuthService:
         timeout_code: str = "91",
         shield: Callable[[], AbstractContextManager[Any]] | None = None,
         atc_jump_limit: int = 0,
+        acceptor_counters: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
+        # whether the snapshots read the merchant and terminal counters: the runtime asks the
+        # rules (only a rule reads them), so a host without such a rule does not pay for them
+        self._acceptor_counters = acceptor_counters
         # a cancel scope that shields the commit from the deadline: anyio's by default; the
         # server passes trio's own, a third of the cost per request (measured 7 vs 23 µs)
         self._shield = shield or _anyio_shield
@@ -106,6 +110,7 @@ class AuthService:
         committing = False
         try:
             pan_indexes = [self._pan_index(request.pan) for request in requests]
+            acceptors = self._acceptor_counters()
             read_started = time.perf_counter_ns()
             snapshots = await self._store.snapshot_many(
                 [
@@ -114,8 +119,10 @@ class AuthService:
                         received_at,
                         dedupe_key=request.dedupe_key,
                         original_key=looked_up_original(request),
-                        merchant=request.merchant_id or "",
-                        terminal=terminal_key(request.merchant_id or "", request.terminal_id or ""),
+                        merchant=(request.merchant_id or "") if acceptors else "",
+                        terminal=terminal_key(request.merchant_id or "", request.terminal_id or "")
+                        if acceptors
+                        else "",
                     )
                     for request, pan_index in zip(requests, pan_indexes, strict=True)
                 ]

@@ -24,7 +24,7 @@ from typing import Any
 from authhost.models.context import TxContext
 from authhost.rules.language import list_local
 from authhost.rules.rule import Action, Rule
-from authhost.rules.variables import VARIABLES, local_name
+from authhost.rules.variables import ACCEPTORS, VARIABLES, local_name
 
 log = logging.getLogger("authhost.rules")
 
@@ -99,6 +99,12 @@ class RuleSet:
         self.label = label
         self.promote_shadow = promote_shadow
         self.lists: frozenset[str] = frozenset().union(*(r.lists for r in self.rules))
+        # a rule reads merchant.* or terminal.*: the store must keep and read those counters
+        self.reads_acceptors = any(
+            "." in name and name.partition(".")[0] in ACCEPTORS
+            for rule in self.rules
+            for name in rule.variables
+        )
         self.code = _generate(self.rules)
         self._run: Callable[[Any, Any, Any], tuple[list[int], list[int] | None]] = _compile(
             self.code, version

@@ -95,6 +95,11 @@ class RuleSource:
     def version(self) -> str:
         return self._active.rules.version
 
+    @property
+    def reads_acceptors(self) -> bool:
+        """The active set reads merchant or terminal counters (the store reads them only then)."""
+        return self._active.rules.reads_acceptors
+
     def evaluate(
         self,
         ctx: TxContext,

@@ -72,6 +72,9 @@ class Snapshot:
     terminal_velocity: AcceptorVelocity = NO_ACCEPTOR  # every card's, at this terminal
 
 
+# Merchant and terminal counters nobody asked for in this long (no rule read them) are read
+# afresh from the last hour when asked again, rather than caught up on (store.*_acceptors)
+ACCEPTOR_STALE_S = 300.0
 ATC_WINDOW_S = 3 * 86400.0  # how long a used ATC is remembered (older cryptograms: chip.date)
 ATC_REPLAY = "chip.atc_replay"  # a counter the card used already, or one below its newest
 ATC_JUMP = "chip.atc_jump"  # a counter further ahead of the card's newest than the limit

@@ -554,7 +554,7 @@ class RedisCardStore:
     async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
         if any(query.merchant or query.terminal for query in queries):
             try:  # the counters as they were: never a reason to fail an authorisation
-                await self._acceptors.catch_up(self._client)
+                await self._acceptors.catch_up(self._client, queries[0].now)
             except Exception as exc:
                 log.warning("cannot read the acceptor events: %s", exc)
         if not self._cluster and len(queries) > 1:

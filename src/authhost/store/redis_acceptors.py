@@ -30,6 +30,7 @@ from authhost.cards.acceptor_velocity import (
     AcceptorVelocity,
 )
 from authhost.models.context import acceptor_event_from_entry
+from authhost.store.interface import ACCEPTOR_STALE_S
 from authhost.store.records import JournalEntry
 
 _KEEP_S = WINDOW_LONG_S + 300.0  # the stream keeps a little more than the longest window
@@ -52,11 +53,14 @@ class RedisAcceptorStream:
         self.key = key
         self.counters = AcceptorCounters()
         self.last_id: bytes = b"0-0"
-        self.primed = False
+        self.primed = False  # the last hour has been read, and kept up since
+        self.read_at = float("-inf")  # time.monotonic() of the last read
+        self._cursor: bytes | int | None = None  # where the hour being read goes on
         self._reading = anyio.Lock()
 
     async def record(self, client: Any, entries: Sequence[JournalEntry]) -> None:
-        """Append the events of these committed entries (none: no command)."""
+        """Append the events of these committed entries (none: no command). Every process
+        records, whether or not its rules read the counters: another's may."""
         events = [e for e in map(acceptor_event_from_entry, entries) if e is not None]
         if not events:
             return
@@ -69,33 +73,56 @@ class RedisAcceptorStream:
         )
 
     async def prime(self, client: Any, now: float) -> int:
-        """Read the last hour of the stream (before serving); returns the events read."""
+        """Read the last hour of the stream afresh, all of it (before serving); returns the
+        requests counted."""
         async with self._reading:
-            start: bytes | int = int((now - _KEEP_S) * 1000)
+            self._restart(now)
             read = 0
-            while True:
-                entries = await client.xrange(self.key, start, b"+", count=_READ_COUNT)
-                read += self._count(entries)
-                if len(entries) < _READ_COUNT:
-                    break
-                start = b"(" + self.last_id
-            self.primed = True
+            while not self.primed:
+                read += await self._next_page(client, now)
             return read
 
-    async def catch_up(self, client: Any) -> None:
-        """Read what every process appended since the last read, once per snapshot batch. A
-        read already under way (another batch's) is not waited for; a store never primed
-        catches up from the stream's start, as far as it reaches back (a little over an hour)."""
+    async def catch_up(self, client: Any, now: float) -> None:
+        """Once per snapshot batch that asks: what every process appended since the last read.
+        Counters never read, or not for ``ACCEPTOR_STALE_S`` (the rules did not ask
+        meanwhile), read the last hour afresh, one page per batch, so that no batch waits for
+        the whole hour; they answer no acceptor counts until the hour is in. A read under way
+        (another batch's) is not waited for."""
         if self._reading.locked():
             return
         async with self._reading:
+            if self._cursor is None and (
+                not self.primed or time.monotonic() - self.read_at > ACCEPTOR_STALE_S
+            ):
+                self._restart(now)
+            if self._cursor is not None:
+                await self._next_page(client, now)
+                return
             while True:
                 reply = await client.xread({self.key: self.last_id}, count=_READ_COUNT)
                 entries = next(iter(reply.values())) if reply else ()
                 self._count(entries)
                 if len(entries) < _READ_COUNT:
                     break
+            self.read_at = time.monotonic()
+
+    def _restart(self, now: float) -> None:
+        self.primed = False
+        self.counters, self.last_id = AcceptorCounters(), b"0-0"
+        self._cursor = int((now - _KEEP_S) * 1000)
+
+    async def _next_page(self, client: Any, now: float) -> int:
+        """One page of the hour being read; the last one makes the counters primed."""
+        assert self._cursor is not None
+        entries = await client.xrange(self.key, self._cursor, b"+", count=_READ_COUNT)
+        read = self._count(entries)
+        if len(entries) < _READ_COUNT:
+            self._cursor = None
             self.primed = True
+            self.read_at = time.monotonic()
+        else:
+            self._cursor = b"(" + self.last_id
+        return read
 
     def _count(self, entries: Sequence[Any]) -> int:
         add = self.counters.add
@@ -111,6 +138,6 @@ class RedisAcceptorStream:
     def at(
         self, now: float, merchant: str, terminal: str
     ) -> tuple[AcceptorVelocity, AcceptorVelocity]:
-        if not (merchant or terminal):
+        if not (merchant or terminal) or not self.primed:
             return NO_ACCEPTOR, NO_ACCEPTOR
         return self.counters.at(now, merchant, terminal)

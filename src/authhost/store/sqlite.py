@@ -297,9 +297,11 @@ class SqliteCardStore:
         return product
 
     async def prepare_acceptor_counters(self, now: float) -> int:
-        """Count the last hour's journal at its merchants and terminals (on the reader thread;
+        """Count the last hour's journal at its merchants and terminals (on a worker thread;
         the server does this before it listens). Returns the requests counted."""
-        return await self._reader.run(partial(self._acceptors.catch_up, now=now))
+        return await anyio.to_thread.run_sync(
+            self._acceptors.prime, partial(_connect, self.path), now
+        )
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
         (snapshot,) = await self.snapshot_many((query,))
@@ -341,22 +343,14 @@ class SqliteCardStore:
     def _catch_up_acceptors(
         self, conn: sqlite3.Connection, queries: Sequence[SnapshotQuery]
     ) -> None:
-        """Bring the merchant and terminal counters up to date once for the batch. A store
-        whose counters were never prepared reads its first hour on a thread of its own, and
-        its snapshots carry none until then; a busy file skips a batch (the next catches up)."""
-        acceptors = self._acceptors
-        if not any(query.merchant or query.terminal for query in queries):
-            return
-        if not acceptors.primed:
-            if not acceptors.priming:
-                acceptors.priming = True
-                now = queries[0].now
-                threading.Thread(
-                    target=acceptors.prime, args=(partial(_connect, self.path), now), daemon=True
-                ).start()
-            return
-        with contextlib.suppress(sqlite3.OperationalError):
-            acceptors.catch_up(conn, queries[0].now)
+        """Bring the merchant and terminal counters up to date once for the batch, if any of
+        its requests asks for them (``sqlite_acceptors``); a busy file skips a batch (the next
+        one catches up)."""
+        if any(query.merchant or query.terminal for query in queries):
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._acceptors.catch_up_or_prime(
+                    conn, queries[0].now, partial(_connect, self.path)
+                )
 
     def _read_snapshot(self, conn: sqlite3.Connection, query: SnapshotQuery) -> Snapshot:
         velocity_counters = self._velocity

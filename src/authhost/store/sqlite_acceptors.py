@@ -9,10 +9,12 @@ the counts are exact across processes for the same reason the card counters are
 (``store.sqlite_velocity``: ids are handed out inside the write transaction, so an entry above
 the mark is always new).
 
-A process's first read covers the last hour (up to ``max_events``); the server makes it before
-it listens (``prepare_acceptor_counters``). A store used without that starts it on a thread of
-its own at the first snapshot that asks, and its snapshots carry no acceptor counts until it is
-done rather than wait for it.
+The store follows the tail only while snapshots ask for the counters, which the server does
+only while a rule reads them (``AuthService``'s ``acceptor_counters``). A process's first read
+covers the last hour (up to ``max_events``); the server makes it before it listens when its
+rules read the counters (``prepare_acceptor_counters``). Otherwise the first snapshot that asks
+starts it, as it does when nobody asked for ``ACCEPTOR_STALE_S``, on a thread of its own; the
+snapshots carry no acceptor counts until it is done rather than wait for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 from authhost.cards.acceptor_velocity import (
@@ -31,6 +34,7 @@ from authhost.cards.acceptor_velocity import (
 )
 from authhost.iso.codes import APPROVED_CODES
 from authhost.models.context import VELOCITY_CLASSES
+from authhost.store.interface import ACCEPTOR_STALE_S
 
 log = logging.getLogger("authhost.store")
 
@@ -50,12 +54,13 @@ ORDER BY journal_id
 class AcceptorTail:
     """The process's acceptor counters and the highest journal id they have counted."""
 
-    def __init__(self, counters: AcceptorCounters | None = None) -> None:
-        self.counters = counters if counters is not None else AcceptorCounters()
+    def __init__(self) -> None:
+        self.counters = AcceptorCounters()
         self.mark = 0
-        self.primed = False  # the first hour has been read
+        self.primed = False  # the last hour has been read, and kept up since
         self.priming = False  # a thread is reading it
-        # the first read runs on the reader thread while the event loop goes on: whoever
+        self.read_at = float("-inf")  # time.monotonic() of the last read
+        # the hour is read on a thread of its own while the event loop goes on: whoever
         # cannot take the lock at once goes without (never blocks the event loop)
         self.lock = threading.Lock()
 
@@ -67,6 +72,18 @@ class AcceptorTail:
             return self._read(conn, now)
         finally:
             self.lock.release()
+
+    def catch_up_or_prime(
+        self, conn: sqlite3.Connection, now: float, connect: Callable[[], sqlite3.Connection]
+    ) -> None:
+        """Once per snapshot batch that asks: the entries since the last read, or, when the
+        counters were never read or not for ``ACCEPTOR_STALE_S`` (the rules did not ask
+        meanwhile), the whole last hour again, on a thread of its own."""
+        if self.primed and time.monotonic() - self.read_at <= ACCEPTOR_STALE_S:
+            self.catch_up(conn, now)
+        elif not self.priming:
+            self.priming = True
+            threading.Thread(target=self.prime, args=(connect, now), daemon=True).start()
 
     def _read(self, conn: sqlite3.Connection, now: float) -> int:
         rows = conn.execute(_TAIL_SQL, {"mark": self.mark, "now": now}).fetchall()
@@ -80,28 +97,34 @@ class AcceptorTail:
                     counted += 1
         if rows:
             self.mark = rows[-1][0]
-        self.primed = True
+        self.read_at = time.monotonic()
         return counted
 
-    def prime(self, connect: Callable[[], sqlite3.Connection], now: float) -> None:
-        """Read the first hour on a connection of this thread's own (a background thread)."""
+    def prime(self, connect: Callable[[], sqlite3.Connection], now: float) -> int:
+        """Read the last hour afresh on a connection of the calling thread's own. Returns the
+        requests counted (0 when the file could not be read: the next batch tries again)."""
         try:
-            conn = connect()
-            try:
-                with self.lock:  # nobody else reads before the first hour is in
-                    self._read(conn, now)
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:  # the next batch that asks tries again
+            with self.lock:  # nobody reads or counts until the hour is in
+                self.primed = False
+                self.counters, self.mark = AcceptorCounters(), 0
+                conn = connect()
+                try:
+                    counted = self._read(conn, now)
+                finally:
+                    conn.close()
+                self.primed = True
+                return counted
+        except sqlite3.Error as exc:
             log.warning("cannot read the last hour of the journal for acceptor counters: %s", exc)
+            return 0
         finally:
             self.priming = False
 
     def at(
         self, now: float, merchant: str, terminal: str
     ) -> tuple[AcceptorVelocity, AcceptorVelocity]:
-        """The counts of ``merchant`` and ``terminal`` (none while the first read runs)."""
-        if not (merchant or terminal) or not self.lock.acquire(blocking=False):
+        """The counts of ``merchant`` and ``terminal`` (none while the hour is being read)."""
+        if not (merchant or terminal) or not self.primed or not self.lock.acquire(blocking=False):
             return NO_ACCEPTOR, NO_ACCEPTOR
         try:
             return self.counters.at(now, merchant, terminal)
