@@ -5,7 +5,10 @@ kept per account (one hash slot each), so there is no tail to read. Each process
 appends the events of its commits to one stream (``{acc}:events``: one XADD per commit batch,
 trimmed to a little over an hour by ``MINID``) and reads what every process appended since it
 last looked (one XREAD per snapshot batch) into its own ``AcceptorCounters``, the same counters
-SQLite and the replays keep.
+SQLite and the replays keep. Both happen only while the process's rules read the counters, so
+a host without such a rule pays nothing; the stream, unlike SQLite's journal, then holds only
+what was appended while some process followed it, and a rule added at run time counts from
+the moment its processes start following.
 
 The XADD follows the commit: it is not atomic with it (on a cluster it cannot be, the stream
 has its own slot). A process that dies between the two loses those events from the counters,
@@ -58,9 +61,17 @@ class RedisAcceptorStream:
         self._cursor: bytes | int | None = None  # where the hour being read goes on
         self._reading = anyio.Lock()
 
+    @property
+    def following(self) -> bool:
+        """This process reads the counters (its rules did in the last ``ACCEPTOR_STALE_S``)."""
+        return self._cursor is not None or time.monotonic() - self.read_at <= ACCEPTOR_STALE_S
+
     async def record(self, client: Any, entries: Sequence[JournalEntry]) -> None:
-        """Append the events of these committed entries (none: no command). Every process
-        records, whether or not its rules read the counters: another's may."""
+        """Append the events of these committed entries, while this process follows the
+        counters (none: no command). A process whose rules do not read them does not pay
+        for them: one XADD costs the client about what a PING does."""
+        if not self.following:
+            return
         events = [e for e in map(acceptor_event_from_entry, entries) if e is not None]
         if not events:
             return
