@@ -271,3 +271,42 @@ def test_journal_keep_days_under_the_minimum_is_a_configuration_error(tmp_path):
 def test_journal_export_rejects_an_unknown_format(cli, tmp_path):
     result = cli("journal", "export", "--format", "xlsx", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and "csv, parquet" in result.stderr
+
+
+def test_the_busiest_acceptors_show_where_cards_fail(cli):
+    """`journal acceptors` ranks merchants (or terminals) by a counter over every card's
+    requests of the last hour: an analyst's view of card testing going on now."""
+    _ok(cli("demo"))
+    card_id = _ok(cli("cards", "list", "--state", "active", "--limit", "1"))[0]["card_id"]
+
+    async def write_entries() -> None:
+        async with opened_store(cli.store_url) as store:
+            # journalled two hours ago (a journal is in time order): not counted
+            old = JournalEntry(ts=time.time() - 7200, mti="0100", card_id=card_id,
+                               merchant_id="SHOP-C", message_class="authorisation",
+                               response_code="05", cvv_failed=True, stan="000099")  # fmt: skip
+            await store.commit(Commit(journal=old, card_id=card_id))
+            shops = ["SHOP-A", "SHOP-B", "SHOP-B", "SHOP-B", "SHOP-C"]
+            for i, shop in enumerate(shops):
+                entry = JournalEntry(ts=time.time() - 60 + i, mti="0100", card_id="",
+                                     pan_index=f"unknown-{i}", merchant_id=shop,
+                                     terminal_id=f"T{i % 2}", message_class="authorisation",
+                                     response_code="05", cvv_failed=shop != "SHOP-C",
+                                     stan=f"{i:06d}")  # fmt: skip
+                await store.commit(Commit(journal=entry))
+
+    trio.run(write_entries)
+    ranked = _ok(cli("journal", "acceptors", "--by", "failed_cvv_1h"))
+    assert ranked["requests_counted"] == 5
+    assert [(a["merchant_id"], a["failed_cvv_1h"]) for a in ranked["acceptors"]] == [
+        ("SHOP-B", 3), ("SHOP-A", 1), ("SHOP-C", 0)
+    ]  # fmt: skip
+    assert ranked["acceptors"][0]["unknown_card_count_10m"] == 3
+    at_terminals = _ok(
+        cli("journal", "acceptors", "--terminals", "--by", "count_10m", "--limit", "2")
+    )
+    assert [(a["merchant_id"], a["terminal_id"], a["count_10m"]) for a in at_terminals["acceptors"]] == [
+        ("SHOP-B", "T1", 2), ("SHOP-A", "T0", 1)
+    ]  # fmt: skip
+    bad = cli("journal", "acceptors", "--by", "count_2h")
+    assert bad.exit_code == 1 and "by must be one of" in bad.stderr

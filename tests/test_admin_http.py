@@ -372,6 +372,7 @@ async def test_answers_match_the_schemas_published_in_openapi(tmp_path):
             ("PUT", "/v1/lists/l1", {"values": ["a"]}),
             ("GET", "/v1/lists", None),
             ("GET", "/v1/lists/l1", None),
+            ("GET", "/v1/acceptors?by=declined_count_1h&of=terminals", None),
         ]
         for method, path, payload in calls:
             reply = await call(port, method, path, payload=payload)
@@ -430,6 +431,16 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
         assert (await call(port, "GET", "/v1/reviews")).json["reviews"] == []  # none open
         bad_show = await call(port, "GET", "/v1/reviews?show=some")
         assert bad_show.status == 400 and "show" in bad_show.json["error"]
+        busiest = await call(port, "GET", "/v1/acceptors?by=count_1h", token=AUDITOR_TOKEN)
+        assert busiest.status == 200 and busiest.json["by"] == "count_1h"
+        for bad_query, word in (
+            ("by=count_2h", "by"),
+            ("of=cards", "of"),
+            ("limit=0", "limit"),
+        ):
+            bad = await call(port, "GET", f"/v1/acceptors?{bad_query}")
+            assert bad.status == 400 and word in bad.json["error"], bad
+            assert "Traceback" not in bad.body.decode()
         audit = await call(port, "GET", f"/v1/audit?subject={card['card_id']}")
         actions = [a["action"] for a in audit.json["audit"]]
         assert actions.count("journal.fraud_report") == 1

@@ -8,6 +8,8 @@ import trio
 from iso_client import Switch
 from test_e2e_auth import ecommerce, luhn_fix, start_host, store_url  # noqa: F401 - fixture
 
+from authhost.admin.service import CardService
+from authhost.security.module import SecurityModule
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
@@ -45,6 +47,13 @@ async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_
 
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=100))
+        # the analyst's view of where cards fail now: the shop first
+        service = CardService(store, SecurityModule.open(host.config.security, demo=True))
+        busiest = await service.busiest_acceptors(by="unknown_card_count_10m")
+        shop = busiest["acceptors"][0]
+        assert (shop["merchant_id"], shop["terminal_id"]) == (SHOP, "")
+        assert (shop["unknown_card_count_10m"], shop["distinct_cards_10m"]) == (2, 4)
+        assert (shop["count_10m"], shop["declined_count_10m"]) == (4, 3)
     at_shop_codes = sorted(e.response_code for e in entries if e.merchant_id == SHOP)
     assert at_shop_codes == ["00", "14", "14", "59"]
     [declined] = [e for e in entries if e.response_code == "59"]

@@ -27,6 +27,7 @@ from authhost.admin.errors import InvalidRequest, ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.admin.tokens import AuthFailure, Principal, TokenTable
+from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pans_in_text
 
@@ -110,6 +111,8 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "account_id": ("string", "only cards on this account"),
     "subject": ("string", "only entries about this card, account, product or list"),
     "show": ("string", "open (no verdict yet, the default) or all"),
+    "by": ("string", "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h"),
+    "of": ("string", "merchants (the default) or terminals"),
 }
 
 
@@ -232,6 +235,17 @@ async def _review_queue(call: Call) -> Any:
     return await call.service.review_queue(
         limit=limit, after_id=after_id, open_only=shown == "open"
     )
+
+
+async def _busiest_acceptors(call: Call) -> Any:
+    limit = _int_param(call, "limit", 20, 1, 1000)
+    of = call.query.get("of", "merchants")
+    if of not in ("merchants", "terminals"):
+        raise ServiceError("query parameter of must be merchants or terminals")
+    by = call.query.get("by", "failed_cvv_10m")
+    if by not in ACCEPTOR_COUNTERS:
+        raise ServiceError(f"query parameter by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
+    return await call.service.busiest_acceptors(by=by, terminals=of == "terminals", limit=limit)
 
 
 async def _fraud_reports(call: Call) -> Any:
@@ -437,6 +451,16 @@ def _routes() -> list[Route]:
             query=("show", "limit", "after_id"),
             tag="journal",
             response=v.ReviewQueue,
+        ),
+        Route(
+            "GET",
+            "/v1/acceptors",
+            _busiest_acceptors,
+            "The merchants or terminals with the most of one counter over the last 10 minutes "
+            "or hour (card testing now), from the journal",
+            query=("by", "of", "limit"),
+            tag="journal",
+            response=v.BusiestAcceptors,
         ),
         Route(
             "GET",

@@ -14,6 +14,7 @@ first result; with a different request it is refused (409).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from authhost.admin.views import (
 )
 from authhost.cards import lifecycle, production
 from authhost.cards import pin as pin_rules
+from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
 from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.keys import KeyType
@@ -600,6 +602,27 @@ class CardService:
         return {
             "reviews": rows,
             "next_after_id": entries[-1].journal_id if entries else after_id,
+        }
+
+    async def busiest_acceptors(
+        self, *, by: str = "failed_cvv_10m", terminals: bool = False, limit: int = 20
+    ) -> dict[str, Any]:
+        """The merchants (or terminals) with the most ``by`` now: where card testing is going
+        on. Counted from the last hour of the journal by the counters the rules read
+        (``merchant.*``, ``terminal.*``), whether or not a rule reads them."""
+        if by not in ACCEPTOR_COUNTERS:
+            raise InvalidRequest(f"by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
+        now = time.time()
+        counters = await self.store.read_acceptor_counters(now)
+        busiest = counters.busiest(now, by, terminals=terminals, limit=limit)
+        return {
+            "by": by,
+            "at": now,
+            "requests_counted": len(counters),
+            "acceptors": [
+                {"merchant_id": merchant, "terminal_id": terminal, **dataclasses.asdict(counts)}
+                for merchant, terminal, counts in busiest
+            ],
         }
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:

@@ -141,6 +141,16 @@ class ReviewQueue(_View):
     next_after_id: int = Field(description="after_id for the next page")
 
 
+class BusiestAcceptors(_View):
+    by: str = Field(description="the counter they are ranked by, highest first")
+    at: float = Field(description="when they were counted (epoch seconds)")
+    requests_counted: int = Field(description="journal entries of the last hour counted")
+    acceptors: list[dict[str, Any]] = Field(
+        description="merchant_id, terminal_id (empty for a merchant) and the ten counters "
+        "rules read as merchant.* / terminal.*"
+    )
+
+
 class ListNames(_View):
     lists: list[str]
 

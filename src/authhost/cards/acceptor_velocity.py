@@ -17,7 +17,7 @@ arrived moments earlier but is still being decided is not in them yet.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from sys import intern
 from typing import NamedTuple
 
@@ -49,6 +49,7 @@ class AcceptorVelocity:
 
 
 NO_ACCEPTOR = AcceptorVelocity()
+ACCEPTOR_COUNTERS: tuple[str, ...] = tuple(f.name for f in fields(AcceptorVelocity))
 # AcceptorVelocity(*the 10 counts in order) without the frozen __init__'s cost (authhost.frozen)
 _new_velocity = quick_constructor(AcceptorVelocity)
 
@@ -199,6 +200,24 @@ class AcceptorCounters:
             found.velocity() if found is not None else NO_ACCEPTOR,
             at_terminal.velocity() if at_terminal is not None else NO_ACCEPTOR,
         )
+
+    def busiest(
+        self, now: float, by: str, terminals: bool = False, limit: int = 20
+    ) -> list[tuple[str, str, AcceptorVelocity]]:
+        """The acceptors with the highest ``by`` counter at ``now`` (an ``AcceptorVelocity``
+        field), as (merchant id, terminal id or "", counters): where card testing is going on
+        right now. Merchants, or with ``terminals`` the terminals; ties by key."""
+        if by not in ACCEPTOR_COUNTERS:
+            raise ValueError(f"unknown counter {by!r}: one of {', '.join(ACCEPTOR_COUNTERS)}")
+        self._expire(now)
+        found = []
+        for key, sums in self._sums.items():
+            merchant, separator, terminal = key.partition(TERMINAL_SEPARATOR)
+            if bool(separator) == terminals:
+                velocity = sums.velocity()
+                found.append((-getattr(velocity, by), merchant, terminal, velocity))
+        found.sort(key=lambda row: row[:3])
+        return [(merchant, terminal, velocity) for _, merchant, terminal, velocity in found[:limit]]
 
     def _expire(self, now: float) -> None:
         if now <= self._now:

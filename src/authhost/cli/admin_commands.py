@@ -581,6 +581,25 @@ def journal_reviews(
     )
 
 
+@journal.command("acceptors")
+def journal_acceptors(
+    by: Annotated[
+        str, typer.Option(help="the counter to rank by, e.g. failed_cvv_10m, distinct_cards_1h")
+    ] = "failed_cvv_10m",
+    terminals: Annotated[bool, typer.Option(help="terminals instead of merchants")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The merchants (or terminals) with the most of one counter now, over every card: where
+    card testing is going on. The counters are the ones rules read as merchant.* and
+    terminal.*, counted from the last hour of the journal."""
+    _run(
+        _config(config, store),
+        lambda s: s.busiest_acceptors(by=by, terminals=terminals, limit=limit),
+    )
+
+
 @journal.command("prune")
 def journal_prune(
     keep_days: Annotated[

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
-from authhost.cards.acceptor_velocity import NO_ACCEPTOR, AcceptorVelocity
+from authhost.cards.acceptor_velocity import NO_ACCEPTOR, AcceptorCounters, AcceptorVelocity
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, Velocity
 from authhost.store.records import AuditEntry, FraudReport, JournalEntry
@@ -215,6 +215,10 @@ class CardStore(Protocol):
     # counters (cards.acceptor_velocity), before serving; returns how many events were read.
     # Without it, the first snapshots that ask carry no acceptor counts.
     async def prepare_acceptor_counters(self, now: float) -> int: ...
+
+    # The merchant and terminal counters of the last hour before ``now``, read afresh from the
+    # store's history whether or not this process follows them (the admin's busiest acceptors).
+    async def read_acceptor_counters(self, now: float) -> AcceptorCounters: ...
 
     # --- products and accounts ----------------------------------------------------------
     async def put_product(self, product: Product) -> None: ...

@@ -32,9 +32,10 @@ from coredis.exceptions import NoScriptError
 from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
+from authhost.cards.acceptor_velocity import WINDOW_LONG_S, AcceptorCounters
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
-from authhost.models.context import event_from_entry
+from authhost.models.context import acceptor_event_from_entry, event_from_entry
 from authhost.store import codec, redis_lua
 from authhost.store.gathering import (
     Gathering,
@@ -550,6 +551,16 @@ class RedisCardStore:
 
     async def prepare_acceptor_counters(self, now: float) -> int:
         return await self._acceptors.prime(self._client, now)
+
+    async def read_acceptor_counters(self, now: float) -> AcceptorCounters:
+        """The last hour's journal, counted afresh. The stream holds only what was appended
+        while a process followed the counters, so this reads the journals themselves."""
+        counters = AcceptorCounters()
+        async for entry in self.export_journal(JournalQuery(since=now - WINDOW_LONG_S, until=now)):
+            event = acceptor_event_from_entry(entry)
+            if event is not None:
+                counters.add(event)
+        return counters
 
     async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
         if any(query.merchant or query.terminal for query in queries):
