@@ -25,8 +25,9 @@ SCENARIOS = (
     "compromised_merchant",
     "stolen_card",
     "account_takeover",
+    "bin_attack",  # rows of unknown card numbers (scenarios.bin_attack): no card index
 )
-NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER = range(6)
+NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER, BIN_ATTACK = range(7)
 FORCED_CODES = ("", "55", "N7", "43")  # decided by the scenario, not by the funds check
 FREE, WRONG_PIN, WRONG_CVV2, REPORTED_STOLEN = range(4)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from simulator import geography, habits
 from simulator.batch import (
+    BIN_ATTACK,
     CARD_TESTING,
     COMPROMISED,
     CONTACTLESS,
@@ -358,3 +359,86 @@ def account_takeover(
             amount = int(min(habits.MEDIAN_EUR[category] * rng.uniform(200, 600), 500_000))
             events.add(c, t, category, country, online=True, amount=amount)
     return events.build(cards, merchants, rng, TAKEOVER, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class BinAttack:
+    """Requests for card numbers the issuer never issued, as journal text columns (they have no
+    card index: ``simulator.traffic`` appends them to the cards' rows)."""
+
+    ts: np.ndarray
+    pan_masked: list[str]
+    pan_index: list[str]
+    merchant_id: list[str]
+    terminal_id: list[str]
+    country: list[str]
+    mcc: list[str]
+    amount: np.ndarray
+
+
+# share of a BIN attack's generated numbers that are a real card of the issuer
+BIN_ATTACK_HITS = 0.05
+
+
+def bin_attack(
+    cards: Cards,
+    merchants: Merchants,
+    per_day: float,
+    start: float,
+    days: int,
+    rng: np.random.Generator,
+) -> tuple[BinAttack, TxBatch | None]:
+    """BIN attacks: a fraudster generates Luhn-valid numbers in the issuer's BINs and tries them
+    at one online merchant's terminal, seconds apart, for tiny amounts, to find the ones that
+    exist. The issuer answers most of them 14 (no such card): no card's counters move, the
+    merchant's and the terminal's do (``merchant.unknown_card_count_10m``). One number in
+    twenty is a real card (the second batch, labelled fraud): those the issuer would approve
+    unless the guessed CVV2 fails, which is what a terminal rule is for. ``per_day`` attacks a
+    day on average, each of 20 to 120 numbers."""
+    from simulator.population import _pans
+
+    waves = int(rng.poisson(per_day * days))
+    ts: list[float] = []
+    pans: list[str] = []
+    where: list[tuple[str, str, str, str]] = []
+    hits = Events()
+    hit_terminals: list[int] = []
+    for _ in range(waves):
+        country = _fraud_country(rng)
+        category = int(rng.choice(habits.TESTING))
+        merchant = int(merchants.any(np.array(country), np.array(category), rng))
+        terminal = int(merchants.terminal(np.array(merchant), np.array(rng.integers(0, 2**31))))
+        code = geography.CODES[country]
+        place = (f"M{code}{merchant:011d}", f"T{terminal:07d}", code, str(habits.MCCS[category]))
+        tries = int(rng.integers(20, 121))
+        t = start + rng.uniform(0, days - 1) * DAY
+        bins = rng.choice(np.array(["476173", "541333", "400000"]), size=tries)
+        for pan in _pans(bins, rng):
+            t += rng.exponential(8.0)
+            if rng.random() < BIN_ATTACK_HITS:  # a number that exists: one of the cards
+                forced = WRONG_CVV2 if rng.random() < 0.6 else FREE
+                amount = int(rng.integers(50, 300))
+                card = int(rng.integers(0, len(cards.card_id)))
+                hits.add(card, t, category, country, online=True, amount=amount,
+                         merchant=merchant, forced=forced)  # fmt: skip
+                hit_terminals.append(terminal)
+                continue
+            ts.append(t)
+            pans.append(pan)
+            where.append(place)
+    found = None
+    if hits.card:
+        found = hits.build(cards, merchants, rng, BIN_ATTACK, 1)
+        found.terminal[:] = np.array(hit_terminals, dtype=found.terminal.dtype)
+    digests = rng.integers(0, 2**63, size=(len(pans), 4))
+    unknown = BinAttack(
+        ts=np.array(ts, dtype=np.float64),
+        pan_masked=[f"{p[:6]}******{p[-4:]}" for p in pans],
+        pan_index=[f"{a:016x}{b:016x}{c:016x}{d:016x}" for a, b, c, d in digests],
+        merchant_id=[w[0] for w in where],
+        terminal_id=[w[1] for w in where],
+        country=[w[2] for w in where],
+        mcc=[w[3] for w in where],
+        amount=rng.integers(50, 300, size=len(pans)),
+    )
+    return unknown, found

@@ -53,6 +53,7 @@ class ScenarioRates:
     stolen_card: float = 0.003
     account_takeover: float = 0.003
     travel: float = 0.08  # genuine: label 0
+    bin_attack: float = 0.0  # attacks a day (unknown card numbers at one merchant), not cards
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
@@ -122,8 +123,8 @@ class Traffic:
             "seed": self.config.seed,
             "fraud_rows": int(pc.sum(self.columns["label"]).as_py() or 0),
             "rows_by_scenario": dict(Counter(scenario.tolist())),
-            "cards_by_scenario": {
-                name: len(np.unique(card[scenario == name])) for name in SCENARIOS
+            "cards_by_scenario": {  # issued cards: a BIN attack's unknown numbers are none
+                name: len(np.unique(card[(scenario == name) & (card != "")])) for name in SCENARIOS
             },
             "response_codes": dict(Counter(codes.tolist())),
         }
@@ -168,10 +169,95 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     genuine = genuine.take(
         np.flatnonzero(~_blocked(genuine, stolen_victims, blocked_from, blocked_to, n))
     )
-    batch = TxBatch.concat([genuine, compromised, testing, stolen, takeover])
+    parts = [genuine, compromised, testing, stolen, takeover]
+    unknown = None
+    if rates.bin_attack:  # drawn last: the other scenarios' rows stay what they were
+        unknown, hits = scenarios.bin_attack(cards, merchants, rates.bin_attack, start, days, rng)
+        parts += [hits] if hits is not None else []
+    batch = TxBatch.concat(parts)
     batch = batch.take(np.flatnonzero((batch.ts >= start) & (batch.ts < end)))
     batch = batch.take(np.argsort(batch.ts, kind="stable"))
-    return Traffic(_columns(batch, cards, start, rng), config)
+    columns = _columns(batch, cards, start, rng)
+    if unknown is not None and len(unknown.ts):
+        columns = _merged(columns, _attack_columns(unknown, len(batch)))
+    return Traffic(columns, config)
+
+
+def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa.Array]:
+    """A BIN attack's rows: unknown numbers, answered 14 before any other check, so no card,
+    account, product or CVV result; numbered after the cards' rows."""
+    n = len(attack.ts)
+    empty = _text(np.full(n, ""))
+    zeros = pa.array(np.zeros(n, dtype=np.int64))
+    no = pa.array(np.zeros(n, dtype=bool))
+    stan = _digits((np.arange(n) + first_row) % 999_999 + 1, 6)
+    year, month, day, yday, hour, minute, second = _clock(attack.ts)
+    transmission = _join(
+        _digits(month, 2), _digits(day, 2), _digits(hour, 2), _digits(minute, 2),
+        _digits(second, 2),
+    )  # fmt: skip
+    rrn = _join(_digits(year % 10, 1), _digits(yday, 3), _digits(hour, 2), stan)
+    terminal = _text(attack.terminal_id)
+    acquirer = _join("1", _text(attack.country), "01")
+    return {
+        "ts": pa.array(attack.ts),
+        "mti": _text(np.full(n, "0100")),
+        "message_class": _text(np.full(n, "authorisation")),
+        "response_code": _text(np.full(n, "14")),
+        "card_id": empty,
+        "pan_masked": _text(attack.pan_masked),
+        "pan_index": _text(attack.pan_index),
+        "account_id": empty,
+        "product_id": empty,
+        "processing_code": _text(np.full(n, "000000")),
+        "amount_minor": pa.array(attack.amount),
+        "currency": _text(np.full(n, CURRENCY)),
+        "mcc": _text(attack.mcc),
+        "country": _text(attack.country),
+        "channel": _text(np.full(n, "ecommerce")),
+        "pos_entry_mode": _text(np.full(n, "812")),
+        "terminal_id": terminal,
+        "merchant_id": _text(attack.merchant_id),
+        "acquirer_id": acquirer,
+        "stan": stan,
+        "rrn": rrn,
+        "transmission_time": transmission,
+        "approval_code": empty,
+        "reason_codes": _text(np.full(n, "card.unknown")),
+        "rule_matches": empty,
+        "review": no,
+        "fraud_score": pa.array(np.full(n, -1, dtype=np.int64)),
+        "challenger_score": pa.array(np.full(n, -1, dtype=np.int64)),
+        "model_skipped": no,
+        "pin_present": no,
+        "pin_failed": no,
+        "cvv_failed": no,
+        "home_country": empty,
+        "card_age_days": pa.array(np.full(n, -1.0)),
+        "available_before": zeros,
+        "hold_amount": zeros,
+        "latency_us": pa.array(np.full(n, 300, dtype=np.int64)),
+        "dedupe_key": _join(
+            _text(np.full(n, "010")), stan, rrn, terminal, transmission, separator="|"
+        ),  # fmt: skip
+        "match_key": _join(
+            pc.utf8_ltrim(stan, characters="0"), transmission, acquirer, terminal, separator="|"
+        ),  # fmt: skip
+        "transaction_amount_minor": pa.array(attack.amount),
+        "transaction_currency": _text(np.full(n, CURRENCY)),
+        "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
+        "label": pa.array(np.ones(n, dtype=np.int8)),
+        "scenario": _text(np.full(n, "bin_attack")),
+    }
+
+
+def _merged(first: dict[str, pa.Array], second: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Both sets of rows in time order (stable: a tie keeps the first set's row first)."""
+    joined = {
+        name: pa.concat_arrays([first[name], second[name].cast(first[name].type)]) for name in first
+    }
+    order = pc.sort_indices(joined["ts"])  # stable
+    return {name: column.take(order) for name, column in joined.items()}
 
 
 def _blocked(

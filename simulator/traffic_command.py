@@ -30,6 +30,10 @@ def traffic(
         ScenarioRates().account_takeover, help="Share of cards."
     ),
     travel: float = typer.Option(ScenarioRates().travel, help="Share of cards (genuine)."),
+    bin_attack: float = typer.Option(
+        ScenarioRates().bin_attack,
+        help="BIN attacks a day: unknown card numbers tried at one web shop (answered 14).",
+    ),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Generate labelled traffic in the journal export format (+ label, scenario).
@@ -39,7 +43,7 @@ def traffic(
     """
     try:
         rates = ScenarioRates(card_testing, compromised_merchant, stolen_card, account_takeover,
-                              travel)  # fmt: skip
+                              travel, bin_attack)  # fmt: skip
         config = TrafficConfig(cards=cards, days=days, seed=seed, start=start, rates=rates)
     except ValueError as error:
         raise _fail(str(error)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -176,3 +177,34 @@ def test_cli_refuses_bad_options_with_a_message(tmp_path, args, message):
     result = CliRunner().invoke(app, ["traffic", *args], catch_exceptions=False)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_bin_attack_tries_unknown_numbers_at_one_terminal_and_hits_some_cards():
+    """Unknown numbers in the issuer's BINs, seconds apart at one web shop's terminal, each
+    answered 14; the few that are real cards are fraud at the same terminal."""
+    rates = ScenarioRates(0, 0, 0, 0, 0, bin_attack=0.5)
+    traffic = generate(TrafficConfig(cards=400, days=10, seed=3, rates=rates))
+    rows = traffic.rows()
+    attack = by_scenario(rows, "bin_attack")
+    unknown = [r for r in attack if not r["card_id"]]
+    hits = [r for r in attack if r["card_id"]]
+    assert len(unknown) >= 20 and hits
+    assert {r["response_code"] for r in unknown} == {"14"}
+    assert all(r["label"] == 1 for r in attack)
+    assert {r["pan_masked"][:6] for r in unknown} <= {"476173", "541333", "400000"}
+    assert len({r["pan_index"] for r in unknown}) == len(unknown)  # every number a new one
+    assert {r["channel"] for r in attack} == {"ecommerce"}
+    places = {(r["merchant_id"], r["terminal_id"]) for r in unknown}
+    assert {(r["merchant_id"], r["terminal_id"]) for r in hits} <= places
+    assert {r["response_code"] for r in hits} <= {"00", "N7", "51"}
+    ts = [r["ts"] for r in rows]
+    assert ts == sorted(ts)
+    assert len({r["journal_id"] for r in rows}) == len(rows)
+    # each attack shows at its terminal, not on any card: the replay counts the numbers there
+    last = [ctx for row, ctx in replay_contexts(rows) if row in unknown][-1]
+    assert last.terminal_velocity.unknown_card_count_10m >= 3
+    assert traffic.summary()["cards_by_scenario"]["bin_attack"] == len({r["card_id"] for r in hits})
+    without = generate(
+        TrafficConfig(cards=400, days=10, seed=3, rates=replace(rates, bin_attack=0))
+    )
+    assert "bin_attack" not in set(column(without, "scenario"))
