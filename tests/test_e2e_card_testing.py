@@ -4,7 +4,10 @@ same card still buys elsewhere."""
 
 from __future__ import annotations
 
+import urllib.request
+
 import trio
+from conftest import free_port
 from iso_client import Switch
 from test_e2e_auth import ecommerce, luhn_fix, start_host, store_url  # noqa: F401 - fixture
 
@@ -23,8 +26,16 @@ reason = "FR-MCT"
 SHOP = "TESTSHOP0000001"
 
 
+def metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return answer.read().decode()
+
+
 async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, rules=TESTING_RULES)
+    metrics_port = free_port()
+    host = await start_host(
+        nursery, tmp_path, store_url, rules=TESTING_RULES, metrics_port=metrics_port
+    )
     switch = await Switch.connect(host.port)
     visa, credit = host.cards["active-visa"], host.cards["active-credit"]
     at_shop = {"42": SHOP, "41": "WEB00001"}
@@ -44,6 +55,12 @@ async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_
     elsewhere = await switch.send(ecommerce(credit, credit["cvv2"], **{"42": "OTHERSHOP000001"}))
     answers.append(elsewhere["39"])
     assert answers == ["14", "14", "00", "59", "00"]
+    # what the process's counters hold: the four requests at the shop (and its terminal) that
+    # the last snapshot read; the last request is counted by the next one
+    scraped = await trio.to_thread.run_sync(metrics_text, metrics_port)
+    assert "authhost_acceptor_counters_following 1.0" in scraped
+    assert "authhost_acceptor_counters_events 4.0" in scraped
+    assert "authhost_acceptor_counters_acceptors 2.0" in scraped
 
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=100))

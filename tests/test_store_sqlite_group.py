@@ -133,7 +133,10 @@ async def test_a_failing_commit_in_a_batch_is_undone_alone(tmp_path):
         await store.close()
 
 
-async def _commit_while_locked(tmp_path, held_s: float):
+async def _commit_while_locked(tmp_path, held_s: float, until_handed_over: bool = False):
+    """Commit while another connection holds the write lock for ``held_s``, or (with
+    ``until_handed_over``) until the store has handed the commit to its writer thread: how
+    long the leader's retries take depends on how busy the machine is."""
     path = tmp_path / "cards.db"
     store = await open_store(f"sqlite:///{path}")
     card, _ = await seeded(store, balance=100_000)
@@ -156,6 +159,10 @@ async def _commit_while_locked(tmp_path, held_s: float):
         nursery.start_soon(commit)
         nursery.start_soon(ticker)
         await trio.sleep(held_s)
+        if until_handed_over:
+            with trio.fail_after(30):
+                while not store.group_commit_stats().handed_over:
+                    await trio.sleep(0.001)
         assert result is None  # it cannot have committed while the lock was held
         other.execute("COMMIT")
     other.close()
@@ -177,7 +184,7 @@ async def test_a_briefly_held_lock_is_waited_for_on_the_loop(tmp_path):
 
 async def test_a_lock_held_long_sends_the_commit_to_the_writer_thread(tmp_path):
     held = LOCK_RETRY_S * LOCK_TRIES * 5
-    store, result, loop_ran = await _commit_while_locked(tmp_path, held_s=held)
+    store, result, loop_ran = await _commit_while_locked(tmp_path, held, until_handed_over=True)
     try:
         assert result is not None and result.funds_ok
         assert loop_ran >= 10  # the loop was never blocked by the wait

@@ -161,6 +161,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.collectors.append(RuleMetricsCollector(rules.source))
         if scorer is not None:
             runtime.reloaders.append(partial(trio.to_thread.run_sync, scorer.reload))
+        from authhost.store.metrics import AcceptorCountersCollector
+
+        runtime.collectors.append(AcceptorCountersCollector(store))
         if hasattr(store, "group_commit_stats"):
             from authhost.store.metrics import GroupCommitCollector
 

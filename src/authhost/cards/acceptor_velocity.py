@@ -161,6 +161,11 @@ class AcceptorCounters:
         """Events kept (inside the hour)."""
         return len(self._short) + len(self._long)
 
+    @property
+    def acceptors(self) -> int:
+        """Merchants and terminals with a request kept."""
+        return len(self._sums)
+
     def add(self, event: AcceptorEvent) -> None:
         """Count one request (at most the hour before the newest query: older cannot count)."""
         age = self._now - event.ts

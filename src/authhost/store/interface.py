@@ -31,6 +31,15 @@ class Conflict(StoreError):
 
 
 @dataclass(frozen=True, slots=True)
+class AcceptorStats:
+    """What a process's merchant and terminal counters hold (the metrics endpoint shows it)."""
+
+    events: int  # requests kept, the last hour's (about 140 bytes each)
+    acceptors: int  # merchants and terminals with a request among them
+    following: bool  # kept up to date: a loaded rule reads them
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotQuery:
     """What one request needs read: the card by PAN hash, its dedupe key, a reversal's original."""
 
@@ -215,6 +224,9 @@ class CardStore(Protocol):
     # counters (cards.acceptor_velocity), before serving; returns how many events were read.
     # Without it, the first snapshots that ask carry no acceptor counts.
     async def prepare_acceptor_counters(self, now: float) -> int: ...
+
+    # This process's merchant and terminal counters: what they hold, and whether it follows them
+    def acceptor_stats(self) -> AcceptorStats: ...
 
     # The merchant and terminal counters of the last hour before ``now``, read afresh from the
     # store's history whether or not this process follows them (the admin's busiest acceptors).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
@@ -30,5 +30,28 @@ class GroupCommitCollector(Collector):
             ("lock_waits", stats.lock_waits, "Waits for a write lock another process held"),
         ):
             family = CounterMetricFamily(f"authhost_sqlite_group_commit_{name}", text)
+            family.add_metric([], value)
+            yield family
+
+
+class AcceptorCountersCollector(Collector):
+    """authhost_acceptor_counters_*: what this process's merchant and terminal counters hold
+    (requests kept and their memory, acceptors) and whether it follows them (a loaded rule
+    reads them)."""
+
+    def __init__(self, store: Any) -> None:  # a CardStore
+        self._store = store
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._store.acceptor_stats()
+        for name, value, text in (
+            ("events", stats.events, "Requests of the last hour kept (about 140 bytes each)"),
+            ("acceptors", stats.acceptors, "Merchants and terminals with a request kept"),
+            ("following", int(stats.following), "1 while a loaded rule reads the counters"),
+        ):
+            family = GaugeMetricFamily(f"authhost_acceptor_counters_{name}", text)
             family.add_metric([], value)
             yield family

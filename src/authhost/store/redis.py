@@ -48,6 +48,7 @@ from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
+    AcceptorStats,
     Commit,
     CommitResult,
     Conflict,
@@ -551,6 +552,10 @@ class RedisCardStore:
 
     async def prepare_acceptor_counters(self, now: float) -> int:
         return await self._acceptors.prime(self._client, now)
+
+    def acceptor_stats(self) -> AcceptorStats:
+        counters = self._acceptors.counters
+        return AcceptorStats(len(counters), counters.acceptors, self._acceptors.following)
 
     async def read_acceptor_counters(self, now: float) -> AcceptorCounters:
         """The last hour's journal, counted afresh. The stream holds only what was appended

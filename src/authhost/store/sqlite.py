@@ -35,6 +35,7 @@ from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
+    AcceptorStats,
     Commit,
     CommitResult,
     Conflict,
@@ -303,6 +304,10 @@ class SqliteCardStore:
         return await anyio.to_thread.run_sync(
             self._acceptors.prime, partial(_connect, self.path), now
         )
+
+    def acceptor_stats(self) -> AcceptorStats:
+        counters = self._acceptors.counters
+        return AcceptorStats(len(counters), counters.acceptors, self._acceptors.following)
 
     async def read_acceptor_counters(self, now: float) -> AcceptorCounters:
         """The last hour's journal, counted afresh on a worker thread (about 8 µs an entry)."""

@@ -79,7 +79,7 @@ class AcceptorTail:
         """Once per snapshot batch that asks: the entries since the last read, or, when the
         counters were never read or not for ``ACCEPTOR_STALE_S`` (the rules did not ask
         meanwhile), the whole last hour again, on a thread of its own."""
-        if self.primed and time.monotonic() - self.read_at <= ACCEPTOR_STALE_S:
+        if self.following:
             self.catch_up(conn, now)
         elif not self.priming:
             self.priming = True
@@ -119,6 +119,11 @@ class AcceptorTail:
             return 0
         finally:
             self.priming = False
+
+    @property
+    def following(self) -> bool:
+        """Kept up to date: asked for within ``ACCEPTOR_STALE_S``."""
+        return self.primed and time.monotonic() - self.read_at <= ACCEPTOR_STALE_S
 
     def at(
         self, now: float, merchant: str, terminal: str
