@@ -268,6 +268,14 @@ def test_journal_keep_days_under_the_minimum_is_a_configuration_error(tmp_path):
     assert result.exit_code != 0 and "journal_keep_days must be 0" in result.output
 
 
+@pytest.mark.parametrize("every", ["0", "-5", "3601"])
+def test_a_hold_expiry_interval_out_of_range_is_a_configuration_error(tmp_path, every):
+    config = tmp_path / "authhost.toml"
+    config.write_text(f"[auth]\nhold_expiry_every_s = {every}\n")
+    result = CliRunner().invoke(app, ["config", "show", "--config", str(config)])
+    assert result.exit_code != 0 and "hold_expiry_every_s must be above 0" in result.output
+
+
 def test_journal_export_rejects_an_unknown_format(cli, tmp_path):
     result = cli("journal", "export", "--format", "xlsx", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and "csv, parquet" in result.stderr

@@ -16,6 +16,9 @@ from authhost.store import opened_store
 from authhost.store.interface import Commit, MoneyMove, Movement
 from authhost.store.records import JournalEntry
 
+# the expiry service runs every 50 ms ([auth] hold_expiry_every_s), not every 5 minutes
+EVERY_50_MS = AuthConfig(hold_expiry_every_s=0.05)
+
 
 def hold_commit(card, account_id: str, ts: float, amount: int, n: int) -> Commit:
     entry = JournalEntry(
@@ -34,8 +37,7 @@ async def test_the_server_expires_old_holds_by_itself(
     store_url,  # noqa: F811
     monkeypatch,
 ):
-    monkeypatch.setattr(authhost.runtime, "HOLD_EXPIRY_INTERVAL_S", 0.05)
-    host = await start_host(nursery, tmp_path, store_url)
+    host = await start_host(nursery, tmp_path, store_url, auth=EVERY_50_MS)
     async with opened_store(store_url) as store:
         accounts = {a.account_id: a for a in await store.list_accounts()}
         account = accounts["restricted-acc"]
@@ -66,10 +68,9 @@ async def test_a_hotels_hold_outlives_a_shops(nursery, tmp_path, store_url, monk
     """Two pre-authorisations over TCP, at a supermarket (5411) and a hotel (7011): eight days
     on, the expiry service has released the supermarket's (hold_days 7) and not the hotel's
     (31 days, hold_days_by_mcc); 32 days on, the hotel's goes too."""
-    monkeypatch.setattr(authhost.runtime, "HOLD_EXPIRY_INTERVAL_S", 0.05)
     clock = _Clock(0.0)
     monkeypatch.setattr(authhost.runtime, "time", clock)
-    host = await start_host(nursery, tmp_path, store_url)
+    host = await start_host(nursery, tmp_path, store_url, auth=EVERY_50_MS)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
     ledger, available = await balances_of(switch, card)
@@ -89,10 +90,11 @@ async def test_a_hotels_hold_outlives_a_shops(nursery, tmp_path, store_url, monk
 async def test_a_fuel_pumps_hold_goes_within_hours(nursery, tmp_path, store_url, monkeypatch):  # noqa: F811
     """With '5542=2h', a fuel pump's pre-authorisation nobody completed is released three hours
     on, while a supermarket's of the same minute stays held."""
-    monkeypatch.setattr(authhost.runtime, "HOLD_EXPIRY_INTERVAL_S", 0.05)
     clock = _Clock(0.0)
     monkeypatch.setattr(authhost.runtime, "time", clock)
-    auth = AuthConfig(hold_days_by_mcc=["5542=2h", *EXTENDED_AUTHORISATION])
+    auth = AuthConfig(
+        hold_days_by_mcc=["5542=2h", *EXTENDED_AUTHORISATION], hold_expiry_every_s=0.05
+    )
     host = await start_host(nursery, tmp_path, store_url, auth=auth)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]

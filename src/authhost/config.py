@@ -165,6 +165,11 @@ class AuthConfig:
         "default: lodging, car rental, cruise 31 days, as the networks allow; a fuel pump's "
         "might be '5542=2h'); [] for hold_days everywhere",
     )
+    hold_expiry_every_s: float = _key(
+        300.0,
+        "seconds between the server's runs that release holds whose life is over (above 0, "
+        "at most 3600): a hold lives up to this long past its life",
+    )
     atc_jump_limit: int = _key(
         1000,
         "chip counter steps a cryptogram may be ahead of the card's newest, for products that set "
@@ -186,6 +191,11 @@ class AuthConfig:
             )
         except HoldLifeError as error:
             raise ConfigError(f"[auth] {error}") from None
+        if not 0 < self.hold_expiry_every_s <= 3600:
+            raise ConfigError(
+                f"[auth] hold_expiry_every_s must be above 0 and at most 3600, not "
+                f"{self.hold_expiry_every_s}"
+            )
         if self.journal_keep_days and self.journal_keep_days < JOURNAL_MIN_KEEP_DAYS:
             raise ConfigError(
                 f"[auth] journal_keep_days must be 0 (keep everything) or at least "

@@ -142,7 +142,15 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
         shortest = config.auth.hold_lives.shortest_shift
-        runtime.services.append(partial(expire_holds, store, config.auth.hold_days, shortest))
+        runtime.services.append(
+            partial(
+                expire_holds,
+                store,
+                config.auth.hold_days,
+                shortest,
+                config.auth.hold_expiry_every_s,
+            )
+        )
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
         if config.admin.port:
@@ -263,9 +271,15 @@ async def flush_pending(handler: AuthService) -> None:
         await handler.flush_pending()
 
 
-async def expire_holds(store: CardStore, hold_days: int, shorter_by: float = 0.0) -> None:
+async def expire_holds(
+    store: CardStore,
+    hold_days: int,
+    shorter_by: float = 0.0,
+    every_s: float = HOLD_EXPIRY_INTERVAL_S,
+) -> None:
     """Release authorisation holds that no completion or reversal claimed within their life:
-    hold_days, or their merchant category's (``shorter_by``: how much shorter the shortest)."""
+    hold_days, or their merchant category's (``shorter_by``: how much shorter the shortest),
+    every ``every_s`` ([auth] hold_expiry_every_s)."""
     while True:
         try:
             released = await store.expire_holds(time.time() - hold_days * 86400, shorter_by)
@@ -273,7 +287,7 @@ async def expire_holds(store: CardStore, hold_days: int, shorter_by: float = 0.0
                 log.info("released %d authorisation holds whose life was over", released)
         except Exception:
             log.exception("expiring old holds failed; will try again")
-        await trio.sleep(HOLD_EXPIRY_INTERVAL_S)
+        await trio.sleep(every_s)
 
 
 async def prune_journal(cards: CardService, keep_days: int) -> None:
