@@ -29,6 +29,7 @@ from simulator import geography, habits, scenarios
 from simulator.batch import (
     ATM,
     CHANNELS,
+    ECOMMERCE,
     ENTRY_MODES,
     REFUND,
     SCENARIOS,
@@ -245,10 +246,28 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         ),  # fmt: skip
         "transaction_amount_minor": pa.array(attack.amount),
         "transaction_currency": _text(np.full(n, CURRENCY)),
+        "authentication": _text(np.full(n, "none")),  # a fraudster's shop asks for none
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
     }
+
+
+# How e-commerce cardholders were authenticated (field 48 SE 42): most genuine purchases pass
+# 3-D Secure or an exemption; fraudsters mostly shop where nobody asks
+AUTHENTICATIONS = ("authenticated", "exempt", "attempted", "none")
+GENUINE_AUTHENTICATION = (0.75, 0.10, 0.10, 0.05)
+FRAUD_AUTHENTICATION = (0.10, 0.05, 0.20, 0.65)
+
+
+def _authentication(batch: TxBatch, rng: np.random.Generator) -> pa.Array:
+    """The authentication column: "" unless e-commerce, else drawn by label."""
+    n = len(batch)
+    genuine = rng.choice(len(AUTHENTICATIONS), size=n, p=GENUINE_AUTHENTICATION)
+    fraud = rng.choice(len(AUTHENTICATIONS), size=n, p=FRAUD_AUTHENTICATION)
+    drawn = np.where(batch.label == 1, fraud, genuine)
+    drawn = np.where(batch.channel == ECOMMERCE, drawn, len(AUTHENTICATIONS))
+    return _lookup([*AUTHENTICATIONS, ""], drawn)
 
 
 def _merged(first: dict[str, pa.Array], second: dict[str, pa.Array]) -> dict[str, pa.Array]:
@@ -378,6 +397,7 @@ def _columns(
         # the simulated cards are all used in euros: what the merchant charged is what was billed
         "transaction_amount_minor": pa.array(batch.amount),
         "transaction_currency": _text(np.full(n, CURRENCY)),
+        "authentication": _authentication(batch, rng),  # drawn last: the columns above stay
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -14,6 +14,7 @@ from authhost.iso.subfields import (
     format_additional_amounts,
     parse_additional_amounts,
     parse_additional_data,
+    parse_authentication,
     parse_key_exchange,
     parse_original_data,
     parse_replacement_amount,
@@ -134,3 +135,25 @@ def test_field_95_carries_the_remaining_amount_first() -> None:
         replacement_amounts_field(-1)
     with pytest.raises(SubfieldError):
         parse_replacement_amount("ABC")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),  # the request does not say
+        ("212", "authenticated"),  # UCAF/AAV present: 3-D Secure
+        ("211", "attempted"),
+        ("216", "exempt"),  # the merchant claims an SCA exemption
+        ("210", "none"),
+        ("917", "none"),  # any other collection indicator
+        ("0103212", "authenticated"),  # Mastercard's subfield form
+    ],
+)
+def test_subelement_42_says_how_the_cardholder_was_authenticated(value, expected) -> None:
+    assert parse_authentication(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "21", "2120", "21x", "0104212"])
+def test_a_broken_subelement_42_is_refused(value: str) -> None:
+    with pytest.raises(SubfieldError, match="subelement 42"):
+        parse_authentication(value)

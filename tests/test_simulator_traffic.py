@@ -208,3 +208,17 @@ def test_a_bin_attack_tries_unknown_numbers_at_one_terminal_and_hits_some_cards(
         TrafficConfig(cards=400, days=10, seed=3, rates=replace(rates, bin_attack=0))
     )
     assert "bin_attack" not in set(column(without, "scenario"))
+
+
+def test_web_purchases_say_how_the_cardholder_was_authenticated(rows):
+    """Field 48 SE 42 as the journal keeps it: only e-commerce says, and fraudsters shop where
+    nobody asks far more often than cardholders do."""
+    web = [r for r in rows if r["channel"] == "ecommerce"]
+    assert {r["authentication"] for r in rows if r["channel"] != "ecommerce"} == {""}
+    assert {r["authentication"] for r in web} == {"authenticated", "exempt", "attempted", "none"}
+
+    def share_none(label: int) -> float:
+        chosen = [r for r in web if r["label"] == label]
+        return sum(r["authentication"] == "none" for r in chosen) / len(chosen)
+
+    assert share_none(1) > 5 * share_none(0)

@@ -352,6 +352,7 @@ def journal_entry(
         currency=request.cardholder_currency or "",
         transaction_amount_minor=request.amount_minor or 0,
         transaction_currency=request.currency or "",
+        authentication=request.authentication,
         mcc=request.mcc or "",
         country=request.country or "",
         channel=str(request.channel),

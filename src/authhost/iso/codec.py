@@ -21,11 +21,13 @@ from authhost.iso.macs import MacFunction, sign
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    ECOMMERCE_INDICATORS_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     format_additional_amounts,
     parse_additional_data,
+    parse_authentication,
     parse_completion_sequence,
 )
 
@@ -212,6 +214,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         completion_sequence=parse_completion_sequence(
             subelements.get(MULTIPLE_COMPLETION_SUBELEMENT)
         ),
+        authentication=parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT)),
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,

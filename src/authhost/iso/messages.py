@@ -71,6 +71,9 @@ class AuthRequest:
     # 48 subelement 62 of a completion (0220): (its number, how many completions the merchant
     # sends) when the pre-authorisation is completed in parts; None: one completion, the last
     completion_sequence: tuple[int, int] | None = None
+    # 48 subelement 42 (e-commerce indicators): how the cardholder was authenticated,
+    # "authenticated", "attempted", "exempt", "none"; "" when the message does not say
+    authentication: str = ""
     currency: str | None = None  # 49
     # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
     # (a card used abroad); the issuer moves and limits this amount, not field 4's

@@ -21,6 +21,14 @@ POS_EXTENDED_CONDITIONS_SUBELEMENT = "61"
 MULTIPLE_COMPLETION_SUBELEMENT = "62"
 
 
+# Mastercard DE 48 SE 42, electronic commerce indicators: the security level indicator, three
+# digits (security protocol, cardholder authentication, UCAF collection indicator), alone or in
+# Mastercard's subfield form "0103" + the three digits. The last digit says how the cardholder
+# was authenticated (3-D Secure): AUTHENTICATION_BY_UCAF
+ECOMMERCE_INDICATORS_SUBELEMENT = "42"
+AUTHENTICATION_BY_UCAF = {"2": "authenticated", "1": "attempted", "6": "exempt"}  # else "none"
+
+
 # Field 48 subelement 11 of an 0800 key change (field 70 = 161), after Mastercard's key exchange
 # block data for double-length keys: key class (2, "PK" a PIN key), key index (2 digits), key
 # cycle (2 digits), the new key encrypted under the zone master key (32 hex), check value (6-16
@@ -61,6 +69,18 @@ def parse_key_exchange(field_48: str | None) -> KeyExchangeBlock:
 
 def _is_hex(text: str) -> bool:
     return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def parse_authentication(value: str | None) -> str:
+    """How an e-commerce cardholder was authenticated, from subelement 42: "authenticated" (3-D
+    Secure, UCAF/AAV present), "attempted", "exempt" (the merchant claims an exemption from
+    strong customer authentication) or "none"; "" when the subelement is absent."""
+    if value is None:
+        return ""
+    level = value[4:] if len(value) == 7 and value.startswith("0103") else value
+    if len(level) != 3 or not level.isdigit():
+        raise SubfieldError("field 48: subelement 42 must be the 3-digit security level indicator")
+    return AUTHENTICATION_BY_UCAF.get(level[2], "none")
 
 
 def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:

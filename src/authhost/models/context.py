@@ -80,6 +80,9 @@ class TxContext:
     # every card's requests at this merchant, and at this terminal of it (cards.acceptor_velocity)
     merchant_velocity: AcceptorVelocity = NO_ACCEPTOR
     terminal_velocity: AcceptorVelocity = NO_ACCEPTOR
+    # e-commerce cardholder authentication (3-D Secure): authenticated, attempted, exempt,
+    # none; "" when the request did not say
+    authentication: str = ""
     hour: int = field(init=False)
     weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
 
@@ -141,6 +144,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         transaction_currency=request.currency or "",
         merchant_velocity=snapshot.merchant_velocity,
         terminal_velocity=snapshot.terminal_velocity,
+        authentication=request.authentication,
     )
 
 
@@ -253,6 +257,7 @@ def context_from_row(
         transaction_currency=_text(row, "transaction_currency") or _text(row, "currency"),
         merchant_velocity=merchant_velocity,
         terminal_velocity=terminal_velocity,
+        authentication=_text(row, "authentication"),
     )
 
 

@@ -43,6 +43,7 @@ USED_COLUMNS = (
     "home_country",
     "card_age_days",
     "available_before",
+    "authentication",
     "label",
     "scenario",
 )

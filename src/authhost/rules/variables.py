@@ -96,6 +96,14 @@ def _request_variables() -> list[Variable]:
             "bool(ctx.country and ctx.home_country and ctx.country != ctx.home_country)",
             "acquirer country differs from the card's home country (both known)",
         ),
+        Variable(
+            "authentication",
+            t,
+            "ctx.authentication",
+            "e-commerce cardholder authentication (field 48 SE 42): 'authenticated' (3-D "
+            "Secure), 'attempted', 'exempt' (an SCA exemption the merchant claims), 'none'; "
+            "'' when the request does not say",
+        ),
         Variable("score", n, "score", "ML fraud score 0-999; missing when not scored", True),
     ]
 

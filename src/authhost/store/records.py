@@ -58,6 +58,9 @@ class JournalEntry:
     match_key: str = ""  # how a later reversal finds this entry
     transaction_amount_minor: int = 0  # field 4: what the merchant charged, in its currency
     transaction_currency: str = ""  # field 49
+    # e-commerce: how the cardholder was authenticated (field 48 SE 42): authenticated,
+    # attempted, exempt, none; "" when the request did not say
+    authentication: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

@@ -28,7 +28,7 @@ _JOURNAL_TYPES = {
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
-_ADDED_LATER = ("transaction_amount_minor", "transaction_currency")
+_ADDED_LATER = ("transaction_amount_minor", "transaction_currency", "authentication")
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
     for name in JOURNAL_COLUMNS
@@ -229,6 +229,10 @@ ALTER TABLE holds ADD COLUMN extra_life REAL NOT NULL DEFAULT 0;
     # 15: the review queue: the entries the rules flagged, in journal order
     """
 CREATE INDEX journal_review ON journal (journal_id) WHERE review = 1;
+""",
+    # 16: how an e-commerce cardholder was authenticated (field 48 subelement 42)
+    """
+ALTER TABLE journal ADD COLUMN authentication TEXT NOT NULL DEFAULT '';
 """,
 ]
 
