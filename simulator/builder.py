@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    ECOMMERCE_INDICATORS_SUBELEMENT,
     KEY_EXCHANGE_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
@@ -29,6 +30,11 @@ from simulator.chip_counters import ChipCounters
 from simulator.demo_cards import SimCard
 
 Fields = dict[str, str | bytes]
+
+# field 48 SE 42 as a merchant's acquirer sends it: channel encryption (2), no cardholder
+# certificate (1), then the UCAF collection indicator that says how the cardholder was
+# authenticated (authhost.iso.subfields.AUTHENTICATION_BY_UCAF)
+SECURITY_LEVELS = {"authenticated": "212", "attempted": "211", "exempt": "216", "none": "210"}
 
 
 class Kind(StrEnum):
@@ -161,11 +167,20 @@ class RequestBuilder:
         now: float | None = None,
         billing: tuple[int, str] | None = None,
         partial_approval: bool = False,
+        authentication: str | None = None,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
         units, currency) is the network's conversion into the card's currency: fields 6, 51.
-        ``partial_approval``: the terminal can take a partial approval (field 48 SE 61)."""
+        ``partial_approval``: the terminal can take a partial approval (field 48 SE 61).
+        ``authentication``: e-commerce only, how the cardholder was authenticated (one of
+        SECURITY_LEVELS: field 48 SE 42)."""
+        if authentication is not None and (
+            entry is not Entry.ECOMMERCE or authentication not in SECURITY_LEVELS
+        ):
+            raise ValueError(
+                f"authentication is for e-commerce, one of {', '.join(SECURITY_LEVELS)}"
+            )
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
         cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK, Kind.PIN_CHANGE)  # ATM
@@ -196,6 +211,8 @@ class RequestBuilder:
             fields["2"] = card.pan
             fields["14"] = card.expiry
             additional[CVV2_SUBELEMENT] = card.cvv2
+            if authentication is not None:
+                additional[ECOMMERCE_INDICATORS_SUBELEMENT] = SECURITY_LEVELS[authentication]
         else:
             fields["35"] = card.track2
             if entry in CHIP_ENTRIES and self.imk_ac is not None and card.chip_cvn:

@@ -85,6 +85,11 @@ def send(
     parts: int = typer.Option(
         1, help="completion: send the final amount as this many 0220s (a split shipment)."
     ),
+    authentication: str | None = typer.Option(
+        None,
+        help="--entry ecommerce: how the cardholder was authenticated (field 48 SE 42): "
+        "authenticated, attempted, exempt or none.",
+    ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
@@ -138,7 +143,8 @@ def send(
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
-                             increment, partial, new_pin, parts)  # fmt: skip
+                             increment, partial, new_pin, parts,
+                             authentication)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     try:
@@ -168,7 +174,7 @@ def _requests(
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
-    new_pin: str | None = None, parts: int = 1,
+    new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -236,7 +242,8 @@ def _requests(
     if kind in (Kind.BALANCE, Kind.PIN_UNBLOCK):
         minor = 0
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
-                              billing=billing, partial_approval=partial)]  # fmt: skip
+                              billing=billing, partial_approval=partial,
+                              authentication=authentication)]  # fmt: skip
 
 
 async def _exchange_all(link: Link, requests: list[Fields]) -> list[Fields]:

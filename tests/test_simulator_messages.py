@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from iso8583 import specs
 
 from authhost.cards.luhn import luhn_check_digit
-from authhost.iso.codec import encode_request
+from authhost.iso.codec import decode_message, encode_request
 from authhost.iso.dialects import DIALECTS, get_dialect
 from authhost.security import emv
 from authhost.security.dukpt import tdes_pin_key
@@ -88,6 +88,17 @@ def test_financial_requests_decode_independently(dialect, fields, mti, processin
         assert "35" not in doc
     else:
         assert doc["35"].startswith(PAN + "=2812201")
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.parametrize("how", ["authenticated", "attempted", "exempt", "none"])
+def test_a_web_purchase_says_how_its_cardholder_was_authenticated(dialect, how):
+    fields = builder.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE,
+                               authentication=how)  # fmt: skip
+    request = decode_message(encode_request(fields, get_dialect(dialect)), get_dialect(dialect))
+    assert request.authentication == how and request.cvv2 == "123"
+    with pytest.raises(ValueError, match="for e-commerce"):
+        builder.financial(Kind.PURCHASE, CARD, 4000, authentication=how)  # chip: no
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
