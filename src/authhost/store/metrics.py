@@ -49,7 +49,7 @@ class AcceptorCountersCollector(Collector):
         stats = self._store.acceptor_stats()
         for name, value, text in (
             ("events", stats.events, "Requests of the last hour kept (about 140 bytes each)"),
-            ("acceptors", stats.acceptors, "Merchants and terminals with a request kept"),
+            ("acceptors", stats.acceptors, "Merchants and terminals kept (about 400 bytes each)"),
             ("following", int(stats.following), "1 while a loaded rule reads the counters"),
         ):
             family = GaugeMetricFamily(f"authhost_acceptor_counters_{name}", text)
