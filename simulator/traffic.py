@@ -191,13 +191,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
     empty = _text(np.full(n, ""))
     zeros = pa.array(np.zeros(n, dtype=np.int64))
     no = pa.array(np.zeros(n, dtype=bool))
-    stan = _digits((np.arange(n) + first_row) % 999_999 + 1, 6)
-    year, month, day, yday, hour, minute, second = _clock(attack.ts)
-    transmission = _join(
-        _digits(month, 2), _digits(day, 2), _digits(hour, 2), _digits(minute, 2),
-        _digits(second, 2),
-    )  # fmt: skip
-    rrn = _join(_digits(year % 10, 1), _digits(yday, 3), _digits(hour, 2), stan)
+    stan, transmission, rrn = _identifiers(attack.ts, first_row)
     terminal = _text(attack.terminal_id)
     acquirer = _join("1", _text(attack.country), "01")
     return {
@@ -325,6 +319,19 @@ def _clock(ts: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
+def _identifiers(ts: np.ndarray, first_row: int) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """STAN (the row's number from ``first_row``), transmission time (MMDDhhmmss) and RRN
+    (year digit, day of year, hour, STAN) of rows at ``ts``."""
+    stan = _digits((np.arange(len(ts)) + first_row) % 999_999 + 1, 6)
+    year, month, day, yday, hour, minute, second = _clock(ts)
+    transmission = _join(
+        _digits(month, 2), _digits(day, 2), _digits(hour, 2), _digits(minute, 2),
+        _digits(second, 2),
+    )  # fmt: skip
+    rrn = _join(_digits(year % 10, 1), _digits(yday, 3), _digits(hour, 2), stan)
+    return stan, transmission, rrn
+
+
 def _columns(
     batch: TxBatch, cards: Cards, start: float, rng: np.random.Generator
 ) -> dict[str, pa.Array]:
@@ -335,13 +342,7 @@ def _columns(
     code = _lookup(RESPONSE_CODES, code_index)
     financial = ((batch.channel == ATM) | (batch.tx_type == REFUND)).astype(np.int64)
     mti = _lookup(["0100", "0200"], financial)
-    stan = _digits(np.arange(n) % 999_999 + 1, 6)
-    year, month, day, yday, hour, minute, second = _clock(batch.ts)
-    transmission = _join(
-        _digits(month, 2), _digits(day, 2), _digits(hour, 2), _digits(minute, 2),
-        _digits(second, 2),
-    )  # fmt: skip
-    rrn = _join(_digits(year % 10, 1), _digits(yday, 3), _digits(hour, 2), stan)
+    stan, transmission, rrn = _identifiers(batch.ts, 0)
     country = _lookup(geography.CODES, batch.country)
     terminal = _join("T", _digits(batch.terminal, 7))
     merchant = _join("M", country, _digits(batch.merchant, 11))
