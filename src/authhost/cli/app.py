@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from authhost.cli import admin_commands, key_commands, model_commands, rule_commands, serve_command
+from authhost.cli import (
+    admin_commands,
+    key_commands,
+    model_commands,
+    rule_commands,
+    serve_command,
+    store_commands,
+)
 
 app = typer.Typer(
     name="authhost",
@@ -14,7 +21,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (serve_command, admin_commands, key_commands, rule_commands, model_commands):
+for module in (
+    serve_command,
+    admin_commands,
+    store_commands,
+    key_commands,
+    rule_commands,
+    model_commands,
+):
     module.register(app)
 
 

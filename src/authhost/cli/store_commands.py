@@ -1,0 +1,100 @@
+"""``authhost store``: back up, check and describe the embedded SQLite store, while it serves.
+
+Redis keeps its own backups (RDB snapshots with BGSAVE, the append-only file); these commands
+say so rather than pretend to copy a Redis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from authhost.cli.admin_commands import ConfigOpt, StoreOpt, _config, _say
+from authhost.store import sqlite_backup
+from authhost.store.interface import StoreError
+from authhost.store.opener import sqlite_path
+
+store_app = typer.Typer(help="The SQLite store's file: online backup, integrity check, facts.")
+
+_REDIS = (
+    "the store is Redis, which keeps its own backups (BGSAVE, the append-only file); "
+    "authhost store {what} works on the SQLite store"
+)
+
+
+def _sqlite_file(store: str | None, config: Path | None, what: str) -> str:
+    url = _config(config, store).store.url
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme.startswith("redis") or scheme.startswith("rediss"):
+        _say(f"error: {_REDIS.format(what=what)}")
+        raise typer.Exit(1)
+    return sqlite_path(url) if scheme == "sqlite" else url.removeprefix("file://")
+
+
+def _show(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+@store_app.command("backup")
+def store_backup(
+    target: Annotated[Path, typer.Argument(help="the file to write the copy to")],
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Copy the SQLite store to TARGET as one consistent snapshot, while servers run (they go
+    on answering; the copy is checked, then renamed into place, readable by its owner only).
+    Restore by stopping the servers and putting the copy in the store's place."""
+    path = _sqlite_file(store, config, "backup")
+    try:
+        done = sqlite_backup.backup(path, target, overwrite=force)
+    except (StoreError, OSError) as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    _show(
+        {
+            "source": done.source,
+            "target": done.target,
+            "seconds": round(done.seconds, 3),
+            **dataclasses.asdict(done.facts),
+        }
+    )
+
+
+@store_app.command("check")
+def store_check(
+    full: Annotated[bool, typer.Option(help="also every index against its table (slower)")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the SQLite store's file (SQLite's quick_check, or integrity_check with --full);
+    exits 1 and lists the problems when there are any."""
+    path = _sqlite_file(store, config, "check")
+    try:
+        problems = sqlite_backup.check(path, full=full)
+    except StoreError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    _show({"path": path, "ok": not problems, "problems": problems})
+    if problems:
+        raise typer.Exit(1)
+
+
+@store_app.command("info")
+def store_info(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Schema version, file and WAL sizes, and row counts of the SQLite store."""
+    path = _sqlite_file(store, config, "info")
+    try:
+        _show(dataclasses.asdict(sqlite_backup.facts(path)))
+    except StoreError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(store_app, name="store")

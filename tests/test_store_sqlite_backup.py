@@ -1,0 +1,118 @@
+"""Online backup, check and facts of the SQLite store: a consistent copy while commits go on."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import trio
+from test_store_contract import hold, seeded
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.store import open_store
+from authhost.store.interface import JournalQuery, StoreError
+from authhost.store.sqlite_backup import backup, check, facts
+
+
+async def test_a_backup_taken_while_commits_go_on_is_consistent_and_blocks_none(tmp_path):
+    """Holds are committed the whole time the copy is taken; the copy opens as a store whose
+    account holds exactly what its own journal says was held, and the commits never waited
+    for the copy (more of them were made while it ran)."""
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    card, _ = await seeded(store, balance=10_000_000)
+    for n in range(300):  # a journal worth copying
+        await store.commit(hold(card, n, 100))
+    committed = 300
+    copying = True
+
+    async def keep_committing() -> None:
+        nonlocal committed
+        while copying:
+            await store.commit(hold(card, committed, 100))
+            committed += 1
+            await trio.sleep(0)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_committing)
+            await trio.sleep(0.05)
+            before = committed
+            result = await trio.to_thread.run_sync(backup, str(source), tmp_path / "copy.db")
+            after = committed
+            copying = False
+        assert after > before  # commits went on while the copy was taken
+    finally:
+        await store.close()
+
+    assert stat.S_IMODE(os.stat(tmp_path / "copy.db").st_mode) == 0o600
+    assert not (tmp_path / "copy.db.partial").exists()
+    assert check(str(tmp_path / "copy.db"), full=True) == []
+    copied = await open_store(f"sqlite:///{tmp_path / 'copy.db'}")
+    try:
+        entries = await copied.journal(JournalQuery(card_id=card.card_id, limit=100_000))
+        account = await copied.get_account("acc-1")
+    finally:
+        await copied.close()
+    assert before <= len(entries) <= committed
+    assert account.holds == 100 * len(entries)  # one moment, not a mix: each entry held 100
+    assert result.facts.rows["journal"] == len(entries)
+    assert result.facts.schema_version == facts(str(source)).schema_version
+
+
+async def test_a_backup_refuses_to_overwrite_unless_told_and_never_the_store_itself(tmp_path):
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    await seeded(store)
+    await store.close()
+    target = tmp_path / "copy.db"
+    backup(str(source), target)
+    with pytest.raises(StoreError, match="exists"):
+        backup(str(source), target)
+    assert backup(str(source), target, overwrite=True).facts.rows["cards"] == 1
+    with pytest.raises(StoreError, match="the store itself"):
+        backup(str(source), source, overwrite=True)
+    with pytest.raises(StoreError, match="no SQLite store"):
+        backup(str(tmp_path / "missing.db"), tmp_path / "x.db")
+
+
+async def test_check_finds_a_damaged_file(tmp_path):
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    card, _ = await seeded(store, balance=10_000_000)
+    for n in range(500):
+        await store.commit(hold(card, n, 100))
+    await store.close()
+    damaged = tmp_path / "damaged.db"
+    backup(str(source), damaged)
+    assert check(str(damaged)) == []
+    size = damaged.stat().st_size
+    with damaged.open("r+b") as file:  # scribble over pages in the middle of the file
+        file.seek(size // 2)
+        file.write(os.urandom(16_384))
+    assert check(str(damaged), full=True) != []
+    (tmp_path / "text.db").write_text("not a database")
+    with pytest.raises(StoreError, match="not a readable SQLite store"):
+        facts(str(tmp_path / "text.db"))
+
+
+def test_the_cli_backs_up_checks_and_describes_and_says_why_not_on_redis(tmp_path):
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'cards.db'}"
+    assert runner.invoke(app, ["demo", "--store", url]).exit_code == 0
+    copy = tmp_path / "copy.db"
+    done = runner.invoke(app, ["store", "backup", str(copy), "--store", url])
+    assert done.exit_code == 0, done.output
+    again = runner.invoke(app, ["store", "backup", str(copy), "--store", url])
+    assert again.exit_code == 1 and "--force" in again.stderr
+    assert (
+        runner.invoke(app, ["store", "backup", str(copy), "--force", "--store", url]).exit_code == 0
+    )
+    checked = runner.invoke(app, ["store", "check", "--full", "--store", f"sqlite:///{copy}"])
+    assert checked.exit_code == 0 and '"ok": true' in checked.stdout
+    info = runner.invoke(app, ["store", "info", "--store", f"sqlite:///{copy}"])
+    assert info.exit_code == 0 and '"cards"' in info.stdout
+    redis = runner.invoke(app, ["store", "backup", str(copy), "--store", "redis://127.0.0.1:1/0"])
+    assert redis.exit_code == 1 and "BGSAVE" in redis.stderr
