@@ -232,12 +232,9 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "available_before": zeros,
         "hold_amount": zeros,
         "latency_us": pa.array(np.full(n, 300, dtype=np.int64)),
-        "dedupe_key": _join(
-            _text(np.full(n, "010")), stan, rrn, terminal, transmission, separator="|"
-        ),  # fmt: skip
-        "match_key": _join(
-            pc.utf8_ltrim(stan, characters="0"), transmission, acquirer, terminal, separator="|"
-        ),  # fmt: skip
+        **_transmission_keys(
+            _text(np.full(n, "0100")), stan, rrn, transmission, acquirer, terminal
+        ),
         "transaction_amount_minor": pa.array(attack.amount),
         "transaction_currency": _text(np.full(n, CURRENCY)),
         "authentication": _text(np.full(n, "none")),  # a fraudster's shop asks for none
@@ -332,6 +329,26 @@ def _identifiers(ts: np.ndarray, first_row: int) -> tuple[pa.Array, pa.Array, pa
     return stan, transmission, rrn
 
 
+def _transmission_keys(
+    mti: pa.Array,
+    stan: pa.Array,
+    rrn: pa.Array,
+    transmission: pa.Array,
+    acquirer: pa.Array,
+    terminal: pa.Array,
+) -> dict[str, pa.Array]:
+    """The journal's dedupe key (a retransmission's identifiers) and match key (how a reversal
+    finds the entry), as the host writes them."""
+    return {
+        "dedupe_key": _join(
+            pc.utf8_slice_codeunits(mti, 0, 3), stan, rrn, terminal, transmission, separator="|"
+        ),  # fmt: skip
+        "match_key": _join(
+            pc.utf8_ltrim(stan, characters="0"), transmission, acquirer, terminal, separator="|"
+        ),  # fmt: skip
+    }
+
+
 def _columns(
     batch: TxBatch, cards: Cards, start: float, rng: np.random.Generator
 ) -> dict[str, pa.Array]:
@@ -389,12 +406,7 @@ def _columns(
         "available_before": pa.array(outcome.available_before),
         "hold_amount": pa.array(outcome.hold_amount),
         "latency_us": pa.array(np.round(rng.lognormal(np.log(800), 0.4, n)).astype(np.int64)),
-        "dedupe_key": _join(
-            pc.utf8_slice_codeunits(mti, 0, 3), stan, rrn, terminal, transmission, separator="|"
-        ),  # fmt: skip
-        "match_key": _join(
-            pc.utf8_ltrim(stan, characters="0"), transmission, acquirer, terminal, separator="|"
-        ),  # fmt: skip
+        **_transmission_keys(mti, stan, rrn, transmission, acquirer, terminal),
         # the simulated cards are all used in euros: what the merchant charged is what was billed
         "transaction_amount_minor": pa.array(batch.amount),
         "transaction_currency": _text(np.full(n, CURRENCY)),
