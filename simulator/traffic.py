@@ -238,6 +238,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "transaction_amount_minor": pa.array(attack.amount),
         "transaction_currency": _text(np.full(n, CURRENCY)),
         "authentication": _text(np.full(n, "none")),  # a fraudster's shop asks for none
+        "merchant_name": _text([f"SIM WEB SHOP {m[-7:]}" for m in attack.merchant_id]),
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -411,6 +412,13 @@ def _columns(
         "transaction_amount_minor": pa.array(batch.amount),
         "transaction_currency": _text(np.full(n, CURRENCY)),
         "authentication": _authentication(batch, rng),  # drawn last: the columns above stay
+        # field 43 as a simulated acquirer sends it: the category and the merchant's number
+        "merchant_name": _join(
+            "SIM ",
+            _lookup([c.name.upper() for c in habits.CATEGORIES], batch.category),
+            " ",
+            _digits(batch.merchant % 10_000_000, 7),
+        ),  # fmt: skip
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

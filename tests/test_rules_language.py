@@ -296,6 +296,7 @@ def test_generated_code_runs_without_builtins() -> None:
         "max",
         "bool",
         "Exception",
+        "_contains",  # contains(): a function of ours, called with a text and texts only
         "run",
     }
 
@@ -332,3 +333,28 @@ def test_merchant_and_terminal_counters_sit_beside_their_ids():
     assert not matches(rule, BASE)
     assert matches("terminal.unknown_card_count_1h == 2 and terminal == 'T-1'", at_shop)
     assert not matches("terminal.unknown_card_count_1h == 2", BASE)
+
+
+def test_contains_searches_a_text_for_any_part_ignoring_case():
+    """contains(merchant_name, ...) is how a rule finds gambling or crypto in field 43."""
+    betting = dataclasses.replace(BASE, merchant_name="Acme Bet Ltd          VALLETTA     MT")
+    assert matches("contains(merchant_name, 'BET')", betting)
+    assert matches("contains(merchant_name, ('casino', 'bet')) and amount > 100", betting)
+    assert not matches("contains(merchant_name, ('CASINO', 'CRYPTO'))", betting)
+    assert not matches("contains(merchant_name, 'BET')", BASE)  # no field 43: an empty text
+    assert matches("not contains(merchant_name, 'BET')", BASE)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("contains(amount, 'x')", "contains() needs text"),
+        ("contains(merchant_name, '')", "the part must be a quoted text"),
+        ("contains(merchant_name, mcc)", "the part must be a quoted text"),
+        ("contains(merchant_name)", "contains() takes a text and a part"),
+        ("_contains(merchant_name, 'x')", "not allowed"),
+    ],
+)
+def test_contains_refuses_what_it_cannot_search(expression, message):
+    with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        compile_expression(expression)

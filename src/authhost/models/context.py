@@ -83,6 +83,7 @@ class TxContext:
     # e-commerce cardholder authentication (3-D Secure): authenticated, attempted, exempt,
     # none; "" when the request did not say
     authentication: str = ""
+    merchant_name: str = ""  # field 43: the card acceptor's name and location
     hour: int = field(init=False)
     weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
 
@@ -145,6 +146,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         merchant_velocity=snapshot.merchant_velocity,
         terminal_velocity=snapshot.terminal_velocity,
         authentication=request.authentication,
+        merchant_name=(request.merchant_name_location or "").rstrip(),
     )
 
 
@@ -258,6 +260,7 @@ def context_from_row(
         merchant_velocity=merchant_velocity,
         terminal_velocity=terminal_velocity,
         authentication=_text(row, "authentication"),
+        merchant_name=_text(row, "merchant_name"),
     )
 
 

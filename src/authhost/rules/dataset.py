@@ -44,6 +44,7 @@ USED_COLUMNS = (
     "card_age_days",
     "available_before",
     "authentication",
+    "merchant_name",
     "label",
     "scenario",
 )

@@ -30,7 +30,22 @@ log = logging.getLogger("authhost.rules")
 
 Lists = Mapping[str, "frozenset[str] | set[str]"]
 EMPTY_LIST: frozenset[str] = frozenset()
-_SAFE_GLOBALS = {"abs": abs, "min": min, "max": max, "bool": bool, "Exception": Exception}
+
+
+def _contains(text: str, needles: tuple[str, ...]) -> bool:
+    """contains(): any of the (upper-case) needles in the text, ignoring case."""
+    upper = text.upper()
+    return any(needle in upper for needle in needles)
+
+
+_SAFE_GLOBALS = {
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "bool": bool,
+    "Exception": Exception,
+    "_contains": _contains,
+}
 
 
 @dataclass(slots=True)

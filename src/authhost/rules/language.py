@@ -258,7 +258,9 @@ class _Checker:
     # -- calls -------------------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> tuple[ast.expr, Typ]:
         if not isinstance(node.func, ast.Name):
-            raise _fail(node, "only the functions abs, min, max, missing, present, starts_with")
+            raise _fail(
+                node, "only the functions abs, min, max, missing, present, starts_with, contains"
+            )
         name = node.func.id
         if node.keywords:
             raise _fail(node, f"{name}() takes no keyword arguments")
@@ -270,6 +272,8 @@ class _Checker:
             return self._numeric_call(node, name)
         if name == "starts_with":
             return self._starts_with(node)
+        if name == "contains":
+            return self._contains(node)
         raise _fail(node, f"function {name!r} is not allowed{_suggest_function(name)}")
 
     def _presence(self, node: ast.Call, name: str) -> tuple[ast.expr, Typ]:
@@ -315,6 +319,24 @@ class _Checker:
         values = tuple(e.value for e in elements)  # type: ignore[attr-defined]
         method = ast.Attribute(subject, "startswith", ast.Load())
         call = ast.Call(method, [ast.Constant(values)], [])
+        return _guarded(call), BOOL
+
+    def _contains(self, node: ast.Call) -> tuple[ast.expr, Typ]:
+        if len(node.args) != 2:
+            raise _fail(
+                node, 'contains() takes a text and a part, e.g. contains(merchant_name, "CASINO")'
+            )
+        subject, typ = self.visit(node.args[0])
+        if typ.kind != Kind.TEXT:
+            raise _fail(node.args[0], f"contains() needs text, got a {typ.kind}")
+        part = node.args[1]
+        elements = part.elts if isinstance(part, ast.Tuple) else [part]
+        if not elements or not all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) and e.value for e in elements
+        ):
+            raise _fail(part, "the part must be a quoted text or a tuple of quoted texts")
+        needles = tuple(e.value.upper() for e in elements)  # type: ignore[attr-defined]
+        call = ast.Call(ast.Name("_contains", ast.Load()), [subject, ast.Constant(needles)], [])
         return _guarded(call), BOOL
 
     # -- parenthesised tuples outside 'in' ---------------------------------------------
@@ -394,7 +416,7 @@ def _suggest(name: str) -> str:
 
 
 def _suggest_function(name: str) -> str:
-    return " (allowed: abs, min, max, missing, present, starts_with, list)"
+    return " (allowed: abs, min, max, missing, present, starts_with, contains, list)"
 
 
 def compile_expression(text: str) -> Compiled:

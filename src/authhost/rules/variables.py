@@ -86,6 +86,13 @@ def _request_variables() -> list[Variable]:
         Variable("terminal", t, "ctx.terminal", "terminal id (field 41)"),
         Variable("merchant", t, "ctx.merchant", "merchant id (field 42)"),
         Variable("acquirer", t, "ctx.acquirer", "acquiring institution id (field 32)"),
+        Variable(
+            "merchant_name",
+            t,
+            "ctx.merchant_name",
+            "card acceptor name and location (field 43), e.g. 'ACME BET LTD  MALTA  MT'; "
+            "search it with contains()",
+        ),
         Variable("hour", n, "ctx.hour", "hour of day 0-23 (UTC, host clock)"),
         Variable("weekday", n, "ctx.weekday", "day of week, 0 Monday .. 6 Sunday"),
         Variable("pin_present", b, "ctx.pin_present", "the request carries a PIN block"),

@@ -61,6 +61,7 @@ class JournalEntry:
     # e-commerce: how the cardholder was authenticated (field 48 SE 42): authenticated,
     # attempted, exempt, none; "" when the request did not say
     authentication: str = ""
+    merchant_name: str = ""  # field 43, card acceptor name/location, as sent (trailing blanks cut)
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

@@ -28,7 +28,12 @@ _JOURNAL_TYPES = {
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
-_ADDED_LATER = ("transaction_amount_minor", "transaction_currency", "authentication")
+_ADDED_LATER = (
+    "transaction_amount_minor",
+    "transaction_currency",
+    "authentication",
+    "merchant_name",
+)
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
     for name in JOURNAL_COLUMNS
@@ -233,6 +238,10 @@ CREATE INDEX journal_review ON journal (journal_id) WHERE review = 1;
     # 16: how an e-commerce cardholder was authenticated (field 48 subelement 42)
     """
 ALTER TABLE journal ADD COLUMN authentication TEXT NOT NULL DEFAULT '';
+""",
+    # 17: the card acceptor's name and location (field 43), for analysts and rules
+    """
+ALTER TABLE journal ADD COLUMN merchant_name TEXT NOT NULL DEFAULT '';
 """,
 ]
 
