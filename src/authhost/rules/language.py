@@ -302,40 +302,35 @@ class _Checker:
         call = ast.Call(ast.Name(name, ast.Load()), args, [])
         return call, Typ(Kind.NUMBER, nullable)
 
-    def _starts_with(self, node: ast.Call) -> tuple[ast.expr, Typ]:
+    def _text_and_texts(
+        self, node: ast.Call, name: str, what: str, example: str, empty_ok: bool
+    ) -> tuple[ast.expr, tuple[str, ...]]:
+        """The two arguments of a text function: a text expression, then one quoted text or a
+        tuple of them (``what``: how the error names them)."""
         if len(node.args) != 2:
-            raise _fail(
-                node, 'starts_with() takes a text and a prefix, e.g. starts_with(card.bin, "4000")'
-            )
+            raise _fail(node, f"{name}() takes a text and a {what}, e.g. {example}")
         subject, typ = self.visit(node.args[0])
         if typ.kind != Kind.TEXT:
-            raise _fail(node.args[0], f"starts_with() needs text, got a {typ.kind}")
-        prefix = node.args[1]
-        elements = prefix.elts if isinstance(prefix, ast.Tuple) else [prefix]
+            raise _fail(node.args[0], f"{name}() needs text, got a {typ.kind}")
+        given = node.args[1]
+        elements = given.elts if isinstance(given, ast.Tuple) else [given]
         if not elements or not all(
-            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in elements
+            isinstance(e, ast.Constant) and isinstance(e.value, str) and (e.value or empty_ok)
+            for e in elements
         ):
-            raise _fail(prefix, "the prefix must be a quoted text or a tuple of quoted texts")
-        values = tuple(e.value for e in elements)  # type: ignore[attr-defined]
+            raise _fail(given, f"the {what} must be a quoted text or a tuple of quoted texts")
+        return subject, tuple(e.value for e in elements)  # type: ignore[attr-defined]
+
+    def _starts_with(self, node: ast.Call) -> tuple[ast.expr, Typ]:
+        example = 'starts_with(card.bin, "4000")'
+        subject, prefixes = self._text_and_texts(node, "starts_with", "prefix", example, True)
         method = ast.Attribute(subject, "startswith", ast.Load())
-        call = ast.Call(method, [ast.Constant(values)], [])
-        return _guarded(call), BOOL
+        return _guarded(ast.Call(method, [ast.Constant(prefixes)], [])), BOOL
 
     def _contains(self, node: ast.Call) -> tuple[ast.expr, Typ]:
-        if len(node.args) != 2:
-            raise _fail(
-                node, 'contains() takes a text and a part, e.g. contains(merchant_name, "CASINO")'
-            )
-        subject, typ = self.visit(node.args[0])
-        if typ.kind != Kind.TEXT:
-            raise _fail(node.args[0], f"contains() needs text, got a {typ.kind}")
-        part = node.args[1]
-        elements = part.elts if isinstance(part, ast.Tuple) else [part]
-        if not elements or not all(
-            isinstance(e, ast.Constant) and isinstance(e.value, str) and e.value for e in elements
-        ):
-            raise _fail(part, "the part must be a quoted text or a tuple of quoted texts")
-        needles = tuple(e.value.upper() for e in elements)  # type: ignore[attr-defined]
+        example = 'contains(merchant_name, "CASINO")'
+        subject, parts = self._text_and_texts(node, "contains", "part", example, False)
+        needles = tuple(part.upper() for part in parts)  # _contains ignores case
         call = ast.Call(ast.Name("_contains", ast.Load()), [subject, ast.Constant(needles)], [])
         return _guarded(call), BOOL
 
