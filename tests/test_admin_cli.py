@@ -298,6 +298,7 @@ def test_the_busiest_acceptors_show_where_cards_fail(cli):
             for i, shop in enumerate(shops):
                 entry = JournalEntry(ts=time.time() - 60 + i, mti="0100", card_id="",
                                      pan_index=f"unknown-{i}", merchant_id=shop,
+                                     merchant_name=f"{shop} NO {i}",
                                      terminal_id=f"T{i % 2}", message_class="authorisation",
                                      response_code="05", cvv_failed=shop != "SHOP-C",
                                      stan=f"{i:06d}")  # fmt: skip
@@ -310,6 +311,7 @@ def test_the_busiest_acceptors_show_where_cards_fail(cli):
         ("SHOP-B", 3), ("SHOP-A", 1), ("SHOP-C", 0)
     ]  # fmt: skip
     assert ranked["acceptors"][0]["unknown_card_count_10m"] == 3
+    assert ranked["acceptors"][0]["merchant_name"] == "SHOP-B NO 3"  # the newest name it sent
     at_terminals = _ok(
         cli("journal", "acceptors", "--terminals", "--by", "count_10m", "--limit", "2")
     )

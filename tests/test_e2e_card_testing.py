@@ -24,6 +24,7 @@ action = "decline"
 reason = "FR-MCT"
 """
 SHOP = "TESTSHOP0000001"
+SHOP_NAME = "GADGETS ONLINE".ljust(23) + "TALLINN".ljust(13) + "  EE"  # field 43: 40 characters
 
 
 def metrics_text(port: int) -> str:
@@ -38,7 +39,7 @@ async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_
     )
     switch = await Switch.connect(host.port)
     visa, credit = host.cards["active-visa"], host.cards["active-credit"]
-    at_shop = {"42": SHOP, "41": "WEB00001"}
+    at_shop = {"42": SHOP, "41": "WEB00001", "43": SHOP_NAME}
 
     def unknown(n: int) -> dict:
         return {**visa, "pan": luhn_fix(f"4761739{n:08d}")}
@@ -69,6 +70,7 @@ async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_
         busiest = await service.busiest_acceptors(by="unknown_card_count_10m")
         shop = busiest["acceptors"][0]
         assert (shop["merchant_id"], shop["terminal_id"]) == (SHOP, "")
+        assert shop["merchant_name"] == SHOP_NAME.rstrip()
         assert (shop["unknown_card_count_10m"], shop["distinct_cards_10m"]) == (2, 4)
         assert (shop["count_10m"], shop["declined_count_10m"]) == (4, 3)
     at_shop_codes = sorted(e.response_code for e in entries if e.merchant_id == SHOP)

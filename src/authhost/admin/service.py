@@ -613,14 +613,19 @@ class CardService:
         if by not in ACCEPTOR_COUNTERS:
             raise InvalidRequest(f"by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
         now = time.time()
-        counters = await self.store.read_acceptor_counters(now)
-        busiest = counters.busiest(now, by, terminals=terminals, limit=limit)
+        reading = await self.store.read_acceptor_counters(now)
+        busiest = reading.counters.busiest(now, by, terminals=terminals, limit=limit)
         return {
             "by": by,
             "at": now,
-            "requests_counted": len(counters),
+            "requests_counted": len(reading.counters),
             "acceptors": [
-                {"merchant_id": merchant, "terminal_id": terminal, **dataclasses.asdict(counts)}
+                {
+                    "merchant_id": merchant,
+                    "merchant_name": reading.names.get(merchant, ""),
+                    "terminal_id": terminal,
+                    **dataclasses.asdict(counts),
+                }
                 for merchant, terminal, counts in busiest
             ],
         }

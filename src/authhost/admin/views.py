@@ -146,8 +146,9 @@ class BusiestAcceptors(_View):
     at: float = Field(description="when they were counted (epoch seconds)")
     requests_counted: int = Field(description="journal entries of the last hour counted")
     acceptors: list[dict[str, Any]] = Field(
-        description="merchant_id, terminal_id (empty for a merchant) and the ten counters "
-        "rules read as merchant.* / terminal.*"
+        description="merchant_id, merchant_name (field 43, the newest in the hour), "
+        "terminal_id (empty for a merchant) and the ten counters rules read as merchant.* / "
+        "terminal.*"
     )
 
 

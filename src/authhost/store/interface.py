@@ -40,6 +40,15 @@ class AcceptorStats:
 
 
 @dataclass(frozen=True, slots=True)
+class AcceptorReading:
+    """The last hour's merchant and terminal counters, read afresh, and the merchants' names
+    (field 43, the newest each merchant sent in the hour)."""
+
+    counters: AcceptorCounters
+    names: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotQuery:
     """What one request needs read: the card by PAN hash, its dedupe key, a reversal's original."""
 
@@ -229,8 +238,9 @@ class CardStore(Protocol):
     def acceptor_stats(self) -> AcceptorStats: ...
 
     # The merchant and terminal counters of the last hour before ``now``, read afresh from the
-    # store's history whether or not this process follows them (the admin's busiest acceptors).
-    async def read_acceptor_counters(self, now: float) -> AcceptorCounters: ...
+    # store's history whether or not this process follows them, with each merchant's name (the
+    # admin's busiest acceptors).
+    async def read_acceptor_counters(self, now: float) -> AcceptorReading: ...
 
     # --- products and accounts ----------------------------------------------------------
     async def put_product(self, product: Product) -> None: ...

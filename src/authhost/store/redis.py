@@ -48,6 +48,7 @@ from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
+    AcceptorReading,
     AcceptorStats,
     Commit,
     CommitResult,
@@ -557,15 +558,19 @@ class RedisCardStore:
         counters = self._acceptors.counters
         return AcceptorStats(len(counters), counters.acceptors, self._acceptors.following)
 
-    async def read_acceptor_counters(self, now: float) -> AcceptorCounters:
-        """The last hour's journal, counted afresh. The stream holds only what was appended
-        while a process followed the counters, so this reads the journals themselves."""
+    async def read_acceptor_counters(self, now: float) -> AcceptorReading:
+        """The last hour's journal, counted afresh, with each merchant's newest name. The
+        stream holds only what was appended while a process followed the counters, so this
+        reads the journals themselves."""
         counters = AcceptorCounters()
+        names: dict[str, str] = {}
         async for entry in self.export_journal(JournalQuery(since=now - WINDOW_LONG_S, until=now)):
             event = acceptor_event_from_entry(entry)
             if event is not None:
                 counters.add(event)
-        return counters
+            if entry.merchant_id and entry.merchant_name:
+                names[entry.merchant_id] = entry.merchant_name  # journal order: newest last
+        return AcceptorReading(counters, names)
 
     async def snapshot_many(self, queries: Sequence[SnapshotQuery]) -> list[Snapshot | Exception]:
         if any(query.merchant or query.terminal for query in queries):

@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from authhost.cards import lifecycle
-from authhost.cards.acceptor_velocity import AcceptorCounters
+from authhost.cards.acceptor_velocity import WINDOW_LONG_S
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY
 from authhost.store import codec
@@ -35,6 +35,7 @@ from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
+    AcceptorReading,
     AcceptorStats,
     Commit,
     CommitResult,
@@ -123,6 +124,14 @@ UNION ALL
 SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
+"""
+# Each merchant's newest name (field 43) in the hour: the busiest-acceptors view shows it.
+# SQLite takes the other columns of a max() row from that row: the newest entry's name.
+_MERCHANT_NAMES_SQL = """
+SELECT merchant_id, merchant_name FROM (
+  SELECT merchant_id, merchant_name, max(journal_id) FROM journal
+  WHERE ts >= :since AND merchant_id != '' AND merchant_name != '' GROUP BY merchant_id
+)
 """
 # Open holds past the cutoff, from the partial index of open holds (migration 8): its condition
 # must appear here as written there for SQLite to use it.
@@ -309,11 +318,17 @@ class SqliteCardStore:
         counters = self._acceptors.counters
         return AcceptorStats(len(counters), counters.acceptors, self._acceptors.following)
 
-    async def read_acceptor_counters(self, now: float) -> AcceptorCounters:
-        """The last hour's journal, counted afresh on a worker thread (about 8 µs an entry)."""
+    async def read_acceptor_counters(self, now: float) -> AcceptorReading:
+        """The last hour's journal, counted afresh on a worker thread (about 8 µs an entry),
+        and the merchants' names (one indexed range of the hour)."""
         fresh = AcceptorTail()
         await anyio.to_thread.run_sync(fresh.prime, partial(_connect, self.path), now)
-        return fresh.counters
+
+        def names(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(_MERCHANT_NAMES_SQL, {"since": now - WINDOW_LONG_S})
+            return dict(rows.fetchall())
+
+        return AcceptorReading(fresh.counters, await self._reader.run(names))
 
     async def snapshot(self, query: SnapshotQuery) -> Snapshot:
         (snapshot,) = await self.snapshot_many((query,))
