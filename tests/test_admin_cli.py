@@ -281,7 +281,7 @@ def test_journal_export_rejects_an_unknown_format(cli, tmp_path):
     assert result.exit_code == 2 and "csv, parquet" in result.stderr
 
 
-def test_the_busiest_acceptors_show_where_cards_fail(cli):
+def test_the_busiest_acceptors_show_where_cards_fail(cli, tmp_path):
     """`journal acceptors` ranks merchants (or terminals) by a counter over every card's
     requests of the last hour: an analyst's view of card testing going on now."""
     _ok(cli("demo"))
@@ -320,3 +320,12 @@ def test_the_busiest_acceptors_show_where_cards_fail(cli):
     ]  # fmt: skip
     bad = cli("journal", "acceptors", "--by", "count_2h")
     assert bad.exit_code == 1 and "by must be one of" in bad.stderr
+    # the analyst's next step: that merchant's own journal
+    out = tmp_path / "shop-b.csv"
+    exported = cli("journal", "export", "--out", str(out), "--merchant-id", "SHOP-B")
+    assert exported.exit_code == 0, exported.output
+    with out.open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["merchant_id"], r["merchant_name"]) for r in rows] == [
+        ("SHOP-B", f"SHOP-B NO {i}") for i in (1, 2, 3)
+    ]

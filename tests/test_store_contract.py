@@ -623,6 +623,22 @@ async def test_acceptor_counters_count_every_cards_requests_at_a_merchant(store)
         await later.close()
 
 
+async def test_the_journal_of_one_merchant(store):
+    """An analyst investigating a merchant reads its entries alone, every card's."""
+    card, _ = await seeded(store)
+    other, _, blob = make_card(state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    for n, (who, shop) in enumerate([(card, "SHOP"), (other, "ELSEWHERE"), (other, "SHOP")]):
+        await store.commit(hold(who, n, 100, merchant_id=shop))
+    at_shop = await store.journal(JournalQuery(merchant_id="SHOP"))
+    assert [(e.card_id, e.merchant_id) for e in at_shop] == [
+        (card.card_id, "SHOP"), (other.card_id, "SHOP")
+    ]  # fmt: skip
+    mine = await store.journal(JournalQuery(merchant_id="SHOP", card_id=other.card_id))
+    assert [e.stan for e in mine] == [at_shop[1].stan]
+    assert await store.journal(JournalQuery(merchant_id="NOWHERE")) == []
+
+
 async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):
     card, _ = await seeded(store, balance=20_000)
     for n in range(1, 5):

@@ -509,6 +509,7 @@ def journal_export(
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
     card_id: Annotated[str, typer.Option(help="only this card")] = "",
     account_id: Annotated[str, typer.Option(help="only this account")] = "",
+    merchant_id: Annotated[str, typer.Option(help="only this merchant (field 42)")] = "",
     since: Annotated[float, typer.Option(help="epoch seconds, inclusive")] = 0.0,
     until: Annotated[float, typer.Option(help="epoch seconds, exclusive")] = float("inf"),
     labels: Annotated[
@@ -527,7 +528,9 @@ def journal_export(
     if fmt not in FORMATS:
         _say(f"error: --format must be one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
-    query = JournalQuery(card_id=card_id, account_id=account_id, since=since, until=until)
+    query = JournalQuery(
+        card_id=card_id, account_id=account_id, merchant_id=merchant_id, since=since, until=until
+    )
     count = _run(
         _config(config, store),
         lambda s: export_journal(s.store, query, fmt, out, labels=labels),

@@ -213,6 +213,7 @@ class JournalQuery:
     limit: int = 100
     after_id: int = 0  # paging
     review_only: bool = False  # only entries the rules flagged for review (the review queue)
+    merchant_id: str = ""  # only this merchant's (field 42): a merchant under investigation
 
 
 class CardStore(Protocol):

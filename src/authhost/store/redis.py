@@ -1094,7 +1094,8 @@ class RedisCardStore:
                     continue
                 entry = codec.journal_from_json(raw)
                 card_ok = not query.card_id or entry.card_id == query.card_id  # review index
-                if card_ok and query.since <= entry.ts < query.until:
+                merchant_ok = not query.merchant_id or entry.merchant_id == query.merchant_id
+                if card_ok and merchant_ok and query.since <= entry.ts < query.until:
                     found.append(entry)
         return found[:limit]
 

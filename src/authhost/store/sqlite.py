@@ -677,6 +677,9 @@ class SqliteCardStore:
             args.append(query.account_id)
         if query.review_only:
             where.append("review = 1")  # as the partial index journal_review says it
+        if query.merchant_id:
+            where.append("merchant_id = ?")
+            args.append(query.merchant_id)
         return f"{_JOURNAL_SELECT} WHERE {' AND '.join(where)} ORDER BY journal_id", args
 
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:
