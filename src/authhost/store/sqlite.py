@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -69,6 +70,8 @@ from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
 from authhost.store.sqlite_velocity import ROW_COLUMNS as VELOCITY_ROW_COLUMNS
 from authhost.store.sqlite_velocity import VelocityCounters, uncounted_entries
+
+log = logging.getLogger("authhost.store")
 
 _JOURNAL_INSERT_COLUMNS = [c for c in JOURNAL_COLUMNS if c != "journal_id"]
 # The dedupe key is unique (migration 9): an insert that changes nothing is a retransmission.
@@ -374,10 +377,14 @@ class SqliteCardStore:
         its requests asks for them (``sqlite_acceptors``); a busy file skips a batch (the next
         one catches up)."""
         if any(query.merchant or query.terminal for query in queries):
-            with contextlib.suppress(sqlite3.OperationalError):
+            try:
                 self._acceptors.catch_up_or_prime(
                     conn, queries[0].now, partial(_connect, self.path)
                 )
+            except sqlite3.OperationalError:  # busy: the next batch catches up
+                pass
+            except sqlite3.Error as exc:  # the counters as they were: never a failed snapshot
+                log.warning("cannot read the journal's tail for acceptor counters: %s", exc)
 
     def _read_snapshot(self, conn: sqlite3.Connection, query: SnapshotQuery) -> Snapshot:
         velocity_counters = self._velocity
