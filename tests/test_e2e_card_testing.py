@@ -11,9 +11,10 @@ from conftest import free_port
 from iso_client import Switch
 from test_e2e_auth import ecommerce, luhn_fix, start_host, store_url  # noqa: F401 - fixture
 
+import authhost.runtime
 from authhost.admin.service import CardService
 from authhost.security.module import SecurityModule
-from authhost.store import opened_store
+from authhost.store import opened_store, redis_acceptors, sqlite_acceptors
 from authhost.store.interface import JournalQuery
 
 TESTING_RULES = """
@@ -139,3 +140,31 @@ expression = "merchant == 'PROBESHOP000001' and amount_minor == 7"
 action = "decline"
 response_code = "05"
 """
+
+
+async def test_the_counters_stay_current_through_a_quiet_spell(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+    monkeypatch,
+):
+    """While a rule reads them the server brings the counters up to date without traffic, so
+    after a quiet spell longer than their staleness they are still followed, and the first
+    request of a card-testing run is decided on them (not on an hour being read afresh)."""
+    monkeypatch.setattr(authhost.runtime, "ACCEPTOR_FOLLOW_S", 0.1)
+    for module in (sqlite_acceptors, redis_acceptors):
+        monkeypatch.setattr(module, "ACCEPTOR_STALE_S", 1.0)
+    metrics_port = free_port()
+    host = await start_host(
+        nursery, tmp_path, store_url, rules=UNKNOWN_NUMBERS_RULES, metrics_port=metrics_port
+    )
+    switch = await Switch.connect(host.port)
+    visa, credit = host.cards["active-visa"], host.cards["active-credit"]
+    at_shop = {"42": SHOP, "41": "WEB00001"}
+    for n in (1, 2, 3):
+        unknown = {**visa, "pan": luhn_fix(f"4761739{n:08d}")}
+        assert (await switch.send(ecommerce(unknown, "123", **at_shop)))["39"] == "14"
+    await trio.sleep(2.5)  # quiet for more than twice the staleness
+    scraped = await trio.to_thread.run_sync(metrics_text, metrics_port)
+    assert "authhost_acceptor_counters_following 1.0" in scraped
+    assert (await switch.send(ecommerce(credit, credit["cvv2"], **at_shop)))["39"] == "59"

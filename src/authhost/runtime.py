@@ -45,6 +45,9 @@ KEY_STORE_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 PENDING_FLUSH_S = 0.5
 HOLD_EXPIRY_INTERVAL_S = 300.0
+# how often the merchant and terminal counters are brought up to date without traffic, while a
+# rule reads them (well inside store.interface.ACCEPTOR_STALE_S)
+ACCEPTOR_FOLLOW_S = 60.0
 JOURNAL_PRUNE_FIRST_S = 60.0
 JOURNAL_PRUNE_INTERVAL_S = 86_400.0
 HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
@@ -160,6 +163,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
         if rules is not None:
+            runtime.services.append(partial(follow_acceptor_counters, store, rules))
             runtime.reloaders.append(partial(reload_rules, rules))
             runtime.services.append(partial(refresh_store_lists, rules))
             if config.rules.watch and config.rules.file:
@@ -288,6 +292,20 @@ async def expire_holds(
         except Exception:
             log.exception("expiring old holds failed; will try again")
         await trio.sleep(every_s)
+
+
+async def follow_acceptor_counters(store: CardStore, rules: RulesWithStoreLists) -> None:
+    """While a rule reads merchant or terminal counters, bring them up to date every minute
+    even when no request comes: after a quiet night the first request of a card-testing run
+    finds them current, rather than starting a read of the whole hour."""
+    while True:
+        await trio.sleep(ACCEPTOR_FOLLOW_S)
+        if not rules.reads_acceptors():
+            continue
+        try:
+            await store.follow_acceptor_counters(time.time())
+        except Exception:
+            log.exception("bringing the merchant and terminal counters up to date failed")
 
 
 async def prune_journal(cards: CardService, keep_days: int) -> None:

@@ -235,6 +235,10 @@ class CardStore(Protocol):
     # Without it, the first snapshots that ask carry no acceptor counts.
     async def prepare_acceptor_counters(self, now: float) -> int: ...
 
+    # Bring the counters up to date without a request (the server calls it every minute while
+    # a rule reads them), so that a quiet spell does not make them stale and read afresh.
+    async def follow_acceptor_counters(self, now: float) -> None: ...
+
     # This process's merchant and terminal counters: what they hold, and whether it follows them
     def acceptor_stats(self) -> AcceptorStats: ...
 

@@ -554,6 +554,9 @@ class RedisCardStore:
     async def prepare_acceptor_counters(self, now: float) -> int:
         return await self._acceptors.prime(self._client, now)
 
+    async def follow_acceptor_counters(self, now: float) -> None:
+        await self._acceptors.catch_up(self._client, now)
+
     def acceptor_stats(self) -> AcceptorStats:
         counters = self._acceptors.counters
         return AcceptorStats(len(counters), counters.acceptors, self._acceptors.following)

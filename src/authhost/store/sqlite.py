@@ -317,6 +317,15 @@ class SqliteCardStore:
             self._acceptors.prime, partial(_connect, self.path), now
         )
 
+    async def follow_acceptor_counters(self, now: float) -> None:
+        """Catch up on the reader thread; counters gone stale (or never read) read the hour."""
+        acceptors = self._acceptors
+        if acceptors.following:
+            await self._reader.run(partial(acceptors.catch_up, now=now))
+        elif not acceptors.priming:
+            acceptors.priming = True
+            await anyio.to_thread.run_sync(acceptors.prime, partial(_connect, self.path), now)
+
     def acceptor_stats(self) -> AcceptorStats:
         counters = self._acceptors.counters
         return AcceptorStats(len(counters), counters.acceptors, self._acceptors.following)
