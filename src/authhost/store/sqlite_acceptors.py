@@ -38,7 +38,11 @@ from authhost.store.interface import ACCEPTOR_STALE_S
 
 log = logging.getLogger("authhost.store")
 
-_MARGIN_S = 3600.0  # entries are committed within their deadline of their ts (see sqlite_velocity)
+_MARGIN_S = 3600.0
+# how long a snapshot waits for a catch-up another thread is making (it takes tens of µs)
+_CATCH_UP_WAIT_S = (
+    0.05  # entries are committed within their deadline of their ts (see sqlite_velocity)
+)
 _TAIL_SQL = f"""
 SELECT journal_id, ts, merchant_id, terminal_id, card_id, pan_index,
   response_code IN ({", ".join(repr(c) for c in sorted(APPROVED_CODES))}), cvv_failed,
@@ -128,8 +132,16 @@ class AcceptorTail:
     def at(
         self, now: float, merchant: str, terminal: str
     ) -> tuple[AcceptorVelocity, AcceptorVelocity]:
-        """The counts of ``merchant`` and ``terminal`` (none while the hour is being read)."""
-        if not (merchant or terminal) or not self.primed or not self.lock.acquire(blocking=False):
+        """The counts of ``merchant`` and ``terminal`` (none while the hour is being read).
+        A catch-up on the reader thread holds the lock for tens of µs: waited for, briefly, so
+        that no request goes without counts because of it; the hour's read is not."""
+        if not (merchant or terminal) or not self.primed:
+            return NO_ACCEPTOR, NO_ACCEPTOR
+        if self.priming:
+            acquired = self.lock.acquire(blocking=False)
+        else:
+            acquired = self.lock.acquire(timeout=_CATCH_UP_WAIT_S)
+        if not acquired:
             return NO_ACCEPTOR, NO_ACCEPTOR
         try:
             return self.counters.at(now, merchant, terminal)
