@@ -64,6 +64,16 @@ class _Clock:
         return time.time() + self.ahead_s
 
 
+async def settles_at(switch: Switch, card: dict, balances: tuple[int, int]) -> None:
+    """The card's (ledger, available) reach ``balances`` as the expiry service runs, and more
+    rounds of it change nothing."""
+    with trio.fail_after(10):
+        while await balances_of(switch, card) != balances:
+            await trio.sleep(0.05)
+    await trio.sleep(0.2)
+    assert await balances_of(switch, card) == balances
+
+
 async def test_a_hotels_hold_outlives_a_shops(nursery, tmp_path, store_url, monkeypatch):  # noqa: F811
     """Two pre-authorisations over TCP, at a supermarket (5411) and a hotel (7011): eight days
     on, the expiry service has released the supermarket's (hold_days 7) and not the hotel's
@@ -80,11 +90,7 @@ async def test_a_hotels_hold_outlives_a_shops(nursery, tmp_path, store_url, monk
 
     for days, still_held in ((8, 30_000), (32, 0)):
         clock.ahead_s = days * 86_400
-        with trio.fail_after(10):
-            while await balances_of(switch, card) != (ledger, available - still_held):
-                await trio.sleep(0.05)
-        await trio.sleep(0.2)  # more rounds of the service change nothing
-        assert await balances_of(switch, card) == (ledger, available - still_held)
+        await settles_at(switch, card, (ledger, available - still_held))
 
 
 async def test_a_fuel_pumps_hold_goes_within_hours(nursery, tmp_path, store_url, monkeypatch):  # noqa: F811
@@ -102,8 +108,4 @@ async def test_a_fuel_pumps_hold_goes_within_hours(nursery, tmp_path, store_url,
     assert (await switch.send(purchase(card, amount=15_000, **{"18": "5542"})))["39"] == "00"
     assert (await switch.send(purchase(card, amount=2_000, **{"18": "5411"})))["39"] == "00"
     clock.ahead_s = 3 * 3_600
-    with trio.fail_after(10):
-        while await balances_of(switch, card) != (ledger, available - 2_000):
-            await trio.sleep(0.05)
-    await trio.sleep(0.2)
-    assert await balances_of(switch, card) == (ledger, available - 2_000)
+    await settles_at(switch, card, (ledger, available - 2_000))

@@ -76,6 +76,12 @@ async def test_a_backup_refuses_to_overwrite_unless_told_and_never_the_store_its
         backup(str(source), source, overwrite=True)
     with pytest.raises(StoreError, match="no SQLite store"):
         backup(str(tmp_path / "missing.db"), tmp_path / "x.db")
+    with pytest.raises(StoreError, match="failed"):  # a folder that is not there
+        backup(str(source), tmp_path / "nowhere" / "copy.db")
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(OSError):  # the copy cannot take a folder's place
+        backup(str(source), tmp_path / "a-folder", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
 
 async def test_check_finds_a_damaged_file(tmp_path):

@@ -353,7 +353,7 @@ def journal_entry(
         transaction_amount_minor=request.amount_minor or 0,
         transaction_currency=request.currency or "",
         authentication=request.authentication,
-        merchant_name=(request.merchant_name_location or "").rstrip(),
+        merchant_name=request.merchant_name,
         mcc=request.mcc or "",
         country=request.country or "",
         channel=str(request.channel),

@@ -98,6 +98,8 @@ class AuthRequest:
     # what the cardholder's account sees: fields 6/51 when present, else 4/49
     cardholder_amount_minor: int | None = field(init=False, repr=False, compare=False)
     cardholder_currency: str | None = field(init=False, repr=False, compare=False)
+    # field 43 without its padding: what the journal keeps and the rules read
+    merchant_name: str = field(init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:  # never print a PAN, track or PIN block
         from authhost.security.masking import mask_pan
@@ -147,6 +149,7 @@ class AuthRequest:
             self.billing_amount_minor if billed else self.amount_minor,
         )
         set_(self, "cardholder_currency", self.billing_currency if billed else self.currency)
+        set_(self, "merchant_name", (self.merchant_name_location or "").rstrip())
 
 
 VERIFICATION_CONDITION = "51"  # field 25: request for account number verification

@@ -146,7 +146,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         merchant_velocity=snapshot.merchant_velocity,
         terminal_velocity=snapshot.terminal_velocity,
         authentication=request.authentication,
-        merchant_name=(request.merchant_name_location or "").rstrip(),
+        merchant_name=request.merchant_name,
     )
 
 

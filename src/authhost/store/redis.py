@@ -601,7 +601,7 @@ class RedisCardStore:
                 outcomes[index] = exc
         if prepared:
             await self._pipelined_commits([call for _, call in prepared])
-        committed = []
+        committed: list[JournalEntry] | None = [] if self._acceptors.following else None
         for index, call in prepared:
             try:
                 result = self._commit_result(commits[index], call.outcome())
@@ -609,7 +609,7 @@ class RedisCardStore:
                 outcomes[index] = exc
                 continue
             outcomes[index] = result
-            if result.duplicate_of is None:
+            if committed is not None and result.duplicate_of is None:
                 committed.append(result.journal)
         if committed:
             try:  # counters only: the money and the journal are written already

@@ -318,13 +318,9 @@ class SqliteCardStore:
         )
 
     async def follow_acceptor_counters(self, now: float) -> None:
-        """Catch up on the reader thread; counters gone stale (or never read) read the hour."""
-        acceptors = self._acceptors
-        if acceptors.following:
-            await self._reader.run(partial(acceptors.catch_up, now=now))
-        elif not acceptors.priming:
-            acceptors.priming = True
-            await anyio.to_thread.run_sync(acceptors.prime, partial(_connect, self.path), now)
+        """Catch up on the reader thread, as a snapshot batch would on the loop's."""
+        connect = partial(_connect, self.path)
+        await self._reader.run(partial(self._acceptors.catch_up_or_prime, now=now, connect=connect))
 
     def acceptor_stats(self) -> AcceptorStats:
         counters = self._acceptors.counters

@@ -125,7 +125,11 @@ def backup(source: str, target: str | Path, *, overwrite: bool = False) -> Backu
     if problems != ["ok"]:
         partial.unlink(missing_ok=True)
         raise StoreError(f"the copy of {source} failed its check: {'; '.join(problems[:5])}")
-    os.replace(partial, target)
+    try:
+        os.replace(partial, target)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
     with contextlib.suppress(OSError):
         os.chmod(target, 0o600)
     return BackupResult(source, str(target), time.monotonic() - started, facts(str(target)))
