@@ -10,6 +10,7 @@ dialect's spec for each field's length, and slices the three values out.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ class TemplateError(ValueError):
 class Template:
     """One request, encoded once; ``body(stan, rrn)`` returns a copy with new numbers."""
 
-    __slots__ = ("_body", "_stan_at", "_rrn_at")
+    __slots__ = ("_body", "_stan_at", "_stan_bcd", "_rrn_at")
 
     def __init__(self, fields: Mapping[str, Any], dialect: Dialect) -> None:
         marked = dict(fields)
@@ -36,13 +37,18 @@ class Template:
             marked["37"] = _RRN_MARK.decode()
         body = encode_request(marked, dialect)
         self._body = body
-        self._stan_at = _unique(body, _STAN_MARK, "11")
+        self._stan_bcd = dialect.spec["11"]["data_enc"] == "b"  # 3 BCD bytes, not 6 digits
+        stan_mark = binascii.a2b_hex(_STAN_MARK) if self._stan_bcd else _STAN_MARK
+        self._stan_at = _unique(body, stan_mark, "11")
         self._rrn_at = _unique(body, _RRN_MARK, "37") if "37" in marked else -1
 
     def body(self, stan: bytes, rrn: bytes) -> bytearray:
         """``stan`` is 6 ASCII digits, ``rrn`` 12 ASCII characters (ignored without field 37)."""
         out = bytearray(self._body)
-        out[self._stan_at : self._stan_at + 6] = stan
+        if self._stan_bcd:
+            out[self._stan_at : self._stan_at + 3] = binascii.a2b_hex(stan)
+        else:
+            out[self._stan_at : self._stan_at + 6] = stan
         if self._rrn_at >= 0:
             out[self._rrn_at : self._rrn_at + 12] = rrn
         return out
@@ -60,42 +66,61 @@ def _unique(body: bytes, mark: bytes, number: str) -> int:
 
 
 class ResponseReader:
-    """Reads (STAN, RRN, response code) from a message body in one dialect; b"" for absent."""
+    """Reads (STAN, RRN, response code) from a message body in one dialect; b"" for absent.
+
+    The STAN comes back as 6 ASCII digits whatever the dialect (BCD ones are unpacked)."""
 
     def __init__(self, dialect: Dialect) -> None:
         spec = dialect.spec
         self._hex_bitmap = spec["p"]["data_enc"] == "ascii"
         self._bitmap_size = 16 if self._hex_bitmap else 8
-        # per field 2..39: (fixed length, 0) or (0, number of length digits)
-        self._layout: list[tuple[int, int]] = [(0, 0), (0, 0)]
+        self._mti_size = 2 if spec["t"]["data_enc"] == "b" else 4
+        self._stan_bcd = spec["11"]["data_enc"] == "b"
+        # per field 2..39: (fixed size in bytes, 0, False, False) or
+        # (0, length prefix bytes, prefix in BCD, length counts nibbles)
+        self._layout: list[tuple[int, int, bool, bool]] = [(0, 0, False, False)] * 2
         for number in range(2, 40):
             field = spec[str(number)]
-            if field["data_enc"] != "ascii" or field["len_enc"] != "ascii":
-                raise ValueError(f"field {number} is not ASCII in dialect {dialect.name}")
+            nibbles = field.get("len_count", "bytes") == "nibbles"
             kind = field["len_type"]
-            self._layout.append((field["max_len"], 0) if kind == 0 else (0, kind))
-        self._plans: dict[bytes, tuple[int, list[tuple[int, int, int]]]] = {}
+            if kind == 0:
+                size = field["max_len"]
+                self._layout.append(((size + 1) // 2 if nibbles else size, 0, False, False))
+            elif field["len_enc"] in ("ascii", "bcd"):
+                self._layout.append((0, kind, field["len_enc"] == "bcd", nibbles))
+            else:
+                raise ValueError(f"field {number}'s length is not ASCII or BCD in {dialect.name}")
+        for number in ("37", "39"):
+            if spec[number]["data_enc"] != "ascii":
+                raise ValueError(f"field {number} is not ASCII in dialect {dialect.name}")
+        self._plans: dict[bytes, tuple[int, list[tuple[int, int, bool, bool, int]]]] = {}
 
     def read(self, body: bytes) -> tuple[bytes, bytes, bytes]:
-        bitmap = body[4 : 4 + self._bitmap_size]
+        start = self._mti_size
+        bitmap = body[start : start + self._bitmap_size]
         plan = self._plans.get(bitmap)
         if plan is None:
             plan = self._plans[bitmap] = self._plan(bitmap)
         pos, steps = plan
         found = [b"", b"", b""]
-        for fixed, digits, slot in steps:
+        for fixed, digits, bcd, nibbles, slot in steps:
             if digits:
-                fixed = int(body[pos : pos + digits])
+                head = body[pos : pos + digits]
+                fixed = int(head.hex() if bcd else head)
+                if nibbles:
+                    fixed = (fixed + 1) // 2
                 pos += digits
             if slot >= 0:
                 found[slot] = body[pos : pos + fixed]
             pos += fixed
+        if self._stan_bcd and found[0]:
+            found[0] = binascii.b2a_hex(found[0])
         return found[0], found[1], found[2]
 
-    def _plan(self, bitmap: bytes) -> tuple[int, list[tuple[int, int, int]]]:
+    def _plan(self, bitmap: bytes) -> tuple[int, list[tuple[int, int, bool, bool, int]]]:
         """Where the fields start (after the bitmaps) and the fields up to 39 to step over."""
         value = int(bitmap, 16) if self._hex_bitmap else int.from_bytes(bitmap, "big")
-        pos = 4 + self._bitmap_size * (2 if value >> 63 & 1 else 1)
+        pos = self._mti_size + self._bitmap_size * (2 if value >> 63 & 1 else 1)
         slots = {11: 0, 37: 1, 39: 2}
         steps = [
             (*self._layout[number], slots.get(number, -1))

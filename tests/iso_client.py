@@ -1,5 +1,6 @@
 """A minimal switch for the end-to-end tests: pyiso8583's own `default` spec (8-byte binary
-bitmap, the ascii-binary-bitmap dialect) and a 2-byte length header, independent of authhost's
+bitmap, the ascii-binary-bitmap dialect), or with ``bcd=True`` the hand-written jPOS
+ISO87BPackager peer of ``iso_peers``, and a 2-byte length header, independent of authhost's
 encoder, so the tests check the host against the wire format rather than against itself."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import iso8583
 import trio
 from iso8583.specs import default as SPEC
+from iso_peers import bcd_decode, bcd_encode
 
 SPEC = {**SPEC, "53": {**SPEC["53"], "len_type": 2, "max_len": 48}}  # KSN as LLVAR hex text
 _stans = itertools.count(1)
@@ -23,13 +25,20 @@ def next_stan() -> str:
 class Switch:
     """One TCP connection to the host; ``send`` returns the decoded response."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.SocketStream, bcd: bool = False) -> None:
         self.stream = stream
+        self.bcd = bcd
         self._buffer = b""
 
     @classmethod
-    async def connect(cls, port: int) -> Switch:
-        return cls(await trio.open_tcp_stream("127.0.0.1", port))
+    async def connect(cls, port: int, bcd: bool = False) -> Switch:
+        return cls(await trio.open_tcp_stream("127.0.0.1", port), bcd)
+
+    def encode(self, fields: dict[str, Any]) -> bytes:
+        if self.bcd:
+            return bcd_encode(fields)
+        body, _ = iso8583.encode(dict(fields), SPEC)
+        return bytes(body)
 
     async def send_raw(self, body: bytes) -> None:
         await self.stream.send_all(struct.pack(">H", len(body)) + body)
@@ -48,12 +57,14 @@ class Switch:
             self._buffer += chunk
 
     async def receive(self) -> dict[str, Any]:
-        doc, _ = iso8583.decode(await self.receive_raw(), SPEC)
+        body = await self.receive_raw()
+        if self.bcd:
+            return bcd_decode(body)
+        doc, _ = iso8583.decode(body, SPEC)
         return doc
 
     async def send(self, fields: dict[str, Any]) -> dict[str, Any]:
-        body, _ = iso8583.encode(dict(fields), SPEC)
-        await self.send_raw(bytes(body))
+        await self.send_raw(self.encode(fields))
         return await self.receive()
 
     async def send_together(
@@ -62,8 +73,8 @@ class Switch:
         """All messages in one write (the host reads them together); the responses by STAN."""
         frames = []
         for fields in messages:
-            body, _ = iso8583.encode(dict(fields), SPEC)
-            frames.append(struct.pack(">H", len(body)) + bytes(body))
+            body = self.encode(fields)
+            frames.append(struct.pack(">H", len(body)) + body)
         await self.stream.send_all(b"".join(frames))
         responses: dict[str, list[dict[str, Any]]] = {}
         for _ in messages:

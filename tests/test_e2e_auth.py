@@ -40,6 +40,7 @@ from authhost.config import (
     ServerConfig,
     StoreConfig,
 )
+from authhost.iso.dialects import DEFAULT_DIALECT
 from authhost.models.context import context_from_row
 from authhost.runtime import open_runtime
 from authhost.security import emv
@@ -151,6 +152,7 @@ async def start_host(
     key_exchange: bool = True,
     auth: AuthConfig | None = None,
     watch_rules: bool = False,
+    dialect: str = DEFAULT_DIALECT,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -162,6 +164,7 @@ async def start_host(
             deadline_ms=deadline_ms,
             log_level="WARNING",
             key_exchange=key_exchange,
+            dialect=dialect,
         ),
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),
@@ -285,6 +288,23 @@ async def test_every_response_code_end_to_end(nursery, tmp_path, store_url):
         assert response["t"] == "0110"
         assert response["11"] == fields["11"]
         assert "2" not in response and "35" not in response and "52" not in response
+        assert ("38" in response) == (code == "00"), case
+    assert got == expected
+
+
+async def test_every_response_code_end_to_end_in_bcd(nursery, tmp_path, monkeypatch):
+    """The same table from a switch packing jPOS ISO87BPackager's BCD layout (the host's
+    listener on bcd-binary-bitmap): PIN blocks, track 2 with its D separator, CVV2 in field 48
+    and the answers' BCD fields all arrive as the ASCII dialect's do."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    host = await start_host(nursery, tmp_path, url, dialect="bcd-binary-bitmap")
+    switch = await Switch.connect(host.port, bcd=True)
+    got, expected = {}, {}
+    for case, fields, code in response_code_table(host):
+        response = await switch.send(fields)
+        got[case], expected[case] = response.get("39"), code
+        assert (response["t"], response["11"], response["4"]) == ("0110", fields["11"], fields["4"])
         assert ("38" in response) == (code == "00"), case
     assert got == expected
 

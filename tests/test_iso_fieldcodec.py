@@ -32,7 +32,10 @@ def field_dicts(draw: st.DrawFn, name: str) -> dict[str, str]:
     for number in draw(st.sets(st.sampled_from(NUMBERS), min_size=1)):
         field = spec[str(number)]
         most = min(field["max_len"], 60)
-        if field["data_enc"] == "b":
+        if field.get("len_count") == "nibbles":  # BCD digits, odd lengths too
+            size = field["max_len"] if field["len_type"] == 0 else draw(st.integers(0, most))
+            doc[str(number)] = draw(st.text("0123456789", min_size=size, max_size=size))
+        elif field["data_enc"] == "b":
             size = field["max_len"] if field["len_type"] == 0 else draw(st.integers(0, most))
             doc[str(number)] = draw(st.binary(min_size=size, max_size=size)).hex().upper()
         else:
@@ -108,16 +111,23 @@ def test_encode_error_from_pyiso8583_names_the_field() -> None:
         codec.encode({"t": "0200", "3": "12345"})
 
 
-def test_specs_outside_the_fast_layout_still_work_through_pyiso8583() -> None:
-    """A BCD-length spec is not what the fast path knows: pyiso8583 handles it whole."""
+@pytest.mark.parametrize(("len_enc", "fast"), [("bcd", True), ("b", False)])
+def test_specs_outside_the_dialects_agree_with_pyiso8583(len_enc: str, fast: bool) -> None:
+    """An ASCII spec with one BCD length prefix takes the packed fast path; a binary length
+    prefix is in no fast path, and pyiso8583 handles the message whole."""
     spec = copy.deepcopy(iso8583.specs.default)
-    spec["2"]["len_enc"] = "bcd"
+    spec["2"]["len_enc"] = len_enc
     spec["2"]["len_type"] = 1
     codec = FieldCodec(spec)
     doc = {"t": "0100", "2": "4000001234567899", "11": "000001"}
     body = codec.encode(doc)
     assert body == bytes(iso8583.encode(copy.deepcopy(doc), spec)[0])
     assert codec.decode(body)["2"] == "4000001234567899"
+    if fast:
+        assert codec._encode_fast(doc) == body and codec._decode_fast(body) == codec.decode(body)
+    else:
+        with pytest.raises(Exception):  # noqa: B017 - whatever it is, pyiso8583 decides
+            codec._encode_fast(doc)
 
 
 def test_tertiary_bitmap_messages_fall_back_to_pyiso8583() -> None:

@@ -33,7 +33,7 @@ def mac(data: bytes) -> bytes:
 
 def peer_signed(fields: dict, dialect: str, number: str) -> bytes:
     """What a peer sends: encode with a zero MAC, MAC the bytes before it, put it in."""
-    size = 8 if dialect == "ascii-binary-bitmap" else 16
+    size = 16 if dialect == "ascii-hex-bitmap" else 8  # hex text or raw bytes
     unsigned = peer_encode({**fields, number: "00" * 8}, dialect)[:-size]
     value = mac(unsigned)
     return unsigned + (value if size == 8 else value.hex().upper().encode())
@@ -84,7 +84,7 @@ def test_signed_responses_verify_for_the_peer(dialect: str) -> None:
         ),
         encode_format_error(FormatError("bad", mti="0200", stan="000009"), d, mac=mac),
     ]
-    size = 8 if dialect == "ascii-binary-bitmap" else 16
+    size = 16 if dialect == "ascii-hex-bitmap" else 8  # hex text or raw bytes
     for body in bodies:
         assert body is not None
         response = peer_decode(body, dialect)

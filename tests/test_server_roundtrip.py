@@ -23,6 +23,7 @@ WIRES = [
     pytest.param("ascii-binary-bitmap", "ascii4", id="binary-bitmap/ascii4"),
     pytest.param("ascii-hex-bitmap", "binary2", id="hex-bitmap/binary2"),
     pytest.param("ascii-hex-bitmap", "ascii4", id="hex-bitmap/ascii4"),
+    pytest.param("bcd-binary-bitmap", "binary2", id="bcd/binary2"),
 ]
 
 FINANCIAL = [

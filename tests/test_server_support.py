@@ -1,7 +1,7 @@
 """Shared pieces of the server tests: an independent switch client and a server in a nursery.
 
-The client frames and encodes with its own code and pyiso8583 specs written here, not with
-authhost's encoder, so a round trip proves that an independent ISO 8583 peer is understood.
+The client frames with its own code and encodes with the independent peers of ``iso_peers``,
+not with authhost's encoder, so a round trip proves that an independent ISO 8583 peer is understood.
 (This module holds no tests of its own.)
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import iso8583
 import iso8583.specs
 import trio
+from iso_peers import peer_decode, peer_encode
 
 from authhost.auth.decision import Decision
 from authhost.config import Config, ServerConfig
@@ -27,10 +28,7 @@ from authhost.server.server import AuthServer
 
 # ASCII fields, 8-byte binary bitmap, binary PIN block: what most hosts speak.
 BINARY_BITMAP_SPEC: dict[str, dict[str, Any]] = copy.deepcopy(iso8583.specs.default)
-# ASCII fields with a hex (ASCII) bitmap: the 1987 all-ASCII layout.
-HEX_BITMAP_SPEC: dict[str, dict[str, Any]] = copy.deepcopy(iso8583.specs.default_ascii)
 
-SPECS = {"ascii-binary-bitmap": BINARY_BITMAP_SPEC, "ascii-hex-bitmap": HEX_BITMAP_SPEC}
 
 TEST_PAN = "4000001234567899"  # test BIN 400000, Luhn-valid
 
@@ -98,7 +96,7 @@ class SwitchClient:
         tpdu: bytes | None = None,
     ) -> None:
         self.stream = stream
-        self.spec = SPECS[dialect]
+        self.dialect = dialect
         self.framing = framing
         self.tpdu = tpdu
         self._buffer = bytearray()
@@ -112,8 +110,7 @@ class SwitchClient:
             yield cls(stream, **kwargs)
 
     def encode(self, fields: dict[str, Any]) -> bytes:
-        body, _ = iso8583.encode(copy.deepcopy(fields), self.spec)
-        return bytes(body)
+        return peer_encode(fields, self.dialect)
 
     async def send(self, fields: dict[str, Any]) -> None:
         await self.stream.send_all(frame(self.encode(fields), self.framing, self.tpdu))
@@ -139,8 +136,7 @@ class SwitchClient:
     async def receive(self) -> dict[str, Any]:
         body = await self.receive_body()
         assert body is not None, "the server closed the connection"
-        decoded, _ = iso8583.decode(body, self.spec)
-        return decoded
+        return peer_decode(body, self.dialect)
 
     async def request(self, fields: dict[str, Any]) -> dict[str, Any]:
         await self.send(fields)

@@ -118,7 +118,9 @@ def register(app: typer.Typer) -> None:
             None, "--workers", help="server processes sharing the port (server.workers)"
         ),
         dialect: str | None = typer.Option(
-            None, "--dialect", help="ascii-binary-bitmap or ascii-hex-bitmap (server.dialect)"
+            None,
+            "--dialect",
+            help="ascii-binary-bitmap, ascii-hex-bitmap or bcd-binary-bitmap (server.dialect)",
         ),
         framing: str | None = typer.Option(
             None, "--framing", help="length header: binary2 or ascii4 (server.framing)"

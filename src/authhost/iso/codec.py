@@ -137,6 +137,8 @@ def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkReques
     except FieldDecodeError as error:
         raise _format_error(str(error), error.partial, error.field) from None
     mti = doc["t"]
+    if "35" in doc and dialect.bcd_track2:  # the separator travels as nibble D
+        doc["35"] = doc["35"].replace("D", "=")
     failure = _check(doc, mti)
     if failure is not None:
         raise _format_error(failure, doc, None)
@@ -321,7 +323,8 @@ def encode_request(
     """A message body from field values ("t" = MTI, "2".."128"), for the simulator.
 
     Binary fields (52 PIN block, 55 ICC data, 64/128 MAC) may be given as bytes or as hex
-    text; other fields as str (bytes are read as ASCII). With ``mac`` the message is signed
+    text; other fields as str (bytes are read as ASCII). Track 2's "=" becomes the D nibble
+    where the dialect packs it in BCD. With ``mac`` the message is signed
     (field 64, or 128 with a secondary bitmap).
     """
     doc: dict[str, str] = {}
@@ -331,6 +334,8 @@ def encode_request(
             doc[number] = value.hex().upper() if number in binary else value.decode("ascii")
         else:
             doc[number] = value
+    if "35" in doc and dialect.bcd_track2:
+        doc["35"] = doc["35"].replace("=", "D")  # BCD track 2: the separator is nibble D
     return _encode(doc, dialect, mac)
 
 

@@ -4,9 +4,9 @@ pyiso8583's ``decode``/``encode`` are general (headers, BCD, nibbles, tertiary b
 build a second dict of raw bytes on every call; on the server's hot path that generality
 costs more than the rest of the wire path. ``FieldCodec`` reads the same spec dict once and
 handles the plain case (ASCII MTI, primary/secondary bitmap, ASCII-length fields with ASCII or
-binary data) in one tight loop. Anything else, and every error, is handed to pyiso8583, so
-results and error messages are pyiso8583's: the fast path may only ever agree with it (the
-tests check that on random messages).
+binary data) in one tight loop; ``packed`` does the same for BCD layouts. Anything else, and
+every error, is handed to pyiso8583, so results and error messages are pyiso8583's: the fast
+path may only ever agree with it (the tests check that on random messages).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import iso8583
+
+from authhost.iso import packed
 
 
 class FieldDecodeError(ValueError):
@@ -53,6 +55,11 @@ class FieldCodec:
     def __init__(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
         self.spec = spec
         self._fast = _fast_path_applies(spec)
+        if packed.applies(spec):  # BCD somewhere: the packed layout's own fast path
+            path = packed.PackedPath(spec)
+            self._fast = True
+            self._decode_fast = path.decode  # type: ignore[method-assign]
+            self._encode_fast = path.encode  # type: ignore[method-assign]
         self._binary_bitmap = spec["p"]["data_enc"] == "b"
         self._plans: dict[int, _FieldPlan] = {}
         for number in range(2, 129):

@@ -1,0 +1,215 @@
+"""The fast path for packed layouts (BCD MTI, numeric fields and lengths), as ``fieldcodec``
+has for the ASCII ones: the same pyiso8583 spec read once, the plain case handled in one
+loop, anything else handed back (``Unusual``) for pyiso8583 to decide, error or not.
+
+It covers what a jPOS ``ISO87BPackager``-style spec uses: an MTI of 2 BCD bytes or 4 ASCII
+digits, binary bitmaps, and fields that are ASCII text, raw bytes or BCD digits (a pad
+nibble on one side for odd lengths), with no length prefix or a BCD or ASCII one.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+TEXT, BINARY, BCD_LEFT, BCD_RIGHT = 0, 1, 2, 3  # a field's data: its kind
+
+
+class Unusual(Exception):
+    """Something the fast path leaves to pyiso8583."""
+
+
+# One field: (key, prefix bytes, prefix in BCD, most units, kind, pad nibble).
+_Plan = tuple[str, int, bool, int, int, str]
+_CACHE_SIZE = 1024  # distinct bitmaps (and key sets) remembered; a switch sends a few dozen
+
+
+def applies(spec: Mapping[str, Mapping[str, Any]]) -> bool:
+    """A spec this path can take: packed somewhere, no header, binary bitmaps, every field
+    plain enough for ``_plan``."""
+    try:
+        header, mti, primary, secondary = spec["h"], spec["t"], spec["p"], spec["1"]
+    except KeyError:
+        return False
+    if header["max_len"] or primary["data_enc"] != "b" or secondary["data_enc"] != "b":
+        return False
+    if mti["data_enc"] not in ("b", "ascii"):
+        return False
+    plans = [_plan(str(n), spec.get(str(n))) for n in range(2, 129) if str(n) in spec]
+    packed = mti["data_enc"] == "b" or any(p is not None and (p[2] or p[4] >= BCD_LEFT)
+                                            for p in plans)  # fmt: skip
+    return packed and all(p is not None for p in plans)
+
+
+def _plan(key: str, field: Mapping[str, Any] | None) -> _Plan | None:
+    if field is None:
+        return None
+    len_type, len_enc = int(field["len_type"]), field["len_enc"]
+    if len_type and len_enc not in ("ascii", "bcd"):
+        return None
+    nibbles = field.get("len_count", "bytes") == "nibbles"
+    left, right = field.get("left_pad", "")[:1], field.get("right_pad", "")[:1]
+    if field["data_enc"] == "b":
+        if not nibbles:
+            kind, pad = BINARY, ""
+        elif left and not right:
+            kind, pad = BCD_LEFT, left
+        elif right and not left:
+            kind, pad = BCD_RIGHT, right
+        else:
+            return None
+    elif field["data_enc"] == "ascii" and not nibbles:
+        kind, pad = TEXT, ""
+    else:
+        return None
+    return key, len_type, len_type > 0 and len_enc == "bcd", int(field["max_len"]), kind, pad
+
+
+class PackedPath:
+    """``decode(body)`` and ``encode(doc)`` for one packed spec; Unusual for anything else."""
+
+    def __init__(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
+        self._mti_bcd = spec["t"]["data_enc"] == "b"
+        self._plans: dict[int, _Plan] = {}
+        for number in range(2, 129):
+            plan = _plan(str(number), spec.get(str(number)))
+            if plan is not None:
+                self._plans[number] = plan
+        # the length prefix bytes of every size a variable field may have
+        self._prefixes: dict[tuple[int, bool, int], tuple[bytes, ...]] = {}
+        for _, width, bcd, most, _, _ in self._plans.values():
+            if width and (width, bcd, most) not in self._prefixes:
+                sizes = range(min(most, 10 ** (width * (2 if bcd else 1)) - 1) + 1)
+                self._prefixes[width, bcd, most] = tuple(
+                    binascii.a2b_hex(f"{n:0{2 * width}d}") if bcd else b"%0*d" % (width, n)
+                    for n in sizes
+                )
+        self._layouts: dict[bytes, tuple[_Plan, ...]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[bytes, tuple[_Plan, ...]]] = {}
+
+    def decode(self, s: bytes) -> dict[str, str]:
+        if self._mti_bcd:
+            head, idx = s[:2], 2
+            mti = head.hex().upper()
+        else:
+            head, idx = s[:4], 4
+            mti = head.decode("ascii")
+        if len(head) != idx:
+            raise Unusual
+        raw = s[idx : idx + 8]
+        if len(raw) != 8:
+            raise Unusual
+        doc = {"t": mti, "p": raw.hex().upper()}
+        idx += 8
+        if raw[0] & 0x80:  # secondary bitmap
+            raw2 = s[idx : idx + 8]
+            if len(raw2) != 8:
+                raise Unusual
+            doc["1"] = raw2.hex().upper()
+            idx += 8
+            raw += raw2
+        layout = self._layouts.get(raw)
+        if layout is None:
+            layout = self._layout(raw)
+        for key, width, bcd, size, kind, pad in layout:
+            if width:
+                head = s[idx : idx + width]
+                text = head.hex() if bcd else head.decode("ascii")
+                if len(head) != width or not (text.isdigit() and text.isascii()):
+                    raise Unusual
+                most, size = size, int(text)
+                if size > most:
+                    raise Unusual
+                idx += width
+            if kind >= BCD_LEFT:
+                end = idx + (size + 1) // 2
+                value = s[idx:end].hex().upper()
+                if len(value) != end - idx << 1:
+                    raise Unusual  # cut short
+                if size & 1:
+                    if kind == BCD_LEFT:
+                        if value[0] != pad:
+                            raise Unusual
+                        value = value[1:]
+                    else:
+                        if value[-1] != pad:
+                            raise Unusual
+                        value = value[:-1]
+            else:
+                end = idx + size
+                data = s[idx:end]
+                value = data.hex().upper() if kind == BINARY else data.decode("ascii")
+            doc[key] = value
+            idx = end
+        if idx != len(s):  # a short field anywhere leaves idx past the end
+            raise Unusual
+        return doc
+
+    def _layout(self, raw: bytes) -> tuple[_Plan, ...]:
+        bits = int.from_bytes(raw, "big")
+        count = len(raw) * 8
+        if count > 64 and bits >> 63 & 1:
+            raise Unusual  # tertiary bitmap
+        layout = tuple(
+            self._plans[number] for number in range(2, count + 1) if bits >> (count - number) & 1
+        )
+        if len(self._layouts) < _CACHE_SIZE:
+            self._layouts[raw] = layout
+        return layout
+
+    def encode(self, doc: Mapping[str, str]) -> bytes:
+        mti = doc["t"]
+        if len(mti) != 4:
+            raise Unusual
+        shape = tuple(doc)
+        cached = self._shapes.get(shape)
+        if cached is None:
+            cached = self._shape(shape)
+        bitmap, layout = cached
+        parts = [binascii.a2b_hex(mti) if self._mti_bcd else mti.encode("ascii"), bitmap]
+        for key, width, bcd, most, kind, pad in layout:
+            value = doc[key]
+            size = len(value)
+            if kind >= BCD_LEFT:
+                if size & 1:
+                    data = binascii.a2b_hex(pad + value if kind == BCD_LEFT else value + pad)
+                else:
+                    data = binascii.a2b_hex(value)
+            elif kind == BINARY:
+                data = binascii.a2b_hex(value)
+                size = len(data)
+            else:
+                data = value.encode("ascii")  # a str's length is its ASCII length
+            if width:
+                if size > most:
+                    raise Unusual
+                parts.append(self._prefixes[width, bcd, most][size])
+            elif size != most:
+                raise Unusual
+            parts.append(data)
+        return b"".join(parts)
+
+    def _shape(self, shape: tuple[str, ...]) -> tuple[bytes, tuple[_Plan, ...]]:
+        numbers = []
+        for key in shape:
+            if key in ("t", "p"):
+                continue
+            number = int(key)
+            if not 2 <= number <= 128 or number == 65 or str(number) != key:
+                raise Unusual
+            if number not in self._plans:
+                raise Unusual
+            numbers.append(number)
+        numbers.sort()
+        bitmap = 0
+        for number in numbers:
+            bitmap |= 1 << (128 - number)
+        if numbers and numbers[-1] > 64:
+            raw = (bitmap | 1 << 127).to_bytes(16, "big")
+        else:
+            raw = (bitmap >> 64).to_bytes(8, "big")
+        layout = tuple(self._plans[n] for n in numbers)
+        if len(self._shapes) < _CACHE_SIZE:
+            self._shapes[shape] = (raw, layout)
+        return raw, layout
