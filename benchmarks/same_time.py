@@ -109,7 +109,8 @@ def one_round(args: argparse.Namespace, work: Path, seed: Path, sources: dict[st
             for suffix in ("-wal", "-shm"):
                 (place / f"authhost.db{suffix}").unlink(missing_ok=True)
             rules = args.new_rules if side == "new" else DEFAULT_RULES
-            conf, port = config(place, "ab", args.workers, args.models, rules)
+            models = args.new_models if side == "new" and args.new_models else args.models
+            conf, port = config(place, "ab", args.workers, models, rules)
             command = ["env", f"PYTHONPATH={sources[side]}",
                        *authhost("serve", "--demo", "--config", str(conf))]  # fmt: skip
             log = place / "serve.log"
@@ -153,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         "--new-rules", type=Path, default=DEFAULT_RULES, help="the new side's rules file (the "
         "base side keeps examples/rules/fraud_rules.toml): what a rule set costs, e.g. "
         "--base HEAD --new-rules examples/rules/merchant_rules.toml",
+    )  # fmt: skip
+    parser.add_argument(
+        "--new-models", type=Path, default=None, help="the new side's models directory (the "
+        "base side keeps --models): what a model costs, e.g. one of the second feature set "
+        "against one of the first, --base HEAD --models DIR1 --new-models DIR2",
     )  # fmt: skip
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="authhost-same-time-"))

@@ -9,11 +9,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+import trio
+from conftest import free_port
 from iso_client import Switch
-from test_e2e_auth import purchase, start_host
+from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_e2e_card_testing import metrics_text
 
 from authhost.config import ModelsConfig
+from authhost.models.context import replay_contexts
+from authhost.models.features import ACCEPTOR_FEATURE_SET, FEATURE_SET
 from authhost.models.registry import Registry
+from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
 from authhost.models.training import HgbConfig, SplitConfig, TrainConfig, train
 from authhost.store import opened_store
@@ -28,24 +34,34 @@ reason = "R-SCORED"
 """
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small gradient-boosted model trained on synthetic labelled traffic, activated."""
-    root = tmp_path_factory.mktemp("models")
+def trained_models_dir(root: Path, features: str = FEATURE_SET) -> Path:
+    """A small model of ``features`` trained on synthetic labelled traffic, activated."""
     data = root / "labelled.csv"
     pacsv.write_csv(pa.Table.from_pylist(generate_rows(cards=80, days=20, seed=3)), data)
     config = TrainConfig(
-        models=["hgb"],
+        models=["logistic" if features == ACCEPTOR_FEATURE_SET else "hgb"],
+        features=features,
         split=SplitConfig(test_days=5, gap_days=1),
         hgb=HgbConfig(max_iter=15, max_leaf_nodes=7, threads=1),
     )
     result = train(data, root / "models", config, run_id="e2e")
-    Registry(root / "models").activate(result.artifacts["hgb"].name)
+    Registry(root / "models").activate(next(iter(result.artifacts.values())).name)
     return root / "models"
 
 
-async def journal_entry_for(store_url: str, stan: str):
-    async with opened_store(store_url) as store:
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_models_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def acceptor_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic model of the second feature set: every feature moves its score."""
+    return trained_models_dir(tmp_path_factory.mktemp("models2"), ACCEPTOR_FEATURE_SET)
+
+
+async def journal_entry_for(url: str, stan: str):
+    async with opened_store(url) as store:
         entries = await store.journal(JournalQuery(limit=10_000))
     (entry,) = [e for e in entries if e.stan == stan]
     return entry
@@ -81,3 +97,52 @@ async def test_model_over_budget_is_skipped_and_the_decision_goes_on(
     assert entry.model_skipped
     assert entry.fraud_score == -1
     assert "score-seen" not in entry.rule_matches.split(";")
+
+
+async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    acceptor_models_dir,
+    models_dir,
+):
+    """No rule reads merchant counters, but the active model's features do: the server keeps
+    them, and every score it journalled is the score the offline replay of the journal gives
+    (the counters online are what training computes). A model of the first feature set does
+    not make the server keep them."""
+    metrics_port = free_port()
+    models = ModelsConfig(dir=str(acceptor_models_dir))
+    host = await start_host(
+        nursery, tmp_path, store_url, rules=RULES_USING_SCORE, models=models,
+        metrics_port=metrics_port,
+    )  # fmt: skip
+    switch = await Switch.connect(host.port)
+    shop = {"42": "TESTSHOP0000001", "41": "WEB00001"}
+    for name in ("active-visa", "active-credit", "active-visa", "active-credit"):
+        await switch.send(purchase(host.cards[name], **shop))
+    await switch.send(purchase(host.cards["active-visa"], **{"42": "OTHERSHOP000001"}))
+    scraped = await trio.to_thread.run_sync(metrics_text, metrics_port)
+    assert "authhost_acceptor_counters_following 1.0" in scraped
+
+    async with opened_store(store_url) as store:
+        rows = [e.as_row() async for e in store.export_journal(JournalQuery())]
+    scorer = Scorer.load(next(p for p in acceptor_models_dir.iterdir() if p.name != "runs"
+                              and (p / "model.json").exists()))  # fmt: skip
+    assert scorer.reads_acceptors
+    served = {row["stan"]: row["fraud_score"] for row in rows}
+    replayed = {row["stan"]: scorer.score_one(ctx) for row, ctx in replay_contexts(rows)}
+    assert len(served) == 5 and served == replayed
+    at_shop = [ctx for row, ctx in replay_contexts(rows) if row["merchant_id"] == shop["42"]]
+    assert [c.merchant_velocity.count_10m for c in at_shop] == [0, 1, 2, 3]
+
+    plain_port = free_port()
+    (tmp_path / "plain").mkdir()
+    plain = await start_host(
+        nursery, tmp_path / "plain", f"sqlite:///{tmp_path / 'plain.db'}",
+        rules=RULES_USING_SCORE, models=ModelsConfig(dir=str(models_dir)),
+        metrics_port=plain_port,
+    )  # fmt: skip
+    other = await Switch.connect(plain.port)
+    await other.send(purchase(plain.cards["active-visa"], **shop))
+    scraped = await trio.to_thread.run_sync(metrics_text, plain_port)
+    assert "authhost_acceptor_counters_following 0.0" in scraped

@@ -22,8 +22,10 @@ from authhost.models.context import (
     replay_contexts,
 )
 from authhost.models.features import (
+    ACCEPTOR_FEATURE_SET,
     FEATURE_NAMES,
     N_FEATURES,
+    feature_names,
     feature_vector,
 )
 from authhost.models.geography import distance_km
@@ -208,7 +210,8 @@ def test_terminal_risk_uses_only_labels_old_enough_to_be_known() -> None:
 
 async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The server path end to end on the embedded store: snapshot -> features -> commit; then
-    the store's journal export, replayed, gives the same contexts and feature vectors."""
+    the store's journal export, replayed, gives the same contexts and feature vectors, in both
+    feature sets (the second with the store's merchant and terminal counters)."""
     from authhost.store import open_store
     from authhost.store.interface import Commit, JournalQuery, MoneyMove, Movement, SnapshotQuery
 
@@ -234,6 +237,9 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
                 created_at=START - 100 * DAY,
             )
             await store.create_card(card, b"\0" * 40)
+        # as the server does at start when a rule or the model reads them: counters followed
+        # from the first request (a first ask would start the hour's read and not wait for it)
+        await store.prepare_acceptor_counters(START)
         served = []
         for n, (
             offset,
@@ -267,9 +273,19 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
                 rrn=f"rrn{n:09d}",
                 pin_block=b"\x01" * 8 if pin else None,
             )
-            snapshot = await store.snapshot(SnapshotQuery(pan_index=f"idx{c}", now=now))
+            merchant = "M" + term
+            snapshot = await store.snapshot(
+                SnapshotQuery(
+                    pan_index=f"idx{c}",
+                    now=now,
+                    merchant=merchant,
+                    terminal=terminal_key(merchant, term),
+                )
+            )
             assert snapshot.card is not None
-            served.append(feature_vector(context_from_request(request, snapshot, now), risk))
+            served.append(
+                feature_vector(context_from_request(request, snapshot, now), risk, acceptors=True)
+            )
             approved = outcome == "00"
             journal = journal_entry(
                 request, snapshot, Decision(response_code=ResponseCode(outcome)), now, f"idx{c}"
@@ -287,18 +303,20 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
     finally:
         await store.close()
     assert len(rows) == len(TRAFFIC)
-    replayed = [feature_vector(ctx, risk) for _, ctx in replay_contexts(rows)]
+    replayed = [feature_vector(ctx, risk, acceptors=True) for _, ctx in replay_contexts(rows)]
+    names = feature_names(ACCEPTOR_FEATURE_SET)
     for row, offline, online in zip(rows, replayed, served, strict=True):
         assert offline.tobytes() == online.tobytes(), (
             row["ts"],
-            dict(
-                (n, (a, b))
-                for n, a, b in zip(FEATURE_NAMES, offline, online, strict=True)
-                if a != b
-            ),
+            dict((n, (a, b)) for n, a, b in zip(names, offline, online, strict=True) if a != b),
         )
+    # the first feature set is the second's beginning
+    base = [feature_vector(ctx, risk) for _, ctx in replay_contexts(rows)]
+    assert all(np.array_equal(v, w[:N_FEATURES]) for v, w in zip(base, replayed, strict=True))
     # the history really shaped the features (not two empty vectors agreeing)
     assert any(v[FEATURE_NAMES.index("count_24h_log")] > 0 for v in served)
+    assert any(v[names.index("terminal_count_10m_log")] > 0 for v in served)
+    assert any(v[names.index("merchant_declined_share_1h")] > 0 for v in served)
 
 
 def test_contexts_built_without_init_equal_the_dataclass_ones() -> None:

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
+from authhost.models.features import ACCEPTOR_FEATURE_NAMES, ACCEPTOR_FEATURE_SET, FEATURE_NAMES
 from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
 
@@ -129,3 +130,48 @@ def test_train_config_accepts_balanced_or_numeric_class_weights(tmp_path: Path) 
     path.write_text('[hgb]\nmax_iter = "many"\n')
     with pytest.raises(TrainingError, match=r"\[hgb\]\.max_iter: expected a number"):
         load_train_config(path)
+
+
+def test_train_with_merchant_features_reports_each_scenario(
+    tmp_path: Path, labelled_csv: Path
+) -> None:
+    """``--features authhost-features-2``: the artifacts name the second feature set (the
+    first's features then the merchant and terminal ones), their scorer reads the counters, and
+    the report counts the frauds of each scenario caught at the threshold."""
+    config = tmp_path / "train.toml"
+    config.write_text(CONFIG)
+    out = tmp_path / "models"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out),
+         "--features", ACCEPTOR_FEATURE_SET],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "scenario" in result.output and "card_testing" in result.output
+    report = json.loads(next((out / "runs").glob("*/report.json")).read_text())
+    assert report["features"] == ACCEPTOR_FEATURE_SET
+    for kind in ("logistic", "hgb"):
+        caught = report["metrics"][kind]["recall_by_scenario"]
+        assert "card_testing" in caught
+        assert sum(of for _, of in caught.values()) == report["test"]["frauds"]
+        assert all(0 <= hit <= of for hit, of in caught.values())
+    for artifact in (p for p in out.iterdir() if (p / "model.json").exists()):
+        meta = json.loads((artifact / "model.json").read_text())
+        assert meta["feature_set"] == ACCEPTOR_FEATURE_SET
+        assert meta["features"] == [*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES]
+        scorer = Scorer.load(artifact)
+        assert scorer.reads_acceptors and scorer.n_features == len(meta["features"])
+
+
+def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(labelled_csv), "--out", str(tmp_path), "--features", "x"]
+    )
+    assert result.exit_code == 2
+    assert "features must be one of authhost-features-1, authhost-features-2" in result.output
+    assert "Traceback" not in result.output
+    (tmp_path / "train.toml").write_text('features = "authhost-features-3"\n')
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(labelled_csv), "--config", str(tmp_path / "train.toml")]
+    )
+    assert result.exit_code == 2 and "features must be one of" in result.output

@@ -110,10 +110,11 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             banner.extend(await prepare_demo(cards))
 
         rules = await open_rules(config, store)
-        if rules is not None and rules.reads_acceptors():  # else read when a rule first asks
+        scorer = open_scorer(config)
+        acceptors_read = partial(reads_acceptors, rules, scorer)
+        if acceptors_read():  # else read when a rule or model first asks
             counted = await store.prepare_acceptor_counters(time.time())
             banner.append(f"merchant and terminal counters: {counted} requests of the last hour")
-        scorer = open_scorer(config)
         pipeline = build_pipeline(config.auth, security, config.models, scorer, rules)
         banner.append("pipeline: " + " -> ".join(pipeline.names))
         if rules is not None:
@@ -129,7 +130,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             config.server.timeout_response_code,
             shield=partial(trio.CancelScope, shield=True),
             atc_jump_limit=config.auth.atc_jump_limit,
-            acceptor_counters=rules.reads_acceptors if rules is not None else lambda: False,
+            acceptor_counters=acceptors_read,
         )
         runtime = Runtime(
             handler=handler,
@@ -162,8 +163,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
+        if rules is not None or scorer is not None:
+            runtime.services.append(partial(follow_acceptor_counters, store, acceptors_read))
         if rules is not None:
-            runtime.services.append(partial(follow_acceptor_counters, store, rules))
             runtime.reloaders.append(partial(reload_rules, rules))
             runtime.services.append(partial(refresh_store_lists, rules))
             if config.rules.watch and config.rules.file:
@@ -263,7 +265,7 @@ def describe_models(scorer: Any, models_dir: str) -> str:
     champion, challenger = scorer.champion, scorer.challenger
     if champion is None:
         return f"model: none active in {models_dir} (`authhost models activate NAME`)"
-    text = f"model {champion.name} ({champion.kind})"
+    text = f"model {champion.name} ({champion.kind}, {champion.feature_set})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
 
 
@@ -294,13 +296,21 @@ async def expire_holds(
         await trio.sleep(every_s)
 
 
-async def follow_acceptor_counters(store: CardStore, rules: RulesWithStoreLists) -> None:
-    """While a rule reads merchant or terminal counters, bring them up to date every minute
-    even when no request comes: after a quiet night the first request of a card-testing run
-    finds them current, rather than starting a read of the whole hour."""
+def reads_acceptors(rules: RulesWithStoreLists | None, scorer: Any) -> bool:
+    """A loaded rule or the active model (``models.serving.ModelService``) reads the merchant
+    and terminal counters: the store keeps them only then (they cost every request)."""
+    return (rules is not None and rules.reads_acceptors()) or (
+        scorer is not None and scorer.reads_acceptors()
+    )
+
+
+async def follow_acceptor_counters(store: CardStore, needed: Callable[[], bool]) -> None:
+    """While a rule or the model reads merchant or terminal counters, bring them up to date
+    every minute even when no request comes: after a quiet night the first request of a
+    card-testing run finds them current, rather than starting a read of the whole hour."""
     while True:
         await trio.sleep(ACCEPTOR_FOLLOW_S)
-        if not rules.reads_acceptors():
+        if not needed():
             continue
         try:
             await store.follow_acceptor_counters(time.time())

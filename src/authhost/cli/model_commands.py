@@ -6,6 +6,7 @@ status 2; no stack trace reaches the user.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -57,6 +58,12 @@ def train(
         None, "--config", "-c", help="training config (TOML): split, hyperparameters, threshold"
     ),
     out: Path = typer.Option(Path("models"), "--out", help="directory to write artifacts into"),
+    features: str | None = typer.Option(
+        None,
+        "--features",
+        help="feature set: authhost-features-1 (the card's history, default) or "
+        "authhost-features-2 (+ every card's requests at the merchant and terminal)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Train logistic regression and gradient-boosted models; report and export artifacts."""
@@ -66,6 +73,8 @@ def train(
 
     try:
         config = load_train_config(train_config)
+        if features is not None:
+            config = dataclasses.replace(config, features=features)
         result = run_training(data, out, config)
     except (DatasetError, TrainingError) as exc:
         raise _fail(str(exc)) from None
@@ -98,6 +107,16 @@ def train(
     console.print(
         "AP: average precision; thr: operating threshold; P/R@thr: precision/recall at it"
     )
+    scenarios = sorted({name for m in result.metrics.values() for name in m.recall_by_scenario})
+    if scenarios:
+        caught = Table(title=f"frauds at or above the threshold, by scenario ({s['features']})")
+        caught.add_column("scenario")
+        for kind in result.metrics:
+            caught.add_column(kind, justify="right")
+        for name in scenarios:
+            cells = [m.recall_by_scenario.get(name, (0, 0)) for m in result.metrics.values()]
+            caught.add_row(name, *(f"{hit}/{of}" for hit, of in cells))
+        console.print(caught)
     for kind, path in result.artifacts.items():
         console.print(f"artifact {kind}: {path}")
     console.print(f"report: {result.report}; plots: {', '.join(str(p) for p in result.plots)}")
@@ -129,6 +148,7 @@ def list_models(
                             "kind": a.kind,
                             "created": a.created,
                             "threshold": a.threshold,
+                            "feature_set": a.feature_set,
                             "metrics": a.metrics,
                             "error": a.error,
                         }
@@ -144,7 +164,7 @@ def list_models(
         return
     table = Table(title=f"models in {registry.root}")
     table.add_column("name", no_wrap=True)  # copied into `models activate`: never cut
-    for column in ("role", "kind", "created", "thr", "AP", "AUC"):
+    for column in ("role", "kind", "set", "created", "thr", "AP", "AUC"):
         table.add_column(column)
     with_notes = any(a.error for a in items)
     if with_notes:
@@ -161,6 +181,7 @@ def list_models(
             a.name,
             role,
             a.kind,
+            a.feature_set.removeprefix("authhost-features-"),
             a.created[:16],
             str(a.threshold),
             _fmt(a.metrics.get("average_precision"), 3),

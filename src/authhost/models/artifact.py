@@ -3,8 +3,8 @@
 Layout of ``<models dir>/<name>/``:
 
 - ``model.json``: format name and version, kind (``logistic`` or ``hgb``), the feature list
-  and feature-set version, threshold (0-999), creation time, training data hash, metrics,
-  hyperparameters, and the SHA-256 of each other file.
+  and feature set (``features.FEATURE_SETS``), threshold (0-999), creation time, training
+  data hash, metrics, hyperparameters, and the SHA-256 of each other file.
 - ``arrays.npz``: the fitted parameters (``export`` describes them), read with
   ``allow_pickle=False``.
 - ``terminal_risk.json``: the terminal risk lookup table.
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from authhost.models.features import FEATURE_NAMES, FEATURE_SET, N_FEATURES
+from authhost.models.features import ACCEPTOR_FEATURE_SET, FEATURE_SET, FEATURE_SETS
 from authhost.models.terminal_risk import TerminalRisk
 
 FORMAT = "authhost-model"
@@ -79,6 +79,16 @@ class Artifact:
     def threshold(self) -> int:
         return int(self.metadata["threshold"])
 
+    @property
+    def feature_set(self) -> str:
+        """The feature set the model was trained on (metadata without one: the first)."""
+        return str(self.metadata.get("feature_set", FEATURE_SET))
+
+    @property
+    def reads_acceptors(self) -> bool:
+        """Its features include the merchant and terminal counters."""
+        return self.feature_set == ACCEPTOR_FEATURE_SET
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -90,6 +100,7 @@ def write_artifact(
     arrays: Mapping[str, np.ndarray],
     terminal_risk: TerminalRisk,
     metadata: Mapping[str, Any],
+    feature_set: str = FEATURE_SET,
 ) -> Path:
     """Write a new artifact directory atomically (built beside it, then renamed into place)."""
     final = Path(path)
@@ -97,7 +108,9 @@ def write_artifact(
         raise ArtifactError(f"{final}: already exists; artifacts are never overwritten")
     if kind not in KINDS:
         raise ArtifactError(f"unknown model kind {kind!r}")
-    validate_arrays(kind, arrays, str(final))
+    if feature_set not in FEATURE_SETS:
+        raise ArtifactError(f"unknown feature set {feature_set!r}")
+    validate_arrays(kind, arrays, str(final), len(FEATURE_SETS[feature_set]))
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     np.savez(staging / ARRAYS_FILE, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -107,8 +120,8 @@ def write_artifact(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
-        "feature_set": FEATURE_SET,
-        "features": list(FEATURE_NAMES),
+        "feature_set": feature_set,
+        "features": list(FEATURE_SETS[feature_set]),
         "files": {
             ARRAYS_FILE: _sha256(staging / ARRAYS_FILE),
             RISK_FILE: _sha256(staging / RISK_FILE),
@@ -139,10 +152,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         )
     if meta.get("kind") not in KINDS:
         raise ArtifactError(f"{file}: unknown model kind {meta.get('kind')!r}")
-    if meta.get("feature_set") != FEATURE_SET or meta.get("features") != list(FEATURE_NAMES):
+    names = FEATURE_SETS.get(meta.get("feature_set"))  # type: ignore[arg-type]
+    if names is None or meta.get("features") != list(names):
         raise ArtifactError(
             f"{file}: built for feature set {meta.get('feature_set')!r}, this authhost computes "
-            f"{FEATURE_SET!r}; retrain the model"
+            f"{' and '.join(repr(s) for s in FEATURE_SETS)}; retrain the model"
         )
     threshold = meta.get("threshold")
     if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 999:
@@ -173,7 +187,7 @@ def read_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(
             f"{where / ARRAYS_FILE}: not a plain numeric array file: {exc}"
         ) from None
-    validate_arrays(meta["kind"], arrays, str(where))
+    validate_arrays(meta["kind"], arrays, str(where), len(meta["features"]))
     try:
         risk = TerminalRisk.from_json(json.loads((where / RISK_FILE).read_text()))
     except (json.JSONDecodeError, ValueError) as exc:
@@ -181,8 +195,11 @@ def read_artifact(path: str | Path) -> Artifact:
     return Artifact(where, meta, arrays, risk)
 
 
-def validate_arrays(kind: str, arrays: Mapping[str, np.ndarray], where: str) -> None:
-    """Shapes, dtypes and tree structure: a model that can be evaluated safely."""
+def validate_arrays(
+    kind: str, arrays: Mapping[str, np.ndarray], where: str, n_features: int
+) -> None:
+    """Shapes, dtypes and tree structure: a model of ``n_features`` inputs that can be
+    evaluated safely."""
     expected = _ARRAY_KINDS[kind]
     if set(arrays) != set(expected):
         raise ArtifactError(
@@ -195,13 +212,13 @@ def validate_arrays(kind: str, arrays: Mapping[str, np.ndarray], where: str) -> 
         if dtype_kind == "f" and not np.isfinite(array).all() and name != "threshold":
             raise ArtifactError(f"{where}: array {name!r} holds NaN or infinite values")
     if kind == "logistic":
-        if len(arrays["coef"]) != N_FEATURES or len(arrays["intercept"]) != 1:
+        if len(arrays["coef"]) != n_features or len(arrays["intercept"]) != 1:
             raise ArtifactError(f"{where}: logistic coefficients do not match the features")
         return
-    _validate_trees(arrays, where)
+    _validate_trees(arrays, where, n_features)
 
 
-def _validate_trees(arrays: Mapping[str, np.ndarray], where: str) -> None:
+def _validate_trees(arrays: Mapping[str, np.ndarray], where: str, n_features: int) -> None:
     starts = arrays["tree_start"]
     n = len(arrays["feature"])
     if any(len(arrays[k]) != n for k in ("threshold", "left", "right", "is_leaf", "missing_left")):
@@ -215,8 +232,8 @@ def _validate_trees(arrays: Mapping[str, np.ndarray], where: str) -> None:
     if np.isnan(arrays["threshold"][inner]).any():
         raise ArtifactError(f"{where}: a split threshold is NaN")
     feature = arrays["feature"][inner]
-    if len(feature) and (feature.min() < 0 or feature.max() >= N_FEATURES):
-        raise ArtifactError(f"{where}: a split uses a feature index outside 0-{N_FEATURES - 1}")
+    if len(feature) and (feature.min() < 0 or feature.max() >= n_features):
+        raise ArtifactError(f"{where}: a split uses a feature index outside 0-{n_features - 1}")
     tree_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     index = np.arange(n)
     for side in ("left", "right"):

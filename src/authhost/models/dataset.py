@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from authhost.models.context import replay_contexts
-from authhost.models.features import N_FEATURES, feature_values
+from authhost.models.features import FEATURE_SET, feature_names, feature_values
 from authhost.store.labelled import DatasetError, iter_rows, read_labelled
 
 __all__ = [
@@ -38,7 +38,7 @@ SCORED_CLASSES = frozenset({"authorisation", "financial", ""})
 class LabelledSet:
     """Training rows as arrays: features plus what splitting and evaluation need."""
 
-    features: np.ndarray  # (n, N_FEATURES) float64; terminal_risk column is filled later
+    features: np.ndarray  # (n, features of the set) float64; terminal_risk is filled later
     ts: np.ndarray  # float64 epoch seconds
     card_ids: np.ndarray  # str
     terminals: np.ndarray  # str
@@ -72,10 +72,14 @@ def read_table(path: str | Path) -> pa.Table:
     return read_labelled(path, required=("ts", "label", "card_id"))
 
 
-def labelled_set(rows: Iterable[Mapping[str, object]], size_hint: int = 0) -> LabelledSet:
+def labelled_set(
+    rows: Iterable[Mapping[str, object]], size_hint: int = 0, feature_set: str = FEATURE_SET
+) -> LabelledSet:
     """Replay rows (in ``ts`` order) and keep the scored ones with their features."""
     capacity = max(size_hint, 1024)
-    features = np.empty((capacity, N_FEATURES), dtype=np.float64)
+    width = len(feature_names(feature_set))
+    acceptors = width > len(feature_names(FEATURE_SET))  # the second set: + acceptor counters
+    features = np.empty((capacity, width), dtype=np.float64)
     ts: list[float] = []
     cards: list[str] = []
     terminals: list[str] = []
@@ -87,8 +91,8 @@ def labelled_set(rows: Iterable[Mapping[str, object]], size_hint: int = 0) -> La
             continue
         if n == capacity:
             capacity *= 2
-            features = np.resize(features, (capacity, N_FEATURES))
-        features[n] = feature_values(ctx)
+            features = np.resize(features, (capacity, width))
+        features[n] = feature_values(ctx, acceptors=acceptors)
         ts.append(ctx.ts)
         cards.append(ctx.card_id)
         terminals.append(ctx.terminal)
@@ -106,7 +110,7 @@ def labelled_set(rows: Iterable[Mapping[str, object]], size_hint: int = 0) -> La
     )
 
 
-def load_labelled(path: str | Path) -> LabelledSet:
-    """Read a labelled export and replay it into a ``LabelledSet``."""
+def load_labelled(path: str | Path, feature_set: str = FEATURE_SET) -> LabelledSet:
+    """Read a labelled export and replay it into a ``LabelledSet`` of ``feature_set``."""
     table = read_table(path)
-    return labelled_set(iter_rows(table), size_hint=table.num_rows)
+    return labelled_set(iter_rows(table), size_hint=table.num_rows, feature_set=feature_set)

@@ -5,7 +5,8 @@
   the top k (what an investigation team can call); the share of those cards that really had
   fraud that day. Averaged over the test days.
 - Precision and recall at the operating threshold (the score at or above which the model
-  declines or flags), with the number of alerts.
+  declines or flags), with the number of alerts, and the recall of each fraud scenario the
+  data names (``scenario`` column): which patterns a model catches, not only how many.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ModelMetrics:
     transactions: int
     frauds: int
     card_precision_per_day: list[float] = field(default_factory=list)
+    # fraud scenario -> (frauds at or above the threshold, frauds): labelled data only
+    recall_by_scenario: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON values (NaN, e.g. AUC of a test set without fraud, becomes None)."""
@@ -76,6 +79,7 @@ def evaluate(
     scores: np.ndarray,
     threshold: int,
     k: int = 100,
+    scenarios: np.ndarray | None = None,
 ) -> ModelMetrics:
     """All metrics of one model on one test set (rankings use the unrounded probabilities)."""
     both_classes = 0 < labels.sum() < len(labels)
@@ -97,7 +101,21 @@ def evaluate(
         transactions=len(labels),
         frauds=int(labels.sum()),
         card_precision_per_day=per_day,
+        recall_by_scenario=_recall_by_scenario(labels, alerts, scenarios),
     )
+
+
+def _recall_by_scenario(
+    labels: np.ndarray, alerts: np.ndarray, scenarios: np.ndarray | None
+) -> dict[str, tuple[int, int]]:
+    if scenarios is None:
+        return {}
+    fraud = labels == 1
+    out = {}
+    for name in sorted(set(scenarios[fraud].tolist())):
+        of = fraud & (scenarios == name)
+        out[str(name) or "unnamed"] = (int((alerts & of).sum()), int(of.sum()))
+    return out
 
 
 def operating_threshold(train_scores: np.ndarray, alert_rate: float) -> int:

@@ -10,6 +10,13 @@ scorer take its fast path.
 Counts and amounts are log-scaled (``log1p``): trees do not care, and the logistic model sees
 a roughly linear signal. The terminal risk comes from the artifact's lookup table
 (``TerminalRisk``), computed from labelled history with a delay.
+
+Two feature sets exist, and each artifact names the one it was trained on. The first reads
+the card's own history. The second adds what every card did at this merchant and terminal in
+the last 10 minutes and hour (``cards.acceptor_velocity``): card testing shows there long
+before any one card looks odd. It costs the server the merchant and terminal counters on
+every request, so it is chosen at training time (``features`` in the training config,
+``authhost train --features``), not imposed on every model.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from authhost.cards.acceptor_velocity import AcceptorVelocity
 from authhost.models.context import CASH_TYPES, TxContext
 from authhost.models.geography import distance_km
 from authhost.models.merchant_groups import mcc_risk_group
 from authhost.models.terminal_risk import TerminalRisk
 
 FEATURE_SET = "authhost-features-1"  # bump when any definition below changes
+ACCEPTOR_FEATURE_SET = "authhost-features-2"  # FEATURE_SET + ACCEPTOR_FEATURE_NAMES
 
 CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
 # POS entry mode (field 22, positions 1-2) grouped by how the card data was read
@@ -87,7 +96,33 @@ FEATURE_NAMES: tuple[str, ...] = (
     "amount_over_available",
 )
 N_FEATURES = len(FEATURE_NAMES)
-TERMINAL_RISK_INDEX = FEATURE_NAMES.index("terminal_risk")
+TERMINAL_RISK_INDEX = FEATURE_NAMES.index("terminal_risk")  # the same in every feature set
+# Every card's requests at the merchant (field 42) and the terminal (41 at that merchant)
+# before this one, committed when its snapshot was read.
+ACCEPTOR_FEATURE_NAMES: tuple[str, ...] = tuple(
+    f"{where}_{name}"
+    for where in ("merchant", "terminal")
+    for name in (
+        "count_10m_log",
+        "distinct_cards_10m_log",
+        "declined_share_1h",
+        "failed_cvv_1h_log",
+        "unknown_cards_1h_log",
+    )
+)
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    FEATURE_SET: FEATURE_NAMES,
+    ACCEPTOR_FEATURE_SET: FEATURE_NAMES + ACCEPTOR_FEATURE_NAMES,
+}
+
+
+def feature_names(feature_set: str) -> tuple[str, ...]:
+    """The names of a feature set, in order; ValueError naming the known sets otherwise."""
+    try:
+        return FEATURE_SETS[feature_set]
+    except KeyError:
+        known = ", ".join(FEATURE_SETS)
+        raise ValueError(f"unknown feature set {feature_set!r}; known: {known}") from None
 
 
 def _log_ratio(amount_minor: int, mean_minor: float) -> float:
@@ -127,8 +162,11 @@ def _distance(country: str, home: str) -> tuple[float, float]:
 _mcc_group = lru_cache(maxsize=4096)(mcc_risk_group)
 
 
-def feature_values(ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK) -> list[float]:
-    """The feature values of one context, in ``FEATURE_NAMES`` order (all finite)."""
+def feature_values(
+    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, acceptors: bool = False
+) -> list[float]:
+    """The feature values of one context, in ``FEATURE_NAMES`` order (all finite); with
+    ``acceptors``, followed by ``ACCEPTOR_FEATURE_NAMES`` (the second feature set)."""
     v = ctx.velocity
     log1p = math.log1p
     amount = ctx.amount_minor
@@ -139,7 +177,7 @@ def feature_values(ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RIS
     if available > 0:
         over_available = min(amount / available, 10.0)
     country, home = ctx.country, ctx.home_country
-    return [
+    values = [
         log1p(amount / 100.0),
         _log_ratio(amount, v.mean_amount_7d),
         _log_ratio(amount, v.mean_amount_30d),
@@ -173,19 +211,38 @@ def feature_values(ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RIS
         log1p(ctx.card_age_days) if ctx.card_age_days >= 0 else -1.0,
         over_available,
     ]
+    if acceptors:
+        values += _acceptor_values(ctx.merchant_velocity)
+        values += _acceptor_values(ctx.terminal_velocity)
+    return values
 
 
-def feature_vector(ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK) -> np.ndarray:
-    """One context as a float64 vector of length ``N_FEATURES``."""
-    return np.array(feature_values(ctx, terminal_risk), dtype=np.float64)
+def _acceptor_values(a: AcceptorVelocity) -> tuple[float, float, float, float, float]:
+    log1p = math.log1p
+    return (
+        log1p(a.count_10m),
+        log1p(a.distinct_cards_10m),
+        a.declined_count_1h / a.count_1h if a.count_1h else 0.0,
+        log1p(a.failed_cvv_1h),
+        log1p(a.unknown_card_count_1h),
+    )
+
+
+def feature_vector(
+    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, acceptors: bool = False
+) -> np.ndarray:
+    """One context as a float64 vector (``N_FEATURES`` long, more with ``acceptors``)."""
+    return np.array(feature_values(ctx, terminal_risk, acceptors), dtype=np.float64)
 
 
 def feature_matrix(
     contexts: Iterable[TxContext] | Sequence[TxContext],
     terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
+    acceptors: bool = False,
 ) -> np.ndarray:
-    """Contexts as a float64 matrix (rows x ``N_FEATURES``)."""
-    rows = [feature_values(ctx, terminal_risk) for ctx in contexts]
+    """Contexts as a float64 matrix (rows x the feature set's columns)."""
+    rows = [feature_values(ctx, terminal_risk, acceptors) for ctx in contexts]
     if not rows:
-        return np.zeros((0, N_FEATURES))
+        width = N_FEATURES + (len(ACCEPTOR_FEATURE_NAMES) if acceptors else 0)
+        return np.zeros((0, width))
     return np.array(rows, dtype=np.float64)

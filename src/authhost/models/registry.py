@@ -45,6 +45,7 @@ class ArtifactInfo:
     threshold: int
     metrics: dict[str, Any]
     error: str = ""  # why the artifact cannot be used, if it cannot
+    feature_set: str = ""
 
 
 class Registry:
@@ -73,6 +74,7 @@ class Registry:
                     str(meta.get("created", "")),
                     int(meta["threshold"]),
                     dict(meta.get("metrics") or {}),
+                    feature_set=str(meta["feature_set"]),
                 )
             )
         return sorted(out, key=lambda a: (a.created, a.name))

@@ -36,7 +36,7 @@ import numpy as np
 
 from authhost.models.artifact import Artifact, read_artifact
 from authhost.models.context import TxContext
-from authhost.models.features import N_FEATURES, feature_values
+from authhost.models.features import feature_names, feature_values
 from authhost.models.terminal_risk import TerminalRisk
 
 MAX_SCORE = 999
@@ -95,7 +95,7 @@ def _pairwise_sum_source(names: Sequence[str]) -> str:
     return f"({_pairwise_sum_source(names[:half])} + {_pairwise_sum_source(names[half:])})"
 
 
-def _row_function(arrays: dict[str, np.ndarray], depth: int) -> RowFunction | None:
+def _row_function(arrays: dict[str, np.ndarray], depth: int, n_features: int) -> RowFunction | None:
     """The trees as one Python function of a NaN-free feature sequence, returning the same
     float as ``_Trees.raw_one`` (None when numpy is faster for a model this large, or a number
     cannot be written as an exact literal).
@@ -117,7 +117,7 @@ def _row_function(arrays: dict[str, np.ndarray], depth: int) -> RowFunction | No
     right = [int(i) for i in arrays["right"]]
     is_leaf = [bool(b) for b in leaf]
     lines = ["def raw_row(x):"]
-    lines.append(f"    ({''.join(f'x{i}, ' for i in range(N_FEATURES))}) = x")
+    lines.append(f"    ({''.join(f'x{i}, ' for i in range(n_features))}) = x")
 
     def emit(node: int, tree: int, indent: str) -> None:
         if is_leaf[node]:
@@ -162,7 +162,7 @@ class _Logistic:
 class _Trees:
     """All trees, laid out for level-by-level descent (see the module docstring)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], n_features: int) -> None:
         starts = arrays["tree_start"]
         left, right, leaf = arrays["left"], arrays["right"], arrays["is_leaf"]
         n = len(leaf)
@@ -199,10 +199,10 @@ class _Trees:
         self.roots = new_of[starts[:-1]]
         self.depth = depth_max
         self.baseline = float(arrays["baseline"][0])
-        self._single_row_layout(arrays)
-        self.row_function = _row_function(arrays, depth_max)
+        self._single_row_layout(arrays, n_features)
+        self.row_function = _row_function(arrays, depth_max, n_features)
 
-    def _single_row_layout(self, arrays: dict[str, np.ndarray]) -> None:
+    def _single_row_layout(self, arrays: dict[str, np.ndarray], n_features: int) -> None:
         """Split nodes sorted by feature, so one row's split inputs are ``np.repeat(x, counts)``
         (a contiguous copy) instead of a gather over every node; leaves follow, pointing to
         themselves."""
@@ -214,7 +214,7 @@ class _Trees:
         position = np.empty(len(leaf), dtype=np.intp)
         position[inner] = np.arange(k)
         position[leaves] = k + np.arange(len(leaves))
-        self._counts = np.bincount(feature[inner], minlength=N_FEATURES)
+        self._counts = np.bincount(feature[inner], minlength=n_features)
         self._split = arrays["threshold"][inner]
         # int32 and "left + go_right * (right - left)": measured several times faster than
         # np.where on intp for a few thousand nodes
@@ -260,8 +260,15 @@ class Scorer:
         self.kind = artifact.kind
         self.threshold = artifact.threshold
         self.terminal_risk: TerminalRisk = artifact.terminal_risk
+        self.feature_set = artifact.feature_set
+        self.n_features = len(feature_names(self.feature_set))
+        # a model of the second feature set reads the merchant and terminal counters
+        self.reads_acceptors = artifact.reads_acceptors
         arrays = dict(artifact.arrays)
-        self._model = _Logistic(arrays) if self.kind == "logistic" else _Trees(arrays)
+        if self.kind == "logistic":
+            self._model: _Logistic | _Trees = _Logistic(arrays)
+        else:
+            self._model = _Trees(arrays, self.n_features)
         row = getattr(self._model, "row_function", None)
         self._raw_row: RowFunction = row if row is not None else self._raw_row_numpy
 
@@ -277,8 +284,8 @@ class Scorer:
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """Fraud probability per row of a feature matrix (same as sklearn's predict_proba)."""
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != N_FEATURES:
-            raise ValueError(f"expected a matrix with {N_FEATURES} feature columns")
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix with {self.n_features} feature columns")
         return _sigmoid(self._model.raw(X))
 
     def score_matrix(self, X: np.ndarray) -> np.ndarray:
@@ -288,8 +295,8 @@ class Scorer:
         """Scores 0-999 of a micro-batch of contexts (one numpy pass for all of them)."""
         if not contexts:
             return np.zeros(0, dtype=np.int64)
-        risk = self.terminal_risk
-        X = np.array([feature_values(ctx, risk) for ctx in contexts], dtype=np.float64)
+        risk, acceptors = self.terminal_risk, self.reads_acceptors
+        X = np.array([feature_values(ctx, risk, acceptors) for ctx in contexts], dtype=np.float64)
         return self.score_matrix(X)
 
     def _raw_row_numpy(self, values: Sequence[float]) -> float:
@@ -297,7 +304,7 @@ class Scorer:
 
     def score_one(self, ctx: TxContext) -> int:
         """Score of one context: the low-latency path for a single request."""
-        values = feature_values(ctx, self.terminal_risk)
+        values = feature_values(ctx, self.terminal_risk, self.reads_acceptors)
         total = sum(values)  # NaN anywhere makes the sum NaN; cheaper than np.isnan(x).any()
         if total != total:  # cannot happen with our features; stay exact if it ever does
             return int(self.score_matrix(np.array(values, dtype=np.float64)[None, :])[0])

@@ -51,6 +51,11 @@ class ModelService:
         """A champion is loaded (with none, the fraud step skips building features)."""
         return self._pair[0] is not None
 
+    def reads_acceptors(self) -> bool:
+        """The champion or the challenger scores merchant and terminal counters (the second
+        feature set): the store must count them for every request."""
+        return any(s is not None and s.reads_acceptors for s in self._pair)
+
     def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
         """(champion score, challenger score), each 0-999 or None."""
         champion, challenger = self._pair

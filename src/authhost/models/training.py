@@ -25,7 +25,12 @@ import numpy as np
 from authhost.models.artifact import Artifact, write_artifact
 from authhost.models.dataset import DatasetError, LabelledSet, file_sha256, load_labelled
 from authhost.models.evaluation import ModelMetrics, evaluate, operating_threshold, write_plots
-from authhost.models.features import FEATURE_NAMES, TERMINAL_RISK_INDEX
+from authhost.models.features import (
+    FEATURE_NAMES,
+    FEATURE_SET,
+    FEATURE_SETS,
+    TERMINAL_RISK_INDEX,
+)
 from authhost.models.scorer import Scorer
 from authhost.models.terminal_risk import DAY_S, TerminalRisk, delayed_rates, risk_table
 
@@ -76,6 +81,7 @@ class HgbConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     models: list[str] = field(default_factory=lambda: ["logistic", "hgb"])
+    features: str = FEATURE_SET  # features.FEATURE_SETS; the second adds merchant counters
     split: SplitConfig = field(default_factory=SplitConfig)
     terminal_risk: RiskConfig = field(default_factory=RiskConfig)
     operating: OperatingConfig = field(default_factory=OperatingConfig)
@@ -124,17 +130,20 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
         "logistic": LogisticConfig,
         "hgb": HgbConfig,
     }
-    unknown = sorted(set(data) - set(sections) - {"models"})
+    unknown = sorted(set(data) - set(sections) - {"models", "features"})
     if unknown:
         raise TrainingError(f"{file}: unknown section(s) {', '.join(unknown)}")
     models = data.get("models", ["logistic", "hgb"])
     if not isinstance(models, list) or not models or set(models) - {"logistic", "hgb"}:
         raise TrainingError(f"{file}: models must be a list of 'logistic' and/or 'hgb'")
+    features = data.get("features", FEATURE_SET)
+    if features not in FEATURE_SETS:
+        raise TrainingError(f"{file}: features must be one of {', '.join(FEATURE_SETS)}")
     built = {
         name: _section(cls, data.get(name, {}), f"{file}:[{name}]")
         for name, cls in sections.items()
     }
-    config = TrainConfig(models=list(models), **built)
+    config = TrainConfig(models=list(models), features=features, **built)
     if not 0 < config.operating.alert_rate < 1:
         raise TrainingError(f"{file}: operating.alert_rate must be between 0 and 1")
     return config
@@ -243,7 +252,9 @@ def train(
     config = config or TrainConfig()
     out = Path(out_dir)
     run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    data = load_labelled(data_path)
+    if config.features not in FEATURE_SETS:
+        raise TrainingError(f"features must be one of {', '.join(FEATURE_SETS)}")
+    data = load_labelled(data_path, config.features)
     split = time_split(data, config.split)
     tr, te = split.train, split.test
     prior = float(tr.labels.mean())
@@ -266,7 +277,8 @@ def train(
     exported: dict[str, tuple[dict[str, np.ndarray], int]] = {}
     for kind in config.models:
         arrays = _fit(kind, config, tr.features, tr.labels)
-        scorer = Scorer(Artifact(Path(kind), {"kind": kind, "threshold": 0}, arrays, table))
+        meta = {"kind": kind, "threshold": 0, "feature_set": config.features}
+        scorer = Scorer(Artifact(Path(kind), meta, arrays, table))
         threshold = operating_threshold(
             scorer.score_matrix(tr.features), config.operating.alert_rate
         )
@@ -274,7 +286,15 @@ def train(
         probabilities[kind] = p
         scores = np.minimum(np.floor(p * 1000), 999).astype(np.int64)
         metrics[kind] = evaluate(
-            kind, te.ts, te.card_ids, te.labels, p, scores, threshold, config.operating.top_k_cards
+            kind,
+            te.ts,
+            te.card_ids,
+            te.labels,
+            p,
+            scores,
+            threshold,
+            config.operating.top_k_cards,
+            te.scenarios,
         )
         exported[kind] = (arrays, threshold)
 
@@ -283,6 +303,7 @@ def train(
         "data": {"path": str(data_path), "sha256": data_hash, "rows_scored": len(data)},
         "train": {"days": split.train_days, "rows": len(tr), "frauds": int(tr.labels.sum())},
         "test": {"days": split.test_days, "rows": len(te), "frauds": int(te.labels.sum())},
+        "features": config.features,
         "config": asdict(config),
         "metrics": {k: m.as_dict() for k, m in metrics.items()},
     }
@@ -306,6 +327,7 @@ def train(
                 "params": asdict(getattr(config, kind)),
                 "terminal_risk": asdict(config.terminal_risk),
             },
+            feature_set=config.features,
         )
     run_dir = out / "runs" / run_id
     plots = write_plots(run_dir, te.labels, probabilities)
