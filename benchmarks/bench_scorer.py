@@ -14,6 +14,7 @@ interleaved rounds (baseline and candidate alternate, so machine noise hits both
 - Scorer.score_one(ctx) (features from the TxContext + model: what the auth step pays)
 - Scorer.score(contexts) per row, micro-batches of 8 and 32
 - ModelService.score(ctx) with a challenger scoring in shadow (both models)
+- Scorer.explain(ctx): the top three reasons of a score (journalled for high scores only)
 
 It also times the offline replay (journal rows -> contexts) with the incremental sliding
 window against recomputing ``compute_velocity`` per row, the pre-``cards.sliding`` method.
@@ -148,6 +149,9 @@ def main() -> None:
                 )
             measures.setdefault("ModelService.score(ctx), champion + challenger", []).append(
                 _per_call_us(lambda: service.score(ctx0), calls)
+            )
+            measures.setdefault("Scorer.explain(ctx), top three reasons", []).append(
+                _per_call_us(lambda: scorer.explain(ctx0), max(50, calls // 4))
             )
     medians = {name: statistics.median(values) for name, values in measures.items()}
     best = {name: min(values) for name, values in measures.items()}

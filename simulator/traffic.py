@@ -239,6 +239,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "transaction_currency": _text(np.full(n, CURRENCY)),
         "authentication": _text(np.full(n, "none")),  # a fraudster's shop asks for none
         "merchant_name": _text([f"SIM WEB SHOP {m[-7:]}" for m in attack.merchant_id]),
+        "model_reasons": empty,  # the simulated host ran no model
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -419,6 +420,7 @@ def _columns(
             " ",
             _digits(batch.merchant % 10_000_000, 7),
         ),  # fmt: skip
+        "model_reasons": _text(np.full(n, "")),  # the simulated host ran no model
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

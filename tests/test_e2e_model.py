@@ -111,7 +111,7 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
     (the counters online are what training computes). A model of the first feature set does
     not make the server keep them."""
     metrics_port = free_port()
-    models = ModelsConfig(dir=str(acceptor_models_dir))
+    models = ModelsConfig(dir=str(acceptor_models_dir), explain_from=0)  # every score explained
     host = await start_host(
         nursery, tmp_path, store_url, rules=RULES_USING_SCORE, models=models,
         metrics_port=metrics_port,
@@ -129,9 +129,13 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
     scorer = Scorer.load(next(p for p in acceptor_models_dir.iterdir() if p.name != "runs"
                               and (p / "model.json").exists()))  # fmt: skip
     assert scorer.reads_acceptors
-    served = {row["stan"]: row["fraud_score"] for row in rows}
-    replayed = {row["stan"]: scorer.score_one(ctx) for row, ctx in replay_contexts(rows)}
+    served = {row["stan"]: (row["fraud_score"], row["model_reasons"]) for row in rows}
+    replayed = {
+        row["stan"]: (scorer.score_one(ctx), explained(scorer, ctx))
+        for row, ctx in replay_contexts(rows)
+    }
     assert len(served) == 5 and served == replayed
+    assert all(reasons for _, reasons in served.values())  # the model's reasons, journalled
     at_shop = [ctx for row, ctx in replay_contexts(rows) if row["merchant_id"] == shop["42"]]
     assert [c.merchant_velocity.count_10m for c in at_shop] == [0, 1, 2, 3]
 
@@ -139,10 +143,17 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
     (tmp_path / "plain").mkdir()
     plain = await start_host(
         nursery, tmp_path / "plain", f"sqlite:///{tmp_path / 'plain.db'}",
-        rules=RULES_USING_SCORE, models=ModelsConfig(dir=str(models_dir)),
+        rules=RULES_USING_SCORE, models=ModelsConfig(dir=str(models_dir), explain_from=1000),
         metrics_port=plain_port,
     )  # fmt: skip
     other = await Switch.connect(plain.port)
-    await other.send(purchase(plain.cards["active-visa"], **shop))
+    answer = await other.send(purchase(plain.cards["active-visa"], **shop))
     scraped = await trio.to_thread.run_sync(metrics_text, plain_port)
     assert "authhost_acceptor_counters_following 0.0" in scraped
+    entry = await journal_entry_for(f"sqlite:///{tmp_path / 'plain.db'}", answer["11"])
+    assert entry.fraud_score >= 0 and entry.model_reasons == ""  # below explain_from
+
+
+def explained(scorer: Scorer, ctx) -> str:  # type: ignore[no-untyped-def]
+    """The journal's form of a model's reasons, written here independently."""
+    return ";".join(f"{name}={share:+.2f}" for name, share in scorer.explain(ctx))

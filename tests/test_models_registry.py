@@ -105,3 +105,34 @@ def test_challenger_is_skipped_once_the_champion_used_half_the_budget(registry: 
     service = ModelService.from_dir(registry.root, budget_ms=1e-6)  # any score takes longer
     champion, challenger = service.score(ctx)
     assert champion is not None and challenger is None
+
+
+def test_service_explains_scores_from_its_threshold(tmp_path: Path) -> None:
+    """Reasons only where they are worth the time: from ``explain_from``, or by default from
+    the champion's own operating threshold (800 here); feature 0 (amount_log) is the one that
+    raises the score."""
+    coef = np.zeros(N_FEATURES)
+    coef[0] = 0.5
+    arrays = {"coef": coef, "intercept": np.array([1.0]), "mean": np.zeros(N_FEATURES)}
+    write_artifact(tmp_path / "lr", "logistic", arrays, TerminalRisk(), {"threshold": 800})
+    Registry(tmp_path).activate("lr")
+    rows = generate_rows(cards=3, days=2, seed=1)
+    ctx = next(ctx for _, ctx in replay_contexts(rows) if ctx.amount_minor > 0)
+    score, _ = ModelService.from_dir(tmp_path, budget_ms=60_000).score(ctx)
+    assert score is not None and score >= 800
+    share = 0.5 * np.log1p(ctx.amount_minor / 100.0)
+    assert ModelService.from_dir(tmp_path).explain(ctx, score) == f"amount_log={share:+.2f}"
+    assert ModelService.from_dir(tmp_path).explain(ctx, 799) == ""
+    assert ModelService.from_dir(tmp_path, explain_from=1000).explain(ctx, score) == ""
+    assert ModelService.from_dir(tmp_path, explain_from=0).explain(ctx, 0) != ""
+    # the server's own action threshold, when lower, is where reasons start
+    assert ModelService.from_dir(tmp_path, action_threshold=700).explain(ctx, 750) != ""
+    assert ModelService.from_dir(tmp_path, action_threshold=900).explain(ctx, 850) != ""
+    assert ModelService.from_dir(tmp_path, action_threshold=900).explain(ctx, 799) == ""
+
+
+def test_explain_from_is_checked() -> None:
+    from authhost.config import ConfigError, ModelsConfig
+
+    with pytest.raises(ConfigError, match="explain_from must be -1 to 1000"):
+        ModelsConfig(explain_from=-2)

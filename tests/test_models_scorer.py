@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from authhost.models.artifact import ARRAYS_FILE, METADATA_FILE, ArtifactError, write_artifact
 from authhost.models.context import replay_contexts
 from authhost.models.export import export_hgb, export_logistic
-from authhost.models.features import N_FEATURES, feature_matrix
+from authhost.models.features import FEATURE_NAMES, N_FEATURES, feature_matrix
 from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
 from authhost.models.terminal_risk import TerminalRisk
@@ -266,3 +266,41 @@ def test_pairwise_sum_source_adds_in_numpys_order(n: int) -> None:
         a = rng.normal(size=n) * 10.0 ** rng.integers(-12, 12, size=n)
         assert add(*a.tolist()).hex() == float(a.sum()).hex()
     assert add(*([-0.0] * n)).hex() == float(np.full(n, -0.0).sum()).hex()  # signed zeros
+
+
+@pytest.mark.parametrize("kind", ["hgb", "logistic"])
+def test_explanations_add_up_to_the_score_and_point_at_what_drives_it(
+    tmp_path: Path, kind: str, hgb: HistGradientBoostingClassifier, logistic: Pipeline
+) -> None:
+    arrays = export_hgb(hgb) if kind == "hgb" else export_logistic(logistic)
+    model = Scorer.load(_write(tmp_path / f"{kind}-x", kind, arrays))._model
+    if kind == "hgb":
+        average = model.baseline + float(model.expected[model.roots].sum())
+    else:
+        average = model.intercept + float(model.coef @ model.mean)
+    X, _ = _data(400, seed=12)
+    added = np.array([model.contributions(x) for x in X])
+    raw = np.array([model.raw_one(x) for x in X])
+    assert np.abs(average + added.sum(axis=1) - raw).max() < 1e-9
+    # the data's fraud odds rise with feature 5 above 0 (and fall below it): so do its shares
+    above = X[:, 5] > 0.5
+    assert added[above, 5].mean() > 0 > added[X[:, 5] < -0.5, 5].mean()
+
+
+def test_explain_names_the_features_that_pushed_the_score_up(
+    tmp_path: Path, hgb: HistGradientBoostingClassifier
+) -> None:
+    scorer = Scorer.load(_write(tmp_path / "hgb-e", "hgb", export_hgb(hgb)))
+    contexts = [ctx for _, ctx in replay_contexts(generate_rows(cards=40, days=5, seed=3))]
+    explained = [scorer.explain(ctx) for ctx in contexts]
+    assert any(explained) and all(len(e) <= 3 for e in explained)
+    for reasons in explained:
+        shares = [share for _, share in reasons]
+        assert all(share > 0 for share in shares) and shares == sorted(shares, reverse=True)
+        assert {name for name, _ in reasons} <= set(FEATURE_NAMES)
+    # an artifact written before explanations (no node counts) still scores, without reasons
+    old = export_hgb(hgb)
+    del old["count"]
+    older = Scorer.load(_write(tmp_path / "hgb-old", "hgb", old))
+    assert not older.explains and older.explain(contexts[0]) == []
+    assert older.score_one(contexts[0]) == scorer.score_one(contexts[0])

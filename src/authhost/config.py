@@ -220,6 +220,15 @@ class ModelsConfig:
     budget_ms: float = _key(5.0, "time budget of the ML step inside the request deadline")
     threshold: int = _key(0, "score (0-999) at or above which the action applies; 0 disables")
     action: str = _key("flag", "action at the threshold: decline (59) or flag")
+    explain_from: int = _key(
+        -1,
+        "score from which the journal keeps the model's top three reasons (model_reasons); "
+        "-1: the model's own operating threshold (or threshold above, if lower), 1000: never",
+    )
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.explain_from <= 1000:
+            raise ConfigError(f"[models] explain_from must be -1 to 1000, not {self.explain_from}")
 
 
 @dataclass(frozen=True)

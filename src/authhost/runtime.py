@@ -258,7 +258,10 @@ def open_scorer(config: Config) -> Any:
     if not Path(config.models.dir).is_dir():
         return None
     # Kept even with no champion yet, so that `authhost models activate` + SIGHUP takes effect.
-    return ModelService.from_dir(config.models.dir, config.models.budget_ms)
+    models = config.models
+    return ModelService.from_dir(
+        models.dir, models.budget_ms, models.explain_from, models.threshold
+    )
 
 
 def describe_models(scorer: Any, models_dir: str) -> str:

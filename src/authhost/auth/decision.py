@@ -33,6 +33,7 @@ class Decision:
     fraud_score: int | None = None
     challenger_score: int | None = None
     model_skipped: bool = False  # the ML step could not score within its budget
+    model_reasons: str = ""  # "feature=+0.00;...": what pushed a high score up (log-odds)
     rule_matches: list[str] = field(default_factory=list)
     review: bool = False  # approved but flagged for an analyst
     balances: list[Balance] = field(default_factory=list)

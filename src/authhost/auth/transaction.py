@@ -26,6 +26,7 @@ class Transaction:
     fraud_score: int | None = None
     challenger_score: int | None = None
     model_skipped: bool = False
+    model_reasons: str = ""  # the champion's top reasons for a high score
     rule_matches: list[str] = field(default_factory=list)
     review: bool = False
     reasons: list[str] = field(default_factory=list)  # non-declining findings (e.g. review)

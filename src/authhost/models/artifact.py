@@ -54,6 +54,12 @@ _ARRAY_KINDS: dict[str, dict[str, str]] = {  # name -> numpy dtype kind ("i", "f
 }
 
 
+# Arrays that explain a score (which features pushed it up), in artifacts written since
+# 2026-11-27; older ones still score, without reasons. logistic: the training mean of each
+# feature; hgb: the training rows that reached each node.
+_OPTIONAL_ARRAYS: dict[str, dict[str, str]] = {"logistic": {"mean": "f"}, "hgb": {"count": "i"}}
+
+
 class ArtifactError(ValueError):
     """An artifact that cannot be used; the message names the artifact and the problem."""
 
@@ -200,11 +206,13 @@ def validate_arrays(
 ) -> None:
     """Shapes, dtypes and tree structure: a model of ``n_features`` inputs that can be
     evaluated safely."""
-    expected = _ARRAY_KINDS[kind]
-    if set(arrays) != set(expected):
+    required, optional = _ARRAY_KINDS[kind], _OPTIONAL_ARRAYS[kind]
+    if not set(required) <= set(arrays) <= set(required) | set(optional):
         raise ArtifactError(
-            f"{where}: {kind} arrays must be exactly {sorted(expected)}, got {sorted(arrays)}"
+            f"{where}: {kind} arrays must be {sorted(required)} (and optionally "
+            f"{sorted(optional)}), got {sorted(arrays)}"
         )
+    expected = {**required, **{k: v for k, v in optional.items() if k in arrays}}
     for name, dtype_kind in expected.items():
         array = arrays[name]
         if array.ndim != 1 or array.dtype.kind != dtype_kind:
@@ -214,6 +222,8 @@ def validate_arrays(
     if kind == "logistic":
         if len(arrays["coef"]) != n_features or len(arrays["intercept"]) != 1:
             raise ArtifactError(f"{where}: logistic coefficients do not match the features")
+        if "mean" in arrays and len(arrays["mean"]) != n_features:
+            raise ArtifactError(f"{where}: feature means do not match the features")
         return
     _validate_trees(arrays, where, n_features)
 
@@ -225,6 +235,8 @@ def _validate_trees(arrays: Mapping[str, np.ndarray], where: str, n_features: in
         raise ArtifactError(f"{where}: node arrays differ in length")
     if len(arrays["value"]) != n or len(arrays["baseline"]) != 1:
         raise ArtifactError(f"{where}: node arrays differ in length")
+    if "count" in arrays and (len(arrays["count"]) != n or (arrays["count"] < 0).any()):
+        raise ArtifactError(f"{where}: node counts differ in length or are negative")
     if len(starts) < 2 or starts[0] != 0 or starts[-1] != n or np.any(np.diff(starts) < 1):
         raise ArtifactError(f"{where}: tree offsets are not increasing from 0 to the node count")
     leaf = arrays["is_leaf"]

@@ -5,11 +5,13 @@ checked by ``artifact.validate_arrays`` and evaluated by ``scorer`` with numpy. 
 
 - logistic: ``coef`` (n_features,) and ``intercept`` (1,), with the standard scaler folded in
   (``coef / scale`` and ``intercept - sum(coef * mean / scale)``), so scoring is one dot
-  product on raw features.
+  product on raw features; ``mean``, the training mean of each feature, explains a score
+  (feature i adds ``coef[i] * (x[i] - mean[i])``).
 - hgb: every tree's nodes, concatenated: ``feature``, ``threshold`` (go left when
   ``x <= threshold``), ``left``/``right`` (global node indices), ``is_leaf``,
   ``missing_left`` (where NaN goes), ``value`` (leaf values), ``tree_start`` (offsets, one
-  more than the number of trees) and ``baseline`` (the init score added to the tree sum).
+  more than the number of trees) and ``baseline`` (the init score added to the tree sum);
+  ``count``, the training rows that reached each node, explains a score (``scorer``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ def export_logistic(model: Pipeline) -> dict[str, np.ndarray]:
     scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
     coef = logistic.coef_[0] / scale
     intercept = logistic.intercept_[0] - float(np.sum(logistic.coef_[0] * scaler.mean_ / scale))
-    return {"coef": coef.astype(np.float64), "intercept": np.array([intercept], np.float64)}
+    return {
+        "coef": coef.astype(np.float64),
+        "intercept": np.array([intercept], np.float64),
+        "mean": np.asarray(scaler.mean_, dtype=np.float64),
+    }
 
 
 def export_hgb(model: HistGradientBoostingClassifier) -> dict[str, np.ndarray]:
@@ -57,4 +63,5 @@ def export_hgb(model: HistGradientBoostingClassifier) -> dict[str, np.ndarray]:
         "missing_left": nodes["missing_go_to_left"].astype(bool),
         "value": np.where(is_leaf, nodes["value"], 0.0).astype(np.float64),
         "baseline": np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1),
+        "count": nodes["count"].astype(np.int64),
     }

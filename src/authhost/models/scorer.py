@@ -28,7 +28,7 @@ larger ones keep numpy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +151,38 @@ class _Logistic:
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.coef = np.ascontiguousarray(arrays["coef"], dtype=np.float64)
         self.intercept = float(arrays["intercept"][0])
+        mean = arrays.get("mean")
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+
+    def contributions(self, x: np.ndarray) -> np.ndarray | None:
+        """What each feature adds to the raw score against an average training row; with
+        the average row's raw score they sum to ``raw_one(x)``."""
+        return None if self.mean is None else self.coef * (x - self.mean)
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef + self.intercept
 
     def raw_one(self, x: np.ndarray) -> float:
         return float(x @ self.coef) + self.intercept
+
+
+def _expected_values(arrays: Mapping[str, np.ndarray], counts: np.ndarray) -> np.ndarray:
+    """Each node's expected output: a leaf's value, a split's the count-weighted mean of its
+    children's (children come after their parent, so one backward pass)."""
+    value = np.asarray(arrays["value"], dtype=np.float64).copy()
+    weight = np.asarray(counts, dtype=np.float64).copy()
+    leaf, left, right = arrays["is_leaf"], arrays["left"], arrays["right"]
+    for node in range(len(value) - 1, -1, -1):
+        if leaf[node]:
+            continue
+        a, b = int(left[node]), int(right[node])
+        total = weight[a] + weight[b]
+        value[node] = (
+            (weight[a] * value[a] + weight[b] * value[b]) / total
+            if total > 0
+            else (value[a] + value[b]) / 2.0
+        )
+    return value
 
 
 class _Trees:
@@ -201,6 +227,9 @@ class _Trees:
         self.baseline = float(arrays["baseline"][0])
         self._single_row_layout(arrays, n_features)
         self.row_function = _row_function(arrays, depth_max, n_features)
+        self._n_features = n_features
+        counts = arrays.get("count")
+        self.expected = None if counts is None else _expected_values(arrays, counts)[order]
 
     def _single_row_layout(self, arrays: dict[str, np.ndarray], n_features: int) -> None:
         """Split nodes sorted by feature, so one row's split inputs are ``np.repeat(x, counts)``
@@ -234,6 +263,22 @@ class _Trees:
         for _ in range(self.depth):
             node = nxt[node]
         return self.baseline + float(self._leaf_value[node].sum())
+
+    def contributions(self, x: np.ndarray) -> np.ndarray | None:
+        """Per feature, what its splits on the row's path added (Saabas: the expected output
+        below a split minus above it, summed over the trees); with the trees' expected
+        outputs at the roots they sum to ``raw_one(x)``. None without node counts."""
+        expected = self.expected
+        if expected is None:
+            return None
+        out = np.zeros(self._n_features)
+        node = self.roots
+        for _ in range(self.depth):  # a leaf points to itself and adds nothing
+            feature = self.feature[node]
+            below = self.child[node] + (x[feature] > self.threshold[node])
+            np.add.at(out, feature, expected[below] - expected[node])
+            node = below
+        return out
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Many rows; NaN goes where each split's ``missing_left`` says."""
@@ -301,6 +346,22 @@ class Scorer:
 
     def _raw_row_numpy(self, values: Sequence[float]) -> float:
         return self._model.raw_one(np.array(values, dtype=np.float64))
+
+    @property
+    def explains(self) -> bool:
+        """The artifact carries what explaining a score needs (written since 2026-11-27)."""
+        return self._model.contributions(np.zeros(self.n_features)) is not None
+
+    def explain(self, ctx: TxContext, top: int = 3) -> list[tuple[str, float]]:
+        """The features that pushed this context's score up most, with what each added to the
+        log-odds (largest first, positive only); [] for an artifact without what it needs."""
+        values = feature_values(ctx, self.terminal_risk, self.reads_acceptors)
+        added = self._model.contributions(np.array(values, dtype=np.float64))
+        if added is None:
+            return []
+        names = feature_names(self.feature_set)
+        order = np.argsort(-added, kind="stable")[:top]
+        return [(names[i], float(added[i])) for i in order if added[i] > 0]
 
     def score_one(self, ctx: TxContext) -> int:
         """Score of one context: the low-latency path for a single request."""

@@ -26,17 +26,34 @@ class ModelService:
         *,
         budget_ms: float = 5.0,
         registry: Registry | None = None,
+        explain_from: int = -1,
+        action_threshold: int = 0,
     ) -> None:
         self._pair = (champion, challenger)
         self._budget_ns = int(budget_ms * 1e6)
         self._registry = registry
+        self._explain_from = explain_from
+        self._action_threshold = action_threshold  # [models] threshold (0: none)
 
     @classmethod
-    def from_dir(cls, models_dir: str | Path, budget_ms: float = 5.0) -> ModelService:
+    def from_dir(
+        cls,
+        models_dir: str | Path,
+        budget_ms: float = 5.0,
+        explain_from: int = -1,
+        action_threshold: int = 0,
+    ) -> ModelService:
         """The active champion and challenger of a models directory (none active: no scores)."""
         registry = Registry(models_dir)
         champion, challenger = registry.load_active()
-        return cls(champion, challenger, budget_ms=budget_ms, registry=registry)
+        return cls(
+            champion,
+            challenger,
+            budget_ms=budget_ms,
+            registry=registry,
+            explain_from=explain_from,
+            action_threshold=action_threshold,
+        )
 
     @property
     def champion(self) -> Scorer | None:
@@ -66,6 +83,23 @@ class ModelService:
         if challenger is None or time.perf_counter_ns() - started > self._budget_ns // 2:
             return first, None
         return first, challenger.score_one(ctx)
+
+    def explain(self, ctx: TxContext, score: int) -> str:
+        """The champion's top reasons for ``score`` ("feature=+0.00;..." in log-odds), when
+        the score reaches ``explain_from`` (-1: the champion's operating threshold, or the
+        server's ``[models] threshold`` where that is lower); "" below, so only the few
+        requests an analyst looks at pay for it."""
+        champion = self._pair[0]
+        if champion is None:
+            return ""
+        cut = self._explain_from
+        if cut < 0:
+            cut = champion.threshold
+            if self._action_threshold:
+                cut = min(cut, self._action_threshold)
+        if score < cut:
+            return ""
+        return ";".join(f"{name}={share:+.2f}" for name, share in champion.explain(ctx))
 
     def reload(self) -> None:
         """Re-read the registry. On a RegistryError the models loaded before keep serving."""

@@ -62,6 +62,8 @@ class JournalEntry:
     # attempted, exempt, none; "" when the request did not say
     authentication: str = ""
     merchant_name: str = ""  # field 43, card acceptor name/location, as sent (trailing blanks cut)
+    # the model's top reasons for a high score: "feature=+1.23;..." (log-odds it added)
+    model_reasons: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

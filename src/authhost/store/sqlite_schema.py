@@ -33,6 +33,7 @@ _ADDED_LATER = (
     "transaction_currency",
     "authentication",
     "merchant_name",
+    "model_reasons",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -242,6 +243,10 @@ ALTER TABLE journal ADD COLUMN authentication TEXT NOT NULL DEFAULT '';
     # 17: the card acceptor's name and location (field 43), for analysts and rules
     """
 ALTER TABLE journal ADD COLUMN merchant_name TEXT NOT NULL DEFAULT '';
+""",
+    # 18: the model's top reasons for a high score, for analysts
+    """
+ALTER TABLE journal ADD COLUMN model_reasons TEXT NOT NULL DEFAULT '';
 """,
 ]
 

@@ -1,7 +1,8 @@
 """Step 6: fraud scoring: the ML model first (under its own time budget), then the analysts' rules.
 
 Rules may use the model's score; when the model cannot score within its budget, the rules see
-no score (``score`` is missing) and the journal records ``model_skipped``.
+no score (``score`` is missing) and the journal records ``model_skipped``. A high score is
+journalled with the model's top reasons (``model_reasons``): what an analyst asks first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class ModelScorer(Protocol):
 
     def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
         """(champion score, challenger score), each 0-999 or None."""
+        ...
+
+    def explain(self, ctx: TxContext, score: int) -> str:
+        """Why the champion scored ``score`` (its top reasons), or "" when not worth saying."""
         ...
 
 
@@ -66,6 +71,8 @@ class Fraud:
                 tx.model_skipped = True
             else:
                 score, tx.challenger_score = champion, challenger
+                if champion is not None:
+                    tx.model_reasons = scorer.explain(ctx, champion)
         verdict = self._rules.evaluate(ctx, score) if self._rules is not None else None
         if verdict is not None:
             tx.rule_matches = list(verdict.matched)
