@@ -31,7 +31,8 @@ err = Console(stderr=True)
 HostOpt = typer.Option("127.0.0.1", help="Host address.")
 PortOpt = typer.Option(8583, help="Host port.")
 DialectOpt = typer.Option(
-    "ascii-binary-bitmap", help="ascii-binary-bitmap, ascii-hex-bitmap or bcd-binary-bitmap."
+    "ascii-binary-bitmap",
+    help="ascii-binary-bitmap, ascii-hex-bitmap, bcd-binary-bitmap or ebcdic-binary-bitmap.",
 )
 FramingOpt = typer.Option("binary2", help="Length header: binary2 or ascii4.")
 TpduOpt = typer.Option(False, help="Frames carry a 5-byte TPDU.")

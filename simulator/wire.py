@@ -19,6 +19,21 @@ from authhost.iso.dialects import Dialect
 
 _STAN_MARK = b"314159"
 _RRN_MARK = b"927182818284"
+_PRINTABLE = bytes(range(32, 127))
+
+
+def _to_wire(codec: str) -> bytes | None:
+    """A ``bytes.translate`` table from ASCII to a text code page (None: ASCII itself)."""
+    if codec == "ascii":
+        return None
+    return bytes.maketrans(_PRINTABLE, _PRINTABLE.decode("ascii").encode(codec))
+
+
+def _from_wire(codec: str) -> bytes | None:
+    """The table back from a text code page to ASCII (None: ASCII itself)."""
+    if codec == "ascii":
+        return None
+    return bytes.maketrans(_PRINTABLE.decode("ascii").encode(codec), _PRINTABLE)
 
 
 class TemplateError(ValueError):
@@ -28,7 +43,7 @@ class TemplateError(ValueError):
 class Template:
     """One request, encoded once; ``body(stan, rrn)`` returns a copy with new numbers."""
 
-    __slots__ = ("_body", "_stan_at", "_stan_bcd", "_rrn_at")
+    __slots__ = ("_body", "_stan_at", "_stan_bcd", "_stan_table", "_rrn_at", "_rrn_table")
 
     def __init__(self, fields: Mapping[str, Any], dialect: Dialect) -> None:
         marked = dict(fields)
@@ -37,10 +52,17 @@ class Template:
             marked["37"] = _RRN_MARK.decode()
         body = encode_request(marked, dialect)
         self._body = body
-        self._stan_bcd = dialect.spec["11"]["data_enc"] == "b"  # 3 BCD bytes, not 6 digits
-        stan_mark = binascii.a2b_hex(_STAN_MARK) if self._stan_bcd else _STAN_MARK
+        spec = dialect.spec
+        self._stan_bcd = spec["11"]["data_enc"] == "b"  # 3 BCD bytes, not 6 digits
+        self._stan_table = None if self._stan_bcd else _to_wire(spec["11"]["data_enc"])
+        self._rrn_table = _to_wire(spec["37"]["data_enc"])
+        if self._stan_bcd:
+            stan_mark = binascii.a2b_hex(_STAN_MARK)
+        else:
+            stan_mark = _STAN_MARK.translate(self._stan_table)  # type: ignore[arg-type]
         self._stan_at = _unique(body, stan_mark, "11")
-        self._rrn_at = _unique(body, _RRN_MARK, "37") if "37" in marked else -1
+        rrn_mark = _RRN_MARK.translate(self._rrn_table)  # type: ignore[arg-type]
+        self._rrn_at = _unique(body, rrn_mark, "37") if "37" in marked else -1
 
     def body(self, stan: bytes, rrn: bytes) -> bytearray:
         """``stan`` is 6 ASCII digits, ``rrn`` 12 ASCII characters (ignored without field 37)."""
@@ -48,9 +70,9 @@ class Template:
         if self._stan_bcd:
             out[self._stan_at : self._stan_at + 3] = binascii.a2b_hex(stan)
         else:
-            out[self._stan_at : self._stan_at + 6] = stan
+            out[self._stan_at : self._stan_at + 6] = stan.translate(self._stan_table)  # type: ignore[arg-type]
         if self._rrn_at >= 0:
-            out[self._rrn_at : self._rrn_at + 12] = rrn
+            out[self._rrn_at : self._rrn_at + 12] = rrn.translate(self._rrn_table)  # type: ignore[arg-type]
         return out
 
     @property
@@ -76,24 +98,33 @@ class ResponseReader:
         self._bitmap_size = 16 if self._hex_bitmap else 8
         self._mti_size = 2 if spec["t"]["data_enc"] == "b" else 4
         self._stan_bcd = spec["11"]["data_enc"] == "b"
-        # per field 2..39: (fixed size in bytes, 0, False, False) or
-        # (0, length prefix bytes, prefix in BCD, length counts nibbles)
-        self._layout: list[tuple[int, int, bool, bool]] = [(0, 0, False, False)] * 2
+        # what 11, 37 and 39 are read back through (None: ASCII already)
+        self._tables = [
+            None if spec[n]["data_enc"] == "b" else _from_wire(spec[n]["data_enc"])
+            for n in ("11", "37", "39")
+        ]
+        # per field 2..39: (fixed size in bytes, 0, False, False, None) or
+        # (0, length prefix bytes, prefix in BCD, length counts nibbles, prefix table)
+        self._layout: list[tuple[int, int, bool, bool, bytes | None]] = [
+            (0, 0, False, False, None)
+        ] * 2
         for number in range(2, 40):
             field = spec[str(number)]
             nibbles = field.get("len_count", "bytes") == "nibbles"
             kind = field["len_type"]
             if kind == 0:
                 size = field["max_len"]
-                self._layout.append(((size + 1) // 2 if nibbles else size, 0, False, False))
-            elif field["len_enc"] in ("ascii", "bcd"):
-                self._layout.append((0, kind, field["len_enc"] == "bcd", nibbles))
+                fixed = (size + 1) // 2 if nibbles else size
+                self._layout.append((fixed, 0, False, False, None))
+            elif field["len_enc"] == "bcd":
+                self._layout.append((0, kind, True, nibbles, None))
             else:
-                raise ValueError(f"field {number}'s length is not ASCII or BCD in {dialect.name}")
+                table = _from_wire(field["len_enc"])  # LookupError: not a text code page
+                self._layout.append((0, kind, False, nibbles, table))
         for number in ("37", "39"):
-            if spec[number]["data_enc"] != "ascii":
-                raise ValueError(f"field {number} is not ASCII in dialect {dialect.name}")
-        self._plans: dict[bytes, tuple[int, list[tuple[int, int, bool, bool, int]]]] = {}
+            if spec[number]["data_enc"] == "b":
+                raise ValueError(f"field {number} is not text in dialect {dialect.name}")
+        self._plans: dict[bytes, tuple[int, list[tuple[int, int, bool, bool, Any, int]]]] = {}
 
     def read(self, body: bytes) -> tuple[bytes, bytes, bytes]:
         start = self._mti_size
@@ -103,10 +134,10 @@ class ResponseReader:
             plan = self._plans[bitmap] = self._plan(bitmap)
         pos, steps = plan
         found = [b"", b"", b""]
-        for fixed, digits, bcd, nibbles, slot in steps:
+        for fixed, digits, bcd, nibbles, table, slot in steps:
             if digits:
                 head = body[pos : pos + digits]
-                fixed = int(head.hex() if bcd else head)
+                fixed = int(head.hex() if bcd else head.translate(table))
                 if nibbles:
                     fixed = (fixed + 1) // 2
                 pos += digits
@@ -115,9 +146,12 @@ class ResponseReader:
             pos += fixed
         if self._stan_bcd and found[0]:
             found[0] = binascii.b2a_hex(found[0])
+        for slot, table in enumerate(self._tables):
+            if table is not None and found[slot]:
+                found[slot] = found[slot].translate(table)
         return found[0], found[1], found[2]
 
-    def _plan(self, bitmap: bytes) -> tuple[int, list[tuple[int, int, bool, bool, int]]]:
+    def _plan(self, bitmap: bytes) -> tuple[int, list[tuple[int, int, bool, bool, Any, int]]]:
         """Where the fields start (after the bitmaps) and the fields up to 39 to step over."""
         value = int(bitmap, 16) if self._hex_bitmap else int.from_bytes(bitmap, "big")
         pos = self._mti_size + self._bitmap_size * (2 if value >> 63 & 1 else 1)

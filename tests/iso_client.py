@@ -1,6 +1,6 @@
 """A minimal switch for the end-to-end tests: pyiso8583's own `default` spec (8-byte binary
-bitmap, the ascii-binary-bitmap dialect), or with ``bcd=True`` the hand-written jPOS
-ISO87BPackager peer of ``iso_peers``, and a 2-byte length header, independent of authhost's
+bitmap, the ascii-binary-bitmap dialect), or for another ``dialect`` the independent peers of
+``iso_peers`` (the hand-written jPOS ISO87BPackager one for BCD), and a 2-byte length header, independent of authhost's
 encoder, so the tests check the host against the wire format rather than against itself."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import iso8583
 import trio
 from iso8583.specs import default as SPEC
-from iso_peers import bcd_decode, bcd_encode
+from iso_peers import peer_decode, peer_encode
 
 SPEC = {**SPEC, "53": {**SPEC["53"], "len_type": 2, "max_len": 48}}  # KSN as LLVAR hex text
 _stans = itertools.count(1)
@@ -25,18 +25,18 @@ def next_stan() -> str:
 class Switch:
     """One TCP connection to the host; ``send`` returns the decoded response."""
 
-    def __init__(self, stream: trio.SocketStream, bcd: bool = False) -> None:
+    def __init__(self, stream: trio.SocketStream, dialect: str = "") -> None:
         self.stream = stream
-        self.bcd = bcd
+        self.dialect = dialect  # "": pyiso8583's default spec, as above
         self._buffer = b""
 
     @classmethod
-    async def connect(cls, port: int, bcd: bool = False) -> Switch:
-        return cls(await trio.open_tcp_stream("127.0.0.1", port), bcd)
+    async def connect(cls, port: int, dialect: str = "") -> Switch:
+        return cls(await trio.open_tcp_stream("127.0.0.1", port), dialect)
 
     def encode(self, fields: dict[str, Any]) -> bytes:
-        if self.bcd:
-            return bcd_encode(fields)
+        if self.dialect:
+            return peer_encode(fields, self.dialect)
         body, _ = iso8583.encode(dict(fields), SPEC)
         return bytes(body)
 
@@ -58,8 +58,8 @@ class Switch:
 
     async def receive(self) -> dict[str, Any]:
         body = await self.receive_raw()
-        if self.bcd:
-            return bcd_decode(body)
+        if self.dialect:
+            return peer_decode(body, self.dialect)
         doc, _ = iso8583.decode(body, SPEC)
         return doc
 

@@ -1,7 +1,8 @@
 """Independent ISO 8583 peers for the tests: encoders and decoders that share no code with
 authhost's, so a test that passes means a switch following docs/iso.md is understood.
 
-The ASCII dialects use pyiso8583's own specs (field 53 as docs/iso.md describes it). The BCD
+The ASCII dialects use pyiso8583's own specs (field 53 as docs/iso.md describes it), the
+EBCDIC one the same with every character in code page 500. The BCD
 dialect is packed and unpacked by hand below, field by field from jPOS's ISO87BPackager, the
 way a jPOS switch puts the bytes on the wire (not with pyiso8583, which authhost uses). Binary
 fields are hex text both ways; track 2's separator nibble D reads back as "=", as jPOS reads
@@ -21,6 +22,11 @@ _KSN_FIELD = {"data_enc": "ascii", "len_enc": "ascii", "len_type": 2, "max_len":
 PEER_SPECS: dict[str, dict[str, Any]] = {
     "ascii-binary-bitmap": {**copy.deepcopy(iso8583.specs.default), "53": _KSN_FIELD},
     "ascii-hex-bitmap": {**copy.deepcopy(iso8583.specs.default_ascii), "53": _KSN_FIELD},
+}
+# The EBCDIC dialect: the binary-bitmap one with every character in code page 500.
+PEER_SPECS["ebcdic-binary-bitmap"] = {
+    key: {name: "cp500" if value == "ascii" else value for name, value in field.items()}
+    for key, field in PEER_SPECS["ascii-binary-bitmap"].items()
 }
 BCD_DIALECT = "bcd-binary-bitmap"
 PEER_DIALECTS = sorted([*PEER_SPECS, BCD_DIALECT])

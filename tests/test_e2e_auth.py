@@ -292,14 +292,17 @@ async def test_every_response_code_end_to_end(nursery, tmp_path, store_url):
     assert got == expected
 
 
-async def test_every_response_code_end_to_end_in_bcd(nursery, tmp_path, monkeypatch):
-    """The same table from a switch packing jPOS ISO87BPackager's BCD layout (the host's
-    listener on bcd-binary-bitmap): PIN blocks, track 2 with its D separator, CVV2 in field 48
-    and the answers' BCD fields all arrive as the ASCII dialect's do."""
+@pytest.mark.parametrize("dialect", ["bcd-binary-bitmap", "ebcdic-binary-bitmap"])
+async def test_every_response_code_end_to_end_in_other_dialects(
+    nursery, tmp_path, monkeypatch, dialect
+):
+    """The same table from a switch packing jPOS ISO87BPackager's BCD layout, or writing every
+    character in EBCDIC (the host's listener on that dialect): PIN blocks, track 2 (in BCD with
+    its D separator), CVV2 in field 48 and the answers all arrive as the ASCII dialect's do."""
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'authhost.db'}"
-    host = await start_host(nursery, tmp_path, url, dialect="bcd-binary-bitmap")
-    switch = await Switch.connect(host.port, bcd=True)
+    host = await start_host(nursery, tmp_path, url, dialect=dialect)
+    switch = await Switch.connect(host.port, dialect)
     got, expected = {}, {}
     for case, fields, code in response_code_table(host):
         response = await switch.send(fields)

@@ -13,6 +13,7 @@ from authhost.iso.codec import decode_message, encode_request, encode_response
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import DEFAULT_DIALECT, DIALECTS, get_dialect
 
+EBCDIC = "ebcdic-binary-bitmap"
 ORIGINALS = {
     "ascii-binary-bitmap": iso8583.specs.default,
     "ascii-hex-bitmap": iso8583.specs.default_ascii,
@@ -39,13 +40,13 @@ def test_the_originals_are_left_untouched() -> None:
 def test_default_dialect_is_the_binary_bitmap_one() -> None:
     assert DEFAULT_DIALECT == "ascii-binary-bitmap"
     assert get_dialect(DEFAULT_DIALECT).spec["p"]["data_enc"] == "b"
-    assert set(DIALECTS) == {*ORIGINALS, "bcd-binary-bitmap"}
+    assert set(DIALECTS) == {*ORIGINALS, "bcd-binary-bitmap", "ebcdic-binary-bitmap"}
 
 
 def test_unknown_dialect_names_the_known_ones() -> None:
     with pytest.raises(
         ValueError,
-        match="unknown ISO 8583 dialect 'ebcdic'.*ascii-binary-bitmap, ascii-hex-bitmap, bcd",
+        match="unknown ISO 8583 dialect 'ebcdic'.*ascii-binary-bitmap, ascii-hex-bitmap, bcd.*ebcdic-",
     ):
         get_dialect("ebcdic")
 
@@ -107,3 +108,22 @@ def test_the_bcd_dialect_sends_track_2_as_jpos_packs_it() -> None:
     body = encode_request(fields, get_dialect(BCD_DIALECT))
     assert body == bcd_encode(fields)
     assert body[-18:] == bytes.fromhex("344000001234567899D29121010000000000")
+
+
+def test_the_ebcdic_dialect_is_the_binary_bitmap_one_in_code_page_500() -> None:
+    ascii_spec, ebcdic = get_dialect("ascii-binary-bitmap").spec, get_dialect(EBCDIC).spec
+    assert set(ebcdic) == set(ascii_spec)
+    for key, field in ascii_spec.items():
+        expected = {k: "cp500" if v == "ascii" else v for k, v in field.items()}
+        assert ebcdic[key] == expected, key
+    # an 0800 echo test as a mainframe sends it: EBCDIC digits (F0-F9), binary bitmaps
+    body = bytes.fromhex("F0F8F0F082200000000000000400000000000000")
+    body += bytes.fromhex("F1F1F2F5F2F0F3F0F0F0F0F0F0F0F0F1F3F0F1")  # 7, 11, 70
+    message = decode_message(body, get_dialect(EBCDIC))
+    assert (message.mti, message.code, message.stan) == ("0800", "301", "000001")
+    assert (
+        encode_request(
+            {"t": "0800", "7": "1125203000", "11": "000001", "70": "301"}, get_dialect(EBCDIC)
+        )
+        == body
+    )

@@ -52,8 +52,9 @@ def test_peer_mac_is_found_and_verifies(dialect: str, mti: str, number: str) -> 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_tampered_message_fails_verification(dialect: str) -> None:
     body = bytearray(peer_signed(financial("0200"), dialect, "64"))
-    at = body.index(b"TERM0001")
-    body[at : at + 8] = b"TERM0002"
+    codec = "cp500" if dialect.startswith("ebcdic") else "ascii"
+    at = body.index("TERM0001".encode(codec))
+    body[at : at + 8] = "TERM0002".encode(codec)
     fields = decode_fields(bytes(body), get_dialect(dialect))
     covered, received = split_mac(bytes(body), fields, get_dialect(dialect))
     assert received != mac(covered)

@@ -46,7 +46,8 @@ class ListenerConfig:
     port: int = _key(8583, "TCP port for ISO 8583 traffic")
     dialect: str = _key(
         "ascii-binary-bitmap",
-        "wire dialect: ascii-binary-bitmap (default), ascii-hex-bitmap or bcd-binary-bitmap",
+        "wire dialect: ascii-binary-bitmap (default), ascii-hex-bitmap, bcd-binary-bitmap or "
+        "ebcdic-binary-bitmap",
     )
     framing: str = _key("binary2", "length header: binary2 (2-byte big-endian) or ascii4")
     tpdu: bool = _key(False, "frames carry a 5-byte TPDU after the length header")

@@ -120,7 +120,8 @@ def register(app: typer.Typer) -> None:
         dialect: str | None = typer.Option(
             None,
             "--dialect",
-            help="ascii-binary-bitmap, ascii-hex-bitmap or bcd-binary-bitmap (server.dialect)",
+            help="ascii-binary-bitmap, ascii-hex-bitmap, bcd-binary-bitmap or ebcdic-binary-bitmap "
+            "(server.dialect)",
         ),
         framing: str | None = typer.Option(
             None, "--framing", help="length header: binary2 or ascii4 (server.framing)"

@@ -11,6 +11,9 @@ Both dialects start from a pyiso8583 spec and change only what authhost needs:
   on the left for fixed fields, on the right for LLVAR ones, as jPOS does), lengths in BCD (1
   byte for LL, 2 for LLL), text in ASCII, binary bitmap. pyiso8583 has no such spec; it is
   written here, field by field, from jPOS's table.
+* ``ebcdic-binary-bitmap``: pyiso8583's ``default`` spec with every character in EBCDIC
+  (code page 500): the MTI, digits, text and length prefixes, as IBM mainframe hosts encode
+  them; bitmap, PIN block, ICC data and MAC stay raw bytes.
 
 Changes from the pyiso8583 originals, in both dialects: field 53 is LLVAR ans..48 instead of
 n 16, because a DUKPT key serial number is 20 (TDES) or 24 (AES) hex characters and does not
@@ -133,9 +136,15 @@ def _iso87b_spec() -> dict[str, dict[str, Any]]:
     return spec
 
 
-def _build(base: SpecDict) -> dict[str, dict[str, Any]]:
+def _build(base: SpecDict, text: str = "ascii") -> dict[str, dict[str, Any]]:
+    """``base`` with field 53 as documented and, for another ``text`` code page, every ASCII
+    character (data and length prefixes) in that one."""
     spec: dict[str, dict[str, Any]] = copy.deepcopy(dict(base))  # type: ignore[arg-type]
     spec["53"] = dict(_SECURITY_CONTROL)
+    for layout in spec.values():
+        for key in ("data_enc", "len_enc"):
+            if layout.get(key) == "ascii":
+                layout[key] = text
     return spec
 
 
@@ -159,6 +168,11 @@ DIALECTS: dict[str, Dialect] = {
         description="BCD numeric fields and lengths, ASCII text, 8-byte binary bitmap (jPOS "
         "ISO87BPackager)",
         spec=_iso87b_spec(),
+    ),
+    "ebcdic-binary-bitmap": Dialect(
+        name="ebcdic-binary-bitmap",
+        description="EBCDIC (code page 500) characters, 8-byte binary bitmap, binary PIN block",
+        spec=_build(specs.default, text="cp500"),
     ),
 }
 

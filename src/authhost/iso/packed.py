@@ -1,10 +1,11 @@
-"""The fast path for packed layouts (BCD MTI, numeric fields and lengths), as ``fieldcodec``
-has for the ASCII ones: the same pyiso8583 spec read once, the plain case handled in one
-loop, anything else handed back (``Unusual``) for pyiso8583 to decide, error or not.
+"""The fast path for the layouts ``fieldcodec``'s ASCII loop does not take (BCD MTI, numeric
+fields and lengths; EBCDIC text): the same pyiso8583 spec read once, the plain case handled in
+one loop, anything else handed back (``Unusual``) for pyiso8583 to decide, error or not.
 
-It covers what a jPOS ``ISO87BPackager``-style spec uses: an MTI of 2 BCD bytes or 4 ASCII
-digits, binary bitmaps, and fields that are ASCII text, raw bytes or BCD digits (a pad
-nibble on one side for odd lengths), with no length prefix or a BCD or ASCII one.
+It covers what a jPOS ``ISO87BPackager``-style spec or an EBCDIC one uses: an MTI of 2 BCD
+bytes or 4 characters, binary bitmaps, and fields that are text in a one-byte code page
+(ASCII, EBCDIC), raw bytes or BCD digits (a pad nibble on one side for odd lengths), with no
+length prefix or a BCD or text one.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from collections.abc import Mapping
 from typing import Any
 
 TEXT, BINARY, BCD_LEFT, BCD_RIGHT = 0, 1, 2, 3  # a field's data: its kind
+# Text encodings with one byte per character both ways (a str's length is its byte length);
+# pyiso8583 takes any codec name, the others go to it.
+TEXT_CODECS = frozenset({"ascii", "cp500", "cp037", "cp1047"})
+# Of those, the ones that decode every byte: a body is decoded with one of them once, and its
+# text fields sliced from that (a character a byte, so the offsets agree).
+_WHOLE_BODY_CODECS = frozenset({"cp500", "cp037", "cp1047"})
 
 
 class Unusual(Exception):
     """Something the fast path leaves to pyiso8583."""
 
 
-# One field: (key, prefix bytes, prefix in BCD, most units, kind, pad nibble).
-_Plan = tuple[str, int, bool, int, int, str]
+# One field: (key, prefix bytes, prefix in BCD, most units, kind, pad nibble, text codec of
+# the data or of the length prefix).
+_Plan = tuple[str, int, bool, int, int, str, str]
 _CACHE_SIZE = 1024  # distinct bitmaps (and key sets) remembered; a switch sends a few dozen
 
 
@@ -34,11 +42,12 @@ def applies(spec: Mapping[str, Mapping[str, Any]]) -> bool:
         return False
     if header["max_len"] or primary["data_enc"] != "b" or secondary["data_enc"] != "b":
         return False
-    if mti["data_enc"] not in ("b", "ascii"):
+    if mti["data_enc"] != "b" and mti["data_enc"] not in TEXT_CODECS:
         return False
     plans = [_plan(str(n), spec.get(str(n))) for n in range(2, 129) if str(n) in spec]
-    packed = mti["data_enc"] == "b" or any(p is not None and (p[2] or p[4] >= BCD_LEFT)
-                                            for p in plans)  # fmt: skip
+    packed = mti["data_enc"] != "ascii" or any(
+        p is not None and (p[2] or p[4] >= BCD_LEFT or p[6] != "ascii") for p in plans
+    )  # BCD or another code page somewhere: the ASCII loop of ``fieldcodec`` does the rest
     return packed and all(p is not None for p in plans)
 
 
@@ -46,7 +55,7 @@ def _plan(key: str, field: Mapping[str, Any] | None) -> _Plan | None:
     if field is None:
         return None
     len_type, len_enc = int(field["len_type"]), field["len_enc"]
-    if len_type and len_enc not in ("ascii", "bcd"):
+    if len_type and len_enc != "bcd" and len_enc not in TEXT_CODECS:
         return None
     nibbles = field.get("len_count", "bytes") == "nibbles"
     left, right = field.get("left_pad", "")[:1], field.get("right_pad", "")[:1]
@@ -59,11 +68,16 @@ def _plan(key: str, field: Mapping[str, Any] | None) -> _Plan | None:
             kind, pad = BCD_RIGHT, right
         else:
             return None
-    elif field["data_enc"] == "ascii" and not nibbles:
+    elif field["data_enc"] in TEXT_CODECS and not nibbles:
         kind, pad = TEXT, ""
     else:
         return None
-    return key, len_type, len_type > 0 and len_enc == "bcd", int(field["max_len"]), kind, pad
+    bcd_prefix = len_type > 0 and len_enc == "bcd"
+    # the code page of the text, or of the length prefix of binary and BCD data
+    codec = field["data_enc"] if kind == TEXT else (len_enc if len_type and not bcd_prefix else "")
+    if kind == TEXT and len_type and not bcd_prefix and len_enc != codec:
+        return None  # text in one code page, its length in another: rare, pyiso8583's
+    return key, len_type, bcd_prefix, int(field["max_len"]), kind, pad, codec or "ascii"
 
 
 class PackedPath:
@@ -71,22 +85,28 @@ class PackedPath:
 
     def __init__(self, spec: Mapping[str, Mapping[str, Any]]) -> None:
         self._mti_bcd = spec["t"]["data_enc"] == "b"
+        self._mti_codec = spec["t"]["data_enc"]
         self._plans: dict[int, _Plan] = {}
         for number in range(2, 129):
             plan = _plan(str(number), spec.get(str(number)))
             if plan is not None:
                 self._plans[number] = plan
         # the length prefix bytes of every size a variable field may have
-        self._prefixes: dict[tuple[int, bool, int], tuple[bytes, ...]] = {}
-        for _, width, bcd, most, _, _ in self._plans.values():
-            if width and (width, bcd, most) not in self._prefixes:
+        self._prefixes: dict[tuple[int, bool, int, str], tuple[bytes, ...]] = {}
+        for _, width, bcd, most, _, _, codec in self._plans.values():
+            if width and (width, bcd, most, codec) not in self._prefixes:
                 sizes = range(min(most, 10 ** (width * (2 if bcd else 1)) - 1) + 1)
-                self._prefixes[width, bcd, most] = tuple(
-                    binascii.a2b_hex(f"{n:0{2 * width}d}") if bcd else b"%0*d" % (width, n)
+                self._prefixes[width, bcd, most, codec] = tuple(
+                    binascii.a2b_hex(f"{n:0{2 * width}d}")
+                    if bcd
+                    else f"{n:0{width}d}".encode(codec)
                     for n in sizes
                 )
         self._layouts: dict[bytes, tuple[_Plan, ...]] = {}
         self._shapes: dict[tuple[str, ...], tuple[bytes, tuple[_Plan, ...]]] = {}
+        text_codecs = {p[6] for p in self._plans.values() if p[4] == TEXT or (p[1] and not p[2])}
+        only = next(iter(text_codecs)) if len(text_codecs) == 1 else ""
+        self._whole = only if only in _WHOLE_BODY_CODECS else ""
 
     def decode(self, s: bytes) -> dict[str, str]:
         if self._mti_bcd:
@@ -94,7 +114,7 @@ class PackedPath:
             mti = head.hex().upper()
         else:
             head, idx = s[:4], 4
-            mti = head.decode("ascii")
+            mti = head.decode(self._mti_codec)
         if len(head) != idx:
             raise Unusual
         raw = s[idx : idx + 8]
@@ -112,11 +132,17 @@ class PackedPath:
         layout = self._layouts.get(raw)
         if layout is None:
             layout = self._layout(raw)
-        for key, width, bcd, size, kind, pad in layout:
+        whole = s.decode(self._whole) if self._whole else None
+        for key, width, bcd, size, kind, pad, codec in layout:
             if width:
-                head = s[idx : idx + width]
-                text = head.hex() if bcd else head.decode("ascii")
-                if len(head) != width or not (text.isdigit() and text.isascii()):
+                if bcd:
+                    text = s[idx : idx + width].hex()
+                    short = len(text) != 2 * width
+                else:
+                    text = (s[idx : idx + width].decode(codec) if whole is None
+                            else whole[idx : idx + width])  # fmt: skip
+                    short = len(text) != width
+                if short or not (text.isdigit() and text.isascii()):
                     raise Unusual
                 most, size = size, int(text)
                 if size > most:
@@ -138,8 +164,12 @@ class PackedPath:
                         value = value[:-1]
             else:
                 end = idx + size
-                data = s[idx:end]
-                value = data.hex().upper() if kind == BINARY else data.decode("ascii")
+                if kind == BINARY:
+                    value = s[idx:end].hex().upper()
+                elif whole is None:
+                    value = s[idx:end].decode(codec)
+                else:
+                    value = whole[idx:end]
             doc[key] = value
             idx = end
         if idx != len(s):  # a short field anywhere leaves idx past the end
@@ -167,8 +197,8 @@ class PackedPath:
         if cached is None:
             cached = self._shape(shape)
         bitmap, layout = cached
-        parts = [binascii.a2b_hex(mti) if self._mti_bcd else mti.encode("ascii"), bitmap]
-        for key, width, bcd, most, kind, pad in layout:
+        parts = [binascii.a2b_hex(mti) if self._mti_bcd else mti.encode(self._mti_codec), bitmap]
+        for key, width, bcd, most, kind, pad, codec in layout:
             value = doc[key]
             size = len(value)
             if kind >= BCD_LEFT:
@@ -180,11 +210,11 @@ class PackedPath:
                 data = binascii.a2b_hex(value)
                 size = len(data)
             else:
-                data = value.encode("ascii")  # a str's length is its ASCII length
+                data = value.encode(codec)  # one byte a character (TEXT_CODECS)
             if width:
                 if size > most:
                     raise Unusual
-                parts.append(self._prefixes[width, bcd, most][size])
+                parts.append(self._prefixes[width, bcd, most, codec][size])
             elif size != most:
                 raise Unusual
             parts.append(data)
