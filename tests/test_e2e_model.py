@@ -4,6 +4,8 @@ cannot score within its budget is skipped (the decision goes on, the journal say
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +16,9 @@ from conftest import free_port
 from iso_client import Switch
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 from test_e2e_card_testing import metrics_text
+from typer.testing import CliRunner
 
+from authhost.cli.app import app
 from authhost.config import ModelsConfig
 from authhost.models.context import replay_contexts
 from authhost.models.features import ACCEPTOR_FEATURE_SET, FEATURE_SET
@@ -138,6 +142,38 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
     assert all(reasons for _, reasons in served.values())  # the model's reasons, journalled
     at_shop = [ctx for row, ctx in replay_contexts(rows) if row["merchant_id"] == shop["42"]]
     assert [c.merchant_velocity.count_10m for c in at_shop] == [0, 1, 2, 3]
+
+    # an analyst asks after the fact: the CLI rebuilds each entry's context from the store
+    config = tmp_path / "explain.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n[models]\ndir = "{acceptor_models_dir}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+    )
+    for row in rows:
+        args = [
+            "journal",
+            "explain",
+            row["card_id"],
+            str(row["journal_id"]),
+            "--config",
+            str(config),
+        ]
+        done = await trio.to_thread.run_sync(CliRunner().invoke, app, args)
+        assert done.exit_code == 0, done.output
+        view = json.loads(done.output)
+        assert view["score"] == row["fraud_score"]  # the same features as the server's
+        top = ";".join(f"{r['feature']}={r['added']:+.2f}" for r in view["reasons"][:3])
+        assert top == row["model_reasons"] == view["journalled"]["reasons"]
+        if row["merchant_id"] == shop["42"]:
+            assert view["features"]["merchant_count_10m_log"] >= 0.0
+    last_at_shop = [r for r in rows if r["merchant_id"] == shop["42"]][-1]
+    args = ["journal", "explain", last_at_shop["card_id"], str(last_at_shop["journal_id"]),
+            "--config", str(config)]  # fmt: skip
+    view = json.loads((await trio.to_thread.run_sync(CliRunner().invoke, app, args)).output)
+    assert view["features"]["merchant_count_10m_log"] == pytest.approx(math.log1p(3))
+    missing = ["journal", "explain", last_at_shop["card_id"], "999999", "--config", str(config)]
+    refused = await trio.to_thread.run_sync(CliRunner().invoke, app, missing)
+    assert refused.exit_code == 1 and "not found" in refused.output
 
     plain_port = free_port()
     (tmp_path / "plain").mkdir()

@@ -555,6 +555,35 @@ def journal_report_fraud(
     _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
+@journal.command("explain")
+def journal_explain(
+    card_id: str,
+    journal_id: int,
+    model: Annotated[
+        str, typer.Option(help="an artifact of the models directory (default: the champion)")
+    ] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Why one of the card's transactions scored what it did: its features as the server
+    computed them (the card's 30 days before it, replayed; and the merchant's last hour for a
+    model that reads it), the model's score and the features that pushed it up most."""
+    from authhost.admin.explain import explain_journal_entry
+    from authhost.models.registry import Registry, RegistryError
+
+    settings = _config(config, store)
+    registry = Registry(settings.models.dir)
+    try:
+        scorer = registry.load(model) if model else registry.load_active()[0]
+    except RegistryError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    if scorer is None:
+        _say(f"error: no active model in {settings.models.dir} (give --model NAME)")
+        raise typer.Exit(1)
+    _run(settings, lambda s: explain_journal_entry(s.store, card_id, journal_id, scorer))
+
+
 @journal.command("fraud-reports")
 def journal_fraud_reports(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,

@@ -1,0 +1,68 @@
+"""Why a journalled transaction scored what it did, asked after the fact by an analyst.
+
+The server keeps the model's reasons only for high scores (``[models] explain_from``). For any
+other entry this rebuilds the context the server had: the card's own 30 days of journal before
+the entry and, for a model that reads them, the last hour at its merchant, replayed by
+``models.context.replay_contexts`` exactly as training replays an export. The model of the
+caller's choice (the active champion, or another artifact) scores and explains it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from authhost.admin.errors import NotFoundError
+from authhost.cards.acceptor_velocity import WINDOW_LONG_S
+from authhost.cards.velocity import RETENTION_S
+from authhost.models.context import replay_contexts
+from authhost.models.features import feature_names, feature_values
+from authhost.models.scorer import Scorer
+from authhost.store.interface import CardStore, JournalQuery
+from authhost.store.records import JournalEntry
+
+TOP_REASONS = 5
+
+
+async def explain_journal_entry(
+    store: CardStore, card_id: str, journal_id: int, scorer: Scorer
+) -> dict[str, Any]:
+    """The entry's features as the server computed them, ``scorer``'s score of them and the
+    features that pushed it up most. NotFoundError for an entry the card does not have."""
+    found = await store.journal(JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1))
+    if not found or found[0].journal_id != journal_id:
+        raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
+    entry = found[0]
+    rows = await _history(store, entry, scorer.reads_acceptors)
+    ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
+    values = feature_values(ctx, scorer.terminal_risk, scorer.reads_acceptors)
+    return {
+        "journal_id": journal_id,
+        "card_id": card_id,
+        "model": scorer.name,
+        "feature_set": scorer.feature_set,
+        "score": scorer.score_one(ctx),
+        "journalled": {"score": entry.fraud_score, "reasons": entry.model_reasons},
+        "reasons": [
+            {"feature": name, "added": round(added, 4)}
+            for name, added in scorer.explain(ctx, top=TOP_REASONS)
+        ],
+        "features": dict(zip(feature_names(scorer.feature_set), values, strict=True)),
+        "rows_replayed": len(rows),
+    }
+
+
+async def _history(store: CardStore, entry: JournalEntry, acceptors: bool) -> list[dict]:
+    """The journal rows the entry's context depends on, in the order the server met them."""
+    until = math.nextafter(entry.ts, math.inf)  # the store's ``until`` is exclusive
+    queries = [JournalQuery(card_id=entry.card_id, since=entry.ts - RETENTION_S, until=until)]
+    if acceptors and entry.merchant_id:
+        queries.append(
+            JournalQuery(merchant_id=entry.merchant_id, since=entry.ts - WINDOW_LONG_S, until=until)
+        )
+    by_id: dict[int, JournalEntry] = {}
+    for query in queries:
+        async for row in store.export_journal(query):
+            if row.ts < entry.ts or row.journal_id <= entry.journal_id:
+                by_id[row.journal_id] = row
+    return [by_id[i].as_row() for i in sorted(by_id, key=lambda i: (by_id[i].ts, i))]
