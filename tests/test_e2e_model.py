@@ -14,10 +14,12 @@ import pytest
 import trio
 from conftest import free_port
 from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, call, running_admin
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 from test_e2e_card_testing import metrics_text
 from typer.testing import CliRunner
 
+from authhost.admin.service import CardService
 from authhost.cli.app import app
 from authhost.config import ModelsConfig
 from authhost.models.context import replay_contexts
@@ -26,6 +28,7 @@ from authhost.models.registry import Registry
 from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
 from authhost.models.training import HgbConfig, SplitConfig, TrainConfig, train
+from authhost.security.module import SecurityModule
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
@@ -174,6 +177,19 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
     missing = ["journal", "explain", last_at_shop["card_id"], "999999", "--config", str(config)]
     refused = await trio.to_thread.run_sync(CliRunner().invoke, app, missing)
     assert refused.exit_code == 1 and "not found" in refused.output
+
+    # and through the admin API, as an analyst's tool asks
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        service = CardService(store, security, "test", models_dir=acceptor_models_dir)
+        async with running_admin(service) as port:
+            path = f"/v1/cards/{last_at_shop['card_id']}/journal/{last_at_shop['journal_id']}"
+            reply = await call(port, "GET", f"{path}/explain", token=AUDITOR_TOKEN)
+            assert reply.status == 200 and reply.json == view
+            other = await call(port, "GET", f"{path}/explain?model=nope", token=AUDITOR_TOKEN)
+            assert other.status == 422 and "no artifact named 'nope'" in other.json["error"]
+            gone = f"/v1/cards/{last_at_shop['card_id']}/journal/999999/explain"
+            assert (await call(port, "GET", gone, token=AUDITOR_TOKEN)).status == 404
 
     plain_port = free_port()
     (tmp_path / "plain").mkdir()

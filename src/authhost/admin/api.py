@@ -113,6 +113,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "show": ("string", "open (no verdict yet, the default) or all"),
     "by": ("string", "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h"),
     "of": ("string", "merchants (the default) or terminals"),
+    "model": ("string", "an artifact of the models directory (default: the active champion)"),
 }
 
 
@@ -224,6 +225,14 @@ async def _report_fraud(call: Call) -> Any:
     if not (journal_id.isascii() and journal_id.isdigit()) or len(journal_id) > 15:
         raise InvalidRequest("journal_id must be a journal entry's number")
     return await call.service.report_fraud(call.path["card_id"], int(journal_id), call.body)
+
+
+async def _explain_entry(call: Call) -> Any:
+    journal_id = call.path["journal_id"]
+    if not journal_id.isdigit():
+        raise InvalidRequest("journal_id must be a journal entry's number")
+    model = call.query.get("model", "")
+    return await call.service.explain_entry(call.path["card_id"], int(journal_id), model)
 
 
 async def _review_queue(call: Call) -> Any:
@@ -432,6 +441,14 @@ def _routes() -> list[Route]:
             query=("limit", "after_id"),
             tag="journal",
             response=v.JournalList,
+        ),
+        Route(
+            "GET",
+            "/v1/cards/{card_id}/journal/{journal_id}/explain",
+            _explain_entry,
+            "Why the model scored a journalled transaction so: its features, score and reasons",
+            query=("model",),
+            tag="journal",
         ),
         Route(
             "POST",

@@ -96,19 +96,26 @@ class CardService:
         actor: str = "system",
         *,
         clock: Callable[[], float] = time.time,
+        models_dir: str | Path = "",
         _key_locks: tuple[anyio.Lock, ...] | None = None,
     ) -> None:
         self.store = store
         self.security = security
         self.actor = actor
         self.clock = clock
+        self.models_dir = models_dir  # [models] dir: what explain_entry scores with
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
 
     def acting_as(self, actor: str) -> CardService:
         """The same service (same store, keys and locks) recording ``actor`` in the audit log."""
         return CardService(
-            self.store, self.security, actor, clock=self.clock, _key_locks=self._key_locks
+            self.store,
+            self.security,
+            actor,
+            clock=self.clock,
+            models_dir=self.models_dir,
+            _key_locks=self._key_locks,
         )
 
     # --- audit and idempotency ---------------------------------------------------------------
@@ -550,6 +557,25 @@ class CardService:
         )
         verdicts = await self._verdicts([e.journal_id for e in entries])
         return [{**journal_view(e), "verdict": verdicts.get(e.journal_id)} for e in entries]
+
+    async def explain_entry(self, card_id: str, journal_id: int, model: str = "") -> dict[str, Any]:
+        """Why one of the card's journalled transactions scored what it did, by the champion
+        of the models directory or the artifact ``model`` (``admin.explain``)."""
+        from authhost.admin.explain import explain_journal_entry
+        from authhost.models.registry import Registry, RegistryError
+
+        await self._card(card_id)
+        registry = Registry(self.models_dir or "models")
+        try:
+            if model:
+                scorer = await anyio.to_thread.run_sync(registry.load, model)
+            else:
+                scorer = (await anyio.to_thread.run_sync(registry.load_active))[0]
+        except RegistryError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if scorer is None:
+            raise InvalidRequest(f"no active model in {registry.root}; name one with model")
+        return await explain_journal_entry(self.store, card_id, journal_id, scorer)
 
     async def report_fraud(
         self, card_id: str, journal_id: int, spec: rq.FraudReportSpec

@@ -568,20 +568,13 @@ def journal_explain(
     """Why one of the card's transactions scored what it did: its features as the server
     computed them (the card's 30 days before it, replayed; and the merchant's last hour for a
     model that reads it), the model's score and the features that pushed it up most."""
-    from authhost.admin.explain import explain_journal_entry
-    from authhost.models.registry import Registry, RegistryError
-
     settings = _config(config, store)
-    registry = Registry(settings.models.dir)
-    try:
-        scorer = registry.load(model) if model else registry.load_active()[0]
-    except RegistryError as exc:
-        _say(f"error: {exc}")
-        raise typer.Exit(1) from None
-    if scorer is None:
-        _say(f"error: no active model in {settings.models.dir} (give --model NAME)")
-        raise typer.Exit(1)
-    _run(settings, lambda s: explain_journal_entry(s.store, card_id, journal_id, scorer))
+
+    async def explain(service: CardService) -> dict[str, Any]:
+        service.models_dir = settings.models.dir
+        return await service.explain_entry(card_id, journal_id, model)
+
+    _run(settings, explain)
 
 
 @journal.command("fraud-reports")
