@@ -136,3 +136,16 @@ def test_explain_from_is_checked() -> None:
 
     with pytest.raises(ConfigError, match="explain_from must be -1 to 1000"):
         ModelsConfig(explain_from=-2)
+
+
+def test_an_explanation_that_fails_costs_no_decision(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing:  # a champion whose explanation breaks (a model this code cannot explain)
+        name, threshold = "broken", 0
+
+        def explain(self, ctx: object) -> list[tuple[str, float]]:
+            raise FloatingPointError("overflow")
+
+    ctx = next(ctx for _, ctx in replay_contexts(generate_rows(cards=3, days=2, seed=1)))
+    service = ModelService(Failing())  # type: ignore[arg-type]
+    assert service.explain(ctx, 500) == ""
+    assert "explaining the score of model broken failed" in caplog.text

@@ -10,12 +10,15 @@ activate``) and swaps both scorers in one assignment.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from authhost.models.context import TxContext
 from authhost.models.registry import Registry
 from authhost.models.scorer import Scorer
+
+log = logging.getLogger(__name__)
 
 
 class ModelService:
@@ -99,7 +102,12 @@ class ModelService:
                 cut = min(cut, self._action_threshold)
         if score < cut:
             return ""
-        return ";".join(f"{name}={share:+.2f}" for name, share in champion.explain(ctx))
+        try:
+            reasons = champion.explain(ctx)
+        except Exception:  # an explanation never costs a decision
+            log.exception("explaining the score of model %s failed", champion.name)
+            return ""
+        return ";".join(f"{name}={share:+.2f}" for name, share in reasons)
 
     def reload(self) -> None:
         """Re-read the registry. On a RegistryError the models loaded before keep serving."""
