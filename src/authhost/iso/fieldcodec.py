@@ -235,22 +235,7 @@ class FieldCodec:
 
     def _shape(self, shape: tuple[str, ...]) -> tuple[bytes, _EncodeLayout]:
         """Bitmap bytes and ordered field plans for one set of keys (cached per key set)."""
-        numbers = []
-        for key in shape:
-            if key in ("t", "p"):
-                continue
-            number = int(key)
-            if not 2 <= number <= 128 or number == 65 or self._keys[number] != key:
-                raise _Unusual
-            numbers.append(number)
-        numbers.sort()
-        bitmap = 0
-        for number in numbers:
-            bitmap |= 1 << (128 - number)
-        if numbers and numbers[-1] > 64:
-            raw = (bitmap | 1 << 127).to_bytes(16, "big")
-        else:
-            raw = (bitmap >> 64).to_bytes(8, "big")
+        numbers, raw = packed.bitmap_of(shape)
         if not self._binary_bitmap:
             raw = raw.hex().upper().encode("ascii")
         layout = tuple(self._encode_plan(n) for n in numbers)

@@ -221,25 +221,31 @@ class PackedPath:
         return b"".join(parts)
 
     def _shape(self, shape: tuple[str, ...]) -> tuple[bytes, tuple[_Plan, ...]]:
-        numbers = []
-        for key in shape:
-            if key in ("t", "p"):
-                continue
-            number = int(key)
-            if not 2 <= number <= 128 or number == 65 or str(number) != key:
-                raise Unusual
-            if number not in self._plans:
-                raise Unusual
-            numbers.append(number)
-        numbers.sort()
-        bitmap = 0
-        for number in numbers:
-            bitmap |= 1 << (128 - number)
-        if numbers and numbers[-1] > 64:
-            raw = (bitmap | 1 << 127).to_bytes(16, "big")
-        else:
-            raw = (bitmap >> 64).to_bytes(8, "big")
+        numbers, raw = bitmap_of(shape)
+        if any(number not in self._plans for number in numbers):
+            raise Unusual
         layout = tuple(self._plans[n] for n in numbers)
         if len(self._shapes) < _CACHE_SIZE:
             self._shapes[shape] = (raw, layout)
         return raw, layout
+
+
+def bitmap_of(keys: tuple[str, ...]) -> tuple[list[int], bytes]:
+    """The field numbers of a message's keys, in order, and its binary bitmap (with the
+    secondary one for fields above 64); Unusual for a key the fast paths leave to pyiso8583
+    (1, 65, above 128, not a plain number)."""
+    numbers = []
+    for key in keys:
+        if key in ("t", "p"):
+            continue
+        number = int(key)
+        if not 2 <= number <= 128 or number == 65 or str(number) != key:
+            raise Unusual
+        numbers.append(number)
+    numbers.sort()
+    bitmap = 0
+    for number in numbers:
+        bitmap |= 1 << (128 - number)
+    if numbers and numbers[-1] > 64:
+        return numbers, (bitmap | 1 << 127).to_bytes(16, "big")
+    return numbers, (bitmap >> 64).to_bytes(8, "big")
