@@ -639,3 +639,14 @@ def test_replace_recomputes_the_derived_fields() -> None:
     assert (purchase.transaction_type, purchase.channel) == ("00", Channel.POS)
     assert (cash.transaction_type, cash.channel) == ("01", Channel.ATM)
     assert cash.dedupe_key == "010|000002|||"
+
+
+def test_an_ebcdic_mti_of_non_ascii_digits_is_a_format_error() -> None:
+    """Code page 500 reads byte FA as "³", which Python counts as a digit (found by the
+    corrupted-message test above): such an MTI is refused, not answered."""
+    dialect = "ebcdic-binary-bitmap"
+    body = bytearray(peer_encode(financial("0200"), dialect))
+    body[0] = 0xFA
+    with pytest.raises(FormatError) as raised:
+        decode_message(bytes(body), get_dialect(dialect))
+    assert "MTI" in str(raised.value) and raised.value.mti is None

@@ -65,6 +65,8 @@ class Runtime:
     macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
     read_store: Callable[[], Awaitable[object]] | None = None  # a cheap read: /readyz's probe
     key_exchange: Any = None  # answers a switch's key change (server.key_exchange)
+    store: Any = None  # the one CardStore everything above uses (clearing imports read it)
+    security: Any = None  # the security module (PAN index of a clearing record)
 
     async def reload(self) -> None:
         for reload in self.reloaders:
@@ -137,6 +139,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             banner=banner,
             macs=(security.mac_message, security.verify_mac),
             read_store=partial(store.get_account, HEALTH_PROBE_ACCOUNT),
+            store=store,
+            security=security,
         )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart,
         # and so does a change to its file (a key a switch changed through another worker)

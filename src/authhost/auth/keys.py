@@ -60,7 +60,7 @@ def replacement_amount(reversal: AuthRequest) -> int | None:
     amount (first 12 digits, in field 4's currency), converted at the rate of fields 4 and 6
     when the network converted the original (a card used abroad)."""
     data = (reversal.replacement_amounts or "").strip()
-    if not (len(data) >= 12 and data[:12].isdigit()):
+    if not (len(data) >= 12 and data[:12].isdigit() and data[:12].isascii()):
         return None
     actual = int(data[:12])
     billing, amount = reversal.billing_amount_minor, reversal.amount_minor

@@ -6,6 +6,7 @@ import typer
 
 from authhost.cli import (
     admin_commands,
+    clearing_commands,
     key_commands,
     model_commands,
     rule_commands,
@@ -28,6 +29,7 @@ for module in (
     key_commands,
     rule_commands,
     model_commands,
+    clearing_commands,
 ):
     module.register(app)
 

@@ -158,7 +158,7 @@ def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkReques
 
 def _check(doc: dict[str, str], mti: str) -> str | None:
     """Why a decoded dict is not a request we can answer, or None."""
-    if len(mti) != 4 or not mti.isdigit():
+    if len(mti) != 4 or not (mti.isdigit() and mti.isascii()):  # "³" is a digit to Python
         return "the MTI is not four digits"
     if int(mti[2]) % 2:
         return f"MTI {mti} is a response, not a request"
@@ -245,7 +245,7 @@ def _hex_bytes(text: str, number: str) -> bytes:
 def _format_error(message: str, partial: Mapping[str, str], failed: str | None) -> FormatError:
     """A FormatError with whatever could still be read from a partially decoded dict."""
     mti = partial.get("t") if failed != "t" else None
-    if mti is not None and (len(mti) != 4 or not mti.isdigit()):
+    if mti is not None and (len(mti) != 4 or not (mti.isdigit() and mti.isascii())):
         mti = None
     echo = {
         number: partial[number]

@@ -1,0 +1,220 @@
+"""Clearing: the acquirers' presentments, days after the authorisations, posted against the
+holds those left.
+
+An authorisation (0100) only holds money; what the merchant finally charges arrives later in
+the network's clearing file (a first presentment), often for another amount (a tip, a hotel
+bill). Each presentment is matched to its authorisation by card and approval code (field 38)
+within ``MATCH_DAYS``, and posted as the completion advice (0220) a switch would send, naming
+the authorisation in field 90: through the same pipeline, journal and store, on SQLite and
+Redis alike. So the authorised hold is released and the presented amount posted, once.
+
+- no authorisation found: the presentment is posted all the same (a forced post; the network
+  guarantees it) as an 0220 naming nothing;
+- the authorisation was a single-message 0200: it posted already, nothing more is done;
+- the card is unknown: nothing is posted, the row is reported.
+
+Each presentment's 0220 takes its STAN and RRN from the acquirer reference number (ARN) and
+its transmission time from the presentment time, so importing a file again replays every
+row as a retransmission (``duplicate``): nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from authhost.auth.decision import Decision
+from authhost.iso.codes import APPROVED_CODES
+from authhost.iso.messages import AuthRequest, MessageClass
+from authhost.security.masking import mask_pan
+from authhost.store.interface import CardStore, JournalQuery
+from authhost.store.records import JournalEntry
+
+MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
+COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
+OPTIONAL = ("merchant_id", "terminal_id")
+_AUTHORISATIONS = frozenset({"authorisation"})  # a dual-message hold
+_POSTED_ALREADY = frozenset({"financial"})  # a single-message 0200
+
+Handler = Callable[[AuthRequest, float], Awaitable[Decision]]
+
+
+class ClearingFileError(ValueError):
+    """A clearing file that cannot be read; the message names the line and the reason."""
+
+
+@dataclass(frozen=True)
+class Presentment:
+    line: int  # in the file, for the report
+    pan: str
+    approval_code: str
+    amount_minor: int
+    currency: str
+    presented_at: float  # epoch seconds
+    arn: str  # acquirer reference number: one per presentment
+    merchant_id: str = ""
+    terminal_id: str = ""
+
+
+def read_presentments(path: str | Path) -> list[Presentment]:
+    """The rows of a clearing CSV (header: ``COLUMNS``, optionally ``OPTIONAL``); the first
+    bad row refuses the whole file, naming its line and why, before anything is posted."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ClearingFileError(f"{path}: missing column(s) {', '.join(missing)}")
+            return [_presentment(row, reader.line_num) for row in reader]
+    except OSError as exc:
+        raise ClearingFileError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ClearingFileError(f"{path}: not UTF-8 text") from None
+
+
+def _presentment(row: dict[str, str], line: int) -> Presentment:
+    def bad(reason: str) -> ClearingFileError:
+        return ClearingFileError(f"line {line}: {reason}")
+
+    pan = (row.get("pan") or "").strip()
+    if not (pan.isdigit() and 12 <= len(pan) <= 19):
+        raise bad("pan must be 12 to 19 digits")
+    amount = (row.get("amount_minor") or "").strip()
+    if not (amount.isdigit() and 0 < int(amount) < 10**12):
+        raise bad("amount_minor must be a positive whole number of minor units")
+    currency = (row.get("currency") or "").strip()
+    if not (currency.isdigit() and len(currency) == 3):
+        raise bad("currency must be an ISO 4217 numeric code (3 digits)")
+    arn = (row.get("arn") or "").strip()
+    if not (arn.isdigit() and 12 <= len(arn) <= 23):
+        raise bad("arn must be 12 to 23 digits")
+    code = (row.get("approval_code") or "").strip()
+    if len(code) > 6 or (code and not code.isalnum()):
+        raise bad("approval_code must be up to 6 letters or digits")
+    return Presentment(
+        line=line,
+        pan=pan,
+        approval_code=code.upper(),
+        amount_minor=int(amount),
+        currency=currency,
+        presented_at=_when(row.get("presented_at") or "", bad),
+        arn=arn,
+        merchant_id=(row.get("merchant_id") or "").strip()[:15],
+        terminal_id=(row.get("terminal_id") or "").strip()[:8],
+    )
+
+
+def _when(text: str, bad: Callable[[str], ClearingFileError]) -> float:
+    """An ISO 8601 time (UTC unless it says otherwise) or epoch seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise bad("presented_at must be an ISO 8601 time or epoch seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+async def post_presentments(
+    presentments: Iterable[Presentment],
+    store: CardStore,
+    pan_index: Callable[[str], str],
+    handler: Handler | None,
+) -> dict[str, Any]:
+    """Match and post every presentment (``handler``: the server's AuthService; None: match
+    only, a dry run). Returns the counts and one line per presentment (PAN masked)."""
+    rows = []
+    counts: dict[str, int] = {}
+    for p in presentments:
+        outcome, extra = await _post_one(p, store, pan_index, handler)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        rows.append({"line": p.line, "pan": mask_pan(p.pan), "arn": p.arn, "outcome": outcome,
+                     **extra})  # fmt: skip
+    return {"presentments": len(rows), "outcomes": counts, "rows": rows}
+
+
+async def _post_one(
+    p: Presentment,
+    store: CardStore,
+    pan_index: Callable[[str], str],
+    handler: Handler | None,
+) -> tuple[str, dict[str, Any]]:
+    card = await store.find_card(pan_index(p.pan))
+    if card is None:
+        return "unknown_card", {}
+    original = await _authorisation(store, card.card_id, p)
+    if original is not None and original.message_class in _POSTED_ALREADY:
+        return "already_posted", {"journal_id": original.journal_id}
+    outcome = "matched" if original is not None else "forced"
+    if handler is None:
+        return outcome, {"journal_id": original.journal_id} if original else {}
+    decision = await handler(completion(p, original), time.time())
+    if "duplicate.replayed" in decision.reason_codes:
+        outcome = "duplicate"
+    elif decision.response_code not in APPROVED_CODES:
+        outcome = "refused"
+    return outcome, {
+        "response_code": str(decision.response_code),
+        "reason_codes": decision.reason_codes,
+    }
+
+
+async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
+    """The newest approved request of the card with the presentment's approval code."""
+    if not p.approval_code:
+        return None
+    query = JournalQuery(
+        card_id=card_id, since=p.presented_at - MATCH_DAYS * 86400.0, until=p.presented_at + 1
+    )
+    found = None
+    async for entry in store.export_journal(query):
+        if (
+            entry.approval_code == p.approval_code
+            and entry.response_code in APPROVED_CODES
+            and entry.message_class in _AUTHORISATIONS | _POSTED_ALREADY
+        ):
+            found = entry
+    return found
+
+
+def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
+    """The 0220 a switch would send for the presentment: naming the authorisation (field 90:
+    its MTI, STAN, transmission time and acquirer; its terminal) when one was found."""
+    moment = time.gmtime(p.presented_at)
+    terminal = original.terminal_id if original else p.terminal_id or "CLEARING"
+    acquirer = original.acquirer_id if original else ""
+    original_data = None
+    if original is not None:
+        original_data = (
+            f"{original.mti}{original.stan.zfill(6)}{original.transmission_time.zfill(10)}"
+            f"{original.acquirer_id.zfill(11)}{'0' * 11}"
+        )
+    return AuthRequest(
+        mti="0220",
+        message_class=MessageClass.FINANCIAL_ADVICE,
+        pan=p.pan,
+        processing_code="000000",
+        amount_minor=p.amount_minor,
+        currency=p.currency,
+        transmission_time=time.strftime("%m%d%H%M%S", moment),
+        stan=p.arn[-6:],
+        local_time=time.strftime("%H%M%S", moment),
+        local_date=time.strftime("%m%d", moment),
+        acquirer_id=acquirer or None,
+        rrn=p.arn[-12:],
+        terminal_id=terminal,
+        merchant_id=(original.merchant_id if original else p.merchant_id) or None,
+        original_data=original_data,
+        reported_response_code="00",
+        reported_approval_code=p.approval_code or None,
+    )

@@ -1,0 +1,61 @@
+"""``authhost clearing import FILE``: post the acquirers' presentments against the holds their
+authorisations left (``admin.clearing``), through the server's own pipeline and store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import trio
+import typer
+
+from authhost.admin.clearing import ClearingFileError, post_presentments, read_presentments
+from authhost.cli.admin_commands import ConfigOpt, StoreOpt, _config, _say
+from authhost.store.interface import StoreError
+
+clearing_app = typer.Typer(help="Clearing: the presentments that settle authorisations.")
+
+
+@clearing_app.command("import")
+def clearing_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="clearing CSV: "
+            + ", ".join(("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn"))
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option(help="match every presentment, post nothing")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Post each presentment: matched to its authorisation by card and approval code (the hold
+    released, the presented amount posted), or forced when none is found. The whole file is
+    read and checked first; importing it again posts nothing twice."""
+    settings = _config(config, store)
+    try:
+        presentments = read_presentments(file)
+    except ClearingFileError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+
+    async def main() -> dict[str, Any]:
+        from authhost.runtime import open_runtime
+
+        async with open_runtime(settings) as runtime:
+            handler = None if dry_run else runtime.handler
+            return await post_presentments(
+                presentments, runtime.store, runtime.security.pan_index, handler
+            )
+
+    try:
+        result = trio.run(main)
+    except (OSError, ValueError, StoreError) as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"dry_run": dry_run, **result}, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(clearing_app, name="clearing")

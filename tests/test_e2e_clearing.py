@@ -1,0 +1,120 @@
+"""Clearing over a running host, on both stores: presentments from a CSV settle the holds their
+authorisations left (the presented amount posted, the hold released), a presentment without
+an authorisation is forced, a single-message purchase is not posted twice, an unknown card
+posts nothing, and importing the same file again changes nothing."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import trio
+from iso_client import Switch
+from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
+    balances_of,
+    luhn_fix,
+    purchase,
+    start_host,
+    store_url,
+)
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+
+
+def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+async def run_cli(*args: str) -> tuple[int, str]:
+    done = await trio.to_thread.run_sync(CliRunner().invoke, app, list(args))
+    return done.exit_code, done.output
+
+
+async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_url):  # noqa: F811
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa, credit = host.cards["active-visa"], host.cards["active-credit"]
+    held = await switch.send(purchase(visa, amount=10_000))  # a restaurant: 100.00 held
+    posted = await switch.send(purchase(visa, amount=2_000, t="0200"))  # posted at once
+    assert held["39"] == posted["39"] == "00"
+    visa_before = await balances_of(switch, visa)
+    credit_before = await balances_of(switch, credit)
+
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    unknown = luhn_fix("476173" + "8" * 9)
+    rows: list[dict[str, object]] = [
+        # the bill with a tip: 120.00 presented against the 100.00 authorised
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 12_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000001"},
+        # no authorisation (a stand-in the issuer never saw): forced
+        {"pan": credit["pan"], "approval_code": "", "amount_minor": 3_000,
+         "currency": credit["currency"], "presented_at": when, "arn": "74000000000000000000002"},
+        # the single-message purchase: already posted by its 0200
+        {"pan": visa["pan"], "approval_code": posted["38"], "amount_minor": 2_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000003"},
+        {"pan": unknown, "approval_code": "ABC123", "amount_minor": 500,
+         "currency": visa["currency"], "presented_at": time.time(), "arn": "74000000000000000000004"},
+    ]  # fmt: skip
+    file = write_clearing(tmp_path / "clearing.csv", rows)
+    config = tmp_path / "clearing.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+        f'[models]\ndir = "{tmp_path / "models"}"\n'
+    )
+
+    code, output = await run_cli(
+        "clearing", "import", str(file), "--dry-run", "--config", str(config)
+    )
+    assert code == 0, output
+    report = json.loads(output)
+    expected = {"matched": 1, "forced": 1, "already_posted": 1, "unknown_card": 1}
+    assert report["dry_run"] and report["outcomes"] == expected
+    assert unknown not in output and visa["pan"] not in output  # masked
+    assert await balances_of(switch, visa) == visa_before  # a dry run posts nothing
+
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["outcomes"] == expected
+    assert [r.get("response_code") for r in report["rows"]] == ["00", "00", None, None]
+    ledger, available = visa_before
+    # 120.00 posted; the 100.00 hold released: available falls by the 20.00 tip only
+    assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
+    credit_ledger, credit_available = await balances_of(switch, credit)
+    assert credit_available == credit_before[1] - 3_000
+
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    again = json.loads(output)
+    assert again["outcomes"] == {"duplicate": 2, "already_posted": 1, "unknown_card": 1}
+    assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
+    assert (await balances_of(switch, credit))[1] == credit_available
+
+
+async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
+    rows = [
+        {"pan": "4761739001010119", "approval_code": "A1", "amount_minor": 100,
+         "currency": "978", "presented_at": "2026-11-27T10:00:00", "arn": "7" * 23},
+        {"pan": "4761739001010119", "approval_code": "A2", "amount_minor": "ten",
+         "currency": "978", "presented_at": "2026-11-27T10:00:00", "arn": "8" * 23},
+    ]  # fmt: skip
+    file = write_clearing(tmp_path / "bad.csv", rows)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 1
+    assert "line 3: amount_minor must be a positive whole number" in output
+    assert "4761739001010119" not in output
+    (tmp_path / "cols.csv").write_text("pan,amount_minor\n4761739001010119,100\n")
+    code, output = await run_cli("clearing", "import", str(tmp_path / "cols.csv"), "--config",
+                                 str(config))  # fmt: skip
+    assert code == 1 and "missing column(s) approval_code, currency, presented_at, arn" in output
+    assert not (tmp_path / "a.db").exists()  # nothing was opened, let alone posted
