@@ -117,4 +117,14 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
     code, output = await run_cli("clearing", "import", str(tmp_path / "cols.csv"), "--config",
                                  str(config))  # fmt: skip
     assert code == 1 and "missing column(s) approval_code, currency, presented_at, arn" in output
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
+    for body, reason in (
+        ("4761739001010119,A1,100,978,nan," + "7" * 23, "line 2: presented_at must be a time"),
+        ("4761739001010119,A1,100,978,1e300," + "7" * 23, "line 2: presented_at must be a time"),
+        ("4761739001010119,A1,100,978,\0," + "7" * 23, "line 2: presented_at must be an ISO"),
+    ):
+        (tmp_path / "odd.csv").write_text(header + body + "\n")
+        code, output = await run_cli("clearing", "import", str(tmp_path / "odd.csv"),
+                                     "--config", str(config))  # fmt: skip
+        assert code == 1 and reason in output and "Traceback" not in output
     assert not (tmp_path / "a.db").exists()  # nothing was opened, let alone posted

@@ -36,6 +36,7 @@ from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
 MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
+_EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
 OPTIONAL = ("merchant_id", "terminal_id")
 _AUTHORISATIONS = frozenset({"authorisation"})  # a dual-message hold
@@ -64,6 +65,7 @@ class Presentment:
 def read_presentments(path: str | Path) -> list[Presentment]:
     """The rows of a clearing CSV (header: ``COLUMNS``, optionally ``OPTIONAL``); the first
     bad row refuses the whole file, naming its line and why, before anything is posted."""
+    reader = None
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -75,6 +77,9 @@ def read_presentments(path: str | Path) -> list[Presentment]:
         raise ClearingFileError(f"{path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ClearingFileError(f"{path}: not UTF-8 text") from None
+    except csv.Error as exc:  # e.g. a NUL byte: the reason, never the row's text
+        line = reader.line_num if reader is not None else 0
+        raise ClearingFileError(f"line {line}: not CSV ({type(exc).__name__})") from None
 
 
 def _presentment(row: dict[str, str], line: int) -> Presentment:
@@ -110,19 +115,21 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
 
 
 def _when(text: str, bad: Callable[[str], ClearingFileError]) -> float:
-    """An ISO 8601 time (UTC unless it says otherwise) or epoch seconds."""
+    """An ISO 8601 time (UTC unless it says otherwise) or epoch seconds, in 2000-2099."""
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise bad("presented_at must be an ISO 8601 time or epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise bad("presented_at must be an ISO 8601 time or epoch seconds") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        seconds = moment.timestamp()
+    if not _EARLIEST <= seconds < _LATEST:  # NaN and infinities too
+        raise bad("presented_at must be a time in 2000-2099")
+    return seconds
 
 
 async def post_presentments(
