@@ -1,6 +1,6 @@
 """Wire dialects as data: a name, a pyiso8583 spec dict and nothing else.
 
-Both dialects start from a pyiso8583 spec and change only what authhost needs:
+Every dialect is a pyiso8583 spec that changes only what authhost needs:
 
 * ``ascii-binary-bitmap`` (the default): pyiso8583's ``default`` spec. ASCII fields, 8-byte
   binary bitmaps, raw binary PIN block (52), ICC data (55) and MACs (64/128).
@@ -15,7 +15,7 @@ Both dialects start from a pyiso8583 spec and change only what authhost needs:
   (code page 500): the MTI, digits, text and length prefixes, as IBM mainframe hosts encode
   them; bitmap, PIN block, ICC data and MAC stay raw bytes.
 
-Changes from the pyiso8583 originals, in both dialects: field 53 is LLVAR ans..48 instead of
+Changes from the pyiso8583 originals, in every dialect: field 53 is LLVAR ans..48 instead of
 n 16, because a DUKPT key serial number is 20 (TDES) or 24 (AES) hex characters and does not
 fit the 1987 numeric layout. Nothing else is changed; see docs/iso.md for the field table.
 The BCD dialect changes jPOS's table in the same field 53 (LLVAR, BCD length) and in field 55,
@@ -55,7 +55,7 @@ class Dialect:
     """How field values become bytes on one listener: a pyiso8583 spec plus a name.
 
     ``binary_fields`` are the fields whose decoded value is hex text of raw bytes (PIN
-    block, ICC data, MACs): the same text in both dialects, so the typed views never care
+    block, ICC data, MACs): the same text in every dialect, so the typed views never care
     which dialect a message came in.
     """
 
