@@ -639,6 +639,17 @@ async def test_the_journal_of_one_merchant(store):
     assert await store.journal(JournalQuery(merchant_id="NOWHERE")) == []
 
 
+async def test_the_journal_by_approval_code(store):
+    """Clearing finds a presentment's authorisation by card and approval code."""
+    card, _ = await seeded(store)
+    for n, code in enumerate(["A1B2C3", "D4E5F6", "A1B2C3"]):
+        await store.commit(hold(card, n, 100, approval_code=code))
+    found = await store.journal(JournalQuery(card_id=card.card_id, approval_code="A1B2C3"))
+    assert [e.approval_code for e in found] == ["A1B2C3", "A1B2C3"]
+    assert len({e.journal_id for e in found}) == 2
+    assert await store.journal(JournalQuery(card_id=card.card_id, approval_code="ZZZZZZ")) == []
+
+
 async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):
     card, _ = await seeded(store, balance=20_000)
     for n in range(1, 5):

@@ -16,6 +16,9 @@ Redis alike. So the authorised hold is released and the presented amount posted,
 Each presentment's 0220 takes its STAN and RRN from the acquirer reference number (ARN) and
 its transmission time from the presentment time, so importing a file again replays every
 row as a retransmission (``duplicate``): nothing is posted twice.
+
+The 0220s are decided ``BATCH`` at a time, as requests a switch sent together are: one store
+write for the batch (``AuthService.decide_many``); each still succeeds or fails alone.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,15 @@ from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
 MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
+BATCH = 64  # 0220s decided together (one group commit)
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
 OPTIONAL = ("merchant_id", "terminal_id")
 _AUTHORISATIONS = frozenset({"authorisation"})  # a dual-message hold
 _POSTED_ALREADY = frozenset({"financial"})  # a single-message 0200
 
-Handler = Callable[[AuthRequest, float], Awaitable[Decision]]
+# AuthService.decide_many: requests decided together, a Decision or the exception for each
+DecideMany = Callable[[Sequence[AuthRequest], float], Awaitable[list[Decision | Exception]]]
 
 
 class ClearingFileError(ValueError):
@@ -136,41 +141,62 @@ async def post_presentments(
     presentments: Iterable[Presentment],
     store: CardStore,
     pan_index: Callable[[str], str],
-    handler: Handler | None,
+    decide_many: DecideMany | None,
+    batch: int = BATCH,
 ) -> dict[str, Any]:
-    """Match and post every presentment (``handler``: the server's AuthService; None: match
-    only, a dry run). Returns the counts and one line per presentment (PAN masked)."""
-    rows = []
-    counts: dict[str, int] = {}
+    """Match and post every presentment (``decide_many``: the server's
+    ``AuthService.decide_many``; None: match only, a dry run), ``batch`` 0220s at a time.
+    Returns the counts and one line per presentment, in file order (PAN masked)."""
+    rows: list[dict[str, Any]] = []
+    waiting: list[tuple[dict[str, Any], AuthRequest]] = []
+
+    async def decide() -> None:
+        assert decide_many is not None  # only rows to post wait
+        outcomes = await decide_many([request for _, request in waiting], time.time())
+        for (row, _), outcome in zip(waiting, outcomes, strict=True):
+            row.update(_decided(row["outcome"], outcome))
+        waiting.clear()
+
     for p in presentments:
-        outcome, extra = await _post_one(p, store, pan_index, handler)
-        counts[outcome] = counts.get(outcome, 0) + 1
-        rows.append({"line": p.line, "pan": mask_pan(p.pan), "arn": p.arn, "outcome": outcome,
-                     **extra})  # fmt: skip
+        outcome, original, request = await _matched(p, store, pan_index)
+        row = {"line": p.line, "pan": mask_pan(p.pan), "arn": p.arn, "outcome": outcome}
+        if original is not None:
+            row["journal_id"] = original.journal_id
+        rows.append(row)
+        if request is not None and decide_many is not None:
+            waiting.append((row, request))
+            if len(waiting) >= batch:
+                await decide()
+    if waiting:
+        await decide()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
     return {"presentments": len(rows), "outcomes": counts, "rows": rows}
 
 
-async def _post_one(
-    p: Presentment,
-    store: CardStore,
-    pan_index: Callable[[str], str],
-    handler: Handler | None,
-) -> tuple[str, dict[str, Any]]:
+async def _matched(
+    p: Presentment, store: CardStore, pan_index: Callable[[str], str]
+) -> tuple[str, JournalEntry | None, AuthRequest | None]:
+    """(outcome before posting, the authorisation found, the 0220 to decide or None)."""
     card = await store.find_card(pan_index(p.pan))
     if card is None:
-        return "unknown_card", {}
+        return "unknown_card", None, None
     original = await _authorisation(store, card.card_id, p)
     if original is not None and original.message_class in _POSTED_ALREADY:
-        return "already_posted", {"journal_id": original.journal_id}
-    outcome = "matched" if original is not None else "forced"
-    if handler is None:
-        return outcome, {"journal_id": original.journal_id} if original else {}
-    decision = await handler(completion(p, original), time.time())
+        return "already_posted", original, None
+    return ("matched" if original is not None else "forced"), original, completion(p, original)
+
+
+def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
+    if isinstance(decision, Exception):  # this row alone failed (the store, a bug): say so
+        return {"outcome": "error", "error": type(decision).__name__}
     if "duplicate.replayed" in decision.reason_codes:
         outcome = "duplicate"
     elif decision.response_code not in APPROVED_CODES:
         outcome = "refused"
-    return outcome, {
+    return {
+        "outcome": outcome,
         "response_code": str(decision.response_code),
         "reason_codes": decision.reason_codes,
     }
@@ -181,7 +207,10 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
     if not p.approval_code:
         return None
     query = JournalQuery(
-        card_id=card_id, since=p.presented_at - MATCH_DAYS * 86400.0, until=p.presented_at + 1
+        card_id=card_id,
+        since=p.presented_at - MATCH_DAYS * 86400.0,
+        until=p.presented_at + 1,
+        approval_code=p.approval_code,
     )
     found = None
     async for entry in store.export_journal(query):

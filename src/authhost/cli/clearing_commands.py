@@ -44,9 +44,9 @@ def clearing_import(
         from authhost.runtime import open_runtime
 
         async with open_runtime(settings) as runtime:
-            handler = None if dry_run else runtime.handler
+            decide_many = None if dry_run else runtime.handler.decide_many
             return await post_presentments(
-                presentments, runtime.store, runtime.security.pan_index, handler
+                presentments, runtime.store, runtime.security.pan_index, decide_many
             )
 
     try:

@@ -214,6 +214,7 @@ class JournalQuery:
     after_id: int = 0  # paging
     review_only: bool = False  # only entries the rules flagged for review (the review queue)
     merchant_id: str = ""  # only this merchant's (field 42): a merchant under investigation
+    approval_code: str = ""  # only entries with this approval code: what clearing matches by
 
 
 class CardStore(Protocol):

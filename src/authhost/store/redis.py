@@ -1098,7 +1098,8 @@ class RedisCardStore:
                 entry = codec.journal_from_json(raw)
                 card_ok = not query.card_id or entry.card_id == query.card_id  # review index
                 merchant_ok = not query.merchant_id or entry.merchant_id == query.merchant_id
-                if card_ok and merchant_ok and query.since <= entry.ts < query.until:
+                code_ok = not query.approval_code or entry.approval_code == query.approval_code
+                if card_ok and merchant_ok and code_ok and query.since <= entry.ts < query.until:
                     found.append(entry)
         return found[:limit]
 

@@ -692,6 +692,9 @@ class SqliteCardStore:
         if query.merchant_id:
             where.append("merchant_id = ?")
             args.append(query.merchant_id)
+        if query.approval_code:
+            where.append("approval_code = ?")
+            args.append(query.approval_code)
         return f"{_JOURNAL_SELECT} WHERE {' AND '.join(where)} ORDER BY journal_id", args
 
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:
