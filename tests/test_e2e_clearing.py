@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import trio
+from conftest import free_port
 from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     balances_of,
     luhn_fix,
@@ -23,6 +25,7 @@ from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
+from authhost.config import AdminConfig
 
 
 def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -95,6 +98,8 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     again = json.loads(output)
     assert again["outcomes"] == {"duplicate": 2, "already_posted": 1, "unknown_card": 1}
+    code, output = await run_cli("audit", "list", "--subject", "clearing", "--config", str(config))
+    assert [a["action"] for a in json.loads(output)] == ["clearing.import"] * 2
     assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
     assert (await balances_of(switch, credit))[1] == credit_available
 
@@ -128,3 +133,38 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
                                      "--config", str(config))  # fmt: skip
         assert code == 1 and reason in output and "Traceback" not in output
     assert not (tmp_path / "a.db").exists()  # nothing was opened, let alone posted
+
+
+async def test_the_admin_api_posts_a_clearing_file(nursery, tmp_path, store_url):  # noqa: F811
+    """A back office pushes the day's file over HTTP: operators only, matched, posted once,
+    audited; a bad file is a 422 naming its line."""
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    host = await start_host(
+        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
+    )
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=10_000))
+    ledger, available = await balances_of(switch, visa)
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
+    text = (
+        header + f"{visa['pan']},{held['38']},12000,{visa['currency']},{time.time()},{'5' * 23}\n"
+    )
+
+    refused = await call(port, "POST", "/v1/clearing", token=AUDITOR_TOKEN, payload={"csv": text})
+    assert refused.status == 403
+    dry = await call(port, "POST", "/v1/clearing", payload={"csv": text, "dry_run": True})
+    assert dry.status == 200 and dry.json["outcomes"] == {"matched": 1}
+    assert await balances_of(switch, visa) == (ledger, available)
+    done = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+    assert done.status == 200 and done.json["outcomes"] == {"matched": 1}, done
+    assert visa["pan"] not in done.body.decode()
+    assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
+    again = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+    assert again.json["outcomes"] == {"duplicate": 1}
+    assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
+    bad = await call(port, "POST", "/v1/clearing", payload={"csv": header + "1,2,3,4,5,6\n"})
+    assert bad.status == 422 and "line 2: pan must be 12 to 19 digits" in bad.json["error"]
+    audit = await call(port, "GET", "/v1/audit?subject=clearing", token=AUDITOR_TOKEN)
+    assert [a["action"] for a in audit.json["audit"]] == ["clearing.import", "clearing.import"]

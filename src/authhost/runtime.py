@@ -134,6 +134,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             atc_jump_limit=config.auth.atc_jump_limit,
             acceptor_counters=acceptors_read,
         )
+        cards.decide_many = handler.decide_many  # the admin API's clearing posts through it
         runtime = Runtime(
             handler=handler,
             banner=banner,

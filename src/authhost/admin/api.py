@@ -235,6 +235,10 @@ async def _explain_entry(call: Call) -> Any:
     return await call.service.explain_entry(call.path["card_id"], int(journal_id), model)
 
 
+async def _import_clearing(call: Call) -> Any:
+    return await call.service.import_clearing(call.body)
+
+
 async def _review_queue(call: Call) -> Any:
     limit = _int_param(call, "limit", 100, 1, 1000)
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
@@ -441,6 +445,15 @@ def _routes() -> list[Route]:
             query=("limit", "after_id"),
             tag="journal",
             response=v.JournalList,
+        ),
+        Route(
+            "POST",
+            "/v1/clearing",
+            _import_clearing,
+            "Post a clearing file's presentments against their authorisations (or match them)",
+            write=True,
+            body=rq.ClearingImport,
+            tag="journal",
         ),
         Route(
             "GET",

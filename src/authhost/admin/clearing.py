@@ -68,23 +68,28 @@ class Presentment:
 
 
 def read_presentments(path: str | Path) -> list[Presentment]:
-    """The rows of a clearing CSV (header: ``COLUMNS``, optionally ``OPTIONAL``); the first
-    bad row refuses the whole file, naming its line and why, before anything is posted."""
-    reader = None
+    """The rows of a clearing CSV file (header: ``COLUMNS``, optionally ``OPTIONAL``); the
+    first bad row refuses the whole file, naming its line and why, before anything is
+    posted."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ClearingFileError(f"{path}: missing column(s) {', '.join(missing)}")
-            return [_presentment(row, reader.line_num) for row in reader]
+            return parse_presentments(handle, str(path))
     except OSError as exc:
         raise ClearingFileError(f"{path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ClearingFileError(f"{path}: not UTF-8 text") from None
-    except csv.Error as exc:  # e.g. a NUL byte: the reason, never the row's text
-        line = reader.line_num if reader is not None else 0
-        raise ClearingFileError(f"line {line}: not CSV ({type(exc).__name__})") from None
+
+
+def parse_presentments(lines: Iterable[str], where: str = "the file") -> list[Presentment]:
+    """``read_presentments`` for CSV text already read (the admin API's body)."""
+    reader = csv.DictReader(lines)
+    try:
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ClearingFileError(f"{where}: missing column(s) {', '.join(missing)}")
+        return [_presentment(row, reader.line_num) for row in reader]
+    except csv.Error as exc:  # the reason, never the row's text
+        raise ClearingFileError(f"line {reader.line_num}: not CSV ({type(exc).__name__})") from None
 
 
 def _presentment(row: dict[str, str], line: int) -> Presentment:

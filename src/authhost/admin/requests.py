@@ -179,6 +179,16 @@ class FraudReportSpec(_Request):
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
+class ClearingImport(_Request):
+    """A clearing file's presentments as CSV text (README, "Clearing"), to post or to match."""
+
+    csv: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] = Field(
+        description="header pan,approval_code,amount_minor,currency,presented_at,arn "
+        "(and optionally merchant_id,terminal_id), one presentment a line"
+    )
+    dry_run: bool = False
+
+
 class ListValues(_Request):
     """A named list (used by fraud rules): the full new content."""
 

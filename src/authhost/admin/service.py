@@ -97,6 +97,7 @@ class CardService:
         *,
         clock: Callable[[], float] = time.time,
         models_dir: str | Path = "",
+        decide_many: Any = None,
         _key_locks: tuple[anyio.Lock, ...] | None = None,
     ) -> None:
         self.store = store
@@ -104,6 +105,8 @@ class CardService:
         self.actor = actor
         self.clock = clock
         self.models_dir = models_dir  # [models] dir: what explain_entry scores with
+        # the server's AuthService.decide_many: clearing posts through it (None: not a server)
+        self.decide_many = decide_many
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
 
@@ -115,6 +118,7 @@ class CardService:
             actor,
             clock=self.clock,
             models_dir=self.models_dir,
+            decide_many=self.decide_many,
             _key_locks=self._key_locks,
         )
 
@@ -576,6 +580,26 @@ class CardService:
         if scorer is None:
             raise InvalidRequest(f"no active model in {registry.root}; name one with model")
         return await explain_journal_entry(self.store, card_id, journal_id, scorer)
+
+    async def import_clearing(self, spec: rq.ClearingImport) -> dict[str, Any]:
+        """Post a clearing file's presentments (``admin.clearing``) through the server's own
+        pipeline, or with ``dry_run`` only match them. Audited with its counts."""
+        from authhost.admin.clearing import ClearingFileError, parse_presentments
+        from authhost.admin.clearing import post_presentments as post
+
+        rq.ClearingImport.model_validate(spec.model_dump())
+        try:
+            presentments = parse_presentments(spec.csv.splitlines(keepends=True), "the CSV")
+        except ClearingFileError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if not spec.dry_run and self.decide_many is None:
+            raise Unavailable("clearing posts through a running server's pipeline")
+        decide = None if spec.dry_run else self.decide_many
+        result = await post(presentments, self.store, self.security.pan_index, decide)
+        summary = {"dry_run": spec.dry_run, **{k: result[k] for k in ("presentments", "outcomes")}}
+        if not spec.dry_run:
+            await self.record_audit("clearing.import", "clearing", None, summary)
+        return {**summary, "rows": result["rows"]}
 
     async def report_fraud(
         self, card_id: str, journal_id: int, spec: rq.FraudReportSpec

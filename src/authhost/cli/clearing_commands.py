@@ -11,7 +11,8 @@ import trio
 import typer
 
 from authhost.admin.clearing import ClearingFileError, post_presentments, read_presentments
-from authhost.cli.admin_commands import ConfigOpt, StoreOpt, _config, _say
+from authhost.admin.service import CardService
+from authhost.cli.admin_commands import ConfigOpt, StoreOpt, _config, _say, actor_name
 from authhost.store.interface import StoreError
 
 clearing_app = typer.Typer(help="Clearing: the presentments that settle authorisations.")
@@ -45,9 +46,16 @@ def clearing_import(
 
         async with open_runtime(settings) as runtime:
             decide_many = None if dry_run else runtime.handler.decide_many
-            return await post_presentments(
+            result = await post_presentments(
                 presentments, runtime.store, runtime.security.pan_index, decide_many
             )
+            if not dry_run:  # audited as the admin API's import is
+                service = CardService(runtime.store, runtime.security, actor_name())
+                counts = {k: result[k] for k in ("presentments", "outcomes")}
+                await service.record_audit(
+                    "clearing.import", "clearing", None, {"dry_run": False, **counts}
+                )
+            return result
 
     try:
         result = trio.run(main)
