@@ -30,7 +30,8 @@ from authhost.config import AdminConfig
 
 def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -65,6 +66,12 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
          "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000003"},
         {"pan": unknown, "approval_code": "ABC123", "amount_minor": 500,
          "currency": visa["currency"], "presented_at": time.time(), "arn": "74000000000000000000004"},
+        # the merchant's credit voucher: 5.00 back to the cardholder
+        {"pan": visa["pan"], "approval_code": "", "amount_minor": 500, "type": "refund",
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000005"},
+        # in a currency the account is not kept in, without the network's conversion
+        {"pan": visa["pan"], "approval_code": "", "amount_minor": 700, "currency": "840",
+         "presented_at": when, "arn": "74000000000000000000006"},
     ]  # fmt: skip
     file = write_clearing(tmp_path / "clearing.csv", rows)
     config = tmp_path / "clearing.toml"
@@ -79,7 +86,7 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
     )
     assert code == 0, output
     report = json.loads(output)
-    expected = {"matched": 1, "forced": 1, "already_posted": 1, "unknown_card": 1}
+    expected = {"matched": 1, "forced": 2, "already_posted": 1, "unknown_card": 1, "refund": 1}
     assert report["dry_run"] and report["outcomes"] == expected
     assert unknown not in output and visa["pan"] not in output  # masked
     assert await balances_of(switch, visa) == visa_before  # a dry run posts nothing
@@ -87,20 +94,22 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     assert code == 0, output
     report = json.loads(output)
-    assert report["outcomes"] == expected
-    assert [r.get("response_code") for r in report["rows"]] == ["00", "00", None, None]
+    posted = {**expected, "forced": 1, "currency_mismatch": 1}
+    assert report["outcomes"] == posted
+    assert [r.get("response_code") for r in report["rows"]] == ["00", "00", None, None, "00", "00"]
     ledger, available = visa_before
-    # 120.00 posted; the 100.00 hold released: available falls by the 20.00 tip only
-    assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
+    # 120.00 posted; the 100.00 hold released: available falls by the 20.00 tip only; the
+    # 5.00 refund credited; the dollar presentment journalled, not posted
+    assert await balances_of(switch, visa) == (ledger - 11_500, available - 1_500)
     credit_ledger, credit_available = await balances_of(switch, credit)
     assert credit_available == credit_before[1] - 3_000
 
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     again = json.loads(output)
-    assert again["outcomes"] == {"duplicate": 2, "already_posted": 1, "unknown_card": 1}
+    assert again["outcomes"] == {"duplicate": 4, "already_posted": 1, "unknown_card": 1}
     code, output = await run_cli("audit", "list", "--subject", "clearing", "--config", str(config))
     assert [a["action"] for a in json.loads(output)] == ["clearing.import"] * 2
-    assert await balances_of(switch, visa) == (ledger - 12_000, available - 2_000)
+    assert await balances_of(switch, visa) == (ledger - 11_500, available - 1_500)
     assert (await balances_of(switch, credit))[1] == credit_available
 
 
@@ -132,6 +141,11 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
         code, output = await run_cli("clearing", "import", str(tmp_path / "odd.csv"),
                                      "--config", str(config))  # fmt: skip
         assert code == 1 and reason in output and "Traceback" not in output
+    typed = header.strip() + ",type\n4761739001010119,A1,100,978,1764230400," + "7" * 23
+    (tmp_path / "typed.csv").write_text(typed + ",chargeback\n")
+    code, output = await run_cli("clearing", "import", str(tmp_path / "typed.csv"),
+                                 "--config", str(config))  # fmt: skip
+    assert code == 1 and "line 2: type must be one of purchase, refund" in output
     assert not (tmp_path / "a.db").exists()  # nothing was opened, let alone posted
 
 

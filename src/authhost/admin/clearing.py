@@ -10,6 +10,8 @@ Redis alike. So the authorised hold is released and the presented amount posted,
 
 - no authorisation found: the presentment is posted all the same (a forced post; the network
   guarantees it) as an 0220 naming nothing;
+- a refund (``type`` = ``refund``: the merchant's credit voucher) credits the account, as a
+  0220 with processing code 20; refunds are not authorised, so nothing is matched;
 - the authorisation was a single-message 0200: it posted already, nothing more is done;
 - the card is unknown: nothing is posted, the row is reported.
 
@@ -42,7 +44,8 @@ MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
 BATCH = 64  # 0220s decided together (one group commit)
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
-OPTIONAL = ("merchant_id", "terminal_id")
+OPTIONAL = ("merchant_id", "terminal_id", "type")
+KINDS = ("purchase", "refund")  # the optional ``type`` column; purchase when absent
 _AUTHORISATIONS = frozenset({"authorisation"})  # a dual-message hold
 _POSTED_ALREADY = frozenset({"financial"})  # a single-message 0200
 
@@ -65,6 +68,7 @@ class Presentment:
     arn: str  # acquirer reference number: one per presentment
     merchant_id: str = ""
     terminal_id: str = ""
+    kind: str = "purchase"  # or "refund": a credit to the cardholder
 
 
 def read_presentments(path: str | Path) -> list[Presentment]:
@@ -111,6 +115,9 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     code = (row.get("approval_code") or "").strip()
     if len(code) > 6 or (code and not code.isalnum()):
         raise bad("approval_code must be up to 6 letters or digits")
+    kind = (row.get("type") or "").strip().lower() or "purchase"
+    if kind not in KINDS:
+        raise bad(f"type must be one of {', '.join(KINDS)}")
     return Presentment(
         line=line,
         pan=pan,
@@ -121,6 +128,7 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
         arn=arn,
         merchant_id=(row.get("merchant_id") or "").strip()[:15],
         terminal_id=(row.get("terminal_id") or "").strip()[:8],
+        kind=kind,
     )
 
 
@@ -187,6 +195,8 @@ async def _matched(
     card = await store.find_card(pan_index(p.pan))
     if card is None:
         return "unknown_card", None, None
+    if p.kind == "refund":
+        return "refund", None, completion(p, None)
     original = await _authorisation(store, card.card_id, p)
     if original is not None and original.message_class in _POSTED_ALREADY:
         return "already_posted", original, None
@@ -200,6 +210,8 @@ def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
         outcome = "duplicate"
     elif decision.response_code not in APPROVED_CODES:
         outcome = "refused"
+    elif "advice.currency_mismatch" in decision.reason_codes:
+        outcome = "currency_mismatch"  # journalled for the back office, not posted
     return {
         "outcome": outcome,
         "response_code": str(decision.response_code),
@@ -244,7 +256,7 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         mti="0220",
         message_class=MessageClass.FINANCIAL_ADVICE,
         pan=p.pan,
-        processing_code="000000",
+        processing_code="200000" if p.kind == "refund" else "000000",
         amount_minor=p.amount_minor,
         currency=p.currency,
         transmission_time=time.strftime("%m%d%H%M%S", moment),
