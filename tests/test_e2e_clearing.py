@@ -72,6 +72,10 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
         # in a currency the account is not kept in, without the network's conversion
         {"pan": visa["pan"], "approval_code": "", "amount_minor": 700, "currency": "840",
          "presented_at": when, "arn": "74000000000000000000006"},
+        # the same abroad, converted by the network: the account is charged the 6.50 billed
+        {"pan": visa["pan"], "approval_code": "", "amount_minor": 700, "currency": "840",
+         "billing_amount_minor": 650, "billing_currency": visa["currency"],
+         "presented_at": when, "arn": "74000000000000000000007"},
     ]  # fmt: skip
     file = write_clearing(tmp_path / "clearing.csv", rows)
     config = tmp_path / "clearing.toml"
@@ -86,7 +90,7 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
     )
     assert code == 0, output
     report = json.loads(output)
-    expected = {"matched": 1, "forced": 2, "already_posted": 1, "unknown_card": 1, "refund": 1}
+    expected = {"matched": 1, "forced": 3, "already_posted": 1, "unknown_card": 1, "refund": 1}
     assert report["dry_run"] and report["outcomes"] == expected
     assert unknown not in output and visa["pan"] not in output  # masked
     assert await balances_of(switch, visa) == visa_before  # a dry run posts nothing
@@ -94,22 +98,24 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     assert code == 0, output
     report = json.loads(output)
-    posted = {**expected, "forced": 1, "currency_mismatch": 1}
+    posted = {**expected, "forced": 2, "currency_mismatch": 1}
     assert report["outcomes"] == posted
-    assert [r.get("response_code") for r in report["rows"]] == ["00", "00", None, None, "00", "00"]
+    codes = [r.get("response_code") for r in report["rows"]]
+    assert codes == ["00", "00", None, None, "00", "00", "00"]
     ledger, available = visa_before
     # 120.00 posted; the 100.00 hold released: available falls by the 20.00 tip only; the
-    # 5.00 refund credited; the dollar presentment journalled, not posted
-    assert await balances_of(switch, visa) == (ledger - 11_500, available - 1_500)
+    # 5.00 refund credited; the unconverted dollars journalled, not posted; the converted
+    # ones charged 6.50
+    assert await balances_of(switch, visa) == (ledger - 12_150, available - 2_150)
     credit_ledger, credit_available = await balances_of(switch, credit)
     assert credit_available == credit_before[1] - 3_000
 
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     again = json.loads(output)
-    assert again["outcomes"] == {"duplicate": 4, "already_posted": 1, "unknown_card": 1}
+    assert again["outcomes"] == {"duplicate": 5, "already_posted": 1, "unknown_card": 1}
     code, output = await run_cli("audit", "list", "--subject", "clearing", "--config", str(config))
     assert [a["action"] for a in json.loads(output)] == ["clearing.import"] * 2
-    assert await balances_of(switch, visa) == (ledger - 11_500, available - 1_500)
+    assert await balances_of(switch, visa) == (ledger - 12_150, available - 2_150)
     assert (await balances_of(switch, credit))[1] == credit_available
 
 
@@ -146,6 +152,11 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
     code, output = await run_cli("clearing", "import", str(tmp_path / "typed.csv"),
                                  "--config", str(config))  # fmt: skip
     assert code == 1 and "line 2: type must be one of purchase, refund" in output
+    billed = header.strip() + ",billing_amount_minor\n4761739001010119,A1,100,840,1764230400,"
+    (tmp_path / "billed.csv").write_text(billed + "7" * 23 + ",650\n")
+    code, output = await run_cli("clearing", "import", str(tmp_path / "billed.csv"),
+                                 "--config", str(config))  # fmt: skip
+    assert code == 1 and "billing_amount_minor and billing_currency go together" in output
     assert not (tmp_path / "a.db").exists()  # nothing was opened, let alone posted
 
 

@@ -44,7 +44,7 @@ MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
 BATCH = 64  # 0220s decided together (one group commit)
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
-OPTIONAL = ("merchant_id", "terminal_id", "type")
+OPTIONAL = ("merchant_id", "terminal_id", "type", "billing_amount_minor", "billing_currency")
 KINDS = ("purchase", "refund")  # the optional ``type`` column; purchase when absent
 _AUTHORISATIONS = frozenset({"authorisation"})  # a dual-message hold
 _POSTED_ALREADY = frozenset({"financial"})  # a single-message 0200
@@ -69,6 +69,10 @@ class Presentment:
     merchant_id: str = ""
     terminal_id: str = ""
     kind: str = "purchase"  # or "refund": a credit to the cardholder
+    # what the network converted the amount to, in the cardholder's billing currency (fields
+    # 6 and 51 of the 0220): what the account is charged when it differs from the merchant's
+    billing_amount_minor: int | None = None
+    billing_currency: str = ""
 
 
 def read_presentments(path: str | Path) -> list[Presentment]:
@@ -118,6 +122,14 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     kind = (row.get("type") or "").strip().lower() or "purchase"
     if kind not in KINDS:
         raise bad(f"type must be one of {', '.join(KINDS)}")
+    billing = (row.get("billing_amount_minor") or "").strip()
+    billing_currency = (row.get("billing_currency") or "").strip()
+    if bool(billing) != bool(billing_currency):
+        raise bad("billing_amount_minor and billing_currency go together")
+    if billing and not (billing.isdigit() and 0 < int(billing) < 10**12):
+        raise bad("billing_amount_minor must be a positive whole number of minor units")
+    if billing_currency and not (billing_currency.isdigit() and len(billing_currency) == 3):
+        raise bad("billing_currency must be an ISO 4217 numeric code (3 digits)")
     return Presentment(
         line=line,
         pan=pan,
@@ -129,6 +141,8 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
         merchant_id=(row.get("merchant_id") or "").strip()[:15],
         terminal_id=(row.get("terminal_id") or "").strip()[:8],
         kind=kind,
+        billing_amount_minor=int(billing) if billing else None,
+        billing_currency=billing_currency,
     )
 
 
@@ -259,6 +273,8 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         processing_code="200000" if p.kind == "refund" else "000000",
         amount_minor=p.amount_minor,
         currency=p.currency,
+        billing_amount_minor=p.billing_amount_minor,
+        billing_currency=p.billing_currency or None,
         transmission_time=time.strftime("%m%d%H%M%S", moment),
         stan=p.arn[-6:],
         local_time=time.strftime("%H%M%S", moment),
