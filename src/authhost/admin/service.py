@@ -596,10 +596,14 @@ class CardService:
             raise Unavailable("clearing posts through a running server's pipeline")
         decide = None if spec.dry_run else self.decide_many
         result = await post(presentments, self.store, self.security.pan_index, decide)
-        summary = {"dry_run": spec.dry_run, **{k: result[k] for k in ("presentments", "outcomes")}}
         if not spec.dry_run:
-            await self.record_audit("clearing.import", "clearing", None, summary)
-        return {**summary, "rows": result["rows"]}
+            await self.audit_clearing(result)
+        return {"dry_run": spec.dry_run, **result}
+
+    async def audit_clearing(self, result: dict[str, Any]) -> None:
+        """One audit entry per clearing import that posted: its counts, no presentment."""
+        summary = {"dry_run": False, **{k: result[k] for k in ("presentments", "outcomes")}}
+        await self.record_audit("clearing.import", "clearing", None, summary)
 
     async def report_fraud(
         self, card_id: str, journal_id: int, spec: rq.FraudReportSpec

@@ -51,10 +51,7 @@ def clearing_import(
             )
             if not dry_run:  # audited as the admin API's import is
                 service = CardService(runtime.store, runtime.security, actor_name())
-                counts = {k: result[k] for k in ("presentments", "outcomes")}
-                await service.record_audit(
-                    "clearing.import", "clearing", None, {"dry_run": False, **counts}
-                )
+                await service.audit_clearing(result)
             return result
 
     try:

@@ -63,18 +63,17 @@ class Dialect:
     description: str
     spec: SpecDict = field(repr=False)
     codec: FieldCodec = field(init=False, repr=False, compare=False)
+    # track 2 is packed in BCD: its "=" separator travels as the nibble D (read per message,
+    # so worked out once here)
+    bcd_track2: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "codec", FieldCodec(self.spec))
+        object.__setattr__(self, "bcd_track2", self.spec["35"]["data_enc"] == "b")
 
     @property
     def binary_fields(self) -> frozenset[str]:
         return _BINARY_FIELDS
-
-    @property
-    def bcd_track2(self) -> bool:
-        """Track 2 is packed in BCD: its "=" separator travels as the nibble D."""
-        return self.spec["35"]["data_enc"] == "b"
 
 
 # jPOS ISO87BPackager's fields 2-128, as (first, last, layout). Layouts: "n6" BCD digits,

@@ -153,6 +153,7 @@ class _Logistic:
         self.intercept = float(arrays["intercept"][0])
         mean = arrays.get("mean")
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.explains = self.mean is not None
 
     def contributions(self, x: np.ndarray) -> np.ndarray | None:
         """What each feature adds to the raw score against an average training row; with
@@ -230,6 +231,7 @@ class _Trees:
         self._n_features = n_features
         counts = arrays.get("count")
         self.expected = None if counts is None else _expected_values(arrays, counts)[order]
+        self.explains = self.expected is not None
 
     def _single_row_layout(self, arrays: dict[str, np.ndarray], n_features: int) -> None:
         """Split nodes sorted by feature, so one row's split inputs are ``np.repeat(x, counts)``
@@ -350,7 +352,7 @@ class Scorer:
     @property
     def explains(self) -> bool:
         """The artifact carries what explaining a score needs (written since 2026-11-27)."""
-        return self._model.contributions(np.zeros(self.n_features)) is not None
+        return self._model.explains
 
     def explain(self, ctx: TxContext, top: int = 3) -> list[tuple[str, float]]:
         """The features that pushed this context's score up most, with what each added to the

@@ -128,6 +128,8 @@ SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
 """
+# JournalQuery's filters that select entries whose column of the same name equals them
+_JOURNAL_EQUALS = ("card_id", "account_id", "merchant_id", "approval_code")
 # Each merchant's newest name (field 43) in the hour: the busiest-acceptors view shows it.
 # SQLite takes the other columns of a max() row from that row: the newest entry's name.
 _MERCHANT_NAMES_SQL = """
@@ -681,20 +683,13 @@ class SqliteCardStore:
         if query.until != float("inf"):
             where.append("ts < ?")
             args.append(query.until)
-        if query.card_id:
-            where.append("card_id = ?")
-            args.append(query.card_id)
-        if query.account_id:
-            where.append("account_id = ?")
-            args.append(query.account_id)
+        for column in _JOURNAL_EQUALS:  # each filter the query sets, by the column's name
+            value = getattr(query, column)
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
         if query.review_only:
             where.append("review = 1")  # as the partial index journal_review says it
-        if query.merchant_id:
-            where.append("merchant_id = ?")
-            args.append(query.merchant_id)
-        if query.approval_code:
-            where.append("approval_code = ?")
-            args.append(query.approval_code)
         return f"{_JOURNAL_SELECT} WHERE {' AND '.join(where)} ORDER BY journal_id", args
 
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:
