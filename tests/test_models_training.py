@@ -161,6 +161,10 @@ def test_train_with_merchant_features_reports_each_scenario(
         assert meta["features"] == [*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES]
         scorer = Scorer.load(artifact)
         assert scorer.reads_acceptors and scorer.n_features == len(meta["features"])
+    listed = CliRunner().invoke(app, ["models", "list", "--dir", str(out), "--json"])
+    assert {a["feature_set"] for a in json.loads(listed.output)["artifacts"]} == {
+        ACCEPTOR_FEATURE_SET
+    }
 
 
 def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: Path) -> None:
