@@ -1,12 +1,15 @@
-"""The load generator's engine: one process, one trio loop, N connections.
+"""The load generator's engines: one process, N connections.
 
 Two ways to load a server:
 
 * open loop (``rate`` set): requests leave on a fixed schedule whatever the server does, and
   latency counts from the *scheduled* send time, so a server that falls behind is charged for
-  the queue it causes (no coordinated omission);
+  the queue it causes (no coordinated omission); it runs in ``simulator.openloop``, one
+  selector loop in a thread, because answers that arrive one by one cost a trio task a
+  scheduler pass each;
 * closed loop (``rate`` None): each connection keeps its share of ``concurrency`` requests in
-  flight and sends a new one as each answer arrives; this finds the maximum throughput.
+  flight and sends a new one as each answer arrives; this finds the maximum throughput (a
+  trio task per connection: answers come in bursts, and the tasks batch them).
 
 A run stops issuing at ``count`` requests or after ``duration`` seconds, whichever comes first,
 then waits up to ``timeout`` for the answers in flight; what is still unanswered is counted as
@@ -30,10 +33,12 @@ from hdrh.histogram import HdrHistogram
 
 from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
-from simulator.wire import ResponseReader, Template
+from simulator.openloop import run_open_loop
+from simulator.wire import NO_CODE, ResponseReader, Template
+
+__all__ = ["NO_CODE", "LoadPlan", "LoadResult", "run_load"]
 
 HIGHEST_US = 60_000_000
-NO_CODE = "--"  # an answer without field 39 (echo server, network management)
 
 
 def new_histogram() -> HdrHistogram:
@@ -181,8 +186,15 @@ async def run_load(
     ]
     if not templates:
         raise ValueError("no requests to send")
-    run = _Run(plan, templates, progress)
     framing = Framing(header=plan.framing, tpdu=plan.tpdu)
+    reader = ResponseReader(dialect)
+    if plan.rate is not None:  # its own engine, off the event loop (simulator/openloop.py)
+        result = LoadResult()
+        await trio.to_thread.run_sync(
+            run_open_loop, plan, templates, reader, framing, result, progress, ready
+        )
+        return result
+    run = _Run(plan, templates, progress)
     streams = []
     try:
         for _ in range(plan.connections):
@@ -197,17 +209,15 @@ async def run_load(
         return run.result
     if ready is not None:
         await trio.to_thread.run_sync(ready)
-    reader = ResponseReader(dialect)
     shares = _split(plan.concurrency, plan.connections)
     run.result.started = time.monotonic()
-    start = trio.current_time()
-    run.deadline = start + (plan.duration if plan.duration is not None else 1e12)
+    run.deadline = trio.current_time() + (plan.duration if plan.duration is not None else 1e12)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_report_progress, run)
         async with trio.open_nursery() as connections:
             for index, stream in enumerate(streams):
                 connections.start_soon(
-                    _connection, run, index, stream, framing, reader, shares[index], start
+                    _connection, run, index, stream, framing, reader, shares[index]
                 )
         nursery.cancel_scope.cancel()
     progress(run.result.completed)
@@ -234,8 +244,8 @@ async def _connection(
     framing: Framing,
     reader: ResponseReader,
     depth: int,
-    start: float,
 ) -> None:
+    """One closed-loop connection: keeps ``depth`` requests in flight."""
     plan, result = run.plan, run.result
     pending: dict[tuple[bytes, bytes], float] = {}  # (stan, rrn) -> time the clock started
     space = trio.Event()  # set when an answer frees a slot (closed loop)
@@ -244,18 +254,18 @@ async def _connection(
     serial = random.randrange(10_000_000)  # see run_load: new transmissions, run after run
     timeout = plan.timeout
 
-    def build(count: int, first_at: float, step: float) -> bytes:
-        """``count`` framed requests; the k-th one's clock starts at first_at + k * step."""
+    def build(count: int, sent_at: float) -> bytes:
+        """``count`` framed requests, their clocks started at ``sent_at``."""
         nonlocal serial
         frames = []
         templates = run.templates
-        for k in range(count):
+        for _ in range(count):
             serial += 1
             stan = b"%06d" % (serial % 1_000_000)
             rrn = rrn_prefix + b"%07d" % (serial % 10_000_000)
             template = templates[serial % len(templates)]
             frames.append(encode_frame(bytes(template.body(stan, rrn)), framing))
-            pending[(stan, rrn if template.has_rrn else b"")] = first_at + k * step
+            pending[(stan, rrn if template.has_rrn else b"")] = sent_at
         result.sent += count
         return b"".join(frames)
 
@@ -318,23 +328,6 @@ async def _connection(
             if depth:
                 wake()
 
-    async def send_open_loop() -> None:
-        per_connection = plan.rate / plan.connections  # type: ignore[operator]
-        interval = 1.0 / per_connection
-        first = start + interval * index / plan.connections
-        k = 0
-        while run.open() and not closed:
-            now = trio.current_time()
-            due = int((now - first) / interval) + 1 - k
-            if due > 0:
-                due = run.take(due)
-                if due == 0:
-                    break
-                payload = build(due, first + k * interval, interval)
-                k += due
-                await stream.send_all(payload)
-            await trio.sleep_until(first + k * interval)
-
     async def send_closed_loop() -> None:
         while run.open() and not closed:
             free = depth - len(pending)
@@ -345,7 +338,7 @@ async def _connection(
             free = run.take(free)
             if free == 0:
                 break
-            await stream.send_all(build(free, trio.current_time(), 0.0))
+            await stream.send_all(build(free, trio.current_time()))
             if len(pending) >= depth:
                 with trio.move_on_at(run.deadline):
                     await space.wait()
@@ -356,10 +349,7 @@ async def _connection(
         try:
             # a server that stops reading blocks send_all: the time bound still holds
             with trio.move_on_at(run.deadline):
-                if plan.rate is not None:
-                    await send_open_loop()
-                else:
-                    await send_closed_loop()
+                await send_closed_loop()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             closed = True
             result.error_messages.append(f"connection {index}: {error}")

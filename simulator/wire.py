@@ -20,6 +20,7 @@ from authhost.iso.dialects import Dialect
 _STAN_MARK = b"314159"
 _RRN_MARK = b"927182818284"
 _PRINTABLE = bytes(range(32, 127))
+NO_CODE = "--"  # an answer without field 39 (echo server, network management)
 
 
 def _to_wire(codec: str) -> bytes | None:

@@ -116,7 +116,12 @@ def test_plans_without_sense_are_refused(overrides):
         plan(1, **overrides)
 
 
-async def test_a_silent_server_makes_timeouts():
+# each engine: the closed loop's trio tasks, and the open loop's selector loop (openloop.py)
+LOOPS = pytest.mark.parametrize("loop", [{}, {"rate": 400.0}], ids=["closed loop", "open loop"])
+
+
+@LOOPS
+async def test_a_silent_server_makes_timeouts(loop):
     async def swallow(stream):
         while await stream.receive_some(4096):
             pass
@@ -124,14 +129,15 @@ async def test_a_silent_server_makes_timeouts():
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(trio.serve_tcp, swallow, 0)
         port = listeners[0].socket.getsockname()[1]
-        result = await run_load(plan(port, count=10, timeout=0.3, connections=2, concurrency=4),
-                                network())  # fmt: skip
+        settings = {"count": 10, "timeout": 0.3, "connections": 2, "concurrency": 4, **loop}
+        result = await run_load(plan(port, **settings), network())
         nursery.cancel_scope.cancel()
     # each timeout frees a slot, so the closed loop goes on until its count
     assert result.sent == 10 and result.timeouts == 10 and result.completed == 0
 
 
-async def test_a_server_that_hangs_up_makes_errors():
+@LOOPS
+async def test_a_server_that_hangs_up_makes_errors(loop):
     async def hang_up(stream):
         await stream.receive_some(4096)
         await stream.aclose()
@@ -139,14 +145,43 @@ async def test_a_server_that_hangs_up_makes_errors():
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(trio.serve_tcp, hang_up, 0)
         port = listeners[0].socket.getsockname()[1]
-        result = await run_load(plan(port, count=50, connections=2, concurrency=2), network())
+        settings = {"count": 50, "connections": 2, "concurrency": 2, **loop}
+        result = await run_load(plan(port, **settings), network())
         nursery.cancel_scope.cancel()
     assert result.completed == 0
     assert result.errors > 0
     assert result.sent == result.errors
 
 
-async def test_runs_with_the_same_templates_send_new_transmissions_each_time():
+async def test_open_loop_latency_counts_from_the_scheduled_send_time():
+    """A server that answers one request at a time, 20 ms each, on one connection, offered
+    100/s: it falls behind by half of every interval, so the requests queue and the later
+    ones wait for all before them. Measured from when each was written (as a generator that
+    waits for a free moment would), every latency would stay near 20 ms."""
+    framing = Framing()
+
+    async def slow_echo(stream):
+        decoder = FrameDecoder(framing)
+        while data := await stream.receive_some(65536):
+            decoder.feed(data)
+            while (body := decoder.next_frame()) is not None:
+                await trio.sleep(0.02)
+                await stream.send_all(encode_frame(body, framing))
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, slow_echo, 0)
+        port = listeners[0].socket.getsockname()[1]
+        settings = {"count": 30, "rate": 100.0, "connections": 1, "concurrency": 1}
+        result = await run_load(plan(port, **settings), network())
+        nursery.cancel_scope.cancel()
+    assert result.completed == 30
+    # the 30th is due at 290 ms and answered after 30 x 20 ms = 600 ms at the earliest
+    assert result.histogram.get_max_value() >= 250_000
+    assert result.histogram.get_min_value() >= 15_000
+
+
+@LOOPS
+async def test_runs_with_the_same_templates_send_new_transmissions_each_time(loop):
     """A host answers a repeated transmission (same STAN, RRN, terminal and transmission
     time) from its journal without deciding it: runs that reuse one set of templates (as
     benchmarks/suite.py does, phase after phase) must never repeat an earlier run's."""
@@ -172,7 +207,7 @@ async def test_runs_with_the_same_templates_send_new_transmissions_each_time():
         listeners = await nursery.start(trio.serve_tcp, record_and_echo, 0)
         port = listeners[0].socket.getsockname()[1]
         for _ in range(3):  # the same second, most likely: the counters alone keep them apart
-            result = await run_load(plan(port, count=200), templates)
+            result = await run_load(plan(port, count=200, **loop), templates)
             assert result.completed == 200
         nursery.cancel_scope.cancel()
     assert len(seen) == 600 and len(set(seen)) == 600
