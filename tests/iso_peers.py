@@ -57,11 +57,12 @@ _JPOS_87B.update({n: ("N", 16) for n in range(86, 90)})
 _JPOS_87B.update({n: ("LLC", 28) for n in (102, 103)})
 
 
-def _bcd(digits: str, left_pad: bool) -> bytes:
-    """jPOS's BCDInterpreter: two digits a byte, "=" as nibble D, odd lengths padded with 0."""
+def _bcd(digits: str, left_pad: bool, pad: str = "0") -> bytes:
+    """jPOS's BCDInterpreter: two digits a byte, "=" as nibble D, odd lengths padded with 0
+    (or ``pad``: many other switches pad with F)."""
     nibbles = digits.replace("=", "D")
     if len(nibbles) % 2:
-        nibbles = "0" + nibbles if left_pad else nibbles + "0"
+        nibbles = pad + nibbles if left_pad else nibbles + pad
     return bytes.fromhex(nibbles)
 
 
@@ -74,7 +75,8 @@ def _bcd_length(value: int, width: int) -> bytes:
     return bytes.fromhex(f"{value:0{2 * width}d}")
 
 
-def bcd_encode(fields: dict[str, Any]) -> bytes:
+def bcd_encode(fields: dict[str, Any], pad: str = "0") -> bytes:
+    """jPOS's ISO87BPackager; ``pad`` is the nibble after an odd count of LLNUM digits."""
     numbers = sorted(int(key) for key in fields if key not in ("t", "p", "1"))
     bitmap = 0
     for number in numbers:
@@ -91,7 +93,7 @@ def bcd_encode(fields: dict[str, Any]) -> bytes:
         if kind == "N":
             out += _bcd(value.rjust(size, "0"), left_pad=True)
         elif kind == "LLN":
-            out += _bcd_length(len(value), 1) + _bcd(value, left_pad=False)
+            out += _bcd_length(len(value), 1) + _bcd(value, left_pad=False, pad=pad)
         elif kind == "C":
             out += value.ljust(size).encode("ascii")
         elif kind in ("LLC", "LLLC"):

@@ -23,6 +23,7 @@ with warnings.catch_warnings():  # pyemv: a test-only oracle (the card's side of
     warnings.simplefilter("ignore")
     import pyemv
 from iso_client import Switch, next_stan
+from iso_peers import BCD_DIALECT, bcd_decode, bcd_encode
 from prometheus_client import generate_latest
 
 from authhost.admin import requests as rq
@@ -310,6 +311,24 @@ async def test_every_response_code_end_to_end_in_other_dialects(
         assert (response["t"], response["11"], response["4"]) == ("0110", fields["11"], fields["4"])
         assert ("38" in response) == (code == "00"), case
     assert got == expected
+
+
+async def test_a_bcd_switch_that_pads_track_2_with_f_is_answered(nursery, tmp_path, monkeypatch):
+    """Many switches pad an odd count of BCD digits with F, not jPOS's 0: the host reads
+    the track 2 (and its iCVV) all the same; before, it answered 30."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    host = await start_host(nursery, tmp_path, url, dialect=BCD_DIALECT)
+    switch = await Switch.connect(host.port, BCD_DIALECT)
+    visa = host.cards["active-visa"]
+    fields = with_pin(purchase(visa, **{"2": None}), host, visa, visa["pin"])
+    if len(fields["35"]) % 2 == 0:  # an odd count of digits, so a pad nibble travels
+        fields["35"] = fields["35"][:-1]  # the iCVV is the first three discretionary digits
+    body = bcd_encode(fields, pad="F")
+    assert bcd_encode(fields) != body  # the pad is there, and it is F
+    await switch.send_raw(body)
+    response = bcd_decode(await switch.receive_raw())
+    assert (response["11"], response["39"]) == (fields["11"], "00")
 
 
 async def test_time_per_pipeline_step_is_exposed_as_a_metric(nursery, tmp_path, store_url):

@@ -9,7 +9,7 @@ import pytest
 from iso_peers import BCD_DIALECT, bcd_decode, bcd_encode
 
 from authhost.auth.decision import Decision
-from authhost.iso.codec import decode_message, encode_request, encode_response
+from authhost.iso.codec import FormatError, decode_message, encode_request, encode_response
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import DEFAULT_DIALECT, DIALECTS, get_dialect
 
@@ -89,6 +89,32 @@ def test_the_bcd_dialect_reads_what_a_jpos_iso87b_switch_sends() -> None:
     )  # fmt: skip
     assert request.pin_block == bytes.fromhex("0412AC89ABCDEF67")
     assert bcd_decode(_BCD_0200)["35"] == request.track2  # the peer agrees with the bytes
+
+
+@pytest.mark.parametrize(
+    ("track2_pad", "acquirer_pad"), [("F", "F"), ("0", "F"), ("F", "0")],
+    ids=["both F", "field 32 F", "track 2 F"],
+)  # fmt: skip
+def test_the_bcd_dialect_reads_odd_lengths_padded_with_f(track2_pad, acquirer_pad) -> None:
+    """Many switches pad an odd count of BCD digits with F rather than jPOS's 0; F is never
+    a digit, so it can only be the pad (before, such a track 2 or PAN was answered 30)."""
+    body = _BCD_0200.replace(
+        bytes.fromhex("4000001234567899D29121010000000000"),
+        bytes.fromhex("4000001234567899D2912101000000000" + track2_pad),
+    ).replace(bytes.fromhex("05123450"), bytes.fromhex("0512345" + acquirer_pad))
+    assert body != _BCD_0200
+    request = decode_message(body, get_dialect(BCD_DIALECT))
+    assert request.track2 == "4000001234567899=2912101000000000"
+    assert request.acquirer_id == "12345"
+
+
+def test_the_bcd_dialect_refuses_a_pad_that_is_a_digit_other_than_its_own() -> None:
+    body = _BCD_0200.replace(
+        bytes.fromhex("4000001234567899D29121010000000000"),
+        bytes.fromhex("4000001234567899D29121010000000007"),
+    )
+    with pytest.raises(FormatError):
+        decode_message(body, get_dialect(BCD_DIALECT))
 
 
 def test_the_bcd_dialect_answers_in_bytes_a_jpos_switch_reads() -> None:

@@ -153,13 +153,13 @@ class PackedPath:
                 value = s[idx:end].hex().upper()
                 if len(value) != end - idx << 1:
                     raise Unusual  # cut short
-                if size & 1:
+                if size & 1:  # the pad nibble: the spec's, or F (never a digit) as many send
                     if kind == BCD_LEFT:
-                        if value[0] != pad:
+                        if value[0] != pad and value[0] != "F":
                             raise Unusual
                         value = value[1:]
                     else:
-                        if value[-1] != pad:
+                        if value[-1] != pad and value[-1] != "F":
                             raise Unusual
                         value = value[:-1]
             else:
