@@ -240,6 +240,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "authentication": _text(np.full(n, "none")),  # a fraudster's shop asks for none
         "merchant_name": _text([f"SIM WEB SHOP {m[-7:]}" for m in attack.merchant_id]),
         "model_reasons": empty,  # the simulated host ran no model
+        "movement": empty,  # every one declined: nothing moved
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -421,6 +422,10 @@ def _columns(
             _digits(batch.merchant % 10_000_000, 7),
         ),  # fmt: skip
         "model_reasons": _text(np.full(n, "")),  # the simulated host ran no model
+        # an approved 0100 holds, an approved 0200 posts (the host's default per class)
+        "movement": _lookup(
+            ["", "hold", "post"], np.where(outcome.hold_amount > 0, 1 + financial, 0)
+        ),
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

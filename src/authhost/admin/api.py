@@ -114,6 +114,9 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "by": ("string", "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h"),
     "of": ("string", "merchants (the default) or terminals"),
     "model": ("string", "an artifact of the models directory (default: the active champion)"),
+    "day": ("string", "a UTC day, YYYY-MM-DD (or since and until)"),
+    "since": ("number", "from this time, epoch seconds (inclusive)"),
+    "until": ("number", "to this time, epoch seconds (exclusive)"),
 }
 
 
@@ -259,6 +262,25 @@ async def _busiest_acceptors(call: Call) -> Any:
     if by not in ACCEPTOR_COUNTERS:
         raise ServiceError(f"query parameter by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
     return await call.service.busiest_acceptors(by=by, terminals=of == "terminals", limit=limit)
+
+
+async def _journal_totals(call: Call) -> Any:
+    day = call.query.get("day", "")
+    since, until = _float_param(call, "since"), _float_param(call, "until")
+    return await call.service.journal_totals(day=day, since=since, until=until)
+
+
+def _float_param(call: Call, name: str) -> float:
+    raw = call.query.get(name, "")
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ServiceError(f"query parameter {name} must be a number (epoch seconds)") from None
+    if not 0 <= value < 1e11:  # NaN fails both
+        raise ServiceError(f"query parameter {name} must be epoch seconds")
+    return value
 
 
 async def _fraud_reports(call: Call) -> Any:
@@ -491,6 +513,16 @@ def _routes() -> list[Route]:
             query=("by", "of", "limit"),
             tag="journal",
             response=v.BusiestAcceptors,
+        ),
+        Route(
+            "GET",
+            "/v1/journal/totals",
+            _journal_totals,
+            "A UTC day's (or a period's) totals for reconciliation: holds, postings, refunds "
+            "and reversals per currency and acquirer, declines by response code",
+            query=("day", "since", "until"),
+            tag="journal",
+            response=v.JournalTotals,
         ),
         Route(
             "GET",

@@ -30,6 +30,7 @@ import anyio
 from pydantic import BaseModel
 
 from authhost.admin import requests as rq
+from authhost.admin import totals as totals_module
 from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError, Unavailable
 from authhost.admin.views import (
     account_view,
@@ -683,6 +684,26 @@ class CardService:
                 for merchant, terminal, counts in busiest
             ],
         }
+
+    async def journal_totals(
+        self, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """The period's totals for the back office's reconciliation (``admin.totals``): a UTC
+        ``day`` (YYYY-MM-DD), or [since, until) in epoch seconds. Streams the period's journal
+        entries, so a day of traffic needs memory for the totals only."""
+        if day:
+            if since or until:
+                raise InvalidRequest("give a day, or since and until, not both")
+            try:
+                since, until = totals_module.day_bounds(day)
+            except ValueError as error:
+                raise InvalidRequest(str(error)) from None
+        elif not until or until <= since:
+            raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
+        totals = totals_module.Totals(since, until)
+        async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
+            totals.add(entry)
+        return totals.view()
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""

@@ -152,6 +152,21 @@ class BusiestAcceptors(_View):
     )
 
 
+class JournalTotals(_View):
+    since: str = Field(description="start of the period (UTC, inclusive)")
+    until: str = Field(description="end of the period (UTC, exclusive)")
+    entries: int = Field(description="journal entries in the period")
+    by_message_class: dict[str, dict[str, int]] = Field(
+        description="approved and declined requests per message class"
+    )
+    currencies: list[dict[str, Any]] = Field(
+        description="per account currency: authorised (holds placed), posted, credited "
+        "(refunds) and released (reversals), each a count and amount_minor; net_posted_minor "
+        "(posted - credited); approved, declined and declined_by_code; and the same money "
+        "per acquirer (field 32)"
+    )
+
+
 class ListNames(_View):
     lists: list[str]
 

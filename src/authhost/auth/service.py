@@ -217,7 +217,8 @@ class AuthService:
         entry.match_key = match_key(request)
         card = snapshot.card
         movement = tx.movement if decline is None else None
-        entry.hold_amount = movement.amount_minor if movement is not None else 0
+        if movement is not None:
+            entry.hold_amount, entry.movement = movement.amount_minor, movement.kind.value
         commit = Commit(
             journal=entry,
             movement=movement,
@@ -259,7 +260,8 @@ class AuthService:
         decision = Decision(response_code=RC.APPROVED, reason_codes=reasons)
         entry = journal_entry(request, snapshot, decision, now, self._pan_index(request.pan))
         entry.match_key = original_key(request)
-        entry.hold_amount = -movement.amount_minor if movement else 0
+        if movement is not None:
+            entry.hold_amount, entry.movement = -movement.amount_minor, movement.kind.value
         commit = Commit(
             journal=entry,
             movement=movement,

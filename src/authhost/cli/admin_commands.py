@@ -625,6 +625,23 @@ def journal_acceptors(
     )
 
 
+@journal.command("totals")
+def journal_totals(
+    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
+    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
+    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A day's (or a period's) totals for reconciliation with the networks' settlement: holds
+    placed, amounts posted, refunds credited and reversals released per currency and per
+    acquirer (field 32), the net owed for postings, and declines by response code."""
+    _run(
+        _config(config, store),
+        lambda s: s.journal_totals(day=day, since=since, until=until),
+    )
+
+
 @journal.command("prune")
 def journal_prune(
     keep_days: Annotated[

@@ -64,6 +64,10 @@ class JournalEntry:
     merchant_name: str = ""  # field 43, card acceptor name/location, as sent (trailing blanks cut)
     # the model's top reasons for a high score: "feature=+1.23;..." (log-odds it added)
     model_reasons: str = ""
+    # the money movement the decision asked for: hold, post, credit (a refund), release (a
+    # reversal) or "" (none); hold_amount is what the store moved (0 when the funds re-check
+    # refused it or a reversal found nothing left). Daily totals add them up (admin.totals)
+    movement: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

@@ -34,6 +34,7 @@ _ADDED_LATER = (
     "authentication",
     "merchant_name",
     "model_reasons",
+    "movement",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -247,6 +248,10 @@ ALTER TABLE journal ADD COLUMN merchant_name TEXT NOT NULL DEFAULT '';
     # 18: the model's top reasons for a high score, for analysts
     """
 ALTER TABLE journal ADD COLUMN model_reasons TEXT NOT NULL DEFAULT '';
+""",
+    # 19: what each request did to the account (hold, post, credit, release), for the totals
+    """
+ALTER TABLE journal ADD COLUMN movement TEXT NOT NULL DEFAULT '';
 """,
 ]
 

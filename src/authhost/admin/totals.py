@@ -1,0 +1,152 @@
+"""A period's totals from the journal: what the issuer's back office reconciles each day.
+
+Finance closes a business day by comparing what the host approved and moved with what the
+networks settle: the holds placed, the amounts posted (0200 purchases, 0220 completions and
+clearing presentments), the refunds credited and the reversals released, per currency (the
+account's: a converted transaction counts in the cardholder's currency, as it was charged), and
+per acquiring institution (field 32), whose settlement the postings are reconciled against.
+Declines are counted by response code, the figure an operations desk watches.
+
+Every figure comes from the journal entries alone: ``movement`` says which way the money went
+and ``hold_amount`` how much the store actually moved (0 when its funds re-check refused the
+hold, or a reversal found nothing left to release). Entries written before the movement was
+journalled (SQLite schema 18 and earlier) are classified by message class and processing code,
+as the pipeline would have moved them by default. A completion's post releases its
+pre-authorisation's hold in the same write; that release, and holds that expire, are not
+entries, so ``authorised`` is the holds placed, not the holds still open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from authhost.iso.codes import APPROVED_CODES
+from authhost.store.records import JournalEntry
+
+MOVEMENTS = ("hold", "post", "credit", "release")
+_HOLDING_CLASSES = ("authorisation", "authorisation_advice")
+
+
+@dataclass
+class _Sum:
+    count: int = 0
+    amount_minor: int = 0
+
+    def add(self, amount: int) -> None:
+        self.count += 1
+        self.amount_minor += amount
+
+    def view(self) -> dict[str, int]:
+        return {"count": self.count, "amount_minor": self.amount_minor}
+
+
+@dataclass
+class _Money:
+    """The four movements of one currency (or one acquirer within it)."""
+
+    sums: dict[str, _Sum] = field(default_factory=lambda: {m: _Sum() for m in MOVEMENTS})
+
+    def view(self) -> dict[str, Any]:
+        posted, credited = self.sums["post"], self.sums["credit"]
+        return {
+            "authorised": self.sums["hold"].view(),
+            "posted": posted.view(),
+            "credited": credited.view(),
+            "released": self.sums["release"].view(),
+            # what the issuer owes the acquirers for the period's postings, less refunds
+            "net_posted_minor": posted.amount_minor - credited.amount_minor,
+        }
+
+
+@dataclass
+class _Currency:
+    money: _Money = field(default_factory=_Money)
+    approved: int = 0
+    declined: Counter[str] = field(default_factory=Counter)
+    acquirers: defaultdict[str, _Money] = field(default_factory=lambda: defaultdict(_Money))
+
+
+def movement_of(entry: JournalEntry) -> str:
+    """Which way ``entry`` moved money ("" for none): the journalled movement, or for an
+    entry from before it was journalled, the pipeline's default for its class and code."""
+    if entry.hold_amount == 0:
+        return ""
+    if entry.movement:
+        return entry.movement
+    if entry.hold_amount < 0:
+        return "release"
+    if entry.processing_code[:2] == "20":
+        return "credit"
+    return "hold" if entry.message_class in _HOLDING_CLASSES else "post"
+
+
+class Totals:
+    """Add entries with ``add``; ``view()`` is the report (plain JSON types)."""
+
+    def __init__(self, since: float, until: float) -> None:
+        self.since, self.until = since, until
+        self.entries = 0
+        self._currencies: defaultdict[str, _Currency] = defaultdict(_Currency)
+        self._classes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def add(self, entry: JournalEntry) -> None:
+        self.entries += 1
+        currency = self._currencies[entry.currency or entry.transaction_currency]
+        approved = entry.response_code in APPROVED_CODES
+        self._classes[entry.message_class]["approved" if approved else "declined"] += 1
+        if approved:
+            currency.approved += 1
+        else:
+            currency.declined[entry.response_code] += 1
+        movement = movement_of(entry)
+        if movement:
+            amount = abs(entry.hold_amount)
+            currency.money.sums[movement].add(amount)
+            currency.acquirers[entry.acquirer_id].sums[movement].add(amount)
+
+    def add_all(self, entries: Iterable[JournalEntry]) -> None:
+        for entry in entries:
+            self.add(entry)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "entries": self.entries,
+            "by_message_class": {
+                name: {"approved": counts["approved"], "declined": counts["declined"]}
+                for name, counts in sorted(self._classes.items())
+            },
+            "currencies": [
+                {
+                    "currency": code,
+                    **totals.money.view(),
+                    "approved": totals.approved,
+                    "declined": sum(totals.declined.values()),
+                    "declined_by_code": dict(sorted(totals.declined.items())),
+                    "acquirers": [
+                        {"acquirer_id": acquirer, **money.view()}
+                        for acquirer, money in sorted(totals.acquirers.items())
+                    ],
+                }
+                for code, totals in sorted(self._currencies.items())
+            ],
+        }
+
+
+def day_bounds(day: str) -> tuple[float, float]:
+    """The UTC day ``YYYY-MM-DD`` as [since, until) epoch seconds; ValueError if not a date."""
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f"{day!r} is not a date (YYYY-MM-DD)") from None
+    start = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
+    return start, start + 86_400.0
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")

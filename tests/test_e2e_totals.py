@@ -1,0 +1,118 @@
+"""A period's totals over a running host, on both stores: every hold, post, refund and
+reversal the switch and the clearing file caused is counted once, in the account's currency
+and per acquirer, and declines by response code (``authhost journal totals`` and
+GET /v1/journal/totals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+from conftest import free_port
+from iso_client import Switch, next_stan
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
+    field_90,
+    purchase,
+    start_host,
+    store_url,
+)
+from test_e2e_clearing import run_cli, write_clearing
+
+from authhost.config import AdminConfig
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url):  # noqa: F811
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    host = await start_host(
+        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
+    )
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    since = time.time() - 1
+
+    held = await switch.send(purchase(visa, amount=10_000))  # 100.00 held, presented below
+    assert (await switch.send(purchase(visa, amount=2_000, t="0200")))["39"] == "00"
+    elsewhere = purchase(visa, amount=700, t="0200", **{"32": "654321"})  # another acquirer
+    assert (await switch.send(elsewhere))["39"] == "00"
+    refund = purchase(visa, amount=500, t="0200", **{"3": "200000"})
+    assert (await switch.send(refund))["39"] == "00"
+    undone = purchase(visa, amount=3_000)
+    assert (await switch.send(undone))["39"] == "00"
+    reversal = {**undone, "t": "0400", "11": next_stan(), "90": field_90(undone)}
+    assert (await switch.send(reversal))["39"] == "00"
+    assert (await switch.send(purchase(host.cards["lost"], amount=400)))["39"] == "41"
+    assert held["39"] == "00"
+
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    file = write_clearing(
+        tmp_path / "clearing.csv",
+        [{"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 12_000,
+          "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000001"}],
+    )  # fmt: skip
+    config = tmp_path / "totals.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+        f'[models]\ndir = "{tmp_path / "models"}"\n'
+    )
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
+    until = time.time() + 1
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(since=since, limit=100))
+    moved = [(e.mti, e.movement, e.hold_amount) for e in entries]
+    assert moved == [
+        ("0100", "hold", 10_000), ("0200", "post", 2_000), ("0200", "post", 700),
+        ("0200", "credit", 500), ("0100", "hold", 3_000), ("0400", "release", -3_000),
+        ("0100", "", 0), ("0220", "post", 12_000),
+    ]  # fmt: skip
+
+    code, output = await run_cli(
+        "journal", "totals", "--since", str(since), "--until", str(until), "--config", str(config)
+    )
+    assert code == 0, output
+    totals = json.loads(output)
+    assert totals["entries"] == 8
+    assert totals["by_message_class"] == {
+        "authorisation": {"approved": 2, "declined": 1},
+        "financial": {"approved": 3, "declined": 0},
+        "financial_advice": {"approved": 1, "declined": 0},  # the presentment's 0220
+        "reversal": {"approved": 1, "declined": 0},
+    }
+    [euros] = totals["currencies"]
+    assert euros["currency"] == visa["currency"]
+    assert euros["authorised"] == {"count": 2, "amount_minor": 13_000}
+    assert euros["posted"] == {"count": 3, "amount_minor": 2_000 + 700 + 12_000}
+    assert euros["credited"] == {"count": 1, "amount_minor": 500}
+    assert euros["released"] == {"count": 1, "amount_minor": 3_000}
+    assert euros["net_posted_minor"] == 14_700 - 500
+    assert (euros["approved"], euros["declined_by_code"]) == (7, {"41": 1})
+    by_acquirer = {a["acquirer_id"]: a for a in euros["acquirers"]}
+    assert by_acquirer["654321"]["posted"] == {"count": 1, "amount_minor": 700}
+    assert sum(a["posted"]["amount_minor"] for a in euros["acquirers"]) == 14_700
+
+    # the admin API answers the same, and refuses what is not a period
+    query = f"since={since}&until={until}"
+    over_http = await call(port, "GET", f"/v1/journal/totals?{query}", token=AUDITOR_TOKEN)
+    assert over_http.status == 200 and over_http.json == totals
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    day = await call(port, "GET", f"/v1/journal/totals?day={today}")
+    assert day.status == 200 and day.json["since"] == f"{today}T00:00:00Z"
+    for bad in ("day=2026-13-01", "since=abc&until=1", "since=5&until=4", f"day={today}&since=1"):
+        refused = await call(port, "GET", f"/v1/journal/totals?{bad}")
+        assert 400 <= refused.status < 500 and refused.json["error"], bad
+    # nothing in a period before the host ran
+    code, output = await run_cli(
+        "journal", "totals", "--day", "2001-01-01", "--config", str(config)
+    )
+    assert code == 0 and json.loads(output)["entries"] == 0 and not json.loads(output)["currencies"]
+    code, output = await run_cli(
+        "journal", "totals", "--day", "01/01/2001", "--config", str(config)
+    )
+    assert code == 1 and "not a date" in output
