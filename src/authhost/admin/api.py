@@ -117,6 +117,8 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "day": ("string", "a UTC day, YYYY-MM-DD (or since and until)"),
     "since": ("number", "from this time, epoch seconds (inclusive)"),
     "until": ("number", "to this time, epoch seconds (exclusive)"),
+    "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
+    "challenger_threshold": ("integer", "0-999 (default: the challenger artifact's own)"),
 }
 
 
@@ -268,6 +270,19 @@ async def _journal_totals(call: Call) -> Any:
     day = call.query.get("day", "")
     since, until = _float_param(call, "since"), _float_param(call, "until")
     return await call.service.journal_totals(day=day, since=since, until=until)
+
+
+async def _compare_models(call: Call) -> Any:
+    day = call.query.get("day", "")
+    since, until = _float_param(call, "since"), _float_param(call, "until")
+    thresholds = {
+        name: _int_param(call, name, -1, 0, 999)
+        for name in ("champion_threshold", "challenger_threshold")
+    }
+    return await call.service.compare_models(
+        day=day, since=since, until=until,
+        **{name: (None if value < 0 else value) for name, value in thresholds.items()},
+    )  # fmt: skip
 
 
 def _float_param(call: Call, name: str) -> float:
@@ -523,6 +538,16 @@ def _routes() -> list[Route]:
             query=("day", "since", "until"),
             tag="journal",
             response=v.JournalTotals,
+        ),
+        Route(
+            "GET",
+            "/v1/models/compare",
+            _compare_models,
+            "The champion against the challenger over the requests both scored in a day or "
+            "period: alerts, reported frauds caught, agreement",
+            query=("day", "since", "until", "champion_threshold", "challenger_threshold"),
+            tag="journal",
+            response=v.ModelComparison,
         ),
         Route(
             "GET",

@@ -691,19 +691,69 @@ class CardService:
         """The period's totals for the back office's reconciliation (``admin.totals``): a UTC
         ``day`` (YYYY-MM-DD), or [since, until) in epoch seconds. Streams the period's journal
         entries, so a day of traffic needs memory for the totals only."""
-        if day:
-            if since or until:
-                raise InvalidRequest("give a day, or since and until, not both")
-            try:
-                since, until = totals_module.day_bounds(day)
-            except ValueError as error:
-                raise InvalidRequest(str(error)) from None
-        elif not until or until <= since:
-            raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
+        since, until = _period(day, since, until)
         totals = totals_module.Totals(since, until)
         async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
             totals.add(entry)
         return totals.view()
+
+    async def compare_models(
+        self,
+        *,
+        day: str = "",
+        since: float = 0.0,
+        until: float = 0.0,
+        champion_threshold: int | None = None,
+        challenger_threshold: int | None = None,
+    ) -> dict[str, Any]:
+        """Champion against challenger over the requests both scored in the period
+        (``models.comparison``), each at its operating threshold: the active artifacts' own,
+        unless given. Fraud reports are the verdicts."""
+        from authhost.models.comparison import ScoredPair, compare
+        from authhost.models.registry import Registry, RegistryError
+
+        since, until = _period(day, since, until)
+        registry = Registry(self.models_dir or "models")
+        try:
+            state = await anyio.to_thread.run_sync(registry.state)
+            thresholds = {
+                a.name: a.threshold for a in await anyio.to_thread.run_sync(registry.list)
+            }
+        except RegistryError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if champion_threshold is None:
+            if state.champion not in thresholds:
+                raise InvalidRequest(f"no active champion in {registry.root}: give its threshold")
+            champion_threshold = thresholds[state.champion]
+        if challenger_threshold is None:
+            if state.challenger not in thresholds:
+                raise InvalidRequest(
+                    f"no active challenger in {registry.root}: give challenger_threshold"
+                )
+            challenger_threshold = thresholds[state.challenger]
+        scored = [
+            entry
+            async for entry in self.store.export_journal(JournalQuery(since=since, until=until))
+            if entry.fraud_score >= 0 and entry.challenger_score >= 0
+        ]
+        verdicts: dict[int, bool] = {}
+        for start in range(0, len(scored), 1000):
+            reports = await self.store.fraud_reports_of(
+                [e.journal_id for e in scored[start : start + 1000]]
+            )
+            verdicts.update((jid, report.fraud) for jid, report in reports.items())
+        pairs = [
+            ScoredPair(e.journal_id, e.fraud_score, e.challenger_score, e.amount_minor,
+                       verdicts.get(e.journal_id))
+            for e in scored
+        ]  # fmt: skip
+        return {
+            "since": totals_module.iso_time(since),
+            "until": totals_module.iso_time(until),
+            "champion_model": state.champion,
+            "challenger_model": state.challenger,
+            **compare(pairs, champion_threshold, challenger_threshold),
+        }
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""
@@ -834,3 +884,17 @@ def _check_account_fits(product: Product, account: Account) -> None:
             f"a {product.kind.value} product needs a "
             f"{'credit' if product.kind is CardKind.CREDIT else 'debit or prepaid'} account"
         )
+
+
+def _period(day: str, since: float, until: float) -> tuple[float, float]:
+    """[since, until) from a UTC ``day`` (YYYY-MM-DD) or from the two times themselves."""
+    if day:
+        if since or until:
+            raise InvalidRequest("give a day, or since and until, not both")
+        try:
+            return totals_module.day_bounds(day)
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+    if not until or until <= since:
+        raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
+    return since, until

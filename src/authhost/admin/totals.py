@@ -114,8 +114,8 @@ class Totals:
 
     def view(self) -> dict[str, Any]:
         return {
-            "since": _iso(self.since),
-            "until": _iso(self.until),
+            "since": iso_time(self.since),
+            "until": iso_time(self.until),
             "entries": self.entries,
             "by_message_class": {
                 name: {"approved": counts["approved"], "declined": counts["declined"]}
@@ -148,5 +148,6 @@ def day_bounds(day: str) -> tuple[float, float]:
     return start, start + 86_400.0
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with a Z."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")

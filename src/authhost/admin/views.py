@@ -167,6 +167,28 @@ class JournalTotals(_View):
     )
 
 
+class ModelComparison(_View):
+    since: str = Field(description="start of the period (UTC, inclusive)")
+    until: str = Field(description="end of the period (UTC, exclusive)")
+    champion_model: str | None = Field(description="the active champion artifact")
+    challenger_model: str | None = Field(description="the active challenger artifact")
+    scored_by_both: int = Field(description="requests both models scored in the period")
+    reported_frauds: int = Field(description="of them, reported as fraud")
+    reported_fraud_amount_minor: int
+    reported_genuine: int = Field(description="of them, reported as genuine")
+    champion: dict[str, Any] = Field(
+        description="threshold, alerts, alert_rate, frauds_caught, fraud_amount_caught_minor, "
+        "alerts_reported_genuine"
+    )
+    challenger: dict[str, Any] = Field(description="the same for the challenger")
+    agreement: dict[str, int] = Field(
+        description="both_alert, champion_only, challenger_only, neither"
+    )
+    score_correlation: float | None = Field(description="Pearson's r of the two scores")
+    frauds_only_challenger_catches: list[int] = Field(description="journal ids (first 20)")
+    frauds_only_champion_catches: list[int] = Field(description="journal ids (first 20)")
+
+
 class ListNames(_View):
     lists: list[str]
 

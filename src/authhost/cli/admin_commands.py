@@ -26,6 +26,7 @@ from authhost.admin import requests as rq
 from authhost.admin.errors import ServiceError, invalid_request
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.cards.model import CardKind, PinMethod
+from authhost.cli.model_commands import models_app
 from authhost.config import Config, ConfigError, load_config
 from authhost.security.errors import SecurityError
 from authhost.store.interface import StoreError
@@ -642,6 +643,34 @@ def journal_totals(
     )
 
 
+def models_compare(
+    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
+    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
+    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    champion_threshold: Annotated[
+        int | None, typer.Option(min=0, max=999, help="default: the champion artifact's")
+    ] = None,
+    challenger_threshold: Annotated[
+        int | None, typer.Option(min=0, max=999, help="default: the challenger artifact's")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The champion against the challenger over the requests both scored in a period: alerts
+    at each one's threshold, the reported frauds each catches and for how much, how often they
+    agree, and the frauds only one of them catches. Read it before promoting a challenger."""
+    settings = _config(config, store)
+
+    async def compare(service: CardService) -> dict[str, Any]:
+        service.models_dir = settings.models.dir
+        return await service.compare_models(
+            day=day, since=since, until=until, champion_threshold=champion_threshold,
+            challenger_threshold=challenger_threshold,
+        )  # fmt: skip
+
+    _run(settings, compare)
+
+
 @journal.command("prune")
 def journal_prune(
     keep_days: Annotated[
@@ -743,6 +772,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(cards, name="cards")
     app.add_typer(pin, name="pin")
     app.add_typer(journal, name="journal")
+    models_app.command("compare")(models_compare)  # the models group reads the journal here
     app.add_typer(audit, name="audit")
     app.add_typer(lists, name="lists")
     app.command("demo")(demo)

@@ -1,0 +1,118 @@
+"""Champion against challenger over a running host's journal, on both stores: the report
+counts what the journal says each model scored, at each artifact's own threshold, with the
+fraud reports as verdicts (``authhost models compare`` and GET /v1/models/compare)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from conftest import free_port
+from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_e2e_clearing import run_cli
+
+from authhost.config import AdminConfig, ModelsConfig
+from authhost.models.registry import Registry
+from authhost.models.synthetic import generate_rows
+from authhost.models.training import HgbConfig, SplitConfig, TrainConfig, train
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gradient-boosted trees as champion, logistic regression in shadow."""
+    root = tmp_path_factory.mktemp("compare")
+    data = root / "labelled.csv"
+    pacsv.write_csv(pa.Table.from_pylist(generate_rows(cards=80, days=20, seed=5)), data)
+    config = TrainConfig(
+        models=["hgb", "logistic"],
+        split=SplitConfig(test_days=5, gap_days=1),
+        hgb=HgbConfig(max_iter=15, max_leaf_nodes=7, threads=1),
+    )
+    result = train(data, root / "models", config, run_id="cmp")
+    registry = Registry(root / "models")
+    registry.activate(result.artifacts["hgb"].name)
+    registry.activate(result.artifacts["logistic"].name, challenger=True)
+    return root / "models"
+
+
+async def test_the_comparison_counts_what_both_models_scored(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    two_models,
+):
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    host = await start_host(
+        nursery, tmp_path, store_url, models=ModelsConfig(dir=str(two_models), budget_ms=500),
+        admin=AdminConfig(port=port, tokens=tokens),
+    )  # fmt: skip
+    switch = await Switch.connect(host.port)
+    since = time.time() - 1
+    cards = [host.cards[name] for name in ("active-visa", "active-3624", "active-credit")]
+    for round_no in range(4):
+        for card in cards:
+            amount = 500 + 7_000 * round_no
+            assert (await switch.send(purchase(card, amount=amount)))["39"] in ("00", "51")
+    until = time.time() + 1
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(since=since, until=until, limit=100))
+    both = [e for e in entries if e.fraud_score >= 0 and e.challenger_score >= 0]
+    assert len(both) == 12  # the challenger had time for every one
+    fraud, genuine = both[-1], both[0]
+    config = tmp_path / "compare.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+        f'[models]\ndir = "{two_models}"\n'
+    )
+    for entry, flag in ((fraud, []), (genuine, ["--genuine"])):
+        code, output = await run_cli(
+            "journal", "report-fraud", entry.card_id, str(entry.journal_id), "--source",
+            "analyst", *flag, "--config", str(config),
+        )  # fmt: skip
+        assert code == 0, output
+
+    code, output = await run_cli(
+        "models", "compare", "--since", str(since), "--until", str(until), "--config", str(config)
+    )
+    assert code == 0, output
+    report = json.loads(output)
+    registry = Registry(two_models)
+    state = registry.state()
+    thresholds = {a.name: a.threshold for a in registry.list()}
+    champion_at, challenger_at = thresholds[state.champion], thresholds[state.challenger]
+    assert (report["champion_model"], report["challenger_model"]) == (
+        state.champion, state.challenger
+    )  # fmt: skip
+    assert report["scored_by_both"] == 12
+    assert (report["reported_frauds"], report["reported_genuine"]) == (1, 1)
+    assert report["reported_fraud_amount_minor"] == fraud.amount_minor
+    champion_alerts = sum(e.fraud_score >= champion_at for e in both)
+    challenger_alerts = sum(e.challenger_score >= challenger_at for e in both)
+    assert report["champion"]["alerts"] == champion_alerts
+    assert report["challenger"]["alerts"] == challenger_alerts
+    assert report["champion"]["frauds_caught"] == int(fraud.fraud_score >= champion_at)
+    assert report["challenger"]["frauds_caught"] == int(fraud.challenger_score >= challenger_at)
+    assert sum(report["agreement"].values()) == 12
+
+    # every request alerted at threshold 0, none at 999 (thresholds given)
+    extremes = await call(
+        port, "GET", f"/v1/models/compare?since={since}&until={until}"
+        "&champion_threshold=0&challenger_threshold=999", token=AUDITOR_TOKEN,
+    )  # fmt: skip
+    assert extremes.status == 200, extremes
+    assert extremes.json["champion"]["alerts"] == 12 and extremes.json["challenger"]["alerts"] == 0
+    assert extremes.json["frauds_only_champion_catches"] == [fraud.journal_id]
+    refused = await call(port, "GET", f"/v1/models/compare?since={since}&until={until}"
+                         "&champion_threshold=1000")  # fmt: skip
+    assert refused.status == 400 and "champion_threshold" in refused.json["error"]
