@@ -146,6 +146,10 @@ async def _create_product(call: Call) -> Any:
     return await call.service.create_product(call.body, idempotency_key=call.idempotency_key)
 
 
+async def _update_product(call: Call) -> Any:
+    return await call.service.update_product(call.path["product_id"], call.body)
+
+
 async def _get_product(call: Call) -> Any:
     return await call.service.get_product(call.path["product_id"])
 
@@ -350,6 +354,17 @@ def _routes() -> list[Route]:
             "/v1/products/{product_id}",
             _get_product,
             "One product",
+            tag="products",
+            response=v.ProductView,
+        ),
+        Route(
+            "PATCH",
+            "/v1/products/{product_id}",
+            _update_product,
+            "Change a live product's name, limits, channels, blocked MCCs and countries, "
+            "validity or chip counter jump limit (the next authorisation sees it); audited",
+            write=True,
+            body=rq.ProductChange,
             tag="products",
             response=v.ProductView,
         ),

@@ -78,12 +78,44 @@ class NewProduct(_Request):
 
     @model_validator(mode="after")
     def _consistent(self) -> NewProduct:
-        unknown = sorted(set(self.channels) - set(CHANNELS))
-        if unknown:
-            known = ", ".join(CHANNELS)
-            raise ValueError(f"unknown channel(s) {', '.join(unknown)}; known: {known}")
+        _known_channels(self.channels)
         if self.pan_length < len(self.bin) + 4:
             raise ValueError("pan_length leaves too few digits after the BIN")
+        return self
+
+
+def _known_channels(channels: list[str] | None) -> None:
+    unknown = sorted(set(channels or ()) - set(CHANNELS))
+    if unknown:
+        known = ", ".join(CHANNELS)
+        raise ValueError(f"unknown channel(s) {', '.join(unknown)}; known: {known}")
+
+
+class ProductChange(_Request):
+    """What may change on a product whose cards are out: its name, limits, channels, blocked
+    merchant categories and countries, the validity of cards issued from now on, and the chip
+    counter jump limit. Each field given replaces the product's (``limits`` as a whole: a
+    limit left out is no limit); fields left out stay as they are. The BIN, PAN length, kind,
+    currency, home country, service code, PIN method and key names are fixed: the cards
+    already issued carry them."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)] = (
+        ""
+    )
+    limits: LimitsSpec | None = None
+    channels: list[str] | None = None
+    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] | None = None
+    blocked_countries: list[Digits3] | None = None
+    validity_months: Annotated[int, Field(ge=1, le=120)] | None = None
+    atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
+        None, description="null (given): the host's [auth] atc_jump_limit; left out: unchanged"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ProductChange:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give at least one field")
+        _known_channels(self.channels)
         return self
 
 

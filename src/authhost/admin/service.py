@@ -224,6 +224,30 @@ class CardService:
 
         return await self._once("product.create", idempotency_key, spec, create)
 
+    async def update_product(self, product_id: str, change: rq.ProductChange) -> dict[str, Any]:
+        """Change what may change on a live product (``rq.ProductChange``); audited with the
+        product before and after. A running server reads the product with every snapshot, so
+        the next authorisation on its cards sees the change."""
+        before = await self._product(product_id)
+        given = change.model_fields_set
+        changed: dict[str, Any] = {}
+        if "name" in given:
+            changed["name"] = change.name
+        if "limits" in given:
+            changed["limits"] = Limits(**(change.limits or rq.LimitsSpec()).model_dump())
+        for name in ("channels", "blocked_mccs", "blocked_countries"):
+            if name in given:
+                changed[name] = frozenset(getattr(change, name) or ())
+        if "validity_months" in given and change.validity_months is not None:
+            changed["validity_months"] = change.validity_months
+        if "atc_jump_limit" in given:
+            changed["atc_jump_limit"] = change.atc_jump_limit
+        after = replace(before, **changed)
+        await self.store.put_product(after)
+        view = product_view(after)
+        await self.record_audit("product.update", product_id, product_view(before), view)
+        return view
+
     async def _product(self, product_id: str) -> Product:
         product = await self.store.get_product(product_id)
         if product is None:

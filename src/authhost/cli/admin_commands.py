@@ -133,6 +133,22 @@ def products_show(product_id: str, store: StoreOpt = None, config: ConfigOpt = N
     _run(_config(config, store), lambda s: s.get_product(product_id))
 
 
+@products.command("update")
+def products_update(
+    product_id: str,
+    spec: Annotated[
+        Path, typer.Option("--json", help="the fields to change, as a JSON file (see API)")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Change a live product: name, limits, channels, blocked_mccs, blocked_countries,
+    validity_months, atc_jump_limit (each given field replaces the product's; audited). A
+    running server applies it from the next authorisation."""
+    change = _validated(rq.ProductChange, _read_json(spec))
+    _run(_config(config, store), lambda s: s.update_product(product_id, change))
+
+
 @products.command("create")
 def products_create(
     issuer_id: Annotated[str, typer.Option(help="issuer (institution) id")] = "",

@@ -1,0 +1,79 @@
+"""A live product changed over the admin API (PATCH /v1/products/{id}) or the CLI: the next
+authorisation on its cards is decided by the new controls, on both stores; what may not
+change is refused with a 422 and the product is left as it was; every change is audited."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import free_port
+from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_e2e_clearing import run_cli
+
+from authhost.admin.demo import PRODUCTS
+from authhost.config import AdminConfig
+
+
+async def test_a_product_change_applies_to_the_next_authorisation(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    host = await start_host(
+        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
+    )
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    [product_id] = [p.product_id for p in PRODUCTS if visa["pan"].startswith(p.bin)]
+    before = (await call(port, "GET", f"/v1/products/{product_id}")).json
+    assert "5411" not in before["blocked_mccs"]
+    assert (await switch.send(purchase(visa, amount=5_000)))["39"] == "00"  # a grocery, 50.00
+
+    change = {"blocked_mccs": ["5411", "7995"], "limits": {"per_transaction": 4_000}}
+    done = await call(port, "PATCH", f"/v1/products/{product_id}", payload=change)
+    assert done.status == 200, done
+    assert sorted(done.json["blocked_mccs"]) == ["5411", "7995"]
+    assert done.json["limits"]["per_transaction"] == 4_000
+    assert done.json["bin"] == before["bin"] and done.json["name"] == before["name"]
+    # the very next requests: groceries blocked (57), 50.00 elsewhere over the new limit (61)
+    assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "57"
+    assert (await switch.send(purchase(visa, amount=5_000, **{"18": "5732"})))["39"] == "61"
+    assert (await switch.send(purchase(visa, amount=3_000, **{"18": "5732"})))["39"] == "00"
+
+    # what may not change, or is no change, or is not valid: 422 and nothing changed
+    for bad in ({"bin": "999999"}, {}, {"channels": ["telepathy"]}, {"name": ""},
+                {"validity_months": 0}):  # fmt: skip
+        refused = await call(port, "PATCH", f"/v1/products/{product_id}", payload=bad)
+        assert refused.status == 422 and refused.json["error"], bad
+    auditor = await call(port, "PATCH", f"/v1/products/{product_id}", payload={"name": "x"},
+                         token=AUDITOR_TOKEN)  # fmt: skip
+    assert auditor.status == 403
+    missing = await call(port, "PATCH", "/v1/products/nope", payload={"name": "x"})
+    assert missing.status == 404
+    assert (await call(port, "GET", f"/v1/products/{product_id}")).json == done.json
+
+    # the CLI: lift the limit again (limits replace as a whole: none given, none left)
+    config = tmp_path / "update.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+    )
+    spec = tmp_path / "change.json"
+    spec.write_text(json.dumps({"limits": {}, "blocked_mccs": []}))
+    code, output = await run_cli(
+        "products", "update", product_id, "--json", str(spec), "--config", str(config)
+    )
+    assert code == 0, output
+    assert json.loads(output)["limits"]["per_transaction"] is None
+    assert (await switch.send(purchase(visa, amount=5_000)))["39"] == "00"
+
+    audit = await call(port, "GET", f"/v1/audit?subject={product_id}", token=AUDITOR_TOKEN)
+    updates = [a for a in audit.json["audit"] if a["action"] == "product.update"]
+    assert len(updates) == 2
+    first_before, first_after = json.loads(updates[0]["before"]), json.loads(updates[0]["after"])
+    assert first_before["limits"]["per_transaction"] == before["limits"]["per_transaction"]
+    assert first_after["limits"]["per_transaction"] == 4_000
