@@ -102,7 +102,8 @@ def test_renewal_keeps_pan_and_pin_with_new_expiry():
     assert kept.state is S.ACTIVE and kept.replaced_by == "crd_2"  # works until new is active
     assert new.card_id == "crd_2" and new.replaces == "crd_1" and new.state is S.CREATED
     assert (new.pan_index, new.last4, new.bin) == (old.pan_index, old.last4, old.bin)
-    assert new.expiry == "2905" and new.sequence == "01"
+    # a full validity beyond the old card (2812), not from today (2905): a renewal adds one
+    assert new.expiry == "3112" and new.sequence == "01"
     assert (new.account_id, new.limits, new.pin_method, new.pin_reference) == (
         old.account_id,
         old.limits,
@@ -152,7 +153,9 @@ def test_damaged_replacement_keeps_pan_new_expiry_and_links():
     old = replace(CARD, state=S.DAMAGED)
     kept, new = lifecycle.replace(old, now=NOW, validity_months=24, new_card_id="crd_3")
     assert kept.state is S.DAMAGED and kept.replaced_by == "crd_3"
-    assert new.pan_index == old.pan_index and new.expiry == "2805" and new.replaces == "crd_1"
+    # 24 months from today (2805) would expire before the card it replaces (2812): a month
+    # after it instead, never the same expiry (the same PAN and expiry give the same CVV)
+    assert new.pan_index == old.pan_index and new.expiry == "2901" and new.replaces == "crd_1"
     assert new.pin_reference == old.pin_reference and new.limits == old.limits
 
 
@@ -183,3 +186,14 @@ def test_a_card_is_replaced_only_once():
     old = replace(CARD, state=S.LOST, replaced_by="crd_2")
     with pytest.raises(IllegalTransition, match="already replaced"):
         lifecycle.replace(old, now=NOW, validity_months=36)
+
+
+@pytest.mark.parametrize(
+    ("old_expiry", "validity", "expected"),
+    [("2612", 36, "2912"), ("2911", 36, "3211"), ("2606", 1, "2607")],
+    ids=["months ahead", "years early", "short validity"],
+)  # fmt: skip
+def test_a_renewal_never_expires_with_or_before_the_card_it_renews(old_expiry, validity, expected):
+    old = replace(CARD, state=S.ACTIVE, expiry=old_expiry)
+    _, new = lifecycle.renew(old, now=NOW, validity_months=validity)
+    assert new.expiry == expected and new.expiry > old.expiry

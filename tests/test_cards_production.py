@@ -16,6 +16,7 @@ from authhost.cards.production import (
     ProductionError,
     expiry_from,
     is_past_expiry,
+    months_after,
     new_card,
     new_pan,
 )
@@ -100,3 +101,10 @@ def test_pin_try_counter_locks_at_limit_and_unlocks():
     assert pin.unlock(card).pin_tries == 0 and not pin.is_locked(pin.unlock(card))
     reset = pin.with_pin_reference(card, "9876")
     assert reset.pin_reference == "9876" and reset.pin_tries == 0
+
+
+@pytest.mark.parametrize(
+    ("expiry", "months", "later"), [("2612", 1, "2701"), ("2911", 36, "3211"), ("2601", 0, "2601")]
+)
+def test_months_after_an_expiry_roll_over_the_year(expiry, months, later):
+    assert months_after(expiry, months) == later

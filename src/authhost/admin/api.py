@@ -244,6 +244,10 @@ async def _explain_entry(call: Call) -> Any:
     return await call.service.explain_entry(call.path["card_id"], int(journal_id), model)
 
 
+async def _renew_expiring(call: Call) -> Any:
+    return await call.service.renew_expiring(call.body)
+
+
 async def _import_clearing(call: Call) -> Any:
     return await call.service.import_clearing(call.body)
 
@@ -437,6 +441,17 @@ def _routes() -> list[Route]:
             creates=True,
             tag="cards",
             response=v.CardView,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/renewals",
+            _renew_expiring,
+            "The monthly renewal run: renew every live card expiring in a month (or, with "
+            "dry_run, list them)",
+            write=True,
+            body=rq.RenewalRun,
+            tag="cards",
+            response=v.RenewalRunView,
         ),
         Route(
             "POST",

@@ -221,6 +221,15 @@ class ClearingImport(_Request):
     dry_run: bool = False
 
 
+class RenewalRun(_Request):
+    """The monthly renewal run: every live card expiring in one month gets its successor."""
+
+    expiry: Annotated[str, StringConstraints(pattern=r"^\d{2}(0[1-9]|1[0-2])$")] = Field(
+        description="the month the cards expire, YYMM as on the card"
+    )
+    dry_run: bool = False
+
+
 class ListValues(_Request):
     """A named list (used by fraud rules): the full new content."""
 

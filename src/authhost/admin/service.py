@@ -31,7 +31,13 @@ from pydantic import BaseModel
 
 from authhost.admin import requests as rq
 from authhost.admin import totals as totals_module
-from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError, Unavailable
+from authhost.admin.errors import (
+    ConflictError,
+    InvalidRequest,
+    NotFoundError,
+    ServiceError,
+    Unavailable,
+)
 from authhost.admin.views import (
     account_view,
     audit_view,
@@ -84,6 +90,8 @@ def _json(value: Any) -> str:
     return mask_pans_in_text(json.dumps(value, sort_keys=True, separators=(",", ":")))
 
 
+RENEWAL_PAGE = 1000  # cards read at a time by the renewal run
+RENEWAL_LISTED = 1000  # cards the renewal run's answer lists (the counts cover them all)
 RETIRE_TRIES = 3  # re-reads of a renewed card changed by someone else while it is retired
 
 
@@ -540,6 +548,62 @@ class CardService:
             f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
         )
         return view
+
+    async def renew_expiring(self, run: rq.RenewalRun) -> dict[str, Any]:
+        """The monthly renewal run: every issued, active or suspended card expiring in
+        ``run.expiry`` (YYMM) that has no successor yet is renewed (same PAN, new expiry and
+        card values, at created: the bureau export picks the new plastics up). A card renewed
+        already is skipped, so running the month again renews nothing twice; a card that
+        cannot be renewed (changed meanwhile) is reported and the run goes on. Each renewal is
+        audited (card.renew), and the run with its counts (card.renewal_run)."""
+        due: list[Card] = []
+        already = 0
+        for state in sorted(lifecycle.RENEWABLE, key=lambda s: s.value):
+            offset = 0
+            while page := await self.store.list_cards("", state.value, RENEWAL_PAGE, offset):
+                offset += len(page)
+                for card in page:
+                    if card.expiry != run.expiry:
+                        continue
+                    if card.replaced_by:
+                        already += 1
+                    else:
+                        due.append(card)
+        renewed: list[dict[str, Any]] = []
+        failed: list[dict[str, str]] = []
+        if not run.dry_run:
+            reason = f"renewal run {run.expiry}"
+            for card in due:
+                try:
+                    new = await self._successor(card, "renew", reason)
+                except ServiceError as error:
+                    failed.append({"card_id": card.card_id, "error": error.message})
+                    continue
+                renewed.append(
+                    {"card_id": card.card_id, "masked_pan": card.masked_pan,
+                     "new_card_id": new["card_id"], "new_expiry": new["expiry"]}
+                )  # fmt: skip
+        counts = {
+            "due": len(due),
+            "renewed": len(renewed),
+            "already_renewed": already,
+            "failed": len(failed),
+        }
+        if not run.dry_run:
+            await self.record_audit(
+                "card.renewal_run", f"expiry-{run.expiry}", None, {"expiry": run.expiry, **counts}
+            )
+        listed = renewed if not run.dry_run else [
+            {"card_id": c.card_id, "masked_pan": c.masked_pan, "state": c.state.value} for c in due
+        ]  # fmt: skip
+        return {
+            "expiry": run.expiry,
+            "dry_run": run.dry_run,
+            **counts,
+            "cards": listed[:RENEWAL_LISTED],
+            "cards_listed_in_part": len(listed) > RENEWAL_LISTED,
+            "failures": failed[:RENEWAL_LISTED],
+        }
 
     # --- PIN -------------------------------------------------------------------------------
 

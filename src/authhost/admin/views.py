@@ -152,6 +152,21 @@ class BusiestAcceptors(_View):
     )
 
 
+class RenewalRunView(_View):
+    expiry: str = Field(description="the month renewed, YYMM")
+    dry_run: bool
+    due: int = Field(description="live cards expiring that month without a successor")
+    renewed: int
+    already_renewed: int = Field(description="cards of that month renewed before: skipped")
+    failed: int
+    cards: list[dict[str, Any]] = Field(
+        description="card_id, masked_pan and new_card_id, new_expiry (dry run: state); the "
+        "first 1,000"
+    )
+    cards_listed_in_part: bool
+    failures: list[dict[str, str]] = Field(description="card_id and error")
+
+
 class JournalTotals(_View):
     since: str = Field(description="start of the period (UTC, inclusive)")
     until: str = Field(description="end of the period (UTC, exclusive)")

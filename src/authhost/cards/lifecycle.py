@@ -27,7 +27,7 @@ from dataclasses import replace as _replace
 from enum import StrEnum
 
 from authhost.cards.model import Card, CardState
-from authhost.cards.production import expiry_from
+from authhost.cards.production import expiry_from, months_after
 
 S = CardState
 
@@ -103,12 +103,12 @@ def _next_sequence(sequence: str) -> str:
     return f"{(int(sequence) + 1) % 100:02d}" if sequence.isdigit() else "01"
 
 
-def _successor(old: Card, *, now: float, validity_months: int, keep_pan: bool, card_id: str):
+def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: str) -> Card:
     new = _replace(
         old,
         card_id=card_id,
         state=S.CREATED,
-        expiry=expiry_from(now, validity_months),
+        expiry=expiry,
         sequence=_next_sequence(old.sequence) if keep_pan else "00",
         pin_reference=old.pin_reference if keep_pan else None,
         pin_tries=0,
@@ -140,9 +140,12 @@ def replace(
     if old.replaced_by:
         raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
     keep_pan = old.state in KEEPS_PAN_ON_REPLACE
-    new = _successor(
-        old, now=now, validity_months=validity_months, keep_pan=keep_pan, card_id=new_card_id
-    )
+    # a plastic with the PAN of the one it replaces must not expire with it (the same card
+    # values) nor before it: at least a month after the old card
+    expiry = expiry_from(now, validity_months)
+    if keep_pan:
+        expiry = max(expiry, months_after(old.expiry, 1))
+    new = _successor(old, now=now, expiry=expiry, keep_pan=keep_pan, card_id=new_card_id)
     return _replace(old, replaced_by=new_card_id or None), new
 
 
@@ -159,9 +162,10 @@ def renew(
         )
     if old.replaced_by:
         raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
-    new = _successor(
-        old, now=now, validity_months=validity_months, keep_pan=True, card_id=new_card_id
-    )
+    # a full validity beyond the card it renews, however early the renewal: never the old
+    # card's expiry again (the same PAN and expiry would give the same card values)
+    expiry = max(expiry_from(now, validity_months), months_after(old.expiry, validity_months))
+    new = _successor(old, now=now, expiry=expiry, keep_pan=True, card_id=new_card_id)
     return _replace(old, replaced_by=new_card_id or None), new
 
 

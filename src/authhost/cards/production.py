@@ -45,6 +45,13 @@ def expiry_from(now: float, validity_months: int) -> str:
     return f"{year % 100:02d}{month + 1:02d}"
 
 
+def months_after(expiry: str, months: int) -> str:
+    """The expiry YYMM ``months`` after ``expiry`` (YYMM, 2000-2099)."""
+    count = (2000 + int(expiry[:2])) * 12 + int(expiry[2:]) - 1 + months
+    year, month = divmod(count, 12)
+    return f"{year % 100:02d}{month + 1:02d}"
+
+
 def is_past_expiry(expiry: str, now: float) -> bool:
     """True once the month after the expiry month (YYMM) has begun."""
     tm = time.gmtime(now)

@@ -423,6 +423,20 @@ def cards_export_personalisation(
     _say(f"wrote {count} personalisation record(s) to {out} (mode 0600)")
 
 
+@cards.command("renew-expiring")
+def cards_renew_expiring(
+    expiry: Annotated[str, typer.Argument(help="the month the cards expire, YYMM")],
+    dry_run: Annotated[bool, typer.Option(help="list the cards due, renew nothing")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The monthly renewal run: renew every issued, active or suspended card expiring in
+    EXPIRY that has no successor yet (same PAN, new expiry and card values; then
+    export-personalisation for the bureau). Running the month again renews nothing twice."""
+    run = _validated(rq.RenewalRun, {"expiry": expiry, "dry_run": dry_run})
+    _run(_config(config, store), lambda s: s.renew_expiring(run))
+
+
 @cards.command("bulk-issue")
 def cards_bulk_issue(
     file: Annotated[Path, typer.Argument(help="CSV: product_id,account_id[,cardholder_name,...]")],

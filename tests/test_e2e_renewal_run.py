@@ -1,0 +1,88 @@
+"""The monthly renewal run over a running host, on both stores: every live card expiring in
+the month gets a successor (same PAN, new expiry, at created), the old plastics keep working
+until theirs are activated, running the month again renews nothing twice, and the run is
+audited (POST /v1/cards/renewals and ``authhost cards renew-expiring``)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import free_port
+from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_e2e_clearing import run_cli
+
+from authhost.config import AdminConfig
+
+LIVE = ("issued", "active", "suspended")
+
+
+async def test_the_renewal_run_renews_each_expiring_card_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    host = await start_host(
+        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
+    )
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    cards = (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
+    masked = visa["pan"][:6] + "*" * (len(visa["pan"]) - 10) + visa["pan"][-4:]
+    month = next(c["expiry"] for c in cards if c["pan"] == masked)
+    expected = sorted(
+        c["card_id"] for c in cards
+        if c["expiry"] == month and c["state"] in LIVE and not c["replaced_by"]
+    )  # fmt: skip
+    assert expected and len(expected) < len(cards)  # lost, closed and expired ones are not due
+
+    dry = await call(port, "POST", "/v1/cards/renewals", payload={"expiry": month, "dry_run": True})
+    assert dry.status == 200, dry
+    assert sorted(c["card_id"] for c in dry.json["cards"]) == expected
+    assert dry.json["renewed"] == 0
+    after_dry = (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
+    assert len(after_dry) == len(cards)  # a dry run creates nothing
+
+    done = await call(port, "POST", "/v1/cards/renewals", payload={"expiry": month})
+    assert done.status == 200, done
+    report = done.json
+    assert (report["due"], report["renewed"], report["failed"]) == (len(expected), len(expected), 0)
+    assert sorted(c["card_id"] for c in report["cards"]) == expected
+    by_id = {
+        c["card_id"]: c for c in (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
+    }
+    for row in report["cards"]:
+        old, new = by_id[row["card_id"]], by_id[row["new_card_id"]]
+        assert old["replaced_by"] == new["card_id"] and new["replaces"] == old["card_id"]
+        assert (new["state"], new["pan"]) == ("created", old["pan"])  # the same PAN
+        assert new["expiry"] > month and row["new_expiry"] == new["expiry"]
+        assert visa["pan"] not in json.dumps(row)
+    # the old plastic works until its successor is activated
+    assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "00"
+
+    # the month again, from the CLI: nothing renewed twice
+    config = tmp_path / "renew.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+    )
+    code, output = await run_cli("cards", "renew-expiring", month, "--config", str(config))
+    assert code == 0, output
+    again = json.loads(output)
+    assert (again["due"], again["renewed"], again["already_renewed"]) == (0, 0, len(expected))
+    code, output = await run_cli("cards", "renew-expiring", "2713", "--config", str(config))
+    assert code == 1 and "expiry" in output
+    bad = await call(port, "POST", "/v1/cards/renewals", payload={"expiry": "27-01"})
+    assert bad.status == 422
+    auditor = await call(port, "POST", "/v1/cards/renewals", payload={"expiry": month},
+                         token=AUDITOR_TOKEN)  # fmt: skip
+    assert auditor.status == 403
+
+    audit = await call(port, "GET", f"/v1/audit?subject=expiry-{month}", token=AUDITOR_TOKEN)
+    runs = [json.loads(a["after"]) for a in audit.json["audit"]]
+    assert [(r["renewed"], r["already_renewed"]) for r in runs] == [
+        (len(expected), 0), (0, len(expected))
+    ]  # fmt: skip
