@@ -33,7 +33,7 @@ from hdrh.histogram import HdrHistogram
 
 from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
-from simulator.openloop import run_open_loop
+from simulator.openloop import count_answers, run_open_loop
 from simulator.wire import NO_CODE, ResponseReader, Template
 
 __all__ = ["NO_CODE", "LoadPlan", "LoadResult", "run_load"]
@@ -307,19 +307,7 @@ async def _connection(
             now = trio.current_time()
             decoder.feed(data)
             try:
-                while (body := decoder.next_frame()) is not None:
-                    stan, rrn, code = reader.read(body)
-                    began = pending.pop((stan, rrn), None)
-                    if began is None:
-                        continue  # not ours, or already counted as timed out
-                    latency = now - began
-                    if latency > timeout:
-                        result.timeouts += 1
-                        continue
-                    result.completed += 1
-                    result.codes[code.decode("ascii", "replace") or NO_CODE] += 1
-                    result.histogram.record_value(max(1, int(latency * 1_000_000)))
-                    result.finished = time.monotonic()
+                count_answers(decoder, pending, reader, result, now, timeout, time.monotonic())
             except (FrameError, ValueError) as error:
                 result.error_messages.append(f"connection {index}: bad answer: {error}")
                 closed = True

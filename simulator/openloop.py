@@ -30,6 +30,35 @@ GRID_S = 0.001  # the sender wakes at most this often: several requests share on
 PROGRESS_S = 0.2
 
 
+def count_answers(
+    decoder: FrameDecoder,
+    pending: dict[tuple[bytes, bytes], float],
+    reader: ResponseReader,
+    result: Any,  # simulator.loadgen.LoadResult
+    now: float,
+    timeout: float,
+    wall_now: float,
+) -> None:
+    """Match every complete answer in ``decoder`` to its request in ``pending`` (by STAN and
+    RRN) and count it: answered, or timed out when later than ``timeout`` after its clock
+    started (``now`` is on the clock of ``pending``; ``wall_now`` becomes ``result.finished``).
+    FrameError or ValueError: the answers cannot be read (the caller closes the link)."""
+    read = reader.read
+    while (body := decoder.next_frame()) is not None:
+        stan, rrn, code = read(body)
+        began = pending.pop((stan, rrn), None)
+        if began is None:
+            continue  # not ours, or already counted as timed out
+        latency = now - began
+        if latency > timeout:
+            result.timeouts += 1
+            continue
+        result.completed += 1
+        result.codes[code.decode("ascii", "replace") or NO_CODE] += 1
+        result.histogram.record_value(max(1, int(latency * 1_000_000)))
+        result.finished = wall_now
+
+
 class _Link:
     """One connection: its socket, what is still to be written, and its requests in flight."""
 
@@ -203,23 +232,11 @@ class _Loop:
             self._close(link, None)
             return
         now = time.monotonic()
-        timeout = self.plan.timeout
         link.decoder.feed(data)
-        pending, read = link.pending, self.reader.read
         try:
-            while (body := link.decoder.next_frame()) is not None:
-                stan, rrn, code = read(body)
-                began = pending.pop((stan, rrn), None)
-                if began is None:
-                    continue  # not ours, or already counted as timed out
-                latency = now - began
-                if latency > timeout:
-                    result.timeouts += 1
-                    continue
-                result.completed += 1
-                result.codes[code.decode("ascii", "replace") or NO_CODE] += 1
-                result.histogram.record_value(max(1, int(latency * 1_000_000)))
-                result.finished = now
+            count_answers(
+                link.decoder, link.pending, self.reader, result, now, self.plan.timeout, now
+            )
         except (FrameError, ValueError) as error:
             self._close(link, f"connection {link.index}: bad answer: {error}")
 

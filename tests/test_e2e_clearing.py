@@ -11,10 +11,9 @@ import json
 import time
 from pathlib import Path
 
-import trio
-from conftest import free_port
+from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
-from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     balances_of,
     luhn_fix,
@@ -22,10 +21,6 @@ from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     start_host,
     store_url,
 )
-from typer.testing import CliRunner
-
-from authhost.cli.app import app
-from authhost.config import AdminConfig
 
 
 def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -35,11 +30,6 @@ def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
-
-
-async def run_cli(*args: str) -> tuple[int, str]:
-    done = await trio.to_thread.run_sync(CliRunner().invoke, app, list(args))
-    return done.exit_code, done.output
 
 
 async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_url):  # noqa: F811
@@ -78,12 +68,7 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
          "presented_at": when, "arn": "74000000000000000000007"},
     ]  # fmt: skip
     file = write_clearing(tmp_path / "clearing.csv", rows)
-    config = tmp_path / "clearing.toml"
-    config.write_text(
-        f'[store]\nurl = "{store_url}"\n'
-        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
-        f'[models]\ndir = "{tmp_path / "models"}"\n'
-    )
+    config = cli_config(tmp_path, store_url)
 
     code, output = await run_cli(
         "clearing", "import", str(file), "--dry-run", "--config", str(config)
@@ -163,11 +148,7 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
 async def test_the_admin_api_posts_a_clearing_file(nursery, tmp_path, store_url):  # noqa: F811
     """A back office pushes the day's file over HTTP: operators only, matched, posted once,
     audited; a bad file is a 422 naming its line."""
-    port = free_port()
-    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
-    host = await start_host(
-        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
-    )
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
     held = await switch.send(purchase(visa, amount=10_000))

@@ -11,13 +11,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from conftest import free_port
+from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
-from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
-from test_e2e_clearing import run_cli
 
-from authhost.config import AdminConfig, ModelsConfig
+from authhost.config import ModelsConfig
 from authhost.models.registry import Registry
 from authhost.models.synthetic import generate_rows
 from authhost.models.training import HgbConfig, SplitConfig, TrainConfig, train
@@ -49,12 +48,9 @@ async def test_the_comparison_counts_what_both_models_scored(
     store_url,  # noqa: F811 - the fixture
     two_models,
 ):
-    port = free_port()
-    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
-    host = await start_host(
-        nursery, tmp_path, store_url, models=ModelsConfig(dir=str(two_models), budget_ms=500),
-        admin=AdminConfig(port=port, tokens=tokens),
-    )  # fmt: skip
+    host, port = await start_host_with_admin(
+        nursery, tmp_path, store_url, models=ModelsConfig(dir=str(two_models), budget_ms=500)
+    )
     switch = await Switch.connect(host.port)
     since = time.time() - 1
     cards = [host.cards[name] for name in ("active-visa", "active-3624", "active-credit")]
@@ -69,12 +65,7 @@ async def test_the_comparison_counts_what_both_models_scored(
     both = [e for e in entries if e.fraud_score >= 0 and e.challenger_score >= 0]
     assert len(both) == 12  # the challenger had time for every one
     fraud, genuine = both[-1], both[0]
-    config = tmp_path / "compare.toml"
-    config.write_text(
-        f'[store]\nurl = "{store_url}"\n'
-        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
-        f'[models]\ndir = "{two_models}"\n'
-    )
+    config = cli_config(tmp_path, store_url, two_models)
     for entry, flag in ((fraud, []), (genuine, ["--genuine"])):
         code, output = await run_cli(
             "journal", "report-fraud", entry.card_id, str(entry.journal_id), "--source",

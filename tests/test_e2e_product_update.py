@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 
-from conftest import free_port
+from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
-from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
-from test_e2e_clearing import run_cli
 
 from authhost.admin.demo import PRODUCTS
-from authhost.config import AdminConfig
 
 
 async def test_a_product_change_applies_to_the_next_authorisation(
@@ -21,11 +19,7 @@ async def test_a_product_change_applies_to_the_next_authorisation(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    port = free_port()
-    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
-    host = await start_host(
-        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
-    )
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
     [product_id] = [p.product_id for p in PRODUCTS if visa["pan"].startswith(p.bin)]
@@ -57,11 +51,7 @@ async def test_a_product_change_applies_to_the_next_authorisation(
     assert (await call(port, "GET", f"/v1/products/{product_id}")).json == done.json
 
     # the CLI: lift the limit again (limits replace as a whole: none given, none left)
-    config = tmp_path / "update.toml"
-    config.write_text(
-        f'[store]\nurl = "{store_url}"\n'
-        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
-    )
+    config = cli_config(tmp_path, store_url)
     spec = tmp_path / "change.json"
     spec.write_text(json.dumps({"limits": {}, "blocked_mccs": []}))
     code, output = await run_cli(

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import free_port
+from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
-from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
-from test_e2e_clearing import run_cli
-
-from authhost.config import AdminConfig
 
 LIVE = ("issued", "active", "suspended")
 
@@ -23,11 +20,7 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    port = free_port()
-    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
-    host = await start_host(
-        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
-    )
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
     cards = (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
@@ -64,11 +57,7 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
     assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "00"
 
     # the month again, from the CLI: nothing renewed twice
-    config = tmp_path / "renew.toml"
-    config.write_text(
-        f'[store]\nurl = "{store_url}"\n'
-        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
-    )
+    config = cli_config(tmp_path, store_url)
     code, output = await run_cli("cards", "renew-expiring", month, "--config", str(config))
     assert code == 0, output
     again = json.loads(output)

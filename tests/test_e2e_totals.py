@@ -9,28 +9,23 @@ import datetime as dt
 import json
 import time
 
-from conftest import free_port
+from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch, next_stan
-from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     field_90,
     purchase,
     start_host,
     store_url,
 )
-from test_e2e_clearing import run_cli, write_clearing
+from test_e2e_clearing import write_clearing
 
-from authhost.config import AdminConfig
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
 
 async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url):  # noqa: F811
-    port = free_port()
-    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
-    host = await start_host(
-        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens)
-    )
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
     since = time.time() - 1
@@ -54,12 +49,7 @@ async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url): 
         [{"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 12_000,
           "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000001"}],
     )  # fmt: skip
-    config = tmp_path / "totals.toml"
-    config.write_text(
-        f'[store]\nurl = "{store_url}"\n'
-        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
-        f'[models]\ndir = "{tmp_path / "models"}"\n'
-    )
+    config = cli_config(tmp_path, store_url)
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
     until = time.time() + 1

@@ -1,0 +1,45 @@
+"""A running host with its admin API, and the CLI pointed at its store: what the back-office
+end-to-end tests (clearing, totals, products, renewals, model comparison) share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+from conftest import free_port
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN
+from test_e2e_auth import Host, start_host
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.config import AdminConfig
+
+
+async def start_host_with_admin(
+    nursery: trio.Nursery, tmp_path: Path, store_url: str, **options: Any
+) -> tuple[Host, int]:
+    """The host, and the port of its admin API (the operator and auditor test tokens)."""
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    host = await start_host(
+        nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens), **options
+    )
+    return host, port
+
+
+def cli_config(tmp_path: Path, store_url: str, models_dir: Path | None = None) -> Path:
+    """A configuration file for ``authhost`` commands on the host's store and key store."""
+    config = tmp_path / "cli.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+        f'[models]\ndir = "{models_dir or tmp_path / "models"}"\n'
+    )
+    return config
+
+
+async def run_cli(*args: str) -> tuple[int, str]:
+    """``authhost ARGS`` in a worker thread (the host keeps serving): exit code and output."""
+    done = await trio.to_thread.run_sync(CliRunner().invoke, app, list(args))
+    return done.exit_code, done.output
