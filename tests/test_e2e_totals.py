@@ -87,6 +87,31 @@ async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url): 
     assert by_acquirer["654321"]["posted"] == {"count": 1, "amount_minor": 700}
     assert sum(a["posted"]["amount_minor"] for a in euros["acquirers"]) == 14_700
 
+    # the account's statement: the same movements, line by line, and the account now
+    account = visa["account"]
+    statement = await call(
+        port, "GET", f"/v1/accounts/{account}/statement?since={since}&until={until}",
+        token=AUDITOR_TOKEN,
+    )  # fmt: skip
+    assert statement.status == 200, statement
+    lines = statement.json["lines"]
+    assert [(ln["mti"], ln["movement"], ln["amount_minor"]) for ln in lines] == [
+        (e.mti, e.movement, abs(e.hold_amount)) for e in entries if e.hold_amount
+    ]
+    assert {ln["approval_code"] for ln in lines if ln["mti"] == "0100"} >= {held["38"]}
+    assert all(ln["pan"].endswith(visa["pan"][-4:]) and visa["pan"] not in str(ln) for ln in lines)
+    for movement in ("authorised", "posted", "credited", "released"):
+        assert statement.json[movement] == euros[movement], movement
+    now = await call(port, "GET", f"/v1/accounts/{account}", token=AUDITOR_TOKEN)
+    assert statement.json["account"] == now.json
+    code, output = await run_cli(
+        "accounts", "statement", account, "--since", str(since), "--until", str(until),
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0 and json.loads(output)["lines"] == lines, output
+    missing = await call(port, "GET", f"/v1/accounts/nope/statement?since={since}&until={until}")
+    assert missing.status == 404
+
     # the admin API answers the same, and refuses what is not a period
     query = f"since={since}&until={until}"
     over_http = await call(port, "GET", f"/v1/journal/totals?{query}", token=AUDITOR_TOKEN)

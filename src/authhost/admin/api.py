@@ -280,6 +280,14 @@ async def _journal_totals(call: Call) -> Any:
     return await call.service.journal_totals(day=day, since=since, until=until)
 
 
+async def _account_statement(call: Call) -> Any:
+    day = call.query.get("day", "")
+    since, until = _float_param(call, "since"), _float_param(call, "until")
+    return await call.service.account_statement(
+        call.path["account_id"], day=day, since=since, until=until
+    )
+
+
 async def _compare_models(call: Call) -> Any:
     day = call.query.get("day", "")
     since, until = _float_param(call, "since"), _float_param(call, "until")
@@ -420,6 +428,16 @@ def _routes() -> list[Route]:
             body=rq.CreditLimitChange,
             tag="accounts",
             response=v.AccountView,
+        ),
+        Route(
+            "GET",
+            "/v1/accounts/{account_id}/statement",
+            _account_statement,
+            "What moved the account's money in a day or period: holds, postings, refunds and "
+            "reversals, each with its card, merchant and approval code, and their sums",
+            query=("day", "since", "until"),
+            tag="accounts",
+            response=v.AccountStatement,
         ),
         Route(
             "GET",

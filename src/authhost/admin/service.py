@@ -305,6 +305,19 @@ class CardService:
     async def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return [account_view(a) for a in await self.store.list_accounts(limit, offset)]
 
+    async def account_statement(
+        self, account_id: str, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """Every journal entry of the period that moved the account's money, with their sums
+        and the account as it stands now (``admin.statement``)."""
+        from authhost.admin.statement import statement
+
+        account = await self._account(account_id)
+        since, until = _period(day, since, until)
+        query = JournalQuery(account_id=account_id, since=since, until=until)
+        entries = [entry async for entry in self.store.export_journal(query)]
+        return statement(account_view(account), entries, since, until)
+
     async def change_funds(self, account_id: str, change: rq.FundsChange) -> dict[str, Any]:
         """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit)."""
         before = await self._account(account_id)

@@ -45,10 +45,17 @@ class _Sum:
 
 
 @dataclass
-class _Money:
-    """The four movements of one currency (or one acquirer within it)."""
+class MovementSums:
+    """The four movements of one currency, acquirer or account: count and amount of each."""
 
     sums: dict[str, _Sum] = field(default_factory=lambda: {m: _Sum() for m in MOVEMENTS})
+
+    def add(self, entry: JournalEntry) -> str:
+        """Count ``entry``'s movement (``movement_of``); returns it ("" for none)."""
+        movement = movement_of(entry)
+        if movement:
+            self.sums[movement].add(abs(entry.hold_amount))
+        return movement
 
     def view(self) -> dict[str, Any]:
         posted, credited = self.sums["post"], self.sums["credit"]
@@ -64,10 +71,12 @@ class _Money:
 
 @dataclass
 class _Currency:
-    money: _Money = field(default_factory=_Money)
+    money: MovementSums = field(default_factory=MovementSums)
     approved: int = 0
     declined: Counter[str] = field(default_factory=Counter)
-    acquirers: defaultdict[str, _Money] = field(default_factory=lambda: defaultdict(_Money))
+    acquirers: defaultdict[str, MovementSums] = field(
+        default_factory=lambda: defaultdict(MovementSums)
+    )
 
 
 def movement_of(entry: JournalEntry) -> str:
@@ -102,11 +111,8 @@ class Totals:
             currency.approved += 1
         else:
             currency.declined[entry.response_code] += 1
-        movement = movement_of(entry)
-        if movement:
-            amount = abs(entry.hold_amount)
-            currency.money.sums[movement].add(amount)
-            currency.acquirers[entry.acquirer_id].sums[movement].add(amount)
+        if currency.money.add(entry):
+            currency.acquirers[entry.acquirer_id].add(entry)
 
     def add_all(self, entries: Iterable[JournalEntry]) -> None:
         for entry in entries:

@@ -167,6 +167,22 @@ class RenewalRunView(_View):
     failures: list[dict[str, str]] = Field(description="card_id and error")
 
 
+class AccountStatement(_View):
+    account: dict[str, Any] = Field(description="the account as it stands now")
+    since: str = Field(description="start of the period (UTC, inclusive)")
+    until: str = Field(description="end of the period (UTC, exclusive)")
+    authorised: dict[str, int] = Field(description="holds placed: count and amount_minor")
+    posted: dict[str, int]
+    credited: dict[str, int] = Field(description="refunds")
+    released: dict[str, int] = Field(description="reversals")
+    net_posted_minor: int = Field(description="posted less credited")
+    lines: list[dict[str, Any]] = Field(
+        description="each entry that moved money, oldest first (the first 1,000): time, "
+        "movement, amount, card (masked PAN), merchant, approval and response code"
+    )
+    lines_listed_in_part: bool
+
+
 class JournalTotals(_View):
     since: str = Field(description="start of the period (UTC, inclusive)")
     until: str = Field(description="end of the period (UTC, exclusive)")

@@ -263,6 +263,24 @@ def accounts_fund(
     _run(_config(config, store), lambda s: s.change_funds(account_id, request))
 
 
+@accounts.command("statement")
+def accounts_statement(
+    account_id: str,
+    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
+    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
+    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What moved the account's money in a day or period: every hold, posting, refund and
+    reversal with its card (masked), merchant and approval code, their sums, and the account
+    as it stands now."""
+    _run(
+        _config(config, store),
+        lambda s: s.account_statement(account_id, day=day, since=since, until=until),
+    )
+
+
 @accounts.command("credit-limit")
 def accounts_credit_limit(
     account_id: str,
