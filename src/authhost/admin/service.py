@@ -808,53 +808,14 @@ class CardService:
         challenger_threshold: int | None = None,
     ) -> dict[str, Any]:
         """Champion against challenger over the requests both scored in the period
-        (``models.comparison``), each at its operating threshold: the active artifacts' own,
-        unless given. Fraud reports are the verdicts."""
-        from authhost.models.comparison import ScoredPair, compare
-        from authhost.models.registry import Registry, RegistryError
+        (``admin.model_comparison``), each at its operating threshold: the active artifacts'
+        own, unless given. Fraud reports are the verdicts."""
+        from authhost.admin.model_comparison import compare_models
 
         since, until = _period(day, since, until)
-        registry = Registry(self.models_dir or "models")
-        try:
-            state = await anyio.to_thread.run_sync(registry.state)
-            thresholds = {
-                a.name: a.threshold for a in await anyio.to_thread.run_sync(registry.list)
-            }
-        except RegistryError as exc:
-            raise InvalidRequest(str(exc)) from None
-        if champion_threshold is None:
-            if state.champion not in thresholds:
-                raise InvalidRequest(f"no active champion in {registry.root}: give its threshold")
-            champion_threshold = thresholds[state.champion]
-        if challenger_threshold is None:
-            if state.challenger not in thresholds:
-                raise InvalidRequest(
-                    f"no active challenger in {registry.root}: give challenger_threshold"
-                )
-            challenger_threshold = thresholds[state.challenger]
-        scored = [
-            entry
-            async for entry in self.store.export_journal(JournalQuery(since=since, until=until))
-            if entry.fraud_score >= 0 and entry.challenger_score >= 0
-        ]
-        verdicts: dict[int, bool] = {}
-        for start in range(0, len(scored), 1000):
-            reports = await self.store.fraud_reports_of(
-                [e.journal_id for e in scored[start : start + 1000]]
-            )
-            verdicts.update((jid, report.fraud) for jid, report in reports.items())
-        pairs = [
-            ScoredPair(e.journal_id, e.fraud_score, e.challenger_score, e.amount_minor,
-                       verdicts.get(e.journal_id))
-            for e in scored
-        ]  # fmt: skip
-        return {
-            "since": totals_module.iso_time(since),
-            "until": totals_module.iso_time(until),
-            "champion_model": state.champion,
-            "challenger_model": state.challenger,
-            **compare(pairs, champion_threshold, challenger_threshold),
-        }
+        return await compare_models(
+            self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
+        )
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""
