@@ -131,3 +131,45 @@ async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url): 
         "journal", "totals", "--day", "01/01/2001", "--config", str(config)
     )
     assert code == 1 and "not a date" in output
+
+
+async def test_an_accounts_open_holds_are_listed_with_their_authorisations(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    hotel = await switch.send(purchase(visa, amount=10_000, **{"18": "7011"}))
+    undone = purchase(visa, amount=3_000)
+    assert (await switch.send(undone))["39"] == "00"
+    reversal = {**undone, "t": "0400", "11": next_stan(), "90": field_90(undone)}
+    assert (await switch.send(reversal))["39"] == "00"  # released: not listed
+    shop = await switch.send(purchase(visa, amount=2_500))
+    assert (await switch.send(purchase(visa, amount=700, t="0200")))["39"] == "00"  # posted
+
+    account = visa["account"]
+    listed = await call(port, "GET", f"/v1/accounts/{account}/holds", token=AUDITOR_TOKEN)
+    assert listed.status == 200, listed
+    holds = listed.json["holds"]
+    assert [(h["approval_code"], h["held_minor"]) for h in holds] == [
+        (hotel["38"], 10_000), (shop["38"], 2_500)
+    ]  # fmt: skip
+    assert [h["mcc"] for h in holds] == ["7011", "5411"]
+    now = (await call(port, "GET", f"/v1/accounts/{account}", token=AUDITOR_TOKEN)).json
+    assert listed.json["held_minor"] == now["holds"] == 12_500
+    for held in holds:
+        assert held["pan"].endswith(visa["pan"][-4:]) and visa["pan"] not in str(held)
+        since = dt.datetime.fromisoformat(held["held_since"])
+        expires = dt.datetime.fromisoformat(held["expires_at"])
+        assert expires - since == dt.timedelta(days=7, seconds=held["extra_life_s"])
+    # a hotel's hold lives longer than a shop's ([auth] hold_days_by_mcc, lodging)
+    assert holds[0]["extra_life_s"] > 0 and holds[1]["extra_life_s"] == 0
+
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("accounts", "holds", account, "--config", str(config))
+    assert code == 0, output
+    assert json.loads(output)["holds"] == holds
+    missing = await call(port, "GET", "/v1/accounts/nope/holds")
+    assert missing.status == 404

@@ -1040,3 +1040,29 @@ async def test_expire_holds_releases_only_old_open_holds(store):
 async def test_info_names_the_backend(store):
     info = store.info()
     assert info.backend in ("sqlite", "redis", "redis-cluster") and info.shared_between_processes
+
+
+async def test_open_holds_are_what_the_account_holds(store):
+    """The support desk's list: every hold still holding money, oldest first, an increment
+    counted in its pre-authorisation's, a hotel's longer life with it; posted amounts,
+    released and completed holds are not listed; together they are the account's holds."""
+    card, _ = await seeded(store, balance=50_000)
+    hotel = replace(hold(card, 1, 6_000), movement=Movement(card.account_id, MoneyMove.HOLD,
+                                                            6_000, extra_life_s=500))  # fmt: skip
+    await store.commit(hotel)
+    await store.commit(hold(card, 2, 1_000))
+    await store.commit(hold(card, 3, 700, kind=MoneyMove.POST))  # posted: holds nothing
+    await store.commit(increment(card, 4, 1, 2_000))  # the hotel's stay, extended
+    await store.commit(hold(card, 5, 900))
+    await store.commit(await reversal(card, 6, 5, 400))  # partly reversed: 500 left
+    await store.commit(hold(card, 7, 300))
+    await store.commit(await reversal(card, 8, 7, 300))  # wholly reversed: gone
+    held = await store.open_holds("acc-1")
+    assert [(h.match_key, h.amount_minor) for h in held] == [
+        (key(2), 1_000), (key(1), 8_000), (key(5), 500)  # the increment moved the hotel's on
+    ]  # fmt: skip
+    assert held[1].extra_life_s == 500 and held[0].extra_life_s == 0
+    assert sum(h.amount_minor for h in held) == (await store.get_account("acc-1")).holds
+    await store.commit(completion(card, 9, 1, 7_500))  # the hotel checks out
+    assert [h.match_key for h in await store.open_holds("acc-1")] == [key(2), key(5)]
+    assert await store.open_holds("no-such-account") == []

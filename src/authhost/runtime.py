@@ -107,7 +107,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
     store = await open_store(config.store.url)
     try:
         banner = [f"store: {redacted(config.store.url)}"]
-        cards = CardService(store, security, actor="system", models_dir=config.models.dir)
+        cards = CardService(
+            store, security, actor="system", models_dir=config.models.dir,
+            hold_days=config.auth.hold_days,
+        )  # fmt: skip
         if demo:
             banner.extend(await prepare_demo(cards))
 

@@ -280,6 +280,10 @@ async def _journal_totals(call: Call) -> Any:
     return await call.service.journal_totals(day=day, since=since, until=until)
 
 
+async def _account_holds(call: Call) -> Any:
+    return await call.service.account_holds(call.path["account_id"])
+
+
 async def _account_statement(call: Call) -> Any:
     day = call.query.get("day", "")
     since, until = _float_param(call, "since"), _float_param(call, "until")
@@ -428,6 +432,15 @@ def _routes() -> list[Route]:
             body=rq.CreditLimitChange,
             tag="accounts",
             response=v.AccountView,
+        ),
+        Route(
+            "GET",
+            "/v1/accounts/{account_id}/holds",
+            _account_holds,
+            "The holds that keep the account's money from being spent, each with the "
+            "authorisation behind it and when it expires",
+            tag="accounts",
+            response=v.AccountHolds,
         ),
         Route(
             "GET",

@@ -107,6 +107,7 @@ class CardService:
         clock: Callable[[], float] = time.time,
         models_dir: str | Path = "",
         decide_many: Any = None,
+        hold_days: float | None = None,
         _key_locks: tuple[anyio.Lock, ...] | None = None,
     ) -> None:
         self.store = store
@@ -116,6 +117,7 @@ class CardService:
         self.models_dir = models_dir  # [models] dir: what explain_entry scores with
         # the server's AuthService.decide_many: clearing posts through it (None: not a server)
         self.decide_many = decide_many
+        self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
 
@@ -128,6 +130,7 @@ class CardService:
             clock=self.clock,
             models_dir=self.models_dir,
             decide_many=self.decide_many,
+            hold_days=self.hold_days,
             _key_locks=self._key_locks,
         )
 
@@ -317,6 +320,14 @@ class CardService:
         query = JournalQuery(account_id=account_id, since=since, until=until)
         entries = [entry async for entry in self.store.export_journal(query)]
         return statement(account_view(account), entries, since, until)
+
+    async def account_holds(self, account_id: str) -> dict[str, Any]:
+        """The holds that keep the account's money from being spent (``admin.holds``), each
+        with the authorisation behind it, adding up to the account's holds."""
+        from authhost.admin.holds import open_holds_view
+
+        account = await self._account(account_id)
+        return await open_holds_view(self.store, account_view(account), self.hold_days)
 
     async def change_funds(self, account_id: str, change: rq.FundsChange) -> dict[str, Any]:
         """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit)."""

@@ -167,6 +167,16 @@ class RenewalRunView(_View):
     failures: list[dict[str, str]] = Field(description="card_id and error")
 
 
+class AccountHolds(_View):
+    account: dict[str, Any] = Field(description="the account as it stands now")
+    held_minor: int = Field(description="what the listed holds hold together")
+    holds: list[dict[str, Any]] = Field(
+        description="oldest first: held_minor, held_since, extra_life_s, expires_at, and the "
+        "authorisation that placed it (journal_id, authorised_at, authorised_minor, currency, "
+        "card_id, masked pan, merchant, mcc, approval_code; journal_id null when pruned)"
+    )
+
+
 class AccountStatement(_View):
     account: dict[str, Any] = Field(description="the account as it stands now")
     since: str = Field(description="start of the period (UTC, inclusive)")

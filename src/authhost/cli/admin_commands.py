@@ -78,7 +78,7 @@ async def open_card_service(config: Config, actor: str) -> AsyncIterator[CardSer
     security = SecurityModule.open(config.security)
     store = await open_store(config.store.url)
     try:
-        yield CardService(store, security, actor)
+        yield CardService(store, security, actor, hold_days=config.auth.hold_days)
     finally:
         await store.close()
 
@@ -261,6 +261,13 @@ def accounts_fund(
     """Load funds (or, for credit accounts, record a payment); negative amounts take off."""
     request = _validated(rq.FundsChange, {"amount_minor": amount, "reason": reason})
     _run(_config(config, store), lambda s: s.change_funds(account_id, request))
+
+
+@accounts.command("holds")
+def accounts_holds(account_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """The holds that keep the account's money from being spent, oldest first: each with the
+    authorisation behind it (card, merchant, approval code) and when it expires."""
+    _run(_config(config, store), lambda s: s.account_holds(account_id))
 
 
 @accounts.command("statement")

@@ -63,6 +63,16 @@ class SnapshotQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenHold:
+    """An authorisation hold that still holds money: an account's ``holds`` add these up."""
+
+    match_key: str  # the authorisation's (its journal entry's match_key)
+    amount_minor: int  # still held, its increments' amounts included
+    created_at: float  # its life runs from here (an increment moves it on)
+    extra_life_s: float = 0.0  # beyond [auth] hold_days (a hotel's) or short of it (a pump's)
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """An open authorisation hold (or a posted amount) that a reversal can release."""
 
@@ -338,6 +348,11 @@ class CardStore(Protocol):
     # --- operations (added by the store) -----------------------------------------------------
     def info(self) -> StoreInfo:
         """Backend name and whether several processes may share it (``serve --workers``)."""
+        ...
+
+    async def open_holds(self, account_id: str) -> list[OpenHold]:
+        """The account's holds that still hold money, oldest first (increments counted in
+        their pre-authorisation's); for the support desk, not the authorisation path."""
         ...
 
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:

@@ -57,6 +57,7 @@ from authhost.store.interface import (
     JournalQuery,
     MoneyMove,
     NotFound,
+    OpenHold,
     Pruned,
     Snapshot,
     SnapshotQuery,
@@ -806,6 +807,21 @@ class RedisCardStore:
         account = _account(await everything)
         assert account is not None
         return account
+
+    async def open_holds(self, account_id: str) -> list[OpenHold]:
+        ak = self._keys.account(account_id)
+        holds = await self._client.hgetall(ak.holds)
+        lives = await self._client.hgetall(ak.hold_lives)
+        out = []
+        for key, raw in holds.items():
+            amount, posted, reversed_, rest = _s(raw).split("|", 3)
+            if posted == "0" and int(amount) > int(reversed_):  # 2: an increment, 1: posted
+                life = lives.get(key)
+                out.append(
+                    OpenHold(_s(key), int(amount) - int(reversed_),
+                             float(rest.partition("|")[0]), float(_s(life)) if life else 0.0)
+                )  # fmt: skip
+        return sorted(out, key=lambda hold: (hold.created_at, hold.match_key))
 
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
         """Release open holds whose life is over (the script reads every hold of each account,

@@ -46,6 +46,7 @@ from authhost.store.interface import (
     MoneyMove,
     Movement,
     NotFound,
+    OpenHold,
     Pruned,
     Snapshot,
     SnapshotQuery,
@@ -140,6 +141,13 @@ SELECT merchant_id, merchant_name FROM (
 """
 # Open holds past the cutoff, from the partial index of open holds (migration 8): its condition
 # must appear here as written there for SQLite to use it.
+# an account's holds still holding money (posted 2 is an increment: its parent holds it); the
+# open holds' partial index (holds_open_by_age) keeps the scan to open holds, no index per
+# account on the authorisation path's writes
+_OPEN_HOLDS_SQL = (
+    "SELECT match_key, amount - reversed, created_at, extra_life FROM holds "
+    "WHERE posted = 0 AND amount > reversed AND account_id = ? ORDER BY created_at"
+)
 _EXPIRED_HOLDS_SQL = (
     "SELECT match_key, account_id, amount - reversed FROM holds "
     "WHERE posted = 0 AND amount > reversed AND created_at < :scan_until "
@@ -573,6 +581,12 @@ class SqliteCardStore:
             "UPDATE accounts SET credit_limit = ?, version = version + 1 WHERE account_id = ?",
             credit_limit,
         )
+
+    async def open_holds(self, account_id: str) -> list[OpenHold]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(_OPEN_HOLDS_SQL, (account_id,)).fetchall()
+        )
+        return [OpenHold(*row) for row in rows]
 
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
         """Release every open hold created before ``older_than`` (hold_days); returns the
