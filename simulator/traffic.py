@@ -241,6 +241,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "merchant_name": _text([f"SIM WEB SHOP {m[-7:]}" for m in attack.merchant_id]),
         "model_reasons": empty,  # the simulated host ran no model
         "movement": empty,  # every one declined: nothing moved
+        "travel_notice": no,  # a fraudster sends none
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -426,6 +427,7 @@ def _columns(
         "movement": _lookup(
             ["", "hold", "post"], np.where(outcome.hold_amount > 0, 1 + financial, 0)
         ),
+        "travel_notice": pa.array(np.zeros(n, dtype=bool)),  # the simulated cardholders send none
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -210,6 +210,10 @@ def _lifecycle(action: str) -> Handler:
     return handler
 
 
+async def _set_travel_notices(call: Call) -> Any:
+    return await call.service.set_travel_notices(call.path["card_id"], call.body)
+
+
 async def _set_limits(call: Call) -> Any:
     return await call.service.set_card_limits(call.path["card_id"], call.body)
 
@@ -513,6 +517,17 @@ def _routes() -> list[Route]:
             "Set the card's own limits (override the product's; all null removes them)",
             write=True,
             body=rq.LimitsSpec,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/travel-notices",
+            _set_travel_notices,
+            "Set the card's travel notices (all of them; [] removes them): rules read whether "
+            "one covers a request's country that day as card.travel_notice",
+            write=True,
+            body=rq.TravelNotices,
             tag="cards",
             response=v.CardView,
         ),

@@ -7,11 +7,14 @@ way wherever it arrives. Models forbid unknown fields: a typo is an error, not a
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from authhost.cards.model import CardKind, PinMethod
+from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
+from authhost.cards.travel import MAX_NOTICES as MAX_TRAVEL_NOTICES
 
 Digits3 = Annotated[str, StringConstraints(pattern=r"^\d{3}$")]
 Identifier = Annotated[
@@ -219,6 +222,35 @@ class ClearingImport(_Request):
         "(and optionally merchant_id,terminal_id), one presentment a line"
     )
     dry_run: bool = False
+
+
+Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class TravelNoticeSpec(_Request):
+    """A trip: the countries (ISO 3166 numeric, as field 19) and the UTC days, both included."""
+
+    countries: Annotated[list[Digits3], Field(min_length=1, max_length=20)]
+    start: Day
+    end: Day
+
+    @model_validator(mode="after")
+    def _span(self) -> TravelNoticeSpec:
+        try:
+            first, last = dt.date.fromisoformat(self.start), dt.date.fromisoformat(self.end)
+        except ValueError as exc:
+            raise ValueError(f"start and end must be dates: {exc}") from None
+        if last < first:
+            raise ValueError("end is before start")
+        if (last - first).days >= MAX_TRAVEL_DAYS:
+            raise ValueError(f"a trip is at most {MAX_TRAVEL_DAYS} days")
+        return self
+
+
+class TravelNotices(_Request):
+    """A card's travel notices, all of them (an empty list removes them)."""
+
+    notices: Annotated[list[TravelNoticeSpec], Field(max_length=MAX_TRAVEL_NOTICES)]
 
 
 class RenewalRun(_Request):

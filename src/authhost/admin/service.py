@@ -50,6 +50,7 @@ from authhost.cards import lifecycle, production
 from authhost.cards import pin as pin_rules
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
+from authhost.cards.travel import TravelNotice
 from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.keys import KeyType
 from authhost.security.masking import mask_pans_in_text
@@ -476,6 +477,17 @@ class CardService:
         values = limits.model_dump()
         overrides = Limits(**values) if any(v is not None for v in values.values()) else None
         return await self._update(card, replace(card, limits=overrides), "card.limits")
+
+    async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
+        """Replace the card's travel notices (``cards.travel``): rules read whether one covers
+        a request's country that day as card.travel_notice. Audited."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        notices = tuple(TravelNotice(frozenset(n.countries), n.start, n.end) for n in spec.notices)
+        return await self._update(
+            card, replace(card, travel_notices=notices), "card.travel_notices"
+        )
 
     async def _update(self, before: Card, after: Card, action: str, reason: str = "") -> dict:
         try:

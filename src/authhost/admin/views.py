@@ -86,6 +86,10 @@ class CardView(_View):
     activated_at: float | None
     replaces: str | None
     replaced_by: str | None
+    travel_notices: list[dict[str, Any]] = Field(
+        description="trips the cardholder announced: countries (ISO 3166 numeric), start and "
+        "end (UTC days, included); rules read card.travel_notice"
+    )
 
 
 class AuditView(_View):
@@ -288,6 +292,10 @@ def card_view(card: Card) -> dict[str, Any]:
         "activated_at": card.activated_at,
         "replaces": card.replaces,
         "replaced_by": card.replaced_by,
+        "travel_notices": [
+            {"countries": sorted(n.countries), "start": n.start, "end": n.end}
+            for n in card.travel_notices
+        ],
     }
 
 

@@ -26,6 +26,7 @@ from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, CardKind
+from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
@@ -379,6 +380,7 @@ def journal_entry(
         card_age_days=(now - card.created_at) / 86400.0 if card and card.created_at else -1.0,
         available_before=account.open_to_buy if account else 0,
         dedupe_key=request.dedupe_key,
+        travel_notice=covers(card.travel_notices, request.country or "", now) if card else False,
     )
 
 

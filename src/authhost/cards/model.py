@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from authhost.cards.travel import TravelNotice
+
 
 class CardKind(StrEnum):
     DEBIT = "debit"
@@ -143,6 +145,8 @@ class Card:
     activated_at: float | None = None
     replaces: str | None = None  # card_id of the card this one replaced or renewed
     replaced_by: str | None = None
+    # where the cardholder said they will be (cards.travel): rules read card.travel_notice
+    travel_notices: tuple[TravelNotice, ...] = ()
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

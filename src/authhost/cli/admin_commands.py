@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -446,6 +447,37 @@ def cards_export_personalisation(
         show=False,
     )
     _say(f"wrote {count} personalisation record(s) to {out} (mode 0600)")
+
+
+@cards.command("travel")
+def cards_travel(
+    card_id: str,
+    countries: Annotated[
+        str, typer.Option(help="ISO 3166 numeric codes, comma separated (e.g. 840,124)")
+    ] = "",
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC)")] = "",
+    end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (UTC)")] = "",
+    clear: Annotated[bool, typer.Option(help="remove every travel notice of the card")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Add a travel notice to the card (the cardholder's trip: countries and days), or --clear
+    them; notices already over are dropped. Rules read card.travel_notice."""
+    settings = _config(config, store)
+
+    async def travel(service: CardService) -> dict[str, Any]:
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        kept = [] if clear else [
+            n for n in (await service.get_card(card_id))["travel_notices"] if n["end"] >= today
+        ]  # fmt: skip
+        if not clear:
+            codes = [c.strip() for c in countries.split(",") if c.strip()]
+            kept.append({"countries": codes, "start": start, "end": end})
+        return await service.set_travel_notices(
+            card_id, _validated(rq.TravelNotices, {"notices": kept})
+        )
+
+    _run(settings, travel)
 
 
 @cards.command("renew-expiring")

@@ -22,6 +22,7 @@ from authhost.cards.acceptor_velocity import (
     terminal_key,
 )
 from authhost.cards.sliding import SlidingVelocity
+from authhost.cards.travel import covers
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
 from authhost.iso.codes import APPROVED_CODES
@@ -84,6 +85,8 @@ class TxContext:
     # none; "" when the request did not say
     authentication: str = ""
     merchant_name: str = ""  # field 43: the card acceptor's name and location
+    # a travel notice of the card covers the request's country today (cards.travel)
+    travel_notice: bool = False
     hour: int = field(init=False)
     weekday: int = field(init=False)  # 0 Monday .. 6 Sunday
 
@@ -147,6 +150,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         terminal_velocity=snapshot.terminal_velocity,
         authentication=request.authentication,
         merchant_name=request.merchant_name,
+        travel_notice=covers(card.travel_notices, request.country or "", now) if card else False,
     )
 
 
@@ -261,6 +265,7 @@ def context_from_row(
         terminal_velocity=terminal_velocity,
         authentication=_text(row, "authentication"),
         merchant_name=_text(row, "merchant_name"),
+        travel_notice=_flag(row, "travel_notice"),
     )
 
 

@@ -131,6 +131,13 @@ def _card_variables() -> list[Variable]:
             3,
         ),
         Variable(
+            "card.travel_notice",
+            b,
+            "ctx.travel_notice",
+            "the cardholder said they travel to this country today: a travel notice of the card "
+            "covers the request's country (field 19) on its UTC day",
+        ),
+        Variable(
             "card.age_days",
             n,
             "(ctx.card_age_days if ctx.card_age_days >= 0 else None)",

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, PinMethod, Product
+from authhost.cards.travel import TravelNotice
 from authhost.store.records import AuditEntry, FraudReport, JournalEntry
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
@@ -32,6 +33,10 @@ def _limits(data: dict[str, Any] | None) -> Limits | None:
 def card_to_json(card: Card) -> str:
     data = {name: getattr(card, name) for name in _CARD_FIELDS}
     data["limits"] = _limits_dict(card.limits)
+    data["travel_notices"] = [
+        {"countries": sorted(n.countries), "start": n.start, "end": n.end}
+        for n in card.travel_notices
+    ]
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -42,6 +47,10 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
     data["state"] = CardState(data["state"])
     data["pin_method"] = PinMethod(data["pin_method"])
     data["limits"] = _limits(data.get("limits"))
+    data["travel_notices"] = tuple(
+        TravelNotice(frozenset(n["countries"]), n["start"], n["end"])
+        for n in data.get("travel_notices") or ()
+    )
     return Card(**data)
 
 

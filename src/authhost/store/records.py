@@ -68,6 +68,9 @@ class JournalEntry:
     # reversal) or "" (none); hold_amount is what the store moved (0 when the funds re-check
     # refused it or a reversal found nothing left). Daily totals add them up (admin.totals)
     movement: str = ""
+    # a travel notice of the card covered the request's country that day (rules read it as
+    # card.travel_notice; journalled so that backtests replay it)
+    travel_notice: bool = False
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

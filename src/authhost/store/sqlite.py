@@ -86,7 +86,9 @@ _JOURNAL_OUTCOME_UPDATE = (
     f"UPDATE journal SET {', '.join(f'{c} = ?' for c in _JOURNAL_OUTCOME)} WHERE journal_id = ?"
 )
 _JOURNAL_SELECT = f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal"
-_BOOL_COLUMNS = {"review", "model_skipped", "pin_present", "pin_failed", "cvv_failed"}
+_BOOL_COLUMNS = {
+    "review", "model_skipped", "pin_present", "pin_failed", "cvv_failed", "travel_notice"
+}  # fmt: skip
 # "dedupe_key != ''" lets SQLite use the partial unique index journal_dedupe
 _BY_DEDUPE_KEY = f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != ''"
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"

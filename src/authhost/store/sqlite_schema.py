@@ -25,6 +25,7 @@ _JOURNAL_TYPES = {
     "available_before": "INTEGER NOT NULL",
     "hold_amount": "INTEGER NOT NULL",
     "latency_us": "INTEGER NOT NULL",
+    "travel_notice": "INTEGER NOT NULL DEFAULT 0",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -35,6 +36,7 @@ _ADDED_LATER = (
     "merchant_name",
     "model_reasons",
     "movement",
+    "travel_notice",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -252,6 +254,10 @@ ALTER TABLE journal ADD COLUMN model_reasons TEXT NOT NULL DEFAULT '';
     # 19: what each request did to the account (hold, post, credit, release), for the totals
     """
 ALTER TABLE journal ADD COLUMN movement TEXT NOT NULL DEFAULT '';
+""",
+    # 20: whether a travel notice of the card covered the request's country (card.travel_notice)
+    """
+ALTER TABLE journal ADD COLUMN travel_notice INTEGER NOT NULL DEFAULT 0;
 """,
 ]
 
