@@ -21,12 +21,17 @@ SOURCES = [
     ROOT / "src" / "authhost" / "server" / "connection.py",
 ]
 DOTTED = re.compile(
-    r"^(validate|card|cvv|chip|pin|controls|limits|model|funds|incremental|advice|reversal"
+    r"^(validate|card|cvv|chip|pin|controls|card_controls|limits|model|funds|incremental|advice"
+    r"|reversal"
     r"|duplicate|rules)(\.[a-z0-9_]+)+$"
 )
 # reasons that are single words, set where the server or the service answers by itself
 WORDS = {"deadline", "format", "mac", "unknown_mti", "error", "encode", "verification",
          "incremental"}  # fmt: skip
+
+
+# f"controls.channel_{request.channel}": one reason per channel
+CHANNEL_HEADS = ("controls.channel_", "card_controls.channel_")
 
 
 def emitted_reasons() -> set[str]:
@@ -35,13 +40,13 @@ def emitted_reasons() -> set[str]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.JoinedStr):  # f"controls.channel_{request.channel}"
                 head = node.values[0]
-                if isinstance(head, ast.Constant) and head.value == "controls.channel_":
-                    found |= {f"controls.channel_{c.value}" for c in Channel}
+                if isinstance(head, ast.Constant) and head.value in CHANNEL_HEADS:
+                    found |= {f"{head.value}{c.value}" for c in Channel}
             elif (
                 isinstance(node, ast.Constant)
                 and isinstance(node.value, str)
                 and DOTTED.match(node.value)
-                and node.value != "controls.channel_"  # the f-string's head, expanded above
+                and node.value not in CHANNEL_HEADS  # an f-string's head, expanded above
             ):
                 found.add(node.value)
     return found
@@ -51,6 +56,7 @@ def test_the_scan_finds_the_reasons_it_should():
     found = emitted_reasons()
     assert {"card.lost", "pin.wrong", "chip.atc_jump", "funds.partial", "reversal.full"} <= found
     assert "controls.channel_moto" in found and len(found) > 60
+    assert {"card_controls.channel_ecommerce", "card_controls.mcc_blocked"} <= found
 
 
 def test_every_reason_is_in_the_reason_code_page():

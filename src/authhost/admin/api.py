@@ -210,6 +210,10 @@ def _lifecycle(action: str) -> Handler:
     return handler
 
 
+async def _set_card_controls(call: Call) -> Any:
+    return await call.service.set_card_controls(call.path["card_id"], call.body)
+
+
 async def _set_travel_notices(call: Call) -> Any:
     return await call.service.set_travel_notices(call.path["card_id"], call.body)
 
@@ -517,6 +521,17 @@ def _routes() -> list[Route]:
             "Set the card's own limits (override the product's; all null removes them)",
             write=True,
             body=rq.LimitsSpec,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/controls",
+            _set_card_controls,
+            "Switch channels, merchant categories or countries off on one card (the "
+            "cardholder's own controls, on top of the product's; all empty removes them)",
+            write=True,
+            body=rq.CardControlsSpec,
             tag="cards",
             response=v.CardView,
         ),

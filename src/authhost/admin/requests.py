@@ -224,6 +224,19 @@ class ClearingImport(_Request):
     dry_run: bool = False
 
 
+class CardControlsSpec(_Request):
+    """What to switch off on one card (all of it: lists left empty switch nothing off)."""
+
+    blocked_channels: list[str] = []
+    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] = []
+    blocked_countries: list[Digits3] = []
+
+    @model_validator(mode="after")
+    def _channels(self) -> CardControlsSpec:
+        _known_channels(self.blocked_channels)
+        return self
+
+
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 

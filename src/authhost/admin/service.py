@@ -49,7 +49,15 @@ from authhost.admin.views import (
 from authhost.cards import lifecycle, production
 from authhost.cards import pin as pin_rules
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
-from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
+from authhost.cards.model import (
+    Account,
+    Card,
+    CardControls,
+    CardKind,
+    CardState,
+    Limits,
+    Product,
+)
 from authhost.cards.travel import TravelNotice
 from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.keys import KeyType
@@ -477,6 +485,21 @@ class CardService:
         values = limits.model_dump()
         overrides = Limits(**values) if any(v is not None for v in values.values()) else None
         return await self._update(card, replace(card, limits=overrides), "card.limits")
+
+    async def set_card_controls(self, card_id: str, spec: rq.CardControlsSpec) -> dict[str, Any]:
+        """What the cardholder switched off on this card (channels, merchant categories,
+        countries), on top of its product's controls: declined 57 from the next request.
+        All lists empty removes the card's controls. Audited."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        controls = CardControls(
+            frozenset(spec.blocked_channels),
+            frozenset(spec.blocked_mccs),
+            frozenset(spec.blocked_countries),
+        )
+        changed = controls if controls != CardControls() else None
+        return await self._update(card, replace(card, controls=changed), "card.controls")
 
     async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
         """Replace the card's travel notices (``cards.travel``): rules read whether one covers

@@ -86,6 +86,10 @@ class CardView(_View):
     activated_at: float | None
     replaces: str | None
     replaced_by: str | None
+    controls: dict[str, list[str]] | None = Field(
+        description="what the cardholder switched off on this card: blocked_channels, "
+        "blocked_mccs, blocked_countries (null: only the product's controls)"
+    )
     travel_notices: list[dict[str, Any]] = Field(
         description="trips the cardholder announced: countries (ISO 3166 numeric), start and "
         "end (UTC days, included); rules read card.travel_notice"
@@ -292,6 +296,13 @@ def card_view(card: Card) -> dict[str, Any]:
         "activated_at": card.activated_at,
         "replaces": card.replaces,
         "replaced_by": card.replaced_by,
+        "controls": None
+        if card.controls is None
+        else {
+            "blocked_channels": sorted(card.controls.blocked_channels),
+            "blocked_mccs": sorted(card.controls.blocked_mccs),
+            "blocked_countries": sorted(card.controls.blocked_countries),
+        },
         "travel_notices": [
             {"countries": sorted(n.countries), "start": n.start, "end": n.end}
             for n in card.travel_notices

@@ -39,6 +39,17 @@ class CardState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class CardControls:
+    """What the cardholder (or the bank for them) switched off on one card, on top of its
+    product's controls: channels (pos, atm, ecommerce, contactless, moto), merchant
+    categories and acquirer countries. Declined 57, as the product's own blocks."""
+
+    blocked_channels: frozenset[str] = frozenset()
+    blocked_mccs: frozenset[str] = frozenset()
+    blocked_countries: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Spending limits in minor units of the account currency; None means no limit."""
 
@@ -147,6 +158,7 @@ class Card:
     replaced_by: str | None = None
     # where the cardholder said they will be (cards.travel): rules read card.travel_notice
     travel_notices: tuple[TravelNotice, ...] = ()
+    controls: CardControls | None = None  # the card's own blocks (None: only the product's)
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

@@ -10,12 +10,22 @@ import dataclasses
 import json
 from typing import Any
 
-from authhost.cards.model import Account, Card, CardKind, CardState, Limits, PinMethod, Product
+from authhost.cards.model import (
+    Account,
+    Card,
+    CardControls,
+    CardKind,
+    CardState,
+    Limits,
+    PinMethod,
+    Product,
+)
 from authhost.cards.travel import TravelNotice
 from authhost.store.records import AuditEntry, FraudReport, JournalEntry
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 _CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
+_CONTROL_FIELDS = tuple(f.name for f in dataclasses.fields(CardControls))
 _PRODUCT_FIELDS = {f.name for f in dataclasses.fields(Product)}
 JOURNAL_FIELDS = {f.name: f.type for f in dataclasses.fields(JournalEntry)}
 
@@ -33,6 +43,11 @@ def _limits(data: dict[str, Any] | None) -> Limits | None:
 def card_to_json(card: Card) -> str:
     data = {name: getattr(card, name) for name in _CARD_FIELDS}
     data["limits"] = _limits_dict(card.limits)
+    data["controls"] = (
+        None
+        if card.controls is None
+        else {name: sorted(getattr(card.controls, name)) for name in _CONTROL_FIELDS}
+    )
     data["travel_notices"] = [
         {"countries": sorted(n.countries), "start": n.start, "end": n.end}
         for n in card.travel_notices
@@ -47,6 +62,12 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
     data["state"] = CardState(data["state"])
     data["pin_method"] = PinMethod(data["pin_method"])
     data["limits"] = _limits(data.get("limits"))
+    controls = data.get("controls")
+    data["controls"] = (
+        None
+        if not controls
+        else CardControls(**{name: frozenset(controls.get(name, ())) for name in _CONTROL_FIELDS})
+    )
     data["travel_notices"] = tuple(
         TravelNotice(frozenset(n["countries"]), n["start"], n["end"])
         for n in data.get("travel_notices") or ()

@@ -26,6 +26,17 @@ def controls(tx: Transaction) -> Decline | None:
         return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "controls.mcc_blocked")
     if request.country and request.country in product.blocked_countries:
         return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "controls.country_blocked")
+    card = tx.snapshot.card
+    own = card.controls if card is not None else None
+    if own is not None:  # what the cardholder switched off on this card
+        if str(request.channel) in own.blocked_channels:
+            return Decline(
+                RC.NOT_PERMITTED_TO_CARDHOLDER, f"card_controls.channel_{request.channel}"
+            )
+        if request.mcc and request.mcc in own.blocked_mccs:
+            return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_controls.mcc_blocked")
+        if request.country and request.country in own.blocked_countries:
+            return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_controls.country_blocked")
     if request.transaction_type not in DEBIT_TYPES:
         return None
     amount = request.cardholder_amount_minor or 0  # limits are in the account's currency

@@ -1,0 +1,66 @@
+"""A card's own controls over a running host, on both stores: what the cardholder switched
+off (a channel, a merchant category, a country) is declined 57 from the next request with the
+reason, the rest of the card works, and switching it back on restores it."""
+
+from __future__ import annotations
+
+import json
+
+from host_admin import cli_config, run_cli, start_host_with_admin
+from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import ecommerce, purchase, store_url  # noqa: F401 - fixture
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+async def reasons_of(url: str, stan: str) -> str:
+    async with opened_store(url) as store:
+        entries = await store.journal(JournalQuery(limit=1000))
+    (entry,) = [e for e in entries if e.stan == stan]
+    return entry.reason_codes
+
+
+async def test_what_the_cardholder_switched_off_is_declined(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    cards = (await call(port, "GET", "/v1/cards?limit=1000", token=AUDITOR_TOKEN)).json["cards"]
+    masked = visa["pan"][:6] + "*" * (len(visa["pan"]) - 10) + visa["pan"][-4:]
+    [card_id] = [c["card_id"] for c in cards if c["pan"] == masked and c["state"] == "active"]
+    online = ecommerce(visa, visa["cvv2"])
+    assert (await switch.send(online))["39"] == "00"
+
+    off = {"blocked_channels": ["ecommerce"], "blocked_countries": ["643"],
+           "blocked_mccs": ["7995"]}  # fmt: skip
+    done = await call(port, "PUT", f"/v1/cards/{card_id}/controls", payload=off)
+    assert done.status == 200, done
+    assert done.json["controls"] == {k: sorted(v) for k, v in off.items()}
+    refused = await switch.send(ecommerce(visa, visa["cvv2"]))
+    assert refused["39"] == "57"
+    assert "card_controls.channel_ecommerce" in await reasons_of(store_url, refused["11"])
+    betting = await switch.send(purchase(visa, **{"18": "7995"}))
+    assert betting["39"] == "57"
+    assert "card_controls.mcc_blocked" in await reasons_of(store_url, betting["11"])
+    assert (await switch.send(purchase(visa, **{"19": "643"})))["39"] == "57"
+    assert (await switch.send(purchase(visa)))["39"] == "00"  # the shop at home still works
+
+    bad = await call(port, "PUT", f"/v1/cards/{card_id}/controls",
+                     payload={"blocked_channels": ["telepathy"]})  # fmt: skip
+    assert bad.status == 422
+    # the CLI: switch everything back on
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("cards", "controls", card_id, "--config", str(config))
+    assert code == 0 and json.loads(output)["controls"] is None, output
+    assert (await switch.send(ecommerce(visa, visa["cvv2"])))["39"] == "00"
+    code, output = await run_cli(
+        "cards", "controls", card_id, "--block-channels", "atm,moto", "--config", str(config)
+    )
+    assert code == 0 and json.loads(output)["controls"]["blocked_channels"] == ["atm", "moto"]
+    audit = await call(port, "GET", f"/v1/audit?subject={card_id}", token=AUDITOR_TOKEN)
+    assert [a["action"] for a in audit.json["audit"]].count("card.controls") == 3
