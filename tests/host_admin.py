@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 from conftest import free_port
-from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
 from test_e2e_auth import Host, start_host
 from typer.testing import CliRunner
 
@@ -26,6 +26,14 @@ async def start_host_with_admin(
         nursery, tmp_path, store_url, admin=AdminConfig(port=port, tokens=tokens), **options
     )
     return host, port
+
+
+async def card_id_of(port: int, pan: str) -> str:
+    """The id of the card in use with this PAN (its masked PAN, as the admin API lists it)."""
+    cards = (await call(port, "GET", "/v1/cards?limit=1000", token=AUDITOR_TOKEN)).json["cards"]
+    masked = pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+    [card_id] = [c["card_id"] for c in cards if c["pan"] == masked and c["state"] == "active"]
+    return card_id
 
 
 def cli_config(tmp_path: Path, store_url: str, models_dir: Path | None = None) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from host_admin import cli_config, run_cli, start_host_with_admin
+from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import ecommerce, purchase, store_url  # noqa: F401 - fixture
@@ -30,9 +30,7 @@ async def test_what_the_cardholder_switched_off_is_declined(
     host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
-    cards = (await call(port, "GET", "/v1/cards?limit=1000", token=AUDITOR_TOKEN)).json["cards"]
-    masked = visa["pan"][:6] + "*" * (len(visa["pan"]) - 10) + visa["pan"][-4:]
-    [card_id] = [c["card_id"] for c in cards if c["pan"] == masked and c["state"] == "active"]
+    card_id = await card_id_of(port, visa["pan"])
     online = ecommerce(visa, visa["cvv2"])
     assert (await switch.send(online))["39"] == "00"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from host_admin import cli_config, run_cli, start_host_with_admin
+from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, store_url  # noqa: F401 - fixture
@@ -40,9 +40,7 @@ async def test_a_travel_notice_lets_the_announced_trip_through(
     )
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
-    cards = (await call(port, "GET", "/v1/cards?limit=1000", token=AUDITOR_TOKEN)).json["cards"]
-    masked = visa["pan"][:6] + "*" * (len(visa["pan"]) - 10) + visa["pan"][-4:]
-    [card_id] = [c["card_id"] for c in cards if c["pan"] == masked and c["state"] == "active"]
+    card_id = await card_id_of(port, visa["pan"])
     in_usa = {"19": USA}
     assert (await switch.send(purchase(visa, **in_usa)))["39"] == "05"  # not announced
     assert (await switch.send(purchase(visa)))["39"] == "00"  # at home: no rule

@@ -449,6 +449,11 @@ def cards_export_personalisation(
     _say(f"wrote {count} personalisation record(s) to {out} (mode 0600)")
 
 
+def _comma_list(text: str) -> list[str]:
+    """``"840, 124,"`` -> ``["840", "124"]``: an option's comma-separated values."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 @cards.command("controls")
 def cards_controls(
     card_id: str,
@@ -462,14 +467,10 @@ def cards_controls(
 ) -> None:
     """Switch channels, merchant categories or countries off on one card (all of the card's
     controls: no option switches everything back on); declined 57 from the next request."""
-
-    def listed(text: str) -> list[str]:
-        return [part.strip() for part in text.split(",") if part.strip()]
-
     spec = _validated(
         rq.CardControlsSpec,
-        {"blocked_channels": listed(block_channels), "blocked_mccs": listed(block_mccs),
-         "blocked_countries": listed(block_countries)},
+        {"blocked_channels": _comma_list(block_channels), "blocked_mccs": _comma_list(block_mccs),
+         "blocked_countries": _comma_list(block_countries)},
     )  # fmt: skip
     _run(_config(config, store), lambda s: s.set_card_controls(card_id, spec))
 
@@ -496,8 +497,7 @@ def cards_travel(
             n for n in (await service.get_card(card_id))["travel_notices"] if n["end"] >= today
         ]  # fmt: skip
         if not clear:
-            codes = [c.strip() for c in countries.split(",") if c.strip()]
-            kept.append({"countries": codes, "start": start, "end": end})
+            kept.append({"countries": _comma_list(countries), "start": start, "end": end})
         return await service.set_travel_notices(
             card_id, _validated(rq.TravelNotices, {"notices": kept})
         )
