@@ -70,7 +70,7 @@ async def test_every_message_class_round_trips(dialect: str, framing: str) -> No
             assert seen.amount_minor == 1000
             assert received_at > 1_600_000_000  # wall-clock seconds since the epoch
 
-        for stan, code in enumerate(("001", "301", "002"), start=200):
+        for stan, code in enumerate(("001", "301", "201", "002"), start=200):
             response = await client.request(network_fields(code, f"{stan:06d}"))
             assert (response["t"], response["39"], response["70"]) == ("0810", "00", code)
             assert response["11"] == f"{stan:06d}"
@@ -94,6 +94,17 @@ async def test_unknown_network_code_is_invalid_transaction() -> None:
     async with running_server() as server, SwitchClient.connect(server.addresses[0]) as client:
         response = await client.request(network_fields("999", "000007"))
     assert (response["t"], response["39"]) == ("0810", "12")
+
+
+async def test_a_cutover_is_answered_and_logged_with_its_business_date(caplog) -> None:
+    """The switch's daily cutover (0800, field 70 = 201, field 15 the new settlement date) is
+    acknowledged, not refused with 12 as an unknown network code, and logged for operations."""
+    caplog.set_level("INFO", logger="authhost.server")
+    async with running_server() as server, SwitchClient.connect(server.addresses[0]) as client:
+        response = await client.request({**network_fields("201", "000031"), "15": "1128"})
+    assert (response["t"], response["39"], response["70"]) == ("0810", "00", "201")
+    [line] = [r for r in caplog.records if r.getMessage() == "cutover"]
+    assert line.fields["business_date"] == "1128"  # type: ignore[attr-defined]
 
 
 async def test_unknown_mti_gets_its_response_class_with_12() -> None:

@@ -191,7 +191,8 @@ def _derived(request: AuthRequest) -> tuple[str, Channel, str]:
 
 @dataclass(frozen=True, slots=True)
 class NetworkRequest:
-    """An 0800 network management request: sign-on 001, sign-off 002, echo 301, key change 161."""
+    """An 0800 network management request: sign-on 001, sign-off 002, cutover 201, echo 301,
+    key change 161."""
 
     mti: str
     code: str | None  # field 70

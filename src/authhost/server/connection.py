@@ -51,7 +51,9 @@ RECEIVE_SIZE = 65536
 # a switch that stops reading must not make the server queue without bound.
 MAX_UNSENT = 1024
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
-NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
+CUTOVER_CODE = "201"
+# answered 00 by the server itself; 201 is the switch's cutover to a new business day
+NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "201": "cutover", "301": "echo"}
 
 _APPROVED = ResponseCode.APPROVED
 _INVALID = ResponseCode.INVALID_TRANSACTION
@@ -298,6 +300,12 @@ class Connection:
                 self._requests.start_soon(self._change_key, exchange, message, tpdu, arrived)
                 return True
             code = _APPROVED if message.code in NETWORK_CODES else _INVALID
+            if message.code == CUTOVER_CODE:  # the switch's business day changes now
+                log.info(
+                    "cutover",
+                    extra={"fields": {"peer": self.peer,
+                                      "business_date": message.fields.get("15") or ""}},
+                )  # fmt: skip
             response = encode_network_response(message, code, dialect, mac=self._wire.mac)
             self._answer(
                 response, tpdu, message.mti, None, message.stan, code, arrived, message.code
