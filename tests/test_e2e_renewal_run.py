@@ -32,6 +32,11 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
     )  # fmt: skip
     assert expected and len(expected) < len(cards)  # lost, closed and expired ones are not due
 
+    ahead = await call(port, "GET", "/v1/cards/expiring?months=60", token=AUDITOR_TOKEN)
+    assert ahead.status == 200 and len(ahead.json["months"]) == 60
+    due_then = {m["expiry"]: m["due"] for m in ahead.json["months"]}
+    assert due_then[month] == len(expected) and sum(due_then.values()) == len(expected)
+
     dry = await call(port, "POST", "/v1/cards/renewals", payload={"expiry": month, "dry_run": True})
     assert dry.status == 200, dry
     assert sorted(c["card_id"] for c in dry.json["cards"]) == expected
@@ -53,6 +58,9 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
         assert (new["state"], new["pan"]) == ("created", old["pan"])  # the same PAN
         assert new["expiry"] > month and row["new_expiry"] == new["expiry"]
         assert visa["pan"] not in json.dumps(row)
+    ahead = await call(port, "GET", "/v1/cards/expiring?months=60", token=AUDITOR_TOKEN)
+    assert {m["expiry"]: m["due"] for m in ahead.json["months"]}[month] == 0  # all renewed
+    assert (await call(port, "GET", "/v1/cards/expiring?months=61")).status == 400
     # the old plastic works until its successor is activated
     assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "00"
 

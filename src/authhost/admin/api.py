@@ -115,6 +115,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "of": ("string", "merchants (the default) or terminals"),
     "model": ("string", "an artifact of the models directory (default: the active champion)"),
     "day": ("string", "a UTC day, YYYY-MM-DD (or since and until)"),
+    "months": ("integer", "how many months ahead, this one first, 1-60 (default 12)"),
     "since": ("number", "from this time, epoch seconds (inclusive)"),
     "until": ("number", "to this time, epoch seconds (exclusive)"),
     "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
@@ -250,6 +251,10 @@ async def _explain_entry(call: Call) -> Any:
         raise InvalidRequest("journal_id must be a journal entry's number")
     model = call.query.get("model", "")
     return await call.service.explain_entry(call.path["card_id"], int(journal_id), model)
+
+
+async def _expiring_cards(call: Call) -> Any:
+    return await call.service.expiring_cards(_int_param(call, "months", 12, 1, 60))
 
 
 async def _renew_expiring(call: Call) -> Any:
@@ -480,6 +485,16 @@ def _routes() -> list[Route]:
             creates=True,
             tag="cards",
             response=v.CardView,
+        ),
+        Route(
+            "GET",
+            "/v1/cards/expiring",
+            _expiring_cards,
+            "Live cards without a successor expiring in each of the next months: the renewal "
+            "runs to plan",
+            query=("months",),
+            tag="cards",
+            response=v.ExpiringCards,
         ),
         Route(
             "POST",

@@ -21,7 +21,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -608,6 +608,29 @@ class CardService:
         )
         return view
 
+    async def expiring_cards(self, months: int = 12) -> dict[str, Any]:
+        """How many live cards expire in each of the next ``months`` months (this one
+        first) without a successor yet: the renewal runs and bureau volumes to plan."""
+        if not 1 <= months <= 60:
+            raise InvalidRequest("months must be 1 to 60")
+        now = time.gmtime(self.clock())
+        first = f"{now.tm_year % 100:02d}{now.tm_mon:02d}"
+        wanted = [production.months_after(first, k) for k in range(months)]
+        due = dict.fromkeys(wanted, 0)
+        async for card in self._live_cards():
+            if card.expiry in due and not card.replaced_by:
+                due[card.expiry] += 1
+        return {"months": [{"expiry": e, "due": n} for e, n in due.items()]}
+
+    async def _live_cards(self) -> AsyncIterator[Card]:
+        """Every issued, active or suspended card, page by page."""
+        for state in sorted(lifecycle.RENEWABLE, key=lambda s: s.value):
+            offset = 0
+            while page := await self.store.list_cards("", state.value, RENEWAL_PAGE, offset):
+                offset += len(page)
+                for card in page:
+                    yield card
+
     async def renew_expiring(self, run: rq.RenewalRun) -> dict[str, Any]:
         """The monthly renewal run: every issued, active or suspended card expiring in
         ``run.expiry`` (YYMM) that has no successor yet is renewed (same PAN, new expiry and
@@ -617,17 +640,13 @@ class CardService:
         audited (card.renew), and the run with its counts (card.renewal_run)."""
         due: list[Card] = []
         already = 0
-        for state in sorted(lifecycle.RENEWABLE, key=lambda s: s.value):
-            offset = 0
-            while page := await self.store.list_cards("", state.value, RENEWAL_PAGE, offset):
-                offset += len(page)
-                for card in page:
-                    if card.expiry != run.expiry:
-                        continue
-                    if card.replaced_by:
-                        already += 1
-                    else:
-                        due.append(card)
+        async for card in self._live_cards():
+            if card.expiry != run.expiry:
+                continue
+            if card.replaced_by:
+                already += 1
+            else:
+                due.append(card)
         renewed: list[dict[str, Any]] = []
         failed: list[dict[str, str]] = []
         if not run.dry_run:

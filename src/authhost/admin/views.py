@@ -160,6 +160,12 @@ class BusiestAcceptors(_View):
     )
 
 
+class ExpiringCards(_View):
+    months: list[dict[str, Any]] = Field(
+        description="expiry (YYMM) and due: live cards expiring that month without a successor"
+    )
+
+
 class RenewalRunView(_View):
     expiry: str = Field(description="the month renewed, YYMM")
     dry_run: bool

@@ -505,6 +505,17 @@ def cards_travel(
     _run(settings, travel)
 
 
+@cards.command("expiring")
+def cards_expiring(
+    months: Annotated[int, typer.Option(min=1, max=60, help="months ahead, this one first")] = 12,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """How many live cards expire in each coming month without a successor yet: the renewal
+    runs (renew-expiring) and card bureau volumes to plan."""
+    _run(_config(config, store), lambda s: s.expiring_cards(months))
+
+
 @cards.command("renew-expiring")
 def cards_renew_expiring(
     expiry: Annotated[str, typer.Argument(help="the month the cards expire, YYMM")],
