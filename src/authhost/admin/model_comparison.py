@@ -37,11 +37,17 @@ async def compare_models(
     thresholds = {a.name: a.threshold for a in artifacts}
     if champion_threshold is None:
         if state.champion not in thresholds:
-            raise InvalidRequest(f"no active champion in {registry.root}: give its threshold")
+            raise InvalidRequest(
+                f"no active champion in {registry.root}: activate one, or give "
+                "champion_threshold (--champion-threshold)"
+            )
         champion_threshold = thresholds[state.champion]
     if challenger_threshold is None:
         if state.challenger not in thresholds:
-            raise InvalidRequest(f"no active challenger in {registry.root}: give its threshold")
+            raise InvalidRequest(
+                f"no active challenger in {registry.root}: activate one (models activate "
+                "--challenger), or give challenger_threshold (--challenger-threshold)"
+            )
         challenger_threshold = thresholds[state.challenger]
     pairs: list[ScoredPair] = []
     batch: list[JournalEntry] = []
