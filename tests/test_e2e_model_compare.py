@@ -107,3 +107,21 @@ async def test_the_comparison_counts_what_both_models_scored(
     refused = await call(port, "GET", f"/v1/models/compare?since={since}&until={until}"
                          "&champion_threshold=1000")  # fmt: skip
     assert refused.status == 400 and "champion_threshold" in refused.json["error"]
+
+
+async def test_comparing_with_no_model_active_says_how_to_go_on(tmp_path):
+    config = cli_config(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "models")
+    code, output = await run_cli(
+        "models", "compare", "--day", "2026-11-27", "--config", str(config)
+    )
+    assert code == 1 and "no active champion" in output and "--champion-threshold" in output
+    code, output = await run_cli(
+        "models", "compare", "--day", "2026-11-27", "--champion-threshold", "500", "--config",
+        str(config),
+    )  # fmt: skip
+    assert code == 1 and "no active challenger" in output
+    code, output = await run_cli(
+        "models", "compare", "--day", "2026-11-27", "--champion-threshold", "500",
+        "--challenger-threshold", "600", "--config", str(config),
+    )  # fmt: skip
+    assert code == 0 and json.loads(output)["scored_by_both"] == 0, output
