@@ -19,23 +19,27 @@ from authhost.store.records import JournalEntry
 # how far before a hold's (possibly extended) start its authorisation is looked for: an
 # incremental authorisation moves the start on, up to the longest life a hold may have
 LOOKBACK_S = 62 * 86_400.0
+HOLDS_LISTED = 1000  # the oldest listed; held_minor and the count cover them all
 
 
 async def open_holds_view(
     store: CardStore, account: dict[str, Any], hold_days: float | None
 ) -> dict[str, Any]:
-    holds = await store.open_holds(account["account_id"])
+    every = await store.open_holds(account["account_id"])
+    holds = every[:HOLDS_LISTED]
     origins: dict[str, JournalEntry] = {}
     if holds:
         wanted = {hold.match_key for hold in holds}
-        since = min(hold.created_at for hold in holds) - LOOKBACK_S
+        since = holds[0].created_at - LOOKBACK_S  # oldest first
         query = JournalQuery(account_id=account["account_id"], since=since)
         async for entry in store.export_journal(query):
             if entry.match_key in wanted and entry.match_key not in origins and _placed(entry):
                 origins[entry.match_key] = entry
     return {
         "account": account,
-        "held_minor": sum(hold.amount_minor for hold in holds),
+        "held_minor": sum(hold.amount_minor for hold in every),
+        "open_holds": len(every),
+        "holds_listed_in_part": len(every) > len(holds),
         "holds": [_view(hold, origins.get(hold.match_key), hold_days) for hold in holds],
     }
 

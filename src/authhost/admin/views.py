@@ -183,7 +183,9 @@ class RenewalRunView(_View):
 
 class AccountHolds(_View):
     account: dict[str, Any] = Field(description="the account as it stands now")
-    held_minor: int = Field(description="what the listed holds hold together")
+    held_minor: int = Field(description="what the open holds hold together")
+    open_holds: int = Field(description="how many there are")
+    holds_listed_in_part: bool = Field(description="more than the 1,000 listed")
     holds: list[dict[str, Any]] = Field(
         description="oldest first: held_minor, held_since, extra_life_s, expires_at, and the "
         "authorisation that placed it (journal_id, authorised_at, authorised_minor, currency, "
