@@ -38,7 +38,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
 )
-from authhost.store.records import AuditEntry, FraudReport, JournalEntry
+from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 HASH_KEY = b"test-only pan hash key 32 bytes!"
 DATA_KEY = b"T" * 32  # test AES-256 key
@@ -1066,3 +1066,21 @@ async def test_open_holds_are_what_the_account_holds(store):
     await store.commit(completion(card, 9, 1, 7_500))  # the hotel checks out
     assert [h.match_key for h in await store.open_holds("acc-1")] == [key(2), key(5)]
     assert await store.open_holds("no-such-account") == []
+
+
+async def test_disputes_one_per_journal_entry_listed_by_state(store):
+    first = Dispute("dsp0000000001000000001", 11, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+    second = replace(first, dispute_id="dsp0000000002000000001", journal_id=12, reason="amount")
+    await store.open_dispute(first)
+    await store.open_dispute(second)
+    with pytest.raises(Conflict):  # the same entry again, under another id
+        await store.open_dispute(replace(first, dispute_id="dsp0000000003000000001"))
+    assert await store.get_dispute(first.dispute_id) == first
+    assert await store.get_dispute("dsp-none") is None
+    won = replace(first, state="won", credited_minor=5_000, closed_at=9.0, note="merchant agreed")
+    await store.update_dispute(won)
+    assert await store.get_dispute(first.dispute_id) == won
+    assert await store.disputes() == [won, second]
+    assert await store.disputes(state="open") == [second]
+    assert await store.disputes(after=first.dispute_id) == [second]
+    assert await store.disputes(limit=1) == [won]

@@ -107,7 +107,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "limit": ("integer", "page size, 1-1000 (default 100)"),
     "offset": ("integer", "rows to skip"),
     "after_id": ("integer", "return entries with a larger id (paging)"),
-    "state": ("string", "only cards in this state"),
+    "state": ("string", "only cards (or disputes) in this state"),
     "account_id": ("string", "only cards on this account"),
     "subject": ("string", "only entries about this card, account, product or list"),
     "show": ("string", "open (no verdict yet, the default) or all"),
@@ -115,6 +115,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "of": ("string", "merchants (the default) or terminals"),
     "model": ("string", "an artifact of the models directory (default: the active champion)"),
     "day": ("string", "a UTC day, YYYY-MM-DD (or since and until)"),
+    "after": ("string", "list what comes after this id (paging)"),
     "months": ("integer", "how many months ahead, this one first, 1-60 (default 12)"),
     "since": ("number", "from this time, epoch seconds (inclusive)"),
     "until": ("number", "to this time, epoch seconds (exclusive)"),
@@ -238,11 +239,15 @@ async def _card_journal(call: Call) -> Any:
     return {"journal": entries}
 
 
-async def _report_fraud(call: Call) -> Any:
+def _journal_id(call: Call) -> int:
     journal_id = call.path["journal_id"]
     if not (journal_id.isascii() and journal_id.isdigit()) or len(journal_id) > 15:
         raise InvalidRequest("journal_id must be a journal entry's number")
-    return await call.service.report_fraud(call.path["card_id"], int(journal_id), call.body)
+    return int(journal_id)
+
+
+async def _report_fraud(call: Call) -> Any:
+    return await call.service.report_fraud(call.path["card_id"], _journal_id(call), call.body)
 
 
 async def _explain_entry(call: Call) -> Any:
@@ -329,6 +334,27 @@ def _float_param(call: Call, name: str) -> float:
     if not 0 <= value < 1e11:  # NaN fails both
         raise ServiceError(f"query parameter {name} must be epoch seconds")
     return value
+
+
+async def _open_dispute(call: Call) -> Any:
+    journal_id = _journal_id(call)
+    return await call.service.open_dispute(call.path["card_id"], journal_id, call.body)
+
+
+async def _resolve_dispute(call: Call) -> Any:
+    return await call.service.resolve_dispute(call.path["dispute_id"], call.body)
+
+
+async def _get_dispute(call: Call) -> Any:
+    return await call.service.get_dispute(call.path["dispute_id"])
+
+
+async def _list_disputes(call: Call) -> Any:
+    limit = _int_param(call, "limit", 100, 1, 1000)
+    disputes = await call.service.list_disputes(
+        state=call.query.get("state", ""), limit=limit, after=call.query.get("after", "")
+    )
+    return {"disputes": disputes}
 
 
 async def _fraud_reports(call: Call) -> Any:
@@ -654,6 +680,45 @@ def _routes() -> list[Route]:
             query=("day", "since", "until", "champion_threshold", "challenger_threshold"),
             tag="journal",
             response=v.ModelComparison,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/{card_id}/journal/{journal_id}/dispute",
+            _open_dispute,
+            "Open the cardholder's dispute of a posted transaction, with a provisional credit "
+            "unless provisional_credit is false",
+            write=True,
+            body=rq.DisputeOpen,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/resolve",
+            _resolve_dispute,
+            "Close a dispute: won (the money stays with the cardholder), lost or withdrawn (a "
+            "provisional credit is taken back)",
+            write=True,
+            body=rq.DisputeResolution,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "GET",
+            "/v1/disputes",
+            _list_disputes,
+            "Disputes, oldest first (state: open, won, lost, withdrawn)",
+            query=("state", "limit", "after"),
+            tag="disputes",
+            response=v.DisputeList,
+        ),
+        Route(
+            "GET",
+            "/v1/disputes/{dispute_id}",
+            _get_dispute,
+            "One dispute",
+            tag="disputes",
+            response=v.DisputeView,
         ),
         Route(
             "GET",

@@ -214,6 +214,25 @@ class FraudReportSpec(_Request):
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
+class DisputeOpen(_Request):
+    """A cardholder disputes a posted transaction."""
+
+    reason: Literal["fraud", "not_received", "not_as_described", "duplicate", "amount", "other"]
+    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+        None, description="the part disputed (default: all that was posted)"
+    )
+    provisional_credit: bool = Field(True, description="give the amount back now")
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class DisputeResolution(_Request):
+    """How a dispute ended: won (the money stays with the cardholder), lost or withdrawn (a
+    provisional credit is taken back)."""
+
+    outcome: Literal["won", "lost", "withdrawn"]
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
 class ClearingImport(_Request):
     """A clearing file's presentments as CSV text (README, "Clearing"), to post or to match."""
 

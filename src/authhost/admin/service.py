@@ -42,6 +42,7 @@ from authhost.admin.views import (
     account_view,
     audit_view,
     card_view,
+    dispute_view,
     fraud_report_view,
     journal_view,
     product_view,
@@ -59,6 +60,7 @@ from authhost.cards.model import (
     Product,
 )
 from authhost.cards.travel import TravelNotice
+from authhost.iso.codes import APPROVED_CODES
 from authhost.security.errors import KeyNotFound, SecurityError
 from authhost.security.keys import KeyType
 from authhost.security.masking import mask_pans_in_text
@@ -69,7 +71,13 @@ from authhost.store.interface import (
     JournalQuery,
     NotFound,
 )
-from authhost.store.records import AuditEntry, FraudReport
+from authhost.store.records import (
+    DISPUTE_STATES,
+    AuditEntry,
+    Dispute,
+    FraudReport,
+    JournalEntry,
+)
 
 # Operator-facing lifecycle actions (URL segment / CLI verb) and what each does.
 LIFECYCLE_ACTIONS: dict[str, str] = {
@@ -780,11 +788,7 @@ class CardService:
         on the same entry replaces the earlier. Audited."""
         rq.FraudReportSpec.model_validate(spec.model_dump())
         await self._card(card_id)
-        found = await self.store.journal(
-            JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1)
-        )
-        if not found or found[0].journal_id != journal_id:
-            raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
+        await self._journal_entry(card_id, journal_id)
         report = FraudReport(
             journal_id,
             card_id,
@@ -881,6 +885,114 @@ class CardService:
         return await compare_models(
             self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
         )
+
+    # --- disputes --------------------------------------------------------------------------
+
+    async def open_dispute(
+        self, card_id: str, journal_id: int, spec: rq.DisputeOpen
+    ) -> dict[str, Any]:
+        """Open the cardholder's dispute of a posted transaction (``admin.disputes``), with a
+        provisional credit unless told not to; a fraud dispute also labels the entry fraud
+        (source chargeback). Audited."""
+        from authhost.admin import disputes
+
+        await self._card(card_id)
+        entry = await self._journal_entry(card_id, journal_id)
+        if entry.response_code not in APPROVED_CODES or entry.movement != "post":
+            raise InvalidRequest(
+                f"journal entry {journal_id} is not a posted charge (movement "
+                f"{entry.movement or 'none'}, response {entry.response_code}): only what was "
+                "posted to the account can be disputed"
+            )
+        amount = spec.amount_minor or entry.hold_amount
+        if amount > entry.hold_amount:
+            raise InvalidRequest(f"amount_minor is more than the {entry.hold_amount} posted")
+        if spec.provisional_credit and self.decide_many is None:
+            raise Unavailable("a provisional credit posts through a running server's pipeline")
+        now = self.clock()
+        dispute = Dispute(
+            disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
+            amount, entry.currency, now, note=mask_pans_in_text(spec.note),
+        )  # fmt: skip
+        try:
+            await self.store.open_dispute(dispute)
+        except Conflict:
+            raise ConflictError(f"journal entry {journal_id} is disputed already") from None
+        if spec.provisional_credit:
+            await self._dispute_move(dispute, entry.merchant_id, disputes.CREDIT, amount)
+            dispute = replace(dispute, credited_minor=amount)
+            await self.store.update_dispute(dispute)
+        if spec.reason == "fraud":
+            await self.store.put_fraud_report(
+                FraudReport(journal_id, card_id, True, "chargeback", now, dispute.note)
+            )
+        view = dispute_view(dispute)
+        await self.record_audit("dispute.open", dispute.dispute_id, None, view)
+        return view
+
+    async def resolve_dispute(self, dispute_id: str, spec: rq.DisputeResolution) -> dict[str, Any]:
+        """Close an open dispute: won gives what was not yet credited, lost or withdrawn takes
+        the provisional credit back. Audited."""
+        from authhost.admin import disputes
+
+        before = await self.store.get_dispute(dispute_id)
+        if before is None:
+            raise NotFoundError(f"dispute {dispute_id} not found")
+        if before.state != "open":
+            raise ConflictError(f"dispute {dispute_id} is {before.state} already")
+        if self.decide_many is None:
+            raise Unavailable("resolving a dispute posts through a running server's pipeline")
+        entry = await self._journal_entry(before.card_id, before.journal_id)
+        credited = before.credited_minor
+        if spec.outcome == "won" and credited < before.amount_minor:
+            missing = before.amount_minor - credited
+            await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
+            credited = before.amount_minor
+        elif spec.outcome != "won" and credited:
+            await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, credited)
+            credited = 0
+        after = replace(
+            before, state=spec.outcome, credited_minor=credited, closed_at=self.clock(),
+            note=mask_pans_in_text(spec.note) or before.note,
+        )  # fmt: skip
+        await self.store.update_dispute(after)
+        view = dispute_view(after)
+        await self.record_audit("dispute.resolve", dispute_id, dispute_view(before), view)
+        return view
+
+    async def get_dispute(self, dispute_id: str) -> dict[str, Any]:
+        dispute = await self.store.get_dispute(dispute_id)
+        if dispute is None:
+            raise NotFoundError(f"dispute {dispute_id} not found")
+        return dispute_view(dispute)
+
+    async def list_disputes(
+        self, *, state: str = "", limit: int = 100, after: str = ""
+    ) -> list[dict[str, Any]]:
+        if state and state not in DISPUTE_STATES:
+            raise InvalidRequest(f"state must be one of {', '.join(DISPUTE_STATES)}")
+        return [dispute_view(d) for d in await self.store.disputes(state, limit, after)]
+
+    async def _dispute_move(self, dispute: Dispute, merchant: str, step: str, amount: int) -> None:
+        from authhost.admin import disputes
+
+        card = await self._card(dispute.card_id)
+        pan = self.security.decrypt_pan(await self.store.pan_ciphertext(card.card_id), card.card_id)
+        try:
+            await disputes.move(
+                self.store, self.security.pan_index, self.decide_many, dispute, pan, merchant,
+                step, amount,
+            )  # fmt: skip
+        finally:
+            del pan
+
+    async def _journal_entry(self, card_id: str, journal_id: int) -> JournalEntry:
+        found = await self.store.journal(
+            JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1)
+        )
+        if not found or found[0].journal_id != journal_id:
+            raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
+        return found[0]
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""

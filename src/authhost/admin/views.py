@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from authhost.cards.model import Account, Card, Limits, Product
-from authhost.store.records import AuditEntry, FraudReport, JournalEntry
+from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 
 class _View(BaseModel):
@@ -158,6 +158,27 @@ class BusiestAcceptors(_View):
         "terminal_id (empty for a merchant) and the ten counters rules read as merchant.* / "
         "terminal.*"
     )
+
+
+class DisputeView(_View):
+    dispute_id: str
+    journal_id: int = Field(description="the disputed journal entry")
+    card_id: str
+    account_id: str
+    reason: str = Field(
+        description="fraud, not_received, not_as_described, duplicate, amount, other"
+    )
+    amount_minor: int = Field(description="disputed, in the account's currency")
+    currency: str
+    opened_at: float
+    state: str = Field(description="open, won, lost or withdrawn")
+    credited_minor: int = Field(description="given back to the cardholder")
+    closed_at: float
+    note: str
+
+
+class DisputeList(_View):
+    disputes: list[DisputeView]
 
 
 class ExpiringCards(_View):
@@ -316,6 +337,10 @@ def card_view(card: Card) -> dict[str, Any]:
             for n in card.travel_notices
         ],
     }
+
+
+def dispute_view(dispute: Dispute) -> dict[str, Any]:
+    return dataclasses.asdict(dispute)
 
 
 def journal_view(entry: JournalEntry) -> dict[str, Any]:

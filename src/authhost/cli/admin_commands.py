@@ -71,10 +71,24 @@ def actor_name() -> str:
 
 
 @asynccontextmanager
-async def open_card_service(config: Config, actor: str) -> AsyncIterator[CardService]:
-    """A CardService on the configured store and security module, closed on exit."""
+async def open_card_service(
+    config: Config, actor: str, *, pipeline: bool = False
+) -> AsyncIterator[CardService]:
+    """A CardService on the configured store and security module, closed on exit. With
+    ``pipeline``, on a whole runtime (rules, models) whose authorisation pipeline it posts
+    through, as the server's own admin API does (clearing, disputes)."""
     from authhost.security.module import SecurityModule
     from authhost.store import open_store
+
+    if pipeline:
+        from authhost.runtime import open_runtime
+
+        async with open_runtime(config) as runtime:
+            yield CardService(
+                runtime.store, runtime.security, actor, decide_many=runtime.handler.decide_many,
+                hold_days=config.auth.hold_days,
+            )  # fmt: skip
+        return
 
     security = SecurityModule.open(config.security)
     store = await open_store(config.store.url)
@@ -85,12 +99,17 @@ async def open_card_service(config: Config, actor: str) -> AsyncIterator[CardSer
 
 
 def _run(
-    config: Config, work: Callable[[CardService], Awaitable[Any]], *, show: bool = True
+    config: Config,
+    work: Callable[[CardService], Awaitable[Any]],
+    *,
+    show: bool = True,
+    pipeline: bool = False,
 ) -> Any:
-    """Run ``work`` on a service; print its result as JSON; turn errors into messages."""
+    """Run ``work`` on a service (``pipeline``: one that posts through the authorisation
+    pipeline); print its result as JSON; turn errors into messages."""
 
     async def main() -> Any:
-        async with open_card_service(config, actor_name()) as service:
+        async with open_card_service(config, actor_name(), pipeline=pipeline) as service:
             return await work(service)
 
     try:
@@ -829,6 +848,70 @@ def audit_list(
 
 # --- named lists ----------------------------------------------------------------------------
 
+disputes = typer.Typer(help="Cardholders' disputes of posted transactions.")
+
+
+@disputes.command("open")
+def disputes_open(
+    card_id: Annotated[str, typer.Argument(help="the card")],
+    journal_id: Annotated[int, typer.Argument(help="the posted charge (journal show)")],
+    reason: Annotated[
+        str, typer.Option(help="fraud, not_received, not_as_described, duplicate, amount, other")
+    ],
+    amount: Annotated[
+        int | None, typer.Option("--amount-minor", help="the part disputed (default: all)")
+    ] = None,
+    credit: Annotated[bool, typer.Option(help="give the amount back now (provisional)")] = True,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Open the cardholder's dispute of a posted charge: a provisional credit (--no-credit:
+    none) posted through the pipeline as a refund advice; a fraud dispute also labels the
+    entry fraud. Audited."""
+    spec = _validated(
+        rq.DisputeOpen,
+        {"reason": reason, "amount_minor": amount, "provisional_credit": credit, "note": note},
+    )
+    _run(
+        _config(config, store),
+        lambda s: s.open_dispute(card_id, journal_id, spec),
+        pipeline=credit,
+    )
+
+
+@disputes.command("resolve")
+def disputes_resolve(
+    dispute_id: str,
+    outcome: Annotated[str, typer.Option(help="won, lost or withdrawn")],
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Close a dispute: won gives back what was not yet credited; lost or withdrawn takes the
+    provisional credit back (a forced post). Audited."""
+    spec = _validated(rq.DisputeResolution, {"outcome": outcome, "note": note})
+    _run(_config(config, store), lambda s: s.resolve_dispute(dispute_id, spec), pipeline=True)
+
+
+@disputes.command("list")
+def disputes_list(
+    state: Annotated[str, typer.Option(help="open, won, lost or withdrawn")] = "",
+    limit: LimitOpt = 100,
+    after: Annotated[str, typer.Option(help="disputes after this id (paging)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Disputes, oldest first."""
+    _run(_config(config, store), lambda s: s.list_disputes(state=state, limit=limit, after=after))
+
+
+@disputes.command("show")
+def disputes_show(dispute_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """One dispute."""
+    _run(_config(config, store), lambda s: s.get_dispute(dispute_id))
+
+
 lists = typer.Typer(help="Named lists used by fraud rules (e.g. blocked merchants).")
 
 
@@ -898,4 +981,5 @@ def register(app: typer.Typer) -> None:
     models_app.command("compare")(models_compare)  # the models group reads the journal here
     app.add_typer(audit, name="audit")
     app.add_typer(lists, name="lists")
+    app.add_typer(disputes, name="disputes")
     app.command("demo")(demo)

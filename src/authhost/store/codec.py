@@ -21,7 +21,7 @@ from authhost.cards.model import (
     Product,
 )
 from authhost.cards.travel import TravelNotice
-from authhost.store.records import AuditEntry, FraudReport, JournalEntry
+from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 _CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
@@ -120,6 +120,14 @@ def audit_to_json(entry: AuditEntry) -> str:
 
 def audit_from_json(text: str | bytes) -> AuditEntry:
     return AuditEntry(**json.loads(text))
+
+
+def dispute_to_json(dispute: Dispute) -> str:
+    return json.dumps(dataclasses.asdict(dispute), separators=(",", ":"), sort_keys=True)
+
+
+def dispute_from_json(text: str | bytes) -> Dispute:
+    return Dispute(**json.loads(text))
 
 
 def fraud_report_to_json(report: FraudReport) -> str:

@@ -15,7 +15,7 @@ from typing import Protocol
 from authhost.cards.acceptor_velocity import NO_ACCEPTOR, AcceptorCounters, AcceptorVelocity
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, Velocity
-from authhost.store.records import AuditEntry, FraudReport, JournalEntry
+from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 
 class StoreError(Exception):
@@ -317,6 +317,20 @@ class CardStore(Protocol):
     async def put_fraud_report(self, report: FraudReport) -> None:
         """Record what became known about a journal entry (fraud or genuine), replacing an
         earlier report on it. The caller checks that the entry exists."""
+        ...
+
+    async def open_dispute(self, dispute: Dispute) -> None:
+        """Record a new dispute; Conflict when its journal entry has one already."""
+        ...
+
+    async def update_dispute(self, dispute: Dispute) -> None:
+        """Store the dispute's new state (same dispute_id, same journal entry)."""
+        ...
+
+    async def get_dispute(self, dispute_id: str) -> Dispute | None: ...
+
+    async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
+        """Disputes (in ``state`` if given) in id order, oldest first, after ``after``."""
         ...
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:

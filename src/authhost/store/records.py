@@ -115,6 +115,30 @@ class AuditEntry:
 FRAUD_REPORT_SOURCES = ("chargeback", "cardholder", "analyst")
 
 
+DISPUTE_REASONS = ("fraud", "not_received", "not_as_described", "duplicate", "amount", "other")
+DISPUTE_STATES = ("open", "won", "lost", "withdrawn")
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A cardholder's dispute of one posted transaction (admin.disputes): opened with or
+    without a provisional credit, then won (the money stays with the cardholder), lost or
+    withdrawn (a provisional credit is taken back). One per journal entry."""
+
+    dispute_id: str  # "dsp" and 19 digits: the opening microsecond first, so ids sort by age
+    journal_id: int
+    card_id: str
+    account_id: str
+    reason: str  # one of DISPUTE_REASONS
+    amount_minor: int  # disputed, in the account's currency (at most what was posted)
+    currency: str
+    opened_at: float
+    state: str = "open"  # one of DISPUTE_STATES
+    credited_minor: int = 0  # given back to the cardholder so far
+    closed_at: float = 0.0
+    note: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class FraudReport:
     """What became known about one journalled transaction after it was decided: fraud or

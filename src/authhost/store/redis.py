@@ -69,6 +69,7 @@ from authhost.store.interface import (
 )
 from authhost.store.records import (
     AuditEntry,
+    Dispute,
     FraudReport,
     JournalEntry,
     copy_entry,
@@ -1160,6 +1161,31 @@ class RedisCardStore:
             return []
         raws = await self._client.hmget(self._keys.audit, ids)
         return [codec.audit_from_json(r) for r in raws if r is not None]
+
+    async def open_dispute(self, dispute: Dispute) -> None:
+        keys = self._keys
+        claimed = await self._client.hsetnx(
+            keys.disputes_by_entry, str(dispute.journal_id), dispute.dispute_id
+        )
+        if not claimed:
+            raise Conflict(f"journal entry {dispute.journal_id} is disputed already")
+        await self._client.hset(keys.disputes, {dispute.dispute_id: codec.dispute_to_json(dispute)})
+
+    async def update_dispute(self, dispute: Dispute) -> None:
+        await self._client.hset(
+            self._keys.disputes, {dispute.dispute_id: codec.dispute_to_json(dispute)}
+        )
+
+    async def get_dispute(self, dispute_id: str) -> Dispute | None:
+        raw = await self._client.hget(self._keys.disputes, dispute_id)
+        return None if raw is None else codec.dispute_from_json(raw)
+
+    async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
+        # an admin's list: every dispute read, filtered and paged here
+        found = [codec.dispute_from_json(raw) for raw in
+                 (await self._client.hgetall(self._keys.disputes)).values()]  # fmt: skip
+        found = [d for d in found if d.dispute_id > after and (not state or d.state == state)]
+        return sorted(found, key=lambda d: d.dispute_id)[:limit]
 
     async def put_fraud_report(self, report: FraudReport) -> None:
         jid = str(report.journal_id)

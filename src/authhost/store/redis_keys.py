@@ -165,6 +165,16 @@ class Keys:
         return f"{self.prefix}:{{fraud}}:ids"
 
     @property
+    def disputes(self) -> str:
+        """Hash dispute id -> dispute JSON, beside disputes_by_entry (one slot)."""
+        return f"{self.prefix}:{{disputes}}:all"
+
+    @property
+    def disputes_by_entry(self) -> str:
+        """Hash journal id -> dispute id: one dispute per entry (HSETNX)."""
+        return f"{self.prefix}:{{disputes}}:entry"
+
+    @property
     def list_names(self) -> str:
         return f"{self.prefix}:{{lists}}:names"
 

@@ -60,6 +60,7 @@ from authhost.store.money import spend_delta
 from authhost.store.records import (
     JOURNAL_COLUMNS,
     AuditEntry,
+    Dispute,
     FraudReport,
     JournalEntry,
     copy_entry,
@@ -727,6 +728,46 @@ class SqliteCardStore:
                 (entry.ts, entry.actor, entry.action, entry.subject, entry.before, entry.after),
             )
         )
+
+    async def open_dispute(self, dispute: Dispute) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO disputes (dispute_id, journal_id, state, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    (dispute.dispute_id, dispute.journal_id, dispute.state,
+                     codec.dispute_to_json(dispute)),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise Conflict(f"journal entry {dispute.journal_id} is disputed already") from None
+
+        await self._writer.run(insert)
+
+    async def update_dispute(self, dispute: Dispute) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ?",
+                (dispute.state, codec.dispute_to_json(dispute), dispute.dispute_id),
+            )
+        )
+
+    async def get_dispute(self, dispute_id: str) -> Dispute | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT data FROM disputes WHERE dispute_id = ?", (dispute_id,)
+            ).fetchone()
+        )
+        return None if row is None else codec.dispute_from_json(row[0])
+
+    async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
+        sql = "SELECT data FROM disputes WHERE dispute_id > ?"
+        args: list[object] = [after]
+        if state:
+            sql += " AND state = ?"
+            args.append(state)
+        sql += " ORDER BY dispute_id LIMIT ?"
+        rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
+        return [codec.dispute_from_json(row[0]) for row in rows]
 
     async def put_fraud_report(self, report: FraudReport) -> None:
         await self._writer.run(

@@ -259,6 +259,16 @@ ALTER TABLE journal ADD COLUMN movement TEXT NOT NULL DEFAULT '';
     """
 ALTER TABLE journal ADD COLUMN travel_notice INTEGER NOT NULL DEFAULT 0;
 """,
+    # 21: cardholders' disputes of posted transactions, one per journal entry
+    """
+CREATE TABLE disputes (
+  dispute_id TEXT PRIMARY KEY,
+  journal_id INTEGER NOT NULL UNIQUE,
+  state TEXT NOT NULL,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX disputes_by_state ON disputes (state, dispute_id);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
