@@ -6,17 +6,24 @@ twice, and what cannot be disputed is refused with the reason."""
 from __future__ import annotations
 
 import json
+import time
 
+import pytest
 from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
 
 from authhost.admin import disputes as dispute_steps
+from authhost.admin.errors import InvalidRequest
+from authhost.admin.requests import DisputeOpen
+from authhost.admin.service import CardService
 from authhost.cli.admin_commands import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
+
+DAY = 86_400
 
 
 async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
@@ -110,6 +117,19 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     bad = await call(port, "POST", url, payload={"reason": "bored"})
     assert bad.status == 422
     assert (await call(port, "GET", "/v1/disputes/dsp-none", token=AUDITOR_TOKEN)).status == 404
+    # 120 days on, a charge can no longer be charged back
+    fresh = await switch.send(purchase(visa, amount=300, t="0200"))
+    async with opened_store(store_url) as store:
+        [late_charge] = [e for e in await store.journal(JournalQuery(card_id=card_id, limit=1000))
+                         if e.stan == fresh["11"]]  # fmt: skip
+    async with open_card_service(load_config(config), "test") as service:
+        late = CardService(service.store, service.security, clock=lambda: time.time() + 121 * DAY)
+        with pytest.raises(InvalidRequest, match="120 days"):
+            await late.open_dispute(
+                card_id,
+                late_charge.journal_id,
+                DisputeOpen(reason="fraud", provisional_credit=False),
+            )
     audit = await call(port, "GET", f"/v1/audit?subject={dispute['dispute_id']}",
                        token=AUDITOR_TOKEN)  # fmt: skip
     assert [a["action"] for a in audit.json["audit"]] == ["dispute.open", "dispute.resolve"]

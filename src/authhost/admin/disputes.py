@@ -21,6 +21,9 @@ from authhost.admin.errors import ConflictError
 from authhost.store.interface import CardStore
 from authhost.store.records import Dispute
 
+# the networks' usual time limit for a chargeback (Visa and Mastercard: 120 days from the
+# transaction for most reasons): a dispute opened later could not be pursued
+WINDOW_DAYS = 120
 CREDIT, TAKE_BACK, FINAL_CREDIT = "1", "2", "3"  # the last digit of each movement's reference
 POSTED = {"refund", "forced", "duplicate"}  # a duplicate: posted by an earlier try
 

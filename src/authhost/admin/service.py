@@ -904,12 +904,17 @@ class CardService:
                 f"{entry.movement or 'none'}, response {entry.response_code}): only what was "
                 "posted to the account can be disputed"
             )
+        now = self.clock()
+        if now - entry.ts > disputes.WINDOW_DAYS * 86_400:
+            raise InvalidRequest(
+                f"journal entry {journal_id} is more than {disputes.WINDOW_DAYS} days old: "
+                "too late to charge back"
+            )
         amount = spec.amount_minor or entry.hold_amount
         if amount > entry.hold_amount:
             raise InvalidRequest(f"amount_minor is more than the {entry.hold_amount} posted")
         if spec.provisional_credit and self.decide_many is None:
             raise Unavailable("a provisional credit posts through a running server's pipeline")
-        now = self.clock()
         dispute = Dispute(
             disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
             amount, entry.currency, now, note=mask_pans_in_text(spec.note),
