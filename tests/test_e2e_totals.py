@@ -112,6 +112,25 @@ async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url): 
     missing = await call(port, "GET", f"/v1/accounts/nope/statement?since={since}&until={until}")
     assert missing.status == 404
 
+    # a switch asks about a transaction by its RRN: what was answered
+    asked = await call(port, "GET", f"/v1/journal?rrn={held['37']}&since={since}&until={until}",
+                       token=AUDITOR_TOKEN)  # fmt: skip
+    assert asked.status == 200, asked
+    found = asked.json["journal"]
+    assert (found[0]["mti"], found[0]["stan"], found[0]["approval_code"]) == (
+        "0100", held["11"], held["38"]
+    )  # fmt: skip
+    # every entry carries it (the clearing 0220 too when this test's ARN ends as the RRN does)
+    assert {e["rrn"] for e in found} == {held["37"]} and len(found) <= 2
+    code, output = await run_cli(
+        "journal", "find", "--rrn", held["37"], "--since", str(since), "--until", str(until),
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0 and json.loads(output) == asked.json["journal"], output
+    nothing = await call(port, "GET", f"/v1/journal?rrn=999999999999&since={since}&until={until}")
+    assert nothing.status == 200 and nothing.json["journal"] == []
+    assert (await call(port, "GET", "/v1/journal?rrn=&day=2026-11-27")).status == 422
+
     # the admin API answers the same, and refuses what is not a period
     query = f"since={since}&until={until}"
     over_http = await call(port, "GET", f"/v1/journal/totals?{query}", token=AUDITOR_TOKEN)

@@ -1084,3 +1084,12 @@ async def test_disputes_one_per_journal_entry_listed_by_state(store):
     assert await store.disputes(state="open") == [second]
     assert await store.disputes(after=first.dispute_id) == [second]
     assert await store.disputes(limit=1) == [won]
+
+
+async def test_the_journal_by_retrieval_reference(store):
+    card, _ = await seeded(store)
+    await store.commit(hold(card, 1, 100, rrn="000000004711"))
+    await store.commit(hold(card, 2, 200, rrn="000000004712"))
+    found = await store.journal(JournalQuery(rrn="000000004712"))
+    assert [e.amount_minor for e in found] == [200]
+    assert await store.journal(JournalQuery(rrn="999999999999")) == []

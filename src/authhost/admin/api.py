@@ -116,6 +116,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "model": ("string", "an artifact of the models directory (default: the active champion)"),
     "day": ("string", "a UTC day, YYYY-MM-DD (or since and until)"),
     "after": ("string", "list what comes after this id (paging)"),
+    "rrn": ("string", "retrieval reference number, field 37 (1-12 characters)"),
     "months": ("integer", "how many months ahead, this one first, 1-60 (default 12)"),
     "since": ("number", "from this time, epoch seconds (inclusive)"),
     "until": ("number", "to this time, epoch seconds (exclusive)"),
@@ -290,6 +291,15 @@ async def _busiest_acceptors(call: Call) -> Any:
     if by not in ACCEPTOR_COUNTERS:
         raise ServiceError(f"query parameter by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
     return await call.service.busiest_acceptors(by=by, terminals=of == "terminals", limit=limit)
+
+
+async def _find_entries(call: Call) -> Any:
+    day = call.query.get("day", "")
+    since, until = _float_param(call, "since"), _float_param(call, "until")
+    entries = await call.service.find_entries(
+        rrn=call.query.get("rrn", ""), day=day, since=since, until=until
+    )
+    return {"journal": entries}
 
 
 async def _journal_totals(call: Call) -> Any:
@@ -660,6 +670,16 @@ def _routes() -> list[Route]:
             query=("by", "of", "limit"),
             tag="journal",
             response=v.BusiestAcceptors,
+        ),
+        Route(
+            "GET",
+            "/v1/journal",
+            _find_entries,
+            "The journal entries of a day or period with a retrieval reference number (field "
+            "37): what was answered when a switch asks about a transaction",
+            query=("rrn", "day", "since", "until"),
+            tag="journal",
+            response=v.JournalList,
         ),
         Route(
             "GET",

@@ -855,6 +855,19 @@ class CardService:
             ],
         }
 
+    async def find_entries(
+        self, *, rrn: str, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """The journal entries of a period with this retrieval reference number (field 37):
+        what the host answered when a switch or an acquirer asks about a transaction."""
+        if not (rrn and len(rrn) <= 12 and rrn.isascii() and rrn.isprintable()):
+            raise InvalidRequest("rrn must be 1 to 12 characters (field 37)")
+        since, until = _period(day, since, until)
+        query = JournalQuery(rrn=rrn, since=since, until=until)
+        entries = [entry async for entry in self.store.export_journal(query)]
+        verdicts = await self._verdicts([e.journal_id for e in entries])
+        return [{**journal_view(e), "verdict": verdicts.get(e.journal_id)} for e in entries]
+
     async def journal_totals(
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:

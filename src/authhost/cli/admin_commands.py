@@ -768,6 +768,23 @@ def journal_acceptors(
     )
 
 
+@journal.command("find")
+def journal_find(
+    rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],
+    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
+    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
+    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What was answered for a transaction a switch or an acquirer asks about: the journal
+    entries of a day or period with its retrieval reference number (field 37)."""
+    _run(
+        _config(config, store),
+        lambda s: s.find_entries(rrn=rrn, day=day, since=since, until=until),
+    )
+
+
 @journal.command("totals")
 def journal_totals(
     day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",

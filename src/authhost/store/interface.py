@@ -225,6 +225,7 @@ class JournalQuery:
     review_only: bool = False  # only entries the rules flagged for review (the review queue)
     merchant_id: str = ""  # only this merchant's (field 42): a merchant under investigation
     approval_code: str = ""  # only entries with this approval code: what clearing matches by
+    rrn: str = ""  # only entries with this retrieval reference (field 37): a switch's enquiry
 
 
 class CardStore(Protocol):

@@ -1116,6 +1116,7 @@ class RedisCardStore:
                 card_ok = not query.card_id or entry.card_id == query.card_id  # review index
                 merchant_ok = not query.merchant_id or entry.merchant_id == query.merchant_id
                 code_ok = not query.approval_code or entry.approval_code == query.approval_code
+                code_ok = code_ok and (not query.rrn or entry.rrn == query.rrn)
                 if card_ok and merchant_ok and code_ok and query.since <= entry.ts < query.until:
                     found.append(entry)
         return found[:limit]
