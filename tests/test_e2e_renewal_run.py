@@ -61,11 +61,29 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
     ahead = await call(port, "GET", "/v1/cards/expiring?months=60", token=AUDITOR_TOKEN)
     assert {m["expiry"]: m["due"] for m in ahead.json["months"]}[month] == 0  # all renewed
     assert (await call(port, "GET", "/v1/cards/expiring?months=61")).status == 400
+    # the bureau gets every new plastic in one file
+    created = [c["card_id"] for c in (await call(port, "GET", "/v1/cards?state=created&limit=1000",
+                                                 token=AUDITOR_TOKEN)).json["cards"]]  # fmt: skip
+    assert {row["new_card_id"] for row in report["cards"]} <= set(created)
+    bureau = tmp_path / "bureau.jsonl"
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli(
+        "cards", "export-personalisation", "--all-created", "--out", str(bureau),
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, output
+    records = [json.loads(line) for line in bureau.read_text().splitlines()]
+    assert len(records) == len(created) and f"{len(created)} personalisation" in output
+    code, output = await run_cli(
+        "cards", "export-personalisation", "--out", str(tmp_path / "x.jsonl"), "--config",
+        str(config),
+    )  # fmt: skip
+    assert code == 1 and "--all-created" in output
+
     # the old plastic works until its successor is activated
     assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "00"
 
     # the month again, from the CLI: nothing renewed twice
-    config = cli_config(tmp_path, store_url)
     code, output = await run_cli("cards", "renew-expiring", month, "--config", str(config))
     assert code == 0, output
     again = json.loads(output)

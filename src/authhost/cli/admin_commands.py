@@ -451,8 +451,14 @@ for _action, _summary in LIFECYCLE_ACTIONS.items():
 
 @cards.command("export-personalisation")
 def cards_export_personalisation(
-    card_ids: Annotated[list[str], typer.Argument(help="cards to send to the bureau")],
     out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
+    card_ids: Annotated[
+        list[str] | None, typer.Argument(help="cards to send to the bureau")
+    ] = None,
+    all_created: Annotated[
+        bool,
+        typer.Option(help="every card at created: the month's new and renewed plastics"),
+    ] = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -460,11 +466,20 @@ def cards_export_personalisation(
 
     The only way a clear PAN leaves authhost. Protect the file and delete it once sent.
     """
-    count = _run(
-        _config(config, store),
-        lambda s: s.export_personalisation(card_ids, out),
-        show=False,
-    )
+    if bool(card_ids) == all_created:
+        _say("error: name the cards, or give --all-created")
+        raise typer.Exit(1)
+
+    async def export(service: CardService) -> int:
+        ids = list(card_ids or [])
+        if all_created:
+            offset = 0
+            while page := await service.list_cards(state="created", limit=1000, offset=offset):
+                ids += [card["card_id"] for card in page]
+                offset += len(page)
+        return await service.export_personalisation(ids, out)
+
+    count = _run(_config(config, store), export, show=False)
     _say(f"wrote {count} personalisation record(s) to {out} (mode 0600)")
 
 
