@@ -170,6 +170,11 @@ async def _get_account(call: Call) -> Any:
     return await call.service.get_account(call.path["account_id"])
 
 
+async def _close_account(call: Call) -> Any:
+    reason = call.body.reason if call.body is not None else ""
+    return await call.service.close_account(call.path["account_id"], reason)
+
+
 async def _change_funds(call: Call) -> Any:
     return await call.service.change_funds(call.path["account_id"], call.body)
 
@@ -461,6 +466,18 @@ def _routes() -> list[Route]:
             "One account",
             tag="accounts",
             response=v.AccountView,
+        ),
+        Route(
+            "POST",
+            "/v1/accounts/{account_id}/close",
+            _close_account,
+            "Close an account: cancel every live card on it, once nothing is held, owed or "
+            "disputed",
+            write=True,
+            body=rq.CardAction,
+            body_optional=True,
+            tag="accounts",
+            response=v.AccountClosed,
         ),
         Route(
             "POST",

@@ -13,6 +13,7 @@ dispute's id and a fixed time, so a retried step is a retransmission and moves n
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,8 +30,15 @@ POSTED = {"refund", "forced", "duplicate"}  # a duplicate: posted by an earlier 
 
 
 def new_dispute_id(now: float) -> str:
-    """``dsp`` and 19 digits, the opening microsecond first: ids sort by age."""
-    return f"dsp{int(now * 1_000_000):016d}{secrets.randbelow(1000):03d}"
+    """``dsp-YYYYMMDD-HHMMSS-micros-nnn``, UTC: ids sort by age, and no run of digits is long
+    enough to be taken for a card number (texts are masked for those)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"dsp-{stamp}-{int(now * 1_000_000) % 1_000_000:06d}-{secrets.randbelow(1000):03d}"
+
+
+def _reference(dispute: Dispute, step: str) -> str:
+    """The acquirer reference of one movement: the id's digits, then the step."""
+    return "8" + "".join(ch for ch in dispute.dispute_id if ch.isdigit()) + step
 
 
 async def move(
@@ -53,7 +61,7 @@ async def move(
         currency=dispute.currency,
         # a fixed time per step: a retry is the same transmission, answered from the journal
         presented_at=dispute.opened_at + int(step),
-        arn=f"8{dispute.dispute_id[3:]}{step}",
+        arn=_reference(dispute, step),
         merchant_id=merchant_id,
         terminal_id="DISPUTE",
         kind="purchase" if step == TAKE_BACK else "refund",

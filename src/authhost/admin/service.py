@@ -346,6 +346,40 @@ class CardService:
         account = await self._account(account_id)
         return await open_holds_view(self.store, account_view(account), self.hold_days)
 
+    async def close_account(self, account_id: str, reason: str = "") -> dict[str, Any]:
+        """Closing an account: every card still live on it is cancelled (closed: 62 from the
+        next request), once nothing is left to settle. Refused while the account holds money
+        for pending authorisations or has a balance (debit: funds to pay out; credit: debt to
+        collect), or while a dispute on it is open. Audited per card and for the account."""
+        account = await self._account(account_id)
+        if account.holds:
+            raise ConflictError(
+                f"account {account_id} still holds {account.holds} for pending "
+                "authorisations: let them complete, reverse or expire first"
+            )
+        if account.balance:
+            raise ConflictError(
+                f"account {account_id} has a balance of {account.balance}: pay it out or "
+                "collect it first (accounts fund)"
+            )
+        open_disputes = [
+            d.dispute_id
+            for d in await self.store.disputes("open", 1000)
+            if d.account_id == account_id
+        ]
+        if open_disputes:
+            raise ConflictError(f"account {account_id} has open disputes: {open_disputes}")
+        cancelled = []
+        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
+            # each cancelled card leaves the state: the first page again, until none is left
+            while page := await self.store.list_cards(account_id, state.value, 1000, 0):
+                for card in page:
+                    await self.apply(card.card_id, "cancel", reason=reason or "account closed")
+                    cancelled.append(card.card_id)
+        result = {"account_id": account_id, "cancelled_cards": sorted(cancelled)}
+        await self.record_audit("account.close", account_id, account_view(account), result)
+        return result
+
     async def change_funds(self, account_id: str, change: rq.FundsChange) -> dict[str, Any]:
         """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit)."""
         before = await self._account(account_id)

@@ -202,6 +202,11 @@ class RenewalRunView(_View):
     failures: list[dict[str, str]] = Field(description="card_id and error")
 
 
+class AccountClosed(_View):
+    account_id: str
+    cancelled_cards: list[str] = Field(description="the cards cancelled (closed: 62 from now)")
+
+
 class AccountHolds(_View):
     account: dict[str, Any] = Field(description="the account as it stands now")
     held_minor: int = Field(description="what the open holds hold together")

@@ -283,6 +283,18 @@ def accounts_fund(
     _run(_config(config, store), lambda s: s.change_funds(account_id, request))
 
 
+@accounts.command("close")
+def accounts_close(
+    account_id: str,
+    reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Close an account: cancel every live card on it (62 from the next request), once it
+    holds nothing for pending authorisations, has no balance and no open dispute. Audited."""
+    _run(_config(config, store), lambda s: s.close_account(account_id, reason))
+
+
 @accounts.command("holds")
 def accounts_holds(account_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
     """The holds that keep the account's money from being spent, oldest first: each with the

@@ -125,7 +125,7 @@ class Dispute:
     without a provisional credit, then won (the money stays with the cardholder), lost or
     withdrawn (a provisional credit is taken back). One per journal entry."""
 
-    dispute_id: str  # "dsp" and 19 digits: the opening microsecond first, so ids sort by age
+    dispute_id: str  # "dsp-YYYYMMDD-HHMMSS-micros-nnn" (UTC): ids sort by age
     journal_id: int
     card_id: str
     account_id: str

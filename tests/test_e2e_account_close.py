@@ -1,0 +1,63 @@
+"""Closing an account over a running host, on both stores: refused while it holds money for
+a pending authorisation, has a balance or an open dispute (each with the reason), then every
+live card on it is cancelled and answers 62 from the next request; audited."""
+
+from __future__ import annotations
+
+from host_admin import card_id_of, start_host_with_admin
+from iso_client import Switch, next_stan
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import field_90, purchase, store_url  # noqa: F401 - fixture
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+async def test_an_account_closes_once_nothing_is_held_owed_or_disputed(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    card_id = await card_id_of(port, visa["pan"])
+    account = visa["account"]
+    close = f"/v1/accounts/{account}/close"
+
+    held = purchase(visa, amount=1_000)
+    assert (await switch.send(held))["39"] == "00"
+    refused = await call(port, "POST", close)
+    assert refused.status == 409 and "pending authorisations" in refused.json["error"]
+    reversal = {**held, "t": "0400", "11": next_stan(), "90": field_90(held)}
+    assert (await switch.send(reversal))["39"] == "00"
+
+    charged = await switch.send(purchase(visa, amount=2_000, t="0200"))
+    async with opened_store(store_url) as store:
+        [charge] = [e for e in await store.journal(JournalQuery(card_id=card_id, limit=100))
+                    if e.stan == charged["11"]]  # fmt: skip
+    dispute = await call(port, "POST", f"/v1/cards/{card_id}/journal/{charge.journal_id}/dispute",
+                         payload={"reason": "not_received", "provisional_credit": False})  # fmt: skip
+    assert dispute.status == 200, dispute
+    refused = await call(port, "POST", close)
+    assert refused.status == 409 and "balance" in refused.json["error"]
+    balance = (await call(port, "GET", f"/v1/accounts/{account}")).json["balance"]
+    paid_out = await call(port, "POST", f"/v1/accounts/{account}/funds",
+                          payload={"amount_minor": -balance, "reason": "paid out"})  # fmt: skip
+    assert paid_out.status == 200 and paid_out.json["balance"] == 0
+    refused = await call(port, "POST", close)
+    assert refused.status == 409 and dispute.json["dispute_id"] in refused.json["error"]
+    withdrawn = await call(port, "POST", f"/v1/disputes/{dispute.json['dispute_id']}/resolve",
+                           payload={"outcome": "withdrawn"})  # fmt: skip
+    assert withdrawn.status == 200
+
+    closed = await call(port, "POST", close, payload={"reason": "customer left"})
+    assert closed.status == 200, closed
+    assert card_id in closed.json["cancelled_cards"]
+    cards = (await call(port, "GET", f"/v1/cards?account_id={account}&limit=1000")).json["cards"]
+    assert {c["state"] for c in cards} <= {"closed", "lost", "stolen", "damaged", "expired",
+                                           "replaced"}  # fmt: skip
+    assert (await switch.send(purchase(visa)))["39"] == "62"
+    audit = await call(port, "GET", f"/v1/audit?subject={account}", token=AUDITOR_TOKEN)
+    assert "account.close" in [a["action"] for a in audit.json["audit"]]
+    assert (await call(port, "POST", "/v1/accounts/nope/close")).status == 404
