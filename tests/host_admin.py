@@ -3,11 +3,13 @@ end-to-end tests (clearing, totals, products, renewals, model comparison) share.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 from conftest import free_port
+from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
 from test_e2e_auth import Host, start_host
 from typer.testing import CliRunner
@@ -34,6 +36,27 @@ async def card_id_of(port: int, pan: str) -> str:
     masked = pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
     [card_id] = [c["card_id"] for c in cards if c["pan"] == masked and c["state"] == "active"]
     return card_id
+
+
+@dataclass
+class VisaAtHost:
+    """A host with its admin API, a switch connected to it, and the demo's active Visa card
+    (its export row and its card id): what most back-office tests start from."""
+
+    host: Host
+    port: int
+    switch: Switch
+    visa: dict[str, Any]
+    card_id: str
+
+
+async def visa_at_host(
+    nursery: trio.Nursery, tmp_path: Path, store_url: str, **options: Any
+) -> VisaAtHost:
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url, **options)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    return VisaAtHost(host, port, switch, visa, await card_id_of(port, visa["pan"]))
 
 
 def cli_config(tmp_path: Path, store_url: str, models_dir: Path | None = None) -> Path:

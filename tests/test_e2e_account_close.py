@@ -4,8 +4,8 @@ live card on it is cancelled and answers 62 from the next request; audited."""
 
 from __future__ import annotations
 
-from host_admin import card_id_of, start_host_with_admin
-from iso_client import Switch, next_stan
+from host_admin import visa_at_host
+from iso_client import next_stan
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import field_90, purchase, store_url  # noqa: F401 - fixture
 
@@ -18,10 +18,8 @@ async def test_an_account_closes_once_nothing_is_held_owed_or_disputed(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    card_id = await card_id_of(port, visa["pan"])
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa, card_id = at.port, at.switch, at.visa, at.card_id
     account = visa["account"]
     close = f"/v1/accounts/{account}/close"
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
-from iso_client import Switch
+from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import ecommerce, purchase, store_url  # noqa: F401 - fixture
 
@@ -27,10 +26,8 @@ async def test_what_the_cardholder_switched_off_is_declined(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    card_id = await card_id_of(port, visa["pan"])
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa, card_id = at.port, at.switch, at.visa, at.card_id
     online = ecommerce(visa, visa["cvv2"])
     assert (await switch.send(online))["39"] == "00"
 

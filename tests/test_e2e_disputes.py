@@ -9,8 +9,7 @@ import json
 import time
 
 import pytest
-from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
-from iso_client import Switch
+from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
 
@@ -31,10 +30,8 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    card_id = await card_id_of(port, visa["pan"])
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa, card_id = at.port, at.switch, at.visa, at.card_id
     charged = await switch.send(purchase(visa, amount=5_000, t="0200"))  # posted at once
     held = await switch.send(purchase(visa, amount=1_000))  # only held
     other = await switch.send(purchase(visa, amount=2_000, t="0200"))

@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
-from iso_client import Switch
+from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, store_url  # noqa: F401 - fixture
 
@@ -35,12 +34,8 @@ async def test_a_travel_notice_lets_the_announced_trip_through(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(
-        nursery, tmp_path, store_url, rules=ABROAD_WITHOUT_NOTICE
-    )
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    card_id = await card_id_of(port, visa["pan"])
+    at = await visa_at_host(nursery, tmp_path, store_url, rules=ABROAD_WITHOUT_NOTICE)
+    port, switch, visa, card_id = at.port, at.switch, at.visa, at.card_id
     in_usa = {"19": USA}
     assert (await switch.send(purchase(visa, **in_usa)))["39"] == "05"  # not announced
     assert (await switch.send(purchase(visa)))["39"] == "00"  # at home: no rule

@@ -39,6 +39,10 @@ StoreOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
 ]
+# a report's period: a UTC day, or [since, until) in epoch seconds (admin.service._period)
+DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]
+SinceOpt = Annotated[float, typer.Option(help="or from this time, epoch seconds")]
+UntilOpt = Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")]
 IdemOpt = Annotated[
     str,
     typer.Option("--idempotency-key", help="repeat this create safely: same key, same result"),
@@ -305,9 +309,9 @@ def accounts_holds(account_id: str, store: StoreOpt = None, config: ConfigOpt = 
 @accounts.command("statement")
 def accounts_statement(
     account_id: str,
-    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
-    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
-    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -798,9 +802,9 @@ def journal_acceptors(
 @journal.command("find")
 def journal_find(
     rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],
-    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
-    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
-    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -814,9 +818,9 @@ def journal_find(
 
 @journal.command("totals")
 def journal_totals(
-    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
-    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
-    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -830,9 +834,9 @@ def journal_totals(
 
 
 def models_compare(
-    day: Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")] = "",
-    since: Annotated[float, typer.Option(help="or from this time, epoch seconds")] = 0.0,
-    until: Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")] = 0.0,
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
     champion_threshold: Annotated[
         int | None, typer.Option(min=0, max=999, help="default: the champion artifact's")
     ] = None,
