@@ -257,11 +257,8 @@ async def _report_fraud(call: Call) -> Any:
 
 
 async def _explain_entry(call: Call) -> Any:
-    journal_id = call.path["journal_id"]
-    if not journal_id.isdigit():
-        raise InvalidRequest("journal_id must be a journal entry's number")
     model = call.query.get("model", "")
-    return await call.service.explain_entry(call.path["card_id"], int(journal_id), model)
+    return await call.service.explain_entry(call.path["card_id"], _journal_id(call), model)
 
 
 async def _expiring_cards(call: Call) -> Any:
@@ -299,18 +296,12 @@ async def _busiest_acceptors(call: Call) -> Any:
 
 
 async def _find_entries(call: Call) -> Any:
-    day = call.query.get("day", "")
-    since, until = _float_param(call, "since"), _float_param(call, "until")
-    entries = await call.service.find_entries(
-        rrn=call.query.get("rrn", ""), day=day, since=since, until=until
-    )
+    entries = await call.service.find_entries(rrn=call.query.get("rrn", ""), **_period(call))
     return {"journal": entries}
 
 
 async def _journal_totals(call: Call) -> Any:
-    day = call.query.get("day", "")
-    since, until = _float_param(call, "since"), _float_param(call, "until")
-    return await call.service.journal_totals(day=day, since=since, until=until)
+    return await call.service.journal_totals(**_period(call))
 
 
 async def _account_holds(call: Call) -> Any:
@@ -318,24 +309,21 @@ async def _account_holds(call: Call) -> Any:
 
 
 async def _account_statement(call: Call) -> Any:
-    day = call.query.get("day", "")
-    since, until = _float_param(call, "since"), _float_param(call, "until")
-    return await call.service.account_statement(
-        call.path["account_id"], day=day, since=since, until=until
-    )
+    return await call.service.account_statement(call.path["account_id"], **_period(call))
 
 
 async def _compare_models(call: Call) -> Any:
-    day = call.query.get("day", "")
-    since, until = _float_param(call, "since"), _float_param(call, "until")
     thresholds = {
-        name: _int_param(call, name, -1, 0, 999)
+        name: _int_param(call, name, 0, 0, 999) if call.query.get(name) else None
         for name in ("champion_threshold", "challenger_threshold")
     }
-    return await call.service.compare_models(
-        day=day, since=since, until=until,
-        **{name: (None if value < 0 else value) for name, value in thresholds.items()},
-    )  # fmt: skip
+    return await call.service.compare_models(**_period(call), **thresholds)
+
+
+def _period(call: Call) -> dict[str, Any]:
+    """A report's period from the query: a UTC ``day``, or ``since`` and ``until``."""
+    day = call.query.get("day", "")
+    return {"day": day, "since": _float_param(call, "since"), "until": _float_param(call, "until")}
 
 
 def _float_param(call: Call, name: str) -> float:
@@ -352,8 +340,7 @@ def _float_param(call: Call, name: str) -> float:
 
 
 async def _open_dispute(call: Call) -> Any:
-    journal_id = _journal_id(call)
-    return await call.service.open_dispute(call.path["card_id"], journal_id, call.body)
+    return await call.service.open_dispute(call.path["card_id"], _journal_id(call), call.body)
 
 
 async def _resolve_dispute(call: Call) -> Any:

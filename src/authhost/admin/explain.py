@@ -29,10 +29,7 @@ async def explain_journal_entry(
 ) -> dict[str, Any]:
     """The entry's features as the server computed them, ``scorer``'s score of them and the
     features that pushed it up most. NotFoundError for an entry the card does not have."""
-    found = await store.journal(JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1))
-    if not found or found[0].journal_id != journal_id:
-        raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
-    entry = found[0]
+    entry = await card_journal_entry(store, card_id, journal_id)
     rows = await _history(store, entry, scorer.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
     values = feature_values(ctx, scorer.terminal_risk, scorer.reads_acceptors)
@@ -50,6 +47,14 @@ async def explain_journal_entry(
         "features": dict(zip(feature_names(scorer.feature_set), values, strict=True)),
         "rows_replayed": len(rows),
     }
+
+
+async def card_journal_entry(store: CardStore, card_id: str, journal_id: int) -> JournalEntry:
+    """One of the card's journal entries, by its id; NotFoundError when the card has none."""
+    found = await store.journal(JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1))
+    if not found or found[0].journal_id != journal_id:
+        raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
+    return found[0]
 
 
 async def _history(store: CardStore, entry: JournalEntry, acceptors: bool) -> list[dict]:

@@ -35,20 +35,10 @@ async def compare_models(
     except RegistryError as exc:
         raise InvalidRequest(str(exc)) from None
     thresholds = {a.name: a.threshold for a in artifacts}
-    if champion_threshold is None:
-        if state.champion not in thresholds:
-            raise InvalidRequest(
-                f"no active champion in {registry.root}: activate one, or give "
-                "champion_threshold (--champion-threshold)"
-            )
-        champion_threshold = thresholds[state.champion]
-    if challenger_threshold is None:
-        if state.challenger not in thresholds:
-            raise InvalidRequest(
-                f"no active challenger in {registry.root}: activate one (models activate "
-                "--challenger), or give challenger_threshold (--challenger-threshold)"
-            )
-        challenger_threshold = thresholds[state.challenger]
+    champion_threshold = _threshold(champion_threshold, state.champion, thresholds, "champion")
+    challenger_threshold = _threshold(
+        challenger_threshold, state.challenger, thresholds, "challenger"
+    )
     pairs: list[ScoredPair] = []
     batch: list[JournalEntry] = []
     async for entry in store.export_journal(JournalQuery(since=since, until=until)):
@@ -65,6 +55,19 @@ async def compare_models(
         "challenger_model": state.challenger,
         **compare(pairs, champion_threshold, challenger_threshold),
     }
+
+
+def _threshold(given: int | None, active: str | None, known: dict[str, int], role: str) -> int:
+    """The threshold given, or the active ``role`` artifact's; 422 with what to do when
+    neither is there."""
+    if given is not None:
+        return given
+    if active not in known:
+        hint = " (models activate --challenger)" if role == "challenger" else ""
+        raise InvalidRequest(
+            f"no active {role}: activate one{hint}, or give {role}_threshold (--{role}-threshold)"
+        )
+    return known[active]
 
 
 async def _with_verdicts(store: CardStore, entries: list[JournalEntry]) -> list[ScoredPair]:

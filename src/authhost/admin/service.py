@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
+from authhost.admin import disputes
 from authhost.admin import requests as rq
 from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
@@ -362,11 +363,11 @@ class CardService:
                 f"account {account_id} has a balance of {account.balance}: pay it out or "
                 "collect it first (accounts fund)"
             )
-        open_disputes = [
-            d.dispute_id
-            for d in await self.store.disputes("open", 1000)
-            if d.account_id == account_id
-        ]
+        open_disputes: list[str] = []
+        after = ""
+        while page := await self.store.disputes("open", 1000, after):
+            open_disputes += [d.dispute_id for d in page if d.account_id == account_id]
+            after = page[-1].dispute_id
         if open_disputes:
             raise ConflictError(f"account {account_id} has open disputes: {open_disputes}")
         cancelled = []
@@ -499,9 +500,7 @@ class CardService:
         return [card_view(c) for c in cards]
 
     async def personalise(self, card_id: str, change: rq.Personalise) -> dict[str, Any]:
-        card = await self._card(card_id)
-        if card.state in lifecycle.FINAL_STATES:
-            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        card = await self._changeable_card(card_id)
         updates: dict[str, Any] = {}
         if change.cardholder_name is not None:
             updates["cardholder_name"] = change.cardholder_name
@@ -521,9 +520,7 @@ class CardService:
     async def set_card_limits(self, card_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
         """Card-level limit overrides (each given value beats the product's); all empty
         removes the overrides."""
-        card = await self._card(card_id)
-        if card.state in lifecycle.FINAL_STATES:
-            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        card = await self._changeable_card(card_id)
         values = limits.model_dump()
         overrides = Limits(**values) if any(v is not None for v in values.values()) else None
         return await self._update(card, replace(card, limits=overrides), "card.limits")
@@ -532,9 +529,7 @@ class CardService:
         """What the cardholder switched off on this card (channels, merchant categories,
         countries), on top of its product's controls: declined 57 from the next request.
         All lists empty removes the card's controls. Audited."""
-        card = await self._card(card_id)
-        if card.state in lifecycle.FINAL_STATES:
-            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        card = await self._changeable_card(card_id)
         controls = CardControls(
             frozenset(spec.blocked_channels),
             frozenset(spec.blocked_mccs),
@@ -546,13 +541,18 @@ class CardService:
     async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
         """Replace the card's travel notices (``cards.travel``): rules read whether one covers
         a request's country that day as card.travel_notice. Audited."""
-        card = await self._card(card_id)
-        if card.state in lifecycle.FINAL_STATES:
-            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        card = await self._changeable_card(card_id)
         notices = tuple(TravelNotice(frozenset(n.countries), n.start, n.end) for n in spec.notices)
         return await self._update(
             card, replace(card, travel_notices=notices), "card.travel_notices"
         )
+
+    async def _changeable_card(self, card_id: str) -> Card:
+        """The card, unless it is in a final state (then nothing on it changes: 409)."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        return card
 
     async def _update(self, before: Card, after: Card, action: str, reason: str = "") -> dict:
         try:
@@ -941,8 +941,6 @@ class CardService:
         """Open the cardholder's dispute of a posted transaction (``admin.disputes``), with a
         provisional credit unless told not to; a fraud dispute also labels the entry fraud
         (source chargeback). Audited."""
-        from authhost.admin import disputes
-
         await self._card(card_id)
         entry = await self._journal_entry(card_id, journal_id)
         if entry.response_code not in APPROVED_CODES or entry.movement != "post":
@@ -985,8 +983,6 @@ class CardService:
     async def resolve_dispute(self, dispute_id: str, spec: rq.DisputeResolution) -> dict[str, Any]:
         """Close an open dispute: won gives what was not yet credited, lost or withdrawn takes
         the provisional credit back. Audited."""
-        from authhost.admin import disputes
-
         before = await self.store.get_dispute(dispute_id)
         if before is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
@@ -1026,10 +1022,8 @@ class CardService:
         return [dispute_view(d) for d in await self.store.disputes(state, limit, after)]
 
     async def _dispute_move(self, dispute: Dispute, merchant: str, step: str, amount: int) -> None:
-        from authhost.admin import disputes
-
-        card = await self._card(dispute.card_id)
-        pan = self.security.decrypt_pan(await self.store.pan_ciphertext(card.card_id), card.card_id)
+        card_id = dispute.card_id
+        pan = self.security.decrypt_pan(await self.store.pan_ciphertext(card_id), card_id)
         try:
             await disputes.move(
                 self.store, self.security.pan_index, self.decide_many, dispute, pan, merchant,
@@ -1039,12 +1033,9 @@ class CardService:
             del pan
 
     async def _journal_entry(self, card_id: str, journal_id: int) -> JournalEntry:
-        found = await self.store.journal(
-            JournalQuery(card_id=card_id, after_id=journal_id - 1, limit=1)
-        )
-        if not found or found[0].journal_id != journal_id:
-            raise NotFoundError(f"journal entry {journal_id} of card {card_id} not found")
-        return found[0]
+        from authhost.admin.explain import card_journal_entry
+
+        return await card_journal_entry(self.store, card_id, journal_id)
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""

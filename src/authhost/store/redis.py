@@ -196,6 +196,7 @@ class RedisCardStore:
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
+        self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._products: dict[bytes, Product] = {}
         self._known: dict[str, Card] = {}  # PAN index -> the card last parsed (_card_of)
@@ -1165,12 +1166,12 @@ class RedisCardStore:
 
     async def open_dispute(self, dispute: Dispute) -> None:
         keys = self._keys
-        claimed = await self._client.hsetnx(
-            keys.disputes_by_entry, str(dispute.journal_id), dispute.dispute_id
+        opened = await self._open_dispute(
+            [keys.disputes, keys.disputes_by_entry],
+            [str(dispute.journal_id), dispute.dispute_id, codec.dispute_to_json(dispute)],
         )
-        if not claimed:
+        if not int(opened):
             raise Conflict(f"journal entry {dispute.journal_id} is disputed already")
-        await self._client.hset(keys.disputes, {dispute.dispute_id: codec.dispute_to_json(dispute)})
 
     async def update_dispute(self, dispute: Dispute) -> None:
         await self._client.hset(

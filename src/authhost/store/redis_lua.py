@@ -427,6 +427,14 @@ redis.call('ZADD', KEYS[3], id, id)
 return id
 """
 
+# KEYS: disputes hash, disputes-by-entry hash (one slot).  ARGV: journal id, dispute id, JSON.
+# The entry's claim and the dispute's record together, or neither: 0 when the entry has one.
+OPEN_DISPUTE = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1
+"""
+
 # KEYS: account hash, holds hash.  ARGV: created before
 EXPIRE_HOLDS = """
 local released = 0
