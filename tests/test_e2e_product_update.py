@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from host_admin import cli_config, run_cli, start_host_with_admin
-from iso_client import Switch
+from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 
@@ -19,9 +18,8 @@ async def test_a_product_change_applies_to_the_next_authorisation(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
     [product_id] = [p.product_id for p in PRODUCTS if visa["pan"].startswith(p.bin)]
     before = (await call(port, "GET", f"/v1/products/{product_id}")).json
     assert "5411" not in before["blocked_mccs"]

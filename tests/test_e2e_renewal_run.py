@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 
-from host_admin import cli_config, run_cli, start_host_with_admin
-from iso_client import Switch
+from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 
@@ -20,9 +19,8 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
     cards = (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
     masked = visa["pan"][:6] + "*" * (len(visa["pan"]) - 10) + visa["pan"][-4:]
     month = next(c["expiry"] for c in cards if c["pan"] == masked)

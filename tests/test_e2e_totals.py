@@ -9,8 +9,8 @@ import datetime as dt
 import json
 import time
 
-from host_admin import cli_config, run_cli, start_host_with_admin
-from iso_client import Switch, next_stan
+from host_admin import cli_config, run_cli, visa_at_host
+from iso_client import next_stan
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     field_90,
@@ -25,9 +25,8 @@ from authhost.store.interface import JournalQuery
 
 
 async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url):  # noqa: F811
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    host, port, switch, visa = at.host, at.port, at.switch, at.visa
     since = time.time() - 1
 
     held = await switch.send(purchase(visa, amount=10_000))  # 100.00 held, presented below
@@ -157,9 +156,8 @@ async def test_an_accounts_open_holds_are_listed_with_their_authorisations(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
     hotel = await switch.send(purchase(visa, amount=10_000, **{"18": "7011"}))
     undone = purchase(visa, amount=3_000)
     assert (await switch.send(undone))["39"] == "00"
