@@ -52,7 +52,13 @@ def test_demo_twice_then_export(cli, tmp_path):
     cards = _ok(cli("cards", "list", "--limit", "1000"))
     assert len(cards) == len(first.stdout.strip().splitlines())
     doc = json.loads(out.read_text())
-    assert doc["test_only"] is True and set(doc["keys"]) == {"zpk", "bdk", "imk_ac", "zmk"}
+    assert doc["test_only"] is True and set(doc["keys"]) == {
+        "zpk",
+        "bdk",
+        "imk_ac",
+        "imk_smi",
+        "zmk",
+    }
     assert {c["state"] for c in doc["cards"]} >= {"active", "created", "lost", "stolen", "closed"}
     for card in doc["cards"]:
         assert card["pan"] not in first.stdout  # the listing shows masked PANs only

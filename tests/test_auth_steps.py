@@ -8,6 +8,8 @@ import dataclasses
 import pytest
 
 from authhost.auth.approval import ApprovalCodes
+from authhost.auth.decision import Decline
+from authhost.auth.issuer_scripts import due_scripts, script_result_reasons
 from authhost.auth.keys import match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_status import card_status, is_past_expiry
@@ -18,7 +20,9 @@ from authhost.auth.transaction import Transaction
 from authhost.cards.model import Account, Card, CardKind, CardState, Limits, Product
 from authhost.cards.track2 import Track2Error, build_track2, parse_track2
 from authhost.cards.velocity import Velocity
+from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, MessageClass
+from authhost.security.emv_scripts import ScriptCommand
 from authhost.store.interface import Hold, MoneyMove, Snapshot
 
 NOW = calendar.timegm((2026, 11, 25, 12, 0, 0))
@@ -355,7 +359,7 @@ def test_partial_reversal_amount_from_field_95():
 def test_the_pan_sequence_number_of_a_cryptogram():
     """Tag 5F34 first (one BCD byte), else field 23's last two digits, else 00: the ICC
     master key is derived from PAN and PSN, so the wrong one fails every genuine ARQC."""
-    from authhost.auth.steps.card_verification import _psn
+    from authhost.security.emv import pan_sequence_number as _psn
 
     assert _psn(b"\x01", "003") == "01"
     assert _psn(None, "003") == "03"
@@ -396,3 +400,57 @@ def test_advice_of_a_declined_stand_in_moves_nothing():
     assert post_advice(tx) is None
     assert tx.movement is None
     assert tx.reasons == ["advice.declined_by_network"]
+
+
+SCRIPTED = dataclasses.replace(PRODUCT, imk_ac_name="imk-ac", imk_smi_name="imk-smi")
+CHIP = {"icc_data": b"\x9f\x26\x08" + bytes(8)}
+BLOCK, UNBLOCK, PIN_UNBLOCK = (
+    ScriptCommand.APPLICATION_BLOCK, ScriptCommand.APPLICATION_UNBLOCK, ScriptCommand.PIN_UNBLOCK)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case, card_changes, req_changes, product, decline, checked, commands, queued",
+    [
+        ("lost, declined 41: block", {"state": CardState.LOST}, CHIP, SCRIPTED,
+         Decline(RC.LOST_CARD, "card.lost"), False, (BLOCK,), False),
+        ("stolen, declined 43: block", {"state": CardState.STOLEN}, CHIP, SCRIPTED,
+         Decline(RC.STOLEN_CARD, "card.stolen"), False, (BLOCK,), False),
+        ("lost, declined for a format error first: nothing", {"state": CardState.LOST}, CHIP,
+         SCRIPTED, Decline(RC.FORMAT_ERROR, "validate.format"), False, (), False),
+        ("lost, no field 55: nothing", {"state": CardState.LOST}, {}, SCRIPTED,
+         Decline(RC.LOST_CARD, "card.lost"), False, (), False),
+        ("product without IMK-SMI: nothing", {"state": CardState.LOST}, CHIP, PRODUCT,
+         Decline(RC.LOST_CARD, "card.lost"), False, (), False),
+        ("queued, cryptogram accepted: sent", {"chip_scripts": ("application_unblock",)}, CHIP,
+         SCRIPTED, None, True, (UNBLOCK,), True),
+        ("queued, declined after the cryptogram was accepted: sent",
+         {"chip_scripts": ("application_unblock",)}, CHIP, SCRIPTED,
+         Decline(RC.INSUFFICIENT_FUNDS, "funds.insufficient"), True, (UNBLOCK,), True),
+        ("queued, cryptogram not accepted: kept", {"chip_scripts": ("application_unblock",)},
+         CHIP, SCRIPTED, Decline(RC.CVV_FAILED, "chip.arqc_failed"), False, (), False),
+        ("queued, an advice: kept", {"chip_scripts": ("pin_unblock",)},
+         {**CHIP, "mti": "0120", "message_class": MessageClass.AUTHORISATION_ADVICE}, SCRIPTED,
+         None, True, (), False),
+        ("PIN unblock approved: PIN UNBLOCK", {}, {**CHIP, "processing_code": "910000"},
+         SCRIPTED, None, True, (PIN_UNBLOCK,), False),
+        ("PIN unblock declined: nothing", {}, {**CHIP, "processing_code": "910000"}, SCRIPTED,
+         Decline(RC.INCORRECT_PIN, "pin.wrong"), True, (), False),
+        ("queued PIN unblock and an approved PIN unblock: once",
+         {"chip_scripts": ("pin_unblock", "pin_unblock", "bogus")},
+         {**CHIP, "processing_code": "910000"}, SCRIPTED, None, True, (PIN_UNBLOCK,), True),
+    ],
+)  # fmt: skip
+def test_which_issuer_script_commands_an_answer_carries(
+    case, card_changes, req_changes, product, decline, checked, commands, queued
+):
+    card = dataclasses.replace(CARD, **card_changes)
+    due = due_scripts(request(**req_changes), card, product, decline, checked)
+    assert (due.commands, due.queued_sent) == (commands, queued), case
+    assert due.reasons == [f"chip.script_{c.value}" for c in commands]
+
+
+def test_issuer_script_results_become_reasons():
+    assert script_result_reasons(bytes.fromhex("9F5B0A20000000001100000000")) == [
+        "chip.script_performed", "chip.script_failed"]  # fmt: skip
+    assert script_result_reasons(bytes.fromhex("9F5B0320")) == []  # unreadable: nothing
+    assert script_result_reasons(bytes.fromhex("9F2608" + "00" * 8)) == []

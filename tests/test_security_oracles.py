@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authhost.security import cardvalues, emv, mac, pinblock, pinverify
+from authhost.security import cardvalues, emv, emv_scripts, mac, pinblock, pinverify
 from authhost.security.keys import KeyAlgorithm, kcv
 from authhost.security.pinblock import PinBlockFormat
 
@@ -238,3 +238,46 @@ def test_transaction_date_distance() -> None:
     assert emv.days_from(bytes.fromhex("261123"), noon) == 3
     assert emv.days_from(bytes.fromhex("261201"), noon) == 5
     assert emv.days_from(bytes.fromhex("261340"), noon) is None  # month 13
+
+
+# --- EMV issuer scripts (security/emv_scripts.py) against pyemv's secure messaging ----------
+
+
+@MANY
+@given(
+    cvn=st.sampled_from([10, 16, 18]), imk_smi=tdes_keys, pan=pans(), psn=psns,
+    atc=st.binary(min_size=2, max_size=2), arqc=st.binary(min_size=8, max_size=8),
+    commands=st.lists(st.sampled_from(list(emv_scripts.ScriptCommand)), min_size=1,
+                      max_size=3, unique=True),
+)  # fmt: skip
+def test_issuer_script_commands_match_pyemv(cvn, imk_smi, pan, psn, atc, arqc, commands) -> None:
+    """Every command of the template carries the MAC the card computes (pyemv's
+    generate_command_mac: Visa's session key from the ATC, Mastercard's from the ARQC)."""
+    cls = getattr(pyemv.cvn, PYEMV_CARDS[cvn])
+    card = cls(iss_mk_ac=bytes(16), iss_mk_smi=imk_smi, iss_mk_smc=bytes(16), pan=pan, psn=psn)
+    template = emv_scripts.issuer_script(imk_smi, pan, psn, cvn, atc, arqc, commands)
+    body = emv.parse_tlv(template)["72"]
+    identifier = emv_scripts.script_identifier(commands, atc)
+    assert body[:7] == b"\x9f\x18\x04" + identifier
+    assert emv_scripts.commands_of(identifier) == tuple(
+        c for c in emv_scripts.ScriptCommand if c in commands
+    )
+    sent = [body[i + 2 : i + 15] for i in range(7, len(body), 15)]
+    for command, apdu in zip(commands, sent, strict=True):
+        header = bytes((0x84, command.instruction, 0, 0, 8))
+        mac = card.generate_command_mac(command_header=header, tag_9f26=arqc, tag_9f36=atc)
+        assert apdu == header + mac
+
+
+def test_issuer_script_results() -> None:
+    """Tag 9F5B: 5 bytes a script; the high nibble 2 is performed, 0 or 1 is not."""
+    value = bytes.fromhex("20001F0001" + "1200200005" + "0000000000")
+    results = emv_scripts.script_results(value)
+    assert [(r.performed, r.failed_command) for r in results] == [(True, 0), (False, 2), (False, 0)]
+    assert results[1].commands == (
+        emv_scripts.ScriptCommand.APPLICATION_BLOCK, emv_scripts.ScriptCommand.PIN_UNBLOCK)  # fmt: skip
+    with pytest.raises(emv.ChipDataError):
+        emv_scripts.script_results(b"\x20\x00")
+    with pytest.raises(emv.ChipDataError):
+        emv_scripts.issuer_script(bytes(16), "4000000000000002", "00", 17, b"\0\1", bytes(8),
+                                  [emv_scripts.ScriptCommand.PIN_UNBLOCK])  # fmt: skip

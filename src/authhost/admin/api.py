@@ -218,6 +218,10 @@ def _lifecycle(action: str) -> Handler:
     return handler
 
 
+async def _set_chip_scripts(call: Call) -> Any:
+    return await call.service.set_chip_scripts(call.path["card_id"], call.body)
+
+
 async def _set_card_controls(call: Call) -> Any:
     return await call.service.set_card_controls(call.path["card_id"], call.body)
 
@@ -587,6 +591,18 @@ def _routes() -> list[Route]:
             "cardholder's own controls, on top of the product's; all empty removes them)",
             write=True,
             body=rq.CardControlsSpec,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/chip-scripts",
+            _set_chip_scripts,
+            "Queue issuer script commands for the card's chip (application_block, "
+            "application_unblock, pin_unblock), sent with its next online request; an empty "
+            "list withdraws them",
+            write=True,
+            body=rq.ChipScriptsSpec,
             tag="cards",
             response=v.CardView,
         ),

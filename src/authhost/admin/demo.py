@@ -42,6 +42,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         pin_method=PinMethod.VISA_PVV,
         limits=rq.LimitsSpec(per_transaction=200_000, daily_amount=500_000, daily_count=20),
         imk_ac_name="imk-ac",  # chip cryptograms checked (Visa CVN 18)
+        imk_smi_name="imk-smi",  # and issuer scripts sent to the chip
     ),
     rq.NewProduct(
         product_id="demo-mc-3624",
@@ -55,6 +56,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         limits=rq.LimitsSpec(per_transaction=200_000, atm_daily_amount=100_000),
         imk_ac_name="imk-ac",
         chip_cvn=16,  # M/Chip
+        imk_smi_name="imk-smi",
     ),
     rq.NewProduct(
         product_id="demo-visa-credit",
@@ -67,6 +69,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         pin_method=PinMethod.VISA_PVV,
         imk_ac_name="imk-ac",
         chip_cvn=10,  # the older Visa cryptogram version
+        imk_smi_name="imk-smi",
     ),
 )
 
@@ -143,7 +146,13 @@ def _test_keys(service: CardService) -> dict[str, str]:
     """The clear test keys as hex: the zone PIN key, the (TDES) DUKPT BDK, the chip's issuer
     master key and the zone master key a switch sends new zone PIN keys under."""
     keys = service.security.demo_test_keys()
-    return {"zpk": keys["zpk"], "bdk": keys["bdk"], "imk_ac": keys["imk-ac"], "zmk": keys["zmk"]}
+    return {
+        "zpk": keys["zpk"],
+        "bdk": keys["bdk"],
+        "imk_ac": keys["imk-ac"],
+        "imk_smi": keys["imk-smi"],
+        "zmk": keys["zmk"],
+    }
 
 
 async def ensure_demo(service: CardService) -> list[dict[str, Any]]:

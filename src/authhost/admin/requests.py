@@ -73,6 +73,11 @@ class NewProduct(_Request):
     chip_cvn: Literal[10, 16, 18] = Field(
         18, description="cryptogram version of the chip: Visa 10 or 18, Mastercard 16"
     )
+    imk_smi_name: Identifier | Literal[""] = Field(
+        "",
+        description="key name of the EMV issuer master key for secure messaging integrity: "
+        "answers to chip cards may carry issuer scripts (needs imk_ac_name); empty: none",
+    )
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None,
         description="how far ahead of a card's newest chip counter (ATC) a cryptogram's may "
@@ -241,6 +246,13 @@ class ClearingImport(_Request):
         "(and optionally merchant_id,terminal_id), one presentment a line"
     )
     dry_run: bool = False
+
+
+class ChipScriptsSpec(_Request):
+    """The issuer script commands to send to the card's chip with its next online request
+    (all of them: an empty list withdraws what was waiting)."""
+
+    commands: list[Literal["application_block", "application_unblock", "pin_unblock"]] = []
 
 
 class CardControlsSpec(_Request):

@@ -217,6 +217,13 @@ class CardService:
             named = ((spec.pvk_name, KeyType.PVK), (spec.cvk_name, KeyType.CVK))
             if spec.imk_ac_name:
                 named += ((spec.imk_ac_name, KeyType.IMK_AC),)
+            if spec.imk_smi_name:
+                if not spec.imk_ac_name:
+                    raise InvalidRequest(
+                        "imk_smi_name needs imk_ac_name: an issuer script is sent only to a "
+                        "chip whose cryptogram the host checked"
+                    )
+                named += ((spec.imk_smi_name, KeyType.IMK_SMI),)
             for name, key_type in named:  # else every authorisation on it would answer 96
                 if not self.security.has_key(name, key_type):
                     raise InvalidRequest(
@@ -244,6 +251,7 @@ class CardService:
                 pvki=spec.pvki,
                 imk_ac_name=spec.imk_ac_name,
                 chip_cvn=spec.chip_cvn,
+                imk_smi_name=spec.imk_smi_name,
                 atc_jump_limit=spec.atc_jump_limit,
             )
             await self.store.put_product(product)
@@ -538,6 +546,18 @@ class CardService:
         changed = controls if controls != CardControls() else None
         return await self._update(card, replace(card, controls=changed), "card.controls")
 
+    async def set_chip_scripts(self, card_id: str, spec: rq.ChipScriptsSpec) -> dict[str, Any]:
+        """The issuer script commands the card's chip gets with its next online request whose
+        cryptogram the host accepts (``auth.issuer_scripts``): an application unblock after a
+        block, a PIN unblock. Replaces what was waiting; an empty list withdraws it. Audited."""
+        card = await self._changeable_card(card_id)
+        commands = tuple(dict.fromkeys(spec.commands))
+        if commands and not (await self._product(card.product_id)).imk_smi_name:
+            raise ConflictError(
+                f"product {card.product_id} sends no issuer scripts: it has no imk_smi_name"
+            )
+        return await self._update(card, replace(card, chip_scripts=commands), "card.chip_scripts")
+
     async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
         """Replace the card's travel notices (``cards.travel``): rules read whether one covers
         a request's country that day as card.travel_notice. Audited."""
@@ -757,7 +777,13 @@ class CardService:
         card = await self._card(card_id)
         if card.pin_tries == 0:
             return card_view(card)
-        return await self._update(card, pin_rules.unlock(card), "pin.unlock")
+        unlocked = pin_rules.unlock(card)
+        product = await self._product(card.product_id)
+        if product.imk_smi_name and "pin_unblock" not in card.chip_scripts:
+            # the chip counts wrong offline PINs too: its counter is reset at its next online
+            # request, or the card still refuses offline PIN at the till
+            unlocked = replace(unlocked, chip_scripts=(*card.chip_scripts, "pin_unblock"))
+        return await self._update(card, unlocked, "pin.unlock")
 
     # --- journal, audit, lists -------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class ProductView(_View):
     pvki: str
     imk_ac_name: str = ""
     chip_cvn: int = 18
+    imk_smi_name: str = ""
     atc_jump_limit: int | None = None
 
 
@@ -93,6 +94,11 @@ class CardView(_View):
     travel_notices: list[dict[str, Any]] = Field(
         description="trips the cardholder announced: countries (ISO 3166 numeric), start and "
         "end (UTC days, included); rules read card.travel_notice"
+    )
+    chip_scripts: list[str] = Field(
+        default_factory=list,
+        description="issuer script commands waiting for the chip's next online request "
+        "(application_block, application_unblock, pin_unblock)",
     )
 
 
@@ -341,6 +347,7 @@ def card_view(card: Card) -> dict[str, Any]:
             {"countries": sorted(n.countries), "start": n.start, "end": n.end}
             for n in card.travel_notices
         ],
+        "chip_scripts": list(card.chip_scripts),
     }
 
 

@@ -40,6 +40,7 @@ class Decision:
     timings_us: dict[str, int] = field(default_factory=dict)
     cryptogram: Cryptogram | None = None  # the checked ARQC of a chip request (not sent)
     icc_response: bytes | None = None  # field 55 of the answer: the ARPC (tag 91)
+    issuer_script: bytes | None = None  # tag 72 for the chip (appended to icc_response)
     # a partial approval (10): the amount approved, in field 4's currency (None: as asked)
     approved_amount_minor: int | None = None
 

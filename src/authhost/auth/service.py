@@ -21,6 +21,12 @@ import anyio
 
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
+from authhost.auth.issuer_scripts import (
+    DueScripts,
+    due_scripts,
+    reports_script_results,
+    script_result_reasons,
+)
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
@@ -30,7 +36,16 @@ from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
-from authhost.security.emv import issuer_authentication_tlv
+from authhost.security.emv import (
+    ARQC,
+    ATC,
+    PSN,
+    ChipDataError,
+    issuer_authentication_tlv,
+    pan_sequence_number,
+    parse_tlv,
+)
+from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pan
 from authhost.store.interface import (
     ATC_JUMP,
@@ -207,6 +222,16 @@ class AuthService:
             timings_us=outcome.timings_us,
             cryptogram=tx.cryptogram,
         )
+        card = snapshot.card
+        scripts = due_scripts(request, card, snapshot.product, decline, tx.cryptogram is not None)
+        if scripts.commands:
+            decision.issuer_script = self._issuer_script(request, snapshot, scripts)
+            if decision.issuer_script is None:
+                scripts = DueScripts(())
+            else:
+                reasons.extend(scripts.reasons)
+        if request.icc_data is not None and reports_script_results(request):
+            reasons.extend(script_result_reasons(request.icc_data))
         entry = journal_entry(request, snapshot, decision, now, pan_index)
         if code is RC.PARTIAL_APPROVAL:
             # the journal's amount is what the card was charged (the velocity counters and
@@ -216,7 +241,6 @@ class AuthService:
         entry.pin_failed = tx.pin_failed
         entry.cvv_failed = tx.cvv_failed
         entry.match_key = match_key(request)
-        card = snapshot.card
         movement = tx.movement if decline is None else None
         if movement is not None:
             entry.hold_amount, entry.movement = movement.amount_minor, movement.kind.value
@@ -229,11 +253,41 @@ class AuthService:
             atc_jump_limit=self._atc_jump_limit
             if snapshot.product is None or snapshot.product.atc_jump_limit is None
             else snapshot.product.atc_jump_limit,
-            changed_card=replace(card, pin_reference=tx.new_pin_reference, pin_tries=0)
-            if card is not None and tx.new_pin_reference is not None and decline is None
-            else None,
         )
+        if card is not None and tx.new_pin_reference is not None and decline is None:
+            commit.changed_card = replace(
+                card,
+                pin_reference=tx.new_pin_reference,
+                pin_tries=0,
+                chip_scripts=() if scripts.queued_sent else card.chip_scripts,
+            )
+        elif card is not None and scripts.queued_sent:  # delivered: off the card
+            commit.delivered_card = replace(card, chip_scripts=())
         return decision, commit
+
+    def _issuer_script(
+        self, request: AuthRequest, snapshot: Snapshot, scripts: DueScripts
+    ) -> bytes | None:
+        """Tag 72 of the answer, MACed for the chip that sent field 55; None when field 55
+        lacks what the MAC covers or the product's IMK-SMI is missing (logged: the answer
+        goes without it)."""
+        product = snapshot.product
+        assert product is not None and request.icc_data is not None and request.pan
+        try:
+            tags = parse_tlv(request.icc_data)
+            atc, arqc = tags.get(ATC), tags.get(ARQC)
+            if atc is None or arqc is None:
+                return None
+            psn = pan_sequence_number(tags.get(PSN), request.card_sequence)
+            return self._security.issuer_script(
+                request.pan, psn, product.chip_cvn, atc, arqc, scripts.commands,
+                product.imk_smi_name,
+            )  # fmt: skip
+        except ChipDataError:
+            return None
+        except SecurityError as exc:
+            log.warning("issuer script not sent (product %s): %s", product.product_id, exc)
+            return None
 
     def _reverse(
         self, request: AuthRequest, snapshot: Snapshot, now: float
@@ -436,6 +490,8 @@ def settled(
         code = str(decision.response_code)
         data = decision.cryptogram.issuer_authentication_data(decision.approved, code)
         decision.icc_response = issuer_authentication_tlv(data)
+    if decision.issuer_script is not None and not (result.atc_replay or result.atc_jump):
+        decision.icc_response = (decision.icc_response or b"") + decision.issuer_script
     account = result.account or snapshot.account
     shows_balance = decision.approved or decision.response_code == RC.INSUFFICIENT_FUNDS
     if account is not None and shows_balance and request.message_class not in REVERSALS:

@@ -99,6 +99,9 @@ class Product:
     # the cryptogram version of the product's chip application (Visa CVN 10 or 18, Mastercard 16)
     imk_ac_name: str = ""
     chip_cvn: int = 18
+    # the issuer master key for secure messaging integrity ("" = no issuer scripts): the
+    # answer to a chip card may carry commands for it (block, unblock, PIN unblock)
+    imk_smi_name: str = ""
     # how far ahead of a card's newest chip counter a cryptogram's may be; None: the host's
     # [auth] atc_jump_limit. A programme whose cards make many offline transactions between
     # online ones (transit, vending) needs more room than one whose cards go online each time
@@ -159,6 +162,8 @@ class Card:
     # where the cardholder said they will be (cards.travel): rules read card.travel_notice
     travel_notices: tuple[TravelNotice, ...] = ()
     controls: CardControls | None = None  # the card's own blocks (None: only the product's)
+    # issuer script commands waiting for the chip's next online request (ScriptCommand values)
+    chip_scripts: tuple[str, ...] = ()
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

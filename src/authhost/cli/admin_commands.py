@@ -525,6 +525,25 @@ def cards_controls(
     _run(_config(config, store), lambda s: s.set_card_controls(card_id, spec))
 
 
+@cards.command("chip-scripts")
+def cards_chip_scripts(
+    card_id: str,
+    commands: Annotated[
+        str,
+        typer.Argument(
+            help="application_block, application_unblock, pin_unblock (comma list); empty: "
+            "withdraw what is waiting"
+        ),
+    ] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Queue issuer script commands for the card's chip: they go in field 55 of the answer to
+    its next online chip request (needs a product with imk_smi_name)."""
+    spec = _validated(rq.ChipScriptsSpec, {"commands": _comma_list(commands)})
+    _run(_config(config, store), lambda s: s.set_chip_scripts(card_id, spec))
+
+
 @cards.command("travel")
 def cards_travel(
     card_id: str,

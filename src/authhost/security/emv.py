@@ -192,6 +192,16 @@ def _application_cryptogram(
     return retail_mac(key, covered + iad, padding=2, keep=False), key
 
 
+def pan_sequence_number(tag_5f34: bytes | None, field_23: str | None) -> str:
+    """The PAN sequence number, 2 digits: tag 5F34 (BCD), else field 23's last two, else 00.
+    The card's keys are derived from PAN and PSN, so the wrong one fails every cryptogram."""
+    if tag_5f34:
+        return tag_5f34[:1].hex()
+    if field_23 and field_23.isdigit():
+        return field_23[-2:].zfill(2)
+    return "00"
+
+
 def days_from(tag_9a: bytes, now: float) -> int | None:
     """How many days the terminal's transaction date (9A, YYMMDD) is from ``now`` (UTC); None
     when it is not a date."""

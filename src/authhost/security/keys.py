@@ -29,6 +29,7 @@ class KeyType(StrEnum):
     PVK = "pvk"  # PIN verification key (PVV / IBM 3624)
     CVK = "cvk"  # card verification key pair A|B
     IMK_AC = "imk-ac"  # EMV issuer master key for application cryptograms (ARQC/ARPC)
+    IMK_SMI = "imk-smi"  # EMV issuer master key for secure messaging integrity (issuer scripts)
     MAK = "mak"  # message authentication key (ISO 9797-1 alg 3, fields 64/128)
     KEK = "kek"  # key encryption key (TR-31 key block protection key)
     PAN_HASH = "pan-hash"  # HMAC-SHA-256 key of the PAN index
@@ -42,6 +43,7 @@ KEY_SHAPES: dict[KeyType, tuple[KeyAlgorithm, int]] = {
     KeyType.PVK: (KeyAlgorithm.TDES, 16),
     KeyType.CVK: (KeyAlgorithm.TDES, 16),
     KeyType.IMK_AC: (KeyAlgorithm.TDES, 16),
+    KeyType.IMK_SMI: (KeyAlgorithm.TDES, 16),
     KeyType.MAK: (KeyAlgorithm.TDES, 16),
     KeyType.KEK: (KeyAlgorithm.AES, 32),
     KeyType.PAN_HASH: (KeyAlgorithm.HMAC, 32),

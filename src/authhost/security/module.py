@@ -12,7 +12,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -22,6 +22,7 @@ from authhost.config import SecurityConfig
 from authhost.security import (
     cardvalues,
     emv,
+    emv_scripts,
     key_admin,
     mac,
     pan_protection,
@@ -60,6 +61,7 @@ DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     ("pvk", KeyType.PVK, KeyAlgorithm.TDES, 16),
     ("cvk", KeyType.CVK, KeyAlgorithm.TDES, 16),
     ("imk-ac", KeyType.IMK_AC, KeyAlgorithm.TDES, 16),
+    ("imk-smi", KeyType.IMK_SMI, KeyAlgorithm.TDES, 16),
     (DEFAULT_MAC_KEY, KeyType.MAK, KeyAlgorithm.TDES, 16),
     ("kek", KeyType.KEK, KeyAlgorithm.AES, 32),
     (DEFAULT_ZMK, KeyType.KEK, KeyAlgorithm.TDES, 16),
@@ -272,6 +274,7 @@ class SecurityModule:
                 (DEFAULT_AES_BDK, KeyType.BDK),
                 (DEFAULT_MAC_KEY, KeyType.MAK),
                 ("imk-ac", KeyType.IMK_AC),  # the simulator's chip cards make ARQCs with it
+                ("imk-smi", KeyType.IMK_SMI),  # and check the issuer scripts' MACs with it
                 (DEFAULT_ZMK, KeyType.KEK),  # the simulator sends new zone PIN keys under it
             )
         }
@@ -337,6 +340,22 @@ class SecurityModule:
         result makes the ARPC of the answer. Raises ``emv.ChipDataError`` on unusable data."""
         imk = self._key(imk_ac_name, KeyType.IMK_AC).material
         return emv.check_arqc(imk, pan, psn, dict(tags), cvn)
+
+    def issuer_script(
+        self,
+        pan: str,
+        psn: str,
+        cvn: int,
+        atc: bytes,
+        arqc: bytes,
+        commands: Sequence[emv_scripts.ScriptCommand],
+        imk_smi_name: str,
+    ) -> bytes:
+        """Field 55's issuer script template (tag 72) of ``commands`` for the card that sent
+        ``arqc`` with counter ``atc``, MACed under the product's IMK-SMI. Raises
+        ``emv.ChipDataError`` on unusable data."""
+        imk = self._key(imk_smi_name, KeyType.IMK_SMI).material
+        return emv_scripts.issuer_script(imk, pan, psn, cvn, atc, arqc, commands)
 
     # --- PINs -----------------------------------------------------------------------------
 

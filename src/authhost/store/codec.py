@@ -72,6 +72,7 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
         TravelNotice(frozenset(n["countries"]), n["start"], n["end"])
         for n in data.get("travel_notices") or ()
     )
+    data["chip_scripts"] = tuple(data.get("chip_scripts") or ())
     return Card(**data)
 
 

@@ -184,6 +184,9 @@ class Commit:
     # a PIN change: the card as it is to be stored (its new PIN reference, no wrong tries),
     # written only if the card is still at ``version`` (else ``CommitResult.pin_change_conflict``)
     changed_card: Card | None = None
+    # the card without the issuer script commands this answer delivers: written if the card
+    # is still at ``version``, else left as it is (the commands go with the next answer)
+    delivered_card: Card | None = None
 
 
 @dataclass(frozen=True, slots=True)

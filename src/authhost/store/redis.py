@@ -638,6 +638,7 @@ class RedisCardStore:
         ok_json = codec.compact_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
         failed_json = _funds_short_json(ok_json, entry)
         changed = commit.changed_card  # a PIN change
+        delivered = commit.delivered_card  # issuer scripts sent: off the card
         event = event_from_entry(entry)
         event_member = ""
         if event is not None and commit.card_id:
@@ -710,6 +711,8 @@ class RedisCardStore:
             "1" if move is not None and move.completes_in_part else "0",
             repr(move.extra_life_s) if move is not None and move.extra_life_s else "0",
             "1" if entry.review else "0",
+            codec.card_to_json(delivered) if delivered is not None else "",
+            str(delivered.version) if delivered is not None else "",
         ]
         return _CommitCall(keys, args)
 

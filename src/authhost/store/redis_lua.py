@@ -172,7 +172,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       (the card changed meanwhile: the PIN stays), 26 '1' when the completion of 16 is one of
 #       several (it releases at most its own amount), else '0', 27 seconds a new hold lives
 #       beyond hold_days ('0' = none; kept in KEYS[13]), 28 '1' when the rules flagged the
-#       entry for review (indexed in KEYS[14])
+#       entry for review (indexed in KEYS[14]), 29 the card without the issuer script
+#       commands the answer delivers ('' = none), 30 the card version it was made from (the
+#       card is left as it is when it changed meanwhile: the commands go with the next answer)
 # Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
@@ -370,6 +372,10 @@ if ARGV[11] ~= '' then
   if dropped > 0 then redis.call('INCRBY', KEYS[10], dropped) end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[13])  -- the pre-log history
 end
+if ARGV[29] ~= '' and replayed == 0 and redis.call('HGET', KEYS[2], 'version') == ARGV[30] then
+  redis.call('HSET', KEYS[2], 'data', ARGV[29])  -- issuer scripts delivered: off the card
+  redis.call('HINCRBY', KEYS[2], 'version', 1)
+end
 -- (a PIN change wrote the card, its tries with it)
 if ARGV[14] ~= '' and replayed == 0 and ARGV[23] == '' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'pin_tries', ARGV[14])
@@ -387,7 +393,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 14, 28)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 14, 30)
 
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.

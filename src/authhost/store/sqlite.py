@@ -981,7 +981,14 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
                 setattr(entry, name, value)
             conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
             return CommitResult(journal=entry, pin_change_conflict=True)
-    elif commit.pin_tries is not None and commit.card_id:
+        return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+    if commit.delivered_card is not None:  # issuer scripts sent: off the card, unless it moved
+        card = commit.delivered_card
+        conn.execute(
+            "UPDATE cards SET data = ?, version = version + 1 WHERE card_id = ? AND version = ?",
+            (codec.card_to_json(card), card.card_id, card.version),
+        )
+    if commit.pin_tries is not None and commit.card_id:
         conn.execute(
             "UPDATE cards SET pin_tries = ?, version = version + 1 WHERE card_id = ?",
             (commit.pin_tries, commit.card_id),

@@ -19,6 +19,7 @@ from authhost.security.emv import (
     PSN,
     ChipDataError,
     days_from,
+    pan_sequence_number,
     parse_tlv,
 )
 
@@ -73,7 +74,7 @@ class CardVerification:
             tags = parse_tlv(icc)
             if ARQC not in tags:
                 return None  # chip data without a cryptogram (some contactless profiles)
-            psn = _psn(tags.get(PSN), request.card_sequence)
+            psn = pan_sequence_number(tags.get(PSN), request.card_sequence)
             cryptogram = self._security.check_arqc(request.pan, psn, tags, imk_ac_name, cvn)
         except ChipDataError:
             return Decline(RC.FORMAT_ERROR, "chip.data")
@@ -93,12 +94,3 @@ class CardVerification:
             return Decline(RC.CVV_FAILED, "chip.date")
         tx.cryptogram = cryptogram
         return None
-
-
-def _psn(tag_5f34: bytes | None, field_23: str | None) -> str:
-    """The PAN sequence number, 2 digits: tag 5F34 (BCD), else field 23's last two, else 00."""
-    if tag_5f34:
-        return tag_5f34[:1].hex()
-    if field_23 and field_23.isdigit():
-        return field_23[-2:].zfill(2)
-    return "00"

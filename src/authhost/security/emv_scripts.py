@@ -1,0 +1,141 @@
+"""EMV issuer scripts: commands the issuer sends back to a chip card in the answer.
+
+An online authorisation is the only moment the issuer can reach the card itself. The answer's
+field 55 may carry an issuer script template (tag 72, run by the card after its second
+GENERATE AC) of commands the card checks and obeys: block the application of a card reported
+lost or stolen (it then refuses even offline), unblock it again, or reset the chip's own PIN
+try counter after the issuer unblocked the PIN. Each command carries a MAC (secure messaging
+for integrity, EMV Book 2 section 9.2) under a session key only that card and the issuer can
+derive from the issuer master key for secure messaging integrity (IMK-SMI), over the command
+header, the card's application transaction counter and its ARQC, so it cannot be replayed to
+another card or another transaction.
+
+* Visa CVN 10 and 18: the ICC master key by option A (10) or B (18), the session key by
+  Visa's method (the ATC XORed into each half of the master key).
+* Mastercard CVN 16: the ICC master key by option A, the EMV common session key with the
+  ARQC as diversifier.
+
+The MAC is ISO 9797-1 algorithm 3, padding method 2, 8 bytes. ``tests/test_security_oracles.py``
+checks every command against pyemv, an independent implementation. The card reports what it
+did in the Issuer Script Results (tag 9F5B) of a later message; ``script_results`` reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from authhost.security.blockcipher import xor
+from authhost.security.emv import (
+    ChipDataError,
+    common_session_key,
+    encode_tlv,
+    icc_master_key_a,
+    icc_master_key_b,
+)
+from authhost.security.keys import adjust_des_parity
+from authhost.security.mac import retail_mac
+
+SCRIPT_TEMPLATE_2 = "72"  # processed after the second GENERATE AC
+SCRIPT_RESULTS = "9F5B"
+_SCRIPT_IDENTIFIER = "9F18"
+_COMMAND = "86"
+_MAC_LENGTH = 8
+_CLA_SECURE_MESSAGING = 0x84
+
+
+class ScriptCommand(Enum):
+    """The commands authhost sends, by name (the value is the instruction byte, EMV Book 3)."""
+
+    APPLICATION_BLOCK = "application_block"
+    APPLICATION_UNBLOCK = "application_unblock"
+    PIN_UNBLOCK = "pin_unblock"
+
+    @property
+    def instruction(self) -> int:
+        return _INSTRUCTIONS[self]
+
+
+_INSTRUCTIONS = {
+    ScriptCommand.APPLICATION_BLOCK: 0x1E,
+    ScriptCommand.APPLICATION_UNBLOCK: 0x18,
+    ScriptCommand.PIN_UNBLOCK: 0x24,  # P2 00: reset the PIN try counter, no new PIN
+}
+_BITS = {command: 1 << n for n, command in enumerate(ScriptCommand)}
+
+
+def sm_session_key(imk_smi: bytes, pan: str, psn: str, cvn: int, atc: bytes, arqc: bytes) -> bytes:
+    """The card's session key for secure messaging integrity in this transaction."""
+    if cvn == 16:
+        return common_session_key(icc_master_key_a(imk_smi, pan, psn), arqc)
+    if cvn not in (10, 18):
+        raise ChipDataError(f"issuer scripts for cryptogram version {cvn} are not supported")
+    master = (icc_master_key_a if cvn == 10 else icc_master_key_b)(imk_smi, pan, psn)
+    left = xor(master[:8], bytes(6) + atc)
+    right = xor(master[8:], bytes(6) + xor(atc, b"\xff\xff"))
+    return adjust_des_parity(left + right)
+
+
+def command_apdu(command: ScriptCommand, session_key: bytes, atc: bytes, arqc: bytes) -> bytes:
+    """The command as the card receives it: header (Lc counts the MAC) and MAC."""
+    header = bytes((_CLA_SECURE_MESSAGING, command.instruction, 0x00, 0x00, _MAC_LENGTH))
+    mac = retail_mac(session_key, header + atc + arqc, padding=2, length=_MAC_LENGTH, keep=False)
+    return header + mac
+
+
+def script_identifier(commands: Sequence[ScriptCommand], atc: bytes) -> bytes:
+    """Tag 9F18: the card's ATC and which commands, so a result (9F5B) names its script."""
+    bits = 0
+    for command in commands:
+        bits |= _BITS[command]
+    return atc + bytes((0, bits))
+
+
+def commands_of(identifier: bytes) -> tuple[ScriptCommand, ...]:
+    """The commands a ``script_identifier`` names (none for another issuer's identifier)."""
+    bits = identifier[-1] if len(identifier) == 4 else 0
+    return tuple(command for command in ScriptCommand if bits & _BITS[command])
+
+
+def issuer_script(
+    imk_smi: bytes,
+    pan: str,
+    psn: str,
+    cvn: int,
+    atc: bytes,
+    arqc: bytes,
+    commands: Sequence[ScriptCommand],
+) -> bytes:
+    """Field 55's tag 72: the script identifier and each command with its MAC."""
+    if len(atc) != 2 or len(arqc) != 8:
+        raise ChipDataError("field 55: issuer scripts need the 2-byte ATC and the 8-byte ARQC")
+    key = sm_session_key(imk_smi, pan, psn, cvn, atc, arqc)
+    body = bytes.fromhex(_SCRIPT_IDENTIFIER) + b"\x04" + script_identifier(commands, atc)
+    for command in commands:
+        body += encode_tlv({_COMMAND: command_apdu(command, key, atc, arqc)})
+    return encode_tlv({SCRIPT_TEMPLATE_2: body})
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptResult:
+    """One script's outcome as the card reported it (tag 9F5B, 5 bytes a script)."""
+
+    performed: bool  # every command ran
+    failed_command: int  # 1-14: the sequence number of the command that failed, 0: not said
+    identifier: bytes  # the script's 9F18 (zeros when it had none)
+
+    @property
+    def commands(self) -> tuple[ScriptCommand, ...]:
+        return commands_of(self.identifier)
+
+
+def script_results(value: bytes) -> list[ScriptResult]:
+    """Tag 9F5B's value: per script, the result (high nibble 0 not performed, 1 failed, 2
+    performed), the failing command's number (low nibble) and the script identifier."""
+    if len(value) % 5:
+        raise ChipDataError("field 55: issuer script results (9F5B) are not 5 bytes a script")
+    return [
+        ScriptResult(value[i] >> 4 == 2, value[i] & 0x0F, value[i + 1 : i + 5])
+        for i in range(0, len(value), 5)
+    ]

@@ -1,0 +1,210 @@
+"""Issuer scripts over a running host, on both stores: the answer to an online chip request
+carries commands for the chip (tag 72 of field 55), each with a MAC that pyemv, playing the
+card, recomputes from the issuer master key for secure messaging (IMK-SMI): an application
+block to a lost card, a PIN unblock after the PIN was unlocked, what an operator queued. The
+card's results (tag 9F5B) in a later message are journalled."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import pytest
+from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
+from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import Host, chip_read, purchase, store_url, with_pin  # noqa: F401 - fixture
+
+from authhost.security import emv
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+with warnings.catch_warnings():  # pyemv builds TDES from cryptography's old location
+    warnings.simplefilter("ignore")
+    import pyemv
+
+CARD_MAKERS = {10: pyemv.cvn.VisaCVN10, 16: pyemv.cvn.MasterCardCVN16, 18: pyemv.cvn.VisaCVN18}
+HEADERS = {
+    "application_block": bytes.fromhex("841E000008"),
+    "application_unblock": bytes.fromhex("8418000008"),
+    "pin_unblock": bytes.fromhex("8424000008"),
+}
+
+
+def chip_request(
+    host: Host, card: dict[str, Any], fields: dict[str, Any], cvn: int, atc: int
+) -> tuple[dict[str, Any], Any, bytes, bytes]:
+    """``fields`` with a genuine chip's field 55; the card (pyemv, with the host's IMK-SMI, to
+    check the commands as the chip would), its ARQC and its ATC."""
+    fields, _, arqc = chip_read(host, card, fields, cvn, atc=atc)
+    keys = {name: bytes.fromhex(host.keys[name]) for name in ("imk_ac", "imk_smi")}
+    chip = CARD_MAKERS[cvn](
+        iss_mk_ac=keys["imk_ac"], iss_mk_smi=keys["imk_smi"], iss_mk_smc=keys["imk_smi"],
+        pan=card["pan"], psn="00",
+    )  # fmt: skip
+    return fields, chip, arqc, atc.to_bytes(2, "big")
+
+
+def commands_in(reply: dict[str, Any]) -> tuple[bytes | None, list[bytes]]:
+    """The answer's script identifier (9F18) and commands (86), from tag 72 of field 55."""
+    if "55" not in reply:
+        return None, []
+    template = emv.parse_tlv(bytes.fromhex(reply["55"])).get("72")
+    if template is None:
+        return None, []
+    identifier, commands, i = None, [], 0
+    while i < len(template):
+        if template[i : i + 2] == b"\x9f\x18":
+            identifier, i = template[i + 3 : i + 3 + template[i + 2]], i + 3 + template[i + 2]
+        else:
+            assert template[i] == 0x86, template.hex()
+            commands.append(template[i + 2 : i + 2 + template[i + 1]])
+            i += 2 + template[i + 1]
+    return identifier, commands
+
+
+def expected_command(chip: Any, name: str, arqc: bytes, atc: bytes) -> bytes:
+    header = HEADERS[name]
+    return header + chip.generate_command_mac(command_header=header, tag_9f26=arqc, tag_9f36=atc)
+
+
+async def journal_reasons(url: str) -> dict[str, str]:
+    async with opened_store(url) as store:
+        return {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=1000))}
+
+
+async def test_a_lost_chip_card_is_told_to_block_itself(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Declined 41, and the chip gets APPLICATION BLOCK so it refuses offline as well; a
+    stripe read of the same card gets the 41 alone (there is no chip to talk to)."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    lost = host.cards["lost"]  # the demo Visa debit product: CVN 18, IMK-SMI "imk-smi"
+    fields, chip, arqc, atc = chip_request(host, lost, purchase(lost), 18, atc=0x31)
+    reply = await switch.send(fields)
+    assert reply["39"] == "41"
+    identifier, commands = commands_in(reply)
+    assert commands == [expected_command(chip, "application_block", arqc, atc)]
+    assert identifier is not None and identifier[:2] == atc
+    assert "91" not in emv.parse_tlv(bytes.fromhex(reply["55"]))  # its cryptogram was not checked
+
+    stripe = await switch.send(purchase(lost))
+    assert stripe["39"] == "41" and "55" not in stripe
+    reasons = await journal_reasons(store_url)
+    assert "chip.script_application_block" in reasons[fields["11"]]
+    assert "chip.script_application_block" not in reasons[stripe["11"]]
+
+
+async def test_queued_commands_go_once_with_the_next_accepted_cryptogram(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """An operator queues APPLICATION UNBLOCK on a Mastercard (CVN 16): a forged cryptogram
+    gets 82 and nothing; the next genuine one gets 00, its ARPC and the command; the card's
+    queue is then empty and the answer after carries no script."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-3624"]
+    card_id = await card_id_of(port, card["pan"])
+    path = f"/v1/cards/{card_id}/chip-scripts"
+    queued = await call(port, "PUT", path, payload={"commands": ["application_unblock"]})
+    assert queued.status == 200 and queued.json["chip_scripts"] == ["application_unblock"]
+
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card, amount=1_200), 16, 0x50)
+    tags = emv.parse_tlv(bytes.fromhex(fields["55"]))
+    tags["9F26"] = bytes(8)
+    refused = await switch.send({**fields, "11": purchase(card)["11"],
+                                 "55": emv.encode_tlv(tags).hex()})  # fmt: skip
+    assert refused["39"] == "82" and commands_in(refused) == (None, [])
+
+    reply = await switch.send(fields)
+    assert reply["39"] == "00"
+    answer = emv.parse_tlv(bytes.fromhex(reply["55"]))
+    assert answer["91"] == chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"
+    assert commands_in(reply)[1] == [expected_command(chip, "application_unblock", arqc, atc)]
+    view = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
+    assert view.json["chip_scripts"] == []
+
+    after, _, _, _ = chip_request(host, card, purchase(card, amount=1_300), 16, 0x51)
+    next_reply = await switch.send(after)
+    assert next_reply["39"] == "00" and commands_in(next_reply) == (None, [])
+    reasons = await journal_reasons(store_url)
+    assert "chip.script_application_unblock" in reasons[fields["11"]]
+    assert "chip.script_application_unblock" not in reasons[after["11"]]
+
+    # the CLI queues two, and withdraws them again; wrong requests are refused with a reason
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli(
+        "cards", "chip-scripts", card_id, "application_block,pin_unblock", "--config", str(config)
+    )
+    assert code == 0 and json.loads(output)["chip_scripts"] == ["application_block", "pin_unblock"]
+    code, output = await run_cli("cards", "chip-scripts", card_id, "--config", str(config))
+    assert code == 0 and json.loads(output)["chip_scripts"] == [], output
+    bad = await call(port, "PUT", path, payload={"commands": ["format_the_chip"]})
+    assert bad.status == 422
+    restricted = await card_id_of(port, host.cards["restricted"]["pan"])  # no IMK-SMI
+    refused_product = await call(
+        port, "PUT", f"/v1/cards/{restricted}/chip-scripts", payload={"commands": ["pin_unblock"]}
+    )
+    assert refused_product.status == 409 and "imk_smi_name" in refused_product.json["error"]
+    audit = await call(port, "GET", f"/v1/audit?subject={card_id}", token=AUDITOR_TOKEN)
+    assert [e["action"] for e in audit.json["audit"]].count("card.chip_scripts") == 3
+
+
+async def test_a_pin_unlocked_at_the_bank_or_the_atm_is_unblocked_on_the_chip(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The chip counts wrong offline PINs itself. Unlocking the PIN at the bank queues PIN
+    UNBLOCK for the chip's next online request (Visa CVN 10 here); a PIN unblock at an ATM
+    (processing code 91) carries it in its own answer."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-credit"]
+    card_id = await card_id_of(port, card["pan"])
+    wrong = "9999" if card["pin"] != "9999" else "8888"
+    codes = [(await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] for _ in "123"]
+    assert codes == ["55", "55", "75"]
+    unlocked = await call(port, "POST", f"/v1/cards/{card_id}/pin/unlock")
+    assert unlocked.status == 200 and unlocked.json["chip_scripts"] == ["pin_unblock"]
+
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card), 10, atc=0x20)
+    reply = await switch.send(with_pin(fields, host, card, card["pin"]))
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+
+    for _ in "123":  # locked again: now unblocked at an ATM with the right PIN
+        await switch.send(with_pin(purchase(card), host, card, wrong))
+    atm = purchase(card, **{"3": "910000", "4": "000000000000", "18": "6011"})
+    atm, chip, arqc, atc = chip_request(host, card, atm, 10, atc=0x21)
+    atm = {k: v for k, v in with_pin(atm, host, card, card["pin"]).items() if k != "4"}
+    reply = await switch.send(atm)
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+
+
+@pytest.mark.parametrize("result, reason", [("20", "chip.script_performed"),
+                                            ("11", "chip.script_failed")])  # fmt: skip
+async def test_what_the_chip_did_with_a_script_is_journalled(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    result,
+    reason,
+):
+    """Tag 9F5B of a later request (5 bytes a script: the result, the script identifier)."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    fields, _, _, _ = chip_request(host, card, purchase(card), 18, atc=0x60)
+    tags = emv.parse_tlv(bytes.fromhex(fields["55"]))
+    tags["9F5B"] = bytes.fromhex(result + "005F0001")  # the script sent with ATC 0x5F
+    reply = await switch.send({**fields, "55": emv.encode_tlv(tags).hex()})
+    assert reply["39"] == "00"
+    assert reason in (await journal_reasons(store_url))[fields["11"]]
