@@ -18,6 +18,8 @@ from authhost.iso.subfields import (
     parse_additional_amounts,
     parse_additional_data,
 )
+from authhost.security.emv import ChipDataError, parse_tlv
+from authhost.security.emv_scripts import SCRIPT_TEMPLATE_2, describe_template
 from authhost.security.masking import mask_pan, mask_pans_in_text
 
 
@@ -41,6 +43,8 @@ def shown(number: str, value: object) -> str:
         )
     if number == "39":
         return f"{text} ({meaning(text)})"
+    if number == "55":
+        return _chip_answer(text)
     if number == "54":
         try:
             balances = parse_additional_amounts(text)
@@ -52,6 +56,22 @@ def shown(number: str, value: object) -> str:
             for b in balances
         )
     return mask_pans_in_text(text)
+
+
+def _chip_answer(text: str) -> str:
+    """An answer's field 55 in words: the ARPC (tag 91) and the issuer script's commands
+    (tag 72); anything else (a request's chip data) as hex."""
+    try:
+        tags = parse_tlv(bytes.fromhex(text))
+    except (ChipDataError, ValueError):
+        return text
+    if "91" not in tags and SCRIPT_TEMPLATE_2 not in tags:
+        return text
+    parts = [f"ARPC {tags['91'].hex().upper()}"] if "91" in tags else []
+    if SCRIPT_TEMPLATE_2 in tags:
+        commands = ", ".join(describe_template(tags[SCRIPT_TEMPLATE_2])) or "no command"
+        parts.append(f"issuer script for the chip: {commands}")
+    return "; ".join(parts)
 
 
 def message_table(title: str, fields: Mapping[str, object], dialect: Dialect) -> Table:

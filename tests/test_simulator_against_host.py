@@ -215,3 +215,16 @@ def test_chip_cards_keep_their_counters_between_runs(host):
         assert "APPROVED: 00" in result.output, result.output
     counters = json.loads(Path(host["cards"] + ".atc").read_text())
     assert counters and all(1 <= value <= 0xFFFF for value in counters.values())
+
+
+def test_send_shows_the_issuer_script_a_lost_chip_card_gets(host):
+    """The answer's field 55 in words: the lost card's chip is told to block itself."""
+    result = sim(
+        "send", "purchase", "--card", "8", "--cards", host["cards"], "--port", host["port"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "DECLINED: 41 lost card" in result.output
+    assert "issuer script" in result.output and "application_block" in result.output
+    stripe = sim("send", "purchase", "--card", "8", "--entry", "stripe", "--cards",
+                 host["cards"], "--port", host["port"])  # fmt: skip
+    assert "DECLINED: 41" in stripe.output and "application_block" not in stripe.output

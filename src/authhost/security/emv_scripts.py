@@ -84,6 +84,21 @@ def command_apdu(command: ScriptCommand, session_key: bytes, atc: bytes, arqc: b
     return header + mac
 
 
+def describe_template(template: bytes) -> list[str]:
+    """The commands of a tag 72 value by name (``"application_block"``; an instruction
+    authhost does not send by its hex), for a person reading an answer."""
+    names = {command.instruction: command.value for command in ScriptCommand}
+    described, i = [], 0
+    while i + 1 < len(template):
+        tag_size = 2 if template[i] & 0x1F == 0x1F else 1
+        length = template[i + tag_size]
+        value = template[i + tag_size + 1 : i + tag_size + 1 + length]
+        if template[i] == 0x86 and len(value) >= 2:
+            described.append(names.get(value[1], f"instruction {value[1]:02X}"))
+        i += tag_size + 1 + length
+    return described
+
+
 def script_identifier(commands: Sequence[ScriptCommand], atc: bytes) -> bytes:
     """Tag 9F18: the card's ATC and which commands, so a result (9F5B) names its script."""
     bits = 0
