@@ -57,6 +57,7 @@ def test_demo_twice_then_export(cli, tmp_path):
         "bdk",
         "imk_ac",
         "imk_smi",
+        "imk_smc",
         "zmk",
     }
     assert {c["state"] for c in doc["cards"]} >= {"active", "created", "lost", "stolen", "closed"}

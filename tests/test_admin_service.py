@@ -369,7 +369,7 @@ async def test_a_demo_made_by_an_older_version_serves_again(store_args, tmp_path
         demo = service.acting_as("demo")
         for product in PRODUCTS:  # as an authhost without the chip fields made them
             older = product.model_copy(
-                update={"imk_ac_name": "", "chip_cvn": 18, "imk_smi_name": ""}
+                update={"imk_ac_name": "", "chip_cvn": 18, "imk_smi_name": "", "imk_smc_name": ""}
             )
             await demo.create_product(older, idempotency_key=f"demo:{product.product_id}")
         cards = await ensure_demo(service)
@@ -392,7 +392,7 @@ async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, t
         assert await export_demo(service, out) == len(CARDS)
         doc = json.loads(out.read_text())
         assert doc["test_only"] is True
-        assert set(doc["keys"]) == {"zpk", "bdk", "imk_ac", "imk_smi", "zmk"}
+        assert set(doc["keys"]) == {"zpk", "bdk", "imk_ac", "imk_smi", "imk_smc", "zmk"}
         assert all(len(bytes.fromhex(v)) in (16, 24) for v in doc["keys"].values())
         keys = ["pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "account"]
         keys += ["currency", "available", "chip_cvn"]

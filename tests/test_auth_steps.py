@@ -404,8 +404,9 @@ def test_advice_of_a_declined_stand_in_moves_nothing():
 
 SCRIPTED = dataclasses.replace(PRODUCT, imk_ac_name="imk-ac", imk_smi_name="imk-smi")
 CHIP = {"icc_data": b"\x9f\x26\x08" + bytes(8)}
-BLOCK, UNBLOCK, PIN_UNBLOCK = (
-    ScriptCommand.APPLICATION_BLOCK, ScriptCommand.APPLICATION_UNBLOCK, ScriptCommand.PIN_UNBLOCK)  # fmt: skip
+BLOCK, UNBLOCK, PIN_UNBLOCK, PIN_CHANGE = (
+    ScriptCommand.APPLICATION_BLOCK, ScriptCommand.APPLICATION_UNBLOCK, ScriptCommand.PIN_UNBLOCK,
+    ScriptCommand.PIN_CHANGE)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -435,6 +436,13 @@ BLOCK, UNBLOCK, PIN_UNBLOCK = (
          SCRIPTED, None, True, (PIN_UNBLOCK,), False),
         ("PIN unblock declined: nothing", {}, {**CHIP, "processing_code": "910000"}, SCRIPTED,
          Decline(RC.INCORRECT_PIN, "pin.wrong"), True, (), False),
+        ("PIN change approved, product with an IMK-SMC: PIN CHANGE, no PIN UNBLOCK",
+         {"chip_scripts": ("pin_unblock",)}, {**CHIP, "processing_code": "920000"},
+         dataclasses.replace(SCRIPTED, imk_smc_name="imk-smc"), None, True, (PIN_CHANGE,), True),
+        ("PIN change approved, no IMK-SMC: nothing", {}, {**CHIP, "processing_code": "920000"},
+         SCRIPTED, None, True, (), False),
+        ("PIN change queued by hand: never sent", {"chip_scripts": ("pin_change",)}, CHIP,
+         dataclasses.replace(SCRIPTED, imk_smc_name="imk-smc"), None, True, (), False),
         ("queued PIN unblock and an approved PIN unblock: once",
          {"chip_scripts": ("pin_unblock", "pin_unblock", "bogus")},
          {**CHIP, "processing_code": "910000"}, SCRIPTED, None, True, (PIN_UNBLOCK,), True),

@@ -17,6 +17,7 @@ from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import Host, chip_read, purchase, store_url, with_pin  # noqa: F401 - fixture
 
 from authhost.security import emv
+from authhost.security.pinblock import encrypt_pin_block
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
@@ -208,3 +209,45 @@ async def test_what_the_chip_did_with_a_script_is_journalled(
     reply = await switch.send({**fields, "55": emv.encode_tlv(tags).hex()})
     assert reply["39"] == "00"
     assert reason in (await journal_reasons(store_url))[fields["11"]]
+
+
+@pytest.mark.parametrize("name, cvn", [("active-visa", 18), ("active-3624", 16),
+                                       ("active-credit", 10)])  # fmt: skip
+async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    name,
+    cvn,
+):
+    """Processing code 92 with chip data: the answer carries PIN CHANGE, the new PIN
+    enciphered for the chip and MACed, exactly what pyemv's card expects
+    (generate_pin_change_command); a refused change (a wrong current PIN) carries nothing."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards[name]
+    new = "4826" if card["pin"] != "4826" else "4827"
+
+    def change(current: str, atc: int) -> tuple[dict[str, Any], Any, bytes, bytes]:
+        atm = purchase(card, **{"3": "920000", "4": "000000000000", "18": "6011"})
+        fields, chip, arqc, atc_bytes = chip_request(host, card, atm, cvn, atc=atc)
+        fields = with_pin(fields, host, card, current)
+        fields["125"] = encrypt_pin_block(host.zpk(), new, card["pan"]).hex().upper()
+        chip = CARD_MAKERS[cvn](
+            iss_mk_ac=bytes.fromhex(host.keys["imk_ac"]),
+            iss_mk_smi=bytes.fromhex(host.keys["imk_smi"]),
+            iss_mk_smc=bytes.fromhex(host.keys["imk_smc"]), pan=card["pan"], psn="00",
+        )  # fmt: skip
+        return {k: v for k, v in fields.items() if k != "4"}, chip, arqc, atc_bytes
+
+    refused, _, _, _ = change(new, 0x70)  # the current PIN is wrong
+    reply = await switch.send(refused)
+    assert reply["39"] == "55" and commands_in(reply)[1] == []
+
+    fields, chip, arqc, atc = change(card["pin"], 0x71)
+    reply = await switch.send(fields)
+    assert reply["39"] == "00"
+    expected = chip.generate_pin_change_command(pin=new, tag_9f26=arqc, tag_9f36=atc)
+    assert commands_in(reply)[1] == [expected]
+    assert new.encode() not in bytes.fromhex(reply["55"])  # enciphered, never in clear
+    assert "chip.script_pin_change" in (await journal_reasons(store_url))[fields["11"]]

@@ -43,6 +43,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         limits=rq.LimitsSpec(per_transaction=200_000, daily_amount=500_000, daily_count=20),
         imk_ac_name="imk-ac",  # chip cryptograms checked (Visa CVN 18)
         imk_smi_name="imk-smi",  # and issuer scripts sent to the chip
+        imk_smc_name="imk-smc",  # a new PIN among them
     ),
     rq.NewProduct(
         product_id="demo-mc-3624",
@@ -57,6 +58,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         imk_ac_name="imk-ac",
         chip_cvn=16,  # M/Chip
         imk_smi_name="imk-smi",
+        imk_smc_name="imk-smc",
     ),
     rq.NewProduct(
         product_id="demo-visa-credit",
@@ -70,6 +72,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         imk_ac_name="imk-ac",
         chip_cvn=10,  # the older Visa cryptogram version
         imk_smi_name="imk-smi",
+        imk_smc_name="imk-smc",
     ),
 )
 
@@ -151,6 +154,7 @@ def _test_keys(service: CardService) -> dict[str, str]:
         "bdk": keys["bdk"],
         "imk_ac": keys["imk-ac"],
         "imk_smi": keys["imk-smi"],
+        "imk_smc": keys["imk-smc"],
         "zmk": keys["zmk"],
     }
 

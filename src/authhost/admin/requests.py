@@ -78,6 +78,12 @@ class NewProduct(_Request):
         description="key name of the EMV issuer master key for secure messaging integrity: "
         "answers to chip cards may carry issuer scripts (needs imk_ac_name); empty: none",
     )
+    imk_smc_name: Identifier | Literal[""] = Field(
+        "",
+        description="key name of the EMV issuer master key for secure messaging "
+        "confidentiality: a PIN change's answer changes the chip's offline PIN too (needs "
+        "imk_smi_name); empty: the chip's PIN is not changed",
+    )
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None,
         description="how far ahead of a card's newest chip counter (ATC) a cryptogram's may "

@@ -224,6 +224,13 @@ class CardService:
                         "chip whose cryptogram the host checked"
                     )
                 named += ((spec.imk_smi_name, KeyType.IMK_SMI),)
+            if spec.imk_smc_name:
+                if not spec.imk_smi_name:
+                    raise InvalidRequest(
+                        "imk_smc_name needs imk_smi_name: the new PIN goes to the chip in an "
+                        "issuer script"
+                    )
+                named += ((spec.imk_smc_name, KeyType.IMK_SMC),)
             for name, key_type in named:  # else every authorisation on it would answer 96
                 if not self.security.has_key(name, key_type):
                     raise InvalidRequest(
@@ -252,6 +259,7 @@ class CardService:
                 imk_ac_name=spec.imk_ac_name,
                 chip_cvn=spec.chip_cvn,
                 imk_smi_name=spec.imk_smi_name,
+                imk_smc_name=spec.imk_smc_name,
                 atc_jump_limit=spec.atc_jump_limit,
             )
             await self.store.put_product(product)

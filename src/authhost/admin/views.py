@@ -54,6 +54,7 @@ class ProductView(_View):
     imk_ac_name: str = ""
     chip_cvn: int = 18
     imk_smi_name: str = ""
+    imk_smc_name: str = ""
     atc_jump_limit: int | None = None
 
 

@@ -7,6 +7,8 @@ request (0100/0200 with an ARQC in field 55) on a product with an IMK-SMI carrie
   offline too, where the host cannot decline it;
 * PIN UNBLOCK with an approved PIN unblock (processing code 91): the chip's own PIN try
   counter is reset along with the host's;
+* PIN CHANGE with an approved PIN change (processing code 92) on a product with an IMK-SMC:
+  the chip's offline PIN becomes the new one too (and its try counter is reset);
 * the commands an operator queued on the card (``Card.chip_scripts``: an application
   unblock, a PIN unblock after the PIN was unlocked at the bank), sent once with the next
   answer whose cryptogram the host verified, and then taken off the card.
@@ -29,13 +31,16 @@ from authhost.security.emv_scripts import SCRIPT_RESULTS, ScriptCommand, script_
 
 ONLINE_CLASSES = frozenset({MessageClass.AUTHORISATION, MessageClass.FINANCIAL})
 PIN_UNBLOCK_CODE = "91"
+PIN_CHANGE_CODE = "92"
 _BLOCKED_STATES = {CardState.LOST: "card.lost", CardState.STOLEN: "card.stolen"}
 _RESULTS_TAG = b"\x9f\x5b"
-_BY_NAME = {command.value: command for command in ScriptCommand}
+# what an operator may queue (a PIN CHANGE carries a PIN, which exists only in its request)
+_BY_NAME = {c.value: c for c in ScriptCommand if c is not ScriptCommand.PIN_CHANGE}
 SENT_REASONS = {  # the journal's reason for each command an answer carried
     ScriptCommand.APPLICATION_BLOCK: "chip.script_application_block",
     ScriptCommand.APPLICATION_UNBLOCK: "chip.script_application_unblock",
     ScriptCommand.PIN_UNBLOCK: "chip.script_pin_unblock",
+    ScriptCommand.PIN_CHANGE: "chip.script_pin_change",
 }
 
 
@@ -85,8 +90,12 @@ def due_scripts(
         if command is not None and command not in commands:
             commands.append(command)
     queued = bool(commands)
-    unblocked = decline is None and (request.processing_code or "")[:2] == PIN_UNBLOCK_CODE
-    if unblocked and ScriptCommand.PIN_UNBLOCK not in commands:
+    kind = (request.processing_code or "")[:2]
+    if decline is None and kind == PIN_CHANGE_CODE and product.imk_smc_name:
+        # the new PIN resets the chip's counter as well: no PIN UNBLOCK besides it
+        commands = [c for c in commands if c is not ScriptCommand.PIN_UNBLOCK]
+        commands.append(ScriptCommand.PIN_CHANGE)
+    elif decline is None and kind == PIN_UNBLOCK_CODE and ScriptCommand.PIN_UNBLOCK not in commands:
         commands.append(ScriptCommand.PIN_UNBLOCK)
     return DueScripts(tuple(commands), queued) if commands else NONE
 

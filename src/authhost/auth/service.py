@@ -45,8 +45,10 @@ from authhost.security.emv import (
     pan_sequence_number,
     parse_tlv,
 )
+from authhost.security.emv_scripts import ScriptCommand
 from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pan
+from authhost.security.module import OfflinePin
 from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
@@ -279,9 +281,15 @@ class AuthService:
             if atc is None or arqc is None:
                 return None
             psn = pan_sequence_number(tags.get(PSN), request.card_sequence)
+            new_pin = None
+            if ScriptCommand.PIN_CHANGE in scripts.commands and request.new_pin_block:
+                source = self._security.pin_source(request.security_control, request.acquirer_id)
+                new_pin = OfflinePin(
+                    request.new_pin_block, source, product.imk_ac_name, product.imk_smc_name
+                )
             return self._security.issuer_script(
                 request.pan, psn, product.chip_cvn, atc, arqc, scripts.commands,
-                product.imk_smi_name,
+                product.imk_smi_name, new_pin,
             )  # fmt: skip
         except ChipDataError:
             return None

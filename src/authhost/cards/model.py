@@ -102,6 +102,9 @@ class Product:
     # the issuer master key for secure messaging integrity ("" = no issuer scripts): the
     # answer to a chip card may carry commands for it (block, unblock, PIN unblock)
     imk_smi_name: str = ""
+    # the issuer master key for secure messaging confidentiality ("" = the chip's offline PIN
+    # is not changed with the host's): a PIN change's answer carries the new PIN for the chip
+    imk_smc_name: str = ""
     # how far ahead of a card's newest chip counter a cryptogram's may be; None: the host's
     # [auth] atc_jump_limit. A programme whose cards make many offline transactions between
     # online ones (transit, vending) needs more room than one whose cards go online each time

@@ -8,7 +8,10 @@ try counter after the issuer unblocked the PIN. Each command carries a MAC (secu
 for integrity, EMV Book 2 section 9.2) under a session key only that card and the issuer can
 derive from the issuer master key for secure messaging integrity (IMK-SMI), over the command
 header, the card's application transaction counter and its ARQC, so it cannot be replayed to
-another card or another transaction.
+another card or another transaction. A PIN CHANGE also carries the new PIN, enciphered under
+the session key for secure messaging confidentiality (from the IMK-SMC, derived alike): Visa's
+PIN block (the PIN under 4 bytes of the card's application cryptogram master key) with a
+length byte, padding method 2; Mastercard's ISO 9564 format 2 block; both TDES-ECB.
 
 * Visa CVN 10 and 18: the ICC master key by option A (10) or B (18), the session key by
   Visa's method (the ATC XORed into each half of the master key).
@@ -26,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from authhost.security.blockcipher import xor
+from authhost.security.blockcipher import tdes_ecb_encrypt, xor
 from authhost.security.emv import (
     ChipDataError,
     common_session_key,
@@ -35,7 +38,7 @@ from authhost.security.emv import (
     icc_master_key_b,
 )
 from authhost.security.keys import adjust_des_parity
-from authhost.security.mac import retail_mac
+from authhost.security.mac import pad, retail_mac
 
 SCRIPT_TEMPLATE_2 = "72"  # processed after the second GENERATE AC
 SCRIPT_RESULTS = "9F5B"
@@ -51,6 +54,7 @@ class ScriptCommand(Enum):
     APPLICATION_BLOCK = "application_block"
     APPLICATION_UNBLOCK = "application_unblock"
     PIN_UNBLOCK = "pin_unblock"
+    PIN_CHANGE = "pin_change"  # the chip's offline PIN: only in the answer to a PIN change
 
     @property
     def instruction(self) -> int:
@@ -61,7 +65,9 @@ _INSTRUCTIONS = {
     ScriptCommand.APPLICATION_BLOCK: 0x1E,
     ScriptCommand.APPLICATION_UNBLOCK: 0x18,
     ScriptCommand.PIN_UNBLOCK: 0x24,  # P2 00: reset the PIN try counter, no new PIN
+    ScriptCommand.PIN_CHANGE: 0x24,  # P2 02: a new PIN, without the current one
 }
+_P2 = {ScriptCommand.PIN_CHANGE: 0x02}
 _BITS = {command: 1 << n for n, command in enumerate(ScriptCommand)}
 
 
@@ -77,24 +83,50 @@ def sm_session_key(imk_smi: bytes, pan: str, psn: str, cvn: int, atc: bytes, arq
     return adjust_des_parity(left + right)
 
 
-def command_apdu(command: ScriptCommand, session_key: bytes, atc: bytes, arqc: bytes) -> bytes:
-    """The command as the card receives it: header (Lc counts the MAC) and MAC."""
-    header = bytes((_CLA_SECURE_MESSAGING, command.instruction, 0x00, 0x00, _MAC_LENGTH))
-    mac = retail_mac(session_key, header + atc + arqc, padding=2, length=_MAC_LENGTH, keep=False)
-    return header + mac
+def command_apdu(
+    command: ScriptCommand, session_key: bytes, atc: bytes, arqc: bytes, data: bytes = b""
+) -> bytes:
+    """The command as the card receives it: header (Lc counts the data and the MAC), data
+    (enciphered), MAC over header, ATC, ARQC and data."""
+    p2 = _P2.get(command, 0x00)
+    header = bytes((_CLA_SECURE_MESSAGING, command.instruction, 0x00, p2, len(data) + _MAC_LENGTH))
+    covered = header + atc + arqc + data
+    return header + data + retail_mac(session_key, covered, padding=2, length=8, keep=False)
+
+
+def offline_pin_block(pin: str, cvn: int, imk_ac: bytes, pan: str, psn: str) -> bytes:
+    """The new PIN as the chip takes it: Visa's PIN block (length, PIN, F padding, XORed with
+    bytes 5-8 of the card's AC master key) or ISO 9564 format 2 (Mastercard)."""
+    if not 4 <= len(pin) <= 12 or not pin.isdigit():
+        raise ChipDataError("an offline PIN is 4 to 12 digits")
+    block = bytes.fromhex(f"{len(pin):02X}{pin}".ljust(16, "F"))
+    if cvn == 16:
+        return bytes.fromhex(f"2{len(pin):X}{pin}".ljust(16, "F"))
+    master = (icc_master_key_a if cvn == 10 else icc_master_key_b)(imk_ac, pan, psn)
+    return xor(block, bytes(4) + master[4:8])
+
+
+def encipher_command_data(session_key: bytes, data: bytes, cvn: int) -> bytes:
+    """Command data under the confidentiality session key, TDES-ECB: Visa prefixes its length
+    and pads (method 2); Mastercard pads only what is not a whole block."""
+    if cvn != 16:
+        data = pad(bytes((len(data),)) + data, 2)
+    elif len(data) % 8:
+        data = pad(data, 2)
+    return tdes_ecb_encrypt(session_key, data, keep=False)
 
 
 def describe_template(template: bytes) -> list[str]:
     """The commands of a tag 72 value by name (``"application_block"``; an instruction
     authhost does not send by its hex), for a person reading an answer."""
-    names = {command.instruction: command.value for command in ScriptCommand}
+    names = {(c.instruction, _P2.get(c, 0)): c.value for c in ScriptCommand}
     described, i = [], 0
     while i + 1 < len(template):
         tag_size = 2 if template[i] & 0x1F == 0x1F else 1
         length = template[i + tag_size]
         value = template[i + tag_size + 1 : i + tag_size + 1 + length]
-        if template[i] == 0x86 and len(value) >= 2:
-            described.append(names.get(value[1], f"instruction {value[1]:02X}"))
+        if template[i] == 0x86 and len(value) >= 4:
+            described.append(names.get((value[1], value[3]), f"instruction {value[1]:02X}"))
         i += tag_size + 1 + length
     return described
 
@@ -121,14 +153,19 @@ def issuer_script(
     atc: bytes,
     arqc: bytes,
     commands: Sequence[ScriptCommand],
+    pin_data: bytes = b"",
 ) -> bytes:
-    """Field 55's tag 72: the script identifier and each command with its MAC."""
+    """Field 55's tag 72: the script identifier and each command with its MAC; ``pin_data``
+    is a PIN CHANGE's enciphered PIN block (``encipher_command_data``)."""
     if len(atc) != 2 or len(arqc) != 8:
         raise ChipDataError("field 55: issuer scripts need the 2-byte ATC and the 8-byte ARQC")
+    if (ScriptCommand.PIN_CHANGE in commands) != bool(pin_data):
+        raise ChipDataError("a PIN CHANGE command, and only it, carries the new PIN")
     key = sm_session_key(imk_smi, pan, psn, cvn, atc, arqc)
     body = bytes.fromhex(_SCRIPT_IDENTIFIER) + b"\x04" + script_identifier(commands, atc)
     for command in commands:
-        body += encode_tlv({_COMMAND: command_apdu(command, key, atc, arqc)})
+        data = pin_data if command is ScriptCommand.PIN_CHANGE else b""
+        body += encode_tlv({_COMMAND: command_apdu(command, key, atc, arqc, data)})
     return encode_tlv({SCRIPT_TEMPLATE_2: body})
 
 

@@ -36,6 +36,7 @@ TR31_USAGE: dict[KeyType, tuple[str, str]] = {
     KeyType.CVK: ("C0", "C"),
     KeyType.IMK_AC: ("E0", "X"),  # EMV issuer master key, application cryptograms: derives
     KeyType.IMK_SMI: ("E2", "X"),  # EMV issuer master key, secure messaging for integrity
+    KeyType.IMK_SMC: ("E1", "X"),  # EMV issuer master key, secure messaging, confidentiality
     KeyType.MAK: ("M3", "C"),
     KeyType.KEK: ("K0", "B"),
     KeyType.PAN_HASH: ("M7", "C"),

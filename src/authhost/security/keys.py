@@ -30,6 +30,7 @@ class KeyType(StrEnum):
     CVK = "cvk"  # card verification key pair A|B
     IMK_AC = "imk-ac"  # EMV issuer master key for application cryptograms (ARQC/ARPC)
     IMK_SMI = "imk-smi"  # EMV issuer master key for secure messaging integrity (issuer scripts)
+    IMK_SMC = "imk-smc"  # EMV issuer master key for secure messaging confidentiality (new PINs)
     MAK = "mak"  # message authentication key (ISO 9797-1 alg 3, fields 64/128)
     KEK = "kek"  # key encryption key (TR-31 key block protection key)
     PAN_HASH = "pan-hash"  # HMAC-SHA-256 key of the PAN index
@@ -44,6 +45,7 @@ KEY_SHAPES: dict[KeyType, tuple[KeyAlgorithm, int]] = {
     KeyType.CVK: (KeyAlgorithm.TDES, 16),
     KeyType.IMK_AC: (KeyAlgorithm.TDES, 16),
     KeyType.IMK_SMI: (KeyAlgorithm.TDES, 16),
+    KeyType.IMK_SMC: (KeyAlgorithm.TDES, 16),
     KeyType.MAK: (KeyAlgorithm.TDES, 16),
     KeyType.KEK: (KeyAlgorithm.AES, 32),
     KeyType.PAN_HASH: (KeyAlgorithm.HMAC, 32),

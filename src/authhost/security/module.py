@@ -62,6 +62,7 @@ DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     ("cvk", KeyType.CVK, KeyAlgorithm.TDES, 16),
     ("imk-ac", KeyType.IMK_AC, KeyAlgorithm.TDES, 16),
     ("imk-smi", KeyType.IMK_SMI, KeyAlgorithm.TDES, 16),
+    ("imk-smc", KeyType.IMK_SMC, KeyAlgorithm.TDES, 16),
     (DEFAULT_MAC_KEY, KeyType.MAK, KeyAlgorithm.TDES, 16),
     ("kek", KeyType.KEK, KeyAlgorithm.AES, 32),
     (DEFAULT_ZMK, KeyType.KEK, KeyAlgorithm.TDES, 16),
@@ -82,6 +83,17 @@ class PinSourceKind(StrEnum):
     ZPK = "zpk"  # PIN block under the acquirer's zone PIN key
     DUKPT_TDES = "dukpt-tdes"  # ANSI X9.24-1, KSN of 20 hex digits in field 53
     DUKPT_AES = "dukpt-aes"  # ANSI X9.24-3, KSN of 24 hex digits in field 53
+
+
+@dataclass(frozen=True, slots=True)
+class OfflinePin:
+    """A new PIN for a chip's offline PIN: the block it arrived in (field 125), where from,
+    and the product's keys the chip's copy is made with."""
+
+    pin_block: bytes = field(repr=False)
+    source: PinSource
+    imk_ac_name: str
+    imk_smc_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +287,7 @@ class SecurityModule:
                 (DEFAULT_MAC_KEY, KeyType.MAK),
                 ("imk-ac", KeyType.IMK_AC),  # the simulator's chip cards make ARQCs with it
                 ("imk-smi", KeyType.IMK_SMI),  # and check the issuer scripts' MACs with it
+                ("imk-smc", KeyType.IMK_SMC),  # and read a new offline PIN with it
                 (DEFAULT_ZMK, KeyType.KEK),  # the simulator sends new zone PIN keys under it
             )
         }
@@ -350,12 +363,26 @@ class SecurityModule:
         arqc: bytes,
         commands: Sequence[emv_scripts.ScriptCommand],
         imk_smi_name: str,
+        new_pin: OfflinePin | None = None,
     ) -> bytes:
         """Field 55's issuer script template (tag 72) of ``commands`` for the card that sent
-        ``arqc`` with counter ``atc``, MACed under the product's IMK-SMI. Raises
-        ``emv.ChipDataError`` on unusable data."""
+        ``arqc`` with counter ``atc``, MACed under the product's IMK-SMI; a PIN CHANGE carries
+        ``new_pin``'s PIN, taken out of its PIN block and enciphered for the chip inside this
+        method. Raises ``emv.ChipDataError`` on unusable data, ``SecurityError`` on a PIN block
+        that does not decrypt."""
         imk = self._key(imk_smi_name, KeyType.IMK_SMI).material
-        return emv_scripts.issuer_script(imk, pan, psn, cvn, atc, arqc, commands)
+        pin_data = b""
+        if new_pin is not None:
+            try:
+                pin = self._clear_pin(new_pin.pin_block, pan, new_pin.source)
+            except pinblock.PinBlockError as exc:
+                raise SecurityError(f"cannot read the new PIN: {exc}") from None
+            imk_ac = self._key(new_pin.imk_ac_name, KeyType.IMK_AC).material
+            imk_smc = self._key(new_pin.imk_smc_name, KeyType.IMK_SMC).material
+            block = emv_scripts.offline_pin_block(pin, cvn, imk_ac, pan, psn)
+            session = emv_scripts.sm_session_key(imk_smc, pan, psn, cvn, atc, arqc)
+            pin_data = emv_scripts.encipher_command_data(session, block, cvn)
+        return emv_scripts.issuer_script(imk, pan, psn, cvn, atc, arqc, commands, pin_data)
 
     # --- PINs -----------------------------------------------------------------------------
 
