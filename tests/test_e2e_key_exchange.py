@@ -51,10 +51,10 @@ async def test_a_key_change_that_fails_leaves_the_key_in_use(nursery, tmp_path, 
     no_block = {**key_change(zmk, new_zpk), "48": build_additional_data({"92": "123"})}
     short_key = {**key_change(zmk, new_zpk)}
     short_key["48"] = build_additional_data({"11": "PK0101ABCDEF"})
-    mac_key = key_change(zmk, new_zpk)
-    mac_key["48"] = mac_key["48"].replace("PK", "MK", 1)
+    data_key = key_change(zmk, new_zpk)  # a data key: no switch changes those here
+    data_key["48"] = data_key["48"].replace("PK", "DK", 1)
     replayed = key_change(zmk, bytes.fromhex(host.keys["zpk"]))  # the key in use, sent again
-    cases = [(wrong_check, "63"), (no_block, "30"), (short_key, "30"), (mac_key, "12"),
+    cases = [(wrong_check, "63"), (no_block, "30"), (short_key, "30"), (data_key, "12"),
              (replayed, "63")]  # fmt: skip
     for request, code in cases:
         answer = await switch.send({**request, "11": next_stan()})

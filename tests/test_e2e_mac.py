@@ -14,9 +14,12 @@ import trio
 from conftest import free_port
 from iso_client import SPEC, Switch
 from test_e2e_auth import purchase, start_host
+from test_e2e_key_changes import key_change
 
-from authhost.config import ListenerConfig
+from authhost.config import ListenerConfig, SecurityConfig
 from authhost.runtime import open_runtime
+from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.keys import KeyAlgorithm, KeyType, generate_material
 from authhost.security.module import SecurityModule
 from authhost.server.process import serve_runtime
 from authhost.store import opened_store
@@ -28,7 +31,9 @@ def mac_of(key: bytes, data: bytes) -> bytes:
 
 
 def signed(fields: dict, key: bytes) -> bytes:
-    body, _ = iso8583.encode({**fields, "64": "00" * 8}, SPEC)
+    """The message with its MAC last: field 64, or 128 when there is a secondary bitmap."""
+    last = "128" if any(k.isdigit() and int(k) > 64 for k in fields) else "64"
+    body, _ = iso8583.encode({**fields, last: "00" * 8}, SPEC)
     body = bytes(body)
     return body[:-8] + mac_of(key, body[:-8])
 
@@ -78,3 +83,73 @@ async def test_mac_required_listener_checks_and_signs(nursery, tmp_path, monkeyp
         await trio.sleep(0.1)
     assert [e.reason_codes for e in macs] == ["mac", "mac"]
     assert refused <= {e.stan for e in macs}
+
+
+async def test_a_switch_changes_the_mac_key(nursery, tmp_path, monkeypatch):
+    """0800/161 with key class MK on the MAC listener: the 0810 and every later answer are
+    signed under the new key, requests signed under it pass, and one signed under the old key
+    still passes during security.zone_key_overlap_s (it was on its way); a wrong check value
+    changes nothing. Audited under the key's name, never with the key."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    host = await start_host(nursery, tmp_path, url)
+    mac_port = free_port()
+    config = dataclasses.replace(
+        host.config, listeners=[ListenerConfig(port=mac_port, require_mac=True)]
+    )
+    config = config.replace("server", port=0)
+
+    async def serve(task_status: trio.TaskStatus) -> None:
+        async with open_runtime(config, demo=True) as runtime:
+            await serve_runtime(config, runtime, task_status=task_status)
+
+    await nursery.start(serve)
+    keys = SecurityModule.open(config.security, demo=True).demo_test_keys()
+    old, zmk = bytes.fromhex(keys["mak"]), bytes.fromhex(keys["zmk"])
+    card = json.loads(Path("demo-cards.json").read_text())["cards"][0]
+    switch = await Switch.connect(mac_port)
+
+    async def signed_send(fields: dict, key: bytes) -> tuple[dict, bytes]:
+        await switch.send_raw(signed(fields, key))
+        raw = await switch.receive_raw()
+        return iso8583.decode(raw, SPEC)[0], raw
+
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    wrong = key_change(zmk, new)
+    wrong["48"] = wrong["48"].replace("PK", "MK", 1)[:-16] + "0" * 16
+    answer, raw = await signed_send(wrong, old)
+    assert answer["39"] == "63" and raw[-8:] == mac_of(old, raw[:-8])  # nothing changed
+
+    change = key_change(zmk, new)
+    change["48"] = change["48"].replace("PK", "MK", 1)
+    answer, raw = await signed_send(change, old)
+    assert (answer["t"], answer["39"]) == ("0810", "00")
+    assert raw[-8:] == mac_of(new, raw[:-8])  # signed under the new key already
+    answer, raw = await signed_send(purchase(card), new)
+    assert answer["39"] == "00" and raw[-8:] == mac_of(new, raw[:-8])
+    in_flight, _ = await signed_send(purchase(card), old)
+    assert in_flight["39"] == "00"
+    forged, _ = await signed_send(purchase(card), generate_material(KeyAlgorithm.TDES, 16))
+    assert forged["39"] == "63"
+
+    async with opened_store(url) as store:
+        (audit,) = [e for e in await store.audit(subject="mak") if e.action == "key.exchange"]
+    assert '"key_class": "MK"' in audit.after and new.hex() not in audit.after.lower()
+
+
+async def test_after_the_overlap_only_the_new_mac_key_passes(tmp_path, monkeypatch):
+    """The security module alone: with no overlap, a MAC under the key before is refused the
+    moment the new key is in."""
+    monkeypatch.chdir(tmp_path)
+    security = SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True)
+    hsm = SecurityModule.open(security, demo=True)
+    keys = hsm.demo_test_keys()
+    old, zmk = bytes.fromhex(keys["mak"]), bytes.fromhex(keys["zmk"])
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    hsm.install_exchanged_key(KeyType.MAK, "123456", tdes_ecb_encrypt(zmk, new), check)
+    body = b"0200 a message"
+    assert hsm.verify_mac(body, mac_of(new, body)) and hsm.verify_mac(body, mac_of(old, body))
+    strict = SecurityModule.open(dataclasses.replace(security, zone_key_overlap_s=0), demo=True)
+    assert strict.verify_mac(body, mac_of(new, body))
+    assert not strict.verify_mac(body, mac_of(old, body))

@@ -115,8 +115,9 @@ class SecurityConfig:
     )
     zone_key_overlap_s: float = _key(
         120.0,
-        "seconds after a zone PIN key change during which a PIN block that does not read under "
-        "the new key is tried under the one before (blocks already in flight); 0: never",
+        "seconds after a zone PIN key or MAC key change during which a PIN block that does not "
+        "read, or a MAC that does not verify, under the new key is tried under the one before "
+        "(messages already in flight); 0: never",
     )
     zone_master_keys: list[str] = _key(
         [],

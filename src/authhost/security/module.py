@@ -413,25 +413,37 @@ class SecurityModule:
         now on. Returns the installed key (its repr shows name, version and KCV only).
         KeyNotFound: no zone master key; KeyCheckFailed: not the key the sender meant, or a
         key this zone has had before (a replayed key change)."""
+        return self.install_exchanged_key(KeyType.ZPK, acquirer_id, encrypted_key, check_value)
+
+    def install_exchanged_key(
+        self, key_type: KeyType, acquirer_id: str | None, encrypted_key: bytes, check_value: str
+    ) -> WorkingKey:
+        """``install_zone_pin_key`` for a zone PIN key (ZPK) or the MAC key of fields 64/128
+        (MAK, "mak"): the MACs of both directions are made and checked with the new version
+        from now on, and, for ``security.zone_key_overlap_s``, a message still MACed under the
+        version before is accepted (it was on its way when the switch changed keys)."""
         acquirer = (acquirer_id or "").strip().lstrip("0")
-        name = self.zone_pin_key_name(acquirer)
+        if key_type is KeyType.ZPK:
+            name = self.zone_pin_key_name(acquirer)
+        elif key_type is KeyType.MAK:
+            name = DEFAULT_MAC_KEY
+        else:
+            raise KeyNotFound(f"a switch does not change {key_type} keys")
         zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
         if zmk.algorithm is not KeyAlgorithm.TDES:
             raise KeyNotFound(f"zone master key {zmk.name!r} is not a TDES key")
         if len(encrypted_key) not in (16, 24):
-            raise KeyCheckFailed("a zone PIN key is 16 or 24 bytes")
+            raise KeyCheckFailed(f"a {key_type} key is 16 or 24 bytes")
         if len(check_value) < 6:  # fewer digits would let almost any key through
             raise KeyCheckFailed("a key change needs at least 6 digits of check value")
         material = tdes_ecb_decrypt(zmk.material, encrypted_key, keep=False)
         check = tdes_ecb_encrypt(material, bytes(8), keep=False).hex().upper()
         if adjust_des_parity(material) != material or not check.startswith(check_value.upper()):
-            raise KeyCheckFailed(
-                f"the new key for zone PIN key {name!r} does not match its check value"
-            )
+            raise KeyCheckFailed(f"the new key for {name!r} does not match its check value")
         if any(e.name == name and e.kcv == check[:6] for e in self._store.entries()):
             # a captured key change sent again would roll the zone back to an old key
-            raise KeyCheckFailed(f"the new key for zone PIN key {name!r} was used before")
-        key = self._store.add_version(name, KeyType.ZPK, KeyAlgorithm.TDES, material)
+            raise KeyCheckFailed(f"the new key for {name!r} was used before")
+        key = self._store.add_version(name, key_type, KeyAlgorithm.TDES, material)
         self._cache = _KeyCache(self._store)  # PIN blocks are read with the new version now
         return key
 
@@ -473,16 +485,22 @@ class SecurityModule:
         changed keys are still on their way for a moment after the 0810. Asked only for a
         block that is not a PIN block under the newest key (a block of formats 0, 3 or 4
         decrypted under the wrong key all but never is one), so a PIN is never tried twice."""
-        overlap = self._config.zone_key_overlap_s
-        if source.kind is not PinSourceKind.ZPK or overlap <= 0:
+        if source.kind is not PinSourceKind.ZPK:
             return None
-        versions = self._store.versions(source.key_name)
+        return self._version_before(source.key_name, _ZPK_TYPE)
+
+    def _version_before(self, name: str, key_type: KeyType) -> bytes | None:
+        """The version of a key before its newest, while the newest is younger than
+        ``security.zone_key_overlap_s``; None otherwise."""
+        overlap = self._config.zone_key_overlap_s
+        if overlap <= 0:
+            return None
+        versions = self._store.versions(name)
         if len(versions) < 2:
             return None
-        newest = self._store.created_at(source.key_name, versions[-1])
-        if time.time() - newest > overlap:
+        if time.time() - self._store.created_at(name, versions[-1]) > overlap:
             return None
-        return self._key(source.key_name, _ZPK_TYPE, versions[-2]).material
+        return self._key(name, key_type, versions[-2]).material
 
     def _reference_of(self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str) -> str:
         pvk = self._key(pvk_name, KeyType.PVK).material
@@ -567,7 +585,16 @@ class SecurityModule:
     def verify_mac(
         self, body_without_mac: bytes, received: bytes, key_name: str = DEFAULT_MAC_KEY
     ) -> bool:
-        return hmac.compare_digest(self.mac_message(body_without_mac, key_name), bytes(received))
+        """Whether ``received`` is the message's MAC under the key's newest version, or under
+        the version before while the newest is younger than ``security.zone_key_overlap_s``
+        (a message MACed just before the switch changed keys)."""
+        if hmac.compare_digest(self.mac_message(body_without_mac, key_name), bytes(received)):
+            return True
+        previous = self._version_before(key_name, KeyType.MAK)
+        if previous is None:
+            return False
+        expected = mac.retail_mac(previous, body_without_mac)
+        return hmac.compare_digest(expected, bytes(received))
 
 
 def ensure_demo_keys(store: KeyStore) -> None:

@@ -1,15 +1,18 @@
-"""Dynamic key exchange: a switch changes its acquirer's zone PIN key over the link.
+"""Dynamic key exchange: a switch changes its zone PIN key or the MAC key over the link.
 
-Zone PIN keys are changed often (daily, or at every sign-on) without an operator: the switch
+Working keys are changed often (daily, or at every sign-on) without an operator: the switch
 sends an 0800 with field 70 = 161 and the new key in field 48 subelement 11, encrypted under
 the zone master key both sides hold (the layout of Mastercard's key exchange block). The
-security module decrypts it, checks it against its check value and saves it as the next
-version of that acquirer's zone PIN key; the 0810 says whether it took:
+key class says which key: PK the acquirer's zone PIN key, MK the MAC key of fields 64/128.
+The security module decrypts it, checks it against its check value and saves it as the next
+version of that key; the 0810 says whether it took:
 
-* 00: installed; the acquirer's PIN blocks are read with the new key from now on (every
-  worker: each re-reads the key store within a second of it changing),
+* 00: installed; the acquirer's PIN blocks are read, or MACs made and checked, with the new
+  key from now on (every worker: each re-reads the key store within a second of it
+  changing; a PIN block or MAC made under the key before is still accepted for
+  ``security.zone_key_overlap_s``),
 * 30: no subelement 11, or one that is not the layout,
-* 12: a key class other than PK (PIN key), or no zone master key for the acquirer,
+* 12: a key class other than PK and MK, or no zone master key for the acquirer,
 * 63: the key does not match its check value or its parity (nothing is installed),
 * 96: the key store could not be written.
 
@@ -31,10 +34,11 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.messages import NetworkRequest
 from authhost.iso.subfields import SubfieldError, parse_key_exchange
 from authhost.security.errors import KeyCheckFailed, KeyNotFound, SecurityError
+from authhost.security.keys import KeyType
 from authhost.store.records import AuditEntry
 
 KEY_CHANGE_CODE = "161"  # field 70 of an 0800 that carries a new working key
-PIN_KEY_CLASS = "PK"
+KEY_CLASSES = {"PK": KeyType.ZPK, "MK": KeyType.MAK}  # PIN key, MAC key
 
 log = logging.getLogger("authhost.keys")
 
@@ -56,17 +60,18 @@ class ZoneKeyExchange:
             log.warning("key change refused: %s", error, extra={"fields": where})
             return ResponseCode.FORMAT_ERROR
         where.update(key_index=block.key_index, key_cycle=block.key_cycle)
-        if block.key_class != PIN_KEY_CLASS:
+        key_type = KEY_CLASSES.get(block.key_class)
+        if key_type is None:
             log.warning(
-                "key change refused: key class %s is not supported (PK only)",
+                "key change refused: key class %s is not supported (PK or MK)",
                 block.key_class,
                 extra={"fields": where},
             )
             return ResponseCode.INVALID_TRANSACTION
-        install = self._security.install_zone_pin_key
+        install = self._security.install_exchanged_key
         try:
             key = await trio.to_thread.run_sync(
-                install, acquirer, block.encrypted_key, block.check_value
+                install, key_type, acquirer, block.encrypted_key, block.check_value
             )
         except KeyNotFound as error:
             log.warning("key change refused: %s", error, extra={"fields": where})
@@ -78,7 +83,8 @@ class ZoneKeyExchange:
             log.error("key change failed: %s", error, extra={"fields": where})
             return ResponseCode.SYSTEM_MALFUNCTION
         changed = {"name": key.name, "version": key.version, "kcv": key.kcv, **where}
-        log.info("zone PIN key changed by the switch", extra={"fields": changed})
+        changed["key_class"] = block.key_class
+        log.info("%s key changed by the switch", key_type, extra={"fields": changed})
         await self._audit(key.name, changed)
         return ResponseCode.APPROVED
 
