@@ -350,9 +350,11 @@ class RequestBuilder:
 
 def _issuer_application_data(cvn: int) -> bytes:
     """Tag 9F10 as the card's application lays it out: Visa (length, key index, CVN, CVR) or
-    M/Chip (key index, CVN, 6-byte CVR, DAC)."""
+    M/Chip (key index, CVN, 6-byte CVR, DAC, and for CVN 17 the 8 bytes of offline counters)."""
     if cvn == 16:
         return bytes.fromhex("0110A00003220000" + "0000")
+    if cvn == 17:
+        return bytes.fromhex("0111A00003220000" + "0000" + "000000000000" + "00FF")
     return bytes.fromhex(f"0601{cvn:02X}03A0B800")
 
 

@@ -7,6 +7,7 @@ card's results (tag 9F5B) in a later message are journalled."""
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from typing import Any
 
@@ -16,7 +17,12 @@ from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import Host, chip_read, purchase, store_url, with_pin  # noqa: F401 - fixture
 
+from authhost.admin import requests as rq
+from authhost.admin.service import CardService
+from authhost.cards.model import PinMethod
+from authhost.cards.track2 import build_track2
 from authhost.security import emv
+from authhost.security.module import SecurityModule
 from authhost.security.pinblock import encrypt_pin_block
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -25,7 +31,8 @@ with warnings.catch_warnings():  # pyemv builds TDES from cryptography's old loc
     warnings.simplefilter("ignore")
     import pyemv
 
-CARD_MAKERS = {10: pyemv.cvn.VisaCVN10, 16: pyemv.cvn.MasterCardCVN16, 18: pyemv.cvn.VisaCVN18}
+CARD_MAKERS = {10: pyemv.cvn.VisaCVN10, 16: pyemv.cvn.MasterCardCVN16,
+               17: pyemv.cvn.MasterCardCVN17, 18: pyemv.cvn.VisaCVN18, 22: pyemv.cvn.VisaCVN22}  # fmt: skip
 HEADERS = {
     "application_block": bytes.fromhex("841E000008"),
     "application_unblock": bytes.fromhex("8418000008"),
@@ -251,3 +258,92 @@ async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
     assert commands_in(reply)[1] == [expected]
     assert new.encode() not in bytes.fromhex(reply["55"])  # enciphered, never in clear
     assert "chip.script_pin_change" in (await journal_reasons(store_url))[fields["11"]]
+
+
+async def add_chip_card(host: Host, cvn: int) -> dict[str, Any]:
+    """An active card with a PIN on a new product of cryptogram version ``cvn``, issued while
+    the host serves (its row as the demo export has them)."""
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(host.store_url) as store:
+        service = CardService(store, security, actor="e2e")
+        product = rq.NewProduct(
+            product_id=f"chip-cvn-{cvn}", issuer_id="e2e", name=f"CVN {cvn}", bin="541333"
+            if cvn == 17 else "476173", pin_method=PinMethod.IBM3624 if cvn == 17
+            else PinMethod.VISA_PVV, imk_ac_name="imk-ac", chip_cvn=cvn,
+            imk_smi_name="imk-smi", imk_smc_name="imk-smc",
+        )  # fmt: skip
+        await service.create_product(product)
+        account = f"chip-acc-{cvn}"
+        await service.create_account(rq.NewAccount(account_id=account, balance=500_000))
+        card = await service.issue_card(
+            rq.IssueCard(product_id=product.product_id, account_id=account)
+        )
+        pan = security.decrypt_pan(await store.pan_ciphertext(card["card_id"]), card["card_id"])
+        block = encrypt_pin_block(host.zpk(), "2580", pan)
+        await service.set_pin(card["card_id"], rq.PinChange(pin_block=block.hex()))
+        for action in ("ship", "activate"):
+            await service.apply(card["card_id"], action)
+        values = security.card_values(pan, card["expiry"], card["service_code"], "cvk")
+    track2 = build_track2(pan, card["expiry"], card["service_code"], values.icvv)
+    return {"pan": pan, "expiry": card["expiry"], "track2": track2, "pin": "2580",
+            "currency": "978", "card_id": card["card_id"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("cvn", [17, 22])
+async def test_mastercard_cvn_17_and_visa_cvn_22_chips(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    cvn,
+):
+    """The newer cryptogram versions end to end: the ARQC checked (a forged one 82), the ARPC
+    and a PIN change for the chip as pyemv's card computes them."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = await add_chip_card(host, cvn)
+    keys = {name: bytes.fromhex(host.keys[name]) for name in ("imk_ac", "imk_smi", "imk_smc")}
+    chip = CARD_MAKERS[cvn](
+        iss_mk_ac=keys["imk_ac"], iss_mk_smi=keys["imk_smi"], iss_mk_smc=keys["imk_smc"],
+        pan=card["pan"], psn="00",
+    )  # fmt: skip
+
+    def chip_fields(fields: dict[str, Any], atc: int) -> tuple[dict[str, Any], bytes]:
+        tags = {
+            "9F02": bytes.fromhex(fields["4"]), "9F03": bytes(6), "9F1A": bytes.fromhex("0276"),
+            "95": bytes(5), "5F2A": bytes.fromhex("0978"),
+            "9A": bytes.fromhex(time.strftime("%y%m%d", time.gmtime())), "9C": b"\x00",
+            "9F37": bytes.fromhex("52BF4585"), "82": bytes.fromhex("3900"),
+            "9F36": atc.to_bytes(2, "big"),
+        }  # fmt: skip
+        args = {f"tag_{t.lower()}": v for t, v in tags.items()}
+        if cvn == 17:  # M/Chip: KDI, CVN, CVR (6), dynamic number (2), counters (8)
+            iad = bytes.fromhex("0111A00003220000" + "0000" + "000000000000" + "00FF")
+            arqc = chip.generate_ac(**args, cvr=iad[2:8], counters=iad[10:18])
+        else:
+            iad = bytes.fromhex("06011603A0B800")
+            arqc = chip.generate_ac(**args, tag_9f10=iad)
+        tags.update({"9F10": iad, "5F34": b"\x00", "9F26": arqc})
+        return {**fields, "55": emv.encode_tlv(tags).hex().upper()}, arqc
+
+    fields, arqc = chip_fields(purchase(card, amount=2_000), 0x10)
+    reply = await switch.send(fields)
+    assert reply["39"] == "00"
+    answer = emv.parse_tlv(bytes.fromhex(reply["55"]))
+    if cvn == 17:
+        assert answer["91"] == chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"
+    else:
+        csu = bytes.fromhex("00800000")
+        expected = chip.generate_arpc(tag_9f26=arqc, tag_9f36=b"\x00\x10", csu=csu)
+        assert answer["91"] == expected + csu
+    forged, _ = chip_fields(purchase(card, amount=2_000), 0x11)
+    forged["55"] = forged["55"][:-16] + "0" * 16  # the ARQC is the last tag
+    assert (await switch.send(forged))["39"] == "82"
+
+    atm = purchase(card, **{"3": "920000", "4": "000000000000", "18": "6011"})
+    atm, arqc = chip_fields(atm, 0x12)
+    atm = {k: v for k, v in with_pin(atm, host, card, card["pin"]).items() if k != "4"}
+    atm["125"] = encrypt_pin_block(host.zpk(), "7531", card["pan"]).hex().upper()
+    reply = await switch.send(atm)
+    assert reply["39"] == "00"
+    expected = chip.generate_pin_change_command(pin="7531", tag_9f26=arqc, tag_9f36=b"\x00\x12")
+    assert commands_in(reply)[1] == [expected]

@@ -163,7 +163,8 @@ cdol = st.fixed_dictionaries(
 )
 
 
-PYEMV_CARDS = {10: "VisaCVN10", 16: "MasterCardCVN16", 18: "VisaCVN18"}
+PYEMV_CARDS = {10: "VisaCVN10", 16: "MasterCardCVN16", 17: "MasterCardCVN17", 18: "VisaCVN18",
+               22: "VisaCVN22"}  # fmt: skip
 
 
 def pyemv_card(cvn: int, imk: bytes, pan: str, psn: str):
@@ -177,6 +178,8 @@ def pyemv_arqc(card, cvn: int, tags: dict[str, bytes], iad: bytes) -> bytes:
         return card.generate_ac(**args, cvr=iad[3:7])  # Visa: CVR after length, DKI, CVN
     if cvn == 16:
         return card.generate_ac(**args, cvr=iad[2:8])  # M/Chip: CVR after DKI, CVN
+    if cvn == 17:  # and the counters after the CVR and the 2-byte dynamic number
+        return card.generate_ac(**args, cvr=iad[2:8], counters=iad[10:18])
     return card.generate_ac(**args, tag_9f10=iad)
 
 
@@ -189,8 +192,8 @@ def test_icc_master_keys_match_pyemv(imk: bytes, pan: str, psn: str) -> None:
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 16, 18]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
-    iad=st.binary(min_size=8, max_size=32), approved=st.booleans(),
+    cvn=st.sampled_from([10, 16, 17, 18, 22]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
+    iad=st.binary(min_size=18, max_size=32), approved=st.booleans(),
 )  # fmt: skip
 def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved) -> None:
     card = pyemv_card(cvn, imk, pan, psn)
@@ -203,7 +206,7 @@ def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved
     assert not emv.check_arqc(imk, pan, psn, forged, cvn).valid  # another amount
     code = "00" if approved else "05"
     ours = checked.issuer_authentication_data(approved, code)
-    if cvn in (10, 16):
+    if cvn in (10, 16, 17):
         assert ours == card.generate_arpc(tag_9f26=arqc, arpc_rc=code.encode()) + code.encode()
     else:
         csu = bytes.fromhex("00800000") if approved else bytes(4)
@@ -249,7 +252,7 @@ WITHOUT_DATA = [
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 16, 18]), imk_smi=tdes_keys, pan=pans(), psn=psns,
+    cvn=st.sampled_from([10, 16, 17, 18, 22]), imk_smi=tdes_keys, pan=pans(), psn=psns,
     atc=st.binary(min_size=2, max_size=2), arqc=st.binary(min_size=8, max_size=8),
     commands=st.lists(st.sampled_from(WITHOUT_DATA), min_size=1,
                       max_size=3, unique=True),
@@ -281,13 +284,13 @@ def test_issuer_script_results() -> None:
     with pytest.raises(emv.ChipDataError):
         emv_scripts.script_results(b"\x20\x00")
     with pytest.raises(emv.ChipDataError):
-        emv_scripts.issuer_script(bytes(16), "4000000000000002", "00", 17, b"\0\1", bytes(8),
+        emv_scripts.issuer_script(bytes(16), "4000000000000002", "00", 21, b"\0\1", bytes(8),
                                   [emv_scripts.ScriptCommand.PIN_UNBLOCK])  # fmt: skip
 
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 16, 18]), keys=st.lists(tdes_keys, min_size=3, max_size=3),
+    cvn=st.sampled_from([10, 16, 17, 18, 22]), keys=st.lists(tdes_keys, min_size=3, max_size=3),
     pan=pans(), psn=psns, atc=st.binary(min_size=2, max_size=2),
     arqc=st.binary(min_size=8, max_size=8), pin=st.text("0123456789", min_size=4, max_size=12),
 )  # fmt: skip

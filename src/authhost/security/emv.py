@@ -11,9 +11,12 @@ checks in turn, so a forged approval is refused by the card. Three cryptogram ve
 * CVN 18: ICC master key by option B, the EMV common session key from the ATC, EMV padding
   (0x80), the whole issuer application data; ARPC method 2 (4 bytes, with the 4-byte card
   status update).
-* Mastercard CVN 16 (M/Chip): ICC master key by option A, the session key from the ATC and
+* Visa CVN 22: as CVN 18 for the ARQC and the ARPC (its issuer scripts differ).
+* Mastercard CVN 16 (M/Chip 4): ICC master key by option A, the session key from the ATC and
   the unpredictable number, EMV padding, the 6 bytes of card verification results from the
   issuer application data; ARPC method 1 under the ICC master key.
+* Mastercard CVN 17: as CVN 16, with the card's offline counters (the 8 bytes of the issuer
+  application data after the CVR and the 2-byte dynamic number) in the cryptogram too.
 
 EMV Book 2 (A1.4, A1.3), Visa's VIS and Mastercard's M/Chip define them;
 ``tests/test_security_oracles.py`` checks every derivation and MAC against pyemv, an
@@ -31,7 +34,8 @@ from authhost.security.blockcipher import tdes_ecb_encrypt, xor
 from authhost.security.keys import adjust_des_parity
 from authhost.security.mac import retail_mac
 
-SUPPORTED_CVNS = (10, 16, 18)
+SUPPORTED_CVNS = (10, 16, 17, 18, 22)
+ARPC_METHOD_2 = frozenset({18, 22})  # the others: method 1
 
 # tags of field 55 this module reads by name
 ARQC = "9F26"
@@ -139,7 +143,7 @@ class Cryptogram:
 
     def issuer_authentication_data(self, approved: bool, response_code: str) -> bytes:
         """Tag 91's value: ARPC || ARC (CVN 10) or ARPC || CSU (CVN 18)."""
-        if self.cvn != 18:  # method 1
+        if self.cvn not in ARPC_METHOD_2:  # method 1
             arc = response_code.encode("ascii")[:2].rjust(2, b"0")
             arpc = tdes_ecb_encrypt(self._arpc_key, xor(self.arqc, arc + bytes(6)), keep=False)
             return arpc + arc
@@ -182,12 +186,14 @@ def _application_cryptogram(
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         key = icc_master_key_a(imk_ac, pan, psn)
         return retail_mac(key, covered + iad[3:7], padding=1, keep=False), key
-    if cvn == 16:
-        if len(iad) < 8:
+    if cvn in (16, 17):
+        needed = 8 if cvn == 16 else 18  # CVR; then the dynamic number and the counters
+        if len(iad) < needed:
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         master = icc_master_key_a(imk_ac, pan, psn)
         session = common_session_key(master, tags[ATC] + bytes(2) + tags[UNPREDICTABLE])
-        return retail_mac(session, covered + iad[2:8], padding=2, keep=False), master
+        data = covered + iad[2:8] + (iad[10:18] if cvn == 17 else b"")
+        return retail_mac(session, data, padding=2, keep=False), master
     key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC] + bytes(6))
     return retail_mac(key, covered + iad, padding=2, keep=False), key
 

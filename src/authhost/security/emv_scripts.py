@@ -10,13 +10,16 @@ derive from the issuer master key for secure messaging integrity (IMK-SMI), over
 header, the card's application transaction counter and its ARQC, so it cannot be replayed to
 another card or another transaction. A PIN CHANGE also carries the new PIN, enciphered under
 the session key for secure messaging confidentiality (from the IMK-SMC, derived alike): Visa's
-PIN block (the PIN under 4 bytes of the card's application cryptogram master key) with a
-length byte, padding method 2; Mastercard's ISO 9564 format 2 block; both TDES-ECB.
+PIN block (the PIN under 4 bytes of the card's application cryptogram master key; CVN 10 and
+18) or the ISO 9564 format 2 block (CVN 22), with a length byte, padding method 2;
+Mastercard's ISO 9564 format 2 block; all TDES-ECB.
 
 * Visa CVN 10 and 18: the ICC master key by option A (10) or B (18), the session key by
   Visa's method (the ATC XORed into each half of the master key).
-* Mastercard CVN 16: the ICC master key by option A, the EMV common session key with the
-  ARQC as diversifier.
+* Visa CVN 22: the ICC master key by option B, the EMV common session key with the ARQC as
+  diversifier.
+* Mastercard CVN 16 and 17: the ICC master key by option A, the EMV common session key with
+  the ARQC as diversifier.
 
 The MAC is ISO 9797-1 algorithm 3, padding method 2, 8 bytes. ``tests/test_security_oracles.py``
 checks every command against pyemv, an independent implementation. The card reports what it
@@ -73,8 +76,10 @@ _BITS = {command: 1 << n for n, command in enumerate(ScriptCommand)}
 
 def sm_session_key(imk_smi: bytes, pan: str, psn: str, cvn: int, atc: bytes, arqc: bytes) -> bytes:
     """The card's session key for secure messaging integrity in this transaction."""
-    if cvn == 16:
+    if cvn in (16, 17):
         return common_session_key(icc_master_key_a(imk_smi, pan, psn), arqc)
+    if cvn == 22:
+        return common_session_key(icc_master_key_b(imk_smi, pan, psn), arqc)
     if cvn not in (10, 18):
         raise ChipDataError(f"issuer scripts for cryptogram version {cvn} are not supported")
     master = (icc_master_key_a if cvn == 10 else icc_master_key_b)(imk_smi, pan, psn)
@@ -96,11 +101,11 @@ def command_apdu(
 
 def offline_pin_block(pin: str, cvn: int, imk_ac: bytes, pan: str, psn: str) -> bytes:
     """The new PIN as the chip takes it: Visa's PIN block (length, PIN, F padding, XORed with
-    bytes 5-8 of the card's AC master key) or ISO 9564 format 2 (Mastercard)."""
+    bytes 5-8 of the card's AC master key; CVN 10, 18) or ISO 9564 format 2 (the others)."""
     if not 4 <= len(pin) <= 12 or not pin.isdigit():
         raise ChipDataError("an offline PIN is 4 to 12 digits")
     block = bytes.fromhex(f"{len(pin):02X}{pin}".ljust(16, "F"))
-    if cvn == 16:
+    if cvn in (16, 17, 22):
         return bytes.fromhex(f"2{len(pin):X}{pin}".ljust(16, "F"))
     master = (icc_master_key_a if cvn == 10 else icc_master_key_b)(imk_ac, pan, psn)
     return xor(block, bytes(4) + master[4:8])
@@ -109,7 +114,7 @@ def offline_pin_block(pin: str, cvn: int, imk_ac: bytes, pan: str, psn: str) -> 
 def encipher_command_data(session_key: bytes, data: bytes, cvn: int) -> bytes:
     """Command data under the confidentiality session key, TDES-ECB: Visa prefixes its length
     and pads (method 2); Mastercard pads only what is not a whole block."""
-    if cvn != 16:
+    if cvn not in (16, 17):
         data = pad(bytes((len(data),)) + data, 2)
     elif len(data) % 8:
         data = pad(data, 2)
