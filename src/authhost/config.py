@@ -105,6 +105,11 @@ class SecurityConfig:
         "authhost-keys.json", "file of working keys, encrypted under the master key"
     )
     demo: bool = _key(False, "demo mode: generate a master key and test keys when none exist")
+    pin_mailer_key: str = _key(
+        "pin-mailer",
+        "key (type zpk) the PIN mailer printer holds: generated PINs leave authhost as PIN "
+        "blocks under it (ISO format 0, or 4 for an AES key)",
+    )
     zone_keys: list[str] = _key(
         [], "zone PIN key per acquirer, 'acquirer_id=key_name' entries (others use 'zpk')"
     )

@@ -781,6 +781,56 @@ class CardService:
         action = "pin.reset" if card.pin_reference is not None else "pin.set"
         return await self._update(card, pin_rules.with_pin_reference(card, reference), action)
 
+    async def generate_pins(self, card_ids: Sequence[str], out: Path, length: int = 4) -> int:
+        """New random PINs for cards (first PINs, or a PIN the cardholder forgot): each card
+        keeps only its PVV or offset, and ``out`` (a new file, owner-only) gets one line per
+        card for the PIN mailer printer: PAN, cardholder, the PIN block under the printer's key
+        (``security.pin_mailer_key``), that key's name and check value. A card's line is
+        written after its reference is stored; the PIN exists nowhere else. Audited per card
+        (``pin.generate``, never the block). Returns how many were written."""
+        cards = [await self._card(card_id) for card_id in card_ids]
+        for card in cards:
+            if card.state in lifecycle.FINAL_STATES:
+                raise ConflictError(f"card {card.card_id} is {card.state.value}; no PIN is made")
+        products = {c.product_id: await self._product(c.product_id) for c in cards}
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConflictError(f"{out} exists; name a new file") from None
+        except OSError as exc:
+            raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
+        written = 0
+        with os.fdopen(fd, "w") as file:
+            for card in cards:
+                product = products[card.product_id]
+                pan = self.security.decrypt_pan(
+                    await self.store.pan_ciphertext(card.card_id), card.card_id
+                )
+                try:
+                    issued = self.security.generate_pin(
+                        pan, card.pin_method, product.pvk_name, product.pvki, length
+                    )
+                except KeyNotFound as exc:
+                    raise Unavailable(str(exc)) from None
+                await self._update(
+                    card, pin_rules.with_pin_reference(card, issued.reference), "pin.generate"
+                )
+                record = {
+                    "card_id": card.card_id,
+                    "pan": pan,
+                    "cardholder_name": card.cardholder_name,
+                    "address_ref": card.address_ref,
+                    "pin_block": issued.pin_block.hex().upper(),
+                    "pin_block_format": f"ISO-{int(issued.block_format)}",
+                    "key": issued.key_name,
+                    "kcv": issued.key_kcv,
+                }
+                file.write(json.dumps(record) + "\n")
+                file.flush()
+                written += 1
+                del pan
+        return written
+
     async def unlock_pin(self, card_id: str) -> dict[str, Any]:
         card = await self._card(card_id)
         if card.pin_tries == 0:

@@ -657,7 +657,7 @@ def cards_bulk_issue(
 
 # --- PIN ------------------------------------------------------------------------------------
 
-pin = typer.Typer(help="PIN set/reset (from an encrypted PIN block) and unlock.")
+pin = typer.Typer(help="PIN set/reset (from an encrypted PIN block), generate, and unlock.")
 
 
 @pin.command("set")
@@ -671,6 +671,42 @@ def pin_set(
     """Set or reset a PIN; only its PVV / IBM 3624 offset is stored."""
     request = _validated(rq.PinChange, {"pin_block": pin_block, "ksn": ksn})
     _run(_config(config, store), lambda s: s.set_pin(card_id, request))
+
+
+@pin.command("generate")
+def pin_generate(
+    out: Annotated[Path, typer.Option("--out", help="new file for the PIN mailer printer")],
+    card_ids: Annotated[list[str] | None, typer.Argument(help="cards to give a new PIN")] = None,
+    all_created: Annotated[
+        bool, typer.Option(help="every card at created without a PIN (new plastics)")
+    ] = False,
+    length: Annotated[int, typer.Option(help="digits (IBM 3624 cards; a PVV holds 4)")] = 4,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Random PINs for cards, out only as PIN blocks under the PIN mailer printer's key.
+
+    The cards keep the PVV or offset; the file (mode 0600, never overwritten) holds one line
+    per card: PAN, cardholder, PIN block, key name and check value. Audited per card.
+    """
+    if bool(card_ids) == all_created:
+        _say("error: name the cards, or give --all-created")
+        raise typer.Exit(1)
+    if not 4 <= length <= 12:
+        _say("error: --length is 4 to 12 digits")
+        raise typer.Exit(2)
+
+    async def generate(service: CardService) -> int:
+        ids = list(card_ids or [])
+        if all_created:
+            offset = 0
+            while page := await service.list_cards(state="created", limit=1000, offset=offset):
+                ids += [card["card_id"] for card in page if not card["pin_set"]]
+                offset += len(page)
+        return await service.generate_pins(ids, out, length)
+
+    count = _run(_config(config, store), generate, show=False)
+    _say(f"wrote {count} PIN mailer record(s) to {out} (mode 0600)")
 
 
 @pin.command("unlock")

@@ -26,6 +26,7 @@ from authhost.security import (
     key_admin,
     mac,
     pan_protection,
+    pin_generation,
     pinblock,
     pinverify,
 )
@@ -64,6 +65,7 @@ DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     ("imk-smi", KeyType.IMK_SMI, KeyAlgorithm.TDES, 16),
     ("imk-smc", KeyType.IMK_SMC, KeyAlgorithm.TDES, 16),
     (DEFAULT_MAC_KEY, KeyType.MAK, KeyAlgorithm.TDES, 16),
+    ("pin-mailer", KeyType.ZPK, KeyAlgorithm.TDES, 16),  # the PIN mailer printer's key
     ("kek", KeyType.KEK, KeyAlgorithm.AES, 32),
     (DEFAULT_ZMK, KeyType.KEK, KeyAlgorithm.TDES, 16),
     (PAN_HASH_KEY, KeyType.PAN_HASH, KeyAlgorithm.HMAC, 32),
@@ -83,6 +85,18 @@ class PinSourceKind(StrEnum):
     ZPK = "zpk"  # PIN block under the acquirer's zone PIN key
     DUKPT_TDES = "dukpt-tdes"  # ANSI X9.24-1, KSN of 20 hex digits in field 53
     DUKPT_AES = "dukpt-aes"  # ANSI X9.24-3, KSN of 24 hex digits in field 53
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedPin:
+    """A generated PIN as it leaves the module: the reference the card keeps and the PIN block
+    for the mailer printer (``repr`` hides both)."""
+
+    reference: str = field(repr=False)
+    pin_block: bytes = field(repr=False)
+    block_format: pinblock.PinBlockFormat
+    key_name: str
+    key_kcv: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +303,7 @@ class SecurityModule:
                 ("imk-smi", KeyType.IMK_SMI),  # and check the issuer scripts' MACs with it
                 ("imk-smc", KeyType.IMK_SMC),  # and read a new offline PIN with it
                 (DEFAULT_ZMK, KeyType.KEK),  # the simulator sends new zone PIN keys under it
+                ("pin-mailer", KeyType.ZPK),  # generated PINs are sent to the printer under it
             )
         }
 
@@ -527,6 +542,25 @@ class SecurityModule:
             return self._reference_of(pin, pan, method, pvk_name, pvki)
         except (pinblock.PinBlockError, pinverify.PinVerificationError) as exc:
             raise SecurityError(f"cannot set the PIN: {exc}") from None
+
+    def generate_pin(
+        self, pan: str, method: PinMethod, pvk_name: str, pvki: str, length: int = 4
+    ) -> IssuedPin:
+        """A random PIN for the card (``pin_generation``): its PVV or IBM 3624 offset to store,
+        and the PIN encrypted for the PIN mailer printer under ``security.pin_mailer_key`` (ISO
+        format 0 under a TDES key, format 4 under an AES key). The clear PIN never leaves this
+        method. KeyNotFound when the mailer key or the product's PVK is missing."""
+        key = self._key(self._config.pin_mailer_key, _ZPK_TYPE)
+        iso0, iso4 = pinblock.PinBlockFormat.ISO0, pinblock.PinBlockFormat.ISO4
+        fmt = iso4 if key.algorithm is KeyAlgorithm.AES else iso0
+        length = 4 if PinMethod(method) is PinMethod.VISA_PVV else length  # a PVV holds 4
+        pin = pin_generation.random_pin(length)
+        try:
+            reference = self._reference_of(pin, pan, method, pvk_name, pvki)
+            block = pinblock.encrypt_pin_block(key.material, pin, pan, fmt)
+        finally:
+            del pin
+        return IssuedPin(reference, block, fmt, key.name, key.kcv)
 
     def verify_pin(
         self,
