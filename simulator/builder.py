@@ -44,6 +44,7 @@ class Kind(StrEnum):
     CASH = "cash"
     BALANCE = "balance"
     REFUND = "refund"
+    CREDIT = "credit"  # a transfer to the card: Visa's original credit (0200, code 26)
     REVERSAL = "reversal"
     COMPLETION = "completion"  # a pre-authorisation 0100, then its 0220 completion
     INCREMENTAL = "incremental"  # a pre-authorisation 0100, then an 0100 extending it
@@ -70,7 +71,7 @@ CHIP_ENTRIES = ("chip", "contactless")  # card reads that carry field 55
 ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
                Entry.ECOMMERCE: "812"}  # fmt: skip
 PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
-              Kind.REFUND: "200000", Kind.ADVICE: "000000",
+              Kind.REFUND: "200000", Kind.CREDIT: "260000", Kind.ADVICE: "000000",
               Kind.VERIFICATION: "000000", Kind.PIN_UNBLOCK: "910000",
               Kind.PIN_CHANGE: "920000"}  # fmt: skip
 NETWORK_CODES = {
@@ -184,7 +185,8 @@ class RequestBuilder:
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
         cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK, Kind.PIN_CHANGE)  # ATM
-        default_mti = {Kind.CASH: "0200", Kind.REFUND: "0200", Kind.ADVICE: "0120"}
+        default_mti = {Kind.CASH: "0200", Kind.REFUND: "0200", Kind.CREDIT: "0200",
+                       Kind.ADVICE: "0120"}  # fmt: skip
         fields = self._header(mti or default_mti.get(kind, "0100"), now)
         fields.update(
             {
@@ -207,7 +209,9 @@ class RequestBuilder:
         additional: dict[str, str] = {}
         if partial_approval:
             additional[POS_EXTENDED_CONDITIONS_SUBELEMENT] = "10000"
-        if entry is Entry.ECOMMERCE:
+        if kind is Kind.CREDIT:  # sent by the network for the originator: no card data
+            fields.update({"2": card.pan, "14": card.expiry, "18": "4829", "22": "010"})
+        elif entry is Entry.ECOMMERCE:
             fields["2"] = card.pan
             fields["14"] = card.expiry
             additional[CVV2_SUBELEMENT] = card.cvv2

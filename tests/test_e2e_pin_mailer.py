@@ -23,7 +23,9 @@ from authhost.security.pinblock import decrypt_pin_block
 from authhost.store import opened_store
 
 
-async def new_cards(host: Host, count: int, product: str = "demo-visa-debit") -> list[dict]:
+async def new_cards(
+    host: Host, count: int, product: str = "demo-visa-debit", account: str = "demo-acc-1"
+) -> list[dict]:
     """Cards at created, without a PIN, issued while the host serves."""
     security = SecurityModule.open(host.config.security, demo=True)
     cards = []
@@ -31,7 +33,7 @@ async def new_cards(host: Host, count: int, product: str = "demo-visa-debit") ->
         service = CardService(store, security, actor="e2e")
         for _ in range(count):
             card = await service.issue_card(
-                rq.IssueCard(product_id=product, account_id="demo-acc-1", cardholder_name="NEW")
+                rq.IssueCard(product_id=product, account_id=account, cardholder_name="NEW")
             )
             pan = security.decrypt_pan(await store.pan_ciphertext(card["card_id"]), card["card_id"])
             values = security.card_values(pan, card["expiry"], card["service_code"], "cvk")

@@ -87,9 +87,10 @@ def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
         (["pin-unblock", "--pin", "card"], "APPROVED: 00"),
         (["echo"], "0810"),
         (["purchase", "--card", "8"], "DECLINED: 41 lost card"),
+        (["credit", "--amount", "50"], "APPROVED: 00"),
     ],
     ids=["wrong PIN", "e-commerce with CVV2", "balance inquiry", "reversal", "completion",
-         "account verification", "card used abroad", "partial approval", "PIN unblock", "echo test", "lost card"],
+         "account verification", "card used abroad", "partial approval", "PIN unblock", "echo test", "lost card", "transfer to the card"],
 )  # fmt: skip
 def test_send_kinds(host, args, expected):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])

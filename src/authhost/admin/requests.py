@@ -39,6 +39,11 @@ class LimitsSpec(_Request):
     atm_per_transaction: Amount | None = None
     atm_daily_amount: Amount | None = None
     atm_daily_count: Annotated[int, Field(ge=0)] | None = None
+    max_balance: Amount | None = Field(
+        None,
+        description="debit/prepaid: the most the account may hold after a transfer to the card "
+        "(original credit 26, payment transaction 28); 0: no transfers",
+    )
 
 
 CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")

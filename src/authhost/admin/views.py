@@ -30,6 +30,7 @@ class LimitsView(_View):
     atm_per_transaction: int | None
     atm_daily_amount: int | None
     atm_daily_count: int | None
+    max_balance: int | None = None
 
 
 class ProductView(_View):

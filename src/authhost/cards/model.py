@@ -61,6 +61,9 @@ class Limits:
     atm_per_transaction: int | None = None
     atm_daily_amount: int | None = None
     atm_daily_count: int | None = None
+    # the most a debit or prepaid account may hold after a transfer to the card (26, 28): a
+    # prepaid programme's limit (e-money rules), or 0 for a card that takes no transfers
+    max_balance: int | None = None
 
     def overridden_by(self, other: Limits | None) -> Limits:
         """These limits, with every non-None value of ``other`` (card overrides) winning."""

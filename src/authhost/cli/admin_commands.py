@@ -428,10 +428,12 @@ def cards_limits(
     atm_per_transaction: Amount = None,
     atm_daily_amount: Amount = None,
     atm_daily_count: Count = None,
+    max_balance: Amount = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Set the card's own limits (they beat the product's); no option removes them all."""
+    """Set the card's own limits (they beat the product's); no option removes them all.
+    --max-balance: the most a debit or prepaid account may hold after a transfer to the card."""
     request = _validated(
         rq.LimitsSpec,
         {
@@ -443,6 +445,7 @@ def cards_limits(
             "atm_per_transaction": atm_per_transaction,
             "atm_daily_amount": atm_daily_amount,
             "atm_daily_count": atm_daily_count,
+            "max_balance": max_balance,
         },
     )
     _run(_config(config, store), lambda s: s.set_card_limits(card_id, request))

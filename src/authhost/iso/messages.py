@@ -11,6 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# money to the card, not spent with it: a refund (20), a Visa original credit (26), a
+# Mastercard payment transaction (28). No spending limit applies to them and they are no
+# velocity events: a refund or a transfer received must not use up the cardholder's daily
+# limits, nor look like spending to a model
+CREDIT_TYPES = frozenset({"20", "26", "28"})
+
 
 class MessageClass(StrEnum):
     """What a request asks for, from its MTI (positions 2-3)."""

@@ -26,7 +26,7 @@ from authhost.cards.travel import covers
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
 from authhost.iso.codes import APPROVED_CODES
-from authhost.iso.messages import AuthRequest
+from authhost.iso.messages import CREDIT_TYPES, AuthRequest
 from authhost.store.interface import Snapshot
 from authhost.store.records import JournalEntry, journal_dict
 
@@ -170,17 +170,20 @@ def _flag(row: Mapping[str, object], key: str) -> bool:
     return bool(value)
 
 
-def is_velocity_event(card: str, message_class: str) -> bool:
+def is_velocity_event(card: str, message_class: str, processing_code: str) -> bool:
     """A journal entry counts in its card's velocity: it has a card and is an authorisation,
-    a financial request or an advice (not a reversal, not a refused frame)."""
-    return bool(card) and message_class in VELOCITY_CLASSES
+    a financial request or an advice (not a reversal, not a refused frame) that is not a
+    credit to the card (``CREDIT_TYPES``)."""
+    return (
+        bool(card) and message_class in VELOCITY_CLASSES and processing_code[:2] not in CREDIT_TYPES
+    )
 
 
 def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
     """The velocity event a journal entry is (None: not one), by the same rule as a replay of
     the exported journal; the Redis store records it at commit (SQLite reads its journal with
     the same rule in SQL, ``store.sqlite_velocity``)."""
-    if not is_velocity_event(entry.card_id, entry.message_class):
+    if not is_velocity_event(entry.card_id, entry.message_class, entry.processing_code):
         return None
     return event_from_row(journal_dict(entry))
 
@@ -295,7 +298,8 @@ def replay_contexts(
         acceptor = acceptor_event_from_row(row)
         if acceptor is not None:
             acceptors.add(acceptor)
-        if is_velocity_event(card, _text(row, "message_class") or "authorisation"):
+        kind = _text(row, "message_class") or "authorisation"
+        if is_velocity_event(card, kind, _text(row, "processing_code")):
             if window is None:
                 window = history[card] = SlidingVelocity()
             window.add(event_from_row(row))

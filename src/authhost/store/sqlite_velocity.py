@@ -27,6 +27,7 @@ from typing import NamedTuple
 from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import RETENTION_S, Velocity
 from authhost.iso.codes import APPROVED_CODES
+from authhost.iso.messages import CREDIT_TYPES
 from authhost.models.context import CASH_TYPES, VELOCITY_CLASSES
 
 # A journal entry as a velocity row (id first, then StoredEvent's fields), as event_from_row
@@ -38,7 +39,10 @@ ROW_COLUMNS = (
     f"substr(j.processing_code, 1, 2) IN ({', '.join(repr(t) for t in sorted(CASH_TYPES))})",
     "j.pin_failed", "j.cvv_failed",
 )  # fmt: skip
-IS_VELOCITY_ENTRY = f"j.message_class IN ({', '.join(repr(c) for c in sorted(VELOCITY_CLASSES))})"
+IS_VELOCITY_ENTRY = (
+    f"j.message_class IN ({', '.join(repr(c) for c in sorted(VELOCITY_CLASSES))}) AND "
+    f"substr(j.processing_code, 1, 2) NOT IN ({', '.join(repr(t) for t in sorted(CREDIT_TYPES))})"
+)
 # Entries older than the window never count. An entry is committed within its deadline of its
 # ts (milliseconds), so every entry inside the window has a higher id than the newest entry
 # that arrived an hour before the window began: a first read starts above that id.

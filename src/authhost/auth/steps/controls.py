@@ -7,7 +7,9 @@ and counts), so a limit can never be escaped by waiting for midnight.
 from __future__ import annotations
 
 from authhost.auth.decision import Decline
+from authhost.auth.steps.validate import INCOMING_CREDITS
 from authhost.auth.transaction import Transaction
+from authhost.cards.model import CardKind
 from authhost.iso.codes import ResponseCode as RC
 
 DEBIT_TYPES = frozenset({"00", "01", "09"})
@@ -20,6 +22,8 @@ def _over(limit: int | None, value: int) -> bool:
 def controls(tx: Transaction) -> Decline | None:
     request, product = tx.request, tx.snapshot.product
     assert product is not None
+    if request.transaction_type in INCOMING_CREDITS:
+        return _incoming_credit(tx)
     if str(request.channel) not in product.channels:
         return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, f"controls.channel_{request.channel}")
     if request.mcc and request.mcc in product.blocked_mccs:
@@ -60,4 +64,16 @@ def controls(tx: Transaction) -> Decline | None:
             return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.atm_daily_amount")
         if _over(limits.atm_daily_count, velocity.cash_count_24h + 1):
             return Decline(RC.EXCEEDS_FREQUENCY_LIMIT, "limits.atm_daily_count")
+    return None
+
+
+def _incoming_credit(tx: Transaction) -> Decline | None:
+    """A transfer to the card is not the cardholder using it: no channel, merchant or country
+    block and no spending limit applies; a debit or prepaid account may not grow beyond the
+    card's ``max_balance`` (a prepaid programme's limit; 0: the card takes no transfers)."""
+    limit, account = tx.limits.max_balance, tx.snapshot.account
+    if limit is None or account is None or account.kind is CardKind.CREDIT:
+        return None
+    if account.balance + (tx.request.cardholder_amount_minor or 0) > limit:
+        return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.max_balance")
     return None

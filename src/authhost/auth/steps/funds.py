@@ -12,7 +12,7 @@ from authhost.auth.keys import looked_up_original
 from authhost.auth.steps.validate import MONEYLESS_TYPES
 from authhost.auth.transaction import Transaction
 from authhost.iso.codes import ResponseCode as RC
-from authhost.iso.messages import MessageClass
+from authhost.iso.messages import CREDIT_TYPES, MessageClass
 from authhost.store.interface import MoneyMove, Movement
 
 HOLDING_CLASSES = frozenset({MessageClass.AUTHORISATION, MessageClass.AUTHORISATION_ADVICE})
@@ -33,7 +33,7 @@ class Funds:
         kind = request.transaction_type
         if kind in MONEYLESS_TYPES or request.amount_minor == 0:  # + account verification
             return None
-        if kind == "20":
+        if kind in CREDIT_TYPES:
             return MoneyMove.CREDIT
         holds = request.message_class in HOLDING_CLASSES and kind not in self._post_codes
         return MoneyMove.HOLD if holds else MoneyMove.POST
@@ -124,7 +124,7 @@ def post_advice(tx: Transaction, hold_lives: HoldLives | None = None) -> Decline
         return None
     kind = (
         MoneyMove.CREDIT
-        if request.transaction_type == "20"
+        if request.transaction_type in CREDIT_TYPES
         else (
             MoneyMove.HOLD
             if request.message_class is MessageClass.AUTHORISATION_ADVICE

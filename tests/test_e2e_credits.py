@@ -1,0 +1,99 @@
+"""Money to the card over a running host, on both stores: a transfer to the card (Visa's
+original credit, processing code 26; Mastercard's payment transaction, 28) is credited at once
+whatever the product's channels and blocks, a prepaid programme's maximum balance refuses one
+that would exceed it (61), and neither a transfer nor a refund uses up the cardholder's
+spending limits (they are no velocity events)."""
+
+from __future__ import annotations
+
+import pytest
+from host_admin import start_host_with_admin
+from iso_client import Switch, next_stan
+from test_admin_support import call
+from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
+from test_e2e_pin_mailer import new_cards
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+def transfer(card: dict, amount: int, code: str = "26") -> dict:
+    """A transfer to the card as the network sends it: 0200, the PAN and expiry, no card data."""
+    fields = purchase(card, amount=amount, **{"3": f"{code}0000", "18": "4829", "22": "010",
+                                               "35": None, "14": card["expiry"]})  # fmt: skip
+    return {**fields, "t": "0200", "2": card["pan"]}
+
+
+async def reasons_by_stan(url: str) -> dict[str, str]:
+    async with opened_store(url) as store:
+        return {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=1000))}
+
+
+@pytest.mark.parametrize("code", ["26", "28"])
+async def test_a_transfer_to_the_card_is_credited_at_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    code,
+):
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]  # debit, account demo-acc-1
+    ledger, available = await balances_of(switch, card)
+    reply = await switch.send(transfer(card, 30_000, code))
+    assert reply["39"] == "00" and reply.get("38")
+    assert await balances_of(switch, card) == (ledger + 30_000, available + 30_000)
+    async with opened_store(store_url) as store:
+        (entry,) = [e for e in await store.journal(JournalQuery(limit=1000))
+                    if e.stan == reply["11"]]  # fmt: skip
+    assert entry.movement == "credit" and entry.amount_minor == 30_000
+    assert (await switch.send(transfer(host.cards["lost"], 1_000, code)))["39"] == "41"
+
+
+async def test_credits_do_not_use_up_the_spending_limits(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The demo Visa debit product allows 5,000.00 a day in 20 purchases: three refunds and a
+    transfer of 1,500.00 each leave all of it to spend (they once counted as spending)."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    for _ in range(3):
+        refund = purchase(card, amount=150_000, **{"3": "200000", "t": "0200"})
+        assert (await switch.send(refund))["39"] == "00"
+    assert (await switch.send(transfer(card, 150_000)))["39"] == "00"
+    spent = [(await switch.send(purchase(card, amount=amount)))["39"]
+             for amount in (200_000, 200_000, 100_000)]  # fmt: skip
+    assert spent == ["00", "00", "00"]  # 5,000.00: the daily limit, all of it
+    over = await switch.send(purchase(card, amount=100))
+    assert over["39"] == "61"
+    assert "limits.daily_amount" in (await reasons_by_stan(store_url))[over["11"]]
+
+
+async def test_a_prepaid_programme_caps_what_a_card_may_receive(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    product = {"product_id": "prepaid", "issuer_id": "e2e", "name": "Prepaid", "bin": "476173",
+               "kind": "prepaid", "channels": ["pos"], "blocked_mccs": ["4829"],
+               "limits": {"max_balance": 100_000}}  # fmt: skip
+    assert (await call(port, "POST", "/v1/products", payload=product)).status == 201
+    account = {"account_id": "prepaid-acc", "kind": "prepaid", "balance": 90_000}
+    assert (await call(port, "POST", "/v1/accounts", payload=account)).status == 201
+    (card,) = await new_cards(host, 1, "prepaid", "prepaid-acc")
+    for action in ("ship", "activate"):
+        assert (await call(port, "POST", f"/v1/cards/{card['card_id']}/{action}")).status == 200
+
+    too_much = await switch.send(transfer(card, 10_001))
+    assert too_much["39"] == "61"
+    assert "limits.max_balance" in (await reasons_by_stan(store_url))[too_much["11"]]
+    # the channel (no e-commerce) and the blocked MCC (money transfers) do not apply to it
+    assert (await switch.send(transfer(card, 10_000)))["39"] == "00"
+    assert (await switch.send(transfer(card, 1, "28")))["39"] == "61"
+    refund = purchase(card, amount=500, **{"3": "200000", "t": "0200", "11": next_stan()})
+    assert (await switch.send(refund))["39"] == "00"  # a refund is the merchant's money back
