@@ -179,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         for round_no in range(1, args.rounds + 1):
             result = one_round(args, work, seed, sources, round_no)
             (base_us, base_rate, base_p99), (new_us, new_rate, new_p99) = result.values()
+            if not base_us or not new_us:  # a side answered nothing: no ratio to take
+                print(
+                    f"round {round_no}: a side measured no CPU (answers/s base "
+                    f"{base_rate:,.0f}, new {new_rate:,.0f}); round left out",
+                    flush=True,
+                )
+                continue
             ratios.append(new_us / base_us)
             print(
                 f"round {round_no}: server CPU per answer base {base_us:.0f} µs, new "
@@ -186,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"new {new_rate:,.0f}; p99 base {base_p99:.1f} ms, new {new_p99:.1f} ms",
                 flush=True,
             )
+        if not ratios:
+            print("no round measured both sides")
+            return 1
         print(f"new/base server CPU per answer: mean {sum(ratios) / len(ratios):.3f}, "
               f"rounds {', '.join(f'{r:.3f}' for r in ratios)}")  # fmt: skip
     finally:
