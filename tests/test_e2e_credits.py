@@ -1,16 +1,18 @@
 """Money to the card over a running host, on both stores: a transfer to the card (Visa's
 original credit, processing code 26; Mastercard's payment transaction, 28) is credited at once
 whatever the product's channels and blocks, a prepaid programme's maximum balance refuses one
-that would exceed it (61), and neither a transfer nor a refund uses up the cardholder's
-spending limits (they are no velocity events)."""
+that would exceed it (61), neither a transfer nor a refund uses up the cardholder's spending
+limits (they are no velocity events), and a reversed credit is taken back."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from host_admin import start_host_with_admin
 from iso_client import Switch, next_stan
-from test_admin_support import call
-from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import balances_of, field_90, purchase, store_url  # noqa: F401 - fixture
 from test_e2e_pin_mailer import new_cards
 
 from authhost.store import opened_store
@@ -97,3 +99,39 @@ async def test_a_prepaid_programme_caps_what_a_card_may_receive(
     assert (await switch.send(transfer(card, 1, "28")))["39"] == "61"
     refund = purchase(card, amount=500, **{"3": "200000", "t": "0200", "11": next_stan()})
     assert (await switch.send(refund))["39"] == "00"  # a refund is the merchant's money back
+
+
+async def test_a_reversed_credit_is_taken_back(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A transfer or refund the network reverses (0400 naming it in field 90) is taken back
+    from the account, in part when field 95 says what stays; a repeated reversal takes nothing
+    more; the day's totals count it apart from the reversals that release money."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    sent = transfer(card, 40_000)
+    assert (await switch.send(sent))["39"] == "00"
+    reversal = {**sent, "t": "0400", "11": next_stan(), "90": field_90(sent)}
+    assert (await switch.send(reversal))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available)  # taken back
+    again = {**reversal, "11": next_stan()}
+    assert (await switch.send(again))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available)  # nothing more
+
+    refund = purchase(card, amount=10_000, **{"3": "200000", "t": "0200"})
+    assert (await switch.send(refund))["39"] == "00"
+    partial = {**refund, "t": "0400", "11": next_stan(), "90": field_90(refund),
+               "95": f"{4_000:012d}" + "0" * 30}  # fmt: skip
+    assert (await switch.send(partial))["39"] == "00"  # 40.00 of the 100.00 refund stays
+    assert await balances_of(switch, card) == (ledger + 4_000, available + 4_000)
+
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    totals = await call(port, "GET", f"/v1/journal/totals?day={day}", token=AUDITOR_TOKEN)
+    (euros,) = [c for c in totals.json["currencies"] if c["currency"] == "978"]
+    assert euros["taken_back"] == {"count": 2, "amount_minor": 46_000}
+    assert euros["credited"] == {"count": 2, "amount_minor": 50_000}
+    assert euros["net_posted_minor"] == euros["posted"]["amount_minor"] - 50_000 + 46_000

@@ -2,7 +2,7 @@
 
 The SQLite backend moves money in SQL and the Redis backend in Lua; this holds both to one
 definition: open-to-buy checks, holds, posts, refunds, completions, incremental authorisations,
-and releases clamped to what is left.
+and releases clamped to what is left (a released refund or transfer is taken back).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Model:
     balance: int
     credit_limit: int
     holds: int = 0
-    # match key -> [amount, posted (0 hold, 1 posted, 2 increment), reversed, parent]
+    # match key -> [amount, posted (0 hold, 1 posted, 2 increment, 3 credited), reversed,
+    # parent]
     held: dict[str, list] = field(default_factory=dict)
 
     @property
@@ -80,6 +81,7 @@ class Model:
             return True, amount
         if kind is MoneyMove.CREDIT:
             self.balance -= self.spend(amount)
+            self.held[key] = [amount, 3, 0, ""]  # its reversal takes it back
             return True, amount
         record = self.held.get(key)
         if record is None:
@@ -92,6 +94,8 @@ class Model:
         if release:
             if record[1] == 1:
                 self.balance -= self.spend(release)
+            elif record[1] == 3:  # a credit taken back, whatever the account holds now
+                self.balance += self.spend(release)
             else:
                 self.holds -= min(release, self.holds)
             record[2] += release

@@ -2,7 +2,8 @@
 
 Finance closes a business day by comparing what the host approved and moved with what the
 networks settle: the holds placed, the amounts posted (0200 purchases, 0220 completions and
-clearing presentments), the refunds credited and the reversals released, per currency (the
+clearing presentments), the refunds and transfers credited, the reversals released (and the
+credits reversed, taken back from the cardholder), per currency (the
 account's: a converted transaction counts in the cardholder's currency, as it was charged), and
 per acquiring institution (field 32), whose settlement the postings are reconciled against.
 Declines are counted by response code, the figure an operations desk watches.
@@ -25,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authhost.iso.codes import APPROVED_CODES
+from authhost.iso.messages import CREDIT_TYPES
 from authhost.store.records import JournalEntry
 
-MOVEMENTS = ("hold", "post", "credit", "release")
+MOVEMENTS = ("hold", "post", "credit", "release", "take_back")
 _HOLDING_CLASSES = ("authorisation", "authorisation_advice")
 
 
@@ -46,7 +48,7 @@ class _Sum:
 
 @dataclass
 class MovementSums:
-    """The four movements of one currency, acquirer or account: count and amount of each."""
+    """The movements of one currency, acquirer or account: count and amount of each."""
 
     sums: dict[str, _Sum] = field(default_factory=lambda: {m: _Sum() for m in MOVEMENTS})
 
@@ -64,8 +66,12 @@ class MovementSums:
             "posted": posted.view(),
             "credited": credited.view(),
             "released": self.sums["release"].view(),
-            # what the issuer owes the acquirers for the period's postings, less refunds
-            "net_posted_minor": posted.amount_minor - credited.amount_minor,
+            "taken_back": self.sums["take_back"].view(),
+            # what the issuer owes the acquirers for the period's postings, less refunds and
+            # transfers credited, plus those reversed (taken back from the cardholder)
+            "net_posted_minor": posted.amount_minor
+            - credited.amount_minor
+            + self.sums["take_back"].amount_minor,
         }
 
 
@@ -84,6 +90,8 @@ def movement_of(entry: JournalEntry) -> str:
     entry from before it was journalled, the pipeline's default for its class and code."""
     if entry.hold_amount == 0:
         return ""
+    if entry.movement == "release" and entry.processing_code[:2] in CREDIT_TYPES:
+        return "take_back"  # a refund's or a transfer's reversal: the money goes back out
     if entry.movement:
         return entry.movement
     if entry.hold_amount < 0:

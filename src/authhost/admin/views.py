@@ -235,7 +235,10 @@ class AccountStatement(_View):
     posted: dict[str, int]
     credited: dict[str, int] = Field(description="refunds")
     released: dict[str, int] = Field(description="reversals")
-    net_posted_minor: int = Field(description="posted less credited")
+    taken_back: dict[str, int] = Field(
+        default_factory=dict, description="refunds and transfers reversed: taken back"
+    )
+    net_posted_minor: int = Field(description="posted less credited, plus taken back")
     lines: list[dict[str, Any]] = Field(
         description="each entry that moved money, oldest first (the first 1,000): time, "
         "movement, amount, card (masked PAN), merchant, approval and response code"
@@ -252,9 +255,9 @@ class JournalTotals(_View):
     )
     currencies: list[dict[str, Any]] = Field(
         description="per account currency: authorised (holds placed), posted, credited "
-        "(refunds) and released (reversals), each a count and amount_minor; net_posted_minor "
-        "(posted - credited); approved, declined and declined_by_code; and the same money "
-        "per acquirer (field 32)"
+        "(refunds and transfers), released (reversals) and taken_back (credits reversed), each a "
+        "count and amount_minor; net_posted_minor (posted - credited + taken_back); approved, "
+        "declined and declined_by_code; and the same money per acquirer (field 32)"
     )
 
 

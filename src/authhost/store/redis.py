@@ -175,7 +175,12 @@ def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
     amount, posted, reversed_, rest = _s(raw).split("|", 3)
     parent = rest.partition("|")[2] if posted == "2" else ""  # an increment names its parent
     return Hold(
-        match_key, account_id, int(amount) - int(reversed_), posted == "1", int(reversed_), parent
+        match_key,
+        account_id,
+        int(amount) - int(reversed_),
+        posted in ("1", "3"),
+        int(reversed_),
+        parent,
     )
 
 
@@ -658,8 +663,6 @@ class RedisCardStore:
         hold_key = ""
         if move is not None:
             hold_key = move.match_key if move.kind is MoneyMove.RELEASE else entry.match_key
-            if move.kind is MoneyMove.CREDIT:
-                hold_key = ""
         keys = [
             ak.account,
             ak.card(commit.card_id),

@@ -175,7 +175,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       entry for review (indexed in KEYS[14]), 29 the card without the issuer script
 #       commands the answer delivers ('' = none), 30 the card version it was made from (the
 #       card is left as it is when it changed meanwhile: the commands go with the next answer)
-# Hold values are 'amount|posted|reversed|created_at', and an increment's (posted '2')
+# Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
+# credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
     """
@@ -299,6 +300,9 @@ if kind ~= '' then
   elseif kind == 'credit' then
     moved = 1
     dbal = -spend
+    if ARGV[6] ~= '' then  -- what its reversal finds and takes back (posted '3')
+      redis.call('HSET', KEYS[5], ARGV[6], string.format('%d', amount) .. '|3|0|' .. ARGV[7])
+    end
   elseif kind == 'release' then
     local h = redis.call('HGET', KEYS[5], ARGV[6])
     hold_amount = 0
@@ -323,6 +327,8 @@ if kind ~= '' then
         hold_amount = -release
         if p == '1' then
           if credit then dbal = -release else dbal = release end
+        elseif p == '3' then  -- a credit taken back, whatever the account holds now
+          if credit then dbal = release else dbal = -release end
         else
           dhold = -math.min(release, held)
         end

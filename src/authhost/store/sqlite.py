@@ -173,7 +173,10 @@ _PRUNE_REPORTS_SQL = (
     "(SELECT 1 FROM journal WHERE journal.journal_id = fraud_reports.journal_id)"
 )
 # holds.posted: 0 a hold, 1 a posted amount, 2 an increment (migration 12)
-_POSTED, _INCREMENT = 1, 2
+# holds.posted: 0 an open hold, 1 posted, 2 an increment (held in its parent too), 3 money
+# credited to the account (a refund, a transfer), which its reversal takes back
+_POSTED, _INCREMENT, _CREDITED = 1, 2, 3
+_MOVED = (_POSTED, _CREDITED)  # no longer held: a completion naming it releases nothing
 # HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
 _SPEND_SQL = """
 UPDATE accounts SET
@@ -435,7 +438,7 @@ class SqliteCardStore:
         if head[13] is not None:
             match_key, account_id, amount, posted, reversed_, parent = json.loads(head[13])
             original = Hold(
-                match_key, account_id, amount - reversed_, posted == _POSTED, reversed_, parent
+                match_key, account_id, amount - reversed_, posted in _MOVED, reversed_, parent
             )
         at_merchant, at_terminal = self._acceptors.at(query.now, query.merchant, query.terminal)
         return Snapshot(
@@ -1053,9 +1056,15 @@ def _move_money(
         return False, current
     if move.completes and move.kind is MoneyMove.POST and move.completes != entry.match_key:
         account = _release_completed_hold(conn, move, account)
-    if spending and entry.match_key:
-        posted, parent = int(move.kind is MoneyMove.POST), ""
-        if move.extends and move.extends != entry.match_key and _extend(conn, move, entry):
+    if entry.match_key:  # what a reversal finds: a hold, a posted amount, a credit
+        posted = int(move.kind is MoneyMove.POST)
+        posted, parent = _CREDITED if move.kind is MoneyMove.CREDIT else posted, ""
+        if (
+            spending
+            and move.extends
+            and move.extends != entry.match_key
+            and _extend(conn, move, entry)
+        ):
             posted, parent = _INCREMENT, move.extends
         conn.execute(
             "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at, "
@@ -1142,6 +1151,8 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
     balance_delta = holds_delta = 0
     if posted == _POSTED:
         balance_delta = -spend_delta(account.kind, release)
+    elif posted == _CREDITED:  # the credit taken back, whatever the account holds now
+        balance_delta = spend_delta(account.kind, release)
     else:
         holds_delta = -min(release, account.holds)
     conn.execute(
