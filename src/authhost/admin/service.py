@@ -98,6 +98,14 @@ LIFECYCLE_ACTIONS: dict[str, str] = {
 KEY_LOCK_STRIPES = 64
 PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range
 EXPORT_STATES = frozenset({CardState.CREATED, CardState.ISSUED})
+# the states a network's stand-in must refuse, with the code the host answers them with
+EXCEPTION_CODES = {
+    CardState.LOST: "41",
+    CardState.STOLEN: "43",
+    CardState.SUSPENDED: "62",
+    CardState.CLOSED: "62",
+    CardState.DAMAGED: "62",  # until its replacement (the same PAN) is the current card
+}
 
 
 def _new_id(prefix: str) -> str:
@@ -1209,6 +1217,45 @@ class CardService:
                 None,
                 {"file": str(Path(out).resolve()), "pan": card.masked_pan},
             )
+        return len(records)
+
+    async def export_exception_file(self, out: Path) -> int:
+        """The networks' exception file (``EXCEPTION_CODES``): every PAN whose current card is
+        lost, stolen, suspended, closed or damaged, with the answer the host gives it, for the
+        network to give while it answers for the issuer (stand-in, when the host cannot be
+        reached).
+        A full file each time: a card resumed since the last one is simply not in it. The
+        PANs are in clear (the network matches on them): the file is new, owner-only, and its
+        writing audited. Returns how many PANs it lists."""
+        records = []
+        for state, code in EXCEPTION_CODES.items():
+            offset = 0
+            while page := await self.store.list_cards("", state.value, 1000, offset):
+                offset += len(page)
+                for card in page:
+                    current = await self.store.find_card(card.pan_index)
+                    if current is None or current.card_id != card.card_id:
+                        continue  # a newer card carries the PAN now: it decides
+                    records.append((card, code))
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConflictError(f"{out} exists; name a new file") from None
+        except OSError as exc:
+            raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
+        with os.fdopen(fd, "w") as file:
+            for card, code in records:
+                pan = self.security.decrypt_pan(
+                    await self.store.pan_ciphertext(card.card_id), card.card_id
+                )
+                record = {"pan": pan, "action_code": code, "purge_date": card.expiry,
+                          "card_id": card.card_id, "state": card.state.value}  # fmt: skip
+                file.write(json.dumps(record) + "\n")
+                del pan
+        await self.record_audit(
+            "card.exception_file", "cards", None,
+            {"file": str(Path(out).resolve()), "listed": len(records)},
+        )  # fmt: skip
         return len(records)
 
     async def _bureau_record(self, card: Card, product: Product) -> dict[str, str]:

@@ -468,6 +468,22 @@ for _action, _summary in LIFECYCLE_ACTIONS.items():
     _lifecycle_command(_action, _summary)
 
 
+@cards.command("exception-file")
+def cards_exception_file(
+    out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the networks' exception file: every lost (41), stolen (43), suspended, closed or
+    damaged (62) card's PAN with its action code and purge date (its expiry), for stand-in;
+    audited.
+
+    PANs in clear: send the file to the network and delete it.
+    """
+    count = _run(_config(config, store), lambda s: s.export_exception_file(out), show=False)
+    _say(f"wrote {count} exception record(s) to {out} (mode 0600)")
+
+
 @cards.command("export-personalisation")
 def cards_export_personalisation(
     out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
