@@ -4,8 +4,9 @@ It sits on a ``CardStore`` and a ``SecurityModule`` and acts for a named actor (
 name, the CLI user), so each change is written to the audit log with who, when, what and the
 state before and after. Answers are JSON-ready views (``admin.views``): a card leaves the
 service with its masked PAN only. The clear PAN exists here only in a local variable while a
-card is produced, a PIN block is checked, or a personalisation record is written to the
-operator's file (``export_personalisation``, the one sanctioned way out, and audited).
+card is produced, a PIN block is checked, or a record is written to a file an operator names
+(``export_personalisation`` for the card bureau, ``generate_pins`` for the PIN mailer
+printer, ``export_exception_file`` for the networks: the sanctioned ways out, each audited).
 
 Creates take an optional idempotency key: the same key with the same request returns the
 first result; with a different request it is refused (409).
@@ -1188,7 +1189,8 @@ class CardService:
     async def export_personalisation(self, card_ids: Sequence[str], out: Path) -> int:
         """Write the card bureau's records (clear PAN, expiry, CVVs) to ``out``; return count.
 
-        The only place a clear PAN and card values leave the system. The file is created new
+        The only place card values leave the system (clear PANs also leave in the PIN mailer
+        and exception files, each for its recipient). The file is created new
         (never overwritten) with owner-only permissions; each card exported is audited.
         """
         records = []

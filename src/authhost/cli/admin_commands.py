@@ -499,7 +499,7 @@ def cards_export_personalisation(
 ) -> None:
     """Write card bureau records (clear PAN, expiry, CVVs) to a new file; audited.
 
-    The only way a clear PAN leaves authhost. Protect the file and delete it once sent.
+    Clear PANs and card values: protect the file and delete it once sent.
     """
     if bool(card_ids) == all_created:
         _say("error: name the cards, or give --all-created")
