@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import iso8583
 import psec.mac
@@ -38,8 +39,9 @@ def signed(fields: dict, key: bytes) -> bytes:
     return body[:-8] + mac_of(key, body[:-8])
 
 
-async def test_mac_required_listener_checks_and_signs(nursery, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+async def start_mac_listener(nursery: trio.Nursery, tmp_path: Path) -> tuple[Any, Any, int]:
+    """A demo host on SQLite, and a second server on its store with a ``require_mac``
+    listener: (the host, that server's configuration, the listener's port)."""
     host = await start_host(nursery, tmp_path, f"sqlite:///{tmp_path / 'authhost.db'}")
     mac_port = free_port()
     config = dataclasses.replace(
@@ -52,6 +54,12 @@ async def test_mac_required_listener_checks_and_signs(nursery, tmp_path, monkeyp
             await serve_runtime(config, runtime, task_status=task_status)
 
     await nursery.start(serve)
+    return host, config, mac_port
+
+
+async def test_mac_required_listener_checks_and_signs(nursery, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    host, config, mac_port = await start_mac_listener(nursery, tmp_path)
     key = bytes.fromhex(SecurityModule.open(config.security, demo=True).demo_test_keys()["mak"])
     card = json.loads(Path("demo-cards.json").read_text())["cards"][0]
     switch = await Switch.connect(mac_port)
@@ -92,18 +100,7 @@ async def test_a_switch_changes_the_mac_key(nursery, tmp_path, monkeypatch):
     changes nothing. Audited under the key's name, never with the key."""
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'authhost.db'}"
-    host = await start_host(nursery, tmp_path, url)
-    mac_port = free_port()
-    config = dataclasses.replace(
-        host.config, listeners=[ListenerConfig(port=mac_port, require_mac=True)]
-    )
-    config = config.replace("server", port=0)
-
-    async def serve(task_status: trio.TaskStatus) -> None:
-        async with open_runtime(config, demo=True) as runtime:
-            await serve_runtime(config, runtime, task_status=task_status)
-
-    await nursery.start(serve)
+    host, config, mac_port = await start_mac_listener(nursery, tmp_path)
     keys = SecurityModule.open(config.security, demo=True).demo_test_keys()
     old, zmk = bytes.fromhex(keys["mak"]), bytes.fromhex(keys["zmk"])
     card = json.loads(Path("demo-cards.json").read_text())["cards"][0]

@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 from pydantic import BaseModel
@@ -802,14 +802,8 @@ class CardService:
             if card.state in lifecycle.FINAL_STATES:
                 raise ConflictError(f"card {card.card_id} is {card.state.value}; no PIN is made")
         products = {c.product_id: await self._product(c.product_id) for c in cards}
-        try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise ConflictError(f"{out} exists; name a new file") from None
-        except OSError as exc:
-            raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
         written = 0
-        with os.fdopen(fd, "w") as file:
+        with _new_private_file(out) as file:
             for card in cards:
                 product = products[card.product_id]
                 pan = self.security.decrypt_pan(
@@ -1203,13 +1197,7 @@ class CardService:
                 )
             product = await self._product(card.product_id)
             records.append((card, product))
-        try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise ConflictError(f"{out} exists; name a new file") from None
-        except OSError as exc:
-            raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
-        with os.fdopen(fd, "w") as file:
+        with _new_private_file(out) as file:
             for card, product in records:
                 file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
         for card, _ in records:
@@ -1239,13 +1227,7 @@ class CardService:
                     if current is None or current.card_id != card.card_id:
                         continue  # a newer card carries the PAN now: it decides
                     records.append((card, code))
-        try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise ConflictError(f"{out} exists; name a new file") from None
-        except OSError as exc:
-            raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
-        with os.fdopen(fd, "w") as file:
+        with _new_private_file(out) as file:
             for card, code in records:
                 pan = self.security.decrypt_pan(
                     await self.store.pan_ciphertext(card.card_id), card.card_id
@@ -1313,3 +1295,15 @@ def _period(day: str, since: float, until: float) -> tuple[float, float]:
     if not until or until <= since:
         raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
     return since, until
+
+
+def _new_private_file(out: Path) -> TextIO:
+    """A new file only its owner reads, for clear card data an operator sends on (never an
+    existing one overwritten: 409; a path that cannot be created: 422)."""
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConflictError(f"{out} exists; name a new file") from None
+    except OSError as exc:
+        raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
+    return os.fdopen(fd, "w")

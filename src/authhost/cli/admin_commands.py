@@ -468,6 +468,26 @@ for _action, _summary in LIFECYCLE_ACTIONS.items():
     _lifecycle_command(_action, _summary)
 
 
+def _check_named_or_all(card_ids: list[str] | None, all_created: bool) -> None:
+    if bool(card_ids) == all_created:
+        _say("error: name the cards, or give --all-created")
+        raise typer.Exit(1)
+
+
+async def _named_or_created(
+    service: CardService, card_ids: list[str] | None, all_created: bool, without_pin: bool = False
+) -> list[str]:
+    """The cards named, or with ``all_created`` every card at created (only those without a
+    PIN with ``without_pin``: a renewal keeps its PIN)."""
+    ids = list(card_ids or [])
+    if all_created:
+        offset = 0
+        while page := await service.list_cards(state="created", limit=1000, offset=offset):
+            ids += [c["card_id"] for c in page if not (without_pin and c["pin_set"])]
+            offset += len(page)
+    return ids
+
+
 @cards.command("exception-file")
 def cards_exception_file(
     out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
@@ -501,17 +521,10 @@ def cards_export_personalisation(
 
     Clear PANs and card values: protect the file and delete it once sent.
     """
-    if bool(card_ids) == all_created:
-        _say("error: name the cards, or give --all-created")
-        raise typer.Exit(1)
+    _check_named_or_all(card_ids, all_created)
 
     async def export(service: CardService) -> int:
-        ids = list(card_ids or [])
-        if all_created:
-            offset = 0
-            while page := await service.list_cards(state="created", limit=1000, offset=offset):
-                ids += [card["card_id"] for card in page]
-                offset += len(page)
+        ids = await _named_or_created(service, card_ids, all_created)
         return await service.export_personalisation(ids, out)
 
     count = _run(_config(config, store), export, show=False)
@@ -708,20 +721,13 @@ def pin_generate(
     The cards keep the PVV or offset; the file (mode 0600, never overwritten) holds one line
     per card: PAN, cardholder, PIN block, key name and check value. Audited per card.
     """
-    if bool(card_ids) == all_created:
-        _say("error: name the cards, or give --all-created")
-        raise typer.Exit(1)
+    _check_named_or_all(card_ids, all_created)
     if not 4 <= length <= 12:
         _say("error: --length is 4 to 12 digits")
         raise typer.Exit(2)
 
     async def generate(service: CardService) -> int:
-        ids = list(card_ids or [])
-        if all_created:
-            offset = 0
-            while page := await service.list_cards(state="created", limit=1000, offset=offset):
-                ids += [card["card_id"] for card in page if not card["pin_set"]]
-                offset += len(page)
+        ids = await _named_or_created(service, card_ids, all_created, without_pin=True)
         return await service.generate_pins(ids, out, length)
 
     count = _run(_config(config, store), generate, show=False)
