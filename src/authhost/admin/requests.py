@@ -10,7 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from authhost.cards.model import CardKind, PinMethod
 from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
@@ -89,6 +97,17 @@ class NewProduct(_Request):
         "confidentiality: a PIN change's answer changes the chip's offline PIN too (needs "
         "imk_smi_name); empty: the chip's PIN is not changed",
     )
+
+    @field_validator("imk_smi_name", "imk_smc_name")
+    @classmethod
+    def _chip_keys_in_order(cls, name: str, info: ValidationInfo) -> str:
+        """Each chip key needs the one before it: an issuer script goes only to a chip whose
+        cryptogram the host checked, and a new offline PIN only in an issuer script."""
+        needs = "imk_ac_name" if info.field_name == "imk_smi_name" else "imk_smi_name"
+        if name and not info.data.get(needs):
+            raise ValueError(f"{info.field_name} needs {needs}")
+        return name
+
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None,
         description="how far ahead of a card's newest chip counter (ATC) a cryptogram's may "

@@ -99,17 +99,12 @@ LIFECYCLE_ACTIONS: dict[str, str] = {
 KEY_LOCK_STRIPES = 64
 PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range
 EXPORT_STATES = frozenset({CardState.CREATED, CardState.ISSUED})
-# a product's chip keys, each with the one it needs (an issuer script goes only to a chip whose
-# cryptogram the host checked; a new offline PIN goes in an issuer script)
+# a product's chip keys: application cryptograms, issuer scripts, new offline PINs
 _CHIP_KEYS = (
-    ("imk_ac_name", KeyType.IMK_AC, ""),
-    ("imk_smi_name", KeyType.IMK_SMI, "imk_ac_name"),
-    ("imk_smc_name", KeyType.IMK_SMC, "imk_smi_name"),
+    ("imk_ac_name", KeyType.IMK_AC),
+    ("imk_smi_name", KeyType.IMK_SMI),
+    ("imk_smc_name", KeyType.IMK_SMC),
 )
-_CHIP_KEY_WHY = {
-    "imk_smi_name": "an issuer script is sent only to a chip whose cryptogram the host checked",
-    "imk_smc_name": "the new PIN goes to the chip in an issuer script",
-}
 # the states a network's stand-in must refuse, with the code the host answers them with
 EXCEPTION_CODES = {
     CardState.LOST: "41",
@@ -235,12 +230,9 @@ class CardService:
             if await self.store.get_product(product_id) is not None:
                 raise ConflictError(f"product {product_id} already exists")
             named = ((spec.pvk_name, KeyType.PVK), (spec.cvk_name, KeyType.CVK))
-            for field_name, key_type, needs in _CHIP_KEYS:  # each needs the one before it
-                name = getattr(spec, field_name)
-                if name and needs and not getattr(spec, needs):
-                    raise InvalidRequest(f"{field_name} needs {needs}: {_CHIP_KEY_WHY[field_name]}")
-                if name:
-                    named += ((name, key_type),)
+            for field_name, key_type in _CHIP_KEYS:  # each needs the one before it (rq)
+                if getattr(spec, field_name):
+                    named += ((getattr(spec, field_name), key_type),)
             for name, key_type in named:  # else every authorisation on it would answer 96
                 if not self.security.has_key(name, key_type):
                     raise InvalidRequest(
