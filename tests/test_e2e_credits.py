@@ -135,3 +135,23 @@ async def test_a_reversed_credit_is_taken_back(
     assert euros["taken_back"] == {"count": 2, "amount_minor": 46_000}
     assert euros["credited"] == {"count": 2, "amount_minor": 50_000}
     assert euros["net_posted_minor"] == euros["posted"]["amount_minor"] - 50_000 + 46_000
+
+
+async def test_an_account_funding_transaction_is_spending(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Visa's AFT (processing code 10): the card pays into a transfer. It is held and limited
+    as a purchase is."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    funding = purchase(card, amount=20_000, **{"3": "100000", "18": "4829"})
+    assert (await switch.send(funding))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available - 20_000)  # held
+    too_big = purchase(card, amount=200_001, **{"3": "100000", "18": "4829"})
+    reply = await switch.send(too_big)
+    assert reply["39"] == "61"  # the product's per-transaction limit, as for a purchase
+    assert "limits.per_transaction" in (await reasons_by_stan(store_url))[reply["11"]]

@@ -12,7 +12,8 @@ from authhost.auth.transaction import Transaction
 from authhost.cards.model import CardKind
 from authhost.iso.codes import ResponseCode as RC
 
-DEBIT_TYPES = frozenset({"00", "01", "09"})
+# purchase, cash, cashback, account funding (Visa's AFT: the card pays into a transfer)
+DEBIT_TYPES = frozenset({"00", "01", "09", "10"})
 
 
 def _over(limit: int | None, value: int) -> bool:
