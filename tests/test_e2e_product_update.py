@@ -47,6 +47,12 @@ async def test_a_product_change_applies_to_the_next_authorisation(
     missing = await call(port, "PATCH", "/v1/products/nope", payload={"name": "x"})
     assert missing.status == 404
     assert (await call(port, "GET", f"/v1/products/{product_id}")).json == done.json
+    # a change made on what another operator has changed since: 409, and nothing changes
+    assert done.json["version"] == before["version"] + 1
+    stale = await call(port, "PATCH", f"/v1/products/{product_id}",
+                       payload={"name": "Stale", "version": before["version"]})  # fmt: skip
+    assert stale.status == 409 and "version" in stale.json["error"]
+    assert (await call(port, "GET", f"/v1/products/{product_id}")).json == done.json
 
     # the CLI: lift the limit again (limits replace as a whole: none given, none left)
     config = cli_config(tmp_path, store_url)

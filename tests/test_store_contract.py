@@ -217,6 +217,19 @@ async def test_products_round_trip(store):
     assert await store.get_product("debit-eur") == changed
 
 
+async def test_a_product_change_is_written_only_over_the_version_it_read(store):
+    await store.put_product(PRODUCT)  # version 0, as every product before versions
+    first = replace(PRODUCT, name="First", version=1)
+    await store.put_product(first, expected_version=0)
+    second = replace(PRODUCT, name="Second", version=1)  # made from version 0 too: too late
+    with pytest.raises(Conflict):
+        await store.put_product(second, expected_version=0)
+    assert await store.get_product("debit-eur") == first
+    with pytest.raises(Conflict):  # nothing stored to change
+        await store.put_product(replace(CREDIT, version=1), expected_version=0)
+    assert await store.get_product("credit-eur") is None
+
+
 async def test_accounts_create_adjust_and_limit(store):
     await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=500))
     with pytest.raises(Conflict):

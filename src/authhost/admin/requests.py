@@ -148,10 +148,15 @@ class ProductChange(_Request):
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None, description="null (given): the host's [auth] atc_jump_limit; left out: unchanged"
     )
+    version: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="the product's version the change was made on (its view's `version`): "
+        "refused with 409 if someone changed it since; left out: changed whatever it is now",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> ProductChange:
-        if not self.model_fields_set:
+        if not self.model_fields_set - {"version"}:
             raise ValueError("nothing to change: give at least one field")
         _known_channels(self.channels)
         return self

@@ -289,8 +289,18 @@ class CardService:
             changed["validity_months"] = change.validity_months
         if "atc_jump_limit" in given:
             changed["atc_jump_limit"] = change.atc_jump_limit
-        after = replace(before, **changed)
-        await self.store.put_product(after)
+        if change.version is not None and change.version != before.version:
+            raise ConflictError(
+                f"product {product_id} is at version {before.version}, not {change.version}: "
+                "read it again and make the change on what it is now"
+            )
+        after = replace(before, **changed, version=before.version + 1)
+        try:
+            await self.store.put_product(after, expected_version=before.version)
+        except Conflict:
+            raise ConflictError(
+                f"product {product_id} changed while this change was made: read it again"
+            ) from None
         view = product_view(after)
         await self.record_audit("product.update", product_id, product_view(before), view)
         return view

@@ -56,6 +56,7 @@ class ProductView(_View):
     chip_cvn: int = 18
     imk_smi_name: str = ""
     imk_smc_name: str = ""
+    version: int = 0
     atc_jump_limit: int | None = None
 
 

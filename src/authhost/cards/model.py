@@ -112,6 +112,7 @@ class Product:
     # [auth] atc_jump_limit. A programme whose cards make many offline transactions between
     # online ones (transit, vending) needs more room than one whose cards go online each time
     atc_jump_limit: int | None = None
+    version: int = 0  # optimistic concurrency: a change is written only over the one it read
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,6 +199,7 @@ class RedisCardStore:
         self._commit = client.register_script(redis_lua.COMMIT)
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
+        self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
@@ -754,10 +755,16 @@ class RedisCardStore:
 
     # --- products and accounts -----------------------------------------------------------
 
-    async def put_product(self, product: Product) -> None:
-        await self._client.hset(
-            self._keys.products, {product.product_id: codec.product_to_json(product)}
+    async def put_product(self, product: Product, expected_version: int | None = None) -> None:
+        data = codec.product_to_json(product)
+        if expected_version is None:
+            await self._client.hset(self._keys.products, {product.product_id: data})
+            return
+        written = await self._put_product(
+            [self._keys.products], [product.product_id, data, str(expected_version)]
         )
+        if not int(written):
+            raise Conflict(f"product {product.product_id} changed meanwhile")
 
     async def get_product(self, product_id: str) -> Product | None:
         raw = await self._client.hget(self._keys.products, product_id)

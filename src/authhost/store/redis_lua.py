@@ -401,6 +401,17 @@ COMMIT = _COMMIT_BODY
 # changed by then, as a failing COMMIT call does, and the next ones still run.
 COMMIT_MANY = _many("commit", _COMMIT_BODY, 14, 30)
 
+# KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
+# Returns 1 when written, 0 when the stored product is missing or at another version.
+PUT_PRODUCT = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+local version = cjson.decode(current)['version'] or 0
+if tostring(version) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.
 UPDATE_CARD = """

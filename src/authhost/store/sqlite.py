@@ -507,15 +507,24 @@ class SqliteCardStore:
 
     # --- products and accounts -----------------------------------------------------------
 
-    async def put_product(self, product: Product) -> None:
+    async def put_product(self, product: Product, expected_version: int | None = None) -> None:
         data = codec.product_to_json(product)
-        await self._writer.run(
-            lambda conn: conn.execute(
-                "INSERT INTO products (product_id, data) VALUES (?, ?) "
-                "ON CONFLICT (product_id) DO UPDATE SET data = excluded.data",
-                (product.product_id, data),
-            )
-        )
+
+        def write(conn: sqlite3.Connection) -> None:
+            if expected_version is None:
+                conn.execute(
+                    "INSERT INTO products (product_id, data) VALUES (?, ?) "
+                    "ON CONFLICT (product_id) DO UPDATE SET data = excluded.data",
+                    (product.product_id, data),
+                )
+            elif not conn.execute(
+                "UPDATE products SET data = ? WHERE product_id = ? "
+                "AND coalesce(json_extract(data, '$.version'), 0) = ?",
+                (data, product.product_id, expected_version),
+            ).rowcount:
+                raise Conflict(f"product {product.product_id} changed meanwhile")
+
+        await self._writer.run(write)
 
     async def get_product(self, product_id: str) -> Product | None:
         return await self._reader.run(lambda conn: self._product_from(conn, product_id))
