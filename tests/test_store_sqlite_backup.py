@@ -104,7 +104,8 @@ async def test_check_finds_a_damaged_file(tmp_path):
         facts(str(tmp_path / "text.db"))
 
 
-def test_the_cli_backs_up_checks_and_describes_and_says_why_not_on_redis(tmp_path):
+def test_the_cli_backs_up_checks_and_describes_and_says_why_not_on_redis(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the demo's key store and card file go there, not the checkout
     runner = CliRunner()
     url = f"sqlite:///{tmp_path / 'cards.db'}"
     assert runner.invoke(app, ["demo", "--store", url]).exit_code == 0
