@@ -9,7 +9,7 @@ import pytest
 
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decline
-from authhost.auth.issuer_scripts import due_scripts, script_result_reasons
+from authhost.auth.issuer_scripts import DueScripts, due_scripts, script_report
 from authhost.auth.keys import match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_status import card_status, is_past_expiry
@@ -457,8 +457,22 @@ def test_which_issuer_script_commands_an_answer_carries(
     assert due.reasons == [f"chip.script_{c.value}" for c in commands]
 
 
-def test_issuer_script_results_become_reasons():
-    assert script_result_reasons(bytes.fromhex("9F5B0A20000000001100000000")) == [
-        "chip.script_performed", "chip.script_failed"]  # fmt: skip
-    assert script_result_reasons(bytes.fromhex("9F5B0320")) == []  # unreadable: nothing
-    assert script_result_reasons(bytes.fromhex("9F2608" + "00" * 8)) == []
+def test_issuer_script_results_become_reasons_and_failed_commands():
+    # performed, then failed: a script of authhost's (ATC 0012, application unblock + PIN
+    # unblock), then one of another issuer's (no identifier)
+    report = script_report(bytes.fromhex("9F5B0F" + "2000000000" + "1100120006" + "1000000000"))
+    assert report.reasons == ("chip.script_performed", "chip.script_failed", "chip.script_failed")
+    assert report.failed == (UNBLOCK, PIN_UNBLOCK)
+    assert script_report(bytes.fromhex("9F5B0320")).reasons == ()  # unreadable: nothing
+    assert script_report(bytes.fromhex("9F2608" + "00" * 8)).reasons == ()
+
+
+def test_commands_a_chip_failed_are_sent_again_or_queued():
+    card = dataclasses.replace(CARD, chip_scripts=("pin_unblock",))
+    again = due_scripts(request(**CHIP), card, SCRIPTED, None, True, (UNBLOCK, PIN_CHANGE))
+    assert again.commands == (PIN_UNBLOCK, UNBLOCK) and again.queued_sent  # no PIN change
+    advice = request(**CHIP, mti="0220", message_class=MessageClass.FINANCIAL_ADVICE)
+    later = due_scripts(advice, card, SCRIPTED, None, True, (UNBLOCK,))
+    assert later.commands == () and later.requeue == (UNBLOCK,)
+    lost = dataclasses.replace(card, state=CardState.LOST)
+    assert due_scripts(advice, lost, SCRIPTED, None, True, (UNBLOCK,)) == DueScripts(())

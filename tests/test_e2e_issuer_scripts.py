@@ -347,3 +347,31 @@ async def test_mastercard_cvn_17_and_visa_cvn_22_chips(
     assert reply["39"] == "00"
     expected = chip.generate_pin_change_command(pin="7531", tag_9f26=arqc, tag_9f36=b"\x00\x12")
     assert commands_in(reply)[1] == [expected]
+
+
+async def test_a_script_the_chip_did_not_run_is_sent_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The chip reports (9F5B) that an earlier script of authhost's failed: its commands go
+    with this answer again; reported in an advice, which carries nothing back to the chip,
+    they wait on the card for its next online request."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-3624"]
+    card_id = await card_id_of(port, card["pan"])
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card), 16, atc=0x40)
+    tags = emv.parse_tlv(bytes.fromhex(fields["55"]))
+    tags["9F5B"] = bytes.fromhex("11" + "003F0002")  # the unblock sent with ATC 0x3F: failed
+    reply = await switch.send({**fields, "55": emv.encode_tlv(tags).hex()})
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "application_unblock", arqc, atc)]
+    assert "chip.script_failed" in (await journal_reasons(store_url))[fields["11"]]
+
+    advice = purchase(card, amount=700, t="0220")
+    tags = {"9F5B": bytes.fromhex("10" + "00410004"), "9F36": b"\x00\x41"}  # PIN unblock failed
+    reply = await switch.send({**advice, "55": emv.encode_tlv(tags).hex()})
+    assert reply["39"] == "00" and commands_in(reply) == (None, [])
+    view = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
+    assert view.json["chip_scripts"] == ["pin_unblock"]

@@ -46,11 +46,13 @@ SENT_REASONS = {  # the journal's reason for each command an answer carried
 
 @dataclass(frozen=True, slots=True)
 class DueScripts:
-    """The commands for this answer, and whether they include the card's queued ones (then
-    the write takes them off the card)."""
+    """The commands for this answer, whether they include the card's queued ones (then the
+    write takes them off the card), and the commands a chip reported failed that this answer
+    cannot carry (the write queues them on the card for the next one)."""
 
     commands: tuple[ScriptCommand, ...]
     queued_sent: bool = False
+    requeue: tuple[ScriptCommand, ...] = ()
 
     @property
     def reasons(self) -> list[str]:
@@ -66,30 +68,28 @@ def due_scripts(
     product: Product | None,
     decline: Decline | None,
     cryptogram_checked: bool,
+    failed: tuple[ScriptCommand, ...] = (),
 ) -> DueScripts:
     """What this answer sends to the chip (nothing when the product has no IMK-SMI, the
-    request is not an online chip request, or the cryptogram was not accepted)."""
-    if (
-        card is None
-        or product is None
-        or not product.imk_smi_name
-        or request.icc_data is None
-        or request.message_class not in ONLINE_CLASSES
-    ):
+    request is not an online chip request, or the cryptogram was not accepted). ``failed``:
+    the commands of scripts this request's chip reports it did not perform, sent again (or
+    queued, when this answer cannot carry them)."""
+    if card is None or product is None or not product.imk_smi_name:
         return NONE
+    online = request.icc_data is not None and request.message_class in ONLINE_CLASSES
     blocked_reason = _BLOCKED_STATES.get(card.state)
-    if blocked_reason is not None:
-        if decline is not None and decline.reason == blocked_reason:
+    if blocked_reason is not None:  # blocked with every online request: nothing to queue
+        if online and decline is not None and decline.reason == blocked_reason:
             return DueScripts((ScriptCommand.APPLICATION_BLOCK,))
         return NONE
-    if not cryptogram_checked:
-        return NONE
+    again = tuple(c for c in failed if c.value in _BY_NAME)  # a PIN change is not sent again
+    if not (online and cryptogram_checked):
+        return DueScripts((), requeue=again) if again else NONE
     commands: list[ScriptCommand] = []
-    for name in card.chip_scripts:
-        command = _BY_NAME.get(name)
+    for command in (*(_BY_NAME.get(name) for name in card.chip_scripts), *again):
         if command is not None and command not in commands:
             commands.append(command)
-    queued = bool(commands)
+    queued = bool(card.chip_scripts)
     kind = (request.processing_code or "")[:2]
     if decline is None and kind == PIN_CHANGE_CODE and product.imk_smc_name:
         # the new PIN resets the chip's counter as well: no PIN UNBLOCK besides it
@@ -105,14 +105,31 @@ def reports_script_results(request: AuthRequest) -> bool:
     return request.icc_data is not None and _RESULTS_TAG in request.icc_data
 
 
-def script_result_reasons(icc_data: bytes) -> list[str]:
-    """The journal's reasons for the issuer script results a chip reported (tag 9F5B):
-    ``chip.script_performed`` or ``chip.script_failed`` per script; none when unreadable."""
+@dataclass(frozen=True, slots=True)
+class ScriptReport:
+    """What a chip reported of earlier scripts (tag 9F5B): the journal's reasons, and the
+    commands of those it did not perform (named by authhost's script identifiers)."""
+
+    reasons: tuple[str, ...]
+    failed: tuple[ScriptCommand, ...] = ()
+
+
+NO_REPORT = ScriptReport(())
+
+
+def script_report(icc_data: bytes) -> ScriptReport:
+    """``chip.script_performed`` or ``chip.script_failed`` per script, and the failed ones'
+    commands; nothing when the results are absent or unreadable."""
     try:
         value = parse_tlv(icc_data).get(SCRIPT_RESULTS)
         results = script_results(value) if value is not None else []
     except ChipDataError:
-        return []
-    return [
+        return NO_REPORT
+    failed: list[ScriptCommand] = []
+    for result in results:
+        if not result.performed:
+            failed += [c for c in result.commands if c not in failed]
+    reasons = tuple(
         "chip.script_performed" if result.performed else "chip.script_failed" for result in results
-    ]
+    )
+    return ScriptReport(reasons, tuple(failed))

@@ -22,10 +22,11 @@ import anyio
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
 from authhost.auth.issuer_scripts import (
+    NO_REPORT,
     DueScripts,
     due_scripts,
     reports_script_results,
-    script_result_reasons,
+    script_report,
 )
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
@@ -225,15 +226,18 @@ class AuthService:
             cryptogram=tx.cryptogram,
         )
         card = snapshot.card
-        scripts = due_scripts(request, card, snapshot.product, decline, tx.cryptogram is not None)
+        report = NO_REPORT
+        if request.icc_data is not None and reports_script_results(request):
+            report = script_report(request.icc_data)
+            reasons.extend(report.reasons)
+        checked = tx.cryptogram is not None
+        scripts = due_scripts(request, card, snapshot.product, decline, checked, report.failed)
         if scripts.commands:
             decision.issuer_script = self._issuer_script(request, snapshot, scripts)
             if decision.issuer_script is None:
                 scripts = DueScripts(())
             else:
                 reasons.extend(scripts.reasons)
-        if request.icc_data is not None and reports_script_results(request):
-            reasons.extend(script_result_reasons(request.icc_data))
         entry = journal_entry(request, snapshot, decision, now, pan_index)
         if code is RC.PARTIAL_APPROVAL:
             # the journal's amount is what the card was charged (the velocity counters and
@@ -265,6 +269,9 @@ class AuthService:
             )
         elif card is not None and scripts.queued_sent:  # delivered: off the card
             commit.delivered_card = replace(card, chip_scripts=())
+        elif card is not None and scripts.requeue:  # reported failed: for the next answer
+            queued = (*card.chip_scripts, *(c.value for c in scripts.requeue))
+            commit.delivered_card = replace(card, chip_scripts=tuple(dict.fromkeys(queued)))
         return decision, commit
 
     def _issuer_script(
