@@ -82,7 +82,7 @@ def due_scripts(
         if online and decline is not None and decline.reason == blocked_reason:
             return DueScripts((ScriptCommand.APPLICATION_BLOCK,))
         return NONE
-    again = tuple(c for c in failed if c.value in _BY_NAME)  # a PIN change is not sent again
+    again = queueable(failed)  # a PIN change is not sent again
     if not (online and cryptogram_checked):
         return DueScripts((), requeue=again) if again else NONE
     commands: list[ScriptCommand] = []
@@ -98,6 +98,12 @@ def due_scripts(
     elif decline is None and kind == PIN_UNBLOCK_CODE and ScriptCommand.PIN_UNBLOCK not in commands:
         commands.append(ScriptCommand.PIN_UNBLOCK)
     return DueScripts(tuple(commands), queued) if commands else NONE
+
+
+def queueable(commands: tuple[ScriptCommand, ...]) -> tuple[ScriptCommand, ...]:
+    """The commands that can wait on the card for a later answer (not a PIN change: its PIN
+    exists only in the request that carried it)."""
+    return tuple(c for c in commands if c.value in _BY_NAME)
 
 
 def reports_script_results(request: AuthRequest) -> bool:

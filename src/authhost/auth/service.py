@@ -20,11 +20,12 @@ from typing import Any
 import anyio
 
 from authhost.auth.approval import ApprovalCodes
-from authhost.auth.decision import Decision
+from authhost.auth.decision import Decision, Decline
 from authhost.auth.issuer_scripts import (
     NO_REPORT,
     DueScripts,
     due_scripts,
+    queueable,
     reports_script_results,
     script_report,
 )
@@ -32,7 +33,7 @@ from authhost.auth.keys import looked_up_original, match_key, original_key, repl
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
-from authhost.cards.model import Account, CardKind
+from authhost.cards.model import Account, Card, CardKind
 from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
@@ -226,18 +227,7 @@ class AuthService:
             cryptogram=tx.cryptogram,
         )
         card = snapshot.card
-        report = NO_REPORT
-        if request.icc_data is not None and reports_script_results(request):
-            report = script_report(request.icc_data)
-            reasons.extend(report.reasons)
-        checked = tx.cryptogram is not None
-        scripts = due_scripts(request, card, snapshot.product, decline, checked, report.failed)
-        if scripts.commands:
-            decision.issuer_script = self._issuer_script(request, snapshot, scripts)
-            if decision.issuer_script is None:
-                scripts = DueScripts(())
-            else:
-                reasons.extend(scripts.reasons)
+        scripts = self._chip_scripts(tx, decline, decision)
         entry = journal_entry(request, snapshot, decision, now, pan_index)
         if code is RC.PARTIAL_APPROVAL:
             # the journal's amount is what the card was charged (the velocity counters and
@@ -260,19 +250,31 @@ class AuthService:
             if snapshot.product is None or snapshot.product.atc_jump_limit is None
             else snapshot.product.atc_jump_limit,
         )
-        if card is not None and tx.new_pin_reference is not None and decline is None:
-            commit.changed_card = replace(
-                card,
-                pin_reference=tx.new_pin_reference,
-                pin_tries=0,
-                chip_scripts=() if scripts.queued_sent else card.chip_scripts,
-            )
-        elif card is not None and scripts.queued_sent:  # delivered: off the card
-            commit.delivered_card = replace(card, chip_scripts=())
-        elif card is not None and scripts.requeue:  # reported failed: for the next answer
-            queued = (*card.chip_scripts, *(c.value for c in scripts.requeue))
-            commit.delivered_card = replace(card, chip_scripts=tuple(dict.fromkeys(queued)))
+        if card is not None:
+            _change_card(commit, card, tx, decline is None, scripts)
         return decision, commit
+
+    def _chip_scripts(
+        self, tx: Transaction, decline: Decline | None, decision: Decision
+    ) -> DueScripts:
+        """The issuer scripts of this answer (``auth.issuer_scripts``), made into the
+        decision's tag 72, and the chip's report on earlier ones, both into its reasons."""
+        request, reasons = tx.request, decision.reason_codes
+        report = NO_REPORT
+        if request.icc_data is not None and reports_script_results(request):
+            report = script_report(request.icc_data)
+            reasons.extend(report.reasons)
+        checked = tx.cryptogram is not None
+        snapshot = tx.snapshot
+        scripts = due_scripts(
+            request, snapshot.card, snapshot.product, decline, checked, report.failed
+        )
+        if scripts.commands:
+            decision.issuer_script = self._issuer_script(request, snapshot, scripts)
+            if decision.issuer_script is None:  # not sent: kept (or queued) for the next
+                return DueScripts((), requeue=queueable(scripts.commands))
+            reasons.extend(scripts.reasons)
+        return scripts
 
     def _issuer_script(
         self, request: AuthRequest, snapshot: Snapshot, scripts: DueScripts
@@ -404,6 +406,27 @@ class AuthService:
         return self._security.pan_index(pan)
 
 
+def _change_card(
+    commit: Commit, card: Card, tx: Transaction, approved: bool, scripts: DueScripts
+) -> None:
+    """What the commit writes to the card besides its PIN tries: a changed PIN (with the
+    queue emptied when its commands go with this answer), else the queue as this answer
+    leaves it (delivered: emptied; reported failed and not carried: added to)."""
+    if tx.new_pin_reference is not None and approved:
+        commit.changed_card = replace(
+            card,
+            pin_reference=tx.new_pin_reference,
+            pin_tries=0,
+            chip_scripts=() if scripts.queued_sent else card.chip_scripts,
+        )
+    elif scripts.queued_sent:
+        commit.delivered_card = replace(card, chip_scripts=())
+    elif scripts.requeue:
+        queued = (*card.chip_scripts, *(c.value for c in scripts.requeue))
+        if queued != card.chip_scripts:
+            commit.delivered_card = replace(card, chip_scripts=tuple(dict.fromkeys(queued)))
+
+
 def journal_entry(
     request: AuthRequest, snapshot: Snapshot, decision: Decision, now: float, pan_index: str
 ) -> JournalEntry:
@@ -505,7 +528,8 @@ def settled(
         code = str(decision.response_code)
         data = decision.cryptogram.issuer_authentication_data(decision.approved, code)
         decision.icc_response = issuer_authentication_tlv(data)
-    if decision.issuer_script is not None and not (result.atc_replay or result.atc_jump):
+    refused = result.atc_replay or result.atc_jump or result.pin_change_conflict
+    if decision.issuer_script is not None and not refused:  # (a new PIN the host refused)
         decision.icc_response = (decision.icc_response or b"") + decision.issuer_script
     account = result.account or snapshot.account
     shows_balance = decision.approved or decision.response_code == RC.INSUFFICIENT_FUNDS
