@@ -800,7 +800,7 @@ class CardService:
         (``security.pin_mailer_key``), that key's name and check value. A card's line is
         written after its reference is stored; the PIN exists nowhere else. Audited per card
         (``pin.generate``, never the block). Returns how many were written."""
-        cards = [await self._card(card_id) for card_id in card_ids]
+        cards = [await self._card(card_id) for card_id in dict.fromkeys(card_ids)]  # each once
         for card in cards:
             if card.state in lifecycle.FINAL_STATES:
                 raise ConflictError(f"card {card.card_id} is {card.state.value}; no PIN is made")
