@@ -172,8 +172,8 @@ _PRUNE_REPORTS_SQL = (
     "DELETE FROM fraud_reports WHERE NOT EXISTS "
     "(SELECT 1 FROM journal WHERE journal.journal_id = fraud_reports.journal_id)"
 )
-# holds.posted (migration 12): 0 an open hold, 1 posted, 2 an increment (held in its parent too), 3 money
-# credited to the account (a refund, a transfer), which its reversal takes back
+# holds.posted (migration 12): 0 an open hold, 1 posted, 2 an increment (held in its parent
+# too), 3 money credited to the account (a refund, a transfer), which its reversal takes back
 _POSTED, _INCREMENT, _CREDITED = 1, 2, 3
 _MOVED = (_POSTED, _CREDITED)  # no longer held: a completion naming it releases nothing
 # HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
