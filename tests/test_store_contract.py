@@ -277,6 +277,15 @@ async def test_update_card_is_optimistic(store):
         await store.update_card(replace(card, card_id="crd_missing"))
 
 
+async def test_last_used_is_the_newest_journal_entry(store):
+    card, _ = await seeded(store)
+    assert await store.last_used(card) is None  # never used
+    await store.commit(Commit(entry(card, 1), card_id=card.card_id))
+    declined = entry(card, 5, response_code="51")  # a decline is a use too
+    await store.commit(Commit(declined, card_id=card.card_id))
+    assert await store.last_used(card) == NOW + 5
+
+
 async def test_renewal_keeps_pan_and_links_both_ways(store):
     card, pan = await seeded(store)
     old, new = lifecycle.renew(card, now=NOW, validity_months=48, new_card_id=new_card_id())

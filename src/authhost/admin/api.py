@@ -118,6 +118,8 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "after": ("string", "list what comes after this id (paging)"),
     "rrn": ("string", "retrieval reference number, field 37 (1-12 characters)"),
     "months": ("integer", "how many months ahead, this one first, 1-60 (default 12)"),
+    "days": ("integer", "not used for this many days, 1-3650"),
+    "unused_since": ("number", "not used since then, epoch seconds (instead of days)"),
     "since": ("number", "from this time, epoch seconds (inclusive)"),
     "until": ("number", "to this time, epoch seconds (exclusive)"),
     "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
@@ -267,6 +269,23 @@ async def _explain_entry(call: Call) -> Any:
 
 async def _expiring_cards(call: Call) -> Any:
     return await call.service.expiring_cards(_int_param(call, "months", 12, 1, 60))
+
+
+async def _dormant_cards(call: Call) -> Any:
+    return await call.service.dormant_cards(_unused_since(call))
+
+
+async def _suspend_dormant(call: Call) -> Any:
+    return await call.service.dormant_cards(_unused_since(call), suspend=True)
+
+
+def _unused_since(call: Call) -> float:
+    """``days`` (1-3650) before now, or ``unused_since`` (epoch seconds); one of them."""
+    if ("days" in call.query) == ("unused_since" in call.query):
+        raise ServiceError("give days (1-3650) or unused_since (epoch seconds), one of them")
+    if "days" in call.query:
+        return call.service.clock() - _int_param(call, "days", 365, 1, 3650) * 86_400.0
+    return _float_param(call, "unused_since")
 
 
 async def _renew_expiring(call: Call) -> Any:
@@ -539,6 +558,27 @@ def _routes() -> list[Route]:
             query=("months",),
             tag="cards",
             response=v.ExpiringCards,
+        ),
+        Route(
+            "GET",
+            "/v1/cards/dormant",
+            _dormant_cards,
+            "Active cards not used for `days` (or since `unused_since`, epoch seconds): no "
+            "journal entry since, or never used since their activation; each with last_used",
+            query=("days", "unused_since"),
+            tag="cards",
+            response=v.DormantCards,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/dormant/suspend",
+            _suspend_dormant,
+            "Suspend the active cards not used for `days` (or since `unused_since`), each with "
+            "reason dormant (audited); the cardholder's bank resumes one when asked",
+            write=True,
+            query=("days", "unused_since"),
+            tag="cards",
+            response=v.DormantCards,
         ),
         Route(
             "POST",

@@ -1212,6 +1212,26 @@ class CardService:
             )
         return len(records)
 
+    async def dormant_cards(self, unused_since: float, *, suspend: bool = False) -> dict[str, Any]:
+        """Active cards not used since ``unused_since`` (no journal entry after it; a card
+        never used counts from its activation): a card nobody uses is a card nobody watches,
+        and issuers suspend them (``suspend``: each with reason ``dormant``, audited) until the
+        cardholder asks. Lists them with when each was last used (null: never)."""
+        dormant: list[dict[str, Any]] = []
+        offset = 0
+        while page := await self.store.list_cards("", CardState.ACTIVE.value, 1000, offset):
+            offset += len(page)
+            for card in page:
+                used = await self.store.last_used(card)
+                since = used if used is not None else (card.activated_at or card.created_at)
+                if since < unused_since:
+                    dormant.append({**card_view(card), "last_used": used})
+        if suspend:
+            for view in dormant:
+                view.update(await self.apply(view["card_id"], "suspend", reason="dormant"))
+        since_text = totals_module.iso_time(unused_since)
+        return {"unused_since": since_text, "suspended": suspend, "cards": dormant}
+
     async def export_exception_file(self, out: Path) -> int:
         """The networks' exception file (``EXCEPTION_CODES``): every PAN whose current card is
         lost, stolen, suspended, closed or damaged, with the answer the host gives it, for the

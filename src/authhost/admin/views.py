@@ -196,6 +196,15 @@ class ExpiringCards(_View):
     )
 
 
+class DormantCards(_View):
+    unused_since: str = Field(description="the cut-off (UTC): not used since then")
+    suspended: bool = Field(description="whether this call suspended them")
+    cards: list[dict[str, Any]] = Field(
+        description="each card's view with last_used (epoch seconds of its newest journal "
+        "entry; null: never used, counted from its activation)"
+    )
+
+
 class RenewalRunView(_View):
     expiry: str = Field(description="the month renewed, YYMM")
     dry_run: bool

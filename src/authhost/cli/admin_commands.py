@@ -617,6 +617,21 @@ def cards_expiring(
     _run(_config(config, store), lambda s: s.expiring_cards(months))
 
 
+@cards.command("dormant")
+def cards_dormant(
+    days: Annotated[int, typer.Option(min=1, max=3650, help="not used for this many days")] = 365,
+    suspend: Annotated[bool, typer.Option(help="suspend them (reason: dormant; audited)")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Active cards nobody has used for DAYS (never used: counted from activation), with when
+    each was last used; --suspend suspends them until the cardholder asks."""
+    _run(
+        _config(config, store),
+        lambda s: s.dormant_cards(s.clock() - days * 86_400.0, suspend=suspend),
+    )
+
+
 @cards.command("renew-expiring")
 def cards_renew_expiring(
     expiry: Annotated[str, typer.Argument(help="the month the cards expire, YYMM")],

@@ -301,6 +301,11 @@ class CardStore(Protocol):
         self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
     ) -> list[Card]: ...
 
+    async def last_used(self, card: Card) -> float | None:
+        """When the card's newest journal entry was made (any request, approved or not);
+        None when its journal holds none (never used, or pruned)."""
+        ...
+
     async def update_card(self, card: Card) -> Card:
         """Store ``card`` if the stored version equals ``card.version``; return it with
         version + 1. Raise Conflict otherwise (someone else changed it)."""

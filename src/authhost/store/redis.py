@@ -1144,6 +1144,15 @@ class RedisCardStore:
         ids = await self._client.zrange(self._keys.accounts, 0, -1)
         return ["", *(_s(i) for i in ids)]
 
+    async def last_used(self, card: Card) -> float | None:
+        ak = self._keys.account(card.account_id)
+        newest = await self._client.zrange(
+            ak.journal_card(card.card_id), "+inf", "-inf", sortby=PureToken.BYSCORE, rev=True,
+            offset=0, count=1,
+        )  # fmt: skip
+        raw = await self._client.hget(ak.journal, newest[0]) if newest else None
+        return None if raw is None else codec.journal_from_json(raw).ts
+
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:
         parts = [
             await self._account_journal(account_id, query, query.limit)

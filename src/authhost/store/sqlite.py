@@ -720,6 +720,15 @@ class SqliteCardStore:
             where.append("review = 1")  # as the partial index journal_review says it
         return f"{_JOURNAL_SELECT} WHERE {' AND '.join(where)} ORDER BY journal_id", args
 
+    async def last_used(self, card: Card) -> float | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT ts FROM journal WHERE card_id = ? ORDER BY journal_id DESC LIMIT 1",
+                (card.card_id,),
+            ).fetchone()
+        )
+        return None if row is None else float(row[0])
+
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:
         sql, args = self._journal_sql(query)
         rows = await self._reader.run(
