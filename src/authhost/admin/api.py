@@ -323,6 +323,11 @@ async def _find_entries(call: Call) -> Any:
     return {"journal": entries}
 
 
+async def _money_movements(call: Call) -> Any:
+    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    return await call.service.money_movements(after_id, _int_param(call, "limit", 1000, 1, 10_000))
+
+
 async def _journal_totals(call: Call) -> Any:
     return await call.service.journal_totals(**_period(call))
 
@@ -740,6 +745,17 @@ def _routes() -> list[Route]:
             query=("rrn", "day", "since", "until"),
             tag="journal",
             response=v.JournalList,
+        ),
+        Route(
+            "GET",
+            "/v1/journal/movements",
+            _money_movements,
+            "The money movements after journal id `after_id`, in journal order, for the core "
+            "banking ledger: each entry that moved money (hold, post, credit, release, "
+            "take_back), once it is 2 s old; poll again with next_after_id",
+            query=("after_id", "limit"),
+            tag="journal",
+            response=v.MoneyMovements,
         ),
         Route(
             "GET",

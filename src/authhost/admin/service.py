@@ -979,6 +979,15 @@ class CardService:
             ],
         }
 
+    async def money_movements(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The money movements after journal id ``after_id`` for the core banking ledger
+        (``admin.movements``): poll with the ``next_after_id`` of the last answer."""
+        from authhost.admin.movements import next_movements
+
+        if not 1 <= limit <= 10_000 or after_id < 0:
+            raise InvalidRequest("limit is 1 to 10,000 and after_id 0 or more")
+        return await next_movements(self.store.journal, after_id, limit, self.clock())
+
     async def find_entries(
         self, *, rrn: str, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> list[dict[str, Any]]:

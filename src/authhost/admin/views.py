@@ -127,6 +127,15 @@ class CardList(_View):
     cards: list[CardView]
 
 
+class MoneyMovements(_View):
+    movements: list[dict[str, Any]] = Field(
+        description="journal_id, time, account_id, movement (hold, post, credit, release, "
+        "take_back), amount_minor, currency, card_id, pan (masked), mti, processing_code, "
+        "approval_code, rrn, merchant_id, mcc, hold_ref (shared by a hold and what undoes it)"
+    )
+    next_after_id: int = Field(description="the after_id of the next poll")
+
+
 class JournalList(_View):
     journal: list[dict[str, Any]] = Field(
         description="rows with the journal export columns, plus verdict: null (none reported), "

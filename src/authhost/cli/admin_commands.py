@@ -894,6 +894,18 @@ def journal_acceptors(
     )
 
 
+@journal.command("movements")
+def journal_movements(
+    after_id: Annotated[int, typer.Option(min=0, help="the last journal id already posted")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="movements at most")] = 1000,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The money movements after a journal id, in order, for the core banking ledger (entries
+    2 s old and older); ask again with next_after_id."""
+    _run(_config(config, store), lambda s: s.money_movements(after_id, limit))
+
+
 @journal.command("find")
 def journal_find(
     rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],

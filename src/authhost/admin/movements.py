@@ -1,0 +1,71 @@
+"""The money movements feed: what the core banking system posts to its ledger, in order.
+
+The host moves money in its own store as it answers (holds, postings, credits, releases); the
+bank's ledger learns of them by polling this feed with the last ``journal_id`` it posted and
+getting the next movements in journal order, each once. An entry is listed only once it is
+``SETTLE_S`` old: journal ids are taken before a write lands (Redis), so a poller that moved
+past a young entry could miss an older id committed a moment later; none lands that late (a
+write that has begun is finished within the request's deadline).
+
+Each movement names the account, which way the money went (``totals.movement_of``: hold,
+post, credit, release, take_back) and how much the store really moved, and ``hold_ref``, the
+key a release or a completion shares with the hold or posting it undoes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from authhost.admin.totals import iso_time, movement_of
+from authhost.store.interface import JournalQuery
+from authhost.store.records import JournalEntry
+
+SETTLE_S = 2.0
+PAGE = 1000
+
+
+def movement_view(entry: JournalEntry, movement: str) -> dict[str, Any]:
+    return {
+        "journal_id": entry.journal_id,
+        "time": iso_time(entry.ts),
+        "account_id": entry.account_id,
+        "movement": movement,
+        "amount_minor": abs(entry.hold_amount),
+        "currency": entry.currency,
+        "card_id": entry.card_id,
+        "pan": entry.pan_masked,
+        "mti": entry.mti,
+        "processing_code": entry.processing_code,
+        "approval_code": entry.approval_code,
+        "rrn": entry.rrn,
+        "merchant_id": entry.merchant_id,
+        "mcc": entry.mcc,
+        "hold_ref": entry.match_key,
+    }
+
+
+async def next_movements(
+    read: Callable[[JournalQuery], Awaitable[list[JournalEntry]]],
+    after_id: int,
+    limit: int,
+    now: float,
+) -> dict[str, Any]:
+    """Up to ``limit`` movements after ``after_id``, in journal order, and ``next_after_id``:
+    the id to ask after next time (past entries that moved nothing, never past a young one)."""
+    movements: list[dict[str, Any]] = []
+    cursor = after_id
+    while len(movements) < limit:
+        page = await read(JournalQuery(after_id=cursor, limit=PAGE))
+        for entry in page:
+            if entry.ts > now - SETTLE_S:
+                return {"movements": movements, "next_after_id": cursor}
+            movement = movement_of(entry)
+            if movement:
+                movements.append(movement_view(entry, movement))
+            cursor = entry.journal_id
+            if len(movements) == limit:
+                break
+        if len(page) < PAGE:
+            break
+    return {"movements": movements, "next_after_id": cursor}
