@@ -12,7 +12,13 @@ import pytest
 from host_admin import start_host_with_admin
 from iso_client import Switch, next_stan
 from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import balances_of, field_90, purchase, store_url  # noqa: F401 - fixture
+from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
+    balances_of,
+    field_90,
+    purchase,
+    store_url,
+    with_pin,
+)
 from test_e2e_pin_mailer import new_cards
 
 from authhost.store import opened_store
@@ -155,3 +161,39 @@ async def test_an_account_funding_transaction_is_spending(
     reply = await switch.send(too_big)
     assert reply["39"] == "61"  # the product's per-transaction limit, as for a purchase
     assert "limits.per_transaction" in (await reasons_by_stan(store_url))[reply["11"]]
+
+
+async def test_a_cash_deposit_at_an_atm_is_credited(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Processing code 21 at an ATM with the PIN: credited at once (a cash-recycling ATM
+    counted the notes), checked as a use of the card (its channels apply), and taken back
+    when reversed."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    deposit = with_pin(purchase(card, amount=10_000, **{"3": "210000", "18": "6011",
+                                                        "t": "0200"}), host, card, card["pin"])  # fmt: skip
+    assert (await switch.send(deposit))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger + 10_000, available + 10_000)
+    wrong = "9999" if card["pin"] != "9999" else "8888"
+    bad_pin = with_pin(purchase(card, amount=10_000, **{"3": "210000", "18": "6011",
+                                                        "t": "0200"}), host, card, wrong)  # fmt: skip
+    assert (await switch.send(bad_pin))["39"] == "55"
+    reversal = {**deposit, "t": "0400", "11": next_stan(), "90": field_90(deposit)}
+    assert (await switch.send(reversal))["39"] == "00"
+    assert await balances_of(switch, card) == (ledger, available)
+
+    product = {"product_id": "no-atm", "issuer_id": "e2e", "name": "No ATM", "bin": "476173",
+               "channels": ["pos"]}  # fmt: skip
+    assert (await call(port, "POST", "/v1/products", payload=product)).status == 201
+    (pos_only,) = await new_cards(host, 1, "no-atm")
+    for action in ("ship", "activate"):
+        assert (await call(port, "POST", f"/v1/cards/{pos_only['card_id']}/{action}")).status == 200
+    at_atm = purchase(pos_only, amount=5_000, **{"3": "210000", "18": "6011", "t": "0200"})
+    reply = await switch.send(at_atm)
+    assert reply["39"] == "57"  # the product allows no ATM: not for deposits either
+    assert "controls.channel_atm" in (await reasons_by_stan(store_url))[reply["11"]]

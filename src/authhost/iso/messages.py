@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-# money to the card, not spent with it: a refund (20), a Visa original credit (26), a
-# Mastercard payment transaction (28). No spending limit applies to them and they are no
-# velocity events: a refund or a transfer received must not use up the cardholder's daily
-# limits, nor look like spending to a model
-CREDIT_TYPES = frozenset({"20", "26", "28"})
+# money to the card, not spent with it: a refund (20), a cash deposit (21), a Visa original
+# credit (26), a Mastercard payment transaction (28). No spending limit applies to them and
+# they are no velocity events: a refund or a transfer received must not use up the
+# cardholder's daily limits, nor look like spending to a model
+CREDIT_TYPES = frozenset({"20", "21", "26", "28"})
 
 
 class MessageClass(StrEnum):

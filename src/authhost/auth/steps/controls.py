@@ -7,7 +7,7 @@ and counts), so a limit can never be escaped by waiting for midnight.
 from __future__ import annotations
 
 from authhost.auth.decision import Decline
-from authhost.auth.steps.validate import INCOMING_CREDITS
+from authhost.auth.steps.validate import CASH_DEPOSIT, INCOMING_CREDITS
 from authhost.auth.transaction import Transaction
 from authhost.cards.model import CardKind
 from authhost.iso.codes import ResponseCode as RC
@@ -42,6 +42,8 @@ def controls(tx: Transaction) -> Decline | None:
             return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_controls.mcc_blocked")
         if request.country and request.country in own.blocked_countries:
             return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_controls.country_blocked")
+    if request.transaction_type == CASH_DEPOSIT:  # the card used at an ATM: blocks apply
+        return _within_max_balance(tx)
     if request.transaction_type not in DEBIT_TYPES:
         return None
     amount = request.cardholder_amount_minor or 0  # limits are in the account's currency
@@ -70,8 +72,13 @@ def controls(tx: Transaction) -> Decline | None:
 
 def _incoming_credit(tx: Transaction) -> Decline | None:
     """A transfer to the card is not the cardholder using it: no channel, merchant or country
-    block and no spending limit applies; a debit or prepaid account may not grow beyond the
-    card's ``max_balance`` (a prepaid programme's limit; 0: the card takes no transfers)."""
+    block and no spending limit applies, only ``_within_max_balance``."""
+    return _within_max_balance(tx)
+
+
+def _within_max_balance(tx: Transaction) -> Decline | None:
+    """A debit or prepaid account may not grow beyond the card's ``max_balance`` with money
+    paid in (a prepaid programme's limit; 0: the card takes no transfers or deposits)."""
     limit, account = tx.limits.max_balance, tx.snapshot.account
     if limit is None or account is None or account.kind is CardKind.CREDIT:
         return None

@@ -9,10 +9,11 @@ from authhost.cards.luhn import is_luhn_valid
 from authhost.iso.codes import ResponseCode as RC
 
 # purchase, cash, cashback, an account funding transaction (Visa's AFT, 10: the card pays
-# into a transfer, a wallet, a brokerage account), refund, an original credit (Visa's 26) or
-# payment transaction (Mastercard's 28) paid to the card, balance inquiry, PIN unblock and PIN
-# change (Mastercard's 91 and 92)
-SUPPORTED_TYPES = frozenset({"00", "01", "09", "10", "20", "26", "28", "31", "91", "92"})
+# into a transfer, a wallet, a brokerage account), refund, a cash deposit at an ATM (21), an
+# original credit (Visa's 26) or payment transaction (Mastercard's 28) paid to the card,
+# balance inquiry, PIN unblock and PIN change (Mastercard's 91 and 92)
+SUPPORTED_TYPES = frozenset({"00", "01", "09", "10", "20", "21", "26", "28", "31", "91", "92"})
+CASH_DEPOSIT = "21"
 INCOMING_CREDITS = frozenset({"26", "28"})  # a transfer to the card, not a refund of a sale
 MONEYLESS_TYPES = frozenset({"31", "91", "92"})  # no amount needed: nothing is held or posted
 PIN_CHANGE = "92"
