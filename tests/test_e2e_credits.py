@@ -7,6 +7,7 @@ limits (they are no velocity events), and a reversed credit is taken back."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from host_admin import start_host_with_admin
@@ -197,3 +198,28 @@ async def test_a_cash_deposit_at_an_atm_is_credited(
     reply = await switch.send(at_atm)
     assert reply["39"] == "57"  # the product allows no ATM: not for deposits either
     assert "controls.channel_atm" in (await reasons_by_stan(store_url))[reply["11"]]
+
+
+async def test_the_transfer_rules_stop_funding_from_a_fresh_card(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """examples/rules/transfer_rules.toml on a running host: account funding of 300.00 from a
+    card with no purchases is declined 59, a purchase from it is not; a large transfer to a
+    card days old is approved and flagged for review."""
+    rules = Path(__file__).parent.parent / "examples" / "rules" / "transfer_rules.toml"
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url, rules=rules.read_text())
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa-low"]  # 50.00 on its account, never used
+    funding = purchase(card, amount=30_000, **{"3": "100000", "18": "4829"})
+    reply = await switch.send(funding)
+    assert reply["39"] == "59"
+    assert "aft.no_history" in (await reasons_by_stan(store_url))[reply["11"]]
+    assert (await switch.send(purchase(card, amount=1_000)))["39"] == "00"
+    paid = await switch.send(transfer(card, 150_000))
+    assert paid["39"] == "00"
+    async with opened_store(store_url) as store:
+        (entry,) = [e for e in await store.journal(JournalQuery(limit=1000))
+                    if e.stan == paid["11"]]  # fmt: skip
+    assert entry.review and "oct.young_card" in entry.reason_codes

@@ -234,7 +234,14 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["fraud_rules.toml", "fraud_rules.yaml", "scenario_rules.toml", "merchant_rules.toml"]
+    "name",
+    [
+        "fraud_rules.toml",
+        "fraud_rules.yaml",
+        "scenario_rules.toml",
+        "merchant_rules.toml",
+        "transfer_rules.toml",
+    ],
 )
 def test_example_files_load(name: str) -> None:
     rules = load_rule_set(ROOT / "examples" / "rules" / name)
