@@ -45,6 +45,8 @@ class Kind(StrEnum):
     BALANCE = "balance"
     REFUND = "refund"
     CREDIT = "credit"  # a transfer to the card: Visa's original credit (0200, code 26)
+    DEPOSIT = "deposit"  # cash paid in at an ATM (0200, code 21), with the PIN
+    FUNDING = "funding"  # the card pays into a transfer: Visa's AFT (0100, code 10)
     REVERSAL = "reversal"
     COMPLETION = "completion"  # a pre-authorisation 0100, then its 0220 completion
     INCREMENTAL = "incremental"  # a pre-authorisation 0100, then an 0100 extending it
@@ -71,7 +73,8 @@ CHIP_ENTRIES = ("chip", "contactless")  # card reads that carry field 55
 ENTRY_MODES = {Entry.CHIP: "051", Entry.CONTACTLESS: "071", Entry.STRIPE: "901",
                Entry.ECOMMERCE: "812"}  # fmt: skip
 PROCESSING = {Kind.PURCHASE: "000000", Kind.CASH: "010000", Kind.BALANCE: "310000",
-              Kind.REFUND: "200000", Kind.CREDIT: "260000", Kind.ADVICE: "000000",
+              Kind.REFUND: "200000", Kind.CREDIT: "260000", Kind.DEPOSIT: "210000",
+              Kind.FUNDING: "100000", Kind.ADVICE: "000000",
               Kind.VERIFICATION: "000000", Kind.PIN_UNBLOCK: "910000",
               Kind.PIN_CHANGE: "920000"}  # fmt: skip
 NETWORK_CODES = {
@@ -184,9 +187,10 @@ class RequestBuilder:
             )
         if kind not in PROCESSING:
             raise ValueError(f"{kind} is not a financial request")
-        cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK, Kind.PIN_CHANGE)  # ATM
+        cash_like = kind in (Kind.CASH, Kind.BALANCE, Kind.PIN_UNBLOCK, Kind.PIN_CHANGE,
+                             Kind.DEPOSIT)  # at an ATM  # fmt: skip
         default_mti = {Kind.CASH: "0200", Kind.REFUND: "0200", Kind.CREDIT: "0200",
-                       Kind.ADVICE: "0120"}  # fmt: skip
+                       Kind.DEPOSIT: "0200", Kind.ADVICE: "0120"}  # fmt: skip
         fields = self._header(mti or default_mti.get(kind, "0100"), now)
         fields.update(
             {
@@ -209,6 +213,8 @@ class RequestBuilder:
         additional: dict[str, str] = {}
         if partial_approval:
             additional[POS_EXTENDED_CONDITIONS_SUBELEMENT] = "10000"
+        if kind is Kind.FUNDING:  # a money transfer service charges the card
+            fields["18"] = "4829"
         if kind is Kind.CREDIT:  # sent by the network for the originator: no card data
             fields.update({"2": card.pan, "14": card.expiry, "18": "4829", "22": "010"})
         elif entry is Entry.ECOMMERCE:

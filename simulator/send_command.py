@@ -125,7 +125,9 @@ def send(
     """Send one request and print request and answer field by field (PAN masked).
 
     Kinds: purchase, cash, balance, refund, credit (a transfer to the card: Visa's original
-    credit, 0200 with processing code 26), reversal (a purchase, then its reversal),
+    credit, 0200 with processing code 26), deposit (cash paid in at an ATM, code 21, with
+    --pin), funding (the card pays into a transfer: Visa's AFT, code 10), reversal (a
+    purchase, then its reversal),
     completion (a pre-authorisation, then its 0220 completion; with --parts, several
     numbered 0220s, as a split shipment sends them), incremental (a
     pre-authorisation, then an 0100 extending it by --increment; with --final-amount, the

@@ -88,14 +88,16 @@ def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
         (["echo"], "0810"),
         (["purchase", "--card", "8"], "DECLINED: 41 lost card"),
         (["credit", "--amount", "50"], "APPROVED: 00"),
+        (["deposit", "--amount", "20", "--pin", "card"], "APPROVED: 00"),
+        (["funding", "--amount", "5", "--entry", "ecommerce"], "APPROVED: 00"),
     ],
     ids=["wrong PIN", "e-commerce with CVV2", "balance inquiry", "reversal", "completion",
-         "account verification", "card used abroad", "partial approval", "PIN unblock", "echo test", "lost card", "transfer to the card"],
+         "account verification", "card used abroad", "partial approval", "PIN unblock", "echo test", "lost card", "transfer to the card", "ATM deposit", "account funding"],
 )  # fmt: skip
 def test_send_kinds(host, args, expected):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
     assert result.exit_code == 0, result.output
-    assert expected in result.output
+    assert expected in result.output, result.output[-600:]
 
 
 @pytest.mark.parametrize(
