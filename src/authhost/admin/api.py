@@ -271,6 +271,11 @@ async def _expiring_cards(call: Call) -> Any:
     return await call.service.expiring_cards(_int_param(call, "months", 12, 1, 60))
 
 
+async def _compromise_alert(call: Call) -> Any:
+    alert = call.body
+    return await call.service.compromised_cards(alert.pans, alert.action, alert.list_name)
+
+
 async def _dormant_cards(call: Call) -> Any:
     return await call.service.dormant_cards(_unused_since(call))
 
@@ -563,6 +568,17 @@ def _routes() -> list[Route]:
             query=("months",),
             tag="cards",
             response=v.ExpiringCards,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/compromised",
+            _compromise_alert,
+            "A network's compromise alert: this issuer's live cards among the PANs are put on "
+            "a rules list (watch) or suspended; the others counted; the PANs never kept",
+            write=True,
+            body=rq.CompromiseAlert,
+            tag="cards",
+            response=v.CompromiseReport,
         ),
         Route(
             "GET",

@@ -234,6 +234,23 @@ class PinChange(_Request):
     acquirer_id: Annotated[str, StringConstraints(pattern=r"^\d{1,11}$")] | None = None
 
 
+class CompromiseAlert(_Request):
+    """A network's compromise alert: the exposed PANs (in a body, never a URL), and what to do
+    with this issuer's live cards among them."""
+
+    pans: list[Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]] = Field(
+        min_length=1, max_length=100_000
+    )
+    action: Literal["watch", "suspend"] = "watch"
+    list_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = (
+        "compromised_cards"
+    )
+
+    def __repr_args__(self):  # type: ignore[override]
+        yield "pans", f"<{len(self.pans)} hidden>"
+        yield "action", self.action
+
+
 class CardSearch(_Request):
     """Find a card by its PAN (sent in a body, never in a URL, so it stays out of access logs)."""
 

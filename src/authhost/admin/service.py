@@ -1190,6 +1190,50 @@ class CardService:
         await self.record_audit("list.put", name, {"size": len(before)}, change)
         return {"name": name, "values": values}
 
+    async def compromised_cards(
+        self, pans: Sequence[str], action: str, list_name: str = "compromised_cards"
+    ) -> dict[str, Any]:
+        """A network's compromise alert (PANs exposed at a breached merchant or processor):
+        the issuer's live cards among them are put on the rules list ``list_name``
+        (``watch``: rules such as ``card.id in list("compromised_cards")`` hold them to
+        stricter checks) or suspended (``suspend``, reason ``compromised``: 62 until resumed
+        or replaced). PANs of other issuers, unknown or no longer live, are counted and left.
+        The PANs are read, never kept or shown: cards come back masked. Audited."""
+        if action not in ("watch", "suspend"):
+            raise InvalidRequest("action is watch or suspend")
+        found: dict[str, Card] = {}
+        counts = {"pans": 0, "not_ours": 0, "not_live": 0}
+        for pan in pans:
+            counts["pans"] += 1
+            if not (pan.isdigit() and 12 <= len(pan) <= 19):
+                raise InvalidRequest(f"line {counts['pans']}: not a card number")
+            card = await self.store.find_card(self.security.pan_index(pan))
+            if card is None:
+                counts["not_ours"] += 1
+            elif card.state in lifecycle.FINAL_STATES or card.state is CardState.CREATED:
+                counts["not_live"] += 1
+            else:
+                found[card.card_id] = card
+        if action == "watch":
+            listed = await self.store.get_list(list_name) if found else set()
+            if found:
+                values = rq.ListValues(values=sorted(listed | set(found)))
+                await self.put_list(list_name, values)
+            views = [card_view(card) for card in found.values()]
+        else:
+            views = [
+                await self.apply(card_id, "suspend", reason="compromised")
+                if card.state is not CardState.SUSPENDED
+                else card_view(card)
+                for card_id, card in found.items()
+            ]
+        result = {**counts, "action": action, "cards": views}
+        await self.record_audit(
+            "card.compromise_alert", list_name if action == "watch" else "cards", None,
+            {**counts, "action": action, "cards": len(views)},
+        )  # fmt: skip
+        return result
+
     # --- personalisation export ------------------------------------------------------------
 
     async def export_personalisation(self, card_ids: Sequence[str], out: Path) -> int:

@@ -205,6 +205,14 @@ class ExpiringCards(_View):
     )
 
 
+class CompromiseReport(_View):
+    pans: int = Field(description="PANs in the alert")
+    not_ours: int = Field(description="PANs of no card of this issuer")
+    not_live: int = Field(description="this issuer's, but created, closed, lost, replaced...")
+    action: str
+    cards: list[dict[str, Any]] = Field(description="the live cards found, masked")
+
+
 class DormantCards(_View):
     unused_since: str = Field(description="the cut-off (UTC): not used since then")
     suspended: bool = Field(description="whether this call suspended them")

@@ -617,6 +617,27 @@ def cards_expiring(
     _run(_config(config, store), lambda s: s.expiring_cards(months))
 
 
+@cards.command("compromised")
+def cards_compromised(
+    file: Annotated[Path, typer.Argument(help="the network's alert: one PAN per line")],
+    action: Annotated[
+        str, typer.Option(help="watch (put them on a rules list) or suspend (62)")
+    ] = "watch",
+    list_name: Annotated[str, typer.Option(help="the rules list for watch")] = "compromised_cards",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A compromise alert from the network (PANs exposed in a breach): this issuer's live cards
+    among them are watched (the rules list, for stricter rules) or suspended; the rest are
+    counted. The PANs are read, never kept or printed."""
+    try:
+        pans = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    except OSError as exc:
+        _say(f"error: cannot read {file}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    _run(_config(config, store), lambda s: s.compromised_cards(pans, action, list_name))
+
+
 @cards.command("dormant")
 def cards_dormant(
     days: Annotated[int, typer.Option(min=1, max=3650, help="not used for this many days")] = 365,

@@ -1,0 +1,71 @@
+"""A network's compromise alert over a running host, on both stores: this issuer's live cards
+among the exposed PANs go on a rules list (a rule then declines them online) or are suspended;
+the other PANs are counted, and none is kept, printed or audited."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
+from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import RULES, ecommerce, purchase, store_url  # noqa: F401 - fixture
+
+WATCH_RULE = """
+[[rule]]
+name = "CMP-01 compromised card online"
+expression = 'card.id in list("compromised_cards") and channel == "ecommerce"'
+action = "decline"
+response_code = "59"
+reason = "compromised.online"
+"""
+
+
+async def test_a_compromise_alert_watches_or_suspends_the_cards_it_names(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url,
+                                             rules=RULES + WATCH_RULE)  # fmt: skip
+    switch = await Switch.connect(host.port)
+    visa, mastercard = host.cards["active-visa"], host.cards["active-3624"]
+    alert = tmp_path / "alert.txt"
+    pans = [
+        visa["pan"],
+        host.cards["lost"]["pan"],
+        "4000000000000002",
+        host.cards["suspended"]["pan"],
+    ]
+    alert.write_text("\n".join(pans) + "\n")
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("cards", "compromised", str(alert), "--config", str(config))
+    assert code == 0, output
+    report = json.loads(output)
+    assert (report["pans"], report["not_ours"], report["not_live"]) == (4, 1, 1)
+    assert len(report["cards"]) == 2 and not any(p in output for p in pans)
+    visa_id = await card_id_of(port, visa["pan"])
+    listed = await call(port, "GET", "/v1/lists/compromised_cards", token=AUDITOR_TOKEN)
+    assert visa_id in listed.json["values"]
+
+    # the rule sees the list once the server has read it again (every few seconds)
+    def check() -> dict:  # an online account verification: 85 until the rule declines it
+        return ecommerce(visa, visa["cvv2"], amount=0, **{"25": "51"})
+
+    online = None
+    with trio.move_on_after(30):
+        while (online := await switch.send(check()))["39"] != "59":
+            await trio.sleep(1)
+    assert online is not None and online["39"] == "59"
+    assert (await switch.send(purchase(visa)))["39"] == "00"  # at the till: not this rule
+
+    done = await call(port, "POST", "/v1/cards/compromised",
+                      payload={"pans": [mastercard["pan"]], "action": "suspend"})  # fmt: skip
+    assert done.status == 200 and done.json["cards"][0]["state"] == "suspended", done
+    assert (await switch.send(purchase(mastercard)))["39"] == "62"
+    bad = await call(port, "POST", "/v1/cards/compromised", payload={"pans": ["12ab"]})
+    assert bad.status == 422 and "12ab" not in bad.body.decode()
+    audit = await call(port, "GET", "/v1/audit?subject=cards", token=AUDITOR_TOKEN)
+    alerts = [a for a in audit.json["audit"] if a["action"] == "card.compromise_alert"]
+    assert alerts and not any(mastercard["pan"] in json.dumps(a) for a in alerts)
