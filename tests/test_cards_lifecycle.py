@@ -113,6 +113,19 @@ def test_renewal_keeps_pan_and_pin_with_new_expiry():
     assert new.pin_tries == 0 and new.version == 0 and new.created_at == NOW
 
 
+def test_reissue_gives_a_new_pan_and_keeps_the_old_card_working():
+    old = replace(CARD, state=S.ACTIVE)
+    kept, new = lifecycle.reissue(old, now=NOW, validity_months=36, new_card_id="crd_4")
+    assert kept.state is S.ACTIVE and kept.replaced_by == "crd_4"  # works until new is active
+    assert (new.pan_index, new.last4) == ("", "") and new.pin_reference is None  # a new PAN
+    assert new.state is S.CREATED and new.replaces == "crd_1" and new.expiry == "2905"
+    assert (new.account_id, new.limits) == (old.account_id, old.limits)
+    with pytest.raises(IllegalTransition, match="already replaced"):
+        lifecycle.reissue(kept, now=NOW, validity_months=36)
+    with pytest.raises(IllegalTransition, match="can be reissued"):
+        lifecycle.reissue(replace(CARD, state=S.LOST), now=NOW, validity_months=36)
+
+
 def test_retire_ends_a_live_predecessor_and_leaves_a_final_one_alone():
     assert lifecycle.retire(replace(CARD, state=S.ACTIVE)).state is S.REPLACED
     assert lifecycle.retire(replace(CARD, state=S.SUSPENDED)).state is S.REPLACED

@@ -12,6 +12,10 @@ from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import RULES, ecommerce, purchase, store_url  # noqa: F401 - fixture
 
+from authhost.cards.track2 import build_track2
+from authhost.security.module import SecurityModule
+from authhost.store import opened_store
+
 WATCH_RULE = """
 [[rule]]
 name = "CMP-01 compromised card online"
@@ -69,3 +73,35 @@ async def test_a_compromise_alert_watches_or_suspends_the_cards_it_names(
     audit = await call(port, "GET", "/v1/audit?subject=cards", token=AUDITOR_TOKEN)
     alerts = [a for a in audit.json["audit"] if a["action"] == "card.compromise_alert"]
     assert alerts and not any(mastercard["pan"] in json.dumps(a) for a in alerts)
+
+
+async def test_an_exposed_card_is_reissued_and_the_old_one_works_until_the_new_one_does(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    done = await call(port, "POST", "/v1/cards/compromised",
+                      payload={"pans": [visa["pan"]], "action": "reissue"})  # fmt: skip
+    assert done.status == 200, done
+    (new,) = done.json["cards"]
+    old_id = await card_id_of(port, visa["pan"])
+    assert new["state"] == "created" and new["replaces"] == old_id
+    assert (await switch.send(purchase(visa)))["39"] == "00"  # the old card works meanwhile
+
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        pan = security.decrypt_pan(await store.pan_ciphertext(new["card_id"]), new["card_id"])
+    values = security.card_values(pan, new["expiry"], new["service_code"], "cvk")
+    fresh = {"pan": pan, "expiry": new["expiry"], "currency": "978",
+             "track2": build_track2(pan, new["expiry"], new["service_code"], values.icvv)}  # fmt: skip
+    assert pan != visa["pan"]
+    for action in ("ship", "activate"):
+        assert (await call(port, "POST", f"/v1/cards/{new['card_id']}/{action}")).status == 200
+    assert (await switch.send(purchase(fresh)))["39"] == "00"
+    assert (await switch.send(purchase(visa)))["39"] == "62"  # retired: the exposed number
+    again = await call(port, "POST", "/v1/cards/compromised",
+                       payload={"pans": [visa["pan"]], "action": "reissue"})  # fmt: skip
+    assert again.json["not_live"] == 1 and again.json["cards"] == []

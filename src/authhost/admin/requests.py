@@ -241,7 +241,7 @@ class CompromiseAlert(_Request):
     pans: list[Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]] = Field(
         min_length=1, max_length=100_000
     )
-    action: Literal["watch", "suspend"] = "watch"
+    action: Literal["watch", "suspend", "reissue"] = "watch"
     list_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = (
         "compromised_cards"
     )

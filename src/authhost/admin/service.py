@@ -92,6 +92,8 @@ LIFECYCLE_ACTIONS: dict[str, str] = {
     "report-damaged": "Report the card damaged (final; replace it with the same PAN)",
     "replace": "Replace a lost, stolen or damaged card: a new card on the same account",
     "renew": "Renew before expiry: same PAN, new expiry, new card values",
+    "reissue": "Reissue under a new PAN (the number was exposed); the old card works until "
+    "the new one is activated",
     "cancel": "Close the card (final)",
     "expire": "Mark the card expired (final)",
 }
@@ -616,7 +618,7 @@ class CardService:
                 f"unknown action {action!r}; known: {', '.join(LIFECYCLE_ACTIONS)}"
             )
         card = await self._card(card_id)
-        if action in ("replace", "renew"):
+        if action in ("replace", "renew", "reissue"):
             return await self._successor(card, action, reason)
         try:
             after = lifecycle.transition(card, action, now=self.clock())
@@ -628,11 +630,12 @@ class CardService:
         return view
 
     async def _retire_predecessor(self, successor: Card) -> None:
-        """A renewed (or damaged) card's predecessor with the same PAN stops once its successor
-        is activated: until then it kept working, so the cardholder was never without a card."""
+        """A renewed or reissued card's predecessor stops once its successor is activated:
+        until then it kept working, so the cardholder was never without a card (a lost,
+        stolen or damaged predecessor is final already and stays as it is)."""
         for _ in range(RETIRE_TRIES):  # the successor is active already: retire, re-reading
             old = await self.store.get_card(successor.replaces or "")  # on a concurrent change
-            if old is None or old.pan_index != successor.pan_index:
+            if old is None:
                 return
             retired = lifecycle.retire(old)
             if retired is old:
@@ -649,7 +652,9 @@ class CardService:
 
     async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
         product = await self._product(card.product_id)
-        make = lifecycle.renew if action == "renew" else lifecycle.replace
+        make = {"renew": lifecycle.renew, "reissue": lifecycle.reissue}.get(
+            action, lifecycle.replace
+        )
         try:
             old, new = make(
                 card,
@@ -671,7 +676,7 @@ class CardService:
                 raise ConflictError(
                     f"card {card.card_id} was changed by someone else; read it and retry"
                 ) from None
-        else:  # lost or stolen: the successor gets a new PAN
+        else:  # lost, stolen or exposed: the successor gets a new PAN
             new = await self._store_with_new_pan(
                 lambda facts: replace(
                     new,
@@ -1196,11 +1201,13 @@ class CardService:
         """A network's compromise alert (PANs exposed at a breached merchant or processor):
         the issuer's live cards among them are put on the rules list ``list_name``
         (``watch``: rules such as ``card.id in list("compromised_cards")`` hold them to
-        stricter checks) or suspended (``suspend``, reason ``compromised``: 62 until resumed
-        or replaced). PANs of other issuers, unknown or no longer live, are counted and left.
+        stricter checks), suspended (``suspend``, reason ``compromised``: 62 until resumed
+        or replaced) or reissued under new PANs (``reissue``: the new cards wait at created
+        for the bureau and a PIN; each old one works until its successor is activated). PANs
+        of other issuers, unknown or no longer live, are counted and left.
         The PANs are read, never kept or shown: cards come back masked. Audited."""
-        if action not in ("watch", "suspend"):
-            raise InvalidRequest("action is watch or suspend")
+        if action not in ("watch", "suspend", "reissue"):
+            raise InvalidRequest("action is watch, suspend or reissue")
         found: dict[str, Card] = {}
         counts = {"pans": 0, "not_ours": 0, "not_live": 0}
         for pan in pans:
@@ -1220,12 +1227,18 @@ class CardService:
                 values = rq.ListValues(values=sorted(listed | set(found)))
                 await self.put_list(list_name, values)
             views = [card_view(card) for card in found.values()]
-        else:
+        elif action == "suspend":
             views = [
                 await self.apply(card_id, "suspend", reason="compromised")
                 if card.state is not CardState.SUSPENDED
                 else card_view(card)
                 for card_id, card in found.items()
+            ]
+        else:  # the new cards (a card already reissued or renewed is left to its successor)
+            views = [
+                await self.apply(card_id, "reissue", reason="compromised")
+                for card_id, card in found.items()
+                if not card.replaced_by
             ]
         result = {**counts, "action": action, "cards": views}
         await self.record_audit(

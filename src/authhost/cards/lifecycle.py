@@ -9,6 +9,7 @@
     any non-final state --cancel--> closed                              (final)
     lost | stolen | damaged --replace--> successor card (old keeps its state)
     issued | active | suspended --renew--> successor card (old stays usable)
+    issued | active | suspended --reissue--> successor card, new PAN (old stays usable)
     successor --activate--> old becomes replaced (retire)
 
 A lost/stolen card is replaced under a new PAN; a damaged card and a renewal keep the PAN with
@@ -166,6 +167,25 @@ def renew(
     # card's expiry again (the same PAN and expiry would give the same card values)
     expiry = max(expiry_from(now, validity_months), months_after(old.expiry, validity_months))
     new = _successor(old, now=now, expiry=expiry, keep_pan=True, card_id=new_card_id)
+    return _replace(old, replaced_by=new_card_id or None), new
+
+
+def reissue(
+    old: Card, *, now: float, validity_months: int, new_card_id: str = ""
+) -> tuple[Card, Card]:
+    """A live card whose number was exposed (a breach at a merchant or processor): ``(old,
+    new)``, the new card under a new PAN (the caller fills ``pan_index`` and ``last4``) with a
+    full validity from today. As with a renewal, ``old`` keeps working until ``new`` is
+    activated, and is retired then: the cardholder is never without a card."""
+    if old.state not in RENEWABLE:
+        raise IllegalTransition(
+            f"card {old.card_id} is {old.state.value}: only a card that is "
+            f"{_names(RENEWABLE)} can be reissued (replace a lost or stolen one)"
+        )
+    if old.replaced_by:
+        raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
+    expiry = expiry_from(now, validity_months)
+    new = _successor(old, now=now, expiry=expiry, keep_pan=False, card_id=new_card_id)
     return _replace(old, replaced_by=new_card_id or None), new
 
 

@@ -621,7 +621,8 @@ def cards_expiring(
 def cards_compromised(
     file: Annotated[Path, typer.Argument(help="the network's alert: one PAN per line")],
     action: Annotated[
-        str, typer.Option(help="watch (put them on a rules list) or suspend (62)")
+        str,
+        typer.Option(help="watch (put them on a rules list), suspend (62) or reissue (new PANs)"),
     ] = "watch",
     list_name: Annotated[str, typer.Option(help="the rules list for watch")] = "compromised_cards",
     store: StoreOpt = None,
