@@ -29,6 +29,10 @@ async def test_dormant_cards_are_listed_and_suspended(
     ids = {name: await card_id_of(port, host.cards[name]["pan"])
            for name in ("active-visa", "active-3624", "active-visa-low", "active-credit")}  # fmt: skip
 
+    one = await call(port, "GET", f"/v1/cards/{ids['active-3624']}", token=AUDITOR_TOKEN)
+    assert one.json["last_used"] > cut  # a single card's view says when it was last used
+    never = await call(port, "GET", f"/v1/cards/{ids['active-credit']}", token=AUDITOR_TOKEN)
+    assert never.json["last_used"] is None
     listed = await call(port, "GET", f"/v1/cards/dormant?unused_since={cut}", token=AUDITOR_TOKEN)
     assert listed.status == 200, listed
     found = {c["card_id"]: c for c in listed.json["cards"]}

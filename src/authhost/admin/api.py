@@ -205,7 +205,7 @@ async def _find_card(call: Call) -> Any:
 
 
 async def _get_card(call: Call) -> Any:
-    return await call.service.get_card(call.path["card_id"])
+    return await call.service.show_card(call.path["card_id"])
 
 
 async def _personalise(call: Call) -> Any:

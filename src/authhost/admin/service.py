@@ -514,6 +514,12 @@ class CardService:
     async def get_card(self, card_id: str) -> dict[str, Any]:
         return card_view(await self._card(card_id))
 
+    async def show_card(self, card_id: str) -> dict[str, Any]:
+        """The card's view and ``last_used``: when its newest request was journalled (null:
+        never, or pruned), the first thing a support desk asks."""
+        card = await self._card(card_id)
+        return {**card_view(card), "last_used": await self.store.last_used(card)}
+
     async def find_card(self, pan: str) -> dict[str, Any]:
         card = await self.store.find_card(self.security.pan_index(pan))
         if card is None:

@@ -98,6 +98,11 @@ class CardView(_View):
         description="trips the cardholder announced: countries (ISO 3166 numeric), start and "
         "end (UTC days, included); rules read card.travel_notice"
     )
+    last_used: float | None = Field(
+        None,
+        description="one card's view only: epoch seconds of its newest journal entry (null: "
+        "never used, or pruned)",
+    )
     chip_scripts: list[str] = Field(
         default_factory=list,
         description="issuer script commands waiting for the chip's next online request "

@@ -359,8 +359,8 @@ def cards_list(
 
 @cards.command("show")
 def cards_show(card_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
-    """Show one card."""
-    _run(_config(config, store), lambda s: s.get_card(card_id))
+    """Show one card, with when it was last used (last_used, epoch seconds; null: never)."""
+    _run(_config(config, store), lambda s: s.show_card(card_id))
 
 
 @cards.command("find")
