@@ -360,11 +360,14 @@ class RequestBuilder:
 
 def _issuer_application_data(cvn: int) -> bytes:
     """Tag 9F10 as the card's application lays it out: Visa (length, key index, CVN, CVR) or
-    M/Chip (key index, CVN, 6-byte CVR, DAC, and for CVN 17 the 8 bytes of offline counters)."""
+    M/Chip (key index, CVN, 6-byte CVR, DAC, and for CVN 17 and 21 the 8 bytes of offline
+    counters)."""
     if cvn == 16:
         return bytes.fromhex("0110A00003220000" + "0000")
-    if cvn == 17:
-        return bytes.fromhex("0111A00003220000" + "0000" + "000000000000" + "00FF")
+    if cvn in (17, 21):
+        return bytes.fromhex(f"01{cvn:02X}A00003220000" + "0000" + "000000000000" + "00FF")
+    if cvn == 20:
+        return bytes.fromhex("0114A00003220000" + "0000")
     return bytes.fromhex(f"0601{cvn:02X}03A0B800")
 
 

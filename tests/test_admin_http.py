@@ -93,7 +93,7 @@ async def test_auditor_reads_but_operator_writes(tmp_path):
         ),
         (
             "/v1/products",
-            b'{"issuer_id": "b", "name": "x", "bin": "476173", "chip_cvn": 21}',
+            b'{"issuer_id": "b", "name": "x", "bin": "476173", "chip_cvn": 19}',
             "application/json",
             422,
             "chip_cvn",

@@ -32,7 +32,8 @@ with warnings.catch_warnings():  # pyemv builds TDES from cryptography's old loc
     import pyemv
 
 CARD_MAKERS = {10: pyemv.cvn.VisaCVN10, 16: pyemv.cvn.MasterCardCVN16,
-               17: pyemv.cvn.MasterCardCVN17, 18: pyemv.cvn.VisaCVN18, 22: pyemv.cvn.VisaCVN22}  # fmt: skip
+               17: pyemv.cvn.MasterCardCVN17, 18: pyemv.cvn.VisaCVN18, 20: pyemv.cvn.MasterCardCVN20,
+               21: pyemv.cvn.MasterCardCVN21, 22: pyemv.cvn.VisaCVN22}  # fmt: skip
 HEADERS = {
     "application_block": bytes.fromhex("841E000008"),
     "application_unblock": bytes.fromhex("8418000008"),
@@ -268,7 +269,7 @@ async def add_chip_card(host: Host, cvn: int) -> dict[str, Any]:
         service = CardService(store, security, actor="e2e")
         product = rq.NewProduct(
             product_id=f"chip-cvn-{cvn}", issuer_id="e2e", name=f"CVN {cvn}", bin="541333"
-            if cvn == 17 else "476173", pin_method=PinMethod.IBM3624 if cvn == 17
+            if cvn != 22 else "476173", pin_method=PinMethod.IBM3624 if cvn != 22
             else PinMethod.VISA_PVV, imk_ac_name="imk-ac", chip_cvn=cvn,
             imk_smi_name="imk-smi", imk_smc_name="imk-smc",
         )  # fmt: skip
@@ -289,14 +290,14 @@ async def add_chip_card(host: Host, cvn: int) -> dict[str, Any]:
             "currency": "978", "card_id": card["card_id"]}  # fmt: skip
 
 
-@pytest.mark.parametrize("cvn", [17, 22])
-async def test_mastercard_cvn_17_and_visa_cvn_22_chips(
+@pytest.mark.parametrize("cvn", [17, 20, 21, 22])
+async def test_the_newer_mastercard_and_visa_chips(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
     cvn,
 ):
-    """The newer cryptogram versions end to end: the ARQC checked (a forged one 82), the ARPC
+    """The newer cryptogram versions end to end (Mastercard 17, 20, 21; Visa 22): the ARQC checked (a forged one 82), the ARPC
     and a PIN change for the chip as pyemv's card computes them."""
     host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
@@ -316,9 +317,12 @@ async def test_mastercard_cvn_17_and_visa_cvn_22_chips(
             "9F36": atc.to_bytes(2, "big"),
         }  # fmt: skip
         args = {f"tag_{t.lower()}": v for t, v in tags.items()}
-        if cvn == 17:  # M/Chip: KDI, CVN, CVR (6), dynamic number (2), counters (8)
-            iad = bytes.fromhex("0111A00003220000" + "0000" + "000000000000" + "00FF")
+        if cvn in (17, 21):  # M/Chip: KDI, CVN, CVR (6), dynamic number (2), counters (8)
+            iad = bytes.fromhex(f"01{cvn:02X}A00003220000" + "0000" + "000000000000" + "00FF")
             arqc = chip.generate_ac(**args, cvr=iad[2:8], counters=iad[10:18])
+        elif cvn == 20:
+            iad = bytes.fromhex("0114A00003220000" + "0000")
+            arqc = chip.generate_ac(**args, cvr=iad[2:8])
         else:
             iad = bytes.fromhex("06011603A0B800")
             arqc = chip.generate_ac(**args, tag_9f10=iad)
@@ -331,6 +335,9 @@ async def test_mastercard_cvn_17_and_visa_cvn_22_chips(
     answer = emv.parse_tlv(bytes.fromhex(reply["55"]))
     if cvn == 17:
         assert answer["91"] == chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"
+    elif cvn in (20, 21):
+        arpc = chip.generate_arpc(tag_9f26=arqc, tag_9f36=b"\x00\x10", arpc_rc=b"00")
+        assert answer["91"] == arpc + b"00"
     else:
         csu = bytes.fromhex("00800000")
         expected = chip.generate_arpc(tag_9f26=arqc, tag_9f36=b"\x00\x10", csu=csu)

@@ -164,7 +164,7 @@ cdol = st.fixed_dictionaries(
 
 
 PYEMV_CARDS = {10: "VisaCVN10", 16: "MasterCardCVN16", 17: "MasterCardCVN17", 18: "VisaCVN18",
-               22: "VisaCVN22"}  # fmt: skip
+               20: "MasterCardCVN20", 21: "MasterCardCVN21", 22: "VisaCVN22"}  # fmt: skip
 
 
 def pyemv_card(cvn: int, imk: bytes, pan: str, psn: str):
@@ -176,9 +176,9 @@ def pyemv_arqc(card, cvn: int, tags: dict[str, bytes], iad: bytes) -> bytes:
     args = {f"tag_{tag.lower()}": value for tag, value in tags.items()}
     if cvn == 10:
         return card.generate_ac(**args, cvr=iad[3:7])  # Visa: CVR after length, DKI, CVN
-    if cvn == 16:
+    if cvn in (16, 20):
         return card.generate_ac(**args, cvr=iad[2:8])  # M/Chip: CVR after DKI, CVN
-    if cvn == 17:  # and the counters after the CVR and the 2-byte dynamic number
+    if cvn in (17, 21):  # and the counters after the CVR and the 2-byte dynamic number
         return card.generate_ac(**args, cvr=iad[2:8], counters=iad[10:18])
     return card.generate_ac(**args, tag_9f10=iad)
 
@@ -192,7 +192,7 @@ def test_icc_master_keys_match_pyemv(imk: bytes, pan: str, psn: str) -> None:
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 16, 17, 18, 22]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
+    cvn=st.sampled_from([10, 16, 17, 18, 20, 21, 22]), imk=tdes_keys, pan=pans(), psn=psns, tags=cdol,
     iad=st.binary(min_size=18, max_size=32), approved=st.booleans(),
 )  # fmt: skip
 def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved) -> None:
@@ -208,6 +208,9 @@ def test_arqc_check_and_arpc_match_pyemv(cvn, imk, pan, psn, tags, iad, approved
     ours = checked.issuer_authentication_data(approved, code)
     if cvn in (10, 16, 17):
         assert ours == card.generate_arpc(tag_9f26=arqc, arpc_rc=code.encode()) + code.encode()
+    elif cvn in (20, 21):  # method 1 under the session key
+        arpc = card.generate_arpc(tag_9f26=arqc, tag_9f36=tags["9F36"], arpc_rc=code.encode())
+        assert ours == arpc + code.encode()
     else:
         csu = bytes.fromhex("00800000") if approved else bytes(4)
         assert ours == card.generate_arpc(tag_9f26=arqc, tag_9f36=tags["9F36"], csu=csu) + csu
@@ -252,7 +255,7 @@ WITHOUT_DATA = [
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 16, 17, 18, 22]), imk_smi=tdes_keys, pan=pans(), psn=psns,
+    cvn=st.sampled_from([10, 16, 17, 18, 20, 21, 22]), imk_smi=tdes_keys, pan=pans(), psn=psns,
     atc=st.binary(min_size=2, max_size=2), arqc=st.binary(min_size=8, max_size=8),
     commands=st.lists(st.sampled_from(WITHOUT_DATA), min_size=1,
                       max_size=3, unique=True),
@@ -284,13 +287,13 @@ def test_issuer_script_results() -> None:
     with pytest.raises(emv.ChipDataError):
         emv_scripts.script_results(b"\x20\x00")
     with pytest.raises(emv.ChipDataError):
-        emv_scripts.issuer_script(bytes(16), "4000000000000002", "00", 21, b"\0\1", bytes(8),
+        emv_scripts.issuer_script(bytes(16), "4000000000000002", "00", 19, b"\0\1", bytes(8),
                                   [emv_scripts.ScriptCommand.PIN_UNBLOCK])  # fmt: skip
 
 
 @MANY
 @given(
-    cvn=st.sampled_from([10, 16, 17, 18, 22]), keys=st.lists(tdes_keys, min_size=3, max_size=3),
+    cvn=st.sampled_from([10, 16, 17, 18, 20, 21, 22]), keys=st.lists(tdes_keys, min_size=3, max_size=3),
     pan=pans(), psn=psns, atc=st.binary(min_size=2, max_size=2),
     arqc=st.binary(min_size=8, max_size=8), pin=st.text("0123456789", min_size=4, max_size=12),
 )  # fmt: skip

@@ -228,7 +228,7 @@ def test_fast_reader_agrees_with_pyiso8583(dialect, present, data):
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
-@pytest.mark.parametrize("cvn", [10, 16, 17, 18, 22])
+@pytest.mark.parametrize("cvn", [10, 16, 17, 18, 20, 21, 22])
 def test_chip_reads_carry_a_genuine_arqc_in_field_55(dialect, cvn):
     imk = bytes.fromhex("AA" * 16)  # test key
     chip_card = dataclasses.replace(CARD, chip_cvn=cvn)

@@ -83,8 +83,10 @@ class NewProduct(_Request):
     imk_ac_name: Identifier | Literal[""] = Field(
         "", description="key name of the EMV issuer master key for ARQCs; empty: not checked"
     )
-    chip_cvn: Literal[10, 16, 17, 18, 22] = Field(
-        18, description="cryptogram version of the chip: Visa 10, 18 or 22, Mastercard 16 or 17"
+    chip_cvn: Literal[10, 16, 17, 18, 20, 21, 22] = Field(
+        18,
+        description="cryptogram version of the chip: Visa 10, 18 or 22, Mastercard 16, 17, 20 "
+        "or 21",
     )
     imk_smi_name: Identifier | Literal[""] = Field(
         "",

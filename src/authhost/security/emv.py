@@ -17,6 +17,8 @@ checks in turn, so a forged approval is refused by the card. Three cryptogram ve
   issuer application data; ARPC method 1 under the ICC master key.
 * Mastercard CVN 17: as CVN 16, with the card's offline counters (the 8 bytes of the issuer
   application data after the CVR and the 2-byte dynamic number) in the cryptogram too.
+* Mastercard CVN 20 and 21: as CVN 16 and 17, but the session key is the EMV common session
+  key from the ATC alone, and the ARPC (method 1) is made under that session key.
 
 EMV Book 2 (A1.4, A1.3), Visa's VIS and Mastercard's M/Chip define them;
 ``tests/test_security_oracles.py`` checks every derivation and MAC against pyemv, an
@@ -34,8 +36,9 @@ from authhost.security.blockcipher import tdes_ecb_encrypt, xor
 from authhost.security.keys import adjust_des_parity
 from authhost.security.mac import retail_mac
 
-SUPPORTED_CVNS = (10, 16, 17, 18, 22)
+SUPPORTED_CVNS = (10, 16, 17, 18, 20, 21, 22)
 ARPC_METHOD_2 = frozenset({18, 22})  # the others: method 1
+MASTERCARD_CVNS = frozenset({16, 17, 20, 21})
 
 # tags of field 55 this module reads by name
 ARQC = "9F26"
@@ -186,14 +189,18 @@ def _application_cryptogram(
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         key = icc_master_key_a(imk_ac, pan, psn)
         return retail_mac(key, covered + iad[3:7], padding=1, keep=False), key
-    if cvn in (16, 17):
-        needed = 8 if cvn == 16 else 18  # CVR; then the dynamic number and the counters
-        if len(iad) < needed:
+    if cvn in MASTERCARD_CVNS:
+        counted = cvn in (17, 21)  # the offline counters after the CVR and the dynamic number
+        if len(iad) < (18 if counted else 8):
             raise ChipDataError("field 55: the issuer application data (9F10) is too short")
         master = icc_master_key_a(imk_ac, pan, psn)
-        session = common_session_key(master, tags[ATC] + bytes(2) + tags[UNPREDICTABLE])
-        data = covered + iad[2:8] + (iad[10:18] if cvn == 17 else b"")
-        return retail_mac(session, data, padding=2, keep=False), master
+        if cvn in (16, 17):  # Mastercard's session key, from the ATC and the unpredictable number
+            session = common_session_key(master, tags[ATC] + bytes(2) + tags[UNPREDICTABLE])
+            arpc_key = master
+        else:  # the EMV common session key from the ATC, which the ARPC is made under too
+            session = arpc_key = common_session_key(master, tags[ATC] + bytes(6))
+        data = covered + iad[2:8] + (iad[10:18] if counted else b"")
+        return retail_mac(session, data, padding=2, keep=False), arpc_key
     key = common_session_key(icc_master_key_b(imk_ac, pan, psn), tags[ATC] + bytes(6))
     return retail_mac(key, covered + iad, padding=2, keep=False), key
 

@@ -18,8 +18,8 @@ Mastercard's ISO 9564 format 2 block; all TDES-ECB.
   Visa's method (the ATC XORed into each half of the master key).
 * Visa CVN 22: the ICC master key by option B, the EMV common session key with the ARQC as
   diversifier.
-* Mastercard CVN 16 and 17: the ICC master key by option A, the EMV common session key with
-  the ARQC as diversifier.
+* Mastercard CVN 16, 17, 20 and 21: the ICC master key by option A, the EMV common session
+  key with the ARQC as diversifier.
 
 The MAC is ISO 9797-1 algorithm 3, padding method 2, 8 bytes. ``tests/test_security_oracles.py``
 checks every command against pyemv, an independent implementation. The card reports what it
@@ -34,6 +34,7 @@ from enum import Enum
 
 from authhost.security.blockcipher import tdes_ecb_encrypt, xor
 from authhost.security.emv import (
+    MASTERCARD_CVNS,
     ChipDataError,
     common_session_key,
     encode_tlv,
@@ -76,7 +77,7 @@ _BITS = {command: 1 << n for n, command in enumerate(ScriptCommand)}
 
 def sm_session_key(imk_smi: bytes, pan: str, psn: str, cvn: int, atc: bytes, arqc: bytes) -> bytes:
     """The card's session key for secure messaging integrity in this transaction."""
-    if cvn in (16, 17):
+    if cvn in MASTERCARD_CVNS:
         return common_session_key(icc_master_key_a(imk_smi, pan, psn), arqc)
     if cvn == 22:
         return common_session_key(icc_master_key_b(imk_smi, pan, psn), arqc)
@@ -105,7 +106,7 @@ def offline_pin_block(pin: str, cvn: int, imk_ac: bytes, pan: str, psn: str) -> 
     if not 4 <= len(pin) <= 12 or not pin.isdigit():
         raise ChipDataError("an offline PIN is 4 to 12 digits")
     block = bytes.fromhex(f"{len(pin):02X}{pin}".ljust(16, "F"))
-    if cvn in (16, 17, 22):
+    if cvn in MASTERCARD_CVNS or cvn == 22:
         return bytes.fromhex(f"2{len(pin):X}{pin}".ljust(16, "F"))
     master = (icc_master_key_a if cvn == 10 else icc_master_key_b)(imk_ac, pan, psn)
     return xor(block, bytes(4) + master[4:8])
@@ -114,7 +115,7 @@ def offline_pin_block(pin: str, cvn: int, imk_ac: bytes, pan: str, psn: str) -> 
 def encipher_command_data(session_key: bytes, data: bytes, cvn: int) -> bytes:
     """Command data under the confidentiality session key, TDES-ECB: Visa prefixes its length
     and pads (method 2); Mastercard pads only what is not a whole block."""
-    if cvn not in (16, 17):
+    if cvn not in MASTERCARD_CVNS:
         data = pad(bytes((len(data),)) + data, 2)
     elif len(data) % 8:
         data = pad(data, 2)
