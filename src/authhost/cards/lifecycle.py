@@ -156,13 +156,7 @@ def renew(
     """Renewal before expiry: ``(old, new)`` with the same PAN and a new expiry. ``old`` keeps
     its state and links to ``new``; it is retired (``retire``) when ``new`` is activated, and
     until then the PAN finds ``old`` (stores prefer a PAN's newest activated card)."""
-    if old.state not in RENEWABLE:
-        raise IllegalTransition(
-            f"card {old.card_id} is {old.state.value}: only a card that is "
-            f"{_names(RENEWABLE)} can be renewed"
-        )
-    if old.replaced_by:
-        raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
+    _check_live_successor(old, "renewed")
     # a full validity beyond the card it renews, however early the renewal: never the old
     # card's expiry again (the same PAN and expiry would give the same card values)
     expiry = max(expiry_from(now, validity_months), months_after(old.expiry, validity_months))
@@ -177,16 +171,21 @@ def reissue(
     new)``, the new card under a new PAN (the caller fills ``pan_index`` and ``last4``) with a
     full validity from today. As with a renewal, ``old`` keeps working until ``new`` is
     activated, and is retired then: the cardholder is never without a card."""
-    if old.state not in RENEWABLE:
-        raise IllegalTransition(
-            f"card {old.card_id} is {old.state.value}: only a card that is "
-            f"{_names(RENEWABLE)} can be reissued (replace a lost or stolen one)"
-        )
-    if old.replaced_by:
-        raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
+    _check_live_successor(old, "reissued (replace a lost or stolen one)")
     expiry = expiry_from(now, validity_months)
     new = _successor(old, now=now, expiry=expiry, keep_pan=False, card_id=new_card_id)
     return _replace(old, replaced_by=new_card_id or None), new
+
+
+def _check_live_successor(old: Card, done: str) -> None:
+    """A live card may get one successor that it hands over to (renewed, reissued)."""
+    if old.state not in RENEWABLE:
+        raise IllegalTransition(
+            f"card {old.card_id} is {old.state.value}: only a card that is "
+            f"{_names(RENEWABLE)} can be {done}"
+        )
+    if old.replaced_by:
+        raise IllegalTransition(f"card {old.card_id} was already replaced by {old.replaced_by}")
 
 
 def retire(old: Card) -> Card:
