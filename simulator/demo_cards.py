@@ -45,6 +45,7 @@ class DemoFile:
     bdk: bytes = field(repr=False)  # clear test DUKPT base derivation key
     imk_ac: bytes | None = field(default=None, repr=False)  # clear test EMV issuer master key
     zmk: bytes | None = field(default=None, repr=False)  # clear test zone master key
+    imk_smi: bytes | None = field(default=None, repr=False)  # issuer scripts' MAC master key
 
     def active(self) -> tuple[SimCard, ...]:
         """Active cards with a PIN: the ones that can be approved."""
@@ -77,7 +78,10 @@ def load_demo_file(path: Path) -> DemoFile:
         )
         imk_ac = bytes.fromhex(keys["imk_ac"]) if keys.get("imk_ac") else None
         zmk = bytes.fromhex(keys["zmk"]) if keys.get("zmk") else None
-        demo = DemoFile(cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]), imk_ac, zmk)
+        imk_smi = bytes.fromhex(keys["imk_smi"]) if keys.get("imk_smi") else None
+        demo = DemoFile(
+            cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]), imk_ac, zmk, imk_smi
+        )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None
     if not demo.cards:

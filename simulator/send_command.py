@@ -12,7 +12,8 @@ from authhost.cards.track2 import build_track2
 from authhost.iso.subfields import parse_key_exchange
 from authhost.security.blockcipher import tdes_ecb_decrypt
 from authhost.security.keys import KeyAlgorithm, generate_material
-from simulator.builder import Entry, Fields, Kind, RequestBuilder, Terminal
+from simulator.builder import NETWORK_CODES, Entry, Fields, Kind, RequestBuilder, Terminal
+from simulator.chip_checks import ChipChecker
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
 from simulator.demo_cards import (
@@ -153,8 +154,13 @@ def send(
                              authentication)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
+    checker = None
+    if cards is not None and kind not in NETWORK_CODES:
+        demo = load_demo_file(cards)
+        chosen = pick_card(demo, card)
+        checker = ChipChecker(chosen.pan, chosen.chip_cvn, demo.imk_ac, demo.imk_smi)
     try:
-        answers = trio.run(_exchange_all, link, requests)
+        answers = trio.run(_exchange_all, link, requests, checker)
     except ClientError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
@@ -252,7 +258,9 @@ def _requests(
                               authentication=authentication)]  # fmt: skip
 
 
-async def _exchange_all(link: Link, requests: list[Fields]) -> list[Fields]:
+async def _exchange_all(
+    link: Link, requests: list[Fields], checker: ChipChecker | None = None
+) -> list[Fields]:
     answers = []
     async with await IsoClient.connect(link) as client:
         for fields in requests:
@@ -260,6 +268,9 @@ async def _exchange_all(link: Link, requests: list[Fields]) -> list[Fields]:
             answer = await client.exchange(fields)
             out.print(message_table(f"answer {answer.get('t', '?')}", answer, client.dialect))
             out.print(f"[bold]{outcome(answer)}[/bold]", highlight=False)
+            if checker is not None:  # what the chip makes of the answer, as a card would
+                for line in checker.verdicts(fields.get("55"), answer.get("55")):
+                    out.print(line, highlight=False)
             answers.append(answer)
     return answers
 

@@ -228,6 +228,10 @@ def test_send_shows_the_issuer_script_a_lost_chip_card_gets(host):
     assert result.exit_code == 0, result.output
     assert "DECLINED: 41 lost card" in result.output
     assert "issuer script" in result.output and "application_block" in result.output
+    # the simulated chip checks the script's MAC as a card would, with the demo's test keys
+    assert "issuer script application_block: MAC good" in result.output
+    chip = sim("send", "purchase", "--card", "1", "--cards", host["cards"], "--port", host["port"])
+    assert "the card checks the ARPC (tag 91): genuine" in chip.output, chip.output
     stripe = sim("send", "purchase", "--card", "8", "--entry", "stripe", "--cards",
                  host["cards"], "--port", host["port"])  # fmt: skip
     assert "DECLINED: 41" in stripe.output and "application_block" not in stripe.output

@@ -260,3 +260,30 @@ def test_chip_counters_go_on_where_the_last_session_stopped(tmp_path):
     path.write_text("not json")
     assert 1 <= ChipCounters(path).next(PAN) <= 0xFFFF  # unreadable: from the clock again
     assert json.loads(path.read_text())  # and the file is whole again
+
+
+@pytest.mark.parametrize("cvn", [10, 16, 18, 21])
+def test_the_simulated_chip_tells_a_genuine_answer_from_a_forged_one(cvn):
+    from authhost.security import emv_scripts
+    from simulator.chip_checks import ChipChecker
+
+    imk_ac, imk_smi = bytes.fromhex("AB" * 16), bytes.fromhex("CD" * 16)
+    chip_card = dataclasses.replace(CARD, chip_cvn=cvn)
+    sent = RequestBuilder(Terminal(), zpk=ZPK, imk_ac=imk_ac).financial(
+        Kind.PURCHASE, chip_card, 1250
+    )["55"]
+    tags = emv.parse_tlv(sent)
+    arpc = emv.check_arqc(imk_ac, PAN, "00", tags, cvn).issuer_authentication_data(True, "00")
+    script = emv_scripts.issuer_script(imk_smi, PAN, "00", cvn, tags["9F36"], tags["9F26"],
+                                       [emv_scripts.ScriptCommand.PIN_UNBLOCK])  # fmt: skip
+    checker = ChipChecker(PAN, cvn, imk_ac, imk_smi)
+    genuine = emv.encode_tlv({"91": arpc}) + script
+    assert checker.verdicts(sent, genuine) == [
+        "the card checks the ARPC (tag 91): genuine",
+        "issuer script pin_unblock: MAC good, the card obeys",
+    ]
+    forged_arpc = emv.encode_tlv({"91": bytes([arpc[0] ^ 1]) + arpc[1:]}) + script
+    assert checker.verdicts(sent, forged_arpc)[0].endswith("FORGED")
+    bad_mac = genuine[:-1] + bytes([genuine[-1] ^ 1])
+    assert checker.verdicts(sent, bad_mac)[1].endswith("BAD")
+    assert checker.verdicts(None, genuine) == []  # no chip data sent: nothing to check
