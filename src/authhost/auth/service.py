@@ -422,9 +422,9 @@ def _change_card(
     elif scripts.queued_sent:
         commit.delivered_card = replace(card, chip_scripts=())
     elif scripts.requeue:
-        queued = (*card.chip_scripts, *(c.value for c in scripts.requeue))
-        if queued != card.chip_scripts:
-            commit.delivered_card = replace(card, chip_scripts=tuple(dict.fromkeys(queued)))
+        queued = tuple(dict.fromkeys((*card.chip_scripts, *(c.value for c in scripts.requeue))))
+        if queued != card.chip_scripts:  # only what is not waiting already
+            commit.delivered_card = replace(card, chip_scripts=queued)
 
 
 def journal_entry(
