@@ -65,24 +65,10 @@ class ChipChecker:
     def _scripts(self, tags: dict[str, bytes], psn: str, template: bytes) -> list[str]:
         atc, arqc = tags.get(emv.ATC, b""), tags.get(emv.ARQC, b"")
         key = emv_scripts.sm_session_key(self.imk_smi or b"", self.pan, psn, self.cvn, atc, arqc)
-        names = emv_scripts.describe_template(template)
-        apdus = [v for t, v in _commands(template)]
         lines = []
-        for name, apdu in zip(names, apdus, strict=True):
+        for apdu in emv_scripts.template_commands(template):
+            name = emv_scripts.describe_command(apdu)
             covered, mac = apdu[:5] + atc + arqc + apdu[5:-8], apdu[-8:]
             good = retail_mac(key, covered, padding=2, length=8, keep=False) == mac
             lines.append(f"issuer script {name}: MAC {'good, the card obeys' if good else 'BAD'}")
         return lines
-
-
-def _commands(template: bytes) -> list[tuple[str, bytes]]:
-    """The (tag, value) pairs of a tag 72 value that are commands (86)."""
-    found, i = [], 0
-    while i + 1 < len(template):
-        size = 2 if template[i] & 0x1F == 0x1F else 1
-        tag, length = template[i : i + size].hex().upper(), template[i + size]
-        value = template[i + size + 1 : i + size + 1 + length]
-        if tag == "86":
-            found.append((tag, value))
-        i += size + 1 + length
-    return found

@@ -1216,10 +1216,8 @@ class CardService:
             raise InvalidRequest("action is watch, suspend or reissue")
         found: dict[str, Card] = {}
         counts = {"pans": 0, "not_ours": 0, "not_live": 0}
-        for pan in pans:
+        for pan in pans:  # 12-19 digits each (rq.CompromiseAlert)
             counts["pans"] += 1
-            if not (pan.isdigit() and 12 <= len(pan) <= 19):
-                raise InvalidRequest(f"line {counts['pans']}: not a card number")
             card = await self.store.find_card(self.security.pan_index(pan))
             if card is None:
                 counts["not_ours"] += 1

@@ -636,7 +636,9 @@ def cards_compromised(
     except OSError as exc:
         _say(f"error: cannot read {file}: {exc.strerror or exc}")
         raise typer.Exit(1) from None
-    _run(_config(config, store), lambda s: s.compromised_cards(pans, action, list_name))
+    alert = _validated(rq.CompromiseAlert, {"pans": pans, "action": action, "list_name": list_name})
+    _run(_config(config, store), lambda s: s.compromised_cards(alert.pans, alert.action,
+                                                               alert.list_name))  # fmt: skip
 
 
 @cards.command("dormant")

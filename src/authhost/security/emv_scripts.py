@@ -73,6 +73,7 @@ _INSTRUCTIONS = {
 }
 _P2 = {ScriptCommand.PIN_CHANGE: 0x02}
 _BITS = {command: 1 << n for n, command in enumerate(ScriptCommand)}
+_NAMES = {(c.instruction, _P2.get(c, 0)): c.value for c in ScriptCommand}  # (INS, P2) -> name
 
 
 def sm_session_key(imk_smi: bytes, pan: str, psn: str, cvn: int, atc: bytes, arqc: bytes) -> bytes:
@@ -122,19 +123,30 @@ def encipher_command_data(session_key: bytes, data: bytes, cvn: int) -> bytes:
     return tdes_ecb_encrypt(session_key, data, keep=False)
 
 
-def describe_template(template: bytes) -> list[str]:
-    """The commands of a tag 72 value by name (``"application_block"``; an instruction
-    authhost does not send by its hex), for a person reading an answer."""
-    names = {(c.instruction, _P2.get(c, 0)): c.value for c in ScriptCommand}
-    described, i = [], 0
+def template_commands(template: bytes) -> list[bytes]:
+    """The command APDUs (tags 86) of a tag 72 value, in order (``emv.parse_tlv`` keeps one
+    value per tag, and a script repeats 86)."""
+    commands, i = [], 0
     while i + 1 < len(template):
         tag_size = 2 if template[i] & 0x1F == 0x1F else 1
         length = template[i + tag_size]
-        value = template[i + tag_size + 1 : i + tag_size + 1 + length]
-        if template[i] == 0x86 and len(value) >= 4:
-            described.append(names.get((value[1], value[3]), f"instruction {value[1]:02X}"))
+        if template[i] == 0x86:
+            commands.append(template[i + tag_size + 1 : i + tag_size + 1 + length])
         i += tag_size + 1 + length
-    return described
+    return commands
+
+
+def describe_command(apdu: bytes) -> str:
+    """A command by name (``"application_block"``), or an instruction authhost does not send
+    by its hex: for a person reading an answer."""
+    if len(apdu) < 4:
+        return "a malformed command"
+    return _NAMES.get((apdu[1], apdu[3]), f"instruction {apdu[1]:02X}")
+
+
+def describe_template(template: bytes) -> list[str]:
+    """The commands of a tag 72 value by name, in order."""
+    return [describe_command(apdu) for apdu in template_commands(template)]
 
 
 def script_identifier(commands: Sequence[ScriptCommand], atc: bytes) -> bytes:

@@ -24,7 +24,9 @@ def controls(tx: Transaction) -> Decline | None:
     request, product = tx.request, tx.snapshot.product
     assert product is not None
     if request.transaction_type in INCOMING_CREDITS:
-        return _incoming_credit(tx)
+        # a transfer to the card is not the cardholder using it: no channel, merchant or
+        # country block and no spending limit applies, only the most the account may hold
+        return _within_max_balance(tx)
     if str(request.channel) not in product.channels:
         return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, f"controls.channel_{request.channel}")
     if request.mcc and request.mcc in product.blocked_mccs:
@@ -68,12 +70,6 @@ def controls(tx: Transaction) -> Decline | None:
         if _over(limits.atm_daily_count, velocity.cash_count_24h + 1):
             return Decline(RC.EXCEEDS_FREQUENCY_LIMIT, "limits.atm_daily_count")
     return None
-
-
-def _incoming_credit(tx: Transaction) -> Decline | None:
-    """A transfer to the card is not the cardholder using it: no channel, merchant or country
-    block and no spending limit applies, only ``_within_max_balance``."""
-    return _within_max_balance(tx)
 
 
 def _within_max_balance(tx: Transaction) -> Decline | None:
