@@ -476,3 +476,22 @@ def test_commands_a_chip_failed_are_sent_again_or_queued():
     assert later.commands == () and later.requeue == (UNBLOCK,)
     lost = dataclasses.replace(card, state=CardState.LOST)
     assert due_scripts(advice, lost, SCRIPTED, None, True, (UNBLOCK,)) == DueScripts(())
+
+
+@pytest.mark.parametrize(
+    "refusal", [{}, {"pin_change_conflict": True}, {"atc_replay": True}, {"atc_jump": True}]
+)
+def test_an_issuer_script_goes_only_with_an_answer_the_write_let_stand(refusal):
+    """A PIN change that lost its race at the store (96) must not change the chip's offline
+    PIN; a cryptogram the store refused (82) gets no script either."""
+    from authhost.auth.decision import Decision
+    from authhost.auth.service import settled
+    from authhost.store.interface import CommitResult
+    from authhost.store.records import JournalEntry
+
+    script = b"\x72\x03\x86\x01\x00"
+    decision = Decision(response_code=RC.APPROVED, issuer_script=script)
+    entry = JournalEntry(ts=NOW, mti="0100", message_class="authorisation", response_code="00")
+    result = CommitResult(journal=entry, **refusal)
+    answered = settled(decision, result, request(), Snapshot(), "idx")
+    assert (answered.icc_response == script) is (not refusal)
