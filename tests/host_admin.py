@@ -31,11 +31,11 @@ async def start_host_with_admin(
 
 
 async def card_id_of(port: int, pan: str) -> str:
-    """The id of the card in use with this PAN (its masked PAN, as the admin API lists it)."""
-    cards = (await call(port, "GET", "/v1/cards?limit=1000", token=AUDITOR_TOKEN)).json["cards"]
-    masked = pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
-    [card_id] = [c["card_id"] for c in cards if c["pan"] == masked and c["state"] == "active"]
-    return card_id
+    """The id of the card in use with this PAN, as the admin API finds it (by the PAN itself:
+    two cards of one BIN can share the last four digits a masked PAN shows)."""
+    found = await call(port, "POST", "/v1/cards/search", payload={"pan": pan}, token=AUDITOR_TOKEN)
+    assert found.status == 200, found
+    return found.json["card_id"]
 
 
 @dataclass
