@@ -25,6 +25,7 @@ events = st.builds(
     cash=st.booleans(),
     pin_failed=st.booleans(),
     cvv_failed=st.booleans(),
+    credit=st.booleans(),  # money to the card: received, never spending
 )
 # an operation: advance the clock by a step, then either query or add an event at that time
 operations = st.lists(st.tuples(steps, st.one_of(st.none(), events)), max_size=80)
@@ -58,7 +59,8 @@ def test_out_of_order_events_and_queries_are_still_exact(times: list[float], que
     sliding = SlidingVelocity()
     history = []
     for t in times:  # unsorted on purpose
-        event = VelocityEvent(ts=t, amount_minor=100, approved=True, merchant_id="m")
+        event = VelocityEvent(ts=t, amount_minor=100, approved=True, merchant_id="m",
+                              credit=int(t) % 3 == 0)  # fmt: skip
         sliding.add(event)
         history.append(event)
     assert sliding.at(query) == compute_velocity(history, query)
@@ -82,7 +84,7 @@ def test_replay_gives_each_row_the_velocity_of_its_earlier_rows() -> None:
                 "amount_minor": 100 * i,
                 "merchant_id": f"m{i % 7}",
                 "country": "276",
-                "processing_code": "010000" if i % 6 == 0 else "000000",
+                "processing_code": ("010000", "000000", "260000", "000000", "200000")[i % 5],
             }
         )
     from authhost.models.context import event_from_row
@@ -119,7 +121,8 @@ def test_late_events_between_queries_are_counted_exactly(ops) -> None:
     for i, (step, lateness, query) in enumerate(ops):
         now += step
         event = VelocityEvent(ts=now + lateness, amount_minor=i + 1, approved=i % 3 != 0,
-                              merchant_id=f"m{i % 4}", country=("276", "")[i % 2])  # fmt: skip
+                              merchant_id=f"m{i % 4}", country=("276", "")[i % 2],
+                              credit=i % 5 == 1)  # fmt: skip
         sliding.add(event)
         history.append(event)
         if query:
@@ -151,7 +154,8 @@ def test_queries_before_the_latest_one_or_the_newest_event_are_exact(ops) -> Non
             event = VelocityEvent(ts=clock + offset, amount_minor=10 * i + 1,
                                   approved=i % 4 != 0, merchant_id=f"m{i % 3}",
                                   country=("276", "250", "")[i % 3], cash=i % 5 == 0,
-                                  pin_failed=i % 7 == 0, cvv_failed=i % 6 == 0)  # fmt: skip
+                                  pin_failed=i % 7 == 0, cvv_failed=i % 6 == 0,
+                                  credit=i % 4 == 1)  # fmt: skip
             sliding.add(event)
             history.append(event)
         query = clock - back
@@ -167,11 +171,12 @@ def test_busy_card_with_every_counter_different_is_exact() -> None:
 
     from authhost.cards.velocity import Velocity, new_velocity
 
-    assert new_velocity(*range(26)) == Velocity(*range(26))
+    assert new_velocity(*range(31)) == Velocity(*range(31))
     rng = random.Random(3)
     sliding = SlidingVelocity()
     history: list[VelocityEvent] = []
     now = 1_700_000_000.0
+    received_24h = 0  # the most credits seen in a 24 h window
     for i in range(600):
         now += rng.expovariate(150 / RETENTION_S) if i % 50 else 0.0
         event = VelocityEvent(
@@ -183,11 +188,14 @@ def test_busy_card_with_every_counter_different_is_exact() -> None:
             cash=rng.random() < 0.2,
             pin_failed=rng.random() < 0.15,
             cvv_failed=rng.random() < 0.1,
+            credit=rng.random() < 0.15,
         )
         sliding.add(event)
         history.append(event)
         query = now + rng.choice([0.0, 0.25, 30.0])
         expected = compute_velocity(history, query)
         assert sliding.at(query) == expected
+        received_24h = max(received_24h, expected.received_count_24h)
         assert sliding.at(query - 0.5) == compute_velocity(history, query - 0.5)  # earlier
-    assert len(set(astuple(expected))) >= 18
+    assert len(set(astuple(expected))) >= 20
+    assert expected.received_count_7d > 0 and received_24h > 1

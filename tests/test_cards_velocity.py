@@ -29,10 +29,20 @@ def reference_velocity(events: Iterable[VelocityEvent], now: float) -> Velocity:
     merchants: dict[str, set[str]] = {w: set() for w in WINDOWS}
     countries: dict[str, set[str]] = {w: set() for w in WINDOWS}
     declined_24h = cash_count = cash_amount = failed_pin = failed_cvv = 0
+    received = {"24h": [0, 0], "7d": [0, 0]}  # count, amount of approved credits
     last: float | None = None
+    last_received: float | None = None
     for event in events:
         age = now - event.ts
         if age < 0 or age > RETENTION_S:
+            continue
+        if event.credit:  # money in: received only
+            if event.approved:
+                last_received = max(event.ts, last_received or event.ts)
+                for window, sums in received.items():
+                    if age <= WINDOWS[window]:
+                        sums[0] += 1
+                        sums[1] += event.amount_minor
             continue
         last = event.ts if last is None or event.ts > last else last
         for window, span in WINDOWS.items():
@@ -80,6 +90,11 @@ def reference_velocity(events: Iterable[VelocityEvent], now: float) -> Velocity:
         seconds_since_last=None if last is None else now - last,
         mean_amount_7d=amounts["7d"] / approved_counts["7d"] if approved_counts["7d"] else 0.0,
         mean_amount_30d=amounts["30d"] / approved_counts["30d"] if approved_counts["30d"] else 0.0,
+        received_count_24h=received["24h"][0],
+        received_amount_24h=received["24h"][1],
+        received_count_7d=received["7d"][0],
+        received_amount_7d=received["7d"][1],
+        seconds_since_received=None if last_received is None else now - last_received,
     )
 
 
@@ -98,6 +113,7 @@ events = st.builds(
     cash=st.booleans(),
     pin_failed=st.booleans(),
     cvv_failed=st.booleans(),
+    credit=st.booleans(),
 )
 
 
@@ -124,3 +140,28 @@ def test_nothing_counts_from_the_future_or_beyond_retention():
         [VelocityEvent(NOW + 1, 5, True), VelocityEvent(NOW - RETENTION_S - 1, 5, True)], NOW
     )
     assert velocity == compute_velocity([], NOW) and velocity.seconds_since_last is None
+
+
+def test_money_received_is_counted_apart_from_spending():
+    """A mule's day: paid in by transfers, then emptied at the ATM. The credits are money
+    received (approved only), and change none of the spending counters or seconds_since_last."""
+    history = [
+        VelocityEvent(NOW - 8 * DAY, 9_000, True, credit=True),  # beyond 7 d: 30 d only
+        VelocityEvent(NOW - 3 * DAY, 40_000, True, credit=True),
+        VelocityEvent(NOW - 5 * HOUR, 1_500, True, "m1", "276"),  # a purchase
+        VelocityEvent(NOW - 2 * HOUR, 50_000, True, credit=True),  # a transfer in
+        VelocityEvent(NOW - HOUR / 2, 70_000, False, credit=True),  # refused (max balance)
+        VelocityEvent(NOW - 600, 25_000, True, credit=True),
+    ]
+    velocity = compute_velocity(history, NOW)
+    spending = compute_velocity([e for e in history if not e.credit], NOW)
+    assert (velocity.received_count_24h, velocity.received_amount_24h) == (2, 75_000)
+    assert (velocity.received_count_7d, velocity.received_amount_7d) == (3, 115_000)
+    assert velocity.seconds_since_received == 600
+    assert velocity.seconds_since_last == 5 * HOUR
+    assert (velocity.count_24h, velocity.amount_24h, velocity.declined_count_24h) == (1, 1_500, 0)
+    money_in = ("received_count_24h", "received_amount_24h", "received_count_7d")
+    for name in Velocity.__slots__:
+        if not name.startswith("received") and name != "seconds_since_received":
+            assert getattr(velocity, name) == getattr(spending, name), name
+    assert all(getattr(spending, name) == 0 for name in money_in)

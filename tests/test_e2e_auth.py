@@ -857,6 +857,36 @@ async def test_a_replayed_chip_cryptogram_is_declined_and_holds_nothing(
     assert "chip.atc_replay" in entries[replay["11"]].reason_codes
 
 
+async def test_a_retransmitted_chip_request_gets_its_arpc_again(nursery, tmp_path, store_url):
+    """The switch lost the first answer and sends the request again: the host answers from
+    its journal (nothing held twice) and the chip still gets the ARPC it needs to complete,
+    the same one (the journal keeps the verified counter). A copy whose field 55 carries
+    another counter gets the original answer without one: its cryptogram decided nothing."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    firsts = []
+    for name, cvn in (("active-visa", 18), ("active-credit", 10)):
+        card = host.cards[name]
+        ledger, available = await balances_of(switch, card)
+        fields, chip, arqc = chip_read(host, card, purchase(card, amount=2_500), cvn)
+        first = await switch.send(fields)
+        again = await switch.send(fields)
+        assert first["39"] == again["39"] == "00" and again["38"] == first["38"], name
+        assert again["55"] == first["55"], name  # the same ARPC, which the chip accepts
+        arpc = emv.parse_tlv(bytes.fromhex(again["55"]))["91"]
+        if cvn == 10:
+            assert arpc == chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"
+        assert await balances_of(switch, card) == (ledger, available - 2_500), name
+        other, _, _ = chip_read(host, card, {**fields, "55": None}, cvn, atc=0x40)
+        copy = await switch.send(other)  # the same identifiers, another counter's cryptogram
+        assert copy["39"] == "00" and copy["38"] == first["38"] and "55" not in copy, name
+        firsts.append(first["11"])
+    async with opened_store(store_url) as store:
+        atcs = {e.stan: e.atc for e in await store.journal(JournalQuery(limit=100))}
+    assert [atcs[stan] for stan in firsts] == [0x12, 0x12]  # the verified counters, kept
+    assert -1 in atcs.values()  # the balance inquiries': no cryptogram
+
+
 async def test_a_chip_counter_must_move_forward_and_not_too_far(nursery, tmp_path, store_url):
     """Genuine cryptograms with counters the card cannot be at: below its newest (made before,
     kept, and sent now), or more than [auth] atc_jump_limit (1,000) ahead (made in advance)."""

@@ -223,3 +223,37 @@ async def test_the_transfer_rules_stop_funding_from_a_fresh_card(
         (entry,) = [e for e in await store.journal(JournalQuery(limit=1000))
                     if e.stan == paid["11"]]  # fmt: skip
     assert entry.review and "oct.young_card" in entry.reason_codes
+
+
+async def test_the_mule_rules_stop_a_card_emptied_after_it_was_paid(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """examples/rules/transfer_rules.toml's MULE rules on a running host read the money the
+    card received (card.received_amount_24h, card.seconds_since_received): a transfer of
+    800.00 to a card, then cash of 450.00 at the ATM is declined 59; 100.00 is approved and
+    flagged; a purchase is neither."""
+    rules = Path(__file__).parent.parent / "examples" / "rules" / "transfer_rules.toml"
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url, rules=rules.read_text())
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa-low"]  # 50.00 on its account
+
+    def cash(amount: int) -> dict:
+        atm = purchase(card, amount=amount, **{"3": "010000", "18": "6011", "t": "0200"})
+        return with_pin(atm, host, card, card["pin"])
+
+    before = await switch.send(cash(1_000))  # nothing received yet: the rules stay silent
+    assert before["39"] == "00"
+    assert (await switch.send(transfer(card, 80_000)))["39"] == "00"
+    emptied = await switch.send(cash(45_000))
+    assert emptied["39"] == "59"
+    small = await switch.send(cash(10_000))
+    assert small["39"] == "00"
+    bought = await switch.send(purchase(card, amount=2_000))
+    assert bought["39"] == "00"
+    reasons = await reasons_by_stan(store_url)
+    assert "mule.cash_out" in reasons[emptied["11"]]
+    assert "mule.fast_out" in reasons[small["11"]]
+    assert "mule.cash_out" not in reasons[small["11"]]
+    assert not any(r.startswith("mule.") for r in reasons[bought["11"]] + reasons[before["11"]])

@@ -187,7 +187,7 @@ def as_entry(card: Card, n: int, event: VelocityEvent) -> JournalEntry:
         event.amount_minor,
         ts=event.ts,
         response_code="00" if event.approved else "05",
-        processing_code="010000" if event.cash else "000000",
+        processing_code="260000" if event.credit else "010000" if event.cash else "000000",
         merchant_id=event.merchant_id,
         country=event.country,
         pin_failed=event.pin_failed,
@@ -901,9 +901,14 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
         VelocityEvent(NOW - 30 * 86400, 50, True, "m5", "250"),  # exactly 30 days: counts
         VelocityEvent(NOW, 70, False, "m4", "250"),  # same instant as the request: counts
         VelocityEvent(NOW + 5, 70, True, "m4", "250"),  # after the request: does not
+        # money to the card: received, not spending (a refused one is not received)
+        VelocityEvent(NOW - 2 * 86400, 60_000, True, "m6", "276", credit=True),
+        VelocityEvent(NOW - 900, 25_000, True, "m6", "276", credit=True),
+        VelocityEvent(NOW - 800, 90_000, False, "m6", "276", credit=True),
     ]
     for n, event in enumerate(events):
-        movement = Movement(card.account_id, MoneyMove.HOLD, event.amount_minor)
+        kind = MoneyMove.CREDIT if event.credit else MoneyMove.HOLD
+        movement = Movement(card.account_id, kind, event.amount_minor, require_funds=False)
         await store.commit(Commit(as_entry(card, n, event), movement, card_id=card.card_id))
     reversal = replace(as_entry(card, 99, events[3]), mti="0400", message_class="reversal")
     await store.commit(Commit(reversal, card_id=card.card_id))  # not a velocity event
@@ -911,6 +916,9 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
     assert snap.velocity == compute_velocity(events, NOW)
     assert snap.velocity.count_24h == 4 and snap.velocity.cash_amount_24h == 4500
     assert snap.velocity.count_30d == 6
+    assert (snap.velocity.received_count_24h, snap.velocity.received_amount_24h) == (1, 25_000)
+    assert snap.velocity.received_amount_7d == 85_000
+    assert snap.velocity.seconds_since_received == 900
 
 
 async def test_pin_tries_written_by_commit(store):

@@ -31,6 +31,7 @@ from authhost.auth.issuer_scripts import (
 )
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
+from authhost.auth.steps.card_verification import checked_cryptogram
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, Card, CardKind
@@ -43,6 +44,7 @@ from authhost.security.emv import (
     ATC,
     PSN,
     ChipDataError,
+    Cryptogram,
     issuer_authentication_tlv,
     pan_sequence_number,
     parse_tlv,
@@ -156,7 +158,9 @@ class AuthService:
                     if isinstance(snapshot, Exception):
                         raise snapshot
                     if snapshot.previous is not None:
-                        outcomes[index] = replayed(snapshot.previous, request, pan_indexes[index])
+                        outcomes[index] = self._replayed(
+                            snapshot.previous, request, snapshot, pan_indexes[index]
+                        )
                         continue
                     if request.message_class in REVERSALS:
                         decision, commit = self._reverse(request, snapshot, received_at)
@@ -235,6 +239,8 @@ class AuthService:
             decision.approved_amount_minor = entry.amount_minor = tx.partial_amount_minor
         entry.pin_present = request.pin_block is not None
         entry.pin_failed = tx.pin_failed
+        if tx.cryptogram is not None:
+            entry.atc = tx.cryptogram.atc
         entry.cvv_failed = tx.cvv_failed
         entry.match_key = match_key(request)
         movement = tx.movement if decline is None else None
@@ -253,6 +259,33 @@ class AuthService:
         if card is not None:
             _change_card(commit, card, tx, decline is None, scripts)
         return decision, commit
+
+    def _replayed(
+        self, previous: JournalEntry, request: AuthRequest, snapshot: Snapshot, pan_index: str
+    ) -> Decision:
+        """The original answer again (``replayed``), with the ARPC a chip needs when the
+        first answer was lost: made again from the retransmission's cryptogram when it is
+        genuine and of the counter the original verified (a chip never uses a counter twice,
+        so it is the same cryptogram and the same ARPC)."""
+        decision = replayed(previous, request, pan_index)
+        product = snapshot.product
+        if (
+            previous.atc < 0
+            or request.icc_data is None
+            or product is None
+            or not product.imk_ac_name
+            or decision.response_code is RC.DUPLICATE_TRANSMISSION
+        ):
+            return decision
+        try:
+            found = checked_cryptogram(
+                self._security, request, request.icc_data, product.imk_ac_name, product.chip_cvn
+            )
+        except (ChipDataError, SecurityError):
+            return decision
+        if found is not None and found[0].valid:
+            with_arpc(decision, found[0], previous.atc)
+        return decision
 
     def _chip_scripts(
         self, tx: Transaction, decline: Decline | None, decision: Decision
@@ -508,8 +541,11 @@ def settled(
 ) -> Decision:
     """The decision as the commit left it (funds re-check, lost race, a retransmission the
     commit found) plus field 54 balances."""
-    if result.duplicate_of is not None:
-        return replayed(result.duplicate_of, request, pan_index)
+    if result.duplicate_of is not None:  # the first of two copies in flight won
+        again = replayed(result.duplicate_of, request, pan_index)
+        if decision.cryptogram is not None and again.response_code is not RC.DUPLICATE_TRANSMISSION:
+            with_arpc(again, decision.cryptogram, result.duplicate_of.atc)
+        return again
     if result.pin_change_conflict:  # the card changed meanwhile: the PIN was not changed
         decision.response_code = RC.SYSTEM_MALFUNCTION
         decision.approval_code = None
@@ -525,9 +561,7 @@ def settled(
         decision.approved_amount_minor = None
         decision.reason_codes.append("funds.recheck")
     if decision.cryptogram is not None:  # the card checks this answer in turn: the ARPC
-        code = str(decision.response_code)
-        data = decision.cryptogram.issuer_authentication_data(decision.approved, code)
-        decision.icc_response = issuer_authentication_tlv(data)
+        with_arpc(decision, decision.cryptogram, decision.cryptogram.atc)
     refused = result.atc_replay or result.atc_jump or result.pin_change_conflict
     if decision.issuer_script is not None and not refused:  # (a new PIN the host refused)
         decision.icc_response = (decision.icc_response or b"") + decision.issuer_script
@@ -545,6 +579,16 @@ def settled(
             )
             decision.balances.append(original)
     return decision
+
+
+def with_arpc(decision: Decision, cryptogram: Cryptogram, verified_atc: int) -> None:
+    """Field 55 of the answer: the ARPC over ``cryptogram`` and the answer's code, when the
+    cryptogram is the one of counter ``verified_atc`` (the one whose decision this is)."""
+    if cryptogram.atc != verified_atc:
+        return
+    code = str(decision.response_code)
+    data = cryptogram.issuer_authentication_data(decision.approved, code)
+    decision.icc_response = issuer_authentication_tlv(data)
 
 
 def ledger_balance(account: Account) -> int:

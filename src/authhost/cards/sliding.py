@@ -56,9 +56,14 @@ class _Sums:
     few statements do): they run for every request.
     """
 
-    __slots__ = ("count", "amount", "approved", "merchants", "countries", "day", "cash")
+    __slots__ = (
+        "count", "amount", "approved", "merchants", "countries", "day", "cash",
+        "received", "received_amount",
+    )  # fmt: skip
 
     def __init__(self) -> None:
+        self.received = [0, 0, 0, 0]  # approved credits to the card (money in), their amount
+        self.received_amount = [0, 0, 0, 0]
         self.count = [0, 0, 0, 0]
         self.amount = [0, 0, 0, 0]  # approved amounts
         self.approved = [0, 0, 0, 0]
@@ -71,6 +76,7 @@ class _Sums:
         other = _Sums.__new__(_Sums)
         other.count, other.amount = self.count[:], self.amount[:]
         other.approved, other.day, other.cash = self.approved[:], self.day[:], self.cash[:]
+        other.received, other.received_amount = self.received[:], self.received_amount[:]
         m1, m24, m7, m30 = self.merchants
         other.merchants = [m1.copy(), m24.copy(), m7.copy(), m30.copy()]
         c1, c24, c7, c30 = self.countries
@@ -79,6 +85,19 @@ class _Sums:
 
     def enter(self, event: VelocityEvent) -> None:
         """A new event enters every window at once (a key's count only grows here)."""
+        if event.credit:  # money in: received only, never spending
+            if event.approved:
+                received, minor = self.received, event.amount_minor
+                received[0] += 1
+                received[1] += 1
+                received[2] += 1
+                received[3] += 1
+                received_amount = self.received_amount
+                received_amount[0] += minor
+                received_amount[1] += minor
+                received_amount[2] += minor
+                received_amount[3] += minor
+            return
         count = self.count
         count[0] += 1
         count[1] += 1
@@ -116,6 +135,11 @@ class _Sums:
     def change(self, w: int, event: VelocityEvent, sign: int) -> None:
         """``event`` comes into (``sign`` 1) or goes out of (-1) window ``w`` (every event
         leaves each window once: about four calls a request)."""
+        if event.credit:
+            if event.approved:
+                self.received[w] += sign
+                self.received_amount[w] += sign * event.amount_minor
+            return
         self.count[w] += sign
         if event.merchant_id:
             _tally(self.merchants[w], event.merchant_id, sign)
@@ -132,10 +156,12 @@ class _Sums:
                 self.cash[0] += sign
                 self.cash[1] += sign * event.amount_minor
 
-    def velocity(self, now: float, last: float) -> Velocity:
-        """The counters at ``now``; ``last`` is the time of the newest event counted."""
+    def velocity(self, now: float, last: float, last_received: float) -> Velocity:
+        """The counters at ``now``; ``last`` is the time of the newest spending event counted,
+        ``last_received`` of the newest approved credit (each read only if one is counted)."""
         n1, n24, n7, n30 = self.count
-        if n30 <= 0:
+        _, in24, in7, in30 = self.received
+        if n30 <= 0 and in30 <= 0:
             return EMPTY
         a1, a24, a7, a30 = self.amount
         _, ok24, ok7, ok30 = self.approved
@@ -150,10 +176,30 @@ class _Sums:
             len(m1), len(m24), len(m7), len(m30),
             len(c1), len(c24), len(c7), len(c30),
             declined, cash_count, cash_amount, failed_pin, failed_cvv,
-            now - last,
+            now - last if n30 > 0 else None,
             a7 / ok7 if ok7 else 0.0,
             a30 / ok30 if ok30 else 0.0,
+            in24, self.received_amount[1], in7, self.received_amount[2],
+            now - last_received if in30 > 0 else None,
         )  # fmt: skip
+
+
+def _newest_of_each(events: list[VelocityEvent], end: int, since: float) -> tuple[float, float]:
+    """The times of the newest spending event and the newest approved credit among
+    ``events[:end]`` (sorted) no older than ``since`` (``-inf`` for a kind with none)."""
+    spent = received = float("-inf")
+    i = end
+    while i > 0 and (spent == float("-inf") or received == float("-inf")):
+        i -= 1
+        event = events[i]
+        if event.ts < since:
+            break
+        if not event.credit:
+            if spent == float("-inf"):
+                spent = event.ts
+        elif event.approved and received == float("-inf"):
+            received = event.ts
+    return spent, received
 
 
 def _tally(counter: dict[str, int], key: str, sign: int) -> None:
@@ -168,10 +214,13 @@ def _tally(counter: dict[str, int], key: str, sign: int) -> None:
 class SlidingVelocity:
     """One card's velocity counters, kept up to date as its events arrive in time order."""
 
-    __slots__ = ("_events", "_start", "_sums", "_now")
+    __slots__ = ("_events", "_start", "_sums", "_now", "_last_spent", "_last_received")
 
     def __init__(self) -> None:
         self._events: list[VelocityEvent] = []
+        # the newest spending event's and approved credit's times ever added: in the common
+        # case (a query after every event) the newest of each kind still counted
+        self._last_spent = self._last_received = float("-inf")
         self._reset()
 
     def _reset(self) -> None:
@@ -181,6 +230,11 @@ class SlidingVelocity:
 
     def add(self, event: VelocityEvent) -> None:
         """Record an event (normally the request just answered)."""
+        if not event.credit:
+            if event.ts > self._last_spent:
+                self._last_spent = event.ts
+        elif event.approved and event.ts > self._last_received:
+            self._last_received = event.ts
         events = self._events
         if events and event.ts < events[-1].ts:
             place = bisect.bisect_right(events, event.ts, key=_ts)
@@ -211,7 +265,7 @@ class SlidingVelocity:
         self._advance(latest if latest > now else now)  # max(now, latest) without the call
         newest = events[-1].ts
         if now == self._now and now >= newest:  # the common case: sums as they stand
-            return self._sums.velocity(now, newest)
+            return self._sums.velocity(now, self._last_spent, self._last_received)
         return self._earlier(now)
 
     def _advance(self, now: float) -> None:
@@ -249,7 +303,7 @@ class SlidingVelocity:
                     sums.change(w, events[newest], -1)
         if newest == 0:
             return EMPTY
-        return sums.velocity(now, events[newest - 1].ts)
+        return sums.velocity(now, *_newest_of_each(events, newest, now - RETENTION_S))
 
     def _compact(self) -> None:
         """Forget events that no query can count again: older than 30 days by more than the

@@ -30,11 +30,16 @@ class VelocityEvent:
     cash: bool = False  # ATM / cash withdrawal
     pin_failed: bool = False
     cvv_failed: bool = False
+    # money to the card (refund, deposit, transfer: ``iso.messages.CREDIT_TYPES``): counted
+    # only as money received, never as spending (no count_*, amount_*, seconds_since_last)
+    credit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Velocity:
-    """Counters of one card at one instant. Counts are attempts; amounts are approved sums."""
+    """Counters of one card at one instant. Counts are attempts; amounts are approved sums.
+    The ``received_*`` counters are the approved credits to the card (money in): a mule's
+    card is paid in and emptied within hours, which spending counters alone cannot show."""
 
     count_1h: int = 0
     count_24h: int = 0
@@ -62,12 +67,17 @@ class Velocity:
     seconds_since_last: float | None = None  # None: no earlier event within 30 days
     mean_amount_7d: float = 0.0  # mean approved amount (minor units)
     mean_amount_30d: float = 0.0
+    received_count_24h: int = 0
+    received_amount_24h: int = 0
+    received_count_7d: int = 0
+    received_amount_7d: int = 0
+    seconds_since_received: float | None = None  # None: no approved credit within 30 days
 
 
 EMPTY = Velocity()
 
 
-# Velocity(*the 26 fields in declaration order): for the hot paths (``cards.sliding``)
+# Velocity(*the 31 fields in declaration order): for the hot paths (``cards.sliding``)
 new_velocity: Callable[..., Velocity] = quick_constructor(Velocity)
 
 
@@ -92,11 +102,24 @@ def compute_velocity(events: Iterable[VelocityEvent], now: float) -> Velocity:
     countries7: set[str] = set()
     countries30: set[str] = set()
     declined_24h = cash_count = cash_amount = failed_pin = failed_cvv = 0
+    received24 = received_amount24 = received7 = received_amount7 = 0
     last: float | None = None
+    last_received: float | None = None
     for event in events:
         ts = event.ts
         age = now - ts
         if age < 0 or age > RETENTION_S:
+            continue
+        if event.credit:
+            if event.approved:
+                if last_received is None or ts > last_received:
+                    last_received = ts
+                if age <= week:
+                    received7 += 1
+                    received_amount7 += event.amount_minor
+                    if age <= DAY:
+                        received24 += 1
+                        received_amount24 += event.amount_minor
             continue
         if last is None or ts > last:
             last = ts
@@ -175,4 +198,9 @@ def compute_velocity(events: Iterable[VelocityEvent], now: float) -> Velocity:
         seconds_since_last=None if last is None else now - last,
         mean_amount_7d=amount7 / approved7 if approved7 else 0.0,
         mean_amount_30d=amount30 / approved30 if approved30 else 0.0,
+        received_count_24h=received24,
+        received_amount_24h=received_amount24,
+        received_count_7d=received7,
+        received_amount_7d=received_amount7,
+        seconds_since_received=None if last_received is None else now - last_received,
     )

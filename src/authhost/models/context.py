@@ -170,20 +170,19 @@ def _flag(row: Mapping[str, object], key: str) -> bool:
     return bool(value)
 
 
-def is_velocity_event(card: str, message_class: str, processing_code: str) -> bool:
+def is_velocity_event(card: str, message_class: str) -> bool:
     """A journal entry counts in its card's velocity: it has a card and is an authorisation,
-    a financial request or an advice (not a reversal, not a refused frame) that is not a
-    credit to the card (``CREDIT_TYPES``)."""
-    return (
-        bool(card) and message_class in VELOCITY_CLASSES and processing_code[:2] not in CREDIT_TYPES
-    )
+    a financial request or an advice (not a reversal, not a refused frame). A credit to the
+    card (``CREDIT_TYPES``) is an event too, counted as money received and never as spending
+    (``VelocityEvent.credit``)."""
+    return bool(card) and message_class in VELOCITY_CLASSES
 
 
 def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
     """The velocity event a journal entry is (None: not one), by the same rule as a replay of
     the exported journal; the Redis store records it at commit (SQLite reads its journal with
     the same rule in SQL, ``store.sqlite_velocity``)."""
-    if not is_velocity_event(entry.card_id, entry.message_class, entry.processing_code):
+    if not is_velocity_event(entry.card_id, entry.message_class):
         return None
     return event_from_row(journal_dict(entry))
 
@@ -199,6 +198,7 @@ def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
         cash=_text(row, "processing_code")[:2] in CASH_TYPES,
         pin_failed=_flag(row, "pin_failed"),
         cvv_failed=_flag(row, "cvv_failed"),
+        credit=_text(row, "processing_code")[:2] in CREDIT_TYPES,
     )
 
 
@@ -299,7 +299,7 @@ def replay_contexts(
         if acceptor is not None:
             acceptors.add(acceptor)
         kind = _text(row, "message_class") or "authorisation"
-        if is_velocity_event(card, kind, _text(row, "processing_code")):
+        if is_velocity_event(card, kind):
             if window is None:
                 window = history[card] = SlidingVelocity()
             window.add(event_from_row(row))

@@ -166,6 +166,19 @@ _VELOCITY_DOCS = {
     "failed_pin": "wrong PIN attempts in the last {w}",
     "failed_cvv": "failed CVV/CVV2 checks in the last {w}",
     "mean_amount": "mean approved amount (major units) over the last {w}",
+    "received_count": "approved credits to the card (refunds 20, deposits 21, transfers 26/28) "
+    "in the last {w}",
+    "received_amount": "money received by the card (approved credits, major units) in the last {w}",
+}
+# the velocity counters in money: each also readable in minor units as ``<name>_minor``
+_VELOCITY_MONEY = ("amount", "cash_amount", "mean_amount", "received_amount")
+
+
+_SECONDS_SINCE = {
+    "seconds_since_last": "seconds since the card's previous request (credits to it aside); "
+    "missing when none in 30 days",
+    "seconds_since_received": "seconds since the card last received money (an approved "
+    "credit); missing when none in 30 days",
 }
 
 
@@ -173,20 +186,14 @@ def _velocity_variables() -> list[Variable]:
     found = []
     for f in dataclasses.fields(Velocity):
         name = f.name
-        if name == "seconds_since_last":
+        if name in _SECONDS_SINCE:
             found.append(
-                Variable(
-                    "card.seconds_since_last",
-                    Kind.NUMBER,
-                    "vel.seconds_since_last",
-                    "seconds since the card's previous request; missing when none in 30 days",
-                    True,
-                )
+                Variable(f"card.{name}", Kind.NUMBER, f"vel.{name}", _SECONDS_SINCE[name], True)
             )
             continue
         stem, _, window = name.rpartition("_")
         doc = _VELOCITY_DOCS.get(stem, "{w}").format(w=window)
-        in_money = stem in ("amount", "cash_amount", "mean_amount")
+        in_money = stem in _VELOCITY_MONEY
         source = f"vel.{name} / 100" if in_money else f"vel.{name}"
         found.append(Variable(f"card.{name}", Kind.NUMBER, source, doc))
         if in_money:

@@ -71,6 +71,10 @@ class JournalEntry:
     # a travel notice of the card covered the request's country that day (rules read it as
     # card.travel_notice; journalled so that backtests replay it)
     travel_notice: bool = False
+    # the chip's application transaction counter (9F36) of a cryptogram the host verified
+    # (-1: none): a retransmission's ARPC is made again only for the same counter, and an
+    # analyst sees a card's counter jump or go back
+    atc: int = -1
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

@@ -130,10 +130,21 @@ def _card(values: Sequence[Any] | None) -> Card | None:
 
 
 def _event(member: bytes) -> VelocityEvent:
+    """A velocity log member: ``approved|[ts, amount, merchant, country, cash, pin_failed,
+    cvv_failed, journal_id]``, with a ninth item 1 for a credit to the card (a log written
+    before credits were events has none)."""
     approved, rest = member.split(b"|", 1)
-    ts, amount, merchant, country, cash, pin_failed, cvv_failed, _ = json.loads(rest)
+    ts, amount, merchant, country, cash, pin_failed, cvv_failed, _, *credit = json.loads(rest)
     return VelocityEvent(
-        ts, amount, approved == b"1", merchant, country, cash, pin_failed, cvv_failed
+        ts,
+        amount,
+        approved == b"1",
+        merchant,
+        country,
+        cash,
+        pin_failed,
+        cvv_failed,
+        bool(credit and credit[0]),
     )
 
 
@@ -658,6 +669,7 @@ class RedisCardStore:
                     event.pin_failed,
                     event.cvv_failed,
                     journal_id,
+                    *((1,) if event.credit else ()),
                 ]
             )
         kind = move.kind.value if move is not None else ""

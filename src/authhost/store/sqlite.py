@@ -128,7 +128,7 @@ LEFT JOIN card ON 1
 LEFT JOIN accounts AS a ON a.account_id = card.account_id
 LEFT JOIN products AS p ON p.product_id = card.product_id
 UNION ALL
-SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL, NULL
+SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL
 FROM card JOIN journal AS j ON j.card_id = card.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
 """

@@ -26,6 +26,7 @@ _JOURNAL_TYPES = {
     "hold_amount": "INTEGER NOT NULL",
     "latency_us": "INTEGER NOT NULL",
     "travel_notice": "INTEGER NOT NULL DEFAULT 0",
+    "atc": "INTEGER NOT NULL DEFAULT -1",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -37,6 +38,7 @@ _ADDED_LATER = (
     "model_reasons",
     "movement",
     "travel_notice",
+    "atc",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -268,6 +270,10 @@ CREATE TABLE disputes (
   data TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX disputes_by_state ON disputes (state, dispute_id);
+""",
+    # 22: the chip counter of a verified cryptogram (-1: none)
+    """
+ALTER TABLE journal ADD COLUMN atc INTEGER NOT NULL DEFAULT -1;
 """,
 ]
 

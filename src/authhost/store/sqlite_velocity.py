@@ -38,11 +38,9 @@ ROW_COLUMNS = (
     "j.merchant_id", "j.country",
     f"substr(j.processing_code, 1, 2) IN ({', '.join(repr(t) for t in sorted(CASH_TYPES))})",
     "j.pin_failed", "j.cvv_failed",
+    f"substr(j.processing_code, 1, 2) IN ({', '.join(repr(t) for t in sorted(CREDIT_TYPES))})",
 )  # fmt: skip
-IS_VELOCITY_ENTRY = (
-    f"j.message_class IN ({', '.join(repr(c) for c in sorted(VELOCITY_CLASSES))}) AND "
-    f"substr(j.processing_code, 1, 2) NOT IN ({', '.join(repr(t) for t in sorted(CREDIT_TYPES))})"
-)
+IS_VELOCITY_ENTRY = f"j.message_class IN ({', '.join(repr(c) for c in sorted(VELOCITY_CLASSES))})"
 # Entries older than the window never count. An entry is committed within its deadline of its
 # ts (milliseconds), so every entry inside the window has a higher id than the newest entry
 # that arrived an hour before the window began: a first read starts above that id.
@@ -64,6 +62,7 @@ def uncounted_entries(mark_applies: str) -> str:
 
 
 DEFAULT_CARDS = 50_000  # cards whose counters are kept; the oldest-seen is dropped first
+_EVENT_WIDTH = len(ROW_COLUMNS) - 1  # a row's event fields after its journal_id
 
 
 class StoredEvent(NamedTuple):
@@ -78,6 +77,7 @@ class StoredEvent(NamedTuple):
     cash: int
     pin_failed: int
     cvv_failed: int
+    credit: int
 
 
 class _Counted:
@@ -126,6 +126,6 @@ class VelocityCounters:
             sliding = counted.sliding
             make = StoredEvent._make
             for row in rows:
-                sliding.add(make(row[offset + 1 : offset + 9]))
+                sliding.add(make(row[offset + 1 : offset + 1 + _EVENT_WIDTH]))
             counted.mark = max(row[offset] for row in rows)
         return counted.sliding.at(now)

@@ -11,6 +11,7 @@ from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
+from authhost.iso.messages import AuthRequest
 from authhost.security.emv import (
     AMOUNT,
     ARQC,
@@ -18,6 +19,7 @@ from authhost.security.emv import (
     DATE,
     PSN,
     ChipDataError,
+    Cryptogram,
     days_from,
     pan_sequence_number,
     parse_tlv,
@@ -69,15 +71,13 @@ class CardVerification:
         """The chip's ARQC: a copy of the card cannot make one. 82 (Visa: negative CAM)
         when it is wrong; 30 when field 55 cannot be checked."""
         request = tx.request
-        assert request.pan is not None
         try:
-            tags = parse_tlv(icc)
-            if ARQC not in tags:
-                return None  # chip data without a cryptogram (some contactless profiles)
-            psn = pan_sequence_number(tags.get(PSN), request.card_sequence)
-            cryptogram = self._security.check_arqc(request.pan, psn, tags, imk_ac_name, cvn)
+            found = checked_cryptogram(self._security, request, icc, imk_ac_name, cvn)
         except ChipDataError:
             return Decline(RC.FORMAT_ERROR, "chip.data")
+        if found is None:
+            return None  # chip data without a cryptogram (some contactless profiles)
+        cryptogram, tags = found
         if not cryptogram.valid:
             tx.cvv_failed = True
             return Decline(RC.CVV_FAILED, "chip.arqc_failed")
@@ -94,3 +94,16 @@ class CardVerification:
             return Decline(RC.CVV_FAILED, "chip.date")
         tx.cryptogram = cryptogram
         return None
+
+
+def checked_cryptogram(
+    security, request: AuthRequest, icc: bytes, imk_ac_name: str, cvn: int
+) -> tuple[Cryptogram, dict[str, bytes]] | None:
+    """Field 55's ARQC checked under the product's IMK-AC, with the parsed tags; None when
+    the chip data carries no cryptogram. Raises ``ChipDataError`` on unusable data."""
+    assert request.pan is not None
+    tags = parse_tlv(icc)
+    if ARQC not in tags:
+        return None
+    psn = pan_sequence_number(tags.get(PSN), request.card_sequence)
+    return security.check_arqc(request.pan, psn, tags, imk_ac_name, cvn), tags
