@@ -242,6 +242,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "model_reasons": empty,  # the simulated host ran no model
         "movement": empty,  # every one declined: nothing moved
         "travel_notice": no,  # a fraudster sends none
+        "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # card-not-present: no cryptogram
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -428,6 +429,7 @@ def _columns(
             ["", "hold", "post"], np.where(outcome.hold_amount > 0, 1 + financial, 0)
         ),
         "travel_notice": pa.array(np.zeros(n, dtype=bool)),  # the simulated cardholders send none
+        "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host checks no chip
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),
