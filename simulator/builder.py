@@ -18,6 +18,7 @@ from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
     KEY_EXCHANGE_SUBELEMENT,
+    MULTI_PURPOSE_MERCHANT_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     build_additional_data,
@@ -172,13 +173,23 @@ class RequestBuilder:
         billing: tuple[int, str] | None = None,
         partial_approval: bool = False,
         authentication: str | None = None,
+        stored_credential: str | None = None,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
         units, currency) is the network's conversion into the card's currency: fields 6, 51.
         ``partial_approval``: the terminal can take a partial approval (field 48 SE 61).
         ``authentication``: e-commerce only, how the cardholder was authenticated (one of
-        SECURITY_LEVELS: field 48 SE 42)."""
+        SECURITY_LEVELS: field 48 SE 42). ``stored_credential``: e-commerce only, a card the
+        merchant keeps on file (field 48 SE 22 SF 05, C101..C104 or M101..M208); a
+        merchant-initiated one (M...) carries no CVV2, which no merchant may keep."""
+        if stored_credential is not None and (
+            entry is not Entry.ECOMMERCE
+            or len(stored_credential) != 4
+            or stored_credential[0] not in "CM"
+            or not stored_credential[1:].isdigit()
+        ):
+            raise ValueError("stored credential is for e-commerce: C101..C104 or M101..M208")
         if authentication is not None and (
             entry is not Entry.ECOMMERCE or authentication not in SECURITY_LEVELS
         ):
@@ -220,7 +231,10 @@ class RequestBuilder:
         elif entry is Entry.ECOMMERCE:
             fields["2"] = card.pan
             fields["14"] = card.expiry
-            additional[CVV2_SUBELEMENT] = card.cvv2
+            if stored_credential is None or stored_credential[0] == "C":
+                additional[CVV2_SUBELEMENT] = card.cvv2
+            if stored_credential is not None:
+                additional[MULTI_PURPOSE_MERCHANT_SUBELEMENT] = "0504" + stored_credential
             if authentication is not None:
                 additional[ECOMMERCE_INDICATORS_SUBELEMENT] = SECURITY_LEVELS[authentication]
         else:

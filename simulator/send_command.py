@@ -94,6 +94,12 @@ def send(
         help="--entry ecommerce: how the cardholder was authenticated (field 48 SE 42): "
         "authenticated, attempted, exempt or none.",
     ),
+    stored_credential: str | None = typer.Option(
+        None,
+        help="--entry ecommerce: a card the merchant keeps on file (field 48 SE 22 SF 05): "
+        "C101..C104 the cardholder pays with it, M101..M208 the merchant charges it alone "
+        "(M103 a subscription), without CVV2.",
+    ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
@@ -151,7 +157,7 @@ def send(
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
                              increment, partial, new_pin, parts,
-                             authentication)  # fmt: skip
+                             authentication, stored_credential)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     checker = None
@@ -187,6 +193,7 @@ def _requests(
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
+    stored_credential: str | None = None,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -255,7 +262,8 @@ def _requests(
         minor = 0
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
                               billing=billing, partial_approval=partial,
-                              authentication=authentication)]  # fmt: skip
+                              authentication=authentication,
+                              stored_credential=stored_credential)]  # fmt: skip
 
 
 async def _exchange_all(

@@ -243,6 +243,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "movement": empty,  # every one declined: nothing moved
         "travel_notice": no,  # a fraudster sends none
         "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # card-not-present: no cryptogram
+        "stored_credential": empty,  # a card number tried, not one kept on file
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -430,6 +431,7 @@ def _columns(
         ),
         "travel_notice": pa.array(np.zeros(n, dtype=bool)),  # the simulated cardholders send none
         "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host checks no chip
+        "stored_credential": _text(np.full(n, "")),  # no card-on-file habits simulated
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -13,6 +13,7 @@ from authhost.admin.service import CardService
 from authhost.cards.track2 import build_track2
 from authhost.security.module import SecurityModule
 from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
 
 
 async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, store_url):  # noqa: F811
@@ -46,3 +47,40 @@ async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, 
         assert await code(old) == "54"  # the old expiry no longer matches
         assert (await service.get_card(old_id))["state"] == "replaced"
     await switch.aclose()
+
+
+async def test_a_subscription_kept_on_file_survives_the_renewal(nursery, tmp_path, store_url):  # noqa: F811
+    """Merchants charging a card on file keep the expiry they were given until the networks'
+    account updater reaches them: a merchant-initiated charge (field 48 SE 22 SF 05 M...) with
+    the renewed card's expiry is honoured; the cardholder paying with it (C...), a request that
+    does not say, or an expiry the card never had, is not."""
+    host = await start_host(nursery, tmp_path, store_url)
+    old = host.cards["active-visa"]
+    security = SecurityModule.open(host.config.security, demo=True)
+    switch = await Switch.connect(host.port)
+    async with opened_store(store_url) as store:
+        service = CardService(store, security, actor="e2e", clock=lambda: time.time() + 3.2e7)
+        old_id = (await service.find_card(old["pan"]))["card_id"]
+        renewed = await service.apply(old_id, "renew")
+        for action in ("ship", "activate"):
+            await service.apply(renewed["card_id"], action)
+        assert (await service.get_card(renewed["card_id"]))["previous_expiry"] == old["expiry"]
+
+        on_file = await switch.send(card_on_file(old, old["expiry"], "M103"))
+        assert on_file["39"] == "00"
+        assert (await switch.send(card_on_file(old, old["expiry"], "C101")))["39"] == "54"
+        assert (await switch.send(card_on_file(old, old["expiry"], None)))["39"] == "54"
+        assert (await switch.send(card_on_file(old, "3112", "M103")))["39"] == "54"
+        assert (await switch.send(card_on_file(old, renewed["expiry"], "M101")))["39"] == "00"
+        (entry,) = [e for e in await store.journal(JournalQuery(limit=100))
+                    if e.stan == on_file["11"]]  # fmt: skip
+        assert "card.previous_expiry" in entry.reason_codes
+        assert entry.stored_credential == "M103"
+    await switch.aclose()
+
+
+def card_on_file(card: dict[str, Any], expiry: str, indicator: str | None) -> dict[str, Any]:
+    """An e-commerce purchase with a card the merchant keeps on file (field 48 SE 22 SF 05:
+    ``indicator``), the expiry it keeps, no CVV2 (no merchant may keep one)."""
+    stored = {} if indicator is None else {"48": f"2208 0504{indicator}".replace(" ", "")}
+    return purchase(card, 500, **{"22": "812", "25": "59", "35": None, "14": expiry, **stored})

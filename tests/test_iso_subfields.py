@@ -18,6 +18,7 @@ from authhost.iso.subfields import (
     parse_key_exchange,
     parse_original_data,
     parse_replacement_amount,
+    parse_stored_credential,
     replacement_amounts_field,
 )
 
@@ -157,3 +158,23 @@ def test_subelement_42_says_how_the_cardholder_was_authenticated(value, expected
 def test_a_broken_subelement_42_is_refused(value: str) -> None:
     with pytest.raises(SubfieldError, match="subelement 42"):
         parse_authentication(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),  # the request does not say
+        ("0504M103", "M103"),  # a subscription the merchant charges
+        ("0101Y0504C101", "C101"),  # after subfield 01 (low-risk merchant indicator)
+        ("0504M2080302AB", "M208"),  # before another subfield
+        ("0101Y", ""),  # other subfields only
+    ],
+)
+def test_subelement_22_carries_the_stored_credential_indicator(value, expected) -> None:
+    assert parse_stored_credential(value) == expected
+
+
+@pytest.mark.parametrize("value", ["05", "0504M10", "0504X103", "0504MABC", "0503M10", "x504M103"])
+def test_a_broken_subelement_22_is_refused(value: str) -> None:
+    with pytest.raises(SubfieldError, match="subelement 22"):
+        parse_stored_credential(value)

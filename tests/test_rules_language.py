@@ -188,6 +188,17 @@ def test_missing_score(expression: str, score: int | None, expected: bool) -> No
         ("card.seconds_since_last >= 60", with_(velocity=Velocity()), False),
         ("missing(card.seconds_since_last)", with_(velocity=Velocity()), True),
         ("cross_border", with_(home_country=""), False),
+        ("missing(card.seconds_since_received)", BASE, True),
+        ("card.seconds_since_received < 4000", BASE, False),
+        (
+            "card.seconds_since_received < 4000",
+            with_(
+                velocity=Velocity(
+                    received_count_24h=1, received_amount_24h=50_000, seconds_since_received=3_600.0
+                )
+            ),
+            True,
+        ),  # fmt: skip
     ],
 )
 def test_missing_card_values(expression: str, ctx: TxContext, expected: bool) -> None:
@@ -358,3 +369,23 @@ def test_contains_searches_a_text_for_any_part_ignoring_case():
 def test_contains_refuses_what_it_cannot_search(expression, message):
     with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         compile_expression(expression)
+
+
+@pytest.mark.parametrize(
+    ("indicator", "initiated", "subscription"),
+    [("M103", True, True), ("M101", True, False), ("C103", False, False), ("", False, False)],
+)
+def test_rules_tell_a_merchant_initiated_charge_from_the_cardholder(
+    indicator: str, initiated: bool, subscription: bool
+) -> None:
+    ctx = with_(stored_credential=indicator)
+    assert matches("merchant_initiated", ctx) is initiated
+    assert matches("stored_credential in ('M102', 'M103')", ctx) is subscription
+    assert matches("not merchant_initiated and amount > 500", ctx) is not initiated
+
+
+def test_money_received_is_read_in_major_and_minor_units() -> None:
+    ctx = with_(velocity=Velocity(received_count_7d=2, received_amount_7d=80_000))
+    assert matches("card.received_amount_7d == 800 and card.received_amount_7d_minor == 80000", ctx)
+    assert matches("amount >= card.received_amount_7d * 0.5", ctx)  # 600.50 of 800.00
+    assert not matches("card.received_count_24h > 0", ctx)

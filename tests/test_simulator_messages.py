@@ -88,6 +88,18 @@ def test_a_web_purchase_says_how_its_cardholder_was_authenticated(dialect, how):
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.parametrize(("indicator", "cvv2"), [("M103", None), ("C101", "123")])
+def test_a_card_on_file_says_who_initiated_it(dialect, indicator, cvv2):
+    fields = builder.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE,
+                               stored_credential=indicator)  # fmt: skip
+    request = decode_message(encode_request(fields, get_dialect(dialect)), get_dialect(dialect))
+    assert request.stored_credential == indicator and request.cvv2 == cvv2
+    assert request.merchant_initiated is (indicator[0] == "M")
+    with pytest.raises(ValueError, match="stored credential"):
+        builder.financial(Kind.PURCHASE, CARD, 4000, stored_credential=indicator)  # chip: no
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_dukpt_pin_carries_a_fresh_ksn_in_field_53(dialect):
     dukpt = RequestBuilder(Terminal(pin_keying="dukpt"), bdk=BDK)
     first = decoded(dukpt.financial(Kind.PURCHASE, CARD, 100, pin="4321"), dialect)

@@ -90,6 +90,10 @@ class CardView(_View):
     activated_at: float | None
     replaces: str | None
     replaced_by: str | None
+    previous_expiry: str = Field(
+        description="a renewal under the same PAN: the renewed card's expiry (YYMM), which a "
+        "merchant charging the card on file (field 48 SE 22, M...) may still send; '' none"
+    )
     controls: dict[str, list[str]] | None = Field(
         description="what the cardholder switched off on this card: blocked_channels, "
         "blocked_mccs, blocked_countries (null: only the product's controls)"
@@ -373,6 +377,7 @@ def card_view(card: Card) -> dict[str, Any]:
         "activated_at": card.activated_at,
         "replaces": card.replaces,
         "replaced_by": card.replaced_by,
+        "previous_expiry": card.previous_expiry,
         "controls": None
         if card.controls is None
         else {

@@ -482,6 +482,7 @@ def journal_entry(
         transaction_amount_minor=request.amount_minor or 0,
         transaction_currency=request.currency or "",
         authentication=request.authentication,
+        stored_credential=request.stored_credential,
         merchant_name=request.merchant_name,
         mcc=request.mcc or "",
         country=request.country or "",

@@ -117,6 +117,7 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         activated_at=None,
         replaces=old.card_id,
         replaced_by=None,
+        previous_expiry=old.expiry if keep_pan else "",
         version=0,
     )
     if not keep_pan:  # the caller produces a new PAN and fills these in

@@ -166,6 +166,9 @@ class Card:
     activated_at: float | None = None
     replaces: str | None = None  # card_id of the card this one replaced or renewed
     replaced_by: str | None = None
+    # a renewal under the same PAN: the expiry the card before it had (YYMM), which merchants
+    # keeping the card on file still send until the networks' account updater reaches them
+    previous_expiry: str = ""
     # where the cardholder said they will be (cards.travel): rules read card.travel_notice
     travel_notices: tuple[TravelNotice, ...] = ()
     controls: CardControls | None = None  # the card's own blocks (None: only the product's)

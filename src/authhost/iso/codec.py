@@ -22,6 +22,7 @@ from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
+    MULTI_PURPOSE_MERCHANT_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
@@ -29,6 +30,7 @@ from authhost.iso.subfields import (
     parse_additional_data,
     parse_authentication,
     parse_completion_sequence,
+    parse_stored_credential,
 )
 
 if TYPE_CHECKING:
@@ -217,6 +219,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
             subelements.get(MULTIPLE_COMPLETION_SUBELEMENT)
         ),
         authentication=parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT)),
+        stored_credential=parse_stored_credential(
+            subelements.get(MULTI_PURPOSE_MERCHANT_SUBELEMENT)
+        ),
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,

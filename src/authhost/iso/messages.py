@@ -80,6 +80,10 @@ class AuthRequest:
     # 48 subelement 42 (e-commerce indicators): how the cardholder was authenticated,
     # "authenticated", "attempted", "exempt", "none"; "" when the message does not say
     authentication: str = ""
+    # 48 subelement 22 subfield 05: the stored credential indicator, "C101".."C104" (the
+    # cardholder uses a card kept on file), "M101".."M208" (the merchant charges it without the
+    # cardholder: a subscription, an instalment, a no-show); "" when the message does not say
+    stored_credential: str = ""
     currency: str | None = None  # 49
     # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
     # (a card used abroad); the issuer moves and limits this amount, not field 4's
@@ -122,6 +126,11 @@ class AuthRequest:
     @property
     def is_card_present(self) -> bool:
         return self.channel not in _CARD_NOT_PRESENT
+
+    @property
+    def merchant_initiated(self) -> bool:
+        """The merchant charges a card it keeps on file, the cardholder absent (an MIT)."""
+        return self.stored_credential[:1] == "M"
 
     @property
     def is_account_verification(self) -> bool:

@@ -29,6 +29,16 @@ ECOMMERCE_INDICATORS_SUBELEMENT = "42"
 AUTHENTICATION_BY_UCAF = {"2": "authenticated", "1": "attempted", "6": "exempt"}  # else "none"
 
 
+# Mastercard DE 48 SE 22, multi-purpose merchant indicator, subfield 05: the stored credential
+# (credential-on-file) indicator, "C1nn" a cardholder-initiated transaction with a stored card
+# (C101 ad hoc, C102 standing order, C103 subscription, C104 instalment: the first of a series),
+# "Mnnn" one the merchant initiates without the cardholder (M101 unscheduled, M102 standing
+# order, M103 subscription, M104 instalment; M205 partial shipment, M206 delayed charge, M207
+# no-show, M208 resubmission). The subelement is subfields: id (2), length (2), value
+MULTI_PURPOSE_MERCHANT_SUBELEMENT = "22"
+STORED_CREDENTIAL_SUBFIELD = "05"
+
+
 # Field 48 subelement 11 of an 0800 key change (field 70 = 161), after Mastercard's key exchange
 # block data for double-length keys: key class (2, "PK" a PIN key), key index (2 digits), key
 # cycle (2 digits), the new key encrypted under the zone master key (32 hex), check value (6-16
@@ -81,6 +91,33 @@ def parse_authentication(value: str | None) -> str:
     if len(level) != 3 or not level.isdigit():
         raise SubfieldError("field 48: subelement 42 must be the 3-digit security level indicator")
     return AUTHENTICATION_BY_UCAF.get(level[2], "none")
+
+
+def parse_stored_credential(value: str | None) -> str:
+    """Subfield 05 of subelement 22 (see MULTI_PURPOSE_MERCHANT_SUBELEMENT): "C101"...
+    "M208", or "" when absent."""
+    if value is None:
+        return ""
+    found = ""
+    at = 0
+    while at < len(value):
+        head = value[at : at + 4]
+        if len(head) < 4 or not (head.isdigit() and head.isascii()):
+            raise SubfieldError("field 48: subelement 22 must be subfields (id, length, value)")
+        length = int(head[2:])
+        data = value[at + 4 : at + 4 + length]
+        if len(data) != length:
+            raise SubfieldError(f"field 48: subelement 22 subfield {head[:2]} is cut short")
+        if head[:2] == STORED_CREDENTIAL_SUBFIELD:
+            found = data
+        at += 4 + length
+    if found and not (
+        len(found) == 4 and found[0] in "CM" and found[1:].isdigit() and found.isascii()
+    ):
+        raise SubfieldError(
+            "field 48: subelement 22 subfield 05 must be C or M and three digits (e.g. M103)"
+        )
+    return found
 
 
 def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:

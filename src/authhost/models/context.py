@@ -84,6 +84,9 @@ class TxContext:
     # e-commerce cardholder authentication (3-D Secure): authenticated, attempted, exempt,
     # none; "" when the request did not say
     authentication: str = ""
+    # the stored credential indicator (field 48 SE 22 SF 05): C101..C104 the cardholder uses a
+    # card on file, M101..M208 the merchant charges it alone; "" when the request did not say
+    stored_credential: str = ""
     merchant_name: str = ""  # field 43: the card acceptor's name and location
     # a travel notice of the card covers the request's country today (cards.travel)
     travel_notice: bool = False
@@ -149,6 +152,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         merchant_velocity=snapshot.merchant_velocity,
         terminal_velocity=snapshot.terminal_velocity,
         authentication=request.authentication,
+        stored_credential=request.stored_credential,
         merchant_name=request.merchant_name,
         travel_notice=covers(card.travel_notices, request.country or "", now) if card else False,
     )
@@ -267,6 +271,7 @@ def context_from_row(
         merchant_velocity=merchant_velocity,
         terminal_velocity=terminal_velocity,
         authentication=_text(row, "authentication"),
+        stored_credential=_text(row, "stored_credential"),
         merchant_name=_text(row, "merchant_name"),
         travel_notice=_flag(row, "travel_notice"),
     )

@@ -111,6 +111,22 @@ def _request_variables() -> list[Variable]:
             "Secure), 'attempted', 'exempt' (an SCA exemption the merchant claims), 'none'; "
             "'' when the request does not say",
         ),
+        Variable(
+            "stored_credential",
+            t,
+            "ctx.stored_credential",
+            "stored credential indicator (field 48 SE 22 SF 05): 'C101'..'C104' the cardholder "
+            "uses a card kept on file, 'M101'..'M104' the merchant charges it alone "
+            "(unscheduled, standing order, subscription, instalment), 'M205'..'M208' partial "
+            "shipment, delayed charge, no-show, resubmission; '' when the request does not say",
+        ),
+        Variable(
+            "merchant_initiated",
+            b,
+            "ctx.stored_credential[:1] == 'M'",
+            "the merchant charges a card it keeps on file without the cardholder (an MIT: "
+            "stored_credential starting with M)",
+        ),
         Variable("score", n, "score", "ML fraud score 0-999; missing when not scored", True),
     ]
 

@@ -75,6 +75,9 @@ class JournalEntry:
     # (-1: none): a retransmission's ARPC is made again only for the same counter, and an
     # analyst sees a card's counter jump or go back
     atc: int = -1
+    # field 48 SE 22 SF 05: C101..C104 a card on file used by the cardholder, M101..M208 one
+    # the merchant charges alone (rules read stored_credential, merchant_initiated)
+    stored_credential: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

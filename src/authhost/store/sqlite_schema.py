@@ -27,6 +27,7 @@ _JOURNAL_TYPES = {
     "latency_us": "INTEGER NOT NULL",
     "travel_notice": "INTEGER NOT NULL DEFAULT 0",
     "atc": "INTEGER NOT NULL DEFAULT -1",
+    "stored_credential": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -39,6 +40,7 @@ _ADDED_LATER = (
     "movement",
     "travel_notice",
     "atc",
+    "stored_credential",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -274,6 +276,10 @@ CREATE INDEX disputes_by_state ON disputes (state, dispute_id);
     # 22: the chip counter of a verified cryptogram (-1: none)
     """
 ALTER TABLE journal ADD COLUMN atc INTEGER NOT NULL DEFAULT -1;
+""",
+    # 23: the stored credential indicator (card on file, merchant-initiated)
+    """
+ALTER TABLE journal ADD COLUMN stored_credential TEXT NOT NULL DEFAULT '';
 """,
 ]
 

@@ -46,6 +46,15 @@ def card_status(tx: Transaction) -> Decline | None:
         except Track2Error:
             return Decline(RC.FORMAT_ERROR, "card.track2_format")
     if presented is not None and presented != card.expiry:
-        return Decline(RC.EXPIRED_CARD, "card.expiry_mismatch")
+        if not (
+            tx.request.merchant_initiated
+            and card.previous_expiry
+            and presented == card.previous_expiry
+        ):
+            return Decline(RC.EXPIRED_CARD, "card.expiry_mismatch")
+        # a merchant charging the card it keeps on file, with the expiry of the card this one
+        # renewed (same PAN): the networks expect the issuer to honour it, as the cardholder's
+        # subscription or instalment would otherwise fail on the day the new plastic arrives
+        tx.reasons.append("card.previous_expiry")
     tx.limits = product.limits.overridden_by(card.limits)
     return None
