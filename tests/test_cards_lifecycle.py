@@ -63,7 +63,9 @@ def test_legal_transition(state, event):
     card = replace(CARD, state=state)
     after = lifecycle.transition(card, event, now=NOW)
     assert after.state is LEGAL[(state, event)]
-    assert replace(after, state=state, activated_at=None) == card  # nothing else changed
+    # the time it happened, for activation and closure; nothing else changed
+    assert (after.closed_at == NOW) is (event is lifecycle.Event.CANCEL)
+    assert replace(after, state=state, activated_at=None, closed_at=None) == card
 
 
 @pytest.mark.parametrize(

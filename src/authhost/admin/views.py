@@ -88,6 +88,7 @@ class CardView(_View):
     home_country: str
     created_at: float
     activated_at: float | None
+    closed_at: float | None = Field(default=None, description="when it was cancelled")
     replaces: str | None
     replaced_by: str | None
     previous_expiry: str = Field(
@@ -375,6 +376,7 @@ def card_view(card: Card) -> dict[str, Any]:
         "home_country": card.home_country,
         "created_at": card.created_at,
         "activated_at": card.activated_at,
+        "closed_at": card.closed_at,
         "replaces": card.replaces,
         "replaced_by": card.replaced_by,
         "previous_expiry": card.previous_expiry,

@@ -97,6 +97,8 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
         )
     if event is Event.ACTIVATE:
         return _replace(card, state=target, activated_at=now)
+    if event is Event.CANCEL:
+        return _replace(card, state=target, closed_at=now)
     return _replace(card, state=target)
 
 
@@ -115,6 +117,7 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         pin_tries=0,
         created_at=now,
         activated_at=None,
+        closed_at=None,
         replaces=old.card_id,
         replaced_by=None,
         previous_expiry=old.expiry if keep_pan else "",

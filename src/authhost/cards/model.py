@@ -164,6 +164,7 @@ class Card:
     home_country: str = ""  # ISO 3166 numeric; empty = the product's
     created_at: float = 0.0  # epoch seconds
     activated_at: float | None = None
+    closed_at: float | None = None  # when it was cancelled (the account updater reports it)
     replaces: str | None = None  # card_id of the card this one replaced or renewed
     replaced_by: str | None = None
     # a renewal under the same PAN: the expiry the card before it had (YYMM), which merchants

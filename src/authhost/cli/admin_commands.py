@@ -504,6 +504,30 @@ def cards_exception_file(
     _say(f"wrote {count} exception record(s) to {out} (mode 0600)")
 
 
+@cards.command("account-updates")
+def cards_account_updates(
+    out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the networks' account updater file (Visa Account Updater, Mastercard ABU) for a
+    day or period: each card merchants may keep on file that changed, A a new number, E a
+    new expiry, C closed; audited.
+
+    PANs in clear: send the file to the network and delete it.
+    """
+    summary = _run(
+        _config(config, store),
+        lambda s: s.export_account_updates(out, day=day, since=since, until=until),
+        show=False,
+    )
+    counts = ", ".join(f"{code} {n}" for code, n in summary["updates"].items())
+    _say(f"wrote {sum(summary['updates'].values())} update(s) ({counts}) to {out} (mode 0600)")
+
+
 @cards.command("export-personalisation")
 def cards_export_personalisation(
     out: Annotated[Path, typer.Option("--out", help="new file to write (never overwritten)")],
