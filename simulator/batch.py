@@ -16,8 +16,10 @@ CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
 POS, ATM, ECOMMERCE, CONTACTLESS, MOTO = range(5)
 ENTRY_MODES = ("051", "071", "812", "901", "010")  # chip, contactless, e-commerce, stripe, keyed
 CHIP, TAP, ONLINE, STRIPE, KEYED = range(5)
-TX_TYPES = ("00", "01", "20", "31")  # purchase, cash, refund, balance inquiry
-PURCHASE, CASH, REFUND, INQUIRY = range(4)
+# purchase, cash, refund, balance inquiry, a transfer to the card (Visa's original credit)
+TX_TYPES = ("00", "01", "20", "31", "26")
+PURCHASE, CASH, REFUND, INQUIRY, TRANSFER_IN = range(5)
+CREDITS = (REFUND, TRANSFER_IN)  # money to the card
 SCENARIOS = (
     "normal",
     "travel",
@@ -26,8 +28,9 @@ SCENARIOS = (
     "stolen_card",
     "account_takeover",
     "bin_attack",  # rows of unknown card numbers (scenarios.bin_attack): no card index
+    "money_mule",
 )
-NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER, BIN_ATTACK = range(7)
+NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER, BIN_ATTACK, MULE = range(8)
 FORCED_CODES = ("", "55", "N7", "43")  # decided by the scenario, not by the funds check
 FREE, WRONG_PIN, WRONG_CVV2, REPORTED_STOLEN = range(4)
 

@@ -29,7 +29,8 @@ from simulator.client import ClientError, Link
 from simulator.demo_cards import DemoFile, SimCard
 from simulator.wire import ResponseReader
 
-KINDS = {"00": Kind.PURCHASE, "01": Kind.CASH, "20": Kind.REFUND, "31": Kind.BALANCE}
+KINDS = {"00": Kind.PURCHASE, "01": Kind.CASH, "20": Kind.REFUND, "31": Kind.BALANCE,
+         "26": Kind.CREDIT}  # fmt: skip
 ENTRIES = {"05": Entry.CHIP, "07": Entry.CONTACTLESS, "81": Entry.ECOMMERCE, "90": Entry.STRIPE}
 COLUMNS = ("card_id", "processing_code", "amount_minor", "mcc", "country", "pos_entry_mode",
            "terminal_id", "merchant_id", "acquirer_id", "pin_present", "pin_failed",

@@ -16,10 +16,13 @@ from simulator import geography, habits
 from simulator.batch import (
     BIN_ATTACK,
     CARD_TESTING,
+    CASH,
     COMPROMISED,
     CONTACTLESS,
     ECOMMERCE,
     FREE,
+    KEYED,
+    MULE,
     NORMAL,
     POS,
     REPORTED_STOLEN,
@@ -27,6 +30,7 @@ from simulator.batch import (
     STRIPE,
     TAKEOVER,
     TAP,
+    TRANSFER_IN,
     TRAVEL,
     WRONG_CVV2,
     WRONG_PIN,
@@ -54,6 +58,7 @@ class Events:
     merchant: list[int] = field(default_factory=list)
     entry: list[int] = field(default_factory=list)
     forced: list[int] = field(default_factory=list)
+    tx_type: list[int] = field(default_factory=list)  # -1: as spending draws it
 
     def add(
         self,
@@ -67,6 +72,7 @@ class Events:
         merchant: int = -1,
         entry: int = -1,
         forced: int = FREE,
+        tx_type: int = -1,
     ) -> None:
         self.card.append(card)
         self.ts.append(ts)
@@ -77,6 +83,7 @@ class Events:
         self.merchant.append(merchant)
         self.entry.append(entry)
         self.forced.append(forced)
+        self.tx_type.append(tx_type)
 
     def build(
         self,
@@ -117,6 +124,11 @@ class Events:
         batch.pin_present[chosen] = False  # a tap or a counterfeit stripe goes without PIN
         batch.pin_present |= category == habits.ATM
         batch.forced = np.array(self.forced, dtype=np.int8)
+        tx_type = np.array(self.tx_type, dtype=np.int8)
+        credit = tx_type == TRANSFER_IN  # sent by the network: no card read, no PIN
+        given = tx_type >= 0  # as the scenario says (an ATM visit is then no balance inquiry)
+        batch.tx_type[given], batch.amount[given] = tx_type[given], amount[given]
+        batch.channel[credit], batch.entry[credit], batch.pin_present[credit] = POS, KEYED, False
         return batch
 
 
@@ -359,6 +371,37 @@ def account_takeover(
             amount = int(min(habits.MEDIAN_EUR[category] * rng.uniform(200, 600), 500_000))
             events.add(c, t, category, country, online=True, amount=amount)
     return events.build(cards, merchants, rng, TAKEOVER, 1)
+
+
+def money_mule(
+    cards: Cards,
+    merchants: Merchants,
+    mules: np.ndarray,
+    start: float,
+    days: int,
+    rng: np.random.Generator,
+) -> TxBatch:
+    """Money mules: a card recruited (or opened) to launder stolen money is paid by transfer
+    (26, a few hundred to a few thousand euros) and emptied within hours at ATMs, in one to
+    three withdrawals taking most of it, a few times over the period."""
+    events = Events()
+    transfer = habits.INDEX["4829"]
+    for c in mules:
+        c = int(c)
+        home = home_of(cards, c)
+        for _ in range(rng.integers(1, 5)):
+            paid = start + rng.uniform(0, days - 1) * DAY
+            amount = int(rng.integers(300, 3_000)) * 100
+            events.add(c, paid, transfer, home, amount=amount, tx_type=TRANSFER_IN)
+            t = paid + rng.uniform(10, 180) * MINUTE
+            share = rng.uniform(0.6, 0.95)
+            withdrawals = int(rng.integers(1, 4))
+            atm = merchants.any(np.array([home]), np.array([habits.ATM]), rng)[0]
+            for _ in range(withdrawals):
+                cash = max(int(amount * share / withdrawals) // 1000 * 1000, 2_000)
+                events.add(c, t, habits.ATM, home, amount=cash, merchant=int(atm), tx_type=CASH)
+                t += rng.uniform(2, 40) * MINUTE
+    return events.build(cards, merchants, rng, MULE, 1)
 
 
 @dataclass(frozen=True, slots=True)

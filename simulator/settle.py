@@ -2,7 +2,8 @@
 open-to-buy, the way the host's funds check would, and fills the decision columns.
 
 Scenario-forced answers (wrong PIN, CVV2 failure, card reported stolen) come first; then a
-purchase or withdrawal above the open-to-buy is declined with 51. Open-to-buy is restored at
+purchase or withdrawal above the open-to-buy is declined with 51; a refund or a transfer to
+the card adds to it. Open-to-buy is restored at
 the start of each card's 30-day cycle (salary, or the credit card bill paid).
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.batch import CASH, FORCED_CODES, FREE, PURCHASE, REFUND, TxBatch
+from simulator.batch import CASH, CREDITS, FORCED_CODES, FREE, PURCHASE, TxBatch
 from simulator.population import DAY, Cards
 
 CYCLE_S = 30 * DAY
@@ -69,6 +70,6 @@ def settle(batch: TxBatch, cards: Cards, start: float) -> Outcome:
             if tx_type in (PURCHASE, CASH):
                 available[card] = open_to_buy - amount
                 hold[i] = amount
-            elif tx_type == REFUND:
+            elif tx_type in CREDITS:
                 available[card] = open_to_buy + amount
     return Outcome(codes, available_before, hold)

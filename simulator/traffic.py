@@ -29,9 +29,9 @@ from simulator import geography, habits, scenarios
 from simulator.batch import (
     ATM,
     CHANNELS,
+    CREDITS,
     ECOMMERCE,
     ENTRY_MODES,
-    REFUND,
     SCENARIOS,
     TX_TYPES,
     TxBatch,
@@ -55,13 +55,14 @@ class ScenarioRates:
     account_takeover: float = 0.003
     travel: float = 0.08  # genuine: label 0
     bin_attack: float = 0.0  # attacks a day (unknown card numbers at one merchant), not cards
+    money_mule: float = 0.002  # cards paid by transfer and emptied at ATMs within hours
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"the {name} rate must be between 0 and 1, got {value}")
         fraud = self.card_testing + self.compromised_merchant
-        fraud += self.stolen_card + self.account_takeover
+        fraud += self.stolen_card + self.account_takeover + self.money_mule
         if fraud > 0.9:
             raise ValueError("the fraud scenario rates add up to more than 90% of the cards")
 
@@ -151,10 +152,10 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     daily, trips = scenarios.travel(cards, merchants, daily, travellers, start, days, rng)
 
     order = rng.permutation(n)
-    sizes = [round(r * n) for r in (rates.card_testing, rates.stolen_card, rates.account_takeover)]
-    cuts = np.cumsum([0, *sizes])
-    testing_victims, stolen_victims, takeover_victims = (
-        order[cuts[i] : cuts[i + 1]] for i in range(3)
+    shares = (rates.card_testing, rates.stolen_card, rates.account_takeover, rates.money_mule)
+    cuts = np.cumsum([0, *(round(r * n) for r in shares)])
+    testing_victims, stolen_victims, takeover_victims, mules = (
+        order[cuts[i] : cuts[i + 1]] for i in range(4)
     )
     compromised = scenarios.compromised_merchant(
         cards, merchants, daily, round(rates.compromised_merchant * n), order[: cuts[-1]],
@@ -165,12 +166,13 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
         cards, merchants, stolen_victims, start, days, rng
     )
     takeover = scenarios.account_takeover(cards, merchants, takeover_victims, start, days, rng)
+    mule = scenarios.money_mule(cards, merchants, mules, start, days, rng)
 
     genuine = TxBatch.concat([daily, trips])
     genuine = genuine.take(
         np.flatnonzero(~_blocked(genuine, stolen_victims, blocked_from, blocked_to, n))
     )
-    parts = [genuine, compromised, testing, stolen, takeover]
+    parts = [genuine, compromised, testing, stolen, takeover, mule]
     unknown = None
     if rates.bin_attack:  # drawn last: the other scenarios' rows stay what they were
         unknown, hits = scenarios.bin_attack(cards, merchants, rates.bin_attack, start, days, rng)
@@ -363,7 +365,8 @@ def _columns(
     outcome = settle(batch, cards, start)
     code_index = outcome.response_code
     code = _lookup(RESPONSE_CODES, code_index)
-    financial = ((batch.channel == ATM) | (batch.tx_type == REFUND)).astype(np.int64)
+    credit = np.isin(batch.tx_type, CREDITS)  # money to the card: 0200s, credited
+    financial = ((batch.channel == ATM) | credit).astype(np.int64)
     mti = _lookup(["0100", "0200"], financial)
     stan, transmission, rrn = _identifiers(batch.ts, 0)
     country = _lookup(geography.CODES, batch.country)
@@ -427,7 +430,8 @@ def _columns(
         "model_reasons": _text(np.full(n, "")),  # the simulated host ran no model
         # an approved 0100 holds, an approved 0200 posts (the host's default per class)
         "movement": _lookup(
-            ["", "hold", "post"], np.where(outcome.hold_amount > 0, 1 + financial, 0)
+            ["", "hold", "post", "credit"],
+            np.where(outcome.hold_amount > 0, 1 + financial, np.where(credit & approved, 3, 0)),
         ),
         "travel_notice": pa.array(np.zeros(n, dtype=bool)),  # the simulated cardholders send none
         "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host checks no chip

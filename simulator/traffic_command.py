@@ -34,16 +34,21 @@ def traffic(
         ScenarioRates().bin_attack,
         help="BIN attacks a day: unknown card numbers tried at one web shop (answered 14).",
     ),
+    money_mule: float = typer.Option(
+        ScenarioRates().money_mule,
+        help="Share of cards used as money mules: paid by transfer, emptied at ATMs.",
+    ),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Generate labelled traffic in the journal export format (+ label, scenario).
 
     Everyday spending of a card population, with genuine travel and fraud scenarios (card
-    testing, compromised merchant, stolen card, account takeover) at the given shares of cards.
+    testing, compromised merchant, stolen card, account takeover, money mules) at the given
+    shares of cards.
     """
     try:
         rates = ScenarioRates(card_testing, compromised_merchant, stolen_card, account_takeover,
-                              travel, bin_attack)  # fmt: skip
+                              travel, bin_attack, money_mule)  # fmt: skip
         config = TrafficConfig(cards=cards, days=days, seed=seed, start=start, rates=rates)
     except ValueError as error:
         raise _fail(str(error)) from None

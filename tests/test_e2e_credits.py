@@ -233,7 +233,7 @@ async def test_the_mule_rules_stop_a_card_emptied_after_it_was_paid(
     """examples/rules/transfer_rules.toml's MULE rules on a running host read the money the
     card received (card.received_amount_24h, card.seconds_since_received): a transfer of
     800.00 to a card, then cash of 450.00 at the ATM is declined 59; 100.00 is approved and
-    flagged; a purchase is neither."""
+    flagged, and 300.00 more (410.00 out of 800.00 today) declined; a purchase is neither."""
     rules = Path(__file__).parent.parent / "examples" / "rules" / "transfer_rules.toml"
     host, _ = await start_host_with_admin(nursery, tmp_path, store_url, rules=rules.read_text())
     switch = await Switch.connect(host.port)
@@ -250,6 +250,7 @@ async def test_the_mule_rules_stop_a_card_emptied_after_it_was_paid(
     assert emptied["39"] == "59"
     small = await switch.send(cash(10_000))
     assert small["39"] == "00"
+    assert (await switch.send(cash(30_000)))["39"] == "59"  # in several goes: the same
     bought = await switch.send(purchase(card, amount=2_000))
     assert bought["39"] == "00"
     reasons = await reasons_by_stan(store_url)

@@ -17,10 +17,10 @@ from authhost.store.records import JOURNAL_COLUMNS, LABEL_COLUMNS
 from simulator.cli import app
 from simulator.traffic import ScenarioRates, TrafficConfig, generate
 
-FRAUD = {"card_testing", "compromised_merchant", "stolen_card", "account_takeover"}
+FRAUD = {"card_testing", "compromised_merchant", "stolen_card", "account_takeover", "money_mule"}
 RATES = ScenarioRates(
     card_testing=0.02, compromised_merchant=0.02, stolen_card=0.015, account_takeover=0.01,
-    travel=0.1,
+    travel=0.1, money_mule=0.01,
 )  # fmt: skip
 
 
@@ -53,7 +53,14 @@ def test_same_seed_same_rows_other_seed_other_rows():
 
 @pytest.mark.parametrize(
     "scenario",
-    ["card_testing", "compromised_merchant", "stolen_card", "account_takeover", "travel"],
+    [
+        "card_testing",
+        "compromised_merchant",
+        "stolen_card",
+        "account_takeover",
+        "travel",
+        "money_mule",
+    ],  # fmt: skip
 )
 def test_share_of_cards_per_scenario_is_as_configured(rich_traffic, scenario):
     configured = getattr(RATES, scenario)
@@ -68,7 +75,7 @@ def test_label_is_one_exactly_on_fraud_scenarios(rich_traffic):
 
 
 def test_zero_rates_give_no_fraud():
-    none = ScenarioRates(0, 0, 0, 0, 0)
+    none = ScenarioRates(0, 0, 0, 0, 0, money_mule=0)
     traffic = generate(TrafficConfig(cards=300, days=10, rates=none))
     assert set(column(traffic, "scenario")) == {"normal"}
     assert column(traffic, "label").sum() == 0
@@ -222,3 +229,22 @@ def test_web_purchases_say_how_the_cardholder_was_authenticated(rows):
         return sum(r["authentication"] == "none" for r in chosen) / len(chosen)
 
     assert share_none(1) > 5 * share_none(0)
+
+
+def test_mules_are_paid_by_transfer_and_emptied_at_atms_within_hours(rows):
+    """A mule's card receives a transfer (26, credited) and most of it leaves as ATM cash in
+    the next hours; genuine cardholders receive transfers too, so a transfer alone proves
+    nothing."""
+    mule = by_scenario(rows, "money_mule")
+    paid = [r for r in mule if r["processing_code"] == "260000"]
+    cash = [r for r in mule if r["processing_code"] == "010000"]
+    assert paid and cash and len(paid) + len(cash) == len(mule)
+    assert all(r["movement"] == "credit" and r["mti"] == "0200" for r in paid)
+    assert {r["channel"] for r in cash} == {"atm"} and all(r["pin_present"] for r in cash)
+    for transfer in paid:
+        after = [r for r in cash if r["card_id"] == transfer["card_id"]
+                 and 0 < r["ts"] - transfer["ts"] < 6 * 3600]  # fmt: skip
+        taken = sum(r["amount_minor"] for r in after if r["response_code"] == "00")
+        assert taken >= 0.5 * transfer["amount_minor"], transfer
+    genuine = [r for r in rows if r["processing_code"] == "260000" and r["label"] == 0]
+    assert len(genuine) > len(paid)
