@@ -14,7 +14,7 @@ from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.model import Account, Card, CardKind, CardState, Product
 from authhost.cards.velocity import VelocityEvent, compute_velocity
 from authhost.iso.codes import ResponseCode
-from authhost.iso.messages import AuthRequest, MessageClass
+from authhost.iso.messages import CREDIT_TYPES, AuthRequest, MessageClass
 from authhost.models.context import (
     TxContext,
     acceptor_event_from_entry,
@@ -25,6 +25,7 @@ from authhost.models.features import (
     ACCEPTOR_FEATURE_SET,
     FEATURE_NAMES,
     N_FEATURES,
+    RECEIVED_FEATURE_SET,
     feature_names,
     feature_vector,
 )
@@ -56,6 +57,9 @@ TRAFFIC = [
     (9.0 * DAY, 0, 1_000, "4111", "276", "071", "00", "000000", "T3", False, "00"),
     (40.0 * DAY, 0, 7_700, "5944", "276", "051", "08", "000000", "T5", False, "00"),
     (40.0 * DAY + 1, 1, 5_000, "4829", "276", "011", "00", "000000", "", False, "00"),
+    # money to the card, then most of it out at the ATM: the third set's features
+    (41.0 * DAY, 0, 50_000, "4829", "276", "010", "00", "260000", "", False, "00"),
+    (41.0 * DAY + 1800, 0, 30_000, "6011", "276", "051", "00", "010000", "ATM7", True, "00"),
 ]
 
 
@@ -133,6 +137,7 @@ def _serve(risk: TerminalRisk) -> tuple[list[np.ndarray], list[TxContext], list[
                 country=country,
                 cash=request.transaction_type == "01",
                 pin_failed=outcome == "55",
+                credit=request.transaction_type in CREDIT_TYPES,
             )
         )
         if approved:
@@ -284,7 +289,12 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
             )
             assert snapshot.card is not None
             served.append(
-                feature_vector(context_from_request(request, snapshot, now), risk, acceptors=True)
+                feature_vector(
+                    context_from_request(request, snapshot, now),
+                    risk,
+                    acceptors=True,
+                    received=True,
+                )  # fmt: skip
             )
             approved = outcome == "00"
             journal = journal_entry(
@@ -303,8 +313,9 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
     finally:
         await store.close()
     assert len(rows) == len(TRAFFIC)
-    replayed = [feature_vector(ctx, risk, acceptors=True) for _, ctx in replay_contexts(rows)]
-    names = feature_names(ACCEPTOR_FEATURE_SET)
+    replayed = [feature_vector(ctx, risk, acceptors=True, received=True)
+                for _, ctx in replay_contexts(rows)]  # fmt: skip
+    names = feature_names(RECEIVED_FEATURE_SET)
     for row, offline, online in zip(rows, replayed, served, strict=True):
         assert offline.tobytes() == online.tobytes(), (
             row["ts"],
@@ -317,6 +328,15 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
     assert any(v[FEATURE_NAMES.index("count_24h_log")] > 0 for v in served)
     assert any(v[names.index("terminal_count_10m_log")] > 0 for v in served)
     assert any(v[names.index("merchant_declined_share_1h")] > 0 for v in served)
+    # the cash-out after the transfer: 300.00 of 500.00 received that day
+    cash_out = served[[t[7] for t in TRAFFIC].index("260000") + 1]
+    assert cash_out[names.index("cash_out_of_received_24h")] == pytest.approx(0.6)
+    assert cash_out[names.index("received_count_24h")] == 1
+    assert cash_out[names.index("since_received_log")] == pytest.approx(math.log1p(1800))
+    # the second set is the third's beginning
+    second = [feature_vector(ctx, risk, acceptors=True) for _, ctx in replay_contexts(rows)]
+    width = len(feature_names(ACCEPTOR_FEATURE_SET))
+    assert all(np.array_equal(v, w[:width]) for v, w in zip(second, replayed, strict=True))
 
 
 def test_contexts_built_without_init_equal_the_dataclass_ones() -> None:

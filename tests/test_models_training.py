@@ -11,7 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
-from authhost.models.features import ACCEPTOR_FEATURE_NAMES, ACCEPTOR_FEATURE_SET, FEATURE_NAMES
+from authhost.models.features import (
+    ACCEPTOR_FEATURE_NAMES,
+    ACCEPTOR_FEATURE_SET,
+    FEATURE_NAMES,
+    RECEIVED_FEATURE_NAMES,
+    RECEIVED_FEATURE_SET,
+)
 from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
 
@@ -132,24 +138,32 @@ def test_train_config_accepts_balanced_or_numeric_class_weights(tmp_path: Path) 
         load_train_config(path)
 
 
+@pytest.mark.parametrize(
+    ("feature_set", "names"),
+    [
+        (ACCEPTOR_FEATURE_SET, (*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES)),
+        (RECEIVED_FEATURE_SET, (*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES, *RECEIVED_FEATURE_NAMES)),
+    ],
+)
 def test_train_with_merchant_features_reports_each_scenario(
-    tmp_path: Path, labelled_csv: Path
+    tmp_path: Path, labelled_csv: Path, feature_set: str, names: tuple[str, ...]
 ) -> None:
     """``--features authhost-features-2``: the artifacts name the second feature set (the
     first's features then the merchant and terminal ones), their scorer reads the counters, and
-    the report counts the frauds of each scenario caught at the threshold."""
+    the report counts the frauds of each scenario caught at the threshold; the third adds the
+    money the card received."""
     config = tmp_path / "train.toml"
     config.write_text(CONFIG)
     out = tmp_path / "models"
     result = CliRunner().invoke(
         app,
         ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out),
-         "--features", ACCEPTOR_FEATURE_SET],
+         "--features", feature_set],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "scenario" in result.output and "card_testing" in result.output
     report = json.loads(next((out / "runs").glob("*/report.json")).read_text())
-    assert report["features"] == ACCEPTOR_FEATURE_SET
+    assert report["features"] == feature_set
     for kind in ("logistic", "hgb"):
         caught = report["metrics"][kind]["recall_by_scenario"]
         assert "card_testing" in caught
@@ -157,14 +171,13 @@ def test_train_with_merchant_features_reports_each_scenario(
         assert all(0 <= hit <= of for hit, of in caught.values())
     for artifact in (p for p in out.iterdir() if (p / "model.json").exists()):
         meta = json.loads((artifact / "model.json").read_text())
-        assert meta["feature_set"] == ACCEPTOR_FEATURE_SET
-        assert meta["features"] == [*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES]
+        assert meta["feature_set"] == feature_set
+        assert meta["features"] == list(names)
         scorer = Scorer.load(artifact)
         assert scorer.reads_acceptors and scorer.n_features == len(meta["features"])
+        assert scorer.reads_received is (feature_set == RECEIVED_FEATURE_SET)
     listed = CliRunner().invoke(app, ["models", "list", "--dir", str(out), "--json"])
-    assert {a["feature_set"] for a in json.loads(listed.output)["artifacts"]} == {
-        ACCEPTOR_FEATURE_SET
-    }
+    assert {a["feature_set"] for a in json.loads(listed.output)["artifacts"]} == {feature_set}
 
 
 def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: Path) -> None:
@@ -174,7 +187,7 @@ def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: 
     assert result.exit_code == 2
     assert "features must be one of authhost-features-1, authhost-features-2" in result.output
     assert "Traceback" not in result.output
-    (tmp_path / "train.toml").write_text('features = "authhost-features-3"\n')
+    (tmp_path / "train.toml").write_text('features = "authhost-features-9"\n')
     result = CliRunner().invoke(
         app, ["train", "--data", str(labelled_csv), "--config", str(tmp_path / "train.toml")]
     )

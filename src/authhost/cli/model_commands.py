@@ -61,8 +61,9 @@ def train(
     features: str | None = typer.Option(
         None,
         "--features",
-        help="feature set: authhost-features-1 (the card's history, default) or "
-        "authhost-features-2 (+ every card's requests at the merchant and terminal)",
+        help="feature set: authhost-features-1 (the card's history, default), "
+        "authhost-features-2 (+ every card's requests at the merchant and terminal) or "
+        "authhost-features-3 (+ the money the card received: mules)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from authhost.models.features import ACCEPTOR_FEATURE_SET, FEATURE_SET, FEATURE_SETS
+from authhost.models.features import FEATURE_SET, FEATURE_SETS, set_reads
 from authhost.models.terminal_risk import TerminalRisk
 
 FORMAT = "authhost-model"
@@ -93,7 +93,12 @@ class Artifact:
     @property
     def reads_acceptors(self) -> bool:
         """Its features include the merchant and terminal counters."""
-        return self.feature_set == ACCEPTOR_FEATURE_SET
+        return set_reads(self.feature_set)[0]
+
+    @property
+    def reads_received(self) -> bool:
+        """Its features include the money the card received (the third set)."""
+        return set_reads(self.feature_set)[1]
 
 
 def _sha256(path: Path) -> str:

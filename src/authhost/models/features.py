@@ -11,12 +11,14 @@ Counts and amounts are log-scaled (``log1p``): trees do not care, and the logist
 a roughly linear signal. The terminal risk comes from the artifact's lookup table
 (``TerminalRisk``), computed from labelled history with a delay.
 
-Two feature sets exist, and each artifact names the one it was trained on. The first reads
-the card's own history. The second adds what every card did at this merchant and terminal in
-the last 10 minutes and hour (``cards.acceptor_velocity``): card testing shows there long
-before any one card looks odd. It costs the server the merchant and terminal counters on
-every request, so it is chosen at training time (``features`` in the training config,
-``authhost train --features``), not imposed on every model.
+Three feature sets exist, each extending the one before, and each artifact names the one it
+was trained on. The first reads the card's own history. The second adds what every card did
+at this merchant and terminal in the last 10 minutes and hour (``cards.acceptor_velocity``):
+card testing shows there long before any one card looks odd. It costs the server the
+merchant and terminal counters on every request, so it is chosen at training time
+(``features`` in the training config, ``authhost train --features``), not imposed on every
+model. The third adds the money the card received and how much of it a cash-out takes: a
+money mule's card is paid and emptied within hours.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from authhost.models.terminal_risk import TerminalRisk
 
 FEATURE_SET = "authhost-features-1"  # bump when any definition below changes
 ACCEPTOR_FEATURE_SET = "authhost-features-2"  # FEATURE_SET + ACCEPTOR_FEATURE_NAMES
+RECEIVED_FEATURE_SET = "authhost-features-3"  # ACCEPTOR_FEATURE_SET + RECEIVED_FEATURE_NAMES
 
 CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
 # POS entry mode (field 22, positions 1-2) grouped by how the card data was read
@@ -110,10 +113,23 @@ ACCEPTOR_FEATURE_NAMES: tuple[str, ...] = tuple(
         "unknown_cards_1h_log",
     )
 )
+# The money the card received (approved credits: transfers, deposits, refunds) and what a
+# cash-out takes of it: a mule's card is paid and emptied within hours (``cards.velocity``).
+RECEIVED_FEATURE_NAMES: tuple[str, ...] = (
+    "received_24h_log",
+    "received_count_24h",
+    "received_7d_log",
+    "since_received_log",
+    "none_received_30d",
+    "cash_out_of_received_24h",
+)
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     FEATURE_SET: FEATURE_NAMES,
     ACCEPTOR_FEATURE_SET: FEATURE_NAMES + ACCEPTOR_FEATURE_NAMES,
+    RECEIVED_FEATURE_SET: FEATURE_NAMES + ACCEPTOR_FEATURE_NAMES + RECEIVED_FEATURE_NAMES,
 }
+CASH_OUT_TYPES = CASH_TYPES | {"10"}  # cash, or the card paying into a transfer (AFT)
+CASH_OUT_CAP = 5.0  # cash out over money received: as far over as we count
 
 
 def feature_names(feature_set: str) -> tuple[str, ...]:
@@ -163,10 +179,14 @@ _mcc_group = lru_cache(maxsize=4096)(mcc_risk_group)
 
 
 def feature_values(
-    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, acceptors: bool = False
+    ctx: TxContext,
+    terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
+    acceptors: bool = False,
+    received: bool = False,
 ) -> list[float]:
     """The feature values of one context, in ``FEATURE_NAMES`` order (all finite); with
-    ``acceptors``, followed by ``ACCEPTOR_FEATURE_NAMES`` (the second feature set)."""
+    ``acceptors``, followed by ``ACCEPTOR_FEATURE_NAMES`` (the second feature set), and with
+    ``received`` too by ``RECEIVED_FEATURE_NAMES`` (the third)."""
     v = ctx.velocity
     log1p = math.log1p
     amount = ctx.amount_minor
@@ -214,7 +234,26 @@ def feature_values(
     if acceptors:
         values += _acceptor_values(ctx.merchant_velocity)
         values += _acceptor_values(ctx.terminal_velocity)
+        if received:
+            values += _received_values(ctx)
     return values
+
+
+def _received_values(ctx: TxContext) -> tuple[float, ...]:
+    v, log1p = ctx.velocity, math.log1p
+    since = v.seconds_since_received
+    got = v.received_amount_24h
+    taken = 0.0
+    if got and ctx.tx_type in CASH_OUT_TYPES:
+        taken = min((v.cash_amount_24h + ctx.amount_minor) / got, CASH_OUT_CAP)
+    return (
+        log1p(got / 100.0),
+        float(v.received_count_24h),
+        log1p(v.received_amount_7d / 100.0),
+        log1p(min(since, SINCE_CAP_S)) if since is not None else _LOG1P_CAP,
+        1.0 if since is None else 0.0,
+        taken,
+    )
 
 
 def _acceptor_values(a: AcceptorVelocity) -> tuple[float, float, float, float, float]:
@@ -229,20 +268,32 @@ def _acceptor_values(a: AcceptorVelocity) -> tuple[float, float, float, float, f
 
 
 def feature_vector(
-    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, acceptors: bool = False
+    ctx: TxContext,
+    terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
+    acceptors: bool = False,
+    received: bool = False,
 ) -> np.ndarray:
     """One context as a float64 vector (``N_FEATURES`` long, more with ``acceptors``)."""
-    return np.array(feature_values(ctx, terminal_risk, acceptors), dtype=np.float64)
+    return np.array(feature_values(ctx, terminal_risk, acceptors, received), dtype=np.float64)
 
 
 def feature_matrix(
     contexts: Iterable[TxContext] | Sequence[TxContext],
     terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
     acceptors: bool = False,
+    received: bool = False,
 ) -> np.ndarray:
     """Contexts as a float64 matrix (rows x the feature set's columns)."""
-    rows = [feature_values(ctx, terminal_risk, acceptors) for ctx in contexts]
+    rows = [feature_values(ctx, terminal_risk, acceptors, received) for ctx in contexts]
     if not rows:
         width = N_FEATURES + (len(ACCEPTOR_FEATURE_NAMES) if acceptors else 0)
+        width += len(RECEIVED_FEATURE_NAMES) if acceptors and received else 0
         return np.zeros((0, width))
     return np.array(rows, dtype=np.float64)
+
+
+def set_reads(feature_set: str) -> tuple[bool, bool]:
+    """(acceptors, received): what ``feature_values`` adds for ``feature_set``."""
+    width = len(feature_names(feature_set))
+    acceptors = width > N_FEATURES
+    return acceptors, width > N_FEATURES + len(ACCEPTOR_FEATURE_NAMES)
