@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from authhost.cli.app import app
 from authhost.config import SecurityConfig
-from authhost.security.keys import KeyAlgorithm, kcv
+from authhost.security.errors import SecurityError
+from authhost.security.keys import KeyAlgorithm, KeyType, kcv
 from authhost.security.keystore import KeyStore
 from authhost.security.module import SecurityModule
 
@@ -120,3 +121,33 @@ def test_key_store_file_holds_no_clear_key(setup) -> None:
     assert master.lower() not in text.lower()
     assert json.loads(text)["keys"][0]["kcv"] == store.get("pvk").kcv
     assert key_store.stat().st_mode & 0o077 == 0
+
+
+def test_a_retired_pan_key_version_is_destroyed_for_every_process(setup) -> None:
+    """Retiring a version leaves a tombstone: its material is gone from the file, it no longer
+    decrypts, a process that read the file before and saves afterwards does not bring it back,
+    and the newest version cannot be retired."""
+    runner, cfg, key_store, master = setup
+    run(runner, "keys", "generate", "pan-hash", "--type", "pan-hash", *cfg)
+    run(runner, "keys", "generate", "pan-data", "--type", "pan-data", *cfg)
+    security = SecurityConfig(key_store=str(key_store))
+    hsm = SecurityModule.open(security, env={"AUTHHOST_MASTER_KEY": master})
+    old = hsm.encrypt_pan("4761739001010010", "card-7")
+    run(runner, "keys", "rotate-pan-key", *cfg)
+    stale = KeyStore.load(key_store, bytes.fromhex(master))  # another process, read before
+    wrapped_v1 = next(e.wrapped for e in stale.entries() if e.name == "pan-data")
+    hsm.reload()
+    with pytest.raises(SecurityError, match="newest"):
+        hsm.retire_pan_key(2)
+    hsm.retire_pan_key(1)
+    assert wrapped_v1 not in key_store.read_text()
+    with pytest.raises(SecurityError):
+        hsm.decrypt_pan(old, "card-7")
+    stale.put(stale.get("pan-hash").__class__("zpk-x", KeyType.ZPK, KeyAlgorithm.TDES,
+                                              secrets.token_bytes(16), 1))  # fmt: skip
+    again = KeyStore.load(key_store, bytes.fromhex(master))
+    assert again.versions("pan-data") == [2] and "zpk-x" in {e.name for e in again.entries()}
+    listed = run(runner, "keys", "list", *cfg)
+    assert "retired" in listed.output
+    with pytest.raises(SecurityError, match="not in the key store"):
+        hsm.retire_pan_key(1)  # once only

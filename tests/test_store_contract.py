@@ -258,6 +258,22 @@ async def test_card_create_find_get_list_and_duplicate_pan(store):
     assert open_pan(DATA_KEY, await store.pan_ciphertext(card.card_id), card.card_id) == pan
 
 
+async def test_a_pan_is_resealed_only_over_the_ciphertext_read(store):
+    """Compare-and-set: the new ciphertext replaces the one read, not one written meanwhile
+    (a replacement card sealed again by another process)."""
+    card, pan, _ = await _card_with_blob(store)
+    first = await store.pan_ciphertext(card.card_id)
+    second = seal_pan(DATA_KEY, 2, pan, card.card_id)
+    assert await store.reseal_pan(card.card_id, first, second)
+    assert await store.pan_ciphertext(card.card_id) == second
+    third = seal_pan(DATA_KEY, 3, pan, card.card_id)
+    assert not await store.reseal_pan(card.card_id, first, third)  # stale: changed meanwhile
+    assert await store.pan_ciphertext(card.card_id) == second
+    assert await store.get_card(card.card_id) == card  # nothing else of the card changed
+    with pytest.raises(NotFound):
+        await store.reseal_pan("no-such-card", first, third)
+
+
 async def _card_with_blob(store):
     await store.put_product(PRODUCT)
     await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=1000))

@@ -1367,6 +1367,68 @@ class CardService:
         await self.record_audit("card.account_updates", "cards", None, summary)
         return summary
 
+    async def reseal_pans(self) -> dict[str, Any]:
+        """Every stored PAN sealed under an older PAN data key sealed again under the newest
+        (after ``authhost keys rotate-pan-key``), so that the old version can be retired at
+        the end of its cryptoperiod. Each card is changed only if its ciphertext is still the
+        one read (compare-and-set): a card replaced meanwhile is counted, and a second run
+        finishes it. Audited with the counts, never a PAN."""
+        current = self.security.pan_key_version()
+        before: dict[int, int] = {}
+        resealed = changed_meanwhile = 0
+        async for card in self._every_card():
+            blob = await self.store.pan_ciphertext(card.card_id)
+            version = self.security.pan_blob_version(blob)
+            before[version] = before.get(version, 0) + 1
+            new = self.security.reseal_pan(blob, card.card_id)
+            if new is None:
+                continue
+            if await self.store.reseal_pan(card.card_id, blob, new):
+                resealed += 1
+            else:
+                changed_meanwhile += 1
+        summary = {
+            "pan_key_version": current,
+            "cards_by_version_before": {str(v): n for v, n in sorted(before.items())},
+            "resealed": resealed,
+            "changed_meanwhile": changed_meanwhile,
+        }
+        await self.record_audit("pan_key.reseal", "pan-data", None, summary)
+        return summary
+
+    async def retire_pan_key(self, version: int) -> dict[str, Any]:
+        """Destroy PAN data key ``version`` once no stored PAN is sealed under it (409 naming
+        how many still are: reseal them first); the newest version cannot be retired.
+        Audited."""
+        if version == self.security.pan_key_version():
+            raise ConflictError(
+                f"PAN data key version {version} is the newest: rotate the key "
+                "(authhost keys rotate-pan-key) and reseal first"
+            )
+        still = 0
+        async for card in self._every_card():
+            blob = await self.store.pan_ciphertext(card.card_id)
+            still += self.security.pan_blob_version(blob) == version
+        if still:
+            raise ConflictError(
+                f"{still} stored PAN(s) are still sealed under PAN data key version {version}: "
+                "run authhost keys reseal-pans first"
+            )
+        try:
+            self.security.retire_pan_key(version)
+        except SecurityError as exc:
+            raise ConflictError(str(exc)) from None
+        result = {"retired_version": version, "pan_key_version": self.security.pan_key_version()}
+        await self.record_audit("pan_key.retire", "pan-data", None, result)
+        return result
+
+    async def _every_card(self) -> AsyncIterator[Card]:
+        offset = 0
+        while page := await self.store.list_cards("", "", 1000, offset):
+            offset += len(page)
+            for card in page:
+                yield card
+
     async def _clear_pan(self, card_id: str) -> str:
         """The card's PAN, decrypted for one of the sanctioned ways out (never kept)."""
         return self.security.decrypt_pan(await self.store.pan_ciphertext(card_id), card_id)

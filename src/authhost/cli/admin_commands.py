@@ -27,6 +27,7 @@ from authhost.admin import requests as rq
 from authhost.admin.errors import ServiceError, invalid_request
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.cards.model import CardKind, PinMethod
+from authhost.cli.key_commands import keys_app
 from authhost.cli.model_commands import models_app
 from authhost.config import Config, ConfigError, load_config
 from authhost.security.errors import SecurityError
@@ -502,6 +503,26 @@ def cards_exception_file(
     """
     count = _run(_config(config, store), lambda s: s.export_exception_file(out), show=False)
     _say(f"wrote {count} exception record(s) to {out} (mode 0600)")
+
+
+@keys_app.command("reseal-pans")
+def keys_reseal_pans(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Seal every stored PAN under the newest PAN data key (after rotate-pan-key), so that the
+    old version can be retired; safe to run while the server serves, and to run again.
+    Audited."""
+    _run(_config(config, store), lambda s: s.reseal_pans())
+
+
+@keys_app.command("retire-pan-key")
+def keys_retire_pan_key(
+    version: Annotated[int, typer.Argument(help="the PAN data key version to destroy")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Destroy an old PAN data key version at the end of its cryptoperiod: refused while any
+    stored PAN is still sealed under it (run reseal-pans first), and for the newest version.
+    Audited."""
+    _run(_config(config, store), lambda s: s.retire_pan_key(version))
 
 
 @cards.command("account-updates")

@@ -59,16 +59,21 @@ def _fail(exc: Exception) -> None:
 
 @keys_app.command("list")
 def keys_list(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> None:
-    """Every key version: name, version, type, algorithm, KCV and creation time."""
+    """Every key version: name, version, type, algorithm, KCV, creation time (and when it was
+    retired: its material destroyed)."""
     store = _store(config, key_store)
     if store.demo:
         typer.echo("# demo key store: test keys only, not for production")
     typer.echo(f"{'NAME':<16} {'VER':>3}  {'TYPE':<9} {'ALG':<5} {'KCV':<6}  CREATED (UTC)")
     for entry in store.entries():
         created = dt.datetime.fromtimestamp(entry.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        retired = ""
+        if entry.retired_at:
+            when = dt.datetime.fromtimestamp(entry.retired_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+            retired = f"  retired {when}"
         typer.echo(
             f"{entry.name:<16} {entry.version:>3}  {entry.key_type:<9} {entry.algorithm:<5} "
-            f"{entry.kcv:<6}  {created}"
+            f"{entry.kcv:<6}  {created}{retired}"
         )
 
 

@@ -132,6 +132,9 @@ class KeyEntry:
     kcv: str
     wrapped: str
     created_at: float
+    # a retired version: its material destroyed (``wrapped`` empty), kept as a tombstone so
+    # that no process holding the file from before brings it back when it saves
+    retired_at: float = 0.0
 
     def aad(self) -> bytes:
         return f"{self.name}|{self.key_type}|{self.algorithm}|{self.version}".encode()
@@ -220,7 +223,24 @@ class KeyStore:
         return sorted(self._entries.values(), key=_order)
 
     def versions(self, name: str) -> list[int]:
-        return sorted(v for (n, v) in self._entries if n == name)
+        """The live versions of ``name`` (retired ones left out), oldest first."""
+        return sorted(v for (n, v), e in self._entries.items() if n == name and not e.retired_at)
+
+    def retire(self, name: str, version: int) -> KeyEntry:
+        """Destroy one version of a key: its material leaves the file, a tombstone stays. The
+        newest live version cannot be retired (it is the one in use)."""
+        with self._locked():
+            entry = self._entries.get((name, version))
+            if entry is None or entry.retired_at:
+                raise KeyNotFound(f"key {name!r} version {version} is not in the key store")
+            if version == self.versions(name)[-1]:
+                raise KeyStoreError(
+                    f"key {name!r} version {version} is the newest: add a version first"
+                )
+            tombstone = KeyEntry(**{**asdict(entry), "wrapped": "", "retired_at": time.time()})
+            self._entries[(name, version)] = tombstone
+            self.save()
+        return tombstone
 
     def created_at(self, name: str, version: int) -> float:
         """When a key version was saved (Unix time); KeyNotFound if absent."""
@@ -238,6 +258,8 @@ class KeyStore:
         entry = self._entries.get((name, version))
         if entry is None:
             raise KeyNotFound(f"key {name!r} version {version} is not in the key store")
+        if entry.retired_at:
+            raise KeyNotFound(f"key {name!r} version {version} was retired (destroyed)")
         blob = bytes.fromhex(entry.wrapped)
         try:
             material = self._aead.decrypt(blob[:12], blob[12:], entry.aad())
@@ -262,7 +284,10 @@ class KeyStore:
                 if self.path.exists():
                     on_disk = KeyStore.load(self.path, self._master)
                     for ident, entry in on_disk._entries.items():
-                        self._entries.setdefault(ident, entry)
+                        if entry.retired_at:  # retired by another process: stays retired
+                            self._entries[ident] = entry
+                        else:
+                            self._entries.setdefault(ident, entry)
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)

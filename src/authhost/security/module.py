@@ -314,7 +314,11 @@ class SecurityModule:
         return pan_protection.pan_index(self._key(PAN_HASH_KEY, _PAN_HASH_TYPE).material, pan)
 
     def encrypt_pan(self, pan: str, card_id: str) -> bytes:
-        """The PAN under the newest PAN data key, bound to the card id."""
+        """The PAN under the newest PAN data key, bound to the card id. The key store is read
+        again first if another process changed it (a rotation, or a retirement that must
+        never see a new PAN sealed under the version it destroyed)."""
+        if self._store.changed_on_disk():
+            self.reload()
         key = self._key(PAN_DATA_KEY, KeyType.PAN_DATA)
         return pan_protection.seal_pan(key.material, key.version, pan, card_id)
 
@@ -334,6 +338,32 @@ class SecurityModule:
         key = key_admin.rotate_pan_key(self._store)
         self._cache = _KeyCache(self._store)
         return key
+
+    def pan_key_version(self) -> int:
+        """The PAN data key version new PANs are sealed under."""
+        if self._store.changed_on_disk():
+            self.reload()  # rotated by another process since we started
+        return self._key(PAN_DATA_KEY, KeyType.PAN_DATA).version
+
+    def pan_blob_version(self, blob: bytes) -> int:
+        """The PAN data key version a stored PAN was sealed under."""
+        try:
+            return pan_protection.blob_version(blob)
+        except pan_protection.PanProtectionError as exc:
+            raise SecurityError(str(exc)) from None
+
+    def reseal_pan(self, blob: bytes, card_id: str) -> bytes | None:
+        """The PAN of ``blob`` sealed under the newest PAN data key, or None when it is sealed
+        under it already. The PAN never leaves this method."""
+        if self.pan_blob_version(blob) == self.pan_key_version():
+            return None
+        return self.encrypt_pan(self.decrypt_pan(blob, card_id), card_id)
+
+    def retire_pan_key(self, version: int) -> None:
+        """Destroy an old PAN data key version (no stored PAN may still need it: the caller
+        checks). The newest version cannot be retired."""
+        self._store.retire(PAN_DATA_KEY, version)  # SecurityError: unknown, or the newest
+        self._cache = _KeyCache(self._store)
 
     # --- card verification values -----------------------------------------------------------
 

@@ -319,6 +319,12 @@ class CardStore(Protocol):
 
     async def pan_ciphertext(self, card_id: str) -> bytes: ...
 
+    async def reseal_pan(self, card_id: str, old: bytes, new: bytes) -> bool:
+        """Replace the card's PAN ciphertext ``old`` by ``new`` (the same PAN under the newest
+        PAN data key) if it is still ``old``; False when it changed meanwhile. NotFound for an
+        unknown card."""
+        ...
+
     # --- journal, audit, lists, idempotency ------------------------------------------------
     async def journal(self, query: JournalQuery) -> list[JournalEntry]: ...
 

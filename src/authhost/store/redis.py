@@ -211,6 +211,7 @@ class RedisCardStore:
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
+        self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
@@ -1110,6 +1111,16 @@ class RedisCardStore:
         if raw is None:
             raise NotFound(f"card {card_id} not found")
         return bytes(raw)
+
+    async def reseal_pan(self, card_id: str, old: bytes, new: bytes) -> bool:
+        account_id = await self._card_account(card_id)
+        done = -1
+        if account_id is not None:
+            card_key = self._keys.account(account_id).card(card_id)
+            done = int(await self._reseal_pan([card_key], [old, new]))
+        if done < 0:
+            raise NotFound(f"card {card_id} not found")
+        return done == 1
 
     # --- journal -------------------------------------------------------------------------------
 

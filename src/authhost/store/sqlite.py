@@ -703,6 +703,22 @@ class SqliteCardStore:
             raise NotFound(f"card {card_id} not found")
         return bytes(row[0])
 
+    async def reseal_pan(self, card_id: str, old: bytes, new: bytes) -> bool:
+        def reseal(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE cards SET pan_ciphertext = ? WHERE card_id = ? AND pan_ciphertext = ?",
+                (new, card_id, old),
+            ).rowcount
+            if (
+                not changed
+                and conn.execute("SELECT 1 FROM cards WHERE card_id = ?", (card_id,)).fetchone()
+                is None
+            ):
+                raise NotFound(f"card {card_id} not found")
+            return bool(changed)
+
+        return await self._writer.run(reseal)
+
     # --- journal, audit, lists, idempotency ----------------------------------------------
 
     @staticmethod
