@@ -124,6 +124,9 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "until": ("number", "to this time, epoch seconds (exclusive)"),
     "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
     "challenger_threshold": ("integer", "0-999 (default: the challenger artifact's own)"),
+    "amount_minor": ("integer", "also approvals at or above this amount, minor units (0: not)"),
+    "card_not_present": ("boolean", "true: also approvals without the card (e-commerce, MOTO)"),
+    "abroad": ("boolean", "true: also approvals outside the card's home country"),
 }
 
 
@@ -134,6 +137,13 @@ def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
     if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
         raise ServiceError(f"query parameter {name} must be an integer from {low} to {high}")
     return int(raw)
+
+
+def _bool_param(call: Call, name: str) -> bool:
+    raw = call.query.get(name, "")
+    if raw not in ("", "true", "false"):
+        raise ServiceError(f"query parameter {name} must be true or false")
+    return raw == "true"
 
 
 def _page(call: Call) -> tuple[int, int]:
@@ -331,6 +341,16 @@ async def _find_entries(call: Call) -> Any:
 async def _money_movements(call: Call) -> Any:
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
     return await call.service.money_movements(after_id, _int_param(call, "limit", 1000, 1, 10_000))
+
+
+async def _cardholder_alerts(call: Call) -> Any:
+    return await call.service.cardholder_alerts(
+        _int_param(call, "after_id", 0, 0, 10**15),
+        _int_param(call, "limit", 1000, 1, 10_000),
+        amount_minor=_int_param(call, "amount_minor", 0, 0, 10**12),
+        card_not_present=_bool_param(call, "card_not_present"),
+        abroad=_bool_param(call, "abroad"),
+    )
 
 
 async def _journal_totals(call: Call) -> Any:
@@ -772,6 +792,20 @@ def _routes() -> list[Route]:
             query=("after_id", "limit"),
             tag="journal",
             response=v.MoneyMovements,
+        ),
+        Route(
+            "GET",
+            "/v1/journal/alerts",
+            _cardholder_alerts,
+            "The cardholder alerts after journal id `after_id`, in journal order, for the "
+            "notification service (SMS, push): always a payment declined as suspected fraud "
+            "(59), a lost or stolen card used (41, 43), the PIN locked (75), money received; "
+            "and approvals at or above `amount_minor`, without the card present "
+            "(`card_not_present=true`) or abroad (`abroad=true`). Once 2 s old; poll again with "
+            "next_after_id",
+            query=("after_id", "limit", "amount_minor", "card_not_present", "abroad"),
+            tag="journal",
+            response=v.CardholderAlerts,
         ),
         Route(
             "GET",

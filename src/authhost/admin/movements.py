@@ -2,14 +2,12 @@
 
 The host moves money in its own store as it answers (holds, postings, credits, releases); the
 bank's ledger learns of them by polling this feed with the last ``journal_id`` it posted and
-getting the next movements in journal order, each once. An entry is listed only once it is
-``SETTLE_S`` old: journal ids are taken before a write lands (Redis), so a poller that moved
-past a young entry could miss an older id committed a moment later; none lands that late (a
-write that has begun is finished within the request's deadline).
+getting the next movements in journal order, each once.
 
 Each movement names the account, which way the money went (``totals.movement_of``: hold,
 post, credit, release, take_back) and how much the store really moved, and ``hold_ref``, the
-key a release or a completion shares with the hold or posting it undoes.
+key a release or a completion shares with the hold or posting it undoes. The paging and the
+settling wait are ``admin.journal_feed``'s.
 """
 
 from __future__ import annotations
@@ -17,12 +15,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from authhost.admin.journal_feed import next_in_feed
 from authhost.admin.totals import iso_time, movement_of
 from authhost.store.interface import JournalQuery
 from authhost.store.records import JournalEntry
-
-SETTLE_S = 2.0
-PAGE = 1000
 
 
 def movement_view(entry: JournalEntry, movement: str) -> dict[str, Any]:
@@ -53,19 +49,10 @@ async def next_movements(
 ) -> dict[str, Any]:
     """Up to ``limit`` movements after ``after_id``, in journal order, and ``next_after_id``:
     the id to ask after next time (past entries that moved nothing, never past a young one)."""
-    movements: list[dict[str, Any]] = []
-    cursor = after_id
-    while len(movements) < limit:
-        page = await read(JournalQuery(after_id=cursor, limit=PAGE))
-        for entry in page:
-            if entry.ts > now - SETTLE_S:
-                return {"movements": movements, "next_after_id": cursor}
-            movement = movement_of(entry)
-            if movement:
-                movements.append(movement_view(entry, movement))
-            cursor = entry.journal_id
-            if len(movements) == limit:
-                break
-        if len(page) < PAGE:
-            break
+
+    def pick(entry: JournalEntry) -> dict[str, Any] | None:
+        movement = movement_of(entry)
+        return movement_view(entry, movement) if movement else None
+
+    movements, cursor = await next_in_feed(read, pick, after_id, limit, now)
     return {"movements": movements, "next_after_id": cursor}

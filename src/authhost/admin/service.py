@@ -995,6 +995,31 @@ class CardService:
             raise InvalidRequest("limit is 1 to 10,000 and after_id 0 or more")
         return await next_movements(self.store.journal, after_id, limit, self.clock())
 
+    async def cardholder_alerts(
+        self,
+        after_id: int = 0,
+        limit: int = 1000,
+        *,
+        amount_minor: int = 0,
+        card_not_present: bool = False,
+        abroad: bool = False,
+    ) -> dict[str, Any]:
+        """The alerts after journal id ``after_id`` for the cardholder notification service
+        (``admin.alerts``), with its policy for approvals: poll with ``next_after_id``."""
+        from authhost.admin.alerts import AlertPolicy, alert_kinds, alert_view
+        from authhost.admin.journal_feed import next_in_feed
+
+        if not 1 <= limit <= 10_000 or after_id < 0 or amount_minor < 0:
+            raise InvalidRequest("limit is 1 to 10,000, after_id and amount_minor 0 or more")
+        policy = AlertPolicy(amount_minor, card_not_present, abroad)
+
+        def pick(entry: JournalEntry) -> dict[str, Any] | None:
+            kinds = alert_kinds(entry, policy)
+            return alert_view(entry, kinds) if kinds else None
+
+        alerts, cursor = await next_in_feed(self.store.journal, pick, after_id, limit, self.clock())
+        return {"alerts": alerts, "next_after_id": cursor}
+
     async def find_entries(
         self, *, rrn: str, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> list[dict[str, Any]]:

@@ -146,6 +146,16 @@ class MoneyMovements(_View):
     next_after_id: int = Field(description="the after_id of the next poll")
 
 
+class CardholderAlerts(_View):
+    alerts: list[dict[str, Any]] = Field(
+        description="journal_id, time, card_id, account_id, pan (masked), alerts (why: "
+        "suspected_fraud_declined, lost_card_used, stolen_card_used, pin_locked, "
+        "money_received, large_amount, card_not_present, abroad), response_code, rrn, "
+        "amount_minor, currency, merchant_name, mcc, country, channel"
+    )
+    next_after_id: int = Field(description="the after_id of the next poll")
+
+
 class JournalList(_View):
     journal: list[dict[str, Any]] = Field(
         description="rows with the journal export columns, plus verdict: null (none reported), "

@@ -975,6 +975,35 @@ def journal_movements(
     _run(_config(config, store), lambda s: s.money_movements(after_id, limit))
 
 
+@journal.command("alerts")
+def journal_alerts(
+    after_id: Annotated[int, typer.Option(min=0, help="the last journal id already read")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="alerts at most")] = 1000,
+    amount_minor: Annotated[
+        int, typer.Option(min=0, help="also approvals at or above this amount (0: not)")
+    ] = 0,
+    card_not_present: Annotated[
+        bool, typer.Option("--card-not-present", help="also approvals without the card")
+    ] = False,
+    abroad: Annotated[bool, typer.Option("--abroad", help="also approvals abroad")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The cardholder alerts after a journal id, in order, for the notification service:
+    suspected fraud declined, a lost or stolen card used, the PIN locked, money received, and
+    the approvals asked for; ask again with next_after_id."""
+    _run(
+        _config(config, store),
+        lambda s: s.cardholder_alerts(
+            after_id,
+            limit,
+            amount_minor=amount_minor,
+            card_not_present=card_not_present,
+            abroad=abroad,
+        ),  # fmt: skip
+    )
+
+
 @journal.command("find")
 def journal_find(
     rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],

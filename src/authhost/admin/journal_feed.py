@@ -1,0 +1,48 @@
+"""A feed over the journal for a system that polls it: the entries of one kind after the last
+``journal_id`` it read, in journal order, each once.
+
+The core ledger reads money movements this way (``admin.movements``), the cardholder
+notification service its alerts (``admin.alerts``). An entry is listed only once it is
+``SETTLE_S`` old: journal ids are taken before a write lands (Redis), so a poller that moved
+past a young entry could miss an older id committed a moment later; none lands that late (a
+write that has begun is finished within the request's deadline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from authhost.store.interface import JournalQuery
+from authhost.store.records import JournalEntry
+
+SETTLE_S = 2.0
+PAGE = 1000
+
+
+async def next_in_feed(
+    read: Callable[[JournalQuery], Awaitable[list[JournalEntry]]],
+    pick: Callable[[JournalEntry], dict[str, Any] | None],
+    after_id: int,
+    limit: int,
+    now: float,
+) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``limit`` views ``pick`` makes of the entries after ``after_id`` (None: not one
+    of the feed's), and the id to ask after next time (past entries that made none, never
+    past a young one)."""
+    found: list[dict[str, Any]] = []
+    cursor = after_id
+    while len(found) < limit:
+        page = await read(JournalQuery(after_id=cursor, limit=PAGE))
+        for entry in page:
+            if entry.ts > now - SETTLE_S:
+                return found, cursor
+            view = pick(entry)
+            if view is not None:
+                found.append(view)
+            cursor = entry.journal_id
+            if len(found) == limit:
+                break
+        if len(page) < PAGE:
+            break
+    return found, cursor
