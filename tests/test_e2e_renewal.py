@@ -16,16 +16,22 @@ from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
 
+async def year_ahead(
+    store, security: SecurityModule, card: dict[str, Any]
+) -> tuple[CardService, str]:
+    """The back office a year ahead (renewals are issued near expiry, so the renewed card's
+    expiry differs from the card it renews), and the id of ``card``."""
+    service = CardService(store, security, actor="e2e", clock=lambda: time.time() + 3.2e7)
+    return service, (await service.find_card(card["pan"]))["card_id"]
+
+
 async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, store_url):  # noqa: F811
     host = await start_host(nursery, tmp_path, store_url)
     old = host.cards["restricted"]
     security = SecurityModule.open(host.config.security, demo=True)
     switch = await Switch.connect(host.port)
     async with opened_store(store_url) as store:
-        # renewals are issued near expiry: run the back office a year ahead, so the renewed
-        # card's expiry differs from the card it renews
-        service = CardService(store, security, actor="e2e", clock=lambda: time.time() + 3.2e7)
-        old_id = (await service.find_card(old["pan"]))["card_id"]
+        service, old_id = await year_ahead(store, security, old)
 
         async def code(card: dict[str, Any]) -> str:
             return (await switch.send(purchase(card, 500)))["39"]
@@ -56,11 +62,10 @@ async def test_a_subscription_kept_on_file_survives_the_renewal(nursery, tmp_pat
     does not say, or an expiry the card never had, is not."""
     host = await start_host(nursery, tmp_path, store_url)
     old = host.cards["active-visa"]
-    security = SecurityModule.open(host.config.security, demo=True)
     switch = await Switch.connect(host.port)
     async with opened_store(store_url) as store:
-        service = CardService(store, security, actor="e2e", clock=lambda: time.time() + 3.2e7)
-        old_id = (await service.find_card(old["pan"]))["card_id"]
+        security = SecurityModule.open(host.config.security, demo=True)
+        service, old_id = await year_ahead(store, security, old)
         renewed = await service.apply(old_id, "renew")
         for action in ("ship", "activate"):
             await service.apply(renewed["card_id"], action)

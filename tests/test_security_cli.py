@@ -83,13 +83,19 @@ def test_kek_from_components(setup) -> None:
     assert itself.exit_code == 1 and "under itself" in itself.output
 
 
-def test_rotate_pan_key_keeps_old_pans_readable(setup, tmp_path) -> None:
+def pan_keys(setup) -> tuple[SecurityModule, bytes]:
+    """The PAN keys made by the CLI, a security module on them, and a PAN sealed under v1."""
     runner, cfg, key_store, master = setup
     run(runner, "keys", "generate", "pan-hash", "--type", "pan-hash", *cfg)
     run(runner, "keys", "generate", "pan-data", "--type", "pan-data", *cfg)
     security = SecurityConfig(key_store=str(key_store))
     hsm = SecurityModule.open(security, env={"AUTHHOST_MASTER_KEY": master})
-    old = hsm.encrypt_pan("4761739001010010", "card-7")
+    return hsm, hsm.encrypt_pan("4761739001010010", "card-7")
+
+
+def test_rotate_pan_key_keeps_old_pans_readable(setup, tmp_path) -> None:
+    runner, cfg, _, _ = setup
+    hsm, old = pan_keys(setup)
     result = run(runner, "keys", "rotate-pan-key", *cfg)
     assert result.exit_code == 0 and "version 2" in result.output
     hsm.reload()
@@ -128,11 +134,7 @@ def test_a_retired_pan_key_version_is_destroyed_for_every_process(setup) -> None
     decrypts, a process that read the file before and saves afterwards does not bring it back,
     and the newest version cannot be retired."""
     runner, cfg, key_store, master = setup
-    run(runner, "keys", "generate", "pan-hash", "--type", "pan-hash", *cfg)
-    run(runner, "keys", "generate", "pan-data", "--type", "pan-data", *cfg)
-    security = SecurityConfig(key_store=str(key_store))
-    hsm = SecurityModule.open(security, env={"AUTHHOST_MASTER_KEY": master})
-    old = hsm.encrypt_pan("4761739001010010", "card-7")
+    hsm, old = pan_keys(setup)
     run(runner, "keys", "rotate-pan-key", *cfg)
     stale = KeyStore.load(key_store, bytes.fromhex(master))  # another process, read before
     wrapped_v1 = next(e.wrapped for e in stale.entries() if e.name == "pan-data")
