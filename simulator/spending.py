@@ -38,7 +38,6 @@ CONTACTLESS_LIMIT = 5_000  # 50.00 EUR without PIN
 PIN_SHARE_CHIP = 0.75  # chip purchases verified by PIN (the rest by signature / no CVM)
 STRIPE_SHARE = 0.004  # card-present purchases falling back to the magnetic stripe
 REFUND_SHARE = 0.008
-TRANSFER_IN_SHARE = 0.01  # of the card's transactions: about one transfer received a quarter
 INQUIRY_SHARE = 0.06  # ATM visits that only ask for the balance
 PIN_SLIP_SHARE = 0.012  # genuine PIN entries mistyped
 CVV2_SLIP_SHARE = 0.006  # genuine online purchases with a mistyped CVV2
@@ -135,10 +134,7 @@ def everyday(
     category = habits.sample_rows(habits.CATEGORY_CDF, cards.persona[card], rng)
     country = cards.home[card]
     batch = transactions(cards, merchants, card, ts, category, country, rng)
-    end = start + days * DAY
-    return TxBatch.concat(
-        [batch, slips(batch, rng), refunds(batch, end, rng), transfers_in(batch, end, rng)]
-    )
+    return TxBatch.concat([batch, slips(batch, rng), refunds(batch, start + days * DAY, rng)])
 
 
 def slips(batch: TxBatch, rng: np.random.Generator) -> TxBatch:
@@ -156,11 +152,12 @@ def slips(batch: TxBatch, rng: np.random.Generator) -> TxBatch:
     return retries
 
 
-def transfers_in(batch: TxBatch, end: float, rng: np.random.Generator) -> TxBatch:
-    """Money sent to the card (Visa's original credit, 26): a friend paying back, a
-    marketplace payout, a gambling win. Genuine cardholders receive them too, and sometimes
-    take cash out the same day, so money received is a hint of a mule, not proof."""
-    chosen = rng.random(len(batch)) < TRANSFER_IN_SHARE
+def transfers_in(batch: TxBatch, share: float, end: float, rng: np.random.Generator) -> TxBatch:
+    """Money sent to the card (Visa's original credit, 26) beside ``share`` of the card's
+    transactions: a friend paying back, a marketplace payout, a gambling win. Genuine
+    cardholders receive them too, and sometimes take cash out the same day, so money received
+    is a hint of a mule, not proof."""
+    chosen = rng.random(len(batch)) < share
     out = batch.take(np.flatnonzero(chosen))
     n = len(out)
     out.ts = np.minimum(out.ts + rng.uniform(-2, 2, n) * DAY, end - 60.0)

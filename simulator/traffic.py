@@ -38,7 +38,7 @@ from simulator.batch import (
 )
 from simulator.population import DAY, PRODUCTS, Cards, make_cards, make_merchants
 from simulator.settle import APPROVED, REASONS, RESPONSE_CODES, settle
-from simulator.spending import everyday
+from simulator.spending import everyday, transfers_in
 
 CURRENCY = "978"
 DEFAULT_START = 1767225600.0  # 2026-01-01T00:00:00Z: a fixed start keeps seeds reproducible
@@ -55,7 +55,10 @@ class ScenarioRates:
     account_takeover: float = 0.003
     travel: float = 0.08  # genuine: label 0
     bin_attack: float = 0.0  # attacks a day (unknown card numbers at one merchant), not cards
-    money_mule: float = 0.002  # cards paid by transfer and emptied at ATMs within hours
+    money_mule: float = 0.0  # cards paid by transfer and emptied at ATMs within hours
+    # genuine transfers to the card, as a share of everyday transactions (0.01: about one a
+    # card a quarter): with mules, so that a transfer received is no proof
+    transfers_in: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
@@ -152,10 +155,10 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     daily, trips = scenarios.travel(cards, merchants, daily, travellers, start, days, rng)
 
     order = rng.permutation(n)
-    shares = (rates.card_testing, rates.stolen_card, rates.account_takeover, rates.money_mule)
-    cuts = np.cumsum([0, *(round(r * n) for r in shares)])
-    testing_victims, stolen_victims, takeover_victims, mules = (
-        order[cuts[i] : cuts[i + 1]] for i in range(4)
+    sizes = [round(r * n) for r in (rates.card_testing, rates.stolen_card, rates.account_takeover)]
+    cuts = np.cumsum([0, *sizes])
+    testing_victims, stolen_victims, takeover_victims = (
+        order[cuts[i] : cuts[i + 1]] for i in range(3)
     )
     compromised = scenarios.compromised_merchant(
         cards, merchants, daily, round(rates.compromised_merchant * n), order[: cuts[-1]],
@@ -166,13 +169,20 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
         cards, merchants, stolen_victims, start, days, rng
     )
     takeover = scenarios.account_takeover(cards, merchants, takeover_victims, start, days, rng)
-    mule = scenarios.money_mule(cards, merchants, mules, start, days, rng)
+    # money to the card is drawn from a stream of its own, after the rest: without it, a seed
+    # gives the rows it gave before transfers were simulated
+    money = np.random.default_rng([config.seed, 26])
+    taken = np.concatenate([order[: cuts[-1]], compromised.card])  # no card in two scenarios
+    free = np.setdiff1d(np.arange(n), taken)
+    mules = money.choice(free, size=min(round(rates.money_mule * n), len(free)), replace=False)
+    mule = scenarios.money_mule(cards, merchants, mules, start, days, money)
 
     genuine = TxBatch.concat([daily, trips])
     genuine = genuine.take(
         np.flatnonzero(~_blocked(genuine, stolen_victims, blocked_from, blocked_to, n))
     )
-    parts = [genuine, compromised, testing, stolen, takeover, mule]
+    received = transfers_in(genuine, rates.transfers_in, end, money)
+    parts = [genuine, received, compromised, testing, stolen, takeover, mule]
     unknown = None
     if rates.bin_attack:  # drawn last: the other scenarios' rows stay what they were
         unknown, hits = scenarios.bin_attack(cards, merchants, rates.bin_attack, start, days, rng)

@@ -38,6 +38,11 @@ def traffic(
         ScenarioRates().money_mule,
         help="Share of cards used as money mules: paid by transfer, emptied at ATMs.",
     ),
+    transfers_in: float = typer.Option(
+        ScenarioRates().transfers_in,
+        help="Genuine transfers to the card, as a share of everyday transactions (0.01: about "
+        "one a card a quarter).",
+    ),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Generate labelled traffic in the journal export format (+ label, scenario).
@@ -48,7 +53,7 @@ def traffic(
     """
     try:
         rates = ScenarioRates(card_testing, compromised_merchant, stolen_card, account_takeover,
-                              travel, bin_attack, money_mule)  # fmt: skip
+                              travel, bin_attack, money_mule, transfers_in)  # fmt: skip
         config = TrafficConfig(cards=cards, days=days, seed=seed, start=start, rates=rates)
     except ValueError as error:
         raise _fail(str(error)) from None

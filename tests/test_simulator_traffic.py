@@ -20,7 +20,7 @@ from simulator.traffic import ScenarioRates, TrafficConfig, generate
 FRAUD = {"card_testing", "compromised_merchant", "stolen_card", "account_takeover", "money_mule"}
 RATES = ScenarioRates(
     card_testing=0.02, compromised_merchant=0.02, stolen_card=0.015, account_takeover=0.01,
-    travel=0.1, money_mule=0.01,
+    travel=0.1, money_mule=0.01, transfers_in=0.01,
 )  # fmt: skip
 
 
@@ -248,3 +248,16 @@ def test_mules_are_paid_by_transfer_and_emptied_at_atms_within_hours(rows):
         assert taken >= 0.5 * transfer["amount_minor"], transfer
     genuine = [r for r in rows if r["processing_code"] == "260000" and r["label"] == 0]
     assert len(genuine) > len(paid)
+
+
+def test_money_to_the_card_leaves_the_other_rows_of_a_seed_as_they_were():
+    """Transfers and mules are drawn from a stream of their own: a seed without them gives
+    the rows it gave before they were simulated, and with them, the same rows plus theirs."""
+    config = TrafficConfig(cards=300, days=10, seed=4)
+    plain = generate(config).rows()
+    rates = replace(config.rates, money_mule=0.02, transfers_in=0.01)
+    added = generate(replace(config, rates=rates)).rows()
+    kept = [r for r in added if r["scenario"] != "money_mule" and r["processing_code"] != "260000"]
+    key = ("ts", "card_id", "amount_minor", "merchant_id", "processing_code")
+    assert [tuple(r[k] for k in key) for r in kept] == [tuple(r[k] for k in key) for r in plain]
+    assert len(added) > len(plain)

@@ -109,6 +109,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         banner = [f"store: {redacted(config.store.url)}"]
         cards = CardService(
             store, security, actor="system", models_dir=config.models.dir,
+            rules_file=config.rules.file, lists_dir=config.rules.lists_dir,
             hold_days=config.auth.hold_days,
         )  # fmt: skip
         if demo:

@@ -277,6 +277,10 @@ async def _explain_entry(call: Call) -> Any:
     return await call.service.explain_entry(call.path["card_id"], _journal_id(call), model)
 
 
+async def _explain_rules(call: Call) -> Any:
+    return await call.service.explain_rules(call.path["card_id"], _journal_id(call))
+
+
 async def _expiring_cards(call: Call) -> Any:
     return await call.service.expiring_cards(_int_param(call, "months", 12, 1, 60))
 
@@ -741,6 +745,15 @@ def _routes() -> list[Route]:
             _explain_entry,
             "Why the model scored a journalled transaction so: its features, score and reasons",
             query=("model",),
+            tag="journal",
+        ),
+        Route(
+            "GET",
+            "/v1/cards/{card_id}/journal/{journal_id}/rules",
+            _explain_rules,
+            "What each rule of the server's rules file makes of a journalled transaction: "
+            "matched or not, with the values of the variables it reads, the set's outcome, "
+            "and what the journal recorded",
             tag="journal",
         ),
         Route(

@@ -1,4 +1,5 @@
-"""Why a journalled transaction scored what it did, asked after the fact by an analyst.
+"""Why a journalled transaction scored what it did, or what the rules made of it, asked after
+the fact by an analyst.
 
 The server keeps the model's reasons only for high scores (``[models] explain_from``). For any
 other entry this rebuilds the context the server had: the card's own 30 days of journal before
@@ -10,6 +11,7 @@ caller's choice (the active champion, or another artifact) scores and explains i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from authhost.admin.errors import NotFoundError
@@ -18,6 +20,8 @@ from authhost.cards.velocity import RETENTION_S
 from authhost.models.context import replay_contexts
 from authhost.models.features import feature_names, feature_values
 from authhost.models.scorer import Scorer
+from authhost.rules.engine import RuleSet
+from authhost.rules.explain import explain_rules
 from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
@@ -47,6 +51,41 @@ async def explain_journal_entry(
             for name, added in scorer.explain(ctx, top=TOP_REASONS)
         ],
         "features": dict(zip(feature_names(scorer.feature_set), values, strict=True)),
+        "rows_replayed": len(rows),
+    }
+
+
+async def explain_rules_for_entry(
+    store: CardStore,
+    card_id: str,
+    journal_id: int,
+    rule_set: RuleSet,
+    lists: Mapping[str, frozenset[str]],
+) -> dict[str, Any]:
+    """Each rule of ``rule_set`` on the entry's context as the server had it (the card's 30
+    days, and the merchant's last hour for rules that read it, replayed), with the values of
+    the variables it reads, beside what the journal recorded (``rules.explain``).
+
+    ``score`` is the model's: the journalled fraud score less the points of the score rules
+    that match (the server adds them after the model)."""
+    entry = await card_journal_entry(store, card_id, journal_id)
+    rows = await _history(store, entry, rule_set.reads_acceptors)
+    ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
+    score = entry.fraud_score if entry.fraud_score >= 0 else None
+    if score is not None:
+        delta = explain_rules(rule_set, ctx, score, lists)["outcome"]["score_delta"]
+        score = max(0, min(999, score - delta))
+    return {
+        "journal_id": journal_id,
+        "card_id": card_id,
+        "journalled": {
+            "response_code": entry.response_code,
+            "reason_codes": [r for r in entry.reason_codes.split(";") if r],
+            "rule_matches": [r for r in entry.rule_matches.split(";") if r],
+            "fraud_score": entry.fraud_score,
+        },
+        "score": score,
+        **explain_rules(rule_set, ctx, score, lists),
         "rows_replayed": len(rows),
     }
 

@@ -141,6 +141,8 @@ class CardService:
         *,
         clock: Callable[[], float] = time.time,
         models_dir: str | Path = "",
+        rules_file: str | Path = "",
+        lists_dir: str | Path = "",
         decide_many: Any = None,
         hold_days: float | None = None,
         _key_locks: tuple[anyio.Lock, ...] | None = None,
@@ -150,6 +152,8 @@ class CardService:
         self.actor = actor
         self.clock = clock
         self.models_dir = models_dir  # [models] dir: what explain_entry scores with
+        # [rules] file and lists_dir: what explain_rules evaluates
+        self.rules_file, self.lists_dir = rules_file, lists_dir
         # the server's AuthService.decide_many: clearing posts through it (None: not a server)
         self.decide_many = decide_many
         self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
@@ -164,6 +168,8 @@ class CardService:
             actor,
             clock=self.clock,
             models_dir=self.models_dir,
+            rules_file=self.rules_file,
+            lists_dir=self.lists_dir,
             decide_many=self.decide_many,
             hold_days=self.hold_days,
             _key_locks=self._key_locks,
@@ -886,6 +892,31 @@ class CardService:
         if scorer is None:
             raise InvalidRequest(f"no active model in {registry.root}; name one with model")
         return await explain_journal_entry(self.store, card_id, journal_id, scorer)
+
+    async def explain_rules(
+        self, card_id: str, journal_id: int, rules_file: str | Path = ""
+    ) -> dict[str, Any]:
+        """What each rule of the configured rules file (or ``rules_file``) makes of one of the
+        card's journalled transactions, with the values of the variables it reads
+        (``admin.explain``); the named lists are the lists directory's and the store's."""
+        from authhost.admin.explain import explain_rules_for_entry
+        from authhost.rules.lists import ListLoadError, load_lists, merge_lists
+        from authhost.rules.loader import load_rule_set
+        from authhost.rules.rulefile import RuleLoadError
+
+        await self._card(card_id)
+        path = rules_file or self.rules_file
+        if not path:
+            raise InvalidRequest("no rules file: set [rules] file, or name one")
+        try:
+            rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
+            from_files = load_lists(self.lists_dir) if self.lists_dir else {}
+        except (RuleLoadError, ListLoadError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        names = await self.store.list_names()
+        stored = {name: await self.store.get_list(name) for name in names}
+        lists = merge_lists(from_files, stored)
+        return await explain_rules_for_entry(self.store, card_id, journal_id, rule_set, lists)
 
     async def import_clearing(self, spec: rq.ClearingImport) -> dict[str, Any]:
         """Post a clearing file's presentments (``admin.clearing``) through the server's own

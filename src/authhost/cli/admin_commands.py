@@ -915,6 +915,27 @@ def journal_explain(
     _run(settings, explain)
 
 
+@journal.command("explain-rules")
+def journal_explain_rules(
+    card_id: str,
+    journal_id: int,
+    rules: Annotated[Path | None, typer.Option(help="a rules file (default: [rules] file)")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What each rule makes of one of the card's transactions: matched or not, the values of
+    the variables it reads (its context as the server had it, replayed), the set's outcome in
+    priority order, and what the journal recorded. Try a new rules file on a past case with
+    --rules."""
+    settings = _config(config, store)
+
+    async def explain(service: CardService) -> dict[str, Any]:
+        service.rules_file, service.lists_dir = settings.rules.file, settings.rules.lists_dir
+        return await service.explain_rules(card_id, journal_id, rules or "")
+
+    _run(settings, explain)
+
+
 @journal.command("fraud-reports")
 def journal_fraud_reports(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,

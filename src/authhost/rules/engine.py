@@ -249,3 +249,21 @@ def _compile(code: str, version: str) -> Callable[[Any, Any, Any], tuple[list[in
     namespace: dict[str, Any] = {"__builtins__": {}, "EMPTY_LIST": EMPTY_LIST, **_SAFE_GLOBALS}
     exec(compile(code, f"<rules {version}>", "exec"), namespace)  # noqa: S102 - validated code
     return namespace["run"]
+
+
+def variable_values(ctx: TxContext, score: int | None, names: Sequence[str]) -> dict[str, Any]:
+    """The values the named variables had for ``ctx`` (as the rules read them): what an
+    analyst looks at to see why a rule did or did not match. Not for the request path."""
+    known = sorted(name for name in set(names) if name in VARIABLES)
+    lines = ["def values(ctx, score):", "    vel = ctx.velocity", "    found = {}"]
+    for name in known:
+        lines += [
+            "    try:",
+            f"        found[{name!r}] = {VARIABLES[name].source}",
+            "    except Exception:",
+            f"        found[{name!r}] = None",
+        ]
+    lines.append("    return found")
+    namespace: dict[str, Any] = {"__builtins__": {}, **_SAFE_GLOBALS}
+    exec(compile("\n".join(lines) + "\n", "<rule variables>", "exec"), namespace)  # noqa: S102
+    return namespace["values"](ctx, score)
