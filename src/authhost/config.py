@@ -56,6 +56,14 @@ class ListenerConfig:
     key_exchange: bool = _key(
         True, "accept a switch's zone PIN key change (0800, field 70 = 161); false answers 12"
     )
+    allow_from: list[str] = _key(
+        [],
+        "client addresses or networks allowed to connect, e.g. ['10.1.2.0/24', '192.0.2.7']; "
+        "others are closed at once; [] lets anyone connect",
+    )
+    max_connections: int = _key(
+        0, "connections open at once on this listener; more are closed at once (0: no limit)"
+    )
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,10 @@ class ServerConfig:
     tpdu: bool = _key(False, "default listener frames carry a 5-byte TPDU")
     max_frame: int = _key(8192, "largest frame body in bytes on the default listener")
     key_exchange: bool = _key(True, "the default listener accepts a switch's key change (0800/161)")
+    allow_from: list[str] = _key(
+        [], "client addresses or networks (CIDR) the default listener accepts; [] anyone"
+    )
+    max_connections: int = _key(0, "connections at once on the default listener (0: no limit)")
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
     slow_ms: int = _key(
@@ -262,6 +274,8 @@ class Config:
             tpdu=s.tpdu,
             max_frame=s.max_frame,
             key_exchange=s.key_exchange,
+            allow_from=s.allow_from,
+            max_connections=s.max_connections,
         )
         return [default, *self.listeners]
 

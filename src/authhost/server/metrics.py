@@ -96,6 +96,13 @@ class ServerMetrics:
             ["reason"],
             registry=r,
         )
+        self.connections_refused = Counter(
+            "authhost_connections_refused",
+            "Connections closed as soon as accepted: not_allowed (not from allow_from), "
+            "too_many (max_connections reached)",
+            ["reason"],
+            registry=r,
+        )
         # Plain ints on the hot path; the gauges read them when scraped.
         self.in_flight_count = 0
         self.connection_count = 0

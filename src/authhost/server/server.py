@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 from collections.abc import Callable
 
 import trio
@@ -20,6 +21,7 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import Framing
 from authhost.iso.macs import MacFunction
+from authhost.server.admission import Admission, AdmissionError
 from authhost.server.balance import POLL_S, SharedListeners
 from authhost.server.connection import (
     AnsweredHere,
@@ -98,10 +100,19 @@ def decider_for(
     )
 
 
+def admission_for(listener: ListenerConfig) -> Admission:
+    """Who may connect to one listener, checked at start-up."""
+    try:
+        return Admission(listener.allow_from, listener.max_connections)
+    except AdmissionError as exc:
+        raise ServerConfigError(f"listener {listener.host}:{listener.port}: {exc}") from None
+
+
 def check_config(config: Config) -> None:
     """Raise ServerConfigError for a server setting that cannot work, before opening anything."""
     for listener in config.all_listeners():
         wire_for(listener, macs=_CHECK_ONLY)
+        admission_for(listener)
     decider_for(config, _no_handler, ServerMetrics())
     if config.server.workers < 1:
         raise ServerConfigError(f"server.workers must be at least 1, got {config.server.workers}")
@@ -142,6 +153,7 @@ class AuthServer:
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self._listeners = config.all_listeners()
         self._wires = [wire_for(listener, macs) for listener in self._listeners]
+        self._admissions = [admission_for(listener) for listener in self._listeners]
         self._decider = decider_for(config, handler, self.metrics, key_exchange)
         self._grace_s = config.server.shutdown_grace_s
         self._shared = shared  # a --workers worker: the supervisor's sockets and the balance
@@ -170,8 +182,12 @@ class AuthServer:
             task_status.started(self.addresses)
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
-                    for listener, wire in zip(opened, self._wires, strict=True):
-                        acceptors.start_soon(self._accept_loop, listener, wire, connections)
+                    for listener, wire, admission in zip(
+                        opened, self._wires, self._admissions, strict=True
+                    ):
+                        acceptors.start_soon(
+                            self._accept_loop, listener, wire, admission, connections
+                        )
                     await self._stopping.wait()
                     acceptors.cancel_scope.cancel()
                 if self._shared is not None:
@@ -198,7 +214,11 @@ class AuthServer:
             self.stopped.set()
 
     async def _accept_loop(
-        self, listener: trio.SocketListener, wire: Wire, connections: trio.Nursery
+        self,
+        listener: trio.SocketListener,
+        wire: Wire,
+        admission: Admission,
+        connections: trio.Nursery,
     ) -> None:
         balance = self._shared.balance if self._shared is not None else None
         while True:
@@ -216,20 +236,40 @@ class AuthServer:
                 host, port = stream.socket.getpeername()[:2]
                 peer = f"{host}:{port}"
             except OSError:
-                peer = "unknown"
+                host, peer = "", "unknown"
+            refused = admission.refusal(host)
+            if refused is not None:
+                await self._refuse(stream, wire, admission, refused, peer)
+                continue
             connection = Connection(stream, wire, self._decider, peer)
             self._connections.add(connection)
+            admission.open += 1
             if balance is not None:
                 balance.opened()
-            connections.start_soon(self._serve_connection, connection)
+            connections.start_soon(self._serve_connection, connection, admission)
 
-    async def _serve_connection(self, connection: Connection) -> None:
+    async def _refuse(
+        self, stream: trio.SocketStream, wire: Wire, admission: Admission, reason: str, peer: str
+    ) -> None:
+        """Close a connection the listener does not admit, before reading a byte of it."""
+        with contextlib.suppress(OSError):  # RST rather than a FIN: nothing to talk about
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await trio.aclose_forcefully(stream)
+        self.metrics.connections_refused.labels(reason).inc()
+        if admission.worth_logging(reason):
+            log.warning(
+                "connection refused",
+                extra={"fields": {"peer": peer, "listener": wire.name, "reason": reason}},
+            )
+
+    async def _serve_connection(self, connection: Connection, admission: Admission) -> None:
         log.info("connection opened", extra={"fields": {"peer": connection.peer}})
         try:
             await connection.run()
         except Exception:  # a bug in one connection must not take the server down
             log.exception("connection failed", extra={"fields": {"peer": connection.peer}})
         finally:
+            admission.open -= 1
             self._connections.discard(connection)
             if self._shared is not None:
                 self._shared.balance.closed()
