@@ -84,3 +84,24 @@ def test_a_bad_network_is_refused_at_start_naming_the_listener() -> None:
 def test_addresses_are_matched_against_networks(host: str, allowed: bool) -> None:
     admission = Admission(["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"])
     assert (admission.refusal(host) is None) is allowed
+
+
+async def test_a_link_without_frames_for_the_idle_timeout_is_closed() -> None:
+    """A switch that keeps its echo tests going keeps its link; one that goes silent (its end
+    gone without a FIN) is closed after idle_timeout_s, and counted."""
+    metrics = ServerMetrics()
+    config = server_config(idle_timeout_s=0.3)
+    async with running_server(config=config, metrics=metrics) as server:
+        (address,) = server.addresses
+        async with SwitchClient.connect(address) as busy:
+            for n in range(6):  # 0.6 s in all, never 0.3 s without a frame
+                assert (await busy.request(financial_fields("0100", f"{n + 10:06d}")))["39"] == "00"
+                await trio.sleep(0.1)
+            async with SwitchClient.connect(address) as silent:
+                assert (await silent.request(financial_fields("0100", "000020")))["39"] == "00"
+                with trio.fail_after(5):
+                    assert await silent.stream.receive_some(4096) == b""  # closed by the server
+        # the silent one, and the busy one too once it went quiet meanwhile
+        assert metrics.connections_closed.labels("idle")._value.get() == 2
+    with pytest.raises(ServerConfigError, match="idle_timeout_s"):
+        check_config(server_config(idle_timeout_s=-1))

@@ -64,6 +64,9 @@ class ListenerConfig:
     max_connections: int = _key(
         0, "connections open at once on this listener; more are closed at once (0: no limit)"
     )
+    idle_timeout_s: float = _key(
+        0.0, "seconds without a frame after which a connection is closed (0: never)"
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class ServerConfig:
         [], "client addresses or networks (CIDR) the default listener accepts; [] anyone"
     )
     max_connections: int = _key(0, "connections at once on the default listener (0: no limit)")
+    idle_timeout_s: float = _key(
+        0.0, "seconds without a frame before the default listener closes a link (0: never)"
+    )
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
     slow_ms: int = _key(
@@ -276,6 +282,7 @@ class Config:
             key_exchange=s.key_exchange,
             allow_from=s.allow_from,
             max_connections=s.max_connections,
+            idle_timeout_s=s.idle_timeout_s,
         )
         return [default, *self.listeners]
 

@@ -72,6 +72,9 @@ class Wire:
     mac: MacFunction | None = None  # sign every answer (field 64/128) when set
     verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
     key_exchange: bool = True  # a switch may change its zone PIN key here (0800/161)
+    # no frame for this long closes the link (0: never): a switch whose end went away without
+    # a FIN, or that stopped its echo tests, no longer holds a connection slot
+    idle_timeout_s: float = 0.0
 
 
 @runtime_checkable
@@ -169,12 +172,25 @@ class Connection:
     async def _read_loop(self) -> None:
         decoder = FrameDecoder(self._wire.framing)
         receive_some = self._stream.receive_some
+        idle_s = self._wire.idle_timeout_s
         while True:
             if self._unsent >= MAX_UNSENT:
                 self._space = trio.Event()
                 await self._space.wait()
             try:
-                data = await receive_some(RECEIVE_SIZE)
+                if idle_s:
+                    data = None
+                    with trio.move_on_after(idle_s):
+                        data = await receive_some(RECEIVE_SIZE)
+                    if data is None:
+                        self._close_reason = "idle"
+                        log.info(
+                            "idle connection closed",
+                            extra={"fields": {"peer": self.peer, "idle_timeout_s": idle_s}},
+                        )
+                        return
+                else:
+                    data = await receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._close_reason = "reset"
                 return

@@ -58,13 +58,15 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
     except (KeyError, ValueError) as exc:
         raise ServerConfigError(f"{where}: {exc}") from None
     name = f"{listener.host}:{listener.port}"
-    keys = listener.key_exchange
+    keys, idle = listener.key_exchange, listener.idle_timeout_s
+    if idle < 0:
+        raise ServerConfigError(f"{where}: idle_timeout_s must be 0 (never) or positive")
     if not listener.require_mac:
-        return Wire(name=name, dialect=dialect, framing=framing, key_exchange=keys)
+        return Wire(name, dialect, framing, key_exchange=keys, idle_timeout_s=idle)
     if macs is None:
         raise ServerConfigError(f"{where}: require_mac needs the security module's MAC key")
     sign, verify = macs
-    return Wire(name, dialect, framing, mac=sign, verify_mac=verify, key_exchange=keys)
+    return Wire(name, dialect, framing, sign, verify, keys, idle)
 
 
 def decider_for(
