@@ -242,6 +242,10 @@ async def _set_travel_notices(call: Call) -> Any:
     return await call.service.set_travel_notices(call.path["card_id"], call.body)
 
 
+async def _set_stop_payments(call: Call) -> Any:
+    return await call.service.set_stop_payments(call.path["card_id"], call.body)
+
+
 async def _set_limits(call: Call) -> Any:
     return await call.service.set_card_limits(call.path["card_id"], call.body)
 
@@ -699,6 +703,18 @@ def _routes() -> list[Route]:
             "one covers a request's country that day as card.travel_notice",
             write=True,
             body=rq.TravelNotices,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/stop-payments",
+            _set_stop_payments,
+            "Set the card's stop payments (all of them; [] withdraws them): a merchant-initiated "
+            "charge (field 48 SE 22 SF 05 M...) from a stopped merchant is declined R1, from any "
+            'merchant with merchant_id "*" R3, through the stop\'s until day',
+            write=True,
+            body=rq.StopPayments,
             tag="cards",
             response=v.CardView,
         ),

@@ -325,6 +325,26 @@ class CardControlsSpec(_Request):
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
+class StopPaymentSpec(_Request):
+    """Stop one merchant's recurring charges (field 42 as the merchant sends it; "*" for every
+    merchant), through ``until`` (a UTC day; empty until withdrawn)."""
+
+    merchant_id: Annotated[str, StringConstraints(min_length=1, max_length=15)]
+    until: Day | Literal[""] = ""
+
+    @model_validator(mode="after")
+    def _printable(self) -> StopPaymentSpec:
+        if not self.merchant_id.isprintable() or self.merchant_id != self.merchant_id.strip():
+            raise ValueError("merchant_id must be printable, without leading or trailing blanks")
+        return self
+
+
+class StopPayments(_Request):
+    """The card's stop payments, all of them (an empty list withdraws every one)."""
+
+    stops: Annotated[list[StopPaymentSpec], Field(max_length=100)] = []
+
+
 class TravelNoticeSpec(_Request):
     """A trip: the countries (ISO 3166 numeric, as field 19) and the UTC days, both included."""
 

@@ -60,6 +60,7 @@ from authhost.cards.model import (
     CardState,
     Limits,
     Product,
+    StopPayment,
 )
 from authhost.cards.travel import TravelNotice
 from authhost.iso.codes import APPROVED_CODES
@@ -591,6 +592,16 @@ class CardService:
                 f"product {card.product_id} sends no issuer scripts: it has no imk_smi_name"
             )
         return await self._update(card, replace(card, chip_scripts=commands), "card.chip_scripts")
+
+    async def set_stop_payments(self, card_id: str, spec: rq.StopPayments) -> dict[str, Any]:
+        """Replace the card's stop payments: merchant-initiated charges from a stopped merchant
+        are declined R1 (every merchant: R3) from the next request (``auth.steps.controls``).
+        Audited."""
+        card = await self._changeable_card(card_id)
+        stops = tuple(
+            dict.fromkeys(StopPayment(x.merchant_id, x.until) for x in spec.stops)
+        )  # the same stop twice is one
+        return await self._update(card, replace(card, stop_payments=stops), "card.stop_payments")
 
     async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
         """Replace the card's travel notices (``cards.travel``): rules read whether one covers

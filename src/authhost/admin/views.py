@@ -113,6 +113,12 @@ class CardView(_View):
         description="issuer script commands waiting for the chip's next online request "
         "(application_block, application_unblock, pin_unblock)",
     )
+    stop_payments: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="merchants whose recurring (merchant-initiated) charges the cardholder "
+        "revoked: merchant_id (field 42; * every merchant), until (last UTC day; '' until "
+        "withdrawn)",
+    )
 
 
 class AuditView(_View):
@@ -402,6 +408,9 @@ def card_view(card: Card) -> dict[str, Any]:
             for n in card.travel_notices
         ],
         "chip_scripts": list(card.chip_scripts),
+        "stop_payments": [
+            {"merchant_id": x.merchant_id, "until": x.until} for x in card.stop_payments
+        ],  # fmt: skip
     }
 
 

@@ -50,6 +50,19 @@ class CardControls:
 
 
 @dataclass(frozen=True, slots=True)
+class StopPayment:
+    """The cardholder told the bank to stop a merchant's recurring charges (a subscription
+    cancelled that keeps charging): merchant-initiated requests from ``merchant_id`` (field
+    42; ``ALL_MERCHANTS`` for every merchant) are declined R1 (R3) through ``until``."""
+
+    merchant_id: str
+    until: str = ""  # last UTC day in force, YYYY-MM-DD; "" until withdrawn
+
+
+ALL_MERCHANTS = "*"
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Spending limits in minor units of the account currency; None means no limit."""
 
@@ -175,6 +188,8 @@ class Card:
     controls: CardControls | None = None  # the card's own blocks (None: only the product's)
     # issuer script commands waiting for the chip's next online request (ScriptCommand values)
     chip_scripts: tuple[str, ...] = ()
+    # merchants whose recurring (merchant-initiated) charges the cardholder revoked
+    stop_payments: tuple[StopPayment, ...] = ()
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

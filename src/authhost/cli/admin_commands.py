@@ -651,6 +651,42 @@ def cards_travel(
     _run(settings, travel)
 
 
+@cards.command("stop-payments")
+def cards_stop_payments(
+    card_id: str,
+    merchant: Annotated[
+        list[str] | None,
+        typer.Option(help="a merchant id (field 42) whose recurring charges to stop; repeat"),
+    ] = None,
+    all_merchants: Annotated[
+        bool, typer.Option("--all-merchants", help="stop every merchant's recurring charges")
+    ] = False,
+    until: Annotated[str, typer.Option(help="last day in force, YYYY-MM-DD (UTC)")] = "",
+    withdraw: Annotated[
+        list[str] | None,
+        typer.Option(help="a merchant id whose stop to withdraw (* for --all-merchants)"),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Stop a merchant's recurring charges on the card (the cardholder cancelled a
+    subscription that keeps charging): its merchant-initiated requests are declined R1, or R3
+    with --all-merchants; stops already in place are kept unless withdrawn."""
+    settings = _config(config, store)
+
+    async def stop(service: CardService) -> dict[str, Any]:
+        gone = set(withdraw or [])
+        kept = [x for x in (await service.get_card(card_id))["stop_payments"]
+                if x["merchant_id"] not in gone]  # fmt: skip
+        added = [*(merchant or []), *(["*"] if all_merchants else [])]
+        kept += [{"merchant_id": m, "until": until} for m in added]
+        return await service.set_stop_payments(
+            card_id, _validated(rq.StopPayments, {"stops": kept})
+        )
+
+    _run(settings, stop)
+
+
 @cards.command("expiring")
 def cards_expiring(
     months: Annotated[int, typer.Option(min=1, max=60, help="months ahead, this one first")] = 12,

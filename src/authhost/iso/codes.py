@@ -34,6 +34,10 @@ class ResponseCode(StrEnum):
     DUPLICATE_TRANSMISSION = "94"
     SYSTEM_MALFUNCTION = "96"
     CVV2_FAILED = "N7"
+    # Visa's stop payment service: the cardholder revoked a merchant's recurring charges (R1),
+    # or every merchant's (R3); the merchant must not try again
+    REVOCATION_OF_AUTHORISATION = "R1"
+    REVOCATION_OF_ALL_AUTHORISATIONS = "R3"
 
 
 MEANINGS: dict[str, str] = {
@@ -63,6 +67,8 @@ MEANINGS: dict[str, str] = {
     "94": "duplicate transmission",
     "96": "system malfunction",
     "N7": "CVV2 failed",
+    "R1": "revocation of authorisation order (stop payment)",
+    "R3": "revocation of all authorisations order (stop payment)",
 }
 
 

@@ -19,6 +19,7 @@ from authhost.cards.model import (
     Limits,
     PinMethod,
     Product,
+    StopPayment,
 )
 from authhost.cards.travel import TravelNotice
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
@@ -52,6 +53,8 @@ def card_to_json(card: Card) -> str:
         {"countries": sorted(n.countries), "start": n.start, "end": n.end}
         for n in card.travel_notices
     ]
+    data["stop_payments"] = [{"merchant_id": s.merchant_id, "until": s.until}
+                             for s in card.stop_payments]  # fmt: skip
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -73,6 +76,7 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
         for n in data.get("travel_notices") or ()
     )
     data["chip_scripts"] = tuple(data.get("chip_scripts") or ())
+    data["stop_payments"] = tuple(StopPayment(**s) for s in data.get("stop_payments") or ())
     return Card(**data)
 
 

@@ -1,4 +1,5 @@
-"""Step 5: product and card controls: channels, MCC and country blocks, amount and count limits.
+"""Step 5: product and card controls: channels, MCC and country blocks, the cardholder's stop
+payments, amount and count limits.
 
 Daily and monthly limits use the store's rolling 24-hour and 30-day counters (approved amounts
 and counts), so a limit can never be escaped by waiting for midnight.
@@ -6,10 +7,12 @@ and counts), so a limit can never be escaped by waiting for midnight.
 
 from __future__ import annotations
 
+import time
+
 from authhost.auth.decision import Decline
 from authhost.auth.steps.validate import CASH_DEPOSIT, INCOMING_CREDITS
 from authhost.auth.transaction import Transaction
-from authhost.cards.model import CardKind
+from authhost.cards.model import ALL_MERCHANTS, CardKind, StopPayment
 from authhost.iso.codes import ResponseCode as RC
 
 # purchase, cash, cashback, account funding (Visa's AFT: the card pays into a transfer)
@@ -44,6 +47,10 @@ def controls(tx: Transaction) -> Decline | None:
             return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_controls.mcc_blocked")
         if request.country and request.country in own.blocked_countries:
             return Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_controls.country_blocked")
+    if request.merchant_initiated and card is not None and card.stop_payments:
+        stopped = stop_payment_of(card.stop_payments, request.merchant_id or "", tx.now)
+        if stopped is not None:
+            return stopped
     if request.transaction_type == CASH_DEPOSIT:  # the card used at an ATM: blocks apply
         return _within_max_balance(tx)
     if request.transaction_type not in DEBIT_TYPES:
@@ -80,4 +87,18 @@ def _within_max_balance(tx: Transaction) -> Decline | None:
         return None
     if account.balance + (tx.request.cardholder_amount_minor or 0) > limit:
         return Decline(RC.EXCEEDS_AMOUNT_LIMIT, "limits.max_balance")
+    return None
+
+
+def stop_payment_of(stops: tuple[StopPayment, ...], merchant_id: str, now: float) -> Decline | None:
+    """The decline of a merchant-initiated charge the cardholder revoked: R1 for this
+    merchant, R3 for every merchant; a stop is in force through its ``until`` day (UTC)."""
+    today = time.strftime("%Y-%m-%d", time.gmtime(now))
+    for stop in stops:
+        if stop.until and stop.until < today:
+            continue
+        if stop.merchant_id == merchant_id.rstrip():
+            return Decline(RC.REVOCATION_OF_AUTHORISATION, "stop_payment.merchant")
+        if stop.merchant_id == ALL_MERCHANTS:
+            return Decline(RC.REVOCATION_OF_ALL_AUTHORISATIONS, "stop_payment.all_merchants")
     return None
