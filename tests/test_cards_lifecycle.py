@@ -8,7 +8,7 @@ import pytest
 
 from authhost.cards import lifecycle
 from authhost.cards.lifecycle import Event, IllegalTransition
-from authhost.cards.model import Card, CardState, Limits, PinMethod
+from authhost.cards.model import Card, CardControls, CardState, Limits, PinMethod, StopPayment
 
 S = CardState
 NOW = 1_780_000_000.0  # 2026-05-28
@@ -113,6 +113,22 @@ def test_renewal_keeps_pan_and_pin_with_new_expiry():
         old.pin_reference,
     )
     assert new.pin_tries == 0 and new.version == 0 and new.created_at == NOW
+
+
+@pytest.mark.parametrize("make", [lifecycle.renew, lifecycle.reissue])
+def test_a_successor_keeps_the_cardholders_instructions_but_not_the_old_chips_scripts(make):
+    """Controls, travel notices and stop payments are the cardholder's and go on; issuer
+    scripts were queued for the old plastic's chip, and the new plastic has another."""
+    old = replace(
+        CARD,
+        state=S.ACTIVE,
+        controls=CardControls(blocked_channels=frozenset({"ecommerce"})),
+        stop_payments=(StopPayment("MERCHANT0000001"),),
+        chip_scripts=("application_unblock",),
+    )
+    _, new = make(old, now=NOW, validity_months=36, new_card_id="crd_9")
+    assert (new.controls, new.stop_payments) == (old.controls, old.stop_payments)
+    assert new.chip_scripts == ()
 
 
 def test_reissue_gives_a_new_pan_and_keeps_the_old_card_working():

@@ -121,6 +121,7 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         replaces=old.card_id,
         replaced_by=None,
         previous_expiry=old.expiry if keep_pan else "",
+        chip_scripts=(),  # queued for the old plastic's chip; the new one has its own
         version=0,
     )
     if not keep_pan:  # the caller produces a new PAN and fills these in
