@@ -154,6 +154,7 @@ async def start_host(
     auth: AuthConfig | None = None,
     watch_rules: bool = False,
     dialect: str = DEFAULT_DIALECT,
+    merchant_advice: bool = False,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -166,6 +167,7 @@ async def start_host(
             log_level="WARNING",
             key_exchange=key_exchange,
             dialect=dialect,
+            merchant_advice=merchant_advice,
         ),
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),

@@ -66,3 +66,30 @@ async def test_a_stopped_merchant_cannot_charge_the_card_on_file(
     bad = await call(port, "PUT", f"/v1/cards/{card_id}/stop-payments",
                      payload={"stops": [{"merchant_id": " x", "until": "tomorrow"}]})  # fmt: skip
     assert bad.status == 422 and "Traceback" not in str(bad.json)
+
+
+async def test_declines_tell_the_merchant_whether_to_try_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """On a listener with merchant_advice, a decline carries Mastercard's merchant advice
+    code (field 48 SE 84): 03 do not try again (a lost card), 02 later (no funds), 21 the
+    cardholder cancelled (a stop payment); an approval carries none."""
+    from test_e2e_auth import purchase, start_host
+
+    from authhost.iso.subfields import parse_additional_data
+
+    host = await start_host(nursery, tmp_path, store_url, merchant_advice=True)
+    switch = await Switch.connect(host.port)
+    visa, low = host.cards["active-visa"], host.cards["active-visa-low"]
+
+    async def advice(fields: dict) -> tuple[str, str | None]:
+        reply = await switch.send(fields)
+        return reply["39"], parse_additional_data(reply.get("48", "")).get("84")
+
+    assert await advice(purchase(visa)) == ("00", None)
+    assert await advice(purchase(host.cards["lost"])) == ("41", "03")
+    assert await advice(purchase(low, amount=9_000)) == ("51", "02")  # 50.00 on its account
+    assert await advice(purchase(host.cards["suspended"])) == ("62", "02")  # may work again
+    assert await advice(purchase(host.cards["closed"])) == ("62", "03")

@@ -67,6 +67,9 @@ class ListenerConfig:
     idle_timeout_s: float = _key(
         0.0, "seconds without a frame after which a connection is closed (0: never)"
     )
+    merchant_advice: bool = _key(
+        False, "declines carry Mastercard's merchant advice code (field 48 SE 84): retry or not"
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class ServerConfig:
     max_connections: int = _key(0, "connections at once on the default listener (0: no limit)")
     idle_timeout_s: float = _key(
         0.0, "seconds without a frame before the default listener closes a link (0: never)"
+    )
+    merchant_advice: bool = _key(
+        False, "the default listener's declines carry the merchant advice code (48 SE 84)"
     )
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
@@ -283,6 +289,7 @@ class Config:
             allow_from=s.allow_from,
             max_connections=s.max_connections,
             idle_timeout_s=s.idle_timeout_s,
+            merchant_advice=s.merchant_advice,
         )
         return [default, *self.listeners]
 

@@ -9,7 +9,7 @@ never their values: a PAN or PIN block never reaches a log through here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from authhost.cards.track2 import Track2Error, parse_track2
@@ -22,10 +22,12 @@ from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
+    MERCHANT_ADVICE_SUBELEMENT,
     MULTI_PURPOSE_MERCHANT_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
+    build_additional_data,
     format_additional_amounts,
     parse_additional_data,
     parse_authentication,
@@ -261,12 +263,18 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
 
 
 def encode_response(
-    request: AuthRequest, decision: Decision, dialect: Dialect, mac: MacFunction | None = None
+    request: AuthRequest,
+    decision: Decision,
+    dialect: Dialect,
+    mac: MacFunction | None = None,
+    advice: Callable[[str, Sequence[str]], str | None] | None = None,
 ) -> bytes:
     """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 54.
 
     Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
     (the security module's MAC of the bytes it is given) the response ends in a MAC field.
+    With ``advice`` (``auth.merchant_advice.merchant_advice_code``) a decline carries its
+    merchant advice code in field 48 subelement 84.
     """
     doc: dict[str, str] = {"t": response_mti(request.mti)}
     for number, name in ECHOED_FIELDS.items():
@@ -277,7 +285,11 @@ def encode_response(
         doc["4"] = f"{decision.approved_amount_minor:012d}"
     if decision.approved and decision.approval_code:
         doc["38"] = decision.approval_code
-    doc["39"] = str(decision.response_code)
+    doc["39"] = code = str(decision.response_code)
+    if advice is not None and not decision.approved:
+        advised = advice(code, decision.reason_codes)
+        if advised is not None:
+            doc["48"] = build_additional_data({MERCHANT_ADVICE_SUBELEMENT: advised})
     if decision.balances:
         doc["54"] = format_additional_amounts(decision.balances)
     if decision.icc_response:  # the issuer's chip data (ARPC), never the card's

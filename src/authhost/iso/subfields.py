@@ -39,6 +39,11 @@ MULTI_PURPOSE_MERCHANT_SUBELEMENT = "22"
 STORED_CREDENTIAL_SUBFIELD = "05"
 
 
+# Mastercard DE 48 SE 84 of an answer, the merchant advice code: may the merchant try again
+# (``auth.merchant_advice``)
+MERCHANT_ADVICE_SUBELEMENT = "84"
+
+
 # Field 48 subelement 11 of an 0800 key change (field 70 = 161), after Mastercard's key exchange
 # block data for double-length keys: key class (2, "PK" a PIN key), key index (2 digits), key
 # cycle (2 digits), the new key encrypted under the zone master key (32 hex), check value (6-16

@@ -75,6 +75,8 @@ class Wire:
     # no frame for this long closes the link (0: never): a switch whose end went away without
     # a FIN, or that stopped its echo tests, no longer holds a connection slot
     idle_timeout_s: float = 0.0
+    # declines carry Mastercard's merchant advice code (field 48 SE 84): may the merchant retry
+    advice: Callable[[str, Sequence[str]], str | None] | None = None
 
 
 @runtime_checkable
@@ -471,7 +473,8 @@ class Connection:
                     slow.report(request.mti, request.pan, request.stan, code, latency, timings,
                                 self.peer)  # fmt: skip
         try:
-            response = encode_response(request, decision, self._wire.dialect, mac=self._wire.mac)
+            wire = self._wire
+            response = encode_response(request, decision, wire.dialect, wire.mac, wire.advice)
         except Exception:
             log.exception(
                 "cannot encode the response, answering 96",

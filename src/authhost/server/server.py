@@ -16,6 +16,7 @@ from collections.abc import Callable
 import trio
 
 from authhost.auth.approval import MAX_NODES
+from authhost.auth.merchant_advice import merchant_advice_code
 from authhost.config import Config, ListenerConfig
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import get_dialect
@@ -61,12 +62,13 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
     keys, idle = listener.key_exchange, listener.idle_timeout_s
     if idle < 0:
         raise ServerConfigError(f"{where}: idle_timeout_s must be 0 (never) or positive")
+    advice = merchant_advice_code if listener.merchant_advice else None
     if not listener.require_mac:
-        return Wire(name, dialect, framing, key_exchange=keys, idle_timeout_s=idle)
+        return Wire(name, dialect, framing, key_exchange=keys, idle_timeout_s=idle, advice=advice)
     if macs is None:
         raise ServerConfigError(f"{where}: require_mac needs the security module's MAC key")
     sign, verify = macs
-    return Wire(name, dialect, framing, sign, verify, keys, idle)
+    return Wire(name, dialect, framing, sign, verify, keys, idle, advice)
 
 
 def decider_for(
