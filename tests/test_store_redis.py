@@ -89,3 +89,45 @@ async def test_a_retransmission_is_found_by_the_snapshot(redis_url):
     finally:
         await store.drop_all()
         await store.close()
+
+
+async def test_every_accounts_journal_is_read_from_one_index_built_for_old_stores(redis_url):
+    """A single Redis keeps every account's journal ids in one index, so a read across
+    accounts in id order (the movements and alerts feeds, exports) costs a page; entries
+    journalled before the index existed are put into it when the store is next opened, and
+    pruned entries leave it."""
+    from test_store_contract import hold, make_card, seeded
+
+    from authhost.cards.model import Account, CardKind, CardState
+    from authhost.store.interface import JournalQuery
+
+    prefix = f"t{secrets.token_hex(6)}"
+    store = await open_store(redis_url, prefix=prefix)
+    try:
+        card, _ = await seeded(store, balance=10**9)
+        await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=10**9))
+        other, _, blob = make_card(state=CardState.ACTIVE, account_id="acc-2")
+        await store.create_card(other, blob)
+        for n in range(6):
+            await store.commit(hold(card if n % 2 else other, n + 1, 100 + n))
+        every = await store.journal(JournalQuery(limit=100))
+        assert [e.amount_minor for e in every] == [100, 101, 102, 103, 104, 105]
+        keys = Keys(prefix)
+        assert await store.client.zcard(keys.journal_global) == 6
+        page = await store.journal(JournalQuery(after_id=every[1].journal_id, limit=2))
+        assert page == every[2:4]
+        # a store from before the index: it is built when the store is opened again
+        await store.client.delete([keys.journal_global, f"{keys.journal_global}:complete"])
+        assert await store.journal(JournalQuery(limit=100)) == []
+    finally:
+        await store.close()
+    store = await open_store(redis_url, prefix=prefix)
+    try:
+        assert await store.journal(JournalQuery(limit=100)) == every
+        pruned = await store.prune_journal(every[2].ts + 0.5)
+        assert pruned.entries == 3
+        assert await store.journal(JournalQuery(limit=100)) == every[3:]
+        assert await store.client.zcard(Keys(prefix).journal_global) == 3
+    finally:
+        await store.drop_all()
+        await store.close()

@@ -129,6 +129,17 @@ def _card(values: Sequence[Any] | None) -> Card | None:
     return codec.card_from_json(values[0], pin_tries=int(values[1]), version=int(values[2]))
 
 
+def _matches(entry: JournalEntry, query: JournalQuery) -> bool:
+    """The query's filters that its index did not apply (the card's on the review index)."""
+    return (
+        (not query.card_id or entry.card_id == query.card_id)
+        and (not query.merchant_id or entry.merchant_id == query.merchant_id)
+        and (not query.approval_code or entry.approval_code == query.approval_code)
+        and (not query.rrn or entry.rrn == query.rrn)
+        and query.since <= entry.ts < query.until
+    )
+
+
 def _event(member: bytes) -> VelocityEvent:
     """A velocity log member: ``approved|[ts, amount, merchant, country, cash, pin_failed,
     cvv_failed, journal_id]``, with a ninth item 1 for a credit to the card (a log written
@@ -250,7 +261,31 @@ class RedisCardStore:
         except Exception as exc:
             await stack.aclose()
             raise StoreError(f"cannot reach Redis at {_safe_url(url)}: {exc}") from None
-        return cls(client, stack, prefix, cluster)
+        store = cls(client, stack, prefix, cluster)
+        if not cluster:
+            try:
+                await store._index_every_journal()
+            except BaseException:
+                await stack.aclose()
+                raise
+        return store
+
+    async def _index_every_journal(self) -> None:
+        """Put the entries journalled before the global journal index existed into it, once
+        (a marker says it is done; commits index their own entries meanwhile, the same way)."""
+        keys = self._keys
+        done = f"{keys.journal_global}:complete"
+        if await self._client.exists([done]):
+            return
+        for account_id in ["", *(_s(i) for i in await self._client.zrange(keys.accounts, 0, -1))]:
+            ak = keys.account(account_id)
+            start = 0
+            while ids := await self._client.zrange(ak.journal_all, start, start + 9_999):
+                await self._client.zadd(
+                    keys.journal_global, {f"{_s(j)}|{ak.journal}": int(_s(j)) for j in ids}
+                )
+                start += len(ids)
+        await self._client.set(done, "1")
 
     @property
     def prefix(self) -> str:
@@ -692,6 +727,7 @@ class RedisCardStore:
             ak.chip_atcs(commit.card_id),
             ak.hold_lives,
             ak.journal_review,
+            ak.journal_all if self._cluster else self._keys.journal_global,
         ]
         args = [
             entry.dedupe_key,
@@ -901,6 +937,10 @@ class RedisCardStore:
                     pipe.hdel(ak.dedupe, dedupe)
             if dedupe and not self._cluster:  # a single Redis also indexes every account's
                 await self._client.hdel(self._keys.dedupe_all, dedupe)
+            if not self._cluster:
+                await self._client.zrem(
+                    self._keys.journal_global, [f"{jid}|{ak.journal}" for jid in jids]
+                )
             await self._client.hdel(self._keys.fraud_reports, jids)  # labels of nothing now
             await self._client.zrem(self._keys.fraud_report_ids, jids)
             pruned += len(old)
@@ -1150,11 +1190,7 @@ class RedisCardStore:
                 if raw is None:
                     continue
                 entry = codec.journal_from_json(raw)
-                card_ok = not query.card_id or entry.card_id == query.card_id  # review index
-                merchant_ok = not query.merchant_id or entry.merchant_id == query.merchant_id
-                code_ok = not query.approval_code or entry.approval_code == query.approval_code
-                code_ok = code_ok and (not query.rrn or entry.rrn == query.rrn)
-                if card_ok and merchant_ok and code_ok and query.since <= entry.ts < query.until:
+                if _matches(entry, query):
                     found.append(entry)
         return found[:limit]
 
@@ -1177,12 +1213,39 @@ class RedisCardStore:
         return None if raw is None else codec.journal_from_json(raw).ts
 
     async def journal(self, query: JournalQuery) -> list[JournalEntry]:
+        everyone = not (query.account_id or query.card_id or query.review_only)
+        if everyone and not self._cluster:
+            return await self._global_journal(query, query.limit)
         parts = [
             await self._account_journal(account_id, query, query.limit)
             for account_id in await self._journal_accounts(query)
         ]
         merged = heapq.merge(*parts, key=lambda e: e.journal_id)
         return list(merged)[: query.limit]
+
+    async def _global_journal(self, query: JournalQuery, limit: int) -> list[JournalEntry]:
+        """Every account's entries in id order from the global index (a single Redis): a page
+        of ids, then each account's entries of the page in one pipelined read."""
+        found: list[JournalEntry] = []
+        after = query.after_id
+        while len(found) < limit:
+            members = await self._client.zrange(
+                self._keys.journal_global, f"({after}", "+inf", sortby=PureToken.BYSCORE,
+                offset=0, count=max(limit, 100),
+            )  # fmt: skip
+            if not members:
+                break
+            page = [_s(m).split("|", 1) for m in members]
+            after = int(page[-1][0])
+            async with self._client.pipeline(transaction=False) as pipe:
+                reads = [pipe.hget(journal_hash, jid) for jid, journal_hash in page]
+            for read in reads:
+                raw = await read
+                if raw is not None:
+                    entry = codec.journal_from_json(raw)
+                    if _matches(entry, query):
+                        found.append(entry)
+        return found[:limit]
 
     def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""

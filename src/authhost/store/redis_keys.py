@@ -134,6 +134,14 @@ class Keys:
         return f"{self.prefix}:{{g}}:dedupe"
 
     @property
+    def journal_global(self) -> str:
+        """Every account's journal ids in one index (score the id, member 'id|journal hash'):
+        a single Redis only, so that reading the journal in id order across accounts (the
+        ledger's and the notification service's feeds, exports) costs a page, not a read of
+        every account. A cluster reads each account's index and merges them."""
+        return f"{self.prefix}:{{g}}:journal"
+
+    @property
     def acceptor_events(self) -> str:
         """Stream of every process's committed requests as merchant/terminal events, a little
         over an hour of them (store.redis_acceptors)."""

@@ -157,7 +157,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 
 # KEYS: account, card, velocity, dedupe, holds, journal, journal_all, journal_card,
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
-#       the account's dedupe again, so the script stays in one slot), the card's chip ATCs
+#       the account's dedupe again, so the script stays in one slot), the card's chip ATCs,
+#       hold lives, review queue, every account's journal ids (a single Redis; on a cluster
+#       the account's journal_all again)
 # ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
@@ -353,6 +355,7 @@ journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
   '"hold_amount":' .. string.format('%d', hold_amount), 1)
 redis.call('HSET', KEYS[6], jid, journal)
 redis.call('ZADD', KEYS[7], jid, jid)
+if KEYS[15] ~= KEYS[7] then redis.call('ZADD', KEYS[15], jid, jid .. '|' .. KEYS[6]) end
 if ARGV[15] == '1' then redis.call('ZADD', KEYS[8], jid, jid) end
 if ARGV[28] == '1' then redis.call('ZADD', KEYS[14], jid, jid) end  -- the review queue
 if ARGV[1] ~= '' then
@@ -399,7 +402,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 14, 30)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 15, 30)
 
 # KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
 # Returns 1 when written, 0 when the stored product is missing or at another version.
