@@ -101,6 +101,9 @@ async def test_a_lost_chip_card_is_told_to_block_itself(
     assert identifier is not None and identifier[:2] == atc
     assert "91" not in emv.parse_tlv(bytes.fromhex(reply["55"]))  # its cryptogram was not checked
 
+    again = await switch.send(fields)  # the first answer lost: the switch sends it again
+    assert again["39"] == "41" and commands_in(again) == (identifier, commands)
+
     stripe = await switch.send(purchase(lost))
     assert stripe["39"] == "41" and "55" not in stripe
     reasons = await journal_reasons(store_url)
@@ -136,6 +139,8 @@ async def test_queued_commands_go_once_with_the_next_accepted_cryptogram(
     answer = emv.parse_tlv(bytes.fromhex(reply["55"]))
     assert answer["91"] == chip.generate_arpc(tag_9f26=arqc, arpc_rc=b"00") + b"00"
     assert commands_in(reply)[1] == [expected_command(chip, "application_unblock", arqc, atc)]
+    resent = await switch.send(fields)  # a retransmission: the same ARPC and command again
+    assert resent["55"] == reply["55"] and resent["38"] == reply["38"]
     view = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
     assert view.json["chip_scripts"] == []
 
@@ -382,3 +387,14 @@ async def test_a_script_the_chip_did_not_run_is_sent_again(
     assert reply["39"] == "00" and commands_in(reply) == (None, [])
     view = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
     assert view.json["chip_scripts"] == ["pin_unblock"]
+
+
+def test_a_retransmission_resends_what_the_first_answer_carried_but_never_a_new_pin() -> None:
+    from authhost.auth.issuer_scripts import resent_commands
+    from authhost.security.emv_scripts import ScriptCommand as C
+
+    carried = ["00", "chip.script_pin_unblock", "chip.script_pin_change", "duplicate.replayed"]
+    assert resent_commands(carried, cryptogram_verified=True) == (C.PIN_UNBLOCK,)
+    assert resent_commands(carried, cryptogram_verified=False) == ()
+    blocked = ["card.lost", "chip.script_application_block"]
+    assert resent_commands(blocked, cryptogram_verified=False) == (C.APPLICATION_BLOCK,)

@@ -27,6 +27,7 @@ from authhost.auth.issuer_scripts import (
     due_scripts,
     queueable,
     reports_script_results,
+    resent_commands,
     script_report,
 )
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
@@ -182,13 +183,15 @@ class AuthService:
                 write_us = (time.perf_counter_ns() - write_started) // 1000
                 for (index, decision, _, snapshot), result in zip(pending, results, strict=True):
                     decision.timings_us["store_write"] = write_us
-                    outcomes[index] = (
-                        result
-                        if isinstance(result, Exception)
-                        else settled(
-                            decision, result, requests[index], snapshot, pan_indexes[index]
+                    request, pan_index = requests[index], pan_indexes[index]
+                    if isinstance(result, Exception):
+                        outcomes[index] = result
+                    elif result.duplicate_of is not None:  # the first of two copies won
+                        outcomes[index] = self._replayed(
+                            result.duplicate_of, request, snapshot, pan_index
                         )
-                    )
+                    else:
+                        outcomes[index] = settled(decision, result, request, snapshot, pan_index)
         except anyio.get_cancelled_exc_class():
             if not committing:
                 for request in requests:
@@ -266,25 +269,33 @@ class AuthService:
         """The original answer again (``replayed``), with the ARPC a chip needs when the
         first answer was lost: made again from the retransmission's cryptogram when it is
         genuine and of the counter the original verified (a chip never uses a counter twice,
-        so it is the same cryptogram and the same ARPC)."""
+        so it is the same cryptogram and the same ARPC), and the issuer script commands the
+        original carried (``issuer_scripts.resent_commands``)."""
         decision = replayed(previous, request, pan_index)
         product = snapshot.product
         if (
-            previous.atc < 0
-            or request.icc_data is None
+            request.icc_data is None
             or product is None
-            or not product.imk_ac_name
             or decision.response_code is RC.DUPLICATE_TRANSMISSION
         ):
             return decision
-        try:
-            found = checked_cryptogram(
-                self._security, request, request.icc_data, product.imk_ac_name, product.chip_cvn
-            )
-        except (ChipDataError, SecurityError):
-            return decision
-        if found is not None and found[0].valid:
-            with_arpc(decision, found[0], previous.atc)
+        verified = False
+        if previous.atc >= 0 and product.imk_ac_name:
+            try:
+                found = checked_cryptogram(
+                    self._security, request, request.icc_data, product.imk_ac_name,
+                    product.chip_cvn,
+                )  # fmt: skip
+            except (ChipDataError, SecurityError):
+                found = None
+            if found is not None and found[0].valid and found[0].atc == previous.atc:
+                with_arpc(decision, found[0], previous.atc)
+                verified = True
+        commands = resent_commands(previous.reason_codes.split(";"), verified)
+        if commands and product.imk_smi_name:
+            script = self._issuer_script(request, snapshot, DueScripts(commands))
+            if script is not None:  # the same commands, MACed over the same cryptogram
+                decision.icc_response = (decision.icc_response or b"") + script
         return decision
 
     def _chip_scripts(
@@ -540,13 +551,8 @@ def settled(
     snapshot: Snapshot,
     pan_index: str,
 ) -> Decision:
-    """The decision as the commit left it (funds re-check, lost race, a retransmission the
-    commit found) plus field 54 balances."""
-    if result.duplicate_of is not None:  # the first of two copies in flight won
-        again = replayed(result.duplicate_of, request, pan_index)
-        if decision.cryptogram is not None and again.response_code is not RC.DUPLICATE_TRANSMISSION:
-            with_arpc(again, decision.cryptogram, result.duplicate_of.atc)
-        return again
+    """The decision as the commit left it (funds re-check, lost race) plus field 54
+    balances; a retransmission the commit found is answered by ``AuthService._replayed``."""
     if result.pin_change_conflict:  # the card changed meanwhile: the PIN was not changed
         decision.response_code = RC.SYSTEM_MALFUNCTION
         decision.approval_code = None
