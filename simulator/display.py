@@ -14,6 +14,7 @@ from authhost.iso.codes import meaning
 from authhost.iso.dialects import Dialect
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
+    MERCHANT_ADVICE_SUBELEMENT,
     SubfieldError,
     parse_additional_amounts,
     parse_additional_data,
@@ -21,6 +22,14 @@ from authhost.iso.subfields import (
 from authhost.security.emv import ChipDataError, parse_tlv
 from authhost.security.emv_scripts import SCRIPT_TEMPLATE_2, describe_template
 from authhost.security.masking import mask_pan, mask_pans_in_text
+
+# Mastercard's merchant advice codes (field 48 SE 84 of an answer: may the merchant retry)
+_ADVICE = {
+    "01": "new account information available",
+    "02": "try again later",
+    "03": "do not try again",
+    "21": "payment cancelled by the cardholder",
+}
 
 
 def shown(number: str, value: object) -> str:
@@ -39,7 +48,9 @@ def shown(number: str, value: object) -> str:
         except SubfieldError:
             return "<additional data>"
         return " ".join(
-            f"{tag}:{'***' if tag == CVV2_SUBELEMENT else value}" for tag, value in elements.items()
+            f"{tag}:{'***' if tag == CVV2_SUBELEMENT else value}"
+            + (f" ({_ADVICE.get(value, 'advice')})" if tag == MERCHANT_ADVICE_SUBELEMENT else "")
+            for tag, value in elements.items()
         )
     if number == "39":
         return f"{text} ({meaning(text)})"
