@@ -131,3 +131,33 @@ async def test_every_accounts_journal_is_read_from_one_index_built_for_old_store
     finally:
         await store.drop_all()
         await store.close()
+
+
+async def test_an_id_reserved_long_ago_never_lands_behind_another_processs_entries(redis_url):
+    """Two processes reserve journal ids a block at a time. One that has not committed for a
+    while drops its old block, so its next entry gets an id above everything committed
+    meanwhile: a feed that read up to those never skips it (the ledger would lose a movement)."""
+    import trio
+    from test_store_contract import hold, seeded
+
+    from authhost.store.interface import JournalQuery
+
+    prefix = f"t{secrets.token_hex(6)}"
+    quiet = await open_store(redis_url, prefix=prefix)
+    busy = await open_store(redis_url, prefix=prefix)
+    try:
+        card, _ = await seeded(quiet, balance=10**9)
+        quiet.id_block_life_s = 0.05
+        first = await quiet.commit(hold(card, 1, 100))  # reserves a block of ids
+        for n in range(2, 6):  # the other process reserves the next block and commits
+            await busy.commit(hold(card, n, 100 + n))
+        cursor = max(e.journal_id for e in await busy.journal(JournalQuery(limit=100)))
+        await trio.sleep(0.1)  # the quiet process's block is older than its life
+        late = await quiet.commit(hold(card, 6, 999))
+        assert late.journal.journal_id > cursor > first.journal.journal_id
+        after = await quiet.journal(JournalQuery(after_id=cursor, limit=100))
+        assert [e.amount_minor for e in after] == [999]
+    finally:
+        await busy.close()
+        await quiet.drop_all()
+        await quiet.close()

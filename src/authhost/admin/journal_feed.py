@@ -3,9 +3,11 @@
 
 The core ledger reads money movements this way (``admin.movements``), the cardholder
 notification service its alerts (``admin.alerts``). An entry is listed only once it is
-``SETTLE_S`` old: journal ids are taken before a write lands (Redis), so a poller that moved
-past a young entry could miss an older id committed a moment later; none lands that late (a
-write that has begun is finished within the request's deadline).
+``SETTLE_S`` old: journal ids are taken before a write lands (Redis reserves them a block at a
+time), so a poller that moved past a young entry could miss an older id committed a moment
+later; none lands that late (a block of ids is used within half a second of its reservation,
+``store.redis.ID_BLOCK_LIFE_S``, and a write that has begun is finished within the request's
+deadline).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -81,6 +82,12 @@ from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
 
 ID_BLOCK = 100
+# Ids are reserved a block at a time, before the writes that use them. A block older than this
+# is dropped: an id used long after it was reserved would land below ids other processes
+# committed meanwhile, behind the cursor of a feed that reads the journal in id order (the
+# movements and alerts feeds, ``admin.journal_feed``, wait SETTLE_S: 2 s, more than this and a
+# request's deadline).
+ID_BLOCK_LIFE_S = 0.5
 PRUNE_PAGE = 1_000  # journal entries or holds deleted per call while pruning
 # Requests per script call: Redis runs one script at a time, so a burst of thousands from a
 # switch must not hold it (and every other client) for one long script.
@@ -234,6 +241,8 @@ class RedisCardStore:
         self._commits: Gathering[_CommitCall] = Gathering()
         self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
+        self._ids_reserved_at = 0.0  # time.monotonic() of the newest block
+        self.id_block_life_s = ID_BLOCK_LIFE_S
         self._id_lock = anyio.Lock()
 
     @classmethod
@@ -320,12 +329,16 @@ class RedisCardStore:
         return deleted
 
     async def _journal_ids(self, count: int) -> list[int]:
-        """``count`` journal ids, increasing; a round trip only when the block runs out."""
+        """``count`` journal ids, increasing; a round trip only when the block runs out or is
+        older than ``id_block_life_s`` (see ID_BLOCK_LIFE_S)."""
+        if self._ids and time.monotonic() - self._ids_reserved_at > self.id_block_life_s:
+            self._ids.clear()
         if len(self._ids) < count or self._id_lock.locked():
             async with self._id_lock:
                 while len(self._ids) < count:
                     top = await self._client.incrby(self._keys.journal_seq, ID_BLOCK)
                     self._ids[:0] = range(top, top - ID_BLOCK, -1)
+                    self._ids_reserved_at = time.monotonic()
         return [self._ids.pop() for _ in range(count)]
 
     # --- authorisation path --------------------------------------------------------------
