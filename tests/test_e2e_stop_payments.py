@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
+from host_admin import cli_config, run_cli, visa_at_host
 from iso_client import Switch
 from test_admin_support import call
 from test_e2e_auth import store_url  # noqa: F401 - fixture
@@ -24,10 +24,8 @@ async def test_a_stopped_merchant_cannot_charge_the_card_on_file(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    card_id = await card_id_of(port, card["pan"])
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, card, card_id = at.port, at.switch, at.visa, at.card_id
 
     def subscription(merchant: str = STREAMING, indicator: str | None = "M103") -> dict:
         return {**card_on_file(card, card["expiry"], indicator), "42": merchant}
