@@ -18,6 +18,7 @@ from authhost.auth.merchant_advice import merchant_advice_code
         ("62", ["card.closed"], "03"),
         ("51", ["funds.insufficient"], "02"),
         ("91", ["deadline"], "02"),
+        ("78", ["card.not_activated"], "02"),
         ("14", ["card.unknown"], "03"),
         ("R1", ["stop_payment.merchant"], "21"),
         ("R3", ["stop_payment.all_merchants"], "21"),

@@ -29,6 +29,7 @@ _BY_CODE = {
     "51": TRY_AGAIN_LATER,
     "61": TRY_AGAIN_LATER,
     "65": TRY_AGAIN_LATER,
+    "78": TRY_AGAIN_LATER,  # not activated yet: the cardholder may activate it
     "91": TRY_AGAIN_LATER,
     "96": TRY_AGAIN_LATER,
     "14": DO_NOT_TRY_AGAIN,
