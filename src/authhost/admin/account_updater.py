@@ -14,14 +14,12 @@ no successor carries it on.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from authhost.cards.lifecycle import LIVE_STATES
 from authhost.cards.model import Card
-
-PAGE = 1000
 
 
 class UpdateCode(StrEnum):
@@ -43,21 +41,18 @@ class AccountUpdate:
 
 
 async def account_updates(
-    list_cards: Callable[[str, int, int], Awaitable[list[Card]]],
+    cards: AsyncIterator[Card],
     get_card: Callable[[str], Awaitable[Card | None]],
     since: float,
     until: float,
 ) -> list[AccountUpdate]:
-    """The changes that took effect in [since, until), oldest first. ``list_cards(state,
-    limit, offset)`` pages through the cards of a state ("" all), ``get_card`` reads one."""
+    """The changes among ``cards`` (every card of the store) that took effect in [since,
+    until), oldest first; ``get_card`` reads a predecessor or successor."""
     updates: list[AccountUpdate] = []
-    offset = 0
-    while page := await list_cards("", PAGE, offset):
-        offset += len(page)
-        for card in page:
-            update = await _update_of(card, get_card, since, until)
-            if update is not None:
-                updates.append(update)
+    async for card in cards:
+        update = await _update_of(card, get_card, since, until)
+        if update is not None:
+            updates.append(update)
     updates.sort(key=lambda u: (u.effective, u.old.card_id))
     return updates
 

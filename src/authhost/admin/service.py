@@ -1406,12 +1406,7 @@ class CardService:
         from authhost.admin.account_updater import UpdateCode, account_updates
 
         since, until = _period(day, since, until)
-        updates = await account_updates(
-            lambda state, limit, offset: self.store.list_cards("", state, limit, offset),
-            self.store.get_card,
-            since,
-            until,
-        )
+        updates = await account_updates(self._every_card(), self.store.get_card, since, until)
         counts = {code.value: 0 for code in UpdateCode}
         with _new_private_file(out) as file:
             for update in updates:
