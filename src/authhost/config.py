@@ -175,6 +175,10 @@ class AdminConfig:
     port: int = _key(8080, "port of the admin HTTP API; 0 disables it")
     tokens_file: str = _key("", "TOML/JSON file mapping API tokens to roles (operator, auditor)")
     tokens: str = _key("", "inline tokens 'token:role,token:role' (prefer tokens_file)")
+    tls_cert_file: str = _key(
+        "", "PEM certificate (chain) of the admin API: with tls_key_file it speaks HTTPS only"
+    )
+    tls_key_file: str = _key("", "PEM private key of tls_cert_file (readable by this user only)")
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
         if config.admin.port:
-            from authhost.admin.http import serve_admin
+            from authhost.admin.http import serve_admin, tls_context
 
+            tls_context(config.admin)  # AdminTlsError now, as a configuration error
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))

@@ -4,12 +4,16 @@ This module only moves bytes: it reads one request at a time with h11, hands an
 ``ApiRequest`` to ``AdminApi.handle`` and writes the ``ApiResponse`` back, keeping the
 connection alive when the client allows. Routing, authentication and JSON live in
 ``admin.api``; the card logic in ``admin.service``. Limits keep a slow or hostile client from
-holding resources: headers 16 KiB, body 1 MiB, 30 s to send a request.
+holding resources: headers 16 KiB, body 1 MiB, 30 s to send a request. With a certificate
+and key configured it speaks HTTPS only (TLS 1.2 and above): the API takes card numbers
+(searches, compromise alerts), which must not cross a network in clear.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import ssl
 from http import HTTPStatus
 
 import h11
@@ -53,15 +57,62 @@ async def serve_admin(
     api = AdminApi(service, tokens if tokens is not None else TokenTable.from_config(config))
     if not api.tokens.by_digest:
         log.warning("admin API: no tokens configured; every request will be refused (401)")
+    tls = tls_context(config)
     listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     port = listeners[0].socket.getsockname()[1]
-    log.info("admin API listening on http://%s:%d", config.host, port)
+    scheme = "https" if tls is not None else "http"
+    log.info("admin API listening on %s://%s:%d", scheme, config.host, port)
+    if tls is None and not _loopback(config.host):
+        log.warning(
+            "admin API: plain HTTP on %s, which is not a loopback address: card numbers sent "
+            "to it (searches, compromise alerts) cross the network in clear; set "
+            "admin.tls_cert_file and admin.tls_key_file",
+            config.host,
+        )
 
     async def handler(stream: trio.SocketStream) -> None:
-        await serve_connection(stream, api)
+        if tls is None:
+            await serve_connection(stream, api)
+            return
+        secured = trio.SSLStream(stream, tls, server_side=True)
+        try:
+            with trio.fail_after(REQUEST_TIMEOUT_S):
+                await secured.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError):
+            await trio.aclose_forcefully(stream)  # not TLS, or a failed handshake: no answer
+            return
+        await serve_connection(secured, api)
 
     task_status.started(port)
     await trio.serve_listeners(handler, listeners)
+
+
+class AdminTlsError(ValueError):
+    """The admin API's certificate or key cannot be used; the message names the key."""
+
+
+def tls_context(config: AdminConfig) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 and above), or None for plain HTTP."""
+    if not (config.tls_cert_file or config.tls_key_file):
+        return None
+    if not (config.tls_cert_file and config.tls_key_file):
+        raise AdminTlsError("admin.tls_cert_file and admin.tls_key_file go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise AdminTlsError(
+            f"admin.tls_cert_file / admin.tls_key_file cannot be loaded: {exc}"
+        ) from None
+    return context
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def serve_connection(stream: trio.abc.Stream, api: AdminApi) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import trio
 
+from authhost.admin.http import AdminTlsError
 from authhost.admin.tokens import TokenConfigError
 from authhost.auth.factory import UnknownStep
 from authhost.config import Config, ConfigError
@@ -42,6 +43,7 @@ SETUP_ERRORS = (
     RuleLoadError,
     RegistryError,
     TokenConfigError,
+    AdminTlsError,
     UnknownStep,
 )
 
