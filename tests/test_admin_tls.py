@@ -19,8 +19,9 @@ from cryptography.x509.oid import NameOID
 from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN
 from test_e2e_auth import start_host, store_url  # noqa: F401 - fixture
 
-from authhost.admin.http import AdminTlsError, tls_context
+from authhost.admin.http import tls_context
 from authhost.config import AdminConfig
+from authhost.tls import TlsConfigError
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -95,9 +96,9 @@ async def test_the_admin_api_speaks_https_only_when_given_a_certificate(
 
 def test_a_certificate_that_cannot_be_loaded_is_a_configuration_error(tmp_path) -> None:
     cert, key = self_signed(tmp_path)
-    with pytest.raises(AdminTlsError, match="go together"):
+    with pytest.raises(TlsConfigError, match="go together"):
         tls_context(AdminConfig(tls_cert_file=str(cert)))
-    with pytest.raises(AdminTlsError, match="cannot be loaded"):
+    with pytest.raises(TlsConfigError, match="cannot be loaded"):
         tls_context(AdminConfig(tls_cert_file=str(key), tls_key_file=str(cert)))
     assert tls_context(AdminConfig()) is None
     assert tls_context(AdminConfig(tls_cert_file=str(cert), tls_key_file=str(key))) is not None

@@ -70,6 +70,11 @@ class ListenerConfig:
     merchant_advice: bool = _key(
         False, "declines carry Mastercard's merchant advice code (field 48 SE 84): retry or not"
     )
+    tls_cert_file: str = _key("", "PEM certificate: the listener speaks TLS only (1.2 and above)")
+    tls_key_file: str = _key("", "PEM private key of tls_cert_file")
+    tls_client_ca_file: str = _key(
+        "", "PEM CA certificate(s): every client must present a certificate they signed (mTLS)"
+    )
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,9 @@ class ServerConfig:
     merchant_advice: bool = _key(
         False, "the default listener's declines carry the merchant advice code (48 SE 84)"
     )
+    tls_cert_file: str = _key("", "the default listener's TLS certificate (PEM): TLS only")
+    tls_key_file: str = _key("", "the default listener's TLS private key (PEM)")
+    tls_client_ca_file: str = _key("", "CA (PEM) the default listener's clients' certificates need")
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
     slow_ms: int = _key(
@@ -294,6 +302,9 @@ class Config:
             max_connections=s.max_connections,
             idle_timeout_s=s.idle_timeout_s,
             merchant_advice=s.merchant_advice,
+            tls_cert_file=s.tls_cert_file,
+            tls_key_file=s.tls_key_file,
+            tls_client_ca_file=s.tls_client_ca_file,
         )
         return [default, *self.listeners]
 

@@ -169,7 +169,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if config.admin.port:
             from authhost.admin.http import serve_admin, tls_context
 
-            tls_context(config.admin)  # AdminTlsError now, as a configuration error
+            tls_context(config.admin)  # TlsConfigError now, as a configuration error
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))

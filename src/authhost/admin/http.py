@@ -23,6 +23,7 @@ from authhost.admin.api import AdminApi, ApiRequest, ApiResponse, error_response
 from authhost.admin.service import CardService
 from authhost.admin.tokens import TokenTable
 from authhost.config import AdminConfig
+from authhost.tls import server_context
 
 log = logging.getLogger("authhost.admin.http")
 
@@ -87,25 +88,9 @@ async def serve_admin(
     await trio.serve_listeners(handler, listeners)
 
 
-class AdminTlsError(ValueError):
-    """The admin API's certificate or key cannot be used; the message names the key."""
-
-
 def tls_context(config: AdminConfig) -> ssl.SSLContext | None:
-    """The server's TLS context (TLS 1.2 and above), or None for plain HTTP."""
-    if not (config.tls_cert_file or config.tls_key_file):
-        return None
-    if not (config.tls_cert_file and config.tls_key_file):
-        raise AdminTlsError("admin.tls_cert_file and admin.tls_key_file go together")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise AdminTlsError(
-            f"admin.tls_cert_file / admin.tls_key_file cannot be loaded: {exc}"
-        ) from None
-    return context
+    """The admin API's TLS context (``authhost.tls``), or None for plain HTTP."""
+    return server_context(config.tls_cert_file, config.tls_key_file, where="admin.")
 
 
 def _loopback(host: str) -> bool:

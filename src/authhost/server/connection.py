@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ class Wire:
     idle_timeout_s: float = 0.0
     # declines carry Mastercard's merchant advice code (field 48 SE 84): may the merchant retry
     advice: Callable[[str, Sequence[str]], str | None] | None = None
+    tls: ssl.SSLContext | None = None  # the link is TLS (``authhost.tls``)
 
 
 @runtime_checkable
@@ -123,7 +125,7 @@ class Decider:
 class Connection:
     """Reader, writer and in-flight requests of one accepted stream."""
 
-    def __init__(self, stream: trio.SocketStream, wire: Wire, decider: Decider, peer: str):
+    def __init__(self, stream: trio.abc.Stream, wire: Wire, decider: Decider, peer: str):
         self._stream = stream
         self._wire = wire
         self._decider = decider
@@ -131,7 +133,9 @@ class Connection:
         self.peer = peer
         self._reading = trio.CancelScope()
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, int]](math.inf)
-        self._fd = stream.socket.fileno()
+        # plain TCP: answers are written straight to the socket when it has room; TLS: always
+        # through the stream (the bytes on the socket are the TLS records)
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
         self._answered: list[bytes] = []  # frames settled, not yet written or queued
         self._queued = 0  # frames in the channel or being sent by the writer
         self._requests: trio.Nursery | None = None
@@ -534,7 +538,7 @@ class Connection:
             return
         self._answered = []
         data = answered[0] if len(answered) == 1 else b"".join(answered)
-        if not self._queued:
+        if not self._queued and self._fd is not None:
             try:
                 written = os.write(self._fd, data)  # non-blocking: trio set the socket so
             except OSError:  # BlockingIOError (no room) or a broken link: the writer's job

@@ -99,7 +99,7 @@ class ServerMetrics:
         self.connections_refused = Counter(
             "authhost_connections_refused",
             "Connections closed as soon as accepted: not_allowed (not from allow_from), "
-            "too_many (max_connections reached)",
+            "too_many (max_connections reached), tls (no TLS handshake completed)",
             ["reason"],
             registry=r,
         )

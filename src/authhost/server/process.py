@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import trio
 
-from authhost.admin.http import AdminTlsError
 from authhost.admin.tokens import TokenConfigError
 from authhost.auth.factory import UnknownStep
 from authhost.config import Config, ConfigError
@@ -34,6 +33,7 @@ from authhost.server.metrics import MetricsEndpoint, ServerMetrics
 from authhost.server.server import AuthServer, ServerConfigError, check_config
 from authhost.server.sockets import ListenError
 from authhost.store.interface import StoreError
+from authhost.tls import TlsConfigError
 
 # Start-up failures an operator fixes in the configuration or environment: exit code 2.
 SETUP_ERRORS = (
@@ -43,7 +43,7 @@ SETUP_ERRORS = (
     RuleLoadError,
     RegistryError,
     TokenConfigError,
-    AdminTlsError,
+    TlsConfigError,
     UnknownStep,
 )
 

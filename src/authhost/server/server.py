@@ -36,8 +36,11 @@ from authhost.server.connection import (
 from authhost.server.metrics import ServerMetrics
 from authhost.server.slow import SlowDecisions
 from authhost.server.sockets import bound_address, listener_from_socket, open_listener
+from authhost.tls import TlsConfigError, server_context
 
 log = logging.getLogger("authhost.server")
+
+TLS_HANDSHAKE_S = 10.0  # a client that has not completed the TLS handshake by then is closed
 
 
 class ServerConfigError(ValueError):
@@ -63,12 +66,19 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
     if idle < 0:
         raise ServerConfigError(f"{where}: idle_timeout_s must be 0 (never) or positive")
     advice = merchant_advice_code if listener.merchant_advice else None
+    try:
+        tls = server_context(
+            listener.tls_cert_file, listener.tls_key_file, listener.tls_client_ca_file, f"{where}: "
+        )
+    except TlsConfigError as exc:
+        raise ServerConfigError(str(exc)) from None
     if not listener.require_mac:
-        return Wire(name, dialect, framing, key_exchange=keys, idle_timeout_s=idle, advice=advice)
+        return Wire(name, dialect, framing, key_exchange=keys, idle_timeout_s=idle, advice=advice,
+                    tls=tls)  # fmt: skip
     if macs is None:
         raise ServerConfigError(f"{where}: require_mac needs the security module's MAC key")
     sign, verify = macs
-    return Wire(name, dialect, framing, sign, verify, keys, idle, advice)
+    return Wire(name, dialect, framing, sign, verify, keys, idle, advice, tls)
 
 
 def decider_for(
@@ -245,12 +255,39 @@ class AuthServer:
             if refused is not None:
                 await self._refuse(stream, wire, admission, refused, peer)
                 continue
-            connection = Connection(stream, wire, self._decider, peer)
-            self._connections.add(connection)
             admission.open += 1
             if balance is not None:
                 balance.opened()
-            connections.start_soon(self._serve_connection, connection, admission)
+            connections.start_soon(self._serve_connection, stream, wire, admission, peer)
+
+    async def _handshake(
+        self, stream: trio.SocketStream, wire: Wire, admission: Admission, peer: str
+    ) -> trio.SSLStream | None:
+        """The TLS link, or None (closed, counted) when the client does not complete a
+        handshake in time: not TLS, a certificate the listener does not accept, too slow."""
+        assert wire.tls is not None
+        secured = trio.SSLStream(stream, wire.tls, server_side=True)
+        try:
+            with trio.fail_after(TLS_HANDSHAKE_S):
+                await secured.do_handshake()
+            return secured
+        except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+            await trio.aclose_forcefully(stream)
+            self.metrics.connections_refused.labels("tls").inc()
+            if admission.worth_logging("tls"):
+                cause = exc.__cause__ or exc
+                log.warning(
+                    "connection refused",
+                    extra={
+                        "fields": {
+                            "peer": peer,
+                            "listener": wire.name,
+                            "reason": "tls",
+                            "error": str(cause)[:200],
+                        }
+                    },  # fmt: skip
+                )
+            return None
 
     async def _refuse(
         self, stream: trio.SocketStream, wire: Wire, admission: Admission, reason: str, peer: str
@@ -266,14 +303,25 @@ class AuthServer:
                 extra={"fields": {"peer": peer, "listener": wire.name, "reason": reason}},
             )
 
-    async def _serve_connection(self, connection: Connection, admission: Admission) -> None:
-        log.info("connection opened", extra={"fields": {"peer": connection.peer}})
+    async def _serve_connection(
+        self, stream: trio.SocketStream, wire: Wire, admission: Admission, peer: str
+    ) -> None:
+        connection: Connection | None = None
         try:
+            link: trio.abc.Stream = stream
+            if wire.tls is not None:  # the handshake here, not in the accept loop
+                link = await self._handshake(stream, wire, admission, peer)
+                if link is None:
+                    return
+            connection = Connection(link, wire, self._decider, peer)
+            self._connections.add(connection)
+            log.info("connection opened", extra={"fields": {"peer": peer}})
             await connection.run()
         except Exception:  # a bug in one connection must not take the server down
-            log.exception("connection failed", extra={"fields": {"peer": connection.peer}})
+            log.exception("connection failed", extra={"fields": {"peer": peer}})
         finally:
             admission.open -= 1
-            self._connections.discard(connection)
+            if connection is not None:
+                self._connections.discard(connection)
             if self._shared is not None:
                 self._shared.balance.closed()
