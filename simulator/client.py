@@ -6,6 +6,7 @@ The load generator has its own fast path; this one decodes every answer in full,
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,11 @@ class Link:
     framing: str = "binary2"
     tpdu: bool = False
     timeout: float = 5.0
+    # TLS to a listener that speaks it: the CA that signed the host's certificate, and the
+    # switch's own certificate and key for a listener that asks for one (mutual TLS)
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def make_dialect(self) -> Dialect:
         return get_dialect(self.dialect)
@@ -37,11 +43,25 @@ class Link:
     def make_framing(self) -> Framing:
         return Framing(header=self.framing, tpdu=self.tpdu)
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client's TLS context, or None for plain TCP (no --tls-ca)."""
+        if not self.tls_ca:
+            if self.tls_cert or self.tls_key:
+                raise ValueError("--tls-cert and --tls-key need --tls-ca (the host's CA)")
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert or self.tls_key:
+                context.load_cert_chain(self.tls_cert, self.tls_key or None)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(f"TLS files cannot be loaded: {error}") from None
+        return context
+
 
 class IsoClient:
     """One TCP connection to the host; ``exchange`` sends a request and returns its answer."""
 
-    def __init__(self, stream: trio.SocketStream, link: Link) -> None:
+    def __init__(self, stream: trio.abc.Stream, link: Link) -> None:
         self._stream = stream
         self.link = link
         self.dialect = link.make_dialect()
@@ -51,9 +71,18 @@ class IsoClient:
     @classmethod
     async def connect(cls, link: Link) -> IsoClient:
         try:
+            context = link.tls_context()
             with trio.fail_after(link.timeout):
-                stream = await trio.open_tcp_stream(link.host, link.port)
-        except (OSError, trio.TooSlowError) as error:
+                if context is None:
+                    stream: trio.abc.Stream = await trio.open_tcp_stream(link.host, link.port)
+                else:
+                    stream = await trio.open_ssl_over_tcp_stream(
+                        link.host, link.port, ssl_context=context
+                    )
+                    await stream.do_handshake()
+        except ValueError as error:
+            raise ClientError(str(error)) from None
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
             raise ClientError(f"cannot connect to {link.host}:{link.port}: {error}") from None
         return cls(stream, link)
 

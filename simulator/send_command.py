@@ -37,6 +37,11 @@ DialectOpt = typer.Option(
 )
 FramingOpt = typer.Option("binary2", help="Length header: binary2 or ascii4.")
 TpduOpt = typer.Option(False, help="Frames carry a 5-byte TPDU.")
+TlsCaOpt = typer.Option(
+    "", "--tls-ca", help="TLS: the CA (PEM) that signed the host's certificate."
+)
+TlsCertOpt = typer.Option("", "--tls-cert", help="Mutual TLS: the switch's certificate (PEM).")
+TlsKeyOpt = typer.Option("", "--tls-key", help="Mutual TLS: the switch's private key (PEM).")
 TimeoutOpt = typer.Option(5.0, help="Seconds to wait for the answer.")
 CardsOpt = typer.Option(None, help="Demo card file (authhost demo --export FILE).")
 PinKeyingOpt = typer.Option("zpk", help="zpk (zone PIN key) or dukpt (KSN in field 53).")
@@ -128,6 +133,9 @@ def send(
     framing: str = FramingOpt,
     tpdu: bool = TpduOpt,
     timeout: float = TimeoutOpt,
+    tls_ca: str = TlsCaOpt,
+    tls_cert: str = TlsCertOpt,
+    tls_key: str = TlsKeyOpt,
 ) -> None:
     """Send one request and print request and answer field by field (PAN masked).
 
@@ -145,7 +153,7 @@ def send(
     the file when the host takes it).
     The card comes from a demo card file or from --pan and friends.
     """
-    link = Link(host, port, dialect, framing, tpdu, timeout)
+    link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
     terminal = Terminal(terminal_id=terminal_id, merchant_id=merchant_id,
                         acquirer_id=acquirer_id, mcc=mcc, country=country,
                         pin_keying=pin_keying)  # fmt: skip

@@ -28,6 +28,9 @@ from simulator.send_command import (
     PinKeyingOpt,
     PortOpt,
     TimeoutOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
     TpduOpt,
     fail,
 )
@@ -77,6 +80,9 @@ def terminal(
     framing: str = FramingOpt,
     tpdu: bool = TpduOpt,
     timeout: float = TimeoutOpt,
+    tls_ca: str = TlsCaOpt,
+    tls_cert: str = TlsCertOpt,
+    tls_key: str = TlsKeyOpt,
 ) -> None:
     """An interactive POS/ATM terminal: pick a card, enter amount and PIN, see the outcome.
 
@@ -90,7 +96,7 @@ def terminal(
         demo = load_demo_file(cards)
     except DemoFileError as error:
         raise fail(str(error)) from None
-    link = Link(host, port, dialect, framing, tpdu, timeout)
+    link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
     kind = "ATM" if mode == "atm" else "POS"
     terminal_info = Terminal(
         terminal_id="SIMATM01" if mode == "atm" else "SIMPOS01",

@@ -134,3 +134,26 @@ def test_tls_settings_that_cannot_work_are_refused_at_start(pki) -> None:
         with pytest.raises(ServerConfigError, match=message):
             check_config(server_config(**settings))
     check_config(server_config(tls_cert_file=host, tls_key_file=key))
+
+
+async def test_the_simulator_talks_to_a_tls_listener(pki) -> None:
+    """authhost-sim's client (send, terminal) with --tls-ca, --tls-cert and --tls-key."""
+    from simulator.client import ClientError, IsoClient, Link
+
+    config = server_config(
+        tls_cert_file=str(pki["host"]),
+        tls_key_file=str(pki["host"].with_suffix(".key")),
+        tls_client_ca_file=str(pki["ca"]),
+    )
+    async with running_server(config=config) as server:
+        (address,) = server.addresses
+        switch = str(pki["switch"])
+        link = Link(*address, tls_ca=str(pki["ca"]), tls_cert=switch,
+                    tls_key=str(pki["switch"].with_suffix(".key")))  # fmt: skip
+        async with await IsoClient.connect(link) as client:
+            assert (await client.exchange(financial_fields("0100", "000077")))["39"] == "00"
+        with pytest.raises(ClientError):  # plain TCP to a TLS listener: no answer
+            async with await IsoClient.connect(Link(*address, timeout=2)) as plain:
+                await plain.exchange(financial_fields("0100", "000078"))
+        with pytest.raises(ClientError, match="need --tls-ca"):
+            await IsoClient.connect(Link(*address, tls_cert=switch))
