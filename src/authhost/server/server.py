@@ -310,9 +310,10 @@ class AuthServer:
         try:
             link: trio.abc.Stream = stream
             if wire.tls is not None:  # the handshake here, not in the accept loop
-                link = await self._handshake(stream, wire, admission, peer)
-                if link is None:
+                secured = await self._handshake(stream, wire, admission, peer)
+                if secured is None:
                     return
+                link = secured
             connection = Connection(link, wire, self._decider, peer)
             self._connections.add(connection)
             log.info("connection opened", extra={"fields": {"peer": peer}})
