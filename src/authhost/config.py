@@ -78,29 +78,10 @@ class ListenerConfig:
 
 
 @dataclass(frozen=True)
-class ServerConfig:
-    """The authorisation server process."""
+class ServerConfig(ListenerConfig):
+    """The authorisation server process, and its default listener (every ``ListenerConfig``
+    key, given in [server])."""
 
-    host: str = _key("127.0.0.1", "address of the default listener")
-    port: int = _key(8583, "port of the default listener")
-    dialect: str = _key("ascii-binary-bitmap", "dialect of the default listener")
-    framing: str = _key("binary2", "framing of the default listener: binary2 or ascii4")
-    tpdu: bool = _key(False, "default listener frames carry a 5-byte TPDU")
-    max_frame: int = _key(8192, "largest frame body in bytes on the default listener")
-    key_exchange: bool = _key(True, "the default listener accepts a switch's key change (0800/161)")
-    allow_from: list[str] = _key(
-        [], "client addresses or networks (CIDR) the default listener accepts; [] anyone"
-    )
-    max_connections: int = _key(0, "connections at once on the default listener (0: no limit)")
-    idle_timeout_s: float = _key(
-        0.0, "seconds without a frame before the default listener closes a link (0: never)"
-    )
-    merchant_advice: bool = _key(
-        False, "the default listener's declines carry the merchant advice code (48 SE 84)"
-    )
-    tls_cert_file: str = _key("", "the default listener's TLS certificate (PEM): TLS only")
-    tls_key_file: str = _key("", "the default listener's TLS private key (PEM)")
-    tls_client_ca_file: str = _key("", "CA (PEM) the default listener's clients' certificates need")
     deadline_ms: int = _key(200, "per-request deadline; past it the request is answered")
     timeout_response_code: str = _key("91", "response code sent when the deadline passes")
     slow_ms: int = _key(
@@ -291,20 +272,7 @@ class Config:
         """The default listener from [server] plus any [[listeners]] tables."""
         s = self.server
         default = ListenerConfig(
-            host=s.host,
-            port=s.port,
-            dialect=s.dialect,
-            framing=s.framing,
-            tpdu=s.tpdu,
-            max_frame=s.max_frame,
-            key_exchange=s.key_exchange,
-            allow_from=s.allow_from,
-            max_connections=s.max_connections,
-            idle_timeout_s=s.idle_timeout_s,
-            merchant_advice=s.merchant_advice,
-            tls_cert_file=s.tls_cert_file,
-            tls_key_file=s.tls_key_file,
-            tls_client_ca_file=s.tls_client_ca_file,
+            **{f.name: getattr(s, f.name) for f in dataclasses.fields(ListenerConfig)}
         )
         return [default, *self.listeners]
 
