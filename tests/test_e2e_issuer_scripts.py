@@ -265,6 +265,13 @@ async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
     assert new.encode() not in bytes.fromhex(reply["55"])  # enciphered, never in clear
     assert "chip.script_pin_change" in (await journal_reasons(store_url))[fields["11"]]
 
+    again = await switch.send(fields)  # the first answer lost: the same PIN CHANGE again
+    assert again["39"] == "00" and commands_in(again)[1] == [expected]
+    other = "1397" if new != "1397" else "1398"  # a copy that swapped in another new PIN
+    altered = {**fields, "125": encrypt_pin_block(host.zpk(), other, card["pan"]).hex().upper()}
+    reply = await switch.send(altered)
+    assert reply["39"] == "00" and commands_in(reply)[1] == []  # the original answer, no PIN
+
 
 async def add_chip_card(host: Host, cvn: int) -> dict[str, Any]:
     """An active card with a PIN on a new product of cryptogram version ``cvn``, issued while
@@ -389,12 +396,14 @@ async def test_a_script_the_chip_did_not_run_is_sent_again(
     assert view.json["chip_scripts"] == ["pin_unblock"]
 
 
-def test_a_retransmission_resends_what_the_first_answer_carried_but_never_a_new_pin() -> None:
+def test_a_retransmission_resends_what_the_first_answer_carried() -> None:
     from authhost.auth.issuer_scripts import resent_commands
     from authhost.security.emv_scripts import ScriptCommand as C
 
     carried = ["00", "chip.script_pin_unblock", "chip.script_pin_change", "duplicate.replayed"]
     assert resent_commands(carried, cryptogram_verified=True) == (C.PIN_UNBLOCK,)
+    assert resent_commands(carried, True, new_pin_is_the_cards=True) == (C.PIN_UNBLOCK,
+                                                                        C.PIN_CHANGE)  # fmt: skip
     assert resent_commands(carried, cryptogram_verified=False) == ()
     blocked = ["card.lost", "chip.script_application_block"]
     assert resent_commands(blocked, cryptogram_verified=False) == (C.APPLICATION_BLOCK,)

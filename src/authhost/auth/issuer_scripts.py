@@ -62,18 +62,21 @@ class DueScripts:
 NONE = DueScripts(())
 
 
-def resent_commands(reasons: list[str], cryptogram_verified: bool) -> tuple[ScriptCommand, ...]:
+def resent_commands(
+    reasons: list[str], cryptogram_verified: bool, new_pin_is_the_cards: bool = False
+) -> tuple[ScriptCommand, ...]:
     """The commands a retransmission's answer carries again: those the original answer
     carried (its journalled reasons), so a chip whose first answer was lost still gets them.
-    Not a PIN CHANGE (its new PIN comes only from the request, which a retransmission could
-    alter), and the queued ones only with the same accepted cryptogram."""
+    The queued ones only with the same accepted cryptogram; a PIN CHANGE only when the new PIN
+    in the retransmission is the one the card now has (its PIN comes only from the request,
+    which a copy could alter)."""
     sent = set(reasons)
     return tuple(
         command
         for command, reason in SENT_REASONS.items()
         if reason in sent
-        and command is not ScriptCommand.PIN_CHANGE
         and (cryptogram_verified or command is ScriptCommand.APPLICATION_BLOCK)
+        and (command is not ScriptCommand.PIN_CHANGE or new_pin_is_the_cards)
     )
 
 

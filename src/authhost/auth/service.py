@@ -23,6 +23,7 @@ from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision, Decline
 from authhost.auth.issuer_scripts import (
     NO_REPORT,
+    SENT_REASONS,
     DueScripts,
     due_scripts,
     queueable,
@@ -53,7 +54,7 @@ from authhost.security.emv import (
 from authhost.security.emv_scripts import ScriptCommand
 from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pan
-from authhost.security.module import OfflinePin
+from authhost.security.module import OfflinePin, PinCheck
 from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
@@ -291,12 +292,33 @@ class AuthService:
             if found is not None and found[0].valid and found[0].atc == previous.atc:
                 with_arpc(decision, found[0], previous.atc)
                 verified = True
-        commands = resent_commands(previous.reason_codes.split(";"), verified)
+        reasons = previous.reason_codes.split(";")
+        same_pin = verified and SENT_REASONS[ScriptCommand.PIN_CHANGE] in reasons
+        same_pin = same_pin and self._new_pin_is_the_cards(request, snapshot)
+        commands = resent_commands(reasons, verified, same_pin)
         if commands and product.imk_smi_name:
             script = self._issuer_script(request, snapshot, DueScripts(commands))
             if script is not None:  # the same commands, MACed over the same cryptogram
                 decision.icc_response = (decision.icc_response or b"") + script
         return decision
+
+    def _new_pin_is_the_cards(self, request: AuthRequest, snapshot: Snapshot) -> bool:
+        """The new PIN of a retransmitted PIN change (field 125) is the one the card has now
+        (the original changed it): only then may its answer carry the PIN CHANGE again."""
+        card, product = snapshot.card, snapshot.product
+        if request.new_pin_block is None or card is None or product is None or not request.pan:
+            return False
+        if card.pin_reference is None:
+            return False
+        try:
+            source = self._security.pin_source(request.security_control, request.acquirer_id)
+            check = self._security.verify_pin(
+                request.new_pin_block, request.pan, source, card.pin_method,
+                product.pvk_name, product.pvki, card.pin_reference,
+            )  # fmt: skip
+        except SecurityError:
+            return False
+        return check is PinCheck.OK
 
     def _chip_scripts(
         self, tx: Transaction, decline: Decline | None, decision: Decision
