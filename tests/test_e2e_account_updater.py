@@ -80,6 +80,12 @@ async def test_the_account_updater_file_lists_what_merchants_on_file_must_change
     code, output = await run_cli("cards", "account-updates", "--out", str(out),
                                  "--since", "1", "--until", "2", "--config", str(config))  # fmt: skip
     assert code != 0 and "exists" in output
+    for bad, message in ((["--day", "2026-13-01"], "not a date"),
+                         (["--since", "5", "--until", "1"], "until after since")):  # fmt: skip
+        code, output = await run_cli("cards", "account-updates", "--out",
+                                     str(tmp_path / "bad.jsonl"), *bad, "--config", str(config))  # fmt: skip
+        assert code != 0 and message in output and "Traceback" not in output
+        assert not (tmp_path / "bad.jsonl").exists()  # nothing written
     audit = await call(port, "GET", "/v1/audit?subject=cards", token=AUDITOR_TOKEN)
     runs = [a for a in audit.json["audit"] if a["action"] == "card.account_updates"]
     assert len(runs) == 2 and all(low["pan"] not in json.dumps(a) for a in runs)

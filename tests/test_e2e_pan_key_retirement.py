@@ -48,6 +48,9 @@ async def test_an_old_pan_key_is_retired_once_no_stored_pan_needs_it(
     assert json.loads(output) == {"retired_version": 1, "pan_key_version": 2}
     code, output = await run_cli("keys", "retire-pan-key", "2", "--config", str(config))
     assert code != 0 and "newest" in output
+    code, output = await run_cli("keys", "retire-pan-key", "99", "--config", str(config))
+    assert code != 0 and "version 99 is not in the key store" in output
+    assert "Traceback" not in output
 
     # every stored PAN opens under what is left, and is the card's
     security = SecurityModule.open(host.config.security, demo=True)

@@ -73,7 +73,7 @@ async def explain_rules_for_entry(
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
     score = entry.fraud_score if entry.fraud_score >= 0 else None
     if score is not None:
-        delta = explain_rules(rule_set, ctx, score, lists)["outcome"]["score_delta"]
+        delta = RuleSet(rule_set.rules, rule_set.version).evaluate(ctx, score, lists).score_delta
         score = max(0, min(999, score - delta))
     return {
         "journal_id": journal_id,
