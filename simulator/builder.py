@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from authhost.iso.subfields import (
+    AUTHENTICATION_VALUE_SUBELEMENT,
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
     KEY_EXCHANGE_SUBELEMENT,
@@ -25,6 +26,7 @@ from authhost.iso.subfields import (
 )
 from authhost.security import emv
 from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.cavv import make_cavv
 from authhost.security.dukpt import ksn_with_counter, terminal_encrypt_pin_tdes
 from authhost.security.pinblock import encrypt_pin_block
 from simulator.chip_counters import ChipCounters
@@ -36,6 +38,10 @@ Fields = dict[str, str | bytes]
 # certificate (1), then the UCAF collection indicator that says how the cardholder was
 # authenticated (authhost.iso.subfields.AUTHENTICATION_BY_UCAF)
 SECURITY_LEVELS = {"authenticated": "212", "attempted": "211", "exempt": "216", "none": "210"}
+# what the merchant puts in field 48 SE 43 with an authenticated or attempted claim: the CAVV
+# the issuer's access control server made ("genuine"), one made without the issuer's key
+# ("forged": a fraudster's claim), or none at all
+CAVV_KINDS = ("genuine", "forged", "none")
 
 
 class Kind(StrEnum):
@@ -116,6 +122,7 @@ class RequestBuilder:
     zpk: bytes | None = field(default=None, repr=False)
     bdk: bytes | None = field(default=None, repr=False)
     imk_ac: bytes | None = field(default=None, repr=False)  # chip cards make ARQCs with it
+    cavv_key: bytes | None = field(default=None, repr=False)  # the issuer ACS's CAVV key pair
     counters: ChipCounters = field(default_factory=ChipCounters)  # the cards' ATCs
     stan_start: int | None = None  # None: from the clock, so a new session never repeats one
     rrn_prefix: str = "9"
@@ -174,6 +181,7 @@ class RequestBuilder:
         partial_approval: bool = False,
         authentication: str | None = None,
         stored_credential: str | None = None,
+        cavv: str = "genuine",
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
@@ -182,7 +190,11 @@ class RequestBuilder:
         ``authentication``: e-commerce only, how the cardholder was authenticated (one of
         SECURITY_LEVELS: field 48 SE 42). ``stored_credential``: e-commerce only, a card the
         merchant keeps on file (field 48 SE 22 SF 05, C101..C104 or M101..M208); a
-        merchant-initiated one (M...) carries no CVV2, which no merchant may keep."""
+        merchant-initiated one (M...) carries no CVV2, which no merchant may keep.
+        ``cavv``: with an authenticated or attempted claim, the 3-D Secure value sent with it
+        (one of CAVV_KINDS: field 48 SE 43)."""
+        if cavv not in CAVV_KINDS:
+            raise ValueError(f"cavv is one of {', '.join(CAVV_KINDS)}")
         if stored_credential is not None and (
             entry is not Entry.ECOMMERCE
             or len(stored_credential) != 4
@@ -237,6 +249,9 @@ class RequestBuilder:
                 additional[MULTI_PURPOSE_MERCHANT_SUBELEMENT] = "0504" + stored_credential
             if authentication is not None:
                 additional[ECOMMERCE_INDICATORS_SUBELEMENT] = SECURITY_LEVELS[authentication]
+                value = self.authentication_value(card, authentication, cavv)
+                if value is not None:
+                    additional[AUTHENTICATION_VALUE_SUBELEMENT] = value
         else:
             fields["35"] = card.track2
             if entry in CHIP_ENTRIES and self.imk_ac is not None and card.chip_cvn:
@@ -246,6 +261,19 @@ class RequestBuilder:
         if pin is not None:
             fields.update(self.pin_fields(card, pin))
         return dict(sorted(fields.items(), key=_field_order))
+
+    def authentication_value(self, card: SimCard, authentication: str, kind: str) -> str | None:
+        """The CAVV (base64) an access control server gives the merchant after 3-D Secure:
+        with the issuer's key ("genuine", when the demo file has it), with a key of the
+        fraudster's own ("forged"), or none; only for an authenticated or attempted claim."""
+        if authentication not in ("authenticated", "attempted") or kind == "none":
+            return None
+        key = self.cavv_key if kind == "genuine" else os.urandom(16)
+        if key is None:
+            return None
+        atn = f"{int.from_bytes(os.urandom(8), 'big') % 10**16:016d}"  # one per authentication
+        value = make_cavv(key, card.pan, atn=atn, attempt=authentication == "attempted")
+        return value.to_text()
 
     def pin_change(
         self, card: SimCard, pin: str, new_pin: str, *, now: float | None = None

@@ -46,6 +46,7 @@ class DemoFile:
     imk_ac: bytes | None = field(default=None, repr=False)  # clear test EMV issuer master key
     zmk: bytes | None = field(default=None, repr=False)  # clear test zone master key
     imk_smi: bytes | None = field(default=None, repr=False)  # issuer scripts' MAC master key
+    cavv: bytes | None = field(default=None, repr=False)  # the issuer ACS's CAVV key pair
 
     def active(self) -> tuple[SimCard, ...]:
         """Active cards with a PIN: the ones that can be approved."""
@@ -79,8 +80,15 @@ def load_demo_file(path: Path) -> DemoFile:
         imk_ac = bytes.fromhex(keys["imk_ac"]) if keys.get("imk_ac") else None
         zmk = bytes.fromhex(keys["zmk"]) if keys.get("zmk") else None
         imk_smi = bytes.fromhex(keys["imk_smi"]) if keys.get("imk_smi") else None
+        cavv = bytes.fromhex(keys["cavv"]) if keys.get("cavv") else None
         demo = DemoFile(
-            cards, bytes.fromhex(keys["zpk"]), bytes.fromhex(keys["bdk"]), imk_ac, zmk, imk_smi
+            cards,
+            bytes.fromhex(keys["zpk"]),
+            bytes.fromhex(keys["bdk"]),
+            imk_ac,
+            zmk,
+            imk_smi,
+            cavv,
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None

@@ -18,7 +18,9 @@ from authhost.iso.subfields import (
     SubfieldError,
     parse_additional_amounts,
     parse_additional_data,
+    parse_additional_response,
 )
+from authhost.security.cavv import CAVV_RESULTS
 from authhost.security.emv import ChipDataError, parse_tlv
 from authhost.security.emv_scripts import SCRIPT_TEMPLATE_2, describe_template
 from authhost.security.masking import mask_pan, mask_pans_in_text
@@ -54,6 +56,9 @@ def shown(number: str, value: object) -> str:
         )
     if number == "39":
         return f"{text} ({meaning(text)})"
+    if number == "44":
+        cavv = parse_additional_response(text)
+        return f"CAVV result {cavv} ({CAVV_RESULTS.get(cavv, 'unknown')})" if cavv else text
     if number == "55":
         return _chip_answer(text)
     if number == "54":
@@ -107,6 +112,9 @@ def outcome(answer: Mapping[str, str]) -> str:
         line += f", {int(answer['4']) / 100:,.2f} approved"
     if answer.get("38"):
         line += f", approval code {answer['38']}"
+    cavv = parse_additional_response(str(answer.get("44", "")))
+    if cavv:
+        line += f", 3-D Secure value {CAVV_RESULTS.get(cavv, cavv)}"
     try:
         balances = parse_additional_amounts(answer.get("54", ""))
     except (SubfieldError, ValueError):

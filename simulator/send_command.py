@@ -99,6 +99,12 @@ def send(
         help="--entry ecommerce: how the cardholder was authenticated (field 48 SE 42): "
         "authenticated, attempted, exempt or none.",
     ),
+    cavv: str = typer.Option(
+        "genuine",
+        help="--authentication authenticated/attempted: the 3-D Secure value sent with the "
+        "claim (field 48 SE 43): genuine (the issuer ACS's, from the demo file's CAVV key), "
+        "forged (made without the issuer's key) or none.",
+    ),
     stored_credential: str | None = typer.Option(
         None,
         help="--entry ecommerce: a card the merchant keeps on file (field 48 SE 22 SF 05): "
@@ -165,7 +171,7 @@ def send(
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
                              increment, partial, new_pin, parts,
-                             authentication, stored_credential)  # fmt: skip
+                             authentication, stored_credential, cavv)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     checker = None
@@ -201,7 +207,7 @@ def _requests(
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
-    stored_credential: str | None = None,
+    stored_credential: str | None = None, cavv: str = "genuine",
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -220,6 +226,7 @@ def _requests(
         demo = load_demo_file(cards)
         chosen = pick_card(demo, card)
         builder.zpk, builder.bdk, builder.imk_ac = demo.zpk, demo.bdk, demo.imk_ac
+        builder.cavv_key = demo.cavv
         builder.counters = ChipCounters(Path(f"{cards}.atc"))  # the cards' ATCs, kept
     else:
         raise ValueError("give a demo card file (--cards FILE) or a card (--pan ...)")
@@ -271,7 +278,7 @@ def _requests(
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
                               billing=billing, partial_approval=partial,
                               authentication=authentication,
-                              stored_credential=stored_credential)]  # fmt: skip
+                              stored_credential=stored_credential, cavv=cavv)]  # fmt: skip
 
 
 async def _exchange_all(

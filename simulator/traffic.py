@@ -256,6 +256,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "travel_notice": no,  # a fraudster sends none
         "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # card-not-present: no cryptogram
         "stored_credential": empty,  # a card number tried, not one kept on file
+        "cavv_result": empty,  # no 3-D Secure claim, no value
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -277,6 +278,10 @@ def _authentication(batch: TxBatch, rng: np.random.Generator) -> pa.Array:
     drawn = np.where(batch.label == 1, fraud, genuine)
     drawn = np.where(batch.channel == ECOMMERCE, drawn, len(AUTHENTICATIONS))
     return _lookup([*AUTHENTICATIONS, ""], drawn)
+
+
+def _is(column: pa.Array, value: str) -> np.ndarray:
+    return pc.equal(column, value).to_numpy(zero_copy_only=False)
 
 
 def _merged(first: dict[str, pa.Array], second: dict[str, pa.Array]) -> dict[str, pa.Array]:
@@ -387,7 +392,7 @@ def _columns(
     approval = pc.if_else(pa.array(approved), _digits(rng.integers(0, 1_000_000, n), 6), "")
     card = batch.card
     empty = _text(np.full(n, ""))
-    return {
+    columns = {
         "ts": pa.array(batch.ts),
         "mti": mti,
         "message_class": _lookup(["authorisation", "financial"], financial),
@@ -450,6 +455,18 @@ def _columns(
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),
     }
+    # the simulated issuer checks the ACS's CAVVs, and fraudsters who pass 3-D Secure (an
+    # account taken over) pass with a genuine one: each claim verifies
+    columns["cavv_result"] = _lookup(
+        ["", "2", "3"],
+        np.select(
+            [_is(columns["authentication"], "authenticated"),
+             _is(columns["authentication"], "attempted")],
+            [1, 2],
+            0,
+        ),
+    )  # fmt: skip
+    return columns
 
 
 def timed_generate(config: TrafficConfig) -> tuple[Traffic, float]:

@@ -59,6 +59,7 @@ def test_demo_twice_then_export(cli, tmp_path):
         "imk_smi",
         "imk_smc",
         "zmk",
+        "cavv",
     }
     assert {c["state"] for c in doc["cards"]} >= {"active", "created", "lost", "stolen", "closed"}
     for card in doc["cards"]:

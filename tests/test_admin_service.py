@@ -392,10 +392,10 @@ async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, t
         assert await export_demo(service, out) == len(CARDS)
         doc = json.loads(out.read_text())
         assert doc["test_only"] is True
-        assert set(doc["keys"]) == {"zpk", "bdk", "imk_ac", "imk_smi", "imk_smc", "zmk"}
+        assert set(doc["keys"]) == {"zpk", "bdk", "imk_ac", "imk_smi", "imk_smc", "zmk", "cavv"}
         assert all(len(bytes.fromhex(v)) in (16, 24) for v in doc["keys"].values())
         keys = ["pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "account"]
-        keys += ["currency", "available", "chip_cvn"]
+        keys += ["currency", "available", "chip_cvn", "cavv_checked"]
         for card in doc["cards"]:
             assert list(card) == keys
             track = parse_track2(card["track2"])

@@ -12,8 +12,10 @@ from authhost.iso.subfields import (
     SubfieldError,
     build_additional_data,
     format_additional_amounts,
+    format_additional_response,
     parse_additional_amounts,
     parse_additional_data,
+    parse_additional_response,
     parse_authentication,
     parse_key_exchange,
     parse_original_data,
@@ -178,3 +180,13 @@ def test_subelement_22_carries_the_stored_credential_indicator(value, expected) 
 def test_a_broken_subelement_22_is_refused(value: str) -> None:
     with pytest.raises(SubfieldError, match="subelement 22"):
         parse_stored_credential(value)
+
+
+def test_field_44_carries_the_cavv_result_in_position_13() -> None:
+    for code in "01234":
+        value = format_additional_response(cavv_result=code)
+        assert len(value) == 13 and value[12] == code and not value[:12].strip()
+        assert parse_additional_response(value) == code
+    assert parse_additional_response(None) == ""
+    assert parse_additional_response("5") == ""  # only the response source: no CAVV result
+    assert parse_additional_response("5" + " " * 11 + "2" + "ABC") == "2"

@@ -15,6 +15,7 @@ from authhost.cards.luhn import luhn_check_digit
 from authhost.iso.codec import decode_message, encode_request
 from authhost.iso.dialects import DIALECTS, get_dialect
 from authhost.security import emv
+from authhost.security.cavv import cavv_result
 from authhost.security.dukpt import tdes_pin_key
 from authhost.security.pinblock import decrypt_pin_block
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
@@ -85,6 +86,33 @@ def test_a_web_purchase_says_how_its_cardholder_was_authenticated(dialect, how):
     assert request.authentication == how and request.cvv2 == "123"
     with pytest.raises(ValueError, match="for e-commerce"):
         builder.financial(Kind.PURCHASE, CARD, 4000, authentication=how)  # chip: no
+
+
+CAVV_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")  # a test ACS key
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.parametrize(
+    ("how", "kind", "result"),
+    [
+        ("authenticated", "genuine", "2"),
+        ("attempted", "genuine", "3"),
+        ("authenticated", "forged", "1"),
+        ("attempted", "forged", "4"),
+        ("authenticated", "none", None),
+        ("exempt", "genuine", None),  # nothing to prove: no value
+    ],
+)
+def test_a_3ds_claim_comes_with_the_acs_value(dialect, how, kind, result):
+    acs = RequestBuilder(Terminal(), zpk=ZPK, cavv_key=CAVV_KEY)
+    fields = acs.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE,
+                           authentication=how, cavv=kind)  # fmt: skip
+    request = decode_message(encode_request(fields, get_dialect(dialect)), get_dialect(dialect))
+    assert request.authentication == how
+    value = request.authentication_value
+    assert (None if value is None else cavv_result(CAVV_KEY, PAN, value)) == result
+    with pytest.raises(ValueError, match="cavv is one of"):
+        acs.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE, cavv="maybe")
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))

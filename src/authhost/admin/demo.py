@@ -44,6 +44,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         imk_ac_name="imk-ac",  # chip cryptograms checked (Visa CVN 18)
         imk_smi_name="imk-smi",  # and issuer scripts sent to the chip
         imk_smc_name="imk-smc",  # a new PIN among them
+        cavv_key_name="cavv",  # 3-D Secure authentication values checked
     ),
     rq.NewProduct(
         product_id="demo-mc-3624",
@@ -59,6 +60,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         chip_cvn=16,  # M/Chip
         imk_smi_name="imk-smi",
         imk_smc_name="imk-smc",
+        cavv_key_name="cavv",
     ),
     rq.NewProduct(
         product_id="demo-visa-credit",
@@ -73,6 +75,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         chip_cvn=10,  # the older Visa cryptogram version
         imk_smi_name="imk-smi",
         imk_smc_name="imk-smc",
+        cavv_key_name="cavv",
     ),
 )
 
@@ -147,7 +150,8 @@ def is_demo_installation(service: CardService) -> bool:
 
 def _test_keys(service: CardService) -> dict[str, str]:
     """The clear test keys as hex: the zone PIN key, the (TDES) DUKPT BDK, the chip's issuer
-    master key and the zone master key a switch sends new zone PIN keys under."""
+    master key, the zone master key a switch sends new zone PIN keys under and the 3-D Secure
+    access control server's CAVV key pair."""
     keys = service.security.demo_test_keys()
     return {
         "zpk": keys["zpk"],
@@ -156,6 +160,7 @@ def _test_keys(service: CardService) -> dict[str, str]:
         "imk_smi": keys["imk-smi"],
         "imk_smc": keys["imk-smc"],
         "zmk": keys["zmk"],
+        "cavv": keys["cavv"],
     }
 
 
@@ -241,6 +246,7 @@ async def demo_export(service: CardService) -> dict[str, Any]:
                 "currency": account["currency"],
                 "available": account["open_to_buy"],
                 "chip_cvn": product.chip_cvn if product.imk_ac_name else 0,
+                "cavv_checked": bool(product.cavv_key_name),
             }
         )
     return {"test_only": True, "keys": _test_keys(service), "cards": cards}

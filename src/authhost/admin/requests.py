@@ -110,6 +110,12 @@ class NewProduct(_Request):
             raise ValueError(f"{info.field_name} needs {needs}")
         return name
 
+    cavv_key_name: Identifier | Literal[""] = Field(
+        "",
+        description="key name of the CAVV key pair (type cvk) the issuer's 3-D Secure access "
+        "control server makes authentication values with: e-commerce requests carrying one "
+        "(field 48 SE 43) are checked and a forged one declined; empty: not checked",
+    )
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None,
         description="how far ahead of a card's newest chip counter (ATC) a cryptogram's may "
@@ -133,11 +139,12 @@ def _known_channels(channels: list[str] | None) -> None:
 
 class ProductChange(_Request):
     """What may change on a product whose cards are out: its name, limits, channels, blocked
-    merchant categories and countries, the validity of cards issued from now on, and the chip
-    counter jump limit. Each field given replaces the product's (``limits`` as a whole: a
-    limit left out is no limit); fields left out stay as they are. The BIN, PAN length, kind,
-    currency, home country, service code, PIN method and key names are fixed: the cards
-    already issued carry them."""
+    merchant categories and countries, the validity of cards issued from now on, the chip
+    counter jump limit and the 3-D Secure CAVV key. Each field given replaces the product's
+    (``limits`` as a whole: a limit left out is no limit); fields left out stay as they are.
+    The BIN, PAN length, kind, currency, home country, service code, PIN method and the card
+    keys are fixed: the cards already issued carry them (the CAVV key is the issuer ACS's,
+    not the cards')."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)] = (
         ""
@@ -149,6 +156,12 @@ class ProductChange(_Request):
     validity_months: Annotated[int, Field(ge=1, le=120)] | None = None
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None, description="null (given): the host's [auth] atc_jump_limit; left out: unchanged"
+    )
+    cavv_key_name: Identifier | Literal[""] | None = Field(
+        None,
+        description="the CAVV key pair 3-D Secure authentication values are checked with "
+        "(the issuer's ACS started signing, or moved to a new key); '': stop checking; "
+        "left out: unchanged",
     )
     version: Annotated[int, Field(ge=0)] | None = Field(
         None,

@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -242,12 +242,9 @@ class CardService:
             for field_name, key_type in _CHIP_KEYS:  # each needs the one before it (rq)
                 if getattr(spec, field_name):
                     named += ((getattr(spec, field_name), key_type),)
-            for name, key_type in named:  # else every authorisation on it would answer 96
-                if not self.security.has_key(name, key_type):
-                    raise InvalidRequest(
-                        f"no {key_type} key named {name!r} in the key store: generate or "
-                        "import it first (authhost keys)"
-                    )
+            if spec.cavv_key_name:
+                named += ((spec.cavv_key_name, KeyType.CVK),)
+            self._require_keys(named)
             product = Product(
                 product_id=product_id,
                 issuer_id=spec.issuer_id,
@@ -272,6 +269,7 @@ class CardService:
                 imk_smi_name=spec.imk_smi_name,
                 imk_smc_name=spec.imk_smc_name,
                 atc_jump_limit=spec.atc_jump_limit,
+                cavv_key_name=spec.cavv_key_name,
             )
             await self.store.put_product(product)
             view = product_view(product)
@@ -298,6 +296,11 @@ class CardService:
             changed["validity_months"] = change.validity_months
         if "atc_jump_limit" in given:
             changed["atc_jump_limit"] = change.atc_jump_limit
+        if "cavv_key_name" in given:
+            name = change.cavv_key_name or ""
+            if name:
+                self._require_keys(((name, KeyType.CVK),))
+            changed["cavv_key_name"] = name
         if change.version is not None and change.version != before.version:
             raise ConflictError(
                 f"product {product_id} is at version {before.version}, not {change.version}: "
@@ -313,6 +316,16 @@ class CardService:
         view = product_view(after)
         await self.record_audit("product.update", product_id, product_view(before), view)
         return view
+
+    def _require_keys(self, named: Iterable[tuple[str, KeyType]]) -> None:
+        """Refuse a product whose keys are not in the key store: every authorisation on it
+        would answer 96."""
+        for name, key_type in named:
+            if not self.security.has_key(name, key_type):
+                raise InvalidRequest(
+                    f"no {key_type} key named {name!r} in the key store: generate or "
+                    "import it first (authhost keys)"
+                )
 
     async def _product(self, product_id: str) -> Product:
         product = await self.store.get_product(product_id)

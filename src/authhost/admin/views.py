@@ -58,6 +58,7 @@ class ProductView(_View):
     imk_smc_name: str = ""
     version: int = 0
     atc_jump_limit: int | None = None
+    cavv_key_name: str = ""
 
 
 class AccountView(_View):

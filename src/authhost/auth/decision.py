@@ -43,6 +43,7 @@ class Decision:
     issuer_script: bytes | None = None  # tag 72 for the chip (appended to icc_response)
     # a partial approval (10): the amount approved, in field 4's currency (None: as asked)
     approved_amount_minor: int | None = None
+    cavv_result: str = ""  # the checked 3-D Secure value's results code: field 44 position 13
 
     @property
     def approved(self) -> bool:

@@ -233,6 +233,7 @@ class AuthService:
             review=tx.review,
             timings_us=outcome.timings_us,
             cryptogram=tx.cryptogram,
+            cavv_result=tx.cavv_result,
         )
         card = snapshot.card
         scripts = self._chip_scripts(tx, decline, decision)
@@ -516,6 +517,7 @@ def journal_entry(
         transaction_currency=request.currency or "",
         authentication=request.authentication,
         stored_credential=request.stored_credential,
+        cavv_result=decision.cavv_result,
         merchant_name=request.merchant_name,
         mcc=request.mcc or "",
         country=request.country or "",
@@ -563,6 +565,7 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
         approved_amount_minor=previous.amount_minor
         if previous.response_code == RC.PARTIAL_APPROVAL
         else None,
+        cavv_result=previous.cavv_result,
     )
 
 

@@ -35,3 +35,6 @@ class Transaction:
     # cardholder's currency (which is field 4's: only unconverted amounts are partly approved)
     partial_amount_minor: int | None = None
     cryptogram: Cryptogram | None = None  # the chip's ARQC, checked: the answer's ARPC needs it
+    # the CAVV results code of a checked 3-D Secure authentication value (security.cavv);
+    # "" when the request carried none or its product does not check them
+    cavv_result: str = ""

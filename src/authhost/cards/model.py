@@ -125,6 +125,10 @@ class Product:
     # [auth] atc_jump_limit. A programme whose cards make many offline transactions between
     # online ones (transit, vending) needs more room than one whose cards go online each time
     atc_jump_limit: int | None = None
+    # the key store name of the CAVV key pair the issuer's 3-D Secure access control server
+    # signs authentications with ("" = e-commerce authentication values are not checked: the
+    # merchant's claim in field 48 SE 42 stands, as the network passed it)
+    cavv_key_name: str = ""
     version: int = 0  # optimistic concurrency: a change is written only over the one it read
 
 

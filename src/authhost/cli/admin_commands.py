@@ -168,8 +168,8 @@ def products_update(
     config: ConfigOpt = None,
 ) -> None:
     """Change a live product: name, limits, channels, blocked_mccs, blocked_countries,
-    validity_months, atc_jump_limit (each given field replaces the product's; audited). A
-    running server applies it from the next authorisation."""
+    validity_months, atc_jump_limit, cavv_key_name (each given field replaces the product's;
+    audited). A running server applies it from the next authorisation."""
     change = _validated(rq.ProductChange, _read_json(spec))
     _run(_config(config, store), lambda s: s.update_product(product_id, change))
 

@@ -20,6 +20,7 @@ from authhost.iso.fieldcodec import FieldDecodeError, FieldEncodeError
 from authhost.iso.macs import MacFunction, sign
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
+    AUTHENTICATION_VALUE_SUBELEMENT,
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
     MERCHANT_ADVICE_SUBELEMENT,
@@ -29,6 +30,7 @@ from authhost.iso.subfields import (
     SubfieldError,
     build_additional_data,
     format_additional_amounts,
+    format_additional_response,
     parse_additional_data,
     parse_authentication,
     parse_completion_sequence,
@@ -221,6 +223,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
             subelements.get(MULTIPLE_COMPLETION_SUBELEMENT)
         ),
         authentication=parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT)),
+        authentication_value=subelements.get(AUTHENTICATION_VALUE_SUBELEMENT),
         stored_credential=parse_stored_credential(
             subelements.get(MULTI_PURPOSE_MERCHANT_SUBELEMENT)
         ),
@@ -269,7 +272,8 @@ def encode_response(
     mac: MacFunction | None = None,
     advice: Callable[[str, Sequence[str]], str | None] | None = None,
 ) -> bytes:
-    """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 54.
+    """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 44 when a
+    3-D Secure value was checked, 54.
 
     Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
     (the security module's MAC of the bytes it is given) the response ends in a MAC field.
@@ -290,6 +294,8 @@ def encode_response(
         advised = advice(code, decision.reason_codes)
         if advised is not None:
             doc["48"] = build_additional_data({MERCHANT_ADVICE_SUBELEMENT: advised})
+    if decision.cavv_result:  # the 3-D Secure value was checked: what the merchant may rely on
+        doc["44"] = format_additional_response(cavv_result=decision.cavv_result)
     if decision.balances:
         doc["54"] = format_additional_amounts(decision.balances)
     if decision.icc_response:  # the issuer's chip data (ARPC), never the card's

@@ -80,6 +80,9 @@ class AuthRequest:
     # 48 subelement 42 (e-commerce indicators): how the cardholder was authenticated,
     # "authenticated", "attempted", "exempt", "none"; "" when the message does not say
     authentication: str = ""
+    # 48 subelement 43 (UCAF): the 3-D Secure authentication value (CAVV, base64) that proves
+    # the claim of subelement 42; checked when the card's product has a CAVV key
+    authentication_value: str | None = None
     # 48 subelement 22 subfield 05: the stored credential indicator, "C101".."C104" (the
     # cardholder uses a card kept on file), "M101".."M208" (the merchant charges it without the
     # cardholder: a subscription, an instalment, a no-show); "" when the message does not say

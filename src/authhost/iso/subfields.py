@@ -27,6 +27,9 @@ MULTIPLE_COMPLETION_SUBELEMENT = "62"
 # was authenticated (3-D Secure): AUTHENTICATION_BY_UCAF
 ECOMMERCE_INDICATORS_SUBELEMENT = "42"
 AUTHENTICATION_BY_UCAF = {"2": "authenticated", "1": "attempted", "6": "exempt"}  # else "none"
+# Mastercard DE 48 SE 43, universal cardholder authentication field (UCAF): the 3-D Secure
+# authentication value the issuer's access control server made, base64 (security.cavv)
+AUTHENTICATION_VALUE_SUBELEMENT = "43"
 
 
 # Mastercard DE 48 SE 22, multi-purpose merchant indicator, subfield 05: the stored credential
@@ -49,6 +52,11 @@ MERCHANT_ADVICE_SUBELEMENT = "84"
 # cycle (2 digits), the new key encrypted under the zone master key (32 hex), check value (6-16
 # hex: the new key's encryption of a zero block, as much of it as the sender gives)
 KEY_EXCHANGE_SUBELEMENT = "11"
+
+
+# Field 44 (additional response data) of an answer, after Visa's layout: position 13 is the
+# CAVV results code (security.cavv); the positions before it are left blank
+CAVV_RESULT_POSITION = 13
 
 
 class SubfieldError(ValueError):
@@ -123,6 +131,16 @@ def parse_stored_credential(value: str | None) -> str:
             "field 48: subelement 22 subfield 05 must be C or M and three digits (e.g. M103)"
         )
     return found
+
+
+def format_additional_response(*, cavv_result: str) -> str:
+    """Field 44 of an answer carrying the CAVV results code (see CAVV_RESULT_POSITION)."""
+    return " " * (CAVV_RESULT_POSITION - 1) + cavv_result
+
+
+def parse_additional_response(value: str | None) -> str:
+    """The CAVV results code of an answer's field 44; "" when it carries none."""
+    return (value or "")[CAVV_RESULT_POSITION - 1 : CAVV_RESULT_POSITION].strip()
 
 
 def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:

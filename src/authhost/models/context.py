@@ -87,6 +87,9 @@ class TxContext:
     # the stored credential indicator (field 48 SE 22 SF 05): C101..C104 the cardholder uses a
     # card on file, M101..M208 the merchant charges it alone; "" when the request did not say
     stored_credential: str = ""
+    # the CAVV results code of the 3-D Secure value the host checked (security.cavv): 2 or 3
+    # passed, 1 or 4 failed, 0 not a CAVV; "" none checked
+    cavv_result: str = ""
     merchant_name: str = ""  # field 43: the card acceptor's name and location
     # a travel notice of the card covers the request's country today (cards.travel)
     travel_notice: bool = False
@@ -122,8 +125,11 @@ class TxContext:
 _new_context = quick_constructor(TxContext)
 
 
-def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -> TxContext:
-    """Online: the context of a live request, from the request and its snapshot."""
+def context_from_request(
+    request: AuthRequest, snapshot: Snapshot, now: float, cavv_result: str = ""
+) -> TxContext:
+    """Online: the context of a live request, from the request, its snapshot and what the
+    pipeline's steps before the fraud step found (``cavv_result``)."""
     card, product, account = snapshot.card, snapshot.product, snapshot.account
     home = (card.home_country if card else "") or (product.home_country if product else "")
     age = (now - card.created_at) / 86400.0 if card and card.created_at else -1.0
@@ -153,6 +159,7 @@ def context_from_request(request: AuthRequest, snapshot: Snapshot, now: float) -
         terminal_velocity=snapshot.terminal_velocity,
         authentication=request.authentication,
         stored_credential=request.stored_credential,
+        cavv_result=cavv_result,
         merchant_name=request.merchant_name,
         travel_notice=covers(card.travel_notices, request.country or "", now) if card else False,
     )
@@ -272,6 +279,7 @@ def context_from_row(
         terminal_velocity=terminal_velocity,
         authentication=_text(row, "authentication"),
         stored_credential=_text(row, "stored_credential"),
+        cavv_result=_text(row, "cavv_result"),
         merchant_name=_text(row, "merchant_name"),
         travel_notice=_flag(row, "travel_notice"),
     )

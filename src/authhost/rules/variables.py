@@ -121,6 +121,21 @@ def _request_variables() -> list[Variable]:
             "shipment, delayed charge, no-show, resubmission; '' when the request does not say",
         ),
         Variable(
+            "cavv_result",
+            t,
+            "ctx.cavv_result",
+            "the 3-D Secure authentication value (field 48 SE 43) as the host checked it under "
+            "the product's CAVV key: '2' passed (authenticated), '3' passed (attempt), '0' not a "
+            "CAVV; '' none checked (none sent, or the product checks none). A failed one ('1', "
+            "'4') is declined 05 before the rules run",
+        ),
+        Variable(
+            "authentication_verified",
+            b,
+            "ctx.cavv_result in ('2', '3')",
+            "the request's 3-D Secure claim is proven: its CAVV passed under the product's key",
+        ),
+        Variable(
             "merchant_initiated",
             b,
             "ctx.stored_credential[:1] == 'M'",

@@ -21,6 +21,7 @@ from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
 from authhost.security import (
     cardvalues,
+    cavv,
     emv,
     emv_scripts,
     key_admin,
@@ -61,6 +62,7 @@ DEMO_KEYS: tuple[tuple[str, KeyType, KeyAlgorithm, int], ...] = (
     (DEFAULT_AES_BDK, KeyType.BDK, KeyAlgorithm.AES, 16),
     ("pvk", KeyType.PVK, KeyAlgorithm.TDES, 16),
     ("cvk", KeyType.CVK, KeyAlgorithm.TDES, 16),
+    ("cavv", KeyType.CVK, KeyAlgorithm.TDES, 16),  # the ACS's 3-D Secure CAVV key pair
     ("imk-ac", KeyType.IMK_AC, KeyAlgorithm.TDES, 16),
     ("imk-smi", KeyType.IMK_SMI, KeyAlgorithm.TDES, 16),
     ("imk-smc", KeyType.IMK_SMC, KeyAlgorithm.TDES, 16),
@@ -304,6 +306,7 @@ class SecurityModule:
                 ("imk-smc", KeyType.IMK_SMC),  # and read a new offline PIN with it
                 (DEFAULT_ZMK, KeyType.KEK),  # the simulator sends new zone PIN keys under it
                 ("pin-mailer", KeyType.ZPK),  # generated PINs are sent to the printer under it
+                ("cavv", KeyType.CVK),  # the simulator's ACS makes 3-D Secure CAVVs with it
             )
         }
 
@@ -388,6 +391,12 @@ class SecurityModule:
         except cardvalues.CardValueError:
             return False
         return hmac.compare_digest(expected.encode(), (value or "").strip().encode())
+
+    def cavv_result(self, pan: str, value: str, cavv_key_name: str) -> str:
+        """The CAVV results code (``cavv.CAVV_RESULTS``) for the 3-D Secure authentication
+        value of an e-commerce request, checked under the product's CAVV key pair."""
+        key_pair = self._key(cavv_key_name, _CVK_TYPE).material
+        return cavv.cavv_result(key_pair, pan, value)
 
     # --- chip cryptograms ------------------------------------------------------------------
 

@@ -78,6 +78,9 @@ class JournalEntry:
     # field 48 SE 22 SF 05: C101..C104 a card on file used by the cardholder, M101..M208 one
     # the merchant charges alone (rules read stored_credential, merchant_initiated)
     stored_credential: str = ""
+    # the CAVV results code of a checked 3-D Secure authentication value (security.cavv: 2
+    # passed, 3 passed attempt, 1 and 4 failed, 0 not a CAVV); "" none checked
+    cavv_result: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

@@ -28,6 +28,7 @@ _JOURNAL_TYPES = {
     "travel_notice": "INTEGER NOT NULL DEFAULT 0",
     "atc": "INTEGER NOT NULL DEFAULT -1",
     "stored_credential": "TEXT NOT NULL DEFAULT ''",
+    "cavv_result": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -41,6 +42,7 @@ _ADDED_LATER = (
     "travel_notice",
     "atc",
     "stored_credential",
+    "cavv_result",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -280,6 +282,10 @@ ALTER TABLE journal ADD COLUMN atc INTEGER NOT NULL DEFAULT -1;
     # 23: the stored credential indicator (card on file, merchant-initiated)
     """
 ALTER TABLE journal ADD COLUMN stored_credential TEXT NOT NULL DEFAULT '';
+""",
+    # 24: the CAVV results code of a checked 3-D Secure authentication value
+    """
+ALTER TABLE journal ADD COLUMN cavv_result TEXT NOT NULL DEFAULT '';
 """,
 ]
 

@@ -1,5 +1,6 @@
 """Step 3: CVV from the stripe, iCVV from the chip's track-2 equivalent, CVV2 for card-not-present,
-and the chip's ARQC (field 55) when the product has an issuer master key for it.
+the 3-D Secure authentication value (CAVV, field 48 SE 43) when the product has a CAVV key, and
+the chip's ARQC (field 55) when the product has an issuer master key for it.
 
 Values are recomputed from the product's keys by the security module and compared; no
 verification value is ever stored.
@@ -12,6 +13,7 @@ from authhost.auth.transaction import Transaction
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest
+from authhost.security.cavv import FAILED_RESULTS
 from authhost.security.emv import (
     AMOUNT,
     ARQC,
@@ -61,6 +63,14 @@ class CardVerification:
             if not valid:
                 tx.cvv_failed = True
                 return Decline(RC.CVV2_FAILED, "cvv.cvv2_failed")
+        if request.authentication_value is not None and product.cavv_key_name:
+            # the merchant says the cardholder was authenticated; the CAVV says whether the
+            # issuer's access control server did. A forged or borrowed one is fraud: 05
+            tx.cavv_result = self._security.cavv_result(
+                request.pan, request.authentication_value, product.cavv_key_name
+            )
+            if tx.cavv_result in FAILED_RESULTS:
+                return Decline(RC.DO_NOT_HONOUR, "3ds.cavv_failed")
         if request.icc_data is not None and product.imk_ac_name:
             return self._cryptogram(tx, request.icc_data, product.imk_ac_name, product.chip_cvn)
         return None
