@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import trio
 from host_admin import visa_at_host
 from iso_client import Switch
 from test_admin_support import call
@@ -146,3 +147,49 @@ async def test_the_cavv_key_is_set_on_a_live_product_over_the_admin_api(
         ("00", "authenticated", ""),
         ("05", "authenticated", "1"),
     ]
+
+
+async def test_a_cavv_buys_one_purchase(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The authentication behind a CAVV is used up by the approval it was made for: the same
+    value on a new purchase is declined 05, even two sent at once get one approval, while a
+    retransmission is answered as the first, and a decline uses nothing up."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-credit"]
+    copied = cavv_for(host.keys["cavv"], card)
+    first = web_purchase(card, 1_000, "212", copied)
+    assert (await switch.send(first))["39"] == "00"
+    again = await switch.send(first)  # a retransmission: the first answer, not a reuse
+    assert again["39"] == "00" and "38" in again
+    reused = await switch.send(web_purchase(card, 1_000, "212", copied))
+    assert reused["39"] == "05" and "38" not in reused
+    assert parse_additional_response(reused.get("44")) == "2"  # the value itself is genuine
+
+    declined_first = cavv_for(host.keys["cavv"], card)
+    too_much = await switch.send(web_purchase(card, 900_000, "212", declined_first))
+    assert too_much["39"] == "51"
+    assert (await switch.send(web_purchase(card, 1_000, "212", declined_first)))["39"] == "00"
+
+    racing = cavv_for(host.keys["cavv"], card)
+    links = [await Switch.connect(host.port) for _ in range(4)]
+    answers: list[str] = []
+
+    async def send(link: Switch) -> None:
+        answers.append((await link.send(web_purchase(card, 500, "212", racing)))["39"])
+
+    async with trio.open_nursery() as together:
+        for link in links:
+            together.start_soon(send, link)
+    assert sorted(answers) == ["00", "05", "05", "05"]
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+        account = await store.get_account(entries[0].account_id)
+    refused = [e for e in entries if "3ds.cavv_reused" in e.reason_codes]
+    assert len(refused) == 4 and all(e.response_code == "05" for e in refused)
+    assert all(e.cavv_result == "2" and e.hold_amount == 0 for e in refused)
+    assert account is not None and account.holds == 1_000 + 1_000 + 500  # three approvals

@@ -28,6 +28,7 @@ from authhost.security.pan_protection import open_pan, pan_index, seal_pan
 from authhost.store import open_store
 from authhost.store.interface import (
     ATC_WINDOW_S,
+    CAVV_WINDOW_S,
     CardStore,
     Commit,
     Conflict,
@@ -885,6 +886,40 @@ async def test_a_chip_counter_used_twice_is_a_replay(store):
     await store.create_card(other, blob)
     assert not (await store.commit(replace(hold(other, 9, 100), atc=7))).atc_replay
     assert (await store.get_account("acc-1")).holds == 3_100
+
+
+async def test_a_3ds_authentication_buys_one_approval(store):
+    """An approval's CAVV authentication (ATN) is remembered; another approval with it is
+    refused 05 and moves nothing, until CAVV_WINDOW_S has passed; a refusal for funds uses
+    nothing up; another card may have the same number."""
+    card, _ = await seeded(store, balance=3_000)
+
+    def with_cavv(n: int, atn: str, amount: int = 1_000, ts: float | None = None) -> Commit:
+        commit = hold(card, n, amount, hold_amount=amount, cavv_result="2")
+        if ts is not None:
+            commit.journal.ts = ts
+        return replace(commit, cavv_atn=atn)
+
+    first = await store.commit(with_cavv(1, "0000000000000001"))
+    assert not first.cavv_reused and first.journal.response_code == "00"
+    again = await store.commit(with_cavv(2, "0000000000000001"))
+    assert again.cavv_reused and again.journal.response_code == "05"
+    assert again.journal.approval_code == "" and again.journal.hold_amount == 0
+    assert again.journal.reason_codes.endswith("3ds.cavv_reused")
+    assert (await store.get_account("acc-1")).holds == 1_000  # the reuse moved nothing
+    stored = {e.journal_id: e for e in await store.journal(JournalQuery(card_id=card.card_id))}
+    assert stored[again.journal.journal_id].response_code == "05"
+    assert stored[again.journal.journal_id].cavv_result == "2"
+    short = await store.commit(with_cavv(3, "0000000000000002", amount=5_000))
+    assert not short.funds_ok and not short.cavv_reused  # 51: the authentication is not used
+    assert not (await store.commit(with_cavv(4, "0000000000000002"))).cavv_reused
+    later = NOW + 5 + CAVV_WINDOW_S + 60
+    assert not (await store.commit(with_cavv(5, "0000000000000001", 100, ts=later))).cavv_reused
+    other, _, blob = make_card(state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    theirs = replace(hold(other, 6, 100, hold_amount=100), cavv_atn="0000000000000002")
+    assert not (await store.commit(theirs)).cavv_reused
+    assert (await store.get_account("acc-1")).holds == 2_200
 
 
 async def test_a_chip_counter_too_far_ahead_is_refused(store):

@@ -58,6 +58,7 @@ from authhost.security.module import OfflinePin, PinCheck
 from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
+    CAVV_REUSED,
     PIN_CHANGE_CONFLICT,
     CardStore,
     Commit,
@@ -257,6 +258,7 @@ class AuthService:
             card_id=card.card_id if card else "",
             pin_tries=tx.new_pin_tries,
             atc=tx.cryptogram.atc if tx.cryptogram is not None else None,
+            cavv_atn=tx.cavv_atn if decision.approved else "",
             atc_jump_limit=self._atc_jump_limit
             if snapshot.product is None or snapshot.product.atc_jump_limit is None
             else snapshot.product.atc_jump_limit,
@@ -587,6 +589,11 @@ def settled(
         decision.approval_code = None
         decision.approved_amount_minor = None
         decision.reason_codes.append(ATC_REPLAY if result.atc_replay else ATC_JUMP)
+    elif result.cavv_reused:  # an earlier approval used the 3-D Secure authentication
+        decision.response_code = RC(result.journal.response_code)
+        decision.approval_code = None
+        decision.approved_amount_minor = None
+        decision.reason_codes.append(CAVV_REUSED)
     elif not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None
@@ -594,7 +601,9 @@ def settled(
         decision.reason_codes.append("funds.recheck")
     if decision.cryptogram is not None:  # the card checks this answer in turn: the ARPC
         with_arpc(decision, decision.cryptogram, decision.cryptogram.atc)
-    refused = result.atc_replay or result.atc_jump or result.pin_change_conflict
+    refused = (
+        result.atc_replay or result.atc_jump or result.pin_change_conflict or result.cavv_reused
+    )
     if decision.issuer_script is not None and not refused:  # (a new PIN the host refused)
         decision.icc_response = (decision.icc_response or b"") + decision.issuer_script
     account = result.account or snapshot.account

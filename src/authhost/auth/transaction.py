@@ -38,3 +38,4 @@ class Transaction:
     # the CAVV results code of a checked 3-D Secure authentication value (security.cavv);
     # "" when the request carried none or its product does not check them
     cavv_result: str = ""
+    cavv_atn: str = ""  # a passed CAVV's authentication: an approval uses it up (the store)

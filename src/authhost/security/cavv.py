@@ -51,6 +51,7 @@ CAVV_RESULTS = {
     CAVV_ERRONEOUS: "not validated: erroneous data",
 }
 FAILED_RESULTS = frozenset({CAVV_FAILED, CAVV_FAILED_ATTEMPT})
+PASSED_RESULTS = frozenset({CAVV_PASSED, CAVV_PASSED_ATTEMPT})
 
 
 class CavvError(ValueError):

@@ -106,6 +106,11 @@ ACCEPTOR_STALE_S = 300.0
 ATC_WINDOW_S = 3 * 86400.0  # how long a used ATC is remembered (older cryptograms: chip.date)
 ATC_REPLAY = "chip.atc_replay"  # a counter the card used already, or one below its newest
 ATC_JUMP = "chip.atc_jump"  # a counter further ahead of the card's newest than the limit
+# How long the authentication (ATN) of a 3-D Secure value an approval used is remembered: a
+# CAVV is good for the one purchase it was made for, and merchants that reuse one (a second
+# order, a fraudster who copied it) do so within days
+CAVV_WINDOW_S = 90 * 86400.0
+CAVV_REUSED = "3ds.cavv_reused"  # the CAVV's authentication was used by an earlier approval
 
 
 PIN_CHANGE_CONFLICT = "pin.change_conflict"
@@ -119,6 +124,17 @@ def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
         "approval_code": "",
         "hold_amount": 0,
         "reason_codes": ";".join(r for r in (entry.reason_codes, PIN_CHANGE_CONFLICT) if r),
+    }
+
+
+def cavv_reused_outcome(entry: JournalEntry) -> dict[str, object]:
+    """What a store records when an approval's 3-D Secure value was used by an earlier
+    approval of the card: 05, nothing moves (the value verified: ``cavv_result`` stays)."""
+    return {
+        "response_code": "05",
+        "approval_code": "",
+        "hold_amount": 0,
+        "reason_codes": ";".join(r for r in (entry.reason_codes, CAVV_REUSED) if r),
     }
 
 
@@ -187,6 +203,10 @@ class Commit:
     # the card without the issuer script commands this answer delivers: written if the card
     # is still at ``version``, else left as it is (the commands go with the next answer)
     delivered_card: Card | None = None
+    # an approval with a verified 3-D Secure value: its authentication tracking number. The
+    # card's approvals in the last CAVV_WINDOW_S used each their own, so one used already is
+    # refused (``CommitResult.cavv_reused``) and one whose money moves is remembered
+    cavv_atn: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +222,8 @@ class CommitResult:
     atc_jump: bool = False  # the ATC is too far ahead of the card's newest: nothing moved, 82
     # a PIN change found the card changed since its snapshot: the PIN stays, journal says 96
     pin_change_conflict: bool = False
+    # the 3-D Secure value's authentication was used by an earlier approval: nothing moved, 05
+    cavv_reused: bool = False
 
 
 # the journal is the velocity counters' history (30 days) and holds are what reversals and

@@ -49,6 +49,7 @@ from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
+    CAVV_WINDOW_S,
     AcceptorReading,
     AcceptorStats,
     Commit,
@@ -65,6 +66,7 @@ from authhost.store.interface import (
     StoreError,
     StoreInfo,
     atc_refused_outcome,
+    cavv_reused_outcome,
     journal_pages,
     pin_change_conflict_outcome,
 )
@@ -741,6 +743,7 @@ class RedisCardStore:
             ak.hold_lives,
             ak.journal_review,
             ak.journal_all if self._cluster else self._keys.journal_global,
+            ak.cavv_atns(commit.card_id),
         ]
         args = [
             entry.dedupe_key,
@@ -779,6 +782,9 @@ class RedisCardStore:
             "1" if entry.review else "0",
             codec.card_to_json(delivered) if delivered is not None else "",
             str(delivered.version) if delivered is not None else "",
+            commit.cavv_atn if commit.card_id else "",
+            _outcome_json(ok_json, entry, cavv_reused_outcome(entry)) if commit.cavv_atn else "",
+            repr(entry.ts - CAVV_WINDOW_S) if commit.cavv_atn else "",
         ]
         return _CommitCall(keys, args)
 
@@ -798,6 +804,11 @@ class RedisCardStore:
             for name, value in pin_change_conflict_outcome(entry).items():
                 setattr(stored, name, value)
             return CommitResult(journal=stored, pin_change_conflict=True)
+        if refused == 4:  # an earlier approval used the 3-D Secure authentication: 05
+            stored = copy_entry(entry)
+            for name, value in cavv_reused_outcome(entry).items():
+                setattr(stored, name, value)
+            return CommitResult(journal=stored, cavv_reused=True)
         if refused:  # the chip counter was refused (1 a replay, 2 too far ahead): nothing moved
             stored = copy_entry(entry)
             reason = ATC_REPLAY if refused == 1 else ATC_JUMP

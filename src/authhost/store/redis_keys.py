@@ -50,6 +50,11 @@ class AccountKeys:
         """Sorted set of the card's recent chip ATCs, scored by when they were seen."""
         return f"{self.base}:atc:{card_id}"
 
+    def cavv_atns(self, card_id: str) -> str:
+        """Sorted set of the 3-D Secure authentications (ATNs) the card's approvals used,
+        scored by when."""
+        return f"{self.base}:cavv:{card_id}"
+
     def velocity_log(self, card_id: str) -> str:
         """List of the card's velocity events in commit order (appended, pruned at the head)."""
         return f"{self.base}:vlog:{card_id}"

@@ -159,7 +159,7 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       velocity log, velocity pruned, dedupe of every account (a single Redis; on a cluster
 #       the account's dedupe again, so the script stays in one slot), the card's chip ATCs,
 #       hold lives, review queue, every account's journal ids (a single Redis; on a cluster
-#       the account's journal_all again)
+#       the account's journal_all again), the card's 3-D Secure authentications used
 # ARGV: 1 dedupe_key, 2 journal_id, 3 kind ('' hold post credit release), 4 amount,
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
@@ -176,7 +176,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       beyond hold_days ('0' = none; kept in KEYS[13]), 28 '1' when the rules flagged the
 #       entry for review (indexed in KEYS[14]), 29 the card without the issuer script
 #       commands the answer delivers ('' = none), 30 the card version it was made from (the
-#       card is left as it is when it changed meanwhile: the commands go with the next answer)
+#       card is left as it is when it changed meanwhile: the commands go with the next answer),
+#       31 an approval's 3-D Secure authentication (ATN, '' = none), 32 journal json (the
+#       authentication was used already), 33 forget the card's authentications before (score)
 # Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
 # credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
@@ -230,6 +232,14 @@ if ARGV[23] ~= '' and replayed == 0 then
     redis.call('HINCRBY', KEYS[2], 'version', 1)
   else
     replayed = 3
+    kind = ''
+    hold_amount = 0
+  end
+end
+if ARGV[31] ~= '' and replayed == 0 then
+  local used = tonumber(redis.call('ZSCORE', KEYS[16], ARGV[31]) or '')
+  if used and used >= tonumber(ARGV[33]) then
+    replayed = 4  -- a CAVV whose authentication an earlier approval used: copied, or reused
     kind = ''
     hold_amount = 0
   end
@@ -350,6 +360,11 @@ if funds_ok == 0 then journal = ARGV[10] end
 if replayed == 1 then journal = ARGV[18] end
 if replayed == 2 then journal = ARGV[22] end
 if replayed == 3 then journal = ARGV[25] end
+if replayed == 4 then journal = ARGV[32] end
+if ARGV[31] ~= '' and replayed == 0 and funds_ok == 1 then  -- the authentication is used up
+  redis.call('ZREMRANGEBYSCORE', KEYS[16], '-inf', '(' .. ARGV[33])
+  redis.call('ZADD', KEYS[16], ARGV[7], ARGV[31])
+end
 -- anchored on the key: a text field that is itself "__HOLD__" is JSON like any other value
 journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
   '"hold_amount":' .. string.format('%d', hold_amount), 1)
@@ -402,7 +417,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 15, 30)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 33)
 
 # KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
 # Returns 1 when written, 0 when the stored product is missing or at another version.

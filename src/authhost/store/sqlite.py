@@ -36,6 +36,7 @@ from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
+    CAVV_WINDOW_S,
     AcceptorReading,
     AcceptorStats,
     Commit,
@@ -53,6 +54,7 @@ from authhost.store.interface import (
     StoreError,
     StoreInfo,
     atc_refused_outcome,
+    cavv_reused_outcome,
     journal_pages,
     pin_change_conflict_outcome,
 )
@@ -993,6 +995,11 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         return CommitResult(
             journal=entry, atc_replay=refused == ATC_REPLAY, atc_jump=refused == ATC_JUMP
         )
+    if commit.cavv_atn and commit.card_id and _cavv_used(conn, commit, entry.ts):
+        for name, value in cavv_reused_outcome(entry).items():
+            setattr(entry, name, value)
+        conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
+        return CommitResult(journal=entry, cavv_reused=True)
     funds_ok = True
     account = None
     if commit.movement is not None:
@@ -1006,6 +1013,8 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         outcome = _journal_outcome(entry)
         if outcome != as_inserted:  # funds short at commit, or a reversal released less
             conn.execute(_JOURNAL_OUTCOME_UPDATE, (*outcome, entry.journal_id))
+    if commit.cavv_atn and commit.card_id and funds_ok:  # the authentication is used up
+        _remember_cavv(conn, commit, entry.ts)
     if commit.changed_card is not None:  # a PIN change: its new reference, no wrong tries
         card = commit.changed_card
         if not conn.execute(
@@ -1030,6 +1039,31 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
             (commit.pin_tries, commit.card_id),
         )
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+
+
+def _cavv_used(conn: sqlite3.Connection, commit: Commit, now: float) -> bool:
+    """The card's approvals of the last CAVV_WINDOW_S used this 3-D Secure authentication."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM cavv_atns WHERE card_id = ? AND atn = ? AND seen_at >= ?",
+            (commit.card_id, commit.cavv_atn, now - CAVV_WINDOW_S),
+        ).fetchone()
+        is not None
+    )
+
+
+def _remember_cavv(conn: sqlite3.Connection, commit: Commit, now: float) -> None:
+    """Keep the authentication an approval used (and forget the card's that are older than
+    CAVV_WINDOW_S)."""
+    conn.execute(
+        "DELETE FROM cavv_atns WHERE card_id = ? AND seen_at < ?",
+        (commit.card_id, now - CAVV_WINDOW_S),
+    )
+    conn.execute(
+        "INSERT INTO cavv_atns (card_id, atn, seen_at) VALUES (?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET seen_at = excluded.seen_at",
+        (commit.card_id, commit.cavv_atn, now),
+    )
 
 
 def _refused_atc(conn: sqlite3.Connection, commit: Commit, entry: JournalEntry) -> str:

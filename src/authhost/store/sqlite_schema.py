@@ -287,6 +287,16 @@ ALTER TABLE journal ADD COLUMN stored_credential TEXT NOT NULL DEFAULT '';
     """
 ALTER TABLE journal ADD COLUMN cavv_result TEXT NOT NULL DEFAULT '';
 """,
+    # 25: the 3-D Secure authentications (ATNs) each card's approvals used lately: a CAVV
+    # whose authentication is here already is reused (store.interface.CAVV_WINDOW_S)
+    """
+CREATE TABLE cavv_atns (
+  card_id TEXT NOT NULL,
+  atn TEXT NOT NULL,
+  seen_at REAL NOT NULL,
+  PRIMARY KEY (card_id, atn)
+) WITHOUT ROWID;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

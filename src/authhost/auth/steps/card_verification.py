@@ -13,7 +13,7 @@ from authhost.auth.transaction import Transaction
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest
-from authhost.security.cavv import FAILED_RESULTS
+from authhost.security.cavv import FAILED_RESULTS, PASSED_RESULTS, parse_cavv
 from authhost.security.emv import (
     AMOUNT,
     ARQC,
@@ -71,6 +71,8 @@ class CardVerification:
             )
             if tx.cavv_result in FAILED_RESULTS:
                 return Decline(RC.DO_NOT_HONOUR, "3ds.cavv_failed")
+            if tx.cavv_result in PASSED_RESULTS:  # one purchase per authentication (the store)
+                tx.cavv_atn = parse_cavv(request.authentication_value).atn
         if request.icc_data is not None and product.imk_ac_name:
             return self._cryptogram(tx, request.icc_data, product.imk_ac_name, product.chip_cvn)
         return None
