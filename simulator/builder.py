@@ -21,8 +21,10 @@ from authhost.iso.subfields import (
     KEY_EXCHANGE_SUBELEMENT,
     MULTI_PURPOSE_MERCHANT_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
+    PAN_MAPPING_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     build_additional_data,
+    build_pan_mapping,
 )
 from authhost.security import emv
 from authhost.security.blockcipher import tdes_ecb_encrypt
@@ -182,6 +184,7 @@ class RequestBuilder:
         authentication: str | None = None,
         stored_credential: str | None = None,
         cavv: str = "genuine",
+        wallet: bool = False,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
@@ -192,9 +195,13 @@ class RequestBuilder:
         merchant keeps on file (field 48 SE 22 SF 05, C101..C104 or M101..M208); a
         merchant-initiated one (M...) carries no CVV2, which no merchant may keep.
         ``cavv``: with an authenticated or attempted claim, the 3-D Secure value sent with it
-        (one of CAVV_KINDS: field 48 SE 43)."""
+        (one of CAVV_KINDS: field 48 SE 43). ``wallet``: e-commerce only, paid in-app with the
+        card's wallet token, which the network de-tokenised: the card's PAN in field 2, the token
+        in field 48 SE 33, no CVV2 (a wallet has none)."""
         if cavv not in CAVV_KINDS:
             raise ValueError(f"cavv is one of {', '.join(CAVV_KINDS)}")
+        if wallet and (entry is not Entry.ECOMMERCE or card.token is None):
+            raise ValueError("a wallet payment is e-commerce, with a card that has a token")
         if stored_credential is not None and (
             entry is not Entry.ECOMMERCE
             or len(stored_credential) != 4
@@ -243,7 +250,9 @@ class RequestBuilder:
         elif entry is Entry.ECOMMERCE:
             fields["2"] = card.pan
             fields["14"] = card.expiry
-            if stored_credential is None or stored_credential[0] == "C":
+            if wallet and card.token is not None:
+                additional[PAN_MAPPING_SUBELEMENT] = build_pan_mapping(card.token)
+            elif stored_credential is None or stored_credential[0] == "C":
                 additional[CVV2_SUBELEMENT] = card.cvv2
             if stored_credential is not None:
                 additional[MULTI_PURPOSE_MERCHANT_SUBELEMENT] = "0504" + stored_credential

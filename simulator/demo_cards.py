@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authhost.iso.messages import TokenData
 from authhost.security.masking import mask_pan
 
 
@@ -29,6 +30,8 @@ class SimCard:
     currency: str
     available: int
     chip_cvn: int = 0  # the product's cryptogram version; 0: its ARQCs are not checked
+    # a wallet's token of the card (the demo file's "token"): what field 48 SE 33 carries
+    token: TokenData | None = field(default=None, repr=False)
 
     @property
     def masked(self) -> str:
@@ -57,6 +60,12 @@ _FIELDS = ("pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "a
            "currency", "available")  # fmt: skip
 
 
+def _token(data: dict[str, str] | None) -> TokenData | None:
+    if not data:
+        return None
+    return TokenData(data["pan"], data.get("expiry", ""), data.get("requestor_id", ""), "C")
+
+
 def load_demo_file(path: Path) -> DemoFile:
     try:
         doc = json.loads(path.read_text())
@@ -74,6 +83,7 @@ def load_demo_file(path: Path) -> DemoFile:
             SimCard(
                 **{name: card.get(name) for name in _FIELDS},
                 chip_cvn=int(card.get("chip_cvn") or 0),
+                token=_token(card.get("token")),
             )  # fmt: skip
             for card in doc["cards"]
         )

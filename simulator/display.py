@@ -15,10 +15,12 @@ from authhost.iso.dialects import Dialect
 from authhost.iso.subfields import (
     CVV2_SUBELEMENT,
     MERCHANT_ADVICE_SUBELEMENT,
+    PAN_MAPPING_SUBELEMENT,
     SubfieldError,
     parse_additional_amounts,
     parse_additional_data,
     parse_additional_response,
+    parse_pan_mapping,
 )
 from authhost.security.cavv import CAVV_RESULTS
 from authhost.security.emv import ChipDataError, parse_tlv
@@ -50,7 +52,7 @@ def shown(number: str, value: object) -> str:
         except SubfieldError:
             return "<additional data>"
         return " ".join(
-            f"{tag}:{'***' if tag == CVV2_SUBELEMENT else value}"
+            f"{tag}:{_subelement(tag, value)}"
             + (f" ({_ADVICE.get(value, 'advice')})" if tag == MERCHANT_ADVICE_SUBELEMENT else "")
             for tag, value in elements.items()
         )
@@ -72,6 +74,20 @@ def shown(number: str, value: object) -> str:
             for b in balances
         )
     return mask_pans_in_text(text)
+
+
+def _subelement(tag: str, value: str) -> str:
+    """A field 48 subelement as shown: the CVV2 hidden, a token number masked."""
+    if tag == CVV2_SUBELEMENT:
+        return "***"
+    if tag == PAN_MAPPING_SUBELEMENT:
+        try:
+            token = parse_pan_mapping(value)
+        except SubfieldError:
+            return "<token data>"
+        assert token is not None
+        return f"token {mask_pan(token.number)} (requestor {token.requestor_id or '?'})"
+    return value
 
 
 def _chip_answer(text: str) -> str:

@@ -99,6 +99,11 @@ def send(
         help="--entry ecommerce: how the cardholder was authenticated (field 48 SE 42): "
         "authenticated, attempted, exempt or none.",
     ),
+    wallet: bool = typer.Option(
+        False,
+        help="--entry ecommerce: paid in-app with the card's wallet token (the demo file's), "
+        "which the network de-tokenised: field 48 SE 33, no CVV2.",
+    ),
     cavv: str = typer.Option(
         "genuine",
         help="--authentication authenticated/attempted: the 3-D Secure value sent with the "
@@ -171,7 +176,7 @@ def send(
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
                              increment, partial, new_pin, parts,
-                             authentication, stored_credential, cavv)  # fmt: skip
+                             authentication, stored_credential, cavv, wallet)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     checker = None
@@ -207,7 +212,7 @@ def _requests(
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
-    stored_credential: str | None = None, cavv: str = "genuine",
+    stored_credential: str | None = None, cavv: str = "genuine", wallet: bool = False,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -278,7 +283,8 @@ def _requests(
     return [builder.financial(kind, chosen, minor, entry=entry, pin=pin, currency=currency,
                               billing=billing, partial_approval=partial,
                               authentication=authentication,
-                              stored_credential=stored_credential, cavv=cavv)]  # fmt: skip
+                              stored_credential=stored_credential, cavv=cavv,
+                              wallet=wallet)]  # fmt: skip
 
 
 async def _exchange_all(

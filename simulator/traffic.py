@@ -257,6 +257,8 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # card-not-present: no cryptogram
         "stored_credential": empty,  # a card number tried, not one kept on file
         "cavv_result": empty,  # no 3-D Secure claim, no value
+        "wallet": empty,  # card numbers typed in, not tokens
+        "token_last4": empty,
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -451,6 +453,8 @@ def _columns(
         "travel_notice": pa.array(np.zeros(n, dtype=bool)),  # the simulated cardholders send none
         "atc": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host checks no chip
         "stored_credential": _text(np.full(n, "")),  # no card-on-file habits simulated
+        "wallet": _text(np.full(n, "")),  # no wallets simulated
+        "token_last4": _text(np.full(n, "")),
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -4,6 +4,7 @@ end-to-end tests (clearing, totals, products, renewals, model comparison) share.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,9 @@ def cli_config(tmp_path: Path, store_url: str, models_dir: Path | None = None) -
     return config
 
 
-async def run_cli(*args: str) -> tuple[int, str]:
-    """``authhost ARGS`` in a worker thread (the host keeps serving): exit code and output."""
-    done = await trio.to_thread.run_sync(CliRunner().invoke, app, list(args))
+async def run_cli(*args: str, input: str | None = None) -> tuple[int, str]:  # noqa: A002
+    """``authhost ARGS`` in a worker thread (the host keeps serving), with ``input`` on its
+    stdin: exit code and output."""
+    invoke = partial(CliRunner().invoke, app, list(args), input=input)
+    done = await trio.to_thread.run_sync(invoke)
     return done.exit_code, done.output

@@ -17,6 +17,7 @@ from authhost.admin.bulk import BulkFileError, bulk_issue, read_rows
 from authhost.admin.demo import CARDS, demo_export, ensure_demo, export_demo
 from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError
 from authhost.admin.service import CardService
+from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import CardState, PinMethod
 from authhost.cards.track2 import parse_track2
 from authhost.security.keystore import KeyStore
@@ -396,8 +397,11 @@ async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, t
         assert all(len(bytes.fromhex(v)) in (16, 24) for v in doc["keys"].values())
         keys = ["pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "account"]
         keys += ["currency", "available", "chip_cvn", "cavv_checked"]
+        [tokenised] = [c for c in doc["cards"] if "token" in c]  # a wallet's, on a phone
+        assert is_luhn_valid(tokenised["token"]["pan"]) and tokenised["state"] == "active"
+        assert tokenised["token"]["pan"] != tokenised["pan"]
         for card in doc["cards"]:
-            assert list(card) == keys
+            assert list(card) == keys + (["token"] if "token" in card else [])
             track = parse_track2(card["track2"])
             assert (track.pan, track.expiry, track.service_code) == (
                 card["pan"],

@@ -9,6 +9,7 @@ import pytest
 from authhost.cards import lifecycle
 from authhost.cards.lifecycle import Event, IllegalTransition
 from authhost.cards.model import Card, CardControls, CardState, Limits, PinMethod, StopPayment
+from authhost.cards.tokens import PaymentToken
 
 S = CardState
 NOW = 1_780_000_000.0  # 2026-05-28
@@ -129,6 +130,20 @@ def test_a_successor_keeps_the_cardholders_instructions_but_not_the_old_chips_sc
     _, new = make(old, now=NOW, validity_months=36, new_card_id="crd_9")
     assert (new.controls, new.stop_payments) == (old.controls, old.stop_payments)
     assert new.chip_scripts == ()
+
+
+def test_a_wallet_token_follows_the_card_only_when_the_pan_stays():
+    """The network's vault maps a token to the PAN: a renewal (or a damaged card's
+    replacement) keeps it; a lost or stolen card's tokens may be the thief's, and a reissue's
+    PAN is new: none go on."""
+    token = PaymentToken("cd" * 32, "7721", "50120834693", "google_pay")
+    old = replace(CARD, state=S.ACTIVE, tokens=(token,))
+    assert lifecycle.renew(old, now=NOW, validity_months=36)[1].tokens == (token,)
+    damaged = replace(old, state=S.DAMAGED)
+    assert lifecycle.replace(damaged, now=NOW, validity_months=36)[1].tokens == (token,)
+    for gone in (replace(old, state=S.LOST), replace(old, state=S.STOLEN)):
+        assert lifecycle.replace(gone, now=NOW, validity_months=36)[1].tokens == ()
+    assert lifecycle.reissue(old, now=NOW, validity_months=36)[1].tokens == ()
 
 
 def test_reissue_gives_a_new_pan_and_keeps_the_old_card_working():

@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authhost.iso.messages import Balance
+from authhost.iso.messages import Balance, TokenData
 from authhost.iso.subfields import (
     OriginalData,
     SubfieldError,
     build_additional_data,
+    build_pan_mapping,
     format_additional_amounts,
     format_additional_response,
     parse_additional_amounts,
@@ -19,6 +20,7 @@ from authhost.iso.subfields import (
     parse_authentication,
     parse_key_exchange,
     parse_original_data,
+    parse_pan_mapping,
     parse_replacement_amount,
     parse_stored_credential,
     replacement_amounts_field,
@@ -190,3 +192,29 @@ def test_field_44_carries_the_cavv_result_in_position_13() -> None:
     assert parse_additional_response(None) == ""
     assert parse_additional_response("5") == ""  # only the response source: no CAVV result
     assert parse_additional_response("5" + " " * 11 + "2" + "ABC") == "2"
+
+
+def test_subelement_33_names_the_token_that_paid() -> None:
+    token = TokenData("4761739123456789", "3012", "50120834693", "C")
+    assert parse_pan_mapping(build_pan_mapping(token)) == token
+    assert parse_pan_mapping(None) is None
+    minimal = parse_pan_mapping("02164761739123456789")
+    assert minimal == TokenData("4761739123456789")
+    assert "4761739123456789" not in repr(minimal)  # a token number is never shown
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",  # no token number
+        "0104C",  # cut short
+        "0299AB",
+        "0206123456",  # too short to be a token
+        "021647617391234567890305A012",  # expiry not digits
+        "02164761739123456789060312",  # requestor not 11 digits
+    ],
+)
+def test_a_broken_subelement_33_is_refused_without_its_value(value: str) -> None:
+    with pytest.raises(SubfieldError, match="subelement 33") as refused:
+        parse_pan_mapping(value)
+    assert "4761739123456789" not in str(refused.value)

@@ -242,6 +242,16 @@ async def _set_travel_notices(call: Call) -> Any:
     return await call.service.set_travel_notices(call.path["card_id"], call.body)
 
 
+async def _add_token(call: Call) -> Any:
+    return await call.service.add_token(call.path["card_id"], call.body)
+
+
+async def _set_token_state(call: Call) -> Any:
+    return await call.service.set_token_state(
+        call.path["card_id"], call.path["token_ref"], call.body
+    )
+
+
 async def _set_stop_payments(call: Call) -> Any:
     return await call.service.set_stop_payments(call.path["card_id"], call.body)
 
@@ -703,6 +713,30 @@ def _routes() -> list[Route]:
             "one covers a request's country that day as card.travel_notice",
             write=True,
             body=rq.TravelNotices,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/{card_id}/tokens",
+            _add_token,
+            "Register a payment token the network's token service issued for the card (a "
+            "wallet, a merchant's card on file): payments with it (field 48 SE 33) are the "
+            "card's while it is active; an unknown, suspended or deleted token is declined 62. "
+            "The number is kept as its keyed index and last four digits",
+            write=True,
+            body=rq.NewToken,
+            tag="cards",
+            response=v.CardView,
+        ),
+        Route(
+            "PUT",
+            "/v1/cards/{card_id}/tokens/{token_ref}",
+            _set_token_state,
+            "Suspend (a lost phone), resume or delete (final) one of the card's tokens; the "
+            "plastic and the other tokens are unaffected",
+            write=True,
+            body=rq.TokenChange,
             tag="cards",
             response=v.CardView,
         ),

@@ -14,6 +14,7 @@ on a demo key store: production keys and cards are never exported this way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, ServiceError
 from authhost.admin.service import CardService
+from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.model import CardKind, CardState, PinMethod
 from authhost.cards.track2 import build_track2
 from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
@@ -126,6 +128,18 @@ CARDS: tuple[DemoCard, ...] = (
     DemoCard("closed", "demo-visa-debit", "demo-acc-1", "CARD CLOSED", (*_LIVE, "cancel"), "7777"),
 )
 
+# cards with a wallet token on a phone (the network's de-tokenised payments carry it in field
+# 48 SE 33): demo card key -> token requestor ID (Google Pay's)
+DEMO_TOKENS = {"active-visa": "50120834693"}
+
+
+def demo_token_pan(pan: str) -> str:
+    """The demo token number of a card: on the card's test BIN, from its PAN, so that the
+    export can give it to the simulator without the store keeping it."""
+    body = pan[:6] + "9" + str(int(hashlib.sha256(pan.encode()).hexdigest(), 16))[:8]
+    return body + luhn_check_digit(body)
+
+
 # the state after each action, to resume a demo that stopped half-way
 _AFTER = {
     "ship": S.ISSUED,
@@ -185,6 +199,14 @@ async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
     views = []
     for spec in CARDS:
         views.append(await _ensure_card(service, spec, zpk))
+        if spec.key in DEMO_TOKENS and not views[-1]["tokens"]:
+            pan = await _clear_pan(service, views[-1]["card_id"])
+            token = rq.NewToken(
+                token_pan=demo_token_pan(pan), requestor_id=DEMO_TOKENS[spec.key],
+                expiry=views[-1]["expiry"], device="phone",
+            )  # fmt: skip
+            del pan
+            views[-1] = await service.add_token(views[-1]["card_id"], token)
     return views
 
 
@@ -249,6 +271,12 @@ async def demo_export(service: CardService) -> dict[str, Any]:
                 "cavv_checked": bool(product.cavv_key_name),
             }
         )
+        if spec.key in DEMO_TOKENS:  # the wallet's token, as the network would send it
+            cards[-1]["token"] = {
+                "pan": demo_token_pan(pan),
+                "expiry": card["expiry"],
+                "requestor_id": DEMO_TOKENS[spec.key],
+            }
     return {"test_only": True, "keys": _test_keys(service), "cards": cards}
 
 

@@ -352,6 +352,40 @@ class StopPaymentSpec(_Request):
         return self
 
 
+class NewToken(_Request):
+    """A payment token the network's token service issued for the card with the issuer's
+    consent (a wallet on a phone, a merchant's card on file): kept as its keyed index and last
+    four digits, never the number."""
+
+    token_pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")] = Field(
+        description="the token number (the wallet's DPAN), sent in the body only"
+    )
+    requestor_id: Annotated[str, StringConstraints(pattern=r"^\d{11}$")] = Field(
+        description="the token requestor ID: which wallet or merchant holds it (SE 33 SF 06)"
+    )
+    expiry: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] | Literal[""] = Field(
+        "", description="the token's own expiry, YYMM"
+    )
+    wallet: Literal["apple_pay", "google_pay", "samsung_pay", "merchant", "other", ""] = Field(
+        "", description="'': from the well-known requestor IDs, else 'other'"
+    )
+    device: Annotated[str, StringConstraints(max_length=40, strip_whitespace=True)] = Field(
+        "", description="what it runs on (phone, watch...), for people"
+    )
+
+    def __repr_args__(self):  # type: ignore[override]
+        yield "token_pan", "<hidden>"
+        yield "requestor_id", self.requestor_id
+
+
+class TokenChange(_Request):
+    """A token's new state: suspended (a lost phone; resumable), active again, or deleted
+    (final)."""
+
+    state: Literal["active", "suspended", "deleted"]
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
 class StopPayments(_Request):
     """The card's stop payments, all of them (an empty list withdraws every one)."""
 

@@ -52,6 +52,7 @@ from authhost.admin.views import (
 from authhost.cards import lifecycle, production
 from authhost.cards import pin as pin_rules
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
+from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import (
     Account,
     Card,
@@ -61,6 +62,14 @@ from authhost.cards.model import (
     Limits,
     Product,
     StopPayment,
+)
+from authhost.cards.tokens import (
+    PaymentToken,
+    TokenError,
+    TokenState,
+    add_token,
+    change_state,
+    wallet_of,
 )
 from authhost.cards.travel import TravelNotice
 from authhost.iso.codes import APPROVED_CODES
@@ -615,6 +624,51 @@ class CardService:
             dict.fromkeys(StopPayment(x.merchant_id, x.until) for x in spec.stops)
         )  # the same stop twice is one
         return await self._update(card, replace(card, stop_payments=stops), "card.stop_payments")
+
+    async def add_token(self, card_id: str, spec: rq.NewToken) -> dict[str, Any]:
+        """Register a payment token the network issued for the card: wallet payments with it
+        (field 48 SE 33) are approved as the card's while it is active. Refused for a card that
+        cannot pay (final states, lost) and for a number that is not Luhn-valid. Audited."""
+        card = await self._changeable_card(card_id)
+        if not is_luhn_valid(spec.token_pan):
+            raise InvalidRequest("the token number fails its check digit")
+        token_ref = self.security.pan_index(spec.token_pan)
+        if token_ref == card.pan_index:
+            raise InvalidRequest("a token is another number than the card's own")
+        now = self.clock()
+        try:
+            token = PaymentToken(
+                token_ref=token_ref,
+                last4=spec.token_pan[-4:],
+                requestor_id=spec.requestor_id,
+                wallet=wallet_of(spec.requestor_id, spec.wallet),
+                expiry=spec.expiry,
+                device=spec.device,
+                created_at=now,
+                changed_at=now,
+            )
+            tokens = add_token(card.tokens, token)
+        except TokenError as error:
+            raise ConflictError(str(error)) from None
+        return await self._update(card, replace(card, tokens=tokens), "card.token_add")
+
+    async def set_token_state(
+        self, card_id: str, token_ref: str, spec: rq.TokenChange
+    ) -> dict[str, Any]:
+        """Suspend, resume or delete one of the card's tokens (a lost phone, a wallet removed):
+        the next payment with it is decided by its new state. Allowed on a card in any state
+        (a closed card's tokens are deleted too). Audited, with the reason."""
+        card = await self._card(card_id)
+        try:
+            tokens = change_state(card.tokens, token_ref, TokenState(spec.state), self.clock())
+        except LookupError:
+            raise NotFoundError(f"card {card_id} has no token {token_ref}") from None
+        except TokenError as error:
+            raise ConflictError(str(error)) from None
+        if tokens is card.tokens:
+            return card_view(card)  # already in that state
+        action = f"card.token_{spec.state}"
+        return await self._update(card, replace(card, tokens=tokens), action, spec.reason)
 
     async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
         """Replace the card's travel notices (``cards.travel``): rules read whether one covers

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from authhost.cards.model import Account, Card, Limits, Product
+from authhost.cards.tokens import PaymentToken
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 
@@ -113,6 +114,12 @@ class CardView(_View):
         default_factory=list,
         description="issuer script commands waiting for the chip's next online request "
         "(application_block, application_unblock, pin_unblock)",
+    )
+    tokens: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the card's payment tokens (wallets, merchants' cards on file): token_ref "
+        "(keyed index), last4, requestor_id, wallet, expiry, device, state (active, suspended, "
+        "deleted), created_at, changed_at; never the token number",
     )
     stop_payments: list[dict[str, str]] = Field(
         default_factory=list,
@@ -362,6 +369,12 @@ def product_view(product: Product) -> dict[str, Any]:
     return view
 
 
+def token_view(token: PaymentToken) -> dict[str, Any]:
+    view = {f.name: getattr(token, f.name) for f in dataclasses.fields(token)}
+    view["state"] = token.state.value
+    return view
+
+
 def account_view(account: Account) -> dict[str, Any]:
     return {
         "account_id": account.account_id,
@@ -409,6 +422,7 @@ def card_view(card: Card) -> dict[str, Any]:
             for n in card.travel_notices
         ],
         "chip_scripts": list(card.chip_scripts),
+        "tokens": [token_view(t) for t in card.tokens],
         "stop_payments": [
             {"merchant_id": x.merchant_id, "until": x.until} for x in card.stop_payments
         ],  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from authhost.cards.tokens import PaymentToken
 from authhost.iso.codes import APPROVED_CODES, ResponseCode
 from authhost.iso.messages import Balance
 from authhost.security.emv import Cryptogram
@@ -44,6 +45,7 @@ class Decision:
     # a partial approval (10): the amount approved, in field 4's currency (None: as asked)
     approved_amount_minor: int | None = None
     cavv_result: str = ""  # the checked 3-D Secure value's results code: field 44 position 13
+    token: PaymentToken | None = None  # the card's token the request was paid with (not sent)
 
     @property
     def approved(self) -> bool:

@@ -235,6 +235,7 @@ class AuthService:
             timings_us=outcome.timings_us,
             cryptogram=tx.cryptogram,
             cavv_result=tx.cavv_result,
+            token=tx.token,
         )
         card = snapshot.card
         scripts = self._chip_scripts(tx, decline, decision)
@@ -520,6 +521,8 @@ def journal_entry(
         authentication=request.authentication,
         stored_credential=request.stored_credential,
         cavv_result=decision.cavv_result,
+        wallet=decision.token.wallet if decision.token is not None else "",
+        token_last4=decision.token.last4 if decision.token is not None else "",
         merchant_name=request.merchant_name,
         mcc=request.mcc or "",
         country=request.country or "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from authhost.cards.model import Limits
+from authhost.cards.tokens import PaymentToken
 from authhost.iso.messages import AuthRequest
 from authhost.security.emv import Cryptogram
 from authhost.store.interface import Movement, Snapshot
@@ -39,3 +40,4 @@ class Transaction:
     # "" when the request carried none or its product does not check them
     cavv_result: str = ""
     cavv_atn: str = ""  # a passed CAVV's authentication: an approval uses it up (the store)
+    token: PaymentToken | None = None  # the card's token the request was paid with

@@ -122,6 +122,9 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         replaced_by=None,
         previous_expiry=old.expiry if keep_pan else "",
         chip_scripts=(),  # queued for the old plastic's chip; the new one has its own
+        # a wallet's token follows the card when the PAN stays (the network's vault still maps
+        # it); a lost or stolen card's tokens may be the thief's: they stay behind
+        tokens=old.tokens if keep_pan else (),
         version=0,
     )
     if not keep_pan:  # the caller produces a new PAN and fills these in

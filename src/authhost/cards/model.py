@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from authhost.cards.tokens import PaymentToken
 from authhost.cards.travel import TravelNotice
 
 
@@ -194,6 +195,8 @@ class Card:
     chip_scripts: tuple[str, ...] = ()
     # merchants whose recurring (merchant-initiated) charges the cardholder revoked
     stop_payments: tuple[StopPayment, ...] = ()
+    # the payment tokens wallets and merchants hold for this card (cards.tokens)
+    tokens: tuple[PaymentToken, ...] = ()
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

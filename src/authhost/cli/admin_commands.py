@@ -651,6 +651,53 @@ def cards_travel(
     _run(settings, travel)
 
 
+@cards.command("token-add")
+def cards_token_add(
+    card_id: str,
+    requestor_id: Annotated[str, typer.Option(help="token requestor ID (11 digits)")],
+    expiry: Annotated[str, typer.Option(help="the token's expiry, YYMM")] = "",
+    wallet: Annotated[
+        str,
+        typer.Option(
+            help="apple_pay, google_pay, samsung_pay, merchant, other (default: by requestor ID)"
+        ),
+    ] = "",
+    device: Annotated[str, typer.Option(help="what it runs on (phone, watch...)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register a payment token the network issued for the card. The token number is read
+    from a hidden prompt (or stdin), never an argument; only its keyed index and last four
+    digits are kept."""
+    interactive = sys.stdin.isatty()
+    number = typer.prompt("token number", hide_input=True) if interactive else sys.stdin.readline()
+    spec = _validated(
+        rq.NewToken,
+        {
+            "token_pan": number.strip(),
+            "requestor_id": requestor_id,
+            "expiry": expiry,
+            "wallet": wallet,
+            "device": device,
+        },
+    )
+    _run(_config(config, store), lambda s: s.add_token(card_id, spec))
+
+
+@cards.command("token-state")
+def cards_token_state(
+    card_id: str,
+    token_ref: Annotated[str, typer.Argument(help="the token's token_ref (cards show)")],
+    state: Annotated[str, typer.Option(help="active, suspended or deleted (final)")],
+    reason: Annotated[str, typer.Option(help="why, for the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Suspend (a lost phone), resume or delete one of the card's payment tokens."""
+    spec = _validated(rq.TokenChange, {"state": state, "reason": reason})
+    _run(_config(config, store), lambda s: s.set_token_state(card_id, token_ref, spec))
+
+
 @cards.command("stop-payments")
 def cards_stop_payments(
     card_id: str,

@@ -26,6 +26,7 @@ from authhost.iso.subfields import (
     MERCHANT_ADVICE_SUBELEMENT,
     MULTI_PURPOSE_MERCHANT_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
+    PAN_MAPPING_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     build_additional_data,
@@ -34,6 +35,7 @@ from authhost.iso.subfields import (
     parse_additional_data,
     parse_authentication,
     parse_completion_sequence,
+    parse_pan_mapping,
     parse_stored_credential,
 )
 
@@ -227,6 +229,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         stored_credential=parse_stored_credential(
             subelements.get(MULTI_PURPOSE_MERCHANT_SUBELEMENT)
         ),
+        payment_token=parse_pan_mapping(subelements.get(PAN_MAPPING_SUBELEMENT)),
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,

@@ -42,6 +42,17 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenData:
+    """The payment token a de-tokenised payment was made with (field 48 SE 33): a number the
+    wallet holds in place of the PAN, never shown whole."""
+
+    number: str = field(repr=False)
+    expiry: str = ""  # YYMM
+    requestor_id: str = ""  # 11 digits: the wallet or merchant that holds it
+    kind: str = ""  # the account number indicator (C secure element, H cloud, E card on file)
+
+
+@dataclass(frozen=True, slots=True)
 class AuthRequest:
     """A financial request (auth, financial, advice, reversal) as the decision core sees it.
 
@@ -87,6 +98,8 @@ class AuthRequest:
     # cardholder uses a card kept on file), "M101".."M208" (the merchant charges it without the
     # cardholder: a subscription, an instalment, a no-show); "" when the message does not say
     stored_credential: str = ""
+    # 48 subelement 33: the token the network de-tokenised (field 2 is then the card's PAN)
+    payment_token: TokenData | None = None
     currency: str | None = None  # 49
     # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
     # (a card used abroad); the issuer moves and limits this amount, not field 4's

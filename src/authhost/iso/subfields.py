@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from authhost.iso.messages import Balance
+from authhost.iso.messages import Balance, TokenData
 
 CVV2_SUBELEMENT = "92"
 # Mastercard DE 48 SE 61, POS data extended condition codes: its first position is the partial
@@ -40,6 +40,13 @@ AUTHENTICATION_VALUE_SUBELEMENT = "43"
 # no-show, M208 resubmission). The subelement is subfields: id (2), length (2), value
 MULTI_PURPOSE_MERCHANT_SUBELEMENT = "22"
 STORED_CREDENTIAL_SUBFIELD = "05"
+
+# Mastercard DE 48 SE 33, PAN mapping file information: the network de-tokenised a payment
+# (field 2 is the card's PAN) and says which token paid. Subfields as SE 22: 01 account
+# number indicator (what kind of token: C a device's secure element, H cloud-based, E a
+# merchant's card on file...), 02 the token number, 03 its expiry (YYMM), 06 the token
+# requestor ID (11 digits: which wallet or merchant holds it)
+PAN_MAPPING_SUBELEMENT = "33"
 
 
 # Mastercard DE 48 SE 84 of an answer, the merchant advice code: may the merchant try again
@@ -106,24 +113,56 @@ def parse_authentication(value: str | None) -> str:
     return AUTHENTICATION_BY_UCAF.get(level[2], "none")
 
 
+def _subfields(value: str, subelement: str) -> dict[str, str]:
+    """A subelement made of subfields: each an id (2 digits), a length (2) and the value."""
+    found: dict[str, str] = {}
+    at = 0
+    while at < len(value):
+        head = value[at : at + 4]
+        if len(head) < 4 or not (head.isdigit() and head.isascii()):
+            raise SubfieldError(
+                f"field 48: subelement {subelement} must be subfields (id, length, value)"
+            )
+        length = int(head[2:])
+        data = value[at + 4 : at + 4 + length]
+        if len(data) != length:
+            raise SubfieldError(
+                f"field 48: subelement {subelement} subfield {head[:2]} is cut short"
+            )
+        found[head[:2]] = data
+        at += 4 + length
+    return found
+
+
+def parse_pan_mapping(value: str | None) -> TokenData | None:
+    """The token of a de-tokenised payment from subelement 33 (PAN_MAPPING_SUBELEMENT);
+    None when absent. Refused when it carries no token number, or not a number."""
+    if value is None:
+        return None
+    parts = _subfields(value, PAN_MAPPING_SUBELEMENT)
+    number = parts.get("02", "")
+    if not (number.isascii() and number.isdigit() and 12 <= len(number) <= 19):
+        raise SubfieldError("field 48: subelement 33 subfield 02 must be the token, 12-19 digits")
+    expiry, requestor = parts.get("03", ""), parts.get("06", "")
+    if expiry and not (expiry.isascii() and expiry.isdigit() and len(expiry) == 4):
+        raise SubfieldError("field 48: subelement 33 subfield 03 must be the token's YYMM")
+    if requestor and not (requestor.isascii() and requestor.isdigit() and len(requestor) == 11):
+        raise SubfieldError("field 48: subelement 33 subfield 06 must be an 11-digit requestor")
+    return TokenData(number, expiry, requestor, parts.get("01", ""))
+
+
+def build_pan_mapping(token: TokenData) -> str:
+    """Subelement 33 as the network writes it (the simulator's)."""
+    parts = {"01": token.kind, "02": token.number, "03": token.expiry, "06": token.requestor_id}
+    return "".join(f"{k}{len(v):02d}{v}" for k, v in parts.items() if v)
+
+
 def parse_stored_credential(value: str | None) -> str:
     """Subfield 05 of subelement 22 (see MULTI_PURPOSE_MERCHANT_SUBELEMENT): "C101"...
     "M208", or "" when absent."""
     if value is None:
         return ""
-    found = ""
-    at = 0
-    while at < len(value):
-        head = value[at : at + 4]
-        if len(head) < 4 or not (head.isdigit() and head.isascii()):
-            raise SubfieldError("field 48: subelement 22 must be subfields (id, length, value)")
-        length = int(head[2:])
-        data = value[at + 4 : at + 4 + length]
-        if len(data) != length:
-            raise SubfieldError(f"field 48: subelement 22 subfield {head[:2]} is cut short")
-        if head[:2] == STORED_CREDENTIAL_SUBFIELD:
-            found = data
-        at += 4 + length
+    found = _subfields(value, MULTI_PURPOSE_MERCHANT_SUBELEMENT).get(STORED_CREDENTIAL_SUBFIELD, "")
     if found and not (
         len(found) == 4 and found[0] in "CM" and found[1:].isdigit() and found.isascii()
     ):

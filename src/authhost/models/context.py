@@ -90,6 +90,8 @@ class TxContext:
     # the CAVV results code of the 3-D Secure value the host checked (security.cavv): 2 or 3
     # passed, 1 or 4 failed, 0 not a CAVV; "" none checked
     cavv_result: str = ""
+    # the wallet whose token paid (cards.tokens: apple_pay, google_pay...); "" the card itself
+    wallet: str = ""
     merchant_name: str = ""  # field 43: the card acceptor's name and location
     # a travel notice of the card covers the request's country today (cards.travel)
     travel_notice: bool = False
@@ -126,10 +128,10 @@ _new_context = quick_constructor(TxContext)
 
 
 def context_from_request(
-    request: AuthRequest, snapshot: Snapshot, now: float, cavv_result: str = ""
+    request: AuthRequest, snapshot: Snapshot, now: float, cavv_result: str = "", wallet: str = ""
 ) -> TxContext:
     """Online: the context of a live request, from the request, its snapshot and what the
-    pipeline's steps before the fraud step found (``cavv_result``)."""
+    pipeline's steps before the fraud step found (``cavv_result``, the token's ``wallet``)."""
     card, product, account = snapshot.card, snapshot.product, snapshot.account
     home = (card.home_country if card else "") or (product.home_country if product else "")
     age = (now - card.created_at) / 86400.0 if card and card.created_at else -1.0
@@ -160,6 +162,7 @@ def context_from_request(
         authentication=request.authentication,
         stored_credential=request.stored_credential,
         cavv_result=cavv_result,
+        wallet=wallet,
         merchant_name=request.merchant_name,
         travel_notice=covers(card.travel_notices, request.country or "", now) if card else False,
     )
@@ -280,6 +283,7 @@ def context_from_row(
         authentication=_text(row, "authentication"),
         stored_credential=_text(row, "stored_credential"),
         cavv_result=_text(row, "cavv_result"),
+        wallet=_text(row, "wallet"),
         merchant_name=_text(row, "merchant_name"),
         travel_notice=_flag(row, "travel_notice"),
     )

@@ -136,6 +136,21 @@ def _request_variables() -> list[Variable]:
             "the request's 3-D Secure claim is proven: its CAVV passed under the product's key",
         ),
         Variable(
+            "wallet",
+            t,
+            "ctx.wallet",
+            "the wallet whose payment token paid (field 48 SE 33, one of the card's tokens): "
+            "'apple_pay', 'google_pay', 'samsung_pay', 'merchant' (a merchant's token of a card "
+            "on file), 'other'; '' when the card itself paid",
+        ),
+        Variable(
+            "tokenised",
+            b,
+            "ctx.wallet != ''",
+            "paid with one of the card's payment tokens (a wallet or a merchant's token), not "
+            "the card's own number",
+        ),
+        Variable(
             "merchant_initiated",
             b,
             "ctx.stored_credential[:1] == 'M'",

@@ -21,12 +21,14 @@ from authhost.cards.model import (
     Product,
     StopPayment,
 )
+from authhost.cards.tokens import PaymentToken, TokenState
 from authhost.cards.travel import TravelNotice
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 _LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 _CARD_FIELDS = {f.name for f in dataclasses.fields(Card)}
 _CONTROL_FIELDS = tuple(f.name for f in dataclasses.fields(CardControls))
+_TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(PaymentToken))
 _PRODUCT_FIELDS = {f.name for f in dataclasses.fields(Product)}
 JOURNAL_FIELDS = {f.name: f.type for f in dataclasses.fields(JournalEntry)}
 
@@ -55,6 +57,9 @@ def card_to_json(card: Card) -> str:
     ]
     data["stop_payments"] = [{"merchant_id": s.merchant_id, "until": s.until}
                              for s in card.stop_payments]  # fmt: skip
+    data["tokens"] = [
+        {name: getattr(t, name) for name in _TOKEN_FIELDS} for t in card.tokens
+    ]  # fmt: skip
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -77,6 +82,9 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
     )
     data["chip_scripts"] = tuple(data.get("chip_scripts") or ())
     data["stop_payments"] = tuple(StopPayment(**s) for s in data.get("stop_payments") or ())
+    data["tokens"] = tuple(
+        PaymentToken(**{**t, "state": TokenState(t["state"])}) for t in data.get("tokens") or ()
+    )
     return Card(**data)
 
 

@@ -81,6 +81,10 @@ class JournalEntry:
     # the CAVV results code of a checked 3-D Secure authentication value (security.cavv: 2
     # passed, 3 passed attempt, 1 and 4 failed, 0 not a CAVV); "" none checked
     cavv_result: str = ""
+    # a payment made with one of the card's tokens (field 48 SE 33): its wallet (apple_pay,
+    # google_pay, samsung_pay, merchant, other) and last four digits; "" none
+    wallet: str = ""
+    token_last4: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

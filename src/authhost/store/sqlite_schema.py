@@ -29,6 +29,8 @@ _JOURNAL_TYPES = {
     "atc": "INTEGER NOT NULL DEFAULT -1",
     "stored_credential": "TEXT NOT NULL DEFAULT ''",
     "cavv_result": "TEXT NOT NULL DEFAULT ''",
+    "wallet": "TEXT NOT NULL DEFAULT ''",
+    "token_last4": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -43,6 +45,8 @@ _ADDED_LATER = (
     "atc",
     "stored_credential",
     "cavv_result",
+    "wallet",
+    "token_last4",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -296,6 +300,11 @@ CREATE TABLE cavv_atns (
   seen_at REAL NOT NULL,
   PRIMARY KEY (card_id, atn)
 ) WITHOUT ROWID;
+""",
+    # 26: payments made with a card's token: its wallet and last four digits
+    """
+ALTER TABLE journal ADD COLUMN wallet TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN token_last4 TEXT NOT NULL DEFAULT '';
 """,
 ]
 

@@ -1,4 +1,5 @@
-"""Step 3: CVV from the stripe, iCVV from the chip's track-2 equivalent, CVV2 for card-not-present,
+"""Step 3: the payment token a wallet paid with (field 48 SE 33) is one of the card's and
+active; CVV from the stripe, iCVV from the chip's track-2 equivalent, CVV2 for card-not-present,
 the 3-D Secure authentication value (CAVV, field 48 SE 43) when the product has a CAVV key, and
 the chip's ARQC (field 55) when the product has an issuer master key for it.
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
+from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest
@@ -42,6 +44,14 @@ class CardVerification:
     def __call__(self, tx: Transaction) -> Decline | None:
         request, card, product = tx.request, tx.snapshot.card, tx.snapshot.product
         assert card is not None and product is not None and request.pan is not None
+        if request.payment_token is not None:
+            # the network paid the card with a token: one the issuer consented to, still live
+            token = find_token(card.tokens, self._security.pan_index(request.payment_token.number))
+            if token is None:
+                return Decline(RC.RESTRICTED_CARD, "token.unknown")
+            tx.token = token
+            if token.state is not TokenState.ACTIVE:
+                return Decline(RC.RESTRICTED_CARD, f"token.{token.state.value}")
         if request.track2:
             try:
                 track = parse_track2(request.track2)

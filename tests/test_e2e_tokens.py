@@ -1,0 +1,193 @@
+"""Payment tokens over TCP on both stores: a wallet payment the network de-tokenised (field 2
+the card's PAN, field 48 SE 33 the token) is approved while the token is one of the card's and
+active; a suspended (lost phone), deleted or unknown token is declined 62 while the plastic pays
+on; the journal and the rules see the wallet; tokens are registered and changed over the admin
+API and the CLI, audited, and never stored, shown or logged as numbers."""
+
+from __future__ import annotations
+
+import logging
+
+from host_admin import cli_config, run_cli, visa_at_host
+from test_admin_support import call
+from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+
+from authhost.cards.luhn import luhn_check_digit
+from authhost.iso.messages import TokenData
+from authhost.iso.subfields import build_pan_mapping
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+GOOGLE_PAY = "50120834693"
+APPLE_PAY = "50110030273"
+
+
+def wallet_payment(card: dict, token: dict | TokenData, amount: int = 1_000) -> dict:
+    """An in-app purchase paid with a wallet token, as the network sends it de-tokenised."""
+    if isinstance(token, dict):
+        token = TokenData(token["pan"], token["expiry"], token["requestor_id"], "C")
+    web = {"18": "5999", "22": "812", "25": "59", "35": None, "41": "APP00001"}
+    return purchase(card, amount, **web, **{"42": "INAPPSHOP000001", "48": "33" + _sized(token)})
+
+
+def ecommerce(card: dict, amount: int = 1_000) -> dict:
+    """The same shop, the card number typed in with its CVV2."""
+    web = {"18": "5999", "22": "812", "25": "59", "35": None, "41": "APP00001"}
+    cvv2 = f"92{len(card['cvv2']):02d}{card['cvv2']}"
+    return purchase(card, amount, **web, **{"42": "INAPPSHOP000001", "48": cvv2})
+
+
+def _sized(token: TokenData) -> str:
+    value = build_pan_mapping(token)
+    return f"{len(value):02d}{value}"
+
+
+def token_number(seed: str) -> str:
+    body = "4761739" + seed.rjust(8, "0")
+    return body + luhn_check_digit(body)
+
+
+async def test_a_token_pays_while_active_and_the_plastic_pays_on(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+    caplog,
+):
+    caplog.set_level(logging.INFO)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card, token = at.visa, at.visa["token"]
+    path = f"/v1/cards/{at.card_id}"
+    [stored] = (await call(at.port, "GET", path)).json["tokens"]
+    assert (stored["wallet"], stored["state"], stored["last4"]) == (
+        "google_pay",
+        "active",
+        token["pan"][-4:],
+    )
+    ref = stored["token_ref"]
+
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "00"
+    suspended = await call(
+        at.port,
+        "PUT",
+        f"{path}/tokens/{ref}",
+        payload={"state": "suspended", "reason": "lost phone"},
+    )
+    assert suspended.status == 200 and suspended.json["tokens"][0]["state"] == "suspended"
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "62"
+    assert (await at.switch.send(ecommerce(card)))["39"] == "00"  # the plastic pays on
+    resumed = await call(at.port, "PUT", f"{path}/tokens/{ref}", payload={"state": "active"})
+    assert resumed.status == 200
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "00"
+    deleted = await call(at.port, "PUT", f"{path}/tokens/{ref}", payload={"state": "deleted"})
+    assert deleted.status == 200
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "62"
+    final = await call(at.port, "PUT", f"{path}/tokens/{ref}", payload={"state": "active"})
+    assert final.status == 409 and "deleted" in final.json["error"]
+    missing = await call(at.port, "PUT", f"{path}/tokens/nope", payload={"state": "active"})
+    assert missing.status == 404
+    # a token the network says it mapped to this card, but the issuer never consented to
+    stranger = TokenData(token_number("1234"), "3012", APPLE_PAY, "C")
+    assert (await at.switch.send(wallet_payment(card, stranger)))["39"] == "62"
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(card_id=at.card_id, limit=100))
+    seen = [(e.response_code, e.wallet, e.token_last4, e.reason_codes.split(";")[0])
+            for e in entries]  # fmt: skip
+    last4 = token["pan"][-4:]
+    assert seen == [
+        ("00", "google_pay", last4, ""),
+        ("62", "google_pay", last4, "token.suspended"),
+        ("00", "", "", ""),
+        ("00", "google_pay", last4, ""),
+        ("62", "google_pay", last4, "token.deleted"),
+        ("62", "", "", "token.unknown"),
+    ]
+    audit = await call(at.port, "GET", f"/v1/audit?subject={at.card_id}")
+    actions = [a["action"] for a in audit.json["audit"]]
+    for action in ("card.token_suspended", "card.token_active", "card.token_deleted"):
+        assert action in actions
+    for number in (token["pan"], stranger.number):  # never written anywhere in clear
+        assert number not in caplog.text
+        assert number not in str(audit.json)
+
+
+async def test_tokens_are_registered_over_the_api_and_the_cli(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card, path = at.visa, f"/v1/cards/{at.card_id}/tokens"
+    apple = token_number("777")
+    added = await call(
+        at.port, "POST", path, payload={"token_pan": apple, "requestor_id": APPLE_PAY,
+                                        "expiry": "3103", "device": "watch"}
+    )  # fmt: skip
+    assert added.status == 200, added
+    [new] = [t for t in added.json["tokens"] if t["last4"] == apple[-4:]]
+    assert (new["wallet"], new["device"], new["state"]) == ("apple_pay", "watch", "active")
+    assert apple not in str(added.json)
+    token = TokenData(apple, "3103", APPLE_PAY, "C")
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "00"
+
+    again = await call(
+        at.port, "POST", path, payload={"token_pan": apple, "requestor_id": APPLE_PAY}
+    )
+    assert again.status == 409
+    bad = apple[:-1] + str((int(apple[-1]) + 1) % 10)
+    refused = await call(
+        at.port, "POST", path, payload={"token_pan": bad, "requestor_id": APPLE_PAY}
+    )
+    assert refused.status == 422 and bad not in refused.json["error"]
+    own = await call(at.port, "POST", path, payload={"token_pan": card["pan"],
+                                                     "requestor_id": APPLE_PAY})  # fmt: skip
+    assert own.status == 422
+    short = await call(at.port, "POST", path, payload={"token_pan": apple, "requestor_id": "1"})
+    assert short.status == 422
+
+    # the CLI: the number from stdin, never an argument; then suspend it by its reference
+    config = cli_config(tmp_path, store_url)
+    merchant = token_number("4242")
+    code, output = await run_cli(
+        "cards", "token-add", at.card_id, "--requestor-id", "40010075001", "--wallet", "merchant",
+        "--config", str(config), input=merchant + "\n",
+    )  # fmt: skip
+    assert code == 0, output
+    assert merchant not in output and merchant[-4:] in output
+    view = (await call(at.port, "GET", f"/v1/cards/{at.card_id}")).json
+    [on_file] = [t for t in view["tokens"] if t["wallet"] == "merchant"]
+    code, output = await run_cli(
+        "cards", "token-state", at.card_id, on_file["token_ref"], "--state", "suspended",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, output
+    token = TokenData(merchant, "", "40010075001", "E")
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "62"
+
+
+RULES = """
+[[rule]]
+name = "TOK-01 large wallet payment"
+expression = "tokenised and wallet == 'google_pay' and amount > 100.00"
+action = "decline"
+response_code = "59"
+reason = "R-wallet-large"
+"""
+
+
+async def test_rules_see_the_wallet_and_a_broken_token_is_a_format_error(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    host = await start_host(nursery, tmp_path, store_url, rules=RULES)
+    from iso_client import Switch
+
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    assert (await switch.send(wallet_payment(card, card["token"], 20_000)))["39"] == "59"
+    assert (await switch.send(wallet_payment(card, card["token"], 5_000)))["39"] == "00"
+    assert (await switch.send(ecommerce(card, 20_000)))["39"] == "00"  # not tokenised
+    broken = wallet_payment(card, card["token"])
+    broken["48"] = "3306" + "0299AB"  # a token number that is not one
+    assert (await switch.send(broken))["39"] == "30"
