@@ -259,6 +259,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "cavv_result": empty,  # no 3-D Secure claim, no value
         "wallet": empty,  # card numbers typed in, not tokens
         "token_last4": empty,
+        "token_age_hours": pa.array(np.full(n, -1.0)),
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -455,6 +456,7 @@ def _columns(
         "stored_credential": _text(np.full(n, "")),  # no card-on-file habits simulated
         "wallet": _text(np.full(n, "")),  # no wallets simulated
         "token_last4": _text(np.full(n, "")),
+        "token_age_hours": pa.array(np.full(n, -1.0)),
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -7,14 +7,17 @@ API and the CLI, audited, and never stored, shown or logged as numbers."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from host_admin import cli_config, run_cli, visa_at_host
+from iso_client import Switch
 from test_admin_support import call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 
 from authhost.cards.luhn import luhn_check_digit
 from authhost.iso.messages import TokenData
 from authhost.iso.subfields import build_pan_mapping
+from authhost.security.module import SecurityModule
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
@@ -40,6 +43,11 @@ def ecommerce(card: dict, amount: int = 1_000) -> dict:
 def _sized(token: TokenData) -> str:
     value = build_pan_mapping(token)
     return f"{len(value):02d}{value}"
+
+
+def host_pan_index(host, pan: str) -> str:
+    """The store's index of a PAN, from the host's key store (as the server computes it)."""
+    return SecurityModule.open(host.config.security).pan_index(pan)
 
 
 def token_number(seed: str) -> str:
@@ -167,8 +175,8 @@ async def test_tokens_are_registered_over_the_api_and_the_cli(
 
 RULES = """
 [[rule]]
-name = "TOK-01 large wallet payment"
-expression = "tokenised and wallet == 'google_pay' and amount > 100.00"
+name = "TOK-01 large payment from a wallet token under a day old"
+expression = "tokenised and wallet == 'google_pay' and token_age_hours < 24 and amount > 100.00"
 action = "decline"
 response_code = "59"
 reason = "R-wallet-large"
@@ -181,13 +189,21 @@ async def test_rules_see_the_wallet_and_a_broken_token_is_a_format_error(
     store_url,  # noqa: F811
 ):
     host = await start_host(nursery, tmp_path, store_url, rules=RULES)
-    from iso_client import Switch
-
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
     assert (await switch.send(wallet_payment(card, card["token"], 20_000)))["39"] == "59"
     assert (await switch.send(wallet_payment(card, card["token"], 5_000)))["39"] == "00"
     assert (await switch.send(ecommerce(card, 20_000)))["39"] == "00"  # not tokenised
+    async with opened_store(store_url) as store:  # the token was put in the wallet 3 days ago
+        stored = await store.find_card(host_pan_index(host, card["pan"]))
+        assert stored is not None
+        aged = replace(stored.tokens[0], created_at=stored.tokens[0].created_at - 3 * 86400)
+        await store.update_card(replace(stored, tokens=(aged,)))
+    assert (await switch.send(wallet_payment(card, card["token"], 20_000)))["39"] == "00"
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=10))
+    ages = [e.token_age_hours for e in entries]
+    assert ages[0] < 1 and ages[1] < 1 and ages[2] == -1 and 72 <= ages[3] < 73
     broken = wallet_payment(card, card["token"])
     broken["48"] = "3306" + "0299AB"  # a token number that is not one
     assert (await switch.send(broken))["39"] == "30"

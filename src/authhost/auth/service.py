@@ -37,6 +37,7 @@ from authhost.auth.steps.card_verification import checked_cryptogram
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, Card, CardKind
+from authhost.cards.tokens import token_age_hours
 from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
@@ -523,6 +524,7 @@ def journal_entry(
         cavv_result=decision.cavv_result,
         wallet=decision.token.wallet if decision.token is not None else "",
         token_last4=decision.token.last4 if decision.token is not None else "",
+        token_age_hours=token_age_hours(decision.token, now),
         merchant_name=request.merchant_name,
         mcc=request.mcc or "",
         country=request.country or "",

@@ -92,6 +92,14 @@ def change_state(
     return tuple(changed if t.token_ref == token_ref else t for t in tokens)
 
 
+def token_age_hours(token: PaymentToken | None, now: float) -> float:
+    """Hours since ``token`` was registered; -1 without one. A token put in a wallet minutes
+    before it spends is how a stolen card number is cashed out."""
+    if token is None:
+        return -1.0
+    return max(0.0, (now - token.created_at) / 3600.0)
+
+
 def find_token(tokens: tuple[PaymentToken, ...], token_ref: str) -> PaymentToken | None:
     for token in tokens:
         if token.token_ref == token_ref:

@@ -22,6 +22,7 @@ from authhost.cards.acceptor_velocity import (
     terminal_key,
 )
 from authhost.cards.sliding import SlidingVelocity
+from authhost.cards.tokens import PaymentToken, token_age_hours
 from authhost.cards.travel import covers
 from authhost.cards.velocity import EMPTY, Velocity, VelocityEvent
 from authhost.frozen import quick_constructor
@@ -92,6 +93,7 @@ class TxContext:
     cavv_result: str = ""
     # the wallet whose token paid (cards.tokens: apple_pay, google_pay...); "" the card itself
     wallet: str = ""
+    token_age_hours: float = -1.0  # since that token was registered; -1 no token
     merchant_name: str = ""  # field 43: the card acceptor's name and location
     # a travel notice of the card covers the request's country today (cards.travel)
     travel_notice: bool = False
@@ -128,10 +130,15 @@ _new_context = quick_constructor(TxContext)
 
 
 def context_from_request(
-    request: AuthRequest, snapshot: Snapshot, now: float, cavv_result: str = "", wallet: str = ""
+    request: AuthRequest,
+    snapshot: Snapshot,
+    now: float,
+    cavv_result: str = "",
+    token: PaymentToken | None = None,
 ) -> TxContext:
     """Online: the context of a live request, from the request, its snapshot and what the
-    pipeline's steps before the fraud step found (``cavv_result``, the token's ``wallet``)."""
+    pipeline's steps before the fraud step found (``cavv_result``, the card's ``token`` that
+    paid)."""
     card, product, account = snapshot.card, snapshot.product, snapshot.account
     home = (card.home_country if card else "") or (product.home_country if product else "")
     age = (now - card.created_at) / 86400.0 if card and card.created_at else -1.0
@@ -162,7 +169,8 @@ def context_from_request(
         authentication=request.authentication,
         stored_credential=request.stored_credential,
         cavv_result=cavv_result,
-        wallet=wallet,
+        wallet=token.wallet if token is not None else "",
+        token_age_hours=token_age_hours(token, now),
         merchant_name=request.merchant_name,
         travel_notice=covers(card.travel_notices, request.country or "", now) if card else False,
     )
@@ -284,6 +292,7 @@ def context_from_row(
         stored_credential=_text(row, "stored_credential"),
         cavv_result=_text(row, "cavv_result"),
         wallet=_text(row, "wallet"),
+        token_age_hours=float(row.get("token_age_hours", -1.0) or -1.0),  # type: ignore[arg-type]
         merchant_name=_text(row, "merchant_name"),
         travel_notice=_flag(row, "travel_notice"),
     )

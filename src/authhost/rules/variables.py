@@ -151,6 +151,14 @@ def _request_variables() -> list[Variable]:
             "the card's own number",
         ),
         Variable(
+            "token_age_hours",
+            n,
+            "(ctx.token_age_hours if ctx.token_age_hours >= 0 else None)",
+            "hours since the payment token that paid was registered (a stolen card number put "
+            "in a fraudster's wallet spends within hours); missing when not tokenised",
+            True,
+        ),
+        Variable(
             "merchant_initiated",
             b,
             "ctx.stored_credential[:1] == 'M'",

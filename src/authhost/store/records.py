@@ -85,6 +85,7 @@ class JournalEntry:
     # google_pay, samsung_pay, merchant, other) and last four digits; "" none
     wallet: str = ""
     token_last4: str = ""
+    token_age_hours: float = -1.0  # hours since that token was registered (-1: no token)
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

@@ -31,6 +31,7 @@ _JOURNAL_TYPES = {
     "cavv_result": "TEXT NOT NULL DEFAULT ''",
     "wallet": "TEXT NOT NULL DEFAULT ''",
     "token_last4": "TEXT NOT NULL DEFAULT ''",
+    "token_age_hours": "REAL NOT NULL DEFAULT -1",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -47,6 +48,7 @@ _ADDED_LATER = (
     "cavv_result",
     "wallet",
     "token_last4",
+    "token_age_hours",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -301,10 +303,11 @@ CREATE TABLE cavv_atns (
   PRIMARY KEY (card_id, atn)
 ) WITHOUT ROWID;
 """,
-    # 26: payments made with a card's token: its wallet and last four digits
+    # 26: payments made with a card's token: its wallet, last four digits and age
     """
 ALTER TABLE journal ADD COLUMN wallet TEXT NOT NULL DEFAULT '';
 ALTER TABLE journal ADD COLUMN token_last4 TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN token_age_hours REAL NOT NULL DEFAULT -1;
 """,
 ]
 

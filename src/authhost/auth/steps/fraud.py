@@ -62,8 +62,7 @@ class Fraud:
         scorer = self._scorer if self._scorer is not None and self._scorer.active else None
         if scorer is None and self._rules is None:
             return None  # nothing to score with: no features to build
-        wallet = tx.token.wallet if tx.token is not None else ""
-        ctx = context_from_request(tx.request, tx.snapshot, tx.now, tx.cavv_result, wallet)
+        ctx = context_from_request(tx.request, tx.snapshot, tx.now, tx.cavv_result, tx.token)
         score: int | None = None
         if scorer is not None:
             started = time.perf_counter_ns()
