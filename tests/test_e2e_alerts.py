@@ -1,6 +1,6 @@
 """Cardholder alerts for the notification service, over a running host on both stores: a
-suspected fraud declined, a lost card used, the PIN locked and money received are always
-alerts; approvals are alerts only as the service's policy asks (amount, card not present,
+suspected fraud declined, a lost card used, the PIN locked, money received and a payment
+from a wallet token registered today are always alerts; approvals are alerts only as the service's policy asks (amount, card not present,
 abroad); each once, in journal order, held back until settled."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import ecommerce, purchase, store_url, with_pin  # noqa: F401 - fixture
 from test_e2e_credits import transfer
+from test_e2e_tokens import wallet_payment
 
 from authhost.admin.service import CardService
 from authhost.security.module import SecurityModule
@@ -38,13 +39,14 @@ async def test_alerts_follow_what_the_cardholder_must_hear_of(
         "lost": purchase(host.cards["lost"], amount=1_000),
         "paid": transfer(low, 80_000),
         "emptied": with_pin(purchase(low, amount=45_000, **atm), host, low, low["pin"]),
+        "wallet": wallet_payment(visa, visa["token"], 1_200),  # a token registered today
     }
     sent.update({f"wrong{i}": with_pin(purchase(low, amount=100), host, low, wrong)
                  for i in range(3)})  # fmt: skip
     codes = {name: (await switch.send(fields))["39"] for name, fields in sent.items()}
     assert codes == {"small": "00", "large": "00", "web": "00", "abroad": "00", "lost": "41",
-                     "paid": "00", "emptied": "59", "wrong0": "55", "wrong1": "55",
-                     "wrong2": "75"}  # fmt: skip
+                     "paid": "00", "emptied": "59", "wallet": "00", "wrong0": "55",
+                     "wrong1": "55", "wrong2": "75"}  # fmt: skip
 
     young = await call(port, "GET", "/v1/journal/alerts", token=AUDITOR_TOKEN)
     assert young.status == 200 and young.json == {"alerts": [], "next_after_id": 0}
@@ -68,9 +70,13 @@ async def test_alerts_follow_what_the_cardholder_must_hear_of(
 
     assert by_name(always) == {"lost": ["lost_card_used"], "paid": ["money_received"],
                                "emptied": ["suspected_fraud_declined"],
+                               "wallet": ["new_wallet_token"],
                                "wrong2": ["pin_locked"]}  # fmt: skip
     assert by_name(every) == {**by_name(always), "large": ["large_amount"],
-                              "web": ["card_not_present"], "abroad": ["abroad"]}  # fmt: skip
+                              "web": ["card_not_present"], "abroad": ["abroad"],
+                              "wallet": ["new_wallet_token", "card_not_present"]}  # fmt: skip
+    [paid_by_phone] = [a for a in every["alerts"] if a["wallet"]]
+    assert paid_by_phone["wallet"] == "google_pay"
     assert first["alerts"] + rest["alerts"] == every["alerts"]  # paging loses none
     ids = [a["journal_id"] for a in every["alerts"]]
     assert ids == sorted(ids)

@@ -4,9 +4,10 @@ The notification service polls ``GET /v1/journal/alerts`` with the last ``journa
 (``admin.journal_feed``) and gets each alert once, in journal order. Some alerts are always
 raised, because the cardholder must hear of them at once: a payment blocked as suspected
 fraud (59), an attempt with a card reported lost or stolen (41, 43), the PIN locked (75),
-money received. Others follow the service's own policy, given with each poll: approvals at
-or above an amount, without the card present, or abroad. The host keeps no cardholder
-contact data; the service finds the cardholder by ``card_id``.
+money received, a payment from a wallet token registered in the last day (the card was put
+in a phone: the cardholder's, or a fraudster's). Others follow the service's own policy,
+given with each poll: approvals at or above an amount, without the card present, or abroad.
+The host keeps no cardholder contact data; the service finds the cardholder by ``card_id``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ALWAYS = {
 }
 _ANSWERED = ("authorisation", "financial")  # what the cardholder did (not advices, reversals)
 _CARD_NOT_PRESENT = ("ecommerce", "moto")
+NEW_TOKEN_HOURS = 24.0  # a wallet token this young that pays is always an alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,8 @@ def alert_kinds(entry: JournalEntry, policy: AlertPolicy) -> list[str]:
     if entry.processing_code[:2] in CREDIT_TYPES:
         return ["money_received"]
     kinds = []
+    if entry.wallet and 0 <= entry.token_age_hours < NEW_TOKEN_HOURS:
+        kinds.append("new_wallet_token")
     if policy.amount_minor and entry.amount_minor >= policy.amount_minor:
         kinds.append("large_amount")
     if policy.card_not_present and entry.channel in _CARD_NOT_PRESENT:
@@ -77,4 +81,5 @@ def alert_view(entry: JournalEntry, kinds: list[str]) -> dict[str, Any]:
         "mcc": entry.mcc,
         "country": entry.country,
         "channel": entry.channel,
+        "wallet": entry.wallet,  # "" the card itself; which wallet's token paid
     }
