@@ -29,8 +29,11 @@ SCENARIOS = (
     "account_takeover",
     "bin_attack",  # rows of unknown card numbers (scenarios.bin_attack): no card index
     "money_mule",
+    "wallet_fraud",
 )
-NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER, BIN_ATTACK, MULE = range(8)
+NORMAL, TRAVEL, CARD_TESTING, COMPROMISED, STOLEN, TAKEOVER, BIN_ATTACK, MULE, WALLET_FRAUD = range(
+    9
+)
 FORCED_CODES = ("", "55", "N7", "43")  # decided by the scenario, not by the funds check
 FREE, WRONG_PIN, WRONG_CVV2, REPORTED_STOLEN = range(4)
 

@@ -32,6 +32,7 @@ from simulator.batch import (
     TAP,
     TRANSFER_IN,
     TRAVEL,
+    WALLET_FRAUD,
     WRONG_CVV2,
     WRONG_PIN,
     TxBatch,
@@ -402,6 +403,36 @@ def money_mule(
                 events.add(c, t, habits.ATM, home, amount=cash, merchant=int(atm), tx_type=CASH)
                 t += rng.uniform(2, 40) * MINUTE
     return events.build(cards, merchants, rng, MULE, 1)
+
+
+def wallet_fraud(
+    cards: Cards,
+    merchants: Merchants,
+    victims: np.ndarray,
+    start: float,
+    days: int,
+    rng: np.random.Generator,
+) -> tuple[TxBatch, np.ndarray]:
+    """A stolen card number put in a fraudster's phone wallet (the issuer consented to the
+    token, fooled by a phished one-time code): within hours it pays for resellable goods,
+    tapped in shops of the card's country or in-app, well above everyday amounts. Returns the
+    rows and when each victim's token was registered."""
+    events = Events()
+    registered = np.zeros(len(victims))
+    for i, c in enumerate(victims):
+        c = int(c)
+        home = home_of(cards, c)
+        t = start + rng.uniform(0, days - 1) * DAY
+        registered[i] = t
+        for _ in range(rng.integers(2, 7)):
+            t += rng.uniform(10, 120) * MINUTE
+            category = int(rng.choice(COUNTERFEIT))
+            amount = int(min(habits.MEDIAN_EUR[category] * rng.uniform(40, 200), 300_000))
+            if rng.random() < 0.7:  # tapped with the phone: no contactless limit with CDCVM
+                events.add(c, t, category, home, amount=amount, entry=TAP)
+            else:
+                events.add(c, t, category, home, online=True, amount=amount)
+    return events.build(cards, merchants, rng, WALLET_FRAUD, 1), registered
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,14 @@ from simulator import geography, habits, scenarios
 from simulator.batch import (
     ATM,
     CHANNELS,
+    CONTACTLESS,
     CREDITS,
     ECOMMERCE,
     ENTRY_MODES,
+    PURCHASE,
     SCENARIOS,
     TX_TYPES,
+    WALLET_FRAUD,
     TxBatch,
 )
 from simulator.population import DAY, PRODUCTS, Cards, make_cards, make_merchants
@@ -59,13 +62,17 @@ class ScenarioRates:
     # genuine transfers to the card, as a share of everyday transactions (0.01: about one a
     # card a quarter): with mules, so that a transfer received is no proof
     transfers_in: float = 0.0
+    # genuine cardholders who pay with a phone wallet token (most taps, some in-app payments)
+    wallets: float = 0.0
+    # cards whose stolen number a fraudster puts in a wallet and spends within hours
+    wallet_fraud: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"the {name} rate must be between 0 and 1, got {value}")
         fraud = self.card_testing + self.compromised_merchant
-        fraud += self.stolen_card + self.account_takeover + self.money_mule
+        fraud += self.stolen_card + self.account_takeover + self.money_mule + self.wallet_fraud
         if fraud > 0.9:
             raise ValueError("the fraud scenario rates add up to more than 90% of the cards")
 
@@ -182,7 +189,14 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
         np.flatnonzero(~_blocked(genuine, stolen_victims, blocked_from, blocked_to, n))
     )
     received = transfers_in(genuine, rates.transfers_in, end, money)
-    parts = [genuine, received, compromised, testing, stolen, takeover, mule]
+    # wallets from a stream of their own too: without them, a seed's rows are as before
+    phones = np.random.default_rng([config.seed, 27])
+    unused = np.setdiff1d(free, mules)
+    victims = phones.choice(unused, size=min(round(rates.wallet_fraud * n), len(unused)),
+                            replace=False)  # fmt: skip
+    wallet_theft, stolen_at = scenarios.wallet_fraud(cards, merchants, victims, start, days, phones)
+    wallets = _wallet_plan(n, rates.wallets, victims, stolen_at, start, days, phones)
+    parts = [genuine, received, compromised, testing, stolen, takeover, mule, wallet_theft]
     unknown = None
     if rates.bin_attack:  # drawn last: the other scenarios' rows stay what they were
         unknown, hits = scenarios.bin_attack(cards, merchants, rates.bin_attack, start, days, rng)
@@ -191,9 +205,73 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     batch = batch.take(np.flatnonzero((batch.ts >= start) & (batch.ts < end)))
     batch = batch.take(np.argsort(batch.ts, kind="stable"))
     columns = _columns(batch, cards, start, rng)
+    columns.update(_wallet_columns(batch, wallets, phones))
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
     return Traffic(columns, config)
+
+
+@dataclass(frozen=True, slots=True)
+class WalletPlan:
+    """Which cards are in a phone wallet, which wallet, and since when (per card index;
+    -1: none)."""
+
+    wallet: np.ndarray  # int index into WALLET_NAMES, -1 none
+    since: np.ndarray  # epoch seconds the token was registered
+    fraud: np.ndarray  # bool: the wallet is a fraudster's
+
+
+WALLET_NAMES = ("apple_pay", "google_pay", "samsung_pay")
+WALLET_TAPS = 0.8  # of a wallet holder's contactless payments, the share made with the phone
+WALLET_IN_APP = 0.3  # of their e-commerce payments, the share paid in-app with the wallet
+
+
+def _wallet_plan(
+    n: int,
+    share: float,
+    victims: np.ndarray,
+    stolen_at: np.ndarray,
+    start: float,
+    days: int,
+    rng: np.random.Generator,
+) -> WalletPlan:
+    """Genuine holders registered their token up to a year before the period, a tenth of them
+    during it (a new phone); a fraud victim's wallet is the fraudster's, from the theft on."""
+    wallet = np.full(n, -1, dtype=np.int64)
+    since = np.zeros(n)
+    holders = rng.choice(n, size=round(share * n), replace=False)
+    wallet[holders] = rng.choice(len(WALLET_NAMES), size=len(holders), p=(0.45, 0.45, 0.10))
+    before = start - rng.uniform(1, 365, size=len(holders)) * DAY
+    during = start + rng.uniform(0, days, size=len(holders)) * DAY
+    since[holders] = np.where(rng.random(len(holders)) < 0.1, during, before)
+    fraud = np.zeros(n, dtype=bool)
+    wallet[victims] = rng.choice(len(WALLET_NAMES), size=len(victims), p=(0.45, 0.45, 0.10))
+    since[victims] = stolen_at
+    fraud[victims] = True
+    return WalletPlan(wallet, since, fraud)
+
+
+def _wallet_columns(
+    batch: TxBatch, plan: WalletPlan, rng: np.random.Generator
+) -> dict[str, pa.Array]:
+    """The wallet, token and token age of each row: a holder's taps and some of their in-app
+    payments after the token was registered, and every row of a wallet fraud."""
+    n = len(batch)
+    card = batch.card
+    wallet = plan.wallet[card]
+    draw = rng.random(n)
+    used = (wallet >= 0) & (batch.ts >= plan.since[card])
+    used &= ((batch.channel == CONTACTLESS) & (draw < WALLET_TAPS)) | (
+        (batch.channel == ECOMMERCE) & (draw < WALLET_IN_APP)
+    )
+    used &= batch.tx_type == PURCHASE
+    used = np.where(batch.scenario == WALLET_FRAUD, True, used)
+    used &= batch.label == plan.fraud[card]  # a victim's own payments are not the thief's
+    names = _lookup(["", *WALLET_NAMES], np.where(used, wallet + 1, 0))
+    last4 = _lookup(["", *(f"{d:04d}" for d in range(10_000))],
+                    np.where(used, (card * 7919 + 13) % 10_000 + 1, 0))  # fmt: skip
+    age = np.where(used, (batch.ts - plan.since[card]) / 3600.0, -1.0)
+    return {"wallet": names, "token_last4": last4, "token_age_hours": pa.array(age)}
 
 
 def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa.Array]:

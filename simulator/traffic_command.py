@@ -43,17 +43,28 @@ def traffic(
         help="Genuine transfers to the card, as a share of everyday transactions (0.01: about "
         "one a card a quarter).",
     ),
+    wallets: float = typer.Option(
+        ScenarioRates().wallets,
+        help="Share of cards (genuine) paid with a phone wallet token: most of their taps, some "
+        "in-app payments.",
+    ),
+    wallet_fraud: float = typer.Option(
+        ScenarioRates().wallet_fraud,
+        help="Share of cards whose stolen number a fraudster puts in a phone wallet and spends "
+        "within hours.",
+    ),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Generate labelled traffic in the journal export format (+ label, scenario).
 
     Everyday spending of a card population, with genuine travel and fraud scenarios (card
-    testing, compromised merchant, stolen card, account takeover, money mules) at the given
-    shares of cards.
+    testing, compromised merchant, stolen card, account takeover, money mules, wallet fraud)
+    at the given shares of cards.
     """
     try:
         rates = ScenarioRates(card_testing, compromised_merchant, stolen_card, account_takeover,
-                              travel, bin_attack, money_mule, transfers_in)  # fmt: skip
+                              travel, bin_attack, money_mule, transfers_in, wallets,
+                              wallet_fraud)  # fmt: skip
         config = TrafficConfig(cards=cards, days=days, seed=seed, start=start, rates=rates)
     except ValueError as error:
         raise _fail(str(error)) from None

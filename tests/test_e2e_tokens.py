@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 from host_admin import cli_config, run_cli, visa_at_host
 from iso_client import Switch
@@ -173,14 +174,9 @@ async def test_tokens_are_registered_over_the_api_and_the_cli(
     assert (await at.switch.send(wallet_payment(card, token)))["39"] == "62"
 
 
-RULES = """
-[[rule]]
-name = "TOK-01 large payment from a wallet token under a day old"
-expression = "tokenised and wallet == 'google_pay' and token_age_hours < 24 and amount > 100.00"
-action = "decline"
-response_code = "59"
-reason = "R-wallet-large"
-"""
+WALLET_RULES = (
+    Path(__file__).parent.parent / "examples" / "rules" / "wallet_rules.toml"
+).read_text()
 
 
 async def test_rules_see_the_wallet_and_a_broken_token_is_a_format_error(
@@ -188,7 +184,7 @@ async def test_rules_see_the_wallet_and_a_broken_token_is_a_format_error(
     tmp_path,
     store_url,  # noqa: F811
 ):
-    host = await start_host(nursery, tmp_path, store_url, rules=RULES)
+    host = await start_host(nursery, tmp_path, store_url, rules=WALLET_RULES)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
     assert (await switch.send(wallet_payment(card, card["token"], 20_000)))["39"] == "59"
@@ -202,6 +198,7 @@ async def test_rules_see_the_wallet_and_a_broken_token_is_a_format_error(
     assert (await switch.send(wallet_payment(card, card["token"], 20_000)))["39"] == "00"
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=10))
+    assert [e.review for e in entries] == [False, True, False, False]  # WAL-02: a new token
     ages = [e.token_age_hours for e in entries]
     assert ages[0] < 1 and ages[1] < 1 and ages[2] == -1 and 72 <= ages[3] < 73
     broken = wallet_payment(card, card["token"])

@@ -261,3 +261,30 @@ def test_money_to_the_card_leaves_the_other_rows_of_a_seed_as_they_were():
     key = ("ts", "card_id", "amount_minor", "merchant_id", "processing_code")
     assert [tuple(r[k] for k in key) for r in kept] == [tuple(r[k] for k in key) for r in plain]
     assert len(added) > len(plain)
+
+
+def test_wallets_leave_the_other_rows_of_a_seed_as_they_were_and_fraud_is_young():
+    """Wallet holders and wallet fraud come from a stream of their own: the rows of a seed stay
+    (only the wallet columns of some are filled) plus the frauds' own. A fraudster's token
+    spends within hours of being registered; a holder's wallet pays their taps for months."""
+    config = TrafficConfig(cards=600, days=20, seed=5)
+    plain = generate(config).rows()
+    rates = replace(config.rates, wallets=0.4, wallet_fraud=0.02)
+    added = generate(replace(config, rates=rates)).rows()
+    kept = [r for r in added if r["scenario"] != "wallet_fraud"]
+    key = ("ts", "card_id", "amount_minor", "merchant_id", "label")  # (a victim's funds go)
+    assert [tuple(r[k] for k in key) for r in kept] == [tuple(r[k] for k in key) for r in plain]
+    assert all(r["wallet"] == "" and r["token_age_hours"] == -1 for r in plain)
+
+    fraud = [r for r in added if r["scenario"] == "wallet_fraud"]
+    assert len({r["card_id"] for r in fraud}) == 12 and all(r["label"] == 1 for r in fraud)
+    assert all(r["wallet"] and 0 <= r["token_age_hours"] < 15 for r in fraud)
+    assert {r["channel"] for r in fraud} == {"contactless", "ecommerce"}
+    genuine = [r for r in kept if r["wallet"]]
+    assert genuine and all(r["label"] == 0 and r["token_age_hours"] >= 0 for r in genuine)
+    assert {r["channel"] for r in genuine} == {"contactless", "ecommerce"}
+    taps = [r for r in kept if r["channel"] == "contactless" and r["label"] == 0]
+    assert 0.2 < len([r for r in taps if r["wallet"]]) / len(taps) < 0.5  # 0.4 x 0.8 of them
+    assert np.median([r["token_age_hours"] for r in genuine]) > 24 * 30
+    contexts = [ctx for _, ctx in replay_contexts(fraud)]
+    assert all(ctx.wallet and 0 <= ctx.token_age_hours < 15 for ctx in contexts)
