@@ -204,3 +204,76 @@ async def test_rules_see_the_wallet_and_a_broken_token_is_a_format_error(
     broken = wallet_payment(card, card["token"])
     broken["48"] = "3306" + "0299AB"  # a token number that is not one
     assert (await switch.send(broken))["39"] == "30"
+
+
+async def test_a_wallets_token_request_is_approved_stepped_up_or_declined(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+    caplog,
+):
+    """Green: the token pays at once. Yellow (a wallet that doubts its device, no CVV2, a
+    card put in several phones in a day): the token waits until the cardholder's one-time code
+    is verified. Red (wrong CVV2 or expiry, a lost card, a wallet that says the device is bad):
+    no token. Each answer is audited; no number is shown or logged."""
+    caplog.set_level(logging.INFO)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+
+    def asked(token: str, **changes) -> dict:
+        request = {"pan": card["pan"], "card_expiry": card["expiry"], "cvv2": card["cvv2"],
+                   "token_pan": token, "requestor_id": APPLE_PAY, "expiry": "3112",
+                   "device_score": 5, "account_score": 4}  # fmt: skip
+        return {**request, **changes}
+
+    green = token_number("501")
+    answer = await call(at.port, "POST", "/v1/token-requests", payload=asked(green))
+    assert answer.status == 200, answer
+    assert (answer.json["decision"], answer.json["reasons"]) == ("approved", [])
+    assert answer.json["card_id"] == at.card_id and answer.json["token_ref"]
+    paid = wallet_payment(card, TokenData(green, "3112", APPLE_PAY, "C"))
+    assert (await at.switch.send(paid))["39"] == "00"
+
+    # the demo's token (today) and this one: a third phone in a day, and a doubtful device
+    yellow = token_number("502")
+    answer = await call(at.port, "POST", "/v1/token-requests",
+                        payload=asked(yellow, device_score=2, cvv2=""))  # fmt: skip
+    assert answer.json["decision"] == "authentication_required"
+    assert set(answer.json["reasons"]) == {
+        "provisioning.low_device_score",
+        "provisioning.no_cvv2",
+        "provisioning.recent_tokens",
+    }
+    waiting = TokenData(yellow, "3112", APPLE_PAY, "C")
+    assert (await at.switch.send(wallet_payment(card, waiting)))["39"] == "62"  # not yet
+    ref = answer.json["token_ref"]
+    verified = await call(at.port, "PUT", f"/v1/cards/{at.card_id}/tokens/{ref}",
+                          payload={"state": "active", "reason": "one-time code verified"})  # fmt: skip
+    assert verified.status == 200
+    assert (await at.switch.send(wallet_payment(card, waiting)))["39"] == "00"
+
+    for changes, reason in (
+        ({"cvv2": "000" if card["cvv2"] != "000" else "111"}, "provisioning.cvv2_failed"),
+        ({"card_expiry": "2001"}, "provisioning.expiry_mismatch"),
+        ({"device_score": 1}, "provisioning.device_score"),
+    ):
+        red = await call(at.port, "POST", "/v1/token-requests",
+                         payload=asked(token_number("503"), **changes))  # fmt: skip
+        assert red.status == 200 and red.json["decision"] == "declined"
+        assert reason in red.json["reasons"] and red.json["token_ref"] == ""
+    lost = at.host.cards["lost"]
+    red = await call(at.port, "POST", "/v1/token-requests",
+                     payload={**asked(token_number("504")), "pan": lost["pan"],
+                              "card_expiry": lost["expiry"], "cvv2": lost["cvv2"]})  # fmt: skip
+    assert red.json["decision"] == "declined" and red.json["reasons"] == ["provisioning.card_lost"]
+    unknown = await call(at.port, "POST", "/v1/token-requests",
+                         payload={**asked(token_number("505")), "pan": token_number("506")})  # fmt: skip
+    assert unknown.status == 404
+
+    view = (await call(at.port, "GET", f"/v1/cards/{at.card_id}")).json
+    assert len(view["tokens"]) == 3  # the demo's, green, yellow: no red one
+    audit = await call(at.port, "GET", f"/v1/audit?subject={at.card_id}")
+    requests = [a for a in audit.json["audit"] if a["action"] == "card.token_request"]
+    assert len(requests) == 5  # two registered, three declined
+    for secret in (green, yellow, card["pan"], card["cvv2"] + '"'):
+        assert secret not in str(audit.json) and secret not in caplog.text

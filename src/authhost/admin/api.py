@@ -246,6 +246,10 @@ async def _add_token(call: Call) -> Any:
     return await call.service.add_token(call.path["card_id"], call.body)
 
 
+async def _token_request(call: Call) -> Any:
+    return await call.service.token_request(call.body)
+
+
 async def _set_token_state(call: Call) -> Any:
     return await call.service.set_token_state(
         call.path["card_id"], call.path["token_ref"], call.body
@@ -728,6 +732,20 @@ def _routes() -> list[Route]:
             body=rq.NewToken,
             tag="cards",
             response=v.CardView,
+        ),
+        Route(
+            "POST",
+            "/v1/token-requests",
+            _token_request,
+            "The issuer's answer to a wallet's token request, for the network's token service: "
+            "approved (the token is active), authentication_required (it waits, suspended, for "
+            "the cardholder's one-time code; then set it active) or declined, with reasons. The "
+            "card is found by its PAN; the card data and the wallet's device and account "
+            "scores decide (cards.provisioning)",
+            write=True,
+            body=rq.TokenRequest,
+            tag="cards",
+            response=v.TokenRequestAnswer,
         ),
         Route(
             "PUT",

@@ -378,6 +378,26 @@ class NewToken(_Request):
         yield "requestor_id", self.requestor_id
 
 
+class TokenRequest(NewToken):
+    """A wallet asks the network's token service for a token of a card, and the service asks
+    the issuer (``cards.provisioning``): the card's number and expiry as the cardholder typed
+    them (CVV2 too when the wallet asked for it), the token the service would issue, and the
+    wallet's scores of the device and the account (1-5, 5 the most trusted)."""
+
+    pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]
+    card_expiry: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] = Field(
+        description="the card's expiry as entered, YYMM"
+    )
+    cvv2: Annotated[str, StringConstraints(pattern=r"^\d{3,4}$")] | Literal[""] = ""
+    device_score: Annotated[int, Field(ge=1, le=5)] | None = None
+    account_score: Annotated[int, Field(ge=1, le=5)] | None = None
+
+    def __repr_args__(self):  # type: ignore[override]
+        yield "pan", "<hidden>"
+        yield "token_pan", "<hidden>"
+        yield "requestor_id", self.requestor_id
+
+
 class TokenChange(_Request):
     """A token's new state: suspended (a lost phone; resumable), active again, or deleted
     (final)."""

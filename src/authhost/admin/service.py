@@ -63,6 +63,7 @@ from authhost.cards.model import (
     Product,
     StopPayment,
 )
+from authhost.cards.provisioning import TokenRequestFacts, decide_token_request
 from authhost.cards.tokens import (
     PaymentToken,
     TokenError,
@@ -651,6 +652,64 @@ class CardService:
         except TokenError as error:
             raise ConflictError(str(error)) from None
         return await self._update(card, replace(card, tokens=tokens), "card.token_add")
+
+    async def token_request(self, spec: rq.TokenRequest) -> dict[str, Any]:
+        """The issuer's answer to a wallet's token request (``cards.provisioning``): approved
+        (the token is registered active), authentication_required (registered suspended,
+        until the cardholder's one-time code is verified: then set it active) or declined (no
+        token), with the reasons. Audited either way; the numbers are never kept or shown."""
+        card = await self.store.find_card(self.security.pan_index(spec.pan))
+        if card is None:
+            raise NotFoundError("no card with this PAN")
+        product = await self.store.get_product(card.product_id)
+        cvv2_matches = None
+        if spec.cvv2 and product is not None:
+            cvv2_matches = self.security.verify_card_value(
+                spec.pan, card.expiry, "000", spec.cvv2, product.cvk_name
+            )
+        now = self.clock()
+        answer = decide_token_request(
+            TokenRequestFacts(
+                card=card,
+                expiry_matches=spec.card_expiry == card.expiry,
+                cvv2_matches=cvv2_matches,
+                device_score=spec.device_score,
+                account_score=spec.account_score,
+                now=now,
+            )
+        )
+        result: dict[str, Any] = {
+            "decision": answer.decision.value,
+            "reasons": list(answer.reasons),
+            "card_id": card.card_id,
+            "token_ref": "",
+        }
+        state = answer.token_state
+        if state is None:
+            await self.record_audit("card.token_request", card.card_id, None, result)
+            return result
+        if not is_luhn_valid(spec.token_pan):
+            raise InvalidRequest("the token number fails its check digit")
+        token = PaymentToken(
+            token_ref=self.security.pan_index(spec.token_pan),
+            last4=spec.token_pan[-4:],
+            requestor_id=spec.requestor_id,
+            wallet=wallet_of(spec.requestor_id, spec.wallet),
+            expiry=spec.expiry,
+            device=spec.device,
+            state=state,
+            created_at=now,
+            changed_at=now,
+        )
+        if token.token_ref == card.pan_index:
+            raise InvalidRequest("a token is another number than the card's own")
+        try:
+            tokens = add_token(card.tokens, token)
+        except TokenError as error:
+            raise ConflictError(str(error)) from None
+        reason = ";".join([answer.decision.value, *answer.reasons])
+        await self._update(card, replace(card, tokens=tokens), "card.token_request", reason)
+        return {**result, "token_ref": token.token_ref}
 
     async def set_token_state(
         self, card_id: str, token_ref: str, spec: rq.TokenChange

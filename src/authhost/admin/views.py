@@ -62,6 +62,13 @@ class ProductView(_View):
     cavv_key_name: str = ""
 
 
+class TokenRequestAnswer(_View):
+    decision: str = Field(description="approved, authentication_required or declined")
+    reasons: list[str] = Field(description="why (provisioning.*): every one found")
+    card_id: str
+    token_ref: str = Field(description="the registered token's reference; '' when declined")
+
+
 class AccountView(_View):
     account_id: str
     currency: str
