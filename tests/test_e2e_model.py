@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
@@ -17,13 +18,19 @@ from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call, running_admin
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 from test_e2e_card_testing import metrics_text
+from test_e2e_tokens import ecommerce, wallet_payment
 from typer.testing import CliRunner
 
 from authhost.admin.service import CardService
 from authhost.cli.app import app
 from authhost.config import ModelsConfig
 from authhost.models.context import replay_contexts
-from authhost.models.features import ACCEPTOR_FEATURE_SET, FEATURE_SET
+from authhost.models.features import (
+    ACCEPTOR_FEATURE_SET,
+    FEATURE_SET,
+    WALLET_FEATURE_SET,
+    feature_values,
+)
 from authhost.models.registry import Registry
 from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
@@ -31,6 +38,7 @@ from authhost.models.training import HgbConfig, SplitConfig, TrainConfig, train
 from authhost.security.module import SecurityModule
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
+from simulator.traffic import ScenarioRates, TrafficConfig, generate
 
 RULES_USING_SCORE = """
 [[rule]]
@@ -209,3 +217,56 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
 def explained(scorer: Scorer, ctx) -> str:  # type: ignore[no-untyped-def]
     """The journal's form of a model's reasons, written here independently."""
     return ";".join(f"{name}={share:+.2f}" for name, share in scorer.explain(ctx))
+
+
+@pytest.fixture(scope="module")
+def wallet_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic model of the fourth feature set, trained on simulated traffic with phone
+    wallets and wallet fraud (so the token features carry weight)."""
+    root = tmp_path_factory.mktemp("models4")
+    rates = ScenarioRates(wallets=0.5, wallet_fraud=0.05)
+    generate(TrafficConfig(cards=300, days=20, seed=3, rates=rates)).write(root / "t.parquet")
+    config = TrainConfig(
+        models=["logistic"], features=WALLET_FEATURE_SET, split=SplitConfig(test_days=5, gap_days=1)
+    )
+    result = train(root / "t.parquet", root / "models", config, run_id="e2e4")
+    Registry(root / "models").activate(next(iter(result.artifacts.values())).name)
+    return root / "models"
+
+
+async def test_a_model_of_wallet_features_scores_the_token_that_paid(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    wallet_models_dir,
+):
+    """The server gives the model the wallet token that paid (a demo token registered
+    minutes ago: what wallet fraud looks like), and every score it journalled is the one the
+    replayed journal gives."""
+    models = ModelsConfig(dir=str(wallet_models_dir), explain_from=0)
+    host = await start_host(nursery, tmp_path, store_url, rules=RULES_USING_SCORE, models=models)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    electronics = {"18": "5732"}  # what a stolen number in a wallet buys, to resell
+    for amount in (80_000, 30_000):
+        paid = wallet_payment(card, card["token"], amount) | electronics
+        assert (await switch.send(paid))["39"] == "00"
+        assert (await switch.send(ecommerce(card, amount) | electronics))["39"] == "00"
+    async with opened_store(store_url) as store:
+        rows = [e.as_row() async for e in store.export_journal(JournalQuery())]
+    scorer = Scorer.load(next(p for p in wallet_models_dir.iterdir() if p.name != "runs"
+                              and (p / "model.json").exists()))  # fmt: skip
+    assert scorer.feature_blocks == 3
+    served = {row["stan"]: (row["fraud_score"], row["model_reasons"]) for row in rows}
+    replayed = {
+        row["stan"]: (scorer.score_one(ctx), explained(scorer, ctx))
+        for row, ctx in replay_contexts(rows)
+    }
+    assert len(served) == 4 and served == replayed  # the reasons: the token features online
+    for row in rows:  # a day-old token is what pushed the wallet payments' scores up
+        assert ("token_under_24h" in row["model_reasons"]) == (row["wallet"] == "google_pay")
+    vectors = [feature_values(ctx, scorer.terminal_risk, 3) for _, ctx in replay_contexts(rows)]
+    risk = scorer.probabilities(np.array(vectors))
+    by_wallet = {(row["wallet"], row["amount_minor"]): p for row, p in zip(rows, risk, strict=True)}
+    for amount in (80_000, 30_000):  # the same card, amount and shop: the token scores higher
+        assert by_wallet[("google_pay", amount)] > by_wallet[("", amount)]

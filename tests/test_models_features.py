@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from authhost.auth.service import journal_entry
 from authhost.cards.acceptor_velocity import AcceptorCounters, terminal_key
 from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.model import Account, Card, CardKind, CardState, Product
+from authhost.cards.tokens import PaymentToken
 from authhost.cards.velocity import VelocityEvent, compute_velocity
 from authhost.iso.codes import ResponseCode
 from authhost.iso.messages import CREDIT_TYPES, AuthRequest, MessageClass
@@ -26,6 +28,8 @@ from authhost.models.features import (
     FEATURE_NAMES,
     N_FEATURES,
     RECEIVED_FEATURE_SET,
+    WALLET_FEATURE_SET,
+    feature_blocks,
     feature_names,
     feature_vector,
 )
@@ -213,6 +217,9 @@ def test_terminal_risk_uses_only_labels_old_enough_to_be_known() -> None:
     assert rates[5] == pytest.approx((0 + 0.2) / (2 + 2))  # window [3d, 33d]: rows 3, 4 only
 
 
+WALLET_TOKEN = PaymentToken("ef" * 32, "7721", "50120834693", "google_pay")
+
+
 async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The server path end to end on the embedded store: snapshot -> features -> commit; then
     the store's journal export, replayed, gives the same contexts and feature vectors, in both
@@ -288,18 +295,17 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
                 )
             )
             assert snapshot.card is not None
+            # every third request paid with the card's phone wallet, registered 4n hours before
+            token = WALLET_TOKEN if n % 3 == 2 else None
+            token = token and replace(token, created_at=now - n * 4 * 3600.0)
             served.append(
                 feature_vector(
-                    context_from_request(request, snapshot, now),
-                    risk,
-                    acceptors=True,
-                    received=True,
-                )  # fmt: skip
+                    context_from_request(request, snapshot, now, token=token), risk, blocks=3
+                )
             )
             approved = outcome == "00"
-            journal = journal_entry(
-                request, snapshot, Decision(response_code=ResponseCode(outcome)), now, f"idx{c}"
-            )
+            decided = Decision(response_code=ResponseCode(outcome), token=token)
+            journal = journal_entry(request, snapshot, decided, now, f"idx{c}")
             journal.pin_present = request.pin_block is not None
             journal.pin_failed = outcome == "55"
             await store.commit(
@@ -313,9 +319,8 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
     finally:
         await store.close()
     assert len(rows) == len(TRAFFIC)
-    replayed = [feature_vector(ctx, risk, acceptors=True, received=True)
-                for _, ctx in replay_contexts(rows)]  # fmt: skip
-    names = feature_names(RECEIVED_FEATURE_SET)
+    replayed = [feature_vector(ctx, risk, blocks=3) for _, ctx in replay_contexts(rows)]
+    names = feature_names(WALLET_FEATURE_SET)
     for row, offline, online in zip(rows, replayed, served, strict=True):
         assert offline.tobytes() == online.tobytes(), (
             row["ts"],
@@ -333,10 +338,20 @@ async def test_features_from_a_real_sqlite_store_equal_the_replayed_journal(tmp_
     assert cash_out[names.index("cash_out_of_received_24h")] == pytest.approx(0.6)
     assert cash_out[names.index("received_count_24h")] == 1
     assert cash_out[names.index("since_received_log")] == pytest.approx(math.log1p(1800))
-    # the second set is the third's beginning
-    second = [feature_vector(ctx, risk, acceptors=True) for _, ctx in replay_contexts(rows)]
-    width = len(feature_names(ACCEPTOR_FEATURE_SET))
-    assert all(np.array_equal(v, w[:width]) for v, w in zip(second, replayed, strict=True))
+    # the second set is the fourth's beginning, and so is the third
+    for blocks, feature_set in ((1, ACCEPTOR_FEATURE_SET), (2, RECEIVED_FEATURE_SET)):
+        shorter = [feature_vector(ctx, risk, blocks=blocks) for _, ctx in replay_contexts(rows)]
+        width = len(feature_names(feature_set))
+        assert all(np.array_equal(v, w[:width]) for v, w in zip(shorter, replayed, strict=True))
+        assert feature_blocks(feature_set) == blocks
+    # the wallet: tokens 8 and 20 hours old, then older ones; none where the card paid
+    paid = [v for n, v in enumerate(served) if n % 3 == 2]
+    assert all(v[names.index("tokenised")] == 1.0 for v in paid)
+    young = [float(v[names.index("token_under_24h")]) for v in paid]
+    assert young[:2] == [1.0, 1.0] and young[2:] and not any(young[2:])
+    assert paid[0][names.index("token_age_log")] == pytest.approx(math.log1p(8))
+    assert served[0][names.index("tokenised")] == 0.0
+    assert served[0][names.index("token_age_log")] == -1.0
 
 
 def test_contexts_built_without_init_equal_the_dataclass_ones() -> None:

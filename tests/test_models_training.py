@@ -17,6 +17,9 @@ from authhost.models.features import (
     FEATURE_NAMES,
     RECEIVED_FEATURE_NAMES,
     RECEIVED_FEATURE_SET,
+    WALLET_FEATURE_NAMES,
+    WALLET_FEATURE_SET,
+    feature_blocks,
 )
 from authhost.models.scorer import Scorer
 from authhost.models.synthetic import generate_rows
@@ -143,6 +146,15 @@ def test_train_config_accepts_balanced_or_numeric_class_weights(tmp_path: Path) 
     [
         (ACCEPTOR_FEATURE_SET, (*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES)),
         (RECEIVED_FEATURE_SET, (*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES, *RECEIVED_FEATURE_NAMES)),
+        (
+            WALLET_FEATURE_SET,
+            (
+                *FEATURE_NAMES,
+                *ACCEPTOR_FEATURE_NAMES,
+                *RECEIVED_FEATURE_NAMES,
+                *WALLET_FEATURE_NAMES,
+            ),
+        ),  # fmt: skip
     ],
 )
 def test_train_with_merchant_features_reports_each_scenario(
@@ -151,7 +163,7 @@ def test_train_with_merchant_features_reports_each_scenario(
     """``--features authhost-features-2``: the artifacts name the second feature set (the
     first's features then the merchant and terminal ones), their scorer reads the counters, and
     the report counts the frauds of each scenario caught at the threshold; the third adds the
-    money the card received."""
+    money the card received, the fourth the wallet token that paid."""
     config = tmp_path / "train.toml"
     config.write_text(CONFIG)
     out = tmp_path / "models"
@@ -175,7 +187,7 @@ def test_train_with_merchant_features_reports_each_scenario(
         assert meta["features"] == list(names)
         scorer = Scorer.load(artifact)
         assert scorer.reads_acceptors and scorer.n_features == len(meta["features"])
-        assert scorer.reads_received is (feature_set == RECEIVED_FEATURE_SET)
+        assert scorer.feature_blocks == feature_blocks(feature_set)
     listed = CliRunner().invoke(app, ["models", "list", "--dir", str(out), "--json"])
     assert {a["feature_set"] for a in json.loads(listed.output)["artifacts"]} == {feature_set}
 

@@ -36,9 +36,7 @@ async def explain_journal_entry(
     entry = await card_journal_entry(store, card_id, journal_id)
     rows = await _history(store, entry, scorer.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
-    values = feature_values(
-        ctx, scorer.terminal_risk, scorer.reads_acceptors, scorer.reads_received
-    )
+    values = feature_values(ctx, scorer.terminal_risk, scorer.feature_blocks)
     return {
         "journal_id": journal_id,
         "card_id": card_id,

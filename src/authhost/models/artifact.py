@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from authhost.models.features import FEATURE_SET, FEATURE_SETS, set_reads
+from authhost.models.features import FEATURE_SET, FEATURE_SETS, feature_blocks
 from authhost.models.terminal_risk import TerminalRisk
 
 FORMAT = "authhost-model"
@@ -91,14 +91,14 @@ class Artifact:
         return str(self.metadata.get("feature_set", FEATURE_SET))
 
     @property
-    def reads_acceptors(self) -> bool:
-        """Its features include the merchant and terminal counters."""
-        return set_reads(self.feature_set)[0]
+    def feature_blocks(self) -> int:
+        """How many feature blocks beyond the first set it reads (``features.FEATURE_SETS``)."""
+        return feature_blocks(self.feature_set)
 
     @property
-    def reads_received(self) -> bool:
-        """Its features include the money the card received (the third set)."""
-        return set_reads(self.feature_set)[1]
+    def reads_acceptors(self) -> bool:
+        """Its features include the merchant and terminal counters."""
+        return self.feature_blocks > 0
 
 
 def _sha256(path: Path) -> str:

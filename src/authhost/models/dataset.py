@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from authhost.models.context import replay_contexts
-from authhost.models.features import FEATURE_SET, feature_names, feature_values, set_reads
+from authhost.models.features import FEATURE_SET, feature_blocks, feature_names, feature_values
 from authhost.store.labelled import DatasetError, iter_rows, read_labelled
 
 __all__ = [
@@ -78,7 +78,7 @@ def labelled_set(
     """Replay rows (in ``ts`` order) and keep the scored ones with their features."""
     capacity = max(size_hint, 1024)
     width = len(feature_names(feature_set))
-    acceptors, received = set_reads(feature_set)
+    blocks = feature_blocks(feature_set)
     features = np.empty((capacity, width), dtype=np.float64)
     ts: list[float] = []
     cards: list[str] = []
@@ -92,7 +92,7 @@ def labelled_set(
         if n == capacity:
             capacity *= 2
             features = np.resize(features, (capacity, width))
-        features[n] = feature_values(ctx, acceptors=acceptors, received=received)
+        features[n] = feature_values(ctx, blocks=blocks)
         ts.append(ctx.ts)
         cards.append(ctx.card_id)
         terminals.append(ctx.terminal)

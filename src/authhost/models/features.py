@@ -11,14 +11,16 @@ Counts and amounts are log-scaled (``log1p``): trees do not care, and the logist
 a roughly linear signal. The terminal risk comes from the artifact's lookup table
 (``TerminalRisk``), computed from labelled history with a delay.
 
-Three feature sets exist, each extending the one before, and each artifact names the one it
-was trained on. The first reads the card's own history. The second adds what every card did
+Four feature sets exist, each extending the one before by a block of features, and each
+artifact names the one it was trained on (``feature_blocks``: how many blocks it reads). The
+first reads the card's own history. The second adds what every card did
 at this merchant and terminal in the last 10 minutes and hour (``cards.acceptor_velocity``):
 card testing shows there long before any one card looks odd. It costs the server the
 merchant and terminal counters on every request, so it is chosen at training time
 (``features`` in the training config, ``authhost train --features``), not imposed on every
 model. The third adds the money the card received and how much of it a cash-out takes: a
-money mule's card is paid and emptied within hours.
+money mule's card is paid and emptied within hours. The fourth adds the phone wallet token that
+paid and how old it is: a stolen number put in a fraudster's wallet spends within hours.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from authhost.models.terminal_risk import TerminalRisk
 FEATURE_SET = "authhost-features-1"  # bump when any definition below changes
 ACCEPTOR_FEATURE_SET = "authhost-features-2"  # FEATURE_SET + ACCEPTOR_FEATURE_NAMES
 RECEIVED_FEATURE_SET = "authhost-features-3"  # ACCEPTOR_FEATURE_SET + RECEIVED_FEATURE_NAMES
+WALLET_FEATURE_SET = "authhost-features-4"  # RECEIVED_FEATURE_SET + WALLET_FEATURE_NAMES
 
 CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
 # POS entry mode (field 22, positions 1-2) grouped by how the card data was read
@@ -123,10 +126,19 @@ RECEIVED_FEATURE_NAMES: tuple[str, ...] = (
     "none_received_30d",
     "cash_out_of_received_24h",
 )
+# The phone wallet token that paid (``cards.tokens``): none, an old one (the cardholder's own
+# phone), or one registered hours ago (a stolen number in a fraudster's wallet)
+WALLET_FEATURE_NAMES: tuple[str, ...] = ("tokenised", "token_age_log", "token_under_24h")
+TOKEN_AGE_CAP_H = 24 * 365.0
+_BLOCKS = (ACCEPTOR_FEATURE_NAMES, RECEIVED_FEATURE_NAMES, WALLET_FEATURE_NAMES)
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     FEATURE_SET: FEATURE_NAMES,
     ACCEPTOR_FEATURE_SET: FEATURE_NAMES + ACCEPTOR_FEATURE_NAMES,
     RECEIVED_FEATURE_SET: FEATURE_NAMES + ACCEPTOR_FEATURE_NAMES + RECEIVED_FEATURE_NAMES,
+    WALLET_FEATURE_SET: FEATURE_NAMES
+    + ACCEPTOR_FEATURE_NAMES
+    + RECEIVED_FEATURE_NAMES
+    + WALLET_FEATURE_NAMES,
 }
 CASH_OUT_TYPES = CASH_TYPES | {"10"}  # cash, or the card paying into a transfer (AFT)
 CASH_OUT_CAP = 5.0  # cash out over money received: as far over as we count
@@ -179,14 +191,11 @@ _mcc_group = lru_cache(maxsize=4096)(mcc_risk_group)
 
 
 def feature_values(
-    ctx: TxContext,
-    terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
-    acceptors: bool = False,
-    received: bool = False,
+    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, blocks: int = 0
 ) -> list[float]:
-    """The feature values of one context, in ``FEATURE_NAMES`` order (all finite); with
-    ``acceptors``, followed by ``ACCEPTOR_FEATURE_NAMES`` (the second feature set), and with
-    ``received`` too by ``RECEIVED_FEATURE_NAMES`` (the third)."""
+    """The feature values of one context, in ``FEATURE_NAMES`` order (all finite), followed
+    by the first ``blocks`` extension blocks: ``ACCEPTOR_FEATURE_NAMES`` (the second feature
+    set), ``RECEIVED_FEATURE_NAMES`` (the third), ``WALLET_FEATURE_NAMES`` (the fourth)."""
     v = ctx.velocity
     log1p = math.log1p
     amount = ctx.amount_minor
@@ -231,12 +240,21 @@ def feature_values(
         log1p(ctx.card_age_days) if ctx.card_age_days >= 0 else -1.0,
         over_available,
     ]
-    if acceptors:
+    if blocks:
         values += _acceptor_values(ctx.merchant_velocity)
         values += _acceptor_values(ctx.terminal_velocity)
-        if received:
+        if blocks > 1:
             values += _received_values(ctx)
+            if blocks > 2:
+                values += _wallet_values(ctx)
     return values
+
+
+def _wallet_values(ctx: TxContext) -> tuple[float, float, float]:
+    age = ctx.token_age_hours
+    if not ctx.wallet or age < 0:
+        return (0.0, -1.0, 0.0)
+    return (1.0, math.log1p(min(age, TOKEN_AGE_CAP_H)), 1.0 if age < 24.0 else 0.0)
 
 
 def _received_values(ctx: TxContext) -> tuple[float, ...]:
@@ -268,32 +286,30 @@ def _acceptor_values(a: AcceptorVelocity) -> tuple[float, float, float, float, f
 
 
 def feature_vector(
-    ctx: TxContext,
-    terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
-    acceptors: bool = False,
-    received: bool = False,
+    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, blocks: int = 0
 ) -> np.ndarray:
-    """One context as a float64 vector (``N_FEATURES`` long, more with ``acceptors``)."""
-    return np.array(feature_values(ctx, terminal_risk, acceptors, received), dtype=np.float64)
+    """One context as a float64 vector (``N_FEATURES`` long, more with ``blocks``)."""
+    return np.array(feature_values(ctx, terminal_risk, blocks), dtype=np.float64)
 
 
 def feature_matrix(
     contexts: Iterable[TxContext] | Sequence[TxContext],
     terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
-    acceptors: bool = False,
-    received: bool = False,
+    blocks: int = 0,
 ) -> np.ndarray:
     """Contexts as a float64 matrix (rows x the feature set's columns)."""
-    rows = [feature_values(ctx, terminal_risk, acceptors, received) for ctx in contexts]
+    rows = [feature_values(ctx, terminal_risk, blocks) for ctx in contexts]
     if not rows:
-        width = N_FEATURES + (len(ACCEPTOR_FEATURE_NAMES) if acceptors else 0)
-        width += len(RECEIVED_FEATURE_NAMES) if acceptors and received else 0
-        return np.zeros((0, width))
+        return np.zeros((0, N_FEATURES + sum(len(b) for b in _BLOCKS[:blocks])))
     return np.array(rows, dtype=np.float64)
 
 
-def set_reads(feature_set: str) -> tuple[bool, bool]:
-    """(acceptors, received): what ``feature_values`` adds for ``feature_set``."""
-    width = len(feature_names(feature_set))
-    acceptors = width > N_FEATURES
-    return acceptors, width > N_FEATURES + len(ACCEPTOR_FEATURE_NAMES)
+def feature_blocks(feature_set: str) -> int:
+    """How many extension blocks ``feature_values`` adds for ``feature_set`` (0 to 3); the
+    first (merchant and terminal counters) costs the server counting on every request."""
+    width = len(feature_names(feature_set)) - N_FEATURES
+    blocks = 0
+    while width > 0:
+        width -= len(_BLOCKS[blocks])
+        blocks += 1
+    return blocks
