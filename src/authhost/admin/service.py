@@ -631,6 +631,14 @@ class CardService:
         (field 48 SE 33) are approved as the card's while it is active. Refused for a card that
         cannot pay (final states, lost) and for a number that is not Luhn-valid. Audited."""
         card = await self._changeable_card(card_id)
+        _, tokens = self._with_new_token(card, spec, TokenState.ACTIVE)
+        return await self._update(card, replace(card, tokens=tokens), "card.token_add")
+
+    def _with_new_token(
+        self, card: Card, spec: rq.NewToken, state: TokenState
+    ) -> tuple[PaymentToken, tuple[PaymentToken, ...]]:
+        """The token a request describes and the card's tokens with it: refused for a number
+        that fails its check digit or is the card's own (422), or one the card has (409)."""
         if not is_luhn_valid(spec.token_pan):
             raise InvalidRequest("the token number fails its check digit")
         token_ref = self.security.pan_index(spec.token_pan)
@@ -645,13 +653,13 @@ class CardService:
                 wallet=wallet_of(spec.requestor_id, spec.wallet),
                 expiry=spec.expiry,
                 device=spec.device,
+                state=state,
                 created_at=now,
                 changed_at=now,
             )
-            tokens = add_token(card.tokens, token)
+            return token, add_token(card.tokens, token)
         except TokenError as error:
             raise ConflictError(str(error)) from None
-        return await self._update(card, replace(card, tokens=tokens), "card.token_add")
 
     async def token_request(self, spec: rq.TokenRequest) -> dict[str, Any]:
         """The issuer's answer to a wallet's token request (``cards.provisioning``): approved
@@ -688,25 +696,7 @@ class CardService:
         if state is None:
             await self.record_audit("card.token_request", card.card_id, None, result)
             return result
-        if not is_luhn_valid(spec.token_pan):
-            raise InvalidRequest("the token number fails its check digit")
-        token = PaymentToken(
-            token_ref=self.security.pan_index(spec.token_pan),
-            last4=spec.token_pan[-4:],
-            requestor_id=spec.requestor_id,
-            wallet=wallet_of(spec.requestor_id, spec.wallet),
-            expiry=spec.expiry,
-            device=spec.device,
-            state=state,
-            created_at=now,
-            changed_at=now,
-        )
-        if token.token_ref == card.pan_index:
-            raise InvalidRequest("a token is another number than the card's own")
-        try:
-            tokens = add_token(card.tokens, token)
-        except TokenError as error:
-            raise ConflictError(str(error)) from None
+        token, tokens = self._with_new_token(card, spec, state)
         reason = ";".join([answer.decision.value, *answer.reasons])
         await self._update(card, replace(card, tokens=tokens), "card.token_request", reason)
         return {**result, "token_ref": token.token_ref}
