@@ -12,7 +12,7 @@ from pathlib import Path
 
 from host_admin import cli_config, run_cli, visa_at_host
 from iso_client import Switch
-from test_admin_support import call
+from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 
 from authhost.cards.luhn import luhn_check_digit
@@ -277,3 +277,65 @@ async def test_a_wallets_token_request_is_approved_stepped_up_or_declined(
     assert len(requests) == 5  # two registered, three declined
     for secret in (green, yellow, card["pan"], card["cvv2"] + '"'):
         assert secret not in str(audit.json) and secret not in caplog.text
+
+
+async def test_the_notification_service_hears_of_every_wallet_event_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """A card put in a phone (registered, or asked for: approved, waiting, declined), a token
+    activated, suspended, deleted: each an event once, in order, with the token's last four
+    digits and wallet and never a number; other audit entries are not events."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card, base = at.visa, f"/v1/cards/{at.card_id}"
+    first = await call(at.port, "GET", "/v1/wallet-events", token=AUDITOR_TOKEN)
+    assert [e["event"] for e in first.json["events"]] == ["token_added"]  # the demo's phone
+    cursor = first.json["next_after_id"]
+    assert first.json["events"][0]["token"]["wallet"] == "google_pay"
+
+    def asked(token: str, **changes) -> dict:
+        return {"pan": card["pan"], "card_expiry": card["expiry"], "cvv2": card["cvv2"],
+                "token_pan": token, "requestor_id": APPLE_PAY, "device": "watch",
+                **changes}  # fmt: skip
+
+    approved = await call(at.port, "POST", "/v1/token-requests", payload=asked(token_number("71")))
+    other = await call(at.port, "PUT", f"{base}/controls", payload={"blocked_channels": ["moto"]})
+    assert other.status == 200  # audited, and not a wallet event
+    waiting = await call(at.port, "POST", "/v1/token-requests",
+                         payload=asked(token_number("72"), device_score=2))  # fmt: skip
+    await call(
+        at.port,
+        "POST",
+        "/v1/token-requests",
+        payload=asked(token_number("73"), cvv2="999" if card["cvv2"] != "999" else "998"),
+    )
+    ref = waiting.json["token_ref"]
+    await call(at.port, "PUT", f"{base}/tokens/{ref}", payload={"state": "active"})
+    await call(at.port, "PUT", f"{base}/tokens/{approved.json['token_ref']}",
+               payload={"state": "deleted"})  # fmt: skip
+
+    later = await call(at.port, "GET", f"/v1/wallet-events?after_id={cursor}&limit=2",
+                       token=AUDITOR_TOKEN)  # fmt: skip
+    rest = await call(at.port, "GET",
+                      f"/v1/wallet-events?after_id={later.json['next_after_id']}",
+                      token=AUDITOR_TOKEN)  # fmt: skip
+    events = later.json["events"] + rest.json["events"]
+    assert [(e["event"], e.get("decision")) for e in events] == [
+        ("token_requested", "approved"),
+        ("token_requested", "authentication_required"),
+        ("token_requested", "declined"),
+        ("token_activated", None),
+        ("token_deleted", None),
+    ]
+    assert events[1]["token"]["state"] == "suspended" and events[2]["token"] is None
+    assert events[2]["reasons"] == ["provisioning.cvv2_failed"]
+    assert events[3]["token"]["token_ref"] == ref and events[3]["token"]["device"] == "watch"
+    assert all(e["card_id"] == at.card_id and "*" in e["pan"] for e in events)
+    assert card["pan"] not in str(events) and token_number("71") not in str(events)
+    again = await call(at.port, "GET",
+                       f"/v1/wallet-events?after_id={rest.json['next_after_id']}",
+                       token=AUDITOR_TOKEN)  # fmt: skip
+    assert again.json["events"] == []
+    bad = await call(at.port, "GET", "/v1/wallet-events?limit=0", token=AUDITOR_TOKEN)
+    assert bad.status == 400

@@ -375,6 +375,12 @@ async def _cardholder_alerts(call: Call) -> Any:
     )
 
 
+async def _wallet_events(call: Call) -> Any:
+    return await call.service.wallet_events(
+        _int_param(call, "after_id", 0, 0, 10**15), _int_param(call, "limit", 1000, 1, 10_000)
+    )
+
+
 async def _journal_totals(call: Call) -> Any:
     return await call.service.journal_totals(**_period(call))
 
@@ -880,13 +886,26 @@ def _routes() -> list[Route]:
             _cardholder_alerts,
             "The cardholder alerts after journal id `after_id`, in journal order, for the "
             "notification service (SMS, push): always a payment declined as suspected fraud "
-            "(59), a lost or stolen card used (41, 43), the PIN locked (75), money received; "
+            "(59), a lost or stolen card used (41, 43), the PIN locked (75), money received, a "
+            "payment from a wallet token under a day old; "
             "and approvals at or above `amount_minor`, without the card present "
             "(`card_not_present=true`) or abroad (`abroad=true`). Once 2 s old; poll again with "
             "next_after_id",
             query=("after_id", "limit", "amount_minor", "card_not_present", "abroad"),
             tag="journal",
             response=v.CardholderAlerts,
+        ),
+        Route(
+            "GET",
+            "/v1/wallet-events",
+            _wallet_events,
+            "Token events after audit id `after_id`, in audit order, for the notification "
+            "service: a card added to a wallet, asked for (approved, waiting for a code, or "
+            "declined), a token activated, suspended or deleted. The cardholder hears of a card "
+            "put in a phone before its first payment; poll again with next_after_id",
+            query=("after_id", "limit"),
+            tag="cards",
+            response=v.WalletEvents,
         ),
         Route(
             "GET",

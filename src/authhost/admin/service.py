@@ -693,8 +693,9 @@ class CardService:
             "token_ref": "",
         }
         state = answer.token_state
-        if state is None:
-            await self.record_audit("card.token_request", card.card_id, None, result)
+        if state is None:  # the masked PAN too, for the cardholder's notification
+            audited = {**result, "pan": card.masked_pan}
+            await self.record_audit("card.token_request", card.card_id, None, audited)
             return result
         token, tokens = self._with_new_token(card, spec, state)
         reason = ";".join([answer.decision.value, *answer.reasons])
@@ -1177,6 +1178,16 @@ class CardService:
 
         alerts, cursor = await next_in_feed(self.store.journal, pick, after_id, limit, self.clock())
         return {"alerts": alerts, "next_after_id": cursor}
+
+    async def wallet_events(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """Token events after audit id ``after_id`` for the cardholder notification service
+        (``admin.wallet_events``): a card added to a wallet, asked for, suspended, resumed,
+        deleted. Poll with ``next_after_id``."""
+        from authhost.admin.wallet_events import wallet_events
+
+        if not 1 <= limit <= 10_000 or after_id < 0:
+            raise InvalidRequest("limit is 1 to 10,000, after_id 0 or more")
+        return await wallet_events(self.store.audit, after_id, limit)
 
     async def find_entries(
         self, *, rrn: str, day: str = "", since: float = 0.0, until: float = 0.0

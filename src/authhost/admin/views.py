@@ -171,10 +171,21 @@ class CardholderAlerts(_View):
     alerts: list[dict[str, Any]] = Field(
         description="journal_id, time, card_id, account_id, pan (masked), alerts (why: "
         "suspected_fraud_declined, lost_card_used, stolen_card_used, pin_locked, "
-        "money_received, large_amount, card_not_present, abroad), response_code, rrn, "
-        "amount_minor, currency, merchant_name, mcc, country, channel"
+        "money_received, new_wallet_token, large_amount, card_not_present, abroad), "
+        "response_code, rrn, amount_minor, currency, merchant_name, mcc, country, channel, "
+        "wallet"
     )
     next_after_id: int = Field(description="the after_id of the next poll")
+
+
+class WalletEvents(_View):
+    events: list[dict[str, Any]] = Field(
+        description="audit_id, time, card_id, event (token_added, token_requested, "
+        "token_activated, token_suspended, token_deleted), pan (masked), token (token_ref, "
+        "last4, wallet, device, state, requestor_id; null for a declined request), and for a "
+        "request its decision and reasons"
+    )
+    next_after_id: int = Field(description="the after_id of the next poll (an audit id)")
 
 
 class JournalList(_View):

@@ -684,6 +684,19 @@ def cards_token_add(
     _run(_config(config, store), lambda s: s.add_token(card_id, spec))
 
 
+@cards.command("wallet-events")
+def cards_wallet_events(
+    after_id: Annotated[int, typer.Option(min=0, help="the last audit id already read")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="events at most")] = 1000,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The token events after an audit id, in order, for the notification service: cards
+    added to wallets (or asked for), tokens activated, suspended, deleted; ask again with
+    next_after_id."""
+    _run(_config(config, store), lambda s: s.wallet_events(after_id, limit))
+
+
 @cards.command("token-state")
 def cards_token_state(
     card_id: str,
