@@ -62,8 +62,9 @@ def train(
         None,
         "--features",
         help="feature set: authhost-features-1 (the card's history, default), "
-        "authhost-features-2 (+ every card's requests at the merchant and terminal) or "
-        "authhost-features-3 (+ the money the card received: mules)",
+        "authhost-features-2 (+ every card's requests at the merchant and terminal), "
+        "authhost-features-3 (+ the money the card received: mules) or authhost-features-4 "
+        "(+ the wallet token that paid and its age)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
