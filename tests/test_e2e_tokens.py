@@ -153,6 +153,16 @@ async def test_tokens_are_registered_over_the_api_and_the_cli(
     assert own.status == 422
     short = await call(at.port, "POST", path, payload={"token_pan": apple, "requestor_id": "1"})
     assert short.status == 422
+    old = token_number("778")  # a token whose own expiry has passed: the wallet's date
+    added = await call(
+        at.port,
+        "POST",
+        path,
+        payload={"token_pan": old, "requestor_id": APPLE_PAY, "expiry": "2001"},
+    )
+    assert added.status == 200
+    expired = await at.switch.send(wallet_payment(card, TokenData(old, "2001", APPLE_PAY, "C")))
+    assert expired["39"] == "54"
 
     # the CLI: the number from stdin, never an argument; then suspend it by its reference
     config = cli_config(tmp_path, store_url)

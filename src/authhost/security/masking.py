@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_PAN_LIKE = re.compile(r"(?<!\d)(\d{6})(\d{3,9})(\d{4})(?!\d)")
+# A run of 13-19 digits standing on its own: not one inside a longer word, as in a keyed hash
+# in hex (a card's PAN index, a token's reference) or an id ("crd_" and 16 hex digits), which
+# can hold such a run by chance and must reach the audit log and the logs whole
+_PAN_LIKE = re.compile(r"(?<![0-9A-Za-z_])(\d{6})(\d{3,9})(\d{4})(?![0-9A-Za-z_])")
 
 
 def mask_pan(pan: str | None) -> str | None:
@@ -18,5 +21,6 @@ def mask_pan(pan: str | None) -> str | None:
 
 
 def mask_pans_in_text(text: str) -> str:
-    """Mask every 13-19 digit run in free text (a last line of defence for log messages)."""
+    """Mask every 13-19 digit run in free text that is not part of a longer word (a last line
+    of defence for log messages and audit entries)."""
     return _PAN_LIKE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)

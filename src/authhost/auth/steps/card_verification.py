@@ -10,6 +10,7 @@ verification value is ever stored.
 from __future__ import annotations
 
 from authhost.auth.decision import Decline
+from authhost.auth.steps.card_status import is_past_expiry
 from authhost.auth.transaction import Transaction
 from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
@@ -52,6 +53,8 @@ class CardVerification:
             tx.token = token
             if token.state is not TokenState.ACTIVE:
                 return Decline(RC.RESTRICTED_CARD, f"token.{token.state.value}")
+            if token.expiry and is_past_expiry(token.expiry, tx.now):  # the wallet's own date
+                return Decline(RC.EXPIRED_CARD, "token.expired")
         if request.track2:
             try:
                 track = parse_track2(request.track2)
