@@ -9,7 +9,7 @@ import pytest
 from authhost.cards import lifecycle
 from authhost.cards.lifecycle import Event, IllegalTransition
 from authhost.cards.model import Card, CardControls, CardState, Limits, PinMethod, StopPayment
-from authhost.cards.tokens import PaymentToken
+from authhost.cards.tokens import PaymentToken, TokenState
 
 S = CardState
 NOW = 1_780_000_000.0  # 2026-05-28
@@ -144,6 +144,30 @@ def test_a_wallet_token_follows_the_card_only_when_the_pan_stays():
     for gone in (replace(old, state=S.LOST), replace(old, state=S.STOLEN)):
         assert lifecycle.replace(gone, now=NOW, validity_months=36)[1].tokens == ()
     assert lifecycle.reissue(old, now=NOW, validity_months=36)[1].tokens == ()
+
+
+@pytest.mark.parametrize(
+    ("event", "ends"),
+    [
+        (Event.REPORT_LOST, True),
+        (Event.REPORT_STOLEN, True),
+        (Event.CANCEL, True),
+        (Event.EXPIRE, True),
+        (Event.REPORT_DAMAGED, False),  # its replacement keeps the PAN and the tokens
+        (Event.SUSPEND, False),
+    ],
+)
+def test_a_card_that_pays_no_more_ends_its_tokens(event: Event, ends: bool):
+    live = PaymentToken("cd" * 32, "7721", "50120834693", "google_pay", changed_at=1.0)
+    gone = PaymentToken("ef" * 32, "5511", "50110030273", "apple_pay", changed_at=2.0,
+                        state=TokenState.DELETED)  # fmt: skip
+    card = replace(CARD, state=S.ACTIVE, tokens=(live, gone))
+    after = lifecycle.transition(card, event, now=NOW)
+    if not ends:
+        assert after.tokens == card.tokens
+        return
+    assert [t.state for t in after.tokens] == [TokenState.DELETED, TokenState.DELETED]
+    assert after.tokens[0].changed_at == NOW and after.tokens[1] == gone
 
 
 def test_reissue_gives_a_new_pan_and_keeps_the_old_card_working():

@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from authhost.cards.model import Card, CardState
 from authhost.cards.production import expiry_from, months_after
+from authhost.cards.tokens import end_tokens
 
 S = CardState
 
@@ -71,6 +72,9 @@ TRANSITIONS: dict[Event, tuple[frozenset[CardState], CardState]] = {
 REPLACEABLE: frozenset[CardState] = frozenset({S.LOST, S.STOLEN, S.DAMAGED})
 RENEWABLE: frozenset[CardState] = frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED})
 KEEPS_PAN_ON_REPLACE: frozenset[CardState] = frozenset({S.DAMAGED})
+# states after which no payment is made with the card's number again, nor with its wallet
+# tokens: they end with it (a damaged card's go on with its replacement, which keeps the PAN)
+ENDS_TOKENS: frozenset[CardState] = frozenset({S.LOST, S.STOLEN, S.EXPIRED, S.CLOSED})
 
 
 def _names(states: frozenset[CardState]) -> str:
@@ -95,6 +99,8 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
             f"card {card.card_id} is {card.state.value}: '{event.value}' is allowed only from "
             f"{_names(sources)}"
         )
+    if target in ENDS_TOKENS and card.tokens:
+        card = _replace(card, tokens=end_tokens(card.tokens, now))
     if event is Event.ACTIVATE:
         return _replace(card, state=target, activated_at=now)
     if event is Event.CANCEL:

@@ -92,6 +92,15 @@ def change_state(
     return tuple(changed if t.token_ref == token_ref else t for t in tokens)
 
 
+def end_tokens(tokens: tuple[PaymentToken, ...], now: float) -> tuple[PaymentToken, ...]:
+    """The tokens of a card that pays no more (closed, lost...): every one not deleted yet
+    is, as of ``now``."""
+    return tuple(
+        t if t.state is TokenState.DELETED else replace(t, state=TokenState.DELETED, changed_at=now)
+        for t in tokens
+    )
+
+
 def token_age_hours(token: PaymentToken | None, now: float) -> float:
     """Hours since ``token`` was registered; -1 without one. A token put in a wallet minutes
     before it spends is how a stolen card number is cashed out."""
