@@ -182,6 +182,13 @@ async def test_tokens_are_registered_over_the_api_and_the_cli(
     assert code == 0, output
     token = TokenData(merchant, "", "40010075001", "E")
     assert (await at.switch.send(wallet_payment(card, token)))["39"] == "62"
+    if store_url.startswith("sqlite"):  # no token or card number in the file, nor its WAL
+        files = list(tmp_path.glob("authhost.db*"))
+        assert any(f.name.endswith("-wal") for f in files)
+        for file in files:
+            data = file.read_bytes()
+            for number in (apple, merchant, old, card["pan"]):
+                assert number.encode() not in data and number[6:].encode() not in data
 
 
 WALLET_RULES = (
