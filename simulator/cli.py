@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from simulator import bench_command, send_command, terminal_command, traffic_command
+from simulator import (
+    bench_command,
+    send_command,
+    terminal_command,
+    traffic_command,
+    wallet_command,
+)
 
 app = typer.Typer(
     name="authhost-sim",
@@ -21,7 +27,7 @@ def root() -> None:
     """Tools that talk to authhost the way acquirers and switches do: over ISO 8583."""
 
 
-for module in (send_command, terminal_command, traffic_command, bench_command):
+for module in (send_command, terminal_command, traffic_command, bench_command, wallet_command):
     module.register(app)
 
 

@@ -107,6 +107,27 @@ def load_demo_file(path: Path) -> DemoFile:
     return demo
 
 
+def pick_card(demo: DemoFile, which: str) -> SimCard:
+    """A card by position (1 = first) or by the last four digits of its PAN."""
+    if which.isdigit() and 1 <= int(which) <= len(demo.cards) and len(which) < 4:
+        return demo.cards[int(which) - 1]
+    matches = [c for c in demo.cards if c.pan.endswith(which)]
+    if len(matches) != 1:
+        raise ValueError(f"no single card matches {which!r} (use its number or last 4 digits)")
+    return matches[0]
+
+
+def remember_token(path: Path, pan: str, number: str, expiry: str, requestor_id: str) -> None:
+    """Write the wallet token the issuer registered for a card into the demo file, so the
+    next `send --wallet` pays with it."""
+    doc = _test_only_doc(path)
+    for card in doc["cards"]:
+        if card.get("pan") == pan:
+            card["token"] = {"pan": number, "expiry": expiry, "requestor_id": requestor_id}
+            _replace(path, doc)
+            return
+
+
 def remember_pin(path: Path, pan: str, pin: str) -> None:
     """Write a card's new PIN into the demo file after the host approved a PIN change, so the
     next `--pin card` uses it."""

@@ -17,10 +17,10 @@ from simulator.chip_checks import ChipChecker
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
 from simulator.demo_cards import (
-    DemoFile,
     DemoFileError,
     SimCard,
     load_demo_file,
+    pick_card,
     remember_pin,
     remember_zone_pin_key,
 )
@@ -50,16 +50,6 @@ PinKeyingOpt = typer.Option("zpk", help="zpk (zone PIN key) or dukpt (KSN in fie
 def fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(2)
-
-
-def pick_card(demo: DemoFile, which: str) -> SimCard:
-    """A card by position (1 = first) or by the last four digits of its PAN."""
-    if which.isdigit() and 1 <= int(which) <= len(demo.cards) and len(which) < 4:
-        return demo.cards[int(which) - 1]
-    matches = [c for c in demo.cards if c.pan.endswith(which)]
-    if len(matches) != 1:
-        raise ValueError(f"no single card matches {which!r} (use its number or last 4 digits)")
-    return matches[0]
 
 
 def card_from_options(

@@ -6,14 +6,17 @@ API and the CLI, audited, and never stored, shown or logged as numbers."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
 
+import trio
 from host_admin import cli_config, run_cli, visa_at_host
 from iso_client import Switch
-from test_admin_support import AUDITOR_TOKEN, call
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from typer.testing import CliRunner
 
 from authhost.cards.luhn import luhn_check_digit
 from authhost.iso.messages import TokenData
@@ -21,6 +24,7 @@ from authhost.iso.subfields import build_pan_mapping
 from authhost.security.module import SecurityModule
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
+from simulator.cli import app as sim_app
 
 GOOGLE_PAY = "50120834693"
 APPLE_PAY = "50110030273"
@@ -356,3 +360,44 @@ async def test_the_notification_service_hears_of_every_wallet_event_once(
     assert again.json["events"] == []
     bad = await call(at.port, "GET", "/v1/wallet-events?limit=0", token=AUDITOR_TOKEN)
     assert bad.status == 400
+
+
+async def test_the_simulator_asks_for_a_token_as_the_network_does(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """``authhost-sim token-request`` sends a demo card's data and a fresh token to the admin
+    API, prints the answer and keeps an approved or waiting token in the demo file, so the
+    next wallet payment uses it."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    operator = tmp_path / "operator-token"
+    operator.write_text(OPERATOR_TOKEN)
+    demo = tmp_path / "demo-cards.json"
+    last4 = at.visa["pan"][-4:]
+
+    async def ask(*options: str) -> str:
+        args = ["token-request", "--cards", str(demo), "--card", last4, "--token-file",
+                str(operator), "--admin", f"http://127.0.0.1:{at.port}", *options]  # fmt: skip
+        done = await trio.to_thread.run_sync(CliRunner().invoke, sim_app, args)
+        assert done.exit_code == 0, done.output
+        assert at.visa["pan"] not in done.output
+        return done.output
+
+    def the_cards_token() -> TokenData:
+        [row] = [c for c in json.loads(demo.read_text())["cards"] if c["pan"] == at.visa["pan"]]
+        token = row["token"]
+        return TokenData(token["pan"], token["expiry"], token["requestor_id"], "C")
+
+    before = the_cards_token()
+    assert "approved" in await ask("--device-score", "5", "--wallet", "apple_pay")
+    green = the_cards_token()
+    assert green != before and green.requestor_id == APPLE_PAY
+    assert (await at.switch.send(wallet_payment(at.visa, green)))["39"] == "00"
+    answer = await ask("--device-score", "2")
+    assert "authentication_required" in answer and "provisioning.low_device_score" in answer
+    waiting = the_cards_token()
+    assert (await at.switch.send(wallet_payment(at.visa, waiting)))["39"] == "62"
+    answer = await ask("--wrong-cvv2")
+    assert "declined" in answer and "provisioning.cvv2_failed" in answer
+    assert the_cards_token() == waiting  # nothing kept for a declined request
