@@ -37,6 +37,7 @@ from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
 from authhost.security import blockcipher, dukpt, emv, pinblock
 from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.cavv import make_cavv
 from authhost.security.module import PinCheck, SecurityModule
 
 PAN = "4761739001010119"
@@ -94,6 +95,7 @@ def run(quick: bool) -> list[dict[str, object]]:
         pvv = hsm.pin_reference(block, PAN, zpk_source, PinMethod.VISA_PVV, "pvk", "1")
         offset = hsm.pin_reference(block, PAN, zpk_source, PinMethod.IBM3624, "pvk", "1")
         cvv = hsm.card_values(PAN, "2812", "201", "cvk").cvv
+        cavv_text = make_cavv(keys["cavv"], PAN, atn="0000123456789012").to_text()
         blob = hsm.encrypt_pan(PAN, "card-1")
         body = bytes(rng.getrandbits(8) for _ in range(256))
         raw_key = keys["zpk"]
@@ -158,6 +160,7 @@ def run(quick: bool) -> list[dict[str, object]]:
             ("PIN translate, TDES fmt 0 -> AES fmt 4", translate),
             ("PIN translate + verify (PVV)", translate_and_verify),
             ("CVV verify", lambda _i: hsm.verify_card_value(PAN, "2812", "201", cvv, "cvk")),
+            ("3-D Secure CAVV check", lambda _i: hsm.cavv_result(PAN, cavv_text, "cavv")),
             (
                 "DUKPT TDES derive, cold (new terminal)",
                 lambda i: cold_tdes_host.pin_key(tdes_cold[i]),
