@@ -160,7 +160,7 @@ def run(quick: bool) -> list[dict[str, object]]:
             ("PIN translate, TDES fmt 0 -> AES fmt 4", translate),
             ("PIN translate + verify (PVV)", translate_and_verify),
             ("CVV verify", lambda _i: hsm.verify_card_value(PAN, "2812", "201", cvv, "cvk")),
-            ("3-D Secure CAVV check", lambda _i: hsm.cavv_result(PAN, cavv_text, "cavv")),
+            ("3-D Secure CAVV check", lambda _i: hsm.check_cavv(PAN, cavv_text, "cavv")),
             (
                 "DUKPT TDES derive, cold (new terminal)",
                 lambda i: cold_tdes_host.pin_key(tdes_cold[i]),

@@ -15,7 +15,7 @@ from authhost.security.cavv import (
     CAVV_PASSED,
     CAVV_PASSED_ATTEMPT,
     CavvError,
-    cavv_result,
+    check_cavv,
     make_cavv,
     parse_cavv,
 )
@@ -51,27 +51,30 @@ def test_the_output_is_the_cvv_algorithm_over_the_atn_and_the_result() -> None:
 
 def test_a_genuine_value_passes_and_any_change_fails() -> None:
     genuine = make_cavv(KEY, PAN, atn=ATN)
-    assert cavv_result(KEY, PAN, genuine.to_text()) == CAVV_PASSED
+    assert check_cavv(KEY, PAN, genuine.to_text()).result == CAVV_PASSED
     attempt = make_cavv(KEY, PAN, atn=ATN, attempt=True)
-    assert cavv_result(KEY, PAN, attempt.to_text()) == CAVV_PASSED_ATTEMPT
+    assert check_cavv(KEY, PAN, attempt.to_text()).result == CAVV_PASSED_ATTEMPT
     other_key = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
-    assert cavv_result(other_key, PAN, genuine.to_text()) == CAVV_FAILED
-    assert cavv_result(KEY, "4761739001010127", genuine.to_text()) == CAVV_FAILED
+    assert check_cavv(other_key, PAN, genuine.to_text()) == (CAVV_FAILED, "")  # no ATN
+    assert check_cavv(KEY, PAN, genuine.to_text()).atn == ATN  # what an approval uses up
+    assert check_cavv(KEY, "4761739001010127", genuine.to_text()).result == CAVV_FAILED
     raw = bytearray(genuine.to_bytes())
     # an attempt passed off as an authentication, and the other way round
     promoted = bytearray(attempt.to_bytes())
     promoted[0] = 0x00
-    assert cavv_result(KEY, PAN, _text(promoted)) == CAVV_FAILED
+    assert check_cavv(KEY, PAN, _text(promoted)).result == CAVV_FAILED
     raw[0] = 0x07
-    assert cavv_result(KEY, PAN, _text(raw)) == CAVV_FAILED_ATTEMPT
+    assert check_cavv(KEY, PAN, _text(raw)).result == CAVV_FAILED_ATTEMPT
     # another authentication's number, another second factor, an output off by one
-    assert cavv_result(KEY, PAN, _text(_with(genuine.to_bytes(), 14, lambda b: b ^ 0x01))) == (
+    assert check_cavv(
+        KEY, PAN, _text(_with(genuine.to_bytes(), 14, lambda b: b ^ 0x01))
+    ).result == (CAVV_FAILED)
+    assert check_cavv(KEY, PAN, _text(_with(genuine.to_bytes(), 1, lambda b: 0x02))).result == (
         CAVV_FAILED
     )
-    assert cavv_result(KEY, PAN, _text(_with(genuine.to_bytes(), 1, lambda b: 0x02))) == (
-        CAVV_FAILED
+    assert (
+        check_cavv(KEY, PAN, _text(_with(genuine.to_bytes(), 4, _next_digit))).result == CAVV_FAILED
     )
-    assert cavv_result(KEY, PAN, _text(_with(genuine.to_bytes(), 4, _next_digit))) == CAVV_FAILED
 
 
 def _with(raw: bytes, position: int, change) -> bytearray:
@@ -102,7 +105,7 @@ def _text(raw: bytes | bytearray) -> str:
     ],
 )
 def test_what_is_not_a_cavv_is_erroneous_data(text: str) -> None:
-    assert cavv_result(KEY, PAN, text) == CAVV_ERRONEOUS
+    assert check_cavv(KEY, PAN, text).result == CAVV_ERRONEOUS
 
 
 def test_the_acs_refuses_what_it_cannot_encode() -> None:

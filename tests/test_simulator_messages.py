@@ -15,7 +15,7 @@ from authhost.cards.luhn import luhn_check_digit
 from authhost.iso.codec import decode_message, encode_request
 from authhost.iso.dialects import DIALECTS, get_dialect
 from authhost.security import emv
-from authhost.security.cavv import cavv_result
+from authhost.security.cavv import check_cavv
 from authhost.security.dukpt import tdes_pin_key
 from authhost.security.pinblock import decrypt_pin_block
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
@@ -110,7 +110,7 @@ def test_a_3ds_claim_comes_with_the_acs_value(dialect, how, kind, result):
     request = decode_message(encode_request(fields, get_dialect(dialect)), get_dialect(dialect))
     assert request.authentication == how
     value = request.authentication_value
-    assert (None if value is None else cavv_result(CAVV_KEY, PAN, value)) == result
+    assert (None if value is None else check_cavv(CAVV_KEY, PAN, value).result) == result
     with pytest.raises(ValueError, match="cavv is one of"):
         acs.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE, cavv="maybe")
 

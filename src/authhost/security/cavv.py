@@ -30,6 +30,7 @@ import base64
 import binascii
 import hmac
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from authhost.security.cardvalues import CardValueError, visa_cvv
 
@@ -51,7 +52,6 @@ CAVV_RESULTS = {
     CAVV_ERRONEOUS: "not validated: erroneous data",
 }
 FAILED_RESULTS = frozenset({CAVV_FAILED, CAVV_FAILED_ATTEMPT})
-PASSED_RESULTS = frozenset({CAVV_PASSED, CAVV_PASSED_ATTEMPT})
 
 
 class CavvError(ValueError):
@@ -149,17 +149,24 @@ def make_cavv(
     return replace(draft, output=cavv_output(key_pair, pan, draft))
 
 
-def cavv_result(key_pair: bytes, pan: str, text: str) -> str:
+class CavvCheck(NamedTuple):
+    """What checking a request's value found: the CAVV results code, and the authentication
+    tracking number of a value that passed (what an approval uses up; "" otherwise)."""
+
+    result: str
+    atn: str = ""
+
+
+def check_cavv(key_pair: bytes, pan: str, text: str) -> CavvCheck:
     """The CAVV results code for the value a request carries: passed or failed, for an
-    authentication or an attempt, or erroneous data."""
+    authentication or an attempt, or erroneous data; read and checked once."""
     try:
         cavv = parse_cavv(text)
         expected = cavv_output(key_pair, pan, cavv)
     except CavvError:
-        return CAVV_ERRONEOUS
+        return CavvCheck(CAVV_ERRONEOUS)
     if cavv.results_code not in (RESULT_AUTHENTICATED, RESULT_ATTEMPTED):
-        return CAVV_ERRONEOUS  # not a result an ACS vouches for with a CAVV
-    passed = hmac.compare_digest(expected.encode(), cavv.output.encode())
-    if cavv.attempt:
-        return CAVV_PASSED_ATTEMPT if passed else CAVV_FAILED_ATTEMPT
-    return CAVV_PASSED if passed else CAVV_FAILED
+        return CavvCheck(CAVV_ERRONEOUS)  # not a result an ACS vouches for with a CAVV
+    if not hmac.compare_digest(expected.encode(), cavv.output.encode()):
+        return CavvCheck(CAVV_FAILED_ATTEMPT if cavv.attempt else CAVV_FAILED)
+    return CavvCheck(CAVV_PASSED_ATTEMPT if cavv.attempt else CAVV_PASSED, cavv.atn)

@@ -392,11 +392,12 @@ class SecurityModule:
             return False
         return hmac.compare_digest(expected.encode(), (value or "").strip().encode())
 
-    def cavv_result(self, pan: str, value: str, cavv_key_name: str) -> str:
+    def check_cavv(self, pan: str, value: str, cavv_key_name: str) -> cavv.CavvCheck:
         """The CAVV results code (``cavv.CAVV_RESULTS``) for the 3-D Secure authentication
-        value of an e-commerce request, checked under the product's CAVV key pair."""
+        value of an e-commerce request, checked under the product's CAVV key pair, and the
+        authentication tracking number of one that passed."""
         key_pair = self._key(cavv_key_name, _CVK_TYPE).material
-        return cavv.cavv_result(key_pair, pan, value)
+        return cavv.check_cavv(key_pair, pan, value)
 
     # --- chip cryptograms ------------------------------------------------------------------
 

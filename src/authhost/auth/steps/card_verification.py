@@ -16,7 +16,7 @@ from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest
-from authhost.security.cavv import FAILED_RESULTS, PASSED_RESULTS, parse_cavv
+from authhost.security.cavv import FAILED_RESULTS
 from authhost.security.emv import (
     AMOUNT,
     ARQC,
@@ -79,13 +79,12 @@ class CardVerification:
         if request.authentication_value is not None and product.cavv_key_name:
             # the merchant says the cardholder was authenticated; the CAVV says whether the
             # issuer's access control server did. A forged or borrowed one is fraud: 05
-            tx.cavv_result = self._security.cavv_result(
+            # an approval uses up the authentication of one that passed (tx.cavv_atn: the store)
+            tx.cavv_result, tx.cavv_atn = self._security.check_cavv(
                 request.pan, request.authentication_value, product.cavv_key_name
             )
             if tx.cavv_result in FAILED_RESULTS:
                 return Decline(RC.DO_NOT_HONOUR, "3ds.cavv_failed")
-            if tx.cavv_result in PASSED_RESULTS:  # one purchase per authentication (the store)
-                tx.cavv_atn = parse_cavv(request.authentication_value).atn
         if request.icc_data is not None and product.imk_ac_name:
             return self._cryptogram(tx, request.icc_data, product.imk_ac_name, product.chip_cvn)
         return None
