@@ -698,8 +698,10 @@ class CardService:
             await self.record_audit("card.token_request", card.card_id, None, audited)
             return result
         token, tokens = self._with_new_token(card, spec, state)
-        reason = ";".join([answer.decision.value, *answer.reasons])
-        await self._update(card, replace(card, tokens=tokens), "card.token_request", reason)
+        decided = {"decision": result["decision"], "reasons": result["reasons"]}
+        await self._update(
+            card, replace(card, tokens=tokens), "card.token_request", details=decided
+        )
         return {**result, "token_ref": token.token_ref}
 
     async def set_token_state(
@@ -736,7 +738,16 @@ class CardService:
             raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
         return card
 
-    async def _update(self, before: Card, after: Card, action: str, reason: str = "") -> dict:
+    async def _update(
+        self,
+        before: Card,
+        after: Card,
+        action: str,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> dict:
+        """Write ``after`` over ``before`` and audit both views (with ``reason``, and
+        ``details`` of the change beside the card's view)."""
         try:
             stored = await self.store.update_card(after)
         except Conflict:
@@ -744,9 +755,8 @@ class CardService:
                 f"card {before.card_id} was changed by someone else; read it and retry"
             ) from None
         view = card_view(stored)
-        await self.record_audit(
-            action, before.card_id, card_view(before), _with_reason(view, reason)
-        )
+        audited = {**_with_reason(view, reason), **(details or {})}
+        await self.record_audit(action, before.card_id, card_view(before), audited)
         return view
 
     # --- cards: lifecycle ------------------------------------------------------------------

@@ -61,11 +61,8 @@ def event_view(entry: AuditEntry, kind: str) -> dict[str, Any]:
         "pan": after.get("pan", before.get("pan", "")),  # masked, as the card view shows it
         "token": _changed_token(before.get("tokens", []), after.get("tokens", [])),
     }
-    if "decision" in after:  # a declined request: no card view, the decision itself
+    if "decision" in after:  # a token request: what the issuer answered
         view["decision"], view["reasons"] = after["decision"], after.get("reasons", [])
-    elif kind == "token_requested":
-        decision, *reasons = after.get("reason", "").split(";")
-        view["decision"], view["reasons"] = decision, reasons
     return view
 
 
