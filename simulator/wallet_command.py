@@ -20,11 +20,13 @@ import typer
 from rich.console import Console
 
 from authhost.cards.luhn import luhn_check_digit
+from authhost.cards.tokens import WALLETS_BY_REQUESTOR
 from simulator.demo_cards import DemoFileError, load_demo_file, pick_card, remember_token
 
 out = Console()
 err = Console(stderr=True)
-WALLETS = {"apple_pay": "50110030273", "google_pay": "50120834693", "samsung_pay": "50139059239"}
+# the wallets' token requestor IDs, from the issuer's own table (cards.tokens)
+WALLETS = {wallet: requestor for requestor, wallet in WALLETS_BY_REQUESTOR.items()}
 
 
 def token_request(

@@ -401,3 +401,20 @@ async def test_the_simulator_asks_for_a_token_as_the_network_does(
     answer = await ask("--wrong-cvv2")
     assert "declined" in answer and "provisioning.cvv2_failed" in answer
     assert the_cards_token() == waiting  # nothing kept for a declined request
+
+
+async def test_a_card_reported_lost_ends_its_tokens(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Reported lost over the admin API: the card's tokens are deleted with it (its view says
+    what can still pay), and a wallet payment with one is refused for the card's state (41)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card, token = at.visa, at.visa["token"]
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "00"
+    lost = await call(at.port, "POST", f"/v1/cards/{at.card_id}/report-lost")
+    assert lost.status == 200, lost
+    assert [t["state"] for t in lost.json["tokens"]] == ["deleted"]
+    assert lost.json["tokens"][0]["changed_at"] >= lost.json["tokens"][0]["created_at"]
+    assert (await at.switch.send(wallet_payment(card, token)))["39"] == "41"

@@ -1160,8 +1160,7 @@ class CardService:
         (``admin.movements``): poll with the ``next_after_id`` of the last answer."""
         from authhost.admin.movements import next_movements
 
-        if not 1 <= limit <= 10_000 or after_id < 0:
-            raise InvalidRequest("limit is 1 to 10,000 and after_id 0 or more")
+        _check_feed_cursor(after_id, limit)
         return await next_movements(self.store.journal, after_id, limit, self.clock())
 
     async def cardholder_alerts(
@@ -1178,8 +1177,9 @@ class CardService:
         from authhost.admin.alerts import AlertPolicy, alert_kinds, alert_view
         from authhost.admin.journal_feed import next_in_feed
 
-        if not 1 <= limit <= 10_000 or after_id < 0 or amount_minor < 0:
-            raise InvalidRequest("limit is 1 to 10,000, after_id and amount_minor 0 or more")
+        _check_feed_cursor(after_id, limit)
+        if amount_minor < 0:
+            raise InvalidRequest("amount_minor is 0 or more")
         policy = AlertPolicy(amount_minor, card_not_present, abroad)
 
         def pick(entry: JournalEntry) -> dict[str, Any] | None:
@@ -1195,8 +1195,7 @@ class CardService:
         deleted. Poll with ``next_after_id``."""
         from authhost.admin.wallet_events import wallet_events
 
-        if not 1 <= limit <= 10_000 or after_id < 0:
-            raise InvalidRequest("limit is 1 to 10,000, after_id 0 or more")
+        _check_feed_cursor(after_id, limit)
         return await wallet_events(self.store.audit, after_id, limit)
 
     async def find_entries(
@@ -1654,6 +1653,12 @@ class CardService:
 
 
 _LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_feed_cursor(after_id: int, limit: int) -> None:
+    """The cursor and page size every feed (movements, alerts, wallet events) is polled with."""
+    if not 1 <= limit <= 10_000 or after_id < 0:
+        raise InvalidRequest("limit is 1 to 10,000 and after_id 0 or more")
 
 
 def _with_reason(view: dict[str, Any], reason: str) -> dict[str, Any]:
