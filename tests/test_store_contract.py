@@ -32,6 +32,7 @@ from authhost.store.interface import (
     CardStore,
     Commit,
     Conflict,
+    InsufficientFunds,
     JournalQuery,
     MoneyMove,
     Movement,
@@ -235,15 +236,58 @@ async def test_accounts_create_adjust_and_limit(store):
     await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=500))
     with pytest.raises(Conflict):
         await store.create_account(Account("acc-1", "978", CardKind.DEBIT))
-    after = await store.adjust_balance("acc-1", 250)
+    after = (await store.change_funds("acc-1", 250)).account
     assert after.balance == 750 and after.version == 1
     await store.create_account(Account("acc-2", "840", CardKind.CREDIT, credit_limit=1000))
     credit = await store.set_credit_limit("acc-2", 2000)
     assert credit.credit_limit == 2000 and credit.open_to_buy == 2000
     with pytest.raises(NotFound):
-        await store.adjust_balance("missing", 1)
+        await store.change_funds("missing", 1)
+    with pytest.raises(NotFound):
+        await store.change_funds("missing", 1, key="k", fingerprint="f")
     assert [a.account_id for a in await store.list_accounts()] == ["acc-1", "acc-2"]
     assert [a.account_id for a in await store.list_accounts(limit=1, offset=1)] == ["acc-2"]
+
+
+async def test_a_funds_change_with_a_key_moves_money_once(store):
+    await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=500))
+    first = await store.change_funds("acc-1", 300, key="load-1", fingerprint="f1")
+    assert (first.account.balance, first.repeated, first.fingerprint) == (800, False, "f1")
+    again = await store.change_funds("acc-1", 300, key="load-1", fingerprint="f1")
+    assert again.repeated and again.account == first.account  # the first change's account
+    other = await store.change_funds("acc-1", 5, key="load-1", fingerprint="f2")
+    assert other.repeated and other.fingerprint == "f1"  # the caller sees the key's misuse
+    assert (await store.get_account("acc-1")).balance == 800
+    assert (
+        await store.change_funds("acc-1", 300, key="load-2", fingerprint="f1")
+    ).repeated is False
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT))
+    elsewhere = await store.change_funds("acc-2", 7, key="load-1", fingerprint="f3")
+    assert not elsewhere.repeated and elsewhere.account.balance == 7  # keys are per account
+
+    async def load() -> None:
+        await store.change_funds("acc-2", 10, key="burst", fingerprint="f4")
+
+    async with anyio.create_task_group() as tg:  # a client resending while the first is on
+        for _ in range(8):
+            tg.start_soon(load)
+    assert (await store.get_account("acc-2")).balance == 17
+
+
+async def test_a_funds_change_never_takes_more_than_is_available(store):
+    card, _, _ = await _card_with_blob(store)  # acc-1: debit, 1,000
+    assert (await store.commit(hold(card, 1, 600))).funds_ok
+    with pytest.raises(InsufficientFunds) as refused:  # the hold's money is not there to take
+        await store.change_funds("acc-1", -401, key="take", fingerprint="f")
+    assert refused.value.account.open_to_buy == 400 and "400 available" in str(refused.value)
+    taken = await store.change_funds("acc-1", -400, key="take", fingerprint="f")
+    assert (taken.account.balance, taken.account.holds, taken.repeated) == (600, 600, False)
+    await store.create_account(Account("cre", "978", CardKind.CREDIT, credit_limit=1_000))
+    with pytest.raises(InsufficientFunds):  # a fee on a credit account: the debt may not pass
+        await store.change_funds("cre", 1_001)
+    assert (await store.change_funds("cre", 1_000)).account.open_to_buy == 0
+    assert (await store.change_funds("cre", -300)).account.balance == 700  # a payment: always
+    assert (await store.change_funds("acc-1", 5)).account.open_to_buy == 5  # a load: always
 
 
 async def test_card_create_find_get_list_and_duplicate_pan(store):

@@ -90,7 +90,7 @@ class Route:
     body_optional: bool = False
     status: int = 200
     query: tuple[str, ...] = ()
-    creates: bool = False  # accepts an Idempotency-Key header
+    idempotent: bool = False  # accepts an Idempotency-Key header (creates, funds changes)
     tag: str = ""
     response: type[BaseModel] | None = None  # schema of the answer (OpenAPI, tests)
 
@@ -188,7 +188,9 @@ async def _close_account(call: Call) -> Any:
 
 
 async def _change_funds(call: Call) -> Any:
-    return await call.service.change_funds(call.path["account_id"], call.body)
+    return await call.service.change_funds(
+        call.path["account_id"], call.body, idempotency_key=call.idempotency_key
+    )
 
 
 async def _set_credit_limit(call: Call) -> Any:
@@ -483,7 +485,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.NewProduct,
             status=201,
-            creates=True,
+            idempotent=True,
             tag="products",
             response=v.ProductView,
         ),
@@ -523,7 +525,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.NewAccount,
             status=201,
-            creates=True,
+            idempotent=True,
             tag="accounts",
             response=v.AccountView,
         ),
@@ -551,8 +553,9 @@ def _routes() -> list[Route]:
             "POST",
             "/v1/accounts/{account_id}/funds",
             _change_funds,
-            "Load funds (positive) or take them off (negative)",
+            "Load funds (positive) or take them off (negative); with an Idempotency-Key, once",
             write=True,
+            idempotent=True,
             body=rq.FundsChange,
             tag="accounts",
             response=v.AccountView,
@@ -603,7 +606,7 @@ def _routes() -> list[Route]:
             write=True,
             body=rq.IssueCard,
             status=201,
-            creates=True,
+            idempotent=True,
             tag="cards",
             response=v.CardView,
         ),
@@ -1132,8 +1135,8 @@ class AdminApi:
 
 def _idempotency_key(route: Route, request: ApiRequest) -> str:
     key = request.headers.get("idempotency-key", "").strip()
-    if key and not route.creates:
-        raise ServiceError("Idempotency-Key is only accepted on create requests")
+    if key and not route.idempotent:
+        raise ServiceError("Idempotency-Key is only accepted on creates and funds changes")
     if len(key) > 200:
         raise ServiceError("Idempotency-Key is longer than 200 characters")
     return key

@@ -89,14 +89,14 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
                 "422": _error("a field has an invalid value"),
             },
         }
-        if route.creates:
+        if route.idempotent:
             operation["parameters"].append(
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
                     "schema": {"type": "string", "maxLength": 200},
-                    "description": "repeat a create safely: the same key returns the first result",
+                    "description": "repeat the request safely: the same key, the first result",
                 }
             )
         if route.body is not None:

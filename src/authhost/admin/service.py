@@ -81,6 +81,7 @@ from authhost.store.interface import (
     JOURNAL_MIN_KEEP_DAYS,
     CardStore,
     Conflict,
+    InsufficientFunds,
     JournalQuery,
     NotFound,
 )
@@ -441,22 +442,36 @@ class CardService:
         await self.record_audit("account.close", account_id, account_view(account), result)
         return result
 
-    async def change_funds(self, account_id: str, change: rq.FundsChange) -> dict[str, Any]:
-        """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit)."""
+    async def change_funds(
+        self, account_id: str, change: rq.FundsChange, *, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit).
+        With an idempotency key the change is made once: the store writes the money and the
+        key together, so a core banking system may resend a load it got no answer for."""
         before = await self._account(account_id)
         delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
-        if change.amount_minor < 0 and before.open_to_buy + change.amount_minor < 0:
-            raise ConflictError(
-                f"account {account_id} has {before.open_to_buy} available; "
-                f"cannot take {-change.amount_minor}"
-            )
+        # the request is the account and the body: a key reused on another account or amount
+        # is refused, not taken for a repeat
+        fingerprint = hashlib.sha256(
+            f"{account_id}|{change.model_dump_json()}".encode()
+        ).hexdigest()
         try:
-            after = await self.store.adjust_balance(account_id, delta)
+            changed = await self.store.change_funds(
+                account_id, delta, key=idempotency_key, fingerprint=fingerprint
+            )
         except NotFound:
             raise NotFoundError(f"account {account_id} not found") from None
-        view = account_view(after)
-        detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
-        await self.record_audit("account.funds", account_id, account_view(before), detail)
+        except InsufficientFunds as exc:
+            raise ConflictError(
+                f"account {account_id} has {exc.account.open_to_buy} available; "
+                f"cannot take {-change.amount_minor}"
+            ) from None
+        if changed.fingerprint != fingerprint:
+            raise ConflictError("this Idempotency-Key was already used with a different request")
+        view = account_view(changed.account)
+        if not changed.repeated:
+            detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
+            await self.record_audit("account.funds", account_id, account_view(before), detail)
         return view
 
     async def set_credit_limit(

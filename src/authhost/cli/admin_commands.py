@@ -46,7 +46,7 @@ SinceOpt = Annotated[float, typer.Option(help="or from this time, epoch seconds"
 UntilOpt = Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")]
 IdemOpt = Annotated[
     str,
-    typer.Option("--idempotency-key", help="repeat this create safely: same key, same result"),
+    typer.Option("--idempotency-key", help="repeat this request safely: same key, same result"),
 ]
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=1000, help="rows to show")]
 OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="rows to skip")]
@@ -280,12 +280,17 @@ def accounts_fund(
     account_id: str,
     amount: Annotated[int, typer.Argument(help="minor units; negative takes funds off")],
     reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    idempotency_key: IdemOpt = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Load funds (or, for credit accounts, record a payment); negative amounts take off."""
+    """Load funds (or, for credit accounts, record a payment); negative amounts take off, never
+    below what is available. With --idempotency-key the change is made once."""
     request = _validated(rq.FundsChange, {"amount_minor": amount, "reason": reason})
-    _run(_config(config, store), lambda s: s.change_funds(account_id, request))
+    _run(
+        _config(config, store),
+        lambda s: s.change_funds(account_id, request, idempotency_key=idempotency_key),
+    )
 
 
 @accounts.command("close")

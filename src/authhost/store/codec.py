@@ -173,3 +173,16 @@ def account_from_fields(data: dict[str, Any]) -> Account:
         holds=int(data["holds"]),
         version=int(data["version"]),
     )
+
+
+def funds_record(fingerprint: str, account: Account) -> str:
+    """An idempotent funds change's record: the request's fingerprint and the account after."""
+    fields = {f.name: getattr(account, f.name) for f in dataclasses.fields(Account)}
+    fields["kind"] = account.kind.value
+    return json.dumps({"request": fingerprint, "account": fields})
+
+
+def funds_record_parts(text: str) -> tuple[str, Account]:
+    """The fingerprint and account of ``funds_record`` (or of the Redis script's twin)."""
+    data = json.loads(text)
+    return str(data["request"]), account_from_fields(data["account"])

@@ -30,6 +30,14 @@ class Conflict(StoreError):
     """Optimistic concurrency failure or a duplicate (PAN, id, idempotency key)."""
 
 
+class InsufficientFunds(StoreError):
+    """A funds change would take more than the account's open-to-buy: nothing changed."""
+
+    def __init__(self, account: Account) -> None:
+        super().__init__(f"account {account.account_id} has {account.open_to_buy} available")
+        self.account = account
+
+
 @dataclass(frozen=True, slots=True)
 class AcceptorStats:
     """What a process's merchant and terminal counters hold (the metrics endpoint shows it)."""
@@ -232,6 +240,16 @@ JOURNAL_MIN_KEEP_DAYS = 35
 
 
 @dataclass(frozen=True, slots=True)
+class FundsChanged:
+    """What ``change_funds`` did: the account just after the change (the first time, for a
+    repeated key) and the request the key was first used with."""
+
+    account: Account
+    fingerprint: str
+    repeated: bool  # the key had been used: nothing changed this time
+
+
+@dataclass(frozen=True, slots=True)
 class Pruned:
     """What ``prune_journal`` deleted."""
 
@@ -300,8 +318,15 @@ class CardStore(Protocol):
 
     async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]: ...
 
-    async def adjust_balance(self, account_id: str, delta_minor: int) -> Account:
-        """Load funds (prepaid/debit, positive delta) or record a payment (credit, negative)."""
+    async def change_funds(
+        self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
+    ) -> FundsChanged:
+        """Add ``delta_minor`` to the balance in one atomic step: refused (``InsufficientFunds``)
+        when it lowers the open-to-buy below zero, against the holds of that moment. With
+        ``key``, at most once per key on this account: the change and the key's record
+        (``fingerprint``, the account after) are written together, so a retried load never
+        moves money twice, even across a crash; a key used before changes nothing and
+        returns its record (``repeated``)."""
         ...
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account: ...

@@ -55,7 +55,9 @@ from authhost.store.interface import (
     Commit,
     CommitResult,
     Conflict,
+    FundsChanged,
     Hold,
+    InsufficientFunds,
     JournalQuery,
     MoneyMove,
     NotFound,
@@ -231,6 +233,7 @@ class RedisCardStore:
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
+        self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
@@ -874,22 +877,32 @@ class RedisCardStore:
         accounts = [await self.get_account(_s(i)) for i in ids]
         return [a for a in accounts if a is not None]
 
-    async def adjust_balance(self, account_id: str, delta_minor: int) -> Account:
-        return await self._change_account(account_id, "balance", delta_minor)
+    async def change_funds(
+        self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
+    ) -> FundsChanged:
+        ak = self._keys.account(account_id)
+        reply = await self._change_funds(
+            keys=[ak.account, ak.funds_change(key)],
+            args=[str(delta_minor), fingerprint, "1" if key else "0"],
+        )
+        status = int(reply[0])
+        if status == 2:
+            raise NotFound(f"account {account_id} not found")
+        if status == 3:
+            current = await self.get_account(account_id)
+            if current is None:
+                raise NotFound(f"account {account_id} not found")
+            raise InsufficientFunds(current)
+        first, account = codec.funds_record_parts(_s(reply[1]))
+        return FundsChanged(account, first, repeated=status == 1)
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
-        return await self._change_account(account_id, "credit_limit", credit_limit)
-
-    async def _change_account(self, account_id: str, field: str, value: int) -> Account:
         key = self._keys.account(account_id).account
-        # two steps: existence first so a missing account is never created by HINCRBY
+        # two steps: existence first so a missing account is never created by HSET
         if not await self._client.exists([key]):
             raise NotFound(f"account {account_id} not found")
         async with self._client.pipeline(transaction=True) as pipe:
-            if field == "balance":
-                pipe.hincrby(key, "balance", value)
-            else:
-                pipe.hset(key, {"credit_limit": str(value)})
+            pipe.hset(key, {"credit_limit": str(credit_limit)})
             pipe.hincrby(key, "version", 1)
             everything = pipe.hgetall(key)
         account = _account(await everything)

@@ -72,6 +72,11 @@ class AccountKeys:
     def dedupe(self) -> str:
         return f"{self.base}:dedupe"
 
+    def funds_change(self, key: str) -> str:
+        """A funds change's idempotency record, in the account's slot: written in the same
+        script as the money."""
+        return f"{self.base}:funds:{key}"
+
     @property
     def holds(self) -> str:
         return f"{self.base}:holds"

@@ -505,3 +505,38 @@ for i = 1, #all, 2 do
 end
 return released
 """
+
+# A load or take-off of funds (store.change_funds), at most once per key when ARGV[3] is '1'.
+# KEYS: account hash, the key's record. ARGV: delta, request fingerprint, has key.
+# Reply: {0, record} changed, {1, record} the key's earlier change, {2} no account, {3} the
+# change would lower the open-to-buy below zero (nothing changed).
+CHANGE_FUNDS = (
+    """
+if ARGV[3] == '1' then
+  local stored = redis.call('GET', KEYS[2])
+  if stored then return {1, stored} end
+end
+local a = redis.call('HMGET', KEYS[1], 'kind', 'balance', 'credit_limit', 'holds')
+if not a[1] then return {2} end
+local delta = tonumber(ARGV[1])
+local balance = tonumber(a[2]) + delta
+local lowers, open_to_buy
+if a[1] == 'credit' then
+  lowers, open_to_buy = delta > 0, tonumber(a[3]) - balance - tonumber(a[4])
+else
+  lowers, open_to_buy = delta < 0, balance - tonumber(a[4])
+end
+if lowers and open_to_buy < 0 then return {3} end
+redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+local names = {"""
+    + _ACCOUNT_FIELDS_LUA
+    + """}
+local values = redis.call('HMGET', KEYS[1], unpack(names))
+local account = {}
+for i, name in ipairs(names) do account[name] = values[i] end
+local record = cjson.encode({request = ARGV[2], account = account})
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], record) end
+return {0, record}
+"""
+)

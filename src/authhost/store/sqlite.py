@@ -42,7 +42,9 @@ from authhost.store.interface import (
     Commit,
     CommitResult,
     Conflict,
+    FundsChanged,
     Hold,
+    InsufficientFunds,
     JournalQuery,
     MoneyMove,
     Movement,
@@ -188,6 +190,24 @@ WHERE account_id = :account AND (:check = 0 OR :amount <= CASE kind
   WHEN 'credit' THEN credit_limit - balance - holds ELSE balance - holds END)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
+
+
+# A load or take-off of funds: a change that lowers the open-to-buy (a take-off, or more owed
+# on a credit account) only while the open-to-buy stays at zero or above.
+_FUNDS_SQL = """
+UPDATE accounts SET balance = balance + :delta, version = version + 1
+WHERE account_id = :account AND (
+  CASE kind WHEN 'credit' THEN :delta <= 0 ELSE :delta >= 0 END
+  OR CASE kind WHEN 'credit' THEN credit_limit - balance - :delta - holds
+     ELSE balance + :delta - holds END >= 0)
+RETURNING account_id, currency, kind, balance, credit_limit, holds, version
+"""
+
+
+def _funds_key(account_id: str, key: str) -> str:
+    """Where a funds change's idempotency key is kept: per account, as on Redis (where the
+    record must share the account's hash slot to be written in the same script)."""
+    return f"account.funds:{account_id}:{key}"
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -584,12 +604,38 @@ class SqliteCardStore:
 
         return await self._writer.run(change)
 
-    async def adjust_balance(self, account_id: str, delta_minor: int) -> Account:
-        return await self._change_account(
-            account_id,
-            "UPDATE accounts SET balance = balance + ?, version = version + 1 WHERE account_id = ?",
-            delta_minor,
-        )
+    async def change_funds(
+        self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
+    ) -> FundsChanged:
+        once_key = _funds_key(account_id, key)
+
+        def change(conn: sqlite3.Connection) -> FundsChanged:
+            if key:
+                row = conn.execute(
+                    "SELECT result FROM idempotency WHERE key = ?", (once_key,)
+                ).fetchone()
+                if row is not None:
+                    first, account = codec.funds_record_parts(row[0])
+                    return FundsChanged(account, first, repeated=True)
+            params = {"account": account_id, "delta": delta_minor}
+            account = _account(conn.execute(_FUNDS_SQL, params).fetchone())
+            if account is None:
+                current = _account(
+                    conn.execute(
+                        f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)
+                    ).fetchone()
+                )
+                if current is None:
+                    raise NotFound(f"account {account_id} not found")
+                raise InsufficientFunds(current)
+            if key:
+                conn.execute(
+                    "INSERT INTO idempotency (key, result, ts) VALUES (?, ?, ?)",
+                    (once_key, codec.funds_record(fingerprint, account), time.time()),
+                )
+            return FundsChanged(account, fingerprint, repeated=False)
+
+        return await self._writer.run(change)
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
         return await self._change_account(

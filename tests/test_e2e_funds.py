@@ -1,0 +1,69 @@
+"""Funds loads and take-offs from a core banking system over a running host, on both stores: a
+load resent with the same Idempotency-Key moves money once (resent one after the other, or
+eight at once), the key reused for another request is refused, a take-off never reaches the
+money a pending authorisation holds, and what was loaded is spendable over ISO at once."""
+
+from __future__ import annotations
+
+import trio
+from host_admin import cli_config, run_cli, visa_at_host
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import purchase, store_url  # noqa: F401 - fixture
+
+
+async def test_a_resent_load_moves_money_once_and_a_take_off_spares_the_holds(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    account = visa["account"]
+    funds = f"/v1/accounts/{account}/funds"
+    start = (await call(port, "GET", f"/v1/accounts/{account}")).json
+    key = {"Idempotency-Key": "core-credit-20261127-0001"}
+    load = {"amount_minor": 12_345, "reason": "salary"}
+
+    answers = [await call(port, "POST", funds, payload=load, headers=key) for _ in range(3)]
+    assert {a.status for a in answers} == {200}
+    assert answers[0].json == answers[1].json == answers[2].json
+    assert answers[0].json["balance"] == start["balance"] + 12_345
+    misuse = await call(port, "POST", funds, payload={**load, "amount_minor": 99}, headers=key)
+    assert misuse.status == 409 and "Idempotency-Key" in misuse.json["error"]
+
+    burst_key = {"Idempotency-Key": "core-credit-20261127-0002"}
+    burst: list[int] = []
+
+    async def resend() -> None:
+        reply = await call(port, "POST", funds, payload={"amount_minor": 1_000}, headers=burst_key)
+        burst.append(reply.status)
+
+    async with trio.open_nursery() as resends:
+        for _ in range(8):
+            resends.start_soon(resend)
+    assert burst == [200] * 8
+    now = (await call(port, "GET", f"/v1/accounts/{account}")).json
+    assert now["balance"] == start["balance"] + 12_345 + 1_000
+    audit = await call(port, "GET", f"/v1/audit?subject={account}", token=AUDITOR_TOKEN)
+    assert [a["action"] for a in audit.json["audit"]].count("account.funds") == 2
+
+    paid_out = await call(port, "POST", funds, payload={"amount_minor": 1_500 - now["balance"]})
+    assert paid_out.status == 200 and paid_out.json["open_to_buy"] == 1_500
+    now = paid_out.json
+    assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "00"  # 5.00 left
+    refused = await call(port, "POST", funds, payload={"amount_minor": -501})
+    assert refused.status == 409 and "500 available" in refused.json["error"]
+    assert (await call(port, "GET", f"/v1/accounts/{account}")).json["balance"] == now["balance"]
+    assert (await switch.send(purchase(visa, amount=501)))["39"] == "51"
+    code, out = await run_cli(
+        "accounts", "fund", account, "501", "--idempotency-key", "core-credit-20261127-0003",
+        "--config", str(cli_config(tmp_path, store_url)),
+    )  # fmt: skip
+    assert code == 0, out
+    assert (await switch.send(purchase(visa, amount=1_001)))["39"] == "00"  # the load spends
+    code, again = await run_cli(
+        "accounts", "fund", account, "501", "--idempotency-key", "core-credit-20261127-0003",
+        "--config", str(cli_config(tmp_path, store_url)),
+    )  # fmt: skip
+    assert code == 0 and again == out  # the first answer, nothing moved
+    assert (await switch.send(purchase(visa, amount=1)))["39"] == "51"
