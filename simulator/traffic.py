@@ -338,6 +338,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "wallet": empty,  # card numbers typed in, not tokens
         "token_last4": empty,
         "token_age_hours": pa.array(np.full(n, -1.0)),
+        "balance_delta": zeros,  # every one declined: nothing moved
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -535,6 +536,15 @@ def _columns(
         "wallet": _text(np.full(n, "")),  # no wallets simulated
         "token_last4": _text(np.full(n, "")),
         "token_age_hours": pa.array(np.full(n, -1.0)),
+        # an ATM withdrawal posts (takes), money to the card is credited (gives), a purchase
+        # holds (moves no balance)
+        "balance_delta": pa.array(
+            np.where(
+                (outcome.hold_amount > 0) & (financial == 1) & ~credit,
+                -outcome.hold_amount,
+                np.where(credit & approved, batch.amount, 0),
+            ).astype(np.int64)
+        ),
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -34,6 +34,7 @@ from authhost.store.interface import (
     Conflict,
     InsufficientFunds,
     JournalQuery,
+    LedgerRefused,
     MoneyMove,
     Movement,
     NotFound,
@@ -584,6 +585,75 @@ async def test_reversal_of_posted_amount_restores_balance(store):
     await store.commit(await reversal(card, 2, 1, 600))
     account = await store.get_account("acc-1")
     assert account.balance == 1000 and account.holds == 0
+
+
+async def test_each_entry_journals_what_it_added_to_the_balance(store):
+    """The bank's ledger follows ``balance_delta``: the account's balance is its opening
+    balance plus the deltas, whatever the movement, and a wrong guess is corrected."""
+    card, _ = await seeded(store, balance=10_000)
+    credit = hold(card, 5, 300, MoneyMove.CREDIT, processing_code="200000")
+    commits = [
+        (hold(card, 1, 1_000), 0),
+        (
+            replace(
+                hold(card, 2, 600, MoneyMove.POST), journal=entry(card, 2, 600, balance_delta=-999)
+            ),
+            -600,
+        ),  # fmt: skip
+        (await reversal(card, 3, 2, 200), 200),  # a posting partly reversed: money back
+        (await reversal(card, 4, 1, 1_000), 0),  # a hold released: no money moved
+        (credit, 300),  # a refund
+        (await reversal(card, 6, 5, 300), -300),  # the refund reversed: taken back
+        (completion(card, 8, 7, 400), -400),
+        (hold(card, 9, 99_999, MoneyMove.POST), 0),  # funds short: nothing moved
+        (await reversal(card, 10, 42, 100), 0),  # no such original
+    ]
+    await store.commit(hold(card, 7, 500))
+    for commit, _ in commits:
+        await store.commit(commit)
+    journal = await store.journal(JournalQuery(card_id=card.card_id, limit=100))
+    stored = {e.stan: e.balance_delta for e in journal}
+    assert [stored[c.journal.stan] for c, _ in commits] == [d for _, d in commits]
+    account = await store.get_account("acc-1")
+    assert account.balance == 10_000 + sum(d for d in stored.values())
+
+
+async def test_a_ledger_sync_adds_what_the_entries_after_its_cursor_moved(store):
+    card, _ = await seeded(store, balance=10_000)
+    first = await store.commit(hold(card, 1, 700, MoneyMove.POST))
+    cursor = first.journal.journal_id  # the bank's ledger has the first posting
+    await store.commit(hold(card, 2, 1_000))  # a hold: no ledger effect
+    await store.commit(hold(card, 3, 250, MoneyMove.POST))
+    await store.commit(hold(card, 4, 80, MoneyMove.CREDIT, processing_code="200000"))
+    # the bank's ledger: the opening 10,000, the first posting, and a salary of 5,000 it
+    # booked itself
+    synced = await store.sync_ledger("acc-1", 10_000 - 700 + 5_000, cursor, NOW + 5)
+    assert (synced.after_minor, synced.entries_after) == (-250 + 80, 2)
+    assert synced.account.balance == 14_300 - 250 + 80 and synced.account.holds == 1_000
+    assert await store.get_account("acc-1") == synced.account
+    later = await store.commit(hold(card, 5, 30, MoneyMove.POST))  # lands after the sync
+    assert (await store.get_account("acc-1")).balance == synced.account.balance - 30
+    again = await store.sync_ledger("acc-1", 14_300, cursor, NOW + 6)  # the same, resent
+    assert again.account.balance == 14_300 - 250 + 80 - 30
+    with pytest.raises(LedgerRefused, match="older"):
+        await store.sync_ledger("acc-1", 0, cursor - 1, NOW + 7)
+    newer = await store.sync_ledger("acc-1", 14_000, later.journal.journal_id, NOW + 8)
+    assert (newer.account.balance, newer.entries_after) == (14_000, 0)
+    with pytest.raises(NotFound):
+        await store.sync_ledger("missing", 0, 0, NOW)
+    assert (await store.get_account("acc-1")).balance == 14_000  # refusals changed nothing
+
+
+async def test_a_ledger_sync_refuses_a_cursor_retention_has_pruned_past(store):
+    card, _ = await seeded(store, balance=10_000)
+    old = await store.commit(hold(card, 1, 700, MoneyMove.POST))
+    await store.commit(replace(hold(card, 2, 300, MoneyMove.POST), journal=entry(
+        card, 2, 300, ts=NOW + 10 * 86_400)))  # fmt: skip
+    assert (await store.prune_journal(NOW + 86_400)).entries == 1
+    with pytest.raises(LedgerRefused, match="pruned"):
+        await store.sync_ledger("acc-1", 9_300, old.journal.journal_id - 1, NOW)
+    synced = await store.sync_ledger("acc-1", 9_300, old.journal.journal_id, NOW)
+    assert synced.account.balance == 9_000
 
 
 def completion(

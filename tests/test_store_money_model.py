@@ -152,9 +152,12 @@ async def test_random_movements_match_the_model(store, kind, seed):  # noqa: F81
             card_id=card.card_id,
         )
         result = await store.commit(commit)
+        balance_before = model.balance
         funds_ok, hold_amount = model.apply(move, amount, check, key, completes, extends, in_part)
         assert result.funds_ok is funds_ok, (n, move)
         assert result.journal.hold_amount == hold_amount, (n, move)
+        # what the ledger is told the entry did to the balance is what it did
+        assert result.journal.balance_delta == model.balance - balance_before, (n, move)
         account = await store.get_account("acc-1")
         assert (account.balance, account.holds) == (model.balance, model.holds), (n, move)
         assert account.open_to_buy == model.open_to_buy

@@ -193,6 +193,10 @@ async def _change_funds(call: Call) -> Any:
     )
 
 
+async def _sync_ledger(call: Call) -> Any:
+    return await call.service.sync_ledger(call.path["account_id"], call.body)
+
+
 async def _set_credit_limit(call: Call) -> Any:
     return await call.service.set_credit_limit(call.path["account_id"], call.body)
 
@@ -548,6 +552,17 @@ def _routes() -> list[Route]:
             body_optional=True,
             tag="accounts",
             response=v.AccountClosed,
+        ),
+        Route(
+            "POST",
+            "/v1/accounts/{account_id}/ledger-balance",
+            _sync_ledger,
+            "Set the balance to the bank's ledger balance through a journal id, plus what the "
+            "host journalled after it",
+            write=True,
+            body=rq.LedgerBalance,
+            tag="accounts",
+            response=v.LedgerSynced,
         ),
         Route(
             "POST",

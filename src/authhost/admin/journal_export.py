@@ -29,8 +29,14 @@ _ARROW_TYPES = {float: pa.float64(), int: pa.int64(), str: pa.string(), bool: pa
 def journal_schema() -> pa.Schema:
     hints = typing.get_type_hints(JournalEntry)
     return pa.schema(
-        [(f.name, _ARROW_TYPES[hints[f.name]]) for f in dataclasses.fields(JournalEntry)]
+        [(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(JournalEntry)]
     )
+
+
+def _arrow_type(hint: object) -> pa.DataType:
+    """The Arrow type of a field: ``int | None`` is a nullable int64 (Arrow columns are)."""
+    kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return _ARROW_TYPES[kinds[0]]
 
 
 async def export_journal(

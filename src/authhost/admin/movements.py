@@ -5,8 +5,10 @@ bank's ledger learns of them by polling this feed with the last ``journal_id`` i
 getting the next movements in journal order, each once.
 
 Each movement names the account, which way the money went (``totals.movement_of``: hold,
-post, credit, release, take_back) and how much the store really moved, and ``hold_ref``, the
-key a release or a completion shares with the hold or posting it undoes. The paging and the
+post, credit, release, take_back) and how much the store really moved, ``hold_ref``, the
+key a release or a completion shares with the hold or posting it undoes, and what it added to
+the account's balance (``balance_delta_minor``): the ledger books that, and need not work out
+whether a release gave back a posting or only freed a hold. The paging and the
 settling wait are ``admin.journal_feed``'s.
 """
 
@@ -38,6 +40,7 @@ def movement_view(entry: JournalEntry, movement: str) -> dict[str, Any]:
         "merchant_id": entry.merchant_id,
         "mcc": entry.mcc,
         "hold_ref": entry.match_key,
+        "balance_delta_minor": entry.balance_delta,
     }
 
 

@@ -200,6 +200,15 @@ class FundsChange(_Request):
         return self
 
 
+class LedgerBalance(_Request):
+    """The bank's ledger balance of the account, which has every movement of the host's
+    journal up to ``through_journal_id`` in it (the movements feed's cursor it has posted)."""
+
+    ledger_balance_minor: Annotated[int, Field(ge=-(10**15), le=10**15)]
+    through_journal_id: Annotated[int, Field(ge=0, le=2**62)]
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
 class CreditLimitChange(_Request):
     credit_limit: Amount
 

@@ -83,6 +83,7 @@ from authhost.store.interface import (
     Conflict,
     InsufficientFunds,
     JournalQuery,
+    LedgerRefused,
     NotFound,
 )
 from authhost.store.records import (
@@ -472,6 +473,31 @@ class CardService:
         if not changed.repeated:
             detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
             await self.record_audit("account.funds", account_id, account_view(before), detail)
+        return view
+
+    async def sync_ledger(self, account_id: str, spec: rq.LedgerBalance) -> dict[str, Any]:
+        """Bring the account's balance to the bank's ledger: its ledger balance through a
+        journal id plus what the host journalled after that id (``store.sync_ledger``), so
+        that the bank's own bookings (salary, direct debits, fees) reach the open-to-buy and
+        the two balances cannot drift."""
+        before = await self._account(account_id)
+        try:
+            synced = await self.store.sync_ledger(
+                account_id, spec.ledger_balance_minor, spec.through_journal_id, self.clock()
+            )
+        except NotFound:
+            raise NotFoundError(f"account {account_id} not found") from None
+        except LedgerRefused as exc:
+            raise ConflictError(str(exc)) from None
+        view = {
+            **account_view(synced.account),
+            "ledger_balance_minor": synced.ledger_balance,
+            "through_journal_id": synced.through_id,
+            "after_minor": synced.after_minor,
+            "entries_after": synced.entries_after,
+        }
+        detail = {**view, "reason": spec.reason}
+        await self.record_audit("account.ledger_sync", account_id, account_view(before), detail)
         return view
 
     async def set_credit_limit(

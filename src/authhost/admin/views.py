@@ -162,7 +162,9 @@ class MoneyMovements(_View):
     movements: list[dict[str, Any]] = Field(
         description="journal_id, time, account_id, movement (hold, post, credit, release, "
         "take_back), amount_minor, currency, card_id, pan (masked), mti, processing_code, "
-        "approval_code, rrn, merchant_id, mcc, hold_ref (shared by a hold and what undoes it)"
+        "approval_code, rrn, merchant_id, mcc, hold_ref (shared by a hold and what undoes it), "
+        "balance_delta_minor (what it added to the account's balance: what the ledger books; "
+        "null for an entry journalled before it was recorded)"
     )
     next_after_id: int = Field(description="the after_id of the next poll")
 
@@ -287,6 +289,15 @@ class RenewalRunView(_View):
     )
     cards_listed_in_part: bool
     failures: list[dict[str, str]] = Field(description="card_id and error")
+
+
+class LedgerSynced(AccountView):
+    ledger_balance_minor: int = Field(description="the bank's ledger balance as sent")
+    through_journal_id: int = Field(description="the journal id the ledger balance is through")
+    after_minor: int = Field(
+        description="what the account's journal entries after that id added to the balance"
+    )
+    entries_after: int = Field(description="how many of those entries moved the balance")
 
 
 class AccountClosed(_View):

@@ -69,6 +69,7 @@ from authhost.store.interface import (
     Snapshot,
     SnapshotQuery,
 )
+from authhost.store.money import balance_delta
 from authhost.store.records import JournalEntry
 
 log = logging.getLogger("authhost.auth")
@@ -254,6 +255,10 @@ class AuthService:
         movement = tx.movement if decline is None else None
         if movement is not None:
             entry.hold_amount, entry.movement = movement.amount_minor, movement.kind.value
+            if snapshot.account is not None:  # as the store will find it (it corrects it)
+                entry.balance_delta = balance_delta(
+                    snapshot.account.kind, movement.kind, movement.amount_minor
+                )
         commit = Commit(
             journal=entry,
             movement=movement,

@@ -293,6 +293,26 @@ def accounts_fund(
     )
 
 
+@accounts.command("ledger-balance")
+def accounts_ledger_balance(
+    account_id: str,
+    balance: Annotated[int, typer.Argument(help="the bank's ledger balance, minor units")],
+    through: Annotated[
+        int, typer.Option(help="the journal id the ledger has every movement up to")
+    ],
+    reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the balance to the bank's ledger balance through a journal id, plus what the host
+    journalled after it (the movements feed's cursor the ledger has posted)."""
+    request = _validated(
+        rq.LedgerBalance,
+        {"ledger_balance_minor": balance, "through_journal_id": through, "reason": reason},
+    )
+    _run(_config(config, store), lambda s: s.sync_ledger(account_id, request))
+
+
 @accounts.command("close")
 def accounts_close(
     account_id: str,

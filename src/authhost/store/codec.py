@@ -124,6 +124,7 @@ def journal_from_json(text: str | bytes) -> JournalEntry:
     if "transaction_currency" not in data:  # journalled before fields 6/51 were read
         data["transaction_amount_minor"] = data.get("amount_minor", 0)
         data["transaction_currency"] = data.get("currency", "")
+    data.setdefault("balance_delta", None)  # journalled before the balance effect was
     return JournalEntry(**{k: v for k, v in data.items() if k in JOURNAL_FIELDS})
 
 

@@ -131,6 +131,7 @@ def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
         "response_code": "96",
         "approval_code": "",
         "hold_amount": 0,
+        "balance_delta": 0,
         "reason_codes": ";".join(r for r in (entry.reason_codes, PIN_CHANGE_CONFLICT) if r),
     }
 
@@ -142,6 +143,7 @@ def cavv_reused_outcome(entry: JournalEntry) -> dict[str, object]:
         "response_code": "05",
         "approval_code": "",
         "hold_amount": 0,
+        "balance_delta": 0,
         "reason_codes": ";".join(r for r in (entry.reason_codes, CAVV_REUSED) if r),
     }
 
@@ -154,6 +156,7 @@ def atc_refused_outcome(entry: JournalEntry, reason: str = ATC_REPLAY) -> dict[s
         "response_code": "82" if refused else entry.response_code,
         "approval_code": "" if refused else entry.approval_code,
         "hold_amount": 0,
+        "balance_delta": 0,
         "reason_codes": ";".join(r for r in (entry.reason_codes, reason) if r),
     }
 
@@ -249,6 +252,48 @@ class FundsChanged:
     repeated: bool  # the key had been used: nothing changed this time
 
 
+class LedgerRefused(Conflict):
+    """A ledger balance sync that would set a wrong balance: nothing changed (the message
+    says why: an older cursor than one applied, a pruned journal, an entry without its
+    balance effect)."""
+
+
+def ledger_refusal(
+    through_id: int, applied: int | None, pruned: int | None, unknown: int | None
+) -> str:
+    """Why a ledger sync through ``through_id`` would set a wrong balance ("" if it would
+    not): ``applied`` the cursor of the account's last sync, ``pruned`` the newest journal id
+    retention deleted, ``unknown`` the first entry after the cursor without its effect."""
+    if applied is not None and through_id < applied:
+        return (
+            f"a ledger balance through journal id {applied} was applied already: "
+            f"one through {through_id} is older"
+        )
+    if pruned is not None and through_id < pruned:
+        return (
+            f"the journal is pruned through id {pruned}: the entries after {through_id} "
+            "are no longer all there to add"
+        )
+    if unknown is not None:
+        return (
+            f"journal id {unknown} was written before entries recorded their balance effect: "
+            "sync through it or a later id"
+        )
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSync:
+    """What ``sync_ledger`` did: the bank's ledger balance through a journal id, plus what
+    the host's own entries after that id added, is the account's balance now."""
+
+    account: Account  # after the sync
+    ledger_balance: int
+    through_id: int
+    after_minor: int  # what the entries after through_id added to the balance
+    entries_after: int  # how many of them moved the balance
+
+
 @dataclass(frozen=True, slots=True)
 class Pruned:
     """What ``prune_journal`` deleted."""
@@ -327,6 +372,17 @@ class CardStore(Protocol):
         (``fingerprint``, the account after) are written together, so a retried load never
         moves money twice, even across a crash; a key used before changes nothing and
         returns its record (``repeated``)."""
+        ...
+
+    async def sync_ledger(
+        self, account_id: str, ledger_balance: int, through_id: int, now: float
+    ) -> LedgerSync:
+        """Set the balance to the bank's ``ledger_balance``, which has every movement of the
+        journal up to ``through_id`` in it, plus the ``balance_delta`` of the account's entries
+        after it, in one atomic step with the authorisations' commits (an entry landing later
+        adds its own). ``LedgerRefused`` when ``through_id`` is older than one applied before,
+        when retention pruned entries after it, or when an entry after it was journalled
+        without its balance effect."""
         ...
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account: ...

@@ -14,3 +14,14 @@ from authhost.cards.model import CardKind
 def spend_delta(kind: CardKind | str, amount_minor: int) -> int:
     """Balance change when ``amount_minor`` is spent (posted) from an account of ``kind``."""
     return amount_minor if CardKind(kind) is CardKind.CREDIT else -amount_minor
+
+
+def balance_delta(kind: CardKind | str, movement: str, amount_minor: int) -> int:
+    """What a movement of ``amount_minor`` adds to the balance of an account of ``kind``:
+    a posting spends, a credit (a refund, a transfer in) gives back, a hold moves nothing.
+    (A release's depends on what it releases: the store works it out as it releases.)"""
+    if movement == "post":
+        return spend_delta(kind, amount_minor)
+    if movement == "credit":
+        return -spend_delta(kind, amount_minor)
+    return 0

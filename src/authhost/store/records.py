@@ -86,6 +86,12 @@ class JournalEntry:
     wallet: str = ""
     token_last4: str = ""
     token_age_hours: float = -1.0  # hours since that token was registered (-1: no token)
+    # what this entry added to the account's balance (the store's sign: money on a debit
+    # account, debt on a credit one): a posting or a reversed refund takes, a refund or a
+    # reversed posting gives, a hold and its release move none. The bank's ledger follows it
+    # (the movements feed) and a ledger balance sync adds up those after its cursor. None:
+    # journalled before it was recorded
+    balance_delta: int | None = 0
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

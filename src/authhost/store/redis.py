@@ -59,6 +59,8 @@ from authhost.store.interface import (
     Hold,
     InsufficientFunds,
     JournalQuery,
+    LedgerRefused,
+    LedgerSync,
     MoneyMove,
     NotFound,
     OpenHold,
@@ -70,6 +72,7 @@ from authhost.store.interface import (
     atc_refused_outcome,
     cavv_reused_outcome,
     journal_pages,
+    ledger_refusal,
     pin_change_conflict_outcome,
 )
 from authhost.store.records import (
@@ -98,6 +101,8 @@ PRUNE_PAGE = 1_000  # journal entries or holds deleted per call while pruning
 MAX_PER_SCRIPT = 64
 CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
 _HOLD_PLACEHOLDER = "__HOLD__"
+_BALANCE_PLACEHOLDER = "__BALANCE__"  # the commit script writes what it added to the balance
+_PLACEHOLDERS = {"hold_amount": _HOLD_PLACEHOLDER, "balance_delta": _BALANCE_PLACEHOLDER}
 
 log = logging.getLogger("authhost.store")
 
@@ -182,7 +187,13 @@ class _CommitCall(Waiter):
 def _funds_short(entry: JournalEntry) -> dict[str, object]:
     """What the commit script stores instead when the funds re-check refuses ``entry``."""
     reasons = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
-    return {"response_code": "51", "approval_code": "", "hold_amount": 0, "reason_codes": reasons}
+    return {
+        "response_code": "51",
+        "approval_code": "",
+        "hold_amount": 0,
+        "reason_codes": reasons,
+        "balance_delta": 0,
+    }
 
 
 def _funds_short_json(ok_json: str, entry: JournalEntry) -> str:
@@ -195,7 +206,7 @@ def _outcome_json(ok_json: str, entry: JournalEntry, outcome: dict[str, object])
     JSON, so ``"name":`` with bare quotes only occurs as the field itself; no second encode."""
     text = ok_json
     for name, value in outcome.items():
-        was = _HOLD_PLACEHOLDER if name == "hold_amount" else getattr(entry, name)
+        was = _PLACEHOLDERS[name] if name in _PLACEHOLDERS else getattr(entry, name)
         text = text.replace(f'"{name}":{_json_value(was)},', f'"{name}":{_json_value(value)},', 1)
     return text
 
@@ -234,6 +245,7 @@ class RedisCardStore:
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
+        self._sync_ledger = client.register_script(redis_lua.SYNC_LEDGER)
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
@@ -706,7 +718,7 @@ class RedisCardStore:
         ak = self._keys.account(account_id)
         entry.journal_id = journal_id
         data = journal_dict(entry)
-        ok_json = codec.compact_json({**data, "hold_amount": _HOLD_PLACEHOLDER})
+        ok_json = codec.compact_json({**data, **_PLACEHOLDERS})
         failed_json = _funds_short_json(ok_json, entry)
         changed = commit.changed_card  # a PIN change
         delivered = commit.delivered_card  # issuer scripts sent: off the card
@@ -822,6 +834,7 @@ class RedisCardStore:
         if funds_ok:
             stored = entry
             stored.hold_amount = int(_s(reply[2]))
+            stored.balance_delta = int(_s(reply[5]))
         else:  # what the script stored: the entry refused by the funds re-check
             stored = copy_entry(entry)
             for name, value in _funds_short(entry).items():
@@ -896,6 +909,24 @@ class RedisCardStore:
         first, account = codec.funds_record_parts(_s(reply[1]))
         return FundsChanged(account, first, repeated=status == 1)
 
+    async def sync_ledger(
+        self, account_id: str, ledger_balance: int, through_id: int, now: float
+    ) -> LedgerSync:
+        ak = self._keys.account(account_id)
+        reply = await self._sync_ledger(
+            keys=[ak.account, ak.journal, ak.journal_all],
+            args=[str(ledger_balance), str(through_id)],
+        )
+        status = _s(reply[0])
+        if status == "noaccount":
+            raise NotFound(f"account {account_id} not found")
+        if status == "refused":
+            applied, pruned, unknown = (int(_s(v)) if _s(v) else None for v in reply[1:4])
+            raise LedgerRefused(ledger_refusal(through_id, applied, pruned, unknown))
+        account = _account_row(reply[3:])
+        assert account is not None
+        return LedgerSync(account, ledger_balance, through_id, int(_s(reply[1])), int(reply[2]))
+
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
         key = self._keys.account(account_id).account
         # two steps: existence first so a missing account is never created by HSET
@@ -967,6 +998,8 @@ class RedisCardStore:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hdel(ak.journal, jids)
                 pipe.zrem(ak.journal_all, jids)
+                # a ledger sync must not count on what is gone (ids follow time: the newest)
+                pipe.hset(ak.account, {"journal_pruned_through": str(max(map(int, jids)))})
                 pipe.zrem(ak.journal_review, jids)
                 for card_id, card_jids in by_card.items():
                     pipe.zrem(ak.journal_card(card_id), card_jids)

@@ -246,6 +246,7 @@ if ARGV[31] ~= '' and replayed == 0 then
 end
 local funds_ok = 1
 local moved = 0
+local dbal = 0  -- what the entry adds to the balance (journalled as balance_delta)
 if kind ~= '' then
   if redis.call('EXISTS', KEYS[1]) == 0 then return {'noaccount'} end
   local f = redis.call('HMGET', KEYS[1], 'kind', 'balance', 'credit_limit', 'holds')
@@ -255,7 +256,7 @@ if kind ~= '' then
   if credit then otb = limit - balance - held end
   local spend = -amount
   if credit then spend = amount end
-  local dbal, dhold = 0, 0
+  local dhold = 0
   if kind == 'hold' or kind == 'post' then
     if ARGV[5] == '1' and amount > otb then
       funds_ok = 0
@@ -368,6 +369,8 @@ end
 -- anchored on the key: a text field that is itself "__HOLD__" is JSON like any other value
 journal = string.gsub(journal, '"hold_amount":"__HOLD__"',
   '"hold_amount":' .. string.format('%d', hold_amount), 1)
+journal = string.gsub(journal, '"balance_delta":"__BALANCE__"',
+  '"balance_delta":' .. string.format('%d', dbal), 1)
 redis.call('HSET', KEYS[6], jid, journal)
 redis.call('ZADD', KEYS[7], jid, jid)
 if KEYS[15] ~= KEYS[7] then redis.call('ZADD', KEYS[15], jid, jid .. '|' .. KEYS[6]) end
@@ -409,7 +412,7 @@ local acc = false
 if kind ~= '' then acc = redis.call('HMGET', KEYS[1], """
     + _ACCOUNT_FIELDS_LUA
     + """) end
-return {'ok', funds_ok, string.format('%d', hold_amount), acc, replayed}
+return {'ok', funds_ok, string.format('%d', hold_amount), acc, replayed, string.format('%d', dbal)}
 """
 )
 
@@ -538,5 +541,44 @@ for i, name in ipairs(names) do account[name] = values[i] end
 local record = cjson.encode({request = ARGV[2], account = account})
 if ARGV[3] == '1' then redis.call('SET', KEYS[2], record) end
 return {0, record}
+"""
+)
+
+# A ledger balance sync (store.sync_ledger). KEYS: account hash, journal hash, the account's
+# journal ids (journal_all). ARGV: the bank's ledger balance, the journal id it is through.
+# The account hash keeps ledger_through (the cursor of the last sync) and
+# journal_pruned_through (the newest of its entries retention deleted).
+# Reply: {'noaccount'}; {'refused', applied, pruned, unknown} ('' for none: the caller words
+# it, store.interface.ledger_refusal); {'ok', what the entries after added, how many moved
+# the balance, the account's fields}.
+SYNC_LEDGER = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'noaccount'} end
+local through = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'ledger_through', 'journal_pruned_through')
+local after, moved, unknown = 0, 0, ''
+for _, jid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf')) do
+  local text = redis.call('HGET', KEYS[2], jid)
+  if text then
+    -- the key with bare quotes is only ever the field itself (values' quotes are escaped)
+    local delta = string.match(text, '"balance_delta":(-?%d+)')
+    if not delta then
+      if unknown == '' then unknown = jid end
+    elseif tonumber(delta) ~= 0 then
+      after, moved = after + tonumber(delta), moved + 1
+    end
+  end
+end
+if (state[1] and through < tonumber(state[1])) or (state[2] and through < tonumber(state[2]))
+   or unknown ~= '' then
+  return {'refused', state[1] or '', state[2] or '', unknown}
+end
+redis.call('HSET', KEYS[1], 'balance', string.format('%d', tonumber(ARGV[1]) + after),
+  'ledger_through', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+local account = redis.call('HMGET', KEYS[1], """
+    + _ACCOUNT_FIELDS_LUA
+    + """)
+return {'ok', string.format('%d', after), moved, unpack(account)}
 """
 )

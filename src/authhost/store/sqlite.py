@@ -46,6 +46,8 @@ from authhost.store.interface import (
     Hold,
     InsufficientFunds,
     JournalQuery,
+    LedgerRefused,
+    LedgerSync,
     MoneyMove,
     Movement,
     NotFound,
@@ -58,9 +60,10 @@ from authhost.store.interface import (
     atc_refused_outcome,
     cavv_reused_outcome,
     journal_pages,
+    ledger_refusal,
     pin_change_conflict_outcome,
 )
-from authhost.store.money import spend_delta
+from authhost.store.money import balance_delta, spend_delta
 from authhost.store.records import (
     JOURNAL_COLUMNS,
     AuditEntry,
@@ -86,7 +89,9 @@ _JOURNAL_INSERT = (
     f"VALUES ({', '.join('?' for _ in _JOURNAL_INSERT_COLUMNS)}) ON CONFLICT DO NOTHING"
 )
 # What the money movement can change in an entry already inserted (rare: see ``_commit``)
-_JOURNAL_OUTCOME = ("response_code", "approval_code", "hold_amount", "reason_codes")
+_JOURNAL_OUTCOME = (
+    "response_code", "approval_code", "hold_amount", "reason_codes", "balance_delta"
+)  # fmt: skip
 _JOURNAL_OUTCOME_UPDATE = (
     f"UPDATE journal SET {', '.join(f'{c} = ?' for c in _JOURNAL_OUTCOME)} WHERE journal_id = ?"
 )
@@ -166,7 +171,7 @@ _EXPIRED_HOLDS_SQL = (
 PRUNE_BATCH = 5_000
 _PRUNE_ENTRIES_SQL = (
     "DELETE FROM journal WHERE journal_id IN "
-    "(SELECT journal_id FROM journal WHERE ts < ? ORDER BY ts LIMIT ?)"
+    "(SELECT journal_id FROM journal WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING journal_id"
 )
 _PRUNE_HOLDS_SQL = (
     "DELETE FROM holds WHERE rowid IN (SELECT rowid FROM holds "
@@ -201,6 +206,15 @@ WHERE account_id = :account AND (
   OR CASE kind WHEN 'credit' THEN credit_limit - balance - :delta - holds
      ELSE balance + :delta - holds END >= 0)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
+"""
+
+
+# What an account's entries after a journal id added to its balance, how many moved it, and
+# the first of them journalled without its effect (journal_by_account finds them)
+_LEDGER_AFTER_SQL = """
+SELECT COALESCE(SUM(balance_delta), 0), COALESCE(SUM(balance_delta != 0), 0),
+  MIN(CASE WHEN balance_delta IS NULL THEN journal_id END)
+FROM journal WHERE account_id = ? AND journal_id > ?
 """
 
 
@@ -637,6 +651,43 @@ class SqliteCardStore:
 
         return await self._writer.run(change)
 
+    async def sync_ledger(
+        self, account_id: str, ledger_balance: int, through_id: int, now: float
+    ) -> LedgerSync:
+        def sync(conn: sqlite3.Connection) -> LedgerSync:
+            select = f"{_ACCOUNT_SELECT} WHERE account_id = ?"
+            if _account(conn.execute(select, (account_id,)).fetchone()) is None:
+                raise NotFound(f"account {account_id} not found")
+            applied = conn.execute(
+                "SELECT through_id FROM ledger_syncs WHERE account_id = ?", (account_id,)
+            ).fetchone()
+            pruned = conn.execute("SELECT through_id FROM journal_pruned").fetchone()
+            after, moved, unknown = conn.execute(
+                _LEDGER_AFTER_SQL, (account_id, through_id)
+            ).fetchone()
+            refused = ledger_refusal(
+                through_id,
+                applied[0] if applied else None,
+                pruned[0] if pruned else None,
+                unknown,
+            )
+            if refused:
+                raise LedgerRefused(refused)
+            conn.execute(
+                "UPDATE accounts SET balance = ?, version = version + 1 WHERE account_id = ?",
+                (ledger_balance + after, account_id),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger_syncs (account_id, through_id, balance, synced_at) "
+                "VALUES (?, ?, ?, ?)",
+                (account_id, through_id, ledger_balance, now),
+            )
+            account = _account(conn.execute(select, (account_id,)).fetchone())
+            assert account is not None
+            return LedgerSync(account, ledger_balance, through_id, after, moved)
+
+        return await self._writer.run(sync)
+
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
         return await self._change_account(
             account_id,
@@ -673,7 +724,16 @@ class SqliteCardStore:
     async def prune_journal(self, before: float) -> Pruned:
         async def in_batches(sql: str) -> int:
             def batch(conn: sqlite3.Connection) -> int:
-                return conn.execute(sql, (before, PRUNE_BATCH)).rowcount
+                if sql is not _PRUNE_ENTRIES_SQL:
+                    return conn.execute(sql, (before, PRUNE_BATCH)).rowcount
+                ids = [row[0] for row in conn.execute(sql, (before, PRUNE_BATCH)).fetchall()]
+                if ids:  # a ledger sync must not count on what is gone
+                    conn.execute(
+                        "INSERT INTO journal_pruned (one, through_id) VALUES (1, ?) ON CONFLICT "
+                        "(one) DO UPDATE SET through_id = MAX(through_id, excluded.through_id)",
+                        (max(ids),),
+                    )
+                return len(ids)
 
             deleted = 0
             while (done := await self._writer.run(batch)) > 0:
@@ -1054,7 +1114,7 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         if not funds_ok:
             entry.response_code = "51"
             entry.approval_code = ""
-            entry.hold_amount = 0
+            entry.hold_amount = entry.balance_delta = 0
             entry.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
         outcome = _journal_outcome(entry)
         if outcome != as_inserted:  # funds short at commit, or a reversal released less
@@ -1167,6 +1227,7 @@ def _move_money(
         if current is None:
             raise NotFound(f"account {move.account_id} not found")
         return False, current
+    entry.balance_delta = balance_delta(account.kind, move.kind, amount)
     if move.completes and move.kind is MoneyMove.POST and move.completes != entry.match_key:
         account = _release_completed_hold(conn, move, account)
     if entry.match_key:  # what a reversal finds: a hold, a posted amount, a credit
@@ -1244,6 +1305,7 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
     )
     if account is None:
         raise NotFound(f"account {account_id} not found")
+    entry.balance_delta = 0
     if hold_row is None:
         entry.hold_amount = 0
         return True, account
@@ -1261,24 +1323,25 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
     entry.hold_amount = -release
     if release == 0:
         return True, account
-    balance_delta = holds_delta = 0
+    balance_change = holds_delta = 0
     if posted == _POSTED:
-        balance_delta = -spend_delta(account.kind, release)
+        balance_change = -spend_delta(account.kind, release)
     elif posted == _CREDITED:  # the credit taken back, whatever the account holds now
-        balance_delta = spend_delta(account.kind, release)
+        balance_change = spend_delta(account.kind, release)
     else:
         holds_delta = -min(release, account.holds)
+    entry.balance_delta = balance_change
     conn.execute(
         "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, move.match_key)
     )
     conn.execute(
         "UPDATE accounts SET balance = balance + ?, holds = holds + ?, version = version + 1 "
         "WHERE account_id = ?",
-        (balance_delta, holds_delta, account_id),
+        (balance_change, holds_delta, account_id),
     )
     return True, replace(
         account,
-        balance=account.balance + balance_delta,
+        balance=account.balance + balance_change,
         holds=account.holds + holds_delta,
         version=account.version + 1,
     )

@@ -32,6 +32,7 @@ _JOURNAL_TYPES = {
     "wallet": "TEXT NOT NULL DEFAULT ''",
     "token_last4": "TEXT NOT NULL DEFAULT ''",
     "token_age_hours": "REAL NOT NULL DEFAULT -1",
+    "balance_delta": "INTEGER",  # NULL: journalled before migration 27
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -49,6 +50,7 @@ _ADDED_LATER = (
     "wallet",
     "token_last4",
     "token_age_hours",
+    "balance_delta",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -308,6 +310,19 @@ CREATE TABLE cavv_atns (
 ALTER TABLE journal ADD COLUMN wallet TEXT NOT NULL DEFAULT '';
 ALTER TABLE journal ADD COLUMN token_last4 TEXT NOT NULL DEFAULT '';
 ALTER TABLE journal ADD COLUMN token_age_hours REAL NOT NULL DEFAULT -1;
+""",
+    # 27: what each entry added to its account's balance (NULL: journalled before), the
+    # ledger balance each account was last synchronised to (the bank's ledger balance and the
+    # journal id it had followed the movements through), and how far retention has pruned
+    """
+ALTER TABLE journal ADD COLUMN balance_delta INTEGER;
+CREATE TABLE ledger_syncs (
+  account_id TEXT PRIMARY KEY,
+  through_id INTEGER NOT NULL,
+  balance INTEGER NOT NULL,
+  synced_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE journal_pruned (one INTEGER PRIMARY KEY CHECK (one = 1), through_id INTEGER NOT NULL);
 """,
 ]
 
