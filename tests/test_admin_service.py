@@ -13,7 +13,8 @@ import trio
 from test_admin_support import open_service
 
 from authhost.admin import requests as rq
-from authhost.admin.bulk import BulkFileError, bulk_issue, read_rows
+from authhost.admin.bulk import bulk_issue, read_rows
+from authhost.admin.csv_rows import CsvFileError
 from authhost.admin.demo import CARDS, demo_export, ensure_demo, export_demo
 from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError
 from authhost.admin.service import CardService
@@ -357,7 +358,7 @@ async def test_bulk_csv_bad_row_is_reported_and_the_rest_issued_once(store_args,
 def test_bulk_file_level_errors(tmp_path, content, message):
     path = tmp_path / "cards.csv"
     path.write_text(content)
-    with pytest.raises(BulkFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CsvFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_rows(path)
 
 

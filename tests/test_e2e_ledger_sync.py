@@ -2,7 +2,7 @@
 a core banking system posts the movements feed (each movement's balance_delta_minor), books a
 salary of its own and sends its ledger balance through the feed's cursor; the host's balance
 becomes that plus what it journalled after the cursor, a stale cursor is refused, and the
-CLI does the same."""
+CLI does the same, from a command or a file of every account's balance."""
 
 from __future__ import annotations
 
@@ -92,3 +92,31 @@ async def test_the_balance_follows_the_ledger_and_what_came_after_its_cursor(
     assert (await call(port, "GET", f"/v1/accounts/{account}")).json["balance"] == (
         ledger + salary - 450
     )
+
+    # the nightly file: a row per account; bad rows reported by line, the good ones applied
+    ledger_file = tmp_path / "ledger.csv"
+    ledger_file.write_text(
+        "account_id,ledger_balance_minor,through_journal_id,reason\n"
+        f"{account},77000,{later['next_after_id']},close of 2026-11-27\n"
+        f"nope,1,{later['next_after_id']},\n"
+        f"{account},5,{cursor - 1},\n"
+        f"{account},ten,{later['next_after_id']},\n"
+        f"{account},5\n"
+    )
+    out_file = tmp_path / "ledger-results.csv"
+    code, out = await run_cli(
+        "accounts", "ledger-file", str(ledger_file), "--results", str(out_file),
+        "--config", str(cli_config(tmp_path, store_url)),
+    )  # fmt: skip
+    assert code == 1
+    assert f"{ledger_file}:3: account nope not found" in out
+    assert f"{ledger_file}:4:" in out and "older" in out
+    assert f"{ledger_file}:5: invalid request: ledger_balance_minor" in out
+    assert f"{ledger_file}:6: expected 4 cells, found 2" in out
+    assert "5 row(s): 1 synchronised, 4 failed" in out
+    assert (await call(port, "GET", f"/v1/accounts/{account}")).json["balance"] == 77_000
+    lines = out_file.read_text().splitlines()
+    assert lines[0] == "line,account_id,balance,error" and lines[1] == f"2,{account},77000,"
+    audit = await call(port, "GET", f"/v1/audit?subject={account}", token=AUDITOR_TOKEN)
+    reasons = [a["after"] for a in audit.json["audit"] if a["action"] == "account.ledger_sync"]
+    assert any("close of 2026-11-27" in str(r) for r in reasons)

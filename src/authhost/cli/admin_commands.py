@@ -313,6 +313,34 @@ def accounts_ledger_balance(
     _run(_config(config, store), lambda s: s.sync_ledger(account_id, request))
 
 
+@accounts.command("ledger-file")
+def accounts_ledger_file(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: account_id,ledger_balance_minor,through_journal_id")
+    ],
+    results: Annotated[
+        Path | None, typer.Option(help="write line,account_id,balance,error per row to this CSV")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The bank's ledger balances, a row per account (optional column: reason): each
+    account's balance becomes its ledger balance plus what the host journalled after the
+    row's cursor. Bad rows are reported by line number and skipped; re-running is harmless."""
+    from authhost.admin.csv_rows import read_rows
+    from authhost.admin.ledger_file import LEDGER_COLUMNS, sync_ledger_rows
+
+    rows = _csv_file_rows(lambda: read_rows(file, LEDGER_COLUMNS))
+
+    async def sync(service: CardService, advance: Callable[[Any], None]) -> list[Any]:
+        return await sync_ledger_rows(service, rows, advance)
+
+    done = _run_csv_rows(file, len(rows), "synchronising", sync, _config(config, store))
+    _report_csv_rows(
+        file, done, "synchronised", results, ("line", "account_id", "balance", "error")
+    )
+
+
 @accounts.command("close")
 def accounts_close(
     account_id: str,
@@ -847,16 +875,38 @@ def cards_bulk_issue(
 ) -> None:
     """Issue a card per CSV row with a progress bar; bad rows are reported by line number and
     skipped. Re-running the same file issues nothing twice."""
-    from authhost.admin.bulk import BulkFileError, bulk_issue, read_rows
+    from authhost.admin.bulk import bulk_issue, read_rows
+
+    rows = _csv_file_rows(lambda: read_rows(file))
+
+    async def issue(service: CardService, advance: Callable[[Any], None]) -> list[Any]:
+        return (await bulk_issue(service, rows, advance)).results
+
+    done = _run_csv_rows(file, len(rows), "issuing", issue, _config(config, store))
+    _report_csv_rows(file, done, "issued", results, ("line", "card_id", "pan", "error"))
+
+
+def _csv_file_rows(read: Callable[[], list[Any]]) -> list[Any]:
+    """The rows of an operator's CSV file, or exit 1 with why the file cannot be used."""
+    from authhost.admin.csv_rows import CsvFileError
 
     try:
-        rows = read_rows(file)
-    except BulkFileError as exc:
+        return read()
+    except CsvFileError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(1) from None
 
+
+def _run_csv_rows(
+    file: Path,
+    total: int,
+    doing: str,
+    work: Callable[[CardService, Callable[[Any], None]], Awaitable[list[Any]]],
+    cfg: Config,
+) -> list[Any]:
+    """Run ``work`` over a file's rows with a progress bar counting rows done and failed."""
     progress = Progress(
-        TextColumn("issuing"),
+        TextColumn(doing),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"),
@@ -864,9 +914,9 @@ def cards_bulk_issue(
         console=err,
     )
 
-    async def work(service: CardService):  # type: ignore[no-untyped-def]
+    async def run(service: CardService) -> list[Any]:
         with progress:
-            task = progress.add_task("issue", total=len(rows), failed=0)
+            task = progress.add_task(doing, total=total, failed=0)
             failed = 0
 
             def advance(result: Any) -> None:
@@ -874,21 +924,29 @@ def cards_bulk_issue(
                 failed += 0 if result.ok else 1
                 progress.update(task, advance=1, failed=failed)
 
-            return await bulk_issue(service, rows, advance)
+            return await work(service, advance)
 
-    summary = _run(_config(config, store), work, show=False)
-    for failure in summary.failed:
+    return _run(cfg, run, show=False)
+
+
+def _report_csv_rows(
+    file: Path, done: list[Any], verb: str, results: Path | None, columns: tuple[str, ...]
+) -> None:
+    """Each failed row by line, the counts, and every row's result to ``results`` (CSV);
+    exit 1 when a row failed."""
+    failed = [row for row in done if not row.ok]
+    for failure in failed:
         _say(f"{file}:{failure.line}: {failure.error}")
-    _say(f"{summary.rows} row(s): {summary.issued} issued, {len(summary.failed)} failed")
+    _say(f"{len(done)} row(s): {len(done) - len(failed)} {verb}, {len(failed)} failed")
     if results is not None:
         import csv
 
         with results.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["line", "card_id", "pan", "error"])
-            for row in summary.results:
-                writer.writerow([row.line, row.card_id, row.pan, row.error])
-    if summary.failed:
+            writer.writerow(columns)
+            for row in done:
+                writer.writerow([getattr(row, name) for name in columns])
+    if failed:
         raise typer.Exit(1)
 
 
