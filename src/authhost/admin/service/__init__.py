@@ -1,0 +1,42 @@
+"""The card service: every card-management operation, once, for the API, the CLI and the demo.
+
+Answers are JSON-ready views (``admin.views``): a card leaves the service with its masked PAN
+only. The clear PAN exists here only in a local variable while a card is produced, a PIN
+block is checked, or a record is written to a file an operator names (``export_personalisation``
+for the card bureau, ``generate_pins`` for the PIN mailer printer, ``export_exception_file``
+for the networks: the sanctioned ways out, each audited).
+
+``CardService`` is put together from one part per family of operations, each its own module
+on the shared ``ServiceBase`` (store, keys, actor, audit, idempotency):
+``accounts`` (products, accounts, funds, the ledger balance), ``cards`` (issuing, what is set
+on a card), ``tokens``, ``lifecycle``, ``pins``, ``journal`` (history, explanations, reviews,
+feeds, totals, clearing, retention, audit, lists), ``dispute_cases`` and ``files``.
+"""
+
+from __future__ import annotations
+
+from authhost.admin.service.accounts import ProductsAndAccounts
+from authhost.admin.service.base import LIFECYCLE_ACTIONS, RETIRE_TRIES, ServiceBase
+from authhost.admin.service.cards import CardData
+from authhost.admin.service.dispute_cases import DisputeCases
+from authhost.admin.service.files import OperatorFiles
+from authhost.admin.service.journal import JournalAnalysis
+from authhost.admin.service.lifecycle import CardLifecycle
+from authhost.admin.service.pins import Pins
+from authhost.admin.service.tokens import PaymentTokens
+
+__all__ = ["LIFECYCLE_ACTIONS", "RETIRE_TRIES", "CardService"]
+
+
+class CardService(
+    ProductsAndAccounts,
+    CardData,
+    PaymentTokens,
+    CardLifecycle,
+    Pins,
+    JournalAnalysis,
+    DisputeCases,
+    OperatorFiles,
+    ServiceBase,
+):
+    """Card management over one store and one security module, acting as ``actor``."""

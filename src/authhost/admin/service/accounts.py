@@ -1,0 +1,302 @@
+"""Products, accounts and their money.
+
+The bank's loads and ledger balance, credit limits, statements, open holds, closing an
+account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import (
+    ConflictError,
+    InvalidRequest,
+    NotFoundError,
+)
+from authhost.admin.service.base import (
+    _CHIP_KEYS,
+    ServiceBase,
+    _new_id,
+    _period,
+)
+from authhost.admin.views import (
+    account_view,
+    product_view,
+)
+from authhost.cards import lifecycle
+from authhost.cards.model import (
+    Account,
+    CardKind,
+    Limits,
+    Product,
+)
+from authhost.security.keys import KeyType
+from authhost.store.interface import (
+    Conflict,
+    InsufficientFunds,
+    JournalQuery,
+    LedgerRefused,
+    NotFound,
+)
+
+
+class ProductsAndAccounts(ServiceBase):
+    """Products, accounts and their money."""
+
+    async def create_product(
+        self, spec: rq.NewProduct, *, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        async def create() -> dict[str, Any]:
+            product_id = spec.product_id or _new_id("prd")
+            if await self.store.get_product(product_id) is not None:
+                raise ConflictError(f"product {product_id} already exists")
+            named = ((spec.pvk_name, KeyType.PVK), (spec.cvk_name, KeyType.CVK))
+            for field_name, key_type in _CHIP_KEYS:  # each needs the one before it (rq)
+                if getattr(spec, field_name):
+                    named += ((getattr(spec, field_name), key_type),)
+            if spec.cavv_key_name:
+                named += ((spec.cavv_key_name, KeyType.CVK),)
+            self._require_keys(named)
+            product = Product(
+                product_id=product_id,
+                issuer_id=spec.issuer_id,
+                name=spec.name,
+                bin=spec.bin,
+                pan_length=spec.pan_length,
+                kind=spec.kind,
+                currency=spec.currency,
+                home_country=spec.home_country,
+                validity_months=spec.validity_months,
+                service_code=spec.service_code,
+                limits=Limits(**spec.limits.model_dump()),
+                channels=frozenset(spec.channels),
+                blocked_mccs=frozenset(spec.blocked_mccs),
+                blocked_countries=frozenset(spec.blocked_countries),
+                pin_method=spec.pin_method,
+                pvk_name=spec.pvk_name,
+                cvk_name=spec.cvk_name,
+                pvki=spec.pvki,
+                imk_ac_name=spec.imk_ac_name,
+                chip_cvn=spec.chip_cvn,
+                imk_smi_name=spec.imk_smi_name,
+                imk_smc_name=spec.imk_smc_name,
+                atc_jump_limit=spec.atc_jump_limit,
+                cavv_key_name=spec.cavv_key_name,
+            )
+            await self.store.put_product(product)
+            view = product_view(product)
+            await self.record_audit("product.create", product_id, None, view)
+            return view
+
+        return await self._once("product.create", idempotency_key, spec, create)
+
+    async def update_product(self, product_id: str, change: rq.ProductChange) -> dict[str, Any]:
+        """Change what may change on a live product (``rq.ProductChange``); audited with the
+        product before and after. A running server reads the product with every snapshot, so
+        the next authorisation on its cards sees the change."""
+        before = await self._product(product_id)
+        given = change.model_fields_set
+        changed: dict[str, Any] = {}
+        if "name" in given:
+            changed["name"] = change.name
+        if "limits" in given:
+            changed["limits"] = Limits(**(change.limits or rq.LimitsSpec()).model_dump())
+        for name in ("channels", "blocked_mccs", "blocked_countries"):
+            if name in given:
+                changed[name] = frozenset(getattr(change, name) or ())
+        if "validity_months" in given and change.validity_months is not None:
+            changed["validity_months"] = change.validity_months
+        if "atc_jump_limit" in given:
+            changed["atc_jump_limit"] = change.atc_jump_limit
+        if "cavv_key_name" in given:
+            name = change.cavv_key_name or ""
+            if name:
+                self._require_keys(((name, KeyType.CVK),))
+            changed["cavv_key_name"] = name
+        if change.version is not None and change.version != before.version:
+            raise ConflictError(
+                f"product {product_id} is at version {before.version}, not {change.version}: "
+                "read it again and make the change on what it is now"
+            )
+        after = replace(before, **changed, version=before.version + 1)
+        try:
+            await self.store.put_product(after, expected_version=before.version)
+        except Conflict:
+            raise ConflictError(
+                f"product {product_id} changed while this change was made: read it again"
+            ) from None
+        view = product_view(after)
+        await self.record_audit("product.update", product_id, product_view(before), view)
+        return view
+
+    def _require_keys(self, named: Iterable[tuple[str, KeyType]]) -> None:
+        """Refuse a product whose keys are not in the key store: every authorisation on it
+        would answer 96."""
+        for name, key_type in named:
+            if not self.security.has_key(name, key_type):
+                raise InvalidRequest(
+                    f"no {key_type} key named {name!r} in the key store: generate or "
+                    "import it first (authhost keys)"
+                )
+
+    async def get_product(self, product_id: str) -> dict[str, Any]:
+        return product_view(await self._product(product_id))
+
+    async def list_products(self) -> list[dict[str, Any]]:
+        return [product_view(p) for p in await self.store.list_products()]
+
+    async def create_account(
+        self, spec: rq.NewAccount, *, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        async def create() -> dict[str, Any]:
+            if spec.kind is not CardKind.CREDIT and spec.credit_limit:
+                raise InvalidRequest("credit_limit applies to credit accounts only")
+            account = Account(
+                account_id=spec.account_id or _new_id("acc"),
+                currency=spec.currency,
+                kind=spec.kind,
+                balance=spec.balance,
+                credit_limit=spec.credit_limit,
+            )
+            try:
+                await self.store.create_account(account)
+            except Conflict:
+                raise ConflictError(f"account {account.account_id} already exists") from None
+            view = account_view(account)
+            await self.record_audit("account.create", account.account_id, None, view)
+            return view
+
+        return await self._once("account.create", idempotency_key, spec, create)
+
+    async def get_account(self, account_id: str) -> dict[str, Any]:
+        return account_view(await self._account(account_id))
+
+    async def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        return [account_view(a) for a in await self.store.list_accounts(limit, offset)]
+
+    async def account_statement(
+        self, account_id: str, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """Every journal entry of the period that moved the account's money, with their sums
+        and the account as it stands now (``admin.statement``)."""
+        from authhost.admin.statement import statement
+
+        account = await self._account(account_id)
+        since, until = _period(day, since, until)
+        query = JournalQuery(account_id=account_id, since=since, until=until)
+        entries = [entry async for entry in self.store.export_journal(query)]
+        return statement(account_view(account), entries, since, until)
+
+    async def account_holds(self, account_id: str) -> dict[str, Any]:
+        """The holds that keep the account's money from being spent (``admin.holds``), each
+        with the authorisation behind it, adding up to the account's holds."""
+        from authhost.admin.holds import open_holds_view
+
+        account = await self._account(account_id)
+        return await open_holds_view(self.store, account_view(account), self.hold_days)
+
+    async def close_account(self, account_id: str, reason: str = "") -> dict[str, Any]:
+        """Closing an account: every card still live on it is cancelled (closed: 62 from the
+        next request), once nothing is left to settle. Refused while the account holds money
+        for pending authorisations or has a balance (debit: funds to pay out; credit: debt to
+        collect), or while a dispute on it is open. Audited per card and for the account."""
+        account = await self._account(account_id)
+        if account.holds:
+            raise ConflictError(
+                f"account {account_id} still holds {account.holds} for pending "
+                "authorisations: let them complete, reverse or expire first"
+            )
+        if account.balance:
+            raise ConflictError(
+                f"account {account_id} has a balance of {account.balance}: pay it out or "
+                "collect it first (accounts fund)"
+            )
+        open_disputes: list[str] = []
+        after = ""
+        while page := await self.store.disputes("open", 1000, after):
+            open_disputes += [d.dispute_id for d in page if d.account_id == account_id]
+            after = page[-1].dispute_id
+        if open_disputes:
+            raise ConflictError(f"account {account_id} has open disputes: {open_disputes}")
+        cancelled = []
+        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
+            # each cancelled card leaves the state: the first page again, until none is left
+            while page := await self.store.list_cards(account_id, state.value, 1000, 0):
+                for card in page:
+                    await self.apply(card.card_id, "cancel", reason=reason or "account closed")
+                    cancelled.append(card.card_id)
+        result = {"account_id": account_id, "cancelled_cards": sorted(cancelled)}
+        await self.record_audit("account.close", account_id, account_view(account), result)
+        return result
+
+    async def change_funds(
+        self, account_id: str, change: rq.FundsChange, *, idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        """Positive amounts add open-to-buy: a load (debit, prepaid) or a payment (credit).
+        With an idempotency key the change is made once: the store writes the money and the
+        key together, so a core banking system may resend a load it got no answer for."""
+        before = await self._account(account_id)
+        delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
+        # the request is the account and the body: a key reused on another account or amount
+        # is refused, not taken for a repeat
+        fingerprint = hashlib.sha256(
+            f"{account_id}|{change.model_dump_json()}".encode()
+        ).hexdigest()
+        try:
+            changed = await self.store.change_funds(
+                account_id, delta, key=idempotency_key, fingerprint=fingerprint
+            )
+        except NotFound:
+            raise NotFoundError(f"account {account_id} not found") from None
+        except InsufficientFunds as exc:
+            raise ConflictError(
+                f"account {account_id} has {exc.account.open_to_buy} available; "
+                f"cannot take {-change.amount_minor}"
+            ) from None
+        if changed.fingerprint != fingerprint:
+            raise ConflictError("this Idempotency-Key was already used with a different request")
+        view = account_view(changed.account)
+        if not changed.repeated:
+            detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
+            await self.record_audit("account.funds", account_id, account_view(before), detail)
+        return view
+
+    async def sync_ledger(self, account_id: str, spec: rq.LedgerBalance) -> dict[str, Any]:
+        """Bring the account's balance to the bank's ledger: its ledger balance through a
+        journal id plus what the host journalled after that id (``store.sync_ledger``), so
+        that the bank's own bookings (salary, direct debits, fees) reach the open-to-buy and
+        the two balances cannot drift."""
+        before = await self._account(account_id)
+        try:
+            synced = await self.store.sync_ledger(
+                account_id, spec.ledger_balance_minor, spec.through_journal_id, self.clock()
+            )
+        except NotFound:
+            raise NotFoundError(f"account {account_id} not found") from None
+        except LedgerRefused as exc:
+            raise ConflictError(str(exc)) from None
+        view = {
+            **account_view(synced.account),
+            "ledger_balance_minor": synced.ledger_balance,
+            "through_journal_id": synced.through_id,
+            "after_minor": synced.after_minor,
+            "entries_after": synced.entries_after,
+        }
+        detail = {**view, "reason": spec.reason}
+        await self.record_audit("account.ledger_sync", account_id, account_view(before), detail)
+        return view
+
+    async def set_credit_limit(
+        self, account_id: str, change: rq.CreditLimitChange
+    ) -> dict[str, Any]:
+        before = await self._account(account_id)
+        if before.kind is not CardKind.CREDIT:
+            raise InvalidRequest(f"account {account_id} is {before.kind.value}, not credit")
+        after = await self.store.set_credit_limit(account_id, change.credit_limit)
+        view = account_view(after)
+        await self.record_audit("account.credit_limit", account_id, account_view(before), view)
+        return view

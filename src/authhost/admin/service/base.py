@@ -1,0 +1,357 @@
+"""The card service's foundation: what every part of it shares.
+
+The service sits on a ``CardStore`` and a ``SecurityModule`` and acts for a named actor (the
+API token's name, the CLI user), so each change is written to the audit log with who, when,
+what and the state before and after; creates take an optional idempotency key (the same key
+with the same request returns the first result; with a different request it is refused,
+409). This module keeps that, the reads and writes the parts share, and the module-level
+helpers; each part of the service (``admin.service.*``) adds one family of operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Self, TextIO
+
+import anyio
+from pydantic import BaseModel
+
+from authhost.admin import totals as totals_module
+from authhost.admin.errors import (
+    ConflictError,
+    InvalidRequest,
+    NotFoundError,
+    Unavailable,
+)
+from authhost.admin.views import (
+    card_view,
+)
+from authhost.cards import lifecycle, production
+from authhost.cards.model import (
+    Account,
+    Card,
+    CardKind,
+    CardState,
+    Product,
+)
+from authhost.security.keys import KeyType
+from authhost.security.masking import mask_pans_in_text
+from authhost.store.interface import (
+    CardStore,
+    Conflict,
+)
+from authhost.store.records import (
+    AuditEntry,
+    JournalEntry,
+)
+
+# Operator-facing lifecycle actions (URL segment / CLI verb) and what each does.
+LIFECYCLE_ACTIONS: dict[str, str] = {
+    "ship": "Ship the card to the cardholder (created -> issued)",
+    "activate": "Activate the card (issued -> active)",
+    "suspend": "Temporary block (active -> suspended)",
+    "resume": "Lift a temporary block (suspended -> active)",
+    "report-lost": "Report the card lost (final; answers 41 from now on)",
+    "report-stolen": "Report the card stolen (final; answers 43 from now on)",
+    "report-damaged": "Report the card damaged (final; replace it with the same PAN)",
+    "replace": "Replace a lost, stolen or damaged card: a new card on the same account",
+    "renew": "Renew before expiry: same PAN, new expiry, new card values",
+    "reissue": "Reissue under a new PAN (the number was exposed); the old card works until "
+    "the new one is activated",
+    "cancel": "Close the card (final)",
+    "expire": "Mark the card expired (final)",
+}
+
+KEY_LOCK_STRIPES = 64
+PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range
+EXPORT_STATES = frozenset({CardState.CREATED, CardState.ISSUED})
+# a product's chip keys: application cryptograms, issuer scripts, new offline PINs
+_CHIP_KEYS = (
+    ("imk_ac_name", KeyType.IMK_AC),
+    ("imk_smi_name", KeyType.IMK_SMI),
+    ("imk_smc_name", KeyType.IMK_SMC),
+)
+# the states a network's stand-in must refuse, with the code the host answers them with
+EXCEPTION_CODES = {
+    CardState.LOST: "41",
+    CardState.STOLEN: "43",
+    CardState.SUSPENDED: "62",
+    CardState.CLOSED: "62",
+    CardState.DAMAGED: "62",  # until its replacement (the same PAN) is the current card
+}
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _json(value: Any) -> str:
+    return mask_pans_in_text(json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+RENEWAL_PAGE = 1000  # cards read at a time by the renewal run
+RENEWAL_LISTED = 1000  # cards the renewal run's answer lists (the counts cover them all)
+RETIRE_TRIES = 3  # re-reads of a renewed card changed by someone else while it is retired
+
+
+class ServiceBase:
+    """Card management over one store and one security module, acting as ``actor``."""
+
+    def __init__(
+        self,
+        store: CardStore,
+        security: Any,  # authhost.security.module.SecurityModule
+        actor: str = "system",
+        *,
+        clock: Callable[[], float] = time.time,
+        models_dir: str | Path = "",
+        rules_file: str | Path = "",
+        lists_dir: str | Path = "",
+        decide_many: Any = None,
+        hold_days: float | None = None,
+        _key_locks: tuple[anyio.Lock, ...] | None = None,
+    ) -> None:
+        self.store = store
+        self.security = security
+        self.actor = actor
+        self.clock = clock
+        self.models_dir = models_dir  # [models] dir: what explain_entry scores with
+        # [rules] file and lists_dir: what explain_rules evaluates
+        self.rules_file, self.lists_dir = rules_file, lists_dir
+        # the server's AuthService.decide_many: clearing posts through it (None: not a server)
+        self.decide_many = decide_many
+        self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
+        # Striped locks so that two concurrent requests with one idempotency key run once.
+        self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
+
+    def acting_as(self, actor: str) -> Self:
+        """The same service (same store, keys and locks) recording ``actor`` in the audit log."""
+        return type(self)(
+            self.store,
+            self.security,
+            actor,
+            clock=self.clock,
+            models_dir=self.models_dir,
+            rules_file=self.rules_file,
+            lists_dir=self.lists_dir,
+            decide_many=self.decide_many,
+            hold_days=self.hold_days,
+            _key_locks=self._key_locks,
+        )
+
+    async def record_audit(self, action: str, subject: str, before: Any, after: Any) -> None:
+        """Append an audit entry as this actor; before/after are views (masked again here)."""
+        await self.store.append_audit(
+            AuditEntry(
+                ts=self.clock(),
+                actor=self.actor,
+                action=action,
+                subject=subject,
+                before=_json(before) if before is not None else "",
+                after=_json(after) if after is not None else "",
+            )
+        )
+
+    async def _once(
+        self,
+        operation: str,
+        key: str,
+        request: BaseModel,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Run ``create`` once per idempotency key; repeat calls get the stored result."""
+        if not key:
+            return await create()
+        store_key = f"{operation}:{key}"
+        stripe = int(hashlib.sha256(store_key.encode()).hexdigest()[:8], 16) % len(self._key_locks)
+        async with self._key_locks[stripe]:
+            return await self._once_locked(store_key, request, create)
+
+    async def _once_locked(
+        self,
+        store_key: str,
+        request: BaseModel,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        stored = await self.store.idempotent_result(store_key)
+        if stored is not None:
+            earlier = json.loads(stored)
+            if earlier.get("request") != fingerprint:
+                raise ConflictError(
+                    "this Idempotency-Key was already used with a different request"
+                )
+            return earlier["result"]
+        result = await create()
+        # Conflict: a concurrent twin stored its result first; ours is equally valid.
+        with contextlib.suppress(Conflict):
+            await self.store.remember_result(
+                store_key, json.dumps({"request": fingerprint, "result": result})
+            )
+        return result
+
+    async def _product(self, product_id: str) -> Product:
+        product = await self.store.get_product(product_id)
+        if product is None:
+            raise NotFoundError(f"product {product_id} not found")
+        return product
+
+    async def _account(self, account_id: str) -> Account:
+        account = await self.store.get_account(account_id)
+        if account is None:
+            raise NotFoundError(f"account {account_id} not found")
+        return account
+
+    async def _store_with_new_pan(
+        self,
+        build: Callable[[production.PanFacts], Card],
+        product: Product,
+        *,
+        replaced: Card | None = None,
+    ) -> Card:
+        """Store the card ``build`` makes under a new random PAN, drawing again on a clash."""
+        for _ in range(PAN_ATTEMPTS):
+            pan = production.new_pan(product.bin, product.pan_length)
+            pan_index = self.security.pan_index(pan)
+            if await self.store.find_card(pan_index) is not None:
+                continue
+            card = build(production.PanFacts.of(pan, pan_index))
+            ciphertext = self.security.encrypt_pan(pan, card.card_id)
+            try:
+                if replaced is None:
+                    await self.store.create_card(card, ciphertext)
+                else:
+                    await self.store.replace_card(replaced, card, ciphertext)
+            except Conflict:
+                if await self.store.find_card(pan_index) is None:  # not the PAN: the old card
+                    raise ConflictError(
+                        f"card {replaced.card_id if replaced else card.card_id} was changed by "
+                        "someone else; read it and retry"
+                    ) from None
+                continue  # another card took this PAN between our check and our insert
+            return card
+        raise Unavailable(f"no free PAN found in BIN {product.bin} after {PAN_ATTEMPTS} tries")
+
+    async def _card(self, card_id: str) -> Card:
+        card = await self.store.get_card(card_id)
+        if card is None:
+            raise NotFoundError(f"card {card_id} not found")
+        return card
+
+    async def _changeable_card(self, card_id: str) -> Card:
+        """The card, unless it is in a final state (then nothing on it changes: 409)."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
+        return card
+
+    async def _update(
+        self,
+        before: Card,
+        after: Card,
+        action: str,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> dict:
+        """Write ``after`` over ``before`` and audit both views (with ``reason``, and
+        ``details`` of the change beside the card's view)."""
+        try:
+            stored = await self.store.update_card(after)
+        except Conflict:
+            raise ConflictError(
+                f"card {before.card_id} was changed by someone else; read it and retry"
+            ) from None
+        view = card_view(stored)
+        audited = {**_with_reason(view, reason), **(details or {})}
+        await self.record_audit(action, before.card_id, card_view(before), audited)
+        return view
+
+    async def _live_cards(self) -> AsyncIterator[Card]:
+        """Every issued, active or suspended card, page by page."""
+        for state in sorted(lifecycle.RENEWABLE, key=lambda s: s.value):
+            offset = 0
+            while page := await self.store.list_cards("", state.value, RENEWAL_PAGE, offset):
+                offset += len(page)
+                for card in page:
+                    yield card
+
+    async def _journal_entry(self, card_id: str, journal_id: int) -> JournalEntry:
+        from authhost.admin.explain import card_journal_entry
+
+        return await card_journal_entry(self.store, card_id, journal_id)
+
+    async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
+        """'fraud' or 'genuine' for each of these entries that has a fraud report."""
+        reports = await self.store.fraud_reports_of(journal_ids)
+        return {jid: "fraud" if r.fraud else "genuine" for jid, r in reports.items()}
+
+    async def _every_card(self) -> AsyncIterator[Card]:
+        offset = 0
+        while page := await self.store.list_cards("", "", 1000, offset):
+            offset += len(page)
+            for card in page:
+                yield card
+
+    async def _clear_pan(self, card_id: str) -> str:
+        """The card's PAN, decrypted for one of the sanctioned ways out (never kept)."""
+        return self.security.decrypt_pan(await self.store.pan_ciphertext(card_id), card_id)
+
+
+_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_feed_cursor(after_id: int, limit: int) -> None:
+    """The cursor and page size every feed (movements, alerts, wallet events) is polled with."""
+    if not 1 <= limit <= 10_000 or after_id < 0:
+        raise InvalidRequest("limit is 1 to 10,000 and after_id 0 or more")
+
+
+def _with_reason(view: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {**view, "reason": reason} if reason else view
+
+
+def _check_account_fits(product: Product, account: Account) -> None:
+    if account.currency != product.currency:
+        raise InvalidRequest(
+            f"account {account.account_id} is in currency {account.currency}, "
+            f"product {product.product_id} in {product.currency}"
+        )
+    if (account.kind is CardKind.CREDIT) != (product.kind is CardKind.CREDIT):
+        raise InvalidRequest(
+            f"a {product.kind.value} product needs a "
+            f"{'credit' if product.kind is CardKind.CREDIT else 'debit or prepaid'} account"
+        )
+
+
+def _period(day: str, since: float, until: float) -> tuple[float, float]:
+    """[since, until) from a UTC ``day`` (YYYY-MM-DD) or from the two times themselves."""
+    if day:
+        if since or until:
+            raise InvalidRequest("give a day, or since and until, not both")
+        try:
+            return totals_module.day_bounds(day)
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+    if not until or until <= since:
+        raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
+    return since, until
+
+
+def _new_private_file(out: Path) -> TextIO:
+    """A new file only its owner reads, for clear card data an operator sends on (never an
+    existing one overwritten: 409; a path that cannot be created: 422)."""
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConflictError(f"{out} exists; name a new file") from None
+    except OSError as exc:
+        raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
+    return os.fdopen(fd, "w")

@@ -1,0 +1,202 @@
+"""The sanctioned ways clear card data leaves the host, and PAN key rotation.
+
+The card bureau's personalisation file, the networks' exception file and merchants' account
+updates are written to a new file only its owner reads, each audited; ``reseal_pans`` and
+``retire_pan_key`` move every stored PAN to the newest key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from authhost.admin import totals as totals_module
+from authhost.admin.errors import (
+    ConflictError,
+)
+from authhost.admin.service.base import (
+    EXCEPTION_CODES,
+    EXPORT_STATES,
+    ServiceBase,
+    _new_private_file,
+    _period,
+)
+from authhost.cards.model import (
+    Card,
+    Product,
+)
+from authhost.security.errors import SecurityError
+
+
+class OperatorFiles(ServiceBase):
+    """The sanctioned ways clear card data leaves."""
+
+    async def export_personalisation(self, card_ids: Sequence[str], out: Path) -> int:
+        """Write the card bureau's records (clear PAN, expiry, CVVs) to ``out``; return count.
+
+        The only place card values leave the system (clear PANs also leave in the PIN mailer
+        and exception files, each for its recipient). The file is created new
+        (never overwritten) with owner-only permissions; each card exported is audited.
+        """
+        records = []
+        for card_id in card_ids:
+            card = await self._card(card_id)
+            if card.state not in EXPORT_STATES:
+                raise ConflictError(
+                    f"card {card_id} is {card.state.value}; only created or issued cards "
+                    "are sent to the bureau"
+                )
+            product = await self._product(card.product_id)
+            records.append((card, product))
+        with _new_private_file(out) as file:
+            for card, product in records:
+                file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
+        for card, _ in records:
+            await self.record_audit(
+                "card.export_personalisation",
+                card.card_id,
+                None,
+                {"file": str(Path(out).resolve()), "pan": card.masked_pan},
+            )
+        return len(records)
+
+    async def export_exception_file(self, out: Path) -> int:
+        """The networks' exception file (``EXCEPTION_CODES``): every PAN whose current card is
+        lost, stolen, suspended, closed or damaged, with the answer the host gives it, for the
+        network to give while it answers for the issuer (stand-in, when the host cannot be
+        reached).
+        A full file each time: a card resumed since the last one is simply not in it. The
+        PANs are in clear (the network matches on them): the file is new, owner-only, and its
+        writing audited. Returns how many PANs it lists."""
+        records = []
+        for state, code in EXCEPTION_CODES.items():
+            offset = 0
+            while page := await self.store.list_cards("", state.value, 1000, offset):
+                offset += len(page)
+                for card in page:
+                    current = await self.store.find_card(card.pan_index)
+                    if current is None or current.card_id != card.card_id:
+                        continue  # a newer card carries the PAN now: it decides
+                    records.append((card, code))
+        with _new_private_file(out) as file:
+            for card, code in records:
+                pan = await self._clear_pan(card.card_id)
+                record = {"pan": pan, "action_code": code, "purge_date": card.expiry,
+                          "card_id": card.card_id, "state": card.state.value}  # fmt: skip
+                file.write(json.dumps(record) + "\n")
+                del pan
+        await self.record_audit(
+            "card.exception_file", "cards", None,
+            {"file": str(Path(out).resolve()), "listed": len(records)},
+        )  # fmt: skip
+        return len(records)
+
+    async def export_account_updates(
+        self, out: Path, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """The networks' account updater file for a day or period (``admin.account_updater``):
+        each card kept on file that changed, as the merchants' updater needs it: A (new number
+        and expiry), E (new expiry), C (closed). PANs in clear (merchants match on them): the
+        file is new, owner-only, and its writing audited. Returns the counts per code."""
+        from authhost.admin.account_updater import UpdateCode, account_updates
+
+        since, until = _period(day, since, until)
+        updates = await account_updates(self._every_card(), self.store.get_card, since, until)
+        counts = {code.value: 0 for code in UpdateCode}
+        with _new_private_file(out) as file:
+            for update in updates:
+                record = {
+                    "update": update.code.value,
+                    "effective": totals_module.iso_time(update.effective),
+                    "old_pan": await self._clear_pan(update.old.card_id),
+                    "old_expiry": update.old.expiry,
+                    "new_pan": ""
+                    if update.new is None
+                    else await self._clear_pan(update.new.card_id),
+                    "new_expiry": "" if update.new is None else update.new.expiry,
+                    "old_card_id": update.old.card_id,
+                    "new_card_id": "" if update.new is None else update.new.card_id,
+                }
+                file.write(json.dumps(record) + "\n")
+                counts[update.code.value] += 1
+        window = {"since": totals_module.iso_time(since), "until": totals_module.iso_time(until)}
+        summary = {"file": str(Path(out).resolve()), **window, "updates": counts}
+        await self.record_audit("card.account_updates", "cards", None, summary)
+        return summary
+
+    async def reseal_pans(self) -> dict[str, Any]:
+        """Every stored PAN sealed under an older PAN data key sealed again under the newest
+        (after ``authhost keys rotate-pan-key``), so that the old version can be retired at
+        the end of its cryptoperiod. Each card is changed only if its ciphertext is still the
+        one read (compare-and-set): a card replaced meanwhile is counted, and a second run
+        finishes it. Audited with the counts, never a PAN."""
+        current = self.security.pan_key_version()
+        before: dict[int, int] = {}
+        resealed = changed_meanwhile = 0
+        async for card in self._every_card():
+            blob = await self.store.pan_ciphertext(card.card_id)
+            version = self.security.pan_blob_version(blob)
+            before[version] = before.get(version, 0) + 1
+            new = self.security.reseal_pan(blob, card.card_id)
+            if new is None:
+                continue
+            if await self.store.reseal_pan(card.card_id, blob, new):
+                resealed += 1
+            else:
+                changed_meanwhile += 1
+        summary = {
+            "pan_key_version": current,
+            "cards_by_version_before": {str(v): n for v, n in sorted(before.items())},
+            "resealed": resealed,
+            "changed_meanwhile": changed_meanwhile,
+        }
+        await self.record_audit("pan_key.reseal", "pan-data", None, summary)
+        return summary
+
+    async def retire_pan_key(self, version: int) -> dict[str, Any]:
+        """Destroy PAN data key ``version`` once no stored PAN is sealed under it (409 naming
+        how many still are: reseal them first); the newest version cannot be retired.
+        Audited."""
+        if version == self.security.pan_key_version():
+            raise ConflictError(
+                f"PAN data key version {version} is the newest: rotate the key "
+                "(authhost keys rotate-pan-key) and reseal first"
+            )
+        still = 0
+        async for card in self._every_card():
+            blob = await self.store.pan_ciphertext(card.card_id)
+            still += self.security.pan_blob_version(blob) == version
+        if still:
+            raise ConflictError(
+                f"{still} stored PAN(s) are still sealed under PAN data key version {version}: "
+                "run authhost keys reseal-pans first"
+            )
+        try:
+            self.security.retire_pan_key(version)
+        except SecurityError as exc:
+            raise ConflictError(str(exc)) from None
+        result = {"retired_version": version, "pan_key_version": self.security.pan_key_version()}
+        await self.record_audit("pan_key.retire", "pan-data", None, result)
+        return result
+
+    async def _bureau_record(self, card: Card, product: Product) -> dict[str, str]:
+        from authhost.cards.track2 import build_track2
+
+        pan = await self._clear_pan(card.card_id)
+        values = self.security.card_values(pan, card.expiry, card.service_code, product.cvk_name)
+        return {
+            "card_id": card.card_id,
+            "pan": pan,
+            "expiry": card.expiry,
+            "service_code": card.service_code,
+            "sequence": card.sequence,
+            "cardholder_name": card.cardholder_name,
+            "address_ref": card.address_ref,
+            "cvv": values.cvv,
+            "cvv2": values.cvv2,
+            "icvv": values.icvv,
+            "track2": build_track2(pan, card.expiry, card.service_code, values.cvv),
+            "chip_track2": build_track2(pan, card.expiry, card.service_code, values.icvv),
+        }

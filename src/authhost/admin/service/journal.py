@@ -1,0 +1,337 @@
+"""What the journal tells operators and analysts.
+
+A card's history and why each decision was made (explain), the review queue and fraud
+reports, the feeds other systems poll (money movements, cardholder alerts, wallet events),
+daily totals, clearing, retention, the audit log and the rule lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from authhost.admin import requests as rq
+from authhost.admin import totals as totals_module
+from authhost.admin.errors import (
+    InvalidRequest,
+    NotFoundError,
+    Unavailable,
+)
+from authhost.admin.service.base import (
+    _LIST_NAME,
+    ServiceBase,
+    _check_feed_cursor,
+    _period,
+)
+from authhost.admin.views import (
+    audit_view,
+    fraud_report_view,
+    journal_view,
+)
+from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
+from authhost.security.masking import mask_pans_in_text
+from authhost.store.interface import (
+    JOURNAL_MIN_KEEP_DAYS,
+    JournalQuery,
+)
+from authhost.store.records import (
+    FraudReport,
+    JournalEntry,
+)
+
+
+class JournalAnalysis(ServiceBase):
+    """What the journal tells operators and analysts."""
+
+    async def card_journal(
+        self, card_id: str, *, limit: int = 100, after_id: int = 0
+    ) -> list[dict[str, Any]]:
+        await self._card(card_id)
+        entries = await self.store.journal(
+            JournalQuery(card_id=card_id, limit=limit, after_id=after_id)
+        )
+        verdicts = await self._verdicts([e.journal_id for e in entries])
+        return [{**journal_view(e), "verdict": verdicts.get(e.journal_id)} for e in entries]
+
+    async def explain_entry(self, card_id: str, journal_id: int, model: str = "") -> dict[str, Any]:
+        """Why one of the card's journalled transactions scored what it did, by the champion
+        of the models directory or the artifact ``model`` (``admin.explain``)."""
+        from authhost.admin.explain import explain_journal_entry
+        from authhost.models.registry import Registry, RegistryError
+
+        await self._card(card_id)
+        registry = Registry(self.models_dir or "models")
+        try:
+            if model:
+                scorer = await anyio.to_thread.run_sync(registry.load, model)
+            else:
+                scorer = (await anyio.to_thread.run_sync(registry.load_active))[0]
+        except RegistryError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if scorer is None:
+            raise InvalidRequest(f"no active model in {registry.root}; name one with model")
+        return await explain_journal_entry(self.store, card_id, journal_id, scorer)
+
+    async def explain_rules(
+        self, card_id: str, journal_id: int, rules_file: str | Path = ""
+    ) -> dict[str, Any]:
+        """What each rule of the configured rules file (or ``rules_file``) makes of one of the
+        card's journalled transactions, with the values of the variables it reads
+        (``admin.explain``); the named lists are the lists directory's and the store's."""
+        from authhost.admin.explain import explain_rules_for_entry
+        from authhost.rules.lists import ListLoadError, load_lists, merge_lists
+        from authhost.rules.loader import load_rule_set
+        from authhost.rules.rulefile import RuleLoadError
+
+        await self._card(card_id)
+        path = rules_file or self.rules_file
+        if not path:
+            raise InvalidRequest("no rules file: set [rules] file, or name one")
+        try:
+            rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
+            from_files = load_lists(self.lists_dir) if self.lists_dir else {}
+        except (RuleLoadError, ListLoadError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        names = await self.store.list_names()
+        stored = {name: await self.store.get_list(name) for name in names}
+        lists = merge_lists(from_files, stored)
+        return await explain_rules_for_entry(self.store, card_id, journal_id, rule_set, lists)
+
+    async def import_clearing(self, spec: rq.ClearingImport) -> dict[str, Any]:
+        """Post a clearing file's presentments (``admin.clearing``) through the server's own
+        pipeline, or with ``dry_run`` only match them. Audited with its counts."""
+        from authhost.admin.clearing import ClearingFileError, parse_presentments
+        from authhost.admin.clearing import post_presentments as post
+
+        rq.ClearingImport.model_validate(spec.model_dump())
+        try:
+            presentments = parse_presentments(spec.csv.splitlines(keepends=True), "the CSV")
+        except ClearingFileError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if not spec.dry_run and self.decide_many is None:
+            raise Unavailable("clearing posts through a running server's pipeline")
+        decide = None if spec.dry_run else self.decide_many
+        result = await post(presentments, self.store, self.security.pan_index, decide)
+        if not spec.dry_run:
+            await self.audit_clearing(result)
+        return {"dry_run": spec.dry_run, **result}
+
+    async def audit_clearing(self, result: dict[str, Any]) -> None:
+        """One audit entry per clearing import that posted: its counts, no presentment."""
+        summary = {"dry_run": False, **{k: result[k] for k in ("presentments", "outcomes")}}
+        await self.record_audit("clearing.import", "clearing", None, summary)
+
+    async def report_fraud(
+        self, card_id: str, journal_id: int, spec: rq.FraudReportSpec
+    ) -> dict[str, Any]:
+        """Record that one of the card's journalled transactions was fraud (or, after all,
+        genuine): the label the journal export gives training and backtests. A later report
+        on the same entry replaces the earlier. Audited."""
+        rq.FraudReportSpec.model_validate(spec.model_dump())
+        await self._card(card_id)
+        await self._journal_entry(card_id, journal_id)
+        report = FraudReport(
+            journal_id,
+            card_id,
+            spec.fraud,
+            spec.source,
+            self.clock(),
+            mask_pans_in_text(spec.note),
+        )
+        before = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
+        await self.store.put_fraud_report(report)
+        view = fraud_report_view(report)
+        await self.record_audit(
+            "journal.fraud_report",
+            card_id,
+            fraud_report_view(before) if before is not None else None,
+            view,
+        )
+        return view
+
+    async def review_queue(
+        self, *, limit: int = 100, after_id: int = 0, open_only: bool = True
+    ) -> dict[str, Any]:
+        """The transactions the rules flagged for review, in journal order, each with the
+        verdict reported on it so far (none: still open). ``open_only`` leaves out the ones
+        with a verdict; page on with ``next_after_id``."""
+        entries = await self.store.journal(
+            JournalQuery(review_only=True, limit=limit, after_id=after_id)
+        )
+        verdicts = await self._verdicts([e.journal_id for e in entries])
+        rows = []
+        for entry in entries:
+            verdict = verdicts.get(entry.journal_id)
+            if open_only and verdict is not None:
+                continue
+            rows.append({**journal_view(entry), "verdict": verdict})
+        return {
+            "reviews": rows,
+            "next_after_id": entries[-1].journal_id if entries else after_id,
+        }
+
+    async def busiest_acceptors(
+        self, *, by: str = "failed_cvv_10m", terminals: bool = False, limit: int = 20
+    ) -> dict[str, Any]:
+        """The merchants (or terminals) with the most ``by`` now: where card testing is going
+        on. Counted from the last hour of the journal by the counters the rules read
+        (``merchant.*``, ``terminal.*``), whether or not a rule reads them."""
+        if by not in ACCEPTOR_COUNTERS:
+            raise InvalidRequest(f"by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
+        now = time.time()
+        reading = await self.store.read_acceptor_counters(now)
+        busiest = reading.counters.busiest(now, by, terminals=terminals, limit=limit)
+        return {
+            "by": by,
+            "at": now,
+            "requests_counted": len(reading.counters),
+            "acceptors": [
+                {
+                    "merchant_id": merchant,
+                    "merchant_name": reading.names.get(merchant, ""),
+                    "terminal_id": terminal,
+                    **dataclasses.asdict(counts),
+                }
+                for merchant, terminal, counts in busiest
+            ],
+        }
+
+    async def money_movements(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The money movements after journal id ``after_id`` for the core banking ledger
+        (``admin.movements``): poll with the ``next_after_id`` of the last answer."""
+        from authhost.admin.movements import next_movements
+
+        _check_feed_cursor(after_id, limit)
+        return await next_movements(self.store.journal, after_id, limit, self.clock())
+
+    async def cardholder_alerts(
+        self,
+        after_id: int = 0,
+        limit: int = 1000,
+        *,
+        amount_minor: int = 0,
+        card_not_present: bool = False,
+        abroad: bool = False,
+    ) -> dict[str, Any]:
+        """The alerts after journal id ``after_id`` for the cardholder notification service
+        (``admin.alerts``), with its policy for approvals: poll with ``next_after_id``."""
+        from authhost.admin.alerts import AlertPolicy, alert_kinds, alert_view
+        from authhost.admin.journal_feed import next_in_feed
+
+        _check_feed_cursor(after_id, limit)
+        if amount_minor < 0:
+            raise InvalidRequest("amount_minor is 0 or more")
+        policy = AlertPolicy(amount_minor, card_not_present, abroad)
+
+        def pick(entry: JournalEntry) -> dict[str, Any] | None:
+            kinds = alert_kinds(entry, policy)
+            return alert_view(entry, kinds) if kinds else None
+
+        alerts, cursor = await next_in_feed(self.store.journal, pick, after_id, limit, self.clock())
+        return {"alerts": alerts, "next_after_id": cursor}
+
+    async def wallet_events(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """Token events after audit id ``after_id`` for the cardholder notification service
+        (``admin.wallet_events``): a card added to a wallet, asked for, suspended, resumed,
+        deleted. Poll with ``next_after_id``."""
+        from authhost.admin.wallet_events import wallet_events
+
+        _check_feed_cursor(after_id, limit)
+        return await wallet_events(self.store.audit, after_id, limit)
+
+    async def find_entries(
+        self, *, rrn: str, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """The journal entries of a period with this retrieval reference number (field 37):
+        what the host answered when a switch or an acquirer asks about a transaction."""
+        if not (rrn and len(rrn) <= 12 and rrn.isascii() and rrn.isprintable()):
+            raise InvalidRequest("rrn must be 1 to 12 characters (field 37)")
+        since, until = _period(day, since, until)
+        query = JournalQuery(rrn=rrn, since=since, until=until)
+        entries = [entry async for entry in self.store.export_journal(query)]
+        verdicts = await self._verdicts([e.journal_id for e in entries])
+        return [{**journal_view(e), "verdict": verdicts.get(e.journal_id)} for e in entries]
+
+    async def journal_totals(
+        self, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """The period's totals for the back office's reconciliation (``admin.totals``): a UTC
+        ``day`` (YYYY-MM-DD), or [since, until) in epoch seconds. Streams the period's journal
+        entries, so a day of traffic needs memory for the totals only."""
+        since, until = _period(day, since, until)
+        totals = totals_module.Totals(since, until)
+        async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
+            totals.add(entry)
+        return totals.view()
+
+    async def compare_models(
+        self,
+        *,
+        day: str = "",
+        since: float = 0.0,
+        until: float = 0.0,
+        champion_threshold: int | None = None,
+        challenger_threshold: int | None = None,
+    ) -> dict[str, Any]:
+        """Champion against challenger over the requests both scored in the period
+        (``admin.model_comparison``), each at its operating threshold: the active artifacts'
+        own, unless given. Fraud reports are the verdicts."""
+        from authhost.admin.model_comparison import compare_models
+
+        since, until = _period(day, since, until)
+        return await compare_models(
+            self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
+        )
+
+    async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
+        return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
+
+    async def prune_journal(self, keep_days: int) -> dict[str, Any]:
+        """Delete journal entries (and closed holds) older than ``keep_days``: the retention an
+        issuer's data policy sets. Refused under JOURNAL_MIN_KEEP_DAYS, which the velocity
+        counters and the reversals of open holds still read. Audited."""
+        if keep_days < JOURNAL_MIN_KEEP_DAYS:
+            raise InvalidRequest(
+                f"keep_days must be at least {JOURNAL_MIN_KEEP_DAYS}: velocity counters read "
+                "30 days of the journal and reversals find their holds"
+            )
+        before = self.clock() - keep_days * 86400
+        pruned = await self.store.prune_journal(before)
+        result = {"before": before, "entries": pruned.entries, "holds": pruned.holds}
+        await self.record_audit(
+            "journal.prune", "journal", None, {"keep_days": keep_days, **result}
+        )
+        return result
+
+    async def audit(
+        self, *, subject: str = "", limit: int = 100, after_id: int = 0
+    ) -> list[dict[str, Any]]:
+        entries = await self.store.audit(subject=subject, limit=limit, after_id=after_id)
+        return [audit_view(e) for e in entries]
+
+    async def list_names(self) -> list[str]:
+        return sorted(await self.store.list_names())
+
+    async def get_list(self, name: str) -> dict[str, Any]:
+        if name not in await self.store.list_names():
+            raise NotFoundError(f"list {name} not found")
+        return {"name": name, "values": sorted(await self.store.get_list(name))}
+
+    async def put_list(self, name: str, content: rq.ListValues) -> dict[str, Any]:
+        rq.ListValues.model_validate({"values": content.values})
+        if not _LIST_NAME.fullmatch(name):
+            raise InvalidRequest("list names are letters, digits, '.', '_' and '-' (max 64)")
+        before = await self.store.get_list(name)
+        values = sorted(set(content.values))
+        await self.store.put_list(name, values)
+        change = {
+            "added": sorted(set(values) - before),
+            "removed": sorted(before - set(values)),
+            "size": len(values),
+        }
+        await self.record_audit("list.put", name, {"size": len(before)}, change)
+        return {"name": name, "values": values}

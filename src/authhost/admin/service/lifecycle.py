@@ -1,0 +1,260 @@
+"""A card's life after issuance.
+
+The lifecycle actions and the cards that succeed a replaced, renewed or reissued one, the
+monthly renewal run, and the cards expiring, dormant or exposed in a breach.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from authhost.admin import requests as rq
+from authhost.admin import totals as totals_module
+from authhost.admin.errors import (
+    ConflictError,
+    InvalidRequest,
+    ServiceError,
+)
+from authhost.admin.service.base import (
+    LIFECYCLE_ACTIONS,
+    RENEWAL_LISTED,
+    RETIRE_TRIES,
+    ServiceBase,
+    _with_reason,
+)
+from authhost.admin.views import (
+    card_view,
+)
+from authhost.cards import lifecycle, production
+from authhost.cards.model import (
+    Card,
+    CardState,
+)
+from authhost.store.interface import (
+    Conflict,
+)
+
+
+class CardLifecycle(ServiceBase):
+    """A card's life after issuance."""
+
+    async def apply(self, card_id: str, action: str, *, reason: str = "") -> dict[str, Any]:
+        """Run one lifecycle action; replace/renew answer with the new card."""
+        if action not in LIFECYCLE_ACTIONS:
+            raise InvalidRequest(
+                f"unknown action {action!r}; known: {', '.join(LIFECYCLE_ACTIONS)}"
+            )
+        card = await self._card(card_id)
+        if action in ("replace", "renew", "reissue"):
+            return await self._successor(card, action, reason)
+        try:
+            after = lifecycle.transition(card, action, now=self.clock())
+        except lifecycle.IllegalTransition as exc:
+            raise ConflictError(str(exc)) from None
+        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
+        if action == lifecycle.Event.ACTIVATE and card.replaces:
+            await self._retire_predecessor(card)
+        return view
+
+    async def _retire_predecessor(self, successor: Card) -> None:
+        """A renewed or reissued card's predecessor stops once its successor is activated:
+        until then it kept working, so the cardholder was never without a card (a lost,
+        stolen or damaged predecessor is final already and stays as it is)."""
+        for _ in range(RETIRE_TRIES):  # the successor is active already: retire, re-reading
+            old = await self.store.get_card(successor.replaces or "")  # on a concurrent change
+            if old is None:
+                return
+            retired = lifecycle.retire(old)
+            if retired is old:
+                return
+            try:
+                await self._update(old, retired, "card.retire", f"successor {successor.card_id}")
+                return
+            except ConflictError:
+                continue
+        raise ConflictError(
+            f"card {successor.card_id} is active, but its predecessor {successor.replaces} kept "
+            "changing and is still live: cancel it if it should stop working"
+        )
+
+    async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
+        product = await self._product(card.product_id)
+        make = {"renew": lifecycle.renew, "reissue": lifecycle.reissue}.get(
+            action, lifecycle.replace
+        )
+        try:
+            old, new = make(
+                card,
+                now=self.clock(),
+                validity_months=product.validity_months,
+                new_card_id=production.new_card_id(),
+            )
+        except lifecycle.IllegalTransition as exc:
+            raise ConflictError(str(exc)) from None
+        if new.pan_index:  # same PAN (renewal, damaged card): re-encrypt it for the new card
+            pan = await self._clear_pan(card.card_id)
+            ciphertext = self.security.encrypt_pan(pan, new.card_id)
+            del pan
+            try:
+                await self.store.replace_card(old, new, ciphertext)
+            except Conflict:
+                raise ConflictError(
+                    f"card {card.card_id} was changed by someone else; read it and retry"
+                ) from None
+        else:  # lost, stolen or exposed: the successor gets a new PAN
+            new = await self._store_with_new_pan(
+                lambda facts: replace(
+                    new,
+                    pan_index=facts.pan_index,
+                    bin=facts.bin,
+                    last4=facts.last4,
+                    pan_length=facts.pan_length,
+                ),
+                product,
+                replaced=old,
+            )
+        view = card_view(new)
+        after = {"old": card_view(await self._card(card.card_id)), "new": view}
+        await self.record_audit(
+            f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
+        )
+        return view
+
+    async def expiring_cards(self, months: int = 12) -> dict[str, Any]:
+        """How many live cards expire in each of the next ``months`` months (this one
+        first) without a successor yet: the renewal runs and bureau volumes to plan."""
+        if not 1 <= months <= 60:
+            raise InvalidRequest("months must be 1 to 60")
+        now = time.gmtime(self.clock())
+        first = f"{now.tm_year % 100:02d}{now.tm_mon:02d}"
+        wanted = [production.months_after(first, k) for k in range(months)]
+        due = dict.fromkeys(wanted, 0)
+        async for card in self._live_cards():
+            if card.expiry in due and not card.replaced_by:
+                due[card.expiry] += 1
+        return {"months": [{"expiry": e, "due": n} for e, n in due.items()]}
+
+    async def renew_expiring(self, run: rq.RenewalRun) -> dict[str, Any]:
+        """The monthly renewal run: every issued, active or suspended card expiring in
+        ``run.expiry`` (YYMM) that has no successor yet is renewed (same PAN, new expiry and
+        card values, at created: the bureau export picks the new plastics up). A card renewed
+        already is skipped, so running the month again renews nothing twice; a card that
+        cannot be renewed (changed meanwhile) is reported and the run goes on. Each renewal is
+        audited (card.renew), and the run with its counts (card.renewal_run)."""
+        due: list[Card] = []
+        already = 0
+        async for card in self._live_cards():
+            if card.expiry != run.expiry:
+                continue
+            if card.replaced_by:
+                already += 1
+            else:
+                due.append(card)
+        renewed: list[dict[str, Any]] = []
+        failed: list[dict[str, str]] = []
+        if not run.dry_run:
+            reason = f"renewal run {run.expiry}"
+            for card in due:
+                try:
+                    new = await self._successor(card, "renew", reason)
+                except ServiceError as error:
+                    failed.append({"card_id": card.card_id, "error": error.message})
+                    continue
+                renewed.append(
+                    {"card_id": card.card_id, "masked_pan": card.masked_pan,
+                     "new_card_id": new["card_id"], "new_expiry": new["expiry"]}
+                )  # fmt: skip
+        counts = {
+            "due": len(due),
+            "renewed": len(renewed),
+            "already_renewed": already,
+            "failed": len(failed),
+        }
+        if not run.dry_run:
+            await self.record_audit(
+                "card.renewal_run", f"expiry-{run.expiry}", None, {"expiry": run.expiry, **counts}
+            )
+        listed = renewed if not run.dry_run else [
+            {"card_id": c.card_id, "masked_pan": c.masked_pan, "state": c.state.value} for c in due
+        ]  # fmt: skip
+        return {
+            "expiry": run.expiry,
+            "dry_run": run.dry_run,
+            **counts,
+            "cards": listed[:RENEWAL_LISTED],
+            "cards_listed_in_part": len(listed) > RENEWAL_LISTED,
+            "failures": failed[:RENEWAL_LISTED],
+        }
+
+    async def compromised_cards(
+        self, pans: Sequence[str], action: str, list_name: str = "compromised_cards"
+    ) -> dict[str, Any]:
+        """A network's compromise alert (PANs exposed at a breached merchant or processor):
+        the issuer's live cards among them are put on the rules list ``list_name``
+        (``watch``: rules such as ``card.id in list("compromised_cards")`` hold them to
+        stricter checks), suspended (``suspend``, reason ``compromised``: 62 until resumed
+        or replaced) or reissued under new PANs (``reissue``: the new cards wait at created
+        for the bureau and a PIN; each old one works until its successor is activated). PANs
+        of other issuers, unknown or no longer live, are counted and left.
+        The PANs are read, never kept or shown: cards come back masked. Audited."""
+        if action not in ("watch", "suspend", "reissue"):
+            raise InvalidRequest("action is watch, suspend or reissue")
+        found: dict[str, Card] = {}
+        counts = {"pans": 0, "not_ours": 0, "not_live": 0}
+        for pan in pans:  # 12-19 digits each (rq.CompromiseAlert)
+            counts["pans"] += 1
+            card = await self.store.find_card(self.security.pan_index(pan))
+            if card is None:
+                counts["not_ours"] += 1
+            elif card.state in lifecycle.FINAL_STATES or card.state is CardState.CREATED:
+                counts["not_live"] += 1
+            else:
+                found[card.card_id] = card
+        if action == "watch":
+            listed = await self.store.get_list(list_name) if found else set()
+            if found:
+                values = rq.ListValues(values=sorted(listed | set(found)))
+                await self.put_list(list_name, values)
+            views = [card_view(card) for card in found.values()]
+        elif action == "suspend":
+            views = [
+                await self.apply(card_id, "suspend", reason="compromised")
+                if card.state is not CardState.SUSPENDED
+                else card_view(card)
+                for card_id, card in found.items()
+            ]
+        else:  # the new cards (a card already reissued or renewed is left to its successor)
+            views = [
+                await self.apply(card_id, "reissue", reason="compromised")
+                for card_id, card in found.items()
+                if not card.replaced_by
+            ]
+        result = {**counts, "action": action, "cards": views}
+        await self.record_audit(
+            "card.compromise_alert", list_name if action == "watch" else "cards", None,
+            {**counts, "action": action, "cards": len(views)},
+        )  # fmt: skip
+        return result
+
+    async def dormant_cards(self, unused_since: float, *, suspend: bool = False) -> dict[str, Any]:
+        """Active cards not used since ``unused_since`` (no journal entry after it; a card
+        never used counts from its activation): a card nobody uses is a card nobody watches,
+        and issuers suspend them (``suspend``: each with reason ``dormant``, audited) until the
+        cardholder asks. Lists them with when each was last used (null: never)."""
+        dormant: list[dict[str, Any]] = []
+        offset = 0
+        while page := await self.store.list_cards("", CardState.ACTIVE.value, 1000, offset):
+            offset += len(page)
+            for card in page:
+                used = await self.store.last_used(card)
+                since = used if used is not None else (card.activated_at or card.created_at)
+                if since < unused_since:
+                    dormant.append({**card_view(card), "last_used": used})
+        if suspend:
+            for view in dormant:
+                view.update(await self.apply(view["card_id"], "suspend", reason="dormant"))
+        since_text = totals_module.iso_time(unused_since)
+        return {"unused_since": since_text, "suspended": suspend, "cards": dormant}

@@ -1,0 +1,110 @@
+"""PINs: set or reset from an encrypted PIN block, PIN mailers, unlocking the try counter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import (
+    ConflictError,
+    InvalidRequest,
+    Unavailable,
+)
+from authhost.admin.service.base import (
+    ServiceBase,
+    _new_private_file,
+)
+from authhost.admin.views import (
+    card_view,
+)
+from authhost.cards import lifecycle
+from authhost.cards import pin as pin_rules
+from authhost.security.errors import KeyNotFound, SecurityError
+
+
+class Pins(ServiceBase):
+    """PINs of the cards."""
+
+    async def set_pin(self, card_id: str, change: rq.PinChange) -> dict[str, Any]:
+        """Set or reset the PIN from an encrypted PIN block; only its PVV/offset is stored."""
+        card = await self._card(card_id)
+        if card.state in lifecycle.FINAL_STATES:
+            raise ConflictError(f"card {card_id} is {card.state.value}; no PIN can be set")
+        product = await self._product(card.product_id)
+        pan = await self._clear_pan(card_id)
+        try:
+            source = self.security.pin_source(change.ksn, change.acquirer_id)
+            reference = self.security.pin_reference(
+                bytes.fromhex(change.pin_block),
+                pan,
+                source,
+                card.pin_method,
+                product.pvk_name,
+                product.pvki,
+            )
+        except KeyNotFound as exc:  # the product names a key the key store lacks
+            raise Unavailable(str(exc)) from None
+        except SecurityError as exc:  # wrong key, tampered block, PIN unfit for the method
+            raise InvalidRequest(str(exc)) from None
+        finally:
+            del pan
+        action = "pin.reset" if card.pin_reference is not None else "pin.set"
+        return await self._update(card, pin_rules.with_pin_reference(card, reference), action)
+
+    async def generate_pins(self, card_ids: Sequence[str], out: Path, length: int = 4) -> int:
+        """New random PINs for cards (first PINs, or a PIN the cardholder forgot): each card
+        keeps only its PVV or offset, and ``out`` (a new file, owner-only) gets one line per
+        card for the PIN mailer printer: PAN, cardholder, the PIN block under the printer's key
+        (``security.pin_mailer_key``), that key's name and check value. A card's line is
+        written after its reference is stored; the PIN exists nowhere else. Audited per card
+        (``pin.generate``, never the block). Returns how many were written."""
+        cards = [await self._card(card_id) for card_id in dict.fromkeys(card_ids)]  # each once
+        for card in cards:
+            if card.state in lifecycle.FINAL_STATES:
+                raise ConflictError(f"card {card.card_id} is {card.state.value}; no PIN is made")
+        products = {c.product_id: await self._product(c.product_id) for c in cards}
+        written = 0
+        with _new_private_file(out) as file:
+            for card in cards:
+                product = products[card.product_id]
+                pan = await self._clear_pan(card.card_id)
+                try:
+                    issued = self.security.generate_pin(
+                        pan, card.pin_method, product.pvk_name, product.pvki, length
+                    )
+                except KeyNotFound as exc:
+                    raise Unavailable(str(exc)) from None
+                await self._update(
+                    card, pin_rules.with_pin_reference(card, issued.reference), "pin.generate"
+                )
+                record = {
+                    "card_id": card.card_id,
+                    "pan": pan,
+                    "cardholder_name": card.cardholder_name,
+                    "address_ref": card.address_ref,
+                    "pin_block": issued.pin_block.hex().upper(),
+                    "pin_block_format": f"ISO-{int(issued.block_format)}",
+                    "key": issued.key_name,
+                    "kcv": issued.key_kcv,
+                }
+                file.write(json.dumps(record) + "\n")
+                file.flush()
+                written += 1
+                del pan
+        return written
+
+    async def unlock_pin(self, card_id: str) -> dict[str, Any]:
+        card = await self._card(card_id)
+        if card.pin_tries == 0:
+            return card_view(card)
+        unlocked = pin_rules.unlock(card)
+        product = await self._product(card.product_id)
+        if product.imk_smi_name and "pin_unblock" not in card.chip_scripts:
+            # the chip counts wrong offline PINs too: its counter is reset at its next online
+            # request, or the card still refuses offline PIN at the till
+            unlocked = replace(unlocked, chip_scripts=(*card.chip_scripts, "pin_unblock"))
+        return await self._update(card, unlocked, "pin.unlock")

@@ -1,0 +1,136 @@
+"""A card's payment tokens (wallets, merchants' cards on file) and token requests.
+
+Tokens are registered, suspended, resumed and deleted by an operator, and a wallet's token
+request gets the issuer's answer (approved, authentication required or declined).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import (
+    ConflictError,
+    InvalidRequest,
+    NotFoundError,
+)
+from authhost.admin.service.base import (
+    ServiceBase,
+)
+from authhost.admin.views import (
+    card_view,
+)
+from authhost.cards.luhn import is_luhn_valid
+from authhost.cards.model import (
+    Card,
+)
+from authhost.cards.provisioning import TokenRequestFacts, decide_token_request
+from authhost.cards.tokens import (
+    PaymentToken,
+    TokenError,
+    TokenState,
+    add_token,
+    change_state,
+    wallet_of,
+)
+
+
+class PaymentTokens(ServiceBase):
+    """A card's payment tokens and token requests."""
+
+    async def add_token(self, card_id: str, spec: rq.NewToken) -> dict[str, Any]:
+        """Register a payment token the network issued for the card: wallet payments with it
+        (field 48 SE 33) are approved as the card's while it is active. Refused for a card that
+        cannot pay (final states, lost) and for a number that is not Luhn-valid. Audited."""
+        card = await self._changeable_card(card_id)
+        _, tokens = self._with_new_token(card, spec, TokenState.ACTIVE)
+        return await self._update(card, replace(card, tokens=tokens), "card.token_add")
+
+    def _with_new_token(
+        self, card: Card, spec: rq.NewToken, state: TokenState
+    ) -> tuple[PaymentToken, tuple[PaymentToken, ...]]:
+        """The token a request describes and the card's tokens with it: refused for a number
+        that fails its check digit or is the card's own (422), or one the card has (409)."""
+        if not is_luhn_valid(spec.token_pan):
+            raise InvalidRequest("the token number fails its check digit")
+        token_ref = self.security.pan_index(spec.token_pan)
+        if token_ref == card.pan_index:
+            raise InvalidRequest("a token is another number than the card's own")
+        now = self.clock()
+        try:
+            token = PaymentToken(
+                token_ref=token_ref,
+                last4=spec.token_pan[-4:],
+                requestor_id=spec.requestor_id,
+                wallet=wallet_of(spec.requestor_id, spec.wallet),
+                expiry=spec.expiry,
+                device=spec.device,
+                state=state,
+                created_at=now,
+                changed_at=now,
+            )
+            return token, add_token(card.tokens, token)
+        except TokenError as error:
+            raise ConflictError(str(error)) from None
+
+    async def token_request(self, spec: rq.TokenRequest) -> dict[str, Any]:
+        """The issuer's answer to a wallet's token request (``cards.provisioning``): approved
+        (the token is registered active), authentication_required (registered suspended,
+        until the cardholder's one-time code is verified: then set it active) or declined (no
+        token), with the reasons. Audited either way; the numbers are never kept or shown."""
+        card = await self.store.find_card(self.security.pan_index(spec.pan))
+        if card is None:
+            raise NotFoundError("no card with this PAN")
+        product = await self.store.get_product(card.product_id)
+        cvv2_matches = None
+        if spec.cvv2 and product is not None:
+            cvv2_matches = self.security.verify_card_value(
+                spec.pan, card.expiry, "000", spec.cvv2, product.cvk_name
+            )
+        now = self.clock()
+        answer = decide_token_request(
+            TokenRequestFacts(
+                card=card,
+                expiry_matches=spec.card_expiry == card.expiry,
+                cvv2_matches=cvv2_matches,
+                device_score=spec.device_score,
+                account_score=spec.account_score,
+                now=now,
+            )
+        )
+        result: dict[str, Any] = {
+            "decision": answer.decision.value,
+            "reasons": list(answer.reasons),
+            "card_id": card.card_id,
+            "token_ref": "",
+        }
+        state = answer.token_state
+        if state is None:  # the masked PAN too, for the cardholder's notification
+            audited = {**result, "pan": card.masked_pan}
+            await self.record_audit("card.token_request", card.card_id, None, audited)
+            return result
+        token, tokens = self._with_new_token(card, spec, state)
+        decided = {"decision": result["decision"], "reasons": result["reasons"]}
+        await self._update(
+            card, replace(card, tokens=tokens), "card.token_request", details=decided
+        )
+        return {**result, "token_ref": token.token_ref}
+
+    async def set_token_state(
+        self, card_id: str, token_ref: str, spec: rq.TokenChange
+    ) -> dict[str, Any]:
+        """Suspend, resume or delete one of the card's tokens (a lost phone, a wallet removed):
+        the next payment with it is decided by its new state. Allowed on a card in any state
+        (a closed card's tokens are deleted too). Audited, with the reason."""
+        card = await self._card(card_id)
+        try:
+            tokens = change_state(card.tokens, token_ref, TokenState(spec.state), self.clock())
+        except LookupError:
+            raise NotFoundError(f"card {card_id} has no token {token_ref}") from None
+        except TokenError as error:
+            raise ConflictError(str(error)) from None
+        if tokens is card.tokens:
+            return card_view(card)  # already in that state
+        action = f"card.token_{spec.state}"
+        return await self._update(card, replace(card, tokens=tokens), action, spec.reason)
