@@ -27,7 +27,7 @@ from authhost.admin import requests as rq
 from authhost.admin.demo import demo_export, is_demo_installation
 from authhost.cards.model import CardKind
 from authhost.cards.track2 import build_track2
-from authhost.cli.admin_commands import open_card_service
+from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
 

@@ -17,7 +17,7 @@ from authhost.admin import disputes as dispute_steps
 from authhost.admin.errors import InvalidRequest
 from authhost.admin.requests import DisputeOpen
 from authhost.admin.service import CardService
-from authhost.cli.admin_commands import open_card_service
+from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery

@@ -12,7 +12,7 @@ import typer
 
 from authhost.admin.clearing import ClearingFileError, post_presentments, read_presentments
 from authhost.admin.service import CardService
-from authhost.cli.admin_commands import ConfigOpt, StoreOpt, _config, _say, actor_name
+from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _say, actor_name
 from authhost.store.interface import StoreError
 
 clearing_app = typer.Typer(help="Clearing: the presentments that settle authorisations.")

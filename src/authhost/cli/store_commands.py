@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from authhost.cli.admin_commands import ConfigOpt, StoreOpt, _config, _say
+from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _say
 from authhost.store import sqlite_backup
 from authhost.store.interface import StoreError
 from authhost.store.opener import sqlite_path

@@ -1,0 +1,262 @@
+"""``authhost products`` and ``authhost accounts``: card products, accounts and their money."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from authhost.admin import requests as rq
+from authhost.admin.service import CardService
+from authhost.cards.model import CardKind, PinMethod
+from authhost.cli.admin_support import (
+    ConfigOpt,
+    DayOpt,
+    IdemOpt,
+    LimitOpt,
+    OffsetOpt,
+    SinceOpt,
+    StoreOpt,
+    UntilOpt,
+    _config,
+    _csv_file_rows,
+    _read_json,
+    _report_csv_rows,
+    _run,
+    _run_csv_rows,
+    _validated,
+)
+
+products = typer.Typer(help="Card products (BIN, kind, validity, limits, PIN method).")
+
+
+@products.command("list")
+def products_list(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """List card products."""
+    _run(_config(config, store), lambda s: s.list_products())
+
+
+@products.command("show")
+def products_show(product_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Show one product."""
+    _run(_config(config, store), lambda s: s.get_product(product_id))
+
+
+@products.command("update")
+def products_update(
+    product_id: str,
+    spec: Annotated[
+        Path, typer.Option("--json", help="the fields to change, as a JSON file (see API)")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Change a live product: name, limits, channels, blocked_mccs, blocked_countries,
+    validity_months, atc_jump_limit, cavv_key_name (each given field replaces the product's;
+    audited). A running server applies it from the next authorisation."""
+    change = _validated(rq.ProductChange, _read_json(spec))
+    _run(_config(config, store), lambda s: s.update_product(product_id, change))
+
+
+@products.command("create")
+def products_create(
+    issuer_id: Annotated[str, typer.Option(help="issuer (institution) id")] = "",
+    name: Annotated[str, typer.Option(help="product name")] = "",
+    bin: Annotated[str, typer.Option("--bin", help="6 or 8 digit BIN")] = "",  # noqa: A002
+    product_id: Annotated[str | None, typer.Option(help="id (default: generated)")] = None,
+    kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
+    currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
+    pan_length: Annotated[int, typer.Option(help="PAN length")] = 16,
+    validity_months: Annotated[int, typer.Option(help="validity of a new card")] = 36,
+    pin_method: Annotated[PinMethod, typer.Option(help="visa_pvv or ibm3624")] = (
+        PinMethod.VISA_PVV
+    ),
+    spec: Annotated[
+        Path | None, typer.Option("--json", help="full product as a JSON file (see API)")
+    ] = None,
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a product from options, or from a JSON file with every field (--json)."""
+    if spec is not None:
+        data = _read_json(spec)
+    else:
+        data = {
+            "product_id": product_id,
+            "issuer_id": issuer_id,
+            "name": name,
+            "bin": bin,
+            "kind": kind.value,
+            "currency": currency,
+            "pan_length": pan_length,
+            "validity_months": validity_months,
+            "pin_method": pin_method.value,
+        }
+    request = _validated(rq.NewProduct, data)
+    _run(
+        _config(config, store),
+        lambda s: s.create_product(request, idempotency_key=idempotency_key),
+    )
+
+
+accounts = typer.Typer(help="Accounts: funds, the bank's ledger balance, credit limits.")
+
+
+@accounts.command("list")
+def accounts_list(
+    limit: LimitOpt = 100, offset: OffsetOpt = 0, store: StoreOpt = None, config: ConfigOpt = None
+) -> None:
+    """List accounts."""
+    _run(_config(config, store), lambda s: s.list_accounts(limit=limit, offset=offset))
+
+
+@accounts.command("show")
+def accounts_show(account_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Show one account with its open-to-buy."""
+    _run(_config(config, store), lambda s: s.get_account(account_id))
+
+
+@accounts.command("create")
+def accounts_create(
+    account_id: Annotated[str | None, typer.Option(help="id (default: generated)")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
+    kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
+    balance: Annotated[int, typer.Option(help="opening funds, minor units")] = 0,
+    credit_limit: Annotated[int, typer.Option(help="credit accounts: limit, minor units")] = 0,
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Open an account."""
+    request = _validated(
+        rq.NewAccount,
+        {
+            "account_id": account_id,
+            "currency": currency,
+            "kind": kind.value,
+            "balance": balance,
+            "credit_limit": credit_limit,
+        },
+    )
+    _run(
+        _config(config, store),
+        lambda s: s.create_account(request, idempotency_key=idempotency_key),
+    )
+
+
+@accounts.command("fund")
+def accounts_fund(
+    account_id: str,
+    amount: Annotated[int, typer.Argument(help="minor units; negative takes funds off")],
+    reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Load funds (or, for credit accounts, record a payment); negative amounts take off, never
+    below what is available. With --idempotency-key the change is made once."""
+    request = _validated(rq.FundsChange, {"amount_minor": amount, "reason": reason})
+    _run(
+        _config(config, store),
+        lambda s: s.change_funds(account_id, request, idempotency_key=idempotency_key),
+    )
+
+
+@accounts.command("ledger-balance")
+def accounts_ledger_balance(
+    account_id: str,
+    balance: Annotated[int, typer.Argument(help="the bank's ledger balance, minor units")],
+    through: Annotated[
+        int, typer.Option(help="the journal id the ledger has every movement up to")
+    ],
+    reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the balance to the bank's ledger balance through a journal id, plus what the host
+    journalled after it (the movements feed's cursor the ledger has posted)."""
+    request = _validated(
+        rq.LedgerBalance,
+        {"ledger_balance_minor": balance, "through_journal_id": through, "reason": reason},
+    )
+    _run(_config(config, store), lambda s: s.sync_ledger(account_id, request))
+
+
+@accounts.command("ledger-file")
+def accounts_ledger_file(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: account_id,ledger_balance_minor,through_journal_id")
+    ],
+    results: Annotated[
+        Path | None, typer.Option(help="write line,account_id,balance,error per row to this CSV")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The bank's ledger balances, a row per account (optional column: reason): each
+    account's balance becomes its ledger balance plus what the host journalled after the
+    row's cursor. Bad rows are reported by line number and skipped; re-running is harmless."""
+    from authhost.admin.csv_rows import read_rows
+    from authhost.admin.ledger_file import LEDGER_COLUMNS, sync_ledger_rows
+
+    rows = _csv_file_rows(lambda: read_rows(file, LEDGER_COLUMNS))
+
+    async def sync(service: CardService, advance: Callable[[Any], None]) -> list[Any]:
+        return await sync_ledger_rows(service, rows, advance)
+
+    done = _run_csv_rows(file, len(rows), "synchronising", sync, _config(config, store))
+    _report_csv_rows(
+        file, done, "synchronised", results, ("line", "account_id", "balance", "error")
+    )
+
+
+@accounts.command("close")
+def accounts_close(
+    account_id: str,
+    reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Close an account: cancel every live card on it (62 from the next request), once it
+    holds nothing for pending authorisations, has no balance and no open dispute. Audited."""
+    _run(_config(config, store), lambda s: s.close_account(account_id, reason))
+
+
+@accounts.command("holds")
+def accounts_holds(account_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """The holds that keep the account's money from being spent, oldest first: each with the
+    authorisation behind it (card, merchant, approval code) and when it expires."""
+    _run(_config(config, store), lambda s: s.account_holds(account_id))
+
+
+@accounts.command("statement")
+def accounts_statement(
+    account_id: str,
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What moved the account's money in a day or period: every hold, posting, refund and
+    reversal with its card (masked), merchant and approval code, their sums, and the account
+    as it stands now."""
+    _run(
+        _config(config, store),
+        lambda s: s.account_statement(account_id, day=day, since=since, until=until),
+    )
+
+
+@accounts.command("credit-limit")
+def accounts_credit_limit(
+    account_id: str,
+    limit: Annotated[int, typer.Argument(help="new credit limit, minor units")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a credit account's limit."""
+    request = _validated(rq.CreditLimitChange, {"credit_limit": limit})
+    _run(_config(config, store), lambda s: s.set_credit_limit(account_id, request))

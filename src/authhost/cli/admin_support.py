@@ -1,0 +1,238 @@
+"""What the card management commands share: the store and service they open, how they print,
+their common options, and the run of an operator's CSV file with a progress bar.
+
+The commands work directly on the store named by ``--store`` (or the configuration), through the
+same ``CardService`` as the admin HTTP API, so a change made here is validated and audited
+exactly like one made over HTTP. The audit actor is ``cli:<login name>``. Output is JSON (one
+object, or a list) so it can be piped into ``jq``; errors go to stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import trio
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ServiceError, invalid_request
+from authhost.admin.service import CardService
+from authhost.config import Config, ConfigError, load_config
+from authhost.security.errors import SecurityError
+from authhost.store.interface import StoreError
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="store URL (default: [store] url of the configuration)"),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
+]
+# a report's period: a UTC day, or [since, until) in epoch seconds (admin.service._period)
+DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]
+SinceOpt = Annotated[float, typer.Option(help="or from this time, epoch seconds")]
+UntilOpt = Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")]
+IdemOpt = Annotated[
+    str,
+    typer.Option("--idempotency-key", help="repeat this request safely: same key, same result"),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=1000, help="rows to show")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="rows to skip")]
+
+err = Console(stderr=True)
+
+
+def _say(message: str) -> None:
+    """A message on stderr, unwrapped and without markup (paths and errors print as they are)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _config(config_file: Path | None, store: str | None, *, demo: bool = False) -> Config:
+    try:
+        config = load_config(config_file).replace("store", url=store)
+    except ConfigError as exc:
+        _say(f"authhost: configuration error: {exc}")
+        raise typer.Exit(2) from None
+    return config.replace("security", demo=True) if demo else config
+
+
+def actor_name() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@asynccontextmanager
+async def open_card_service(
+    config: Config, actor: str, *, pipeline: bool = False
+) -> AsyncIterator[CardService]:
+    """A CardService on the configured store and security module, closed on exit. With
+    ``pipeline``, on a whole runtime (rules, models) whose authorisation pipeline it posts
+    through, as the server's own admin API does (clearing, disputes)."""
+    from authhost.security.module import SecurityModule
+    from authhost.store import open_store
+
+    if pipeline:
+        from authhost.runtime import open_runtime
+
+        async with open_runtime(config) as runtime:
+            yield CardService(
+                runtime.store, runtime.security, actor, decide_many=runtime.handler.decide_many,
+                hold_days=config.auth.hold_days,
+            )  # fmt: skip
+        return
+
+    security = SecurityModule.open(config.security)
+    store = await open_store(config.store.url)
+    try:
+        yield CardService(store, security, actor, hold_days=config.auth.hold_days)
+    finally:
+        await store.close()
+
+
+def _run(
+    config: Config,
+    work: Callable[[CardService], Awaitable[Any]],
+    *,
+    show: bool = True,
+    pipeline: bool = False,
+) -> Any:
+    """Run ``work`` on a service (``pipeline``: one that posts through the authorisation
+    pipeline); print its result as JSON; turn errors into messages."""
+
+    async def main() -> Any:
+        async with open_card_service(config, actor_name(), pipeline=pipeline) as service:
+            return await work(service)
+
+    try:
+        result = trio.run(main)
+    except ServiceError as exc:
+        _say(f"error: {exc.message}")
+        raise typer.Exit(1) from None
+    except ValidationError as exc:
+        _say(f"error: {invalid_request(exc).message}")
+        raise typer.Exit(1) from None
+    except (OSError, ValueError, SecurityError, StoreError) as exc:  # store/key store problems
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    if show and result is not None:
+        typer.echo(json.dumps(result, indent=2))
+    return result
+
+
+def _validated(model: type[rq.BaseModel], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        _say(f"error: {invalid_request(exc).message}")
+        raise typer.Exit(1) from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        _say(f"error: {path}: {exc}")
+        raise typer.Exit(1) from None
+    if not isinstance(data, dict):
+        _say(f"error: {path}: expected a JSON object")
+        raise typer.Exit(1)
+    return data
+
+
+def _comma_list(text: str) -> list[str]:
+    """``"840, 124,"`` -> ``["840", "124"]``: an option's comma-separated values."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _csv_file_rows(read: Callable[[], list[Any]]) -> list[Any]:
+    """The rows of an operator's CSV file, or exit 1 with why the file cannot be used."""
+    from authhost.admin.csv_rows import CsvFileError
+
+    try:
+        return read()
+    except CsvFileError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _run_csv_rows(
+    file: Path,
+    total: int,
+    doing: str,
+    work: Callable[[CardService, Callable[[Any], None]], Awaitable[list[Any]]],
+    cfg: Config,
+) -> list[Any]:
+    """Run ``work`` over a file's rows with a progress bar counting rows done and failed."""
+    progress = Progress(
+        TextColumn(doing),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+    async def run(service: CardService) -> list[Any]:
+        with progress:
+            task = progress.add_task(doing, total=total, failed=0)
+            failed = 0
+
+            def advance(result: Any) -> None:
+                nonlocal failed
+                failed += 0 if result.ok else 1
+                progress.update(task, advance=1, failed=failed)
+
+            return await work(service, advance)
+
+    return _run(cfg, run, show=False)
+
+
+def _report_csv_rows(
+    file: Path, done: list[Any], verb: str, results: Path | None, columns: tuple[str, ...]
+) -> None:
+    """Each failed row by line, the counts, and every row's result to ``results`` (CSV);
+    exit 1 when a row failed."""
+    failed = [row for row in done if not row.ok]
+    for failure in failed:
+        _say(f"{file}:{failure.line}: {failure.error}")
+    _say(f"{len(done)} row(s): {len(done) - len(failed)} {verb}, {len(failed)} failed")
+    if results is not None:
+        import csv
+
+        with results.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in done:
+                writer.writerow([getattr(row, name) for name in columns])
+    if failed:
+        raise typer.Exit(1)
+
+
+def _check_named_or_all(card_ids: list[str] | None, all_created: bool) -> None:
+    if bool(card_ids) == all_created:
+        _say("error: name the cards, or give --all-created")
+        raise typer.Exit(1)
+
+
+async def _named_or_created(
+    service: CardService, card_ids: list[str] | None, all_created: bool, without_pin: bool = False
+) -> list[str]:
+    """The cards named, or with ``all_created`` every card at created (only those without a
+    PIN with ``without_pin``: a renewal keeps its PIN)."""
+    ids = list(card_ids or [])
+    if all_created:
+        offset = 0
+        while page := await service.list_cards(state="created", limit=1000, offset=offset):
+            ids += [c["card_id"] for c in page if not (without_pin and c["pin_set"])]
+            offset += len(page)
+    return ids

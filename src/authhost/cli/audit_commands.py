@@ -1,0 +1,65 @@
+"""``authhost audit`` and ``authhost lists``: the audit log, and the named lists rules read."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from authhost.admin import requests as rq
+from authhost.cli.admin_support import (
+    ConfigOpt,
+    LimitOpt,
+    StoreOpt,
+    _config,
+    _run,
+    _validated,
+)
+
+audit = typer.Typer(help="The audit log of changes (who, when, what, before/after).")
+
+
+@audit.command("list")
+def audit_list(
+    subject: Annotated[str, typer.Option(help="card, account, product or list id")] = "",
+    limit: LimitOpt = 100,
+    after_id: Annotated[int, typer.Option(help="entries after this audit id")] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Audit entries, oldest first."""
+    _run(
+        _config(config, store),
+        lambda s: s.audit(subject=subject, limit=limit, after_id=after_id),
+    )
+
+
+lists = typer.Typer(help="Named lists used by fraud rules (e.g. blocked merchants).")
+
+
+@lists.command("list")
+def lists_list(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Names of the lists."""
+    _run(_config(config, store), lambda s: s.list_names())
+
+
+@lists.command("show")
+def lists_show(name: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """One list's values."""
+    _run(_config(config, store), lambda s: s.get_list(name))
+
+
+@lists.command("put")
+def lists_put(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="one value per line ('-' for stdin)")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace a list with the values of a file."""
+    text = sys.stdin.read() if str(file) == "-" else file.read_text()
+    values = [line.strip() for line in text.splitlines() if line.strip()]
+    request = _validated(rq.ListValues, {"values": values})
+    _run(_config(config, store), lambda s: s.put_list(name, request))

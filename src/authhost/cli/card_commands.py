@@ -1,0 +1,319 @@
+"""``authhost cards``: issue, show and find cards, their lifecycle, and what is set on them
+(limits, controls, chip scripts, travel notices, tokens, stop payments)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from authhost.admin import requests as rq
+from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
+from authhost.cli.admin_support import (
+    ConfigOpt,
+    IdemOpt,
+    LimitOpt,
+    OffsetOpt,
+    StoreOpt,
+    _comma_list,
+    _config,
+    _run,
+    _validated,
+)
+
+cards = typer.Typer(help="Cards: issue, personalise, lifecycle, bureau export, bulk issue.")
+
+
+@cards.command("list")
+def cards_list(
+    account_id: Annotated[str, typer.Option(help="only this account's cards")] = "",
+    state: Annotated[str, typer.Option(help="only cards in this state")] = "",
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List cards (masked PANs)."""
+    _run(
+        _config(config, store),
+        lambda s: s.list_cards(account_id=account_id, state=state, limit=limit, offset=offset),
+    )
+
+
+@cards.command("show")
+def cards_show(card_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Show one card, with when it was last used (last_used, epoch seconds; null: never)."""
+    _run(_config(config, store), lambda s: s.show_card(card_id))
+
+
+@cards.command("find")
+def cards_find(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Find a card by PAN. The PAN is read from a hidden prompt (or stdin), never an argument,
+    so it stays out of shell history and process lists."""
+    interactive = sys.stdin.isatty()
+    pan = typer.prompt("PAN", hide_input=True) if interactive else sys.stdin.readline()
+    request = _validated(rq.CardSearch, {"pan": pan.strip()})
+    _run(_config(config, store), lambda s: s.find_card(request.pan))
+
+
+@cards.command("issue")
+def cards_issue(
+    product_id: Annotated[str, typer.Option(help="product to issue on")],
+    account_id: Annotated[str, typer.Option(help="account the card draws on")],
+    cardholder_name: Annotated[str, typer.Option(help="name as embossed")] = "",
+    address_ref: Annotated[str, typer.Option(help="delivery address reference")] = "",
+    idempotency_key: IdemOpt = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Produce a card (state created); the answer shows the masked PAN only."""
+    request = _validated(
+        rq.IssueCard,
+        {
+            "product_id": product_id,
+            "account_id": account_id,
+            "cardholder_name": cardholder_name,
+            "address_ref": address_ref,
+        },
+    )
+    _run(_config(config, store), lambda s: s.issue_card(request, idempotency_key=idempotency_key))
+
+
+@cards.command("personalise")
+def cards_personalise(
+    card_id: str,
+    cardholder_name: Annotated[str | None, typer.Option(help="name as embossed")] = None,
+    account_id: Annotated[str | None, typer.Option(help="link to another account")] = None,
+    address_ref: Annotated[str | None, typer.Option(help="delivery address reference")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the cardholder name, the account link or the delivery address reference."""
+    request = _validated(
+        rq.Personalise,
+        {"cardholder_name": cardholder_name, "account_id": account_id, "address_ref": address_ref},
+    )
+    _run(_config(config, store), lambda s: s.personalise(card_id, request))
+
+
+Amount = Annotated[int | None, typer.Option(min=0, help="minor units")]
+Count = Annotated[int | None, typer.Option(min=0, help="transactions")]
+
+
+@cards.command("limits")
+def cards_limits(
+    card_id: str,
+    per_transaction: Amount = None,
+    daily_amount: Amount = None,
+    daily_count: Count = None,
+    monthly_amount: Amount = None,
+    monthly_count: Count = None,
+    atm_per_transaction: Amount = None,
+    atm_daily_amount: Amount = None,
+    atm_daily_count: Count = None,
+    max_balance: Amount = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the card's own limits (they beat the product's); no option removes them all.
+    --max-balance: the most a debit or prepaid account may hold after a transfer to the card."""
+    request = _validated(
+        rq.LimitsSpec,
+        {
+            "per_transaction": per_transaction,
+            "daily_amount": daily_amount,
+            "daily_count": daily_count,
+            "monthly_amount": monthly_amount,
+            "monthly_count": monthly_count,
+            "atm_per_transaction": atm_per_transaction,
+            "atm_daily_amount": atm_daily_amount,
+            "atm_daily_count": atm_daily_count,
+            "max_balance": max_balance,
+        },
+    )
+    _run(_config(config, store), lambda s: s.set_card_limits(card_id, request))
+
+
+def _lifecycle_command(action: str, summary: str) -> None:
+    def command(
+        card_id: str,
+        reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+        store: StoreOpt = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        _run(_config(config, store), lambda s: s.apply(card_id, action, reason=reason))
+
+    command.__doc__ = summary + "."
+    cards.command(action)(command)
+
+
+for _action, _summary in LIFECYCLE_ACTIONS.items():
+    _lifecycle_command(_action, _summary)
+
+
+@cards.command("controls")
+def cards_controls(
+    card_id: str,
+    block_channels: Annotated[
+        str, typer.Option(help="channels to switch off: pos,atm,ecommerce,contactless,moto")
+    ] = "",
+    block_mccs: Annotated[str, typer.Option(help="merchant categories, e.g. 7995,5967")] = "",
+    block_countries: Annotated[str, typer.Option(help="ISO 3166 numeric, e.g. 643")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Switch channels, merchant categories or countries off on one card (all of the card's
+    controls: no option switches everything back on); declined 57 from the next request."""
+    spec = _validated(
+        rq.CardControlsSpec,
+        {"blocked_channels": _comma_list(block_channels), "blocked_mccs": _comma_list(block_mccs),
+         "blocked_countries": _comma_list(block_countries)},
+    )  # fmt: skip
+    _run(_config(config, store), lambda s: s.set_card_controls(card_id, spec))
+
+
+@cards.command("chip-scripts")
+def cards_chip_scripts(
+    card_id: str,
+    commands: Annotated[
+        str,
+        typer.Argument(
+            help="application_block, application_unblock, pin_unblock (comma list); empty: "
+            "withdraw what is waiting"
+        ),
+    ] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Queue issuer script commands for the card's chip: they go in field 55 of the answer to
+    its next online chip request (needs a product with imk_smi_name)."""
+    spec = _validated(rq.ChipScriptsSpec, {"commands": _comma_list(commands)})
+    _run(_config(config, store), lambda s: s.set_chip_scripts(card_id, spec))
+
+
+@cards.command("travel")
+def cards_travel(
+    card_id: str,
+    countries: Annotated[
+        str, typer.Option(help="ISO 3166 numeric codes, comma separated (e.g. 840,124)")
+    ] = "",
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC)")] = "",
+    end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (UTC)")] = "",
+    clear: Annotated[bool, typer.Option(help="remove every travel notice of the card")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Add a travel notice to the card (the cardholder's trip: countries and days), or --clear
+    them; notices already over are dropped. Rules read card.travel_notice."""
+    settings = _config(config, store)
+
+    async def travel(service: CardService) -> dict[str, Any]:
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        kept = [] if clear else [
+            n for n in (await service.get_card(card_id))["travel_notices"] if n["end"] >= today
+        ]  # fmt: skip
+        if not clear:
+            kept.append({"countries": _comma_list(countries), "start": start, "end": end})
+        return await service.set_travel_notices(
+            card_id, _validated(rq.TravelNotices, {"notices": kept})
+        )
+
+    _run(settings, travel)
+
+
+@cards.command("token-add")
+def cards_token_add(
+    card_id: str,
+    requestor_id: Annotated[str, typer.Option(help="token requestor ID (11 digits)")],
+    expiry: Annotated[str, typer.Option(help="the token's expiry, YYMM")] = "",
+    wallet: Annotated[
+        str,
+        typer.Option(
+            help="apple_pay, google_pay, samsung_pay, merchant, other (default: by requestor ID)"
+        ),
+    ] = "",
+    device: Annotated[str, typer.Option(help="what it runs on (phone, watch...)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register a payment token the network issued for the card. The token number is read
+    from a hidden prompt (or stdin), never an argument; only its keyed index and last four
+    digits are kept."""
+    interactive = sys.stdin.isatty()
+    number = typer.prompt("token number", hide_input=True) if interactive else sys.stdin.readline()
+    spec = _validated(
+        rq.NewToken,
+        {
+            "token_pan": number.strip(),
+            "requestor_id": requestor_id,
+            "expiry": expiry,
+            "wallet": wallet,
+            "device": device,
+        },
+    )
+    _run(_config(config, store), lambda s: s.add_token(card_id, spec))
+
+
+@cards.command("wallet-events")
+def cards_wallet_events(
+    after_id: Annotated[int, typer.Option(min=0, help="the last audit id already read")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="events at most")] = 1000,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The token events after an audit id, in order, for the notification service: cards
+    added to wallets (or asked for), tokens activated, suspended, deleted; ask again with
+    next_after_id."""
+    _run(_config(config, store), lambda s: s.wallet_events(after_id, limit))
+
+
+@cards.command("token-state")
+def cards_token_state(
+    card_id: str,
+    token_ref: Annotated[str, typer.Argument(help="the token's token_ref (cards show)")],
+    state: Annotated[str, typer.Option(help="active, suspended or deleted (final)")],
+    reason: Annotated[str, typer.Option(help="why, for the audit log")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Suspend (a lost phone), resume or delete one of the card's payment tokens."""
+    spec = _validated(rq.TokenChange, {"state": state, "reason": reason})
+    _run(_config(config, store), lambda s: s.set_token_state(card_id, token_ref, spec))
+
+
+@cards.command("stop-payments")
+def cards_stop_payments(
+    card_id: str,
+    merchant: Annotated[
+        list[str] | None,
+        typer.Option(help="a merchant id (field 42) whose recurring charges to stop; repeat"),
+    ] = None,
+    all_merchants: Annotated[
+        bool, typer.Option("--all-merchants", help="stop every merchant's recurring charges")
+    ] = False,
+    until: Annotated[str, typer.Option(help="last day in force, YYYY-MM-DD (UTC)")] = "",
+    withdraw: Annotated[
+        list[str] | None,
+        typer.Option(help="a merchant id whose stop to withdraw (* for --all-merchants)"),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Stop a merchant's recurring charges on the card (the cardholder cancelled a
+    subscription that keeps charging): its merchant-initiated requests are declined R1, or R3
+    with --all-merchants; stops already in place are kept unless withdrawn."""
+    settings = _config(config, store)
+
+    async def stop(service: CardService) -> dict[str, Any]:
+        gone = set(withdraw or [])
+        kept = [x for x in (await service.get_card(card_id))["stop_payments"]
+                if x["merchant_id"] not in gone]  # fmt: skip
+        added = [*(merchant or []), *(["*"] if all_merchants else [])]
+        kept += [{"merchant_id": m, "until": until} for m in added]
+        return await service.set_stop_payments(
+            card_id, _validated(rq.StopPayments, {"stops": kept})
+        )
+
+    _run(settings, stop)

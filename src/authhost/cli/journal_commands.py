@@ -1,0 +1,299 @@
+"""``authhost journal``: a card's history, exports for analysts, explanations, reviews and
+fraud reports, the feeds, totals and retention; ``authhost models compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from authhost.admin import requests as rq
+from authhost.admin.service import CardService
+from authhost.cli.admin_support import (
+    ConfigOpt,
+    DayOpt,
+    LimitOpt,
+    SinceOpt,
+    StoreOpt,
+    UntilOpt,
+    _config,
+    _run,
+    _say,
+    _validated,
+)
+
+journal = typer.Typer(help="The authorisation journal: per card, or exported for analysts.")
+
+
+@journal.command("show")
+def journal_show(
+    card_id: str,
+    limit: LimitOpt = 100,
+    after_id: Annotated[int, typer.Option(help="entries after this journal id")] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A card's authorisation history (masked)."""
+    _run(_config(config, store), lambda s: s.card_journal(card_id, limit=limit, after_id=after_id))
+
+
+@journal.command("export")
+def journal_export(
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    card_id: Annotated[str, typer.Option(help="only this card")] = "",
+    account_id: Annotated[str, typer.Option(help="only this account")] = "",
+    merchant_id: Annotated[str, typer.Option(help="only this merchant (field 42)")] = "",
+    since: Annotated[float, typer.Option(help="epoch seconds, inclusive")] = 0.0,
+    until: Annotated[float, typer.Option(help="epoch seconds, exclusive")] = float("inf"),
+    labels: Annotated[
+        bool, typer.Option(help="add a label column from the fraud reports (1 = fraud)")
+    ] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export the journal (columns = JOURNAL_COLUMNS) as CSV or Parquet.
+
+    With --labels, a `label` column (1 for an entry reported as fraud, else 0) makes the file
+    what `authhost train --data` and `authhost backtest --data` read."""
+    from authhost.admin.journal_export import FORMATS, export_journal
+    from authhost.store.interface import JournalQuery
+
+    if fmt not in FORMATS:
+        _say(f"error: --format must be one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    query = JournalQuery(
+        card_id=card_id, account_id=account_id, merchant_id=merchant_id, since=since, until=until
+    )
+    count = _run(
+        _config(config, store),
+        lambda s: export_journal(s.store, query, fmt, out, labels=labels),
+        show=False,
+    )
+    _say(f"wrote {count} journal entries to {out}")
+
+
+@journal.command("report-fraud")
+def journal_report_fraud(
+    card_id: Annotated[str, typer.Argument(help="the card")],
+    journal_id: Annotated[int, typer.Argument(help="its journal entry (journal show)")],
+    source: Annotated[str, typer.Option(help="chargeback, cardholder or analyst")],
+    genuine: Annotated[bool, typer.Option(help="the transaction was genuine after all")] = False,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Report a journalled transaction as fraud (or --genuine): the label the journal export
+    gives training and backtests (audited)."""
+    spec = _validated(rq.FraudReportSpec, {"fraud": not genuine, "source": source, "note": note})
+    _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
+
+
+@journal.command("explain")
+def journal_explain(
+    card_id: str,
+    journal_id: int,
+    model: Annotated[
+        str, typer.Option(help="an artifact of the models directory (default: the champion)")
+    ] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Why one of the card's transactions scored what it did: its features as the server
+    computed them (the card's 30 days before it, replayed; and the merchant's last hour for a
+    model that reads it), the model's score and the features that pushed it up most."""
+    settings = _config(config, store)
+
+    async def explain(service: CardService) -> dict[str, Any]:
+        service.models_dir = settings.models.dir
+        return await service.explain_entry(card_id, journal_id, model)
+
+    _run(settings, explain)
+
+
+@journal.command("explain-rules")
+def journal_explain_rules(
+    card_id: str,
+    journal_id: int,
+    rules: Annotated[Path | None, typer.Option(help="a rules file (default: [rules] file)")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What each rule makes of one of the card's transactions: matched or not, the values of
+    the variables it reads (its context as the server had it, replayed), the set's outcome in
+    priority order, and what the journal recorded. Try a new rules file on a past case with
+    --rules."""
+    settings = _config(config, store)
+
+    async def explain(service: CardService) -> dict[str, Any]:
+        service.rules_file, service.lists_dir = settings.rules.file, settings.rules.lists_dir
+        return await service.explain_rules(card_id, journal_id, rules or "")
+
+    _run(settings, explain)
+
+
+@journal.command("fraud-reports")
+def journal_fraud_reports(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    after_id: Annotated[int, typer.Option(min=0)] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The fraud reports (verdicts on journal entries), in journal order."""
+    _run(_config(config, store), lambda s: s.fraud_reports(limit=limit, after_id=after_id))
+
+
+@journal.command("reviews")
+def journal_reviews(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="also the ones with a verdict already")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    after_id: Annotated[int, typer.Option(min=0)] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The review queue: transactions the rules flagged for review, oldest first, with their
+    verdict so far (record one with report-fraud)."""
+    _run(
+        _config(config, store),
+        lambda s: s.review_queue(limit=limit, after_id=after_id, open_only=not show_all),
+    )
+
+
+@journal.command("acceptors")
+def journal_acceptors(
+    by: Annotated[
+        str, typer.Option(help="the counter to rank by, e.g. failed_cvv_10m, distinct_cards_1h")
+    ] = "failed_cvv_10m",
+    terminals: Annotated[bool, typer.Option(help="terminals instead of merchants")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The merchants (or terminals) with the most of one counter now, over every card: where
+    card testing is going on. The counters are the ones rules read as merchant.* and
+    terminal.*, counted from the last hour of the journal."""
+    _run(
+        _config(config, store),
+        lambda s: s.busiest_acceptors(by=by, terminals=terminals, limit=limit),
+    )
+
+
+@journal.command("movements")
+def journal_movements(
+    after_id: Annotated[int, typer.Option(min=0, help="the last journal id already posted")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="movements at most")] = 1000,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The money movements after a journal id, in order, for the core banking ledger (entries
+    2 s old and older); ask again with next_after_id."""
+    _run(_config(config, store), lambda s: s.money_movements(after_id, limit))
+
+
+@journal.command("alerts")
+def journal_alerts(
+    after_id: Annotated[int, typer.Option(min=0, help="the last journal id already read")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="alerts at most")] = 1000,
+    amount_minor: Annotated[
+        int, typer.Option(min=0, help="also approvals at or above this amount (0: not)")
+    ] = 0,
+    card_not_present: Annotated[
+        bool, typer.Option("--card-not-present", help="also approvals without the card")
+    ] = False,
+    abroad: Annotated[bool, typer.Option("--abroad", help="also approvals abroad")] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The cardholder alerts after a journal id, in order, for the notification service:
+    suspected fraud declined, a lost or stolen card used, the PIN locked, money received, and
+    the approvals asked for; ask again with next_after_id."""
+    _run(
+        _config(config, store),
+        lambda s: s.cardholder_alerts(
+            after_id,
+            limit,
+            amount_minor=amount_minor,
+            card_not_present=card_not_present,
+            abroad=abroad,
+        ),  # fmt: skip
+    )
+
+
+@journal.command("find")
+def journal_find(
+    rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What was answered for a transaction a switch or an acquirer asks about: the journal
+    entries of a day or period with its retrieval reference number (field 37)."""
+    _run(
+        _config(config, store),
+        lambda s: s.find_entries(rrn=rrn, day=day, since=since, until=until),
+    )
+
+
+@journal.command("totals")
+def journal_totals(
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A day's (or a period's) totals for reconciliation with the networks' settlement: holds
+    placed, amounts posted, refunds credited and reversals released per currency and per
+    acquirer (field 32), the net owed for postings, and declines by response code."""
+    _run(
+        _config(config, store),
+        lambda s: s.journal_totals(day=day, since=since, until=until),
+    )
+
+
+def models_compare(
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    champion_threshold: Annotated[
+        int | None, typer.Option(min=0, max=999, help="default: the champion artifact's")
+    ] = None,
+    challenger_threshold: Annotated[
+        int | None, typer.Option(min=0, max=999, help="default: the challenger artifact's")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The champion against the challenger over the requests both scored in a period: alerts
+    at each one's threshold, the reported frauds each catches and for how much, how often they
+    agree, and the frauds only one of them catches. Read it before promoting a challenger."""
+    settings = _config(config, store)
+
+    async def compare(service: CardService) -> dict[str, Any]:
+        service.models_dir = settings.models.dir
+        return await service.compare_models(
+            day=day, since=since, until=until, champion_threshold=champion_threshold,
+            challenger_threshold=challenger_threshold,
+        )  # fmt: skip
+
+    _run(settings, compare)
+
+
+@journal.command("prune")
+def journal_prune(
+    keep_days: Annotated[
+        int, typer.Option(help="keep this many days of journal (at least 35); delete the rest")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete journal entries, and holds that hold nothing, older than --keep-days (audited).
+
+    Export first what the bank's retention policy keeps elsewhere (`journal export --until`).
+    """
+    _run(_config(config, store), lambda s: s.prune_journal(keep_days))
