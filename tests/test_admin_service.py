@@ -266,8 +266,20 @@ async def test_funds_and_credit_limits(store_args):
         with pytest.raises(ConflictError, match="1500 available"):
             await service.change_funds("d", rq.FundsChange(amount_minor=-2_000))
         assert (await service.get_account("d"))["balance"] == 1_500
-        with pytest.raises(InvalidRequest, match="not credit"):
-            await service.set_credit_limit("d", rq.CreditLimitChange(credit_limit=5))
+        # a debit account's limit is its arranged overdraft: the balance may go below zero
+        overdraft = await service.set_credit_limit("d", rq.CreditLimitChange(credit_limit=700))
+        assert overdraft["open_to_buy"] == 2_200
+        below = await service.change_funds("d", rq.FundsChange(amount_minor=-2_000))
+        assert below["balance"] == -500 and below["open_to_buy"] == 200
+        with pytest.raises(ConflictError, match="200 available"):
+            await service.change_funds("d", rq.FundsChange(amount_minor=-201))
+        await service.create_account(rq.NewAccount(account_id="p", kind="prepaid", balance=50))
+        with pytest.raises(InvalidRequest, match="prepaid"):
+            await service.set_credit_limit("p", rq.CreditLimitChange(credit_limit=5))
+        with pytest.raises(InvalidRequest, match="prepaid"):
+            await service.create_account(
+                rq.NewAccount(account_id="p2", kind="prepaid", credit_limit=5)
+            )
 
         await service.create_account(rq.NewAccount(account_id="c", kind="credit", credit_limit=900))
         await service.change_funds("c", rq.FundsChange(amount_minor=-300))  # a fee: debt grows

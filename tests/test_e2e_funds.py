@@ -67,3 +67,33 @@ async def test_a_resent_load_moves_money_once_and_a_take_off_spares_the_holds(
     )  # fmt: skip
     assert code == 0 and again == out  # the first answer, nothing moved
     assert (await switch.send(purchase(visa, amount=1)))["39"] == "51"
+
+
+async def test_a_debit_account_spends_into_its_arranged_overdraft_and_no_further(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    account = f"/v1/accounts/{visa['account']}"
+    now = (await call(port, "GET", account)).json
+    paid_out = await call(
+        port, "POST", f"{account}/funds", payload={"amount_minor": 300 - now["balance"]}
+    )
+    assert paid_out.json["open_to_buy"] == 300  # 3.00 left, no overdraft
+    assert (await switch.send(purchase(visa, amount=1_000)))["39"] == "51"
+
+    arranged = await call(port, "PUT", f"{account}/credit-limit", payload={"credit_limit": 5_000})
+    assert arranged.status == 200 and arranged.json["open_to_buy"] == 5_300
+    assert (await switch.send(purchase(visa, amount=1_000, t="0200")))["39"] == "00"
+    after = (await call(port, "GET", account)).json
+    assert (after["balance"], after["open_to_buy"]) == (-700, 4_300)  # overdrawn by 7.00
+    inquiry = await switch.send(purchase(visa, amount=0, **{"3": "310000"}))
+    assert inquiry["39"] == "00" and "C000000004300" in inquiry["54"]  # available: 43.00
+    assert (await switch.send(purchase(visa, amount=4_301)))["39"] == "51"
+    assert (await switch.send(purchase(visa, amount=4_300)))["39"] == "00"  # to the limit
+
+    withdrawn = await call(port, "PUT", f"{account}/credit-limit", payload={"credit_limit": 0})
+    assert withdrawn.json["open_to_buy"] == -700 - 4_300  # what is owed: nothing to spend
+    assert (await switch.send(purchase(visa, amount=1)))["39"] == "51"

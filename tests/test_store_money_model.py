@@ -38,7 +38,7 @@ class Model:
     def open_to_buy(self) -> int:
         if self.kind is CardKind.CREDIT:
             return self.credit_limit - self.balance - self.holds
-        return self.balance - self.holds
+        return self.balance + self.credit_limit - self.holds
 
     def spend(self, amount: int) -> int:
         return amount if self.kind is CardKind.CREDIT else -amount

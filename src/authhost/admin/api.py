@@ -579,7 +579,7 @@ def _routes() -> list[Route]:
             "PUT",
             "/v1/accounts/{account_id}/credit-limit",
             _set_credit_limit,
-            "Set a credit account's limit",
+            "Set a credit account's limit, or a debit account's arranged overdraft",
             write=True,
             body=rq.CreditLimitChange,
             tag="accounts",

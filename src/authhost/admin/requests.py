@@ -178,7 +178,8 @@ class ProductChange(_Request):
 
 
 class NewAccount(_Request):
-    """An account; ``balance`` is the opening funds (debit/prepaid) in minor units."""
+    """An account; ``balance`` is the opening funds (debit/prepaid) in minor units,
+    ``credit_limit`` a credit account's limit or a debit account's arranged overdraft."""
 
     account_id: Identifier | None = None
     currency: Digits3 = "978"

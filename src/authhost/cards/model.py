@@ -137,9 +137,10 @@ class Product:
 class Account:
     """Funds behind one or more cards.
 
-    For debit and prepaid, ``balance`` is the money on the account (positive = funds).
-    For credit, ``balance`` is what is owed (positive = debt) and ``credit_limit`` bounds it.
-    ``holds`` is the sum of open authorisation holds.
+    For debit and prepaid, ``balance`` is the money on the account (positive = funds), and on a
+    debit account ``credit_limit`` is the arranged overdraft (how far below zero it may go; a
+    prepaid account has none). For credit, ``balance`` is what is owed (positive = debt) and
+    ``credit_limit`` bounds it. ``holds`` is the sum of open authorisation holds.
     """
 
     account_id: str
@@ -152,10 +153,11 @@ class Account:
 
     @property
     def open_to_buy(self) -> int:
-        """What may still be spent: limit - balance - holds (credit) or balance - holds."""
+        """What may still be spent: limit - balance - holds (credit), balance + overdraft -
+        holds (debit and prepaid, whose overdraft is 0)."""
         if self.kind is CardKind.CREDIT:
             return self.credit_limit - self.balance - self.holds
-        return self.balance - self.holds
+        return self.balance + self.credit_limit - self.holds
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,7 @@ def accounts_create(
     currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
     kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
     balance: Annotated[int, typer.Option(help="opening funds, minor units")] = 0,
-    credit_limit: Annotated[int, typer.Option(help="credit accounts: limit, minor units")] = 0,
+    credit_limit: Annotated[int, typer.Option(help="credit: the limit; debit: the arranged overdraft (minor units)")] = 0,
     idempotency_key: IdemOpt = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -253,10 +253,10 @@ def accounts_statement(
 @accounts.command("credit-limit")
 def accounts_credit_limit(
     account_id: str,
-    limit: Annotated[int, typer.Argument(help="new credit limit, minor units")],
+    limit: Annotated[int, typer.Argument(help="new limit or overdraft, minor units")],
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Set a credit account's limit."""
+    """Set a credit account's limit, or a debit account's arranged overdraft."""
     request = _validated(rq.CreditLimitChange, {"credit_limit": limit})
     _run(_config(config, store), lambda s: s.set_credit_limit(account_id, request))

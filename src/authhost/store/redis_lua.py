@@ -252,7 +252,7 @@ if kind ~= '' then
   local f = redis.call('HMGET', KEYS[1], 'kind', 'balance', 'credit_limit', 'holds')
   local credit = f[1] == 'credit'
   local balance, limit, held = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
-  local otb = balance - held
+  local otb = balance + limit - held  -- a debit account's limit: its arranged overdraft
   if credit then otb = limit - balance - held end
   local spend = -amount
   if credit then spend = amount end
@@ -527,7 +527,7 @@ local lowers, open_to_buy
 if a[1] == 'credit' then
   lowers, open_to_buy = delta > 0, tonumber(a[3]) - balance - tonumber(a[4])
 else
-  lowers, open_to_buy = delta < 0, balance - tonumber(a[4])
+  lowers, open_to_buy = delta < 0, balance + tonumber(a[3]) - tonumber(a[4])
 end
 if lowers and open_to_buy < 0 then return {3} end
 redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])

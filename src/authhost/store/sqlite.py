@@ -192,7 +192,7 @@ UPDATE accounts SET
   balance = balance + CASE kind WHEN 'credit' THEN :spend ELSE -:spend END,
   version = version + 1
 WHERE account_id = :account AND (:check = 0 OR :amount <= CASE kind
-  WHEN 'credit' THEN credit_limit - balance - holds ELSE balance - holds END)
+  WHEN 'credit' THEN credit_limit - balance - holds ELSE balance + credit_limit - holds END)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
 
@@ -204,7 +204,7 @@ UPDATE accounts SET balance = balance + :delta, version = version + 1
 WHERE account_id = :account AND (
   CASE kind WHEN 'credit' THEN :delta <= 0 ELSE :delta >= 0 END
   OR CASE kind WHEN 'credit' THEN credit_limit - balance - :delta - holds
-     ELSE balance + :delta - holds END >= 0)
+     ELSE balance + :delta + credit_limit - holds END >= 0)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
 

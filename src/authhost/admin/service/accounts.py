@@ -153,8 +153,8 @@ class ProductsAndAccounts(ServiceBase):
         self, spec: rq.NewAccount, *, idempotency_key: str = ""
     ) -> dict[str, Any]:
         async def create() -> dict[str, Any]:
-            if spec.kind is not CardKind.CREDIT and spec.credit_limit:
-                raise InvalidRequest("credit_limit applies to credit accounts only")
+            if spec.kind is CardKind.PREPAID and spec.credit_limit:
+                raise InvalidRequest("a prepaid account has no credit limit or overdraft")
             account = Account(
                 account_id=spec.account_id or _new_id("acc"),
                 currency=spec.currency,
@@ -293,9 +293,11 @@ class ProductsAndAccounts(ServiceBase):
     async def set_credit_limit(
         self, account_id: str, change: rq.CreditLimitChange
     ) -> dict[str, Any]:
+        """A credit account's limit, or a debit account's arranged overdraft (how far below
+        zero its balance may go); a prepaid account spends only what was loaded."""
         before = await self._account(account_id)
-        if before.kind is not CardKind.CREDIT:
-            raise InvalidRequest(f"account {account_id} is {before.kind.value}, not credit")
+        if before.kind is CardKind.PREPAID:
+            raise InvalidRequest(f"account {account_id} is prepaid: no credit limit or overdraft")
         after = await self.store.set_credit_limit(account_id, change.credit_limit)
         view = account_view(after)
         await self.record_audit("account.credit_limit", account_id, account_view(before), view)
