@@ -125,7 +125,9 @@ def accounts_create(
     currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
     kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
     balance: Annotated[int, typer.Option(help="opening funds, minor units")] = 0,
-    credit_limit: Annotated[int, typer.Option(help="credit: the limit; debit: the arranged overdraft (minor units)")] = 0,
+    credit_limit: Annotated[
+        int, typer.Option(help="credit: the limit; debit: the arranged overdraft (minor units)")
+    ] = 0,
     idempotency_key: IdemOpt = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
