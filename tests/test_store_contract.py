@@ -644,6 +644,21 @@ async def test_a_ledger_sync_adds_what_the_entries_after_its_cursor_moved(store)
     assert (await store.get_account("acc-1")).balance == 14_000  # refusals changed nothing
 
 
+async def test_a_ledger_sync_refuses_a_cursor_too_far_behind(store):
+    """A sync adds up the entries after its cursor in one atomic step: past a bound it is
+    refused (the bound made small here), and nothing changes."""
+    card, _ = await seeded(store, balance=10_000)
+    for n in range(1, 5):
+        await store.commit(hold(card, n, 100, MoneyMove.POST))
+    store.ledger_max_after = 3
+    with pytest.raises(LedgerRefused, match="more than 3 journal entries after 0"):
+        await store.sync_ledger("acc-1", 0, 0, NOW)
+    assert (await store.get_account("acc-1")).balance == 9_600
+    first = min(e.journal_id for e in await store.journal(JournalQuery(card_id=card.card_id)))
+    synced = await store.sync_ledger("acc-1", 9_000, first, NOW)
+    assert (synced.entries_after, synced.account.balance) == (3, 8_700)
+
+
 async def test_a_ledger_sync_refuses_a_cursor_retention_has_pruned_past(store):
     card, _ = await seeded(store, balance=10_000)
     old = await store.commit(hold(card, 1, 700, MoneyMove.POST))

@@ -258,12 +258,28 @@ class LedgerRefused(Conflict):
     balance effect)."""
 
 
+# A ledger sync adds up the account's entries after its cursor in one atomic step: a ledger
+# this far behind (more entries than a busy account makes in weeks) syncs through a later one
+LEDGER_MAX_AFTER = 100_000
+
+
 def ledger_refusal(
-    through_id: int, applied: int | None, pruned: int | None, unknown: int | None
+    through_id: int,
+    applied: int | None,
+    pruned: int | None,
+    unknown: int | None,
+    entries_after: int = 0,
+    most_after: int = LEDGER_MAX_AFTER,
 ) -> str:
-    """Why a ledger sync through ``through_id`` would set a wrong balance ("" if it would
-    not): ``applied`` the cursor of the account's last sync, ``pruned`` the newest journal id
-    retention deleted, ``unknown`` the first entry after the cursor without its effect."""
+    """Why a ledger sync through ``through_id`` would set a wrong balance, or take too long
+    ("" if neither): ``applied`` the cursor of the account's last sync, ``pruned`` the newest
+    journal id retention deleted, ``unknown`` the first entry after the cursor without its
+    effect, ``entries_after`` how many entries the account has after the cursor."""
+    if entries_after > most_after:
+        return (
+            f"the account has more than {most_after:,} journal entries after "
+            f"{through_id}: sync through a later id"
+        )
     if applied is not None and through_id < applied:
         return (
             f"a ledger balance through journal id {applied} was applied already: "

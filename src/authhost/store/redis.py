@@ -50,6 +50,7 @@ from authhost.store.interface import (
     ATC_REPLAY,
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
+    LEDGER_MAX_AFTER,
     AcceptorReading,
     AcceptorStats,
     Commit,
@@ -237,6 +238,7 @@ class RedisCardStore:
         self._stack = stack
         self._keys = Keys(_prefix_ok(prefix))
         self._cluster = cluster
+        self.ledger_max_after = LEDGER_MAX_AFTER  # entries a ledger sync adds up at most
         self._snapshot = client.register_script(redis_lua.SNAPSHOT)
         self._snapshot_one = client.register_script(redis_lua.SNAPSHOT_STANDALONE)
         self._snapshot_many = client.register_script(redis_lua.SNAPSHOT_STANDALONE_MANY)
@@ -915,14 +917,17 @@ class RedisCardStore:
         ak = self._keys.account(account_id)
         reply = await self._sync_ledger(
             keys=[ak.account, ak.journal, ak.journal_all],
-            args=[str(ledger_balance), str(through_id)],
+            args=[str(ledger_balance), str(through_id), str(self.ledger_max_after)],
         )
         status = _s(reply[0])
         if status == "noaccount":
             raise NotFound(f"account {account_id} not found")
         if status == "refused":
             applied, pruned, unknown = (int(_s(v)) if _s(v) else None for v in reply[1:4])
-            raise LedgerRefused(ledger_refusal(through_id, applied, pruned, unknown))
+            refusal = ledger_refusal(
+                through_id, applied, pruned, unknown, int(reply[4]), self.ledger_max_after
+            )
+            raise LedgerRefused(refusal)
         account = _account_row(reply[3:])
         assert account is not None
         return LedgerSync(account, ledger_balance, through_id, int(_s(reply[1])), int(reply[2]))

@@ -545,10 +545,11 @@ return {0, record}
 )
 
 # A ledger balance sync (store.sync_ledger). KEYS: account hash, journal hash, the account's
-# journal ids (journal_all). ARGV: the bank's ledger balance, the journal id it is through.
+# journal ids (journal_all). ARGV: the bank's ledger balance, the journal id it is through,
+# the most entries after it the script adds up (store.interface.LEDGER_MAX_AFTER).
 # The account hash keeps ledger_through (the cursor of the last sync) and
 # journal_pruned_through (the newest of its entries retention deleted).
-# Reply: {'noaccount'}; {'refused', applied, pruned, unknown} ('' for none: the caller words
+# Reply: {'noaccount'}; {'refused', applied, pruned, unknown, count} ('' none: the caller words
 # it, store.interface.ledger_refusal); {'ok', what the entries after added, how many moved
 # the balance, the account's fields}.
 SYNC_LEDGER = (
@@ -556,6 +557,8 @@ SYNC_LEDGER = (
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'noaccount'} end
 local through = tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'ledger_through', 'journal_pruned_through')
+local count = redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf')
+if count > tonumber(ARGV[3]) then return {'refused', state[1] or '', state[2] or '', '', count} end
 local after, moved, unknown = 0, 0, ''
 for _, jid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf')) do
   local text = redis.call('HGET', KEYS[2], jid)
@@ -571,7 +574,7 @@ for _, jid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf'
 end
 if (state[1] and through < tonumber(state[1])) or (state[2] and through < tonumber(state[2]))
    or unknown ~= '' then
-  return {'refused', state[1] or '', state[2] or '', unknown}
+  return {'refused', state[1] or '', state[2] or '', unknown, count}
 end
 redis.call('HSET', KEYS[1], 'balance', string.format('%d', tonumber(ARGV[1]) + after),
   'ledger_through', ARGV[2])

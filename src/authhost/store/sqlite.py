@@ -37,6 +37,7 @@ from authhost.store.interface import (
     ATC_REPLAY,
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
+    LEDGER_MAX_AFTER,
     AcceptorReading,
     AcceptorStats,
     Commit,
@@ -218,6 +219,11 @@ FROM journal WHERE account_id = ? AND journal_id > ?
 """
 
 
+_LEDGER_COUNT_SQL = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM journal WHERE account_id = ? AND journal_id > ? LIMIT ?)"
+)
+
+
 def _funds_key(account_id: str, key: str) -> str:
     """Where a funds change's idempotency key is kept: per account, as on Redis (where the
     record must share the account's hash slot to be written in the same script)."""
@@ -281,6 +287,7 @@ class SqliteCardStore:
         self._inline = threading.local()  # a read connection per event-loop thread
         self._inline_connections: list[sqlite3.Connection] = []
         self._groups: list[GroupCommit] = []
+        self.ledger_max_after = LEDGER_MAX_AFTER  # entries a ledger sync adds up at most
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteCardStore:
@@ -662,14 +669,21 @@ class SqliteCardStore:
                 "SELECT through_id FROM ledger_syncs WHERE account_id = ?", (account_id,)
             ).fetchone()
             pruned = conn.execute("SELECT through_id FROM journal_pruned").fetchone()
-            after, moved, unknown = conn.execute(
-                _LEDGER_AFTER_SQL, (account_id, through_id)
+            (count,) = conn.execute(
+                _LEDGER_COUNT_SQL, (account_id, through_id, self.ledger_max_after + 1)
             ).fetchone()
+            after, moved, unknown = (
+                conn.execute(_LEDGER_AFTER_SQL, (account_id, through_id)).fetchone()
+                if count <= self.ledger_max_after
+                else (0, 0, None)
+            )
             refused = ledger_refusal(
                 through_id,
                 applied[0] if applied else None,
                 pruned[0] if pruned else None,
                 unknown,
+                count,
+                self.ledger_max_after,
             )
             if refused:
                 raise LedgerRefused(refused)
