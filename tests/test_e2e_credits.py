@@ -64,7 +64,7 @@ async def test_credits_do_not_use_up_the_spending_limits(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    """The demo Visa debit product allows 5,000.00 a day in 20 purchases: three refunds and a
+    """The demo Visa debit product allows 5,000.00 a day in 30 purchases: three refunds and a
     transfer of 1,500.00 each leave all of it to spend (they once counted as spending)."""
     host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)

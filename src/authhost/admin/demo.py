@@ -42,7 +42,7 @@ PRODUCTS: tuple[rq.NewProduct, ...] = (
         currency="978",
         home_country="276",
         pin_method=PinMethod.VISA_PVV,
-        limits=rq.LimitsSpec(per_transaction=200_000, daily_amount=500_000, daily_count=20),
+        limits=rq.LimitsSpec(per_transaction=200_000, daily_amount=500_000, daily_count=30),
         imk_ac_name="imk-ac",  # chip cryptograms checked (Visa CVN 18)
         imk_smi_name="imk-smi",  # and issuer scripts sent to the chip
         imk_smc_name="imk-smc",  # a new PIN among them
