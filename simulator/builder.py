@@ -14,8 +14,11 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from authhost.iso.messages import AvsData
 from authhost.iso.subfields import (
     AUTHENTICATION_VALUE_SUBELEMENT,
+    AVS_AND_AUTHORISATION,
+    AVS_REQUEST_SUBELEMENT,
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
     KEY_EXCHANGE_SUBELEMENT,
@@ -24,6 +27,7 @@ from authhost.iso.subfields import (
     PAN_MAPPING_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     build_additional_data,
+    build_avs_data,
     build_pan_mapping,
 )
 from authhost.security import emv
@@ -185,6 +189,7 @@ class RequestBuilder:
         stored_credential: str | None = None,
         cavv: str = "genuine",
         wallet: bool = False,
+        avs: AvsData | None = None,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
@@ -197,7 +202,11 @@ class RequestBuilder:
         ``cavv``: with an authenticated or attempted claim, the 3-D Secure value sent with it
         (one of CAVV_KINDS: field 48 SE 43). ``wallet``: e-commerce only, paid in-app with the
         card's wallet token, which the network de-tokenised: the card's PAN in field 2, the token
-        in field 48 SE 33, no CVV2 (a wallet has none)."""
+        in field 48 SE 33, no CVV2 (a wallet has none). ``avs``: e-commerce only, the billing
+        address the cardholder typed at the checkout, for the issuer to verify (field 48 SE 82
+        "52", field 120)."""
+        if avs is not None and entry is not Entry.ECOMMERCE:
+            raise ValueError("address verification is for e-commerce")
         if cavv not in CAVV_KINDS:
             raise ValueError(f"cavv is one of {', '.join(CAVV_KINDS)}")
         if wallet and (entry is not Entry.ECOMMERCE or card.token is None):
@@ -256,6 +265,9 @@ class RequestBuilder:
                 additional[CVV2_SUBELEMENT] = card.cvv2
             if stored_credential is not None:
                 additional[MULTI_PURPOSE_MERCHANT_SUBELEMENT] = "0504" + stored_credential
+            if avs is not None:
+                additional[AVS_REQUEST_SUBELEMENT] = AVS_AND_AUTHORISATION
+                fields["120"] = build_avs_data(avs)
             if authentication is not None:
                 additional[ECOMMERCE_INDICATORS_SUBELEMENT] = SECURITY_LEVELS[authentication]
                 value = self.authentication_value(card, authentication, cavv)

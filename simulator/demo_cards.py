@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authhost.iso.messages import TokenData
+from authhost.iso.messages import AvsData, TokenData
 from authhost.security.masking import mask_pan
 
 
@@ -32,6 +32,8 @@ class SimCard:
     chip_cvn: int = 0  # the product's cryptogram version; 0: its ARQCs are not checked
     # a wallet's token of the card (the demo file's "token"): what field 48 SE 33 carries
     token: TokenData | None = field(default=None, repr=False)
+    # the cardholder's billing address (the demo file's "billing_address"): what AVS checks
+    billing_address: AvsData | None = field(default=None, repr=False)
 
     @property
     def masked(self) -> str:
@@ -60,6 +62,12 @@ _FIELDS = ("pan", "expiry", "service_code", "cvv2", "track2", "pin", "state", "a
            "currency", "available")  # fmt: skip
 
 
+def _billing_address(data: dict[str, str] | None) -> AvsData | None:
+    if not data:
+        return None
+    return AvsData(str(data.get("postcode", "")), str(data.get("street", "")))
+
+
 def _token(data: dict[str, str] | None) -> TokenData | None:
     if not data:
         return None
@@ -84,6 +92,7 @@ def load_demo_file(path: Path) -> DemoFile:
                 **{name: card.get(name) for name in _FIELDS},
                 chip_cvn=int(card.get("chip_cvn") or 0),
                 token=_token(card.get("token")),
+                billing_address=_billing_address(card.get("billing_address")),
             )  # fmt: skip
             for card in doc["cards"]
         )

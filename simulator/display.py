@@ -10,9 +10,11 @@ from collections.abc import Mapping
 
 from rich.table import Table
 
+from authhost.cards.avs import AvsResult
 from authhost.iso.codes import meaning
 from authhost.iso.dialects import Dialect
 from authhost.iso.subfields import (
+    AVS_RESULT_SUBELEMENT,
     CVV2_SUBELEMENT,
     MERCHANT_ADVICE_SUBELEMENT,
     PAN_MAPPING_SUBELEMENT,
@@ -117,6 +119,23 @@ def message_table(title: str, fields: Mapping[str, object], dialect: Dialect) ->
     return table
 
 
+# what each AVS result code of an answer (field 48 SE 83) says, for the person at the terminal
+AVS_RESULTS = {
+    AvsResult.BOTH_MATCH: "street and postcode match",
+    AvsResult.ADDRESS_ONLY: "street matches, postcode does not",
+    AvsResult.POSTCODE_ONLY: "postcode matches, street does not",
+    AvsResult.NO_MATCH: "does not match",
+    AvsResult.UNAVAILABLE: "not on file",
+}
+
+
+def _avs_result(field_48: str) -> str:
+    try:
+        return parse_additional_data(field_48).get(AVS_RESULT_SUBELEMENT, "") if field_48 else ""
+    except (SubfieldError, ValueError):
+        return ""
+
+
 def outcome(answer: Mapping[str, str]) -> str:
     """One line for the person at the terminal."""
     code = answer.get("39", "")
@@ -131,6 +150,9 @@ def outcome(answer: Mapping[str, str]) -> str:
     cavv = parse_additional_response(str(answer.get("44", "")))
     if cavv:
         line += f", 3-D Secure value {CAVV_RESULTS.get(cavv, cavv)}"
+    avs = _avs_result(str(answer.get("48", "")))
+    if avs:
+        line += f", address {AVS_RESULTS.get(avs, avs)} ({avs})"
     try:
         balances = parse_additional_amounts(answer.get("54", ""))
     except (SubfieldError, ValueError):

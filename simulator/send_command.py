@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from authhost.cards.track2 import build_track2
+from authhost.iso.messages import AvsData
 from authhost.iso.subfields import parse_key_exchange
 from authhost.security.blockcipher import tdes_ecb_decrypt
 from authhost.security.keys import KeyAlgorithm, generate_material
@@ -100,6 +101,11 @@ def send(
         "claim (field 48 SE 43): genuine (the issuer ACS's, from the demo file's CAVV key), "
         "forged (made without the issuer's key) or none.",
     ),
+    avs: str | None = typer.Option(
+        None,
+        help="--entry ecommerce: ask the issuer to verify a billing address (field 48 SE 82, "
+        "field 120): 'card' (the demo card's own) or 'POSTCODE,STREET'.",
+    ),
     stored_credential: str | None = typer.Option(
         None,
         help="--entry ecommerce: a card the merchant keeps on file (field 48 SE 22 SF 05): "
@@ -166,7 +172,8 @@ def send(
                              service_code, cvv2, icvv, zpk, bdk, currency, terminal,
                              final_amount, billing_amount, billing_currency,
                              increment, partial, new_pin, parts,
-                             authentication, stored_credential, cavv, wallet)  # fmt: skip
+                             authentication, stored_credential, cavv, wallet,
+                             avs)  # fmt: skip
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     checker = None
@@ -203,6 +210,7 @@ def _requests(
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
     stored_credential: str | None = None, cavv: str = "genuine", wallet: bool = False,
+    avs: str | None = None,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -274,7 +282,21 @@ def _requests(
                               billing=billing, partial_approval=partial,
                               authentication=authentication,
                               stored_credential=stored_credential, cavv=cavv,
-                              wallet=wallet)]  # fmt: skip
+                              wallet=wallet, avs=_avs(avs, chosen))]  # fmt: skip
+
+
+def _avs(text: str | None, card: SimCard) -> AvsData | None:
+    """The billing address to verify: the demo card's ('card') or 'POSTCODE,STREET'."""
+    if text is None:
+        return None
+    if text == "card":
+        if card.billing_address is None:
+            raise ValueError("--avs card: the demo file has no billing address for this card")
+        return card.billing_address
+    postcode, comma, street = text.partition(",")
+    if not comma:
+        raise ValueError("--avs is 'card' or 'POSTCODE,STREET'")
+    return AvsData(postcode.strip(), street.strip())
 
 
 async def _exchange_all(

@@ -339,6 +339,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "token_last4": empty,
         "token_age_hours": pa.array(np.full(n, -1.0)),
         "balance_delta": zeros,  # every one declined: nothing moved
+        "avs_result": empty,  # no address asked for
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -536,6 +537,7 @@ def _columns(
         "wallet": _text(np.full(n, "")),  # no wallets simulated
         "token_last4": _text(np.full(n, "")),
         "token_age_hours": pa.array(np.full(n, -1.0)),
+        "avs_result": _text(np.full(n, "")),  # no address verification simulated
         # an ATM withdrawal posts (takes), money to the card is credited (gives), a purchase
         # holds (moves no balance)
         "balance_delta": pa.array(

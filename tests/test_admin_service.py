@@ -413,8 +413,11 @@ async def test_demo_is_idempotent_and_exports_the_documented_shape(store_args, t
         [tokenised] = [c for c in doc["cards"] if "token" in c]  # a wallet's, on a phone
         assert is_luhn_valid(tokenised["token"]["pan"]) and tokenised["state"] == "active"
         assert tokenised["token"]["pan"] != tokenised["pan"]
+        [addressed] = [c for c in doc["cards"] if "billing_address" in c]  # for AVS
+        assert set(addressed["billing_address"]) == {"postcode", "street"}
         for card in doc["cards"]:
-            assert list(card) == keys + (["token"] if "token" in card else [])
+            optional = [name for name in ("billing_address", "token") if name in card]
+            assert list(card) == keys + optional
             track = parse_track2(card["track2"])
             assert (track.pan, track.expiry, track.service_code) == (
                 card["pan"],

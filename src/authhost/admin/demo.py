@@ -131,6 +131,9 @@ CARDS: tuple[DemoCard, ...] = (
 # cards with a wallet token on a phone (the network's de-tokenised payments carry it in field
 # 48 SE 33): demo card key -> token requestor ID (Google Pay's)
 DEMO_TOKENS = {"active-visa": "50120834693"}
+# cards with a billing address for address verification (AVS): demo card key -> (postcode,
+# street); the card keeps only keyed hashes of it, the export gives it to the simulator
+DEMO_BILLING_ADDRESSES = {"active-visa": ("EC1A 1BB", "12 Lovelace Street")}
 
 
 def demo_token_pan(pan: str) -> str:
@@ -207,6 +210,10 @@ async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
             )  # fmt: skip
             del pan
             views[-1] = await service.add_token(views[-1]["card_id"], token)
+        if spec.key in DEMO_BILLING_ADDRESSES and not views[-1]["billing_address_on_file"]:
+            postcode, street = DEMO_BILLING_ADDRESSES[spec.key]
+            change = rq.Personalise(billing_postcode=postcode, billing_street=street)
+            views[-1] = await service.personalise(views[-1]["card_id"], change)
     return views
 
 
@@ -271,6 +278,9 @@ async def demo_export(service: CardService) -> dict[str, Any]:
                 "cavv_checked": bool(product.cavv_key_name),
             }
         )
+        if spec.key in DEMO_BILLING_ADDRESSES:  # what a web shop's checkout asks for
+            postcode, street = DEMO_BILLING_ADDRESSES[spec.key]
+            cards[-1]["billing_address"] = {"postcode": postcode, "street": street}
         if spec.key in DEMO_TOKENS:  # the wallet's token, as the network would send it
             cards[-1]["token"] = {
                 "pan": demo_token_pan(pan),

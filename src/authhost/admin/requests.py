@@ -239,6 +239,16 @@ class Personalise(_Request):
     ) = None
     account_id: Identifier | None = None
     address_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+    # the billing address for address verification (AVS): kept only as keyed hashes of the
+    # postcode and house number, never stored, logged or shown; both together ("" clears it)
+    billing_postcode: Annotated[str, StringConstraints(max_length=16)] | None = None
+    billing_street: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _billing_address_whole(self) -> Personalise:
+        if (self.billing_postcode is None) != (self.billing_street is None):
+            raise ValueError("give billing_postcode and billing_street together")
+        return self
 
 
 class CardAction(_Request):

@@ -90,6 +90,9 @@ class CardView(_View):
     sequence: str
     cardholder_name: str
     address_ref: str
+    billing_address_on_file: bool = Field(
+        default=False, description="a billing address for AVS is kept (as keyed hashes only)"
+    )
     pin_method: str
     pin_set: bool
     pin_tries: int
@@ -428,6 +431,8 @@ def card_view(card: Card) -> dict[str, Any]:
         "sequence": card.sequence,
         "cardholder_name": card.cardholder_name,
         "address_ref": card.address_ref,
+        # a billing address for AVS is on file (only its keyed hashes are: never the address)
+        "billing_address_on_file": bool(card.avs_postcode_ref or card.avs_street_ref),
         "pin_method": card.pin_method.value,
         "pin_set": card.pin_reference is not None,
         "pin_tries": card.pin_tries,

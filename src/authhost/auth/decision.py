@@ -45,6 +45,7 @@ class Decision:
     # a partial approval (10): the amount approved, in field 4's currency (None: as asked)
     approved_amount_minor: int | None = None
     cavv_result: str = ""  # the checked 3-D Secure value's results code: field 44 position 13
+    avs_result: str = ""  # the verified billing address's result (cards.avs): field 48 SE 83
     token: PaymentToken | None = None  # the card's token the request was paid with (not sent)
 
     @property

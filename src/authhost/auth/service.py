@@ -237,6 +237,7 @@ class AuthService:
             timings_us=outcome.timings_us,
             cryptogram=tx.cryptogram,
             cavv_result=tx.cavv_result,
+            avs_result=tx.avs_result,
             token=tx.token,
         )
         card = snapshot.card
@@ -527,6 +528,7 @@ def journal_entry(
         authentication=request.authentication,
         stored_credential=request.stored_credential,
         cavv_result=decision.cavv_result,
+        avs_result=decision.avs_result,
         wallet=decision.token.wallet if decision.token is not None else "",
         token_last4=decision.token.last4 if decision.token is not None else "",
         token_age_hours=token_age_hours(decision.token, now),
@@ -578,6 +580,7 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
         if previous.response_code == RC.PARTIAL_APPROVAL
         else None,
         cavv_result=previous.cavv_result,
+        avs_result=previous.avs_result,
     )
 
 

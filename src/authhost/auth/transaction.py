@@ -40,4 +40,5 @@ class Transaction:
     # "" when the request carried none or its product does not check them
     cavv_result: str = ""
     cavv_atn: str = ""  # a passed CAVV's authentication: an approval uses it up (the store)
+    avs_result: str = ""  # the billing address verified (cards.avs); "" none asked for
     token: PaymentToken | None = None  # the card's token the request was paid with

@@ -199,6 +199,10 @@ class Card:
     stop_payments: tuple[StopPayment, ...] = ()
     # the payment tokens wallets and merchants hold for this card (cards.tokens)
     tokens: tuple[PaymentToken, ...] = ()
+    # the billing address for address verification (cards.avs), as keyed hashes of the
+    # normalised postcode and house number: the address itself is never stored ("" none)
+    avs_postcode_ref: str = ""
+    avs_street_ref: str = ""
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

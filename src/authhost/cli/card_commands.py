@@ -87,13 +87,26 @@ def cards_personalise(
     cardholder_name: Annotated[str | None, typer.Option(help="name as embossed")] = None,
     account_id: Annotated[str | None, typer.Option(help="link to another account")] = None,
     address_ref: Annotated[str | None, typer.Option(help="delivery address reference")] = None,
+    billing_postcode: Annotated[
+        str | None, typer.Option(help="billing postcode for AVS (kept as a keyed hash only)")
+    ] = None,
+    billing_street: Annotated[
+        str | None, typer.Option(help="billing street address for AVS (its house number hashed)")
+    ] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Set the cardholder name, the account link or the delivery address reference."""
+    """Set the cardholder name, the account link, the delivery address reference or the
+    billing address address verification compares (never stored: only keyed hashes)."""
     request = _validated(
         rq.Personalise,
-        {"cardholder_name": cardholder_name, "account_id": account_id, "address_ref": address_ref},
+        {
+            "cardholder_name": cardholder_name,
+            "account_id": account_id,
+            "address_ref": address_ref,
+            "billing_postcode": billing_postcode,
+            "billing_street": billing_street,
+        },
     )
     _run(_config(config, store), lambda s: s.personalise(card_id, request))
 

@@ -21,6 +21,8 @@ from authhost.iso.macs import MacFunction, sign
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     AUTHENTICATION_VALUE_SUBELEMENT,
+    AVS_REQUEST_SUBELEMENT,
+    AVS_RESULT_SUBELEMENT,
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
     MERCHANT_ADVICE_SUBELEMENT,
@@ -34,6 +36,7 @@ from authhost.iso.subfields import (
     format_additional_response,
     parse_additional_data,
     parse_authentication,
+    parse_avs_data,
     parse_completion_sequence,
     parse_pan_mapping,
     parse_stored_credential,
@@ -230,6 +233,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
             subelements.get(MULTI_PURPOSE_MERCHANT_SUBELEMENT)
         ),
         payment_token=parse_pan_mapping(subelements.get(PAN_MAPPING_SUBELEMENT)),
+        avs=parse_avs_data(subelements.get(AVS_REQUEST_SUBELEMENT), get("120")),
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,
@@ -276,7 +280,7 @@ def encode_response(
     advice: Callable[[str, Sequence[str]], str | None] | None = None,
 ) -> bytes:
     """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 44 when a
-    3-D Secure value was checked, 54.
+    3-D Secure value was checked, 48 SE 83 when the billing address was, 54.
 
     Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
     (the security module's MAC of the bytes it is given) the response ends in a MAC field.
@@ -293,10 +297,15 @@ def encode_response(
     if decision.approved and decision.approval_code:
         doc["38"] = decision.approval_code
     doc["39"] = code = str(decision.response_code)
+    answered: dict[str, str] = {}  # field 48 subelements of the answer
+    if decision.avs_result:  # the billing address was verified: what the merchant may rely on
+        answered[AVS_RESULT_SUBELEMENT] = decision.avs_result
     if advice is not None and not decision.approved:
         advised = advice(code, decision.reason_codes)
         if advised is not None:
-            doc["48"] = build_additional_data({MERCHANT_ADVICE_SUBELEMENT: advised})
+            answered[MERCHANT_ADVICE_SUBELEMENT] = advised
+    if answered:
+        doc["48"] = build_additional_data(answered)
     if decision.cavv_result:  # the 3-D Secure value was checked: what the merchant may rely on
         doc["44"] = format_additional_response(cavv_result=decision.cavv_result)
     if decision.balances:

@@ -53,6 +53,15 @@ class TokenData:
 
 
 @dataclass(frozen=True, slots=True)
+class AvsData:
+    """The billing address a card-not-present merchant asks the issuer to verify (field 48
+    subelement 82 "52", the address in field 120): personal data, never logged or stored."""
+
+    postcode: str = field(default="", repr=False)
+    street: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AuthRequest:
     """A financial request (auth, financial, advice, reversal) as the decision core sees it.
 
@@ -100,6 +109,8 @@ class AuthRequest:
     stored_credential: str = ""
     # 48 subelement 33: the token the network de-tokenised (field 2 is then the card's PAN)
     payment_token: TokenData | None = None
+    # 48 subelement 82 "52" with field 120: the billing address to verify (cards.avs)
+    avs: AvsData | None = None
     currency: str | None = None  # 49
     # 6 and 51: the amount in the cardholder's billing currency, when the network converted it
     # (a card used abroad); the issuer moves and limits this amount, not field 4's

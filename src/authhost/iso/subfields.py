@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from authhost.iso.messages import Balance, TokenData
+from authhost.iso.messages import AvsData, Balance, TokenData
 
 CVV2_SUBELEMENT = "92"
 # Mastercard DE 48 SE 61, POS data extended condition codes: its first position is the partial
@@ -52,6 +52,16 @@ PAN_MAPPING_SUBELEMENT = "33"
 # Mastercard DE 48 SE 84 of an answer, the merchant advice code: may the merchant try again
 # (``auth.merchant_advice``)
 MERCHANT_ADVICE_SUBELEMENT = "84"
+
+# Mastercard DE 48 SE 82, address verification service request: "52" asks the issuer to verify
+# the billing address of DE 120 (record data: the postcode, 9 characters left-justified and
+# space-filled, then the street address, up to 20) with the authorisation; the answer's SE 83
+# carries the result (cards.avs.AvsResult)
+AVS_REQUEST_SUBELEMENT = "82"
+AVS_AND_AUTHORISATION = "52"
+AVS_RESULT_SUBELEMENT = "83"
+AVS_POSTCODE_LENGTH = 9
+AVS_STREET_MAX = 20
 
 
 # Field 48 subelement 11 of an 0800 key change (field 70 = 161), after Mastercard's key exchange
@@ -170,6 +180,30 @@ def parse_stored_credential(value: str | None) -> str:
             "field 48: subelement 22 subfield 05 must be C or M and three digits (e.g. M103)"
         )
     return found
+
+
+def parse_avs_data(service: str | None, record: str | None) -> AvsData | None:
+    """The billing address to verify: field 48 SE 82 (``service``) and field 120 (``record``);
+    None when the request asks for no verification. A record longer than a postcode and a
+    street address is a format error."""
+    if service is None:
+        return None
+    if service != AVS_AND_AUTHORISATION:
+        raise ValueError(f"field 48: subelement 82 must be {AVS_AND_AUTHORISATION}")
+    record = record or ""
+    if len(record) > AVS_POSTCODE_LENGTH + AVS_STREET_MAX:
+        raise ValueError(
+            f"field 120: the address is a postcode ({AVS_POSTCODE_LENGTH}) and a street "
+            f"address (up to {AVS_STREET_MAX})"
+        )
+    return AvsData(record[:AVS_POSTCODE_LENGTH].strip(), record[AVS_POSTCODE_LENGTH:].strip())
+
+
+def build_avs_data(avs: AvsData) -> str:
+    """Field 120 for ``avs`` (the simulator's side of ``parse_avs_data``)."""
+    return (
+        avs.postcode[:AVS_POSTCODE_LENGTH].ljust(AVS_POSTCODE_LENGTH) + avs.street[:AVS_STREET_MAX]
+    )
 
 
 def format_additional_response(*, cavv_result: str) -> str:

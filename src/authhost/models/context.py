@@ -91,6 +91,9 @@ class TxContext:
     # the CAVV results code of the 3-D Secure value the host checked (security.cavv): 2 or 3
     # passed, 1 or 4 failed, 0 not a CAVV; "" none checked
     cavv_result: str = ""
+    # the billing address the merchant asked to verify, as the host found it (cards.avs): Y,
+    # A, Z, N, U; "" none asked for
+    avs_result: str = ""
     # the wallet whose token paid (cards.tokens: apple_pay, google_pay...); "" the card itself
     wallet: str = ""
     token_age_hours: float = -1.0  # since that token was registered; -1 no token
@@ -135,6 +138,7 @@ def context_from_request(
     now: float,
     cavv_result: str = "",
     token: PaymentToken | None = None,
+    avs_result: str = "",
 ) -> TxContext:
     """Online: the context of a live request, from the request, its snapshot and what the
     pipeline's steps before the fraud step found (``cavv_result``, the card's ``token`` that
@@ -169,6 +173,7 @@ def context_from_request(
         authentication=request.authentication,
         stored_credential=request.stored_credential,
         cavv_result=cavv_result,
+        avs_result=avs_result,
         wallet=token.wallet if token is not None else "",
         token_age_hours=token_age_hours(token, now),
         merchant_name=request.merchant_name,
@@ -291,6 +296,7 @@ def context_from_row(
         authentication=_text(row, "authentication"),
         stored_credential=_text(row, "stored_credential"),
         cavv_result=_text(row, "cavv_result"),
+        avs_result=_text(row, "avs_result"),
         wallet=_text(row, "wallet"),
         token_age_hours=float(row.get("token_age_hours", -1.0) or -1.0),  # type: ignore[arg-type]
         merchant_name=_text(row, "merchant_name"),

@@ -46,6 +46,7 @@ USED_COLUMNS = (
     "authentication",
     "stored_credential",
     "cavv_result",
+    "avs_result",
     "wallet",
     "token_age_hours",
     "merchant_name",

@@ -130,6 +130,15 @@ def _request_variables() -> list[Variable]:
             "'4') is declined 05 before the rules run",
         ),
         Variable(
+            "avs_result",
+            t,
+            "ctx.avs_result",
+            "the billing address a card-not-present merchant asked the issuer to verify (field "
+            "48 SE 82, field 120) against the card's: 'Y' street and postcode match, 'A' the "
+            "street only, 'Z' the postcode only, 'N' neither, 'U' no address on the card; '' "
+            "none asked for. The host never declines on it: a rule may",
+        ),
+        Variable(
             "authentication_verified",
             b,
             "ctx.cavv_result in ('2', '3')",

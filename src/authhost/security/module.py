@@ -8,6 +8,7 @@ bool), encrypted PANs and keyed hashes. Build it once at start-up with ``Securit
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -315,6 +316,15 @@ class SecurityModule:
     def pan_index(self, pan: str) -> str:
         """HMAC-SHA-256 of the PAN under the PAN hash key, hex: the store's card index."""
         return pan_protection.pan_index(self._key(PAN_HASH_KEY, _PAN_HASH_TYPE).material, pan)
+
+    def address_ref(self, part: str, value: str) -> str:
+        """A keyed hash of one normalised part of a billing address (``part``: "postcode" or
+        "street"), hex: what a card keeps for address verification instead of the address.
+        Under the PAN hash key, apart from PANs by its own prefix; "" for an empty value."""
+        if not value:
+            return ""
+        key = self._key(PAN_HASH_KEY, _PAN_HASH_TYPE).material
+        return hmac.new(key, f"avs:{part}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def encrypt_pan(self, pan: str, card_id: str) -> bytes:
         """The PAN under the newest PAN data key, bound to the card id. The key store is read

@@ -86,6 +86,9 @@ class JournalEntry:
     wallet: str = ""
     token_last4: str = ""
     token_age_hours: float = -1.0  # hours since that token was registered (-1: no token)
+    # the result of a billing address the merchant asked to verify (cards.avs: Y, A, Z, N,
+    # U); "" none asked for
+    avs_result: str = ""
     # what this entry added to the account's balance (the store's sign: money on a debit
     # account, debt on a credit one): a posting or a reversed refund takes, a refund or a
     # reversed posting gives, a hold and its release move none. The bank's ledger follows it

@@ -33,6 +33,7 @@ _JOURNAL_TYPES = {
     "token_last4": "TEXT NOT NULL DEFAULT ''",
     "token_age_hours": "REAL NOT NULL DEFAULT -1",
     "balance_delta": "INTEGER",  # NULL: journalled before migration 27
+    "avs_result": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -51,6 +52,7 @@ _ADDED_LATER = (
     "token_last4",
     "token_age_hours",
     "balance_delta",
+    "avs_result",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -323,6 +325,10 @@ CREATE TABLE ledger_syncs (
   synced_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE journal_pruned (one INTEGER PRIMARY KEY CHECK (one = 1), through_id INTEGER NOT NULL);
+""",
+    # 28: the result of a billing address a card-not-present merchant asked to verify (AVS)
+    """
+ALTER TABLE journal ADD COLUMN avs_result TEXT NOT NULL DEFAULT '';
 """,
 ]
 

@@ -23,6 +23,7 @@ from authhost.admin.views import (
     card_view,
 )
 from authhost.cards import production
+from authhost.cards.avs import address_refs
 from authhost.cards.model import (
     Card,
     CardControls,
@@ -100,6 +101,12 @@ class CardData(ServiceBase):
             updates["cardholder_name"] = change.cardholder_name
         if change.address_ref is not None:
             updates["address_ref"] = change.address_ref
+        if change.billing_postcode is not None and change.billing_street is not None:
+            updates.update(
+                address_refs(
+                    self.security.address_ref, change.billing_postcode, change.billing_street
+                )
+            )
         if change.account_id is not None and change.account_id != card.account_id:
             _check_account_fits(
                 await self._product(card.product_id), await self._account(change.account_id)
@@ -107,7 +114,8 @@ class CardData(ServiceBase):
             updates["account_id"] = change.account_id
         if not updates:
             raise InvalidRequest(
-                "nothing to change: give cardholder_name, account_id or address_ref"
+                "nothing to change: give cardholder_name, account_id, address_ref or the "
+                "billing address"
             )
         return await self._update(card, replace(card, **updates), "card.personalise")
 

@@ -1,7 +1,8 @@
 """Step 3: the payment token a wallet paid with (field 48 SE 33) is one of the card's and
 active; CVV from the stripe, iCVV from the chip's track-2 equivalent, CVV2 for card-not-present,
-the 3-D Secure authentication value (CAVV, field 48 SE 43) when the product has a CAVV key, and
-the chip's ARQC (field 55) when the product has an issuer master key for it.
+the 3-D Secure authentication value (CAVV, field 48 SE 43) when the product has a CAVV key, the
+billing address a merchant asks to verify (AVS: its result only, never a decline) and the
+chip's ARQC (field 55) when the product has an issuer master key for it.
 
 Values are recomputed from the product's keys by the security module and compared; no
 verification value is ever stored.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from authhost.auth.decision import Decline
 from authhost.auth.steps.card_status import is_past_expiry
 from authhost.auth.transaction import Transaction
+from authhost.cards.avs import verify_address
 from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
@@ -76,6 +78,11 @@ class CardVerification:
             if not valid:
                 tx.cvv_failed = True
                 return Decline(RC.CVV2_FAILED, "cvv.cvv2_failed")
+        if request.avs is not None:  # the merchant decides what to do with it; rules may too
+            avs = request.avs
+            tx.avs_result = verify_address(
+                self._security.address_ref, card, avs.postcode, avs.street
+            ).value
         if request.authentication_value is not None and product.cavv_key_name:
             # the merchant says the cardholder was authenticated; the CAVV says whether the
             # issuer's access control server did. A forged or borrowed one is fraud: 05

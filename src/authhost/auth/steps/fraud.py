@@ -62,7 +62,9 @@ class Fraud:
         scorer = self._scorer if self._scorer is not None and self._scorer.active else None
         if scorer is None and self._rules is None:
             return None  # nothing to score with: no features to build
-        ctx = context_from_request(tx.request, tx.snapshot, tx.now, tx.cavv_result, tx.token)
+        ctx = context_from_request(
+            tx.request, tx.snapshot, tx.now, tx.cavv_result, tx.token, tx.avs_result
+        )
         score: int | None = None
         if scorer is not None:
             started = time.perf_counter_ns()
