@@ -27,12 +27,13 @@ from authhost.admin import requests as rq
 from authhost.admin.demo import demo_export, is_demo_installation
 from authhost.cards.model import CardKind
 from authhost.cards.track2 import build_track2
+from authhost.config import load_config
+from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
+
 try:
     from authhost.cli.admin_support import open_card_service
 except ImportError:  # a revision before the commands were split (same_time.py --base REV)
     from authhost.cli.admin_commands import open_card_service  # type: ignore[no-redef]
-from authhost.config import load_config
-from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
 
 PRODUCT = rq.NewProduct(
     product_id="bench-debit",
