@@ -206,6 +206,8 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     batch = batch.take(np.argsort(batch.ts, kind="stable"))
     columns = _columns(batch, cards, start, rng)
     columns.update(_wallet_columns(batch, wallets, phones))
+    # address verification from a stream of its own, drawn last: a seed's other columns stay
+    columns["avs_result"] = _avs_results(batch, columns, np.random.default_rng([config.seed, 28]))
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
     return Traffic(columns, config)
@@ -361,6 +363,35 @@ def _authentication(batch: TxBatch, rng: np.random.Generator) -> pa.Array:
     drawn = np.where(batch.label == 1, fraud, genuine)
     drawn = np.where(batch.channel == ECOMMERCE, drawn, len(AUTHENTICATIONS))
     return _lookup([*AUTHENTICATIONS, ""], drawn)
+
+
+# Address verification (cards.avs): of the web shops' card-number payments, the share whose
+# checkout asks the issuer to verify the billing address; the results by who typed it. A
+# cardholder types their own (a typo now and then, a card without an address on file); a
+# fraudster with a card number bought in bulk does not know it; one who took over the account
+# (and the cardholder's identity with it) does
+AVS_ASKED = 0.6
+AVS_RESULTS = ("Y", "A", "Z", "N", "U")
+GENUINE_AVS = (0.90, 0.03, 0.04, 0.01, 0.02)
+FRAUD_AVS = (0.15, 0.05, 0.15, 0.60, 0.05)
+BEFORE_AVS = ("14", "30", "41", "43", "54", "62", "N7")  # declined before the address is read
+
+
+def _avs_results(
+    batch: TxBatch, columns: dict[str, pa.Array], rng: np.random.Generator
+) -> pa.Array:
+    """The avs_result column: "" unless a card-number web payment whose shop asked."""
+    n = len(batch)
+    asked = (batch.channel == ECOMMERCE) & (rng.random(n) < AVS_ASKED)
+    asked &= _is(columns["wallet"], "")  # in-app wallet payments carry no typed address
+    # as the host: checked in the card verification step, after the card's state and its CVV2
+    codes = columns["response_code"].to_numpy(zero_copy_only=False)
+    asked &= ~np.isin(codes, BEFORE_AVS)
+    genuine = rng.choice(len(AVS_RESULTS), size=n, p=GENUINE_AVS)
+    fraud = rng.choice(len(AVS_RESULTS), size=n, p=FRAUD_AVS)
+    knows = (batch.label == 0) | (batch.scenario == SCENARIOS.index("account_takeover"))
+    drawn = np.where(knows, genuine, fraud)
+    return _lookup([*AVS_RESULTS, ""], np.where(asked, drawn, len(AVS_RESULTS)))
 
 
 def _is(column: pa.Array, value: str) -> np.ndarray:
@@ -537,7 +568,6 @@ def _columns(
         "wallet": _text(np.full(n, "")),  # no wallets simulated
         "token_last4": _text(np.full(n, "")),
         "token_age_hours": pa.array(np.full(n, -1.0)),
-        "avs_result": _text(np.full(n, "")),  # no address verification simulated
         # an ATM withdrawal posts (takes), money to the card is credited (gives), a purchase
         # holds (moves no balance)
         "balance_delta": pa.array(

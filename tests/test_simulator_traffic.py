@@ -288,3 +288,27 @@ def test_wallets_leave_the_other_rows_of_a_seed_as_they_were_and_fraud_is_young(
     assert np.median([r["token_age_hours"] for r in genuine]) > 24 * 30
     contexts = [ctx for _, ctx in replay_contexts(fraud)]
     assert all(ctx.wallet and 0 <= ctx.token_age_hours < 15 for ctx in contexts)
+
+
+def test_web_shops_ask_for_address_verification_and_fraudsters_rarely_know_it(rows):
+    """The AVS result: only on card-number web payments the host read that far, about 60% of
+    them; a cardholder's own address matches, a fraudster with a bought card number mostly
+    does not, one who took over the account does as the cardholder."""
+    web = [r for r in rows if r["channel"] == "ecommerce" and not r["wallet"]]
+    others = [r for r in rows if r["channel"] != "ecommerce" or r["wallet"]]
+    assert all(r["avs_result"] == "" for r in others)
+    assert all(r["avs_result"] == "" for r in web if r["response_code"] == "N7")
+    read = [r for r in web if r["response_code"] not in ("14", "30", "41", "43", "54", "62", "N7")]
+    asked = [r for r in read if r["avs_result"]]
+    assert 0.5 < len(asked) / len(read) < 0.7
+
+    def share(scenario_rows: list[dict], result: str) -> float:
+        return sum(r["avs_result"] == result for r in scenario_rows) / len(scenario_rows)
+
+    genuine = [r for r in asked if r["label"] == 0]
+    takeover = [r for r in asked if r["scenario"] == "account_takeover"]
+    testing = [r for r in asked if r["scenario"] == "card_testing"]
+    assert genuine and takeover and testing
+    assert share(genuine, "Y") > 0.85 and share(genuine, "N") < 0.03
+    assert share(testing, "N") > 0.45 and share(testing, "Y") < 0.3
+    assert share(takeover, "Y") > 0.7  # the cardholder's identity came with the account
