@@ -34,7 +34,9 @@ async def test_the_balance_follows_the_ledger_and_what_came_after_its_cursor(
     at = await visa_at_host(nursery, tmp_path, store_url)
     port, switch, visa = at.port, at.switch, at.visa
     account = visa["account"]
-    opening = (await call(port, "GET", f"/v1/accounts/{account}")).json["balance"]
+    before = (await call(port, "GET", f"/v1/accounts/{account}")).json
+    opening = before["balance"]
+    assert before["ledger_sync"] is None  # never synchronised
 
     bought = purchase(visa, amount=2_000, t="0200")
     held = purchase(visa, amount=1_000)
@@ -69,6 +71,8 @@ async def test_the_balance_follows_the_ledger_and_what_came_after_its_cursor(
     assert synced.json["balance"] == ledger + salary - 450
     now = (await call(port, "GET", f"/v1/accounts/{account}")).json
     assert now["balance"] == ledger + salary - 450 and now["open_to_buy"] == now["balance"]
+    assert now["ledger_sync"]["through_journal_id"] == cursor
+    assert now["ledger_sync"]["ledger_balance_minor"] == ledger + salary
 
     stale = await call(port, "POST", sync, payload={**body, "through_journal_id": cursor - 1})
     assert stale.status == 409 and "older" in stale.json["error"]

@@ -625,6 +625,7 @@ async def test_a_ledger_sync_adds_what_the_entries_after_its_cursor_moved(store)
     await store.commit(hold(card, 2, 1_000))  # a hold: no ledger effect
     await store.commit(hold(card, 3, 250, MoneyMove.POST))
     await store.commit(hold(card, 4, 80, MoneyMove.CREDIT, processing_code="200000"))
+    assert await store.ledger_state("acc-1") is None  # never synchronised
     # the bank's ledger: the opening 10,000, the first posting, and a salary of 5,000 it
     # booked itself
     synced = await store.sync_ledger("acc-1", 10_000 - 700 + 5_000, cursor, NOW + 5)
@@ -639,6 +640,12 @@ async def test_a_ledger_sync_adds_what_the_entries_after_its_cursor_moved(store)
         await store.sync_ledger("acc-1", 0, cursor - 1, NOW + 7)
     newer = await store.sync_ledger("acc-1", 14_000, later.journal.journal_id, NOW + 8)
     assert (newer.account.balance, newer.entries_after) == (14_000, 0)
+    state = await store.ledger_state("acc-1")
+    assert (state.through_id, state.ledger_balance, state.synced_at) == (
+        later.journal.journal_id,
+        14_000,
+        NOW + 8,
+    )
     with pytest.raises(NotFound):
         await store.sync_ledger("missing", 0, 0, NOW)
     assert (await store.get_account("acc-1")).balance == 14_000  # refusals changed nothing

@@ -77,6 +77,11 @@ class AccountView(_View):
     credit_limit: int
     holds: int
     open_to_buy: int
+    ledger_sync: dict[str, Any] | None = Field(
+        default=None,
+        description="GET /v1/accounts/{id} only: the last ledger balance sync "
+        "(through_journal_id, ledger_balance_minor, synced_at), null when never",
+    )
 
 
 class CardView(_View):

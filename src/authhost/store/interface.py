@@ -299,6 +299,15 @@ def ledger_refusal(
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerState:
+    """An account's last ledger balance sync: where the bank's ledger and the host agreed."""
+
+    through_id: int  # the journal id the bank's ledger balance was through
+    ledger_balance: int
+    synced_at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerSync:
     """What ``sync_ledger`` did: the bank's ledger balance through a journal id, plus what
     the host's own entries after that id added, is the account's balance now."""
@@ -399,6 +408,10 @@ class CardStore(Protocol):
         adds its own). ``LedgerRefused`` when ``through_id`` is older than one applied before,
         when retention pruned entries after it, or when an entry after it was journalled
         without its balance effect."""
+        ...
+
+    async def ledger_state(self, account_id: str) -> LedgerState | None:
+        """The account's last ledger balance sync (None: never synchronised)."""
         ...
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account: ...

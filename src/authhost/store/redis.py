@@ -61,6 +61,7 @@ from authhost.store.interface import (
     InsufficientFunds,
     JournalQuery,
     LedgerRefused,
+    LedgerState,
     LedgerSync,
     MoneyMove,
     NotFound,
@@ -917,7 +918,7 @@ class RedisCardStore:
         ak = self._keys.account(account_id)
         reply = await self._sync_ledger(
             keys=[ak.account, ak.journal, ak.journal_all],
-            args=[str(ledger_balance), str(through_id), str(self.ledger_max_after)],
+            args=[str(ledger_balance), str(through_id), str(self.ledger_max_after), repr(now)],
         )
         status = _s(reply[0])
         if status == "noaccount":
@@ -931,6 +932,15 @@ class RedisCardStore:
         account = _account_row(reply[3:])
         assert account is not None
         return LedgerSync(account, ledger_balance, through_id, int(_s(reply[1])), int(reply[2]))
+
+    async def ledger_state(self, account_id: str) -> LedgerState | None:
+        key = self._keys.account(account_id).account
+        through, balance, at = await self._client.hmget(
+            key, ["ledger_through", "ledger_balance", "ledger_synced_at"]
+        )
+        if through is None:
+            return None
+        return LedgerState(int(_s(through)), int(_s(balance or b"0")), float(_s(at or b"0")))
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
         key = self._keys.account(account_id).account

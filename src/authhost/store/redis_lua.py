@@ -546,8 +546,9 @@ return {0, record}
 
 # A ledger balance sync (store.sync_ledger). KEYS: account hash, journal hash, the account's
 # journal ids (journal_all). ARGV: the bank's ledger balance, the journal id it is through,
-# the most entries after it the script adds up (store.interface.LEDGER_MAX_AFTER).
-# The account hash keeps ledger_through (the cursor of the last sync) and
+# the most entries after it the script adds up (store.interface.LEDGER_MAX_AFTER), now.
+# The account hash keeps ledger_through (the cursor of the last sync, with ledger_balance and
+# ledger_synced_at) and
 # journal_pruned_through (the newest of its entries retention deleted).
 # Reply: {'noaccount'}; {'refused', applied, pruned, unknown, count} ('' none: the caller words
 # it, store.interface.ledger_refusal); {'ok', what the entries after added, how many moved
@@ -577,7 +578,7 @@ if (state[1] and through < tonumber(state[1])) or (state[2] and through < tonumb
   return {'refused', state[1] or '', state[2] or '', unknown, count}
 end
 redis.call('HSET', KEYS[1], 'balance', string.format('%d', tonumber(ARGV[1]) + after),
-  'ledger_through', ARGV[2])
+  'ledger_through', ARGV[2], 'ledger_balance', ARGV[1], 'ledger_synced_at', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 local account = redis.call('HMGET', KEYS[1], """
     + _ACCOUNT_FIELDS_LUA

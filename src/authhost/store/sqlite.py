@@ -48,6 +48,7 @@ from authhost.store.interface import (
     InsufficientFunds,
     JournalQuery,
     LedgerRefused,
+    LedgerState,
     LedgerSync,
     MoneyMove,
     Movement,
@@ -701,6 +702,15 @@ class SqliteCardStore:
             return LedgerSync(account, ledger_balance, through_id, after, moved)
 
         return await self._writer.run(sync)
+
+    async def ledger_state(self, account_id: str) -> LedgerState | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT through_id, balance, synced_at FROM ledger_syncs WHERE account_id = ?",
+                (account_id,),
+            ).fetchone()
+        )
+        return None if row is None else LedgerState(*row)
 
     async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
         return await self._change_account(

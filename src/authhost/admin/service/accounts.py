@@ -173,7 +173,20 @@ class ProductsAndAccounts(ServiceBase):
         return await self._once("account.create", idempotency_key, spec, create)
 
     async def get_account(self, account_id: str) -> dict[str, Any]:
-        return account_view(await self._account(account_id))
+        """The account, with its last ledger balance sync (null: never synchronised): when
+        the bank's ledger and the host last agreed, and through which journal id."""
+        view = account_view(await self._account(account_id))
+        state = await self.store.ledger_state(account_id)
+        view["ledger_sync"] = (
+            None
+            if state is None
+            else {
+                "through_journal_id": state.through_id,
+                "ledger_balance_minor": state.ledger_balance,
+                "synced_at": state.synced_at,
+            }
+        )
+        return view
 
     async def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return [account_view(a) for a in await self.store.list_accounts(limit, offset)]
