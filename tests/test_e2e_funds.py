@@ -90,7 +90,8 @@ async def test_a_debit_account_spends_into_its_arranged_overdraft_and_no_further
     after = (await call(port, "GET", account)).json
     assert (after["balance"], after["open_to_buy"]) == (-700, 4_300)  # overdrawn by 7.00
     inquiry = await switch.send(purchase(visa, amount=0, **{"3": "310000"}))
-    assert inquiry["39"] == "00" and "C000000004300" in inquiry["54"]  # available: 43.00
+    assert inquiry["39"] == "00" and "02978C000000004300" in inquiry["54"]  # available: 43.00
+    assert "01978D000000000700" in inquiry["54"]  # the ledger balance: overdrawn by 7.00
     assert (await switch.send(purchase(visa, amount=4_301)))["39"] == "51"
     assert (await switch.send(purchase(visa, amount=4_300)))["39"] == "00"  # to the limit
 
