@@ -17,6 +17,7 @@ from conftest import free_port
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call, running_admin
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_e2e_avs import checkout
 from test_e2e_card_testing import metrics_text
 from test_e2e_tokens import ecommerce, wallet_payment
 from typer.testing import CliRunner
@@ -27,6 +28,7 @@ from authhost.config import ModelsConfig
 from authhost.models.context import replay_contexts
 from authhost.models.features import (
     ACCEPTOR_FEATURE_SET,
+    ADDRESS_FEATURE_SET,
     FEATURE_SET,
     WALLET_FEATURE_SET,
     feature_values,
@@ -270,3 +272,51 @@ async def test_a_model_of_wallet_features_scores_the_token_that_paid(
     by_wallet = {(row["wallet"], row["amount_minor"]): p for row, p in zip(rows, risk, strict=True)}
     for amount in (80_000, 30_000):  # the same card, amount and shop: the token scores higher
         assert by_wallet[("google_pay", amount)] > by_wallet[("", amount)]
+
+
+@pytest.fixture(scope="module")
+def address_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic model of the fifth feature set, trained on simulated traffic with more card
+    testing than usual (whose fraudsters type addresses that are not the cardholder's)."""
+    root = tmp_path_factory.mktemp("models5")
+    rates = ScenarioRates(card_testing=0.05)
+    generate(TrafficConfig(cards=300, days=20, seed=3, rates=rates)).write(root / "t.parquet")
+    config = TrainConfig(
+        models=["logistic"],
+        features=ADDRESS_FEATURE_SET,
+        split=SplitConfig(test_days=5, gap_days=1),
+    )
+    result = train(root / "t.parquet", root / "models", config, run_id="e2e5")
+    Registry(root / "models").activate(next(iter(result.artifacts.values())).name)
+    return root / "models"
+
+
+async def test_a_model_of_address_features_scores_the_avs_result(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    address_models_dir,
+):
+    """The server gives the model the AVS result the card verification step found, and every
+    score and reason it journalled is the one the replayed journal gives."""
+    models = ModelsConfig(dir=str(address_models_dir), explain_from=0)
+    host = await start_host(nursery, tmp_path, store_url, rules=RULES_USING_SCORE, models=models)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    for postcode, street in (("EC1A 1BB", "12 Lovelace Street"), ("SW1A 2AA", "10 Downing St")):
+        assert (await switch.send(checkout(card, postcode, street)))["39"] == "00"
+    async with opened_store(store_url) as store:
+        rows = [e.as_row() async for e in store.export_journal(JournalQuery())]
+    scorer = Scorer.load(next(p for p in address_models_dir.iterdir() if p.name != "runs"
+                              and (p / "model.json").exists()))  # fmt: skip
+    assert scorer.feature_blocks == 4
+    assert sorted(row["avs_result"] for row in rows) == ["N", "Y"]
+    served = {row["stan"]: (row["fraud_score"], row["model_reasons"]) for row in rows}
+    replayed = {
+        row["stan"]: (scorer.score_one(ctx), explained(scorer, ctx))
+        for row, ctx in replay_contexts(rows)
+    }
+    assert len(served) == 2 and served == replayed
+    vectors = [feature_values(ctx, scorer.terminal_risk, 4) for _, ctx in replay_contexts(rows)]
+    by_result = dict(zip((row["avs_result"] for row in rows), vectors, strict=True))
+    assert by_result["N"][-3:] == [1.0, 1.0, 0.0] and by_result["Y"][-3:] == [1.0, 0.0, 0.0]

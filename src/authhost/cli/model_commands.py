@@ -63,8 +63,9 @@ def train(
         "--features",
         help="feature set: authhost-features-1 (the card's history, default), "
         "authhost-features-2 (+ every card's requests at the merchant and terminal), "
-        "authhost-features-3 (+ the money the card received: mules) or authhost-features-4 "
-        "(+ the wallet token that paid and its age)",
+        "authhost-features-3 (+ the money the card received: mules), authhost-features-4 "
+        "(+ the wallet token that paid and its age) or authhost-features-5 (+ the web "
+        "shop's address verification)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:

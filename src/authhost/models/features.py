@@ -11,7 +11,7 @@ Counts and amounts are log-scaled (``log1p``): trees do not care, and the logist
 a roughly linear signal. The terminal risk comes from the artifact's lookup table
 (``TerminalRisk``), computed from labelled history with a delay.
 
-Four feature sets exist, each extending the one before by a block of features, and each
+Five feature sets exist, each extending the one before by a block of features, and each
 artifact names the one it was trained on (``feature_blocks``: how many blocks it reads). The
 first reads the card's own history. The second adds what every card did
 at this merchant and terminal in the last 10 minutes and hour (``cards.acceptor_velocity``):
@@ -20,7 +20,9 @@ merchant and terminal counters on every request, so it is chosen at training tim
 (``features`` in the training config, ``authhost train --features``), not imposed on every
 model. The third adds the money the card received and how much of it a cash-out takes: a
 money mule's card is paid and emptied within hours. The fourth adds the phone wallet token that
-paid and how old it is: a stolen number put in a fraudster's wallet spends within hours.
+paid and how old it is: a stolen number put in a fraudster's wallet spends within hours. The
+fifth adds the web shop's address verification: a card number bought in bulk comes without
+the cardholder's billing address.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ FEATURE_SET = "authhost-features-1"  # bump when any definition below changes
 ACCEPTOR_FEATURE_SET = "authhost-features-2"  # FEATURE_SET + ACCEPTOR_FEATURE_NAMES
 RECEIVED_FEATURE_SET = "authhost-features-3"  # ACCEPTOR_FEATURE_SET + RECEIVED_FEATURE_NAMES
 WALLET_FEATURE_SET = "authhost-features-4"  # RECEIVED_FEATURE_SET + WALLET_FEATURE_NAMES
+ADDRESS_FEATURE_SET = "authhost-features-5"  # WALLET_FEATURE_SET + ADDRESS_FEATURE_NAMES
 
 CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
 # POS entry mode (field 22, positions 1-2) grouped by how the card data was read
@@ -130,7 +133,11 @@ RECEIVED_FEATURE_NAMES: tuple[str, ...] = (
 # phone), or one registered hours ago (a stolen number in a fraudster's wallet)
 WALLET_FEATURE_NAMES: tuple[str, ...] = ("tokenised", "token_age_log", "token_under_24h")
 TOKEN_AGE_CAP_H = 24 * 365.0
-_BLOCKS = (ACCEPTOR_FEATURE_NAMES, RECEIVED_FEATURE_NAMES, WALLET_FEATURE_NAMES)
+# The billing address a web shop asked the issuer to verify (``cards.avs``): asked at all, and
+# how much of it was the cardholder's (a bought card number comes without its address)
+ADDRESS_FEATURE_NAMES: tuple[str, ...] = ("avs_asked", "avs_no_match", "avs_partial")
+_BLOCKS = (ACCEPTOR_FEATURE_NAMES, RECEIVED_FEATURE_NAMES, WALLET_FEATURE_NAMES,
+           ADDRESS_FEATURE_NAMES)  # fmt: skip
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     FEATURE_SET: FEATURE_NAMES,
     ACCEPTOR_FEATURE_SET: FEATURE_NAMES + ACCEPTOR_FEATURE_NAMES,
@@ -139,6 +146,11 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     + ACCEPTOR_FEATURE_NAMES
     + RECEIVED_FEATURE_NAMES
     + WALLET_FEATURE_NAMES,
+    ADDRESS_FEATURE_SET: FEATURE_NAMES
+    + ACCEPTOR_FEATURE_NAMES
+    + RECEIVED_FEATURE_NAMES
+    + WALLET_FEATURE_NAMES
+    + ADDRESS_FEATURE_NAMES,
 }
 CASH_OUT_TYPES = CASH_TYPES | {"10"}  # cash, or the card paying into a transfer (AFT)
 CASH_OUT_CAP = 5.0  # cash out over money received: as far over as we count
@@ -195,7 +207,8 @@ def feature_values(
 ) -> list[float]:
     """The feature values of one context, in ``FEATURE_NAMES`` order (all finite), followed
     by the first ``blocks`` extension blocks: ``ACCEPTOR_FEATURE_NAMES`` (the second feature
-    set), ``RECEIVED_FEATURE_NAMES`` (the third), ``WALLET_FEATURE_NAMES`` (the fourth)."""
+    set), ``RECEIVED_FEATURE_NAMES`` (the third), ``WALLET_FEATURE_NAMES`` (the fourth),
+    ``ADDRESS_FEATURE_NAMES`` (the fifth)."""
     v = ctx.velocity
     log1p = math.log1p
     amount = ctx.amount_minor
@@ -247,7 +260,21 @@ def feature_values(
             values += _received_values(ctx)
             if blocks > 2:
                 values += _wallet_values(ctx)
+                if blocks > 3:
+                    values += _ADDRESS_VALUES.get(ctx.avs_result, _NOT_ASKED)
     return values
+
+
+_NOT_ASKED = (0.0, 0.0, 0.0)
+# by AVS result (cards.avs.AvsResult): asked, nothing matched, half matched; U (no address on
+# the card) is asked and unknown
+_ADDRESS_VALUES = {
+    "Y": (1.0, 0.0, 0.0),
+    "A": (1.0, 0.0, 1.0),
+    "Z": (1.0, 0.0, 1.0),
+    "N": (1.0, 1.0, 0.0),
+    "U": (1.0, 0.0, 0.0),
+}
 
 
 def _wallet_values(ctx: TxContext) -> tuple[float, float, float]:
@@ -305,7 +332,7 @@ def feature_matrix(
 
 
 def feature_blocks(feature_set: str) -> int:
-    """How many extension blocks ``feature_values`` adds for ``feature_set`` (0 to 3); the
+    """How many extension blocks ``feature_values`` adds for ``feature_set`` (0 to 4); the
     first (merchant and terminal counters) costs the server counting on every request."""
     width = len(feature_names(feature_set)) - N_FEATURES
     blocks = 0
