@@ -198,19 +198,19 @@ class ProductsAndAccounts(ServiceBase):
         and the account as it stands now (``admin.statement``)."""
         from authhost.admin.statement import statement
 
-        account = await self._account(account_id)
+        account = await self.get_account(account_id)  # as one account's view shows it
         since, until = _period(day, since, until)
         query = JournalQuery(account_id=account_id, since=since, until=until)
         entries = [entry async for entry in self.store.export_journal(query)]
-        return statement(account_view(account), entries, since, until)
+        return statement(account, entries, since, until)
 
     async def account_holds(self, account_id: str) -> dict[str, Any]:
         """The holds that keep the account's money from being spent (``admin.holds``), each
         with the authorisation behind it, adding up to the account's holds."""
         from authhost.admin.holds import open_holds_view
 
-        account = await self._account(account_id)
-        return await open_holds_view(self.store, account_view(account), self.hold_days)
+        account = await self.get_account(account_id)  # as one account's view shows it
+        return await open_holds_view(self.store, account, self.hold_days)
 
     async def close_account(self, account_id: str, reason: str = "") -> dict[str, Any]:
         """Closing an account: every card still live on it is cancelled (closed: 62 from the
