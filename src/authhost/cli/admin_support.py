@@ -36,7 +36,7 @@ StoreOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
 ]
-# a report's period: a UTC day, or [since, until) in epoch seconds (admin.service._period)
+# a report's period: a UTC day, or [since, until) in epoch seconds (admin.service.base._period)
 DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]
 SinceOpt = Annotated[float, typer.Option(help="or from this time, epoch seconds")]
 UntilOpt = Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")]
