@@ -116,3 +116,6 @@ async def test_the_billing_address_is_set_over_the_admin_api(
     assert "10001" not in view.body.decode() and "Fifth" not in view.body.decode()
     zip5 = await switch.send(checkout(card, "10001", "350 5th Ave"))  # ZIP+4 kept as ZIP
     assert avs_of(zip5) == "Y"
+    cleared = await call(port, "POST", path, payload={"billing_postcode": "", "billing_street": ""})
+    assert cleared.status == 200 and cleared.json["billing_address_on_file"] is False
+    assert avs_of(await switch.send(checkout(card, "10001", "350 5th Ave"))) == "U"

@@ -68,6 +68,7 @@ async def test_the_balance_follows_the_ledger_and_what_came_after_its_cursor(
     synced = await call(port, "POST", sync, payload={**body, "reason": "end of day"})
     assert synced.status == 200, synced
     assert (synced.json["after_minor"], synced.json["entries_after"]) == (-450, 1)
+    assert synced.json["ledger_sync"]["through_journal_id"] == cursor
     assert synced.json["balance"] == ledger + salary - 450
     now = (await call(port, "GET", f"/v1/accounts/{account}")).json
     assert now["balance"] == ledger + salary - 450 and now["open_to_buy"] == now["balance"]

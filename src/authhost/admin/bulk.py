@@ -73,7 +73,7 @@ def read_rows(path: Path) -> list[IssueRow]:
     seen: Counter[str] = Counter()
     keyed = []
     for row in csv_rows.read_rows(path, ISSUE_COLUMNS):
-        key = row.values.pop("idempotency_key", "")
+        key = row.values.get("idempotency_key", "")
         if not key and not row.error:
             content = "|".join(f"{c}={row.values.get(c, '')}" for c in COLUMNS)
             seen[content] += 1
@@ -97,7 +97,9 @@ async def bulk_issue(
         if row.error:
             return RowResult(row.line, error=row.error)
         try:
-            spec = IssueCard.model_validate(row.values)
+            spec = IssueCard.model_validate(
+                {k: v for k, v in row.values.items() if k != "idempotency_key"}
+            )
             card = await service.issue_card(spec, idempotency_key=keys[row.line])
         except ValidationError as exc:
             return RowResult(row.line, error=invalid_request(exc).message)

@@ -49,11 +49,13 @@ async def sync_ledger_rows(
     """Synchronise each row's account; every row's result, in line order."""
 
     async def sync(row: Row) -> LedgerRowResult:
-        account_id = row.values.pop("account_id", "")
+        account_id = row.values.get("account_id", "")
         if row.error or not account_id:
             return LedgerRowResult(row.line, account_id, error=row.error or "no account_id")
         try:
-            spec = LedgerBalance.model_validate(row.values)
+            spec = LedgerBalance.model_validate(
+                {k: v for k, v in row.values.items() if k != "account_id"}
+            )
             synced = await service.sync_ledger(account_id, spec)
         except ValidationError as exc:
             return LedgerRowResult(row.line, account_id, error=invalid_request(exc).message)

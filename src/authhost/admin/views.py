@@ -79,7 +79,7 @@ class AccountView(_View):
     open_to_buy: int
     ledger_sync: dict[str, Any] | None = Field(
         default=None,
-        description="GET /v1/accounts/{id} only: the last ledger balance sync "
+        description="one account's view and a sync's answer: the last ledger balance sync "
         "(through_journal_id, ledger_balance_minor, synced_at), null when never",
     )
 
@@ -300,10 +300,8 @@ class RenewalRunView(_View):
 
 
 class LedgerSynced(AccountView):
-    ledger_balance_minor: int = Field(description="the bank's ledger balance as sent")
-    through_journal_id: int = Field(description="the journal id the ledger balance is through")
     after_minor: int = Field(
-        description="what the account's journal entries after that id added to the balance"
+        description="what the account's journal entries after the sync's cursor added"
     )
     entries_after: int = Field(description="how many of those entries moved the balance")
 

@@ -313,9 +313,8 @@ class LedgerSync:
     the host's own entries after that id added, is the account's balance now."""
 
     account: Account  # after the sync
-    ledger_balance: int
-    through_id: int
-    after_minor: int  # what the entries after through_id added to the balance
+    state: LedgerState  # the sync itself, as ``ledger_state`` reads it from now on
+    after_minor: int  # what the entries after the cursor added to the balance
     entries_after: int  # how many of them moved the balance
 
 

@@ -13,7 +13,7 @@ from authhost.cards.model import CardKind
 
 def spend_delta(kind: CardKind | str, amount_minor: int) -> int:
     """Balance change when ``amount_minor`` is spent (posted) from an account of ``kind``."""
-    return amount_minor if CardKind(kind) is CardKind.CREDIT else -amount_minor
+    return amount_minor if kind == CardKind.CREDIT else -amount_minor  # a StrEnum: str too
 
 
 def balance_delta(kind: CardKind | str, movement: str, amount_minor: int) -> int:

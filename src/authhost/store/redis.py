@@ -931,7 +931,8 @@ class RedisCardStore:
             raise LedgerRefused(refusal)
         account = _account_row(reply[3:])
         assert account is not None
-        return LedgerSync(account, ledger_balance, through_id, int(_s(reply[1])), int(reply[2]))
+        state = LedgerState(through_id, ledger_balance, now)
+        return LedgerSync(account, state, int(_s(reply[1])), int(reply[2]))
 
     async def ledger_state(self, account_id: str) -> LedgerState | None:
         key = self._keys.account(account_id).account

@@ -699,7 +699,7 @@ class SqliteCardStore:
             )
             account = _account(conn.execute(select, (account_id,)).fetchone())
             assert account is not None
-            return LedgerSync(account, ledger_balance, through_id, after, moved)
+            return LedgerSync(account, LedgerState(through_id, ledger_balance, now), after, moved)
 
         return await self._writer.run(sync)
 

@@ -6,7 +6,6 @@ account.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -19,9 +18,11 @@ from authhost.admin.errors import (
 )
 from authhost.admin.service.base import (
     _CHIP_KEYS,
+    KEY_REUSED,
     ServiceBase,
     _new_id,
     _period,
+    request_fingerprint,
 )
 from authhost.admin.views import (
     account_view,
@@ -40,6 +41,7 @@ from authhost.store.interface import (
     InsufficientFunds,
     JournalQuery,
     LedgerRefused,
+    LedgerState,
     NotFound,
 )
 
@@ -176,16 +178,7 @@ class ProductsAndAccounts(ServiceBase):
         """The account, with its last ledger balance sync (null: never synchronised): when
         the bank's ledger and the host last agreed, and through which journal id."""
         view = account_view(await self._account(account_id))
-        state = await self.store.ledger_state(account_id)
-        view["ledger_sync"] = (
-            None
-            if state is None
-            else {
-                "through_journal_id": state.through_id,
-                "ledger_balance_minor": state.ledger_balance,
-                "synced_at": state.synced_at,
-            }
-        )
+        view["ledger_sync"] = _ledger_sync_view(await self.store.ledger_state(account_id))
         return view
 
     async def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -254,11 +247,7 @@ class ProductsAndAccounts(ServiceBase):
         key together, so a core banking system may resend a load it got no answer for."""
         before = await self._account(account_id)
         delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
-        # the request is the account and the body: a key reused on another account or amount
-        # is refused, not taken for a repeat
-        fingerprint = hashlib.sha256(
-            f"{account_id}|{change.model_dump_json()}".encode()
-        ).hexdigest()
+        fingerprint = request_fingerprint(change)  # the store keeps keys per account
         try:
             changed = await self.store.change_funds(
                 account_id, delta, key=idempotency_key, fingerprint=fingerprint
@@ -271,7 +260,7 @@ class ProductsAndAccounts(ServiceBase):
                 f"cannot take {-change.amount_minor}"
             ) from None
         if changed.fingerprint != fingerprint:
-            raise ConflictError("this Idempotency-Key was already used with a different request")
+            raise ConflictError(KEY_REUSED)
         view = account_view(changed.account)
         if not changed.repeated:
             detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
@@ -294,8 +283,7 @@ class ProductsAndAccounts(ServiceBase):
             raise ConflictError(str(exc)) from None
         view = {
             **account_view(synced.account),
-            "ledger_balance_minor": synced.ledger_balance,
-            "through_journal_id": synced.through_id,
+            "ledger_sync": _ledger_sync_view(synced.state),
             "after_minor": synced.after_minor,
             "entries_after": synced.entries_after,
         }
@@ -315,3 +303,14 @@ class ProductsAndAccounts(ServiceBase):
         view = account_view(after)
         await self.record_audit("account.credit_limit", account_id, account_view(before), view)
         return view
+
+
+def _ledger_sync_view(state: LedgerState | None) -> dict[str, Any] | None:
+    """An account's last ledger balance sync as its view shows it (None: never)."""
+    if state is None:
+        return None
+    return {
+        "through_journal_id": state.through_id,
+        "ledger_balance_minor": state.ledger_balance,
+        "synced_at": state.synced_at,
+    }

@@ -102,6 +102,15 @@ RENEWAL_LISTED = 1000  # cards the renewal run's answer lists (the counts cover 
 RETIRE_TRIES = 3  # re-reads of a renewed card changed by someone else while it is retired
 
 
+KEY_REUSED = "this Idempotency-Key was already used with a different request"
+
+
+def request_fingerprint(request: BaseModel) -> str:
+    """What an idempotency key remembers of its request: the same key with another one is
+    refused (409), not taken for a repeat."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
 class ServiceBase:
     """Card management over one store and one security module, acting as ``actor``."""
 
@@ -181,14 +190,12 @@ class ServiceBase:
         request: BaseModel,
         create: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
-        fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        fingerprint = request_fingerprint(request)
         stored = await self.store.idempotent_result(store_key)
         if stored is not None:
             earlier = json.loads(stored)
             if earlier.get("request") != fingerprint:
-                raise ConflictError(
-                    "this Idempotency-Key was already used with a different request"
-                )
+                raise ConflictError(KEY_REUSED)
             return earlier["result"]
         result = await create()
         # Conflict: a concurrent twin stored its result first; ours is equally valid.
