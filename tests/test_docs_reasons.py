@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [
     *sorted((ROOT / "src" / "authhost" / "auth").rglob("*.py")),
     ROOT / "src" / "authhost" / "store" / "interface.py",
+    ROOT / "src" / "authhost" / "cards" / "cardholder_pass.py",
     ROOT / "src" / "authhost" / "server" / "connection.py",
 ]
 DOTTED = re.compile(
     r"^(validate|card|cvv|chip|pin|controls|card_controls|limits|model|funds|incremental|advice"
     r"|reversal"
-    r"|duplicate|rules)(\.[a-z0-9_]+)+$"
+    r"|duplicate|rules|fraud)(\.[a-z0-9_]+)+$"
 )
 # reasons that are single words, set where the server or the service answers by itself
 WORDS = {"deadline", "format", "mac", "unknown_mti", "error", "encode", "verification",

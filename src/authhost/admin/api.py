@@ -296,6 +296,10 @@ async def _report_fraud(call: Call) -> Any:
     return await call.service.report_fraud(call.path["card_id"], _journal_id(call), call.body)
 
 
+async def _answer_alert(call: Call) -> Any:
+    return await call.service.answer_alert(call.path["card_id"], _journal_id(call), call.body)
+
+
 async def _explain_entry(call: Call) -> Any:
     model = call.query.get("model", "")
     return await call.service.explain_entry(call.path["card_id"], _journal_id(call), model)
@@ -857,6 +861,19 @@ def _routes() -> list[Route]:
             body=rq.FraudReportSpec,
             tag="journal",
             response=v.FraudReportView,
+        ),
+        Route(
+            "POST",
+            "/v1/cards/{card_id}/journal/{journal_id}/cardholder-answer",
+            _answer_alert,
+            "The cardholder's answer to an alert about a payment, for the notification service: "
+            "it was them (labelled genuine; the card gets a pass so that a retry at that "
+            "merchant, up to that amount, is not declined as suspected fraud) or it was not "
+            "(labelled fraud; the card is suspended, and with reissue reissued under a new PAN)",
+            write=True,
+            body=rq.CardholderAnswer,
+            tag="journal",
+            response=v.CardholderAnswerView,
         ),
         Route(
             "GET",

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from authhost.cards.cardholder_pass import DEFAULT_MINUTES as DEFAULT_PASS_MINUTES
+from authhost.cards.cardholder_pass import MAX_MINUTES as MAX_PASS_MINUTES
 from authhost.cards.model import CardKind, PinMethod
 from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
 from authhost.cards.travel import MAX_NOTICES as MAX_TRAVEL_NOTICES
@@ -304,6 +306,38 @@ class FraudReportSpec(_Request):
         "analyst's review"
     )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class CardholderAnswer(_Request):
+    """The cardholder's answer to an alert about one of their card's payments."""
+
+    was_cardholder: bool = Field(
+        description="true: it was them (labelled genuine; the card gets a pass to retry); "
+        "false: it was not (labelled fraud; the card is suspended)"
+    )
+    pass_minutes: Annotated[int, Field(ge=0, le=MAX_PASS_MINUTES)] = Field(
+        DEFAULT_PASS_MINUTES,
+        description="how long the pass lasts (0: none, and any earlier pass ends); "
+        "only with was_cardholder",
+    )
+    any_merchant: bool = Field(
+        False, description="the pass covers every merchant, not only the payment's"
+    )
+    max_amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+        None,
+        description="the most the pass lets through, in the account's currency (default: the "
+        "payment's amount)",
+    )
+    reissue: bool = Field(
+        False, description="with was_cardholder false: also reissue the card under a new PAN"
+    )
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> CardholderAnswer:
+        if self.was_cardholder and self.reissue:
+            raise ValueError("reissue goes with was_cardholder false: the card is not at risk")
+        return self
 
 
 class DisputeOpen(_Request):

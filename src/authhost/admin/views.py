@@ -142,6 +142,12 @@ class CardView(_View):
         "revoked: merchant_id (field 42; * every merchant), until (last UTC day; '' until "
         "withdrawn)",
     )
+    cardholder_pass: dict[str, Any] | None = Field(
+        default=None,
+        description="the cardholder answered an alert 'it was me': until (epoch seconds) a "
+        "payment at merchant_id ('' any) of at most max_amount_minor (the account's currency) "
+        "is not declined as suspected fraud; journal_id is the payment they confirmed",
+    )
 
 
 class AuditView(_View):
@@ -216,6 +222,16 @@ class FraudReportView(_View):
     source: str
     reported_at: float
     note: str = Field(description="free text (masked)")
+
+
+class CardholderAnswerView(_View):
+    journal_id: int
+    was_cardholder: bool
+    fraud_report: FraudReportView = Field(description="the payment's label: the answer")
+    card: CardView = Field(description="the card after the answer (its pass, or suspended)")
+    successor: CardView | None = Field(
+        description="the card reissued under a new PAN (reissue), else null"
+    )
 
 
 class FraudReportList(_View):
@@ -463,6 +479,9 @@ def card_view(card: Card) -> dict[str, Any]:
         "stop_payments": [
             {"merchant_id": x.merchant_id, "until": x.until} for x in card.stop_payments
         ],  # fmt: skip
+        "cardholder_pass": None
+        if card.cardholder_pass is None
+        else dataclasses.asdict(card.cardholder_pass),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from authhost.cards.cardholder_pass import CardholderPass
 from authhost.cards.tokens import PaymentToken
 from authhost.cards.travel import TravelNotice
 
@@ -203,6 +204,8 @@ class Card:
     # normalised postcode and house number: the address itself is never stored ("" none)
     avs_postcode_ref: str = ""
     avs_street_ref: str = ""
+    # the cardholder answered a fraud alert "it was me" (cards.cardholder_pass): None none
+    cardholder_pass: CardholderPass | None = None
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

@@ -90,6 +90,47 @@ def journal_report_fraud(
     _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
+@journal.command("cardholder-answer")
+def journal_cardholder_answer(
+    card_id: Annotated[str, typer.Argument(help="the card")],
+    journal_id: Annotated[int, typer.Argument(help="the payment asked about (journal alerts)")],
+    was_me: Annotated[
+        bool,
+        typer.Option(
+            "--was-me/--not-me",
+            help="it was the cardholder (a pass to retry) or not (the card is suspended)",
+        ),
+    ],
+    minutes: Annotated[
+        int, typer.Option(help="how long the pass lasts (0: none)", min=0, max=24 * 60)
+    ] = 60,
+    any_merchant: Annotated[bool, typer.Option(help="the pass covers every merchant")] = False,
+    max_amount: Annotated[
+        int | None,
+        typer.Option(help="the most the pass lets through, minor units (default: the payment's)"),
+    ] = None,
+    reissue: Annotated[bool, typer.Option(help="with --not-me: a new card, new PAN")] = False,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The cardholder's answer to an alert about a payment: --was-me labels it genuine and
+    lets a retry at that merchant, up to that amount, through the fraud checks for --minutes;
+    --not-me labels it fraud and suspends the card (--reissue: and orders a new one). Audited."""
+    spec = _validated(
+        rq.CardholderAnswer,
+        {
+            "was_cardholder": was_me,
+            "pass_minutes": minutes,
+            "any_merchant": any_merchant,
+            "max_amount_minor": max_amount,
+            "reissue": reissue,
+            "note": note,
+        },
+    )
+    _run(_config(config, store), lambda s: s.answer_alert(card_id, journal_id, spec))
+
+
 @journal.command("explain")
 def journal_explain(
     card_id: str,

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
+from authhost.cards.cardholder_pass import CardholderPass
 from authhost.cards.model import (
     Account,
     Card,
@@ -60,6 +61,9 @@ def card_to_json(card: Card) -> str:
     data["tokens"] = [
         {name: getattr(t, name) for name in _TOKEN_FIELDS} for t in card.tokens
     ]  # fmt: skip
+    data["cardholder_pass"] = (
+        None if card.cardholder_pass is None else dataclasses.asdict(card.cardholder_pass)
+    )
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -85,6 +89,8 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
     data["tokens"] = tuple(
         PaymentToken(**{**t, "state": TokenState(t["state"])}) for t in data.get("tokens") or ()
     )
+    cardholder_pass = data.get("cardholder_pass")
+    data["cardholder_pass"] = None if not cardholder_pass else CardholderPass(**cardholder_pass)
     return Card(**data)
 
 

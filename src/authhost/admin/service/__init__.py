@@ -9,14 +9,16 @@ for the networks: the sanctioned ways out, each audited).
 ``CardService`` is put together from one part per family of operations, each its own module
 on the shared ``ServiceBase`` (store, keys, actor, audit, idempotency):
 ``accounts`` (products, accounts, funds, the ledger balance), ``cards`` (issuing, what is set
-on a card), ``tokens``, ``lifecycle``, ``pins``, ``journal`` (history, explanations, reviews,
-feeds, totals, clearing, retention, audit, lists), ``dispute_cases`` and ``files``.
+on a card), ``tokens``, ``lifecycle``, ``cardholder_answers`` (answers to alerts), ``pins``,
+``journal`` (history, explanations, reviews, feeds, totals, clearing, retention, audit, lists),
+``dispute_cases`` and ``files``.
 """
 
 from __future__ import annotations
 
 from authhost.admin.service.accounts import ProductsAndAccounts
 from authhost.admin.service.base import LIFECYCLE_ACTIONS, RETIRE_TRIES, ServiceBase
+from authhost.admin.service.cardholder_answers import CardholderAnswers
 from authhost.admin.service.cards import CardData
 from authhost.admin.service.dispute_cases import DisputeCases
 from authhost.admin.service.files import OperatorFiles
@@ -32,6 +34,7 @@ class CardService(
     ProductsAndAccounts,
     CardData,
     PaymentTokens,
+    CardholderAnswers,
     CardLifecycle,
     Pins,
     JournalAnalysis,

@@ -33,6 +33,7 @@ from authhost.admin.errors import (
 )
 from authhost.admin.views import (
     card_view,
+    fraud_report_view,
 )
 from authhost.cards import lifecycle, production
 from authhost.cards.model import (
@@ -50,6 +51,7 @@ from authhost.store.interface import (
 )
 from authhost.store.records import (
     AuditEntry,
+    FraudReport,
     JournalEntry,
 )
 
@@ -294,6 +296,20 @@ class ServiceBase:
         from authhost.admin.explain import card_journal_entry
 
         return await card_journal_entry(self.store, card_id, journal_id)
+
+    async def _record_fraud_report(
+        self, card_id: str, journal_id: int, fraud: bool, source: str, note: str
+    ) -> dict[str, Any]:
+        """Label one journal entry fraud or genuine (a later report replaces an earlier one);
+        audited with the report it replaced. The note's PANs are masked."""
+        report = FraudReport(journal_id, card_id, fraud, source, self.clock(),
+                             mask_pans_in_text(note))  # fmt: skip
+        before = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
+        await self.store.put_fraud_report(report)
+        view = fraud_report_view(report)
+        previous = fraud_report_view(before) if before is not None else None
+        await self.record_audit("journal.fraud_report", card_id, previous, view)
+        return view
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""

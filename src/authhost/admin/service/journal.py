@@ -33,13 +33,11 @@ from authhost.admin.views import (
     journal_view,
 )
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
-from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import (
     JOURNAL_MIN_KEEP_DAYS,
     JournalQuery,
 )
 from authhost.store.records import (
-    FraudReport,
     JournalEntry,
 )
 
@@ -134,24 +132,9 @@ class JournalAnalysis(ServiceBase):
         rq.FraudReportSpec.model_validate(spec.model_dump())
         await self._card(card_id)
         await self._journal_entry(card_id, journal_id)
-        report = FraudReport(
-            journal_id,
-            card_id,
-            spec.fraud,
-            spec.source,
-            self.clock(),
-            mask_pans_in_text(spec.note),
+        return await self._record_fraud_report(
+            card_id, journal_id, spec.fraud, spec.source, spec.note
         )
-        before = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
-        await self.store.put_fraud_report(report)
-        view = fraud_report_view(report)
-        await self.record_audit(
-            "journal.fraud_report",
-            card_id,
-            fraud_report_view(before) if before is not None else None,
-            view,
-        )
-        return view
 
     async def review_queue(
         self, *, limit: int = 100, after_id: int = 0, open_only: bool = True

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
+from authhost.cards.cardholder_pass import PASS_REASON, pass_covers
 from authhost.iso.codes import ResponseCode as RC
 from authhost.models.context import TxContext, context_from_request
 
@@ -84,13 +85,33 @@ class Fraud:
         if verdict is not None:
             if verdict.decline_code is not None:
                 reason = verdict.reason_codes[0] if verdict.reason_codes else "rules.decline"
-                return Decline(RC(verdict.decline_code), reason)
-            if verdict.review:
+                if verdict.decline_code != RC.SUSPECTED_FRAUD or not self._passed(tx, reason):
+                    return Decline(RC(verdict.decline_code), reason)
+            elif verdict.review:
                 tx.review = True
                 tx.reasons.extend(verdict.reason_codes)
         if self._threshold and score is not None and score >= self._threshold:
-            if self._decline_at_threshold:
+            if not self._decline_at_threshold:
+                tx.review = True
+                tx.reasons.append("model.threshold")
+            elif not self._passed(tx, "model.threshold"):
                 return Decline(RC.SUSPECTED_FRAUD, "model.threshold")
-            tx.review = True
-            tx.reasons.append("model.threshold")
         return None
+
+    @staticmethod
+    def _passed(tx: Transaction, reason: str) -> bool:
+        """Whether the cardholder's pass (cards.cardholder_pass) lets a suspected fraud through;
+        when it does, the journal keeps the reason it would have been declined for."""
+        request = tx.request
+        card = tx.snapshot.card
+        if card is None or not pass_covers(
+            card.cardholder_pass,
+            request.merchant_id or "",
+            request.cardholder_amount_minor or 0,
+            tx.now,
+        ):
+            return False
+        if PASS_REASON not in tx.reasons:
+            tx.reasons.append(PASS_REASON)
+        tx.reasons.append(reason)
+        return True
