@@ -87,6 +87,14 @@ async def test_it_was_me_lets_the_retry_through_and_nothing_more(
     assert retried["rule_matches"] == "large-web-payment" and not retried["review"]
     assert rows[sent["a cent more"]["11"]]["reason_codes"] == "FR-WEB"
     assert rows[first["11"]]["verdict"] == "genuine"
+    code, out = await run_cli("journal", "show", at.card_id, "--output", "table", "--config",
+                              str(cli_config(tmp_path, store_url)))  # fmt: skip
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    assert code == 0 and "150.00 978" in lines[str(asked["journal_id"])]
+    assert (
+        "FR-WEB" in lines[str(asked["journal_id"])] and "genuine" in lines[str(asked["journal_id"])]
+    )
+    assert "fraud.cardholder_pass FR-WEB" in lines[str(retried["journal_id"])]
 
     # a wider pass: any merchant, more money; the policy rule still declines
     wider = await answer(at.port, at.card_id, asked["journal_id"], was_cardholder=True,

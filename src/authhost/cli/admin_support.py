@@ -4,7 +4,8 @@ their common options, and the run of an operator's CSV file with a progress bar.
 The commands work directly on the store named by ``--store`` (or the configuration), through the
 same ``CardService`` as the admin HTTP API, so a change made here is validated and audited
 exactly like one made over HTTP. The audit actor is ``cli:<login name>``. Output is JSON (one
-object, or a list) so it can be piped into ``jq``; errors go to stderr with exit status 1.
+object, or a list) so it can be piped into ``jq``, and a listing is a table on a terminal
+(cli.tables); errors go to stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from authhost.admin import requests as rq
 from authhost.admin.errors import ServiceError, invalid_request
 from authhost.admin.service import CardService
+from authhost.cli.tables import TABLES, check_output
+from authhost.cli.tables import show as show_result
 from authhost.config import Config, ConfigError, load_config
 from authhost.security.errors import SecurityError
 from authhost.store.interface import StoreError
@@ -105,9 +108,13 @@ def _run(
     *,
     show: bool = True,
     pipeline: bool = False,
+    table: str = "",
+    output: str = "json",
 ) -> Any:
     """Run ``work`` on a service (``pipeline``: one that posts through the authorisation
-    pipeline); print its result as JSON; turn errors into messages."""
+    pipeline); print its result as JSON (or, for a listing, as the ``table`` of cli.tables
+    when ``output`` asks for one); turn errors into messages."""
+    check_output(output)
 
     async def main() -> Any:
         async with open_card_service(config, actor_name(), pipeline=pipeline) as service:
@@ -125,7 +132,7 @@ def _run(
         _say(f"error: {exc}")
         raise typer.Exit(1) from None
     if show and result is not None:
-        typer.echo(json.dumps(result, indent=2))
+        show_result(result, TABLES[table] if table else None, output)
     return result
 
 

@@ -17,6 +17,7 @@ from authhost.cli.admin_support import (
     _run,
     _validated,
 )
+from authhost.cli.tables import OutputOpt
 
 audit = typer.Typer(help="The audit log of changes (who, when, what, before/after).")
 
@@ -26,6 +27,7 @@ def audit_list(
     subject: Annotated[str, typer.Option(help="card, account, product or list id")] = "",
     limit: LimitOpt = 100,
     after_id: Annotated[int, typer.Option(help="entries after this audit id")] = 0,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -33,6 +35,8 @@ def audit_list(
     _run(
         _config(config, store),
         lambda s: s.audit(subject=subject, limit=limit, after_id=after_id),
+        table="audit",
+        output=output,
     )
 
 

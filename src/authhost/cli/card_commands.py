@@ -22,6 +22,7 @@ from authhost.cli.admin_support import (
     _run,
     _validated,
 )
+from authhost.cli.tables import OutputOpt
 
 cards = typer.Typer(help="Cards: issue, personalise, lifecycle, bureau export, bulk issue.")
 
@@ -32,6 +33,7 @@ def cards_list(
     state: Annotated[str, typer.Option(help="only cards in this state")] = "",
     limit: LimitOpt = 100,
     offset: OffsetOpt = 0,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -39,6 +41,8 @@ def cards_list(
     _run(
         _config(config, store),
         lambda s: s.list_cards(account_id=account_id, state=state, limit=limit, offset=offset),
+        table="cards",
+        output=output,
     )
 
 

@@ -15,6 +15,7 @@ from authhost.cli.admin_support import (
     _run,
     _validated,
 )
+from authhost.cli.tables import OutputOpt
 
 disputes = typer.Typer(help="Cardholders' disputes of posted transactions.")
 
@@ -67,11 +68,17 @@ def disputes_list(
     state: Annotated[str, typer.Option(help="open, won, lost or withdrawn")] = "",
     limit: LimitOpt = 100,
     after: Annotated[str, typer.Option(help="disputes after this id (paging)")] = "",
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Disputes, oldest first."""
-    _run(_config(config, store), lambda s: s.list_disputes(state=state, limit=limit, after=after))
+    _run(
+        _config(config, store),
+        lambda s: s.list_disputes(state=state, limit=limit, after=after),
+        table="disputes",
+        output=output,
+    )
 
 
 @disputes.command("show")

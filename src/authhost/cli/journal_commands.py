@@ -22,6 +22,7 @@ from authhost.cli.admin_support import (
     _say,
     _validated,
 )
+from authhost.cli.tables import OutputOpt
 
 journal = typer.Typer(help="The authorisation journal: per card, or exported for analysts.")
 
@@ -31,11 +32,17 @@ def journal_show(
     card_id: str,
     limit: LimitOpt = 100,
     after_id: Annotated[int, typer.Option(help="entries after this journal id")] = 0,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """A card's authorisation history (masked)."""
-    _run(_config(config, store), lambda s: s.card_journal(card_id, limit=limit, after_id=after_id))
+    _run(
+        _config(config, store),
+        lambda s: s.card_journal(card_id, limit=limit, after_id=after_id),
+        table="journal",
+        output=output,
+    )
 
 
 @journal.command("export")
@@ -178,11 +185,17 @@ def journal_explain_rules(
 def journal_fraud_reports(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     after_id: Annotated[int, typer.Option(min=0)] = 0,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The fraud reports (verdicts on journal entries), in journal order."""
-    _run(_config(config, store), lambda s: s.fraud_reports(limit=limit, after_id=after_id))
+    _run(
+        _config(config, store),
+        lambda s: s.fraud_reports(limit=limit, after_id=after_id),
+        table="fraud_reports",
+        output=output,
+    )
 
 
 @journal.command("reviews")
@@ -192,6 +205,7 @@ def journal_reviews(
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     after_id: Annotated[int, typer.Option(min=0)] = 0,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -200,6 +214,8 @@ def journal_reviews(
     _run(
         _config(config, store),
         lambda s: s.review_queue(limit=limit, after_id=after_id, open_only=not show_all),
+        table="reviews",
+        output=output,
     )
 
 
@@ -210,6 +226,7 @@ def journal_acceptors(
     ] = "failed_cvv_10m",
     terminals: Annotated[bool, typer.Option(help="terminals instead of merchants")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -219,6 +236,8 @@ def journal_acceptors(
     _run(
         _config(config, store),
         lambda s: s.busiest_acceptors(by=by, terminals=terminals, limit=limit),
+        table="acceptors",
+        output=output,
     )
 
 
@@ -245,6 +264,7 @@ def journal_alerts(
         bool, typer.Option("--card-not-present", help="also approvals without the card")
     ] = False,
     abroad: Annotated[bool, typer.Option("--abroad", help="also approvals abroad")] = False,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -259,7 +279,9 @@ def journal_alerts(
             amount_minor=amount_minor,
             card_not_present=card_not_present,
             abroad=abroad,
-        ),  # fmt: skip
+        ),
+        table="alerts",
+        output=output,
     )
 
 

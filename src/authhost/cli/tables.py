@@ -1,0 +1,236 @@
+"""Listing commands' answers as tables for people, JSON for programs.
+
+An analyst reading a card's history at a terminal wants one line per decision (when, what was
+asked, the answer, the amount in its currency, where, the score and the reasons), not seventy
+JSON keys per entry; a script wants every key. ``--output`` chooses (``auto``: a table on a
+terminal, JSON in a pipe or file, so ``| jq`` keeps working). The table shows a chosen few
+columns of the same rows the JSON holds; nothing is computed that the JSON lacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from authhost.auth.currencies import EXPONENTS
+
+OUTPUTS = ("auto", "table", "json")
+OutputOpt = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        help="table or json (auto: a table on a terminal, JSON in a pipe or file)",
+    ),
+]
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    cell: Callable[[Row], str]
+    right: bool = False  # numbers line up on the right
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    title: str
+    columns: tuple[Column, ...]
+    rows_key: str = ""  # the answer's list of rows ("" the answer is the list)
+
+
+def amount(minor: int | None, currency: str | None) -> str:
+    """Minor units in the currency's own exponent, with its numeric code: 1,234.50 978."""
+    if minor is None:
+        return ""
+    exponent = EXPONENTS.get(currency or "", 2)
+    text = f"{minor / 10**exponent:,.{exponent}f}" if exponent else f"{minor:,}"
+    return f"{text} {currency}" if currency else text
+
+
+def when(ts: float | None) -> str:
+    """Epoch seconds as a UTC time to the second ('' for none)."""
+    if not ts:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _key(name: str) -> Callable[[Row], str]:
+    def cell(row: Row) -> str:
+        value = row.get(name)
+        return "" if value is None else str(value)
+
+    return cell
+
+
+def _score(row: Row) -> str:
+    score = row.get("fraud_score", -1)
+    return "" if score is None or score < 0 else str(score)
+
+
+def _reasons(row: Row) -> str:
+    text = row.get("reason_codes") or ""
+    return text.replace(";", " ") + (" [review]" if row.get("review") else "")
+
+
+def _merchant(row: Row) -> str:
+    name = " ".join((row.get("merchant_name") or "").split())
+    return name or row.get("merchant_id") or ""
+
+
+_JOURNAL = (
+    Column("id", _key("journal_id"), right=True),
+    Column("time (UTC)", lambda r: when(r.get("ts"))),
+    Column("mti", _key("mti")),
+    Column("rc", _key("response_code")),
+    Column("amount", lambda r: amount(r.get("amount_minor"), r.get("currency")), right=True),
+    Column("merchant", _merchant),
+    Column("ctry", _key("country")),
+    Column("channel", _key("channel")),
+    Column("score", _score, right=True),
+    Column("reasons", _reasons),
+    Column("verdict", _key("verdict")),
+)
+
+TABLES: dict[str, TableSpec] = {
+    "journal": TableSpec("journal", _JOURNAL),
+    "reviews": TableSpec(
+        "review queue",
+        (*_JOURNAL[:2], Column("card", _key("pan_masked")), *_JOURNAL[2:]),
+        rows_key="reviews",
+    ),
+    "alerts": TableSpec(
+        "cardholder alerts",
+        (
+            Column("id", _key("journal_id"), right=True),
+            Column("time (UTC)", lambda r: (r.get("time") or "")[:19].replace("T", " ")),
+            Column("card", _key("pan")),
+            Column("alerts", lambda r: " ".join(r.get("alerts") or ())),
+            Column("rc", _key("response_code")),
+            Column(
+                "amount", lambda r: amount(r.get("amount_minor"), r.get("currency")), right=True
+            ),  # fmt: skip
+            Column("merchant", _merchant),
+            Column("rrn", _key("rrn")),
+        ),
+        rows_key="alerts",
+    ),
+    "cards": TableSpec(
+        "cards",
+        (
+            Column("card_id", _key("card_id")),
+            Column("pan", _key("pan")),
+            Column("state", _key("state")),
+            Column("expiry", _key("expiry")),
+            Column("product", _key("product_id")),
+            Column("account", _key("account_id")),
+            Column("cardholder", _key("cardholder_name")),
+            Column("pin tries", _key("pin_tries"), right=True),
+        ),
+    ),
+    "fraud_reports": TableSpec(
+        "fraud reports",
+        (
+            Column("journal id", _key("journal_id"), right=True),
+            Column("card_id", _key("card_id")),
+            Column("verdict", lambda r: "fraud" if r.get("fraud") else "genuine"),
+            Column("source", _key("source")),
+            Column("reported (UTC)", lambda r: when(r.get("reported_at"))),
+            Column("note", _key("note")),
+        ),
+    ),
+    "acceptors": TableSpec(
+        "busiest acceptors",
+        (
+            Column("merchant_id", _key("merchant_id")),
+            Column("name", _merchant),
+            Column("terminal", _key("terminal_id")),
+            *(
+                Column(name.replace("_count", "").replace("_", " "), _key(name), right=True)
+                for name in (
+                    "count_10m",
+                    "distinct_cards_10m",
+                    "declined_count_10m",
+                    "failed_cvv_10m",
+                    "unknown_card_count_10m",
+                    "count_1h",
+                    "failed_cvv_1h",
+                )
+            ),  # fmt: skip
+        ),
+        rows_key="acceptors",
+    ),
+    "audit": TableSpec(
+        "audit log",
+        (
+            Column("id", _key("audit_id"), right=True),
+            Column("time (UTC)", lambda r: when(r.get("ts"))),
+            Column("actor", _key("actor")),
+            Column("action", _key("action")),
+            Column("subject", _key("subject")),
+        ),
+    ),
+    "disputes": TableSpec(
+        "disputes",
+        (
+            Column("dispute_id", _key("dispute_id")),
+            Column("journal id", _key("journal_id"), right=True),
+            Column("card_id", _key("card_id")),
+            Column("reason", _key("reason")),
+            Column("state", _key("state")),
+            Column(
+                "amount", lambda r: amount(r.get("amount_minor"), r.get("currency")), right=True
+            ),  # fmt: skip
+            Column(
+                "credited", lambda r: amount(r.get("credited_minor"), r.get("currency")), right=True
+            ),  # fmt: skip
+            Column("opened (UTC)", lambda r: when(r.get("opened_at"))),
+        ),
+    ),
+}
+
+
+def check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise typer.BadParameter(f"must be one of {', '.join(OUTPUTS)}", param_hint="--output")
+
+
+def wants_table(output: str) -> bool:
+    check_output(output)
+    return output == "table" or (output == "auto" and sys.stdout.isatty())
+
+
+def render(result: Any, spec: TableSpec) -> Table:
+    """The rows of ``result`` (an answer of the spec's shape) as a table, with the paging
+    hint of a feed's answer as its caption."""
+    rows = result.get(spec.rows_key, []) if spec.rows_key else result
+    table = Table(title=f"{spec.title}: {len(rows)}", title_justify="left")
+    for column in spec.columns:
+        table.add_column(column.header, justify="right" if column.right else "left")
+    for row in rows:
+        # Text, not markup: a merchant's name like "[red]" is printed as sent
+        table.add_row(*(Text(column.cell(row)) for column in spec.columns))
+    if isinstance(result, dict) and result.get("next_after_id") and rows:
+        table.caption = f"next page: --after-id {result['next_after_id']}"
+    return table
+
+
+def show(result: Any, spec: TableSpec | None, output: str) -> None:
+    """Print an answer: as ``spec``'s table when one is wanted, else as JSON."""
+    if spec is not None and wants_table(output):
+        # a terminal's width there; in a pipe or file the table's own width, never cut short
+        width = None if sys.stdout.isatty() else 400
+        Console(soft_wrap=False, width=width).print(render(result, spec))
+    else:
+        typer.echo(json.dumps(result, indent=2))

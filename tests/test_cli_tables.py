@@ -1,0 +1,57 @@
+"""The listing commands' tables (cli.tables): amounts in their currency's exponent, times in
+UTC, the columns an analyst reads, and JSON unless a table is asked for or the output is a
+terminal."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+from rich.console import Console
+
+from authhost.cli.tables import TABLES, amount, render, wants_table, when
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "text"),
+    [
+        (1_234_550, "978", "12,345.50 978"),  # euro: 2 decimals
+        (1_500, "392", "1,500 392"),  # yen: none
+        (1_234, "048", "1.234 048"),  # Bahraini dinar: 3
+        (5, "", "0.05"),
+        (None, "978", ""),
+    ],
+)
+def test_amounts_in_their_currencys_exponent(minor, currency, text):
+    assert amount(minor, currency) == text
+
+
+def test_times_are_utc():
+    assert when(calendar.timegm((2026, 11, 27, 21, 7, 51))) == "2026-11-27 21:07:51"
+    assert when(None) == "" and when(0) == ""
+
+
+def test_a_review_queue_as_a_table():
+    row = {
+        "journal_id": 41, "ts": calendar.timegm((2026, 11, 27, 9, 0, 0)), "mti": "0100",
+        "response_code": "00", "pan_masked": "476173******0010", "amount_minor": 15_000,
+        "currency": "978", "merchant_name": "SHOP   ELECTRO   BERLIN", "merchant_id": "M1",
+        "country": "276", "channel": "ecommerce", "fraud_score": 812,
+        "reason_codes": "fraud.cardholder_pass;FR-WEB", "review": True, "verdict": None,
+    }  # fmt: skip
+    console = Console(width=200, record=True)
+    console.print(render({"reviews": [row], "next_after_id": 41}, TABLES["reviews"]))
+    text = console.export_text()
+    line = next(line for line in text.splitlines() if "476173******0010" in line)
+    cells = [cell.strip() for cell in line.split("│") if cell.strip()]
+    assert cells == ["41", "2026-11-27 09:00:00", "476173******0010", "0100", "00", "150.00 978",
+                     "SHOP ELECTRO BERLIN", "276", "ecommerce", "812",
+                     "fraud.cardholder_pass FR-WEB [review]"]  # fmt: skip
+    assert "review queue: 1" in text and "--after-id 41" in text
+
+
+def test_json_unless_a_table_is_asked_for(capsys):
+    assert wants_table("table") and not wants_table("json")
+    assert not wants_table("auto")  # pytest's stdout is not a terminal
+    with pytest.raises(Exception, match="table or json|must be one of"):
+        wants_table("xml")
