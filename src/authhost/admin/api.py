@@ -411,6 +411,10 @@ async def _compare_models(call: Call) -> Any:
     return await call.service.compare_models(**_period(call), **thresholds)
 
 
+async def _rule_performance(call: Call) -> Any:
+    return await call.service.rule_performance(**_period(call))
+
+
 def _period(call: Call) -> dict[str, Any]:
     """A report's period from the query: a UTC ``day``, or ``since`` and ``until``."""
     day = call.query.get("day", "")
@@ -961,6 +965,18 @@ def _routes() -> list[Route]:
             query=("day", "since", "until", "champion_threshold", "challenger_threshold"),
             tag="journal",
             response=v.ModelComparison,
+        ),
+        Route(
+            "GET",
+            "/v1/rules/performance",
+            _rule_performance,
+            "What each rule did in a day or period, as the journal recorded it: matches, "
+            "approved, declined (and by the rule itself), let through by a cardholder's pass, "
+            "reviewed, and the fraud reports on its matches: fraud, genuine (the cardholders' "
+            "'it was me'), declined genuine, precision",
+            query=("day", "since", "until"),
+            tag="journal",
+            response=v.RulePerformanceReport,
         ),
         Route(
             "POST",

@@ -373,6 +373,24 @@ class JournalTotals(_View):
     )
 
 
+class RulePerformanceReport(_View):
+    since: str = Field(description="start of the period (UTC, inclusive)")
+    until: str = Field(description="end of the period (UTC, exclusive)")
+    rules_file: str = Field(
+        description="the rules file whose rules named actions and modes ('' none configured)"
+    )
+    entries: int = Field(description="journal entries in the period")
+    entries_with_matches: int = Field(description="of which some rule matched")
+    rules: list[dict[str, Any]] = Field(
+        description="one per rule that matched (most declined genuine first) and per rule of "
+        "the file that did not: rule, in_rules_file, action, shadow, matches, approved, "
+        "declined, declined_by_rule (declined with its reason first; null when the file does "
+        "not have it), passed (approved through a cardholder's pass), reviewed, fraud, "
+        "genuine, genuine_by_cardholder, declined_genuine, precision (fraud / labelled "
+        "matches; null none labelled), fraud_amount_minor (by account currency)"
+    )
+
+
 class ModelComparison(_View):
     since: str = Field(description="start of the period (UTC, inclusive)")
     until: str = Field(description="end of the period (UTC, exclusive)")

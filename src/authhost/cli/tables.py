@@ -171,6 +171,37 @@ TABLES: dict[str, TableSpec] = {
         ),
         rows_key="acceptors",
     ),
+    "rule_performance": TableSpec(
+        "rules in production",
+        (
+            Column("rule", _key("rule")),
+            Column(
+                "action",
+                lambda r: (r.get("action") or "?") + (" (shadow)" if r.get("shadow") else ""),
+            ),
+            *(
+                Column(header, _key(name), right=True)
+                for header, name in (
+                    ("matches", "matches"),
+                    ("approved", "approved"),
+                    ("declined", "declined"),
+                    ("by it", "declined_by_rule"),
+                    ("passed", "passed"),
+                    ("reviewed", "reviewed"),
+                    ("fraud", "fraud"),
+                    ("genuine", "genuine"),
+                    ("it was me", "genuine_by_cardholder"),
+                    ("declined genuine", "declined_genuine"),
+                )
+            ),
+            Column(
+                "precision",
+                lambda r: "" if r.get("precision") is None else f"{r['precision']:.2f}",
+                right=True,
+            ),
+        ),
+        rows_key="rules",
+    ),
     "audit": TableSpec(
         "audit log",
         (

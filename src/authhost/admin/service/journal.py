@@ -41,6 +41,8 @@ from authhost.store.records import (
     JournalEntry,
 )
 
+REPORT_BATCH = 1000  # entries whose fraud reports are read in one call
+
 
 class JournalAnalysis(ServiceBase):
     """What the journal tells operators and analysts."""
@@ -269,6 +271,59 @@ class JournalAnalysis(ServiceBase):
         return await compare_models(
             self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
         )
+
+    async def rule_performance(
+        self, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """What each rule did over the period, as the journal recorded it
+        (``rules.performance``): its matches, what became of those requests, and the fraud
+        reports on them (the cardholders' "it was me" among them). The configured rules file,
+        when there is one, names each rule's action and mode and which declines were its own."""
+        from authhost.admin.totals import iso_time
+        from authhost.rules.performance import RulePerformance
+
+        since, until = _period(day, since, until)
+        performance = RulePerformance(await self._rule_facts())
+        batch: list[JournalEntry] = []
+        async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
+            if not entry.rule_matches:
+                performance.add(entry, None)
+                continue
+            batch.append(entry)
+            if len(batch) >= REPORT_BATCH:
+                await self._add_with_reports(performance, batch)
+                batch = []
+        await self._add_with_reports(performance, batch)
+        return {
+            "since": iso_time(since),
+            "until": iso_time(until),
+            "rules_file": str(self.rules_file) if performance.facts else "",
+            "entries": performance.entries,
+            "entries_with_matches": performance.with_matches,
+            "rules": performance.rows(),
+        }
+
+    async def _add_with_reports(self, performance: Any, entries: list[JournalEntry]) -> None:
+        reports = await self.store.fraud_reports_of([e.journal_id for e in entries])
+        performance.add_all((e, reports.get(e.journal_id)) for e in entries)
+
+    async def _rule_facts(self) -> dict[str, Any]:
+        """Each rule of the configured rules file by name ({} when none is configured); a
+        file that does not load is refused with its line and reason."""
+        from authhost.rules.loader import load_rule_set
+        from authhost.rules.performance import RuleFacts
+        from authhost.rules.rulefile import RuleLoadError
+
+        if not self.rules_file:
+            return {}
+        try:
+            rule_set = await anyio.to_thread.run_sync(load_rule_set, self.rules_file)
+        except RuleLoadError as exc:
+            raise InvalidRequest(str(exc)) from None
+        return {
+            rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow)
+            for rule in rule_set.all_rules
+        }
 
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
         return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]

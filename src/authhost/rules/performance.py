@@ -1,0 +1,133 @@
+"""How each rule did in production: what it matched, what became of those requests, and what
+the labels that came back (chargebacks, the cardholders' answers, analysts) say about them.
+
+A backtest replays today's rules over labelled history; this counts what the journal recorded
+the rules doing, so an analyst sees which rule declines the customers who then answer "it was
+me" (``declined_genuine``), and how often a rule's matches turned out to be fraud
+(``precision``, over the labelled matches only: most requests are never labelled). Pure: the
+admin service streams the journal and the fraud reports in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from authhost.cards.cardholder_pass import PASS_REASON
+from authhost.iso.codes import APPROVED_CODES
+from authhost.store.records import FraudReport, JournalEntry
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFacts:
+    """What the rules file says of a rule now (the journal keeps only its name)."""
+
+    action: str
+    reason: str
+    shadow: bool
+
+
+@dataclass(slots=True)
+class RuleTally:
+    rule: str
+    matches: int = 0
+    approved: int = 0  # matched, and the request was approved (00, 10)
+    declined: int = 0  # matched, and the request was declined (by this rule or anything else)
+    declined_by_rule: int | None = None  # declined with the rule's reason first (rules file)
+    passed: int = 0  # approved through the cardholder's pass despite the match
+    reviewed: int = 0  # approved and flagged for review
+    fraud: int = 0  # matches reported fraud
+    genuine: int = 0  # matches reported genuine
+    genuine_by_cardholder: int = 0  # of which the cardholder said "it was me"
+    declined_genuine: int = 0  # declined, and reported genuine: the rule's friction
+    # fraud matched, by the account's currency (minor units)
+    fraud_amount_minor: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float | None:
+        labelled = self.fraud + self.genuine
+        return None if labelled == 0 else self.fraud / labelled
+
+    def as_dict(self, facts: RuleFacts | None) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "in_rules_file": facts is not None,
+            "action": facts.action if facts else "",
+            "shadow": facts.shadow if facts else None,
+            "matches": self.matches,
+            "approved": self.approved,
+            "declined": self.declined,
+            "declined_by_rule": self.declined_by_rule,
+            "passed": self.passed,
+            "reviewed": self.reviewed,
+            "fraud": self.fraud,
+            "genuine": self.genuine,
+            "genuine_by_cardholder": self.genuine_by_cardholder,
+            "declined_genuine": self.declined_genuine,
+            "precision": None if self.precision is None else round(self.precision, 4),
+            "fraud_amount_minor": dict(sorted(self.fraud_amount_minor.items())),
+        }
+
+
+class RulePerformance:
+    """Counts entries one by one (the journal is streamed, not held)."""
+
+    def __init__(self, facts: Mapping[str, RuleFacts] | None = None) -> None:
+        self.facts = dict(facts or {})
+        self.entries = 0  # entries of the period read
+        self.with_matches = 0
+        self._tallies: dict[str, RuleTally] = {}
+        self._by_reason: dict[str, set[str]] = defaultdict(set)
+        for name, rule in self.facts.items():
+            self._by_reason[rule.reason].add(name)
+
+    def add(self, entry: JournalEntry, report: FraudReport | None) -> None:
+        self.entries += 1
+        if not entry.rule_matches:
+            return
+        self.with_matches += 1
+        approved = entry.response_code in APPROVED_CODES
+        reasons = entry.reason_codes.split(";") if entry.reason_codes else []
+        first_reason = reasons[0] if reasons else ""
+        for name in dict.fromkeys(entry.rule_matches.split(";")):
+            if not name:
+                continue
+            tally = self._tallies.get(name)
+            if tally is None:
+                tally = self._tallies[name] = RuleTally(name)
+                if name in self.facts:
+                    tally.declined_by_rule = 0
+            tally.matches += 1
+            if approved:
+                tally.approved += 1
+                tally.reviewed += entry.review
+                tally.passed += PASS_REASON in reasons
+            else:
+                tally.declined += 1
+                if tally.declined_by_rule is not None and name in self._by_reason[first_reason]:
+                    tally.declined_by_rule += 1
+            if report is None:
+                continue
+            if report.fraud:
+                tally.fraud += 1
+                amounts = tally.fraud_amount_minor
+                amounts[entry.currency] = amounts.get(entry.currency, 0) + entry.amount_minor
+            else:
+                tally.genuine += 1
+                tally.genuine_by_cardholder += report.source == "cardholder"
+                tally.declined_genuine += not approved
+
+    def add_all(self, pairs: Iterable[tuple[JournalEntry, FraudReport | None]]) -> None:
+        for entry, report in pairs:
+            self.add(entry, report)
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per rule that matched, most friction (declined genuine) first, then most
+        matches; then the rules of the file that matched nothing."""
+        ordered = sorted(self._tallies.values(), key=lambda t: (-t.declined_genuine, -t.matches))
+        rows = [t.as_dict(self.facts.get(t.rule)) for t in ordered]
+        for name in sorted(set(self.facts) - set(self._tallies)):
+            silent = RuleTally(name, declined_by_rule=0)
+            rows.append(silent.as_dict(self.facts[name]))
+        return rows
