@@ -50,6 +50,7 @@ def insert(
         country=event.country,
         pin_failed=event.pin_failed,
         cvv_failed=event.cvv_failed,
+        movement="post" if event.approved else "",
     )
     assert event_from_row(entry.as_row()) == event  # what the offline replay reads back
     conn.execute(_JOURNAL_INSERT, _journal_values(entry))
@@ -145,6 +146,35 @@ def test_only_authorisations_financials_and_advices_count():
     insert(conn, "card", VelocityEvent(NOW - 1, 200, True, "M1", "276"), "authorisation_advice")
     velocity = counters_at(VelocityCounters(), conn, "card", NOW)
     assert (velocity.count_1h, velocity.amount_1h, velocity.distinct_countries_1h) == (2, 700, 1)
+
+
+SPENDING_CASES = [
+    # (message class, processing code, movement, reasons, counts as approved spending)
+    ("authorisation", "000000", "hold", "", True),
+    ("financial_advice", "000000", "post", "advice.stand_in", True),
+    ("financial_advice", "000000", "post", "advice.completion;advice.stand_in", False),
+    ("financial_advice", "000000", "post", "advice.completion_partial", False),
+    ("financial_advice", "000000", "", "advice.declined_by_network", False),
+    ("authorisation_advice", "000000", "", "advice.currency_mismatch", False),
+    ("authorisation", "310000", "", "", False),  # a balance inquiry
+]
+
+
+def test_what_counts_as_approved_spending_in_sql_and_in_a_replay():
+    """The SQL of the snapshot and the replay of an exported journal read the same rule
+    (models.context.is_approved_spending)."""
+    for i, (message_class, code, movement, reasons, spends) in enumerate(SPENDING_CASES):
+        conn = fresh()
+        entry = JournalEntry(
+            ts=NOW - 10, mti="0220", message_class=message_class, response_code="00",
+            card_id="card", processing_code=code, amount_minor=1_000 + i, movement=movement,
+            reason_codes=reasons,
+        )  # fmt: skip
+        assert event_from_row(entry.as_row()).approved is spends, SPENDING_CASES[i]
+        conn.execute(_JOURNAL_INSERT, _journal_values(entry))
+        velocity = counters_at(VelocityCounters(), conn, "card", NOW)
+        assert (velocity.count_1h, velocity.approved_count_24h, velocity.amount_1h) == (
+            1, int(spends), (1_000 + i) * spends), SPENDING_CASES[i]  # fmt: skip
 
 
 def test_a_first_read_skips_history_older_than_the_window():

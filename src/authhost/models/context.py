@@ -214,12 +214,31 @@ def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
     return event_from_row(journal_dict(entry))
 
 
+ADVICE_CLASSES = frozenset({"authorisation_advice", "financial_advice"})
+COMPLETION_REASON = "advice.completion"  # and its _partial, _nothing_held
+BALANCE_INQUIRY = "31"
+
+
+def is_approved_spending(row: Mapping[str, object]) -> bool:
+    """The row approved new spending, which limits and velocity count: an approval, but not
+    a completion (its pre-authorisation counted when it was approved: a hotel stay, or any
+    cleared purchase, would count twice), not an advice that moved nothing (the network
+    declined it, or an unconverted amount in another currency), not a balance inquiry."""
+    if _text(row, "response_code") not in APPROVED_CODES:
+        return False
+    if _text(row, "processing_code")[:2] == BALANCE_INQUIRY:
+        return False
+    if _text(row, "message_class") in ADVICE_CLASSES:
+        return bool(_text(row, "movement")) and COMPLETION_REASON not in _text(row, "reason_codes")
+    return True
+
+
 def event_from_row(row: Mapping[str, object]) -> VelocityEvent:
     """The velocity event a journal row leaves behind (what the store's commit records)."""
     return VelocityEvent(
         ts=float(row["ts"]),  # type: ignore[arg-type]
         amount_minor=int(row.get("amount_minor", 0) or 0),  # type: ignore[arg-type]
-        approved=_text(row, "response_code") in APPROVED_CODES,
+        approved=is_approved_spending(row),
         merchant_id=_text(row, "merchant_id"),
         country=_text(row, "country"),
         cash=_text(row, "processing_code")[:2] in CASH_TYPES,

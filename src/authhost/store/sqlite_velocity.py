@@ -2,9 +2,9 @@
 
 The journal is the history: a card's velocity events are its journal entries of the velocity
 message classes, read the way ``models.context.event_from_row`` reads an exported journal
-(approved = response 00, cash = processing code 01...). Online counters and the features an
-analyst replays offline therefore come from the same rows by the same rule, and a commit writes
-no second copy of the event (a table and two indexes less per authorisation).
+(approved = an approval that spent, cash = processing code 01...). Online counters and the
+features an analyst replays offline therefore come from the same rows by the same rule, and a
+commit writes no second copy of the event (a table and two indexes less per authorisation).
 
 Fetching and counting a card's 30 days of events on every request costs O(events), the largest
 part of an authorisation for a busy card (``benchmarks/bench_velocity.py``: counting alone is
@@ -28,13 +28,23 @@ from authhost.cards.sliding import SlidingVelocity
 from authhost.cards.velocity import RETENTION_S, Velocity
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import CREDIT_TYPES
-from authhost.models.context import CASH_TYPES, VELOCITY_CLASSES
+from authhost.models.context import (
+    ADVICE_CLASSES,
+    BALANCE_INQUIRY,
+    CASH_TYPES,
+    COMPLETION_REASON,
+    VELOCITY_CLASSES,
+)
 
 # A journal entry as a velocity row (id first, then StoredEvent's fields), as event_from_row
 # reads it; over the journal aliased ``j``.
 ROW_COLUMNS = (
     "j.journal_id", "j.ts", "j.amount_minor",
-    f"j.response_code IN ({', '.join(repr(c) for c in sorted(APPROVED_CODES))})",
+    # models.context.is_approved_spending, in SQL
+    f"(j.response_code IN ({', '.join(repr(c) for c in sorted(APPROVED_CODES))})"
+    f" AND substr(j.processing_code, 1, 2) <> '{BALANCE_INQUIRY}'"
+    f" AND (j.message_class NOT IN ({', '.join(repr(c) for c in sorted(ADVICE_CLASSES))})"
+    f" OR (j.movement <> '' AND instr(j.reason_codes, '{COMPLETION_REASON}') = 0)))",
     "j.merchant_id", "j.country",
     f"substr(j.processing_code, 1, 2) IN ({', '.join(repr(t) for t in sorted(CASH_TYPES))})",
     "j.pin_failed", "j.cvv_failed",
