@@ -36,6 +36,7 @@ from typing import Any
 from authhost.auth.decision import Decision
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
+from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON
 from authhost.security.masking import mask_pan
 from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
@@ -46,8 +47,12 @@ _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UT
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
 OPTIONAL = ("merchant_id", "terminal_id", "type", "billing_amount_minor", "billing_currency")
 KINDS = ("purchase", "refund")  # the optional ``type`` column; purchase when absent
-_AUTHORISATIONS = frozenset({"authorisation"})  # a dual-message hold
-_POSTED_ALREADY = frozenset({"financial"})  # a single-message 0200
+# a dual-message hold: the host's 0100, or the network's stand-in 0120 (under its code)
+_AUTHORISATIONS = frozenset({"authorisation", "authorisation_advice"})
+# posted when approved: a single-message 0200, or the network's stand-in 0220 (not a
+# completion: those post for an authorisation, and a split shipment's parts share its code)
+_POSTED_ALREADY = frozenset({"financial", "financial_advice"})
+_REFUND = "20"
 
 # AuthService.decide_many: requests decided together, a Decision or the exception for each
 DecideMany = Callable[[Sequence[AuthRequest], float], Awaitable[list[Decision | Exception]]]
@@ -209,9 +214,11 @@ async def _matched(
     card = await store.find_card(pan_index(p.pan))
     if card is None:
         return "unknown_card", None, None
-    if p.kind == "refund":
-        return "refund", None, completion(p, None)
     original = await _authorisation(store, card.card_id, p)
+    if p.kind == "refund":
+        if original is not None and original.movement == "credit":  # an online refund credited
+            return "already_credited", original, None
+        return "refund", None, completion(p, None)
     if original is not None and original.message_class in _POSTED_ALREADY:
         return "already_posted", original, None
     return ("matched" if original is not None else "forced"), original, completion(p, original)
@@ -234,9 +241,12 @@ def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
 
 
 async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
-    """The newest approved request of the card with the presentment's approval code."""
+    """The newest approved request of the card with the presentment's approval code and of
+    its kind (a refund's authorisation for a refund, a purchase's for a purchase); never a
+    completion."""
     if not p.approval_code:
         return None
+    refund = p.kind == "refund"
     query = JournalQuery(
         card_id=card_id,
         since=p.presented_at - MATCH_DAYS * 86400.0,
@@ -248,10 +258,24 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
         if (
             entry.approval_code == p.approval_code
             and entry.response_code in APPROVED_CODES
-            and entry.message_class in _AUTHORISATIONS | _POSTED_ALREADY
+            and (entry.processing_code[:2] == _REFUND) is refund
+            and _authorised(entry)
         ):
             found = entry
     return found
+
+
+def _authorised(entry: JournalEntry) -> bool:
+    """The entry authorised what a presentment charges: a request, or the network's stand-in
+    advice that held or posted it (or repeated a request the host had approved); not a
+    completion, not an advice that moved nothing."""
+    if entry.message_class in ("authorisation", "financial"):
+        return True
+    if entry.message_class not in _AUTHORISATIONS | _POSTED_ALREADY:
+        return False
+    if COMPLETION_REASON in entry.reason_codes:
+        return False
+    return bool(entry.movement) or ALREADY_APPROVED in entry.reason_codes
 
 
 def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:

@@ -14,6 +14,7 @@ from authhost.iso.messages import AuthRequest, MessageClass
 _REVERSALS = frozenset({MessageClass.REVERSAL, MessageClass.REVERSAL_ADVICE})
 # a completion (0220) and an incremental authorisation (0100) name their pre-authorisation
 _NAMING_ORIGINAL = frozenset({MessageClass.FINANCIAL_ADVICE, MessageClass.AUTHORISATION})
+_ADVICES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINANCIAL_ADVICE})
 
 
 def _key(stan: str, transmission_time: str, acquirer: str, terminal: str) -> str:
@@ -32,7 +33,7 @@ def match_key(request: AuthRequest) -> str:
 
 def original_key(reversal: AuthRequest) -> str:
     """The match key of the transaction a reversal (0400/0420) refers to."""
-    if _names_original(reversal):
+    if names_original(reversal):
         data = (reversal.original_data or "").strip()
         # field 90: MTI(4) STAN(6) transmission date-time(10) acquirer(11) forwarder(11)
         return _key(data[4:10], data[10:20], data[20:31], reversal.terminal_id or "")
@@ -41,16 +42,21 @@ def original_key(reversal: AuthRequest) -> str:
 
 def looked_up_original(request: AuthRequest) -> str:
     """The match key a request's snapshot reads the hold of: a reversal's original, the
-    pre-authorisation that a completion (a 0220 with field 90) names, or the one an incremental
-    authorisation (an 0100 with field 90) adds to; "" for every other."""
+    pre-authorisation that a completion (a 0220 with field 90) names, the one an incremental
+    authorisation (an 0100 with field 90) adds to, or the request an advice without field 90
+    repeats the identifiers of (the network's stand-in advice of a request the host answered
+    too late); "" for every other."""
     if request.message_class in _REVERSALS:
         return original_key(request)
-    if request.message_class in _NAMING_ORIGINAL and _names_original(request):
+    if request.message_class in _NAMING_ORIGINAL and names_original(request):
         return original_key(request)
+    if request.message_class in _ADVICES:
+        return match_key(request)
     return ""
 
 
-def _names_original(request: AuthRequest) -> bool:
+def names_original(request: AuthRequest) -> bool:
+    """Field 90 names an original request (its STAN and time are not all zeros)."""
     data = (request.original_data or "").strip()
     return len(data) >= 20 and bool(data[4:20].strip("0"))
 

@@ -218,10 +218,14 @@ class AuthService:
             code, approval, reasons = RC.NO_REASON_TO_DECLINE, None, ["verification", *tx.reasons]
         elif decline is None:
             code = RC.APPROVED if tx.partial_amount_minor is None else RC.PARTIAL_APPROVAL
-            approval = self._approvals.next(now)
             reasons = [*tx.reasons]
             if advice:
                 reasons.append("advice.stand_in")
+                # the network's approval code (field 38), which the merchant got and its
+                # clearing presents: the clearing finds the advice's hold or posting by it
+                approval = request.reported_approval_code or self._approvals.next(now)
+            else:
+                approval = self._approvals.next(now)
         else:
             code, approval, reasons = decline.response_code, None, [decline.reason, *tx.reasons]
         decision = Decision(

@@ -216,6 +216,7 @@ def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
 
 ADVICE_CLASSES = frozenset({"authorisation_advice", "financial_advice"})
 COMPLETION_REASON = "advice.completion"  # and its _partial, _nothing_held
+ALREADY_APPROVED = "advice.already_approved"  # a stand-in advice of a request the host approved
 BALANCE_INQUIRY = "31"
 
 

@@ -131,9 +131,9 @@ SELECT 0, card.card_id,
   card.pin_tries, card.version,
   a.account_id, a.currency, a.kind, a.balance, a.credit_limit, a.holds, a.version,
   p.data,
-  CASE WHEN :original != '' THEN (  -- only a reversal looks for its hold: no index probe
+  CASE WHEN :original != '' THEN (  -- only a request naming an original: no index probe
     SELECT json_array(match_key, account_id, amount, posted, reversed, parent) FROM holds
-    WHERE match_key = :original) END
+    WHERE match_key = :original AND account_id = a.account_id) END  -- the card's own, as Redis
 FROM (SELECT 1) AS one
 LEFT JOIN card ON 1
 LEFT JOIN accounts AS a ON a.account_id = card.account_id

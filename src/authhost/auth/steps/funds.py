@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from authhost.auth.decision import Decline
 from authhost.auth.hold_life import HoldLives
-from authhost.auth.keys import looked_up_original
+from authhost.auth.keys import looked_up_original, names_original
 from authhost.auth.steps.validate import MONEYLESS_TYPES
 from authhost.auth.transaction import Transaction
 from authhost.iso.codes import ResponseCode as RC
@@ -108,7 +108,9 @@ def _extended_hold(tx: Transaction) -> str:
 def post_advice(tx: Transaction, hold_lives: HoldLives | None = None) -> Decline | None:
     """Advices (0120/0220) report a stand-in approval already given by the network: post it
     whatever the card's state now, without a funds check; never decline. A 0220 whose field 90
-    names a pre-authorisation (0100) that holds funds on the account is its completion."""
+    names a pre-authorisation (0100) that holds funds on the account is its completion (so is
+    one repeating the pre-authorisation's own identifiers); an advice repeating the identifiers
+    of a request the host approved and held or posted moves nothing again."""
     account = tx.snapshot.account
     request = tx.request
     amount = request.cardholder_amount_minor
@@ -133,12 +135,19 @@ def post_advice(tx: Transaction, hold_lives: HoldLives | None = None) -> Decline
     )
     completes = ""
     original = tx.snapshot.original
+    if original is not None and original.account_id != account.account_id:
+        original = None
     if (
-        kind is MoneyMove.POST
-        and original is not None
-        and not original.posted
-        and original.account_id == account.account_id
+        original is not None
+        and kind is not MoneyMove.CREDIT
+        and not names_original(request)
+        and (kind is MoneyMove.HOLD or original.posted)
     ):
+        # the network's stand-in advice of a request the host approved itself (its answer came
+        # too late, say): the same identifiers, the money already moved. Nothing moves again
+        tx.reasons.append("advice.already_approved")  # models.context.ALREADY_APPROVED
+        return None
+    if kind is MoneyMove.POST and original is not None and not original.posted:
         # a completion (hotel, car hire, fuel): the final amount is posted and what the
         # pre-authorisation still holds is released in the same write, so the cardholder's
         # funds are not counted twice until the hold expires
