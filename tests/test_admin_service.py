@@ -523,7 +523,7 @@ def _race_updates_of(service: CardService, card_id: str, times: int) -> list[int
             entry = JournalEntry(ts=1.0, mti="0100", message_class="authorisation",
                                  response_code="55", card_id=card_id,
                                  account_id=current.account_id)  # fmt: skip
-            await store.commit(Commit(entry, card_id=card_id, pin_tries=written[-1]))
+            await store.commit(Commit(entry, card_id=card_id, pin_wrong=True))
         return await update_card(card)
 
     store.update_card = racing_update  # type: ignore[method-assign]

@@ -1108,24 +1108,47 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
     assert snap.velocity.seconds_since_received == 900
 
 
-async def test_pin_tries_written_by_commit(store):
+async def test_the_pin_counter_is_counted_in_the_write(store):
+    """Wrong PINs decided together on one snapshot each count (the counter goes up in the
+    write, not to a value read before it); a right PIN resets it, or, when wrong ones reached
+    the limit first, is refused: 75, nothing moves."""
     card, _ = await seeded(store)
-    commit = Commit(entry(card, 1, 0, response_code="55"), card_id=card.card_id, pin_tries=2)
-    await store.commit(commit)
+    for n in (1, 2):  # two guesses decided on the same snapshot (pin_tries 0)
+        await store.commit(Commit(entry(card, n, 0, response_code="55"), card_id=card.card_id,
+                                  pin_wrong=True))  # fmt: skip
     assert (await store.get_card(card.card_id)).pin_tries == 2
+    right = replace(hold(card, 3, 500), pin_limit=3)
+    done = await store.commit(right)
+    assert not done.pin_locked and done.journal.response_code == "00"
+    assert (await store.get_card(card.card_id)).pin_tries == 0  # reset
+    for n in (4, 5, 6):
+        await store.commit(Commit(entry(card, n, 0, response_code="55"), card_id=card.card_id,
+                                  pin_wrong=True))  # fmt: skip
+    held = (await store.get_account(card.account_id)).holds
+    late = await store.commit(replace(hold(card, 7, 700), pin_limit=3))  # decided before them
+    assert late.pin_locked and late.journal.response_code == "75"
+    assert "pin.locked_meanwhile" in late.journal.reason_codes and not late.journal.approval_code
+    assert (await store.get_account(card.account_id)).holds == held  # nothing moved
+    assert (await store.get_card(card.card_id)).pin_tries == 3  # still locked
+    unblock = await store.commit(replace(hold(card, 8, 0), movement=None, pin_limit=5))
+    assert not unblock.pin_locked and (await store.get_card(card.card_id)).pin_tries == 0
+    stored = {e.journal_id: e for e in await store.journal(JournalQuery(card_id=card.card_id))}
+    assert (stored[late.journal.journal_id].response_code,
+            stored[late.journal.journal_id].hold_amount) == ("75", 0)  # fmt: skip
 
 
 async def test_a_pin_change_writes_the_new_reference_unless_the_card_moved(store):
     card, _ = await seeded(store)
-    await store.commit(Commit(entry(card, 1, 0, response_code="55"), card_id=card.card_id,
-                              pin_tries=2))  # fmt: skip
+    for n in (1, 2):
+        await store.commit(Commit(entry(card, -n, 0, response_code="55"), card_id=card.card_id,
+                                  pin_wrong=True))  # fmt: skip
     seen = await store.get_card(card.card_id)  # the snapshot the PIN change was decided on
     changed = replace(seen, pin_reference="7531", pin_tries=0)
     done = await store.commit(
         Commit(
             entry(card, 2, 0, processing_code="920000"),
             card_id=card.card_id,
-            pin_tries=0,
+            pin_limit=3,
             changed_card=changed,
         )  # fmt: skip
     )

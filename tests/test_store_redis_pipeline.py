@@ -142,9 +142,9 @@ async def test_a_card_parsed_before_is_reused_until_it_changes(store):
     (suspended,) = await store.snapshot_many([query])
     assert suspended.card.state is CardState.SUSPENDED
     assert suspended.card.version == first.card.version + 1
-    await store.commit(replace(hold(card, 1, 100), pin_tries=2))
+    await store.commit(replace(hold(card, 1, 100), pin_wrong=True))
     tries, _ = await store.snapshot_many([query, query])
-    assert tries.card.pin_tries == 2 and tries.card.version == suspended.card.version + 1
+    assert tries.card.pin_tries == 1 and tries.card.version == suspended.card.version + 1
 
 
 @pytest.mark.parametrize(

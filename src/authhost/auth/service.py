@@ -61,6 +61,7 @@ from authhost.store.interface import (
     ATC_REPLAY,
     CAVV_REUSED,
     PIN_CHANGE_CONFLICT,
+    PIN_LOCKED_MEANWHILE,
     CardStore,
     Commit,
     CommitResult,
@@ -268,7 +269,8 @@ class AuthService:
             journal=entry,
             movement=movement,
             card_id=card.card_id if card else "",
-            pin_tries=tx.new_pin_tries,
+            pin_wrong=tx.pin_failed,
+            pin_limit=tx.pin_limit,
             atc=tx.cryptogram.atc if tx.cryptogram is not None else None,
             cavv_atn=tx.cavv_atn if decision.approved else "",
             atc_jump_limit=self._atc_jump_limit
@@ -606,6 +608,11 @@ def settled(
         decision.approval_code = None
         decision.approved_amount_minor = None
         decision.reason_codes.append(ATC_REPLAY if result.atc_replay else ATC_JUMP)
+    elif result.pin_locked:  # wrong PINs sent with this one locked the card first
+        decision.response_code = RC.PIN_TRIES_EXCEEDED
+        decision.approval_code = None
+        decision.approved_amount_minor = None
+        decision.reason_codes.append(PIN_LOCKED_MEANWHILE)
     elif result.cavv_reused:  # an earlier approval used the 3-D Secure authentication
         decision.response_code = RC(result.journal.response_code)
         decision.approval_code = None
@@ -619,7 +626,11 @@ def settled(
     if decision.cryptogram is not None:  # the card checks this answer in turn: the ARPC
         with_arpc(decision, decision.cryptogram, decision.cryptogram.atc)
     refused = (
-        result.atc_replay or result.atc_jump or result.pin_change_conflict or result.cavv_reused
+        result.atc_replay
+        or result.atc_jump
+        or result.pin_change_conflict
+        or result.cavv_reused
+        or result.pin_locked
     )
     if decision.issuer_script is not None and not refused:  # (a new PIN the host refused)
         decision.icc_response = (decision.icc_response or b"") + decision.issuer_script

@@ -22,7 +22,7 @@ class Transaction:
     pin_checked: bool = False
     pin_failed: bool = False
     cvv_failed: bool = False
-    new_pin_tries: int | None = None
+    pin_limit: int = 0  # a right PIN: the tries limit it was checked under (the commit's)
     new_pin_reference: str | None = None  # a PIN change: the new PIN's PVV or offset
     fraud_score: int | None = None
     challenger_score: int | None = None

@@ -136,6 +136,22 @@ def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
     }
 
 
+PIN_LOCKED_MEANWHILE = "pin.locked_meanwhile"
+
+
+def pin_locked_outcome(entry: JournalEntry) -> dict[str, object]:
+    """What a store records when a request's right PIN meets a counter that wrong PINs
+    committed since its snapshot brought to the limit (guesses sent together): 75, nothing
+    moves."""
+    return {
+        "response_code": "75",
+        "approval_code": "",
+        "hold_amount": 0,
+        "balance_delta": 0,
+        "reason_codes": ";".join(r for r in (entry.reason_codes, PIN_LOCKED_MEANWHILE) if r),
+    }
+
+
 def cavv_reused_outcome(entry: JournalEntry) -> dict[str, object]:
     """What a store records when an approval's 3-D Secure value was used by an earlier
     approval of the card: 05, nothing moves (the value verified: ``cavv_result`` stays)."""
@@ -199,7 +215,12 @@ class Commit:
     journal: JournalEntry
     movement: Movement | None = None
     card_id: str = ""
-    pin_tries: int | None = None  # new value of the card's wrong-PIN counter, if it changed
+    # the card's wrong-PIN counter, changed in the write itself (never a value read before it:
+    # wrong PINs sent together must each count): a wrong PIN adds one; a right PIN is refused
+    # when the counter reached ``pin_limit`` meanwhile (``CommitResult.pin_locked``: 75,
+    # nothing moves), else resets it
+    pin_wrong: bool = False
+    pin_limit: int = 0  # a right PIN: the tries limit it was checked under (0: no PIN checked)
     # the application transaction counter of the chip cryptogram this request carried: a card
     # never uses one twice, so a counter the card has used in the last ATC_WINDOW_S is a
     # replayed cryptogram and the write refuses it (``CommitResult.atc_replay``)
@@ -235,6 +256,8 @@ class CommitResult:
     pin_change_conflict: bool = False
     # the 3-D Secure value's authentication was used by an earlier approval: nothing moved, 05
     cavv_reused: bool = False
+    # a right PIN, but wrong ones committed meanwhile locked the card: nothing moved, 75
+    pin_locked: bool = False
 
 
 # the journal is the velocity counters' history (30 days) and holds are what reversals and

@@ -76,6 +76,7 @@ from authhost.store.interface import (
     journal_pages,
     ledger_refusal,
     pin_change_conflict_outcome,
+    pin_locked_outcome,
 )
 from authhost.store.records import (
     AuditEntry,
@@ -777,7 +778,7 @@ class RedisCardStore:
             event_member,
             "1" if event is not None and event.approved else "0",
             repr(entry.ts - RETENTION_S - PRUNE_MARGIN_S),
-            "" if commit.pin_tries is None else str(commit.pin_tries),
+            "+" if commit.pin_wrong else f"L{commit.pin_limit}" if commit.pin_limit else "",
             "1" if commit.card_id else "0",
             move.completes if move is not None else "",
             "" if commit.atc is None or not commit.card_id else str(commit.atc),
@@ -803,6 +804,7 @@ class RedisCardStore:
             commit.cavv_atn if commit.card_id else "",
             _outcome_json(ok_json, entry, cavv_reused_outcome(entry)) if commit.cavv_atn else "",
             repr(entry.ts - CAVV_WINDOW_S) if commit.cavv_atn else "",
+            _outcome_json(ok_json, entry, pin_locked_outcome(entry)) if commit.pin_limit else "",
         ]
         return _CommitCall(keys, args)
 
@@ -822,6 +824,11 @@ class RedisCardStore:
             for name, value in pin_change_conflict_outcome(entry).items():
                 setattr(stored, name, value)
             return CommitResult(journal=stored, pin_change_conflict=True)
+        if refused == 5:  # a right PIN, but wrong ones committed meanwhile locked the card
+            stored = copy_entry(entry)
+            for name, value in pin_locked_outcome(entry).items():
+                setattr(stored, name, value)
+            return CommitResult(journal=stored, pin_locked=True)
         if refused == 4:  # an earlier approval used the 3-D Secure authentication: 05
             stored = copy_entry(entry)
             for name, value in cavv_reused_outcome(entry).items():

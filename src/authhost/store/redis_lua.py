@@ -164,7 +164,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       5 require_funds (1/0), 6 hold match key (journal's for hold/post, movement's for
 #       release), 7 ts, 8 hold_amount as given, 9 journal json (approved), 10 journal json
 #       (funds failed), 11 velocity event ('' = none), 12 event approved (1/0),
-#       13 prune velocity before (score), 14 pin_tries ('' = unchanged), 15 has_card (1/0),
+#       13 prune velocity before (score), 14 the PIN ('' none checked, '+' a wrong one: the
+#       card's counter goes up, 'L<limit>' a right one: refused (journal 34) when the counter
+#       reached the limit meanwhile, else it is reset), 15 has_card (1/0),
 #       16 the match key of the hold a completion (a post) releases ('' = none),
 #       17 the chip cryptogram's ATC ('' = none), 18 journal json (ATC replayed), 19 forget
 #       ATCs seen before (score), 20 the match key of the pre-authorisation an incremental
@@ -178,7 +180,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       commands the answer delivers ('' = none), 30 the card version it was made from (the
 #       card is left as it is when it changed meanwhile: the commands go with the next answer),
 #       31 an approval's 3-D Secure authentication (ATN, '' = none), 32 journal json (the
-#       authentication was used already), 33 forget the card's authentications before (score)
+#       authentication was used already), 33 forget the card's authentications before (score),
+#       34 journal json (a right PIN, but wrong ones committed meanwhile locked the card)
 # Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
 # credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
@@ -221,6 +224,19 @@ if ARGV[17] ~= '' then
     end
   end
   if replayed > 0 then
+    kind = ''
+    hold_amount = 0
+  end
+end
+local pin_tries_now = 0
+if ARGV[14] == '+' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'pin_tries', 1)  -- a guess counts, whatever else happens
+  redis.call('HINCRBY', KEYS[2], 'version', 1)
+elseif string.sub(ARGV[14], 1, 1) == 'L' and replayed == 0 then
+  -- a right PIN: wrong ones committed since its snapshot (sent with it) may have locked it
+  pin_tries_now = tonumber(redis.call('HGET', KEYS[2], 'pin_tries') or '0') or 0
+  if pin_tries_now >= tonumber(string.sub(ARGV[14], 2)) then
+    replayed = 5
     kind = ''
     hold_amount = 0
   end
@@ -362,6 +378,7 @@ if replayed == 1 then journal = ARGV[18] end
 if replayed == 2 then journal = ARGV[22] end
 if replayed == 3 then journal = ARGV[25] end
 if replayed == 4 then journal = ARGV[32] end
+if replayed == 5 then journal = ARGV[34] end
 if ARGV[31] ~= '' and replayed == 0 and funds_ok == 1 then  -- the authentication is used up
   redis.call('ZREMRANGEBYSCORE', KEYS[16], '-inf', '(' .. ARGV[33])
   redis.call('ZADD', KEYS[16], ARGV[7], ARGV[31])
@@ -403,9 +420,9 @@ if ARGV[29] ~= '' and replayed == 0 and redis.call('HGET', KEYS[2], 'version') =
   redis.call('HSET', KEYS[2], 'data', ARGV[29])  -- issuer scripts delivered: off the card
   redis.call('HINCRBY', KEYS[2], 'version', 1)
 end
--- (a PIN change wrote the card, its tries with it)
-if ARGV[14] ~= '' and replayed == 0 and ARGV[23] == '' and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'pin_tries', ARGV[14])
+-- a right PIN resets the counter (a PIN change wrote the card, its tries with it)
+if pin_tries_now > 0 and replayed == 0 and ARGV[23] == '' then
+  redis.call('HSET', KEYS[2], 'pin_tries', '0')
   redis.call('HINCRBY', KEYS[2], 'version', 1)
 end
 local acc = false
@@ -420,7 +437,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 33)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 34)
 
 # KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
 # Returns 1 when written, 0 when the stored product is missing or at another version.

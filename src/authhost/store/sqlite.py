@@ -64,6 +64,7 @@ from authhost.store.interface import (
     journal_pages,
     ledger_refusal,
     pin_change_conflict_outcome,
+    pin_locked_outcome,
 )
 from authhost.store.money import balance_delta, spend_delta
 from authhost.store.records import (
@@ -1117,6 +1118,11 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         previous = _journal(conn.execute(_BY_DEDUPE_KEY, (entry.dedupe_key,)).fetchone())
         return CommitResult(journal=previous, duplicate_of=previous)
     entry.journal_id = int(cursor.lastrowid or 0)
+    if commit.pin_wrong and commit.card_id:  # a guess counts, whatever becomes of the request
+        conn.execute(
+            "UPDATE cards SET pin_tries = pin_tries + 1, version = version + 1 WHERE card_id = ?",
+            (commit.card_id,),
+        )
     refused = _refused_atc(conn, commit, entry) if commit.atc is not None else ""
     if refused:
         for name, value in atc_refused_outcome(entry, refused).items():
@@ -1125,6 +1131,21 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         return CommitResult(
             journal=entry, atc_replay=refused == ATC_REPLAY, atc_jump=refused == ATC_JUMP
         )
+    if commit.pin_limit and commit.card_id:  # a right PIN: the counter as it is now decides
+        row = conn.execute(
+            "SELECT pin_tries FROM cards WHERE card_id = ?", (commit.card_id,)
+        ).fetchone()
+        tries = int(row[0]) if row else 0
+        if tries >= commit.pin_limit:  # wrong PINs committed since the snapshot locked it
+            for name, value in pin_locked_outcome(entry).items():
+                setattr(entry, name, value)
+            conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
+            return CommitResult(journal=entry, pin_locked=True)
+        if tries and commit.changed_card is None:  # (a PIN change writes the card, tries too)
+            conn.execute(
+                "UPDATE cards SET pin_tries = 0, version = version + 1 WHERE card_id = ?",
+                (commit.card_id,),
+            )
     if commit.cavv_atn and commit.card_id and _cavv_used(conn, commit, entry.ts):
         for name, value in cavv_reused_outcome(entry).items():
             setattr(entry, name, value)
@@ -1162,11 +1183,6 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         conn.execute(
             "UPDATE cards SET data = ?, version = version + 1 WHERE card_id = ? AND version = ?",
             (codec.card_to_json(card), card.card_id, card.version),
-        )
-    if commit.pin_tries is not None and commit.card_id:
-        conn.execute(
-            "UPDATE cards SET pin_tries = ?, version = version + 1 WHERE card_id = ?",
-            (commit.pin_tries, commit.card_id),
         )
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
 

@@ -2,7 +2,8 @@
 
 The PIN block is translated and checked inside the security module against the card's PVV or
 IBM 3624 offset; the clear PIN never leaves it. Wrong PINs count up to the limit (75), a good
-PIN resets the counter.
+PIN resets the counter. The counting is the store's, in the commit's write: wrong PINs sent
+together each count, and a right one among them is refused (75) once they reached the limit.
 
 A PIN change (processing code 92, Mastercard's) checks the PIN in field 52 as any request
 does, then makes the new PIN's reference from field 125 (encrypted under the same key) for the
@@ -61,10 +62,11 @@ class PinVerification:
             card.pin_reference,
         )
         if check is PinCheck.OK:
-            if card.pin_tries:
-                tx.new_pin_tries = 0
-                if unblock:
-                    tx.reasons.append("pin.unblocked")
+            # the commit resets the counter, or refuses this PIN if wrong ones sent with it
+            # reached the limit first (store: Commit.pin_limit)
+            tx.pin_limit = limit
+            if card.pin_tries and unblock:
+                tx.reasons.append("pin.unblocked")
             if change and request.new_pin_block is not None:
                 try:
                     tx.new_pin_reference = self._security.pin_reference(
@@ -78,9 +80,8 @@ class PinVerification:
                 tx.reasons.append("pin.changed")
             return None
         if check is PinCheck.WRONG:
-            tx.pin_failed = True
+            tx.pin_failed = True  # the commit counts it, in the write (Commit.pin_wrong)
             tries = card.pin_tries + 1
-            tx.new_pin_tries = tries
             if tries >= limit:
                 return Decline(RC.PIN_TRIES_EXCEEDED, "pin.tries_exhausted")
             return Decline(RC.INCORRECT_PIN, "pin.wrong")
