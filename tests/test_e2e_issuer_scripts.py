@@ -273,6 +273,44 @@ async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
     assert reply["39"] == "00" and commands_in(reply)[1] == []  # the original answer, no PIN
 
 
+async def test_a_resent_pin_change_is_no_way_to_test_pins(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A captured PIN change sent again with another new PIN (field 125) used to say, by
+    carrying PIN CHANGE or not, whether that PIN is the card's, without counting a try: now
+    each wrong one is a wrong PIN (journalled, counted), and a locked card is not checked."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    new = "4826" if card["pin"] != "4826" else "4827"
+    atm = purchase(card, **{"3": "920000", "4": "000000000000", "18": "6011"})
+    fields, _, _, _ = chip_request(host, card, atm, 18, atc=0x72)
+    fields = with_pin(fields, host, card, card["pin"])
+    fields["125"] = encrypt_pin_block(host.zpk(), new, card["pan"]).hex().upper()
+    fields = {k: v for k, v in fields.items() if k != "4"}
+    reply = await switch.send(fields)
+    assert reply["39"] == "00" and len(commands_in(reply)[1]) == 1
+
+    def resent_with(pin: str) -> dict[str, Any]:
+        return {**fields, "125": encrypt_pin_block(host.zpk(), pin, card["pan"]).hex().upper()}
+
+    guesses = [p for p in ("1111", "2222", "3333", "5555") if p != new]
+    for guess in guesses[:3]:  # the answer stays the original's, never with the script
+        again = await switch.send(resent_with(guess))
+        assert again["39"] == "00" and commands_in(again)[1] == []
+    # three wrong: the PIN is locked; now even the right new PIN is not checked
+    again = await switch.send(resent_with(new))
+    assert again["39"] == "00" and commands_in(again)[1] == []
+    assert (await switch.send(with_pin(purchase(card), host, card, new)))["39"] == "75"
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+    counted = [e for e in entries if e.reason_codes == "pin.change_replay_wrong"]
+    assert len(counted) == 3 and {e.response_code for e in counted} == {"55"}
+    assert all(e.pin_failed and e.hold_amount == 0 and not e.approval_code for e in counted)
+
+
 async def add_chip_card(host: Host, cvn: int) -> dict[str, Any]:
     """An active card with a PIN on a new product of cryptogram version ``cvn``, issued while
     the host serves (its row as the demo export has them)."""

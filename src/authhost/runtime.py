@@ -137,6 +137,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             shield=partial(trio.CancelScope, shield=True),
             atc_jump_limit=config.auth.atc_jump_limit,
             acceptor_counters=acceptors_read,
+            pin_try_limit=config.auth.pin_try_limit,
         )
         cards.decide_many = handler.decide_many  # the admin API's clearing posts through it
         runtime = Runtime(

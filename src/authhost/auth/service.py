@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -61,6 +61,7 @@ from authhost.store.interface import (
     ATC_REPLAY,
     CAVV_REUSED,
     PIN_CHANGE_CONFLICT,
+    PIN_CHANGE_REPLAY_WRONG,
     PIN_LOCKED_MEANWHILE,
     CardStore,
     Commit,
@@ -71,7 +72,7 @@ from authhost.store.interface import (
     SnapshotQuery,
 )
 from authhost.store.money import balance_delta
-from authhost.store.records import JournalEntry
+from authhost.store.records import JournalEntry, copy_entry
 
 log = logging.getLogger("authhost.auth")
 
@@ -97,6 +98,7 @@ class AuthService:
         shield: Callable[[], AbstractContextManager[Any]] | None = None,
         atc_jump_limit: int = 0,
         acceptor_counters: Callable[[], bool] = lambda: True,
+        pin_try_limit: int = 3,
     ) -> None:
         self._store = store
         # whether the snapshots read the merchant and terminal counters: the runtime asks the
@@ -111,6 +113,7 @@ class AuthService:
         self._approvals = approvals or ApprovalCodes()
         self._timeout_code = RC(timeout_code)
         self._atc_jump_limit = atc_jump_limit
+        self._pin_try_limit = pin_try_limit
         # journal entries of requests answered off the pipeline (deadline, rejected frames,
         # MAC failures...), written by flush_pending so no answer waits for the store
         self._pending: deque[JournalEntry] = deque(maxlen=100_000)
@@ -158,6 +161,9 @@ class AuthService:
             # the store's share of each decision's time (the batch's, when decided together)
             read_us = (time.perf_counter_ns() - read_started) // 1000
             pending: list[tuple[int, Decision, Commit, Snapshot]] = []
+            # the wrong new PINs of retransmitted PIN changes: counted as guesses (one check
+            # per card per batch: the count of the first is written before the next batch)
+            guesses = PinGuesses()
             for index, snapshot in enumerate(snapshots):
                 request = requests[index]
                 try:
@@ -165,7 +171,7 @@ class AuthService:
                         raise snapshot
                     if snapshot.previous is not None:
                         outcomes[index] = self._replayed(
-                            snapshot.previous, request, snapshot, pan_indexes[index]
+                            snapshot.previous, request, snapshot, pan_indexes[index], guesses
                         )
                         continue
                     if request.message_class in REVERSALS:
@@ -180,23 +186,35 @@ class AuthService:
                 commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
                 decision.timings_us = {"store_read": read_us, **decision.timings_us}
                 pending.append((index, decision, commit, snapshot))
-            if pending:
+            if pending or guesses.wrong:
                 committing = True
                 with self._shield():
                     write_started = time.perf_counter_ns()
-                    results = await self._store.commit_many([p[2] for p in pending])
+                    commits = [p[2] for p in pending] + guesses.wrong
+                    results = await self._store.commit_many(commits)
                 write_us = (time.perf_counter_ns() - write_started) // 1000
+                if guesses.wrong:
+                    _log_uncounted(results[len(pending) :])
+                    results = results[: len(pending)]
+                late_guesses = PinGuesses(checked=guesses.checked)
                 for (index, decision, _, snapshot), result in zip(pending, results, strict=True):
                     decision.timings_us["store_write"] = write_us
                     request, pan_index = requests[index], pan_indexes[index]
                     if isinstance(result, Exception):
                         outcomes[index] = result
-                    elif result.duplicate_of is not None:  # the first of two copies won
+                    elif result.duplicate_of is not None:  # an earlier copy was written first
+                        # (one written by this very batch: its snapshot is from before it, so
+                        # a PIN change's new PIN is not checked against it)
+                        this_batch = _written_by(results, result.duplicate_of.journal_id)
                         outcomes[index] = self._replayed(
-                            result.duplicate_of, request, snapshot, pan_index
-                        )
+                            result.duplicate_of, request, snapshot, pan_index,
+                            None if this_batch else late_guesses,
+                        )  # fmt: skip
                     else:
                         outcomes[index] = settled(decision, result, request, snapshot, pan_index)
+                if late_guesses.wrong:  # counted before the answers leave, as any PIN try
+                    with self._shield():
+                        await self._count_guesses(late_guesses.wrong)
         except anyio.get_cancelled_exc_class():
             if not committing:
                 for request in requests:
@@ -282,7 +300,12 @@ class AuthService:
         return decision, commit
 
     def _replayed(
-        self, previous: JournalEntry, request: AuthRequest, snapshot: Snapshot, pan_index: str
+        self,
+        previous: JournalEntry,
+        request: AuthRequest,
+        snapshot: Snapshot,
+        pan_index: str,
+        guesses: PinGuesses | None = None,
     ) -> Decision:
         """The original answer again (``replayed``), with the ARPC a chip needs when the
         first answer was lost: made again from the retransmission's cryptogram when it is
@@ -310,8 +333,9 @@ class AuthService:
                 with_arpc(decision, found[0], previous.atc)
                 verified = True
         reasons = previous.reason_codes.split(";")
-        same_pin = verified and SENT_REASONS[ScriptCommand.PIN_CHANGE] in reasons
-        same_pin = same_pin and self._new_pin_is_the_cards(request, snapshot)
+        same_pin = False
+        if verified and SENT_REASONS[ScriptCommand.PIN_CHANGE] in reasons and guesses is not None:
+            same_pin = self._new_pin_checked(previous, request, snapshot, guesses)
         commands = resent_commands(reasons, verified, same_pin)
         if commands and product.imk_smi_name:
             script = self._issuer_script(request, snapshot, DueScripts(commands))
@@ -319,9 +343,41 @@ class AuthService:
                 decision.icc_response = (decision.icc_response or b"") + script
         return decision
 
-    def _new_pin_is_the_cards(self, request: AuthRequest, snapshot: Snapshot) -> bool:
+    async def _count_guesses(self, commits: list[Commit]) -> None:
+        _log_uncounted(await self._store.commit_many(commits))
+
+    def _new_pin_checked(
+        self,
+        previous: JournalEntry,
+        request: AuthRequest,
+        snapshot: Snapshot,
+        guesses: PinGuesses,
+    ) -> bool:
         """The new PIN of a retransmitted PIN change (field 125) is the one the card has now
-        (the original changed it): only then may its answer carry the PIN CHANGE again."""
+        (the original changed it): only then may its answer carry the PIN CHANGE again. The
+        check is a PIN try like any other: whoever can resend a captured PIN change with
+        another field 125 would otherwise test PINs without limit. A wrong one is counted
+        (and journalled) as a wrong PIN, a locked card is not checked, and only one check per
+        card is made in a batch (the next batch sees the count)."""
+        card = snapshot.card
+        if card is None or card.pin_tries >= self._pin_try_limit:
+            return False
+        if card.card_id in guesses.checked:
+            return False
+        guesses.checked.add(card.card_id)
+        same = self._new_pin_is_the_cards(request, snapshot)
+        if not same:
+            guess = copy_entry(previous)
+            guess.ts, guess.journal_id = time.time(), 0
+            guess.response_code, guess.approval_code = RC.INCORRECT_PIN.value, ""
+            guess.reason_codes = PIN_CHANGE_REPLAY_WRONG
+            guess.dedupe_key = guess.match_key = guess.movement = ""
+            guess.hold_amount = guess.balance_delta = 0
+            guess.pin_failed, guess.review = True, False
+            guesses.wrong.append(Commit(journal=guess, card_id=card.card_id, pin_wrong=True))
+        return same
+
+    def _new_pin_is_the_cards(self, request: AuthRequest, snapshot: Snapshot) -> bool:
         card, product = snapshot.card, snapshot.product
         if request.new_pin_block is None or card is None or product is None or not request.pan:
             return False
@@ -487,6 +543,31 @@ class AuthService:
         if not pan or not pan.isdigit():
             return ""
         return self._security.pan_index(pan)
+
+
+def _written_by(results: Sequence[CommitResult | Exception], journal_id: int) -> bool:
+    """One of these commits wrote the entry ``journal_id``."""
+    return any(
+        not isinstance(r, Exception)
+        and r.duplicate_of is None
+        and r.journal.journal_id == journal_id
+        for r in results
+    )
+
+
+def _log_uncounted(results: Sequence[CommitResult | Exception]) -> None:
+    for failed in results:
+        if isinstance(failed, Exception):  # the answer is the original's anyway
+            log.error("a PIN guess was not counted: %s", type(failed).__name__)
+
+
+@dataclass(slots=True)
+class PinGuesses:
+    """The new PINs of retransmitted PIN changes checked in one batch: the cards checked, and
+    the commits that count the wrong ones."""
+
+    checked: set[str] = field(default_factory=set)
+    wrong: list[Commit] = field(default_factory=list)
 
 
 def _change_card(

@@ -122,6 +122,8 @@ CAVV_REUSED = "3ds.cavv_reused"  # the CAVV's authentication was used by an earl
 
 
 PIN_CHANGE_CONFLICT = "pin.change_conflict"
+# a retransmitted PIN change whose new PIN (field 125) is not the card's: a guess, counted
+PIN_CHANGE_REPLAY_WRONG = "pin.change_replay_wrong"
 
 
 def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
