@@ -51,6 +51,9 @@ async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, 
         await service.apply(renewed["card_id"], "activate")
         assert await code(new) == "00"
         assert await code(old) == "54"  # the old expiry no longer matches
+        # the old plastic's track 2 with the new card's expiry in field 14: the track decides
+        mixed = purchase(old, 500, **{"14": new["expiry"]})
+        assert (await switch.send(mixed))["39"] == "54"
         assert (await service.get_card(old_id))["state"] == "replaced"
     await switch.aclose()
 

@@ -39,15 +39,20 @@ def card_status(tx: Transaction) -> Decline | None:
         return decline
     if is_past_expiry(card.expiry, tx.now):
         return Decline(RC.EXPIRED_CARD, "card.past_expiry")
-    presented = tx.request.expiry
-    if presented is None and tx.request.track2:
+    request = tx.request
+    if request.track2:
+        # the stripe or chip read: it must be this card's, whatever field 14 says (a renewed
+        # card's old plastic keeps its PAN, and its CVV checks against its own track)
         try:
-            presented = parse_track2(tx.request.track2).expiry
+            read = parse_track2(request.track2).expiry
         except Track2Error:
             return Decline(RC.FORMAT_ERROR, "card.track2_format")
+        if read != card.expiry:
+            return Decline(RC.EXPIRED_CARD, "card.expiry_mismatch")
+    presented = request.expiry
     if presented is not None and presented != card.expiry:
         if not (
-            tx.request.merchant_initiated
+            request.merchant_initiated
             and card.previous_expiry
             and presented == card.previous_expiry
         ):
