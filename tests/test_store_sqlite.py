@@ -274,9 +274,9 @@ async def test_a_snapshot_sees_every_change_to_a_card_it_has_read_before(tmp_pat
         suspended = await store.update_card(replace(card, state=CardState.SUSPENDED))
         assert (await store.snapshot(query)).card == suspended
         await store.commit(Commit(entry(suspended, 1, response_code="55"),
-                                  card_id=card.card_id, pin_tries=2))  # fmt: skip
+                                  card_id=card.card_id, pin_wrong=True))  # fmt: skip
         seen = (await store.snapshot(query)).card
-        assert (seen.pin_tries, seen.state) == (2, CardState.SUSPENDED)
+        assert (seen.pin_tries, seen.state) == (1, CardState.SUSPENDED)
         active = await other.update_card(replace(seen, state=CardState.ACTIVE))
         assert (await store.snapshot(query)).card == active  # changed by another process
     finally:

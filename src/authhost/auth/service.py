@@ -132,15 +132,46 @@ class AuthService:
         store write and one wait. One decision per request, in order, or the exception that
         deciding it raised: a failure never affects the others.
 
-        The snapshots are read before any of the batch commits, as concurrent requests always
-        are: the commit re-checks funds and duplicates, so two requests on one account cannot
-        overspend and a retransmission in the same batch is replayed.
+        A card's second request in the batch is decided after its first is written (a second
+        round): on one snapshot both would pass a daily limit that only one fits, and a
+        reversal would miss the hold its original is about to write. Requests of other cards
+        share a snapshot moment, as concurrent requests always do: the commit re-checks funds
+        and duplicates, so two requests on one account cannot overspend. When the deadline
+        cuts a second round short, the first round's decisions are returned (they are
+        written) and the second's slots are None: the caller answers those as timed out.
         """
+        pan_indexes = [self._pan_index(request.pan) for request in requests]
+        later = _repeated_cards(pan_indexes)
+        if not later:
+            return await self._decide_together(requests, received_at, pan_indexes)
+        first = [i for i in range(len(requests)) if i not in later]
+        outcomes: list[Decision | Exception] = [None] * len(requests)  # type: ignore[list-item]
+        decided = await self._decide_together(
+            [requests[i] for i in first], received_at, [pan_indexes[i] for i in first]
+        )
+        for i, outcome in zip(first, decided, strict=True):
+            outcomes[i] = outcome
+        rest = sorted(later)
+        try:
+            second = await self.decide_many([requests[i] for i in rest], received_at)
+        except anyio.get_cancelled_exc_class():
+            # the deadline came during the second round: the first round is written and its
+            # answers must go out as written; the rest (journalled as timeouts by their round)
+            # are the caller's to answer as it answers a deadline. The cancellation is not
+            # lost: the caller's next checkpoint in the cancelled scope raises it again
+            return outcomes
+        for i, outcome in zip(rest, second, strict=True):
+            outcomes[i] = outcome
+        return outcomes
+
+    async def _decide_together(
+        self, requests: Sequence[AuthRequest], received_at: float, pan_indexes: list[str]
+    ) -> list[Decision | Exception]:
+        """``decide_many`` for requests of distinct cards: one snapshot read, one write."""
         started = time.perf_counter_ns()
         outcomes: list[Decision | Exception | None] = [None] * len(requests)
         committing = False
         try:
-            pan_indexes = [self._pan_index(request.pan) for request in requests]
             acceptors = self._acceptor_counters()
             read_started = time.perf_counter_ns()
             snapshots = await self._store.snapshot_many(
@@ -464,6 +495,7 @@ class AuthService:
                     amount_minor=release,
                     require_funds=False,
                     match_key=hold.match_key,
+                    keep_minor=remaining or 0,
                 )
                 reasons.append("reversal.partial" if remaining else "reversal.full")
             else:
@@ -543,6 +575,21 @@ class AuthService:
         if not pan or not pan.isdigit():
             return ""
         return self._security.pan_index(pan)
+
+
+def _repeated_cards(pan_indexes: Sequence[str]) -> set[int]:
+    """The positions of requests whose card an earlier request of the batch has ("" no card:
+    never grouped)."""
+    if len(pan_indexes) < 2:
+        return set()
+    seen: set[str] = set()
+    later: set[int] = set()
+    for i, pan_index in enumerate(pan_indexes):
+        if pan_index in seen:
+            later.add(i)
+        elif pan_index:
+            seen.add(pan_index)
+    return later
 
 
 def _written_by(results: Sequence[CommitResult | Exception], journal_id: int) -> bool:

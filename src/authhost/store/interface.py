@@ -193,6 +193,10 @@ class Movement:
     amount_minor: int
     require_funds: bool = True  # re-check open-to-buy atomically (False for advices)
     match_key: str = ""  # RELEASE: the Hold to release (the original's journal match_key)
+    # RELEASE of a partial reversal: what the hold must keep (field 95's amount). The write
+    # releases at most what it holds beyond that, so two copies of one partial reversal
+    # decided on one snapshot (an 0400 and its 0420 together) release it once
+    keep_minor: int = 0
     # POST of a completion (0220 naming its pre-authorisation in field 90): the match_key of the
     # Hold it completes; the same write releases what that hold still holds
     completes: str = ""

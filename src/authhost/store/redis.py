@@ -805,6 +805,7 @@ class RedisCardStore:
             _outcome_json(ok_json, entry, cavv_reused_outcome(entry)) if commit.cavv_atn else "",
             repr(entry.ts - CAVV_WINDOW_S) if commit.cavv_atn else "",
             _outcome_json(ok_json, entry, pin_locked_outcome(entry)) if commit.pin_limit else "",
+            str(move.keep_minor) if move is not None else "0",
         ]
         return _CommitCall(keys, args)
 

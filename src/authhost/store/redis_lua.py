@@ -181,7 +181,8 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       card is left as it is when it changed meanwhile: the commands go with the next answer),
 #       31 an approval's 3-D Secure authentication (ATN, '' = none), 32 journal json (the
 #       authentication was used already), 33 forget the card's authentications before (score),
-#       34 journal json (a right PIN, but wrong ones committed meanwhile locked the card)
+#       34 journal json (a right PIN, but wrong ones committed meanwhile locked the card),
+#       35 what a partial reversal's hold keeps (its release is at most what it holds beyond)
 # Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
 # credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
@@ -337,14 +338,15 @@ if kind ~= '' then
     hold_amount = 0
     if h then
       local a, p, r, c = string.match(h, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-      local release = math.min(amount, tonumber(a) - tonumber(r))
+      local release = math.min(amount, tonumber(a) - tonumber(r) - tonumber(ARGV[35]))
       if p == '2' and release > 0 then  -- an increment: its parent holds its amount too
         local parent = string.match(c, '^[^|]*|(.*)$')
         local o = parent and redis.call('HGET', KEYS[5], parent)
         release = 0
         if o then
           local pa, pp, pr, pc = string.match(o, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-          release = math.min(amount, tonumber(a) - tonumber(r), tonumber(pa) - tonumber(pr))
+          release = math.min(amount, tonumber(a) - tonumber(r) - tonumber(ARGV[35]),
+            tonumber(pa) - tonumber(pr))
           if release > 0 then
             redis.call('HSET', KEYS[5], parent,
               pa .. '|' .. pp .. '|' .. string.format('%d', tonumber(pr) + release) .. '|' .. pc)
@@ -437,7 +439,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 34)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 35)
 
 # KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
 # Returns 1 when written, 0 when the stored product is missing or at another version.

@@ -1350,7 +1350,7 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
         entry.hold_amount = 0
         return True, account
     _, held, posted, reversed_, parent = hold_row
-    release = max(0, min(move.amount_minor, held - reversed_))
+    release = max(0, min(move.amount_minor, held - reversed_ - move.keep_minor))
     if posted == _INCREMENT:  # its amount is in its parent's hold too: release it from both
         parent_row = conn.execute(
             "SELECT amount - reversed FROM holds WHERE match_key = ?", (parent,)
