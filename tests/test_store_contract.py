@@ -29,6 +29,7 @@ from authhost.store import open_store
 from authhost.store.interface import (
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
+    PENDING_PREFIX,
     CardStore,
     Commit,
     Conflict,
@@ -1229,6 +1230,23 @@ async def test_named_lists_and_idempotency(store):
     await store.remember_result("k1", '{"card_id": "c1"}')
     await store.remember_result("k1", '{"card_id": "c2"}')  # first result wins
     assert await store.idempotent_result("k1") == '{"card_id": "c1"}'
+
+
+async def test_an_idempotency_key_is_reserved_by_one_caller(store):
+    """Whoever reserves a key first does the work (in any process); the others see its
+    placeholder, then its result; a failed attempt's placeholder is forgotten."""
+    placeholder = PENDING_PREFIX + ',"request":"r1"}'
+    assert await store.reserve_result("k2", placeholder) is None  # ours
+    assert await store.reserve_result("k2", placeholder) == placeholder  # another caller
+    await store.remember_result("k2", '{"result":1}')  # over the placeholder
+    assert await store.reserve_result("k2", placeholder) == '{"result":1}'
+    await store.forget_reservation("k2")  # a result is not a reservation: it stays
+    await store.remember_result("k2", '{"result":2}')
+    assert await store.idempotent_result("k2") == '{"result":1}'
+    assert await store.reserve_result("k3", placeholder) is None
+    await store.forget_reservation("k3")  # the work failed: free to ask again
+    assert await store.idempotent_result("k3") is None
+    assert await store.reserve_result("k3", placeholder) is None
 
 
 async def test_a_hold_with_a_longer_life_outlives_the_others(store):

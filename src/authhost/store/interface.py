@@ -26,6 +26,10 @@ class NotFound(StoreError):
     pass
 
 
+# how an idempotency key's placeholder starts (CardStore.reserve_result): a result never does
+PENDING_PREFIX = '{"pending":true'
+
+
 class Conflict(StoreError):
     """Optimistic concurrency failure or a duplicate (PAN, id, idempotency key)."""
 
@@ -533,7 +537,21 @@ class CardStore(Protocol):
         """The stored response (JSON text) of an earlier create with this key, if any."""
         ...
 
-    async def remember_result(self, key: str, result_json: str) -> None: ...
+    async def reserve_result(self, key: str, placeholder_json: str) -> str | None:
+        """Keep ``placeholder_json`` (it starts with ``PENDING_PREFIX``) under ``key`` unless
+        something is there: None when kept (the caller does the work, in any process), else
+        what is there (another's result, or its placeholder while it works)."""
+        ...
+
+    async def remember_result(self, key: str, result_json: str) -> None:
+        """Store the result under ``key`` over its placeholder (or where nothing is); a result
+        already stored stays (the first result wins)."""
+        ...
+
+    async def forget_reservation(self, key: str) -> None:
+        """Remove ``key``'s placeholder (the work failed and may be asked for again); a stored
+        result stays."""
+        ...
 
     async def close(self) -> None: ...
 

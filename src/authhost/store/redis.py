@@ -51,6 +51,7 @@ from authhost.store.interface import (
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
     LEDGER_MAX_AFTER,
+    PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
     Commit,
@@ -248,6 +249,7 @@ class RedisCardStore:
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
+        self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
         self._sync_ledger = client.register_script(redis_lua.SYNC_LEDGER)
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
@@ -1436,8 +1438,18 @@ class RedisCardStore:
         raw = await self._client.get(self._keys.idempotency(key))
         return None if raw is None else _s(raw)
 
+    async def reserve_result(self, key: str, placeholder_json: str) -> str | None:
+        name = self._keys.idempotency(key)
+        if await self._client.set(name, placeholder_json, condition="NX"):
+            return None
+        raw = await self._client.get(name)
+        return None if raw is None else _s(raw)  # (gone meanwhile: a forgotten reservation)
+
     async def remember_result(self, key: str, result_json: str) -> None:
-        await self._client.set(self._keys.idempotency(key), result_json, condition="NX")
+        await self._settle([self._keys.idempotency(key)], [result_json, PENDING_PREFIX, "0"])
+
+    async def forget_reservation(self, key: str) -> None:
+        await self._settle([self._keys.idempotency(key)], ["", PENDING_PREFIX, "1"])
 
 
 def _pointer_value(card: Card) -> str:

@@ -441,6 +441,21 @@ COMMIT = _COMMIT_BODY
 # changed by then, as a failing COMMIT call does, and the next ones still run.
 COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 35)
 
+# KEYS: an idempotency key.  ARGV: the result, the placeholder prefix, '1' to forget a
+# placeholder instead (the result is then ignored). The result replaces a placeholder (or is
+# kept where nothing is); a result stored already stays.
+SETTLE_RESERVATION = """
+local current = redis.call('GET', KEYS[1])
+local pending = current and string.sub(current, 1, string.len(ARGV[2])) == ARGV[2]
+if current and not pending then return 0 end
+if ARGV[3] == '1' then
+  if pending then redis.call('DEL', KEYS[1]) end
+  return 1
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
 # KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
 # Returns 1 when written, 0 when the stored product is missing or at another version.
 PUT_PRODUCT = """

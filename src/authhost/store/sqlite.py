@@ -38,6 +38,7 @@ from authhost.store.interface import (
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
     LEDGER_MAX_AFTER,
+    PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
     Commit,
@@ -1025,11 +1026,33 @@ class SqliteCardStore:
         )
         return None if row is None else row[0]
 
+    async def reserve_result(self, key: str, placeholder_json: str) -> str | None:
+        def reserve(conn: sqlite3.Connection) -> str | None:
+            if conn.execute(
+                "INSERT OR IGNORE INTO idempotency (key, result, ts) VALUES (?, ?, ?)",
+                (key, placeholder_json, time.time()),
+            ).rowcount:
+                return None
+            row = conn.execute("SELECT result FROM idempotency WHERE key = ?", (key,)).fetchone()
+            return row[0]
+
+        return await self._writer.run(reserve)
+
     async def remember_result(self, key: str, result_json: str) -> None:
         await self._writer.run(
             lambda conn: conn.execute(
-                "INSERT OR IGNORE INTO idempotency (key, result, ts) VALUES (?, ?, ?)",
-                (key, result_json, time.time()),
+                "INSERT INTO idempotency (key, result, ts) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET result = excluded.result, ts = excluded.ts "
+                "WHERE substr(idempotency.result, 1, ?) = ?",
+                (key, result_json, time.time(), len(PENDING_PREFIX), PENDING_PREFIX),
+            )
+        )
+
+    async def forget_reservation(self, key: str) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "DELETE FROM idempotency WHERE key = ? AND substr(result, 1, ?) = ?",
+                (key, len(PENDING_PREFIX), PENDING_PREFIX),
             )
         )
 
