@@ -57,7 +57,31 @@ class CardLifecycle(ServiceBase):
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             await self._retire_predecessor(card)
+        elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
+            await self._unlink_predecessor(after)
         return view
+
+    async def _unlink_predecessor(self, successor: Card) -> None:
+        """A successor cancelled or expired before its activation was never handed over to:
+        its predecessor stays the card in use and may be renewed or reissued again (it would
+        be refused as "already replaced" otherwise)."""
+        for _ in range(RETIRE_TRIES):
+            old = await self.store.get_card(successor.replaces or "")
+            unlinked = None if old is None else lifecycle.withdrawn_successor(old, successor)
+            if old is None or unlinked is None:
+                return
+            try:
+                await self._update(
+                    old, unlinked, "card.successor_withdrawn",
+                    f"successor {successor.card_id} {successor.state.value} before activation",
+                )  # fmt: skip
+                return
+            except ConflictError:
+                continue
+        raise ConflictError(
+            f"card {successor.card_id} is {successor.state.value}, but its predecessor "
+            f"{successor.replaces} kept changing and still names it as its successor: retry"
+        )
 
     async def _retire_predecessor(self, successor: Card) -> None:
         """A renewed or reissued card's predecessor stops once its successor is activated:
