@@ -109,7 +109,7 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
 
 
 def _next_sequence(sequence: str) -> str:
-    return f"{(int(sequence) + 1) % 100:02d}" if sequence.isdigit() else "01"
+    return f"{(int(sequence) + 1) % 100:02d}" if sequence.isascii() and sequence.isdigit() else "01"
 
 
 def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: str) -> Card:
