@@ -17,7 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -60,8 +60,8 @@ def error_response(
     status: int, message: str, details: list[dict[str, str]] | None = None
 ) -> ApiResponse:
     payload: dict[str, Any] = {"error": mask_pans_in_text(message)}
-    if details:
-        payload["details"] = details
+    if details:  # a field's name is the caller's text too (an unknown key may be a PAN)
+        payload["details"] = [{k: mask_pans_in_text(v) for k, v in d.items()} for d in details]
     return json_response(status, payload)
 
 
@@ -93,11 +93,17 @@ class Route:
     idempotent: bool = False  # accepts an Idempotency-Key header (creates, funds changes)
     tag: str = ""
     response: type[BaseModel] | None = None  # schema of the answer (OpenAPI, tests)
+    # this route's own description of a query parameter, where QUERY_PARAMS's general one
+    # would be wrong for it (a feed's limit is not a listing's)
+    query_help: tuple[tuple[str, str], ...] = ()
 
     @property
     def pattern(self) -> re.Pattern[str]:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
         return re.compile(f"^{regex}$")
+
+
+FEED_LIMIT = (("limit", "page size, 1-10,000 (default 1,000)"),)
 
 
 # --- query parameters -----------------------------------------------------------------------
@@ -134,8 +140,10 @@ def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
     raw = call.query.get(name)
     if raw is None or raw == "":
         return default
-    if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
-        raise ServiceError(f"query parameter {name} must be an integer from {low} to {high}")
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))
+    if not digits or not low <= int(raw) <= high:
+        # grouped (1,000,000...): a limit of 13 digits or more is not taken for a PAN and masked
+        raise ServiceError(f"query parameter {name} must be an integer from {low:,} to {high:,}")
     return int(raw)
 
 
@@ -897,6 +905,7 @@ def _routes() -> list[Route]:
             query=("by", "of", "limit"),
             tag="journal",
             response=v.BusiestAcceptors,
+            query_help=(("limit", "how many to list, 1-1000 (default 20)"),),
         ),
         Route(
             "GET",
@@ -918,6 +927,7 @@ def _routes() -> list[Route]:
             query=("after_id", "limit"),
             tag="journal",
             response=v.MoneyMovements,
+            query_help=FEED_LIMIT,
         ),
         Route(
             "GET",
@@ -933,6 +943,7 @@ def _routes() -> list[Route]:
             query=("after_id", "limit", "amount_minor", "card_not_present", "abroad"),
             tag="journal",
             response=v.CardholderAlerts,
+            query_help=FEED_LIMIT,
         ),
         Route(
             "GET",
@@ -945,6 +956,7 @@ def _routes() -> list[Route]:
             query=("after_id", "limit"),
             tag="cards",
             response=v.WalletEvents,
+            query_help=FEED_LIMIT,
         ),
         Route(
             "GET",
@@ -1089,13 +1101,13 @@ class AdminApi:
         self.service = service
         self.tokens = tokens
         self.routes = ROUTES
-        self._openapi = json.dumps(openapi_document(self.routes)).encode()
+        self._openapi = json.dumps(_openapi(self.routes)).encode()
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
-        principal: Principal | None = None
+        caller: list[Principal] = []  # the authenticated caller, once known, refused or not
         path = urlsplit(request.target).path
         try:
-            response, principal = await self._dispatch(request)
+            response = await self._dispatch(request, caller)
         except AuthFailure as failure:
             headers = {"www-authenticate": "Bearer"} if failure.status == 401 else {}
             response = error_response(failure.status, failure.message)
@@ -1113,24 +1125,25 @@ class AdminApi:
             request.method,
             _safe(path),
             response.status,
-            principal.name if principal else "-",
+            caller[0].name if caller else "-",
         )
         return response
 
-    async def _dispatch(self, request: ApiRequest) -> tuple[ApiResponse, Principal | None]:
+    async def _dispatch(self, request: ApiRequest, caller: list[Principal]) -> ApiResponse:
         parts = urlsplit(request.target)
         path = parts.path.rstrip("/") or "/"
         if path == "/openapi.json" and request.method in ("GET", "HEAD"):
-            return ApiResponse(200, self._openapi), None
+            return ApiResponse(200, self._openapi)
         route, params, allowed = self._match(request.method, path)
         if route is None:
             if allowed:
                 response = error_response(405, f"method {request.method} not allowed here")
                 response.headers["allow"] = ", ".join(sorted(allowed))
-                return response, None
-            return error_response(404, "no such endpoint; see /openapi.json"), None
+                return response
+            return error_response(404, "no such endpoint; see /openapi.json")
 
         principal = self.tokens.authenticate(request.headers.get("authorization"))
+        caller.append(principal)
         if route.write and not principal.can_write:
             raise AuthFailure(403, f"role {principal.role.value} may not change data")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -1145,7 +1158,7 @@ class AdminApi:
             idempotency_key=_idempotency_key(route, request),
         )
         result = await route.handler(call)
-        return json_response(route.status, result), principal
+        return json_response(route.status, result)
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], set[str]]:
         allowed: set[str] = set()
@@ -1154,7 +1167,10 @@ class AdminApi:
             if found is None:
                 continue
             if route.method == method:
-                return route, found.groupdict(), allowed
+                # matched on the path as sent, then decoded: "core%3A0001" is the account
+                # "core:0001", and a decoded "/" stays inside its parameter
+                params = {name: unquote(value) for name, value in found.groupdict().items()}
+                return route, params, allowed
             allowed.add(route.method)
         return None, {}, allowed
 
@@ -1173,12 +1189,39 @@ class AdminApi:
             data = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             raise ServiceError("the body is not valid JSON") from None
+        except RecursionError:  # nested deeper than the parser goes: no request needs it
+            raise ServiceError("the body's JSON is nested too deeply") from None
         if not isinstance(data, dict):
             raise ServiceError("the body must be a JSON object")
         try:
             return route.body.model_validate(data)
         except ValidationError as exc:
-            raise invalid_request(exc) from None
+            raise _invalid_body(exc) from None
+
+
+def _invalid_body(exc: ValidationError) -> InvalidRequest:
+    """``invalid_request`` with the limits pydantic names grouped (1,000,000,000,000,000):
+    ungrouped, a limit of 13 digits or more is masked as if it were a PAN. Only the limits
+    are rewritten, never text from the request."""
+    error = invalid_request(exc)
+    for detail, found in zip(error.details, exc.errors(include_url=False), strict=True):
+        for limit in (found.get("ctx") or {}).values():
+            if type(limit) is int and abs(limit) >= 10**12:
+                detail["message"] = detail["message"].replace(str(limit), f"{limit:,}")
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in error.details)
+    return InvalidRequest(f"invalid request: {summary}", details=error.details)
+
+
+def _openapi(routes: list[Route]) -> dict[str, Any]:
+    """The OpenAPI document, with each route's own query parameter descriptions."""
+    document = openapi_document(routes)
+    for route in routes:
+        helps = dict(route.query_help)
+        operation = document["paths"][route.template][route.method.lower()]
+        for parameter in operation["parameters"]:
+            if parameter["in"] == "query" and parameter["name"] in helps:
+                parameter["description"] = helps[parameter["name"]]
+    return document
 
 
 def _idempotency_key(route: Route, request: ApiRequest) -> str:

@@ -105,24 +105,29 @@ def parse_presentments(lines: Iterable[str], where: str = "the file") -> list[Pr
         raise ClearingFileError(f"line {reader.line_num}: not CSV ({type(exc).__name__})") from None
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``isdigit`` alone takes '²' and '٣', which ``int`` then refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _presentment(row: dict[str, str], line: int) -> Presentment:
     def bad(reason: str) -> ClearingFileError:
         return ClearingFileError(f"line {line}: {reason}")
 
     pan = (row.get("pan") or "").strip()
-    if not (pan.isdigit() and 12 <= len(pan) <= 19):
+    if not (_digits(pan) and 12 <= len(pan) <= 19):
         raise bad("pan must be 12 to 19 digits")
     amount = (row.get("amount_minor") or "").strip()
-    if not (amount.isdigit() and 0 < int(amount) < 10**12):
+    if not (_digits(amount) and 0 < int(amount) < 10**12):
         raise bad("amount_minor must be a positive whole number of minor units")
     currency = (row.get("currency") or "").strip()
-    if not (currency.isdigit() and len(currency) == 3):
+    if not (_digits(currency) and len(currency) == 3):
         raise bad("currency must be an ISO 4217 numeric code (3 digits)")
     arn = (row.get("arn") or "").strip()
-    if not (arn.isdigit() and 12 <= len(arn) <= 23):
+    if not (_digits(arn) and 12 <= len(arn) <= 23):
         raise bad("arn must be 12 to 23 digits")
     code = (row.get("approval_code") or "").strip()
-    if len(code) > 6 or (code and not code.isalnum()):
+    if len(code) > 6 or (code and not (code.isascii() and code.isalnum())):
         raise bad("approval_code must be up to 6 letters or digits")
     kind = (row.get("type") or "").strip().lower() or "purchase"
     if kind not in KINDS:
@@ -131,9 +136,9 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     billing_currency = (row.get("billing_currency") or "").strip()
     if bool(billing) != bool(billing_currency):
         raise bad("billing_amount_minor and billing_currency go together")
-    if billing and not (billing.isdigit() and 0 < int(billing) < 10**12):
+    if billing and not (_digits(billing) and 0 < int(billing) < 10**12):
         raise bad("billing_amount_minor must be a positive whole number of minor units")
-    if billing_currency and not (billing_currency.isdigit() and len(billing_currency) == 3):
+    if billing_currency and not (_digits(billing_currency) and len(billing_currency) == 3):
         raise bad("billing_currency must be an ISO 4217 numeric code (3 digits)")
     return Presentment(
         line=line,
@@ -154,6 +159,8 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
 def _when(text: str, bad: Callable[[str], ClearingFileError]) -> float:
     """An ISO 8601 time (UTC unless it says otherwise) or epoch seconds, in 2000-2099."""
     text = text.strip()
+    if not text.isascii():  # float() and fromisoformat() read other scripts' digits too
+        raise bad("presented_at must be an ISO 8601 time or epoch seconds")
     try:
         seconds = float(text)
     except ValueError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.model import CardKind, CardState, PinMethod
 from authhost.cards.track2 import build_track2
 from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
+
+log = logging.getLogger("authhost.admin.demo")
 
 DEMO_ISSUER = "demo"
 S = CardState
@@ -202,6 +205,8 @@ async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
     views = []
     for spec in CARDS:
         views.append(await _ensure_card(service, spec, zpk))
+        if off_script(spec, views[-1]):
+            continue  # an operator's card now: nothing more is done to it
         if spec.key in DEMO_TOKENS and not views[-1]["tokens"]:
             pan = await _clear_pan(service, views[-1]["card_id"])
             token = rq.NewToken(
@@ -232,10 +237,35 @@ async def _ensure_card(service: CardService, spec: DemoCard, zpk: bytes) -> dict
         del pan
         card = await service.set_pin(card_id, rq.PinChange(pin_block=block.hex().upper()))
     states = [S.CREATED, *(_AFTER[a] for a in spec.actions)]
-    done = max(i for i, state in enumerate(states) if state.value == card["state"])
-    for action in spec.actions[done:]:
+    reached = [i for i, state in enumerate(states) if state.value == card["state"]]
+    if not reached:  # an operator moved it off its script (suspended it, say): leave it
+        log.warning(
+            "demo: card %s (%s) is %s, off its scripted path (%s): left as it is",
+            card_id, spec.key, card["state"], " -> ".join(s.value for s in states),
+        )  # fmt: skip
+        return card
+    for action in spec.actions[max(reached) :]:
         card = await service.apply(card_id, action, reason="demo data")
     return card
+
+
+def off_script(spec: DemoCard, card: dict[str, Any]) -> bool:
+    """Whether the demo card's state is not one its script passes through: an operator
+    changed it (suspended an active card, activated the issued one...), and the demo leaves
+    it as it is rather than fail or undo the operator's change."""
+    states = {S.CREATED, *(_AFTER[a] for a in spec.actions)}
+    return card["state"] not in {state.value for state in states}
+
+
+def off_script_notes(views: list[dict[str, Any]]) -> list[str]:
+    """A line for each demo card (``ensure_demo``'s views, in ``CARDS`` order) left off its
+    scripted state, for the operator who runs the demo."""
+    return [
+        f"demo card {view['card_id']} ({spec.key}) is {view['state']}, not what the demo made "
+        "it: left as it is"
+        for spec, view in zip(CARDS, views, strict=True)
+        if off_script(spec, view)
+    ]
 
 
 async def _clear_pan(service: CardService, card_id: str) -> str:

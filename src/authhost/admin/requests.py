@@ -26,7 +26,8 @@ from authhost.cards.model import CardKind, PinMethod
 from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
 from authhost.cards.travel import MAX_NOTICES as MAX_TRAVEL_NOTICES
 
-Digits3 = Annotated[str, StringConstraints(pattern=r"^\d{3}$")]
+# [0-9], never \d: pydantic's patterns take any script's digits for \d ("٤٧٦١٧٣" as a BIN)
+Digits3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
 Identifier = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", strip_whitespace=True)
 ]
@@ -65,7 +66,7 @@ class NewProduct(_Request):
     product_id: Identifier | None = None
     issuer_id: Identifier
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
-    bin: Annotated[str, StringConstraints(pattern=r"^(\d{6}|\d{8})$")] = Field(
+    bin: Annotated[str, StringConstraints(pattern=r"^([0-9]{6}|[0-9]{8})$")] = Field(
         description="issuer identification number, 6 or 8 digits"
     )
     pan_length: Annotated[int, Field(ge=13, le=19)] = 16
@@ -76,12 +77,12 @@ class NewProduct(_Request):
     service_code: Digits3 = "201"
     limits: LimitsSpec = LimitsSpec()
     channels: list[str] = Field(default_factory=lambda: list(CHANNELS))
-    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] = []
+    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] = []
     blocked_countries: list[Digits3] = []
     pin_method: PinMethod = PinMethod.VISA_PVV
     pvk_name: Identifier = "pvk"
     cvk_name: Identifier = "cvk"
-    pvki: Annotated[str, StringConstraints(pattern=r"^\d$")] = "1"
+    pvki: Annotated[str, StringConstraints(pattern=r"^[0-9]$")] = "1"
     imk_ac_name: Identifier | Literal[""] = Field(
         "", description="key name of the EMV issuer master key for ARQCs; empty: not checked"
     )
@@ -153,7 +154,7 @@ class ProductChange(_Request):
     )
     limits: LimitsSpec | None = None
     channels: list[str] | None = None
-    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] | None = None
+    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] | None = None
     blocked_countries: list[Digits3] | None = None
     validity_months: Annotated[int, Field(ge=1, le=120)] | None = None
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
@@ -208,7 +209,7 @@ class LedgerBalance(_Request):
     journal up to ``through_journal_id`` in it (the movements feed's cursor it has posted)."""
 
     ledger_balance_minor: Annotated[int, Field(ge=-(10**15), le=10**15)]
-    through_journal_id: Annotated[int, Field(ge=0, le=2**62)]
+    through_journal_id: Annotated[int, Field(ge=0, le=10**15)]
     reason: Annotated[str, StringConstraints(max_length=200)] = ""
 
 
@@ -268,14 +269,14 @@ class PinChange(_Request):
 
     pin_block: Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$")]
     ksn: Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{20}$")] | None = None
-    acquirer_id: Annotated[str, StringConstraints(pattern=r"^\d{1,11}$")] | None = None
+    acquirer_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,11}$")] | None = None
 
 
 class CompromiseAlert(_Request):
     """A network's compromise alert: the exposed PANs (in a body, never a URL), and what to do
     with this issuer's live cards among them."""
 
-    pans: list[Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]] = Field(
+    pans: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]] = Field(
         min_length=1, max_length=100_000
     )
     action: Literal["watch", "suspend", "reissue"] = "watch"
@@ -291,7 +292,7 @@ class CompromiseAlert(_Request):
 class CardSearch(_Request):
     """Find a card by its PAN (sent in a body, never in a URL, so it stays out of access logs)."""
 
-    pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]
+    pan: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 
     def __repr_args__(self):  # type: ignore[override]
         yield "pan", "<hidden>"
@@ -380,7 +381,7 @@ class CardControlsSpec(_Request):
     """What to switch off on one card (all of it: lists left empty switch nothing off)."""
 
     blocked_channels: list[str] = []
-    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] = []
+    blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] = []
     blocked_countries: list[Digits3] = []
 
     @model_validator(mode="after")
@@ -389,7 +390,7 @@ class CardControlsSpec(_Request):
         return self
 
 
-Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 
 
 class StopPaymentSpec(_Request):
@@ -411,13 +412,13 @@ class NewToken(_Request):
     consent (a wallet on a phone, a merchant's card on file): kept as its keyed index and last
     four digits, never the number."""
 
-    token_pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")] = Field(
+    token_pan: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")] = Field(
         description="the token number (the wallet's DPAN), sent in the body only"
     )
-    requestor_id: Annotated[str, StringConstraints(pattern=r"^\d{11}$")] = Field(
+    requestor_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")] = Field(
         description="the token requestor ID: which wallet or merchant holds it (SE 33 SF 06)"
     )
-    expiry: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] | Literal[""] = Field(
+    expiry: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")] | Literal[""] = Field(
         "", description="the token's own expiry, YYMM"
     )
     wallet: Literal["apple_pay", "google_pay", "samsung_pay", "merchant", "other", ""] = Field(
@@ -438,11 +439,11 @@ class TokenRequest(NewToken):
     them (CVV2 too when the wallet asked for it), the token the service would issue, and the
     wallet's scores of the device and the account (1-5, 5 the most trusted)."""
 
-    pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")]
-    card_expiry: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] = Field(
+    pan: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+    card_expiry: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")] = Field(
         description="the card's expiry as entered, YYMM"
     )
-    cvv2: Annotated[str, StringConstraints(pattern=r"^\d{3,4}$")] | Literal[""] = ""
+    cvv2: Annotated[str, StringConstraints(pattern=r"^[0-9]{3,4}$")] | Literal[""] = ""
     device_score: Annotated[int, Field(ge=1, le=5)] | None = None
     account_score: Annotated[int, Field(ge=1, le=5)] | None = None
 
@@ -495,7 +496,7 @@ class TravelNotices(_Request):
 class RenewalRun(_Request):
     """The monthly renewal run: every live card expiring in one month gets its successor."""
 
-    expiry: Annotated[str, StringConstraints(pattern=r"^\d{2}(0[1-9]|1[0-2])$")] = Field(
+    expiry: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}(0[1-9]|1[0-2])$")] = Field(
         description="the month the cards expire, YYMM as on the card"
     )
     dry_run: bool = False

@@ -287,6 +287,10 @@ class CompromiseReport(_View):
     pans: int = Field(description="PANs in the alert")
     not_ours: int = Field(description="PANs of no card of this issuer")
     not_live: int = Field(description="this issuer's, but created, closed, lost, replaced...")
+    not_allowed: int = Field(
+        description="live, but the action does not apply: an issued card (suspend), one with a "
+        "successor already (reissue), or one changed meanwhile"
+    )
     action: str
     cards: list[dict[str, Any]] = Field(description="the live cards found, masked")
 

@@ -109,7 +109,7 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
 
 
 def _next_sequence(sequence: str) -> str:
-    return f"{(int(sequence) + 1) % 100:02d}" if sequence.isdigit() else "01"
+    return f"{(int(sequence) + 1) % 100:02d}" if sequence.isascii() and sequence.isdigit() else "01"
 
 
 def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: str) -> Card:
@@ -211,16 +211,47 @@ def retire(old: Card) -> Card:
 
 
 NOT_YET_ACTIVATED: frozenset[CardState] = frozenset({S.CREATED, S.ISSUED})
+# states a card reaches only through activation (a card stored before ``activated_at`` was
+# kept has them without it)
+_ACTIVATED_STATES: frozenset[CardState] = frozenset({S.ACTIVE, S.SUSPENDED, S.DAMAGED})
+
+
+def has_been_activated(card: Card) -> bool:
+    """Whether the card was ever activated. Its state alone cannot tell: closed, expired, lost
+    or stolen are reached from issued too (a renewal cancelled, or lost in the post)."""
+    return card.activated_at is not None or card.state in _ACTIVATED_STATES
 
 
 def is_current_over(candidate: Card, other: Card, *, candidate_is_newer: bool) -> bool:
     """Which of two cards of one PAN the PAN means: the newest that has been activated, or the
-    newest of all when neither has. Both stores follow this rule."""
-    candidate_waits = candidate.state in NOT_YET_ACTIVATED
-    other_waits = other.state in NOT_YET_ACTIVATED
+    newest of all when neither has. A renewal cancelled before its activation never takes
+    the PAN from the card it was to renew."""
+    candidate_waits = not has_been_activated(candidate)
+    other_waits = not has_been_activated(other)
     if candidate_waits != other_waits:
         return other_waits
     return candidate_is_newer
+
+
+# a successor ending so was withdrawn (a lost one is replaced in turn, and hands over then)
+WITHDRAWN_STATES: frozenset[CardState] = frozenset({S.CLOSED, S.EXPIRED})
+
+
+def withdrawn_successor(old: Card, successor: Card) -> Card | None:
+    """``old`` unlinked from ``successor`` when that successor was cancelled or expired
+    without ever being activated: ``old`` was never handed over, so it may be
+    renewed, reissued or replaced again. None when there is nothing to unlink."""
+    if old.replaced_by != successor.card_id or successor.state not in WITHDRAWN_STATES:
+        return None
+    if has_been_activated(successor):
+        return None
+    return _replace(old, replaced_by=None)
+
+
+def check_successor_allowed(old: Card, done: str = "reissued") -> None:
+    """IllegalTransition unless the live card ``old`` may get a successor now (renew,
+    reissue): what a caller checks before changing anything else."""
+    _check_live_successor(old, done)
 
 
 def link(old: Card, new: Card) -> tuple[Card, Card]:

@@ -27,6 +27,7 @@ from authhost.cli.admin_support import (
     _run,
     _run_csv_rows,
     _validated,
+    results_file,
 )
 
 products = typer.Typer(help="Card products (BIN, kind, validity, limits, PIN method).")
@@ -209,10 +210,11 @@ def accounts_ledger_file(
     async def sync(service: CardService, advance: Callable[[Any], None]) -> list[Any]:
         return await sync_ledger_rows(service, rows, advance)
 
-    done = _run_csv_rows(file, len(rows), "synchronising", sync, _config(config, store))
-    _report_csv_rows(
-        file, done, "synchronised", results, ("line", "account_id", "balance", "error")
-    )
+    with results_file(results) as written:
+        done = _run_csv_rows(file, len(rows), "synchronising", sync, _config(config, store))
+        _report_csv_rows(
+            file, done, "synchronised", written, ("line", "account_id", "balance", "error")
+        )
 
 
 @accounts.command("close")

@@ -38,7 +38,7 @@ def demo(
     Runs the security module in demo mode (generated test keys). --export writes the cards
     with clear PANs, PINs and test keys for test tools: demo installations only.
     """
-    from authhost.admin.demo import ensure_demo, export_demo
+    from authhost.admin.demo import ensure_demo, export_demo, off_script_notes
 
     async def work(service: CardService) -> list[dict[str, Any]]:
         cards = await ensure_demo(service)
@@ -49,6 +49,8 @@ def demo(
     cards = _run(_config(config, store, demo=True), work, show=False)
     for card in cards:
         typer.echo(f"{card['card_id']}  {card['pan']}  {card['state']:<9}  {card['account_id']}")
+    for note in off_script_notes(cards):
+        _say(note)
     if export is not None:
         _say(f"wrote the demo cards and test keys to {export} (test use only)")
 

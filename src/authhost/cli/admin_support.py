@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import trio
 import typer
@@ -48,7 +49,8 @@ IdemOpt = Annotated[
     typer.Option("--idempotency-key", help="repeat this request safely: same key, same result"),
 ]
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=1000, help="rows to show")]
-OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="rows to skip")]
+MAX_ID = 10**15  # the largest journal or audit id a listing or feed is asked after (as the API)
+MAX_OFFSET = 10**9  # rows a listing skips at most (as the API)
 
 err = Console(stderr=True)
 
@@ -56,6 +58,30 @@ err = Console(stderr=True)
 def _say(message: str) -> None:
     """A message on stderr, unwrapped and without markup (paths and errors print as they are)."""
     err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def bounded(low: int, high: int) -> Callable[[typer.CallbackParam, int | None], int | None]:
+    """An option's or argument's callback refusing a number outside [low, high] with the
+    one-line error and exit status 1 of every other refusal (a huge id reached the store as
+    an OverflowError before)."""
+
+    def check(param: typer.CallbackParam, value: int | None) -> int | None:
+        if value is not None and not low <= value <= high:
+            name = param.opts[0] if param.opts and param.opts[0].startswith("-") else param.name
+            _say(f"error: {name} must be {low:,} to {high:,}")
+            raise typer.Exit(1)
+        return value
+
+    return check
+
+
+OffsetOpt = Annotated[
+    int,
+    typer.Option(
+        "--offset", callback=bounded(0, MAX_OFFSET), help=f"rows to skip (0 to {MAX_OFFSET:,})"
+    ),
+]
+IDS = bounded(0, MAX_ID)  # the callback of every --after-id and journal id
 
 
 def _config(config_file: Path | None, store: str | None, *, demo: bool = False) -> Config:
@@ -131,6 +157,9 @@ def _run(
     except (OSError, ValueError, SecurityError, StoreError) as exc:  # store/key store problems
         _say(f"error: {exc}")
         raise typer.Exit(1) from None
+    except OverflowError:  # a number no store column holds (a bounded option should stop it)
+        _say("error: a number given is too large")
+        raise typer.Exit(1) from None
     if show and result is not None:
         show_result(result, TABLES[table] if table else None, output)
     return result
@@ -146,9 +175,12 @@ def _validated(model: type[rq.BaseModel], data: dict[str, Any]) -> Any:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         _say(f"error: {path}: {exc}")
+        raise typer.Exit(1) from None
+    except RecursionError:
+        _say(f"error: {path}: JSON nested too deeply")
         raise typer.Exit(1) from None
     if not isinstance(data, dict):
         _say(f"error: {path}: expected a JSON object")
@@ -204,11 +236,40 @@ def _run_csv_rows(
     return _run(cfg, run, show=False)
 
 
+def read_text_file(file: Path) -> str:
+    """An operator's text file (``-``: stdin) as UTF-8, or exit 1 with why it cannot be read."""
+    try:
+        if str(file) == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        _say(f"error: cannot read {file}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        _say(f"error: {file}: not UTF-8 text")
+    raise typer.Exit(1)
+
+
+@contextmanager
+def results_file(results: Path | None) -> Iterator[TextIO | None]:
+    """The ``--results`` file, opened before a row is done (a path that cannot be written
+    stops the command there: not after the cards were issued); None without one."""
+    if results is None:
+        yield None
+        return
+    try:
+        handle = results.open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        _say(f"error: cannot write {results}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    with handle:
+        yield handle
+
+
 def _report_csv_rows(
-    file: Path, done: list[Any], verb: str, results: Path | None, columns: tuple[str, ...]
+    file: Path, done: list[Any], verb: str, results: TextIO | None, columns: tuple[str, ...]
 ) -> None:
-    """Each failed row by line, the counts, and every row's result to ``results`` (CSV);
-    exit 1 when a row failed."""
+    """Each failed row by line, the counts, and every row's result to ``results`` (an open
+    ``results_file``, CSV); exit 1 when a row failed."""
     failed = [row for row in done if not row.ok]
     for failure in failed:
         _say(f"{file}:{failure.line}: {failure.error}")
@@ -216,11 +277,10 @@ def _report_csv_rows(
     if results is not None:
         import csv
 
-        with results.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for row in done:
-                writer.writerow([getattr(row, name) for name in columns])
+        writer = csv.writer(results)
+        writer.writerow(columns)
+        for row in done:
+            writer.writerow([getattr(row, name) for name in columns])
     if failed:
         raise typer.Exit(1)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +9,14 @@ import typer
 
 from authhost.admin import requests as rq
 from authhost.cli.admin_support import (
+    IDS,
     ConfigOpt,
     LimitOpt,
     StoreOpt,
     _config,
     _run,
     _validated,
+    read_text_file,
 )
 from authhost.cli.tables import OutputOpt
 
@@ -26,7 +27,7 @@ audit = typer.Typer(help="The audit log of changes (who, when, what, before/afte
 def audit_list(
     subject: Annotated[str, typer.Option(help="card, account, product or list id")] = "",
     limit: LimitOpt = 100,
-    after_id: Annotated[int, typer.Option(help="entries after this audit id")] = 0,
+    after_id: Annotated[int, typer.Option(callback=IDS, help="entries after this audit id")] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -63,7 +64,7 @@ def lists_put(
     config: ConfigOpt = None,
 ) -> None:
     """Replace a list with the values of a file."""
-    text = sys.stdin.read() if str(file) == "-" else file.read_text()
+    text = read_text_file(file)
     values = [line.strip() for line in text.splitlines() if line.strip()]
     request = _validated(rq.ListValues, {"values": values})
     _run(_config(config, store), lambda s: s.put_list(name, request))

@@ -27,6 +27,8 @@ from authhost.cli.admin_support import (
     _run_csv_rows,
     _say,
     _validated,
+    read_text_file,
+    results_file,
 )
 from authhost.cli.card_commands import cards
 from authhost.cli.key_commands import keys_app
@@ -144,11 +146,7 @@ def cards_compromised(
     """A compromise alert from the network (PANs exposed in a breach): this issuer's live cards
     among them are watched (the rules list, for stricter rules) or suspended; the rest are
     counted. The PANs are read, never kept or printed."""
-    try:
-        pans = [line.strip() for line in file.read_text().splitlines() if line.strip()]
-    except OSError as exc:
-        _say(f"error: cannot read {file}: {exc.strerror or exc}")
-        raise typer.Exit(1) from None
+    pans = [line.strip() for line in read_text_file(file).splitlines() if line.strip()]
     alert = _validated(rq.CompromiseAlert, {"pans": pans, "action": action, "list_name": list_name})
     _run(_config(config, store), lambda s: s.compromised_cards(alert.pans, alert.action,
                                                                alert.list_name))  # fmt: skip
@@ -201,5 +199,6 @@ def cards_bulk_issue(
     async def issue(service: CardService, advance: Callable[[Any], None]) -> list[Any]:
         return (await bulk_issue(service, rows, advance)).results
 
-    done = _run_csv_rows(file, len(rows), "issuing", issue, _config(config, store))
-    _report_csv_rows(file, done, "issued", results, ("line", "card_id", "pan", "error"))
+    with results_file(results) as written:
+        done = _run_csv_rows(file, len(rows), "issuing", issue, _config(config, store))
+        _report_csv_rows(file, done, "issued", written, ("line", "card_id", "pan", "error"))

@@ -12,6 +12,7 @@ import typer
 from authhost.admin import requests as rq
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.cli.admin_support import (
+    IDS,
     ConfigOpt,
     IdemOpt,
     LimitOpt,
@@ -275,7 +276,7 @@ def cards_token_add(
 
 @cards.command("wallet-events")
 def cards_wallet_events(
-    after_id: Annotated[int, typer.Option(min=0, help="the last audit id already read")] = 0,
+    after_id: Annotated[int, typer.Option(callback=IDS, help="the last audit id already read")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="events at most")] = 1000,
     store: StoreOpt = None,
     config: ConfigOpt = None,

@@ -8,6 +8,7 @@ import typer
 
 from authhost.admin import requests as rq
 from authhost.cli.admin_support import (
+    IDS,
     ConfigOpt,
     LimitOpt,
     StoreOpt,
@@ -23,7 +24,9 @@ disputes = typer.Typer(help="Cardholders' disputes of posted transactions.")
 @disputes.command("open")
 def disputes_open(
     card_id: Annotated[str, typer.Argument(help="the card")],
-    journal_id: Annotated[int, typer.Argument(help="the posted charge (journal show)")],
+    journal_id: Annotated[
+        int, typer.Argument(callback=IDS, help="the posted charge (journal show)")
+    ],
     reason: Annotated[
         str, typer.Option(help="fraud, not_received, not_as_described, duplicate, amount, other")
     ],

@@ -11,6 +11,7 @@ import typer
 from authhost.admin import requests as rq
 from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
+    IDS,
     ConfigOpt,
     DayOpt,
     LimitOpt,
@@ -31,7 +32,7 @@ journal = typer.Typer(help="The authorisation journal: per card, or exported for
 def journal_show(
     card_id: str,
     limit: LimitOpt = 100,
-    after_id: Annotated[int, typer.Option(help="entries after this journal id")] = 0,
+    after_id: Annotated[int, typer.Option(callback=IDS, help="entries after this journal id")] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -84,7 +85,9 @@ def journal_export(
 @journal.command("report-fraud")
 def journal_report_fraud(
     card_id: Annotated[str, typer.Argument(help="the card")],
-    journal_id: Annotated[int, typer.Argument(help="its journal entry (journal show)")],
+    journal_id: Annotated[
+        int, typer.Argument(callback=IDS, help="its journal entry (journal show)")
+    ],
     source: Annotated[str, typer.Option(help="chargeback, cardholder or analyst")],
     genuine: Annotated[bool, typer.Option(help="the transaction was genuine after all")] = False,
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
@@ -100,7 +103,9 @@ def journal_report_fraud(
 @journal.command("cardholder-answer")
 def journal_cardholder_answer(
     card_id: Annotated[str, typer.Argument(help="the card")],
-    journal_id: Annotated[int, typer.Argument(help="the payment asked about (journal alerts)")],
+    journal_id: Annotated[
+        int, typer.Argument(callback=IDS, help="the payment asked about (journal alerts)")
+    ],
     was_me: Annotated[
         bool,
         typer.Option(
@@ -141,7 +146,7 @@ def journal_cardholder_answer(
 @journal.command("explain")
 def journal_explain(
     card_id: str,
-    journal_id: int,
+    journal_id: Annotated[int, typer.Argument(callback=IDS, help="the card's journal entry")],
     model: Annotated[
         str, typer.Option(help="an artifact of the models directory (default: the champion)")
     ] = "",
@@ -163,7 +168,7 @@ def journal_explain(
 @journal.command("explain-rules")
 def journal_explain_rules(
     card_id: str,
-    journal_id: int,
+    journal_id: Annotated[int, typer.Argument(callback=IDS, help="the card's journal entry")],
     rules: Annotated[Path | None, typer.Option(help="a rules file (default: [rules] file)")] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -184,7 +189,7 @@ def journal_explain_rules(
 @journal.command("fraud-reports")
 def journal_fraud_reports(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    after_id: Annotated[int, typer.Option(min=0)] = 0,
+    after_id: Annotated[int, typer.Option(callback=IDS)] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -204,7 +209,7 @@ def journal_reviews(
         bool, typer.Option("--all", help="also the ones with a verdict already")
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    after_id: Annotated[int, typer.Option(min=0)] = 0,
+    after_id: Annotated[int, typer.Option(callback=IDS)] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -243,7 +248,9 @@ def journal_acceptors(
 
 @journal.command("movements")
 def journal_movements(
-    after_id: Annotated[int, typer.Option(min=0, help="the last journal id already posted")] = 0,
+    after_id: Annotated[
+        int, typer.Option(callback=IDS, help="the last journal id already posted")
+    ] = 0,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="movements at most")] = 1000,
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -255,7 +262,9 @@ def journal_movements(
 
 @journal.command("alerts")
 def journal_alerts(
-    after_id: Annotated[int, typer.Option(min=0, help="the last journal id already read")] = 0,
+    after_id: Annotated[
+        int, typer.Option(callback=IDS, help="the last journal id already read")
+    ] = 0,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="alerts at most")] = 1000,
     amount_minor: Annotated[
         int, typer.Option(min=0, help="also approvals at or above this amount (0: not)")

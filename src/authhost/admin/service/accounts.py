@@ -273,6 +273,9 @@ class ProductsAndAccounts(ServiceBase):
         that the bank's own bookings (salary, direct debits, fees) reach the open-to-buy and
         the two balances cannot drift."""
         before = await self._account(account_id)
+        applied = await self.store.ledger_state(account_id)
+        if applied is None or spec.through_journal_id > applied.through_id:
+            await self._check_journal_reaches(spec.through_journal_id)
         try:
             synced = await self.store.sync_ledger(
                 account_id, spec.ledger_balance_minor, spec.through_journal_id, self.clock()
@@ -290,6 +293,22 @@ class ProductsAndAccounts(ServiceBase):
         detail = {**view, "reason": spec.reason}
         await self.record_audit("account.ledger_sync", account_id, account_view(before), detail)
         return view
+
+    async def _check_journal_reaches(self, through_id: int) -> None:
+        """Refuse a ledger cursor beyond the journal's newest entry (422): the store would
+        keep it as the account's sync point and refuse every real sync after it as older.
+        A cursor is a journal id the movements feed gave, so an entry at or after it exists
+        (the newest entries are never pruned); one found once vouches for every lower one."""
+        if through_id <= self._journal_reaches:
+            return
+        found = await self.store.journal(JournalQuery(after_id=through_id - 1, limit=1))
+        if not found:
+            raise InvalidRequest(
+                f"through_journal_id {through_id:,} is beyond the journal (no entry has that "
+                "id or a later one): give the last journal id of the movements the ledger "
+                "has booked (journal movements' next_after_id)"
+            )
+        self._journal_reaches = max(self._journal_reaches, found[0].journal_id)
 
     async def set_credit_limit(
         self, account_id: str, change: rq.CreditLimitChange

@@ -140,6 +140,8 @@ class ServiceBase:
         # the server's AuthService.decide_many: clearing posts through it (None: not a server)
         self.decide_many = decide_many
         self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
+        # the highest journal id seen to exist: ledger cursors up to it need no look-up
+        self._journal_reaches = 0
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
 
@@ -354,6 +356,9 @@ def _check_account_fits(product: Product, account: Account) -> None:
         )
 
 
+PERIOD_END = 1e11  # epoch seconds (the year 5138): what the API's since and until accept
+
+
 def _period(day: str, since: float, until: float) -> tuple[float, float]:
     """[since, until) from a UTC ``day`` (YYYY-MM-DD) or from the two times themselves."""
     if day:
@@ -365,6 +370,8 @@ def _period(day: str, since: float, until: float) -> tuple[float, float]:
             raise InvalidRequest(str(error)) from None
     if not until or until <= since:
         raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
+    if since < 0 or until > PERIOD_END:  # beyond, a time has no ISO 8601 form to answer with
+        raise InvalidRequest(f"since and until are epoch seconds from 0 to {PERIOD_END:,.0f}")
     return since, until
 
 

@@ -39,8 +39,12 @@ class CardholderAnswers(CardLifecycle):
         if spec.was_cardholder:
             after = replace(card, cardholder_pass=self._pass_for(card, entry, spec))
         else:
-            if spec.reissue and card.state not in lifecycle.RENEWABLE:
-                raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be reissued")
+            if spec.reissue:  # refused before anything is written: no half-answered alert
+                try:
+                    lifecycle.check_successor_allowed(card)
+                except lifecycle.IllegalTransition as exc:
+                    raise ConflictError(str(exc)) from None
+                await self._product(card.product_id)
             after = replace(card, cardholder_pass=None)
             if card.state is CardState.ACTIVE:
                 after = lifecycle.transition(after, lifecycle.Event.SUSPEND, now=self.clock())

@@ -57,7 +57,31 @@ class CardLifecycle(ServiceBase):
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             await self._retire_predecessor(card)
+        elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
+            await self._unlink_predecessor(after)
         return view
+
+    async def _unlink_predecessor(self, successor: Card) -> None:
+        """A successor cancelled or expired before its activation was never handed over to:
+        its predecessor stays the card in use and may be renewed or reissued again (it would
+        be refused as "already replaced" otherwise)."""
+        for _ in range(RETIRE_TRIES):
+            old = await self.store.get_card(successor.replaces or "")
+            unlinked = None if old is None else lifecycle.withdrawn_successor(old, successor)
+            if old is None or unlinked is None:
+                return
+            try:
+                await self._update(
+                    old, unlinked, "card.successor_withdrawn",
+                    f"successor {successor.card_id} {successor.state.value} before activation",
+                )  # fmt: skip
+                return
+            except ConflictError:
+                continue
+        raise ConflictError(
+            f"card {successor.card_id} is {successor.state.value}, but its predecessor "
+            f"{successor.replaces} kept changing and still names it as its successor: retry"
+        )
 
     async def _retire_predecessor(self, successor: Card) -> None:
         """A renewed or reissued card's predecessor stops once its successor is activated:
@@ -219,25 +243,37 @@ class CardLifecycle(ServiceBase):
                 values = rq.ListValues(values=sorted(listed | set(found)))
                 await self.put_list(list_name, values)
             views = [card_view(card) for card in found.values()]
-        elif action == "suspend":
-            views = [
-                await self.apply(card_id, "suspend", reason="compromised")
-                if card.state is not CardState.SUSPENDED
-                else card_view(card)
-                for card_id, card in found.items()
-            ]
-        else:  # the new cards (a card already reissued or renewed is left to its successor)
-            views = [
-                await self.apply(card_id, "reissue", reason="compromised")
-                for card_id, card in found.items()
-                if not card.replaced_by
-            ]
+            counts["not_allowed"] = 0
+        else:
+            views, counts["not_allowed"] = await self._act_on_compromised(found, action)
         result = {**counts, "action": action, "cards": views}
         await self.record_audit(
             "card.compromise_alert", list_name if action == "watch" else "cards", None,
             {**counts, "action": action, "cards": len(views)},
         )  # fmt: skip
         return result
+
+    async def _act_on_compromised(
+        self, found: dict[str, Card], action: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Suspend or reissue the alert's live cards: the views of the cards acted on (or
+        suspended already) and how many the action was not allowed on (an issued card is not
+        suspended: it is not in use yet; a card reissued or renewed already is left to its
+        successor). Every card is checked before any changes, and a card changed meanwhile
+        is counted rather than failing the alert half-way."""
+        views: list[dict[str, Any]] = []
+        due: list[str] = []
+        for card_id, card in found.items():
+            if action == "suspend" and card.state is CardState.SUSPENDED:
+                views.append(card_view(card))
+            elif _compromise_applies(card, action):
+                due.append(card_id)
+        for card_id in due:
+            try:
+                views.append(await self.apply(card_id, action, reason="compromised"))
+            except ConflictError:
+                continue
+        return views, len(found) - len(views)
 
     async def dormant_cards(self, unused_since: float, *, suspend: bool = False) -> dict[str, Any]:
         """Active cards not used since ``unused_since`` (no journal entry after it; a card
@@ -258,3 +294,10 @@ class CardLifecycle(ServiceBase):
                 view.update(await self.apply(view["card_id"], "suspend", reason="dormant"))
         since_text = totals_module.iso_time(unused_since)
         return {"unused_since": since_text, "suspended": suspend, "cards": dormant}
+
+
+def _compromise_applies(card: Card, action: str) -> bool:
+    """Whether a compromise alert's ``action`` can be taken on this live card now."""
+    if action == "suspend":
+        return card.state is CardState.ACTIVE
+    return not card.replaced_by  # reissue: a card with a successor is left to it

@@ -1,0 +1,139 @@
+"""Odd but possible input to the admin API over real TCP: each is answered 2xx or 4xx with a
+message (never a 500 or a stack trace), and a number in a message is not masked as a PAN."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from test_admin_support import AUDITOR_TOKEN, call, open_service, running_admin
+
+PRODUCT = {"product_id": "p1", "issuer_id": "bank1", "name": "Debit", "bin": "476173"}
+
+
+def _clean(reply) -> None:
+    """A 4xx with a message and nothing of the server's insides."""
+    assert 400 <= reply.status < 500, reply
+    assert reply.json["error"] and "Traceback" not in reply.body.decode()
+
+
+async def test_json_nested_deeper_than_the_parser_goes_is_a_400(tmp_path):
+    deep = b'{"pan":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "POST", "/v1/cards/search", raw=deep,
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+        assert reply.status == 400 and "nested too deeply" in reply.json["error"], reply
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/journal/totals?day=9999-12-31",
+        "/v1/accounts/a1/statement?day=9999-12-31",
+        "/v1/models/compare?day=9999-12-31",
+        "/v1/rules/performance?day=0001-01-01",
+        "/v1/journal?rrn=000000004711&day=9999-12-31",
+    ],
+)
+async def test_a_day_outside_2000_2099_is_refused(tmp_path, path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        await call(port, "POST", "/v1/accounts", payload={"account_id": "a1"})
+        reply = await call(port, "GET", path, token=AUDITOR_TOKEN)
+        _clean(reply)
+        assert reply.status == 422 and "2000-2099" in reply.json["error"], reply
+
+
+async def test_a_clearing_line_with_digits_of_another_kind_names_its_line(tmp_path):
+    rows = [
+        "4761731234567890,ABC123,1²00,978,2026-11-27T10:00:00Z,123456789012",  # superscript two
+        "4761731234567890,ABC123,1000,٩٧٨,2026-11-27T10:00:00Z,123456789012",  # Arabic-Indic
+        "476173123456789²,ABC123,1000,978,2026-11-27T10:00:00Z,123456789012",
+        "4761731234567890,ABÇ123,1000,978,2026-11-27T10:00:00Z,123456789012",
+        "4761731234567890,ABC123,1000,978,١٧٩٥٧٩٠٠٠٠,123456789012",
+    ]
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        for row in rows:
+            body = {"csv": header + row + "\n", "dry_run": True}
+            reply = await call(port, "POST", "/v1/clearing", payload=body)
+            _clean(reply)
+            assert reply.status == 422 and "line 2" in reply.json["error"], (row, reply)
+
+
+@pytest.mark.parametrize("feed", ["/v1/journal/movements", "/v1/journal/alerts",
+                                  "/v1/wallet-events", "/v1/audit", "/v1/reviews",
+                                  "/v1/fraud-reports"])  # fmt: skip
+async def test_feed_cursors_reach_the_documented_ten_to_the_fifteen(tmp_path, feed):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        for after_id in ("1000000000", "999999999999999", "1000000000000000"):
+            reply = await call(port, "GET", f"{feed}?after_id={after_id}", token=AUDITOR_TOKEN)
+            assert reply.status == 200, (after_id, reply)
+        refused = await call(port, "GET", f"{feed}?after_id=1000000000000001",
+                             token=AUDITOR_TOKEN)  # fmt: skip
+        assert refused.status == 400, refused
+        assert "from 0 to 1,000,000,000,000,000" in refused.json["error"], refused
+        arabic = await call(port, "GET", f"{feed}?after_id=%D9%A1", token=AUDITOR_TOKEN)
+        assert arabic.status == 400, arabic
+
+
+async def test_limits_in_validation_messages_are_not_masked_but_a_pan_named_as_a_field_is(
+    tmp_path,
+):
+    pan = "4761731234567890"
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        await call(port, "POST", "/v1/accounts", payload={"account_id": "a1"})
+        funds = await call(port, "POST", "/v1/accounts/a1/funds",
+                           payload={"amount_minor": 10**16})  # fmt: skip
+        assert funds.status == 422 and "1,000,000,000,000,000" in funds.json["error"], funds
+        assert "******" not in funds.body.decode()
+        odd = await call(port, "POST", "/v1/cards/search", payload={"pan": pan[:-1], pan: 1})
+        assert odd.status == 422 and pan not in odd.body.decode(), odd
+        assert "476173******7890" in json.dumps(odd.json["details"])
+
+
+@pytest.mark.parametrize("bin_", ["٤٧٦١٧٣", "４７６１７３", "47617３"])
+async def test_a_bin_of_digits_other_than_0_to_9_is_refused(tmp_path, bin_):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "POST", "/v1/products", payload={**PRODUCT, "bin": bin_})
+        _clean(reply)
+        assert reply.status == 422 and "bin" in reply.json["error"]
+        assert await service.list_products() == []
+
+
+async def test_percent_encoded_path_ids_are_decoded_after_routing(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        made = await call(port, "POST", "/v1/accounts", payload={"account_id": "core:0001"})
+        assert made.status == 201, made
+        found = await call(port, "GET", "/v1/accounts/core%3A0001", token=AUDITOR_TOKEN)
+        assert found.status == 200 and found.json["account_id"] == "core:0001", found
+        # a decoded "/" stays inside its parameter: an account id, not another route
+        slash = await call(port, "GET", "/v1/accounts/core%2Fholds", token=AUDITOR_TOKEN)
+        assert slash.status == 404 and "account core/holds not found" in slash.json["error"]
+
+
+async def test_each_feed_documents_its_own_limit(tmp_path):
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        doc = (await call(port, "GET", "/openapi.json", token=None)).json
+
+    def limit_of(path: str) -> str:
+        (param,) = [p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == "limit"]
+        return param["description"]
+
+    for feed in ("/v1/journal/movements", "/v1/journal/alerts", "/v1/wallet-events"):
+        assert "1-10,000 (default 1,000)" in limit_of(feed), feed
+    assert "(default 20)" in limit_of("/v1/acceptors")
+    assert "(default 100)" in limit_of("/v1/cards")
+
+
+async def test_a_refused_request_is_logged_with_its_caller(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="authhost.admin.api")
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "GET", "/v1/cards/nope", token=AUDITOR_TOKEN)
+        assert reply.status == 404
+        anonymous = await call(port, "GET", "/v1/cards/nope", token=None)
+        assert anonymous.status == 401
+    lines = [r.getMessage() for r in caplog.records if "/v1/cards/nope" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("GET /v1/cards/nope -> 404 (auditor:"), lines
+    assert lines[1] == "GET /v1/cards/nope -> 401 (-)"
