@@ -32,6 +32,7 @@ from authhost.iso.subfields import (
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     build_additional_data,
+    fits_additional_amounts,
     format_additional_amounts,
     format_additional_response,
     parse_additional_data,
@@ -280,7 +281,8 @@ def encode_response(
     advice: Callable[[str, Sequence[str]], str | None] | None = None,
 ) -> bytes:
     """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 44 when a
-    3-D Secure value was checked, 48 SE 83 when the billing address was, 54.
+    3-D Secure value was checked, 48 SE 83 when the billing address was, 54 (the balances
+    that fit its 12 digits).
 
     Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
     (the security module's MAC of the bytes it is given) the response ends in a MAC field.
@@ -308,8 +310,10 @@ def encode_response(
         doc["48"] = build_additional_data(answered)
     if decision.cavv_result:  # the 3-D Secure value was checked: what the merchant may rely on
         doc["44"] = format_additional_response(cavv_result=decision.cavv_result)
-    if decision.balances:
-        doc["54"] = format_additional_amounts(decision.balances)
+    if decision.balances:  # an amount past 12 digits is left out (the server logs it)
+        shown = [b for b in decision.balances if fits_additional_amounts(b)]
+        if shown:
+            doc["54"] = format_additional_amounts(shown)
     if decision.icc_response:  # the issuer's chip data (ARPC), never the card's
         doc["55"] = decision.icc_response.hex().upper()
     return _encode(doc, dialect, mac)

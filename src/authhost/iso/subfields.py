@@ -267,6 +267,13 @@ def build_additional_data(elements: Mapping[str, str], tcc: str | None = None) -
 # currency (3), sign C (credit) or D (debit) (1), amount in minor units (12).
 
 _AMOUNT_SIZE = 20
+ADDITIONAL_AMOUNT_LIMIT = 10**12  # 12 digits of minor units
+
+
+def fits_additional_amounts(balance: Balance) -> bool:
+    """Whether field 54 can carry this amount. An answer leaves out one that cannot rather
+    than fail: the decision is already committed, and a balance is only information."""
+    return -ADDITIONAL_AMOUNT_LIMIT < balance.amount_minor < ADDITIONAL_AMOUNT_LIMIT
 
 
 def format_additional_amounts(balances: list[Balance]) -> str:
@@ -274,7 +281,7 @@ def format_additional_amounts(balances: list[Balance]) -> str:
     for b in balances:
         sign = "D" if b.amount_minor < 0 else "C"
         amount = abs(b.amount_minor)
-        if amount >= 10**12:
+        if amount >= ADDITIONAL_AMOUNT_LIMIT:
             raise SubfieldError("field 54: amount does not fit 12 digits")
         parts.append(
             f"{b.account_type:0>2.2}{b.amount_type:0>2.2}{b.currency:0>3.3}{sign}{amount:012d}"

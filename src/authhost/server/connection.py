@@ -37,6 +37,7 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame, swap_tpdu
 from authhost.iso.macs import MacFunction, MacPlacementError, split_mac
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
+from authhost.iso.subfields import fits_additional_amounts
 from authhost.security.masking import mask_pan
 from authhost.server.key_exchange import KEY_CHANGE_CODE
 from authhost.server.logs import log_request
@@ -476,6 +477,12 @@ class Connection:
                     code = str(decision.response_code)
                     slow.report(request.mti, request.pan, request.stan, code, latency, timings,
                                 self.peer)  # fmt: skip
+        balances = decision.balances
+        if balances and not all(map(fits_additional_amounts, balances)):
+            log.warning(  # the answer goes out without them (encode_response); no PAN here
+                "balance too large for field 54 (12 digits), left out of the answer",
+                extra={"fields": {"mti": request.mti, "stan": request.stan, "peer": self.peer}},
+            )
         try:
             wire = self._wire
             response = encode_response(request, decision, wire.dialect, wire.mac, wire.advice)

@@ -1,0 +1,43 @@
+"""The wire path over TCP, on both stores: an answer never fails on what it reports (a balance
+too large for field 54)."""
+
+from __future__ import annotations
+
+from iso_client import Switch
+from test_e2e_auth import purchase, start_host, store_url  # noqa: F401
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+TOO_MUCH = 999_999_999_999  # the largest amount field 4 carries
+
+
+async def test_a_balance_too_large_for_field_54_leaves_the_answers_intact(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    caplog,
+):
+    """Two advices (posted without a funds check) take the balance past 12 digits: every
+    answer on the account still carries the decision the journal has, without field 54."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    for _ in range(2):
+        reply = await switch.send(purchase(card, amount=TOO_MUCH, t="0220"))
+        assert (reply["t"], reply["39"]) == ("0230", "00")
+        assert "54" not in reply or len(reply["54"]) % 20 == 0
+    inquiry = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    assert (inquiry["t"], inquiry["39"]) == ("0110", "00")
+    assert "54" not in inquiry  # neither balance fits 12 digits: left out, not wrapped
+    declined = await switch.send(purchase(card, amount=1_000))
+    assert declined["39"] not in ("00", "96")  # the limits or the funds decline it
+    async with opened_store(store_url) as store:
+        entries = {e.stan: e for e in await store.journal(JournalQuery(limit=100))}
+    assert entries[inquiry["11"]].response_code == "00"
+    assert entries[declined["11"]].response_code == declined["39"]
+    warned = [r for r in caplog.records if "field 54" in r.getMessage()]
+    assert warned and card["pan"] not in caplog.text  # logged, without the PAN
+    # the other accounts are answered with their balances as before
+    other = await switch.send(purchase(host.cards["active-credit"], **{"3": "310000", "4": None}))
+    assert other["39"] == "00" and len(other["54"]) % 20 == 0
