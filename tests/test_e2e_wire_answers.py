@@ -1,10 +1,11 @@
 """The wire path over TCP, on both stores: an answer never fails on what it reports (a balance
-too large for field 54)."""
+too large for field 54), and a malformed field 90 or 95 is a format error rather than a
+reversal of something else."""
 
 from __future__ import annotations
 
-from iso_client import Switch
-from test_e2e_auth import purchase, start_host, store_url  # noqa: F401
+from iso_client import Switch, next_stan
+from test_e2e_auth import balances_of, field_90, purchase, start_host, store_url  # noqa: F401
 
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -41,3 +42,32 @@ async def test_a_balance_too_large_for_field_54_leaves_the_answers_intact(
     # the other accounts are answered with their balances as before
     other = await switch.send(purchase(host.cards["active-credit"], **{"3": "310000", "4": None}))
     assert other["39"] == "00" and len(other["54"]) % 20 == 0
+
+
+async def test_a_malformed_field_95_or_90_is_a_format_error_and_releases_nothing(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    held = purchase(card, amount=10_000)
+    assert (await switch.send(held))["39"] == "00"
+    before = await balances_of(switch, card)
+
+    def reversal(**fields: str) -> dict[str, str]:
+        return {**held, "t": "0400", "11": next_stan(), "90": field_90(held), **fields}
+
+    bad = [
+        reversal(**{"95": "4000.00     " + "0" * 30}),  # an amount that is not 12 digits
+        reversal(**{"95": f"{4_000:012d}" + "0" * 12 + "X00000000C00000000"}),  # a bad fee
+        reversal(**{"90": field_90(held)[:-1] + "X"}),  # field 90 is 42 digits
+    ]
+    for request in bad:
+        reply = await switch.send(request)
+        assert (reply["t"], reply["39"], reply["11"]) == ("0410", "30", request["11"])
+    assert await balances_of(switch, card) == before  # nothing released
+    partial = reversal(**{"95": f"{4_000:012d}" + "0" * 12 + "C00000000D00000000"})
+    assert (await switch.send(partial))["39"] == "00"  # x+n fees: C or D, then 8 digits
+    assert await balances_of(switch, card) == (before[0], before[1] + 6_000)

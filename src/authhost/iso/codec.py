@@ -32,6 +32,7 @@ from authhost.iso.subfields import (
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     build_additional_data,
+    check_replacement_amounts,
     fits_additional_amounts,
     format_additional_amounts,
     format_additional_response,
@@ -39,6 +40,7 @@ from authhost.iso.subfields import (
     parse_authentication,
     parse_avs_data,
     parse_completion_sequence,
+    parse_original_data,
     parse_pan_mapping,
     parse_stored_credential,
 )
@@ -199,6 +201,12 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     icc = get("55")
     additional = get("48")
     subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
+    original = get("90")
+    if original is not None:  # what a reversal, completion or increment names: 42 digits
+        parse_original_data(original)
+    replacement = get("95")
+    if replacement is not None:  # unreadable, a partial reversal would release everything
+        check_replacement_amounts(replacement)
     return _new_request(
         mti=mti,
         message_class=MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS),
@@ -242,8 +250,8 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         security_control=get("53"),
         new_pin_block=_hex_bytes(new_pin_block, "125") if new_pin_block is not None else None,
         icc_data=_hex_bytes(icc, "55") if icc is not None else None,
-        original_data=get("90"),
-        replacement_amounts=get("95"),
+        original_data=original,
+        replacement_amounts=replacement,
         reported_response_code=get("39"),
         reported_approval_code=get("38"),
         fields=doc,

@@ -324,7 +324,7 @@ class OriginalData:
 
 
 def parse_original_data(text: str) -> OriginalData:
-    if len(text) != 42 or not text.isdigit():
+    if len(text) != 42 or not (text.isdigit() and text.isascii()):
         raise SubfieldError("field 90: original data elements must be 42 digits")
     return OriginalData(text[:4], text[4:10], text[10:20], text[20:31], text[31:42])
 
@@ -343,6 +343,20 @@ def replacement_amounts_field(actual_amount_minor: int) -> str:
 def parse_replacement_amount(text: str) -> int:
     """The actual transaction amount (first 12 digits) of field 95."""
     head = text[:12]
-    if len(head) != 12 or not head.isdigit():
+    if len(head) != 12 or not (head.isdigit() and head.isascii()):
         raise SubfieldError("field 95: the actual amount must be 12 digits")
     return int(head)
+
+
+def check_replacement_amounts(text: str) -> None:
+    """SubfieldError unless ``text`` is field 95's layout: 42 characters, the two actual
+    amounts 24 ASCII digits, each fee a C, D or digit then 8 digits (x+n 8, or Mastercard's
+    all-digit n 42). A reversal reads the remaining amount from it, and one it cannot read
+    must be refused at the wire rather than taken as a full reversal."""
+    amounts, fees = text[:24], text[24:]
+    if len(text) != 42 or not (amounts.isdigit() and amounts.isascii()):
+        raise SubfieldError("field 95: 42 characters, starting with two 12-digit amounts")
+    for fee in (fees[:9], fees[9:]):
+        digits = fee[1:]
+        if fee[0] not in "CD0123456789" or not (digits.isdigit() and digits.isascii()):
+            raise SubfieldError("field 95: each fee is C, D or a digit, then 8 digits")
