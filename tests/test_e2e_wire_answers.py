@@ -1,12 +1,14 @@
 """The wire path over TCP, on both stores: an answer never fails on what it reports (a balance
-too large for field 54), and a malformed field 90 or 95 is a format error rather than a
-reversal of something else."""
+too large for field 54), a malformed field 90 or 95 is a format error rather than a reversal
+of something else, and a non-ASCII "digit" in an EBCDIC key change is 30."""
 
 from __future__ import annotations
 
 from iso_client import Switch, next_stan
 from test_e2e_auth import balances_of, field_90, purchase, start_host, store_url  # noqa: F401
+from test_e2e_key_changes import key_change
 
+from authhost.security.keys import KeyAlgorithm, generate_material
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
@@ -71,3 +73,25 @@ async def test_a_malformed_field_95_or_90_is_a_format_error_and_releases_nothing
     partial = reversal(**{"95": f"{4_000:012d}" + "0" * 12 + "C00000000D00000000"})
     assert (await switch.send(partial))["39"] == "00"  # x+n fees: C or D, then 8 digits
     assert await balances_of(switch, card) == (before[0], before[1] + 6_000)
+
+
+async def test_a_non_ascii_digit_in_an_ebcdic_key_change_is_a_format_error(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """'²' (0xEA in code page 500) is a digit to Python's isdigit but not to ISO 8583: a key
+    change carrying one was answered 96 (or installed), a 3-D Secure level read as "none"."""
+    host = await start_host(nursery, tmp_path, store_url, dialect="ebcdic-binary-bitmap")
+    switch = await Switch.connect(host.port, dialect="ebcdic-binary-bitmap")
+    new_zpk = generate_material(KeyAlgorithm.TDES, 16)
+    request = key_change(bytes.fromhex(host.keys["zmk"]), new_zpk)
+    block = request["48"]
+    for broken in ("110²" + block[4:], "11" + block[2:6] + "0²" + block[8:]):
+        answer = await switch.send({**request, "11": next_stan(), "48": broken})
+        assert (answer["t"], answer["39"]) == ("0810", "30"), broken[:8]
+    answer = await switch.send({**request, "11": next_stan()})  # the link lives on
+    assert (answer["t"], answer["39"]) == ("0810", "00")
+    # a purchase's 3-D Secure level (subelement 42) with the same false digit
+    reply = await switch.send(purchase(host.cards["active-visa"], **{"48": "R420321²"}))
+    assert (reply["t"], reply["39"]) == ("0110", "30")
