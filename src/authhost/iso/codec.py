@@ -89,6 +89,7 @@ NUMERIC_FIELDS = (
 )  # fmt: skip
 _NUMERIC = frozenset(NUMERIC_FIELDS)
 _AMOUNTS = ("4", "6")  # echoed as 12 digits
+PIN_BLOCK_SIZE = 8  # ISO 9564 formats 0, 1 and 3 (fields 52 and 125); format 4 does not fit
 _UNKNOWN_CLASS = MessageClass.UNKNOWN
 # one per decoded message: AuthRequest(...) without the frozen __init__'s cost (authhost.frozen)
 _new_request = quick_constructor(AuthRequest)
@@ -196,9 +197,11 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     billing, billing_currency = get("6"), get("51")
     if (billing is None) != (billing_currency is None):
         raise ValueError("fields 6 and 51 (cardholder billing amount and currency) go together")
-    pin_block = get("52")
-    new_pin_block = get("125")
-    icc = get("55")
+    pin_hex, new_pin_hex, icc = get("52"), get("125"), get("55")
+    pin_block = _hex_bytes(pin_hex, "52", PIN_BLOCK_SIZE) if pin_hex is not None else None
+    new_pin_block = (  # a PIN change's new PIN, a block like field 52's
+        _hex_bytes(new_pin_hex, "125", PIN_BLOCK_SIZE) if new_pin_hex is not None else None
+    )
     additional = get("48")
     subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
     original = get("90")
@@ -246,9 +249,9 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,
-        pin_block=_hex_bytes(pin_block, "52") if pin_block is not None else None,
+        pin_block=pin_block,
         security_control=get("53"),
-        new_pin_block=_hex_bytes(new_pin_block, "125") if new_pin_block is not None else None,
+        new_pin_block=new_pin_block,
         icc_data=_hex_bytes(icc, "55") if icc is not None else None,
         original_data=original,
         replacement_amounts=replacement,
@@ -261,11 +264,18 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
 _NO_SUBELEMENTS: dict[str, str] = {}
 
 
-def _hex_bytes(text: str, number: str) -> bytes:
+def _hex_bytes(text: str, number: str, size: int = 0) -> bytes:
+    """The bytes of a hex field, ``size`` of them when given. bytes.fromhex skips whitespace,
+    which would make '01 23 45 67 89AB' a 6-byte PIN block: every character must be hex."""
     try:
-        return bytes.fromhex(text)
+        data = bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"field {number} is not hex data") from None
+    if len(data) * 2 != len(text):
+        raise ValueError(f"field {number} is not hex data")
+    if size and len(data) != size:
+        raise ValueError(f"field {number} is not {size} bytes")
+    return data
 
 
 def _format_error(message: str, partial: Mapping[str, str], failed: str | None) -> FormatError:
