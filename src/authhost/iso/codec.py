@@ -111,6 +111,11 @@ class FormatError(ValueError):
         self.echo: Mapping[str, str] = echo or {}
 
 
+class ResponseReceived(FormatError):
+    """A message that is itself a response (0110, 0810, ...): the host sends no requests, so
+    it answers to nothing here, and is neither answered nor a reason to drop the link."""
+
+
 class EncodeError(ValueError):
     """Values that cannot be encoded in the dialect (names the field, never the value)."""
 
@@ -146,7 +151,8 @@ def decode_fields(body: bytes, dialect: Dialect) -> dict[str, str]:
 
 
 def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkRequest:
-    """The typed view of a request body; FormatError if it is not a valid request."""
+    """The typed view of a request body; FormatError if it is not a valid request
+    (ResponseReceived, a FormatError, when it is a response: nothing to answer)."""
     try:
         doc = dialect.codec.decode(body)
     except FieldDecodeError as error:
@@ -288,6 +294,8 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
         for number in ECHOED_FIELDS
         if number != failed and partial.get(number)
     }
+    if mti is not None and int(mti[2]) % 2:  # a response, readable or not past its MTI
+        return ResponseReceived(message, mti=mti, stan=echo.get("11"), echo=echo)
     return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
 
 

@@ -28,6 +28,7 @@ from authhost.auth.decision import Decision
 from authhost.iso.codec import (
     NETWORK_MTIS,
     FormatError,
+    ResponseReceived,
     decode_message,
     encode_format_error,
     encode_network_response,
@@ -279,6 +280,14 @@ class Connection:
         dialect = self._wire.dialect
         try:
             message = decode_message(body, dialect)
+        except ResponseReceived as error:  # 0110, 0810...: answers nothing we sent
+            self._sent(1)  # nothing to answer: no room held for it
+            self._metrics.responses_ignored.inc()
+            log.warning(
+                "a response sent to the host, not answered",
+                extra={"fields": {"peer": self.peer, "mti": error.mti, "stan": error.stan}},
+            )
+            return True
         except FormatError as error:
             self._metrics.format_errors.inc()
             response = encode_format_error(error, dialect, mac=self._wire.mac)
