@@ -507,7 +507,7 @@ class Connection:
                 )
             except Exception:
                 log.exception("no response can be built for this request; none sent")
-                self._unsent -= 1
+                self._sent(1)
                 return
         self._answer(
             response,
@@ -535,7 +535,7 @@ class Connection:
         try:
             self._answered.append(encode_frame(body, self._wire.framing, tpdu))
         except FrameError as error:  # a response larger than the link's max_frame
-            self._unsent -= 1
+            self._sent(1)  # never sent, but no longer outstanding: a waiting reader reads on
             log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
