@@ -53,6 +53,9 @@ RECEIVE_SIZE = 65536
 # Read no more from a peer with this many answers outstanding (in flight or not yet sent):
 # a switch that stops reading must not make the server queue without bound.
 MAX_UNSENT = 1024
+# With idle_timeout_s, a TLS link's answers are sent in pieces of this size, each of which
+# must go within the timeout (on plain TCP every partial send counts as progress)
+TLS_SEND_PIECE = 16384
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 CUTOVER_CODE = "201"
 # answered 00 by the server itself; 201 is the switch's cutover to a new business day
@@ -76,7 +79,8 @@ class Wire:
     verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
     key_exchange: bool = True  # a switch may change its zone PIN key here (0800/161)
     # no frame for this long closes the link (0: never): a switch whose end went away without
-    # a FIN, or that stopped its echo tests, no longer holds a connection slot
+    # a FIN, or that stopped its echo tests, no longer holds a connection slot; nor does one
+    # that took no answer bytes for this long (it stopped reading)
     idle_timeout_s: float = 0.0
     # declines carry Mastercard's merchant advice code (field 48 SE 84): may the merchant retry
     advice: Callable[[str, Sequence[str]], str | None] | None = None
@@ -576,7 +580,7 @@ class Connection:
 
     async def _write_loop(self, connection: trio.CancelScope) -> None:
         receive = self._receive
-        send_all = self._stream.send_all
+        send_all = self._stream.send_all if not self._wire.idle_timeout_s else self._send_or_stall
         try:
             async for data, frames in receive:
                 chunks = [data]
@@ -593,3 +597,44 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._close_reason = "reset"
             connection.cancel()  # nobody to answer: stop reading and deciding
+        except _Stalled:
+            # The peer stopped reading: read no more from it (a reader waiting for room wakes
+            # too), let what is being decided finish (the pipeline journals it) and close.
+            # Answers still to come have nowhere to go.
+            self._close_reason = "stalled"
+            log.warning(
+                "peer not reading its answers, closing the connection",
+                extra={"fields": {"peer": self.peer, "idle_timeout_s": self._wire.idle_timeout_s,
+                                  "unsent": self._unsent}},
+            )  # fmt: skip
+            receive.close()
+            self._reading.cancel()
+
+    async def _send_or_stall(self, data: bytes) -> None:
+        """Send ``data``; _Stalled when the peer takes none of it for idle_timeout_s. A peer
+        that reads, however slowly, keeps its link; one that stopped no longer holds the
+        slot (and the requests it still sends) forever."""
+        idle_s = self._wire.idle_timeout_s
+        if self._fd is not None:  # plain TCP: every partial send is progress
+            send = self._stream.socket.send
+            view = memoryview(data)
+            while view:
+                try:
+                    with trio.move_on_after(idle_s) as waited:
+                        sent = await send(view)
+                except OSError as error:  # reset or closed: as SocketStream.send_all says it
+                    raise trio.BrokenResourceError from error
+                if waited.cancelled_caught:
+                    raise _Stalled
+                view = view[sent:]
+            return
+        send_all = self._stream.send_all  # TLS: a piece at a time
+        for start in range(0, len(data), TLS_SEND_PIECE):
+            with trio.move_on_after(idle_s) as waited:
+                await send_all(data[start : start + TLS_SEND_PIECE])
+            if waited.cancelled_caught:
+                raise _Stalled
+
+
+class _Stalled(Exception):
+    """The peer took no answer bytes for idle_timeout_s."""
