@@ -538,6 +538,12 @@ def well_typed_requests(draw: st.DrawFn, dialect: str) -> dict[str, str]:
             size = 8 if number == "52" else draw(st.integers(0, 100))
             fields[number] = draw(st.binary(min_size=size, max_size=size)).hex().upper()
             continue
+        if number == "95":  # two amounts (n 12) and two fees (x+n 8)
+            amounts = draw(st.text(_NUMERIC_TEXT, min_size=24, max_size=24))
+            fees = [draw(st.sampled_from("CD")) + draw(st.text(_NUMERIC_TEXT, min_size=8,
+                    max_size=8)) for _ in range(2)]  # fmt: skip
+            fields[number] = amounts + "".join(fees)
+            continue
         alphabet = _NUMERIC_TEXT if number in NUMERIC else _TEXT
         low = field["max_len"] if fixed else (1 if number in NUMERIC else 0)
         high = field["max_len"] if fixed else min(field["max_len"], 40)

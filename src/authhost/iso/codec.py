@@ -32,12 +32,15 @@ from authhost.iso.subfields import (
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
     SubfieldError,
     build_additional_data,
+    check_replacement_amounts,
+    fits_additional_amounts,
     format_additional_amounts,
     format_additional_response,
     parse_additional_data,
     parse_authentication,
     parse_avs_data,
     parse_completion_sequence,
+    parse_original_data,
     parse_pan_mapping,
     parse_stored_credential,
 )
@@ -86,6 +89,7 @@ NUMERIC_FIELDS = (
 )  # fmt: skip
 _NUMERIC = frozenset(NUMERIC_FIELDS)
 _AMOUNTS = ("4", "6")  # echoed as 12 digits
+PIN_BLOCK_SIZE = 8  # ISO 9564 formats 0, 1 and 3 (fields 52 and 125); format 4 does not fit
 _UNKNOWN_CLASS = MessageClass.UNKNOWN
 # one per decoded message: AuthRequest(...) without the frozen __init__'s cost (authhost.frozen)
 _new_request = quick_constructor(AuthRequest)
@@ -105,6 +109,11 @@ class FormatError(ValueError):
         self.mti = mti
         self.stan = stan
         self.echo: Mapping[str, str] = echo or {}
+
+
+class ResponseReceived(FormatError):
+    """A message that is itself a response (0110, 0810, ...): the host sends no requests, so
+    it answers to nothing here, and is neither answered nor a reason to drop the link."""
 
 
 class EncodeError(ValueError):
@@ -142,7 +151,8 @@ def decode_fields(body: bytes, dialect: Dialect) -> dict[str, str]:
 
 
 def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkRequest:
-    """The typed view of a request body; FormatError if it is not a valid request."""
+    """The typed view of a request body; FormatError if it is not a valid request
+    (ResponseReceived, a FormatError, when it is a response: nothing to answer)."""
     try:
         doc = dialect.codec.decode(body)
     except FieldDecodeError as error:
@@ -193,11 +203,19 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     billing, billing_currency = get("6"), get("51")
     if (billing is None) != (billing_currency is None):
         raise ValueError("fields 6 and 51 (cardholder billing amount and currency) go together")
-    pin_block = get("52")
-    new_pin_block = get("125")
-    icc = get("55")
+    pin_hex, new_pin_hex, icc = get("52"), get("125"), get("55")
+    pin_block = _hex_bytes(pin_hex, "52", PIN_BLOCK_SIZE) if pin_hex is not None else None
+    new_pin_block = (  # a PIN change's new PIN, a block like field 52's
+        _hex_bytes(new_pin_hex, "125", PIN_BLOCK_SIZE) if new_pin_hex is not None else None
+    )
     additional = get("48")
     subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
+    original = get("90")
+    if original is not None:  # what a reversal, completion or increment names: 42 digits
+        parse_original_data(original)
+    replacement = get("95")
+    if replacement is not None:  # unreadable, a partial reversal would release everything
+        check_replacement_amounts(replacement)
     return _new_request(
         mti=mti,
         message_class=MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS),
@@ -237,12 +255,12 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,
-        pin_block=_hex_bytes(pin_block, "52") if pin_block is not None else None,
+        pin_block=pin_block,
         security_control=get("53"),
-        new_pin_block=_hex_bytes(new_pin_block, "125") if new_pin_block is not None else None,
+        new_pin_block=new_pin_block,
         icc_data=_hex_bytes(icc, "55") if icc is not None else None,
-        original_data=get("90"),
-        replacement_amounts=get("95"),
+        original_data=original,
+        replacement_amounts=replacement,
         reported_response_code=get("39"),
         reported_approval_code=get("38"),
         fields=doc,
@@ -252,11 +270,18 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
 _NO_SUBELEMENTS: dict[str, str] = {}
 
 
-def _hex_bytes(text: str, number: str) -> bytes:
+def _hex_bytes(text: str, number: str, size: int = 0) -> bytes:
+    """The bytes of a hex field, ``size`` of them when given. bytes.fromhex skips whitespace,
+    which would make '01 23 45 67 89AB' a 6-byte PIN block: every character must be hex."""
     try:
-        return bytes.fromhex(text)
+        data = bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"field {number} is not hex data") from None
+    if len(data) * 2 != len(text):
+        raise ValueError(f"field {number} is not hex data")
+    if size and len(data) != size:
+        raise ValueError(f"field {number} is not {size} bytes")
+    return data
 
 
 def _format_error(message: str, partial: Mapping[str, str], failed: str | None) -> FormatError:
@@ -269,6 +294,8 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
         for number in ECHOED_FIELDS
         if number != failed and partial.get(number)
     }
+    if mti is not None and int(mti[2]) % 2:  # a response, readable or not past its MTI
+        return ResponseReceived(message, mti=mti, stan=echo.get("11"), echo=echo)
     return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
 
 
@@ -280,7 +307,8 @@ def encode_response(
     advice: Callable[[str, Sequence[str]], str | None] | None = None,
 ) -> bytes:
     """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 44 when a
-    3-D Secure value was checked, 48 SE 83 when the billing address was, 54.
+    3-D Secure value was checked, 48 SE 83 when the billing address was, 54 (the balances
+    that fit its 12 digits).
 
     Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
     (the security module's MAC of the bytes it is given) the response ends in a MAC field.
@@ -308,8 +336,10 @@ def encode_response(
         doc["48"] = build_additional_data(answered)
     if decision.cavv_result:  # the 3-D Secure value was checked: what the merchant may rely on
         doc["44"] = format_additional_response(cavv_result=decision.cavv_result)
-    if decision.balances:
-        doc["54"] = format_additional_amounts(decision.balances)
+    if decision.balances:  # an amount past 12 digits is left out (the server logs it)
+        shown = [b for b in decision.balances if fits_additional_amounts(b)]
+        if shown:
+            doc["54"] = format_additional_amounts(shown)
     if decision.icc_response:  # the issuer's chip data (ARPC), never the card's
         doc["55"] = decision.icc_response.hex().upper()
     return _encode(doc, dialect, mac)

@@ -97,7 +97,7 @@ def parse_key_exchange(field_48: str | None) -> KeyExchangeBlock:
     if value is None:
         raise SubfieldError("field 48: a key change needs subelement 11 (the key exchange block)")
     head, key_hex, check = value[:6], value[6:38], value[38:]
-    if not (head[:2].isalpha() and head[2:].isdigit() and len(head) == 6):
+    if not (len(head) == 6 and head.isascii() and head[:2].isalpha() and head[2:].isdigit()):
         raise SubfieldError("field 48: subelement 11 starts with key class, index and cycle")
     if len(key_hex) != 32 or not _is_hex(key_hex):
         raise SubfieldError("field 48: subelement 11 carries a 32-hex-digit encrypted key")
@@ -118,7 +118,7 @@ def parse_authentication(value: str | None) -> str:
     if value is None:
         return ""
     level = value[4:] if len(value) == 7 and value.startswith("0103") else value
-    if len(level) != 3 or not level.isdigit():
+    if len(level) != 3 or not (level.isdigit() and level.isascii()):
         raise SubfieldError("field 48: subelement 42 must be the 3-digit security level indicator")
     return AUTHENTICATION_BY_UCAF.get(level[2], "none")
 
@@ -234,12 +234,12 @@ def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:
 
 def parse_additional_data(text: str) -> dict[str, str]:
     """Subelements of field 48 by tag; a leading TCC letter is skipped."""
-    pos = 1 if text[:1].isalpha() else 0
+    pos = 1 if text[:1].isalpha() and text[:1].isascii() else 0
     end = len(text)
     elements: dict[str, str] = {}
     while pos < end:
         head = text[pos : pos + 4]
-        if len(head) < 4 or not head.isdigit():
+        if len(head) < 4 or not (head.isdigit() and head.isascii()):  # "²" is a digit to Python
             raise SubfieldError(f"field 48: bad subelement header at position {pos}")
         size = int(head[2:])
         value_end = pos + 4 + size
@@ -255,7 +255,7 @@ def build_additional_data(elements: Mapping[str, str], tcc: str | None = None) -
     parts = [tcc or ""]
     for tag in sorted(elements):
         value = elements[tag]
-        if len(tag) != 2 or not tag.isdigit():
+        if len(tag) != 2 or not (tag.isdigit() and tag.isascii()):
             raise SubfieldError(f"field 48: subelement tag {tag!r} is not two digits")
         if len(value) > 99:
             raise SubfieldError(f"field 48: subelement {tag} is longer than 99 characters")
@@ -267,6 +267,13 @@ def build_additional_data(elements: Mapping[str, str], tcc: str | None = None) -
 # currency (3), sign C (credit) or D (debit) (1), amount in minor units (12).
 
 _AMOUNT_SIZE = 20
+ADDITIONAL_AMOUNT_LIMIT = 10**12  # 12 digits of minor units
+
+
+def fits_additional_amounts(balance: Balance) -> bool:
+    """Whether field 54 can carry this amount. An answer leaves out one that cannot rather
+    than fail: the decision is already committed, and a balance is only information."""
+    return -ADDITIONAL_AMOUNT_LIMIT < balance.amount_minor < ADDITIONAL_AMOUNT_LIMIT
 
 
 def format_additional_amounts(balances: list[Balance]) -> str:
@@ -274,7 +281,7 @@ def format_additional_amounts(balances: list[Balance]) -> str:
     for b in balances:
         sign = "D" if b.amount_minor < 0 else "C"
         amount = abs(b.amount_minor)
-        if amount >= 10**12:
+        if amount >= ADDITIONAL_AMOUNT_LIMIT:
             raise SubfieldError("field 54: amount does not fit 12 digits")
         parts.append(
             f"{b.account_type:0>2.2}{b.amount_type:0>2.2}{b.currency:0>3.3}{sign}{amount:012d}"
@@ -289,7 +296,7 @@ def parse_additional_amounts(text: str) -> list[Balance]:
     for pos in range(0, len(text), _AMOUNT_SIZE):
         item = text[pos : pos + _AMOUNT_SIZE]
         sign, digits = item[7], item[8:]
-        if sign not in "CD" or not digits.isdigit():
+        if sign not in "CD" or not (digits.isdigit() and digits.isascii()):
             raise SubfieldError(f"field 54: amount {pos // _AMOUNT_SIZE + 1} is malformed")
         amount = int(digits)
         balances.append(Balance(item[:2], item[2:4], item[4:7], -amount if sign == "D" else amount))
@@ -317,7 +324,7 @@ class OriginalData:
 
 
 def parse_original_data(text: str) -> OriginalData:
-    if len(text) != 42 or not text.isdigit():
+    if len(text) != 42 or not (text.isdigit() and text.isascii()):
         raise SubfieldError("field 90: original data elements must be 42 digits")
     return OriginalData(text[:4], text[4:10], text[10:20], text[20:31], text[31:42])
 
@@ -336,6 +343,20 @@ def replacement_amounts_field(actual_amount_minor: int) -> str:
 def parse_replacement_amount(text: str) -> int:
     """The actual transaction amount (first 12 digits) of field 95."""
     head = text[:12]
-    if len(head) != 12 or not head.isdigit():
+    if len(head) != 12 or not (head.isdigit() and head.isascii()):
         raise SubfieldError("field 95: the actual amount must be 12 digits")
     return int(head)
+
+
+def check_replacement_amounts(text: str) -> None:
+    """SubfieldError unless ``text`` is field 95's layout: 42 characters, the two actual
+    amounts 24 ASCII digits, each fee a C, D or digit then 8 digits (x+n 8, or Mastercard's
+    all-digit n 42). A reversal reads the remaining amount from it, and one it cannot read
+    must be refused at the wire rather than taken as a full reversal."""
+    amounts, fees = text[:24], text[24:]
+    if len(text) != 42 or not (amounts.isdigit() and amounts.isascii()):
+        raise SubfieldError("field 95: 42 characters, starting with two 12-digit amounts")
+    for fee in (fees[:9], fees[9:]):
+        digits = fee[1:]
+        if fee[0] not in "CD0123456789" or not (digits.isdigit() and digits.isascii()):
+            raise SubfieldError("field 95: each fee is C, D or a digit, then 8 digits")

@@ -28,6 +28,7 @@ from authhost.auth.decision import Decision
 from authhost.iso.codec import (
     NETWORK_MTIS,
     FormatError,
+    ResponseReceived,
     decode_message,
     encode_format_error,
     encode_network_response,
@@ -37,6 +38,7 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame, swap_tpdu
 from authhost.iso.macs import MacFunction, MacPlacementError, split_mac
 from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
+from authhost.iso.subfields import fits_additional_amounts
 from authhost.security.masking import mask_pan
 from authhost.server.key_exchange import KEY_CHANGE_CODE
 from authhost.server.logs import log_request
@@ -51,6 +53,9 @@ RECEIVE_SIZE = 65536
 # Read no more from a peer with this many answers outstanding (in flight or not yet sent):
 # a switch that stops reading must not make the server queue without bound.
 MAX_UNSENT = 1024
+# With idle_timeout_s, a TLS link's answers are sent in pieces of this size, each of which
+# must go within the timeout (on plain TCP every partial send counts as progress)
+TLS_SEND_PIECE = 16384
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 CUTOVER_CODE = "201"
 # answered 00 by the server itself; 201 is the switch's cutover to a new business day
@@ -74,7 +79,8 @@ class Wire:
     verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
     key_exchange: bool = True  # a switch may change its zone PIN key here (0800/161)
     # no frame for this long closes the link (0: never): a switch whose end went away without
-    # a FIN, or that stopped its echo tests, no longer holds a connection slot
+    # a FIN, or that stopped its echo tests, no longer holds a connection slot; nor does one
+    # that took no answer bytes for this long (it stopped reading)
     idle_timeout_s: float = 0.0
     # declines carry Mastercard's merchant advice code (field 48 SE 84): may the merchant retry
     advice: Callable[[str, Sequence[str]], str | None] | None = None
@@ -278,6 +284,14 @@ class Connection:
         dialect = self._wire.dialect
         try:
             message = decode_message(body, dialect)
+        except ResponseReceived as error:  # 0110, 0810...: answers nothing we sent
+            self._sent(1)  # nothing to answer: no room held for it
+            self._metrics.responses_ignored.inc()
+            log.warning(
+                "a response sent to the host, not answered",
+                extra={"fields": {"peer": self.peer, "mti": error.mti, "stan": error.stan}},
+            )
+            return True
         except FormatError as error:
             self._metrics.format_errors.inc()
             response = encode_format_error(error, dialect, mac=self._wire.mac)
@@ -476,6 +490,12 @@ class Connection:
                     code = str(decision.response_code)
                     slow.report(request.mti, request.pan, request.stan, code, latency, timings,
                                 self.peer)  # fmt: skip
+        balances = decision.balances
+        if balances and not all(map(fits_additional_amounts, balances)):
+            log.warning(  # the answer goes out without them (encode_response); no PAN here
+                "balance too large for field 54 (12 digits), left out of the answer",
+                extra={"fields": {"mti": request.mti, "stan": request.stan, "peer": self.peer}},
+            )
         try:
             wire = self._wire
             response = encode_response(request, decision, wire.dialect, wire.mac, wire.advice)
@@ -491,7 +511,7 @@ class Connection:
                 )
             except Exception:
                 log.exception("no response can be built for this request; none sent")
-                self._unsent -= 1
+                self._sent(1)
                 return
         self._answer(
             response,
@@ -519,7 +539,7 @@ class Connection:
         try:
             self._answered.append(encode_frame(body, self._wire.framing, tpdu))
         except FrameError as error:  # a response larger than the link's max_frame
-            self._unsent -= 1
+            self._sent(1)  # never sent, but no longer outstanding: a waiting reader reads on
             log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
@@ -560,7 +580,7 @@ class Connection:
 
     async def _write_loop(self, connection: trio.CancelScope) -> None:
         receive = self._receive
-        send_all = self._stream.send_all
+        send_all = self._stream.send_all if not self._wire.idle_timeout_s else self._send_or_stall
         try:
             async for data, frames in receive:
                 chunks = [data]
@@ -577,3 +597,44 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._close_reason = "reset"
             connection.cancel()  # nobody to answer: stop reading and deciding
+        except _Stalled:
+            # The peer stopped reading: read no more from it (a reader waiting for room wakes
+            # too), let what is being decided finish (the pipeline journals it) and close.
+            # Answers still to come have nowhere to go.
+            self._close_reason = "stalled"
+            log.warning(
+                "peer not reading its answers, closing the connection",
+                extra={"fields": {"peer": self.peer, "idle_timeout_s": self._wire.idle_timeout_s,
+                                  "unsent": self._unsent}},
+            )  # fmt: skip
+            receive.close()
+            self._reading.cancel()
+
+    async def _send_or_stall(self, data: bytes) -> None:
+        """Send ``data``; _Stalled when the peer takes none of it for idle_timeout_s. A peer
+        that reads, however slowly, keeps its link; one that stopped no longer holds the
+        slot (and the requests it still sends) forever."""
+        idle_s = self._wire.idle_timeout_s
+        if self._fd is not None:  # plain TCP: every partial send is progress
+            send = self._stream.socket.send
+            view = memoryview(data)
+            while view:
+                try:
+                    with trio.move_on_after(idle_s) as waited:
+                        sent = await send(view)
+                except OSError as error:  # reset or closed: as SocketStream.send_all says it
+                    raise trio.BrokenResourceError from error
+                if waited.cancelled_caught:
+                    raise _Stalled
+                view = view[sent:]
+            return
+        send_all = self._stream.send_all  # TLS: a piece at a time
+        for start in range(0, len(data), TLS_SEND_PIECE):
+            with trio.move_on_after(idle_s) as waited:
+                await send_all(data[start : start + TLS_SEND_PIECE])
+            if waited.cancelled_caught:
+                raise _Stalled
+
+
+class _Stalled(Exception):
+    """The peer took no answer bytes for idle_timeout_s."""

@@ -85,6 +85,11 @@ class ServerMetrics:
             "Frames that held no valid message (answered with 30 or the link closed)",
             registry=r,
         )
+        self.responses_ignored = Counter(
+            "authhost_responses_ignored",
+            "Response-class messages received (0110, 0810, ...): logged, not answered",
+            registry=r,
+        )
         self.handler_errors = Counter(
             "authhost_handler_errors",
             "Requests whose decision raised (answered with 96)",
