@@ -467,6 +467,39 @@ async def test_concurrent_creates_with_one_idempotency_key_create_once(store_arg
         assert len(await service.list_cards()) == 2  # the setup card and one twin-safe card
 
 
+async def test_one_idempotency_key_creates_once_across_processes(store_args):
+    """The API's workers and the CLI are processes of their own, each with its own store
+    connection: the key is reserved in the store, so one of them issues the card and the
+    others answer with it."""
+    from authhost.store.redis import RedisCardStore
+    from authhost.store.sqlite import SqliteCardStore
+
+    tmp_path, backend, redis_url = store_args
+    async with open_service(*store_args) as service:
+        await _product_account_card(service)
+        if backend == "sqlite":
+            others = [await SqliteCardStore.open(tmp_path / "authhost.db") for _ in range(3)]
+        else:
+            prefix = service.store._keys.prefix
+            others = [await RedisCardStore.open(redis_url, prefix=prefix) for _ in range(3)]
+        processes = [service] + [CardService(s, service.security, "cli") for s in others]
+        spec = rq.IssueCard(product_id="p1", account_id="a1", cardholder_name="ONCE")
+        results = []
+
+        async def issue(process: CardService) -> None:
+            results.append(await process.issue_card(spec, idempotency_key="across"))
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for process in processes * 2:
+                    nursery.start_soon(issue, process)
+        finally:
+            for other in reversed(others):  # (each Redis client's tasks nest in the last's)
+                await other.close()
+        assert len(results) == 8 and len({r["card_id"] for r in results}) == 1
+        assert len(await service.list_cards()) == 2  # the setup card and the one issued
+
+
 async def test_no_clear_pan_in_the_sqlite_files_after_admin_work(tmp_path):
     async with open_service(tmp_path) as service:
         views = await ensure_demo(service)

@@ -10,7 +10,6 @@ helpers; each part of the service (``admin.service.*``) adds one family of opera
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -46,6 +45,7 @@ from authhost.cards.model import (
 from authhost.security.keys import KeyType
 from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import (
+    PENDING_PREFIX,
     CardStore,
     Conflict,
 )
@@ -105,6 +105,7 @@ RETIRE_TRIES = 3  # re-reads of a renewed card changed by someone else while it 
 
 
 KEY_REUSED = "this Idempotency-Key was already used with a different request"
+RESERVATION_WAIT_S = 10.0  # how long a second caller waits for the first caller's result
 
 
 def request_fingerprint(request: BaseModel) -> str:
@@ -195,19 +196,50 @@ class ServiceBase:
         create: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
         fingerprint = request_fingerprint(request)
-        stored = await self.store.idempotent_result(store_key)
+        # the key is reserved in the store before the work, so that one caller in any process
+        # (the API's workers, the CLI) does it; the others wait for its result
+        placeholder = (
+            PENDING_PREFIX
+            + ","
+            + json.dumps({"request": fingerprint, "at": self.clock()}, separators=(",", ":"))[1:]
+        )
+        stored = await self.store.reserve_result(store_key, placeholder)
         if stored is not None:
-            earlier = json.loads(stored)
-            if earlier.get("request") != fingerprint:
-                raise ConflictError(KEY_REUSED)
-            return earlier["result"]
-        result = await create()
-        # Conflict: a concurrent twin stored its result first; ours is equally valid.
-        with contextlib.suppress(Conflict):
+            return await self._earlier_result(store_key, stored, fingerprint)
+        try:
+            result = await create()
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # asked again, it may be done then
+                await self.store.forget_reservation(store_key)
+            raise
+        with anyio.CancelScope(shield=True):
             await self.store.remember_result(
                 store_key, json.dumps({"request": fingerprint, "result": result})
             )
         return result
+
+    async def _earlier_result(self, store_key: str, stored: str, fingerprint: str) -> Any:
+        """What the key's first caller got, waiting (up to RESERVATION_WAIT_S) while it is
+        still at work; 409 when the request differs, or the first caller never finished."""
+        deadline = time.monotonic() + RESERVATION_WAIT_S
+        while True:
+            earlier = json.loads(stored)
+            if earlier.get("request") != fingerprint:
+                raise ConflictError(KEY_REUSED)
+            if not earlier.get("pending"):
+                return earlier["result"]
+            if time.monotonic() >= deadline:
+                raise ConflictError(
+                    "a request with this Idempotency-Key is still being made, or was "
+                    f"interrupted (reserved at {totals_module.iso_time(earlier['at'])}); look "
+                    "for its result before making it again with a new key"
+                )
+            await anyio.sleep(0.05)
+            stored = await self.store.idempotent_result(store_key) or ""
+            if not stored:  # its work failed and the key was freed: nothing was made
+                raise ConflictError(
+                    "the first request with this Idempotency-Key failed; send it again"
+                )
 
     async def _product(self, product_id: str) -> Product:
         product = await self.store.get_product(product_id)
