@@ -62,14 +62,7 @@ async def test_a_withdrawn_renewal_never_takes_the_pan_from_the_old_card(
     tmp_path,
     store_url,  # noqa: F811
     end,
-    request,
 ):
-    if store_url.startswith("sqlite"):
-        # SQLite picks the card a PAN means by state in SQL (store/sqlite.py
-        # _CURRENT_CARD_FIRST and the index cards_current): a closed or expired renewal
-        # outranks the active card until that order is by activation (a store change)
-        reason = "SQLite chooses a PAN's current card by state, not by activation"
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     visa = host.cards["active-visa"]
     switch = await Switch.connect(host.port)

@@ -108,9 +108,8 @@ _BY_DEDUPE_KEY = f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != ''"
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
 # The card a PAN means (cards.lifecycle.is_current_over): the newest that has been activated,
 # else the newest; a renewal's successor takes over only when activated.
-_CURRENT_CARD_FIRST = "ORDER BY state IN ({}), seq DESC".format(
-    ", ".join(f"'{state.value}'" for state in sorted(lifecycle.NOT_YET_ACTIVATED))
-)
+# ``waits`` is 1 for a card never activated (lifecycle.has_been_activated, kept by every write)
+_CURRENT_CARD_FIRST = "ORDER BY waits, seq DESC"
 _ACCOUNT_SELECT = (
     "SELECT account_id, currency, kind, balance, credit_limit, holds, version FROM accounts"
 )
@@ -1074,7 +1073,7 @@ def _insert_card(
     try:
         conn.execute(
             "INSERT INTO cards (card_id, pan_index, account_id, product_id, state, pin_tries, "
-            "version, data, pan_ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "version, data, pan_ciphertext, waits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 card.card_id,
                 card.pan_index,
@@ -1085,6 +1084,7 @@ def _insert_card(
                 card.version,
                 codec.card_to_json(card),
                 ciphertext,
+                int(not lifecycle.has_been_activated(card)),
             ),
         )
     except sqlite3.IntegrityError:
@@ -1095,7 +1095,7 @@ def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
     stored = replace(card, version=card.version + 1)
     cursor = conn.execute(
         "UPDATE cards SET account_id = ?, product_id = ?, state = ?, pin_tries = ?, version = ?, "
-        "data = ? WHERE card_id = ? AND version = ?",
+        "data = ?, waits = ? WHERE card_id = ? AND version = ?",
         (
             card.account_id,
             card.product_id,
@@ -1103,6 +1103,7 @@ def _update_card(conn: sqlite3.Connection, card: Card) -> Card:
             card.pin_tries,
             stored.version,
             codec.card_to_json(stored),
+            int(not lifecycle.has_been_activated(card)),
             card.card_id,
             card.version,
         ),

@@ -330,6 +330,17 @@ CREATE TABLE journal_pruned (one INTEGER PRIMARY KEY CHECK (one = 1), through_id
     """
 ALTER TABLE journal ADD COLUMN avs_result TEXT NOT NULL DEFAULT '';
 """,
+    # 29: the card a PAN means is the newest that has been activated (cards.lifecycle
+    # has_been_activated), not the newest outside created/issued: a renewal cancelled before
+    # its activation (closed, never active) took the PAN from the card it was to renew
+    """
+ALTER TABLE cards ADD COLUMN waits INTEGER NOT NULL DEFAULT 0;
+UPDATE cards SET waits = CASE WHEN json_extract(data, '$.activated_at') IS NULL
+  AND state NOT IN ('active', 'suspended', 'damaged') THEN 1 ELSE 0 END;
+DROP INDEX cards_current;
+CREATE INDEX cards_current ON cards (pan_index, waits, seq DESC,
+  card_id, account_id, product_id, version, pin_tries, state);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
