@@ -35,6 +35,9 @@ async def test_the_account_updater_file_lists_what_merchants_on_file_must_change
     renewed = await successor("active-credit", "renew")
     reissued = await successor("active-visa-low", "reissue")
     await successor("active-visa", "renew", activate=False)  # not yet in the cardholder's hands
+    # a renewal withdrawn before its activation: the card it renews stays live, no closure
+    withdrawn = await successor("active-3624", "renew", activate=False)
+    assert (await call(port, "POST", f"/v1/cards/{withdrawn['card_id']}/cancel")).status == 200
     assert (await call(port, "POST", f"/v1/cards/{ids['active-3624']}/cancel")).status == 200
 
     out = tmp_path / "updates.jsonl"

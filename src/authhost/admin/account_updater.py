@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from authhost.cards.lifecycle import LIVE_STATES
+from authhost.cards.lifecycle import LIVE_STATES, has_been_activated
 from authhost.cards.model import Card
 
 
@@ -74,6 +74,8 @@ async def _update_of(
         return AccountUpdate(code, old, card, activated)
     closed = card.closed_at
     if closed is not None and since <= closed < until:
+        if not has_been_activated(card):  # never used: no merchant keeps it (a renewal
+            return None  # withdrawn before its activation leaves the card it renews live)
         successor = await get_card(card.replaced_by) if card.replaced_by else None
         if successor is not None and successor.state in LIVE_STATES:
             return None  # the successor carries the account on: reported when activated
