@@ -132,43 +132,40 @@ class AuthService:
         store write and one wait. One decision per request, in order, or the exception that
         deciding it raised: a failure never affects the others.
 
-        A card's second request in the batch is decided after its first is written (a second
-        round): on one snapshot both would pass a daily limit that only one fits, and a
-        reversal would miss the hold its original is about to write. Requests of other cards
+        A card's later request in the batch is decided after its earlier one is written (a
+        second round) when that one can change its answer (``_needs_the_first``): on one
+        snapshot both would pass a daily limit that only one fits, and a reversal would miss
+        the hold its original is about to write. Requests of other cards
         share a snapshot moment, as concurrent requests always do: the commit re-checks funds
         and duplicates, so two requests on one account cannot overspend. When the deadline
         cuts a second round short, the first round's decisions are returned (they are
         written) and the second's slots are None: the caller answers those as timed out.
         """
         pan_indexes = [self._pan_index(request.pan) for request in requests]
-        later = _repeated_cards(pan_indexes)
-        if not later:
-            return await self._decide_together(requests, received_at, pan_indexes)
-        first = [i for i in range(len(requests)) if i not in later]
-        outcomes: list[Decision | Exception] = [None] * len(requests)  # type: ignore[list-item]
-        decided = await self._decide_together(
-            [requests[i] for i in first], received_at, [pan_indexes[i] for i in first]
-        )
-        for i, outcome in zip(first, decided, strict=True):
-            outcomes[i] = outcome
-        rest = sorted(later)
+        outcomes, deferred = await self._decide_together(requests, received_at, pan_indexes)
+        if not deferred:
+            return outcomes  # type: ignore[return-value]  # every slot is filled
         try:
-            second = await self.decide_many([requests[i] for i in rest], received_at)
+            second = await self.decide_many([requests[i] for i in deferred], received_at)
         except anyio.get_cancelled_exc_class():
             # the deadline came during the second round: the first round is written and its
             # answers must go out as written; the rest (journalled as timeouts by their round)
             # are the caller's to answer as it answers a deadline. The cancellation is not
             # lost: the caller's next checkpoint in the cancelled scope raises it again
-            return outcomes
-        for i, outcome in zip(rest, second, strict=True):
+            return outcomes  # type: ignore[return-value]
+        for i, outcome in zip(deferred, second, strict=True):
             outcomes[i] = outcome
-        return outcomes
+        return outcomes  # type: ignore[return-value]
 
     async def _decide_together(
         self, requests: Sequence[AuthRequest], received_at: float, pan_indexes: list[str]
-    ) -> list[Decision | Exception]:
-        """``decide_many`` for requests of distinct cards: one snapshot read, one write."""
+    ) -> tuple[list[Decision | Exception | None], list[int]]:
+        """One round of ``decide_many``: one snapshot read, one write. Also the positions
+        of the requests left for the next round (``_needs_the_first``), whose slots stay None."""
         started = time.perf_counter_ns()
+        deferred: list[int] = []
+        # the cards decided in this round: whether one of their requests carried a PIN
+        decided: dict[str, bool] = {}
         outcomes: list[Decision | Exception | None] = [None] * len(requests)
         committing = False
         try:
@@ -200,9 +197,18 @@ class AuthService:
                 try:
                     if isinstance(snapshot, Exception):
                         raise snapshot
+                    pan_index = pan_indexes[index]
+                    if pan_index in decided and _needs_the_first(
+                        request, snapshot, decided[pan_index]
+                    ):
+                        deferred.append(index)
+                        continue
+                    if pan_index:
+                        had_pin = decided.get(pan_index, False)
+                        decided[pan_index] = had_pin or request.pin_block is not None
                     if snapshot.previous is not None:
                         outcomes[index] = self._replayed(
-                            snapshot.previous, request, snapshot, pan_indexes[index], guesses
+                            snapshot.previous, request, snapshot, pan_index, guesses
                         )
                         continue
                     if request.message_class in REVERSALS:
@@ -251,7 +257,7 @@ class AuthService:
                 for request in requests:
                     self._journal_timeout(request, received_at, started)
             raise
-        return outcomes  # type: ignore[return-value]  # every slot is filled by now
+        return outcomes, deferred
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -577,19 +583,26 @@ class AuthService:
         return self._security.pan_index(pan)
 
 
-def _repeated_cards(pan_indexes: Sequence[str]) -> set[int]:
-    """The positions of requests whose card an earlier request of the batch has ("" no card:
-    never grouped)."""
-    if len(pan_indexes) < 2:
-        return set()
-    seen: set[str] = set()
-    later: set[int] = set()
-    for i, pan_index in enumerate(pan_indexes):
-        if pan_index in seen:
-            later.add(i)
-        elif pan_index:
-            seen.add(pan_index)
-    return later
+# limits a request's decision counts earlier requests toward (per-request ones do not)
+_CUMULATIVE_LIMITS = ("daily_amount", "daily_count", "monthly_amount", "monthly_count",
+                      "atm_daily_amount", "atm_daily_count", "max_balance")  # fmt: skip
+
+
+def _needs_the_first(request: AuthRequest, snapshot: Snapshot, first_had_pin: bool) -> bool:
+    """Whether a card's later request in a round must be decided after the round's earlier
+    one of the card is written, rather than on the same snapshot: when the earlier one can
+    change its answer. A reversal or a completion may name it; limits that add requests up
+    must count it; a PIN after a PIN must see the try counter it left (the store counts
+    tries atomically either way, but the third wrong one answers 75, not 55)."""
+    if request.message_class in REVERSALS or looked_up_original(request):
+        return True
+    if first_had_pin and request.pin_block is not None:
+        return True
+    card, product = snapshot.card, snapshot.product
+    if card is None or product is None:
+        return False
+    limits = product.limits.overridden_by(card.limits)
+    return any(getattr(limits, name) is not None for name in _CUMULATIVE_LIMITS)
 
 
 def _written_by(results: Sequence[CommitResult | Exception], journal_id: int) -> bool:
