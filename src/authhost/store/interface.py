@@ -130,16 +130,22 @@ PIN_CHANGE_CONFLICT = "pin.change_conflict"
 PIN_CHANGE_REPLAY_WRONG = "pin.change_replay_wrong"
 
 
-def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
-    """What a store records when a PIN change found the card changed since its snapshot (two
-    requests on one card at once): 96, try again; the PIN is not changed."""
+def refused_outcome(entry: JournalEntry, response_code: str, reason: str) -> dict[str, object]:
+    """The journal fields a store writes over ``entry`` when its write refuses it: the
+    decline, no approval code, nothing moved, and why (after the pipeline's reasons)."""
     return {
-        "response_code": "96",
+        "response_code": response_code,
         "approval_code": "",
         "hold_amount": 0,
         "balance_delta": 0,
-        "reason_codes": ";".join(r for r in (entry.reason_codes, PIN_CHANGE_CONFLICT) if r),
+        "reason_codes": ";".join(r for r in (entry.reason_codes, reason) if r),
     }
+
+
+def pin_change_conflict_outcome(entry: JournalEntry) -> dict[str, object]:
+    """What a store records when a PIN change found the card changed since its snapshot (two
+    requests on one card at once): 96, try again; the PIN is not changed."""
+    return refused_outcome(entry, "96", PIN_CHANGE_CONFLICT)
 
 
 PIN_LOCKED_MEANWHILE = "pin.locked_meanwhile"
@@ -149,25 +155,13 @@ def pin_locked_outcome(entry: JournalEntry) -> dict[str, object]:
     """What a store records when a request's right PIN meets a counter that wrong PINs
     committed since its snapshot brought to the limit (guesses sent together): 75, nothing
     moves."""
-    return {
-        "response_code": "75",
-        "approval_code": "",
-        "hold_amount": 0,
-        "balance_delta": 0,
-        "reason_codes": ";".join(r for r in (entry.reason_codes, PIN_LOCKED_MEANWHILE) if r),
-    }
+    return refused_outcome(entry, "75", PIN_LOCKED_MEANWHILE)
 
 
 def cavv_reused_outcome(entry: JournalEntry) -> dict[str, object]:
     """What a store records when an approval's 3-D Secure value was used by an earlier
     approval of the card: 05, nothing moves (the value verified: ``cavv_result`` stays)."""
-    return {
-        "response_code": "05",
-        "approval_code": "",
-        "hold_amount": 0,
-        "balance_delta": 0,
-        "reason_codes": ";".join(r for r in (entry.reason_codes, CAVV_REUSED) if r),
-    }
+    return refused_outcome(entry, "05", CAVV_REUSED)
 
 
 def atc_refused_outcome(entry: JournalEntry, reason: str = ATC_REPLAY) -> dict[str, object]:
