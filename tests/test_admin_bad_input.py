@@ -137,3 +137,30 @@ async def test_a_refused_request_is_logged_with_its_caller(tmp_path, caplog):
     assert len(lines) == 2, lines
     assert lines[0].startswith("GET /v1/cards/nope -> 404 (auditor:"), lines
     assert lines[1] == "GET /v1/cards/nope -> 401 (-)"
+
+
+async def test_days_that_do_not_exist_and_channels_null_are_refused(tmp_path):
+    """A stop payment until 2026-99-99 (the shape of a day) was kept; a product change with
+    "channels": null emptied its channels, so every request on its cards answered 57."""
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        assert (await call(port, "POST", "/v1/products", payload=PRODUCT)).status == 201
+        await call(port, "POST", "/v1/accounts", payload={"account_id": "a1"})
+        issued = await call(port, "POST", "/v1/cards",
+                            payload={"product_id": "p1", "account_id": "a1"})  # fmt: skip
+        card_id = issued.json["card_id"]
+        for until in ("2026-99-99", "2026-02-30", "1999-12-31"):
+            stops = {"stops": [{"merchant_id": "MERCHANT0000001", "until": until}]}
+            reply = await call(port, "PUT", f"/v1/cards/{card_id}/stop-payments", payload=stops)
+            _clean(reply)
+            assert until in reply.json["error"] or until in json.dumps(reply.json), reply
+        notice = {"notices": [{"countries": ["840"], "start": "2026-13-01", "end": "2026-13-02"}]}
+        _clean(await call(port, "PUT", f"/v1/cards/{card_id}/travel-notices", payload=notice))
+        reply = await call(port, "PATCH", "/v1/products/p1", payload={"channels": None})
+        _clean(reply)
+        assert "channels" in reply.json["error"]
+        product = await call(port, "GET", "/v1/products/p1", token=AUDITOR_TOKEN)
+        assert product.json["channels"], product  # unchanged
+        ok = {"stops": [{"merchant_id": "MERCHANT0000001", "until": "2026-12-31"}]}
+        assert (
+            await call(port, "PUT", f"/v1/cards/{card_id}/stop-payments", payload=ok)
+        ).status == 200

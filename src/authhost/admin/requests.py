@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -176,6 +177,9 @@ class ProductChange(_Request):
     def _something(self) -> ProductChange:
         if not self.model_fields_set - {"version"}:
             raise ValueError("nothing to change: give at least one field")
+        if "channels" in self.model_fields_set and self.channels is None:
+            # null would mean no channel at all (every request 57), not "unchanged"
+            raise ValueError("channels: give the list of channels (left out: unchanged)")
         _known_channels(self.channels)
         return self
 
@@ -390,7 +394,22 @@ class CardControlsSpec(_Request):
         return self
 
 
-Day = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+def _calendar_day(text: str) -> str:
+    """A day that exists (2026-99-99 has the shape of one), 2000-2099 as every report's."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text} is not a day of the calendar") from None
+    if not 2000 <= day.year <= 2099:
+        raise ValueError(f"{text} is not between 2000 and 2099")
+    return text
+
+
+Day = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    AfterValidator(_calendar_day),
+]
 
 
 class StopPaymentSpec(_Request):
