@@ -97,3 +97,21 @@ def test_the_fraud_step_with_a_pass(case, given, amount, merchant, code, reasons
     assert (decline.response_code if decline else None) == code
     assert tx.reasons == reasons
     assert tx.review is (reasons == ["FR-WATCH"])
+
+
+def test_a_policy_decline_stands_under_a_pass_even_when_a_suspicion_ranks_first():
+    """The 59 rule runs first (priority), the 57 policy matches too: the pass lifts only
+    suspicions, so the policy declines."""
+    first = RULES.replace('name = "large"', 'name = "large"\npriority = 10')
+
+    class Ranked(_Rules):
+        def __init__(self) -> None:
+            self.rule_set = RuleSet(parse_rules(first).rules)
+
+    wide = dataclasses.replace(PASS, max_amount_minor=10**6)
+    tx = tx_for(request(amount_minor=95_000, merchant_id=SHOP),
+                dataclasses.replace(CARD, cardholder_pass=wide))  # fmt: skip
+    decline = Fraud(rules=Ranked())(tx)
+    assert decline is not None and (decline.response_code, decline.reason) == ("57", "POLICY")
+    bare = tx_for(request(amount_minor=95_000, merchant_id=SHOP))  # no pass: the first ranked
+    assert Fraud(rules=Ranked())(bare).response_code == "59"

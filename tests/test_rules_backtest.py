@@ -253,3 +253,34 @@ def test_cli_reload_refuses_a_bad_file_and_a_missing_pid(tmp_path: Path) -> None
     result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
     assert result.exit_code == 1 and "no pid file" in result.output
     assert os.getpid() > 0 and signal.SIGHUP  # nothing was signalled
+
+
+def test_the_backtest_replays_travel_notices_and_what_spent(tmp_path: Path) -> None:
+    """Columns the replay reads were dropped when the file was loaded: a journalled travel
+    notice replayed as none, and a completion counted toward the card's amounts."""
+    rules = tmp_path / "r.toml"
+    rules.write_text(
+        '[[rule]]\nname = "trip"\nexpression = "card.travel_notice"\naction = "review"\n\n'
+        '[[rule]]\nname = "spent"\nexpression = "card.amount_24h >= 500.00"\naction = "review"\n'
+    )
+    columns = ["ts", "message_class", "response_code", "card_id", "processing_code",
+               "amount_minor", "currency", "country", "home_country", "travel_notice",
+               "movement", "reason_codes", "label"]  # fmt: skip
+    rows = [
+        [1000.0, "authorisation", "00", "c1", "000000", 40_000, "978", "840", "276", 1, "hold",
+         "", 0],
+        [1100.0, "financial_advice", "00", "c1", "000000", 40_000, "978", "840", "276", 1,
+         "post", "advice.completion;advice.stand_in", 0],
+        [1200.0, "authorisation", "00", "c1", "000000", 1_000, "978", "840", "276", 1, "hold",
+         "", 0],
+    ]  # fmt: skip
+    data = tmp_path / "d.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    result = run_backtest(iter_rows(read_labelled(data)), [load_rule_set(rules)], {})
+    found = {r.name: r.matches for r in result.sets[0].rules}
+    # both requests abroad on a trip (the advice is replayed, not evaluated); 400.00 spent
+    # once before the last (the completion is not spending again): 400.00 < 500.00
+    assert found == {"trip": 2, "spent": 0}

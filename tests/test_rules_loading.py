@@ -246,3 +246,22 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_example_files_load(name: str) -> None:
     rules = load_rule_set(ROOT / "examples" / "rules" / name)
     assert len(rules.rules) >= 2
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "message"),
+    [
+        ("1: oops\nrule: []\n", "yaml", "unknown top-level key(s): 1"),
+        ("rule:\n  - name: a\n    on: x\n    action: review\n    expression: amount > 1\n",
+         "yaml", "key True is not a name"),
+        ('[[rule]]\nname = "deep"\naction = "review"\nexpression = "amount > ' + "1+" * 1200
+         + '1"\n', "toml", "nested too deeply"),
+        ('[[rule]]\nname = "r"\naction = "review"\nexpression = "amount > 1"\n'
+         'reason = "FR;BIG"\n', "toml", "must not contain ';'"),
+    ],
+)  # fmt: skip
+def test_odd_files_are_refused_with_a_reason_not_an_exception(text, fmt, message) -> None:
+    """A YAML key that is not text (a number, `on:` read as true) and an expression deeper
+    than the parser goes raised TypeError and RecursionError past the loader: the CLI printed
+    a traceback and the server's file watcher stopped for good."""
+    assert any(message in m for _, _, m in _errors(text, fmt))

@@ -181,3 +181,17 @@ def test_counters_survive_reloads_and_reach_prometheus(tmp_path: Path) -> None:
     assert 'authhost_rule_declines_total{rule="r0"} 4.0' in text
     assert f'authhost_rules_active{{version="{source.version}"}} 40.0' in text
     assert 'authhost_rules_reloads_total{result="ok"} 1.0' in text
+
+
+def test_a_file_that_breaks_the_reader_is_refused_and_watching_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rule:\n  - name: a\n    action: review\n    expression: amount > 1\n")
+    source = RuleSource.from_config(RulesConfig(file=str(path)))
+    version = source.version
+    path.write_text("1: oops\nrule: []\n")
+    result = source.reload_if_changed()
+    assert result is not None and not result.ok and "key(s): 1" in result.message
+    assert source.version == version and source.evaluate(CTX, None).review is True
+    path.write_text("rule:\n  - name: b\n    action: decline\n    expression: amount > 1\n")
+    result = source.reload_if_changed()  # the next good file is read
+    assert result is not None and result.ok and source.evaluate(CTX, None).decline_code == "59"

@@ -359,7 +359,10 @@ async def watch_rules_file(rules: RulesWithStoreLists) -> None:
     """Reload when the rules file or lists change (a bad file is refused; old rules stay)."""
     while True:
         await trio.sleep(RULES_POLL_S)
-        await trio.to_thread.run_sync(rules.source.reload_if_changed)
+        try:
+            await trio.to_thread.run_sync(rules.source.reload_if_changed)
+        except Exception:  # (reload refuses bad files itself) the watch goes on regardless
+            log.exception("watching the rules file failed once; watching on")
 
 
 async def refresh_store_lists(rules: RulesWithStoreLists) -> None:

@@ -190,6 +190,14 @@ def _text(row: Mapping[str, object], key: str) -> str:
     return str(value)
 
 
+def _number(row: Mapping[str, object], key: str, missing: float) -> float:
+    """A number column, ``missing`` for none or NaN (never for 0)."""
+    value = row.get(key)
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return float(value)  # type: ignore[arg-type]
+
+
 def _flag(row: Mapping[str, object], key: str) -> bool:
     value = row.get(key, False)
     if isinstance(value, str):
@@ -318,7 +326,7 @@ def context_from_row(
         cavv_result=_text(row, "cavv_result"),
         avs_result=_text(row, "avs_result"),
         wallet=_text(row, "wallet"),
-        token_age_hours=float(row.get("token_age_hours", -1.0) or -1.0),  # type: ignore[arg-type]
+        token_age_hours=_number(row, "token_age_hours", -1.0),  # 0.0 is a token made now
         merchant_name=_text(row, "merchant_name"),
         travel_notice=_flag(row, "travel_notice"),
     )

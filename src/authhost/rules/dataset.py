@@ -50,6 +50,9 @@ USED_COLUMNS = (
     "wallet",
     "token_age_hours",
     "merchant_name",
+    "travel_notice",  # card.travel_notice
+    "movement",  # with reason_codes: which approvals spent (models.context.is_approved_spending)
+    "reason_codes",
     "label",
     "scenario",
 )

@@ -26,6 +26,8 @@ from authhost.rules.language import list_local
 from authhost.rules.rule import Action, Rule
 from authhost.rules.variables import ACCEPTORS, VARIABLES, local_name
 
+SUSPECTED_FRAUD = "59"  # the default decline: what a cardholder's pass may lift
+
 log = logging.getLogger("authhost.rules")
 
 Lists = Mapping[str, "frozenset[str] | set[str]"]
@@ -64,6 +66,9 @@ class RuleOutcome:
     matched: list[str] = field(default_factory=list)
     shadow_matches: list[str] = field(default_factory=list)
     allowed: bool = False  # an enforced allow rule matched
+    # the first enforced decline that is not a suspicion of fraud (59): a policy, which a
+    # cardholder's "it was me" does not lift (auth.steps.fraud) even when a 59 ranks first
+    policy_decline: tuple[str, str] | None = None  # (response code, reason)
     errors: list[str] = field(default_factory=list)  # rules that raised (treated as no match)
     version: str = ""
 
@@ -172,6 +177,8 @@ class RuleSet:
                 continue
             self._matched[i] += 1
             if action is Action.DECLINE:
+                if code != SUSPECTED_FRAUD and out.policy_decline is None:
+                    out.policy_decline = (code, reason)
                 if out.decline_code is None:
                     out.decline_code = code
                     out.reason_codes.insert(0, reason)

@@ -63,8 +63,12 @@ def directory_stamp(directory: str | Path) -> tuple[tuple[str, int, int], ...]:
     """What changes when a list file is added, removed or edited (for reload_if_changed)."""
     if not directory or not Path(directory).is_dir():
         return ()
-    return tuple(
-        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
-        for p in sorted(Path(directory).iterdir())
-        if p.is_file()
-    )
+    stamp = []
+    for path in sorted(Path(directory).iterdir()):
+        try:  # an editor's temporary file may be gone between the listing and its stat
+            if path.is_file():
+                info = path.stat()
+                stamp.append((path.name, info.st_mtime_ns, info.st_size))
+        except OSError:
+            continue
+    return tuple(stamp)

@@ -129,7 +129,11 @@ class RuleSource:
             stamp = self._file_stamp()
             try:
                 rules, lists = self._build()
-            except (RuleLoadError, ListLoadError) as exc:
+            except Exception as exc:  # any file at all is refused, never the watcher stopped
+                if not isinstance(exc, (RuleLoadError, ListLoadError)):
+                    exc = RuleLoadError(
+                        [RuleError(str(self.path), 0, "", f"cannot be read ({exc!r:.200})")]
+                    )
                 self.reloads_failed += 1
                 self._stamp = stamp  # do not retry the same bad file on every poll
                 log.error(

@@ -15,8 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from authhost.cards.cardholder_pass import PASS_REASON
-from authhost.iso.codes import APPROVED_CODES
+from authhost.iso.codes import APPROVED_CODES, ResponseCode
 from authhost.store.records import FraudReport, JournalEntry
+
+# not declined: approved (00, 10), or an account verification that passed every check (85)
+PASSED_CODES = APPROVED_CODES | {ResponseCode.NO_REASON_TO_DECLINE.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class RuleFacts:
 class RuleTally:
     rule: str
     matches: int = 0
-    approved: int = 0  # matched, and the request was approved (00, 10)
+    approved: int = 0  # matched, and the request was approved (00, 10) or verified (85)
     declined: int = 0  # matched, and the request was declined (by this rule or anything else)
     declined_by_rule: int | None = None  # declined with the rule's reason first (rules file)
     passed: int = 0  # approved through the cardholder's pass despite the match
@@ -80,14 +83,15 @@ class RulePerformance:
         self._tallies: dict[str, RuleTally] = {}
         self._by_reason: dict[str, set[str]] = defaultdict(set)
         for name, rule in self.facts.items():
-            self._by_reason[rule.reason].add(name)
+            if rule.action == "decline" and not rule.shadow:  # only these decide a decline
+                self._by_reason[rule.reason].add(name)
 
     def add(self, entry: JournalEntry, report: FraudReport | None) -> None:
         self.entries += 1
         if not entry.rule_matches:
             return
         self.with_matches += 1
-        approved = entry.response_code in APPROVED_CODES
+        approved = entry.response_code in PASSED_CODES
         reasons = entry.reason_codes.split(";") if entry.reason_codes else []
         first_reason = reasons[0] if reasons else ""
         for name in dict.fromkeys(entry.rule_matches.split(";")):

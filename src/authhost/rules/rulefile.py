@@ -93,7 +93,7 @@ def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> Parsed
     else:
         data, entries = _read_toml(text, source)
     errors: list[RuleError] = []
-    unknown = sorted(set(data) - set(TOP_KEYS))
+    unknown = sorted(str(key) for key in set(data) - set(TOP_KEYS))  # (YAML: `1:` is a number)
     if unknown:
         errors.append(RuleError(source, 0, "", f"unknown top-level key(s): {', '.join(unknown)}"))
     label = data.get("version", "")
@@ -236,7 +236,9 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
         return None
     before = len(errors)
     for key in values:
-        if key not in RULE_KEYS:
+        if not isinstance(key, str):  # YAML reads `1:` or `on:` as a number or a boolean
+            fail("", f"key {key!r} is not a name: quote it, or use one of {', '.join(RULE_KEYS)}")
+        elif key not in RULE_KEYS:
             close = difflib.get_close_matches(key, RULE_KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             fail(key, f"unknown key {key!r}{hint}")
@@ -259,6 +261,8 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
     for key in ("reason", "description", "owner"):
         if key in values and not isinstance(values[key], str):
             fail(key, f"{key} must be text")
+    if isinstance(values.get("reason"), str) and ";" in values["reason"]:
+        fail("reason", "reason must not contain ';' (the journal separates reasons with it)")
     enabled = values.get("enabled", True)
     if not isinstance(enabled, bool):
         fail("enabled", "enabled must be true or false")
@@ -276,6 +280,8 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
             base = entry.lines.get("expression", entry.header_line)
             line = base + entry.expression_offset + exc.line - 1 if base else 0
             errors.append(RuleError(source, line, label, f"{exc.message} (column {exc.column})"))
+        except (RecursionError, MemoryError):  # the parser's own limits
+            fail("expression", "expression is nested too deeply: split it into simpler parts")
     if len(errors) > before or compiled is None or action is None or mode is None:
         return None
     assert isinstance(name, str) and isinstance(expression, str)

@@ -42,6 +42,7 @@ class RuleVerdict(Protocol):
     review: bool
     score_delta: int
     matched: list[str]
+    policy_decline: tuple[str, str] | None  # the first enforced decline that is not a 59
 
 
 class Fraud:
@@ -82,36 +83,47 @@ class Fraud:
             if score is not None and verdict.score_delta:
                 score = max(0, min(999, score + verdict.score_delta))
         tx.fraud_score = score
+        passed = False  # the cardholder's pass let a suspicion through: no more flags
         if verdict is not None:
             if verdict.decline_code is not None:
                 reason = verdict.reason_codes[0] if verdict.reason_codes else "rules.decline"
-                if verdict.decline_code != RC.SUSPECTED_FRAUD or not self._passed(tx, reason):
+                if verdict.decline_code != RC.SUSPECTED_FRAUD or not _covered(tx):
                     return Decline(RC(verdict.decline_code), reason)
+                if verdict.policy_decline is not None:  # a policy matched too: it stands
+                    code, why = verdict.policy_decline
+                    return Decline(RC(code), why)
+                _let_through(tx, reason)
+                passed = True
             elif verdict.review:
                 tx.review = True
                 tx.reasons.extend(verdict.reason_codes)
         if self._threshold and score is not None and score >= self._threshold:
-            if not self._decline_at_threshold:
+            if passed:
+                tx.reasons.append("model.threshold")  # known, not flagged again
+            elif not self._decline_at_threshold:
                 tx.review = True
                 tx.reasons.append("model.threshold")
-            elif not self._passed(tx, "model.threshold"):
+            elif _covered(tx):
+                _let_through(tx, "model.threshold")
+            else:
                 return Decline(RC.SUSPECTED_FRAUD, "model.threshold")
         return None
 
-    @staticmethod
-    def _passed(tx: Transaction, reason: str) -> bool:
-        """Whether the cardholder's pass (cards.cardholder_pass) lets a suspected fraud through;
-        when it does, the journal keeps the reason it would have been declined for."""
-        request = tx.request
-        card = tx.snapshot.card
-        if card is None or not pass_covers(
-            card.cardholder_pass,
-            request.merchant_id or "",
-            request.cardholder_amount_minor or 0,
-            tx.now,
-        ):
-            return False
-        if PASS_REASON not in tx.reasons:
-            tx.reasons.append(PASS_REASON)
-        tx.reasons.append(reason)
-        return True
+
+def _covered(tx: Transaction) -> bool:
+    """The cardholder's pass (cards.cardholder_pass) covers this request."""
+    card, request = tx.snapshot.card, tx.request
+    return card is not None and pass_covers(
+        card.cardholder_pass,
+        request.merchant_id or "",
+        request.cardholder_amount_minor or 0,
+        tx.now,
+    )
+
+
+def _let_through(tx: Transaction, reason: str) -> None:
+    """Approve a suspicion the pass covers; the journal keeps why it would have been
+    declined."""
+    if PASS_REASON not in tx.reasons:
+        tx.reasons.append(PASS_REASON)
+    tx.reasons.append(reason)
