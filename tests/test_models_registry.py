@@ -56,6 +56,14 @@ def test_activate_then_rollback(registry: Registry) -> None:
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".active")]
 
 
+def test_a_rollback_to_the_challenger_leaves_no_challenger(registry: Registry) -> None:
+    registry.activate("lr-0")
+    registry.activate("lr-1")
+    registry.activate("lr-0", challenger=True)  # the old champion tried again in shadow
+    state = registry.rollback()
+    assert (state.champion, state.challenger) == ("lr-0", None)  # not its own challenger
+
+
 def test_broken_or_unknown_artifacts_are_never_activated(registry: Registry) -> None:
     registry.activate("lr-0")
     (registry.root / "lr-1" / "arrays.npz").write_bytes(b"garbage")

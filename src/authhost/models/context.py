@@ -223,6 +223,7 @@ def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
 
 
 ADVICE_CLASSES = frozenset({"authorisation_advice", "financial_advice"})
+PARTIAL_APPROVAL = "10"
 COMPLETION_REASON = "advice.completion"  # and its _partial, _nothing_held
 ALREADY_APPROVED = "advice.already_approved"  # a stand-in advice of a request the host approved
 BALANCE_INQUIRY = "31"
@@ -297,9 +298,14 @@ def context_from_row(
 ) -> TxContext:
     """Offline: the context of a journal row, given the velocity computed from earlier rows."""
     processing = _text(row, "processing_code")
+    amount = int(row.get("amount_minor", 0) or 0)  # type: ignore[call-overload]
+    if _text(row, "response_code") == PARTIAL_APPROVAL:
+        # the journal keeps what was approved; the server scored what was asked, which a
+        # partial approval (never converted) has in field 4
+        amount = int(row.get("transaction_amount_minor", 0) or 0) or amount  # type: ignore[call-overload]
     return _new_context(
         ts=float(row["ts"]),  # type: ignore[arg-type]
-        amount_minor=int(row.get("amount_minor", 0) or 0),  # type: ignore[arg-type]
+        amount_minor=amount,
         currency=_text(row, "currency"),
         mcc=_text(row, "mcc"),
         country=_text(row, "country"),
@@ -313,7 +319,7 @@ def context_from_row(
         bin=_text(row, "pan_masked")[:6],
         product=_text(row, "product_id"),
         home_country=_text(row, "home_country"),
-        card_age_days=float(row.get("card_age_days", -1.0) or -1.0),  # type: ignore[arg-type]
+        card_age_days=_number(row, "card_age_days", -1.0),  # 0.0: a card issued today
         available=int(row.get("available_before", 0) or 0),  # type: ignore[arg-type]
         pin_present=_flag(row, "pin_present"),
         velocity=velocity,

@@ -142,7 +142,9 @@ class Registry:
             previous = history.pop()
             if self._path(previous).is_dir():
                 self.load(previous)
-                new = ActiveState(previous, state.challenger, history)
+                # a model is never its own challenger: the restored champion leaves that role
+                challenger = None if state.challenger == previous else state.challenger
+                new = ActiveState(previous, challenger, history)
                 self._write(new)
                 return new
         raise RegistryError("no earlier champion to roll back to")

@@ -76,6 +76,16 @@ class ModelService:
         feature set): the store must count them for every request."""
         return any(s is not None and s.reads_acceptors for s in self._pair)
 
+    def champion_score(self, ctx: TxContext) -> int | None:
+        """The champion's score (0-999), None without one."""
+        champion = self._pair[0]
+        return None if champion is None else champion.score_one(ctx)
+
+    def challenger_score(self, ctx: TxContext) -> int | None:
+        """The challenger's score in shadow (0-999), None without one."""
+        challenger = self._pair[1]
+        return None if challenger is None else challenger.score_one(ctx)
+
     def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
         """(champion score, challenger score), each 0-999 or None."""
         champion, challenger = self._pair

@@ -23,8 +23,12 @@ class ModelScorer(Protocol):
         """A model is loaded and will score."""
         ...
 
-    def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
-        """(champion score, challenger score), each 0-999 or None."""
+    def champion_score(self, ctx: TxContext) -> int | None:
+        """The champion's score, 0-999 (None: no champion)."""
+        ...
+
+    def challenger_score(self, ctx: TxContext) -> int | None:
+        """The challenger's score in shadow, 0-999 (None: no challenger)."""
         ...
 
     def explain(self, ctx: TxContext, score: int) -> str:
@@ -70,11 +74,16 @@ class Fraud:
         score: int | None = None
         if scorer is not None:
             started = time.perf_counter_ns()
-            champion, challenger = scorer.score(ctx)
-            if time.perf_counter_ns() - started > self._budget_ns:
+            champion = scorer.champion_score(ctx)
+            elapsed = time.perf_counter_ns() - started
+            if elapsed > self._budget_ns:
                 tx.model_skipped = True
             else:
-                score, tx.challenger_score = champion, challenger
+                score = champion
+                # the challenger in shadow, while the champion left half the budget: its time
+                # never costs the champion's score (the budget is the champion's)
+                if elapsed <= self._budget_ns // 2:
+                    tx.challenger_score = scorer.challenger_score(ctx)
                 if champion is not None:
                     tx.model_reasons = scorer.explain(ctx, champion)
         verdict = self._rules.evaluate(ctx, score) if self._rules is not None else None
