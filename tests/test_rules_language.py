@@ -150,6 +150,17 @@ def test_mcc_with_leading_zero_is_padded() -> None:
     assert matches("mcc in (742, 5411)", with_(mcc="0742"))
 
 
+def test_a_padded_number_is_a_code_for_the_rest_of_a_chain() -> None:
+    """`mcc <= 3999 < amount` was accepted and raised at run time (text against a number);
+    `card.home_country == 826 == country` was refused though both sides are codes."""
+    with pytest.raises(ExpressionError, match="cannot compare text with a number"):
+        compile_expression("mcc <= 3999 < amount")
+    assert matches("card.home_country == 826 == country", with_(home_country="826",
+                                                                   country="826"))  # fmt: skip
+    assert not matches("card.home_country == 826 == country", with_(home_country="826",
+                                                                       country="250"))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("expression", "score", "expected"),
     [

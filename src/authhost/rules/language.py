@@ -192,7 +192,16 @@ class _Checker:
                     raise _fail(node, f"'{symbol}' needs a number or text on its left")
             else:
                 right, rt = self.visit(raw)
-                prev_node, right = self._coerce_pair(node, symbol, prev_node, prev_typ, right, rt)
+                coerced_prev, coerced = self._coerce_pair(
+                    node, symbol, prev_node, prev_typ, right, rt
+                )
+                # a number padded into a code is text from here on (the next link of a chain
+                # compares with it as text: `mcc <= 3999 < amount` must be refused)
+                if coerced is not right:
+                    rt = prev_typ
+                if coerced_prev is not prev_node:
+                    types[-1] = rt
+                prev_node, right = coerced_prev, coerced
                 operands[-1] = prev_node
             operands.append(right)
             types.append(rt)
