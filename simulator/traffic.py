@@ -342,6 +342,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "token_age_hours": pa.array(np.full(n, -1.0)),
         "balance_delta": zeros,  # every one declined: nothing moved
         "avs_result": empty,  # no address asked for
+        "model_score": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host ran none
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
         "scenario": _text(np.full(n, "bin_attack")),
@@ -577,6 +578,7 @@ def _columns(
                 np.where(credit & approved, batch.amount, 0),
             ).astype(np.int64)
         ),
+        "model_score": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host ran none
         "journal_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "label": pa.array(batch.label),
         "scenario": _lookup(SCENARIOS, batch.scenario),

@@ -320,3 +320,47 @@ async def test_a_model_of_address_features_scores_the_avs_result(
     vectors = [feature_values(ctx, scorer.terminal_risk, 4) for _, ctx in replay_contexts(rows)]
     by_result = dict(zip((row["avs_result"] for row in rows), vectors, strict=True))
     assert by_result["N"][-3:] == [1.0, 1.0, 0.0] and by_result["Y"][-3:] == [1.0, 0.0, 0.0]
+
+
+RULES_ADDING_POINTS = """
+[[rule]]
+name = "points"
+expression = "score < 500"
+action = "score"
+points = 600
+reason = "R-POINTS"
+
+[[rule]]
+name = "high-model"
+expression = "score >= 999"
+action = "review"
+reason = "R-HIGH"
+"""
+
+
+async def test_the_models_own_score_is_journalled_beside_the_one_with_rule_points(
+    nursery, tmp_path, monkeypatch, models_dir
+):
+    """fraud_score has the score rules' points; explain-rules judged the rules on it (less
+    the points of the rules that matched the raised score: `score < 500` no longer does), and
+    the backtest on it as it stood: the model's own score is journalled for them."""
+    from host_admin import card_id_of, start_host_with_admin
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    host, port = await start_host_with_admin(nursery, tmp_path, url, rules=RULES_ADDING_POINTS,
+                                             models=ModelsConfig(dir=str(models_dir)))  # fmt: skip
+    switch = await Switch.connect(host.port)
+    response = await switch.send(purchase(host.cards["active-visa"]))
+    entry = await journal_entry_for(url, response["11"])
+    # a purchase the model finds ordinary: the points rule matched online
+    assert 0 <= entry.model_score < 500 and not entry.model_skipped
+    assert entry.fraud_score == min(999, entry.model_score + 600)
+    card_id = await card_id_of(port, host.cards["active-visa"]["pan"])
+    path = f"/v1/cards/{card_id}/journal/{entry.journal_id}/rules"
+    explained = await call(port, "GET", path, token=AUDITOR_TOKEN)
+    assert explained.status == 200, explained.json
+    assert explained.json["score"] == entry.model_score  # what the rules saw online
+    matched = {r["name"]: r["matched"] for r in explained.json["rules"]}
+    assert matched == {"points": True, "high-model": False}  # on the raised score: not matched
+    assert entry.rule_matches.split(";") == ["points"]

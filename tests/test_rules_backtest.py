@@ -284,3 +284,31 @@ def test_the_backtest_replays_travel_notices_and_what_spent(tmp_path: Path) -> N
     # both requests abroad on a trip (the advice is replayed, not evaluated); 400.00 spent
     # once before the last (the completion is not spending again): 400.00 < 500.00
     assert found == {"trip": 2, "spent": 0}
+
+
+def test_the_backtest_judges_rules_on_the_models_own_score(tmp_path: Path) -> None:
+    """fraud_score has the score rules' points; the rules saw the model's own score."""
+    rules = tmp_path / "r.toml"
+    rules.write_text('[[rule]]\nname = "hi"\nexpression = "score >= 900"\naction = "decline"\n')
+    data = tmp_path / "d.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "ts",
+                "message_class",
+                "response_code",
+                "card_id",
+                "processing_code",
+                "amount_minor",
+                "currency",
+                "fraud_score",
+                "model_score",
+                "label",
+            ]
+        )
+        writer.writerow([1000.0, "authorisation", "00", "c1", "000000", 100, "978", 950, 600, 0])
+        writer.writerow([1001.0, "authorisation", "00", "c2", "000000", 100, "978", 950, -1, 1])
+    result = run_backtest(iter_rows(read_labelled(data)), [load_rule_set(rules)], {})
+    (hi,) = result.sets[0].rules
+    assert (hi.matches, hi.true_positives) == (1, 1)  # the row without its own score: as before

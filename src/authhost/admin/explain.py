@@ -64,15 +64,18 @@ async def explain_rules_for_entry(
     days, and the merchant's last hour for rules that read it, replayed), with the values of
     the variables it reads, beside what the journal recorded (``rules.explain``).
 
-    ``score`` is the model's: the journalled fraud score less the points of the score rules
-    that match (the server adds them after the model)."""
+    ``score`` is the model's own as journalled (``model_score``; for an entry from before it
+    was, the journalled fraud score less the points of the score rules that match)."""
     entry = await card_journal_entry(store, card_id, journal_id)
     rows = await _history(store, entry, rule_set.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
-    score = entry.fraud_score if entry.fraud_score >= 0 else None
-    if score is not None:
-        delta = RuleSet(rule_set.rules, rule_set.version).evaluate(ctx, score, lists).score_delta
-        score = max(0, min(999, score - delta))
+    if entry.model_score >= 0:  # journalled: the score the rules saw
+        score: int | None = entry.model_score
+    else:  # an entry from before it was: the journalled score less the score rules' points
+        score = entry.fraud_score if entry.fraud_score >= 0 else None
+        if score is not None:
+            rules = RuleSet(rule_set.rules, rule_set.version)
+            score = max(0, min(999, score - rules.evaluate(ctx, score, lists).score_delta))
     return {
         "journal_id": journal_id,
         "card_id": card_id,

@@ -77,7 +77,7 @@ async def _with_verdicts(store: CardStore, entries: list[JournalEntry]) -> list[
     return [
         ScoredPair(
             e.journal_id,
-            e.fraud_score,
+            e.model_score if e.model_score >= 0 else e.fraud_score,  # the model's own
             e.challenger_score,
             e.amount_minor,
             reports[e.journal_id].fraud if e.journal_id in reports else None,

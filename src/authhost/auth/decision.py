@@ -32,6 +32,7 @@ class Decision:
     approval_code: str | None = None
     reason_codes: list[str] = field(default_factory=list)
     fraud_score: int | None = None
+    model_score: int | None = None  # the champion's own, before score rules' points
     challenger_score: int | None = None
     model_skipped: bool = False  # the ML step could not score within its budget
     model_reasons: str = ""  # "feature=+0.00;...": what pushed a high score up (log-odds)

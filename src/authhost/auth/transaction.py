@@ -25,6 +25,7 @@ class Transaction:
     pin_limit: int = 0  # a right PIN: the tries limit it was checked under (the commit's)
     new_pin_reference: str | None = None  # a PIN change: the new PIN's PVV or offset
     fraud_score: int | None = None
+    model_score: int | None = None  # the champion's own, before score rules' points
     challenger_score: int | None = None
     model_skipped: bool = False
     model_reasons: str = ""  # the champion's top reasons for a high score

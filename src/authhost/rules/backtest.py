@@ -169,7 +169,7 @@ def run_backtest(
             continue
         evaluated += 1
         fraud = bool(row.get("label") or 0)
-        raw_score = row.get("fraud_score")
+        raw_score = _model_score(row)
         score = int(raw_score) if raw_score is not None and raw_score >= 0 else None  # type: ignore[operator,call-overload]
         if score is not None:
             (result.scores_fraud if fraud else result.scores_genuine).append(score)
@@ -196,3 +196,12 @@ def run_backtest(
     result.diff = diff
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _model_score(row: Mapping[str, object]) -> object:
+    """The score the rules saw: the model's own (``model_score``), or for rows without it
+    the journalled ``fraud_score`` (which has the score rules' points)."""
+    own = row.get("model_score")
+    if own is not None and own == own and own >= 0:  # type: ignore[operator]  # (NaN != NaN)
+        return own
+    return row.get("fraud_score")

@@ -37,6 +37,7 @@ USED_COLUMNS = (
     "merchant_id",
     "acquirer_id",
     "fraud_score",
+    "model_score",
     "pin_present",
     "pin_failed",
     "cvv_failed",

@@ -95,6 +95,10 @@ class JournalEntry:
     # (the movements feed) and a ledger balance sync adds up those after its cursor. None:
     # journalled before it was recorded
     balance_delta: int | None = 0
+    # the champion model's own score, before the points of score rules (fraud_score has
+    # them): what explain, backtests and the model comparison judge the model by (-1: not
+    # scored, or journalled before it was recorded)
+    model_score: int = -1
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

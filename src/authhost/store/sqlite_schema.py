@@ -34,6 +34,7 @@ _JOURNAL_TYPES = {
     "token_age_hours": "REAL NOT NULL DEFAULT -1",
     "balance_delta": "INTEGER",  # NULL: journalled before migration 27
     "avs_result": "TEXT NOT NULL DEFAULT ''",
+    "model_score": "INTEGER NOT NULL DEFAULT -1",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -53,6 +54,7 @@ _ADDED_LATER = (
     "token_age_hours",
     "balance_delta",
     "avs_result",
+    "model_score",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -340,6 +342,10 @@ UPDATE cards SET waits = CASE WHEN json_extract(data, '$.activated_at') IS NULL
 DROP INDEX cards_current;
 CREATE INDEX cards_current ON cards (pan_index, waits, seq DESC,
   card_id, account_id, product_id, version, pin_tries, state);
+""",
+    # 30: the model's own score beside the journalled one (which has score rules' points)
+    """
+ALTER TABLE journal ADD COLUMN model_score INTEGER NOT NULL DEFAULT -1;
 """,
 ]
 

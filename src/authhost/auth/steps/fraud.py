@@ -79,7 +79,7 @@ class Fraud:
             if elapsed > self._budget_ns:
                 tx.model_skipped = True
             else:
-                score = champion
+                score = tx.model_score = champion
                 # the challenger in shadow, while the champion left half the budget: its time
                 # never costs the champion's score (the budget is the champion's)
                 if elapsed <= self._budget_ns // 2:
