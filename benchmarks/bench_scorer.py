@@ -116,7 +116,7 @@ def main() -> None:
             path, sk_model = _train_model(rows, Path(tmp))
         scorer = Scorer.load(path)
         challenger = Scorer.load(path)
-    service = ModelService(scorer, challenger, budget_ms=5.0)
+    service = ModelService(scorer, challenger)
     X = feature_matrix(contexts[:4000], scorer.terminal_risk)
     x0 = X[len(X) // 2]
     ctx0 = contexts[len(contexts) // 2]

@@ -270,9 +270,7 @@ def open_scorer(config: Config) -> Any:
         return None
     # Kept even with no champion yet, so that `authhost models activate` + SIGHUP takes effect.
     models = config.models
-    return ModelService.from_dir(
-        models.dir, models.budget_ms, models.explain_from, models.threshold
-    )
+    return ModelService.from_dir(models.dir, models.explain_from, models.threshold)
 
 
 def describe_models(scorer: Any, models_dir: str) -> str:

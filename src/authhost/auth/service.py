@@ -279,7 +279,8 @@ class AuthService:
                 reasons.append("advice.stand_in")
                 # the network's approval code (field 38), which the merchant got and its
                 # clearing presents: the clearing finds the advice's hold or posting by it
-                approval = request.reported_approval_code or self._approvals.next(now)
+                reported = (request.reported_approval_code or "").strip()
+                approval = reported or self._approvals.next(now)
             else:
                 approval = self._approvals.next(now)
         else:

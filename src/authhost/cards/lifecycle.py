@@ -210,7 +210,6 @@ def retire(old: Card) -> Card:
     return _replace(old, state=S.REPLACED)
 
 
-NOT_YET_ACTIVATED: frozenset[CardState] = frozenset({S.CREATED, S.ISSUED})
 # states a card reaches only through activation (a card stored before ``activated_at`` was
 # kept has them without it)
 _ACTIVATED_STATES: frozenset[CardState] = frozenset({S.ACTIVE, S.SUSPENDED, S.DAMAGED})

@@ -1,17 +1,16 @@
 """What the auth pipeline's fraud step calls: the champion's score and the challenger's shadow
 score of one transaction.
 
-``ModelService`` satisfies ``auth.steps.fraud.ModelScorer`` (``score(ctx) -> (champion,
-challenger)``). The challenger is scored only when the champion finished inside the budget
-(its score is journalled, never used), so shadow scoring cannot push the decision past its
-deadline. ``reload`` re-reads the registry's ``active`` file (SIGHUP / after ``authhost models
+``ModelService`` satisfies ``auth.steps.fraud.ModelScorer`` (``champion_score(ctx)``,
+``challenger_score(ctx)``); the fraud step holds the time budget (the challenger is scored
+only while the champion left half of it, so shadow scoring cannot cost the decision).
+``reload`` re-reads the registry's ``active`` file (SIGHUP / after ``authhost models
 activate``) and swaps both scorers in one assignment.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from authhost.models.context import TxContext
@@ -27,13 +26,11 @@ class ModelService:
         champion: Scorer | None,
         challenger: Scorer | None = None,
         *,
-        budget_ms: float = 5.0,
         registry: Registry | None = None,
         explain_from: int = -1,
         action_threshold: int = 0,
     ) -> None:
         self._pair = (champion, challenger)
-        self._budget_ns = int(budget_ms * 1e6)
         self._registry = registry
         self._explain_from = explain_from
         self._action_threshold = action_threshold  # [models] threshold (0: none)
@@ -42,7 +39,6 @@ class ModelService:
     def from_dir(
         cls,
         models_dir: str | Path,
-        budget_ms: float = 5.0,
         explain_from: int = -1,
         action_threshold: int = 0,
     ) -> ModelService:
@@ -52,7 +48,6 @@ class ModelService:
         return cls(
             champion,
             challenger,
-            budget_ms=budget_ms,
             registry=registry,
             explain_from=explain_from,
             action_threshold=action_threshold,
@@ -87,15 +82,9 @@ class ModelService:
         return None if challenger is None else challenger.score_one(ctx)
 
     def score(self, ctx: TxContext) -> tuple[int | None, int | None]:
-        """(champion score, challenger score), each 0-999 or None."""
-        champion, challenger = self._pair
-        if champion is None:
-            return None, None
-        started = time.perf_counter_ns()
-        first = champion.score_one(ctx)
-        if challenger is None or time.perf_counter_ns() - started > self._budget_ns // 2:
-            return first, None
-        return first, challenger.score_one(ctx)
+        """(champion score, challenger score), each 0-999 or None: both, whatever they take
+        (for tools and benchmarks; the fraud step applies its time budget itself)."""
+        return self.champion_score(ctx), self.challenger_score(ctx)
 
     def explain(self, ctx: TxContext, score: int) -> str:
         """The champion's top reasons for ``score`` ("feature=+0.00;..." in log-odds), when

@@ -21,12 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from authhost.iso.codes import ResponseCode
 from authhost.models.context import TxContext
 from authhost.rules.language import list_local
 from authhost.rules.rule import Action, Rule
 from authhost.rules.variables import ACCEPTORS, VARIABLES, local_name
 
-SUSPECTED_FRAUD = "59"  # the default decline: what a cardholder's pass may lift
+SUSPECTED_FRAUD = ResponseCode.SUSPECTED_FRAUD.value  # what a cardholder's pass may lift
 
 log = logging.getLogger("authhost.rules")
 

@@ -1167,7 +1167,7 @@ class RedisCardStore:
     async def _repoint(self, card: Card) -> None:
         """Point the PAN at ``card`` if the PAN now means it (``lifecycle.is_current_over``):
         a renewal's successor takes over when it is activated."""
-        if card.state in lifecycle.NOT_YET_ACTIVATED or not card.pan_index:
+        if not lifecycle.has_been_activated(card) or not card.pan_index:
             return
         pointer = await self._pointer(card.pan_index)
         if pointer is None or pointer[0] == card.card_id:
