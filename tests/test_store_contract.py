@@ -1088,7 +1088,6 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
         VelocityEvent(NOW - 30, 100, True, "m3", "840", cvv_failed=True),
         VelocityEvent(NOW - 30 * 86400, 50, True, "m5", "250"),  # exactly 30 days: counts
         VelocityEvent(NOW, 70, False, "m4", "250"),  # same instant as the request: counts
-        VelocityEvent(NOW + 5, 70, True, "m4", "250"),  # after the request: does not
         # money to the card: received, not spending (a refused one is not received)
         VelocityEvent(NOW - 2 * 86400, 60_000, True, "m6", "276", credit=True),
         VelocityEvent(NOW - 900, 25_000, True, "m6", "276", credit=True),
@@ -1107,6 +1106,52 @@ async def test_velocity_in_snapshot_equals_compute_velocity(store):
     assert (snap.velocity.received_count_24h, snap.velocity.received_amount_24h) == (1, 25_000)
     assert snap.velocity.received_amount_7d == 85_000
     assert snap.velocity.seconds_since_received == 900
+    # a request of the card received after this one (on another connection) but written first
+    # counts too, a limit must see it: the counters are as at its time
+    later = VelocityEvent(NOW + 5, 70, True, "m4", "250")
+    movement = Movement(card.account_id, MoneyMove.HOLD, 70, require_funds=False)
+    await store.commit(Commit(as_entry(card, 100, later), movement, card_id=card.card_id))
+    snap = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+    assert snap.velocity == compute_velocity([*events, later], NOW + 5)
+    assert snap.velocity.count_24h == 5 and snap.velocity.count_30d == 6  # 30 days and 5 s left
+
+
+async def test_a_commit_decided_on_an_out_of_date_history_is_stale(store):
+    """Two requests of one card decided on snapshots read at the same moment (two connections,
+    two processes): the first commit naming its snapshot's velocity mark is written, the
+    second finds the card's history moved on and writes nothing at all (the caller decides
+    it again). What is not a velocity event (a reversal), or history a first read did not
+    count (older than the window), does not make a commit stale; a commit without a mark is
+    never refused."""
+    card, _ = await seeded(store, balance=10**6)
+    old = Movement(card.account_id, MoneyMove.POST, 111, require_funds=False)
+    await store.commit(Commit(entry(card, 0, 111, ts=NOW - 40 * 86400), old, card.card_id))
+    first = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+    second = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+    assert first.velocity_mark is not None and first.velocity_mark == second.velocity_mark
+    done = await store.commit(replace(hold(card, 1, 500), velocity_mark=first.velocity_mark))
+    assert not done.stale and done.journal.response_code == "00"
+    late = await store.commit(replace(hold(card, 2, 700), velocity_mark=second.velocity_mark))
+    assert late.stale
+    assert (await store.get_account(card.account_id)).holds == 500  # nothing moved
+    stored = await store.journal(JournalQuery(card_id=card.card_id))
+    assert sorted(e.stan for e in stored) == ["000000", "000001"]  # nor journalled
+    again = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 10))
+    assert again.velocity_mark != first.velocity_mark and again.velocity.count_24h == 1
+    reversal = replace(entry(card, 3, 500), mti="0400", message_class="reversal")
+    release = Movement(card.account_id, MoneyMove.RELEASE, 500, match_key=entry(card, 1).match_key)
+    await store.commit(Commit(reversal, release, card_id=card.card_id))  # no velocity event
+    retried = await store.commit(replace(hold(card, 2, 700), velocity_mark=again.velocity_mark))
+    assert not retried.stale and retried.journal.journal_id
+    assert (await store.get_account(card.account_id)).holds == 700
+    unchecked = await store.commit(hold(card, 4, 300))  # decided on ``first`` too: no mark
+    assert not unchecked.stale and (await store.get_account(card.account_id)).holds == 1000
+    # a retransmission of a written request is its duplicate, however stale its snapshot
+    repeat = await store.commit(replace(hold(card, 1, 500), velocity_mark=first.velocity_mark))
+    assert (
+        repeat.duplicate_of is not None
+        and repeat.duplicate_of.journal_id == done.journal.journal_id
+    )
 
 
 async def test_the_pin_counter_is_counted_in_the_write(store):

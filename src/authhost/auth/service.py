@@ -138,32 +138,62 @@ class AuthService:
         the hold its original is about to write. Requests of other cards
         share a snapshot moment, as concurrent requests always do: the commit re-checks funds
         and duplicates, so two requests on one account cannot overspend. When the deadline
-        cuts a second round short, the first round's decisions are returned (they are
-        written) and the second's slots are None: the caller answers those as timed out.
+        cuts a later round short, the earlier rounds' decisions are returned (they are
+        written) and the later slots are None: the caller answers those as timed out.
+
+        A request whose write found the card's velocity history moved on since its snapshot
+        (a request of the card on another connection or in another process was written
+        meanwhile: ``CommitResult.stale``) wrote nothing and is decided again in the next
+        round, on a new snapshot, until it is written or the deadline comes. After
+        ``STALE_ROUNDS`` rounds that found some stale, the commits go without the check: a
+        safety valve, never reached by a card used from a few places at once (each round
+        writes at least one of the card's contenders).
         """
         pan_indexes = [self._pan_index(request.pan) for request in requests]
-        outcomes, deferred = await self._decide_together(requests, received_at, pan_indexes)
-        if not deferred:
-            return outcomes  # type: ignore[return-value]  # every slot is filled
-        try:
-            second = await self.decide_many([requests[i] for i in deferred], received_at)
-        except anyio.get_cancelled_exc_class():
-            # the deadline came during the second round: the first round is written and its
-            # answers must go out as written; the rest (journalled as timeouts by their round)
-            # are the caller's to answer as it answers a deadline. The cancellation is not
-            # lost: the caller's next checkpoint in the cancelled scope raises it again
-            return outcomes  # type: ignore[return-value]
-        for i, outcome in zip(deferred, second, strict=True):
-            outcomes[i] = outcome
-        return outcomes  # type: ignore[return-value]
+        outcomes: list[Decision | Exception | None] = [None] * len(requests)
+        left = list(range(len(requests)))  # positions not decided yet
+        stale_rounds = 0
+        while left:
+            try:
+                decided, deferred, stale = await self._decide_together(
+                    [requests[i] for i in left],
+                    received_at,
+                    [pan_indexes[i] for i in left],
+                    stale_rounds < STALE_ROUNDS,
+                )
+            except anyio.get_cancelled_exc_class():
+                if len(left) == len(requests):
+                    raise  # the first round: nothing is written, every request timed out
+                # the deadline came during a later round: the earlier rounds are written and
+                # their answers must go out as written; the rest (journalled as timeouts by
+                # their round) are the caller's to answer as it answers a deadline. The
+                # cancellation is not lost: the caller's next checkpoint in the cancelled
+                # scope raises it again
+                return outcomes  # type: ignore[return-value]
+            for position, outcome in zip(left, decided, strict=True):
+                outcomes[position] = outcome
+            if stale:
+                stale_rounds += 1
+                if stale_rounds == STALE_ROUNDS:
+                    log.warning("a card's requests were stale %d rounds running", stale_rounds)
+            left = [left[i] for i in deferred]
+        return outcomes  # type: ignore[return-value]  # every slot is filled
 
     async def _decide_together(
-        self, requests: Sequence[AuthRequest], received_at: float, pan_indexes: list[str]
-    ) -> tuple[list[Decision | Exception | None], list[int]]:
+        self,
+        requests: Sequence[AuthRequest],
+        received_at: float,
+        pan_indexes: list[str],
+        check_marks: bool,
+    ) -> tuple[list[Decision | Exception | None], list[int], bool]:
         """One round of ``decide_many``: one snapshot read, one write. Also the positions
-        of the requests left for the next round (``_needs_the_first``), whose slots stay None."""
+        of the requests left for the next round (``_needs_the_first``, or their write found
+        them stale), whose slots stay None, and whether any was stale. ``check_marks``: the
+        commits whose decision a concurrent request of the card could change carry the
+        snapshot's velocity mark (``_reads_the_cards_history``)."""
         started = time.perf_counter_ns()
         deferred: list[int] = []
+        stale = False
         # the cards decided in this round: whether one of their requests carried a PIN
         decided: dict[str, bool] = {}
         outcomes: list[Decision | Exception | None] = [None] * len(requests)
@@ -220,6 +250,8 @@ class AuthService:
                 except Exception as exc:
                     outcomes[index] = exc
                     continue
+                if check_marks and _reads_the_cards_history(request, snapshot, decision, commit):
+                    commit.velocity_mark = snapshot.velocity_mark
                 commit.journal.latency_us = (time.perf_counter_ns() - started) // 1000
                 decision.timings_us = {"store_read": read_us, **decision.timings_us}
                 pending.append((index, decision, commit, snapshot))
@@ -239,6 +271,9 @@ class AuthService:
                     request, pan_index = requests[index], pan_indexes[index]
                     if isinstance(result, Exception):
                         outcomes[index] = result
+                    elif result.stale:  # nothing written: decided again on a new snapshot
+                        deferred.append(index)
+                        stale = True
                     elif result.duplicate_of is not None:  # an earlier copy was written first
                         # (one written by this very batch: its snapshot is from before it, so
                         # a PIN change's new PIN is not checked against it)
@@ -257,7 +292,8 @@ class AuthService:
                 for request in requests:
                     self._journal_timeout(request, received_at, started)
             raise
-        return outcomes, deferred
+        deferred.sort()  # a card's requests stay in the order they came
+        return outcomes, deferred, stale
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -585,6 +621,8 @@ class AuthService:
         return self._security.pan_index(pan)
 
 
+# rounds of ``decide_many`` that may find a card's requests stale before the check is dropped
+STALE_ROUNDS = 32
 # limits a request's decision counts earlier requests toward (per-request ones do not)
 _CUMULATIVE_LIMITS = ("daily_amount", "daily_count", "monthly_amount", "monthly_count",
                       "atm_daily_amount", "atm_daily_count", "max_balance")  # fmt: skip
@@ -600,11 +638,30 @@ def _needs_the_first(request: AuthRequest, snapshot: Snapshot, first_had_pin: bo
         return True
     if first_had_pin and request.pin_block is not None:
         return True
+    return _has_cumulative_limits(snapshot)
+
+
+def _has_cumulative_limits(snapshot: Snapshot) -> bool:
     card, product = snapshot.card, snapshot.product
     if card is None or product is None:
         return False
     limits = product.limits.overridden_by(card.limits)
     return any(getattr(limits, name) is not None for name in _CUMULATIVE_LIMITS)
+
+
+def _reads_the_cards_history(
+    request: AuthRequest, snapshot: Snapshot, decision: Decision, commit: Commit
+) -> bool:
+    """Whether a request of the card committed since the snapshot (on another connection or
+    in another process) could change this decision where the store's write does not settle
+    it itself (funds, duplicates, PIN tries, chip counters and 3-D Secure values it does):
+    an approval that moves money under limits that add requests up, and a reversal that
+    found no original (the original may be that request)."""
+    if snapshot.velocity_mark is None or request.message_class in ADVICES:
+        return False  # an advice reports what the network approved: it posts either way
+    if request.message_class in REVERSALS:
+        return snapshot.original is None
+    return decision.approved and commit.movement is not None and _has_cumulative_limits(snapshot)
 
 
 def _written_by(results: Sequence[CommitResult | Exception], journal_id: int) -> bool:

@@ -254,6 +254,16 @@ class SlidingVelocity:
         for event in events:
             self._sums.enter(event)
 
+    def counted_at(self, now: float) -> Velocity:
+        """The counters for a request received at ``now``, counting every event recorded:
+        one stamped later is a request of the card received after this one on another
+        connection or in another process but written first, and a limit must count it
+        (``at`` leaves it out, as a replay of the journal at ``now`` does)."""
+        events = self._events
+        if events and events[-1].ts > now:
+            return self.at(events[-1].ts)
+        return self.at(now)
+
     def at(self, now: float) -> Velocity:
         """The counters at ``now`` (same result as ``compute_velocity(events, now)``)."""
         events = self._events

@@ -110,6 +110,10 @@ class Snapshot:
     original: Hold | None = None  # for reversals
     merchant_velocity: AcceptorVelocity = NO_ACCEPTOR  # every card's, at this merchant
     terminal_velocity: AcceptorVelocity = NO_ACCEPTOR  # every card's, at this terminal
+    # how far the card's velocity history was read (the newest event ``velocity`` counts, in
+    # the store's own numbering; None: no card). A commit naming it is refused as stale when
+    # the card has newer events by then (``Commit.velocity_mark``)
+    velocity_mark: int | None = None
 
 
 # Merchant and terminal counters nobody asked for in this long (no rule read them) are read
@@ -243,6 +247,12 @@ class Commit:
     # card's approvals in the last CAVV_WINDOW_S used each their own, so one used already is
     # refused (``CommitResult.cavv_reused``) and one whose money moves is remembered
     cavv_atn: str = ""
+    # the snapshot's ``velocity_mark``, for a decision that another request of the card
+    # committed meanwhile could change (limits that add requests up, a reversal that found no
+    # original): when the card has velocity events beyond it, nothing is written and the
+    # result is ``stale`` (the caller decides the request again on a new snapshot). None:
+    # no check
+    velocity_mark: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +272,9 @@ class CommitResult:
     cavv_reused: bool = False
     # a right PIN, but wrong ones committed meanwhile locked the card: nothing moved, 75
     pin_locked: bool = False
+    # the card had velocity events beyond the commit's ``velocity_mark``: nothing was written,
+    # not even the journal entry; the request is to be decided again
+    stale: bool = False
 
 
 # the journal is the velocity counters' history (30 days) and holds are what reversals and

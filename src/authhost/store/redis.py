@@ -528,15 +528,17 @@ class RedisCardStore:
         account = _account_row(account_raw) if card is not None else None
         product = self._product(product_raw) if card is not None and product_raw else None
         velocity = EMPTY
+        mark = None
         if card is not None and velocity_reply:
             velocity = self._velocity.answer(
                 query.pan_index, card_id, kept, velocity_reply, events_raw or [], query.now
             )
+            mark = int(_s(velocity_reply).split("|", 1)[1])  # the card's events so far
         previous = codec.journal_from_json(previous_raw) if previous_raw else None
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         at_merchant, at_terminal = self._acceptors.at(query.now, query.merchant, query.terminal)
         return Snapshot(
-            card, account, product, velocity, previous, original, at_merchant, at_terminal
+            card, account, product, velocity, previous, original, at_merchant, at_terminal, mark
         )
 
     def _card_of(self, pan_index: str, values: Sequence[Any], known: Card | None) -> Card | None:
@@ -808,6 +810,7 @@ class RedisCardStore:
             repr(entry.ts - CAVV_WINDOW_S) if commit.cavv_atn else "",
             _outcome_json(ok_json, entry, pin_locked_outcome(entry)) if commit.pin_limit else "",
             str(move.keep_minor) if move is not None else "0",
+            "" if commit.velocity_mark is None or not commit.card_id else str(commit.velocity_mark),
         ]
         return _CommitCall(keys, args)
 
@@ -817,6 +820,8 @@ class RedisCardStore:
         if status == "dup":
             previous = codec.journal_from_json(reply[1])
             return CommitResult(journal=previous, duplicate_of=previous)
+        if status == "stale":  # the card's newer events may change the decision
+            return CommitResult(journal=copy_entry(entry), stale=True)
         if status == "noaccount":
             move = commit.movement
             account_id = move.account_id if move is not None else entry.account_id

@@ -182,7 +182,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       31 an approval's 3-D Secure authentication (ATN, '' = none), 32 journal json (the
 #       authentication was used already), 33 forget the card's authentications before (score),
 #       34 journal json (a right PIN, but wrong ones committed meanwhile locked the card),
-#       35 what a partial reversal's hold keeps (its release is at most what it holds beyond)
+#       35 what a partial reversal's hold keeps (its release is at most what it holds beyond),
+#       36 the card's velocity events the decision counted ('' = no check): when the card
+#       has more by now (KEYS[9] and KEYS[10]), nothing is written and the reply is 'stale'
 # Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
 # credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
@@ -199,6 +201,10 @@ if ARGV[1] ~= '' then
       return {'dup', redis.call('HGET', other_journal, other_jid)}
     end
   end
+end
+if ARGV[36] ~= '' then
+  local events = tonumber(redis.call('GET', KEYS[10]) or '0') + redis.call('LLEN', KEYS[9])
+  if events ~= tonumber(ARGV[36]) then return {'stale'} end
 end
 local jid = ARGV[2]
 local kind = ARGV[3]
@@ -439,7 +445,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 35)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 36)
 
 # KEYS: an idempotency key.  ARGV: the result, the placeholder prefix, '1' to forget a
 # placeholder instead (the result is then ignored). The result replaces a placeholder (or is

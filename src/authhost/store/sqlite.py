@@ -81,8 +81,8 @@ from authhost.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from authhost.store.sqlite_group import GroupCommit, GroupCommitStats
 from authhost.store.sqlite_schema import migrate
 from authhost.store.sqlite_thread import SqliteThread
+from authhost.store.sqlite_velocity import IS_VELOCITY_ENTRY, VelocityCounters, uncounted_entries
 from authhost.store.sqlite_velocity import ROW_COLUMNS as VELOCITY_ROW_COLUMNS
-from authhost.store.sqlite_velocity import VelocityCounters, uncounted_entries
 
 log = logging.getLogger("authhost.store")
 
@@ -473,11 +473,13 @@ class SqliteCardStore:
                 card = known if head[2] is None else self._parsed(query.pan_index, head[2:5])
             account = product = None
             velocity = EMPTY
+            mark = None
             if card is not None:
                 account = _account(head[5:12]) if head[5] is not None else None
                 product = self._product(card.product_id, head[12]) if head[12] else None
                 new_rows = [row for row in rows if row[0] == 1] if len(rows) > 1 else []
                 velocity = velocity_counters.advance(card.card_id, new_rows, 1, query.now)
+                mark = velocity_counters.mark_of(card.card_id)
         original = None
         if head[13] is not None:
             match_key, account_id, amount, posted, reversed_, parent = json.loads(head[13])
@@ -493,6 +495,7 @@ class SqliteCardStore:
             original=original,
             merchant_velocity=at_merchant,
             terminal_velocity=at_terminal,
+            velocity_mark=mark,
         )
 
     def _parsed(self, pan_index: str, row: tuple) -> Card | None:
@@ -1142,6 +1145,13 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         previous = _journal(conn.execute(_BY_DEDUPE_KEY, (entry.dedupe_key,)).fetchone())
         return CommitResult(journal=previous, duplicate_of=previous)
     entry.journal_id = int(cursor.lastrowid or 0)
+    if (
+        commit.velocity_mark is not None
+        and commit.card_id
+        and _has_newer_events(conn, entry, commit)
+    ):
+        conn.execute("DELETE FROM journal WHERE journal_id = ?", (entry.journal_id,))
+        return CommitResult(journal=commit.journal, stale=True)  # nothing written
     if commit.pin_wrong and commit.card_id:  # a guess counts, whatever becomes of the request
         conn.execute(
             "UPDATE cards SET pin_tries = pin_tries + 1, version = version + 1 WHERE card_id = ?",
@@ -1209,6 +1219,27 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
             (codec.card_to_json(card), card.card_id, card.version),
         )
     return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+
+
+# An entry committed after a snapshot arrived at most its deadline before the snapshot's
+# request: older entries above a mark are history a first read did not count (outside the
+# window), never a concurrent request
+_CONCURRENT_S = 3600.0
+_NEWER_EVENTS = (
+    "SELECT 1 FROM journal j WHERE j.card_id = ? AND j.journal_id > ? AND j.journal_id <> ? "
+    f"AND j.ts >= ? AND {IS_VELOCITY_ENTRY} LIMIT 1"
+)
+
+
+def _has_newer_events(conn: sqlite3.Connection, entry: JournalEntry, commit: Commit) -> bool:
+    """The card has velocity events (other than ``entry``, just inserted) its snapshot did
+    not count: a request of the card on another connection or in another process committed
+    meanwhile, and the decision may be out of date."""
+    row = conn.execute(
+        _NEWER_EVENTS,
+        (commit.card_id, commit.velocity_mark, entry.journal_id, entry.ts - _CONCURRENT_S),
+    ).fetchone()
+    return row is not None
 
 
 def _cavv_used(conn: sqlite3.Connection, commit: Commit, now: float) -> bool:

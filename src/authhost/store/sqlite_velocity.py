@@ -120,8 +120,9 @@ class VelocityCounters:
 
     def advance(self, card_id: str, rows: list[tuple], offset: int, now: float) -> Velocity:
         """Count the rows (velocity columns from ``row[offset]`` on, journal_id first) and answer
-        at ``now``. Rows at or below the card's mark are skipped: a statement that did not
-        know the card (a PAN now meaning another one) asked for all of its window."""
+        for a request at ``now`` (``SlidingVelocity.counted_at``). Rows at or below the card's
+        mark are skipped: a statement that did not know the card (a PAN now meaning another
+        one) asked for all of its window."""
         counted = self._cards.get(card_id)
         if counted is None:
             if len(self._cards) >= self._max_cards:
@@ -138,4 +139,4 @@ class VelocityCounters:
             for row in rows:
                 sliding.add(make(row[offset + 1 : offset + 1 + _EVENT_WIDTH]))
             counted.mark = max(row[offset] for row in rows)
-        return counted.sliding.at(now)
+        return counted.sliding.counted_at(now)
