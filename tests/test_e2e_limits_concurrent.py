@@ -5,11 +5,17 @@ nothing and the request is decided again (``CommitResult.stale``)."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
+import pytest
 import trio
+from conftest import free_port
 from host_admin import visa_at_host
 from iso_client import Switch, next_stan
 from test_admin_support import call
 from test_e2e_auth import field_90, purchase, store_url  # noqa: F401 - fixture
+from test_e2e_crash import start_server, wait_for_port
 
 CONNECTIONS = 8
 
@@ -103,3 +109,28 @@ async def test_a_reversal_written_after_its_original_finds_it(
         else:
             assert "reversal.unknown_original" in undone["reason_codes"], (held, undone)
     assert released, "no reversal was written after its original: the race was not run"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_daily_count_holds_across_two_server_processes(request, tmp_path, backend):
+    """``serve --workers 2`` on one store: the demo Visa debit card allows 30 purchases a day;
+    after 26, eight sent at once over eight connections, which the two processes share."""
+    url = None
+    if backend == "redis":
+        url = f"{request.getfixturevalue('redis_url')}?prefix=two-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    proc = start_server(tmp_path, port, url, workers=2)
+    try:
+        await wait_for_port(port, proc)
+        cards = json.loads((tmp_path / "demo-cards.json").read_text())["cards"]
+        card = next(c for c in cards if c["pan"].startswith("476173") and c["state"] == "active")
+        first = await Switch.connect(port)
+        for _ in range(26):
+            assert (await first.send(purchase(card, amount=100)))["39"] == "00"
+        await first.aclose()
+        sent = [purchase(card, amount=100) for _ in range(CONNECTIONS)]
+        codes = await _from_every_connection(port, sent)
+        assert sorted(codes) == ["00"] * 4 + ["65"] * (CONNECTIONS - 4), codes
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
