@@ -14,7 +14,7 @@ from conftest import free_port
 from host_admin import visa_at_host
 from iso_client import Switch, next_stan
 from test_admin_support import call
-from test_e2e_auth import field_90, purchase, store_url  # noqa: F401 - fixture
+from test_e2e_auth import field_90, purchase, start_host, store_url  # noqa: F401 - fixture
 from test_e2e_crash import start_server, wait_for_port
 
 CONNECTIONS = 8
@@ -134,3 +134,28 @@ async def test_a_daily_count_holds_across_two_server_processes(request, tmp_path
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+BURST_RULE = """
+[[rule]]
+name = "burst"
+expression = 'card.count_1h >= 3'
+action = "decline"
+response_code = "59"
+reason = "R-BURST"
+"""
+
+
+async def test_the_rules_see_a_cards_requests_on_other_connections(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A burst of one card spread over eight connections (card testing through several
+    acquirers' links): one process decides the card's requests one after another, so the
+    third request in an hour is declined by the rule, whichever connection it came on. (The
+    credit card has no limits that add requests up: no write would find these stale.)"""
+    host = await start_host(nursery, tmp_path, store_url, rules=BURST_RULE)
+    card = host.cards["active-credit"]
+    codes = await _from_every_connection(host.port, [purchase(card, amount=100) for _ in range(8)])
+    assert sorted(codes) == ["00"] * 3 + ["59"] * 5, codes

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from authhost.auth.approval import ApprovalCodes
+from authhost.auth.card_turns import CardTurns
 from authhost.auth.decision import Decision, Decline
 from authhost.auth.issuer_scripts import (
     NO_REPORT,
@@ -117,6 +118,8 @@ class AuthService:
         # journal entries of requests answered off the pipeline (deadline, rejected frames,
         # MAC failures...), written by flush_pending so no answer waits for the store
         self._pending: deque[JournalEntry] = deque(maxlen=100_000)
+        # one card's requests in this process are decided one after another (``CardTurns``)
+        self._turns = CardTurns()
 
     async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
         (outcome,) = await self.decide_many((request,), received_at)
@@ -141,7 +144,9 @@ class AuthService:
         cuts a later round short, the earlier rounds' decisions are returned (they are
         written) and the later slots are None: the caller answers those as timed out.
 
-        A request whose write found the card's velocity history moved on since its snapshot
+        Requests of one card on other connections of this process wait for each other
+        (``CardTurns``): a round holding a card another round holds waits until that one is
+        written. A request whose write found the card's velocity history moved on since its snapshot
         (a request of the card on another connection or in another process was written
         meanwhile: ``CommitResult.stale``) wrote nothing and is decided again in the next
         round, on a new snapshot, until it is written or the deadline comes. After
@@ -149,19 +154,28 @@ class AuthService:
         safety valve, never reached by a card used from a few places at once (each round
         writes at least one of the card's contenders).
         """
+        started = time.perf_counter_ns()
         pan_indexes = [self._pan_index(request.pan) for request in requests]
         outcomes: list[Decision | Exception | None] = [None] * len(requests)
         left = list(range(len(requests)))  # positions not decided yet
         stale_rounds = 0
+        turns = self._turns
         while left:
+            cards = [pan_indexes[i] for i in left]
+            taken: list[str] = []
+            waiting = True
             try:
+                while busy := turns.busy(cards):  # another round of this process has it
+                    await turns.wait_for(busy)
+                waiting = False
+                taken = turns.take(cards)
                 decided, deferred, stale = await self._decide_together(
-                    [requests[i] for i in left],
-                    received_at,
-                    [pan_indexes[i] for i in left],
-                    stale_rounds < STALE_ROUNDS,
+                    [requests[i] for i in left], received_at, cards, stale_rounds < STALE_ROUNDS
                 )
             except anyio.get_cancelled_exc_class():
+                if waiting:  # the deadline came while waiting for a card's turn
+                    for i in left:
+                        self._journal_timeout(requests[i], received_at, started)
                 if len(left) == len(requests):
                     raise  # the first round: nothing is written, every request timed out
                 # the deadline came during a later round: the earlier rounds are written and
@@ -170,6 +184,8 @@ class AuthService:
                 # cancellation is not lost: the caller's next checkpoint in the cancelled
                 # scope raises it again
                 return outcomes  # type: ignore[return-value]
+            finally:
+                turns.give_back(taken)
             for position, outcome in zip(left, decided, strict=True):
                 outcomes[position] = outcome
             if stale:
