@@ -465,7 +465,8 @@ async def _list_disputes(call: Call) -> Any:
 async def _fraud_reports(call: Call) -> Any:
     limit = _int_param(call, "limit", 100, 1, 1000)
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
-    return {"reports": await call.service.fraud_reports(limit=limit, after_id=after_id)}
+    reports = await call.service.fraud_reports(limit=limit, after_id=after_id)
+    return {"reports": reports, "next_after_id": reports[-1]["report_id"] if reports else after_id}
 
 
 async def _audit(call: Call) -> Any:
@@ -1033,10 +1034,17 @@ def _routes() -> list[Route]:
             "GET",
             "/v1/fraud-reports",
             _fraud_reports,
-            "Fraud reports in journal order",
+            "Fraud reports in the order they were written, after report_id after_id: a late "
+            "report on an old entry, or a changed verdict, comes after those read before",
             query=("limit", "after_id"),
             tag="journal",
             response=v.FraudReportList,
+            query_help=(
+                (
+                    "after_id",
+                    "return the reports written after this report_id (paging: next_after_id)",
+                ),
+            ),
         ),
         Route(
             "GET",

@@ -326,6 +326,9 @@ class JournalAnalysis(ServiceBase):
         }
 
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
+        """The reports in the order they were written, after report id ``after_id``: a
+        consumer paging with the last one's ``report_id`` gets every report filed later,
+        a late one on an old entry and a changed verdict (listed again, once) included."""
         return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
 
     async def prune_journal(self, keep_days: int) -> dict[str, Any]:
