@@ -443,7 +443,9 @@ def _float_param(call: Call, name: str) -> float:
 
 
 async def _open_dispute(call: Call) -> Any:
-    return await call.service.open_dispute(call.path["card_id"], _journal_id(call), call.body)
+    return await call.service.open_dispute(
+        call.path["card_id"], _journal_id(call), call.body, idempotency_key=call.idempotency_key
+    )
 
 
 async def _resolve_dispute(call: Call) -> Any:
@@ -996,10 +998,12 @@ def _routes() -> list[Route]:
             "/v1/cards/{card_id}/journal/{journal_id}/dispute",
             _open_dispute,
             "Open the cardholder's dispute of a posted transaction, with a provisional credit "
-            "unless provisional_credit is false",
+            "unless provisional_credit is false: both recorded, or neither; with an "
+            "Idempotency-Key, once",
             write=True,
             body=rq.DisputeOpen,
             tag="disputes",
+            idempotent=True,
             response=v.DisputeView,
         ),
         Route(
