@@ -425,8 +425,14 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
         assert reply.status == 200, reply
         assert (reply.json["fraud"], reply.json["source"]) == (True, "chargeback")
         assert "4761731234567890" not in reply.body.decode()  # the note's PAN is masked
+        assert reply.json["report_id"] is None  # a write's answer: the feed gives it its place
         listed = await call(port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
         assert [r["journal_id"] for r in listed.json["reports"]] == [stored.journal_id]
+        cursor = listed.json["next_after_id"]
+        assert cursor == listed.json["reports"][0]["report_id"] > 0
+        assert (await call(port, "GET", f"/v1/fraud-reports?after_id={cursor}")).json == {
+            "reports": [], "next_after_id": cursor
+        }  # fmt: skip
         for bad_path, bad_body, status in (
             (f"{base}/{stored.journal_id + 99}/fraud-report", body, 404),
             (f"{base}/abc/fraud-report", body, 422),
@@ -437,13 +443,21 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
             bad = await call(port, "POST", bad_path, payload=bad_body)
             assert bad.status == status, (bad_path, bad_body, bad)
             assert bad.json["error"] and "Traceback" not in bad.body.decode()
+        # the chargeback is won back: the changed verdict comes after the consumer's cursor
+        genuine = {"fraud": False, "source": "analyst", "note": "merchant proved delivery"}
+        assert (await call(port, "POST", path, payload=genuine)).status == 200
+        changed = await call(port, "GET", f"/v1/fraud-reports?after_id={cursor}")
+        assert [(r["journal_id"], r["fraud"]) for r in changed.json["reports"]] == [
+            (stored.journal_id, False)
+        ]
+        assert changed.json["next_after_id"] > cursor
         history = await call(port, "GET", f"{base}", token=AUDITOR_TOKEN)
         assert [(r["journal_id"], r["verdict"]) for r in history.json["journal"]] == [
-            (stored.journal_id, "fraud")
+            (stored.journal_id, "genuine")
         ]
         queue = await call(port, "GET", "/v1/reviews?show=all", token=AUDITOR_TOKEN)
         assert [(r["journal_id"], r["verdict"]) for r in queue.json["reviews"]] == [
-            (stored.journal_id, "fraud")
+            (stored.journal_id, "genuine")
         ]
         assert (await call(port, "GET", "/v1/reviews")).json["reviews"] == []  # none open
         bad_show = await call(port, "GET", "/v1/reviews?show=some")
@@ -460,4 +474,4 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
             assert "Traceback" not in bad.body.decode()
         audit = await call(port, "GET", f"/v1/audit?subject={card['card_id']}")
         actions = [a["action"] for a in audit.json["audit"]]
-        assert actions.count("journal.fraud_report") == 1
+        assert actions.count("journal.fraud_report") == 2

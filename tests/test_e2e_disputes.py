@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+import trio
 from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
@@ -20,7 +21,7 @@ from authhost.admin.service import CardService
 from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
-from authhost.store.interface import JournalQuery
+from authhost.store.interface import JournalQuery, StoreError
 
 DAY = 86_400
 
@@ -130,3 +131,146 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     audit = await call(port, "GET", f"/v1/audit?subject={dispute['dispute_id']}",
                        token=AUDITOR_TOKEN)  # fmt: skip
     assert [a["action"] for a in audit.json["audit"]] == ["dispute.open", "dispute.resolve"]
+
+
+class CreditFaults:
+    """The provisional credit's 0220, posted through the host's own pipeline, failing once as
+    asked: ``refused``: the host answers that it did not post it; ``store_failed``: the store
+    fails its write (nothing moved); ``answer_lost``: it is written, then the admin service
+    loses the store before it hears so."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.next = ""
+        real = dispute_steps.post_presentments
+
+        async def post(presentments, store, pan_index, decide_many, *args):  # noqa: ANN001
+            fault, self.next = self.next, ""
+            if fault == "refused":
+                row = {"line": 0, "outcome": "refused", "response_code": "96"}
+                return {"presentments": 1, "outcomes": {"refused": 1}, "rows": [row]}
+            if fault == "store_failed":
+
+                async def failing(requests, now):  # noqa: ANN001
+                    return [StoreError("the store is unavailable") for _ in requests]
+
+                return await real(presentments, store, pan_index, failing, *args)
+            result = await real(presentments, store, pan_index, decide_many, *args)
+            if fault == "answer_lost":
+                raise StoreError("connection to the store lost")
+            return result
+
+        monkeypatch.setattr(dispute_steps, "post_presentments", post)
+
+
+async def _charged(at, amount: int, url: str):  # noqa: ANN001
+    """A posted charge (0200) of ``amount`` on the Visa: its journal entry."""
+    answer = await at.switch.send(purchase(at.visa, amount=amount, t="0200"))
+    assert answer["39"] == "00"
+    async with opened_store(url) as store:
+        entries = await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
+    return next(e for e in entries if e.stan == answer["11"] and e.mti == "0200")
+
+
+async def test_a_dispute_whose_credit_fails_is_not_opened_and_a_retry_credits_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Both the dispute and its provisional credit, or neither: a credit the host refused
+    (409) or the store failed on (503) leaves no dispute, and the charge can be disputed
+    again; a credit written whose answer was lost leaves none either, and the retry with the
+    same Idempotency-Key opens it without crediting twice (its 0220 is the same
+    transmission, answered from the journal)."""
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    charge = await _charged(at, 5_000, store_url)
+    url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+    ledger, available = await balances_of(switch, visa)
+
+    async def disputes() -> list[dict]:
+        listed = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+        return listed.json["disputes"]
+
+    for fault, status, words in (
+        ("refused", 409, "nothing was credited"),
+        ("store_failed", 503, "same Idempotency-Key"),
+    ):
+        faults.next = fault
+        failed = await call(port, "POST", url, payload={"reason": "fraud"})
+        assert await disputes() == []
+        assert failed.status == status, failed
+        assert "not opened" in failed.json["error"] and words in failed.json["error"]
+        assert await balances_of(switch, visa) == (ledger, available)
+    reports = await call(port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    assert reports.json["reports"] == []  # no label without the dispute either
+
+    faults.next = "answer_lost"
+    key = {"Idempotency-Key": "dispute-7"}
+    lost = await call(port, "POST", url, payload={"reason": "fraud"}, headers=key)
+    assert lost.status == 503, lost
+    assert "same Idempotency-Key" in lost.json["error"]
+    assert await disputes() == []  # not opened (its credit is in the journal: the retry's)
+    retried = await call(port, "POST", url, payload={"reason": "fraud"}, headers=key)
+    assert retried.status == 200, retried
+    assert (retried.json["state"], retried.json["credited_minor"]) == ("open", 5_000)
+    assert await balances_of(switch, visa) == (ledger + 5_000, available + 5_000)  # once
+    again = await call(port, "POST", url, payload={"reason": "fraud"}, headers=key)
+    assert again.status == 200 and again.json == retried.json  # the stored answer
+    other = await call(port, "POST", url, payload={"reason": "amount"}, headers=key)
+    assert other.status == 409 and "different request" in other.json["error"]
+    assert [d["dispute_id"] for d in await disputes()] == [retried.json["dispute_id"]]
+    assert await balances_of(switch, visa) == (ledger + 5_000, available + 5_000)
+
+    # won: the provisional credit becomes final, nothing more is given
+    dispute_id = retried.json["dispute_id"]
+    won = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                     payload={"outcome": "won"})  # fmt: skip
+    assert won.status == 200 and won.json["credited_minor"] == 5_000
+    assert await balances_of(switch, visa) == (ledger + 5_000, available + 5_000)
+    audit = await call(port, "GET", f"/v1/audit?subject={dispute_id}", token=AUDITOR_TOKEN)
+    assert [a["action"] for a in audit.json["audit"]] == ["dispute.open", "dispute.resolve"]
+
+    # retried without the key and for more: the dispute says what the first try credited
+    second = await _charged(at, 8_000, store_url)
+    url = f"/v1/cards/{at.card_id}/journal/{second.journal_id}/dispute"
+    ledger, available = await balances_of(switch, visa)
+    faults.next = "answer_lost"
+    lost = await call(port, "POST", url, payload={"reason": "amount", "amount_minor": 3_000})
+    assert lost.status == 503, lost
+    retried = await call(port, "POST", url, payload={"reason": "amount"})
+    assert retried.status == 200, retried
+    assert (retried.json["amount_minor"], retried.json["credited_minor"]) == (8_000, 3_000)
+    assert await balances_of(switch, visa) == (ledger + 3_000, available + 3_000)
+    won = await call(port, "POST", f"/v1/disputes/{retried.json['dispute_id']}/resolve",
+                     payload={"outcome": "won"})  # fmt: skip
+    assert won.status == 200 and won.json["credited_minor"] == 8_000
+    assert await balances_of(switch, visa) == (ledger + 8_000, available + 8_000)
+
+
+async def test_two_operators_opening_one_dispute_at_once_move_its_money_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two operators open a dispute on the same charge at the same moment, one with a
+    provisional credit and one without: one dispute is opened, the other refused (409), and
+    the account has moved by what the opened one says it credited."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    for amount in (4_000, 6_000, 7_000):
+        charge = await _charged(at, amount, store_url)
+        url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+        ledger, _ = await balances_of(switch, visa)
+        replies: list = []
+
+        async def open_one(body: dict, replies: list = replies, url: str = url) -> None:
+            replies.append(await call(port, "POST", url, payload=body))
+
+        async with trio.open_nursery() as both:
+            both.start_soon(open_one, {"reason": "fraud"})
+            both.start_soon(open_one, {"reason": "other", "provisional_credit": False})
+        assert sorted(r.status for r in replies) == [200, 409], replies
+        [opened] = [r.json for r in replies if r.status == 200]
+        assert (await balances_of(switch, visa))[0] == ledger + opened["credited_minor"]

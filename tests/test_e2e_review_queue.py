@@ -4,8 +4,14 @@ journal export carries the verdicts to training."""
 
 from __future__ import annotations
 
+import time
+
+import trio
+from host_admin import start_host_with_admin
 from iso_client import Switch
+from test_admin_support import AUDITOR_TOKEN, call, demo_security
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_store_contract import NOW, hold, seeded
 
 from authhost.admin import requests as rq
 from authhost.admin.journal_export import export_journal
@@ -34,7 +40,9 @@ async def test_flagged_transactions_wait_for_a_verdict(nursery, tmp_path, store_
 
     security = SecurityModule.open(host.config.security, demo=True)
     async with opened_store(store_url) as store:
-        service = CardService(store, security, actor="analyst-1")
+        young = await CardService(store, security).review_queue()
+        assert young == {"reviews": [], "next_after_id": 0}  # listed once settled (2 s)
+        service = CardService(store, security, actor="analyst-1", clock=lambda: time.time() + 10)
         queue = await service.review_queue()
         assert [r["stan"] for r in queue["reviews"]] == [sent[0]["11"], sent[2]["11"]]
         assert {r["verdict"] for r in queue["reviews"]} == {None}
@@ -55,3 +63,79 @@ async def test_flagged_transactions_wait_for_a_verdict(nursery, tmp_path, store_
     assert int(labelled.labels.sum()) == 1 and len(labelled.labels) == count
     fraud_row = [e.journal_id for e in entries].index(first["journal_id"])
     assert labelled.labels.tolist()[fraud_row] == 1
+
+
+async def test_a_flagged_entry_written_late_is_not_skipped_by_the_queues_cursor(
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Two server processes write flagged entries while an analyst pages the queue with
+    ``next_after_id``. On Redis a process takes journal ids a block at a time before its writes
+    land, so an entry can be written after one with a higher id: a cursor moved past the
+    higher one would skip it for good. The queue lists an entry once it is settled (as the
+    journal feeds do), so every flagged entry is listed, once."""
+    async with opened_store(store_url) as quiet, opened_store(store_url) as busy:
+        try:
+            await _late_flagged_entry(tmp_path, quiet, busy)
+        finally:
+            if hasattr(quiet, "drop_all"):
+                await quiet.drop_all()  # this test's Redis prefix
+
+
+async def _late_flagged_entry(tmp_path, quiet, busy) -> None:  # noqa: ANN001
+    """The flagged entries of two processes, one written late, and the analyst's pages."""
+    card, _ = await seeded(quiet, balance=10**9)
+    if hasattr(quiet, "id_block_life_s"):
+        quiet.id_block_life_s = 60.0  # this process's block outlives the steps below
+    await quiet.commit(hold(card, 1, 100))  # Redis: reserves this process's block of ids
+    await busy.commit(hold(card, 2, 200, review=True))  # flagged, in the next block
+    security = demo_security(tmp_path)
+
+    def analyst(at: float) -> CardService:
+        return CardService(busy, security, actor="analyst-1", clock=lambda: at)
+
+    # half a second after the flagged entry was written, and again a minute later
+    first = await analyst(NOW + 2.5).review_queue()
+    await quiet.commit(hold(card, 3, 300, review=True))  # written late, a lower id on Redis
+    rest = await analyst(NOW + 60).review_queue(after_id=first["next_after_id"])
+    last = await analyst(NOW + 120).review_queue(after_id=rest["next_after_id"])
+    listed = [r["stan"] for r in first["reviews"] + rest["reviews"] + last["reviews"]]
+    assert sorted(listed) == ["000002", "000003"]  # each flagged entry once
+
+
+async def test_two_analysts_closing_one_review_at_once_leave_one_verdict(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Closing a review is reporting a verdict on its entry (a fraud report): nothing moves,
+    and a later report on an entry replaces the earlier. Two analysts who close the same
+    review at the same moment, one saying fraud and one genuine, both succeed (both are
+    audited); the entry is left with one verdict, the later written, which the queue and the
+    fraud-report feed show once."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url, rules=REVIEW_RULES)
+    switch = await Switch.connect(host.port)
+    assert (await switch.send(purchase(host.cards["active-visa"], amount=90_000)))["39"] == "00"
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        later = CardService(store, security, clock=lambda: time.time() + 10)
+        [flagged] = (await later.review_queue())["reviews"]
+        path = f"/v1/cards/{flagged['card_id']}/journal/{flagged['journal_id']}/fraud-report"
+        replies = []
+
+        async def close(fraud: bool) -> None:
+            body = {"fraud": fraud, "source": "analyst"}
+            replies.append(await call(port, "POST", path, payload=body))
+
+        async with trio.open_nursery() as both:
+            both.start_soon(close, True)
+            both.start_soon(close, False)
+        assert [r.status for r in replies] == [200, 200], replies
+        assert (await later.review_queue())["reviews"] == []  # closed
+        [closed] = (await later.review_queue(open_only=False))["reviews"]
+        feed = await call(port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+        [report] = feed.json["reports"]
+        assert closed["verdict"] == ("fraud" if report["fraud"] else "genuine")
+    audit = await call(port, "GET", f"/v1/audit?subject={flagged['card_id']}")
+    actions = [a["action"] for a in audit.json["audit"]]
+    assert actions.count("journal.fraud_report") == 2

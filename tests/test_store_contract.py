@@ -837,20 +837,62 @@ async def test_fraud_reports_label_journal_entries_and_leave_with_them(store):
     # the chargeback on the first was won back: the analyst's later verdict replaces it
     genuine = FraudReport(first, card.card_id, False, "analyst", NOW + 20, "merchant proved it")
     await store.put_fraud_report(genuine)
-    reports = await store.fraud_reports()
+    reports = await store.fraud_reports()  # in the order written: the replacement last
     assert [(r.journal_id, r.fraud, r.source) for r in reports] == [
-        (first, False, "analyst"),
         (third, True, "chargeback"),
+        (first, False, "analyst"),
     ]
-    assert reports[0] == genuine
-    assert [r.journal_id for r in await store.fraud_reports(after_id=first)] == [third]
-    assert [r.journal_id for r in await store.fraud_reports(limit=1)] == [first]
+    assert reports[1] == replace(genuine, report_id=reports[1].report_id)
+    assert 0 < reports[0].report_id < reports[1].report_id
+    after = await store.fraud_reports(after_id=reports[0].report_id)
+    assert [r.journal_id for r in after] == [first]
+    assert [r.journal_id for r in await store.fraud_reports(limit=1)] == [third]
     assert second not in {r.journal_id for r in reports}
     of = await store.fraud_reports_of([first, second, third])
-    assert of == {first: genuine, third: reports[1]}  # the second has none
+    assert of == {first: reports[1], third: reports[0]}  # the second has none
     assert await store.fraud_reports_of([]) == {}
     await store.prune_journal(NOW + 3_600)  # every entry is older: their reports go too
     assert await store.fraud_reports() == []
+
+
+async def test_a_late_or_changed_fraud_report_comes_after_a_consumers_cursor(store):
+    """A consumer of the labels (a training job, the fraud-reports feed) pages with the
+    report_id of the last report it read. A chargeback filed weeks later on an old entry, or
+    a verdict changed on one it read already, is written after it, so its next page has
+    them: nothing is skipped, and a changed report is listed once, with its new verdict.
+    Another process's report (on the same data) is ordered with them."""
+    card, _ = await seeded(store, balance=20_000)
+    for n in range(1, 5):
+        await store.commit(hold(card, n, 100 * n))
+    first, second, third, fourth = sorted(
+        e.journal_id for e in await store.journal(JournalQuery(card_id=card.card_id))
+    )
+    await store.put_fraud_report(FraudReport(third, card.card_id, True, "chargeback", NOW + 9))
+    await store.put_fraud_report(FraudReport(fourth, card.card_id, True, "cardholder", NOW + 9))
+    read = await store.fraud_reports(0, 100)
+    assert [r.journal_id for r in read] == [third, fourth]
+    cursor = read[-1].report_id
+    await store.put_fraud_report(FraudReport(first, card.card_id, True, "chargeback", NOW + 99))
+    won_back = FraudReport(third, card.card_id, False, "analyst", NOW + 99, "merchant proved it")
+    await store.put_fraud_report(won_back)
+    other = await store.reopen()  # another process
+    try:
+        await other.put_fraud_report(FraudReport(second, card.card_id, True, "analyst", NOW + 99))
+    finally:
+        await other.close()
+    later = await store.fraud_reports(cursor, 100)
+    assert [(r.journal_id, r.fraud) for r in later] == [(first, True), (third, False),
+                                                       (second, True)]  # fmt: skip
+    assert all(r.report_id > cursor for r in later)
+    assert [r.report_id for r in later] == sorted(r.report_id for r in later)
+    # paged one at a time from the start: each entry once, with its latest report
+    paged, after = [], 0
+    while page := await store.fraud_reports(after, 1):
+        paged += page
+        after = page[-1].report_id
+    assert [(r.journal_id, r.fraud) for r in paged] == [(fourth, True), *[
+        (r.journal_id, r.fraud) for r in later]]  # fmt: skip
+    assert (await store.fraud_reports_of([third]))[third] == later[1]
 
 
 async def test_the_review_queue_is_the_flagged_entries_in_journal_order(store):

@@ -161,3 +161,33 @@ async def test_an_id_reserved_long_ago_never_lands_behind_another_processs_entri
         await busy.close()
         await quiet.drop_all()
         await quiet.close()
+
+
+async def test_fraud_reports_written_before_report_ids_keep_their_place(redis_url):
+    """Reports written before report ids were given are scored by their journal id (the
+    cursor consumers paged on until then) and have none in their JSON: they are listed with
+    it as their report id, and a report written now comes after all of them, whatever its
+    entry."""
+    from authhost.store.records import FraudReport
+
+    prefix = f"t{secrets.token_hex(6)}"
+    store = await open_store(redis_url, prefix=prefix)
+    keys = Keys(prefix)
+    try:
+        for journal_id in (7, 9):  # as the store wrote them before
+            text = (
+                f'{{"journal_id":{journal_id},"card_id":"crd_1","fraud":true,'
+                '"source":"chargeback","reported_at":1.0,"note":""}'
+            )
+            await store.client.hset(keys.fraud_reports, {str(journal_id): text})
+            await store.client.zadd(keys.fraud_report_ids, {str(journal_id): journal_id})
+        assert [(r.journal_id, r.report_id) for r in await store.fraud_reports()] == [
+            (7, 7), (9, 9)
+        ]  # fmt: skip
+        await store.put_fraud_report(FraudReport(3, "crd_1", True, "analyst", 2.0))
+        [late] = await store.fraud_reports(9)
+        assert (late.journal_id, late.report_id) == (3, 10)
+        assert (await store.fraud_reports_of([3]))[3] == late
+    finally:
+        await store.drop_all()
+        await store.close()

@@ -369,3 +369,32 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
             assert sql.rstrip().endswith("WITHOUT ROWID")
         keys = conn.execute("SELECT dedupe_key FROM journal ORDER BY journal_id").fetchall()
         assert keys == [("k1",), ("k1#2",)]  # migration 9: the later twin's key made unique
+
+
+async def test_fraud_reports_written_before_report_ids_keep_their_place(tmp_path):
+    """Migration 31 orders fraud reports by when they were written. The reports already in
+    the file take their journal id as their report id (the cursor consumers paged on until
+    then), so a consumer goes on from where it was, and every report written afterwards,
+    whatever its entry, comes after all of them."""
+    from authhost.store.records import FraudReport
+    from authhost.store.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # what authhost wrote at schema version 30
+        for migration in MIGRATIONS[:30]:
+            conn.executescript(migration)
+        conn.execute("PRAGMA user_version = 30")
+        for journal_id in (7, 9):
+            conn.execute(
+                "INSERT INTO fraud_reports VALUES (?, 'crd_1', 1, 'chargeback', 1.0, '')",
+                (journal_id,),
+            )
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert [(r.journal_id, r.report_id) for r in await store.fraud_reports()] == [
+            (7, 7), (9, 9)
+        ]  # fmt: skip
+        await store.put_fraud_report(FraudReport(3, "crd_1", True, "analyst", 2.0))
+        assert [(r.journal_id, r.report_id) for r in await store.fraud_reports(9)] == [(3, 10)]
+    finally:
+        await store.close()

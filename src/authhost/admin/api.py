@@ -443,7 +443,9 @@ def _float_param(call: Call, name: str) -> float:
 
 
 async def _open_dispute(call: Call) -> Any:
-    return await call.service.open_dispute(call.path["card_id"], _journal_id(call), call.body)
+    return await call.service.open_dispute(
+        call.path["card_id"], _journal_id(call), call.body, idempotency_key=call.idempotency_key
+    )
 
 
 async def _resolve_dispute(call: Call) -> Any:
@@ -465,7 +467,8 @@ async def _list_disputes(call: Call) -> Any:
 async def _fraud_reports(call: Call) -> Any:
     limit = _int_param(call, "limit", 100, 1, 1000)
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
-    return {"reports": await call.service.fraud_reports(limit=limit, after_id=after_id)}
+    reports = await call.service.fraud_reports(limit=limit, after_id=after_id)
+    return {"reports": reports, "next_after_id": reports[-1]["report_id"] if reports else after_id}
 
 
 async def _audit(call: Call) -> Any:
@@ -995,10 +998,12 @@ def _routes() -> list[Route]:
             "/v1/cards/{card_id}/journal/{journal_id}/dispute",
             _open_dispute,
             "Open the cardholder's dispute of a posted transaction, with a provisional credit "
-            "unless provisional_credit is false",
+            "unless provisional_credit is false: both recorded, or neither; with an "
+            "Idempotency-Key, once",
             write=True,
             body=rq.DisputeOpen,
             tag="disputes",
+            idempotent=True,
             response=v.DisputeView,
         ),
         Route(
@@ -1033,10 +1038,17 @@ def _routes() -> list[Route]:
             "GET",
             "/v1/fraud-reports",
             _fraud_reports,
-            "Fraud reports in journal order",
+            "Fraud reports in the order they were written, after report_id after_id: a late "
+            "report on an old entry, or a changed verdict, comes after those read before",
             query=("limit", "after_id"),
             tag="journal",
             response=v.FraudReportList,
+            query_help=(
+                (
+                    "after_id",
+                    "return the reports written after this report_id (paging: next_after_id)",
+                ),
+            ),
         ),
         Route(
             "GET",

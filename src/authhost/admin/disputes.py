@@ -8,6 +8,12 @@ switch would send (a 0220, through the server's own pipeline and store, as clear
 presentments): a refund for a credit, a forced post for taking it back. So it is journalled,
 shows in the account's statement and the day's totals, and its STAN and RRN come from the
 dispute's id and a fixed time, so a retried step is a retransmission and moves nothing twice.
+
+The provisional credit is posted before the dispute is recorded (a dispute is recorded with
+its credit, or not at all), so its STAN, RRN and time come from the disputed charge instead
+(``charge_reference``): one per charge, whichever try posts it. A try that failed after its
+credit was written leaves no dispute, and the next try's credit is that same transmission:
+answered from the journal, it moves nothing again.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from authhost.admin.clearing import Presentment, post_presentments
 from authhost.admin.errors import ConflictError
+from authhost.iso.codes import ResponseCode as RC
 from authhost.store.interface import CardStore
 from authhost.store.records import Dispute
 
@@ -27,6 +34,7 @@ from authhost.store.records import Dispute
 WINDOW_DAYS = 120
 CREDIT, TAKE_BACK, FINAL_CREDIT = "1", "2", "3"  # the last digit of each movement's reference
 POSTED = {"refund", "forced", "duplicate"}  # a duplicate: posted by an earlier try
+TERMINAL = "DISPUTE"  # field 41 of every movement
 
 
 def new_dispute_id(now: float) -> str:
@@ -41,6 +49,25 @@ def _reference(dispute: Dispute, step: str) -> str:
     return "8" + "".join(ch for ch in dispute.dispute_id if ch.isdigit()) + step
 
 
+def charge_reference(journal_id: int, step: str) -> str:
+    """The acquirer reference of a movement named after the disputed charge (its journal
+    id) rather than a dispute: the provisional credit, and what takes it back when another
+    dispute of the charge was recorded first. Twelve digits: the 0220's RRN (its STAN the
+    last six)."""
+    return f"9{journal_id % 10**10:010d}{step}"
+
+
+def charge_time(charge_ts: float, step: str) -> float:
+    """The fixed transmission time of a movement named after the charge."""
+    return float(int(charge_ts) + int(step))
+
+
+def opened_since(ts: float) -> str:
+    """A dispute id below every id of a dispute opened at ``ts`` or later (``after`` of
+    ``CardStore.disputes``: ids sort by opening time)."""
+    return "dsp-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime(ts))
+
+
 async def move(
     store: CardStore,
     pan_index: Callable[[str], str],
@@ -50,27 +77,49 @@ async def move(
     merchant_id: str,
     step: str,
     amount_minor: int,
+    *,
+    charge: tuple[int, float] | None = None,
 ) -> dict[str, Any]:
     """Post one of the dispute's movements (``step``: CREDIT, TAKE_BACK or FINAL_CREDIT);
-    the report row of the 0220 (PAN masked). ConflictError when the host refused it."""
+    the report row of the 0220 (PAN masked). ``charge``: the disputed charge's journal id
+    and time, to name the movement after (``charge_reference``) instead of the dispute.
+    ConflictError when the host refused it, NotPosted when it could not tell (the store
+    failed): the movement may have been written."""
+    if charge is None:
+        # a fixed time per step: a retry is the same transmission, answered from the journal
+        arn, at = _reference(dispute, step), dispute.opened_at + int(step)
+    else:
+        arn, at = charge_reference(charge[0], step), charge_time(charge[1], step)
     presentment = Presentment(
         line=0,
         pan=pan,
         approval_code="",
         amount_minor=amount_minor,
         currency=dispute.currency,
-        # a fixed time per step: a retry is the same transmission, answered from the journal
-        presented_at=dispute.opened_at + int(step),
-        arn=_reference(dispute, step),
+        presented_at=at,
+        arn=arn,
         merchant_id=merchant_id,
-        terminal_id="DISPUTE",
+        terminal_id=TERMINAL,
         kind="purchase" if step == TAKE_BACK else "refund",
     )
     result = await post_presentments([presentment], store, pan_index, decide_many)
     row = result["rows"][0]
+    if row["outcome"] == "refused" and row.get("response_code") == RC.DUPLICATE_TRANSMISSION:
+        # the step was posted by an earlier try for another amount (a provisional credit
+        # asked again for more): that one stands, as the journal has it
+        row = {**row, "outcome": "duplicate"}
+    if row["outcome"] == "error":
+        raise NotPosted(
+            f"dispute {dispute.dispute_id}: the store failed while the {amount_minor} was "
+            f"posted ({row.get('error', '-')})"
+        )
     if row["outcome"] not in POSTED:
         raise ConflictError(
             f"dispute {dispute.dispute_id}: the host did not post the {amount_minor} "
             f"({row['outcome']}, {row.get('response_code', '-')})"
         )
-    return row
+    return {**row, "rrn": arn[-12:]}
+
+
+class NotPosted(Exception):
+    """A movement whose write failed in the store: it may or may not have been written."""

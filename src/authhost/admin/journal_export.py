@@ -54,12 +54,13 @@ async def export_journal(
 
 
 async def fraud_ids(store: CardStore) -> set[int]:
-    """The journal ids the fraud reports say were fraud (their latest report)."""
+    """The journal ids the fraud reports say were fraud (their latest report: an entry has one,
+    listed once)."""
     fraud: set[int] = set()
     after = 0
     while page := await store.fraud_reports(after, REPORT_PAGE):
         fraud.update(r.journal_id for r in page if r.fraud)
-        after = page[-1].journal_id
+        after = page[-1].report_id
     return fraud
 
 

@@ -2,7 +2,8 @@
 ``journal_id`` it read, in journal order, each once.
 
 The core ledger reads money movements this way (``admin.movements``), the cardholder
-notification service its alerts (``admin.alerts``). An entry is listed only once it is
+notification service its alerts (``admin.alerts``), analysts the review queue (the flagged
+entries, read from the store's review index). An entry is listed only once it is
 ``SETTLE_S`` old: journal ids are taken before a write lands (Redis reserves them a block at a
 time), so a poller that moved past a young entry could miss an older id committed a moment
 later; none lands that late (a block of ids is used within half a second of its reservation,
@@ -13,6 +14,7 @@ deadline).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from authhost.store.interface import JournalQuery
@@ -28,14 +30,15 @@ async def next_in_feed(
     after_id: int,
     limit: int,
     now: float,
+    query: JournalQuery = JournalQuery(),
 ) -> tuple[list[dict[str, Any]], int]:
-    """Up to ``limit`` views ``pick`` makes of the entries after ``after_id`` (None: not one
-    of the feed's), and the id to ask after next time (past entries that made none, never
-    past a young one)."""
+    """Up to ``limit`` views ``pick`` makes of the entries ``query`` selects after
+    ``after_id`` (None: not one of the feed's), and the id to ask after next time (past
+    entries that made none, never past a young one)."""
     found: list[dict[str, Any]] = []
     cursor = after_id
     while len(found) < limit:
-        page = await read(JournalQuery(after_id=cursor, limit=PAGE))
+        page = await read(replace(query, after_id=cursor, limit=PAGE))
         for entry in page:
             if entry.ts > now - SETTLE_S:
                 return found, cursor

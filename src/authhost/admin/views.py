@@ -222,6 +222,10 @@ class FraudReportView(_View):
     source: str
     reported_at: float
     note: str = Field(description="free text (masked)")
+    report_id: int | None = Field(
+        description="its place in the order reports were written (GET /v1/fraud-reports "
+        "pages on it; a report replacing another gets a new one); null in a write's answer"
+    )
 
 
 class CardholderAnswerView(_View):
@@ -236,6 +240,7 @@ class CardholderAnswerView(_View):
 
 class FraudReportList(_View):
     reports: list[FraudReportView]
+    next_after_id: int = Field(description="after_id for the next page: the last report_id")
 
 
 class ReviewQueue(_View):
@@ -520,4 +525,5 @@ def audit_view(entry: AuditEntry) -> dict[str, Any]:
 
 
 def fraud_report_view(report: FraudReport) -> dict[str, Any]:
-    return dataclasses.asdict(report)
+    """The report; its report_id null until the store has given it one (a write's answer)."""
+    return {**dataclasses.asdict(report), "report_id": report.report_id or None}

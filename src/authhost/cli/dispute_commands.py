@@ -10,6 +10,7 @@ from authhost.admin import requests as rq
 from authhost.cli.admin_support import (
     IDS,
     ConfigOpt,
+    IdemOpt,
     LimitOpt,
     StoreOpt,
     _config,
@@ -35,19 +36,21 @@ def disputes_open(
     ] = None,
     credit: Annotated[bool, typer.Option(help="give the amount back now (provisional)")] = True,
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    idempotency_key: IdemOpt = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Open the cardholder's dispute of a posted charge: a provisional credit (--no-credit:
     none) posted through the pipeline as a refund advice; a fraud dispute also labels the
-    entry fraud. Audited."""
+    entry fraud. Audited. The dispute and its credit are recorded together or not at all; a
+    retry after a failure credits once (with --idempotency-key it gets the first answer)."""
     spec = _validated(
         rq.DisputeOpen,
         {"reason": reason, "amount_minor": amount, "provisional_credit": credit, "note": note},
     )
     _run(
         _config(config, store),
-        lambda s: s.open_dispute(card_id, journal_id, spec),
+        lambda s: s.open_dispute(card_id, journal_id, spec, idempotency_key=idempotency_key),
         pipeline=credit,
     )
 

@@ -194,7 +194,9 @@ def journal_fraud_reports(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """The fraud reports (verdicts on journal entries), in journal order."""
+    """The fraud reports (verdicts on journal entries) in the order they were written, after
+    report id --after-id: a late report on an old entry, or a changed verdict, comes after the
+    ones listed before (page on with the last report id)."""
     _run(
         _config(config, store),
         lambda s: s.fraud_reports(limit=limit, after_id=after_id),

@@ -142,6 +142,7 @@ TABLES: dict[str, TableSpec] = {
     "fraud_reports": TableSpec(
         "fraud reports",
         (
+            Column("report id", _key("report_id"), right=True),
             Column("journal id", _key("journal_id"), right=True),
             Column("card_id", _key("card_id")),
             Column("verdict", lambda r: "fraud" if r.get("fraud") else "genuine"),

@@ -179,3 +179,8 @@ class FraudReport:
     source: str  # one of FRAUD_REPORT_SOURCES
     reported_at: float
     note: str = ""
+    # Its place in the order reports were written, which the store gives it (0: not stored
+    # yet); a report replacing another gets a new one. Consumers page on this, not on the
+    # journal id: a report filed late on an old entry, or a changed verdict, comes after
+    # every report written before it.
+    report_id: int = 0

@@ -104,6 +104,24 @@ PRUNE_PAGE = 1_000  # journal entries or holds deleted per call while pruning
 # switch must not hold it (and every other client) for one long script.
 MAX_PER_SCRIPT = 64
 CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when full
+# KEYS: reports hash, their ids sorted set, report_id sequence (one slot).  ARGV: journal id,
+# the report's JSON with "report_id":0 last. The report takes the next report_id and is written
+# in one script, so report ids are written in order and a consumer paging on them never finds
+# a smaller one later. Reports written before report ids (scored by their journal id) keep
+# their place: the sequence starts above them.
+_PUT_FRAUD_REPORT = """
+local id = redis.call('INCR', KEYS[3])
+local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= id then
+  id = tonumber(top[2]) + 1
+  redis.call('SET', KEYS[3], string.format('%d', id))
+end
+local stamped = '"report_id":' .. string.format('%d', id) .. '}'
+local text = string.gsub(ARGV[2], '"report_id":0}$', stamped, 1)
+redis.call('HSET', KEYS[1], ARGV[1], text)
+redis.call('ZADD', KEYS[2], id, ARGV[1])
+return id
+"""
 _HOLD_PLACEHOLDER = "__HOLD__"
 _BALANCE_PLACEHOLDER = "__BALANCE__"  # the commit script writes what it added to the balance
 _PLACEHOLDERS = {"hold_amount": _HOLD_PLACEHOLDER, "balance_delta": _BALANCE_PLACEHOLDER}
@@ -257,6 +275,7 @@ class RedisCardStore:
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
+        self._put_fraud_report = client.register_script(_PUT_FRAUD_REPORT)
         self._products: dict[bytes, Product] = {}
         self._known: dict[str, Card] = {}  # PAN index -> the card last parsed (_card_of)
         self._velocity = VelocityLogs(_event)
@@ -1399,24 +1418,33 @@ class RedisCardStore:
         return sorted(found, key=lambda d: d.dispute_id)[:limit]
 
     async def put_fraud_report(self, report: FraudReport) -> None:
-        jid = str(report.journal_id)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.fraud_reports, {jid: codec.fraud_report_to_json(report)})
-            pipe.zadd(self._keys.fraud_report_ids, {jid: report.journal_id})
+        k = self._keys
+        text = codec.fraud_report_to_json(replace(report, report_id=0))
+        await self._put_fraud_report(
+            [k.fraud_reports, k.fraud_report_ids, k.fraud_report_seq],
+            [str(report.journal_id), text],
+        )
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
-        ids = await self._client.zrange(
+        """In the order they were written, after report id ``after_id``."""
+        scored = await self._client.zrange(
             self._keys.fraud_report_ids,
             f"({after_id}",
             "+inf",
             sortby=PureToken.BYSCORE,
             offset=0,
             count=limit,
+            withscores=True,
         )
-        if not ids:
+        if not scored:
             return []
-        raws = await self._client.hmget(self._keys.fraud_reports, ids)
-        return [codec.fraud_report_from_json(r) for r in raws if r is not None]
+        raws = await self._client.hmget(self._keys.fraud_reports, [m for m, _ in scored])
+        # a report written before report ids has none in its JSON: its score is its place
+        return [
+            replace(codec.fraud_report_from_json(raw), report_id=int(score))
+            for (_, score), raw in zip(scored, raws, strict=True)
+            if raw is not None
+        ]
 
     async def fraud_reports_of(self, journal_ids: Sequence[int]) -> dict[int, FraudReport]:
         if not journal_ids:

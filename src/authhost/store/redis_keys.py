@@ -179,8 +179,14 @@ class Keys:
 
     @property
     def fraud_report_ids(self) -> str:
-        """Sorted set of reported journal ids (score = id), for paging in journal order."""
+        """Sorted set of reported journal ids, scored by their report's report_id (the order
+        reports were written in: consumers page on it)."""
         return f"{self.prefix}:{{fraud}}:ids"
+
+    @property
+    def fraud_report_seq(self) -> str:
+        """The last report_id given (beside the reports: one slot, one script)."""
+        return f"{self.prefix}:{{fraud}}:seq"
 
     @property
     def disputes(self) -> str:

@@ -103,6 +103,9 @@ _JOURNAL_SELECT = f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM journal"
 _BOOL_COLUMNS = {
     "review", "model_skipped", "pin_present", "pin_failed", "cvv_failed", "travel_notice"
 }  # fmt: skip
+_REPORT_SELECT = (
+    "SELECT journal_id, card_id, fraud, source, reported_at, note, report_id FROM fraud_reports"
+)
 # "dedupe_key != ''" lets SQLite use the partial unique index journal_dedupe
 _BY_DEDUPE_KEY = f"{_JOURNAL_SELECT} WHERE dedupe_key = ? AND dedupe_key != ''"
 _CARD_SELECT = "SELECT data, pin_tries, version FROM cards"
@@ -942,10 +945,15 @@ class SqliteCardStore:
         return [codec.dispute_from_json(row[0]) for row in rows]
 
     async def put_fraud_report(self, report: FraudReport) -> None:
+        # its report_id is taken in the same statement, under the file's write lock: ids are
+        # written in the order they are taken, whichever process writes (a reader that paged
+        # past one never finds a smaller one later)
         await self._writer.run(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO fraud_reports "
-                "(journal_id, card_id, fraud, source, reported_at, note) VALUES (?, ?, ?, ?, ?, ?)",
+                "(journal_id, card_id, fraud, source, reported_at, note, report_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, "
+                "(SELECT COALESCE(MAX(report_id), 0) + 1 FROM fraud_reports))",
                 (
                     report.journal_id,
                     report.card_id,
@@ -958,14 +966,14 @@ class SqliteCardStore:
         )
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
+        """In the order they were written, after report id ``after_id``."""
         rows = await self._reader.run(
             lambda conn: conn.execute(
-                "SELECT journal_id, card_id, fraud, source, reported_at, note FROM fraud_reports "
-                "WHERE journal_id > ? ORDER BY journal_id LIMIT ?",
+                f"{_REPORT_SELECT} WHERE report_id > ? ORDER BY report_id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
         )
-        return [FraudReport(j, c, bool(f), s, r, n) for j, c, f, s, r, n in rows]
+        return [FraudReport(j, c, bool(f), s, r, n, i) for j, c, f, s, r, n, i in rows]
 
     async def fraud_reports_of(self, journal_ids: Sequence[int]) -> dict[int, FraudReport]:
         if not journal_ids:
@@ -973,12 +981,11 @@ class SqliteCardStore:
         ids = json.dumps([int(i) for i in journal_ids])
         rows = await self._reader.run(
             lambda conn: conn.execute(
-                "SELECT journal_id, card_id, fraud, source, reported_at, note FROM fraud_reports "
-                "WHERE journal_id IN (SELECT value FROM json_each(?))",
+                f"{_REPORT_SELECT} WHERE journal_id IN (SELECT value FROM json_each(?))",
                 (ids,),
             ).fetchall()
         )
-        return {j: FraudReport(j, c, bool(f), s, r, n) for j, c, f, s, r, n in rows}
+        return {j: FraudReport(j, c, bool(f), s, r, n, i) for j, c, f, s, r, n, i in rows}
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0

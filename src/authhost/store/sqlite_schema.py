@@ -347,6 +347,15 @@ CREATE INDEX cards_current ON cards (pan_index, waits, seq DESC,
     """
 ALTER TABLE journal ADD COLUMN model_score INTEGER NOT NULL DEFAULT -1;
 """,
+    # 31: fraud reports in the order they were written (a consumer pages on it): a report
+    # filed late on an old entry, or replacing a verdict, comes after the ones read before.
+    # The reports already there keep their journal id as their place, so a consumer's cursor
+    # (a journal id until now) goes on from where it was
+    """
+ALTER TABLE fraud_reports ADD COLUMN report_id INTEGER NOT NULL DEFAULT 0;
+UPDATE fraud_reports SET report_id = journal_id;
+CREATE UNIQUE INDEX fraud_reports_written ON fraud_reports (report_id);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

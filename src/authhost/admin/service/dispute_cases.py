@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from pydantic import BaseModel
+
 from authhost.admin import disputes
 from authhost.admin import requests as rq
 from authhost.admin.errors import (
     ConflictError,
     InvalidRequest,
     NotFoundError,
+    ServiceError,
     Unavailable,
 )
 from authhost.admin.service.base import (
@@ -23,23 +26,60 @@ from authhost.iso.codes import APPROVED_CODES
 from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import (
     Conflict,
+    JournalQuery,
+    StoreError,
 )
 from authhost.store.records import (
     DISPUTE_STATES,
     Dispute,
     FraudReport,
+    JournalEntry,
 )
+
+DISPUTE_PAGE = 1000  # disputes read at a time when looking for a charge's
+_RETRY = (
+    "send the request again with the same Idempotency-Key: a credit written before the "
+    "failure is found in the journal and given once"
+)
+
+
+def _disputed_already(journal_id: int, dispute: Dispute | None) -> ConflictError:
+    which = f" ({dispute.dispute_id}, {dispute.state})" if dispute is not None else ""
+    return ConflictError(f"journal entry {journal_id} is disputed already{which}")
+
+
+class _Opening(BaseModel):
+    """What an Idempotency-Key on opening a dispute remembers: the charge and the request."""
+
+    card_id: str
+    journal_id: int
+    dispute: rq.DisputeOpen
 
 
 class DisputeCases(ServiceBase):
     """Cardholder disputes."""
 
     async def open_dispute(
-        self, card_id: str, journal_id: int, spec: rq.DisputeOpen
+        self, card_id: str, journal_id: int, spec: rq.DisputeOpen, *, idempotency_key: str = ""
     ) -> dict[str, Any]:
         """Open the cardholder's dispute of a posted transaction (``admin.disputes``), with a
         provisional credit unless told not to; a fraud dispute also labels the entry fraud
-        (source chargeback). Audited."""
+        (source chargeback). Audited.
+
+        The dispute and its credit are recorded together or not at all: the credit is posted
+        first, and a credit the host refused (409) or the store failed on (503) leaves no
+        dispute. The credit is named after the charge, so a retry after a failure that came
+        after its write finds it in the journal and credits nothing more; with an
+        ``idempotency_key`` a repeat gets the first answer."""
+        request = _Opening(card_id=card_id, journal_id=journal_id, dispute=spec)
+        return await self._once(
+            "dispute.open", idempotency_key, request,
+            lambda: self._open_dispute(card_id, journal_id, spec),
+        )  # fmt: skip
+
+    async def _open_dispute(
+        self, card_id: str, journal_id: int, spec: rq.DisputeOpen
+    ) -> dict[str, Any]:
         await self._card(card_id)
         entry = await self._journal_entry(card_id, journal_id)
         if entry.response_code not in APPROVED_CODES or entry.movement != "post":
@@ -59,18 +99,29 @@ class DisputeCases(ServiceBase):
             raise InvalidRequest(f"amount_minor is more than the {entry.hold_amount} posted")
         if spec.provisional_credit and self.decide_many is None:
             raise Unavailable("a provisional credit posts through a running server's pipeline")
+        earlier = await self._dispute_of(entry)
+        if earlier is not None:
+            raise _disputed_already(journal_id, earlier)
         dispute = Dispute(
             disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
             amount, entry.currency, now, note=mask_pans_in_text(spec.note),
         )  # fmt: skip
+        posted_now = False
+        if spec.provisional_credit:
+            credited, posted_now = await self._provisional_credit(dispute, entry)
+            dispute = replace(dispute, credited_minor=credited)
         try:
             await self.store.open_dispute(dispute)
-        except Conflict:
-            raise ConflictError(f"journal entry {journal_id} is disputed already") from None
-        if spec.provisional_credit:
-            await self._dispute_move(dispute, entry.merchant_id, disputes.CREDIT, amount)
-            dispute = replace(dispute, credited_minor=amount)
-            await self.store.update_dispute(dispute)
+        except Conflict:  # another operator's dispute of the charge was recorded meanwhile
+            rival = await self._dispute_of(entry)
+            if posted_now and (rival is None or not rival.credited_minor):
+                await self._take_back_credit(dispute, entry)
+            raise _disputed_already(journal_id, rival) from None
+        except StoreError as exc:
+            raise Unavailable(
+                f"the store failed while the dispute was recorded ({exc}); "
+                f"{_RETRY if dispute.credited_minor else 'send the request again'}"
+            ) from None
         if spec.reason == "fraud":
             await self.store.put_fraud_report(
                 FraudReport(journal_id, card_id, True, "chargeback", now, dispute.note)
@@ -78,6 +129,59 @@ class DisputeCases(ServiceBase):
         view = dispute_view(dispute)
         await self.record_audit("dispute.open", dispute.dispute_id, None, view)
         return view
+
+    async def _provisional_credit(self, dispute: Dispute, entry: JournalEntry) -> tuple[int, bool]:
+        """Give the disputed amount back before the dispute is recorded: what was credited,
+        and whether this try's 0220 moved it (else an earlier try's had: its amount)."""
+        try:
+            row = await self._dispute_move(
+                dispute, entry.merchant_id, disputes.CREDIT, dispute.amount_minor,
+                charge=(entry.journal_id, entry.ts),
+            )  # fmt: skip
+        except ConflictError as exc:
+            raise ConflictError(
+                f"{exc.message}: the provisional credit was refused, so the dispute is not "
+                "opened and nothing was credited"
+            ) from None
+        except (disputes.NotPosted, StoreError) as exc:
+            raise Unavailable(
+                f"the provisional credit of journal entry {entry.journal_id} failed in the "
+                f"store ({exc}): the dispute is not opened; {_RETRY}"
+            ) from None
+        if row["outcome"] != "duplicate":
+            return dispute.amount_minor, True
+        # an earlier try's credit, answered from the journal: what that one credited
+        query = JournalQuery(account_id=entry.account_id, rrn=row["rrn"], since=entry.ts)
+        async for earlier in self.store.export_journal(query):
+            if earlier.terminal_id == disputes.TERMINAL and earlier.movement == "credit":
+                return earlier.hold_amount, False
+        return dispute.amount_minor, False
+
+    async def _take_back_credit(self, dispute: Dispute, entry: JournalEntry) -> None:
+        """Take back the provisional credit this try gave when the charge's dispute recorded
+        first has none (named after the charge too: it is done once)."""
+        try:
+            await self._dispute_move(
+                dispute, entry.merchant_id, disputes.TAKE_BACK, dispute.credited_minor,
+                charge=(entry.journal_id, entry.ts),
+            )  # fmt: skip
+        except (ServiceError, disputes.NotPosted, StoreError) as exc:
+            raise Unavailable(
+                f"journal entry {entry.journal_id} was disputed by another request meanwhile, "
+                f"and the provisional credit of {dispute.credited_minor} this one gave could "
+                f"not be taken back ({exc}): take it back with a funds change"
+            ) from None
+
+    async def _dispute_of(self, entry: JournalEntry) -> Dispute | None:
+        """The dispute of this charge, if it has one. Only disputes opened since the charge
+        (a day earlier, for the clocks of several machines) are read: ids sort by age."""
+        after = disputes.opened_since(entry.ts - 86_400)
+        while page := await self.store.disputes("", DISPUTE_PAGE, after):
+            for dispute in page:
+                if dispute.journal_id == entry.journal_id:
+                    return dispute
+            after = page[-1].dispute_id
+        return None
 
     async def resolve_dispute(self, dispute_id: str, spec: rq.DisputeResolution) -> dict[str, Any]:
         """Close an open dispute: won gives what was not yet credited, lost or withdrawn takes
@@ -91,13 +195,19 @@ class DisputeCases(ServiceBase):
             raise Unavailable("resolving a dispute posts through a running server's pipeline")
         entry = await self._journal_entry(before.card_id, before.journal_id)
         credited = before.credited_minor
-        if spec.outcome == "won" and credited < before.amount_minor:
-            missing = before.amount_minor - credited
-            await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
-            credited = before.amount_minor
-        elif spec.outcome != "won" and credited:
-            await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, credited)
-            credited = 0
+        try:
+            if spec.outcome == "won" and credited < before.amount_minor:
+                missing = before.amount_minor - credited
+                await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
+                credited = before.amount_minor
+            elif spec.outcome != "won" and credited:
+                await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, credited)
+                credited = 0
+        except (disputes.NotPosted, StoreError) as exc:
+            raise Unavailable(
+                f"the store failed while dispute {dispute_id} was resolved ({exc}): it is "
+                "still open; resolve it again, the same way (a retry moves nothing twice)"
+            ) from None
         after = replace(
             before, state=spec.outcome, credited_minor=credited, closed_at=self.clock(),
             note=mask_pans_in_text(spec.note) or before.note,
@@ -120,13 +230,21 @@ class DisputeCases(ServiceBase):
             raise InvalidRequest(f"state must be one of {', '.join(DISPUTE_STATES)}")
         return [dispute_view(d) for d in await self.store.disputes(state, limit, after)]
 
-    async def _dispute_move(self, dispute: Dispute, merchant: str, step: str, amount: int) -> None:
+    async def _dispute_move(
+        self,
+        dispute: Dispute,
+        merchant: str,
+        step: str,
+        amount: int,
+        *,
+        charge: tuple[int, float] | None = None,
+    ) -> dict[str, Any]:
         card_id = dispute.card_id
         pan = await self._clear_pan(card_id)
         try:
-            await disputes.move(
+            return await disputes.move(
                 self.store, self.security.pan_index, self.decide_many, dispute, pan, merchant,
-                step, amount,
+                step, amount, charge=charge,
             )  # fmt: skip
         finally:
             del pan

@@ -143,21 +143,24 @@ class JournalAnalysis(ServiceBase):
     ) -> dict[str, Any]:
         """The transactions the rules flagged for review, in journal order, each with the
         verdict reported on it so far (none: still open). ``open_only`` leaves out the ones
-        with a verdict; page on with ``next_after_id``."""
-        entries = await self.store.journal(
-            JournalQuery(review_only=True, limit=limit, after_id=after_id)
-        )
-        verdicts = await self._verdicts([e.journal_id for e in entries])
-        rows = []
-        for entry in entries:
-            verdict = verdicts.get(entry.journal_id)
-            if open_only and verdict is not None:
-                continue
-            rows.append({**journal_view(entry), "verdict": verdict})
-        return {
-            "reviews": rows,
-            "next_after_id": entries[-1].journal_id if entries else after_id,
-        }
+        with a verdict; page on with ``next_after_id``. Up to ``limit`` flagged entries are
+        read (those with a verdict count), each once it is settled, as the journal feeds
+        (``admin.journal_feed``): on Redis a flagged entry can be written after one with a
+        higher journal id, and a cursor moved past that one would skip it for good."""
+        from authhost.admin.journal_feed import next_in_feed
+
+        _check_feed_cursor(after_id, limit)
+        flagged, cursor = await next_in_feed(
+            self.store.journal, journal_view, after_id, limit, self.clock(),
+            JournalQuery(review_only=True),
+        )  # fmt: skip
+        verdicts = await self._verdicts([row["journal_id"] for row in flagged])
+        rows = [
+            {**row, "verdict": verdicts.get(row["journal_id"])}
+            for row in flagged
+            if not (open_only and row["journal_id"] in verdicts)
+        ]
+        return {"reviews": rows, "next_after_id": cursor}
 
     async def busiest_acceptors(
         self, *, by: str = "failed_cvv_10m", terminals: bool = False, limit: int = 20
@@ -326,6 +329,9 @@ class JournalAnalysis(ServiceBase):
         }
 
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
+        """The reports in the order they were written, after report id ``after_id``: a
+        consumer paging with the last one's ``report_id`` gets every report filed later,
+        a late one on an old entry and a changed verdict (listed again, once) included."""
         return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
 
     async def prune_journal(self, keep_days: int) -> dict[str, Any]:
