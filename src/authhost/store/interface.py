@@ -523,7 +523,9 @@ class CardStore(Protocol):
         ...
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
-        """Reports in journal id order, those on entries after ``after_id`` (paging)."""
+        """Reports in the order they were written (``report_id``), those after ``after_id``
+        (paging): a late report, or one that replaced another, comes after a consumer's
+        cursor rather than at its journal entry's place behind it."""
         ...
 
     async def fraud_reports_of(self, journal_ids: Sequence[int]) -> dict[int, FraudReport]:
