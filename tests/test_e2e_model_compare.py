@@ -11,13 +11,21 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+import trio
 from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
+from test_e2e_auth import (  # noqa: F401 - fixture
+    purchase,
+    response_code_table,
+    start_host,
+    store_url,
+)
 
 from authhost.config import ModelsConfig
+from authhost.models.dataset import load_labelled
 from authhost.models.registry import Registry
+from authhost.models.scored import entry_declined_before_fraud, row_declined_before_fraud
 from authhost.models.synthetic import generate_rows
 from authhost.models.training import HgbConfig, SplitConfig, TrainConfig, train
 from authhost.store import opened_store
@@ -125,3 +133,78 @@ async def test_comparing_with_no_model_active_says_how_to_go_on(tmp_path):
         "--challenger-threshold", "600", "--config", str(config),
     )  # fmt: skip
     assert code == 0 and json.loads(output)["scored_by_both"] == 0, output
+
+
+async def test_requests_declined_before_the_fraud_step_carry_no_score_and_are_left_out(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    two_models,
+):
+    """Every response code over TCP with both models active: the journal scores exactly the
+    requests ``models.scored`` keeps (the rule and the journal agree), and a labelled export
+    of them trains and compares on those alone: the unknown card (14) and the wrong iCVV (82),
+    reported as fraud, are left out and counted."""
+    host, _ = await start_host_with_admin(
+        nursery, tmp_path, store_url, models=ModelsConfig(dir=str(two_models), budget_ms=500)
+    )
+    switch = await Switch.connect(host.port)
+    since = time.time() - 1
+    cases = response_code_table(host)
+    for case, fields, code in cases:
+        assert (await switch.send(fields))["39"] == code, case
+    until = time.time() + 1
+
+    async with opened_store(store_url) as store:
+        for _ in range(50):  # the undecodable frame (30) is journalled off the answer's path
+            entries = await store.journal(JournalQuery(since=since, until=until, limit=100))
+            if len(entries) == len(cases):
+                break
+            await trio.sleep(0.1)
+    assert len(entries) == len(cases)
+    steps = {e.journal_id: entry_declined_before_fraud(e) for e in entries}
+    for e in entries:  # scored by the fraud step exactly when the rule says it reached it
+        assert (e.fraud_score >= 0) == (steps[e.journal_id] is None), (
+            e.response_code,
+            e.reason_codes,
+        )
+    left_out = [e for e in entries if steps[e.journal_id] is not None]
+    kept = [e for e in entries if steps[e.journal_id] is None]
+    assert sorted(e.response_code for e in kept) == ["00", "00", "05", "51", "59", "85"]
+    assert {e.response_code for e in left_out} == {
+        "12", "13", "14", "30", "41", "43", "54", "55", "57", "61", "62", "78", "82", "N7"
+    }  # fmt: skip
+    unknown = next(e for e in left_out if e.reason_codes == "card.unknown")
+    wrong_icvv = next(e for e in left_out if e.response_code == "82")
+    assert (steps[unknown.journal_id], steps[wrong_icvv.journal_id]) == (
+        "card",
+        "card_verification",
+    )
+
+    config = cli_config(tmp_path, store_url, two_models)
+    code, output = await run_cli(
+        "journal", "report-fraud", wrong_icvv.card_id, str(wrong_icvv.journal_id), "--source",
+        "chargeback", "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, output
+    export = tmp_path / "labelled.csv"
+    code, output = await run_cli(
+        "journal", "export", "--labels", "--out", str(export), "--since", str(since), "--until",
+        str(until), "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, output
+    rows = pacsv.read_csv(export).to_pylist()
+    assert len(rows) == len(entries)
+    data = load_labelled(export)
+    assert len(data) == len(kept) and len(data.excluded) == len(left_out)
+    assert int(data.labels.sum()) == 0 and int(data.excluded.labels.sum()) == 1
+    assert {"card", "card_verification"} <= set(data.excluded.steps.tolist())
+    assert sum(row_declined_before_fraud(r) is not None for r in rows) == len(left_out)
+
+    code, output = await run_cli(
+        "models", "compare", "--since", str(since), "--until", str(until), "--config", str(config)
+    )
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["declined_before_fraud_step"] == len(left_out)
+    assert report["scored_by_both"] == len(kept) and report["reported_frauds"] == 0

@@ -12,6 +12,7 @@ from authhost.admin.errors import InvalidRequest
 from authhost.admin.totals import iso_time
 from authhost.models.comparison import ScoredPair, compare
 from authhost.models.registry import Registry, RegistryError
+from authhost.models.scored import entry_declined_before_fraud
 from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
@@ -41,7 +42,11 @@ async def compare_models(
     )
     pairs: list[ScoredPair] = []
     batch: list[JournalEntry] = []
+    declined_before = 0  # never scored: neither model can be judged on them (models.scored)
     async for entry in store.export_journal(JournalQuery(since=since, until=until)):
+        if entry_declined_before_fraud(entry) is not None:
+            declined_before += 1
+            continue
         if entry.fraud_score >= 0 and entry.challenger_score >= 0:
             batch.append(entry)
             if len(batch) >= VERDICT_BATCH:
@@ -53,7 +58,12 @@ async def compare_models(
         "until": iso_time(until),
         "champion_model": state.champion,
         "challenger_model": state.challenger,
-        **compare(pairs, champion_threshold, challenger_threshold),
+        **compare(
+            pairs,
+            champion_threshold,
+            challenger_threshold,
+            declined_before_fraud_step=declined_before,
+        ),
     }
 
 

@@ -406,6 +406,11 @@ class ModelComparison(_View):
     champion_model: str | None = Field(description="the active champion artifact")
     challenger_model: str | None = Field(description="the active challenger artifact")
     scored_by_both: int = Field(description="requests both models scored in the period")
+    declined_before_fraud_step: int = Field(
+        description="requests of the period a step before the fraud step declined (an unknown "
+        "card 14, a failed CVV 82/N7, a wrong PIN 55...): no model scored them, so they are "
+        "left out (models.scored)"
+    )
     reported_frauds: int = Field(description="of them, reported as fraud")
     reported_fraud_amount_minor: int
     reported_genuine: int = Field(description="of them, reported as genuine")

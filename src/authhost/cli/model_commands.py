@@ -91,6 +91,14 @@ def train(
         f"{s['train']['frauds']} fraud; test {s['test']['days'][0]}..{s['test']['days'][1]}: "
         f"{s['test']['rows']} rows, {s['test']['frauds']} fraud"
     )
+    data = s["data"]
+    if data["excluded_before_fraud_step"]:
+        steps = ", ".join(f"{step} {n}" for step, n in data["excluded_by_step"].items())
+        console.print(
+            f"left out: {data['excluded_before_fraud_step']} rows declined before the fraud "
+            f"step ({data['excluded_frauds']} fraud; {steps}): never scored online, neither "
+            f"trained nor evaluated on"
+        )
     k = next(iter(result.metrics.values())).k
     table = Table(title=f"held-out test days (run {result.run_id})")
     for column in ("model", "AUC ROC", "AP", f"card P@{k}/day", "thr", "P@thr", "R@thr", "alerts"):
@@ -110,15 +118,22 @@ def train(
     console.print(
         "AP: average precision; thr: operating threshold; P/R@thr: precision/recall at it"
     )
-    scenarios = sorted({name for m in result.metrics.values() for name in m.recall_by_scenario})
+    first = next(iter(result.metrics.values()))
+    left_out = first.excluded_frauds_by_scenario
+    scenarios = sorted(
+        {name for m in result.metrics.values() for name in m.recall_by_scenario} | set(left_out)
+    )
     if scenarios:
         caught = Table(title=f"frauds at or above the threshold, by scenario ({s['features']})")
         caught.add_column("scenario")
         for kind in result.metrics:
             caught.add_column(kind, justify="right")
+        if left_out:
+            caught.add_column("declined before scoring", justify="right")
         for name in scenarios:
             cells = [m.recall_by_scenario.get(name, (0, 0)) for m in result.metrics.values()]
-            caught.add_row(name, *(f"{hit}/{of}" for hit, of in cells))
+            extra = [str(left_out.get(name, 0))] if left_out else []
+            caught.add_row(name, *(f"{hit}/{of}" for hit, of in cells), *extra)
         console.print(caught)
     for kind, path in result.artifacts.items():
         console.print(f"artifact {kind}: {path}")

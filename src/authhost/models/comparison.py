@@ -6,7 +6,9 @@ journal itself: over the same requests, how many would each have alerted on at i
 threshold, which frauds (the fraud reports) would each have caught and for how much, how often
 they agree, and which frauds only one of them catches (the journal ids, to look at). Requests
 only the champion scored (the challenger is scored only while the champion left it time) are
-left out, so both are judged on the same requests.
+left out, so both are judged on the same requests, and so are the requests declined before
+the fraud step (``models.scored``: no model scored them), counted as
+``declined_before_fraud_step``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ class ScoredPair:
 
 
 def compare(
-    pairs: Iterable[ScoredPair], champion_threshold: int, challenger_threshold: int
+    pairs: Iterable[ScoredPair],
+    champion_threshold: int,
+    challenger_threshold: int,
+    *,
+    declined_before_fraud_step: int = 0,
 ) -> dict[str, Any]:
-    """The comparison report (plain JSON types) of ``pairs`` at the two thresholds."""
+    """The comparison report (plain JSON types) of ``pairs`` at the two thresholds;
+    ``declined_before_fraud_step`` is the count of the period's requests left out because a
+    step before the fraud step declined them."""
     rows = list(pairs)
     champion = np.array([p.champion for p in rows], dtype=np.int64)
     challenger = np.array([p.challenger for p in rows], dtype=np.int64)
@@ -58,6 +66,7 @@ def compare(
 
     return {
         "scored_by_both": len(rows),
+        "declined_before_fraud_step": declined_before_fraud_step,
         "reported_frauds": int(fraud.sum()),
         "reported_fraud_amount_minor": int(amount[fraud].sum()),
         "reported_genuine": int(genuine.sum()),

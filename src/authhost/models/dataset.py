@@ -3,15 +3,19 @@
 Rows are read with pyarrow using the column types of ``store.records.JournalEntry`` (so codes
 like ``mcc`` ``0742`` stay text), sorted by ``ts``, and replayed through
 ``context.replay_contexts``: every row's features are exactly what the server would have
-computed when it arrived. Only requests the fraud step scores (authorisations and financial
-requests) become training rows; advices and reversals still feed the velocity counters.
+computed when it arrived. Only requests the server's fraud step scores become training rows
+(``models.scored``: authorisations and financial requests not declined before the fraud
+step); advices, reversals and the requests declined earlier still feed the velocity counters,
+as they do online, and the declined ones are counted in ``LabelledSet.excluded`` so that a
+report can say what was left out.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +23,13 @@ import pyarrow as pa
 
 from authhost.models.context import replay_contexts
 from authhost.models.features import FEATURE_SET, feature_blocks, feature_names, feature_values
+from authhost.models.scored import SCORED_CLASSES, row_declined_before_fraud
 from authhost.store.labelled import DatasetError, iter_rows, read_labelled
 
 __all__ = [
     "SCORED_CLASSES",
     "DatasetError",
+    "Excluded",
     "LabelledSet",
     "file_sha256",
     "labelled_set",
@@ -31,7 +37,48 @@ __all__ = [
     "read_table",
 ]
 
-SCORED_CLASSES = frozenset({"authorisation", "financial", ""})
+
+@dataclass
+class Excluded:
+    """The rows of scored message classes left out because a step before the fraud step
+    declined them (``models.scored``): never scored online, so neither trained nor evaluated
+    on, only counted."""
+
+    ts: np.ndarray  # float64 epoch seconds
+    labels: np.ndarray  # int8, 1 = fraud
+    scenarios: np.ndarray  # str
+    steps: np.ndarray  # str: the step that declined (scored.STEP_PREFIXES, or "server")
+
+    @classmethod
+    def empty(cls) -> Excluded:
+        return cls(
+            np.empty(0, dtype=np.float64),
+            np.empty(0, dtype=np.int8),
+            np.empty(0, dtype=str),
+            np.empty(0, dtype=str),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def subset(self, mask: np.ndarray) -> Excluded:
+        return Excluded(self.ts[mask], self.labels[mask], self.scenarios[mask], self.steps[mask])
+
+    def summary(self) -> dict[str, object]:
+        """Plain JSON: how many rows and frauds were left out, by step and fraud scenario."""
+        fraud = self.labels == 1
+        return {
+            "excluded_before_fraud_step": len(self),
+            "excluded_frauds": int(fraud.sum()),
+            "excluded_by_step": dict(sorted(Counter(self.steps.tolist()).items())),
+            "excluded_frauds_by_scenario": frauds_by_scenario(self.labels, self.scenarios),
+        }
+
+
+def frauds_by_scenario(labels: np.ndarray, scenarios: np.ndarray) -> dict[str, int]:
+    """Fraud rows per scenario name ("unnamed" for none), sorted by name."""
+    names = scenarios[labels == 1].tolist()
+    return {str(name) or "unnamed": n for name, n in sorted(Counter(names).items())}
 
 
 @dataclass
@@ -44,11 +91,14 @@ class LabelledSet:
     terminals: np.ndarray  # str
     labels: np.ndarray  # int8, 1 = fraud
     scenarios: np.ndarray  # str
+    # the rows declined before the fraud step, left out (counted, not trained or evaluated on)
+    excluded: Excluded = field(default_factory=Excluded.empty)
 
     def __len__(self) -> int:
         return len(self.ts)
 
-    def subset(self, mask: np.ndarray) -> LabelledSet:
+    def subset(self, mask: np.ndarray, excluded: np.ndarray | None = None) -> LabelledSet:
+        """The rows of ``mask``, with the left-out rows of ``excluded`` (none when not given)."""
         return LabelledSet(
             self.features[mask],
             self.ts[mask],
@@ -56,6 +106,7 @@ class LabelledSet:
             self.terminals[mask],
             self.labels[mask],
             self.scenarios[mask],
+            self.excluded.subset(excluded) if excluded is not None else Excluded.empty(),
         )
 
 
@@ -75,7 +126,8 @@ def read_table(path: str | Path) -> pa.Table:
 def labelled_set(
     rows: Iterable[Mapping[str, object]], size_hint: int = 0, feature_set: str = FEATURE_SET
 ) -> LabelledSet:
-    """Replay rows (in ``ts`` order) and keep the scored ones with their features."""
+    """Replay rows (in ``ts`` order) and keep the ones the fraud step scores
+    (``models.scored``) with their features; count the ones declined before it."""
     capacity = max(size_hint, 1024)
     width = len(feature_names(feature_set))
     blocks = feature_blocks(feature_set)
@@ -85,9 +137,14 @@ def labelled_set(
     terminals: list[str] = []
     labels: list[int] = []
     scenarios: list[str] = []
+    left_out: list[tuple[float, int, str, str]] = []  # ts, label, scenario, step
     n = 0
     for row, ctx in replay_contexts(rows):
         if str(row.get("message_class") or "") not in SCORED_CLASSES:
+            continue
+        step = row_declined_before_fraud(row)
+        if step is not None:
+            left_out.append((ctx.ts, _label(row), str(row.get("scenario") or ""), step))
             continue
         if n == capacity:
             capacity *= 2
@@ -96,8 +153,7 @@ def labelled_set(
         ts.append(ctx.ts)
         cards.append(ctx.card_id)
         terminals.append(ctx.terminal)
-        label = row.get("label") or 0
-        labels.append(1 if int(label) else 0)  # type: ignore[call-overload]
+        labels.append(_label(row))
         scenarios.append(str(row.get("scenario") or ""))
         n += 1
     return LabelledSet(
@@ -107,6 +163,24 @@ def labelled_set(
         terminals=np.array(terminals, dtype=str),
         labels=np.array(labels, dtype=np.int8),
         scenarios=np.array(scenarios, dtype=str),
+        excluded=_excluded(left_out),
+    )
+
+
+def _label(row: Mapping[str, object]) -> int:
+    label = row.get("label") or 0
+    return 1 if int(label) else 0  # type: ignore[call-overload]
+
+
+def _excluded(rows: list[tuple[float, int, str, str]]) -> Excluded:
+    if not rows:
+        return Excluded.empty()
+    ts, labels, scenarios, steps = zip(*rows, strict=True)
+    return Excluded(
+        np.array(ts, dtype=np.float64),
+        np.array(labels, dtype=np.int8),
+        np.array(scenarios, dtype=str),
+        np.array(steps, dtype=str),
     )
 
 

@@ -7,6 +7,12 @@
 - Precision and recall at the operating threshold (the score at or above which the model
   declines or flags), with the number of alerts, and the recall of each fraud scenario the
   data names (``scenario`` column): which patterns a model catches, not only how many.
+
+The rows evaluated are the requests the server's fraud step scores (``models.scored``): a
+request declined before it (an unknown card number 14, a failed CVV2 N7) is never scored
+online, so it is neither counted as caught nor as missed. How many test rows were left out,
+and their frauds per scenario, are reported beside the metrics
+(``excluded_before_fraud_step``, ``excluded_frauds_by_scenario``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class ModelMetrics:
     card_precision_per_day: list[float] = field(default_factory=list)
     # fraud scenario -> (frauds at or above the threshold, frauds): labelled data only
     recall_by_scenario: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # test rows left out: declined before the fraud step (models.scored), never scored online
+    excluded_before_fraud_step: int = 0
+    excluded_frauds_by_scenario: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON values (NaN, e.g. AUC of a test set without fraud, becomes None)."""
@@ -80,8 +89,16 @@ def evaluate(
     threshold: int,
     k: int = 100,
     scenarios: np.ndarray | None = None,
+    *,
+    excluded_rows: int = 0,
+    excluded_frauds_by_scenario: Mapping[str, int] | None = None,
 ) -> ModelMetrics:
-    """All metrics of one model on one test set (rankings use the unrounded probabilities)."""
+    """All metrics of one model on one test set (rankings use the unrounded probabilities).
+
+    The test set holds the rows the fraud step scores; ``excluded_rows`` and
+    ``excluded_frauds_by_scenario`` count the test days' rows declined before it (reported,
+    never scored).
+    """
     both_classes = 0 < labels.sum() < len(labels)
     alerts = scores >= threshold
     true_alerts = int((alerts & (labels == 1)).sum())
@@ -102,6 +119,8 @@ def evaluate(
         frauds=int(labels.sum()),
         card_precision_per_day=per_day,
         recall_by_scenario=_recall_by_scenario(labels, alerts, scenarios),
+        excluded_before_fraud_step=excluded_rows,
+        excluded_frauds_by_scenario=dict(excluded_frauds_by_scenario or {}),
     )
 
 

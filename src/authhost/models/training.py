@@ -1,6 +1,8 @@
 """``authhost train``: fit the fraud models on labelled journal exports and export artifacts.
 
-Steps: replay the export into features (``dataset``), split by time (earlier days train, a
+Steps: replay the export into features (``dataset``: only the requests the server's fraud
+step scores, ``models.scored``; those declined before it are counted in the report as
+``excluded_before_fraud_step``, never trained or evaluated on), split by time (earlier days train, a
 gap, the last days test, as labels of recent days are what a deployed model meets next),
 compute the delayed terminal risk, fit a logistic regression and a gradient-boosted model
 with class weights for the rare fraud class, export both to plain arrays, score the test
@@ -23,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from authhost.models.artifact import Artifact, write_artifact
-from authhost.models.dataset import DatasetError, LabelledSet, file_sha256, load_labelled
+from authhost.models.dataset import (
+    DatasetError,
+    LabelledSet,
+    file_sha256,
+    frauds_by_scenario,
+    load_labelled,
+)
 from authhost.models.evaluation import ModelMetrics, evaluate, operating_threshold, write_plots
 from authhost.models.features import (
     FEATURE_NAMES,
@@ -211,10 +219,20 @@ def _day(ts: float) -> str:
 
 
 def time_split(data: LabelledSet, config: SplitConfig) -> Split:
-    """Earlier days train, ``gap_days`` skipped, the last ``test_days`` test."""
+    """Earlier days train, ``gap_days`` skipped, the last ``test_days`` test (the rows left
+    out before the fraud step are split by the same days, to be counted)."""
     if len(data) == 0:
-        raise TrainingError("the data file has no scored transactions")
-    day = np.floor((data.ts - data.ts.min()) / DAY_S).astype(np.int64)
+        raise TrainingError(
+            "the data file has no transactions the fraud step scores"
+            + (
+                f" ({len(data.excluded)} declined before the fraud step)"
+                if len(data.excluded)
+                else ""
+            )
+        )
+    origin = data.ts.min()
+    day = np.floor((data.ts - origin) / DAY_S).astype(np.int64)
+    excluded_day = np.floor((data.excluded.ts - origin) / DAY_S).astype(np.int64)
     last = int(day.max())
     test = day > last - config.test_days
     train = day <= last - config.test_days - config.gap_days
@@ -223,7 +241,8 @@ def time_split(data: LabelledSet, config: SplitConfig) -> Split:
             f"the data covers {last + 1} days: too few for {config.test_days} test days after a "
             f"{config.gap_days}-day gap (lower [split] test_days/gap_days or add data)"
         )
-    tr, te = data.subset(train), data.subset(test)
+    tr = data.subset(train, excluded_day <= last - config.test_days - config.gap_days)
+    te = data.subset(test, excluded_day > last - config.test_days)
     if tr.labels.sum() == 0:
         raise TrainingError("no fraud labels in the training days: nothing to learn from")
     return Split(
@@ -272,6 +291,7 @@ def train(
     te.features[:, TERMINAL_RISK_INDEX] = [table.rate(t) for t in te.terminals]
 
     data_hash = file_sha256(data_path)
+    left_out = frauds_by_scenario(te.excluded.labels, te.excluded.scenarios)
     probabilities: dict[str, np.ndarray] = {}
     metrics: dict[str, ModelMetrics] = {}
     exported: dict[str, tuple[dict[str, np.ndarray], int]] = {}
@@ -295,14 +315,33 @@ def train(
             threshold,
             config.operating.top_k_cards,
             te.scenarios,
+            excluded_rows=len(te.excluded),
+            excluded_frauds_by_scenario=left_out,
         )
         exported[kind] = (arrays, threshold)
 
     summary = {
         "run_id": run_id,
-        "data": {"path": str(data_path), "sha256": data_hash, "rows_scored": len(data)},
-        "train": {"days": split.train_days, "rows": len(tr), "frauds": int(tr.labels.sum())},
-        "test": {"days": split.test_days, "rows": len(te), "frauds": int(te.labels.sum())},
+        "data": {
+            "path": str(data_path),
+            "sha256": data_hash,
+            "rows_scored": len(data),  # the rows the fraud step scores (models.scored)
+            **data.excluded.summary(),
+        },
+        "train": {
+            "days": split.train_days,
+            "rows": len(tr),
+            "frauds": int(tr.labels.sum()),
+            "excluded_before_fraud_step": len(tr.excluded),
+            "excluded_frauds": int(tr.excluded.labels.sum()),
+        },
+        "test": {
+            "days": split.test_days,
+            "rows": len(te),
+            "frauds": int(te.labels.sum()),
+            "excluded_before_fraud_step": len(te.excluded),
+            "excluded_frauds": int(te.excluded.labels.sum()),
+        },
         "features": config.features,
         "config": asdict(config),
         "metrics": {k: m.as_dict() for k, m in metrics.items()},
