@@ -37,6 +37,20 @@ def cavv_for(key_hex: str, card: dict, *, attempt: bool = False) -> str:
     return make_cavv(bytes.fromhex(key_hex), card["pan"], atn=atn, attempt=attempt).to_text()
 
 
+def wrong_cavv(
+    key_hex: str, made_with: str, card: dict, for_card: dict, attempt: bool = False
+) -> str:
+    """A CAVV for ``card`` made with the key ``made_with`` for ``for_card``'s PAN whose 3-digit
+    output is not the genuine one (by chance, 1 in 1,000, it would be: a forger's lucky guess
+    is approved, as it should be, and a test drawing one at random would fail)."""
+    while True:
+        atn = f"{int.from_bytes(os.urandom(8), 'big') % 10**16:016d}"
+        value = make_cavv(bytes.fromhex(made_with), for_card["pan"], atn=atn, attempt=attempt)
+        genuine = make_cavv(bytes.fromhex(key_hex), card["pan"], atn=atn, attempt=attempt)
+        if value.output != genuine.output:
+            return value.to_text()
+
+
 async def test_a_cavv_is_checked_and_a_forged_one_declined(
     nursery,
     tmp_path,
@@ -51,9 +65,9 @@ async def test_a_cavv_is_checked_and_a_forged_one_declined(
         # claim, CAVV, response code, CAVV result (field 44 and journal)
         ("212", cavv_for(key, card), "00", "2"),
         ("211", cavv_for(key, card, attempt=True), "00", "3"),
-        ("212", cavv_for(forger, card), "05", "1"),  # made without the issuer's key
-        ("211", cavv_for(forger, card, attempt=True), "05", "4"),
-        ("212", cavv_for(key, other), "05", "1"),  # genuine, for another card
+        ("212", wrong_cavv(key, forger, card, card), "05", "1"),  # without the issuer's key
+        ("211", wrong_cavv(key, forger, card, card, attempt=True), "05", "4"),
+        ("212", wrong_cavv(key, key, card, other), "05", "1"),  # genuine, for another card
         ("212", "NOTACAVV", "00", "0"),  # not a CAVV: reported, not declined
         ("212", None, "00", ""),  # a claim without a value: nothing to check
     ]
