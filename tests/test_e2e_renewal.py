@@ -92,3 +92,34 @@ def card_on_file(card: dict[str, Any], expiry: str, indicator: str | None) -> di
     ``indicator``), the expiry it keeps, no CVV2 (no merchant may keep one)."""
     stored = {} if indicator is None else {"48": f"2208 0504{indicator}".replace(" ", "")}
     return purchase(card, 500, **{"22": "812", "25": "59", "35": None, "14": expiry, **stored})
+
+
+async def test_a_renewal_lost_in_the_post_hands_over_through_its_replacement(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The renewed plastic is lost in the post (reported lost before its activation) and
+    replaced under a new PAN: the cardholder keeps paying with the old card until the
+    replacement is activated, then the old card stops, as it would have when the lost one
+    was activated."""
+    host = await start_host(nursery, tmp_path, store_url)
+    old = host.cards["restricted"]
+    security = SecurityModule.open(host.config.security, demo=True)
+    switch = await Switch.connect(host.port)
+    async with opened_store(store_url) as store:
+        service, old_id = await year_ahead(store, security, old)
+        renewed = await service.apply(old_id, "renew")
+        await service.apply(renewed["card_id"], "ship")
+        await service.apply(renewed["card_id"], "report-lost", reason="lost in the post")
+        replacement = await service.apply(renewed["card_id"], "replace")
+        assert replacement["card_id"] not in (old_id, renewed["card_id"])
+        assert (await switch.send(purchase(old, 500)))["39"] == "00"  # still the card in use
+        await service.apply(replacement["card_id"], "ship")
+        await service.apply(replacement["card_id"], "activate")
+        assert (await service.get_card(old_id))["state"] == "replaced"
+        assert (await service.get_card(renewed["card_id"]))["state"] == "lost"
+        assert (await switch.send(purchase(old, 500)))["39"] == "62"  # card.replaced
+        retired = [e for e in await service.audit(subject=old_id) if e["action"] == "card.retire"]
+        assert len(retired) == 1 and f"successor {renewed['card_id']}" in retired[0]["after"]
+    await switch.aclose()

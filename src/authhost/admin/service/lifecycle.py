@@ -86,17 +86,31 @@ class CardLifecycle(ServiceBase):
     async def _retire_predecessor(self, successor: Card) -> None:
         """A renewed or reissued card's predecessor stops once its successor is activated:
         until then it kept working, so the cardholder was never without a card (a lost,
-        stolen or damaged predecessor is final already and stays as it is)."""
+        stolen or damaged predecessor is final already and stays as it is). A predecessor
+        that was never activated itself (a renewal lost in the post, replaced by this card)
+        never took over from the card before it, which the cardholder kept using: that one
+        stops now too, and so on up the chain."""
+        seen = {successor.card_id}
+        while successor.replaces and successor.replaces not in seen:
+            old = await self._retire_one(successor)
+            if old is None or lifecycle.has_been_activated(old):
+                return
+            seen.add(old.card_id)
+            successor = old
+
+    async def _retire_one(self, successor: Card) -> Card | None:
+        """Retire ``successor``'s predecessor (re-reading it on a concurrent change); the
+        predecessor as it was read, or None when it is not stored."""
         for _ in range(RETIRE_TRIES):  # the successor is active already: retire, re-reading
             old = await self.store.get_card(successor.replaces or "")  # on a concurrent change
             if old is None:
-                return
+                return None
             retired = lifecycle.retire(old)
             if retired is old:
-                return
+                return old
             try:
                 await self._update(old, retired, "card.retire", f"successor {successor.card_id}")
-                return
+                return old
             except ConflictError:
                 continue
         raise ConflictError(
