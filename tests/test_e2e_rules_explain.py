@@ -72,3 +72,25 @@ async def test_each_rule_shows_why_it_matched_a_past_transaction_or_not(
     missing = await call(port, "GET", f"/v1/cards/{card_id}/journal/999999/rules",
                          token=AUDITOR_TOKEN)  # fmt: skip
     assert missing.status == 404
+    assert got["rules_ran"] and got["declined_before_fraud_step"] is None
+    assert got["not_run_because"] is None
+
+    # the same cash-out with a wrong PIN: the PIN step answers 55 before the fraud step, so no
+    # rule ran on it; the explanation says so instead of presenting the rules' verdicts as
+    # what happened (MULE-01 would have matched its context)
+    wrong = "0000" if card["pin"] != "0000" else "1111"
+    mistyped = with_pin(purchase(card, amount=45_000, **atm), host, card, wrong)
+    assert (await switch.send(mistyped))["39"] == "55"
+    async with opened_store(store_url) as store:
+        (entry,) = [e for e in await store.journal(JournalQuery(card_id=card_id, limit=100))
+                    if e.stan == mistyped["11"]]  # fmt: skip
+    path = f"/v1/cards/{card_id}/journal/{entry.journal_id}/rules"
+    explained = await call(port, "GET", path, token=AUDITOR_TOKEN)
+    assert explained.status == 200, explained.json
+    got = explained.json
+    assert got["journalled"]["response_code"] == "55"
+    assert got["journalled"]["rule_matches"] == [] and got["journalled"]["fraud_score"] == -1
+    assert got["rules_ran"] is False and got["declined_before_fraud_step"] == "pin"
+    assert got["not_run_because"].startswith("declined 55 (pin.")
+    assert "before the fraud step: no rule ran on it" in got["not_run_because"]
+    assert "MULE-01 cash-out of money just received" in got["outcome"]["matched"]

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -19,6 +20,9 @@ from authhost.cli.app import app
 from authhost.rules.backtest import run_backtest
 from authhost.rules.dataset import DatasetError, iter_rows, read_labelled
 from authhost.rules.loader import load_rule_set
+from simulator.traffic import ScenarioRates, TrafficConfig, generate
+
+MERCHANT_RULES = Path(__file__).parent.parent / "examples" / "rules" / "merchant_rules.toml"
 
 RULES_A = """
 [[rule]]
@@ -312,3 +316,148 @@ def test_the_backtest_judges_rules_on_the_models_own_score(tmp_path: Path) -> No
     result = run_backtest(iter_rows(read_labelled(data)), [load_rule_set(rules)], {})
     (hi,) = result.sets[0].rules
     assert (hi.matches, hi.true_positives) == (1, 1)  # the row without its own score: as before
+
+
+# (ts, card_id, response_code, reason_codes, rule_matches, cvv_failed, message_class, label,
+#  scenario, amount_minor): one web shop, one terminal
+BEFORE_FRAUD_ROWS = [
+    (1000.0, "", "14", "card.unknown", "", 0, "authorisation", 1, "bin_attack", 101),
+    (1010.0, "c1", "82", "cvv.cvv_failed", "", 1, "authorisation", 1, "card_testing", 102),
+    (1020.0, "c2", "55", "pin.wrong", "", 0, "financial", 0, "", 103),
+    (1030.0, "c3", "00", "", "", 0, "authorisation", 1, "bin_attack", 1_000),
+    (1040.0, "c4", "05", "", "", 0, "authorisation", 0, "", 2_000),  # no reason: kept
+    # a rule's decline whose reason starts like the card step's: the fraud step ran
+    (1050.0, "c5", "59", "card.testing_rule", "theirs", 0, "authorisation", 1, "", 3_000),
+    # approved by the pipeline, refused by the funds re-check: scored
+    (1060.0, "c6", "51", "card.previous_expiry;funds.recheck", "", 0, "financial", 0, "", 4_000),
+    (1070.0, "c3", "00", "", "", 0, "reversal", 0, "", 1_000),  # replayed, never evaluated
+]
+BEFORE_FRAUD_RULES = """
+[[rule]]
+name = "web"
+expression = "channel == 'ecommerce'"
+action = "decline"
+
+[[rule]]
+name = "after-unknown"
+expression = "terminal.unknown_card_count_10m >= 1 and merchant.failed_cvv_10m >= 1"
+action = "review"
+"""
+
+
+def write_before_fraud_csv(path: Path) -> Path:
+    columns = ["ts", "message_class", "response_code", "reason_codes", "rule_matches",
+               "card_id", "pan_index", "processing_code", "amount_minor", "currency",
+               "channel", "merchant_id", "terminal_id", "cvv_failed", "fraud_score", "label",
+               "scenario"]  # fmt: skip
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for (
+            ts,
+            card,
+            code,
+            reasons,
+            matches,
+            cvv,
+            klass,
+            label,
+            scenario,
+            amount,
+        ) in BEFORE_FRAUD_ROWS:
+            writer.writerow(
+                [ts, klass, code, reasons, matches, card, f"p-{card or 'unknown'}", "000000",
+                 amount, "978", "ecommerce", "shop-1", "t-1", cvv, -1, label, scenario]
+            )  # fmt: skip
+    return path
+
+
+def test_rules_are_not_credited_with_requests_declined_before_the_fraud_step(
+    tmp_path: Path,
+) -> None:
+    """Online the rules run only in the fraud step: the unknown card (14), the failed CVV (82)
+    and the wrong PIN (55) never met a rule, so a rule matching every web request is credited
+    only with the four the fraud step scored, and the three are counted apart, by step and by
+    fraud scenario. They still count in the merchant's and terminal's counters, as online."""
+    data = write_before_fraud_csv(tmp_path / "declined.csv")
+    rules = tmp_path / "r.toml"
+    rules.write_text(BEFORE_FRAUD_RULES)
+    result = run_backtest(iter_rows(read_labelled(data)), [load_rule_set(rules)], {})
+
+    assert (result.rows, result.evaluated) == (8, 4)
+    assert result.excluded_before_fraud_step == 3
+    assert result.excluded_by_step == {"card": 1, "card_verification": 1, "pin": 1}
+    assert result.excluded_frauds == 2
+    assert result.excluded_frauds_by_scenario == {"bin_attack": 1, "card_testing": 1}
+    assert result.excluded_fraud_amount == 2.03
+    (s,) = result.sets
+    web, after = s.rules
+    assert (web.matches, web.true_positives, web.false_positives) == (4, 2, 2)
+    assert web.fraud_amount == 40.0  # 10.00 and 30.00; not the 1.01 and 1.02 answered 14/82
+    assert (s.transactions, s.fraud, s.fraud_amount) == (4, 2, 40.0)
+    assert (s.declined_fraud, s.declined_genuine, s.detection_rate) == (2, 2, 1.0)
+    # the 14 and the 82 before them are in the counters of every request the rules saw
+    assert (after.matches, after.true_positives) == (4, 2)
+
+    report = tmp_path / "report"
+    cli = runner.invoke(
+        app,
+        ["backtest", "--rules", str(rules), "--data", str(data), "--report-dir", str(report),
+         "--no-progress"],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    text = " ".join(cli.output.split())
+    assert "3 requests declined before the fraud step left out" in text
+    assert "card 1, card_verification 1, pin 1" in text
+    assert "of which fraud: 2 (amount 2.03): bin_attack 1, card_testing 1" in text
+    assert "4 requests evaluated" in text
+    got = json.loads((report / "backtest.json").read_text())
+    assert (got["evaluated"], got["excluded_before_fraud_step"], got["excluded_frauds"]) == (
+        4,
+        3,
+        2,
+    )
+    assert got["excluded_by_step"] == {"card": 1, "card_verification": 1, "pin": 1}
+    assert got["excluded_frauds_by_scenario"] == {"bin_attack": 1, "card_testing": 1}
+    assert got["sets"][0]["rules"][0]["matches"] == 4
+
+
+def test_a_bin_attack_rule_is_credited_only_with_the_requests_the_fraud_step_scored(
+    tmp_path: Path,
+) -> None:
+    """Simulated BIN attacks (unknown numbers answered 14, real cards hit, some failing CVV2)
+    and card testing, backtested with examples/rules/merchant_rules.toml: MCT-03 (unknown
+    numbers at a terminal) only matches real cards the issuer went on to score, never the
+    numbers it answered 14; MCT-02 (CVV failures at a merchant) never a request answered N7."""
+    rates = ScenarioRates(card_testing=0.03, bin_attack=1.0)
+    traffic = generate(TrafficConfig(cards=400, days=24, seed=3, rates=rates))
+    data = tmp_path / "bin.parquet"
+    traffic.write(data)
+    rows = pq.read_table(data).to_pylist()
+    # the simulator answers every fraud the fraud step scores 00 or 51 (funds come after it)
+    scored_frauds = [r for r in rows if r["label"] and r["response_code"] in ("00", "51")]
+    bin_hits = [r for r in scored_frauds if r["scenario"] == "bin_attack"]
+    bin_declined = [r for r in rows if r["scenario"] == "bin_attack" and r not in bin_hits]
+    assert sum(r["response_code"] == "14" for r in bin_declined) > 500 and bin_hits
+
+    report = tmp_path / "report"
+    cli = runner.invoke(
+        app,
+        ["backtest", "--rules", str(MERCHANT_RULES), "--data", str(data), "--report-dir",
+         str(report), "--no-progress"],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    got = json.loads((report / "backtest.json").read_text())
+    (s,) = got["sets"]
+    rules = {r["name"].split()[0]: r for r in s["rules"]}
+    mct3 = rules["MCT-03"]
+    assert 0 < mct3["matches"] == mct3["true_positives"] <= len(bin_hits)
+    scored_tests = [r for r in scored_frauds if r["scenario"] in ("card_testing", "bin_attack")]
+    assert rules["MCT-02"]["true_positives"] <= len(scored_tests)
+    assert s["fraud"] == len(scored_frauds)
+
+    assert "declined before the fraud step left out" in " ".join(cli.output.split())
+    assert got["evaluated"] + got["excluded_before_fraud_step"] == len(rows)  # no advices
+    assert got["excluded_frauds_by_scenario"]["bin_attack"] == len(bin_declined)
+    assert got["excluded_by_step"]["card"] >= sum(r["response_code"] == "14" for r in rows)
+    assert got["excluded_frauds"] + s["fraud"] == sum(r["label"] for r in rows)

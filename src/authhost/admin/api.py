@@ -864,7 +864,8 @@ def _routes() -> list[Route]:
             _explain_rules,
             "What each rule of the server's rules file makes of a journalled transaction: "
             "matched or not, with the values of the variables it reads, the set's outcome, "
-            "and what the journal recorded",
+            "and what the journal recorded; rules_ran is false for a request declined before "
+            "the fraud step, where no rule ran",
             tag="journal",
         ),
         Route(

@@ -19,6 +19,7 @@ from authhost.cards.acceptor_velocity import WINDOW_LONG_S
 from authhost.cards.velocity import RETENTION_S
 from authhost.models.context import replay_contexts
 from authhost.models.features import feature_names, feature_values
+from authhost.models.scored import SCORED_CLASSES, SERVER, entry_declined_before_fraud
 from authhost.models.scorer import Scorer
 from authhost.rules.engine import RuleSet
 from authhost.rules.explain import explain_rules
@@ -65,8 +66,14 @@ async def explain_rules_for_entry(
     the variables it reads, beside what the journal recorded (``rules.explain``).
 
     ``score`` is the model's own as journalled (``model_score``; for an entry from before it
-    was, the journalled fraud score less the points of the score rules that match)."""
+    was, the journalled fraud score less the points of the score rules that match).
+
+    Online the rules run only in the fraud step. For an entry that never reached it (declined
+    by an earlier step, ``models.scored``, or an advice or reversal, which the fraud step never
+    scores) ``rules_ran`` is false and ``not_run_because`` says why: the verdicts are then
+    what the rules would make of its context, not what they did."""
     entry = await card_journal_entry(store, card_id, journal_id)
+    not_run = _rules_not_run(entry)
     rows = await _history(store, entry, rule_set.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
     if entry.model_score >= 0:  # journalled: the score the rules saw
@@ -79,6 +86,9 @@ async def explain_rules_for_entry(
     return {
         "journal_id": journal_id,
         "card_id": card_id,
+        "rules_ran": not_run is None,
+        "declined_before_fraud_step": entry_declined_before_fraud(entry),
+        "not_run_because": not_run,
         "journalled": {
             "response_code": entry.response_code,
             "reason_codes": [r for r in entry.reason_codes.split(";") if r],
@@ -89,6 +99,26 @@ async def explain_rules_for_entry(
         **explain_rules(rule_set, ctx, score, lists),
         "rows_replayed": len(rows),
     }
+
+
+def _rules_not_run(entry: JournalEntry) -> str | None:
+    """Why no rule ran on the entry online, or None when the fraud step had it."""
+    if entry.message_class not in SCORED_CLASSES:
+        return (
+            f"a {entry.message_class} is never scored: rules run only on authorisation and "
+            "financial requests, in the fraud step; the verdicts below are what they would "
+            "make of its context"
+        )
+    step = entry_declined_before_fraud(entry)
+    if step is None:
+        return None
+    reason = entry.reason_codes.split(";", 1)[0]
+    by = "by the server, outside the pipeline" if step == SERVER else f"by the {step} step"
+    return (
+        f"declined {entry.response_code} ({reason}) {by}, before the fraud step: no rule ran "
+        "on it online; the verdicts below are what the rules would make of its context had "
+        "it reached them"
+    )
 
 
 async def card_journal_entry(store: CardStore, card_id: str, journal_id: int) -> JournalEntry:

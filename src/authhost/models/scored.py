@@ -1,5 +1,6 @@
 """Which journal rows the server's fraud step scored online: the one rule that training,
-evaluation and the champion/challenger comparison use to choose their rows.
+evaluation, the champion/challenger comparison and the rules backtest (``rules.backtest``:
+online the rules run in the fraud step) use to choose their rows.
 
 The pipeline runs validate, card (status), card_verification, pin, controls, fraud, funds
 (``auth.steps``, ``[auth] steps``) and stops at the first decline. A request declined by a

@@ -1,8 +1,15 @@
 """Backtesting rule sets on labelled history: the same contexts, the same engine as production.
 
 Rows are replayed in time order through ``models.context.replay_contexts`` (so velocity is
-what the server would have seen) and each authorisation/financial request is evaluated by
-every rule set given. ``score`` is the model score the journal recorded (``fraud_score``,
+what the server would have seen) and each request the server's fraud step scores is
+evaluated by every rule set given. Online the rules run only in the fraud step: a request
+declined before it (an unknown card 14, a CVV failure 82/N7, a wrong PIN 55, a blocked card,
+a limit) never meets a rule, so crediting a rule with it would report as caught what the
+server answered before any rule ran. ``models.scored`` (the rule training and
+``models compare`` use) says which rows those are; they still feed the replayed counters (a
+card's declines, a terminal's unknown numbers, as online) and are counted apart
+(``excluded_before_fraud_step``, by step and fraud scenario). Advices and reversals are
+replayed, never evaluated. ``score`` is the model score the journal recorded (``fraud_score``,
 -1 = not scored, i.e. missing). A transaction counts as caught when the set declines it;
 reviews are reported apart.
 """
@@ -10,13 +17,14 @@ reviews are reported apart.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from authhost.models.context import replay_contexts
+from authhost.models.scored import SCORED_CLASSES, row_declined_before_fraud, scored_online
 from authhost.rules.engine import Lists, RuleSet
 
-EVALUATED_CLASSES = frozenset({"authorisation", "financial", ""})
 PROGRESS_EVERY = 10_000
 
 
@@ -76,7 +84,14 @@ class Diff:
 class BacktestResult:
     data: str
     rows: int = 0
-    evaluated: int = 0
+    evaluated: int = 0  # requests the fraud step scores: the ones the rules see
+    # authorisation/financial requests declined before the fraud step: no rule runs on them
+    # online, so none is evaluated (``models.scored``); still replayed into the counters
+    excluded_before_fraud_step: int = 0
+    excluded_frauds: int = 0
+    excluded_fraud_amount: float = 0.0
+    excluded_by_step: dict[str, int] = field(default_factory=dict)
+    excluded_frauds_by_scenario: dict[str, int] = field(default_factory=dict)
     sets: list[SetResult] = field(default_factory=list)
     diff: Diff | None = None
     scores_fraud: list[int] = field(default_factory=list, repr=False)
@@ -154,21 +169,33 @@ def run_backtest(
     data_name: str = "",
     progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
-    """Replay ``rows`` (sorted by ts) through every rule set; figures per rule and per set."""
+    """Replay ``rows`` (sorted by ts) through every rule set; figures per rule and per set,
+    over the requests the fraud step scores (``models.scored``); the ones declined before it
+    are counted apart."""
     started = time.perf_counter()
     lists = lists or {}
     tallies = [_Tally(rs) for rs in rule_sets]
     result = BacktestResult(data=data_name)
     diff = Diff() if len(rule_sets) == 2 else None
     rows_seen = evaluated = 0
+    by_step: Counter[str] = Counter()
+    frauds_by_scenario: Counter[str] = Counter()
+    excluded_fraud_amount = 0.0
     for row, ctx in replay_contexts(rows):
         rows_seen += 1
         if progress is not None and rows_seen % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
-        if (row.get("message_class") or "") not in EVALUATED_CLASSES:
+        fraud = bool(row.get("label") or 0)
+        if not scored_online(row):  # no rule ran on it online: replayed only
+            # an advice or a reversal is never scored; a request declined before the fraud
+            # step is counted apart
+            if (row.get("message_class") or "") in SCORED_CLASSES:
+                by_step[row_declined_before_fraud(row) or ""] += 1
+                if fraud:
+                    frauds_by_scenario[str(row.get("scenario") or "")] += 1
+                    excluded_fraud_amount += ctx.amount_minor / 100
             continue
         evaluated += 1
-        fraud = bool(row.get("label") or 0)
         raw_score = _model_score(row)
         score = int(raw_score) if raw_score is not None and raw_score >= 0 else None  # type: ignore[operator,call-overload]
         if score is not None:
@@ -192,6 +219,11 @@ def run_backtest(
         progress(rows_seen % PROGRESS_EVERY)
     result.rows = rows_seen
     result.evaluated = evaluated
+    result.excluded_before_fraud_step = by_step.total()
+    result.excluded_frauds = frauds_by_scenario.total()
+    result.excluded_fraud_amount = round(excluded_fraud_amount, 2)
+    result.excluded_by_step = dict(sorted(by_step.items()))
+    result.excluded_frauds_by_scenario = dict(sorted(frauds_by_scenario.items()))
     result.sets = [t.finish() for t in tallies]
     result.diff = diff
     result.seconds = round(time.perf_counter() - started, 3)

@@ -16,7 +16,7 @@ from authhost.store.labelled import COLUMN_TYPES, DatasetError, iter_rows
 
 __all__ = ["COLUMN_TYPES", "USED_COLUMNS", "DatasetError", "iter_rows", "read_labelled"]
 
-# what replay_contexts, the velocity events and the report read
+# what replay_contexts, the velocity events, the report and models.scored read
 USED_COLUMNS = (
     "ts",
     "message_class",
@@ -54,6 +54,11 @@ USED_COLUMNS = (
     "travel_notice",  # card.travel_notice
     "movement",  # with reason_codes: which approvals spent (models.context.is_approved_spending)
     "reason_codes",
+    # with response_code and reason_codes: was the request declined before the fraud step,
+    # i.e. never seen by a rule (models.scored.row_declined_before_fraud)
+    "rule_matches",
+    "challenger_score",
+    "model_skipped",
     "label",
     "scenario",
 )

@@ -90,11 +90,37 @@ def summary_table(result: BacktestResult) -> Table:
     return table
 
 
+def excluded_lines(result: BacktestResult) -> list[str]:
+    """What the figures leave out: the requests declined before the fraud step, which no rule
+    sees online (``models.scored``), by step and by fraud scenario."""
+    if not result.excluded_before_fraud_step:
+        return []
+    steps = ", ".join(f"{step} {n:,}" for step, n in result.excluded_by_step.items())
+    lines = [
+        f"{result.excluded_before_fraud_step:,} requests declined before the fraud step left "
+        f"out (no rule sees them online; replayed into the counters only): {steps}"
+    ]
+    if result.excluded_frauds:
+        scenarios = ", ".join(
+            f"{name or 'unnamed'} {n:,}" for name, n in result.excluded_frauds_by_scenario.items()
+        )
+        lines.append(
+            f"of which fraud: {result.excluded_frauds:,} "
+            f"(amount {_num(result.excluded_fraud_amount)}): {scenarios}"
+        )
+    return lines
+
+
 def print_report(result: BacktestResult, console: Console) -> None:
     for s in result.sets:
         console.print(rules_table(s))
     console.print(summary_table(result))
-    console.print(f"[dim]{result.evaluated:,} requests evaluated in {result.seconds:.1f} s[/dim]")
+    for line in excluded_lines(result):
+        console.print(line, highlight=False)
+    console.print(
+        f"[dim]{result.evaluated:,} requests evaluated (the ones the fraud step scores) "
+        f"in {result.seconds:.1f} s[/dim]"
+    )
 
 
 def write_json(result: BacktestResult, path: Path) -> Path:
