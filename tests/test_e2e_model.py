@@ -184,6 +184,17 @@ async def test_a_model_of_merchant_features_gets_the_counters_no_rule_asked_for(
             "--config", str(config)]  # fmt: skip
     view = json.loads((await trio.to_thread.run_sync(CliRunner().invoke, app, args)).output)
     assert view["features"]["merchant_count_10m_log"] == pytest.approx(math.log1p(3))
+    # a request the card step declined (41, lost) never reached the model: the view says so
+    lost = await switch.send(purchase(host.cards["lost"], **shop))
+    assert lost["39"] == "41"
+    declined = await journal_entry_for(store_url, lost["11"])
+    assert declined.fraud_score == -1
+    args = ["journal", "explain", declined.card_id, str(declined.journal_id), "--config",
+            str(config)]  # fmt: skip
+    unscored = json.loads((await trio.to_thread.run_sync(CliRunner().invoke, app, args)).output)
+    assert unscored["scored_online"] is False and view["scored_online"] is True
+    assert unscored["not_scored_because"].startswith("declined 41 (card.lost) by the card step")
+    assert unscored["not_scored_because"].endswith("the model did not score it online")
     missing = ["journal", "explain", last_at_shop["card_id"], "999999", "--config", str(config)]
     refused = await trio.to_thread.run_sync(CliRunner().invoke, app, missing)
     assert refused.exit_code == 1 and "not found" in refused.output

@@ -33,16 +33,21 @@ async def explain_journal_entry(
     store: CardStore, card_id: str, journal_id: int, scorer: Scorer
 ) -> dict[str, Any]:
     """The entry's features as the server computed them, ``scorer``'s score of them and the
-    features that pushed it up most. NotFoundError for an entry the card does not have."""
+    features that pushed it up most. NotFoundError for an entry the card does not have. For an
+    entry the fraud step never had (``models.scored``) ``scored_online`` is false and
+    ``not_scored_because`` says why: the score is then what the model would have given."""
     entry = await card_journal_entry(store, card_id, journal_id)
     rows = await _history(store, entry, scorer.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
     values = feature_values(ctx, scorer.terminal_risk, scorer.feature_blocks)
+    not_scored = _not_in_fraud_step(entry, "the model did not score it")
     return {
         "journal_id": journal_id,
         "card_id": card_id,
         "model": scorer.name,
         "feature_set": scorer.feature_set,
+        "scored_online": not_scored is None,
+        "not_scored_because": not_scored,
         "score": scorer.score_one(ctx),
         "journalled": {"score": entry.fraud_score, "reasons": entry.model_reasons},
         "reasons": [
@@ -103,22 +108,26 @@ async def explain_rules_for_entry(
 
 def _rules_not_run(entry: JournalEntry) -> str | None:
     """Why no rule ran on the entry online, or None when the fraud step had it."""
+    why = _not_in_fraud_step(entry, "no rule ran on it")
+    if why is None:
+        return None
+    return why + "; the verdicts below are what the rules would make of its context"
+
+
+def _not_in_fraud_step(entry: JournalEntry, so: str) -> str | None:
+    """Why the fraud step (its rules and model) never had the entry online, ending in what
+    that means (``so``), or None when it had it."""
     if entry.message_class not in SCORED_CLASSES:
         return (
-            f"a {entry.message_class} is never scored: rules run only on authorisation and "
-            "financial requests, in the fraud step; the verdicts below are what they would "
-            "make of its context"
+            f"a {entry.message_class} is never scored: the fraud step has only authorisation "
+            f"and financial requests, so {so} online"
         )
     step = entry_declined_before_fraud(entry)
     if step is None:
         return None
     reason = entry.reason_codes.split(";", 1)[0]
     by = "by the server, outside the pipeline" if step == SERVER else f"by the {step} step"
-    return (
-        f"declined {entry.response_code} ({reason}) {by}, before the fraud step: no rule ran "
-        "on it online; the verdicts below are what the rules would make of its context had "
-        "it reached them"
-    )
+    return f"declined {entry.response_code} ({reason}) {by}, before the fraud step: {so} online"
 
 
 async def card_journal_entry(store: CardStore, card_id: str, journal_id: int) -> JournalEntry:
