@@ -108,6 +108,11 @@ def test_a_trace_of_the_fraud_step_keeps_a_row_whatever_its_reason_says() -> Non
     assert declined_before_fraud("85", "verification") is None
     assert declined_before_fraud("51", "funds.insufficient") is None
     assert declined_before_fraud("51", "card.previous_expiry;funds.recheck") is None
+    # the store's write refused what the whole pipeline approved (no rule, no model): its
+    # reason comes first when the pipeline had none, and names an earlier step's prefix
+    for refused in ("3ds.cavv_reused", "chip.atc_replay", "chip.atc_jump",
+                    "pin.locked_meanwhile", "pin.change_conflict"):  # fmt: skip
+        assert declined_before_fraud("05", refused) is None, refused
     assert declined_before_fraud("05", "") is None
     # a row: advices and reversals are not scored, whatever their answer
     row = {"message_class": "authorisation", "response_code": "14", "reason_codes": "card.unknown"}

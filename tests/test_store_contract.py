@@ -895,6 +895,26 @@ async def test_a_late_or_changed_fraud_report_comes_after_a_consumers_cursor(sto
     assert (await store.fraud_reports_of([third]))[third] == later[1]
 
 
+async def test_a_report_id_is_never_handed_out_again_after_pruning(store):
+    """The newest report can be a late one on an old entry, which retention prunes: the next
+    report still gets a higher id than any handed out, or a consumer whose cursor passed the
+    pruned one would never see it."""
+    card, _ = await seeded(store, balance=20_000)
+    posted = Movement(card.account_id, MoneyMove.POST, 100, require_funds=False)
+    await store.commit(Commit(entry(card, 1, 100, ts=NOW - 40 * 86400), posted, card.card_id))
+    await store.commit(hold(card, 2, 200))
+    old, new = sorted(e.journal_id for e in await store.journal(JournalQuery(card_id=card.card_id)))
+    await store.put_fraud_report(FraudReport(new, card.card_id, True, "cardholder", NOW))
+    await store.put_fraud_report(FraudReport(old, card.card_id, True, "chargeback", NOW + 1))
+    cursor = (await store.fraud_reports(0, 100))[-1].report_id
+    await store.prune_journal(NOW - 35 * 86400)  # the old entry goes, its report with it
+    assert [r.journal_id for r in await store.fraud_reports(0, 100)] == [new]
+    await store.put_fraud_report(FraudReport(new, card.card_id, False, "analyst", NOW + 2))
+    later = await store.fraud_reports(cursor, 100)
+    assert [(r.journal_id, r.fraud) for r in later] == [(new, False)]
+    assert later[0].report_id > cursor
+
+
 async def test_the_review_queue_is_the_flagged_entries_in_journal_order(store):
     card, _ = await seeded(store, balance=20_000)
     await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=20_000))
@@ -1194,6 +1214,25 @@ async def test_a_commit_decided_on_an_out_of_date_history_is_stale(store):
         repeat.duplicate_of is not None
         and repeat.duplicate_of.journal_id == done.journal.journal_id
     )
+
+
+async def test_a_stale_commit_is_not_counted_at_its_merchant(store):
+    """A commit refused as stale wrote nothing, so the merchant's and terminal's counters do
+    not count it either (its request, decided again, is counted once when it is written)."""
+    card, _ = await seeded(store, balance=10**6)
+    assert await store.prepare_acceptor_counters(NOW) == 0
+    at_shop = dict(merchant_id="SHOP", terminal_id="T1")
+    first = await store.snapshot(SnapshotQuery(card.pan_index, NOW))
+    mark = first.velocity_mark
+    assert not (
+        await store.commit(replace(hold(card, 1, 500, **at_shop), velocity_mark=mark))
+    ).stale
+    assert (await store.commit(replace(hold(card, 2, 700, **at_shop), velocity_mark=mark))).stale
+    query = SnapshotQuery(card.pan_index, NOW + 5, merchant="SHOP",
+                          terminal=terminal_key("SHOP", "T1"))  # fmt: skip
+    [snapshot] = await store.snapshot_many([query])
+    assert snapshot.merchant_velocity.count_10m == 1
+    assert snapshot.terminal_velocity.count_10m == 1
 
 
 async def test_the_pin_counter_is_counted_in_the_write(store):

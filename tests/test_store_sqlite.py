@@ -398,3 +398,13 @@ async def test_fraud_reports_written_before_report_ids_keep_their_place(tmp_path
         assert [(r.journal_id, r.report_id) for r in await store.fraud_reports(9)] == [(3, 10)]
     finally:
         await store.close()
+    # a process on older code writes a report without its id (the column's default, 0): the
+    # file's trigger gives it the next one (migration 32), as it does this code's
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO fraud_reports (journal_id, card_id, fraud, source, "
+                     "reported_at, note) VALUES (11, 'crd_1', 0, 'analyst', 3.0, '')")  # fmt: skip
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert [(r.journal_id, r.report_id) for r in await store.fraud_reports(10)] == [(11, 11)]
+    finally:
+        await store.close()

@@ -22,10 +22,11 @@ the server could not have caught it. So a row is a training and evaluation row o
 
 Notes a step before ``fraud`` adds to a request it lets through (``PASS_NOTES``) are not
 decline reasons, so a request approved by the pipeline and refused by the store's funds
-re-check (51, ``...;funds.recheck``) stays a scored row. A decline with no reason code
-(older or hand-made exports) stays too: nothing says where it was declined. The simulator
-journals the reasons the host would (``card.unknown``, ``cvv.cvv2_failed``, ``pin.wrong``,
-``card.stolen``), so its traffic is filtered by the same rule.
+re-check (51, ``...;funds.recheck``) stays a scored row, and so does one the store's write
+refused (``STORE_REFUSALS``: a replayed CAVV or chip counter, 05 / 82). A decline with no
+reason code (older or hand-made exports) stays too: nothing says where it was declined. The
+simulator journals the reasons the host would (``card.unknown``, ``cvv.cvv2_failed``,
+``pin.wrong``, ``card.stolen``), so its traffic is filtered by the same rule.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from authhost.iso.codes import APPROVED_CODES, ResponseCode
+from authhost.store.interface import (
+    ATC_JUMP,
+    ATC_REPLAY,
+    CAVV_REUSED,
+    PIN_CHANGE_CONFLICT,
+    PIN_LOCKED_MEANWHILE,
+)
 from authhost.store.records import JournalEntry
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "SERVER",
     "SERVER_REASONS",
     "STEP_PREFIXES",
+    "STORE_REFUSALS",
     "declined_before_fraud",
     "entry_declined_before_fraud",
     "row_declined_before_fraud",
@@ -66,6 +75,13 @@ SERVER = "server"
 SERVER_REASONS = frozenset({"format", "mac", "unknown_mti", "deadline"})
 # reasons a step before ``fraud`` adds to a request it lets through: never a decline's reason
 PASS_NOTES = frozenset({"card.previous_expiry", "pin.unblocked", "pin.changed"})
+# what the store's write refuses a request the whole pipeline approved for (a replayed CAVV or
+# chip counter, a PIN locked or a card changed meanwhile): its reason comes after the
+# pipeline's, so first when the pipeline had none, though the fraud step ran. (Its prefix
+# names an earlier step: ``3ds.``, ``chip.``, ``pin.``.)
+STORE_REFUSALS = frozenset(
+    {CAVV_REUSED, ATC_REPLAY, ATC_JUMP, PIN_LOCKED_MEANWHILE, PIN_CHANGE_CONFLICT}
+)
 
 _NOT_DECLINED = APPROVED_CODES | {ResponseCode.NO_REASON_TO_DECLINE.value}
 _PREFIXES = tuple((prefix, step) for step, prefixes in STEP_PREFIXES.items() for prefix in prefixes)
@@ -91,7 +107,7 @@ def declined_before_fraud(
     first = reason_codes.split(";", 1)[0]
     if first in SERVER_REASONS:
         return SERVER
-    if first in PASS_NOTES:
+    if first in PASS_NOTES or first in STORE_REFUSALS:
         return None
     for prefix, step in _PREFIXES:
         if first.startswith(prefix):

@@ -722,8 +722,8 @@ class RedisCardStore:
                 outcomes[index] = exc
                 continue
             outcomes[index] = result
-            if committed is not None and result.duplicate_of is None:
-                committed.append(result.journal)
+            if committed is not None and result.duplicate_of is None and not result.stale:
+                committed.append(result.journal)  # (a stale one wrote nothing)
         if committed:
             try:  # counters only: the money and the journal are written already
                 await self._acceptors.record(self._client, committed)

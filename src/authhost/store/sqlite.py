@@ -945,15 +945,15 @@ class SqliteCardStore:
         return [codec.dispute_from_json(row[0]) for row in rows]
 
     async def put_fraud_report(self, report: FraudReport) -> None:
-        # its report_id is taken in the same statement, under the file's write lock: ids are
-        # written in the order they are taken, whichever process writes (a reader that paged
-        # past one never finds a smaller one later)
+        # its report_id is taken by the insert's trigger from a counter that never goes
+        # down (migration 32), under the file's write lock: ids are written in the order
+        # they are taken, whichever process writes, and never handed out twice (a reader
+        # that paged past one never finds a smaller or a reused one later)
         await self._writer.run(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO fraud_reports "
                 "(journal_id, card_id, fraud, source, reported_at, note, report_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, "
-                "(SELECT COALESCE(MAX(report_id), 0) + 1 FROM fraud_reports))",
+                "VALUES (?, ?, ?, ?, ?, ?, 0)",
                 (
                     report.journal_id,
                     report.card_id,

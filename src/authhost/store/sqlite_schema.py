@@ -356,6 +356,21 @@ ALTER TABLE fraud_reports ADD COLUMN report_id INTEGER NOT NULL DEFAULT 0;
 UPDATE fraud_reports SET report_id = journal_id;
 CREATE UNIQUE INDEX fraud_reports_written ON fraud_reports (report_id);
 """,
+    # 32: report ids from a counter that never goes down: MAX(report_id) + 1 handed an id out
+    # again when retention pruned the newest report (a late one on an old entry), and a
+    # consumer whose cursor had passed it never saw the report that got it. A report inserted
+    # without an id (0: the default, as a process on older code writes it) gets the next one.
+    # (Statements here are split at ";" + newline: the trigger's own end a line with ";".)
+    """
+CREATE TABLE fraud_report_ids (one INTEGER PRIMARY KEY CHECK (one = 1), last INTEGER NOT NULL);
+INSERT INTO fraud_report_ids VALUES (1, (SELECT COALESCE(MAX(report_id), 0) FROM fraud_reports));
+CREATE TRIGGER fraud_report_next_id AFTER INSERT ON fraud_reports WHEN NEW.report_id = 0
+BEGIN
+  UPDATE fraud_report_ids SET last = last + 1 WHERE one = 1
+  ; UPDATE fraud_reports SET report_id = (SELECT last FROM fraud_report_ids WHERE one = 1)
+    WHERE journal_id = NEW.journal_id
+  ; END;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
