@@ -274,3 +274,36 @@ async def test_two_operators_opening_one_dispute_at_once_move_its_money_once(
         assert sorted(r.status for r in replies) == [200, 409], replies
         [opened] = [r.json for r in replies if r.status == 200]
         assert (await balances_of(switch, visa))[0] == ledger + opened["credited_minor"]
+
+
+async def test_a_credit_whose_answer_was_lost_is_recorded_by_the_dispute_opened_instead(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+    monkeypatch,
+):
+    """The first try's provisional credit is written but its answer lost (503, no dispute);
+    another operator then opens the dispute without asking for a credit. That dispute records
+    the credit the cardholder has, so losing it takes the money back (before: the credit
+    was left behind, and a won dispute would have paid it a second time)."""
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, 5_000, store_url)
+    url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    faults.next = "answer_lost"
+    first = {"reason": "fraud"}
+    lost = await call(at.port, "POST", url, payload=first, headers={"Idempotency-Key": "k1"})
+    assert lost.status == 503, lost.json
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000  # the credit is there
+    other = await call(at.port, "POST", url,
+                       payload={"reason": "other", "provisional_credit": False})  # fmt: skip
+    assert other.status == 200 and other.json["credited_minor"] == 5_000, other.json
+    retry = await call(at.port, "POST", url, payload=first, headers={"Idempotency-Key": "k1"})
+    assert retry.status == 409, retry.json
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000  # nothing more moved
+    dispute_id = other.json["dispute_id"]
+    resolved = await call(at.port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                          payload={"outcome": "lost"})  # fmt: skip
+    assert resolved.status == 200, resolved.json
+    assert (await balances_of(at.switch, at.visa))[0] == ledger  # taken back

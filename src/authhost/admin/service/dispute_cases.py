@@ -106,16 +106,17 @@ class DisputeCases(ServiceBase):
             disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
             amount, entry.currency, now, note=mask_pans_in_text(spec.note),
         )  # fmt: skip
-        posted_now = False
         if spec.provisional_credit:
-            credited, posted_now = await self._provisional_credit(dispute, entry)
-            dispute = replace(dispute, credited_minor=credited)
+            credited, _ = await self._provisional_credit(dispute, entry)
+        else:  # an earlier try's credit, whose answer was lost: the dispute records it
+            credited = await self._credit_given(entry)
+        dispute = replace(dispute, credited_minor=credited)
         try:
             await self.store.open_dispute(dispute)
         except Conflict:  # another operator's dispute of the charge was recorded meanwhile
             rival = await self._dispute_of(entry)
-            if posted_now and (rival is None or not rival.credited_minor):
-                await self._take_back_credit(dispute, entry)
+            if dispute.credited_minor and (rival is None or not rival.credited_minor):
+                await self._take_back_credit(dispute, entry)  # (this try's, or an earlier's)
             raise _disputed_already(journal_id, rival) from None
         except StoreError as exc:
             raise Unavailable(
@@ -151,11 +152,19 @@ class DisputeCases(ServiceBase):
         if row["outcome"] != "duplicate":
             return dispute.amount_minor, True
         # an earlier try's credit, answered from the journal: what that one credited
-        query = JournalQuery(account_id=entry.account_id, rrn=row["rrn"], since=entry.ts)
+        return (await self._credit_given(entry)) or dispute.amount_minor, False
+
+    async def _credit_given(self, entry: JournalEntry) -> int:
+        """What the provisional credit named after this charge moved (an earlier try's, whose
+        answer was lost), 0 when none is journalled. A dispute of the charge recorded without
+        asking for a credit still records it: resolving it then takes it back (lost) or keeps
+        it (won), and never leaves it behind or pays it twice."""
+        rrn = disputes.charge_reference(entry.journal_id, disputes.CREDIT)[-12:]  # (its 0220)
+        query = JournalQuery(account_id=entry.account_id, rrn=rrn, since=entry.ts)
         async for earlier in self.store.export_journal(query):
             if earlier.terminal_id == disputes.TERMINAL and earlier.movement == "credit":
-                return earlier.hold_amount, False
-        return dispute.amount_minor, False
+                return earlier.hold_amount
+        return 0
 
     async def _take_back_credit(self, dispute: Dispute, entry: JournalEntry) -> None:
         """Take back the provisional credit this try gave when the charge's dispute recorded
