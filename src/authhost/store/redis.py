@@ -549,10 +549,9 @@ class RedisCardStore:
         velocity = EMPTY
         mark = None
         if card is not None and velocity_reply:
-            velocity = self._velocity.answer(
+            velocity, mark = self._velocity.answer(
                 query.pan_index, card_id, kept, velocity_reply, events_raw or [], query.now
             )
-            mark = int(_s(velocity_reply).split("|", 1)[1])  # the card's events so far
         previous = codec.journal_from_json(previous_raw) if previous_raw else None
         original = _hold(query.original_key, account_id, hold_raw) if hold_raw else None
         at_merchant, at_terminal = self._acceptors.at(query.now, query.merchant, query.terminal)

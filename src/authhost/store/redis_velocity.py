@@ -59,10 +59,10 @@ class VelocityLogs:
         reply: Any,
         events: Sequence[Any],
         now: float,
-    ) -> Velocity:
+    ) -> tuple[Velocity, int]:
         """The counters for a request at ``now`` (``SlidingVelocity.counted_at``) from a
         snapshot's reply (``"used|total"`` and the events after ``used``), asked with
-        ``kept``."""
+        ``kept``, and the card's events so far (``total``: the snapshot's velocity mark)."""
         used, total = (int(x) for x in _text(reply).split("|", 1))
         if used == 0 or kept is None or kept.card_id != card_id:
             fresh = Kept(card_id)
@@ -72,12 +72,12 @@ class VelocityLogs:
             current = self._kept.get(pan_index)
             if current is None or current.card_id != card_id or current.counted <= total:
                 self._keep(pan_index, fresh)
-            return fresh.sliding.counted_at(now)
+            return fresh.sliding.counted_at(now), total
         skip = kept.counted - used  # counted meanwhile by an overlapping snapshot
         for raw in events[max(skip, 0) :]:
             kept.sliding.add(self._parse(raw))
         kept.counted = max(kept.counted, total)
-        return kept.sliding.counted_at(now)
+        return kept.sliding.counted_at(now), total
 
     def _keep(self, pan_index: str, kept: Kept) -> None:
         if pan_index not in self._kept and len(self._kept) >= self._max_cards:
