@@ -61,6 +61,32 @@ async def test_a_clearing_line_with_digits_of_another_kind_names_its_line(tmp_pa
             assert reply.status == 422 and "line 2" in reply.json["error"], (row, reply)
 
 
+async def test_a_clearing_amount_of_thousands_of_digits_is_a_422_naming_line_and_field(tmp_path):
+    """int() of more than 4,300 digits raises an error of its own: it once escaped as a 500
+    with a traceback instead of the line's reason."""
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn"
+    nines = "9" * 5000
+    rows = [
+        (header, f"4761737843612522,ABC123,{nines},978,1795831000,123456789012", "amount_minor"),
+        (header + ",billing_amount_minor,billing_currency",
+         f"4761737843612522,ABC123,100,840,1795831000,123456789012,{nines},978",
+         "billing_amount_minor"),
+        (header, f"4761737843612522,ABC123,100,978,{nines},123456789012", "presented_at"),
+    ]  # fmt: skip
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        for head, row, field in rows:
+            body = {"csv": f"{head}\n{row}\n", "dry_run": True}
+            reply = await call(port, "POST", "/v1/clearing", payload=body)
+            _clean(reply)
+            assert reply.status == 422, (field, reply)
+            assert reply.json["error"].startswith(f"line 2: {field} must be"), reply.json
+        # zeros in front of a small amount are still that amount (they once raised too)
+        padded = f"4761737843612522,ABC123,{'0' * 5000}1,978,1795831000,123456789012"
+        reply = await call(port, "POST", "/v1/clearing",
+                           payload={"csv": f"{header}\n{padded}\n", "dry_run": True})  # fmt: skip
+        assert reply.status == 200 and reply.json["presentments"] == 1, reply
+
+
 @pytest.mark.parametrize("feed", ["/v1/journal/movements", "/v1/journal/alerts",
                                   "/v1/wallet-events", "/v1/audit", "/v1/reviews",
                                   "/v1/fraud-reports"])  # fmt: skip

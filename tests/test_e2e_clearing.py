@@ -145,6 +145,26 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
     assert not (tmp_path / "a.db").exists()  # nothing was opened, let alone posted
 
 
+async def test_a_clearing_amount_of_thousands_of_digits_is_refused_by_the_cli(tmp_path):
+    """The same file over the CLI: the line and the field, exit 1, no traceback."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn"
+    for name, text, reason in (
+        ("amount.csv", f"{header}\n4761739001010119,A1,{'9' * 5000},978,1764230400,{'7' * 23}\n",
+         "line 2: amount_minor must be a positive whole number"),
+        ("billing.csv", f"{header},billing_amount_minor,billing_currency\n"
+         f"4761739001010119,A1,100,840,1764230400,{'7' * 23},{'9' * 5000},978\n",
+         "line 2: billing_amount_minor must be a positive whole number"),
+    ):  # fmt: skip
+        (tmp_path / name).write_text(text)
+        code, output = await run_cli("clearing", "import", str(tmp_path / name), "--config",
+                                     str(config))  # fmt: skip
+        assert code == 1, output
+        assert reason in output and "Traceback" not in output, output
+    assert not (tmp_path / "a.db").exists()
+
+
 async def test_the_admin_api_posts_a_clearing_file(nursery, tmp_path, store_url):  # noqa: F811
     """A back office pushes the day's file over HTTP: operators only, matched, posted once,
     audited; a bad file is a 422 naming its line."""

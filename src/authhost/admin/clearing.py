@@ -110,6 +110,20 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+_AMOUNTS = "1 to 12 digits"  # ISO 8583 field 4 and field 6: n 12
+
+
+def _minor_units(text: str) -> int | None:
+    """A positive whole number of minor units below 10**12 (12 digits, leading zeros aside),
+    None otherwise. Its length is checked before ``int`` reads it: ``int`` refuses more than
+    4,300 digits with a ValueError of its own, which would escape as a traceback instead of
+    the line's reason."""
+    significant = text.lstrip("0")
+    if not (_digits(text) and significant and len(significant) <= 12):
+        return None
+    return int(significant)
+
+
 def _presentment(row: dict[str, str], line: int) -> Presentment:
     def bad(reason: str) -> ClearingFileError:
         return ClearingFileError(f"line {line}: {reason}")
@@ -117,9 +131,9 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     pan = (row.get("pan") or "").strip()
     if not (_digits(pan) and 12 <= len(pan) <= 19):
         raise bad("pan must be 12 to 19 digits")
-    amount = (row.get("amount_minor") or "").strip()
-    if not (_digits(amount) and 0 < int(amount) < 10**12):
-        raise bad("amount_minor must be a positive whole number of minor units")
+    amount = _minor_units((row.get("amount_minor") or "").strip())
+    if amount is None:
+        raise bad(f"amount_minor must be a positive whole number of minor units ({_AMOUNTS})")
     currency = (row.get("currency") or "").strip()
     if not (_digits(currency) and len(currency) == 3):
         raise bad("currency must be an ISO 4217 numeric code (3 digits)")
@@ -136,22 +150,25 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     billing_currency = (row.get("billing_currency") or "").strip()
     if bool(billing) != bool(billing_currency):
         raise bad("billing_amount_minor and billing_currency go together")
-    if billing and not (_digits(billing) and 0 < int(billing) < 10**12):
-        raise bad("billing_amount_minor must be a positive whole number of minor units")
+    billed = _minor_units(billing) if billing else None
+    if billing and billed is None:
+        raise bad(
+            f"billing_amount_minor must be a positive whole number of minor units ({_AMOUNTS})"
+        )
     if billing_currency and not (_digits(billing_currency) and len(billing_currency) == 3):
         raise bad("billing_currency must be an ISO 4217 numeric code (3 digits)")
     return Presentment(
         line=line,
         pan=pan,
         approval_code=code.upper(),
-        amount_minor=int(amount),
+        amount_minor=amount,
         currency=currency,
         presented_at=_when(row.get("presented_at") or "", bad),
         arn=arn,
         merchant_id=(row.get("merchant_id") or "").strip()[:15],
         terminal_id=(row.get("terminal_id") or "").strip()[:8],
         kind=kind,
-        billing_amount_minor=int(billing) if billing else None,
+        billing_amount_minor=billed,
         billing_currency=billing_currency,
     )
 
