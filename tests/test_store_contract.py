@@ -28,8 +28,10 @@ from authhost.security.pan_protection import open_pan, pan_index, seal_pan
 from authhost.store import open_store
 from authhost.store.interface import (
     ATC_WINDOW_S,
+    BALANCE_BOUND,
     CAVV_WINDOW_S,
     PENDING_PREFIX,
+    BeyondBound,
     CardStore,
     Commit,
     Conflict,
@@ -290,6 +292,78 @@ async def test_a_funds_change_never_takes_more_than_is_available(store):
     assert (await store.change_funds("cre", 1_000)).account.open_to_buy == 0
     assert (await store.change_funds("cre", -300)).account.balance == 700  # a payment: always
     assert (await store.change_funds("acc-1", 5)).account.open_to_buy == 5  # a load: always
+
+
+async def test_a_funds_change_never_takes_a_balance_beyond_the_bound(store):
+    """SQLite turns an integer sum past 64 bits into a float (the balance then stuck at
+    9.2e18, changes lost) and Lua computes in doubles: a balance stays within BALANCE_BOUND
+    either way, refused in the write itself, nothing changed."""
+    await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=BALANCE_BOUND - 10))
+    assert (await store.change_funds("acc-1", 10)).account.balance == BALANCE_BOUND
+    with pytest.raises(BeyondBound) as refused:
+        await store.change_funds("acc-1", 1, key="one-more", fingerprint="f")
+    assert refused.value.account.balance == BALANCE_BOUND
+    assert "1,000,000,000,000,001" in str(refused.value), str(refused.value)
+    with pytest.raises(BeyondBound):
+        await store.change_funds("acc-1", BALANCE_BOUND)
+    assert (await store.get_account("acc-1")).balance == BALANCE_BOUND
+    after = await store.change_funds("acc-1", -5, key="one-more", fingerprint="f2")
+    assert not after.repeated  # the refused change left no key behind
+    assert after.account.balance == BALANCE_BOUND - 5
+    assert (await store.change_funds("acc-1", 4)).account.balance == BALANCE_BOUND - 1
+    # a credit account's payments may not take it beyond the bound in credit either
+    await store.create_account(Account("cre", "978", CardKind.CREDIT, credit_limit=1_000))
+    assert (await store.change_funds("cre", -BALANCE_BOUND)).account.balance == -BALANCE_BOUND
+    with pytest.raises(BeyondBound):
+        await store.change_funds("cre", -1)
+    assert (await store.change_funds("cre", 1)).account.balance == -BALANCE_BOUND + 1
+
+
+async def test_a_commit_beyond_the_bound_moves_nothing_and_says_why(store):
+    card, _ = await seeded(store, balance=BALANCE_BOUND - 600)
+    assert (await store.commit(hold(card, 1, 500, MoneyMove.POST))).funds_ok
+    refund = await store.commit(hold(card, 2, 1_101, MoneyMove.CREDIT, processing_code="200000"))
+    assert refund.balance_bound and refund.account.balance == BALANCE_BOUND - 1_100
+    assert refund.journal.response_code == "61" and refund.journal.approval_code == ""
+    assert refund.journal.reason_codes.endswith("funds.balance_bound")
+    assert (refund.journal.hold_amount, refund.journal.balance_delta) == (0, 0)
+    fits = await store.commit(hold(card, 3, 1_100, MoneyMove.CREDIT, processing_code="200000"))
+    assert not fits.balance_bound and fits.account.balance == BALANCE_BOUND
+    # the purchase reversed would give its 500 back: beyond the bound, so not now
+    back = await store.commit(await reversal(card, 4, 1, 500))
+    assert back.balance_bound and back.journal.response_code == "61"
+    assert (await store.get_account("acc-1")).balance == BALANCE_BOUND
+    await store.change_funds("acc-1", -500)  # room again: the purchase was not marked reversed
+    again = await store.commit(await reversal(card, 5, 1, 500))
+    assert not again.balance_bound and again.journal.hold_amount == -500
+    assert (await store.get_account("acc-1")).balance == BALANCE_BOUND
+    # holds are bound too (an advice holds without the funds check)
+    advice = Commit(
+        entry(card, 6, BALANCE_BOUND + 1, mti="0120", message_class="authorisation_advice"),
+        Movement("acc-1", MoneyMove.HOLD, BALANCE_BOUND + 1, require_funds=False),
+        card_id=card.card_id,
+    )
+    held = await store.commit(advice)
+    assert held.balance_bound and held.account.holds == 0
+    stored = {e.stan: e for e in await store.journal(JournalQuery(card_id=card.card_id))}
+    assert [stored[f"{n:06d}"].response_code for n in range(1, 7)] == [
+        "00", "61", "00", "61", "00", "61"
+    ]  # fmt: skip
+    account = await store.get_account("acc-1")
+    moved = sum(e.balance_delta for e in stored.values())  # (and the 500 taken off)
+    assert account.balance == BALANCE_BOUND - 600 - 500 + moved
+    assert account.balance == BALANCE_BOUND and isinstance(account.balance, int)
+
+
+async def test_a_ledger_sync_never_sets_a_balance_beyond_the_bound(store):
+    card, _ = await seeded(store, balance=0)
+    await store.commit(hold(card, 1, 1_000, MoneyMove.CREDIT, processing_code="200000"))
+    with pytest.raises(BeyondBound):
+        await store.sync_ledger("acc-1", BALANCE_BOUND, 0, NOW)
+    assert (await store.get_account("acc-1")).balance == 1_000
+    assert await store.ledger_state("acc-1") is None
+    synced = await store.sync_ledger("acc-1", BALANCE_BOUND - 1_000, 0, NOW)
+    assert synced.account.balance == BALANCE_BOUND
 
 
 async def test_card_create_find_get_list_and_duplicate_pan(store):

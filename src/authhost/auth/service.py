@@ -60,6 +60,7 @@ from authhost.security.module import OfflinePin, PinCheck
 from authhost.store.interface import (
     ATC_JUMP,
     ATC_REPLAY,
+    BALANCE_BOUND_REASON,
     CAVV_REUSED,
     PIN_CHANGE_CONFLICT,
     PIN_CHANGE_REPLAY_WRONG,
@@ -837,6 +838,11 @@ def settled(
         decision.approval_code = None
         decision.approved_amount_minor = None
         decision.reason_codes.append(CAVV_REUSED)
+    elif result.balance_bound:  # the account would hold (or owe) more than it may: nothing moved
+        decision.response_code = RC.EXCEEDS_AMOUNT_LIMIT
+        decision.approval_code = None
+        decision.approved_amount_minor = None
+        decision.reason_codes.append(BALANCE_BOUND_REASON)
     elif not result.funds_ok:
         decision.response_code = RC.INSUFFICIENT_FUNDS
         decision.approval_code = None

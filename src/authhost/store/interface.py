@@ -15,6 +15,7 @@ from typing import Protocol
 from authhost.cards.acceptor_velocity import NO_ACCEPTOR, AcceptorCounters, AcceptorVelocity
 from authhost.cards.model import Account, Card, Product
 from authhost.cards.velocity import EMPTY, Velocity
+from authhost.store.money import BALANCE_BOUND
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 
@@ -39,6 +40,18 @@ class InsufficientFunds(StoreError):
 
     def __init__(self, account: Account) -> None:
         super().__init__(f"account {account.account_id} has {account.open_to_buy} available")
+        self.account = account
+
+
+class BeyondBound(StoreError):
+    """A change that would take the account's balance (either way) or its holds beyond
+    ``BALANCE_BOUND``: nothing changed. ``account`` is the account as it is."""
+
+    def __init__(self, account: Account, what: str, would_be: int) -> None:
+        super().__init__(
+            f"account {account.account_id}: its {what} would be {would_be:,} minor units, "
+            f"beyond the most an account may hold ({BALANCE_BOUND:,} either way)"
+        )
         self.account = account
 
 
@@ -168,6 +181,17 @@ def cavv_reused_outcome(entry: JournalEntry) -> dict[str, object]:
     return refused_outcome(entry, "05", CAVV_REUSED)
 
 
+# the movement would take the account's balance or holds beyond BALANCE_BOUND: 61, nothing moves
+BALANCE_BOUND_REASON = "funds.balance_bound"
+
+
+def balance_bound_outcome(entry: JournalEntry) -> dict[str, object]:
+    """What a store records when the money the request moves would take its account's
+    balance (either way) or holds beyond ``BALANCE_BOUND`` (a refund to an account holding
+    the most it may, a forced post past the most it may owe): 61, nothing moves."""
+    return refused_outcome(entry, "61", BALANCE_BOUND_REASON)
+
+
 def atc_refused_outcome(entry: JournalEntry, reason: str = ATC_REPLAY) -> dict[str, object]:
     """What a store records instead when it refuses ``entry``'s chip counter (``reason``): a
     decline (82) if it was an approval, and the reason either way. Nothing moves."""
@@ -272,6 +296,9 @@ class CommitResult:
     cavv_reused: bool = False
     # a right PIN, but wrong ones committed meanwhile locked the card: nothing moved, 75
     pin_locked: bool = False
+    # the movement would take the account's balance or holds beyond BALANCE_BOUND: nothing
+    # moved, journal says 61 (``balance_bound_outcome``); ``account`` is the account as it is
+    balance_bound: bool = False
     # the card had velocity events beyond the commit's ``velocity_mark``: nothing was written,
     # not even the journal entry; the request is to be decided again
     stale: bool = False
@@ -431,7 +458,8 @@ class CardStore(Protocol):
         self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
     ) -> FundsChanged:
         """Add ``delta_minor`` to the balance in one atomic step: refused (``InsufficientFunds``)
-        when it lowers the open-to-buy below zero, against the holds of that moment. With
+        when it lowers the open-to-buy below zero, against the holds of that moment, and
+        (``BeyondBound``) when it takes the balance beyond ``BALANCE_BOUND`` either way. With
         ``key``, at most once per key on this account: the change and the key's record
         (``fingerprint``, the account after) are written together, so a retried load never
         moves money twice, even across a crash; a key used before changes nothing and
@@ -446,7 +474,8 @@ class CardStore(Protocol):
         after it, in one atomic step with the authorisations' commits (an entry landing later
         adds its own). ``LedgerRefused`` when ``through_id`` is older than one applied before,
         when retention pruned entries after it, or when an entry after it was journalled
-        without its balance effect."""
+        without its balance effect; ``BeyondBound`` when the balance would be beyond
+        ``BALANCE_BOUND`` either way (nothing changed)."""
         ...
 
     async def ledger_state(self, account_id: str) -> LedgerState | None:

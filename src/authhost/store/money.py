@@ -10,6 +10,23 @@ from __future__ import annotations
 
 from authhost.cards.model import CardKind
 
+# The most an account's balance may be either way (funds, or a credit account's debt; a credit
+# balance, or a debit account's overdraft), and the most its holds may add up to, in minor
+# units: 10^15, ten trillion euros in cents, what a single request may carry already. Every
+# write that moves money refuses a change that would go beyond it, in the write itself: SQLite
+# stores integers in 64 bits and turns a sum past them into a float (the balance then stuck
+# at 9.2e18, every later change lost), and Redis's Lua scripts compute in doubles, exact only
+# below 2^53 (about 9.007e15), so with every value within 10^15 each sum they make is exact.
+BALANCE_BOUND = 10**15
+
+
+def beyond_bound(now: int, change: int) -> bool:
+    """``now + change`` would be beyond BALANCE_BOUND either way, further from zero than
+    ``now`` (a change back towards zero is always let through: from a value written before
+    the bound, say)."""
+    after = now + change
+    return abs(after) > BALANCE_BOUND and abs(after) > abs(now)
+
 
 def spend_delta(kind: CardKind | str, amount_minor: int) -> int:
     """Balance change when ``amount_minor`` is spent (posted) from an account of ``kind``."""

@@ -54,6 +54,7 @@ from authhost.store.interface import (
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
+    BeyondBound,
     Commit,
     CommitResult,
     Conflict,
@@ -73,6 +74,7 @@ from authhost.store.interface import (
     StoreError,
     StoreInfo,
     atc_refused_outcome,
+    balance_bound_outcome,
     cavv_reused_outcome,
     journal_pages,
     ledger_refusal,
@@ -829,6 +831,7 @@ class RedisCardStore:
             _outcome_json(ok_json, entry, pin_locked_outcome(entry)) if commit.pin_limit else "",
             str(move.keep_minor) if move is not None else "0",
             "" if commit.velocity_mark is None or not commit.card_id else str(commit.velocity_mark),
+            _outcome_json(ok_json, entry, balance_bound_outcome(entry)) if move is not None else "",
         ]
         return _CommitCall(keys, args)
 
@@ -867,7 +870,12 @@ class RedisCardStore:
                 setattr(stored, name, value)
             return CommitResult(journal=stored, atc_replay=refused == 1, atc_jump=refused == 2)
         funds_ok = int(reply[1]) == 1
-        if funds_ok:
+        bound = len(reply) > 6 and int(reply[6]) == 1
+        if bound:  # the balance or holds would have gone beyond BALANCE_BOUND: 61
+            stored = copy_entry(entry)
+            for name, value in balance_bound_outcome(entry).items():
+                setattr(stored, name, value)
+        elif funds_ok:
             stored = entry
             stored.hold_amount = int(_s(reply[2]))
             stored.balance_delta = int(_s(reply[5]))
@@ -876,7 +884,7 @@ class RedisCardStore:
             for name, value in _funds_short(entry).items():
                 setattr(stored, name, value)
         account = _account_row(reply[3]) if reply[3] else None
-        return CommitResult(journal=stored, funds_ok=funds_ok, account=account)
+        return CommitResult(journal=stored, funds_ok=funds_ok, balance_bound=bound, account=account)
 
     # --- products and accounts -----------------------------------------------------------
 
@@ -937,10 +945,12 @@ class RedisCardStore:
         status = int(reply[0])
         if status == 2:
             raise NotFound(f"account {account_id} not found")
-        if status == 3:
+        if status in (3, 4):
             current = await self.get_account(account_id)
             if current is None:
                 raise NotFound(f"account {account_id} not found")
+            if status == 4:
+                raise BeyondBound(current, "balance", current.balance + delta_minor)
             raise InsufficientFunds(current)
         first, account = codec.funds_record_parts(_s(reply[1]))
         return FundsChanged(account, first, repeated=status == 1)
@@ -962,6 +972,11 @@ class RedisCardStore:
                 through_id, applied, pruned, unknown, int(reply[4]), self.ledger_max_after
             )
             raise LedgerRefused(refusal)
+        if status == "beyond":
+            current = await self.get_account(account_id)
+            if current is None:
+                raise NotFound(f"account {account_id} not found")
+            raise BeyondBound(current, "balance", int(_s(reply[1])))
         account = _account_row(reply[3:])
         assert account is not None
         state = LedgerState(through_id, ledger_balance, now)

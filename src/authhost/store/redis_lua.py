@@ -9,10 +9,23 @@ journal id sorted sets (all entries of the account, and per card).
 
 from __future__ import annotations
 
+from authhost.store.money import BALANCE_BOUND
+
 # The account hash's fields in the order the scripts return them (redis._account_row reads
 # them by position: no field names to send and no dict to build per reply).
 ACCOUNT_FIELDS = ("account_id", "currency", "kind", "balance", "credit_limit", "holds", "version")
 _ACCOUNT_FIELDS_LUA = ", ".join(f"'{name}'" for name in ACCOUNT_FIELDS)
+
+# money.BALANCE_BOUND and money.beyond_bound in Lua: a balance (either way) or holds going
+# further from zero than the bound. Lua numbers are doubles, exact only below 2^53: with the
+# values and the changes within 10^15 (the bound; a request's amount), every sum is exact.
+_BOUND_LUA = f"""
+local BOUND = {BALANCE_BOUND}
+local function beyond_bound(now, change)
+  local after = math.abs(now + change)
+  return after > BOUND and after > math.abs(now)
+end
+"""
 
 # The snapshot body: reads the account's slot through the k_* names its header defines.
 # ARGV: now, retention_s, dedupe_key, original_key, ...; the header sets counted_arg (events of
@@ -184,12 +197,15 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       34 journal json (a right PIN, but wrong ones committed meanwhile locked the card),
 #       35 what a partial reversal's hold keeps (its release is at most what it holds beyond),
 #       36 the card's velocity events the decision counted ('' = no check): when the card
-#       has more by now (KEYS[9] and KEYS[10]), nothing is written and the reply is 'stale'
+#       has more by now (KEYS[9] and KEYS[10]), nothing is written and the reply is 'stale',
+#       37 journal json (the movement would take the balance or holds beyond BOUND: nothing
+#       moves, and the reply's seventh element is 1)
 # Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
 # credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
 _COMMIT_BODY = (
-    """
+    _BOUND_LUA
+    + """
 local everywhere = KEYS[11] ~= KEYS[4]
 if ARGV[1] ~= '' then
   local prev = redis.call('HGET', KEYS[4], ARGV[1])
@@ -268,6 +284,7 @@ if ARGV[31] ~= '' and replayed == 0 then
   end
 end
 local funds_ok = 1
+local bound = 0  -- 1: refused, the balance or holds would go beyond BOUND (nothing moves)
 local moved = 0
 local dbal = 0  -- what the entry adds to the balance (journalled as balance_delta)
 if kind ~= '' then
@@ -283,6 +300,9 @@ if kind ~= '' then
   if kind == 'hold' or kind == 'post' then
     if ARGV[5] == '1' and amount > otb then
       funds_ok = 0
+    elseif (kind == 'hold' and beyond_bound(held, amount))
+        or (kind == 'post' and beyond_bound(balance, spend)) then
+      bound = 1
     else
       moved = 1
       if kind == 'hold' then dhold = amount else dbal = spend end
@@ -334,10 +354,14 @@ if kind ~= '' then
       end
     end
   elseif kind == 'credit' then
-    moved = 1
-    dbal = -spend
-    if ARGV[6] ~= '' then  -- what its reversal finds and takes back (posted '3')
-      redis.call('HSET', KEYS[5], ARGV[6], string.format('%d', amount) .. '|3|0|' .. ARGV[7])
+    if beyond_bound(balance, -spend) then
+      bound = 1
+    else
+      moved = 1
+      dbal = -spend
+      if ARGV[6] ~= '' then  -- what its reversal finds and takes back (posted '3')
+        redis.call('HSET', KEYS[5], ARGV[6], string.format('%d', amount) .. '|3|0|' .. ARGV[7])
+      end
     end
   elseif kind == 'release' then
     local h = redis.call('HGET', KEYS[5], ARGV[6])
@@ -360,8 +384,6 @@ if kind ~= '' then
         end
       end
       if release > 0 then
-        moved = 1
-        hold_amount = -release
         if p == '1' then
           if credit then dbal = -release else dbal = release end
         elseif p == '3' then  -- a credit taken back, whatever the account holds now
@@ -369,8 +391,15 @@ if kind ~= '' then
         else
           dhold = -math.min(release, held)
         end
-        redis.call('HSET', KEYS[5], ARGV[6],
-          a .. '|' .. p .. '|' .. string.format('%d', tonumber(r) + release) .. '|' .. c)
+        if dbal ~= 0 and beyond_bound(balance, dbal) then
+          bound = 1  -- (only money posted or credited: an increment's parent stays as it was)
+          dbal = 0
+        else
+          moved = 1
+          hold_amount = -release
+          redis.call('HSET', KEYS[5], ARGV[6],
+            a .. '|' .. p .. '|' .. string.format('%d', tonumber(r) + release) .. '|' .. c)
+        end
       end
     end
   end
@@ -380,14 +409,16 @@ if kind ~= '' then
     redis.call('HINCRBY', KEYS[1], 'version', 1)
   end
 end
+if bound == 1 then hold_amount = 0 end
 local journal = ARGV[9]
 if funds_ok == 0 then journal = ARGV[10] end
+if bound == 1 then journal = ARGV[37] end
 if replayed == 1 then journal = ARGV[18] end
 if replayed == 2 then journal = ARGV[22] end
 if replayed == 3 then journal = ARGV[25] end
 if replayed == 4 then journal = ARGV[32] end
 if replayed == 5 then journal = ARGV[34] end
-if ARGV[31] ~= '' and replayed == 0 and funds_ok == 1 then  -- the authentication is used up
+if ARGV[31] ~= '' and replayed == 0 and funds_ok == 1 and bound == 0 then  -- used up now
   redis.call('ZREMRANGEBYSCORE', KEYS[16], '-inf', '(' .. ARGV[33])
   redis.call('ZADD', KEYS[16], ARGV[7], ARGV[31])
 end
@@ -407,7 +438,7 @@ if ARGV[1] ~= '' then
 end
 if ARGV[11] ~= '' then
   local approved = ARGV[12]
-  if funds_ok == 0 or replayed > 0 then approved = '0' end
+  if funds_ok == 0 or replayed > 0 or bound == 1 then approved = '0' end
   redis.call('RPUSH', KEYS[9], approved .. '|' .. ARGV[11])
   -- events older than the retention leave from the head (the log is in commit order, which
   -- is time order up to requests answered out of order; stragglers go on a later commit)
@@ -437,7 +468,8 @@ local acc = false
 if kind ~= '' then acc = redis.call('HMGET', KEYS[1], """
     + _ACCOUNT_FIELDS_LUA
     + """) end
-return {'ok', funds_ok, string.format('%d', hold_amount), acc, replayed, string.format('%d', dbal)}
+return {'ok', funds_ok, string.format('%d', hold_amount), acc, replayed, string.format('%d', dbal),
+  bound}
 """
 )
 
@@ -445,7 +477,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 36)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 37)
 
 # KEYS: an idempotency key.  ARGV: the result, the placeholder prefix, '1' to forget a
 # placeholder instead (the result is then ignored). The result replaces a placeholder (or is
@@ -552,9 +584,11 @@ return released
 # A load or take-off of funds (store.change_funds), at most once per key when ARGV[3] is '1'.
 # KEYS: account hash, the key's record. ARGV: delta, request fingerprint, has key.
 # Reply: {0, record} changed, {1, record} the key's earlier change, {2} no account, {3} the
-# change would lower the open-to-buy below zero (nothing changed).
+# change would lower the open-to-buy below zero, {4} it would take the balance beyond BOUND
+# (nothing changed).
 CHANGE_FUNDS = (
-    """
+    _BOUND_LUA
+    + """
 if ARGV[3] == '1' then
   local stored = redis.call('GET', KEYS[2])
   if stored then return {1, stored} end
@@ -562,6 +596,7 @@ end
 local a = redis.call('HMGET', KEYS[1], 'kind', 'balance', 'credit_limit', 'holds')
 if not a[1] then return {2} end
 local delta = tonumber(ARGV[1])
+if beyond_bound(tonumber(a[2]), delta) then return {4} end
 local balance = tonumber(a[2]) + delta
 local lowers, open_to_buy
 if a[1] == 'credit' then
@@ -591,10 +626,11 @@ return {0, record}
 # ledger_synced_at) and
 # journal_pruned_through (the newest of its entries retention deleted).
 # Reply: {'noaccount'}; {'refused', applied, pruned, unknown, count} ('' none: the caller words
-# it, store.interface.ledger_refusal); {'ok', what the entries after added, how many moved
-# the balance, the account's fields}.
+# it, store.interface.ledger_refusal); {'beyond', the balance it would set} (beyond BOUND);
+# {'ok', what the entries after added, how many moved the balance, the account's fields}.
 SYNC_LEDGER = (
-    """
+    _BOUND_LUA
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'noaccount'} end
 local through = tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'ledger_through', 'journal_pruned_through')
@@ -616,6 +652,9 @@ end
 if (state[1] and through < tonumber(state[1])) or (state[2] and through < tonumber(state[2]))
    or unknown ~= '' then
   return {'refused', state[1] or '', state[2] or '', unknown, count}
+end
+if math.abs(tonumber(ARGV[1]) + after) > BOUND then
+  return {'beyond', string.format('%d', tonumber(ARGV[1]) + after)}
 end
 redis.call('HSET', KEYS[1], 'balance', string.format('%d', tonumber(ARGV[1]) + after),
   'ledger_through', ARGV[2], 'ledger_balance', ARGV[1], 'ledger_synced_at', ARGV[4])

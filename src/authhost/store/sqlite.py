@@ -41,6 +41,7 @@ from authhost.store.interface import (
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
+    BeyondBound,
     Commit,
     CommitResult,
     Conflict,
@@ -61,13 +62,14 @@ from authhost.store.interface import (
     StoreError,
     StoreInfo,
     atc_refused_outcome,
+    balance_bound_outcome,
     cavv_reused_outcome,
     journal_pages,
     ledger_refusal,
     pin_change_conflict_outcome,
     pin_locked_outcome,
 )
-from authhost.store.money import balance_delta, spend_delta
+from authhost.store.money import BALANCE_BOUND, balance_delta, beyond_bound, spend_delta
 from authhost.store.records import (
     JOURNAL_COLUMNS,
     AuditEntry,
@@ -191,7 +193,9 @@ _PRUNE_REPORTS_SQL = (
 # too), 3 money credited to the account (a refund, a transfer), which its reversal takes back
 _POSTED, _INCREMENT, _CREDITED = 1, 2, 3
 _MOVED = (_POSTED, _CREDITED)  # no longer held: a completion naming it releases nothing
-# HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing or short.
+# HOLD, POST and CREDIT in one conditional UPDATE: no row back = account missing, short, or
+# the balance or holds would go beyond :bound (money.BALANCE_BOUND; further from zero than they
+# are: money.beyond_bound), which the caller tells apart on the account as it is.
 _SPEND_SQL = """
 UPDATE accounts SET
   holds = holds + :hold,
@@ -199,18 +203,23 @@ UPDATE accounts SET
   version = version + 1
 WHERE account_id = :account AND (:check = 0 OR :amount <= CASE kind
   WHEN 'credit' THEN credit_limit - balance - holds ELSE balance + credit_limit - holds END)
+  AND abs(balance + CASE kind WHEN 'credit' THEN :spend ELSE -:spend END)
+    <= max(:bound, abs(balance))
+  AND holds + :hold <= max(:bound, holds)
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
 
 
 # A load or take-off of funds: a change that lowers the open-to-buy (a take-off, or more owed
-# on a credit account) only while the open-to-buy stays at zero or above.
+# on a credit account) only while the open-to-buy stays at zero or above; any change only
+# while the balance stays within :bound either way (money.beyond_bound).
 _FUNDS_SQL = """
 UPDATE accounts SET balance = balance + :delta, version = version + 1
 WHERE account_id = :account AND (
   CASE kind WHEN 'credit' THEN :delta <= 0 ELSE :delta >= 0 END
   OR CASE kind WHEN 'credit' THEN credit_limit - balance - :delta - holds
      ELSE balance + :delta + credit_limit - holds END >= 0)
+  AND abs(balance + :delta) <= max(:bound, abs(balance))
 RETURNING account_id, currency, kind, balance, credit_limit, holds, version
 """
 
@@ -646,7 +655,7 @@ class SqliteCardStore:
                 if row is not None:
                     first, account = codec.funds_record_parts(row[0])
                     return FundsChanged(account, first, repeated=True)
-            params = {"account": account_id, "delta": delta_minor}
+            params = {"account": account_id, "delta": delta_minor, "bound": BALANCE_BOUND}
             account = _account(conn.execute(_FUNDS_SQL, params).fetchone())
             if account is None:
                 current = _account(
@@ -656,6 +665,8 @@ class SqliteCardStore:
                 )
                 if current is None:
                     raise NotFound(f"account {account_id} not found")
+                if beyond_bound(current.balance, delta_minor):
+                    raise BeyondBound(current, "balance", current.balance + delta_minor)
                 raise InsufficientFunds(current)
             if key:
                 conn.execute(
@@ -695,6 +706,10 @@ class SqliteCardStore:
             )
             if refused:
                 raise LedgerRefused(refused)
+            if abs(ledger_balance + after) > BALANCE_BOUND:
+                current = _account(conn.execute(select, (account_id,)).fetchone())
+                assert current is not None
+                raise BeyondBound(current, "balance", ledger_balance + after)
             conn.execute(
                 "UPDATE accounts SET balance = ?, version = version + 1 WHERE account_id = ?",
                 (ledger_balance + after, account_id),
@@ -1192,20 +1207,25 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
             setattr(entry, name, value)
         conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
         return CommitResult(journal=entry, cavv_reused=True)
-    funds_ok = True
+    refusal = ""
     account = None
     if commit.movement is not None:
         as_inserted = _journal_outcome(entry)
-        funds_ok, account = _move_money(conn, commit, entry)
-        if not funds_ok:
+        refusal, account = _move_money(conn, commit, entry)
+        if refusal == _SHORT:
             entry.response_code = "51"
             entry.approval_code = ""
             entry.hold_amount = entry.balance_delta = 0
             entry.reason_codes = ";".join(r for r in (entry.reason_codes, "funds.recheck") if r)
+        elif refusal == _BEYOND_BOUND:
+            for name, value in balance_bound_outcome(entry).items():
+                setattr(entry, name, value)
         outcome = _journal_outcome(entry)
-        if outcome != as_inserted:  # funds short at commit, or a reversal released less
+        if outcome != as_inserted:  # refused at commit, or a reversal released less
             conn.execute(_JOURNAL_OUTCOME_UPDATE, (*outcome, entry.journal_id))
-    if commit.cavv_atn and commit.card_id and funds_ok:  # the authentication is used up
+    funds_ok = refusal != _SHORT
+    bound = refusal == _BEYOND_BOUND
+    if commit.cavv_atn and commit.card_id and not refusal:  # the authentication is used up
         _remember_cavv(conn, commit, entry.ts)
     if commit.changed_card is not None:  # a PIN change: its new reference, no wrong tries
         card = commit.changed_card
@@ -1218,14 +1238,14 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
                 setattr(entry, name, value)
             conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
             return CommitResult(journal=entry, pin_change_conflict=True)
-        return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+        return CommitResult(journal=entry, funds_ok=funds_ok, balance_bound=bound, account=account)
     if commit.delivered_card is not None:  # issuer scripts sent: off the card, unless it moved
         card = commit.delivered_card
         conn.execute(
             "UPDATE cards SET data = ?, version = version + 1 WHERE card_id = ? AND version = ?",
             (codec.card_to_json(card), card.card_id, card.version),
         )
-    return CommitResult(journal=entry, funds_ok=funds_ok, account=account)
+    return CommitResult(journal=entry, funds_ok=funds_ok, balance_bound=bound, account=account)
 
 
 # An entry committed after a snapshot arrived at most its deadline before the snapshot's
@@ -1302,24 +1322,31 @@ def _refused_atc(conn: sqlite3.Connection, commit: Commit, entry: JournalEntry) 
     return "" if cursor.rowcount else ATC_REPLAY
 
 
+_SHORT, _BEYOND_BOUND = "short", "beyond_bound"  # why _move_money refused (nothing moved)
+
+
 def _move_money(
     conn: sqlite3.Connection, commit: Commit, entry: JournalEntry
-) -> tuple[bool, Account | None]:
-    """Apply the commit's movement; False (and nothing changed) when funds are short."""
+) -> tuple[str, Account | None]:
+    """Apply the commit's movement: "" when done, else why nothing changed (_SHORT: funds are
+    short; _BEYOND_BOUND: the balance or holds would go beyond BALANCE_BOUND)."""
     move = commit.movement
     assert move is not None
     if move.kind is MoneyMove.RELEASE:
         return _release(conn, move, entry)
     amount = move.amount_minor
     spending = move.kind in (MoneyMove.HOLD, MoneyMove.POST)
+    hold = amount if move.kind is MoneyMove.HOLD else 0
+    spend = (
+        amount if move.kind is MoneyMove.POST else -amount if move.kind is MoneyMove.CREDIT else 0
+    )
     params = {
         "account": move.account_id,
-        "hold": amount if move.kind is MoneyMove.HOLD else 0,
-        "spend": amount
-        if move.kind is MoneyMove.POST
-        else (-amount if move.kind is MoneyMove.CREDIT else 0),
+        "hold": hold,
+        "spend": spend,
         "check": 1 if spending and move.require_funds else 0,
         "amount": amount,
+        "bound": BALANCE_BOUND,
     }
     account = _account(conn.execute(_SPEND_SQL, params).fetchone())
     if account is None:
@@ -1328,7 +1355,9 @@ def _move_money(
         )
         if current is None:
             raise NotFound(f"account {move.account_id} not found")
-        return False, current
+        if move.require_funds and spending and amount > current.open_to_buy:
+            return _SHORT, current
+        return _BEYOND_BOUND, current
     entry.balance_delta = balance_delta(account.kind, move.kind, amount)
     if move.completes and move.kind is MoneyMove.POST and move.completes != entry.match_key:
         account = _release_completed_hold(conn, move, account)
@@ -1356,7 +1385,7 @@ def _move_money(
                 move.extra_life_s if posted == 0 else 0.0,
             ),
         )
-    return True, account
+    return "", account
 
 
 def _extend(conn: sqlite3.Connection, move: Movement, entry: JournalEntry) -> bool:
@@ -1395,8 +1424,10 @@ def _release_completed_hold(conn: sqlite3.Connection, move: Movement, account: A
     return replace(account, holds=account.holds - freed)
 
 
-def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool, Account | None]:
-    """A reversal: release up to what the hold (or posted amount) still has; repeatable."""
+def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[str, Account | None]:
+    """A reversal: release up to what the hold (or posted amount) still has; repeatable.
+    Refused (_BEYOND_BOUND, nothing changed) when the money it gives back or takes back would
+    take the balance beyond BALANCE_BOUND."""
     hold_row = conn.execute(
         "SELECT account_id, amount, posted, reversed, parent FROM holds WHERE match_key = ?",
         (move.match_key,),
@@ -1410,9 +1441,13 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
     entry.balance_delta = 0
     if hold_row is None:
         entry.hold_amount = 0
-        return True, account
+        return "", account
     _, held, posted, reversed_, parent = hold_row
     release = max(0, min(move.amount_minor, held - reversed_ - move.keep_minor))
+    if release > 0 and posted in _MOVED:  # money back, or a credit taken back
+        change = spend_delta(account.kind, release) * (1 if posted == _CREDITED else -1)
+        if beyond_bound(account.balance, change):
+            return _BEYOND_BOUND, account
     if posted == _INCREMENT:  # its amount is in its parent's hold too: release it from both
         parent_row = conn.execute(
             "SELECT amount - reversed FROM holds WHERE match_key = ?", (parent,)
@@ -1424,7 +1459,7 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
             )
     entry.hold_amount = -release
     if release == 0:
-        return True, account
+        return "", account
     balance_change = holds_delta = 0
     if posted == _POSTED:
         balance_change = -spend_delta(account.kind, release)
@@ -1441,7 +1476,7 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[bool,
         "WHERE account_id = ?",
         (balance_change, holds_delta, account_id),
     )
-    return True, replace(
+    return "", replace(
         account,
         balance=account.balance + balance_change,
         holds=account.holds + holds_delta,

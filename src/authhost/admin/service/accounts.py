@@ -37,6 +37,7 @@ from authhost.cards.model import (
 )
 from authhost.security.keys import KeyType
 from authhost.store.interface import (
+    BeyondBound,
     Conflict,
     InsufficientFunds,
     JournalQuery,
@@ -259,6 +260,8 @@ class ProductsAndAccounts(ServiceBase):
                 f"account {account_id} has {exc.account.open_to_buy} available; "
                 f"cannot take {-change.amount_minor}"
             ) from None
+        except BeyondBound as exc:  # (its message: thousands separated, never taken for a PAN)
+            raise ConflictError(f"{exc}: nothing changed") from None
         if changed.fingerprint != fingerprint:
             raise ConflictError(KEY_REUSED)
         view = account_view(changed.account)
@@ -282,7 +285,7 @@ class ProductsAndAccounts(ServiceBase):
             )
         except NotFound:
             raise NotFoundError(f"account {account_id} not found") from None
-        except LedgerRefused as exc:
+        except (LedgerRefused, BeyondBound) as exc:
             raise ConflictError(str(exc)) from None
         view = {
             **account_view(synced.account),
