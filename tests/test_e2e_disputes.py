@@ -307,3 +307,79 @@ async def test_a_credit_whose_answer_was_lost_is_recorded_by_the_dispute_opened_
                           payload={"outcome": "lost"})  # fmt: skip
     assert resolved.status == 200, resolved.json
     assert (await balances_of(at.switch, at.visa))[0] == ledger  # taken back
+
+
+async def test_resolutions_of_one_dispute_sent_at_once_resolve_it_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Four operators resolve one dispute at the same moment (won, withdrawn, lost, lost):
+    one is answered 200, the others 409 with the reason, one audit entry is written, and the
+    stored state and the account's money agree with the one that won. (Before, all four
+    answered 200, each was audited, the state was the last write's, and a losing lost could
+    take the provisional credit back under a won dispute.)"""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    for amount in (5_000, 6_000, 7_000):
+        charge = await _charged(at, amount, store_url)
+        ledger, _ = await balances_of(switch, visa)
+        url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+        opened = await call(port, "POST", url, payload={"reason": "fraud"})
+        assert opened.status == 200 and opened.json["credited_minor"] == amount, opened
+        dispute_id = opened.json["dispute_id"]
+        replies: dict[str, list] = {}
+
+        async def resolve(outcome: str, n: int, replies: dict = replies, dispute_id=dispute_id):
+            reply = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                               payload={"outcome": outcome})  # fmt: skip
+            replies[f"{outcome}-{n}"] = reply
+
+        async with trio.open_nursery() as together:
+            for n, outcome in enumerate(("won", "withdrawn", "lost", "lost")):
+                together.start_soon(resolve, outcome, n)
+        statuses = sorted(r.status for r in replies.values())
+        assert statuses == [200, 409, 409, 409], replies
+        [(winner, done)] = [(k, r) for k, r in replies.items() if r.status == 200]
+        for reply in replies.values():
+            if reply.status == 409:
+                assert "dispute" in reply.json["error"] and dispute_id in reply.json["error"]
+        outcome = winner.split("-")[0]
+        stored = (await call(port, "GET", f"/v1/disputes/{dispute_id}", token=AUDITOR_TOKEN)).json
+        assert stored == done.json and (stored["state"], stored["resolving"]) == (outcome, "")
+        audit = await call(port, "GET", f"/v1/audit?subject={dispute_id}", token=AUDITOR_TOKEN)
+        assert [a["action"] for a in audit.json["audit"]] == ["dispute.open", "dispute.resolve"]
+        kept = amount if outcome == "won" else 0
+        assert stored["credited_minor"] == kept
+        assert (await balances_of(switch, visa))[0] == ledger + kept, (outcome, amount)
+
+
+async def test_a_resolution_the_store_failed_under_is_finished_only_as_begun(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """The take-back of a lost dispute fails in the store (503): the dispute stays open with
+    ``resolving`` lost, a won resolution is refused (409: the money may have moved), and
+    lost again finishes it, taking the credit back once."""
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, 5_000, store_url)
+    ledger, _ = await balances_of(at.switch, at.visa)
+    url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+    opened = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert opened.status == 200 and opened.json["resolving"] == "", opened
+    resolve = f"/v1/disputes/{opened.json['dispute_id']}/resolve"
+    faults.next = "answer_lost"  # the take-back is written, its answer lost
+    failed = await call(at.port, "POST", resolve, payload={"outcome": "lost"})
+    assert failed.status == 503 and "the same way" in failed.json["error"], failed
+    stored = await call(at.port, "GET", f"/v1/disputes/{opened.json['dispute_id']}",
+                        token=AUDITOR_TOKEN)  # fmt: skip
+    assert (stored.json["state"], stored.json["resolving"]) == ("open", "lost"), stored
+    other = await call(at.port, "POST", resolve, payload={"outcome": "won"})
+    assert other.status == 409 and "being resolved as lost" in other.json["error"], other
+    finished = await call(at.port, "POST", resolve, payload={"outcome": "lost"})
+    assert finished.status == 200, finished
+    assert (finished.json["state"], finished.json["resolving"]) == ("lost", "")
+    assert (await balances_of(at.switch, at.visa))[0] == ledger  # taken back, once

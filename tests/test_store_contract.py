@@ -1544,6 +1544,37 @@ async def test_disputes_one_per_journal_entry_listed_by_state(store):
     assert await store.disputes(limit=1) == [won]
 
 
+async def test_a_dispute_is_updated_only_over_the_version_it_was_read_at(store):
+    """Compare-and-set: of several changes made from one version, one is written (two
+    resolutions of one dispute at once cannot both win)."""
+    first = Dispute("dsp0000000001000000001", 11, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+    await store.open_dispute(first)
+    claimed = replace(first, resolving="lost", version=1)
+    await store.update_dispute(claimed, expected_version=0)
+    with pytest.raises(Conflict):  # made from version 0 too: too late
+        await store.update_dispute(replace(first, resolving="won", version=1), expected_version=0)
+    assert await store.get_dispute(first.dispute_id) == claimed
+    with pytest.raises(NotFound):
+        await store.update_dispute(replace(first, dispute_id="dsp-none"), expected_version=0)
+    written: list[str] = []
+
+    async def close(outcome: str) -> None:
+        closed = replace(claimed, state=outcome, resolving="", version=2)
+        try:
+            await store.update_dispute(closed, expected_version=1)
+        except Conflict:
+            return
+        written.append(outcome)
+
+    async with anyio.create_task_group() as tg:
+        for outcome in ("won", "lost", "withdrawn", "lost", "won", "lost"):
+            tg.start_soon(close, outcome)
+    assert len(written) == 1
+    stored = await store.get_dispute(first.dispute_id)
+    assert (stored.state, stored.version) == (written[0], 2)
+    assert await store.disputes(state=written[0]) == [stored]
+
+
 async def test_the_journal_by_retrieval_reference(store):
     card, _ = await seeded(store)
     await store.commit(hold(card, 1, 100, rrn="000000004711"))

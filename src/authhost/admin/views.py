@@ -276,6 +276,10 @@ class DisputeView(_View):
     credited_minor: int = Field(description="given back to the cardholder")
     closed_at: float
     note: str
+    resolving: str = Field(
+        description="while open: the outcome a resolution has claimed and is moving the money "
+        "for ('' none); only that outcome may resolve it (again, after a failure)"
+    )
 
 
 class DisputeList(_View):
@@ -518,7 +522,9 @@ def card_view(card: Card) -> dict[str, Any]:
 
 
 def dispute_view(dispute: Dispute) -> dict[str, Any]:
-    return dataclasses.asdict(dispute)
+    view = dataclasses.asdict(dispute)
+    del view["version"]  # the store's compare-and-set counter
+    return view
 
 
 def journal_view(entry: JournalEntry) -> dict[str, Any]:

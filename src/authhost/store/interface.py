@@ -541,8 +541,11 @@ class CardStore(Protocol):
         """Record a new dispute; Conflict when its journal entry has one already."""
         ...
 
-    async def update_dispute(self, dispute: Dispute) -> None:
-        """Store the dispute's new state (same dispute_id, same journal entry)."""
+    async def update_dispute(self, dispute: Dispute, expected_version: int | None = None) -> None:
+        """Store the dispute's new state (same dispute_id, same journal entry). With
+        ``expected_version``, only if the stored dispute is still at that version (a
+        compare-and-set, in one atomic step): ``Conflict`` when another change was written
+        since, ``NotFound`` when there is no such dispute."""
         ...
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None: ...

@@ -165,6 +165,12 @@ class Dispute:
     credited_minor: int = 0  # given back to the cardholder so far
     closed_at: float = 0.0
     note: str = ""
+    # the outcome a resolution claimed, while it moves the money ("": none). One left behind
+    # (the store failed after the claim) is finished by resolving the same way again
+    resolving: str = ""
+    # every change of the stored dispute moves it: updates are written only over the version
+    # they were made from (CardStore.update_dispute), so two resolutions cannot both win
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

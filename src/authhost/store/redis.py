@@ -276,6 +276,7 @@ class RedisCardStore:
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
+        self._update_dispute = client.register_script(redis_lua.UPDATE_DISPUTE)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._put_fraud_report = client.register_script(_PUT_FRAUD_REPORT)
         self._products: dict[bytes, Product] = {}
@@ -1415,10 +1416,20 @@ class RedisCardStore:
         if not int(opened):
             raise Conflict(f"journal entry {dispute.journal_id} is disputed already")
 
-    async def update_dispute(self, dispute: Dispute) -> None:
-        await self._client.hset(
-            self._keys.disputes, {dispute.dispute_id: codec.dispute_to_json(dispute)}
+    async def update_dispute(self, dispute: Dispute, expected_version: int | None = None) -> None:
+        data = codec.dispute_to_json(dispute)
+        if expected_version is None:
+            await self._client.hset(self._keys.disputes, {dispute.dispute_id: data})
+            return
+        written = int(
+            await self._update_dispute(
+                [self._keys.disputes], [dispute.dispute_id, str(expected_version), data]
+            )
         )
+        if written < 0:
+            raise NotFound(f"dispute {dispute.dispute_id} not found")
+        if not written:
+            raise Conflict(f"dispute {dispute.dispute_id} changed meanwhile")
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None:
         raw = await self._client.hget(self._keys.disputes, dispute_id)

@@ -561,6 +561,17 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 return 1
 """
 
+# KEYS: disputes hash.  ARGV: dispute id, the version the change was made from, new JSON.
+# Returns 1 when written, 0 when the stored dispute is at another version, -1 when missing.
+UPDATE_DISPUTE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return -1 end
+local version = cjson.decode(current)['version'] or 0
+if tostring(version) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 # KEYS: account hash, holds hash.  ARGV: created before
 EXPIRE_HOLDS = """
 local released = 0

@@ -933,13 +933,30 @@ class SqliteCardStore:
 
         await self._writer.run(insert)
 
-    async def update_dispute(self, dispute: Dispute) -> None:
-        await self._writer.run(
-            lambda conn: conn.execute(
-                "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ?",
-                (dispute.state, codec.dispute_to_json(dispute), dispute.dispute_id),
-            )
-        )
+    async def update_dispute(self, dispute: Dispute, expected_version: int | None = None) -> None:
+        data = codec.dispute_to_json(dispute)
+
+        def update(conn: sqlite3.Connection) -> None:
+            if expected_version is None:
+                conn.execute(
+                    "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ?",
+                    (dispute.state, data, dispute.dispute_id),
+                )
+                return
+            if conn.execute(
+                "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ? "
+                "AND coalesce(json_extract(data, '$.version'), 0) = ?",
+                (dispute.state, data, dispute.dispute_id, expected_version),
+            ).rowcount:
+                return
+            found = conn.execute(
+                "SELECT 1 FROM disputes WHERE dispute_id = ?", (dispute.dispute_id,)
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"dispute {dispute.dispute_id} not found")
+            raise Conflict(f"dispute {dispute.dispute_id} changed meanwhile")
+
+        await self._writer.run(update)
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None:
         row = await self._reader.run(

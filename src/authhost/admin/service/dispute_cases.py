@@ -27,6 +27,7 @@ from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import (
     Conflict,
     JournalQuery,
+    NotFound,
     StoreError,
 )
 from authhost.store.records import (
@@ -194,15 +195,30 @@ class DisputeCases(ServiceBase):
 
     async def resolve_dispute(self, dispute_id: str, spec: rq.DisputeResolution) -> dict[str, Any]:
         """Close an open dispute: won gives what was not yet credited, lost or withdrawn takes
-        the provisional credit back. Audited."""
+        the provisional credit back. Audited once.
+
+        The dispute is claimed before any money moves: its outcome is written to
+        ``resolving`` over the version read (a compare-and-set in the store), so of several
+        resolutions sent at once one claims it and the others are refused (409) having moved
+        nothing; the claim's holder moves the money and closes the dispute over the claim's
+        version. A resolution the store failed under after its claim leaves the dispute open
+        with ``resolving`` set: resolving it the same way again finishes it (each movement is
+        named after the dispute, so nothing moves twice); another outcome is refused."""
         before = await self.store.get_dispute(dispute_id)
         if before is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
         if before.state != "open":
             raise ConflictError(f"dispute {dispute_id} is {before.state} already")
+        if before.resolving and before.resolving != spec.outcome:
+            raise ConflictError(
+                f"dispute {dispute_id} is being resolved as {before.resolving} (its money may "
+                f"have moved): resolve it {before.resolving} again to finish"
+            )
         if self.decide_many is None:
             raise Unavailable("resolving a dispute posts through a running server's pipeline")
         entry = await self._journal_entry(before.card_id, before.journal_id)
+        claimed = replace(before, resolving=spec.outcome, version=before.version + 1)
+        await self._write_dispute(claimed, before)
         credited = before.credited_minor
         try:
             if spec.outcome == "won" and credited < before.amount_minor:
@@ -218,13 +234,32 @@ class DisputeCases(ServiceBase):
                 "still open; resolve it again, the same way (a retry moves nothing twice)"
             ) from None
         after = replace(
-            before, state=spec.outcome, credited_minor=credited, closed_at=self.clock(),
-            note=mask_pans_in_text(spec.note) or before.note,
+            claimed, state=spec.outcome, credited_minor=credited, closed_at=self.clock(),
+            note=mask_pans_in_text(spec.note) or before.note, resolving="",
+            version=claimed.version + 1,
         )  # fmt: skip
-        await self.store.update_dispute(after)
+        await self._write_dispute(after, claimed)
         view = dispute_view(after)
         await self.record_audit("dispute.resolve", dispute_id, dispute_view(before), view)
         return view
+
+    async def _write_dispute(self, dispute: Dispute, read: Dispute) -> None:
+        """Write ``dispute`` over ``read``, the version it was made from, or refuse (409):
+        another request changed it since (claimed it, or resolved it)."""
+        try:
+            await self.store.update_dispute(dispute, expected_version=read.version)
+        except Conflict:
+            raise ConflictError(
+                f"dispute {dispute.dispute_id} was changed by another request meanwhile (it is "
+                "resolved, or being resolved): read it again"
+            ) from None
+        except NotFound:
+            raise NotFoundError(f"dispute {dispute.dispute_id} not found") from None
+        except StoreError as exc:
+            raise Unavailable(
+                f"the store failed while dispute {dispute.dispute_id} was written ({exc}); "
+                f"resolve it again, {dispute.resolving or dispute.state}"
+            ) from None
 
     async def get_dispute(self, dispute_id: str) -> dict[str, Any]:
         dispute = await self.store.get_dispute(dispute_id)
