@@ -65,10 +65,13 @@ async def open_service(
 
 
 @asynccontextmanager
-async def running_admin(service: CardService, tokens: TokenTable = TOKENS) -> AsyncIterator[int]:
-    """The admin API on 127.0.0.1:<free port> for the duration of the block; yields the port."""
+async def running_admin(
+    service: CardService, tokens: TokenTable = TOKENS, **settings: Any
+) -> AsyncIterator[int]:
+    """The admin API on 127.0.0.1:<free port> for the duration of the block; yields the port.
+    ``settings`` are other ``[admin]`` keys (max_connections, timeout_s)."""
     async with trio.open_nursery() as nursery:
-        config = AdminConfig(host="127.0.0.1", port=free_port())
+        config = AdminConfig(host="127.0.0.1", port=free_port(), **settings)
         port = await nursery.start(
             lambda task_status: serve_admin(service, config, tokens=tokens, task_status=task_status)
         )

@@ -168,6 +168,27 @@ class AdminConfig:
         "", "PEM certificate (chain) of the admin API: with tls_key_file it speaks HTTPS only"
     )
     tls_key_file: str = _key("", "PEM private key of tls_cert_file (readable by this user only)")
+    max_connections: int = _key(
+        64,
+        "admin API connections open at once; more are closed as soon as they are accepted, so "
+        "a flood of connections cannot use up the file descriptors the ISO 8583 listeners need "
+        "(0: no limit)",
+    )
+    timeout_s: float = _key(
+        30.0,
+        "seconds a client has to send a request (or the next one on a kept-alive connection, "
+        "or a TLS handshake) and to take an answer; past it the connection is closed",
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 0:
+            raise ConfigError(
+                f"[admin] max_connections must be 0 (no limit) or more, not {self.max_connections}"
+            )
+        if not 0 < self.timeout_s <= 3600:
+            raise ConfigError(
+                f"[admin] timeout_s must be above 0 and at most 3600, not {self.timeout_s}"
+            )
 
 
 @dataclass(frozen=True)

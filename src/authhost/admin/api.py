@@ -429,15 +429,19 @@ def _period(call: Call) -> dict[str, Any]:
     return {"day": day, "since": _float_param(call, "since"), "until": _float_param(call, "until")}
 
 
+# a plain decimal number: float() also takes "1_000", " 5 ", "1e9", "inf" and any script's
+# digits ("١٧٠٠")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _float_param(call: Call, name: str) -> float:
     raw = call.query.get(name, "")
     if not raw:
         return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ServiceError(f"query parameter {name} must be a number (epoch seconds)") from None
-    if not 0 <= value < 1e11:  # NaN fails both
+    if not _DECIMAL.fullmatch(raw):
+        raise ServiceError(f"query parameter {name} must be a number (epoch seconds)")
+    value = float(raw)
+    if not value < 1e11:
         raise ServiceError(f"query parameter {name} must be epoch seconds")
     return value
 
@@ -682,6 +686,8 @@ def _routes() -> list[Route]:
             "Suspend the active cards not used for `days` (or since `unused_since`), each with "
             "reason dormant (audited); the cardholder's bank resumes one when asked",
             write=True,
+            body=rq.NoFields,
+            body_optional=True,
             query=("days", "unused_since"),
             tag="cards",
             response=v.DormantCards,
@@ -829,6 +835,8 @@ def _routes() -> list[Route]:
             _unlock_pin,
             "Reset the wrong-PIN counter",
             write=True,
+            body=rq.NoFields,
+            body_optional=True,
             tag="pin",
             response=v.CardView,
         ),
@@ -1131,11 +1139,13 @@ class AdminApi:
             log.error("admin API: security module: %s", error)
             response = error_response(503, f"security module: {error}")
         except Exception:
-            log.exception("admin API: unexpected error on %s %s", request.method, _safe(path))
+            log.exception(
+                "admin API: unexpected error on %s %s", _safe(request.method), _safe(path)
+            )
             response = error_response(500, "internal error; see the server log")
         log.info(
             "%s %s -> %d (%s)",
-            request.method,
+            _safe(request.method),
             _safe(path),
             response.status,
             caller[0].name if caller else "-",
@@ -1247,4 +1257,8 @@ def _idempotency_key(route: Route, request: ApiRequest) -> str:
 
 
 def _safe(path: str) -> str:
-    return mask_pans_in_text(path)[:200]
+    """A request's path for the log: percent-decoded (a PAN written %34%37%36... is still one)
+    before masking, with what is not printable escaped (a decoded %0A ends no log line)."""
+    decoded = unquote(path, errors="replace")
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in decoded)
+    return mask_pans_in_text(shown)[:200]

@@ -4,16 +4,25 @@ This module only moves bytes: it reads one request at a time with h11, hands an
 ``ApiRequest`` to ``AdminApi.handle`` and writes the ``ApiResponse`` back, keeping the
 connection alive when the client allows. Routing, authentication and JSON live in
 ``admin.api``; the card logic in ``admin.service``. Limits keep a slow or hostile client from
-holding resources: headers 16 KiB, body 1 MiB, 30 s to send a request. With a certificate
-and key configured it speaks HTTPS only (TLS 1.2 and above): the API takes card numbers
-(searches, compromise alerts), which must not cross a network in clear.
+holding resources: headers 16 KiB however they arrive, body 1 MiB, ``admin.timeout_s``
+(30 s) to send a request and as long to take its answer, and at most
+``admin.max_connections`` connections at once (more are closed as soon as accepted, so a flood
+on this port cannot use up the file descriptors the ISO 8583 listeners need; refusals and
+failed accepts are logged at most once a second). With a certificate and key configured it
+speaks HTTPS only (TLS 1.2 and above): the API takes card numbers (searches, compromise
+alerts), which must not cross a network in clear.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import socket
 import ssl
+import struct
+import time
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 import h11
@@ -23,13 +32,15 @@ from authhost.admin.api import AdminApi, ApiRequest, ApiResponse, error_response
 from authhost.admin.service import CardService
 from authhost.admin.tokens import TokenTable
 from authhost.config import AdminConfig
+from authhost.server.admission import Admission
 from authhost.tls import server_context
 
 log = logging.getLogger("authhost.admin.http")
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 30.0  # the default of admin.timeout_s
+ACCEPT_RETRY_S = 0.1  # pause after a failed accept (out of file descriptors and the like)
 SERVER_NAME = b"authhost-admin"
 
 
@@ -38,6 +49,27 @@ _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 class _TooLarge(Exception):
     pass
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class _Throttled:
+    """At most one log line a second per kind, with how many were left out meanwhile."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def __call__(self, kind: str) -> int | None:
+        """None when this one is not to be logged; else how many were left out before it."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -1.0) < 1.0:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._left_out.pop(kind, 0)
 
 
 async def serve_admin(
@@ -59,6 +91,8 @@ async def serve_admin(
     if not api.tokens.by_digest:
         log.warning("admin API: no tokens configured; every request will be refused (401)")
     tls = tls_context(config)
+    timeout_s = config.timeout_s
+    admission = Admission(max_connections=config.max_connections)
     listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     port = listeners[0].socket.getsockname()[1]
     scheme = "https" if tls is not None else "http"
@@ -72,20 +106,73 @@ async def serve_admin(
         )
 
     async def handler(stream: trio.SocketStream) -> None:
-        if tls is None:
-            await serve_connection(stream, api)
-            return
-        secured = trio.SSLStream(stream, tls, server_side=True)
         try:
-            with trio.fail_after(REQUEST_TIMEOUT_S):
-                await secured.do_handshake()
-        except (trio.BrokenResourceError, trio.TooSlowError):
-            await trio.aclose_forcefully(stream)  # not TLS, or a failed handshake: no answer
-            return
-        await serve_connection(secured, api)
+            if tls is None:
+                await serve_connection(stream, api, timeout_s=timeout_s)
+                return
+            secured = trio.SSLStream(stream, tls, server_side=True)
+            try:
+                with trio.fail_after(timeout_s):
+                    await secured.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError):
+                await trio.aclose_forcefully(stream)  # not TLS, or a failed handshake: no answer
+                return
+            await serve_connection(secured, api, timeout_s=timeout_s)
+        finally:
+            admission.open -= 1
 
     task_status.started(port)
-    await trio.serve_listeners(handler, listeners)
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept_loop, listener, admission, handler, nursery)
+
+
+async def _accept_loop(
+    listener: trio.SocketListener,
+    admission: Admission,
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    nursery: trio.Nursery,
+) -> None:
+    """Accept connections for ``handler`` until cancelled (trio.serve_listeners' loop, with the
+    connection cap, and a failed accept logged at most once a second without a traceback
+    instead of ten tracebacks a second: out of file descriptors, that would flood the log)."""
+    throttled = _Throttled()
+    async with listener:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                left_out = throttled("accept")
+                if left_out is not None:
+                    log.error(
+                        "admin API: accept failed: %s (retrying every %s s; %d more failures "
+                        "since the last line)",
+                        exc,
+                        ACCEPT_RETRY_S,
+                        left_out,
+                    )
+                await trio.sleep(ACCEPT_RETRY_S)
+                continue
+            if admission.refusal("") == "too_many":
+                _refuse(stream)
+                left_out = throttled("too_many")
+                if left_out is not None:
+                    log.warning(
+                        "admin API: connection refused: %d connections open (admin."
+                        "max_connections); %d more refused since the last line",
+                        admission.open,
+                        left_out,
+                    )
+                continue
+            admission.open += 1
+            nursery.start_soon(handler, stream)
+
+
+def _refuse(stream: trio.SocketStream) -> None:
+    """Close a connection beyond the cap at once, with a reset, before reading a byte."""
+    with contextlib.suppress(OSError):
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    stream.socket.close()
 
 
 def tls_context(config: AdminConfig) -> ssl.SSLContext | None:
@@ -100,17 +187,29 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve_connection(stream: trio.abc.Stream, api: AdminApi) -> None:
-    """Answer requests on one connection until the client closes it or an error ends it."""
+async def serve_connection(
+    stream: trio.abc.Stream, api: AdminApi, *, timeout_s: float = REQUEST_TIMEOUT_S
+) -> None:
+    """Answer requests on one connection until the client closes it or an error ends it.
+
+    The client has ``timeout_s`` to send each request (the first byte of the next one on a
+    kept-alive connection included) and as long to take each answer: one that stops reading
+    (answers to pipelined requests filling the TCP buffers) is closed like one that stops
+    sending."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
     try:
         while True:
-            with trio.move_on_after(REQUEST_TIMEOUT_S) as scope:
+            with trio.move_on_after(timeout_s) as scope:
                 try:
                     request = await _read_request(stream, conn)
                 except h11.RemoteProtocolError as exc:
                     status = exc.error_status_hint
                     await _send(stream, conn, error_response(status, "malformed HTTP request"))
+                    return
+                except _HeadersTooLarge:
+                    response = error_response(431, f"headers larger than {MAX_HEADER_BYTES} bytes")
+                    response.close = True
+                    await _send(stream, conn, response)
                     return
                 except _TooLarge:
                     response = error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -119,12 +218,16 @@ async def serve_connection(stream: trio.abc.Stream, api: AdminApi) -> None:
                     return
             if scope.cancelled_caught:
                 if conn.our_state is h11.SEND_RESPONSE or conn.their_state is h11.SEND_BODY:
-                    await _send(stream, conn, error_response(408, "request timed out"))
+                    with trio.move_on_after(timeout_s):
+                        await _send(stream, conn, error_response(408, "request timed out"))
                 return
             if request is None:
                 return
             response = await api.handle(request)
-            await _send(stream, conn, response, with_body=request.method != "HEAD")
+            with trio.move_on_after(timeout_s) as sending:
+                await _send(stream, conn, response, with_body=request.method != "HEAD")
+            if sending.cancelled_caught:
+                return  # the client takes no answer: close rather than wait for it forever
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
@@ -150,6 +253,10 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> ApiReq
         if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None
         if isinstance(event, h11.Request):
+            # h11 bounds the headers only while they are incomplete: all of them in one packet
+            # (a receive takes up to 64 KiB) reach here whatever their size
+            if _head_size(event) > MAX_HEADER_BYTES:
+                raise _HeadersTooLarge
             head = event
             length = dict(event.headers).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -169,6 +276,13 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> ApiReq
                 headers=headers,
                 body=bytes(body),
             )
+
+
+def _head_size(request: h11.Request) -> int:
+    """The size of a request's head as sent (request line and header lines, within the few
+    bytes of optional blanks h11 removed)."""
+    line = len(request.method) + len(request.target) + len(b" HTTP/1.1\r\n") + 1
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers) + 2
 
 
 async def _send(

@@ -8,6 +8,7 @@ way wherever it arrives. Models forbid unknown fields: a typo is an error, not a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 
 from authhost.cards.cardholder_pass import DEFAULT_MINUTES as DEFAULT_PASS_MINUTES
 from authhost.cards.cardholder_pass import MAX_MINUTES as MAX_PASS_MINUTES
+from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import CardKind, PinMethod
 from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
 from authhost.cards.travel import MAX_NOTICES as MAX_TRAVEL_NOTICES
@@ -34,6 +36,31 @@ Identifier = Annotated[
 ]
 ListName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Amount = Annotated[int, Field(ge=0, le=10**15)]
+
+# digits, perhaps grouped by single blanks or dashes as a PAN is written ("4761 7307 ...")
+_DIGIT_GROUPS = re.compile(r"\d(?:[ -]?\d)*")
+
+
+def _no_card_number(text: str | None) -> str | None:
+    """Refuse free text holding a card number (13-19 digits passing the Luhn check): the
+    field is stored and shown in clear, where a PAN must never be. The value is not echoed."""
+    for found in _DIGIT_GROUPS.finditer(text or ""):
+        digits = found.group().replace(" ", "").replace("-", "")
+        if 13 <= len(digits) <= 19 and is_luhn_valid(digits):
+            raise ValueError("must not hold a card number (13-19 digits passing the Luhn check)")
+    return text
+
+
+NoCardNumber = AfterValidator(_no_card_number)
+CardholderName = Annotated[
+    str,
+    StringConstraints(max_length=26, pattern=r"^[A-Za-z0-9 .'/-]*$", strip_whitespace=True),
+    NoCardNumber,
+]
+AddressRef = Annotated[str, StringConstraints(max_length=64), NoCardNumber]
+ProductName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True), NoCardNumber
+]
 
 
 class _Request(BaseModel):
@@ -66,7 +93,7 @@ class NewProduct(_Request):
 
     product_id: Identifier | None = None
     issuer_id: Identifier
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    name: ProductName
     bin: Annotated[str, StringConstraints(pattern=r"^([0-9]{6}|[0-9]{8})$")] = Field(
         description="issuer identification number, 6 or 8 digits"
     )
@@ -150,9 +177,7 @@ class ProductChange(_Request):
     keys are fixed: the cards already issued carry them (the CAVV key is the issuer ACS's,
     not the cards')."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)] = (
-        ""
-    )
+    name: ProductName = ""
     limits: LimitsSpec | None = None
     channels: list[str] | None = None
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] | None = None
@@ -226,10 +251,8 @@ class IssueCard(_Request):
 
     product_id: Identifier
     account_id: Identifier
-    cardholder_name: Annotated[
-        str, StringConstraints(max_length=26, pattern=r"^[A-Za-z0-9 .'/-]*$", strip_whitespace=True)
-    ] = ""
-    address_ref: Annotated[str, StringConstraints(max_length=64)] = ""
+    cardholder_name: CardholderName = ""
+    address_ref: AddressRef = ""
     limits: LimitsSpec | None = None
     home_country: Digits3 | None = None
 
@@ -237,15 +260,9 @@ class IssueCard(_Request):
 class Personalise(_Request):
     """Cardholder data as embossed; only the given fields change."""
 
-    cardholder_name: (
-        Annotated[
-            str,
-            StringConstraints(max_length=26, pattern=r"^[A-Za-z0-9 .'/-]*$", strip_whitespace=True),
-        ]
-        | None
-    ) = None
+    cardholder_name: CardholderName | None = None
     account_id: Identifier | None = None
-    address_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+    address_ref: AddressRef | None = None
     # the billing address for address verification (AVS): kept only as keyed hashes of the
     # postcode and house number, never stored, logged or shown; both together ("" clears it)
     billing_postcode: Annotated[str, StringConstraints(max_length=16)] | None = None
@@ -256,6 +273,12 @@ class Personalise(_Request):
         if (self.billing_postcode is None) != (self.billing_street is None):
             raise ValueError("give billing_postcode and billing_street together")
         return self
+
+
+class NoFields(_Request):
+    """No body, or an empty JSON object: the path and query say it all. A body that is not
+    JSON, not an object or has a field is refused (400, 422) as on every other route, rather
+    than ignored."""
 
 
 class CardAction(_Request):
@@ -443,9 +466,9 @@ class NewToken(_Request):
     wallet: Literal["apple_pay", "google_pay", "samsung_pay", "merchant", "other", ""] = Field(
         "", description="'': from the well-known requestor IDs, else 'other'"
     )
-    device: Annotated[str, StringConstraints(max_length=40, strip_whitespace=True)] = Field(
-        "", description="what it runs on (phone, watch...), for people"
-    )
+    device: Annotated[
+        str, StringConstraints(max_length=40, strip_whitespace=True), NoCardNumber
+    ] = Field("", description="what it runs on (phone, watch...), for people")
 
     def __repr_args__(self):  # type: ignore[override]
         yield "token_pan", "<hidden>"

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 
-# A run of 13-19 digits standing on its own: not one inside a longer word, as in a keyed hash
-# in hex (a card's PAN index, a token's reference) or an id ("crd_" and 16 hex digits), which
-# can hold such a run by chance and must reach the audit log and the logs whole
-_PAN_LIKE = re.compile(r"(?<![0-9A-Za-z_])(\d{6})(\d{3,9})(\d{4})(?![0-9A-Za-z_])")
+from authhost.cards.luhn import is_luhn_valid
+
+# Every run of 13-19 digits bounded by non-digits, whatever stands beside it: a PAN glued to
+# a word ("pan_4761...", "x4761...") is still a PAN. Two kinds of value hold such a run by
+# chance and must reach the audit log and the logs whole, and are told apart by their shape:
+# - a hex value (a keyed hash of a PAN, a token's reference): a hex letter touches the run;
+# - one of authhost's own ids, a prefix and 16 hex digits ("crd_" + secrets.token_hex(8),
+#   all of them decimal about once in 2,000): left whole unless the 16 digits pass the
+#   Luhn check, as a PAN's do (then masked: the id cannot be told from "crd_" + a PAN).
+_DIGIT_RUN = re.compile(r"(?<!\d)(\d{13,19})(?!\d)")
+_HEX_LETTERS = frozenset("abcdefABCDEF")
+_ID_PREFIXES = ("crd_", "acc_", "prd_")
 
 
 def mask_pan(pan: str | None) -> str | None:
@@ -21,6 +29,29 @@ def mask_pan(pan: str | None) -> str | None:
 
 
 def mask_pans_in_text(text: str) -> str:
-    """Mask every 13-19 digit run in free text that is not part of a longer word (a last line
-    of defence for log messages and audit entries)."""
-    return _PAN_LIKE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+    """Mask every 13-19 digit run in free text but those of a hex value or an id (a last line
+    of defence for log messages, error messages and audit entries)."""
+    return _DIGIT_RUN.sub(lambda m: _masked(text, m), text)
+
+
+def _masked(text: str, match: re.Match[str]) -> str:
+    run = match.group(1)
+    start, end = match.span(1)
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before in _HEX_LETTERS or after in _HEX_LETTERS:
+        return run  # inside a hex value
+    if _an_id(text, start, run, after):
+        return run
+    return run[:6] + "*" * (len(run) - 10) + run[-4:]
+
+
+def _an_id(text: str, start: int, run: str, after: str) -> bool:
+    """An id of ours: a whole word of prefix and 16 digits that do not pass the Luhn check."""
+    if len(run) != 16 or not text.endswith(_ID_PREFIXES, 0, start) or _word_char(after):
+        return False
+    return not (start > 4 and _word_char(text[start - 5])) and not is_luhn_valid(run)
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
