@@ -82,7 +82,17 @@ def test_corrupted_bodies_decode_as_pyiso8583_decides(name: str, data: st.DataOb
     codec = get_dialect(name).codec
     try:
         expected = pyiso_decode(corrupted, name)
-    except iso8583.DecodeError:
+    except iso8583.DecodeError as error:
+        padded = error.doc_dec.get(error.field, "")
+        if "nibbles, expecting" in error.msg and "F" in (padded[:1], padded[-1:]):
+            # an odd BCD field padded with F, which authhost reads as many terminals send it
+            # (iso/packed.py) and pyiso8583 refuses: the field is its digits without the F
+            try:
+                decoded = codec.decode(corrupted)
+            except FieldDecodeError:
+                return  # a later field is broken
+            assert decoded[error.field] in (padded[1:], padded[:-1])
+            return
         with pytest.raises(FieldDecodeError):
             codec.decode(corrupted)
     else:
