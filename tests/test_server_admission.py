@@ -86,6 +86,29 @@ def test_addresses_are_matched_against_networks(host: str, allowed: bool) -> Non
     assert (admission.refusal(host) is None) is allowed
 
 
+async def test_a_peer_dripping_bytes_without_a_whole_frame_is_closed_as_idle() -> None:
+    """Idle means no whole frame: a length header and then a byte every half second (a frame
+    never completed) does not hold the link past idle_timeout_s."""
+    config = server_config(idle_timeout_s=1.0)
+    async with running_server(config=config) as server:
+        (address,) = server.addresses
+        stream = await trio.open_tcp_stream(*address)
+        closed = False
+        with trio.move_on_after(10):  # far past the timeout: a link still open then is a bug
+            await stream.send_all(b"\x00\x64")  # a 100-byte frame announced
+            try:
+                while True:
+                    await stream.send_all(b"0")
+                    with trio.move_on_after(0.5):
+                        if await stream.receive_some(4096) == b"":
+                            closed = True
+                            break
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                closed = True
+        await stream.aclose()
+        assert closed
+
+
 async def test_a_link_without_frames_for_the_idle_timeout_is_closed() -> None:
     """A switch that keeps its echo tests going keeps its link; one that goes silent (its end
     gone without a FIN) is closed after idle_timeout_s, and counted."""

@@ -138,6 +138,7 @@ class Connection:
         self._metrics = decider.metrics
         self.peer = peer
         self._reading = trio.CancelScope()
+        self._frames = 0  # whole frames read: the idle timeout counts from the last one
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, int]](math.inf)
         # plain TCP: answers are written straight to the socket when it has room; TLS: always
         # through the stream (the bytes on the socket are the TLS records)
@@ -185,6 +186,9 @@ class Connection:
         decoder = FrameDecoder(self._wire.framing)
         receive_some = self._stream.receive_some
         idle_s = self._wire.idle_timeout_s
+        # idle means no whole frame for idle_s: a peer dripping a byte now and then without
+        # ever completing a frame must not hold the link open for good
+        idle_until = trio.current_time() + idle_s
         while True:
             if self._unsent >= MAX_UNSENT:
                 self._space = trio.Event()
@@ -192,7 +196,7 @@ class Connection:
             try:
                 if idle_s:
                     data = None
-                    with trio.move_on_after(idle_s):
+                    with trio.move_on_at(idle_until):
                         data = await receive_some(RECEIVE_SIZE)
                     if data is None:
                         self._close_reason = "idle"
@@ -212,12 +216,15 @@ class Connection:
             arrived = trio.current_time()
             wall = time.time()
             batch: list[tuple[AuthRequest, bytes | None]] = []
+            frames_before = self._frames
             try:
                 if not self._split(decoder, batch, arrived, wall):
                     return
             finally:  # requests already read are decided even when the link must close
                 self._write_answered()  # what the reader answered itself (0800, 30, 63, 12)
                 self._start(batch, arrived, wall)
+            if self._frames != frames_before:
+                idle_until = arrived + idle_s
 
     def _split(
         self,
@@ -240,6 +247,7 @@ class Connection:
                 return False
             if frame is None:
                 return True
+            self._frames += 1
             tpdu = decoder.last_tpdu
             if tpdu is not None:
                 tpdu = swap_tpdu(tpdu)  # answer to where it came from
