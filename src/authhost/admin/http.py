@@ -21,7 +21,6 @@ import logging
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -53,23 +52,6 @@ class _TooLarge(Exception):
 
 class _HeadersTooLarge(Exception):
     pass
-
-
-class _Throttled:
-    """At most one log line a second per kind, with how many were left out meanwhile."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._left_out: dict[str, int] = {}
-
-    def __call__(self, kind: str) -> int | None:
-        """None when this one is not to be logged; else how many were left out before it."""
-        now = time.monotonic()
-        if now - self._last.get(kind, -1.0) < 1.0:
-            self._left_out[kind] = self._left_out.get(kind, 0) + 1
-            return None
-        self._last[kind] = now
-        return self._left_out.pop(kind, 0)
 
 
 async def serve_admin(
@@ -136,32 +118,24 @@ async def _accept_loop(
     """Accept connections for ``handler`` until cancelled (trio.serve_listeners' loop, with the
     connection cap, and a failed accept logged at most once a second without a traceback
     instead of ten tracebacks a second: out of file descriptors, that would flood the log)."""
-    throttled = _Throttled()
     async with listener:
         while True:
             try:
                 stream = await listener.accept()
             except OSError as exc:
-                left_out = throttled("accept")
-                if left_out is not None:
+                if admission.worth_logging("accept_failed"):
                     log.error(
-                        "admin API: accept failed: %s (retrying every %s s; %d more failures "
-                        "since the last line)",
-                        exc,
-                        ACCEPT_RETRY_S,
-                        left_out,
+                        "admin API: accept failed: %s (retrying every %s s)", exc, ACCEPT_RETRY_S
                     )
                 await trio.sleep(ACCEPT_RETRY_S)
                 continue
             if admission.refusal("") == "too_many":
                 _refuse(stream)
-                left_out = throttled("too_many")
-                if left_out is not None:
+                if admission.worth_logging("too_many"):
                     log.warning(
-                        "admin API: connection refused: %d connections open (admin."
-                        "max_connections); %d more refused since the last line",
+                        "admin API: connection refused: %d connections open "
+                        "(admin.max_connections)",
                         admission.open,
-                        left_out,
                     )
                 continue
             admission.open += 1
