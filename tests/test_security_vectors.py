@@ -292,3 +292,19 @@ def fresh_context_tdes(key: bytes) -> bytes:
 
     encryptor = Cipher(TripleDES(key + key[:8]), modes.ECB()).encryptor()
     return encryptor.update(b"\x00" * 8) + encryptor.finalize()
+
+
+# ISO 9564-1: "the 12 rightmost digits of the PAN excluding the check digit; if the PAN
+# excluding the check digit is less than 12 digits, the digits are right justified and padded
+# to the left with zeros". A 12-digit PAN (which card production makes on an 8-digit BIN) has
+# 11, so its PAN field is 00000 + those 11 digits. Found by a review: it raised a bare
+# ValueError building the block, and every format 0/3 block of such a card failed to decrypt.
+def test_iso0_and_iso3_pad_the_pan_field_of_a_12_digit_pan() -> None:
+    pan = "412345678903"
+    block = pinblock.encode("1234", pan, PinBlockFormat.ISO0)
+    # 041234FFFFFFFFFF XOR 0000041234567890
+    assert block.hex().upper() == "041230EDCBA9876F"
+    assert pinblock.decode(block, pan) == "1234"
+    for fmt in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
+        encrypted = pinblock.encrypt_pin_block(TEST_KEY, "123456789012", pan, fmt)
+        assert pinblock.decrypt_pin_block(TEST_KEY, encrypted, pan) == "123456789012"

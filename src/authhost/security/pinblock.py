@@ -46,9 +46,10 @@ def _check_pan(pan: str) -> None:
 
 
 def _pan_field(pan: str) -> bytes:
-    """Formats 0 and 3: 0000 + the 12 rightmost PAN digits excluding the check digit."""
+    """Formats 0 and 3: 0000 + the 12 rightmost PAN digits excluding the check digit, zero
+    padded on the left when there are fewer (a 12-digit PAN has 11; ISO 9564-1)."""
     _check_pan(pan)
-    return bytes.fromhex("0000" + pan[-13:-1])
+    return bytes.fromhex("0000" + pan[-13:-1].rjust(12, "0"))
 
 
 def _pan_field_iso4(pan: str) -> bytes:
