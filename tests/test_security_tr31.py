@@ -154,3 +154,30 @@ def test_version_b_interoperates_with_psec(kbpk, key) -> None:
     assert psec.tr31.unwrap(kbpk, ours)[1] == key
     theirs = psec.tr31.wrap(kbpk, "B0000P0TB00E0000", key)
     assert tr31.unwrap(kbpk, theirs)[1] == key
+
+
+def test_an_optional_block_longer_than_255_characters_round_trips() -> None:
+    """X9.143's extended length: 00, then the length of the length in bytes (02: four hex
+    digits), then the length. Found by a review: the length of the length was read as a count
+    of characters, so such a block (psec's or authhost's own) could not be unwrapped."""
+    kbpk = bytes(range(32))
+    key = bytes(range(16))
+    data = "A" * 300
+    header = tr31.KeyBlockHeader(
+        version="D", key_usage="P0", algorithm="T", mode_of_use="B", exportability="E",
+        optional_blocks=(("KP", data), ("PB", "000000")),
+    )  # fmt: skip
+    block = tr31.wrap(kbpk, header, key)
+    assert block[16:26] == "KP00020136"  # 2 + 2 + 2 + 4 + 300 = 0x136
+    unwrapped_header, unwrapped = tr31.unwrap(kbpk, block)
+    assert unwrapped == key
+    assert unwrapped_header.optional_blocks == (("KP", data), ("PB", "000000"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        psec_header = psec.tr31.Header("D", "P0", "T", "B", "00", "E")
+        psec_header.blocks["KP"] = data
+        theirs = psec.tr31.KeyBlock(kbpk, psec_header).wrap(key)
+        assert psec.tr31.unwrap(kbpk, block)[1] == key
+    unwrapped_header, unwrapped = tr31.unwrap(kbpk, theirs)
+    assert unwrapped == key
+    assert unwrapped_header.optional_blocks[0] == ("KP", data)

@@ -74,11 +74,15 @@ def parse_header(block: str) -> tuple[KeyBlockHeader, int]:
             block_id = block[pos : pos + 2]
             length = int(block[pos + 2 : pos + 4], 16)
             start = pos + 4
-            if length == 0:  # extended length: 2 hex digits of length-of-length, then length
-                size = int(block[pos + 4 : pos + 6], 16)
-                length = int(block[pos + 6 : pos + 6 + size], 16)
+            if length == 0:  # extended length: the length of the length in bytes (2 hex
+                # digits: 02 means 4 hex digits follow), then the length of the whole block
+                size = 2 * int(block[pos + 4 : pos + 6], 16)
+                digits = block[pos + 6 : pos + 6 + size]
+                if size == 0 or len(digits) != size:
+                    raise KeyBlockError("key block optional block length is malformed")
+                length = int(digits, 16)
                 start = pos + 6 + size
-            if length < 4 or pos + length > len(block):
+            if length < start - pos or pos + length > len(block):
                 raise KeyBlockError("key block optional block runs past the block")
             optional.append((block_id, block[start : pos + length]))
             pos += length
