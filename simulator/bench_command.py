@@ -53,6 +53,8 @@ def bench(
     Latency percentiles come from an HDR histogram.
     """
     try:
+        if json_out is not None and not json_out.parent.is_dir():
+            raise ValueError(f"--json: no directory {json_out.parent} to write the report in")
         plan = LoadPlan(
             host=host,
             port=port,
@@ -95,7 +97,11 @@ def bench(
     data = report.as_dict()
     out.print(report.table())
     if json_out is not None:
-        json_out.write_text(json.dumps(data, indent=2) + "\n")
+        try:
+            json_out.write_text(json.dumps(data, indent=2) + "\n")
+        except OSError as error:
+            err.print(f"[red]error:[/red] cannot write {json_out}: {error.strerror or error}")
+            raise typer.Exit(2) from None
     if report.result.completed == 0:
         err.print("[red]error:[/red] no request was answered")
         raise typer.Exit(1)
@@ -110,6 +116,8 @@ def _mix(name: str, cards: Path | None, bins: str, amount: int, pin_keying: str)
         raise ValueError("--mix auth needs --cards FILE (from `authhost demo --export FILE`)")
     if pin_keying not in ("zpk", "dukpt"):
         raise ValueError("--pin-keying is zpk or dukpt")
+    if not 0 <= amount < 10**12:
+        raise ValueError("--amount is 0 or more minor units, at most 12 digits")
     demo = load_demo_file(cards)
     prefixes = tuple(b.strip() for b in bins.split(",") if b.strip())
     return mixes.authorisations(demo, bins=prefixes, amount_minor=amount, pin_keying=pin_keying)

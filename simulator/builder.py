@@ -98,6 +98,7 @@ NETWORK_CODES = {
 }
 DUKPT_KSN_BASE = "FFFF9876543210E00000"  # TDES KSN: key set id, device id, counter 0
 _MAX_DUKPT_ONES = 10  # a TDES DUKPT counter never has more than 10 one bits
+_LAST_DUKPT_COUNTER = 0x1FF800  # the 21-bit counter's last value with 10 one bits
 
 
 @dataclass
@@ -116,6 +117,8 @@ class Terminal:
         counter = self.dukpt_counter + 1
         while counter.bit_count() > _MAX_DUKPT_ONES:
             counter += 1
+        if counter > _LAST_DUKPT_COUNTER:  # a PED stops here: its future keys are used up
+            raise ValueError("the terminal's DUKPT key serial numbers are used up")
         self.dukpt_counter = counter
         return ksn_with_counter(self.ksn_base, counter)
 

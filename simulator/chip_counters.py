@@ -19,8 +19,11 @@ ATC_MAX = 0xFFFF
 
 
 class ChipCounters:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, save_each: bool = True) -> None:
+        """``save_each`` False: the file is written by ``save`` only (a replay building
+        thousands of requests at once saves once, before any is sent)."""
         self._path = path
+        self._save_each = save_each
         self._last: dict[str, int] = {}
         if path is not None and path.exists():
             try:
@@ -37,8 +40,12 @@ class ChipCounters:
             last = int(time.time() * 10) % ATC_MAX
         value = last % ATC_MAX + 1
         self._last[card] = value
+        if self._save_each:
+            self.save()
+        return value
+
+    def save(self) -> None:
         if self._path is not None:
             # in a read-only place the counters still hold for this session
             with contextlib.suppress(OSError):
                 self._path.write_text(json.dumps(self._last))
-        return value

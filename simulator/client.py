@@ -6,6 +6,7 @@ The load generator has its own fast path; this one decodes every answer in full,
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ class Link:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError("--port is 1 to 65535")
+        if not 0 < self.timeout < math.inf:  # also refuses NaN
+            raise ValueError("--timeout is a number of seconds above 0")
 
     def make_dialect(self) -> Dialect:
         return get_dialect(self.dialect)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.messages import AvsData, TokenData
 from authhost.security.masking import mask_pan
 
@@ -113,12 +114,52 @@ def load_demo_file(path: Path) -> DemoFile:
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None
     if not demo.cards:
         raise DemoFileError(f"{path} holds no cards")
+    for number, card in enumerate(demo.cards, 1):
+        problem = _card_problem(card)
+        if problem:
+            raise DemoFileError(f"{path}: card {number} has {problem}")
     return demo
+
+
+def _digits(value: object, *lengths: int) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) in lengths
+
+
+def _card_problem(card: SimCard) -> str:
+    """What makes a card of the file unusable in a request (never the card data itself)."""
+    if not _digits(card.pan, *range(12, 20)):
+        return "no PAN of 12 to 19 digits"
+    if not _digits(card.expiry, 4):
+        return "no expiry YYMM"
+    if not _digits(card.service_code, 3):
+        return "no 3-digit service code"
+    if not _digits(card.cvv2, 3, 4):
+        return "no CVV2 of 3 or 4 digits"
+    if card.pin is not None and not _digits(card.pin, *range(4, 13)):
+        return "a PIN that is not 4 to 12 digits"
+    if not _digits(card.currency, 3):
+        return "no 3-digit currency code"
+    if not isinstance(card.available, int) or isinstance(card.available, bool):
+        return "no available amount in minor units"
+    if not isinstance(card.state, str) or not isinstance(card.account, str):
+        return "no state or account"
+    try:
+        track = parse_track2(card.track2) if isinstance(card.track2, str) else None
+    except Track2Error:
+        track = None
+    if track is None or track.pan != card.pan:
+        return "no track 2 (PAN=YYMM, service code, verification value) of its PAN"
+    return ""
 
 
 def pick_card(demo: DemoFile, which: str) -> SimCard:
     """A card by position (1 = first) or by the last four digits of its PAN."""
-    if which.isdigit() and 1 <= int(which) <= len(demo.cards) and len(which) < 4:
+    if which.isdigit() and len(which) < 4:  # a position; 4 digits and more: the last digits
+        if not 1 <= int(which) <= len(demo.cards):
+            raise ValueError(
+                f"no card {which}: the file has cards 1 to {len(demo.cards)} "
+                "(or give the last 4 PAN digits)"
+            )
         return demo.cards[int(which) - 1]
     matches = [c for c in demo.cards if c.pan.endswith(which)]
     if len(matches) != 1:

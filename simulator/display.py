@@ -1,6 +1,7 @@
 """Messages shown field by field for a person, with cardholder data masked.
 
-The PAN and track 2 show first six and last four digits, the PIN block and CVV2 never show,
+The PAN and track 2 show first six and last four digits, the PIN blocks (field 52, and a PIN
+change's new one in field 125) and CVV2 never show,
 and the response code comes with its meaning from ``authhost.iso.codes``.
 """
 
@@ -48,6 +49,8 @@ def shown(number: str, value: object) -> str:
         return f"{mask_pan(pan)}={rest[:7]}*** (verification value hidden)"
     if number == "52":
         return f"<encrypted PIN block, {len(text) // 2} bytes>"
+    if number == "125":  # a PIN change's new PIN block (authhost.iso.codec)
+        return f"<encrypted new PIN block, {len(text) // 2} bytes>"
     if number == "48":
         try:
             elements = parse_additional_data(text)

@@ -21,6 +21,7 @@ RRN, so that no two are the same transmission, and the answer is matched on (STA
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
@@ -65,8 +66,14 @@ class LoadPlan:
     def __post_init__(self) -> None:
         if self.connections < 1:
             raise ValueError("at least one connection")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("the rate must be positive")
+        if self.rate is not None and not 0 < self.rate < math.inf:  # NaN fails too
+            raise ValueError("the rate must be a positive number of requests a second")
+        if self.count is not None and self.count < 0:
+            raise ValueError("the count cannot be negative (0: no bound)")
+        if self.duration is not None and not 0 < self.duration < math.inf:
+            raise ValueError("the duration must be a positive number of seconds (0: no bound)")
+        if not 0 < self.timeout < math.inf:
+            raise ValueError("the timeout must be a positive number of seconds")
         if self.rate is None and self.concurrency < self.connections:
             raise ValueError("concurrency must be at least the number of connections")
         if self.count is None and self.duration is None:

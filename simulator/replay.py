@@ -25,6 +25,7 @@ import trio
 from authhost.iso.codec import encode_request
 from authhost.iso.framing import FrameDecoder, FrameError, encode_frame
 from simulator.builder import Entry, Fields, Kind, RequestBuilder, Terminal
+from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, Link
 from simulator.demo_cards import DemoFile, SimCard
 from simulator.wire import ResponseReader
@@ -97,6 +98,15 @@ def request_for(
     return builder.financial(kind, card, amount, entry=entry, pin=pin)
 
 
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The exceptions of a (nested) exception group."""
+    return [
+        leaf
+        for e in group.exceptions
+        for leaf in (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    ]
+
+
 @dataclass
 class ReplayResult:
     codes: list[str] = field(default_factory=list)  # per row; "" = no answer in time
@@ -128,20 +138,25 @@ async def replay(
     connections: int = 4,
     bins: Sequence[str] = (),
     pin_keying: str = "zpk",
+    counters: ChipCounters | None = None,
 ) -> ReplayResult:
+    """``counters``: the demo cards' chip transaction counters (``<cards file>.atc``, which
+    ``send`` and ``terminal`` use too: a counter the host has seen is refused as a replay)."""
     cards = [c for c in demo.active() if not bins or c.pan.startswith(tuple(bins))]
     if not cards:
         raise ValueError("no active demo card with a PIN to replay on (check --bins)")
     dialect, framing = link.make_dialect(), link.make_framing()
     builder = RequestBuilder(
-        Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac
-    )
+        Terminal(pin_keying=pin_keying), zpk=demo.zpk, bdk=demo.bdk, imk_ac=demo.imk_ac,
+        counters=counters or ChipCounters(),
+    )  # fmt: skip
     frames: list[bytes] = []
     keys: dict[tuple[bytes, bytes], int] = {}
     for index, row in enumerate(rows):
         fields = request_for(row, cards, builder)
         frames.append(encode_frame(encode_request(fields, dialect), framing))
         keys[(str(fields["11"]).encode(), str(fields["37"]).encode())] = index
+    builder.counters.save()  # before sending: what went out is used up, answered or not
     result = ReplayResult(codes=[""] * len(rows))
     reader = ResponseReader(dialect)
     try:
@@ -174,8 +189,10 @@ async def replay(
                     while any(not result.codes[i] for i in range(first, len(frames), connections)):
                         await trio.sleep(0.02)
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, FrameError) as error:
-            result.errors.append(f"connection {first}: {error}")
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, FrameError) as group:
+            # the host closed or broke the connection (the nursery groups what its tasks
+            # raised): this connection's unanswered rows stay unanswered
+            result.errors.extend(f"connection {first}: {e}" for e in _leaves(group))
         finally:
             await stream.aclose()
 

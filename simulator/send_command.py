@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import trio
@@ -9,6 +10,7 @@ import typer
 from rich.console import Console
 
 from authhost.cards.track2 import build_track2
+from authhost.iso.codec import EncodeError, encode_request
 from authhost.iso.messages import AvsData
 from authhost.iso.subfields import parse_key_exchange
 from authhost.security.blockcipher import tdes_ecb_decrypt
@@ -160,12 +162,13 @@ def send(
     the file when the host takes it).
     The card comes from a demo card file or from --pan and friends.
     """
-    link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
     terminal = Terminal(terminal_id=terminal_id, merchant_id=merchant_id,
                         acquirer_id=acquirer_id, mcc=mcc, country=country,
                         pin_keying=pin_keying)  # fmt: skip
     try:
-        link.make_dialect(), link.make_framing()
+        link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
+        dialect_spec = link.make_dialect()
+        link.make_framing()
         if pin_keying not in ("zpk", "dukpt"):
             raise ValueError("--pin-keying is zpk or dukpt")
         requests = _requests(kind, amount, entry, pin, advice, cards, card, pan, expiry,
@@ -174,6 +177,10 @@ def send(
                              increment, partial, new_pin, parts,
                              authentication, stored_credential, cavv, wallet,
                              avs)  # fmt: skip
+        for fields in requests:  # an option the message cannot carry is a bad option
+            encode_request(fields, dialect_spec)
+    except EncodeError as error:
+        raise fail(f"an option does not fit its field: {error}") from None
     except (ValueError, DemoFileError) as error:
         raise fail(str(error)) from None
     checker = None
@@ -223,8 +230,8 @@ def _requests(
         return [builder.key_change(demo.zmk, new_zone_pin_key())]
     if pan is not None:
         chosen = card_from_options(pan, expiry, service_code, cvv2, icvv, pin)
-        builder.zpk = bytes.fromhex(zpk) if zpk else None
-        builder.bdk = bytes.fromhex(bdk) if bdk else None
+        builder.zpk = _hex_key(zpk, "--zpk")
+        builder.bdk = _hex_key(bdk, "--bdk")
     elif cards is not None:
         demo = load_demo_file(cards)
         chosen = pick_card(demo, card)
@@ -235,16 +242,17 @@ def _requests(
         raise ValueError("give a demo card file (--cards FILE) or a card (--pan ...)")
     if pin == "card":
         pin = chosen.pin
-    if amount < 0:
-        raise ValueError("--amount cannot be negative")
-    minor = round(amount * 100)
+    for value, option in ((currency, "--currency"), (terminal.country, "--country")):
+        if value is not None and not (value.isascii() and value.isdigit() and len(value) == 3):
+            raise ValueError(f"{option} is 3 digits (ISO numeric code)")
+    minor = minor_units(amount, "--amount")
     billing = None
     if billing_amount is not None:
         if kind not in (Kind.PURCHASE, Kind.CASH, Kind.REFUND, Kind.ADVICE):
             raise ValueError("--billing-amount applies to purchase, cash, refund and advice")
         if billing_amount <= 0 or not (billing_currency.isdigit() and len(billing_currency) == 3):
             raise ValueError("--billing-amount must be above 0, --billing-currency 3 digits")
-        billing = (round(billing_amount * 100), billing_currency)
+        billing = (minor_units(billing_amount, "--billing-amount"), billing_currency)
     if increment is not None and kind is not Kind.INCREMENTAL:
         raise ValueError("--increment applies to incremental")
     if partial and kind is not Kind.PURCHASE:
@@ -256,16 +264,14 @@ def _requests(
                                      currency=currency)  # fmt: skip
         return [original, builder.reversal(original, advice=advice)]
     if kind in (Kind.COMPLETION, Kind.INCREMENTAL):
-        final = minor if final_amount is None else round(final_amount * 100)
-        if final < 0:
-            raise ValueError("--final-amount cannot be negative")
+        final = minor if final_amount is None else minor_units(final_amount, "--final-amount")
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency)  # fmt: skip
         if kind is Kind.COMPLETION:
             return [original, *builder.split_completions(original, final, parts)]
         if increment is not None and increment <= 0:
             raise ValueError("--increment must be above 0")
-        more = builder.incremental(original, chosen, round((increment or 5.0) * 100))
+        more = builder.incremental(original, chosen, minor_units(increment or 5.0, "--increment"))
         done = [builder.completion(original, final)] if final_amount is not None else []
         return [original, more, *done]
     if (new_pin is not None) != (kind is Kind.PIN_CHANGE):
@@ -283,6 +289,29 @@ def _requests(
                               authentication=authentication,
                               stored_credential=stored_credential, cavv=cavv,
                               wallet=wallet, avs=_avs(avs, chosen))]  # fmt: skip
+
+
+def _hex_key(text: str | None, option: str) -> bytes | None:
+    if not text:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{option} is a clear test key in hex") from None
+
+
+MAX_MINOR = 10**12 - 1  # field 4 (and 6) hold 12 digits of minor units
+
+
+def minor_units(amount: float, option: str) -> int:
+    """An amount in major units as the minor units a message carries; ValueError for one it
+    cannot carry (negative, not a number, more than 12 digits)."""
+    if not 0 <= amount < math.inf:  # also refuses NaN
+        raise ValueError(f"{option} is an amount of 0 or more, like 12.50")
+    minor = round(amount * 100)
+    if minor > MAX_MINOR:
+        raise ValueError(f"{option} has more than 12 digits of minor units")
+    return minor
 
 
 def _avs(text: str | None, card: SimCard) -> AvsData | None:

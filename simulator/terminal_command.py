@@ -19,7 +19,7 @@ from rich.table import Table
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
-from simulator.demo_cards import DemoFile, DemoFileError, load_demo_file
+from simulator.demo_cards import DemoFile, load_demo_file
 from simulator.display import message_table, outcome
 from simulator.send_command import (
     DialectOpt,
@@ -33,6 +33,7 @@ from simulator.send_command import (
     TlsKeyOpt,
     TpduOpt,
     fail,
+    minor_units,
 )
 
 console = Console()
@@ -93,10 +94,11 @@ def terminal(
     if pin_keying not in ("zpk", "dukpt"):
         raise fail("--pin-keying is zpk or dukpt")
     try:
+        link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
+        link.make_dialect(), link.make_framing()
         demo = load_demo_file(cards)
-    except DemoFileError as error:
+    except ValueError as error:  # DemoFileError included
         raise fail(str(error)) from None
-    link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
     kind = "ATM" if mode == "atm" else "POS"
     terminal_info = Terminal(
         terminal_id="SIMATM01" if mode == "atm" else "SIMPOS01",
@@ -160,11 +162,11 @@ def _next_request(demo: DemoFile, builder: RequestBuilder, mode: str):
     if kind is not Kind.BALANCE:
         text = ask("amount", "10.00")
         try:
-            minor = round(float(text) * 100)
+            minor = minor_units(float(text), "the amount")
         except ValueError:
             minor = -1
         if minor <= 0:
-            console.print("the amount is a positive number, like 12.50")
+            console.print("the amount is a positive number of up to 12 digits, like 12.50")
             return None
     needs_pin = mode == "atm" or kind is Kind.PURCHASE
     pin = ask("PIN (empty: none)", "", hide=True) if needs_pin else ""

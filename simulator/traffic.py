@@ -13,6 +13,7 @@ them before they reach the issuer.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -90,6 +91,10 @@ class TrafficConfig:
             raise ValueError("the population needs at least one card")
         if self.days < 3:
             raise ValueError("the period must be at least 3 days")
+        if self.seed < 0:
+            raise ValueError("the seed is a number of 0 or more")
+        if not 0 <= self.start < math.inf:  # NaN fails too
+            raise ValueError("the start is epoch seconds, 0 or more")
 
 
 @dataclass(frozen=True, slots=True)

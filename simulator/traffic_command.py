@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -104,16 +105,21 @@ def replay(
     """
     import trio
 
+    from simulator.chip_counters import ChipCounters
     from simulator.client import ClientError, Link
     from simulator.demo_cards import DemoFileError, load_demo_file
     from simulator.replay import read_rows
     from simulator.replay import replay as run_replay
 
-    if rate <= 0 or connections < 1:
-        raise _fail("--rate must be positive and --connections at least 1")
-    link = Link(host, port, dialect, framing, False, timeout)
+    if not 0 < rate < math.inf or connections < 1:  # NaN fails the first
+        raise _fail("--rate must be a positive number and --connections at least 1")
+    if limit is not None and limit < 0:
+        raise _fail("--limit is a number of rows (0: all)")
+    if pin_keying not in ("zpk", "dukpt"):
+        raise _fail("--pin-keying is zpk or dukpt")
     prefixes = tuple(b.strip() for b in bins.split(",") if b.strip())
     try:
+        link = Link(host, port, dialect, framing, False, timeout)
         link.make_dialect(), link.make_framing()
         demo = load_demo_file(cards)
         rows = read_rows(traffic_file, limit or None)
@@ -127,6 +133,7 @@ def replay(
                 connections=connections,
                 bins=prefixes,
                 pin_keying=pin_keying,
+                counters=ChipCounters(Path(f"{cards}.atc"), save_each=False),
             )  # fmt: skip
         )
     except (ValueError, DemoFileError) as error:
@@ -135,6 +142,9 @@ def replay(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     typer.echo(json.dumps(result.summary(rows), indent=2))
+    if rows and not any(result.codes):
+        console.print("[red]error:[/red] no request was answered")
+        raise typer.Exit(1)
 
 
 def _fail(message: str) -> typer.Exit:
