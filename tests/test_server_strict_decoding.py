@@ -1,6 +1,7 @@
 """What the ISO fuzzing found the decoder too lenient about, over TCP: a length prefix that is
-not exactly digits (a space, a sign, an underscore: Python's int() takes them all) and an
-ASCII hex bitmap with spaces in it (bytes.fromhex skips them). Each is a format error: 30 when
+not exactly digits (a space, a sign, an underscore: Python's int() takes them all), an ASCII
+hex bitmap with spaces in it (bytes.fromhex skips them), and the fields of an 0800 beyond its
+numeric ones (a cutover logged its settlement date as sent). Each is a format error: 30 when
 the MTI and STAN were read before it, else the link closes, logged naming what was wrong; the
 link or the server lives on either way."""
 
@@ -15,10 +16,12 @@ from test_server_support import (
     SwitchClient,
     financial_fields,
     frame,
+    network_fields,
     running_server,
     server_config,
 )
 
+from authhost.server.logs import TextFormatter
 from authhost.server.metrics import ServerMetrics
 
 HEX = "ascii-hex-bitmap"
@@ -56,6 +59,13 @@ BAD_PREFIXES = [
 
 def _field_of(good: bytes) -> str:
     return "60" if len(good) > 10 else "32"  # see BAD_PREFIXES
+
+
+def _request_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every captured record as the text log format writes it (no escaping: a newline in a
+    value would start a forged line)."""
+    formatter = TextFormatter()
+    return [formatter.format(record) for record in caplog.records]
 
 
 @pytest.mark.parametrize(("dialect", "good", "bad"), BAD_PREFIXES)
@@ -149,3 +159,46 @@ async def test_a_lower_case_hex_bitmap_is_read() -> None:
         await client.send_raw(frame(body[:4] + body[4:20].lower() + body[20:]))
         response = await client.receive()
         assert (response["11"], response["39"]) == ("000331", "00")
+
+
+# -- 0800 network management: every field it carries is checked like an authorisation's ---
+
+NETWORK_CASES = [
+    pytest.param("ascii-binary-bitmap", "201", {"15": "12\n1"}, id="cutover date with a newline"),
+    pytest.param("ascii-binary-bitmap", "201", {"15": "1399"}, id="cutover date 13/99"),
+    pytest.param("ascii-binary-bitmap", "201", {"15": "0230"}, id="cutover date 30 February"),
+    pytest.param("ascii-binary-bitmap", "301", {"90": "A" * 42}, id="echo with field 90 letters"),
+    pytest.param("ascii-binary-bitmap", "301", {"95": "X" * 42}, id="echo with field 95 letters"),
+    pytest.param(EBCDIC, "201", {"15": "1 28"}, id="ebcdic cutover date with a space"),
+    pytest.param(BCD, "201", {"15": "1A28"}, id="bcd cutover date with nibble A"),
+    pytest.param(BCD, "301", {"90": "A" * 42}, id="bcd field 90 of nibbles A"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("dialect", "code", "extra"), NETWORK_CASES)
+async def test_a_malformed_field_of_an_0800_gets_30_and_is_never_logged(
+    dialect: str, code: str, extra: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="authhost")
+    async with (
+        running_server(config=server_config(dialect=dialect)) as server,
+        SwitchClient.connect(server.addresses[0], dialect=dialect) as client,
+    ):
+        response = await client.request({**network_fields(code, "000341"), **extra})
+        assert (response["t"], response["11"], response["39"]) == ("0810", "000341", "30")
+        echo = await client.request(network_fields("301", "000342"))
+        assert (echo["11"], echo["39"]) == ("000342", "00")  # the link lives on
+    assert not [r for r in caplog.records if r.getMessage() == "cutover"]
+    [value] = extra.values()
+    assert not [line for line in _request_logs(caplog) if value in line]
+
+
+async def test_a_good_cutover_is_logged_with_its_checked_date(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="authhost")
+    async with running_server() as server, SwitchClient.connect(server.addresses[0]) as client:
+        response = await client.request({**network_fields("201", "000351"), "15": "0229"})
+    assert (response["39"], response["70"]) == ("00", "201")
+    [line] = [r for r in caplog.records if r.getMessage() == "cutover"]
+    assert line.fields["business_date"] == "0229"  # type: ignore[attr-defined]
