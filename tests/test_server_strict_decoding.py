@@ -1,9 +1,10 @@
 """What the ISO fuzzing found the decoder too lenient about, over TCP: a length prefix that is
 not exactly digits (a space, a sign, an underscore: Python's int() takes them all), an ASCII
-hex bitmap with spaces in it (bytes.fromhex skips them), and the fields of an 0800 beyond its
-numeric ones (a cutover logged its settlement date as sent). Each is a format error: 30 when
-the MTI and STAN were read before it, else the link closes, logged naming what was wrong; the
-link or the server lives on either way."""
+hex bitmap with spaces in it (bytes.fromhex skips them), the fields of an 0800 beyond its
+numeric ones (a cutover logged its settlement date as sent), and a STAN that is not digits
+(logged as sent with its 30). Each is a format error: 30 when the MTI and STAN were read
+before it, else the link closes, logged naming what was wrong; the link or the server lives
+on either way, and no log line carries a value that was not checked."""
 
 from __future__ import annotations
 
@@ -202,3 +203,18 @@ async def test_a_good_cutover_is_logged_with_its_checked_date(
     assert (response["39"], response["70"]) == ("00", "201")
     [line] = [r for r in caplog.records if r.getMessage() == "cutover"]
     assert line.fields["business_date"] == "0229"  # type: ignore[attr-defined]
+
+
+async def test_a_stan_that_is_not_digits_is_echoed_but_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The switch matches the 30 by its STAN, so it goes back as sent; the log line, which
+    only checked values may reach, has none."""
+    caplog.set_level(logging.INFO, logger="authhost")
+    forged = "12\n456"
+    async with running_server() as server, SwitchClient.connect(server.addresses[0]) as client:
+        response = await client.request(financial_fields("0200", "000361", **{"11": forged}))
+        assert (response["11"], response["39"]) == (forged, "30")
+    [answered] = [r for r in caplog.records if r.name == "authhost.requests"]
+    assert answered.fields["stan"] is None  # type: ignore[attr-defined]
+    assert not [line for line in _request_logs(caplog) if forged in line]

@@ -96,7 +96,9 @@ _new_request = quick_constructor(AuthRequest)
 
 
 class FormatError(ValueError):
-    """A body that is not a valid message. ``mti``/``stan`` are set when they could be read."""
+    """A body that is not a valid message. ``mti``/``stan`` are set when they could be read
+    and are digits (they are logged); ``echo`` holds the echoed fields as sent, a STAN that is
+    not digits included, for the 30 answer the switch matches by it."""
 
     def __init__(
         self,
@@ -321,9 +323,12 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
         for number in ECHOED_FIELDS
         if number != failed and partial.get(number)
     }
+    stan = echo.get("11")
+    if stan is not None and not (stan.isdigit() and stan.isascii()):
+        stan = None  # answered as sent (echo), never logged: unchecked peer bytes
     if mti is not None and int(mti[2]) % 2:  # a response, readable or not past its MTI
-        return ResponseReceived(message, mti=mti, stan=echo.get("11"), echo=echo)
-    return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
+        return ResponseReceived(message, mti=mti, stan=stan, echo=echo)
+    return FormatError(message, mti=mti, stan=stan, echo=echo)
 
 
 def encode_response(
@@ -393,15 +398,17 @@ def encode_network_response(
 def encode_format_error(
     error: FormatError, dialect: Dialect, mac: MacFunction | None = None
 ) -> bytes | None:
-    """A response with 30 for a body that could not be read; None without MTI and STAN."""
-    if error.mti is None or error.stan is None:
+    """A response with 30 for a body that could not be read; None without MTI and STAN
+    (a STAN that is not digits is echoed as sent: the switch matches the answer by it)."""
+    stan = error.echo.get("11", error.stan)
+    if error.mti is None or stan is None:
         return None
     try:
         mti = response_mti(error.mti)
     except ValueError:
         return None  # a response sent to us: there is nothing to answer
     code = str(ResponseCode.FORMAT_ERROR)
-    for doc in ({"t": mti, **error.echo, "39": code}, {"t": mti, "11": error.stan, "39": code}):
+    for doc in ({"t": mti, **error.echo, "39": code}, {"t": mti, "11": stan, "39": code}):
         try:
             return _encode(doc, dialect, mac)
         except EncodeError:
