@@ -82,10 +82,10 @@ ECHOED_FIELDS: dict[str, str] = {
     "6": "billing_amount_minor",
     "51": "billing_currency",
 }
-# Fields that must be all digits (ISO 8583 type n) when present.
+# Fields that must be all digits (ISO 8583 type n) when present, in every request (0800s too).
 NUMERIC_FIELDS = (
-    "2", "3", "4", "6", "7", "11", "12", "13", "14", "18", "19", "22", "23", "25", "32", "33",
-    "49", "51", "70",
+    "2", "3", "4", "6", "7", "11", "12", "13", "14", "15", "18", "19", "22", "23", "25", "32",
+    "33", "49", "51", "70",
 )  # fmt: skip
 _NUMERIC = frozenset(NUMERIC_FIELDS)
 _AMOUNTS = ("4", "6")  # echoed as 12 digits
@@ -96,7 +96,9 @@ _new_request = quick_constructor(AuthRequest)
 
 
 class FormatError(ValueError):
-    """A body that is not a valid message. ``mti``/``stan`` are set when they could be read."""
+    """A body that is not a valid message. ``mti``/``stan`` are set when they could be read
+    and are digits (they are logged); ``echo`` holds the echoed fields as sent, a STAN that is
+    not digits included, for the 30 answer the switch matches by it."""
 
     def __init__(
         self,
@@ -169,6 +171,7 @@ def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkReques
             code=doc.get("70"),
             stan=doc.get("11"),
             transmission_time=doc.get("7"),
+            settlement_date=doc.get("15"),
             fields=doc,
         )
     try:
@@ -187,7 +190,38 @@ def _check(doc: dict[str, str], mti: str) -> str | None:
     for number, value in doc.items():  # a message has fewer fields than the numeric list
         if number in numeric and not (value.isdigit() and value.isascii()):
             return f"field {number} is not numeric"
+    return _check_layouts(doc)
+
+
+def _check_layouts(doc: dict[str, str]) -> str | None:
+    """Why a field with a layout beyond digits is malformed, or None: checked in every
+    request, network management included, so that what an 0800 carries is as valid as what
+    an authorisation does before anything (a log line) uses it. A cutover is logged with its
+    settlement date; a reversal reads the original (90) and the remaining amount (95)."""
+    settlement = doc.get("15")
+    if settlement is not None and not _is_month_day(settlement):
+        return "field 15: the settlement date is not a date (MMDD)"
+    try:
+        original = doc.get("90")
+        if original is not None:  # what a reversal, completion or increment names: 42 digits
+            parse_original_data(original)
+        replacement = doc.get("95")
+        if replacement is not None:  # unreadable, a partial reversal would release everything
+            check_replacement_amounts(replacement)
+    except SubfieldError as error:
+        return str(error)
     return None
+
+
+def _is_month_day(text: str) -> bool:
+    """MMDD of some year (29 February included); ``text`` is already ASCII digits."""
+    if len(text) != 4:
+        return False
+    month, day = int(text[:2]), int(text[2:])
+    return 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month - 1]
+
+
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
@@ -210,12 +244,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     )
     additional = get("48")
     subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
-    original = get("90")
-    if original is not None:  # what a reversal, completion or increment names: 42 digits
-        parse_original_data(original)
-    replacement = get("95")
-    if replacement is not None:  # unreadable, a partial reversal would release everything
-        check_replacement_amounts(replacement)
+    original, replacement = get("90"), get("95")  # checked with the other fields (_check)
     return _new_request(
         mti=mti,
         message_class=MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS),
@@ -294,9 +323,12 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
         for number in ECHOED_FIELDS
         if number != failed and partial.get(number)
     }
+    stan = echo.get("11")
+    if stan is not None and not (stan.isdigit() and stan.isascii()):
+        stan = None  # answered as sent (echo), never logged: unchecked peer bytes
     if mti is not None and int(mti[2]) % 2:  # a response, readable or not past its MTI
-        return ResponseReceived(message, mti=mti, stan=echo.get("11"), echo=echo)
-    return FormatError(message, mti=mti, stan=echo.get("11"), echo=echo)
+        return ResponseReceived(message, mti=mti, stan=stan, echo=echo)
+    return FormatError(message, mti=mti, stan=stan, echo=echo)
 
 
 def encode_response(
@@ -366,15 +398,17 @@ def encode_network_response(
 def encode_format_error(
     error: FormatError, dialect: Dialect, mac: MacFunction | None = None
 ) -> bytes | None:
-    """A response with 30 for a body that could not be read; None without MTI and STAN."""
-    if error.mti is None or error.stan is None:
+    """A response with 30 for a body that could not be read; None without MTI and STAN
+    (a STAN that is not digits is echoed as sent: the switch matches the answer by it)."""
+    stan = error.echo.get("11", error.stan)
+    if error.mti is None or stan is None:
         return None
     try:
         mti = response_mti(error.mti)
     except ValueError:
         return None  # a response sent to us: there is nothing to answer
     code = str(ResponseCode.FORMAT_ERROR)
-    for doc in ({"t": mti, **error.echo, "39": code}, {"t": mti, "11": error.stan, "39": code}):
+    for doc in ({"t": mti, **error.echo, "39": code}, {"t": mti, "11": stan, "39": code}):
         try:
             return _encode(doc, dialect, mac)
         except EncodeError:

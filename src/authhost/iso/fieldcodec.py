@@ -7,6 +7,12 @@ handles the plain case (ASCII MTI, primary/secondary bitmap, ASCII-length fields
 binary data) in one tight loop; ``packed`` does the same for BCD layouts. Anything else, and
 every error, is handed to pyiso8583, so results and error messages are pyiso8583's: the fast
 path may only ever agree with it (the tests check that on random messages).
+
+With one exception: pyiso8583 reads a text length prefix with ``int()`` and a hex bitmap
+with ``bytes.fromhex``, which take ``" 6"``, ``"+6"``, ``"1_0"`` (EBCDIC ``40 F6``...) as
+numbers and skip spaces in hex. The fast paths never did; what pyiso8583 read that way is
+refused here after it (``_strictness_error``), on the slow path only, so a length prefix is
+exactly digits and a bitmap exactly hex in every dialect, whichever path read the message.
 """
 
 from __future__ import annotations
@@ -61,6 +67,18 @@ class FieldCodec:
             self._decode_fast = path.decode  # type: ignore[method-assign]
             self._encode_fast = path.encode  # type: ignore[method-assign]
         self._binary_bitmap = spec["p"]["data_enc"] == "b"
+        # What the slow path checks pyiso8583 read strictly: the code page of each hex
+        # bitmap, and of each length prefix
+        self._hex_bitmaps = {
+            key: spec[key]["data_enc"]
+            for key in ("p", "1")
+            if key in spec and spec[key]["data_enc"] != "b"
+        }
+        self._prefix_codecs = {
+            key: field["len_enc"]
+            for key, field in spec.items()
+            if key not in ("h", "t", "p", "1") and field.get("len_type")
+        }
         self._plans: dict[int, _FieldPlan] = {}
         for number in range(2, 129):
             plan = _plan(spec.get(str(number)))
@@ -90,8 +108,12 @@ class FieldCodec:
 
     def _decode_slow(self, body: bytes) -> dict[str, str]:
         try:
-            doc, _ = iso8583.decode(bytes(body), self.spec)
+            doc, encoded = iso8583.decode(bytes(body), self.spec)
         except iso8583.DecodeError as error:
+            # a field pyiso8583 read leniently before it failed is the first thing wrong
+            lenient = self._strictness_error(error.doc_dec, error.doc_enc)
+            if lenient is not None:
+                raise lenient from None
             # Extra bytes after the last field leave every field readable, that one included.
             failed = None if error.msg.startswith("Extra data") else error.field
             raise FieldDecodeError(str(error), error.doc_dec, failed) from None
@@ -99,7 +121,31 @@ class FieldCodec:
             raise FieldDecodeError(
                 f"undecodable message ({type(error).__name__})", {}, None
             ) from None
+        lenient = self._strictness_error(doc, encoded)
+        if lenient is not None:
+            raise lenient
         return doc
+
+    def _strictness_error(
+        self, decoded: Mapping[str, str], encoded: Mapping[str, Mapping[str, bytes]]
+    ) -> FieldDecodeError | None:
+        """The error for the first field pyiso8583 read leniently, or None.
+
+        A length prefix must be digits and a hex bitmap hex digits, nothing else: a prefix
+        pyiso8583 took as a number (a space, a sign, an underscore) or a bitmap it read around
+        spaces places every later field where the sender did not put it. The error keeps the
+        fields before that one (the MTI, and the STAN when it came first) for the 30 answer.
+        """
+        for key, raw in encoded.items():  # in the order pyiso8583 read them
+            codec = self._hex_bitmaps.get(key)
+            if codec is not None:
+                if not _is_text_of(raw["data"], codec, _HEX_DIGITS):
+                    return _refused(decoded, key, "not hex digits")
+                continue
+            codec = self._prefix_codecs.get(key)
+            if codec is not None and not _is_length_prefix(raw["len"], codec):
+                return _refused(decoded, key, "length prefix is not digits")
+        return None
 
     def _decode_fast(self, s: bytes) -> dict[str, str]:
         mti = s[:4].decode("ascii")
@@ -247,6 +293,39 @@ class FieldCodec:
         len_type, max_len, binary = self._plans[number]
         prefixes = self._prefixes[len_type, max_len] if len_type else None
         return self._keys[number], max_len, binary, prefixes
+
+
+_DIGITS = frozenset("0123456789")
+_HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")  # either case, as pyiso8583 and jPOS read
+
+
+def _is_text_of(raw: bytes, codec: str, allowed: frozenset[str]) -> bool:
+    """``raw`` in the code page ``codec`` is made of ``allowed`` characters only."""
+    try:
+        return set(raw.decode(codec)) <= allowed
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
+def _is_length_prefix(raw: bytes, codec: str) -> bool:
+    """A length prefix as the spec writes it: text digits (ASCII 30-39, EBCDIC F0-F9), BCD
+    nibbles 0-9, or any binary bytes."""
+    if codec == "b":
+        return True
+    if codec == "bcd":
+        return set(raw.hex()) <= _DIGITS
+    return _is_text_of(raw, codec, _DIGITS)
+
+
+def _refused(decoded: Mapping[str, str], key: str, why: str) -> FieldDecodeError:
+    """A FieldDecodeError for field ``key`` keeping the fields decoded before it."""
+    partial: dict[str, str] = {}
+    for number, value in decoded.items():
+        if number == key:
+            break
+        partial[number] = value
+    name = {"p": "primary bitmap", "1": "secondary bitmap"}.get(key, f"field {key}")
+    return FieldDecodeError(f"{name}: {why}", partial, key)
 
 
 def _fast_path_applies(spec: Mapping[str, Mapping[str, Any]]) -> bool:

@@ -234,12 +234,13 @@ def _derived(request: AuthRequest) -> tuple[str, Channel, str]:
 @dataclass(frozen=True, slots=True)
 class NetworkRequest:
     """An 0800 network management request: sign-on 001, sign-off 002, cutover 201, echo 301,
-    key change 161."""
+    key change 161. Its typed values are checked (digits, a date) and may be logged."""
 
     mti: str
     code: str | None  # field 70
     stan: str | None
     transmission_time: str | None
+    settlement_date: str | None = None  # field 15, MMDD: the business day a cutover starts
     fields: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -345,10 +345,10 @@ class Connection:
                 return True
             code = _APPROVED if message.code in NETWORK_CODES else _INVALID
             if message.code == CUTOVER_CODE:  # the switch's business day changes now
-                log.info(
+                log.info(  # the date as checked by decode_message (MMDD), never raw bytes
                     "cutover",
                     extra={"fields": {"peer": self.peer,
-                                      "business_date": message.fields.get("15") or ""}},
+                                      "business_date": message.settlement_date or ""}},
                 )  # fmt: skip
             response = encode_network_response(message, code, dialect, mac=self._wire.mac)
             self._answer(

@@ -41,6 +41,7 @@ from authhost.tls import TlsConfigError, server_context
 log = logging.getLogger("authhost.server")
 
 TLS_HANDSHAKE_S = 10.0  # a client that has not completed the TLS handshake by then is closed
+ACCEPT_RETRY_S = 0.1  # pause after a failed accept (out of file descriptors and the like)
 
 
 class ServerConfigError(ValueError):
@@ -241,8 +242,15 @@ class AuthServer:
             try:
                 stream = await listener.accept()
             except OSError as exc:  # out of file descriptors and the like: keep serving
-                log.error("accept failed: %s", exc)
-                await trio.sleep(0.1)
+                # failing ten times a second for as long as it lasts: one line a second
+                if admission.worth_logging("accept_failed"):
+                    log.error(
+                        "accept failed: %s (retrying every %s s)",
+                        exc,
+                        ACCEPT_RETRY_S,
+                        extra={"fields": {"listener": wire.name}},
+                    )
+                await trio.sleep(ACCEPT_RETRY_S)
                 continue
             with contextlib.suppress(OSError):  # notice peers that vanished without a FIN
                 stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
