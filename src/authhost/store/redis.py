@@ -1021,13 +1021,15 @@ class RedisCardStore:
         return sorted(out, key=lambda hold: (hold.created_at, hold.match_key))
 
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
-        """Release open holds whose life is over (the script reads every hold of each account,
-        so ``shorter_by`` is not needed here); returns how many."""
+        """Release open holds whose life is over (the script reads every hold of each account;
+        a hold's life is shorter by ``shorter_by`` at most, as on SQLite); returns how many."""
         released = 0
         for account_id in await self._client.zrange(self._keys.accounts, 0, -1):
             ak = self._keys.account(_s(account_id))
             keys = [ak.account, ak.holds, ak.hold_lives]
-            released += int(await self._expire(keys, [repr(older_than)]))
+            released += int(
+                await self._expire(keys, [repr(older_than), repr(max(0.0, shorter_by))])
+            )
         return released
 
     async def prune_journal(self, before: float) -> Pruned:

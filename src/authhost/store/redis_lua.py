@@ -404,8 +404,10 @@ if kind ~= '' then
     end
   end
   if moved == 1 then
-    redis.call('HINCRBY', KEYS[1], 'balance', dbal)
-    redis.call('HINCRBY', KEYS[1], 'holds', dhold)
+    -- as integers: a Lua number may be a negative zero (-0 of an amount of 0, or of a
+    -- release from holds of 0), which Redis refuses as "-0" (not an integer)
+    redis.call('HINCRBY', KEYS[1], 'balance', string.format('%d', dbal))
+    redis.call('HINCRBY', KEYS[1], 'holds', string.format('%d', dhold))
     redis.call('HINCRBY', KEYS[1], 'version', 1)
   end
 end
@@ -572,18 +574,23 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS: account hash, holds hash.  ARGV: created before
+# KEYS: account hash, holds hash, hold lives.  ARGV: created before, the most a hold's life
+# may be shorter than that (a pump's goes at most this much sooner: as SQLite, which looks no
+# further past the cutoff than this)
 EXPIRE_HOLDS = """
 local released = 0
 local all = redis.call('HGETALL', KEYS[2])
+local shortest = -tonumber(ARGV[2] or '0')
 for i = 1, #all, 2 do
   local a, p, r, c = string.match(all[i + 1], '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   local left = tonumber(a) - tonumber(r)
   local extra = 0
-  if p == '0' and left > 0 then extra = tonumber(redis.call('HGET', KEYS[3], all[i]) or '0') end
+  if p == '0' and left > 0 then
+    extra = math.max(tonumber(redis.call('HGET', KEYS[3], all[i]) or '0'), shortest)
+  end
   if p == '0' and left > 0 and tonumber(c) + extra < tonumber(ARGV[1]) then
     local held = tonumber(redis.call('HGET', KEYS[1], 'holds') or '0')
-    redis.call('HINCRBY', KEYS[1], 'holds', -math.min(left, held))
+    redis.call('HINCRBY', KEYS[1], 'holds', string.format('%d', -math.min(left, held)))
     redis.call('HINCRBY', KEYS[1], 'version', 1)
     redis.call('HSET', KEYS[2], all[i], a .. '|' .. p .. '|' .. a .. '|' .. c)
     released = released + 1

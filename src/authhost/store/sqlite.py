@@ -1204,6 +1204,7 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         return CommitResult(
             journal=entry, atc_replay=refused == ATC_REPLAY, atc_jump=refused == ATC_JUMP
         )
+    tries = 0
     if commit.pin_limit and commit.card_id:  # a right PIN: the counter as it is now decides
         row = conn.execute(
             "SELECT pin_tries FROM cards WHERE card_id = ?", (commit.card_id,)
@@ -1214,11 +1215,21 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
                 setattr(entry, name, value)
             conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
             return CommitResult(journal=entry, pin_locked=True)
-        if tries and commit.changed_card is None:  # (a PIN change writes the card, tries too)
-            conn.execute(
-                "UPDATE cards SET pin_tries = 0, version = version + 1 WHERE card_id = ?",
-                (commit.card_id,),
-            )
+    # The checks that refuse the request come before anything else is written, in the order
+    # Redis's commit script makes them (a PIN change over a card changed meanwhile, a 3-D
+    # Secure value used already), so that a refused request changes nothing but its journal
+    # entry (and a wrong PIN's count) on either store.
+    if commit.changed_card is not None:  # a PIN change: its new reference, no wrong tries
+        card = commit.changed_card
+        if not conn.execute(
+            "UPDATE cards SET data = ?, pin_tries = 0, version = version + 1 "
+            "WHERE card_id = ? AND version = ?",
+            (codec.card_to_json(card), card.card_id, card.version),
+        ).rowcount:
+            for name, value in pin_change_conflict_outcome(entry).items():
+                setattr(entry, name, value)
+            conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
+            return CommitResult(journal=entry, pin_change_conflict=True)
     if commit.cavv_atn and commit.card_id and _cavv_used(conn, commit, entry.ts):
         for name, value in cavv_reused_outcome(entry).items():
             setattr(entry, name, value)
@@ -1244,23 +1255,18 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
     bound = refusal == _BEYOND_BOUND
     if commit.cavv_atn and commit.card_id and not refusal:  # the authentication is used up
         _remember_cavv(conn, commit, entry.ts)
-    if commit.changed_card is not None:  # a PIN change: its new reference, no wrong tries
-        card = commit.changed_card
-        if not conn.execute(
-            "UPDATE cards SET data = ?, pin_tries = 0, version = version + 1 "
-            "WHERE card_id = ? AND version = ?",
-            (codec.card_to_json(card), card.card_id, card.version),
-        ).rowcount:
-            for name, value in pin_change_conflict_outcome(entry).items():
-                setattr(entry, name, value)
-            conn.execute(_JOURNAL_OUTCOME_UPDATE, (*_journal_outcome(entry), entry.journal_id))
-            return CommitResult(journal=entry, pin_change_conflict=True)
-        return CommitResult(journal=entry, funds_ok=funds_ok, balance_bound=bound, account=account)
     if commit.delivered_card is not None:  # issuer scripts sent: off the card, unless it moved
         card = commit.delivered_card
         conn.execute(
             "UPDATE cards SET data = ?, version = version + 1 WHERE card_id = ? AND version = ?",
             (codec.card_to_json(card), card.card_id, card.version),
+        )
+    # a right PIN resets the counter, after the card's other writes (which name the version
+    # the snapshot read); a PIN change wrote the card, its tries with it
+    if tries and commit.changed_card is None:
+        conn.execute(
+            "UPDATE cards SET pin_tries = 0, version = version + 1 WHERE card_id = ?",
+            (commit.card_id,),
         )
     return CommitResult(journal=entry, funds_ok=funds_ok, balance_bound=bound, account=account)
 
