@@ -115,6 +115,37 @@ async def test_a_shorter_hold_goes_no_sooner_than_the_expiry_looks(store):  # no
     assert (await store.get_account("acc-1")).holds == 0
 
 
+async def test_a_match_key_reused_on_another_account_is_that_accounts_own_hold(store):  # noqa: F811
+    """Two accounts' holds under one match key (same STAN, transmission time, acquirer and
+    terminal; another RRN, so no duplicate) are two holds, each released and expired on its
+    own account, as Redis keeps them. SQLite kept holds by match key alone: the second
+    account's amount was added to the first's row, its own hold could never be released
+    (held for good) and the first account's expiry took the two amounts."""
+    card, _ = await seeded(store, balance=5_000)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=5_000))
+    other, _, blob = make_card(PRODUCT, "acc-2", state=CardState.ACTIVE)
+    await store.create_card(other, blob)
+    await store.commit(hold(card, 1, 1_000))
+    reused = hold(other, 1, 700, dedupe_key="010|000001|rrn-other|T1|1125120000")
+    assert (await store.commit(reused)).journal.response_code == "00"
+    shared_key = reused.journal.match_key
+    query = SnapshotQuery(other.pan_index, NOW + 3, original_key=shared_key)
+    found = await store.snapshot(query)
+    assert (found.original.account_id, found.original.amount_minor) == ("acc-2", 700)
+
+    reversal = Commit(
+        entry(other, 2, 700, mti="0400", match_key="", dedupe_key="040|2"),
+        movement=Movement("acc-2", MoneyMove.RELEASE, 700, require_funds=False,
+                          match_key=shared_key),
+        card_id=other.card_id,
+    )  # fmt: skip
+    assert (await store.commit(reversal)).journal.hold_amount == -700
+    assert [(await store.get_account(a)).holds for a in ("acc-1", "acc-2")] == [1_000, 0]
+    assert await store.expire_holds(older_than=NOW + 100) == 1  # the first account's only
+    after = [await store.get_account(a) for a in ("acc-1", "acc-2")]
+    assert [(a.balance, a.holds) for a in after] == [(5_000, 0), (5_000, 0)]
+
+
 # --- the differential run -----------------------------------------------------------------------
 
 

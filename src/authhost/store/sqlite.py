@@ -762,7 +762,10 @@ class SqliteCardStore:
                     "WHERE account_id = ?",
                     (remaining, account_id),
                 )
-                conn.execute("UPDATE holds SET reversed = amount WHERE match_key = ?", (match_key,))
+                conn.execute(
+                    "UPDATE holds SET reversed = amount WHERE match_key = ? AND account_id = ?",
+                    (match_key, account_id),
+                )
             return len(rows)
 
         return await self._writer.run(expire)
@@ -1396,7 +1399,8 @@ def _move_money(
             posted, parent = _INCREMENT, move.extends
         conn.execute(
             "INSERT INTO holds (match_key, account_id, amount, posted, reversed, created_at, "
-            "parent, extra_life) VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (match_key) DO "
+            "parent, extra_life) VALUES (?, ?, ?, ?, 0, ?, ?, ?) "
+            "ON CONFLICT (match_key, account_id) DO "
             "UPDATE SET amount = amount + excluded.amount, posted = excluded.posted",
             (
                 entry.match_key,
@@ -1439,7 +1443,8 @@ def _release_completed_hold(conn: sqlite3.Connection, move: Movement, account: A
     release = min(hold_row[0], move.amount_minor) if move.completes_in_part else hold_row[0]
     freed = min(release, account.holds)
     conn.execute(
-        "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, move.completes)
+        "UPDATE holds SET reversed = reversed + ? WHERE match_key = ? AND account_id = ?",
+        (release, move.completes, move.account_id),
     )
     conn.execute(
         "UPDATE accounts SET holds = holds - ? WHERE account_id = ?", (freed, move.account_id)
@@ -1452,8 +1457,9 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[str, 
     Refused (_BEYOND_BOUND, nothing changed) when the money it gives back or takes back would
     take the balance beyond BALANCE_BOUND."""
     hold_row = conn.execute(
-        "SELECT account_id, amount, posted, reversed, parent FROM holds WHERE match_key = ?",
-        (move.match_key,),
+        "SELECT account_id, amount, posted, reversed, parent FROM holds "
+        "WHERE match_key = ? AND account_id = ?",
+        (move.match_key, move.account_id),
     ).fetchone()
     account_id = hold_row[0] if hold_row is not None else move.account_id
     account = _account(
@@ -1473,12 +1479,14 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[str, 
             return _BEYOND_BOUND, account
     if posted == _INCREMENT:  # its amount is in its parent's hold too: release it from both
         parent_row = conn.execute(
-            "SELECT amount - reversed FROM holds WHERE match_key = ?", (parent,)
+            "SELECT amount - reversed FROM holds WHERE match_key = ? AND account_id = ?",
+            (parent, account_id),
         ).fetchone()
         release = min(release, parent_row[0] if parent_row is not None else 0)
         if release > 0:
             conn.execute(
-                "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, parent)
+                "UPDATE holds SET reversed = reversed + ? WHERE match_key = ? AND account_id = ?",
+                (release, parent, account_id),
             )
     entry.hold_amount = -release
     if release == 0:
@@ -1492,7 +1500,8 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[str, 
         holds_delta = -min(release, account.holds)
     entry.balance_delta = balance_change
     conn.execute(
-        "UPDATE holds SET reversed = reversed + ? WHERE match_key = ?", (release, move.match_key)
+        "UPDATE holds SET reversed = reversed + ? WHERE match_key = ? AND account_id = ?",
+        (release, move.match_key, account_id),
     )
     conn.execute(
         "UPDATE accounts SET balance = balance + ?, holds = holds + ?, version = version + 1 "

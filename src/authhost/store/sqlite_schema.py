@@ -371,6 +371,29 @@ BEGIN
     WHERE journal_id = NEW.journal_id
   ; END;
 """,
+    # 33: a hold is its account's: keyed by match key and account, as Redis keeps holds per
+    # account. Keyed by match key alone, a key another account's request reused (same STAN,
+    # transmission time, acquirer and terminal, another RRN) added its amount to the first
+    # account's row, and the second account's hold could never be released or expire.
+    """
+CREATE TABLE holds_per_account (
+  match_key TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  amount INTEGER NOT NULL,
+  posted INTEGER NOT NULL,
+  reversed INTEGER NOT NULL,
+  created_at REAL NOT NULL,
+  parent TEXT NOT NULL DEFAULT '',
+  extra_life REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (match_key, account_id)
+);
+INSERT INTO holds_per_account
+  SELECT match_key, account_id, amount, posted, reversed, created_at, parent, extra_life
+  FROM holds;
+DROP TABLE holds;
+ALTER TABLE holds_per_account RENAME TO holds;
+CREATE INDEX holds_open_by_age ON holds (created_at) WHERE posted = 0 AND amount > reversed;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
