@@ -24,7 +24,7 @@ from authhost.auth.factory import UnknownStep
 from authhost.config import Config, ConfigError
 from authhost.models.registry import RegistryError
 from authhost.rules.rulefile import RuleLoadError
-from authhost.security.errors import KeyStoreError, MasterKeyMissing
+from authhost.security.errors import KeyStoreError, MasterKeyMissing, SecurityError
 from authhost.server.balance import SharedListeners
 from authhost.server.connection import DecisionHandler
 from authhost.server.health import Health, keep_beating
@@ -45,6 +45,7 @@ SETUP_ERRORS = (
     TokenConfigError,
     TlsConfigError,
     UnknownStep,
+    SecurityError,  # raised at start-up only: a [security] entry that cannot be used
 )
 
 log = logging.getLogger("authhost.server")
