@@ -75,15 +75,31 @@ class RuntimeFactory(Protocol):
 
 
 class PidFile:
-    """Writes our pid on start, removes the file on exit if it is still ours."""
+    """Writes our pid on start, removes the file on exit if it is still ours.
 
-    def __init__(self, path: str) -> None:
+    With ``when_listening`` the pid is written by ``write()`` once the server listens, not on
+    entry: a second ``authhost serve`` started by mistake in the same directory fails on the
+    port in use and must leave the running server's pid file alone (it used to overwrite it,
+    then remove it as its own on exit)."""
+
+    def __init__(self, path: str, *, when_listening: bool = False) -> None:
         self.path = Path(path) if path else None
+        self._deferred = when_listening
 
     def __enter__(self) -> PidFile:
-        if self.path is not None:
-            self.path.write_text(f"{os.getpid()}\n")
+        if not self._deferred:
+            self.write()
         return self
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.write_text(f"{os.getpid()}\n")
+        except OSError as exc:  # a directory that does not exist, no permission
+            raise ServerConfigError(
+                f"server.pid_file {str(self.path)!r} cannot be written: {exc.strerror}"
+            ) from None
 
     def __exit__(self, *exc: object) -> None:
         if self.path is None:
@@ -102,8 +118,10 @@ async def serve_runtime(
     shared: SharedListeners | None = None,
     metrics: ServerMetrics | None = None,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+    listening: Callable[[], None] | None = None,
 ) -> bool:
-    """Serve until SIGINT/SIGTERM; SIGHUP reloads. True when the stop was graceful."""
+    """Serve until SIGINT/SIGTERM; SIGHUP reloads. True when the stop was graceful.
+    ``listening`` is called once every listener is open (the pid file is written then)."""
     metrics = metrics if metrics is not None else ServerMetrics()
     for collector in runtime.collectors:
         metrics.register(collector)
@@ -149,6 +167,8 @@ async def serve_runtime(
                 for service in runtime.services:
                     nursery.start_soon(_run_service, service)
                 addresses = await nursery.start(server.run)
+                if listening is not None:
+                    listening()
                 health.listening = True
                 for line in runtime.banner:
                     log.info(line)
@@ -253,8 +273,10 @@ def run_single(
         from authhost.runtime import open_runtime as runtime_factory
     tune_garbage_collector()
     try:
-        with PidFile(pid_file):
-            graceful = trio.run(_serve_with_runtime, config, demo, shared, runtime_factory)
+        with PidFile(pid_file, when_listening=True) as pid:
+            graceful = trio.run(
+                _serve_with_runtime, config, demo, shared, runtime_factory, pid.write
+            )
         flush_logs()
     except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
         return 130
@@ -272,10 +294,14 @@ def run_single(
 
 
 async def _serve_with_runtime(
-    config: Config, demo: bool, shared: SharedListeners | None, runtime_factory: RuntimeFactory
+    config: Config,
+    demo: bool,
+    shared: SharedListeners | None,
+    runtime_factory: RuntimeFactory,
+    listening: Callable[[], None],
 ) -> bool:
     async with runtime_factory(config, demo=demo) as runtime:
-        return await serve_runtime(config, runtime, shared=shared)
+        return await serve_runtime(config, runtime, shared=shared, listening=listening)
 
 
 def innermost_error(error: BaseException) -> BaseException:
