@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -82,6 +83,34 @@ async def test_a_backup_refuses_to_overwrite_unless_told_and_never_the_store_its
     with pytest.raises(OSError):  # the copy cannot take a folder's place
         backup(str(source), tmp_path / "a-folder", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+
+async def test_a_backup_never_takes_the_place_of_the_stores_own_wal(tmp_path):
+    """``store backup authhost.db-wal --force`` renamed the copy over the live WAL: the
+    commits not yet checkpointed into the file were gone for every new reader (found by a
+    review)."""
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    card, _ = await seeded(store, balance=10_000_000)
+    try:
+        for n in range(3):
+            await store.commit(hold(card, n, 100))
+        writer = sqlite3.connect(source)  # a server's commit, left in the WAL
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("CREATE TABLE only_in_the_wal (x)")
+        writer.commit()
+        assert os.path.getsize(f"{source}-wal") > 0
+        for end in ("-wal", "-shm", "-journal"):
+            with pytest.raises(StoreError, match="the store's own"):
+                backup(str(source), f"{source}{end}", overwrite=True)
+        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master")}
+        reader.close()
+        writer.close()
+        assert "only_in_the_wal" in tables
+    finally:
+        await store.close()
+    assert check(str(source)) == []
 
 
 async def test_check_finds_a_damaged_file(tmp_path):

@@ -13,7 +13,9 @@ one place only.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -30,6 +32,24 @@ DEFAULT_FILE = "authhost.toml"
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
+
+
+PORT_MAX = 65_535
+# answers that approve: a request the host did not decide in time must never get one (no hold
+# was placed, no funds were checked)
+APPROVING_CODES = frozenset({"00", "08", "10", "11", "85"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only (int() also takes '١٢' and '1_2')
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _port(section: str, key: str, value: int) -> None:
+    if not 0 <= value <= PORT_MAX:  # a socket takes the port modulo 65536: 99999 -> 34463
+        raise ConfigError(f"{section} {key} must be 0 to {PORT_MAX}, not {value}")
+
+
+def _at_least(section: str, key: str, value: float, low: float, meaning: str = "") -> None:
+    if value < low:
+        raise ConfigError(f"{section} {key} must be at least {low}{meaning}, not {value}")
 
 
 def _key(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
@@ -76,6 +96,12 @@ class ListenerConfig:
         "", "PEM CA certificate(s): every client must present a certificate they signed (mTLS)"
     )
 
+    def _section(self) -> str:
+        return "[[listeners]]"
+
+    def __post_init__(self) -> None:
+        _port(self._section(), "port", self.port)
+
 
 @dataclass(frozen=True)
 class ServerConfig(ListenerConfig):
@@ -95,6 +121,18 @@ class ServerConfig(ListenerConfig):
     shutdown_grace_s: float = _key(10.0, "seconds to finish in-flight requests on shutdown")
     pid_file: str = _key("authhost.pid", "file the server writes its pid to (SIGHUP reloads)")
     node_id: int = _key(0, "this process's number (0-7) in approval codes; workers get theirs")
+
+    def _section(self) -> str:
+        return "[server]"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _port("[server]", "metrics_port", self.metrics_port)
+        if self.timeout_response_code in APPROVING_CODES:
+            raise ConfigError(
+                f"[server] timeout_response_code {self.timeout_response_code!r} approves: a "
+                "request not decided in time was not checked and held nothing (use 91 or 96)"
+            )
 
 
 @dataclass(frozen=True)
@@ -155,6 +193,14 @@ class SecurityConfig:
         ["0", "3", "4"], "ISO 9564 PIN block formats accepted (add 1 only if acquirers need it)"
     )
 
+    def __post_init__(self) -> None:
+        _at_least("[security]", "zone_key_overlap_s", self.zone_key_overlap_s, 0, " (0: never)")
+        table = self.decimalisation_table
+        if len(table) != 16 or not all(c in "0123456789" for c in table):
+            raise ConfigError(  # else every IBM 3624 PIN check fails, answered 96
+                f"[security] decimalisation_table must be 16 decimal digits, not {table!r}"
+            )
+
 
 @dataclass(frozen=True)
 class AdminConfig:
@@ -181,6 +227,7 @@ class AdminConfig:
     )
 
     def __post_init__(self) -> None:
+        _port("[admin]", "port", self.port)
         if self.max_connections < 0:
             raise ConfigError(
                 f"[admin] max_connections must be 0 (no limit) or more, not {self.max_connections}"
@@ -230,6 +277,12 @@ class AuthConfig:
         return self._hold_lives  # type: ignore[attr-defined]  # set in __post_init__
 
     def __post_init__(self) -> None:
+        # 0 or less would release every hold at the next expiry run, minutes after it was
+        # placed, and the cardholder could spend the held money again
+        _at_least("[auth]", "hold_days", self.hold_days, 1)
+        # 0 or less locks every PIN at its first try (answered 75)
+        _at_least("[auth]", "pin_try_limit", self.pin_try_limit, 1)
+        _at_least("[auth]", "atc_jump_limit", self.atc_jump_limit, 0, " (0: no limit)")
         try:  # parsed once here: the pipeline, advices and the expiry service share it
             object.__setattr__(
                 self, "_hold_lives", HoldLives.parse(self.hold_days, self.hold_days_by_mcc)
@@ -272,6 +325,11 @@ class ModelsConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.action not in ("decline", "flag"):  # a misspelt decline must not only flag
+            raise ConfigError(f"[models] action must be decline or flag, not {self.action!r}")
+        if not 0 <= self.threshold <= 999:  # -1 would apply the action to every request
+            raise ConfigError(f"[models] threshold must be 0 (off) to 999, not {self.threshold}")
+        _at_least("[models]", "budget_ms", self.budget_ms, 0)
         if not -1 <= self.explain_from <= 1000:
             raise ConfigError(f"[models] explain_from must be -1 to 1000, not {self.explain_from}")
 
@@ -333,9 +391,29 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if target is int:
             if isinstance(value, bool):
                 raise ValueError("expected an integer")
-            return int(value)
+            if isinstance(value, float):
+                if not value.is_integer():  # int() would drop the fraction: 1.5 -> 1
+                    raise ValueError(f"expected an integer, got {value!r}")
+                return int(value)
+            if isinstance(value, str):
+                if not _INTEGER.fullmatch(value.strip()):
+                    raise ValueError(f"expected an integer, got {value!r}")
+                return int(value)
+            if not isinstance(value, int):
+                raise ValueError(f"expected an integer, got {type(value).__name__}")
+            return value
         if target is float:
-            return float(value)
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            if isinstance(value, str):
+                if not _DECIMAL.fullmatch(value.strip()):
+                    raise ValueError(f"expected a number, got {value!r}")
+            elif not isinstance(value, (int, float)):
+                raise ValueError(f"expected a number, got {type(value).__name__}")
+            number = float(value)
+            if not math.isfinite(number):  # nan makes trio's deadlines raise, at shutdown
+                raise ValueError(f"expected a finite number, got {value!r}")
+            return number
         if target is str:
             if not isinstance(value, (str, int)):
                 raise ValueError(f"expected a string, got {type(value).__name__}")
@@ -345,6 +423,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 return [part.strip() for part in value.split(",") if part.strip()]
             if not isinstance(value, list):
                 raise ValueError("expected a list")
+            odd = [v for v in value if not isinstance(v, (str, int, float)) or isinstance(v, bool)]
+            if odd:
+                raise ValueError(f"expected a list of strings, got {odd[0]!r} in it")
             return [str(v) for v in value]
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
@@ -358,7 +439,10 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a value of the right type that cannot be used
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -378,14 +462,21 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     named file that does not exist is an error.
     """
     env = os.environ if env is None else env
-    explicit = path is not None or "AUTHHOST_CONFIG" in env
-    file = Path(path if path is not None else env.get("AUTHHOST_CONFIG", DEFAULT_FILE))
+    named = env.get("AUTHHOST_CONFIG") or None  # set but empty: as if not set
+    explicit = path is not None or named is not None
+    file = Path(path if path is not None else named or DEFAULT_FILE)
     data: dict[str, Any] = {}
     if file.exists():
         try:
-            data = tomllib.loads(file.read_text())
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+        except OSError as exc:  # a directory, no permission to read
+            raise ConfigError(
+                f"{file}: cannot read the configuration file: {exc.strerror}"
+            ) from None
     elif explicit:
         raise ConfigError(f"{file}: configuration file not found")
 
@@ -399,9 +490,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         if not isinstance(raw, dict):
             raise ConfigError(f"{file}: [{name}] must be a table")
         sections[name] = _build(cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]")
+    raw_listeners = data.get("listeners", [])
+    if not isinstance(raw_listeners, list) or not all(isinstance(x, dict) for x in raw_listeners):
+        raise ConfigError(f"{file}: listeners must be [[listeners]] tables")
     listeners = [
         _build(ListenerConfig, item, f"{file}:[[listeners]] #{i + 1}")
-        for i, item in enumerate(data.get("listeners", []))
+        for i, item in enumerate(raw_listeners)
     ]
     return Config(listeners=listeners, **sections)
 

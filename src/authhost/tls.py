@@ -9,6 +9,8 @@ address alone does not).
 
 from __future__ import annotations
 
+import datetime
+import os
 import ssl
 
 
@@ -28,11 +30,44 @@ def server_context(
         raise TlsConfigError(f"{where}tls_cert_file and tls_key_file go together")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for key, path in (("tls_cert_file", cert_file), ("tls_key_file", key_file),
+                      ("tls_client_ca_file", client_ca_file)):  # fmt: skip
+        # ssl's own errors say "No such file or directory" without saying which file
+        if path and not os.path.isfile(path):
+            reason = "is not a file" if os.path.exists(path) else "does not exist"
+            raise TlsConfigError(f"{where}{key} {path!r} {reason}")
     try:
         context.load_cert_chain(cert_file, key_file)
         if client_ca_file:
             context.load_verify_locations(cafile=client_ca_file)
             context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"{where}TLS certificate, key or CA cannot be loaded: {exc}") from None
+        raise TlsConfigError(
+            f"{where}TLS certificate, key or CA cannot be loaded ({cert_file}, {key_file}"
+            f"{', ' + client_ca_file if client_ca_file else ''}): {exc}"
+        ) from None
+    _refuse_expired(cert_file, where)
     return context
+
+
+def _refuse_expired(cert_file: str, where: str) -> None:
+    """A certificate past its end (or before its start) loads, and then every client refuses
+    the handshake: the listener would start and serve no one. Refused at start-up instead."""
+    from cryptography import x509
+
+    try:
+        with open(cert_file, "rb") as file:
+            certificate = x509.load_pem_x509_certificates(file.read())[0]
+    except (OSError, ValueError):
+        return  # ssl loaded it; a form cryptography does not read is left to the handshake
+    now = datetime.datetime.now(datetime.UTC)
+    if now > certificate.not_valid_after_utc:
+        raise TlsConfigError(
+            f"{where}tls_cert_file {cert_file!r} expired on "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: clients refuse it"
+        )
+    if now < certificate.not_valid_before_utc:
+        raise TlsConfigError(
+            f"{where}tls_cert_file {cert_file!r} is not valid before "
+            f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: clients refuse it"
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -45,14 +45,35 @@ def _security(config_file: Path | None, key_store: str | None) -> SecurityConfig
     return config.replace("security", key_store=key_store).security
 
 
+# What a key store operation raises for a file it cannot use: the security module's own errors,
+# and the operating system's (a directory that does not exist, a read-only or immutable file, a
+# name too long), which reached the operator as a traceback.
+KEY_STORE_ERRORS = (SecurityError, OSError, ValueError)
+
+
 def _store(config_file: Path | None, key_store: str | None, *, create: bool = False) -> KeyStore:
+    if key_store is not None and not key_store.strip():
+        _fail(ValueError("--key-store must name a file"))
     try:
         return key_admin.open_key_store(_security(config_file, key_store), create=create)
-    except SecurityError as exc:
-        _fail(exc)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
 
 
-def _fail(exc: Exception) -> None:
+def _said(exc: Exception) -> Exception | str:
+    """An OSError as its reason and file, not its repr."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return exc
+
+
+def _key_name(name: str) -> str:
+    if not name.strip():  # was stored as a key named ""
+        _fail(ValueError("a key name must not be empty"))
+    return name
+
+
+def _fail(exc: Exception | str) -> NoReturn:
     typer.echo(f"authhost keys: {exc}", err=True)
     raise typer.Exit(1)
 
@@ -90,13 +111,14 @@ def keys_generate(
     key_store: KeyStoreOpt = None,
 ) -> None:
     """Generate a random working key (creates the key store if it does not exist)."""
+    name = _key_name(name)
     store = _store(config, key_store, create=True)
     try:
         key = key_admin.generate_key(
             store, name, key_type, algorithm, length, new_version=new_version
         )
-    except (SecurityError, ValueError) as exc:
-        _fail(exc)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
     typer.echo(
         f"generated {key.name} v{key.version} ({key.key_type}, {key.algorithm}) KCV {key.kcv}"
     )
@@ -117,21 +139,22 @@ def keys_components(
     key_store: KeyStoreOpt = None,
 ) -> None:
     """Enter a key as clear components (prompted, not echoed) and combine them by XOR."""
+    name = _key_name(name)
     store = _store(config, key_store, create=True)
     parts = []
     for i in range(components):
         part = typer.prompt(f"component {i + 1} (hex)", hide_input=True)
         try:
             typer.echo(f"component {i + 1} KCV {key_admin.component_kcv(part, algorithm)}")
-        except SecurityError as exc:
+        except KEY_STORE_ERRORS as exc:
             _fail(exc)
         parts.append(part)
     try:
         key = key_admin.combine_components(
             store, name, key_type, algorithm, parts, new_version=new_version
         )
-    except (SecurityError, ValueError) as exc:
-        _fail(exc)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
     typer.echo(f"stored {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
 
 
@@ -146,8 +169,8 @@ def keys_export(
     store = _store(config, key_store)
     try:
         block, kcv = key_admin.export_key(store, name, kek)
-    except SecurityError as exc:
-        _fail(exc)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
     typer.echo(block)
     typer.echo(f"KCV {kcv}", err=True)
 
@@ -165,13 +188,14 @@ def keys_import(
     key_store: KeyStoreOpt = None,
 ) -> None:
     """Import a key from a TR-31 key block under the KEK; the key type follows its usage."""
+    name = _key_name(name)
     store = _store(config, key_store)
     try:
         key = key_admin.import_key(
             store, name, block, kek, expected_kcv=kcv, new_version=new_version
         )
-    except SecurityError as exc:
-        _fail(exc)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
     typer.echo(f"imported {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
 
 
@@ -185,8 +209,8 @@ def keys_rotate_pan_key(config: ConfigOpt = None, key_store: KeyStoreOpt = None)
     store = _store(config, key_store)
     try:
         key = key_admin.rotate_pan_key(store)
-    except SecurityError as exc:
-        _fail(exc)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
     typer.echo(f"PAN data key is now version {key.version} (KCV {key.kcv})")
 
 

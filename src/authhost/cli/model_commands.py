@@ -37,6 +37,11 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 def _models_dir(config_file: Path | None, directory: Path | None) -> Path:
     if directory is not None:
         return directory
@@ -154,6 +159,8 @@ def list_models(
         state = registry.state()
     except RegistryError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # a name too long for a file, a --dir that is a file
+        raise _fail(_os_error(exc)) from None
     items = registry.list()
     if as_json:
         typer.echo(
@@ -226,6 +233,8 @@ def activate(
         state = registry.activate(name, challenger=challenger)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # a name too long for a file, a --dir that is a file
+        raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
     typer.echo("a running server picks this up on SIGHUP (kill -HUP $(cat authhost.pid))")
 
@@ -243,6 +252,8 @@ def rollback(
         state = registry.rollback()
     except RegistryError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # a name too long for a file, a --dir that is a file
+        raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
 
 
@@ -259,6 +270,8 @@ def clear_challenger(
         state = registry.clear_challenger()
     except RegistryError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # a name too long for a file, a --dir that is a file
+        raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion or '-'}; challenger: -")
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -24,7 +25,7 @@ from authhost.auth.factory import UnknownStep
 from authhost.config import Config, ConfigError
 from authhost.models.registry import RegistryError
 from authhost.rules.rulefile import RuleLoadError
-from authhost.security.errors import KeyStoreError, MasterKeyMissing
+from authhost.security.errors import KeyStoreError, MasterKeyMissing, SecurityError
 from authhost.server.balance import SharedListeners
 from authhost.server.connection import DecisionHandler
 from authhost.server.health import Health, keep_beating
@@ -45,6 +46,7 @@ SETUP_ERRORS = (
     TokenConfigError,
     TlsConfigError,
     UnknownStep,
+    SecurityError,  # raised at start-up only: a [security] entry that cannot be used
 )
 
 log = logging.getLogger("authhost.server")
@@ -52,6 +54,12 @@ log = logging.getLogger("authhost.server")
 # A second stop signal this long after the first one stops at once (ignoring the grace time);
 # sooner ones are the same stop seen twice (terminal SIGINT plus the supervisor's SIGTERM).
 FORCE_AFTER_S = 1.0
+# Cancelling cannot stop work that is shielded or in a thread: a commit waiting for a write
+# lock another process holds (SQLite's busy timeout is 30 s). A forced stop ends the process
+# this long after the second signal if it has not ended by itself; a graceful one this long
+# after its grace time.
+FORCED_EXIT_S = 2.0
+GRACE_MARGIN_S = 5.0
 
 
 class RuntimeLike(Protocol):
@@ -74,15 +82,31 @@ class RuntimeFactory(Protocol):
 
 
 class PidFile:
-    """Writes our pid on start, removes the file on exit if it is still ours."""
+    """Writes our pid on start, removes the file on exit if it is still ours.
 
-    def __init__(self, path: str) -> None:
+    With ``when_listening`` the pid is written by ``write()`` once the server listens, not on
+    entry: a second ``authhost serve`` started by mistake in the same directory fails on the
+    port in use and must leave the running server's pid file alone (it used to overwrite it,
+    then remove it as its own on exit)."""
+
+    def __init__(self, path: str, *, when_listening: bool = False) -> None:
         self.path = Path(path) if path else None
+        self._deferred = when_listening
 
     def __enter__(self) -> PidFile:
-        if self.path is not None:
-            self.path.write_text(f"{os.getpid()}\n")
+        if not self._deferred:
+            self.write()
         return self
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.write_text(f"{os.getpid()}\n")
+        except OSError as exc:  # a directory that does not exist, no permission
+            raise ServerConfigError(
+                f"server.pid_file {str(self.path)!r} cannot be written: {exc.strerror}"
+            ) from None
 
     def __exit__(self, *exc: object) -> None:
         if self.path is None:
@@ -94,6 +118,35 @@ class PidFile:
             pass
 
 
+class HardStop:
+    """Ends the process (exit 1) when a stop does not finish in time by itself: the store
+    write a decision waits for cannot be cancelled (found by a review: with the SQLite write
+    lock held by another process, a second SIGTERM and the grace time both waited for SQLite's
+    30 s busy timeout). The pid file is removed first, if it is ours."""
+
+    def __init__(self, pid_file: PidFile | None = None) -> None:
+        self._pid_file = pid_file
+        self._timer: threading.Timer | None = None
+
+    def arm(self, after_s: float, why: str) -> None:
+        self.cancel()
+        self._timer = threading.Timer(after_s, self._exit, (why,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _exit(self, why: str) -> None:
+        log.error("%s; exiting now (exit 1)", why)
+        flush_logs()
+        if self._pid_file is not None:
+            self._pid_file.__exit__(None, None, None)
+        os._exit(1)
+
+
 async def serve_runtime(
     config: Config,
     runtime: RuntimeLike,
@@ -101,8 +154,12 @@ async def serve_runtime(
     shared: SharedListeners | None = None,
     metrics: ServerMetrics | None = None,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+    listening: Callable[[], None] | None = None,
+    hard_stop: HardStop | None = None,
 ) -> bool:
-    """Serve until SIGINT/SIGTERM; SIGHUP reloads. True when the stop was graceful."""
+    """Serve until SIGINT/SIGTERM; SIGHUP reloads. True when the stop was graceful.
+    ``listening`` is called once every listener is open (the pid file is written then);
+    ``hard_stop`` (a whole process only) ends the process when a stop does not finish."""
     metrics = metrics if metrics is not None else ServerMetrics()
     for collector in runtime.collectors:
         metrics.register(collector)
@@ -137,10 +194,17 @@ async def serve_runtime(
                             log.info("%s: stopping gracefully", signal.Signals(signum).name)
                             health.draining = True
                             server.shutdown()
+                            if hard_stop is not None:
+                                hard_stop.arm(
+                                    config.server.shutdown_grace_s + GRACE_MARGIN_S,
+                                    "requests still unfinished past shutdown_grace_s",
+                                )
                         elif trio.current_time() - first_stop > FORCE_AFTER_S:
                             log.warning("second stop signal: stopping now")
                             graceful = False
                             nursery.cancel_scope.cancel()
+                            if hard_stop is not None:
+                                hard_stop.arm(FORCED_EXIT_S, "second stop signal")
 
                 nursery.start_soon(watch_signals)
                 nursery.start_soon(_flush_logs_periodically)
@@ -148,6 +212,8 @@ async def serve_runtime(
                 for service in runtime.services:
                     nursery.start_soon(_run_service, service)
                 addresses = await nursery.start(server.run)
+                if listening is not None:
+                    listening()
                 health.listening = True
                 for line in runtime.banner:
                     log.info(line)
@@ -252,8 +318,15 @@ def run_single(
         from authhost.runtime import open_runtime as runtime_factory
     tune_garbage_collector()
     try:
-        with PidFile(pid_file):
-            graceful = trio.run(_serve_with_runtime, config, demo, shared, runtime_factory)
+        with PidFile(pid_file, when_listening=True) as pid:
+            hard_stop = HardStop(pid)
+            try:
+                graceful = trio.run(
+                    _serve_with_runtime, config, demo, shared, runtime_factory, pid.write,
+                    hard_stop,
+                )  # fmt: skip
+            finally:
+                hard_stop.cancel()
         flush_logs()
     except KeyboardInterrupt:  # SIGINT before the signal receiver was in place
         return 130
@@ -271,10 +344,17 @@ def run_single(
 
 
 async def _serve_with_runtime(
-    config: Config, demo: bool, shared: SharedListeners | None, runtime_factory: RuntimeFactory
+    config: Config,
+    demo: bool,
+    shared: SharedListeners | None,
+    runtime_factory: RuntimeFactory,
+    listening: Callable[[], None],
+    hard_stop: HardStop,
 ) -> bool:
     async with runtime_factory(config, demo=demo) as runtime:
-        return await serve_runtime(config, runtime, shared=shared)
+        return await serve_runtime(
+            config, runtime, shared=shared, listening=listening, hard_stop=hard_stop
+        )
 
 
 def innermost_error(error: BaseException) -> BaseException:

@@ -28,6 +28,7 @@ from authhost.config import Config
 from authhost.server.balance import NOT_ACCEPTING, ConnectionBalance, SharedListeners
 from authhost.server.logs import flush_logs
 from authhost.server.process import PidFile, RuntimeFactory, innermost_error, run_single
+from authhost.server.server import ServerConfigError
 from authhost.server.sockets import ListenError, listening_socket
 
 log = logging.getLogger("authhost.server")
@@ -134,7 +135,15 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     exit_code = 0
-    with PidFile(config.server.pid_file):
+    pid_file = PidFile(config.server.pid_file, when_listening=True)  # the sockets are open
+    try:
+        pid_file.write()
+    except ServerConfigError as error:
+        log.error("cannot start: %s", error)
+        for sock in sockets:
+            sock.close()
+        return CANNOT_START
+    with pid_file:
         for s in previous:
             signal.signal(s, on_signal)
         try:

@@ -41,6 +41,10 @@ async def open_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> CardStore:
         from authhost.store.sqlite import SqliteCardStore
 
         path = sqlite_path(url) if scheme == "sqlite" else url.removeprefix("file://")
+        if not path.strip():  # sqlite3 opens "" as a private temporary database per connection
+            raise BadStoreUrl(
+                "the store URL is empty: sqlite:///authhost.db or redis://HOST:PORT/DB"
+            )
         return await SqliteCardStore.open(path)
     if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from authhost.store.redis import RedisCardStore

@@ -99,8 +99,13 @@ def backup(source: str, target: str | Path, *, overwrite: bool = False) -> Backu
     """Copy the store at ``source`` to ``target`` as one consistent snapshot (see the module
     docstring); refuses an existing ``target`` unless ``overwrite``."""
     target = Path(target)
-    if target.resolve() == Path(source).resolve():
+    store = Path(source).resolve()
+    if target.resolve() == store:
         raise StoreError("the backup cannot be the store itself")
+    # the store's own WAL, shared memory or journal: renaming a copy over the WAL throws away
+    # the commits not yet checkpointed into the file (and --force used to do just that)
+    if target.resolve() in {Path(f"{store}{end}") for end in ("-wal", "-shm", "-journal")}:
+        raise StoreError(f"the backup cannot be {target}: it is the store's own {target.suffix}")
     if target.exists() and not overwrite:
         raise StoreError(f"{target} exists: choose another file, or overwrite it with --force")
     partial = target.with_name(target.name + ".partial")

@@ -1,0 +1,168 @@
+"""A configuration value that cannot work is refused at start-up, naming the key and why;
+nothing is silently wrapped, truncated or ignored (found by a review of the CLI and config)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from authhost.config import ConfigError, load_config
+
+runner = CliRunner()
+
+
+def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None):
+    file = tmp_path / "authhost.toml"
+    file.write_text(text)
+    return load_config(file, env=env or {})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[server]\nport = 99999\n", "port"),  # a socket binds 99999 as 34463
+        ("[server]\nport = -1\n", "port"),
+        ("[server]\nmetrics_port = 70000\n", "metrics_port"),
+        ("[admin]\nport = 99999\n", "port"),
+        ("[[listeners]]\nport = 65536\n", "port"),
+    ],
+    ids=["server 99999", "server -1", "metrics", "admin", "listener"],
+)
+def test_a_port_outside_0_to_65535_is_refused_not_wrapped(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{key} must be 0 to 65535"):
+        _load(tmp_path, text)
+
+
+def test_a_port_option_outside_the_range_exits_2() -> None:
+    result = runner.invoke(app, ["config", "show", "--port", "99999"], env={})
+    assert result.exit_code == 2, result.output
+    assert "port must be 0 to 65535" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[server]\nport = 1.5\n", {}, "expected an integer, got 1.5"),  # int() made it 1
+        ("", {"AUTHHOST_SERVER_PORT": "٨٥٨٣"}, "expected an integer"),  # Arabic-Indic digits
+        ("", {"AUTHHOST_SERVER_NODE_ID": "1_0"}, "expected an integer"),
+        ("[server]\nshutdown_grace_s = nan\n", {}, "finite"),  # trio raised at shutdown
+        ("", {"AUTHHOST_SERVER_IDLE_TIMEOUT_S": "inf"}, "got .inf."),
+        ("", {"AUTHHOST_MODELS_BUDGET_MS": "١"}, "expected a number"),
+        ("[server]\nallow_from = [{ a = 1 }]\n", {}, "list of strings"),
+    ],
+    ids=["fraction", "non-ASCII digits", "underscore", "nan", "inf", "non-ASCII float", "table"],
+)
+def test_a_value_of_the_wrong_shape_is_refused(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, text, env)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a request not decided in time (no hold, no funds check) must not be approved
+        ('[server]\ntimeout_response_code = "00"\n', "approves"),
+        ('[server]\ntimeout_response_code = "10"\n', "approves"),
+        # a misspelt "decline" only flagged: fraud the model caught was approved
+        ('[models]\naction = "Decline"\n', "action must be decline or flag"),
+        ("[models]\nthreshold = -1\n", "threshold must be 0"),  # every request at threshold
+        ("[models]\nbudget_ms = -1.0\n", "budget_ms"),
+        ("[auth]\nhold_days = -1\n", "hold_days must be at least 1"),  # holds released at once
+        ("[auth]\nhold_days = 0\n", "hold_days must be at least 1"),
+        ("[auth]\npin_try_limit = 0\n", "pin_try_limit must be at least 1"),  # every PIN 75
+        ("[auth]\natc_jump_limit = -1\n", "atc_jump_limit"),
+        ("[security]\nzone_key_overlap_s = -1.0\n", "zone_key_overlap_s"),
+        ('[security]\ndecimalisation_table = "abc"\n', "decimalisation_table"),
+    ],
+)
+def test_a_value_that_cannot_work_is_refused_naming_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        _load(tmp_path, text)
+    assert "authhost.toml" in str(refused.value)  # and the file it came from
+
+
+def test_the_defaults_and_the_documented_example_still_load(tmp_path: Path) -> None:
+    config = _load(
+        tmp_path,
+        "[server]\nport = 8583\nmetrics_port = 0\nshutdown_grace_s = 10\n"
+        '[models]\naction = "decline"\nthreshold = 900\n',
+        {"AUTHHOST_SERVER_DEADLINE_MS": " 150 ", "AUTHHOST_ADMIN_TIMEOUT_S": "2.5"},
+    )
+    assert config.server.deadline_ms == 150 and config.admin.timeout_s == 2.5
+    assert config.server.shutdown_grace_s == 10.0
+
+
+@pytest.mark.parametrize(
+    ("make", "env", "message"),
+    [
+        (lambda d: (d / "c.toml").write_bytes(b"\xff\xfe[server]\n"), {}, "not UTF-8"),
+        (lambda d: (d / "c.toml").mkdir(), {}, "cannot read"),
+        (lambda d: (d / "c.toml").write_text("listeners = [{ port = 1 }, 5]\n"), {}, "listeners"),
+        (lambda d: (d / "c.toml").write_text('listeners = "abc"\n'), {}, "listeners"),
+    ],
+    ids=["not UTF-8", "a directory", "a listener that is a number", "listeners a string"],
+)
+def test_a_config_file_that_cannot_be_read_is_one_clear_line(
+    tmp_path: Path, make, env: dict[str, str], message: str
+) -> None:
+    make(tmp_path)
+    # through AUTHHOST_CONFIG: typer's own check of --config does not see it
+    result = runner.invoke(
+        app, ["config", "show"], env={"AUTHHOST_CONFIG": str(tmp_path / "c.toml"), **env}
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_empty_authhost_config_is_as_if_unset(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["config", "show"], env={"AUTHHOST_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+
+
+def _serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHHOST_")}
+    base |= {"AUTHHOST_ADMIN_PORT": "0", "AUTHHOST_SERVER_METRICS_PORT": "0", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "authhost", "serve", "--demo", "--port", "0"],
+        cwd=tmp_path,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # was: "stopped on an error: OperationalError: no such table: products", exit 1
+        ({"AUTHHOST_STORE_URL": ""}, "store URL is empty"),
+        ({"AUTHHOST_STORE_URL": "sqlite:///  "}, "store URL is empty"),
+        # a [security] entry the module refuses was "stopped on an error: SecurityError", exit 1
+        ({"AUTHHOST_SECURITY_ZONE_KEYS": "garbage"}, "security.zone_keys entry 'garbage'"),
+        ({"AUTHHOST_SECURITY_PIN_BLOCK_FORMATS": "9"}, "security.pin_block_formats"),
+    ],
+    ids=["empty store URL", "blank sqlite path", "zone_keys", "pin_block_formats"],
+)
+def test_start_up_configuration_errors_exit_2(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = _serve(tmp_path, env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert message in output
+    assert "stopped on an error" not in output and "Traceback" not in output
