@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
 from authhost.config import SECTIONS, load_config
+from authhost.store import open_store
+from authhost.store.interface import StoreError
 
 runner = CliRunner()
 
@@ -78,6 +81,19 @@ def test_config_show_merges_file_environment_and_options(tmp_path: Path) -> None
     back = tmp_path / "back.toml"
     back.write_text(result.output.replace("***", "x"))
     assert load_config(back, env={}).server.port == 9100
+
+
+async def test_a_store_password_in_the_query_is_hidden_too(tmp_path: Path) -> None:
+    """coredis reads ``?password=`` as it reads ``:secret@``: config show and the error of a
+    Redis that cannot be reached hid only the second (the URL is pasted into tickets)."""
+    url = f"redis://127.0.0.1:{free_port()}/0?prefix=t&password=s3cret"
+    result = runner.invoke(app, ["config", "show", "--store", url])
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.output)["store"]["url"].endswith("?prefix=t&password=***")
+    assert "s3cret" not in result.output
+    with pytest.raises(StoreError) as refused:
+        await open_store(url)
+    assert "password=***" in str(refused.value) and "s3cret" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

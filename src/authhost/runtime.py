@@ -30,6 +30,7 @@ from authhost.models.context import TxContext
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
 from authhost.store.interface import CardStore
+from authhost.store.opener import printable_url
 
 if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
     from authhost.admin.service import CardService
@@ -106,7 +107,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
     security = SecurityModule.open(config.security, demo=demo)
     store = await open_store(config.store.url)
     try:
-        banner = [f"store: {redacted(config.store.url)}"]
+        banner = [f"store: {printable_url(config.store.url)}"]
         cards = CardService(
             store, security, actor="system", models_dir=config.models.dir,
             rules_file=config.rules.file, lists_dir=config.rules.lists_dir,
@@ -370,13 +371,3 @@ async def refresh_store_lists(rules: RulesWithStoreLists) -> None:
             await rules.refresh_lists()
         except Exception:
             log.exception("reading the store's named lists failed; keeping the last ones")
-
-
-def redacted(url: str) -> str:
-    """A store URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"

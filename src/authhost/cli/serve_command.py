@@ -6,12 +6,12 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.markup import escape
 
 from authhost.config import Config, ConfigError, describe_keys, load_config
+from authhost.store.opener import printable_url
 
 SECRET_KEYS = {("admin", "tokens")}  # shown as *** by ``config show``
 
@@ -58,15 +58,6 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def _hide_password(url: str) -> str:
-    """redis://user:secret@host -> redis://user:***@host (config show is often pasted)."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def render_toml(config: Config) -> str:
     """The configuration as a TOML file that ``--config`` would read back."""
     lines: list[str] = []
@@ -80,7 +71,7 @@ def render_toml(config: Config) -> str:
             if (section.name, key.name) in SECRET_KEYS and item:
                 item = "***"
             elif (section.name, key.name) == ("store", "url"):
-                item = _hide_password(item)
+                item = printable_url(item)
             lines.append(f"{key.name} = {_toml_value(item)}")
         lines.append("")
     for listener in config.listeners:

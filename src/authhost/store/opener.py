@@ -20,6 +20,27 @@ class BadStoreUrl(StoreError):
     pass
 
 
+def printable_url(url: str) -> str:
+    """The store URL without its secrets, for logs, errors and ``config show`` (often pasted):
+    the password of ``redis://user:secret@host`` and a ``password`` query parameter (which
+    coredis reads too) become ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, colon, _ = credentials.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*"
+        )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing hidden: as written (urlunsplit would drop sqlite:///'s slashes)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite:///`` URL (``sqlite:///:memory:`` is refused: the store
     uses two connections and an in-memory database is not shared between them)."""

@@ -81,6 +81,7 @@ from authhost.store.interface import (
     pin_change_conflict_outcome,
     pin_locked_outcome,
 )
+from authhost.store.opener import printable_url
 from authhost.store.records import (
     AuditEntry,
     Dispute,
@@ -314,7 +315,7 @@ class RedisCardStore:
             await client.ping()
         except Exception as exc:
             await stack.aclose()
-            raise StoreError(f"cannot reach Redis at {_safe_url(url)}: {exc}") from None
+            raise StoreError(f"cannot reach Redis at {printable_url(url)}: {exc}") from None
         store = cls(client, stack, prefix, cluster)
         if not cluster:
             try:
@@ -1520,11 +1521,3 @@ def _prefix_ok(prefix: str) -> str:
     if not prefix or "{" in prefix or "}" in prefix or ":" in prefix:
         raise StoreError("the Redis key prefix is a non-empty name without braces or colons")
     return prefix
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for error messages."""
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
