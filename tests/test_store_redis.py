@@ -54,7 +54,7 @@ async def test_bad_prefix_is_refused(redis_url):
 
 
 async def test_unreachable_redis_is_a_clear_error():
-    with pytest.raises(StoreError, match=r"cannot reach Redis at redis://\*\*\*@127.0.0.1:1"):
+    with pytest.raises(StoreError, match=r"cannot reach Redis at redis://:\*\*\*@127.0.0.1:1/0"):
         await RedisCardStore.open("redis://:secret@127.0.0.1:1/0")
 
 
