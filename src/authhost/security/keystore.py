@@ -25,7 +25,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing
-from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, kcv
+from authhost.security.keys import (
+    KeyAlgorithm,
+    KeyType,
+    WorkingKey,
+    check_key_material,
+    kcv,
+)
 
 FORMAT = "authhost-keystore/1"
 DEMO_MASTER_SUFFIX = ".demo-master-key"
@@ -302,6 +308,7 @@ class KeyStore:
 
     def put(self, key: WorkingKey, *, replace: bool = False) -> KeyEntry:
         """Add (or with ``replace`` overwrite) one key version and save the file."""
+        check_key_material(key.name, key.key_type, key.algorithm, key.material)
         with self._locked():
             if (key.name, key.version) in self._entries and not replace:
                 raise KeyStoreError(f"key {key.name!r} version {key.version} already exists")
@@ -323,8 +330,9 @@ class KeyStore:
 
         The version is chosen under the file lock, so two processes rotating at once get
         versions n+1 and n+2, never one overwriting the other. Without ``new_version`` an
-        existing name is an error.
+        existing name is an error. ``WeakKey`` for material its type must not have.
         """
+        check_key_material(name, key_type, algorithm, material)
         with self._locked():
             versions = self.versions(name)
             if versions and not new_version:

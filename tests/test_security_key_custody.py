@@ -1,0 +1,125 @@
+"""Key custody found wanting by a security review: what the key store accepts as a key of a
+type (algorithm, length, weak material), what a TR-31 import accepts (mode of use), what a
+damaged key store file does, and which acquirer may change which key.
+
+Keys here are random test keys under a random test master key.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from authhost.security import key_admin, tr31
+from authhost.security.errors import KeyCheckFailed, SecurityError, WeakKey
+from authhost.security.keys import KeyAlgorithm, KeyType, adjust_des_parity
+from authhost.security.keystore import KeyStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    return KeyStore.create(tmp_path / "keys.json", secrets.token_bytes(32))
+
+
+@pytest.mark.parametrize(
+    ("key_type", "algorithm", "length"),
+    [
+        (KeyType.PAN_DATA, KeyAlgorithm.TDES, 16),  # would be used as an AES-128-GCM key
+        (KeyType.PAN_HASH, KeyAlgorithm.AES, 16),
+        (KeyType.CVK, KeyAlgorithm.AES, 32),  # the CVV algorithm takes a TDES pair
+        (KeyType.PVK, KeyAlgorithm.HMAC, 32),
+        (KeyType.ZPK, KeyAlgorithm.HMAC, 32),
+        (KeyType.MAK, KeyAlgorithm.TDES, 24),  # the retail MAC refuses it on every message
+        (KeyType.CVK, KeyAlgorithm.TDES, 24),
+    ],
+)
+def test_a_key_of_the_wrong_algorithm_or_length_for_its_type_is_refused(
+    store, key_type, algorithm, length
+) -> None:
+    with pytest.raises(WeakKey, match=key_type.value):
+        key_admin.generate_key(store, "k", key_type, algorithm, length)
+    assert store.entries() == []
+    assert json.loads(store.path.read_text())["keys"] == []
+
+
+def test_weak_tdes_keys_are_refused_from_components(store) -> None:
+    half = adjust_des_parity(secrets.token_bytes(8))
+    other = adjust_des_parity(secrets.token_bytes(8))
+    component = secrets.token_bytes(16).hex()
+    cases = {
+        "K1 = K2": [(half + half).hex(), bytes(16).hex()],
+        "all zeros": [component, component],  # the two custodians typed the same component
+        "K2 = K3": [(other + half + half).hex(), bytes(24).hex()],
+    }
+    for case, components in cases.items():
+        algorithm = KeyAlgorithm.TDES
+        with pytest.raises(WeakKey) as raised:
+            key_admin.combine_components(store, "zmk", KeyType.KEK, algorithm, components)
+        assert half.hex() not in str(raised.value).lower(), case
+    assert store.entries() == []
+    # two-key TDES as triple length (K1 = K3) is a proper key
+    key = key_admin.combine_components(
+        store, "zmk", KeyType.KEK, KeyAlgorithm.TDES, [(half + other + half).hex(), bytes(24).hex()]
+    )
+    assert key.version == 1
+
+
+def test_a_weak_key_is_refused_from_a_switch_key_change(tmp_path) -> None:
+    from authhost.config import SecurityConfig
+    from authhost.security.blockcipher import tdes_ecb_encrypt
+    from authhost.security.module import SecurityModule
+
+    hsm = SecurityModule.open(SecurityConfig(key_store=str(tmp_path / "k.json")), demo=True, env={})
+    zmk = bytes.fromhex(hsm.demo_test_keys()["zmk"])
+    half = adjust_des_parity(secrets.token_bytes(8))
+    weak = half + half
+    check = tdes_ecb_encrypt(weak, bytes(8)).hex()
+    with pytest.raises(KeyCheckFailed):
+        hsm.install_zone_pin_key("123", tdes_ecb_encrypt(zmk, weak), check)
+    assert hsm.key_store.versions("zpk") == [1]
+
+
+def _block(kek: bytes, usage: str, algorithm: str, mode: str, material: bytes) -> str:
+    header = tr31.KeyBlockHeader(
+        version="D", key_usage=usage, algorithm=algorithm, mode_of_use=mode, exportability="E"
+    )
+    return tr31.wrap(kek, header, material)
+
+
+@pytest.mark.parametrize(
+    ("usage", "algorithm", "mode", "length"),
+    [
+        ("P0", "T", "E", None),  # encrypt only: authhost would decrypt PIN blocks with it
+        ("P0", "T", "D", None),  # decrypt only: authhost would encrypt PIN mailers with it
+        ("M3", "T", "G", None),  # generate only: authhost verifies MACs with it
+        ("M3", "T", "V", None),
+        ("C0", "T", "V", None),
+        ("V2", "T", "V", None),
+        ("K0", "A", "D", 32),
+        ("D0", "T", "B", None),  # a PAN data key that is not AES-256
+        ("P0", "H", "B", 32),  # an HMAC key as a zone PIN key
+    ],
+)
+def test_a_tr31_import_with_a_mode_of_use_or_algorithm_the_type_cannot_keep_is_refused(
+    store, usage, algorithm, mode, length
+) -> None:
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    material = secrets.token_bytes(length) if length else adjust_des_parity(secrets.token_bytes(16))
+    block = _block(kek.material, usage, algorithm, mode, material)
+    with pytest.raises(SecurityError) as raised:
+        key_admin.import_key(store, "imported", block, "kek")
+    assert material.hex() not in str(raised.value).lower()
+    assert store.versions("imported") == []
+
+
+def test_a_tr31_import_with_the_modes_authhost_exports_still_works(store) -> None:
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    for usage, mode in (("P0", "B"), ("M3", "C"), ("C0", "C"), ("V2", "N"), ("B0", "X")):
+        material = adjust_des_parity(secrets.token_bytes(16))
+        key = key_admin.import_key(
+            store, f"k-{usage}", _block(kek.material, usage, "T", mode, material), "kek"
+        )
+        assert key.material == material
