@@ -15,7 +15,7 @@ import pytest
 
 from authhost.security import key_admin, tr31
 from authhost.security.errors import KeyCheckFailed, SecurityError, WeakKey
-from authhost.security.keys import KeyAlgorithm, KeyType, adjust_des_parity
+from authhost.security.keys import KeyAlgorithm, KeyType, adjust_des_parity, generate_material
 from authhost.security.keystore import KeyStore
 
 
@@ -123,3 +123,43 @@ def test_a_tr31_import_with_the_modes_authhost_exports_still_works(store) -> Non
             store, f"k-{usage}", _block(kek.material, usage, "T", mode, material), "kek"
         )
         assert key.material == material
+
+
+def test_an_acquirer_with_its_own_zone_master_key_cannot_replace_the_shared_keys(tmp_path) -> None:
+    """Acquirer 444 has its own zone master key but no zone PIN key of its own: a key change
+    it sends would replace the default zone PIN key (every other acquirer's) or the host's
+    MAC key. Refused; with a zone PIN key of its own, that one is changed."""
+    from authhost.config import SecurityConfig
+    from authhost.security.blockcipher import tdes_ecb_encrypt
+    from authhost.security.module import SecurityModule
+
+    path = str(tmp_path / "k.json")
+    config = SecurityConfig(key_store=path, zone_master_keys=["444=zmk-444"])
+    hsm = SecurityModule.open(config, demo=True, env={})
+    zmk = key_admin.generate_key(hsm.key_store, "zmk-444", KeyType.KEK, KeyAlgorithm.TDES)
+    hsm.reload()
+
+    def change(module: SecurityModule, key_type: KeyType):
+        new = generate_material(KeyAlgorithm.TDES, 16)
+        check = tdes_ecb_encrypt(new, bytes(8)).hex()
+        encrypted = tdes_ecb_encrypt(zmk.material, new)
+        return module.install_exchanged_key(key_type, "00444", encrypted, check)
+
+    for key_type in (KeyType.ZPK, KeyType.MAK):
+        with pytest.raises(KeyCheckFailed, match="shared"):
+            change(hsm, key_type)
+    assert hsm.key_store.versions("zpk") == [1] and hsm.key_store.versions("mak") == [1]
+    assert hsm.zone_pin_key_name("555") == "zpk"
+
+    own = SecurityConfig(key_store=path, zone_master_keys=["444=zmk-444"], zone_keys=["444=z4"])
+    installed = change(SecurityModule.open(own, demo=True, env={}), KeyType.ZPK)
+    assert (installed.name, installed.version) == ("z4", 1)
+    # the single switch of the default set-up (no zone master key of its own) still can
+    default = SecurityModule.open(SecurityConfig(key_store=path), demo=True, env={})
+    zmk_default = bytes.fromhex(default.demo_test_keys()["zmk"])
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    key = default.install_exchanged_key(
+        KeyType.MAK, "123", tdes_ecb_encrypt(zmk_default, new), check
+    )
+    assert (key.name, key.version) == ("mak", 2)

@@ -497,6 +497,17 @@ class SecurityModule:
         zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
         if zmk.algorithm is not KeyAlgorithm.TDES:
             raise KeyNotFound(f"zone master key {zmk.name!r} is not a TDES key")
+        if acquirer in self._zone_masters and (
+            key_type is KeyType.MAK or acquirer not in self._zones
+        ):
+            # an acquirer with a zone master key of its own is a zone of its own: the key it
+            # would change here (the default zone PIN key, the host's MAC key) is the other
+            # acquirers' too, and one of them must not replace the others' keys
+            raise KeyCheckFailed(
+                f"acquirer {acquirer} has its own zone master key but {name!r} is shared with "
+                "other acquirers: give it its own zone PIN key (security.zone_keys); the MAC "
+                "key is changed by an operator"
+            )
         if len(encrypted_key) not in (16, 24):
             raise KeyCheckFailed(f"a {key_type} key is 16 or 24 bytes")
         if len(check_value) < 6:  # fewer digits would let almost any key through
