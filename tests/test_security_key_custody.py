@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from authhost.security import key_admin, tr31
-from authhost.security.errors import KeyCheckFailed, SecurityError, WeakKey
+from authhost.security.errors import KeyCheckFailed, KeyStoreError, SecurityError, WeakKey
 from authhost.security.keys import KeyAlgorithm, KeyType, adjust_des_parity, generate_material
 from authhost.security.keystore import KeyStore
 
@@ -163,3 +163,28 @@ def test_an_acquirer_with_its_own_zone_master_key_cannot_replace_the_shared_keys
         KeyType.MAK, "123", tdes_ecb_encrypt(zmk_default, new), check
     )
     assert (key.name, key.version) == ("mak", 2)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["wrapped not hex", "wrapped empty", "wrapped short", "version text", "type unknown", "none"],
+)
+def test_a_damaged_key_store_entry_is_a_key_store_error_when_read(store, damage) -> None:
+    """Every damaged entry is reported as a KeyStoreError naming the file when the key store
+    is read (not a ValueError from deep inside at the first authorisation using the key)."""
+    key_admin.generate_key(store, "zpk", KeyType.ZPK)
+    data = json.loads(store.path.read_text())
+    entry = data["keys"][0]
+    entry.update(
+        {
+            "wrapped not hex": {"wrapped": "zz" + entry["wrapped"][2:]},
+            "wrapped empty": {"wrapped": ""},
+            "wrapped short": {"wrapped": entry["wrapped"][:40]},
+            "version text": {"version": "1"},
+            "type unknown": {"key_type": "zzz"},
+            "none": {"kcv": None},
+        }[damage]
+    )
+    store.path.write_text(json.dumps(data))
+    with pytest.raises(KeyStoreError, match="keys.json"):
+        KeyStore.load(store.path, store._master).get("zpk")
