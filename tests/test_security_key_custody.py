@@ -188,3 +188,25 @@ def test_a_damaged_key_store_entry_is_a_key_store_error_when_read(store, damage)
     store.path.write_text(json.dumps(data))
     with pytest.raises(KeyStoreError, match="keys.json"):
         KeyStore.load(store.path, store._master).get("zpk")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("card 4761 7378 4361 2522 lost", "card 4761 73** **** 2522 lost"),
+        ("4761-7378-4361-2522", "4761-73**-****-2522"),
+        ("4761 7378 4361 2522 5413 3300 0000 0019", "4761 73** **** 2522 5413 33** **** 0019"),
+        ("ref 12 4761 7378 4361 2522", "ref 12 4761 73** **** 2522"),
+        # not card numbers: kept whole
+        ("at 2026-11-28 12:00:00 amounts 100 200", "at 2026-11-28 12:00:00 amounts 100 200"),
+        ("1 2 3 4 5 6 7 8 9 1 2 3 4", "1 2 3 4 5 6 7 8 9 1 2 3 4"),
+        ("476173******2522 5 times", "476173******2522 5 times"),
+    ],
+)
+def test_a_card_number_written_in_groups_is_masked_in_text(text, shown) -> None:
+    """A note, a reason or an error holding a PAN as people write it (blanks or dashes
+    between groups) is masked like one written whole (the admin API's rule for card numbers
+    in free text: 13-19 digits passing the Luhn check)."""
+    from authhost.security.masking import mask_pans_in_text
+
+    assert mask_pans_in_text(text) == shown
