@@ -210,3 +210,38 @@ def test_a_card_number_written_in_groups_is_masked_in_text(text, shown) -> None:
     from authhost.security.masking import mask_pans_in_text
 
     assert mask_pans_in_text(text) == shown
+
+
+def test_ibm3624_on_a_twelve_digit_pan_sets_and_verifies_a_pin(tmp_path) -> None:
+    """A 12-digit PAN (an 8-digit BIN, three account digits, the check digit) has 11 digits
+    before its check digit, fewer than the 12 validation digits by default: the validation
+    data are the 11 (padded with F), so a PIN can be set, generated and verified, where it
+    could be neither set nor ever verified (every right PIN counted wrong up to the lock)."""
+    from authhost.cards.model import PinMethod
+    from authhost.config import SecurityConfig
+    from authhost.security import pinblock, pinverify
+    from authhost.security.module import PinCheck, SecurityModule
+
+    hsm = SecurityModule.open(SecurityConfig(key_store=str(tmp_path / "k.json")), demo=True, env={})
+    zpk = bytes.fromhex(hsm.demo_test_keys()["zpk"])
+    pan = "476173900012"  # 12 digits, Luhn-valid
+    source = hsm.pin_source(None, None)
+    block = pinblock.encrypt_pin_block(zpk, "2580", pan)
+    reference = hsm.pin_reference(block, pan, source, PinMethod.IBM3624, "pvk", "1")
+    check = hsm.verify_pin(block, pan, source, PinMethod.IBM3624, "pvk", "1", reference)
+    assert check is PinCheck.OK
+    wrong = pinblock.encrypt_pin_block(zpk, "2581", pan)
+    check = hsm.verify_pin(wrong, pan, source, PinMethod.IBM3624, "pvk", "1", reference)
+    assert check is PinCheck.WRONG
+    # the offset is the one of the rule: 11 PAN digits, F-padded
+    pvk = hsm._key("pvk", KeyType.PVK).material
+    params = pinverify.Ibm3624Params(length=11)
+    assert params.validation_data(pan) == bytes.fromhex("47617390001FFFFF")
+    assert pinverify.ibm3624_offset(pvk, "2580", pan, params) == reference
+    issued = hsm.generate_pin(pan, PinMethod.IBM3624, "pvk", "1", 6)
+    assert len(issued.reference) == 6
+    # longer PANs keep their 12 digits (offsets already stored stay good)
+    long_pan = "4000001234567899"
+    long_block = pinblock.encrypt_pin_block(zpk, "2580", long_pan)
+    long_ref = hsm.pin_reference(long_block, long_pan, source, PinMethod.IBM3624, "pvk", "1")
+    assert long_ref == pinverify.ibm3624_offset(pvk, "2580", long_pan, pinverify.Ibm3624Params())

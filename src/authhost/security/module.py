@@ -8,6 +8,7 @@ bool), encrypted PANs and keyed hashes. Build it once at start-up with ``Securit
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -578,11 +579,23 @@ class SecurityModule:
             return None
         return self._key(name, key_type, versions[-2]).material
 
+    def _ibm3624_params(self, pan: str) -> pinverify.Ibm3624Params:
+        """The IBM 3624 parameters for a PAN: validation data are the rightmost
+        ``security.pin_validation_digits`` PAN digits excluding the check digit, or all of
+        them when the PAN has fewer (a 12-digit PAN gives 11), padded with F. Without this a
+        short PAN could neither have a PIN set nor ever verify one (every right PIN counted as
+        wrong up to the lock)."""
+        params = self._ibm3624
+        available = len(pan) - 1
+        if available >= params.length or available < 1:
+            return params
+        return dataclasses.replace(params, length=available)
+
     def _reference_of(self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str) -> str:
         pvk = self._key(pvk_name, KeyType.PVK).material
         if PinMethod(method) is PinMethod.VISA_PVV:
             return pinverify.visa_pvv(pvk, pvki, pin, pan)
-        return pinverify.ibm3624_offset(pvk, pin, pan, self._ibm3624)
+        return pinverify.ibm3624_offset(pvk, pin, pan, self._ibm3624_params(pan))
 
     def pin_reference(
         self,
@@ -619,6 +632,8 @@ class SecurityModule:
         try:
             reference = self._reference_of(pin, pan, method, pvk_name, pvki)
             block = pinblock.encrypt_pin_block(key.material, pin, pan, fmt)
+        except (pinblock.PinBlockError, pinverify.PinVerificationError) as exc:
+            raise SecurityError(f"cannot generate a PIN: {exc}") from None
         finally:
             del pin
         return IssuedPin(reference, block, fmt, key.name, key.kcv)
@@ -647,7 +662,8 @@ class SecurityModule:
             if method is _VISA_PVV or PinMethod(method) is _VISA_PVV:
                 ok = pinverify.visa_pvv_verify(pvk, pvki, pin, pan, reference or "")
             else:
-                ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", self._ibm3624)
+                params = self._ibm3624_params(pan)
+                ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", params)
         except pinverify.PinVerificationError:
             return PinCheck.WRONG
         return PinCheck.OK if ok else PinCheck.WRONG
