@@ -197,6 +197,7 @@ def test_a_damaged_key_store_entry_is_a_key_store_error_when_read(store, damage)
         ("4761-7378-4361-2522", "4761-73**-****-2522"),
         ("4761 7378 4361 2522 5413 3300 0000 0019", "4761 73** **** 2522 5413 33** **** 0019"),
         ("ref 12 4761 7378 4361 2522", "ref 12 4761 73** **** 2522"),
+        ("4761-7378-4361-2522 5413-3300-0000-0019", "4761-73**-****-2522 5413-33**-****-0019"),
         # not card numbers: kept whole
         ("at 2026-11-28 12:00:00 amounts 100 200", "at 2026-11-28 12:00:00 amounts 100 200"),
         ("1 2 3 4 5 6 7 8 9 1 2 3 4", "1 2 3 4 5 6 7 8 9 1 2 3 4"),
@@ -245,3 +246,17 @@ def test_ibm3624_on_a_twelve_digit_pan_sets_and_verifies_a_pin(tmp_path) -> None
     long_block = pinblock.encrypt_pin_block(zpk, "2580", long_pan)
     long_ref = hsm.pin_reference(long_block, long_pan, source, PinMethod.IBM3624, "pvk", "1")
     assert long_ref == pinverify.ibm3624_offset(pvk, "2580", long_pan, pinverify.Ibm3624Params())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "account demo-acc-1 has open disputes: ['dsp-20261128-051424-174178-137']",
+        "20261128-051424-174178-137",
+        "ref-4761-7378-4361-2522",
+    ],
+)
+def test_dash_joined_ids_are_not_taken_for_grouped_card_numbers(text) -> None:
+    from authhost.security.masking import mask_pans_in_text
+
+    assert mask_pans_in_text(text) == text

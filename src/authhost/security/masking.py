@@ -32,7 +32,7 @@ def mask_pan(pan: str | None) -> str | None:
 # 2522", "4761-7378-..."): a run of digit groups, masked when its digits are 13 to 19 and pass
 # the Luhn check (the rule the admin API refuses free text by). The check keeps dates, times
 # and lists of small numbers whole.
-_GROUPED_RUN = re.compile(r"\d(?<![\d*]\d)(?=(?:[ -]?\d){12})\d*(?:[ -]\d+)+(?![\d*])")
+_GROUPED_RUN = re.compile(r"\d(?<![\w*-]\d)(?=(?:[ -]?\d){12})\d*(?:[ -]\d+)+(?![\w*])")
 
 
 def mask_pans_in_text(text: str) -> str:
@@ -48,7 +48,8 @@ def mask_pans_in_text(text: str) -> str:
 def _masked_groups(match: re.Match[str]) -> str:
     """Mask each card number among the groups: consecutive whole groups of 13-19 digits that
     pass the Luhn check, longest first from the left (two numbers side by side are both
-    masked)."""
+    masked); groups joined by dashes are taken whole (an id such as
+    20261128-051424-174178-137 holds Luhn-valid stretches by chance)."""
     run = match.group()
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(run)]
     out = list(run)
@@ -59,10 +60,15 @@ def _masked_groups(match: re.Match[str]) -> str:
             count += groups[last][1] - groups[last][0]
             last += 1
         found = 0
+        if i and run[groups[i][0] - 1] != " ":
+            i += 1  # a number starts at the run's start or after a blank, not inside a-b-c
+            continue
         for j in range(last, i, -1):
             digits = "".join(run[a:b] for a, b in groups[i:j])
             if len(digits) < 13:
                 break
+            if j < len(groups) and run[groups[j][0] - 1] != " ":
+                continue  # nor does it end inside one
             if is_luhn_valid(digits):
                 positions = [p for a, b in groups[i:j] for p in range(a, b)]
                 for p in positions[6:-4]:
