@@ -22,3 +22,9 @@ class KeyNotFound(SecurityError):
 class KeyCheckFailed(SecurityError):
     """A key sent to the module does not match its check value (or its DES parity): it is
     not the key the sender meant, or not a key at all. Nothing is installed."""
+
+
+class WeakKey(KeyCheckFailed):
+    """Key material that must not be used: an algorithm or length its type is not used with,
+    all zeros, or a TDES key whose parts repeat (K1 = K2: single DES strength). Nothing is
+    saved; the message names the key, never its material."""

@@ -45,6 +45,14 @@ TR31_USAGE: dict[KeyType, tuple[str, str]] = {
 # TR-31 key usage -> key type on import (V0/V1 are PVKs too)
 USAGE_TYPES: dict[str, KeyType] = {usage: kt for kt, (usage, _) in TR31_USAGE.items()}
 USAGE_TYPES.update({"V0": KeyType.PVK, "V1": KeyType.PVK, "K1": KeyType.KEK})
+# TR-31 modes of use a key may arrive with: those allowing everything authhost does with a key
+# of the type (a zone PIN key decrypts the acquirer's PIN blocks and encrypts translated ones
+# and PIN mailers, a MAC key generates and verifies, a KEK wraps and unwraps). The module
+# keeps no mode per key, so a narrower mode (encrypt only, verify only) would not be kept:
+# such a block is refused. N (no special restrictions) allows everything.
+IMPORT_MODES: dict[KeyType, frozenset[str]] = {
+    kt: frozenset({mode, "N"}) for kt, (_, mode) in TR31_USAGE.items()
+}
 TR31_ALGORITHMS = {KeyAlgorithm.TDES: "T", KeyAlgorithm.AES: "A", KeyAlgorithm.HMAC: "H"}
 ALGORITHM_CODES = {code: alg for alg, code in TR31_ALGORITHMS.items()}
 
@@ -171,6 +179,13 @@ def import_key(
         raise SecurityError(
             f"cannot import {name!r}: key usage {header.key_usage} / algorithm "
             f"{header.algorithm} has no place in authhost"
+        )
+    if header.mode_of_use not in IMPORT_MODES[key_type]:
+        allowed = " or ".join(sorted(IMPORT_MODES[key_type]))
+        raise SecurityError(
+            f"cannot import {name!r}: mode of use {header.mode_of_use} restricts a "
+            f"{key_type.value} key (usage {header.key_usage}) to less than authhost does with "
+            f"it; send it with mode {allowed}"
         )
     found = kcv(material, algorithm)
     if expected_kcv and found != expected_kcv.strip().upper():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from authhost.security.blockcipher import aes_cmac, tdes_ecb_encrypt
+from authhost.security.errors import WeakKey
 
 
 class KeyAlgorithm(StrEnum):
@@ -57,6 +58,55 @@ ALLOWED_LENGTHS = {
     KeyAlgorithm.AES: (16, 24, 32),
     KeyAlgorithm.HMAC: (32, 64),
 }
+
+
+# What each key type may be: the algorithms (and lengths, bytes) the operations that use it
+# take. A key of another algorithm or length would be used as something it is not (a TDES key
+# as an AES-GCM PAN key, an AES key as a CVK pair), or fail on every message (a MAC key of
+# 24 bytes): refused when the key is saved, whatever brought it (generate, components,
+# TR-31 import, a switch's key change).
+TYPE_SHAPES: dict[KeyType, dict[KeyAlgorithm, tuple[int, ...]]] = {
+    KeyType.ZPK: {KeyAlgorithm.TDES: (16, 24), KeyAlgorithm.AES: (16, 24, 32)},
+    KeyType.BDK: {KeyAlgorithm.TDES: (16,), KeyAlgorithm.AES: (16, 24, 32)},
+    KeyType.PVK: {KeyAlgorithm.TDES: (16, 24)},
+    KeyType.CVK: {KeyAlgorithm.TDES: (16,)},  # the pair CVK A | CVK B
+    KeyType.IMK_AC: {KeyAlgorithm.TDES: (16,)},
+    KeyType.IMK_SMI: {KeyAlgorithm.TDES: (16,)},
+    KeyType.IMK_SMC: {KeyAlgorithm.TDES: (16,)},
+    KeyType.MAK: {KeyAlgorithm.TDES: (16,)},  # ISO 9797-1 algorithm 3: a double-length key
+    KeyType.KEK: {KeyAlgorithm.TDES: (16, 24), KeyAlgorithm.AES: (16, 24, 32)},
+    KeyType.PAN_HASH: {KeyAlgorithm.HMAC: (32, 64)},
+    KeyType.PAN_DATA: {KeyAlgorithm.AES: (32,)},  # AES-256-GCM
+}
+
+
+def check_key_material(
+    name: str, key_type: KeyType, algorithm: KeyAlgorithm, material: bytes
+) -> None:
+    """Refuse (``WeakKey``) a key that does not suit its type or is weak.
+
+    TDES keys must have distinct parts (ANSI X9.52 / PCI PIN: a double- or triple-length key
+    with K1 = K2, or K2 = K3, is single DES), keys must not be all zeros (nor all zeros but
+    the DES parity bits), and the algorithm and length must be ones the type is used with.
+    """
+    key_type, algorithm = KeyType(key_type), KeyAlgorithm(algorithm)
+    shapes = TYPE_SHAPES[key_type]
+    if algorithm not in shapes:
+        allowed = " or ".join(a.value for a in shapes)
+        raise WeakKey(f"key {name!r}: a {key_type.value} key is {allowed}, not {algorithm.value}")
+    if len(material) not in shapes[algorithm]:
+        raise WeakKey(
+            f"key {name!r}: a {algorithm.value} {key_type.value} key is "
+            f"{' or '.join(str(n) for n in shapes[algorithm])} bytes, not {len(material)}"
+        )
+    stripped = bytes(b & 0xFE for b in material) if algorithm is KeyAlgorithm.TDES else material
+    if not any(stripped):
+        raise WeakKey(f"key {name!r} is all zeros")
+    if algorithm is KeyAlgorithm.TDES:
+        parts = [stripped[i : i + 8] for i in range(0, len(stripped), 8)]
+        # K1 = K2 (or, triple length, K2 = K3) is single DES; K1 = K3 is two-key TDES
+        if parts[0] == parts[1] or parts[-1] == parts[-2]:
+            raise WeakKey(f"key {name!r}: its TDES parts repeat (single DES strength)")
 
 
 def adjust_des_parity(key: bytes) -> bytes:

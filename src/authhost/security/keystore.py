@@ -25,7 +25,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing
-from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, kcv
+from authhost.security.keys import (
+    KeyAlgorithm,
+    KeyType,
+    WorkingKey,
+    check_key_material,
+    kcv,
+)
 
 FORMAT = "authhost-keystore/1"
 DEMO_MASTER_SUFFIX = ".demo-master-key"
@@ -115,10 +121,17 @@ def write_private(path: Path, text: str) -> None:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename: a crash leaves old or new
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # and the rename itself survives a crash
+    finally:
+        os.close(directory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +197,9 @@ class KeyStore:
             entries = [KeyEntry(**item) for item in data["keys"]]
         except (KeyError, TypeError):
             raise KeyStoreError(f"{path}: key store entries are malformed") from None
+        for entry in entries:
+            if not _well_formed(entry):
+                raise KeyStoreError(f"{path}: key store entry {entry.name!r} is malformed")
         store = cls(path, master, bool(data.get("demo", False)), entries)
         if data.get("master_kcv") != store._master_kcv:
             raise KeyStoreError(f"{path}: the master key does not match this key store (KCV)")
@@ -302,6 +318,7 @@ class KeyStore:
 
     def put(self, key: WorkingKey, *, replace: bool = False) -> KeyEntry:
         """Add (or with ``replace`` overwrite) one key version and save the file."""
+        check_key_material(key.name, key.key_type, key.algorithm, key.material)
         with self._locked():
             if (key.name, key.version) in self._entries and not replace:
                 raise KeyStoreError(f"key {key.name!r} version {key.version} already exists")
@@ -323,8 +340,9 @@ class KeyStore:
 
         The version is chosen under the file lock, so two processes rotating at once get
         versions n+1 and n+2, never one overwriting the other. Without ``new_version`` an
-        existing name is an error.
+        existing name is an error. ``WeakKey`` for material its type must not have.
         """
+        check_key_material(name, key_type, algorithm, material)
         with self._locked():
             versions = self.versions(name)
             if versions and not new_version:
@@ -335,6 +353,31 @@ class KeyStore:
             self._entries[(name, key.version)] = self._wrap(key)
             self.save()
         return key
+
+
+def _well_formed(entry: KeyEntry) -> bool:
+    """Whether an entry read from the file has the shape ``save`` writes (a damaged or edited
+    file is a KeyStoreError when it is read, not a ValueError at the first use of the key)."""
+    if not all(isinstance(v, str) for v in (entry.name, entry.key_type, entry.kcv)):
+        return False
+    if not isinstance(entry.version, int) or isinstance(entry.version, bool) or entry.version < 1:
+        return False
+    times = (entry.created_at, entry.retired_at)
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times):
+        return False
+    if entry.key_type not in KeyType._value2member_map_:
+        return False
+    if entry.algorithm not in KeyAlgorithm._value2member_map_:
+        return False
+    if not isinstance(entry.wrapped, str) or (entry.retired_at and entry.wrapped):
+        return False
+    if entry.retired_at:
+        return True
+    try:
+        blob = bytes.fromhex(entry.wrapped)
+    except ValueError:
+        return False
+    return len(blob) >= 12 + 16 + 16  # nonce, the shortest key, GCM tag
 
 
 def _order(entry: KeyEntry) -> tuple[str, int]:

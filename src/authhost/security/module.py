@@ -8,6 +8,7 @@ bool), encrypted PANs and keyed hashes. Build it once at start-up with ``Securit
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -497,6 +498,17 @@ class SecurityModule:
         zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
         if zmk.algorithm is not KeyAlgorithm.TDES:
             raise KeyNotFound(f"zone master key {zmk.name!r} is not a TDES key")
+        if acquirer in self._zone_masters and (
+            key_type is KeyType.MAK or acquirer not in self._zones
+        ):
+            # an acquirer with a zone master key of its own is a zone of its own: the key it
+            # would change here (the default zone PIN key, the host's MAC key) is the other
+            # acquirers' too, and one of them must not replace the others' keys
+            raise KeyCheckFailed(
+                f"acquirer {acquirer} has its own zone master key but {name!r} is shared with "
+                "other acquirers: give it its own zone PIN key (security.zone_keys); the MAC "
+                "key is changed by an operator"
+            )
         if len(encrypted_key) not in (16, 24):
             raise KeyCheckFailed(f"a {key_type} key is 16 or 24 bytes")
         if len(check_value) < 6:  # fewer digits would let almost any key through
@@ -567,11 +579,23 @@ class SecurityModule:
             return None
         return self._key(name, key_type, versions[-2]).material
 
+    def _ibm3624_params(self, pan: str) -> pinverify.Ibm3624Params:
+        """The IBM 3624 parameters for a PAN: validation data are the rightmost
+        ``security.pin_validation_digits`` PAN digits excluding the check digit, or all of
+        them when the PAN has fewer (a 12-digit PAN gives 11), padded with F. Without this a
+        short PAN could neither have a PIN set nor ever verify one (every right PIN counted as
+        wrong up to the lock)."""
+        params = self._ibm3624
+        available = len(pan) - 1
+        if available >= params.length or available < 1:
+            return params
+        return dataclasses.replace(params, length=available)
+
     def _reference_of(self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str) -> str:
         pvk = self._key(pvk_name, KeyType.PVK).material
         if PinMethod(method) is PinMethod.VISA_PVV:
             return pinverify.visa_pvv(pvk, pvki, pin, pan)
-        return pinverify.ibm3624_offset(pvk, pin, pan, self._ibm3624)
+        return pinverify.ibm3624_offset(pvk, pin, pan, self._ibm3624_params(pan))
 
     def pin_reference(
         self,
@@ -608,6 +632,8 @@ class SecurityModule:
         try:
             reference = self._reference_of(pin, pan, method, pvk_name, pvki)
             block = pinblock.encrypt_pin_block(key.material, pin, pan, fmt)
+        except (pinblock.PinBlockError, pinverify.PinVerificationError) as exc:
+            raise SecurityError(f"cannot generate a PIN: {exc}") from None
         finally:
             del pin
         return IssuedPin(reference, block, fmt, key.name, key.kcv)
@@ -636,7 +662,8 @@ class SecurityModule:
             if method is _VISA_PVV or PinMethod(method) is _VISA_PVV:
                 ok = pinverify.visa_pvv_verify(pvk, pvki, pin, pan, reference or "")
             else:
-                ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", self._ibm3624)
+                params = self._ibm3624_params(pan)
+                ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", params)
         except pinverify.PinVerificationError:
             return PinCheck.WRONG
         return PinCheck.OK if ok else PinCheck.WRONG
