@@ -83,6 +83,9 @@ def test_a_value_of_the_wrong_shape_is_refused(
         ("[auth]\natc_jump_limit = -1\n", "atc_jump_limit"),
         ("[security]\nzone_key_overlap_s = -1.0\n", "zone_key_overlap_s"),
         ('[security]\ndecimalisation_table = "abc"\n', "decimalisation_table"),
+        # IBM 3624 validation data are at most 16 nibbles and at least one digit
+        ("[security]\npin_validation_digits = 0\n", "pin_validation_digits must be 1 to 16"),
+        ("[security]\npin_validation_digits = 17\n", "pin_validation_digits must be 1 to 16"),
     ],
 )
 def test_a_value_that_cannot_work_is_refused_naming_the_key(

@@ -195,6 +195,11 @@ class SecurityConfig:
 
     def __post_init__(self) -> None:
         _at_least("[security]", "zone_key_overlap_s", self.zone_key_overlap_s, 0, " (0: never)")
+        if not 1 <= self.pin_validation_digits <= 16:  # 16 nibbles of validation data
+            raise ConfigError(
+                "[security] pin_validation_digits must be 1 to 16, "
+                f"not {self.pin_validation_digits}"
+            )
         table = self.decimalisation_table
         if len(table) != 16 or not all(c in "0123456789" for c in table):
             raise ConfigError(  # else every IBM 3624 PIN check fails, answered 96

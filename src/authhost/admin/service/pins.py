@@ -78,6 +78,12 @@ class Pins(ServiceBase):
                     )
                 except KeyNotFound as exc:
                     raise Unavailable(str(exc)) from None
+                except SecurityError as exc:  # a key unfit for the method: the cards before
+                    # this one have their new PINs and their lines; this one keeps its old PIN
+                    raise Unavailable(
+                        f"no PIN made for card {card.card_id} (nor the cards after it; "
+                        f"{written} written): {exc}"
+                    ) from None
                 await self._update(
                     card, pin_rules.with_pin_reference(card, issued.reference), "pin.generate"
                 )
