@@ -603,6 +603,8 @@ async def test_completion_posts_the_final_amount_and_releases_the_preauthorisati
     reasons = {e.stan: e.reason_codes for e in entries}
     assert "advice.completion" in reasons[checkout["11"]].split(";")
     assert "advice.completion" not in reasons[plain["11"]]
+    # a completion is the merchant's own, not the network's stand-in approval
+    assert "advice.stand_in" not in reasons[checkout["11"]].split(";")
 
 
 async def test_split_completions_keep_the_rest_held_until_the_last(nursery, tmp_path, store_url):

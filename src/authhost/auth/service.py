@@ -43,6 +43,7 @@ from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
+from authhost.models.context import COMPLETION_REASON
 from authhost.security.emv import (
     ARQC,
     ATC,
@@ -329,7 +330,8 @@ class AuthService:
             code = RC.APPROVED if tx.partial_amount_minor is None else RC.PARTIAL_APPROVAL
             reasons = [*tx.reasons]
             if advice:
-                reasons.append("advice.stand_in")
+                if not any(r.startswith(COMPLETION_REASON) for r in reasons):
+                    reasons.append("advice.stand_in")  # a completion is no stand-in approval
                 # the network's approval code (field 38), which the merchant got and its
                 # clearing presents: the clearing finds the advice's hold or posting by it
                 reported = (request.reported_approval_code or "").strip()
