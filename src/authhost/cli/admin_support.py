@@ -35,7 +35,7 @@ from authhost.store.interface import StoreError
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", help="store URL (default: [store] url of the configuration)"),
+    typer.Option("--store", help="store URL (default: \\[store] url of the configuration)"),
 ]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")

@@ -169,7 +169,9 @@ def journal_explain(
 def journal_explain_rules(
     card_id: str,
     journal_id: Annotated[int, typer.Argument(callback=IDS, help="the card's journal entry")],
-    rules: Annotated[Path | None, typer.Option(help="a rules file (default: [rules] file)")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="a rules file (default: \\[rules] file)")
+    ] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:

@@ -28,7 +28,7 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
 ]
 KeyStoreOpt = Annotated[
-    str | None, typer.Option("--key-store", help="key store file (default: [security] key_store)")
+    str | None, typer.Option("--key-store", help="key store file (default: \\[security] key_store)")
 ]
 KekOpt = Annotated[str, typer.Option("--kek", help="name of the key-encryption key (TR-31 KBPK)")]
 NewVersionOpt = Annotated[

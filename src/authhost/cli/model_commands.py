@@ -26,10 +26,10 @@ AuthhostConfigOption = typer.Option(
     None,
     "--config",
     "-c",
-    help="authhost configuration file (its [models] dir is used unless --dir is given)",
+    help="authhost configuration file (its \\[models] dir is used unless --dir is given)",
     dir_okay=False,
 )
-DirOption = typer.Option(None, "--dir", help="models directory (default: [models] dir)")
+DirOption = typer.Option(None, "--dir", help="models directory (default: \\[models] dir)")
 
 
 def _fail(message: str) -> typer.Exit:

@@ -60,7 +60,7 @@ def _load(file: Path, promote_shadow: bool = False):  # noqa: ANN202 - RuleSet
         return load_rule_set(file, promote_shadow=promote_shadow)
     except RuleLoadError as exc:
         for error in exc.errors:
-            errors.print(f"[red]{error}[/red]", highlight=False, markup=False)
+            errors.print(str(error), style="red", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -97,7 +97,7 @@ def check(
 
 @rules_app.command("list")
 def list_rules(
-    file: Path | None = typer.Argument(None, help="rules file; default: [rules] file"),
+    file: Path | None = typer.Argument(None, help="rules file; default: \\[rules] file"),
     config: Path | None = ConfigOption,
 ) -> None:
     """Show the rules of a file in the order they run."""
@@ -230,7 +230,8 @@ def performance(
     since: SinceOpt = 0.0,
     until: UntilOpt = 0.0,
     rules: Annotated[
-        Path | None, typer.Option(help="the rules file that names actions (default: [rules] file)")
+        Path | None,
+        typer.Option(help="the rules file that names actions (default: \\[rules] file)"),
     ] = None,
     output: OutputOpt = "auto",
     store: StoreOpt = None,

@@ -1,0 +1,41 @@
+"""Every help page shows the configuration sections it names: typer renders help with rich,
+which read ``[store]`` in "default: [store] url" as markup and dropped it (83 pages showed
+"default:  url of the configuration"). Walks every command of both CLIs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from authhost.cli.app import app as authhost_app
+from simulator.cli import app as simulator_app
+
+SECTION = re.compile(r"\[[a-z_]+\]")
+
+
+def _pages(app: typer.Typer):
+    """(command path, the section names its help texts mention) for every command."""
+
+    def walk(command, path):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        yield path, {name for text in texts for name in SECTION.findall(text)}
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    yield from walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("app", [authhost_app, simulator_app], ids=["authhost", "authhost-sim"])
+def test_help_pages_show_the_sections_they_name(app: typer.Typer) -> None:
+    runner = CliRunner()
+    pages = [(path, names) for path, names in _pages(app) if names]
+    missing = []
+    for path, names in pages:
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "300"}).output
+        missing += [(" ".join(path), name) for name in names if name not in shown]
+    assert not missing, missing
+    if app is authhost_app:
+        assert len(pages) > 50  # the walk reached the commands sharing the --store option
