@@ -169,3 +169,19 @@ def test_start_up_configuration_errors_exit_2(
     assert result.returncode == 2, output
     assert message in output
     assert "stopped on an error" not in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 9000\n", "unknown key(s) prot (did you mean 'port'?)"),
+        ("[sever]\nport = 9000\n", "unknown section(s) sever (did you mean 'server'?)"),
+        ("[server]\nzzz = 1\n", "unknown key(s) zzz"),  # nothing close: no guess
+    ],
+)
+def test_a_misspelt_key_or_section_is_named_with_the_closest_one(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _load(tmp_path, text)
+    assert str(refused.value).endswith(message), refused.value

@@ -14,7 +14,7 @@ from conftest import free_port
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
-from authhost.config import SECTIONS, load_config
+from authhost.config import SECTIONS, ListenerConfig, load_config
 from authhost.store import open_store
 from authhost.store.interface import StoreError
 
@@ -48,6 +48,9 @@ def test_serve_help_lists_every_configuration_key() -> None:
         assert f"[{section}]" in result.output
         for key in dataclasses.fields(cls):
             assert f"AUTHHOST_{section.upper()}_{key.name.upper()}" in result.output
+    listeners = result.output[result.output.index("[[listeners]]") :]
+    for key in dataclasses.fields(ListenerConfig):  # tls_*, allow_from... were left out
+        assert key.name in " ".join(listeners.split()), key.name
 
 
 def test_config_show_merges_file_environment_and_options(tmp_path: Path) -> None:

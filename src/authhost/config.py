@@ -13,6 +13,7 @@ one place only.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -437,12 +438,23 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def _with_hint(known: set[str]) -> typing.Callable[[str], str]:
+    """A misspelt name with the known one it is closest to, as rule files get (``prot`` ->
+    ``prot (did you mean 'port'?)``)."""
+
+    def hinted(name: str) -> str:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        return f"{name} (did you mean {close[0]!r}?)" if close else name
+
+    return hinted
+
+
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(_with_hint(known), unknown))}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
@@ -487,7 +499,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
     unknown = sorted(set(data) - set(SECTIONS) - {"listeners"})
     if unknown:
-        raise ConfigError(f"{file}: unknown section(s) {', '.join(unknown)}")
+        names = ", ".join(map(_with_hint({*SECTIONS, "listeners"}), unknown))
+        raise ConfigError(f"{file}: unknown section(s) {names}")
     overrides = _env_overrides(env)
     sections = {}
     for name, cls in SECTIONS.items():
@@ -514,7 +527,6 @@ def describe_keys() -> str:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             env_name = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
             lines.append(f"  {f.name} = {default!r}  ({env_name}) {f.metadata.get('help', '')}")
-    lines.append(
-        "[[listeners]]  extra listeners: host, port, dialect, framing, tpdu, max_frame, require_mac"
-    )
+    keys = ", ".join(f.name for f in dataclasses.fields(ListenerConfig))
+    lines.append(f"[[listeners]]  extra listeners, each with the keys: {keys}")
     return "\n".join(lines)

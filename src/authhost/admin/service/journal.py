@@ -73,7 +73,10 @@ class JournalAnalysis(ServiceBase):
         except RegistryError as exc:
             raise InvalidRequest(str(exc)) from None
         if scorer is None:
-            raise InvalidRequest(f"no active model in {registry.root}; name one with model")
+            raise InvalidRequest(
+                f"no active model in {registry.root}: activate one (authhost models activate) "
+                "or name one (--model in the CLI, ?model= in the API)"
+            )
         return await explain_journal_entry(self.store, card_id, journal_id, scorer)
 
     async def explain_rules(
@@ -90,7 +93,7 @@ class JournalAnalysis(ServiceBase):
         await self._card(card_id)
         path = rules_file or self.rules_file
         if not path:
-            raise InvalidRequest("no rules file: set [rules] file, or name one")
+            raise InvalidRequest("no rules file: set [rules] file (or give --rules in the CLI)")
         try:
             rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
             from_files = load_lists(self.lists_dir) if self.lists_dir else {}
