@@ -375,3 +375,38 @@ async def test_the_models_own_score_is_journalled_beside_the_one_with_rule_point
     matched = {r["name"]: r["matched"] for r in explained.json["rules"]}
     assert matched == {"points": True, "high-model": False}  # on the raised score: not matched
     assert entry.rule_matches.split(";") == ["points"]
+
+
+async def test_a_model_activated_after_start_scores_after_sighup(tmp_path):
+    """`authhost serve` started before any model existed (no models directory), then the
+    documented workflow: train, `models activate`, `kill -HUP`. The server kept no model
+    service when the directory was missing at start, so the reload had nothing to reload and
+    every request went unscored until a restart."""
+    import os
+    import signal
+
+    from test_e2e_crash import start_server, wait_for_port
+
+    models = tmp_path / "models"
+    port = free_port()
+    proc = start_server(tmp_path, port, settings={"AUTHHOST_MODELS_DIR": str(models)})
+    try:
+        await wait_for_port(port, proc)
+        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
+        switch = await Switch.connect(port)
+        url = f"sqlite:///{tmp_path / 'authhost.db'}"
+        before = await switch.send(purchase(card))
+        assert (await journal_entry_for(url, before["11"])).model_score == -1  # no model yet
+        (tmp_path / "train").mkdir()
+        os.rename(trained_models_dir(tmp_path / "train"), models)  # trained and activated
+        proc.send_signal(signal.SIGHUP)
+        with trio.fail_after(30):
+            while True:  # the reload runs in the server's own time
+                after = await switch.send(purchase(card))
+                if (await journal_entry_for(url, after["11"])).model_score >= 0:
+                    break
+                await trio.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

@@ -264,12 +264,11 @@ async def open_rules(config: Config, store: CardStore) -> RulesWithStoreLists | 
 
 
 def open_scorer(config: Config) -> Any:
-    """The active fraud model (champion and optional challenger), if one is activated."""
+    """The active fraud model (champion and optional challenger). Kept with no champion yet,
+    and with no models directory yet, so that training, `authhost models activate` and SIGHUP
+    take effect without a restart (a request costs one check of ``active`` meanwhile)."""
     from authhost.models.serving import ModelService
 
-    if not Path(config.models.dir).is_dir():
-        return None
-    # Kept even with no champion yet, so that `authhost models activate` + SIGHUP takes effect.
     models = config.models
     return ModelService.from_dir(models.dir, models.explain_from, models.threshold)
 
