@@ -81,6 +81,10 @@ log = logging.getLogger("authhost.auth")
 
 REVERSALS = frozenset({MessageClass.REVERSAL, MessageClass.REVERSAL_ADVICE})
 ADVICES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINANCIAL_ADVICE})
+# journal entries of requests answered off the pipeline that may wait for a failing store
+PENDING_LIMIT = 100_000
+# how many of them one store round trip writes
+PENDING_BATCH = 500
 
 
 def _anyio_shield() -> AbstractContextManager[Any]:
@@ -118,8 +122,11 @@ class AuthService:
         self._atc_jump_limit = atc_jump_limit
         self._pin_try_limit = pin_try_limit
         # journal entries of requests answered off the pipeline (deadline, rejected frames,
-        # MAC failures...), written by flush_pending so no answer waits for the store
-        self._pending: deque[JournalEntry] = deque(maxlen=100_000)
+        # MAC failures...), written by flush_pending so no answer waits for the store; bounded
+        # so a store down for long cannot exhaust memory, and what the bound drops is counted
+        self._pending: deque[JournalEntry] = deque()
+        self.pending_limit = PENDING_LIMIT
+        self.pending_dropped = 0
         # one card's requests in this process are decided one after another (``CardTurns``)
         self._turns = CardTurns()
 
@@ -581,7 +588,7 @@ class AuthService:
         decision = Decision(response_code=self._timeout_code, reason_codes=["deadline"])
         entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
         entry.latency_us = (time.perf_counter_ns() - started) // 1000
-        self._pending.append(entry)
+        self._queue(entry)
 
     def journal_answered_here(
         self, request: AuthRequest, decision: Decision, received_at: float
@@ -591,7 +598,7 @@ class AuthService:
         entry = journal_entry(
             request, Snapshot(), decision, received_at, self._pan_index(request.pan)
         )
-        self._pending.append(entry)
+        self._queue(entry)
 
     def journal_rejected_frame(
         self, mti: str, fields: Mapping[str, str], received_at: float
@@ -599,7 +606,7 @@ class AuthService:
         """A frame that did not decode, answered 30: journalled with the fields that could be
         read and that the answer echoed (never the PAN: it is not among them)."""
         amount = fields.get("4", "")
-        self._pending.append(
+        self._queue(
             JournalEntry(
                 ts=received_at,
                 mti=mti,
@@ -618,20 +625,50 @@ class AuthService:
             )
         )
 
+    def _queue(self, entry: JournalEntry) -> None:
+        """Queue an entry for ``flush_pending``; past ``pending_limit`` (the store has been
+        failing for long) the entry is dropped, counted and logged, never silently."""
+        if len(self._pending) >= self.pending_limit:
+            self.pending_dropped += 1
+            if self.pending_dropped == 1 or self.pending_dropped % PENDING_LIMIT == 0:
+                log.error(
+                    "%d journal entries of requests answered off the pipeline dropped: "
+                    "%d are waiting for the store",
+                    self.pending_dropped,
+                    len(self._pending),
+                )
+            return
+        self._pending.append(entry)
+
+    @property
+    def pending(self) -> int:
+        """How many journal entries wait for ``flush_pending``."""
+        return len(self._pending)
+
     async def flush_pending(self) -> int:
-        """Write the queued journal entries (see ``_pending``); returns how many were written."""
+        """Write the queued journal entries (see ``_pending``) in batches of
+        ``PENDING_BATCH``, one store round trip each; returns how many were written. A batch
+        the store refuses goes back to the front of the queue, in order, for the next call."""
         written = 0
         while self._pending:
-            entry = self._pending.popleft()
+            batch = [self._pending.popleft() for _ in range(min(PENDING_BATCH, len(self._pending)))]
             try:
-                await self._store.commit(Commit(journal=entry))
-            except Exception:
-                self._pending.appendleft(entry)
+                outcomes = await self._store.commit_many([Commit(journal=e) for e in batch])
+            except Exception as error:  # the store is down: the whole batch waits
+                outcomes = [error] * len(batch)
+            failed = [
+                e
+                for e, outcome in zip(batch, outcomes, strict=True)
+                if isinstance(outcome, Exception)
+            ]
+            written += len(batch) - len(failed)
+            if failed:
+                self._pending.extendleft(reversed(failed))
                 log.warning(
-                    "journal write of a request answered off the pipeline failed; will retry"
+                    "journal write of %d requests answered off the pipeline failed; will retry",
+                    len(failed),
                 )
                 break
-            written += 1
         return written
 
     def _pan_index(self, pan: str | None) -> str:
