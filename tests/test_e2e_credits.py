@@ -258,3 +258,37 @@ async def test_the_mule_rules_stop_a_card_emptied_after_it_was_paid(
     assert "mule.fast_out" in reasons[small["11"]]
     assert "mule.cash_out" not in reasons[small["11"]]
     assert not any(r.startswith("mule.") for r in reasons[bought["11"]] + reasons[before["11"]])
+
+
+async def test_a_refund_reaches_a_blocked_cards_account_but_never_a_closed_one(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A merchant's refund to a card reported lost or stolen, suspended or expired is the
+    cardholder's money: it is credited to the account (which all these demo cards share with
+    active-visa) and journalled with why; a purchase on the same cards still declines, and a
+    refund to a closed card is declined 62."""
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    active = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, active)
+    credited = 0
+    refunded: dict[str, str] = {}
+    for name, purchase_code in (("lost", "41"), ("stolen", "43"), ("suspended", "62"),
+                                ("expired", "54")):  # fmt: skip
+        card = host.cards[name]
+        refund = purchase(card, amount=1_234, **{"3": "200000", "t": "0200"})
+        reply = await switch.send(refund)
+        assert reply["39"] == "00", name
+        refunded[name] = reply["11"]
+        credited += 1_234
+        assert (await switch.send(purchase(card, amount=100)))["39"] == purchase_code, name
+    closed = purchase(host.cards["closed"], amount=1_234, **{"3": "200000", "t": "0200"})
+    assert (await switch.send(closed))["39"] == "62"
+    assert await balances_of(switch, active) == (ledger + credited, available + credited)
+    reasons = await reasons_by_stan(store_url)
+    assert "card.refund_when_lost" in reasons[refunded["lost"]]
+    assert "card.refund_when_stolen" in reasons[refunded["stolen"]]
+    assert "card.refund_when_suspended" in reasons[refunded["suspended"]]
+    assert "card.refund_when_expired" in reasons[refunded["expired"]]

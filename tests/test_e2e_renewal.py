@@ -55,6 +55,12 @@ async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, 
         mixed = purchase(old, 500, **{"14": new["expiry"]})
         assert (await switch.send(mixed))["39"] == "54"
         assert (await service.get_card(old_id))["state"] == "replaced"
+        # a merchant's refund of a purchase made with the old plastic still reaches the account
+        refund = await switch.send(purchase(old, 500, **{"3": "200000"}))
+        assert refund["39"] == "00"
+        (entry,) = [e for e in await store.journal(JournalQuery(limit=100))
+                    if e.stan == refund["11"]]  # fmt: skip
+        assert "card.previous_expiry" in entry.reason_codes
     await switch.aclose()
 
 

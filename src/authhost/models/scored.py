@@ -74,7 +74,11 @@ STEP_PREFIXES: dict[str, tuple[str, ...]] = {
 SERVER = "server"
 SERVER_REASONS = frozenset({"format", "mac", "unknown_mti", "deadline"})
 # reasons a step before ``fraud`` adds to a request it lets through: never a decline's reason
-PASS_NOTES = frozenset({"card.previous_expiry", "pin.unblocked", "pin.changed"})
+PASS_NOTES = frozenset(
+    {"card.previous_expiry", "pin.unblocked", "pin.changed", "card.refund_past_expiry"}
+    | {f"card.refund_when_{state}" for state in
+       ("suspended", "lost", "stolen", "damaged", "replaced", "expired")}
+)  # fmt: skip
 # what the store's write refuses a request the whole pipeline approved for (a replayed CAVV or
 # chip counter, a PIN locked or a card changed meanwhile): its reason comes after the
 # pipeline's, so first when the pipeline had none, though the fraud step ran. (Its prefix
