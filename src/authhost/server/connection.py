@@ -187,7 +187,8 @@ class Connection:
         receive_some = self._stream.receive_some
         idle_s = self._wire.idle_timeout_s
         # idle means no whole frame for idle_s: a peer dripping a byte now and then without
-        # ever completing a frame must not hold the link open for good
+        # ever completing a frame must not hold the link open for good; a keep-alive (a
+        # zero-length frame, all some switches send on a quiet link) is a whole frame
         idle_until = trio.current_time() + idle_s
         while True:
             if self._unsent >= MAX_UNSENT:
@@ -216,14 +217,14 @@ class Connection:
             arrived = trio.current_time()
             wall = time.time()
             batch: list[tuple[AuthRequest, bytes | None]] = []
-            frames_before = self._frames
+            frames_before = self._frames + decoder.keep_alives
             try:
                 if not self._split(decoder, batch, arrived, wall):
                     return
             finally:  # requests already read are decided even when the link must close
                 self._write_answered()  # what the reader answered itself (0800, 30, 63, 12)
                 self._start(batch, arrived, wall)
-            if self._frames != frames_before:
+            if self._frames + decoder.keep_alives != frames_before:
                 idle_until = arrived + idle_s
 
     def _split(
