@@ -17,9 +17,10 @@ import logging
 import math
 import os
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import trio
@@ -41,7 +42,7 @@ from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import fits_additional_amounts
 from authhost.security.masking import mask_pan
 from authhost.server.key_exchange import KEY_CHANGE_CODE
-from authhost.server.logs import log_request
+from authhost.server.logs import LogLimits, log_request
 from authhost.server.metrics import ServerMetrics
 from authhost.server.slow import SlowDecisions
 
@@ -126,6 +127,8 @@ class Decider:
     together: DecidesTogether | None = None  # the handler itself when it can
     slow: SlowDecisions | None = None  # logs decisions slower than its threshold
     key_exchange: KeyExchange | None = None  # installs a switch's new zone PIN key
+    # the server's own: warnings repeated per frame or per request, one line a second a kind
+    log_limits: LogLimits = field(default_factory=LogLimits)
 
 
 class Connection:
@@ -241,9 +244,10 @@ class Connection:
             except FrameError as error:
                 self._close_reason = "frame_error"
                 self._metrics.format_errors.inc()
-                log.warning(
+                self._warn(
+                    "bad_frame",
                     "bad frame, closing the connection",
-                    extra={"fields": {"peer": self.peer, "error": str(error)}},
+                    {"peer": self.peer, "error": str(error)},
                 )
                 return False
             if frame is None:
@@ -296,18 +300,20 @@ class Connection:
         except ResponseReceived as error:  # 0110, 0810...: answers nothing we sent
             self._sent(1)  # nothing to answer: no room held for it
             self._metrics.responses_ignored.inc()
-            log.warning(
+            self._warn(
+                "response_received",
                 "a response sent to the host, not answered",
-                extra={"fields": {"peer": self.peer, "mti": error.mti, "stan": error.stan}},
+                {"peer": self.peer, "mti": error.mti, "stan": error.stan},
             )
             return True
         except FormatError as error:
             self._metrics.format_errors.inc()
             response = encode_format_error(error, dialect, mac=self._wire.mac)
             if response is None:
-                log.warning(
+                self._warn(
+                    "unreadable",
                     "unreadable message (no MTI/STAN), closing the connection",
-                    extra={"fields": {"peer": self.peer, "error": str(error)}},
+                    {"peer": self.peer, "error": str(error)},
                 )
                 return False
             mti = error.mti or ""
@@ -318,14 +324,20 @@ class Connection:
             return True
         except Exception:  # a decoder bug must cost this link at most, never the server
             self._metrics.format_errors.inc()
-            log.exception("cannot decode a frame, closing the connection")
+            self._warn(
+                "decode_failed",
+                "cannot decode a frame, closing the connection",
+                {"peer": self.peer},
+                failure=sys.exc_info()[1],
+            )
             return False
 
         if self._wire.verify_mac is not None and not self._mac_ok(body, message):
             self._metrics.format_errors.inc()
-            log.warning(
+            self._warn(
+                "mac",
                 "MAC missing or wrong, answering 63",
-                extra={"fields": {"peer": self.peer, "mti": message.mti, "stan": message.stan}},
+                {"peer": self.peer, "mti": message.mti, "stan": message.stan},
             )
             if isinstance(message, NetworkRequest):
                 response = encode_network_response(
@@ -385,6 +397,22 @@ class Connection:
             response, tpdu, message.mti, None, message.stan, str(code), arrived, message.code
         )
         self._write_answered()
+
+    def _warn(
+        self,
+        kind: str,
+        message: str,
+        fields: dict[str, Any],
+        failure: BaseException | None = None,
+    ) -> None:
+        """A warning that can repeat per frame or request (an error with ``failure``): at most
+        one line a second of each kind per server, saying how many it held back."""
+        held = self._decider.log_limits.allow(kind)
+        if held is None:
+            return
+        fields["held_back"] = held
+        level = logging.WARNING if failure is None else logging.ERROR
+        log.log(level, message, exc_info=failure, extra={"fields": fields})
 
     def _journal_here(self, request: AuthRequest, decision: Decision, wall: float) -> None:
         journal = self._decider.journal
@@ -462,17 +490,16 @@ class Connection:
         decider.metrics.in_flight_count -= 1
         if isinstance(outcome, Exception):
             decider.metrics.handler_errors.inc()
-            log.error(
+            self._warn(
+                "decision_failed",
                 "decision failed, answering 96",
-                exc_info=outcome,
-                extra={
-                    "fields": {
-                        "mti": request.mti,
-                        "pan": mask_pan(request.pan),
-                        "stan": request.stan,
-                        "peer": self.peer,
-                    }
+                {
+                    "mti": request.mti,
+                    "pan": mask_pan(request.pan),
+                    "stan": request.stan,
+                    "peer": self.peer,
                 },
+                failure=outcome,
             )
             outcome = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
         if outcome is None and trio.current_time() >= arrived + decider.deadline_s:
@@ -481,9 +508,10 @@ class Connection:
         if outcome is not None:
             self._reply(request, outcome, tpdu, arrived)
         else:  # cancelled before its deadline: the link broke or a forced stop
-            log.warning(
+            self._warn(
+                "abandoned",
                 "request abandoned: its connection is closing",
-                extra={"fields": {"mti": request.mti, "stan": request.stan}},
+                {"mti": request.mti, "stan": request.stan, "peer": self.peer},
             )
 
     def _reply(
