@@ -209,14 +209,12 @@ class _Forward:
 
 class MetricsEndpoint:
     """The HTTP endpoint in a daemon thread: ``/metrics`` (prometheus_client's WSGI app), and
-    ``/healthz`` and ``/readyz`` when given the process's ``Health``."""
+    ``/healthz`` and ``/readyz`` when given the process's ``Health``; GET and HEAD only."""
 
     def __init__(
         self, metrics: ServerMetrics, host: str, port: int, health: Health | None = None
     ) -> None:
-        app = make_wsgi_app(metrics.exposed())
-        if health is not None:
-            app = _with_health(app, health)
+        app = _routed(make_wsgi_app(metrics.exposed()), health)
         try:
             self._server, self._thread = _serve_wsgi(host, port, app)
         except OSError as exc:
@@ -236,23 +234,47 @@ class MetricsEndpoint:
 
 
 _App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+METHODS = ("GET", "HEAD")
 
 
-def _with_health(app: _App, health: Health) -> _App:
-    def app_with_health(environ: dict[str, Any], start_response: Callable[..., Any]):
-        answer = health_response(health, environ.get("PATH_INFO", ""))
-        if answer is None:
-            return app(environ, start_response)
-        status, body = answer
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ]
-        start_response(status, headers)
-        return [body]
+def _text(start_response: Callable[..., Any], status: str, text: str, *extra: tuple[str, str]):
+    body = text.encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+               *extra]  # fmt: skip
+    start_response(status, headers)
+    return [body]
 
-    return app_with_health
+
+def _routed(metrics_app: _App, health: Health | None) -> _App:
+    """``/metrics`` (and the health probes) for GET and HEAD; 404 for any other path and 405
+    for any other method, with a short text body. prometheus_client's app answers every
+    path with the metrics, so a scraper or probe pointed at a wrong path got 200 and looked
+    fine; and it refuses HEAD."""
+    paths = ("/metrics", "/healthz", "/readyz") if health is not None else ("/metrics",)
+    not_found = f"not found: {', '.join(paths)}\n"
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path not in paths:
+            return _text(start_response, "404 Not Found", not_found)
+        if method not in METHODS:
+            return _text(start_response, "405 Method Not Allowed",
+                         "method not allowed: GET or HEAD\n", ("Allow", "GET, HEAD"))  # fmt: skip
+        if path == "/metrics":
+            body = metrics_app({**environ, "REQUEST_METHOD": "GET"}, start_response)
+        else:
+            assert health is not None
+            status, payload = health_response(health, path) or ("404 Not Found", b"")
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                ("Cache-Control", "no-store"),
+            ]
+            start_response(status, headers)
+            body = [payload]
+        return [] if method == "HEAD" else body
+
+    return app
 
 
 class _QuietHandler(WSGIRequestHandler):
