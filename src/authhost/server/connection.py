@@ -197,6 +197,8 @@ class Connection:
             if self._unsent >= MAX_UNSENT:
                 self._space = trio.Event()
                 await self._space.wait()
+                # the pause was ours, not the peer's silence: its next frames may be waiting
+                idle_until = max(idle_until, trio.current_time() + idle_s)
             try:
                 if idle_s:
                     data = None
