@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 
@@ -97,5 +98,19 @@ def test_the_endpoint_answers_its_paths_and_methods_only() -> None:
     try:
         status, _, body = _ask(endpoint.port, "GET", "/healthz")
         assert (status, body) == (404, b"not found: /metrics\n")
+    finally:
+        endpoint.close()
+
+
+def test_a_client_that_sends_no_whole_request_is_closed() -> None:
+    """A client that connects to the endpoint and sends half a request (or nothing) held one
+    of its threads for as long as it stayed connected; now it is closed after the client
+    timeout, and the endpoint serves on."""
+    endpoint = MetricsEndpoint(ServerMetrics(), "127.0.0.1", 0, client_timeout_s=0.3)
+    try:
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as slow:
+            slow.sendall(b"GET /metrics HTTP/1.1\r\n")  # and never the rest
+            assert slow.recv(4096) == b""  # closed by the endpoint (10 s: a bound for a hang)
+        assert _ask(endpoint.port, "GET", "/metrics")[0] == 200
     finally:
         endpoint.close()

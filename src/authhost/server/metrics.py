@@ -37,6 +37,9 @@ STEP_HELP = (
     "runs and total seconds; a declining step ends the run"
 )
 
+# a scraper or probe that sends no whole request within this long is closed (its thread freed)
+CLIENT_TIMEOUT_S = 10.0
+
 # Seconds; the default 200 ms deadline sits between buckets so timeouts stand out.
 LATENCY_BUCKETS = (
     0.0005,
@@ -212,11 +215,16 @@ class MetricsEndpoint:
     ``/healthz`` and ``/readyz`` when given the process's ``Health``; GET and HEAD only."""
 
     def __init__(
-        self, metrics: ServerMetrics, host: str, port: int, health: Health | None = None
+        self,
+        metrics: ServerMetrics,
+        host: str,
+        port: int,
+        health: Health | None = None,
+        client_timeout_s: float = CLIENT_TIMEOUT_S,
     ) -> None:
         app = _routed(make_wsgi_app(metrics.exposed()), health)
         try:
-            self._server, self._thread = _serve_wsgi(host, port, app)
+            self._server, self._thread = _serve_wsgi(host, port, app, client_timeout_s)
         except OSError as exc:
             raise ListenError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
@@ -284,14 +292,21 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _serve_wsgi(host: str, port: int, app: _App) -> tuple[WSGIServer, Thread]:
-    """prometheus_client's ``start_wsgi_server`` with our own app (IPv6 hosts too)."""
+def _serve_wsgi(
+    host: str, port: int, app: _App, client_timeout_s: float
+) -> tuple[WSGIServer, Thread]:
+    """prometheus_client's ``start_wsgi_server`` with our own app (IPv6 hosts too), and a
+    timeout on each client's socket: without one a client that connects and sends nothing
+    (or half a request) holds a thread for as long as it likes, and many hold many."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
     class Server(ThreadingWSGIServer):
         address_family = family
 
-    httpd = make_server(host, port, app, Server, handler_class=_QuietHandler)
+    class Handler(_QuietHandler):
+        timeout = client_timeout_s
+
+    httpd = make_server(host, port, app, Server, handler_class=Handler)
     thread = Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
     thread.start()
     return httpd, thread
