@@ -57,6 +57,12 @@ MAX_UNSENT = 1024
 # With idle_timeout_s, a TLS link's answers are sent in pieces of this size, each of which
 # must go within the timeout (on plain TCP every partial send counts as progress)
 TLS_SEND_PIECE = 16384
+# A link the server closes while the peer may still be sending (a stop, a bad frame) gets a FIN
+# after its answers, then what the peer still sends is read and dropped for at most this long
+# before the socket closes: closing with unread input sends a reset, and a reset throws away
+# the answers still in the send buffer, not yet delivered
+LINGER_S = 2.0
+LINGER_REASONS = frozenset({"shutdown", "frame_error", "format_error"})
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 CUTOVER_CODE = "201"
 # answered 00 by the server itself; 201 is the switch's cutover to a new business day
@@ -183,7 +189,27 @@ class Connection:
                     }
                 },
             )
-            await trio.aclose_forcefully(self._stream)
+            try:
+                if self._close_reason in LINGER_REASONS:
+                    await self._linger()
+            finally:
+                await trio.aclose_forcefully(self._stream)
+
+    async def _linger(self) -> None:
+        """FIN after the answers, then drop what the peer still sends until it closes too
+        (at most LINGER_S): the answers already written reach it instead of being reset."""
+        link = self._stream
+        if isinstance(link, trio.SSLStream):  # its records are written: end the TCP side
+            link = link.transport_stream
+        if not isinstance(link, trio.SocketStream):
+            return
+        with trio.move_on_after(LINGER_S):
+            try:
+                await link.send_eof()
+                while await link.receive_some(RECEIVE_SIZE):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
 
     async def _read_loop(self) -> None:
         decoder = FrameDecoder(self._wire.framing)
