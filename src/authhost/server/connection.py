@@ -243,6 +243,14 @@ class Connection:
                 self._close_reason = "reset"
                 return
             if not data:
+                if decoder.buffered:  # a request cut short: no answer can be sent for it
+                    self._close_reason = "truncated"
+                    self._metrics.format_errors.inc()
+                    self._warn(
+                        "truncated",
+                        "connection ended inside a frame, its bytes dropped",
+                        {"peer": self.peer, "bytes": decoder.buffered},
+                    )
                 return
             decoder.feed(data)
             arrived = trio.current_time()
