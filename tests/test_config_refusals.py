@@ -202,7 +202,7 @@ def test_an_empty_host_is_refused_not_taken_for_every_interface(
 ) -> None:
     """An empty host made the listener bind every interface (a card-data port reachable from
     any network the machine is on) without a word; every interface must be asked for."""
-    with pytest.raises(ConfigError, match=f"{key} must not be empty.*0.0.0.0"):
+    with pytest.raises(ConfigError, match=f"{key} must not be empty.*0.0.0.0.*IPv4"):
         _load(tmp_path, text, env)
 
 

@@ -52,7 +52,8 @@ def _host(section: str, key: str, value: str) -> None:
     """An empty host binds every interface: that must be asked for, never a blank by mistake."""
     if not value.strip():
         raise ConfigError(
-            f'{section} {key} must not be empty (for every interface write "0.0.0.0" or "::")'
+            f'{section} {key} must not be empty (every interface is "0.0.0.0" for IPv4, '
+            '"::" for IPv6)'
         )
 
 
