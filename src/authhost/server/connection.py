@@ -440,6 +440,7 @@ class Connection:
         message: str,
         fields: dict[str, Any],
         failure: BaseException | None = None,
+        level: int = logging.WARNING,
     ) -> None:
         """A warning that can repeat per frame or request (an error with ``failure``): at most
         one line a second of each kind per server, saying how many it held back."""
@@ -447,7 +448,7 @@ class Connection:
         if held is None:
             return
         fields["held_back"] = held
-        level = logging.WARNING if failure is None else logging.ERROR
+        level = level if failure is None else logging.ERROR
         log.log(level, message, exc_info=failure, extra={"fields": fields})
 
     def _journal_here(self, request: AuthRequest, decision: Decision, wall: float) -> None:
@@ -565,17 +566,20 @@ class Connection:
                                 self.peer)  # fmt: skip
         balances = decision.balances
         if balances and not all(map(fits_additional_amounts, balances)):
-            log.warning(  # the answer goes out without them (encode_response); no PAN here
+            self._warn(  # the answer goes out without them (encode_response); no PAN here
+                "balance_too_large",
                 "balance too large for field 54 (12 digits), left out of the answer",
-                extra={"fields": {"mti": request.mti, "stan": request.stan, "peer": self.peer}},
+                {"mti": request.mti, "stan": request.stan, "peer": self.peer},
             )
         try:
             wire = self._wire
             response = encode_response(request, decision, wire.dialect, wire.mac, wire.advice)
         except Exception:
-            log.exception(
+            self._warn(
+                "encode_failed",
                 "cannot encode the response, answering 96",
-                extra={"fields": {"mti": request.mti, "stan": request.stan}},
+                {"mti": request.mti, "stan": request.stan, "peer": self.peer},
+                failure=sys.exc_info()[1],
             )
             decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["encode"])
             try:
@@ -613,7 +617,12 @@ class Connection:
             self._answered.append(encode_frame(body, self._wire.framing, tpdu))
         except FrameError as error:  # a response larger than the link's max_frame
             self._sent(1)  # never sent, but no longer outstanding: a waiting reader reads on
-            log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
+            self._warn(
+                "response_too_large",
+                f"response not sent: {error}",
+                {"mti": mti, "stan": stan, "peer": self.peer},
+                level=logging.ERROR,
+            )
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
         log_request(mti, pan, stan, code, latency, detail, self.peer)
