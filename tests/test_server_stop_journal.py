@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def _wait_for_port(proc: subprocess.Popen[str], port: int) -> None:
             return
         except OSError:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            trio.run(trio.sleep, 0.1)
+            time.sleep(0.1)
     raise AssertionError("authhost serve did not start")
 
 
