@@ -185,3 +185,27 @@ def test_a_misspelt_key_or_section_is_named_with_the_closest_one(
     with pytest.raises(ConfigError) as refused:
         _load(tmp_path, text)
     assert str(refused.value).endswith(message), refused.value
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ('[server]\nhost = ""\n', {}, "host"),
+        ("", {"AUTHHOST_SERVER_HOST": ""}, "host"),  # an export that expanded to nothing
+        ('[[listeners]]\nhost = " "\nport = 8590\n', {}, "host"),
+        ('[server]\nmetrics_host = ""\n', {}, "metrics_host"),
+    ],
+    ids=["server", "environment", "listener (blank)", "metrics"],
+)
+def test_an_empty_host_is_refused_not_taken_for_every_interface(
+    tmp_path: Path, text: str, env: dict[str, str], key: str
+) -> None:
+    """An empty host made the listener bind every interface (a card-data port reachable from
+    any network the machine is on) without a word; every interface must be asked for."""
+    with pytest.raises(ConfigError, match=f"{key} must not be empty.*0.0.0.0.*IPv4"):
+        _load(tmp_path, text, env)
+
+
+def test_every_interface_asked_for_explicitly_still_loads(tmp_path: Path) -> None:
+    config = _load(tmp_path, '[server]\nhost = "0.0.0.0"\n[[listeners]]\nhost = "::"\nport = 1\n')
+    assert [x.host for x in config.all_listeners()] == ["0.0.0.0", "::"]

@@ -109,6 +109,24 @@ async def test_a_peer_dripping_bytes_without_a_whole_frame_is_closed_as_idle() -
         assert closed
 
 
+async def test_keep_alives_alone_keep_a_link_open_past_the_idle_timeout() -> None:
+    """Some switches keep an idle link up with zero-length frames only: each one is a sign of
+    life (they used to be skipped without resetting the idle clock, so such a switch was
+    closed as idle however often it sent them)."""
+    metrics = ServerMetrics()
+    config = server_config(idle_timeout_s=1.0)
+    async with running_server(config=config, metrics=metrics) as server:
+        (address,) = server.addresses
+        async with SwitchClient.connect(address) as switch:
+            for _ in range(15):  # 3 s in all, a keep-alive every 0.2 s: never 1 s without one
+                await switch.send_raw(b"\x00\x00")
+                await trio.sleep(0.2)
+            response = await switch.request(financial_fields("0100", "000031"))
+            assert response["39"] == "00"  # still open, and keep-alives are never answered
+            assert response["11"] == "000031"
+        assert metrics.connections_closed.labels("idle")._value.get() == 0
+
+
 async def test_a_link_without_frames_for_the_idle_timeout_is_closed() -> None:
     """A switch that keeps its echo tests going keeps its link; one that goes silent (its end
     gone without a FIN) is closed after idle_timeout_s, and counted."""

@@ -353,3 +353,45 @@ async def test_frames_read_together_share_the_deadline() -> None:
     assert codes == ["91", "91"]
     assert metrics.timeouts._value.get() == 2  # noqa: SLF001
     assert metrics.in_flight_count == 0
+
+
+async def test_time_the_server_spent_not_reading_does_not_count_as_the_peer_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With MAX_UNSENT answers outstanding the server stops reading; the peer's next requests
+    wait in the socket. That pause is the server's, not the peer's silence: a pause longer
+    than idle_timeout_s used to close the link as idle the moment reading resumed, with the
+    requests the peer had sent left unread and unanswered."""
+    import authhost.server.connection as connection_module
+
+    monkeypatch.setattr(connection_module, "MAX_UNSENT", 10)
+    seen: list[str] = []
+    release = trio.Event()
+
+    async def held(request: AuthRequest, received_at: float) -> Decision:
+        assert request.stan is not None
+        seen.append(request.stan)
+        await release.wait()
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    metrics = ServerMetrics()
+    config = server_config(deadline_ms=20_000, idle_timeout_s=0.5)
+    async with (
+        running_server(held, config, metrics) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        first, rest = (
+            b"".join(frame(client.encode(financial_fields("0100", f"{i:06d}"))) for i in stans)
+            for stans in (range(1, 11), range(11, 21))
+        )
+        await client.send_raw(first)
+        with trio.fail_after(5):
+            while len(seen) < 10:
+                await trio.sleep(0.005)
+        await client.send_raw(rest)  # unread: the reader waits for room now
+        await trio.sleep(1.5)  # three idle timeouts long
+        release.set()
+        with trio.fail_after(10):
+            stans = {(await client.receive())["11"] for _ in range(20)}
+    assert stans == {f"{i:06d}" for i in range(1, 21)}
+    assert metrics.connections_closed.labels("idle")._value.get() == 0  # noqa: SLF001

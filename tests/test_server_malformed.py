@@ -182,3 +182,23 @@ def _good_exchange(address: tuple[str, int]) -> bytes:
 def test_random_bytes_never_break_the_server(threaded_server: tuple[str, int], data: bytes) -> None:
     _exchange(threaded_server, data)
     assert b"000555" in _good_exchange(threaded_server)
+
+
+async def test_a_link_that_ends_inside_a_frame_is_logged_and_counted(caplog) -> None:
+    """A switch that half-closes (or whose end goes away) in the middle of a request gets
+    the answers to its whole frames; the cut frame, which can have no answer, used to vanish
+    without a trace (closed as a plain eof); now it is logged, counted and the close says why."""
+    metrics = ServerMetrics()
+    async with (
+        running_server(metrics=metrics) as server,
+        SwitchClient.connect(server.addresses[0]) as client,
+    ):
+        whole = frame(client.encode(financial_fields("0100", "000041")))
+        await client.send_raw(whole + whole[:30])  # one request, and 30 bytes of another
+        await client.stream.send_eof()
+        assert (await client.receive())["11"] == "000041"
+        assert await client.closed_by_server()
+    assert metrics.connections_closed.labels("truncated")._value.get() == 1  # noqa: SLF001
+    assert metrics.format_errors._value.get() == 1  # noqa: SLF001
+    [line] = [r for r in caplog.records if r.getMessage().startswith("connection ended inside")]
+    assert line.__dict__["fields"]["bytes"] == 30  # header included

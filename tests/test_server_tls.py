@@ -157,3 +157,25 @@ async def test_the_simulator_talks_to_a_tls_listener(pki) -> None:
                 await plain.exchange(financial_fields("0100", "000078"))
         with pytest.raises(ClientError, match="need --tls-ca"):
             await IsoClient.connect(Link(*address, tls_cert=switch))
+
+
+async def test_a_client_stuck_in_its_handshake_does_not_hold_up_a_stop(pki) -> None:
+    """A graceful stop waits for the requests in flight, not for a client that connected and
+    never completed its TLS handshake (it has sent no request): that used to hold the stop
+    for the 10 s handshake timeout (a load balancer's health check, a port scan)."""
+    config = server_config(
+        tls_cert_file=str(pki["host"]),
+        tls_key_file=str(pki["host"].with_suffix(".key")),
+        shutdown_grace_s=60,
+    )
+    async with running_server(config=config) as server:
+        (address,) = server.addresses
+        silent = await trio.open_tcp_stream(*address)  # no ClientHello, ever
+        with trio.fail_after(5):
+            while server._admissions[0].open == 0:  # noqa: SLF001 - accepted, in its handshake
+                await trio.sleep(0.01)
+        server.shutdown()
+        with trio.fail_after(5):  # far below the handshake's 10 s and the grace's 60 s
+            await server.stopped.wait()
+            assert await silent.receive_some(1024) == b""  # closed, nothing sent
+        await silent.aclose()

@@ -48,6 +48,15 @@ def _port(section: str, key: str, value: int) -> None:
         raise ConfigError(f"{section} {key} must be 0 to {PORT_MAX}, not {value}")
 
 
+def _host(section: str, key: str, value: str) -> None:
+    """An empty host binds every interface: that must be asked for, never a blank by mistake."""
+    if not value.strip():
+        raise ConfigError(
+            f'{section} {key} must not be empty (every interface is "0.0.0.0" for IPv4, '
+            '"::" for IPv6)'
+        )
+
+
 def _at_least(section: str, key: str, value: float, low: float, meaning: str = "") -> None:
     if value < low:
         raise ConfigError(f"{section} {key} must be at least {low}{meaning}, not {value}")
@@ -101,6 +110,7 @@ class ListenerConfig:
         return "[[listeners]]"
 
     def __post_init__(self) -> None:
+        _host(self._section(), "host", self.host)
         _port(self._section(), "port", self.port)
 
 
@@ -128,6 +138,7 @@ class ServerConfig(ListenerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _host("[server]", "metrics_host", self.metrics_host)
         _port("[server]", "metrics_port", self.metrics_port)
         if self.timeout_response_code in APPROVING_CODES:
             raise ConfigError(

@@ -45,6 +45,9 @@ RULES_POLL_S = 1.0
 KEY_STORE_POLL_S = 1.0
 STORE_LISTS_POLL_S = 10.0
 PENDING_FLUSH_S = 0.5
+# a stop writes what is still queued for at most this long (within the process's margin past
+# shutdown_grace_s, server.process.GRACE_MARGIN_S)
+FINAL_FLUSH_S = 4.0
 HOLD_EXPIRY_INTERVAL_S = 300.0
 # how often the merchant and terminal counters are brought up to date without traffic, while a
 # rule reads them (well inside store.interface.ACCEPTOR_STALE_S)
@@ -283,10 +286,19 @@ def describe_models(scorer: Any, models_dir: str) -> str:
 
 async def flush_pending(handler: AuthService) -> None:
     """Journal the requests answered off the pipeline (deadline, rejected frames, MAC
-    failures), off the response path."""
-    while True:
-        await trio.sleep(PENDING_FLUSH_S)
-        await handler.flush_pending()
+    failures), off the response path.
+
+    A stop cancels this service once the server has answered its last request: what is still
+    queued is written then (the switch has those answers; the journal must have them too).
+    Each write is shielded, so a stop never cuts one off after its entry left the queue."""
+    try:
+        while True:
+            await trio.sleep(PENDING_FLUSH_S)
+            with trio.CancelScope(shield=True):  # a forced stop's hard exit bounds it
+                await handler.flush_pending()
+    finally:
+        with trio.move_on_after(FINAL_FLUSH_S, shield=True):
+            await handler.flush_pending()
 
 
 async def expire_holds(

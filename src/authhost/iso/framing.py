@@ -92,10 +92,12 @@ class FrameDecoder:
     ``next_frame`` returns a message body (TPDU removed) or None when no complete frame is
     buffered; it raises FrameError for a bad length header or a frame over ``max_frame``,
     after which the decoder is unusable (the connection should close). The TPDU of the frame
-    just returned is in ``last_tpdu``.
+    just returned is in ``last_tpdu``. Zero-length frames (keep-alives) are skipped but
+    counted in ``keep_alives``: they are a sign of life for an idle timeout.
     """
 
-    __slots__ = ("_framing", "_buffer", "_pos", "_header", "_ascii", "_tpdu", "_max", "last_tpdu")
+    __slots__ = ("_framing", "_buffer", "_pos", "_header", "_ascii", "_tpdu", "_max", "last_tpdu",
+                 "keep_alives")  # fmt: skip
 
     def __init__(self, framing: Framing) -> None:
         self._framing = framing
@@ -106,6 +108,7 @@ class FrameDecoder:
         self._tpdu = framing.tpdu
         self._max = framing.max_frame
         self.last_tpdu: bytes | None = None
+        self.keep_alives = 0
 
     def feed(self, data: bytes) -> None:
         if self._pos and self._pos >= len(self._buffer) // 2:
@@ -139,7 +142,8 @@ class FrameDecoder:
                 return None
             self._pos = end
             if size == 0:
-                continue  # keep-alive
+                self.keep_alives += 1
+                continue
             if self._tpdu:
                 if size < TPDU_SIZE:
                     raise FrameError(f"frame of {size} bytes is too short for its TPDU")

@@ -12,8 +12,9 @@ at most once a second per listener and reason, so a flood cannot flood the log.
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections.abc import Sequence
+
+from authhost.server.logs import LogLimits
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOG_EVERY_S = 1.0
@@ -45,7 +46,7 @@ class Admission:
         self.networks = parse_networks(allow_from)
         self.max_connections = max_connections
         self.open = 0
-        self._last_logged: dict[str, float] = {}
+        self.log_limits = LogLimits(LOG_EVERY_S)  # this listener's own
 
     def refusal(self, host: str) -> str | None:
         """Why a connection from ``host`` is refused ("not_allowed", "too_many"), or None."""
@@ -64,8 +65,4 @@ class Admission:
 
     def worth_logging(self, reason: str) -> bool:
         """At most one log line a second per reason."""
-        now = time.monotonic()
-        if now - self._last_logged.get(reason, -LOG_EVERY_S) < LOG_EVERY_S:
-            return False
-        self._last_logged[reason] = now
-        return True
+        return self.log_limits.allow(reason) is not None

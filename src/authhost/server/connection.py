@@ -17,9 +17,10 @@ import logging
 import math
 import os
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import trio
@@ -41,7 +42,7 @@ from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
 from authhost.iso.subfields import fits_additional_amounts
 from authhost.security.masking import mask_pan
 from authhost.server.key_exchange import KEY_CHANGE_CODE
-from authhost.server.logs import log_request
+from authhost.server.logs import LogLimits, log_request
 from authhost.server.metrics import ServerMetrics
 from authhost.server.slow import SlowDecisions
 
@@ -56,6 +57,12 @@ MAX_UNSENT = 1024
 # With idle_timeout_s, a TLS link's answers are sent in pieces of this size, each of which
 # must go within the timeout (on plain TCP every partial send counts as progress)
 TLS_SEND_PIECE = 16384
+# A link the server closes while the peer may still be sending (a stop, a bad frame) gets a FIN
+# after its answers, then what the peer still sends is read and dropped for at most this long
+# before the socket closes: closing with unread input sends a reset, and a reset throws away
+# the answers still in the send buffer, not yet delivered
+LINGER_S = 2.0
+LINGER_REASONS = frozenset({"shutdown", "frame_error", "format_error"})
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 CUTOVER_CODE = "201"
 # answered 00 by the server itself; 201 is the switch's cutover to a new business day
@@ -126,6 +133,8 @@ class Decider:
     together: DecidesTogether | None = None  # the handler itself when it can
     slow: SlowDecisions | None = None  # logs decisions slower than its threshold
     key_exchange: KeyExchange | None = None  # installs a switch's new zone PIN key
+    # the server's own: warnings repeated per frame or per request, one line a second a kind
+    log_limits: LogLimits = field(default_factory=LogLimits)
 
 
 class Connection:
@@ -180,19 +189,42 @@ class Connection:
                     }
                 },
             )
-            await trio.aclose_forcefully(self._stream)
+            try:
+                if self._close_reason in LINGER_REASONS:
+                    await self._linger()
+            finally:
+                await trio.aclose_forcefully(self._stream)
+
+    async def _linger(self) -> None:
+        """FIN after the answers, then drop what the peer still sends until it closes too
+        (at most LINGER_S): the answers already written reach it instead of being reset."""
+        link = self._stream
+        if isinstance(link, trio.SSLStream):  # its records are written: end the TCP side
+            link = link.transport_stream
+        if not isinstance(link, trio.SocketStream):
+            return
+        with trio.move_on_after(LINGER_S):
+            try:
+                await link.send_eof()
+                while await link.receive_some(RECEIVE_SIZE):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
 
     async def _read_loop(self) -> None:
         decoder = FrameDecoder(self._wire.framing)
         receive_some = self._stream.receive_some
         idle_s = self._wire.idle_timeout_s
         # idle means no whole frame for idle_s: a peer dripping a byte now and then without
-        # ever completing a frame must not hold the link open for good
+        # ever completing a frame must not hold the link open for good; a keep-alive (a
+        # zero-length frame, all some switches send on a quiet link) is a whole frame
         idle_until = trio.current_time() + idle_s
         while True:
             if self._unsent >= MAX_UNSENT:
                 self._space = trio.Event()
                 await self._space.wait()
+                # the pause was ours, not the peer's silence: its next frames may be waiting
+                idle_until = max(idle_until, trio.current_time() + idle_s)
             try:
                 if idle_s:
                     data = None
@@ -211,19 +243,27 @@ class Connection:
                 self._close_reason = "reset"
                 return
             if not data:
+                if decoder.buffered:  # a request cut short: no answer can be sent for it
+                    self._close_reason = "truncated"
+                    self._metrics.format_errors.inc()
+                    self._warn(
+                        "truncated",
+                        "connection ended inside a frame, its bytes dropped",
+                        {"peer": self.peer, "bytes": decoder.buffered},
+                    )
                 return
             decoder.feed(data)
             arrived = trio.current_time()
             wall = time.time()
             batch: list[tuple[AuthRequest, bytes | None]] = []
-            frames_before = self._frames
+            frames_before = self._frames + decoder.keep_alives
             try:
                 if not self._split(decoder, batch, arrived, wall):
                     return
             finally:  # requests already read are decided even when the link must close
                 self._write_answered()  # what the reader answered itself (0800, 30, 63, 12)
                 self._start(batch, arrived, wall)
-            if self._frames != frames_before:
+            if self._frames + decoder.keep_alives != frames_before:
                 idle_until = arrived + idle_s
 
     def _split(
@@ -240,9 +280,10 @@ class Connection:
             except FrameError as error:
                 self._close_reason = "frame_error"
                 self._metrics.format_errors.inc()
-                log.warning(
+                self._warn(
+                    "bad_frame",
                     "bad frame, closing the connection",
-                    extra={"fields": {"peer": self.peer, "error": str(error)}},
+                    {"peer": self.peer, "error": str(error)},
                 )
                 return False
             if frame is None:
@@ -295,18 +336,20 @@ class Connection:
         except ResponseReceived as error:  # 0110, 0810...: answers nothing we sent
             self._sent(1)  # nothing to answer: no room held for it
             self._metrics.responses_ignored.inc()
-            log.warning(
+            self._warn(
+                "response_received",
                 "a response sent to the host, not answered",
-                extra={"fields": {"peer": self.peer, "mti": error.mti, "stan": error.stan}},
+                {"peer": self.peer, "mti": error.mti, "stan": error.stan},
             )
             return True
         except FormatError as error:
             self._metrics.format_errors.inc()
             response = encode_format_error(error, dialect, mac=self._wire.mac)
             if response is None:
-                log.warning(
+                self._warn(
+                    "unreadable",
                     "unreadable message (no MTI/STAN), closing the connection",
-                    extra={"fields": {"peer": self.peer, "error": str(error)}},
+                    {"peer": self.peer, "error": str(error)},
                 )
                 return False
             mti = error.mti or ""
@@ -317,14 +360,20 @@ class Connection:
             return True
         except Exception:  # a decoder bug must cost this link at most, never the server
             self._metrics.format_errors.inc()
-            log.exception("cannot decode a frame, closing the connection")
+            self._warn(
+                "decode_failed",
+                "cannot decode a frame, closing the connection",
+                {"peer": self.peer},
+                failure=sys.exc_info()[1],
+            )
             return False
 
         if self._wire.verify_mac is not None and not self._mac_ok(body, message):
             self._metrics.format_errors.inc()
-            log.warning(
+            self._warn(
+                "mac",
                 "MAC missing or wrong, answering 63",
-                extra={"fields": {"peer": self.peer, "mti": message.mti, "stan": message.stan}},
+                {"peer": self.peer, "mti": message.mti, "stan": message.stan},
             )
             if isinstance(message, NetworkRequest):
                 response = encode_network_response(
@@ -384,6 +433,23 @@ class Connection:
             response, tpdu, message.mti, None, message.stan, str(code), arrived, message.code
         )
         self._write_answered()
+
+    def _warn(
+        self,
+        kind: str,
+        message: str,
+        fields: dict[str, Any],
+        failure: BaseException | None = None,
+        level: int = logging.WARNING,
+    ) -> None:
+        """A warning that can repeat per frame or request (an error with ``failure``): at most
+        one line a second of each kind per server, saying how many it held back."""
+        held = self._decider.log_limits.allow(kind)
+        if held is None:
+            return
+        fields["held_back"] = held
+        level = level if failure is None else logging.ERROR
+        log.log(level, message, exc_info=failure, extra={"fields": fields})
 
     def _journal_here(self, request: AuthRequest, decision: Decision, wall: float) -> None:
         journal = self._decider.journal
@@ -461,17 +527,16 @@ class Connection:
         decider.metrics.in_flight_count -= 1
         if isinstance(outcome, Exception):
             decider.metrics.handler_errors.inc()
-            log.error(
+            self._warn(
+                "decision_failed",
                 "decision failed, answering 96",
-                exc_info=outcome,
-                extra={
-                    "fields": {
-                        "mti": request.mti,
-                        "pan": mask_pan(request.pan),
-                        "stan": request.stan,
-                        "peer": self.peer,
-                    }
+                {
+                    "mti": request.mti,
+                    "pan": mask_pan(request.pan),
+                    "stan": request.stan,
+                    "peer": self.peer,
                 },
+                failure=outcome,
             )
             outcome = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
         if outcome is None and trio.current_time() >= arrived + decider.deadline_s:
@@ -480,9 +545,10 @@ class Connection:
         if outcome is not None:
             self._reply(request, outcome, tpdu, arrived)
         else:  # cancelled before its deadline: the link broke or a forced stop
-            log.warning(
+            self._warn(
+                "abandoned",
                 "request abandoned: its connection is closing",
-                extra={"fields": {"mti": request.mti, "stan": request.stan}},
+                {"mti": request.mti, "stan": request.stan, "peer": self.peer},
             )
 
     def _reply(
@@ -500,17 +566,20 @@ class Connection:
                                 self.peer)  # fmt: skip
         balances = decision.balances
         if balances and not all(map(fits_additional_amounts, balances)):
-            log.warning(  # the answer goes out without them (encode_response); no PAN here
+            self._warn(  # the answer goes out without them (encode_response); no PAN here
+                "balance_too_large",
                 "balance too large for field 54 (12 digits), left out of the answer",
-                extra={"fields": {"mti": request.mti, "stan": request.stan, "peer": self.peer}},
+                {"mti": request.mti, "stan": request.stan, "peer": self.peer},
             )
         try:
             wire = self._wire
             response = encode_response(request, decision, wire.dialect, wire.mac, wire.advice)
         except Exception:
-            log.exception(
+            self._warn(
+                "encode_failed",
                 "cannot encode the response, answering 96",
-                extra={"fields": {"mti": request.mti, "stan": request.stan}},
+                {"mti": request.mti, "stan": request.stan, "peer": self.peer},
+                failure=sys.exc_info()[1],
             )
             decision = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["encode"])
             try:
@@ -548,7 +617,12 @@ class Connection:
             self._answered.append(encode_frame(body, self._wire.framing, tpdu))
         except FrameError as error:  # a response larger than the link's max_frame
             self._sent(1)  # never sent, but no longer outstanding: a waiting reader reads on
-            log.error("response not sent: %s", error, extra={"fields": {"mti": mti, "stan": stan}})
+            self._warn(
+                "response_too_large",
+                f"response not sent: {error}",
+                {"mti": mti, "stan": stan, "peer": self.peer},
+                level=logging.ERROR,
+            )
         latency = trio.current_time() - arrived
         self._metrics.count_request(mti, code, latency)
         log_request(mti, pan, stan, code, latency, detail, self.peer)

@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -129,6 +130,35 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write()
         finally:
             self.release()
+
+
+class LogLimits:
+    """At most one line a second per kind of repeated warning, and how many it held back.
+
+    A flood (a switch whose every MAC fails after a bad key change, an accept failing ten
+    times a second, a store outage failing every decision) costs one line a second per kind,
+    not one per event: each warning is written at once, so a line per event would also cost a
+    write per event on the event loop. The events themselves stay counted in the metrics and
+    the request log. One value per server (never module state): one server's flood, or one
+    test's, never silences another's.
+    """
+
+    def __init__(self, every_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def allow(self, kind: str) -> int | None:
+        """None when a line of ``kind`` was written less than ``every_s`` ago (this one is
+        held back); else how many were held back since that line (log this one)."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._every_s:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._held.pop(kind, 0)
 
 
 def flush_logs() -> None:

@@ -37,6 +37,9 @@ STEP_HELP = (
     "runs and total seconds; a declining step ends the run"
 )
 
+# a scraper or probe that sends no whole request within this long is closed (its thread freed)
+CLIENT_TIMEOUT_S = 10.0
+
 # Seconds; the default 200 ms deadline sits between buckets so timeouts stand out.
 LATENCY_BUCKETS = (
     0.0005,
@@ -209,16 +212,19 @@ class _Forward:
 
 class MetricsEndpoint:
     """The HTTP endpoint in a daemon thread: ``/metrics`` (prometheus_client's WSGI app), and
-    ``/healthz`` and ``/readyz`` when given the process's ``Health``."""
+    ``/healthz`` and ``/readyz`` when given the process's ``Health``; GET and HEAD only."""
 
     def __init__(
-        self, metrics: ServerMetrics, host: str, port: int, health: Health | None = None
+        self,
+        metrics: ServerMetrics,
+        host: str,
+        port: int,
+        health: Health | None = None,
+        client_timeout_s: float = CLIENT_TIMEOUT_S,
     ) -> None:
-        app = make_wsgi_app(metrics.exposed())
-        if health is not None:
-            app = _with_health(app, health)
+        app = _routed(make_wsgi_app(metrics.exposed()), health)
         try:
-            self._server, self._thread = _serve_wsgi(host, port, app)
+            self._server, self._thread = _serve_wsgi(host, port, app, client_timeout_s)
         except OSError as exc:
             raise ListenError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
@@ -236,23 +242,47 @@ class MetricsEndpoint:
 
 
 _App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+METHODS = ("GET", "HEAD")
 
 
-def _with_health(app: _App, health: Health) -> _App:
-    def app_with_health(environ: dict[str, Any], start_response: Callable[..., Any]):
-        answer = health_response(health, environ.get("PATH_INFO", ""))
-        if answer is None:
-            return app(environ, start_response)
-        status, body = answer
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ]
-        start_response(status, headers)
-        return [body]
+def _text(start_response: Callable[..., Any], status: str, text: str, *extra: tuple[str, str]):
+    body = text.encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+               *extra]  # fmt: skip
+    start_response(status, headers)
+    return [body]
 
-    return app_with_health
+
+def _routed(metrics_app: _App, health: Health | None) -> _App:
+    """``/metrics`` (and the health probes) for GET and HEAD; 404 for any other path and 405
+    for any other method, with a short text body. prometheus_client's app answers every
+    path with the metrics, so a scraper or probe pointed at a wrong path got 200 and looked
+    fine; and it refuses HEAD."""
+    paths = ("/metrics", "/healthz", "/readyz") if health is not None else ("/metrics",)
+    not_found = f"not found: {', '.join(paths)}\n"
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path not in paths:
+            return _text(start_response, "404 Not Found", not_found)
+        if method not in METHODS:
+            return _text(start_response, "405 Method Not Allowed",
+                         "method not allowed: GET or HEAD\n", ("Allow", "GET, HEAD"))  # fmt: skip
+        if path == "/metrics":
+            body = metrics_app({**environ, "REQUEST_METHOD": "GET"}, start_response)
+        else:
+            assert health is not None
+            status, payload = health_response(health, path) or ("404 Not Found", b"")
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                ("Cache-Control", "no-store"),
+            ]
+            start_response(status, headers)
+            body = [payload]
+        return [] if method == "HEAD" else body
+
+    return app
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -262,14 +292,21 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _serve_wsgi(host: str, port: int, app: _App) -> tuple[WSGIServer, Thread]:
-    """prometheus_client's ``start_wsgi_server`` with our own app (IPv6 hosts too)."""
+def _serve_wsgi(
+    host: str, port: int, app: _App, client_timeout_s: float
+) -> tuple[WSGIServer, Thread]:
+    """prometheus_client's ``start_wsgi_server`` with our own app (IPv6 hosts too), and a
+    timeout on each client's socket: without one a client that connects and sends nothing
+    (or half a request) holds a thread for as long as it likes, and many hold many."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
     class Server(ThreadingWSGIServer):
         address_family = family
 
-    httpd = make_server(host, port, app, Server, handler_class=_QuietHandler)
+    class Handler(_QuietHandler):
+        timeout = client_timeout_s
+
+    httpd = make_server(host, port, app, Server, handler_class=Handler)
     thread = Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
     thread.start()
     return httpd, thread

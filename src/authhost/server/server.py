@@ -173,6 +173,7 @@ class AuthServer:
         self._grace_s = config.server.shutdown_grace_s
         self._shared = shared  # a --workers worker: the supervisor's sockets and the balance
         self._connections: set[Connection] = set()
+        self._handshakes: set[trio.CancelScope] = set()  # TLS handshakes under way
         self._stopping = trio.Event()
         self.stopped = trio.Event()  # set when run() has returned
         self.addresses: list[tuple[str, int]] = []
@@ -221,6 +222,8 @@ class AuthServer:
                 )
                 for connection in list(self._connections):
                     connection.stop_reading()
+                for handshake in list(self._handshakes):  # no request read yet: nothing owed
+                    handshake.cancel()
                 connections.cancel_scope.deadline = trio.current_time() + self._grace_s
             log.info("server stopped")
         finally:
@@ -276,8 +279,15 @@ class AuthServer:
         assert wire.tls is not None
         secured = trio.SSLStream(stream, wire.tls, server_side=True)
         try:
-            with trio.fail_after(TLS_HANDSHAKE_S):
-                await secured.do_handshake()
+            with trio.fail_after(TLS_HANDSHAKE_S), trio.CancelScope() as stop:
+                self._handshakes.add(stop)
+                try:
+                    await secured.do_handshake()
+                finally:
+                    self._handshakes.discard(stop)
+            if stop.cancelled_caught:  # a stop began: a link with no request yet just closes
+                await trio.aclose_forcefully(stream)
+                return None
             return secured
         except (trio.BrokenResourceError, trio.TooSlowError) as exc:
             await trio.aclose_forcefully(stream)
@@ -317,6 +327,9 @@ class AuthServer:
         connection: Connection | None = None
         try:
             link: trio.abc.Stream = stream
+            if self._stopping.is_set():  # accepted as the stop began: not one frame read
+                await trio.aclose_forcefully(stream)
+                return
             if wire.tls is not None:  # the handshake here, not in the accept loop
                 secured = await self._handshake(stream, wire, admission, peer)
                 if secured is None:
@@ -324,6 +337,8 @@ class AuthServer:
                 link = secured
             connection = Connection(link, wire, self._decider, peer)
             self._connections.add(connection)
+            if self._stopping.is_set():  # its handshake ended as the stop began
+                connection.stop_reading()
             log.info("connection opened", extra={"fields": {"peer": peer}})
             await connection.run()
         except Exception:  # a bug in one connection must not take the server down
