@@ -195,6 +195,8 @@ def backtest(
         table = read_labelled(data)
     except (ListLoadError, DatasetError) as exc:
         raise _fail(str(exc)) from None
+    if table.num_rows == 0:  # a report of zeros would read as "the rules caught nothing"
+        raise _fail(f"{data}: no rows: nothing to replay (a header only?)")
     with Progress(
         TextColumn("replaying"),
         BarColumn(),
