@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,6 @@ from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
     ConfigOpt,
     DayOpt,
-    SinceOpt,
     StoreOpt,
     UntilOpt,
     _config,
@@ -235,7 +235,9 @@ def register(app: typer.Typer) -> None:
 @rules_app.command("performance")
 def performance(
     day: DayOpt = "",
-    since: SinceOpt = 0.0,
+    since: Annotated[
+        float, typer.Option(help="or from this time, epoch seconds (to now unless --until)")
+    ] = 0.0,
     until: UntilOpt = 0.0,
     rules: Annotated[
         Path | None,
@@ -250,6 +252,10 @@ def performance(
     the fraud reports on its matches: fraud, genuine ("it was me"), declined genuine (the
     customers a rule turned away), precision. Most declined genuine first."""
     settings = _config(config, store)
+    if since and not until and not day:  # an open-ended period: up to now
+        until = time.time()
+        if since >= until:
+            raise _fail(f"--since {since:.0f} is in the future (now is {until:.0f})")
 
     async def report(service: CardService) -> dict:
         service.rules_file = rules or settings.rules.file
