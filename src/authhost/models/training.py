@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -113,11 +114,49 @@ def _section(cls: type, values: Any, where: str) -> Any:
         if isinstance(default, bool) or isinstance(value, bool):
             raise TrainingError(f"{where}.{key}: expected a number or string")
         if isinstance(default, int | float) and not isinstance(default, bool):
-            if not isinstance(value, int | float):
+            if not isinstance(value, int | float) or not math.isfinite(value):
                 raise TrainingError(f"{where}.{key}: expected a number, got {value!r}")
+            if isinstance(default, int) and not float(value).is_integer():
+                raise TrainingError(f"{where}.{key}: expected a whole number, got {value!r}")
+            _check_bound(f"{where}.{key}", key, value)
             value = type(default)(value)
         out[key] = value
+    if "class_weight" in out:  # refused now, not after the replay
+        try:
+            _class_weight(out["class_weight"])
+        except TrainingError as exc:
+            raise TrainingError(f"{where}.{exc}") from None
     return cls(**out)
+
+
+# the smallest value each setting takes, and whether that value itself is allowed: a negative
+# test_days or C, or max_iter 0, made an empty split or a scikit-learn traceback after the
+# whole replay; gap_days 1.5 was cut to 1 without a word
+_BOUNDS: dict[str, tuple[float, bool]] = {
+    "test_days": (1, True),
+    "gap_days": (0, True),
+    "window_days": (0, False),
+    "delay_days": (0, True),
+    "smoothing": (0, True),
+    "top_k_cards": (1, True),
+    "C": (0, False),
+    "max_iter": (1, True),
+    "learning_rate": (0, False),
+    "max_leaf_nodes": (2, True),
+    "max_depth": (1, True),
+    "min_samples_leaf": (1, True),
+    "l2_regularization": (0, True),
+    "random_state": (0, True),
+    "threads": (1, True),
+}
+
+
+def _check_bound(where: str, key: str, value: float) -> None:
+    low, inclusive = _BOUNDS.get(key, (-math.inf, True))
+    if value < low or (value == low and not inclusive):
+        raise TrainingError(
+            f"{where}: must be {'at least' if inclusive else 'more than'} {low}, got {value!r}"
+        )
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:
@@ -160,7 +199,12 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
 def _class_weight(value: str | float) -> str | dict[int, float]:
     if value == "balanced":
         return "balanced"
-    if isinstance(value, int | float) and value > 0:
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
         return {0: 1.0, 1: float(value)}
     raise TrainingError(f"class_weight must be 'balanced' or a positive number, got {value!r}")
 
