@@ -306,3 +306,15 @@ def test_a_description_may_span_lines_and_a_version_label_may_not_hold_controls(
     assert _errors('version = "v1\\u001b[2J"\n[[rule]]\n' + body) == [
         (0, "", "version must not contain U+001B at position 3")
     ]
+
+
+def test_two_files_of_one_list_are_refused(tmp_path: Path) -> None:
+    """block.txt and block.csv both made list 'block': one silently won, by file name order."""
+    from authhost.rules.lists import ListLoadError, load_lists
+
+    (tmp_path / "block.txt").write_text("M-1\n")
+    (tmp_path / "allow.txt").write_text("M-2  # the comment goes\n\n")
+    assert load_lists(tmp_path) == {"block": frozenset({"M-1"}), "allow": frozenset({"M-2"})}
+    (tmp_path / "block.csv").write_text("M-9\n")
+    with pytest.raises(ListLoadError, match=r"block.txt: list 'block' is also block.csv"):
+        load_lists(tmp_path)
