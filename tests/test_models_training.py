@@ -237,3 +237,17 @@ def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: 
         app, ["train", "--data", str(labelled_csv), "--config", str(tmp_path / "train.toml")]
     )
     assert result.exit_code == 2 and "features must be one of" in result.output
+
+
+def test_train_out_that_is_a_file_is_one_line_before_the_replay(
+    tmp_path: Path, labelled_csv: Path
+) -> None:
+    """A file where --out should be a directory was a FileExistsError traceback after the
+    replay and the fits."""
+    out = tmp_path / "models"
+    out.write_text("not a directory")
+    result = CliRunner().invoke(app, ["train", "--data", str(labelled_csv), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"authhost: {out}: cannot write the models there: not a directory"
+    ]

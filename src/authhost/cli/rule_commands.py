@@ -190,6 +190,12 @@ def backtest(
     sets = [_load(rules, promote_shadow)]
     if compare is not None:
         sets.append(_load(compare, promote_shadow))
+    if report_dir is not None:  # before the replay: a path that cannot hold the report
+        try:  # (a file, no permission) is said now, not as a traceback after the replay
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "not a directory" if report_dir.exists() else exc.strerror or str(exc)
+            raise _fail(f"--report-dir {report_dir}: {why}") from None
     try:
         lists = load_lists(lists_dir) if lists_dir else {}
         table = read_labelled(data)
@@ -217,11 +223,13 @@ def backtest(
     console = plain_console()
     print_report(result, console)
     if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        written = [
-            write_json(result, report_dir / "backtest.json"),
-            *write_plots(result, report_dir),
-        ]
+        try:
+            written = [
+                write_json(result, report_dir / "backtest.json"),
+                *write_plots(result, report_dir),
+            ]
+        except OSError as exc:
+            raise _fail(f"{exc.filename or report_dir}: {exc.strerror or exc}") from None
         for path in written:
             console.print(f"wrote {path}")
 

@@ -317,6 +317,11 @@ def train(
     run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     if config.features not in FEATURE_SETS:
         raise TrainingError(f"features must be one of {', '.join(FEATURE_SETS)}")
+    try:  # before the replay and the fits: a file there was a traceback minutes later
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "not a directory" if out.exists() else exc.strerror or str(exc)
+        raise TrainingError(f"{out}: cannot write the models there: {why}") from None
     data = load_labelled(data_path, config.features)
     split = time_split(data, config.split)
     tr, te = split.train, split.test
