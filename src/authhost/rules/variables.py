@@ -63,7 +63,7 @@ def _enum(*values: str) -> Domain:
 
 COUNT = Domain(minimum=0, whole=True, describe="a count, 0 or more")
 MONEY = Domain(minimum=0, describe="an amount, 0 or more")
-MINOR = Domain(minimum=0, whole=True, describe="an amount in minor units, 0 or more")
+MINOR = Domain(minimum=0, whole=True, describe="a whole amount in minor units, 0 or more")
 DURATION = Domain(minimum=0, describe="a duration, 0 or more")
 
 
