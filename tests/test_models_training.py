@@ -251,3 +251,23 @@ def test_train_out_that_is_a_file_is_one_line_before_the_replay(
     assert result.output.splitlines() == [
         f"authhost: {out}: cannot write the models there: not a directory"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("test_days = 3\n", "unknown section(s) test_days (it belongs under [split])"),
+        ("[splt]\ntest_days = 3\n", "unknown section(s) splt (did you mean 'split'?)"),
+        ("max_iter = 3\n", "max_iter (it belongs under [logistic] or [hgb])"),
+    ],
+)
+def test_a_key_above_its_section_is_told_where_it_belongs(
+    tmp_path: Path, text: str, hint: str
+) -> None:
+    from authhost.models.training import TrainingError, load_train_config
+
+    path = tmp_path / "train.toml"
+    path.write_text(text)
+    with pytest.raises(TrainingError) as caught:
+        load_train_config(path)
+    assert str(caught.value) == f"{path}: {hint}" or hint in str(caught.value)

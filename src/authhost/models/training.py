@@ -16,6 +16,7 @@ training days), never their own labels: the report measures what serving would g
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import math
 import tomllib
@@ -179,7 +180,8 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
     }
     unknown = sorted(set(data) - set(sections) - {"models", "features"})
     if unknown:
-        raise TrainingError(f"{file}: unknown section(s) {', '.join(unknown)}")
+        hints = [_where_it_belongs(name, sections) for name in unknown]
+        raise TrainingError(f"{file}: unknown section(s) {', '.join(hints)}")
     models = data.get("models", ["logistic", "hgb"])
     if not isinstance(models, list) or not models or set(models) - {"logistic", "hgb"}:
         raise TrainingError(f"{file}: models must be a list of 'logistic' and/or 'hgb'")
@@ -194,6 +196,16 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
     if not 0 < config.operating.alert_rate < 1:
         raise TrainingError(f"{file}: operating.alert_rate must be between 0 and 1")
     return config
+
+
+def _where_it_belongs(name: str, sections: dict[str, type]) -> str:
+    """``test_days (it belongs under [split])``: a key written above its section's header;
+    else the closest section name."""
+    owners = [s for s, cls in sections.items() if name in {f.name for f in fields(cls)}]
+    if owners:
+        return f"{name} (it belongs under {' or '.join(f'[{o}]' for o in owners)})"
+    close = difflib.get_close_matches(name, [*sections, "models", "features"], n=1)
+    return f"{name} (did you mean {close[0]!r}?)" if close else name
 
 
 def _class_weight(value: str | float) -> str | dict[int, float]:
