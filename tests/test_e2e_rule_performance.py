@@ -5,6 +5,7 @@ cardholder's "it was me")."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from host_admin import cli_config, run_cli, visa_at_host
@@ -36,6 +37,7 @@ async def test_each_rules_matches_outcomes_and_labels(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
+    started = time.time() - 1
     at = await visa_at_host(nursery, tmp_path, store_url, rules=RULES_WITH_MORE)
     sent = {
         "asked": web(at.visa, 15_000),
@@ -103,3 +105,12 @@ async def test_each_rules_matches_outcomes_and_labels(
     cells = [cell.strip() for cell in line.split("│") if cell.strip()]
     assert cells == ["large-web-payment", "decline", "3", "1", "2", "1", "1", "0", "1", "1", "1",
                      "1", "0.50"]  # fmt: skip
+
+    # --since alone: from then up to now (it was refused: "give a day, or until after since")
+    config = str(cli_config(tmp_path, store_url))
+    code, out = await run_cli("rules", "performance", "--since", str(started), "--config", config)
+    assert code == 0, out
+    assert json.loads(out)["entries"] == 5
+    code, out = await run_cli("rules", "performance", "--since", str(time.time() + 3600),
+                              "--config", config)  # fmt: skip
+    assert code == 1 and "is in the future" in out

@@ -146,3 +146,25 @@ def test_an_explanation_that_fails_costs_no_decision(caplog: pytest.LogCaptureFi
     service = ModelService(Failing())  # type: ignore[arg-type]
     assert service.explain(ctx, 500) == ""
     assert "explaining the score of model broken failed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("metrics", 5, "'metrics' must be an object of figures"),
+        ("metrics", "0.9", "'metrics' must be an object of figures"),
+        ("created", ["2026-01-02"], "'created' must be a text"),
+    ],
+)
+def test_a_damaged_model_json_is_listed_with_its_error_and_never_activated(
+    registry: Registry, key: str, value: object, message: str
+) -> None:
+    """`models list` raised a TypeError (a traceback) on metrics that were not an object."""
+    path = registry.root / "lr-1" / "model.json"
+    meta = json.loads(path.read_text())
+    meta[key] = value
+    path.write_text(json.dumps(meta))
+    errors = {a.name: a.error for a in registry.list()}
+    assert message in errors["lr-1"] and errors["lr-0"] == ""
+    with pytest.raises(RegistryError, match=message):
+        registry.activate("lr-1")

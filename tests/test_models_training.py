@@ -142,6 +142,39 @@ def test_train_config_accepts_balanced_or_numeric_class_weights(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[split]\ntest_days = -1\n", "[split].test_days: must be at least 1, got -1"),
+        ("[split]\ngap_days = 1.5\n", "[split].gap_days: expected a whole number, got 1.5"),
+        ("[logistic]\nC = -1\n", "[logistic].C: must be more than 0, got -1"),
+        ("[logistic]\nC = nan\n", "[logistic].C: expected a number, got nan"),
+        ("[hgb]\nmax_iter = 0\n", "[hgb].max_iter: must be at least 1, got 0"),
+        ("[hgb]\nlearning_rate = 0\n", "[hgb].learning_rate: must be more than 0, got 0"),
+        ("[operating]\ntop_k_cards = 0\n", "[operating].top_k_cards: must be at least 1, got 0"),
+        (
+            "[terminal_risk]\nsmoothing = -3\n",
+            "[terminal_risk].smoothing: must be at least 0, got -3",
+        ),
+        ("[hgb]\nclass_weight = -2\n", "[hgb].class_weight must be 'balanced' or a positive"),
+    ],
+)
+def test_train_config_refuses_values_out_of_range_before_the_replay(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """These were accepted: a negative test_days made an empty split, C = -1 a scikit-learn
+    traceback after the whole replay, gap_days 1.5 was cut to 1 without a word."""
+    config = tmp_path / "train.toml"
+    config.write_text(text)
+    missing = tmp_path / "never-read.csv"  # the config is refused before the data is read
+    args = ["train", "--data", str(missing), "--config", str(config), "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"authhost: {config}:{message}"] or (
+        message.startswith("[hgb].class_weight") and message in result.output
+    )
+
+
+@pytest.mark.parametrize(
     ("feature_set", "names"),
     [
         (ACCEPTOR_FEATURE_SET, (*FEATURE_NAMES, *ACCEPTOR_FEATURE_NAMES)),
@@ -204,3 +237,37 @@ def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: 
         app, ["train", "--data", str(labelled_csv), "--config", str(tmp_path / "train.toml")]
     )
     assert result.exit_code == 2 and "features must be one of" in result.output
+
+
+def test_train_out_that_is_a_file_is_one_line_before_the_replay(
+    tmp_path: Path, labelled_csv: Path
+) -> None:
+    """A file where --out should be a directory was a FileExistsError traceback after the
+    replay and the fits."""
+    out = tmp_path / "models"
+    out.write_text("not a directory")
+    result = CliRunner().invoke(app, ["train", "--data", str(labelled_csv), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"authhost: {out}: cannot write the models there: not a directory"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("test_days = 3\n", "unknown section(s) test_days (it belongs under [split])"),
+        ("[splt]\ntest_days = 3\n", "unknown section(s) splt (did you mean 'split'?)"),
+        ("max_iter = 3\n", "max_iter (it belongs under [logistic] or [hgb])"),
+    ],
+)
+def test_a_key_above_its_section_is_told_where_it_belongs(
+    tmp_path: Path, text: str, hint: str
+) -> None:
+    from authhost.models.training import TrainingError, load_train_config
+
+    path = tmp_path / "train.toml"
+    path.write_text(text)
+    with pytest.raises(TrainingError) as caught:
+        load_train_config(path)
+    assert str(caught.value) == f"{path}: {hint}" or hint in str(caught.value)

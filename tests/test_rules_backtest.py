@@ -465,3 +465,18 @@ def test_a_bin_attack_rule_is_credited_only_with_the_requests_the_fraud_step_sco
     assert got["excluded_frauds_by_scenario"]["bin_attack"] == len(bin_declined)
     assert got["excluded_by_step"]["card"] >= sum(r["response_code"] == "14" for r in rows)
     assert got["excluded_frauds"] + s["fraud"] == sum(r["label"] for r in rows)
+
+
+def test_cli_backtest_report_dir_that_is_a_file_is_refused_before_the_replay(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """It was a FileExistsError traceback once the replay was done."""
+    report = tmp_path / "report"
+    report.write_text("a file")
+    result = runner.invoke(
+        app,
+        ["backtest", "--rules", str(files["a"]), "--data", str(files["data"]),
+         "--report-dir", str(report), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"error: --report-dir {report}: not a directory"]

@@ -154,7 +154,7 @@ def rule_files(draw: st.DrawFn) -> tuple[list[str], list[str]]:
                 continue
             template = draw(st.sampled_from(EXPRESSIONS))
             expression = template.format(
-                n=draw(st.integers(0, 2000)), k=draw(st.integers(0, 5)), s=draw(st.integers(0, 999))
+                n=draw(st.integers(1, 2000)), k=draw(st.integers(0, 5)), s=draw(st.integers(0, 999))
             )
             action = draw(st.sampled_from(ACTIONS))
             extra: dict[str, object] = {"priority": draw(st.integers(0, 5)), "mode": mode}

@@ -400,3 +400,77 @@ def test_money_received_is_read_in_major_and_minor_units() -> None:
     assert matches("card.received_amount_7d == 800 and card.received_amount_7d_minor == 80000", ctx)
     assert matches("amount >= card.received_amount_7d * 0.5", ctx)  # 600.50 of 800.00
     assert not matches("card.received_count_24h > 0", ctx)
+
+
+# -- tests that can never match: refused with the reason, not loaded to match nothing --------
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("channel == 'web'", "channel == 'web' can never be true: channel is one of 'pos'"),
+        ("channel != 'web'", "channel != 'web' is always true"),
+        ("channel in ('pos', 'online')", "channel is never 'online' (in its 'in' list)"),
+        ("country == '12'", "country is a 3-digit code"),
+        ("card.home_country == '2760'", "card.home_country is a 3-digit code"),
+        ("mcc not in ('5411', '541')", "mcc is never '541'"),
+        ("mcc >= '50'", "compare whole codes"),
+        ("entry_mode == '1'", "entry_mode is a 2-digit code"),
+        ("tx_type == '001'", "tx_type is a 2-digit code"),
+        ("currency == 'EUR'", "currency == 'EUR' can never be true"),
+        ("currency in (978, 999)", "'999' is not an ISO 4217 numeric currency authhost knows"),
+        ("transaction_currency == '000'", "not an ISO 4217 numeric currency"),
+        ("card.bin == '4000'", "card.bin is the first six digits of the PAN"),
+        ("cavv_result == '1'", "is declined before the rules run"),
+        ("stored_credential == 'X101'", "C or M and three digits"),
+        ("authentication == 'yes'", "authentication == 'yes' can never be true"),
+        ("avs_result == 'X'", "avs_result == 'X' can never be true"),
+        ("wallet == 'paypal'", "wallet == 'paypal' can never be true"),
+        ("hour == 24", "hour == 24 can never be true: hour is an hour of the day, 0 to 23"),
+        ("24 == hour", "hour == 24 can never be true"),
+        ("hour > 23", "hour > 23 can never be true"),
+        ("weekday == 2.5", "weekday == 2.5 can never be true"),
+        ("score >= 1000", "score >= 1000 can never be true"),
+        ("missing(score) or score > 999", "score > 999 can never be true"),
+        ("amount < 0", "amount < 0 can never be true: amount is an amount, 0 or more"),
+        ("-1 > amount", "amount < -1 can never be true"),
+        ("amount_minor == 10.5", "amount_minor == 10.5 can never be true"),
+        ("card.count_1h < 0", "card.count_1h < 0 can never be true: card.count_1h is a count"),
+        ("merchant.distinct_cards_10m == -1", "is a count"),
+        ("card.seconds_since_last < 0", "is a duration"),
+        ("starts_with(mcc, '59671')", "starts_with(mcc, '59671') can never be true"),
+        ("starts_with(card.bin, '40000000')", "first six digits"),
+        ("starts_with(channel, 'web')", "channel is one of"),
+        ("amount / 0 > 1", "division by zero"),
+        ("amount // 0.0 > 1", "division by zero"),
+        ("amount % -0 > 1", "division by zero"),
+        ("card.amount_24h / (0) > 1", "division by zero"),
+    ],
+)
+def test_tests_that_can_never_match_are_refused(expression: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(expression)
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("mcc >= '7000' and mcc < '8000'", True),
+        ("5411 == mcc or mcc == 7995", True),
+        ("country == '' or country == '840'", True),
+        ("currency in (978, 840)", True),
+        ("0 <= hour <= 23", True),
+        ("score > 998 or score <= 999", True),
+        ("card.available_minor > -500", True),  # over the limit: below zero
+        ("starts_with(mcc, ('79', '')) and starts_with(card.bin, '4000')", True),
+        ("starts_with(channel, 'e')", True),
+        ("stored_credential == '' and authentication == '' and wallet == ''", True),
+        ("cavv_result in ('2', '3', '0', '')", True),
+        ("card.mean_amount_30d_minor > 10.5", True),
+        ("amount / 2 > 100 and amount / card.count_30d > 0", False),  # 0 counted: an error
+        ("amount >= 0 and card.count_1h >= 0", True),
+    ],
+)
+def test_tests_that_can_match_stay_allowed(expression: str, expected: bool) -> None:
+    assert matches(expression) is expected

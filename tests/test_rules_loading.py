@@ -156,6 +156,38 @@ def test_error_string_names_file_line_and_rule() -> None:
             5,
             "did you mean 'expression'",
         ),
+        # printed on terminals, logs and the journal: no escape sequence, no forged line
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nreason = "R\\u001b[2J"\n',
+            5,
+            "reason must not contain control characters: U+001B at position 2",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nowner = "bob\\nINFO ok"\n',
+            5,
+            "owner must not contain control characters: U+000A at position 4",
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nreason = "R\\u0085"\n',
+            5,
+            "U+0085",  # a C1 control (NEL)
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\nowner = "\\u202eevil"\n',
+            5,
+            "U+202E",  # a bidirectional override reorders what is read
+        ),
+        (
+            'name = "a"\nexpression = "amount > 1"\naction = "review"\n'
+            'description = "ok\\nline two\\u0007"\n',
+            5,
+            "description must not contain control characters: U+0007",
+        ),
+        (
+            'name = "a"\nexpression = "merchant == \'\\u001b[31m\'"\naction = "review"\n',
+            3,
+            "expression must not contain control characters: U+001B",
+        ),
     ],
 )
 def test_field_errors(body: str, line: int, message: str) -> None:
@@ -265,3 +297,24 @@ def test_odd_files_are_refused_with_a_reason_not_an_exception(text, fmt, message
     than the parser goes raised TypeError and RecursionError past the loader: the CLI printed
     a traceback and the server's file watcher stopped for good."""
     assert any(message in m for _, _, m in _errors(text, fmt))
+
+
+def test_a_description_may_span_lines_and_a_version_label_may_not_hold_controls() -> None:
+    body = 'name = "a"\nexpression = "amount > 1"\naction = "review"\n'
+    parsed = parse_rules("[[rule]]\n" + body + 'description = """\nline one\n\tline two\n"""\n')
+    assert parsed.rules[0].description == "line one\n\tline two\n"
+    assert _errors('version = "v1\\u001b[2J"\n[[rule]]\n' + body) == [
+        (0, "", "version must not contain U+001B at position 3")
+    ]
+
+
+def test_two_files_of_one_list_are_refused(tmp_path: Path) -> None:
+    """block.txt and block.csv both made list 'block': one silently won, by file name order."""
+    from authhost.rules.lists import ListLoadError, load_lists
+
+    (tmp_path / "block.txt").write_text("M-1\n")
+    (tmp_path / "allow.txt").write_text("M-2  # the comment goes\n\n")
+    assert load_lists(tmp_path) == {"block": frozenset({"M-1"}), "allow": frozenset({"M-2"})}
+    (tmp_path / "block.csv").write_text("M-9\n")
+    with pytest.raises(ListLoadError, match=r"block.txt: list 'block' is also block.csv"):
+        load_lists(tmp_path)

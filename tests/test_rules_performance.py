@@ -30,3 +30,32 @@ def test_a_decline_is_only_the_enforced_decline_rules_own():
     assert [rows[n]["declined_genuine"] for n in ("block", "watch", "trial")] == [1, 1, 1]
     verified = rows["verify-watch"]
     assert (verified["approved"], verified["declined"]) == (1, 0)  # 85 passed every check
+
+
+def test_a_decline_is_credited_to_one_rule_when_several_share_its_reason():
+    """Counted by hand: four entries, two frauds. Two enforced decline rules that share a
+    reason both matched entry 1: only the first in priority order (the journal's match order)
+    declined it. Each rule's own declines add up to the declines the rules decided (2), never
+    more; every other column counts each rule's matches, so a fraud two rules matched is a
+    fraud of each (that is each rule's precision), as the docs say."""
+    facts = {
+        "velocity": RuleFacts("decline", "FR-V", False),
+        "big": RuleFacts("decline", "FR-V", False),  # the same reason as velocity
+        "geo": RuleFacts("review", "FR-G", False),
+    }
+    fraud = FraudReport(0, "c1", True, "chargeback", 2.0)
+    genuine = FraudReport(0, "c1", False, "cardholder", 2.0)
+    performance = RulePerformance(facts)
+    performance.add(entry(1, "59", "velocity;big", "FR-V;FR-V"), fraud)
+    performance.add(entry(2, "59", "big;geo", "FR-V;FR-G"), fraud)
+    performance.add(entry(3, "00", "geo", "FR-G"), genuine)
+    performance.add(entry(4, "00", ""), None)
+    rows = {row["rule"]: row for row in performance.rows()}
+    counted = ("matches", "declined", "declined_by_rule", "approved", "fraud", "genuine")
+    assert {name: tuple(row[k] for k in counted) for name, row in rows.items()} == {
+        "velocity": (1, 1, 1, 0, 1, 0),
+        "big": (2, 2, 1, 0, 2, 0),  # entry 1 was velocity's decline, entry 2 its own
+        "geo": (2, 1, 0, 1, 1, 1),
+    }
+    assert sum(row["declined_by_rule"] for row in rows.values()) == 2  # the two declines
+    assert (performance.entries, performance.with_matches) == (4, 3)

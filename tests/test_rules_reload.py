@@ -195,3 +195,23 @@ def test_a_file_that_breaks_the_reader_is_refused_and_watching_goes_on(tmp_path:
     path.write_text("rule:\n  - name: b\n    action: decline\n    expression: amount > 1\n")
     result = source.reload_if_changed()  # the next good file is read
     assert result is not None and result.ok and source.evaluate(CTX, None).decline_code == "59"
+
+
+def test_a_reload_with_a_test_that_can_never_match_keeps_the_old_rules(tmp_path: Path) -> None:
+    """A typo that would load and silently match nothing (``channel == 'web'``, ``hour == 24``)
+    is refused on reload like a syntax error: the rules in force stay."""
+    path = tmp_path / "rules.toml"
+    write(path, version_file(1))
+    source = RuleSource(path)
+    good_version = source.version
+    for expression, reason in (
+        ("channel == 'web'", "can never be true: channel is one of"),
+        ("hour == 24", "hour == 24 can never be true"),
+        ("amount / 0 > 1", "division by zero"),
+    ):
+        write(path, version_file(2) + f'[[rule]]\nname = "typo"\nexpression = "{expression}"\n'
+              'action = "decline"\n')  # fmt: skip
+        result = source.reload()
+        assert not result.ok and reason in result.message and "rules.toml:" in result.message
+        assert source.version == good_version
+        assert source.evaluate(CTX, None).decline_code == "59"  # version 1 still in force

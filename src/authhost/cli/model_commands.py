@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from authhost.cli.output import plain_console
 from authhost.config import ConfigError, load_config
 
 models_app = typer.Typer(
@@ -89,7 +89,7 @@ def train(
     if as_json:
         typer.echo(result.report.read_text())
         return
-    console = Console()
+    console = plain_console()  # scenario names and paths as written
     s = result.summary
     console.print(
         f"train {s['train']['days'][0]}..{s['train']['days'][1]}: {s['train']['rows']} rows, "
@@ -213,7 +213,7 @@ def list_models(
             _fmt(a.metrics.get("auc_roc"), 3),
         ]
         table.add_row(*cells, *([a.error] if with_notes else []))
-    Console().print(table)
+    plain_console().print(table)  # names with '[' as written, never cut
 
 
 @models_app.command("activate")

@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
     ConfigOpt,
     DayOpt,
-    SinceOpt,
     StoreOpt,
     UntilOpt,
     _config,
     _run,
 )
+from authhost.cli.output import labelled, plain_console
 from authhost.cli.tables import OutputOpt
 from authhost.config import ConfigError, load_config
 from authhost.rules.lists import ListLoadError, load_lists
@@ -32,14 +32,12 @@ from authhost.rules.rulefile import RuleLoadError
 rules_app = typer.Typer(
     help="Analysts' fraud rules: check, list, variables, reload.", no_args_is_help=True
 )
-console = Console()
-errors = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="authhost.toml to read")
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    plain_console(stderr=True).print(labelled("error:", "red", message))
     return typer.Exit(1)
 
 
@@ -59,8 +57,9 @@ def _load(file: Path, promote_shadow: bool = False):  # noqa: ANN202 - RuleSet
     try:
         return load_rule_set(file, promote_shadow=promote_shadow)
     except RuleLoadError as exc:
+        errors = plain_console(stderr=True)
         for error in exc.errors:
-            errors.print(str(error), style="red", highlight=False, markup=False, soft_wrap=True)
+            errors.print(str(error), style="red")
         raise typer.Exit(1) from None
 
 
@@ -72,14 +71,14 @@ def check(
 ) -> None:
     """Validate a rules file; print every error with its line, exit 1 if any."""
     rules = _load(file)
+    console = plain_console()
     shadow = sum(1 for r in rules.rules if r.shadow)
     console.print(
         f"OK {file}: {len(rules.all_rules)} rules ({len(rules.rules)} enabled, {shadow} shadow), "
-        f"version {rules.version}",
-        highlight=False,
+        f"version {rules.version}"
     )
     if rules.lists:
-        console.print(f"lists read: {', '.join(sorted(rules.lists))}", highlight=False)
+        console.print(f"lists read: {', '.join(sorted(rules.lists))}")
     if lists_dir is not None:
         try:
             known = load_lists(lists_dir)
@@ -88,11 +87,14 @@ def check(
         missing = sorted(rules.lists - set(known))
         if missing:
             console.print(
-                f"[yellow]warning:[/yellow] not in {lists_dir} (empty unless the store has them): "
-                + ", ".join(missing)
+                labelled(
+                    "warning:",
+                    "yellow",
+                    f"not in {lists_dir} (empty unless the store has them): " + ", ".join(missing),
+                )
             )
     if show_code:
-        console.print(rules.code, markup=False, highlight=False)
+        console.print(rules.code)
 
 
 @rules_app.command("list")
@@ -102,7 +104,8 @@ def list_rules(
 ) -> None:
     """Show the rules of a file in the order they run."""
     rules = _load(_rules_file(file, config))
-    console.print(f"{rules.source} (version {rules.version})", highlight=False)
+    console = plain_console()
+    console.print(f"{rules.source} (version {rules.version})")
     for i, rule in enumerate(rules.all_rules, start=1):
         action = rule.action.value
         if rule.response_code:
@@ -111,15 +114,14 @@ def list_rules(
             action += f" {rule.points:+d}"
         state = "" if rule.enabled else ", DISABLED"
         console.print(
-            f"{i:3d}. [bold]{escape(rule.name)}[/bold]  "
-            + escape(
-                f"[{action}, {rule.mode.value}{state}, priority {rule.priority}, "
-                f"reason {rule.reason}, owner {rule.owner or '-'}, line {rule.line}]"
-            ),
-            highlight=False,
-            markup=True,
+            Text.assemble(
+                f"{i:3d}. ",
+                (rule.name, "bold"),
+                f"  [{action}, {rule.mode.value}{state}, priority {rule.priority}, "
+                f"reason {rule.reason}, owner {rule.owner or '-'}, line {rule.line}]",
+            )
         )
-        console.print("     " + " ".join(rule.expression.split()), highlight=False, markup=False)
+        console.print("     " + " ".join(rule.expression.split()))
 
 
 @rules_app.command("variables")
@@ -129,16 +131,17 @@ def variables(
     """Every variable a rule can read, with its type and meaning."""
     from authhost.rules.variables import VARIABLES
 
+    console = plain_console()
     if markdown:
-        console.print("| variable | type | meaning |\n| --- | --- | --- |", highlight=False)
+        console.print("| variable | type | meaning |\n| --- | --- | --- |")
     for var in VARIABLES.values():
         kind = var.kind.value + (", may be missing" if var.nullable else "")
         if var.code_width:
             kind += f", {var.code_width}-digit code"
         if markdown:
-            console.print(f"| `{var.name}` | {kind} | {var.doc} |", highlight=False, markup=False)
+            console.print(f"| `{var.name}` | {kind} | {var.doc} |")
         else:
-            console.print(f"{var.name:32} {kind:34} {var.doc}", highlight=False, markup=False)
+            console.print(f"{var.name:32} {kind:34} {var.doc}")
 
 
 @rules_app.command("reload")
@@ -163,7 +166,9 @@ def reload(config: Path | None = ConfigOption) -> None:
         raise _fail(f"no process {pid} (stale {pid_file})") from None
     except PermissionError:
         raise _fail(f"not allowed to signal process {pid}") from None
-    console.print(f"reload requested from process {pid}; the server log shows the new version")
+    plain_console().print(
+        f"reload requested from process {pid}; the server log shows the new version"
+    )
 
 
 def backtest(
@@ -185,17 +190,25 @@ def backtest(
     sets = [_load(rules, promote_shadow)]
     if compare is not None:
         sets.append(_load(compare, promote_shadow))
+    if report_dir is not None:  # before the replay: a path that cannot hold the report
+        try:  # (a file, no permission) is said now, not as a traceback after the replay
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "not a directory" if report_dir.exists() else exc.strerror or str(exc)
+            raise _fail(f"--report-dir {report_dir}: {why}") from None
     try:
         lists = load_lists(lists_dir) if lists_dir else {}
         table = read_labelled(data)
     except (ListLoadError, DatasetError) as exc:
         raise _fail(str(exc)) from None
+    if table.num_rows == 0:  # a report of zeros would read as "the rules caught nothing"
+        raise _fail(f"{data}: no rows: nothing to replay (a header only?)")
     with Progress(
         TextColumn("replaying"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=errors,
+        console=plain_console(stderr=True),
         disable=not progress,
         transient=True,
     ) as bar:
@@ -207,15 +220,18 @@ def backtest(
             data_name=str(data),
             progress=lambda n: bar.advance(task, n),
         )
+    console = plain_console()
     print_report(result, console)
     if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        written = [
-            write_json(result, report_dir / "backtest.json"),
-            *write_plots(result, report_dir),
-        ]
+        try:
+            written = [
+                write_json(result, report_dir / "backtest.json"),
+                *write_plots(result, report_dir),
+            ]
+        except OSError as exc:
+            raise _fail(f"{exc.filename or report_dir}: {exc.strerror or exc}") from None
         for path in written:
-            console.print(f"wrote {path}", highlight=False)
+            console.print(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:
@@ -227,7 +243,9 @@ def register(app: typer.Typer) -> None:
 @rules_app.command("performance")
 def performance(
     day: DayOpt = "",
-    since: SinceOpt = 0.0,
+    since: Annotated[
+        float, typer.Option(help="or from this time, epoch seconds (to now unless --until)")
+    ] = 0.0,
     until: UntilOpt = 0.0,
     rules: Annotated[
         Path | None,
@@ -242,6 +260,10 @@ def performance(
     the fraud reports on its matches: fraud, genuine ("it was me"), declined genuine (the
     customers a rule turned away), precision. Most declined genuine first."""
     settings = _config(config, store)
+    if since and not until and not day:  # an open-ended period: up to now
+        until = time.time()
+        if since >= until:
+            raise _fail(f"--since {since:.0f} is in the future (now is {until:.0f})")
 
     async def report(service: CardService) -> dict:
         service.rules_file = rules or settings.rules.file

@@ -175,6 +175,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     files = meta.get("files")
     if not isinstance(files, dict) or set(files) != {ARRAYS_FILE, RISK_FILE}:
         raise ArtifactError(f"{file}: 'files' must list {ARRAYS_FILE} and {RISK_FILE}")
+    # what `models list` shows: an edited or damaged model.json is named, not a traceback
+    if not isinstance(meta.get("metrics", {}), dict):
+        raise ArtifactError(f"{file}: 'metrics' must be an object of figures")
+    if not isinstance(meta.get("created", ""), str):
+        raise ArtifactError(f"{file}: 'created' must be a text (an ISO 8601 time)")
     return meta
 
 

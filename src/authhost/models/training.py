@@ -16,7 +16,9 @@ training days), never their own labels: the report measures what serving would g
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -113,11 +115,49 @@ def _section(cls: type, values: Any, where: str) -> Any:
         if isinstance(default, bool) or isinstance(value, bool):
             raise TrainingError(f"{where}.{key}: expected a number or string")
         if isinstance(default, int | float) and not isinstance(default, bool):
-            if not isinstance(value, int | float):
+            if not isinstance(value, int | float) or not math.isfinite(value):
                 raise TrainingError(f"{where}.{key}: expected a number, got {value!r}")
+            if isinstance(default, int) and not float(value).is_integer():
+                raise TrainingError(f"{where}.{key}: expected a whole number, got {value!r}")
+            _check_bound(f"{where}.{key}", key, value)
             value = type(default)(value)
         out[key] = value
+    if "class_weight" in out:  # refused now, not after the replay
+        try:
+            _class_weight(out["class_weight"])
+        except TrainingError as exc:
+            raise TrainingError(f"{where}.{exc}") from None
     return cls(**out)
+
+
+# the smallest value each setting takes, and whether that value itself is allowed: a negative
+# test_days or C, or max_iter 0, made an empty split or a scikit-learn traceback after the
+# whole replay; gap_days 1.5 was cut to 1 without a word
+_BOUNDS: dict[str, tuple[float, bool]] = {
+    "test_days": (1, True),
+    "gap_days": (0, True),
+    "window_days": (0, False),
+    "delay_days": (0, True),
+    "smoothing": (0, True),
+    "top_k_cards": (1, True),
+    "C": (0, False),
+    "max_iter": (1, True),
+    "learning_rate": (0, False),
+    "max_leaf_nodes": (2, True),
+    "max_depth": (1, True),
+    "min_samples_leaf": (1, True),
+    "l2_regularization": (0, True),
+    "random_state": (0, True),
+    "threads": (1, True),
+}
+
+
+def _check_bound(where: str, key: str, value: float) -> None:
+    low, inclusive = _BOUNDS.get(key, (-math.inf, True))
+    if value < low or (value == low and not inclusive):
+        raise TrainingError(
+            f"{where}: must be {'at least' if inclusive else 'more than'} {low}, got {value!r}"
+        )
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:
@@ -140,7 +180,8 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
     }
     unknown = sorted(set(data) - set(sections) - {"models", "features"})
     if unknown:
-        raise TrainingError(f"{file}: unknown section(s) {', '.join(unknown)}")
+        hints = [_where_it_belongs(name, sections) for name in unknown]
+        raise TrainingError(f"{file}: unknown section(s) {', '.join(hints)}")
     models = data.get("models", ["logistic", "hgb"])
     if not isinstance(models, list) or not models or set(models) - {"logistic", "hgb"}:
         raise TrainingError(f"{file}: models must be a list of 'logistic' and/or 'hgb'")
@@ -157,10 +198,25 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
     return config
 
 
+def _where_it_belongs(name: str, sections: dict[str, type]) -> str:
+    """``test_days (it belongs under [split])``: a key written above its section's header;
+    else the closest section name."""
+    owners = [s for s, cls in sections.items() if name in {f.name for f in fields(cls)}]
+    if owners:
+        return f"{name} (it belongs under {' or '.join(f'[{o}]' for o in owners)})"
+    close = difflib.get_close_matches(name, [*sections, "models", "features"], n=1)
+    return f"{name} (did you mean {close[0]!r}?)" if close else name
+
+
 def _class_weight(value: str | float) -> str | dict[int, float]:
     if value == "balanced":
         return "balanced"
-    if isinstance(value, int | float) and value > 0:
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
         return {0: 1.0, 1: float(value)}
     raise TrainingError(f"class_weight must be 'balanced' or a positive number, got {value!r}")
 
@@ -273,6 +329,11 @@ def train(
     run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     if config.features not in FEATURE_SETS:
         raise TrainingError(f"features must be one of {', '.join(FEATURE_SETS)}")
+    try:  # before the replay and the fits: a file there was a traceback minutes later
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "not a directory" if out.exists() else exc.strerror or str(exc)
+        raise TrainingError(f"{out}: cannot write the models there: {why}") from None
     data = load_labelled(data_path, config.features)
     split = time_split(data, config.split)
     tr, te = split.train, split.test

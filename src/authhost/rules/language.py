@@ -43,6 +43,7 @@ class Typ:
     nullable: bool = False
     code_width: int = 0
     element: Kind | None = None  # for "set": the element kind
+    var: str = ""  # the variable this is, when it is exactly one (its domain is checked)
 
 
 @dataclass
@@ -176,6 +177,8 @@ class _Checker:
         for side, typ in ((node.left, lt), (node.right, rt)):
             if typ.kind != Kind.NUMBER:
                 raise _fail(side, f"arithmetic needs numbers, got a {typ.kind}")
+        if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and _literal(right) == 0:
+            raise _fail(node.right, "division by zero: the rule would fail on every request")
         return ast.BinOp(left, node.op, right), Typ(Kind.NUMBER, lt.nullable or rt.nullable)
 
     def visit_Compare(self, node: ast.Compare) -> tuple[ast.expr, Typ]:
@@ -187,9 +190,12 @@ class _Checker:
                 raise _fail(node, "'is' / 'is not' are not allowed; use missing(x) or ==")
             prev_node, prev_typ = operands[-1], types[-1]
             if symbol in ("in", "not in"):
-                right, rt = self._membership_right(raw, prev_typ)
                 if prev_typ.kind not in (Kind.TEXT, Kind.NUMBER):
                     raise _fail(node, f"'{symbol}' needs a number or text on its left")
+                right, rt = self._membership_right(raw, prev_typ)
+                if isinstance(right, ast.Set) and _is_variable(prev_node, prev_typ):
+                    for element, value in zip(raw.elts, right.elts, strict=True):  # type: ignore[attr-defined]
+                        _check_domain(prev_typ.var, symbol, _literal(value), element)
             else:
                 right, rt = self.visit(raw)
                 coerced_prev, coerced = self._coerce_pair(
@@ -203,6 +209,7 @@ class _Checker:
                     types[-1] = rt
                 prev_node, right = coerced_prev, coerced
                 operands[-1] = prev_node
+                _check_link(raw, symbol, prev_node, types[-1], right, rt)
             operands.append(right)
             types.append(rt)
         new = ast.Compare(operands[0], list(node.ops), operands[1:])
@@ -333,6 +340,8 @@ class _Checker:
     def _starts_with(self, node: ast.Call) -> tuple[ast.expr, Typ]:
         example = 'starts_with(card.bin, "4000")'
         subject, prefixes = self._text_and_texts(node, "starts_with", "prefix", example, True)
+        if isinstance(subject, ast.Name) and subject.id in _LOCAL_TO_NAME:
+            _check_prefixes(VARIABLES[_LOCAL_TO_NAME[subject.id]], prefixes, node.args[1])
         method = ast.Attribute(subject, "startswith", ast.Load())
         return _guarded(ast.Call(method, [ast.Constant(prefixes)], [])), BOOL
 
@@ -352,7 +361,117 @@ class _Checker:
 
 
 def _typ(var: Variable) -> Typ:
-    return Typ(var.kind, var.nullable, var.code_width)
+    return Typ(var.kind, var.nullable, var.code_width, var=var.name)
+
+
+# -- values a variable cannot take: a test that never matches is refused ---------------------
+
+_LOCAL_TO_NAME = {local_name(name): name for name in VARIABLES}
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _literal(node: ast.AST) -> object:
+    """The value of a number or text literal (``-5`` included), else None."""
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
+        return node.value if isinstance(node.value, (int, float, str)) else None
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+        and not isinstance(node.operand.value, bool)
+    ):
+        value = node.operand.value
+        return -value if isinstance(node.op, ast.USub) else value
+    return None
+
+
+def _is_variable(node: ast.expr, typ: Typ) -> bool:
+    return bool(typ.var) and isinstance(node, ast.Name) and node.id == local_name(typ.var)
+
+
+def _check_link(
+    where: ast.AST, symbol: str, left: ast.expr, lt: Typ, right: ast.expr, rt: Typ
+) -> None:
+    """One comparison of a variable with a literal, either way round."""
+    if _is_variable(left, lt) and _literal(right) is not None:
+        _check_domain(lt.var, symbol, _literal(right), where)
+    elif _is_variable(right, rt) and _literal(left) is not None:
+        _check_domain(rt.var, _FLIPPED[symbol], _literal(left), where)
+
+
+def _check_domain(name: str, symbol: str, value: object, where: ast.AST) -> None:
+    """Refuse ``name <symbol> value`` when no value the variable can take makes it true, and
+    ``!=`` / ``not in`` a value it can never have (always true: surely a typo)."""
+    domain = VARIABLES[name].domain
+    if domain is None or value is None:
+        return
+    equality = symbol in ("==", "!=", "in", "not in")
+    verdict = "is always true" if symbol in ("!=", "not in") else "can never be true"
+    test = f"{name} {symbol} {value!r} {verdict}"
+    if symbol.endswith("in"):
+        test = f"{name} is never {value!r} (in its '{symbol}' list)"
+    if isinstance(value, str):
+        if not equality:
+            if domain.digits and not (value.isdigit() and len(value) == domain.digits):
+                raise _fail(
+                    where,
+                    f"{name} {symbol} {value!r}: {name} is {domain.describe}; compare whole codes",
+                )
+            return
+        possible = (
+            (not domain.values or value in domain.values)
+            and (not domain.digits or value == "" or _digits(value, domain.digits))
+            and (not domain.pattern or re.fullmatch(domain.pattern, value) is not None)
+        )
+        if possible and domain.known and value not in domain.known:
+            raise _fail(where, f"{test}: {value!r} is not {domain.describe}")
+        if not possible:
+            raise _fail(where, f"{test}: {name} is {domain.describe}")
+        return
+    number = float(value)  # type: ignore[arg-type]
+    low, high = domain.minimum, domain.maximum
+    if equality:
+        never = (
+            (low is not None and number < low)
+            or (high is not None and number > high)
+            or (domain.whole and not number.is_integer())
+        )
+    else:
+        never = {
+            "<": low is not None and number <= low,
+            "<=": low is not None and number < low,
+            ">": high is not None and number >= high,
+            ">=": high is not None and number > high,
+        }[symbol]
+    if never:
+        raise _fail(where, f"{test}: {name} is {domain.describe}")
+
+
+def _digits(value: str, width: int) -> bool:
+    return len(value) == width and value.isascii() and value.isdigit()
+
+
+def _check_prefixes(var: Variable, prefixes: tuple[str, ...], where: ast.AST) -> None:
+    """starts_with() of a code or a closed set of values: a prefix none can start with."""
+    domain = var.domain
+    if domain is None:
+        return
+    for prefix in prefixes:
+        if domain.values:
+            possible = any(v.startswith(prefix) for v in domain.values)
+        elif domain.digits:
+            possible = len(prefix) <= domain.digits and (
+                prefix == "" or (prefix.isascii() and prefix.isdigit())
+            )
+        else:
+            continue
+        if not possible:
+            raise _fail(
+                where,
+                f"starts_with({var.name}, {prefix!r}) can never be true: "
+                f"{var.name} is {domain.describe}",
+            )
 
 
 def _as_code(node: ast.expr, text: Typ, where: ast.AST) -> ast.expr:

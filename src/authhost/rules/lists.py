@@ -38,11 +38,17 @@ def load_lists(directory: str | Path) -> dict[str, frozenset[str]]:
     if not root.is_dir():
         raise ListLoadError(f"{root}: lists directory not found")
     found: dict[str, frozenset[str]] = {}
+    files: dict[str, Path] = {}
     for path in sorted(root.iterdir()):
         if not path.is_file() or path.name.startswith(".") or path.suffix not in LIST_SUFFIXES:
             continue
         if not LIST_NAME.match(path.stem):
             raise ListLoadError(f"{path}: bad list name (letters, digits, _ . - only)")
+        if path.stem in files:  # which one would win is an accident of the file names
+            raise ListLoadError(
+                f"{path}: list {path.stem!r} is also {files[path.stem].name}: keep one file"
+            )
+        files[path.stem] = path
         try:
             found[path.stem] = read_list(path)
         except (OSError, UnicodeDecodeError) as exc:

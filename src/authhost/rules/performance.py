@@ -94,6 +94,11 @@ class RulePerformance:
         approved = entry.response_code in PASSED_CODES
         reasons = entry.reason_codes.split(";") if entry.reason_codes else []
         first_reason = reasons[0] if reasons else ""
+        # the rule whose decline decided: the first match (in priority order, as the journal
+        # lists them) among the enforced decline rules with the first reason; rules sharing
+        # that reason matched too, but the decline was not theirs
+        deciders = self._by_reason.get(first_reason, set()) if not approved else set()
+        decider = next((n for n in entry.rule_matches.split(";") if n in deciders), None)
         for name in dict.fromkeys(entry.rule_matches.split(";")):
             if not name:
                 continue
@@ -109,7 +114,7 @@ class RulePerformance:
                 tally.passed += PASS_REASON in reasons
             else:
                 tally.declined += 1
-                if tally.declined_by_rule is not None and name in self._by_reason[first_reason]:
+                if tally.declined_by_rule is not None and name == decider:
                     tally.declined_by_rule += 1
             if report is None:
                 continue

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from authhost.rules.backtest import BacktestResult, SetResult
 
@@ -20,7 +21,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def rules_table(result: SetResult) -> Table:
-    table = Table(title=f"rules of {result.file or 'rule set'} (version {result.version})")
+    table = Table(title=Text(f"rules of {result.file or 'rule set'} (version {result.version})"))
     for column in ("rule", "action", "mode", "matches", "TP", "FP", "precision", "recall"):
         table.add_column(
             column, justify="left" if column in ("rule", "action", "mode") else "right"
@@ -28,7 +29,7 @@ def rules_table(result: SetResult) -> Table:
     table.add_column("fraud amount caught", justify="right")
     for rule in result.rules:
         table.add_row(
-            rule.name,
+            Text(rule.name),
             rule.action,
             rule.mode,
             f"{rule.matches:,}",
@@ -70,12 +71,12 @@ def _cell(result: SetResult, key: str | None, fmt: str) -> str:
 
 def summary_table(result: BacktestResult) -> Table:
     """Whole-set figures; with two sets, side by side (A = --rules, B = --compare)."""
-    table = Table(title=f"backtest of {result.data}: {result.rows:,} rows")
+    table = Table(title=Text(f"backtest of {result.data}: {result.rows:,} rows"))
     table.add_column("figure")
     for i, s in enumerate(result.sets):
         name = Path(s.file).name if s.file else f"set {i + 1}"
         table.add_column(
-            f"{'AB'[i] if len(result.sets) == 2 else ''} {name}".strip(), justify="right"
+            Text(f"{'AB'[i] if len(result.sets) == 2 else ''} {name}".strip()), justify="right"
         )
     for label, key, fmt in SUMMARY_ROWS:
         table.add_row(label, *(_cell(s, key, fmt) for s in result.sets))
@@ -116,10 +117,13 @@ def print_report(result: BacktestResult, console: Console) -> None:
         console.print(rules_table(s))
     console.print(summary_table(result))
     for line in excluded_lines(result):
-        console.print(line, highlight=False)
+        console.print(Text(line))  # scenario names come from the data: never markup
     console.print(
-        f"[dim]{result.evaluated:,} requests evaluated (the ones the fraud step scores) "
-        f"in {result.seconds:.1f} s[/dim]"
+        Text(
+            f"{result.evaluated:,} requests evaluated (the ones the fraud step scores) "
+            f"in {result.seconds:.1f} s",
+            style="dim",
+        )
     )
 
 

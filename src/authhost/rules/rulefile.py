@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,9 @@ def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> Parsed
     label = data.get("version", "")
     if not isinstance(label, (str, int, float)):
         errors.append(RuleError(source, 0, "", "version must be a text label"))
+        label = ""
+    elif bad := control_character(label):
+        errors.append(RuleError(source, 0, "", f"version must not contain {bad}"))
         label = ""
     rules: list[Rule] = []
     seen: dict[str, int] = {}
@@ -263,6 +267,10 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
             fail(key, f"{key} must be text")
     if isinstance(values.get("reason"), str) and ";" in values["reason"]:
         fail("reason", "reason must not contain ';' (the journal separates reasons with it)")
+    for key in ("reason", "owner", "description", "expression"):
+        bad = control_character(values.get(key), allow_lines=key in ("description", "expression"))
+        if bad:
+            fail(key, f"{key} must not contain control characters: {bad}")
     enabled = values.get("enabled", True)
     if not isinstance(enabled, bool):
         fail("enabled", "enabled must be true or false")
@@ -273,7 +281,7 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
     compiled = None
     if not isinstance(expression, str):
         fail("expression", "expression is required (quoted text)")
-    else:
+    elif not control_character(expression, allow_lines=True):  # (refused above)
         try:
             compiled = compile_expression(expression)
         except ExpressionError as exc:
@@ -303,6 +311,27 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
         variables=frozenset(compiled.variables),
         lists=frozenset(compiled.lists),
     )
+
+
+# text a terminal or a log reader would act on: C0 and C1 controls (escape sequences, new
+# lines), line and paragraph separators, and the bidirectional overrides that reorder text
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def control_character(value: Any, allow_lines: bool = False) -> str:
+    """The first control character of a text, described ('U+001B at position 3'), or ''.
+
+    A rule's reason and owner are printed on terminals, in the log and in the journal's
+    reason codes: an escape sequence there recolours or rewrites what an analyst reads, a
+    new line forges a log line. A description may span lines (a TOML multi-line string)."""
+    if not isinstance(value, str):
+        return ""
+    for position, char in enumerate(value, start=1):
+        if allow_lines and char in "\n\t":
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or ord(char) in _BIDI:
+            return f"U+{ord(char):04X} at position {position}"
+    return ""
 
 
 def _enum(value: Any, enum: type, key: str, fail: Any) -> Any:

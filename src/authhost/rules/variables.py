@@ -13,7 +13,9 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from authhost.auth.currencies import EXPONENTS
 from authhost.cards.acceptor_velocity import AcceptorVelocity
+from authhost.cards.tokens import WALLETS
 from authhost.cards.velocity import Velocity
 
 
@@ -35,6 +37,34 @@ class Variable:
     doc: str
     nullable: bool = False  # may be missing (None); comparisons with a missing value are false
     code_width: int = 0  # text made of digits of this width: number literals are zero-padded
+    domain: Domain | None = None  # the values it can take, to refuse tests that never match
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The values a variable can take when present: a comparison with a literal outside them
+    can never match (``hour == 24``, ``channel == 'web'``), which the checker refuses."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    whole: bool = False  # numbers: only whole values
+    values: frozenset[str] = frozenset()  # text: exactly these ("" included when it can be)
+    digits: int = 0  # text: '' or exactly this many digits (a code)
+    pattern: str = ""  # text: a full-match regular expression
+    describe: str = ""  # what the values are, for the error
+    known: frozenset[str] = frozenset()  # text: codes authhost accepts (others are refused
+    # before the rules run: an unknown currency is answered 13 in the validate step)
+
+
+def _enum(*values: str) -> Domain:
+    shown = ", ".join(repr(v) for v in values)
+    return Domain(values=frozenset(values), describe=f"one of {shown}")
+
+
+COUNT = Domain(minimum=0, whole=True, describe="a count, 0 or more")
+MONEY = Domain(minimum=0, describe="an amount, 0 or more")
+MINOR = Domain(minimum=0, whole=True, describe="a whole amount in minor units, 0 or more")
+DURATION = Domain(minimum=0, describe="a duration, 0 or more")
 
 
 def _request_variables() -> list[Variable]:
@@ -298,8 +328,67 @@ def _acceptor_variables() -> list[Variable]:
     return found
 
 
+_CURRENCY = Domain(
+    digits=3,
+    known=frozenset(EXPONENTS),
+    describe="an ISO 4217 numeric currency authhost knows, e.g. '978'",
+)
+_DOMAINS: dict[str, Domain] = {
+    "amount": MONEY,
+    "amount_minor": MINOR,
+    "currency": _CURRENCY,
+    "transaction_currency": _CURRENCY,
+    "channel": _enum("pos", "atm", "ecommerce", "contactless", "moto"),
+    "hour": Domain(0, 23, True, describe="an hour of the day, 0 to 23"),
+    "weekday": Domain(0, 6, True, describe="a day of the week, 0 (Monday) to 6 (Sunday)"),
+    "authentication": _enum("authenticated", "attempted", "exempt", "none", ""),
+    "stored_credential": Domain(
+        pattern=r"(?:[CM]\d{3})?", describe="C or M and three digits (e.g. 'M103'), or ''"
+    ),
+    # '1' and '4' (failed) are declined 05 before the rules run: a rule never sees them
+    "cavv_result": Domain(
+        values=frozenset({"2", "3", "0", ""}),
+        describe="one of '2', '3', '0', '' (a failed CAVV, '1' or '4', is declined before "
+        "the rules run)",
+    ),
+    "avs_result": _enum("Y", "A", "Z", "N", "U", ""),
+    "wallet": _enum(*WALLETS, ""),
+    "token_age_hours": DURATION,
+    "score": Domain(0, 999, True, describe="a score from 0 to 999"),
+    "card.bin": Domain(digits=6, describe="the first six digits of the PAN"),
+    "card.age_days": DURATION,
+}
+
+
+def _with_domain(var: Variable) -> Variable:
+    """The variable with the values it can take: its own, a code's digits, or by its kind of
+    counter (velocity and acceptor counters are counts, sums or durations)."""
+    domain = _DOMAINS.get(var.name)
+    if domain is None and var.code_width:
+        width = var.code_width
+        domain = Domain(digits=width, describe=f"a {width}-digit code (or '' when not sent)")
+    # (card.available may be below zero: a credit card over its limit)
+    if domain is None and var.kind == Kind.NUMBER and var.name.partition(".")[0] != var.name:
+        field_name = var.name.partition(".")[2]
+        if field_name.startswith("available"):
+            domain = None
+        elif field_name.startswith("seconds_since"):
+            domain = DURATION
+        elif field_name.endswith("_minor"):
+            domain = Domain(minimum=0, describe="an amount in minor units, 0 or more")
+        elif field_name.rpartition("_")[0] in _VELOCITY_MONEY:
+            domain = MONEY
+        elif (
+            var.name.partition(".")[0] in ACCEPTORS
+            or "count" in field_name
+            or (field_name.rpartition("_")[0] in _VELOCITY_DOCS)
+        ):
+            domain = COUNT
+    return dataclasses.replace(var, domain=domain) if domain else var
+
+
 VARIABLES: dict[str, Variable] = {
-    v.name: v
+    v.name: _with_domain(v)
     for v in (
         *_request_variables(),
         *_card_variables(),
