@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from pydantic import BaseModel
+
 from authhost.admin import requests as rq
 from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
@@ -37,29 +39,105 @@ from authhost.store.interface import (
     Conflict,
 )
 
+# the actions that make a card: with an Idempotency-Key, once
+SUCCESSOR_ACTIONS = ("replace", "renew", "reissue")
+# a PIN given to a card itself (not carried from the card before it)
+OWN_PIN_ACTIONS = frozenset({"pin.set", "pin.reset", "pin.generate"})
+
+
+class _SuccessorRequest(BaseModel):
+    """What an idempotency key remembers of a replace, renew or reissue."""
+
+    card_id: str
+    action: str
+    reason: str
+
 
 class CardLifecycle(ServiceBase):
     """A card's life after issuance."""
 
-    async def apply(self, card_id: str, action: str, *, reason: str = "") -> dict[str, Any]:
-        """Run one lifecycle action; replace/renew answer with the new card."""
+    async def apply(
+        self, card_id: str, action: str, *, reason: str = "", idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        """Run one lifecycle action; replace/renew/reissue answer with the new card, and with
+        an idempotency key make it once (a client retrying a "replace" that timed out gets
+        the card the first one made, not a 409)."""
         if action not in LIFECYCLE_ACTIONS:
             raise InvalidRequest(
                 f"unknown action {action!r}; known: {', '.join(LIFECYCLE_ACTIONS)}"
             )
+        if action in SUCCESSOR_ACTIONS:
+            request = _SuccessorRequest(card_id=card_id, action=action, reason=reason)
+
+            async def create() -> dict[str, Any]:
+                return await self._successor(await self._card(card_id), action, reason)
+
+            return await self._once("card.successor", idempotency_key, request, create)
+        if idempotency_key:
+            raise InvalidRequest(f"'{action}' takes no Idempotency-Key (it creates nothing)")
         card = await self._card(card_id)
-        if action in ("replace", "renew", "reissue"):
-            return await self._successor(card, action, reason)
         try:
             after = lifecycle.transition(card, action, now=self.clock())
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
-        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
+        details: dict[str, Any] = {}
+        if action == lifecycle.Event.ACTIVATE and card.replaces:
+            after, details = await self._predecessor_pin(after)
+        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             await self._retire_predecessor(card)
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
             await self._unlink_predecessor(after)
+        if after.replaced_by and after.state in (CardState.LOST, CardState.STOLEN):
+            await self._withdraw_renewal(after)
         return view
+
+    async def _predecessor_pin(self, successor: Card) -> tuple[Card, dict[str, Any]]:
+        """A same-PAN successor being activated with the PIN its predecessor has now: a PIN
+        changed at an ATM with the old card after the renewal is the cardholder's PIN (the
+        bank's changes were carried when made). A PIN set on the successor itself stays."""
+        old = await self.store.get_card(successor.replaces or "")
+        if (
+            old is None
+            or old.pan_index != successor.pan_index
+            or old.pin_reference is None
+            or old.pin_reference == successor.pin_reference
+            or await self._pin_set_on(successor.card_id)
+        ):
+            return successor, {}
+        return replace(successor, pin_reference=old.pin_reference), {"pin_from": old.card_id}
+
+    async def _pin_set_on(self, card_id: str) -> bool:
+        """Whether a PIN was set, reset or generated on this card itself (audit log)."""
+        after_id = 0
+        while page := await self.store.audit(subject=card_id, limit=1000, after_id=after_id):
+            if any(e.action in OWN_PIN_ACTIONS for e in page):
+                return True
+            after_id = max(e.audit_id for e in page)
+        return False
+
+    async def _withdraw_renewal(self, old: Card) -> None:
+        """Cancel the renewal a lost or stolen card still waits to hand over to: it has the
+        number the finder or thief knows, so it must never be activated; the card is
+        replaced under a new PAN instead (the renewal is unlinked, so "replace" is allowed)."""
+        for _ in range(RETIRE_TRIES):  # re-read a renewal changed meanwhile (shipped...)
+            successor = await self.store.get_card(old.replaced_by or "")
+            if successor is None or not lifecycle.withdrawn_with(old, successor):
+                return
+            closed = lifecycle.transition(successor, lifecycle.Event.CANCEL, now=self.clock())
+            try:
+                await self._update(
+                    successor, closed, "card.cancel",
+                    f"predecessor {old.card_id} reported {old.state.value}: its number is exposed",
+                )  # fmt: skip
+            except ConflictError:
+                continue
+            await self._unlink_predecessor(closed)
+            return
+        raise ConflictError(
+            f"card {old.card_id} is {old.state.value}, but its renewal {old.replaced_by} kept "
+            "changing and is still pending with the same number: cancel it"
+        )
 
     async def _unlink_predecessor(self, successor: Card) -> None:
         """A successor cancelled or expired before its activation was never handed over to:
@@ -159,6 +237,9 @@ class CardLifecycle(ServiceBase):
         await self.record_audit(
             f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
         )
+        # the new card's history starts with its issue, naming the card it succeeds (by id)
+        issued = _with_reason({**view, "issued_by": action}, reason)
+        await self.record_audit("card.issue", new.card_id, None, issued)
         return view
 
     async def expiring_cards(self, months: int = 12) -> dict[str, Any]:
