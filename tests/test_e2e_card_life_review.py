@@ -258,3 +258,47 @@ async def test_a_renewed_card_counts_its_velocity_afresh(nursery, tmp_path, stor
     await activate(port, new["card_id"])
     assert (await switch.send(purchase(plastic(host, old, new["expiry"]), 100)))["39"] == "00"
     await switch.aclose()
+
+
+async def test_a_card_moved_to_another_account_takes_its_renewal_along(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    visa = host.cards["active-visa"]
+    old_id = await card_id_of(port, visa["pan"])
+    new = await renewed(port, old_id)
+    await ok(port, "POST", f"/v1/cards/{old_id}/personalise", {"account_id": "demo-acc-2"})
+    assert (await ok(port, "GET", f"/v1/cards/{new['card_id']}"))["account_id"] == "demo-acc-2"
+    listed = await ok(port, "GET", "/v1/cards?account_id=demo-acc-2&limit=1000")
+    assert new["card_id"] in [c["card_id"] for c in listed["cards"]]
+    audit = await ok(port, "GET", f"/v1/audit?subject={new['card_id']}")
+    (carried,) = [e for e in audit["audit"] if e["action"] == "card.carried"]
+    assert '"fields":["account_id"]' in carried["after"] and old_id in carried["after"]
+    await activate(port, new["card_id"])
+    switch = await Switch.connect(host.port)
+    assert (await switch.send(purchase(plastic(host, visa, new["expiry"]), 100)))["39"] == "00"
+    await switch.aclose()
+
+
+async def test_a_compromised_card_s_pending_renewal_is_withdrawn_and_the_card_reissued(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """A network reports the number exposed while its renewal (the same number) is in the
+    post: reissuing must not leave the exposed number to live on in the renewal."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    visa = host.cards["active-visa"]
+    old_id = await card_id_of(port, visa["pan"])
+    new = await renewed(port, old_id)
+    alert = {"pans": [visa["pan"]], "action": "reissue"}
+    done = await ok(port, "POST", "/v1/cards/compromised", alert)
+    assert done["not_allowed"] == 0 and len(done["cards"]) == 1, done
+    reissue = done["cards"][0]
+    assert reissue["card_id"] != new["card_id"] and reissue["replaces"] == old_id
+    assert (await ok(port, "GET", f"/v1/cards/{new['card_id']}"))["state"] == "closed"
+    refused = await call(port, "POST", f"/v1/cards/{new['card_id']}/activate")
+    assert refused.status == 409
+    assert visa["pan"] not in str(done)

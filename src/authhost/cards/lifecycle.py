@@ -325,13 +325,16 @@ def carried_changes(before: Card, after: Card, successor: Card) -> tuple[Card, l
     return _replace(successor, **changed), sorted(changed)
 
 
+def carries_its_number(old: Card, successor: Card) -> bool:
+    """Whether ``successor`` is a renewal (the same PAN) of ``old`` still waiting for its
+    activation: when ``old``'s number is exposed (the card lost or stolen, a breach) it must
+    be withdrawn, or the exposed number lives on with a new expiry. A reissue (a new PAN)
+    is the answer to an exposure already."""
+    return successor.pan_index == old.pan_index and is_pending_successor(old, successor)
+
+
 def withdrawn_with(old: Card, successor: Card) -> bool:
-    """Whether ``successor`` is to be cancelled now that ``old`` is in its state: a renewal
-    (the same PAN) still waiting for its activation when the card it renews is reported lost
-    or stolen carries the number the finder or thief holds; the card is replaced under a new
-    PAN instead. A reissue (a new PAN) stays: it is that replacement already."""
-    return (
-        old.state in (S.LOST, S.STOLEN)
-        and successor.pan_index == old.pan_index
-        and is_pending_successor(old, successor)
-    )
+    """Whether ``successor`` is to be cancelled now that ``old`` is in its state: a pending
+    renewal of a card reported lost or stolen carries the number the finder or thief holds;
+    the card is replaced under a new PAN instead."""
+    return old.state in (S.LOST, S.STOLEN) and carries_its_number(old, successor)

@@ -89,7 +89,7 @@ class CardLifecycle(ServiceBase):
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
             await self._unlink_predecessor(after)
         if after.replaced_by and after.state in (CardState.LOST, CardState.STOLEN):
-            await self._withdraw_renewal(after)
+            await self._withdraw_renewal(after, f"reported {after.state.value}")
         return view
 
     async def _predecessor_pin(self, successor: Card) -> tuple[Card, dict[str, Any]]:
@@ -116,19 +116,20 @@ class CardLifecycle(ServiceBase):
             after_id = max(e.audit_id for e in page)
         return False
 
-    async def _withdraw_renewal(self, old: Card) -> None:
-        """Cancel the renewal a lost or stolen card still waits to hand over to: it has the
-        number the finder or thief knows, so it must never be activated; the card is
-        replaced under a new PAN instead (the renewal is unlinked, so "replace" is allowed)."""
+    async def _withdraw_renewal(self, old: Card, why: str) -> None:
+        """Cancel the renewal (the same PAN) a card whose number was exposed (lost, stolen,
+        breached: ``why``) still waits to hand over to: the finder or thief knows its number,
+        so it must never be activated; the card is replaced or reissued under a new PAN
+        instead (the renewal is unlinked, so that is allowed)."""
         for _ in range(RETIRE_TRIES):  # re-read a renewal changed meanwhile (shipped...)
             successor = await self.store.get_card(old.replaced_by or "")
-            if successor is None or not lifecycle.withdrawn_with(old, successor):
+            if successor is None or not lifecycle.carries_its_number(old, successor):
                 return
             closed = lifecycle.transition(successor, lifecycle.Event.CANCEL, now=self.clock())
             try:
                 await self._update(
                     successor, closed, "card.cancel",
-                    f"predecessor {old.card_id} reported {old.state.value}: its number is exposed",
+                    f"predecessor {old.card_id} {why}: its number is exposed",
                 )  # fmt: skip
             except ConflictError:
                 continue
@@ -353,22 +354,33 @@ class CardLifecycle(ServiceBase):
     ) -> tuple[list[dict[str, Any]], int]:
         """Suspend or reissue the alert's live cards: the views of the cards acted on (or
         suspended already) and how many the action was not allowed on (an issued card is not
-        suspended: it is not in use yet; a card reissued or renewed already is left to its
-        successor). Every card is checked before any changes, and a card changed meanwhile
-        is counted rather than failing the alert half-way."""
+        suspended: it is not in use yet; a card reissued already is left to its successor,
+        and so is one renewed and activated). A renewal still waiting for its activation has
+        the exposed number: it is cancelled and the card reissued. Every card is checked
+        before any changes, and a card changed meanwhile is counted rather than failing the
+        alert half-way."""
         views: list[dict[str, Any]] = []
         due: list[str] = []
         for card_id, card in found.items():
             if action == "suspend" and card.state is CardState.SUSPENDED:
                 views.append(card_view(card))
-            elif _compromise_applies(card, action):
+            elif _compromise_applies(card, action) or (
+                action == "reissue" and await self._renewal_exposed(card)
+            ):
                 due.append(card_id)
         for card_id in due:
             try:
+                if action == "reissue":
+                    await self._withdraw_renewal(await self._card(card_id), "compromised")
                 views.append(await self.apply(card_id, action, reason="compromised"))
             except ConflictError:
                 continue
         return views, len(found) - len(views)
+
+    async def _renewal_exposed(self, card: Card) -> bool:
+        """Whether ``card`` waits to hand over to a renewal with its (exposed) number."""
+        successor = await self.store.get_card(card.replaced_by) if card.replaced_by else None
+        return successor is not None and lifecycle.carries_its_number(card, successor)
 
     async def dormant_cards(self, unused_since: float, *, suspend: bool = False) -> dict[str, Any]:
         """Active cards not used since ``unused_since`` (no journal entry after it; a card
