@@ -302,3 +302,19 @@ async def test_a_compromised_card_s_pending_renewal_is_withdrawn_and_the_card_re
     refused = await call(port, "POST", f"/v1/cards/{new['card_id']}/activate")
     assert refused.status == 409
     assert visa["pan"] not in str(done)
+
+
+async def test_the_pin_of_a_lost_card_is_not_unlocked(nursery, tmp_path, store_url):  # noqa: F811
+    """A lost card is final: nothing on it changes, its PIN try counter neither (it was
+    unlocked, and a PIN unblock queued for the finder's chip)."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    card = host.cards["active-3624"]
+    wrong = "9999" if card["pin"] != "9999" else "8888"
+    switch = await Switch.connect(host.port)
+    assert (await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] == "55"
+    await switch.aclose()
+    card_id = await card_id_of(port, card["pan"])
+    await ok(port, "POST", f"/v1/cards/{card_id}/report-lost")
+    refused = await call(port, "POST", f"/v1/cards/{card_id}/pin/unlock")
+    assert refused.status == 409 and "lost" in refused.json["error"], refused
+    assert (await ok(port, "GET", f"/v1/cards/{card_id}"))["pin_tries"] == 1
