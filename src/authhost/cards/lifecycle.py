@@ -18,8 +18,10 @@ activates its successor (renewals are issued weeks before expiry; the old plasti
 stop at the issuer's convenience); activating the successor retires it. A successor carries
 the account, the limits and the PIN method; it carries the PIN reference only when it keeps
 the PAN, because a PVV or IBM 3624 offset is computed from the PAN and means nothing for
-another one. Every function here is pure: it returns new values or raises
-``IllegalTransition`` and changes nothing.
+another one. Until its activation a successor also takes what changes on the card it succeeds
+(``CARRIED_FIELDS``: the cardholder's name, limits, controls, PIN...), and a renewal is
+withdrawn when the card's number is exposed (``withdrawn_with``). Every function here is
+pure: it returns new values or raises ``IllegalTransition`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -333,8 +335,12 @@ def carries_its_number(old: Card, successor: Card) -> bool:
     return successor.pan_index == old.pan_index and is_pending_successor(old, successor)
 
 
+# states in which someone else may hold the card's number
+EXPOSES_NUMBER: frozenset[CardState] = frozenset({S.LOST, S.STOLEN})
+
+
 def withdrawn_with(old: Card, successor: Card) -> bool:
     """Whether ``successor`` is to be cancelled now that ``old`` is in its state: a pending
     renewal of a card reported lost or stolen carries the number the finder or thief holds;
     the card is replaced under a new PAN instead."""
-    return old.state in (S.LOST, S.STOLEN) and carries_its_number(old, successor)
+    return old.state in EXPOSES_NUMBER and carries_its_number(old, successor)

@@ -88,7 +88,7 @@ class CardLifecycle(ServiceBase):
             await self._retire_predecessor(card)
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
             await self._unlink_predecessor(after)
-        if after.replaced_by and after.state in (CardState.LOST, CardState.STOLEN):
+        if after.replaced_by and after.state in lifecycle.EXPOSES_NUMBER:
             await self._withdraw_renewal(after, f"reported {after.state.value}")
         return view
 
