@@ -318,3 +318,29 @@ async def test_the_pin_of_a_lost_card_is_not_unlocked(nursery, tmp_path, store_u
     refused = await call(port, "POST", f"/v1/cards/{card_id}/pin/unlock")
     assert refused.status == 409 and "lost" in refused.json["error"], refused
     assert (await ok(port, "GET", f"/v1/cards/{card_id}"))["pin_tries"] == 1
+
+
+async def test_not_me_withdraws_the_renewal_that_has_the_exposed_number(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The cardholder answers a payment "it was not me" (the card's details are out) while
+    its renewal, with the same number, is in the post: the renewal is cancelled (activating it
+    would lift the suspension and give the fraudster's number a new life), and with
+    ``reissue`` the card is reissued under a new PAN (it was refused, "already replaced")."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    visa = host.cards["active-visa"]
+    old_id = await card_id_of(port, visa["pan"])
+    new = await renewed(port, old_id)
+    switch = await Switch.connect(host.port)
+    paid = await switch.send(purchase(visa, 700))
+    await switch.aclose()
+    journal = await ok(port, "GET", f"/v1/cards/{old_id}/journal?limit=10")
+    (entry,) = [row for row in journal["journal"] if row["stan"] == paid["11"]]
+    path = f"/v1/cards/{old_id}/journal/{entry['journal_id']}/cardholder-answer"
+    said = await ok(port, "POST", path, {"was_cardholder": False, "reissue": True})
+    assert said["card"]["state"] == "suspended"
+    assert said["successor"]["card_id"] != new["card_id"], said
+    assert said["successor"]["replaces"] == old_id
+    assert (await ok(port, "GET", f"/v1/cards/{new['card_id']}"))["state"] == "closed"
