@@ -303,6 +303,17 @@ async def test_a_compromised_card_s_pending_renewal_is_withdrawn_and_the_card_re
     assert refused.status == 409
     assert visa["pan"] not in str(done)
 
+    # suspended for the breach: the renewal of another card is withdrawn too (its activation
+    # would have lifted the suspension)
+    credit = host.cards["active-credit"]
+    credit_id = await card_id_of(port, credit["pan"])
+    pending = await renewed(port, credit_id)
+    alert = {"pans": [credit["pan"]], "action": "suspend"}
+    assert (await ok(port, "POST", "/v1/cards/compromised", alert))["cards"][0]["state"] == (
+        "suspended"
+    )
+    assert (await ok(port, "GET", f"/v1/cards/{pending['card_id']}"))["state"] == "closed"
+
 
 async def test_the_pin_of_a_lost_card_is_not_unlocked(nursery, tmp_path, store_url):  # noqa: F811
     """A lost card is final: nothing on it changes, its PIN try counter neither (it was

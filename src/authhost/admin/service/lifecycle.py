@@ -356,13 +356,14 @@ class CardLifecycle(ServiceBase):
         suspended already) and how many the action was not allowed on (an issued card is not
         suspended: it is not in use yet; a card reissued already is left to its successor,
         and so is one renewed and activated). A renewal still waiting for its activation has
-        the exposed number: it is cancelled and the card reissued. Every card is checked
-        before any changes, and a card changed meanwhile is counted rather than failing the
-        alert half-way."""
+        the exposed number: it is cancelled (its activation would lift a suspension too) and
+        the card suspended or reissued. Every card is checked before any changes, and a card
+        changed meanwhile is counted rather than failing the alert half-way."""
         views: list[dict[str, Any]] = []
         due: list[str] = []
         for card_id, card in found.items():
             if action == "suspend" and card.state is CardState.SUSPENDED:
+                await self._withdraw_renewal(card, "compromised")
                 views.append(card_view(card))
             elif _compromise_applies(card, action) or (
                 action == "reissue" and await self._renewal_exposed(card)
@@ -370,8 +371,7 @@ class CardLifecycle(ServiceBase):
                 due.append(card_id)
         for card_id in due:
             try:
-                if action == "reissue":
-                    await self._withdraw_renewal(await self._card(card_id), "compromised")
+                await self._withdraw_renewal(await self._card(card_id), "compromised")
                 views.append(await self.apply(card_id, action, reason="compromised"))
             except ConflictError:
                 continue
