@@ -355,3 +355,16 @@ async def test_not_me_withdraws_the_renewal_that_has_the_exposed_number(
     assert said["successor"]["card_id"] != new["card_id"], said
     assert said["successor"]["replaces"] == old_id
     assert (await ok(port, "GET", f"/v1/cards/{new['card_id']}"))["state"] == "closed"
+
+
+async def test_a_renewal_of_a_pending_renewal_is_withdrawn_with_it(nursery, tmp_path, store_url):  # noqa: F811
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    old_id = await card_id_of(port, host.cards["active-visa"]["pan"])
+    first = await renewed(port, old_id)
+    await ok(port, "POST", f"/v1/cards/{first['card_id']}/ship")
+    second = await renewed(port, first["card_id"])
+    await ok(port, "POST", f"/v1/cards/{old_id}/report-stolen")
+    for card in (first, second):
+        assert (await ok(port, "GET", f"/v1/cards/{card['card_id']}"))["state"] == "closed"
+    refused = await call(port, "POST", f"/v1/cards/{second['card_id']}/ship")
+    assert refused.status == 409

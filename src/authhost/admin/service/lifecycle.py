@@ -134,6 +134,8 @@ class CardLifecycle(ServiceBase):
             except ConflictError:
                 continue
             await self._unlink_predecessor(closed)
+            # a renewal of that renewal (shipped, then renewed again) has the number too
+            await self._withdraw_renewal(closed, why)
             return
         raise ConflictError(
             f"card {old.card_id} is {old.state.value}, but its renewal {old.replaced_by} kept "
