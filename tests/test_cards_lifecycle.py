@@ -267,3 +267,43 @@ def test_a_renewal_never_expires_with_or_before_the_card_it_renews(old_expiry, v
     old = replace(CARD, state=S.ACTIVE, expiry=old_expiry)
     _, new = lifecycle.renew(old, now=NOW, validity_months=validity)
     assert new.expiry == expected and new.expiry > old.expiry
+
+
+def _renewed(state: CardState = S.ACTIVE) -> tuple[Card, Card]:
+    return lifecycle.renew(replace(CARD, state=state), now=NOW, validity_months=36,
+                           new_card_id="crd_2")  # fmt: skip
+
+
+def test_a_change_of_the_renewed_card_is_carried_to_its_pending_successor():
+    old, new = _renewed()
+    changed = replace(old, cardholder_name="NEW NAME", pin_reference="9999", chip_scripts=("x",))
+    carried, fields = lifecycle.carried_changes(old, changed, new)
+    assert fields == ["cardholder_name", "pin_reference"]  # chip scripts are the plastic's
+    assert carried.cardholder_name == "NEW NAME" and carried.pin_reference == "9999"
+    assert carried.chip_scripts == () and carried.state is S.CREATED
+
+
+def test_nothing_is_carried_to_an_activated_or_other_pan_successor():
+    old, new = _renewed()
+    changed = replace(old, pin_reference="9999", limits=None)
+    active = replace(new, state=S.ACTIVE, activated_at=NOW)
+    assert lifecycle.carried_changes(old, changed, active) == (active, [])
+    other_pan = replace(new, pan_index="cd" * 32)
+    carried, fields = lifecycle.carried_changes(old, changed, other_pan)
+    assert fields == ["limits"] and carried.pin_reference == new.pin_reference
+
+
+def test_only_a_lost_or_stolen_card_withdraws_its_same_pan_renewal():
+    old, new = _renewed()
+    assert lifecycle.withdrawn_with(replace(old, state=S.LOST), new)
+    assert lifecycle.withdrawn_with(replace(old, state=S.STOLEN), replace(new, state=S.ISSUED))
+    assert not lifecycle.withdrawn_with(replace(old, state=S.DAMAGED), new)
+    assert not lifecycle.withdrawn_with(replace(old, state=S.LOST), replace(new, pan_index="c"))
+
+
+@pytest.mark.parametrize("state, event", [(S.CREATED, Event.SHIP), (S.ISSUED, Event.ACTIVATE)])
+def test_a_card_past_its_expiry_is_not_put_in_use(state, event):
+    card = replace(CARD, state=state, expiry="2604")  # NOW is in 2026-05
+    with pytest.raises(IllegalTransition, match="expired at the end of 04/26"):
+        lifecycle.transition(card, event, now=NOW)
+    assert lifecycle.transition(card, Event.CANCEL, now=NOW).state is S.CLOSED

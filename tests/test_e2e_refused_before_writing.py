@@ -43,8 +43,10 @@ async def test_not_me_with_a_reissue_the_card_cannot_have_changes_nothing(
     paid = purchase(at.visa, 700)
     assert (await at.switch.send(paid))["39"] == "00"
     entry = (await journal_of(at.port, at.card_id))[paid["11"]]["journal_id"]
-    renewed = await call(at.port, "POST", f"/v1/cards/{at.card_id}/renew")
-    assert renewed.status == 200, renewed
+    # a reissue ordered already (a new PAN); a pending renewal is withdrawn instead, since it
+    # has the exposed number (test_e2e_card_life_review)
+    reissued = await call(at.port, "POST", f"/v1/cards/{at.card_id}/reissue")
+    assert reissued.status == 200, reissued
     before = await call(at.port, "GET", f"/v1/audit?subject={at.card_id}")
 
     reply = await answer(at.port, at.card_id, entry, was_cardholder=False, reissue=True)

@@ -26,6 +26,7 @@ from authhost.admin import views as v
 from authhost.admin.errors import InvalidRequest, ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
+from authhost.admin.service.lifecycle import SUCCESSOR_ACTIONS
 from authhost.admin.tokens import AuthFailure, Principal, TokenTable
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.security.errors import SecurityError
@@ -239,7 +240,9 @@ async def _personalise(call: Call) -> Any:
 def _lifecycle(action: str) -> Handler:
     async def handler(call: Call) -> Any:
         reason = call.body.reason if call.body is not None else ""
-        return await call.service.apply(call.path["card_id"], action, reason=reason)
+        return await call.service.apply(
+            call.path["card_id"], action, reason=reason, idempotency_key=call.idempotency_key
+        )
 
     return handler
 
@@ -1107,6 +1110,7 @@ def _routes() -> list[Route]:
                 body_optional=True,
                 tag="cards",
                 response=v.CardView,
+                idempotent=action in SUCCESSOR_ACTIONS,  # they make a card: once per key
             )
         )
     return routes

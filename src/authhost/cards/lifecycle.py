@@ -18,8 +18,10 @@ activates its successor (renewals are issued weeks before expiry; the old plasti
 stop at the issuer's convenience); activating the successor retires it. A successor carries
 the account, the limits and the PIN method; it carries the PIN reference only when it keeps
 the PAN, because a PVV or IBM 3624 offset is computed from the PAN and means nothing for
-another one. Every function here is pure: it returns new values or raises
-``IllegalTransition`` and changes nothing.
+another one. Until its activation a successor also takes what changes on the card it succeeds
+(``CARRIED_FIELDS``: the cardholder's name, limits, controls, PIN...), and a renewal is
+withdrawn when the card's number is exposed (``withdrawn_with``). Every function here is
+pure: it returns new values or raises ``IllegalTransition`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import replace as _replace
 from enum import StrEnum
 
 from authhost.cards.model import Card, CardState
-from authhost.cards.production import expiry_from, months_after
+from authhost.cards.production import expiry_from, is_past_expiry, months_after
 from authhost.cards.tokens import end_tokens
 
 S = CardState
@@ -69,6 +71,8 @@ TRANSITIONS: dict[Event, tuple[frozenset[CardState], CardState]] = {
     Event.EXPIRE: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.EXPIRED),
     Event.CANCEL: (LIVE_STATES, S.CLOSED),
 }
+# events that put a plastic in the cardholder's hands or in use: never one past its expiry
+PUTS_IN_USE: frozenset[Event] = frozenset({Event.SHIP, Event.ACTIVATE})
 REPLACEABLE: frozenset[CardState] = frozenset({S.LOST, S.STOLEN, S.DAMAGED})
 RENEWABLE: frozenset[CardState] = frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED})
 KEEPS_PAN_ON_REPLACE: frozenset[CardState] = frozenset({S.DAMAGED})
@@ -98,6 +102,17 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
         raise IllegalTransition(
             f"card {card.card_id} is {card.state.value}: '{event.value}' is allowed only from "
             f"{_names(sources)}"
+        )
+    if event in PUTS_IN_USE and is_past_expiry(card.expiry, now):
+        instead = (
+            "cancel it and issue a new card"
+            if event is Event.SHIP
+            else "renew it for a new expiry, or mark it expired"
+        )
+        raise IllegalTransition(
+            f"card {card.card_id} expired at the end of {card.expiry[2:]}/{card.expiry[:2]}: "
+            f"it cannot be {'shipped' if event is Event.SHIP else 'activated'} (every payment "
+            f"would be declined 54); {instead}"
         )
     if target in ENDS_TOKENS and card.tokens:
         card = _replace(card, tokens=end_tokens(card.tokens, now))
@@ -256,3 +271,76 @@ def check_successor_allowed(old: Card, done: str = "reissued") -> None:
 def link(old: Card, new: Card) -> tuple[Card, Card]:
     """``old`` and ``new`` pointing at each other (once the new card has its id)."""
     return _replace(old, replaced_by=new.card_id), _replace(new, replaces=old.card_id)
+
+
+# What the cardholder or the bank changes on a card that is the cardholder's rather than the
+# plastic's: set on the card in use while its successor waits for activation, a change goes
+# on with the successor (it would be lost with the old plastic otherwise). Chip scripts and
+# the state are the plastic's own; a PIN reference (computed from the PAN) and wallet tokens
+# (mapped to the PAN) only go on with a successor that keeps the PAN.
+CARRIED_FIELDS: tuple[str, ...] = (
+    "cardholder_name",
+    "address_ref",
+    "avs_postcode_ref",
+    "avs_street_ref",
+    "account_id",
+    "limits",
+    "home_country",
+    "controls",
+    "stop_payments",
+    "travel_notices",
+)
+SAME_PAN_FIELDS: tuple[str, ...] = ("pin_reference", "tokens")
+# a successor still waiting for its activation: what it carries is still being decided
+_PENDING: frozenset[CardState] = frozenset({S.CREATED, S.ISSUED})
+
+
+def is_pending_successor(old: Card, successor: Card) -> bool:
+    """Whether ``successor`` is ``old``'s successor and was never activated (nor withdrawn)."""
+    return (
+        old.replaced_by == successor.card_id
+        and successor.replaces == old.card_id
+        and successor.state in _PENDING
+        and not has_been_activated(successor)
+    )
+
+
+def carried_changes(before: Card, after: Card, successor: Card) -> tuple[Card, list[str]]:
+    """``successor`` with what changed from ``before`` to ``after`` on its live predecessor
+    (the carried fields only, each as ``after`` has it), and the names of the fields that
+    changed on it; ``(successor, [])`` when there is nothing to carry. A field the successor
+    was given a value of its own for is still overwritten by a later change of the old card:
+    the newest change is the cardholder's wish."""
+    if after.state not in LIVE_STATES or not is_pending_successor(after, successor):
+        return successor, []
+    names = list(CARRIED_FIELDS)
+    if successor.pan_index == after.pan_index:
+        names += SAME_PAN_FIELDS
+    changed = {
+        name: getattr(after, name)
+        for name in names
+        if getattr(before, name) != getattr(after, name)
+        and getattr(successor, name) != getattr(after, name)
+    }
+    if not changed:
+        return successor, []
+    return _replace(successor, **changed), sorted(changed)
+
+
+def carries_its_number(old: Card, successor: Card) -> bool:
+    """Whether ``successor`` is a renewal (the same PAN) of ``old`` still waiting for its
+    activation: when ``old``'s number is exposed (the card lost or stolen, a breach) it must
+    be withdrawn, or the exposed number lives on with a new expiry. A reissue (a new PAN)
+    is the answer to an exposure already."""
+    return successor.pan_index == old.pan_index and is_pending_successor(old, successor)
+
+
+# states in which someone else may hold the card's number
+EXPOSES_NUMBER: frozenset[CardState] = frozenset({S.LOST, S.STOLEN})
+
+
+def withdrawn_with(old: Card, successor: Card) -> bool:
+    """Whether ``successor`` is to be cancelled now that ``old`` is in its state: a pending
+    renewal of a card reported lost or stolen carries the number the finder or thief holds;
+    the card is replaced under a new PAN instead."""
+    return old.state in EXPOSES_NUMBER and carries_its_number(old, successor)

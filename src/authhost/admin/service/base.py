@@ -101,7 +101,7 @@ def _json(value: Any) -> str:
 
 RENEWAL_PAGE = 1000  # cards read at a time by the renewal run
 RENEWAL_LISTED = 1000  # cards the renewal run's answer lists (the counts cover them all)
-RETIRE_TRIES = 3  # re-reads of a renewed card changed by someone else while it is retired
+RETIRE_TRIES = 3  # re-reads of a card changed by someone else while its successor is handled
 
 
 KEY_REUSED = "this Idempotency-Key was already used with a different request"
@@ -315,7 +315,37 @@ class ServiceBase:
         view = card_view(stored)
         audited = {**_with_reason(view, reason), **(details or {})}
         await self.record_audit(action, before.card_id, card_view(before), audited)
+        if stored.replaced_by:
+            await self._carry_to_successor(before, stored, action)
         return view
+
+    async def _carry_to_successor(self, before: Card, after: Card, action: str) -> None:
+        """What was just changed on a card whose successor (a renewal, a reissue) waits for
+        its activation, changed on the successor too (``lifecycle.CARRIED_FIELDS``): the
+        cardholder's new name, limits, controls or PIN would otherwise be lost with the old
+        plastic. Audited on the successor as ``card.carried``, naming the fields and the
+        card they came from; a successor changed meanwhile is read again."""
+        for _ in range(RETIRE_TRIES):
+            successor = await self.store.get_card(after.replaced_by or "")
+            if successor is None:
+                return
+            carried, fields = lifecycle.carried_changes(before, after, successor)
+            if not fields:
+                return
+            try:
+                stored = await self.store.update_card(carried)
+            except Conflict:
+                continue
+            details = {"from": after.card_id, "change": action, "fields": fields}
+            await self.record_audit(
+                "card.carried", successor.card_id, card_view(successor),
+                {**card_view(stored), **details},
+            )  # fmt: skip
+            return
+        raise ConflictError(
+            f"card {after.card_id} was changed, but its successor {after.replaced_by} kept "
+            "changing and did not get the change: make it on the successor too"
+        )
 
     async def _live_cards(self) -> AsyncIterator[Card]:
         """Every issued, active or suspended card, page by page."""

@@ -5,7 +5,8 @@ large or foreign one: ``journal alerts``) and posts their answer here. Either wa
 gets the cardholder's verdict as its fraud report, the label training and backtests read.
 "It was me" also gives the card a pass (``cards.cardholder_pass``) so that the retry is not
 declined as suspected fraud again; "it was not me" suspends the card (its details are out),
-ends any pass, and with ``reissue`` orders a card under a new PAN.
+ends any pass, cancels a renewal waiting with the same number, and with ``reissue`` orders a
+card under a new PAN.
 """
 
 from __future__ import annotations
@@ -36,12 +37,16 @@ class CardholderAnswers(CardLifecycle):
         rq.CardholderAnswer.model_validate(spec.model_dump())
         card = await self._card(card_id)
         entry = await self._journal_entry(card_id, journal_id)
+        # the card's details are out: a renewal waiting with its number is withdrawn below
+        exposed = not spec.was_cardholder and await self._renewal_exposed(card)
         if spec.was_cardholder:
             after = replace(card, cardholder_pass=self._pass_for(card, entry, spec))
         else:
             if spec.reissue:  # refused before anything is written: no half-answered alert
                 try:
-                    lifecycle.check_successor_allowed(card)
+                    lifecycle.check_successor_allowed(
+                        replace(card, replaced_by=None) if exposed else card
+                    )
                 except lifecycle.IllegalTransition as exc:
                     raise ConflictError(str(exc)) from None
                 await self._product(card.product_id)
@@ -58,6 +63,8 @@ class CardholderAnswers(CardLifecycle):
         report = await self._record_fraud_report(
             card_id, journal_id, not spec.was_cardholder, "cardholder", spec.note
         )
+        if exposed:
+            await self._withdraw_renewal(await self._card(card_id), "answered 'not me'")
         successor = None
         if spec.reissue:
             successor = await self._successor(

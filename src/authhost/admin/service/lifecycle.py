@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from pydantic import BaseModel
+
 from authhost.admin import requests as rq
 from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
@@ -37,29 +39,108 @@ from authhost.store.interface import (
     Conflict,
 )
 
+# the actions that make a card: with an Idempotency-Key, once
+SUCCESSOR_ACTIONS = ("replace", "renew", "reissue")
+# a PIN given to a card itself (not carried from the card before it)
+OWN_PIN_ACTIONS = frozenset({"pin.set", "pin.reset", "pin.generate"})
+
+
+class _SuccessorRequest(BaseModel):
+    """What an idempotency key remembers of a replace, renew or reissue."""
+
+    card_id: str
+    action: str
+    reason: str
+
 
 class CardLifecycle(ServiceBase):
     """A card's life after issuance."""
 
-    async def apply(self, card_id: str, action: str, *, reason: str = "") -> dict[str, Any]:
-        """Run one lifecycle action; replace/renew answer with the new card."""
+    async def apply(
+        self, card_id: str, action: str, *, reason: str = "", idempotency_key: str = ""
+    ) -> dict[str, Any]:
+        """Run one lifecycle action; replace/renew/reissue answer with the new card, and with
+        an idempotency key make it once (a client retrying a "replace" that timed out gets
+        the card the first one made, not a 409)."""
         if action not in LIFECYCLE_ACTIONS:
             raise InvalidRequest(
                 f"unknown action {action!r}; known: {', '.join(LIFECYCLE_ACTIONS)}"
             )
+        if action in SUCCESSOR_ACTIONS:
+            request = _SuccessorRequest(card_id=card_id, action=action, reason=reason)
+
+            async def create() -> dict[str, Any]:
+                return await self._successor(await self._card(card_id), action, reason)
+
+            return await self._once("card.successor", idempotency_key, request, create)
+        if idempotency_key:
+            raise InvalidRequest(f"'{action}' takes no Idempotency-Key (it creates nothing)")
         card = await self._card(card_id)
-        if action in ("replace", "renew", "reissue"):
-            return await self._successor(card, action, reason)
         try:
             after = lifecycle.transition(card, action, now=self.clock())
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
-        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason)
+        details: dict[str, Any] = {}
+        if action == lifecycle.Event.ACTIVATE and card.replaces:
+            after, details = await self._predecessor_pin(after)
+        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             await self._retire_predecessor(card)
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
             await self._unlink_predecessor(after)
+        if after.replaced_by and after.state in lifecycle.EXPOSES_NUMBER:
+            await self._withdraw_renewal(after, f"reported {after.state.value}")
         return view
+
+    async def _predecessor_pin(self, successor: Card) -> tuple[Card, dict[str, Any]]:
+        """A same-PAN successor being activated with the PIN its predecessor has now: a PIN
+        changed at an ATM with the old card after the renewal is the cardholder's PIN (the
+        bank's changes were carried when made). A PIN set on the successor itself stays."""
+        old = await self.store.get_card(successor.replaces or "")
+        if (
+            old is None
+            or old.pan_index != successor.pan_index
+            or old.pin_reference is None
+            or old.pin_reference == successor.pin_reference
+            or await self._pin_set_on(successor.card_id)
+        ):
+            return successor, {}
+        return replace(successor, pin_reference=old.pin_reference), {"pin_from": old.card_id}
+
+    async def _pin_set_on(self, card_id: str) -> bool:
+        """Whether a PIN was set, reset or generated on this card itself (audit log)."""
+        after_id = 0
+        while page := await self.store.audit(subject=card_id, limit=1000, after_id=after_id):
+            if any(e.action in OWN_PIN_ACTIONS for e in page):
+                return True
+            after_id = max(e.audit_id for e in page)
+        return False
+
+    async def _withdraw_renewal(self, old: Card, why: str) -> None:
+        """Cancel the renewal (the same PAN) a card whose number was exposed (lost, stolen,
+        breached: ``why``) still waits to hand over to: the finder or thief knows its number,
+        so it must never be activated; the card is replaced or reissued under a new PAN
+        instead (the renewal is unlinked, so that is allowed)."""
+        for _ in range(RETIRE_TRIES):  # re-read a renewal changed meanwhile (shipped...)
+            successor = await self.store.get_card(old.replaced_by or "")
+            if successor is None or not lifecycle.carries_its_number(old, successor):
+                return
+            closed = lifecycle.transition(successor, lifecycle.Event.CANCEL, now=self.clock())
+            try:
+                await self._update(
+                    successor, closed, "card.cancel",
+                    f"predecessor {old.card_id} {why}: its number is exposed",
+                )  # fmt: skip
+            except ConflictError:
+                continue
+            await self._unlink_predecessor(closed)
+            # a renewal of that renewal (shipped, then renewed again) has the number too
+            await self._withdraw_renewal(closed, why)
+            return
+        raise ConflictError(
+            f"card {old.card_id} is {old.state.value}, but its renewal {old.replaced_by} kept "
+            "changing and is still pending with the same number: cancel it"
+        )
 
     async def _unlink_predecessor(self, successor: Card) -> None:
         """A successor cancelled or expired before its activation was never handed over to:
@@ -159,6 +240,9 @@ class CardLifecycle(ServiceBase):
         await self.record_audit(
             f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
         )
+        # the new card's history starts with its issue, naming the card it succeeds (by id)
+        issued = _with_reason({**view, "issued_by": action}, reason)
+        await self.record_audit("card.issue", new.card_id, None, issued)
         return view
 
     async def expiring_cards(self, months: int = 12) -> dict[str, Any]:
@@ -272,22 +356,33 @@ class CardLifecycle(ServiceBase):
     ) -> tuple[list[dict[str, Any]], int]:
         """Suspend or reissue the alert's live cards: the views of the cards acted on (or
         suspended already) and how many the action was not allowed on (an issued card is not
-        suspended: it is not in use yet; a card reissued or renewed already is left to its
-        successor). Every card is checked before any changes, and a card changed meanwhile
-        is counted rather than failing the alert half-way."""
+        suspended: it is not in use yet; a card reissued already is left to its successor,
+        and so is one renewed and activated). A renewal still waiting for its activation has
+        the exposed number: it is cancelled (its activation would lift a suspension too) and
+        the card suspended or reissued. Every card is checked before any changes, and a card
+        changed meanwhile is counted rather than failing the alert half-way."""
         views: list[dict[str, Any]] = []
         due: list[str] = []
         for card_id, card in found.items():
             if action == "suspend" and card.state is CardState.SUSPENDED:
+                await self._withdraw_renewal(card, "compromised")
                 views.append(card_view(card))
-            elif _compromise_applies(card, action):
+            elif _compromise_applies(card, action) or (
+                action == "reissue" and await self._renewal_exposed(card)
+            ):
                 due.append(card_id)
         for card_id in due:
             try:
+                await self._withdraw_renewal(await self._card(card_id), "compromised")
                 views.append(await self.apply(card_id, action, reason="compromised"))
             except ConflictError:
                 continue
         return views, len(found) - len(views)
+
+    async def _renewal_exposed(self, card: Card) -> bool:
+        """Whether ``card`` waits to hand over to a renewal with its (exposed) number."""
+        successor = await self.store.get_card(card.replaced_by) if card.replaced_by else None
+        return successor is not None and lifecycle.carries_its_number(card, successor)
 
     async def dormant_cards(self, unused_since: float, *, suspend: bool = False) -> dict[str, Any]:
         """Active cards not used since ``unused_since`` (no journal entry after it; a card

@@ -104,7 +104,9 @@ class Pins(ServiceBase):
         return written
 
     async def unlock_pin(self, card_id: str) -> dict[str, Any]:
-        card = await self._card(card_id)
+        """Reset the wrong-PIN count (and queue a PIN unblock for the chip); a final card
+        (lost, stolen, closed...) is refused, 409: nothing on it changes."""
+        card = await self._changeable_card(card_id)
         if card.pin_tries == 0:
             return card_view(card)
         unlocked = pin_rules.unlock(card)
