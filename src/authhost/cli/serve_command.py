@@ -82,6 +82,23 @@ def render_toml(config: Config) -> str:
     return "\n".join(lines)
 
 
+def _serve(config: Config, demo: bool) -> int:
+    """Run the server; a SIGTERM before it served is a stop like any other: exit 0."""
+    import logging
+
+    from authhost.cli.entry import sigterm_received
+    from authhost.server.process import run
+
+    try:
+        code = run(config, demo=demo)
+    except KeyboardInterrupt:  # raised out of the start-up (e.g. preparing workers)
+        code = 130
+    if code == 130 and sigterm_received():
+        logging.getLogger("authhost.server").info("SIGTERM during start-up: stopped")
+        return 0
+    return code
+
+
 ConfigOption = typer.Option(
     None,
     "--config",
@@ -119,8 +136,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the ISO 8583 authorisation server until SIGINT/SIGTERM (SIGHUP reloads)."""
-        from authhost.server.process import run
-
         config = _load_or_exit(
             config_file,
             host=host,
@@ -130,7 +145,7 @@ def register(app: typer.Typer) -> None:
             dialect=dialect,
             framing=framing,
         )
-        raise typer.Exit(run(config, demo=demo))
+        raise typer.Exit(_serve(config, demo))
 
     config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
     app.add_typer(config_app, name="config")
