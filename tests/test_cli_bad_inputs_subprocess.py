@@ -51,6 +51,7 @@ CASES = [
     (["store", "check", "--store", "foo://x"], {}, "unknown store URL scheme"),
     (["store", "backup", "b.db", "--store", ""], {}, "empty"),
     (["store", "info", "--store", "sqlite:///notdb.db"], {}, "not a readable SQLite store"),
+    (["store", "backup", "nodir/b.db", "--store", "sqlite:///real.db"], {}, "does not exist"),
     (["store", "info", "--store", "redis://127.0.0.1:1/0"], {}, "Redis"),
     (["journal", "show", "C1", "--store", "sqlite:///missing.db"], {}, "no store at"),
     (["journal", "export", "--out", "o.csv", "--store", "sqlite:///adir"], {}, "adir"),

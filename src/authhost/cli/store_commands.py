@@ -66,6 +66,9 @@ def store_backup(
     on answering; the copy is checked, then renamed into place, readable by its owner only).
     Restore by stopping the servers and putting the copy in the store's place."""
     path = _sqlite_file(store, config, "backup")
+    if not target.absolute().parent.is_dir():  # SQLite says only "unable to open database file"
+        _say(f"error: {target}: the folder {target.absolute().parent} does not exist")
+        raise typer.Exit(1)
     try:
         done = sqlite_backup.backup(path, target, overwrite=force)
     except (StoreError, OSError) as exc:
