@@ -56,6 +56,16 @@ CASES = [
     (["journal", "show", "C1", "--store", "sqlite:///missing.db"], {}, "no store at"),
     (["journal", "export", "--out", "o.csv", "--store", "sqlite:///adir"], {}, "adir"),
     (["cards", "list", "--store", "foo://x"], {}, "unknown store URL scheme"),
+    (
+        ["journal", "find", "--rrn", "1", "--since", "nan", "--store", "sqlite:///real.db"],
+        {},
+        "--since must be a time",
+    ),  # was: [] and exit 0
+    (
+        ["journal", "export", "--out", "o.csv", "--until", "nan", "--store", "sqlite:///real.db"],
+        {},
+        "--until must be a time",
+    ),  # fmt: skip
     (["cards", "show", "C1", "--store", "redis://127.0.0.1:1/0"], {}, "cannot reach Redis"),
     (["cards", "list", "--config", "bad.toml"], {}, "bad.toml"),
     (["cards", "list", "--config", "nope.toml"], {}, "not found"),

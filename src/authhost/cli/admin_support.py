@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -42,8 +43,22 @@ ConfigOpt = Annotated[
 ]
 # a report's period: a UTC day, or [since, until) in epoch seconds (admin.service.base._period)
 DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]
-SinceOpt = Annotated[float, typer.Option(help="or from this time, epoch seconds")]
-UntilOpt = Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")]
+
+
+def not_nan(param: typer.CallbackParam, value: float | None) -> float | None:
+    """A time that is a number: nan compares false with every time, and a listing or an
+    export given it answered nothing found, exit 0."""
+    if value is not None and math.isnan(value):
+        name = param.opts[0] if param.opts else param.name
+        _say(f"error: {name} must be a time in epoch seconds, not nan")
+        raise typer.Exit(1)
+    return value
+
+
+SinceOpt = Annotated[float, typer.Option(callback=not_nan, help="or from this time, epoch seconds")]
+UntilOpt = Annotated[
+    float, typer.Option(callback=not_nan, help="to this time (exclusive), epoch seconds")
+]
 IdemOpt = Annotated[
     str,
     typer.Option("--idempotency-key", help="repeat this request safely: same key, same result"),

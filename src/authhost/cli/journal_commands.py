@@ -22,6 +22,7 @@ from authhost.cli.admin_support import (
     _run,
     _say,
     _validated,
+    not_nan,
 )
 from authhost.cli.tables import OutputOpt
 
@@ -53,8 +54,10 @@ def journal_export(
     card_id: Annotated[str, typer.Option(help="only this card")] = "",
     account_id: Annotated[str, typer.Option(help="only this account")] = "",
     merchant_id: Annotated[str, typer.Option(help="only this merchant (field 42)")] = "",
-    since: Annotated[float, typer.Option(help="epoch seconds, inclusive")] = 0.0,
-    until: Annotated[float, typer.Option(help="epoch seconds, exclusive")] = float("inf"),
+    since: Annotated[float, typer.Option(callback=not_nan, help="epoch seconds, inclusive")] = 0.0,
+    until: Annotated[
+        float, typer.Option(callback=not_nan, help="epoch seconds, exclusive")
+    ] = float("inf"),
     labels: Annotated[
         bool, typer.Option(help="add a label column from the fraud reports (1 = fraud)")
     ] = False,
