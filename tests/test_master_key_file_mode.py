@@ -81,3 +81,17 @@ def test_a_demo_master_key_copied_open_to_others_is_refused_too(tmp_path: Path) 
     demo_key.chmod(0o644)
     with pytest.raises(MasterKeyMissing, match="chmod 600"):
         SecurityModule.open(config, demo=True, env={})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_a_file_of_another_owner_may_be_shared_with_its_group_only(
+    installation: SecurityConfig,
+) -> None:
+    """root:authhost 0640, read by the service through its group, as ssh allows; 0644 not."""
+    key_file = Path(installation.master_key_file)
+    os.chown(key_file, 4242, os.getegid())  # another owner
+    key_file.chmod(0o640)
+    assert SecurityModule.open(installation, env={}).key_store.entries() == []
+    key_file.chmod(0o644)
+    with pytest.raises(MasterKeyMissing, match="mode 0644"):
+        SecurityModule.open(installation, env={})

@@ -65,7 +65,8 @@ def master_key_from(env_name: str, file_name: str, env: Mapping[str, str]) -> by
 def read_private(path: Path, what: str) -> str:
     """The text of a file only its owner may read, as ssh treats a private key: a master key
     that group or others can read has leaked already, and loading it silently would hide
-    that. The mode is checked on the file descriptor read (no swap in between)."""
+    that. A file another user owns (root) may be open to its group, through which the
+    service reads it, never to others. The mode is checked on the descriptor read."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -74,7 +75,10 @@ def read_private(path: Path, what: str) -> str:
         status = os.fstat(fd)
         if stat.S_ISDIR(status.st_mode):
             raise MasterKeyMissing(f"{path}: the {what} is a directory")
-        if status.st_mode & 0o077:
+        # as ssh: a file of ours must be ours alone; one of another user (root) may be
+        # shared with its group (0640, the service's group): how the service reads it
+        shared = 0o077 if status.st_uid == os.geteuid() else 0o007
+        if status.st_mode & shared:
             raise MasterKeyMissing(
                 f"{path}: the {what} is open to group or others (mode "
                 f"{stat.S_IMODE(status.st_mode):04o}); it must be readable by its owner "
