@@ -72,6 +72,9 @@ def test_lists_put_and_a_compromise_alert_from_an_unreadable_file(cli, tmp_path,
     if content is not None:
         path.write_bytes(content)
     needle = "not UTF-8" if content else "cannot read"
+    good = tmp_path / "good.txt"
+    good.write_text("merchant-2\n")
+    _ok(cli("lists", "put", "allowed", str(good)))  # the store now exists
     _one_line_refusal(cli("lists", "put", "blocked", str(path)), needle)
     _one_line_refusal(cli("cards", "compromised", str(path)), needle)
     assert "blocked" not in json.dumps(_ok(cli("lists", "list")))

@@ -209,3 +209,32 @@ def test_an_empty_host_is_refused_not_taken_for_every_interface(
 def test_every_interface_asked_for_explicitly_still_loads(tmp_path: Path) -> None:
     config = _load(tmp_path, '[server]\nhost = "0.0.0.0"\n[[listeners]]\nhost = "::"\nport = 1\n')
     assert [x.host for x in config.all_listeners()] == ["0.0.0.0", "::"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[server]\nhost = "x"\n\nport = "abc"\n', "authhost.toml:4: [server].port"),
+        ("# a comment\n[server]\nprot = 1\n", "authhost.toml:3: [server]: unknown key(s) prot"),
+        ("[auth]\n\nhold_days = 0\n", "authhost.toml:3: [auth]"),
+        (
+            "[server]\nport = 1\n[[listeners]]\nport = 2\n[[listeners]]\nport = 'x'\n",
+            "authhost.toml:6: [[listeners]] #2.port",
+        ),  # fmt: skip
+    ],
+)
+def test_a_bad_value_in_the_file_is_named_with_its_line(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _load(tmp_path, text)
+    assert str(refused.value).startswith(f"{tmp_path / where}"), refused.value
+
+
+def test_a_bad_environment_variable_is_named_as_such_not_as_the_file(tmp_path: Path) -> None:
+    """It was reported as 'authhost.toml:[server].port', a file that may not even exist."""
+    with pytest.raises(ConfigError) as refused:
+        _load(tmp_path, "[server]\nport = 8583\n", {"AUTHHOST_SERVER_PORT": "eighty"})
+    message = str(refused.value)
+    assert message.startswith("environment variable AUTHHOST_SERVER_PORT ([server] port)")
+    assert "authhost.toml" not in message

@@ -122,6 +122,8 @@ async def test_the_comparison_counts_what_both_models_scored(
 
 async def test_comparing_with_no_model_active_says_how_to_go_on(tmp_path):
     config = cli_config(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "models")
+    async with opened_store(f"sqlite:///{tmp_path / 'a.db'}"):
+        pass  # an empty store: the CLI refuses one that does not exist
     code, output = await run_cli(
         "models", "compare", "--day", "2026-11-27", "--config", str(config)
     )

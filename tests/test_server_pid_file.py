@@ -40,7 +40,7 @@ def _wait_for_pid_file(path: Path, process: subprocess.Popen[str]) -> str:
     raise AssertionError("the server never wrote its pid file")
 
 
-def test_a_second_serve_that_cannot_listen_leaves_the_running_servers_pid_file(
+def test_a_second_serve_on_the_same_port_leaves_the_running_servers_pid_file(
     tmp_path: Path,
 ) -> None:
     port = _free_port()
@@ -56,7 +56,7 @@ def test_a_second_serve_that_cannot_listen_leaves_the_running_servers_pid_file(
             timeout=120,
         )  # fmt: skip
         assert second.returncode == 2, second.stderr
-        assert "Address already in use" in second.stderr
+        assert f"already running with pid {first.pid}" in second.stderr  # before it listens
         # was: overwritten with the second's pid, then removed by it as its own on exit
         assert pid_file.read_text().strip() == str(first.pid)
         os.kill(int(pid_file.read_text()), signal.SIGTERM)  # what the README tells operators
@@ -84,3 +84,51 @@ def test_a_pid_file_that_cannot_be_written_exits_2_with_one_clear_line(
     assert result.returncode == 2, output  # was: "stopped on an error: FileNotFoundError", 1
     assert "server.pid_file" in output and "No such file or directory" in output
     assert "Traceback" not in output
+
+
+def test_a_second_serve_on_another_port_is_refused_and_the_pid_file_kept(tmp_path: Path) -> None:
+    """It listened, replaced the first one's pid with its own and removed the file on exit:
+    the first server ran on with no pid file to stop it by."""
+    first = subprocess.Popen(
+        _serve(_free_port()), cwd=tmp_path, env=_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        pid_file = tmp_path / "authhost.pid"
+        assert _wait_for_pid_file(pid_file, first) == str(first.pid)
+        second = subprocess.run(
+            _serve(_free_port()), cwd=tmp_path, env=_env(), capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert second.returncode == 2, second.stderr
+        assert f"already running with pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert pid_file.read_text().strip() == str(first.pid)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+        assert not pid_file.exists()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+def test_a_stale_pid_file_does_not_stop_a_start(tmp_path: Path) -> None:
+    """A pid file left by a server that was killed, its pid gone or reused by another
+    program, is taken over."""
+    from authhost.cli.serve_command import running_server
+
+    pid_file = tmp_path / "authhost.pid"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    other = subprocess.Popen(  # a live program that is not authhost, named like it
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "/srv/authhost/authhost.toml"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        for text in (f"{gone.pid}\n", "not a pid\n", "", f"{other.pid}\n"):
+            pid_file.write_text(text)
+            assert running_server(str(pid_file)) is None, text
+    finally:
+        other.communicate(b"")
+    assert running_server(str(tmp_path / "none.pid")) is None

@@ -1,3 +1,3 @@
-from authhost.cli.app import main
+from authhost.cli.entry import main
 
 main()

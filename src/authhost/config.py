@@ -460,26 +460,69 @@ def _with_hint(known: set[str]) -> typing.Callable[[str], str]:
     return hinted
 
 
-def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+def _build(
+    cls: type, values: Mapping[str, Any], where: str, lines: Mapping[str, int] | None = None
+) -> Any:
+    """``cls`` from the values of one table; an error names the key, and with ``lines`` (the
+    file's line of each key) the line it is on."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    lines = lines or {}
+
+    def on_line(key: str) -> str:  # file:line: [table], or file:[table] without the line
+        file, _, table = where.partition(":")
+        return f"{file}:{lines[key]}: {table}" if key in lines else where
+
+    def at(key: str) -> str:
+        return f"{on_line(key)}.{key}"
+
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(_with_hint(known), unknown))}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+        names = ", ".join(map(_with_hint(known), unknown))
+        raise ConfigError(f"{on_line(unknown[0])}: unknown key(s) {names}")
+    kwargs = {k: _coerce(v, hints[k], at(k)) for k, v in values.items()}
     try:
         return cls(**kwargs)
     except ConfigError as exc:  # a value of the right type that cannot be used
-        raise ConfigError(f"{where}: {exc}") from None
+        named = [k for k in lines if re.search(rf"\b{re.escape(k)}\b", str(exc))]
+        raise ConfigError(f"{on_line(named[0]) if named else where}: {exc}") from None
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    found: dict[str, dict[str, str]] = {}
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The AUTHHOST_<SECTION>_<KEY> variables set, each already of its key's type: a bad one
+    is named as the variable it is (it was reported as a key of the configuration file, even
+    with no file at all)."""
+    found: dict[str, dict[str, Any]] = {}
     for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             name = f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}"
             if name in env:
-                found.setdefault(section, {})[f.name] = env[name]
+                where = f"environment variable {name} ([{section}] {f.name})"
+                value = _coerce(env[name], hints[f.name], where)
+                found.setdefault(section, {})[f.name] = value
+    return found
+
+
+_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]")
+_ARRAY_TABLE = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _key_lines(text: str) -> dict[str, dict[str, int]]:
+    """The line of each key by table (``listeners#1``... for [[listeners]]), for errors that
+    say where to look. A plain scan: a key line inside a multi-line string could mislead it,
+    which only costs the line number."""
+    found: dict[str, dict[str, int]] = {}
+    table, arrays = "", 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if match := _ARRAY_TABLE.match(line):
+            arrays += 1
+            table = f"{match.group(1)}#{arrays}"
+        elif match := _TABLE.match(line):
+            table = match.group(1)
+        elif (match := _KEY.match(line)) and table:
+            found.setdefault(table, {}).setdefault(match.group(1), number)
     return found
 
 
@@ -494,9 +537,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     explicit = path is not None or named is not None
     file = Path(path if path is not None else named or DEFAULT_FILE)
     data: dict[str, Any] = {}
+    lines: dict[str, dict[str, int]] = {}
     if file.exists():
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
+            text = file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+            lines = _key_lines(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: {exc}") from None
         except UnicodeDecodeError as exc:
@@ -518,12 +564,16 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raw = data.get(name, {})
         if not isinstance(raw, dict):
             raise ConfigError(f"{file}: [{name}] must be a table")
-        sections[name] = _build(cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]")
+        sections[name] = _build(
+            cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]", lines.get(name)
+        )
     raw_listeners = data.get("listeners", [])
     if not isinstance(raw_listeners, list) or not all(isinstance(x, dict) for x in raw_listeners):
         raise ConfigError(f"{file}: listeners must be [[listeners]] tables")
     listeners = [
-        _build(ListenerConfig, item, f"{file}:[[listeners]] #{i + 1}")
+        _build(
+            ListenerConfig, item, f"{file}:[[listeners]] #{i + 1}", lines.get(f"listeners#{i + 1}")
+        )
         for i, item in enumerate(raw_listeners)
     ]
     return Config(listeners=listeners, **sections)

@@ -246,6 +246,7 @@ def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
     token = secrets.token_urlsafe(24)
     path = Path(DEMO_TOKEN)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above is for a new file only: an old one keeps its own
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
     return TokenTable.of(**{token: "operator"}), [

@@ -324,6 +324,7 @@ async def export_demo(service: CardService, out: Path) -> int:
     """Write ``demo_export`` to ``out`` (mode 0600) and audit it; return the number of cards."""
     data = await demo_export(service)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above is for a new file only: an old one keeps its own
     with os.fdopen(fd, "w") as file:
         json.dump(data, file, indent=2)
         file.write("\n")

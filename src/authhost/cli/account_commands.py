@@ -100,6 +100,7 @@ def products_create(
     _run(
         _config(config, store),
         lambda s: s.create_product(request, idempotency_key=idempotency_key),
+        creates=True,  # the first thing set up on a new installation
     )
 
 
@@ -147,6 +148,7 @@ def accounts_create(
     _run(
         _config(config, store),
         lambda s: s.create_account(request, idempotency_key=idempotency_key),
+        creates=True,
     )
 
 

@@ -46,7 +46,7 @@ def demo(
             await export_demo(service, export)
         return cards
 
-    cards = _run(_config(config, store, demo=True), work, show=False)
+    cards = _run(_config(config, store, demo=True), work, show=False, creates=True)
     for card in cards:
         typer.echo(f"{card['card_id']}  {card['pan']}  {card['state']:<9}  {card['account_id']}")
     for note in off_script_notes(cards):

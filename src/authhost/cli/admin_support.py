@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -42,8 +43,22 @@ ConfigOpt = Annotated[
 ]
 # a report's period: a UTC day, or [since, until) in epoch seconds (admin.service.base._period)
 DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]
-SinceOpt = Annotated[float, typer.Option(help="or from this time, epoch seconds")]
-UntilOpt = Annotated[float, typer.Option(help="to this time (exclusive), epoch seconds")]
+
+
+def not_nan(param: typer.CallbackParam, value: float | None) -> float | None:
+    """A time that is a number: nan compares false with every time, and a listing or an
+    export given it answered nothing found, exit 0."""
+    if value is not None and math.isnan(value):
+        name = param.opts[0] if param.opts else param.name
+        _say(f"error: {name} must be a time in epoch seconds, not nan")
+        raise typer.Exit(1)
+    return value
+
+
+SinceOpt = Annotated[float, typer.Option(callback=not_nan, help="or from this time, epoch seconds")]
+UntilOpt = Annotated[
+    float, typer.Option(callback=not_nan, help="to this time (exclusive), epoch seconds")
+]
 IdemOpt = Annotated[
     str,
     typer.Option("--idempotency-key", help="repeat this request safely: same key, same result"),
@@ -93,6 +108,37 @@ def _config(config_file: Path | None, store: str | None, *, demo: bool = False) 
     return config.replace("security", demo=True) if demo else config
 
 
+def sqlite_file_of(url: str) -> str | None:
+    """The file a SQLite store URL names (``sqlite:///x.db``, ``file://x.db``, a bare path);
+    None for a Redis URL, or one ``open_store`` refuses itself with its own message."""
+    from urllib.parse import urlsplit
+
+    from authhost.store.opener import sqlite_path
+
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme not in ("", "sqlite", "file"):
+        return None
+    try:
+        path = sqlite_path(url) if scheme == "sqlite" else url.removeprefix("file://")
+    except StoreError:
+        return None
+    return path if path.strip() else None
+
+
+def require_store(config: Config) -> None:
+    """Exit 1 with "no store at PATH" when the configured SQLite file does not exist: SQLite
+    would create it, and a command run with a mistyped --store left an empty database behind
+    and answered "no entries" or "not found" as if the store had been read. Only the commands
+    that create (serve, demo, products create, lists put) make a new store."""
+    path = sqlite_file_of(config.store.url)
+    if path is not None and not Path(path).exists():
+        _say(
+            f"error: no store at {path} (check --store or [store] url; `authhost serve` or "
+            "`authhost demo` creates a new one)"
+        )
+        raise typer.Exit(1)
+
+
 def actor_name() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -136,11 +182,15 @@ def _run(
     pipeline: bool = False,
     table: str = "",
     output: str = "json",
+    creates: bool = False,
 ) -> Any:
     """Run ``work`` on a service (``pipeline``: one that posts through the authorisation
     pipeline); print its result as JSON (or, for a listing, as the ``table`` of cli.tables
-    when ``output`` asks for one); turn errors into messages."""
+    when ``output`` asks for one); turn errors into messages. A SQLite store that does not
+    exist is refused unless the command ``creates`` (see ``require_store``)."""
     check_output(output)
+    if not creates:
+        require_store(config)
 
     async def main() -> Any:
         async with open_card_service(config, actor_name(), pipeline=pipeline) as service:

@@ -67,4 +67,4 @@ def lists_put(
     text = read_text_file(file)
     values = [line.strip() for line in text.splitlines() if line.strip()]
     request = _validated(rq.ListValues, {"values": values})
-    _run(_config(config, store), lambda s: s.put_list(name, request))
+    _run(_config(config, store), lambda s: s.put_list(name, request), creates=True)

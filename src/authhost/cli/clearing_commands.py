@@ -12,7 +12,14 @@ import typer
 
 from authhost.admin.clearing import ClearingFileError, post_presentments, read_presentments
 from authhost.admin.service import CardService
-from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _say, actor_name
+from authhost.cli.admin_support import (
+    ConfigOpt,
+    StoreOpt,
+    _config,
+    _say,
+    actor_name,
+    require_store,
+)
 from authhost.store.interface import StoreError
 
 clearing_app = typer.Typer(help="Clearing: the presentments that settle authorisations.")
@@ -40,6 +47,7 @@ def clearing_import(
     except ClearingFileError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(1) from None
+    require_store(settings)
 
     async def main() -> dict[str, Any]:
         from authhost.runtime import open_runtime

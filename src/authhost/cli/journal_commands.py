@@ -22,6 +22,7 @@ from authhost.cli.admin_support import (
     _run,
     _say,
     _validated,
+    not_nan,
 )
 from authhost.cli.tables import OutputOpt
 
@@ -53,8 +54,10 @@ def journal_export(
     card_id: Annotated[str, typer.Option(help="only this card")] = "",
     account_id: Annotated[str, typer.Option(help="only this account")] = "",
     merchant_id: Annotated[str, typer.Option(help="only this merchant (field 42)")] = "",
-    since: Annotated[float, typer.Option(help="epoch seconds, inclusive")] = 0.0,
-    until: Annotated[float, typer.Option(help="epoch seconds, exclusive")] = float("inf"),
+    since: Annotated[float, typer.Option(callback=not_nan, help="epoch seconds, inclusive")] = 0.0,
+    until: Annotated[
+        float, typer.Option(callback=not_nan, help="epoch seconds, exclusive")
+    ] = float("inf"),
     labels: Annotated[
         bool, typer.Option(help="add a label column from the fraud reports (1 = fraud)")
     ] = False,
@@ -97,7 +100,25 @@ def journal_report_fraud(
     """Report a journalled transaction as fraud (or --genuine): the label the journal export
     gives training and backtests (audited)."""
     spec = _validated(rq.FraudReportSpec, {"fraud": not genuine, "source": source, "note": note})
-    _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
+
+    async def report(service: CardService) -> dict[str, Any]:
+        view = await service.report_fraud(card_id, journal_id, spec)
+        return {**view, "report_id": await _report_id(service, view)}
+
+    _run(_config(config, store), report)
+
+
+async def _report_id(service: CardService, view: dict[str, Any]) -> int | None:
+    """The id the store gave the report just written (the service's answer has none: the
+    store numbers it inside its write). Read back after the write; None only when another
+    report on the same entry replaced it meanwhile (that one is not this one's id)."""
+    stored = (await service.store.fraud_reports_of([view["journal_id"]])).get(view["journal_id"])
+    if stored is None:
+        return None
+    same = (stored.reported_at, stored.source, stored.fraud, stored.note) == (
+        view["reported_at"], view["source"], view["fraud"], view["note"]
+    )  # fmt: skip
+    return stored.report_id if same and stored.report_id else None
 
 
 @journal.command("cardholder-answer")

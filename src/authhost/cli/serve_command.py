@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,68 @@ def render_toml(config: Config) -> str:
     return "\n".join(lines)
 
 
+def running_server(pid_file: str) -> int | None:
+    """The pid of a live authhost the pid file names (None: no file, not a pid, a process
+    gone, or one that is not authhost: its pid reused after a crash)."""
+    if not pid_file:
+        return None
+    try:
+        pid = int(Path(pid_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # no /proc to ask: the file's word is taken
+    return pid if _is_authhost_serve(command.decode(errors="replace").split("\0")) else None
+
+
+def _is_authhost_serve(argv: list[str]) -> bool:
+    """``authhost serve ...`` or ``python -m authhost serve ...`` (a path with authhost in a
+    folder name, an editor on authhost.toml, is not)."""
+    for i, arg in enumerate(argv):
+        if Path(arg).name == "authhost" or (arg == "authhost" and argv[i - 1 : i] == ["-m"]):
+            return argv[i + 1 : i + 2] == ["serve"]
+    return False
+
+
+def _serve(config: Config, demo: bool) -> int:
+    """Run the server; a SIGTERM before it served is a stop like any other: exit 0. Refused
+    while another server lives under the same pid file: a second ``serve`` on another port
+    replaced its pid with its own and removed the file on exit, leaving the first one
+    running with no pid file to stop it by."""
+    import logging
+
+    from authhost.cli.entry import sigterm_received
+    from authhost.server.process import run
+
+    other = running_server(config.server.pid_file)
+    if other is not None:
+        typer.echo(
+            f"authhost: already running with pid {other} (server.pid_file "
+            f"{config.server.pid_file}): stop it first (kill {other}), or give this server "
+            "a pid_file of its own",
+            err=True,
+        )
+        return 2
+    try:
+        code = run(config, demo=demo)
+    except KeyboardInterrupt:  # raised out of the start-up (e.g. preparing workers)
+        code = 130
+    if code == 130 and sigterm_received():
+        logging.getLogger("authhost.server").info("SIGTERM during start-up: stopped")
+        return 0
+    return code
+
+
 ConfigOption = typer.Option(
     None,
     "--config",
@@ -119,8 +182,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the ISO 8583 authorisation server until SIGINT/SIGTERM (SIGHUP reloads)."""
-        from authhost.server.process import run
-
         config = _load_or_exit(
             config_file,
             host=host,
@@ -130,7 +191,7 @@ def register(app: typer.Typer) -> None:
             dialect=dialect,
             framing=framing,
         )
-        raise typer.Exit(run(config, demo=demo))
+        raise typer.Exit(_serve(config, demo))
 
     config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
     app.add_typer(config_app, name="config")

@@ -28,12 +28,27 @@ _REDIS = (
 
 
 def _sqlite_file(store: str | None, config: Path | None, what: str) -> str:
+    """The SQLite file of the configured store URL; exit 1 with one line for a Redis URL,
+    an unknown scheme or a URL naming no file (``sqlite:///:memory:`` was a traceback, and
+    ``foo://x`` was read as a file name)."""
     url = _config(config, store).store.url
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme.startswith("redis") or scheme.startswith("rediss"):
         _say(f"error: {_REDIS.format(what=what)}")
         raise typer.Exit(1)
-    return sqlite_path(url) if scheme == "sqlite" else url.removeprefix("file://")
+    if scheme not in ("", "sqlite", "file"):
+        _say(f"error: unknown store URL scheme {scheme!r}: authhost store {what} works on a "
+             "SQLite store (sqlite:///PATH)")  # fmt: skip
+        raise typer.Exit(1)
+    try:
+        path = sqlite_path(url) if scheme == "sqlite" else url.removeprefix("file://")
+    except StoreError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    if not path.strip():
+        _say("error: the store URL is empty: sqlite:///authhost.db")
+        raise typer.Exit(1)
+    return path
 
 
 def _show(value: Any) -> None:
@@ -51,6 +66,9 @@ def store_backup(
     on answering; the copy is checked, then renamed into place, readable by its owner only).
     Restore by stopping the servers and putting the copy in the store's place."""
     path = _sqlite_file(store, config, "backup")
+    if not target.absolute().parent.is_dir():  # SQLite says only "unable to open database file"
+        _say(f"error: {target}: the folder {target.absolute().parent} does not exist")
+        raise typer.Exit(1)
     try:
         done = sqlite_backup.backup(path, target, overwrite=force)
     except (StoreError, OSError) as exc:

@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -57,13 +58,40 @@ def master_key_from(env_name: str, file_name: str, env: Mapping[str, str]) -> by
         return parse_master_key(env[env_name], f"environment variable {env_name}")
     if file_name:
         path = Path(file_name)
-        try:
-            return parse_master_key(path.read_text(), str(path))
-        except OSError as exc:
-            raise MasterKeyMissing(
-                f"{path}: cannot read the master key file ({exc.strerror})"
-            ) from None
+        return parse_master_key(read_private(path, "master key file"), str(path))
     return None
+
+
+def read_private(path: Path, what: str) -> str:
+    """The text of a file only its owner may read, as ssh treats a private key: a master key
+    that group or others can read has leaked already, and loading it silently would hide
+    that. A file another user owns (root) may be open to its group, through which the
+    service reads it, never to others. The mode is checked on the descriptor read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise MasterKeyMissing(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
+            raise MasterKeyMissing(f"{path}: the {what} is a directory")
+        # as ssh: a file of ours must be ours alone; one of another user (root) may be
+        # shared with its group (0640, the service's group): how the service reads it
+        shared = 0o077 if status.st_uid == os.geteuid() else 0o007
+        if status.st_mode & shared:
+            raise MasterKeyMissing(
+                f"{path}: the {what} is open to group or others (mode "
+                f"{stat.S_IMODE(status.st_mode):04o}); it must be readable by its owner "
+                f"only: chmod 600 {path}"
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read().decode("utf-8")
+    except OSError as exc:
+        raise MasterKeyMissing(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise MasterKeyMissing(f"{path}: the master key must be hex digits") from None
+    finally:
+        os.close(fd)
 
 
 def demo_master_path(key_store: Path) -> Path:
@@ -92,7 +120,8 @@ def resolve_master_key(
         return master, False
     demo_file = demo_master_path(key_store)
     if demo_file.exists() and (demo or is_demo_store(key_store)):
-        return parse_master_key(demo_file.read_text(), str(demo_file)), False
+        text = read_private(demo_file, "demo master key file")
+        return parse_master_key(text, str(demo_file)), False
     if demo:
         master = secrets.token_bytes(32)
         write_private(demo_file, f"{DEMO_MARK}\n{master.hex().upper()}\n")

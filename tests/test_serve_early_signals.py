@@ -1,0 +1,91 @@
+"""Signals that reach ``authhost serve`` before its own handlers are in place (the store, keys,
+demo cards and rules are opened first, a second or more): SIGTERM killed the process with
+its default action (exit -15, nothing closed) and a SIGHUP did too. Now SIGTERM stops it
+cleanly (exit 0, no pid file) and SIGHUP is ignored until the server handles it.
+
+The real command runs in a scratch directory with its rules file a FIFO: start-up blocks
+reading it, after the demo is ready and before the server's handlers, so the signal always
+lands in that window."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+RULES = 'version = "t1"\n\n[[rule]]\nname = "R1"\nexpression = "amount > 100000000"\n' \
+        'action = "decline"\nresponse_code = "61"\nreason = "r.big"\n'  # fmt: skip
+
+
+@pytest.fixture
+def starting(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """``authhost serve --demo`` blocked in its start-up on the FIFO rules file."""
+    fifo = tmp_path / "rules.toml"
+    os.mkfifo(fifo)
+    env = {
+        **os.environ,
+        "AUTHHOST_SERVER_PORT": "0",
+        "AUTHHOST_SERVER_METRICS_PORT": "0",
+        "AUTHHOST_ADMIN_PORT": "0",
+        "AUTHHOST_RULES_FILE": str(fifo),
+        "AUTHHOST_RULES_WATCH": "false",
+    }
+    env.pop("AUTHHOST_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "authhost", "serve", "--demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "demo-cards.json").exists():  # the demo is ready: rules next
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "authhost serve did not get to its rules"
+            time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_before_the_server_serves_stops_cleanly(
+    starting: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    starting.send_signal(signal.SIGTERM)
+    _, stderr = starting.communicate(timeout=30)
+    assert starting.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "SIGTERM during start-up" in stderr
+    assert not (tmp_path / "authhost.pid").exists()
+
+
+def test_sighup_before_the_server_serves_is_ignored(
+    starting: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    starting.send_signal(signal.SIGHUP)
+    fd = os.open(tmp_path / "rules.toml", os.O_WRONLY | os.O_NONBLOCK)  # its reader is there
+    try:
+        os.write(fd, RULES.encode())
+    finally:
+        os.close(fd)
+    pid_file = tmp_path / "authhost.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():  # written once it listens
+        assert starting.poll() is None, starting.communicate()[1]
+        assert time.monotonic() < deadline, "authhost serve did not start"
+        time.sleep(0.05)
+    starting.send_signal(signal.SIGTERM)
+    _, stderr = starting.communicate(timeout=30)
+    assert starting.returncode == 0, stderr
+    assert "rules: " in stderr and "Traceback" not in stderr
+    assert not pid_file.exists()
