@@ -194,8 +194,10 @@ def test_a_misspelt_key_or_section_is_named_with_the_closest_one(
         ("", {"AUTHHOST_SERVER_HOST": ""}, "host"),  # an export that expanded to nothing
         ('[[listeners]]\nhost = " "\nport = 8590\n', {}, "host"),
         ('[server]\nmetrics_host = ""\n', {}, "metrics_host"),
+        ('[admin]\nhost = ""\n', {}, "host"),
+        ("", {"AUTHHOST_ADMIN_HOST": " "}, "host"),
     ],
-    ids=["server", "environment", "listener (blank)", "metrics"],
+    ids=["server", "environment", "listener (blank)", "metrics", "admin", "admin environment"],
 )
 def test_an_empty_host_is_refused_not_taken_for_every_interface(
     tmp_path: Path, text: str, env: dict[str, str], key: str

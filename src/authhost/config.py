@@ -244,6 +244,7 @@ class AdminConfig:
     )
 
     def __post_init__(self) -> None:
+        _host("[admin]", "host", self.host)
         _port("[admin]", "port", self.port)
         if self.max_connections < 0:
             raise ConfigError(
