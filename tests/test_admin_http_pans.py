@@ -148,3 +148,20 @@ async def test_times_in_the_query_are_plain_ascii_decimals(tmp_path, value):
         dormant = await call(port, "GET", "/v1/cards/dormant?unused_since=1700000000",
                              token=AUDITOR_TOKEN)  # fmt: skip
         assert dormant.status == 200, dormant
+
+
+async def test_a_since_alone_runs_up_to_now_and_a_future_one_is_refused(tmp_path):
+    """ "Since this morning" needs no until: the reports run to now (they answered 400 'give a
+    day, or until after since'); a since still to come is named as such."""
+    import time
+
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        since = int(time.time()) - 3600
+        for path in ("/v1/journal/totals", "/v1/rules/performance"):
+            reply = await call(port, "GET", f"{path}?since={since}", token=AUDITOR_TOKEN)
+            assert reply.status == 200, (path, reply)
+            later = await call(port, "GET", f"{path}?since={since + 7200}", token=AUDITOR_TOKEN)
+            assert later.status == 422, (path, later)
+            assert "is in the future" in later.json["error"]
+        totals = await call(port, "GET", f"/v1/journal/totals?since={since}", token=AUDITOR_TOKEN)
+        assert totals.json["until"][:13] == time.strftime("%Y-%m-%dT%H", time.gmtime())

@@ -421,8 +421,9 @@ def _check_account_fits(product: Product, account: Account) -> None:
 PERIOD_END = 1e11  # epoch seconds (the year 5138): what the API's since and until accept
 
 
-def _period(day: str, since: float, until: float) -> tuple[float, float]:
-    """[since, until) from a UTC ``day`` (YYYY-MM-DD) or from the two times themselves."""
+def _period(day: str, since: float, until: float, now: float) -> tuple[float, float]:
+    """[since, until) from a UTC ``day`` (YYYY-MM-DD) or from the two times themselves; a
+    ``since`` alone runs up to ``now`` (an analyst asking about "since this morning")."""
     if day:
         if since or until:
             raise InvalidRequest("give a day, or since and until, not both")
@@ -430,8 +431,12 @@ def _period(day: str, since: float, until: float) -> tuple[float, float]:
             return totals_module.day_bounds(day)
         except ValueError as error:
             raise InvalidRequest(str(error)) from None
+    if since and not until:
+        if since >= now:
+            raise InvalidRequest(f"since {since:.0f} is in the future (now is {now:.0f})")
+        until = now
     if not until or until <= since:
-        raise InvalidRequest("give a day (YYYY-MM-DD), or until after since")
+        raise InvalidRequest("give a day (YYYY-MM-DD), since, or until after since")
     if since < 0 or until > PERIOD_END:  # beyond, a time has no ISO 8601 form to answer with
         raise InvalidRequest(f"since and until are epoch seconds from 0 to {PERIOD_END:,.0f}")
     return since, until
