@@ -21,6 +21,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_process(cwd: Path, argv: list[str], **env: str) -> subprocess.Popen[str]:
+    """A real server process (``python ARGV...``, e.g. ``-m authhost serve --demo``) in
+    ``cwd``, on the defaults (no config file), its metrics and admin API on ports of their own,
+    plus ``env``; stderr is kept for the test to read."""
+    import sys
+
+    environment = {**os.environ, "AUTHHOST_SERVER_METRICS_PORT": "0", "AUTHHOST_ADMIN_PORT": "0"}
+    environment.pop("AUTHHOST_CONFIG", None)
+    return subprocess.Popen(
+        [sys.executable, *argv], cwd=cwd, env={**environment, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
     """A redis-server process of our own on a free loopback port; yields its URL."""

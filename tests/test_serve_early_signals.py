@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import serve_process
 
 RULES = 'version = "t1"\n\n[[rule]]\nname = "R1"\nexpression = "amount > 100000000"\n' \
         'action = "decline"\nresponse_code = "61"\nreason = "r.big"\n'  # fmt: skip
@@ -28,23 +28,10 @@ def starting(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """``authhost serve --demo`` blocked in its start-up on the FIFO rules file."""
     fifo = tmp_path / "rules.toml"
     os.mkfifo(fifo)
-    env = {
-        **os.environ,
-        "AUTHHOST_SERVER_PORT": "0",
-        "AUTHHOST_SERVER_METRICS_PORT": "0",
-        "AUTHHOST_ADMIN_PORT": "0",
-        "AUTHHOST_RULES_FILE": str(fifo),
-        "AUTHHOST_RULES_WATCH": "false",
-    }
-    env.pop("AUTHHOST_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authhost", "serve", "--demo"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve_process(
+        tmp_path, ["-m", "authhost", "serve", "--demo"], AUTHHOST_SERVER_PORT="0",
+        AUTHHOST_RULES_FILE=str(fifo), AUTHHOST_RULES_WATCH="false",
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "demo-cards.json").exists():  # the demo is ready: rules next

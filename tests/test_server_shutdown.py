@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from conftest import serve_process
 from iso_peers import peer_decode
 from test_server_support import SwitchClient, financial_fields, server_config
 
@@ -262,20 +263,7 @@ def test_real_authhost_serve_demo_answers_and_stops_on_sigterm(tmp_path: Path) -
     from test_server_support import free_port_number, network_fields
 
     port = free_port_number()
-    env = {
-        **os.environ,
-        "AUTHHOST_SERVER_METRICS_PORT": "0",
-        "AUTHHOST_ADMIN_PORT": "0",
-    }
-    env.pop("AUTHHOST_CONFIG", None)  # defaults only: no file
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authhost", "serve", "--demo", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve_process(tmp_path, ["-m", "authhost", "serve", "--demo", "--port", str(port)])
     try:
         deadline = time.monotonic() + 30
         while True:

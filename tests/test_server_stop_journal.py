@@ -10,11 +10,9 @@ test's length, so only the stop can write the queue: the test fails if the stop 
 from __future__ import annotations
 
 import copy
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import iso8583
 import pytest
 import trio
+from conftest import serve_process
 from test_server_support import (
     BINARY_BITMAP_SPEC,
     SwitchClient,
@@ -95,17 +94,7 @@ def test_sigterm_journals_what_the_background_writer_had_queued(
     tmp_path: Path, store_url: str
 ) -> None:
     port = free_port_number()
-    env = {**os.environ, "AUTHHOST_SERVER_METRICS_PORT": "0", "AUTHHOST_ADMIN_PORT": "0",
-           "AUTHHOST_STORE_URL": store_url}  # fmt: skip
-    env.pop("AUTHHOST_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve_process(tmp_path, ["-c", SCRIPT, str(port)], AUTHHOST_STORE_URL=store_url)
     try:
         _wait_for_port(proc, port)
         answered = trio.run(_send_traffic, port, 20)
