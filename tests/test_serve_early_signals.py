@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import serve_process
+from conftest import free_port, serve_process
 
 RULES = 'version = "t1"\n\n[[rule]]\nname = "R1"\nexpression = "amount > 100000000"\n' \
         'action = "decline"\nresponse_code = "61"\nreason = "r.big"\n'  # fmt: skip
@@ -76,3 +76,58 @@ def test_sighup_before_the_server_serves_is_ignored(
     assert starting.returncode == 0, stderr
     assert "rules: " in stderr and "Traceback" not in stderr
     assert not pid_file.exists()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _opening_a_fifo(pid: int) -> bool:
+    """Whether ``pid`` is blocked opening a FIFO for a writer to come (the kernel's
+    ``wait_for_partner``): no descriptor exists yet to look for."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+    except OSError:  # it exited meanwhile
+        return False
+
+
+def test_sigterm_while_workers_start_stops_the_lot_with_exit_0(tmp_path: Path) -> None:
+    """With --workers, the supervisor reads the rules once, then each worker reads them again
+    (blocked here on the FIFO): a SIGTERM then ended the workers by its default action and
+    the supervisor exited 1, as if a worker had failed."""
+    fifo = tmp_path / "rules.toml"
+    os.mkfifo(fifo)
+    proc = serve_process(
+        tmp_path, ["-m", "authhost", "serve", "--demo", "--workers", "2"],
+        AUTHHOST_SERVER_PORT=str(free_port()),
+        AUTHHOST_RULES_FILE=str(fifo), AUTHHOST_RULES_WATCH="false",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120  # a bound on the wait, not a timing
+        while True:  # the supervisor's own read of the rules, before any worker starts
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the supervisor never read its rules"
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:  # no reader yet
+                time.sleep(0.05)
+        try:
+            os.write(fd, RULES.encode())
+        finally:
+            os.close(fd)
+        # both workers blocked reading the rules (the supervisor has other children too)
+        while sum(_opening_a_fifo(child) for child in _children(proc.pid)) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the workers never got to their rules"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        assert not (tmp_path / "authhost.pid").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

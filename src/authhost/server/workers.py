@@ -173,4 +173,11 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
     log.info("all workers stopped", extra={"fields": {"exit_codes": codes}})
     if exit_code:
         return exit_code
-    return 0 if all(code == 0 for code in codes) else 1
+    return 0 if all(_stopped_well(code, stopping) for code in codes) else 1
+
+
+def _stopped_well(code: int | None, stopping: bool) -> bool:
+    """A worker's exit: 0, or killed by the supervisor's own SIGTERM while it was still
+    starting (a worker takes SIGTERM in hand once it serves: before, the signal's default
+    action ends it, with nothing accepted and so nothing lost)."""
+    return code == 0 or (stopping and code == -signal.SIGTERM)
