@@ -9,15 +9,23 @@ import logging
 import pytest
 import trio
 from conftest import redis_server
+from prometheus_client import CollectorRegistry, generate_latest
 
 from authhost.auth.service import PENDING_BATCH, AuthService
 from authhost.store import open_store
 from authhost.store.interface import JournalQuery
+from authhost.store.metrics import PendingJournalCollector
 
 
 def _service(store) -> AuthService:
     # the queue never touches the security module or the pipeline: rejected frames carry no PAN
     return AuthService(store, None, None, None)
+
+
+def _scrape(service: AuthService) -> str:
+    registry = CollectorRegistry()
+    registry.register(PendingJournalCollector(service))
+    return generate_latest(registry).decode()
 
 
 def _reject(service: AuthService, count: int, first_stan: int = 1) -> None:
@@ -66,6 +74,9 @@ async def test_past_the_bound_entries_are_counted_and_logged(tmp_path, caplog) -
         assert service.pending == 4
         assert service.pending_dropped == 2
         assert "1 journal entries of requests answered off the pipeline dropped" in caplog.text
+        scraped = _scrape(service)
+        assert "authhost_journal_pending 4.0" in scraped
+        assert "authhost_journal_pending_dropped_total 2.0" in scraped
         assert await service.flush_pending() == 4
         kept = await store.journal(JournalQuery(limit=100))
         assert sorted(e.stan for e in kept) == ["000001", "000002", "000003", "000004"]

@@ -63,6 +63,7 @@ async def test_many_cards_failing_at_one_merchant_decline_the_next(nursery, tmp_
     assert "authhost_acceptor_counters_following 1.0" in scraped
     assert "authhost_acceptor_counters_events 4.0" in scraped
     assert "authhost_acceptor_counters_acceptors 2.0" in scraped
+    assert "authhost_journal_pending_dropped_total 0.0" in scraped  # the runtime publishes it
 
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=100))

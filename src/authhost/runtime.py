@@ -190,9 +190,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.collectors.append(RuleMetricsCollector(rules.source))
         if scorer is not None:
             runtime.reloaders.append(partial(trio.to_thread.run_sync, scorer.reload))
-        from authhost.store.metrics import AcceptorCountersCollector
+        from authhost.store.metrics import AcceptorCountersCollector, PendingJournalCollector
 
         runtime.collectors.append(AcceptorCountersCollector(store))
+        runtime.collectors.append(PendingJournalCollector(handler))
         if hasattr(store, "group_commit_stats"):
             from authhost.store.metrics import GroupCommitCollector
 

@@ -55,3 +55,27 @@ class AcceptorCountersCollector(Collector):
             family = GaugeMetricFamily(f"authhost_acceptor_counters_{name}", text)
             family.add_metric([], value)
             yield family
+
+
+class PendingJournalCollector(Collector):
+    """authhost_journal_pending / authhost_journal_pending_dropped_total: the journal entries of
+    requests answered off the pipeline (91 at the deadline, 30, 63) waiting for the store, and
+    those dropped past the bound; a rising gauge says the store has been failing."""
+
+    def __init__(self, service: Any) -> None:  # an AuthService
+        self._service = service
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily(
+            "authhost_journal_pending", "Journal entries answered off the pipeline, not written"
+        )
+        waiting.add_metric([], self._service.pending)
+        yield waiting
+        dropped = CounterMetricFamily(
+            "authhost_journal_pending_dropped", "Such entries dropped past the queue's bound"
+        )
+        dropped.add_metric([], self._service.pending_dropped)
+        yield dropped
