@@ -110,3 +110,17 @@ def test_backtest_and_train_refuse_a_bad_row_and_an_empty_file(tmp_path: Path) -
     assert result.output.splitlines() == [
         f"error: {empty}: no rows: nothing to replay (a header only?)"
     ]
+
+
+def test_a_scenario_with_a_control_character_is_refused_with_its_line(tmp_path: Path) -> None:
+    """Scenario names are printed in backtest and training reports: an escape sequence in one
+    acted on the analyst's terminal."""
+    path = tmp_path / "data.csv"
+    path.write_text(
+        'ts,label,card_id,scenario\n1764000000,1,c1,card testing\n1764000001,1,c2,"\x1b[2Jwiped"\n'
+    )
+    with pytest.raises(DatasetError) as caught:
+        read_labelled(path)
+    assert str(caught.value).startswith(f"{path}:3: scenario '\\x1b[2Jwiped' holds a control")
+    path.write_text("ts,label,card_id,scenario\n1764000000,1,c1,card testing\n")
+    assert read_labelled(path).column("scenario").to_pylist() == ["card testing"]

@@ -79,6 +79,8 @@ def read_labelled(
     table = checked.ts(table)
     if "label" in table.column_names:
         table = checked.label(table)
+    if "scenario" in table.column_names:
+        checked.scenario(table)
     try:
         table = table.cast(
             pa.schema([pa.field(n, COLUMN_TYPES.get(n, pa.string())) for n in table.column_names])
@@ -156,6 +158,20 @@ class _Checked:
         return table.set_column(
             table.column_names.index("label"), "label", pc.fill_null(numbers, 0)
         )
+
+    def scenario(self, table: pa.Table) -> None:
+        """A scenario name is printed in reports and on analysts' terminals: a control
+        character (an escape sequence, a new line) in it would act there."""
+        column = table.column("scenario")
+        if not pa.types.is_string(column.type):
+            return
+        first = _first(pc.fill_null(pc.match_substring_regex(column, _CONTROL), False))
+        if first is not None:
+            raise self.fail(first, f"scenario {column[first].as_py()!r} holds a control character")
+
+
+# C0 and C1 control characters and DEL
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 
 
 def _label_error(value: object) -> str:
