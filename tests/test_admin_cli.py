@@ -112,6 +112,28 @@ def test_create_issue_and_an_illegal_transition(cli):
     assert audit[0]["actor"].startswith("cli")
 
 
+def test_a_retried_replace_with_its_key_makes_one_card(cli):
+    """A script whose 'cards replace' timed out runs it again with the same key and gets the
+    replacement the first run made; without a key the second is refused, never a second card."""
+    product = _ok(
+        cli("products", "create", "--issuer-id", "bank", "--name", "D", "--bin", "476173")
+    )
+    account = _ok(cli("accounts", "create", "--balance", "5000"))
+    issue = ("cards", "issue", "--product-id", product["product_id"],
+             "--account-id", account["account_id"])  # fmt: skip
+    card = _ok(cli(*issue))
+    for action in ("ship", "activate", "report-stolen"):
+        _ok(cli("cards", action, card["card_id"]))
+    first = _ok(cli("cards", "replace", card["card_id"], "--idempotency-key", "r-1"))
+    again = _ok(cli("cards", "replace", card["card_id"], "--idempotency-key", "r-1"))
+    assert again["card_id"] == first["card_id"] != card["card_id"]
+    unkeyed = cli("cards", "replace", card["card_id"])
+    assert unkeyed.exit_code == 1 and "Traceback" not in unkeyed.output
+    assert len(_ok(cli("cards", "list", "--limit", "100"))) == 2
+    refused = cli("cards", "suspend", card["card_id"], "--idempotency-key", "s-1")
+    assert refused.exit_code != 0  # only the actions that create a card take a key
+
+
 def test_bulk_issue_reports_the_bad_line_and_issues_the_rest(cli, tmp_path):
     _ok(
         cli(
