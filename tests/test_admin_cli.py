@@ -131,7 +131,8 @@ def test_a_retried_replace_with_its_key_makes_one_card(cli):
     assert unkeyed.exit_code == 1 and "Traceback" not in unkeyed.output
     assert len(_ok(cli("cards", "list", "--limit", "100"))) == 2
     refused = cli("cards", "suspend", card["card_id"], "--idempotency-key", "s-1")
-    assert refused.exit_code != 0  # only the actions that create a card take a key
+    assert refused.exit_code == 1  # only the actions that create a card take a key
+    assert "takes no Idempotency-Key" in refused.stderr
 
 
 def test_bulk_issue_reports_the_bad_line_and_issues_the_rest(cli, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -202,14 +203,7 @@ async def test_a_peer_that_does_not_read_answers_is_not_read_either(
     import authhost.server.connection as connection_module
 
     monkeypatch.setattr(connection_module, "MAX_UNSENT", 10)
-    seen: list[str] = []
-    release = trio.Event()
-
-    async def held(request: AuthRequest, received_at: float) -> Decision:
-        assert request.stan is not None
-        seen.append(request.stan)
-        await release.wait()
-        return Decision(ResponseCode.APPROVED, approval_code="000001")
+    seen, release, held = _held_until_released()
 
     config = server_config(deadline_ms=10_000)
     async with (
@@ -365,14 +359,7 @@ async def test_time_the_server_spent_not_reading_does_not_count_as_the_peer_idle
     import authhost.server.connection as connection_module
 
     monkeypatch.setattr(connection_module, "MAX_UNSENT", 10)
-    seen: list[str] = []
-    release = trio.Event()
-
-    async def held(request: AuthRequest, received_at: float) -> Decision:
-        assert request.stan is not None
-        seen.append(request.stan)
-        await release.wait()
-        return Decision(ResponseCode.APPROVED, approval_code="000001")
+    seen, release, held = _held_until_released()
 
     metrics = ServerMetrics()
     config = server_config(deadline_ms=20_000, idle_timeout_s=0.5)
@@ -395,3 +382,17 @@ async def test_time_the_server_spent_not_reading_does_not_count_as_the_peer_idle
             stans = {(await client.receive())["11"] for _ in range(20)}
     assert stans == {f"{i:06d}" for i in range(1, 21)}
     assert metrics.connections_closed.labels("idle")._value.get() == 0  # noqa: SLF001
+
+
+def _held_until_released() -> tuple[list[str], trio.Event, Callable[..., Awaitable[Decision]]]:
+    """A handler that records each request's STAN and answers none until ``release`` is set."""
+    seen: list[str] = []
+    release = trio.Event()
+
+    async def held(request: AuthRequest, received_at: float) -> Decision:
+        assert request.stan is not None
+        seen.append(request.stan)
+        await release.wait()
+        return Decision(ResponseCode.APPROVED, approval_code="000001")
+
+    return seen, release, held
