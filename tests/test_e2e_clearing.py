@@ -194,3 +194,53 @@ async def test_the_admin_api_posts_a_clearing_file(nursery, tmp_path, store_url)
     assert bad.status == 422 and "line 2: pan must be 12 to 19 digits" in bad.json["error"]
     audit = await call(port, "GET", "/v1/audit?subject=clearing", token=AUDITOR_TOKEN)
     assert [a["action"] for a in audit.json["audit"]] == ["clearing.import", "clearing.import"]
+
+
+async def test_a_clearing_file_saved_from_a_spreadsheet_is_read(nursery, tmp_path, store_url):  # noqa: F811
+    """A file saved by a spreadsheet (a byte order mark, CRLF line ends, headers in its own
+    case and padded with blanks) is read as the network's own: the file over the CLI, the
+    text over the admin API."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, visa)
+    header = "PAN, Approval_Code ,AMOUNT_MINOR,Currency,Presented_At,ARN,Type\r\n"
+    row = f"{visa['pan']},,1500,{visa['currency']},{time.time():.0f},{'6' * 23},\r\n"
+    file = tmp_path / "excel.csv"
+    file.write_bytes(("\ufeff" + header + row).encode())
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0, output
+    assert json.loads(output)["outcomes"] == {"forced": 1}
+    assert await balances_of(switch, visa) == (ledger - 1_500, available - 1_500)
+    body = "\ufeff" + header + row.replace("6" * 23, "4" * 23)
+    done = await call(port, "POST", "/v1/clearing", payload={"csv": body})
+    assert done.status == 200 and done.json["outcomes"] == {"forced": 1}, done
+    assert await balances_of(switch, visa) == (ledger - 3_000, available - 3_000)
+
+
+async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(tmp_path):
+    """One ARN per presentment: a file naming one twice (a merge gone wrong) is refused, not
+    half posted as a retransmission; a presentment dated ahead (a typo in the year) is
+    refused, not posted with that date; a zero amount and a currency by letters likewise."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
+    now = time.time()
+    good = f"4761739001010119,A1,100,978,{now:.0f},{'7' * 23}\n"
+    for body, reason in (
+        (good + f"4761739001010127,A2,200,978,{now:.0f},{'7' * 23}\n",
+         "line 3: arn repeats the one of line 2"),
+        (f"4761739001010119,A1,100,978,{now + 3 * 86400:.0f},{'7' * 23}\n",
+         "line 2: presented_at must not be in the future"),
+        (f"4761739001010119,A1,0,978,{now:.0f},{'7' * 23}\n",
+         "line 2: amount_minor must be a positive whole number"),
+        (f"4761739001010119,A1,100,EUR,{now:.0f},{'7' * 23}\n",
+         "line 2: currency must be an ISO 4217 numeric code"),
+    ):  # fmt: skip
+        (tmp_path / "odd.csv").write_text(header + body)
+        code, output = await run_cli("clearing", "import", str(tmp_path / "odd.csv"),
+                                     "--config", str(config))  # fmt: skip
+        assert code == 1 and reason in output and "Traceback" not in output, output
+        assert "4761739001010119" not in output
+    assert not (tmp_path / "a.db").exists()

@@ -383,3 +383,66 @@ async def test_a_resolution_the_store_failed_under_is_finished_only_as_begun(
     assert finished.status == 200, finished
     assert (finished.json["state"], finished.json["resolving"]) == ("lost", "")
     assert (await balances_of(at.switch, at.visa))[0] == ledger  # taken back, once
+
+
+async def test_a_reversed_charge_or_a_refund_cannot_be_disputed_for_more_than_it_took(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A posted purchase the acquirer reversed gave the money back already: disputing it
+    (and crediting it a second time) is refused; one reversed in part is disputed for what
+    it still takes, at most. A refund, a decline and a dispute's own take-back are no
+    charge of the cardholder's to dispute."""
+    from iso_client import next_stan
+    from test_e2e_auth import field_90
+
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa, card_id = at.port, at.switch, at.visa, at.card_id
+    full = purchase(visa, amount=4_000, t="0200")
+    part = purchase(visa, amount=6_000, t="0200")
+    refund = purchase(visa, amount=500, t="0200", **{"3": "200000"})
+    for fields in (full, part, refund):
+        assert (await switch.send(fields))["39"] == "00"
+    undo = {**full, "t": "0400", "11": next_stan(), "90": field_90(full)}
+    assert (await switch.send(undo))["39"] == "00"
+    kept = {
+        **part,
+        "t": "0400",
+        "11": next_stan(),
+        "90": field_90(part),
+        "95": "000000002500" + "0" * 30,
+    }
+    assert (await switch.send(kept))["39"] == "00"  # 25.00 of the 60.00 stays charged
+    declined = await switch.send(purchase(at.host.cards["lost"], amount=400, t="0200"))
+    assert declined["39"] != "00"
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(since=0, limit=1000))
+    by_stan = {(e.stan, e.mti): e for e in entries}
+    charge, partial, credit = (by_stan[(f["11"], "0200")] for f in (full, part, refund))
+    ledger, available = await balances_of(switch, visa)
+
+    def url(entry_id: int, card: str = card_id) -> str:
+        return f"/v1/cards/{card}/journal/{entry_id}/dispute"
+
+    refused = await call(port, "POST", url(charge.journal_id), payload={"reason": "fraud"})
+    assert refused.status == 422 and "reversed" in refused.json["error"], refused.json
+    too_much = await call(port, "POST", url(partial.journal_id),
+                          payload={"reason": "amount", "amount_minor": 3_000})  # fmt: skip
+    assert too_much.status == 422 and "2500" in too_much.json["error"], too_much.json
+    assert await balances_of(switch, visa) == (ledger, available)  # nothing credited
+    opened = await call(port, "POST", url(partial.journal_id), payload={"reason": "amount"})
+    assert opened.status == 200 and opened.json["amount_minor"] == 2_500, opened.json
+    assert await balances_of(switch, visa) == (ledger + 2_500, available + 2_500)
+    assert (
+        await call(port, "POST", url(credit.journal_id), payload={"reason": "other"})
+    ).status == 422
+    lost = await call(port, "POST", f"/v1/disputes/{opened.json['dispute_id']}/resolve",
+                      payload={"outcome": "lost"})  # fmt: skip
+    assert lost.status == 200
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(card_id=card_id, since=0, limit=1000))
+    [take_back] = [e for e in entries if e.terminal_id == "DISPUTE" and e.movement == "post"]
+    again = await call(port, "POST", url(take_back.journal_id), payload={"reason": "other"})
+    assert again.status == 422, again.json  # resolve the dispute's case, not its take-back
+    assert await balances_of(switch, visa) == (ledger, available)

@@ -190,3 +190,30 @@ async def test_an_accounts_open_holds_are_listed_with_their_authorisations(
     assert json.loads(output)["holds"] == holds
     missing = await call(port, "GET", "/v1/accounts/nope/holds")
     assert missing.status == 404
+
+
+async def test_an_entry_at_midnight_counts_in_the_day_it_starts_only(nursery, tmp_path, store_url):  # noqa: F811
+    """Days are [midnight, next midnight): an entry journalled exactly at midnight is in the
+    next day's totals and statement, not in both (nor in neither), on both stores."""
+    from authhost.store.interface import Commit
+    from authhost.store.records import JournalEntry
+
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    midnight = dt.datetime(2026, 11, 28, tzinfo=dt.UTC).timestamp()
+    account = at.visa["account"]
+    async with opened_store(store_url) as store:
+        for ts, amount in ((midnight - 0.5, 100), (midnight, 200), (midnight + 0.5, 400)):
+            entry = JournalEntry(ts=ts, mti="0200", message_class="financial",
+                                 response_code="00", card_id=at.card_id, account_id=account,
+                                 processing_code="000000", amount_minor=amount, currency="978",
+                                 hold_amount=amount, movement="post")  # fmt: skip
+            await store.commit(Commit(journal=entry, card_id=at.card_id))
+    posted = {}
+    for day in ("2026-11-27", "2026-11-28"):
+        totals = await call(at.port, "GET", f"/v1/journal/totals?day={day}", token=AUDITOR_TOKEN)
+        lines = await call(at.port, "GET", f"/v1/accounts/{account}/statement?day={day}",
+                           token=AUDITOR_TOKEN)  # fmt: skip
+        [euros] = totals.json["currencies"]
+        assert euros["posted"] == lines.json["posted"], (totals.json, lines.json)
+        posted[day] = euros["posted"]["amount_minor"]
+    assert posted == {"2026-11-27": 100, "2026-11-28": 600}

@@ -44,6 +44,9 @@ from authhost.store.records import JournalEntry
 MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
 BATCH = 64  # 0220s decided together (one group commit)
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
+# how far ahead of the host's clock a presentment may be dated (the acquirers' clocks, their
+# time zones' dates): beyond, it is a typo, and posting it would date the charge to come
+AHEAD = 86_400.0
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
 OPTIONAL = ("merchant_id", "terminal_id", "type", "billing_amount_minor", "billing_currency")
 KINDS = ("purchase", "refund")  # the optional ``type`` column; purchase when absent
@@ -85,7 +88,7 @@ def read_presentments(path: str | Path) -> list[Presentment]:
     first bad row refuses the whole file, naming its line and why, before anything is
     posted."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             return parse_presentments(handle, str(path))
     except OSError as exc:
         raise ClearingFileError(f"{path}: {exc.strerror or exc}") from None
@@ -93,14 +96,37 @@ def read_presentments(path: str | Path) -> list[Presentment]:
         raise ClearingFileError(f"{path}: not UTF-8 text") from None
 
 
-def parse_presentments(lines: Iterable[str], where: str = "the file") -> list[Presentment]:
-    """``read_presentments`` for CSV text already read (the admin API's body)."""
+def parse_presentments(
+    lines: Iterable[str], where: str = "the file", now: float | None = None
+) -> list[Presentment]:
+    """``read_presentments`` for CSV text already read (the admin API's body). A header as a
+    spreadsheet saves it is read too: a byte order mark, names in any case, blanks around
+    them (CRLF line ends are the csv module's own). ``now``: the host's clock, no
+    presentment may be dated more than ``AHEAD`` after it."""
     reader = csv.DictReader(lines)
+    latest = (time.time() if now is None else now) + AHEAD
     try:
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        names = [name.strip().lower() for name in reader.fieldnames or []]
+        if names:
+            names[0] = names[0].lstrip("\ufeff").strip()
+            reader.fieldnames = names
+        missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise ClearingFileError(f"{where}: missing column(s) {', '.join(missing)}")
-        return [_presentment(row, reader.line_num) for row in reader]
+        found: list[Presentment] = []
+        lines_of: dict[str, int] = {}  # ARN: its line
+        for row in reader:
+            p = _presentment(row, reader.line_num)
+            if p.arn in lines_of:  # its 0220 would be taken for the first's retransmission
+                raise ClearingFileError(
+                    f"line {p.line}: arn repeats the one of line {lines_of[p.arn]} (one ARN "
+                    "per presentment)"
+                )
+            if p.presented_at > latest:
+                raise ClearingFileError(f"line {p.line}: presented_at must not be in the future")
+            lines_of[p.arn] = p.line
+            found.append(p)
+        return found
     except csv.Error as exc:  # the reason, never the row's text
         raise ClearingFileError(f"line {reader.line_num}: not CSV ({type(exc).__name__})") from None
 

@@ -89,15 +89,31 @@ class DisputeCases(ServiceBase):
                 f"{entry.movement or 'none'}, response {entry.response_code}): only what was "
                 "posted to the account can be disputed"
             )
+        if entry.terminal_id == disputes.TERMINAL:
+            raise InvalidRequest(
+                f"journal entry {journal_id} is a dispute's own movement: resolve that "
+                "dispute instead"
+            )
         now = self.clock()
         if now - entry.ts > disputes.WINDOW_DAYS * 86_400:
             raise InvalidRequest(
                 f"journal entry {journal_id} is more than {disputes.WINDOW_DAYS} days old: "
                 "too late to charge back"
             )
-        amount = spec.amount_minor or entry.hold_amount
-        if amount > entry.hold_amount:
-            raise InvalidRequest(f"amount_minor is more than the {entry.hold_amount} posted")
+        charged = entry.hold_amount - await self._reversed(entry)
+        if charged <= 0:
+            raise InvalidRequest(
+                f"journal entry {journal_id} was reversed by the acquirer: the money is back "
+                "on the account already"
+            )
+        amount = spec.amount_minor or charged
+        if amount > charged:
+            raise InvalidRequest(
+                f"amount_minor is more than the {charged} charged (posted {entry.hold_amount}, "
+                f"reversed {entry.hold_amount - charged})"
+                if charged < entry.hold_amount
+                else f"amount_minor is more than the {entry.hold_amount} posted"
+            )
         if spec.provisional_credit and self.decide_many is None:
             raise Unavailable("a provisional credit posts through a running server's pipeline")
         earlier = await self._dispute_of(entry)
@@ -131,6 +147,23 @@ class DisputeCases(ServiceBase):
         view = dispute_view(dispute)
         await self.record_audit("dispute.open", dispute.dispute_id, None, view)
         return view
+
+    async def _reversed(self, entry: JournalEntry) -> int:
+        """What the acquirer's reversals (0400/0420) of the charge gave back: each is
+        journalled under the charge's ``match_key``, with what it released."""
+        if not entry.match_key:
+            return 0
+        released = 0
+        query = JournalQuery(card_id=entry.card_id, since=entry.ts)
+        async for later in self.store.export_journal(query):
+            if (
+                later.journal_id != entry.journal_id
+                and later.match_key == entry.match_key
+                and later.movement == "release"
+                and later.response_code in APPROVED_CODES
+            ):
+                released += abs(later.hold_amount)
+        return released
 
     async def _provisional_credit(self, dispute: Dispute, entry: JournalEntry) -> tuple[int, bool]:
         """Give the disputed amount back before the dispute is recorded: what was credited,
