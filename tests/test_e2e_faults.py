@@ -56,10 +56,23 @@ async def test_failing_store_answers_96_and_the_host_lives_on(
 
     redis_command(private_redis, "CONFIG", "SET", "maxmemory-policy", "noeviction")
     assert redis_command(private_redis, "CONFIG", "SET", "maxmemory", "1") == "+OK"
+    refused = purchase(card)
     try:
-        response = await switch.send(purchase(card))
+        response = await switch.send(refused)
         assert response["39"] == "96"
         assert "38" not in response
     finally:
         redis_command(private_redis, "CONFIG", "SET", "maxmemory", "0")
     assert (await switch.send(purchase(card)))["39"] == "00"  # same connection, store back
+    # the 96 the switch had is journalled once the store takes writes again
+    with trio.fail_after(10):
+        while True:
+            async with opened_store(url) as store:
+                entries = await store.journal(JournalQuery(limit=1000))
+            answered = [
+                (e.response_code, e.reason_codes) for e in entries if e.stan == refused["11"]
+            ]
+            if answered:
+                break
+            await trio.sleep(0.2)
+    assert answered == [("96", "error")]

@@ -193,6 +193,10 @@ class AuthService:
                 # cancellation is not lost: the caller's next checkpoint in the cancelled
                 # scope raises it again
                 return outcomes  # type: ignore[return-value]
+            except Exception as error:  # the store failed: this round's requests get 96
+                for i in left:
+                    outcomes[i] = error
+                break  # earlier rounds are written: their answers go out as written
             finally:
                 turns.give_back(taken)
             for position, outcome in zip(left, decided, strict=True):
@@ -202,6 +206,9 @@ class AuthService:
                 if stale_rounds == STALE_ROUNDS:
                     log.warning("a card's requests were stale %d rounds running", stale_rounds)
             left = [left[i] for i in deferred]
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self._journal_failed(request, received_at, started)
         return outcomes  # type: ignore[return-value]  # every slot is filled
 
     async def _decide_together(
@@ -586,6 +593,15 @@ class AuthService:
         """A request the deadline cut short still gets its one journal entry; it is queued here
         and written by ``flush_pending`` so the 91 response never waits for a slow store."""
         decision = Decision(response_code=self._timeout_code, reason_codes=["deadline"])
+        entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
+        entry.latency_us = (time.perf_counter_ns() - started) // 1000
+        self._queue(entry)
+
+    def _journal_failed(self, request: AuthRequest, now: float, started: int) -> None:
+        """A request whose decision failed (the store down or refusing writes) is answered 96
+        by the server; its journal entry is queued like a timeout's, so it is written once the
+        store is back and the journal holds every answer the switch had."""
+        decision = Decision(response_code=RC.SYSTEM_MALFUNCTION, reason_codes=["error"])
         entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
         entry.latency_us = (time.perf_counter_ns() - started) // 1000
         self._queue(entry)

@@ -1,0 +1,108 @@
+"""Redis stopped under a serving host and started again, end to end.
+
+A payment switch expects every request answered (91 or 96 within the deadline, never a hang or a
+dropped connection) while Redis is down, ``/readyz`` to say so, and authorisations to approve
+again once Redis is back without restarting the host. The restarted Redis loads the data it
+saved on shutdown, as a persisted production Redis would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+import trio
+from conftest import free_port, redis_command
+from iso_client import Switch
+from test_e2e_auth import purchase, start_host
+from test_server_health import until
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+@contextmanager
+def redis_on(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server on ``port`` keeping its dump in ``workdir`` (so a restart reloads it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=10)
+
+
+def stop(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """SHUTDOWN SAVE: Redis writes its dump and exits (the reply never comes: it closes)."""
+    with suppress(OSError):
+        redis_command(url, "SHUTDOWN", "SAVE")
+    proc.wait(timeout=10)
+
+
+async def test_redis_stopped_and_restarted_under_traffic(nursery, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    redis_port, metrics_port = free_port(), free_port()
+    base = f"redis://127.0.0.1:{redis_port}/0"
+    url = f"{base}?prefix=restart-{uuid.uuid4().hex[:8]}"
+    with redis_on(redis_port, tmp_path) as first:
+        host = await start_host(nursery, tmp_path, url, deadline_ms=500, metrics_port=metrics_port)
+        switch = await Switch.connect(host.port)
+        card = host.cards["active-visa"]
+        assert (await switch.send(purchase(card)))["39"] == "00"
+        await until(metrics_port, "/readyz", 200)
+        stop(base, first)
+
+    answered_down = []
+    for _ in range(3):  # every request answered on the same connection, Redis down
+        request = purchase(card)
+        with trio.fail_after(5):
+            response = await switch.send(request)
+        assert response["39"] in ("91", "96"), response
+        assert "38" not in response
+        answered_down.append(request["11"])
+    down = await until(metrics_port, "/readyz", 503)
+    assert not down["store"]["ok"]
+
+    with redis_on(redis_port, tmp_path):
+        await until(metrics_port, "/readyz", 200)
+        with trio.fail_after(5):
+            approved = await switch.send(purchase(card))
+        assert approved["39"] == "00", approved  # no restart of the host needed
+        fresh = await Switch.connect(host.port)
+        assert (await fresh.send(purchase(card)))["39"] == "00"
+
+        # the requests answered while Redis was down reach the journal once it is back
+        with trio.fail_after(15):
+            while True:
+                async with opened_store(url) as store:
+                    entries = await store.journal(JournalQuery(limit=1000))
+                stans = [e.stan for e in entries]
+                if all(stan in stans for stan in answered_down):
+                    break
+                await trio.sleep(0.2)
+        for stan in answered_down:
+            assert stans.count(stan) == 1, stan
