@@ -9,12 +9,14 @@ decodable request exactly once; the logs hold no traceback and no full PAN.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 
 import pytest
 import trio
-from iso_peers import peer_decode, peer_encode
+from iso_peers import PEER_DIALECTS, peer_decode, peer_encode
+from test_iso_codec import financial
 from test_iso_mutation_fuzz import mutate, seeds
 from test_server_support import (
     SwitchClient,
@@ -26,8 +28,9 @@ from test_server_support import (
 )
 
 from authhost.iso.codec import FormatError, decode_message, encode_format_error
-from authhost.iso.dialects import get_dialect
+from authhost.iso.dialects import DEFAULT_DIALECT, get_dialect
 from authhost.iso.messages import AuthRequest, MessageClass
+from authhost.server.server import AuthServer
 
 MUTANTS = 1000
 MARKER_STAN = "987654"
@@ -46,9 +49,7 @@ def expected(body: bytes, dialect: str) -> str:
     return "decoded"
 
 
-@pytest.mark.parametrize(
-    "dialect", ["ascii-binary-bitmap", "ascii-hex-bitmap", "bcd-binary-bitmap"]
-)
+@pytest.mark.parametrize("dialect", PEER_DIALECTS)
 async def test_mutated_frames_get_30_and_the_server_keeps_serving(dialect: str, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     rng = random.Random(f"server-{dialect}")
@@ -115,3 +116,62 @@ async def test_mutated_frames_get_30_and_the_server_keeps_serving(dialect: str, 
     text = caplog.text
     assert "Traceback" not in text
     assert PAN not in text
+
+
+def _mac(data: bytes) -> bytes:
+    """A stand-in MAC (the wire only places it; the security module computes the real one)."""
+    return hashlib.sha256(b"test-mac-key" + data).digest()[:8]
+
+
+def _signed(fields: dict) -> bytes:
+    body = peer_encode({**fields, "64": "00" * 8}, DEFAULT_DIALECT)
+    return body[:-8] + _mac(body[:-8])
+
+
+async def test_mutated_frames_on_a_mac_listener_get_30_or_63_and_never_reach_the_handler(
+    caplog,
+) -> None:
+    """With require_mac, a mutant that still decodes fails its MAC (63, answered by the server);
+    one that does not decode gets 30; only intact requests reach the decision."""
+    rng = random.Random("server-mac")
+    handled: list[str] = []
+
+    async def counting(request: AuthRequest, received_at: float):
+        handled.append(request.stan)
+        return await approve(request, received_at)
+
+    pool = [_signed(financial(mti)) for mti in ("0100", "0120", "0200", "0220", "0400", "0420")]
+    spec = get_dialect(DEFAULT_DIALECT)
+    server = AuthServer(
+        server_config(require_mac=True),
+        counting,
+        macs=(_mac, lambda data, mac: _mac(data) == mac),
+    )
+    intact = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        async with SwitchClient.connect(server.addresses[0]) as client:
+            marker = _signed(financial_fields("0100", MARKER_STAN))
+            for n in range(300):
+                body = mutate(rng.choice(pool), rng)
+                want = expected(body, DEFAULT_DIALECT)
+                if want == "silent":
+                    continue  # covered above; keep this link open
+                await client.send_raw(frame(body) + frame(marker))
+                answers = [peer_decode(await client.receive_body(), DEFAULT_DIALECT)]
+                answers.append(peer_decode(await client.receive_body(), DEFAULT_DIALECT))
+                intact += 1
+                assert any(a.get("11") == MARKER_STAN and a["39"] == "00" for a in answers)
+                mine = [a for a in answers if a.get("11") != MARKER_STAN or a["39"] != "00"]
+                assert len(mine) == 1, f"mutant {n}: {answers}"
+                if want == "30":
+                    assert [a["39"] for a in mine] == ["30"], f"mutant {n}: {body!r}"
+                else:
+                    assert mine and mine[0]["39"] in ("63", "00", "12"), f"mutant {n}: {body!r}"
+                    if mine[0]["39"] == "00":
+                        assert decode_message(body, spec).stan  # only an unchanged MAC'd body
+                        intact += 1
+        server.shutdown()
+    assert len(handled) == intact
+    assert "Traceback" not in caplog.text
+    assert PAN not in caplog.text
