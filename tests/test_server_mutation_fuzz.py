@@ -26,6 +26,7 @@ from test_server_support import (
     running_server,
     server_config,
 )
+from test_server_tls import client_context, pki  # noqa: F401 - fixture
 
 from authhost.iso.codec import FormatError, decode_message, encode_format_error
 from authhost.iso.dialects import DEFAULT_DIALECT, get_dialect
@@ -49,8 +50,29 @@ def expected(body: bytes, dialect: str) -> str:
     return "decoded"
 
 
+async def _plain(address: tuple[str, int]) -> trio.abc.Stream:
+    return await trio.open_tcp_stream(*address)
+
+
 @pytest.mark.parametrize("dialect", PEER_DIALECTS)
 async def test_mutated_frames_get_30_and_the_server_keeps_serving(dialect: str, caplog) -> None:
+    await _fuzz(dialect, server_config(dialect=dialect), _plain, MUTANTS, caplog)
+
+
+async def test_mutated_frames_on_a_tls_listener(pki, caplog) -> None:  # noqa: F811
+    """The same over TLS: a link closed on an unreadable frame is a clean TLS close."""
+    config = server_config(
+        tls_cert_file=str(pki["host"]), tls_key_file=str(pki["host"].with_suffix(".key"))
+    )
+    context = client_context(pki, None)
+
+    async def tls(address: tuple[str, int]) -> trio.abc.Stream:
+        return await trio.open_ssl_over_tcp_stream(*address, ssl_context=context)
+
+    await _fuzz(DEFAULT_DIALECT, config, tls, 300, caplog)
+
+
+async def _fuzz(dialect: str, config, open_stream, mutants: int, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     rng = random.Random(f"server-{dialect}")
     handled: list[str] = []
@@ -62,13 +84,13 @@ async def test_mutated_frames_get_30_and_the_server_keeps_serving(dialect: str, 
     pool = seeds(dialect)
     marker = financial_fields("0100", MARKER_STAN)
     expected_handled = 0
-    async with running_server(counting, server_config(dialect=dialect)) as server:
+    async with running_server(counting, config) as server:
         address = server.addresses[0]
-        async with SwitchClient.connect(address, dialect=dialect) as bystander:
-            client_cm = SwitchClient.connect(address, dialect=dialect)
-            client = await client_cm.__aenter__()
-            try:
-                for n in range(MUTANTS):
+        bystander = SwitchClient(await open_stream(address), dialect=dialect)
+        client = SwitchClient(await open_stream(address), dialect=dialect)
+        try:
+            if True:
+                for n in range(mutants):
                     body = mutate(rng.choice(pool), rng)
                     want = expected(body, dialect)
                     try:
@@ -91,9 +113,8 @@ async def test_mutated_frames_get_30_and_the_server_keeps_serving(dialect: str, 
                             answers.append(peer_decode(got, dialect))
                     if closed:
                         assert want == "silent", f"mutant {n} closed the link: {body!r}"
-                        await client_cm.__aexit__(None, None, None)
-                        client_cm = SwitchClient.connect(address, dialect=dialect)
-                        client = await client_cm.__aenter__()
+                        await client.stream.aclose()
+                        client = SwitchClient(await open_stream(address), dialect=dialect)
                         continue
                     expected_handled += 1  # the marker
                     assert len(handled) == expected_handled, f"mutant {n}: {body!r} {answers}"
@@ -110,8 +131,9 @@ async def test_mutated_frames_get_30_and_the_server_keeps_serving(dialect: str, 
                         response = await bystander.request(financial_fields("0100", "000001"))
                         assert response["39"] == "00"
                         expected_handled += 1
-            finally:
-                await client_cm.__aexit__(None, None, None)
+        finally:
+            await client.stream.aclose()
+            await bystander.stream.aclose()
     assert len(handled) == expected_handled, "each decodable request is handled exactly once"
     text = caplog.text
     assert "Traceback" not in text

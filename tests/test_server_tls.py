@@ -179,3 +179,19 @@ async def test_a_client_stuck_in_its_handshake_does_not_hold_up_a_stop(pki) -> N
             await server.stopped.wait()
             assert await silent.receive_some(1024) == b""  # closed, nothing sent
         await silent.aclose()
+
+
+async def test_an_unreadable_frame_ends_a_tls_link_with_a_clean_tls_close(pki) -> None:
+    """A switch's TLS stack tells a close_notify (the host ended the link) from a bare TCP
+    close (a truncation it must treat as an attack or a fault): the host sends close_notify."""
+    config = server_config(
+        tls_cert_file=str(pki["host"]), tls_key_file=str(pki["host"].with_suffix(".key"))
+    )
+    async with running_server(config=config) as server:
+        context = client_context(pki, None)
+        stream = await trio.open_ssl_over_tcp_stream(*server.addresses[0], ssl_context=context)
+        async with stream:
+            await stream.send_all(b"\x00\x0b\xff\xfe\x00\x01garbage")  # no MTI: unanswerable
+            with trio.fail_after(10):
+                assert await stream.receive_some(1024) == b""  # BrokenResourceError if unclean
+        assert await answered(server.addresses[0], context)  # the listener still serves

@@ -63,6 +63,7 @@ TLS_SEND_PIECE = 16384
 # the answers still in the send buffer, not yet delivered
 LINGER_S = 2.0
 LINGER_REASONS = frozenset({"shutdown", "frame_error", "format_error"})
+_LINK_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 CUTOVER_CODE = "201"
 # answered 00 by the server itself; 201 is the switch's cutover to a new business day
@@ -199,16 +200,20 @@ class Connection:
         """FIN after the answers, then drop what the peer still sends until it closes too
         (at most LINGER_S): the answers already written reach it instead of being reset."""
         link = self._stream
-        if isinstance(link, trio.SSLStream):  # its records are written: end the TCP side
-            link = link.transport_stream
-        if not isinstance(link, trio.SocketStream):
-            return
         with trio.move_on_after(LINGER_S):
+            if isinstance(link, trio.SSLStream):
+                # close_notify first: without it the switch's TLS stack sees a truncated link
+                # (an error) instead of the host's clean close; then end the TCP side
+                secured, link = link, link.transport_stream
+                with contextlib.suppress(*_LINK_GONE):  # the peer sent more or left: FIN anyway
+                    await secured.unwrap()
+            if not isinstance(link, trio.SocketStream):
+                return
             try:
                 await link.send_eof()
                 while await link.receive_some(RECEIVE_SIZE):
                     pass
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            except _LINK_GONE:
                 pass
 
     async def _read_loop(self) -> None:
