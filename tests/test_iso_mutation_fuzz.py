@@ -103,3 +103,37 @@ def test_mutated_messages_are_a_request_or_a_format_error(dialect: str) -> None:
                     encode_network_response(message, ResponseCode.APPROVED, spec)
             except Exception as exc:  # noqa: BLE001 - the point of the test
                 pytest.fail(f"{dialect}: {type(exc).__name__}: {exc} for {body!r}")
+
+
+_ALPHABETS = ("0123456789", "0123456789ABCDEF", "R0123456789 =DFCX", "\x00\xff ~A9")
+
+
+@pytest.mark.parametrize("dialect", PEER_DIALECTS)
+def test_field_values_mutated_within_their_length_are_a_request_or_a_format_error(
+    dialect: str,
+) -> None:
+    """Corrupt one field's value but keep the frame well formed, so the subfield readers
+    (48's subelements, 55's TLVs, 90, 95, track 2, 54) see the garbage, not the framer."""
+    rng = random.Random(f"fields-{dialect}")
+    spec = get_dialect(dialect)
+    checked = 0
+    for _ in range(400):
+        fields = financial(rng.choice(MTIS))
+        number = rng.choice([k for k in fields if k != "t"])
+        value = fields[number]
+        size = rng.choice((len(value), max(0, len(value) - rng.randint(1, 5)), len(value) + 3))
+        fields[number] = "".join(rng.choice(rng.choice(_ALPHABETS)) for _ in range(size))
+        try:
+            body = peer_encode(fields, dialect)
+        except Exception:  # noqa: BLE001 - the peer refuses what its spec cannot carry
+            continue
+        checked += 1
+        try:
+            message = decode_message(body, spec)
+        except FormatError as error:
+            encode_format_error(error, spec)
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"{dialect} field {number}={fields[number]!r}: {type(exc).__name__}: {exc}")
+        encode_response(message, DECLINE, spec)
+    assert checked > 100
