@@ -36,14 +36,14 @@ def serve_process(cwd: Path, argv: list[str], **env: str) -> subprocess.Popen[st
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A redis-server process of our own on a free loopback port; yields its URL."""
+def redis_process(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server process of our own on ``port``, keeping any dump in ``workdir`` (so a
+    restart on the same directory reloads what it saved); stopped on exit if still running."""
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is required in CI")
         pytest.skip("redis-server not installed")
-    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(workdir)],
@@ -60,10 +60,19 @@ def redis_server(workdir: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     pytest.fail("redis-server did not start")
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A redis-server process of our own on a free loopback port; yields its URL."""
+    port = free_port()
+    with redis_process(port, workdir):
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 @pytest.fixture(scope="session")

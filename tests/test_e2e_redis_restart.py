@@ -8,52 +8,18 @@ saved on shutdown, as a persisted production Redis would.
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import suppress
 
-import pytest
 import trio
-from conftest import free_port, redis_command
+from conftest import free_port, redis_command, redis_process
 from iso_client import Switch
 from test_e2e_auth import purchase, start_host
 from test_server_health import until
 
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
-
-
-@contextmanager
-def redis_on(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A redis-server on ``port`` keeping its dump in ``workdir`` (so a restart reloads it)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=10)
 
 
 def stop(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -68,7 +34,7 @@ async def test_redis_stopped_and_restarted_under_traffic(nursery, tmp_path, monk
     redis_port, metrics_port = free_port(), free_port()
     base = f"redis://127.0.0.1:{redis_port}/0"
     url = f"{base}?prefix=restart-{uuid.uuid4().hex[:8]}"
-    with redis_on(redis_port, tmp_path) as first:
+    with redis_process(redis_port, tmp_path) as first:
         host = await start_host(nursery, tmp_path, url, deadline_ms=500, metrics_port=metrics_port)
         switch = await Switch.connect(host.port)
         card = host.cards["active-visa"]
@@ -87,7 +53,7 @@ async def test_redis_stopped_and_restarted_under_traffic(nursery, tmp_path, monk
     down = await until(metrics_port, "/readyz", 503)
     assert not down["store"]["ok"]
 
-    with redis_on(redis_port, tmp_path):
+    with redis_process(redis_port, tmp_path):
         await until(metrics_port, "/readyz", 200)
         with trio.fail_after(5):
             approved = await switch.send(purchase(card))
