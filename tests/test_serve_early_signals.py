@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,16 +66,24 @@ def test_sighup_before_the_server_serves_is_ignored(
     finally:
         os.close(fd)
     pid_file = tmp_path / "authhost.pid"
-    deadline = time.monotonic() + 60
-    while not pid_file.exists():  # written once it listens
-        assert starting.poll() is None, starting.communicate()[1]
-        assert time.monotonic() < deadline, "authhost serve did not start"
-        time.sleep(0.05)
+    # written once it listens
+    _until(starting, pid_file.exists, time.monotonic() + 60, "authhost serve did not start")
     starting.send_signal(signal.SIGTERM)
     _, stderr = starting.communicate(timeout=30)
     assert starting.returncode == 0, stderr
     assert "rules: " in stderr and "Traceback" not in stderr
     assert not pid_file.exists()
+
+
+def _until(
+    proc: subprocess.Popen[str], done: Callable[[], bool], deadline: float, what: str
+) -> None:
+    """Poll ``done`` while ``proc`` runs, failing with its stderr if it exits first or with
+    ``what`` past ``deadline`` (a bound on the wait, not a timing)."""
+    while not done():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> list[int]:
@@ -118,10 +126,12 @@ def test_sigterm_while_workers_start_stops_the_lot_with_exit_0(tmp_path: Path) -
         finally:
             os.close(fd)
         # both workers blocked reading the rules (the supervisor has other children too)
-        while sum(_opening_a_fifo(child) for child in _children(proc.pid)) < 2:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the workers never got to their rules"
-            time.sleep(0.05)
+        _until(
+            proc,
+            lambda: sum(_opening_a_fifo(child) for child in _children(proc.pid)) >= 2,
+            deadline,
+            "the workers never got to their rules",
+        )
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 0, stderr
