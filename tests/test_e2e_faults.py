@@ -76,3 +76,9 @@ async def test_failing_store_answers_96_and_the_host_lives_on(
                 break
             await trio.sleep(0.2)
     assert answered == [("96", "error")]
+    # nothing was decided: the switch's repeat of that request is decided now, not answered
+    # the journalled 96 again (a clearing file or dispute step run again is such a repeat)
+    assert (await switch.send(refused))["39"] == "00"
+    async with opened_store(url) as store:
+        entries = await store.journal(JournalQuery(limit=1000))
+    assert sorted(e.response_code for e in entries if e.stan == refused["11"]) == ["00", "96"]

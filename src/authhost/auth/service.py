@@ -600,9 +600,14 @@ class AuthService:
     def _journal_failed(self, request: AuthRequest, now: float, started: int) -> None:
         """A request whose decision failed (the store down or refusing writes) is answered 96
         by the server; its journal entry is queued like a timeout's, so it is written once the
-        store is back and the journal holds every answer the switch had."""
+        store is back and the journal holds every answer the switch had. The entry does not
+        take the transmission's dedupe key: nothing was decided, so a retransmission (the
+        switch's repeat, a clearing file or dispute step run again with its fixed STAN and
+        RRN) is decided then, not answered this 96 again; when the failed commit did go
+        through, its own entry holds the key and the retransmission gets its answer."""
         decision = Decision(response_code=RC.SYSTEM_MALFUNCTION, reason_codes=["error"])
         entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
+        entry.dedupe_key = ""
         entry.latency_us = (time.perf_counter_ns() - started) // 1000
         self._queue(entry)
 
