@@ -43,6 +43,8 @@ async def test_stalled_store_answers_91_at_the_deadline_then_recovers(
         entries = await store.journal(JournalQuery(limit=1000))
     timed_out = [e for e in entries if e.stan == stalled["11"]]
     assert [(e.response_code, e.reason_codes) for e in timed_out] == [("91", "deadline")]
+    # cut short before its commit, it held nothing: the switch's repeat is decided now
+    assert (await switch.send(stalled))["39"] == "00"
 
 
 async def test_failing_store_answers_96_and_the_host_lives_on(

@@ -590,22 +590,24 @@ class AuthService:
         return decision, commit
 
     def _journal_timeout(self, request: AuthRequest, now: float, started: int) -> None:
-        """A request the deadline cut short still gets its one journal entry; it is queued here
-        and written by ``flush_pending`` so the 91 response never waits for a slow store."""
-        decision = Decision(response_code=self._timeout_code, reason_codes=["deadline"])
-        entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
-        entry.latency_us = (time.perf_counter_ns() - started) // 1000
-        self._queue(entry)
+        """A request the deadline cut short before its commit (answered 91)."""
+        self._journal_undecided(request, self._timeout_code, "deadline", now, started)
 
     def _journal_failed(self, request: AuthRequest, now: float, started: int) -> None:
-        """A request whose decision failed (the store down or refusing writes) is answered 96
-        by the server; its journal entry is queued like a timeout's, so it is written once the
-        store is back and the journal holds every answer the switch had. The entry does not
-        take the transmission's dedupe key: nothing was decided, so a retransmission (the
+        """A request whose decision failed (the store down or refusing writes: answered 96)."""
+        self._journal_undecided(request, RC.SYSTEM_MALFUNCTION, "error", now, started)
+
+    def _journal_undecided(
+        self, request: AuthRequest, code: str, reason: str, now: float, started: int
+    ) -> None:
+        """A request answered without a decision still gets its one journal entry, queued and
+        written by ``flush_pending`` (the answer never waits for a slow or failed store), so
+        the journal holds every answer the switch had. The entry does not take the
+        transmission's dedupe key: nothing was written for it, so a retransmission (the
         switch's repeat, a clearing file or dispute step run again with its fixed STAN and
-        RRN) is decided then, not answered this 96 again; when the failed commit did go
-        through, its own entry holds the key and the retransmission gets its answer."""
-        decision = Decision(response_code=RC.SYSTEM_MALFUNCTION, reason_codes=["error"])
+        RRN) is decided then rather than answered 91 or 96 again; a commit that did go
+        through holds the key with its own entry, and a retransmission gets that answer."""
+        decision = Decision(response_code=RC(code), reason_codes=[reason])
         entry = journal_entry(request, Snapshot(), decision, now, self._pan_index(request.pan))
         entry.dedupe_key = ""
         entry.latency_us = (time.perf_counter_ns() - started) // 1000
