@@ -7,11 +7,14 @@ the other tests.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import trio
 from conftest import redis_command
-from iso_client import Switch
+from iso_client import Switch, next_stan
 from test_e2e_auth import purchase, start_host
 
 from authhost.store import opened_store
@@ -84,3 +87,82 @@ async def test_failing_store_answers_96_and_the_host_lives_on(
     async with opened_store(url) as store:
         entries = await store.journal(JournalQuery(limit=1000))
     assert sorted(e.response_code for e in entries if e.stan == refused["11"]) == ["00", "96"]
+
+
+async def test_a_deadline_during_the_commit_answers_what_was_written_redis(
+    nursery, tmp_path, monkeypatch, private_redis
+):
+    """Redis takes reads but holds writes (CLIENT PAUSE WRITE) past the deadline."""
+    monkeypatch.chdir(tmp_path)
+    url = f"{private_redis}?prefix=faults-{uuid.uuid4().hex[:8]}"
+
+    async def hold_writes() -> None:
+        assert redis_command(private_redis, "CLIENT", "PAUSE", "1200", "WRITE") == "+OK"
+
+    await _late_commit_story(nursery, tmp_path, url, hold_writes)
+
+
+async def test_a_deadline_during_the_commit_answers_what_was_written_sqlite(
+    nursery, tmp_path, monkeypatch
+):
+    """Another connection holds the SQLite file's write lock past the deadline (WAL readers
+    go on)."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "authhost.db"
+
+    async def hold_writes() -> None:
+        lock = sqlite3.connect(path, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+
+        async def release() -> None:
+            await trio.sleep(1.2)
+            lock.execute("ROLLBACK")
+            lock.close()
+
+        nursery.start_soon(release)
+
+    await _late_commit_story(nursery, tmp_path, f"sqlite:///{path}", hold_writes)
+
+
+async def _late_commit_story(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    url: str,
+    hold_writes: Callable[[], Awaitable[None]],
+) -> None:
+    """The snapshot is read, the commit waits past the deadline. A commit that has started is
+    never torn, so the answer is the approval it wrote, late, never a 91 beside a written
+    hold; the journal has that one entry; the switch's repeat gets the same approval; the
+    reversal a switch sends for an answer that came too late releases the hold."""
+    host = await start_host(nursery, tmp_path, url, deadline_ms=300)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    assert (await switch.send(purchase(card)))["39"] == "00"  # scripts loaded, link warm
+
+    await hold_writes()
+    started = trio.current_time()
+    late = purchase(card, amount=7_000)
+    response = await switch.send(late)
+    waited = trio.current_time() - started
+    assert response["39"] == "00", response
+    assert waited > 0.3  # it did wait for the write, past the deadline
+
+    await trio.sleep(0.5)  # any entry queued off the hot path is written by now
+    async with opened_store(url) as store:
+        entries = await store.journal(JournalQuery(limit=1000))
+    answered = [(e.response_code, e.amount_minor) for e in entries if e.stan == late["11"]]
+    assert answered == [("00", 7_000)]
+    repeat = await switch.send(late)
+    assert (repeat["39"], repeat["38"]) == ("00", response["38"])
+
+    before = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    reversal = {**late, "t": "0420", "11": next_stan()}
+    reversal["90"] = f"0100{late['11']}{late['7']}{'123456':0>11}{'0' * 11}"
+    assert (await switch.send(reversal))["39"] == "00"
+    after = await switch.send(purchase(card, **{"3": "310000", "4": None}))
+    assert _available(after) == _available(before) + 7_000
+
+
+def _available(response: dict[str, str]) -> int:
+    at = response["54"].index("02978")
+    return int(response["54"][at + 6 : at + 18])
