@@ -280,6 +280,12 @@ class AuthConfig:
         "seconds between the server's runs that release holds whose life is over (above 0, "
         "at most 3600): a hold lives up to this long past its life",
     )
+    dispute_reconcile_every_s: float = _key(
+        60.0,
+        "seconds between the server's runs that set the acquirer's reversals against the open "
+        "disputes of the charges they reversed (above 0, at most 3600): until then a "
+        "provisional credit and the reversal both give the money back",
+    )
     atc_jump_limit: int = _key(
         1000,
         "chip counter steps a cryptogram may be ahead of the card's newest, for products that set "
@@ -311,6 +317,11 @@ class AuthConfig:
             raise ConfigError(
                 f"[auth] hold_expiry_every_s must be above 0 and at most 3600, not "
                 f"{self.hold_expiry_every_s}"
+            )
+        if not 0 < self.dispute_reconcile_every_s <= 3600:
+            raise ConfigError(
+                f"[auth] dispute_reconcile_every_s must be above 0 and at most 3600, not "
+                f"{self.dispute_reconcile_every_s}"
             )
         if self.journal_keep_days and self.journal_keep_days < JOURNAL_MIN_KEEP_DAYS:
             raise ConfigError(

@@ -171,6 +171,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         )
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
+        runtime.services.append(
+            partial(reconcile_disputes, cards, config.auth.dispute_reconcile_every_s)
+        )
         if config.admin.port:
             from authhost.admin.http import serve_admin, tls_context
 
@@ -358,6 +361,25 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
         except Exception:
             log.exception("pruning the journal failed; will try again")
         await trio.sleep(JOURNAL_PRUNE_INTERVAL_S)
+
+
+async def reconcile_disputes(cards: CardService, every_s: float) -> None:
+    """Set the acquirer's reversals against the open disputes of the charges they reversed,
+    every ``every_s`` ([auth] dispute_reconcile_every_s), so that a provisional credit and a
+    reversal do not both give the cardholder the money back for long. Each worker runs it;
+    every movement is named after its reversal, so two workers at once move it once."""
+    while True:
+        await trio.sleep(every_s)
+        try:
+            changed = await cards.reconcile_disputes()
+        except Exception:
+            log.exception("setting reversals against open disputes failed; will try again")
+            continue
+        for view in changed:
+            log.info(
+                "dispute %s set against its charge's reversal: %d disputed, %d credited (%s)",
+                view["dispute_id"], view["amount_minor"], view["credited_minor"], view["state"],
+            )  # fmt: skip
 
 
 async def reload_rules(rules: RulesWithStoreLists) -> None:

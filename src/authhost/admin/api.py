@@ -459,6 +459,10 @@ async def _resolve_dispute(call: Call) -> Any:
     return await call.service.resolve_dispute(call.path["dispute_id"], call.body)
 
 
+async def _reconcile_dispute(call: Call) -> Any:
+    return await call.service.reconcile_dispute(call.path["dispute_id"])
+
+
 async def _get_dispute(call: Call) -> Any:
     return await call.service.get_dispute(call.path["dispute_id"])
 
@@ -1030,10 +1034,22 @@ def _routes() -> list[Route]:
             response=v.DisputeView,
         ),
         Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/reconcile",
+            _reconcile_dispute,
+            "Set the acquirer's reversals of the charge against an open dispute now (the "
+            "server does it every minute): the disputed amount shrinks to what the charge "
+            "still takes, a provisional credit above it is taken back, and a charge reversed "
+            "whole closes the dispute reversed",
+            write=True,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
             "GET",
             "/v1/disputes",
             _list_disputes,
-            "Disputes, oldest first (state: open, won, lost, withdrawn)",
+            "Disputes, oldest first (state: open, won, lost, withdrawn, reversed)",
             query=("state", "limit", "after"),
             tag="disputes",
             response=v.DisputeList,

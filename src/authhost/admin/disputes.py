@@ -33,6 +33,9 @@ from authhost.store.records import Dispute
 # transaction for most reasons): a dispute opened later could not be pursued
 WINDOW_DAYS = 120
 CREDIT, TAKE_BACK, FINAL_CREDIT = "1", "2", "3"  # the last digit of each movement's reference
+# what takes back the part of a provisional credit that an acquirer's reversal of the charge
+# gave back meanwhile (named after that reversal's journal entry: done once per reversal)
+REVERSED = "4"
 POSTED = {"refund", "forced", "duplicate"}  # a duplicate: posted by an earlier try
 TERMINAL = "DISPUTE"  # field 41 of every movement
 
@@ -100,7 +103,7 @@ async def move(
         arn=arn,
         merchant_id=merchant_id,
         terminal_id=TERMINAL,
-        kind="purchase" if step == TAKE_BACK else "refund",
+        kind="purchase" if step in (TAKE_BACK, REVERSED) else "refund",
     )
     result = await post_presentments([presentment], store, pan_index, decide_many)
     row = result["rows"][0]

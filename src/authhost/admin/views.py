@@ -272,7 +272,7 @@ class DisputeView(_View):
     amount_minor: int = Field(description="disputed, in the account's currency")
     currency: str
     opened_at: float
-    state: str = Field(description="open, won, lost or withdrawn")
+    state: str = Field(description="open, won, lost, withdrawn or reversed (by the acquirer)")
     credited_minor: int = Field(description="given back to the cardholder")
     closed_at: float
     note: str

@@ -69,9 +69,28 @@ def disputes_resolve(
     _run(_config(config, store), lambda s: s.resolve_dispute(dispute_id, spec), pipeline=True)
 
 
+@disputes.command("reconcile")
+def disputes_reconcile(
+    dispute_id: Annotated[str, typer.Argument(help="one dispute (default: every open one)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the acquirer's reversals against the open disputes of the charges they reversed
+    (a running server does this every minute): the disputed amount shrinks to what the
+    charge still takes, a provisional credit above it is taken back (once per reversal), and
+    a charge reversed whole closes its dispute `reversed`. Prints the disputes changed."""
+    _run(
+        _config(config, store),
+        (lambda s: s.reconcile_dispute(dispute_id))
+        if dispute_id
+        else (lambda s: s.reconcile_disputes()),
+        pipeline=True,
+    )
+
+
 @disputes.command("list")
 def disputes_list(
-    state: Annotated[str, typer.Option(help="open, won, lost or withdrawn")] = "",
+    state: Annotated[str, typer.Option(help="open, won, lost, withdrawn or reversed")] = "",
     limit: LimitOpt = 100,
     after: Annotated[str, typer.Option(help="disputes after this id (paging)")] = "",
     output: OutputOpt = "auto",

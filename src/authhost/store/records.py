@@ -144,7 +144,9 @@ FRAUD_REPORT_SOURCES = ("chargeback", "cardholder", "analyst")
 
 
 DISPUTE_REASONS = ("fraud", "not_received", "not_as_described", "duplicate", "amount", "other")
-DISPUTE_STATES = ("open", "won", "lost", "withdrawn")
+# reversed: the acquirer reversed the charge while its dispute was open (the money came back
+# through the reversal; a provisional credit was taken back so it is not given twice)
+DISPUTE_STATES = ("open", "won", "lost", "withdrawn", "reversed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,11 +149,16 @@ class DisputeCases(ServiceBase):
         return view
 
     async def _reversed(self, entry: JournalEntry) -> int:
-        """What the acquirer's reversals (0400/0420) of the charge gave back: each is
-        journalled under the charge's ``match_key``, with what it released."""
+        """What the acquirer's reversals (0400/0420) of the charge gave back."""
+        return (await self._reversals(entry))[0]
+
+    async def _reversals(self, entry: JournalEntry) -> tuple[int, int]:
+        """What the acquirer's reversals (0400/0420) of the charge gave back, and the journal
+        id of the last of them (0: none). Each is journalled under the charge's
+        ``match_key``, with what it released."""
         if not entry.match_key:
-            return 0
-        released = 0
+            return 0, 0
+        released, last = 0, 0
         query = JournalQuery(card_id=entry.card_id, since=entry.ts)
         async for later in self.store.export_journal(query):
             if (
@@ -163,7 +168,8 @@ class DisputeCases(ServiceBase):
                 and later.response_code in APPROVED_CODES
             ):
                 released += abs(later.hold_amount)
-        return released
+                last = max(last, later.journal_id)
+        return released, last
 
     async def _provisional_credit(self, dispute: Dispute, entry: JournalEntry) -> tuple[int, bool]:
         """Give the disputed amount back before the dispute is recorded: what was credited,
@@ -253,11 +259,19 @@ class DisputeCases(ServiceBase):
         claimed = replace(before, resolving=spec.outcome, version=before.version + 1)
         await self._write_dispute(claimed, before)
         credited = before.credited_minor
+        # won: the cardholder ends with the disputed amount back, but no more of it than the
+        # charge still takes after the acquirer's reversals (a reversal that came while the
+        # dispute was open gave that part back already)
+        owed = min(before.amount_minor, max(0, entry.hold_amount - await self._reversed(entry)))
         try:
-            if spec.outcome == "won" and credited < before.amount_minor:
-                missing = before.amount_minor - credited
+            if spec.outcome == "won" and credited < owed:
+                missing = owed - credited
                 await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
-                credited = before.amount_minor
+                credited = owed
+            elif spec.outcome == "won" and credited > owed:
+                excess = credited - owed
+                await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, excess)
+                credited = owed
             elif spec.outcome != "won" and credited:
                 await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, credited)
                 credited = 0
@@ -274,6 +288,78 @@ class DisputeCases(ServiceBase):
         await self._write_dispute(after, claimed)
         view = dispute_view(after)
         await self.record_audit("dispute.resolve", dispute_id, dispute_view(before), view)
+        return view
+
+    async def reconcile_disputes(self) -> list[dict[str, Any]]:
+        """Set the acquirer's reversals against the open disputes of the charges they
+        reversed; the disputes changed (``reconcile_dispute``). The server does this every
+        ``DISPUTE_RECONCILE_S``; ``authhost disputes reconcile`` does it now."""
+        changed: list[dict[str, Any]] = []
+        after = ""
+        while page := await self.store.disputes("open", DISPUTE_PAGE, after):
+            for dispute in page:
+                try:
+                    view = await self._reconcile(dispute)
+                except ServiceError:  # changed meanwhile, or the store failed: next time
+                    continue
+                if view is not None:
+                    changed.append(view)
+            after = page[-1].dispute_id
+        return changed
+
+    async def reconcile_dispute(self, dispute_id: str) -> dict[str, Any]:
+        """One open dispute set against the acquirer's reversals of its charge: a reversal
+        that came while it was open gave (part of) the money back already, so the disputed
+        amount shrinks to what the charge still takes, the part of a provisional credit above
+        that is taken back (once per reversal: the movement is named after it), and a charge
+        reversed whole closes the dispute ``reversed``. Without this the cardholder kept both
+        the credit and the reversal's money. Audited when it changes anything."""
+        dispute = await self.store.get_dispute(dispute_id)
+        if dispute is None:
+            raise NotFoundError(f"dispute {dispute_id} not found")
+        if dispute.state != "open" or dispute.resolving:
+            raise ConflictError(
+                f"dispute {dispute_id} is {dispute.resolving or dispute.state}: only an open "
+                "dispute is set against reversals (a resolution counts them itself)"
+            )
+        return await self._reconcile(dispute) or dispute_view(dispute)
+
+    async def _reconcile(self, before: Dispute) -> dict[str, Any] | None:
+        if before.resolving:  # a resolution has it: that one counts the reversals
+            return None
+        entry = await self._journal_entry(before.card_id, before.journal_id)
+        reversed_minor, last_reversal = await self._reversals(entry)
+        still = min(before.amount_minor, max(0, entry.hold_amount - reversed_minor))
+        if still == before.amount_minor:
+            return None
+        credited = before.credited_minor
+        if credited > still:
+            if self.decide_many is None:
+                raise Unavailable("taking a credit back posts through a running server's pipeline")
+            try:
+                await self._dispute_move(
+                    before, entry.merchant_id, disputes.REVERSED, credited - still,
+                    charge=(last_reversal, entry.ts),
+                )  # fmt: skip
+            except (disputes.NotPosted, StoreError) as exc:
+                raise Unavailable(
+                    f"the store failed while dispute {before.dispute_id} was set against the "
+                    f"charge's reversal ({exc}); it is done again next time, once"
+                ) from None
+            credited = still
+        why = (
+            f"the acquirer reversed {reversed_minor} of the {entry.hold_amount} charged while "
+            f"the dispute was open: {still} is left disputed"
+        )
+        after = replace(
+            before, amount_minor=still, credited_minor=credited, version=before.version + 1,
+            note=f"{before.note}; {why}" if before.note else why,
+        )  # fmt: skip
+        if still == 0:
+            after = replace(after, state="reversed", closed_at=self.clock())
+        await self._write_dispute(after, before)
+        view = dispute_view(after)
+        await self.record_audit("dispute.reconcile", before.dispute_id, dispute_view(before), view)
         return view
 
     async def _write_dispute(self, dispute: Dispute, read: Dispute) -> None:

@@ -1,0 +1,177 @@
+"""A reversal that comes while the charge's dispute is open, over a running host on both
+stores: the acquirer gave (part of) the money back, so the provisional credit must not give it
+a second time. Reconciling (the server's own run, the API or the CLI) shrinks the dispute to
+what the charge still takes and takes back the credit above it; a charge reversed whole
+closes its dispute ``reversed``; a resolution counts the reversals itself."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import trio
+from host_admin import cli_config, run_cli, visa_at_host
+from iso_client import next_stan
+from test_admin_support import call
+from test_e2e_auth import balances_of, field_90, purchase, store_url  # noqa: F401 - fixture
+
+from authhost.config import AuthConfig
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+def _reversal(original: dict[str, Any], amount_left: int | None = None) -> dict[str, Any]:
+    """The acquirer's 0400 of ``original``; ``amount_left``: a partial one (field 95)."""
+    fields = {**original, "t": "0400", "11": next_stan(), "90": field_90(original)}
+    if amount_left is not None:
+        fields["95"] = f"{amount_left:012d}" + "0" * 30
+    return fields
+
+
+async def _journal_id(store_url: str, card_id: str, stan: str) -> int:  # noqa: F811
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(card_id=card_id, since=0, limit=1000))
+    [entry] = [e for e in entries if e.stan == stan and e.mti == "0200"]
+    return entry.journal_id
+
+
+async def _open(at: Any, journal_id: int, **body: Any) -> dict[str, Any]:
+    url = f"/v1/cards/{at.card_id}/journal/{journal_id}/dispute"
+    opened = await call(at.port, "POST", url, payload={"reason": "not_received", **body})
+    assert opened.status == 200, opened
+    return opened.json
+
+
+async def test_a_charge_reversed_whole_during_its_dispute_is_credited_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = purchase(at.visa, amount=5_000, t="0200")
+    assert (await at.switch.send(charge))["39"] == "00"
+    ledger, available = await balances_of(at.switch, at.visa)
+    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    assert await balances_of(at.switch, at.visa) == (ledger + 5_000, available + 5_000)
+
+    assert (await at.switch.send(_reversal(charge)))["39"] == "00"
+    # the gap this closes: the credit and the reversal both gave the 50.00 back
+    assert await balances_of(at.switch, at.visa) == (ledger + 10_000, available + 10_000)
+    reconcile = f"/v1/disputes/{dispute['dispute_id']}/reconcile"
+    done = await call(at.port, "POST", reconcile)
+    assert done.status == 200, done
+    assert (done.json["state"], done.json["amount_minor"], done.json["credited_minor"]) == (
+        "reversed", 0, 0
+    )  # fmt: skip
+    assert "reversed 5000" in done.json["note"]
+    assert await balances_of(at.switch, at.visa) == (ledger + 5_000, available + 5_000)
+    again = await call(at.port, "POST", reconcile)
+    assert again.status == 409 and "reversed" in again.json["error"], again
+    resolved = await call(
+        at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/resolve",
+        payload={"outcome": "won"},
+    )  # fmt: skip
+    assert resolved.status == 409  # closed: nothing more moves
+    assert await balances_of(at.switch, at.visa) == (ledger + 5_000, available + 5_000)
+    listed = await call(at.port, "GET", "/v1/disputes?state=reversed")
+    assert [d["dispute_id"] for d in listed.json["disputes"]] == [dispute["dispute_id"]]
+
+
+async def test_a_partial_reversal_shrinks_the_dispute_and_its_credit(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """60.00 charged and disputed with a provisional credit; the acquirer reverses 20.00 (the
+    charge keeps 40.00). The CLI's reconcile takes back 20.00 of the credit, once however
+    often it runs; winning then leaves the cardholder 60.00 better off, not 80.00."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = purchase(at.visa, amount=6_000, t="0200")
+    assert (await at.switch.send(charge))["39"] == "00"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    assert (await at.switch.send(_reversal(charge, amount_left=4_000)))["39"] == "00"
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 8_000
+
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("disputes", "reconcile", "--config", str(config))
+    assert code == 0, output
+    [changed] = json.loads(output)
+    assert (changed["dispute_id"], changed["state"]) == (dispute["dispute_id"], "open")
+    assert (changed["amount_minor"], changed["credited_minor"]) == (4_000, 4_000)
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 6_000
+    code, output = await run_cli("disputes", "reconcile", "--config", str(config))
+    assert (code, json.loads(output)) == (0, [])  # nothing left to set against
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 6_000
+
+    won = await call(
+        at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/resolve",
+        payload={"outcome": "won"},
+    )  # fmt: skip
+    assert won.status == 200 and won.json["credited_minor"] == 4_000, won
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 6_000
+
+
+async def test_a_resolution_counts_a_reversal_not_yet_set_against_its_dispute(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Won before any reconcile: the credit above what the charge still takes is taken back
+    (a credit not given yet is given only up to it); lost takes back the whole credit and
+    leaves the reversal's money, which was the acquirer's."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    credited = purchase(at.visa, amount=3_000, t="0200")
+    quiet = purchase(at.visa, amount=2_000, t="0200")
+    lost = purchase(at.visa, amount=1_000, t="0200")
+    for fields in (credited, quiet, lost):
+        assert (await at.switch.send(fields))["39"] == "00"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    first = await _open(at, await _journal_id(store_url, at.card_id, credited["11"]))
+    second = await _open(
+        at, await _journal_id(store_url, at.card_id, quiet["11"]), provisional_credit=False
+    )
+    third = await _open(at, await _journal_id(store_url, at.card_id, lost["11"]))
+    assert (await at.switch.send(_reversal(credited, amount_left=1_000)))["39"] == "00"
+    assert (await at.switch.send(_reversal(quiet, amount_left=500)))["39"] == "00"
+    assert (await at.switch.send(_reversal(lost)))["39"] == "00"
+    # credits 30.00 + 10.00, reversals 20.00 + 15.00 + 10.00
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 8_500
+
+    def resolve(dispute: dict[str, Any], outcome: str) -> Any:
+        url = f"/v1/disputes/{dispute['dispute_id']}/resolve"
+        return call(at.port, "POST", url, payload={"outcome": outcome})
+
+    done = await resolve(first, "won")
+    assert done.status == 200 and done.json["credited_minor"] == 1_000, done
+    done = await resolve(second, "won")
+    assert done.status == 200 and done.json["credited_minor"] == 500, done
+    done = await resolve(third, "lost")
+    assert done.status == 200 and done.json["credited_minor"] == 0, done
+    # each charge is back once: 30.00 + 20.00 + 10.00
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 6_000
+
+
+async def test_the_server_sets_reversals_against_open_disputes_by_itself(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    at = await visa_at_host(
+        nursery, tmp_path, store_url, auth=AuthConfig(dispute_reconcile_every_s=0.1)
+    )
+    charge = purchase(at.visa, amount=2_500, t="0200")
+    assert (await at.switch.send(charge))["39"] == "00"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    assert (await at.switch.send(_reversal(charge)))["39"] == "00"
+    url = f"/v1/disputes/{dispute['dispute_id']}"
+    with trio.fail_after(10):
+        while (await call(at.port, "GET", url)).json["state"] == "open":
+            await trio.sleep(0.05)
+    assert (await call(at.port, "GET", url)).json["state"] == "reversed"
+    await trio.sleep(0.3)  # more runs: nothing more moves
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 2_500
+    audit = await call(at.port, "GET", f"/v1/audit?subject={dispute['dispute_id']}")
+    actions = [e["action"] for e in audit.json["audit"]]
+    assert actions.count("dispute.reconcile") == 1, actions
