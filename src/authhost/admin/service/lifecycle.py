@@ -90,6 +90,10 @@ class CardLifecycle(ServiceBase):
             await self._unlink_predecessor(after)
         if after.replaced_by and after.state in lifecycle.EXPOSES_NUMBER:
             await self._withdraw_renewal(after, f"reported {after.state.value}")
+        elif after.replaced_by and action == lifecycle.Event.CANCEL:
+            # a cancelled card's number is closed: its renewal must not bring it back with a
+            # new expiry (a replacement under a new PAN is a card of its own, and stays)
+            await self._withdraw_renewal(after, "cancelled", "its number is closed")
         return view
 
     async def _predecessor_pin(self, successor: Card) -> tuple[Card, dict[str, Any]]:
@@ -116,11 +120,14 @@ class CardLifecycle(ServiceBase):
             after_id = max(e.audit_id for e in page)
         return False
 
-    async def _withdraw_renewal(self, old: Card, why: str) -> None:
+    async def _withdraw_renewal(
+        self, old: Card, why: str, because: str = "its number is exposed"
+    ) -> None:
         """Cancel the renewal (the same PAN) a card whose number was exposed (lost, stolen,
         breached: ``why``) still waits to hand over to: the finder or thief knows its number,
         so it must never be activated; the card is replaced or reissued under a new PAN
-        instead (the renewal is unlinked, so that is allowed)."""
+        instead (the renewal is unlinked, so that is allowed). A cancelled card's renewal
+        goes too (``because``: its number is closed)."""
         for _ in range(RETIRE_TRIES):  # re-read a renewal changed meanwhile (shipped...)
             successor = await self.store.get_card(old.replaced_by or "")
             if successor is None or not lifecycle.carries_its_number(old, successor):
@@ -129,13 +136,13 @@ class CardLifecycle(ServiceBase):
             try:
                 await self._update(
                     successor, closed, "card.cancel",
-                    f"predecessor {old.card_id} {why}: its number is exposed",
+                    f"predecessor {old.card_id} {why}: {because}",
                 )  # fmt: skip
             except ConflictError:
                 continue
             await self._unlink_predecessor(closed)
             # a renewal of that renewal (shipped, then renewed again) has the number too
-            await self._withdraw_renewal(closed, why)
+            await self._withdraw_renewal(closed, why, because)
             return
         raise ConflictError(
             f"card {old.card_id} is {old.state.value}, but its renewal {old.replaced_by} kept "
