@@ -1,0 +1,202 @@
+"""Every ``authhost`` command the README and docs/ show exists, with the options they show.
+
+A bank engineer copies commands from the documentation: a subcommand renamed or an option
+dropped in the code, with the page left as it was, is a command that fails for the first
+reader. The commands are read from the pages themselves (code blocks and inline code spans
+starting ``authhost``) and looked up in the real command tree, so a page and the CLI cannot
+drift apart unnoticed. Every command's ``--help`` runs too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from authhost.cli.app import app
+from simulator.cli import app as sim_app
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+INLINE = re.compile(r"`((?:authhost|authhost-sim) [^`]+)`")
+PROGRAMS = ("authhost ", "authhost-sim ")
+# docs/benchmarks.md names the benchmark's phases after the host ("authhost auth sqlite");
+# they are report labels, not commands
+PHASE_LABELS = re.compile(r"^authhost auth (sqlite|redis)\b")
+
+
+def shown_commands(page: Path) -> Iterator[tuple[int, str]]:
+    """(line, command) for each ``authhost ...`` in the page's code blocks and code spans."""
+    in_block = False
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            in_block = not in_block
+            continue
+        if in_block:
+            text = line.strip().removeprefix("$ ").strip()
+            if text.startswith(PROGRAMS):
+                yield number, text.split(" #", 1)[0]
+        else:
+            for found in INLINE.finditer(line):
+                if not PHASE_LABELS.match(found.group(1)):
+                    yield number, found.group(1)
+
+
+def _alternatives(token: str) -> list[str]:
+    """``ship|activate`` and ``import/export`` name several commands (or options) at once."""
+    return [part for part in re.split(r"[|/]", token) if part]
+
+
+def problems_in(command: str, trees: dict[str, object]) -> list[str]:
+    """What in ``command`` its program's command tree does not have: subcommands, then
+    options."""
+    program, *tokens = command.split()
+    nodes, path, at = [trees[program]], [program], 0
+    while at < len(tokens) and all(hasattr(node, "commands") for node in nodes):
+        token = tokens[at]
+        if token.startswith("-") or token.isupper() or token in ("...", "[OPTIONS]"):
+            break
+        subs = [node.commands.get(name) for node in nodes for name in _alternatives(token)]  # type: ignore[attr-defined]
+        if any(sub is None for sub in subs):
+            return [f"{' '.join(path)} has no subcommand {token!r}"]
+        nodes, at = subs, at + 1
+        path.append(token)
+    found: list[str] = []
+    for node in nodes:
+        if hasattr(node, "commands"):
+            continue  # a group named on its own ("authhost cards"), or its --help
+        options = {"--help"}
+        for param in node.params:  # type: ignore[attr-defined]
+            options.update(param.opts)
+            options.update(param.secondary_opts)
+        for token in tokens[at:]:
+            if token == "--":
+                break  # what follows is an argument ("-- -5000": a negative amount)
+            token = token.strip("[](),.;:")
+            if not token.startswith("--"):
+                continue
+            for option in _alternatives(token.split("=", 1)[0]):
+                name = option if option.startswith("--") else f"--{option}"
+                if name not in options:
+                    found.append(f"{' '.join(path)} has no option {name}")
+    return found
+
+
+def _tree() -> dict[str, object]:
+    return {
+        "authhost": typer.main.get_command(app),
+        "authhost-sim": typer.main.get_command(sim_app),
+    }
+
+
+def test_the_pages_show_commands_to_check():
+    shown = [command for page in PAGES for _, command in shown_commands(page)]
+    assert len(shown) > 200  # the README and docs/ show hundreds: the reader found them
+
+
+def test_every_command_the_docs_show_exists_with_its_options():
+    tree = _tree()
+    wrong = [
+        f"{page.relative_to(ROOT)}:{line}: {problem}  ({command})"
+        for page in PAGES
+        for line, command in shown_commands(page)
+        for problem in problems_in(command, tree)
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("authhost cards shipp CARD", "has no subcommand 'shipp'"),
+        ("authhost disputes list --stat open", "has no option --stat"),
+        ("authhost cards ship|activat CARD", "has no subcommand 'ship|activat'"),
+        ("authhost accounts fund acc-1 -- -5000", None),
+        ("authhost disputes resolve ID --outcome won|lost|withdrawn", None),
+        ("authhost-sim send purchase --cards c.json --amout 12.50", "has no option --amout"),
+    ],
+)
+def test_a_misspelt_command_or_option_is_caught(command, expected, tmp_path):
+    """The check can fail: a page with a misspelt subcommand or option is reported with its
+    file and line."""
+    page = tmp_path / "page.md"
+    page.write_text(f"Run this:\n\n```\n{command}\n```\n", encoding="utf-8")
+    [(line, shown)] = list(shown_commands(page))
+    problems = problems_in(shown, _tree())
+    if expected is None:
+        assert problems == []
+    else:
+        assert line == 4 and len(problems) == 1 and expected in problems[0], problems
+
+
+def _leaf_commands(node: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    commands = getattr(node, "commands", None)
+    if commands is None:
+        yield path
+        return
+    yield path  # a group's own --help
+    for name, sub in sorted(commands.items()):
+        yield from _leaf_commands(sub, (*path, name))
+
+
+def test_every_command_has_a_help_that_runs():
+    runner = CliRunner()
+    failed = []
+    for program, typer_app in (("authhost", app), ("authhost-sim", sim_app)):
+        for path in _leaf_commands(_tree()[program]):
+            result = runner.invoke(typer_app, [*path, "--help"])
+            if result.exit_code != 0 or "Usage" not in result.output:
+                failed.append(f"{program} {' '.join(path)} --help: exit {result.exit_code}")
+    assert not failed, "\n".join(failed)
+
+
+def _config_keys() -> dict[str, set[str]]:
+    """Section: keys, of the server's configuration and of a training file."""
+    from authhost.config import Config, ListenerConfig
+    from authhost.models import training
+
+    server = Config()
+    keys = {
+        section.name: {
+            f.name
+            for f in dataclasses.fields(
+                ListenerConfig  # [[listeners]]: a list of them
+                if isinstance(getattr(server, section.name), list)
+                else getattr(server, section.name)
+            )
+        }
+        for section in dataclasses.fields(Config)
+    }
+    for name, kind in {
+        "split": training.SplitConfig,
+        "terminal_risk": training.RiskConfig,
+        "operating": training.OperatingConfig,
+        "logistic": training.LogisticConfig,
+        "hgb": training.HgbConfig,
+    }.items():
+        keys.setdefault(name, set()).update(f.name for f in dataclasses.fields(kind))
+    return keys
+
+
+CONFIG_KEY = re.compile(r"`\[(\w+)\][ .](\w+)")
+
+
+def test_every_configuration_key_the_docs_name_exists():
+    """``[auth] hold_days`` in a page is a key the server (or a training file) reads: one
+    renamed in the code would be silently ignored in the reader's file."""
+    keys = _config_keys()
+    wrong = []
+    named = 0
+    for page in PAGES:
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            for section, key in CONFIG_KEY.findall(line):
+                named += 1
+                if key not in keys.get(section, set()):
+                    wrong.append(f"{page.relative_to(ROOT)}:{number}: [{section}] {key}")
+    assert named > 20
+    assert not wrong, "\n".join(wrong)
