@@ -15,9 +15,11 @@ from test_e2e_auth import Host, purchase, store_url, with_pin  # noqa: F401 (fix
 from authhost.admin import requests as rq
 from authhost.admin.service import CardService
 from authhost.cards.track2 import build_track2
+from authhost.models.context import replay_contexts
 from authhost.security.module import SecurityModule
 from authhost.security.pinblock import encrypt_pin_block
 from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
 
 
 def plastic(host: Host, card: dict[str, Any], expiry: str) -> dict[str, Any]:
@@ -246,18 +248,32 @@ async def test_a_card_past_its_expiry_is_not_shipped_or_activated(nursery, tmp_p
     assert (await ok(port, "POST", f"/v1/cards/{shipped['card_id']}/expire"))["state"] == "expired"
 
 
-async def test_a_renewed_card_counts_its_velocity_afresh(nursery, tmp_path, store_url):  # noqa: F811
-    """Documented (docs/admin.md): velocity counters are the card's, and a successor, even
-    one with the same PAN, starts with none."""
+async def test_a_renewal_goes_on_with_its_predecessor_s_velocity(nursery, tmp_path, store_url):  # noqa: F811
+    """Velocity is the card number's (docs/admin.md): an activated renewal (the same PAN)
+    counts what its predecessor did in the window, so the day's limit is not spent once on
+    each card."""
     host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     old = host.cards["restricted"]  # 3 a day
     switch = await Switch.connect(host.port)
-    assert [(await switch.send(purchase(old, 100)))["39"] for _ in range(4)] == [
-        "00", "00", "00", "65"]  # fmt: skip
-    new = await renewed(port, await card_id_of(port, old["pan"]))
+    assert [(await switch.send(purchase(old, 100)))["39"] for _ in range(2)] == ["00", "00"]
+    old_id = await card_id_of(port, old["pan"])
+    new = await renewed(port, old_id)
     await activate(port, new["card_id"])
-    assert (await switch.send(purchase(plastic(host, old, new["expiry"]), 100)))["39"] == "00"
+    renewal = plastic(host, old, new["expiry"])
+    # the third of the day, then the limit: counted across both cards
+    assert [(await switch.send(purchase(renewal, 100)))["39"] for _ in range(2)] == [
+        "00", "65"]  # fmt: skip
     await switch.aclose()
+
+    # the offline replay (training, backtests) counts the card number's history the same way
+    async with opened_store(store_url) as store:
+        rows = [e.as_row() async for e in store.export_journal(JournalQuery())]
+    counts = [
+        (row["card_id"] == old_id, row["response_code"], ctx.velocity.approved_count_24h)
+        for row, ctx in replay_contexts(rows)
+        if row["pan_index"] == rows[-1]["pan_index"] and row["message_class"] == "authorisation"
+    ]
+    assert counts == [(True, "00", 0), (True, "00", 1), (False, "00", 2), (False, "65", 3)]
 
 
 async def test_a_card_moved_to_another_account_takes_its_renewal_along(

@@ -343,17 +343,19 @@ def replay_contexts(
 ) -> Iterator[tuple[Mapping[str, object], TxContext]]:
     """Replay journal rows (sorted by ts) and yield each with the context it had when it arrived.
 
-    Each card's velocity is computed from its earlier rows only, exactly as the store's
-    snapshot computes it from the card's journal entries, and each merchant's and terminal's
-    from the earlier rows there, as the store's counters do. The counters are kept
-    incrementally (``cards.sliding``, proven equal to ``compute_velocity``), so a replay costs
-    O(1) per row however long a card's history is.
+    Each card number's velocity is computed from its earlier rows only, exactly as the store's
+    snapshot computes it from the journal entries of the cards with that PAN, and each
+    merchant's and terminal's from the earlier rows there, as the store's counters do. The
+    counters are kept incrementally (``cards.sliding``, proven equal to ``compute_velocity``),
+    so a replay costs O(1) per row however long a card's history is.
     """
     history: dict[str, SlidingVelocity] = {}
     acceptors = AcceptorCounters()
     for row in rows:
         ts = float(row["ts"])  # type: ignore[arg-type]
-        card = _text(row, "card_id") or _text(row, "pan_index")
+        # velocity is the card number's, as the stores count it: a renewal (the same PAN)
+        # goes on with its predecessor's history
+        card = _text(row, "pan_index") or _text(row, "card_id")
         window = history.get(card) if card else None
         velocity = window.at(ts) if window is not None else EMPTY
         merchant = _text(row, "merchant_id")

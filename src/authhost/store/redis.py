@@ -269,6 +269,7 @@ class RedisCardStore:
         self._commit = client.register_script(redis_lua.COMMIT)
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
+        self._hand_over = client.register_script(redis_lua.HAND_OVER_VELOCITY)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
@@ -1220,7 +1221,22 @@ class RedisCardStore:
         if current is None or lifecycle.is_current_over(
             card, current, candidate_is_newer=mine > theirs
         ):
+            # before and after the PAN moves: an event the predecessor commits in between is
+            # copied by the second (the first covers a failure after the move)
+            await self._hand_over_velocity(pointer[0], pointer[1], card)
             await self._client.set(self._keys.pan(card.pan_index), _pointer_value(card))
+            await self._hand_over_velocity(pointer[0], pointer[1], card)
+
+    async def _hand_over_velocity(self, old_id: str, old_account: str, new: Card) -> None:
+        """Copy the window's velocity events of the card the PAN meant into ``new``'s history:
+        velocity is the card number's (the SQLite store reads every card of the PAN). Only
+        within one account (one slot); a card moved to another account meanwhile keeps its
+        own."""
+        if old_account != new.account_id:
+            return
+        ak = self._keys.account(new.account_id)
+        keys = [ak.velocity_log(old_id), ak.velocity(old_id), ak.velocity(new.card_id)]
+        await self._hand_over(keys, [repr(time.time() - RETENTION_S)])
 
     async def _move_card(self, card: Card, stored: Card, old_ak: Any) -> Card:
         """Re-link a card to another account: its hash moves to the new account's slot."""

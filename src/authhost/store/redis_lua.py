@@ -529,6 +529,26 @@ redis.call('HSET', KEYS[1], 'data', ARGV[2], 'pin_tries', ARGV[3], 'version', nv
 return nv
 """
 
+# A same-PAN successor takes over the PAN (a renewal activated): velocity is the card
+# number's, so the predecessor's events of the window are copied into the successor's history
+# set (read with its log when a process first counts it). Members carry their journal id, so
+# copying twice adds nothing. KEYS: old log, old history set, new history set. ARGV: cutoff.
+HAND_OVER_VELOCITY = """
+local copied = 0
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'WITHSCORES')
+for i = 1, #old, 2 do
+  copied = copied + redis.call('ZADD', KEYS[3], old[i + 1], old[i])
+end
+local cutoff = tonumber(ARGV[1])
+for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local ts = tonumber(string.match(item, '^[^|]*|%[([^,]*),'))
+  if ts ~= nil and ts >= cutoff then
+    copied = copied + redis.call('ZADD', KEYS[3], ts, item)
+  end
+end
+return copied
+"""
+
 # KEYS: old card hash, new card hash, account's card list.
 # ARGV: old expected version, old data, old pin_tries, old state, new data, new pin_tries,
 #       new version, new ciphertext, new account id, new state, new seq, new card id

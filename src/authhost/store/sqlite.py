@@ -122,7 +122,9 @@ _ACCOUNT_SELECT = (
 # in ONE statement: every sqlite3 call releases and re-takes the GIL, and one statement is one
 # implicit read transaction (consistent without BEGIN/COMMIT), so fewer calls is what makes the
 # snapshot cheap. The first SELECT gives one row (kind 0); the second one row per velocity
-# entry not counted yet (kind 1; the mark is the known card's, see ``sqlite_velocity``).
+# entry not counted yet (kind 1; the mark is the known card's, see ``sqlite_velocity``) of
+# every card with the PAN: velocity is the card number's, so an activated renewal counts
+# what its predecessor (the same PAN) did in the window (a new-PAN replacement counts afresh).
 # The ORDER BY is the expression index cards_current, which also holds every card column read
 # here but the JSON: no sort, and no table read unless the card is not the version the store
 # parsed last time for this PAN (``:known_card``, ``:known_version``; the JSON comes back NULL).
@@ -146,7 +148,8 @@ LEFT JOIN accounts AS a ON a.account_id = card.account_id
 LEFT JOIN products AS p ON p.product_id = card.product_id
 UNION ALL
 SELECT 1, {", ".join(VELOCITY_ROW_COLUMNS)}, NULL, NULL, NULL
-FROM card JOIN journal AS j ON j.card_id = card.card_id
+FROM card JOIN cards AS same ON same.pan_index = :pan
+JOIN journal AS j ON j.card_id = same.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
 """
 # JournalQuery's filters that select entries whose column of the same name equals them
