@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 from conftest import redis_command
 from iso_client import Switch, next_stan
-from test_e2e_auth import purchase, start_host
+from test_e2e_auth import balances_of, field_90, purchase, start_host
 
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -155,14 +155,7 @@ async def _late_commit_story(
     repeat = await switch.send(late)
     assert (repeat["39"], repeat["38"]) == ("00", response["38"])
 
-    before = await switch.send(purchase(card, **{"3": "310000", "4": None}))
-    reversal = {**late, "t": "0420", "11": next_stan()}
-    reversal["90"] = f"0100{late['11']}{late['7']}{'123456':0>11}{'0' * 11}"
+    _, before = await balances_of(switch, card)
+    reversal = {**late, "t": "0420", "11": next_stan(), "90": field_90(late)}
     assert (await switch.send(reversal))["39"] == "00"
-    after = await switch.send(purchase(card, **{"3": "310000", "4": None}))
-    assert _available(after) == _available(before) + 7_000
-
-
-def _available(response: dict[str, str]) -> int:
-    at = response["54"].index("02978")
-    return int(response["54"][at + 6 : at + 18])
+    assert (await balances_of(switch, card))[1] == before + 7_000
