@@ -157,6 +157,9 @@ async def test_the_server_sets_reversals_against_open_disputes_by_itself(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
+    """The server's own runs, each reading only what the card journalled since the last one:
+    a first partial reversal shrinks the dispute, a second one later closes it; the money
+    comes back once, and each change is audited once."""
     at = await visa_at_host(
         nursery, tmp_path, store_url, auth=AuthConfig(dispute_reconcile_every_s=0.1)
     )
@@ -164,14 +167,25 @@ async def test_the_server_sets_reversals_against_open_disputes_by_itself(
     assert (await at.switch.send(charge))["39"] == "00"
     ledger, _ = await balances_of(at.switch, at.visa)
     dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
-    assert (await at.switch.send(_reversal(charge)))["39"] == "00"
     url = f"/v1/disputes/{dispute['dispute_id']}"
-    with trio.fail_after(10):
-        while (await call(at.port, "GET", url)).json["state"] == "open":
-            await trio.sleep(0.05)
-    assert (await call(at.port, "GET", url)).json["state"] == "reversed"
-    await trio.sleep(0.3)  # more runs: nothing more moves
+
+    async def once(check: Any) -> dict[str, Any]:
+        with trio.fail_after(10):
+            while not check(seen := (await call(at.port, "GET", url)).json):
+                await trio.sleep(0.05)
+        return seen
+
+    assert (await at.switch.send(_reversal(charge, amount_left=1_500)))["39"] == "00"
+    seen = await once(lambda d: d["amount_minor"] != 2_500)
+    assert (seen["state"], seen["amount_minor"], seen["credited_minor"]) == ("open", 1_500, 1_500)
+    await trio.sleep(0.3)  # more runs with nothing new: nothing moves
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 2_500
+    second = {**_reversal(charge), "4": f"{1_500:012d}", "95": "0" * 42}  # the rest, at last
+    assert (await at.switch.send(second))["39"] == "00"
+    seen = await once(lambda d: d["state"] != "open")
+    assert (seen["state"], seen["amount_minor"], seen["credited_minor"]) == ("reversed", 0, 0)
+    await trio.sleep(0.3)
     assert (await balances_of(at.switch, at.visa))[0] == ledger + 2_500
     audit = await call(at.port, "GET", f"/v1/audit?subject={dispute['dispute_id']}")
     actions = [e["action"] for e in audit.json["audit"]]
-    assert actions.count("dispute.reconcile") == 1, actions
+    assert actions.count("dispute.reconcile") == 2, actions

@@ -145,6 +145,9 @@ class ServiceBase:
         self._journal_reaches = 0
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
+        # open disputes' reversal scans, so that the server's reconcile runs read only what
+        # each disputed card journalled since the last run (dispute_cases.ReversalScan)
+        self._reversal_scans: dict[str, Any] = {}
 
     def acting_as(self, actor: str) -> Self:
         """The same service (same store, keys and locks) recording ``actor`` in the audit log."""

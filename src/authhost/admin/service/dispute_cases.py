@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -47,6 +47,15 @@ _RETRY = (
 def _disputed_already(journal_id: int, dispute: Dispute | None) -> ConflictError:
     which = f" ({dispute.dispute_id}, {dispute.state})" if dispute is not None else ""
     return ConflictError(f"journal entry {journal_id} is disputed already{which}")
+
+
+class ReversalScan(NamedTuple):
+    """How far a look for a charge's reversals got: the card's journal read up to
+    ``through``, what the reversals found released, and the last one's journal id (0: none)."""
+
+    through: int
+    released: int = 0
+    last: int = 0
 
 
 class _Opening(BaseModel):
@@ -150,26 +159,31 @@ class DisputeCases(ServiceBase):
 
     async def _reversed(self, entry: JournalEntry) -> int:
         """What the acquirer's reversals (0400/0420) of the charge gave back."""
-        return (await self._reversals(entry))[0]
+        return (await self._reversals(entry)).released
 
-    async def _reversals(self, entry: JournalEntry) -> tuple[int, int]:
+    async def _reversals(
+        self, entry: JournalEntry, scan: ReversalScan | None = None
+    ) -> ReversalScan:
         """What the acquirer's reversals (0400/0420) of the charge gave back, and the journal
-        id of the last of them (0: none). Each is journalled under the charge's
-        ``match_key``, with what it released."""
+        id of the last of them: each is journalled under the charge's ``match_key``, with what
+        it released. ``scan``: where an earlier look got to (the card's entries up to
+        ``through``), so only what the card journalled since is read; journal ids are handed
+        out in commit order in both stores, so no entry below it can appear later."""
+        scan = scan or ReversalScan(through=entry.journal_id)
         if not entry.match_key:
-            return 0, 0
-        released, last = 0, 0
-        query = JournalQuery(card_id=entry.card_id, since=entry.ts)
+            return scan
+        through, released, last = scan
+        query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=through)
         async for later in self.store.export_journal(query):
+            through = max(through, later.journal_id)
             if (
-                later.journal_id != entry.journal_id
-                and later.match_key == entry.match_key
+                later.match_key == entry.match_key
                 and later.movement == "release"
                 and later.response_code in APPROVED_CODES
             ):
                 released += abs(later.hold_amount)
                 last = max(last, later.journal_id)
-        return released, last
+        return ReversalScan(through, released, last)
 
     async def _provisional_credit(self, dispute: Dispute, entry: JournalEntry) -> tuple[int, bool]:
         """Give the disputed amount back before the dispute is recorded: what was credited,
@@ -295,16 +309,20 @@ class DisputeCases(ServiceBase):
         reversed; the disputes changed (``reconcile_dispute``). The server does this every
         ``DISPUTE_RECONCILE_S``; ``authhost disputes reconcile`` does it now."""
         changed: list[dict[str, Any]] = []
+        scans: dict[str, ReversalScan] = {}  # the open disputes' only: closed ones drop out
         after = ""
         while page := await self.store.disputes("open", DISPUTE_PAGE, after):
             for dispute in page:
                 try:
-                    view = await self._reconcile(dispute)
+                    view, scans[dispute.dispute_id] = await self._reconcile(
+                        dispute, self._reversal_scans.get(dispute.dispute_id)
+                    )
                 except ServiceError:  # changed meanwhile, or the store failed: next time
                     continue
                 if view is not None:
                     changed.append(view)
             after = page[-1].dispute_id
+        self._reversal_scans = scans
         return changed
 
     async def reconcile_dispute(self, dispute_id: str) -> dict[str, Any]:
@@ -322,16 +340,22 @@ class DisputeCases(ServiceBase):
                 f"dispute {dispute_id} is {dispute.resolving or dispute.state}: only an open "
                 "dispute is set against reversals (a resolution counts them itself)"
             )
-        return await self._reconcile(dispute) or dispute_view(dispute)
+        view, _ = await self._reconcile(dispute)
+        return view or dispute_view(dispute)
 
-    async def _reconcile(self, before: Dispute) -> dict[str, Any] | None:
+    async def _reconcile(
+        self, before: Dispute, scan: ReversalScan | None = None
+    ) -> tuple[dict[str, Any] | None, ReversalScan | None]:
+        """The dispute changed (None: nothing to change), and where the look for reversals
+        got to (``scan``: where the last one did)."""
         if before.resolving:  # a resolution has it: that one counts the reversals
-            return None
+            return None, scan
         entry = await self._journal_entry(before.card_id, before.journal_id)
-        reversed_minor, last_reversal = await self._reversals(entry)
+        scan = await self._reversals(entry, scan)
+        reversed_minor, last_reversal = scan.released, scan.last
         still = min(before.amount_minor, max(0, entry.hold_amount - reversed_minor))
         if still == before.amount_minor:
-            return None
+            return None, scan
         credited = before.credited_minor
         if credited > still:
             if self.decide_many is None:
@@ -360,7 +384,7 @@ class DisputeCases(ServiceBase):
         await self._write_dispute(after, before)
         view = dispute_view(after)
         await self.record_audit("dispute.reconcile", before.dispute_id, dispute_view(before), view)
-        return view
+        return view, scan
 
     async def _write_dispute(self, dispute: Dispute, read: Dispute) -> None:
         """Write ``dispute`` over ``read``, the version it was made from, or refuse (409):
