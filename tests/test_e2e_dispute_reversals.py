@@ -7,6 +7,7 @@ closes its dispute ``reversed``; a resolution counts the reversals itself."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -15,6 +16,7 @@ from iso_client import next_stan
 from test_admin_support import call
 from test_e2e_auth import balances_of, field_90, purchase, store_url  # noqa: F401 - fixture
 
+from authhost.admin.service.dispute_cases import Reconciling
 from authhost.config import AuthConfig
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -189,3 +191,45 @@ async def test_the_server_sets_reversals_against_open_disputes_by_itself(
     audit = await call(at.port, "GET", f"/v1/audit?subject={dispute['dispute_id']}")
     actions = [e["action"] for e in audit.json["audit"]]
     assert actions.count("dispute.reconcile") == 2, actions
+
+
+async def test_a_reconcile_left_half_way_is_finished_once_by_a_resolution(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A reconcile claims the dispute with its plan before money moves; one stopped after the
+    claim (the process died, the store failed) is finished by whoever comes next, here the
+    operator's resolution, which then counts from the finished state: the credit above what
+    the charge still takes is taken back once, not once by each."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = purchase(at.visa, amount=5_000, t="0200")
+    assert (await at.switch.send(charge))["39"] == "00"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    undo = _reversal(charge, amount_left=3_000)
+    assert (await at.switch.send(undo))["39"] == "00"
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(card_id=at.card_id, since=0, limit=1000))
+        [reversal] = [e for e in entries if e.stan == undo["11"]]
+        stored = await store.get_dispute(dispute["dispute_id"])
+        assert stored is not None
+        plan = Reconciling(reversal.journal_id, 2_000, 3_000, 2_000)
+        claimed = replace(stored, resolving=plan.text(), version=stored.version + 1)
+        await store.update_dispute(claimed, expected_version=stored.version)
+    shown = await call(at.port, "GET", f"/v1/disputes/{dispute['dispute_id']}")
+    assert shown.json["resolving"].startswith("reconciling:")
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 7_000  # both, for now
+
+    won = await call(
+        at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/resolve",
+        payload={"outcome": "won"},
+    )  # fmt: skip
+    assert won.status == 200, won
+    assert (won.json["state"], won.json["amount_minor"], won.json["credited_minor"]) == (
+        "won", 3_000, 3_000
+    )  # fmt: skip
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000
+    audit = await call(at.port, "GET", f"/v1/audit?subject={dispute['dispute_id']}")
+    actions = [e["action"] for e in audit.json["audit"]]
+    assert actions.count("dispute.reconcile") == 1 and actions.count("dispute.resolve") == 1

@@ -278,7 +278,9 @@ class DisputeView(_View):
     note: str
     resolving: str = Field(
         description="while open: the outcome a resolution has claimed and is moving the money "
-        "for ('' none); only that outcome may resolve it (again, after a failure)"
+        "for ('' none); only that outcome may resolve it (again, after a failure). "
+        "'reconciling:...': a reconcile's plan against a reversal, finished by the next "
+        "reconcile or resolution"
     )
 
 

@@ -58,6 +58,32 @@ class ReversalScan(NamedTuple):
     last: int = 0
 
 
+class Reconciling(NamedTuple):
+    """What a reconcile claims a dispute with (its ``resolving``, as text): take back
+    ``take_back`` of the provisional credit, named after the journal entry of the reversal
+    it answers, and leave ``still`` disputed; ``reversed_minor``: what the acquirer's
+    reversals gave back, for the note."""
+
+    reversal: int
+    take_back: int
+    still: int
+    reversed_minor: int
+
+    PREFIX = "reconciling:"
+
+    def text(self) -> str:
+        return f"{self.PREFIX}{self.reversal}:{self.take_back}:{self.still}:{self.reversed_minor}"
+
+    @classmethod
+    def claimed(cls, resolving: str) -> bool:
+        return resolving.startswith(cls.PREFIX)
+
+    @classmethod
+    def parse(cls, resolving: str) -> Reconciling:
+        reversal, take_back, still, reversed_minor = resolving.removeprefix(cls.PREFIX).split(":")
+        return cls(int(reversal), int(take_back), int(still), int(reversed_minor))
+
+
 class _Opening(BaseModel):
     """What an Idempotency-Key on opening a dispute remembers: the charge and the request."""
 
@@ -258,6 +284,10 @@ class DisputeCases(ServiceBase):
         with ``resolving`` set: resolving it the same way again finishes it (each movement is
         named after the dispute, so nothing moves twice); another outcome is refused."""
         before = await self.store.get_dispute(dispute_id)
+        if before is not None and Reconciling.claimed(before.resolving):
+            # a reconcile is moving the money (or failed half way): its plan first
+            await self._finish_reconciling(before)
+            before = await self.store.get_dispute(dispute_id)
         if before is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
         if before.state != "open":
@@ -329,13 +359,15 @@ class DisputeCases(ServiceBase):
         """One open dispute set against the acquirer's reversals of its charge: a reversal
         that came while it was open gave (part of) the money back already, so the disputed
         amount shrinks to what the charge still takes, the part of a provisional credit above
-        that is taken back (once per reversal: the movement is named after it), and a charge
-        reversed whole closes the dispute ``reversed``. Without this the cardholder kept both
-        the credit and the reversal's money. Audited when it changes anything."""
+        that is taken back, and a charge reversed whole closes the dispute ``reversed``.
+        Without this the cardholder kept both the credit and the reversal's money. Audited
+        when it changes anything."""
         dispute = await self.store.get_dispute(dispute_id)
         if dispute is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
-        if dispute.state != "open" or dispute.resolving:
+        if dispute.state != "open" or (
+            dispute.resolving and not Reconciling.claimed(dispute.resolving)
+        ):
             raise ConflictError(
                 f"dispute {dispute_id} is {dispute.resolving or dispute.state}: only an open "
                 "dispute is set against reversals (a resolution counts them itself)"
@@ -347,44 +379,64 @@ class DisputeCases(ServiceBase):
         self, before: Dispute, scan: ReversalScan | None = None
     ) -> tuple[dict[str, Any] | None, ReversalScan | None]:
         """The dispute changed (None: nothing to change), and where the look for reversals
-        got to (``scan``: where the last one did)."""
+        got to (``scan``: where the last one did).
+
+        Money moves only under a claim, as in a resolution: the plan (what to take back,
+        named after which reversal, and what is left disputed) is written to ``resolving``
+        over the version read before any money moves, so a resolution or another worker's
+        run at the same moment is refused, or finds the claim and finishes that same plan
+        (the movement is one transmission: done twice, it moves once)."""
+        if Reconciling.claimed(before.resolving):  # a run that failed half way: finish it
+            return await self._finish_reconciling(before), scan
         if before.resolving:  # a resolution has it: that one counts the reversals
             return None, scan
         entry = await self._journal_entry(before.card_id, before.journal_id)
         scan = await self._reversals(entry, scan)
-        reversed_minor, last_reversal = scan.released, scan.last
-        still = min(before.amount_minor, max(0, entry.hold_amount - reversed_minor))
+        still = min(before.amount_minor, max(0, entry.hold_amount - scan.released))
         if still == before.amount_minor:
             return None, scan
-        credited = before.credited_minor
-        if credited > still:
+        plan = Reconciling(scan.last, max(0, before.credited_minor - still), still, scan.released)
+        if plan.take_back and self.decide_many is None:
+            raise Unavailable("taking a credit back posts through a running server's pipeline")
+        claimed = replace(before, resolving=plan.text(), version=before.version + 1)
+        await self._write_dispute(claimed, before)
+        return await self._finish_reconciling(claimed, entry), scan
+
+    async def _finish_reconciling(
+        self, claimed: Dispute, entry: JournalEntry | None = None
+    ) -> dict[str, Any]:
+        """Carry out the plan a reconcile claimed the dispute with; the dispute's view."""
+        plan = Reconciling.parse(claimed.resolving)
+        entry = entry or await self._journal_entry(claimed.card_id, claimed.journal_id)
+        if plan.take_back:
             if self.decide_many is None:
                 raise Unavailable("taking a credit back posts through a running server's pipeline")
             try:
                 await self._dispute_move(
-                    before, entry.merchant_id, disputes.REVERSED, credited - still,
-                    charge=(last_reversal, entry.ts),
+                    claimed, entry.merchant_id, disputes.REVERSED, plan.take_back,
+                    charge=(plan.reversal, entry.ts),
                 )  # fmt: skip
             except (disputes.NotPosted, StoreError) as exc:
                 raise Unavailable(
-                    f"the store failed while dispute {before.dispute_id} was set against the "
-                    f"charge's reversal ({exc}); it is done again next time, once"
+                    f"the store failed while dispute {claimed.dispute_id} was set against the "
+                    f"charge's reversal ({exc}); it is finished at the next run, once"
                 ) from None
-            credited = still
         why = (
-            f"the acquirer reversed {reversed_minor} of the {entry.hold_amount} charged while "
-            f"the dispute was open: {still} is left disputed"
+            f"the acquirer reversed {plan.reversed_minor} of the {entry.hold_amount} charged "
+            f"while the dispute was open: {plan.still} is left disputed"
         )
         after = replace(
-            before, amount_minor=still, credited_minor=credited, version=before.version + 1,
-            note=f"{before.note}; {why}" if before.note else why,
+            claimed, amount_minor=plan.still, resolving="", version=claimed.version + 1,
+            credited_minor=claimed.credited_minor - plan.take_back,
+            note=f"{claimed.note}; {why}" if claimed.note else why,
         )  # fmt: skip
-        if still == 0:
+        if plan.still == 0:
             after = replace(after, state="reversed", closed_at=self.clock())
-        await self._write_dispute(after, before)
+        await self._write_dispute(after, claimed)
         view = dispute_view(after)
-        await self.record_audit("dispute.reconcile", before.dispute_id, dispute_view(before), view)
-        return view, scan
+        before = replace(claimed, resolving="")
+        await self.record_audit("dispute.reconcile", claimed.dispute_id, dispute_view(before), view)
+        return view
 
     async def _write_dispute(self, dispute: Dispute, read: Dispute) -> None:
         """Write ``dispute`` over ``read``, the version it was made from, or refuse (409):
