@@ -337,9 +337,9 @@ class DisputeCases(ServiceBase):
     async def reconcile_disputes(self) -> list[dict[str, Any]]:
         """Set the acquirer's reversals against the open disputes of the charges they
         reversed; the disputes changed (``reconcile_dispute``). The server does this every
-        ``DISPUTE_RECONCILE_S``; ``authhost disputes reconcile`` does it now."""
+        ``[auth] dispute_reconcile_every_s``; ``authhost disputes reconcile`` does it now."""
         changed: list[dict[str, Any]] = []
-        scans: dict[str, ReversalScan] = {}  # the open disputes' only: closed ones drop out
+        scans: dict[str, ReversalScan | None] = {}  # the open disputes': closed ones drop out
         after = ""
         while page := await self.store.disputes("open", DISPUTE_PAGE, after):
             for dispute in page:
