@@ -10,8 +10,11 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 import trio
 from conftest import redis_command
 from iso_client import Switch, next_stan
@@ -89,39 +92,52 @@ async def test_failing_store_answers_96_and_the_host_lives_on(
     assert sorted(e.response_code for e in entries if e.stan == refused["11"]) == ["00", "96"]
 
 
-async def test_a_deadline_during_the_commit_answers_what_was_written_redis(
-    nursery, tmp_path, monkeypatch, private_redis
-):
-    """Redis takes reads but holds writes (CLIENT PAUSE WRITE) past the deadline."""
+@dataclass
+class HeldWrites:
+    """A store whose writes the test holds back (reads go on) for ``HELD_S``."""
+
+    url: str
+    hold: Callable[[], Awaitable[None]]
+
+
+HELD_S = 1.2
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def held_writes(request, nursery, tmp_path, monkeypatch) -> HeldWrites:
+    """SQLite: another connection holds the file's write lock (WAL readers go on). Redis:
+    CLIENT PAUSE WRITE (read-only scripts go on)."""
     monkeypatch.chdir(tmp_path)
-    url = f"{private_redis}?prefix=faults-{uuid.uuid4().hex[:8]}"
+    if request.param == "redis":
+        private_redis = request.getfixturevalue("private_redis")
 
-    async def hold_writes() -> None:
-        assert redis_command(private_redis, "CLIENT", "PAUSE", "1200", "WRITE") == "+OK"
+        async def pause() -> None:
+            paused = redis_command(
+                private_redis, "CLIENT", "PAUSE", str(int(HELD_S * 1000)), "WRITE"
+            )
+            assert paused == "+OK"
 
-    await _late_commit_story(nursery, tmp_path, url, hold_writes)
-
-
-async def test_a_deadline_during_the_commit_answers_what_was_written_sqlite(
-    nursery, tmp_path, monkeypatch
-):
-    """Another connection holds the SQLite file's write lock past the deadline (WAL readers
-    go on)."""
-    monkeypatch.chdir(tmp_path)
+        return HeldWrites(f"{private_redis}?prefix=faults-{uuid.uuid4().hex[:8]}", pause)
     path = tmp_path / "authhost.db"
 
-    async def hold_writes() -> None:
-        lock = sqlite3.connect(path, isolation_level=None)
-        lock.execute("BEGIN IMMEDIATE")
+    async def lock() -> None:
+        held = sqlite3.connect(path, isolation_level=None)
+        held.execute("BEGIN IMMEDIATE")
 
         async def release() -> None:
-            await trio.sleep(1.2)
-            lock.execute("ROLLBACK")
-            lock.close()
+            await trio.sleep(HELD_S)
+            held.execute("ROLLBACK")
+            held.close()
 
         nursery.start_soon(release)
 
-    await _late_commit_story(nursery, tmp_path, f"sqlite:///{path}", hold_writes)
+    return HeldWrites(f"sqlite:///{path}", lock)
+
+
+async def test_a_deadline_during_the_commit_answers_what_was_written(
+    nursery, tmp_path, held_writes
+):
+    await _late_commit_story(nursery, tmp_path, held_writes.url, held_writes.hold)
 
 
 async def _late_commit_story(
@@ -159,3 +175,65 @@ async def _late_commit_story(
     reversal = {**late, "t": "0420", "11": next_stan(), "90": field_90(late)}
     assert (await switch.send(reversal))["39"] == "00"
     assert (await balances_of(switch, card))[1] == before + 7_000
+
+
+async def _journalled(url: str, stan: str) -> list[tuple[str, str]]:
+    """(response code, reasons) of the entries with ``stan``, once the store has some."""
+    with trio.fail_after(10):
+        while True:
+            async with opened_store(url) as store:
+                entries = await store.journal(JournalQuery(limit=1000))
+            found = [(e.response_code, e.reason_codes) for e in entries if e.stan == stan]
+            if found:
+                return found
+            await trio.sleep(0.1)
+
+
+async def test_a_request_that_waits_for_its_card_s_turn_past_the_deadline_gets_91(
+    nursery, tmp_path, held_writes
+):
+    """A purchase of a card on one link waits for its write; another purchase of the same
+    card on a second link waits for the card's turn (a card's requests take turns in one
+    process) and its deadline comes first: it is answered 91, journalled as such, and its
+    repeat is decided afresh; the first, written late, is answered with what was written."""
+    host = await start_host(nursery, tmp_path, held_writes.url, deadline_ms=300)
+    first_link, second_link = await Switch.connect(host.port), await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    assert (await first_link.send(purchase(card)))["39"] == "00"  # warm
+    await held_writes.hold()
+    first, waiting = purchase(card, amount=2_000), purchase(card, amount=3_000)
+    answers: dict[str, dict[str, Any]] = {}
+
+    async def send(link: Switch, fields: dict[str, Any]) -> None:
+        answers[fields["11"]] = await link.send(fields)
+
+    async with trio.open_nursery() as both:
+        both.start_soon(send, first_link, first)
+        await trio.sleep(0.1)  # the first holds the card's turn, in its commit
+        both.start_soon(send, second_link, waiting)
+    assert answers[first["11"]]["39"] == "00"
+    assert answers[waiting["11"]]["39"] == "91"
+    assert await _journalled(held_writes.url, waiting["11"]) == [("91", "deadline")]
+    [(code, _)] = await _journalled(held_writes.url, first["11"])
+    assert code == "00"
+    assert (await second_link.send(waiting))["39"] == "00"  # nothing was held for it
+
+
+async def test_a_later_round_cut_by_the_deadline_leaves_the_earlier_written(
+    nursery, tmp_path, held_writes
+):
+    """Two purchases of a card with a daily count, read together: the second is decided
+    after the first is written (a second round), and the first's write waits past the
+    deadline. The first is answered with what was written, the second 91 (journalled so),
+    and the second's repeat is decided then."""
+    host = await start_host(nursery, tmp_path, held_writes.url, deadline_ms=300)
+    switch = await Switch.connect(host.port)
+    card = host.cards["restricted"]  # 3 a day: its requests need the ones before written
+    assert (await switch.send(purchase(card, amount=50)))["39"] == "00"  # scripts loaded
+    await held_writes.hold()
+    first, second = purchase(card, amount=100), purchase(card, amount=200)
+    answers = await switch.send_together([first, second])
+    assert answers[first["11"]][0]["39"] == "00"
+    assert answers[second["11"]][0]["39"] == "91"
+    assert await _journalled(held_writes.url, second["11"]) == [("91", "deadline")]
+    assert (await switch.send(second))["39"] == "00"

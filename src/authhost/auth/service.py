@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.card_turns import CardTurns
@@ -174,6 +175,10 @@ class AuthService:
             taken: list[str] = []
             waiting = True
             try:
+                if len(left) < len(requests):
+                    # a later round: a store that reads without yielding (SQLite on the
+                    # loop's thread) would otherwise decide and write it past the deadline
+                    await anyio.lowlevel.checkpoint_if_cancelled()
                 while busy := turns.busy(cards):  # another round of this process has it
                     await turns.wait_for(busy)
                 waiting = False
