@@ -8,6 +8,13 @@ from iso_client import Switch
 from test_admin_support import call
 from test_e2e_auth import balances_of, field_90, purchase, start_host, store_url  # noqa: F401
 
+from authhost.admin import requests as rq
+from authhost.admin.service import CardService
+from authhost.cards.track2 import build_track2
+from authhost.security.module import SecurityModule
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
 
 async def test_two_copies_of_a_partial_reversal_release_it_once(
     nursery,
@@ -60,3 +67,48 @@ async def test_a_reversal_sent_with_its_original_releases_it(
     answers = await switch.send_together([held, reversal])
     assert answers[held["11"]][0]["39"] == "00" and answers[reversal["11"]][0]["39"] == "00"
     assert await balances_of(switch, card) == before  # held, then released: not left held
+
+
+async def test_two_cards_of_one_account_sent_together_spend_its_money_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two cards of one account (a household's), each purchase read in the same batch:
+    each is decided on the same snapshot, where both fit, and the write's re-check of the
+    open-to-buy refuses the second, answered 51 (`funds.recheck`): nothing is held for it,
+    and the journal says why."""
+    host = await start_host(nursery, tmp_path, store_url)
+    low = host.cards["active-visa-low"]
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        service = CardService(store, security, actor="e2e")
+        first = await service.find_card(low["pan"])
+        issued = await service.issue_card(
+            rq.IssueCard(product_id=first["product_id"], account_id=first["account_id"])
+        )
+        for action in ("ship", "activate"):
+            await service.apply(issued["card_id"], action)
+        pan = security.decrypt_pan(await store.pan_ciphertext(issued["card_id"]), issued["card_id"])
+    values = security.card_values(pan, issued["expiry"], issued["service_code"], "cvk")
+    second = {
+        **low,
+        "pan": pan,
+        "expiry": issued["expiry"],
+        "track2": build_track2(pan, issued["expiry"], issued["service_code"], values.icvv),
+    }
+    switch = await Switch.connect(host.port)
+    ledger, available = await balances_of(switch, low)
+    spend = available * 3 // 5  # each fits, both do not
+    one, other = purchase(low, amount=spend), purchase(second, amount=spend)
+    answers = await switch.send_together([one, other])
+    codes = sorted(answers[p["11"]][0]["39"] for p in (one, other))
+    assert codes == ["00", "51"], codes
+    assert await balances_of(switch, low) == (ledger, available - spend)
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=1000))
+    [refused] = [
+        e for e in entries if e.stan in (one["11"], other["11"]) and e.response_code == "51"
+    ]
+    assert "funds.recheck" in refused.reason_codes.split(";")
+    assert refused.approval_code in ("", None) and refused.hold_amount == 0
