@@ -7,6 +7,7 @@ client that pipelines requests and never reads the answers is closed after
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -248,3 +249,87 @@ def test_the_cap_and_the_timeout_are_configured_and_checked(tmp_path):
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ConfigError, match="timeout_s"):
             AdminConfig(timeout_s=bad)
+
+
+WRITE_AUTH = f"Authorization: Bearer {OPERATOR_TOKEN}\r\n".encode()
+
+
+async def test_a_body_that_stops_half_way_gets_408_and_others_are_served(tmp_path):
+    """A client that sends its headers and half its body, then nothing: answered 408 with a
+    message after timeout_s, nothing is written, and the server serves the next client."""
+    head = (
+        b"PUT /v1/lists/half HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 40\r\n" + WRITE_AUTH + b"\r\n"
+    )
+    async with open_service(tmp_path) as service, running_admin(service, timeout_s=0.5) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(head + b'{"values": ["ab')
+        answer = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                answer += chunk
+        await stream.aclose()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        assert b"timed out" in answer
+        assert await service.list_names() == []
+        assert (await call(port, "GET", "/v1/products")).status == 200
+
+
+async def test_a_client_gone_mid_body_leaves_nothing_written(tmp_path):
+    head = (
+        b"PUT /v1/lists/gone HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 40\r\n" + WRITE_AUTH + b"\r\n"
+    )
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        for _ in range(20):  # none of them leaks a connection slot or a task
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(head + b'{"values": [')
+            await stream.aclose()
+        assert (await call(port, "GET", "/v1/products")).status == 200
+        assert await service.list_names() == []
+
+
+async def test_expect_100_continue_is_honoured(tmp_path):
+    """curl (for large bodies) and .NET's HttpClient (for every body, by default) send
+    ``Expect: 100-continue`` and wait for the go-ahead before sending the body."""
+    body = json.dumps({"values": [f"v{i:05d}" for i in range(300)]}).encode()  # 3 KB
+    head = (
+        b"PUT /v1/lists/curl HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n".encode()
+        + b"Expect: 100-continue\r\n"
+        + WRITE_AUTH
+        + b"\r\n"
+    )
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(head)
+        with trio.fail_after(5):
+            first = await stream.receive_some(65536)
+        assert first.startswith(b"HTTP/1.1 100 "), first
+        await stream.send_all(body)
+        answer = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                answer += await stream.receive_some(65536)
+        await stream.aclose()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert await service.list_names() == ["curl"]
+        # the API lives on (the go-ahead used to raise in the connection's task, which ended
+        # the API's nursery and with it `authhost serve`)
+        assert (await call(port, "GET", "/v1/products")).status == 200
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_with_413(tmp_path):
+    """No Content-Length to refuse up front: the body is counted as it comes."""
+    head = (
+        b"PUT /v1/lists/chunks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n" + WRITE_AUTH + b"\r\n"
+    )
+    chunk = b"a" * 65536
+    chunks = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(20))  # 1.25 MB
+    start = b'{"values": ["'
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        answer = await raw_exchange(port, head + b"%x\r\n" % len(start) + start + b"\r\n" + chunks)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+        assert await service.list_names() == []
+        assert (await call(port, "GET", "/v1/products")).status == 200

@@ -38,6 +38,8 @@ log = logging.getLogger("authhost.admin.http")
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+# what is read and dropped after a 413, and for how long, so the answer is not lost to a reset
+DRAIN_BYTES, DRAIN_S = 16 * 1024 * 1024, 2.0
 REQUEST_TIMEOUT_S = 30.0  # the default of admin.timeout_s
 ACCEPT_RETRY_S = 0.1  # pause after a failed accept (out of file descriptors and the like)
 SERVER_NAME = b"authhost-admin"
@@ -100,6 +102,11 @@ async def serve_admin(
                 await trio.aclose_forcefully(stream)  # not TLS, or a failed handshake: no answer
                 return
             await serve_connection(secured, api, timeout_s=timeout_s)
+        except Exception:
+            # one connection's fault (a bug in the exchange) ends that connection, never the
+            # API: an error here would otherwise end the nursery every connection runs in
+            log.exception("admin API: a connection failed; it is closed, the API serves on")
+            await trio.aclose_forcefully(stream)
         finally:
             admission.open -= 1
 
@@ -179,16 +186,19 @@ async def serve_connection(
                 except h11.RemoteProtocolError as exc:
                     status = exc.error_status_hint
                     await _send(stream, conn, error_response(status, "malformed HTTP request"))
+                    await _drain(stream)
                     return
                 except _HeadersTooLarge:
                     response = error_response(431, f"headers larger than {MAX_HEADER_BYTES} bytes")
                     response.close = True
                     await _send(stream, conn, response)
+                    await _drain(stream)
                     return
                 except _TooLarge:
                     response = error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
                     response.close = True
                     await _send(stream, conn, response)
+                    await _drain(stream)
                     return
             if scope.cancelled_caught:
                 if conn.our_state is h11.SEND_RESPONSE or conn.their_state is h11.SEND_BODY:
@@ -213,6 +223,20 @@ async def serve_connection(
             await stream.aclose()
 
 
+async def _drain(stream: trio.abc.Stream) -> None:
+    """After an answer sent before the request was read whole (413, 431, 400): stop sending and read
+    what the client is still sending, for a moment, before closing. Closing a socket with
+    unread data resets the connection, and the reset can reach the client before the answer
+    does: it would see "connection reset" instead of the 413."""
+    if not isinstance(stream, trio.SocketStream):
+        return  # TLS: no half-close; the close_notify goes out with aclose
+    with trio.move_on_after(DRAIN_S), contextlib.suppress(trio.BrokenResourceError):
+        await stream.send_eof()
+        drained = 0
+        while drained < DRAIN_BYTES and (chunk := await stream.receive_some(65536)):
+            drained += len(chunk)
+
+
 async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> ApiRequest | None:
     """The next complete request, or None when the client closed the connection."""
     head: h11.Request | None = None
@@ -221,7 +245,8 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> ApiReq
         event = conn.next_event()
         if event is h11.NEED_DATA:
             if conn.they_are_waiting_for_100_continue:
-                await stream.send_all(conn.send(h11.InformationalResponse(status_code=100)))
+                go_ahead = h11.InformationalResponse(status_code=100, headers=[])
+                await stream.send_all(conn.send(go_ahead))
             conn.receive_data(await stream.receive_some(65536))
             continue
         if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
