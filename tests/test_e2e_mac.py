@@ -77,6 +77,21 @@ async def test_mac_required_listener_checks_and_signs(nursery, tmp_path, monkeyp
     await switch.send_raw(bytes(tampered))
     assert (await switch.receive())["39"] == "63"
 
+    # network management too: an echo test unsigned or tampered gets its 0810 with 63,
+    # signed, and the link serves on; a signed one gets 00
+    echo = {"t": "0800", "7": "1128120000", "11": "424242", "70": "301"}
+    for raw in (
+        iso8583.encode(dict(echo), SPEC)[0],
+        bytes(signed(echo, key)[:-1]) + bytes([signed(echo, key)[-1] ^ 0x01]),
+    ):
+        await switch.send_raw(bytes(raw))
+        answer_raw = await switch.receive_raw()
+        answer, _ = iso8583.decode(answer_raw, SPEC)
+        assert (answer["t"], answer["39"], answer["11"]) == ("0810", "63", "424242"), answer
+        assert answer_raw[-8:] == mac_of(key, answer_raw[:-8])
+    await switch.send_raw(signed(echo, key))
+    assert iso8583.decode(await switch.receive_raw(), SPEC)[0]["39"] == "00"
+
     plain = await Switch.connect(host.port)  # the other listener does not require MACs
     assert (await plain.send(purchase(card)))["39"] == "00"
 
