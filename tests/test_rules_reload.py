@@ -215,3 +215,58 @@ def test_a_reload_with_a_test_that_can_never_match_keeps_the_old_rules(tmp_path:
         assert not result.ok and reason in result.message and "rules.toml:" in result.message
         assert source.version == good_version
         assert source.evaluate(CTX, None).decline_code == "59"  # version 1 still in force
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "said"),
+    [
+        (lambda d: (d / "bad name!.txt").write_text("M-1\n"), "bad list name"),
+        (lambda d: (d / "merchant_block.csv").write_text("M-2\n"), "list 'merchant_block' is also"),
+        (lambda d: (d / "binary.txt").write_bytes(b"\xff\xfe\x00M"), "binary.txt"),
+    ],
+    ids=["bad name", "same list twice", "not UTF-8"],
+)
+def test_a_bad_list_file_is_refused_with_its_name_and_the_old_lists_stay(
+    tmp_path: Path, make_bad, said
+) -> None:
+    """A list file an analyst drops into the lists directory that cannot be read is refused
+    naming the file and why; the rules and lists in force stay, and the list works again once
+    the file is fixed."""
+    path = tmp_path / "rules.toml"
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "merchant_block.txt").write_text("M-1\n")
+    write(
+        path,
+        '[[rule]]\nname = "b"\nexpression = "merchant in list(\'merchant_block\')"\n'
+        'action = "decline"\n',
+    )
+    source = RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists)))
+    version = source.version
+    make_bad(lists)
+    result = source.reload()
+    assert not result.ok and said in result.message, result.message
+    assert str(lists) in result.message
+    assert source.version == version
+    assert source.evaluate(CTX, None).decline_code == "59"  # M-1 still blocked
+    for bad in lists.iterdir():
+        if bad.name != "merchant_block.txt":
+            bad.unlink()
+    assert source.reload().ok
+
+
+def test_a_lists_directory_that_is_gone_is_refused_on_reload(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "merchant_block.txt").write_text("M-9\n")
+    write(
+        path,
+        '[[rule]]\nname = "b"\nexpression = "merchant in list(\'merchant_block\')"\n'
+        'action = "decline"\n',
+    )
+    source = RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists)))
+    (lists / "merchant_block.txt").unlink()
+    lists.rmdir()
+    result = source.reload()
+    assert not result.ok and "lists directory not found" in result.message
