@@ -480,3 +480,37 @@ def test_cli_backtest_report_dir_that_is_a_file_is_refused_before_the_replay(
     )  # fmt: skip
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"error: --report-dir {report}: not a directory"]
+
+
+def test_cli_reload_names_a_pid_file_that_is_garbage_or_stale(tmp_path: Path) -> None:
+    """What an operator meets after a crash: a pid file left behind by a process that is
+    gone, or one that holds something else; each is named, nothing is signalled."""
+    pid_file = tmp_path / "authhost.pid"
+    config = tmp_path / "authhost.toml"
+    config.write_text(f'[server]\npid_file = "{pid_file}"\n')
+    pid_file.write_text("not a pid\n")
+    result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
+    assert result.exit_code == 1 and "does not hold a process id" in result.output
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n")
+    result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
+    assert result.exit_code == 1 and f"no process {gone.pid} (stale" in result.output
+
+
+def test_rules_check_names_lists_the_directory_lacks_and_a_bad_directory(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "b"\naction = "decline"\n'
+        "expression = \"merchant in list('merchant_block') or mcc in list('risky_mcc')\"\n"
+    )
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "merchant_block.txt").write_text("M-1\n")
+    result = runner.invoke(app, ["rules", "check", str(rules), "--lists-dir", str(lists)])
+    assert result.exit_code == 0, result.output
+    assert "lists read: merchant_block, risky_mcc" in result.output
+    assert "warning:" in result.output and "risky_mcc" in result.output.split("warning:")[1]
+    (lists / "bad name!.txt").write_text("x\n")
+    result = runner.invoke(app, ["rules", "check", str(rules), "--lists-dir", str(lists)])
+    assert result.exit_code == 1 and "bad list name" in result.output
