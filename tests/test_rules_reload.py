@@ -122,17 +122,23 @@ def test_bad_file_is_refused_and_old_rules_stay(
     assert (source.reloads_ok, source.reloads_failed) == (1, 1)
 
 
-def test_reload_if_changed_only_when_something_changed(tmp_path: Path) -> None:
+def _blocking_merchants(tmp_path: Path, blocked: str) -> tuple[RuleSource, Path]:
+    """A rule declining the merchants of the list file ``merchant_block.txt`` (holding
+    ``blocked``), and the lists directory."""
     path = tmp_path / "rules.toml"
     lists = tmp_path / "lists"
     lists.mkdir()
-    (lists / "merchant_block.txt").write_text("M-9\n")
+    (lists / "merchant_block.txt").write_text(blocked)
     write(
         path,
         '[[rule]]\nname = "b"\nexpression = "merchant in list(\'merchant_block\')"\n'
         'action = "decline"\n',
     )
-    source = RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists)))
+    return RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists))), lists
+
+
+def test_reload_if_changed_only_when_something_changed(tmp_path: Path) -> None:
+    source, lists = _blocking_merchants(tmp_path, "M-9\n")
     assert source.reload_if_changed() is None
     assert source.evaluate(CTX, None).decline_code is None
     (lists / "merchant_block.txt").write_text("# now blocked\nM-9\nM-1\n")
@@ -232,16 +238,7 @@ def test_a_bad_list_file_is_refused_with_its_name_and_the_old_lists_stay(
     """A list file an analyst drops into the lists directory that cannot be read is refused
     naming the file and why; the rules and lists in force stay, and the list works again once
     the file is fixed."""
-    path = tmp_path / "rules.toml"
-    lists = tmp_path / "lists"
-    lists.mkdir()
-    (lists / "merchant_block.txt").write_text("M-1\n")
-    write(
-        path,
-        '[[rule]]\nname = "b"\nexpression = "merchant in list(\'merchant_block\')"\n'
-        'action = "decline"\n',
-    )
-    source = RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists)))
+    source, lists = _blocking_merchants(tmp_path, "M-1\n")
     version = source.version
     make_bad(lists)
     result = source.reload()
@@ -256,16 +253,7 @@ def test_a_bad_list_file_is_refused_with_its_name_and_the_old_lists_stay(
 
 
 def test_a_lists_directory_that_is_gone_is_refused_on_reload(tmp_path: Path) -> None:
-    path = tmp_path / "rules.toml"
-    lists = tmp_path / "lists"
-    lists.mkdir()
-    (lists / "merchant_block.txt").write_text("M-9\n")
-    write(
-        path,
-        '[[rule]]\nname = "b"\nexpression = "merchant in list(\'merchant_block\')"\n'
-        'action = "decline"\n',
-    )
-    source = RuleSource.from_config(RulesConfig(file=str(path), lists_dir=str(lists)))
+    source, lists = _blocking_merchants(tmp_path, "M-9\n")
     (lists / "merchant_block.txt").unlink()
     lists.rmdir()
     result = source.reload()
