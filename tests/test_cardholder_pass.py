@@ -115,3 +115,63 @@ def test_a_policy_decline_stands_under_a_pass_even_when_a_suspicion_ranks_first(
     assert decline is not None and (decline.response_code, decline.reason) == ("57", "POLICY")
     bare = tx_for(request(amount_minor=95_000, merchant_id=SHOP))  # no pass: the first ranked
     assert Fraud(rules=Ranked())(bare).response_code == "59"
+
+
+class _Scores:
+    """A champion model that gives one score (the step's side of a model: its score and its
+    explanation), so the threshold's paths can be walked exactly."""
+
+    active = True
+
+    def __init__(self, score: int) -> None:
+        self.score = score
+
+    def champion_score(self, ctx) -> int:
+        return self.score
+
+    def challenger_score(self, ctx) -> None:
+        return None
+
+    def explain(self, ctx, score: int) -> str:
+        return ""
+
+
+THRESHOLD_CASES = [
+    ("under the threshold: nothing", "decline", 699, None, None, [], False),
+    ("flag: reviewed, approved", "flag", 700, None, None, ["model.threshold"], True),
+    ("decline: 59", "decline", 700, None, "59", [], False),
+    ("decline under a pass: let through, why kept", "decline", 700, PASS, None,
+     [PASS_REASON, "model.threshold"], False),
+    ("flag under a pass: reviewed all the same", "flag", 700, PASS, None,
+     ["model.threshold"], True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "action", "score", "given", "code", "reasons", "review"),
+    THRESHOLD_CASES,
+    ids=[c[0] for c in THRESHOLD_CASES],
+)
+def test_the_model_threshold_flags_declines_or_lets_a_pass_through(
+    case, action, score, given, code, reasons, review
+):
+    tx = tx_for(
+        request(amount_minor=1_000, merchant_id=SHOP),
+        dataclasses.replace(CARD, cardholder_pass=given),
+    )
+    decline = Fraud(scorer=_Scores(score), threshold=700, action=action, budget_ms=1_000)(tx)
+    assert (decline.response_code if decline else None) == code
+    assert (tx.reasons, tx.review, tx.fraud_score) == (reasons, review, score)
+
+
+def test_a_suspicion_the_pass_lifted_is_not_flagged_again_by_the_model():
+    """A rule's 59 lifted by the pass, and the model over its threshold too: approved, the
+    journal says both, and it is not queued for review (the cardholder said it was them)."""
+    tx = tx_for(
+        request(amount_minor=15_000, merchant_id=SHOP),
+        dataclasses.replace(CARD, cardholder_pass=PASS),
+    )
+    decline = Fraud(scorer=_Scores(900), rules=_Rules(), threshold=700, action="flag")(tx)
+    assert decline is None
+    assert tx.reasons == [PASS_REASON, "FR-LARGE", "model.threshold"]
+    assert tx.review is False
