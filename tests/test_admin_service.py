@@ -365,11 +365,16 @@ async def test_bulk_csv_bad_row_is_reported_and_the_rest_issued_once(store_args,
         ("", "empty"),
         ("account_id\nx\n", "missing column(s) product_id"),
         ("product_id,account_id,colour\n", "unknown column(s) colour"),
+        (b"product_id,account_id\n\xff\xfe\n", "cannot read the file"),  # not UTF-8
+        ("product_id,account_id\x00\n", "line 1: "),  # a NUL in the header
     ],
 )
 def test_bulk_file_level_errors(tmp_path, content, message):
     path = tmp_path / "cards.csv"
-    path.write_text(content)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
     with pytest.raises(CsvFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_rows(path)
 
