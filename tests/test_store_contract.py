@@ -1544,6 +1544,30 @@ async def test_disputes_one_per_journal_entry_listed_by_state(store):
     assert await store.disputes(limit=1) == [won]
 
 
+async def test_open_disputes_page_in_id_order_as_they_close(store):
+    """What the server's reconcile runs read every minute: the open disputes, a page at a
+    time after the last id, never a closed one, a dispute that closes leaving the list and
+    one opened later joining it."""
+    base = Dispute("dsp0000000000000000000", 0, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+    opened = [replace(base, dispute_id=f"dsp00000000{i:02d}000000001", journal_id=100 + i)
+              for i in range(7)]  # fmt: skip
+    for dispute in opened:
+        await store.open_dispute(dispute)
+    await store.update_dispute(replace(opened[2], state="lost", version=1), expected_version=0)
+    await store.update_dispute(replace(opened[5], state="reversed", version=1))
+    still = [d for i, d in enumerate(opened) if i not in (2, 5)]
+    pages, after = [], ""
+    while page := await store.disputes("open", 2, after):
+        pages.append([d.dispute_id for d in page])
+        after = page[-1].dispute_id
+    assert pages == [[d.dispute_id for d in still[i : i + 2]] for i in range(0, 5, 2)]
+    claimed = replace(opened[0], resolving="won", version=1)  # still open while it resolves
+    await store.update_dispute(claimed, expected_version=0)
+    late = replace(base, dispute_id="dsp0000000099000000001", journal_id=199)
+    await store.open_dispute(late)
+    assert await store.disputes("open", 100) == [claimed, *still[1:], late]
+
+
 async def test_a_dispute_is_updated_only_over_the_version_it_was_read_at(store):
     """Compare-and-set: of several changes made from one version, one is written (two
     resolutions of one dispute at once cannot both win)."""

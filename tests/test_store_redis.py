@@ -191,3 +191,32 @@ async def test_fraud_reports_written_before_report_ids_keep_their_place(redis_ur
     finally:
         await store.drop_all()
         await store.close()
+
+
+async def test_open_disputes_stored_before_their_index_are_found(redis_url):
+    """A Redis written by a version without the open disputes' index: the first listing of
+    open disputes builds it from the hash (once), and an id the index holds for a dispute
+    that is closed by now is skipped and dropped from it."""
+    from dataclasses import replace
+
+    from authhost.store.records import Dispute
+
+    store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        assert isinstance(store, RedisCardStore)
+        base = Dispute("dsp0000000000000000000", 0, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+        old = [replace(base, dispute_id=f"dsp00000000{i:02d}000000001", journal_id=i)
+               for i in range(3)]  # fmt: skip
+        for dispute in old:
+            await store.open_dispute(dispute)
+        await store.update_dispute(replace(old[1], state="won", version=1))
+        keys = store._keys  # noqa: SLF001 - the index is what this test is about
+        await store.client.delete([keys.open_disputes, keys.open_disputes_indexed])  # as before
+        assert await store.disputes("open") == [old[0], old[2]]
+        assert await store.client.exists([keys.open_disputes_indexed]) == 1
+        await store.client.zadd(keys.open_disputes, {old[1].dispute_id: 0})  # a stale id
+        assert await store.disputes("open") == [old[0], old[2]]
+        assert await store.client.zscore(keys.open_disputes, old[1].dispute_id) is None
+    finally:
+        await store.drop_all()
+        await store.close()

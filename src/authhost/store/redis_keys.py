@@ -194,6 +194,16 @@ class Keys:
         return f"{self.prefix}:{{disputes}}:all"
 
     @property
+    def open_disputes(self) -> str:
+        """Sorted set (all scores 0: by id) of the open disputes' ids, beside disputes."""
+        return f"{self.prefix}:{{disputes}}:open"
+
+    @property
+    def open_disputes_indexed(self) -> str:
+        """Set once ``open_disputes`` holds every open dispute (built from the hash once)."""
+        return f"{self.prefix}:{{disputes}}:open:indexed"
+
+    @property
     def disputes_by_entry(self) -> str:
         """Hash journal id -> dispute id: one dispute per entry (HSETNX)."""
         return f"{self.prefix}:{{disputes}}:entry"

@@ -580,18 +580,42 @@ return id
 OPEN_DISPUTE = """
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+if ARGV[4] == 'open' then redis.call('ZADD', KEYS[3], 0, ARGV[2]) end
 return 1
 """
 
-# KEYS: disputes hash.  ARGV: dispute id, the version the change was made from, new JSON.
-# Returns 1 when written, 0 when the stored dispute is at another version, -1 when missing.
+# KEYS: disputes hash, open disputes' ids.  ARGV: dispute id, the version the change was made
+# from ('' for none: written whatever is stored), new JSON, its state. Returns 1 when written,
+# 0 when the stored dispute is at another version, -1 when missing.
 UPDATE_DISPUTE = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current then return -1 end
-local version = cjson.decode(current)['version'] or 0
-if tostring(version) ~= ARGV[2] then return 0 end
+if ARGV[2] ~= '' then
+  if not current then return -1 end
+  local version = cjson.decode(current)['version'] or 0
+  if tostring(version) ~= ARGV[2] then return 0 end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[4] == 'open' then
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
 return 1
+"""
+
+# The open disputes' index, built once from the hash for disputes stored before it existed.
+# KEYS: disputes hash, open disputes' ids, the mark that it is built.  Returns how many added.
+INDEX_OPEN_DISPUTES = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local added = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if cjson.decode(all[i + 1])['state'] == 'open' then
+    added = added + redis.call('ZADD', KEYS[2], 0, all[i])
+  end
+end
+redis.call('SET', KEYS[3], '1')
+return added
 """
 
 # KEYS: account hash, holds hash, hold lives.  ARGV: created before, the most a hold's life
