@@ -202,3 +202,23 @@ async def test_a_link_that_ends_inside_a_frame_is_logged_and_counted(caplog) -> 
     assert metrics.format_errors._value.get() == 1  # noqa: SLF001
     [line] = [r for r in caplog.records if r.getMessage().startswith("connection ended inside")]
     assert line.__dict__["fields"]["bytes"] == 30  # header included
+
+
+async def test_a_link_the_switch_resets_is_counted_and_the_server_serves_on() -> None:
+    """A switch's end that resets the TCP link (a crash, a firewall's RST) instead of closing
+    it: the connection ends as "reset" in the metrics, and the next link is served."""
+    metrics = ServerMetrics()
+    async with running_server(metrics=metrics) as server:
+        address = server.addresses[0]
+        async with SwitchClient.connect(address) as client:
+            whole = frame(client.encode(financial_fields("0100", "000051")))
+            await client.send_raw(whole)
+            assert (await client.receive())["11"] == "000051"
+            client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.stream.socket.close()  # RST, not FIN
+        with trio.fail_after(5):
+            while not metrics.connections_closed.labels("reset")._value.get():  # noqa: SLF001
+                await trio.sleep(0.02)
+        async with SwitchClient.connect(address) as again:
+            await again.send_raw(frame(again.encode(financial_fields("0100", "000052"))))
+            assert (await again.receive())["11"] == "000052"
