@@ -315,7 +315,7 @@ async def test_expect_100_continue_is_honoured(tmp_path):
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
         assert await service.list_names() == ["curl"]
         # the API lives on (the go-ahead used to raise in the connection's task, which ended
-        # the API's nursery and with it `authhost serve`)
+        # the API's nursery: the admin API was down until a restart)
         assert (await call(port, "GET", "/v1/products")).status == 200
 
 
