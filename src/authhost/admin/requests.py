@@ -63,8 +63,21 @@ ProductName = Annotated[
 ]
 
 
+# fields that hold a card number, a PIN block or a card code: never shown by repr() or str()
+# (a request object in a log line, an assertion message or a debugger must not carry them)
+SECRET_FIELDS = frozenset({"pan", "pans", "token_pan", "pin_block", "new_pin_block", "cvv2"})
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self):  # type: ignore[override]
+        for name, value in super().__repr_args__():
+            if name in SECRET_FIELDS:
+                hidden = f"<{len(value)} hidden>" if isinstance(value, list) else "<hidden>"
+                yield name, hidden
+            else:
+                yield name, value
 
 
 class LimitsSpec(_Request):
