@@ -29,7 +29,7 @@ import csv
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class ClearingFileError(ValueError):
 @dataclass(frozen=True)
 class Presentment:
     line: int  # in the file, for the report
-    pan: str
+    pan: str = field(repr=False)  # never in a repr or str (the report masks it)
     approval_code: str
     amount_minor: int
     currency: str
