@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -285,8 +286,10 @@ class DisputeCases(ServiceBase):
         named after the dispute, so nothing moves twice); another outcome is refused."""
         before = await self.store.get_dispute(dispute_id)
         if before is not None and Reconciling.claimed(before.resolving):
-            # a reconcile is moving the money (or failed half way): its plan first
-            await self._finish_reconciling(before)
+            # a reconcile is moving the money (or failed half way): its plan first (another
+            # worker finishing it at the same moment wins the write: the same plan, done)
+            with contextlib.suppress(ConflictError):
+                await self._finish_reconciling(before)
             before = await self.store.get_dispute(dispute_id)
         if before is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
