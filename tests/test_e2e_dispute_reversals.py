@@ -233,3 +233,46 @@ async def test_a_reconcile_left_half_way_is_finished_once_by_a_resolution(
     audit = await call(at.port, "GET", f"/v1/audit?subject={dispute['dispute_id']}")
     actions = [e["action"] for e in audit.json["audit"]]
     assert actions.count("dispute.reconcile") == 1 and actions.count("dispute.resolve") == 1
+
+
+async def test_reconcile_finishes_a_half_way_claim_and_refuses_what_it_cannot_touch(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The next reconcile finishes a claim left half way (the money once); a dispute that a
+    resolution has claimed is refused (409, the resolution counts the reversals itself), and
+    an unknown one is 404."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = purchase(at.visa, amount=4_000, t="0200")
+    other = purchase(at.visa, amount=1_000, t="0200")
+    for fields in (charge, other):
+        assert (await at.switch.send(fields))["39"] == "00"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    resolving = await _open(at, await _journal_id(store_url, at.card_id, other["11"]))
+    undo = _reversal(charge)
+    assert (await at.switch.send(undo))["39"] == "00"
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(card_id=at.card_id, since=0, limit=1000))
+        [reversal] = [e for e in entries if e.stan == undo["11"]]
+        for stored, claim in (
+            (await store.get_dispute(dispute["dispute_id"]),
+             Reconciling(reversal.journal_id, 4_000, 0, 4_000).text()),
+            (await store.get_dispute(resolving["dispute_id"]), "won"),
+        ):  # fmt: skip
+            assert stored is not None
+            claimed = replace(stored, resolving=claim, version=stored.version + 1)
+            await store.update_dispute(claimed, expected_version=stored.version)
+
+    done = await call(at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/reconcile")
+    assert done.status == 200, done
+    assert (done.json["state"], done.json["credited_minor"], done.json["resolving"]) == (
+        "reversed", 0, ""
+    )  # fmt: skip
+    # 40.00 + 10.00 credited, 40.00 reversed, 40.00 taken back once
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000
+    refused = await call(at.port, "POST", f"/v1/disputes/{resolving['dispute_id']}/reconcile")
+    assert refused.status == 409 and "won" in refused.json["error"], refused
+    unknown = await call(at.port, "POST", "/v1/disputes/dsp-20260101-000000-000000-000/reconcile")
+    assert unknown.status == 404, unknown
