@@ -29,6 +29,19 @@ def store(redis_store):
     return redis_store
 
 
+@pytest.fixture
+async def lone_store(private_redis):
+    """A store on a redis-server of its own: for tests that flush its scripts (on the shared
+    server that would pull the scripts from under the other worker's tests)."""
+    from authhost.store import open_store
+
+    store = await open_store(private_redis, prefix="lone")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def commit_many(store, card, count: int, amount: int, first: int = 0) -> list:
     results = [None] * count
 
@@ -51,7 +64,8 @@ async def test_concurrent_commits_share_pipelines_and_never_overspend(store):
     assert (await store.get_account("acc-1")).holds == len(approved) * 700
 
 
-async def test_lost_scripts_are_reloaded_and_each_commit_lands_once(store):
+async def test_lost_scripts_are_reloaded_and_each_commit_lands_once(lone_store):
+    store = lone_store
     card, _ = await seeded(store, balance=100_000)
     await store.client.script_flush()
     results = await commit_many(store, card, 12, 100)
@@ -90,7 +104,8 @@ async def test_snapshots_read_together_equal_snapshots_read_alone(store):
     assert together[3].original is not None and together[3].original.amount_minor == 1_000
 
 
-async def test_snapshots_read_together_survive_lost_scripts(store):
+async def test_snapshots_read_together_survive_lost_scripts(lone_store):
+    store = lone_store
     card, _ = await seeded(store)
     await store.client.script_flush()
     snaps = await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)] * 3)
