@@ -13,6 +13,8 @@ from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import store_url  # noqa: F401 - fixture
 from test_e2e_cardholder_answer import OTHER, RULES, answer, journal_of, web
 
+import authhost.admin.service.journal as journal_service
+
 RULES_WITH_MORE = (
     RULES
     + """
@@ -36,6 +38,7 @@ async def test_each_rules_matches_outcomes_and_labels(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     started = time.time() - 1
     at = await visa_at_host(nursery, tmp_path, store_url, rules=RULES_WITH_MORE)
@@ -85,6 +88,12 @@ async def test_each_rules_matches_outcomes_and_labels(
         True,
         "decline",
     )
+
+    # a busy day's report reads the fraud reports a batch of entries at a time: batches of two
+    # (here) must count what one batch counts
+    monkeypatch.setattr(journal_service, "REPORT_BATCH", 2)
+    batched = await call(at.port, "GET", f"/v1/rules/performance?day={day}", token=AUDITOR_TOKEN)
+    assert batched.json == report
 
     other_day = await call(at.port, "GET", "/v1/rules/performance?day=2020-01-01",
                            token=AUDITOR_TOKEN)  # fmt: skip
