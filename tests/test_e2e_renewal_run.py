@@ -11,6 +11,8 @@ from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 
+import authhost.admin.service.base as service_base
+
 LIVE = ("issued", "active", "suspended")
 
 
@@ -18,7 +20,11 @@ async def test_the_renewal_run_renews_each_expiring_card_once(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
+    # the run reads the cards one at a time while it renews them: paging must neither skip
+    # nor repeat a card whose renewal changed it
+    monkeypatch.setattr(service_base, "RENEWAL_PAGE", 1)
     at = await visa_at_host(nursery, tmp_path, store_url)
     port, switch, visa = at.port, at.switch, at.visa
     cards = (await call(port, "GET", "/v1/cards?limit=1000")).json["cards"]
