@@ -12,6 +12,7 @@ from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import field_90, purchase, store_url  # noqa: F401 - fixture
 from test_e2e_credits import transfer
 
+from authhost.admin import journal_feed
 from authhost.admin.service import CardService
 from authhost.security.module import SecurityModule
 from authhost.store import opened_store
@@ -21,6 +22,7 @@ async def test_the_feed_lists_each_movement_once_in_order(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
@@ -50,6 +52,10 @@ async def test_the_feed_lists_each_movement_once_in_order(
         feed = await later.money_movements(0, 1000)
         first = await later.money_movements(0, 2)
         rest = await later.money_movements(first["next_after_id"], 1000)
+        # read two journal entries at a time (the declined one moves nothing): the same feed
+        monkeypatch.setattr(journal_feed, "PAGE", 2)
+        paged = await later.money_movements(0, 1000)
+    assert paged == feed
     # the requests' own movements by RRN (a reversal repeats its original's RRN: MTI 04xx)
     by_stan = {m["rrn"][-6:]: m for m in feed["movements"] if not m["mti"].startswith("04")}
     expected = {"hold": ("hold", 1_000), "post": ("post", 2_000), "credit": ("credit", 300),
