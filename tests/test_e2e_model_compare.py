@@ -22,6 +22,7 @@ from test_e2e_auth import (  # noqa: F401 - fixture
     store_url,
 )
 
+from authhost.admin import model_comparison
 from authhost.config import ModelsConfig
 from authhost.models.dataset import load_labelled
 from authhost.models.registry import Registry
@@ -55,6 +56,7 @@ async def test_the_comparison_counts_what_both_models_scored(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
     two_models,
+    monkeypatch,
 ):
     host, port = await start_host_with_admin(
         nursery, tmp_path, store_url, models=ModelsConfig(dir=str(two_models), budget_ms=500)
@@ -118,6 +120,14 @@ async def test_the_comparison_counts_what_both_models_scored(
     refused = await call(port, "GET", f"/v1/models/compare?since={since}&until={until}"
                          "&champion_threshold=1000")  # fmt: skip
     assert refused.status == 400 and "champion_threshold" in refused.json["error"]
+    # verdicts read five entries at a time (a busy day's batches): the same comparison
+    monkeypatch.setattr(model_comparison, "VERDICT_BATCH", 5)
+    batched = await call(port, "GET", f"/v1/models/compare?since={since}&until={until}",
+                         token=AUDITOR_TOKEN)  # fmt: skip
+    assert batched.status == 200, batched
+    assert (batched.json["scored_by_both"], batched.json["reported_frauds"]) == (12, 1)
+    assert batched.json["champion"] == report["champion"]
+    assert batched.json["challenger"] == report["challenger"]
 
 
 async def test_comparing_with_no_model_active_says_how_to_go_on(tmp_path):
