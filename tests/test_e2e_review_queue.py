@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pyarrow.parquet as pq
 import trio
 from host_admin import start_host_with_admin
 from iso_client import Switch
@@ -13,6 +14,7 @@ from test_admin_support import AUDITOR_TOKEN, call, demo_security
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
 from test_store_contract import NOW, hold, seeded
 
+from authhost.admin import journal_export
 from authhost.admin import requests as rq
 from authhost.admin.journal_export import export_journal
 from authhost.admin.service import CardService
@@ -30,7 +32,7 @@ reason = "R-BIG"
 """
 
 
-async def test_flagged_transactions_wait_for_a_verdict(nursery, tmp_path, store_url):  # noqa: F811
+async def test_flagged_transactions_wait_for_a_verdict(nursery, tmp_path, store_url, monkeypatch):  # noqa: F811
     host = await start_host(nursery, tmp_path, store_url, rules=REVIEW_RULES)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
@@ -59,10 +61,16 @@ async def test_flagged_transactions_wait_for_a_verdict(nursery, tmp_path, store_
         out = tmp_path / "labelled.parquet"
         count = await export_journal(store, JournalQuery(), "parquet", out, labels=True)
         entries = await store.journal(JournalQuery(limit=count))
+        # written two rows at a time, and the reports read one at a time: the same file
+        monkeypatch.setattr(journal_export, "BATCH_ROWS", 2)
+        monkeypatch.setattr(journal_export, "REPORT_PAGE", 1)
+        small = tmp_path / "labelled-small.parquet"
+        assert await export_journal(store, JournalQuery(), "parquet", small, labels=True) == count
     labelled = load_labelled(out)
     assert int(labelled.labels.sum()) == 1 and len(labelled.labels) == count
     fraud_row = [e.journal_id for e in entries].index(first["journal_id"])
     assert labelled.labels.tolist()[fraud_row] == 1
+    assert pq.read_table(small).equals(pq.read_table(out))
 
 
 async def test_a_flagged_entry_written_late_is_not_skipped_by_the_queues_cursor(
