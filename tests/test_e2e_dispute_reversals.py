@@ -276,3 +276,15 @@ async def test_reconcile_finishes_a_half_way_claim_and_refuses_what_it_cannot_to
     assert refused.status == 409 and "won" in refused.json["error"], refused
     unknown = await call(at.port, "POST", "/v1/disputes/dsp-20260101-000000-000000-000/reconcile")
     assert unknown.status == 404, unknown
+    # a claim nobody can read (edited by hand): refused with the reason, never a 500
+    async with opened_store(store_url) as store:
+        stored = await store.get_dispute(resolving["dispute_id"])
+        assert stored is not None
+        garbled = replace(stored, resolving="reconciling:x", version=stored.version + 1)
+        await store.update_dispute(garbled, expected_version=stored.version)
+    for action in ("reconcile", "resolve"):
+        body = {"outcome": "won"} if action == "resolve" else None
+        path = f"/v1/disputes/{resolving['dispute_id']}/{action}"
+        refused = await call(at.port, "POST", path, payload=body)
+        assert refused.status == 409 and "reconciling:x" in refused.json["error"], refused
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000  # nothing moved

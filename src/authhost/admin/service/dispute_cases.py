@@ -409,7 +409,13 @@ class DisputeCases(ServiceBase):
         self, claimed: Dispute, entry: JournalEntry | None = None
     ) -> dict[str, Any]:
         """Carry out the plan a reconcile claimed the dispute with; the dispute's view."""
-        plan = Reconciling.parse(claimed.resolving)
+        try:
+            plan = Reconciling.parse(claimed.resolving)
+        except ValueError:  # written by hand, not by a reconcile: never a 500
+            raise ConflictError(
+                f"dispute {claimed.dispute_id} has a reconcile claim that cannot be read "
+                f"({claimed.resolving[:60]!r}): nothing was moved"
+            ) from None
         entry = entry or await self._journal_entry(claimed.card_id, claimed.journal_id)
         if plan.take_back:
             if self.decide_many is None:
