@@ -200,3 +200,48 @@ def test_every_configuration_key_the_docs_name_exists():
                     wrong.append(f"{page.relative_to(ROOT)}:{number}: [{section}] {key}")
     assert named > 20
     assert not wrong, "\n".join(wrong)
+
+
+ENV_VARIABLE = re.compile(r"\bAUTHHOST_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def test_every_environment_variable_the_docs_name_is_read():
+    """``AUTHHOST_SERVER_DEADLINE_MS`` in a page is either an ``AUTHHOST_<SECTION>_<KEY>``
+    override of a real key (``config._env_overrides`` reads every such name) or a variable the
+    code reads by name (``AUTHHOST_CONFIG``, ``AUTHHOST_MASTER_KEY``): a renamed key would
+    leave the reader's variable silently ignored."""
+    from authhost.config import ENV_PREFIX, SECTIONS
+
+    overrides = {
+        f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}"
+        for section, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
+    code = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "src").rglob("*.py"))
+    wrong, named = [], set()
+    for page in PAGES:
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            for name in ENV_VARIABLE.findall(line):
+                named.add(name)
+                if name not in overrides and f'"{name}"' not in code:
+                    wrong.append(f"{page.relative_to(ROOT)}:{number}: {name}")
+    assert {"AUTHHOST_CONFIG", "AUTHHOST_MASTER_KEY", "AUTHHOST_ADMIN_TOKENS"} <= named
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "section", "key", "expected"),
+    [
+        ("AUTHHOST_SERVER_DEADLINE_MS", "123", "server", "deadline_ms", 123),
+        ("AUTHHOST_ADMIN_TOKENS", "abc:operator", "admin", "tokens", "abc:operator"),
+    ],
+)
+def test_a_documented_override_changes_its_key(
+    variable, value, section, key, expected, tmp_path, monkeypatch
+):
+    from authhost.config import load_config
+
+    monkeypatch.chdir(tmp_path)  # no authhost.toml here
+    before = getattr(getattr(load_config(env={}), section), key)
+    after = getattr(getattr(load_config(env={variable: value}), section), key)
+    assert before != expected and after == expected

@@ -93,6 +93,7 @@ class Host:
     cards: dict[str, dict[str, Any]]  # demo name -> export row
     store_url: str
     config: Config
+    runtime: Any = None  # the running host's Runtime (its store), for fault injection
 
     def zpk(self) -> bytes:
         return bytes.fromhex(self.keys["zpk"])
@@ -178,15 +179,18 @@ async def start_host(
     )
     restricted = await add_restricted_card(config)
 
+    runtimes = []
+
     async def serve(task_status: trio.TaskStatus[list[tuple[str, int]]]) -> None:
         async with open_runtime(config, demo=True) as runtime:
+            runtimes.append(runtime)
             await serve_runtime(config, runtime, metrics=metrics, task_status=task_status)
 
     addresses = await nursery.start(serve)
     export = json.loads(Path("demo-cards.json").read_text())
     cards = demo_names(export)
     cards["restricted"] = restricted
-    return Host(addresses[0][1], export["keys"], cards, store_url, config)
+    return Host(addresses[0][1], export["keys"], cards, store_url, config, runtimes[0])
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -68,6 +68,8 @@ class Runtime:
     collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
     macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
     read_store: Callable[[], Awaitable[object]] | None = None  # a cheap read: /readyz's probe
+    # (entries waiting, seconds the store has refused to write them, why): /readyz's too
+    journal_backlog: Callable[[], tuple[int, float | None, str]] | None = None
     key_exchange: Any = None  # answers a switch's key change (server.key_exchange)
     store: Any = None  # the one CardStore everything above uses (clearing imports read it)
     security: Any = None  # the security module (PAN index of a clearing record)
@@ -149,6 +151,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             banner=banner,
             macs=(security.mac_message, security.verify_mac),
             read_store=partial(store.get_account, HEALTH_PROBE_ACCOUNT),
+            journal_backlog=handler.journal_backlog,
             store=store,
             security=security,
         )

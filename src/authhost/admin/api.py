@@ -31,6 +31,7 @@ from authhost.admin.tokens import AuthFailure, Principal, TokenTable
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pans_in_text
+from authhost.store.interface import StoreUnavailable
 
 log = logging.getLogger("authhost.admin.api")
 
@@ -1158,11 +1159,19 @@ class AdminApi:
         except SecurityError as error:  # missing key, key store problem: messages are safe
             log.error("admin API: security module: %s", error)
             response = error_response(503, f"security module: {error}")
-        except Exception:
-            log.exception(
-                "admin API: unexpected error on %s %s", _safe(request.method), _safe(path)
-            )
-            response = error_response(500, "internal error; see the server log")
+        except Exception as error:
+            backend = getattr(self.service.store, "backend_errors", ())
+            if isinstance(error, (StoreUnavailable, *backend)):
+                # a full disk, Redis out of memory or unreachable: not the request's fault
+                text = mask_pans_in_text(f"{error}"[:300]) or type(error).__name__
+                log.error("admin API: %s %s: the store failed: %s", _safe(request.method),
+                          _safe(path), text)  # fmt: skip
+                response = error_response(503, f"the store failed; try again: {text}")
+            else:
+                log.exception(
+                    "admin API: unexpected error on %s %s", _safe(request.method), _safe(path)
+                )
+                response = error_response(500, "internal error; see the server log")
         log.info(
             "%s %s -> %d (%s)",
             _safe(request.method),

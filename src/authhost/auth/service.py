@@ -74,6 +74,7 @@ from authhost.store.interface import (
     Movement,
     Snapshot,
     SnapshotQuery,
+    StoreUnavailable,
 )
 from authhost.store.money import balance_delta
 from authhost.store.records import JournalEntry, copy_entry
@@ -128,6 +129,10 @@ class AuthService:
         self._pending: deque[JournalEntry] = deque()
         self.pending_limit = PENDING_LIMIT
         self.pending_dropped = 0
+        # since when (time.monotonic) the store has refused to write them (StoreUnavailable:
+        # a full disk, Redis out of memory), and its words; None and "" once all are written
+        self.pending_refused_since: float | None = None
+        self.pending_error = ""
         # one card's requests in this process are decided one after another (``CardTurns``)
         self._turns = CardTurns()
 
@@ -673,6 +678,15 @@ class AuthService:
         """How many journal entries wait for ``flush_pending``."""
         return len(self._pending)
 
+    def journal_backlog(self) -> tuple[int, float | None, str]:
+        """(entries waiting, seconds the store has refused to write them or None, its words):
+        what ``/readyz`` reads. A store can answer reads while it refuses every write (a full
+        disk, Redis at its maxmemory), and then every request that needs a write is answered
+        96: the read probe alone would call such a host ready."""
+        since = self.pending_refused_since
+        refused_for = None if since is None else max(0.0, time.monotonic() - since)
+        return len(self._pending), refused_for, self.pending_error
+
     async def flush_pending(self) -> int:
         """Write the queued journal entries (see ``_pending``) in batches of
         ``PENDING_BATCH``, one store round trip each; returns how many were written. A batch
@@ -692,11 +706,21 @@ class AuthService:
             written += len(batch) - len(failed)
             if failed:
                 self._pending.extendleft(reversed(failed))
+                why = next(o for o in outcomes if isinstance(o, Exception))
+                if isinstance(why, StoreUnavailable):
+                    if self.pending_refused_since is None:
+                        self.pending_refused_since = time.monotonic()
+                    self.pending_error = str(why)
                 log.warning(
-                    "journal write of %d requests answered off the pipeline failed; will retry",
+                    "journal write of %d requests answered off the pipeline failed (%s); "
+                    "will retry",
                     len(failed),
+                    f"{why}"[:300] or type(why).__name__,
                 )
                 break
+        else:  # every entry is written: the store takes writes again (a full disk writes a
+            # few now and then, so one success alone does not say so)
+            self.pending_refused_since, self.pending_error = None, ""
         return written
 
     def _pan_index(self, pan: str | None) -> str:

@@ -45,6 +45,7 @@ from authhost.server.key_exchange import KEY_CHANGE_CODE
 from authhost.server.logs import LogLimits, log_request
 from authhost.server.metrics import ServerMetrics
 from authhost.server.slow import SlowDecisions
+from authhost.store.interface import StoreError
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
 # answers a key change (0800, field 70 = 161) with the 0810's response code
@@ -532,17 +533,19 @@ class Connection:
         decider.metrics.in_flight_count -= 1
         if isinstance(outcome, Exception):
             decider.metrics.handler_errors.inc()
-            self._warn(
-                "decision_failed",
-                "decision failed, answering 96",
-                {
-                    "mti": request.mti,
-                    "pan": mask_pan(request.pan),
-                    "stan": request.stan,
-                    "peer": self.peer,
-                },
-                failure=outcome,
-            )
+            fields = {
+                "mti": request.mti,
+                "pan": mask_pan(request.pan),
+                "stan": request.stan,
+                "peer": self.peer,
+            }
+            if isinstance(outcome, StoreError):  # the store's own words say it all: one line
+                fields["error"] = str(outcome)
+                self._warn(
+                    "decision_failed", "the store failed, answering 96", fields, level=logging.ERROR
+                )
+            else:  # a bug: its traceback
+                self._warn("decision_failed", "decision failed, answering 96", fields, outcome)
             outcome = Decision(ResponseCode.SYSTEM_MALFUNCTION, reason_codes=["error"])
         if outcome is None and trio.current_time() >= arrived + decider.deadline_s:
             decider.metrics.timeouts.inc()

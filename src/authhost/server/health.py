@@ -7,8 +7,10 @@ touches the store or the loop itself and cannot slow an authorisation down.
 
 * ``/healthz`` (liveness): 200 while the event loop beats. A 503 means restart the process.
 * ``/readyz`` (readiness): 200 while the loop beats, the server listens, it is not draining
-  (SIGTERM) and the store answered its last read. A 503 means send traffic elsewhere for now;
-  it comes back by itself when the store does.
+  (SIGTERM), the store answered its last read, and it has not refused journal writes for
+  ``WRITES_REFUSED_S`` (a full disk or Redis at its maxmemory answer reads and refuse every write:
+  every authorisation would be a 96). A 503 means send traffic elsewhere for now; it comes
+  back by itself when the store does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import trio
 BEAT_S = 1.0  # how often the loop beats and reads the store
 STALE_S = 5.0  # a beat or a store answer older than this counts as missing
 STORE_TIMEOUT_S = 2.0  # a store read slower than this is a failed one
+WRITES_REFUSED_S = 5.0  # the store refusing writes this long makes the host not ready
 
 
 @dataclass
@@ -35,6 +38,13 @@ class Health:
     store_error: str = ""  # why the last read failed ("" when it did not)
     listening: bool = False
     draining: bool = False
+    journal_waiting: int = 0  # journal entries answered off the pipeline, not yet written
+    writes_refused_s: float | None = None  # how long the store has refused to write them
+    writes_error: str = ""  # the store's words
+
+    def note_journal(self, backlog: tuple[int, float | None, str]) -> None:
+        """What the decision handler's ``journal_backlog()`` says, kept for the HTTP thread."""
+        self.journal_waiting, self.writes_refused_s, self.writes_error = backlog
 
     def report(self, now: float | None = None) -> dict[str, object]:
         now = time.monotonic() if now is None else now
@@ -42,7 +52,9 @@ class Health:
         store_age = now - self.store_ok_at if self.store_ok_at else None
         live = loop_age is not None and loop_age <= STALE_S
         store_ok = store_age is not None and store_age <= STALE_S and not self.store_error
-        ready = live and store_ok and self.listening and not self.draining
+        refused = self.writes_refused_s
+        writes_ok = refused is None or refused < WRITES_REFUSED_S
+        ready = live and store_ok and writes_ok and self.listening and not self.draining
         return {
             "live": live,
             "ready": ready,
@@ -52,16 +64,27 @@ class Health:
                 "read_ms": round(self.store_ms, 3),
                 "last_ok_age_s": None if store_age is None else round(store_age, 3),
                 "error": self.store_error,
+                "writes_ok": writes_ok,
+                "writes_refused_s": None if refused is None else round(refused, 3),
+                "writes_error": self.writes_error,
+                "journal_waiting": self.journal_waiting,
             },
             "listening": self.listening,
             "draining": self.draining,
         }
 
 
-async def keep_beating(health: Health, read_store: Callable[[], Awaitable[object]] | None) -> None:
-    """Beat, and read the store, every ``BEAT_S`` until cancelled."""
+async def keep_beating(
+    health: Health,
+    read_store: Callable[[], Awaitable[object]] | None,
+    journal_backlog: Callable[[], tuple[int, float | None, str]] | None = None,
+) -> None:
+    """Beat, read the store, and note the journal's backlog every ``BEAT_S`` until
+    cancelled."""
     while True:
         health.beat = time.monotonic()
+        if journal_backlog is not None:
+            health.note_journal(journal_backlog())
         if read_store is not None:
             started = time.monotonic()
             with trio.move_on_after(STORE_TIMEOUT_S) as scope:

@@ -208,7 +208,12 @@ async def serve_runtime(
 
                 nursery.start_soon(watch_signals)
                 nursery.start_soon(_flush_logs_periodically)
-                nursery.start_soon(keep_beating, health, getattr(runtime, "read_store", None))
+                nursery.start_soon(
+                    keep_beating,
+                    health,
+                    getattr(runtime, "read_store", None),
+                    getattr(runtime, "journal_backlog", None),
+                )
                 for service in runtime.services:
                     nursery.start_soon(_run_service, service)
                 addresses = await nursery.start(server.run)

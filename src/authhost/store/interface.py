@@ -27,6 +27,23 @@ class NotFound(StoreError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The store could not read or write just now: unreachable, or refusing writes (a full
+    disk, Redis at its ``maxmemory``). Nothing was done; the same request may succeed later,
+    so an authorisation is answered 96 and an admin request 503."""
+
+
+def unavailable(error: Exception, what: str) -> StoreError:
+    """A backend's own exception (sqlite3's, coredis's) as the store's error, its message
+    prefixed with ``what`` failed; a StoreError is kept as it is. Callers above the store then
+    tell a store that failed (logged as one line) from a bug (logged with its traceback)."""
+    if isinstance(error, StoreError):
+        return error
+    wrapped = StoreUnavailable(f"{what}: {type(error).__name__}: {error}"[:300])
+    wrapped.__cause__ = error
+    return wrapped
+
+
 # how an idempotency key's placeholder starts (CardStore.reserve_result): a result never does
 PENDING_PREFIX = '{"pending":true'
 
@@ -408,6 +425,11 @@ class JournalQuery:
 
 
 class CardStore(Protocol):
+    # The exceptions of the backend's own library (sqlite3's, coredis's and the link's) that
+    # say the store failed rather than the request being wrong: the admin API answers them
+    # 503, as it does StoreUnavailable, instead of a 500.
+    backend_errors: tuple[type[BaseException], ...]
+
     # --- authorisation path -------------------------------------------------------------
     async def snapshot(self, query: SnapshotQuery) -> Snapshot: ...
 

@@ -29,7 +29,7 @@ import anyio
 import anyio.lowlevel
 import coredis
 from coredis.connection import TCPLocation
-from coredis.exceptions import NoScriptError
+from coredis.exceptions import NoScriptError, RedisError
 from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
@@ -80,6 +80,7 @@ from authhost.store.interface import (
     ledger_refusal,
     pin_change_conflict_outcome,
     pin_locked_outcome,
+    unavailable,
 )
 from authhost.store.opener import printable_url
 from authhost.store.records import (
@@ -256,6 +257,13 @@ def _hold(match_key: str, account_id: str, raw: bytes) -> Hold:
 class RedisCardStore:
     """``CardStore`` on Redis. Open with ``await RedisCardStore.open(url, prefix=...)`` and
     close in the same task (coredis runs its connection pool in a task group)."""
+
+    backend_errors: tuple[type[BaseException], ...] = (
+        RedisError,  # refused (OOM, a script's error) or the link failed
+        anyio.BrokenResourceError,  # the connection broke under a request
+        anyio.ClosedResourceError,
+        ConnectionError,  # refused, reset
+    )
 
     def __init__(self, client: Any, stack: AsyncExitStack, prefix: str, cluster: bool) -> None:
         self._client = client
@@ -501,7 +509,7 @@ class RedisCardStore:
             try:
                 replies.extend(await self._snapshot_many(keys, args, readonly=True))
             except Exception as exc:  # Redis or the link failed: no snapshot was read
-                return [exc] * len(queries)
+                return [unavailable(exc, "Redis failed the snapshot")] * len(queries)
         outcomes: list[Snapshot | Exception] = []
         for query, (_, _, kept, known), reply in zip(queries, calls, replies, strict=True):
             if len(reply) == 2 and _s(reply[0]) == "err":  # this one raised inside Redis
@@ -618,7 +626,7 @@ class RedisCardStore:
             try:
                 batch[0].result = await self._commit(batch[0].keys, batch[0].args)
             except Exception as exc:
-                batch[0].error = exc
+                batch[0].error = unavailable(exc, "Redis failed the commit")
             return
         self.pipelined_batches += 1
         if not self._cluster:
@@ -633,7 +641,7 @@ class RedisCardStore:
                     ]
             except Exception as exc:  # the link failed: whether they ran is unknown
                 for w in waiting:
-                    w.error = exc
+                    w.error = unavailable(exc, "Redis failed the commit")
                 return
             lost = []
             for w, reply in zip(waiting, replies, strict=True):
@@ -642,7 +650,7 @@ class RedisCardStore:
                 except NoScriptError:
                     lost.append(w)
                 except Exception as exc:
-                    w.error = exc
+                    w.error = unavailable(exc, "Redis failed the commit")
             if not lost:
                 return
             await self._client.script_load(redis_lua.COMMIT)
@@ -661,7 +669,7 @@ class RedisCardStore:
                 replies = await self._commit_many(keys, args)
             except Exception as exc:  # the link failed: whether they ran is unknown
                 for w in batch[first:]:
-                    w.error = exc
+                    w.error = unavailable(exc, "Redis failed the commit")
                 return
             for w, reply in zip(part, replies, strict=True):
                 if _s(reply[0]) == "err":

@@ -289,6 +289,8 @@ _journal_outcome = attrgetter(*_JOURNAL_OUTCOME)
 class SqliteCardStore:
     """``CardStore`` on one SQLite file. Open with ``await SqliteCardStore.open(path)``."""
 
+    backend_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
     def __init__(
         self, path: str, reader: SqliteThread, writer: SqliteThread, checkpointer: Checkpointer
     ) -> None:

@@ -25,6 +25,8 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from authhost.store.interface import unavailable
+
 Job = Callable[[sqlite3.Connection], Any]
 MAX_BATCH = 512
 
@@ -105,8 +107,9 @@ class SqliteThread:
                 except BaseException as exc:  # the connection is in an unknown state
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
+                    failed = _refused(exc)
                     for item in batch:
-                        item.result, item.error = None, exc
+                        item.result, item.error = None, failed
                 self._notify(batch)
                 if stop:
                     return
@@ -148,7 +151,7 @@ class SqliteThread:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except BaseException as exc:
-                item.error = exc
+                item.error = _refused(exc)
                 continue
             commit_alone(conn, item)
 
@@ -191,9 +194,17 @@ def commit_alone(conn: sqlite3.Connection, item: WriteItem) -> None:
         item.result = item.job(conn)
         conn.execute("COMMIT")
     except BaseException as exc:
-        item.result, item.error = None, exc
+        item.result, item.error = None, _refused(exc)
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _refused(error: BaseException) -> BaseException:
+    """SQLite's own error of a write (a full disk, a lock held past the busy timeout, an I/O
+    error) as the store's ``StoreUnavailable``; what a job raised on purpose stays as it is."""
+    if isinstance(error, sqlite3.Error):
+        return unavailable(error, "SQLite refused the write")
+    return error
 
 
 def _call_soon(token: Any, items: list[_Pending]) -> None:
