@@ -193,6 +193,41 @@ async def test_the_server_sets_reversals_against_open_disputes_by_itself(
     assert actions.count("dispute.reconcile") == 2, actions
 
 
+async def test_a_reversal_approved_here_is_set_against_its_dispute_at_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """No full run for an hour: the reversal this process approved is what makes it
+    reconcile the dispute it opened, within about a second, instead of leaving the
+    cardholder both the credit and the reversal's money until the next run."""
+    at = await visa_at_host(
+        nursery, tmp_path, store_url, auth=AuthConfig(dispute_reconcile_every_s=3600)
+    )
+    charge = purchase(at.visa, amount=3_000, t="0200")
+    assert (await at.switch.send(charge))["39"] == "00"
+    ledger, _ = await balances_of(at.switch, at.visa)
+    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 3_000
+
+    assert (await at.switch.send(_reversal(charge)))["39"] == "00"
+    url = f"/v1/disputes/{dispute['dispute_id']}"
+    with trio.fail_after(10):
+        while (seen := (await call(at.port, "GET", url)).json)["state"] == "open":
+            await trio.sleep(0.05)
+    assert (seen["state"], seen["amount_minor"], seen["credited_minor"]) == ("reversed", 0, 0)
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 3_000  # given back once
+    # a reversal of another charge of the account finds nothing more to move
+    other = purchase(at.visa, amount=700, t="0200")
+    assert (await at.switch.send(other))["39"] == "00"
+    assert (await at.switch.send(_reversal(other)))["39"] == "00"
+    await trio.sleep(1.5)
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 3_000
+    audit = await call(at.port, "GET", f"/v1/audit?subject={dispute['dispute_id']}")
+    actions = [e["action"] for e in audit.json["audit"]]
+    assert actions.count("dispute.reconcile") == 1, actions
+
+
 async def test_a_reconcile_left_half_way_is_finished_once_by_a_resolution(
     nursery,
     tmp_path,

@@ -282,9 +282,10 @@ class AuthConfig:
     )
     dispute_reconcile_every_s: float = _key(
         60.0,
-        "seconds between the server's runs that set the acquirer's reversals against the open "
-        "disputes of the charges they reversed (above 0, at most 3600): until then a "
-        "provisional credit and the reversal both give the money back",
+        "seconds between the server's full runs that set the acquirer's reversals against the "
+        "open disputes of the charges they reversed (above 0, at most 3600); a reversal the "
+        "process approves on the account of a dispute it knows is set against it within a "
+        "second",
     )
     atc_jump_limit: int = _key(
         1000,

@@ -27,6 +27,7 @@ from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.models.context import TxContext
+from authhost.security.errors import SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
 from authhost.store.interface import CardStore
@@ -54,6 +55,7 @@ HOLD_EXPIRY_INTERVAL_S = 300.0
 ACCEPTOR_FOLLOW_S = 60.0
 JOURNAL_PRUNE_FIRST_S = 60.0
 JOURNAL_PRUNE_INTERVAL_S = 86_400.0
+REVERSAL_CHECK_S = 1.0  # how soon a reversal approved here is set against an open dispute
 HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
 
 
@@ -175,7 +177,12 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
         runtime.services.append(
-            partial(reconcile_disputes, cards, config.auth.dispute_reconcile_every_s)
+            partial(
+                reconcile_disputes,
+                cards,
+                config.auth.dispute_reconcile_every_s,
+                handler.take_reversed_accounts,
+            )
         )
         if config.admin.port:
             from authhost.admin.http import serve_admin, tls_context
@@ -223,9 +230,12 @@ async def watch_key_store(security: Any) -> None:
         try:
             await trio.to_thread.run_sync(security.reload)
             log.info("key store changed on disk: keys re-read")
+        except SecurityError as exc:  # a file being edited, or broken: its own words
+            log.error("key store changed but could not be read; the keys in use stay: %s", exc)
+            await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
         except Exception:
             log.exception("key store changed but could not be read; the keys in use stay")
-            await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
+            await trio.sleep(KEY_STORE_POLL_S * 10)
 
 
 async def prepare_demo(cards: Any) -> list[str]:
@@ -366,15 +376,29 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
         await trio.sleep(JOURNAL_PRUNE_INTERVAL_S)
 
 
-async def reconcile_disputes(cards: CardService, every_s: float) -> None:
+async def reconcile_disputes(
+    cards: CardService, every_s: float, reversed_accounts: Callable[[], set[str]]
+) -> None:
     """Set the acquirer's reversals against the open disputes of the charges they reversed,
-    every ``every_s`` ([auth] dispute_reconcile_every_s), so that a provisional credit and a
-    reversal do not both give the cardholder the money back for long. Each worker runs it;
-    every movement is named after its reversal, so two workers at once move it once."""
+    so that a provisional credit and a reversal do not both give the cardholder the money
+    back: within ``REVERSAL_CHECK_S`` of a reversal this process approved, for the open
+    disputes of its account that the process knows of (opened through it, or seen by its
+    last full run), and for every open dispute every ``every_s`` ([auth]
+    dispute_reconcile_every_s). Each worker runs it; every movement is named after its
+    reversal, so two workers at once move it once."""
+    tick = min(every_s, REVERSAL_CHECK_S)
+    next_full = trio.current_time() + every_s
     while True:
-        await trio.sleep(every_s)
+        await trio.sleep(tick)
+        accounts = reversed_accounts()
         try:
-            changed = await cards.reconcile_disputes()
+            if trio.current_time() >= next_full:
+                next_full = trio.current_time() + every_s
+                changed = await cards.reconcile_disputes()
+            elif accounts:
+                changed = await cards.reconcile_accounts_disputes(accounts)
+            else:
+                continue
         except Exception:
             log.exception("setting reversals against open disputes failed; will try again")
             continue

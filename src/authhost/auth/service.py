@@ -135,6 +135,9 @@ class AuthService:
         self.pending_error = ""
         # one card's requests in this process are decided one after another (``CardTurns``)
         self._turns = CardTurns()
+        # accounts this process approved a reversal on since the runtime last took them: an
+        # open dispute of the charge is set against it at once (runtime.reconcile_disputes)
+        self._reversed_accounts: set[str] = set()
 
     async def __call__(self, request: AuthRequest, received_at: float) -> Decision:
         (outcome,) = await self.decide_many((request,), received_at)
@@ -326,6 +329,8 @@ class AuthService:
                         )  # fmt: skip
                     else:
                         outcomes[index] = settled(decision, result, request, snapshot, pan_index)
+                        if request.message_class in REVERSALS and snapshot.account is not None:
+                            self._reversed_accounts.add(snapshot.account.account_id)
                 if late_guesses.wrong:  # counted before the answers leave, as any PIN try
                     with self._shield():
                         await self._count_guesses(late_guesses.wrong)
@@ -677,6 +682,11 @@ class AuthService:
     def pending(self) -> int:
         """How many journal entries wait for ``flush_pending``."""
         return len(self._pending)
+
+    def take_reversed_accounts(self) -> set[str]:
+        """The accounts with a reversal approved since the last call (then forgotten)."""
+        taken, self._reversed_accounts = self._reversed_accounts, set()
+        return taken
 
     def journal_backlog(self) -> tuple[int, float | None, str]:
         """(entries waiting, seconds the store has refused to write them or None, its words):

@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TextIO
 
@@ -114,6 +115,29 @@ def request_fingerprint(request: BaseModel) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
+@dataclass
+class OpenDisputes:
+    """What a process knows of the open disputes, for setting reversals against them:
+    each one's reversal scan (``dispute_cases.ReversalScan``: a run reads only what the card
+    journalled since the last), and the disputes of each account, so that a reversal the
+    process approved has its charge's dispute reconciled at once instead of at the next
+    minutely run. Both are rebuilt by every full run; a dispute opened here joins at once."""
+
+    scans: dict[str, Any] = field(default_factory=dict)  # dispute id -> ReversalScan
+    by_account: dict[str, set[str]] = field(default_factory=dict)  # account id -> dispute ids
+
+    def add(self, account_id: str, dispute_id: str) -> None:
+        self.by_account.setdefault(account_id, set()).add(dispute_id)
+
+    def drop(self, account_id: str, dispute_id: str) -> None:
+        self.scans.pop(dispute_id, None)
+        ids = self.by_account.get(account_id)
+        if ids is not None:
+            ids.discard(dispute_id)
+            if not ids:
+                del self.by_account[account_id]
+
+
 class ServiceBase:
     """Card management over one store and one security module, acting as ``actor``."""
 
@@ -130,6 +154,7 @@ class ServiceBase:
         decide_many: Any = None,
         hold_days: float | None = None,
         _key_locks: tuple[anyio.Lock, ...] | None = None,
+        _open_disputes: OpenDisputes | None = None,
     ) -> None:
         self.store = store
         self.security = security
@@ -145,9 +170,8 @@ class ServiceBase:
         self._journal_reaches = 0
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
-        # open disputes' reversal scans, so that the server's reconcile runs read only what
-        # each disputed card journalled since the last run (dispute_cases.ReversalScan)
-        self._reversal_scans: dict[str, Any] = {}
+        # what this process knows of the open disputes (shared by every acting_as copy)
+        self._open_disputes = _open_disputes or OpenDisputes()
 
     def acting_as(self, actor: str) -> Self:
         """The same service (same store, keys and locks) recording ``actor`` in the audit log."""
@@ -162,6 +186,7 @@ class ServiceBase:
             decide_many=self.decide_many,
             hold_days=self.hold_days,
             _key_locks=self._key_locks,
+            _open_disputes=self._open_disputes,
         )
 
     async def record_audit(self, action: str, subject: str, before: Any, after: Any) -> None:

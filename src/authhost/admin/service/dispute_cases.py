@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -180,6 +181,7 @@ class DisputeCases(ServiceBase):
             await self.store.put_fraud_report(
                 FraudReport(journal_id, card_id, True, "chargeback", now, dispute.note)
             )
+        self._open_disputes.add(dispute.account_id, dispute.dispute_id)
         view = dispute_view(dispute)
         await self.record_audit("dispute.open", dispute.dispute_id, None, view)
         return view
@@ -342,20 +344,47 @@ class DisputeCases(ServiceBase):
         reversed; the disputes changed (``reconcile_dispute``). The server does this every
         ``[auth] dispute_reconcile_every_s``; ``authhost disputes reconcile`` does it now."""
         changed: list[dict[str, Any]] = []
+        known = self._open_disputes
         scans: dict[str, ReversalScan | None] = {}  # the open disputes': closed ones drop out
+        by_account: dict[str, set[str]] = {}
         after = ""
         while page := await self.store.disputes("open", DISPUTE_PAGE, after):
             for dispute in page:
+                by_account.setdefault(dispute.account_id, set()).add(dispute.dispute_id)
                 try:
                     view, scans[dispute.dispute_id] = await self._reconcile(
-                        dispute, self._reversal_scans.get(dispute.dispute_id)
+                        dispute, known.scans.get(dispute.dispute_id)
                     )
                 except ServiceError:  # changed meanwhile, or the store failed: next time
                     continue
                 if view is not None:
                     changed.append(view)
             after = page[-1].dispute_id
-        self._reversal_scans = scans
+        known.scans, known.by_account = scans, by_account
+        return changed
+
+    async def reconcile_accounts_disputes(self, account_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """``reconcile_disputes`` for the open disputes of these accounts alone, as far as
+        this process knows them (opened through it, or seen by its last full run): the server
+        calls it within a second of approving a reversal on one of them, so the cardholder
+        does not keep the credit and the reversal's money until the next full run."""
+        known = self._open_disputes
+        changed: list[dict[str, Any]] = []
+        for account_id in sorted(account_ids):
+            for dispute_id in sorted(known.by_account.get(account_id, ())):
+                dispute = await self.store.get_dispute(dispute_id)
+                if dispute is None or dispute.state != "open":
+                    known.drop(account_id, dispute_id)
+                    continue
+                try:
+                    view, scan = await self._reconcile(dispute, known.scans.get(dispute_id))
+                except ServiceError:  # changed meanwhile, or the store failed: next full run
+                    continue
+                known.scans[dispute_id] = scan
+                if view is not None:
+                    changed.append(view)
+                    if view["state"] != "open":
+                        known.drop(account_id, dispute_id)
         return changed
 
     async def reconcile_dispute(self, dispute_id: str) -> dict[str, Any]:
