@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import trio
-from conftest import free_port
+from conftest import free_port, serve_process
 from iso_client import Switch, next_stan
 from test_e2e_auth import purchase
 from test_e2e_crash import start_server, wait_for_port
@@ -139,6 +139,42 @@ async def test_a_key_change_on_one_worker_is_used_by_every_worker(tmp_path):
                     break
                 await trio.sleep(0.2)
         await switch.aclose()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+async def test_a_broken_key_store_is_refused_by_a_reload_and_the_keys_in_use_stay(tmp_path):
+    """An operator's half-edited key store and a SIGHUP: the reload is refused with the key
+    store's own words on one line (it was a traceback), and PINs are read as before."""
+    port = free_port()
+    proc = serve_process(
+        tmp_path, ["-m", "authhost", "serve", "--demo", "--port", str(port)],
+        AUTHHOST_SECURITY_WATCH_KEY_STORE="false",
+    )  # fmt: skip
+    try:
+        await wait_for_port(port, proc)
+        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
+        terminal = Terminal(await Switch.connect(port), card)
+        zpk = clear_keys(tmp_path)["zpk"]
+        assert await terminal.pin_under(zpk) == "00"
+        key_store = tmp_path / "authhost-keys.json"
+        good = key_store.read_bytes()
+        key_store.write_text('{"keys": ')
+        proc.send_signal(signal.SIGHUP)
+        assert proc.stderr is not None
+        with trio.fail_after(30):
+            while "reload" not in (line := await trio.to_thread.run_sync(proc.stderr.readline)):
+                assert line, "the server exited"
+            while "reload failed" not in line and "reload complete" not in line:
+                line = await trio.to_thread.run_sync(proc.stderr.readline)
+        refused = json.loads(line)
+        assert refused["level"] == "ERROR", refused
+        assert "cannot read the key store" in refused["msg"], refused
+        assert "error" not in refused  # the key store's words, not a traceback
+        assert await terminal.pin_under(zpk) == "00"  # the keys in use stay
+        key_store.write_bytes(good)
+        await terminal.switch.aclose()
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -98,3 +99,47 @@ def test_bad_level_or_format_is_refused() -> None:
         configure_logging("INFO", "xml")
     with pytest.raises(ValueError, match="log level"):
         configure_logging("LOUD", "json")
+
+
+def test_a_stream_that_refuses_lines_loses_them_counted_and_says_so_after(
+    authhost_logger: logging.Logger,
+) -> None:
+    """A real pipe nobody reads, made non-blocking: once its buffer is full every write
+    fails (EAGAIN), as a log shipper that stopped reading would make it. The warnings are
+    lost and counted instead of raised into the server; once the pipe is read again, the
+    next line written says how many were lost."""
+    import os
+
+    from authhost.server.logs import dropped_log_lines
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    stream = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        configure_logging("INFO", "json", stream=stream)
+        log = logging.getLogger("authhost.server")
+        for n in range(20_000):  # about 2 MB of warnings: far past a pipe's buffer
+            log.warning("filling the pipe %d %s", n, "x" * 64)
+        lost = dropped_log_lines()
+        assert lost > 0
+
+        while True:  # the shipper reads again
+            os.set_blocking(read_end, False)
+            try:
+                if not os.read(read_end, 1 << 16):
+                    break
+            except BlockingIOError:
+                break
+        log.warning("back")
+        flush_logs()
+        os.set_blocking(read_end, False)
+        tail = os.read(read_end, 1 << 16).decode(errors="replace")
+        assert "log lines were lost: the log stream refused them" in tail
+        assert '"msg":"back"' in tail
+        assert dropped_log_lines() == lost  # nothing more lost
+    finally:
+        configure_logging_state_reset()
+        authhost_logger.handlers[:] = []
+        with contextlib.suppress(OSError):
+            stream.close()
+        os.close(read_end)

@@ -97,6 +97,9 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._pending: list[str] = []
         self._last_write = time.monotonic()
+        self.dropped_lines = 0  # lines the stream refused: lost, counted (a metric)
+        self._unreported = 0  # ... of which no line has said so yet
+        self._refusal = ""  # why the stream refused the last of them
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -118,11 +121,33 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write()
 
     def _write(self) -> None:
+        """Write the waiting lines. A stream that refuses them (its pipe's reader died, a
+        full disk, a closed file) loses them, counted, and never stops the server: it goes on
+        authorising without a log rather than not at all. The first line written again says
+        how many were lost."""
         pending, self._pending = self._pending, []
         self._last_write = time.monotonic()
-        if pending:
-            self.stream.write("\n".join(pending) + "\n")
-        self.stream.flush()
+        if self._unreported and pending:
+            pending.insert(0, self._lost_lines_note())
+        try:
+            if pending:
+                self.stream.write("\n".join(pending) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: a closed file
+            lost = len(pending) - (1 if self._unreported and pending else 0)
+            self.dropped_lines += lost
+            self._unreported += lost
+            self._refusal = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            self._unreported = 0
+
+    def _lost_lines_note(self) -> str:
+        record = logging.LogRecord(
+            "authhost.server", logging.WARNING, "", 0,
+            "%d log lines were lost: the log stream refused them (%s)",
+            (self._unreported, self._refusal), None,
+        )  # fmt: skip
+        return self.format(record)
 
     def flush(self) -> None:
         self.acquire()
@@ -159,6 +184,15 @@ class LogLimits:
             return None
         self._last[kind] = now
         return self._held.pop(kind, 0)
+
+
+def dropped_log_lines() -> int:
+    """Lines the server's log streams refused (``BufferedStreamHandler``): lost."""
+    return sum(
+        h.dropped_lines
+        for h in logging.getLogger("authhost").handlers
+        if isinstance(h, BufferedStreamHandler)
+    )
 
 
 def flush_logs() -> None:

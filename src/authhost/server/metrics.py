@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from authhost.server.health import Health, health_response
+from authhost.server.logs import dropped_log_lines
 from authhost.server.sockets import ListenError
 
 REQUESTS_HELP = "Messages answered, by request MTI and response code"
@@ -36,6 +37,7 @@ STEP_HELP = (
     "Time in each pipeline step and in the store's read and write (store_read, store_write): "
     "runs and total seconds; a declining step ends the run"
 )
+LOG_DROPPED_HELP = "Log lines the log stream refused (a broken pipe, a full disk): lost"
 
 # a scraper or probe that sends no whole request within this long is closed (its thread freed)
 CLIENT_TIMEOUT_S = 10.0
@@ -173,6 +175,7 @@ class _HotPathCollector:
             ),
             HistogramMetricFamily("authhost_request_latency_seconds", LATENCY_HELP),
             SummaryMetricFamily("authhost_pipeline_step_seconds", STEP_HELP, labels=["step"]),
+            CounterMetricFamily("authhost_log_lines_dropped", LOG_DROPPED_HELP),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -198,6 +201,9 @@ class _HotPathCollector:
         for name, (runs, micros) in sorted(m._steps.copy().items()):
             steps.add_metric([name], count_value=runs, sum_value=micros / 1_000_000)
         yield steps
+        yield CounterMetricFamily(
+            "authhost_log_lines_dropped", LOG_DROPPED_HELP, value=dropped_log_lines()
+        )
 
 
 class _Forward:

@@ -255,6 +255,8 @@ async def _reload(runtime: RuntimeLike) -> None:
     try:
         await runtime.reload()
         log.info("reload complete")
+    except (SecurityError, RuleLoadError, RegistryError) as exc:  # a bad file: its own words
+        log.error("reload failed; the previous configuration stays active: %s", exc)
     except Exception:
         log.exception("reload failed; the previous configuration stays active")
 
