@@ -228,6 +228,39 @@ async def test_a_reversal_approved_here_is_set_against_its_dispute_at_once(
     assert actions.count("dispute.reconcile") == 1, actions
 
 
+async def test_a_dispute_opened_elsewhere_is_set_against_a_reversal_at_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Disputes opened with the CLI (another process: the server never saw them opened) are
+    found by the reversal's check too, within about a second: the first by reading the open
+    disputes, the second, opened after that read, by reading those opened since."""
+    at = await visa_at_host(
+        nursery, tmp_path, store_url, auth=AuthConfig(dispute_reconcile_every_s=3600)
+    )
+    config = cli_config(tmp_path, store_url)
+    ledger, _ = await balances_of(at.switch, at.visa)
+    for amount in (2_500, 1_200):
+        charge = purchase(at.visa, amount=amount, t="0200")
+        assert (await at.switch.send(charge))["39"] == "00"
+        journal_id = await _journal_id(store_url, at.card_id, charge["11"])
+        code, output = await run_cli(
+            "disputes", "open", at.card_id, str(journal_id), "--reason", "not_received",
+            "--config", str(config),
+        )  # fmt: skip
+        assert code == 0, output
+        dispute = json.loads(output)
+        assert (await balances_of(at.switch, at.visa))[0] == ledger  # credited: net nothing
+        assert (await at.switch.send(_reversal(charge)))["39"] == "00"
+        url = f"/v1/disputes/{dispute['dispute_id']}"
+        with trio.fail_after(10):
+            while (seen := (await call(at.port, "GET", url)).json)["state"] == "open":
+                await trio.sleep(0.05)
+        assert (seen["state"], seen["credited_minor"]) == ("reversed", 0)
+        assert (await balances_of(at.switch, at.visa))[0] == ledger  # given back once
+
+
 async def test_a_reconcile_left_half_way_is_finished_once_by_a_resolution(
     nursery,
     tmp_path,

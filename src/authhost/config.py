@@ -284,8 +284,7 @@ class AuthConfig:
         60.0,
         "seconds between the server's full runs that set the acquirer's reversals against the "
         "open disputes of the charges they reversed (above 0, at most 3600); a reversal the "
-        "process approves on the account of a dispute it knows is set against it within a "
-        "second",
+        "process approves is set against its account's open disputes within a second",
     )
     atc_jump_limit: int = _key(
         1000,

@@ -382,8 +382,8 @@ async def reconcile_disputes(
     """Set the acquirer's reversals against the open disputes of the charges they reversed,
     so that a provisional credit and a reversal do not both give the cardholder the money
     back: within ``REVERSAL_CHECK_S`` of a reversal this process approved, for the open
-    disputes of its account that the process knows of (opened through it, or seen by its
-    last full run), and for every open dispute every ``every_s`` ([auth]
+    disputes of its account (those opened since the process last read them are read
+    first), and for every open dispute every ``every_s`` ([auth]
     dispute_reconcile_every_s). Each worker runs it; every movement is named after its
     reversal, so two workers at once move it once."""
     tick = min(every_s, REVERSAL_CHECK_S)

@@ -121,10 +121,13 @@ class OpenDisputes:
     each one's reversal scan (``dispute_cases.ReversalScan``: a run reads only what the card
     journalled since the last), and the disputes of each account, so that a reversal the
     process approved has its charge's dispute reconciled at once instead of at the next
-    minutely run. Both are rebuilt by every full run; a dispute opened here joins at once."""
+    minutely run. Both are rebuilt by every full run; a dispute opened here joins at once,
+    one opened elsewhere (the CLI, another worker) when a reversal makes the process read the
+    disputes opened since ``read_at``."""
 
     scans: dict[str, Any] = field(default_factory=dict)  # dispute id -> ReversalScan
     by_account: dict[str, set[str]] = field(default_factory=dict)  # account id -> dispute ids
+    read_at: float = 0.0  # when the open disputes were last read from the store (0: never)
 
     def add(self, account_id: str, dispute_id: str) -> None:
         self.by_account.setdefault(account_id, set()).add(dispute_id)

@@ -40,6 +40,9 @@ from authhost.store.records import (
 )
 
 DISPUTE_PAGE = 1000  # disputes read at a time when looking for a charge's
+# how far behind this process's clock another's may be: a dispute id carries the time of the
+# process that opened it, so one opened elsewhere is looked for this far back
+CLOCK_SKEW_S = 300.0
 _RETRY = (
     "send the request again with the same Idempotency-Key: a credit written before the "
     "failure is found in the journal and given once"
@@ -345,6 +348,7 @@ class DisputeCases(ServiceBase):
         ``[auth] dispute_reconcile_every_s``; ``authhost disputes reconcile`` does it now."""
         changed: list[dict[str, Any]] = []
         known = self._open_disputes
+        read_at = self.clock()
         scans: dict[str, ReversalScan | None] = {}  # the open disputes': closed ones drop out
         by_account: dict[str, set[str]] = {}
         after = ""
@@ -360,14 +364,29 @@ class DisputeCases(ServiceBase):
                 if view is not None:
                     changed.append(view)
             after = page[-1].dispute_id
-        known.scans, known.by_account = scans, by_account
+        known.scans, known.by_account, known.read_at = scans, by_account, read_at
         return changed
 
+    async def _learn_new_disputes(self) -> None:
+        """Add to what the process knows the open disputes opened since it last read them
+        (and ``CLOCK_SKEW_S`` before, for other processes' clocks): one opened with the CLI
+        or through another worker is then known when a reversal of its charge comes, not
+        only after the next full run. Only recent ids are read (they sort by age)."""
+        known = self._open_disputes
+        read_at = self.clock()
+        after = disputes.dispute_id_floor(known.read_at - CLOCK_SKEW_S) if known.read_at else ""
+        while page := await self.store.disputes("open", DISPUTE_PAGE, after):
+            for dispute in page:
+                known.add(dispute.account_id, dispute.dispute_id)
+            after = page[-1].dispute_id
+        known.read_at = read_at
+
     async def reconcile_accounts_disputes(self, account_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """``reconcile_disputes`` for the open disputes of these accounts alone, as far as
-        this process knows them (opened through it, or seen by its last full run): the server
+        """``reconcile_disputes`` for the open disputes of these accounts alone: the server
         calls it within a second of approving a reversal on one of them, so the cardholder
-        does not keep the credit and the reversal's money until the next full run."""
+        does not keep the credit and the reversal's money until the next full run. The
+        disputes opened since the process last read them are read first."""
+        await self._learn_new_disputes()
         known = self._open_disputes
         changed: list[dict[str, Any]] = []
         for account_id in sorted(account_ids):
