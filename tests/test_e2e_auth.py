@@ -29,6 +29,7 @@ from prometheus_client import generate_latest
 from authhost.admin import requests as rq
 from authhost.admin.demo import PRODUCTS, ensure_demo
 from authhost.admin.service import CardService
+from authhost.cards.model import PinMethod
 from authhost.cards.track2 import build_track2
 from authhost.cards.velocity import EMPTY
 from authhost.config import (
@@ -232,6 +233,27 @@ def with_pin(fields: dict[str, Any], host: Host, card: dict[str, Any], pin: str)
     return {**fields, "52": encrypt_pin_block(host.zpk(), pin, card["pan"]).hex()}
 
 
+def wrong_pins(
+    host: Host, card: dict[str, Any], count: int = 1, pin: str | None = None
+) -> list[str]:
+    """PINs that are not the card's (``pin``, or its demo PIN) in the host's eyes: a Visa PVV
+    is 4 digits, so about one PIN in 10,000 has the card's PVV and is, to any issuer, the
+    card's PIN; a fixed "wrong" PIN failed a test that often (the keys are new in each run).
+    Compared by Visa PVV under the demo products' PVK, which also keeps them apart for an
+    IBM 3624 card (an offset tells every PIN apart)."""
+    security, right = host.runtime.security, pin or card["pin"]
+
+    def pvv(candidate: str) -> str:
+        block = encrypt_pin_block(host.zpk(), candidate, card["pan"])
+        return security.pin_reference(
+            block, card["pan"], security.pin_source(None, None), PinMethod.VISA_PVV, "pvk", "1"
+        )
+
+    wrong = [p for p in ("0000", "1111", "2222", "3333", "5555", "9999") if pvv(p) != pvv(right)]
+    assert len(wrong) >= count, "too many PINs share the card's PVV"
+    return wrong[:count]
+
+
 def ecommerce(card: dict[str, Any], cvv2: str, **changes: Any) -> dict[str, Any]:
     return purchase(
         card, **{"22": "812", "25": "59", "35": None, "48": f"92{len(cvv2):02d}{cvv2}", **changes}
@@ -268,7 +290,7 @@ def response_code_table(host: Host) -> list[tuple[str, dict[str, Any], str]]:
         ("more than open-to-buy -> 51", purchase(low, amount=low["available"] + 1), "51"),
         ("expired card -> 54", purchase(c["expired"]), "54"),
         ("expiry in the message differs -> 54", purchase(visa, **{"14": "3001", "35": None}), "54"),
-        ("wrong PIN -> 55", with_pin(purchase(low), host, low, "0000" if low["pin"] != "0000" else "1111"), "55"),
+        ("wrong PIN -> 55", with_pin(purchase(low), host, low, wrong_pins(host, low)[0]), "55"),
         ("ATM cash without PIN -> 55", purchase(visa, **{"3": "010000", "18": "6011"}), "55"),
         ("e-commerce on a card without it -> 57", ecommerce(r, r["cvv2"]), "57"),
         ("blocked MCC -> 57", purchase(r, **{"18": "7995"}), "57"),

@@ -15,7 +15,14 @@ import pytest
 from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import Host, chip_read, purchase, store_url, with_pin  # noqa: F401 - fixture
+from test_e2e_auth import (  # noqa: F401 - fixture
+    Host,
+    chip_read,
+    purchase,
+    store_url,
+    with_pin,
+    wrong_pins,
+)
 
 from authhost.admin import requests as rq
 from authhost.admin.service import CardService
@@ -182,7 +189,7 @@ async def test_a_pin_unlocked_at_the_bank_or_the_atm_is_unblocked_on_the_chip(
     switch = await Switch.connect(host.port)
     card = host.cards["active-credit"]
     card_id = await card_id_of(port, card["pan"])
-    [wrong] = await pins_the_card_has_not(host, port, card)
+    [wrong] = wrong_pins(host, card)
     codes = [(await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] for _ in "123"]
     assert codes == ["55", "55", "75"]
     unlocked = await call(port, "POST", f"/v1/cards/{card_id}/pin/unlock")
@@ -224,28 +231,6 @@ async def test_what_the_chip_did_with_a_script_is_journalled(
     assert reason in (await journal_reasons(store_url))[fields["11"]]
 
 
-async def pins_the_card_has_not(
-    host: Host, admin_port: int, card: dict[str, Any], count: int = 1
-) -> list[str]:
-    """PINs the host finds wrong for the card as it is now: a Visa PVV is 4 digits, so about
-    one PIN in 10,000 has the card's PVV and is, to any issuer, the card's PIN; a fixed choice
-    made a test fail that often (the keys are new in each run)."""
-    security, store = host.runtime.security, host.runtime.store
-    stored = await store.get_card(await card_id_of(admin_port, card["pan"]))
-    product = await store.get_product(stored.product_id)
-    wrong = []
-    for candidate in ("1397", "2468", "8642", "5791", "1111", "2222", "3333", "5555", "9999"):
-        block = encrypt_pin_block(host.zpk(), candidate, card["pan"])
-        check = security.verify_pin(
-            block, card["pan"], security.pin_source(None, None), stored.pin_method,
-            product.pvk_name, product.pvki, stored.pin_reference,
-        )  # fmt: skip
-        if check.name == "WRONG":
-            wrong.append(candidate)
-    assert len(wrong) >= count, "too many PINs share the card's PIN reference"
-    return wrong[:count]
-
-
 @pytest.mark.parametrize("name, cvn", [("active-visa", 18), ("active-3624", 16),
                                        ("active-credit", 10)])  # fmt: skip
 async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
@@ -258,7 +243,7 @@ async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
     """Processing code 92 with chip data: the answer carries PIN CHANGE, the new PIN
     enciphered for the chip and MACed, exactly what pyemv's card expects
     (generate_pin_change_command); a refused change (a wrong current PIN) carries nothing."""
-    host, admin = await start_host_with_admin(nursery, tmp_path, store_url)
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     card = host.cards[name]
     new = "4826" if card["pin"] != "4826" else "4827"
@@ -289,7 +274,7 @@ async def test_a_pin_changed_at_the_atm_is_changed_on_the_chip_too(
 
     again = await switch.send(fields)  # the first answer lost: the same PIN CHANGE again
     assert again["39"] == "00" and commands_in(again)[1] == [expected]
-    [other] = await pins_the_card_has_not(host, admin, card)  # a copy that swapped in another PIN
+    [other] = wrong_pins(host, card, pin=new)  # a copy that swapped in another PIN
     altered = {**fields, "125": encrypt_pin_block(host.zpk(), other, card["pan"]).hex().upper()}
     reply = await switch.send(altered)
     assert reply["39"] == "00" and commands_in(reply)[1] == []  # the original answer, no PIN
@@ -303,7 +288,7 @@ async def test_a_resent_pin_change_is_no_way_to_test_pins(
     """A captured PIN change sent again with another new PIN (field 125) used to say, by
     carrying PIN CHANGE or not, whether that PIN is the card's, without counting a try: now
     each wrong one is a wrong PIN (journalled, counted), and a locked card is not checked."""
-    host, admin = await start_host_with_admin(nursery, tmp_path, store_url)
+    host, _ = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
     new = "4826" if card["pin"] != "4826" else "4827"
@@ -318,7 +303,7 @@ async def test_a_resent_pin_change_is_no_way_to_test_pins(
     def resent_with(pin: str) -> dict[str, Any]:
         return {**fields, "125": encrypt_pin_block(host.zpk(), pin, card["pan"]).hex().upper()}
 
-    guesses = await pins_the_card_has_not(host, admin, card, 3)  # the card's PIN is new now
+    guesses = wrong_pins(host, card, 3, pin=new)  # the card's PIN is new now
     for guess in guesses[:3]:  # the answer stays the original's, never with the script
         again = await switch.send(resent_with(guess))
         assert again["39"] == "00" and commands_in(again)[1] == []

@@ -5,7 +5,13 @@ nothing, a malformed one is 30, another key class 12; each change is audited, ne
 from __future__ import annotations
 
 from iso_client import Switch, next_stan
-from test_e2e_auth import purchase, start_host, store_url, with_pin  # noqa: F401 - fixture
+from test_e2e_auth import (  # noqa: F401 - fixture
+    purchase,
+    start_host,
+    store_url,
+    with_pin,
+    wrong_pins,
+)
 from test_e2e_key_changes import key_change
 
 from authhost.iso.subfields import build_additional_data
@@ -17,6 +23,7 @@ async def test_a_key_change_installs_the_new_zone_pin_key(nursery, tmp_path, sto
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
+    [wrong] = wrong_pins(host, card)
     zmk, old_zpk = bytes.fromhex(host.keys["zmk"]), host.zpk()
     assert (await switch.send(with_pin(purchase(card), host, card, card["pin"])))["39"] == "00"
 
@@ -30,7 +37,7 @@ async def test_a_key_change_installs_the_new_zone_pin_key(nursery, tmp_path, sto
     # under the key before (security.zone_key_overlap_s), its wrong PIN still counted as wrong
     host.keys["zpk"] = old_zpk.hex()
     assert (await switch.send(with_pin(purchase(card), host, card, card["pin"])))["39"] == "00"
-    assert (await switch.send(with_pin(purchase(card), host, card, "0000")))["39"] == "55"
+    assert (await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] == "55"
 
     async with opened_store(store_url) as store:
         (audit,) = [e for e in await store.audit(subject="zpk") if e.action == "key.exchange"]
