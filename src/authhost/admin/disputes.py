@@ -47,11 +47,6 @@ def new_dispute_id(now: float) -> str:
     return f"dsp-{stamp}-{int(now * 1_000_000) % 1_000_000:06d}-{secrets.randbelow(1000):03d}"
 
 
-def dispute_id_floor(at: float) -> str:
-    """A key below the id of every dispute opened at ``at`` or later (ids sort by age)."""
-    return f"dsp-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(max(at, 0.0)))}"
-
-
 def _reference(dispute: Dispute, step: str) -> str:
     """The acquirer reference of one movement: the id's digits, then the step."""
     return "8" + "".join(ch for ch in dispute.dispute_id if ch.isdigit()) + step

@@ -374,7 +374,7 @@ class DisputeCases(ServiceBase):
         only after the next full run. Only recent ids are read (they sort by age)."""
         known = self._open_disputes
         read_at = self.clock()
-        after = disputes.dispute_id_floor(known.read_at - CLOCK_SKEW_S) if known.read_at else ""
+        after = disputes.opened_since(known.read_at - CLOCK_SKEW_S) if known.read_at else ""
         while page := await self.store.disputes("open", DISPUTE_PAGE, after):
             for dispute in page:
                 known.add(dispute.account_id, dispute.dispute_id)
