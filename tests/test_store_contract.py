@@ -1542,6 +1542,10 @@ async def test_disputes_one_per_journal_entry_listed_by_state(store):
     assert await store.disputes(state="open") == [second]
     assert await store.disputes(after=first.dispute_id) == [second]
     assert await store.disputes(limit=1) == [won]
+    # a charge's dispute is found by its journal entry, as it is now (not as it was opened)
+    assert await store.dispute_of_entry(first.journal_id) == won
+    assert await store.dispute_of_entry(second.journal_id) == second
+    assert await store.dispute_of_entry(99) is None
 
 
 async def test_open_disputes_page_in_id_order_as_they_close(store):

@@ -572,6 +572,11 @@ class CardStore(Protocol):
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None: ...
 
+    async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
+        """The dispute of this journal entry (there is at most one), by the store's own
+        index: finding it must not read every dispute ever opened."""
+        ...
+
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
         """Disputes (in ``state`` if given) in id order, oldest first, after ``after``."""
         ...

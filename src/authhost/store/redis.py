@@ -1468,6 +1468,10 @@ class RedisCardStore:
         raw = await self._client.hget(self._keys.disputes, dispute_id)
         return None if raw is None else codec.dispute_from_json(raw)
 
+    async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
+        dispute_id = await self._client.hget(self._keys.disputes_by_entry, str(journal_id))
+        return None if dispute_id is None else await self.get_dispute(_s(dispute_id))
+
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
         if state == "open":  # the server's reconcile runs read these every minute
             return await self._open_disputes(limit, after)

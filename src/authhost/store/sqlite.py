@@ -974,6 +974,14 @@ class SqliteCardStore:
         )
         return None if row is None else codec.dispute_from_json(row[0])
 
+    async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT data FROM disputes WHERE journal_id = ?", (journal_id,)
+            ).fetchone()
+        )
+        return None if row is None else codec.dispute_from_json(row[0])
+
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
         sql = "SELECT data FROM disputes WHERE dispute_id > ?"
         args: list[object] = [after]

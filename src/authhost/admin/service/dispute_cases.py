@@ -39,7 +39,7 @@ from authhost.store.records import (
     JournalEntry,
 )
 
-DISPUTE_PAGE = 1000  # disputes read at a time when looking for a charge's
+DISPUTE_PAGE = 1000  # open disputes read at a time
 # how far behind this process's clock another's may be: a dispute id carries the time of the
 # process that opened it, so one opened elsewhere is looked for this far back
 CLOCK_SKEW_S = 300.0
@@ -268,15 +268,8 @@ class DisputeCases(ServiceBase):
             ) from None
 
     async def _dispute_of(self, entry: JournalEntry) -> Dispute | None:
-        """The dispute of this charge, if it has one. Only disputes opened since the charge
-        (a day earlier, for the clocks of several machines) are read: ids sort by age."""
-        after = disputes.opened_since(entry.ts - 86_400)
-        while page := await self.store.disputes("", DISPUTE_PAGE, after):
-            for dispute in page:
-                if dispute.journal_id == entry.journal_id:
-                    return dispute
-            after = page[-1].dispute_id
-        return None
+        """The dispute of this charge, if it has one."""
+        return await self.store.dispute_of_entry(entry.journal_id)
 
     async def resolve_dispute(self, dispute_id: str, spec: rq.DisputeResolution) -> dict[str, Any]:
         """Close an open dispute: won gives what was not yet credited, lost or withdrawn takes
