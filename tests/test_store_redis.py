@@ -193,6 +193,39 @@ async def test_fraud_reports_written_before_report_ids_keep_their_place(redis_ur
         await store.close()
 
 
+async def test_disputes_stored_before_the_ids_index_are_listed(redis_url):
+    """A Redis written by a version without the index of every dispute's id: the first
+    admin's listing builds it from the hash (once), pages follow id order, a state filter
+    reads past pages of other states, and a dispute opened after the build is in it."""
+    from dataclasses import replace
+
+    from authhost.store.records import Dispute
+
+    store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        assert isinstance(store, RedisCardStore)
+        base = Dispute("dsp0000000000000000000", 0, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+        old = [replace(base, dispute_id=f"dsp0000000{i:03d}000000001", journal_id=i)
+               for i in range(250)]  # fmt: skip
+        for dispute in old:
+            await store.open_dispute(dispute)
+        old[240] = replace(old[240], state="won", version=1)
+        await store.update_dispute(old[240])
+        keys = store._keys  # noqa: SLF001 - the index is what this test is about
+        await store.client.delete([keys.dispute_ids, keys.dispute_ids_indexed])  # as before
+        assert await store.disputes(limit=3) == old[:3]
+        assert await store.client.exists([keys.dispute_ids_indexed]) == 1
+        assert await store.disputes(limit=2, after=old[2].dispute_id) == old[3:5]
+        assert await store.disputes(state="won") == [old[240]]  # past a page of open ones
+        assert await store.disputes(limit=1000) == old
+        late = replace(base, dispute_id="dsp0000000999000000001", journal_id=999)
+        await store.open_dispute(late)
+        assert (await store.disputes(after=old[-1].dispute_id)) == [late]
+    finally:
+        await store.drop_all()
+        await store.close()
+
+
 async def test_open_disputes_stored_before_their_index_are_found(redis_url):
     """A Redis written by a version without the open disputes' index: the first listing of
     open disputes builds it from the hash (once), and an id the index holds for a dispute

@@ -204,6 +204,16 @@ class Keys:
         return f"{self.prefix}:{{disputes}}:open:indexed"
 
     @property
+    def dispute_ids(self) -> str:
+        """Sorted set (all scores 0: by id) of every dispute's id: the admin's list pages it."""
+        return f"{self.prefix}:{{disputes}}:ids"
+
+    @property
+    def dispute_ids_indexed(self) -> str:
+        """Set once ``dispute_ids`` holds every dispute (built from the hash once)."""
+        return f"{self.prefix}:{{disputes}}:ids:indexed"
+
+    @property
     def disputes_by_entry(self) -> str:
         """Hash journal id -> dispute id: one dispute per entry (HSETNX)."""
         return f"{self.prefix}:{{disputes}}:entry"

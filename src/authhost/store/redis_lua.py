@@ -575,12 +575,14 @@ redis.call('ZADD', KEYS[3], id, id)
 return id
 """
 
-# KEYS: disputes hash, disputes-by-entry hash (one slot).  ARGV: journal id, dispute id, JSON.
+# KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id (one
+# slot).  ARGV: journal id, dispute id, JSON, state.
 # The entry's claim and the dispute's record together, or neither: 0 when the entry has one.
 OPEN_DISPUTE = """
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if ARGV[4] == 'open' then redis.call('ZADD', KEYS[3], 0, ARGV[2]) end
+redis.call('ZADD', KEYS[4], 0, ARGV[2])
 return 1
 """
 
@@ -601,6 +603,18 @@ else
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
 return 1
+"""
+
+# Every dispute's id, in id order, built once from the hash for disputes stored before it.
+# KEYS: disputes hash, the ids' sorted set, the mark that it is built.  Returns how many added.
+INDEX_DISPUTE_IDS = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local added = 0
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
+  added = added + redis.call('ZADD', KEYS[2], 0, id)
+end
+redis.call('SET', KEYS[3], '1')
+return added
 """
 
 # The open disputes' index, built once from the hash for disputes stored before it existed.
