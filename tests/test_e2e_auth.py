@@ -498,6 +498,53 @@ async def test_a_pin_is_changed_at_the_atm_with_the_old_one(nursery, tmp_path, s
     assert sum("validate.new_pin_missing" in r for r in reasons) == 1
 
 
+async def test_a_reversed_pin_change_puts_the_old_pin_back(nursery, tmp_path, store_url):
+    """An ATM that could not complete a PIN change (the chip never got the new PIN; the
+    cardholder is told it failed) reverses it: the old PIN is the card's again, once, and a
+    reversal of an earlier PIN change than the card's last, or of a purchase, does not touch
+    the PIN."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]  # Visa PVV: 4-digit PINs
+    old, new = card["pin"], "4826" if card["pin"] != "4826" else "4827"
+
+    def change(current: str, to: str) -> dict[str, Any]:
+        fields = with_pin(purchase(card, **{"3": "920000", "4": None, "18": "6011"}), host,
+                          card, current)  # fmt: skip
+        fields["125"] = encrypt_pin_block(host.zpk(), to, card["pan"]).hex().upper()
+        return fields
+
+    def reversal(original: dict[str, Any], t: str = "0400") -> dict[str, Any]:
+        return {**original, "t": t, "11": next_stan(), "90": field_90(original)}
+
+    async def pays_with(pin: str) -> bool:
+        reply = await switch.send(with_pin(purchase(card, amount=100), host, card, pin))
+        return reply["39"] == "00"
+
+    changed = change(old, new)
+    assert (await switch.send(changed))["39"] == "00"
+    assert (await switch.send(reversal(changed)))["39"] == "00"
+    assert await pays_with(old)
+    assert (await switch.send(reversal(changed, "0420")))["39"] == "00"  # the repeat: no-op
+    assert await pays_with(old)
+
+    first = change(old, new)
+    assert (await switch.send(first))["39"] == "00"
+    second = change(new, old)  # back again: the card's last change
+    assert (await switch.send(second))["39"] == "00"
+    assert (await switch.send(reversal(first)))["39"] == "00"  # not the last: nothing
+    assert await pays_with(old)
+    bought = purchase(card, amount=100)
+    assert (await switch.send(bought))["39"] == "00"
+    assert (await switch.send(reversal(bought)))["39"] == "00"
+    assert await pays_with(old)
+    assert (await switch.send(reversal(second)))["39"] == "00"  # the last one: undone
+    assert await pays_with(new)
+    async with opened_store(store_url) as store:
+        reasons = [e.reason_codes for e in await store.journal(JournalQuery(limit=100))]
+    assert sum("reversal.pin_change_undone" in r for r in reasons) == 2
+
+
 async def test_balance_inquiry_returns_balances_without_holding(nursery, tmp_path, store_url):
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)

@@ -25,6 +25,7 @@ from authhost.auth.card_turns import CardTurns
 from authhost.auth.decision import Decision, Decline
 from authhost.auth.issuer_scripts import (
     NO_REPORT,
+    PIN_CHANGE_CODE,
     SENT_REASONS,
     DueScripts,
     due_scripts,
@@ -571,11 +572,15 @@ class AuthService:
     def _reverse(
         self, request: AuthRequest, snapshot: Snapshot, now: float
     ) -> tuple[Decision, Commit]:
-        """Reversals are always acknowledged; they release what the original still holds."""
+        """Reversals are always acknowledged; they release what the original still holds, and
+        a reversed PIN change puts the card's PIN before it back."""
         hold = snapshot.original
         reasons: list[str] = []
         movement = None
-        if hold is None:
+        undone = pin_change_undone(request, snapshot.card)
+        if undone is not None:
+            reasons.append("reversal.pin_change_undone")
+        elif hold is None:
             reasons.append("reversal.unknown_original")
         else:
             remaining = replacement_amount(request)  # in the cardholder's currency
@@ -601,6 +606,7 @@ class AuthService:
             journal=entry,
             movement=movement,
             card_id=snapshot.card.card_id if snapshot.card else "",
+            delivered_card=undone,  # written if the card is still as read
         )
         return decision, commit
 
@@ -821,6 +827,8 @@ def _change_card(
             pin_reference=tx.new_pin_reference,
             pin_tries=0,
             chip_scripts=() if scripts.queued_sent else card.chip_scripts,
+            pin_change_key=commit.journal.match_key,
+            previous_pin_reference=card.pin_reference,
         )
     elif scripts.queued_sent:
         commit.delivered_card = replace(card, chip_scripts=())
@@ -828,6 +836,26 @@ def _change_card(
         queued = tuple(dict.fromkeys((*card.chip_scripts, *(c.value for c in scripts.requeue))))
         if queued != card.chip_scripts:  # only what is not waiting already
             commit.delivered_card = replace(card, chip_scripts=queued)
+
+
+def pin_change_undone(reversal: AuthRequest, card: Card | None) -> Card | None:
+    """The card with its PIN before the PIN change this reversal names, or None when it names
+    none (another processing code, another PIN change than the card's last, one undone
+    already). An ATM reverses a PIN change it could not complete (the chip never got the new
+    PIN, the cardholder was told it failed): left changed, the PIN the cardholder goes on
+    using would be wrong from then on."""
+    if card is None or not card.pin_change_key or card.previous_pin_reference is None:
+        return None
+    if not (reversal.processing_code or "").startswith(PIN_CHANGE_CODE):
+        return None
+    if original_key(reversal) != card.pin_change_key:
+        return None
+    return replace(
+        card,
+        pin_reference=card.previous_pin_reference,
+        previous_pin_reference=None,
+        pin_change_key="",
+    )
 
 
 def journal_entry(

@@ -136,6 +136,8 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         sequence=_next_sequence(old.sequence) if keep_pan else "00",
         pin_reference=old.pin_reference if keep_pan else None,
         pin_tries=0,
+        pin_change_key="",  # the old plastic's PIN change is the old plastic's to undo
+        previous_pin_reference=None,
         created_at=now,
         activated_at=None,
         closed_at=None,

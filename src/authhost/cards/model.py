@@ -181,6 +181,11 @@ class Card:
     pin_method: PinMethod = PinMethod.VISA_PVV
     pin_reference: str | None = None  # PVV (4 digits) or IBM 3624 offset; None = no PIN set
     pin_tries: int = 0  # consecutive wrong PIN tries
+    # the last PIN change made at a terminal (processing code 92): its match key and the
+    # reference it replaced, so that the terminal's reversal of it (the chip never got the new
+    # PIN, the cardholder was told it failed) puts the old PIN back. "" / None: none to undo
+    pin_change_key: str = ""
+    previous_pin_reference: str | None = None
     limits: Limits | None = None  # card-level overrides of the product limits
     home_country: str = ""  # ISO 3166 numeric; empty = the product's
     created_at: float = 0.0  # epoch seconds

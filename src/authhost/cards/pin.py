@@ -29,5 +29,9 @@ def unlock(card: Card) -> Card:
 
 
 def with_pin_reference(card: Card, reference: str) -> Card:
-    """The card after a PIN set/reset: the new PVV/offset, and a fresh try counter."""
-    return replace(card, pin_reference=reference, pin_tries=0)
+    """The card after a PIN set/reset: the new PVV/offset, and a fresh try counter. An ATM's
+    PIN change before it can no longer be undone by its reversal (that would bring back a PIN
+    older than the one the bank just set)."""
+    return replace(
+        card, pin_reference=reference, pin_tries=0, pin_change_key="", previous_pin_reference=None
+    )
