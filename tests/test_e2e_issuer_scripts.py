@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
-from iso_client import Switch
+from iso_client import Switch, next_stan
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - fixture
     Host,
     chip_read,
+    field_90,
     purchase,
     store_url,
     with_pin,
@@ -208,6 +209,17 @@ async def test_a_pin_unlocked_at_the_bank_or_the_atm_is_unblocked_on_the_chip(
     reply = await switch.send(atm)
     assert reply["39"] == "00"
     assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+
+    # the ATM reverses the unblock (its answer may never have reached the chip): the PIN
+    # UNBLOCK goes again with the chip's next online request, once
+    reversal = {**atm, "t": "0400", "11": next_stan(), "90": field_90(atm)}
+    assert (await switch.send(reversal))["39"] == "00"
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card), 10, atc=0x22)
+    reply = await switch.send(with_pin(fields, host, card, card["pin"]))
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+    fields, _, _, _ = chip_request(host, card, purchase(card), 10, atc=0x23)
+    assert commands_in(await switch.send(with_pin(fields, host, card, card["pin"])))[1] == []
+    assert "reversal.pin_unblock_requeued" in (await journal_reasons(store_url))[reversal["11"]]
 
 
 @pytest.mark.parametrize("result, reason", [("20", "chip.script_performed"),

@@ -26,6 +26,7 @@ from authhost.auth.decision import Decision, Decline
 from authhost.auth.issuer_scripts import (
     NO_REPORT,
     PIN_CHANGE_CODE,
+    PIN_UNBLOCK_CODE,
     SENT_REASONS,
     DueScripts,
     due_scripts,
@@ -39,7 +40,7 @@ from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_verification import checked_cryptogram
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
-from authhost.cards.model import Account, Card, CardKind
+from authhost.cards.model import Account, Card, CardKind, Product
 from authhost.cards.tokens import token_age_hours
 from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
@@ -578,8 +579,11 @@ class AuthService:
         reasons: list[str] = []
         movement = None
         undone = pin_change_undone(request, snapshot.card)
+        requeued = pin_unblock_requeued(request, snapshot.card, snapshot.product)
         if undone is not None:
             reasons.append("reversal.pin_change_undone")
+        elif requeued is not None:
+            reasons.append("reversal.pin_unblock_requeued")
         elif hold is None:
             reasons.append("reversal.unknown_original")
         else:
@@ -606,7 +610,7 @@ class AuthService:
             journal=entry,
             movement=movement,
             card_id=snapshot.card.card_id if snapshot.card else "",
-            delivered_card=undone,  # written if the card is still as read
+            delivered_card=undone or requeued,  # written if the card is still as read
         )
         return decision, commit
 
@@ -856,6 +860,23 @@ def pin_change_undone(reversal: AuthRequest, card: Card | None) -> Card | None:
         previous_pin_reference=None,
         pin_change_key="",
     )
+
+
+def pin_unblock_requeued(
+    reversal: AuthRequest, card: Card | None, product: Product | None
+) -> Card | None:
+    """The card with PIN UNBLOCK queued for its chip again, for the reversal of a PIN unblock
+    (processing code 91) on a product that sends issuer scripts: the answer that carried it
+    may never have reached the chip, whose offline PIN would stay blocked; sent again, it
+    only resets a counter that is reset already. None when nothing is to be queued."""
+    if card is None or product is None or not product.imk_smi_name:
+        return None
+    if not (reversal.processing_code or "").startswith(PIN_UNBLOCK_CODE):
+        return None
+    command = ScriptCommand.PIN_UNBLOCK.value
+    if command in card.chip_scripts:
+        return None
+    return replace(card, chip_scripts=(*card.chip_scripts, command))
 
 
 def journal_entry(
