@@ -175,3 +175,26 @@ async def test_every_answer_goes_back_with_its_institution_codes(
             assert (response["32"], response["33"]) == (route["32"], route["33"]), request["t"]
             if request["t"] == "0800":
                 assert response["70"] == request["70"]
+
+
+@pytest.mark.parametrize(("dialect", "framing"), WIRES)
+async def test_a_reversal_answer_echoes_the_original_it_names(dialect: str, framing: str) -> None:
+    """Field 90 (original data elements) is a mandatory echo in the 0410 and 0430
+    (Mastercard "ME"): the switch matches the answer to the original by it. A 30 answer
+    echoes it too, unless it is the malformed field: the other echoes still go back."""
+    config = server_config(dialect=dialect, framing=framing)
+    async with (
+        running_server(config=config) as server,
+        SwitchClient.connect(server.addresses[0], dialect=dialect, framing=framing) as client,
+    ):
+        for stan, mti in enumerate(("0400", "0401", "0420", "0421"), start=400):
+            request = financial_fields(mti, f"{stan:06d}")
+            response = await client.request(request)
+            assert (response["39"], response["90"]) == ("00", request["90"]), mti
+        broken = financial_fields("0400", "000410", **{"15": "1332"})  # not a date: 30
+        response = await client.request(broken)
+        assert (response["39"], response["90"]) == ("30", broken["90"])
+        unreadable = financial_fields("0400", "000411", **{"90": "A" * 42})
+        response = await client.request(unreadable)
+        assert (response["t"], response["39"], response["37"]) == ("0410", "30", "000000000411")
+        assert "90" not in response

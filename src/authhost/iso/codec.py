@@ -86,6 +86,9 @@ ECHOED_FIELDS: dict[str, str] = {
     "49": "currency",
     "6": "billing_amount_minor",
     "51": "billing_currency",
+    # the original a reversal (or completion, increment) names: Mastercard's 0410 and 0430
+    # must echo it ("ME"), and a switch matches the answer to the original by it
+    "90": "original_data",
 }
 # Fields that must be all digits (ISO 8583 type n) when present, in every request (0800s too).
 NUMERIC_FIELDS = (
@@ -327,6 +330,9 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
     echo = {
         number: partial[number] for number in echoed if number != failed and partial.get(number)
     }
+    original = echo.get("90")
+    if original is not None and not (original.isdigit() and original.isascii()):
+        del echo["90"]  # matches nothing, and a BCD answer could not carry it
     stan = echo.get("11")
     if stan is not None and not (stan.isdigit() and stan.isascii()):
         stan = None  # answered as sent (echo), never logged: unchecked peer bytes
