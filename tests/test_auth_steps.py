@@ -112,6 +112,8 @@ VALIDATE_CASES = [
     ("missing amount -> 30", {"amount_minor": None}, "30"),
     ("balance inquiry without amount passes", {"processing_code": "310000", "amount_minor": None}, None),
     ("unknown currency -> 12", {"currency": "999"}, "12"),
+    ("amount without a currency -> 30", {"currency": None}, "30"),
+    ("balance inquiry without amount or currency passes", {"processing_code": "310000", "amount_minor": None, "currency": None}, None),
     ("non-digit PAN -> 14", {"pan": "4761ABCD01010010"}, "14"),
     ("Luhn failure -> 14", {"pan": "4761739001010011"}, "14"),
     ("expiry month 13 -> 30", {"expiry": "2813"}, "30"),

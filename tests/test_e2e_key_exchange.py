@@ -30,7 +30,8 @@ async def test_a_key_change_installs_the_new_zone_pin_key(nursery, tmp_path, sto
     new_zpk = generate_material(KeyAlgorithm.TDES, 16)
     answer = await switch.send(key_change(zmk, new_zpk))
     assert (answer["t"], answer["39"], answer["70"]) == ("0810", "00", "161")
-    assert set(answer) - {"p", "1"} == {"t", "7", "11", "39", "70"}  # bitmaps; not the key
+    assert set(answer) - {"p", "1"} == {"t", "7", "11", "32", "39", "70"}  # not the key (48)
+    assert answer["32"] == "123456"  # the acquirer whose key changed
     host.keys["zpk"] = new_zpk.hex()
     assert (await switch.send(with_pin(purchase(card), host, card, card["pin"])))["39"] == "00"
     # a block encrypted under the old key before the switch changed keys, arriving now: read

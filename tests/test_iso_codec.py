@@ -137,8 +137,9 @@ def test_peer_request_decodes_to_typed_view_and_gets_a_conforming_response(
     response = peer_decode(encode_response(request, decision, get_dialect(dialect)), dialect)
 
     assert response["t"] == reply_mti
-    for number in ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49"):
+    for number in ("3", "4", "7", "11", "12", "13", "32", "33", "37", "41", "42", "49"):
         assert response[number] == fields[number], f"field {number} is echoed"
+    assert response.get("90") == fields.get("90"), "a reversal's original is echoed"
     assert response["38"] == "A1B2C3"
     assert response["39"] == "00"
     assert not set(SENSITIVE) & set(response), "no PAN, track, PIN or chip data in a response"
@@ -566,13 +567,14 @@ def test_any_well_typed_request_is_answered_with_its_echo(
     if isinstance(request, NetworkRequest):
         body = encode_network_response(request, ResponseCode.APPROVED, get_dialect(dialect))
         response = peer_decode(body, dialect)
-        assert response.get("70") == fields.get("70")
+        for number in ("7", "11", "32", "33", "70"):
+            assert response.get(number) == fields.get(number)
         return
     code = ResponseCode.APPROVED if approved else ResponseCode.DO_NOT_HONOUR
     body = encode_response(request, Decision(code, approval_code="XYZ123"), get_dialect(dialect))
     response = peer_decode(body, dialect)
     assert response["t"] == response_mti(fields["t"])
-    for number in ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49"):
+    for number in ("3", "4", "7", "11", "12", "13", "32", "33", "37", "41", "42", "49", "90"):
         assert response.get(number) == fields.get(number)
     assert ("38" in response) is approved
     assert response["39"] == str(code)

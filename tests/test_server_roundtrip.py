@@ -148,3 +148,53 @@ async def test_several_listeners_with_their_own_dialects() -> None:
             second, dialect="ascii-hex-bitmap", framing="ascii4"
         ) as client:
             assert (await client.request(financial_fields("0100", "000011")))["39"] == "00"
+
+
+@pytest.mark.parametrize(("dialect", "framing"), WIRES)
+async def test_every_answer_goes_back_with_its_institution_codes(
+    dialect: str, framing: str
+) -> None:
+    """A switch that forwarded a request (field 33, the forwarding institution) routes the
+    answer back by 32 and 33: every answer, a format error's and an 0810 included, carries
+    them as the request did, and an 0810 carries the network code (70) it answers."""
+    route = {"32": "00123456", "33": "6543210"}  # odd length: BCD pads a nibble
+    config = server_config(dialect=dialect, framing=framing)
+    async with (
+        running_server(config=config) as server,
+        SwitchClient.connect(server.addresses[0], dialect=dialect, framing=framing) as client,
+    ):
+        requests = [financial_fields(mti, f"{300 + i:06d}", **route) for i, mti in enumerate(
+            ("0100", "0101", "0120", "0200", "0220", "0400", "0421", "0600"))]  # fmt: skip
+        requests.append(financial_fields("0200", "000320", **route, **{"15": "1332"}))  # 30
+        for code in ("001", "301", "002", "999"):
+            requests.append({**network_fields(code, f"000{code}"), **route})
+        requests.append({**network_fields("301", "000330"), **route, "15": "0230"})  # 30
+        for request in requests:
+            response = await client.request(request)
+            assert response["11"] == request["11"]
+            assert (response["32"], response["33"]) == (route["32"], route["33"]), request["t"]
+            if request["t"] == "0800":
+                assert response["70"] == request["70"]
+
+
+@pytest.mark.parametrize(("dialect", "framing"), WIRES)
+async def test_a_reversal_answer_echoes_the_original_it_names(dialect: str, framing: str) -> None:
+    """Field 90 (original data elements) is a mandatory echo in the 0410 and 0430
+    (Mastercard "ME"): the switch matches the answer to the original by it. A 30 answer
+    echoes it too, unless it is the malformed field: the other echoes still go back."""
+    config = server_config(dialect=dialect, framing=framing)
+    async with (
+        running_server(config=config) as server,
+        SwitchClient.connect(server.addresses[0], dialect=dialect, framing=framing) as client,
+    ):
+        for stan, mti in enumerate(("0400", "0401", "0420", "0421"), start=400):
+            request = financial_fields(mti, f"{stan:06d}")
+            response = await client.request(request)
+            assert (response["39"], response["90"]) == ("00", request["90"]), mti
+        broken = financial_fields("0400", "000410", **{"15": "1332"})  # not a date: 30
+        response = await client.request(broken)
+        assert (response["39"], response["90"]) == ("30", broken["90"])
+        unreadable = financial_fields("0400", "000411", **{"90": "A" * 42})
+        response = await client.request(unreadable)
+        assert (response["t"], response["39"], response["37"]) == ("0410", "30", "000000000411")
+        assert "90" not in response

@@ -187,6 +187,7 @@ async def test_a_malformed_field_of_an_0800_gets_30_and_is_never_logged(
     ):
         response = await client.request({**network_fields(code, "000341"), **extra})
         assert (response["t"], response["11"], response["39"]) == ("0810", "000341", "30")
+        assert response["70"] == code  # an 0810 says which network request it answers
         echo = await client.request(network_fields("301", "000342"))
         assert (echo["11"], echo["39"]) == ("000342", "00")  # the link lives on
     assert not [r for r in caplog.records if r.getMessage() == "cutover"]

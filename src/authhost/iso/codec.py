@@ -63,10 +63,14 @@ MESSAGE_CLASSES: dict[str, MessageClass] = {
     "0421": MessageClass.REVERSAL_ADVICE,
 }
 NETWORK_MTIS = frozenset({"0800", "0801"})
+# Fields an 0810 echoes from its 0800, its 30 answer included: an 0810 without 70 answers no
+# network request; 32 (the acquirer whose key a key change changes) and 33 route it back
+NETWORK_ECHOED_FIELDS = ("7", "11", "32", "33", "70")
 
 # Fields a response echoes from its request when present (ISO 8583:1987 convention), with
 # the request view's attribute. None of them holds cardholder data, so a format-error answer
-# echoes whichever of them could be read.
+# echoes whichever of them could be read. 32 and 33 are the route back: a switch that
+# forwarded the request (33) sends the answer on by them.
 ECHOED_FIELDS: dict[str, str] = {
     "3": "processing_code",
     "4": "amount_minor",
@@ -75,12 +79,16 @@ ECHOED_FIELDS: dict[str, str] = {
     "12": "local_time",
     "13": "local_date",
     "32": "acquirer_id",
+    "33": "forwarding_id",
     "37": "rrn",
     "41": "terminal_id",
     "42": "merchant_id",
     "49": "currency",
     "6": "billing_amount_minor",
     "51": "billing_currency",
+    # the original a reversal (or completion, increment) names: Mastercard's 0410 and 0430
+    # must echo it ("ME"), and a switch matches the answer to the original by it
+    "90": "original_data",
 }
 # Fields that must be all digits (ISO 8583 type n) when present, in every request (0800s too).
 NUMERIC_FIELDS = (
@@ -318,11 +326,13 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
     mti = partial.get("t") if failed != "t" else None
     if mti is not None and (len(mti) != 4 or not (mti.isdigit() and mti.isascii())):
         mti = None
+    echoed = NETWORK_ECHOED_FIELDS if mti in NETWORK_MTIS else ECHOED_FIELDS
     echo = {
-        number: partial[number]
-        for number in ECHOED_FIELDS
-        if number != failed and partial.get(number)
+        number: partial[number] for number in echoed if number != failed and partial.get(number)
     }
+    original = echo.get("90")
+    if original is not None and not (original.isdigit() and original.isascii()):
+        del echo["90"]  # matches nothing, and a BCD answer could not carry it
     stan = echo.get("11")
     if stan is not None and not (stan.isdigit() and stan.isascii()):
         stan = None  # answered as sent (echo), never logged: unchecked peer bytes
@@ -383,15 +393,20 @@ def encode_network_response(
     dialect: Dialect,
     mac: MacFunction | None = None,
 ) -> bytes:
-    """The 0810 (or 0811's 0810) answer: echoes 7, 11 and 70, with 39."""
+    """The 0810 (the 0801's too) answer: echoes 7, 11, 32, 33 and 70, with 39."""
     doc: dict[str, str] = {"t": response_mti(request.mti)}
-    if request.transmission_time is not None:
+    fields = request.fields
+    for number in NETWORK_ECHOED_FIELDS:
+        value = fields.get(number)
+        if isinstance(value, str):  # checked by decode_message: digits where they must be
+            doc[number] = value
+    if request.transmission_time is not None:  # a view built without its field dict
         doc["7"] = request.transmission_time
     if request.stan is not None:
         doc["11"] = request.stan
-    doc["39"] = str(response_code)
     if request.code is not None:
         doc["70"] = request.code
+    doc["39"] = str(response_code)
     return _encode(doc, dialect, mac)
 
 

@@ -43,6 +43,8 @@ def validate(tx: Transaction) -> Decline | None:
         or (amount == 0 and not inquiry and not request.is_account_verification)
     ):
         return Decline(RC.INVALID_AMOUNT, "validate.amount")
+    if amount is not None and request.currency is None:  # a missing field, not a wrong one
+        return Decline(RC.FORMAT_ERROR, "validate.currency_missing")
     if amount is not None and not is_known(request.currency):
         return Decline(RC.INVALID_TRANSACTION, "validate.currency")
     billing = request.billing_amount_minor
