@@ -195,6 +195,19 @@ async def test_a_malformed_field_of_an_0800_gets_30_and_is_never_logged(
     assert not [line for line in _request_logs(caplog) if value in line]
 
 
+async def test_an_0800_without_field_70_is_a_format_error() -> None:
+    """Field 70 is what a network management request asks for: one without it is malformed
+    (30), unlike one asking for a code the host does not serve (12); the link lives on."""
+    async with running_server() as server, SwitchClient.connect(server.addresses[0]) as client:
+        fields = {k: v for k, v in network_fields("301", "000361").items() if k != "70"}
+        response = await client.request(fields)
+        assert (response["t"], response["11"], response["39"]) == ("0810", "000361", "30")
+        unknown = await client.request(network_fields("999", "000362"))
+        assert (unknown["39"], unknown["70"]) == ("12", "999")
+        echo = await client.request(network_fields("301", "000363"))
+        assert echo["39"] == "00"
+
+
 async def test_a_good_cutover_is_logged_with_its_checked_date(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

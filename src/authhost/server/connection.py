@@ -72,6 +72,7 @@ NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "201": "cutover", "301": "
 
 _APPROVED = ResponseCode.APPROVED
 _INVALID = ResponseCode.INVALID_TRANSACTION
+_FORMAT_ERROR = ResponseCode.FORMAT_ERROR
 _MAC_FAILED = ResponseCode.SECURITY_VIOLATION
 
 log = logging.getLogger("authhost.server")
@@ -398,7 +399,12 @@ class Connection:
                 assert self._requests is not None
                 self._requests.start_soon(self._change_key, exchange, message, tpdu, arrived)
                 return True
-            code = _APPROVED if message.code in NETWORK_CODES else _INVALID
+            # field 70 is what an 0800 asks: without it the message is malformed (30), with
+            # a code the host does not serve it is a request it cannot do (12)
+            code = (
+                _FORMAT_ERROR if not message.code
+                else _APPROVED if message.code in NETWORK_CODES else _INVALID
+            )  # fmt: skip
             if message.code == CUTOVER_CODE:  # the switch's business day changes now
                 log.info(  # the date as checked by decode_message (MMDD), never raw bytes
                     "cutover",
