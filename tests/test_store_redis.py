@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import pytest
 from coredis._utils import hash_slot
@@ -193,22 +194,30 @@ async def test_fraud_reports_written_before_report_ids_keep_their_place(redis_ur
         await store.close()
 
 
+async def _opened_disputes(store: RedisCardStore, count: int) -> list[Any]:
+    """``count`` open disputes, of journal entries 0, 1, ..., their ids in that order."""
+    from dataclasses import replace
+
+    from authhost.store.records import Dispute
+
+    base = Dispute("dsp0000000000000000000", 0, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+    opened = [replace(base, dispute_id=f"dsp0000000{i:03d}000000001", journal_id=i)
+              for i in range(count)]  # fmt: skip
+    for dispute in opened:
+        await store.open_dispute(dispute)
+    return opened
+
+
 async def test_disputes_stored_before_the_ids_index_are_listed(redis_url):
     """A Redis written by a version without the index of every dispute's id: the first
     admin's listing builds it from the hash (once), pages follow id order, a state filter
     reads past pages of other states, and a dispute opened after the build is in it."""
     from dataclasses import replace
 
-    from authhost.store.records import Dispute
-
     store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
     try:
         assert isinstance(store, RedisCardStore)
-        base = Dispute("dsp0000000000000000000", 0, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
-        old = [replace(base, dispute_id=f"dsp0000000{i:03d}000000001", journal_id=i)
-               for i in range(250)]  # fmt: skip
-        for dispute in old:
-            await store.open_dispute(dispute)
+        old = await _opened_disputes(store, 250)
         old[240] = replace(old[240], state="won", version=1)
         await store.update_dispute(old[240])
         keys = store._keys  # noqa: SLF001 - the index is what this test is about
@@ -218,7 +227,7 @@ async def test_disputes_stored_before_the_ids_index_are_listed(redis_url):
         assert await store.disputes(limit=2, after=old[2].dispute_id) == old[3:5]
         assert await store.disputes(state="won") == [old[240]]  # past a page of open ones
         assert await store.disputes(limit=1000) == old
-        late = replace(base, dispute_id="dsp0000000999000000001", journal_id=999)
+        late = replace(old[0], dispute_id="dsp0000000999000000001", journal_id=999)
         await store.open_dispute(late)
         assert (await store.disputes(after=old[-1].dispute_id)) == [late]
     finally:
@@ -232,16 +241,10 @@ async def test_open_disputes_stored_before_their_index_are_found(redis_url):
     that is closed by now is skipped and dropped from it."""
     from dataclasses import replace
 
-    from authhost.store.records import Dispute
-
     store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
     try:
         assert isinstance(store, RedisCardStore)
-        base = Dispute("dsp0000000000000000000", 0, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
-        old = [replace(base, dispute_id=f"dsp00000000{i:02d}000000001", journal_id=i)
-               for i in range(3)]  # fmt: skip
-        for dispute in old:
-            await store.open_dispute(dispute)
+        old = await _opened_disputes(store, 3)
         await store.update_dispute(replace(old[1], state="won", version=1))
         keys = store._keys  # noqa: SLF001 - the index is what this test is about
         await store.client.delete([keys.open_disputes, keys.open_disputes_indexed])  # as before

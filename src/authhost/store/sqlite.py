@@ -967,19 +967,13 @@ class SqliteCardStore:
         await self._writer.run(update)
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None:
-        row = await self._reader.run(
-            lambda conn: conn.execute(
-                "SELECT data FROM disputes WHERE dispute_id = ?", (dispute_id,)
-            ).fetchone()
-        )
-        return None if row is None else codec.dispute_from_json(row[0])
+        return await self._one_dispute("SELECT data FROM disputes WHERE dispute_id = ?", dispute_id)
 
     async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
-        row = await self._reader.run(
-            lambda conn: conn.execute(
-                "SELECT data FROM disputes WHERE journal_id = ?", (journal_id,)
-            ).fetchone()
-        )
+        return await self._one_dispute("SELECT data FROM disputes WHERE journal_id = ?", journal_id)
+
+    async def _one_dispute(self, sql: str, key: object) -> Dispute | None:
+        row = await self._reader.run(lambda conn: conn.execute(sql, (key,)).fetchone())
         return None if row is None else codec.dispute_from_json(row[0])
 
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
