@@ -89,6 +89,9 @@ EXCEPTION_CODES = {
     CardState.SUSPENDED: "62",
     CardState.CLOSED: "62",
     CardState.DAMAGED: "62",  # until its replacement (the same PAN) is the current card
+    # a number retired under a new PAN (a reissue: exposed; a renewal lost in the post): a
+    # retired renewal leaves its PAN to the card that took over, and is not listed
+    CardState.REPLACED: "62",
 }
 
 
