@@ -225,6 +225,7 @@ class CardLifecycle(ServiceBase):
 
     async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
         product = await self._product(card.product_id)
+        await self._check_account_open(card.account_id, f"{action.rstrip('e')}ed")
         make = {"renew": lifecycle.renew, "reissue": lifecycle.reissue}.get(
             action, lifecycle.replace
         )
