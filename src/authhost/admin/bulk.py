@@ -57,11 +57,6 @@ class BulkSummary:
         return sum(1 for r in self.results if r.ok)
 
     @property
-    def issued_before(self) -> list[RowResult]:
-        """The rows answered with a card an earlier run issued (nothing new made)."""
-        return [r for r in self.results if r.ok and r.issued_before is not None]
-
-    @property
     def failed(self) -> list[RowResult]:
         return [r for r in self.results if not r.ok]
 
