@@ -360,3 +360,29 @@ def test_the_busiest_acceptors_show_where_cards_fail(cli, tmp_path):
     assert [(r["merchant_id"], r["merchant_name"]) for r in rows] == [
         ("SHOP-B", f"SHOP-B NO {i}") for i in (1, 2, 3)
     ]
+
+
+def test_bulk_issue_says_which_rows_an_earlier_file_issued_already(cli, tmp_path):
+    """A row's default key is its content: next month's file repeating a row gets last
+    month's card back. The operator is told so, not shown it as issued."""
+    _ok(cli("products", "create", "--product-id", "p", "--issuer-id", "b", "--name", "D",
+            "--bin", "476173"))  # fmt: skip
+    _ok(cli("accounts", "create", "--account-id", "gifts"))
+    november = tmp_path / "gift-cards-2611.csv"
+    november.write_text("product_id,account_id\np,gifts\n")
+    first = cli("cards", "bulk-issue", str(november))
+    assert first.exit_code == 0 and "earlier" not in first.stderr, first.stderr
+    december = tmp_path / "gift-cards-2612.csv"
+    december.write_text("product_id,account_id\np,gifts\np,gifts\n")
+    second = cli("cards", "bulk-issue", str(december))
+    assert second.exit_code == 0, second.stderr
+    # line 2 repeats november's only row: no card made for it; line 3 is a second such row
+    assert f"{december}:2: not issued: crd_" in second.stderr
+    assert f"{december}:3:" not in second.stderr
+    assert "2 row(s): 2 issued, 0 failed; 1 of them by an earlier run" in second.stderr
+    assert len(_ok(cli("cards", "list"))) == 2
+    keyed = tmp_path / "gift-cards-2612-keyed.csv"
+    keyed.write_text("product_id,account_id,idempotency_key\np,gifts,gift-2612-1\n")
+    third = cli("cards", "bulk-issue", str(keyed))
+    assert third.exit_code == 0 and "earlier" not in third.stderr, third.stderr
+    assert len(_ok(cli("cards", "list"))) == 3

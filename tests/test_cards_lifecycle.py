@@ -307,3 +307,17 @@ def test_a_card_past_its_expiry_is_not_put_in_use(state, event):
     with pytest.raises(IllegalTransition, match="expired at the end of 04/26"):
         lifecycle.transition(card, event, now=NOW)
     assert lifecycle.transition(card, Event.CANCEL, now=NOW).state is S.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("state", "same_pan", "keeps"),
+    [
+        (S.SUSPENDED, True, True),
+        (S.SUSPENDED, False, False),  # a new PAN answers an exposed number
+        (S.ACTIVE, True, False),
+    ],
+)
+def test_a_same_pan_successor_keeps_the_suspension_of_the_card_in_use(state, same_pan, keeps):
+    in_use = replace(CARD, state=state)
+    successor = replace(CARD, card_id="crd_new", pan_index=CARD.pan_index if same_pan else "x")
+    assert lifecycle.keeps_suspension(in_use, successor) is keeps

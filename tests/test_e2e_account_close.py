@@ -59,3 +59,40 @@ async def test_an_account_closes_once_nothing_is_held_owed_or_disputed(
     audit = await call(port, "GET", f"/v1/audit?subject={account}", token=AUDITOR_TOKEN)
     assert "account.close" in [a["action"] for a in audit.json["audit"]]
     assert (await call(port, "POST", "/v1/accounts/nope/close")).status == 404
+
+
+async def test_no_card_is_issued_replaced_or_moved_onto_a_closed_account(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Closing cancels the live cards; a card made or moved onto the account afterwards would
+    spend again on an account the bank has settled (a credit one keeps its limit)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port = at.port
+    made = await call(port, "POST", "/v1/accounts", payload={
+        "account_id": "acc-gone", "currency": "978", "kind": "credit", "credit_limit": 100_000})  # fmt: skip
+    assert made.status == 201, made
+    issue = {"product_id": "demo-visa-credit", "account_id": "acc-gone"}
+    lost_id = (await call(port, "POST", "/v1/cards", payload=issue)).json["card_id"]
+    for action in ("ship", "activate", "report-lost"):
+        assert (await call(port, "POST", f"/v1/cards/{lost_id}/{action}")).status == 200
+    credit_id = (await call(port, "POST", "/v1/cards", payload=dict(issue, account_id=
+        at.host.cards["active-credit"]["account"]))).json["card_id"]  # fmt: skip
+    closed = await call(port, "POST", "/v1/accounts/acc-gone/close")
+    assert closed.status == 200, closed
+
+    issued = await call(port, "POST", "/v1/cards", payload=issue)
+    assert issued.status == 409 and "acc-gone was closed at" in issued.json["error"], issued
+    replaced = await call(port, "POST", f"/v1/cards/{lost_id}/replace")  # the lost card's
+    assert replaced.status == 409 and "closed" in replaced.json["error"], replaced
+    moved = await call(port, "POST", f"/v1/cards/{credit_id}/personalise",
+                       payload={"account_id": "acc-gone"})  # fmt: skip
+    assert moved.status == 409 and "closed" in moved.json["error"], moved
+    cards = (await call(port, "GET", "/v1/cards?account_id=acc-gone")).json["cards"]
+    assert {c["state"] for c in cards} == {"lost"}  # nothing live came back
+    view = await call(port, "GET", "/v1/accounts/acc-gone", token=AUDITOR_TOKEN)
+    assert view.json["closed_at"] is not None
+    open_view = await call(port, "GET", f"/v1/accounts/{at.visa['account']}")
+    assert open_view.json["closed_at"] is None
+    await at.switch.aclose()

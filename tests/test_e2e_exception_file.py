@@ -1,6 +1,7 @@
 """The networks' exception file from a running host's store, on both stores: every PAN the host
-refuses for its card's state (lost 41, stolen 43, suspended, closed and damaged 62), as the host
-answers it, and nothing it would approve; a card resumed is gone from the next file."""
+refuses for its card's state (lost 41, stolen 43, suspended, closed, damaged and replaced under
+a new PAN 62), as the host answers it, and nothing it would approve; a card resumed is gone
+from the next file."""
 
 from __future__ import annotations
 
@@ -54,3 +55,36 @@ async def test_the_exception_file_lists_what_the_host_refuses(
     files = [a for a in audit.json["audit"] if a["action"] == "card.exception_file"]
     assert len(files) == 2 and all(host.cards["lost"]["pan"] not in json.dumps(a) for a in files)
     assert await card_id_of(port, at.visa["pan"]) == at.card_id  # the live card is untouched
+
+
+async def test_the_exposed_number_of_a_reissued_card_is_listed_once_its_successor_is_active(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A reissue retires the exposed number when the new card is activated: the host answers
+    it 62 (card.replaced), and so must the network's stand-in. A renewal retired by its
+    activated successor leaves the PAN to that card, and stays out."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch = at.port, at.switch
+    reissued = await call(port, "POST", f"/v1/cards/{at.card_id}/reissue")
+    assert reissued.status == 200, reissued
+    new_id = reissued.json["card_id"]
+    for action in ("ship", "activate"):
+        assert (await call(port, "POST", f"/v1/cards/{new_id}/{action}")).status == 200
+    assert (await switch.send(purchase(at.visa)))["39"] == "62"
+    renewed_pan = at.host.cards["active-credit"]["pan"]
+    renewed_id = await card_id_of(port, renewed_pan)
+    renewal = (await call(port, "POST", f"/v1/cards/{renewed_id}/renew")).json["card_id"]
+    for action in ("ship", "activate"):
+        assert (await call(port, "POST", f"/v1/cards/{renewal}/{action}")).status == 200
+
+    out = tmp_path / "exceptions.jsonl"
+    code, output = await run_cli("cards", "exception-file", "--out", str(out),
+                                 "--config", str(cli_config(tmp_path, store_url)))  # fmt: skip
+    assert code == 0, output
+    listed = {r["pan"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert listed[at.visa["pan"]]["action_code"] == "62"  # was missing: stand-in approved it
+    assert listed[at.visa["pan"]]["state"] == "replaced"
+    assert renewed_pan not in listed
+    await switch.aclose()

@@ -178,6 +178,36 @@ async def test_queued_commands_go_once_with_the_next_accepted_cryptogram(
     assert [e["action"] for e in audit.json["audit"]].count("card.chip_scripts") == 3
 
 
+async def test_a_new_pin_for_a_locked_card_is_unblocked_on_the_chip_too(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A cardholder who locked the PIN and asks the bank for a new one: the host's count goes
+    back to zero, and so must the chip's, as with an unlock (it was not: the chip kept
+    refusing offline PIN at the till). A new PIN for a card not locked queues nothing."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-credit"]
+    card_id = await card_id_of(port, card["pan"])
+    wrong = "9999" if card["pin"] != "9999" else "8888"
+    codes = [(await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] for _ in "123"]
+    assert codes == ["55", "55", "75"]
+    new_pin = "2580" if card["pin"] != "2580" else "1470"
+    block = encrypt_pin_block(host.zpk(), new_pin, card["pan"]).hex().upper()
+    reset = await call(port, "PUT", f"/v1/cards/{card_id}/pin", payload={"pin_block": block})
+    assert reset.status == 200, reset
+    assert reset.json["pin_tries"] == 0 and reset.json["chip_scripts"] == ["pin_unblock"]
+
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card), 10, atc=0x20)
+    reply = await switch.send(with_pin(fields, host, card, new_pin))
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+    again = await call(port, "PUT", f"/v1/cards/{card_id}/pin", payload={"pin_block": block})
+    assert again.status == 200 and again.json["chip_scripts"] == []  # not locked: nothing
+    await switch.aclose()
+
+
 async def test_a_pin_unlocked_at_the_bank_or_the_atm_is_unblocked_on_the_chip(
     nursery,
     tmp_path,

@@ -38,6 +38,9 @@ class RowResult:
     card_id: str = ""
     pan: str = ""  # masked
     error: str = ""
+    # issued before this run (its key's first use was earlier: a re-run, or another file
+    # with the same row content): an answer, not a new card
+    issued_before: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -92,6 +95,7 @@ async def bulk_issue(
 ) -> BulkSummary:
     """Issue a card for each row; a failing row is recorded and the others go on."""
     keys = {row.line: row.key for row in rows}
+    started = service.clock()
 
     async def issue(row: Row) -> RowResult:
         if row.error:
@@ -105,7 +109,8 @@ async def bulk_issue(
             return RowResult(row.line, error=invalid_request(exc).message)
         except ServiceError as exc:
             return RowResult(row.line, error=exc.message)
-        return RowResult(row.line, card_id=card["card_id"], pan=card["pan"])
+        earlier = card["created_at"] if card["created_at"] < started else None
+        return RowResult(row.line, card_id=card["card_id"], pan=card["pan"], issued_before=earlier)
 
     results = await run_rows([r.row for r in rows], issue, on_row, concurrency=concurrency)
     return BulkSummary(rows=len(rows), results=results)

@@ -82,6 +82,11 @@ class AccountView(_View):
         description="one account's view and a sync's answer: the last ledger balance sync "
         "(through_journal_id, ledger_balance_minor, synced_at), null when never",
     )
+    closed_at: str | None = Field(
+        default=None,
+        description="one account's view: when it was closed (ISO 8601 UTC; no card is issued, "
+        "replaced or moved onto it since), null while open",
+    )
 
 
 class CardView(_View):

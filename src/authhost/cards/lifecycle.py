@@ -249,6 +249,15 @@ def is_current_over(candidate: Card, other: Card, *, candidate_is_newer: bool) -
     return candidate_is_newer
 
 
+def keeps_suspension(in_use: Card, successor: Card) -> bool:
+    """Whether ``successor``, being activated, takes over the suspension of ``in_use``, the
+    card its activation retires: a bank's block (an investigation, arrears) is the
+    cardholder's and the number's, not the plastic's, so a renewal or a damaged card's
+    replacement (the same PAN) is activated suspended. A successor under a new PAN is the
+    answer to an exposed number (a reissue, "it was not me") and starts active."""
+    return in_use.state is S.SUSPENDED and in_use.pan_index == successor.pan_index
+
+
 # a successor ending so was withdrawn (a lost one is replaced in turn, and hands over then)
 WITHDRAWN_STATES: frozenset[CardState] = frozenset({S.CLOSED, S.EXPIRED})
 

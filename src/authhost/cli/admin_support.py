@@ -316,14 +316,19 @@ def results_file(results: Path | None) -> Iterator[TextIO | None]:
 
 
 def _report_csv_rows(
-    file: Path, done: list[Any], verb: str, results: TextIO | None, columns: tuple[str, ...]
+    file: Path,
+    done: list[Any],
+    verb: str,
+    results: TextIO | None,
+    columns: tuple[str, ...],
+    note: str = "",
 ) -> None:
-    """Each failed row by line, the counts, and every row's result to ``results`` (an open
-    ``results_file``, CSV); exit 1 when a row failed."""
+    """Each failed row by line, the counts (and ``note`` on them), and every row's result to
+    ``results`` (an open ``results_file``, CSV); exit 1 when a row failed."""
     failed = [row for row in done if not row.ok]
     for failure in failed:
         _say(f"{file}:{failure.line}: {failure.error}")
-    _say(f"{len(done)} row(s): {len(done) - len(failed)} {verb}, {len(failed)} failed")
+    _say(f"{len(done)} row(s): {len(done) - len(failed)} {verb}, {len(failed)} failed{note}")
     if results is not None:
         import csv
 

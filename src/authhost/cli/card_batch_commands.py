@@ -201,4 +201,23 @@ def cards_bulk_issue(
 
     with results_file(results) as written:
         done = _run_csv_rows(file, len(rows), "issuing", issue, _config(config, store))
-        _report_csv_rows(file, done, "issued", written, ("line", "card_id", "pan", "error"))
+        note = _say_issued_before(file, done)
+        columns = ("line", "card_id", "pan", "error")
+        _report_csv_rows(file, done, "issued", written, columns, note)
+
+
+def _say_issued_before(file: Path, done: list[Any]) -> str:
+    """Name the rows answered with a card an earlier run issued, and the note for the counts:
+    a row's default key is its content, so a later file repeating a row (the same product,
+    account and name) gets the first card back, not a new one, and the operator must not
+    take it for a new card."""
+    from authhost.admin.totals import iso_time
+
+    earlier = [row for row in done if row.ok and row.issued_before is not None]
+    for row in earlier:
+        _say(
+            f"{file}:{row.line}: not issued: {row.card_id} was issued for it at "
+            f"{iso_time(row.issued_before)} (a re-run, or the same row content in an "
+            "earlier file): give the row an idempotency_key of its own for a new card"
+        )
+    return f"; {len(earlier)} of them by an earlier run" if earlier else ""

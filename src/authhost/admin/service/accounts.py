@@ -6,11 +6,13 @@ account.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 from authhost.admin import requests as rq
+from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
     ConflictError,
     InvalidRequest,
@@ -18,6 +20,7 @@ from authhost.admin.errors import (
 )
 from authhost.admin.service.base import (
     _CHIP_KEYS,
+    ACCOUNT_CLOSED_KEY,
     KEY_REUSED,
     ServiceBase,
     _new_id,
@@ -180,6 +183,8 @@ class ProductsAndAccounts(ServiceBase):
         the bank's ledger and the host last agreed, and through which journal id."""
         view = account_view(await self._account(account_id))
         view["ledger_sync"] = _ledger_sync_view(await self.store.ledger_state(account_id))
+        closed_at = await self._account_closed_at(account_id)
+        view["closed_at"] = None if closed_at is None else totals_module.iso_time(closed_at)
         return view
 
     async def list_accounts(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -229,6 +234,9 @@ class ProductsAndAccounts(ServiceBase):
             after = page[-1].dispute_id
         if open_disputes:
             raise ConflictError(f"account {account_id} has open disputes: {open_disputes}")
+        # first the marker, so that no card is issued or replaced onto it while its cards go
+        closed = json.dumps({"closed_at": self.clock()}, separators=(",", ":"))
+        await self.store.reserve_result(ACCOUNT_CLOSED_KEY + account_id, closed)
         cancelled = []
         for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
             # each cancelled card leaves the state: the first page again, until none is left

@@ -73,6 +73,9 @@ LIFECYCLE_ACTIONS: dict[str, str] = {
     "expire": "Mark the card expired (final)",
 }
 
+# a closed account's marker, written once and kept for good in the store's idempotency table
+# (both stores keep its entries without end): no card is issued or moved onto it after
+ACCOUNT_CLOSED_KEY = "account.closed:"
 KEY_LOCK_STRIPES = 64
 PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range
 EXPORT_STATES = frozenset({CardState.CREATED, CardState.ISSUED})
@@ -89,6 +92,9 @@ EXCEPTION_CODES = {
     CardState.SUSPENDED: "62",
     CardState.CLOSED: "62",
     CardState.DAMAGED: "62",  # until its replacement (the same PAN) is the current card
+    # a number retired under a new PAN (a reissue: exposed; a renewal lost in the post): a
+    # retired renewal leaves its PAN to the card that took over, and is not listed
+    CardState.REPLACED: "62",
 }
 
 
@@ -283,6 +289,22 @@ class ServiceBase:
         if account is None:
             raise NotFoundError(f"account {account_id} not found")
         return account
+
+    async def _account_closed_at(self, account_id: str) -> float | None:
+        """When the account was closed (``close_account``), or None while it is open."""
+        marker = await self.store.idempotent_result(ACCOUNT_CLOSED_KEY + account_id)
+        return None if marker is None else float(json.loads(marker)["closed_at"])
+
+    async def _check_account_open(self, account_id: str, doing: str) -> None:
+        """409 for a card about to be made or moved onto a closed account: its closure
+        cancelled every live card on it, and a card put there afterwards would spend on an
+        account the bank has settled (a credit one keeps its limit)."""
+        closed_at = await self._account_closed_at(account_id)
+        if closed_at is not None:
+            raise ConflictError(
+                f"account {account_id} was closed at {totals_module.iso_time(closed_at)}: "
+                f"no card is {doing} on it (use an open account)"
+            )
 
     async def _store_with_new_pan(
         self,

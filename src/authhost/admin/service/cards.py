@@ -44,6 +44,7 @@ class CardData(ServiceBase):
             product = await self._product(spec.product_id)
             account = await self._account(spec.account_id)
             _check_account_fits(product, account)
+            await self._check_account_open(account.account_id, "issued")
             now = self.clock()
             card_id = production.new_card_id()
 
@@ -111,6 +112,7 @@ class CardData(ServiceBase):
             _check_account_fits(
                 await self._product(card.product_id), await self._account(change.account_id)
             )
+            await self._check_account_open(change.account_id, "moved")
             updates["account_id"] = change.account_id
         if not updates:
             raise InvalidRequest(

@@ -64,9 +64,9 @@ class OperatorFiles(ServiceBase):
 
     async def export_exception_file(self, out: Path) -> int:
         """The networks' exception file (``EXCEPTION_CODES``): every PAN whose current card is
-        lost, stolen, suspended, closed or damaged, with the answer the host gives it, for the
-        network to give while it answers for the issuer (stand-in, when the host cannot be
-        reached).
+        lost, stolen, suspended, closed, damaged or replaced (retired under a new PAN), with
+        the answer the host gives it, for the network to give while it answers for the issuer
+        (stand-in, when the host cannot be reached).
         A full file each time: a card resumed since the last one is simply not in it. The
         PANs are in clear (the network matches on them): the file is new, owner-only, and its
         writing audited. Returns how many PANs it lists."""

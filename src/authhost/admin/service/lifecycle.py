@@ -83,6 +83,8 @@ class CardLifecycle(ServiceBase):
         details: dict[str, Any] = {}
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             after, details = await self._predecessor_pin(after)
+            after, held = await self._predecessor_suspension(after)
+            details.update(held)
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             await self._retire_predecessor(card)
@@ -110,6 +112,21 @@ class CardLifecycle(ServiceBase):
         ):
             return successor, {}
         return replace(successor, pin_reference=old.pin_reference), {"pin_from": old.card_id}
+
+    async def _predecessor_suspension(self, successor: Card) -> tuple[Card, dict[str, Any]]:
+        """A same-PAN successor activated while the card in use (the first activated one up
+        its chain: the one its activation retires) is suspended: activated suspended, so
+        that the cardholder's activation never lifts the bank's block."""
+        seen = {successor.card_id}
+        old = await self.store.get_card(successor.replaces or "")
+        while old is not None and not lifecycle.has_been_activated(old):
+            if not old.replaces or old.replaces in seen:
+                return successor, {}
+            seen.add(old.card_id)
+            old = await self.store.get_card(old.replaces)
+        if old is None or not lifecycle.keeps_suspension(old, successor):
+            return successor, {}
+        return replace(successor, state=CardState.SUSPENDED), {"suspended_from": old.card_id}
 
     async def _pin_set_on(self, card_id: str) -> bool:
         """Whether a PIN was set, reset or generated on this card itself (audit log)."""
@@ -208,6 +225,7 @@ class CardLifecycle(ServiceBase):
 
     async def _successor(self, card: Card, action: str, reason: str) -> dict[str, Any]:
         product = await self._product(card.product_id)
+        await self._check_account_open(card.account_id, f"{action.rstrip('e')}ed")
         make = {"renew": lifecycle.renew, "reissue": lifecycle.reissue}.get(
             action, lifecycle.replace
         )

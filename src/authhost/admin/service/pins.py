@@ -23,6 +23,7 @@ from authhost.admin.views import (
 )
 from authhost.cards import lifecycle
 from authhost.cards import pin as pin_rules
+from authhost.cards.model import Card, Product
 from authhost.security.errors import KeyNotFound, SecurityError
 
 
@@ -53,7 +54,8 @@ class Pins(ServiceBase):
         finally:
             del pan
         action = "pin.reset" if card.pin_reference is not None else "pin.set"
-        return await self._update(card, pin_rules.with_pin_reference(card, reference), action)
+        after = _chip_unblocked(card, pin_rules.with_pin_reference(card, reference), product)
+        return await self._update(card, after, action)
 
     async def generate_pins(self, card_ids: Sequence[str], out: Path, length: int = 4) -> int:
         """New random PINs for cards (first PINs, or a PIN the cardholder forgot): each card
@@ -84,9 +86,8 @@ class Pins(ServiceBase):
                         f"no PIN made for card {card.card_id} (nor the cards after it; "
                         f"{written} written): {exc}"
                     ) from None
-                await self._update(
-                    card, pin_rules.with_pin_reference(card, issued.reference), "pin.generate"
-                )
+                after = pin_rules.with_pin_reference(card, issued.reference)
+                await self._update(card, _chip_unblocked(card, after, product), "pin.generate")
                 record = {
                     "card_id": card.card_id,
                     "pan": pan,
@@ -111,8 +112,14 @@ class Pins(ServiceBase):
             return card_view(card)
         unlocked = pin_rules.unlock(card)
         product = await self._product(card.product_id)
-        if product.imk_smi_name and "pin_unblock" not in card.chip_scripts:
-            # the chip counts wrong offline PINs too: its counter is reset at its next online
-            # request, or the card still refuses offline PIN at the till
-            unlocked = replace(unlocked, chip_scripts=(*card.chip_scripts, "pin_unblock"))
-        return await self._update(card, unlocked, "pin.unlock")
+        return await self._update(card, _chip_unblocked(card, unlocked, product), "pin.unlock")
+
+
+def _chip_unblocked(before: Card, after: Card, product: Product) -> Card:
+    """``after`` with a PIN UNBLOCK queued for the chip when the host's wrong-PIN count was
+    reset from ``before`` (an unlock, or a new PIN for a locked card): the chip counts wrong
+    offline PINs too, and its counter is reset at its next online request, or the card
+    still refuses offline PIN at the till (a product without issuer scripts has none)."""
+    if before.pin_tries == 0 or not product.imk_smi_name or "pin_unblock" in after.chip_scripts:
+        return after
+    return replace(after, chip_scripts=(*after.chip_scripts, "pin_unblock"))
