@@ -86,3 +86,21 @@ async def test_a_reissue_of_a_suspended_card_starts_active(
     old = await call(at.port, "GET", f"/v1/cards/{at.card_id}")
     assert old.json["state"] == "replaced"
     await at.switch.aclose()
+
+
+async def test_a_suspended_card_is_not_reported_damaged_but_renewed(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Reported damaged, a suspended card's same-PAN replacement was activated active: the
+    damage report lifted the bank's block. It is refused (409, saying to renew), and the card
+    stays suspended and declined."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    held = await call(at.port, "POST", f"/v1/cards/{at.card_id}/suspend")
+    assert held.status == 200, held
+    refused = await call(at.port, "POST", f"/v1/cards/{at.card_id}/report-damaged")
+    assert refused.status == 409 and "renew it" in refused.json["error"], refused
+    assert (await call(at.port, "GET", f"/v1/cards/{at.card_id}")).json["state"] == "suspended"
+    assert (await at.switch.send(purchase(at.visa, 500)))["39"] == "62"
+    await at.switch.aclose()

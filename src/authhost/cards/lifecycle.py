@@ -67,7 +67,9 @@ TRANSITIONS: dict[Event, tuple[frozenset[CardState], CardState]] = {
     Event.RESUME: (frozenset({S.SUSPENDED}), S.ACTIVE),
     Event.REPORT_LOST: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.LOST),
     Event.REPORT_STOLEN: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.STOLEN),
-    Event.REPORT_DAMAGED: (frozenset({S.ACTIVE, S.SUSPENDED}), S.DAMAGED),
+    # not from suspended: its same-PAN replacement would be activated active, lifting the
+    # bank's block; a suspended card is renewed instead (the renewal keeps the suspension)
+    Event.REPORT_DAMAGED: (frozenset({S.ACTIVE}), S.DAMAGED),
     Event.EXPIRE: (frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED}), S.EXPIRED),
     Event.CANCEL: (LIVE_STATES, S.CLOSED),
 }
@@ -99,9 +101,12 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
         raise IllegalTransition(f"unknown lifecycle event {event!r}; known: {known}") from None
     sources, target = TRANSITIONS[event]
     if card.state not in sources:
+        hint = ""
+        if event is Event.REPORT_DAMAGED and card.state is S.SUSPENDED:
+            hint = "; renew it for a new plastic with the same PAN (it keeps the suspension)"
         raise IllegalTransition(
             f"card {card.card_id} is {card.state.value}: '{event.value}' is allowed only from "
-            f"{_names(sources)}"
+            f"{_names(sources)}{hint}"
         )
     if event in PUTS_IN_USE and is_past_expiry(card.expiry, now):
         instead = (
