@@ -318,3 +318,30 @@ def test_two_files_of_one_list_are_refused(tmp_path: Path) -> None:
     (tmp_path / "block.csv").write_text("M-9\n")
     with pytest.raises(ListLoadError, match=r"block.txt: list 'block' is also block.csv"):
         load_lists(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        (  # a second block pasted below the first dropped every rule above it
+            "rule:\n  - name: a\n    expression: amount > 1\n    action: decline\n"
+            "rule:\n  - name: b\n    expression: amount > 2\n    action: review\n",
+            5,
+            "rule",
+        ),
+        (  # the second expression silently replaced the first
+            "rule:\n  - name: a\n    expression: amount > 1\n    action: decline\n"
+            "    expression: amount > 100000\n",
+            5,
+            "expression",
+        ),
+    ],
+)
+def test_a_yaml_key_written_twice_is_refused_not_silently_the_last(
+    text: str, line: int, key: str
+) -> None:
+    """YAML keeps the last of two equal keys without a word (TOML refuses them): the rules
+    above a second `rule:` vanished from the file the analyst checked."""
+    found = _errors(text, "yaml")
+    assert [(n, m.split(" is ")[0]) for n, _, m in found] == [(line, f"key {key!r}")]
+    assert "written twice" in found[0][2]

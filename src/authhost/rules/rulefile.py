@@ -200,6 +200,8 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(exc, "problem", None) or str(exc)
         raise RuleLoadError([RuleError(source, line, "", f"YAML: {problem}")]) from None
+    if duplicates := _yaml_duplicate_keys(root, source):
+        raise RuleLoadError(duplicates)
     if not isinstance(data, dict):
         raise RuleLoadError([RuleError(source, 1, "", "the file must be a mapping with 'rule:'")])
     raw_rules = data.get("rule", [])
@@ -222,6 +224,44 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
                     offset = 1  # block scalar: the text starts on the next line
         entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
     return data, entries
+
+
+def _yaml_duplicate_keys(root: Any, source: str) -> list[RuleError]:
+    """Every key written twice in one YAML mapping, at the line of the second.
+
+    A YAML parser keeps the last of two equal keys without a word: a second ``rule:`` block
+    pasted below the first dropped every rule above it, and a second ``expression:`` replaced
+    the first, where TOML refuses both. The file is refused instead."""
+    errors: list[RuleError] = []
+    seen_nodes: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # aliases share nodes (and may be cyclic)
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                stack.append(value)
+                if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                    continue  # a merge key may repeat; complex keys are refused later
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    errors.append(
+                        RuleError(
+                            source,
+                            line,
+                            "",
+                            f"key {key.value!r} is written twice in one mapping (first at line "
+                            f"{first[key.tag, key.value]}): YAML would keep only the last",
+                        )
+                    )
+                else:
+                    first[key.tag, key.value] = line
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(errors, key=lambda e: e.line)
 
 
 # -- building one rule ---------------------------------------------------------------------
