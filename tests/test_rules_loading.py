@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from authhost.rules.lists import ListLoadError, load_lists
 from authhost.rules.loader import load_rule_set
 from authhost.rules.rule import Action, Mode
 from authhost.rules.rulefile import RuleLoadError, parse_rules
@@ -345,3 +346,25 @@ def test_a_yaml_key_written_twice_is_refused_not_silently_the_last(
     found = _errors(text, "yaml")
     assert [(n, m.split(" is ")[0]) for n, _, m in found] == [(line, f"key {key!r}")]
     assert "written twice" in found[0][2]
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_byte(tmp_path: Path) -> None:
+    """A rules file saved in Latin-1 (an accented description) was refused with no line: the
+    analyst had to hunt for one byte in the whole file."""
+    path = tmp_path / "rules.toml"
+    path.write_bytes(
+        b'[[rule]]\nname = "x"\ndescription = "caf\xe9"\nexpression = "amount > 1"\n'
+        b'action = "review"\n'
+    )
+    with pytest.raises(RuleLoadError) as caught:
+        load_rule_set(path)
+    assert str(caught.value) == f"{path}:3: not UTF-8 text: byte 0xe9 at column 19"
+
+
+def test_a_list_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "merchant_block.txt").write_bytes(b"M-1\nM-\xe92\n")
+    with pytest.raises(ListLoadError) as caught:
+        load_lists(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'merchant_block.txt'}:2: not UTF-8 text: byte 0xe9 at column 3"
+    )
