@@ -368,3 +368,34 @@ def test_a_list_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{tmp_path / 'merchant_block.txt'}:2: not UTF-8 text: byte 0xe9 at column 3"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (  # a quoted key is the same key to TOML: the error pointed at the [[rule]] line
+            '[[rule]]\nname = "a"\n"expression" = "amont > 1"\naction = "review"\n',
+            3,
+        ),
+        (  # quotes in a comment after a multi-line string kept it "open" to the end
+            '[[rule]]\nname = "a"\ndescription = """x\ny"""  # see """\n'
+            'expression = "amont > 1"\naction = "review"\n',
+            5,
+        ),
+        (  # an escaped quote before the closing ones
+            '[[rule]]\nname = "a"\ndescription = """x\ny \\""""\n'
+            'expression = "amont > 1"\naction = "review"\n',
+            5,
+        ),
+        (  # an escaped quote that does not close the string
+            '[[rule]]\nname = "a"\ndescription = """x \\"""\ny"""\n'
+            'expression = "amont > 1"\naction = "review"\n',
+            5,
+        ),
+    ],
+    ids=["quoted key", "quotes in a comment", "escaped then closing", "escaped, open"],
+)
+def test_toml_errors_name_the_line_of_the_expression(text: str, line: int) -> None:
+    assert [(n, m.split(" (")[0]) for n, _, m in _errors(text)] == [
+        (line, "unknown variable 'amont'")
+    ]

@@ -131,7 +131,8 @@ def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> Parsed
 
 _TOML_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]\s*(#.*)?$")
 _TOML_TABLE = re.compile(r"^\s*\[")
-_TOML_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*=(?!=)\s*(.*)$")
+# a bare key, or the same name quoted ("expression" = ...), which TOML reads as the same key
+_TOML_KEY = re.compile(r"""^\s*(["']?)([A-Za-z_][A-Za-z0-9_\-]*)\1\s*=(?!=)\s*(.*)$""")
 
 
 def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
@@ -161,8 +162,8 @@ def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
     in_multiline: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
+            if _closes(line, in_multiline):  # the first closing quotes end it: what follows
+                in_multiline = None  # them (a comment quoting """) is not a new string
             continue
         if _TOML_HEADER.match(line):
             if current is not None:
@@ -175,17 +176,29 @@ def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
             current = None
             continue
         match = _TOML_KEY.match(line)
-        if match and current is not None and match.group(1) not in current:
-            key, value = match.group(1), match.group(2)
+        if match and current is not None and match.group(2) not in current:
+            key, value = match.group(2), match.group(3)
             current[key] = number
             for quote in ('"""', "'''"):
-                if value.startswith(quote) and value.count(quote) == 1:
+                if value.startswith(quote) and not _closes(value[3:], quote):
                     in_multiline = quote
                     if key == "expression" and not value[3:].strip():
                         offset = 1  # TOML drops the newline right after the opening quotes
     if current is not None:
         blocks.append((current, header, offset))
     return blocks
+
+
+def _closes(line: str, quote: str) -> bool:
+    """The line ends a multi-line string opened with ``quote``: the quotes appear unescaped
+    (a basic string's ``\\\"`` is an escaped quote; a literal string has no escapes)."""
+    start = 0
+    while (found := line.find(quote, start)) >= 0:
+        backslashes = len(line[:found]) - len(line[:found].rstrip("\\"))
+        if quote == "'''" or backslashes % 2 == 0:
+            return True
+        start = found + 1
+    return False
 
 
 # -- YAML ----------------------------------------------------------------------------------
