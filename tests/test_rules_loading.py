@@ -399,3 +399,23 @@ def test_toml_errors_name_the_line_of_the_expression(text: str, line: int) -> No
     assert [(n, m.split(" (")[0]) for n, _, m in _errors(text)] == [
         (line, "unknown variable 'amont'")
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "said"),
+    [
+        (
+            '[[rule]]\nname = "a"\nexpression = """\namount > 1\naction = "review"\n\n'
+            '[[rule]]\nname = "b"\nexpression = "amount > 2"\naction = "review"\n',
+            3,
+            "the multi-line string opened on line 3 is never closed",
+        ),
+        ('[[rule]]\nname = "a"\naction = "review"\nexpression = "amount > 1', 4, "Unterminated"),
+    ],
+    ids=["multi-line", "last line"],
+)
+def test_a_string_never_closed_is_refused_at_its_line(text: str, line: int, said: str) -> None:
+    """tomllib reports a string never closed "at end of document", with no line: the
+    analyst had to find which of the file's strings lacks its quotes."""
+    [(found_line, _, message)] = _errors(text)
+    assert found_line == line and said in message

@@ -140,8 +140,14 @@ def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
+        message = f"TOML: {exc}"
+        opened = 0 if line else _unclosed_string(text)
+        if opened:  # tomllib says only "at end of document"
+            message += f": the multi-line string opened on line {opened} is never closed"
+        elif not line and "end of document" in str(exc):  # a one-line string at the very end
+            opened = len(text.rstrip().splitlines())
         raise RuleLoadError(
-            [RuleError(source, int(line.group(1)) if line else 0, "", f"TOML: {exc}")]
+            [RuleError(source, int(line.group(1)) if line else opened, "", message)]
         ) from None
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
@@ -187,6 +193,23 @@ def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
     if current is not None:
         blocks.append((current, header, offset))
     return blocks
+
+
+def _unclosed_string(text: str) -> int:
+    """The line of a multi-line string that is never closed, or 0: a missing closing \"\"\"
+    was reported at "end of document", with no line to look at."""
+    opened, quote = 0, ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if quote:
+            if _closes(line, quote):
+                opened, quote = 0, ""
+            continue
+        match = _TOML_KEY.match(line)
+        value = match.group(3) if match else ""
+        for candidate in ('"""', "'''"):
+            if value.startswith(candidate) and not _closes(value[3:], candidate):
+                opened, quote = number, candidate
+    return opened
 
 
 def _closes(line: str, quote: str) -> bool:
