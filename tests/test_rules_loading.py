@@ -419,3 +419,36 @@ def test_a_string_never_closed_is_refused_at_its_line(text: str, line: int, said
     analyst had to find which of the file's strings lacks its quotes."""
     [(found_line, _, message)] = _errors(text)
     assert found_line == line and said in message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        (  # folded: YAML joins the lines with spaces
+            "rule:\n  - name: a\n    action: review\n    expression: >\n      amount > 1\n"
+            "      and card.count_1h > 2\n      and amont > 2\n",
+            7,
+            5,
+        ),
+        (  # a plain scalar over several lines is folded the same way
+            "rule:\n  - name: a\n    action: review\n    expression: amount > 1\n"
+            "      and amont > 2\n",
+            5,
+            5,
+        ),
+        (  # one line: as before
+            "rule:\n  - name: a\n    action: review\n    expression: >\n"
+            "      amount > 1 and amont > 2\n",
+            5,
+            16,
+        ),
+    ],
+    ids=["folded", "plain", "one line"],
+)
+def test_a_folded_yaml_expression_is_refused_at_the_line_written(
+    text: str, line: int, column: int
+) -> None:
+    """YAML folds `>` and plain multi-line text into one line: an error on the third line was
+    reported on the first, at a column of the joined text (column 30 of a 12-wide line)."""
+    [(found_line, _, message)] = _errors(text, "yaml")
+    assert (found_line, message.rsplit("(column ", 1)[1]) == (line, f"{column})")

@@ -72,6 +72,9 @@ class _Entry:
     lines: dict[str, int] = field(default_factory=dict)
     header_line: int = 0
     expression_offset: int = 0  # added to the expression-relative line
+    # a YAML expression folded into one line (``>`` or plain over several lines): the file
+    # line and the column where each of its parts starts in the folded text
+    folded: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -249,17 +252,53 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
             if key.value == "rule" and isinstance(value, yaml.SequenceNode):
                 nodes = value.value
     entries = []
+    source_lines = text.splitlines()
     for i, values in enumerate(raw_rules):
         lines: dict[str, int] = {}
         header, offset = 0, 0
+        folded: tuple[tuple[int, int], ...] = ()
         if i < len(nodes) and isinstance(nodes[i], yaml.MappingNode):
             header = nodes[i].start_mark.line + 1
             for key, value in nodes[i].value:
                 lines[str(key.value)] = value.start_mark.line + 1
                 if key.value == "expression" and getattr(value, "style", None) in ("|", ">"):
                     offset = 1  # block scalar: the text starts on the next line
-        entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
+                if key.value == "expression":
+                    folded = _folded_parts(value, source_lines)
+        entry = _Entry(values if isinstance(values, dict) else {}, lines, header, offset, folded)
+        entries.append(entry)
     return data, entries
+
+
+def _folded_parts(node: Any, source_lines: list[str]) -> tuple[tuple[int, int], ...]:
+    """For an expression YAML folded into one line (``>``, or a plain scalar over several
+    lines), each source line's number and the column of the folded text where it starts;
+    () when the text was not folded that simple way. Without this an error on its third
+    line was reported on its first, at a column of the joined text."""
+    style = getattr(node, "style", None)
+    if not isinstance(node, yaml.ScalarNode) or style not in (">", None):
+        return ()
+    first, last = node.start_mark.line, node.end_mark.line
+    if style == ">":
+        first += 1  # the text starts below the indicator
+    if node.end_mark.column == 0:
+        last -= 1  # the mark is past the final line break: the text ended a line above
+    parts: list[tuple[int, int]] = []
+    pieces: list[str] = []
+    column = 1
+    for number in range(first, min(last + 1, len(source_lines))):
+        raw = source_lines[number]
+        if number == node.start_mark.line:
+            raw = raw[node.start_mark.column :]
+        piece = raw.strip()
+        if not piece or piece.startswith("#"):
+            continue
+        parts.append((number + 1, column))
+        pieces.append(piece)
+        column += len(piece) + 1
+    if len(parts) < 2 or " ".join(pieces) != node.value.strip():
+        return ()
+    return tuple(parts)
 
 
 def _yaml_duplicate_keys(root: Any, source: str) -> list[RuleError]:
@@ -363,7 +402,11 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
         except ExpressionError as exc:
             base = entry.lines.get("expression", entry.header_line)
             line = base + entry.expression_offset + exc.line - 1 if base else 0
-            errors.append(RuleError(source, line, label, f"{exc.message} (column {exc.column})"))
+            column = exc.column
+            if entry.folded and exc.line == 1:  # back to the line the analyst wrote it on
+                line, start = next(p for p in reversed(entry.folded) if p[1] <= exc.column)
+                column = exc.column - start + 1
+            errors.append(RuleError(source, line, label, f"{exc.message} (column {column})"))
         except (RecursionError, MemoryError):  # the parser's own limits
             fail("expression", "expression is nested too deeply: split it into simpler parts")
     if len(errors) > before or compiled is None or action is None or mode is None:
