@@ -189,6 +189,11 @@ def test_error_string_names_file_line_and_rule() -> None:
             3,
             "expression must not contain control characters: U+001B",
         ),
+        (  # a number is a name written without quotes, not a missing one
+            'name = 2026\nexpression = "amount > 1"\naction = "review"\n',
+            2,
+            'name must be quoted text ("2026"), not a number',
+        ),
     ],
 )
 def test_field_errors(body: str, line: int, message: str) -> None:

@@ -361,7 +361,9 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
             close = difflib.get_close_matches(key, RULE_KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             fail(key, f"unknown key {key!r}{hint}")
-    if not isinstance(name, str) or not RULE_NAME.match(name):
+    if isinstance(name, (int, float)) and not isinstance(name, bool):  # `name: 123` in YAML
+        fail("name", f'name must be quoted text ("{name}"), not a number')  # not missing
+    elif not isinstance(name, str) or not RULE_NAME.match(name):
         fail("name", "name is required: letters, digits, space _ . : / - (at most 80)")
     action = _enum(values.get("action"), Action, "action", fail)
     mode = _enum(values.get("mode", "enforce"), Mode, "mode", fail)
