@@ -457,3 +457,26 @@ def test_a_folded_yaml_expression_is_refused_at_the_line_written(
     reported on the first, at a column of the joined text (column 30 of a 12-wide line)."""
     [(found_line, _, message)] = _errors(text, "yaml")
     assert (found_line, message.rsplit("(column ", 1)[1]) == (line, f"{column})")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "said"),
+    [
+        (
+            'rule = [\n  { name = "a", expression = "amount > 1", action = "review",'
+            ' description = "{ x = 1 }" },\n\n'
+            '  { "name" = "b", expression = "amont > 1", action = "review" },\n]\n',
+            4,
+            "unknown variable 'amont'",
+        ),
+        ('version = "x"\n\n[rule]\nname = "a"\n', 3, "use [[rule]]"),
+    ],
+    ids=["inline tables", "one table"],
+)
+def test_rules_written_as_inline_tables_or_one_table_are_refused_at_their_line(
+    text: str, line: int, said: str
+) -> None:
+    """`rule = [ {...}, ... ]` is valid TOML, but its errors had no line at all, nor had a
+    single `[rule]` table."""
+    [(found_line, _, message)] = _errors(text)
+    assert found_line == line and said in message

@@ -154,8 +154,10 @@ def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
         ) from None
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
-        raise RuleLoadError([RuleError(source, 0, "", "'rule' must be an array: use [[rule]]")])
-    blocks = _toml_blocks(text)
+        table = re.search(r"^[ \t]*\[[ \t]*rule[ \t]*\]", text, re.M)  # [rule]: one table
+        line = text.count("\n", 0, table.start()) + 1 if table else 0
+        raise RuleLoadError([RuleError(source, line, "", "'rule' must be an array: use [[rule]]")])
+    blocks = _toml_blocks(text) or _toml_inline_rules(text)
     entries = []
     for i, values in enumerate(raw_rules):
         lines, header, offset = blocks[i] if i < len(blocks) else ({}, 0, 0)
@@ -213,6 +215,30 @@ def _unclosed_string(text: str) -> int:
             if value.startswith(candidate) and not _closes(value[3:], candidate):
                 opened, quote = number, candidate
     return opened
+
+
+def _toml_inline_rules(text: str) -> list[tuple[dict[str, int], int, int]]:
+    """For ``rule = [ {...}, {...} ]``: the line of each inline table (TOML keeps one on a
+    single line) as the line of all its keys. Errors in such a file had no line at all."""
+    blocks: list[tuple[dict[str, int], int, int]] = []
+    inside = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not inside:
+            opening = _TOML_RULE_ARRAY.match(line)
+            if opening is None:
+                continue
+            inside, line = True, line[opening.end() :]
+        elif _TOML_TABLE.match(line):
+            break  # a table header: the array was closed above
+        for _ in _TOML_INLINE_TABLE.finditer(_TOML_STRING.sub("", line)):  # not "{" in text
+            keys = {key: number for key in RULE_KEYS}
+            blocks.append((keys, number, 0))
+    return blocks
+
+
+_TOML_RULE_ARRAY = re.compile(r"^\s*rule\s*=\s*\[")
+_TOML_INLINE_TABLE = re.compile(r"\{\s*[A-Za-z0-9_\-]*\s*=")  # a quoted key: stripped
+_TOML_STRING = re.compile(r"""\"(?:[^\"\\]|\\.)*\"|'[^']*'""")
 
 
 def _closes(line: str, quote: str) -> bool:
