@@ -22,6 +22,8 @@ import yaml
 from authhost.iso.codes import APPROVED_CODES, ResponseCode
 from authhost.rules.language import ExpressionError, compile_expression
 from authhost.rules.rule import Action, Mode, Rule
+from authhost.rules.tomllines import toml_blocks, toml_inline_rules, unclosed_string
+from authhost.rules.yamllines import duplicate_keys, folded_parts
 
 RULE_KEYS = (
     "name",
@@ -132,11 +134,6 @@ def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> Parsed
 
 # -- TOML ----------------------------------------------------------------------------------
 
-_TOML_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]\s*(#.*)?$")
-_TOML_TABLE = re.compile(r"^\s*\[")
-# a bare key, or the same name quoted ("expression" = ...), which TOML reads as the same key
-_TOML_KEY = re.compile(r"""^\s*(["']?)([A-Za-z_][A-Za-z0-9_\-]*)\1\s*=(?!=)\s*(.*)$""")
-
 
 def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
     try:
@@ -144,7 +141,7 @@ def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         message = f"TOML: {exc}"
-        opened = 0 if line else _unclosed_string(text)
+        opened = 0 if line else unclosed_string(text)
         if opened:  # tomllib says only "at end of document"
             message += f": the multi-line string opened on line {opened} is never closed"
         elif not line and "end of document" in str(exc):  # a one-line string at the very end
@@ -157,100 +154,12 @@ def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
         table = re.search(r"^[ \t]*\[[ \t]*rule[ \t]*\]", text, re.M)  # [rule]: one table
         line = text.count("\n", 0, table.start()) + 1 if table else 0
         raise RuleLoadError([RuleError(source, line, "", "'rule' must be an array: use [[rule]]")])
-    blocks = _toml_blocks(text) or _toml_inline_rules(text)
+    blocks = toml_blocks(text) or toml_inline_rules(text, RULE_KEYS)
     entries = []
     for i, values in enumerate(raw_rules):
         lines, header, offset = blocks[i] if i < len(blocks) else ({}, 0, 0)
         entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
     return data, entries
-
-
-def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
-    """For each [[rule]] header: the line of each key, the header line, expression offset."""
-    blocks: list[tuple[dict[str, int], int, int]] = []
-    current: dict[str, int] | None = None
-    header = offset = 0
-    in_multiline: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
-            if _closes(line, in_multiline):  # the first closing quotes end it: what follows
-                in_multiline = None  # them (a comment quoting """) is not a new string
-            continue
-        if _TOML_HEADER.match(line):
-            if current is not None:
-                blocks.append((current, header, offset))
-            current, header, offset = {}, number, 0
-            continue
-        if _TOML_TABLE.match(line):
-            if current is not None:
-                blocks.append((current, header, offset))
-            current = None
-            continue
-        match = _TOML_KEY.match(line)
-        if match and current is not None and match.group(2) not in current:
-            key, value = match.group(2), match.group(3)
-            current[key] = number
-            for quote in ('"""', "'''"):
-                if value.startswith(quote) and not _closes(value[3:], quote):
-                    in_multiline = quote
-                    if key == "expression" and not value[3:].strip():
-                        offset = 1  # TOML drops the newline right after the opening quotes
-    if current is not None:
-        blocks.append((current, header, offset))
-    return blocks
-
-
-def _unclosed_string(text: str) -> int:
-    """The line of a multi-line string that is never closed, or 0: a missing closing \"\"\"
-    was reported at "end of document", with no line to look at."""
-    opened, quote = 0, ""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if quote:
-            if _closes(line, quote):
-                opened, quote = 0, ""
-            continue
-        match = _TOML_KEY.match(line)
-        value = match.group(3) if match else ""
-        for candidate in ('"""', "'''"):
-            if value.startswith(candidate) and not _closes(value[3:], candidate):
-                opened, quote = number, candidate
-    return opened
-
-
-def _toml_inline_rules(text: str) -> list[tuple[dict[str, int], int, int]]:
-    """For ``rule = [ {...}, {...} ]``: the line of each inline table (TOML keeps one on a
-    single line) as the line of all its keys. Errors in such a file had no line at all."""
-    blocks: list[tuple[dict[str, int], int, int]] = []
-    inside = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not inside:
-            opening = _TOML_RULE_ARRAY.match(line)
-            if opening is None:
-                continue
-            inside, line = True, line[opening.end() :]
-        elif _TOML_TABLE.match(line):
-            break  # a table header: the array was closed above
-        for _ in _TOML_INLINE_TABLE.finditer(_TOML_STRING.sub("", line)):  # not "{" in text
-            keys = {key: number for key in RULE_KEYS}
-            blocks.append((keys, number, 0))
-    return blocks
-
-
-_TOML_RULE_ARRAY = re.compile(r"^\s*rule\s*=\s*\[")
-_TOML_INLINE_TABLE = re.compile(r"\{\s*[A-Za-z0-9_\-]*\s*=")  # a quoted key: stripped
-_TOML_STRING = re.compile(r"""\"(?:[^\"\\]|\\.)*\"|'[^']*'""")
-
-
-def _closes(line: str, quote: str) -> bool:
-    """The line ends a multi-line string opened with ``quote``: the quotes appear unescaped
-    (a basic string's ``\\\"`` is an escaped quote; a literal string has no escapes)."""
-    start = 0
-    while (found := line.find(quote, start)) >= 0:
-        backslashes = len(line[:found]) - len(line[:found].rstrip("\\"))
-        if quote == "'''" or backslashes % 2 == 0:
-            return True
-        start = found + 1
-    return False
 
 
 # -- YAML ----------------------------------------------------------------------------------
@@ -265,8 +174,8 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(exc, "problem", None) or str(exc)
         raise RuleLoadError([RuleError(source, line, "", f"YAML: {problem}")]) from None
-    if duplicates := _yaml_duplicate_keys(root, source):
-        raise RuleLoadError(duplicates)
+    if duplicates := duplicate_keys(root):
+        raise RuleLoadError([RuleError(source, line, "", message) for line, message in duplicates])
     if not isinstance(data, dict):
         raise RuleLoadError([RuleError(source, 1, "", "the file must be a mapping with 'rule:'")])
     raw_rules = data.get("rule", [])
@@ -290,79 +199,10 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
                 if key.value == "expression" and getattr(value, "style", None) in ("|", ">"):
                     offset = 1  # block scalar: the text starts on the next line
                 if key.value == "expression":
-                    folded = _folded_parts(value, source_lines)
+                    folded = folded_parts(value, source_lines)
         entry = _Entry(values if isinstance(values, dict) else {}, lines, header, offset, folded)
         entries.append(entry)
     return data, entries
-
-
-def _folded_parts(node: Any, source_lines: list[str]) -> tuple[tuple[int, int], ...]:
-    """For an expression YAML folded into one line (``>``, or a plain scalar over several
-    lines), each source line's number and the column of the folded text where it starts;
-    () when the text was not folded that simple way. Without this an error on its third
-    line was reported on its first, at a column of the joined text."""
-    style = getattr(node, "style", None)
-    if not isinstance(node, yaml.ScalarNode) or style not in (">", None):
-        return ()
-    first, last = node.start_mark.line, node.end_mark.line
-    if style == ">":
-        first += 1  # the text starts below the indicator
-    if node.end_mark.column == 0:
-        last -= 1  # the mark is past the final line break: the text ended a line above
-    parts: list[tuple[int, int]] = []
-    pieces: list[str] = []
-    column = 1
-    for number in range(first, min(last + 1, len(source_lines))):
-        raw = source_lines[number]
-        if number == node.start_mark.line:
-            raw = raw[node.start_mark.column :]
-        piece = raw.strip()
-        if not piece or piece.startswith("#"):
-            continue
-        parts.append((number + 1, column))
-        pieces.append(piece)
-        column += len(piece) + 1
-    if len(parts) < 2 or " ".join(pieces) != node.value.strip():
-        return ()
-    return tuple(parts)
-
-
-def _yaml_duplicate_keys(root: Any, source: str) -> list[RuleError]:
-    """Every key written twice in one YAML mapping, at the line of the second.
-
-    A YAML parser keeps the last of two equal keys without a word: a second ``rule:`` block
-    pasted below the first dropped every rule above it, and a second ``expression:`` replaced
-    the first, where TOML refuses both. The file is refused instead."""
-    errors: list[RuleError] = []
-    seen_nodes: set[int] = set()
-    stack = [root] if root is not None else []
-    while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:  # aliases share nodes (and may be cyclic)
-            continue
-        seen_nodes.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            for key, value in node.value:
-                stack.append(value)
-                if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
-                    continue  # a merge key may repeat; complex keys are refused later
-                line = key.start_mark.line + 1
-                if (key.tag, key.value) in first:
-                    errors.append(
-                        RuleError(
-                            source,
-                            line,
-                            "",
-                            f"key {key.value!r} is written twice in one mapping (first at line "
-                            f"{first[key.tag, key.value]}): YAML would keep only the last",
-                        )
-                    )
-                else:
-                    first[key.tag, key.value] = line
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return sorted(errors, key=lambda e: e.line)
 
 
 # -- building one rule ---------------------------------------------------------------------
