@@ -10,7 +10,7 @@ import pytest
 
 from authhost.models.artifact import write_artifact
 from authhost.models.context import replay_contexts
-from authhost.models.features import N_FEATURES
+from authhost.models.features import FEATURE_NAMES, N_FEATURES
 from authhost.models.registry import ACTIVE_FILE, Registry, RegistryError
 from authhost.models.serving import ModelService
 from authhost.models.synthetic import generate_rows
@@ -168,3 +168,29 @@ def test_a_damaged_model_json_is_listed_with_its_error_and_never_activated(
     assert message in errors["lr-1"] and errors["lr-0"] == ""
     with pytest.raises(RegistryError, match=message):
         registry.activate("lr-1")
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda names: names[:-1], f"1 missing: {FEATURE_NAMES[-1]}"),
+        (lambda names: [*names, "zip_risk"], "1 unknown: zip_risk"),
+        (lambda names: [names[1], names[0], *names[2:]], "the same names in another order"),
+    ],
+    ids=["one missing", "one unknown", "reordered"],
+)
+def test_an_artifact_whose_features_differ_from_its_set_says_which(
+    registry: Registry, edit, said: str
+) -> None:
+    """The refusal named the artifact's set as one this authhost does not compute while
+    listing that very set ("built for feature set 'authhost-features-1', this authhost
+    computes 'authhost-features-1' and ..."): nothing told the analyst what was wrong."""
+    path = registry.root / "lr-1" / "model.json"
+    meta = json.loads(path.read_text())
+    meta["features"] = edit(list(meta["features"]))
+    path.write_text(json.dumps(meta))
+    with pytest.raises(RegistryError) as caught:
+        registry.activate("lr-1")
+    message = str(caught.value)
+    assert said in message and "retrain the model" in message
+    assert "this authhost computes 'authhost-features-1' and" not in message

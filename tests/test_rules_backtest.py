@@ -514,3 +514,31 @@ def test_rules_check_names_lists_the_directory_lacks_and_a_bad_directory(tmp_pat
     (lists / "bad name!.txt").write_text("x\n")
     result = runner.invoke(app, ["rules", "check", str(rules), "--lists-dir", str(lists)])
     assert result.exit_code == 1 and "bad list name" in result.output
+
+
+def test_a_backtest_without_the_lists_its_rules_read_says_so(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Without --lists-dir a list is empty: `country not in list("country_allow")` declined
+    every request and `merchant in list(...)` none, with no word, where the server has the
+    lists; the figures looked like the rule's own."""
+    rules = tmp_path / "lists.toml"
+    rules.write_text(
+        '[[rule]]\nname = "abroad"\nexpression = \'country not in list("country_allow")\'\n'
+        'action = "decline"\n'
+    )
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "country_allow.txt").write_text("276\n")
+    args = ["backtest", "--rules", str(rules), "--data", str(files["data"]), "--no-progress"]
+    without = runner.invoke(app, [*args, "--report-dir", str(tmp_path / "report")])
+    assert without.exit_code == 0, without.output
+    assert "lists this backtest was not given" in without.output
+    assert "country_allow" in without.output
+    report = json.loads((tmp_path / "report" / "backtest.json").read_text())
+    assert report["lists_missing"] == ["country_allow"]
+    assert report["sets"][0]["declined"] == 6  # every request: the list is empty
+
+    given = runner.invoke(app, [*args, "--lists-dir", str(lists)])
+    assert given.exit_code == 0, given.output
+    assert "not given" not in given.output

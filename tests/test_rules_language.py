@@ -445,6 +445,8 @@ def test_money_received_is_read_in_major_and_minor_units() -> None:
         ("amount // 0.0 > 1", "division by zero"),
         ("amount % -0 > 1", "division by zero"),
         ("card.amount_24h / (0) > 1", "division by zero"),
+        ("amount > 1e999", "reads as infinity"),  # loaded, and matched nothing
+        ("card.count_1h < -1e400", "reads as infinity"),
     ],
 )
 def test_tests_that_can_never_match_are_refused(expression: str, message: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from authhost.rules.lists import ListLoadError, load_lists
 from authhost.rules.loader import load_rule_set
 from authhost.rules.rule import Action, Mode
 from authhost.rules.rulefile import RuleLoadError, parse_rules
@@ -188,6 +189,11 @@ def test_error_string_names_file_line_and_rule() -> None:
             3,
             "expression must not contain control characters: U+001B",
         ),
+        (  # a number is a name written without quotes, not a missing one
+            'name = 2026\nexpression = "amount > 1"\naction = "review"\n',
+            2,
+            'name must be quoted text ("2026"), not a number',
+        ),
     ],
 )
 def test_field_errors(body: str, line: int, message: str) -> None:
@@ -318,3 +324,159 @@ def test_two_files_of_one_list_are_refused(tmp_path: Path) -> None:
     (tmp_path / "block.csv").write_text("M-9\n")
     with pytest.raises(ListLoadError, match=r"block.txt: list 'block' is also block.csv"):
         load_lists(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        (  # a second block pasted below the first dropped every rule above it
+            "rule:\n  - name: a\n    expression: amount > 1\n    action: decline\n"
+            "rule:\n  - name: b\n    expression: amount > 2\n    action: review\n",
+            5,
+            "rule",
+        ),
+        (  # the second expression silently replaced the first
+            "rule:\n  - name: a\n    expression: amount > 1\n    action: decline\n"
+            "    expression: amount > 100000\n",
+            5,
+            "expression",
+        ),
+    ],
+)
+def test_a_yaml_key_written_twice_is_refused_not_silently_the_last(
+    text: str, line: int, key: str
+) -> None:
+    """YAML keeps the last of two equal keys without a word (TOML refuses them): the rules
+    above a second `rule:` vanished from the file the analyst checked."""
+    found = _errors(text, "yaml")
+    assert [(n, m.split(" is ")[0]) for n, _, m in found] == [(line, f"key {key!r}")]
+    assert "written twice" in found[0][2]
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_the_line_of_the_byte(tmp_path: Path) -> None:
+    """A rules file saved in Latin-1 (an accented description) was refused with no line: the
+    analyst had to hunt for one byte in the whole file."""
+    path = tmp_path / "rules.toml"
+    path.write_bytes(
+        b'[[rule]]\nname = "x"\ndescription = "caf\xe9"\nexpression = "amount > 1"\n'
+        b'action = "review"\n'
+    )
+    with pytest.raises(RuleLoadError) as caught:
+        load_rule_set(path)
+    assert str(caught.value) == f"{path}:3: not UTF-8 text: byte 0xe9 at column 19"
+
+
+def test_a_list_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "merchant_block.txt").write_bytes(b"M-1\nM-\xe92\n")
+    with pytest.raises(ListLoadError) as caught:
+        load_lists(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'merchant_block.txt'}:2: not UTF-8 text: byte 0xe9 at column 3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (  # a quoted key is the same key to TOML: the error pointed at the [[rule]] line
+            '[[rule]]\nname = "a"\n"expression" = "amont > 1"\naction = "review"\n',
+            3,
+        ),
+        (  # quotes in a comment after a multi-line string kept it "open" to the end
+            '[[rule]]\nname = "a"\ndescription = """x\ny"""  # see """\n'
+            'expression = "amont > 1"\naction = "review"\n',
+            5,
+        ),
+        (  # an escaped quote before the closing ones
+            '[[rule]]\nname = "a"\ndescription = """x\ny \\""""\n'
+            'expression = "amont > 1"\naction = "review"\n',
+            5,
+        ),
+        (  # an escaped quote that does not close the string
+            '[[rule]]\nname = "a"\ndescription = """x \\"""\ny"""\n'
+            'expression = "amont > 1"\naction = "review"\n',
+            5,
+        ),
+    ],
+    ids=["quoted key", "quotes in a comment", "escaped then closing", "escaped, open"],
+)
+def test_toml_errors_name_the_line_of_the_expression(text: str, line: int) -> None:
+    assert [(n, m.split(" (")[0]) for n, _, m in _errors(text)] == [
+        (line, "unknown variable 'amont'")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "said"),
+    [
+        (
+            '[[rule]]\nname = "a"\nexpression = """\namount > 1\naction = "review"\n\n'
+            '[[rule]]\nname = "b"\nexpression = "amount > 2"\naction = "review"\n',
+            3,
+            "the multi-line string opened on line 3 is never closed",
+        ),
+        ('[[rule]]\nname = "a"\naction = "review"\nexpression = "amount > 1', 4, "Unterminated"),
+    ],
+    ids=["multi-line", "last line"],
+)
+def test_a_string_never_closed_is_refused_at_its_line(text: str, line: int, said: str) -> None:
+    """tomllib reports a string never closed "at end of document", with no line: the
+    analyst had to find which of the file's strings lacks its quotes."""
+    [(found_line, _, message)] = _errors(text)
+    assert found_line == line and said in message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        (  # folded: YAML joins the lines with spaces
+            "rule:\n  - name: a\n    action: review\n    expression: >\n      amount > 1\n"
+            "      and card.count_1h > 2\n      and amont > 2\n",
+            7,
+            5,
+        ),
+        (  # a plain scalar over several lines is folded the same way
+            "rule:\n  - name: a\n    action: review\n    expression: amount > 1\n"
+            "      and amont > 2\n",
+            5,
+            5,
+        ),
+        (  # one line: as before
+            "rule:\n  - name: a\n    action: review\n    expression: >\n"
+            "      amount > 1 and amont > 2\n",
+            5,
+            16,
+        ),
+    ],
+    ids=["folded", "plain", "one line"],
+)
+def test_a_folded_yaml_expression_is_refused_at_the_line_written(
+    text: str, line: int, column: int
+) -> None:
+    """YAML folds `>` and plain multi-line text into one line: an error on the third line was
+    reported on the first, at a column of the joined text (column 30 of a 12-wide line)."""
+    [(found_line, _, message)] = _errors(text, "yaml")
+    assert (found_line, message.rsplit("(column ", 1)[1]) == (line, f"{column})")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "said"),
+    [
+        (
+            'rule = [\n  { name = "a", expression = "amount > 1", action = "review",'
+            ' description = "{ x = 1 }" },\n\n'
+            '  { "name" = "b", expression = "amont > 1", action = "review" },\n]\n',
+            4,
+            "unknown variable 'amont'",
+        ),
+        ('version = "x"\n\n[rule]\nname = "a"\n', 3, "use [[rule]]"),
+    ],
+    ids=["inline tables", "one table"],
+)
+def test_rules_written_as_inline_tables_or_one_table_are_refused_at_their_line(
+    text: str, line: int, said: str
+) -> None:
+    """`rule = [ {...}, ... ]` is valid TOML, but its errors had no line at all, nor had a
+    single `[rule]` table."""
+    [(found_line, _, message)] = _errors(text)
+    assert found_line == line and said in message

@@ -258,3 +258,31 @@ def test_a_lists_directory_that_is_gone_is_refused_on_reload(tmp_path: Path) -> 
     lists.rmdir()
     result = source.reload()
     assert not result.ok and "lists directory not found" in result.message
+
+
+class _NoStoreLists:
+    async def list_names(self) -> list[str]:
+        return []
+
+    async def get_list(self, name: str) -> frozenset[str]:
+        return frozenset()
+
+
+def test_a_refused_reload_on_sighup_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The source logged the refusal with every error and the version kept, and the SIGHUP
+    handler logged it again: each error line twice in the server's log."""
+    import trio
+
+    from authhost.runtime import RulesWithStoreLists, reload_rules
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
+    rules = RulesWithStoreLists(RuleSource(path), _NoStoreLists())  # type: ignore[arg-type]
+    path.write_text('[[rule]]\nname = "a"\nexpression = "amont > 1"\naction = "review"\n')
+    with caplog.at_level("ERROR"):
+        trio.run(reload_rules, rules)
+    refused = [r for r in caplog.records if "amont" in r.getMessage()]
+    assert len(refused) == 1 and "keeping version" in refused[0].getMessage()
+    assert rules.source.reloads_failed == 1

@@ -410,10 +410,10 @@ async def reconcile_disputes(
 
 
 async def reload_rules(rules: RulesWithStoreLists) -> None:
-    result = await trio.to_thread.run_sync(rules.source.reload)
+    """SIGHUP: re-read the rules file and lists. A refused file is logged by the source
+    itself (every error, the version kept): logging it here too doubled each line."""
+    await trio.to_thread.run_sync(rules.source.reload)
     await rules.refresh_lists()
-    if not result.ok:
-        log.error("rules reload refused: %s", result.message)
 
 
 async def watch_rules_file(rules: RulesWithStoreLists) -> None:

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,10 +164,16 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if meta.get("kind") not in KINDS:
         raise ArtifactError(f"{file}: unknown model kind {meta.get('kind')!r}")
     names = FEATURE_SETS.get(meta.get("feature_set"))  # type: ignore[arg-type]
-    if names is None or meta.get("features") != list(names):
+    if names is None:
         raise ArtifactError(
             f"{file}: built for feature set {meta.get('feature_set')!r}, this authhost computes "
             f"{' and '.join(repr(s) for s in FEATURE_SETS)}; retrain the model"
+        )
+    if meta.get("features") != list(names):
+        raise ArtifactError(
+            f"{file}: its features are not those of {meta['feature_set']!r} as this authhost "
+            f"computes them ({feature_difference(meta.get('features'), names)}); retrain "
+            "the model"
         )
     threshold = meta.get("threshold")
     if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 999:
@@ -181,6 +187,34 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not isinstance(meta.get("created", ""), str):
         raise ArtifactError(f"{file}: 'created' must be a text (an ISO 8601 time)")
     return meta
+
+
+def feature_difference(found: Any, expected: Sequence[str]) -> str:
+    """What differs between an artifact's feature list and the set's: the names it lacks or
+    has in excess, or that the order differs. The set's name alone said nothing: a model of
+    an older authhost, or an edited model.json, named a set this one computes and was refused
+    as "built for feature set 'authhost-features-1', this authhost computes
+    'authhost-features-1' and ..."."""
+    if not isinstance(found, list) or not all(isinstance(n, str) for n in found):
+        return "'features' is not a list of names"
+    lacks = [n for n in expected if n not in found]
+    extra = [n for n in found if n not in expected]
+    parts = []
+    if lacks:
+        parts.append(
+            f"{len(lacks)} missing: {', '.join(lacks[:5])}{' ...' if len(lacks) > 5 else ''}"
+        )
+    if extra:
+        parts.append(
+            f"{len(extra)} unknown: {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}"
+        )
+    if not parts:
+        parts.append(
+            "the same names in another order"
+            if len(found) == len(expected)
+            else "a name written twice"
+        )
+    return "; ".join(parts)
 
 
 def read_artifact(path: str | Path) -> Artifact:

@@ -112,8 +112,10 @@ def evaluate(
         card_precision_at_k=float(np.mean(per_day)) if per_day else 0.0,
         k=k,
         threshold=int(threshold),
-        precision_at_threshold=true_alerts / int(alerts.sum()) if alerts.any() else 0.0,
-        recall_at_threshold=true_alerts / int(labels.sum()) if labels.any() else 0.0,
+        # undefined (NaN, "n/a", null in JSON) without alerts or without frauds: a 0.0000
+        # recall on test days without fraud read as a model that misses every fraud
+        precision_at_threshold=true_alerts / int(alerts.sum()) if alerts.any() else math.nan,
+        recall_at_threshold=true_alerts / int(labels.sum()) if labels.any() else math.nan,
         alerts=int(alerts.sum()),
         transactions=len(labels),
         frauds=int(labels.sum()),
@@ -183,8 +185,9 @@ def write_plots(
     for ax, (name, p) in zip(np.atleast_1d(axes), probabilities.items(), strict=True):
         scores = np.minimum(np.floor(p * 1000), 999)
         bins = np.linspace(0, 1000, 51)
-        ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="genuine", density=True)
-        ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="fraud", density=True)
+        for label, name in ((0, "genuine"), (1, "fraud")):
+            if (labels == label).any():  # a density of nothing warned "invalid value"
+                ax.hist(scores[labels == label], bins=bins, alpha=0.6, label=name, density=True)
         ax.set(xlabel="score 0-999", ylabel="density (log)", yscale="log", title=name)
         ax.legend()
     fig.savefig(directory / "scores.png", dpi=100, bbox_inches="tight")

@@ -94,6 +94,9 @@ class BacktestResult:
     excluded_frauds_by_scenario: dict[str, int] = field(default_factory=dict)
     sets: list[SetResult] = field(default_factory=list)
     diff: Diff | None = None
+    # lists the rules read that the backtest was not given: empty here, so ``in`` never
+    # matches and ``not in`` always does, unlike the server, which has its lists
+    lists_missing: list[str] = field(default_factory=list)
     scores_fraud: list[int] = field(default_factory=list, repr=False)
     scores_genuine: list[int] = field(default_factory=list, repr=False)
     seconds: float = 0.0
@@ -225,6 +228,7 @@ def run_backtest(
     result.excluded_by_step = dict(sorted(by_step.items()))
     result.excluded_frauds_by_scenario = dict(sorted(frauds_by_scenario.items()))
     result.sets = [t.finish() for t in tallies]
+    result.lists_missing = sorted(set().union(*(rs.lists for rs in rule_sets)) - set(lists))
     result.diff = diff
     result.seconds = round(time.perf_counter() - started, 3)
     return result

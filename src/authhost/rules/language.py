@@ -15,6 +15,7 @@ is unknown, ...) follow one rule: any comparison that involves a missing value i
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -116,6 +117,8 @@ class _Checker:
         value = node.value
         if isinstance(value, bool):
             return node, BOOL
+        if isinstance(value, float) and not math.isfinite(value):  # 1e999: no value reaches
+            raise _fail(node, "number too large: it reads as infinity, which no value reaches")
         if isinstance(value, (int, float)):
             return node, NUMBER
         if isinstance(value, str):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from authhost.rules.language import LIST_NAME
+from authhost.rules.textfile import undecodable
 
 LIST_SUFFIXES = (".txt", ".list", ".csv", "")
 
@@ -22,8 +23,14 @@ class ListLoadError(ValueError):
 
 def read_list(path: Path) -> frozenset[str]:
     """The values of one list file."""
+    content = path.read_bytes()
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, message = undecodable(content, exc)
+        raise ListLoadError(f"{path}:{line}: {message}") from None
     values = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         value = line.split("#", 1)[0].strip()
         if value:
             values.add(value)
@@ -51,7 +58,7 @@ def load_lists(directory: str | Path) -> dict[str, frozenset[str]]:
         files[path.stem] = path
         try:
             found[path.stem] = read_list(path)
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise ListLoadError(f"{path}: {exc}") from None
     return found
 

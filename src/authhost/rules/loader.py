@@ -19,6 +19,7 @@ from authhost.models.context import TxContext
 from authhost.rules.engine import RuleOutcome, RuleSet, RuleStats, version_hash
 from authhost.rules.lists import ListLoadError, directory_stamp, load_lists, merge_lists
 from authhost.rules.rulefile import RuleError, RuleLoadError, detect_format, parse_rules
+from authhost.rules.textfile import undecodable
 
 log = logging.getLogger("authhost.rules")
 
@@ -32,8 +33,9 @@ def load_rule_set(path: str | Path, *, promote_shadow: bool = False) -> RuleSet:
         raise RuleLoadError([RuleError(str(file), 0, "", exc.strerror or str(exc))]) from None
     try:
         text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        raise RuleLoadError([RuleError(str(file), 0, "", "file is not UTF-8 text")]) from None
+    except UnicodeDecodeError as exc:
+        line, message = undecodable(content, exc)
+        raise RuleLoadError([RuleError(str(file), line, "", message)]) from None
     parsed = parse_rules(text, str(file), detect_format(file))
     return RuleSet(
         parsed.rules,

@@ -118,6 +118,15 @@ def print_report(result: BacktestResult, console: Console) -> None:
     console.print(summary_table(result))
     for line in excluded_lines(result):
         console.print(Text(line))  # scenario names come from the data: never markup
+    if result.lists_missing:
+        console.print(
+            Text(
+                "warning: the rules read lists this backtest was not given, empty here "
+                "('in' never matches, 'not in' always does; give --lists-dir): "
+                + ", ".join(result.lists_missing),
+                style="yellow",
+            )
+        )
     console.print(
         Text(
             f"{result.evaluated:,} requests evaluated (the ones the fraud step scores) "

@@ -22,6 +22,8 @@ import yaml
 from authhost.iso.codes import APPROVED_CODES, ResponseCode
 from authhost.rules.language import ExpressionError, compile_expression
 from authhost.rules.rule import Action, Mode, Rule
+from authhost.rules.tomllines import toml_blocks, toml_inline_rules, unclosed_string
+from authhost.rules.yamllines import duplicate_keys, folded_parts
 
 RULE_KEYS = (
     "name",
@@ -72,6 +74,9 @@ class _Entry:
     lines: dict[str, int] = field(default_factory=dict)
     header_line: int = 0
     expression_offset: int = 0  # added to the expression-relative line
+    # a YAML expression folded into one line (``>`` or plain over several lines): the file
+    # line and the column where each of its parts starts in the folded text
+    folded: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -129,63 +134,32 @@ def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> Parsed
 
 # -- TOML ----------------------------------------------------------------------------------
 
-_TOML_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]\s*(#.*)?$")
-_TOML_TABLE = re.compile(r"^\s*\[")
-_TOML_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*=(?!=)\s*(.*)$")
-
 
 def _read_toml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
+        message = f"TOML: {exc}"
+        opened = 0 if line else unclosed_string(text)
+        if opened:  # tomllib says only "at end of document"
+            message += f": the multi-line string opened on line {opened} is never closed"
+        elif not line and "end of document" in str(exc):  # a one-line string at the very end
+            opened = len(text.rstrip().splitlines())
         raise RuleLoadError(
-            [RuleError(source, int(line.group(1)) if line else 0, "", f"TOML: {exc}")]
+            [RuleError(source, int(line.group(1)) if line else opened, "", message)]
         ) from None
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
-        raise RuleLoadError([RuleError(source, 0, "", "'rule' must be an array: use [[rule]]")])
-    blocks = _toml_blocks(text)
+        table = re.search(r"^[ \t]*\[[ \t]*rule[ \t]*\]", text, re.M)  # [rule]: one table
+        line = text.count("\n", 0, table.start()) + 1 if table else 0
+        raise RuleLoadError([RuleError(source, line, "", "'rule' must be an array: use [[rule]]")])
+    blocks = toml_blocks(text) or toml_inline_rules(text, RULE_KEYS)
     entries = []
     for i, values in enumerate(raw_rules):
         lines, header, offset = blocks[i] if i < len(blocks) else ({}, 0, 0)
         entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
     return data, entries
-
-
-def _toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
-    """For each [[rule]] header: the line of each key, the header line, expression offset."""
-    blocks: list[tuple[dict[str, int], int, int]] = []
-    current: dict[str, int] | None = None
-    header = offset = 0
-    in_multiline: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        if _TOML_HEADER.match(line):
-            if current is not None:
-                blocks.append((current, header, offset))
-            current, header, offset = {}, number, 0
-            continue
-        if _TOML_TABLE.match(line):
-            if current is not None:
-                blocks.append((current, header, offset))
-            current = None
-            continue
-        match = _TOML_KEY.match(line)
-        if match and current is not None and match.group(1) not in current:
-            key, value = match.group(1), match.group(2)
-            current[key] = number
-            for quote in ('"""', "'''"):
-                if value.startswith(quote) and value.count(quote) == 1:
-                    in_multiline = quote
-                    if key == "expression" and not value[3:].strip():
-                        offset = 1  # TOML drops the newline right after the opening quotes
-    if current is not None:
-        blocks.append((current, header, offset))
-    return blocks
 
 
 # -- YAML ----------------------------------------------------------------------------------
@@ -200,6 +174,8 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(exc, "problem", None) or str(exc)
         raise RuleLoadError([RuleError(source, line, "", f"YAML: {problem}")]) from None
+    if duplicates := duplicate_keys(root):
+        raise RuleLoadError([RuleError(source, line, "", message) for line, message in duplicates])
     if not isinstance(data, dict):
         raise RuleLoadError([RuleError(source, 1, "", "the file must be a mapping with 'rule:'")])
     raw_rules = data.get("rule", [])
@@ -211,16 +187,21 @@ def _read_yaml(text: str, source: str) -> tuple[dict[str, Any], list[_Entry]]:
             if key.value == "rule" and isinstance(value, yaml.SequenceNode):
                 nodes = value.value
     entries = []
+    source_lines = text.splitlines()
     for i, values in enumerate(raw_rules):
         lines: dict[str, int] = {}
         header, offset = 0, 0
+        folded: tuple[tuple[int, int], ...] = ()
         if i < len(nodes) and isinstance(nodes[i], yaml.MappingNode):
             header = nodes[i].start_mark.line + 1
             for key, value in nodes[i].value:
                 lines[str(key.value)] = value.start_mark.line + 1
                 if key.value == "expression" and getattr(value, "style", None) in ("|", ">"):
                     offset = 1  # block scalar: the text starts on the next line
-        entries.append(_Entry(values if isinstance(values, dict) else {}, lines, header, offset))
+                if key.value == "expression":
+                    folded = folded_parts(value, source_lines)
+        entry = _Entry(values if isinstance(values, dict) else {}, lines, header, offset, folded)
+        entries.append(entry)
     return data, entries
 
 
@@ -246,7 +227,9 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
             close = difflib.get_close_matches(key, RULE_KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             fail(key, f"unknown key {key!r}{hint}")
-    if not isinstance(name, str) or not RULE_NAME.match(name):
+    if isinstance(name, (int, float)) and not isinstance(name, bool):  # `name: 123` in YAML
+        fail("name", f'name must be quoted text ("{name}"), not a number')  # not missing
+    elif not isinstance(name, str) or not RULE_NAME.match(name):
         fail("name", "name is required: letters, digits, space _ . : / - (at most 80)")
     action = _enum(values.get("action"), Action, "action", fail)
     mode = _enum(values.get("mode", "enforce"), Mode, "mode", fail)
@@ -287,7 +270,11 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
         except ExpressionError as exc:
             base = entry.lines.get("expression", entry.header_line)
             line = base + entry.expression_offset + exc.line - 1 if base else 0
-            errors.append(RuleError(source, line, label, f"{exc.message} (column {exc.column})"))
+            column = exc.column
+            if entry.folded and exc.line == 1:  # back to the line the analyst wrote it on
+                line, start = next(p for p in reversed(entry.folded) if p[1] <= exc.column)
+                column = exc.column - start + 1
+            errors.append(RuleError(source, line, label, f"{exc.message} (column {column})"))
         except (RecursionError, MemoryError):  # the parser's own limits
             fail("expression", "expression is nested too deeply: split it into simpler parts")
     if len(errors) > before or compiled is None or action is None or mode is None:
