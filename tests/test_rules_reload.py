@@ -223,6 +223,33 @@ def test_a_reload_with_a_test_that_can_never_match_keeps_the_old_rules(tmp_path:
         assert source.evaluate(CTX, None).decline_code == "59"  # version 1 still in force
 
 
+def test_a_file_emptied_while_rules_are_in_force_is_refused_on_reload(tmp_path: Path) -> None:
+    """A rules file caught half-written (truncated, or only its comments so far) holds no
+    rule: taken, it ran every request without fraud rules until the next reload. It is
+    refused while rules are in force, taken once it holds them again, and an empty file is
+    still fine at start-up and once rules are turned off with ``enabled = false``."""
+    path = tmp_path / "rules.toml"
+    write(path, version_file(1))
+    source = RuleSource(path)
+    version = source.version
+    for emptied in ("", "# fraud rules, v2\n"):
+        write(path, emptied)
+        result = source.reload_if_changed()
+        assert result is not None and not result.ok, result
+        assert "holds no rules while 40 are in force" in result.message
+        assert "rules.toml" in result.message
+        assert source.version == version
+        assert source.evaluate(CTX, None).decline_code == "59"  # version 1 still in force
+    write(path, version_file(3))
+    assert source.reload_if_changed().ok and source.evaluate(CTX, None).decline_code == "59"
+    write(path, '[[rule]]\nname = "off"\nexpression = "amount > 0"\naction = "decline"\n'
+                "enabled = false\n")  # fmt: skip
+    assert source.reload().ok and source.evaluate(CTX, None).decline_code is None
+    write(path, "")  # no rule in force now: nothing to lose
+    assert source.reload().ok
+    assert RuleSource(path).rules.rules == ()  # and at start-up
+
+
 @pytest.mark.parametrize(
     ("make_bad", "said"),
     [

@@ -131,6 +131,7 @@ class RuleSource:
             stamp = self._file_stamp()
             try:
                 rules, lists = self._build()
+                self._refuse_emptied(rules)
             except Exception as exc:  # any file at all is refused, never the watcher stopped
                 if not isinstance(exc, (RuleLoadError, ListLoadError)):
                     exc = RuleLoadError(
@@ -172,6 +173,24 @@ class RuleSource:
         rules = load_rule_set(self.path) if self.path else RuleSet([])
         lists = load_lists(self.lists_dir) if self.lists_dir else {}
         return rules, lists
+
+    def _refuse_emptied(self, rules: RuleSet) -> None:
+        """A reload to a file without a single rule while rules are in force is refused: it
+        is what a file caught half-written (truncated, not yet filled) looks like, and taking
+        it would run every request without fraud rules until the next reload. Rules are
+        turned off with ``enabled = false``; an empty file is taken at start-up only."""
+        in_force = len(self._active.rules.rules)
+        if rules.all_rules or not in_force:
+            return
+        raise RuleLoadError(
+            [
+                RuleError(
+                    str(self.path), 0, "",
+                    f"holds no rules while {in_force} are in force: refused (a file being "
+                    "written looks so); turn rules off with enabled = false",
+                )
+            ]
+        )  # fmt: skip
 
     def _file_stamp(self) -> tuple[object, ...]:
         stamp: list[object] = []
