@@ -515,6 +515,37 @@ def test_translate_pin_between_zones(hsm, test_keys) -> None:
         hsm.translate_pin(b"\x00" * 8, PAN, hsm.pin_source(None, None), "zpk-aes")
 
 
+def test_a_zone_key_reads_pin_blocks_of_its_own_algorithm_only(tmp_path) -> None:
+    # an AES-128 zone key and a double-length TDES key are both 16 bytes: the block's
+    # algorithm must follow the key's type, never the key's length
+    config = SecurityConfig(
+        key_store=str(tmp_path / "zones.json"), zone_keys=["00444=zpk-aes", "00555=zpk"]
+    )
+    hsm = SecurityModule.open(config, demo=True, env={})
+    keys = {name: bytes.fromhex(value) for name, value in hsm.demo_test_keys().items()}
+    aes_zone, tdes_zone = hsm.pin_source(None, "444"), hsm.pin_source(None, "555")
+    good = pinblock.encrypt_pin_block(keys["zpk-aes"], "2468", PAN, pinblock.PinBlockFormat.ISO4)
+    pvv = hsm.pin_reference(good, PAN, aes_zone, PinMethod.VISA_PVV, "pvk", "1")
+    # the AES key used as a TDES key (format 0) and the TDES key used as an AES key (format 4)
+    aes_as_tdes = pinblock.encrypt_pin_block(keys["zpk-aes"], "2468", PAN)
+    tdes_as_aes = pinblock.encrypt_pin_block(keys["zpk"], "2468", PAN, pinblock.PinBlockFormat.ISO4)
+    for block, source in ((aes_as_tdes, aes_zone), (tdes_as_aes, tdes_zone)):
+        check = hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", pvv)
+        assert check is PinCheck.BAD_BLOCK
+        with pytest.raises(SecurityError, match="the key is"):
+            hsm.pin_reference(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1")
+    assert hsm.verify_pin(good, PAN, aes_zone, PinMethod.VISA_PVV, "pvk", "1", pvv) is PinCheck.OK
+
+
+def test_translate_pin_refuses_a_format_of_the_other_algorithm(hsm, test_keys) -> None:
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "8642", PAN)
+    source = hsm.pin_source(None, None)
+    with pytest.raises(SecurityError, match="format 0 is tdes, and the key is aes"):
+        hsm.translate_pin(block, PAN, source, "zpk-aes", pinblock.PinBlockFormat.ISO0)
+    with pytest.raises(SecurityError, match="format 4 is aes, and the key is tdes"):
+        hsm.translate_pin(block, PAN, source, "pin-mailer", pinblock.PinBlockFormat.ISO4)
+
+
 def test_missing_zone_key_raises_a_configuration_error(hsm, test_keys) -> None:
     block = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN)
     source = hsm.pin_source(None, "444")  # zpk-444 is configured but not in the store
