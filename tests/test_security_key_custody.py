@@ -260,3 +260,51 @@ def test_dash_joined_ids_are_not_taken_for_grouped_card_numbers(text) -> None:
     from authhost.security.masking import mask_pans_in_text
 
     assert mask_pans_in_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("kek_algorithm", "kek_length", "key_type", "algorithm", "length"),
+    [
+        (KeyAlgorithm.TDES, 16, KeyType.ZPK, KeyAlgorithm.AES, 16),  # 80 bits over 128
+        (KeyAlgorithm.TDES, 16, KeyType.ZPK, KeyAlgorithm.TDES, 24),  # 80 over 112
+        (KeyAlgorithm.TDES, 24, KeyType.PAN_DATA, KeyAlgorithm.AES, 32),  # 112 over 256
+        (KeyAlgorithm.AES, 16, KeyType.KEK, KeyAlgorithm.AES, 32),  # 128 over 256
+    ],
+)
+def test_a_key_never_crosses_under_a_weaker_kek(
+    store, kek_algorithm, kek_length, key_type, algorithm, length
+) -> None:
+    """PCI PIN: a key is protected by a key at least as strong; under a weaker one it is only
+    as safe as that one. Refused on export and on import alike, with no key in the message."""
+    key_admin.generate_key(store, "weak-kek", KeyType.KEK, kek_algorithm, kek_length)
+    key = key_admin.generate_key(store, "strong", key_type, algorithm, length)
+    with pytest.raises(WeakKey, match="at least as strong") as raised:
+        key_admin.export_key(store, "strong", "weak-kek")
+    assert key.material.hex() not in str(raised.value).lower()
+    # the same key arriving under the weak KEK (made here as a partner would) is not kept
+    kek = store.get("weak-kek")
+    usage, mode = key_admin.TR31_USAGE[key_type]
+    header = tr31.KeyBlockHeader(
+        version="D" if kek_algorithm is KeyAlgorithm.AES else "B",
+        key_usage=usage,
+        algorithm=key_admin.TR31_ALGORITHMS[algorithm],
+        mode_of_use=mode,
+    )
+    block = tr31.wrap(kek.material, header, key.material)
+    with pytest.raises(WeakKey, match="at least as strong"):
+        key_admin.import_key(store, "arrived", block, "weak-kek")
+    assert store.versions("arrived") == []
+
+
+def test_keys_as_strong_as_their_kek_still_cross(store) -> None:
+    key_admin.generate_key(store, "kek-b", KeyType.KEK, KeyAlgorithm.TDES, 16)
+    key_admin.generate_key(store, "kek-d", KeyType.KEK, KeyAlgorithm.AES, 32)
+    for name, key_type, algorithm, length in (
+        ("zpk", KeyType.ZPK, KeyAlgorithm.TDES, 16),
+        ("zpk-aes", KeyType.ZPK, KeyAlgorithm.AES, 32),
+        ("pan-hash", KeyType.PAN_HASH, KeyAlgorithm.HMAC, 64),
+    ):
+        key = key_admin.generate_key(store, name, key_type, algorithm, length)
+        kek = "kek-b" if length == 16 else "kek-d"
+        block, _ = key_admin.export_key(store, name, kek)
+        assert key_admin.import_key(store, f"{name}-copy", block, kek).material == key.material

@@ -317,6 +317,15 @@ def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(
     assert other.name == "zpk-444"
 
 
+def test_a_triple_length_key_change_under_a_double_length_zmk_is_refused(hsm, test_keys) -> None:
+    # 112 bits of key under 80 bits of zone master key: only as safe as the weaker one
+    new = generate_material(KeyAlgorithm.TDES, 24)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    with pytest.raises(KeyCheckFailed, match="at least as strong"):
+        hsm.install_zone_pin_key("123", tdes_ecb_encrypt(test_keys["zmk"], new), check)
+    assert hsm.key_store.versions("zpk") == [1]
+
+
 def test_the_key_store_knows_when_another_process_changed_its_file(config, hsm) -> None:
     """What the watcher asks each second: not after this process's own save (it holds what it
     wrote), yes after another's; and a reload sees the other's key."""

@@ -41,6 +41,7 @@ from authhost.security.keys import (
     KeyType,
     WorkingKey,
     adjust_des_parity,
+    check_wrapping_strength,
     generate_material,
 )
 from authhost.security.keystore import KeyStore, demo_master_path, resolve_master_key
@@ -511,6 +512,8 @@ class SecurityModule:
             )
         if len(encrypted_key) not in (16, 24):
             raise KeyCheckFailed(f"a {key_type} key is 16 or 24 bytes")
+        # a triple-length key under a double-length zone master key: WeakKey
+        check_wrapping_strength(name, KeyAlgorithm.TDES, len(encrypted_key), zmk)
         if len(check_value) < 6:  # fewer digits would let almost any key through
             raise KeyCheckFailed("a key change needs at least 6 digits of check value")
         material = tdes_ecb_decrypt(zmk.material, encrypted_key, keep=False)
