@@ -308,3 +308,19 @@ def test_keys_as_strong_as_their_kek_still_cross(store) -> None:
         kek = "kek-b" if length == 16 else "kek-d"
         block, _ = key_admin.export_key(store, name, kek)
         assert key_admin.import_key(store, f"{name}-copy", block, kek).material == key.material
+
+
+def test_a_new_version_of_another_key_type_is_refused(store) -> None:
+    """A name is one kind of key: a KEK block imported as a new version of "zpk" (or a PVK
+    generated over it) would turn the zone PIN key into a key of another use."""
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    key_admin.generate_key(store, "zpk", KeyType.ZPK)
+    block = _block(kek.material, "K0", "A", "B", secrets.token_bytes(32))
+    with pytest.raises(KeyStoreError, match="'zpk' is a zpk key"):
+        key_admin.import_key(store, "zpk", block, "kek", new_version=True)
+    with pytest.raises(KeyStoreError, match="needs a name of its own"):
+        key_admin.generate_key(store, "zpk", KeyType.PVK, new_version=True)
+    assert store.versions("zpk") == [1]
+    # the same type, even another algorithm, is a new version as before
+    assert key_admin.generate_key(store, "zpk", KeyType.ZPK, KeyAlgorithm.AES, 16, new_version=True)
+    assert store.versions("zpk") == [1, 2]

@@ -337,6 +337,18 @@ class KeyStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _check_same_type(self, name: str, key_type: KeyType) -> None:
+        """A name keeps one key type across its versions: a new version of another type (a
+        KEK block imported as a new version of "zpk") would make the name a key of another
+        use, and the versions before it (read during a key change's overlap) keys of the old
+        one. Retired versions count too: their name is taken."""
+        for (entry_name, _), entry in self._entries.items():
+            if entry_name == name and entry.key_type != KeyType(key_type).value:
+                raise KeyStoreError(
+                    f"key {name!r} is a {entry.key_type} key; a {KeyType(key_type).value} key "
+                    "needs a name of its own"
+                )
+
     def _wrap(self, key: WorkingKey) -> KeyEntry:
         entry = KeyEntry(
             key.name, key.key_type.value, key.algorithm.value, key.version, key.kcv, "", time.time()
@@ -351,6 +363,7 @@ class KeyStore:
         with self._locked():
             if (key.name, key.version) in self._entries and not replace:
                 raise KeyStoreError(f"key {key.name!r} version {key.version} already exists")
+            self._check_same_type(key.name, key.key_type)
             entry = self._wrap(key)
             self._entries[(key.name, key.version)] = entry
             self.save()
@@ -376,6 +389,7 @@ class KeyStore:
             versions = self.versions(name)
             if versions and not new_version:
                 raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+            self._check_same_type(name, key_type)
             key = WorkingKey(
                 name, key_type, algorithm, material, versions[-1] + 1 if versions else 1
             )
