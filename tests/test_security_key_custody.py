@@ -324,3 +324,43 @@ def test_a_new_version_of_another_key_type_is_refused(store) -> None:
     # the same type, even another algorithm, is a new version as before
     assert key_admin.generate_key(store, "zpk", KeyType.ZPK, KeyAlgorithm.AES, 16, new_version=True)
     assert store.versions("zpk") == [1, 2]
+
+
+def _exportability_block(kek: bytes, material: bytes, exportability: str) -> str:
+    header = tr31.KeyBlockHeader(
+        version="D", key_usage="P0", algorithm="T", mode_of_use="B", exportability=exportability
+    )
+    return tr31.wrap(kek, header, material)
+
+
+def test_a_key_that_arrived_not_exportable_never_leaves(store) -> None:
+    """TR-31 exportability N: the sender forbids the key to leave the receiving device. It
+    was dropped on import, and `keys export` then sent the key on to anyone's KEK."""
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    material = adjust_des_parity(secrets.token_bytes(16))
+    key_admin.import_key(store, "zpk-n", _exportability_block(kek.material, material, "N"), "kek")
+    with pytest.raises(SecurityError, match="not exportable"):
+        key_admin.export_key(store, "zpk-n", "kek")
+    # kept across a reload, and tamper-evident: flipping the flag in the file breaks the key
+    reloaded = KeyStore.load(store.path, store._master)
+    assert not reloaded.exportable("zpk-n") and reloaded.get("zpk-n").material == material
+    data = json.loads(store.path.read_text())
+    for item in data["keys"]:
+        if item["name"] == "zpk-n":
+            assert item["exportable"] is False
+            del item["exportable"]
+    store.path.write_text(json.dumps(data))
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        KeyStore.load(store.path, store._master).get("zpk-n")
+
+
+@pytest.mark.parametrize("exportability", ["E", "S"])
+def test_a_key_that_arrived_exportable_may_leave(store, exportability) -> None:
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    material = adjust_des_parity(secrets.token_bytes(16))
+    block = _exportability_block(kek.material, material, exportability)
+    key_admin.import_key(store, "zpk-e", block, "kek")
+    block, _ = key_admin.export_key(store, "zpk-e", "kek")
+    assert tr31.unwrap(kek.material, block)[1] == material
+    # a file of exportable keys is written as before (no new field)
+    assert "exportable" not in store.path.read_text()

@@ -147,6 +147,10 @@ def export_key(store: KeyStore, name: str, kek_name: str = "kek") -> tuple[str, 
         raise SecurityError(f"key {name!r} cannot be exported under itself")
     kek = _kek(store, kek_name)
     key = store.get(name)
+    if not store.exportable(name):
+        raise SecurityError(
+            f"key {name!r} arrived in a key block marked not exportable: it never leaves"
+        )
     check_wrapping_strength(key.name, key.algorithm, len(key.material), kek)
     usage, mode = TR31_USAGE[key.key_type]
     header = tr31.KeyBlockHeader(
@@ -194,4 +198,9 @@ def import_key(
     found = kcv(material, algorithm)
     if expected_kcv and found != expected_kcv.strip().upper():
         raise SecurityError(f"cannot import {name!r}: KCV {found} differs from the expected")
-    return store.add_version(name, key_type, algorithm, material, new_version=new_version)
+    # a block marked N (not exportable, ANSI X9.143) never leaves again; E and S allow export
+    # under a KEK, the only way keys leave authhost
+    exportable = header.exportability != "N"
+    return store.add_version(
+        name, key_type, algorithm, material, new_version=new_version, exportable=exportable
+    )
