@@ -546,6 +546,22 @@ def test_a_zone_key_reads_pin_blocks_of_its_own_algorithm_only(tmp_path) -> None
     assert hsm.verify_pin(good, PAN, aes_zone, PinMethod.VISA_PVV, "pvk", "1", pvv) is PinCheck.OK
 
 
+def test_a_dukpt_key_reads_pin_blocks_of_its_own_algorithm_only(hsm, test_keys) -> None:
+    # a TDES DUKPT PIN key (16 bytes) used as an AES key for a 16-byte block, and an AES-128
+    # DUKPT PIN key used as a TDES key for an 8-byte one
+    tdes_ksn, aes_ksn = "FFFF9876543210E00005", "A1B2C3D4E5F6071800000003"
+    tdes_key = dukpt.tdes_pin_key(test_keys["bdk"], tdes_ksn)
+    aes_key = dukpt.aes_pin_key(test_keys["bdk-aes"], aes_ksn)
+    assert len(tdes_key) == len(aes_key) == 16
+    iso4 = pinblock.PinBlockFormat.ISO4
+    for block, ksn in (
+        (pinblock.encrypt_pin_block(tdes_key, "2468", PAN, iso4), tdes_ksn),
+        (pinblock.encrypt_pin_block(aes_key, "2468", PAN), aes_ksn),
+    ):
+        with pytest.raises(SecurityError, match="the key is"):
+            hsm.pin_reference(block, PAN, hsm.pin_source(ksn, None), PinMethod.VISA_PVV, "pvk", "1")
+
+
 def test_translate_pin_refuses_a_format_of_the_other_algorithm(hsm, test_keys) -> None:
     block = pinblock.encrypt_pin_block(test_keys["zpk"], "8642", PAN)
     source = hsm.pin_source(None, None)
