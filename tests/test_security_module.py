@@ -571,6 +571,13 @@ def test_translate_pin_refuses_a_format_of_the_other_algorithm(hsm, test_keys) -
         hsm.translate_pin(block, PAN, source, "pin-mailer", pinblock.PinBlockFormat.ISO4)
 
 
+def test_translate_pin_never_drops_the_pan_binding(hsm, test_keys) -> None:
+    # ISO 9564-1: a format 0 block translated to format 1 would lose its PAN binding
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "8642", PAN)
+    with pytest.raises(SecurityError, match="format 1 binds no PAN"):
+        hsm.translate_pin(block, PAN, hsm.pin_source(None, None), "pin-mailer", 1)
+
+
 def test_missing_zone_key_raises_a_configuration_error(hsm, test_keys) -> None:
     block = pinblock.encrypt_pin_block(test_keys["zpk"], "1234", PAN)
     source = hsm.pin_source(None, "444")  # zpk-444 is configured but not in the store

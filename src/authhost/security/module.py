@@ -690,9 +690,13 @@ class SecurityModule:
         """Re-encrypt a PIN block from its source key to another zone key (and format).
 
         The PIN is checked on the way (a bad block raises SecurityError) and never returned.
+        Format 1 is never written: it binds no PAN, and ISO 9564-1 forbids translating a
+        PAN-bound block (formats 0, 3, 4: all authhost reads by default) into it.
         """
         out_key = self._key(out_key_name, KeyType.ZPK)
         try:
+            if pinblock.PinBlockFormat(out_format) is pinblock.PinBlockFormat.ISO1:
+                raise pinblock.PinBlockError("format 1 binds no PAN: no block is translated to it")
             _check_format_algorithm(pinblock.PinBlockFormat(out_format), out_key.algorithm)
             pin = self._clear_pin(pin_block, pan, source)
             return pinblock.encrypt_pin_block(out_key.material, pin, pan, out_format)
