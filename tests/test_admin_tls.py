@@ -52,6 +52,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
             serialization.NoEncryption(),
         )
     )
+    key_file.chmod(0o600)  # a private key: its owner's alone, or refused
     return cert_file, key_file
 
 

@@ -21,6 +21,7 @@ def test_toml_file_with_hashed_and_clear_tokens(tmp_path):
         f'[[token]]\nname = "alice"\nrole = "operator"\nsha256 = "{_sha("s3cret-a")}"\n\n'
         '[[token]]\nname = "audit"\nrole = "Auditor"\ntoken = "s3cret-b"\n'
     )
+    path.chmod(0o600)  # clear tokens: the owner's alone
     table = TokenTable.from_config(AdminConfig(tokens_file=str(path)))
     alice = table.authenticate("Bearer s3cret-a")
     assert (alice.name, alice.role, alice.can_write) == ("alice", Role.OPERATOR, True)
@@ -31,6 +32,7 @@ def test_toml_file_with_hashed_and_clear_tokens(tmp_path):
 def test_json_mapping_and_inline_tokens_together(tmp_path):
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps({"tok-1": "operator"}))
+    path.chmod(0o600)
     table = TokenTable.from_config(AdminConfig(tokens_file=str(path), tokens="tok-2:auditor"))
     assert table.authenticate("Bearer tok-1").role is Role.OPERATOR
     inline = table.authenticate("Bearer tok-2")
@@ -86,3 +88,38 @@ def test_missing_file_and_bad_inline_entries(tmp_path):
         TokenTable.from_config(AdminConfig(tokens="just-a-token"))
     with pytest.raises(TokenConfigError, match="operator or auditor"):
         TokenTable.from_config(AdminConfig(tokens="tok:admin"))
+
+
+@pytest.mark.parametrize(
+    "content, suffix",
+    [
+        ('[[token]]\nrole = "operator"\ntoken = "clear-secret-1"\n', ".toml"),
+        ('{"clear-secret-1": "operator"}', ".json"),
+        (
+            f'[[token]]\nrole = "auditor"\nsha256 = "{_sha("x")}"\n\n'
+            '[[token]]\nrole = "operator"\ntoken = "clear-secret-1"\n',
+            ".toml",
+        ),
+    ],
+    ids=["toml", "json", "one clear among digests"],
+)
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_tokens_file_of_clear_tokens_others_can_read_is_refused(tmp_path, content, suffix, mode):
+    """Clear tokens in a file group or others can read have leaked already: refused at start,
+    as the master key file is, with the fix in the message and never the token."""
+    path = tmp_path / f"tokens{suffix}"
+    path.write_text(content)
+    path.chmod(mode)
+    with pytest.raises(TokenConfigError, match="chmod 600") as raised:
+        TokenTable.from_config(AdminConfig(tokens_file=str(path)))
+    assert "clear-secret-1" not in str(raised.value)
+    path.chmod(0o600)
+    table = TokenTable.from_config(AdminConfig(tokens_file=str(path)))
+    assert table.authenticate("Bearer clear-secret-1").role is Role.OPERATOR
+
+
+def test_a_tokens_file_of_digests_only_may_be_read_by_anyone(tmp_path):
+    path = tmp_path / "tokens.toml"
+    path.write_text(f'[[token]]\nname = "alice"\nrole = "operator"\nsha256 = "{_sha("s")}"\n')
+    path.chmod(0o644)
+    assert TokenTable.from_config(AdminConfig(tokens_file=str(path))).authenticate("Bearer s")

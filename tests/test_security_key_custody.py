@@ -260,3 +260,107 @@ def test_dash_joined_ids_are_not_taken_for_grouped_card_numbers(text) -> None:
     from authhost.security.masking import mask_pans_in_text
 
     assert mask_pans_in_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("kek_algorithm", "kek_length", "key_type", "algorithm", "length"),
+    [
+        (KeyAlgorithm.TDES, 16, KeyType.ZPK, KeyAlgorithm.AES, 16),  # 80 bits over 128
+        (KeyAlgorithm.TDES, 16, KeyType.ZPK, KeyAlgorithm.TDES, 24),  # 80 over 112
+        (KeyAlgorithm.TDES, 24, KeyType.PAN_DATA, KeyAlgorithm.AES, 32),  # 112 over 256
+        (KeyAlgorithm.AES, 16, KeyType.KEK, KeyAlgorithm.AES, 32),  # 128 over 256
+    ],
+)
+def test_a_key_never_crosses_under_a_weaker_kek(
+    store, kek_algorithm, kek_length, key_type, algorithm, length
+) -> None:
+    """PCI PIN: a key is protected by a key at least as strong; under a weaker one it is only
+    as safe as that one. Refused on export and on import alike, with no key in the message."""
+    key_admin.generate_key(store, "weak-kek", KeyType.KEK, kek_algorithm, kek_length)
+    key = key_admin.generate_key(store, "strong", key_type, algorithm, length)
+    with pytest.raises(WeakKey, match="at least as strong") as raised:
+        key_admin.export_key(store, "strong", "weak-kek")
+    assert key.material.hex() not in str(raised.value).lower()
+    # the same key arriving under the weak KEK (made here as a partner would) is not kept
+    kek = store.get("weak-kek")
+    usage, mode = key_admin.TR31_USAGE[key_type]
+    header = tr31.KeyBlockHeader(
+        version="D" if kek_algorithm is KeyAlgorithm.AES else "B",
+        key_usage=usage,
+        algorithm=key_admin.TR31_ALGORITHMS[algorithm],
+        mode_of_use=mode,
+    )
+    block = tr31.wrap(kek.material, header, key.material)
+    with pytest.raises(WeakKey, match="at least as strong"):
+        key_admin.import_key(store, "arrived", block, "weak-kek")
+    assert store.versions("arrived") == []
+
+
+def test_keys_as_strong_as_their_kek_still_cross(store) -> None:
+    key_admin.generate_key(store, "kek-b", KeyType.KEK, KeyAlgorithm.TDES, 16)
+    key_admin.generate_key(store, "kek-d", KeyType.KEK, KeyAlgorithm.AES, 32)
+    for name, key_type, algorithm, length in (
+        ("zpk", KeyType.ZPK, KeyAlgorithm.TDES, 16),
+        ("zpk-aes", KeyType.ZPK, KeyAlgorithm.AES, 32),
+        ("pan-hash", KeyType.PAN_HASH, KeyAlgorithm.HMAC, 64),
+    ):
+        key = key_admin.generate_key(store, name, key_type, algorithm, length)
+        kek = "kek-b" if length == 16 else "kek-d"
+        block, _ = key_admin.export_key(store, name, kek)
+        assert key_admin.import_key(store, f"{name}-copy", block, kek).material == key.material
+
+
+def test_a_new_version_of_another_key_type_is_refused(store) -> None:
+    """A name is one kind of key: a KEK block imported as a new version of "zpk" (or a PVK
+    generated over it) would turn the zone PIN key into a key of another use."""
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    key_admin.generate_key(store, "zpk", KeyType.ZPK)
+    block = _block(kek.material, "K0", "A", "B", secrets.token_bytes(32))
+    with pytest.raises(KeyStoreError, match="'zpk' is a zpk key"):
+        key_admin.import_key(store, "zpk", block, "kek", new_version=True)
+    with pytest.raises(KeyStoreError, match="needs a name of its own"):
+        key_admin.generate_key(store, "zpk", KeyType.PVK, new_version=True)
+    assert store.versions("zpk") == [1]
+    # the same type, even another algorithm, is a new version as before
+    assert key_admin.generate_key(store, "zpk", KeyType.ZPK, KeyAlgorithm.AES, 16, new_version=True)
+    assert store.versions("zpk") == [1, 2]
+
+
+def _exportability_block(kek: bytes, material: bytes, exportability: str) -> str:
+    header = tr31.KeyBlockHeader(
+        version="D", key_usage="P0", algorithm="T", mode_of_use="B", exportability=exportability
+    )
+    return tr31.wrap(kek, header, material)
+
+
+def test_a_key_that_arrived_not_exportable_never_leaves(store) -> None:
+    """TR-31 exportability N: the sender forbids the key to leave the receiving device. It
+    was dropped on import, and `keys export` then sent the key on to anyone's KEK."""
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    material = adjust_des_parity(secrets.token_bytes(16))
+    key_admin.import_key(store, "zpk-n", _exportability_block(kek.material, material, "N"), "kek")
+    with pytest.raises(SecurityError, match="not exportable"):
+        key_admin.export_key(store, "zpk-n", "kek")
+    # kept across a reload, and tamper-evident: flipping the flag in the file breaks the key
+    reloaded = KeyStore.load(store.path, store._master)
+    assert not reloaded.exportable("zpk-n") and reloaded.get("zpk-n").material == material
+    data = json.loads(store.path.read_text())
+    for item in data["keys"]:
+        if item["name"] == "zpk-n":
+            assert item["exportable"] is False
+            del item["exportable"]
+    store.path.write_text(json.dumps(data))
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        KeyStore.load(store.path, store._master).get("zpk-n")
+
+
+@pytest.mark.parametrize("exportability", ["E", "S"])
+def test_a_key_that_arrived_exportable_may_leave(store, exportability) -> None:
+    kek = key_admin.generate_key(store, "kek", KeyType.KEK)
+    material = adjust_des_parity(secrets.token_bytes(16))
+    block = _exportability_block(kek.material, material, exportability)
+    key_admin.import_key(store, "zpk-e", block, "kek")
+    block, _ = key_admin.export_key(store, "zpk-e", "kek")
+    assert tr31.unwrap(kek.material, block)[1] == material
+    # a file of exportable keys is written as before (no new field)
+    assert "exportable" not in store.path.read_text()

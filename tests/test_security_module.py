@@ -317,6 +317,15 @@ def test_a_new_zone_pin_key_under_the_zone_master_key_is_installed(
     assert other.name == "zpk-444"
 
 
+def test_a_triple_length_key_change_under_a_double_length_zmk_is_refused(hsm, test_keys) -> None:
+    # 112 bits of key under 80 bits of zone master key: only as safe as the weaker one
+    new = generate_material(KeyAlgorithm.TDES, 24)
+    check = tdes_ecb_encrypt(new, bytes(8)).hex()
+    with pytest.raises(KeyCheckFailed, match="at least as strong"):
+        hsm.install_zone_pin_key("123", tdes_ecb_encrypt(test_keys["zmk"], new), check)
+    assert hsm.key_store.versions("zpk") == [1]
+
+
 def test_the_key_store_knows_when_another_process_changed_its_file(config, hsm) -> None:
     """What the watcher asks each second: not after this process's own save (it holds what it
     wrote), yes after another's; and a reload sees the other's key."""
@@ -513,6 +522,60 @@ def test_translate_pin_between_zones(hsm, test_keys) -> None:
     assert pinblock.decrypt_pin_block(test_keys["zpk-aes"], out, PAN) == "8642"
     with pytest.raises(SecurityError, match="translate"):
         hsm.translate_pin(b"\x00" * 8, PAN, hsm.pin_source(None, None), "zpk-aes")
+
+
+def test_a_zone_key_reads_pin_blocks_of_its_own_algorithm_only(tmp_path) -> None:
+    # an AES-128 zone key and a double-length TDES key are both 16 bytes: the block's
+    # algorithm must follow the key's type, never the key's length
+    config = SecurityConfig(
+        key_store=str(tmp_path / "zones.json"), zone_keys=["00444=zpk-aes", "00555=zpk"]
+    )
+    hsm = SecurityModule.open(config, demo=True, env={})
+    keys = {name: bytes.fromhex(value) for name, value in hsm.demo_test_keys().items()}
+    aes_zone, tdes_zone = hsm.pin_source(None, "444"), hsm.pin_source(None, "555")
+    good = pinblock.encrypt_pin_block(keys["zpk-aes"], "2468", PAN, pinblock.PinBlockFormat.ISO4)
+    pvv = hsm.pin_reference(good, PAN, aes_zone, PinMethod.VISA_PVV, "pvk", "1")
+    # the AES key used as a TDES key (format 0) and the TDES key used as an AES key (format 4)
+    aes_as_tdes = pinblock.encrypt_pin_block(keys["zpk-aes"], "2468", PAN)
+    tdes_as_aes = pinblock.encrypt_pin_block(keys["zpk"], "2468", PAN, pinblock.PinBlockFormat.ISO4)
+    for block, source in ((aes_as_tdes, aes_zone), (tdes_as_aes, tdes_zone)):
+        check = hsm.verify_pin(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1", pvv)
+        assert check is PinCheck.BAD_BLOCK
+        with pytest.raises(SecurityError, match="the key is"):
+            hsm.pin_reference(block, PAN, source, PinMethod.VISA_PVV, "pvk", "1")
+    assert hsm.verify_pin(good, PAN, aes_zone, PinMethod.VISA_PVV, "pvk", "1", pvv) is PinCheck.OK
+
+
+def test_a_dukpt_key_reads_pin_blocks_of_its_own_algorithm_only(hsm, test_keys) -> None:
+    # a TDES DUKPT PIN key (16 bytes) used as an AES key for a 16-byte block, and an AES-128
+    # DUKPT PIN key used as a TDES key for an 8-byte one
+    tdes_ksn, aes_ksn = "FFFF9876543210E00005", "A1B2C3D4E5F6071800000003"
+    tdes_key = dukpt.tdes_pin_key(test_keys["bdk"], tdes_ksn)
+    aes_key = dukpt.aes_pin_key(test_keys["bdk-aes"], aes_ksn)
+    assert len(tdes_key) == len(aes_key) == 16
+    iso4 = pinblock.PinBlockFormat.ISO4
+    for block, ksn in (
+        (pinblock.encrypt_pin_block(tdes_key, "2468", PAN, iso4), tdes_ksn),
+        (pinblock.encrypt_pin_block(aes_key, "2468", PAN), aes_ksn),
+    ):
+        with pytest.raises(SecurityError, match="the key is"):
+            hsm.pin_reference(block, PAN, hsm.pin_source(ksn, None), PinMethod.VISA_PVV, "pvk", "1")
+
+
+def test_translate_pin_refuses_a_format_of_the_other_algorithm(hsm, test_keys) -> None:
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "8642", PAN)
+    source = hsm.pin_source(None, None)
+    with pytest.raises(SecurityError, match="format 0 is tdes, and the key is aes"):
+        hsm.translate_pin(block, PAN, source, "zpk-aes", pinblock.PinBlockFormat.ISO0)
+    with pytest.raises(SecurityError, match="format 4 is aes, and the key is tdes"):
+        hsm.translate_pin(block, PAN, source, "pin-mailer", pinblock.PinBlockFormat.ISO4)
+
+
+def test_translate_pin_never_drops_the_pan_binding(hsm, test_keys) -> None:
+    # ISO 9564-1: a format 0 block translated to format 1 would lose its PAN binding
+    block = pinblock.encrypt_pin_block(test_keys["zpk"], "8642", PAN)
+    with pytest.raises(SecurityError, match="format 1 binds no PAN"):
+        hsm.translate_pin(block, PAN, hsm.pin_source(None, None), "pin-mailer", 1)
 
 
 def test_missing_zone_key_raises_a_configuration_error(hsm, test_keys) -> None:

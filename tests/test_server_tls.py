@@ -55,6 +55,7 @@ def _write(path: Path, cert, key=None) -> Path:
                 serialization.NoEncryption(),
             )  # fmt: skip
         )
+        path.with_suffix(".key").chmod(0o600)  # a private key: its owner's alone, or refused
     return path
 
 

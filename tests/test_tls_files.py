@@ -41,6 +41,7 @@ def _certificate(
             serialization.NoEncryption(),
         )
     )
+    key_file.chmod(0o600)  # a private key: its owner's alone, or refused
     return str(cert_file), str(key_file)
 
 
@@ -84,3 +85,17 @@ def test_a_tls_file_that_is_not_there_is_named(tmp_path: Path, which: str, inste
     reason = "does not exist" if instead == "missing" else "is not a file"
     with pytest.raises(TlsConfigError, match=f"{key_name} '.*bad.pem' {reason}"):
         server_context(files["cert"], files["key"], files["ca"])
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_private_key_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    """config.py says the key is readable by this user only; as the master key file, one
+    that group or others can read has leaked and the listener must not start on it."""
+    cert, key = _certificate(
+        tmp_path, "host", NOW - dt.timedelta(minutes=5), NOW + dt.timedelta(days=1)
+    )
+    Path(key).chmod(mode)
+    with pytest.raises(TlsConfigError, match=f"mode {mode:04o}.*chmod 600"):
+        server_context(cert, key, where="admin.")
+    Path(key).chmod(0o600)
+    assert server_context(cert, key, where="admin.") is not None

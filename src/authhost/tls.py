@@ -46,8 +46,24 @@ def server_context(
             f"{where}TLS certificate, key or CA cannot be loaded ({cert_file}, {key_file}"
             f"{', ' + client_ca_file if client_ca_file else ''}): {exc}"
         ) from None
+    _refuse_shared_key(key_file, where)
     _refuse_expired(cert_file, where)
     return context
+
+
+def _refuse_shared_key(key_file: str, where: str) -> None:
+    """The private key file readable by group or others has leaked the key already (anyone
+    on the machine can then pose as this host), as the master key file would: refused at
+    start, by the same rule (a file of ours ours alone; one of another user, root, may be
+    open to its group, through which the service reads it, never to others)."""
+    status = os.stat(key_file)
+    shared = 0o077 if status.st_uid == os.geteuid() else 0o007
+    mode = status.st_mode & 0o7777
+    if mode & shared:
+        raise TlsConfigError(
+            f"{where}tls_key_file {key_file!r} is open to group or others (mode {mode:04o}); "
+            f"it must be readable by its owner only: chmod 600 {key_file}"
+        )
 
 
 def _refuse_expired(cert_file: str, where: str) -> None:

@@ -21,6 +21,7 @@ from authhost.security.keys import (
     KeyType,
     WorkingKey,
     adjust_des_parity,
+    check_wrapping_strength,
     generate_material,
     kcv,
 )
@@ -146,6 +147,11 @@ def export_key(store: KeyStore, name: str, kek_name: str = "kek") -> tuple[str, 
         raise SecurityError(f"key {name!r} cannot be exported under itself")
     kek = _kek(store, kek_name)
     key = store.get(name)
+    if not store.exportable(name):
+        raise SecurityError(
+            f"key {name!r} arrived in a key block marked not exportable: it never leaves"
+        )
+    check_wrapping_strength(key.name, key.algorithm, len(key.material), kek)
     usage, mode = TR31_USAGE[key.key_type]
     header = tr31.KeyBlockHeader(
         version="D" if kek.algorithm is KeyAlgorithm.AES else "B",
@@ -187,7 +193,14 @@ def import_key(
             f"{key_type.value} key (usage {header.key_usage}) to less than authhost does with "
             f"it; send it with mode {allowed}"
         )
+    if len(material) in ALLOWED_LENGTHS[algorithm]:  # other lengths: WeakKey when saved
+        check_wrapping_strength(name, algorithm, len(material), kek)
     found = kcv(material, algorithm)
     if expected_kcv and found != expected_kcv.strip().upper():
         raise SecurityError(f"cannot import {name!r}: KCV {found} differs from the expected")
-    return store.add_version(name, key_type, algorithm, material, new_version=new_version)
+    # a block marked N (not exportable, ANSI X9.143) never leaves again; E and S allow export
+    # under a KEK, the only way keys leave authhost
+    exportable = header.exportability != "N"
+    return store.add_version(
+        name, key_type, algorithm, material, new_version=new_version, exportable=exportable
+    )

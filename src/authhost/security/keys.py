@@ -109,6 +109,33 @@ def check_key_material(
             raise WeakKey(f"key {name!r}: its TDES parts repeat (single DES strength)")
 
 
+def strength_bits(algorithm: KeyAlgorithm, length: int) -> int:
+    """Effective strength of a key in bits (NIST SP 800-57, PCI PIN Annex C): double-length
+    TDES 80, triple-length 112, AES its length, HMAC its length up to SHA-256's 256. A key
+    may only be wrapped under a key at least as strong (PCI PIN requirement 19): wrapped under
+    a weaker one it is only as safe as that one."""
+    if algorithm is KeyAlgorithm.TDES:
+        return 80 if length <= 16 else 112
+    if algorithm is KeyAlgorithm.AES:
+        return 8 * length
+    return min(8 * length, 256)
+
+
+def check_wrapping_strength(
+    name: str, algorithm: KeyAlgorithm, length: int, kek: WorkingKey
+) -> None:
+    """Refuse (``WeakKey``) to carry a key (its name, algorithm and length in bytes) under a
+    weaker key-encryption key."""
+    needed = strength_bits(algorithm, length)
+    offered = strength_bits(kek.algorithm, len(kek.material))
+    if offered < needed:
+        raise WeakKey(
+            f"key {name!r} ({algorithm.value}, {needed} bits) cannot be carried under "
+            f"{kek.name!r} ({kek.algorithm.value}, {offered} bits): a key is only wrapped under "
+            "a key-encryption key at least as strong"
+        )
+
+
 def adjust_des_parity(key: bytes) -> bytes:
     """Set odd parity on every byte of a DES/TDES key (the low bit is the parity bit)."""
     out = bytearray()

@@ -177,9 +177,13 @@ class KeyEntry:
     # a retired version: its material destroyed (``wrapped`` empty), kept as a tombstone so
     # that no process holding the file from before brings it back when it saves
     retired_at: float = 0.0
+    # False for a key that arrived in a TR-31 block marked not exportable (N): it never
+    # leaves again. Bound into the associated data, so flipping it in the file breaks the key
+    exportable: bool = True
 
     def aad(self) -> bytes:
-        return f"{self.name}|{self.key_type}|{self.algorithm}|{self.version}".encode()
+        fixed = f"{self.name}|{self.key_type}|{self.algorithm}|{self.version}"
+        return (fixed if self.exportable else fixed + "|not-exportable").encode()
 
 
 class KeyStore:
@@ -257,7 +261,7 @@ class KeyStore:
             "demo": self.demo,
             "master_kcv": self._master_kcv,
             "header_tag": self._header_tag(),
-            "keys": [asdict(e) for e in sorted(self._entries.values(), key=_order)],
+            "keys": [_saved(e) for e in sorted(self._entries.values(), key=_order)],
         }
         write_private(self.path, json.dumps(data, indent=2) + "\n")
         # saved under the lock with the others' keys merged in: the file is what this holds
@@ -286,6 +290,13 @@ class KeyStore:
             self._entries[(name, version)] = tombstone
             self.save()
         return tombstone
+
+    def exportable(self, name: str) -> bool:
+        """Whether the newest version of ``name`` may leave the store (KeyNotFound if none)."""
+        versions = self.versions(name)
+        if not versions:
+            raise KeyNotFound(f"key {name!r} is not in the key store {self.path}")
+        return self._entries[(name, versions[-1])].exportable
 
     def created_at(self, name: str, version: int) -> float:
         """When a key version was saved (Unix time); KeyNotFound if absent."""
@@ -337,9 +348,28 @@ class KeyStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _wrap(self, key: WorkingKey) -> KeyEntry:
+    def _check_same_type(self, name: str, key_type: KeyType) -> None:
+        """A name keeps one key type across its versions: a new version of another type (a
+        KEK block imported as a new version of "zpk") would make the name a key of another
+        use, and the versions before it (read during a key change's overlap) keys of the old
+        one. Retired versions count too: their name is taken."""
+        for (entry_name, _), entry in self._entries.items():
+            if entry_name == name and entry.key_type != KeyType(key_type).value:
+                raise KeyStoreError(
+                    f"key {name!r} is a {entry.key_type} key; a {KeyType(key_type).value} key "
+                    "needs a name of its own"
+                )
+
+    def _wrap(self, key: WorkingKey, exportable: bool = True) -> KeyEntry:
         entry = KeyEntry(
-            key.name, key.key_type.value, key.algorithm.value, key.version, key.kcv, "", time.time()
+            key.name,
+            key.key_type.value,
+            key.algorithm.value,
+            key.version,
+            key.kcv,
+            "",
+            time.time(),
+            exportable=exportable,
         )
         nonce = secrets.token_bytes(12)
         wrapped = nonce + self._aead.encrypt(nonce, key.material, entry.aad())
@@ -351,6 +381,7 @@ class KeyStore:
         with self._locked():
             if (key.name, key.version) in self._entries and not replace:
                 raise KeyStoreError(f"key {key.name!r} version {key.version} already exists")
+            self._check_same_type(key.name, key.key_type)
             entry = self._wrap(key)
             self._entries[(key.name, key.version)] = entry
             self.save()
@@ -364,6 +395,7 @@ class KeyStore:
         material: bytes,
         *,
         new_version: bool = True,
+        exportable: bool = True,
     ) -> WorkingKey:
         """Save ``material`` as the next version of ``name`` (version 1 for a new name).
 
@@ -376,10 +408,11 @@ class KeyStore:
             versions = self.versions(name)
             if versions and not new_version:
                 raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+            self._check_same_type(name, key_type)
             key = WorkingKey(
                 name, key_type, algorithm, material, versions[-1] + 1 if versions else 1
             )
-            self._entries[(name, key.version)] = self._wrap(key)
+            self._entries[(name, key.version)] = self._wrap(key, exportable)
             self.save()
         return key
 
@@ -398,6 +431,8 @@ def _well_formed(entry: KeyEntry) -> bool:
         return False
     if entry.algorithm not in KeyAlgorithm._value2member_map_:
         return False
+    if not isinstance(entry.exportable, bool):
+        return False
     if not isinstance(entry.wrapped, str) or (entry.retired_at and entry.wrapped):
         return False
     if entry.retired_at:
@@ -407,6 +442,15 @@ def _well_formed(entry: KeyEntry) -> bool:
     except ValueError:
         return False
     return len(blob) >= 12 + 16 + 16  # nonce, the shortest key, GCM tag
+
+
+def _saved(entry: KeyEntry) -> dict[str, object]:
+    """An entry as the file keeps it: ``exportable`` only when False, so files of exportable
+    keys stay as earlier versions of authhost wrote and read them."""
+    data = asdict(entry)
+    if entry.exportable:
+        del data["exportable"]
+    return data
 
 
 def _order(entry: KeyEntry) -> tuple[str, int]:

@@ -41,6 +41,7 @@ from authhost.security.keys import (
     KeyType,
     WorkingKey,
     adjust_des_parity,
+    check_wrapping_strength,
     generate_material,
 )
 from authhost.security.keystore import KeyStore, demo_master_path, resolve_master_key
@@ -511,6 +512,8 @@ class SecurityModule:
             )
         if len(encrypted_key) not in (16, 24):
             raise KeyCheckFailed(f"a {key_type} key is 16 or 24 bytes")
+        # a triple-length key under a double-length zone master key: WeakKey
+        check_wrapping_strength(name, KeyAlgorithm.TDES, len(encrypted_key), zmk)
         if len(check_value) < 6:  # fewer digits would let almost any key through
             raise KeyCheckFailed("a key change needs at least 6 digits of check value")
         material = tdes_ecb_decrypt(zmk.material, encrypted_key, keep=False)
@@ -524,9 +527,11 @@ class SecurityModule:
         self._cache = _KeyCache(self._store)  # PIN blocks are read with the new version now
         return key
 
-    def _incoming_key(self, source: PinSource) -> bytes:
+    def _incoming_key(self, source: PinSource) -> tuple[bytes, KeyAlgorithm]:
+        """The key a PIN block from ``source`` is read with, and its algorithm."""
         if source.kind is PinSourceKind.ZPK:
-            return self._key(source.key_name, _ZPK_TYPE).material
+            zpk = self._key(source.key_name, _ZPK_TYPE)
+            return zpk.material, zpk.algorithm
         dukpt = self._cache.dukpt
         host = dukpt.get(source.key_name)
         if host is None:
@@ -540,23 +545,29 @@ class SecurityModule:
                     raise KeyNotFound(f"key {source.key_name!r} is not an AES BDK")
                 host = AesDukptHost(bdk.material)
             dukpt[source.key_name] = host
-        return host.pin_key(source.ksn or "")
+        algorithm = (
+            KeyAlgorithm.TDES if source.kind is PinSourceKind.DUKPT_TDES else (KeyAlgorithm.AES)
+        )
+        return host.pin_key(source.ksn or ""), algorithm
 
     def _clear_pin(self, pin_block: bytes, pan: str, source: PinSource) -> str:
         """The PIN inside the block (only ever held inside this module's methods)."""
         try:
-            key = self._incoming_key(source)
+            key, algorithm = self._incoming_key(source)
         except DukptError as exc:
             raise pinblock.PinBlockError(str(exc)) from None
+        block = bytes(pin_block)
         try:
-            return pinblock.decrypt_pin_block(key, bytes(pin_block), pan, accept=self._formats)
+            _check_block_algorithm(block, algorithm)
+            return pinblock.decrypt_pin_block(key, block, pan, accept=self._formats)
         except pinblock.PinBlockError:
             previous = self._previous_zone_key(source)
             if previous is None:
                 raise
-            return pinblock.decrypt_pin_block(previous, bytes(pin_block), pan, accept=self._formats)
+            _check_block_algorithm(block, previous.algorithm)
+            return pinblock.decrypt_pin_block(previous.material, block, pan, accept=self._formats)
 
-    def _previous_zone_key(self, source: PinSource) -> bytes | None:
+    def _previous_zone_key(self, source: PinSource) -> WorkingKey | None:
         """The zone PIN key version before the newest, while the newest is younger than
         ``security.zone_key_overlap_s``: PIN blocks a terminal encrypted before its switch
         changed keys are still on their way for a moment after the 0810. Asked only for a
@@ -566,7 +577,7 @@ class SecurityModule:
             return None
         return self._version_before(source.key_name, _ZPK_TYPE)
 
-    def _version_before(self, name: str, key_type: KeyType) -> bytes | None:
+    def _version_before(self, name: str, key_type: KeyType) -> WorkingKey | None:
         """The version of a key before its newest, while the newest is younger than
         ``security.zone_key_overlap_s``; None otherwise."""
         overlap = self._config.zone_key_overlap_s
@@ -577,7 +588,7 @@ class SecurityModule:
             return None
         if time.time() - self._store.created_at(name, versions[-1]) > overlap:
             return None
-        return self._key(name, key_type, versions[-2]).material
+        return self._key(name, key_type, versions[-2])
 
     def _ibm3624_params(self, pan: str) -> pinverify.Ibm3624Params:
         """The IBM 3624 parameters for a PAN: validation data are the rightmost
@@ -679,9 +690,14 @@ class SecurityModule:
         """Re-encrypt a PIN block from its source key to another zone key (and format).
 
         The PIN is checked on the way (a bad block raises SecurityError) and never returned.
+        Format 1 is never written: it binds no PAN, and ISO 9564-1 forbids translating a
+        PAN-bound block (formats 0, 3, 4: all authhost reads by default) into it.
         """
         out_key = self._key(out_key_name, KeyType.ZPK)
         try:
+            if pinblock.PinBlockFormat(out_format) is pinblock.PinBlockFormat.ISO1:
+                raise pinblock.PinBlockError("format 1 binds no PAN: no block is translated to it")
+            _check_format_algorithm(pinblock.PinBlockFormat(out_format), out_key.algorithm)
             pin = self._clear_pin(pin_block, pan, source)
             return pinblock.encrypt_pin_block(out_key.material, pin, pan, out_format)
         except pinblock.PinBlockError as exc:
@@ -704,8 +720,29 @@ class SecurityModule:
         previous = self._version_before(key_name, KeyType.MAK)
         if previous is None:
             return False
-        expected = mac.retail_mac(previous, body_without_mac)
+        expected = mac.retail_mac(previous.material, body_without_mac)
         return hmac.compare_digest(expected, bytes(received))
+
+
+def _check_format_algorithm(fmt: pinblock.PinBlockFormat, algorithm: KeyAlgorithm) -> None:
+    """Formats 0, 1 and 3 are TDES blocks, format 4 an AES one (ISO 9564-1). An AES-128 and
+    a double-length TDES key are both 16 bytes, so the length of the key cannot tell: without
+    this a zone's AES key would encrypt or decrypt TDES blocks (and a TDES key AES ones), one
+    key used under two algorithms, which PCI PIN forbids."""
+    wanted = KeyAlgorithm.AES if fmt is pinblock.PinBlockFormat.ISO4 else KeyAlgorithm.TDES
+    if algorithm is not wanted:
+        raise pinblock.PinBlockError(
+            f"PIN block format {int(fmt)} is {wanted.value}, and the key is {algorithm.value}"
+        )
+
+
+def _check_block_algorithm(block: bytes, algorithm: KeyAlgorithm) -> None:
+    """An incoming block's length says its algorithm: 8 bytes TDES, 16 bytes AES (format 4);
+    a block of the other algorithm than its key's is refused before it is decrypted."""
+    if len(block) == 8:
+        _check_format_algorithm(pinblock.PinBlockFormat.ISO0, algorithm)
+    elif len(block) == 16:
+        _check_format_algorithm(pinblock.PinBlockFormat.ISO4, algorithm)
 
 
 def ensure_demo_keys(store: KeyStore) -> None:
