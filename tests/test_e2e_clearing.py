@@ -244,3 +244,39 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
         assert code == 1 and reason in output and "Traceback" not in output, output
         assert "4761739001010119" not in output
     assert not (tmp_path / "a.db").exists()
+
+
+async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A presentment forced under an approval code the host never gave (the authorisation
+    older than the match window, or the network's) is journalled with that code; the next
+    file's presentment under the same code (the second parcel, the next instalment) is not
+    'already posted' by it: it is posted too, and the first file imported again replays."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    ledger_before, _ = await balances_of(switch, visa)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    row = {"pan": visa["pan"], "approval_code": "ZZ0001", "currency": visa["currency"],
+           "presented_at": when}  # fmt: skip
+    refund = {**row, "approval_code": "ZZ0002", "type": "refund"}
+    first = write_clearing(tmp_path / "day1.csv", [
+        {**row, "amount_minor": 3_000, "arn": "74000000000000000000011"},
+        {**refund, "amount_minor": 400, "arn": "74000000000000000000013"},
+    ])  # fmt: skip
+    second = write_clearing(tmp_path / "day2.csv", [
+        {**row, "amount_minor": 2_000, "arn": "74000000000000000000012"},
+        {**refund, "amount_minor": 100, "arn": "74000000000000000000014"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    outcomes = []
+    for file in (first, second, first):
+        code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+        assert code == 0, output
+        outcomes.append(json.loads(output)["outcomes"])
+    assert outcomes == [{"forced": 1, "refund": 1}] * 2 + [{"duplicate": 2}]
+    ledger_after, _ = await balances_of(switch, visa)
+    assert ledger_before - ledger_after == 3_000 + 2_000 - 400 - 100

@@ -36,7 +36,7 @@ from typing import Any
 from authhost.auth.decision import Decision
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
-from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON
+from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON, PRESENTMENT
 from authhost.security.masking import mask_pan
 from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
@@ -318,12 +318,15 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
 def _authorised(entry: JournalEntry) -> bool:
     """The entry authorised what a presentment charges: a request, or the network's stand-in
     advice that held or posted it (or repeated a request the host had approved); not a
-    completion, not an advice that moved nothing."""
+    completion, not an earlier presentment's post (forced under the same code: the next parcel
+    or instalment is charged too), not an advice that moved nothing."""
     if entry.message_class in ("authorisation", "financial"):
         return True
     if entry.message_class not in _AUTHORISATIONS | _POSTED_ALREADY:
         return False
     if COMPLETION_REASON in entry.reason_codes:
+        return False
+    if PRESENTMENT in entry.reason_codes:  # an earlier presentment's post (a forced one)
         return False
     return bool(entry.movement) or ALREADY_APPROVED in entry.reason_codes
 
@@ -360,4 +363,5 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         original_data=original_data,
         reported_response_code="00",
         reported_approval_code=p.approval_code or None,
+        presentment=True,
     )
