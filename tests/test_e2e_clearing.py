@@ -280,3 +280,31 @@ async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
     assert outcomes == [{"forced": 1, "refund": 1}] * 2 + [{"duplicate": 2}]
     ledger_after, _ = await balances_of(switch, visa)
     assert ledger_before - ledger_after == 3_000 + 2_000 - 400 - 100
+
+
+async def test_a_presentment_dated_by_its_day_alone_finds_that_days_authorisation(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A clearing record dated by its day only (midnight) or by an acquirer's clock behind
+    the host's is dated before the authorisation it presents: it is matched all the same
+    (the hold released, not left beside the posting until it expires), as the future
+    check allows a day ahead."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=5_000))
+    assert held["39"] == "00"
+    _, available_before = await balances_of(switch, visa)
+    today = dt.datetime.now(dt.UTC).date()  # midnight: before the authorisation
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
+         "currency": visa["currency"], "presented_at": today.isoformat(),
+         "arn": "74000000000000000000021"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
+    _, available_after = await balances_of(switch, visa)
+    assert available_after == available_before  # posted what was held, the hold released

@@ -41,7 +41,7 @@ from authhost.security.masking import mask_pan
 from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
-MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
+MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for (and AHEAD on)
 BATCH = 64  # 0220s decided together (one group commit)
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 # how far ahead of the host's clock a presentment may be dated (the acquirers' clocks, their
@@ -300,7 +300,9 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
     query = JournalQuery(
         card_id=card_id,
         since=p.presented_at - MATCH_DAYS * 86400.0,
-        until=p.presented_at + 1,
+        # a record dated by its day alone (midnight) or by an acquirer's clock behind the
+        # host's comes before its authorisation: as far as a presentment may be ahead (AHEAD)
+        until=p.presented_at + AHEAD,
         approval_code=p.approval_code,
     )
     found = None
