@@ -308,3 +308,50 @@ async def test_a_presentment_dated_by_its_day_alone_finds_that_days_authorisatio
     assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
     _, available_after = await balances_of(switch, visa)
     assert available_after == available_before  # posted what was held, the hold released
+
+
+async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A card renewed (same PAN, a new card) between the authorisation and its presentment:
+    the PAN now finds the renewed card, and the authorisation made with the old plastic is
+    matched all the same (its hold released), so a file imported again replays rather than
+    posting a forced row a second time."""
+    from test_e2e_renewal import year_ahead
+
+    from authhost.cards.track2 import build_track2
+    from authhost.security.module import SecurityModule
+    from authhost.store import opened_store
+
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=5_000))
+    assert held["39"] == "00"
+    _, available_before = await balances_of(switch, visa)
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        service, old_id = await year_ahead(store, security, visa)
+        renewed = await service.apply(old_id, "renew")
+        for action in ("ship", "activate"):
+            await service.apply(renewed["card_id"], action)
+        assert (await service.find_card(visa["pan"]))["card_id"] == renewed["card_id"]
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000031"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    outcomes = []
+    for _ in range(2):
+        code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+        assert code == 0, output
+        outcomes.append(json.loads(output)["outcomes"])
+    assert outcomes == [{"matched": 1}, {"duplicate": 1}]
+    new = dict(visa, expiry=renewed["expiry"])
+    values = security.card_values(visa["pan"], new["expiry"], visa["service_code"], "cvk")
+    new["track2"] = build_track2(visa["pan"], new["expiry"], visa["service_code"], values.icvv)
+    _, available_after = await balances_of(switch, new)
+    assert available_after == available_before  # the hold released as the 50.00 posted

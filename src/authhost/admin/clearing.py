@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from authhost.auth.decision import Decision
+from authhost.cards.model import Card
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
 from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON, PRESENTMENT
@@ -43,6 +44,7 @@ from authhost.store.records import JournalEntry
 
 MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for (and AHEAD on)
 BATCH = 64  # 0220s decided together (one group commit)
+RENEWALS = 4  # cards renewed under one PAN looked through for a presentment's authorisation
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 # how far ahead of the host's clock a presentment may be dated (the acquirers' clocks, their
 # time zones' dates): beyond, it is a typo, and posting it would date the charge to come
@@ -264,7 +266,7 @@ async def _matched(
     card = await store.find_card(pan_index(p.pan))
     if card is None:
         return "unknown_card", None, None
-    original = await _authorisation(store, card.card_id, p)
+    original = await _authorisation_of_pan(store, card, p)
     if p.kind == "refund":
         if original is not None and original.movement == "credit":  # an online refund credited
             return "already_credited", original, None
@@ -288,6 +290,23 @@ def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
         "response_code": str(decision.response_code),
         "reason_codes": decision.reason_codes,
     }
+
+
+async def _authorisation_of_pan(
+    store: CardStore, card: Card, p: Presentment
+) -> JournalEntry | None:
+    """``_authorisation`` on the card the PAN means now, then on the cards it renewed under
+    the same PAN (a renewal, a damaged card's replacement), newest first: an authorisation
+    made with the old plastic is presented after the new one took the PAN over."""
+    for _ in range(RENEWALS + 1):
+        found = await _authorisation(store, card.card_id, p)
+        if found is not None or not p.approval_code or not card.replaces:
+            return found
+        before = await store.get_card(card.replaces)
+        if before is None or before.pan_index != card.pan_index:  # a new PAN: not this one's
+            return None
+        card = before
+    return None
 
 
 async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
