@@ -355,3 +355,42 @@ async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
     new["track2"] = build_track2(visa["pan"], new["expiry"], visa["service_code"], values.icvv)
     _, available_after = await balances_of(switch, new)
     assert available_after == available_before  # the hold released as the 50.00 posted
+
+
+async def test_a_file_imported_again_after_its_authorisation_was_pruned_posts_nothing(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Importing a file again replays it even when its rows are no longer matched as they
+    were (the authorisation pruned by the journal's retention since the first import): the
+    row's earlier 0220 is found by its ARN, not posted a second time as a forced one."""
+    from authhost.store import opened_store
+    from authhost.store.interface import JournalQuery
+
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=5_000))
+    assert held["39"] == "00"
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000041",
+         "terminal_id": "T0000041"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
+    ledger_before, _ = await balances_of(switch, visa)
+    async with opened_store(store_url) as store:
+        [authorisation] = [e for e in await store.journal(JournalQuery(limit=100))
+                           if e.stan == held["11"]]  # fmt: skip
+        await store.prune_journal(authorisation.ts + 0.000_001)  # the retention, years on
+    for dry_run in (["--dry-run"], []):
+        code, output = await run_cli(
+            "clearing", "import", str(file), *dry_run, "--config", str(config)
+        )
+        assert code == 0 and json.loads(output)["outcomes"] == {"duplicate": 1}, output
+    ledger_after, _ = await balances_of(switch, visa)
+    assert ledger_after == ledger_before  # nothing posted again

@@ -267,6 +267,8 @@ async def _matched(
     if card is None:
         return "unknown_card", None, None
     original = await _authorisation_of_pan(store, card, p)
+    if original is not None and _posted_before(original, p):
+        return "duplicate", original, None  # imported before: never posted again
     if p.kind == "refund":
         if original is not None and original.movement == "credit":  # an online refund credited
             return "already_credited", original, None
@@ -312,28 +314,45 @@ async def _authorisation_of_pan(
 async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
     """The newest approved request of the card with the presentment's approval code and of
     its kind (a refund's authorisation for a refund, a purchase's for a purchase); never a
-    completion."""
+    completion. The presentment's own 0220 instead when an earlier import posted it."""
     if not p.approval_code:
         return None
     refund = p.kind == "refund"
     query = JournalQuery(
         card_id=card_id,
         since=p.presented_at - MATCH_DAYS * 86400.0,
-        # a record dated by its day alone (midnight) or by an acquirer's clock behind the
-        # host's comes before its authorisation: as far as a presentment may be ahead (AHEAD)
-        until=p.presented_at + AHEAD,
         approval_code=p.approval_code,
-    )
+    )  # up to now: an earlier import's 0220 of this row was journalled when it was posted
+    # a record dated by its day alone (midnight) or by an acquirer's clock behind the host's
+    # comes before its authorisation: as far as a presentment may be ahead (AHEAD)
+    authorised_until = p.presented_at + AHEAD
     found = None
     async for entry in store.export_journal(query):
+        if _posted_before(entry, p):
+            return entry  # this very presentment, posted by an earlier import
         if (
-            entry.approval_code == p.approval_code
+            entry.ts < authorised_until
+            and entry.approval_code == p.approval_code
             and entry.response_code in APPROVED_CODES
             and (entry.processing_code[:2] == _REFUND) is refund
             and _authorised(entry)
         ):
             found = entry
     return found
+
+
+def _posted_before(entry: JournalEntry, p: Presentment) -> bool:
+    """``entry`` is ``p``'s own 0220, approved by an earlier import: the same STAN, RRN and
+    transmission time (``completion``'s). The store's duplicate check also compares the
+    terminal, which is the authorisation's when one is matched: a row matched then and not
+    now (its authorisation pruned since, or renewed away) would be a new transmission."""
+    return (
+        entry.mti[:3] == "022"
+        and entry.stan == p.arn[-6:]
+        and entry.rrn == p.arn[-12:]
+        and entry.transmission_time == time.strftime("%m%d%H%M%S", time.gmtime(p.presented_at))
+        and entry.response_code in APPROVED_CODES
+    )
 
 
 def _authorised(entry: JournalEntry) -> bool:
