@@ -76,3 +76,27 @@ def test_a_day_is_a_utc_day_and_anything_else_is_refused():
     assert (since, until - since) == (1_795_737_600.0, 86_400.0)  # 2026-11-27T00:00Z
     with pytest.raises(ValueError, match="not a date"):
         day_bounds("27/11/2026")
+
+
+def test_a_reversed_posting_is_not_owed_to_the_acquirer():
+    """A purchase reversed after it posted (a 0400 on an 0200) gives the money back: the
+    acquirer is owed nothing for it, whereas a released hold was never owed."""
+    totals = Totals(0.0, 86_400.0)
+    totals.add_all([
+        entry("0200", "financial", "00", 2_000, "post", balance_delta=-2_000),
+        entry("0400", "reversal", "00", -2_000, "release", balance_delta=2_000),
+        entry("0200", "financial", "00", 1_000, "post", balance_delta=-1_000),
+        entry("0400", "reversal", "00", -400, "release", balance_delta=400),  # in part
+        entry("0100", "authorisation", "00", 3_000, "hold"),
+        entry("0400", "reversal", "00", -3_000, "release"),  # a hold: nothing was owed
+        # a credit account's debt: a reversed posting lowers it, still posted money back
+        entry("0400", "reversal", "00", -500, "release", balance_delta=-500, currency="840"),
+    ])  # fmt: skip
+    dollars, euros = totals.view()["currencies"]
+    assert euros["released"] == {"count": 3, "amount_minor": 5_400}
+    assert euros["reversed_posted"] == {"count": 2, "amount_minor": 2_400}
+    assert euros["net_posted_minor"] == 3_000 - 2_400
+    [acquirer] = euros["acquirers"]
+    assert acquirer["net_posted_minor"] == 600
+    assert dollars["reversed_posted"] == {"count": 1, "amount_minor": 500}
+    assert dollars["net_posted_minor"] == -500

@@ -244,3 +244,153 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
         assert code == 1 and reason in output and "Traceback" not in output, output
         assert "4761739001010119" not in output
     assert not (tmp_path / "a.db").exists()
+
+
+async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A presentment forced under an approval code the host never gave (the authorisation
+    older than the match window, or the network's) is journalled with that code; the next
+    file's presentment under the same code (the second parcel, the next instalment) is not
+    'already posted' by it: it is posted too, and the first file imported again replays."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    ledger_before, _ = await balances_of(switch, visa)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    row = {"pan": visa["pan"], "approval_code": "ZZ0001", "currency": visa["currency"],
+           "presented_at": when}  # fmt: skip
+    refund = {**row, "approval_code": "ZZ0002", "type": "refund"}
+    first = write_clearing(tmp_path / "day1.csv", [
+        {**row, "amount_minor": 3_000, "arn": "74000000000000000000011"},
+        {**refund, "amount_minor": 400, "arn": "74000000000000000000013"},
+    ])  # fmt: skip
+    second = write_clearing(tmp_path / "day2.csv", [
+        {**row, "amount_minor": 2_000, "arn": "74000000000000000000012"},
+        {**refund, "amount_minor": 100, "arn": "74000000000000000000014"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    outcomes = []
+    for file in (first, second, first):
+        code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+        assert code == 0, output
+        outcomes.append(json.loads(output)["outcomes"])
+    assert outcomes == [{"forced": 1, "refund": 1}] * 2 + [{"duplicate": 2}]
+    ledger_after, _ = await balances_of(switch, visa)
+    assert ledger_before - ledger_after == 3_000 + 2_000 - 400 - 100
+
+
+async def test_a_presentment_dated_by_its_day_alone_finds_that_days_authorisation(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A clearing record dated by its day only (midnight) or by an acquirer's clock behind
+    the host's is dated before the authorisation it presents: it is matched all the same
+    (the hold released, not left beside the posting until it expires), as the future
+    check allows a day ahead."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=5_000))
+    assert held["39"] == "00"
+    _, available_before = await balances_of(switch, visa)
+    today = dt.datetime.now(dt.UTC).date()  # midnight: before the authorisation
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
+         "currency": visa["currency"], "presented_at": today.isoformat(),
+         "arn": "74000000000000000000021"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
+    _, available_after = await balances_of(switch, visa)
+    assert available_after == available_before  # posted what was held, the hold released
+
+
+async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A card renewed (same PAN, a new card) between the authorisation and its presentment:
+    the PAN now finds the renewed card, and the authorisation made with the old plastic is
+    matched all the same (its hold released), so a file imported again replays rather than
+    posting a forced row a second time."""
+    from test_e2e_renewal import year_ahead
+
+    from authhost.cards.track2 import build_track2
+    from authhost.security.module import SecurityModule
+    from authhost.store import opened_store
+
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=5_000))
+    assert held["39"] == "00"
+    _, available_before = await balances_of(switch, visa)
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        service, old_id = await year_ahead(store, security, visa)
+        renewed = await service.apply(old_id, "renew")
+        for action in ("ship", "activate"):
+            await service.apply(renewed["card_id"], action)
+        assert (await service.find_card(visa["pan"]))["card_id"] == renewed["card_id"]
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000031"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    outcomes = []
+    for _ in range(2):
+        code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+        assert code == 0, output
+        outcomes.append(json.loads(output)["outcomes"])
+    assert outcomes == [{"matched": 1}, {"duplicate": 1}]
+    new = dict(visa, expiry=renewed["expiry"])
+    values = security.card_values(visa["pan"], new["expiry"], visa["service_code"], "cvk")
+    new["track2"] = build_track2(visa["pan"], new["expiry"], visa["service_code"], values.icvv)
+    _, available_after = await balances_of(switch, new)
+    assert available_after == available_before  # the hold released as the 50.00 posted
+
+
+async def test_a_file_imported_again_after_its_authorisation_was_pruned_posts_nothing(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Importing a file again replays it even when its rows are no longer matched as they
+    were (the authorisation pruned by the journal's retention since the first import): the
+    row's earlier 0220 is found by its ARN, not posted a second time as a forced one."""
+    from authhost.store import opened_store
+    from authhost.store.interface import JournalQuery
+
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=5_000))
+    assert held["39"] == "00"
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000041",
+         "terminal_id": "T0000041"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"matched": 1}, output
+    ledger_before, _ = await balances_of(switch, visa)
+    async with opened_store(store_url) as store:
+        [authorisation] = [e for e in await store.journal(JournalQuery(limit=100))
+                           if e.stan == held["11"]]  # fmt: skip
+        await store.prune_journal(authorisation.ts + 0.000_001)  # the retention, years on
+    for dry_run in (["--dry-run"], []):
+        code, output = await run_cli(
+            "clearing", "import", str(file), *dry_run, "--config", str(config)
+        )
+        assert code == 0 and json.loads(output)["outcomes"] == {"duplicate": 1}, output
+    ledger_after, _ = await balances_of(switch, visa)
+    assert ledger_after == ledger_before  # nothing posted again

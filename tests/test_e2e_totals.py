@@ -13,6 +13,7 @@ from host_admin import cli_config, run_cli, visa_at_host
 from iso_client import next_stan
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
+    balances_of,
     field_90,
     purchase,
     start_host,
@@ -149,6 +150,43 @@ async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url): 
         "journal", "totals", "--day", "01/01/2001", "--config", str(config)
     )
     assert code == 1 and "not a date" in output
+
+
+async def test_a_purchase_reversed_after_it_posted_is_not_owed(nursery, tmp_path, store_url):  # noqa: F811
+    """A 0200 reversed in full and one reversed in part: the money came back to the account,
+    so the totals and the statement owe the acquirer only what still stands (a released hold
+    was never owed), and net posted equals what the account's balance lost."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    since = time.time() - 1
+    ledger_before, _ = await balances_of(switch, visa)
+    whole = purchase(visa, amount=2_000, t="0200")
+    part = purchase(visa, amount=1_000, t="0200")
+    held = purchase(visa, amount=3_000)
+    for sent in (whole, part, held):
+        assert (await switch.send(sent))["39"] == "00"
+    undo = [{**whole, "t": "0400", "11": next_stan(), "90": field_90(whole)},
+            {**part, "t": "0400", "11": next_stan(), "90": field_90(part),
+             "95": f"{600:012d}" + "0" * 30},  # fmt: skip
+            {**held, "t": "0400", "11": next_stan(), "90": field_90(held)}]  # fmt: skip
+    for sent in undo:
+        assert (await switch.send(sent))["39"] == "00"
+    until = time.time() + 1
+
+    query = f"since={since}&until={until}"
+    totals = await call(port, "GET", f"/v1/journal/totals?{query}", token=AUDITOR_TOKEN)
+    [euros] = totals.json["currencies"]
+    assert euros["posted"] == {"count": 2, "amount_minor": 3_000}
+    assert euros["released"] == {"count": 3, "amount_minor": 2_000 + 400 + 3_000}
+    assert euros["reversed_posted"] == {"count": 2, "amount_minor": 2_400}
+    assert euros["net_posted_minor"] == 600
+    ledger_after, _ = await balances_of(switch, visa)
+    assert ledger_before - ledger_after == euros["net_posted_minor"]
+    statement = await call(
+        port, "GET", f"/v1/accounts/{visa['account']}/statement?{query}", token=AUDITOR_TOKEN
+    )
+    assert statement.json["reversed_posted"] == euros["reversed_posted"]
+    assert statement.json["net_posted_minor"] == 600
 
 
 async def test_an_accounts_open_holds_are_listed_with_their_authorisations(

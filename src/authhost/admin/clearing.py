@@ -34,15 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from authhost.auth.decision import Decision
+from authhost.cards.model import Card
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
-from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON
+from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON, PRESENTMENT
 from authhost.security.masking import mask_pan
 from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
-MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for
+MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for (and AHEAD on)
 BATCH = 64  # 0220s decided together (one group commit)
+RENEWALS = 4  # cards renewed under one PAN looked through for a presentment's authorisation
 _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 # how far ahead of the host's clock a presentment may be dated (the acquirers' clocks, their
 # time zones' dates): beyond, it is a typo, and posting it would date the charge to come
@@ -264,7 +266,9 @@ async def _matched(
     card = await store.find_card(pan_index(p.pan))
     if card is None:
         return "unknown_card", None, None
-    original = await _authorisation(store, card.card_id, p)
+    original = await _authorisation_of_pan(store, card, p)
+    if original is not None and _posted_before(original, p):
+        return "duplicate", original, None  # imported before: never posted again
     if p.kind == "refund":
         if original is not None and original.movement == "credit":  # an online refund credited
             return "already_credited", original, None
@@ -290,23 +294,45 @@ def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
     }
 
 
+async def _authorisation_of_pan(
+    store: CardStore, card: Card, p: Presentment
+) -> JournalEntry | None:
+    """``_authorisation`` on the card the PAN means now, then on the cards it renewed under
+    the same PAN (a renewal, a damaged card's replacement), newest first: an authorisation
+    made with the old plastic is presented after the new one took the PAN over."""
+    for _ in range(RENEWALS + 1):
+        found = await _authorisation(store, card.card_id, p)
+        if found is not None or not p.approval_code or not card.replaces:
+            return found
+        before = await store.get_card(card.replaces)
+        if before is None or before.pan_index != card.pan_index:  # a new PAN: not this one's
+            return None
+        card = before
+    return None
+
+
 async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
     """The newest approved request of the card with the presentment's approval code and of
     its kind (a refund's authorisation for a refund, a purchase's for a purchase); never a
-    completion."""
+    completion. The presentment's own 0220 instead when an earlier import posted it."""
     if not p.approval_code:
         return None
     refund = p.kind == "refund"
     query = JournalQuery(
         card_id=card_id,
         since=p.presented_at - MATCH_DAYS * 86400.0,
-        until=p.presented_at + 1,
         approval_code=p.approval_code,
-    )
+    )  # up to now: an earlier import's 0220 of this row was journalled when it was posted
+    # a record dated by its day alone (midnight) or by an acquirer's clock behind the host's
+    # comes before its authorisation: as far as a presentment may be ahead (AHEAD)
+    authorised_until = p.presented_at + AHEAD
     found = None
     async for entry in store.export_journal(query):
+        if _posted_before(entry, p):
+            return entry  # this very presentment, posted by an earlier import
         if (
-            entry.approval_code == p.approval_code
+            entry.ts < authorised_until
+            and entry.approval_code == p.approval_code
             and entry.response_code in APPROVED_CODES
             and (entry.processing_code[:2] == _REFUND) is refund
             and _authorised(entry)
@@ -315,15 +341,32 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
     return found
 
 
+def _posted_before(entry: JournalEntry, p: Presentment) -> bool:
+    """``entry`` is ``p``'s own 0220, approved by an earlier import: the same STAN, RRN and
+    transmission time (``completion``'s). The store's duplicate check also compares the
+    terminal, which is the authorisation's when one is matched: a row matched then and not
+    now (its authorisation pruned since, or renewed away) would be a new transmission."""
+    return (
+        entry.mti[:3] == "022"
+        and entry.stan == p.arn[-6:]
+        and entry.rrn == p.arn[-12:]
+        and entry.transmission_time == time.strftime("%m%d%H%M%S", time.gmtime(p.presented_at))
+        and entry.response_code in APPROVED_CODES
+    )
+
+
 def _authorised(entry: JournalEntry) -> bool:
     """The entry authorised what a presentment charges: a request, or the network's stand-in
     advice that held or posted it (or repeated a request the host had approved); not a
-    completion, not an advice that moved nothing."""
+    completion, not an earlier presentment's post (forced under the same code: the next parcel
+    or instalment is charged too), not an advice that moved nothing."""
     if entry.message_class in ("authorisation", "financial"):
         return True
     if entry.message_class not in _AUTHORISATIONS | _POSTED_ALREADY:
         return False
     if COMPLETION_REASON in entry.reason_codes:
+        return False
+    if PRESENTMENT in entry.reason_codes:  # an earlier presentment's post (a forced one)
         return False
     return bool(entry.movement) or ALREADY_APPROVED in entry.reason_codes
 
@@ -360,4 +403,5 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         original_data=original_data,
         reported_response_code="00",
         reported_approval_code=p.approval_code or None,
+        presentment=True,
     )

@@ -2,8 +2,9 @@
 
 Finance closes a business day by comparing what the host approved and moved with what the
 networks settle: the holds placed, the amounts posted (0200 purchases, 0220 completions and
-clearing presentments), the refunds and transfers credited, the reversals released (and the
-credits reversed, taken back from the cardholder), per currency (the
+clearing presentments), the refunds and transfers credited, the reversals released (among
+them the postings reversed, money the acquirer is no longer owed, unlike a released hold; and
+the credits reversed, taken back from the cardholder), per currency (the
 account's: a converted transaction counts in the cardholder's currency, as it was charged), and
 per acquiring institution (field 32), whose settlement the postings are reconciled against.
 Declines are counted by response code, the figure an operations desk watches.
@@ -51,12 +52,17 @@ class MovementSums:
     """The movements of one currency, acquirer or account: count and amount of each."""
 
     sums: dict[str, _Sum] = field(default_factory=lambda: {m: _Sum() for m in MOVEMENTS})
+    # the releases that gave posted money back (a purchase or completion reversed after it
+    # posted), among the released: no longer owed to the acquirer, unlike a released hold
+    reversed_posted: _Sum = field(default_factory=_Sum)
 
     def add(self, entry: JournalEntry) -> str:
         """Count ``entry``'s movement (``movement_of``); returns it ("" for none)."""
         movement = movement_of(entry)
         if movement:
             self.sums[movement].add(abs(entry.hold_amount))
+        if movement == "release" and entry.balance_delta:  # the store gave money back
+            self.reversed_posted.add(abs(entry.hold_amount))
         return movement
 
     def view(self) -> dict[str, Any]:
@@ -67,9 +73,12 @@ class MovementSums:
             "credited": credited.view(),
             "released": self.sums["release"].view(),
             "taken_back": self.sums["take_back"].view(),
-            # what the issuer owes the acquirers for the period's postings, less refunds and
-            # transfers credited, plus those reversed (taken back from the cardholder)
+            "reversed_posted": self.reversed_posted.view(),
+            # what the issuer owes the acquirers for the period's postings, less those
+            # reversed and the refunds and transfers credited, plus those reversed (taken
+            # back from the cardholder)
             "net_posted_minor": posted.amount_minor
+            - self.reversed_posted.amount_minor
             - credited.amount_minor
             + self.sums["take_back"].amount_minor,
         }

@@ -370,7 +370,13 @@ class AccountStatement(_View):
     taken_back: dict[str, int] = Field(
         default_factory=dict, description="refunds and transfers reversed: taken back"
     )
-    net_posted_minor: int = Field(description="posted less credited, plus taken back")
+    reversed_posted: dict[str, int] = Field(
+        default_factory=dict,
+        description="of the released, the postings reversed: posted money given back",
+    )
+    net_posted_minor: int = Field(
+        description="posted less reversed_posted and credited, plus taken back"
+    )
     lines: list[dict[str, Any]] = Field(
         description="each entry that moved money, oldest first (the first 1,000): time, "
         "movement, amount, card (masked PAN), merchant, approval and response code"
@@ -387,8 +393,9 @@ class JournalTotals(_View):
     )
     currencies: list[dict[str, Any]] = Field(
         description="per account currency: authorised (holds placed), posted, credited "
-        "(refunds and transfers), released (reversals) and taken_back (credits reversed), each a "
-        "count and amount_minor; net_posted_minor (posted - credited + taken_back); approved, "
+        "(refunds and transfers), released (reversals), reversed_posted (of the released, "
+        "postings given back) and taken_back (credits reversed), each a count and amount_minor; "
+        "net_posted_minor (posted - reversed_posted - credited + taken_back); approved, "
         "declined and declined_by_code; and the same money per acquirer (field 32)"
     )
 

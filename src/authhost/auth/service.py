@@ -361,7 +361,9 @@ class AuthService:
             code = RC.APPROVED if tx.partial_amount_minor is None else RC.PARTIAL_APPROVAL
             reasons = [*tx.reasons]
             if advice:
-                if not any(r.startswith(COMPLETION_REASON) for r in reasons):
+                if request.presentment:  # a clearing row: not the network's approval
+                    reasons.append("advice.presentment")
+                elif not any(r.startswith(COMPLETION_REASON) for r in reasons):
                     reasons.append("advice.stand_in")  # a completion is no stand-in approval
                 # the network's approval code (field 38), which the merchant got and its
                 # clearing presents: the clearing finds the advice's hold or posting by it

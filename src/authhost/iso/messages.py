@@ -126,6 +126,10 @@ class AuthRequest:
     # What an advice or reversal reports was already decided (e.g. by stand-in): 39 and 38.
     reported_response_code: str | None = None  # 39 in an 0120/0220/0400/0420
     reported_approval_code: str | None = None  # 38 in an 0120/0220/0400/0420
+    # a clearing file's presentment the host posts itself (admin.clearing), never a switch's
+    # message: journalled as such (advice.presentment), so that a later presentment under the
+    # same approval code is not taken for one the network approved and posted already
+    presentment: bool = False
     fields: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
     # Derived from the fields above once, when the request is built: the pipeline reads them
     # several times per request. Not constructor arguments; ``dataclasses.replace`` recomputes.

@@ -225,6 +225,7 @@ def event_from_entry(entry: JournalEntry) -> VelocityEvent | None:
 ADVICE_CLASSES = frozenset({"authorisation_advice", "financial_advice"})
 PARTIAL_APPROVAL = "10"
 COMPLETION_REASON = "advice.completion"  # and its _partial, _nothing_held
+PRESENTMENT = "advice.presentment"  # a clearing file's row the host posted itself
 ALREADY_APPROVED = "advice.already_approved"  # a stand-in advice of a request the host approved
 BALANCE_INQUIRY = "31"
 
