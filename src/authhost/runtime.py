@@ -77,8 +77,20 @@ class Runtime:
     security: Any = None  # the security module (PAN index of a clearing record)
 
     async def reload(self) -> None:
+        """Run every reloader, even after one fails: a key store caught mid-rotation kept the
+        rules and the model after it from reloading, so a rule fix sent with SIGHUP (or
+        ``authhost rules reload``) did not apply. The first failure is raised once all ran
+        (the server logs it); any later one is logged here."""
+        failures: list[Exception] = []
         for reload in self.reloaders:
-            await reload()
+            try:
+                await reload()
+            except Exception as exc:  # noqa: BLE001 - each part keeps its previous version
+                failures.append(exc)
+        for later in failures[1:]:
+            log.error("reload failed; the previous configuration stays active: %s", later)
+        if failures:
+            raise failures[0]
 
 
 class RulesWithStoreLists:
