@@ -327,8 +327,24 @@ async def flush_pending(handler: AuthService) -> None:
             with trio.CancelScope(shield=True):  # a forced stop's hard exit bounds it
                 await handler.flush_pending()
     finally:
-        with trio.move_on_after(FINAL_FLUSH_S, shield=True):
+        await _final_flush(handler)
+
+
+async def _final_flush(handler: AuthService) -> None:
+    """At a stop, write what is queued, trying again until FINAL_FLUSH_S is over (a store
+    that blinked is often back within it); then say how many entries are lost. One try used
+    to be all, and its "will retry" warning was the last word as the process exited 0."""
+    with trio.move_on_after(FINAL_FLUSH_S, shield=True):
+        while True:
             await handler.flush_pending()
+            if not handler.pending:
+                return
+            await trio.sleep(PENDING_FLUSH_S)
+    log.error(
+        "stopping with %d journal entries unwritten, the store refusing them: lost (their "
+        "answers were sent; the request log has a line for each)",
+        handler.pending,
+    )
 
 
 async def expire_holds(
