@@ -240,3 +240,43 @@ def test_a_bad_environment_variable_is_named_as_such_not_as_the_file(tmp_path: P
     message = str(refused.value)
     assert message.startswith("environment variable AUTHHOST_SERVER_PORT ([server] port)")
     assert "authhost.toml" not in message
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"AUTHHOST_SERVER_DEADLINE": "150"},
+            "environment variable AUTHHOST_SERVER_DEADLINE: [server] has no key 'deadline' "
+            "(did you mean AUTHHOST_SERVER_DEADLINE_MS?)",
+        ),
+        (
+            {"AUTHHOST_STORE_ULR": "redis://10.0.0.5:6379/0"},
+            "[store] has no key 'ulr' (did you mean AUTHHOST_STORE_URL?)",
+        ),
+        ({"AUTHHOST_ADMIN_ZZZ": "1"}, "[admin] has no key 'zzz'"),  # nothing close: no guess
+    ],
+    ids=["deadline", "store url", "no guess"],
+)
+def test_a_misspelt_environment_variable_is_refused_as_a_misspelt_key_is(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    """It was ignored: the server started on the value the operator meant to change."""
+    with pytest.raises(ConfigError) as refused:
+        _load(tmp_path, "", env)
+    assert str(refused.value).endswith(message), refused.value
+
+
+def test_variables_that_are_not_keys_of_a_section_are_left_alone(tmp_path: Path) -> None:
+    """The master key's variable may be named in the sections' form; other AUTHHOST_
+    variables (the config file's, a test's) are no section's."""
+    env = {
+        "AUTHHOST_SECURITY_MASTER_KEY_ENV": "AUTHHOST_SECURITY_MK",
+        "AUTHHOST_SECURITY_MK": "00" * 32,
+        "AUTHHOST_MASTER_KEY": "00" * 32,
+        "AUTHHOST_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "AUTHHOST_SERVER_PORT": "9583",
+    }
+    config = _load(tmp_path, "", env)
+    assert config.security.master_key_env == "AUTHHOST_SECURITY_MK"
+    assert config.server.port == 9583

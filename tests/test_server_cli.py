@@ -221,3 +221,29 @@ def test_a_port_in_use_exits_2_with_one_clear_line(tmp_path, workers) -> None:
     assert result.returncode == 2, output
     assert f"cannot listen on 127.0.0.1:{port}" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_admin_port_in_use_exits_2_with_one_clear_line(tmp_path, workers) -> None:
+    """It was logged as a background service that stopped, and the host ran on without its
+    admin API (no card could be blocked) while /readyz said ready."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHHOST_")}
+        env |= {"AUTHHOST_ADMIN_PORT": str(port), "AUTHHOST_SERVER_METRICS_PORT": "0"}
+        result = subprocess.run(
+            [sys.executable, "-m", "authhost", "serve", "--demo", "--workers", workers,
+             "--port", str(free_port())],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"cannot serve the admin API on 127.0.0.1:{port}: Address already in use" in output
+    assert "Traceback" not in output and "background service" not in output

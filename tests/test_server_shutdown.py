@@ -88,28 +88,39 @@ SCRIPT = """
 import sys
 from authhost.config import Config, ServerConfig
 from authhost.server.process import run
-from test_server_support import approving_runtime
+import test_server_support
 
 port, pid_file, workers = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+runtime_factory = getattr(test_server_support, sys.argv[4])
 config = Config(server=ServerConfig(
     port=port, metrics_port=0, deadline_ms=5000, pid_file=pid_file, workers=workers,
     shutdown_grace_s=5,
 ))
-sys.exit(run(config, runtime_factory=approving_runtime))
+sys.exit(run(config, runtime_factory=runtime_factory))
 """
 
 
 class ServerProcess:
     """authhost's server in a subprocess; its JSON log lines collected from stderr."""
 
-    def __init__(self, tmp_path: Path, workers: int = 1) -> None:
+    def __init__(
+        self, tmp_path: Path, workers: int = 1, runtime: str = "approving_runtime"
+    ) -> None:
         from test_server_support import free_port_number
 
         self.port = free_port_number()
         self.pid_file = tmp_path / "authhost.pid"
         env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, str(self.port), str(self.pid_file), str(workers)],
+            [
+                sys.executable,
+                "-c",
+                SCRIPT,
+                str(self.port),
+                str(self.pid_file),
+                str(workers),
+                runtime,
+            ],  # fmt: skip
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -311,6 +322,34 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         sock.shutdown(socket.SHUT_WR)
         answers = _read_all(sock)
         sock.close()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(20)
+    finally:
+        server.stop()
+    assert _answers(answers) == [b"0110"], f"answers {answers!r}\n" + "".join(server.lines)
+    assert code == 0, f"exit code {code}\n" + "".join(server.lines)
+
+
+def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(tmp_path: Path) -> None:
+    """A worker killed while the store is down: its replacement cannot open the store and
+    exits as a worker that cannot start does. That stopped every worker, the whole host down
+    for one crash during a store blip; the slot's first worker ran, so the configuration
+    works: the replacement is tried again while the other worker serves."""
+    server = ServerProcess(tmp_path, workers=2, runtime="store_outage_runtime")
+    try:
+        server.wait_for_log("listening on", count=2, timeout=40)
+        started = [r for r in server.records() if str(r["msg"]).startswith("worker 1 started")]
+        victim = int(str(started[0]["msg"]).split("pid ")[1].rstrip(")"))
+        (tmp_path / "store-down").touch()
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for_log("could not start again", count=2, timeout=40)
+        assert server.proc.poll() is None, "".join(server.lines)
+        sock = _send_requests(server.port, 1)  # worker 0 serves on
+        sock.shutdown(socket.SHUT_WR)
+        answers = _read_all(sock)
+        sock.close()
+        (tmp_path / "store-down").unlink()  # the store is back: the replacement starts
+        server.wait_for_log("listening on", count=3, timeout=40)
         server.proc.send_signal(signal.SIGTERM)
         code = server.proc.wait(20)
     finally:

@@ -12,6 +12,7 @@ import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import iso8583
@@ -202,6 +203,18 @@ async def approving_runtime(config: Config, *, demo: bool = False) -> AsyncItera
         logging.getLogger("authhost.test").info("test reloader ran")
 
     yield Runtime(handler=slow_approve, reloaders=[reload], banner=["test runtime ready"])
+
+
+@asynccontextmanager
+async def store_outage_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[Any]:
+    """``approving_runtime``, except that it cannot open while a file ``store-down`` lies
+    beside the pid file: a store that is down when a worker is (re)started."""
+    from authhost.store.interface import StoreError
+
+    if (Path(config.server.pid_file).parent / "store-down").exists():
+        raise StoreError("cannot reach the store (test: store-down)")
+    async with approving_runtime(config, demo=demo) as runtime:
+        yield runtime
 
 
 def free_port_number() -> int:

@@ -516,6 +516,26 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _unknown_env(env: Mapping[str, str], spared: str) -> None:
+    """Refuse an ``AUTHHOST_<SECTION>_<KEY>`` variable that names no key, as a file's unknown
+    key is refused: a misspelt one (``AUTHHOST_SERVER_DEADLINE=150``) was ignored without a
+    word, and the server ran on the value the operator meant to change. ``spared`` is the
+    master key's own variable, which ``[security] master_key_env`` may name in this form."""
+    for section, cls in SECTIONS.items():
+        prefix = f"{ENV_PREFIX}{section.upper()}_"
+        known = {f.name.upper() for f in dataclasses.fields(cls)}
+        for name in sorted(env):
+            if not name.startswith(prefix) or name == spared:
+                continue
+            key = name[len(prefix) :]
+            if key not in known:
+                hint = difflib.get_close_matches(key, sorted(known), n=1)
+                meant = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+                raise ConfigError(
+                    f"environment variable {name}: [{section}] has no key {key.lower()!r}{meant}"
+                )
+
+
 _TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]")
 _ARRAY_TABLE = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
@@ -579,6 +599,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         sections[name] = _build(
             cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]", lines.get(name)
         )
+    _unknown_env(env, sections["security"].master_key_env)
     raw_listeners = data.get("listeners", [])
     if not isinstance(raw_listeners, list) or not all(isinstance(x, dict) for x in raw_listeners):
         raise ConfigError(f"{file}: listeners must be [[listeners]] tables")

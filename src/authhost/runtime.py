@@ -77,8 +77,20 @@ class Runtime:
     security: Any = None  # the security module (PAN index of a clearing record)
 
     async def reload(self) -> None:
+        """Run every reloader, even after one fails: a key store caught mid-rotation kept the
+        rules and the model after it from reloading, so a rule fix sent with SIGHUP (or
+        ``authhost rules reload``) did not apply. The first failure is raised once all ran
+        (the server logs it); any later one is logged here."""
+        failures: list[Exception] = []
         for reload in self.reloaders:
-            await reload()
+            try:
+                await reload()
+            except Exception as exc:  # noqa: BLE001 - each part keeps its previous version
+                failures.append(exc)
+        for later in failures[1:]:
+            log.error("reload failed; the previous configuration stays active: %s", later)
+        if failures:
+            raise failures[0]
 
 
 class RulesWithStoreLists:
@@ -315,8 +327,24 @@ async def flush_pending(handler: AuthService) -> None:
             with trio.CancelScope(shield=True):  # a forced stop's hard exit bounds it
                 await handler.flush_pending()
     finally:
-        with trio.move_on_after(FINAL_FLUSH_S, shield=True):
+        await _final_flush(handler)
+
+
+async def _final_flush(handler: AuthService) -> None:
+    """At a stop, write what is queued, trying again until FINAL_FLUSH_S is over (a store
+    that blinked is often back within it); then say how many entries are lost. One try used
+    to be all, and its "will retry" warning was the last word as the process exited 0."""
+    with trio.move_on_after(FINAL_FLUSH_S, shield=True):
+        while True:
             await handler.flush_pending()
+            if not handler.pending:
+                return
+            await trio.sleep(PENDING_FLUSH_S)
+    log.error(
+        "stopping with %d journal entries unwritten, the store refusing them: lost (their "
+        "answers were sent; the request log has a line for each)",
+        handler.pending,
+    )
 
 
 async def expire_holds(

@@ -32,6 +32,7 @@ from authhost.admin.service import CardService
 from authhost.admin.tokens import TokenTable
 from authhost.config import AdminConfig
 from authhost.server.admission import Admission
+from authhost.server.sockets import ListenError
 from authhost.tls import server_context
 
 log = logging.getLogger("authhost.admin.http")
@@ -77,7 +78,13 @@ async def serve_admin(
     tls = tls_context(config)
     timeout_s = config.timeout_s
     admission = Admission(max_connections=config.max_connections)
-    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    try:
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    except OSError as exc:  # a start-up failure (exit 2), as the ISO and metrics ports' are
+        raise ListenError(
+            f"cannot serve the admin API on {config.host}:{config.port}: "
+            f"{exc.strerror or exc} (admin.port; 0 disables the API)"
+        ) from None
     port = listeners[0].socket.getsockname()[1]
     scheme = "https" if tls is not None else "http"
     log.info("admin API listening on %s://%s:%d", scheme, config.host, port)

@@ -262,12 +262,17 @@ async def _reload(runtime: RuntimeLike) -> None:
 
 
 async def _run_service(service: Callable[[], Awaitable[None]]) -> None:
-    """A background service that fails is logged; authorisation keeps going without it."""
+    """A background service that fails is logged; authorisation keeps going without it.
+    One that cannot open its port stops the server (exit 2), as the ISO and metrics ports do:
+    a host up without its admin API leaves card staff unable to block a stolen card while
+    every probe says ready."""
     target = getattr(service, "func", service)  # functools.partial
     name = getattr(target, "__qualname__", repr(target))
     try:
         await service()
-    except OSError as exc:  # a port in use and the like: one clear line
+    except ListenError:  # the admin API's port in use: the server cannot start as configured
+        raise
+    except OSError as exc:  # a link a service reads from failing and the like: one clear line
         log.error("background service %s stopped: %s", name, exc)
     except Exception:
         log.exception("background service %s failed", name)

@@ -34,6 +34,7 @@ from authhost.server.connection import (
     Wire,
 )
 from authhost.server.metrics import ServerMetrics
+from authhost.server.port_clash import port_clash
 from authhost.server.slow import SlowDecisions
 from authhost.server.sockets import bound_address, listener_from_socket, open_listener
 from authhost.tls import TlsConfigError, server_context
@@ -143,6 +144,8 @@ def check_config(config: Config) -> None:
         raise ServerConfigError(
             "server.workers > 1 needs fixed ports (port 0 picks one per process)"
         )
+    if (clash := port_clash(config)) is not None:
+        raise ServerConfigError(clash)
 
 
 _CHECK_ONLY: MacFunctions = (lambda body: bytes(8), lambda body, mac: False)

@@ -34,6 +34,9 @@ from authhost.server.sockets import ListenError, listening_socket
 log = logging.getLogger("authhost.server")
 
 RESTART_DELAY_S = 1.0
+# a replacement that could not start (its slot's first worker did: the configuration works,
+# so most likely the store is down) is tried again this often, while the others serve
+RETRY_DELAY_S = 2.0
 CANNOT_START = 2  # run_single's exit code for a configuration or listen error
 
 
@@ -106,6 +109,7 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
     context = multiprocessing.get_context("spawn")
     counts = context.RawArray("i", [NOT_ACCEPTING] * config.server.workers)
     workers: list[BaseProcess] = []
+    replaced: set[int] = set()  # slots whose first worker ran: their configuration works
     stopping = False
 
     def start(index: int) -> BaseProcess:
@@ -154,14 +158,29 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
                 for index, process in enumerate(workers):
                     if process.is_alive() or stopping:
                         continue
-                    if process.exitcode == CANNOT_START:
+                    delay = RESTART_DELAY_S
+                    if process.exitcode == CANNOT_START and index not in replaced:
                         log.error("worker %d could not start; stopping all workers", index)
                         exit_code = CANNOT_START
                         stopping = True
                         signal_workers(signal.SIGTERM)
                         break
-                    log.error("worker %d exited with code %s; restarting", index, process.exitcode)
-                    time.sleep(RESTART_DELAY_S)
+                    if process.exitcode == CANNOT_START:
+                        # a crash while the store is down used to stop every worker: the
+                        # whole host down for one worker, the others serving until then
+                        log.error(
+                            "worker %d could not start again (its first start worked: the "
+                            "store down?); retrying in %.0f s",
+                            index,
+                            RETRY_DELAY_S,
+                        )
+                        delay = RETRY_DELAY_S
+                    else:
+                        log.error(
+                            "worker %d exited with code %s; restarting", index, process.exitcode
+                        )
+                    replaced.add(index)
+                    time.sleep(delay)
                     if not stopping:
                         workers[index] = start(index)
         finally:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -132,6 +132,7 @@ _BALANCE_PLACEHOLDER = "__BALANCE__"  # the commit script writes what it added t
 _PLACEHOLDERS = {"hold_amount": _HOLD_PLACEHOLDER, "balance_delta": _BALANCE_PLACEHOLDER}
 
 log = logging.getLogger("authhost.store")
+R = TypeVar("R")
 
 
 def _s(value: Any) -> str:
@@ -711,7 +712,8 @@ class RedisCardStore:
                 log.warning("cannot read the acceptor events: %s", exc)
         if not self._cluster and len(queries) > 1:
             return await self._snapshots_together(queries)
-        return await each_at_once(self._snapshot_alone, queries)
+        outcomes = await each_at_once(self._snapshot_alone, queries)
+        return [self._as_store_error(o, "Redis failed the snapshot") for o in outcomes]
 
     async def commit_many(self, commits: Sequence[Commit]) -> list[CommitResult | Exception]:
         """Together with any other commits ready now (``_pipelined_commits``); each succeeds
@@ -719,7 +721,7 @@ class RedisCardStore:
         try:
             ids = await self._journal_ids(len(commits))
         except Exception as exc:  # Redis unreachable: none of them ran
-            return [exc] * len(commits)
+            return [self._as_store_error(exc, "Redis failed the commit")] * len(commits)
         outcomes: list[CommitResult | Exception] = [StoreError("not sent")] * len(commits)
         prepared: list[tuple[int, _CommitCall]] = []
         for index, (commit, journal_id) in enumerate(zip(commits, ids, strict=True)):
@@ -745,6 +747,13 @@ class RedisCardStore:
             except Exception as exc:
                 log.warning("cannot record %d acceptor events: %s", len(committed), exc)
         return outcomes
+
+    def _as_store_error(self, outcome: R, what: str) -> R | StoreError:
+        """A link or Redis failure as ``StoreUnavailable`` (the server logs it in one line, as
+        the store failing); anything else, a result or a bug, as it is."""
+        if isinstance(outcome, self.backend_errors) and isinstance(outcome, Exception):
+            return unavailable(outcome, what)
+        return outcome
 
     async def commit(self, commit: Commit) -> CommitResult:
         (outcome,) = await self.commit_many((commit,))
