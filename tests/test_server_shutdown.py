@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from conftest import serve_process
 from iso_peers import peer_decode
@@ -356,3 +358,40 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(tmp_p
         server.stop()
     assert _answers(answers) == [b"0110"], f"answers {answers!r}\n" + "".join(server.lines)
     assert code == 0, f"exit code {code}\n" + "".join(server.lines)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie nobody has reaped yet has stopped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor SIGKILLed (or OOM-killed) left its workers serving with no parent and
+    holding the port, so the restart failed with "address in use": now each worker gets
+    SIGTERM from the kernel, drains and exits, and the port is free again."""
+    server = ServerProcess(tmp_path, workers=2)
+    workers: list[int] = []
+    try:
+        server.wait_for_log("listening on", count=2, timeout=40)
+        started = [str(r["msg"]) for r in server.records() if "started (pid" in str(r["msg"])]
+        workers = [int(msg.split("pid ")[1].rstrip(")")) for msg in started]
+        assert len(workers) == 2 and all(_running(pid) for pid in workers)
+        server.proc.kill()
+        server.proc.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _running(pid)], "".join(server.lines)
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", server.port))  # nobody listens on it any more
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.stop()

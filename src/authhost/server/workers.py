@@ -27,6 +27,7 @@ import trio
 from authhost.config import Config
 from authhost.server.balance import NOT_ACCEPTING, ConnectionBalance, SharedListeners
 from authhost.server.logs import flush_logs
+from authhost.server.parent_death import stop_with_parent
 from authhost.server.process import PidFile, RuntimeFactory, innermost_error, run_single
 from authhost.server.server import ServerConfigError
 from authhost.server.sockets import ListenError, listening_socket
@@ -59,10 +60,13 @@ def worker_main(
     runtime_factory: RuntimeFactory | None,
     sockets: list[socket.socket],
     counts: Any,
+    supervisor_pid: int = 0,
 ) -> None:
     """Entry point of one worker process (spawned: a fresh interpreter)."""
     from authhost.server.logs import configure_logging
 
+    if supervisor_pid:
+        stop_with_parent(supervisor_pid)  # never outlive a supervisor that was killed
     configure_logging(config.server.log_level, config.server.log_format)
     config = worker_config(config, index)
     shared = SharedListeners(sockets, ConnectionBalance(counts, index))
@@ -116,7 +120,7 @@ def supervise(config: Config, *, demo: bool, runtime_factory: RuntimeFactory | N
         counts[index] = NOT_ACCEPTING  # a replacement counts from zero once it accepts
         process = context.Process(
             target=worker_main,
-            args=(config, demo, index, runtime_factory, sockets, counts),
+            args=(config, demo, index, runtime_factory, sockets, counts, os.getpid()),
             name=f"authhost-worker-{index}",
         )
         process.start()
