@@ -80,8 +80,8 @@ async def test_a_backup_refuses_to_overwrite_unless_told_and_never_the_store_its
     with pytest.raises(StoreError, match="failed"):  # a folder that is not there
         backup(str(source), tmp_path / "nowhere" / "copy.db")
     (tmp_path / "a-folder").mkdir()
-    with pytest.raises(OSError):  # the copy cannot take a folder's place
-        backup(str(source), tmp_path / "a-folder", overwrite=True)
+    with pytest.raises(StoreError, match="is a directory: name the backup file"):
+        backup(str(source), tmp_path / "a-folder", overwrite=True)  # said before any copying
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
 
@@ -146,6 +146,8 @@ def test_the_cli_backs_up_checks_and_describes_and_says_why_not_on_redis(tmp_pat
     assert (
         runner.invoke(app, ["store", "backup", str(copy), "--force", "--store", url]).exit_code == 0
     )
+    into_dir = runner.invoke(app, ["store", "backup", str(tmp_path), "--force", "--store", url])
+    assert into_dir.exit_code == 1 and "is a directory: name the backup file" in into_dir.stderr
     checked = runner.invoke(app, ["store", "check", "--full", "--store", f"sqlite:///{copy}"])
     assert checked.exit_code == 0 and '"ok": true' in checked.stdout
     info = runner.invoke(app, ["store", "info", "--store", f"sqlite:///{copy}"])

@@ -106,6 +106,10 @@ def backup(source: str, target: str | Path, *, overwrite: bool = False) -> Backu
     # the commits not yet checkpointed into the file (and --force used to do just that)
     if target.resolve() in {Path(f"{store}{end}") for end in ("-wal", "-shm", "-journal")}:
         raise StoreError(f"the backup cannot be {target}: it is the store's own {target.suffix}")
+    if target.is_dir():  # checked before any work: --force overwrites a file, never a directory
+        raise StoreError(
+            f"{target} is a directory: name the backup file (e.g. {target}/authhost.db)"
+        )
     if target.exists() and not overwrite:
         raise StoreError(f"{target} exists: choose another file, or overwrite it with --force")
     partial = target.with_name(target.name + ".partial")
