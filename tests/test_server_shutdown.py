@@ -150,6 +150,12 @@ class ServerProcess:
     def records(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.lines if line.startswith("{")]
 
+    def worker_pid(self, index: int) -> int:
+        """The pid of worker ``index`` as the supervisor logged it starting (the first)."""
+        started = [str(r["msg"]) for r in self.records()
+                   if str(r["msg"]).startswith(f"worker {index} started")]  # fmt: skip
+        return int(started[0].split("pid ")[1].rstrip(")"))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -167,6 +173,16 @@ def _send_requests(port: int, count: int) -> socket.socket:
         )
     )
     return sock
+
+
+def _one_request(port: int) -> bytes:
+    """Send one request, close our side, and read every byte the server sends back."""
+    sock = _send_requests(port, 1)
+    sock.shutdown(socket.SHUT_WR)
+    try:
+        return _read_all(sock)
+    finally:
+        sock.close()
 
 
 def _read_all(sock: socket.socket) -> bytes:
@@ -315,15 +331,10 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, workers=2)
     try:
         server.wait_for_log("listening on", count=2, timeout=40)
-        started = [r for r in server.records() if str(r["msg"]).startswith("worker 1 started")]
-        victim = int(str(started[0]["msg"]).split("pid ")[1].rstrip(")"))
-        os.kill(victim, signal.SIGKILL)
+        os.kill(server.worker_pid(1), signal.SIGKILL)
         server.wait_for_log("restarting")
         server.wait_for_log("listening on", count=3, timeout=40)
-        sock = _send_requests(server.port, 1)
-        sock.shutdown(socket.SHUT_WR)
-        answers = _read_all(sock)
-        sock.close()
+        answers = _one_request(server.port)
         server.proc.send_signal(signal.SIGTERM)
         code = server.proc.wait(20)
     finally:
@@ -340,16 +351,11 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(tmp_p
     server = ServerProcess(tmp_path, workers=2, runtime="store_outage_runtime")
     try:
         server.wait_for_log("listening on", count=2, timeout=40)
-        started = [r for r in server.records() if str(r["msg"]).startswith("worker 1 started")]
-        victim = int(str(started[0]["msg"]).split("pid ")[1].rstrip(")"))
         (tmp_path / "store-down").touch()
-        os.kill(victim, signal.SIGKILL)
+        os.kill(server.worker_pid(1), signal.SIGKILL)
         server.wait_for_log("could not start again", count=2, timeout=40)
         assert server.proc.poll() is None, "".join(server.lines)
-        sock = _send_requests(server.port, 1)  # worker 0 serves on
-        sock.shutdown(socket.SHUT_WR)
-        answers = _read_all(sock)
-        sock.close()
+        answers = _one_request(server.port)  # worker 0 serves on
         (tmp_path / "store-down").unlink()  # the store is back: the replacement starts
         server.wait_for_log("listening on", count=3, timeout=40)
         server.proc.send_signal(signal.SIGTERM)
@@ -378,8 +384,7 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     workers: list[int] = []
     try:
         server.wait_for_log("listening on", count=2, timeout=40)
-        started = [str(r["msg"]) for r in server.records() if "started (pid" in str(r["msg"])]
-        workers = [int(msg.split("pid ")[1].rstrip(")")) for msg in started]
+        workers = [server.worker_pid(0), server.worker_pid(1)]
         assert len(workers) == 2 and all(_running(pid) for pid in workers)
         server.proc.kill()
         server.proc.wait(10)
