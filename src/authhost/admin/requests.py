@@ -308,7 +308,10 @@ class PinChange(_Request):
     """
 
     pin_block: Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$")]
-    ksn: Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{20}$")] | None = None
+    # 20 hex digits: a TDES DUKPT device's KSN; 24: an AES DUKPT device's (ISO format 4 block)
+    ksn: (
+        Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{20}|[0-9A-Fa-f]{24})$")] | None
+    ) = None
     acquirer_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,11}$")] | None = None
 
 
