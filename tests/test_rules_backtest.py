@@ -212,8 +212,19 @@ def test_cli_check_reports_errors_with_lines(tmp_path: Path) -> None:
 def test_cli_check_and_list_good_file(files: dict[str, Path]) -> None:
     result = runner.invoke(app, ["rules", "check", str(files["a"])])
     assert result.exit_code == 0 and "OK" in result.output and "1 shadow" in result.output
+    assert "no rules" not in result.output
     result = runner.invoke(app, ["rules", "list", str(files["a"])])
     assert result.exit_code == 0 and "hi-score" in result.output
+
+
+def test_cli_check_warns_of_a_file_without_rules(tmp_path: Path) -> None:
+    """A file with no rule loads (a server may run without rules), but it is refused on
+    reload while rules are in force: the check says both, and still exits 0."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing yet\n")
+    result = runner.invoke(app, ["rules", "check", str(empty)])
+    assert result.exit_code == 0 and "OK" in result.output, result.output
+    assert "warning: no rules" in result.output and "refuses it on reload" in result.output
 
 
 def test_cli_reload_signals_the_server_pid(files: dict[str, Path], tmp_path: Path) -> None:

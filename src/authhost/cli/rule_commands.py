@@ -76,6 +76,15 @@ def check(
         f"OK {file}: {len(rules.all_rules)} rules ({len(rules.rules)} enabled, {shadow} shadow), "
         f"version {rules.version}"
     )
+    if not rules.all_rules:
+        console.print(
+            labelled(
+                "warning:",
+                "yellow",
+                "no rules: a server started with it runs without fraud rules, and one with "
+                "rules in force refuses it on reload (turn rules off with enabled = false)",
+            )
+        )
     if rules.lists:
         console.print(f"lists read: {', '.join(sorted(rules.lists))}")
     if lists_dir is not None:
