@@ -242,12 +242,12 @@ async def watch_key_store(security: Any) -> None:
         try:
             await trio.to_thread.run_sync(security.reload)
             log.info("key store changed on disk: keys re-read")
+            continue
         except SecurityError as exc:  # a file being edited, or broken: its own words
             log.error("key store changed but could not be read; the keys in use stay: %s", exc)
-            await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
         except Exception:
             log.exception("key store changed but could not be read; the keys in use stay")
-            await trio.sleep(KEY_STORE_POLL_S * 10)
+        await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
 
 
 async def prepare_demo(cards: Any) -> list[str]:

@@ -13,6 +13,8 @@ import datetime
 import os
 import ssl
 
+from authhost.private_files import open_to_others
+
 
 class TlsConfigError(ValueError):
     """A certificate, key or CA that cannot be used; the message names the keys."""
@@ -56,10 +58,7 @@ def _refuse_shared_key(key_file: str, where: str) -> None:
     on the machine can then pose as this host), as the master key file would: refused at
     start, by the same rule (a file of ours ours alone; one of another user, root, may be
     open to its group, through which the service reads it, never to others)."""
-    status = os.stat(key_file)
-    shared = 0o077 if status.st_uid == os.geteuid() else 0o007
-    mode = status.st_mode & 0o7777
-    if mode & shared:
+    if (mode := open_to_others(os.stat(key_file))) is not None:
         raise TlsConfigError(
             f"{where}tls_key_file {key_file!r} is open to group or others (mode {mode:04o}); "
             f"it must be readable by its owner only: chmod 600 {key_file}"

@@ -348,11 +348,15 @@ def _posted_before(entry: JournalEntry, p: Presentment) -> bool:
     now (its authorisation pruned since, or renewed away) would be a new transmission."""
     return (
         entry.mti[:3] == "022"
-        and entry.stan == p.arn[-6:]
-        and entry.rrn == p.arn[-12:]
-        and entry.transmission_time == time.strftime("%m%d%H%M%S", time.gmtime(p.presented_at))
+        and (entry.stan, entry.rrn, entry.transmission_time) == _transmission(p)
         and entry.response_code in APPROVED_CODES
     )
+
+
+def _transmission(p: Presentment) -> tuple[str, str, str]:
+    """The STAN, RRN and transmission time of ``p``'s 0220: from its ARN and date, so the same
+    row imported again is the same transmission."""
+    return p.arn[-6:], p.arn[-12:], time.strftime("%m%d%H%M%S", time.gmtime(p.presented_at))
 
 
 def _authorised(entry: JournalEntry) -> bool:
@@ -375,6 +379,7 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
     """The 0220 a switch would send for the presentment: naming the authorisation (field 90:
     its MTI, STAN, transmission time and acquirer; its terminal) when one was found."""
     moment = time.gmtime(p.presented_at)
+    stan, rrn, transmission_time = _transmission(p)
     terminal = original.terminal_id if original else p.terminal_id or "CLEARING"
     acquirer = original.acquirer_id if original else ""
     original_data = None
@@ -392,12 +397,12 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         currency=p.currency,
         billing_amount_minor=p.billing_amount_minor,
         billing_currency=p.billing_currency or None,
-        transmission_time=time.strftime("%m%d%H%M%S", moment),
-        stan=p.arn[-6:],
+        transmission_time=transmission_time,
+        stan=stan,
         local_time=time.strftime("%H%M%S", moment),
         local_date=time.strftime("%m%d", moment),
         acquirer_id=acquirer or None,
-        rrn=p.arn[-12:],
+        rrn=rrn,
         terminal_id=terminal,
         merchant_id=(original.merchant_id if original else p.merchant_id) or None,
         original_data=original_data,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from authhost.config import AdminConfig
+from authhost.private_files import open_to_others
 
 
 class Role(StrEnum):
@@ -123,7 +123,7 @@ def parse_inline(text: str) -> dict[str, Principal]:
 def _read_file(path: Path) -> dict[str, Principal]:
     try:
         with open(path, "rb") as handle:
-            mode, owner = _mode_and_owner(os.fstat(handle.fileno()))
+            mode = open_to_others(os.fstat(handle.fileno()))
             text = handle.read().decode("utf-8")
     except OSError as exc:
         raise TokenConfigError(f"{path}: cannot read tokens file ({exc.strerror})") from None
@@ -146,26 +146,12 @@ def _read_file(path: Path) -> dict[str, Principal]:
         entries = {}
         for token, role in data.items():
             entries[_digest(token)] = _principal_for(token, _role(role, f"{path}: a token"))
-    if clear:
-        _refuse_shared(path, mode, owner)
-    return entries
-
-
-def _mode_and_owner(status: os.stat_result) -> tuple[int, int]:
-    return stat.S_IMODE(status.st_mode), status.st_uid
-
-
-def _refuse_shared(path: Path, mode: int, owner: int) -> None:
-    """A file of clear tokens is a password file: one that group or others can read has
-    leaked them already (the master key file is held to the same rule). As ssh: a file of
-    ours must be ours alone; one of another user (root) may be open to its group, through
-    which the service reads it. A file of SHA-256 digests only may be read by anyone."""
-    shared = 0o077 if owner == os.geteuid() else 0o007
-    if mode & shared:
+    if clear and mode is not None:  # a password file; one of SHA-256 digests may be shared
         raise TokenConfigError(
             f"{path}: the tokens file holds clear tokens and is open to group or others "
             f"(mode {mode:04o}): chmod 600 {path}, or list only their sha256"
         )
+    return entries
 
 
 def _listed_entry(item: Any, where: str) -> tuple[str, Principal]:

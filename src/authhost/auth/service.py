@@ -41,12 +41,13 @@ from authhost.auth.steps.card_verification import checked_cryptogram
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, Card, CardKind, Product
+from authhost.cards.pin import with_chip_unblock
 from authhost.cards.tokens import token_age_hours
 from authhost.cards.travel import covers
 from authhost.iso.codec import MESSAGE_CLASSES
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest, Balance, MessageClass
-from authhost.models.context import COMPLETION_REASON
+from authhost.models.context import COMPLETION_REASON, PRESENTMENT
 from authhost.security.emv import (
     ARQC,
     ATC,
@@ -362,7 +363,7 @@ class AuthService:
             reasons = [*tx.reasons]
             if advice:
                 if request.presentment:  # a clearing row: not the network's approval
-                    reasons.append("advice.presentment")
+                    reasons.append(PRESENTMENT)
                 elif not any(r.startswith(COMPLETION_REASON) for r in reasons):
                     reasons.append("advice.stand_in")  # a completion is no stand-in approval
                 # the network's approval code (field 38), which the merchant got and its
@@ -871,14 +872,12 @@ def pin_unblock_requeued(
     (processing code 91) on a product that sends issuer scripts: the answer that carried it
     may never have reached the chip, whose offline PIN would stay blocked; sent again, it
     only resets a counter that is reset already. None when nothing is to be queued."""
-    if card is None or product is None or not product.imk_smi_name:
+    if card is None or product is None:
         return None
     if not (reversal.processing_code or "").startswith(PIN_UNBLOCK_CODE):
         return None
-    command = ScriptCommand.PIN_UNBLOCK.value
-    if command in card.chip_scripts:
-        return None
-    return replace(card, chip_scripts=(*card.chip_scripts, command))
+    queued = with_chip_unblock(card, product)
+    return None if queued is card else queued
 
 
 def journal_entry(

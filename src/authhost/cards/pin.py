@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from authhost.cards.model import Card
+from authhost.cards.model import Card, Product
 
 DEFAULT_TRY_LIMIT = 3
+CHIP_PIN_UNBLOCK = "pin_unblock"  # the issuer script command (emv_scripts.ScriptCommand)
 
 
 def is_locked(card: Card, try_limit: int = DEFAULT_TRY_LIMIT) -> bool:
@@ -35,3 +36,12 @@ def with_pin_reference(card: Card, reference: str) -> Card:
     return replace(
         card, pin_reference=reference, pin_tries=0, pin_change_key="", previous_pin_reference=None
     )
+
+
+def with_chip_unblock(card: Card, product: Product) -> Card:
+    """``card`` with PIN UNBLOCK queued for its chip's next online request: the chip counts
+    wrong offline PINs itself, and still refuses offline PIN at the till until told. The
+    card as it is when its product sends no issuer scripts or the command waits already."""
+    if not product.imk_smi_name or CHIP_PIN_UNBLOCK in card.chip_scripts:
+        return card
+    return replace(card, chip_scripts=(*card.chip_scripts, CHIP_PIN_UNBLOCK))

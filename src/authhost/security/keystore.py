@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from authhost.private_files import open_to_others
 from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing
 from authhost.security.keys import (
     KeyAlgorithm,
@@ -75,14 +76,10 @@ def read_private(path: Path, what: str) -> str:
         status = os.fstat(fd)
         if stat.S_ISDIR(status.st_mode):
             raise MasterKeyMissing(f"{path}: the {what} is a directory")
-        # as ssh: a file of ours must be ours alone; one of another user (root) may be
-        # shared with its group (0640, the service's group): how the service reads it
-        shared = 0o077 if status.st_uid == os.geteuid() else 0o007
-        if status.st_mode & shared:
+        if (mode := open_to_others(status)) is not None:
             raise MasterKeyMissing(
-                f"{path}: the {what} is open to group or others (mode "
-                f"{stat.S_IMODE(status.st_mode):04o}); it must be readable by its owner "
-                f"only: chmod 600 {path}"
+                f"{path}: the {what} is open to group or others (mode {mode:04o}); it must "
+                f"be readable by its owner only: chmod 600 {path}"
             )
         with os.fdopen(os.dup(fd), "rb") as handle:
             return handle.read().decode("utf-8")

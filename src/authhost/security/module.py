@@ -545,10 +545,8 @@ class SecurityModule:
                     raise KeyNotFound(f"key {source.key_name!r} is not an AES BDK")
                 host = AesDukptHost(bdk.material)
             dukpt[source.key_name] = host
-        algorithm = (
-            KeyAlgorithm.TDES if source.kind is PinSourceKind.DUKPT_TDES else (KeyAlgorithm.AES)
-        )
-        return host.pin_key(source.ksn or ""), algorithm
+        tdes = source.kind is PinSourceKind.DUKPT_TDES
+        return host.pin_key(source.ksn or ""), KeyAlgorithm.TDES if tdes else KeyAlgorithm.AES
 
     def _clear_pin(self, pin_block: bytes, pan: str, source: PinSource) -> str:
         """The PIN inside the block (only ever held inside this module's methods)."""

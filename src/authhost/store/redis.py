@@ -1496,20 +1496,14 @@ class RedisCardStore:
             [keys.disputes, keys.dispute_ids, keys.dispute_ids_indexed], []
         )
         found: list[Dispute] = []
-        cursor, page = after, max(limit, DISPUTE_IDS_PAGE)
-        while len(found) < limit:
-            start = f"({cursor}" if cursor else "-"
-            ids = [
-                _s(i) for i in await self._client.zrangebylex(keys.dispute_ids, start, "+", 0, page)
-            ]
-            if not ids:
-                break
-            for raw in await self._client.hmget(keys.disputes, ids):
-                dispute = None if raw is None else codec.dispute_from_json(raw)
-                if dispute is not None and (not state or dispute.state == state):
-                    found.append(dispute)
-            cursor = ids[-1]
-        return found[:limit]
+        async for _, dispute in self._indexed_disputes(
+            keys.dispute_ids, after, max(limit, DISPUTE_IDS_PAGE)
+        ):
+            if dispute is not None and (not state or dispute.state == state):
+                found.append(dispute)
+                if len(found) == limit:
+                    break
+        return found
 
     async def _open_disputes(self, limit: int, after: str) -> list[Dispute]:
         """The open disputes after ``after``, from their index (``open_disputes``), not the
@@ -1521,27 +1515,33 @@ class RedisCardStore:
             [keys.disputes, keys.open_disputes, keys.open_disputes_indexed], []
         )
         found: list[Dispute] = []
-        cursor = after
-        while len(found) < limit:
-            start = f"({cursor}" if cursor else "-"
-            ids = [_s(i) for i in await self._client.zrangebylex(
-                keys.open_disputes, start, "+", 0, limit - len(found)
-            )]  # fmt: skip
-            if not ids:
+        stale: list[str] = []
+        async for dispute_id, dispute in self._indexed_disputes(keys.open_disputes, after, limit):
+            if dispute is None or dispute.state != "open":
+                stale.append(dispute_id)
+                continue
+            found.append(dispute)
+            if len(found) == limit:
                 break
-            stale = []
-            for dispute_id, raw in zip(
-                ids, await self._client.hmget(keys.disputes, ids), strict=True
-            ):
-                dispute = None if raw is None else codec.dispute_from_json(raw)
-                if dispute is None or dispute.state != "open":
-                    stale.append(dispute_id)
-                else:
-                    found.append(dispute)
-            if stale:
-                await self._client.zrem(keys.open_disputes, stale)
-            cursor = ids[-1]
+        if stale:
+            await self._client.zrem(keys.open_disputes, stale)
         return found
+
+    async def _indexed_disputes(
+        self, index: str, after: str, page: int
+    ) -> AsyncIterator[tuple[str, Dispute | None]]:
+        """The disputes an index of ids (a sorted set, by id) names after ``after``, in id
+        order, read ``page`` at a time; None for an id whose dispute is gone."""
+        cursor = after
+        while True:
+            start = f"({cursor}" if cursor else "-"
+            ids = [_s(i) for i in await self._client.zrangebylex(index, start, "+", 0, page)]
+            if not ids:
+                return
+            raws = await self._client.hmget(self._keys.disputes, ids)
+            for dispute_id, raw in zip(ids, raws, strict=True):
+                yield dispute_id, None if raw is None else codec.dispute_from_json(raw)
+            cursor = ids[-1]
 
     async def put_fraud_report(self, report: FraudReport) -> None:
         k = self._keys

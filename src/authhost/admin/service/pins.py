@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +117,5 @@ class Pins(ServiceBase):
 def _chip_unblocked(before: Card, after: Card, product: Product) -> Card:
     """``after`` with a PIN UNBLOCK queued for the chip when the host's wrong-PIN count was
     reset from ``before`` (an unlock, or a new PIN for a locked card): the chip counts wrong
-    offline PINs too, and its counter is reset at its next online request, or the card
-    still refuses offline PIN at the till (a product without issuer scripts has none)."""
-    if before.pin_tries == 0 or not product.imk_smi_name or "pin_unblock" in after.chip_scripts:
-        return after
-    return replace(after, chip_scripts=(*after.chip_scripts, "pin_unblock"))
+    offline PINs too (``pin_rules.with_chip_unblock``)."""
+    return after if before.pin_tries == 0 else pin_rules.with_chip_unblock(after, product)
