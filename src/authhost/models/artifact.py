@@ -197,17 +197,13 @@ def feature_difference(found: Any, expected: Sequence[str]) -> str:
     'authhost-features-1' and ..."."""
     if not isinstance(found, list) or not all(isinstance(n, str) for n in found):
         return "'features' is not a list of names"
-    lacks = [n for n in expected if n not in found]
-    extra = [n for n in found if n not in expected]
-    parts = []
-    if lacks:
-        parts.append(
-            f"{len(lacks)} missing: {', '.join(lacks[:5])}{' ...' if len(lacks) > 5 else ''}"
-        )
-    if extra:
-        parts.append(
-            f"{len(extra)} unknown: {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}"
-        )
+
+    def named(what: str, names: list[str]) -> list[str]:
+        more = " ..." if len(names) > 5 else ""
+        return [f"{len(names)} {what}: {', '.join(names[:5])}{more}"] if names else []
+
+    parts = named("missing", [n for n in expected if n not in found])
+    parts += named("unknown", [n for n in found if n not in expected])
     if not parts:
         parts.append(
             "the same names in another order"

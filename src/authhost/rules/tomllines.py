@@ -20,12 +20,8 @@ def toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
     blocks: list[tuple[dict[str, int], int, int]] = []
     current: dict[str, int] | None = None
     header = offset = 0
-    in_multiline: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
-            if _closes(line, in_multiline):  # the first closing quotes end it: what follows
-                in_multiline = None  # them (a comment quoting """) is not a new string
-            continue
+    lines, _ = _outside_strings(text)
+    for number, line, match in lines:
         if _TOML_HEADER.match(line):
             if current is not None:
                 blocks.append((current, header, offset))
@@ -36,15 +32,11 @@ def toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
                 blocks.append((current, header, offset))
             current = None
             continue
-        match = _TOML_KEY.match(line)
         if match and current is not None and match.group(2) not in current:
             key, value = match.group(2), match.group(3)
             current[key] = number
-            for quote in ('"""', "'''"):
-                if value.startswith(quote) and not _closes(value[3:], quote):
-                    in_multiline = quote
-                    if key == "expression" and not value[3:].strip():
-                        offset = 1  # TOML drops the newline right after the opening quotes
+            if key == "expression" and _opens(value) and not value[3:].strip():
+                offset = 1  # TOML drops the newline right after the opening quotes
     if current is not None:
         blocks.append((current, header, offset))
     return blocks
@@ -53,6 +45,14 @@ def toml_blocks(text: str) -> list[tuple[dict[str, int], int, int]]:
 def unclosed_string(text: str) -> int:
     """The line of a multi-line string that is never closed, or 0: a missing closing \"\"\"
     was reported at "end of document", with no line to look at."""
+    return _outside_strings(text)[1]
+
+
+def _outside_strings(text: str) -> tuple[list[tuple[int, str, re.Match[str] | None]], int]:
+    """The lines outside multi-line strings (number, text, its key match), and the line of a
+    multi-line string still open at the end (0: none). A string ends at the first closing
+    quotes: what follows them (a comment quoting \"\"\") opens nothing."""
+    found: list[tuple[int, str, re.Match[str] | None]] = []
     opened, quote = 0, ""
     for number, line in enumerate(text.splitlines(), start=1):
         if quote:
@@ -60,11 +60,19 @@ def unclosed_string(text: str) -> int:
                 opened, quote = 0, ""
             continue
         match = _TOML_KEY.match(line)
+        found.append((number, line, match))
         value = match.group(3) if match else ""
-        for candidate in ('"""', "'''"):
-            if value.startswith(candidate) and not _closes(value[3:], candidate):
-                opened, quote = number, candidate
-    return opened
+        if opening := _opens(value):
+            opened, quote = number, opening
+    return found, opened
+
+
+def _opens(value: str) -> str:
+    """The quotes of a multi-line string ``value`` opens and does not close on its line."""
+    for quote in ('"""', "'''"):
+        if value.startswith(quote) and not _closes(value[3:], quote):
+            return quote
+    return ""
 
 
 def toml_inline_rules(text: str, keys: tuple[str, ...]) -> list[tuple[dict[str, int], int, int]]:
