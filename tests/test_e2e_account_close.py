@@ -91,6 +91,15 @@ async def test_no_card_is_issued_replaced_or_moved_onto_a_closed_account(
     assert moved.status == 409 and "closed" in moved.json["error"], moved
     cards = (await call(port, "GET", "/v1/cards?account_id=acc-gone")).json["cards"]
     assert {c["state"] for c in cards} == {"lost"}  # nothing live came back
+    for amount in (5_000, -5_000):  # a payment in or a fee out: the account was settled
+        funds = await call(port, "POST", "/v1/accounts/acc-gone/funds",
+                           payload={"amount_minor": amount})  # fmt: skip
+        assert funds.status == 409 and "acc-gone was closed at" in funds.json["error"], funds
+    gone = (await call(port, "GET", "/v1/accounts/acc-gone", token=AUDITOR_TOKEN)).json
+    assert gone["balance"] == 0 and gone["open_to_buy"] == made.json["open_to_buy"], gone
+    loaded = await call(port, "POST", f"/v1/accounts/{at.visa['account']}/funds",
+                        payload={"amount_minor": 5_000})  # fmt: skip
+    assert loaded.status == 200, loaded  # an open account still takes money
     view = await call(port, "GET", "/v1/accounts/acc-gone", token=AUDITOR_TOKEN)
     assert view.json["closed_at"] is not None
     open_view = await call(port, "GET", f"/v1/accounts/{at.visa['account']}")

@@ -255,6 +255,12 @@ class ProductsAndAccounts(ServiceBase):
         With an idempotency key the change is made once: the store writes the money and the
         key together, so a core banking system may resend a load it got no answer for."""
         before = await self._account(account_id)
+        closed_at = await self._account_closed_at(account_id)
+        if closed_at is not None:  # paid out when it closed: money put there has no card
+            raise ConflictError(
+                f"account {account_id} was closed at {totals_module.iso_time(closed_at)}: "
+                "no funds move on it (load an open account)"
+            )
         delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
         fingerprint = request_fingerprint(change)  # the store keeps keys per account
         try:
