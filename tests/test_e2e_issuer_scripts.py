@@ -208,6 +208,53 @@ async def test_a_new_pin_for_a_locked_card_is_unblocked_on_the_chip_too(
     await switch.aclose()
 
 
+async def test_a_reversed_answer_queues_its_commands_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The purchase whose answer carried the operator's APPLICATION UNBLOCK is reversed (the
+    terminal never got the answer, so neither did the chip): its hold is released and the
+    command is queued again, goes with the next genuine cryptogram, and only once; a repeat
+    of the reversal queues nothing."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-3624"]
+    card_id = await card_id_of(port, card["pan"])
+    path = f"/v1/cards/{card_id}/chip-scripts"
+    assert (
+        await call(port, "PUT", path, payload={"commands": ["application_unblock"]})
+    ).status == 200
+    account = f"/v1/accounts/{card['account']}"
+    before = (await call(port, "GET", account, token=AUDITOR_TOKEN)).json
+
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card, amount=1_200), 16, 0x60)
+    reply = await switch.send(fields)
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "application_unblock", arqc, atc)]
+    view = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
+    assert view.json["chip_scripts"] == []
+
+    reversal = {**fields, "t": "0400", "11": next_stan(), "90": field_90(fields)}
+    assert (await switch.send(reversal))["39"] == "00"
+    view = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
+    assert view.json["chip_scripts"] == ["application_unblock"]
+    after = (await call(port, "GET", account, token=AUDITOR_TOKEN)).json
+    assert after["open_to_buy"] == before["open_to_buy"], (before, after)  # hold released
+    repeat = {**reversal, "11": next_stan()}
+    assert (await switch.send(repeat))["39"] == "00"
+
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card, amount=1_300), 16, 0x61)
+    reply = await switch.send(fields)
+    assert commands_in(reply)[1] == [expected_command(chip, "application_unblock", arqc, atc)]
+    fields, _, _, _ = chip_request(host, card, purchase(card, amount=1_400), 16, 0x62)
+    assert commands_in(await switch.send(fields))[1] == []
+    reasons = await journal_reasons(store_url)
+    assert "reversal.chip_scripts_requeued" in reasons[reversal["11"]]
+    assert "reversal.full" in reasons[reversal["11"]]
+    assert "reversal.chip_scripts_requeued" not in reasons[repeat["11"]]
+
+
 async def test_a_pin_unlocked_at_the_bank_or_the_atm_is_unblocked_on_the_chip(
     nursery,
     tmp_path,

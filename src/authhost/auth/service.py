@@ -576,19 +576,24 @@ class AuthService:
     def _reverse(
         self, request: AuthRequest, snapshot: Snapshot, now: float
     ) -> tuple[Decision, Commit]:
-        """Reversals are always acknowledged; they release what the original still holds, and
-        a reversed PIN change puts the card's PIN before it back."""
+        """Reversals are always acknowledged; they release what the original still holds, a
+        reversed PIN change puts the card's PIN before it back, and the queued chip scripts
+        the original answer carried are queued again."""
         hold = snapshot.original
         reasons: list[str] = []
         movement = None
         undone = pin_change_undone(request, snapshot.card)
         requeued = pin_unblock_requeued(request, snapshot.card, snapshot.product)
+        changed = chip_scripts_requeued(request, undone or requeued or snapshot.card)
+        if changed is not None:  # the answer's scripts, and with them whatever is undone
+            reasons.append("reversal.chip_scripts_requeued")
         if undone is not None:
             reasons.append("reversal.pin_change_undone")
         elif requeued is not None:
             reasons.append("reversal.pin_unblock_requeued")
         elif hold is None:
-            reasons.append("reversal.unknown_original")
+            if changed is None:  # (a declined answer that carried scripts held no money)
+                reasons.append("reversal.unknown_original")
         else:
             remaining = replacement_amount(request)  # in the cardholder's currency
             release = hold.amount_minor - (remaining or 0)
@@ -613,7 +618,7 @@ class AuthService:
             journal=entry,
             movement=movement,
             card_id=snapshot.card.card_id if snapshot.card else "",
-            delivered_card=undone or requeued,  # written if the card is still as read
+            delivered_card=changed or undone or requeued,  # written if the card is as read
         )
         return decision, commit
 
@@ -828,21 +833,43 @@ def _change_card(
     """What the commit writes to the card besides its PIN tries: a changed PIN (with the
     queue emptied when its commands go with this answer), else the queue as this answer
     leaves it (delivered: emptied; reported failed and not carried: added to)."""
+    sent = _queue_sent(card, commit.journal.match_key) if scripts.queued_sent else card
     if tx.new_pin_reference is not None and approved:
         commit.changed_card = replace(
-            card,
+            sent,
             pin_reference=tx.new_pin_reference,
             pin_tries=0,
-            chip_scripts=() if scripts.queued_sent else card.chip_scripts,
             pin_change_key=commit.journal.match_key,
             previous_pin_reference=card.pin_reference,
         )
     elif scripts.queued_sent:
-        commit.delivered_card = replace(card, chip_scripts=())
+        commit.delivered_card = sent
     elif scripts.requeue:
         queued = tuple(dict.fromkeys((*card.chip_scripts, *(c.value for c in scripts.requeue))))
         if queued != card.chip_scripts:  # only what is not waiting already
             commit.delivered_card = replace(card, chip_scripts=queued)
+
+
+def _queue_sent(card: Card, answer_key: str) -> Card:
+    """The card with its queued commands taken off, remembered with the answer that carried
+    them (``chip_scripts_requeued``)."""
+    return replace(
+        card, chip_scripts=(), chip_scripts_sent=card.chip_scripts, chip_scripts_sent_key=answer_key
+    )
+
+
+def chip_scripts_requeued(reversal: AuthRequest, card: Card | None) -> Card | None:
+    """The card with the queued commands (an operator's application or PIN unblock) that
+    the reversed answer carried queued again, or None when it carried none. A terminal
+    reverses an answer it did not get or could not complete, so its scripts may never have
+    reached the chip: sent again with the next verified answer, an unblock the chip already
+    ran changes nothing."""
+    if card is None or not card.chip_scripts_sent_key:
+        return None
+    if original_key(reversal) != card.chip_scripts_sent_key:
+        return None
+    queued = tuple(dict.fromkeys((*card.chip_scripts, *card.chip_scripts_sent)))
+    return replace(card, chip_scripts=queued, chip_scripts_sent=(), chip_scripts_sent_key="")
 
 
 def pin_change_undone(reversal: AuthRequest, card: Card | None) -> Card | None:

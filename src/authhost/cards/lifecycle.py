@@ -150,6 +150,8 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         replaced_by=None,
         previous_expiry=old.expiry if keep_pan else "",
         chip_scripts=(),  # queued for the old plastic's chip; the new one has its own
+        chip_scripts_sent=(),
+        chip_scripts_sent_key="",
         # a wallet's token follows the card when the PAN stays (the network's vault still maps
         # it); a lost or stolen card's tokens may be the thief's: they stay behind
         tokens=old.tokens if keep_pan else (),

@@ -201,6 +201,10 @@ class Card:
     controls: CardControls | None = None  # the card's own blocks (None: only the product's)
     # issuer script commands waiting for the chip's next online request (ScriptCommand values)
     chip_scripts: tuple[str, ...] = ()
+    # the queued commands the last answer carrying them took off the queue, and that answer's
+    # match key: its reversal (the answer may never have reached the chip) queues them again
+    chip_scripts_sent: tuple[str, ...] = ()
+    chip_scripts_sent_key: str = ""
     # merchants whose recurring (merchant-initiated) charges the cardholder revoked
     stop_payments: tuple[StopPayment, ...] = ()
     # the payment tokens wallets and merchants hold for this card (cards.tokens)

@@ -85,6 +85,7 @@ def card_from_json(text: str | bytes, **overrides: Any) -> Card:
         for n in data.get("travel_notices") or ()
     )
     data["chip_scripts"] = tuple(data.get("chip_scripts") or ())
+    data["chip_scripts_sent"] = tuple(data.get("chip_scripts_sent") or ())
     data["stop_payments"] = tuple(StopPayment(**s) for s in data.get("stop_payments") or ())
     data["tokens"] = tuple(
         PaymentToken(**{**t, "state": TokenState(t["state"])}) for t in data.get("tokens") or ()
