@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from authhost.admin.totals import Totals, day_bounds, movement_of
+from authhost.admin.totals import Totals, movement_of
 from authhost.store.records import JournalEntry
 
 
@@ -69,13 +69,6 @@ def test_entries_journalled_before_the_movement_are_classified(
 ):
     old = entry(mti, klass, "00", held, processing_code=processing_code)
     assert movement_of(old) == expected
-
-
-def test_a_day_is_a_utc_day_and_anything_else_is_refused():
-    since, until = day_bounds("2026-11-27")
-    assert (since, until - since) == (1_795_737_600.0, 86_400.0)  # 2026-11-27T00:00Z
-    with pytest.raises(ValueError, match="not a date"):
-        day_bounds("27/11/2026")
 
 
 def test_a_reversed_posting_is_not_owed_to_the_acquirer():

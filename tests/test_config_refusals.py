@@ -280,3 +280,17 @@ def test_variables_that_are_not_keys_of_a_section_are_left_alone(tmp_path: Path)
     config = _load(tmp_path, "", env)
     assert config.security.master_key_env == "AUTHHOST_SECURITY_MK"
     assert config.server.port == 9583
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[admin]\nbusiness_day_timezone = "CET+1"\n', "not a time zone"),
+        ('[admin]\nbusiness_day_cutover = "21h00"\n', "not a time of day"),
+        ('[admin]\nbusiness_day_cutover = "24:00"\n', "not a time of day"),
+    ],
+)
+def test_a_business_day_not_understood_is_refused(tmp_path: Path, text: str, message: str):
+    """Every report's day would silently be another one than the bank's."""
+    with pytest.raises(ConfigError, match=rf"\[admin\] business day: .*{message}"):
+        _load(tmp_path, text)

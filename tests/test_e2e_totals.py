@@ -9,9 +9,10 @@ import datetime as dt
 import json
 import time
 
+from conftest import free_port
 from host_admin import cli_config, run_cli, visa_at_host
-from iso_client import next_stan
-from test_admin_support import AUDITOR_TOKEN, call
+from iso_client import Switch, next_stan
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     balances_of,
     field_90,
@@ -21,6 +22,7 @@ from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
 )
 from test_e2e_clearing import write_clearing
 
+from authhost.config import AdminConfig
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
 
@@ -255,3 +257,38 @@ async def test_an_entry_at_midnight_counts_in_the_day_it_starts_only(nursery, tm
         assert euros["posted"] == lines.json["posted"], (totals.json, lines.json)
         posted[day] = euros["posted"]["amount_minor"]
     assert posted == {"2026-11-27": 100, "2026-11-28": 600}
+
+
+async def test_a_day_is_the_banks_business_day(nursery, tmp_path, store_url):  # noqa: F811
+    """With ``[admin] business_day_timezone`` (here UTC+14, where the day starts 14 hours
+    before UTC's), a report's day is the bank's: the purchase made now counts to today in
+    Kiribati, in the admin API and the CLI alike, and to neither day beside it."""
+    port = free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    zone = "Etc/GMT-14"  # (POSIX signs: UTC+14)
+    admin = AdminConfig(port=port, tokens=tokens, business_day_timezone=zone)
+    host = await start_host(nursery, tmp_path, store_url, admin=admin)
+    switch = await Switch.connect(host.port)
+    made_at = time.time()
+    assert (await switch.send(purchase(host.cards["active-visa"], amount=1_234)))["39"] == "00"
+
+    local = dt.datetime.fromtimestamp(made_at, dt.timezone(dt.timedelta(hours=14)))
+    day = local.date()
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone(dt.timedelta(hours=14)))
+    counted = {}
+    for offset in (-1, 0, 1):
+        asked = (day + dt.timedelta(days=offset)).isoformat()
+        totals = await call(port, "GET", f"/v1/journal/totals?day={asked}", token=AUDITOR_TOKEN)
+        assert totals.status == 200, totals
+        counted[offset] = totals.json["entries"]
+        if offset == 0:
+            since = midnight.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            assert totals.json["since"] == since, totals.json
+    assert counted == {-1: 0, 0: 1, 1: 0}, counted
+
+    config = cli_config(tmp_path, store_url)
+    config.write_text(config.read_text() + f'[admin]\nbusiness_day_timezone = "{zone}"\n')
+    code, output = await run_cli("journal", "totals", "--day", day.isoformat(), "--config",
+                                 str(config))  # fmt: skip
+    assert code == 0 and json.loads(output)["entries"] == 1, output
+    await switch.aclose()

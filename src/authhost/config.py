@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authhost.admin.business_day import BusinessDay
 from authhost.auth.hold_life import EXTENDED_AUTHORISATION, HoldLifeError, HoldLives
 from authhost.store.interface import JOURNAL_MIN_KEEP_DAYS
 
@@ -243,9 +244,28 @@ class AdminConfig:
         "or a TLS handshake) and to take an answer; past it the connection is closed",
     )
 
+    business_day_timezone: str = _key(
+        "UTC",
+        "IANA time zone of the bank's business day, which every report's day=YYYY-MM-DD "
+        "means (daily totals, statements, the account updater file, rule performance)",
+    )
+    business_day_cutover: str = _key(
+        "00:00",
+        "local time (HH:MM) a business day ends at: later requests count to the next day; "
+        "day D is the 24 hours between the cut-overs around D's noon",
+    )
+
+    @property
+    def business_day(self) -> BusinessDay:
+        return BusinessDay(self.business_day_timezone, self.business_day_cutover)
+
     def __post_init__(self) -> None:
         _host("[admin]", "host", self.host)
         _port("[admin]", "port", self.port)
+        try:
+            BusinessDay(self.business_day_timezone, self.business_day_cutover)
+        except ValueError as error:
+            raise ConfigError(f"[admin] business day: {error}") from None
         if self.max_connections < 0:
             raise ConfigError(
                 f"[admin] max_connections must be 0 (no limit) or more, not {self.max_connections}"

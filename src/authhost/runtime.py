@@ -130,7 +130,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         cards = CardService(
             store, security, actor="system", models_dir=config.models.dir,
             rules_file=config.rules.file, lists_dir=config.rules.lists_dir,
-            hold_days=config.auth.hold_days,
+            hold_days=config.auth.hold_days, business_day=config.admin.business_day,
         )  # fmt: skip
         if demo:
             banner.extend(await prepare_demo(cards))

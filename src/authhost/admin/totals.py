@@ -161,22 +161,6 @@ class Totals:
         }
 
 
-FIRST_YEAR, LAST_YEAR = 2000, 2099  # the days a report may ask for (a clearing file's too)
-
-
-def day_bounds(day: str) -> tuple[float, float]:
-    """The UTC day ``YYYY-MM-DD`` as [since, until) epoch seconds; ValueError if not a date,
-    or not one of 2000-2099 (9999-12-31 ends in a year ``datetime`` cannot show)."""
-    try:
-        date = dt.date.fromisoformat(day)
-    except ValueError:
-        raise ValueError(f"{day!r} is not a date (YYYY-MM-DD)") from None
-    if not FIRST_YEAR <= date.year <= LAST_YEAR:
-        raise ValueError(f"{day!r} is not a day of {FIRST_YEAR}-{LAST_YEAR}")
-    start = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
-    return start, start + 86_400.0
-
-
 def iso_time(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with a Z."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")

@@ -162,14 +162,17 @@ async def open_card_service(
         async with open_runtime(config) as runtime:
             yield CardService(
                 runtime.store, runtime.security, actor, decide_many=runtime.handler.decide_many,
-                hold_days=config.auth.hold_days,
+                hold_days=config.auth.hold_days, business_day=config.admin.business_day,
             )  # fmt: skip
         return
 
     security = SecurityModule.open(config.security)
     store = await open_store(config.store.url)
     try:
-        yield CardService(store, security, actor, hold_days=config.auth.hold_days)
+        yield CardService(
+            store, security, actor, hold_days=config.auth.hold_days,
+            business_day=config.admin.business_day,
+        )  # fmt: skip
     finally:
         await store.close()
 

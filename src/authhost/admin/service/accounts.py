@@ -198,7 +198,7 @@ class ProductsAndAccounts(ServiceBase):
         from authhost.admin.statement import statement
 
         account = await self.get_account(account_id)  # as one account's view shows it
-        since, until = _period(day, since, until, self.clock())
+        since, until = _period(day, since, until, self.clock(), self.business_day)
         query = JournalQuery(account_id=account_id, since=since, until=until)
         entries = [entry async for entry in self.store.export_journal(query)]
         return statement(account, entries, since, until)

@@ -25,6 +25,7 @@ import anyio
 from pydantic import BaseModel
 
 from authhost.admin import totals as totals_module
+from authhost.admin.business_day import UTC_DAY, BusinessDay
 from authhost.admin.errors import (
     ConflictError,
     InvalidRequest,
@@ -162,6 +163,7 @@ class ServiceBase:
         lists_dir: str | Path = "",
         decide_many: Any = None,
         hold_days: float | None = None,
+        business_day: BusinessDay = UTC_DAY,
         _key_locks: tuple[anyio.Lock, ...] | None = None,
         _open_disputes: OpenDisputes | None = None,
     ) -> None:
@@ -175,6 +177,7 @@ class ServiceBase:
         # the server's AuthService.decide_many: clearing posts through it (None: not a server)
         self.decide_many = decide_many
         self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
+        self.business_day = business_day  # [admin] business_day_*: what a report's day means
         # the highest journal id seen to exist: ledger cursors up to it need no look-up
         self._journal_reaches = 0
         # Striped locks so that two concurrent requests with one idempotency key run once.
@@ -194,6 +197,7 @@ class ServiceBase:
             lists_dir=self.lists_dir,
             decide_many=self.decide_many,
             hold_days=self.hold_days,
+            business_day=self.business_day,
             _key_locks=self._key_locks,
             _open_disputes=self._open_disputes,
         )
@@ -474,14 +478,17 @@ def _check_account_fits(product: Product, account: Account) -> None:
 PERIOD_END = 1e11  # epoch seconds (the year 5138): what the API's since and until accept
 
 
-def _period(day: str, since: float, until: float, now: float) -> tuple[float, float]:
-    """[since, until) from a UTC ``day`` (YYYY-MM-DD) or from the two times themselves; a
-    ``since`` alone runs up to ``now`` (an analyst asking about "since this morning")."""
+def _period(
+    day: str, since: float, until: float, now: float, business_day: BusinessDay
+) -> tuple[float, float]:
+    """[since, until) from a business ``day`` (YYYY-MM-DD: ``business_day``'s) or from the
+    two times themselves; a ``since`` alone runs up to ``now`` (an analyst asking about
+    "since this morning")."""
     if day:
         if since or until:
             raise InvalidRequest("give a day, or since and until, not both")
         try:
-            return totals_module.day_bounds(day)
+            return business_day.bounds(day)
         except ValueError as error:
             raise InvalidRequest(str(error)) from None
     if since and not until:

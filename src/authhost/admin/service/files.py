@@ -102,7 +102,7 @@ class OperatorFiles(ServiceBase):
         file is new, owner-only, and its writing audited. Returns the counts per code."""
         from authhost.admin.account_updater import UpdateCode, account_updates
 
-        since, until = _period(day, since, until, self.clock())
+        since, until = _period(day, since, until, self.clock(), self.business_day)
         updates = await account_updates(self._every_card(), self.store.get_card, since, until)
         counts = {code.value: 0 for code in UpdateCode}
         with _new_private_file(out) as file:

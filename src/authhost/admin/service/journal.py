@@ -241,7 +241,7 @@ class JournalAnalysis(ServiceBase):
         what the host answered when a switch or an acquirer asks about a transaction."""
         if not (rrn and len(rrn) <= 12 and rrn.isascii() and rrn.isprintable()):
             raise InvalidRequest("rrn must be 1 to 12 characters (field 37)")
-        since, until = _period(day, since, until, self.clock())
+        since, until = _period(day, since, until, self.clock(), self.business_day)
         query = JournalQuery(rrn=rrn, since=since, until=until)
         entries = [entry async for entry in self.store.export_journal(query)]
         verdicts = await self._verdicts([e.journal_id for e in entries])
@@ -253,7 +253,7 @@ class JournalAnalysis(ServiceBase):
         """The period's totals for the back office's reconciliation (``admin.totals``): a UTC
         ``day`` (YYYY-MM-DD), or [since, until) in epoch seconds. Streams the period's journal
         entries, so a day of traffic needs memory for the totals only."""
-        since, until = _period(day, since, until, self.clock())
+        since, until = _period(day, since, until, self.clock(), self.business_day)
         totals = totals_module.Totals(since, until)
         async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
             totals.add(entry)
@@ -273,7 +273,7 @@ class JournalAnalysis(ServiceBase):
         own, unless given. Fraud reports are the verdicts."""
         from authhost.admin.model_comparison import compare_models
 
-        since, until = _period(day, since, until, self.clock())
+        since, until = _period(day, since, until, self.clock(), self.business_day)
         return await compare_models(
             self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
         )
@@ -288,7 +288,7 @@ class JournalAnalysis(ServiceBase):
         from authhost.admin.totals import iso_time
         from authhost.rules.performance import RulePerformance
 
-        since, until = _period(day, since, until, self.clock())
+        since, until = _period(day, since, until, self.clock(), self.business_day)
         performance = RulePerformance(await self._rule_facts())
         batch: list[JournalEntry] = []
         async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
