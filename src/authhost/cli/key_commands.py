@@ -16,11 +16,12 @@ from authhost.config import ConfigError, SecurityConfig, load_config
 from authhost.security import key_admin
 from authhost.security.errors import SecurityError
 from authhost.security.keys import KeyAlgorithm, KeyType
-from authhost.security.keystore import KeyStore
+from authhost.security.keystore import FORMAT_VERSION, KeyStore
 
 keys_app = typer.Typer(
     name="keys",
-    help="Working keys under the master key: list, generate, import/export (TR-31), rotate.",
+    help="Working keys under the master key: list, generate, import/export (TR-31), rotate, "
+    "upgrade.",
     no_args_is_help=True,
 )
 
@@ -73,6 +74,26 @@ def _key_name(name: str) -> str:
     return name
 
 
+def _format_line(store: KeyStore) -> str:
+    if store.file_format < FORMAT_VERSION:
+        return (
+            f"# key store format {store.file_format}: the master key encrypts the keys itself; "
+            f"`authhost keys upgrade` rewrites it in format {FORMAT_VERSION}"
+        )
+    return (
+        f"# key store format {store.file_format}: keys, check value and header under keys "
+        "derived from the master key"
+    )
+
+
+def _said_upgrade(store: KeyStore, before: int) -> None:
+    """A change of a key rewrites an older file in the current format: the operator is told."""
+    if store.file_format != before:
+        typer.echo(
+            f"key store {store.path} is now format {store.file_format} (was {before})", err=True
+        )
+
+
 def _fail(exc: Exception | str) -> NoReturn:
     typer.echo(f"authhost keys: {exc}", err=True)
     raise typer.Exit(1)
@@ -85,6 +106,7 @@ def keys_list(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> None:
     store = _store(config, key_store)
     if store.demo:
         typer.echo("# demo key store: test keys only, not for production")
+    typer.echo(_format_line(store))
     typer.echo(f"{'NAME':<16} {'VER':>3}  {'TYPE':<9} {'ALG':<5} {'KCV':<6}  CREATED (UTC)")
     for entry in store.entries():
         created = dt.datetime.fromtimestamp(entry.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
@@ -113,12 +135,14 @@ def keys_generate(
     """Generate a random working key (creates the key store if it does not exist)."""
     name = _key_name(name)
     store = _store(config, key_store, create=True)
+    before = store.file_format
     try:
         key = key_admin.generate_key(
             store, name, key_type, algorithm, length, new_version=new_version
         )
     except KEY_STORE_ERRORS as exc:
         _fail(_said(exc))
+    _said_upgrade(store, before)
     typer.echo(
         f"generated {key.name} v{key.version} ({key.key_type}, {key.algorithm}) KCV {key.kcv}"
     )
@@ -149,12 +173,14 @@ def keys_components(
         except KEY_STORE_ERRORS as exc:
             _fail(exc)
         parts.append(part)
+    before = store.file_format
     try:
         key = key_admin.combine_components(
             store, name, key_type, algorithm, parts, new_version=new_version
         )
     except KEY_STORE_ERRORS as exc:
         _fail(_said(exc))
+    _said_upgrade(store, before)
     typer.echo(f"stored {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
 
 
@@ -190,12 +216,14 @@ def keys_import(
     """Import a key from a TR-31 key block under the KEK; the key type follows its usage."""
     name = _key_name(name)
     store = _store(config, key_store)
+    before = store.file_format
     try:
         key = key_admin.import_key(
             store, name, block, kek, expected_kcv=kcv, new_version=new_version
         )
     except KEY_STORE_ERRORS as exc:
         _fail(_said(exc))
+    _said_upgrade(store, before)
     typer.echo(f"imported {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
 
 
@@ -207,11 +235,34 @@ def keys_rotate_pan_key(config: ConfigOpt = None, key_store: KeyStoreOpt = None)
     under it.
     """
     store = _store(config, key_store)
+    before = store.file_format
     try:
         key = key_admin.rotate_pan_key(store)
     except KEY_STORE_ERRORS as exc:
         _fail(_said(exc))
+    _said_upgrade(store, before)
     typer.echo(f"PAN data key is now version {key.version} (KCV {key.kcv})")
+
+
+@keys_app.command("upgrade")
+def keys_upgrade(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> None:
+    """Rewrite a key store of an older format in the current one: format 2 keeps the keys
+    under keys derived from the master key (HKDF-SHA-256, one per purpose), which itself then
+    encrypts nothing. Keys, versions and KCVs stay as they are; running servers re-read the
+    file. Safe to run again. Older authhost versions do not read format 2."""
+    store = _store(config, key_store)
+    try:
+        before = store.upgrade()
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
+    if before is None:
+        typer.echo(f"{store.path} is already format {FORMAT_VERSION}: nothing to do")
+        return
+    live = sum(1 for entry in store.entries() if not entry.retired_at)
+    typer.echo(
+        f"upgraded {store.path} from format {before} to format {store.file_format}: "
+        f"{live} key version(s) re-encrypted under the derived entry key, KCVs unchanged"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -44,7 +44,12 @@ from authhost.security.keys import (
     check_wrapping_strength,
     generate_material,
 )
-from authhost.security.keystore import KeyStore, demo_master_path, resolve_master_key
+from authhost.security.keystore import (
+    FORMAT_VERSION,
+    KeyStore,
+    demo_master_path,
+    resolve_master_key,
+)
 
 log = logging.getLogger("authhost.security")
 
@@ -212,6 +217,14 @@ class SecurityModule:
         else:
             raise KeyStoreError(
                 f"{path}: key store not found (create keys with `authhost keys generate`)"
+            )
+        if store.file_format != FORMAT_VERSION:
+            log.warning(
+                "key store %s is format %d: the master key encrypts the keys itself; "
+                "`authhost keys upgrade` rewrites it in format %d (the next key change does too)",
+                path,
+                store.file_format,
+                FORMAT_VERSION,
             )
         if demo and store.demo:
             ensure_demo_keys(store)
