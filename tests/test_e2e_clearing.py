@@ -477,7 +477,7 @@ async def test_a_split_shipment_is_not_a_duplicate_until_it_exceeds_the_authoris
     the 100.00, are not flagged; a third equal part that day (150.00 presented against
     100.00 authorised) is, naming the line it repeats, and disputed. Over the admin API,
     in one file; with ``dispute_duplicates`` false it is flagged and counted, not
-    disputed."""
+    disputed, until the file is imported again without it."""
     host, port = await start_host_with_admin(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
     visa = host.cards["active-visa"]
@@ -538,4 +538,16 @@ async def test_a_split_shipment_is_not_a_duplicate_until_it_exceeds_the_authoris
     assert "dispute" not in flagged
     disputes = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
     assert [d["dispute_id"] for d in disputes.json["disputes"]] == [dispute["dispute_id"]]
+
+    # the same file again, disputes allowed (as after an import whose dispute failed): it
+    # posts nothing and opens the dispute the row lacks, once
+    for opened in (True, False):
+        again = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+        assert again.json["outcomes"] == {"duplicate": 3}, again
+        assert again.json["disputes_opened"] == int(opened)
+        [flagged] = [r for r in again.json["rows"] if "suspected_duplicate" in r]
+        assert flagged["line"] == 4 and flagged["dispute"]["opened"] is opened
+    disputes = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+    assert len(disputes.json["disputes"]) == 2
+    assert disputes.json["disputes"][1]["dispute_id"] == flagged["dispute"]["dispute_id"]
     assert (await balances_of(switch, visa))[0] == ledger - 10_000 - 15_000 - 21_000

@@ -76,6 +76,7 @@ class ClearingImports(DisputeCases):
             f"{earlier}: same card, approval code, amount, merchant and day"
         )
         spec = rq.DisputeOpen(reason="duplicate", provisional_credit=False, note=note)
+        failures = (ServiceError, StoreError, *self.store.backend_errors)
         try:
             existing = await self.store.dispute_of_entry(journal_id)
             if existing is None:
@@ -84,8 +85,8 @@ class ClearingImports(DisputeCases):
                 return 1
         except ConflictError:  # opened meanwhile (another import of the same file)
             existing = await self.store.dispute_of_entry(journal_id)
-        except (ServiceError, StoreError) as exc:
-            message = getattr(exc, "message", None) or str(exc)
+        except failures as exc:  # the next import of the file opens it
+            message = getattr(exc, "message", None) or type(exc).__name__
             row["dispute"] = {"error": f"the dispute was not opened: {message}"}
             return 0
         if existing is not None:
