@@ -394,3 +394,160 @@ async def test_a_file_imported_again_after_its_authorisation_was_pruned_posts_no
         assert code == 0 and json.loads(output)["outcomes"] == {"duplicate": 1}, output
     ledger_after, _ = await balances_of(switch, visa)
     assert ledger_after == ledger_before  # nothing posted again
+
+
+async def test_a_duplicate_presentment_is_posted_flagged_and_disputed_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The acquirer presents yesterday's dinner again under a new ARN (the same card,
+    authorisation, amount, merchant and day): the network settles it, so it is posted as
+    presented, but its row names the earlier presentment, the import counts it and a dispute
+    with the duplicate reason is opened on its 0220 (no provisional credit: the chargeback
+    brings the money back). Importing that file again posts nothing and opens no second
+    dispute."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=10_000))
+    assert held["39"] == "00"
+    ledger, _ = await balances_of(switch, visa)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    row = {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 10_000,
+           "currency": visa["currency"], "presented_at": when}  # fmt: skip
+    first = write_clearing(tmp_path / "day1.csv", [{**row, "arn": "74000000000000000000051"}])
+    again = write_clearing(tmp_path / "day2.csv", [{**row, "arn": "74000000000000000000052"}])
+    config = cli_config(tmp_path, store_url)
+
+    code, output = await run_cli("clearing", "import", str(first), "--config", str(config))
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["outcomes"] == {"matched": 1} and report["suspected_duplicates"] == 0
+    assert "suspected_duplicate" not in report["rows"][0]
+
+    code, output = await run_cli("clearing", "import", str(again), "--config", str(config))
+    assert code == 0, output
+    assert visa["pan"] not in output
+    report = json.loads(output)
+    assert report["outcomes"] == {"matched": 1}  # posted as presented all the same
+    assert report["suspected_duplicates"] == 1 and report["disputes_opened"] == 1
+    [flagged] = report["rows"]
+    assert flagged["suspected_duplicate"]["of"]["rrn"] == "000000000051"  # the first's ARN
+    assert flagged["suspected_duplicate"]["presented_minor"] == 20_000
+    assert flagged["suspected_duplicate"]["authorised_minor"] == 10_000
+    assert flagged["dispute"]["opened"] is True
+    assert await balances_of(switch, visa) != (ledger, _)
+    assert (await balances_of(switch, visa))[0] == ledger - 20_000  # charged twice, as settled
+
+    code, output = await run_cli("disputes", "list", "--config", str(config))
+    assert code == 0, output
+    [dispute] = json.loads(output)
+    assert dispute["dispute_id"] == flagged["dispute"]["dispute_id"]
+    assert dispute["reason"] == "duplicate" and dispute["state"] == "open"
+    assert dispute["journal_id"] == flagged["presentment_journal_id"]
+    assert dispute["amount_minor"] == 10_000 and dispute["credited_minor"] == 0
+    assert "74000000000000000000052" in dispute["note"]
+    assert (await balances_of(switch, visa))[0] == ledger - 20_000  # no credit given
+
+    for _ in range(2):  # the second file again: a retransmission, disputed already
+        code, output = await run_cli("clearing", "import", str(again), "--config", str(config))
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"duplicate": 1} and report["disputes_opened"] == 0
+        assert report["rows"][0]["dispute"] == {"dispute_id": dispute["dispute_id"],
+                                                "opened": False}  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(first), "--config", str(config))
+    assert json.loads(output)["suspected_duplicates"] == 0  # the first stays the original
+    code, output = await run_cli("disputes", "list", "--config", str(config))
+    assert [d["dispute_id"] for d in json.loads(output)] == [dispute["dispute_id"]]
+    assert (await balances_of(switch, visa))[0] == ledger - 20_000
+    code, output = await run_cli("audit", "list", "--subject", "clearing", "--config", str(config))
+    audits = [json.loads(a["after"]) for a in json.loads(output)]
+    assert [a["disputes_opened"] for a in audits] == [0, 1, 0, 0, 0]
+
+
+async def test_a_split_shipment_is_not_a_duplicate_until_it_exceeds_the_authorisation(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """One order of 100.00 shipped in parts, each presented under its own ARN against the
+    one authorisation: parts of other amounts, and two equal parts on the same day within
+    the 100.00, are not flagged; a third equal part that day (150.00 presented against
+    100.00 authorised) is, naming the line it repeats, and disputed. Over the admin API,
+    in one file; with ``dispute_duplicates`` false it is flagged and counted, not
+    disputed, until the file is imported again without it."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    parts = await switch.send(purchase(visa, amount=10_000))
+    pairs = await switch.send(purchase(visa, amount=10_000))
+    quiet = await switch.send(purchase(visa, amount=10_000))
+    assert parts["39"] == pairs["39"] == quiet["39"] == "00"
+    ledger, _ = await balances_of(switch, visa)
+    now = time.time()
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn,merchant_id\n"
+
+    def line(code: str, amount: int, arn: int, at: float = now) -> str:
+        return (f"{visa['pan']},{code},{amount},{visa['currency']},{at:.0f},"
+                f"{74000000000000000000000 + arn},MERCHANT0000001\n")  # fmt: skip
+
+    text = header + "".join((
+        line(parts["38"], 6_000, 61), line(parts["38"], 4_000, 62),  # other amounts
+        line(pairs["38"], 5_000, 63), line(pairs["38"], 5_000, 64),  # within 100.00
+        line(pairs["38"], 5_000, 65),  # the third 50.00 that day: 150.00 presented
+    ))  # fmt: skip
+    dry = await call(port, "POST", "/v1/clearing", payload={"csv": text, "dry_run": True})
+    assert dry.status == 200, dry
+    assert dry.json["suspected_duplicates"] == 1 and dry.json["disputes_opened"] == 0
+    assert [r["line"] for r in dry.json["rows"] if "suspected_duplicate" in r] == [6]
+    done = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+    assert done.status == 200, done
+    assert visa["pan"] not in done.body.decode()
+    assert done.json["outcomes"] == {"matched": 5}
+    assert done.json["suspected_duplicates"] == 1 and done.json["disputes_opened"] == 1
+    [flagged] = [r for r in done.json["rows"] if "suspected_duplicate" in r]
+    assert flagged["line"] == 6
+    assert flagged["suspected_duplicate"] == {
+        "of": {"line": 4, "arn": "74000000000000000000063"},
+        "presented_minor": 15_000,
+        "authorised_minor": 10_000,
+    }
+    disputes = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+    [dispute] = disputes.json["disputes"]
+    assert dispute["dispute_id"] == flagged["dispute"]["dispute_id"]
+    assert dispute["journal_id"] == flagged["presentment_journal_id"]
+    assert dispute["reason"] == "duplicate" and dispute["credited_minor"] == 0
+
+    # 70.00 presented twice that day is more than the 100.00, but the second is dated the
+    # day before (another shipment): only the third, that day again, is flagged; told not
+    # to, the import flags and counts it without a dispute
+    yesterday = now - now % 86_400 - 1  # 23:59:59 UTC: within a day of the authorisation
+    text = header + "".join((
+        line(quiet["38"], 7_000, 66), line(quiet["38"], 7_000, 67, yesterday),
+        line(quiet["38"], 7_000, 68),
+    ))  # fmt: skip
+    done = await call(port, "POST", "/v1/clearing",
+                      payload={"csv": text, "dispute_duplicates": False})  # fmt: skip
+    assert done.status == 200, done
+    assert done.json["outcomes"] == {"matched": 3}
+    assert done.json["suspected_duplicates"] == 1 and done.json["disputes_opened"] == 0
+    [flagged] = [r for r in done.json["rows"] if "suspected_duplicate" in r]
+    assert flagged["line"] == 4 and flagged["suspected_duplicate"]["of"]["line"] == 2
+    assert "dispute" not in flagged
+    disputes = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+    assert [d["dispute_id"] for d in disputes.json["disputes"]] == [dispute["dispute_id"]]
+
+    # the same file again, disputes allowed (as after an import whose dispute failed): it
+    # posts nothing and opens the dispute the row lacks, once
+    for opened in (True, False):
+        again = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+        assert again.json["outcomes"] == {"duplicate": 3}, again
+        assert again.json["disputes_opened"] == int(opened)
+        [flagged] = [r for r in again.json["rows"] if "suspected_duplicate" in r]
+        assert flagged["line"] == 4 and flagged["dispute"]["opened"] is opened
+    disputes = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+    assert len(disputes.json["disputes"]) == 2
+    assert disputes.json["disputes"][1]["dispute_id"] == flagged["dispute"]["dispute_id"]
+    assert (await balances_of(switch, visa))[0] == ledger - 10_000 - 15_000 - 21_000

@@ -21,6 +21,19 @@ row as a retransmission (``duplicate``): nothing is posted twice.
 
 The 0220s are decided ``BATCH`` at a time, as requests a switch sent together are: one store
 write for the batch (``AuthService.decide_many``); each still succeeds or fails alone.
+
+A suspected duplicate presentment (``_duplicate``) is posted as presented all the same (the
+network settles it; an issuer cannot refuse it), but flagged in its row of the report
+(``suspected_duplicate``, naming the earlier presentment) and counted; the import's caller
+opens the chargeback's dispute on it (``CardService.post_clearing``). The rule: a purchase
+with the same card, the same approval code (the same authorisation, or the same code
+when none is found), the same amount and currency, the same merchant and the same day
+(UTC) as a purchase presentment posted before it under another ARN (in an earlier file or
+on an earlier line of this one), when what was presented under that code, this one
+included, comes to more than the authorisation's amount (0 when none was found). So a
+split shipment's parts (other amounts or days, or within the authorised amount), the
+next instalment (another day) and a file imported again (the same ARN: a retransmission)
+are not flagged.
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from authhost.auth.decision import Decision
 from authhost.cards.model import Card
@@ -230,9 +243,15 @@ async def post_presentments(
 ) -> dict[str, Any]:
     """Match and post every presentment (``decide_many``: the server's
     ``AuthService.decide_many``; None: match only, a dry run), ``batch`` 0220s at a time.
-    Returns the counts and one line per presentment, in file order (PAN masked)."""
+    Returns the counts and one line per presentment, in file order (PAN masked); a suspected
+    duplicate presentment's line has ``suspected_duplicate`` (and, once posted, the
+    ``card_id`` and the ``presentment_journal_id`` of its 0220, for its dispute)."""
     rows: list[dict[str, Any]] = []
     waiting: list[tuple[dict[str, Any], AuthRequest]] = []
+    # this file's purchases to post so far, by card and approval code: a later line's
+    # duplicate is found among them (their 0220s are not journalled yet, or ever in a dry run)
+    this_file: dict[tuple[str, str], list[_Presented]] = {}
+    suspects: list[tuple[dict[str, Any], Presentment, _Match]] = []
 
     async def decide() -> None:
         assert decide_many is not None  # only rows to post wait
@@ -242,40 +261,191 @@ async def post_presentments(
         waiting.clear()
 
     for p in presentments:
-        outcome, original, request = await _matched(p, store, pan_index)
+        match = await _matched(p, store, pan_index)
+        outcome, original, request = match.outcome, match.original, match.request
         row = {"line": p.line, "pan": mask_pan(p.pan), "arn": p.arn, "outcome": outcome}
         if original is not None:
             row["journal_id"] = original.journal_id
         rows.append(row)
-        if request is not None and decide_many is not None:
-            waiting.append((row, request))
-            if len(waiting) >= batch:
-                await decide()
+        key = (match.card_id, p.approval_code)
+        earlier = list(match.presented)
+        if outcome != "duplicate":  # (a row posted before: the lines after it came later)
+            earlier += this_file.get(key, [])
+        suspect = None
+        if outcome in _CHARGED:
+            suspect = _duplicate(p, match.merchant_id, match.authorised_minor, earlier)
+        if suspect is not None:
+            row["suspected_duplicate"] = suspect
+            suspects.append((row, p, match))
+        if request is not None:
+            if p.kind == "purchase" and p.approval_code:
+                this_file.setdefault(key, []).append(_Presented.of(p, match.merchant_id))
+            if decide_many is not None:
+                waiting.append((row, request))
+                if len(waiting) >= batch:
+                    await decide()
     if waiting:
         await decide()
+    by_line = {row["line"]: row for row in rows} if suspects else {}
+    for row, p, match in suspects:
+        await _settle_suspect(row, p, match, by_line, store, posting=decide_many is not None)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
-    return {"presentments": len(rows), "outcomes": counts, "rows": rows}
+    return {
+        "presentments": len(rows),
+        "outcomes": counts,
+        "suspected_duplicates": sum("suspected_duplicate" in row for row in rows),
+        "rows": rows,
+    }
 
 
-async def _matched(
-    p: Presentment, store: CardStore, pan_index: Callable[[str], str]
-) -> tuple[str, JournalEntry | None, AuthRequest | None]:
-    """(outcome before posting, the authorisation found, the 0220 to decide or None)."""
+# what a presentment's row may end as and still have charged the account (a dry run's
+# matched and forced rows would: they are what it reports)
+_CHARGED = frozenset({"matched", "forced", "duplicate"})
+
+
+async def _settle_suspect(
+    row: dict[str, Any],
+    p: Presentment,
+    match: _Match,
+    by_line: dict[int, dict[str, Any]],
+    store: CardStore,
+    *,
+    posting: bool,
+) -> None:
+    """Keep a suspected duplicate's flag only if its 0220 charged the account (not refused,
+    failed or journalled unposted for its currency) and so did the earlier line of this file
+    it repeats; once posted, name its card and the journal entry to dispute."""
+    before = row["suspected_duplicate"].get("line")
+    earlier = by_line.get(before) if before else None
+    if row["outcome"] not in _CHARGED or (earlier and earlier["outcome"] not in _CHARGED):
+        del row["suspected_duplicate"]
+        return
+    own = match.own
+    if own is None and posting:  # posted now: its 0220, journalled under the ARN
+        own = await _own_entry(store, match.card_id, p)
+    if own is not None:
+        row["card_id"], row["presentment_journal_id"] = own.card_id, own.journal_id
+
+
+async def _own_entry(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
+    """``p``'s own 0220, posted by this import (or a concurrent one): found by its RRN."""
+    query = JournalQuery(
+        card_id=card_id,
+        since=p.presented_at - AHEAD,  # posted now, and p is dated at most AHEAD from now
+        approval_code=p.approval_code,
+        rrn=_transmission(p)[1],
+    )
+    async for entry in store.export_journal(query):
+        if _posted_before(entry, p):
+            return entry
+    return None
+
+
+@dataclass(frozen=True)
+class _Presented:
+    """A purchase presentment posted (or to be posted) under an approval code: an earlier
+    file's (its 0220 in the journal) or an earlier line of this file."""
+
+    amount_minor: int  # what the merchant presented (field 4 of the 0220)
+    currency: str
+    charged_minor: int  # what it charged the account (its billing amount)
+    merchant_id: str
+    day: str  # MMDD (UTC) of its presentment time
+    arn: str = ""  # a line of this file's; the journal keeps the last 12 digits (the RRN)
+    line: int = 0
+    journal_id: int = 0
+    rrn: str = ""
+
+    @classmethod
+    def of(cls, p: Presentment, merchant_id: str) -> _Presented:
+        return cls(
+            p.amount_minor, p.currency, p.billing_amount_minor or p.amount_minor, merchant_id,
+            _transmission(p)[2][:4], arn=p.arn, line=p.line, rrn=p.arn[-12:],
+        )  # fmt: skip
+
+    @classmethod
+    def journalled(cls, entry: JournalEntry) -> _Presented:
+        return cls(
+            entry.transaction_amount_minor or entry.amount_minor,
+            entry.transaction_currency or entry.currency, entry.hold_amount,
+            entry.merchant_id, entry.transmission_time[:4], journal_id=entry.journal_id,
+            rrn=entry.rrn,
+        )  # fmt: skip
+
+    def same_charge(self, other: _Presented) -> bool:
+        return (self.amount_minor, self.currency, self.merchant_id, self.day) == (
+            other.amount_minor, other.currency, other.merchant_id, other.day,
+        )  # fmt: skip
+
+
+def _duplicate(
+    p: Presentment, merchant_id: str, authorised: int, earlier: Sequence[_Presented]
+) -> dict[str, Any] | None:
+    """What ``p`` is a suspected duplicate of (the report's ``suspected_duplicate``), or
+    None. The rule (the module's docstring): a purchase under an approval code, the same
+    amount, currency, merchant and day as a presentment posted before it under the same
+    card and code (``earlier``: never ``p``'s own ARN), and all that was presented under the
+    code, ``p`` included, above the ``authorised`` amount."""
+    if p.kind != "purchase" or not p.approval_code:
+        return None
+    this = _Presented.of(p, merchant_id)
+    same = next((e for e in earlier if e.same_charge(this)), None)
+    if same is None:
+        return None
+    presented = sum(e.charged_minor for e in earlier) + this.charged_minor
+    if presented <= authorised:  # a split shipment's parts, within what was authorised
+        return None
+    of: dict[str, Any] = (
+        {"line": same.line, "arn": same.arn}
+        if same.line
+        else {"journal_id": same.journal_id, "rrn": same.rrn}
+    )
+    return {"of": of, "presented_minor": presented, "authorised_minor": authorised}
+
+
+class _Match(NamedTuple):
+    """What ``_matched`` found for a presentment."""
+
+    outcome: str  # before posting
+    original: JournalEntry | None = None  # the authorisation (or ``own``, when replayed)
+    request: AuthRequest | None = None  # the 0220 to decide
+    card_id: str = ""
+    own: JournalEntry | None = None  # its 0220, posted by an earlier import
+    # the purchase presentments posted under its approval code before it (after its
+    # authorisation), the amount authorised (0: none found) and the 0220's merchant
+    presented: tuple[_Presented, ...] = ()
+    authorised_minor: int = 0
+    merchant_id: str = ""
+
+
+async def _matched(p: Presentment, store: CardStore, pan_index: Callable[[str], str]) -> _Match:
+    """The outcome before posting, the authorisation found and the 0220 to decide (None: no
+    post), with what a duplicate is judged by."""
     card = await store.find_card(pan_index(p.pan))
     if card is None:
-        return "unknown_card", None, None
-    original = await _authorisation_of_pan(store, card, p)
-    if original is not None and _posted_before(original, p):
-        return "duplicate", original, None  # imported before: never posted again
+        return _Match("unknown_card")
+    scan = await _authorisation_of_pan(store, card, p)
+    original = scan.authorisation
+    after = original.journal_id if original is not None else 0
+    found = dict(
+        card_id=card.card_id,
+        own=scan.own,
+        presented=tuple(_Presented.journalled(e) for e in scan.presented if e.journal_id > after),
+        authorised_minor=original.amount_minor if original is not None else 0,
+    )
+    if scan.own is not None:  # imported before: never posted again
+        return _Match("duplicate", scan.own, None, merchant_id=scan.own.merchant_id, **found)
+    merchant = (original.merchant_id if original else p.merchant_id) or ""
     if p.kind == "refund":
         if original is not None and original.movement == "credit":  # an online refund credited
-            return "already_credited", original, None
-        return "refund", None, completion(p, None)
+            return _Match("already_credited", original, None, **found)
+        return _Match("refund", None, completion(p, None), **found)
     if original is not None and original.message_class in _POSTED_ALREADY:
-        return "already_posted", original, None
-    return ("matched" if original is not None else "forced"), original, completion(p, original)
+        return _Match("already_posted", original, None, **found)
+    outcome = "matched" if original is not None else "forced"
+    return _Match(outcome, original, completion(p, original), merchant_id=merchant, **found)
 
 
 def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
@@ -294,29 +464,38 @@ def _decided(outcome: str, decision: Decision | Exception) -> dict[str, Any]:
     }
 
 
-async def _authorisation_of_pan(
-    store: CardStore, card: Card, p: Presentment
-) -> JournalEntry | None:
+class _Scan(NamedTuple):
+    """A look through a card's journal for a presentment's approval code."""
+
+    authorisation: JournalEntry | None = None  # the newest (before ``own``, if found)
+    own: JournalEntry | None = None  # the presentment's own 0220, from an earlier import
+    presented: tuple[JournalEntry, ...] = ()  # purchase presentments posted before it
+
+
+async def _authorisation_of_pan(store: CardStore, card: Card, p: Presentment) -> _Scan:
     """``_authorisation`` on the card the PAN means now, then on the cards it renewed under
     the same PAN (a renewal, a damaged card's replacement), newest first: an authorisation
     made with the old plastic is presented after the new one took the PAN over."""
+    presented: tuple[JournalEntry, ...] = ()
     for _ in range(RENEWALS + 1):
-        found = await _authorisation(store, card.card_id, p)
-        if found is not None or not p.approval_code or not card.replaces:
-            return found
+        scan = await _authorisation(store, card.card_id, p)
+        presented = scan.presented + presented  # the older card's are older
+        if scan.authorisation or scan.own or not p.approval_code or not card.replaces:
+            return scan._replace(presented=presented)
         before = await store.get_card(card.replaces)
         if before is None or before.pan_index != card.pan_index:  # a new PAN: not this one's
-            return None
+            return _Scan(presented=presented)
         card = before
-    return None
+    return _Scan(presented=presented)
 
 
-async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:
+async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> _Scan:
     """The newest approved request of the card with the presentment's approval code and of
     its kind (a refund's authorisation for a refund, a purchase's for a purchase); never a
-    completion. The presentment's own 0220 instead when an earlier import posted it."""
+    completion. The presentment's own 0220 too when an earlier import posted it (and what was
+    found before it); and the purchase presentments posted under the code."""
     if not p.approval_code:
-        return None
+        return _Scan()
     refund = p.kind == "refund"
     query = JournalQuery(
         card_id=card_id,
@@ -327,9 +506,10 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
     # comes before its authorisation: as far as a presentment may be ahead (AHEAD)
     authorised_until = p.presented_at + AHEAD
     found = None
-    async for entry in store.export_journal(query):
-        if _posted_before(entry, p):
-            return entry  # this very presentment, posted by an earlier import
+    presented: list[JournalEntry] = []
+    async for entry in store.export_journal(query):  # in journal order
+        if _posted_before(entry, p):  # this very presentment, posted by an earlier import
+            return _Scan(found, entry, tuple(presented))
         if (
             entry.ts < authorised_until
             and entry.approval_code == p.approval_code
@@ -338,7 +518,21 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> Jour
             and _authorised(entry)
         ):
             found = entry
-    return found
+        elif _presented_purchase(entry, p.approval_code):
+            presented.append(entry)
+    return _Scan(found, None, tuple(presented))
+
+
+def _presented_purchase(entry: JournalEntry, approval_code: str) -> bool:
+    """``entry`` is a purchase presentment a clearing import posted under the code."""
+    return (
+        entry.mti[:3] == "022"
+        and PRESENTMENT in entry.reason_codes
+        and entry.approval_code == approval_code
+        and entry.response_code in APPROVED_CODES
+        and entry.movement == "post"
+        and entry.processing_code[:2] != _REFUND
+    )
 
 
 def _posted_before(entry: JournalEntry, p: Presentment) -> bool:

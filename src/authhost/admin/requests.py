@@ -411,6 +411,11 @@ class ClearingImport(_Request):
         "(and optionally merchant_id,terminal_id), one presentment a line"
     )
     dry_run: bool = False
+    dispute_duplicates: bool = Field(
+        True,
+        description="open a dispute (reason duplicate, no provisional credit) on each "
+        "suspected duplicate presentment posted",
+    )
 
 
 class ChipScriptsSpec(_Request):

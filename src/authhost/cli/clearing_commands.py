@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import trio
 import typer
 
-from authhost.admin.clearing import ClearingFileError, post_presentments, read_presentments
+from authhost.admin.clearing import ClearingFileError, read_presentments
 from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
     ConfigOpt,
@@ -35,12 +35,21 @@ def clearing_import(
         ),
     ],
     dry_run: Annotated[bool, typer.Option(help="match every presentment, post nothing")] = False,
+    dispute_duplicates: Annotated[
+        bool,
+        typer.Option(
+            help="open a dispute (reason duplicate, no credit) on each suspected duplicate "
+            "presentment posted; flagged and counted either way"
+        ),
+    ] = True,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Post each presentment: matched to its authorisation by card and approval code (the hold
     released, the presented amount posted), or forced when none is found. The whole file is
-    read and checked first; importing it again posts nothing twice."""
+    read and checked first; importing it again posts nothing twice. A suspected duplicate
+    presentment (the same purchase under another ARN, README "Clearing") is posted, flagged
+    and disputed."""
     settings = _config(config, store)
     try:
         presentments = read_presentments(file)
@@ -53,14 +62,14 @@ def clearing_import(
         from authhost.runtime import open_runtime
 
         async with open_runtime(settings) as runtime:
-            decide_many = None if dry_run else runtime.handler.decide_many
-            result = await post_presentments(
-                presentments, runtime.store, runtime.security.pan_index, decide_many
+            service = CardService(
+                runtime.store, runtime.security, actor_name(),
+                decide_many=runtime.handler.decide_many,
+            )  # fmt: skip
+            # posted, disputed and audited as the admin API's import is
+            return await service.post_clearing(
+                presentments, dry_run=dry_run, dispute_duplicates=dispute_duplicates
             )
-            if not dry_run:  # audited as the admin API's import is
-                service = CardService(runtime.store, runtime.security, actor_name())
-                await service.audit_clearing(result)
-            return result
 
     try:
         result = trio.run(main)

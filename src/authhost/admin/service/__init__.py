@@ -10,8 +10,9 @@ for the networks: the sanctioned ways out, each audited).
 on the shared ``ServiceBase`` (store, keys, actor, audit, idempotency):
 ``accounts`` (products, accounts, funds, the ledger balance), ``cards`` (issuing, what is set
 on a card), ``tokens``, ``lifecycle``, ``cardholder_answers`` (answers to alerts), ``pins``,
-``journal`` (history, explanations, reviews, feeds, totals, clearing, retention, audit, lists),
-``dispute_cases`` and ``files``.
+``journal`` (history, explanations, reviews, feeds, totals, retention, audit, lists),
+``dispute_cases``, ``clearing_imports`` (on the disputes: a duplicate presentment is disputed)
+and ``files``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from authhost.admin.service.accounts import ProductsAndAccounts
 from authhost.admin.service.base import LIFECYCLE_ACTIONS, RETIRE_TRIES, ServiceBase
 from authhost.admin.service.cardholder_answers import CardholderAnswers
 from authhost.admin.service.cards import CardData
-from authhost.admin.service.dispute_cases import DisputeCases
+from authhost.admin.service.clearing_imports import ClearingImports
 from authhost.admin.service.files import OperatorFiles
 from authhost.admin.service.journal import JournalAnalysis
 from authhost.admin.service.lifecycle import CardLifecycle
@@ -38,7 +39,7 @@ class CardService(
     CardLifecycle,
     Pins,
     JournalAnalysis,
-    DisputeCases,
+    ClearingImports,
     OperatorFiles,
     ServiceBase,
 ):

@@ -2,7 +2,7 @@
 
 A card's history and why each decision was made (explain), the review queue and fraud
 reports, the feeds other systems poll (money movements, cardholder alerts, wallet events),
-daily totals, clearing, retention, the audit log and the rule lists.
+daily totals, retention, the audit log and the rule lists.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
     InvalidRequest,
     NotFoundError,
-    Unavailable,
 )
 from authhost.admin.service.base import (
     _LIST_NAME,
@@ -103,30 +102,6 @@ class JournalAnalysis(ServiceBase):
         stored = {name: await self.store.get_list(name) for name in names}
         lists = merge_lists(from_files, stored)
         return await explain_rules_for_entry(self.store, card_id, journal_id, rule_set, lists)
-
-    async def import_clearing(self, spec: rq.ClearingImport) -> dict[str, Any]:
-        """Post a clearing file's presentments (``admin.clearing``) through the server's own
-        pipeline, or with ``dry_run`` only match them. Audited with its counts."""
-        from authhost.admin.clearing import ClearingFileError, parse_presentments
-        from authhost.admin.clearing import post_presentments as post
-
-        rq.ClearingImport.model_validate(spec.model_dump())
-        try:
-            presentments = parse_presentments(spec.csv.splitlines(keepends=True), "the CSV")
-        except ClearingFileError as exc:
-            raise InvalidRequest(str(exc)) from None
-        if not spec.dry_run and self.decide_many is None:
-            raise Unavailable("clearing posts through a running server's pipeline")
-        decide = None if spec.dry_run else self.decide_many
-        result = await post(presentments, self.store, self.security.pan_index, decide)
-        if not spec.dry_run:
-            await self.audit_clearing(result)
-        return {"dry_run": spec.dry_run, **result}
-
-    async def audit_clearing(self, result: dict[str, Any]) -> None:
-        """One audit entry per clearing import that posted: its counts, no presentment."""
-        summary = {"dry_run": False, **{k: result[k] for k in ("presentments", "outcomes")}}
-        await self.record_audit("clearing.import", "clearing", None, summary)
 
     async def report_fraud(
         self, card_id: str, journal_id: int, spec: rq.FraudReportSpec

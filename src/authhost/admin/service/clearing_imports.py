@@ -1,0 +1,100 @@
+"""Clearing imports: a file's presentments posted through the server's pipeline, and a dispute
+opened on each suspected duplicate presentment so that its chargeback follows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ConflictError, InvalidRequest, ServiceError, Unavailable
+from authhost.admin.service.dispute_cases import DisputeCases
+from authhost.store.interface import StoreError
+
+if TYPE_CHECKING:
+    from authhost.admin.clearing import Presentment
+
+
+class ClearingImports(DisputeCases):
+    """The clearing file's import (``admin.clearing``), its duplicates disputed."""
+
+    async def import_clearing(self, spec: rq.ClearingImport) -> dict[str, Any]:
+        """Post a clearing file's presentments (``admin.clearing``) through the server's own
+        pipeline, or with ``dry_run`` only match them. Audited with its counts."""
+        from authhost.admin.clearing import ClearingFileError, parse_presentments
+
+        rq.ClearingImport.model_validate(spec.model_dump())
+        try:
+            presentments = parse_presentments(spec.csv.splitlines(keepends=True), "the CSV")
+        except ClearingFileError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if not spec.dry_run and self.decide_many is None:
+            raise Unavailable("clearing posts through a running server's pipeline")
+        result = await self.post_clearing(
+            presentments, dry_run=spec.dry_run, dispute_duplicates=spec.dispute_duplicates
+        )
+        return {"dry_run": spec.dry_run, **result}
+
+    async def post_clearing(
+        self,
+        presentments: Sequence[Presentment],
+        *,
+        dry_run: bool = False,
+        dispute_duplicates: bool = True,
+    ) -> dict[str, Any]:
+        """Match and post the presentments (the API's import and the CLI's): each suspected
+        duplicate presentment posted is disputed (reason ``duplicate``, no provisional
+        credit) unless ``dispute_duplicates`` is false; audited unless ``dry_run``."""
+        from authhost.admin.clearing import post_presentments
+
+        decide = None if dry_run else self.decide_many
+        result = await post_presentments(presentments, self.store, self.security.pan_index, decide)
+        opened = 0
+        if not dry_run and dispute_duplicates:
+            for row in result["rows"]:
+                if "presentment_journal_id" in row:  # a suspected duplicate that was posted
+                    opened += await self._dispute_duplicate(row)
+        result = {**result, "disputes_opened": opened}
+        if not dry_run:
+            await self.audit_clearing(result)
+        return result
+
+    async def _dispute_duplicate(self, row: dict[str, Any]) -> int:
+        """Open the dispute of a suspected duplicate presentment's 0220 (or name the one it
+        has: a file imported again opens no second); 1 when this opened one. Its outcome goes
+        in the row (``dispute``): a failure is reported there, never raised, since the money
+        of the whole file has been posted already."""
+        card_id, journal_id = row["card_id"], row["presentment_journal_id"]
+        of = row["suspected_duplicate"]["of"]
+        earlier = (
+            f"ARN {of['arn']} (line {of['line']} of this file)"
+            if "line" in of
+            else f"the presentment of journal entry {of['journal_id']} (ARN ending {of['rrn']})"
+        )
+        note = (
+            f"suspected duplicate presentment: ARN {row['arn']} (line {row['line']}) repeats "
+            f"{earlier}: same card, approval code, amount, merchant and day"
+        )
+        spec = rq.DisputeOpen(reason="duplicate", provisional_credit=False, note=note)
+        failures = (ServiceError, StoreError, *self.store.backend_errors)
+        try:
+            existing = await self.store.dispute_of_entry(journal_id)
+            if existing is None:
+                view = await self._open_dispute(card_id, journal_id, spec)
+                row["dispute"] = {"dispute_id": view["dispute_id"], "opened": True}
+                return 1
+        except ConflictError:  # opened meanwhile (another import of the same file)
+            existing = await self.store.dispute_of_entry(journal_id)
+        except failures as exc:  # the next import of the file opens it
+            message = getattr(exc, "message", None) or type(exc).__name__
+            row["dispute"] = {"error": f"the dispute was not opened: {message}"}
+            return 0
+        if existing is not None:
+            row["dispute"] = {"dispute_id": existing.dispute_id, "opened": False}
+        return 0
+
+    async def audit_clearing(self, result: dict[str, Any]) -> None:
+        """One audit entry per clearing import that posted: its counts, no presentment."""
+        counts = ("presentments", "outcomes", "suspected_duplicates", "disputes_opened")
+        summary = {"dry_run": False, **{k: result[k] for k in counts if k in result}}
+        await self.record_audit("clearing.import", "clearing", None, summary)
