@@ -156,6 +156,7 @@ async def test_a_lost_or_stolen_card_s_tokens_wait_for_its_replacement(
         aged = replace(stored.tokens[0], created_at=stored.tokens[0].created_at - 30 * 86400)
         await store.update_card(replace(stored, tokens=(aged,)))
     lately = await add_token(at, old_id, "821")  # registered an hour before the report
+    cursor = (await ok(at.port, "GET", "/v1/wallet-events", token=AUDITOR_TOKEN))["next_after_id"]
 
     lost = await ok(at.port, "POST", f"/v1/cards/{old_id}/report-lost")
     assert sorted(t["state"] for t in lost["tokens"]) == ["active", "suspended"]
@@ -190,3 +191,18 @@ async def test_a_lost_or_stolen_card_s_tokens_wait_for_its_replacement(
     await ok(at.port, "PUT", f"/v1/cards/{successor['card_id']}/tokens/{ref}",
              payload={"state": "active", "reason": "the cardholder's watch"})  # fmt: skip
     assert (await at.switch.send(wallet_payment(fresh, watch)))["39"] == "00"
+
+    # the token service heard of each suspension at the report, and of each move
+    events = [(e["event"], e["card_id"], e["token"]["last4"], e["token"]["state"])
+              for e in await wallet_events_after(at, cursor)]  # fmt: skip
+    assert events == [
+        ("token_suspended", old_id, lately.number[-4:], "suspended"),
+        *(
+            ("token_pan_updated", new["card_id"], last4, state)
+            for last4, (_, state) in by_last4(lost).items()
+        ),
+        ("token_added", low_id, watch.number[-4:], "active"),
+        ("token_suspended", low_id, watch.number[-4:], "suspended"),
+        ("token_pan_updated", successor["card_id"], watch.number[-4:], "suspended"),
+        ("token_activated", successor["card_id"], watch.number[-4:], "active"),
+    ]

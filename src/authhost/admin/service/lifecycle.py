@@ -90,6 +90,8 @@ class CardLifecycle(ServiceBase):
             details.update(held)
             after, handed = await self._predecessor_tokens(after, details)
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
+        if lifecycle.has_been_activated(card):  # the card in use: its tokens are the wallet's
+            await self._announce_token_states(card, after, action)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             if handed is not None:
                 await self._announce_pan_updates(after, *handed)
@@ -187,6 +189,28 @@ class CardLifecycle(ServiceBase):
                     "from_card_id": old.card_id,
                     "from_pan": old.masked_pan,
                     "tokens": [token_view(token)],
+                },
+            )
+
+    async def _announce_token_states(self, before: Card, after: Card, action: str) -> None:
+        """One audit entry per token the lifecycle action changed (suspended for a stolen
+        card, deleted for a closed one...), as if changed one by one: a wallet event
+        (``card.token_suspended``...) for the token service, which would otherwise show a
+        card the issuer declines as usable. Not for a successor never activated: its tokens
+        are copies of the card in use's, which stay as they are."""
+        had = {t.token_ref: t for t in before.tokens}
+        for token in after.tokens:
+            old = had.get(token.token_ref)
+            if old is None or old.state is token.state:
+                continue
+            await self.record_audit(
+                f"card.token_{token.state.value}",
+                after.card_id,
+                {"pan": before.masked_pan, "tokens": [token_view(old)]},
+                {
+                    "pan": after.masked_pan,
+                    "tokens": [token_view(token)],
+                    "reason": f"card {action}",
                 },
             )
 
