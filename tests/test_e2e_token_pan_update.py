@@ -13,6 +13,7 @@ from typing import Any
 from host_admin import VisaAtHost, card_id_of, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import store_url  # noqa: F401 - fixture
+from test_e2e_renewal import year_ahead
 from test_e2e_tokens import APPLE_PAY, host_pan_index, token_number, wallet_payment
 
 from authhost.cards.track2 import build_track2
@@ -206,3 +207,39 @@ async def test_a_lost_or_stolen_card_s_tokens_wait_for_its_replacement(
         ("token_pan_updated", successor["card_id"], watch.number[-4:], "suspended"),
         ("token_activated", successor["card_id"], watch.number[-4:], "active"),
     ]
+
+
+async def test_a_renewal_lost_in_the_post_hands_the_tokens_over_through_its_replacement(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The renewal (the same PAN: a copy of the tokens) is lost in the post and replaced under
+    a new PAN: the cardholder's phone pays on with the old card until the replacement is
+    activated, which retires the old card and takes the token over once (one PAN update),
+    leaving neither the old card nor the lost renewal a live token."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    visa, google = at.visa, at.visa["token"]
+    security = SecurityModule.open(at.host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        service, old_id = await year_ahead(store, security, visa)
+        cursor = (await service.wallet_events())["next_after_id"]
+        renewed = await service.apply(old_id, "renew")
+        assert by_last4(renewed) == by_last4(await service.get_card(old_id))
+        await service.apply(renewed["card_id"], "ship")
+        await service.apply(renewed["card_id"], "report-lost", reason="lost in the post")
+        replacement = await service.apply(renewed["card_id"], "replace")
+        assert (await at.switch.send(wallet_payment(visa, google)))["39"] == "00"
+        await service.apply(replacement["card_id"], "ship")
+        activated = await service.apply(replacement["card_id"], "activate")
+        [(ref, state)] = by_last4(activated).values()
+        assert state == "active" and (ref, state) == by_last4(renewed)[google["pan"][-4:]]
+        for card_id in (old_id, renewed["card_id"]):
+            assert (await service.get_card(card_id))["tokens"] == []
+        events = (await service.wallet_events(cursor))["events"]
+        assert [(e["event"], e["card_id"]) for e in events] == [
+            ("token_pan_updated", replacement["card_id"])
+        ]
+    fresh = await the_new_card(at, replacement)
+    assert (await at.switch.send(wallet_payment(fresh, google)))["39"] == "00"
+    assert (await at.switch.send(wallet_payment(visa, google)))["39"] == "62"  # replaced
