@@ -131,10 +131,11 @@ def test_a_successor_keeps_the_cardholders_instructions_but_not_the_old_chips_sc
     assert new.chip_scripts == ()
 
 
-def test_a_wallet_token_follows_the_card_only_when_the_pan_stays():
+def test_a_wallet_token_goes_with_the_new_card_only_when_the_pan_stays():
     """The network's vault maps a token to the PAN: a renewal (or a damaged card's
-    replacement) keeps it; a lost or stolen card's tokens may be the thief's, and a reissue's
-    PAN is new: none go on."""
+    replacement) keeps it from the start; a successor under a new PAN (a lost or stolen
+    card's replacement, a reissue) starts without: it takes the live tokens over when it is
+    activated (``take_tokens``)."""
     token = PaymentToken("cd" * 32, "7721", "50120834693", "google_pay")
     old = replace(CARD, state=S.ACTIVE, tokens=(token,))
     assert lifecycle.renew(old, now=NOW, validity_months=36)[1].tokens == (token,)
@@ -148,12 +149,12 @@ def test_a_wallet_token_follows_the_card_only_when_the_pan_stays():
 @pytest.mark.parametrize(
     ("event", "ends"),
     [
-        (Event.REPORT_LOST, True),
-        (Event.REPORT_STOLEN, True),
         (Event.CANCEL, True),
         (Event.EXPIRE, True),
         (Event.REPORT_DAMAGED, False),  # its replacement keeps the PAN and the tokens
         (Event.SUSPEND, False),
+        (Event.REPORT_LOST, False),  # they wait for the replacement (suspended or not: below)
+        (Event.REPORT_STOLEN, False),
     ],
 )
 def test_a_card_that_pays_no_more_ends_its_tokens(event: Event, ends: bool):
@@ -163,7 +164,8 @@ def test_a_card_that_pays_no_more_ends_its_tokens(event: Event, ends: bool):
     card = replace(CARD, state=S.ACTIVE, tokens=(live, gone))
     after = lifecycle.transition(card, event, now=NOW)
     if not ends:
-        assert after.tokens == card.tokens
+        assert TokenState.DELETED not in {t.state for t in after.tokens[:1]}
+        assert after.tokens[1] == gone
         return
     assert [t.state for t in after.tokens] == [TokenState.DELETED, TokenState.DELETED]
     assert after.tokens[0].changed_at == NOW and after.tokens[1] == gone
@@ -320,3 +322,54 @@ def test_a_same_pan_successor_keeps_the_suspension_of_the_card_in_use(state, sam
     in_use = replace(CARD, state=state)
     successor = replace(CARD, card_id="crd_new", pan_index=CARD.pan_index if same_pan else "x")
     assert lifecycle.keeps_suspension(in_use, successor) is keeps
+
+
+def test_a_lost_card_suspends_its_newest_tokens_and_a_stolen_one_all():
+    """A lost card's tokens wait for its replacement as they are, but one put in a wallet in
+    the day before the report may be the finder's: suspended. A stolen card's may be the
+    thief's: all suspended. None is deleted (a deleted one stays deleted)."""
+    old = PaymentToken("cd" * 32, "7721", "50120834693", "google_pay", created_at=NOW - 9e5)
+    new = PaymentToken("ef" * 32, "5511", "50110030273", "apple_pay", created_at=NOW - 3600)
+    gone = replace(new, token_ref="01" * 32, state=TokenState.DELETED)
+    card = replace(CARD, state=S.ACTIVE, tokens=(old, new, gone))
+    lost = lifecycle.transition(card, Event.REPORT_LOST, now=NOW)
+    assert [t.state for t in lost.tokens] == [
+        TokenState.ACTIVE,
+        TokenState.SUSPENDED,
+        TokenState.DELETED,
+    ]
+    assert lost.tokens[1].changed_at == NOW and lost.tokens[0] == old
+    stolen = lifecycle.transition(card, Event.REPORT_STOLEN, now=NOW)
+    assert [t.state for t in stolen.tokens] == [TokenState.SUSPENDED] * 2 + [TokenState.DELETED]
+
+
+def test_a_successor_under_a_new_pan_takes_the_live_tokens_over():
+    """At its activation: each live token of the cards it takes over from (nearest first, a
+    chain of copies of one token counted once, its most recently changed copy deciding), with
+    its reference and state; deleted ones stay behind, and so does one the new card has
+    itself. The predecessors give the live ones up; a same-PAN card gives nothing."""
+    phone = PaymentToken("cd" * 32, "7721", "50120834693", "google_pay", changed_at=1.0)
+    watch = PaymentToken("ef" * 32, "5511", "50110030273", "apple_pay", changed_at=1.0,
+                         state=TokenState.SUSPENDED)  # fmt: skip
+    gone = PaymentToken("01" * 32, "9001", "50110030273", "apple_pay", changed_at=1.0,
+                        state=TokenState.DELETED)  # fmt: skip
+    own = PaymentToken("23" * 32, "4242", "50110030273", "apple_pay", changed_at=5.0)
+    in_use = replace(CARD, state=S.ACTIVE, activated_at=NOW, tokens=(phone, watch, gone, own))
+    # a renewal of it lost in the post: the same tokens, the phone's suspended at the report
+    renewal = replace(in_use, card_id="crd_2", state=S.LOST, activated_at=None,
+                      tokens=(replace(phone, state=TokenState.SUSPENDED, changed_at=2.0),
+                              watch, gone))  # fmt: skip
+    successor = replace(CARD, card_id="crd_3", pan_index="cc" * 32, state=S.ACTIVE,
+                        tokens=(own,))  # fmt: skip
+    after, handed = lifecycle.take_tokens(successor, [renewal, in_use])
+    assert after.tokens == (own, renewal.tokens[0], watch)
+    assert [index for _, index in handed.moved] == [0, 0]
+    assert handed.refs == {phone.token_ref, watch.token_ref, own.token_ref}
+    for old in (renewal, in_use):
+        assert lifecycle.without_tokens(old, handed.refs).tokens == (gone,)
+    same_pan = replace(successor, pan_index=in_use.pan_index, tokens=())
+    assert lifecycle.take_tokens(same_pan, [in_use]) == (
+        same_pan,
+        lifecycle.HandedOver((), (), frozenset()),
+    )
+    assert lifecycle.without_tokens(in_use, frozenset()) is in_use

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import trio
-from host_admin import cli_config, run_cli, visa_at_host
+from host_admin import card_id_of, cli_config, run_cli, visa_at_host
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixture
@@ -415,21 +415,29 @@ async def test_the_simulator_asks_for_a_token_as_the_network_does(
     assert the_cards_token() == waiting  # nothing kept for a declined request
 
 
-async def test_a_card_reported_lost_ends_its_tokens(
+async def test_a_card_reported_lost_declines_its_tokens_and_keeps_them_for_its_replacement(
     nursery,
     tmp_path,
     store_url,  # noqa: F811
 ):
-    """Reported lost over the admin API: the card's tokens are deleted with it (its view says
-    what can still pay), and a wallet payment with one is refused for the card's state (41)."""
+    """Reported lost over the admin API: a wallet payment with one of its tokens is refused for
+    the card's state (41); the tokens are not deleted (the phone was not lost: they move to
+    the replacement, ``test_e2e_token_pan_update.py``), and the demo's, put in the wallet
+    today, is suspended (a token registered in the day before the report may be the
+    finder's). A closed card ends its tokens (deleted)."""
     at = await visa_at_host(nursery, tmp_path, store_url)
     card, token = at.visa, at.visa["token"]
     assert (await at.switch.send(wallet_payment(card, token)))["39"] == "00"
     lost = await call(at.port, "POST", f"/v1/cards/{at.card_id}/report-lost")
     assert lost.status == 200, lost
-    assert [t["state"] for t in lost.json["tokens"]] == ["deleted"]
+    assert [t["state"] for t in lost.json["tokens"]] == ["suspended"]
     assert lost.json["tokens"][0]["changed_at"] >= lost.json["tokens"][0]["created_at"]
     assert (await at.switch.send(wallet_payment(card, token)))["39"] == "41"
+    other = await card_id_of(at.port, at.host.cards["active-3624"]["pan"])
+    await call(at.port, "POST", f"/v1/cards/{other}/tokens",
+               payload={"token_pan": token_number("431"), "requestor_id": APPLE_PAY})  # fmt: skip
+    closed = await call(at.port, "POST", f"/v1/cards/{other}/cancel")
+    assert closed.status == 200 and [t["state"] for t in closed.json["tokens"]] == ["deleted"]
 
 
 def _values_named(data: object, part: str) -> list[str]:

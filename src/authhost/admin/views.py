@@ -202,9 +202,11 @@ class CardholderAlerts(_View):
 class WalletEvents(_View):
     events: list[dict[str, Any]] = Field(
         description="audit_id, time, card_id, event (token_added, token_requested, "
-        "token_activated, token_suspended, token_deleted), pan (masked), token (token_ref, "
-        "last4, wallet, device, state, requestor_id; null for a declined request), and for a "
-        "request its decision and reasons"
+        "token_activated, token_suspended, token_deleted, token_pan_updated), pan (masked), "
+        "token (token_ref, last4, wallet, device, state, requestor_id; null for a declined "
+        "request), for a request its decision and reasons, and for a PAN update (the token "
+        "moved to the card's successor under a new PAN) previous_card_id, previous_pan "
+        "(masked) and card_expiry"
     )
     next_after_id: int = Field(description="the after_id of the next poll (an audit id)")
 

@@ -1,11 +1,14 @@
-"""Wallet events for the cardholder notification service: a card put in a phone (or asked for
-and refused), and its tokens suspended, resumed or deleted.
+"""Wallet events for the cardholder notification service and the network's token service: a
+card put in a phone (or asked for and refused), its tokens suspended, resumed or deleted, and
+each token moved to the card that succeeds it under a new PAN (the token service's PAN update,
+so that the wallet pays on with the new card).
 
 "Your card was added to Google Pay on a phone. Not you? Call us" is how a cardholder stops
 wallet fraud before the first payment. The events are the audit log's token entries (every
 token change is audited, ``CardService.add_token`` and the rest), read in audit order after
 the service's cursor, each once. The view names the card, the token's last four digits,
-wallet and device: never a number.
+wallet and device: never a number (a PAN update names the old and the new card by id and
+masked PAN, and the new card's expiry).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ EVENT_KINDS = {
     "card.token_active": "token_activated",
     "card.token_suspended": "token_suspended",
     "card.token_deleted": "token_deleted",
+    "card.token_pan_update": "token_pan_updated",  # moved to the card's successor (new PAN)
 }
 PAGE = 500  # audit entries read at a time (most are not wallet events)
 
@@ -63,6 +67,10 @@ def event_view(entry: AuditEntry, kind: str) -> dict[str, Any]:
     }
     if "decision" in after:  # a token request: what the issuer answered
         view["decision"], view["reasons"] = after["decision"], after.get("reasons", [])
+    if "from_card_id" in after:  # a PAN update: the card the token was on, and the new expiry
+        view["previous_card_id"] = after["from_card_id"]
+        view["previous_pan"] = after.get("from_pan", "")
+        view["card_expiry"] = after.get("expiry", "")
     return view
 
 

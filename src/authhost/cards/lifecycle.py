@@ -20,7 +20,10 @@ the account, the limits and the PIN method; it carries the PIN reference only wh
 the PAN, because a PVV or IBM 3624 offset is computed from the PAN and means nothing for
 another one. Until its activation a successor also takes what changes on the card it succeeds
 (``CARRIED_FIELDS``: the cardholder's name, limits, controls, PIN...), and a renewal is
-withdrawn when the card's number is exposed (``withdrawn_with``). Every function here is
+withdrawn when the card's number is exposed (``withdrawn_with``). Wallet tokens are mapped to
+the PAN: a successor that keeps it carries them; one under a new PAN takes the live ones over
+at its activation (``take_tokens``), as the networks' token services do on the issuer's PAN
+update, so the cardholder's phone pays on with the new card. Every function here is
 pure: it returns new values or raises ``IllegalTransition`` and changes nothing.
 """
 
@@ -31,7 +34,14 @@ from enum import StrEnum
 
 from authhost.cards.model import Card, CardState
 from authhost.cards.production import expiry_from, is_past_expiry, months_after
-from authhost.cards.tokens import end_tokens
+from authhost.cards.tokens import (
+    LOST_CARD_RECENT_S,
+    HandedOver,
+    end_tokens,
+    given_up,
+    hand_over,
+    suspend_tokens,
+)
 
 S = CardState
 
@@ -80,7 +90,13 @@ RENEWABLE: frozenset[CardState] = frozenset({S.ISSUED, S.ACTIVE, S.SUSPENDED})
 KEEPS_PAN_ON_REPLACE: frozenset[CardState] = frozenset({S.DAMAGED})
 # states after which no payment is made with the card's number again, nor with its wallet
 # tokens: they end with it (a damaged card's go on with its replacement, which keeps the PAN)
-ENDS_TOKENS: frozenset[CardState] = frozenset({S.LOST, S.STOLEN, S.EXPIRED, S.CLOSED})
+ENDS_TOKENS: frozenset[CardState] = frozenset({S.EXPIRED, S.CLOSED})
+# A lost or stolen card's tokens wait for its replacement (the phone was not lost with the
+# plastic), which takes them over at its activation; meanwhile they are declined with the card
+# (41, 43). A stolen card's are suspended (the thief may have put the card in a wallet of
+# their own: the cardholder names their phones and the bank resumes those), and so are a lost
+# card's registered in the day before the report (a finder's phone).
+SUSPENDS_TOKENS: frozenset[CardState] = frozenset({S.LOST, S.STOLEN})
 
 
 def _names(states: frozenset[CardState]) -> str:
@@ -121,6 +137,9 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
         )
     if target in ENDS_TOKENS and card.tokens:
         card = _replace(card, tokens=end_tokens(card.tokens, now))
+    elif target in SUSPENDS_TOKENS and card.tokens:
+        lately = now - LOST_CARD_RECENT_S if target is S.LOST else None
+        card = _replace(card, tokens=suspend_tokens(card.tokens, now, lately))
     if event is Event.ACTIVATE:
         return _replace(card, state=target, activated_at=now)
     if event is Event.CANCEL:
@@ -153,7 +172,7 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         chip_scripts_sent=(),
         chip_scripts_sent_key="",
         # a wallet's token follows the card when the PAN stays (the network's vault still maps
-        # it); a lost or stolen card's tokens may be the thief's: they stay behind
+        # it); under a new PAN the live ones move when the new card is activated (take_tokens)
         tokens=old.tokens if keep_pan else (),
         version=0,
     )
@@ -362,3 +381,33 @@ def withdrawn_with(old: Card, successor: Card) -> bool:
     renewal of a card reported lost or stolen carries the number the finder or thief holds;
     the card is replaced under a new PAN instead."""
     return old.state in EXPOSES_NUMBER and carries_its_number(old, successor)
+
+
+def takes_tokens_from(successor: Card, old: Card) -> bool:
+    """Whether ``successor``, being activated, takes over the live tokens of ``old`` (a card
+    its activation hands over from): only under a new PAN (one that keeps the PAN carries
+    them from the start, ``SAME_PAN_FIELDS``)."""
+    return old.pan_index != successor.pan_index
+
+
+def take_tokens(successor: Card, predecessors: list[Card]) -> tuple[Card, HandedOver]:
+    """``successor`` (under a new PAN, being activated) with the live tokens of the cards it
+    takes over from (``predecessors``, nearest first: the card it succeeds and, while that one
+    was never activated, the cards before it): the issuer tells the token service of each
+    (a PAN update), so that the wallet pays on with the new card; references, states and
+    dates are kept, deleted tokens stay behind (``tokens.hand_over``). The predecessors give
+    the tokens up (``without_tokens``) once the successor has them."""
+    handed = hand_over(
+        successor.tokens,
+        [p.tokens if takes_tokens_from(successor, p) else () for p in predecessors],
+    )
+    if not handed.refs:
+        return successor, handed
+    return _replace(successor, tokens=handed.tokens), handed
+
+
+def without_tokens(old: Card, refs: frozenset[str]) -> Card:
+    """``old`` without the live tokens its successor took over (``take_tokens``); ``old``
+    itself when it has none of them."""
+    kept = given_up(old.tokens, refs)
+    return old if len(kept) == len(old.tokens) else _replace(old, tokens=kept)

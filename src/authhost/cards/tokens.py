@@ -10,6 +10,7 @@ payment from a typed card number. Pure: the store keeps the tokens on the card.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -36,6 +37,9 @@ WALLETS_BY_REQUESTOR = {
 }
 WALLETS = ("apple_pay", "google_pay", "samsung_pay", "merchant", "other")
 MAX_TOKENS_PER_CARD = 50
+# a token registered this shortly before its card was reported lost may be the finder's: it is
+# suspended with the card (the cardholder's older ones wait for the replacement as they are)
+LOST_CARD_RECENT_S = 86400.0
 
 
 class TokenError(ValueError):
@@ -99,6 +103,63 @@ def end_tokens(tokens: tuple[PaymentToken, ...], now: float) -> tuple[PaymentTok
         t if t.state is TokenState.DELETED else replace(t, state=TokenState.DELETED, changed_at=now)
         for t in tokens
     )
+
+
+def suspend_tokens(
+    tokens: tuple[PaymentToken, ...], now: float, registered_after: float | None = None
+) -> tuple[PaymentToken, ...]:
+    """The tokens with every active one suspended as of ``now`` (only those registered after
+    ``registered_after`` when given): a stolen card's tokens may be the thief's, and go on
+    with its replacement suspended until the cardholder says which phones are theirs."""
+    return tuple(
+        replace(t, state=TokenState.SUSPENDED, changed_at=now)
+        if t.state is TokenState.ACTIVE
+        and (registered_after is None or t.created_at > registered_after)
+        else t
+        for t in tokens
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOver:
+    """The tokens a card under a new PAN takes over from the cards it succeeds."""
+
+    tokens: tuple[PaymentToken, ...]  # the successor's tokens, the moved ones added
+    moved: tuple[tuple[PaymentToken, int], ...]  # each moved token and which card it came from
+    refs: frozenset[str]  # every live token reference the predecessors give up
+
+
+def hand_over(
+    own: tuple[PaymentToken, ...], predecessors: Sequence[tuple[PaymentToken, ...]]
+) -> HandedOver:
+    """What a successor under a new PAN takes from the tokens of the cards it succeeds
+    (``predecessors``, nearest first: one card, or a chain of copies of the same tokens): each
+    token reference once, as its most recently changed copy has it (nearest first on a tie),
+    with its reference, state and dates, when that copy is live (active or suspended); a
+    deleted token stays behind. A reference the successor has already (registered on the new
+    PAN itself) is its own and is not taken, though the predecessors give it up too."""
+    newest: dict[str, tuple[PaymentToken, int]] = {}
+    for index, tokens in enumerate(predecessors):
+        for token in tokens:
+            seen = newest.get(token.token_ref)
+            if seen is None or token.changed_at > seen[0].changed_at:
+                newest[token.token_ref] = (token, index)
+    has = {t.token_ref for t in own}
+    moved = tuple(
+        (token, index)
+        for token, index in newest.values()
+        if token.state is not TokenState.DELETED and token.token_ref not in has
+    )
+    refs = frozenset(
+        t.token_ref for tokens in predecessors for t in tokens if t.state is not TokenState.DELETED
+    )
+    return HandedOver((*own, *(t for t, _ in moved)), moved, refs)
+
+
+def given_up(tokens: tuple[PaymentToken, ...], refs: frozenset[str]) -> tuple[PaymentToken, ...]:
+    """A predecessor's tokens without the live ones in ``refs`` (handed over to its successor
+    under a new PAN); deleted tokens stay, as its history."""
+    return tuple(t for t in tokens if t.state is TokenState.DELETED or t.token_ref not in refs)
 
 
 def token_age_hours(token: PaymentToken | None, now: float) -> float:

@@ -288,8 +288,8 @@ def cards_wallet_events(
     config: ConfigOpt = None,
 ) -> None:
     """The token events after an audit id, in order, for the notification service: cards
-    added to wallets (or asked for), tokens activated, suspended, deleted; ask again with
-    next_after_id."""
+    added to wallets (or asked for), tokens activated, suspended, deleted, moved to a new
+    PAN; ask again with next_after_id."""
     _run(_config(config, store), lambda s: s.wallet_events(after_id, limit))
 
 

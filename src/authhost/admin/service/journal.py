@@ -203,7 +203,7 @@ class JournalAnalysis(ServiceBase):
     async def wallet_events(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
         """Token events after audit id ``after_id`` for the cardholder notification service
         (``admin.wallet_events``): a card added to a wallet, asked for, suspended, resumed,
-        deleted. Poll with ``next_after_id``."""
+        deleted, moved to the card's successor under a new PAN. Poll with ``next_after_id``."""
         from authhost.admin.wallet_events import wallet_events
 
         _check_feed_cursor(after_id, limit)

@@ -29,12 +29,14 @@ from authhost.admin.service.base import (
 )
 from authhost.admin.views import (
     card_view,
+    token_view,
 )
 from authhost.cards import lifecycle, production
 from authhost.cards.model import (
     Card,
     CardState,
 )
+from authhost.cards.tokens import HandedOver
 from authhost.store.interface import (
     Conflict,
 )
@@ -81,13 +83,19 @@ class CardLifecycle(ServiceBase):
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
         details: dict[str, Any] = {}
+        handed: tuple[list[Card], HandedOver] | None = None
         if action == lifecycle.Event.ACTIVATE and card.replaces:
             after, details = await self._predecessor_pin(after)
             after, held = await self._predecessor_suspension(after)
             details.update(held)
+            after, handed = await self._predecessor_tokens(after, details)
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
+        if lifecycle.has_been_activated(card):  # the card in use: its tokens are the wallet's
+            await self._announce_token_states(card, after, action)
         if action == lifecycle.Event.ACTIVATE and card.replaces:
-            await self._retire_predecessor(card)
+            if handed is not None:
+                await self._announce_pan_updates(after, *handed)
+            await self._retire_predecessor(card, handed[1].refs if handed else frozenset())
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
             await self._unlink_predecessor(after)
         if after.replaced_by and after.state in lifecycle.EXPOSES_NUMBER:
@@ -127,6 +135,84 @@ class CardLifecycle(ServiceBase):
         if old is None or not lifecycle.keeps_suspension(old, successor):
             return successor, {}
         return replace(successor, state=CardState.SUSPENDED), {"suspended_from": old.card_id}
+
+    async def _handing_over(self, successor: Card) -> list[Card]:
+        """The cards ``successor``'s activation hands over from, nearest first: the card it
+        succeeds and, while that one was never activated, the one before it (the chain
+        ``_retire_predecessor`` retires)."""
+        chain: list[Card] = []
+        seen = {successor.card_id}
+        card_id = successor.replaces
+        while card_id and card_id not in seen:
+            old = await self.store.get_card(card_id)
+            if old is None:
+                break
+            chain.append(old)
+            seen.add(card_id)
+            if lifecycle.has_been_activated(old):
+                break
+            card_id = old.replaces
+        return chain
+
+    async def _predecessor_tokens(
+        self, successor: Card, details: dict[str, Any]
+    ) -> tuple[Card, tuple[list[Card], HandedOver] | None]:
+        """A successor under a new PAN being activated with the live wallet and card-on-file
+        tokens of the cards it takes over from (``lifecycle.take_tokens``): the wallet pays
+        on with the new card. ``details`` (of the activation's audit entry) gets how many
+        and from which cards; None when no card gives up a token."""
+        chain = await self._handing_over(successor)
+        after, handed = lifecycle.take_tokens(successor, chain)
+        if not handed.refs:
+            return successor, None
+        if handed.moved:
+            details["tokens_from"] = sorted({chain[i].card_id for _, i in handed.moved})
+            details["tokens_moved"] = len(handed.moved)
+        return after, (chain, handed)
+
+    async def _announce_pan_updates(
+        self, successor: Card, chain: list[Card], handed: HandedOver
+    ) -> None:
+        """One audit entry per token moved to ``successor``: the token service's PAN update
+        (a wallet event, ``token_pan_updated``), naming both cards by id and masked PAN and the
+        token by reference and last four digits; never a number."""
+        for token, index in handed.moved:
+            old = chain[index]
+            await self.record_audit(
+                "card.token_pan_update",
+                successor.card_id,
+                {"card_id": old.card_id, "pan": old.masked_pan},
+                {
+                    "card_id": successor.card_id,
+                    "pan": successor.masked_pan,
+                    "expiry": successor.expiry,
+                    "from_card_id": old.card_id,
+                    "from_pan": old.masked_pan,
+                    "tokens": [token_view(token)],
+                },
+            )
+
+    async def _announce_token_states(self, before: Card, after: Card, action: str) -> None:
+        """One audit entry per token the lifecycle action changed (suspended for a stolen
+        card, deleted for a closed one...), as if changed one by one: a wallet event
+        (``card.token_suspended``...) for the token service, which would otherwise show a
+        card the issuer declines as usable. Not for a successor never activated: its tokens
+        are copies of the card in use's, which stay as they are."""
+        had = {t.token_ref: t for t in before.tokens}
+        for token in after.tokens:
+            old = had.get(token.token_ref)
+            if old is None or old.state is token.state:
+                continue
+            await self.record_audit(
+                f"card.token_{token.state.value}",
+                after.card_id,
+                {"pan": before.masked_pan, "tokens": [token_view(old)]},
+                {
+                    "pan": after.masked_pan,
+                    "tokens": [token_view(token)],
+                    "reason": f"card {action}",
+                },
+            )
 
     async def _pin_set_on(self, card_id: str) -> bool:
         """Whether a PIN was set, reset or generated on this card itself (audit log)."""
@@ -188,33 +274,44 @@ class CardLifecycle(ServiceBase):
             f"{successor.replaces} kept changing and still names it as its successor: retry"
         )
 
-    async def _retire_predecessor(self, successor: Card) -> None:
+    async def _retire_predecessor(
+        self, successor: Card, token_refs: frozenset[str] = frozenset()
+    ) -> None:
         """A renewed or reissued card's predecessor stops once its successor is activated:
         until then it kept working, so the cardholder was never without a card (a lost,
         stolen or damaged predecessor is final already and stays as it is). A predecessor
         that was never activated itself (a renewal lost in the post, replaced by this card)
         never took over from the card before it, which the cardholder kept using: that one
-        stops now too, and so on up the chain."""
+        stops now too, and so on up the chain. Each gives up the live tokens (``token_refs``)
+        the successor under a new PAN took over: a lost or stolen one too."""
         seen = {successor.card_id}
+        activated = successor
         while successor.replaces and successor.replaces not in seen:
-            old = await self._retire_one(successor)
+            old = await self._retire_one(successor, activated, token_refs)
             if old is None or lifecycle.has_been_activated(old):
                 return
             seen.add(old.card_id)
             successor = old
 
-    async def _retire_one(self, successor: Card) -> Card | None:
-        """Retire ``successor``'s predecessor (re-reading it on a concurrent change); the
-        predecessor as it was read, or None when it is not stored."""
+    async def _retire_one(
+        self, successor: Card, activated: Card, token_refs: frozenset[str]
+    ) -> Card | None:
+        """Retire ``successor``'s predecessor (re-reading it on a concurrent change), without
+        the live tokens ``activated`` took over; the predecessor as it was read, or None when
+        it is not stored."""
         for _ in range(RETIRE_TRIES):  # the successor is active already: retire, re-reading
             old = await self.store.get_card(successor.replaces or "")  # on a concurrent change
             if old is None:
                 return None
             retired = lifecycle.retire(old)
+            if token_refs and lifecycle.takes_tokens_from(activated, old):
+                retired = lifecycle.without_tokens(retired, token_refs)
             if retired is old:
                 return old
+            # a lost or stolen card keeps its state: only its tokens went
+            action = "card.retire" if retired.state is not old.state else "card.tokens_moved"
             try:
-                await self._update(old, retired, "card.retire", f"successor {successor.card_id}")
+                await self._update(old, retired, action, f"successor {successor.card_id}")
                 return old
             except ConflictError:
                 continue
