@@ -62,7 +62,8 @@ async def authorise(runtime, templates, count: int, serial: list[int]) -> list[P
                     amount_minor=2,  # the tip: one cent more than authorised
                     currency=request.currency or "978",
                     presented_at=time.time(),
-                    arn=f"7{serial[0]:011d}{len(out):011d}",
+                    # its last 12 digits are the import's RRN: the authorisation's, unique
+                    arn=f"7{len(out):010d}{request.rrn}",
                 )
             )
     return out
