@@ -245,3 +245,38 @@ def test_a_documented_override_changes_its_key(
     before = getattr(getattr(load_config(env={}), section), key)
     after = getattr(getattr(load_config(env={variable: value}), section), key)
     assert before != expected and after == expected
+
+
+def test_the_demo_banner_command_runs_as_printed():
+    """``serve --demo`` logs a simulator command for the demo cards: it printed
+    ``authhost-sim send --cards demo-cards.json``, which the simulator refuses (no kind), and
+    pointed at port 8583 whatever ``--port`` the server had."""
+    from authhost.runtime import demo_send_command
+
+    send = _tree()["authhost-sim"].commands["send"]  # type: ignore[attr-defined]
+    for port, expected_port in ((8583, 8583), (7401, 7401)):
+        program, command, *args = demo_send_command("demo-cards.json", port).split()
+        assert (program, command) == ("authhost-sim", "send")
+        context = send.make_context(command, args)  # refuses a missing kind or a bad option
+        assert context.params["kind"] == "purchase"
+        assert context.params["port"] == expected_port
+
+
+async def test_models_reload_logs_which_model_now_serves(caplog):
+    """After ``models activate`` and a SIGHUP the log said only "reload complete"."""
+    import logging
+    from types import SimpleNamespace
+
+    from authhost.runtime import reload_models
+
+    class Scorer:
+        champion = challenger = None
+
+        def reload(self):
+            self.champion = SimpleNamespace(
+                name="hgb-20260101T120000Z", kind="hgb", feature_set="authhost-features-1"
+            )
+
+    caplog.set_level(logging.INFO, logger="authhost.runtime")
+    await reload_models(Scorer(), "models")
+    assert "models reloaded: model hgb-20260101T120000Z" in caplog.text
