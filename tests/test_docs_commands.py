@@ -262,6 +262,32 @@ def test_the_demo_banner_command_runs_as_printed():
         assert context.params["port"] == expected_port
 
 
+def test_rules_reload_without_a_rules_file_says_none_is_loaded(tmp_path, monkeypatch):
+    """With no ``[rules] file`` the server runs without rules and SIGHUP loads none: the
+    command said "the server log shows the new version", and the log showed none."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)  # no authhost.toml here
+    monkeypatch.delenv("AUTHHOST_RULES_FILE", raising=False)
+    monkeypatch.delenv("AUTHHOST_CONFIG", raising=False)
+    stand_in = subprocess.Popen(  # a process that takes the SIGHUP as the server does
+        [sys.executable, "-c", "import signal,time; signal.signal(signal.SIGHUP, signal.SIG_IGN);"
+         " print(1, flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert stand_in.stdout is not None and stand_in.stdout.readline()  # handler set
+        (tmp_path / "authhost.pid").write_text(f"{stand_in.pid}\n")
+        result = CliRunner().invoke(app, ["rules", "reload"])
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "no rules file is configured" in text and "shows the new version" not in text
+
+
 async def test_models_reload_logs_which_model_now_serves(caplog):
     """After ``models activate`` and a SIGHUP the log said only "reload complete"."""
     import logging
