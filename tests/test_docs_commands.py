@@ -288,6 +288,17 @@ def test_rules_reload_without_a_rules_file_says_none_is_loaded(tmp_path, monkeyp
     assert "no rules file is configured" in text and "shows the new version" not in text
 
 
+def test_a_missing_training_config_says_the_way_out(tmp_path):
+    """docs/models.md's workflow named ``--config train.toml``, a file the reader does not
+    have: the error must say that every key has a default (leave out --config)."""
+    from authhost.models.training import TrainingError, load_train_config
+
+    with pytest.raises(TrainingError, match="leave out --config"):
+        load_train_config(tmp_path / "train.toml")
+    workflow = (ROOT / "docs" / "models.md").read_text(encoding="utf-8").split("## Features")[0]
+    assert "authhost train --data traffic.parquet --out models" in workflow
+
+
 async def test_models_reload_logs_which_model_now_serves(caplog):
     """After ``models activate`` and a SIGHUP the log said only "reload complete"."""
     import logging
