@@ -10,6 +10,7 @@ drift apart unnoticed. Every command's ``--help`` runs too.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,3 +318,48 @@ async def test_models_reload_logs_which_model_now_serves(caplog):
     caplog.set_level(logging.INFO, logger="authhost.runtime")
     await reload_models(Scorer(), "models")
     assert "models reloaded: model hgb-20260101T120000Z" in caplog.text
+
+
+CURL = re.compile(r"curl (?P<args>.*?) \$API(?P<path>\S+)$")
+
+
+async def test_the_admin_api_curl_example_runs_in_order(tmp_path):
+    """docs/admin.md's curl example, line by line against a demo installation's admin API:
+    it activated a card just created (409: a created card is shipped first), with the
+    idempotency key of the CLI example above it (409 when both were followed)."""
+    import shlex
+
+    from test_admin_support import call, open_service, running_admin
+
+    from authhost.admin.demo import ensure_demo
+    from authhost.admin.requests import IssueCard
+
+    page = (ROOT / "docs" / "admin.md").read_text(encoding="utf-8")
+    block = page.split("TOKEN=...; API=http://127.0.0.1:8080\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    assert len(lines) >= 3
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        await ensure_demo(service)
+        await service.issue_card(
+            IssueCard(product_id="demo-visa-debit", account_id="demo-acc-2"),
+            idempotency_key="order-42",
+        )  # the CLI example's card, made first as a reader following the page would
+        card_id = ""
+        for line in lines:
+            found = CURL.search(line.split("  #", 1)[0].strip())
+            assert found, line
+            words = shlex.split(found["args"])
+            method, headers, payload = "GET", {}, None
+            for option, value in zip(words, [*words[1:], ""], strict=True):
+                if option == "-X":
+                    method = value
+                elif option == "-H" and not value.startswith(("Authorization", "Content-Type")):
+                    name, _, text = value.partition(": ")
+                    headers[name] = text
+                elif option == "-d":
+                    method, payload = "POST", json.loads(value)
+            path = found["path"].replace("crd_...", card_id)
+            reply = await call(port, method, path, payload=payload, headers=headers)
+            assert reply.status < 400, (line, reply.status, reply.json)
+            card_id = reply.json.get("card_id", card_id) if payload else card_id
+        assert card_id and (await service.get_card(card_id))["state"] == "active"
