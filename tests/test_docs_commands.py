@@ -363,3 +363,16 @@ async def test_the_admin_api_curl_example_runs_in_order(tmp_path):
             assert reply.status < 400, (line, reply.status, reply.json)
             card_id = reply.json.get("card_id", card_id) if payload else card_id
         assert card_id and (await service.get_card(card_id))["state"] == "active"
+
+
+@pytest.mark.parametrize(("cert", "scheme"), [("", "http://"), ("admin.crt", "https://")])
+def test_the_demo_token_line_names_the_admin_api_scheme(cert, scheme, tmp_path, monkeypatch):
+    """With ``[admin] tls_cert_file`` the API speaks HTTPS only: the demo banner's curl line
+    said ``http://``, which gets no answer there."""
+    from authhost.config import AdminConfig, Config
+    from authhost.runtime import admin_tokens
+
+    monkeypatch.chdir(tmp_path)
+    config = Config(admin=AdminConfig(port=7403, tls_cert_file=cert))
+    _, [line] = admin_tokens(config, demo=True)
+    assert f"{scheme}127.0.0.1:7403/v1/cards" in line

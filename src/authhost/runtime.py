@@ -286,10 +286,12 @@ def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
     os.fchmod(fd, 0o600)  # the mode above is for a new file only: an old one keeps its own
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
+    # the API speaks HTTPS only when it has a certificate: an http:// URL there gets no answer
+    scheme = "https" if config.admin.tls_cert_file else "http"
     return TokenTable.of(**{token: "operator"}), [
         f"demo: admin API operator token in {path.resolve()} "
         f'(curl -H "Authorization: Bearer $(cat {path})" '
-        f"http://{config.admin.host}:{config.admin.port}/v1/cards)"
+        f"{scheme}://{config.admin.host}:{config.admin.port}/v1/cards)"
     ]
 
 
