@@ -376,3 +376,29 @@ def test_the_demo_token_line_names_the_admin_api_scheme(cert, scheme, tmp_path, 
     config = Config(admin=AdminConfig(port=7403, tls_cert_file=cert))
     _, [line] = admin_tokens(config, demo=True)
     assert f"{scheme}127.0.0.1:7403/v1/cards" in line
+
+
+async def test_pin_generate_without_the_mailer_key_names_it_and_leaves_no_file(tmp_path):
+    """A new installation meets its missing keys one by one: ``pin generate`` said only
+    "key 'pin-mailer' is not in the key store", and left an empty mailer file behind, so
+    the same command, once the key was generated, was refused ("exists; name a new file")."""
+    from test_admin_support import open_store_for
+
+    from authhost.admin.demo import ensure_demo
+    from authhost.admin.errors import Unavailable
+    from authhost.admin.service import CardService
+    from authhost.config import SecurityConfig
+    from authhost.security.module import SecurityModule
+
+    config = SecurityConfig(
+        key_store=str(tmp_path / "keys.json"), demo=True, pin_mailer_key="mailer-printer"
+    )
+    out = tmp_path / "mailers.jsonl"
+    async with open_store_for("sqlite", tmp_path) as store:
+        service = CardService(store, SecurityModule.open(config, env={}), "test")
+        cards = await ensure_demo(service)
+        created = [card["card_id"] for card in cards if card["state"] == "created"]
+        with pytest.raises(Unavailable) as refused:
+            await service.generate_pins(created, out)
+        assert "authhost keys generate mailer-printer --type zpk" in refused.value.message
+        assert not out.exists()

@@ -16,6 +16,7 @@ from authhost.admin.errors import (
 from authhost.admin.service.base import (
     ServiceBase,
     _new_private_file,
+    _removed_on_failure,
 )
 from authhost.admin.views import (
     card_view,
@@ -69,7 +70,8 @@ class Pins(ServiceBase):
                 raise ConflictError(f"card {card.card_id} is {card.state.value}; no PIN is made")
         products = {c.product_id: await self._product(c.product_id) for c in cards}
         written = 0
-        with _new_private_file(out) as file:
+        # a line's PIN exists only in the file: a failure after one keeps it
+        with _new_private_file(out) as file, _removed_on_failure(out, keep=lambda: written > 0):
             for card in cards:
                 product = products[card.product_id]
                 pan = await self._clear_pan(card.card_id)
