@@ -402,3 +402,34 @@ async def test_pin_generate_without_the_mailer_key_names_it_and_leaves_no_file(t
             await service.generate_pins(created, out)
         assert "authhost keys generate mailer-printer --type zpk" in refused.value.message
         assert not out.exists()
+
+
+async def test_the_demo_pin_block_recipe_sets_a_pin(tmp_path, monkeypatch):
+    """docs/admin.md (PINs) shows how to make a PIN block to try ``pin set`` on a demo: the
+    page only said "--pin-block HEX", and a wrong block was refused with "PIN block: format
+    not accepted", without what a block must be."""
+    import subprocess
+    import sys
+
+    from test_admin_support import open_service
+
+    from authhost.admin.demo import demo_export, ensure_demo
+    from authhost.admin.errors import InvalidRequest
+    from authhost.admin.requests import PinChange
+
+    page = (ROOT / "docs" / "admin.md").read_text(encoding="utf-8")
+    recipe = page.split("BLOCK=$(python3 -c '", 1)[1].split("')\n", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    async with open_service(tmp_path) as service:
+        await ensure_demo(service)
+        export = await demo_export(service)
+        (tmp_path / "demo-cards.json").write_text(json.dumps(export), encoding="utf-8")
+        block = subprocess.run(
+            [sys.executable, "-c", recipe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        card_id = (await service.list_cards())[0]["card_id"]
+        assert (await service.get_card(card_id))["pan"][-4:] == export["cards"][0]["pan"][-4:]
+        await service.set_pin(card_id, PinChange(pin_block=block))
+        with pytest.raises(InvalidRequest) as refused:
+            await service.set_pin(card_id, PinChange(pin_block="0011223344556677"))
+        assert "encrypted under the zone PIN key (zpk)" in refused.value.message

@@ -50,7 +50,17 @@ class Pins(ServiceBase):
         except KeyNotFound as exc:  # the product names a key the key store lacks
             raise Unavailable(str(exc)) from None
         except SecurityError as exc:  # wrong key, tampered block, PIN unfit for the method
-            raise InvalidRequest(str(exc)) from None
+            key = (
+                "the PIN pad's DUKPT key (ksn)"
+                if change.ksn
+                else f"acquirer {change.acquirer_id}'s zone PIN key ([security] zone_keys)"
+                if change.acquirer_id
+                else "the zone PIN key (zpk)"
+            )
+            raise InvalidRequest(
+                f"{exc}: a PIN block is the PIN with this card's PAN in an ISO format of "
+                f"[security] pin_block_formats, encrypted under {key}; docs/admin.md, PINs"
+            ) from None
         finally:
             del pan
         action = "pin.reset" if card.pin_reference is not None else "pin.set"
