@@ -433,3 +433,20 @@ async def test_the_demo_pin_block_recipe_sets_a_pin(tmp_path, monkeypatch):
         with pytest.raises(InvalidRequest) as refused:
             await service.set_pin(card_id, PinChange(pin_block="0011223344556677"))
         assert "encrypted under the zone PIN key (zpk)" in refused.value.message
+
+
+def test_every_config_option_help_names_the_default_in_its_order():
+    """``load_config`` reads ``$AUTHHOST_CONFIG`` first, then ``authhost.toml`` if present:
+    88 commands' --help said "default: authhost.toml" (the variable left out), ``serve``'s
+    named the file first, and ``rules list``'s said only "authhost.toml to read"."""
+    wrong, root = [], _tree()["authhost"]
+    for path in _leaf_commands(root):
+        node = root
+        for name in path:
+            node = node.commands[name]  # type: ignore[attr-defined]
+        for param in getattr(node, "params", []):
+            if "--config" not in param.opts or path == ("train",):  # train's: hyperparameters
+                continue
+            if "default: $AUTHHOST_CONFIG, else authhost.toml" not in (param.help or ""):
+                wrong.append(f"authhost {' '.join(path)} --config: {param.help}")
+    assert not wrong, "\n".join(wrong)

@@ -26,7 +26,8 @@ AuthhostConfigOption = typer.Option(
     None,
     "--config",
     "-c",
-    help="authhost configuration file (its \\[models] dir is used unless --dir is given)",
+    help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present): "
+    "its \\[models] dir, unless --dir",
     dir_okay=False,
 )
 DirOption = typer.Option(None, "--dir", help="models directory (default: \\[models] dir)")

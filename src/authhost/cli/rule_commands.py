@@ -32,7 +32,12 @@ rules_app = typer.Typer(
     help="Analysts' fraud rules: check, list, variables, reload.", no_args_is_help=True
 )
 
-ConfigOption = typer.Option(None, "--config", "-c", help="authhost.toml to read")
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
+)
 
 
 def _fail(message: str) -> typer.Exit:

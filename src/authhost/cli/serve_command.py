@@ -149,7 +149,7 @@ ConfigOption = typer.Option(
     None,
     "--config",
     "-c",
-    help="configuration file (default: authhost.toml if present, or $AUTHHOST_CONFIG)",
+    help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
     dir_okay=False,
 )
 
