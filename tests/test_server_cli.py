@@ -220,6 +220,7 @@ def test_a_port_in_use_exits_2_with_one_clear_line(tmp_path, workers) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert f"cannot listen on 127.0.0.1:{port}" in output
+    assert "(server.port or --port" in output  # the key to change
     assert "Traceback" not in output
 
 
