@@ -296,6 +296,8 @@ def test_a_missing_training_config_says_the_way_out(tmp_path):
 
     with pytest.raises(TrainingError, match="leave out --config"):
         load_train_config(tmp_path / "train.toml")
+    [option] = [p for p in _tree()["authhost"].commands["train"].params if "--config" in p.opts]  # type: ignore[attr-defined]
+    assert "every key has a default" in (option.help or "")  # train --help says so too
     workflow = (ROOT / "docs" / "models.md").read_text(encoding="utf-8").split("## Features")[0]
     assert "authhost train --data traffic.parquet --out models" in workflow
 

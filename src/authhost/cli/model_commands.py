@@ -61,7 +61,11 @@ def _fmt(value: object, digits: int = 4) -> str:
 def train(
     data: Path = typer.Option(..., "--data", help="labelled journal export (CSV or Parquet)"),
     train_config: Path | None = typer.Option(
-        None, "--config", "-c", help="training config (TOML): split, hyperparameters, threshold"
+        None,
+        "--config",
+        "-c",
+        help="training config (TOML): split, hyperparameters, threshold; optional, every key "
+        "has a default (docs/models.md)",
     ),
     out: Path = typer.Option(Path("models"), "--out", help="directory to write artifacts into"),
     features: str | None = typer.Option(
