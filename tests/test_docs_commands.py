@@ -452,3 +452,18 @@ def test_every_config_option_help_names_the_default_in_its_order():
             if "default: $AUTHHOST_CONFIG, else authhost.toml" not in (param.help or ""):
                 wrong.append(f"authhost {' '.join(path)} --config: {param.help}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_an_exported_admin_token_is_exported_before_the_server_starts():
+    """docs/admin.md's quick look exported AUTHHOST_ADMIN_TOKENS and went straight to curl,
+    beside a ``serve --demo`` already running: that server never read the token (401). A
+    block that exports a token starts the server after it, before using it."""
+    blocks = (ROOT / "docs" / "admin.md").read_text(encoding="utf-8").split("```")[1::2]
+    exporting = [block for block in blocks if "export AUTHHOST_ADMIN_TOKENS" in block]
+    assert exporting
+    for block in exporting:
+        lines = block.splitlines()
+        exported = next(i for i, line in enumerate(lines) if "AUTHHOST_ADMIN_TOKENS=" in line)
+        served = [i for i, line in enumerate(lines) if line.startswith("authhost serve")]
+        used = [i for i, line in enumerate(lines) if line.startswith("curl")]
+        assert served and used and exported < served[0] < used[0], block
