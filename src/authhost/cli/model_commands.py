@@ -52,6 +52,16 @@ def _models_dir(config_file: Path | None, directory: Path | None) -> Path:
         raise _fail(f"configuration error: {exc}") from None
 
 
+def _say_sighup(config_file: Path | None) -> None:
+    """A changed registry is read by a running server at its SIGHUP only: rollback and
+    clear-challenger said nothing of it, and the model rolled back from kept scoring."""
+    try:
+        pid_file = load_config(config_file).server.pid_file
+    except ConfigError:
+        pid_file = "authhost.pid"
+    typer.echo(f"a running server picks this up on SIGHUP (kill -HUP $(cat {pid_file}))")
+
+
 def _fmt(value: object, digits: int = 4) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
@@ -241,7 +251,7 @@ def activate(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
-    typer.echo("a running server picks this up on SIGHUP (kill -HUP $(cat authhost.pid))")
+    _say_sighup(config_file)
 
 
 @models_app.command("rollback")
@@ -260,6 +270,7 @@ def rollback(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
+    _say_sighup(config_file)
 
 
 @models_app.command("clear-challenger")
@@ -278,6 +289,7 @@ def clear_challenger(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion or '-'}; challenger: -")
+    _say_sighup(config_file)
 
 
 def register(app: typer.Typer) -> None:
