@@ -85,7 +85,25 @@ def problems_in(command: str, trees: dict[str, object]) -> list[str]:
                 name = option if option.startswith("--") else f"--{option}"
                 if name not in options:
                     found.append(f"{' '.join(path)} has no option {name}")
+        found.extend(_wrong_choice(node, path, tokens[at:]))
     return found
+
+
+def _wrong_choice(node: object, path: list[str], tokens: list[str]) -> list[str]:
+    """``authhost-sim send purchas``: a first argument that must be one of a list (send's
+    kind) and is not. Placeholders (``KIND``) and options are left alone."""
+    if not any(getattr(param, "name", "") == "kind" for param in node.params):  # type: ignore[attr-defined]
+        return []
+    if not tokens or tokens[0].startswith("-") or tokens[0].isupper():
+        return []
+    problems = []
+    for kind in _alternatives(tokens[0]):
+        try:
+            node.make_context(path[-1], [kind])  # type: ignore[attr-defined]
+        except Exception as error:  # noqa: BLE001 - the parser's own refusal, reported
+            if getattr(getattr(error, "param", None), "name", "") == "kind":
+                problems.append(f"{' '.join(path)} has no kind {kind!r}")
+    return problems
 
 
 def _tree() -> dict[str, object]:
@@ -120,6 +138,8 @@ def test_every_command_the_docs_show_exists_with_its_options():
         ("authhost accounts fund acc-1 -- -5000", None),
         ("authhost disputes resolve ID --outcome won|lost|withdrawn", None),
         ("authhost-sim send purchase --cards c.json --amout 12.50", "has no option --amout"),
+        ("authhost-sim send purchas --cards c.json", "has no kind 'purchas'"),
+        ("authhost-sim send KIND [--cards FILE]", None),
     ],
 )
 def test_a_misspelt_command_or_option_is_caught(command, expected, tmp_path):
