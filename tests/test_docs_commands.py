@@ -86,7 +86,30 @@ def problems_in(command: str, trees: dict[str, object]) -> list[str]:
                 if name not in options:
                     found.append(f"{' '.join(path)} has no option {name}")
         found.extend(_wrong_choice(node, path, tokens[at:]))
+        found.extend(_wrong_values(node, path, tokens[at:]))
     return found
+
+
+def _wrong_values(node: object, path: list[str], tokens: list[str]) -> list[str]:
+    """``--entry ecommrce``, ``--format parqet``: an option's value its own type refuses
+    (a choice renamed, a number that is not one). Placeholders (``FILE``), shell
+    expansions and quoted text are left alone."""
+    by_name = {opt: param for param in node.params for opt in param.opts}  # type: ignore[attr-defined]
+    context = node.make_context(path[-1], [], resilient_parsing=True)  # type: ignore[attr-defined]
+    problems = []
+    for token, value in zip(tokens, tokens[1:], strict=False):
+        param = by_name.get(token.strip("[](),;"))
+        value = value.strip("[](),;")
+        if param is None or param.is_flag or param.count or not value:
+            continue
+        if value.startswith("-") or value.isupper() or any(c in value for c in "$<>{}\"'"):
+            continue
+        for each in _alternatives(value):
+            try:
+                param.process_value(context, each)
+            except Exception:  # noqa: BLE001 - the option's own refusal, reported
+                problems.append(f"{' '.join(path)}: {token} does not take {each!r}")
+    return problems
 
 
 def _wrong_choice(node: object, path: list[str], tokens: list[str]) -> list[str]:
@@ -140,6 +163,9 @@ def test_every_command_the_docs_show_exists_with_its_options():
         ("authhost-sim send purchase --cards c.json --amout 12.50", "has no option --amout"),
         ("authhost-sim send purchas --cards c.json", "has no kind 'purchas'"),
         ("authhost-sim send KIND [--cards FILE]", None),
+        ("authhost-sim send purchase --entry ecommrce", "--entry does not take 'ecommrce'"),
+        ("authhost journal show CARD --limit ten", "--limit does not take 'ten'"),
+        ("authhost-sim send purchase --entry chip|stripe --amount 12.50", None),
     ],
 )
 def test_a_misspelt_command_or_option_is_caught(command, expected, tmp_path):
