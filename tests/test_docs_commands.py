@@ -513,3 +513,22 @@ def test_an_exported_admin_token_is_exported_before_the_server_starts():
         served = [i for i, line in enumerate(lines) if line.startswith("authhost serve")]
         used = [i for i, line in enumerate(lines) if line.startswith("curl")]
         assert served and used and exported < served[0] < used[0], block
+
+
+def test_no_master_key_outside_the_installation_says_the_key_store_is_missing_too(tmp_path):
+    """``authhost cards list --store /srv/x/authhost.db`` run from another directory of a
+    demo installation said only "no master key ... demo mode (--demo) generates a demo key
+    instead" (cards list has no --demo): the key store, relative to the working directory,
+    was not there, and neither was the demo master key beside it."""
+    from authhost.security.errors import SecurityError
+    from authhost.security.keystore import resolve_master_key
+
+    missing = tmp_path / "authhost-keys.json"
+    with pytest.raises(SecurityError) as refused:
+        resolve_master_key("AUTHHOST_MASTER_KEY", "", missing, {}, demo=False)
+    assert f"nor is there a key store at {missing}" in str(refused.value)
+    assert "--config" in str(refused.value)
+    missing.write_text("{}")  # a key store, and still no master key: the first words only
+    with pytest.raises(SecurityError) as refused:
+        resolve_master_key("AUTHHOST_MASTER_KEY", "", missing, {}, demo=False)
+    assert str(refused.value).endswith("demo mode (--demo) generates a demo key instead")
