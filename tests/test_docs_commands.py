@@ -301,12 +301,16 @@ def test_the_demo_banner_command_runs_as_printed():
     from authhost.runtime import demo_send_command
 
     send = _tree()["authhost-sim"].commands["send"]  # type: ignore[attr-defined]
-    for port, expected_port in ((8583, 8583), (7401, 7401)):
-        program, command, *args = demo_send_command("demo-cards.json", port).split()
+    for host, port, expected_host in (
+        ("127.0.0.1", 8583, "127.0.0.1"),
+        ("0.0.0.0", 7401, "127.0.0.1"),
+        ("10.1.2.3", 7401, "10.1.2.3"),
+    ):
+        program, command, *args = demo_send_command("demo-cards.json", port, host).split()
         assert (program, command) == ("authhost-sim", "send")
         context = send.make_context(command, args)  # refuses a missing kind or a bad option
         assert context.params["kind"] == "purchase"
-        assert context.params["port"] == expected_port
+        assert (context.params["host"], context.params["port"]) == (expected_host, port)
 
 
 def test_rules_reload_without_a_rules_file_says_none_is_loaded(tmp_path, monkeypatch):

@@ -133,7 +133,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             hold_days=config.auth.hold_days,
         )  # fmt: skip
         if demo:
-            banner.extend(await prepare_demo(cards, config.server.port))
+            banner.extend(await prepare_demo(cards, config.server.port, config.server.host))
 
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
@@ -250,7 +250,7 @@ async def watch_key_store(security: Any) -> None:
         await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
 
 
-async def prepare_demo(cards: Any, port: int = 8583) -> list[str]:
+async def prepare_demo(cards: Any, port: int = 8583, host: str = "127.0.0.1") -> list[str]:
     """Create the demo cards and write their test-only export for the simulator. The banner's
     command runs as printed: it names what to send (``send`` without a kind is refused) and
     the port when the server is not on the simulator's default."""
@@ -261,14 +261,16 @@ async def prepare_demo(cards: Any, port: int = 8583) -> list[str]:
     await export_demo(cards, path)
     return [
         f"demo: {len(views)} demo cards ready (TEST ONLY); their PANs, PINs and test keys are "
-        f"in {path.resolve()} for the simulator: {demo_send_command(path, port)}",
+        f"in {path.resolve()} for the simulator: {demo_send_command(path, port, host)}",
     ]
 
 
-def demo_send_command(path: Path | str, port: int) -> str:
-    """The simulator command the demo banner shows: a first purchase with the demo cards."""
+def demo_send_command(path: Path | str, port: int, host: str = "127.0.0.1") -> str:
+    """The simulator command the demo banner shows: a first purchase with the demo cards,
+    with the address when the simulator's default (127.0.0.1:8583) does not reach it."""
+    to_host = "" if host in ("127.0.0.1", "0.0.0.0", "localhost") else f" --host {host}"
     to_port = "" if port == 8583 else f" --port {port}"
-    return f"authhost-sim send purchase --cards {path} --pin card{to_port}"
+    return f"authhost-sim send purchase --cards {path} --pin card{to_host}{to_port}"
 
 
 def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
