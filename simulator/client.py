@@ -90,7 +90,10 @@ class IsoClient:
         except ValueError as error:
             raise ClientError(str(error)) from None
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
-            raise ClientError(f"cannot connect to {link.host}:{link.port}: {error}") from None
+            raise ClientError(
+                f"cannot connect to {link.host}:{link.port}: {error} (is authhost serve "
+                "running there? its log's 'listening on' line names the address: --host, --port)"
+            ) from None
         return cls(stream, link)
 
     async def aclose(self) -> None:
