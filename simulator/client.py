@@ -90,7 +90,10 @@ class IsoClient:
         except ValueError as error:
             raise ClientError(str(error)) from None
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
-            raise ClientError(f"cannot connect to {link.host}:{link.port}: {error}") from None
+            raise ClientError(
+                f"cannot connect to {link.host}:{link.port}: {error} (is authhost serve "
+                "running there? its log's 'listening on' line names the address: --host, --port)"
+            ) from None
         return cls(stream, link)
 
     async def aclose(self) -> None:
@@ -120,7 +123,19 @@ class IsoClient:
         except trio.TooSlowError:
             raise ClientError(f"no answer within {self.link.timeout:g} s") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            raise ClientError(f"connection lost: {error}") from None
+            # a reset instead of a close: the same reasons (which one depends on timing)
+            raise ClientError(f"connection lost: {error}; {self._why_no_answer()}") from None
+
+    def _why_no_answer(self) -> str:
+        """What a person reads when the host hangs up instead of answering: the usual
+        reasons, each with its way out (a bare "closed the connection" left them guessing)."""
+        reasons = [
+            "its allow_from or max_connections refused this client",
+            "it does not read this framing or dialect (--framing, --dialect, --tpdu)",
+        ]
+        if not self.link.tls_ca:
+            reasons.insert(0, "the listener speaks TLS (give its CA: --tls-ca FILE)")
+        return "perhaps " + "; or ".join(reasons)
 
     async def _next_message(self) -> dict[str, str]:
         while True:
@@ -135,5 +150,7 @@ class IsoClient:
                     raise ClientError(f"the host sent an undecodable message: {error}") from None
             data = await self._stream.receive_some(65536)
             if not data:
-                raise ClientError("the host closed the connection")
+                raise ClientError(
+                    f"the host closed the connection without an answer; {self._why_no_answer()}"
+                )
             self._decoder.feed(data)

@@ -78,6 +78,11 @@ def _token(data: dict[str, str] | None) -> TokenData | None:
 def load_demo_file(path: Path) -> DemoFile:
     try:
         doc = json.loads(path.read_text())
+    except FileNotFoundError as error:  # the way out: where a demo card file comes from
+        raise DemoFileError(
+            f"cannot read {path}: {error.strerror}; `authhost serve --demo` writes "
+            "demo-cards.json in the directory it runs in, `authhost demo --export FILE` anywhere"
+        ) from None
     except OSError as error:
         raise DemoFileError(f"cannot read {path}: {error.strerror or error}") from None
     except ValueError:

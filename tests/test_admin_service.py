@@ -618,3 +618,20 @@ async def test_the_server_applies_journal_retention_itself_and_audits_it(store_a
         assert [e.stan for e in left] == ["000002"]
         (audit,) = await service.store.audit(subject="journal")
         assert audit.action == "journal.prune" and json.loads(audit.after)["entries"] == 2
+
+
+async def test_the_demo_export_replaces_its_file_whole(tmp_path):
+    """``serve --demo --workers N`` has every worker export the demo file at once: written in
+    place (truncated, then filled), one worker's truncation could leave the simulator a file
+    cut short. The export is written aside and renamed over: never an open file rewritten."""
+    async with open_service(tmp_path) as service:
+        await ensure_demo(service)
+        out = tmp_path / "demo-cards.json"
+        out.write_text("{}")
+        os.chmod(out, 0o644)
+        before = out.stat().st_ino
+        await export_demo(service, out)
+        assert out.stat().st_ino != before  # a new file renamed into place
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        assert json.loads(out.read_text())["test_only"] is True
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []

@@ -63,7 +63,10 @@ def test_an_error_naming_a_path_is_printed_as_written(tmp_path: Path) -> None:
     data = _odd_dir(tmp_path) / "missing.csv"
     result = runner.invoke(app, ["backtest", "--rules", str(good), "--data", str(data)])
     assert result.exit_code == 1
-    assert result.output.splitlines() == [f"error: {data}: data file not found"]
+    assert result.output.splitlines() == [
+        f"error: {data}: data file not found (labelled data: authhost-sim traffic --out FILE, "
+        "or authhost journal export --labels --format parquet --out FILE)"
+    ]
 
 
 def test_rules_variables_prints_one_line_per_variable_in_a_pipe() -> None:

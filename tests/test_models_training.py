@@ -88,6 +88,10 @@ def test_train_reports_and_exports_both_models(tmp_path: Path, labelled_csv: Pat
         assert done.exit_code == 0, done.output
     back = runner.invoke(app, ["models", "rollback", "--dir", str(out)])
     assert back.exit_code == 0 and f"champion: {artifacts['logistic'].name}" in back.output
+    cleared = runner.invoke(app, ["models", "clear-challenger", "--dir", str(out)])
+    assert cleared.exit_code == 0, cleared.output
+    for said in (done, back, cleared):  # a running server reads the change at SIGHUP only
+        assert "picks this up on SIGHUP (kill -HUP $(cat authhost.pid))" in said.output
 
 
 @pytest.mark.parametrize(

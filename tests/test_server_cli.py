@@ -78,6 +78,11 @@ def test_config_show_merges_file_environment_and_options(tmp_path: Path) -> None
     assert shown["store"]["url"] == "redis://:***@127.0.0.1:6379/0"
     assert shown["admin"]["tokens"] == "***"
     assert "secret" not in result.output and "t0k" not in result.output
+    # read back, "***" would be the token and the password: the lines say they are hidden
+    hidden = [line for line in result.output.splitlines() if "***" in line]
+    assert len(hidden) == 2 and all(
+        line.endswith("# hidden: put the real value back") for line in hidden
+    )
     # what it prints is a configuration file that loads back to the same values
     shown["admin"]["tokens"] = ""
     shown["store"]["url"] = "sqlite:///x.db"
@@ -220,6 +225,7 @@ def test_a_port_in_use_exits_2_with_one_clear_line(tmp_path, workers) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert f"cannot listen on 127.0.0.1:{port}" in output
+    assert "(server.port or --port" in output  # the key to change
     assert "Traceback" not in output
 
 

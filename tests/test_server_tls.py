@@ -153,7 +153,7 @@ async def test_the_simulator_talks_to_a_tls_listener(pki) -> None:
                     tls_key=str(pki["switch"].with_suffix(".key")))  # fmt: skip
         async with await IsoClient.connect(link) as client:
             assert (await client.exchange(financial_fields("0100", "000077")))["39"] == "00"
-        with pytest.raises(ClientError):  # plain TCP to a TLS listener: no answer
+        with pytest.raises(ClientError, match=r"speaks TLS \(give its CA: --tls-ca"):  # plain TCP
             async with await IsoClient.connect(Link(*address, timeout=2)) as plain:
                 await plain.exchange(financial_fields("0100", "000078"))
         with pytest.raises(ClientError, match="need --tls-ca"):

@@ -169,6 +169,7 @@ def test_send_explains_an_unreachable_host(host):
     result = sim("send", "echo", "--port", str(free_port()), "--timeout", "2")
     assert result.exit_code == 1
     assert "cannot connect" in result.output
+    assert "is authhost serve running there?" in " ".join(result.output.split())
 
 
 def test_terminal_driven_from_stdin(host):

@@ -92,6 +92,16 @@ def test_send_refuses_values_a_message_cannot_carry(host, args, message):  # noq
     assert message in said(result)
 
 
+def test_a_missing_card_file_says_where_one_comes_from(tmp_path):
+    """``cannot read demo-cards.json: No such file or directory`` left a reader who ran the
+    simulator in another directory than the server guessing."""
+    result = sim("send", "purchase", "--cards", str(tmp_path / "demo-cards.json"))
+    assert result.exit_code == 2, result.output
+    assert "`authhost serve --demo` writes demo-cards.json in the directory it runs in" in said(
+        result
+    )
+
+
 def test_send_refuses_a_key_that_is_not_hex():
     result = sim("send", "purchase", "--pan", "4761730000000003", "--zpk", "zz", "--pin", "1234")
     assert result.exit_code == 2 and "--zpk is a clear test key in hex" in result.output

@@ -133,7 +133,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             hold_days=config.auth.hold_days, business_day=config.admin.business_day,
         )  # fmt: skip
         if demo:
-            banner.extend(await prepare_demo(cards))
+            banner.extend(await prepare_demo(cards, config.server.port, config.server.host))
 
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
@@ -214,7 +214,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
 
             runtime.collectors.append(RuleMetricsCollector(rules.source))
         if scorer is not None:
-            runtime.reloaders.append(partial(trio.to_thread.run_sync, scorer.reload))
+            runtime.reloaders.append(partial(reload_models, scorer, config.models.dir))
         from authhost.store.metrics import AcceptorCountersCollector, PendingJournalCollector
 
         runtime.collectors.append(AcceptorCountersCollector(store))
@@ -250,8 +250,10 @@ async def watch_key_store(security: Any) -> None:
         await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
 
 
-async def prepare_demo(cards: Any) -> list[str]:
-    """Create the demo cards and write their test-only export for the simulator."""
+async def prepare_demo(cards: Any, port: int = 8583, host: str = "127.0.0.1") -> list[str]:
+    """Create the demo cards and write their test-only export for the simulator. The banner's
+    command runs as printed: it names what to send (``send`` without a kind is refused) and
+    the port when the server is not on the simulator's default."""
     from authhost.admin.demo import ensure_demo, export_demo
 
     views = await ensure_demo(cards)
@@ -259,8 +261,16 @@ async def prepare_demo(cards: Any) -> list[str]:
     await export_demo(cards, path)
     return [
         f"demo: {len(views)} demo cards ready (TEST ONLY); their PANs, PINs and test keys are "
-        f"in {path.resolve()} for the simulator: authhost-sim send --cards {path}",
+        f"in {path.resolve()} for the simulator: {demo_send_command(path, port, host)}",
     ]
+
+
+def demo_send_command(path: Path | str, port: int, host: str = "127.0.0.1") -> str:
+    """The simulator command the demo banner shows: a first purchase with the demo cards,
+    with the address when the simulator's default (127.0.0.1:8583) does not reach it."""
+    to_host = "" if host in ("127.0.0.1", "0.0.0.0", "localhost") else f" --host {host}"
+    to_port = "" if port == 8583 else f" --port {port}"
+    return f"authhost-sim send purchase --cards {path} --pin card{to_host}{to_port}"
 
 
 def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
@@ -278,10 +288,12 @@ def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
     os.fchmod(fd, 0o600)  # the mode above is for a new file only: an old one keeps its own
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
+    # the API speaks HTTPS only when it has a certificate: an http:// URL there gets no answer
+    scheme = "https" if config.admin.tls_cert_file else "http"
     return TokenTable.of(**{token: "operator"}), [
         f"demo: admin API operator token in {path.resolve()} "
         f'(curl -H "Authorization: Bearer $(cat {path})" '
-        f"http://{config.admin.host}:{config.admin.port}/v1/cards)"
+        f"{scheme}://{config.admin.host}:{config.admin.port}/v1/cards)"
     ]
 
 
@@ -312,6 +324,14 @@ def describe_models(scorer: Any, models_dir: str) -> str:
         return f"model: none active in {models_dir} (`authhost models activate NAME`)"
     text = f"model {champion.name} ({champion.kind}, {champion.feature_set})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
+
+
+async def reload_models(scorer: Any, models_dir: str) -> None:
+    """SIGHUP: re-read the active models and say which serve now, as the start-up banner
+    does: after `authhost models activate` and a SIGHUP the log said only "reload complete",
+    and the operator could not tell which champion was scoring."""
+    await trio.to_thread.run_sync(scorer.reload)
+    log.info("models reloaded: %s", describe_models(scorer, models_dir))
 
 
 async def flush_pending(handler: AuthService) -> None:

@@ -323,11 +323,19 @@ async def demo_export(service: CardService) -> dict[str, Any]:
 async def export_demo(service: CardService, out: Path) -> int:
     """Write ``demo_export`` to ``out`` (mode 0600) and audit it; return the number of cards."""
     data = await demo_export(service)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # the mode above is for a new file only: an old one keeps its own
-    with os.fdopen(fd, "w") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
+    # written aside and renamed over: `serve --demo --workers N` has every worker export at
+    # once, and two writers truncating one file could leave it half-written for the simulator
+    aside = Path(out).with_name(f".{Path(out).name}.{os.getpid()}.tmp")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            json.dump(data, file, indent=2)
+            file.write("\n")
+        os.replace(aside, out)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
     summary = {"file": str(Path(out).resolve()), "cards": len(data["cards"])}
     await service.record_audit("demo.export", "demo", None, summary)
     return len(data["cards"])

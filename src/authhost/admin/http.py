@@ -74,7 +74,11 @@ async def serve_admin(
         return
     api = AdminApi(service, tokens if tokens is not None else TokenTable.from_config(config))
     if not api.tokens.by_digest:
-        log.warning("admin API: no tokens configured; every request will be refused (401)")
+        log.warning(
+            "admin API: no tokens configured; every request will be refused (401): give "
+            "[admin] tokens_file (docs/admin.md, Tokens and roles), or "
+            "AUTHHOST_ADMIN_TOKENS='TOKEN:operator', and restart"
+        )
     tls = tls_context(config)
     timeout_s = config.timeout_s
     admission = Admission(max_connections=config.max_connections)

@@ -39,7 +39,11 @@ StoreOpt = Annotated[
     typer.Option("--store", help="store URL (default: \\[store] url of the configuration)"),
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
+    Path | None,
+    typer.Option(
+        "--config",
+        help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
+    ),
 ]
 # a report's period: a UTC day, or [since, until) in epoch seconds (admin.service.base._period)
 DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]

@@ -26,7 +26,11 @@ keys_app = typer.Typer(
 )
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="configuration file (default: authhost.toml)")
+    Path | None,
+    typer.Option(
+        "--config",
+        help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
+    ),
 ]
 KeyStoreOpt = Annotated[
     str | None, typer.Option("--key-store", help="key store file (default: \\[security] key_store)")

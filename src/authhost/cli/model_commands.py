@@ -26,7 +26,8 @@ AuthhostConfigOption = typer.Option(
     None,
     "--config",
     "-c",
-    help="authhost configuration file (its \\[models] dir is used unless --dir is given)",
+    help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present): "
+    "its \\[models] dir, unless --dir",
     dir_okay=False,
 )
 DirOption = typer.Option(None, "--dir", help="models directory (default: \\[models] dir)")
@@ -51,6 +52,16 @@ def _models_dir(config_file: Path | None, directory: Path | None) -> Path:
         raise _fail(f"configuration error: {exc}") from None
 
 
+def _say_sighup(config_file: Path | None) -> None:
+    """A changed registry is read by a running server at its SIGHUP only: rollback and
+    clear-challenger said nothing of it, and the model rolled back from kept scoring."""
+    try:
+        pid_file = load_config(config_file).server.pid_file
+    except ConfigError:
+        pid_file = "authhost.pid"
+    typer.echo(f"a running server picks this up on SIGHUP (kill -HUP $(cat {pid_file}))")
+
+
 def _fmt(value: object, digits: int = 4) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
@@ -60,7 +71,11 @@ def _fmt(value: object, digits: int = 4) -> str:
 def train(
     data: Path = typer.Option(..., "--data", help="labelled journal export (CSV or Parquet)"),
     train_config: Path | None = typer.Option(
-        None, "--config", "-c", help="training config (TOML): split, hyperparameters, threshold"
+        None,
+        "--config",
+        "-c",
+        help="training config (TOML): split, hyperparameters, threshold; optional, every key "
+        "has a default (docs/models.md)",
     ),
     out: Path = typer.Option(Path("models"), "--out", help="directory to write artifacts into"),
     features: str | None = typer.Option(
@@ -236,7 +251,7 @@ def activate(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
-    typer.echo("a running server picks this up on SIGHUP (kill -HUP $(cat authhost.pid))")
+    _say_sighup(config_file)
 
 
 @models_app.command("rollback")
@@ -255,6 +270,7 @@ def rollback(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
+    _say_sighup(config_file)
 
 
 @models_app.command("clear-challenger")
@@ -273,6 +289,7 @@ def clear_challenger(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion or '-'}; challenger: -")
+    _say_sighup(config_file)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,12 @@ rules_app = typer.Typer(
     help="Analysts' fraud rules: check, list, variables, reload.", no_args_is_help=True
 )
 
-ConfigOption = typer.Option(None, "--config", "-c", help="authhost.toml to read")
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
+)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -174,9 +179,15 @@ def reload(config: Path | None = ConfigOption) -> None:
         raise _fail(f"no process {pid} (stale {pid_file})") from None
     except PermissionError:
         raise _fail(f"not allowed to signal process {pid}") from None
-    plain_console().print(
-        f"reload requested from process {pid}; the server log shows the new version"
-    )
+    if cfg.rules.file:
+        said = "the server log shows the new version"
+    else:  # the server started without rules: SIGHUP adds none, and there is no version
+        said = (
+            "no rules file is configured ([rules] file, or AUTHHOST_RULES_FILE), so the server "
+            "runs without fraud rules and this reload adds none: set one and restart "
+            "authhost serve (models and keys are re-read)"
+        )
+    plain_console().print(f"reload requested from process {pid}; {said}")
 
 
 def backtest(

@@ -69,11 +69,14 @@ def render_toml(config: Config) -> str:
         lines.append(f"[{section.name}]")
         for key in dataclasses.fields(value):
             item = getattr(value, key.name)
+            shown = item
             if (section.name, key.name) in SECRET_KEYS and item:
-                item = "***"
+                shown = "***"
             elif (section.name, key.name) == ("store", "url"):
-                item = printable_url(item)
-            lines.append(f"{key.name} = {_toml_value(item)}")
+                shown = printable_url(item)
+            # read back, a hidden secret is "***" itself: say so where the reader sees it
+            hidden = "  # hidden: put the real value back" if shown != item else ""
+            lines.append(f"{key.name} = {_toml_value(shown)}{hidden}")
         lines.append("")
     for listener in config.listeners:
         lines.append("[[listeners]]")
@@ -149,7 +152,7 @@ ConfigOption = typer.Option(
     None,
     "--config",
     "-c",
-    help="configuration file (default: authhost.toml if present, or $AUTHHOST_CONFIG)",
+    help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
     dir_okay=False,
 )
 

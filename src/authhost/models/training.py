@@ -166,7 +166,10 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
         return TrainConfig()
     file = Path(path)
     if not file.is_file():
-        raise TrainingError(f"{file}: training config not found")
+        raise TrainingError(
+            f"{file}: training config not found; every key has a default: leave out --config"
+            " to train with the defaults, or write the file (docs/models.md lists its keys)"
+        )
     try:
         data = tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:

@@ -146,9 +146,15 @@ def resolve_master_key(
         master = secrets.token_bytes(32)
         write_private(demo_file, f"{DEMO_MARK}\n{master.hex().upper()}\n")
         return master, True
+    elsewhere = (
+        ""
+        if key_store.exists()
+        else f" (nor is there a key store at {key_store}: a command run outside the "
+        "installation's directory finds neither; run it there, or name them with --config)"
+    )  # a demo installation's key is found beside its key store, which a relative path missed
     raise MasterKeyMissing(
         f"no master key: set the environment variable {env_name} (64 hex digits) or "
-        "security.master_key_file; demo mode (--demo) generates a demo key instead"
+        f"security.master_key_file; demo mode (--demo) generates a demo key instead{elsewhere}"
     )
 
 

@@ -295,7 +295,15 @@ class SecurityModule:
         cache = self._cache
         cached = cache.keys.get((name, version))
         if cached is None:
-            cached = cache.store.get(name, version)
+            try:
+                cached = cache.store.get(name, version)
+            except KeyNotFound as exc:  # the way out: a new installation meets these one by one
+                if version is not None or cache.store.versions(name):
+                    raise
+                raise KeyNotFound(
+                    f"{exc}: generate it (authhost keys generate {name} --type {key_type}) "
+                    "or import it (authhost keys import); docs/security.md lists the keys"
+                ) from None
             cache.keys[(name, version)] = cached
         if cached.key_type is not key_type:
             raise KeyNotFound(f"key {name!r} is a {cached.key_type} key, not a {key_type} key")

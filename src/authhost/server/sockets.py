@@ -40,8 +40,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             sock.bind(address)
-        except OSError as exc:
-            raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except OSError as exc:  # the key to change, as the metrics and admin ports' errors say
+            raise ListenError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (server.port or "
+                "--port, or a [[listeners]] table's port)"
+            ) from None
         sock.listen(1024)
         sock.setblocking(False)
     except BaseException:

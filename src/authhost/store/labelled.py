@@ -52,7 +52,10 @@ def read_labelled(
     """
     file = Path(path)
     if not file.is_file():
-        raise DatasetError(f"{file}: data file not found")
+        raise DatasetError(
+            f"{file}: data file not found (labelled data: authhost-sim traffic --out FILE, "
+            "or authhost journal export --labels --format parquet --out FILE)"
+        )
     csv_file = file.suffix.lower() not in (".parquet", ".pq")
     try:
         if not csv_file:

@@ -16,7 +16,8 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TextIO
@@ -512,3 +513,16 @@ def _new_private_file(out: Path) -> TextIO:
     except OSError as exc:
         raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from None
     return os.fdopen(fd, "w")
+
+
+@contextmanager
+def _removed_on_failure(out: Path, keep: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """A file export that fails (a key the store lacks, say) leaves no file behind, unless
+    ``keep()``: an empty or half-written one made the next run, once the cause was fixed,
+    refused with "exists; name a new file", and a half-written one holds clear PANs."""
+    try:
+        yield
+    except BaseException:
+        if not keep():
+            out.unlink(missing_ok=True)
+        raise

@@ -22,6 +22,7 @@ from authhost.admin.service.base import (
     ServiceBase,
     _new_private_file,
     _period,
+    _removed_on_failure,
 )
 from authhost.cards.model import (
     Card,
@@ -50,7 +51,7 @@ class OperatorFiles(ServiceBase):
                 )
             product = await self._product(card.product_id)
             records.append((card, product))
-        with _new_private_file(out) as file:
+        with _new_private_file(out) as file, _removed_on_failure(out):
             for card, product in records:
                 file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
         for card, _ in records:
@@ -80,7 +81,7 @@ class OperatorFiles(ServiceBase):
                     if current is None or current.card_id != card.card_id:
                         continue  # a newer card carries the PAN now: it decides
                     records.append((card, code))
-        with _new_private_file(out) as file:
+        with _new_private_file(out) as file, _removed_on_failure(out):
             for card, code in records:
                 pan = await self._clear_pan(card.card_id)
                 record = {"pan": pan, "action_code": code, "purge_date": card.expiry,
@@ -105,7 +106,7 @@ class OperatorFiles(ServiceBase):
         since, until = _period(day, since, until, self.clock(), self.business_day)
         updates = await account_updates(self._every_card(), self.store.get_card, since, until)
         counts = {code.value: 0 for code in UpdateCode}
-        with _new_private_file(out) as file:
+        with _new_private_file(out) as file, _removed_on_failure(out):
             for update in updates:
                 record = {
                     "update": update.code.value,

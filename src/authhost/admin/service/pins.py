@@ -16,6 +16,7 @@ from authhost.admin.errors import (
 from authhost.admin.service.base import (
     ServiceBase,
     _new_private_file,
+    _removed_on_failure,
 )
 from authhost.admin.views import (
     card_view,
@@ -49,7 +50,17 @@ class Pins(ServiceBase):
         except KeyNotFound as exc:  # the product names a key the key store lacks
             raise Unavailable(str(exc)) from None
         except SecurityError as exc:  # wrong key, tampered block, PIN unfit for the method
-            raise InvalidRequest(str(exc)) from None
+            key = (
+                "the PIN pad's DUKPT key (ksn)"
+                if change.ksn
+                else f"acquirer {change.acquirer_id}'s zone PIN key ([security] zone_keys)"
+                if change.acquirer_id
+                else "the zone PIN key (zpk)"
+            )
+            raise InvalidRequest(
+                f"{exc}: a PIN block is the PIN with this card's PAN in an ISO format of "
+                f"[security] pin_block_formats, encrypted under {key}; docs/admin.md, PINs"
+            ) from None
         finally:
             del pan
         action = "pin.reset" if card.pin_reference is not None else "pin.set"
@@ -69,7 +80,8 @@ class Pins(ServiceBase):
                 raise ConflictError(f"card {card.card_id} is {card.state.value}; no PIN is made")
         products = {c.product_id: await self._product(c.product_id) for c in cards}
         written = 0
-        with _new_private_file(out) as file:
+        # a line's PIN exists only in the file: a failure after one keeps it
+        with _new_private_file(out) as file, _removed_on_failure(out, keep=lambda: written > 0):
             for card in cards:
                 product = products[card.product_id]
                 pan = await self._clear_pan(card.card_id)
