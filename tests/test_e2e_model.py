@@ -406,6 +406,25 @@ async def test_a_model_activated_after_start_scores_after_sighup(tmp_path):
                 if (await journal_entry_for(url, after["11"])).model_score >= 0:
                     break
                 await trio.sleep(0.1)
+        # the entry decided before any model was active: explained with the model now, it
+        # says it was not scored online (it said scored_online true, score -1 journalled)
+        config = tmp_path / "explain.toml"
+        config.write_text(
+            f'[store]\nurl = "{url}"\n[models]\ndir = "{models}"\n'
+            f'[security]\nkey_store = "{tmp_path / "authhost-keys.json"}"\ndemo = true\n'
+        )
+        unscored = await journal_entry_for(url, before["11"])
+        args = ["journal", "explain", unscored.card_id, str(unscored.journal_id), "--config",
+                str(config)]  # fmt: skip
+        done = await trio.to_thread.run_sync(CliRunner().invoke, app, args)
+        assert done.exit_code == 0, done.output
+        view = json.loads(done.output)
+        assert view["scored_online"] is False, view
+        assert view["not_scored_because"].startswith("no model was active"), view
+        scored = await journal_entry_for(url, after["11"])
+        args[2:4] = [scored.card_id, str(scored.journal_id)]
+        view = json.loads((await trio.to_thread.run_sync(CliRunner().invoke, app, args)).output)
+        assert view["scored_online"] is True and view["not_scored_because"] is None, view
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

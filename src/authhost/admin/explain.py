@@ -40,7 +40,7 @@ async def explain_journal_entry(
     rows = await _history(store, entry, scorer.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
     values = feature_values(ctx, scorer.terminal_risk, scorer.feature_blocks)
-    not_scored = _not_in_fraud_step(entry, "the model did not score it")
+    not_scored = _not_in_fraud_step(entry, "the model did not score it") or _unscored(entry)
     return {
         "journal_id": journal_id,
         "card_id": card_id,
@@ -112,6 +112,15 @@ def _rules_not_run(entry: JournalEntry) -> str | None:
     if why is None:
         return None
     return why + "; the verdicts below are what the rules would make of its context"
+
+
+def _unscored(entry: JournalEntry) -> str | None:
+    """Why an entry the fraud step had carries no model score (journalled -1), or None."""
+    if entry.fraud_score >= 0:
+        return None
+    if entry.model_skipped:
+        return "the model ran past its time budget ([models] budget_ms): no score online"
+    return "no model was active when it was decided: no score online"
 
 
 def _not_in_fraud_step(entry: JournalEntry, so: str) -> str | None:
