@@ -430,6 +430,23 @@ def test_the_demo_token_line_names_the_admin_api_scheme(cert, scheme, tmp_path, 
     assert f"{scheme}127.0.0.1:7403/v1/cards" in line
 
 
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [("::", "http://[::1]:7403/"), ("::1", "http://[::1]:7403/"),
+     ("0.0.0.0", "http://127.0.0.1:7403/"), ("10.1.2.3", "http://10.1.2.3:7403/")],
+)  # fmt: skip
+def test_the_demo_token_line_gives_a_url_that_reaches_any_listening_address(
+    host, url, tmp_path, monkeypatch
+):
+    """``[admin] host = "::"`` made the curl line ``http://:::7403/v1/cards``: no URL."""
+    from authhost.config import AdminConfig, Config
+    from authhost.runtime import admin_tokens
+
+    monkeypatch.chdir(tmp_path)
+    _, [line] = admin_tokens(Config(admin=AdminConfig(host=host, port=7403)), demo=True)
+    assert f"{url}v1/cards" in line, line
+
+
 async def test_pin_generate_without_the_mailer_key_names_it_and_leaves_no_file(tmp_path):
     """A new installation meets its missing keys one by one: ``pin generate`` said only
     "key 'pin-mailer' is not in the key store", and left an empty mailer file behind, so

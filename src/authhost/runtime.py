@@ -293,8 +293,18 @@ def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
     return TokenTable.of(**{token: "operator"}), [
         f"demo: admin API operator token in {path.resolve()} "
         f'(curl -H "Authorization: Bearer $(cat {path})" '
-        f"{scheme}://{config.admin.host}:{config.admin.port}/v1/cards)"
+        f"{scheme}://{url_host(config.admin.host)}:{config.admin.port}/v1/cards)"
     ]
+
+
+def url_host(host: str) -> str:
+    """A listening address as a URL reaches it: a wildcard by this machine's loopback, an
+    IPv6 address in brackets (``http://:::8080`` is no URL)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 async def open_rules(config: Config, store: CardStore) -> RulesWithStoreLists | None:
