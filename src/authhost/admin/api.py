@@ -118,6 +118,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "state": ("string", "only cards (or disputes) in this state"),
     "account_id": ("string", "only cards on this account"),
     "subject": ("string", "only entries about this card, account, product or list"),
+    "head": ("string", "a head value an earlier verify gave (64 hex): is it still there?"),
     "show": ("string", "open (no verdict yet, the default) or all"),
     "by": ("string", "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h"),
     "of": ("string", "merchants (the default) or terminals"),
@@ -481,6 +482,10 @@ async def _fraud_reports(call: Call) -> Any:
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
     reports = await call.service.fraud_reports(limit=limit, after_id=after_id)
     return {"reports": reports, "next_after_id": reports[-1]["report_id"] if reports else after_id}
+
+
+async def _verify_audit(call: Call) -> Any:
+    return await call.service.verify_audit(expect_head=call.query.get("head", "").lower())
 
 
 async def _audit(call: Call) -> Any:
@@ -1087,6 +1092,15 @@ def _routes() -> list[Route]:
             query=("subject", "limit", "after_id"),
             tag="audit",
             response=v.AuditList,
+        ),
+        Route(
+            "GET",
+            "/v1/audit/verify",
+            _verify_audit,
+            "Check the audit log's hash chain: every entry as written, none removed",
+            query=("head",),
+            tag="audit",
+            response=v.AuditVerification,
         ),
         Route(
             "GET",

@@ -163,6 +163,33 @@ class AuditView(_View):
     subject: str
     before: str = Field(description="JSON of the state before (masked)")
     after: str = Field(description="JSON of the state after (masked)")
+    chain: str = Field(
+        description="the audit log's hash chain value (hex; empty for an entry written "
+        "before the chain existed): GET /v1/audit/verify checks it"
+    )
+
+
+class AuditBreak(_View):
+    audit_id: int
+    action: str
+    problem: str = Field(description="changed, removed (entries before it) or unsealed")
+    detail: str
+
+
+class AuditVerification(_View):
+    ok: bool
+    entries: int
+    unchained_before: int = Field(description="entries written before the chain existed")
+    chained: int
+    verified: int = Field(description="entries whose link to the one before them holds")
+    breaks: list[AuditBreak] = Field(description="the first 20 breaks, oldest first")
+    break_count: int
+    key_mismatch: bool = Field(
+        description="no chained entry verifies: the log was written under another master key"
+    )
+    head: str = Field(description="the newest entry's chain value: record it off-host")
+    head_id: int
+    error: str | None = None
 
 
 class ProductList(_View):

@@ -41,6 +41,24 @@ def audit_list(
     )
 
 
+@audit.command("verify")
+def audit_verify(
+    head: Annotated[
+        str,
+        typer.Option(help="a head value an earlier verify printed: check it is still there"),
+    ] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the audit log's hash chain: every entry as it was written and none removed.
+    Prints the newest entry's chain value (head) to keep off-host; exit 1 if it breaks."""
+    result = _run(
+        _config(config, store), lambda s: s.verify_audit(expect_head=head.strip().lower())
+    )
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 lists = typer.Typer(help="Named lists used by fraud rules (e.g. blocked merchants).")
 
 

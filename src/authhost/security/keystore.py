@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from authhost.private_files import open_to_others
+from authhost.security.audit_chain import AuditSeal
 from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing
 from authhost.security.keys import (
     KeyAlgorithm,
@@ -55,6 +56,8 @@ READABLE_FORMATS = (1, 2)
 ENTRY_KEY_INFO = b"authhost-keystore/2 entry encryption"
 CHECK_KEY_INFO = b"authhost-keystore/2 check value"
 HEADER_KEY_INFO = b"authhost-keystore/2 header tag"
+# not the file's: the admin audit log's hash chain (security.audit_chain), one key per master
+AUDIT_KEY_INFO = b"authhost audit chain"
 # the file field holding the check value, per format (format 1: the master key's own KCV)
 CHECK_FIELD = {1: "master_kcv", 2: "check_value"}
 DEMO_MASTER_SUFFIX = ".demo-master-key"
@@ -352,6 +355,11 @@ class KeyStore:
         """Whether the file is no longer the one this store was read from (another process
         saved keys in it since)."""
         return file_stamp(self.path) != self.stamp
+
+    def audit_seal(self) -> AuditSeal:
+        """The audit log's chain key, derived from the master key for that alone: the same
+        for every process and file format under one master key."""
+        return AuditSeal(derive_purpose_key(self._master, AUDIT_KEY_INFO))
 
     def reopen(self) -> KeyStore:
         """The store as it is on disk now (after another process rotated or imported keys)."""

@@ -9,6 +9,7 @@ bool), encrypted PANs and keyed hashes. Build it once at start-up with ``Securit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -33,6 +34,7 @@ from authhost.security import (
     pinblock,
     pinverify,
 )
+from authhost.security.audit_chain import AuditSeal
 from authhost.security.blockcipher import tdes_ecb_decrypt, tdes_ecb_encrypt
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
 from authhost.security.errors import KeyCheckFailed, KeyNotFound, KeyStoreError, SecurityError
@@ -184,6 +186,12 @@ class SecurityModule:
 
     def __repr__(self) -> str:
         return f"SecurityModule(store={self._store!r})"
+
+    @functools.cached_property
+    def audit_seal(self) -> AuditSeal:
+        """The audit log's chain key (``security.audit_chain``); a reload keeps the master
+        key, so this stays."""
+        return self._store.audit_seal()
 
     # --- construction -------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ class ZoneKeyExchange:
             after=json.dumps(changed, sort_keys=True),
         )
         try:
-            await self._store.append_audit(entry)
+            await self._store.append_audit(entry, self._security.audit_seal)
         except Exception:  # the key is installed: the answer says so, the log says this
             log.exception("key change installed but not audited", extra={"fields": changed})
 

@@ -19,6 +19,12 @@ from authhost.store.money import BALANCE_BOUND
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
 
 
+class AuditSealer(Protocol):
+    """The audit key (``security.audit_chain.AuditSeal``), as a store sees it."""
+
+    def seal(self, previous: str, fields: Sequence[object]) -> str: ...
+
+
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
 
@@ -552,7 +558,11 @@ class CardStore(Protocol):
 
     def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]: ...
 
-    async def append_audit(self, entry: AuditEntry) -> None: ...
+    async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
+        """Append the entry; with ``seal``, chained to the newest entry in the same atomic
+        step (``seal.seal(the newest entry's chain value or "", entry.sealed_fields())``), so
+        that writers in several processes still make one chain."""
+        ...
 
     async def put_fraud_report(self, report: FraudReport) -> None:
         """Record what became known about a journal entry (fraud or genuine), replacing an

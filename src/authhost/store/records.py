@@ -136,6 +136,14 @@ class AuditEntry:
     before: str = ""  # JSON of the relevant state before (masked)
     after: str = ""
     audit_id: int = 0
+    # the keyed hash chain's value (``security.audit_chain``): "" for an entry written before
+    # the chain existed, or by a caller without the audit key
+    chain: str = ""
+
+    def sealed_fields(self) -> tuple[float, str, str, str, str, str]:
+        """What the chain value covers: everything but the id the store numbers it with (the
+        chain itself orders the entries) and the value."""
+        return (self.ts, self.actor, self.action, self.subject, self.before, self.after)
 
 
 # where a verdict on a transaction comes from: a chargeback the acquirer received, the

@@ -54,6 +54,7 @@ from authhost.store.interface import (
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
+    AuditSealer,
     BeyondBound,
     Commit,
     CommitResult,
@@ -287,6 +288,7 @@ class RedisCardStore:
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
+        self._audit_chained = client.register_script(redis_lua.APPEND_AUDIT_CHAINED)
         self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
         self._update_dispute = client.register_script(redis_lua.UPDATE_DISPUTE)
         self._index_open_disputes = client.register_script(redis_lua.INDEX_OPEN_DISPUTES)
@@ -1427,12 +1429,21 @@ class RedisCardStore:
 
     # --- audit, lists, idempotency -------------------------------------------------------------
 
-    async def append_audit(self, entry: AuditEntry) -> None:
-        text = codec.audit_to_json(replace(entry, audit_id="__ID__"))  # type: ignore[arg-type]
+    async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         k = self._keys
-        await self._audit(
-            [k.audit, k.audit_all, k.audit_subject(entry.subject), k.audit_seq], [text]
-        )
+        keys = [k.audit, k.audit_all, k.audit_subject(entry.subject), k.audit_seq]
+        if seal is None:
+            text = codec.audit_to_json(replace(entry, audit_id="__ID__"))  # type: ignore[arg-type]
+            await self._audit(keys, [text])
+            return
+        while True:  # sealed after the head as read; another writer's append: read it again
+            head = await self._client.get(k.audit_head)
+            previous = head.decode() if isinstance(head, bytes) else (head or "")
+            chain = seal.seal(previous, entry.sealed_fields())
+            sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
+            text = codec.audit_to_json(sealed)
+            if int(await self._audit_chained([*keys, k.audit_head], [text, previous, chain])):
+                return
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0

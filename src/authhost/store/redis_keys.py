@@ -173,6 +173,11 @@ class Keys:
         return f"{self.prefix}:{{audit}}:seq"
 
     @property
+    def audit_head(self) -> str:
+        """The newest audit entry's chain value (``security.audit_chain``)."""
+        return f"{self.prefix}:{{audit}}:head"
+
+    @property
     def fraud_reports(self) -> str:
         """Hash journal id -> report JSON, beside fraud_report_ids (one slot: one MULTI)."""
         return f"{self.prefix}:{{fraud}}:reports"

@@ -575,6 +575,22 @@ redis.call('ZADD', KEYS[3], id, id)
 return id
 """
 
+# KEYS: as APPEND_AUDIT, then the chain's head.  ARGV: the entry's JSON, the head its chain
+# value was sealed after ("" for none), that value.
+# A compare-and-set: 0 (nothing written) when another writer moved the head meanwhile, so
+# the caller seals after the new head and tries again: the writers make one chain.
+APPEND_AUDIT_CHAINED = """
+local head = redis.call('GET', KEYS[5]) or ''
+if head ~= ARGV[2] then return 0 end
+local id = redis.call('INCR', KEYS[4])
+local text = string.gsub(ARGV[1], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id), 1)
+redis.call('HSET', KEYS[1], id, text)
+redis.call('ZADD', KEYS[2], id, id)
+redis.call('ZADD', KEYS[3], id, id)
+redis.call('SET', KEYS[5], ARGV[3])
+return id
+"""
+
 # KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id (one
 # slot).  ARGV: journal id, dispute id, JSON, state.
 # The entry's claim and the dispute's record together, or neither: 0 when the entry has one.

@@ -41,6 +41,7 @@ from authhost.store.interface import (
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
+    AuditSealer,
     BeyondBound,
     Commit,
     CommitResult,
@@ -918,14 +919,21 @@ class SqliteCardStore:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
         return journal_pages(self.journal, query)
 
-    async def append_audit(self, entry: AuditEntry) -> None:
-        await self._writer.run(
-            lambda conn: conn.execute(
-                "INSERT INTO audit (ts, actor, action, subject, before, after) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.ts, entry.actor, entry.action, entry.subject, entry.before, entry.after),
+    async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            chain = ""
+            if seal is not None:  # the newest entry read in the write's own transaction
+                row = conn.execute(
+                    "SELECT chain FROM audit ORDER BY audit_id DESC LIMIT 1"
+                ).fetchone()
+                chain = seal.seal(row[0] if row else "", entry.sealed_fields())
+            conn.execute(
+                "INSERT INTO audit (ts, actor, action, subject, before, after, chain) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*entry.sealed_fields(), chain),
             )
-        )
+
+        await self._writer.run(insert)
 
     async def open_dispute(self, dispute: Dispute) -> None:
         def insert(conn: sqlite3.Connection) -> None:
@@ -1033,7 +1041,7 @@ class SqliteCardStore:
         self, subject: str = "", limit: int = 100, after_id: int = 0
     ) -> list[AuditEntry]:
         sql = (
-            "SELECT ts, actor, action, subject, before, after, audit_id FROM audit "
+            "SELECT ts, actor, action, subject, before, after, audit_id, chain FROM audit "
             "WHERE audit_id > ?"
         )
         args: list[object] = [after_id]

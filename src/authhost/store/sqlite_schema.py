@@ -394,6 +394,10 @@ DROP TABLE holds;
 ALTER TABLE holds_per_account RENAME TO holds;
 CREATE INDEX holds_open_by_age ON holds (created_at) WHERE posted = 0 AND amount > reversed;
 """,
+    # 34: the audit log's keyed hash chain (security.audit_chain): older entries keep ""
+    """
+ALTER TABLE audit ADD COLUMN chain TEXT NOT NULL DEFAULT '';
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -213,7 +213,8 @@ class ServiceBase:
                 subject=subject,
                 before=_json(before) if before is not None else "",
                 after=_json(after) if after is not None else "",
-            )
+            ),
+            self.security.audit_seal,  # chained to the newest entry (security.audit_chain)
         )
 
     async def _once(

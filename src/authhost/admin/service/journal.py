@@ -8,6 +8,7 @@ daily totals, retention, the audit log and the rule lists.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from authhost.store.records import (
 )
 
 REPORT_BATCH = 1000  # entries whose fraud reports are read in one call
+_HEX_64 = re.compile(r"[0-9a-f]{64}")  # an audit chain value
 
 
 class JournalAnalysis(ServiceBase):
@@ -334,6 +336,14 @@ class JournalAnalysis(ServiceBase):
     ) -> list[dict[str, Any]]:
         entries = await self.store.audit(subject=subject, limit=limit, after_id=after_id)
         return [audit_view(e) for e in entries]
+
+    async def verify_audit(self, expect_head: str = "") -> dict[str, Any]:
+        """The audit log's hash chain walked through (``admin.audit_verify``)."""
+        from authhost.admin.audit_verify import verify_audit_chain
+
+        if expect_head and not _HEX_64.fullmatch(expect_head):
+            raise InvalidRequest("head is a chain value: 64 hex digits, as verify printed it")
+        return await verify_audit_chain(self.store, self.security.audit_seal, expect_head)
 
     async def list_names(self) -> list[str]:
         return sorted(await self.store.list_names())
