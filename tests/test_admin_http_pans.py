@@ -165,3 +165,29 @@ async def test_a_since_alone_runs_up_to_now_and_a_future_one_is_refused(tmp_path
             assert "is in the future" in later.json["error"]
         totals = await call(port, "GET", f"/v1/journal/totals?since={since}", token=AUDITOR_TOKEN)
         assert totals.json["until"][:13] == time.strftime("%Y-%m-%dT%H", time.gmtime())
+
+
+async def test_every_search_by_pan_is_audited_with_the_pan_masked(tmp_path):
+    """PCI DSS 10.2.1.1: a person trying card numbers to learn which are live leaves a trail,
+    found or not, under their own token's name; the audit never holds the number."""
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card_id = await _card(port)
+        card = await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)
+        sealed = await service.store.pan_ciphertext(card_id)
+        issued_pan = service.security.decrypt_pan(sealed, card_id)
+        found = await call(port, "POST", "/v1/cards/search", payload={"pan": issued_pan},
+                            token=AUDITOR_TOKEN)  # fmt: skip
+        assert found.status == 200 and found.json["card_id"] == card_id, found
+        missing = await call(port, "POST", "/v1/cards/search", payload={"pan": OTHER_PAN},
+                             token=AUDITOR_TOKEN)  # fmt: skip
+        assert missing.status == 404, missing
+        audit = await call(port, "GET", "/v1/audit?limit=1000", token=AUDITOR_TOKEN)
+    searches = [a for a in audit.json["audit"] if a["action"] == "card.search"]
+    assert [(a["subject"], json.loads(a["after"])) for a in searches] == [
+        (card_id, {"pan": card.json["pan"], "found": True}),
+        ("", {"pan": "476173******5554", "found": False}),
+    ], searches
+    assert {a["actor"] for a in searches} == {searches[0]["actor"]} and "auditor" in searches[0][
+        "actor"
+    ]
+    assert issued_pan not in audit.body.decode() and OTHER_PAN not in audit.body.decode()

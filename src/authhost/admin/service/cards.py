@@ -32,6 +32,7 @@ from authhost.cards.model import (
     StopPayment,
 )
 from authhost.cards.travel import TravelNotice
+from authhost.security.masking import mask_pan
 
 
 class CardData(ServiceBase):
@@ -81,7 +82,12 @@ class CardData(ServiceBase):
         return {**card_view(card), "last_used": await self.store.last_used(card)}
 
     async def find_card(self, pan: str) -> dict[str, Any]:
+        """The card in use with this PAN. Audited, found or not (PCI DSS 10.2.1.1: each
+        access by a person to cardholder data): someone trying numbers to learn which are
+        live cards shows in the log (the PAN masked)."""
         card = await self.store.find_card(self.security.pan_index(pan))
+        searched = {"pan": mask_pan(pan), "found": card is not None}
+        await self.record_audit("card.search", card.card_id if card else "", None, searched)
         if card is None:
             raise NotFoundError("no card with this PAN")
         return card_view(card)
