@@ -48,6 +48,9 @@ def test_a_day_runs_between_the_cutovers_around_its_noon(zone, cutover, day, sta
     [
         ("Mars/Olympus", "00:00", "not a time zone"),
         ("../etc/passwd", "00:00", "not a time zone"),
+        ("Europe", "00:00", "not a time zone"),  # a directory of the zone database
+        ("A" * 300, "00:00", "not a time zone"),  # a file name too long
+        ("Europe/Pärïs", "00:00", "not a time zone"),
         ("UTC", "24:00", "not a time of day"),
         ("UTC", "9:00", "not a time of day"),
         ("UTC", "21:60", "not a time of day"),

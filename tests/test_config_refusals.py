@@ -286,6 +286,8 @@ def test_variables_that_are_not_keys_of_a_section_are_left_alone(tmp_path: Path)
     ("text", "message"),
     [
         ('[admin]\nbusiness_day_timezone = "CET+1"\n', "not a time zone"),
+        ('[admin]\nbusiness_day_timezone = "Europe"\n', "not a time zone"),  # a directory
+        (f'[admin]\nbusiness_day_timezone = "{"A" * 300}"\n', "not a time zone"),
         ('[admin]\nbusiness_day_cutover = "21h00"\n', "not a time of day"),
         ('[admin]\nbusiness_day_cutover = "24:00"\n', "not a time of day"),
     ],

@@ -105,3 +105,30 @@ async def test_no_card_is_issued_replaced_or_moved_onto_a_closed_account(
     open_view = await call(port, "GET", f"/v1/accounts/{at.visa['account']}")
     assert open_view.json["closed_at"] is None
     await at.switch.aclose()
+
+
+async def test_money_that_reached_a_closed_account_can_be_paid_out(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A load checked while the account was open and written just after its closure (two
+    requests at once, or two server processes) leaves money on a closed account: it must
+    still be paid out (a change back towards zero), while every other change stays refused,
+    or the money would be stuck where no card and no API reaches it."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port = at.port
+    made = await call(port, "POST", "/v1/accounts", payload={
+        "account_id": "acc-left", "currency": "978", "kind": "debit"})  # fmt: skip
+    assert made.status == 201, made
+    assert (await call(port, "POST", "/v1/accounts/acc-left/close")).status == 200
+    async with opened_store(store_url) as store:  # the racing load lands after the close
+        await store.change_funds("acc-left", 7_000)
+    funds = "/v1/accounts/acc-left/funds"
+    for amount in (1_000, -8_000):  # more money on it, or an overdraft: refused
+        refused = await call(port, "POST", funds, payload={"amount_minor": amount})
+        assert refused.status == 409 and "acc-left was closed at" in refused.json["error"]
+    paid = await call(port, "POST", funds, payload={"amount_minor": -7_000, "reason": "paid out"})
+    assert paid.status == 200 and paid.json["balance"] == 0, paid
+    refused = await call(port, "POST", funds, payload={"amount_minor": -1})
+    assert refused.status == 409, refused

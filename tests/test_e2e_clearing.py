@@ -22,6 +22,8 @@ from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     store_url,
 )
 
+from authhost.admin.clearing import BATCH
+
 
 def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
     with open(path, "w", newline="") as handle:
@@ -551,3 +553,41 @@ async def test_a_split_shipment_is_not_a_duplicate_until_it_exceeds_the_authoris
     assert len(disputes.json["disputes"]) == 2
     assert disputes.json["disputes"][1]["dispute_id"] == flagged["dispute"]["dispute_id"]
     assert (await balances_of(switch, visa))[0] == ledger - 10_000 - 15_000 - 21_000
+
+
+async def test_a_split_shipment_across_a_batch_is_not_a_duplicate(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two 50.00 parts of one 100.00 order, their lines in two of the import's batches (64
+    0220s each): the second part finds the first's 0220 in the journal, posted by the batch
+    before it, and must count it once, not again as an earlier line of the file (150.00
+    "presented", a false duplicate and a dispute opened on a charge that is due)."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    order = await switch.send(purchase(visa, amount=10_000))
+    assert order["39"] == "00"
+    now = time.time()
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn,merchant_id\n"
+
+    def line(code: str, amount: int, arn: int) -> str:
+        return (f"{visa['pan']},{code},{amount},{visa['currency']},{now:.0f},"
+                f"{74000000000000000000000 + arn},MERCHANT0000001\n")  # fmt: skip
+
+    fillers = [line("", 100, 100 + n) for n in range(BATCH - 1)]  # forced: no code
+    text = header + line(order["38"], 5_000, 1) + "".join(fillers) + line(order["38"], 5_000, 2)
+    done = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+    assert done.status == 200, done
+    assert done.json["outcomes"] == {"matched": 2, "forced": BATCH - 1}, done.json["outcomes"]
+    assert done.json["suspected_duplicates"] == 0, [
+        r for r in done.json["rows"] if "suspected_duplicate" in r
+    ]
+    assert done.json["disputes_opened"] == 0
+    disputes = await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+    assert disputes.json["disputes"] == []
+    third = header + line(order["38"], 5_000, 3)  # a third part: 150.00 of 100.00
+    done = await call(port, "POST", "/v1/clearing", payload={"csv": third})
+    assert done.json["suspected_duplicates"] == 1, done.json
+    assert done.json["rows"][0]["suspected_duplicate"]["presented_minor"] == 15_000

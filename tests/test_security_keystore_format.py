@@ -179,7 +179,8 @@ def test_a_file_of_a_newer_format_is_refused_and_left_alone(tmp_path, old_file) 
         result = runner.invoke(app, ["keys", *command, "--key-store", str(old_file)])
         assert result.exit_code == 1 and "format 3" in result.output, command
     assert old_file.read_bytes() == before
-    for other in ("authhost-keystore/x", "authhost-keystore/0", "some-keystore/2"):
+    garbled = ("authhost-keystore/\u0662", "authhost-keystore/" + "9" * 5000)  # int() reads both
+    for other in ("authhost-keystore/x", "authhost-keystore/0", "some-keystore/2", *garbled):
         old_file.write_text(json.dumps({**data, "format": other}))
         with pytest.raises(KeyStoreError, match="not an authhost key store|unknown key store"):
             KeyStore.load(old_file, MASTER)

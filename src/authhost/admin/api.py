@@ -123,7 +123,11 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "by": ("string", "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h"),
     "of": ("string", "merchants (the default) or terminals"),
     "model": ("string", "an artifact of the models directory (default: the active champion)"),
-    "day": ("string", "a UTC day, YYYY-MM-DD (or since and until)"),
+    "day": (
+        "string",
+        "a business day, YYYY-MM-DD ([admin] business_day_*; default the UTC "
+        "day) (or since and until)",
+    ),
     "after": ("string", "list what comes after this id (paging)"),
     "rrn": ("string", "retrieval reference number, field 37 (1-12 characters)"),
     "months": ("integer", "how many months ahead, this one first, 1-60 (default 12)"),
@@ -429,7 +433,7 @@ async def _rule_performance(call: Call) -> Any:
 
 
 def _period(call: Call) -> dict[str, Any]:
-    """A report's period from the query: a UTC ``day``, or ``since`` and ``until``."""
+    """A report's period from the query: a business ``day``, or ``since`` and ``until``."""
     day = call.query.get("day", "")
     return {"day": day, "since": _float_param(call, "since"), "until": _float_param(call, "until")}
 
@@ -987,8 +991,8 @@ def _routes() -> list[Route]:
             "GET",
             "/v1/journal/totals",
             _journal_totals,
-            "A UTC day's (or a period's) totals for reconciliation: holds, postings, refunds "
-            "and reversals per currency and acquirer, declines by response code",
+            "A business day's (or a period's) totals for reconciliation: holds, postings, "
+            "refunds and reversals per currency and acquirer, declines by response code",
             query=("day", "since", "until"),
             tag="journal",
             response=v.JournalTotals,

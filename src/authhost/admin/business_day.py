@@ -27,7 +27,8 @@ _NOON = dt.time(12)
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name the zone database holds a directory under ("Europe"), or too long
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"{name!r} is not a time zone (an IANA name such as UTC, Europe/Paris or "
             "Asia/Singapore)"

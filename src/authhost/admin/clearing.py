@@ -268,9 +268,11 @@ async def post_presentments(
             row["journal_id"] = original.journal_id
         rows.append(row)
         key = (match.card_id, p.approval_code)
-        earlier = list(match.presented)
-        if outcome != "duplicate":  # (a row posted before: the lines after it came later)
-            earlier += this_file.get(key, [])
+        # (a row posted before: the lines after it came later)
+        lines = this_file.get(key, []) if outcome != "duplicate" else []
+        # a line an earlier batch posted is in the journal too: counted once, as its line
+        posted = {(e.rrn, e.day) for e in lines}
+        earlier = [e for e in match.presented if (e.rrn, e.day) not in posted] + lines
         suspect = None
         if outcome in _CHARGED:
             suspect = _duplicate(p, match.merchant_id, match.authorised_minor, earlier)

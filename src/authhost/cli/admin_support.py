@@ -45,8 +45,10 @@ ConfigOpt = Annotated[
         help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
     ),
 ]
-# a report's period: a UTC day, or [since, until) in epoch seconds (admin.service.base._period)
-DayOpt = Annotated[str, typer.Option(help="a UTC day, YYYY-MM-DD")]
+# a report's period: a business day, or [since, until) in epoch seconds (admin.service.base._period)
+DayOpt = Annotated[
+    str, typer.Option(help="a business day, YYYY-MM-DD (\\[admin] business_day_*; default UTC)")
+]
 
 
 def not_nan(param: typer.CallbackParam, value: float | None) -> float | None:

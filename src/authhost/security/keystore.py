@@ -231,7 +231,9 @@ def format_of(path: Path, data: object) -> int:
     and for a format this version cannot read (one written by a newer authhost)."""
     name = data.get("format") if isinstance(data, dict) else None
     prefix, _, version = str(name).partition("/")
-    if prefix != FORMAT_NAME or not version.isdigit():
+    # ASCII digits, a few: int() also reads other scripts' digits, and refuses 4,300 digits
+    # with a ValueError of its own
+    if prefix != FORMAT_NAME or not (version.isascii() and version.isdigit() and len(version) < 6):
         raise KeyStoreError(f"{path}: not an authhost key store ({FORMAT})")
     number = int(version)
     if number > FORMAT_VERSION:

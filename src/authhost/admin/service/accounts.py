@@ -255,13 +255,15 @@ class ProductsAndAccounts(ServiceBase):
         With an idempotency key the change is made once: the store writes the money and the
         key together, so a core banking system may resend a load it got no answer for."""
         before = await self._account(account_id)
+        delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
         closed_at = await self._account_closed_at(account_id)
-        if closed_at is not None:  # paid out when it closed: money put there has no card
+        if closed_at is not None and not _towards_zero(before.balance, delta):
+            # paid out when it closed: money put there has no card. Only a balance a load
+            # racing the closure left may still be paid out (or collected), back to zero.
             raise ConflictError(
                 f"account {account_id} was closed at {totals_module.iso_time(closed_at)}: "
-                "no funds move on it (load an open account)"
+                "no funds move on it but a balance paid out (load an open account)"
             )
-        delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
         fingerprint = request_fingerprint(change)  # the store keeps keys per account
         try:
             changed = await self.store.change_funds(
@@ -350,3 +352,9 @@ def _ledger_sync_view(state: LedgerState | None) -> dict[str, Any] | None:
         "ledger_balance_minor": state.ledger_balance,
         "synced_at": state.synced_at,
     }
+
+
+def _towards_zero(balance: int, delta: int) -> bool:
+    """Whether ``delta`` brings ``balance`` closer to zero without passing it."""
+    after = balance + delta
+    return abs(after) < abs(balance) and (after == 0 or (after > 0) == (balance > 0))

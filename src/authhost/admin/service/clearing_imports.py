@@ -78,13 +78,16 @@ class ClearingImports(DisputeCases):
         spec = rq.DisputeOpen(reason="duplicate", provisional_credit=False, note=note)
         failures = (ServiceError, StoreError, *self.store.backend_errors)
         try:
-            existing = await self.store.dispute_of_entry(journal_id)
-            if existing is None:
-                view = await self._open_dispute(card_id, journal_id, spec)
-                row["dispute"] = {"dispute_id": view["dispute_id"], "opened": True}
-                return 1
-        except ConflictError:  # opened meanwhile (another import of the same file)
-            existing = await self.store.dispute_of_entry(journal_id)
+            try:
+                existing = await self.store.dispute_of_entry(journal_id)
+                if existing is None:
+                    view = await self._open_dispute(card_id, journal_id, spec)
+                    row["dispute"] = {"dispute_id": view["dispute_id"], "opened": True}
+                    return 1
+            except ConflictError:  # opened meanwhile (another import of the same file)
+                existing = await self.store.dispute_of_entry(journal_id)
+                if existing is None:  # refused for another reason: said as a failure
+                    raise
         except failures as exc:  # the next import of the file opens it
             message = getattr(exc, "message", None) or type(exc).__name__
             row["dispute"] = {"error": f"the dispute was not opened: {message}"}

@@ -227,9 +227,9 @@ class JournalAnalysis(ServiceBase):
     async def journal_totals(
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
-        """The period's totals for the back office's reconciliation (``admin.totals``): a UTC
-        ``day`` (YYYY-MM-DD), or [since, until) in epoch seconds. Streams the period's journal
-        entries, so a day of traffic needs memory for the totals only."""
+        """The period's totals for the back office's reconciliation (``admin.totals``): a
+        business ``day`` (YYYY-MM-DD), or [since, until) in epoch seconds. Streams the
+        period's journal entries, so a day of traffic needs memory for the totals only."""
         since, until = _period(day, since, until, self.clock(), self.business_day)
         totals = totals_module.Totals(since, until)
         async for entry in self.store.export_journal(JournalQuery(since=since, until=until)):
