@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +84,21 @@ def test_kek_from_components(setup) -> None:
     assert bad.exit_code == 1 and "bytes long" in bad.output
     itself = run(runner, "keys", "export", "kek-partner", "--kek", "kek-partner", *cfg)
     assert itself.exit_code == 1 and "under itself" in itself.output
+
+
+def test_components_piped_in_are_read_without_a_warning(tmp_path: Path) -> None:
+    """A key ceremony script pipes the components in: getpass found no terminal and printed
+    "Warning: Password input may be echoed." before each (nothing was echoed)."""
+    one, two = secrets.token_hex(16), secrets.token_hex(16)
+    done = subprocess.run(
+        [sys.executable, "-m", "authhost", "keys", "components", "kek-piped",
+         "--key-store", str(tmp_path / "keys.json")],
+        input=f"{one}\n{two}\n", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "AUTHHOST_MASTER_KEY": secrets.token_hex(32)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "echoed" not in done.stdout + done.stderr, done.stderr
+    assert one not in done.stdout + done.stderr and "stored kek-piped v1" in done.stdout
 
 
 def pan_keys(setup) -> tuple[SecurityModule, bytes]:

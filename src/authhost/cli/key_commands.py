@@ -7,6 +7,7 @@ the environment variable or file named in the [security] section, as for ``authh
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -171,7 +172,7 @@ def keys_components(
     store = _store(config, key_store, create=True)
     parts = []
     for i in range(components):
-        part = typer.prompt(f"component {i + 1} (hex)", hide_input=True)
+        part = _component(i + 1)
         try:
             typer.echo(f"component {i + 1} KCV {key_admin.component_kcv(part, algorithm)}")
         except KEY_STORE_ERRORS as exc:
@@ -186,6 +187,15 @@ def keys_components(
         _fail(_said(exc))
     _said_upgrade(store, before)
     typer.echo(f"stored {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
+
+
+def _component(number: int) -> str:
+    """One clear component, typed without echo at a terminal; piped in, read as a line
+    (getpass would warn that the input "may be echoed": there is no terminal to echo it)."""
+    if sys.stdin.isatty():
+        return typer.prompt(f"component {number} (hex)", hide_input=True)
+    typer.echo(f"component {number} (hex): ", nl=False, err=True)
+    return sys.stdin.readline().strip()
 
 
 @keys_app.command("export")
