@@ -296,3 +296,12 @@ def test_a_business_day_not_understood_is_refused(tmp_path: Path, text: str, mes
     """Every report's day would silently be another one than the bank's."""
     with pytest.raises(ConfigError, match=rf"\[admin\] business day: .*{message}"):
         _load(tmp_path, text)
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5", "100000"])
+def test_an_audit_walk_interval_out_of_range_is_refused(tmp_path: Path, value: str) -> None:
+    """A negative interval made trio.sleep raise in a background service, and a fraction of
+    a second walked the whole log without pause."""
+    with pytest.raises(ConfigError, match=r"\[admin\] audit_verify_every_s must be 0"):
+        _load(tmp_path, f"[admin]\naudit_verify_every_s = {value}\n")
+    assert _load(tmp_path, "[admin]\naudit_verify_every_s = 0\n").admin.audit_verify_every_s == 0

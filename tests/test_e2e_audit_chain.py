@@ -7,16 +7,20 @@ and ``authhost audit verify``; another installation's master key is told apart f
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import urllib.request
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import coredis
 import trio
-from host_admin import cli_config, run_cli, visa_at_host
-from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import store_url  # noqa: F401 - fixture
+from conftest import free_port
+from host_admin import card_id_of, cli_config, run_cli, visa_at_host
+from test_admin_support import AUDITOR_TOKEN, OPERATOR_TOKEN, call
+from test_e2e_auth import start_host, store_url  # noqa: F401 - fixture
 
+from authhost.config import AdminConfig
 from authhost.store import opened_store
 from authhost.store.records import AuditEntry
 from authhost.store.redis_keys import Keys
@@ -189,3 +193,45 @@ async def test_older_entries_are_counted_and_another_master_key_is_not_tampering
     view = json.loads(output)
     assert code == 1 and view["key_mismatch"] and view["breaks"] == [], output
     assert "another one" in view["error"], output
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        return page.read().decode()
+
+
+async def _metric_until(port: int, line: str, within_s: float = 20.0) -> str:
+    with trio.fail_after(within_s):
+        while line not in (text := await trio.to_thread.run_sync(_scrape, port)):
+            await trio.sleep(0.2)
+    return text
+
+
+async def test_the_server_walks_the_chain_and_raises_the_alarm(
+    nursery,
+    tmp_path,
+    caplog,
+    store_url,  # noqa: F811 - the fixture
+):
+    """PCI DSS 10.3.4 wants a change to the log to raise an alert: with [admin]
+    audit_verify_every_s the server walks the chain itself; a changed entry turns
+    authhost_audit_chain_ok to 0 and is logged at ERROR, naming it."""
+    caplog.set_level(logging.INFO, logger="authhost")
+    port, metrics_port = free_port(), free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    admin = AdminConfig(port=port, tokens=tokens, audit_verify_every_s=1)
+    host = await start_host(nursery, tmp_path, store_url, admin=admin, metrics_port=metrics_port)
+    card_id = await card_id_of(port, host.cards["active-visa"]["pan"])
+    await audited_changes(port, card_id, rounds=1)
+    text = await _metric_until(metrics_port, "authhost_audit_chain_ok 1.0")
+    assert "authhost_audit_chain_breaks 0.0" in text
+
+    audit = (await call(port, "GET", "/v1/audit?limit=1000", token=AUDITOR_TOKEN)).json["audit"]
+    changed = next(a for a in audit if a["action"] == "card.suspend")
+    await Tamper(store_url).change(changed["audit_id"], after="{}")
+    text = await _metric_until(metrics_port, "authhost_audit_chain_ok 0.0")
+    assert "authhost_audit_chain_breaks 1.0" in text
+    [alarm] = {r.fields["break_count"]: r for r in caplog.records
+               if r.getMessage().startswith("audit chain broken")}.values()  # fmt: skip
+    assert alarm.levelno == logging.ERROR
+    assert alarm.fields["breaks"][0]["audit_id"] == changed["audit_id"]

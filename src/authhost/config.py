@@ -259,9 +259,20 @@ class AdminConfig:
     def business_day(self) -> BusinessDay:
         return BusinessDay(self.business_day_timezone, self.business_day_cutover)
 
+    audit_verify_every_s: float = _key(
+        3600.0,
+        "seconds between the server's walks of the audit log's hash chain: a break is logged "
+        "at ERROR and authhost_audit_chain_ok turns 0 (0: never)",
+    )
+
     def __post_init__(self) -> None:
         _host("[admin]", "host", self.host)
         _port("[admin]", "port", self.port)
+        if self.audit_verify_every_s and not 1 <= self.audit_verify_every_s <= 86_400:
+            raise ConfigError(
+                "[admin] audit_verify_every_s must be 0 (never) or 1 to 86400, not "
+                f"{self.audit_verify_every_s}"
+            )
         try:
             BusinessDay(self.business_day_timezone, self.business_day_cutover)
         except ValueError as error:

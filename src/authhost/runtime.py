@@ -203,6 +203,14 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
+        if config.admin.audit_verify_every_s:
+            from authhost.admin.audit_verify import AuditWatch
+            from authhost.store.metrics import AuditChainCollector
+
+            watch = AuditWatch()
+            every = config.admin.audit_verify_every_s
+            runtime.services.append(partial(watch_audit_chain, cards, watch, every))
+            runtime.collectors.append(AuditChainCollector(watch))
         if rules is not None or scorer is not None:
             runtime.services.append(partial(follow_acceptor_counters, store, acceptors_read))
         if rules is not None:
@@ -432,6 +440,33 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
         except Exception:
             log.exception("pruning the journal failed; will try again")
         await trio.sleep(JOURNAL_PRUNE_INTERVAL_S)
+
+
+AUDIT_FIRST_WALK_S = 10.0  # after the start: not in the middle of it
+
+
+async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> None:
+    """Walk the audit log's hash chain now and then ([admin] audit_verify_every_s; each
+    worker does, reading only): a break is logged at ERROR with the first entries named and
+    the metrics say so, so that a change to the log raises an alert (PCI DSS 10.3.4)
+    instead of waiting for someone to look."""
+    await trio.sleep(min(AUDIT_FIRST_WALK_S, every_s))
+    while True:
+        try:
+            result = await cards.verify_audit()
+        except Exception:
+            log.exception("walking the audit log's hash chain failed; will try again")
+        else:
+            watch.record(result, time.time())
+            if result["ok"]:
+                log.info("audit chain verified: %d entries", result["entries"])
+            else:
+                fields = {"breaks": result["breaks"][:5], "break_count": result["break_count"]}
+                log.error(
+                    "audit chain broken: %s", result.get("error") or "entries changed or "
+                    "removed in the store", extra={"fields": fields},
+                )  # fmt: skip
+        await trio.sleep(every_s)
 
 
 async def reconcile_disputes(

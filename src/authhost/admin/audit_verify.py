@@ -92,6 +92,20 @@ class _Walk:
             )  # fmt: skip
 
 
+@dataclass
+class AuditWatch:
+    """The server's last walk of the chain, for its metrics (``store.metrics``)."""
+
+    checked_at: float = 0.0  # epoch seconds; 0 until the first walk
+    ok: bool = True
+    breaks: int = 0
+    entries: int = 0
+
+    def record(self, result: dict[str, Any], now: float) -> None:
+        self.checked_at, self.ok = now, bool(result["ok"])
+        self.breaks, self.entries = int(result["break_count"]), int(result["entries"])
+
+
 async def verify_audit_chain(
     store: CardStore, seal: AuditSeal, expect_head: str = ""
 ) -> dict[str, Any]:

@@ -57,6 +57,32 @@ class AcceptorCountersCollector(Collector):
             yield family
 
 
+class AuditChainCollector(Collector):
+    """authhost_audit_chain_ok / _breaks / _entries / _checked_timestamp_seconds: the server's
+    last walk of the audit log's hash chain (PCI DSS 10.3.4 wants a change to raise an alert:
+    alert on ok == 0, and on a checked time that stops moving). Nothing before the first."""
+
+    def __init__(self, watch: Any) -> None:  # an admin.audit_verify.AuditWatch
+        self._watch = watch
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        watch = self._watch
+        if not watch.checked_at:
+            return
+        for name, text, value in (
+            ("ok", "1 if the audit chain verified at the last walk, 0 if it broke", watch.ok),
+            ("breaks", "Entries changed, removed or unsealed at the last walk", watch.breaks),
+            ("entries", "Audit entries walked at the last walk", watch.entries),
+            ("checked_timestamp_seconds", "When the last walk ended", watch.checked_at),
+        ):
+            family = GaugeMetricFamily(f"authhost_audit_chain_{name}", text)
+            family.add_metric([], float(value))
+            yield family
+
+
 class PendingJournalCollector(Collector):
     """authhost_journal_pending / authhost_journal_pending_dropped_total: the journal entries of
     requests answered off the pipeline (91 at the deadline, 30, 63) waiting for the store, and
