@@ -30,7 +30,7 @@ from authhost.models.context import TxContext
 from authhost.security.errors import SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
-from authhost.store.interface import CardStore
+from authhost.store.interface import CardStore, StoreError
 from authhost.store.opener import printable_url
 
 if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
@@ -454,6 +454,8 @@ async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> N
     while True:
         try:
             result = await cards.verify_audit()
+        except StoreError as exc:  # the store down: its outage is logged where it is met
+            log.warning("cannot walk the audit log's hash chain now (%s); will try again", exc)
         except Exception:
             log.exception("walking the audit log's hash chain failed; will try again")
         else:
