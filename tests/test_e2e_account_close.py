@@ -132,3 +132,35 @@ async def test_money_that_reached_a_closed_account_can_be_paid_out(
     assert paid.status == 200 and paid.json["balance"] == 0, paid
     refused = await call(port, "POST", funds, payload={"amount_minor": -1})
     assert refused.status == 409, refused
+
+
+async def test_a_load_made_before_the_closure_and_sent_again_gets_its_first_answer(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The core banking system loaded the account, lost the answer, and resends the load
+    with its Idempotency-Key after the bank paid the money out and closed the account: it
+    gets the first answer (the load was made once), not a 409 that says it was refused."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port = at.port
+    made = await call(port, "POST", "/v1/accounts", payload={
+        "account_id": "acc-resent", "currency": "978", "kind": "debit"})  # fmt: skip
+    assert made.status == 201, made
+    funds = "/v1/accounts/acc-resent/funds"
+    once = {"Idempotency-Key": "core-load-1"}
+    load = {"amount_minor": 4_000, "reason": "salary"}
+    first = await call(port, "POST", funds, payload=load, headers=once)
+    assert first.status == 200 and first.json["balance"] == 4_000, first
+    paid = await call(port, "POST", funds, payload={"amount_minor": -4_000, "reason": "paid out"})
+    assert paid.status == 200, paid
+    assert (await call(port, "POST", "/v1/accounts/acc-resent/close")).status == 200
+
+    again = await call(port, "POST", funds, payload=load, headers=once)
+    assert again.status == 200 and again.json == first.json, again
+    other = await call(port, "POST", funds, payload={**load, "amount_minor": 5_000}, headers=once)
+    assert other.status == 409 and "closed" not in other.json["error"], other  # key reused
+    new = await call(port, "POST", funds, payload=load, headers={"Idempotency-Key": "core-load-2"})
+    assert new.status == 409 and "acc-resent was closed at" in new.json["error"], new
+    view = await call(port, "GET", "/v1/accounts/acc-resent", token=AUDITOR_TOKEN)
+    assert view.json["balance"] == 0, view  # nothing moved again

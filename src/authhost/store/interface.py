@@ -494,6 +494,11 @@ class CardStore(Protocol):
         returns its record (``repeated``)."""
         ...
 
+    async def funds_change_of(self, account_id: str, key: str) -> FundsChanged | None:
+        """The record of the account's funds change made with ``key`` (``repeated``), or None
+        when none was: what ``change_funds`` would answer a repeat with, without writing."""
+        ...
+
     async def sync_ledger(
         self, account_id: str, ledger_balance: int, through_id: int, now: float
     ) -> LedgerSync:

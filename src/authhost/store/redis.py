@@ -980,6 +980,13 @@ class RedisCardStore:
         first, account = codec.funds_record_parts(_s(reply[1]))
         return FundsChanged(account, first, repeated=status == 1)
 
+    async def funds_change_of(self, account_id: str, key: str) -> FundsChanged | None:
+        record = await self._client.get(self._keys.account(account_id).funds_change(key))
+        if record is None:
+            return None
+        first, account = codec.funds_record_parts(_s(record))
+        return FundsChanged(account, first, repeated=True)
+
     async def sync_ledger(
         self, account_id: str, ledger_balance: int, through_id: int, now: float
     ) -> LedgerSync:

@@ -683,6 +683,18 @@ class SqliteCardStore:
 
         return await self._writer.run(change)
 
+    async def funds_change_of(self, account_id: str, key: str) -> FundsChanged | None:
+        once_key = _funds_key(account_id, key)
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT result FROM idempotency WHERE key = ?", (once_key,)
+            ).fetchall()
+        )
+        if not rows:
+            return None
+        first, account = codec.funds_record_parts(rows[0][0])
+        return FundsChanged(account, first, repeated=True)
+
     async def sync_ledger(
         self, account_id: str, ledger_balance: int, through_id: int, now: float
     ) -> LedgerSync:

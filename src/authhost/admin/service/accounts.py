@@ -256,15 +256,21 @@ class ProductsAndAccounts(ServiceBase):
         key together, so a core banking system may resend a load it got no answer for."""
         before = await self._account(account_id)
         delta = -change.amount_minor if before.kind is CardKind.CREDIT else change.amount_minor
+        fingerprint = request_fingerprint(change)  # the store keeps keys per account
         closed_at = await self._account_closed_at(account_id)
         if closed_at is not None and not _towards_zero(before.balance, delta):
+            if idempotency_key:  # a load made before the closure, sent again: its answer
+                earlier = await self.store.funds_change_of(account_id, idempotency_key)
+                if earlier is not None:
+                    if earlier.fingerprint != fingerprint:
+                        raise ConflictError(KEY_REUSED)
+                    return account_view(earlier.account)
             # paid out when it closed: money put there has no card. Only a balance a load
             # racing the closure left may still be paid out (or collected), back to zero.
             raise ConflictError(
                 f"account {account_id} was closed at {totals_module.iso_time(closed_at)}: "
                 "no funds move on it but a balance paid out (load an open account)"
             )
-        fingerprint = request_fingerprint(change)  # the store keeps keys per account
         try:
             changed = await self.store.change_funds(
                 account_id, delta, key=idempotency_key, fingerprint=fingerprint
