@@ -75,7 +75,10 @@ def test_a_bare_path_and_a_file_url_are_checked_too(tmp_path: Path, demo_keys: P
     assert not (tmp_path / "bare.db").exists() and not (tmp_path / "file.db").exists()
 
 
-def test_the_commands_that_create_still_create(tmp_path: Path, demo_keys: Path) -> None:
+def test_the_commands_that_create_still_create(
+    tmp_path: Path, demo_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `demo` without --config makes its key store here
     new = tmp_path / "new.db"
     store = ["--store", f"sqlite:///{new}", "--config", str(demo_keys)]
     values = tmp_path / "values.txt"
