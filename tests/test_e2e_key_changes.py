@@ -61,6 +61,15 @@ class Terminal:
         fields["52"] = encrypt_pin_block(zpk, self.card["pin"], self.card["pan"]).hex()
         return (await self.switch.send(fields))["39"]
 
+    async def takes_a_rotated_zpk(self, workdir) -> None:
+        """Rotate the zone PIN key in the key store file, then wait until the server (which
+        only sees it by reading the file again) accepts PINs under the new one."""
+        rotate_zpk(workdir)
+        new_zpk = clear_keys(workdir)["zpk"]
+        with trio.fail_after(10):
+            while await self.pin_under(new_zpk) != "00":
+                await trio.sleep(0.1)
+
 
 async def test_sighup_switches_to_a_rotated_zone_pin_key(tmp_path):
     port = free_port()
@@ -99,11 +108,7 @@ async def test_a_rotated_key_is_picked_up_without_a_signal(tmp_path):
         await wait_for_port(port, proc)
         card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
         terminal = Terminal(await Switch.connect(port), card)
-        rotate_zpk(tmp_path)
-        new_zpk = clear_keys(tmp_path)["zpk"]
-        with trio.fail_after(10):
-            while await terminal.pin_under(new_zpk) != "00":
-                await trio.sleep(0.1)
+        await terminal.takes_a_rotated_zpk(tmp_path)
         await terminal.switch.aclose()
     finally:
         proc.terminate()
