@@ -10,11 +10,13 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
+    Host,
     balances_of,
     luhn_fix,
     purchase,
@@ -32,6 +34,19 @@ def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+async def held_at_host(
+    nursery, tmp_path, url: str, amount: int
+) -> tuple[Host, Switch, dict[str, Any], dict[str, Any]]:
+    """A host, a switch on it, its Visa card and an approved authorisation of ``amount``:
+    what a presentment presents."""
+    host = await start_host(nursery, tmp_path, url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=amount))
+    assert held["39"] == "00"
+    return host, switch, visa, held
 
 
 async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_url):  # noqa: F811
@@ -293,11 +308,7 @@ async def test_a_presentment_dated_by_its_day_alone_finds_that_days_authorisatio
     the host's is dated before the authorisation it presents: it is matched all the same
     (the hold released, not left beside the posting until it expires), as the future
     check allows a day ahead."""
-    host = await start_host(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    held = await switch.send(purchase(visa, amount=5_000))
-    assert held["39"] == "00"
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 5_000)
     _, available_before = await balances_of(switch, visa)
     today = dt.datetime.now(dt.UTC).date()  # midnight: before the authorisation
     file = write_clearing(tmp_path / "clearing.csv", [
@@ -327,11 +338,7 @@ async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
     from authhost.security.module import SecurityModule
     from authhost.store import opened_store
 
-    host = await start_host(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    held = await switch.send(purchase(visa, amount=5_000))
-    assert held["39"] == "00"
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 5_000)
     _, available_before = await balances_of(switch, visa)
     security = SecurityModule.open(host.config.security, demo=True)
     async with opened_store(store_url) as store:
@@ -370,11 +377,7 @@ async def test_a_file_imported_again_after_its_authorisation_was_pruned_posts_no
     from authhost.store import opened_store
     from authhost.store.interface import JournalQuery
 
-    host = await start_host(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    held = await switch.send(purchase(visa, amount=5_000))
-    assert held["39"] == "00"
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 5_000)
     when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     file = write_clearing(tmp_path / "clearing.csv", [
         {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
@@ -409,11 +412,7 @@ async def test_a_duplicate_presentment_is_posted_flagged_and_disputed_once(
     with the duplicate reason is opened on its 0220 (no provisional credit: the chargeback
     brings the money back). Importing that file again posts nothing and opens no second
     dispute."""
-    host = await start_host(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    held = await switch.send(purchase(visa, amount=10_000))
-    assert held["39"] == "00"
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 10_000)
     ledger, _ = await balances_of(switch, visa)
     when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     row = {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 10_000,
