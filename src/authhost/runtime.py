@@ -203,6 +203,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
+        runtime.services.append(partial(finish_activations, cards, ACTIVATIONS_EVERY_S))
         if config.admin.audit_verify_every_s:
             from authhost.admin.audit_verify import AuditWatch
             from authhost.store.metrics import AuditChainCollector
@@ -443,6 +444,42 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
 
 
 AUDIT_FIRST_WALK_S = 10.0  # after the start: not in the middle of it
+ACTIVATIONS_FIRST_S = 5.0  # the first look for activations a crash cut short, after the start
+ACTIVATIONS_EVERY_S = 300.0  # and then
+
+
+async def finish_activations(
+    cards: CardService,
+    every_s: float,
+    first_s: float = ACTIVATIONS_FIRST_S,
+    older_than_s: float | None = None,
+) -> None:
+    """Finish the card activations a crash cut short (``admin.service.activations``) soon
+    after the start and every ``every_s``: the old card retired, the wallet tokens' PAN
+    updates sent, the activation audited. Each worker looks; the finishing writes are
+    compare-and-set, so two at once retire a card once."""
+    await trio.sleep(first_s)
+    while True:
+        try:
+            if older_than_s is None:
+                result = await cards.finish_activations()
+            else:
+                result = await cards.finish_activations(older_than_s)
+        except StoreError as exc:
+            log.warning("cannot look for unfinished card activations now (%s)", exc)
+        except Exception:
+            log.exception("finishing unfinished card activations failed; will try again")
+        else:
+            for done in result["finished"]:
+                log.warning(
+                    "finished card %s's activation, cut short at %s",
+                    done["card_id"], done["begun_at"], extra={"fields": done},
+                )  # fmt: skip
+            for failed in result["failed"]:
+                log.error(
+                    "cannot finish card %s's activation: %s", failed["card_id"], failed["error"]
+                )
+        await trio.sleep(every_s)
 
 
 async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> None:

@@ -636,6 +636,21 @@ class CardStore(Protocol):
         result stays."""
         ...
 
+    async def put_intent(self, kind: str, key: str, data_json: str) -> None:
+        """Record work about to begin (``Intent``), over an earlier one of the same kind and
+        key (with the time of this one)."""
+        ...
+
+    async def intents(self, kind: str, before: float) -> list[Intent]:
+        """The ``kind``'s intents written before ``before`` (older ones first): work begun
+        that long ago and not finished is work a crash cut short, not work in progress."""
+        ...
+
+    async def drop_intent(self, kind: str, key: str, ts: float | None = None) -> None:
+        """Forget an intent: its work is done. With ``ts``, only the intent written then (a
+        finisher must not drop the intent of the same work begun again since it read it)."""
+        ...
+
     async def close(self) -> None: ...
 
     # --- operations (added by the store) -----------------------------------------------------
@@ -663,6 +678,18 @@ class CardStore(Protocol):
         meanwhile wait for one batch at most. ``before`` must be older than what velocity
         counters and reversals still need (``JOURNAL_MIN_KEEP_DAYS``)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """Work begun in several writes that a crash may cut short (``put_intent``): written
+    before the first of them and dropped after the last, so that what a crash left half done
+    is found and finished (``intents``) instead of staying half done unnoticed."""
+
+    kind: str  # what the work is ("activation"): who finishes it
+    key: str  # which one (a card id): one intent per kind and key
+    data: str  # JSON: what the finisher needs to know
+    ts: float  # when it was written (epoch seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ from authhost.store.interface import (
     FundsChanged,
     Hold,
     InsufficientFunds,
+    Intent,
     JournalQuery,
     LedgerRefused,
     LedgerState,
@@ -281,6 +282,7 @@ class RedisCardStore:
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
         self._hand_over = client.register_script(redis_lua.HAND_OVER_VELOCITY)
+        self._drop_intent = client.register_script(redis_lua.DROP_INTENT)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
@@ -1627,6 +1629,26 @@ class RedisCardStore:
 
     async def forget_reservation(self, key: str) -> None:
         await self._settle([self._keys.idempotency(key)], ["", PENDING_PREFIX, "1"])
+
+    async def put_intent(self, kind: str, key: str, data_json: str) -> None:
+        value = json.dumps({"data": data_json, "ts": time.time()}, separators=(",", ":"))
+        await self._client.hset(self._keys.intents(kind), {key: value})
+
+    async def intents(self, kind: str, before: float) -> list[Intent]:
+        raw = await self._client.hgetall(self._keys.intents(kind))
+        found = []
+        for key, value in raw.items():
+            item = json.loads(_s(value))
+            if item["ts"] < before:
+                found.append(Intent(kind, _s(key), item["data"], item["ts"]))
+        return sorted(found, key=lambda intent: intent.ts)
+
+    async def drop_intent(self, kind: str, key: str, ts: float | None = None) -> None:
+        name = self._keys.intents(kind)
+        if ts is None:
+            await self._client.hdel(name, [key])
+        else:  # only the intent written then: compare and delete in one step
+            await self._drop_intent([name], [key, repr(ts)])
 
 
 def _pointer_value(card: Card) -> str:

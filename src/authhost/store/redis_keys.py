@@ -232,3 +232,7 @@ class Keys:
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:{{i}}:{key}"
+
+    def intents(self, kind: str) -> str:
+        """Hash of the ``kind``'s unfinished work (``interface.Intent``): key -> data and time."""
+        return f"{self.prefix}:{{intents}}:{kind}"

@@ -49,6 +49,7 @@ from authhost.store.interface import (
     FundsChanged,
     Hold,
     InsufficientFunds,
+    Intent,
     JournalQuery,
     LedgerRefused,
     LedgerState,
@@ -1126,6 +1127,30 @@ class SqliteCardStore:
                 (key, len(PENDING_PREFIX), PENDING_PREFIX),
             )
         )
+
+    async def put_intent(self, kind: str, key: str, data_json: str) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO intents (kind, key, data, ts) VALUES (?, ?, ?, ?)",
+                (kind, key, data_json, time.time()),
+            )
+        )
+
+    async def intents(self, kind: str, before: float) -> list[Intent]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT key, data, ts FROM intents WHERE kind = ? AND ts < ? ORDER BY ts",
+                (kind, before),
+            ).fetchall()
+        )
+        return [Intent(kind, key, data, ts) for key, data, ts in rows]
+
+    async def drop_intent(self, kind: str, key: str, ts: float | None = None) -> None:
+        if ts is None:
+            sql, args = "DELETE FROM intents WHERE kind = ? AND key = ?", (kind, key)
+        else:
+            sql, args = "DELETE FROM intents WHERE kind = ? AND key = ? AND ts = ?", (kind, key, ts)
+        await self._writer.run(lambda conn: conn.execute(sql, args))
 
 
 # --- write transactions (run on the writer thread, inside a savepoint) ---------------------

@@ -398,6 +398,16 @@ CREATE INDEX holds_open_by_age ON holds (created_at) WHERE posted = 0 AND amount
     """
 ALTER TABLE audit ADD COLUMN chain TEXT NOT NULL DEFAULT '';
 """,
+    # 35: work begun in several writes, until its last (interface.Intent)
+    """
+CREATE TABLE intents (
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  data TEXT NOT NULL,
+  ts REAL NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,7 +9,8 @@ for the networks: the sanctioned ways out, each audited).
 ``CardService`` is put together from one part per family of operations, each its own module
 on the shared ``ServiceBase`` (store, keys, actor, audit, idempotency):
 ``accounts`` (products, accounts, funds, the ledger balance), ``cards`` (issuing, what is set
-on a card), ``tokens``, ``lifecycle``, ``cardholder_answers`` (answers to alerts), ``pins``,
+on a card), ``tokens``, ``lifecycle`` (with ``activations``: those a crash cut short),
+``cardholder_answers`` (answers to alerts), ``pins``,
 ``journal`` (history, explanations, reviews, feeds, totals, retention, audit, lists),
 ``dispute_cases``, ``clearing_imports`` (on the disputes: a duplicate presentment is disputed)
 and ``files``.
@@ -18,6 +19,7 @@ and ``files``.
 from __future__ import annotations
 
 from authhost.admin.service.accounts import ProductsAndAccounts
+from authhost.admin.service.activations import InterruptedActivations
 from authhost.admin.service.base import LIFECYCLE_ACTIONS, RETIRE_TRIES, ServiceBase
 from authhost.admin.service.cardholder_answers import CardholderAnswers
 from authhost.admin.service.cards import CardData
@@ -36,6 +38,7 @@ class CardService(
     CardData,
     PaymentTokens,
     CardholderAnswers,
+    InterruptedActivations,
     CardLifecycle,
     Pins,
     JournalAnalysis,

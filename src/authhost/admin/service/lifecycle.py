@@ -36,7 +36,7 @@ from authhost.cards.model import (
     Card,
     CardState,
 )
-from authhost.cards.tokens import HandedOver
+from authhost.cards.tokens import HandedOver, PaymentToken
 from authhost.store.interface import (
     Conflict,
 )
@@ -45,6 +45,46 @@ from authhost.store.interface import (
 SUCCESSOR_ACTIONS = ("replace", "renew", "reissue")
 # a PIN given to a card itself (not carried from the card before it)
 OWN_PIN_ACTIONS = frozenset({"pin.set", "pin.reset", "pin.generate"})
+
+
+# the intent (store.put_intent) an activation that hands over from a predecessor writes first
+ACTIVATION_INTENT = "activation"
+
+
+class HandOver(BaseModel):
+    """What an activation that hands over from its predecessors is about to do, kept until
+    it is done: its own audit entry (``before``, ``reason``, ``details``), the token
+    service's PAN update for each token ``moved`` (its reference, and the card it came from)
+    and the predecessors' retirement without the tokens (``refs``) they give up. Masked
+    views and token references only."""
+
+    before: dict[str, Any]
+    begun: float  # the service's clock when it began (its audit entries' time)
+    reason: str = ""
+    details: dict[str, Any] = {}
+    moved: list[tuple[str, str]] = []
+    refs: list[str] = []
+
+    @classmethod
+    def of(
+        cls,
+        card: Card,
+        begun: float,
+        reason: str,
+        details: dict[str, Any],
+        handed: tuple[list[Card], HandedOver] | None,
+    ) -> HandOver:
+        if handed is None:
+            return cls(before=card_view(card), begun=begun, reason=reason, details=details)
+        chain, tokens = handed
+        return cls(
+            before=card_view(card),
+            begun=begun,
+            reason=reason,
+            details=details,
+            moved=[(token.token_ref, chain[index].card_id) for token, index in tokens.moved],
+            refs=sorted(tokens.refs),
+        )
 
 
 class _SuccessorRequest(BaseModel):
@@ -84,18 +124,27 @@ class CardLifecycle(ServiceBase):
             raise ConflictError(str(exc)) from None
         details: dict[str, Any] = {}
         handed: tuple[list[Card], HandedOver] | None = None
-        if action == lifecycle.Event.ACTIVATE and card.replaces:
+        hands_over = action == lifecycle.Event.ACTIVATE and bool(card.replaces)
+        if hands_over:
             after, details = await self._predecessor_pin(after)
             after, held = await self._predecessor_suspension(after)
             details.update(held)
             after, handed = await self._predecessor_tokens(after, details)
+            # the activation, its wallet events and the predecessors' retirement are several
+            # writes: a crash between them is finished later (finish_activations)
+            intent = HandOver.of(card, self.clock(), reason, details, handed)
+            await self.store.put_intent(ACTIVATION_INTENT, card.card_id, intent.model_dump_json())
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
         if lifecycle.has_been_activated(card):  # the card in use: its tokens are the wallet's
             await self._announce_token_states(card, after, action)
-        if action == lifecycle.Event.ACTIVATE and card.replaces:
+        if hands_over:
             if handed is not None:
-                await self._announce_pan_updates(after, *handed)
+                chain, moved = handed
+                await self._announce_pan_updates(
+                    after, [(token, chain[index]) for token, index in moved.moved]
+                )
             await self._retire_predecessor(card, handed[1].refs if handed else frozenset())
+            await self.store.drop_intent(ACTIVATION_INTENT, card.card_id)
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
             await self._unlink_predecessor(after)
         if after.replaced_by and after.state in lifecycle.EXPOSES_NUMBER:
@@ -171,13 +220,13 @@ class CardLifecycle(ServiceBase):
         return after, (chain, handed)
 
     async def _announce_pan_updates(
-        self, successor: Card, chain: list[Card], handed: HandedOver
+        self, successor: Card, moved: Sequence[tuple[PaymentToken, Card]]
     ) -> None:
-        """One audit entry per token moved to ``successor``: the token service's PAN update
-        (a wallet event, ``token_pan_updated``), naming both cards by id and masked PAN and the
-        token by reference and last four digits; never a number."""
-        for token, index in handed.moved:
-            old = chain[index]
+        """One audit entry per token moved to ``successor`` (with the card it came from): the
+        token service's PAN update (a wallet event, ``token_pan_updated``), naming both cards
+        by id and masked PAN and the token by reference and last four digits; never a
+        number."""
+        for token, old in moved:
             await self.record_audit(
                 "card.token_pan_update",
                 successor.card_id,

@@ -1,0 +1,255 @@
+"""Activations a crash cut short are finished, on both stores.
+
+Activating a reissued card is several writes (the card, its audit entry, a PAN update per
+wallet token, the old card's retirement). Here the process "dies" at a chosen one of them (the
+store raises a BaseException there, as nothing in the service catches one), and a second
+service on its own store connection, as the restarted server or ``authhost cards
+finish-activations`` would be, finishes what was left: each write once, never twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from test_admin_service import _drive, _product_account_card, backend, store_args  # noqa: F401
+from test_admin_support import open_service
+from test_e2e_tokens import APPLE_PAY, token_number
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ConflictError
+from authhost.admin.service import CardService
+from authhost.admin.service.lifecycle import ACTIVATION_INTENT
+from authhost.cards.model import CardState
+from authhost.runtime import finish_activations
+
+EVERY_INTENT = float("inf")  # intents(kind, before=...): all of them
+
+
+class Crash(BaseException):
+    """The process dying at a write: nothing after it runs."""
+
+
+def crash_at(service: CardService, action: str, nth: int = 1) -> None:
+    """Make the ``nth`` audit entry of ``action`` the write the process dies at (it is not
+    written)."""
+    store, append = service.store, service.store.append_audit
+    seen = []
+
+    async def dying_append(entry, seal=None):
+        if entry.action == action:
+            seen.append(entry)
+            if len(seen) == nth:
+                raise Crash(action)
+        return await append(entry, seal)
+
+    store.append_audit = dying_append  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def restarted(service: CardService, store_args) -> AsyncIterator[CardService]:  # noqa: F811
+    """Another process on the same store: its own connection, the same keys."""
+    from authhost.store.redis import RedisCardStore
+    from authhost.store.sqlite import SqliteCardStore
+
+    tmp_path, kind, redis_url = store_args
+    if kind == "sqlite":
+        store = await SqliteCardStore.open(tmp_path / "authhost.db")
+    else:
+        store = await RedisCardStore.open(redis_url, prefix=service.store._keys.prefix)
+    try:
+        yield CardService(store, service.security, "server")
+    finally:
+        await store.close()
+
+
+async def reissued_with_tokens(service: CardService) -> tuple[dict, dict, list[str]]:
+    """An active card with two wallet tokens, and its reissue (a new PAN) shipped, not yet
+    activated; the tokens' references."""
+    old = await _drive(service, (await _product_account_card(service))["card_id"],
+                       ["ship", "activate"])  # fmt: skip
+    for seed in ("901", "902"):
+        spec = rq.NewToken(token_pan=token_number(seed), requestor_id=APPLE_PAY, expiry="3112")
+        old = await service.add_token(old["card_id"], spec)
+    new = await service.apply(old["card_id"], "reissue")
+    await service.apply(new["card_id"], "ship")
+    return old, new, sorted(t["token_ref"] for t in old["tokens"])
+
+
+async def actions_on(service: CardService, card_id: str) -> list[str]:
+    return [e["action"] for e in await service.audit(subject=card_id, limit=1000)]
+
+
+async def pan_updates(service: CardService, card_id: str) -> list[str]:
+    """The token references of the PAN updates sent for ``card_id``, in order."""
+    entries = await service.audit(subject=card_id, limit=1000)
+    return [
+        token["token_ref"]
+        for e in entries
+        if e["action"] == "card.token_pan_update"
+        for token in json.loads(e["after"])["tokens"]
+    ]
+
+
+async def test_an_activation_cut_short_before_its_audit_entry_is_finished_once(store_args):  # noqa: F811
+    async with open_service(*store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.activate")
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
+        # what the crash left: the new card active with the tokens, the old one still live
+        # with them too, nobody told, the activation not audited
+        assert (await service.store.get_card(new["card_id"])).state is CardState.ACTIVE
+        left = await service.store.get_card(old["card_id"])
+        assert left.state is CardState.ACTIVE and len(left.tokens) == 2
+        assert "card.activate" not in await actions_on(service, new["card_id"])
+
+        async with restarted(service, store_args) as later:
+            fresh = await later.finish_activations()  # begun a moment ago: may be running
+            assert fresh == {"finished": [], "failed": [], "dropped": 0}
+            result = await later.finish_activations(older_than_s=0)
+            assert [d["card_id"] for d in result["finished"]] == [new["card_id"]]
+            assert result["finished"][0]["activation_audited"] is True
+            assert result["finished"][0]["pan_updates_sent"] == 2
+            again = await later.finish_activations(older_than_s=0)
+            assert again == {"finished": [], "failed": [], "dropped": 0}
+
+            retired = await later.store.get_card(old["card_id"])
+            assert retired.state is CardState.REPLACED and retired.tokens == ()
+            assert sorted(await pan_updates(later, new["card_id"])) == refs
+            actions = await actions_on(later, new["card_id"])
+            assert actions.count("card.activate") == 1
+            assert actions[-1] == "card.activation_finished"
+            assert (await actions_on(later, old["card_id"]))[-1] == "card.retire"
+            activate = next(
+                e for e in await later.audit(subject=new["card_id"], limit=1000)
+                if e["action"] == "card.activate"
+            )  # fmt: skip
+            assert (
+                json.loads(activate["after"])["tokens_moved"] == 2
+            )  # the details it was begun with
+            assert await later.store.intents(ACTIVATION_INTENT, EVERY_INTENT) == []
+
+
+async def test_only_the_pan_updates_not_sent_are_sent(store_args):  # noqa: F811
+    async with open_service(*store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.token_pan_update", nth=2)  # the first one went out
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
+        [sent] = await pan_updates(service, new["card_id"])
+        async with restarted(service, store_args) as later:
+            result = await later.finish_activations(older_than_s=0)
+            assert result["finished"][0]["activation_audited"] is False  # it was
+            assert result["finished"][0]["pan_updates_sent"] == 1
+            updates = await pan_updates(later, new["card_id"])
+            assert updates[0] == sent and sorted(updates) == refs  # each token once
+            assert (await later.store.get_card(old["card_id"])).state is CardState.REPLACED
+
+
+async def test_an_activation_cut_short_before_the_old_card_retired(store_args):  # noqa: F811
+    async with open_service(*store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.retire")
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
+        # the old card's write happened before its audit entry: retired, not audited
+        async with restarted(service, store_args) as later:
+            result = await later.finish_activations(older_than_s=0)
+            assert result["finished"][0]["pan_updates_sent"] == 0  # sent before the crash
+            assert sorted(await pan_updates(later, new["card_id"])) == refs
+            assert (await later.store.get_card(old["card_id"])).state is CardState.REPLACED
+
+
+async def test_a_refused_activation_leaves_nothing_to_finish(store_args):  # noqa: F811
+    async with open_service(*store_args) as service:
+        old, new, _ = await reissued_with_tokens(service)
+        done = await service.apply(new["card_id"], "activate")
+        assert done["state"] == "active"
+        assert await service.store.intents(ACTIVATION_INTENT, EVERY_INTENT) == []  # dropped
+        # an activation begun and refused (the card changed meanwhile): its intent names a
+        # card that was never activated, dropped without a change
+        other_old, other_new, _ = await _renewed_card(service)
+        _race_every_card_write(service, other_new["card_id"])
+        with pytest.raises(ConflictError):
+            await service.apply(other_new["card_id"], "activate")
+        assert len(await service.store.intents(ACTIVATION_INTENT, EVERY_INTENT)) == 1
+        result = await service.finish_activations(older_than_s=0)
+        assert result == {"finished": [], "failed": [], "dropped": 1}
+        assert (await service.store.get_card(other_new["card_id"])).state is CardState.ISSUED
+        assert (await service.store.get_card(other_old["card_id"])).state is CardState.ACTIVE
+        assert await service.store.intents(ACTIVATION_INTENT, EVERY_INTENT) == []
+
+
+async def _renewed_card(service: CardService) -> tuple[dict, dict, None]:
+    """A second card of the account, active, and its renewal shipped."""
+    spec = rq.IssueCard(product_id="p1", account_id="a1")
+    old = await _drive(service, (await service.issue_card(spec))["card_id"], ["ship", "activate"])
+    new = await service.apply(old["card_id"], "renew")
+    await service.apply(new["card_id"], "ship")
+    return old, new, None
+
+
+def _race_every_card_write(service: CardService, card_id: str) -> None:
+    """Another writer changes ``card_id`` (a real update, its version moves) just before each
+    of the service's own writes to it, so that they are refused as stale."""
+    store, update_card = service.store, service.store.update_card
+
+    async def racing_update(card):
+        if card.card_id == card_id:
+            await update_card(await store.get_card(card_id))
+        return await update_card(card)
+
+    store.update_card = racing_update  # type: ignore[method-assign]
+
+
+async def test_the_server_finishes_them_itself(store_args):  # noqa: F811
+    async with open_service(*store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.activate")
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
+        async with restarted(service, store_args) as later, trio.open_nursery() as nursery:
+            # the server's own look, as the runtime starts it (here with no wait and no grace)
+            nursery.start_soon(finish_activations, later, 0.05, 0.0, 0.0)
+            while await later.store.intents(ACTIVATION_INTENT, EVERY_INTENT):
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        assert (await service.store.get_card(old["card_id"])).state is CardState.REPLACED
+        assert sorted(await pan_updates(service, new["card_id"])) == refs
+
+
+def test_the_cli_finishes_them(tmp_path):
+    from typer.testing import CliRunner
+
+    from authhost.cli.app import app
+
+    async def cut_short() -> tuple[dict, dict]:
+        async with open_service(tmp_path) as service:
+            old, new, _ = await reissued_with_tokens(service)
+            crash_at(service, "card.token_pan_update")
+            with pytest.raises(Crash):
+                await service.apply(new["card_id"], "activate")
+        return old, new
+
+    old, new = trio.run(cut_short)
+    config = tmp_path / "authhost.toml"  # the same SQLite file and key store
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "authhost.db"}"\n\n'
+        f'[security]\nkey_store = "{tmp_path / "keys.json"}"\ndemo = true\n'
+    )
+
+    def cli(*args: str) -> dict:
+        result = CliRunner().invoke(app, [*args, "--config", str(config)])
+        assert result.exit_code == 0, (result.output, result.stderr)
+        return json.loads(result.stdout)
+
+    assert cli("cards", "finish-activations")["finished"] == []  # too young to be a crash's
+    done = cli("cards", "finish-activations", "--older-than", "0")
+    assert [d["card_id"] for d in done["finished"]] == [new["card_id"]]
+    assert done["finished"][0]["pan_updates_sent"] == 2
+    assert cli("cards", "show", old["card_id"])["state"] == "replaced"
+    assert cli("cards", "finish-activations", "--older-than", "0")["finished"] == []
