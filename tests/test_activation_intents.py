@@ -3,8 +3,8 @@
 Activating a reissued card is several writes (the card, its audit entry, a PAN update per
 wallet token, the old card's retirement). Here the process "dies" at a chosen one of them (the
 store raises a BaseException there, as nothing in the service catches one), and a second
-service on its own store connection, as the restarted server or ``authhost cards
-finish-activations`` would be, finishes what was left: each write once, never twice.
+service on its own store connection, as the restarted server or ``authhost store
+finish`` would be, finishes what was left: each write once, never twice.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from authhost.admin.errors import ConflictError
 from authhost.admin.service import CardService
 from authhost.admin.service.lifecycle import ACTIVATION_INTENT
 from authhost.cards.model import CardState
-from authhost.runtime import finish_activations
+from authhost.runtime import finish_unfinished
 
 EVERY_INTENT = float("inf")  # intents(kind, before=...): all of them
 
@@ -214,7 +214,7 @@ async def test_the_server_finishes_them_itself(store_args):  # noqa: F811
             await service.apply(new["card_id"], "activate")
         async with restarted(service, store_args) as later, trio.open_nursery() as nursery:
             # the server's own look, as the runtime starts it (here with no wait and no grace)
-            nursery.start_soon(finish_activations, later, 0.05, 0.0, 0.0)
+            nursery.start_soon(finish_unfinished, later, 0.05, 0.0, 0.0)
             while await later.store.intents(ACTIVATION_INTENT, EVERY_INTENT):
                 await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
@@ -247,9 +247,9 @@ def test_the_cli_finishes_them(tmp_path):
         assert result.exit_code == 0, (result.output, result.stderr)
         return json.loads(result.stdout)
 
-    assert cli("cards", "finish-activations")["finished"] == []  # too young to be a crash's
-    done = cli("cards", "finish-activations", "--older-than", "0")
+    assert cli("store", "finish")["activations"]["finished"] == []  # too young to be a crash's
+    done = cli("store", "finish", "--older-than", "0")["activations"]
     assert [d["card_id"] for d in done["finished"]] == [new["card_id"]]
     assert done["finished"][0]["pan_updates_sent"] == 2
     assert cli("cards", "show", old["card_id"])["state"] == "replaced"
-    assert cli("cards", "finish-activations", "--older-than", "0")["finished"] == []
+    assert cli("store", "finish", "--older-than", "0")["activations"]["finished"] == []

@@ -249,6 +249,64 @@ async def test_a_dispute_whose_credit_fails_is_not_opened_and_a_retry_credits_on
     assert await balances_of(switch, visa) == (ledger + 8_000, available + 8_000)
 
 
+async def test_a_credit_posted_for_a_dispute_never_recorded_is_recorded_by_store_finish(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """A provisional credit written whose dispute was never recorded (the store lost, the
+    operator never sends the request again): the money is back with the cardholder and no
+    dispute says so. ``authhost store finish`` (and the server, now and then) records the
+    dispute with the credit the journal has, once; an opening whose credit was refused is
+    dropped, nothing recorded."""
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, 5_000, store_url)
+    other = await _charged(at, 2_000, store_url)
+    ledger, _ = await balances_of(at.switch, at.visa)
+    faults.next = "answer_lost"
+    url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+    lost = await call(at.port, "POST", url, payload={"reason": "fraud", "note": "not me"})
+    assert lost.status == 503, lost.json
+    faults.next = "refused"
+    url = f"/v1/cards/{at.card_id}/journal/{other.journal_id}/dispute"
+    refused = await call(at.port, "POST", url, payload={"reason": "amount"})
+    assert refused.status == 409, refused.json
+    assert (await call(at.port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)).json["disputes"] == []
+    assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000  # credited, no dispute
+
+    config = cli_config(tmp_path, store_url)
+    finish = ("store", "finish", "--config", str(config))
+    code, output = await run_cli(*finish)
+    assert code == 0, output
+    assert json.loads(output)["dispute_openings"] == {"recorded": [], "dropped": 0}  # too young
+    code, output = await run_cli(*finish, "--older-than", "0")
+    assert code == 0, output
+    done = json.loads(output)["dispute_openings"]
+    assert done["dropped"] == 1  # the refused one: nothing moved
+    [recorded] = done["recorded"]
+    assert (recorded["journal_id"], recorded["reason"], recorded["credited_minor"]) == (
+        charge.journal_id, "fraud", 5_000
+    )  # fmt: skip
+    code, output = await run_cli(*finish, "--older-than", "0")
+    assert json.loads(output)["dispute_openings"] == {"recorded": [], "dropped": 0}
+
+    listed = await call(at.port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)
+    assert [d["dispute_id"] for d in listed.json["disputes"]] == [recorded["dispute_id"]]
+    reports = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    assert [r["journal_id"] for r in reports.json["reports"]] == [charge.journal_id]
+    audit = await call(at.port, "GET", f"/v1/audit?subject={recorded['dispute_id']}",
+                       token=AUDITOR_TOKEN)  # fmt: skip
+    [entry] = audit.json["audit"]
+    assert entry["action"] == "dispute.open"
+    assert json.loads(entry["after"])["finished_after_a_failure"] is True
+    resolved = await call(at.port, "POST", f"/v1/disputes/{recorded['dispute_id']}/resolve",
+                          payload={"outcome": "lost"})  # fmt: skip
+    assert resolved.status == 200, resolved.json
+    assert (await balances_of(at.switch, at.visa))[0] == ledger  # the credit taken back
+
+
 async def test_two_operators_opening_one_dispute_at_once_move_its_money_once(
     nursery,
     tmp_path,

@@ -203,7 +203,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
-        runtime.services.append(partial(finish_activations, cards, ACTIVATIONS_EVERY_S))
+        runtime.services.append(partial(finish_unfinished, cards, UNFINISHED_EVERY_S))
         if config.admin.audit_verify_every_s:
             from authhost.admin.audit_verify import AuditWatch
             from authhost.store.metrics import AuditChainCollector
@@ -444,42 +444,50 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
 
 
 AUDIT_FIRST_WALK_S = 10.0  # after the start: not in the middle of it
-ACTIVATIONS_FIRST_S = 5.0  # the first look for activations a crash cut short, after the start
-ACTIVATIONS_EVERY_S = 300.0  # and then
+UNFINISHED_FIRST_S = 5.0  # the first look for work a crash cut short, after the start
+UNFINISHED_EVERY_S = 300.0  # and then
 
 
-async def finish_activations(
+async def finish_unfinished(
     cards: CardService,
     every_s: float,
-    first_s: float = ACTIVATIONS_FIRST_S,
+    first_s: float = UNFINISHED_FIRST_S,
     older_than_s: float | None = None,
 ) -> None:
-    """Finish the card activations a crash cut short (``admin.service.activations``) soon
-    after the start and every ``every_s``: the old card retired, the wallet tokens' PAN
-    updates sent, the activation audited. Each worker looks; the finishing writes are
-    compare-and-set, so two at once retire a card once."""
+    """Finish the work a crash cut short (``admin.service.unfinished``: card activations
+    that hand over, dispute openings whose credit posted) soon after the start and every
+    ``every_s``. Each worker looks; the finishing writes are compare-and-set, so two at
+    once retire a card or record a dispute once."""
     await trio.sleep(first_s)
     while True:
         try:
             if older_than_s is None:
-                result = await cards.finish_activations()
+                result = await cards.finish_unfinished()
             else:
-                result = await cards.finish_activations(older_than_s)
+                result = await cards.finish_unfinished(older_than_s)
         except StoreError as exc:
-            log.warning("cannot look for unfinished card activations now (%s)", exc)
+            log.warning("cannot look for work a crash cut short now (%s)", exc)
         except Exception:
-            log.exception("finishing unfinished card activations failed; will try again")
+            log.exception("finishing work a crash cut short failed; will try again")
         else:
-            for done in result["finished"]:
-                log.warning(
-                    "finished card %s's activation, cut short at %s",
-                    done["card_id"], done["begun_at"], extra={"fields": done},
-                )  # fmt: skip
-            for failed in result["failed"]:
-                log.error(
-                    "cannot finish card %s's activation: %s", failed["card_id"], failed["error"]
-                )
+            _log_finished(result)
         await trio.sleep(every_s)
+
+
+def _log_finished(result: dict[str, Any]) -> None:
+    for done in result["activations"]["finished"]:
+        log.warning(
+            "finished card %s's activation, cut short at %s",
+            done["card_id"], done["begun_at"], extra={"fields": done},
+        )  # fmt: skip
+    for failed in result["activations"]["failed"]:
+        log.error("cannot finish card %s's activation: %s", failed["card_id"], failed["error"])
+    for dispute in result["dispute_openings"]["recorded"]:
+        log.warning(
+            "recorded dispute %s of journal entry %d: its provisional credit of %d was posted "
+            "but the dispute never recorded",
+            dispute["dispute_id"], dispute["journal_id"], dispute["credited_minor"],
+        )  # fmt: skip
 
 
 async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> None:

@@ -177,25 +177,6 @@ for _action, _summary in LIFECYCLE_ACTIONS.items():
     _lifecycle_command(_action, _summary)
 
 
-@cards.command("finish-activations")
-def cards_finish_activations(
-    older_than: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="only activations begun at least this many seconds ago (younger ones may "
-            "still be running in another process)",
-        ),
-    ] = 60.0,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Finish the activations of renewed, replaced or reissued cards that a crash cut short:
-    audit them, send the wallet tokens' PAN updates not sent, retire the cards they succeed.
-    A running server does this itself every few minutes."""
-    _run(_config(config, store), lambda s: s.finish_activations(older_than))
-
-
 @cards.command("controls")
 def cards_controls(
     card_id: str,

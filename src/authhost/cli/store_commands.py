@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _say
+from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _run, _say
 from authhost.store import sqlite_backup
 from authhost.store.interface import StoreError
 from authhost.store.opener import sqlite_path
@@ -112,6 +112,26 @@ def store_info(store: StoreOpt = None, config: ConfigOpt = None) -> None:
     except StoreError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(1) from None
+
+
+@store_app.command("finish")
+def store_finish(
+    older_than: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="only work begun at least this many seconds ago (younger work may still be "
+            "running in another process)",
+        ),
+    ] = 60.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Finish what a crash or a store outage cut short (either store): card activations that
+    hand over (the activation audited, the wallet tokens' PAN updates sent, the old card
+    retired) and disputes whose provisional credit was posted but which were never recorded.
+    A running server does this itself every few minutes."""
+    _run(_config(config, store), lambda s: s.finish_unfinished(older_than))
 
 
 def register(app: typer.Typer) -> None:

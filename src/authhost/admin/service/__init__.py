@@ -9,17 +9,17 @@ for the networks: the sanctioned ways out, each audited).
 ``CardService`` is put together from one part per family of operations, each its own module
 on the shared ``ServiceBase`` (store, keys, actor, audit, idempotency):
 ``accounts`` (products, accounts, funds, the ledger balance), ``cards`` (issuing, what is set
-on a card), ``tokens``, ``lifecycle`` (with ``activations``: those a crash cut short),
+on a card), ``tokens``, ``lifecycle``,
 ``cardholder_answers`` (answers to alerts), ``pins``,
 ``journal`` (history, explanations, reviews, feeds, totals, retention, audit, lists),
 ``dispute_cases``, ``clearing_imports`` (on the disputes: a duplicate presentment is disputed)
-and ``files``.
+and ``files``; ``unfinished`` finishes what a crash cut short (activations, dispute
+openings).
 """
 
 from __future__ import annotations
 
 from authhost.admin.service.accounts import ProductsAndAccounts
-from authhost.admin.service.activations import InterruptedActivations
 from authhost.admin.service.base import LIFECYCLE_ACTIONS, RETIRE_TRIES, ServiceBase
 from authhost.admin.service.cardholder_answers import CardholderAnswers
 from authhost.admin.service.cards import CardData
@@ -29,6 +29,7 @@ from authhost.admin.service.journal import JournalAnalysis
 from authhost.admin.service.lifecycle import CardLifecycle
 from authhost.admin.service.pins import Pins
 from authhost.admin.service.tokens import PaymentTokens
+from authhost.admin.service.unfinished import UnfinishedWork
 
 __all__ = ["LIFECYCLE_ACTIONS", "RETIRE_TRIES", "CardService"]
 
@@ -38,7 +39,7 @@ class CardService(
     CardData,
     PaymentTokens,
     CardholderAnswers,
-    InterruptedActivations,
+    UnfinishedWork,
     CardLifecycle,
     Pins,
     JournalAnalysis,

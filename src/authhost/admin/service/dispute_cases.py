@@ -26,6 +26,7 @@ from authhost.admin.views import (
 )
 from authhost.iso.codes import APPROVED_CODES
 from authhost.security.masking import mask_pans_in_text
+from authhost.store import codec
 from authhost.store.interface import (
     Conflict,
     JournalQuery,
@@ -40,6 +41,8 @@ from authhost.store.records import (
 )
 
 DISPUTE_PAGE = 1000  # open disputes read at a time
+# the intent (store.put_intent) an opening with a provisional credit writes before the credit
+DISPUTE_OPEN_INTENT = "dispute.open"
 # how far behind this process's clock another's may be: a dispute id carries the time of the
 # process that opened it, so one opened elsewhere is looked for this far back
 CLOCK_SKEW_S = 300.0
@@ -163,7 +166,9 @@ class DisputeCases(ServiceBase):
             disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
             amount, entry.currency, now, note=mask_pans_in_text(spec.note),
         )  # fmt: skip
-        if spec.provisional_credit:
+        key = str(journal_id)
+        if spec.provisional_credit:  # two writes: a crash between them is finished later
+            await self.store.put_intent(DISPUTE_OPEN_INTENT, key, codec.dispute_to_json(dispute))
             credited, _ = await self._provisional_credit(dispute, entry)
         else:  # an earlier try's credit, whose answer was lost: the dispute records it
             credited = await self._credit_given(entry)
@@ -174,19 +179,32 @@ class DisputeCases(ServiceBase):
             rival = await self._dispute_of(entry)
             if dispute.credited_minor and (rival is None or not rival.credited_minor):
                 await self._take_back_credit(dispute, entry)  # (this try's, or an earlier's)
+            await self.store.drop_intent(DISPUTE_OPEN_INTENT, key)
             raise _disputed_already(journal_id, rival) from None
         except StoreError as exc:
             raise Unavailable(
                 f"the store failed while the dispute was recorded ({exc}); "
                 f"{_RETRY if dispute.credited_minor else 'send the request again'}"
             ) from None
-        if spec.reason == "fraud":
+        view = await self._dispute_recorded(dispute, {})
+        if spec.provisional_credit:
+            await self.store.drop_intent(DISPUTE_OPEN_INTENT, key)
+        return view
+
+    async def _dispute_recorded(self, dispute: Dispute, details: dict[str, Any]) -> dict[str, Any]:
+        """What follows a dispute's recording: a fraud dispute labels its charge fraud
+        (source chargeback), the reconcile runs learn of it, the audit log has it (with
+        ``details``)."""
+        if dispute.reason == "fraud":
             await self.store.put_fraud_report(
-                FraudReport(journal_id, card_id, True, "chargeback", now, dispute.note)
-            )
+                FraudReport(
+                    dispute.journal_id, dispute.card_id, True, "chargeback",
+                    dispute.opened_at, dispute.note,
+                )
+            )  # fmt: skip
         self._open_disputes.add(dispute.account_id, dispute.dispute_id)
         view = dispute_view(dispute)
-        await self.record_audit("dispute.open", dispute.dispute_id, None, view)
+        await self.record_audit("dispute.open", dispute.dispute_id, None, {**view, **details})
         return view
 
     async def _reversed(self, entry: JournalEntry) -> int:

@@ -1,37 +1,52 @@
-"""Activations a crash cut short, finished.
+"""Work a crash cut short, finished.
 
-Activating a renewal, replacement or reissue is several writes: the card itself, its audit
-entry, the token service's PAN update for each wallet token it takes over, and the
-retirement of the card it succeeds (which gives those tokens up). A process that dies
-between them leaves the old card working beside the new one, tokens on both, the token
-service not told and the activation perhaps not audited. The activation writes an intent
-first (``lifecycle.HandOver``) and drops it after its last write; what is left of one is
-finished here, by the server now and then or by ``authhost cards finish-activations``.
+Some operations are several writes that no store can make one: activating a card that
+succeeds another (the card, its audit entry, the token service's PAN update for each wallet
+token it takes over, the retirement of the card it succeeds, which gives those tokens up), and
+opening a dispute with a provisional credit (the credit posted through the pipeline, then the
+dispute recorded). A process that dies between them, or a store that stops taking writes,
+would leave the old card working beside the new one and the token service never told, or the
+cardholder's money back with no dispute to say so. Each writes an intent first
+(``store.put_intent``) and drops it after its last write; what is left of one is finished
+here, by the server now and then or by ``authhost store finish``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from authhost.admin import totals as totals_module
-from authhost.admin.errors import ServiceError
+from authhost.admin.errors import NotFoundError, ServiceError
 from authhost.admin.service.base import _with_reason
+from authhost.admin.service.dispute_cases import DISPUTE_OPEN_INTENT, DisputeCases
 from authhost.admin.service.lifecycle import ACTIVATION_INTENT, CardLifecycle, HandOver
 from authhost.admin.views import card_view
 from authhost.cards import lifecycle
 from authhost.cards.model import Card
-from authhost.store.interface import Intent
+from authhost.store import codec
+from authhost.store.interface import Conflict, Intent
 
-# an intent younger than this may be an activation still running in another process
-ACTIVATION_GRACE_S = 60.0
+# an intent younger than this may be work still running in another process
+GRACE_S = 60.0
 
 
-class InterruptedActivations(CardLifecycle):
-    """Finishing the activations that did not finish."""
+class UnfinishedWork(CardLifecycle, DisputeCases):
+    """Finishing the activations and dispute openings that did not finish."""
 
-    async def finish_activations(self, older_than_s: float = ACTIVATION_GRACE_S) -> dict[str, Any]:
+    async def finish_unfinished(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
+        """Finish what was begun more than ``older_than_s`` ago and not finished: card
+        activations (``finish_activations``) and dispute openings
+        (``finish_dispute_openings``)."""
+        return {
+            "activations": await self.finish_activations(older_than_s),
+            "dispute_openings": await self.finish_dispute_openings(older_than_s),
+        }
+
+    async def finish_activations(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
         """Finish every activation begun more than ``older_than_s`` ago and not finished:
         audit it if its entry is missing, send the PAN updates not sent, retire its
         predecessors; an intent whose card was never activated (the activation was refused)
@@ -92,3 +107,31 @@ class InterruptedActivations(CardLifecycle):
                 elif entry.action == "card.token_pan_update":
                     announced.update(t["token_ref"] for t in json.loads(entry.after)["tokens"])
         return audited, announced
+
+    async def finish_dispute_openings(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
+        """Record the disputes whose provisional credit was posted and that were never
+        recorded (the store failed in between, or the process stopped): with the credit the
+        journal has, audited as ``dispute.open`` with ``finished_after_a_failure``. An opening
+        whose charge has a dispute now (a retry recorded it) or whose credit never posted
+        (refused, or not reached) is dropped: nothing is left to do."""
+        recorded: list[dict[str, Any]] = []
+        dropped = 0
+        for intent in await self.store.intents(DISPUTE_OPEN_INTENT, time.time() - older_than_s):
+            dispute = codec.dispute_from_json(intent.data)
+            try:
+                entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
+            except NotFoundError:  # pruned meanwhile: nothing to record against
+                entry = None
+            credited = 0
+            if entry is not None and await self._dispute_of(entry) is None:
+                credited = await self._credit_given(entry)
+            if credited:
+                opened = replace(dispute, credited_minor=credited)
+                with contextlib.suppress(Conflict):  # recorded by a retry meanwhile
+                    await self.store.open_dispute(opened)
+                    details = {"finished_after_a_failure": True}
+                    recorded.append(await self._dispute_recorded(opened, details))
+            else:
+                dropped += 1
+            await self.store.drop_intent(DISPUTE_OPEN_INTENT, intent.key, intent.ts)
+        return {"recorded": recorded, "dropped": dropped}
