@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 import trio
@@ -47,6 +48,18 @@ def crash_at(service: CardService, action: str, nth: int = 1) -> None:
         return await append(entry, seal)
 
     store.append_audit = dying_append  # type: ignore[method-assign]
+
+
+def crash_at_card_write(service: CardService, card_id: str) -> None:
+    """Make the next write of ``card_id`` the one the process dies at (it is not written)."""
+    store, update_card = service.store, service.store.update_card
+
+    async def dying_update(card, *audit):
+        if card.card_id == card_id:
+            raise Crash(f"writing {card_id}")
+        return await update_card(card, *audit)
+
+    store.update_card = dying_update  # type: ignore[method-assign]
 
 
 @asynccontextmanager
@@ -94,25 +107,25 @@ async def pan_updates(service: CardService, card_id: str) -> list[str]:
     ]
 
 
-async def test_an_activation_cut_short_before_its_audit_entry_is_finished_once(store_args):  # noqa: F811
+async def test_an_activation_cut_short_after_the_card_is_finished_once(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
         old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.activate")
+        crash_at(service, "card.token_pan_update")
         with pytest.raises(Crash):
             await service.apply(new["card_id"], "activate")
-        # what the crash left: the new card active with the tokens, the old one still live
-        # with them too, nobody told, the activation not audited
+        # what the crash left: the new card active with the tokens (and audited: in the card's
+        # own write), the old one still live with them too, the token service never told
         assert (await service.store.get_card(new["card_id"])).state is CardState.ACTIVE
         left = await service.store.get_card(old["card_id"])
         assert left.state is CardState.ACTIVE and len(left.tokens) == 2
-        assert "card.activate" not in await actions_on(service, new["card_id"])
+        assert await pan_updates(service, new["card_id"]) == []
 
         async with restarted(service, store_args) as later:
             fresh = await later.finish_activations()  # begun a moment ago: may be running
             assert fresh == {"finished": [], "failed": [], "dropped": 0}
             result = await later.finish_activations(older_than_s=0)
             assert [d["card_id"] for d in result["finished"]] == [new["card_id"]]
-            assert result["finished"][0]["activation_audited"] is True
+            assert result["finished"][0]["activation_audited"] is False  # it was
             assert result["finished"][0]["pan_updates_sent"] == 2
             again = await later.finish_activations(older_than_s=0)
             assert again == {"finished": [], "failed": [], "dropped": 0}
@@ -124,14 +137,35 @@ async def test_an_activation_cut_short_before_its_audit_entry_is_finished_once(s
             assert actions.count("card.activate") == 1
             assert actions[-1] == "card.activation_finished"
             assert (await actions_on(later, old["card_id"]))[-1] == "card.retire"
-            activate = next(
-                e for e in await later.audit(subject=new["card_id"], limit=1000)
-                if e["action"] == "card.activate"
-            )  # fmt: skip
-            assert (
-                json.loads(activate["after"])["tokens_moved"] == 2
-            )  # the details it was begun with
             assert await later.store.intents(ACTIVATION_INTENT, EVERY_INTENT) == []
+
+
+async def test_a_card_change_and_its_audit_entry_are_one_write_on_sqlite(store_args):  # noqa: F811
+    """On SQLite the activation's audit entry is written in the card's own transaction, so a
+    crash keeps both or neither; on Redis (another hash slot) it follows the card's write,
+    and an activation cut short between the two is audited by the finisher, with the
+    details it was begun with."""
+    tmp_path, kind, _ = store_args
+    async with open_service(*store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.activate")
+        if kind == "sqlite":
+            await service.apply(new["card_id"], "activate")  # no separate audit write to die at
+            assert "card.activate" in await actions_on(service, new["card_id"])
+            return
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
+        assert (await service.store.get_card(new["card_id"])).state is CardState.ACTIVE
+        assert "card.activate" not in await actions_on(service, new["card_id"])
+        async with restarted(service, store_args) as later:
+            result = await later.finish_activations(older_than_s=0)
+            assert result["finished"][0]["activation_audited"] is True
+            assert result["finished"][0]["pan_updates_sent"] == 2
+            entries = await later.audit(subject=new["card_id"], limit=1000)
+            [activate] = [e for e in entries if e["action"] == "card.activate"]
+            assert json.loads(activate["after"])["tokens_moved"] == 2  # as begun
+            assert sorted(await pan_updates(later, new["card_id"])) == refs
+            assert (await later.store.get_card(old["card_id"])).state is CardState.REPLACED
 
 
 async def test_only_the_pan_updates_not_sent_are_sent(store_args):  # noqa: F811
@@ -153,15 +187,17 @@ async def test_only_the_pan_updates_not_sent_are_sent(store_args):  # noqa: F811
 async def test_an_activation_cut_short_before_the_old_card_retired(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
         old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.retire")
+        crash_at_card_write(service, old["card_id"])
         with pytest.raises(Crash):
             await service.apply(new["card_id"], "activate")
-        # the old card's write happened before its audit entry: retired, not audited
+        assert (await service.store.get_card(old["card_id"])).state is CardState.ACTIVE
         async with restarted(service, store_args) as later:
             result = await later.finish_activations(older_than_s=0)
             assert result["finished"][0]["pan_updates_sent"] == 0  # sent before the crash
             assert sorted(await pan_updates(later, new["card_id"])) == refs
-            assert (await later.store.get_card(old["card_id"])).state is CardState.REPLACED
+            retired = await later.store.get_card(old["card_id"])
+            assert retired.state is CardState.REPLACED and retired.tokens == ()
+            assert (await actions_on(later, old["card_id"]))[-1] == "card.retire"
 
 
 async def test_a_refused_activation_leaves_nothing_to_finish(store_args):  # noqa: F811
@@ -198,10 +234,10 @@ def _race_every_card_write(service: CardService, card_id: str) -> None:
     of the service's own writes to it, so that they are refused as stale."""
     store, update_card = service.store, service.store.update_card
 
-    async def racing_update(card):
+    async def racing_update(card, *audit):
         if card.card_id == card_id:
             await update_card(await store.get_card(card_id))
-        return await update_card(card)
+        return await update_card(card, *audit)
 
     store.update_card = racing_update  # type: ignore[method-assign]
 
@@ -209,7 +245,7 @@ def _race_every_card_write(service: CardService, card_id: str) -> None:
 async def test_the_server_finishes_them_itself(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
         old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.activate")
+        crash_at(service, "card.token_pan_update")
         with pytest.raises(Crash):
             await service.apply(new["card_id"], "activate")
         async with restarted(service, store_args) as later, trio.open_nursery() as nursery:
@@ -253,3 +289,26 @@ def test_the_cli_finishes_them(tmp_path):
     assert done["finished"][0]["pan_updates_sent"] == 2
     assert cli("cards", "show", old["card_id"])["state"] == "replaced"
     assert cli("store", "finish", "--older-than", "0")["activations"]["finished"] == []
+
+
+async def test_a_card_write_whose_audit_entry_fails_is_not_written_on_sqlite(tmp_path):
+    """Both or neither: the audit entry fails in the card's transaction (its seal raises, as
+    a full disk would fail the insert), so the card stays as it was."""
+    from authhost.store.records import AuditEntry
+
+    class BrokenSeal:
+        def seal(self, previous, fields):  # noqa: ANN001, ANN201
+            raise OSError("disk full")
+
+    async with open_service(tmp_path) as service:
+        card = await service.store.get_card((await _product_account_card(service))["card_id"])
+        entry = AuditEntry(ts=1.0, actor="t", action="card.ship", subject=card.card_id)
+        with pytest.raises(OSError):
+            await service.store.update_card(
+                replace(card, state=CardState.ISSUED), entry, BrokenSeal()
+            )
+        assert await service.store.get_card(card.card_id) == card
+        assert "card.ship" not in await actions_on(service, card.card_id)
+        stored = await service.store.update_card(replace(card, state=CardState.ISSUED), entry)
+        assert stored.version == card.version + 1
+        assert (await actions_on(service, card.card_id))[-1] == "card.ship"

@@ -554,7 +554,7 @@ def _race_updates_of(service: CardService, card_id: str, times: int) -> list[int
     store, written = service.store, []
     update_card = store.update_card
 
-    async def racing_update(card):
+    async def racing_update(card, *audit):
         if card.card_id == card_id and len(written) < times:
             current = await store.get_card(card_id)
             written.append(current.pin_tries + 1)
@@ -562,7 +562,7 @@ def _race_updates_of(service: CardService, card_id: str, times: int) -> list[int
                                  response_code="55", card_id=card_id,
                                  account_id=current.account_id)  # fmt: skip
             await store.commit(Commit(entry, card_id=card_id, pin_wrong=True))
-        return await update_card(card)
+        return await update_card(card, *audit)
 
     store.update_card = racing_update  # type: ignore[method-assign]
     return written

@@ -539,9 +539,14 @@ class CardStore(Protocol):
         None when its journal holds none (never used, or pruned)."""
         ...
 
-    async def update_card(self, card: Card) -> Card:
+    async def update_card(
+        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> Card:
         """Store ``card`` if the stored version equals ``card.version``; return it with
-        version + 1. Raise Conflict otherwise (someone else changed it)."""
+        version + 1. Raise Conflict otherwise (someone else changed it). ``audit``: the
+        change's audit entry, appended (chained with ``seal``) only if the card is written:
+        in the same transaction on SQLite (a crash keeps both or neither), right after it on
+        Redis (the card and the audit log live in different hash slots)."""
         ...
 
     async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:

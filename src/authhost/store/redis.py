@@ -1211,7 +1211,15 @@ class RedisCardStore:
                     break
         return cards
 
-    async def update_card(self, card: Card) -> Card:
+    async def update_card(
+        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> Card:
+        stored = await self._update_card(card)
+        if audit is not None:  # another hash slot: right after the card, not with it
+            await self.append_audit(audit, seal)
+        return stored
+
+    async def _update_card(self, card: Card) -> Card:
         stored_account = await self._card_account(card.card_id)
         if stored_account is None:
             raise NotFound(f"card {card.card_id} not found")

@@ -854,8 +854,16 @@ class SqliteCardStore:
         )
         return [c for c in map(self._card, rows) if c is not None]
 
-    async def update_card(self, card: Card) -> Card:
-        return await self._writer.run(lambda conn: _update_card(conn, card))
+    async def update_card(
+        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> Card:
+        def write(conn: sqlite3.Connection) -> Card:
+            stored = _update_card(conn, card)
+            if audit is not None:  # in the card's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
+            return stored
+
+        return await self._writer.run(write)
 
     async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
         if new.account_id != old.account_id:
@@ -933,20 +941,7 @@ class SqliteCardStore:
         return journal_pages(self.journal, query)
 
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
-            chain = ""
-            if seal is not None:  # the newest entry read in the write's own transaction
-                row = conn.execute(
-                    "SELECT chain FROM audit ORDER BY audit_id DESC LIMIT 1"
-                ).fetchone()
-                chain = seal.seal(row[0] if row else "", entry.sealed_fields())
-            conn.execute(
-                "INSERT INTO audit (ts, actor, action, subject, before, after, chain) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*entry.sealed_fields(), chain),
-            )
-
-        await self._writer.run(insert)
+        await self._writer.run(lambda conn: _insert_audit(conn, entry, seal))
 
     async def open_dispute(self, dispute: Dispute) -> None:
         def insert(conn: sqlite3.Connection) -> None:
@@ -1186,6 +1181,18 @@ def _insert_card(
         )
     except sqlite3.IntegrityError:
         raise Conflict(f"card {card.card_id} already exists") from None
+
+
+def _insert_audit(conn: sqlite3.Connection, entry: AuditEntry, seal: AuditSealer | None) -> None:
+    chain = ""
+    if seal is not None:  # the newest entry read in the write's own transaction
+        row = conn.execute("SELECT chain FROM audit ORDER BY audit_id DESC LIMIT 1").fetchone()
+        chain = seal.seal(row[0] if row else "", entry.sealed_fields())
+    conn.execute(
+        "INSERT INTO audit (ts, actor, action, subject, before, after, chain) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*entry.sealed_fields(), chain),
+    )
 
 
 def _update_card(conn: sqlite3.Connection, card: Card) -> Card:

@@ -206,15 +206,18 @@ class ServiceBase:
     async def record_audit(self, action: str, subject: str, before: Any, after: Any) -> None:
         """Append an audit entry as this actor; before/after are views (masked again here)."""
         await self.store.append_audit(
-            AuditEntry(
-                ts=self.clock(),
-                actor=self.actor,
-                action=action,
-                subject=subject,
-                before=_json(before) if before is not None else "",
-                after=_json(after) if after is not None else "",
-            ),
+            self._audit_entry(action, subject, before, after),
             self.security.audit_seal,  # chained to the newest entry (security.audit_chain)
+        )
+
+    def _audit_entry(self, action: str, subject: str, before: Any, after: Any) -> AuditEntry:
+        return AuditEntry(
+            ts=self.clock(),
+            actor=self.actor,
+            action=action,
+            subject=subject,
+            before=_json(before) if before is not None else "",
+            after=_json(after) if after is not None else "",
         )
 
     async def _once(
@@ -364,16 +367,17 @@ class ServiceBase:
         details: dict[str, Any] | None = None,
     ) -> dict:
         """Write ``after`` over ``before`` and audit both views (with ``reason``, and
-        ``details`` of the change beside the card's view)."""
+        ``details`` of the change beside the card's view), in the card's own write (the view
+        has no version, the one thing the write changes)."""
+        view = card_view(after)
+        audited = {**_with_reason(view, reason), **(details or {})}
+        entry = self._audit_entry(action, before.card_id, card_view(before), audited)
         try:
-            stored = await self.store.update_card(after)
+            stored = await self.store.update_card(after, entry, self.security.audit_seal)
         except Conflict:
             raise ConflictError(
                 f"card {before.card_id} was changed by someone else; read it and retry"
             ) from None
-        view = card_view(stored)
-        audited = {**_with_reason(view, reason), **(details or {})}
-        await self.record_audit(action, before.card_id, card_view(before), audited)
         if stored.replaced_by:
             await self._carry_to_successor(before, stored, action)
         return view
