@@ -641,9 +641,9 @@ class CardStore(Protocol):
         result stays."""
         ...
 
-    async def put_intent(self, kind: str, key: str, data_json: str) -> None:
+    async def put_intent(self, kind: str, subject: str, data_json: str) -> None:
         """Record work about to begin (``Intent``), over an earlier one of the same kind and
-        key (with the time of this one)."""
+        subject (with the time of this one)."""
         ...
 
     async def intents(self, kind: str, before: float) -> list[Intent]:
@@ -651,7 +651,7 @@ class CardStore(Protocol):
         that long ago and not finished is work a crash cut short, not work in progress."""
         ...
 
-    async def drop_intent(self, kind: str, key: str, ts: float | None = None) -> None:
+    async def drop_intent(self, kind: str, subject: str, ts: float | None = None) -> None:
         """Forget an intent: its work is done. With ``ts``, only the intent written then (a
         finisher must not drop the intent of the same work begun again since it read it)."""
         ...
@@ -692,7 +692,7 @@ class Intent:
     is found and finished (``intents``) instead of staying half done unnoticed."""
 
     kind: str  # what the work is ("activation"): who finishes it
-    key: str  # which one (a card id): one intent per kind and key
+    subject: str  # which one (a card id): one intent per kind and subject
     data: str  # JSON: what the finisher needs to know
     ts: float  # when it was written (epoch seconds)
 

@@ -1638,25 +1638,25 @@ class RedisCardStore:
     async def forget_reservation(self, key: str) -> None:
         await self._settle([self._keys.idempotency(key)], ["", PENDING_PREFIX, "1"])
 
-    async def put_intent(self, kind: str, key: str, data_json: str) -> None:
+    async def put_intent(self, kind: str, subject: str, data_json: str) -> None:
         value = json.dumps({"data": data_json, "ts": time.time()}, separators=(",", ":"))
-        await self._client.hset(self._keys.intents(kind), {key: value})
+        await self._client.hset(self._keys.intents(kind), {subject: value})
 
     async def intents(self, kind: str, before: float) -> list[Intent]:
         raw = await self._client.hgetall(self._keys.intents(kind))
         found = []
-        for key, value in raw.items():
+        for subject, value in raw.items():
             item = json.loads(_s(value))
             if item["ts"] < before:
-                found.append(Intent(kind, _s(key), item["data"], item["ts"]))
+                found.append(Intent(kind, _s(subject), item["data"], item["ts"]))
         return sorted(found, key=lambda intent: intent.ts)
 
-    async def drop_intent(self, kind: str, key: str, ts: float | None = None) -> None:
+    async def drop_intent(self, kind: str, subject: str, ts: float | None = None) -> None:
         name = self._keys.intents(kind)
         if ts is None:
-            await self._client.hdel(name, [key])
+            await self._client.hdel(name, [subject])
         else:  # only the intent written then: compare and delete in one step
-            await self._drop_intent([name], [key, repr(ts)])
+            await self._drop_intent([name], [subject, repr(ts)])
 
 
 def _pointer_value(card: Card) -> str:

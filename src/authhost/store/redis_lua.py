@@ -759,7 +759,7 @@ return {'ok', string.format('%d', after), moved, unpack(account)}
 )
 
 # An intent dropped only if it is still the one written at ARGV[2] (its ts): a finisher that
-# read it must not drop the same work begun again since. KEYS: the kind's hash. ARGV: key, ts.
+# read it must not drop the same work begun again since. KEYS: the kind's hash. ARGV: subject, ts.
 DROP_INTENT = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end

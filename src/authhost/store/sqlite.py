@@ -1123,28 +1123,28 @@ class SqliteCardStore:
             )
         )
 
-    async def put_intent(self, kind: str, key: str, data_json: str) -> None:
+    async def put_intent(self, kind: str, subject: str, data_json: str) -> None:
         await self._writer.run(
             lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO intents (kind, key, data, ts) VALUES (?, ?, ?, ?)",
-                (kind, key, data_json, time.time()),
+                "INSERT OR REPLACE INTO intents (kind, subject, data, ts) VALUES (?, ?, ?, ?)",
+                (kind, subject, data_json, time.time()),
             )
         )
 
     async def intents(self, kind: str, before: float) -> list[Intent]:
         rows = await self._reader.run(
             lambda conn: conn.execute(
-                "SELECT key, data, ts FROM intents WHERE kind = ? AND ts < ? ORDER BY ts",
+                "SELECT subject, data, ts FROM intents WHERE kind = ? AND ts < ? ORDER BY ts",
                 (kind, before),
             ).fetchall()
         )
-        return [Intent(kind, key, data, ts) for key, data, ts in rows]
+        return [Intent(kind, subject, data, ts) for subject, data, ts in rows]
 
-    async def drop_intent(self, kind: str, key: str, ts: float | None = None) -> None:
-        if ts is None:
-            sql, args = "DELETE FROM intents WHERE kind = ? AND key = ?", (kind, key)
-        else:
-            sql, args = "DELETE FROM intents WHERE kind = ? AND key = ? AND ts = ?", (kind, key, ts)
+    async def drop_intent(self, kind: str, subject: str, ts: float | None = None) -> None:
+        sql = "DELETE FROM intents WHERE kind = ? AND subject = ?"
+        args: tuple[object, ...] = (kind, subject)
+        if ts is not None:  # only the intent written then
+            sql, args = sql + " AND ts = ?", (*args, ts)
         await self._writer.run(lambda conn: conn.execute(sql, args))
 
 

@@ -402,10 +402,10 @@ ALTER TABLE audit ADD COLUMN chain TEXT NOT NULL DEFAULT '';
     """
 CREATE TABLE intents (
   kind TEXT NOT NULL,
-  key TEXT NOT NULL,
+  subject TEXT NOT NULL,
   data TEXT NOT NULL,
   ts REAL NOT NULL,
-  PRIMARY KEY (kind, key)
+  PRIMARY KEY (kind, subject)
 );
 """,
 ]

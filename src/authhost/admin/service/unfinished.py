@@ -55,9 +55,9 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
         failed: list[dict[str, str]] = []
         dropped = 0
         for intent in await self.store.intents(ACTIVATION_INTENT, time.time() - older_than_s):
-            card = await self.store.get_card(intent.key)
+            card = await self.store.get_card(intent.subject)
             if card is None or not card.replaces or not lifecycle.has_been_activated(card):
-                await self.store.drop_intent(ACTIVATION_INTENT, intent.key, intent.ts)
+                await self.store.drop_intent(ACTIVATION_INTENT, intent.subject, intent.ts)
                 dropped += 1
                 continue
             try:
@@ -65,7 +65,7 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
             except ServiceError as error:  # a predecessor that keeps changing: next time
                 failed.append({"card_id": card.card_id, "error": error.message})
                 continue
-            await self.store.drop_intent(ACTIVATION_INTENT, intent.key, intent.ts)
+            await self.store.drop_intent(ACTIVATION_INTENT, intent.subject, intent.ts)
         return {"finished": finished, "failed": failed, "dropped": dropped}
 
     async def _finish_activation(self, card: Card, intent: Intent) -> dict[str, Any]:
@@ -133,5 +133,5 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
                     recorded.append(await self._dispute_recorded(opened, details))
             else:
                 dropped += 1
-            await self.store.drop_intent(DISPUTE_OPEN_INTENT, intent.key, intent.ts)
+            await self.store.drop_intent(DISPUTE_OPEN_INTENT, intent.subject, intent.ts)
         return {"recorded": recorded, "dropped": dropped}
