@@ -232,3 +232,7 @@ class Keys:
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:{{i}}:{key}"
+
+    def lease(self, name: str) -> str:
+        """A lease (``CardStore.take_lease``): the string "since|owner", expiring with it."""
+        return f"{self.prefix}:{{lease}}:{name}"

@@ -398,6 +398,17 @@ CREATE INDEX holds_open_by_age ON holds (created_at) WHERE posted = 0 AND amount
     """
 ALTER TABLE audit ADD COLUMN chain TEXT NOT NULL DEFAULT '';
 """,
+    # 35 (renumbered at merge): leases (CardStore.take_lease): one holder at a time of a named
+    # piece of work across the processes sharing the file (one clearing import at a time),
+    # each until it drops it or its expiry passes (a holder that died blocks no one for good)
+    """
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  since REAL NOT NULL,
+  expires_at REAL NOT NULL
+) WITHOUT ROWID;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
