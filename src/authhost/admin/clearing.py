@@ -240,9 +240,14 @@ async def post_presentments(
     pan_index: Callable[[str], str],
     decide_many: DecideMany | None,
     batch: int = BATCH,
+    *,
+    keep: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Match and post every presentment (``decide_many``: the server's
     ``AuthService.decide_many``; None: match only, a dry run), ``batch`` 0220s at a time.
+    ``keep`` is awaited before each presentment is matched and each suspect settled: the
+    caller renews its lease there (``service.clearing_imports``: one import at a time), and
+    what it raises stops the import.
     Returns the counts and one line per presentment, in file order (PAN masked); a suspected
     duplicate presentment's line has ``suspected_duplicate`` (and, once posted, the
     ``card_id`` and the ``presentment_journal_id`` of its 0220, for its dispute)."""
@@ -261,6 +266,8 @@ async def post_presentments(
         waiting.clear()
 
     for p in presentments:
+        if keep is not None:
+            await keep()
         match = await _matched(p, store, pan_index)
         outcome, original, request = match.outcome, match.original, match.request
         row = {"line": p.line, "pan": mask_pan(p.pan), "arn": p.arn, "outcome": outcome}
@@ -290,6 +297,8 @@ async def post_presentments(
         await decide()
     by_line = {row["line"]: row for row in rows} if suspects else {}
     for row, p, match in suspects:
+        if keep is not None:
+            await keep()
         await _settle_suspect(row, p, match, by_line, store, posting=decide_many is not None)
     counts: dict[str, int] = {}
     for row in rows:

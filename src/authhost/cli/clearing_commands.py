@@ -11,6 +11,7 @@ import trio
 import typer
 
 from authhost.admin.clearing import ClearingFileError, read_presentments
+from authhost.admin.errors import ServiceError
 from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
     ConfigOpt,
@@ -49,7 +50,8 @@ def clearing_import(
     released, the presented amount posted), or forced when none is found. The whole file is
     read and checked first; importing it again posts nothing twice. A suspected duplicate
     presentment (the same purchase under another ARN, README "Clearing") is posted, flagged
-    and disputed."""
+    and disputed. One import posts at a time (a second exits 1 saying since when the running
+    one runs); a dry run runs beside it."""
     settings = _config(config, store)
     try:
         presentments = read_presentments(file)
@@ -73,6 +75,9 @@ def clearing_import(
 
     try:
         result = trio.run(main)
+    except ServiceError as exc:  # another import is running (409 over the API): nothing posted
+        _say(f"error: {exc.message}")
+        raise typer.Exit(1) from None
     except (OSError, ValueError, StoreError) as exc:
         _say(f"error: {exc}")
         raise typer.Exit(1) from None

@@ -430,6 +430,17 @@ class JournalQuery:
     rrn: str = ""  # only entries with this retrieval reference (field 37): a switch's enquiry
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a named lease (``CardStore.lease_of``): its owner, when that owner took it
+    (a renewal keeps the time) and when it ends unless renewed, epoch seconds."""
+
+    name: str
+    owner: str
+    since: float
+    expires_at: float
+
+
 class CardStore(Protocol):
     # The exceptions of the backend's own library (sqlite3's, coredis's and the link's) that
     # say the store failed rather than the request being wrong: the admin API answers them
@@ -654,6 +665,28 @@ class CardStore(Protocol):
     async def drop_intent(self, kind: str, subject: str, ts: float | None = None) -> None:
         """Forget an intent: its work is done. With ``ts``, only the intent written then (a
         finisher must not drop the intent of the same work begun again since it read it)."""
+        ...
+
+    # --- leases: one holder at a time of a named piece of work, across processes -------------
+    async def take_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the lease ``name`` for ``owner`` for ``ttl_s`` seconds, or renew it when
+        ``owner`` holds it already (the time it was taken stays): True. False, changing
+        nothing, when another owner holds it unexpired. Atomic in the store, so it holds
+        between processes and machines sharing the store (``serve --workers``, the CLI beside
+        a server), which a lock in one process cannot. It expires by itself: a holder that
+        dies (killed, crashed, its machine gone) blocks the work for ``ttl_s`` at most, so a
+        holder renews it well within ``ttl_s`` while it works."""
+        ...
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        """End ``owner``'s lease ``name`` at once (the work is over) so the next holder need
+        not wait for its expiry. Only the owner's own: a holder whose lease expired and was
+        taken by another must not end the other's."""
+        ...
+
+    async def lease_of(self, name: str) -> Lease | None:
+        """Who holds the lease ``name`` now (None: nobody, or expired): for the message of the
+        one refused it (since when the work runs, and whose it is)."""
         ...
 
     async def close(self) -> None: ...

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
@@ -64,6 +65,7 @@ from authhost.store.interface import (
     InsufficientFunds,
     Intent,
     JournalQuery,
+    Lease,
     LedgerRefused,
     LedgerState,
     LedgerSync,
@@ -297,6 +299,8 @@ class RedisCardStore:
         self._index_dispute_ids = client.register_script(redis_lua.INDEX_DISPUTE_IDS)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._put_fraud_report = client.register_script(_PUT_FRAUD_REPORT)
+        self._renew_lease = client.register_script(redis_lua.RENEW_LEASE)
+        self._drop_lease = client.register_script(redis_lua.DROP_LEASE)
         self._products: dict[bytes, Product] = {}
         self._known: dict[str, Card] = {}  # PAN index -> the card last parsed (_card_of)
         self._velocity = VelocityLogs(_event)
@@ -1657,6 +1661,36 @@ class RedisCardStore:
             await self._client.hdel(name, [subject])
         else:  # only the intent written then: compare and delete in one step
             await self._drop_intent([name], [subject, repr(ts)])
+
+    async def take_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        key = self._keys.lease(name)
+        ttl_ms = max(1, math.ceil(ttl_s * 1000))
+        for _ in range(3):  # (each time: the holder's lease ended between the two steps)
+            # taken when nobody holds it: SET NX, expiring with it (Redis's clock)
+            if await self._client.set(
+                key, f"{time.time()!r}|{owner}", condition=PureToken.NX, px=ttl_ms
+            ):
+                return True
+            # held: renewed if it is the owner's own, compared and extended in one script
+            renewed = await self._renew_lease([key], [owner, str(ttl_ms)])
+            if renewed != -1:
+                return renewed == 1
+        return False  # taken and ended by others three times over: it is busy
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        await self._drop_lease([self._keys.lease(name)], [owner])
+
+    async def lease_of(self, name: str) -> Lease | None:
+        key = self._keys.lease(name)
+        async with self._client.pipeline(transaction=True) as pipe:
+            value_reply = pipe.get(key)
+            ttl_reply = pipe.pttl(key)
+        value, ttl_ms = await value_reply, await ttl_reply
+        if value is None or ttl_ms == -2:  # none (or expired between the two)
+            return None
+        since, _, owner = _s(value).partition("|")
+        expires_at = math.inf if ttl_ms < 0 else time.time() + ttl_ms / 1000  # (-1: never)
+        return Lease(name, owner, float(since), expires_at)
 
 
 def _pointer_value(card: Card) -> str:

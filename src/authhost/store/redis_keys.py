@@ -236,3 +236,7 @@ class Keys:
     def intents(self, kind: str) -> str:
         """Hash of the ``kind``'s unfinished work (``interface.Intent``): key -> data and time."""
         return f"{self.prefix}:{{intents}}:{kind}"
+
+    def lease(self, name: str) -> str:
+        """A lease (``CardStore.take_lease``): the string "since|owner", expiring with it."""
+        return f"{self.prefix}:{{lease}}:{name}"

@@ -496,6 +496,41 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+# A lease's value is "since|owner" (redis_keys.Keys.lease): the owner is what follows the
+# first "|" (since, a number, has none), whatever characters the owner's name has.
+_LEASE_OWNER_LUA = """
+local function lease_owner(value)
+  if not value then return nil end
+  return string.match(value, '^[^|]*|(.*)$')
+end
+"""
+
+# KEYS: a lease.  ARGV: the owner, its time to live (ms). The owner's lease lives that long
+# again (1); another owner's stays as it is (0); none there (-1: expired or dropped meanwhile,
+# the caller takes it with SET NX).
+RENEW_LEASE = (
+    _LEASE_OWNER_LUA
+    + """
+local value = redis.call('GET', KEYS[1])
+if not value then return -1 end
+if lease_owner(value) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+# KEYS: a lease.  ARGV: the owner. Deleted only if it is the owner's (1), else left (0): an
+# owner whose lease expired and went to another must not end the other's.
+DROP_LEASE = (
+    _LEASE_OWNER_LUA
+    + """
+if lease_owner(redis.call('GET', KEYS[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+)
+
 # KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
 # Returns 1 when written, 0 when the stored product is missing or at another version.
 PUT_PRODUCT = """

@@ -51,6 +51,7 @@ from authhost.store.interface import (
     InsufficientFunds,
     Intent,
     JournalQuery,
+    Lease,
     LedgerRefused,
     LedgerState,
     LedgerSync,
@@ -1146,6 +1147,41 @@ class SqliteCardStore:
         if ts is not None:  # only the intent written then
             sql, args = sql + " AND ts = ?", (*args, ts)
         await self._writer.run(lambda conn: conn.execute(sql, args))
+
+    async def take_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        def take(conn: sqlite3.Connection) -> bool:
+            # one upsert in the writer's BEGIN IMMEDIATE transaction: no other process can
+            # write between the look at the holder and the take (SQLite's file lock)
+            now = time.time()
+            return bool(
+                conn.execute(
+                    "INSERT INTO leases (name, owner, since, expires_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "since = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > "
+                    "excluded.since THEN leases.since ELSE excluded.since END, "
+                    "expires_at = excluded.expires_at "
+                    "WHERE leases.owner = excluded.owner OR leases.expires_at <= excluded.since",
+                    (name, owner, now, now + ttl_s),
+                ).rowcount
+            )
+
+        return await self._writer.run(take)
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)
+            )
+        )
+
+    async def lease_of(self, name: str) -> Lease | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT owner, since, expires_at FROM leases WHERE name = ? AND expires_at > ?",
+                (name, time.time()),
+            ).fetchone()
+        )
+        return None if row is None else Lease(name, row[0], row[1], row[2])
 
 
 # --- write transactions (run on the writer thread, inside a savepoint) ---------------------

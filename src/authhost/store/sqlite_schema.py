@@ -408,6 +408,17 @@ CREATE TABLE intents (
   PRIMARY KEY (kind, subject)
 );
 """,
+    # 36: leases (CardStore.take_lease): one holder at a time of a named
+    # piece of work across the processes sharing the file (one clearing import at a time),
+    # each until it drops it or its expiry passes (a holder that died blocks no one for good)
+    """
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  since REAL NOT NULL,
+  expires_at REAL NOT NULL
+) WITHOUT ROWID;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,18 +1,86 @@
 """Clearing imports: a file's presentments posted through the server's pipeline, and a dispute
-opened on each suspected duplicate presentment so that its chargeback follows."""
+opened on each suspected duplicate presentment so that its chargeback follows.
+
+One import posts at a time per installation, under the store's lease ``CLEARING_LEASE``: an
+import judges a presentment a duplicate by the presentments posted before it (the journal's
+and its own file's), and two running at once (two API calls, the CLI beside the server, two
+``--workers``) would each miss the other's and post a duplicate unflagged and undisputed. A
+second import is refused (409) while one runs; the lease is renewed as the import goes and
+dropped when it ends, and a crashed import's lease expires after ``LEASE_TTL_S``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, InvalidRequest, ServiceError, Unavailable
 from authhost.admin.service.dispute_cases import DisputeCases
-from authhost.store.interface import StoreError
+from authhost.store.interface import CardStore, StoreError
 
 if TYPE_CHECKING:
     from authhost.admin.clearing import Presentment
+
+
+CLEARING_LEASE = "clearing.import"  # the store lease one posting import holds
+LEASE_TTL_S = 120.0  # how long a crashed import blocks the next one, at most
+RENEW_EVERY_S = LEASE_TTL_S / 4  # renewed this often while it works: three renewals may fail
+
+
+class _ClearingLease:
+    """The lease of one posting import: taken (or refused with a 409 naming since when the
+    running one runs), renewed at most every ``RENEW_EVERY_S`` as the import goes (``keep``,
+    called between presentments, batches and disputes: cheap when not due), dropped at its
+    end."""
+
+    def __init__(self, store: CardStore, actor: str) -> None:
+        self.store = store
+        # who, for the message of the one refused; the random part makes each import its own
+        self.owner = f"{actor}#{secrets.token_hex(8)}"
+        self.renew_at = 0.0
+
+    async def take(self) -> None:
+        for _ in range(3):  # (None: the running one ended between the two reads)
+            if await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S):
+                self.renew_at = time.monotonic() + RENEW_EVERY_S
+                return
+            holder = await self.store.lease_of(CLEARING_LEASE)
+            if holder is not None:
+                since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.since))
+                who = holder.owner.rpartition("#")[0] or holder.owner
+                raise ConflictError(
+                    f"a clearing import is running (since {since}, by {who}); retry when it "
+                    f"ends (a crashed one's hold lapses {LEASE_TTL_S:.0f} s after its last "
+                    "renewal)"
+                )
+        raise ConflictError("clearing imports are running one after another; retry")
+
+    async def keep(self) -> None:
+        if time.monotonic() < self.renew_at:
+            return
+        if not await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S):
+            # stalled past its expiry and another import took over: going on would post
+            # beside it, unseen by its duplicate check
+            raise ConflictError(
+                f"the clearing import stopped: it was not renewed for {LEASE_TTL_S:.0f} s and "
+                "another import started; what it posted stays, and importing the file again "
+                "posts the rest (the rows posted are replayed, not posted twice)"
+            )
+        self.renew_at = time.monotonic() + RENEW_EVERY_S
+
+    async def drop(self) -> None:
+        """Dropped even when the import was cancelled; a store that fails it leaves the lease
+        to expire (the import's own error is the one reported)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            try:
+                await self.store.drop_lease(CLEARING_LEASE, self.owner)
+            except (StoreError, *self.store.backend_errors):
+                pass
 
 
 class ClearingImports(DisputeCases):
@@ -44,15 +112,44 @@ class ClearingImports(DisputeCases):
     ) -> dict[str, Any]:
         """Match and post the presentments (the API's import and the CLI's): each suspected
         duplicate presentment posted is disputed (reason ``duplicate``, no provisional
-        credit) unless ``dispute_duplicates`` is false; audited unless ``dry_run``."""
+        credit) unless ``dispute_duplicates`` is false; audited unless ``dry_run``.
+
+        A posting import holds the lease ``CLEARING_LEASE`` throughout (ConflictError, nothing
+        posted, while another holds it). A dry run takes none: it posts, disputes and audits
+        nothing, so it cannot make a duplicate go unflagged, and an operator may check the
+        next file while an import runs (its report is as of its own reads)."""
+        if dry_run:
+            return await self._post_clearing(presentments, None, dry_run=True)
+        lease = _ClearingLease(self.store, self.actor)
+        await lease.take()
+        try:
+            return await self._post_clearing(
+                presentments, lease.keep, dispute_duplicates=dispute_duplicates
+            )
+        finally:
+            await lease.drop()
+
+    async def _post_clearing(
+        self,
+        presentments: Sequence[Presentment],
+        keep: Callable[[], Awaitable[None]] | None,
+        *,
+        dry_run: bool = False,
+        dispute_duplicates: bool = True,
+    ) -> dict[str, Any]:
         from authhost.admin.clearing import post_presentments
 
         decide = None if dry_run else self.decide_many
-        result = await post_presentments(presentments, self.store, self.security.pan_index, decide)
+
+        result = await post_presentments(
+            presentments, self.store, self.security.pan_index, decide, keep=keep
+        )
         opened = 0
         if not dry_run and dispute_duplicates:
             for row in result["rows"]:
                 if "presentment_journal_id" in row:  # a suspected duplicate that was posted
+                    if keep is not None:
+                        await keep()
                     opened += await self._dispute_duplicate(row)
         result = {**result, "disputes_opened": opened}
         if not dry_run:
