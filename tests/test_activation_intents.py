@@ -312,3 +312,26 @@ async def test_a_card_write_whose_audit_entry_fails_is_not_written_on_sqlite(tmp
         stored = await service.store.update_card(replace(card, state=CardState.ISSUED), entry)
         assert stored.version == card.version + 1
         assert (await actions_on(service, card.card_id))[-1] == "card.ship"
+
+
+async def test_one_process_finishes_at_a_time(store_args):  # noqa: F811
+    """While another process holds the finishing lease, a look does nothing and says whose
+    it is; once it is dropped, the look finishes."""
+    from authhost.admin.service.unfinished import FINISH_LEASE
+
+    async with open_service(*store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.token_pan_update")
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
+        async with restarted(service, store_args) as later:
+            assert await later.store.take_lease(FINISH_LEASE, "worker-1#abc", 60)
+            busy = await service.finish_unfinished(older_than_s=0)
+            assert busy["busy"] == "worker-1 is finishing them now"
+            assert busy["activations"]["finished"] == []
+            assert (await later.store.get_card(old["card_id"])).state is CardState.ACTIVE
+            await later.store.drop_lease(FINISH_LEASE, "worker-1#abc")
+            done = await service.finish_unfinished(older_than_s=0)
+            assert "busy" not in done
+            assert [d["card_id"] for d in done["activations"]["finished"]] == [new["card_id"]]
+            assert await later.store.lease_of(FINISH_LEASE) is None  # dropped after the look

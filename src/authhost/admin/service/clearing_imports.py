@@ -11,16 +11,14 @@ dropped when it ends, and a crashed import's lease expires after ``LEASE_TTL_S``
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, InvalidRequest, ServiceError, Unavailable
 from authhost.admin.service.dispute_cases import DisputeCases
+from authhost.admin.service.leases import drop_quietly, lease_owner, owner_name
 from authhost.store.interface import CardStore, StoreError
 
 if TYPE_CHECKING:
@@ -40,8 +38,7 @@ class _ClearingLease:
 
     def __init__(self, store: CardStore, actor: str) -> None:
         self.store = store
-        # who, for the message of the one refused; the random part makes each import its own
-        self.owner = f"{actor}#{secrets.token_hex(8)}"
+        self.owner = lease_owner(actor)
         self.renew_at = 0.0
 
     async def take(self) -> None:
@@ -52,7 +49,7 @@ class _ClearingLease:
             holder = await self.store.lease_of(CLEARING_LEASE)
             if holder is not None:
                 since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.since))
-                who = holder.owner.rpartition("#")[0] or holder.owner
+                who = owner_name(holder.owner)
                 raise ConflictError(
                     f"a clearing import is running (since {since}, by {who}); retry when it "
                     f"ends (a crashed one's hold lapses {LEASE_TTL_S:.0f} s after its last "
@@ -74,13 +71,7 @@ class _ClearingLease:
         self.renew_at = time.monotonic() + RENEW_EVERY_S
 
     async def drop(self) -> None:
-        """Dropped even when the import was cancelled; a store that fails it leaves the lease
-        to expire (the import's own error is the one reported)."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-            try:
-                await self.store.drop_lease(CLEARING_LEASE, self.owner)
-            except (StoreError, *self.store.backend_errors):
-                pass
+        await drop_quietly(self.store, CLEARING_LEASE, self.owner)
 
 
 class ClearingImports(DisputeCases):

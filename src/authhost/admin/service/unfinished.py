@@ -23,6 +23,7 @@ from authhost.admin import totals as totals_module
 from authhost.admin.errors import NotFoundError, ServiceError
 from authhost.admin.service.base import _with_reason
 from authhost.admin.service.dispute_cases import DISPUTE_OPEN_INTENT, DisputeCases
+from authhost.admin.service.leases import drop_quietly, lease_owner, owner_name
 from authhost.admin.service.lifecycle import ACTIVATION_INTENT, CardLifecycle, HandOver
 from authhost.admin.views import card_view
 from authhost.cards import lifecycle
@@ -32,6 +33,8 @@ from authhost.store.interface import Conflict, Intent
 
 # an intent younger than this may be work still running in another process
 GRACE_S = 60.0
+FINISH_LEASE = "store.finish"  # the store lease of the one process finishing at a time
+FINISH_LEASE_TTL_S = 600.0  # a finisher that died blocks the next one this long at most
 
 
 class UnfinishedWork(CardLifecycle, DisputeCases):
@@ -40,11 +43,25 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
     async def finish_unfinished(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
         """Finish what was begun more than ``older_than_s`` ago and not finished: card
         activations (``finish_activations``) and dispute openings
-        (``finish_dispute_openings``)."""
-        return {
-            "activations": await self.finish_activations(older_than_s),
-            "dispute_openings": await self.finish_dispute_openings(older_than_s),
-        }
+        (``finish_dispute_openings``). One process at a time (the store's lease
+        ``FINISH_LEASE``: two finishing one activation at once could both send a token's PAN
+        update); while another holds it, ``busy`` names it and nothing is done."""
+        owner = lease_owner(self.actor)
+        if not await self.store.take_lease(FINISH_LEASE, owner, FINISH_LEASE_TTL_S):
+            holder = await self.store.lease_of(FINISH_LEASE)
+            return {
+                "busy": f"{owner_name(holder.owner) if holder else 'another process'} is "
+                "finishing them now",
+                "activations": {"finished": [], "failed": [], "dropped": 0},
+                "dispute_openings": {"recorded": [], "dropped": 0},
+            }
+        try:
+            return {
+                "activations": await self.finish_activations(older_than_s),
+                "dispute_openings": await self.finish_dispute_openings(older_than_s),
+            }
+        finally:
+            await drop_quietly(self.store, FINISH_LEASE, owner)
 
     async def finish_activations(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
         """Finish every activation begun more than ``older_than_s`` ago and not finished:
