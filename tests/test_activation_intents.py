@@ -92,6 +92,18 @@ async def reissued_with_tokens(service: CardService) -> tuple[dict, dict, list[s
     return old, new, sorted(t["token_ref"] for t in old["tokens"])
 
 
+async def activation_cut_short(
+    service: CardService, action: str = "card.token_pan_update", nth: int = 1
+) -> tuple[dict, dict, list[str]]:
+    """A reissue with tokens whose activation the process died in, at the ``nth`` audit entry
+    of ``action`` (``reissued_with_tokens``' cards and token references)."""
+    old, new, refs = await reissued_with_tokens(service)
+    crash_at(service, action, nth)
+    with pytest.raises(Crash):
+        await service.apply(new["card_id"], "activate")
+    return old, new, refs
+
+
 async def actions_on(service: CardService, card_id: str) -> list[str]:
     return [e["action"] for e in await service.audit(subject=card_id, limit=1000)]
 
@@ -109,10 +121,7 @@ async def pan_updates(service: CardService, card_id: str) -> list[str]:
 
 async def test_an_activation_cut_short_after_the_card_is_finished_once(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
-        old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.token_pan_update")
-        with pytest.raises(Crash):
-            await service.apply(new["card_id"], "activate")
+        old, new, refs = await activation_cut_short(service)
         # what the crash left: the new card active with the tokens (and audited: in the card's
         # own write), the old one still live with them too, the token service never told
         assert (await service.store.get_card(new["card_id"])).state is CardState.ACTIVE
@@ -170,10 +179,7 @@ async def test_a_card_change_and_its_audit_entry_are_one_write_on_sqlite(store_a
 
 async def test_only_the_pan_updates_not_sent_are_sent(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
-        old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.token_pan_update", nth=2)  # the first one went out
-        with pytest.raises(Crash):
-            await service.apply(new["card_id"], "activate")
+        old, new, refs = await activation_cut_short(service, nth=2)  # the first went out
         [sent] = await pan_updates(service, new["card_id"])
         async with restarted(service, store_args) as later:
             result = await later.finish_activations(older_than_s=0)
@@ -244,10 +250,7 @@ def _race_every_card_write(service: CardService, card_id: str) -> None:
 
 async def test_the_server_finishes_them_itself(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
-        old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.token_pan_update")
-        with pytest.raises(Crash):
-            await service.apply(new["card_id"], "activate")
+        old, new, refs = await activation_cut_short(service)
         async with restarted(service, store_args) as later, trio.open_nursery() as nursery:
             # the server's own look, as the runtime starts it (here with no wait and no grace)
             nursery.start_soon(finish_unfinished, later, 0.05, 0.0, 0.0)
@@ -265,10 +268,7 @@ def test_the_cli_finishes_them(tmp_path):
 
     async def cut_short() -> tuple[dict, dict]:
         async with open_service(tmp_path) as service:
-            old, new, _ = await reissued_with_tokens(service)
-            crash_at(service, "card.token_pan_update")
-            with pytest.raises(Crash):
-                await service.apply(new["card_id"], "activate")
+            old, new, _ = await activation_cut_short(service)
         return old, new
 
     old, new = trio.run(cut_short)
@@ -320,10 +320,7 @@ async def test_one_process_finishes_at_a_time(store_args):  # noqa: F811
     from authhost.admin.service.unfinished import FINISH_LEASE
 
     async with open_service(*store_args) as service:
-        old, new, refs = await reissued_with_tokens(service)
-        crash_at(service, "card.token_pan_update")
-        with pytest.raises(Crash):
-            await service.apply(new["card_id"], "activate")
+        old, new, refs = await activation_cut_short(service)
         async with restarted(service, store_args) as later:
             assert await later.store.take_lease(FINISH_LEASE, "worker-1#abc", 60)
             busy = await service.finish_unfinished(older_than_s=0)
