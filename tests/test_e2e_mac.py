@@ -20,6 +20,7 @@ from test_e2e_key_changes import key_change
 from authhost.config import ListenerConfig, SecurityConfig
 from authhost.runtime import open_runtime
 from authhost.security.blockcipher import tdes_ecb_encrypt
+from authhost.security.errors import SecurityError
 from authhost.security.keys import KeyAlgorithm, KeyType, generate_material
 from authhost.security.module import SecurityModule
 from authhost.server.process import serve_runtime
@@ -165,3 +166,77 @@ async def test_after_the_overlap_only_the_new_mac_key_passes(tmp_path, monkeypat
     strict = SecurityModule.open(dataclasses.replace(security, zone_key_overlap_s=0), demo=True)
     assert strict.verify_mac(body, mac_of(new, body))
     assert not strict.verify_mac(body, mac_of(old, body))
+
+
+async def test_each_link_has_its_own_mac_key(nursery, tmp_path, monkeypatch):
+    """Two MAC listeners (two networks' links), one on the host's "mak" and one on a key of
+    its own ("mak-net2", made with ``authhost keys generate``): each checks and signs with its
+    own key and refuses the other's, and a MAC key change on the second link replaces its key
+    only. A listener whose MAC key is not in the key store stops the start, naming it."""
+    from host_admin import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    host = await start_host(nursery, tmp_path, f"sqlite:///{tmp_path / 'authhost.db'}")
+    cli = tmp_path / "cli.toml"
+    cli.write_text(f'[security]\nkey_store = "{host.config.security.key_store}"\ndemo = true\n')
+    code, output = await run_cli("keys", "generate", "mak-net2", "--type", "mak",
+                                 "--config", str(cli))  # fmt: skip
+    assert code == 0, output
+    first, second = free_port(), free_port()
+    config = dataclasses.replace(
+        host.config,
+        listeners=[
+            ListenerConfig(port=first, require_mac=True),
+            ListenerConfig(port=second, require_mac=True, mac_key="mak-net2"),
+        ],
+    ).replace("server", port=0)
+
+    async def serve(task_status: trio.TaskStatus) -> None:
+        async with open_runtime(config, demo=True) as runtime:
+            await serve_runtime(config, runtime, task_status=task_status)
+
+    await nursery.start(serve)
+    hsm = SecurityModule.open(config.security, demo=True)
+    host_key = bytes.fromhex(hsm.demo_test_keys()["mak"])
+    own_key = hsm.key_store.get("mak-net2").material
+    zmk = bytes.fromhex(hsm.demo_test_keys()["zmk"])
+    card = json.loads(Path("demo-cards.json").read_text())["cards"][0]
+
+    async def signed_send(port: int, fields: dict, key: bytes) -> tuple[dict, bytes]:
+        switch = await Switch.connect(port)
+        await switch.send_raw(signed(fields, key))
+        raw = await switch.receive_raw()
+        return iso8583.decode(raw, SPEC)[0], raw
+
+    for port, key, other in ((first, host_key, own_key), (second, own_key, host_key)):
+        answer, raw = await signed_send(port, purchase(card), key)
+        assert answer["39"] == "00" and raw[-8:] == mac_of(key, raw[:-8])
+        refused, raw = await signed_send(port, purchase(card), other)
+        assert refused["39"] == "63" and raw[-8:] == mac_of(key, raw[:-8])
+
+    new = generate_material(KeyAlgorithm.TDES, 16)
+    change = key_change(zmk, new)
+    change["48"] = change["48"].replace("PK", "MK", 1)
+    answer, raw = await signed_send(second, change, own_key)
+    assert answer["39"] == "00" and raw[-8:] == mac_of(new, raw[:-8])
+    for _ in range(50):  # every server re-reads the key store within a second of a change
+        if (
+            SecurityModule.open(config.security, demo=True).key_store.get("mak-net2").material
+            == new
+        ):
+            break
+        await trio.sleep(0.1)
+    answer, raw = await signed_send(second, purchase(card), new)
+    assert answer["39"] == "00" and raw[-8:] == mac_of(new, raw[:-8])
+    answer, raw = await signed_send(first, purchase(card), host_key)  # the host's key stays
+    assert answer["39"] == "00" and raw[-8:] == mac_of(host_key, raw[:-8])
+
+    missing = dataclasses.replace(
+        config, listeners=[ListenerConfig(port=free_port(), require_mac=True, mac_key="mak-x")]
+    )
+    try:
+        async with open_runtime(missing, demo=True):
+            raise AssertionError("a listener without its MAC key started")
+    except SecurityError as exc:
+        assert "mak-x" in str(exc) and f":{missing.listeners[0].port}" in str(exc)
+        assert "authhost keys generate mak-x --type mak" in str(exc)

@@ -140,9 +140,10 @@ async def _fuzz(dialect: str, config, open_stream, mutants: int, caplog) -> None
     assert PAN not in text
 
 
-def _mac(data: bytes) -> bytes:
-    """A stand-in MAC (the wire only places it; the security module computes the real one)."""
-    return hashlib.sha256(b"test-mac-key" + data).digest()[:8]
+def _mac(data: bytes, key_name: str = "mak") -> bytes:
+    """A stand-in MAC (the wire only places it; the security module computes the real one),
+    under the listener's key name as the security module's would be."""
+    return hashlib.sha256(key_name.encode() + b"test-mac-key" + data).digest()[:8]
 
 
 def _signed(fields: dict) -> bytes:
@@ -167,7 +168,7 @@ async def test_mutated_frames_on_a_mac_listener_get_30_or_63_and_never_reach_the
     server = AuthServer(
         server_config(require_mac=True),
         counting,
-        macs=(_mac, lambda data, mac: _mac(data) == mac),
+        macs=(_mac, lambda data, mac, key_name: _mac(data, key_name) == mac),
     )
     intact = 0
     async with trio.open_nursery() as nursery:

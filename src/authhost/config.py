@@ -84,6 +84,11 @@ class ListenerConfig:
     tpdu: bool = _key(False, "frames carry a 5-byte TPDU after the length header")
     max_frame: int = _key(8192, "largest accepted frame body in bytes; larger closes the link")
     require_mac: bool = _key(False, "require a valid MAC in field 64/128 on this listener")
+    mac_key: str = _key(
+        "mak",
+        "the key store's MAC key (type mak) this listener's MACs are made and checked with, "
+        "and a switch's MAC key change on it replaces: one per network link",
+    )
     key_exchange: bool = _key(
         True, "accept a switch's zone PIN key change (0800, field 70 = 161); false answers 12"
     )

@@ -124,6 +124,12 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
 
     demo = demo or config.security.demo
     security = SecurityModule.open(config.security, demo=demo)
+    for listener in config.all_listeners():
+        if listener.require_mac:  # its key now, not a failure on every message of the link
+            try:
+                security.check_mac_key(listener.mac_key)
+            except SecurityError as exc:
+                raise SecurityError(f"listener {listener.host}:{listener.port}: {exc}") from None
     store = await open_store(config.store.url)
     try:
         banner = [f"store: {printable_url(config.store.url)}"]

@@ -512,17 +512,23 @@ class SecurityModule:
         return self.install_exchanged_key(KeyType.ZPK, acquirer_id, encrypted_key, check_value)
 
     def install_exchanged_key(
-        self, key_type: KeyType, acquirer_id: str | None, encrypted_key: bytes, check_value: str
+        self,
+        key_type: KeyType,
+        acquirer_id: str | None,
+        encrypted_key: bytes,
+        check_value: str,
+        mac_key: str = DEFAULT_MAC_KEY,
     ) -> WorkingKey:
         """``install_zone_pin_key`` for a zone PIN key (ZPK) or the MAC key of fields 64/128
-        (MAK, "mak"): the MACs of both directions are made and checked with the new version
-        from now on, and, for ``security.zone_key_overlap_s``, a message still MACed under the
-        version before is accepted (it was on its way when the switch changed keys)."""
+        (MAK: ``mac_key``, the one of the link the change came on): the MACs of both
+        directions are made and checked with the new version from now on, and, for
+        ``security.zone_key_overlap_s``, a message still MACed under the version before is
+        accepted (it was on its way when the switch changed keys)."""
         acquirer = (acquirer_id or "").strip().lstrip("0")
         if key_type is KeyType.ZPK:
             name = self.zone_pin_key_name(acquirer)
         elif key_type is KeyType.MAK:
-            name = DEFAULT_MAC_KEY
+            name = mac_key
         else:
             raise KeyNotFound(f"a switch does not change {key_type} keys")
         zmk = self._key(self._zone_masters.get(acquirer, DEFAULT_ZMK), KeyType.KEK)
@@ -731,6 +737,12 @@ class SecurityModule:
             raise SecurityError(f"cannot translate the PIN block: {exc}") from None
 
     # --- message authentication -------------------------------------------------------------
+
+    def check_mac_key(self, key_name: str) -> None:
+        """KeyNotFound (saying how to make it) unless the key store holds ``key_name`` as a
+        MAC key: checked at start-up for each listener that requires MACs, so that a missing
+        key stops the start instead of failing every message of the link."""
+        self._key(key_name, KeyType.MAK)
 
     def mac_message(self, body_without_mac: bytes, key_name: str = DEFAULT_MAC_KEY) -> bytes:
         """The 8-byte ISO 9797-1 algorithm 3 MAC for field 64/128 of a message body."""

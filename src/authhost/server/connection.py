@@ -49,7 +49,8 @@ from authhost.store.interface import StoreError
 
 DecisionHandler = Callable[[AuthRequest, float], Awaitable[Decision]]
 # answers a key change (0800, field 70 = 161) with the 0810's response code
-KeyExchange = Callable[[NetworkRequest], Awaitable[ResponseCode]]
+# a key change (0800/161) and the name of the MAC key of the link it came on
+KeyExchange = Callable[[NetworkRequest, str], Awaitable[ResponseCode]]
 
 RECEIVE_SIZE = 65536
 # Read no more from a peer with this many answers outstanding (in flight or not yet sent):
@@ -88,6 +89,7 @@ class Wire:
     mac: MacFunction | None = None  # sign every answer (field 64/128) when set
     verify_mac: Callable[[bytes, bytes], bool] | None = None  # and require a valid MAC on input
     key_exchange: bool = True  # a switch may change its zone PIN key here (0800/161)
+    mac_key: str = "mak"  # the MAC key (its name) of this link: what a MAC key change replaces
     # no frame for this long closes the link (0: never): a switch whose end went away without
     # a FIN, or that stopped its echo tests, no longer holds a connection slot; nor does one
     # that took no answer bytes for this long (it stopped reading)
@@ -436,7 +438,7 @@ class Connection:
         """A key change writes the key store, off the reader: its 0810 follows when it is done
         (the switch waits for it before sending PIN blocks under the new key)."""
         try:
-            code = await exchange(message)
+            code = await exchange(message, self._wire.mac_key)
         except Exception:  # a bug must cost this key change, never the link
             log.exception("key change failed", extra={"fields": {"peer": self.peer}})
             code = ResponseCode.SYSTEM_MALFUNCTION

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import trio
@@ -50,7 +51,9 @@ class ZoneKeyExchange:
         self._security = security  # authhost.security.module.SecurityModule
         self._store = store  # a CardStore, for the audit trail
 
-    async def __call__(self, request: NetworkRequest) -> ResponseCode:
+    async def __call__(self, request: NetworkRequest, mac_key: str = "mak") -> ResponseCode:
+        """The 0810's response code; ``mac_key``: the MAC key of the link the request came
+        on (``[[listeners]] mac_key``), which a MAC key change (MK) replaces."""
         fields = request.fields
         acquirer = str(fields.get("32") or "")
         where = {"acquirer": acquirer, "stan": request.stan}
@@ -68,7 +71,7 @@ class ZoneKeyExchange:
                 extra={"fields": where},
             )
             return ResponseCode.INVALID_TRANSACTION
-        install = self._security.install_exchanged_key
+        install = partial(self._security.install_exchanged_key, mac_key=mac_key)
         try:
             key = await trio.to_thread.run_sync(
                 install, key_type, acquirer, block.encrypted_key, block.check_value

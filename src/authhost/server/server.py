@@ -12,6 +12,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from functools import partial
 
 import trio
 
@@ -21,7 +22,6 @@ from authhost.config import Config, ListenerConfig
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import get_dialect
 from authhost.iso.framing import Framing
-from authhost.iso.macs import MacFunction
 from authhost.server.admission import Admission, AdmissionError
 from authhost.server.balance import POLL_S, SharedListeners
 from authhost.server.connection import (
@@ -49,7 +49,9 @@ class ServerConfigError(ValueError):
     """A server setting that cannot be used; the message names the key."""
 
 
-MacFunctions = tuple[MacFunction, Callable[[bytes, bytes], bool]]  # (sign, verify)
+# (sign(body, key_name=...), verify(body, mac, key_name=...)): the security module's, which
+# each listener binds to its own MAC key (``mac_key``)
+MacFunctions = tuple[Callable[..., bytes], Callable[..., bool]]
 
 
 def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire:
@@ -74,13 +76,19 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
         )
     except TlsConfigError as exc:
         raise ServerConfigError(str(exc)) from None
+    if not listener.mac_key:
+        raise ServerConfigError(f"{where}: mac_key names the key store's MAC key ('mak')")
     if not listener.require_mac:
         return Wire(name, dialect, framing, key_exchange=keys, idle_timeout_s=idle, advice=advice,
-                    tls=tls)  # fmt: skip
+                    tls=tls, mac_key=listener.mac_key)  # fmt: skip
     if macs is None:
         raise ServerConfigError(f"{where}: require_mac needs the security module's MAC key")
     sign, verify = macs
-    return Wire(name, dialect, framing, sign, verify, keys, idle, advice, tls)
+    return Wire(
+        name, dialect, framing, mac=partial(sign, key_name=listener.mac_key),
+        verify_mac=partial(verify, key_name=listener.mac_key), key_exchange=keys,
+        mac_key=listener.mac_key, idle_timeout_s=idle, advice=advice, tls=tls,
+    )  # fmt: skip
 
 
 def decider_for(
@@ -148,7 +156,10 @@ def check_config(config: Config) -> None:
         raise ServerConfigError(clash)
 
 
-_CHECK_ONLY: MacFunctions = (lambda body: bytes(8), lambda body, mac: False)
+_CHECK_ONLY: MacFunctions = (
+    lambda body, key_name="": bytes(8),
+    lambda body, mac, key_name="": False,
+)
 
 
 async def _no_handler(request: object, received_at: float) -> object:  # pragma: no cover
