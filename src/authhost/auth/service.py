@@ -180,15 +180,17 @@ class AuthService:
         outcomes: list[Decision | Exception | None] = [None] * len(requests)
         left = list(range(len(requests)))  # positions not decided yet
         stale_rounds = 0
+        later = False  # a round after the first (one whose requests were all stale is one too)
         turns = self._turns
         while left:
             cards = [pan_indexes[i] for i in left]
             taken: list[str] = []
             waiting = True
             try:
-                if len(left) < len(requests):
+                if later:
                     # a later round: a store that reads without yielding (SQLite on the
-                    # loop's thread) would otherwise decide and write it past the deadline
+                    # loop's thread) would otherwise decide and write it past the deadline,
+                    # and a request stale round after round would never stop
                     await anyio.lowlevel.checkpoint_if_cancelled()
                 while busy := turns.busy(cards):  # another round of this process has it
                     await turns.wait_for(busy)
@@ -202,7 +204,9 @@ class AuthService:
                     for i in left:
                         self._journal_timeout(requests[i], received_at, started)
                 if len(left) == len(requests):
-                    raise  # the first round: nothing is written, every request timed out
+                    # the first round, or later ones that found them all stale: nothing of
+                    # them is written, every request timed out
+                    raise
                 # the deadline came during a later round: the earlier rounds are written and
                 # their answers must go out as written; the rest (journalled as timeouts by
                 # their round) are the caller's to answer as it answers a deadline. The
@@ -222,6 +226,7 @@ class AuthService:
                 if stale_rounds == STALE_ROUNDS:
                     log.warning("a card's requests were stale %d rounds running", stale_rounds)
             left = [left[i] for i in deferred]
+            later = True
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 self._journal_failed(request, received_at, started)
