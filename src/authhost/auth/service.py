@@ -173,7 +173,11 @@ class AuthService:
         round, on a new snapshot, until it is written or the deadline comes. After
         ``STALE_ROUNDS`` rounds that found some stale, the commits go without the check: a
         safety valve, never reached by a card used from a few places at once (each round
-        writes at least one of the card's contenders).
+        writes at least one of the card's contenders). So does a reversal whose card change
+        (a PIN change undone, scripts queued again) found the card changed since its snapshot
+        (``Commit.card_required``), with no valve: dropped, the change would be lost. Its
+        deadline ends it as any request's: answered with the timeout code, journalled as
+        such ("deadline"), nothing of it written, so the switch's repeat is decided afresh.
         """
         started = time.perf_counter_ns()
         pan_indexes = [self._pan_index(request.pan) for request in requests]
@@ -583,7 +587,11 @@ class AuthService:
     ) -> tuple[Decision, Commit]:
         """Reversals are always acknowledged; they release what the original still holds, a
         reversed PIN change puts the card's PIN before it back, and the queued chip scripts
-        the original answer carried are queued again."""
+        the original answer carried are queued again. Such a card change is required
+        (``Commit.card_required``): when another writer changed the card since the snapshot,
+        the commit writes nothing and ``decide_many`` decides the reversal again on a new
+        snapshot, until it is written or the deadline comes (then it is answered and
+        journalled as timed out, and nothing of it is written)."""
         hold = snapshot.original
         reasons: list[str] = []
         movement = None
@@ -619,11 +627,16 @@ class AuthService:
         entry.match_key = original_key(request)
         if movement is not None:
             entry.hold_amount, entry.movement = -movement.amount_minor, movement.kind.value
+        card = changed or undone or requeued
         commit = Commit(
             journal=entry,
             movement=movement,
             card_id=snapshot.card.card_id if snapshot.card else "",
-            delivered_card=changed or undone or requeued,  # written if the card is as read
+            # written with the rest only if the card is as read; else nothing is written (the
+            # result is stale) and the reversal is decided again on the card as it is now: a
+            # change lost would leave the PIN the cardholder uses wrong, or the chip blocked
+            delivered_card=card,
+            card_required=card is not None,
         )
         return decision, commit
 
