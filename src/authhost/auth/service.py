@@ -173,22 +173,28 @@ class AuthService:
         round, on a new snapshot, until it is written or the deadline comes. After
         ``STALE_ROUNDS`` rounds that found some stale, the commits go without the check: a
         safety valve, never reached by a card used from a few places at once (each round
-        writes at least one of the card's contenders).
+        writes at least one of the card's contenders). So does a reversal whose card change
+        (a PIN change undone, scripts queued again) found the card changed since its snapshot
+        (``Commit.card_required``), with no valve: dropped, the change would be lost. Its
+        deadline ends it as any request's: answered with the timeout code, journalled as
+        such ("deadline"), nothing of it written, so the switch's repeat is decided afresh.
         """
         started = time.perf_counter_ns()
         pan_indexes = [self._pan_index(request.pan) for request in requests]
         outcomes: list[Decision | Exception | None] = [None] * len(requests)
         left = list(range(len(requests)))  # positions not decided yet
         stale_rounds = 0
+        later = False  # a round after the first (one whose requests were all stale is one too)
         turns = self._turns
         while left:
             cards = [pan_indexes[i] for i in left]
             taken: list[str] = []
             waiting = True
             try:
-                if len(left) < len(requests):
+                if later:
                     # a later round: a store that reads without yielding (SQLite on the
-                    # loop's thread) would otherwise decide and write it past the deadline
+                    # loop's thread) would otherwise decide and write it past the deadline,
+                    # and a request stale round after round would never stop
                     await anyio.lowlevel.checkpoint_if_cancelled()
                 while busy := turns.busy(cards):  # another round of this process has it
                     await turns.wait_for(busy)
@@ -202,7 +208,9 @@ class AuthService:
                     for i in left:
                         self._journal_timeout(requests[i], received_at, started)
                 if len(left) == len(requests):
-                    raise  # the first round: nothing is written, every request timed out
+                    # the first round, or later ones that found them all stale: nothing of
+                    # them is written, every request timed out
+                    raise
                 # the deadline came during a later round: the earlier rounds are written and
                 # their answers must go out as written; the rest (journalled as timeouts by
                 # their round) are the caller's to answer as it answers a deadline. The
@@ -222,6 +230,7 @@ class AuthService:
                 if stale_rounds == STALE_ROUNDS:
                     log.warning("a card's requests were stale %d rounds running", stale_rounds)
             left = [left[i] for i in deferred]
+            later = True
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 self._journal_failed(request, received_at, started)
@@ -578,7 +587,11 @@ class AuthService:
     ) -> tuple[Decision, Commit]:
         """Reversals are always acknowledged; they release what the original still holds, a
         reversed PIN change puts the card's PIN before it back, and the queued chip scripts
-        the original answer carried are queued again."""
+        the original answer carried are queued again. Such a card change is required
+        (``Commit.card_required``): when another writer changed the card since the snapshot,
+        the commit writes nothing and ``decide_many`` decides the reversal again on a new
+        snapshot, until it is written or the deadline comes (then it is answered and
+        journalled as timed out, and nothing of it is written)."""
         hold = snapshot.original
         reasons: list[str] = []
         movement = None
@@ -614,11 +627,16 @@ class AuthService:
         entry.match_key = original_key(request)
         if movement is not None:
             entry.hold_amount, entry.movement = -movement.amount_minor, movement.kind.value
+        card = changed or undone or requeued
         commit = Commit(
             journal=entry,
             movement=movement,
             card_id=snapshot.card.card_id if snapshot.card else "",
-            delivered_card=changed or undone or requeued,  # written if the card is as read
+            # written with the rest only if the card is as read; else nothing is written (the
+            # result is stale) and the reversal is decided again on the card as it is now: a
+            # change lost would leave the PIN the cardholder uses wrong, or the chip blocked
+            delivered_card=card,
+            card_required=card is not None,
         )
         return decision, commit
 

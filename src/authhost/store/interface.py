@@ -290,6 +290,11 @@ class Commit:
     # the card without the issuer script commands this answer delivers: written if the card
     # is still at ``version``, else left as it is (the commands go with the next answer)
     delivered_card: Card | None = None
+    # ``delivered_card`` must be written (a reversal's: a PIN change undone, a PIN unblock
+    # or the reversed answer's chip scripts queued again): when the card is no longer at its
+    # ``version`` (or gone), nothing is written, not even the journal entry or the money, and
+    # the result is ``stale`` (the caller decides the request again on the card as it is)
+    card_required: bool = False
     # an approval with a verified 3-D Secure value: its authentication tracking number. The
     # card's approvals in the last CAVV_WINDOW_S used each their own, so one used already is
     # refused (``CommitResult.cavv_reused``) and one whose money moves is remembered
@@ -322,8 +327,9 @@ class CommitResult:
     # the movement would take the account's balance or holds beyond BALANCE_BOUND: nothing
     # moved, journal says 61 (``balance_bound_outcome``); ``account`` is the account as it is
     balance_bound: bool = False
-    # the card had velocity events beyond the commit's ``velocity_mark``: nothing was written,
-    # not even the journal entry; the request is to be decided again
+    # the card had velocity events beyond the commit's ``velocity_mark``, or a required card
+    # change (``Commit.card_required``) found the card changed since its snapshot: nothing
+    # was written, not even the journal entry; the request is to be decided again
     stale: bool = False
 
 

@@ -863,6 +863,7 @@ class RedisCardStore:
             str(move.keep_minor) if move is not None else "0",
             "" if commit.velocity_mark is None or not commit.card_id else str(commit.velocity_mark),
             _outcome_json(ok_json, entry, balance_bound_outcome(entry)) if move is not None else "",
+            "1" if commit.card_required and delivered is not None else "",
         ]
         return _CommitCall(keys, args)
 
@@ -872,7 +873,7 @@ class RedisCardStore:
         if status == "dup":
             previous = codec.journal_from_json(reply[1])
             return CommitResult(journal=previous, duplicate_of=previous)
-        if status == "stale":  # the card's newer events may change the decision
+        if status == "stale":  # the card's newer events (or a change to it) may change it
             return CommitResult(journal=copy_entry(entry), stale=True)
         if status == "noaccount":
             move = commit.movement

@@ -199,7 +199,9 @@ SNAPSHOT_STANDALONE_MANY = _many("snapshot", _SNAPSHOT_STANDALONE_BODY, 2, 8)
 #       36 the card's velocity events the decision counted ('' = no check): when the card
 #       has more by now (KEYS[9] and KEYS[10]), nothing is written and the reply is 'stale',
 #       37 journal json (the movement would take the balance or holds beyond BOUND: nothing
-#       moves, and the reply's seventh element is 1)
+#       moves, and the reply's seventh element is 1), 38 '1' when the card change of 29 is
+#       required (a reversal's): when the card is no longer at version 30, nothing is written
+#       and the reply is 'stale'; else '' (29 is written only if the card is as read)
 # Hold values are 'amount|posted|reversed|created_at' (posted '0' held, '1' posted, '3' money
 # credited to the account, which its reversal takes back), and an increment's (posted '2')
 # 'amount|2|reversed|created_at|parent match key'.
@@ -221,6 +223,9 @@ end
 if ARGV[36] ~= '' then
   local events = tonumber(redis.call('GET', KEYS[10]) or '0') + redis.call('LLEN', KEYS[9])
   if events ~= tonumber(ARGV[36]) then return {'stale'} end
+end
+if ARGV[38] ~= '' and redis.call('HGET', KEYS[2], 'version') ~= ARGV[30] then
+  return {'stale'}  -- a reversal's card change over a card changed since its snapshot
 end
 local jid = ARGV[2]
 local kind = ARGV[3]
@@ -479,7 +484,7 @@ COMMIT = _COMMIT_BODY
 # Several commits in ONE script call (a single Redis: the keys of many accounts), each exactly
 # as COMMIT runs it, in order; one that fails replies {'err', message} and changes what it had
 # changed by then, as a failing COMMIT call does, and the next ones still run.
-COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 37)
+COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 38)
 
 # KEYS: an idempotency key.  ARGV: the result, the placeholder prefix, '1' to forget a
 # placeholder instead (the result is then ignored). The result replaces a placeholder (or is

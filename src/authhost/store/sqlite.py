@@ -1289,6 +1289,10 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
     ):
         conn.execute("DELETE FROM journal WHERE journal_id = ?", (entry.journal_id,))
         return CommitResult(journal=commit.journal, stale=True)  # nothing written
+    if commit.card_required and _card_moved(conn, commit.delivered_card):
+        # a reversal's card change over a card changed since its snapshot: decided again
+        conn.execute("DELETE FROM journal WHERE journal_id = ?", (entry.journal_id,))
+        return CommitResult(journal=commit.journal, stale=True)  # nothing written
     if commit.pin_wrong and commit.card_id:  # a guess counts, whatever becomes of the request
         conn.execute(
             "UPDATE cards SET pin_tries = pin_tries + 1, version = version + 1 WHERE card_id = ?",
@@ -1355,10 +1359,12 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
         _remember_cavv(conn, commit, entry.ts)
     if commit.delivered_card is not None:  # issuer scripts sent: off the card, unless it moved
         card = commit.delivered_card
-        conn.execute(
+        written = conn.execute(
             "UPDATE cards SET data = ?, version = version + 1 WHERE card_id = ? AND version = ?",
             (codec.card_to_json(card), card.card_id, card.version),
-        )
+        ).rowcount
+        if commit.card_required and not written:  # checked above, in this same transaction
+            raise StoreError(f"card {card.card_id} changed during its commit")
     # a right PIN resets the counter, after the card's other writes (which name the version
     # the snapshot read); a PIN change wrote the card, its tries with it
     if tries and commit.changed_card is None:
@@ -1388,6 +1394,15 @@ def _has_newer_events(conn: sqlite3.Connection, entry: JournalEntry, commit: Com
         (commit.card_id, commit.velocity_mark, entry.journal_id, entry.ts - _CONCURRENT_S),
     ).fetchone()
     return row is not None
+
+
+def _card_moved(conn: sqlite3.Connection, card: Card | None) -> bool:
+    """The card is no longer at ``card``'s version (or no longer there): a required card
+    change (``Commit.card_required``) made from it must not be written."""
+    if card is None:
+        return False
+    row = conn.execute("SELECT version FROM cards WHERE card_id = ?", (card.card_id,)).fetchone()
+    return row is None or int(row[0]) != card.version
 
 
 def _cavv_used(conn: sqlite3.Connection, commit: Commit, now: float) -> bool:
