@@ -27,6 +27,7 @@ from authhost.admin.errors import InvalidRequest, ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.admin.service.lifecycle import SUCCESSOR_ACTIONS
+from authhost.admin.timeline import TIMELINE_LIMIT, TIMELINE_MAX
 from authhost.admin.tokens import AuthFailure, Principal, TokenTable
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.security.errors import SecurityError
@@ -135,6 +136,8 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "unused_since": ("number", "not used since then, epoch seconds (instead of days)"),
     "since": ("number", "from this time, epoch seconds (inclusive)"),
     "until": ("number", "to this time, epoch seconds (exclusive)"),
+    "before": ("number", "only what happened before this time, epoch seconds (paging)"),
+    "chain": ("boolean", "true (the default): also the cards it succeeds and that succeed it"),
     "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
     "challenger_threshold": ("integer", "0-999 (default: the challenger artifact's own)"),
     "amount_minor": ("integer", "also approvals at or above this amount, minor units (0: not)"),
@@ -300,6 +303,19 @@ async def _card_journal(call: Call) -> Any:
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
     entries = await call.service.card_journal(call.path["card_id"], limit=limit, after_id=after_id)
     return {"journal": entries}
+
+
+async def _card_timeline(call: Call) -> Any:
+    chain = call.query.get("chain", "") or "true"
+    if chain not in ("true", "false"):
+        raise ServiceError("query parameter chain must be true or false")
+    return await call.service.card_timeline(
+        call.path["card_id"],
+        **_period(call),
+        before=_float_param(call, "before"),
+        limit=_int_param(call, "limit", TIMELINE_LIMIT, 1, TIMELINE_MAX),
+        chain=chain == "true",
+    )
 
 
 def _journal_id(call: Call) -> int:
@@ -865,6 +881,21 @@ def _routes() -> list[Route]:
             query=("limit", "after_id"),
             tag="journal",
             response=v.JournalList,
+        ),
+        Route(
+            "GET",
+            "/v1/cards/{card_id}/timeline",
+            _card_timeline,
+            "The card's case timeline, newest first: its authorisations, reversals and "
+            "advices, every audited change (lifecycle, PIN, limits, tokens, lookups), fraud "
+            "reports and disputes, with the cards it succeeds and that succeed it (renewals, "
+            "replacements, reissues) unless chain=false; each event with its time, kind, card, "
+            "masked PAN, a one-line summary and the ids to drill into; page on with "
+            "before=next_before",
+            query=("day", "since", "until", "before", "limit", "chain"),
+            tag="journal",
+            response=v.CardTimelineView,
+            query_help=(("limit", "events, 1-2,000 (default 200)"),),
         ),
         Route(
             "POST",

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from authhost.auth.currencies import EXPONENTS
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import CREDIT_TYPES
 from authhost.store.records import JournalEntry
@@ -164,3 +165,13 @@ class Totals:
 def iso_time(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with a Z."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def amount_text(minor: int | None, currency: str | None) -> str:
+    """Minor units in the currency's own exponent, with its numeric code: 1,234.50 978 (the
+    CLI's tables and the card timeline's summaries write amounts so)."""
+    if minor is None:
+        return ""
+    exponent = EXPONENTS.get(currency or "", 2)
+    text = f"{minor / 10**exponent:,.{exponent}f}" if exponent else f"{minor:,}"
+    return f"{text} {currency}" if currency else text

@@ -245,6 +245,46 @@ class JournalList(_View):
     )
 
 
+class TimelineEvent(_View):
+    at: str = Field(description="when, ISO 8601 UTC")
+    ts: float = Field(description="when, epoch seconds")
+    kind: str = Field(
+        description="authorisation, financial, advice or reversal (a journal entry); "
+        "fraud_report; dispute.open, dispute.resolve; else the audited action (card.suspend, "
+        "pin.set, card.limits, card.token_add, card.reissue, card.search...)"
+    )
+    card_id: str = Field(description="the card of the chain it happened to")
+    pan: str = Field(description="that card's masked PAN")
+    summary: str = Field(description="one line for a person")
+    actor: str = Field(description="who made the change (an audited one), else ''")
+    journal_id: int | None
+    audit_id: int | None
+    dispute_id: str | None
+    verdict: str | None = Field(description="a journal entry's fraud report: fraud, genuine")
+
+
+class TimelineCard(_View):
+    card_id: str
+    pan: str
+    state: str
+    replaces: str | None
+    replaced_by: str | None
+
+
+class CardTimelineView(_View):
+    card_id: str
+    cards: list[TimelineCard] = Field(
+        description="the cards whose events are listed, oldest first (the chain of renewals, "
+        "replacements and reissues; only the card with chain=false)"
+    )
+    since: str | None
+    until: str | None
+    events: list[TimelineEvent] = Field(description="newest first")
+    next_before: float | None = Field(
+        description="the before of the next page (the events older than this page's); null: none"
+    )
+
+
 class AuditList(_View):
     audit: list[AuditView]
 

@@ -14,14 +14,18 @@ from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.cli.admin_support import (
     IDS,
     ConfigOpt,
+    DayOpt,
     IdemOpt,
     LimitOpt,
     OffsetOpt,
+    SinceOpt,
     StoreOpt,
+    UntilOpt,
     _comma_list,
     _config,
     _run,
     _validated,
+    not_nan,
 )
 from authhost.cli.tables import OutputOpt
 
@@ -51,6 +55,43 @@ def cards_list(
 def cards_show(card_id: str, store: StoreOpt = None, config: ConfigOpt = None) -> None:
     """Show one card, with when it was last used (last_used, epoch seconds; null: never)."""
     _run(_config(config, store), lambda s: s.show_card(card_id))
+
+
+@cards.command("timeline")
+def cards_timeline(
+    card_id: str,
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    before: Annotated[
+        float,
+        typer.Option(callback=not_nan, help="only before this time (the next_before of a page)"),
+    ] = 0.0,
+    limit: Annotated[int, typer.Option(min=1, max=2000, help="events at most")] = 200,
+    no_chain: Annotated[
+        bool, typer.Option("--no-chain", help="this card only, not its predecessors and successors")
+    ] = False,
+    output: OutputOpt = "auto",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A card's case timeline, newest first: its authorisations, audited changes, fraud
+    reports and disputes, and those of the cards it succeeds and that succeed it (renewals,
+    replacements, reissues), each with a one-line summary (masked PANs)."""
+    _run(
+        _config(config, store),
+        lambda s: s.card_timeline(
+            card_id,
+            day=day,
+            since=since,
+            until=until,
+            before=before,
+            limit=limit,
+            chain=not no_chain,
+        ),  # fmt: skip
+        table="timeline",
+        output=output,
+    )
 
 
 @cards.command("find")

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authhost.auth.currencies import EXPONENTS
+from authhost.admin.totals import amount_text
 
 OUTPUTS = ("auto", "table", "json")
 OutputOpt = Annotated[
@@ -52,11 +52,7 @@ class TableSpec:
 
 def amount(minor: int | None, currency: str | None) -> str:
     """Minor units in the currency's own exponent, with its numeric code: 1,234.50 978."""
-    if minor is None:
-        return ""
-    exponent = EXPONENTS.get(currency or "", 2)
-    text = f"{minor / 10**exponent:,.{exponent}f}" if exponent else f"{minor:,}"
-    return f"{text} {currency}" if currency else text
+    return amount_text(minor, currency)
 
 
 def when(ts: float | None) -> str:
@@ -213,6 +209,28 @@ TABLES: dict[str, TableSpec] = {
             Column("subject", _key("subject")),
         ),
     ),
+    "timeline": TableSpec(
+        "case timeline (newest first)",
+        (
+            Column("time (UTC)", lambda r: when(r.get("ts"))),
+            Column("kind", _key("kind")),
+            Column("card", _key("pan")),
+            Column("summary", _key("summary")),
+            Column(
+                "ids",
+                lambda r: " ".join(
+                    f"{label} {r[key]}"
+                    for label, key in (
+                        ("journal", "journal_id"),
+                        ("audit", "audit_id"),
+                        ("dispute", "dispute_id"),
+                    )
+                    if r.get(key) is not None
+                ),
+            ),  # fmt: skip
+        ),
+        rows_key="events",
+    ),
     "disputes": TableSpec(
         "disputes",
         (
@@ -255,6 +273,8 @@ def render(result: Any, spec: TableSpec) -> Table:
         table.add_row(*(Text(column.cell(row)) for column in spec.columns))
     if isinstance(result, dict) and result.get("next_after_id") and rows:
         table.caption = f"next page: --after-id {result['next_after_id']}"
+    if isinstance(result, dict) and result.get("next_before") and rows:
+        table.caption = f"next page: --before {result['next_before']}"
     return table
 
 

@@ -28,6 +28,7 @@ from authhost.admin.service.files import OperatorFiles
 from authhost.admin.service.journal import JournalAnalysis
 from authhost.admin.service.lifecycle import CardLifecycle
 from authhost.admin.service.pins import Pins
+from authhost.admin.service.timeline import CardTimeline
 from authhost.admin.service.tokens import PaymentTokens
 from authhost.admin.service.unfinished import UnfinishedWork
 
@@ -43,6 +44,7 @@ class CardService(
     CardLifecycle,
     Pins,
     JournalAnalysis,
+    CardTimeline,
     ClearingImports,
     OperatorFiles,
     ServiceBase,
