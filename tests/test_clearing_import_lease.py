@@ -238,3 +238,20 @@ async def test_two_imports_at_once_never_post_a_duplicate_unflagged(
     for r in replies:
         if r.status == 409:
             assert r.json["error"].startswith("a clearing import is running (since ")
+
+
+async def test_an_import_whose_lease_lapsed_and_was_taken_meanwhile_stops(store: CardStore):  # noqa: F811
+    """The lease lapsed (not renewed for its ttl), another import took it, posted and ended:
+    the stalled import's next renewal finds the lease free and takes it again, but the other
+    one ran beside it, unseen by its duplicate check; it stops as when the other still runs."""
+    lease = _ClearingLease(store, "api:ops")
+    await lease.take()
+    await store.drop_lease(CLEARING_LEASE, lease.owner)  # as if it had expired
+    second = _ClearingLease(store, "cli:other")
+    await second.take()
+    await second.drop()  # the other import ran and ended
+    lease.renew_at = 0.0
+    with pytest.raises(ConflictError, match="the clearing import stopped"):
+        await lease.keep()
+    await lease.drop()
+    assert await store.lease_of(CLEARING_LEASE) is None

@@ -40,10 +40,13 @@ class _ClearingLease:
         self.store = store
         self.owner = lease_owner(actor)
         self.renew_at = 0.0
+        self.since: float | None = None  # when this import took the lease (a renewal keeps it)
 
     async def take(self) -> None:
         for _ in range(3):  # (None: the running one ended between the two reads)
             if await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S):
+                held = await self.store.lease_of(CLEARING_LEASE)
+                self.since = held.since if held is not None else None
                 self.renew_at = time.monotonic() + RENEW_EVERY_S
                 return
             holder = await self.store.lease_of(CLEARING_LEASE)
@@ -60,9 +63,12 @@ class _ClearingLease:
     async def keep(self) -> None:
         if time.monotonic() < self.renew_at:
             return
-        if not await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S):
-            # stalled past its expiry and another import took over: going on would post
-            # beside it, unseen by its duplicate check
+        taken = await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S)
+        held = await self.store.lease_of(CLEARING_LEASE) if taken else None
+        if not taken or held is None or held.since != self.since:
+            # stalled past its expiry and another import took over (or took it and ended
+            # meanwhile: take_lease then takes the free lease anew, with a new since): going
+            # on would post beside it, unseen by its duplicate check
             raise ConflictError(
                 f"the clearing import stopped: it was not renewed for {LEASE_TTL_S:.0f} s and "
                 "another import started; what it posted stays, and importing the file again "
