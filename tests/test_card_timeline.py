@@ -233,3 +233,39 @@ def test_summaries_are_one_line_for_a_person():
     assert tl.audit_summary(changed) == (
         "card limits changed by ops: limits.daily_amount none -> 50000"
     )
+
+
+async def test_pages_smaller_than_an_instant_still_reach_the_older_events(tmp_path):
+    """Two audited changes at one instant (a fraud dispute's opening and its chargeback
+    label share one) and an older event, paged one event at a time: the first page holds the
+    whole instant, and its next_before leads on to the older event. The service keeps only
+    ``limit + 1`` newest events, so a page that is all one instant could not tell there were
+    more and ended the paging (next_before null) with the card's history unread."""
+    from test_admin_support import open_service
+
+    from authhost.admin import requests as rq
+
+    async with open_service(tmp_path) as service:
+        await service.create_product(
+            rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
+        )
+        await service.create_account(rq.NewAccount(account_id="a1", balance=10_000))
+        card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))[
+            "card_id"
+        ]
+        now = service.clock()
+        for ts, action in ((now + 10, "card.limits"), (now + 10, "card.controls")):
+            await service.store.append_audit(
+                AuditEntry(ts, "ops", action, card_id, "{}", "{}"), None
+            )
+        whole = await service.card_timeline(card_id)
+        assert sorted(kinds(whole["events"])) == ["card.controls", "card.issue", "card.limits"]
+        paged: list[dict[str, Any]] = []
+        before = 0.0
+        for _ in range(10):
+            one = await service.card_timeline(card_id, limit=1, before=before)
+            paged += one["events"]
+            if one["next_before"] is None:
+                break
+            before = one["next_before"]
+        assert kinds(paged) == kinds(whole["events"])

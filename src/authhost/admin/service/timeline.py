@@ -72,6 +72,24 @@ class CardTimeline(ServiceBase):
             if low < high:
                 events.add_all(await self._card_events(one, low, high, limit + 1))
         page, next_before = tl.page(events, limit)
+        if len(page) > limit:
+            # one instant fills the page (tl.page): what was read kept only limit + 1
+            # events, so the instant may have more and older events may follow; the whole
+            # instant, and a next page when anything is older
+            instant = page[-1]["ts"]
+            whole = tl.Newest(tl.TIMELINE_MAX)
+            for one in cards:
+                whole.add_all(
+                    await self._card_events(
+                        one, instant, math.nextafter(instant, math.inf), tl.TIMELINE_MAX
+                    )
+                )
+            page = list(whole)
+            next_before = None
+            for one in cards:
+                if low < instant and await self._card_events(one, low, instant, 1):
+                    next_before = instant
+                    break
         return {
             "card_id": card_id,
             "cards": [
