@@ -71,8 +71,8 @@ class _ClearingLease:
             # on would post beside it, unseen by its duplicate check
             raise ConflictError(
                 f"the clearing import stopped: it was not renewed for {LEASE_TTL_S:.0f} s and "
-                "another import started; what it posted stays, and importing the file again "
-                "posts the rest (the rows posted are replayed, not posted twice)"
+                "another import may have run meanwhile; what it posted stays, and importing the "
+                "file again posts the rest (the rows posted are replayed, not posted twice)"
             )
         self.renew_at = time.monotonic() + RENEW_EVERY_S
 
