@@ -332,3 +332,27 @@ async def test_one_process_finishes_at_a_time(store_args):  # noqa: F811
             assert "busy" not in done
             assert [d["card_id"] for d in done["activations"]["finished"]] == [new["card_id"]]
             assert await later.store.lease_of(FINISH_LEASE) is None  # dropped after the look
+
+
+async def test_an_activation_begun_again_while_the_finisher_looks_is_left_to_it(store_args):  # noqa: F811
+    """The finisher read an intent; before it reads the card, the activation is begun again
+    (another try writes its own intent first): the finisher leaves it to that try, which
+    would otherwise send the same PAN updates beside it."""
+    async with open_service(*store_args) as service:
+        old, new, refs = await activation_cut_short(service)
+        async with restarted(service, store_args) as later:
+            store, get_card = later.store, later.store.get_card
+            [read] = await store.intents(ACTIVATION_INTENT, EVERY_INTENT)
+
+            async def begun_again(card_id):
+                if card_id == new["card_id"]:  # another try's intent, as it writes it
+                    await trio.sleep(0.01)  # (a later time than the one read)
+                    await store.put_intent(ACTIVATION_INTENT, card_id, read.data)
+                return await get_card(card_id)
+
+            store.get_card = begun_again  # type: ignore[method-assign]
+            result = await later.finish_activations(older_than_s=0)
+            assert result == {"finished": [], "failed": [], "dropped": 0}
+            assert await pan_updates(later, new["card_id"]) == []  # nothing sent
+            [kept] = await store.intents(ACTIVATION_INTENT, EVERY_INTENT)
+            assert kept.ts > read.ts  # the new try's intent stays

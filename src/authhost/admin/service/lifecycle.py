@@ -59,7 +59,6 @@ class HandOver(BaseModel):
     views and token references only."""
 
     before: dict[str, Any]
-    begun: float  # the service's clock when it began (its audit entries' time)
     reason: str = ""
     details: dict[str, Any] = {}
     moved: list[tuple[str, str]] = []
@@ -69,17 +68,15 @@ class HandOver(BaseModel):
     def of(
         cls,
         card: Card,
-        begun: float,
         reason: str,
         details: dict[str, Any],
         handed: tuple[list[Card], HandedOver] | None,
     ) -> HandOver:
         if handed is None:
-            return cls(before=card_view(card), begun=begun, reason=reason, details=details)
+            return cls(before=card_view(card), reason=reason, details=details)
         chain, tokens = handed
         return cls(
             before=card_view(card),
-            begun=begun,
             reason=reason,
             details=details,
             moved=[(token.token_ref, chain[index].card_id) for token, index in tokens.moved],
@@ -132,7 +129,7 @@ class CardLifecycle(ServiceBase):
             after, handed = await self._predecessor_tokens(after, details)
             # the activation, its wallet events and the predecessors' retirement are several
             # writes: a crash between them is finished later (finish_activations)
-            intent = HandOver.of(card, self.clock(), reason, details, handed)
+            intent = HandOver.of(card, reason, details, handed)
             await self.store.put_intent(ACTIVATION_INTENT, card.card_id, intent.model_dump_json())
         view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
         if lifecycle.has_been_activated(card):  # the card in use: its tokens are the wallet's

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -73,6 +74,8 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
         dropped = 0
         for intent in await self.store.intents(ACTIVATION_INTENT, time.time() - older_than_s):
             card = await self.store.get_card(intent.subject)
+            if not await self._still_the_intent(intent):
+                continue  # begun again since it was read (its own run finishes it)
             if card is None or not card.replaces or not lifecycle.has_been_activated(card):
                 await self.store.drop_intent(ACTIVATION_INTENT, intent.subject, intent.ts)
                 dropped += 1
@@ -85,9 +88,16 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
             await self.store.drop_intent(ACTIVATION_INTENT, intent.subject, intent.ts)
         return {"finished": finished, "failed": failed, "dropped": dropped}
 
+    async def _still_the_intent(self, intent: Intent) -> bool:
+        """Whether ``intent`` is still the one stored: read again after its card, so that an
+        activation begun again meanwhile (its intent written before its card) is left to the
+        run that began it, which would otherwise send the same PAN updates beside this one."""
+        now = await self.store.intents(intent.kind, math.inf)
+        return any(i.subject == intent.subject and i.ts == intent.ts for i in now)
+
     async def _finish_activation(self, card: Card, intent: Intent) -> dict[str, Any]:
         plan = HandOver.model_validate_json(intent.data)
-        audited, announced = await self._done_since(card.card_id, plan.begun)
+        audited, announced = await self._done(card.card_id)
         if not audited:
             after = {**_with_reason(card_view(card), plan.reason), **plan.details}
             await self.record_audit("card.activate", card.card_id, plan.before, after)
@@ -109,16 +119,16 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
         await self.record_audit("card.activation_finished", card.card_id, None, done)
         return done
 
-    async def _done_since(self, card_id: str, since: float) -> tuple[bool, set[str]]:
-        """Whether the card's activation was audited since ``since``, and the token
-        references whose PAN update was."""
+    async def _done(self, card_id: str) -> tuple[bool, set[str]]:
+        """Whether the card's activation was audited, and the token references whose PAN
+        update was: a card is activated once, and takes its tokens over then, so any such
+        entry of the card is the one (not only those since the intent: another try's intent
+        may have replaced it)."""
         audited, announced = False, set()
         after_id = 0
         while page := await self.store.audit(subject=card_id, limit=1000, after_id=after_id):
             after_id = max(entry.audit_id for entry in page)
             for entry in page:
-                if entry.ts < since:
-                    continue
                 if entry.action == "card.activate":
                     audited = True
                 elif entry.action == "card.token_pan_update":
