@@ -356,3 +356,29 @@ async def test_an_activation_begun_again_while_the_finisher_looks_is_left_to_it(
             assert await pan_updates(later, new["card_id"]) == []  # nothing sent
             [kept] = await store.intents(ACTIVATION_INTENT, EVERY_INTENT)
             assert kept.ts > read.ts  # the new try's intent stays
+
+
+async def test_a_finishing_run_whose_lease_lapsed_stops(store_args, monkeypatch):  # noqa: F811
+    """A run that stalled past its lease's life while another process took the lease stops
+    before the next piece of work rather than finish beside the other."""
+    from authhost.admin.service import unfinished
+    from authhost.admin.service.unfinished import FINISH_LEASE
+
+    monkeypatch.setattr(unfinished, "FINISH_LEASE_TTL_S", 0.4)  # renewal due after 0.1 s
+    async with open_service(*store_args) as service:
+        old, new, refs = await activation_cut_short(service)
+        store, intents = service.store, service.store.intents
+
+        async def lapsed(kind, before):  # the run stalls here; its lease lapses, another takes it
+            found = await intents(kind, before)
+            await trio.sleep(0.2)
+            for lease in [await store.lease_of(FINISH_LEASE)]:
+                await store.drop_lease(FINISH_LEASE, lease.owner)
+                await store.take_lease(FINISH_LEASE, "worker-2#x", 60)
+            return found
+
+        store.intents = lapsed  # type: ignore[method-assign]
+        result = await service.finish_unfinished(older_than_s=0)
+        assert result["busy"].startswith("this run stopped: its lease lapsed")
+        assert await pan_updates(service, new["card_id"]) == []  # nothing done beside the other
+        assert (await store.lease_of(FINISH_LEASE)).owner == "worker-2#x"  # the other's stays

@@ -22,7 +22,13 @@ from test_e2e_clearing import write_clearing
 from test_store_contract import redis_cluster_url, store  # noqa: F401 - fixtures
 
 from authhost.admin.errors import ConflictError
-from authhost.admin.service.clearing_imports import CLEARING_LEASE, _ClearingLease
+from authhost.admin.service.clearing_imports import (
+    CLEARING_LEASE,
+    LEASE_TTL_S,
+    _kept,
+    _take_clearing_lease,
+)
+from authhost.admin.service.leases import HeldLease
 from authhost.store import opened_store
 from authhost.store.interface import CardStore
 
@@ -114,26 +120,26 @@ def test_a_process_that_dies_holding_the_lease_blocks_for_its_ttl_only(sqlite_pa
 async def test_an_import_renews_its_lease_and_stops_once_another_took_it(store: CardStore):  # noqa: F811
     """The import's lease is renewed as it goes (``keep``); one that stalled past its expiry
     while another import took it stops rather than post beside it."""
-    lease = _ClearingLease(store, "api:ops")
-    await lease.take()
+    lease = HeldLease(store, CLEARING_LEASE, "api:ops", LEASE_TTL_S)
+    await _take_clearing_lease(lease)
     first = await store.lease_of(CLEARING_LEASE)
-    await lease.keep()  # not due: nothing asked of the store
+    await _kept(lease)()  # not due: nothing asked of the store
     unrenewed = await store.lease_of(CLEARING_LEASE)
     assert unrenewed.expires_at == pytest.approx(first.expires_at, abs=0.05)  # (Redis: PTTL)
     lease.renew_at = 0.0  # due
     await trio.sleep(0.2)
-    await lease.keep()
+    await _kept(lease)()
     renewed = await store.lease_of(CLEARING_LEASE)
     assert renewed.owner == lease.owner and renewed.expires_at > first.expires_at + 0.1
 
-    second = _ClearingLease(store, "cli:other")
+    second = HeldLease(store, CLEARING_LEASE, "cli:other", LEASE_TTL_S)
     with pytest.raises(ConflictError, match=r"a clearing import is running \(since .*by api:ops"):
-        await second.take()
+        await _take_clearing_lease(second)
     await store.drop_lease(CLEARING_LEASE, lease.owner)  # as if it had expired
-    await second.take()
+    await _take_clearing_lease(second)
     lease.renew_at = 0.0
     with pytest.raises(ConflictError, match="the clearing import stopped"):
-        await lease.keep()
+        await _kept(lease)()
     await lease.drop()  # not its lease any more: the second's stays
     assert (await store.lease_of(CLEARING_LEASE)).owner == second.owner
     await second.drop()
@@ -244,14 +250,14 @@ async def test_an_import_whose_lease_lapsed_and_was_taken_meanwhile_stops(store:
     """The lease lapsed (not renewed for its ttl), another import took it, posted and ended:
     the stalled import's next renewal finds the lease free and takes it again, but the other
     one ran beside it, unseen by its duplicate check; it stops as when the other still runs."""
-    lease = _ClearingLease(store, "api:ops")
-    await lease.take()
+    lease = HeldLease(store, CLEARING_LEASE, "api:ops", LEASE_TTL_S)
+    await _take_clearing_lease(lease)
     await store.drop_lease(CLEARING_LEASE, lease.owner)  # as if it had expired
-    second = _ClearingLease(store, "cli:other")
-    await second.take()
+    second = HeldLease(store, CLEARING_LEASE, "cli:other", LEASE_TTL_S)
+    await _take_clearing_lease(second)
     await second.drop()  # the other import ran and ended
     lease.renew_at = 0.0
     with pytest.raises(ConflictError, match="the clearing import stopped"):
-        await lease.keep()
+        await _kept(lease)()
     await lease.drop()
     assert await store.lease_of(CLEARING_LEASE) is None

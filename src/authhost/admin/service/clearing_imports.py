@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, InvalidRequest, ServiceError, Unavailable
 from authhost.admin.service.dispute_cases import DisputeCases
-from authhost.admin.service.leases import drop_quietly, lease_owner, owner_name
-from authhost.store.interface import CardStore, StoreError
+from authhost.admin.service.leases import HeldLease, LeaseLost, owner_name
+from authhost.store.interface import StoreError
 
 if TYPE_CHECKING:
     from authhost.admin.clearing import Presentment
@@ -27,57 +27,35 @@ if TYPE_CHECKING:
 
 CLEARING_LEASE = "clearing.import"  # the store lease one posting import holds
 LEASE_TTL_S = 120.0  # how long a crashed import blocks the next one, at most
-RENEW_EVERY_S = LEASE_TTL_S / 4  # renewed this often while it works: three renewals may fail
 
 
-class _ClearingLease:
-    """The lease of one posting import: taken (or refused with a 409 naming since when the
-    running one runs), renewed at most every ``RENEW_EVERY_S`` as the import goes (``keep``,
-    called between presentments, batches and disputes: cheap when not due), dropped at its
-    end."""
+async def _take_clearing_lease(lease: HeldLease) -> None:
+    """The import's lease taken, or a 409 naming since when and by whom the running one runs."""
+    holder = await lease.take()
+    if holder is not None:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.since))
+        raise ConflictError(
+            f"a clearing import is running (since {since}, by {owner_name(holder.owner)}); "
+            f"retry when it ends (a crashed one's hold lapses {LEASE_TTL_S:.0f} s after its "
+            "last renewal)"
+        )
 
-    def __init__(self, store: CardStore, actor: str) -> None:
-        self.store = store
-        self.owner = lease_owner(actor)
-        self.renew_at = 0.0
-        self.since: float | None = None  # when this import took the lease (a renewal keeps it)
 
-    async def take(self) -> None:
-        for _ in range(3):  # (None: the running one ended between the two reads)
-            if await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S):
-                held = await self.store.lease_of(CLEARING_LEASE)
-                self.since = held.since if held is not None else None
-                self.renew_at = time.monotonic() + RENEW_EVERY_S
-                return
-            holder = await self.store.lease_of(CLEARING_LEASE)
-            if holder is not None:
-                since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.since))
-                who = owner_name(holder.owner)
-                raise ConflictError(
-                    f"a clearing import is running (since {since}, by {who}); retry when it "
-                    f"ends (a crashed one's hold lapses {LEASE_TTL_S:.0f} s after its last "
-                    "renewal)"
-                )
-        raise ConflictError("clearing imports are running one after another; retry")
+def _kept(lease: HeldLease) -> Callable[[], Awaitable[None]]:
+    """The import's lease renewed between presentments, batches and disputes; a 409 when it
+    lapsed: going on would post beside another import, unseen by its duplicate check."""
 
-    async def keep(self) -> None:
-        if time.monotonic() < self.renew_at:
-            return
-        taken = await self.store.take_lease(CLEARING_LEASE, self.owner, LEASE_TTL_S)
-        held = await self.store.lease_of(CLEARING_LEASE) if taken else None
-        if not taken or held is None or held.since != self.since:
-            # stalled past its expiry and another import took over (or took it and ended
-            # meanwhile: take_lease then takes the free lease anew, with a new since): going
-            # on would post beside it, unseen by its duplicate check
+    async def keep() -> None:
+        try:
+            await lease.keep()
+        except LeaseLost:
             raise ConflictError(
                 f"the clearing import stopped: it was not renewed for {LEASE_TTL_S:.0f} s and "
                 "another import may have run meanwhile; what it posted stays, and importing the "
                 "file again posts the rest (the rows posted are replayed, not posted twice)"
-            )
-        self.renew_at = time.monotonic() + RENEW_EVERY_S
+            ) from None
 
-    async def drop(self) -> None:
-        await drop_quietly(self.store, CLEARING_LEASE, self.owner)
+    return keep
 
 
 class ClearingImports(DisputeCases):
@@ -117,11 +95,11 @@ class ClearingImports(DisputeCases):
         next file while an import runs (its report is as of its own reads)."""
         if dry_run:
             return await self._post_clearing(presentments, None, dry_run=True)
-        lease = _ClearingLease(self.store, self.actor)
-        await lease.take()
+        lease = HeldLease(self.store, CLEARING_LEASE, self.actor, LEASE_TTL_S)
+        await _take_clearing_lease(lease)
         try:
             return await self._post_clearing(
-                presentments, lease.keep, dispute_duplicates=dispute_duplicates
+                presentments, _kept(lease), dispute_duplicates=dispute_duplicates
             )
         finally:
             await lease.drop()

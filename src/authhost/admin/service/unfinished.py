@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from authhost.admin import totals as totals_module
 from authhost.admin.errors import NotFoundError, ServiceError
 from authhost.admin.service.base import _with_reason
 from authhost.admin.service.dispute_cases import DISPUTE_OPEN_INTENT, DisputeCases
-from authhost.admin.service.leases import drop_quietly, lease_owner, owner_name
+from authhost.admin.service.leases import HeldLease, LeaseLost, owner_name
 from authhost.admin.service.lifecycle import ACTIVATION_INTENT, CardLifecycle, HandOver
 from authhost.admin.views import card_view
 from authhost.cards import lifecycle
@@ -36,6 +37,19 @@ from authhost.store.interface import Conflict, Intent
 GRACE_S = 60.0
 FINISH_LEASE = "store.finish"  # the store lease of the one process finishing at a time
 FINISH_LEASE_TTL_S = 600.0  # a finisher that died blocks the next one this long at most
+Keep = Callable[[], Awaitable[None]]  # called between pieces of work: the lease renewed
+
+
+def _busy(why: str) -> dict[str, Any]:
+    return {
+        "busy": why,
+        "activations": {"finished": [], "failed": [], "dropped": 0},
+        "dispute_openings": {"recorded": [], "dropped": 0},
+    }
+
+
+async def _nothing_to_keep() -> None:
+    """A finishing run called without a lease (the tests', one process at a time)."""
 
 
 class UnfinishedWork(CardLifecycle, DisputeCases):
@@ -47,32 +61,35 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
         (``finish_dispute_openings``). One process at a time (the store's lease
         ``FINISH_LEASE``: two finishing one activation at once could both send a token's PAN
         update); while another holds it, ``busy`` names it and nothing is done."""
-        owner = lease_owner(self.actor)
-        if not await self.store.take_lease(FINISH_LEASE, owner, FINISH_LEASE_TTL_S):
-            holder = await self.store.lease_of(FINISH_LEASE)
-            return {
-                "busy": f"{owner_name(holder.owner) if holder else 'another process'} is "
-                "finishing them now",
-                "activations": {"finished": [], "failed": [], "dropped": 0},
-                "dispute_openings": {"recorded": [], "dropped": 0},
-            }
+        lease = HeldLease(self.store, FINISH_LEASE, self.actor, FINISH_LEASE_TTL_S)
+        if (holder := await lease.take()) is not None:
+            return _busy(f"{owner_name(holder.owner)} is finishing them now")
         try:
             return {
-                "activations": await self.finish_activations(older_than_s),
-                "dispute_openings": await self.finish_dispute_openings(older_than_s),
+                "activations": await self.finish_activations(older_than_s, lease.keep),
+                "dispute_openings": await self.finish_dispute_openings(older_than_s, lease.keep),
             }
+        except LeaseLost:  # stalled past the lease's life: another may be finishing now
+            return _busy(
+                "this run stopped: its lease lapsed and another process may be finishing them; "
+                "what it finished is in the audit log"
+            )
         finally:
-            await drop_quietly(self.store, FINISH_LEASE, owner)
+            await lease.drop()
 
-    async def finish_activations(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
+    async def finish_activations(
+        self, older_than_s: float = GRACE_S, keep: Keep = _nothing_to_keep
+    ) -> dict[str, Any]:
         """Finish every activation begun more than ``older_than_s`` ago and not finished:
         audit it if its entry is missing, send the PAN updates not sent, retire its
         predecessors; an intent whose card was never activated (the activation was refused)
-        is dropped. Each finished one is audited (``card.activation_finished``)."""
+        is dropped. Each finished one is audited (``card.activation_finished``). ``keep`` is
+        called before each (the finishing lease renewed; LeaseLost stops the run)."""
         finished: list[dict[str, Any]] = []
         failed: list[dict[str, str]] = []
         dropped = 0
         for intent in await self.store.intents(ACTIVATION_INTENT, time.time() - older_than_s):
+            await keep()
             card = await self.store.get_card(intent.subject)
             if not await self._still_the_intent(intent):
                 continue  # begun again since it was read (its own run finishes it)
@@ -135,7 +152,9 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
                     announced.update(t["token_ref"] for t in json.loads(entry.after)["tokens"])
         return audited, announced
 
-    async def finish_dispute_openings(self, older_than_s: float = GRACE_S) -> dict[str, Any]:
+    async def finish_dispute_openings(
+        self, older_than_s: float = GRACE_S, keep: Keep = _nothing_to_keep
+    ) -> dict[str, Any]:
         """Record the disputes whose provisional credit was posted and that were never
         recorded (the store failed in between, or the process stopped): with the credit the
         journal has, audited as ``dispute.open`` with ``finished_after_a_failure``. An opening
@@ -144,6 +163,7 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
         recorded: list[dict[str, Any]] = []
         dropped = 0
         for intent in await self.store.intents(DISPUTE_OPEN_INTENT, time.time() - older_than_s):
+            await keep()
             dispute = codec.dispute_from_json(intent.data)
             try:
                 entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
