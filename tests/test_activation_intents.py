@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 
 import pytest
 import trio
@@ -249,16 +250,31 @@ def _race_every_card_write(service: CardService, card_id: str) -> None:
 
 
 async def test_the_server_finishes_them_itself(store_args):  # noqa: F811
+    """The server's look, as the runtime starts it (here with no wait and no grace): the
+    activation finished, and its metrics say one was (a crash cut it short) and when it looked."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from authhost.admin.service.unfinished import FinishWatch
+    from authhost.store.metrics import UnfinishedWorkCollector
+
+    watch, registry = FinishWatch(), CollectorRegistry()
+    registry.register(UnfinishedWorkCollector(watch))
+    assert "authhost_unfinished" not in generate_latest(registry).decode()  # before a look
     async with open_service(*store_args) as service:
         old, new, refs = await activation_cut_short(service)
         async with restarted(service, store_args) as later, trio.open_nursery() as nursery:
-            # the server's own look, as the runtime starts it (here with no wait and no grace)
-            nursery.start_soon(finish_unfinished, later, 0.05, 0.0, 0.0)
-            while await later.store.intents(ACTIVATION_INTENT, EVERY_INTENT):
+            nursery.start_soon(partial(finish_unfinished, later, 0.05, 0.0, 0.0, watch=watch))
+            while not watch.activations_finished:
                 await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
+        assert await service.store.intents(ACTIVATION_INTENT, EVERY_INTENT) == []
         assert (await service.store.get_card(old["card_id"])).state is CardState.REPLACED
         assert sorted(await pan_updates(service, new["card_id"])) == refs
+    text = generate_latest(registry).decode()
+    assert "authhost_unfinished_activations_finished_total 1.0" in text
+    assert "authhost_unfinished_failed 0.0" in text
+    [looked] = [line for line in text.splitlines() if line.startswith("authhost_unfinished_looked")]
+    assert float(looked.split()[-1]) == pytest.approx(watch.looked_at) and watch.looked_at > 0
 
 
 def test_the_cli_finishes_them(tmp_path):

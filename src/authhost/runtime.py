@@ -35,6 +35,7 @@ from authhost.store.opener import printable_url
 
 if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
     from authhost.admin.service import CardService
+    from authhost.admin.service.unfinished import FinishWatch
 
 log = logging.getLogger("authhost.runtime")
 
@@ -209,7 +210,14 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
             runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
-        runtime.services.append(partial(finish_unfinished, cards, UNFINISHED_EVERY_S))
+        from authhost.admin.service.unfinished import FinishWatch
+        from authhost.store.metrics import UnfinishedWorkCollector
+
+        finishing = FinishWatch()
+        runtime.services.append(
+            partial(finish_unfinished, cards, UNFINISHED_EVERY_S, watch=finishing)
+        )
+        runtime.collectors.append(UnfinishedWorkCollector(finishing))
         if config.admin.audit_verify_every_s:
             from authhost.admin.audit_verify import AuditWatch
             from authhost.store.metrics import AuditChainCollector
@@ -459,6 +467,7 @@ async def finish_unfinished(
     every_s: float,
     first_s: float = UNFINISHED_FIRST_S,
     older_than_s: float | None = None,
+    watch: FinishWatch | None = None,
 ) -> None:
     """Finish the work a crash cut short (``admin.service.unfinished``: card activations
     that hand over, dispute openings whose credit posted) soon after the start and every
@@ -477,6 +486,8 @@ async def finish_unfinished(
             log.exception("finishing work a crash cut short failed; will try again")
         else:
             _log_finished(result)
+            if watch is not None:
+                watch.record(result, time.time())
         await trio.sleep(every_s)
 
 

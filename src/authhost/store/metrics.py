@@ -83,6 +83,40 @@ class AuditChainCollector(Collector):
             yield family
 
 
+class UnfinishedWorkCollector(Collector):
+    """authhost_unfinished_activations_finished_total / _disputes_recorded_total / _failed /
+    _looked_timestamp_seconds: the server's looks for work a crash cut short
+    (``admin.service.unfinished``). A finished one means a crash or an outage cut it short;
+    alert on failed > 0 and on a look time that stops moving. Nothing before the first look."""
+
+    def __init__(self, watch: Any) -> None:  # an admin.service.unfinished.FinishWatch
+        self._watch = watch
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        watch = self._watch
+        if not watch.looked_at:
+            return
+        for name, text, value in (
+            ("activations_finished", "Activations cut short and finished by this process",
+             watch.activations_finished),
+            ("disputes_recorded", "Disputes whose credit posted, recorded by this process",
+             watch.disputes_recorded),
+        ):  # fmt: skip
+            counter = CounterMetricFamily(f"authhost_unfinished_{name}", text)
+            counter.add_metric([], float(value))
+            yield counter
+        for name, text, value in (
+            ("failed", "Activations the last look could not finish", watch.failed),
+            ("looked_timestamp_seconds", "When the last look ended", watch.looked_at),
+        ):
+            family = GaugeMetricFamily(f"authhost_unfinished_{name}", text)
+            family.add_metric([], float(value))
+            yield family
+
+
 class PendingJournalCollector(Collector):
     """authhost_journal_pending / authhost_journal_pending_dropped_total: the journal entries of
     requests answered off the pipeline (91 at the deadline, 30, 63) waiting for the store, and

@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from authhost.admin import totals as totals_module
@@ -38,6 +38,24 @@ GRACE_S = 60.0
 FINISH_LEASE = "store.finish"  # the store lease of the one process finishing at a time
 FINISH_LEASE_TTL_S = 600.0  # a finisher that died blocks the next one this long at most
 Keep = Callable[[], Awaitable[None]]  # called between pieces of work: the lease renewed
+
+
+@dataclass
+class FinishWatch:
+    """The server's looks for work a crash cut short, for its metrics (``store.metrics``):
+    work finished means a crash or an outage cut it short (worth a look at why); work that
+    could not be finished stays until a look can."""
+
+    looked_at: float = 0.0  # epoch seconds of the last look; 0 until the first
+    activations_finished: int = 0  # since the process started
+    disputes_recorded: int = 0
+    failed: int = 0  # activations the last look could not finish
+
+    def record(self, result: dict[str, Any], now: float) -> None:
+        self.looked_at = now
+        self.activations_finished += len(result["activations"]["finished"])
+        self.disputes_recorded += len(result["dispute_openings"]["recorded"])
+        self.failed = len(result["activations"]["failed"])
 
 
 def _busy(why: str) -> dict[str, Any]:
