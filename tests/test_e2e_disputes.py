@@ -21,7 +21,7 @@ from authhost.admin.service import CardService
 from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
-from authhost.store.interface import JournalQuery, StoreError
+from authhost.store.interface import JournalQuery, StoreError, StoreUnavailable
 
 DAY = 86_400
 
@@ -305,6 +305,54 @@ async def test_a_credit_posted_for_a_dispute_never_recorded_is_recorded_by_store
                           payload={"outcome": "lost"})  # fmt: skip
     assert resolved.status == 200, resolved.json
     assert (await balances_of(at.switch, at.visa))[0] == ledger  # the credit taken back
+
+
+async def test_a_dispute_whose_audit_entry_failed_is_audited_by_store_finish(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """The dispute and its credit were recorded, then the store failed the audit entry (503):
+    ``authhost store finish`` writes the opening's entry and its fraud label, once."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, 3_000, store_url)
+    record_audit = CardService.record_audit
+    failing = {"dispute.open"}
+
+    async def audit_failing_once(self, action, subject, before, after):  # noqa: ANN001
+        if action in failing:
+            failing.discard(action)
+            raise StoreUnavailable("the store is unavailable")
+        return await record_audit(self, action, subject, before, after)
+
+    monkeypatch.setattr(CardService, "record_audit", audit_failing_once)
+    url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
+    failed = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert failed.status == 503, failed.json
+    [dispute] = (await call(at.port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)).json["disputes"]
+    audit_url = f"/v1/audit?subject={dispute['dispute_id']}"
+    assert (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"] == []
+
+    finish = (
+        "store",
+        "finish",
+        "--older-than",
+        "0",
+        "--config",
+        str(cli_config(tmp_path, store_url)),
+    )
+    code, output = await run_cli(*finish)
+    assert code == 0, output
+    [recorded] = json.loads(output)["dispute_openings"]["recorded"]
+    assert recorded["dispute_id"] == dispute["dispute_id"] and recorded["credited_minor"] == 3_000
+    [entry] = (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"]
+    assert entry["action"] == "dispute.open"
+    assert json.loads(entry["after"])["finished_after_a_failure"] is True
+    reports = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    assert [r["journal_id"] for r in reports.json["reports"]] == [charge.journal_id]
+    code, output = await run_cli(*finish)
+    assert json.loads(output)["dispute_openings"] == {"recorded": [], "dropped": 0}  # once
 
 
 async def test_two_operators_opening_one_dispute_at_once_move_its_money_once(

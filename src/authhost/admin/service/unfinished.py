@@ -175,9 +175,10 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
     ) -> dict[str, Any]:
         """Record the disputes whose provisional credit was posted and that were never
         recorded (the store failed in between, or the process stopped): with the credit the
-        journal has, audited as ``dispute.open`` with ``finished_after_a_failure``. An opening
-        whose charge has a dispute now (a retry recorded it) or whose credit never posted
-        (refused, or not reached) is dropped: nothing is left to do."""
+        journal has, audited as ``dispute.open`` with ``finished_after_a_failure``. One
+        recorded whose audit entry (and fraud label) the failure cut off gets them now. An
+        opening whose charge has a dispute of another try's now (that try audits it) or whose
+        credit never posted (refused, or not reached) is dropped: nothing is left to do."""
         recorded: list[dict[str, Any]] = []
         dropped = 0
         for intent in await self.store.intents(DISPUTE_OPEN_INTENT, time.time() - older_than_s):
@@ -187,10 +188,15 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
                 entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
             except NotFoundError:  # pruned meanwhile: nothing to record against
                 entry = None
+            existing = None if entry is None else await self._dispute_of(entry)
             credited = 0
-            if entry is not None and await self._dispute_of(entry) is None:
+            if entry is not None and existing is None:
                 credited = await self._credit_given(entry)
-            if credited:
+            if existing is not None and existing.dispute_id == dispute.dispute_id:
+                if not await self._opening_audited(existing.dispute_id):  # this try's own
+                    details = {"finished_after_a_failure": True}
+                    recorded.append(await self._dispute_recorded(existing, details))
+            elif credited:
                 opened = replace(dispute, credited_minor=credited)
                 with contextlib.suppress(Conflict):  # recorded by a retry meanwhile
                     await self.store.open_dispute(opened)
@@ -200,3 +206,8 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
                 dropped += 1
             await self.store.drop_intent(DISPUTE_OPEN_INTENT, intent.subject, intent.ts)
         return {"recorded": recorded, "dropped": dropped}
+
+    async def _opening_audited(self, dispute_id: str) -> bool:
+        """Whether the dispute's opening is in the audit log (a dispute has a few entries)."""
+        entries = await self.store.audit(subject=dispute_id, limit=1000)
+        return any(entry.action == "dispute.open" for entry in entries)
