@@ -26,7 +26,9 @@ from test_e2e_auth import (  # noqa: F401 - fixtures
     start_host,
     store_url,
     with_pin,
+    wrong_pins,
 )
+from test_e2e_issuer_scripts import chip_request, commands_in, expected_command
 from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
     entry,
@@ -281,3 +283,116 @@ async def test_a_reversal_that_keeps_finding_the_card_changed_stops_at_its_deadl
     (decision,) = await service.decide_many([repeat], time.time())  # no one in the way now
     assert "reversal.pin_change_undone" in decision.reason_codes
     assert await pays_with(switch, host, card, old)
+
+
+# --- the service: a reversal that queues chip commands again is decided again too -----------
+
+
+class OperatorQueuesBeforeTheCommit(OperatorBeforeTheCommit):
+    """As ``OperatorBeforeTheCommit``, and the operator queues ``command`` for the chip too."""
+
+    def __init__(self, url: str, card_id: str, command: str) -> None:
+        super().__init__(url, card_id)
+        self.command = command
+
+    async def _operator(self) -> Any:
+        changed = await super()._operator()
+        async with opened_store(self.url) as other:
+            queued = (*changed.chip_scripts, self.command)
+            return await other.update_card(replace(changed, chip_scripts=queued))
+
+
+def written_for(entries, request: AuthRequest) -> list[Any]:
+    return [e for e in entries if e.stan == request.stan]
+
+
+async def test_a_reversed_atm_pin_unblock_over_a_changed_card_is_queued_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """An ATM's PIN unblock (processing code 91) whose answer carried PIN UNBLOCK for the chip
+    is reversed while an operator changes the card: the reversal is stale once, then written
+    on the card as it is, with PIN UNBLOCK queued again and the operator's change kept.
+    Written with the card change left out, the chip would stay blocked offline."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-credit"]  # Visa CVN 10 with an IMK-SMI: sends issuer scripts
+    [wrong] = wrong_pins(host, card)
+    codes = [(await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] for _ in "123"]
+    assert codes == ["55", "55", "75"]
+    atm = purchase(card, **{"3": "910000", "4": "000000000000", "18": "6011"})
+    atm, chip, arqc, atc = chip_request(host, card, atm, 10, atc=0x21)
+    atm = {k: v for k, v in with_pin(atm, host, card, card["pin"]).items() if k != "4"}
+    reply = await switch.send(atm)
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+    card_id = await card_id_of(host, card)
+    assert (await host.runtime.store.get_card(card_id)).chip_scripts == ()  # nothing waits
+
+    hook = OperatorBeforeTheCommit(store_url, card_id)
+    service = another_process(host, hook)
+    reversal = reversal_request(card, atm, "0400")
+    with trio.fail_after(10):
+        (decision,) = await service.decide_many([reversal], time.time())
+    assert str(decision.response_code) == "00"
+    assert "reversal.pin_unblock_requeued" in decision.reason_codes
+    stored = await host.runtime.store.get_card(card_id)
+    assert stored.chip_scripts == ("pin_unblock",)  # queued again
+    assert stored.limits == hook.written.limits  # the operator's change kept
+    assert stored.version > hook.written.version
+    written = written_for(await host.runtime.store.journal(JournalQuery(limit=100)), reversal)
+    assert len(written) == 1 and "reversal.pin_unblock_requeued" in written[0].reason_codes
+    assert hook.rounds == 2  # stale once, then written on a new snapshot
+
+    # the chip's next online request carries the PIN UNBLOCK again
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card), 10, atc=0x22)
+    reply = await switch.send(with_pin(fields, host, card, card["pin"]))
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+
+
+async def test_a_reversed_answer_with_queued_scripts_over_a_changed_card_queues_them_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """A purchase whose answer carried the operator's queued APPLICATION UNBLOCK is reversed
+    while an operator changes the card and queues PIN UNBLOCK: the reversal is stale once,
+    then written on the card as it is: the hold released, APPLICATION UNBLOCK queued again
+    after the operator's PIN UNBLOCK, the operator's limits kept."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-3624"]  # Mastercard CVN 16 with an IMK-SMI
+    card_id = await card_id_of(host, card)
+    db = host.runtime.store
+    seen = await db.get_card(card_id)
+    await db.update_card(replace(seen, chip_scripts=("application_unblock",)))  # operator
+    holds = (await db.get_account(seen.account_id)).holds
+
+    fields, chip, arqc, atc = chip_request(host, card, purchase(card, amount=1_200), 16, 0x60)
+    reply = await switch.send(fields)
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "application_unblock", arqc, atc)]
+    sent = await db.get_card(card_id)
+    assert sent.chip_scripts == () and sent.chip_scripts_sent == ("application_unblock",)
+    assert (await db.get_account(seen.account_id)).holds == holds + 1_200
+
+    hook = OperatorQueuesBeforeTheCommit(store_url, card_id, "pin_unblock")
+    service = another_process(host, hook)
+    reversal = reversal_request(card, fields, "0400")
+    with trio.fail_after(10):
+        (decision,) = await service.decide_many([reversal], time.time())
+    assert str(decision.response_code) == "00"
+    assert {"reversal.chip_scripts_requeued", "reversal.full"} <= set(decision.reason_codes)
+    stored = await db.get_card(card_id)
+    assert stored.chip_scripts == ("pin_unblock", "application_unblock")
+    assert stored.chip_scripts_sent == () and stored.chip_scripts_sent_key == ""
+    assert stored.limits == hook.written.limits  # the operator's change kept
+    assert (await db.get_account(seen.account_id)).holds == holds  # released, once
+    written = written_for(await db.journal(JournalQuery(limit=100)), reversal)
+    assert len(written) == 1
+    assert {"reversal.chip_scripts_requeued", "reversal.full"} <= set(
+        written[0].reason_codes.split(";")
+    )
+    assert hook.rounds == 2  # stale once, then written on a new snapshot
