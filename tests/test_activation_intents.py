@@ -299,12 +299,16 @@ def test_the_cli_finishes_them(tmp_path):
         assert result.exit_code == 0, (result.output, result.stderr)
         return json.loads(result.stdout)
 
+    [waiting] = cli("store", "finish", "--list")["unfinished"]
+    assert (waiting["kind"], waiting["subject"]) == ("activation", new["card_id"])
+    assert waiting["age_s"] >= 0
     assert cli("store", "finish")["activations"]["finished"] == []  # too young to be a crash's
     done = cli("store", "finish", "--older-than", "0")["activations"]
     assert [d["card_id"] for d in done["finished"]] == [new["card_id"]]
     assert done["finished"][0]["pan_updates_sent"] == 2
     assert cli("cards", "show", old["card_id"])["state"] == "replaced"
     assert cli("store", "finish", "--older-than", "0")["activations"]["finished"] == []
+    assert cli("store", "finish", "--list")["unfinished"] == []
 
 
 async def test_a_card_write_whose_audit_entry_fails_is_not_written_on_sqlite(tmp_path):

@@ -124,6 +124,9 @@ def store_finish(
             "running in another process)",
         ),
     ] = 60.0,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="only list what waits, with its age; change nothing")
+    ] = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -131,6 +134,9 @@ def store_finish(
     hand over (the activation audited, the wallet tokens' PAN updates sent, the old card
     retired) and disputes whose provisional credit was posted but which were never recorded.
     A running server does this itself every few minutes."""
+    if list_only:
+        _run(_config(config, store), lambda s: s.unfinished())
+        return
     _run(_config(config, store), lambda s: s.finish_unfinished(older_than))
 
 

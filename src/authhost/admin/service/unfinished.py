@@ -95,6 +95,23 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
         finally:
             await lease.drop()
 
+    async def unfinished(self) -> dict[str, Any]:
+        """The work begun and not finished, without touching it (``authhost store finish
+        --list``): each intent's kind, subject (a card, a charge's journal id) and age; those
+        younger than ``GRACE_S`` may still be running."""
+        now = time.time()
+        waiting = [
+            {
+                "kind": intent.kind,
+                "subject": intent.subject,
+                "begun_at": totals_module.iso_time(intent.ts),
+                "age_s": round(now - intent.ts, 1),
+            }
+            for kind in (ACTIVATION_INTENT, DISPUTE_OPEN_INTENT)
+            for intent in await self.store.intents(kind, math.inf)
+        ]
+        return {"unfinished": waiting, "grace_s": GRACE_S}
+
     async def finish_activations(
         self, older_than_s: float = GRACE_S, keep: Keep = _nothing_to_keep
     ) -> dict[str, Any]:
