@@ -86,6 +86,20 @@ def expected_command(chip: Any, name: str, arqc: bytes, atc: bytes) -> bytes:
     return header + chip.generate_command_mac(command_header=header, tag_9f26=arqc, tag_9f36=atc)
 
 
+async def unblocked_at_an_atm(
+    switch: Any, host: Any, card: dict[str, Any], atc: int = 0x21
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A locked chip card's PIN unblock at an ATM with the right PIN (processing code 91):
+    the request and its answer, which carries PIN UNBLOCK for the chip."""
+    atm = purchase(card, **{"3": "910000", "4": "000000000000", "18": "6011"})
+    atm, chip, arqc, atc_bytes = chip_request(host, card, atm, 10, atc=atc)
+    atm = {k: v for k, v in with_pin(atm, host, card, card["pin"]).items() if k != "4"}
+    reply = await switch.send(atm)
+    assert reply["39"] == "00"
+    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc_bytes)]
+    return atm, reply
+
+
 async def journal_reasons(url: str) -> dict[str, str]:
     async with opened_store(url) as store:
         return {e.stan: e.reason_codes for e in await store.journal(JournalQuery(limit=1000))}
@@ -280,12 +294,7 @@ async def test_a_pin_unlocked_at_the_bank_or_the_atm_is_unblocked_on_the_chip(
 
     for _ in "123":  # locked again: now unblocked at an ATM with the right PIN
         await switch.send(with_pin(purchase(card), host, card, wrong))
-    atm = purchase(card, **{"3": "910000", "4": "000000000000", "18": "6011"})
-    atm, chip, arqc, atc = chip_request(host, card, atm, 10, atc=0x21)
-    atm = {k: v for k, v in with_pin(atm, host, card, card["pin"]).items() if k != "4"}
-    reply = await switch.send(atm)
-    assert reply["39"] == "00"
-    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+    atm, reply = await unblocked_at_an_atm(switch, host, card)
 
     # the ATM reverses the unblock (its answer may never have reached the chip): the PIN
     # UNBLOCK goes again with the chip's next online request, once

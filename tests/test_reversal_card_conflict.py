@@ -28,7 +28,12 @@ from test_e2e_auth import (  # noqa: F401 - fixtures
     with_pin,
     wrong_pins,
 )
-from test_e2e_issuer_scripts import chip_request, commands_in, expected_command
+from test_e2e_issuer_scripts import (
+    chip_request,
+    commands_in,
+    expected_command,
+    unblocked_at_an_atm,
+)
 from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
     entry,
@@ -206,6 +211,19 @@ async def changed_pin(nursery, tmp_path, url):
     return host, switch, card, old, new, change
 
 
+async def reversed_in_another_process(
+    host: Any, hook: OperatorBeforeTheCommit, card: dict[str, Any], original: dict[str, Any]
+) -> tuple[Any, AuthRequest]:
+    """``original``'s 0400 decided by another process whose commit ``hook`` precedes with
+    the operator's change: the decision (acknowledged) and the reversal."""
+    service = another_process(host, hook)
+    reversal = reversal_request(card, original, "0400")
+    with trio.fail_after(10):
+        (decision,) = await service.decide_many([reversal], time.time())
+    assert str(decision.response_code) == "00"
+    return decision, reversal
+
+
 def another_process(host, hook: OperatorBeforeTheCommit) -> AuthService:
     """Another host process's decision service on the same store (reversals run no
     pipeline), ``hook`` its shield."""
@@ -234,11 +252,7 @@ async def test_a_reversed_pin_change_over_a_changed_card_is_decided_again(
     PIN stayed on the card."""
     host, switch, card, old, new, change = await changed_pin(nursery, tmp_path, store_url)
     hook = OperatorBeforeTheCommit(store_url, await card_id_of(host, card))
-    service = another_process(host, hook)
-    reversal = reversal_request(card, change, "0400")
-    with trio.fail_after(10):
-        (decision,) = await service.decide_many([reversal], time.time())
-    assert str(decision.response_code) == "00"
+    decision, reversal = await reversed_in_another_process(host, hook, card, change)
     assert "reversal.pin_change_undone" in decision.reason_codes
     assert await pays_with(switch, host, card, old)  # the old PIN is the card's again
     assert not await pays_with(switch, host, card, new)
@@ -321,21 +335,12 @@ async def test_a_reversed_atm_pin_unblock_over_a_changed_card_is_queued_again(
     [wrong] = wrong_pins(host, card)
     codes = [(await switch.send(with_pin(purchase(card), host, card, wrong)))["39"] for _ in "123"]
     assert codes == ["55", "55", "75"]
-    atm = purchase(card, **{"3": "910000", "4": "000000000000", "18": "6011"})
-    atm, chip, arqc, atc = chip_request(host, card, atm, 10, atc=0x21)
-    atm = {k: v for k, v in with_pin(atm, host, card, card["pin"]).items() if k != "4"}
-    reply = await switch.send(atm)
-    assert reply["39"] == "00"
-    assert commands_in(reply)[1] == [expected_command(chip, "pin_unblock", arqc, atc)]
+    atm, reply = await unblocked_at_an_atm(switch, host, card)
     card_id = await card_id_of(host, card)
     assert (await host.runtime.store.get_card(card_id)).chip_scripts == ()  # nothing waits
 
     hook = OperatorBeforeTheCommit(store_url, card_id)
-    service = another_process(host, hook)
-    reversal = reversal_request(card, atm, "0400")
-    with trio.fail_after(10):
-        (decision,) = await service.decide_many([reversal], time.time())
-    assert str(decision.response_code) == "00"
+    decision, reversal = await reversed_in_another_process(host, hook, card, atm)
     assert "reversal.pin_unblock_requeued" in decision.reason_codes
     stored = await host.runtime.store.get_card(card_id)
     assert stored.chip_scripts == ("pin_unblock",)  # queued again
@@ -379,11 +384,7 @@ async def test_a_reversed_answer_with_queued_scripts_over_a_changed_card_queues_
     assert (await db.get_account(seen.account_id)).holds == holds + 1_200
 
     hook = OperatorQueuesBeforeTheCommit(store_url, card_id, "pin_unblock")
-    service = another_process(host, hook)
-    reversal = reversal_request(card, fields, "0400")
-    with trio.fail_after(10):
-        (decision,) = await service.decide_many([reversal], time.time())
-    assert str(decision.response_code) == "00"
+    decision, reversal = await reversed_in_another_process(host, hook, card, fields)
     assert {"reversal.chip_scripts_requeued", "reversal.full"} <= set(decision.reason_codes)
     stored = await db.get_card(card_id)
     assert stored.chip_scripts == ("pin_unblock", "application_unblock")
