@@ -18,7 +18,7 @@ from host_admin import cli_config, run_cli, start_host_with_admin
 from iso_client import Switch
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import balances_of, luhn_fix, purchase, store_url  # noqa: F401 - a fixture
-from test_e2e_clearing import write_clearing
+from test_e2e_clearing import held_at_host_with_admin, write_clearing
 from test_store_contract import redis_cluster_url, store  # noqa: F401 - fixtures
 
 from authhost.admin.errors import ConflictError
@@ -210,11 +210,9 @@ async def test_two_imports_at_once_never_post_a_duplicate_unflagged(
     the lease each import matched its row before the other's was posted, and both posted
     unflagged; now the second is refused while the first runs (or, started after it ended,
     flags its row), so of the two posted, one is flagged."""
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    held = await switch.send(purchase(visa, amount=10_000))
-    assert held["39"] == "00"
+    host, port, switch, visa, held = await held_at_host_with_admin(
+        nursery, tmp_path, store_url, 10_000
+    )
     now = time.time()
     header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
 

@@ -49,6 +49,19 @@ async def held_at_host(
     return host, switch, visa, held
 
 
+async def held_at_host_with_admin(
+    nursery, tmp_path, url: str, amount: int
+) -> tuple[Host, int, Switch, dict[str, Any], dict[str, Any]]:
+    """``held_at_host`` with the admin API: the host, the API's port, the switch, its Visa
+    card and the approved authorisation of ``amount``."""
+    host, port = await start_host_with_admin(nursery, tmp_path, url)
+    switch = await Switch.connect(host.port)
+    visa = host.cards["active-visa"]
+    held = await switch.send(purchase(visa, amount=amount))
+    assert held["39"] == "00"
+    return host, port, switch, visa, held
+
+
 async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_url):  # noqa: F811
     host = await start_host(nursery, tmp_path, store_url)
     switch = await Switch.connect(host.port)
@@ -563,11 +576,9 @@ async def test_a_split_shipment_across_a_batch_is_not_a_duplicate(
     0220s each): the second part finds the first's 0220 in the journal, posted by the batch
     before it, and must count it once, not again as an earlier line of the file (150.00
     "presented", a false duplicate and a dispute opened on a charge that is due)."""
-    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
-    switch = await Switch.connect(host.port)
-    visa = host.cards["active-visa"]
-    order = await switch.send(purchase(visa, amount=10_000))
-    assert order["39"] == "00"
+    host, port, switch, visa, order = await held_at_host_with_admin(
+        nursery, tmp_path, store_url, 10_000
+    )
     now = time.time()
     header = "pan,approval_code,amount_minor,currency,presented_at,arn,merchant_id\n"
 
