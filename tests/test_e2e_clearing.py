@@ -601,3 +601,53 @@ async def test_a_split_shipment_across_a_batch_is_not_a_duplicate(
     done = await call(port, "POST", "/v1/clearing", payload={"csv": third})
     assert done.json["suspected_duplicates"] == 1, done.json
     assert done.json["rows"][0]["suspected_duplicate"]["presented_minor"] == 15_000
+
+
+async def test_a_duplicate_whose_dispute_fails_is_posted_and_said_so(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """The store fails the opening of a suspected duplicate's dispute (the file's money is
+    posted already): the import answers 200 with the failure in the row, counts no dispute,
+    and the same file imported again posts nothing more and opens it."""
+    from authhost.admin.service import CardService
+    from authhost.store.interface import StoreUnavailable
+
+    host, port, switch, visa, order = await held_at_host_with_admin(
+        nursery, tmp_path, store_url, 10_000
+    )
+    ledger, _ = await balances_of(switch, visa)
+    now = time.time()
+    header = "pan,approval_code,amount_minor,currency,presented_at,arn,merchant_id\n"
+    text = header + "".join(
+        f"{visa['pan']},{order['38']},6000,{visa['currency']},{now:.0f},"
+        f"{75000000000000000000000 + arn},MERCHANT0000001\n"
+        for arn in (1, 2)  # 120.00 presented against 100.00: the second is a suspect
+    )
+    open_dispute = CardService._open_dispute
+    failing = [True]
+
+    async def store_failing_once(self, card_id, journal_id, spec):  # noqa: ANN001
+        if failing.pop() if failing else False:
+            raise StoreUnavailable("the store is unavailable")
+        return await open_dispute(self, card_id, journal_id, spec)
+
+    monkeypatch.setattr(CardService, "_open_dispute", store_failing_once)
+    done = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+    assert done.status == 200, done.json
+    assert done.json["outcomes"] == {"matched": 2}
+    assert done.json["suspected_duplicates"] == 1 and done.json["disputes_opened"] == 0
+    [flagged] = [r for r in done.json["rows"] if "suspected_duplicate" in r]
+    assert flagged["dispute"] == {"error": "the dispute was not opened: StoreUnavailable"}
+    assert (await balances_of(switch, visa))[0] == ledger - 12_000  # both posted, as presented
+    assert (await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)).json["disputes"] == []
+
+    again = await call(port, "POST", "/v1/clearing", payload={"csv": text})
+    assert again.json["outcomes"] == {"duplicate": 2}, again.json
+    assert again.json["disputes_opened"] == 1
+    [dispute] = (await call(port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)).json["disputes"]
+    assert dispute["journal_id"] == flagged["presentment_journal_id"]
+    assert dispute["reason"] == "duplicate" and dispute["credited_minor"] == 0
+    assert (await balances_of(switch, visa))[0] == ledger - 12_000  # nothing posted twice
