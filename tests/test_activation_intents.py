@@ -402,3 +402,30 @@ async def test_a_finishing_run_whose_lease_lapsed_stops(store_args, monkeypatch)
         assert result["busy"].startswith("this run stopped: its lease lapsed")
         assert await pan_updates(service, new["card_id"]) == []  # nothing done beside the other
         assert (await store.lease_of(FINISH_LEASE)).owner == "worker-2#x"  # the other's stays
+
+
+async def test_the_admin_api_lists_and_finishes_them(store_args):  # noqa: F811
+    """GET /v1/store/unfinished lists what waits (any role); POST /v1/store/finish finishes
+    it (operators only; older_than_s bounded)."""
+    from test_admin_support import AUDITOR_TOKEN, call, running_admin
+
+    async with open_service(*store_args) as service:
+        old, new, refs = await activation_cut_short(service)
+        async with running_admin(service) as port:
+            listed = await call(port, "GET", "/v1/store/unfinished", token=AUDITOR_TOKEN)
+            assert listed.status == 200, listed.json
+            [waiting] = listed.json["unfinished"]
+            assert (waiting["kind"], waiting["subject"]) == ("activation", new["card_id"])
+            refused = await call(port, "POST", "/v1/store/finish", token=AUDITOR_TOKEN)
+            assert refused.status == 403
+            young = await call(port, "POST", "/v1/store/finish")
+            assert young.status == 200 and young.json["activations"]["finished"] == []
+            bad = await call(port, "POST", "/v1/store/finish?older_than_s=-1")
+            assert bad.status in (400, 422) and "older_than_s" in bad.json["error"]
+            done = await call(port, "POST", "/v1/store/finish?older_than_s=0")
+            assert done.status == 200, done.json
+            assert [d["card_id"] for d in done.json["activations"]["finished"]] == [new["card_id"]]
+            listed = await call(port, "GET", "/v1/store/unfinished", token=AUDITOR_TOKEN)
+            assert listed.json["unfinished"] == []
+        assert (await service.store.get_card(old["card_id"])).state is CardState.REPLACED
+        assert sorted(await pan_updates(service, new["card_id"])) == refs

@@ -143,6 +143,7 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "amount_minor": ("integer", "also approvals at or above this amount, minor units (0: not)"),
     "card_not_present": ("boolean", "true: also approvals without the card (e-commerce, MOTO)"),
     "abroad": ("boolean", "true: also approvals outside the card's home country"),
+    "older_than_s": ("integer", "only work begun at least this many seconds ago (default 60)"),
 }
 
 
@@ -502,6 +503,15 @@ async def _fraud_reports(call: Call) -> Any:
     after_id = _int_param(call, "after_id", 0, 0, 10**15)
     reports = await call.service.fraud_reports(limit=limit, after_id=after_id)
     return {"reports": reports, "next_after_id": reports[-1]["report_id"] if reports else after_id}
+
+
+async def _unfinished(call: Call) -> Any:
+    return await call.service.unfinished()
+
+
+async def _finish_unfinished(call: Call) -> Any:
+    older_than = _int_param(call, "older_than_s", 60, 0, 86_400)
+    return await call.service.finish_unfinished(float(older_than))
 
 
 async def _verify_audit(call: Call) -> Any:
@@ -1136,6 +1146,26 @@ def _routes() -> list[Route]:
             query=("head",),
             tag="audit",
             response=v.AuditVerification,
+        ),
+        Route(
+            "GET",
+            "/v1/store/unfinished",
+            _unfinished,
+            "Work a crash or a store outage cut short and not finished yet (activations that "
+            "hand over, dispute openings whose credit posted), with its age",
+            tag="store",
+            response=v.UnfinishedWork,
+        ),
+        Route(
+            "POST",
+            "/v1/store/finish",
+            _finish_unfinished,
+            "Finish that work now (the server does it every 5 minutes): each write once, "
+            "audited; busy while another process is finishing",
+            write=True,
+            query=("older_than_s",),
+            tag="store",
+            response=v.FinishRun,
         ),
         Route(
             "GET",

@@ -514,6 +514,39 @@ class ModelComparison(_View):
     frauds_only_champion_catches: list[int] = Field(description="journal ids (first 20)")
 
 
+class UnfinishedItem(_View):
+    kind: str = Field(description="activation or dispute.open")
+    subject: str = Field(
+        description="the card being activated, or the disputed charge's journal id"
+    )
+    begun_at: str = Field(description="when it was begun, ISO 8601 UTC")
+    age_s: float
+
+
+class UnfinishedWork(_View):
+    unfinished: list[UnfinishedItem] = Field(description="work begun and not finished")
+    grace_s: float = Field(description="work younger than this may still be running")
+
+
+class FinishedActivations(_View):
+    finished: list[dict[str, Any]] = Field(
+        description="card_id, begun_at, activation_audited, pan_updates_sent"
+    )
+    failed: list[dict[str, str]] = Field(description="card_id and error: tried again later")
+    dropped: int = Field(description="activations begun and refused: nothing to finish")
+
+
+class RecordedOpenings(_View):
+    recorded: list[dict[str, Any]] = Field(description="the disputes recorded (their views)")
+    dropped: int = Field(description="openings whose credit never posted: nothing to record")
+
+
+class FinishRun(_View):
+    busy: str | None = Field(None, description="another process is finishing: nothing done")
+    activations: FinishedActivations
+    dispute_openings: RecordedOpenings
+
+
 class ListNames(_View):
     lists: list[str]
 
