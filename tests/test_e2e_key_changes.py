@@ -53,6 +53,13 @@ class Terminal:
     def __init__(self, switch: Switch, card: dict) -> None:
         self.switch, self.card = switch, card
 
+    @classmethod
+    async def on_demo_host(cls, workdir, port: int) -> Terminal:
+        """A terminal with the first demo card, on a new connection to the demo host at
+        ``port`` (its card file in ``workdir``)."""
+        card = json.loads((workdir / "demo-cards.json").read_text())["cards"][0]
+        return cls(await Switch.connect(port), card)
+
     async def pin_under(self, zpk: bytes) -> str:
         """A balance inquiry with the PIN: its PIN is checked as a purchase's is, and it counts
         against no limit, however many rounds a test waits (the demo card allows 20
@@ -80,8 +87,7 @@ async def test_sighup_switches_to_a_rotated_zone_pin_key(tmp_path):
     proc = start_server(tmp_path, port, settings=settings)
     try:
         await wait_for_port(port, proc)
-        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
-        terminal = Terminal(await Switch.connect(port), card)
+        terminal = await Terminal.on_demo_host(tmp_path, port)
         old_zpk = clear_keys(tmp_path)["zpk"]
         assert await terminal.pin_under(old_zpk) == "00"
         rotate_zpk(tmp_path)
@@ -106,8 +112,7 @@ async def test_a_rotated_key_is_picked_up_without_a_signal(tmp_path):
     proc = start_server(tmp_path, port)
     try:
         await wait_for_port(port, proc)
-        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
-        terminal = Terminal(await Switch.connect(port), card)
+        terminal = await Terminal.on_demo_host(tmp_path, port)
         await terminal.takes_a_rotated_zpk(tmp_path)
         await terminal.switch.aclose()
     finally:
@@ -159,8 +164,7 @@ async def test_a_broken_key_store_is_refused_by_a_reload_and_the_keys_in_use_sta
     )  # fmt: skip
     try:
         await wait_for_port(port, proc)
-        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
-        terminal = Terminal(await Switch.connect(port), card)
+        terminal = await Terminal.on_demo_host(tmp_path, port)
         zpk = clear_keys(tmp_path)["zpk"]
         assert await terminal.pin_under(zpk) == "00"
         key_store = tmp_path / "authhost-keys.json"

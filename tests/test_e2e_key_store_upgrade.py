@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 from conftest import free_port
-from iso_client import Switch
 from test_e2e_crash import start_server, wait_for_port
 from test_e2e_key_changes import Terminal, clear_keys
 from test_security_keystore_format import write_format1
@@ -40,8 +39,7 @@ async def test_a_server_serves_across_the_upgrade_and_starts_on_the_upgraded_sto
     try:
         await wait_for_port(port, proc)
         assert json.loads(key_store.read_text())["format"] == "authhost-keystore/1"  # as read
-        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
-        terminal = Terminal(await Switch.connect(port), card)
+        terminal = await Terminal.on_demo_host(tmp_path, port)
         zpk = clear_keys(tmp_path)["zpk"]
         assert await terminal.pin_under(zpk) == "00"
 
@@ -65,8 +63,7 @@ async def test_a_server_serves_across_the_upgrade_and_starts_on_the_upgraded_sto
     proc = start_server(tmp_path, port)
     try:
         await wait_for_port(port, proc)
-        card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
-        terminal = Terminal(await Switch.connect(port), card)
+        terminal = await Terminal.on_demo_host(tmp_path, port)
         assert await terminal.pin_under(clear_keys(tmp_path)["zpk"]) == "00"  # the rotated one
         await terminal.switch.aclose()
     finally:
