@@ -20,6 +20,7 @@ import trio
 from test_admin_service import _drive, _product_account_card, backend, store_args  # noqa: F401
 from test_admin_support import open_service
 from test_e2e_tokens import APPLE_PAY, token_number
+from test_store_contract import redis_cluster_url  # noqa: F401 - a fixture
 
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError
@@ -150,16 +151,25 @@ async def test_an_activation_cut_short_after_the_card_is_finished_once(store_arg
             assert await later.store.intents(ACTIVATION_INTENT, EVERY_INTENT) == []
 
 
-async def test_a_card_change_and_its_audit_entry_are_one_write_on_sqlite(store_args):  # noqa: F811
-    """On SQLite the activation's audit entry is written in the card's own transaction, so a
-    crash keeps both or neither; on Redis (another hash slot) it follows the card's write,
-    and an activation cut short between the two is audited by the finisher, with the
-    details it was begun with."""
-    tmp_path, kind, _ = store_args
-    async with open_service(*store_args) as service:
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+def any_store_args(request, tmp_path) -> tuple:
+    """``store_args`` with a one-node Redis Cluster too."""
+    if request.param == "sqlite":
+        return tmp_path, "sqlite", None
+    fixture = "redis_url" if request.param == "redis" else "redis_cluster_url"
+    return tmp_path, request.param, request.getfixturevalue(fixture)
+
+
+async def test_a_card_change_and_its_audit_entry_are_one_write(any_store_args):
+    """On SQLite the activation's audit entry is written in the card's own transaction, on a
+    single Redis in the card's own script, so a crash keeps both or neither; on a Redis
+    Cluster (another hash slot) it follows the card's write, and an activation cut short
+    between the two is audited by the finisher, with the details it was begun with."""
+    tmp_path, kind, _ = any_store_args
+    async with open_service(*any_store_args) as service:
         old, new, refs = await reissued_with_tokens(service)
         crash_at(service, "card.activate")
-        if kind == "sqlite":
+        if kind != "redis-cluster":
             await service.apply(new["card_id"], "activate")  # no separate audit write to die at
             assert "card.activate" in await actions_on(service, new["card_id"])
             return
@@ -167,7 +177,7 @@ async def test_a_card_change_and_its_audit_entry_are_one_write_on_sqlite(store_a
             await service.apply(new["card_id"], "activate")
         assert (await service.store.get_card(new["card_id"])).state is CardState.ACTIVE
         assert "card.activate" not in await actions_on(service, new["card_id"])
-        async with restarted(service, store_args) as later:
+        async with restarted(service, any_store_args) as later:
             result = await later.finish_activations(older_than_s=0)
             assert result["finished"][0]["activation_audited"] is True
             assert result["finished"][0]["pan_updates_sent"] == 2
@@ -311,16 +321,17 @@ def test_the_cli_finishes_them(tmp_path):
     assert cli("store", "finish", "--list")["unfinished"] == []
 
 
-async def test_a_card_write_whose_audit_entry_fails_is_not_written_on_sqlite(tmp_path):
-    """Both or neither: the audit entry fails in the card's transaction (its seal raises, as
-    a full disk would fail the insert), so the card stays as it was."""
+async def test_a_card_write_whose_audit_entry_fails_is_not_written(store_args):  # noqa: F811
+    """Both or neither: the audit entry fails in the card's transaction on SQLite, before the
+    card's one script on a single Redis (its seal raises, as a full disk would fail the
+    insert), so the card stays as it was."""
     from authhost.store.records import AuditEntry
 
     class BrokenSeal:
         def seal(self, previous, fields):  # noqa: ANN001, ANN201
             raise OSError("disk full")
 
-    async with open_service(tmp_path) as service:
+    async with open_service(*store_args) as service:
         card = await service.store.get_card((await _product_account_card(service))["card_id"])
         entry = AuditEntry(ts=1.0, actor="t", action="card.ship", subject=card.card_id)
         with pytest.raises(OSError):

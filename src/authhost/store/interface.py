@@ -562,8 +562,9 @@ class CardStore(Protocol):
         """Store ``card`` if the stored version equals ``card.version``; return it with
         version + 1. Raise Conflict otherwise (someone else changed it). ``audit``: the
         change's audit entry, appended (chained with ``seal``) only if the card is written:
-        in the same transaction on SQLite (a crash keeps both or neither), right after it on
-        Redis (the card and the audit log live in different hash slots)."""
+        in the same transaction on SQLite and the same script on a single Redis (a crash
+        keeps both or neither), right after it on Redis Cluster (the card and the audit log
+        live in different hash slots, which no script spans)."""
         ...
 
     async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:

@@ -283,6 +283,8 @@ class RedisCardStore:
         self._commit = client.register_script(redis_lua.COMMIT)
         self._commit_many = client.register_script(redis_lua.COMMIT_MANY)
         self._update = client.register_script(redis_lua.UPDATE_CARD)
+        self._update_audited = client.register_script(redis_lua.UPDATE_CARD_AUDITED)
+        self._move_audited = client.register_script(redis_lua.MOVE_CARD_AUDITED)
         self._hand_over = client.register_script(redis_lua.HAND_OVER_VELOCITY)
         self._drop_intent = client.register_script(redis_lua.DROP_INTENT)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
@@ -1219,37 +1221,82 @@ class RedisCardStore:
     async def update_card(
         self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
     ) -> Card:
-        stored = await self._update_card(card)
-        if audit is not None:  # another hash slot: right after the card, not with it
-            await self.append_audit(audit, seal)
-        return stored
-
-    async def _update_card(self, card: Card) -> Card:
+        """On a single Redis the card (moved to another account, too) and its entry are one
+        script: both or neither, as in SQLite's transaction. On a cluster the card's account
+        and the audit log are in different hash slots, which no script spans: the entry is
+        appended right after the card, not with it (README, Known limitations)."""
         stored_account = await self._card_account(card.card_id)
         if stored_account is None:
             raise NotFound(f"card {card.card_id} not found")
+        if audit is not None and not self._cluster:
+            return await self._update_audited_card(card, stored_account, audit, seal)
+        stored = await self._update_card(card, stored_account)
+        if audit is not None:
+            await self.append_audit(audit, seal)
+        return stored
+
+    def _update_args(self, card: Card, stored: Card) -> list[str]:
+        """UPDATE_CARD's ARGV: the version the change was made from, then what is written."""
+        data = codec.card_to_json(stored)
+        return [str(card.version), data, str(card.pin_tries), card.account_id, card.state.value]
+
+    def _refused(self, card: Card, result: int) -> None:
+        """Raise for a card script's refusal: -1 the card is missing, -2 it is stale."""
+        if result == -1:
+            raise NotFound(f"card {card.card_id} not found")
+        if result == -2:
+            raise Conflict(f"card {card.card_id} was changed by someone else (stale version)")
+
+    async def _update_card(self, card: Card, stored_account: str) -> Card:
         stored = replace(card, version=card.version + 1)
         old_ak = self._keys.account(stored_account)
         if stored_account != card.account_id:
             return await self._move_card(card, stored, old_ak)
         result = int(
-            await self._update(
-                [old_ak.card(card.card_id)],
-                [
-                    str(card.version),
-                    codec.card_to_json(stored),
-                    str(card.pin_tries),
-                    card.account_id,
-                    card.state.value,
-                ],
-            )
+            await self._update([old_ak.card(card.card_id)], self._update_args(card, stored))
         )
-        if result == -1:
-            raise NotFound(f"card {card.card_id} not found")
-        if result == -2:
-            raise Conflict(f"card {card.card_id} was changed by someone else (stale version)")
+        self._refused(card, result)
         await self._repoint(stored)
         return stored
+
+    async def _update_audited_card(
+        self, card: Card, stored_account: str, audit: AuditEntry, seal: AuditSealer | None
+    ) -> Card:
+        """The card (moved to another account, too) and its audit entry in one script, every
+        check before its first write; an entry sealed after a head another writer moved
+        meanwhile is sealed again."""
+        stored = replace(card, version=card.version + 1)
+        args = self._update_args(card, stored)
+        script, keys = (
+            self._update_audited,
+            [self._keys.account(card.account_id).card(card.card_id)],
+        )
+        if stored_account != card.account_id:
+            script, keys = self._move_audited, self._move_keys(card, stored_account)
+            args = [*args, card.card_id, _pointer_value(card)]
+        keys = [*self._audit_keys(audit), *keys]
+        while True:
+            sealed = await self._audit_args(audit, seal)
+            result = int(await script(keys, [*sealed, *args]))
+            if result != -3:  # -3: another writer's entry came first; sealed after it next
+                break
+        self._refused(card, result)
+        if stored_account == card.account_id:
+            await self._repoint(stored)
+        return stored
+
+    def _move_keys(self, card: Card, stored_account: str) -> list[str]:
+        """MOVE_CARD_AUDITED's card keys (from KEYS[6])."""
+        old_ak, new_ak = self._keys.account(stored_account), self._keys.account(card.account_id)
+        return [
+            old_ak.card(card.card_id),
+            new_ak.card(card.card_id),
+            old_ak.cards,
+            new_ak.cards,
+            self._keys.card_home(card.card_id),
+            self._keys.all_cards,
+            self._keys.pan(card.pan_index),
+        ]
 
     async def _repoint(self, card: Card) -> None:
         """Point the PAN at ``card`` if the PAN now means it (``lifecycle.is_current_over``):
@@ -1451,21 +1498,36 @@ class RedisCardStore:
 
     # --- audit, lists, idempotency -------------------------------------------------------------
 
-    async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
+    def _audit_keys(self, entry: AuditEntry) -> list[str]:
+        """APPEND_AUDIT_CHAINED's KEYS: the log, its id indexes, its sequence, the head."""
         k = self._keys
-        keys = [k.audit, k.audit_all, k.audit_subject(entry.subject), k.audit_seq]
+        return [k.audit, k.audit_all, k.audit_subject(entry.subject), k.audit_seq, k.audit_head]
+
+    async def _audit_head(self) -> str:
+        """The chain value the next sealed entry follows ("" before the first)."""
+        head = await self._client.get(self._keys.audit_head)
+        return head.decode() if isinstance(head, bytes) else (head or "")
+
+    async def _audit_args(self, entry: AuditEntry, seal: AuditSealer | None) -> list[str]:
+        """APPEND_AUDIT_CHAINED's ARGV: the entry's JSON (its id a placeholder the script
+        fills), the head it was sealed after, as read now, and its chain value ("" and ""
+        unsealed: only the JSON goes to APPEND_AUDIT)."""
         if seal is None:
             text = codec.audit_to_json(replace(entry, audit_id="__ID__"))  # type: ignore[arg-type]
-            await self._audit(keys, [text])
+            return [text, "", ""]
+        previous = await self._audit_head()
+        chain = seal.seal(previous, entry.sealed_fields())
+        sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
+        return [codec.audit_to_json(sealed), previous, chain]
+
+    async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
+        keys = self._audit_keys(entry)
+        if seal is None:
+            await self._audit(keys[:4], (await self._audit_args(entry, None))[:1])
             return
-        while True:  # sealed after the head as read; another writer's append: read it again
-            head = await self._client.get(k.audit_head)
-            previous = head.decode() if isinstance(head, bytes) else (head or "")
-            chain = seal.seal(previous, entry.sealed_fields())
-            sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
-            text = codec.audit_to_json(sealed)
-            if int(await self._audit_chained([*keys, k.audit_head], [text, previous, chain])):
-                return
+        # sealed after the head as read; another writer's append: read it again
+        while not int(await self._audit_chained(keys, await self._audit_args(entry, seal))):
+            pass
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0

@@ -1,6 +1,7 @@
 """Lua scripts of the Redis store. Each touches keys of ONE hash slot (one account's tag), so
-they run atomically on a single Redis and on Redis Cluster alike; the one exception,
-``SNAPSHOT_STANDALONE``, is used only against a single Redis, where slots do not exist.
+they run atomically on a single Redis and on Redis Cluster alike; the exceptions,
+``SNAPSHOT_STANDALONE`` and the card changes with their audit entry (``UPDATE_CARD_AUDITED``,
+``MOVE_CARD_AUDITED``), are used only against a single Redis, where slots do not exist.
 
 Account-slot keys (``KEYS`` order is fixed per script, see ``redis_keys.AccountKeys``):
 account hash, card hashes, velocity sorted sets, holds hash, dedupe hash, journal hash and
@@ -630,6 +631,77 @@ redis.call('ZADD', KEYS[3], id, id)
 redis.call('SET', KEYS[5], ARGV[3])
 return id
 """
+
+# A card change made by an operator and its audit entry in one script: both or neither.
+# SINGLE REDIS ONLY: the card is in its account's slot and the audit log in its own, which a
+# cluster refuses in one script (there the entry follows the card). KEYS[1..5] are
+# APPEND_AUDIT_CHAINED's (audit hash, all ids, subject ids, sequence, chain head), the card's
+# from KEYS[6]; ARGV[1..3] the entry's JSON, the head its chain value was sealed after ("" for
+# none) and that value ("": unsealed, the head neither checked nor moved), the card's from
+# ARGV[4]. Every check comes before the first write (a script that fails midway keeps what it
+# wrote): -1 the card is missing, -2 its version is stale, -3 another writer moved the head
+# (the caller seals after the new one and tries again); nothing is written then. Else the
+# card's new version.
+_AUDIT_HEAD_MOVED = """
+if ARGV[3] ~= '' and (redis.call('GET', KEYS[5]) or '') ~= ARGV[2] then return -3 end
+"""
+_AUDIT_WRITE = """
+local id = redis.call('INCR', KEYS[4])
+local text = string.gsub(ARGV[1], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id), 1)
+redis.call('HSET', KEYS[1], id, text)
+redis.call('ZADD', KEYS[2], id, id)
+redis.call('ZADD', KEYS[3], id, id)
+if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
+"""
+
+# UPDATE_CARD with its entry. KEYS[6]: card hash.  ARGV[4..8]: UPDATE_CARD's.
+UPDATE_CARD_AUDITED = (
+    """
+local v = redis.call('HGET', KEYS[6], 'version')
+if not v then return -1 end
+if v ~= ARGV[4] then return -2 end
+"""
+    + _AUDIT_HEAD_MOVED
+    + """
+local nv = tonumber(v) + 1
+redis.call('HSET', KEYS[6], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv,
+  'account_id', ARGV[7], 'state', ARGV[8])
+"""
+    + _AUDIT_WRITE
+    + "return nv\n"
+)
+
+# A card re-linked to another account, with its entry: its hash moves to the new account's
+# key, the account's card lists, the card's home and (when it names this card) the PAN's
+# pointer follow. KEYS[6..12]: old card hash, new card hash, old account's cards, new
+# account's cards, the card's home, every card's list, the PAN's pointer.  ARGV[4..10]:
+# expected version, data, pin_tries, the new account id, state, card id, the new pointer.
+MOVE_CARD_AUDITED = (
+    """
+local v = redis.call('HGET', KEYS[6], 'version')
+if not v then return -1 end
+if v ~= ARGV[4] then return -2 end
+local pan = redis.call('HGET', KEYS[6], 'pan')
+if not pan then return -1 end
+"""
+    + _AUDIT_HEAD_MOVED
+    + """
+local nv = tonumber(v) + 1
+local seq = redis.call('ZSCORE', KEYS[11], ARGV[9]) or 0
+redis.call('HSET', KEYS[7], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv, 'pan', pan,
+  'account_id', ARGV[7], 'state', ARGV[8])
+redis.call('ZADD', KEYS[9], seq, ARGV[9])
+redis.call('SET', KEYS[10], ARGV[7])
+local pointer = redis.call('GET', KEYS[12])
+if pointer and string.sub(pointer, 1, #ARGV[9] + 1) == ARGV[9] .. '|' then
+  redis.call('SET', KEYS[12], ARGV[10])
+end
+redis.call('DEL', KEYS[6])
+redis.call('ZREM', KEYS[8], ARGV[9])
+"""
+    + _AUDIT_WRITE
+    + "return nv\n"
+)
 
 # KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id (one
 # slot).  ARGV: journal id, dispute id, JSON, state.
