@@ -12,12 +12,20 @@ from pathlib import Path
 
 import pytest
 from test_security_cli import run
+from test_security_keystore_format import write_format1
 from typer.testing import CliRunner
 
 from authhost.cards.model import PinMethod
 from authhost.config import SecurityConfig
 from authhost.security.errors import KeyStoreError, MasterKeyChanged
-from authhost.security.keystore import DEMO_MARK, KeyStore, demo_master_path
+from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey, generate_material, kcv
+from authhost.security.keystore import (
+    AUDIT_KEY_INFO,
+    DEMO_MARK,
+    KeyStore,
+    demo_master_path,
+    derive_purpose_key,
+)
 from authhost.security.module import PinCheck, PinSource, PinSourceKind, SecurityModule
 from authhost.security.pinblock import encrypt_pin_block
 
@@ -257,7 +265,49 @@ def test_a_demo_store_gets_its_demo_master_key_file_rewritten(tmp_path) -> None:
     assert listing.exit_code == 0 and "zpk" in listing.output, listing.output
 
 
-def _tdes_zpk():
-    from authhost.security.keys import KeyAlgorithm, KeyType, generate_material
-
+def _tdes_zpk() -> tuple[KeyType, KeyAlgorithm, bytes]:
     return KeyType.ZPK, KeyAlgorithm.TDES, generate_material(KeyAlgorithm.TDES, 16)
+
+
+def test_a_store_saved_before_derives_its_audit_key_and_a_rotation_keeps_that_one(site) -> None:
+    """A file without ``audit_key`` (saved by an authhost before it kept one) loads as it is,
+    unchanged, with the key derived from its master key; a rotation writes that key into it."""
+    master = bytes.fromhex(site.master)
+    data = json.loads(site.key_store.read_text())
+    del data["audit_key"]
+    site.key_store.write_text(json.dumps(data, indent=2) + "\n")
+    saved = site.key_store.read_bytes()
+    derived = kcv(derive_purpose_key(master, AUDIT_KEY_INFO), KeyAlgorithm.HMAC)
+    assert KeyStore.load(site.key_store, master).audit_kcv() == derived
+    assert site.key_store.read_bytes() == saved  # loading never writes
+    site.rotate()
+    assert json.loads(site.key_store.read_text())["audit_key"]["kcv"] == derived
+    assert KeyStore.load(site.key_store, bytes.fromhex(site.master)).audit_kcv() == derived
+
+
+def test_a_format1_store_is_rotated_into_format_2(tmp_path) -> None:
+    master = secrets.token_bytes(32)
+    key_store = tmp_path / "keys.json"
+    zpk = WorkingKey("zpk", *_tdes_zpk())
+    write_format1(key_store, master, [zpk])
+    config = tmp_path / "authhost.toml"
+    config.write_text(f'[security]\nkey_store = "{key_store}"\n')
+    new = tmp_path / "new.key"
+    new.write_text(secrets.token_hex(32))
+    new.chmod(0o600)
+    result = run(CliRunner(env={"AUTHHOST_MASTER_KEY": master.hex()}), "keys",
+                 "rotate-master-key", "--new-master-key-file", str(new),
+                 "--config", str(config))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    store = KeyStore.load(key_store, bytes.fromhex(new.read_text()))
+    assert store.file_format == 2 and store.get("zpk").kcv == zpk.kcv
+    derived = kcv(derive_purpose_key(master, AUDIT_KEY_INFO), KeyAlgorithm.HMAC)
+    assert store.audit_kcv() == derived  # the chain the format-1 store sealed goes on
+
+
+def test_a_damaged_audit_key_in_the_file_is_refused(site) -> None:
+    data = json.loads(site.key_store.read_text())
+    data["audit_key"]["wrapped"] = data["audit_key"]["wrapped"][:-2] + "00"
+    site.key_store.write_text(json.dumps(data))
+    with pytest.raises(KeyStoreError, match="audit chain key"):
+        KeyStore.load(site.key_store, bytes.fromhex(site.master))
