@@ -27,7 +27,7 @@ from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.models.context import TxContext
-from authhost.security.errors import SecurityError
+from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
 from authhost.store.interface import CardStore, StoreError
@@ -260,11 +260,13 @@ async def watch_key_store(security: Any) -> None:
     security module last read it, so a change made while this process was starting counts."""
     while True:
         await trio.sleep(KEY_STORE_POLL_S)
-        if not security.key_store.changed_on_disk():
+        if not security.key_store_changed():  # nor one already found under another master key
             continue
         try:
             await trio.to_thread.run_sync(security.reload)
             log.info("key store changed on disk: keys re-read")
+            continue
+        except MasterKeyChanged:  # rotated: the reload said so once; serving goes on
             continue
         except SecurityError as exc:  # a file being edited, or broken: its own words
             log.error("key store changed but could not be read; the keys in use stay: %s", exc)

@@ -7,6 +7,7 @@ the environment variable or file named in the [security] section, as for ``authh
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -14,7 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from authhost.config import ConfigError, SecurityConfig, load_config
-from authhost.security import key_admin
+from authhost.security import key_admin, master_rotation
 from authhost.security.errors import SecurityError
 from authhost.security.keys import KeyAlgorithm, KeyType
 from authhost.security.keystore import FORMAT_VERSION, KeyStore
@@ -22,7 +23,7 @@ from authhost.security.keystore import FORMAT_VERSION, KeyStore
 keys_app = typer.Typer(
     name="keys",
     help="Working keys under the master key: list, generate, import/export (TR-31), rotate, "
-    "upgrade.",
+    "upgrade, rotate the master key.",
     no_args_is_help=True,
 )
 
@@ -276,6 +277,60 @@ def keys_upgrade(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> Non
     typer.echo(
         f"upgraded {store.path} from format {before} to format {store.file_format}: "
         f"{live} key version(s) re-encrypted under the derived entry key, KCVs unchanged"
+    )
+
+
+@keys_app.command("rotate-master-key")
+def keys_rotate_master_key(
+    new_master_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--new-master-key-file",
+            help="file with the new master key (hex, readable by its owner only, as the "
+            "current one's)",
+        ),
+    ] = None,
+    new_master_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--new-master-key-env", help="environment variable holding the new master key"
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    key_store: KeyStoreOpt = None,
+) -> None:
+    """Re-encrypt the whole key store under a new master key (end of its cryptoperiod, a
+    custodian leaving, a suspected compromise). Working keys and their KCVs stay; the audit
+    chain keeps verifying. Running servers keep the keys they have and must be restarted
+    with the new master key; then destroy the old one."""
+    try:
+        new_master = master_rotation.new_master_key(
+            new_master_key_file, new_master_key_env, os.environ
+        )
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
+    security = _security(config, key_store)
+    store = _store(config, key_store)
+    try:
+        rotation = master_rotation.rotate_master_key(security, store, new_master, os.environ)
+    except KEY_STORE_ERRORS as exc:
+        _fail(_said(exc))
+    typer.echo(f"{'NAME':<16} {'VER':>3}  {'KCV BEFORE':<10}  KCV AFTER")
+    for (name, version, old), (_, _, new) in zip(
+        rotation.before.rows, rotation.after.rows, strict=True
+    ):
+        shown = str(version) if version else "-"
+        typer.echo(f"{name:<16} {shown:>3}  {old:<10}  {new}")
+    live = sum(1 for _, _, value in rotation.before.rows[:-1] if value != master_rotation.RETIRED)
+    typer.echo(
+        f"rotated {store.path} to the new master key: {live} key version(s) and the audit "
+        "chain key re-encrypted, KCVs unchanged"
+    )
+    if rotation.demo_key_file is not None:
+        typer.echo(f"the demo master key file {rotation.demo_key_file} now holds the new key")
+    typer.echo(
+        "next: restart every server with the new master key (they keep the keys they have "
+        "until then), then destroy the old master key"
     )
 
 

@@ -15,6 +15,16 @@ class KeyStoreError(SecurityError):
     """The key store file is missing, unreadable, or does not match the master key."""
 
 
+class MasterKeyMismatch(KeyStoreError):
+    """The key store's check value is not the master key's: another master key's store."""
+
+
+class MasterKeyChanged(KeyStoreError):
+    """A key store this process read before is now under another master key (rotated by
+    ``authhost keys rotate-master-key``): the keys in hand stay, a restart with the new master
+    key reads it."""
+
+
 class KeyNotFound(SecurityError):
     """A named working key is not in the key store (or has the wrong type for the operation)."""
 

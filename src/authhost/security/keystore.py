@@ -13,6 +13,11 @@ It still loads: its entries are re-encrypted under the entry key in memory as th
 and the file is rewritten in format 2 by ``upgrade`` (``authhost keys upgrade``) or by the
 next change of a key, whichever comes first. Loading never writes. The file is replaced
 atomically and created with mode 0600.
+
+The audit log's chain key is derived from the master key once (``AUDIT_KEY_INFO``) and then
+kept in the file (``audit_key``, under the entry key like a working key), so that the chain
+sealed under it keeps verifying after ``rekey`` (``authhost keys rotate-master-key``) puts the
+store under another master key. A file without it (written before) derives it as then.
 """
 
 from __future__ import annotations
@@ -39,7 +44,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from authhost.private_files import open_to_others
 from authhost.security.audit_chain import AuditSeal
-from authhost.security.errors import KeyNotFound, KeyStoreError, MasterKeyMissing
+from authhost.security.errors import (
+    KeyNotFound,
+    KeyStoreError,
+    MasterKeyChanged,
+    MasterKeyMismatch,
+    MasterKeyMissing,
+)
 from authhost.security.keys import (
     KeyAlgorithm,
     KeyType,
@@ -58,6 +69,10 @@ CHECK_KEY_INFO = b"authhost-keystore/2 check value"
 HEADER_KEY_INFO = b"authhost-keystore/2 header tag"
 # not the file's: the admin audit log's hash chain (security.audit_chain), one key per master
 AUDIT_KEY_INFO = b"authhost audit chain"
+# the file field keeping that key once derived (encrypted under the entry key, this as the
+# associated data), so it outlives the master key it was derived from
+AUDIT_FIELD = "audit_key"
+AUDIT_AAD = b"authhost audit chain key"
 # the file field holding the check value, per format (format 1: the master key's own KCV)
 CHECK_FIELD = {1: "master_kcv", 2: "check_value"}
 DEMO_MASTER_SUFFIX = ".demo-master-key"
@@ -278,6 +293,9 @@ class KeyStore:
         self.demo = demo
         self._master = master  # derives the purpose keys (and reads a format 1 file); no more
         self._keys = PurposeKeys(master, FORMAT_VERSION)
+        # the audit chain's key: the file's when it holds one, else derived (as files written
+        # before kept it); written into the file at the next save
+        self._audit = derive_purpose_key(master, AUDIT_KEY_INFO)
         # entries in memory are always under the current entry key, whatever the file's format
         self._entries = {(e.name, e.version): e for e in entries}
         # the file as it was when read (see file_stamp): a change since means reading it again
@@ -324,13 +342,15 @@ class KeyStore:
         store = cls(path, master, bool(data.get("demo", False)), entries)
         keys = store._keys if fmt == FORMAT_VERSION else PurposeKeys(master, fmt)
         if data.get(CHECK_FIELD[fmt]) != keys.check_value:
-            raise KeyStoreError(f"{path}: the master key does not match this key store (KCV)")
+            raise MasterKeyMismatch(f"{path}: the master key does not match this key store (KCV)")
         if not hmac.compare_digest(str(data.get("header_tag", "")), keys.header_tag(store.demo)):
             raise KeyStoreError(f"{path}: the key store header was altered (demo flag)")
         if fmt != FORMAT_VERSION:
             store._entries = {
                 ident: store._rewrapped(entry, keys) for ident, entry in store._entries.items()
             }
+        if AUDIT_FIELD in data:
+            store._audit = _audit_key(path, data[AUDIT_FIELD], keys)
         store.file_format = fmt
         store.stamp = stamp
         return store
@@ -359,13 +379,43 @@ class KeyStore:
         return file_stamp(self.path) != self.stamp
 
     def audit_seal(self) -> AuditSeal:
-        """The audit log's chain key, derived from the master key for that alone: the same
-        for every process and file format under one master key."""
-        return AuditSeal(derive_purpose_key(self._master, AUDIT_KEY_INFO))
+        """The audit log's chain key: the one the file keeps, else derived from the master key
+        for that alone (the same for every process and file format under one master key)."""
+        return AuditSeal(self._audit)
+
+    def audit_kcv(self) -> str:
+        """The audit chain key's check value (what a master key rotation shows unchanged)."""
+        return kcv(self._audit, KeyAlgorithm.HMAC)
 
     def reopen(self) -> KeyStore:
-        """The store as it is on disk now (after another process rotated or imported keys)."""
-        return KeyStore.load(self.path, self._master)
+        """The store as it is on disk now (after another process rotated or imported keys).
+        MasterKeyChanged when it is now under another master key: this one read it before."""
+        try:
+            return KeyStore.load(self.path, self._master)
+        except MasterKeyMismatch:
+            raise MasterKeyChanged(
+                f"{self.path}: the key store is now under another master key (authhost keys "
+                "rotate-master-key): this process goes on with the keys it has; restart it with "
+                "the new master key"
+            ) from None
+
+    def rekey(self, new_master: bytes) -> KeyStore:
+        """The store written under ``new_master``: every key version (and the audit chain's
+        key) decrypted under the current master key and encrypted under the new one's entry
+        key, in one atomic replacement of the file, under the lock (a process saving a key
+        meanwhile either lands in it first or is refused after: it cannot read the file
+        any more). Versions, KCVs and tombstones stay as they are."""
+        if hmac.compare_digest(new_master, self._master):
+            raise KeyStoreError("the new master key is the current one: nothing would change")
+        with self._locked():
+            store = KeyStore(self.path, new_master, self.demo, [])
+            store._audit = self._audit  # kept, not derived again: the chain goes on verifying
+            store._entries = {
+                ident: store._rewrapped(entry, self._keys) for ident, entry in self._entries.items()
+            }
+            store.file_format = self.file_format  # a format 1 file is upgraded on the way
+            store.save()
+        return store
 
     def save(self) -> None:
         """Write the file, always in the current format (an older file is upgraded here)."""
@@ -374,6 +424,7 @@ class KeyStore:
             "demo": self.demo,
             CHECK_FIELD[FORMAT_VERSION]: self._keys.check_value,
             "header_tag": self._keys.header_tag(self.demo),
+            AUDIT_FIELD: _audit_field(self._audit, self._keys),
             "keys": [_saved(e) for e in sorted(self._entries.values(), key=_order)],
         }
         write_private(self.path, json.dumps(data, indent=2) + "\n")
@@ -470,8 +521,9 @@ class KeyStore:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 if self.path.exists():
-                    on_disk = KeyStore.load(self.path, self._master)
+                    on_disk = self.reopen()
                     self.file_format = on_disk.file_format  # what a save now replaces
+                    self._audit = on_disk._audit  # the file's: kept as it is
                     for ident, entry in on_disk._entries.items():
                         if entry.retired_at:  # retired by another process: stays retired
                             self._entries[ident] = entry
@@ -575,6 +627,30 @@ def _well_formed(entry: KeyEntry) -> bool:
     except ValueError:
         return False
     return len(blob) >= 12 + 16 + 16  # nonce, the shortest key, GCM tag
+
+
+def _audit_field(audit: bytes, keys: PurposeKeys) -> dict[str, str]:
+    """The audit chain's key as the file keeps it: its check value and nonce + GCM
+    ciphertext under the entry key."""
+    nonce = secrets.token_bytes(12)
+    wrapped = nonce + keys.entries.encrypt(nonce, audit, AUDIT_AAD)
+    return {"kcv": kcv(audit, KeyAlgorithm.HMAC), "wrapped": wrapped.hex()}
+
+
+def _audit_key(path: Path, field: object, keys: PurposeKeys) -> bytes:
+    """The audit chain's key from the file; KeyStoreError for one damaged or not this
+    store's (it would seal a chain no verification then accepts)."""
+    damaged = KeyStoreError(f"{path}: the audit chain key in the key store is damaged")
+    if not isinstance(field, dict) or not isinstance(field.get("wrapped"), str):
+        raise damaged
+    try:
+        blob = bytes.fromhex(field["wrapped"])
+        audit = keys.entries.decrypt(blob[:12], blob[12:], AUDIT_AAD)
+    except (ValueError, InvalidTag):
+        raise damaged from None
+    if len(audit) != 32 or kcv(audit, KeyAlgorithm.HMAC) != field.get("kcv"):
+        raise damaged
+    return audit
 
 
 def _saved(entry: KeyEntry) -> dict[str, object]:

@@ -8,6 +8,7 @@ bool), encrypted PANs and keyed hashes. Build it once at start-up with ``Securit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -37,7 +38,13 @@ from authhost.security import (
 from authhost.security.audit_chain import AuditSeal
 from authhost.security.blockcipher import tdes_ecb_decrypt, tdes_ecb_encrypt
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
-from authhost.security.errors import KeyCheckFailed, KeyNotFound, KeyStoreError, SecurityError
+from authhost.security.errors import (
+    KeyCheckFailed,
+    KeyNotFound,
+    KeyStoreError,
+    MasterKeyChanged,
+    SecurityError,
+)
 from authhost.security.keys import (
     KeyAlgorithm,
     KeyType,
@@ -50,6 +57,7 @@ from authhost.security.keystore import (
     FORMAT_VERSION,
     KeyStore,
     demo_master_path,
+    file_stamp,
     resolve_master_key,
 )
 
@@ -174,6 +182,9 @@ class SecurityModule:
     def __init__(self, store: KeyStore, config: SecurityConfig | None = None) -> None:
         self._store = store
         self._cache = _KeyCache(store)
+        # the key store file as last found under another master key (a rotation): not said
+        # again, nor read again by the watch or the PAN paths, until it changes
+        self._foreign: tuple[int, int, int] | None = None
         self._config = config or SecurityConfig()
         self._zones = self._zone_map(self._config.zone_keys)
         self._zone_masters = self._zone_map(self._config.zone_master_keys, "zone_master_keys")
@@ -189,8 +200,8 @@ class SecurityModule:
 
     @functools.cached_property
     def audit_seal(self) -> AuditSeal:
-        """The audit log's chain key (``security.audit_chain``); a reload keeps the master
-        key, so this stays."""
+        """The audit log's chain key (``security.audit_chain``): the key store keeps it (an
+        older file: derived from the master key a reload keeps), so this stays."""
         return self._store.audit_seal()
 
     # --- construction -------------------------------------------------------------------
@@ -288,14 +299,35 @@ class SecurityModule:
         """Whether the key store holds a key of this name and type (nothing is decrypted)."""
         return any(e.name == name and e.key_type == key_type for e in self._store.entries())
 
+    def key_store_changed(self) -> bool:
+        """Whether the key store file changed since it was read, to something not already
+        found under another master key."""
+        return self._store.changed_on_disk() and file_stamp(self._store.path) != self._foreign
+
     def reload(self) -> None:
-        """Re-read the key store (after a rotation or import by another process)."""
-        store = self._store.reopen()
+        """Re-read the key store (after a rotation or import by another process).
+
+        MasterKeyChanged when the file is now under another master key: the keys in hand
+        stay, and the first time for that file one ERROR line says to restart with it."""
+        stamp = file_stamp(self._store.path)
+        try:
+            store = self._store.reopen()
+        except MasterKeyChanged as exc:
+            if stamp != self._foreign:
+                self._foreign = stamp
+                log.error("%s", exc)
+            raise
         # one assignment: a key lookup running meanwhile (reloads run in a worker thread)
         # finishes on the old cache, which is then dropped, and never leaves an old key in
         # the new one
         self._cache = _KeyCache(store)
         self._store = store
+
+    def _reload_if_readable(self) -> None:
+        """Reload, keeping the keys in hand when the file is now under another master key
+        (``reload`` said so): the PAN keys this process has are still the installation's."""
+        with contextlib.suppress(MasterKeyChanged):
+            self.reload()
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -361,8 +393,8 @@ class SecurityModule:
         """The PAN under the newest PAN data key, bound to the card id. The key store is read
         again first if another process changed it (a rotation, or a retirement that must
         never see a new PAN sealed under the version it destroyed)."""
-        if self._store.changed_on_disk():
-            self.reload()
+        if self.key_store_changed():
+            self._reload_if_readable()
         key = self._key(PAN_DATA_KEY, KeyType.PAN_DATA)
         return pan_protection.seal_pan(key.material, key.version, pan, card_id)
 
@@ -371,7 +403,7 @@ class SecurityModule:
         try:
             version = pan_protection.blob_version(blob)
             if version not in self._store.versions(PAN_DATA_KEY):
-                self.reload()  # rotated by another process since we started
+                self._reload_if_readable()  # rotated by another process since we started
             key = self._key(PAN_DATA_KEY, KeyType.PAN_DATA, version)
             return pan_protection.open_pan(key.material, blob, card_id)
         except pan_protection.PanProtectionError as exc:
@@ -385,8 +417,8 @@ class SecurityModule:
 
     def pan_key_version(self) -> int:
         """The PAN data key version new PANs are sealed under."""
-        if self._store.changed_on_disk():
-            self.reload()  # rotated by another process since we started
+        if self.key_store_changed():
+            self._reload_if_readable()  # rotated by another process since we started
         return self._key(PAN_DATA_KEY, KeyType.PAN_DATA).version
 
     def pan_blob_version(self, blob: bytes) -> int:
