@@ -91,3 +91,33 @@ async def test_redis_store_takes_the_batches_too(redis_store, count: int) -> Non
     assert await service.flush_pending() == count
     entries = await redis_store.journal(JournalQuery(limit=10 * count))
     assert len(entries) == count
+
+
+async def test_a_batch_being_written_still_counts_as_waiting(tmp_path, monkeypatch) -> None:
+    """``/readyz`` reads the backlog while a flush waits for the store: the batch it took off
+    the queue is not written yet, so the host must not report nothing waiting (it did, and
+    then said "writes refused" with 0 entries waiting)."""
+    store = await open_store(str(tmp_path / "cards.db"))
+    try:
+        service = _service(store)
+        _reject(service, 3)
+        in_store, release = trio.Event(), trio.Event()
+        commit_many = store.commit_many
+
+        async def slow_commit_many(commits):
+            in_store.set()
+            await release.wait()
+            return await commit_many(commits)
+
+        monkeypatch.setattr(store, "commit_many", slow_commit_many)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service.flush_pending)
+            await in_store.wait()
+            assert service.pending == 3
+            assert service.journal_backlog()[0] == 3
+            assert "authhost_journal_pending 3.0" in _scrape(service)
+            release.set()
+        assert service.pending == 0
+        assert service.journal_backlog()[0] == 0
+    finally:
+        await store.close()

@@ -130,6 +130,7 @@ class AuthService:
         # MAC failures...), written by flush_pending so no answer waits for the store; bounded
         # so a store down for long cannot exhaust memory, and what the bound drops is counted
         self._pending: deque[JournalEntry] = deque()
+        self._flushing = 0  # taken off the queue by a flush still waiting for the store
         self.pending_limit = PENDING_LIMIT
         self.pending_dropped = 0
         # since when (time.monotonic) the store has refused to write them (StoreUnavailable:
@@ -716,8 +717,9 @@ class AuthService:
 
     @property
     def pending(self) -> int:
-        """How many journal entries wait for ``flush_pending``."""
-        return len(self._pending)
+        """How many journal entries wait for ``flush_pending``, with those a flush is writing
+        at this moment (off the queue, not yet in the store)."""
+        return len(self._pending) + self._flushing
 
     def take_reversed_accounts(self) -> set[str]:
         """The accounts with a reversal approved since the last call (then forgotten)."""
@@ -731,7 +733,7 @@ class AuthService:
         96: the read probe alone would call such a host ready."""
         since = self.pending_refused_since
         refused_for = None if since is None else max(0.0, time.monotonic() - since)
-        return len(self._pending), refused_for, self.pending_error
+        return self.pending, refused_for, self.pending_error
 
     async def flush_pending(self) -> int:
         """Write the queued journal entries (see ``_pending``) in batches of
@@ -740,10 +742,13 @@ class AuthService:
         written = 0
         while self._pending:
             batch = [self._pending.popleft() for _ in range(min(PENDING_BATCH, len(self._pending)))]
+            self._flushing = len(batch)
             try:
                 outcomes = await self._store.commit_many([Commit(journal=e) for e in batch])
             except Exception as error:  # the store is down: the whole batch waits
                 outcomes = [error] * len(batch)
+            finally:
+                self._flushing = 0
             failed = [
                 e
                 for e, outcome in zip(batch, outcomes, strict=True)
