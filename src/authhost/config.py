@@ -26,7 +26,7 @@ from typing import Any
 
 from authhost.admin.business_day import BusinessDay
 from authhost.auth.hold_life import EXTENDED_AUTHORISATION, HoldLifeError, HoldLives
-from authhost.store.interface import JOURNAL_MIN_KEEP_DAYS
+from authhost.store.interface import IDEMPOTENCY_MIN_KEEP_DAYS, JOURNAL_MIN_KEEP_DAYS
 
 ENV_PREFIX = "AUTHHOST_"
 DEFAULT_FILE = "authhost.toml"
@@ -269,6 +269,12 @@ class AdminConfig:
         "seconds between the server's walks of the audit log's hash chain: a break is logged "
         "at ERROR and authhost_audit_chain_ok turns 0 (0: never)",
     )
+    idempotency_keep_days: int = _key(
+        90,
+        "days a request's Idempotency-Key answers its repeats with the first result: the "
+        f"server prunes older results daily, and an older repeat is a new request (>= "
+        f"{IDEMPOTENCY_MIN_KEEP_DAYS}; 0: keep them all)",
+    )
 
     def __post_init__(self) -> None:
         _host("[admin]", "host", self.host)
@@ -285,6 +291,13 @@ class AdminConfig:
         if self.max_connections < 0:
             raise ConfigError(
                 f"[admin] max_connections must be 0 (no limit) or more, not {self.max_connections}"
+            )
+        keep = self.idempotency_keep_days
+        if keep and keep < IDEMPOTENCY_MIN_KEEP_DAYS:
+            raise ConfigError(
+                f"[admin] idempotency_keep_days must be 0 (keep everything) or at least "
+                f"{IDEMPOTENCY_MIN_KEEP_DAYS}, not {keep}: a client resending a request it got "
+                "no answer for must get the first answer"
             )
         if not 0 < self.timeout_s <= 3600:
             raise ConfigError(

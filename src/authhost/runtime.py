@@ -56,6 +56,9 @@ HOLD_EXPIRY_INTERVAL_S = 300.0
 ACCEPTOR_FOLLOW_S = 60.0
 JOURNAL_PRUNE_FIRST_S = 60.0
 JOURNAL_PRUNE_INTERVAL_S = 86_400.0
+# the idempotency retention ([admin] idempotency_keep_days): after the journal's, then daily
+IDEMPOTENCY_PRUNE_FIRST_S = 120.0
+IDEMPOTENCY_PRUNE_INTERVAL_S = 86_400.0
 REVERSAL_CHECK_S = 1.0  # how soon a reversal approved here is set against an open dispute
 HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
 
@@ -195,6 +198,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         )
         if config.auth.journal_keep_days:
             runtime.services.append(partial(prune_journal, cards, config.auth.journal_keep_days))
+        if config.admin.idempotency_keep_days:
+            runtime.services.append(
+                partial(prune_idempotency, cards, config.admin.idempotency_keep_days)
+            )
         runtime.services.append(
             partial(
                 reconcile_disputes,
@@ -457,6 +464,23 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
         except Exception:
             log.exception("pruning the journal failed; will try again")
         await trio.sleep(JOURNAL_PRUNE_INTERVAL_S)
+
+
+async def prune_idempotency(cards: CardService, keep_days: int) -> None:
+    """Apply the idempotency retention ([admin] idempotency_keep_days) two minutes after
+    start, then daily: the results of requests older than that go, the markers stay; each run
+    is audited (actor "system")."""
+    await trio.sleep(IDEMPOTENCY_PRUNE_FIRST_S)
+    while True:
+        try:
+            done = await cards.prune_idempotency(keep_days)
+            log.info(
+                "idempotency retention: deleted %d request results older than %d days",
+                done["results"], keep_days,
+            )  # fmt: skip
+        except Exception:
+            log.exception("pruning the idempotency results failed; will try again")
+        await trio.sleep(IDEMPOTENCY_PRUNE_INTERVAL_S)
 
 
 AUDIT_FIRST_WALK_S = 10.0  # after the start: not in the middle of it

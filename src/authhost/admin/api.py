@@ -144,6 +144,10 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "card_not_present": ("boolean", "true: also approvals without the card (e-commerce, MOTO)"),
     "abroad": ("boolean", "true: also approvals outside the card's home country"),
     "older_than_s": ("integer", "only work begun at least this many seconds ago (default 60)"),
+    "keep_days": (
+        "integer",
+        "days of idempotency results to keep (at least 30; required): older ones are deleted",
+    ),
 }
 
 
@@ -512,6 +516,12 @@ async def _unfinished(call: Call) -> Any:
 async def _finish_unfinished(call: Call) -> Any:
     older_than = _int_param(call, "older_than_s", 60, 0, 86_400)
     return await call.service.finish_unfinished(float(older_than))
+
+
+async def _prune_idempotency(call: Call) -> Any:
+    if not call.query.get("keep_days"):
+        raise ServiceError("query parameter keep_days is required: the days of results to keep")
+    return await call.service.prune_idempotency(_int_param(call, "keep_days", 0, 0, 100_000))
 
 
 async def _verify_audit(call: Call) -> Any:
@@ -1166,6 +1176,18 @@ def _routes() -> list[Route]:
             query=("older_than_s",),
             tag="store",
             response=v.FinishRun,
+        ),
+        Route(
+            "POST",
+            "/v1/store/prune-idempotency",
+            _prune_idempotency,
+            "Delete the results of requests made with an Idempotency-Key more than keep_days "
+            "ago (the server does it daily, [admin] idempotency_keep_days): a repeat of one is "
+            "a new request from then on; markers stay (a closed account's). Audited",
+            write=True,
+            query=("keep_days",),
+            tag="store",
+            response=v.IdempotencyPruned,
         ),
         Route(
             "GET",

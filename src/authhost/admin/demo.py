@@ -5,7 +5,9 @@ creates (idempotently: running it again changes nothing) two debit products on t
 (Visa PVV on 476173, IBM 3624 offsets on 541333), a credit product, accounts with funds,
 active cards with PINs, and one card in each other state. PINs are set the way production sets
 them: an ISO 9564 format 0 PIN block encrypted under the test zone PIN key, stored only as a
-PVV or offset.
+PVV or offset. The demo finds what it made by its idempotency keys (``demo:...``): it makes
+their results markers (``CardStore.keep_result``), which the idempotency retention never
+prunes, so that a run years on still issues no demo card twice.
 
 ``export_demo`` writes the demo cards with their clear PAN, card values, PIN and the clear
 test terminal keys for test tools (the simulator). It refuses unless the security module runs
@@ -199,8 +201,10 @@ async def ensure_demo(service: CardService) -> list[dict[str, Any]]:
         assert product.product_id is not None
         if await service.store.get_product(product.product_id) is None:
             await service.create_product(product, idempotency_key=f"demo:{product.product_id}")
+        await service.store.keep_result(f"product.create:demo:{product.product_id}")
     for account in ACCOUNTS:
         await service.create_account(account, idempotency_key=f"demo:{account.account_id}")
+        await service.store.keep_result(f"account.create:demo:{account.account_id}")
     zpk = bytes.fromhex(_test_keys(service)["zpk"])
     views = []
     for spec in CARDS:
@@ -229,6 +233,8 @@ async def _ensure_card(service: CardService, spec: DemoCard, zpk: bytes) -> dict
         ),
         idempotency_key=_idempotency_key(spec),
     )
+    # the demo finds its cards by these results (here, demo_export): markers, kept for good
+    await service.store.keep_result(f"card.issue:{_idempotency_key(spec)}")
     card_id = issued["card_id"]
     card = await service.get_card(card_id)
     if spec.pin is not None and not card["pin_set"] and card["state"] == S.CREATED.value:

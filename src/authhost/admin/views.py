@@ -547,6 +547,11 @@ class FinishRun(_View):
     dispute_openings: RecordedOpenings
 
 
+class IdempotencyPruned(_View):
+    before: float = Field(description="the cut (epoch seconds): results written before it went")
+    results: int = Field(description="idempotency results (and interrupted placeholders) deleted")
+
+
 class ListNames(_View):
     lists: list[str]
 

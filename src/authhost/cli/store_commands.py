@@ -1,4 +1,5 @@
-"""``authhost store``: back up, check and describe the embedded SQLite store, while it serves.
+"""``authhost store``: back up, check and describe the embedded SQLite store, while it serves;
+finish work a crash cut short and prune old idempotency results (either store).
 
 Redis keeps its own backups (RDB snapshots with BGSAVE, the append-only file); these commands
 say so rather than pretend to copy a Redis.
@@ -19,7 +20,10 @@ from authhost.store import sqlite_backup
 from authhost.store.interface import StoreError
 from authhost.store.opener import sqlite_path
 
-store_app = typer.Typer(help="The SQLite store's file: online backup, integrity check, facts.")
+store_app = typer.Typer(
+    help="The store: the SQLite file's online backup, integrity check and facts; work a crash "
+    "cut short; the idempotency retention."
+)
 
 _REDIS = (
     "the store is Redis, which keeps its own backups (BGSAVE, the append-only file); "
@@ -138,6 +142,24 @@ def store_finish(
         _run(_config(config, store), lambda s: s.unfinished())
         return
     _run(_config(config, store), lambda s: s.finish_unfinished(older_than))
+
+
+@store_app.command("prune-idempotency")
+def store_prune_idempotency(
+    keep_days: Annotated[
+        int,
+        typer.Option(
+            help="keep this many days of idempotency results (at least 30); delete the rest"
+        ),
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete the results of requests made with an Idempotency-Key more than --keep-days ago
+    (either store; audited): a repeat of one of them is a new request from then on. Markers
+    stay, whatever their age (a closed account's, the demo's). A running server does this
+    daily (\\[admin] idempotency_keep_days, 90 by default)."""
+    _run(_config(config, store), lambda s: s.prune_idempotency(keep_days))
 
 
 def register(app: typer.Typer) -> None:

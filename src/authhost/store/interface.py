@@ -53,6 +53,22 @@ def unavailable(error: Exception, what: str) -> StoreError:
 # how an idempotency key's placeholder starts (CardStore.reserve_result): a result never does
 PENDING_PREFIX = '{"pending":true'
 
+# A request's stored result answers its repeats for this many days at least: a repeat older
+# than the retention ([admin] idempotency_keep_days) is a new request. Far above any client's
+# retry window (a core banking system resending the loads of an outage, an operator running a
+# bulk file again), as Stripe's keys expire after 24 hours.
+IDEMPOTENCY_MIN_KEEP_DAYS = 30
+# The permanent markers written before the stores told them from results (SQLite migration 37,
+# a Redis store's first ``prune_idempotency``): the keys with these prefixes are kept for good.
+# The account-closed marker (``admin.service.base.ACCOUNT_CLOSED_KEY``) and the demo's own
+# creates, by which ``authhost demo`` and ``serve --demo`` find the demo data again.
+LEGACY_MARKER_PREFIXES = (
+    "account.closed:",
+    "product.create:demo:",
+    "account.create:demo:",
+    "card.issue:demo:",
+)
+
 
 class Conflict(StoreError):
     """Optimistic concurrency failure or a duplicate (PAN, id, idempotency key)."""
@@ -508,7 +524,8 @@ class CardStore(Protocol):
         ``key``, at most once per key on this account: the change and the key's record
         (``fingerprint``, the account after) are written together, so a retried load never
         moves money twice, even across a crash; a key used before changes nothing and
-        returns its record (``repeated``)."""
+        returns its record (``repeated``). The record is a request's result: the idempotency
+        retention (``prune_idempotency``) deletes it with the others."""
         ...
 
     async def funds_change_of(self, account_id: str, key: str) -> FundsChanged | None:
@@ -640,23 +657,61 @@ class CardStore(Protocol):
     async def list_names(self) -> list[str]: ...
 
     async def idempotent_result(self, key: str) -> str | None:
-        """The stored response (JSON text) of an earlier create with this key, if any."""
+        """The stored response (JSON text) of an earlier create with this key, if any, or the
+        marker ``put_marker`` keeps under it."""
         ...
 
     async def reserve_result(self, key: str, placeholder_json: str) -> str | None:
         """Keep ``placeholder_json`` (it starts with ``PENDING_PREFIX``) under ``key`` unless
         something is there: None when kept (the caller does the work, in any process), else
-        what is there (another's result, or its placeholder while it works)."""
+        what is there (another's result, or its placeholder while it works). Placeholders and
+        results are a request's, with the time they were written: ``prune_idempotency``
+        deletes them once older than its cut."""
         ...
 
     async def remember_result(self, key: str, result_json: str) -> None:
-        """Store the result under ``key`` over its placeholder (or where nothing is); a result
-        already stored stays (the first result wins)."""
+        """Store the result under ``key`` over its placeholder (or where nothing is), aged from
+        now; a result already stored stays (the first result wins), and so does a marker."""
         ...
 
     async def forget_reservation(self, key: str) -> None:
         """Remove ``key``'s placeholder (the work failed and may be asked for again); a stored
         result stays."""
+        ...
+
+    async def put_marker(self, key: str, value_json: str) -> str | None:
+        """Keep ``value_json`` under ``key`` for good, unless something is there: None when
+        kept, else what is there. A marker is read with ``idempotent_result`` like a result,
+        but ``prune_idempotency`` never deletes it (an account's closure)."""
+        ...
+
+    async def keep_result(self, key: str) -> bool:
+        """Make the result stored under ``key`` a marker, kept for good (the demo's creates,
+        by which the demo finds its data again); False when no result is there (nothing, or
+        a placeholder)."""
+        ...
+
+    async def prune_idempotency(self, before: float) -> int:
+        """Delete the idempotency results stored before ``before``; returns how many.
+
+        What goes: a request's result (``remember_result``, a funds change's record written
+        with its key) last written before ``before``, and a placeholder (``reserve_result``)
+        reserved before it: a request interrupted that long ago that nobody will wait for.
+        What stays: anything written since ``before`` (a placeholder younger than it may be
+        a request at work), and every marker (``put_marker``, ``keep_result``), whatever its
+        age. A repeat of a pruned request is then a new request.
+
+        How a store tells them apart: it is told when it writes. A result is written as
+        prunable, with its time; a marker is not. What was stored before the store knew the
+        difference (or by an older process since) is kept, except that the first retention
+        sorts it out once by its key: ``LEGACY_MARKER_PREFIXES`` are markers, the rest results
+        of unknown age, counted from then (SQLite: migration 37 sets the ``prunable`` column;
+        Redis: the first run indexes them). A key's name cannot make it a marker, so a
+        client's own key can never make its result permanent. SQLite deletes in batches
+        (``PRUNE_BATCH`` a write transaction), Redis a page at a time by the age indexes
+        (the ``{i}`` slot's, each account's for funds changes), so others wait for one batch
+        at most. ``before`` must be older than any client's retry window
+        (``IDEMPOTENCY_MIN_KEEP_DAYS``)."""
         ...
 
     async def put_intent(self, kind: str, subject: str, data_json: str) -> None:

@@ -52,6 +52,7 @@ from authhost.store.interface import (
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
     LEDGER_MAX_AFTER,
+    LEGACY_MARKER_PREFIXES,
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
@@ -289,6 +290,9 @@ class RedisCardStore:
         self._drop_intent = client.register_script(redis_lua.DROP_INTENT)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
+        self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
+        self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
+        self._prune_written = client.register_script(redis_lua.PRUNE_WRITTEN)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
         self._sync_ledger = client.register_script(redis_lua.SYNC_LEDGER)
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
@@ -973,8 +977,8 @@ class RedisCardStore:
     ) -> FundsChanged:
         ak = self._keys.account(account_id)
         reply = await self._change_funds(
-            keys=[ak.account, ak.funds_change(key)],
-            args=[str(delta_minor), fingerprint, "1" if key else "0"],
+            keys=[ak.account, ak.funds_change(key), ak.funds_written],
+            args=[str(delta_minor), fingerprint, "1" if key else "0", repr(time.time()), key],
         )
         status = int(reply[0])
         if status == 2:
@@ -1693,17 +1697,133 @@ class RedisCardStore:
         return None if raw is None else _s(raw)
 
     async def reserve_result(self, key: str, placeholder_json: str) -> str | None:
-        name = self._keys.idempotency(key)
-        if await self._client.set(name, placeholder_json, condition="NX"):
-            return None
-        raw = await self._client.get(name)
-        return None if raw is None else _s(raw)  # (gone meanwhile: a forgotten reservation)
+        return await self._put(key, placeholder_json, "result")
 
     async def remember_result(self, key: str, result_json: str) -> None:
-        await self._settle([self._keys.idempotency(key)], [result_json, PENDING_PREFIX, "0"])
+        await self._settle(
+            [self._keys.idempotency(key), self._keys.idempotency_written],
+            [result_json, PENDING_PREFIX, "0", repr(time.time()), key],
+        )
 
     async def forget_reservation(self, key: str) -> None:
-        await self._settle([self._keys.idempotency(key)], ["", PENDING_PREFIX, "1"])
+        await self._settle(
+            [self._keys.idempotency(key), self._keys.idempotency_written],
+            ["", PENDING_PREFIX, "1", "", key],
+        )
+
+    async def put_marker(self, key: str, value_json: str) -> str | None:
+        return await self._put(key, value_json, "marker")
+
+    async def _put(self, key: str, value: str, what: str) -> str | None:
+        """``value`` under ``key`` unless something is there (None), else what is there; a
+        result's placeholder joins the age index, a marker the markers (one script)."""
+        keys = self._keys
+        kept_in = keys.idempotency_markers if what == "marker" else keys.idempotency_written
+        there = await self._put_if_absent(
+            [keys.idempotency(key), kept_in], [value, repr(time.time()), key, what]
+        )
+        return None if there is None else _s(there)
+
+    async def keep_result(self, key: str) -> bool:
+        keys = self._keys
+        kept = await self._keep_result(
+            [keys.idempotency(key), keys.idempotency_written, keys.idempotency_markers],
+            [PENDING_PREFIX, key],
+        )
+        return int(kept) == 1
+
+    async def prune_idempotency(self, before: float) -> int:
+        """The results written before ``before``, found by the age indexes: the ``{i}`` slot's
+        (``idempotency_written``), then each account's funds changes (``funds_written``), a
+        page per script call. The first run indexes what was stored before the indexes."""
+        await self._index_stored_before()
+        deleted = await self._prune_index(
+            self._keys.idempotency_written, self._keys.idempotency, before
+        )
+        start = 0
+        while ids := await self._client.zrange(self._keys.accounts, start, start + 999):
+            for account_id in ids:
+                ak = self._keys.account(_s(account_id))
+                deleted += await self._prune_index(ak.funds_written, ak.funds_change, before)
+            start += len(ids)
+        return deleted
+
+    async def _prune_index(self, index: str, name_of: Any, before: float) -> int:
+        """Delete the members of the age index ``index`` written before ``before``, with their
+        keys (``name_of(member)``), ``PRUNE_PAGE`` per script call; how many keys went."""
+        deleted = 0
+        while True:
+            members = await self._client.zrange(
+                index, "-inf", f"({before!r}", sortby=PureToken.BYSCORE, offset=0,
+                count=PRUNE_PAGE,
+            )  # fmt: skip
+            if not members:
+                return deleted
+            keys = [_s(m) for m in members]
+            done = await self._prune_written(
+                [index, *(name_of(k) for k in keys)], [repr(before), *keys]
+            )
+            deleted += int(done)
+            if len(members) < PRUNE_PAGE:
+                return deleted
+
+    async def _index_stored_before(self) -> None:
+        """Once per store (``idempotency_indexed``): the idempotency keys and funds-change
+        records stored before the age indexes existed go into them, aged from now (Redis kept
+        no time of a result; a placeholder's own ``at`` is its), but the markers: those in
+        ``idempotency_markers`` and the ``LEGACY_MARKER_PREFIXES``, which join the markers.
+        A SCAN of the key space (of every primary on a cluster); a run cut short starts over
+        (what it indexed keeps its time)."""
+        keys = self._keys
+        if await self._client.exists([keys.idempotency_indexed]):
+            return
+        now = time.time()
+        prefix = _glob_escape(keys.prefix)
+        skip = len(keys.idempotency(""))
+        page: list[str] = []
+        async for name in self._client.scan_iter(match=f"{prefix}:{{i}}:*", count=1000):
+            page.append(_s(name)[skip:])
+            if len(page) == PRUNE_PAGE:
+                await self._index_results(page, now)
+                page = []
+        await self._index_results(page, now)
+        funds: dict[str, dict[str, float]] = {}
+        start, middle = len(f"{keys.prefix}:{{a:"), "}:funds:"
+        async for raw in self._client.scan_iter(match=f"{prefix}:{{a:*}}:funds:*", count=1000):
+            name = _s(raw)
+            account_id, _, key = name[start:].partition(middle)
+            funds.setdefault(account_id, {})[key] = now
+            if sum(map(len, funds.values())) >= PRUNE_PAGE:
+                await self._index_funds(funds)
+                funds = {}
+        await self._index_funds(funds)
+        await self._client.set(keys.idempotency_indexed, repr(now))
+
+    async def _index_results(self, page: list[str], now: float) -> None:
+        if not page:
+            return
+        keys = self._keys
+        legacy = [k for k in page if k.startswith(LEGACY_MARKER_PREFIXES)]
+        if legacy:
+            await self._client.sadd(keys.idempotency_markers, legacy)
+        rest = [k for k in page if not k.startswith(LEGACY_MARKER_PREFIXES)]
+        if not rest:
+            return
+        values = await self._client.mget([keys.idempotency(k) for k in rest])
+        marked = await self._client.smismember(keys.idempotency_markers, rest)
+        written: dict[str, float] = {}
+        for key, raw, marker in zip(rest, values, marked, strict=True):
+            if raw is None or marker:  # gone meanwhile, or a marker
+                continue
+            written[key] = _written_at(_s(raw), now)
+        if written:  # (NX: a key written since has its own time in it)
+            await self._client.zadd(keys.idempotency_written, written, condition=PureToken.NX)
+
+    async def _index_funds(self, funds: dict[str, dict[str, float]]) -> None:
+        for account_id, written in funds.items():
+            await self._client.zadd(
+                self._keys.account(account_id).funds_written, written, condition=PureToken.NX
+            )
 
     async def put_intent(self, kind: str, subject: str, data_json: str) -> None:
         value = json.dumps({"data": data_json, "ts": time.time()}, separators=(",", ":"))
@@ -1758,6 +1878,22 @@ class RedisCardStore:
 
 def _pointer_value(card: Card) -> str:
     return f"{card.card_id}|{card.account_id}|{card.product_id}"
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched as itself in a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _written_at(stored: str, now: float) -> float:
+    """When an idempotency key's value was written, as far as it says: a placeholder's
+    ``at``; a result says nothing (``now``)."""
+    if stored.startswith(PENDING_PREFIX):
+        try:
+            return float(json.loads(stored)["at"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return now
 
 
 def _prefix_ok(prefix: str) -> str:

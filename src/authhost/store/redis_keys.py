@@ -78,6 +78,12 @@ class AccountKeys:
         return f"{self.base}:funds:{key}"
 
     @property
+    def funds_written(self) -> str:
+        """Sorted set of the account's funds-change keys by when each record was written:
+        what ``prune_idempotency`` finds the old ones by (written by the same script)."""
+        return f"{self.base}:fundswritten"
+
+    @property
     def holds(self) -> str:
         return f"{self.base}:holds"
 
@@ -232,6 +238,26 @@ class Keys:
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:{{i}}:{key}"
+
+    @property
+    def idempotency_written(self) -> str:
+        """Sorted set of the idempotency keys that hold a request's result or placeholder, by
+        when it was written; a marker (``put_marker``, ``keep_result``) is not in it, and so
+        is never pruned. Beside the keys (slot ``{i}``: one script writes both), never one of
+        them (theirs go on with ":")."""
+        return f"{self.prefix}:{{i}}.written"
+
+    @property
+    def idempotency_markers(self) -> str:
+        """Set of the idempotency keys that hold a marker (``put_marker``, ``keep_result``),
+        kept for good: what the first ``prune_idempotency`` leaves out of the index."""
+        return f"{self.prefix}:{{i}}.markers"
+
+    @property
+    def idempotency_indexed(self) -> str:
+        """Set once the keys stored before ``idempotency_written`` (and the accounts'
+        ``funds_written``) existed are in them: the first ``prune_idempotency`` scans for them."""
+        return f"{self.prefix}:{{i}}.indexed"
 
     def intents(self, kind: str) -> str:
         """Hash of the ``kind``'s unfinished work (``interface.Intent``): key -> data and time."""

@@ -487,19 +487,69 @@ COMMIT = _COMMIT_BODY
 # changed by then, as a failing COMMIT call does, and the next ones still run.
 COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 38)
 
-# KEYS: an idempotency key.  ARGV: the result, the placeholder prefix, '1' to forget a
-# placeholder instead (the result is then ignored). The result replaces a placeholder (or is
-# kept where nothing is); a result stored already stays.
+# KEYS: an idempotency key, then the idempotency_written index (ARGV[4] 'result') or the
+# idempotency_markers set ('marker').  ARGV: the value, now, the store's key (their member),
+# what it is. The value is kept where nothing is: a request's placeholder indexed by its time
+# (prunable), or a marker listed as one (never pruned); the reply is nil. Else the reply is
+# what is there.
+PUT_IF_ABSENT = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[4] == 'marker' then
+  redis.call('SADD', KEYS[2], ARGV[3])
+else
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+end
+return false
+"""
+
+# KEYS: an idempotency key, the idempotency_written index.  ARGV: the result, the placeholder
+# prefix, '1' to forget a placeholder instead (the result is then ignored), now, the store's
+# key. The result replaces a placeholder (or is kept where nothing is), indexed by its time; a
+# result stored already stays, and so does a marker.
 SETTLE_RESERVATION = """
 local current = redis.call('GET', KEYS[1])
 local pending = current and string.sub(current, 1, string.len(ARGV[2])) == ARGV[2]
 if current and not pending then return 0 end
 if ARGV[3] == '1' then
-  if pending then redis.call('DEL', KEYS[1]) end
+  if pending then
+    redis.call('DEL', KEYS[1])
+    redis.call('ZREM', KEYS[2], ARGV[5])
+  end
   return 1
 end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 return 1
+"""
+
+# KEYS: an idempotency key, the idempotency_written index, the idempotency_markers set.
+# ARGV: the placeholder prefix, the store's key. A result stored there leaves the index for
+# the markers: kept for good from now on (1); nothing or a placeholder there: 0.
+KEEP_RESULT = """
+local current = redis.call('GET', KEYS[1])
+if not current or string.sub(current, 1, string.len(ARGV[1])) == ARGV[1] then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: an age index (idempotency_written, an account's funds_written), then the keys of the
+# members ARGV[2...] (the same order; one slot). ARGV[1]: the cut. Each member still written
+# before the cut (a result written again since has a newer time) goes, with its key; the
+# reply is how many keys were deleted.
+PRUNE_WRITTEN = """
+local cut = tonumber(ARGV[1])
+local deleted = 0
+for i = 2, #KEYS do
+  local written = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if written and tonumber(written) < cut then
+    deleted = deleted + redis.call('DEL', KEYS[i])
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return deleted
 """
 
 # A lease's value is "since|owner" (redis_keys.Keys.lease): the owner is what follows the
@@ -786,7 +836,8 @@ return released
 """
 
 # A load or take-off of funds (store.change_funds), at most once per key when ARGV[3] is '1'.
-# KEYS: account hash, the key's record. ARGV: delta, request fingerprint, has key.
+# KEYS: account hash, the key's record, the account's funds_written index. ARGV: delta, request
+# fingerprint, has key, now, the key (the record is indexed by its time: prunable).
 # Reply: {0, record} changed, {1, record} the key's earlier change, {2} no account, {3} the
 # change would lower the open-to-buy below zero, {4} it would take the balance beyond BOUND
 # (nothing changed).
@@ -818,7 +869,10 @@ local values = redis.call('HMGET', KEYS[1], unpack(names))
 local account = {}
 for i, name in ipairs(names) do account[name] = values[i] end
 local record = cjson.encode({request = ARGV[2], account = account})
-if ARGV[3] == '1' then redis.call('SET', KEYS[2], record) end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], record)
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+end
 return {0, record}
 """
 )

@@ -195,6 +195,12 @@ _PRUNE_REPORTS_SQL = (
     "DELETE FROM fraud_reports WHERE NOT EXISTS "
     "(SELECT 1 FROM journal WHERE journal.journal_id = fraud_reports.journal_id)"
 )
+# results (and placeholders) written before the cut; markers (prunable = 0) never: the partial
+# index idempotency_prunable (migration 37) holds only the prunable rows, by age
+_PRUNE_IDEMPOTENCY_SQL = (
+    "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
+    "WHERE prunable = 1 AND ts < ? ORDER BY ts LIMIT ?)"
+)
 # holds.posted (migration 12): 0 an open hold, 1 posted, 2 an increment (held in its parent
 # too), 3 money credited to the account (a refund, a transfer), which its reversal takes back
 _POSTED, _INCREMENT, _CREDITED = 1, 2, 3
@@ -242,6 +248,18 @@ FROM journal WHERE account_id = ? AND journal_id > ?
 _LEDGER_COUNT_SQL = (
     "SELECT COUNT(*) FROM (SELECT 1 FROM journal WHERE account_id = ? AND journal_id > ? LIMIT ?)"
 )
+
+
+def _put_if_absent(conn: sqlite3.Connection, *, key: str, value: str, prunable: bool) -> str | None:
+    """``value`` under ``key`` unless something is there (None), else what is there: a
+    placeholder or a result (``prunable``), or a marker kept for good."""
+    if conn.execute(
+        "INSERT OR IGNORE INTO idempotency (key, result, ts, prunable) VALUES (?, ?, ?, ?)",
+        (key, value, time.time(), int(prunable)),
+    ).rowcount:
+        return None
+    row = conn.execute("SELECT result FROM idempotency WHERE key = ?", (key,)).fetchone()
+    return row[0]
 
 
 def _funds_key(account_id: str, key: str) -> str:
@@ -676,9 +694,9 @@ class SqliteCardStore:
                 if beyond_bound(current.balance, delta_minor):
                     raise BeyondBound(current, "balance", current.balance + delta_minor)
                 raise InsufficientFunds(current)
-            if key:
+            if key:  # a request's result: pruned with the others (prune_idempotency)
                 conn.execute(
-                    "INSERT INTO idempotency (key, result, ts) VALUES (?, ?, ?)",
+                    "INSERT INTO idempotency (key, result, ts, prunable) VALUES (?, ?, ?, 1)",
                     (once_key, codec.funds_record(fingerprint, account), time.time()),
                 )
             return FundsChanged(account, fingerprint, repeated=False)
@@ -1095,23 +1113,16 @@ class SqliteCardStore:
         return None if row is None else row[0]
 
     async def reserve_result(self, key: str, placeholder_json: str) -> str | None:
-        def reserve(conn: sqlite3.Connection) -> str | None:
-            if conn.execute(
-                "INSERT OR IGNORE INTO idempotency (key, result, ts) VALUES (?, ?, ?)",
-                (key, placeholder_json, time.time()),
-            ).rowcount:
-                return None
-            row = conn.execute("SELECT result FROM idempotency WHERE key = ?", (key,)).fetchone()
-            return row[0]
-
-        return await self._writer.run(reserve)
+        return await self._writer.run(
+            partial(_put_if_absent, key=key, value=placeholder_json, prunable=True)
+        )
 
     async def remember_result(self, key: str, result_json: str) -> None:
         await self._writer.run(
             lambda conn: conn.execute(
-                "INSERT INTO idempotency (key, result, ts) VALUES (?, ?, ?) ON CONFLICT (key) "
-                "DO UPDATE SET result = excluded.result, ts = excluded.ts "
-                "WHERE substr(idempotency.result, 1, ?) = ?",
+                "INSERT INTO idempotency (key, result, ts, prunable) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (key) DO UPDATE SET result = excluded.result, ts = excluded.ts, "
+                "prunable = 1 WHERE substr(idempotency.result, 1, ?) = ?",
                 (key, result_json, time.time(), len(PENDING_PREFIX), PENDING_PREFIX),
             )
         )
@@ -1123,6 +1134,29 @@ class SqliteCardStore:
                 (key, len(PENDING_PREFIX), PENDING_PREFIX),
             )
         )
+
+    async def put_marker(self, key: str, value_json: str) -> str | None:
+        return await self._writer.run(
+            partial(_put_if_absent, key=key, value=value_json, prunable=False)
+        )
+
+    async def keep_result(self, key: str) -> bool:
+        def keep(conn: sqlite3.Connection) -> bool:
+            kept = conn.execute(
+                "UPDATE idempotency SET prunable = 0 WHERE key = ? AND substr(result, 1, ?) <> ?",
+                (key, len(PENDING_PREFIX), PENDING_PREFIX),
+            )
+            return kept.rowcount > 0
+
+        return await self._writer.run(keep)
+
+    async def prune_idempotency(self, before: float) -> int:
+        deleted = 0
+        while done := await self._writer.run(
+            lambda conn: conn.execute(_PRUNE_IDEMPOTENCY_SQL, (before, PRUNE_BATCH)).rowcount
+        ):
+            deleted += done
+        return deleted
 
     async def put_intent(self, kind: str, subject: str, data_json: str) -> None:
         await self._writer.run(

@@ -419,6 +419,18 @@ CREATE TABLE leases (
   expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 """,
+    # 37: idempotency retention (CardStore.prune_idempotency): a request's result is written
+    # prunable (1), a marker kept for good (0: the default, so that a row an older authhost
+    # writes is kept). What is there already is sorted out by its key: the account-closed
+    # markers and the demo's own creates (interface.LEGACY_MARKER_PREFIXES) are markers, every
+    # other row a result (its ts is when it was written: an old one goes at the first run)
+    """
+ALTER TABLE idempotency ADD COLUMN prunable INTEGER NOT NULL DEFAULT 0;
+UPDATE idempotency SET prunable = 1 WHERE substr(key, 1, 15) <> 'account.closed:'
+  AND substr(key, 1, 20) <> 'product.create:demo:' AND substr(key, 1, 20) <> 'account.create:demo:'
+  AND substr(key, 1, 16) <> 'card.issue:demo:';
+CREATE INDEX idempotency_prunable ON idempotency (ts) WHERE prunable = 1;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

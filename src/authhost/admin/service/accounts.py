@@ -234,9 +234,10 @@ class ProductsAndAccounts(ServiceBase):
             after = page[-1].dispute_id
         if open_disputes:
             raise ConflictError(f"account {account_id} has open disputes: {open_disputes}")
-        # first the marker, so that no card is issued or replaced onto it while its cards go
+        # first the marker, so that no card is issued or replaced onto it while its cards go;
+        # a marker, not a result: the idempotency retention keeps it for good
         closed = json.dumps({"closed_at": self.clock()}, separators=(",", ":"))
-        await self.store.reserve_result(ACCOUNT_CLOSED_KEY + account_id, closed)
+        await self.store.put_marker(ACCOUNT_CLOSED_KEY + account_id, closed)
         cancelled = []
         for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
             # each cancelled card leaves the state: the first page again, until none is left

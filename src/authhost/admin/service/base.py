@@ -75,8 +75,9 @@ LIFECYCLE_ACTIONS: dict[str, str] = {
     "expire": "Mark the card expired (final)",
 }
 
-# a closed account's marker, written once and kept for good in the store's idempotency table
-# (both stores keep its entries without end): no card is issued or moved onto it after
+# a closed account's marker, written once (``CardStore.put_marker``) beside the idempotency
+# results and kept for good: the idempotency retention never prunes it, and no card is
+# issued or moved onto the account after
 ACCOUNT_CLOSED_KEY = "account.closed:"
 KEY_LOCK_STRIPES = 64
 PAN_ATTEMPTS = 20  # fresh random PANs tried before giving up on a (nearly full) BIN range

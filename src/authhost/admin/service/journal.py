@@ -34,6 +34,7 @@ from authhost.admin.views import (
 )
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.store.interface import (
+    IDEMPOTENCY_MIN_KEEP_DAYS,
     JOURNAL_MIN_KEEP_DAYS,
     JournalQuery,
 )
@@ -328,6 +329,26 @@ class JournalAnalysis(ServiceBase):
         result = {"before": before, "entries": pruned.entries, "holds": pruned.holds}
         await self.record_audit(
             "journal.prune", "journal", None, {"keep_days": keep_days, **result}
+        )
+        return result
+
+    async def prune_idempotency(self, keep_days: int) -> dict[str, Any]:
+        """Delete the idempotency results older than ``keep_days`` (``store.prune_idempotency``:
+        a request's stored answer, and a placeholder a request interrupted that long ago
+        left); a repeat of one of those requests is a new request from then on, as keys
+        expire at Stripe. Markers stay, whatever their age (a closed account's, the demo's).
+        Refused under IDEMPOTENCY_MIN_KEEP_DAYS: a client's retries must find their answer.
+        Audited (``idempotency.prune``)."""
+        if keep_days < IDEMPOTENCY_MIN_KEEP_DAYS:
+            raise InvalidRequest(
+                f"keep_days must be at least {IDEMPOTENCY_MIN_KEEP_DAYS}: a client resending a "
+                "request it got no answer for must get the first answer, not a second change"
+            )
+        before = self.clock() - keep_days * 86400
+        deleted = await self.store.prune_idempotency(before)
+        result = {"before": before, "results": deleted}
+        await self.record_audit(
+            "idempotency.prune", "idempotency", None, {"keep_days": keep_days, **result}
         )
         return result
 
