@@ -57,6 +57,24 @@ def test_rules_check_errors_are_one_line_each_with_the_path_as_written(tmp_path:
     assert missing.exit_code == 1 and len(missing.output.splitlines()) == 1
 
 
+def test_rules_tables_under_a_plural_name_say_the_name_a_rule_takes(tmp_path: Path) -> None:
+    """A first rules file written with ``[[rules]]`` got only "unknown top-level key(s):
+    rules": the check now says which name it takes, in the file's own syntax."""
+    body = 'name = "a"\nexpression = "amount > 1"\naction = "review"\n'
+    toml = tmp_path / "rules.toml"
+    toml.write_text("[[rules]]\n" + body)
+    result = runner.invoke(app, ["rules", "check", str(toml)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        f"{toml}: unknown top-level key(s): rules (did you mean 'rule'? each rule is a "
+        "[[rule]] table)"
+    )
+    yaml = tmp_path / "rules.yaml"
+    yaml.write_text("rules:\n  - name: a\n    expression: amount > 1\n    action: review\n")
+    result = runner.invoke(app, ["rules", "check", str(yaml)])
+    assert result.exit_code == 1 and "each rule is an item of the `rule:` list" in result.output
+
+
 def test_an_error_naming_a_path_is_printed_as_written(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')

@@ -61,6 +61,18 @@ def test_generate_list_export_import_round_trip(setup) -> None:
     assert again.exit_code == 1 and "exists" in again.output
 
 
+def test_a_key_that_exists_names_the_option_that_adds_a_version(setup) -> None:
+    """``keys generate`` of a name the store has said "use a new version to replace it"
+    without naming the option that does: --new-version."""
+    runner, cfg, _, _ = setup
+    assert run(runner, "keys", "generate", "zpk-aes", "--type", "zpk", *cfg).exit_code == 0
+    again = run(runner, "keys", "generate", "zpk-aes", "--type", "zpk", *cfg)
+    assert again.exit_code == 1 and "exists (version 1)" in again.output
+    assert "--new-version" in again.output
+    added = run(runner, "keys", "generate", "zpk-aes", "--type", "zpk", "--new-version", *cfg)
+    assert added.exit_code == 0 and "zpk-aes v2" in added.output
+
+
 def test_tdes_kek_exports_version_b(setup) -> None:
     runner, cfg, _, _ = setup
     run(runner, "keys", "generate", "kek-b", "--type", "kek", "--algorithm", "tdes", *cfg)

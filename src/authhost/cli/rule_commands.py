@@ -165,7 +165,14 @@ def reload(config: Path | None = ConfigOption) -> None:
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if cfg.rules.file:
-        _load(Path(cfg.rules.file))  # refuse before signalling: the server would refuse too
+        try:  # refuse before signalling: the server would refuse too
+            _load(Path(cfg.rules.file))
+        except typer.Exit:  # it printed the file's errors only, and left the reader wondering
+            plain_console(stderr=True).print(
+                f"no reload requested: the server keeps the rules it has; fix "
+                f"{cfg.rules.file} (authhost rules check) and run authhost rules reload again"
+            )
+            raise
     pid_file = Path(cfg.server.pid_file)
     try:
         pid = int(pid_file.read_text().strip())
