@@ -56,7 +56,9 @@ def test_generate_list_export_import_round_trip(setup) -> None:
     imported = run(runner, "keys", "import", "zpk-copy", block, "--kcv", kcv, *cfg)
     assert imported.exit_code == 0 and kcv in imported.output
     mismatch = run(runner, "keys", "import", "zpk-bad", block, "--kcv", "000000", *cfg)
-    assert mismatch.exit_code == 1 and "differs" in mismatch.output
+    assert mismatch.exit_code == 1 and "differs" not in mismatch.output
+    # both values, so the custodian can tell a mistyped --kcv from a wrong block
+    assert f"its KCV is {kcv}, not the 000000 expected (--kcv)" in mismatch.output
     again = run(runner, "keys", "import", "zpk-copy", block, *cfg)
     assert again.exit_code == 1 and "exists" in again.output
 
