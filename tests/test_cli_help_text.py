@@ -65,3 +65,13 @@ def test_the_compromise_alert_help_names_every_action() -> None:
     shown = CliRunner().invoke(authhost_app, ["cards", "compromised", "--help"]).output
     summary = " ".join(shown.split("Arguments")[0].split())
     assert "watched" in summary and "suspended" in summary and "reissued" in summary
+
+
+def test_the_group_summaries_name_what_their_commands_do() -> None:
+    """``authhost --help`` said rules were "check, list, variables, reload" (not rules
+    performance), models "... roll back" (not models compare) and store "The SQLite store's
+    file", while store finish works on Redis too."""
+    groups = typer.main.get_command(authhost_app).commands  # type: ignore[attr-defined]
+    assert "performance" in groups["rules"].help
+    assert "compare" in groups["models"].help
+    assert "either store" in groups["store"].help

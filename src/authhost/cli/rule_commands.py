@@ -29,7 +29,8 @@ from authhost.rules.loader import load_rule_set
 from authhost.rules.rulefile import RuleLoadError
 
 rules_app = typer.Typer(
-    help="Analysts' fraud rules: check, list, variables, reload.", no_args_is_help=True
+    help="Analysts' fraud rules: check, list, variables, reload, performance in production.",
+    no_args_is_help=True,
 )
 
 ConfigOption = typer.Option(

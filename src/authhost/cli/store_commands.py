@@ -19,7 +19,10 @@ from authhost.store import sqlite_backup
 from authhost.store.interface import StoreError
 from authhost.store.opener import sqlite_path
 
-store_app = typer.Typer(help="The SQLite store's file: online backup, integrity check, facts.")
+store_app = typer.Typer(
+    help="The store: the SQLite file's online backup, integrity check and facts; work a crash "
+    "cut short finished (either store)."
+)
 
 _REDIS = (
     "the store is Redis, which keeps its own backups (BGSAVE, the append-only file); "
