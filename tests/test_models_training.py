@@ -103,7 +103,10 @@ def test_train_reports_and_exports_both_models(tmp_path: Path, labelled_csv: Pat
             lambda d: (d / "train.toml").write_text("[hgb]\nmax_iters = 3\n"),
             "unknown key(s) max_iters",
         ),
-        (lambda d: (d / "train.toml").write_text("[split]\ntest_days = 40\n"), "too few"),
+        (  # it said "lower [split] test_days/gap_days" and not where that table is
+            lambda d: (d / "train.toml").write_text("[split]\ntest_days = 40\n"),
+            "under [split] in a training config (--config train.toml",
+        ),
     ],
     ids=["not a journal export", "no data file", "typo in config", "too little data"],
 )
