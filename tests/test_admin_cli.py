@@ -419,3 +419,26 @@ def test_a_report_without_a_period_says_what_to_give(cli):
     backwards = cli("journal", "totals", "--since", "5", "--until", "1")
     assert backwards.exit_code == 1
     assert "until 1 is not after since 5" in " ".join(backwards.stderr.split())
+
+
+def test_a_product_shown_then_sent_back_as_a_new_one_says_what_to_remove(cli, tmp_path):
+    """``products show``'s JSON given to ``products create --json`` (a product like this one)
+    was refused "version: Extra inputs are not permitted"; a misspelt field got the same."""
+    shown = _ok(cli("products", "create", "--issuer-id", "bank", "--name", "D", "--bin", "476173"))
+    shown["product_id"] = "copy"
+    copy = tmp_path / "product.json"
+    copy.write_text(json.dumps(shown))
+    refused = cli("products", "create", "--json", str(copy))
+    said = " ".join(refused.stderr.split())
+    assert refused.exit_code == 1 and "Extra inputs" not in said
+    assert "version: not a field of this request: remove it" in said
+    del shown["version"]
+    shown["limits"] = {"daily_amout": 5_000}
+    copy.write_text(json.dumps(shown))
+    typo = cli("products", "create", "--json", str(copy))
+    assert "limits.daily_amout: not a field of this request (did you mean 'daily_amount'?)" in (
+        " ".join(typo.stderr.split())
+    )
+    del shown["limits"]
+    copy.write_text(json.dumps(shown))
+    assert _ok(cli("products", "create", "--json", str(copy)))["product_id"] == "copy"
