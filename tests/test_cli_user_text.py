@@ -75,6 +75,24 @@ def test_rules_tables_under_a_plural_name_say_the_name_a_rule_takes(tmp_path: Pa
     assert result.exit_code == 1 and "each rule is an item of the `rule:` list" in result.output
 
 
+def test_a_number_compared_with_text_is_answered_for_what_it_is(tmp_path: Path) -> None:
+    """Every such test said 'quote the value, e.g. "5967"': for ``mcc == 59671`` the quoted
+    value was refused next (a code of the wrong width), and the example was never the value."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "a"\nexpression = "mcc == 59671"\naction = "review"\n'
+        '[[rule]]\nname = "b"\nexpression = "terminal == 123"\naction = "review"\n'
+    )
+    result = runner.invoke(app, ["rules", "check", str(rules)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{rules}:3: rule 'a': 59671 can never be a 4-digit code: compare with a code of 4 "
+        "digits (column 1)",
+        f"{rules}:7: rule 'b': cannot compare text with a number; quote the value: \"123\" "
+        "(column 1)",
+    ]
+
+
 def test_an_error_naming_a_path_is_printed_as_written(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
