@@ -442,3 +442,14 @@ def test_a_product_shown_then_sent_back_as_a_new_one_says_what_to_remove(cli, tm
     del shown["limits"]
     copy.write_text(json.dumps(shown))
     assert _ok(cli("products", "create", "--json", str(copy)))["product_id"] == "copy"
+
+
+def test_an_export_to_a_folder_that_does_not_exist_names_the_file(cli, tmp_path):
+    """``journal export --out /no/such/dir/j.csv`` printed Python's "[Errno 2] No such file
+    or directory: '...'", where the other writers say the file and the reason."""
+    _ok(cli("accounts", "create", "--balance", "5000"))  # the store exists
+    out = tmp_path / "no-such-folder" / "j.csv"
+    result = cli("journal", "export", "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = " ".join(result.stderr.split())
+    assert said == f"error: {out}: No such file or directory", said
