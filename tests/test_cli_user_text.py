@@ -105,6 +105,20 @@ def test_an_error_naming_a_path_is_printed_as_written(tmp_path: Path) -> None:
     ]
 
 
+def test_a_folder_given_as_data_is_called_a_folder(tmp_path: Path) -> None:
+    """``backtest --data DIR`` and ``train --data DIR`` said "data file not found" of a
+    folder that was there."""
+    good = tmp_path / "good.toml"
+    good.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
+    for args in (
+        ["backtest", "--rules", str(good), "--data", str(tmp_path)],
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "out")],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert f"{tmp_path}: a folder, not a data file" in result.output, result.output
+
+
 def test_rules_variables_prints_one_line_per_variable_in_a_pipe() -> None:
     result = runner.invoke(app, ["rules", "variables", "--markdown"])
     assert result.exit_code == 0
