@@ -453,3 +453,17 @@ def test_an_export_to_a_folder_that_does_not_exist_names_the_file(cli, tmp_path)
     assert result.exit_code == 1 and "Traceback" not in result.output
     said = " ".join(result.stderr.split())
     assert said == f"error: {out}: No such file or directory", said
+
+
+def test_explain_without_a_model_names_the_models_directory(cli, tmp_path, monkeypatch):
+    """It said "no active model in models", the directory's name alone (the default is
+    "models"), which read as a sentence with a word missing."""
+    monkeypatch.setenv("AUTHHOST_MODELS_DIR", str(tmp_path / "models"))
+    product = _ok(cli("products", "create", "--issuer-id", "b", "--name", "D", "--bin", "476173"))
+    account = _ok(cli("accounts", "create", "--balance", "5000"))
+    card = _ok(cli("cards", "issue", "--product-id", product["product_id"],
+                   "--account-id", account["account_id"]))  # fmt: skip
+    result = cli("journal", "explain", card["card_id"], "1")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 1
+    assert f"no active model in the models directory {tmp_path / 'models'} ([models] dir)" in said
