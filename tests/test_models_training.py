@@ -129,6 +129,8 @@ def test_train_errors_are_one_clear_line(
 def test_models_commands_report_errors_without_traces(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["models", "activate", "nope", "--dir", str(tmp_path)])
     assert result.exit_code == 2 and "no artifact named 'nope'" in result.output
+    said = " ".join(result.output.split())
+    assert f"no artifact named 'nope' in the models directory {tmp_path}" in said
     result = CliRunner().invoke(app, ["models", "list", "--dir", str(tmp_path)])
     assert result.exit_code == 0 and "no model artifacts" in result.output
 
