@@ -40,6 +40,11 @@ COLUMNS = ("card_id", "processing_code", "amount_minor", "mcc", "country", "pos_
 
 def read_rows(path: Path, limit: int | None) -> list[dict[str, Any]]:
     """The first ``limit`` rows of a traffic file (CSV or Parquet), the columns replay needs."""
+    if (
+        not path.is_file()
+    ):  # pyarrow's words were the path alone: "cannot read t.parquet: t.parquet"
+        what = "a folder" if path.is_dir() else "no such file"
+        raise ValueError(f"{path}: {what}; authhost-sim traffic --out FILE writes a traffic file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":

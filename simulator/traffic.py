@@ -87,14 +87,16 @@ class TrafficConfig:
     rates: ScenarioRates = field(default_factory=ScenarioRates)
 
     def __post_init__(self) -> None:
+        # each names the option of authhost-sim traffic that sets it ("the period must be at
+        # least 3 days" left the reader to find that the period is --days)
         if self.cards < 1:
-            raise ValueError("the population needs at least one card")
+            raise ValueError("--cards: the population needs at least one card")
         if self.days < 3:
-            raise ValueError("the period must be at least 3 days")
+            raise ValueError("--days: the period must be at least 3 days")
         if self.seed < 0:
-            raise ValueError("the seed is a number of 0 or more")
+            raise ValueError("--seed: the seed is a number of 0 or more")
         if not 0 <= self.start < math.inf:  # NaN fails too
-            raise ValueError("the start is epoch seconds, 0 or more")
+            raise ValueError("--start: the start is epoch seconds, 0 or more")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.tokens import WALLETS_BY_REQUESTOR
@@ -51,7 +52,7 @@ def token_request(
         chosen = pick_card(demo, card)
         operator = token_file.read_text().strip()
     except (DemoFileError, ValueError, OSError) as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
     number = new_token_number(chosen.pan[:6])
     typed = chosen.cvv2 if not wrong_cvv2 else f"{(int(chosen.cvv2) + 1) % 1000:03d}"
@@ -69,7 +70,7 @@ def token_request(
     try:
         answer = _post(admin, "/v1/token-requests", operator, body)
     except ConnectionError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
     out.print(f"{chosen.masked}: [bold]{answer['decision']}[/bold]", highlight=False)
     for reason in answer["reasons"]:
@@ -103,7 +104,10 @@ def _post(base: str, path: str, operator: str, body: dict) -> dict:
         message = json.loads(error.read() or b"{}").get("error", error.reason)
         raise ConnectionError(f"the issuer answered {error.code}: {message}") from None
     except (urllib.error.URLError, OSError) as error:
-        raise ConnectionError(f"cannot reach the admin API at {base}: {error}") from None
+        raise ConnectionError(  # a host on another admin port: say which option points there
+            f"cannot reach the admin API at {base} (--admin URL: the host's [admin] host and "
+            f"port): {error}"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

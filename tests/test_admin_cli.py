@@ -131,8 +131,22 @@ def test_a_retried_replace_with_its_key_makes_one_card(cli):
     assert unkeyed.exit_code == 1 and "Traceback" not in unkeyed.output
     assert len(_ok(cli("cards", "list", "--limit", "100"))) == 2
     refused = cli("cards", "suspend", card["card_id"], "--idempotency-key", "s-1")
-    assert refused.exit_code == 1  # only the actions that create a card take a key
-    assert "takes no Idempotency-Key" in refused.stderr
+    assert refused.exit_code == 2  # only the actions that create a card take a key
+    assert "No such option" in refused.output and "--idempotency-key" in refused.output
+
+
+def test_only_the_actions_that_make_a_card_offer_an_idempotency_key(cli):
+    """``cards suspend --help`` (and ship, activate, cancel...) showed --idempotency-key
+    "repeat this request safely", and every use of it was refused: "takes no
+    Idempotency-Key"."""
+    from authhost.admin.service import LIFECYCLE_ACTIONS
+
+    offered = {
+        action
+        for action in LIFECYCLE_ACTIONS
+        if "--idempotency-key" in CliRunner().invoke(app, ["cards", action, "--help"]).output
+    }
+    assert offered == {"replace", "renew", "reissue"}
 
 
 def test_bulk_issue_reports_the_bad_line_and_issues_the_rest(cli, tmp_path):
@@ -386,3 +400,70 @@ def test_bulk_issue_says_which_rows_an_earlier_file_issued_already(cli, tmp_path
     third = cli("cards", "bulk-issue", str(keyed))
     assert third.exit_code == 0 and "earlier" not in third.stderr, third.stderr
     assert len(_ok(cli("cards", "list"))) == 3
+
+
+def test_a_report_without_a_period_says_what_to_give(cli):
+    """``journal totals`` with no --day or --since said "give a day (YYYY-MM-DD), since, or
+    until after since", as if an --until were wrong; the reports that take a period
+    (totals, statements, rule performance, model comparison) share the message."""
+    account = _ok(cli("accounts", "create", "--balance", "5000"))  # the store exists
+    for command in (
+        ("journal", "totals"),
+        ("accounts", "statement", account["account_id"]),
+        ("rules", "performance"),
+    ):
+        result = cli(*command)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        text = " ".join(result.stderr.split())
+        assert "no period given: give a day (YYYY-MM-DD), or a since" in text, text
+    backwards = cli("journal", "totals", "--since", "5", "--until", "1")
+    assert backwards.exit_code == 1
+    assert "until 1 is not after since 5" in " ".join(backwards.stderr.split())
+
+
+def test_a_product_shown_then_sent_back_as_a_new_one_says_what_to_remove(cli, tmp_path):
+    """``products show``'s JSON given to ``products create --json`` (a product like this one)
+    was refused "version: Extra inputs are not permitted"; a misspelt field got the same."""
+    shown = _ok(cli("products", "create", "--issuer-id", "bank", "--name", "D", "--bin", "476173"))
+    shown["product_id"] = "copy"
+    copy = tmp_path / "product.json"
+    copy.write_text(json.dumps(shown))
+    refused = cli("products", "create", "--json", str(copy))
+    said = " ".join(refused.stderr.split())
+    assert refused.exit_code == 1 and "Extra inputs" not in said
+    assert "version: not a field of this request: remove it" in said
+    del shown["version"]
+    shown["limits"] = {"daily_amout": 5_000}
+    copy.write_text(json.dumps(shown))
+    typo = cli("products", "create", "--json", str(copy))
+    assert "limits.daily_amout: not a field of this request (did you mean 'daily_amount'?)" in (
+        " ".join(typo.stderr.split())
+    )
+    del shown["limits"]
+    copy.write_text(json.dumps(shown))
+    assert _ok(cli("products", "create", "--json", str(copy)))["product_id"] == "copy"
+
+
+def test_an_export_to_a_folder_that_does_not_exist_names_the_file(cli, tmp_path):
+    """``journal export --out /no/such/dir/j.csv`` printed Python's "[Errno 2] No such file
+    or directory: '...'", where the other writers say the file and the reason."""
+    _ok(cli("accounts", "create", "--balance", "5000"))  # the store exists
+    out = tmp_path / "no-such-folder" / "j.csv"
+    result = cli("journal", "export", "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = " ".join(result.stderr.split())
+    assert said == f"error: {out}: No such file or directory", said
+
+
+def test_explain_without_a_model_names_the_models_directory(cli, tmp_path, monkeypatch):
+    """It said "no active model in models", the directory's name alone (the default is
+    "models"), which read as a sentence with a word missing."""
+    monkeypatch.setenv("AUTHHOST_MODELS_DIR", str(tmp_path / "models"))
+    product = _ok(cli("products", "create", "--issuer-id", "b", "--name", "D", "--bin", "476173"))
+    account = _ok(cli("accounts", "create", "--balance", "5000"))
+    card = _ok(cli("cards", "issue", "--product-id", product["product_id"],
+                   "--account-id", account["account_id"]))  # fmt: skip
+    result = cli("journal", "explain", card["card_id"], "1")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 1
+    assert f"no active model in the models directory {tmp_path / 'models'} ([models] dir)" in said

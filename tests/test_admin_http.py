@@ -115,6 +115,20 @@ async def test_auditor_reads_but_operator_writes(tmp_path):
         ),
         ("/v1/accounts/a1/funds", b'{"amount_minor": 0}', "application/json", 422, "not be 0"),
         ("/v1/cards/search", b'{"pan": "12ab"}', "application/json", 422, "pan"),
+        (  # pydantic said "Extra inputs are not permitted": which field was meant?
+            "/v1/products",
+            b'{"issuer_id": "b", "name": "x", "bin": "476173", "limits": {"per_transction": 5}}',
+            "application/json",
+            422,
+            "limits.per_transction: not a field of this request (did you mean 'per_transaction'?)",
+        ),
+        (  # a view's own field sent back (products show's JSON as a new product)
+            "/v1/products",
+            b'{"issuer_id": "b", "name": "x", "bin": "476173", "version": 0}',
+            "application/json",
+            422,
+            "version: not a field of this request: remove it",
+        ),
     ],
     ids=[
         "malformed JSON -> 400",
@@ -128,6 +142,8 @@ async def test_auditor_reads_but_operator_writes(tmp_path):
         "a new offline PIN without issuer scripts -> 422",
         "zero amount -> 422",
         "PAN with letters -> 422",
+        "misspelt field -> 422 with the field meant",
+        "a view's field sent back -> 422 saying to remove it",
     ],
 )
 async def test_bad_payloads_answer_4xx_with_a_message(

@@ -39,3 +39,39 @@ def test_help_pages_show_the_sections_they_name(app: typer.Typer) -> None:
     assert not missing, missing
     if app is authhost_app:
         assert len(pages) > 50  # the walk reached the commands sharing the --store option
+
+
+@pytest.mark.parametrize("app", [authhost_app, simulator_app], ids=["authhost", "authhost-sim"])
+def test_every_option_says_what_it_does(app: typer.Typer) -> None:
+    """``journal reviews --help`` listed --limit and --after-id with no word of what they
+    are (nor fraud-reports', acceptors' or keys components' --components)."""
+    bare = []
+
+    def walk(command, path):
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+        for param in getattr(command, "params", []):
+            option = param.param_type_name == "option" and param.name != "help"
+            if option and not (param.help or "").strip():
+                bare.append(f"{' '.join(path)} {param.opts[0]}")
+
+    walk(typer.main.get_command(app), [])
+    assert not bare, bare
+
+
+def test_the_compromise_alert_help_names_every_action() -> None:
+    """``cards compromised --help`` said the cards are "watched ... or suspended": its
+    --action takes reissue too."""
+    shown = CliRunner().invoke(authhost_app, ["cards", "compromised", "--help"]).output
+    summary = " ".join(shown.split("Arguments")[0].split())
+    assert "watched" in summary and "suspended" in summary and "reissued" in summary
+
+
+def test_the_group_summaries_name_what_their_commands_do() -> None:
+    """``authhost --help`` said rules were "check, list, variables, reload" (not rules
+    performance), models "... roll back" (not models compare) and store "The SQLite store's
+    file", while store finish works on Redis too."""
+    groups = typer.main.get_command(authhost_app).commands  # type: ignore[attr-defined]
+    assert "performance" in groups["rules"].help
+    assert "compare" in groups["models"].help
+    assert "either store" in groups["store"].help

@@ -57,6 +57,42 @@ def test_rules_check_errors_are_one_line_each_with_the_path_as_written(tmp_path:
     assert missing.exit_code == 1 and len(missing.output.splitlines()) == 1
 
 
+def test_rules_tables_under_a_plural_name_say_the_name_a_rule_takes(tmp_path: Path) -> None:
+    """A first rules file written with ``[[rules]]`` got only "unknown top-level key(s):
+    rules": the check now says which name it takes, in the file's own syntax."""
+    body = 'name = "a"\nexpression = "amount > 1"\naction = "review"\n'
+    toml = tmp_path / "rules.toml"
+    toml.write_text("[[rules]]\n" + body)
+    result = runner.invoke(app, ["rules", "check", str(toml)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        f"{toml}: unknown top-level key(s): rules (did you mean 'rule'? each rule is a "
+        "[[rule]] table)"
+    )
+    yaml = tmp_path / "rules.yaml"
+    yaml.write_text("rules:\n  - name: a\n    expression: amount > 1\n    action: review\n")
+    result = runner.invoke(app, ["rules", "check", str(yaml)])
+    assert result.exit_code == 1 and "each rule is an item of the `rule:` list" in result.output
+
+
+def test_a_number_compared_with_text_is_answered_for_what_it_is(tmp_path: Path) -> None:
+    """Every such test said 'quote the value, e.g. "5967"': for ``mcc == 59671`` the quoted
+    value was refused next (a code of the wrong width), and the example was never the value."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "a"\nexpression = "mcc == 59671"\naction = "review"\n'
+        '[[rule]]\nname = "b"\nexpression = "terminal == 123"\naction = "review"\n'
+    )
+    result = runner.invoke(app, ["rules", "check", str(rules)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{rules}:3: rule 'a': 59671 can never be a 4-digit code: compare with a code of 4 "
+        "digits (column 1)",
+        f"{rules}:7: rule 'b': cannot compare text with a number; quote the value: \"123\" "
+        "(column 1)",
+    ]
+
+
 def test_an_error_naming_a_path_is_printed_as_written(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
@@ -67,6 +103,20 @@ def test_an_error_naming_a_path_is_printed_as_written(tmp_path: Path) -> None:
         f"error: {data}: data file not found (labelled data: authhost-sim traffic --out FILE, "
         "or authhost journal export --labels --format parquet --out FILE)"
     ]
+
+
+def test_a_folder_given_as_data_is_called_a_folder(tmp_path: Path) -> None:
+    """``backtest --data DIR`` and ``train --data DIR`` said "data file not found" of a
+    folder that was there."""
+    good = tmp_path / "good.toml"
+    good.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
+    for args in (
+        ["backtest", "--rules", str(good), "--data", str(tmp_path)],
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "out")],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert f"{tmp_path}: a folder, not a data file" in result.output, result.output
 
 
 def test_rules_variables_prints_one_line_per_variable_in_a_pipe() -> None:

@@ -242,6 +242,27 @@ def test_a_bad_environment_variable_is_named_as_such_not_as_the_file(tmp_path: P
     assert "authhost.toml" not in message
 
 
+def test_a_value_out_of_range_names_its_table_once_and_where_it_came_from(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A port of 99999 in the file read "authhost.toml:2: [server]: [server] port must be
+    ...", and one from AUTHHOST_AUTH_HOLD_DAYS was blamed on "authhost.toml:[auth]", a file
+    that need not exist, as a wrong type is not (above)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "authhost.toml").write_text("[server]\nport = 99999\n")
+    result = runner.invoke(app, ["config", "show"], env={})
+    assert result.exit_code == 2
+    assert "authhost.toml:2: [server] port must be 0 to 65535, not 99999" in result.output
+    (tmp_path / "authhost.toml").write_text("[auth]\nhold_days = 2\n")
+    result = runner.invoke(app, ["config", "show"], env={"AUTHHOST_AUTH_HOLD_DAYS": "0"})
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert (
+        "environment variable AUTHHOST_AUTH_HOLD_DAYS: [auth] hold_days must be at least 1" in said
+    )
+    assert "authhost.toml" not in said
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -181,6 +181,50 @@ def test_a_misspelt_command_or_option_is_caught(command, expected, tmp_path):
         assert line == 4 and len(problems) == 1 and expected in problems[0], problems
 
 
+def _named_paths(command: str, trees: dict[str, object]) -> set[tuple[str, ...]]:
+    """The command paths a shown command names (``cards ship|activate CARD``: both)."""
+    program, *tokens = command.split()
+    named: list[tuple[object, tuple[str, ...]]] = [(trees[program], (program,))]
+    for token in tokens:
+        if token.startswith("-") or token.isupper():
+            break
+        deeper = [
+            (node.commands[name], (*path, name))  # type: ignore[attr-defined]
+            for node, path in named
+            for name in _alternatives(token)
+            if name in getattr(node, "commands", {})
+        ]
+        if not deeper:
+            break
+        named = deeper
+    return {path for _, path in named}
+
+
+def test_every_command_is_shown_in_the_docs():
+    """The reverse of the check above: a command the CLI has and no page shows is one a
+    reader never finds (``cards reissue`` and ``products show`` were named only in prose)."""
+    tree = _tree()
+    shown = {
+        path for page in PAGES for _, command in shown_commands(page)
+        for path in _named_paths(command, tree)
+    }  # fmt: skip
+    unshown = [
+        " ".join((program, *path))
+        for program in tree
+        for path in _leaf_commands(tree[program])
+        if path
+        and not hasattr(_node_at(tree[program], path), "commands")
+        and (program, *path) not in shown
+    ]
+    assert not unshown, unshown
+
+
+def _node_at(node: object, path: tuple[str, ...]) -> object:
+    for name in path:
+        node = node.commands[name]  # type: ignore[attr-defined]
+    return node
+
+
 def _leaf_commands(node: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     commands = getattr(node, "commands", None)
     if commands is None:

@@ -249,6 +249,43 @@ async def test_a_clearing_file_saved_from_a_spreadsheet_is_read(nursery, tmp_pat
     assert await balances_of(switch, visa) == (ledger - 3_000, available - 3_000)
 
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "clearing" / "presentments.csv"
+
+
+async def test_the_example_clearing_file_imports_and_settles_with_a_demo_cards_values(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """README "Clearing" points a new user at ``examples/clearing/presentments.csv`` (there was
+    no example file to import): as it is, its test card is no installation's (every row
+    ``unknown_card``, nothing refused); with a demo card's PAN, an approval code of its and
+    today's date, as the README says, it settles the authorisation, credits the refund and
+    charges the converted amount."""
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 10_000)
+    ledger, available = await balances_of(switch, visa)
+    config = cli_config(tmp_path, store_url)
+    code, output = await run_cli("clearing", "import", str(EXAMPLE), "--config", str(config))
+    assert code == 0, output
+    assert json.loads(output)["outcomes"] == {"unknown_card": 3}
+    with open(EXAMPLE, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    today = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    for row in rows:
+        row.update(pan=visa["pan"], presented_at=today, arn="1" + row["arn"][1:])
+    rows[0]["approval_code"] = held["38"]
+    mine = write_clearing(tmp_path / "mine.csv", rows)
+    code, output = await run_cli("clearing", "import", str(mine), "--config", str(config))
+    assert code == 0, output
+    assert json.loads(output)["outcomes"] == {"matched": 1, "refund": 1, "forced": 1}
+    presented, refunded = int(rows[0]["amount_minor"]), int(rows[1]["amount_minor"])
+    billed = int(rows[2]["billing_amount_minor"])  # dollars, charged as the euros billed
+    assert await balances_of(switch, visa) == (
+        ledger - presented + refunded - billed,
+        available + 10_000 - presented + refunded - billed,
+    )
+
+
 async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(tmp_path):
     """One ARN per presentment: a file naming one twice (a merge gone wrong) is refused, not
     half posted as a retransmission; a presentment dated ahead (a typo in the year) is

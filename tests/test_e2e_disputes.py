@@ -106,6 +106,8 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     held_url = f"/v1/cards/{card_id}/journal/{hold.journal_id}/dispute"
     refused = await call(port, "POST", held_url, payload={"reason": "fraud"})
     assert refused.status == 422 and "posted" in refused.json["error"]
+    # a reader disputing the authorisation a presentment cleared is told where the charge is
+    assert "charged by its completion (0220) or clearing presentment" in refused.json["error"]
     too_much = await call(port, "POST", f"/v1/cards/{card_id}/journal/{charge.journal_id}/dispute",
                           payload={"reason": "amount", "amount_minor": 9_999_999})  # fmt: skip
     assert too_much.status in (409, 422)  # disputed already, or more than was posted

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -413,6 +414,16 @@ async def test_the_simulator_asks_for_a_token_as_the_network_does(
     answer = await ask("--wrong-cvv2")
     assert "declined" in answer and "provisioning.cvv2_failed" in answer
     assert the_cards_token() == waiting  # nothing kept for a declined request
+
+    with socket.socket() as unused:  # a port nothing listens on: the admin API is elsewhere
+        unused.bind(("127.0.0.1", 0))
+        elsewhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    args = ["token-request", "--cards", str(demo), "--card", last4, "--token-file",
+            str(operator), "--admin", elsewhere]  # fmt: skip
+    done = await trio.to_thread.run_sync(CliRunner().invoke, sim_app, args)
+    said = " ".join(done.output.split())
+    assert done.exit_code == 1 and f"cannot reach the admin API at {elsewhere}" in said
+    assert "(--admin URL: the host's [admin] host and port)" in said  # the way to point at it
 
 
 async def test_a_card_reported_lost_declines_its_tokens_and_keeps_them_for_its_replacement(

@@ -103,7 +103,10 @@ def test_train_reports_and_exports_both_models(tmp_path: Path, labelled_csv: Pat
             lambda d: (d / "train.toml").write_text("[hgb]\nmax_iters = 3\n"),
             "unknown key(s) max_iters",
         ),
-        (lambda d: (d / "train.toml").write_text("[split]\ntest_days = 40\n"), "too few"),
+        (  # it said "lower [split] test_days/gap_days" and not where that table is
+            lambda d: (d / "train.toml").write_text("[split]\ntest_days = 40\n"),
+            "under [split] in a training config (--config train.toml",
+        ),
     ],
     ids=["not a journal export", "no data file", "typo in config", "too little data"],
 )
@@ -126,6 +129,8 @@ def test_train_errors_are_one_clear_line(
 def test_models_commands_report_errors_without_traces(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["models", "activate", "nope", "--dir", str(tmp_path)])
     assert result.exit_code == 2 and "no artifact named 'nope'" in result.output
+    said = " ".join(result.output.split())
+    assert f"no artifact named 'nope' in the models directory {tmp_path}" in said
     result = CliRunner().invoke(app, ["models", "list", "--dir", str(tmp_path)])
     assert result.exit_code == 0 and "no model artifacts" in result.output
 

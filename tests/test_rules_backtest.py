@@ -268,6 +268,8 @@ def test_cli_reload_refuses_a_bad_file_and_a_missing_pid(tmp_path: Path) -> None
     config.write_text(f'[server]\npid_file = "{tmp_path / "none.pid"}"\n[rules]\nfile = "{bad}"\n')
     result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
     assert result.exit_code == 1 and "syntax error" in result.output
+    said = " ".join(result.output.split())  # it printed the errors alone: reloaded or not?
+    assert "no reload requested: the server keeps the rules it has" in said
     config.write_text(f'[server]\npid_file = "{tmp_path / "none.pid"}"\n')
     result = runner.invoke(app, ["rules", "reload", "--config", str(config)])
     assert result.exit_code == 1 and "no pid file" in result.output

@@ -56,9 +56,23 @@ def test_generate_list_export_import_round_trip(setup) -> None:
     imported = run(runner, "keys", "import", "zpk-copy", block, "--kcv", kcv, *cfg)
     assert imported.exit_code == 0 and kcv in imported.output
     mismatch = run(runner, "keys", "import", "zpk-bad", block, "--kcv", "000000", *cfg)
-    assert mismatch.exit_code == 1 and "differs" in mismatch.output
+    assert mismatch.exit_code == 1 and "differs" not in mismatch.output
+    # both values, so the custodian can tell a mistyped --kcv from a wrong block
+    assert f"its KCV is {kcv}, not the 000000 expected (--kcv)" in mismatch.output
     again = run(runner, "keys", "import", "zpk-copy", block, *cfg)
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_a_key_that_exists_names_the_option_that_adds_a_version(setup) -> None:
+    """``keys generate`` of a name the store has said "use a new version to replace it"
+    without naming the option that does: --new-version."""
+    runner, cfg, _, _ = setup
+    assert run(runner, "keys", "generate", "zpk-aes", "--type", "zpk", *cfg).exit_code == 0
+    again = run(runner, "keys", "generate", "zpk-aes", "--type", "zpk", *cfg)
+    assert again.exit_code == 1 and "exists (version 1)" in again.output
+    assert "--new-version" in again.output
+    added = run(runner, "keys", "generate", "zpk-aes", "--type", "zpk", "--new-version", *cfg)
+    assert added.exit_code == 0 and "zpk-aes v2" in added.output
 
 
 def test_tdes_kek_exports_version_b(setup) -> None:

@@ -196,6 +196,14 @@ def test_replay_refuses_bad_options(host, tmp_path, args, message):  # noqa: F81
     assert message in said(result)
 
 
+def test_replay_of_a_file_that_is_not_there_says_so(host, tmp_path):  # noqa: F811
+    """It said "cannot read t.parquet: t.parquet" (pyarrow's words: the path alone)."""
+    missing = tmp_path / "t.parquet"
+    result = sim("replay", str(missing), "--cards", host["cards"], "--port", host["port"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{missing}: no such file; authhost-sim traffic --out FILE writes" in said(result)
+
+
 def test_replay_and_send_share_the_chip_counters(host, tmp_path):  # noqa: F811
     """A replay's chip reads take the cards' counters from ``<cards>.atc`` as send and
     terminal do. It used to count from the clock instead, so either the replay's cryptograms

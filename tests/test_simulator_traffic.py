@@ -176,9 +176,10 @@ def test_cli_writes_csv_and_parquet(tmp_path):
     [
         (["-o", "x.txt"], "output format"),
         (["-o", "x.csv", "--stolen-card", "1.5"], "between 0 and 1"),
-        (["-o", "x.csv", "--days", "1"], "at least 3 days"),
+        (["-o", "x.csv", "--days", "1"], "--days: the period must be at least 3 days"),
+        (["-o", "x.csv", "--cards", "0"], "--cards: the population needs at least one card"),
     ],
-    ids=["unknown suffix", "rate above 1", "period too short"],
+    ids=["unknown suffix", "rate above 1", "period too short", "no cards"],
 )
 def test_cli_refuses_bad_options_with_a_message(tmp_path, args, message):
     result = CliRunner().invoke(app, ["traffic", *args], catch_exceptions=False)

@@ -522,13 +522,19 @@ def _with_hint(known: set[str]) -> typing.Callable[[str], str]:
 
 
 def _build(
-    cls: type, values: Mapping[str, Any], where: str, lines: Mapping[str, int] | None = None
+    cls: type,
+    values: Mapping[str, Any],
+    where: str,
+    lines: Mapping[str, int] | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> Any:
     """``cls`` from the values of one table; an error names the key, and with ``lines`` (the
-    file's line of each key) the line it is on."""
+    file's line of each key) the line it is on, or with ``variables`` (key: the environment
+    variable that set it, which wins over the file) the variable."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     lines = lines or {}
+    variables = variables or {}
 
     def on_line(key: str) -> str:  # file:line: [table], or file:[table] without the line
         file, _, table = where.partition(":")
@@ -545,8 +551,16 @@ def _build(
     try:
         return cls(**kwargs)
     except ConfigError as exc:  # a value of the right type that cannot be used
-        named = [k for k in lines if re.search(rf"\b{re.escape(k)}\b", str(exc))]
-        raise ConfigError(f"{on_line(named[0]) if named else where}: {exc}") from None
+        said = str(exc)
+        named = [k for k in {**lines, **variables} if re.search(rf"\b{re.escape(k)}\b", said)]
+        prefix = on_line(named[0]) if named else where
+        table = where.partition(":")[2]
+        if said.startswith(f"{table} "):  # "[server] port must be...": the table once
+            # (it read "authhost.toml:2: [server]: [server] port must be ...")
+            prefix = prefix.removesuffix(f": {table}").removesuffix(f":{table}")
+        if named and named[0] in variables:  # not the file, which may not even exist
+            prefix = f"environment variable {variables[named[0]]}"
+        raise ConfigError(f"{prefix}: {said}") from None
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -645,8 +659,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raw = data.get(name, {})
         if not isinstance(raw, dict):
             raise ConfigError(f"{file}: [{name}] must be a table")
+        from_env = {
+            key: f"{ENV_PREFIX}{name.upper()}_{key.upper()}" for key in overrides.get(name, {})
+        }
         sections[name] = _build(
-            cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]", lines.get(name)
+            cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]", lines.get(name), from_env
         )
     _unknown_env(env, sections["security"].master_key_env)
     raw_listeners = data.get("listeners", [])

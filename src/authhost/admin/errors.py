@@ -6,7 +6,10 @@ with ``status``. Messages are written for an operator and never carry a PAN, PIN
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+import difflib
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
 
 
 class ServiceError(Exception):
@@ -43,10 +46,42 @@ class Unavailable(ServiceError):
     status = 503
 
 
+def _fields_at(model: Any, path: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) request model at ``path``; [] when not found."""
+    for part in path:
+        if isinstance(part, int):  # an item of a list: its model is the list's
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        nested = [t for t in (field.annotation, *get_args(field.annotation)) if isinstance(t, type)]
+        model = next((t for t in nested if issubclass(t, BaseModel)), None)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _said(err: Any, model: Any) -> str:
+    """pydantic's words, but for a field the request does not take: its "Extra inputs are not
+    permitted" left a reader who misspelt a field, or sent back what a view shows
+    (``products show``'s JSON, with its version, as ``products create --json``), guessing."""
+    if err["type"] != "extra_forbidden":
+        return str(err["msg"])
+    name = str(err["loc"][-1]) if err["loc"] else ""
+    close = difflib.get_close_matches(name, _fields_at(model, tuple(err["loc"][:-1])), n=1)
+    if close:
+        return f"not a field of this request (did you mean {close[0]!r}?)"
+    return (
+        "not a field of this request: remove it (what a view shows but a request does not "
+        "set, such as version, is not sent back)"
+    )
+
+
 def invalid_request(exc: ValidationError) -> InvalidRequest:
     """A 422 naming each bad field; the offending values are never echoed (they may be PANs)."""
+    from authhost.admin import requests  # the request models, named by the error's title
+
+    model = getattr(requests, exc.title, None)
     details = [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": _said(err, model)}
         for err in exc.errors(include_url=False, include_input=False)
     ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)

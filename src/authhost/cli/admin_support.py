@@ -214,7 +214,10 @@ def _run(
         _say(f"error: {invalid_request(exc).message}")
         raise typer.Exit(1) from None
     except (OSError, ValueError, SecurityError, StoreError) as exc:  # store/key store problems
-        _say(f"error: {exc}")
+        said = str(exc)
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # a file named: not
+            said = f"{exc.filename}: {exc.strerror}"  # "[Errno 2] No such file...: '/x.csv'"
+        _say(f"error: {said}")
         raise typer.Exit(1) from None
     except OverflowError:  # a number no store column holds (a bounded option should stop it)
         _say("error: a number given is too large")

@@ -144,8 +144,8 @@ def cards_compromised(
     config: ConfigOpt = None,
 ) -> None:
     """A compromise alert from the network (PANs exposed in a breach): this issuer's live cards
-    among them are watched (the rules list, for stricter rules) or suspended; the rest are
-    counted. The PANs are read, never kept or printed."""
+    among them are watched (the rules list, for stricter rules), suspended or reissued under
+    new PANs; the rest are counted. The PANs are read, never kept or printed."""
     pans = [line.strip() for line in read_text_file(file).splitlines() if line.strip()]
     alert = _validated(rq.CompromiseAlert, {"pans": pans, "action": action, "list_name": list_name})
     _run(_config(config, store), lambda s: s.compromised_cards(alert.pans, alert.action,

@@ -11,6 +11,7 @@ import typer
 
 from authhost.admin import requests as rq
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
+from authhost.admin.service.lifecycle import SUCCESSOR_ACTIONS
 from authhost.cli.admin_support import (
     IDS,
     ConfigOpt,
@@ -196,22 +197,33 @@ def cards_limits(
 
 
 def _lifecycle_command(action: str, summary: str) -> None:
+    """One ``cards ACTION`` command. Only replace, renew and reissue create a card, so only
+    they take ``--idempotency-key`` (a retried one makes one card): every other action
+    showed the option in its --help and then refused it whatever the key."""
+
     def command(
+        card_id: str,
+        reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
+        store: StoreOpt = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        _run(_config(config, store), lambda s: s.apply(card_id, action, reason=reason))
+
+    def successor_command(
         card_id: str,
         reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
         idempotency_key: IdemOpt = "",
         store: StoreOpt = None,
         config: ConfigOpt = None,
     ) -> None:
-        # replace, renew and reissue create a card: with a key, a retried one makes one card
-        # (the service refuses a key on the actions that create nothing)
         _run(
             _config(config, store),
             lambda s: s.apply(card_id, action, reason=reason, idempotency_key=idempotency_key),
         )
 
-    command.__doc__ = summary + "."
-    cards.command(action)(command)
+    chosen = successor_command if action in SUCCESSOR_ACTIONS else command
+    chosen.__doc__ = summary + "."
+    cards.command(action)(chosen)
 
 
 for _action, _summary in LIFECYCLE_ACTIONS.items():

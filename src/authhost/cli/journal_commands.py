@@ -211,8 +211,10 @@ def journal_explain_rules(
 
 @journal.command("fraud-reports")
 def journal_fraud_reports(
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    after_id: Annotated[int, typer.Option(callback=IDS)] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="rows to show")] = 100,
+    after_id: Annotated[
+        int, typer.Option(callback=IDS, help="reports after this report id (paging)")
+    ] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -233,8 +235,10 @@ def journal_reviews(
     show_all: Annotated[
         bool, typer.Option("--all", help="also the ones with a verdict already")
     ] = False,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    after_id: Annotated[int, typer.Option(callback=IDS)] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="rows to show")] = 100,
+    after_id: Annotated[
+        int, typer.Option(callback=IDS, help="entries after this journal id (paging)")
+    ] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -255,7 +259,7 @@ def journal_acceptors(
         str, typer.Option(help="the counter to rank by, e.g. failed_cvv_10m, distinct_cards_1h")
     ] = "failed_cvv_10m",
     terminals: Annotated[bool, typer.Option(help="terminals instead of merchants")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="rows to show")] = 20,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,

@@ -163,7 +163,9 @@ def keys_components(
     algorithm: Annotated[KeyAlgorithm, typer.Option("--algorithm", help="tdes or aes")] = (
         KeyAlgorithm.AES
     ),
-    components: Annotated[int, typer.Option("--components", min=2, max=9)] = 2,
+    components: Annotated[
+        int, typer.Option("--components", min=2, max=9, help="how many components (2-9)")
+    ] = 2,
     new_version: NewVersionOpt = False,
     config: ConfigOpt = None,
     key_store: KeyStoreOpt = None,

@@ -18,7 +18,8 @@ from authhost.cli.output import plain_console
 from authhost.config import ConfigError, load_config
 
 models_app = typer.Typer(
-    help="Fraud model artifacts: list them, activate a champion or challenger, roll back.",
+    help="Fraud model artifacts: list them, activate a champion or challenger, roll back, "
+    "compare the two on live traffic.",
     no_args_is_help=True,
 )
 

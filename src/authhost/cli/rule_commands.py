@@ -29,7 +29,8 @@ from authhost.rules.loader import load_rule_set
 from authhost.rules.rulefile import RuleLoadError
 
 rules_app = typer.Typer(
-    help="Analysts' fraud rules: check, list, variables, reload.", no_args_is_help=True
+    help="Analysts' fraud rules: check, list, variables, reload, performance in production.",
+    no_args_is_help=True,
 )
 
 ConfigOption = typer.Option(
@@ -165,7 +166,14 @@ def reload(config: Path | None = ConfigOption) -> None:
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if cfg.rules.file:
-        _load(Path(cfg.rules.file))  # refuse before signalling: the server would refuse too
+        try:  # refuse before signalling: the server would refuse too
+            _load(Path(cfg.rules.file))
+        except typer.Exit:  # it printed the file's errors only, and left the reader wondering
+            plain_console(stderr=True).print(
+                f"no reload requested: the server keeps the rules it has; fix "
+                f"{cfg.rules.file} (authhost rules check) and run authhost rules reload again"
+            )
+            raise
     pid_file = Path(cfg.server.pid_file)
     try:
         pid = int(pid_file.read_text().strip())

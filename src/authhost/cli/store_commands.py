@@ -22,7 +22,7 @@ from authhost.store.opener import sqlite_path
 
 store_app = typer.Typer(
     help="The store: the SQLite file's online backup, integrity check and facts; work a crash "
-    "cut short; the idempotency retention."
+    "cut short finished, and old idempotency results pruned (either store)."
 )
 
 _REDIS = (

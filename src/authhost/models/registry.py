@@ -106,7 +106,8 @@ class Registry:
         """Load one artifact by name (checked; raises RegistryError with the reason)."""
         path = self._path(name)
         if not path.is_dir():
-            raise RegistryError(f"no artifact named {name!r} in {self.root}")
+            # "in models" (the default directory's name) read as a word missing
+            raise RegistryError(f"no artifact named {name!r} in the models directory {self.root}")
         try:
             return Scorer.load(path)
         except ArtifactError as exc:

@@ -298,7 +298,8 @@ def time_split(data: LabelledSet, config: SplitConfig) -> Split:
     if not train.any() or not test.any():
         raise TrainingError(
             f"the data covers {last + 1} days: too few for {config.test_days} test days after a "
-            f"{config.gap_days}-day gap (lower [split] test_days/gap_days or add data)"
+            f"{config.gap_days}-day gap: add data, or lower test_days or gap_days under [split] "
+            "in a training config (--config train.toml, docs/models.md)"
         )
     tr = data.subset(train, excluded_day <= last - config.test_days - config.gap_days)
     te = data.subset(test, excluded_day > last - config.test_days)

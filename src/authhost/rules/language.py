@@ -487,7 +487,18 @@ def _as_code(node: ast.expr, text: Typ, where: ast.AST) -> ast.expr:
         and 0 <= node.value < 10**text.code_width
     ):
         return ast.Constant(str(node.value).zfill(text.code_width))
-    raise _fail(where, 'cannot compare text with a number; quote the value, e.g. "5967"')
+    # it said 'quote the value, e.g. "5967"' whatever the value: for mcc == 59671, quoting
+    # only led to the next refusal (a code of the wrong width)
+    number = isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+    if number and text.code_width and not isinstance(node.value, bool):
+        raise _fail(
+            where,
+            f"{node.value!r} can never be a {text.code_width}-digit code: compare with a code "
+            f"of {text.code_width} digits",
+        )
+    if number:
+        raise _fail(where, f'cannot compare text with a number; quote the value: "{node.value}"')
+    raise _fail(where, "cannot compare text with a number")
 
 
 def _guarded(expr: ast.expr) -> ast.expr:

@@ -100,8 +100,15 @@ def parse_rules(text: str, source: str = "<rules>", fmt: str = "toml") -> Parsed
         data, entries = _read_toml(text, source)
     errors: list[RuleError] = []
     unknown = sorted(str(key) for key in set(data) - set(TOP_KEYS))  # (YAML: `1:` is a number)
-    if unknown:
-        errors.append(RuleError(source, 0, "", f"unknown top-level key(s): {', '.join(unknown)}"))
+    if unknown:  # `[[rules]]` for `[[rule]]` said only "unknown top-level key(s): rules"
+        close = [m for key in unknown for m in difflib.get_close_matches(key, TOP_KEYS, n=1)]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if close[:1] == ["rule"]:
+            table = "an item of the `rule:` list" if fmt == "yaml" else "a [[rule]] table"
+            hint = f" (did you mean 'rule'? each rule is {table})"
+        errors.append(
+            RuleError(source, 0, "", f"unknown top-level key(s): {', '.join(unknown)}{hint}")
+        )
     label = data.get("version", "")
     if not isinstance(label, (str, int, float)):
         errors.append(RuleError(source, 0, "", "version must be a text label"))

@@ -197,7 +197,10 @@ def import_key(
         check_wrapping_strength(name, algorithm, len(material), kek)
     found = kcv(material, algorithm)
     if expected_kcv and found != expected_kcv.strip().upper():
-        raise SecurityError(f"cannot import {name!r}: KCV {found} differs from the expected")
+        raise SecurityError(  # it named one of the two values ("differs from the expected")
+            f"cannot import {name!r}: its KCV is {found}, not the {expected_kcv.strip().upper()}"
+            " expected (--kcv): a wrong key block or KEK, or a mistyped check value"
+        )
     # a block marked N (not exportable, ANSI X9.143) never leaves again; E and S allow export
     # under a KEK, the only way keys leave authhost
     exportable = header.exportability != "N"

@@ -592,7 +592,11 @@ class KeyStore:
         with self._locked():
             versions = self.versions(name)
             if versions and not new_version:
-                raise KeyStoreError(f"key {name!r} exists; use a new version to replace it")
+                raise KeyStoreError(  # it said "use a new version" and named no option
+                    f"key {name!r} exists (version {versions[-1]}): add the next version with "
+                    "--new-version (authhost keys generate/components/import), or choose "
+                    "another name"
+                )
             self._check_same_type(name, key_type)
             key = WorkingKey(
                 name, key_type, algorithm, material, versions[-1] + 1 if versions else 1

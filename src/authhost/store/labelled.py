@@ -51,9 +51,10 @@ def read_labelled(
     something else would replay the rows out of order, a label 2 was taken for fraud.
     """
     file = Path(path)
-    if not file.is_file():
+    if not file.is_file():  # a folder given was "not found" too, though it was there
+        what = "a folder, not a data file" if file.is_dir() else "data file not found"
         raise DatasetError(
-            f"{file}: data file not found (labelled data: authhost-sim traffic --out FILE, "
+            f"{file}: {what} (labelled data: authhost-sim traffic --out FILE, "
             "or authhost journal export --labels --format parquet --out FILE)"
         )
     csv_file = file.suffix.lower() not in (".parquet", ".pq")

@@ -502,8 +502,16 @@ def _period(
         if since >= now:
             raise InvalidRequest(f"since {since:.0f} is in the future (now is {now:.0f})")
         until = now
-    if not until or until <= since:
-        raise InvalidRequest("give a day (YYYY-MM-DD), since, or until after since")
+    if not since and not until:  # it said "give a day (YYYY-MM-DD), since, or until after
+        # since" to a reader who had given nothing, as if an until were missing
+        raise InvalidRequest(
+            "no period given: give a day (YYYY-MM-DD), or a since (epoch seconds; up to now, "
+            "or to an until after it)"
+        )
+    if until <= since:
+        raise InvalidRequest(
+            f"until {until:.0f} is not after since {since:.0f}: give an until after since"
+        )
     if since < 0 or until > PERIOD_END:  # beyond, a time has no ISO 8601 form to answer with
         raise InvalidRequest(f"since and until are epoch seconds from 0 to {PERIOD_END:,.0f}")
     return since, until

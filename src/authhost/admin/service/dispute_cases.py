@@ -127,10 +127,17 @@ class DisputeCases(ServiceBase):
         await self._card(card_id)
         entry = await self._journal_entry(card_id, journal_id)
         if entry.response_code not in APPROVED_CODES or entry.movement != "post":
+            # a cleared authorisation is the charge a cardholder names: say where its posting is
+            where = (
+                "; a hold is charged by its completion (0220) or clearing presentment: dispute "
+                "that entry (journal show)"
+                if entry.movement == "hold"
+                else ""
+            )
             raise InvalidRequest(
                 f"journal entry {journal_id} is not a posted charge (movement "
                 f"{entry.movement or 'none'}, response {entry.response_code}): only what was "
-                "posted to the account can be disputed"
+                f"posted to the account can be disputed{where}"
             )
         if entry.terminal_id == disputes.TERMINAL:
             raise InvalidRequest(

@@ -74,10 +74,11 @@ class JournalAnalysis(ServiceBase):
                 scorer = (await anyio.to_thread.run_sync(registry.load_active))[0]
         except RegistryError as exc:
             raise InvalidRequest(str(exc)) from None
-        if scorer is None:
+        if scorer is None:  # it read "no active model in models": the directory, unnamed as one
             raise InvalidRequest(
-                f"no active model in {registry.root}: activate one (authhost models activate) "
-                "or name one (--model in the CLI, ?model= in the API)"
+                f"no active model in the models directory {registry.root} ([models] dir): "
+                "activate one (authhost models activate) or name one (--model in the CLI, "
+                "?model= in the API)"
             )
         return await explain_journal_entry(self.store, card_id, journal_id, scorer)
 
