@@ -20,6 +20,7 @@ from test_admin_support import call, open_service, running_admin
 
 from authhost.admin import requests as rq
 from authhost.admin.demo import ensure_demo
+from authhost.admin.service import CardService
 from authhost.store.interface import Commit, JournalQuery
 from authhost.store.records import JournalEntry
 
@@ -86,7 +87,7 @@ def _names(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}s?\b", text) is not None  # "list names are..."
 
 
-async def _state(service) -> dict[str, str]:
+async def _state(service: CardService) -> dict[str, str]:
     """Real ids for the path parameters: a demo card, its account, a journal entry of it."""
     card = (await ensure_demo(service))[0]
     entry = JournalEntry(ts=1.0, mti="0100", message_class="authorisation", response_code="00",

@@ -2,8 +2,9 @@
 
 A ``Param`` is what the OpenAPI document publishes for a parameter (``Param.schema()``) and
 what the parsers below enforce, so a value the document admits is taken and one it does not
-is refused with a 400 naming the parameter. Integrators generate clients from that document:
-a bound stated here and another checked in a handler would drift apart.
+is refused naming the parameter (400; 422 for a path's number). Integrators generate
+clients from that document: a bound stated here and another checked in a handler would
+drift apart.
 """
 
 from __future__ import annotations
