@@ -21,18 +21,24 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from authhost.admin import params
 from authhost.admin import requests as rq
 from authhost.admin import views as v
+from authhost.admin.business_day import DAY_PATTERN
 from authhost.admin.errors import InvalidRequest, ServiceError, invalid_request
 from authhost.admin.openapi import openapi_document
+from authhost.admin.params import EPOCH_END, Param
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
 from authhost.admin.service.lifecycle import SUCCESSOR_ACTIONS
 from authhost.admin.timeline import TIMELINE_LIMIT, TIMELINE_MAX
 from authhost.admin.tokens import AuthFailure, Principal, TokenTable
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
+from authhost.cards.model import CardState
+from authhost.models.registry import NAME_MAX
 from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pans_in_text
-from authhost.store.interface import StoreUnavailable
+from authhost.store.interface import IDEMPOTENCY_MIN_KEEP_DAYS, StoreUnavailable
+from authhost.store.records import DISPUTE_STATES
 
 log = logging.getLogger("authhost.admin.api")
 
@@ -77,6 +83,7 @@ class Call:
     query: dict[str, str]
     body: Any
     idempotency_key: str
+    params: dict[str, Param] = field(default_factory=dict)  # the route's query parameters
 
 
 Handler = Callable[[Call], Awaitable[Any]]
@@ -96,9 +103,15 @@ class Route:
     idempotent: bool = False  # accepts an Idempotency-Key header (creates, funds changes)
     tag: str = ""
     response: type[BaseModel] | None = None  # schema of the answer (OpenAPI, tests)
-    # this route's own description of a query parameter, where QUERY_PARAMS's general one
-    # would be wrong for it (a feed's limit is not a listing's)
-    query_help: tuple[tuple[str, str], ...] = ()
+    # the query parameters this route takes otherwise than QUERY_PARAMS says (a feed's limit
+    # is not a listing's, a dispute's states are not a card's)
+    query_own: tuple[tuple[str, Param], ...] = ()
+
+    @property
+    def query_params(self) -> dict[str, Param]:
+        """Each query parameter of the route as it takes it: the document's and the parser's."""
+        own = dict(self.query_own)
+        return {name: own.get(name, QUERY_PARAMS[name]) for name in self.query}
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -106,71 +119,165 @@ class Route:
         return re.compile(f"^{regex}$")
 
 
-FEED_LIMIT = (("limit", "page size, 1-10,000 (default 1,000)"),)
-
-
 # --- query parameters -----------------------------------------------------------------------
 
-QUERY_PARAMS: dict[str, tuple[str, str]] = {
-    # name: (JSON schema type, description)
-    "limit": ("integer", "page size, 1-1000 (default 100)"),
-    "offset": ("integer", "rows to skip"),
-    "after_id": ("integer", "return entries with a larger id (paging)"),
-    "state": ("string", "only cards (or disputes) in this state"),
-    "account_id": ("string", "only cards on this account"),
-    "subject": ("string", "only entries about this card, account, product or list"),
-    "head": ("string", "a head value an earlier verify gave (64 hex): is it still there?"),
-    "show": ("string", "open (no verdict yet, the default) or all"),
-    "by": ("string", "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h"),
-    "of": ("string", "merchants (the default) or terminals"),
-    "model": ("string", "an artifact of the models directory (default: the active champion)"),
-    "day": (
-        "string",
-        "a business day, YYYY-MM-DD ([admin] business_day_*; default the UTC "
-        "day) (or since and until)",
+_LIMIT = Param("integer", "page size, 1-1000 (default 100)", 100, minimum=1, maximum=1000)
+_AFTER_ID = Param(
+    "integer", "return entries with a larger id (paging)", 0, minimum=0, maximum=10**15
+)
+_EPOCH = Param("integer", "", minimum=0, exclusive_maximum=EPOCH_END)
+_PERIOD = (
+    "; a period is a day, or since (up to now), or until (with since: after it), never a "
+    "day with either"
+)
+
+QUERY_PARAMS: dict[str, Param] = {
+    # each parameter's schema in the OpenAPI document, and what its parser below enforces
+    "limit": _LIMIT,
+    "offset": Param("integer", "rows to skip", 0, minimum=0, maximum=10**9),
+    "after_id": _AFTER_ID,
+    "state": Param(
+        "string", "only cards in this state", enum=tuple(state.value for state in CardState)
     ),
-    "after": ("string", "list what comes after this id (paging)"),
-    "rrn": ("string", "retrieval reference number, field 37 (1-12 characters)"),
-    "months": ("integer", "how many months ahead, this one first, 1-60 (default 12)"),
-    "days": ("integer", "not used for this many days, 1-3650"),
-    "unused_since": ("number", "not used since then, epoch seconds (instead of days)"),
-    "since": ("number", "from this time, epoch seconds (inclusive)"),
-    "until": ("number", "to this time, epoch seconds (exclusive)"),
-    "before": ("number", "only what happened before this time, epoch seconds (paging)"),
-    "chain": ("boolean", "true (the default): also the cards it succeeds and that succeed it"),
-    "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
-    "challenger_threshold": ("integer", "0-999 (default: the challenger artifact's own)"),
-    "amount_minor": ("integer", "also approvals at or above this amount, minor units (0: not)"),
-    "card_not_present": ("boolean", "true: also approvals without the card (e-commerce, MOTO)"),
-    "abroad": ("boolean", "true: also approvals outside the card's home country"),
-    "older_than_s": ("integer", "only work begun at least this many seconds ago (default 60)"),
-    "keep_days": (
+    "account_id": Param("string", "only cards on this account"),
+    "subject": Param("string", "only entries about this card, account, product or list"),
+    "head": Param(
+        "string",
+        "a head value an earlier verify gave (64 hex): is it still there?",
+        pattern=r"^[0-9A-Fa-f]{64}$",
+    ),
+    "show": Param(
+        "string", "open (no verdict yet, the default) or all", "open", enum=("open", "all")
+    ),
+    "by": Param(
+        "string",
+        "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h",
+        "failed_cvv_10m",
+        enum=ACCEPTOR_COUNTERS,
+    ),
+    "of": Param(
+        "string",
+        "merchants (the default) or terminals",
+        "merchants",
+        enum=("merchants", "terminals"),
+    ),
+    "model": Param(
+        "string",
+        "an artifact of the models directory (default: the active champion): its directory's "
+        "name, not starting with '.', no '/', up to 255 bytes",
+        pattern=r"^[^./][^/]*$",
+        max_length=NAME_MAX // 4,  # characters: any 63 fit the 255 bytes a name may have
+    ),
+    "day": Param(
+        "string",
+        "a business day, YYYY-MM-DD of 2000-2099, as [admin] business_day_* cut it (by "
+        "default the UTC day)" + _PERIOD,
+        pattern=DAY_PATTERN,
+        format="date",
+    ),
+    "after": Param("string", "list what comes after this id (paging)"),
+    "rrn": Param(
+        "string",
+        "retrieval reference number, field 37 (1-12 printable ASCII characters)",
+        pattern=r"^[ -~]{1,12}$",
+        required=True,
+    ),
+    "months": Param(
+        "integer", "how many months ahead, this one first, 1-60 (default 12)", 12, 1, 60
+    ),
+    "days": Param(
         "integer",
-        "days of idempotency results to keep (at least 30; required): older ones are deleted",
+        "not used for this many days, 1-3650 (give days or unused_since, one of them)",
+        minimum=1,
+        maximum=3650,
+    ),
+    "unused_since": _EPOCH.but(
+        description="not used since then, epoch seconds (instead of days; a decimal fraction "
+        "is taken too)"
+    ),
+    "since": _EPOCH.but(
+        description="from this time, epoch seconds (inclusive; a decimal fraction is taken "
+        "too; before now)" + _PERIOD
+    ),
+    "until": _EPOCH.but(
+        description="to this time, epoch seconds (exclusive; a decimal fraction is taken too)"
+        + _PERIOD
+    ),
+    "before": _EPOCH.but(
+        description="only what happened before this time, epoch seconds (paging; a decimal "
+        "fraction is taken too)"
+    ),
+    "chain": Param(
+        "boolean", "true (the default): also the cards it succeeds and that succeed it", True
+    ),
+    "champion_threshold": Param(
+        "integer", "0-999 (default: the champion artifact's own)", minimum=0, maximum=999
+    ),
+    "challenger_threshold": Param(
+        "integer", "0-999 (default: the challenger artifact's own)", minimum=0, maximum=999
+    ),
+    "amount_minor": Param(
+        "integer",
+        "also approvals at or above this amount, minor units (0: not)",
+        0,
+        minimum=0,
+        maximum=10**12,
+    ),
+    "card_not_present": Param(
+        "boolean", "true: also approvals without the card (e-commerce, MOTO)", False
+    ),
+    "abroad": Param("boolean", "true: also approvals outside the card's home country", False),
+    "older_than_s": Param(
+        "integer",
+        "only work begun at least this many seconds ago (default 60)",
+        60,
+        minimum=0,
+        maximum=86_400,
+    ),
+    "keep_days": Param(
+        "integer",
+        f"days of idempotency results to keep ({IDEMPOTENCY_MIN_KEEP_DAYS}-100,000; "
+        "required): older ones are deleted",
+        minimum=IDEMPOTENCY_MIN_KEEP_DAYS,
+        maximum=100_000,
+        required=True,
     ),
 }
 
+# path parameters with constraints of their own (the others are ids: any text, 404 if unknown)
+PATH_PARAMS: dict[str, Param] = {
+    "journal_id": Param("integer", "a journal entry's number", minimum=0, maximum=10**15 - 1),
+    "name": Param(
+        "string",
+        "letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit",
+        pattern=rq.LIST_NAME_PATTERN,
+    ),
+}
 
-def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
-    raw = call.query.get(name)
-    if raw is None or raw == "":
-        return default
-    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))
-    if not digits or not low <= int(raw) <= high:
-        # grouped (1,000,000...): a limit of 13 digits or more is not taken for a PAN and masked
-        raise ServiceError(f"query parameter {name} must be an integer from {low:,} to {high:,}")
-    return int(raw)
+# a feed's page size, and the other parameters a route takes otherwise than the rest
+FEED_LIMIT = _LIMIT.but(
+    description="page size, 1-10,000 (default 1,000)", default=1000, maximum=10_000
+)
+
+
+def _int_param(call: Call, name: str) -> int:
+    return params.integer(call.query.get(name), name, call.params[name])
 
 
 def _bool_param(call: Call, name: str) -> bool:
-    raw = call.query.get(name, "")
-    if raw not in ("", "true", "false"):
-        raise ServiceError(f"query parameter {name} must be true or false")
-    return raw == "true"
+    return params.boolean(call.query.get(name), name, call.params[name])
+
+
+def _choice_param(call: Call, name: str) -> str:
+    return params.choice(call.query.get(name), name, call.params[name])
+
+
+def _float_param(call: Call, name: str) -> float:
+    return params.epoch(call.query.get(name), name, call.params[name])
 
 
 def _page(call: Call) -> tuple[int, int]:
-    return _int_param(call, "limit", 100, 1, 1000), _int_param(call, "offset", 0, 0, 10**9)
+    return _int_param(call, "limit"), _int_param(call, "offset")
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -304,30 +411,26 @@ async def _unlock_pin(call: Call) -> Any:
 
 
 async def _card_journal(call: Call) -> Any:
-    limit = _int_param(call, "limit", 100, 1, 1000)
-    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    limit, after_id = _int_param(call, "limit"), _int_param(call, "after_id")
     entries = await call.service.card_journal(call.path["card_id"], limit=limit, after_id=after_id)
     return {"journal": entries}
 
 
 async def _card_timeline(call: Call) -> Any:
-    chain = call.query.get("chain", "") or "true"
-    if chain not in ("true", "false"):
-        raise ServiceError("query parameter chain must be true or false")
     return await call.service.card_timeline(
         call.path["card_id"],
         **_period(call),
         before=_float_param(call, "before"),
-        limit=_int_param(call, "limit", TIMELINE_LIMIT, 1, TIMELINE_MAX),
-        chain=chain == "true",
+        limit=_int_param(call, "limit"),
+        chain=_bool_param(call, "chain"),
     )
 
 
 def _journal_id(call: Call) -> int:
-    journal_id = call.path["journal_id"]
-    if not (journal_id.isascii() and journal_id.isdigit()) or len(journal_id) > 15:
-        raise InvalidRequest("journal_id must be a journal entry's number")
-    return int(journal_id)
+    journal_id = PATH_PARAMS["journal_id"]
+    return params.path_integer(
+        call.path["journal_id"], journal_id, "journal_id must be a journal entry's number"
+    )
 
 
 async def _report_fraud(call: Call) -> Any:
@@ -348,7 +451,7 @@ async def _explain_rules(call: Call) -> Any:
 
 
 async def _expiring_cards(call: Call) -> Any:
-    return await call.service.expiring_cards(_int_param(call, "months", 12, 1, 60))
+    return await call.service.expiring_cards(_int_param(call, "months"))
 
 
 async def _compromise_alert(call: Call) -> Any:
@@ -369,7 +472,7 @@ def _unused_since(call: Call) -> float:
     if ("days" in call.query) == ("unused_since" in call.query):
         raise ServiceError("give days (1-3650) or unused_since (epoch seconds), one of them")
     if "days" in call.query:
-        return call.service.clock() - _int_param(call, "days", 365, 1, 3650) * 86_400.0
+        return call.service.clock() - _int_param(call, "days") * 86_400.0
     return _float_param(call, "unused_since")
 
 
@@ -382,24 +485,16 @@ async def _import_clearing(call: Call) -> Any:
 
 
 async def _review_queue(call: Call) -> Any:
-    limit = _int_param(call, "limit", 100, 1, 1000)
-    after_id = _int_param(call, "after_id", 0, 0, 10**15)
-    shown = call.query.get("show", "open")
-    if shown not in ("open", "all"):
-        raise ServiceError("query parameter show must be open or all")
+    limit, after_id = _int_param(call, "limit"), _int_param(call, "after_id")
+    shown = _choice_param(call, "show")
     return await call.service.review_queue(
         limit=limit, after_id=after_id, open_only=shown == "open"
     )
 
 
 async def _busiest_acceptors(call: Call) -> Any:
-    limit = _int_param(call, "limit", 20, 1, 1000)
-    of = call.query.get("of", "merchants")
-    if of not in ("merchants", "terminals"):
-        raise ServiceError("query parameter of must be merchants or terminals")
-    by = call.query.get("by", "failed_cvv_10m")
-    if by not in ACCEPTOR_COUNTERS:
-        raise ServiceError(f"query parameter by must be one of {', '.join(ACCEPTOR_COUNTERS)}")
+    limit = _int_param(call, "limit")
+    of, by = _choice_param(call, "of"), _choice_param(call, "by")
     return await call.service.busiest_acceptors(by=by, terminals=of == "terminals", limit=limit)
 
 
@@ -409,24 +504,22 @@ async def _find_entries(call: Call) -> Any:
 
 
 async def _money_movements(call: Call) -> Any:
-    after_id = _int_param(call, "after_id", 0, 0, 10**15)
-    return await call.service.money_movements(after_id, _int_param(call, "limit", 1000, 1, 10_000))
+    after_id = _int_param(call, "after_id")
+    return await call.service.money_movements(after_id, _int_param(call, "limit"))
 
 
 async def _cardholder_alerts(call: Call) -> Any:
     return await call.service.cardholder_alerts(
-        _int_param(call, "after_id", 0, 0, 10**15),
-        _int_param(call, "limit", 1000, 1, 10_000),
-        amount_minor=_int_param(call, "amount_minor", 0, 0, 10**12),
+        _int_param(call, "after_id"),
+        _int_param(call, "limit"),
+        amount_minor=_int_param(call, "amount_minor"),
         card_not_present=_bool_param(call, "card_not_present"),
         abroad=_bool_param(call, "abroad"),
     )
 
 
 async def _wallet_events(call: Call) -> Any:
-    return await call.service.wallet_events(
-        _int_param(call, "after_id", 0, 0, 10**15), _int_param(call, "limit", 1000, 1, 10_000)
-    )
+    return await call.service.wallet_events(_int_param(call, "after_id"), _int_param(call, "limit"))
 
 
 async def _journal_totals(call: Call) -> Any:
@@ -443,7 +536,7 @@ async def _account_statement(call: Call) -> Any:
 
 async def _compare_models(call: Call) -> Any:
     thresholds = {
-        name: _int_param(call, name, 0, 0, 999) if call.query.get(name) else None
+        name: _int_param(call, name) if call.query.get(name) else None
         for name in ("champion_threshold", "challenger_threshold")
     }
     return await call.service.compare_models(**_period(call), **thresholds)
@@ -457,23 +550,6 @@ def _period(call: Call) -> dict[str, Any]:
     """A report's period from the query: a business ``day``, or ``since`` and ``until``."""
     day = call.query.get("day", "")
     return {"day": day, "since": _float_param(call, "since"), "until": _float_param(call, "until")}
-
-
-# a plain decimal number: float() also takes "1_000", " 5 ", "1e9", "inf" and any script's
-# digits ("١٧٠٠")
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def _float_param(call: Call, name: str) -> float:
-    raw = call.query.get(name, "")
-    if not raw:
-        return 0.0
-    if not _DECIMAL.fullmatch(raw):
-        raise ServiceError(f"query parameter {name} must be a number (epoch seconds)")
-    value = float(raw)
-    if not value < 1e11:
-        raise ServiceError(f"query parameter {name} must be epoch seconds")
-    return value
 
 
 async def _open_dispute(call: Call) -> Any:
@@ -495,7 +571,7 @@ async def _get_dispute(call: Call) -> Any:
 
 
 async def _list_disputes(call: Call) -> Any:
-    limit = _int_param(call, "limit", 100, 1, 1000)
+    limit = _int_param(call, "limit")
     disputes = await call.service.list_disputes(
         state=call.query.get("state", ""), limit=limit, after=call.query.get("after", "")
     )
@@ -503,8 +579,7 @@ async def _list_disputes(call: Call) -> Any:
 
 
 async def _fraud_reports(call: Call) -> Any:
-    limit = _int_param(call, "limit", 100, 1, 1000)
-    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    limit, after_id = _int_param(call, "limit"), _int_param(call, "after_id")
     reports = await call.service.fraud_reports(limit=limit, after_id=after_id)
     return {"reports": reports, "next_after_id": reports[-1]["report_id"] if reports else after_id}
 
@@ -514,14 +589,14 @@ async def _unfinished(call: Call) -> Any:
 
 
 async def _finish_unfinished(call: Call) -> Any:
-    older_than = _int_param(call, "older_than_s", 60, 0, 86_400)
+    older_than = _int_param(call, "older_than_s")
     return await call.service.finish_unfinished(float(older_than))
 
 
 async def _prune_idempotency(call: Call) -> Any:
     if not call.query.get("keep_days"):
         raise ServiceError("query parameter keep_days is required: the days of results to keep")
-    return await call.service.prune_idempotency(_int_param(call, "keep_days", 0, 0, 100_000))
+    return await call.service.prune_idempotency(_int_param(call, "keep_days"))
 
 
 async def _verify_audit(call: Call) -> Any:
@@ -529,8 +604,7 @@ async def _verify_audit(call: Call) -> Any:
 
 
 async def _audit(call: Call) -> Any:
-    limit = _int_param(call, "limit", 100, 1, 1000)
-    after_id = _int_param(call, "after_id", 0, 0, 10**15)
+    limit, after_id = _int_param(call, "limit"), _int_param(call, "after_id")
     subject = call.query.get("subject", "")
     return {"audit": await call.service.audit(subject=subject, limit=limit, after_id=after_id)}
 
@@ -915,7 +989,16 @@ def _routes() -> list[Route]:
             query=("day", "since", "until", "before", "limit", "chain"),
             tag="journal",
             response=v.CardTimelineView,
-            query_help=(("limit", "events, 1-2,000 (default 200)"),),
+            query_own=(
+                (
+                    "limit",
+                    _LIMIT.but(
+                        description=f"events, 1-{TIMELINE_MAX:,} (default {TIMELINE_LIMIT})",
+                        default=TIMELINE_LIMIT,
+                        maximum=TIMELINE_MAX,
+                    ),
+                ),
+            ),
         ),
         Route(
             "POST",
@@ -985,7 +1068,12 @@ def _routes() -> list[Route]:
             query=("by", "of", "limit"),
             tag="journal",
             response=v.BusiestAcceptors,
-            query_help=(("limit", "how many to list, 1-1000 (default 20)"),),
+            query_own=(
+                (
+                    "limit",
+                    _LIMIT.but(description="how many to list, 1-1000 (default 20)", default=20),
+                ),
+            ),
         ),
         Route(
             "GET",
@@ -1007,7 +1095,7 @@ def _routes() -> list[Route]:
             query=("after_id", "limit"),
             tag="journal",
             response=v.MoneyMovements,
-            query_help=FEED_LIMIT,
+            query_own=(("limit", FEED_LIMIT),),
         ),
         Route(
             "GET",
@@ -1023,7 +1111,7 @@ def _routes() -> list[Route]:
             query=("after_id", "limit", "amount_minor", "card_not_present", "abroad"),
             tag="journal",
             response=v.CardholderAlerts,
-            query_help=FEED_LIMIT,
+            query_own=(("limit", FEED_LIMIT),),
         ),
         Route(
             "GET",
@@ -1036,7 +1124,7 @@ def _routes() -> list[Route]:
             query=("after_id", "limit"),
             tag="cards",
             response=v.WalletEvents,
-            query_help=FEED_LIMIT,
+            query_own=(("limit", FEED_LIMIT),),
         ),
         Route(
             "GET",
@@ -1112,6 +1200,9 @@ def _routes() -> list[Route]:
             _list_disputes,
             "Disputes, oldest first (state: open, won, lost, withdrawn, reversed)",
             query=("state", "limit", "after"),
+            query_own=(
+                ("state", Param("string", "only disputes in this state", enum=DISPUTE_STATES)),
+            ),
             tag="disputes",
             response=v.DisputeList,
         ),
@@ -1132,10 +1223,13 @@ def _routes() -> list[Route]:
             query=("limit", "after_id"),
             tag="journal",
             response=v.FraudReportList,
-            query_help=(
+            query_own=(
                 (
                     "after_id",
-                    "return the reports written after this report_id (paging: next_after_id)",
+                    _AFTER_ID.but(
+                        description="return the reports written after this report_id (paging: "
+                        "next_after_id)"
+                    ),
                 ),
             ),
         ),
@@ -1244,7 +1338,7 @@ class AdminApi:
         self.service = service
         self.tokens = tokens
         self.routes = ROUTES
-        self._openapi = json.dumps(_openapi(self.routes)).encode()
+        self._openapi = json.dumps(openapi_document(self.routes)).encode()
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
         caller: list[Principal] = []  # the authenticated caller, once known, refused or not
@@ -1309,6 +1403,7 @@ class AdminApi:
             query=query,
             body=self._body(route, request),
             idempotency_key=_idempotency_key(route, request),
+            params=route.query_params,
         )
         result = await route.handler(call)
         return json_response(route.status, result)
@@ -1363,18 +1458,6 @@ def _invalid_body(exc: ValidationError) -> InvalidRequest:
                 detail["message"] = detail["message"].replace(str(limit), f"{limit:,}")
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in error.details)
     return InvalidRequest(f"invalid request: {summary}", details=error.details)
-
-
-def _openapi(routes: list[Route]) -> dict[str, Any]:
-    """The OpenAPI document, with each route's own query parameter descriptions."""
-    document = openapi_document(routes)
-    for route in routes:
-        helps = dict(route.query_help)
-        operation = document["paths"][route.template][route.method.lower()]
-        for parameter in operation["parameters"]:
-            if parameter["in"] == "query" and parameter["name"] in helps:
-                parameter["description"] = helps[parameter["name"]]
-    return document
 
 
 def _idempotency_key(route: Route, request: ApiRequest) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 FIRST_YEAR, LAST_YEAR = 2000, 2099  # the days a report may ask for (a clearing file's too)
+# those days as the OpenAPI document states them (with format date: a day that exists)
+DAY_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _ONE_DAY = dt.timedelta(days=1)
 _NOON = dt.time(12)
 

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of the admin API, built from the route table and request models.
 
 Nothing here is written twice: paths, methods and roles come from ``admin.api.ROUTES``, body
-schemas from the pydantic models that also validate the bodies.
+schemas from the pydantic models that also validate the bodies, and each query and path
+parameter's schema (bounds, enums, patterns, formats) from the ``admin.params.Param`` its
+parser enforces.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import authhost
 
 if TYPE_CHECKING:
     from authhost.admin.api import Route
+    from authhost.admin.params import Param
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERROR_SCHEMA = {
@@ -33,12 +36,19 @@ _ERROR_SCHEMA = {
 }
 
 
+_TEXT = {"type": "string"}  # an id: any text; one that names nothing is a 404
+
+
+def _described(param: Param | None) -> dict[str, str]:
+    return {"description": param.description} if param is not None else {}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
 
 def openapi_document(routes: list[Route]) -> dict[str, Any]:
-    from authhost.admin.api import QUERY_PARAMS
+    from authhost.admin.api import PATH_PARAMS
 
     bodies = {(r.body, "validation") for r in routes if r.body is not None}
     answers = {(r.response, "serialization") for r in routes if r.response is not None}
@@ -57,18 +67,24 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
             "tags": [route.tag] if route.tag else [],
             "description": "Role: operator." if route.write else "Role: operator or auditor.",
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": PATH_PARAMS[name].schema() if name in PATH_PARAMS else _TEXT,
+                    **_described(PATH_PARAMS.get(name)),
+                }
                 for name in re.findall(r"\{(\w+)\}", route.template)
             ]
             + [
                 {
                     "name": name,
                     "in": "query",
-                    "required": False,
-                    "schema": {"type": QUERY_PARAMS[name][0]},
-                    "description": QUERY_PARAMS[name][1],
+                    "required": param.required,
+                    "schema": param.schema(),
+                    "description": param.description,
                 }
-                for name in route.query
+                for name, param in route.query_params.items()
             ],
             "responses": {
                 str(route.status): {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -18,10 +18,13 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+from authhost.admin.business_day import DAY_PATTERN
 from authhost.cards.cardholder_pass import DEFAULT_MINUTES as DEFAULT_PASS_MINUTES
 from authhost.cards.cardholder_pass import MAX_MINUTES as MAX_PASS_MINUTES
 from authhost.cards.luhn import is_luhn_valid
@@ -34,7 +37,8 @@ Digits3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
 Identifier = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", strip_whitespace=True)
 ]
-ListName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+# a fraud rules' list's name (the path of /v1/lists/{name}, a store key)
+LIST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Amount = Annotated[int, Field(ge=0, le=10**15)]
 
 # digits, perhaps grouped by single blanks or dashes as a PAN is written ("4761 7307 ...")
@@ -61,6 +65,18 @@ AddressRef = Annotated[str, StringConstraints(max_length=64), NoCardNumber]
 ProductName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True), NoCardNumber
 ]
+
+
+def _needs(field: str, other: str) -> dict[str, Any]:
+    """JSON schema: ``field`` given non-empty needs ``other`` non-empty (a model validator
+    checks it; this says it in the OpenAPI document)."""
+    given = {"required": [field], "properties": {field: {"minLength": 1}}}
+    return {"if": given, "then": {"required": [other], "properties": {other: {"minLength": 1}}}}
+
+
+def _one_of_fields(schema: dict[str, Any], *besides: str) -> None:
+    """JSON schema: at least one of the model's fields other than ``besides`` is given."""
+    schema["anyOf"] = [{"required": [name]} for name in schema["properties"] if name not in besides]
 
 
 # fields that hold a card number, a PIN block or a card code: never shown by repr() or str()
@@ -98,7 +114,8 @@ class LimitsSpec(_Request):
     )
 
 
-CHANNELS = ("pos", "atm", "ecommerce", "contactless", "moto")
+Channel = Literal["pos", "atm", "ecommerce", "contactless", "moto"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 class NewProduct(_Request):
@@ -117,7 +134,7 @@ class NewProduct(_Request):
     validity_months: Annotated[int, Field(ge=1, le=120)] = 36
     service_code: Digits3 = "201"
     limits: LimitsSpec = LimitsSpec()
-    channels: list[str] = Field(default_factory=lambda: list(CHANNELS))
+    channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS))
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] = []
     blocked_countries: list[Digits3] = []
     pin_method: PinMethod = PinMethod.VISA_PVV
@@ -166,19 +183,20 @@ class NewProduct(_Request):
         "be (0: no limit); null: the host's [auth] atc_jump_limit",
     )
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [  # _chip_keys_in_order, for the document
+                _needs("imk_smi_name", "imk_ac_name"),
+                _needs("imk_smc_name", "imk_smi_name"),
+            ]
+        }
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> NewProduct:
-        _known_channels(self.channels)
         if self.pan_length < len(self.bin) + 4:
             raise ValueError("pan_length leaves too few digits after the BIN")
         return self
-
-
-def _known_channels(channels: list[str] | None) -> None:
-    unknown = sorted(set(channels or ()) - set(CHANNELS))
-    if unknown:
-        known = ", ".join(CHANNELS)
-        raise ValueError(f"unknown channel(s) {', '.join(unknown)}; known: {known}")
 
 
 class ProductChange(_Request):
@@ -192,7 +210,8 @@ class ProductChange(_Request):
 
     name: ProductName = ""
     limits: LimitsSpec | None = None
-    channels: list[str] | None = None
+    # null is refused below (it would mean no channel at all): not in the document
+    channels: list[Channel] | SkipJsonSchema[None] = None
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] | None = None
     blocked_countries: list[Digits3] | None = None
     validity_months: Annotated[int, Field(ge=1, le=120)] | None = None
@@ -210,6 +229,7 @@ class ProductChange(_Request):
         description="the product's version the change was made on (its view's `version`): "
         "refused with 409 if someone changed it since; left out: changed whatever it is now",
     )
+    model_config = ConfigDict(json_schema_extra=lambda schema: _one_of_fields(schema, "version"))
 
     @model_validator(mode="after")
     def _something(self) -> ProductChange:
@@ -218,7 +238,6 @@ class ProductChange(_Request):
         if "channels" in self.model_fields_set and self.channels is None:
             # null would mean no channel at all (every request 57), not "unchanged"
             raise ValueError("channels: give the list of channels (left out: unchanged)")
-        _known_channels(self.channels)
         return self
 
 
@@ -231,12 +250,26 @@ class NewAccount(_Request):
     kind: CardKind = CardKind.DEBIT
     balance: Amount = 0
     credit_limit: Amount = 0
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["kind"], "properties": {"kind": {"const": "prepaid"}}},
+            "then": {"properties": {"credit_limit": {"const": 0}}},
+        }
+    )
+
+    @model_validator(mode="after")
+    def _prepaid_owes_nothing(self) -> NewAccount:
+        if self.kind is CardKind.PREPAID and self.credit_limit:
+            raise ValueError("a prepaid account has no credit limit or overdraft")
+        return self
 
 
 class FundsChange(_Request):
     """Load funds (positive) or take them off / record a credit payment (negative)."""
 
-    amount_minor: Annotated[int, Field(ge=-(10**15), le=10**15)]
+    amount_minor: Annotated[
+        int, Field(ge=-(10**15), le=10**15, json_schema_extra={"not": {"const": 0}})
+    ]
     reason: Annotated[str, StringConstraints(max_length=200)] = ""
 
     @model_validator(mode="after")
@@ -273,19 +306,31 @@ class IssueCard(_Request):
 class Personalise(_Request):
     """Cardholder data as embossed; only the given fields change."""
 
-    cardholder_name: CardholderName | None = None
-    account_id: Identifier | None = None
-    address_ref: AddressRef | None = None
+    # null is taken as left out; the document says what to send: the fields to change
+    cardholder_name: CardholderName | SkipJsonSchema[None] = None
+    account_id: Identifier | SkipJsonSchema[None] = None
+    address_ref: AddressRef | SkipJsonSchema[None] = None
     # the billing address for address verification (AVS): kept only as keyed hashes of the
     # postcode and house number, never stored, logged or shown; both together ("" clears it)
-    billing_postcode: Annotated[str, StringConstraints(max_length=16)] | None = None
-    billing_street: Annotated[str, StringConstraints(max_length=64)] | None = None
+    billing_postcode: Annotated[str, StringConstraints(max_length=16)] | SkipJsonSchema[None] = None
+    billing_street: Annotated[str, StringConstraints(max_length=64)] | SkipJsonSchema[None] = None
+    model_config = ConfigDict(json_schema_extra=lambda schema: _personalise_schema(schema))
 
     @model_validator(mode="after")
     def _billing_address_whole(self) -> Personalise:
         if (self.billing_postcode is None) != (self.billing_street is None):
             raise ValueError("give billing_postcode and billing_street together")
         return self
+
+
+def _personalise_schema(schema: dict[str, Any]) -> None:
+    """Something to change, and the billing address whole (the service and the validator
+    above check both)."""
+    _one_of_fields(schema)
+    schema["dependentRequired"] = {
+        "billing_postcode": ["billing_street"],
+        "billing_street": ["billing_postcode"],
+    }
 
 
 class NoFields(_Request):
@@ -376,6 +421,15 @@ class CardholderAnswer(_Request):
         False, description="with was_cardholder false: also reissue the card under a new PAN"
     )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
+    model_config = ConfigDict(
+        json_schema_extra={  # _one_answer, for the document
+            "if": {
+                "required": ["was_cardholder"],
+                "properties": {"was_cardholder": {"const": True}},
+            },
+            "then": {"properties": {"reissue": {"const": False}}},
+        }
+    )
 
     @model_validator(mode="after")
     def _one_answer(self) -> CardholderAnswer:
@@ -428,14 +482,9 @@ class ChipScriptsSpec(_Request):
 class CardControlsSpec(_Request):
     """What to switch off on one card (all of it: lists left empty switch nothing off)."""
 
-    blocked_channels: list[str] = []
+    blocked_channels: list[Channel] = []
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] = []
     blocked_countries: list[Digits3] = []
-
-    @model_validator(mode="after")
-    def _channels(self) -> CardControlsSpec:
-        _known_channels(self.blocked_channels)
-        return self
 
 
 def _calendar_day(text: str) -> str:
@@ -453,6 +502,7 @@ Day = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
     AfterValidator(_calendar_day),
+    WithJsonSchema({"type": "string", "pattern": DAY_PATTERN, "format": "date"}),
 ]
 
 
@@ -460,7 +510,12 @@ class StopPaymentSpec(_Request):
     """Stop one merchant's recurring charges (field 42 as the merchant sends it; "*" for every
     merchant), through ``until`` (a UTC day; empty until withdrawn)."""
 
-    merchant_id: Annotated[str, StringConstraints(min_length=1, max_length=15)]
+    # the document states the ASCII of field 42 (ans 15); _printable takes any printable text
+    merchant_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=15),
+        Field(json_schema_extra={"pattern": r"^[!-~]([ -~]{0,13}[!-~])?$"}),
+    ]
     until: Day | Literal[""] = ""
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from authhost.models.artifact import METADATA_FILE, ArtifactError, read_metadata
 from authhost.models.scorer import Scorer
 
 ACTIVE_FILE = "active"
+NAME_MAX = 255  # bytes of an artifact's name: a directory's, as file systems bound it
 HISTORY_KEPT = 20
 
 
@@ -98,7 +99,9 @@ class Registry:
         return state
 
     def _path(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith(".") or name == ACTIVE_FILE:
+        # longer than a file name may be, the lookup itself fails (OSError), not "no artifact"
+        too_long = len(name.encode("utf-8", "surrogatepass")) > NAME_MAX
+        if not name or "/" in name or name.startswith(".") or name == ACTIVE_FILE or too_long:
             raise RegistryError(f"{name!r} is not an artifact name")
         return self.root / name
 

@@ -159,8 +159,6 @@ class ProductsAndAccounts(ServiceBase):
         self, spec: rq.NewAccount, *, idempotency_key: str = ""
     ) -> dict[str, Any]:
         async def create() -> dict[str, Any]:
-            if spec.kind is CardKind.PREPAID and spec.credit_limit:
-                raise InvalidRequest("a prepaid account has no credit limit or overdraft")
             account = Account(
                 account_id=spec.account_id or _new_id("acc"),
                 currency=spec.currency,

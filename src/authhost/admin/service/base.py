@@ -33,6 +33,7 @@ from authhost.admin.errors import (
     NotFoundError,
     Unavailable,
 )
+from authhost.admin.requests import LIST_NAME_PATTERN
 from authhost.admin.views import (
     card_view,
     fraud_report_view,
@@ -456,7 +457,7 @@ class ServiceBase:
         return self.security.decrypt_pan(await self.store.pan_ciphertext(card_id), card_id)
 
 
-_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_LIST_NAME = re.compile(LIST_NAME_PATTERN)
 
 
 def _check_feed_cursor(after_id: int, limit: int) -> None:
