@@ -138,6 +138,11 @@ QUERY_PARAMS: dict[str, tuple[str, str]] = {
     "until": ("number", "to this time, epoch seconds (exclusive)"),
     "before": ("number", "only what happened before this time, epoch seconds (paging)"),
     "chain": ("boolean", "true (the default): also the cards it succeeds and that succeed it"),
+    "lookback_days": (
+        "integer",
+        "days before each card's first fraud to look back, 1-365 (default 60)",
+    ),
+    "min_cards": ("integer", "fraud cards a merchant needs to be listed, 1-1000 (default 2)"),
     "champion_threshold": ("integer", "0-999 (default: the champion artifact's own)"),
     "challenger_threshold": ("integer", "0-999 (default: the challenger artifact's own)"),
     "amount_minor": ("integer", "also approvals at or above this amount, minor units (0: not)"),
@@ -447,6 +452,24 @@ async def _compare_models(call: Call) -> Any:
         for name in ("champion_threshold", "challenger_threshold")
     }
     return await call.service.compare_models(**_period(call), **thresholds)
+
+
+async def _common_points(call: Call) -> Any:
+    return await call.service.common_points(
+        **_period(call),
+        lookback_days=_int_param(call, "lookback_days", 60, 1, 365),
+        min_cards=_int_param(call, "min_cards", 2, 1, 1000),
+        by=_choice(call, "by", ("merchant", "terminal")),
+        limit=_int_param(call, "limit", 20, 1, 1000),
+    )
+
+
+def _choice(call: Call, name: str, choices: tuple[str, ...]) -> str:
+    """A query parameter that is one of ``choices`` (the first when not given)."""
+    value = call.query.get(name) or choices[0]
+    if value not in choices:
+        raise ServiceError(f"query parameter {name} must be {' or '.join(choices)}")
+    return value
 
 
 async def _rule_performance(call: Call) -> Any:
@@ -1069,6 +1092,22 @@ def _routes() -> list[Route]:
             query=("day", "since", "until"),
             tag="journal",
             response=v.RulePerformanceReport,
+        ),
+        Route(
+            "GET",
+            "/v1/fraud/common-points",
+            _common_points,
+            "Common point of purchase: the merchants (by=terminal: terminals) where the cards "
+            "whose first fraud fell in the period had an approved purchase in the lookback_days "
+            "before it, by fraud cards and lift over the base rate, and the cards that visited "
+            "the top ones with no fraud yet (masked PANs): the ones to watch or reissue",
+            query=("day", "since", "until", "lookback_days", "min_cards", "by", "limit"),
+            tag="journal",
+            response=v.CommonPointsReport,
+            query_help=(
+                ("by", "merchant (field 42, the default) or terminal (fields 42 and 41)"),
+                ("limit", "rows, 1-1000 (default 20)"),
+            ),
         ),
         Route(
             "POST",
