@@ -151,7 +151,11 @@ async def test_the_skimmed_merchant_ranks_first_and_its_other_cards_are_at_risk(
     assert "CORNER FUEL" in first_row and "2.0" in first_row
     assert lines.index(first_row) < min(i for i, line in enumerate(lines) if SUPERMARKET in line)
     assert "cards at risk" in table and "authhost cards compromised" in table
-    assert not any(card["pan"] in table for card in cards)
+    assert not any(card["pan"] in table for card in cards) and "PUMP0001" not in table
+    code, table = await run_cli("fraud", "common-points", "--since", f"{since:.0f}",
+                                "--by", "terminal", "--output", "table",
+                                "--config", str(config))  # fmt: skip
+    assert code == 0 and "PUMP0001" in table and "TILL0001" in table, table
     code, output = await run_cli("fraud", "common-points", "--since", f"{since:.0f}",
                                  "--by", "acquirer", "--config", str(config))  # fmt: skip
     assert code != 0 and "by must be" in output

@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from authhost.models.common_points import CommonPoints, first_frauds, is_visit
-from authhost.store.records import JournalEntry
+from authhost.store.records import JOURNAL_COLUMNS, JournalEntry
+from simulator.traffic import ScenarioRates, TrafficConfig, generate
 
 DAY = 86_400.0
 T0 = 1_780_000_000.0
@@ -153,3 +154,28 @@ def test_first_fraud_is_the_earliest_labelled_entry_and_visits_need_an_acceptor(
                           message_class="financial"))  # fmt: skip
     with pytest.raises(ValueError):
         CommonPoints({}, LOOKBACK, WINDOW, by="acquirer")
+
+
+def test_the_simulators_compromised_merchants_rank_first_in_its_labelled_traffic():
+    """The simulator's ``compromised_merchant`` scenario (victims' cards counterfeited after
+    a visit to one merchant), among its other frauds: the top merchant is one where the
+    victims shopped, far above the base rate, and its other cards are not fraud cards."""
+    rates = ScenarioRates(
+        card_testing=0.02, compromised_merchant=0.02, stolen_card=0.015, account_takeover=0.01,
+        travel=0.1, money_mule=0.01, transfers_in=0.01,
+    )  # fmt: skip
+    rows = generate(TrafficConfig(cards=1500, days=30, seed=11, rates=rates)).rows()
+    entries = [JournalEntry(**{k: row[k] for k in JOURNAL_COLUMNS}) for row in rows]
+    first = first_frauds(entries, {row["journal_id"] for row in rows if row["label"]})
+    victims = {row["card_id"] for row in rows if row["scenario"] == "compromised_merchant"}
+    start, end = entries[0].ts, entries[-1].ts + 1
+    points = CommonPoints(first, 30 * DAY, (start, end))
+    points.add_all(entries)
+    top = points.ranking()[0]
+    assert top.fraud_cards >= 5 and top.lift is not None and top.lift > 5
+    at_risk = points.at_risk(top)
+    assert at_risk and not {c.card_id for c in at_risk} & first.keys()
+    assert top.fraud_cards + len(at_risk) == top.cards
+    # the fraud cards there are the scenario's victims (not the card testers' or thieves')
+    assert set(points.fraud_card_ids(top)) <= victims
+    assert len(first) > 2 * len(victims)  # among many other fraud cards

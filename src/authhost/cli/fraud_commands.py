@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +19,7 @@ from authhost.cli.admin_support import (
     _config,
     _run,
 )
-from authhost.cli.tables import TABLES, OutputOpt, render, show, wants_table
+from authhost.cli.tables import TABLES, OutputOpt, TableSpec, render, show, wants_table
 
 fraud_app = typer.Typer(
     help="Fraud investigations: where the cards that turned up with fraud had been.",
@@ -70,7 +71,7 @@ def common_points(
         return
     width = None if sys.stdout.isatty() else 400
     console = Console(soft_wrap=False, width=width)
-    table = render(result, TABLES["common_points"])
+    table = render(result, _spec("common_points", result["by"]))
     table.caption = (
         f"{result['fraud_cards']} fraud card(s) in the period, {result['cards_with_visits']} "
         f"card(s) with visits, base rate {_rate(result['base_rate'])}; "
@@ -78,9 +79,17 @@ def common_points(
     )
     console.print(table)
     if result["at_risk"]:
-        console.print(render(result, TABLES["at_risk"]))
+        console.print(render(result, _spec("at_risk", result["by"])))
     if result["hint"]:
         typer.echo(result["hint"])
+
+
+def _spec(name: str, by: str) -> TableSpec:
+    """The table, without its terminal column when ranked by merchant (always empty)."""
+    spec = TABLES[name]
+    if by == "terminal":
+        return spec
+    return replace(spec, columns=tuple(c for c in spec.columns if c.header != "terminal"))
 
 
 def _rate(rate: float | None) -> str:

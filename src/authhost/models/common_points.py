@@ -245,6 +245,11 @@ class CommonPoints:
         cards.sort(key=lambda c: (not c.in_fraud_span, c.first_visit, c.card_id))
         return cards[:limit]
 
+    def fraud_card_ids(self, point: CommonPoint) -> list[str]:
+        """The fraud cards counted at ``point``, sorted."""
+        acceptor = self._acceptors.get((point.merchant_id, point.terminal_id))
+        return sorted(acceptor.fraud) if acceptor is not None else []
+
     def _row(self, where: Acceptor, acceptor: _Acceptor, base: float | None) -> CommonPoint:
         fraud, cards = len(acceptor.fraud), len(acceptor.fraud) + len(acceptor.other)
         share = fraud / cards
