@@ -2,9 +2,10 @@
 
 Which cards are fraud cards comes from the fraud reports, read as the labelled journal export
 reads them (``journal_export.fraud_entries``: an analyst's report, the cardholder's "not me",
-a fraud dispute's chargeback label). A card's first fraud is its earliest entry so labelled;
-the period [since, until) chooses the cards whose first fraud falls in it, and the journal of
-[since - lookback, until) is streamed once for their visits and everyone else's.
+a fraud dispute's chargeback label). A card's first fraud is the time of its earliest entry
+so labelled (each labelled entry is read once); the period [since, until) chooses the cards
+whose first fraud falls in it, and the journal of [since - lookback, until) is streamed once
+for their visits and everyone else's.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from authhost.admin.errors import InvalidRequest, NotFoundError
 from authhost.admin.explain import card_journal_entry
 from authhost.admin.journal_export import fraud_entries
 from authhost.admin.totals import iso_time
-from authhost.models.common_points import BY, AtRiskCard, CommonPoint, CommonPoints
+from authhost.models.common_points import (
+    BY,
+    AtRiskCard,
+    CommonPoint,
+    CommonPoints,
+    first_frauds,
+)
 from authhost.store.interface import CardStore, JournalQuery
+from authhost.store.records import JournalEntry
 
 DAY_S = 86_400.0
 LOOKBACK_MAX_DAYS = 365
@@ -89,18 +97,16 @@ def check_options(lookback_days: int, min_cards: int, by: str, limit: int) -> No
 
 
 async def _first_frauds(store: CardStore, fraud: Mapping[int, str]) -> dict[str, float]:
-    """Each fraud card's first fraud time: the time of its lowest journal id labelled fraud
-    (ids are given in the order requests were written), one read per card."""
-    lowest: dict[str, int] = {}
+    """Each fraud card's first fraud time (``models.common_points.first_frauds``), one read
+    per labelled entry: not the card's lowest journal id, since on Redis each server process
+    takes ids a block at a time, so a later entry can have a lower id than an earlier one."""
+    entries: list[JournalEntry] = []
     for journal_id, card_id in fraud.items():
-        lowest[card_id] = min(journal_id, lowest.get(card_id, journal_id))
-    first: dict[str, float] = {}
-    for card_id, journal_id in lowest.items():
         try:
-            first[card_id] = (await card_journal_entry(store, card_id, journal_id)).ts
+            entries.append(await card_journal_entry(store, card_id, journal_id))
         except NotFoundError:  # pruned since it was reported: nothing left to look back from
             continue
-    return first
+    return first_frauds(entries, set(fraud))
 
 
 def _point_view(point: CommonPoint) -> dict[str, Any]:
