@@ -210,6 +210,16 @@ QUERY_PARAMS: dict[str, Param] = {
     "chain": Param(
         "boolean", "true (the default): also the cards it succeeds and that succeed it", True
     ),
+    "lookback_days": Param(
+        "integer",
+        "days before each card's first fraud to look back, 1-365 (default 60)",
+        60,
+        minimum=1,
+        maximum=365,
+    ),
+    "min_cards": Param(
+        "integer", "fraud cards a merchant needs to be listed, 1-1000 (default 2)", 2, 1, 1000
+    ),
     "champion_threshold": Param(
         "integer", "0-999 (default: the champion artifact's own)", minimum=0, maximum=999
     ),
@@ -540,6 +550,16 @@ async def _compare_models(call: Call) -> Any:
         for name in ("champion_threshold", "challenger_threshold")
     }
     return await call.service.compare_models(**_period(call), **thresholds)
+
+
+async def _common_points(call: Call) -> Any:
+    return await call.service.common_points(
+        **_period(call),
+        lookback_days=_int_param(call, "lookback_days"),
+        min_cards=_int_param(call, "min_cards"),
+        by=_choice_param(call, "by"),
+        limit=_int_param(call, "limit"),
+    )
 
 
 async def _rule_performance(call: Call) -> Any:
@@ -1157,6 +1177,30 @@ def _routes() -> list[Route]:
             query=("day", "since", "until"),
             tag="journal",
             response=v.RulePerformanceReport,
+        ),
+        Route(
+            "GET",
+            "/v1/fraud/common-points",
+            _common_points,
+            "Common point of purchase: the merchants (by=terminal: terminals) where the cards "
+            "whose first fraud fell in the period had an approved purchase in the lookback_days "
+            "before it, by fraud cards and lift over the base rate, and the cards that visited "
+            "the top ones with no fraud yet (masked PANs): the ones to watch or reissue",
+            query=("day", "since", "until", "lookback_days", "min_cards", "by", "limit"),
+            tag="journal",
+            response=v.CommonPointsReport,
+            query_own=(
+                (
+                    "by",
+                    Param(
+                        "string",
+                        "merchant (field 42, the default) or terminal (fields 42 and 41)",
+                        "merchant",
+                        enum=("merchant", "terminal"),
+                    ),
+                ),
+                ("limit", _LIMIT.but(description="rows, 1-1000 (default 20)", default=20)),
+            ),
         ),
         Route(
             "POST",

@@ -56,10 +56,17 @@ async def export_journal(
 async def fraud_ids(store: CardStore) -> set[int]:
     """The journal ids the fraud reports say were fraud (their latest report: an entry has one,
     listed once)."""
-    fraud: set[int] = set()
+    return set(await fraud_entries(store))
+
+
+async def fraud_entries(store: CardStore) -> dict[int, str]:
+    """The journal ids the fraud reports say were fraud, each with its card: the one definition
+    of a fraud label (an analyst's, the cardholder's, a fraud dispute's chargeback) that the
+    labelled export, and so training and backtests, and the common point report read."""
+    fraud: dict[int, str] = {}
     after = 0
     while page := await store.fraud_reports(after, REPORT_PAGE):
-        fraud.update(r.journal_id for r in page if r.fraud)
+        fraud.update((r.journal_id, r.card_id) for r in page if r.fraud)
         after = page[-1].report_id
     return fraud
 

@@ -487,6 +487,34 @@ class RulePerformanceReport(_View):
     )
 
 
+class CommonPointsReport(_View):
+    since: str = Field(description="start of the period (UTC, inclusive)")
+    until: str = Field(description="end of the period (UTC, exclusive)")
+    lookback_days: int = Field(description="days before each card's first fraud looked at")
+    by: str = Field(description="merchant or terminal")
+    min_cards: int = Field(description="fraud cards a row needs")
+    entries_read: int = Field(description="journal entries of the period and its lookback read")
+    fraud_cards: int = Field(
+        description="cards whose first fraud (the earliest entry reported fraud) is in the period"
+    )
+    fraud_cards_with_visits: int = Field(description="of them, with a visit in their lookback")
+    cards_with_visits: int = Field(description="cards with a visit counted anywhere")
+    base_rate: float | None = Field(description="fraud_cards_with_visits / cards_with_visits")
+    points: list[dict[str, Any]] = Field(
+        description="most fraud cards first, then the highest lift: merchant_id, terminal_id "
+        "(by=terminal), merchant_name (field 43), mcc, country, fraud_cards, cards, share "
+        "(fraud_cards / cards), lift (share / base_rate), first_visit and last_visit (of the "
+        "fraud cards, ISO 8601 UTC)"
+    )
+    at_risk: list[dict[str, Any]] = Field(
+        description="the cards of the top 3 rows whose lift is above 1 with no fraud "
+        "reported: merchant_id, "
+        "terminal_id, card_id, pan (masked), first_visit, last_visit, visits, in_fraud_span "
+        "(visited between the fraud cards' first and last visit there)"
+    )
+    hint: str = Field(description="how to act on them (nothing is changed by this report)")
+
+
 class ModelComparison(_View):
     since: str = Field(description="start of the period (UTC, inclusive)")
     until: str = Field(description="end of the period (UTC, exclusive)")

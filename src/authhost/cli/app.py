@@ -7,6 +7,7 @@ import typer
 from authhost.cli import (
     admin_commands,
     clearing_commands,
+    fraud_commands,
     key_commands,
     model_commands,
     rule_commands,
@@ -30,6 +31,7 @@ for module in (
     rule_commands,
     model_commands,
     clearing_commands,
+    fraud_commands,
 ):
     module.register(app)
 

@@ -80,6 +80,11 @@ def _reasons(row: Row) -> str:
     return text.replace(";", " ") + (" [review]" if row.get("review") else "")
 
 
+def _iso(text: str | None) -> str:
+    """An ISO 8601 UTC time of an answer as the tables write times."""
+    return (text or "")[:19].replace("T", " ")
+
+
 def _merchant(row: Row) -> str:
     name = " ".join((row.get("merchant_name") or "").split())
     return name or row.get("merchant_id") or ""
@@ -198,6 +203,38 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         rows_key="rules",
+    ),
+    "common_points": TableSpec(
+        "common points of purchase",
+        (
+            Column("merchant_id", _key("merchant_id")),
+            Column("terminal", _key("terminal_id")),
+            Column("name / location", _merchant),
+            Column("mcc", _key("mcc")),
+            Column("fraud cards", _key("fraud_cards"), right=True),
+            Column("cards", _key("cards"), right=True),
+            Column("share", lambda r: f"{r['share']:.2f}", right=True),
+            Column(
+                "lift", lambda r: "" if r.get("lift") is None else f"{r['lift']:.1f}", right=True
+            ),
+            Column("first visit (UTC)", lambda r: _iso(r.get("first_visit"))),
+            Column("last visit (UTC)", lambda r: _iso(r.get("last_visit"))),
+        ),
+        rows_key="points",
+    ),
+    "at_risk": TableSpec(
+        "cards at risk (no fraud reported yet)",
+        (
+            Column("merchant_id", _key("merchant_id")),
+            Column("terminal", _key("terminal_id")),
+            Column("card_id", _key("card_id")),
+            Column("pan", _key("pan")),
+            Column("visits", _key("visits"), right=True),
+            Column("first visit (UTC)", lambda r: _iso(r.get("first_visit"))),
+            Column("last visit (UTC)", lambda r: _iso(r.get("last_visit"))),
+            Column("in fraud span", lambda r: "yes" if r.get("in_fraud_span") else ""),
+        ),
+        rows_key="at_risk",
     ),
     "audit": TableSpec(
         "audit log",

@@ -257,6 +257,30 @@ class JournalAnalysis(ServiceBase):
             self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
         )
 
+    async def common_points(
+        self,
+        *,
+        day: str = "",
+        since: float = 0.0,
+        until: float = 0.0,
+        lookback_days: int = 60,
+        min_cards: int = 2,
+        by: str = "merchant",
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        """Common point of purchase (``admin.common_points``): the merchants (or terminals)
+        the cards whose first fraud fell in the period had visited in the ``lookback_days``
+        before it, ranked, and the cards that visited the top ones with no fraud yet (masked
+        PANs). Reads the journal of the period and its lookback; changes nothing."""
+        from authhost.admin.common_points import check_options, common_points
+
+        check_options(lookback_days, min_cards, by, limit)
+        since, until = _period(day, since, until, self.clock(), self.business_day)
+        return await common_points(
+            self.store, since, until,
+            lookback_days=lookback_days, min_cards=min_cards, by=by, limit=limit,
+        )  # fmt: skip
+
     async def rule_performance(
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
