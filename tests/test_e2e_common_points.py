@@ -152,6 +152,23 @@ async def test_the_skimmed_merchant_ranks_first_and_its_other_cards_are_at_risk(
     assert lines.index(first_row) < min(i for i, line in enumerate(lines) if SUPERMARKET in line)
     assert "cards at risk" in table and "authhost cards compromised" in table
     assert not any(card["pan"] in table for card in cards) and "PUMP0001" not in table
+    # acting on the cards at risk by their ids, as the hint says: the report has no PAN
+    ids = tmp_path / "at-risk.txt"
+    ids.write_text("".join(c["card_id"] + "\n" for c in at_risk) + "no-such-card\n")
+    code, output = await run_cli("cards", "compromised", str(ids), "--card-ids",
+                                 "--action", "watch", "--config", str(config))  # fmt: skip
+    assert code == 0, output
+    acted = json.loads(output)
+    assert (acted["card_ids"], acted["unknown_ids"], acted["pans"]) == (3, 1, 0)
+    assert sorted(c["card_id"] for c in acted["cards"]) == sorted(c["card_id"] for c in at_risk)
+    listed = await call(port, "GET", "/v1/lists/compromised_cards", token=AUDITOR_TOKEN)
+    assert set(listed.json["values"]) == {c["card_id"] for c in at_risk}
+    suspended = await call(port, "POST", "/v1/cards/compromised",
+                           payload={"card_ids": [at_risk[0]["card_id"]], "action": "suspend"})  # fmt: skip
+    assert suspended.status == 200 and suspended.json["cards"][0]["state"] == "suspended"
+    nothing = await call(port, "POST", "/v1/cards/compromised", payload={"action": "watch"})
+    assert nothing.status == 422 and "pans, card_ids or both" in nothing.json["error"]
+
     code, table = await run_cli("fraud", "common-points", "--since", f"{since:.0f}",
                                 "--by", "terminal", "--output", "table",
                                 "--config", str(config))  # fmt: skip

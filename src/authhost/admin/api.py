@@ -466,7 +466,9 @@ async def _expiring_cards(call: Call) -> Any:
 
 async def _compromise_alert(call: Call) -> Any:
     alert = call.body
-    return await call.service.compromised_cards(alert.pans, alert.action, alert.list_name)
+    return await call.service.compromised_cards(
+        alert.pans, alert.action, alert.list_name, card_ids=alert.card_ids
+    )
 
 
 async def _dormant_cards(call: Call) -> Any:
@@ -809,8 +811,9 @@ def _routes() -> list[Route]:
             "POST",
             "/v1/cards/compromised",
             _compromise_alert,
-            "A network's compromise alert: this issuer's live cards among the PANs are put on "
-            "a rules list (watch) or suspended; the others counted; the PANs never kept",
+            "A network's compromise alert: this issuer's live cards among the PANs (or the "
+            "card ids, as a common point of purchase report lists them) are put on a rules list "
+            "(watch), suspended or reissued; the others counted; the PANs never kept",
             write=True,
             body=rq.CompromiseAlert,
             tag="cards",

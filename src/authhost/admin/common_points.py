@@ -32,9 +32,9 @@ LOOKBACK_MAX_DAYS = 365
 AT_RISK_POINTS = 3  # the top rows whose cards at risk are listed (those above the base rate)
 AT_RISK_LIMIT = 1_000  # cards at risk listed per row at most
 ACT_HINT = (
-    "to act on the cards at risk: put their PANs (one per line, from your card records; this "
-    "report shows masked PANs only) in a file and run `authhost cards compromised FILE "
-    "--action watch` (or suspend, reissue). Nothing was changed"
+    "to act on the cards at risk: put their card ids (one per line) in a file and run "
+    "`authhost cards compromised FILE --card-ids --action watch` (or suspend, reissue). "
+    "Nothing was changed"
 )
 
 

@@ -361,19 +361,32 @@ class PinChange(_Request):
 
 
 class CompromiseAlert(_Request):
-    """A network's compromise alert: the exposed PANs (in a body, never a URL), and what to do
-    with this issuer's live cards among them."""
+    """A network's compromise alert: the exposed PANs (in a body, never a URL), or the ids of
+    the cards an analyst found exposed (the cards at risk of a common point of purchase
+    report, which shows no PAN), and what to do with this issuer's live cards among them."""
 
     pans: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]] = Field(
-        min_length=1, max_length=100_000
+        default_factory=list, max_length=100_000
+    )
+    card_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="cards by id, instead of or beside the PANs",
     )
     action: Literal["watch", "suspend", "reissue"] = "watch"
     list_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = (
         "compromised_cards"
     )
 
+    @model_validator(mode="after")
+    def _names_cards(self) -> CompromiseAlert:
+        if not self.pans and not self.card_ids:
+            raise ValueError("name the exposed cards: pans, card_ids or both")
+        return self
+
     def __repr_args__(self):  # type: ignore[override]
         yield "pans", f"<{len(self.pans)} hidden>"
+        yield "card_ids", len(self.card_ids)
         yield "action", self.action
 
 

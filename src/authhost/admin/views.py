@@ -371,6 +371,8 @@ class ExpiringCards(_View):
 class CompromiseReport(_View):
     pans: int = Field(description="PANs in the alert")
     not_ours: int = Field(description="PANs of no card of this issuer")
+    card_ids: int = Field(0, description="card ids in the alert")
+    unknown_ids: int = Field(0, description="card ids of no card")
     not_live: int = Field(description="this issuer's, but created, closed, lost, replaced...")
     not_allowed: int = Field(
         description="live, but the action does not apply: an issued card (suspend), one with a "

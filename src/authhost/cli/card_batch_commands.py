@@ -135,6 +135,14 @@ def cards_expiring(
 @cards.command("compromised")
 def cards_compromised(
     file: Annotated[Path, typer.Argument(help="the network's alert: one PAN per line")],
+    card_ids: Annotated[
+        bool,
+        typer.Option(
+            "--card-ids",
+            help="the file holds card ids, one per line (the cards at risk of authhost fraud "
+            "common-points), not PANs",
+        ),
+    ] = False,
     action: Annotated[
         str,
         typer.Option(help="watch (put them on a rules list), suspend (62) or reissue (new PANs)"),
@@ -146,10 +154,15 @@ def cards_compromised(
     """A compromise alert from the network (PANs exposed in a breach): this issuer's live cards
     among them are watched (the rules list, for stricter rules), suspended or reissued under
     new PANs; the rest are counted. The PANs are read, never kept or printed."""
-    pans = [line.strip() for line in read_text_file(file).splitlines() if line.strip()]
-    alert = _validated(rq.CompromiseAlert, {"pans": pans, "action": action, "list_name": list_name})
-    _run(_config(config, store), lambda s: s.compromised_cards(alert.pans, alert.action,
-                                                               alert.list_name))  # fmt: skip
+    lines = [line.strip() for line in read_text_file(file).splitlines() if line.strip()]
+    named = {"card_ids": lines} if card_ids else {"pans": lines}
+    alert = _validated(rq.CompromiseAlert, {**named, "action": action, "list_name": list_name})
+    _run(
+        _config(config, store),
+        lambda s: s.compromised_cards(
+            alert.pans, alert.action, alert.list_name, card_ids=alert.card_ids
+        ),
+    )
 
 
 @cards.command("dormant")

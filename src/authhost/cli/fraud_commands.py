@@ -56,8 +56,8 @@ def common_points(
     it, most fraud cards first, then the highest lift (their share among the merchant's cards
     over the share among all cards: 1.0 is a supermarket everyone visits). Then the cards that
     visited the top ones with no fraud reported yet, masked: the ones to watch or reissue
-    (authhost cards compromised acts on them; this changes nothing). Reads the journal of the
-    period and its lookback."""
+    (authhost cards compromised --card-ids acts on them; this changes nothing). Reads the
+    journal of the period and its lookback."""
 
     async def report(service: CardService) -> dict[str, Any]:
         return await service.common_points(

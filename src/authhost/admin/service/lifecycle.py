@@ -480,7 +480,11 @@ class CardLifecycle(ServiceBase):
         }
 
     async def compromised_cards(
-        self, pans: Sequence[str], action: str, list_name: str = "compromised_cards"
+        self,
+        pans: Sequence[str],
+        action: str,
+        list_name: str = "compromised_cards",
+        card_ids: Sequence[str] = (),
     ) -> dict[str, Any]:
         """A network's compromise alert (PANs exposed at a breached merchant or processor):
         the issuer's live cards among them are put on the rules list ``list_name``
@@ -488,17 +492,24 @@ class CardLifecycle(ServiceBase):
         stricter checks), suspended (``suspend``, reason ``compromised``: 62 until resumed
         or replaced) or reissued under new PANs (``reissue``: the new cards wait at created
         for the bureau and a PIN; each old one works until its successor is activated). PANs
-        of other issuers, unknown or no longer live, are counted and left.
+        of other issuers, unknown or no longer live, are counted and left. ``card_ids`` names
+        cards by id instead (what a common point of purchase report lists): unknown ids are
+        counted too.
         The PANs are read, never kept or shown: cards come back masked. Audited."""
         if action not in ("watch", "suspend", "reissue"):
             raise InvalidRequest("action is watch, suspend or reissue")
         found: dict[str, Card] = {}
-        counts = {"pans": 0, "not_ours": 0, "not_live": 0}
+        counts = {"pans": 0, "not_ours": 0, "card_ids": 0, "unknown_ids": 0, "not_live": 0}
+        named: list[tuple[str, Card | None]] = []
         for pan in pans:  # 12-19 digits each (rq.CompromiseAlert)
             counts["pans"] += 1
-            card = await self.store.find_card(self.security.pan_index(pan))
+            named.append(("not_ours", await self.store.find_card(self.security.pan_index(pan))))
+        for card_id in card_ids:
+            counts["card_ids"] += 1
+            named.append(("unknown_ids", await self.store.get_card(card_id)))
+        for missing, card in named:
             if card is None:
-                counts["not_ours"] += 1
+                counts[missing] += 1
             elif card.state in lifecycle.FINAL_STATES or card.state is CardState.CREATED:
                 counts["not_live"] += 1
             else:
