@@ -62,7 +62,7 @@ def test_a_model_name_too_long_for_a_file_and_a_models_dir_that_is_a_file(
     models = tmp_path / "models"
     models.mkdir()
     result = runner.invoke(app, ["models", "activate", "m" * 300, "--dir", str(models)])
-    _refused(result, 2, "File name too long")
+    _refused(result, 2, "is not an artifact name")  # too long for a file name
     a_file = tmp_path / "not-a-dir"
     a_file.write_text("")
     _refused(runner.invoke(app, ["models", "clear-challenger", "--dir", str(a_file)]), 2, "exists")
