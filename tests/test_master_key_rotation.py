@@ -311,3 +311,29 @@ def test_a_damaged_audit_key_in_the_file_is_refused(site) -> None:
     site.key_store.write_text(json.dumps(data))
     with pytest.raises(KeyStoreError, match="audit chain key"):
         KeyStore.load(site.key_store, bytes.fromhex(site.master))
+
+
+def test_a_key_saved_by_another_process_while_rotating_is_rotated_and_not_called_a_failure(
+    site, monkeypatch
+) -> None:
+    """A key a server (or another operator) saves between the rotation's reading of the store
+    and its taking the file's lock is merged in under the lock and rotated with the others:
+    the rotation succeeded, and says so. It used to compare the store read back with the check
+    values taken before the lock, and so said "reads back different KCVs" (exit 1) about a
+    file it had already rewritten under the new master key, whose key the operator would then
+    take for unused."""
+    rekey = KeyStore.rekey
+
+    def racing_rekey(self: KeyStore, new_master: bytes) -> KeyStore:
+        other = KeyStore.load(site.key_store, bytes.fromhex(site.master))  # another process
+        other.add_version("zpk", *_tdes_zpk(), new_version=True)  # a zone key change, say
+        return rekey(self, new_master)
+
+    monkeypatch.setattr(KeyStore, "rekey", racing_rekey)
+    new = site.new_key_file()
+    result = site.keys("rotate-master-key", "--new-master-key-file", str(new))
+    assert result.exit_code == 0, result.output
+    rotated = KeyStore.load(site.key_store, bytes.fromhex(new.read_text().strip()))
+    assert rotated.versions("zpk") == [1, 2]
+    zpk2 = rotated.get("zpk", 2).kcv
+    assert f"{'zpk':<16} {2:>3}  {zpk2:<10}  {zpk2}\n" in result.output, result.output
