@@ -450,37 +450,52 @@ async def follow_acceptor_counters(store: CardStore, needed: Callable[[], bool])
             log.exception("bringing the merchant and terminal counters up to date failed")
 
 
+async def _retention(
+    first_s: float, every_s: float, run: Callable[[], Awaitable[str]], what: str
+) -> None:
+    """Run a retention ``first_s`` after start, then every ``every_s``; each run logs what it
+    deleted, and a failed run is logged and tried again at the next."""
+    await trio.sleep(first_s)
+    while True:
+        try:
+            log.info("%s", await run())
+        except Exception:
+            log.exception("%s failed; will try again", what)
+        await trio.sleep(every_s)
+
+
 async def prune_journal(cards: CardService, keep_days: int) -> None:
     """Apply the journal retention ([auth] journal_keep_days) a minute after start, then daily;
     each run is audited (actor "system")."""
-    await trio.sleep(JOURNAL_PRUNE_FIRST_S)
-    while True:
-        try:
-            done = await cards.prune_journal(keep_days)
-            log.info(
-                "journal retention: deleted %d entries and %d closed holds older than %d days",
-                done["entries"], done["holds"], keep_days,
-            )  # fmt: skip
-        except Exception:
-            log.exception("pruning the journal failed; will try again")
-        await trio.sleep(JOURNAL_PRUNE_INTERVAL_S)
+
+    async def run() -> str:
+        done = await cards.prune_journal(keep_days)
+        return (
+            f"journal retention: deleted {done['entries']} entries and {done['holds']} closed "
+            f"holds older than {keep_days} days"
+        )
+
+    await _retention(JOURNAL_PRUNE_FIRST_S, JOURNAL_PRUNE_INTERVAL_S, run, "pruning the journal")
 
 
 async def prune_idempotency(cards: CardService, keep_days: int) -> None:
     """Apply the idempotency retention ([admin] idempotency_keep_days) two minutes after
     start, then daily: the results of requests older than that go, the markers stay; each run
     is audited (actor "system")."""
-    await trio.sleep(IDEMPOTENCY_PRUNE_FIRST_S)
-    while True:
-        try:
-            done = await cards.prune_idempotency(keep_days)
-            log.info(
-                "idempotency retention: deleted %d request results older than %d days",
-                done["results"], keep_days,
-            )  # fmt: skip
-        except Exception:
-            log.exception("pruning the idempotency results failed; will try again")
-        await trio.sleep(IDEMPOTENCY_PRUNE_INTERVAL_S)
+
+    async def run() -> str:
+        done = await cards.prune_idempotency(keep_days)
+        return (
+            f"idempotency retention: deleted {done['results']} request results older than "
+            f"{keep_days} days"
+        )
+
+    await _retention(
+        IDEMPOTENCY_PRUNE_FIRST_S,
+        IDEMPOTENCY_PRUNE_INTERVAL_S,
+        run,
+        "pruning the idempotency results",
+    )
 
 
 AUDIT_FIRST_WALK_S = 10.0  # after the start: not in the middle of it
