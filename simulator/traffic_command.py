@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from authhost.out_files import out_file_problem
 from simulator.traffic import FORMATS, ScenarioRates, TrafficConfig, timed_generate
 
 console = Console(stderr=True)
@@ -73,11 +75,14 @@ def traffic(
     if fmt_name not in FORMATS:
         raise _fail(f"output format must be one of {', '.join(FORMATS)}: use --format or a "
                     f".csv/.parquet file name")  # fmt: skip
+    if problem := out_file_problem(out, example=f"traffic.{fmt_name}"):
+        raise _fail(problem)  # before minutes of generating, not pyarrow's words after them
     generated, seconds = timed_generate(config)
     try:
         generated.write(out, fmt_name)
-    except OSError as error:
-        raise _fail(f"cannot write {out}: {error.strerror or error}") from None
+    except OSError as error:  # pyarrow's strerror is a paragraph: the OS's words for errno
+        said = os.strerror(error.errno) if error.errno else error
+        raise _fail(f"cannot write {out}: {said}") from None
     summary = generated.summary()
     summary["seconds"] = round(seconds, 2)
     summary["out"] = str(out)
@@ -148,7 +153,7 @@ def replay(
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, however wide
     return typer.Exit(2)
 
 

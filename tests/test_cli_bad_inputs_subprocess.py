@@ -57,6 +57,39 @@ CASES = [
     (["journal", "export", "--out", "o.csv", "--store", "sqlite:///adir"], {}, "adir"),
     (["cards", "list", "--store", "foo://x"], {}, "unknown store URL scheme"),
     (
+        [
+            "journal",
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            "adir",
+            "--store",
+            "sqlite:///real.db",
+        ],
+        {},
+        "cannot write adir: it is a folder; --out needs a file name (e.g. adir/journal.parquet)",
+    ),  # fmt: skip
+    (
+        [
+            "journal",
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            "nodir/j.parquet",
+            "--store",
+            "sqlite:///real.db",
+        ],
+        {},
+        "cannot write nodir/j.parquet: the folder nodir does not exist; create it first",
+    ),  # fmt: skip
+    (
+        ["journal", "export", "--out", "adir", "--store", "sqlite:///real.db"],
+        {},
+        "cannot write adir: it is a folder; --out needs a file name (e.g. adir/journal.csv)",
+    ),  # fmt: skip
+    (
         ["journal", "find", "--rrn", "1", "--since", "nan", "--store", "sqlite:///real.db"],
         {},
         "--since must be a time",

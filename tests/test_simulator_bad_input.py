@@ -276,6 +276,25 @@ def test_traffic_refuses_bad_options(tmp_path, args, message):
     assert message in said(result)
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("", "it is a folder; --out needs a file name (e.g. {tmp}/traffic.parquet)"),
+        ("nodir/t.parquet", "the folder {tmp}/nodir does not exist; create it first"),
+    ],
+)
+def test_traffic_into_a_folder_or_a_missing_folder_is_one_line(tmp_path, out, message):
+    """pyarrow's own words ("Failed to open local file '...'. Detail: [errno 21] Is a
+    directory"), wrapped over lines, after the whole period was generated: now one line that
+    says what to give instead, before generating."""
+    result = sim("traffic", "--out", str(tmp_path / out), "--cards", "5", "--days", "3",
+                 "--format", "parquet")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [f"error: cannot write {tmp_path / out}: {message.format(tmp=tmp_path)}"]
+    assert not (tmp_path / "nodir").exists()
+
+
 # --- terminal ------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import typing
 from pathlib import Path
 
@@ -78,6 +79,13 @@ def _row(entry: JournalEntry, fraud: set[int] | None) -> dict[str, object]:
     return row
 
 
+def plain_os_error(exc: OSError, path: Path) -> OSError:
+    """``exc`` as the OS says it (``path: Is a directory``), not in pyarrow's longer words."""
+    if not exc.errno:
+        return exc
+    return type(exc)(exc.errno, os.strerror(exc.errno), str(path))
+
+
 async def _export_csv(
     store: CardStore, query: JournalQuery, out: Path, fraud: set[int] | None
 ) -> int:
@@ -100,7 +108,11 @@ async def _export_parquet(
         schema = schema.append(pa.field(LABEL, pa.int8()))
     count = 0
     batch: list[dict[str, object]] = []
-    with pq.ParquetWriter(out, schema) as writer:
+    try:
+        parquet = pq.ParquetWriter(out, schema)
+    except OSError as exc:  # pyarrow's words: "Failed to open local file 'x'. Detail: ..."
+        raise plain_os_error(exc, out) from None
+    with parquet as writer:
         async for entry in store.export_journal(query):
             batch.append(_row(entry, fraud))
             if len(batch) >= BATCH_ROWS:

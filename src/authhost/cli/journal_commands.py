@@ -69,11 +69,15 @@ def journal_export(
     With --labels, a `label` column (1 for an entry reported as fraud, else 0) makes the file
     what `authhost train --data` and `authhost backtest --data` read."""
     from authhost.admin.journal_export import FORMATS, export_journal
+    from authhost.out_files import out_file_problem
     from authhost.store.interface import JournalQuery
 
     if fmt not in FORMATS:
         _say(f"error: --format must be one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
+    if problem := out_file_problem(out, example=f"journal.{fmt}"):
+        _say(f"error: {problem}")
+        raise typer.Exit(1)
     query = JournalQuery(
         card_id=card_id, account_id=account_id, merchant_id=merchant_id, since=since, until=until
     )
