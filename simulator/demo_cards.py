@@ -53,6 +53,8 @@ class DemoFile:
     zmk: bytes | None = field(default=None, repr=False)  # clear test zone master key
     imk_smi: bytes | None = field(default=None, repr=False)  # issuer scripts' MAC master key
     cavv: bytes | None = field(default=None, repr=False)  # the issuer ACS's CAVV key pair
+    # the admin API of the `authhost serve --demo` that wrote the file ("": not written by one)
+    admin_url: str = ""
 
     def active(self) -> tuple[SimCard, ...]:
         """Active cards with a PIN: the ones that can be approved."""
@@ -114,6 +116,7 @@ def load_demo_file(path: Path) -> DemoFile:
             zmk,
             imk_smi,
             cavv,
+            str(doc.get("admin_url") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None

@@ -22,12 +22,19 @@ from rich.markup import escape
 
 from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.tokens import WALLETS_BY_REQUESTOR
-from simulator.demo_cards import DemoFileError, load_demo_file, pick_card, remember_token
+from simulator.demo_cards import (
+    DemoFile,
+    DemoFileError,
+    load_demo_file,
+    pick_card,
+    remember_token,
+)
 
 out = Console()
 err = Console(stderr=True)
 # the wallets' token requestor IDs, from the issuer's own table (cards.tokens)
 WALLETS = {wallet: requestor for requestor, wallet in WALLETS_BY_REQUESTOR.items()}
+DEFAULT_ADMIN = "http://127.0.0.1:8080"  # the [admin] section's defaults
 
 
 def token_request(
@@ -38,7 +45,11 @@ def token_request(
     account_score: int | None = typer.Option(None, help="The wallet's account score, 1-5."),
     cvv2: bool = typer.Option(True, help="The wallet asked for the CVV2 (--no-cvv2: it did not)."),
     wrong_cvv2: bool = typer.Option(False, help="The CVV2 typed is wrong (a guess)."),
-    admin: str = typer.Option("http://127.0.0.1:8080", help="authhost's admin API."),
+    admin: str | None = typer.Option(
+        None,
+        help="authhost's admin API URL (default: the one `authhost serve --demo` wrote in the "
+        f"card file, else {DEFAULT_ADMIN}).",
+    ),
     token_file: Path = typer.Option(
         Path("demo-admin-token"), help="File with an operator token of the admin API."
     ),
@@ -67,8 +78,14 @@ def token_request(
         "device_score": device_score,
         "account_score": account_score,
     }
+    # the running demo server's own word for where its admin API is, not a guessed port
+    base = admin or demo.admin_url or DEFAULT_ADMIN
     try:
-        answer = _post(admin, "/v1/token-requests", operator, body)
+        answer = _post(base, "/v1/token-requests", operator, body)
+    except urllib.error.URLError as error:
+        said = f"cannot reach the admin API at {base}: {error.reason}; " + _where(admin, demo)
+        err.print(f"[red]error:[/red] {escape(said)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except ConnectionError as error:
         err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
@@ -103,11 +120,39 @@ def _post(base: str, path: str, operator: str, body: dict) -> dict:
     except urllib.error.HTTPError as error:
         message = json.loads(error.read() or b"{}").get("error", error.reason)
         raise ConnectionError(f"the issuer answered {error.code}: {message}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise ConnectionError(  # a host on another admin port: say which option points there
-            f"cannot reach the admin API at {base} (--admin URL: the host's [admin] host and "
-            f"port): {error}"
-        ) from None
+    except OSError as error:  # a URLError (no answer) goes up as it is: see _where
+        if isinstance(error, urllib.error.URLError):
+            raise
+        raise urllib.error.URLError(error) from None
+
+
+def _where(admin: str | None, demo: DemoFile) -> str:
+    """What to do when the admin API did not answer: the exact --admin to pass when the
+    configuration in this directory names another address, else where the URL came from."""
+    if admin:
+        return "is the host running, with its [admin] host and port there?"
+    if demo.admin_url:
+        return (
+            "the host that wrote the card file (authhost serve --demo) is not running there "
+            "now: start it again in that directory (it rewrites the file), or pass --admin URL"
+        )
+    configured = _configured_admin()
+    if configured and configured != DEFAULT_ADMIN:
+        return f"the configuration here names another: pass --admin {configured}"
+    return "pass --admin URL (the host's [admin] host and port)"
+
+
+def _configured_admin() -> str:
+    """The admin API's URL by the authhost configuration of this directory (authhost.toml,
+    AUTHHOST_CONFIG, AUTHHOST_ADMIN_* variables), "" when it cannot be read or the API is
+    off. Only for the error: the card file's URL is the running server's own word."""
+    from authhost.config import ConfigError, load_config
+    from authhost.runtime import admin_url
+
+    try:
+        return admin_url(load_config())
+    except (ConfigError, OSError):
+        return ""
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,29 @@ def test_send_shows_the_issuer_script_a_lost_chip_card_gets(host):
     stripe = sim("send", "purchase", "--card", "8", "--entry", "stripe", "--cards",
                  host["cards"], "--port", host["port"])  # fmt: skip
     assert "DECLINED: 41" in stripe.output and "application_block" not in stripe.output
+
+
+def test_token_request_finds_the_demo_hosts_admin_api_in_the_card_file(host, tmp_path):
+    """The demo host's admin API is on a port of its own (authhost.toml): token-request went
+    to 8080 unless told --admin by hand. `serve --demo` now writes its admin URL into the card
+    file it writes, and token-request reaches it from there."""
+    work = host["work"]
+    admin_port = tomllib.loads((work / "authhost.toml").read_text())["admin"]["port"]
+    result = sim("token-request", "--cards", str(work / "demo-cards.json"), "--card", "1",
+                 "--token-file", str(work / "demo-admin-token"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ": approved" in result.output
+    doc = json.loads((work / "demo-cards.json").read_text())
+    assert doc["admin_url"] == f"http://127.0.0.1:{admin_port}"
+
+    gone = free_port()  # a card file from a demo host that is not running any more
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps({**doc, "admin_url": f"http://127.0.0.1:{gone}"}))
+    result = sim("token-request", "--cards", str(stale), "--token-file",
+                 str(work / "demo-admin-token"))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert " ".join(result.output.split()) == (
+        f"error: cannot reach the admin API at http://127.0.0.1:{gone}: [Errno 111] Connection "
+        "refused; the host that wrote the card file (authhost serve --demo) is not running "
+        "there now: start it again in that directory (it rewrites the file), or pass --admin URL"
+    )

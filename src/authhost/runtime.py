@@ -143,7 +143,11 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             hold_days=config.auth.hold_days, business_day=config.admin.business_day,
         )  # fmt: skip
         if demo:
-            banner.extend(await prepare_demo(cards, config.server.port, config.server.host))
+            banner.extend(
+                await prepare_demo(
+                    cards, config.server.port, config.server.host, admin=admin_url(config)
+                )
+            )
 
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
@@ -282,15 +286,19 @@ async def watch_key_store(security: Any) -> None:
         await trio.sleep(KEY_STORE_POLL_S * 10)  # not a log line a second
 
 
-async def prepare_demo(cards: Any, port: int = 8583, host: str = "127.0.0.1") -> list[str]:
-    """Create the demo cards and write their test-only export for the simulator. The banner's
-    command runs as printed: it names what to send (``send`` without a kind is refused) and
-    the port when the server is not on the simulator's default."""
+async def prepare_demo(
+    cards: Any, port: int = 8583, host: str = "127.0.0.1", *, admin: str = ""
+) -> list[str]:
+    """Create the demo cards and write their test-only export for the simulator, with the
+    ``admin`` API's URL (``authhost-sim token-request`` finds it there: the server's own word,
+    not a guessed port). The banner's command runs as printed: it names what to send (``send``
+    without a kind is refused) and the port when the server is not on the simulator's
+    default."""
     from authhost.admin.demo import ensure_demo, export_demo
 
     views = await ensure_demo(cards)
     path = Path(DEMO_EXPORT)
-    await export_demo(cards, path)
+    await export_demo(cards, path, admin_url=admin)
     return [
         f"demo: {len(views)} demo cards ready (TEST ONLY); their PANs, PINs and test keys are "
         f"in {path.resolve()} for the simulator: {demo_send_command(path, port, host)}",
@@ -320,13 +328,19 @@ def admin_tokens(config: Config, demo: bool) -> tuple[Any, list[str]]:
     os.fchmod(fd, 0o600)  # the mode above is for a new file only: an old one keeps its own
     with os.fdopen(fd, "w") as file:
         file.write(token + "\n")
-    # the API speaks HTTPS only when it has a certificate: an http:// URL there gets no answer
-    scheme = "https" if config.admin.tls_cert_file else "http"
     return TokenTable.of(**{token: "operator"}), [
         f"demo: admin API operator token in {path.resolve()} "
-        f'(curl -H "Authorization: Bearer $(cat {path})" '
-        f"{scheme}://{url_host(config.admin.host)}:{config.admin.port}/v1/cards)"
+        f'(curl -H "Authorization: Bearer $(cat {path})" {admin_url(config)}/v1/cards)'
     ]
+
+
+def admin_url(config: Config) -> str:
+    """The URL this machine reaches the admin API at ("" when it is off)."""
+    if not config.admin.port:
+        return ""
+    # the API speaks HTTPS only when it has a certificate: an http:// URL there gets no answer
+    scheme = "https" if config.admin.tls_cert_file else "http"
+    return f"{scheme}://{url_host(config.admin.host)}:{config.admin.port}"
 
 
 def url_host(host: str) -> str:

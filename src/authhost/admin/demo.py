@@ -326,9 +326,13 @@ async def demo_export(service: CardService) -> dict[str, Any]:
     return {"test_only": True, "keys": _test_keys(service), "cards": cards}
 
 
-async def export_demo(service: CardService, out: Path) -> int:
-    """Write ``demo_export`` to ``out`` (mode 0600) and audit it; return the number of cards."""
+async def export_demo(service: CardService, out: Path, *, admin_url: str = "") -> int:
+    """Write ``demo_export`` to ``out`` (mode 0600) and audit it; return the number of cards.
+    ``admin_url``: the admin API of the server writing it (``serve --demo``), which
+    ``authhost-sim token-request`` then reaches without an ``--admin`` option."""
     data = await demo_export(service)
+    if admin_url:
+        data["admin_url"] = admin_url
     # written aside and renamed over: `serve --demo --workers N` has every worker export at
     # once, and two writers truncating one file could leave it half-written for the simulator
     aside = Path(out).with_name(f".{Path(out).name}.{os.getpid()}.tmp")
