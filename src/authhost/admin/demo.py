@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from authhost.admin.service import CardService
 from authhost.cards.luhn import luhn_check_digit
 from authhost.cards.model import CardKind, CardState, PinMethod
 from authhost.cards.track2 import build_track2
+from authhost.security.errors import SecurityError
 from authhost.security.pinblock import PinBlockFormat, encrypt_pin_block
 
 log = logging.getLogger("authhost.admin.demo")
@@ -279,8 +281,14 @@ async def _clear_pan(service: CardService, card_id: str) -> str:
     return service.security.decrypt_pan(blob, card_id)
 
 
-async def demo_export(service: CardService) -> dict[str, Any]:
-    """The export document (clear PANs, PINs and test keys): only for demo installations."""
+async def demo_export(
+    service: CardService, file_pins: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The export document (clear PANs, PINs and test keys): only for demo installations.
+    ``file_pins`` (PAN: PIN, from the file being rewritten): a card's PIN there that the
+    security module verifies against the card's PVV or offset is the one written, so a PIN
+    changed since (``authhost-sim send pin-change``, ``authhost pin set``) is not replaced by
+    the demo's original; any other is the original."""
     if not is_demo_installation(service):
         raise ConflictError(
             "refusing to export: this is not a demo installation (security.demo is false)"
@@ -295,6 +303,7 @@ async def demo_export(service: CardService) -> dict[str, Any]:
         product = await service.store.get_product(card["product_id"])
         account = await service.get_account(card["account_id"])
         pan = await _clear_pan(service, card_id)
+        pin = await _current_pin(service, card_id, pan, spec.pin, (file_pins or {}).get(pan))
         values = service.security.card_values(
             pan, card["expiry"], card["service_code"], product.cvk_name
         )
@@ -305,7 +314,7 @@ async def demo_export(service: CardService) -> dict[str, Any]:
                 "service_code": card["service_code"],
                 "cvv2": values.cvv2,
                 "track2": build_track2(pan, card["expiry"], card["service_code"], values.icvv),
-                "pin": spec.pin,
+                "pin": pin,
                 "state": card["state"],
                 "account": card["account_id"],
                 "currency": account["currency"],
@@ -326,11 +335,51 @@ async def demo_export(service: CardService) -> dict[str, Any]:
     return {"test_only": True, "keys": _test_keys(service), "cards": cards}
 
 
+async def _current_pin(
+    service: CardService, card_id: str, pan: str, original: str | None, in_file: object
+) -> str | None:
+    """The PIN to write for a demo card: the file's when it is the card's PIN now, else the
+    demo's original."""
+    if not isinstance(in_file, str) or in_file == original or not _digits(in_file):
+        return original
+    card = await service.store.get_card(card_id)
+    if card is None or card.pin_reference is None:
+        return original
+    product = await service.store.get_product(card.product_id)
+    if product is None:
+        return original
+    try:
+        matches = service.security.demo_pin_matches(
+            in_file, pan, card.pin_method, product.pvk_name, product.pvki, card.pin_reference
+        )
+    except SecurityError:  # the product's PVK missing: the original, as before
+        return original
+    return in_file if matches else original
+
+
+def _pins_in(out: Path) -> dict[str, str]:
+    """PAN: PIN of the demo card file about to be rewritten ({} when there is none, or it is
+    not a test-only demo card file)."""
+    try:
+        doc = json.loads(Path(out).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("test_only") is not True:
+            return {}
+        return {
+            card["pan"]: card["pin"]
+            for card in doc["cards"]
+            if isinstance(card.get("pan"), str) and isinstance(card.get("pin"), str)
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 async def export_demo(service: CardService, out: Path, *, admin_url: str = "") -> int:
     """Write ``demo_export`` to ``out`` (mode 0600) and audit it; return the number of cards.
-    ``admin_url``: the admin API of the server writing it (``serve --demo``), which
-    ``authhost-sim token-request`` then reaches without an ``--admin`` option."""
-    data = await demo_export(service)
+    A PIN the file already holds for a card stays when it is the card's PIN now (changed over
+    the wire since the file was written). ``admin_url``: the admin API of the server writing
+    it (``serve --demo``), which ``authhost-sim token-request`` then reaches without an
+    ``--admin`` option."""
+    data = await demo_export(service, _pins_in(out))
     if admin_url:
         data["admin_url"] = admin_url
     # written aside and renamed over: `serve --demo --workers N` has every worker export at
@@ -349,3 +398,8 @@ async def export_demo(service: CardService, out: Path, *, admin_url: str = "") -
     summary = {"file": str(Path(out).resolve()), "cards": len(data["cards"])}
     await service.record_audit("demo.export", "demo", None, summary)
     return len(data["cards"])
+
+
+def _digits(text: str) -> bool:
+    """4 to 12 ASCII digits: what a PIN can be."""
+    return 4 <= len(text) <= 12 and text.isascii() and text.isdigit()

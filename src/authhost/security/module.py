@@ -733,16 +733,31 @@ class SecurityModule:
             pin = self._clear_pin(pin_block, pan, source)
         except pinblock.PinBlockError:
             return PinCheck.BAD_BLOCK
+        ok = self._pin_matches(pin, pan, method, pvk_name, pvki, reference)
+        return PinCheck.OK if ok else PinCheck.WRONG
+
+    def _pin_matches(
+        self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str, reference: str
+    ) -> bool:
         pvk = self._key(pvk_name, _PVK_TYPE).material
         try:
             if method is _VISA_PVV or PinMethod(method) is _VISA_PVV:
-                ok = pinverify.visa_pvv_verify(pvk, pvki, pin, pan, reference or "")
-            else:
-                params = self._ibm3624_params(pan)
-                ok = pinverify.ibm3624_verify(pvk, pin, pan, reference or "", params)
+                return pinverify.visa_pvv_verify(pvk, pvki, pin, pan, reference or "")
+            params = self._ibm3624_params(pan)
+            return pinverify.ibm3624_verify(pvk, pin, pan, reference or "", params)
         except pinverify.PinVerificationError:
-            return PinCheck.WRONG
-        return PinCheck.OK if ok else PinCheck.WRONG
+            return False
+
+    def demo_pin_matches(
+        self, pin: str, pan: str, method: PinMethod, pvk_name: str, pvki: str, reference: str
+    ) -> bool:
+        """Whether a demo card's clear test PIN (from the demo card file) is the card's PIN
+        now, by its PVV or IBM 3624 offset: the demo export keeps a PIN changed over the wire
+        instead of writing the original back. Refused for a real key store, as
+        ``demo_test_keys`` is: a clear PIN is taken from nowhere else."""
+        if not self._store.demo:
+            raise SecurityError("clear PINs are only checked for a demo key store")
+        return self._pin_matches(pin, pan, method, pvk_name, pvki, reference)
 
     def translate_pin(
         self,
