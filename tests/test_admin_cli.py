@@ -452,7 +452,9 @@ def test_an_export_to_a_folder_that_does_not_exist_names_the_file(cli, tmp_path)
     result = cli("journal", "export", "--out", str(out))
     assert result.exit_code == 1 and "Traceback" not in result.output
     said = " ".join(result.stderr.split())
-    assert said == f"error: {out}: No such file or directory", said
+    assert said == (
+        f"error: cannot write {out}: the folder {out.parent} does not exist; create it first"
+    ), said
 
 
 def test_explain_without_a_model_names_the_models_directory(cli, tmp_path, monkeypatch):

@@ -423,7 +423,7 @@ async def test_the_simulator_asks_for_a_token_as_the_network_does(
     done = await trio.to_thread.run_sync(CliRunner().invoke, sim_app, args)
     said = " ".join(done.output.split())
     assert done.exit_code == 1 and f"cannot reach the admin API at {elsewhere}" in said
-    assert "(--admin URL: the host's [admin] host and port)" in said  # the way to point at it
+    assert "is the host running, with its [admin] host and port there?" in said  # what to check
 
 
 async def test_a_card_reported_lost_declines_its_tokens_and_keeps_them_for_its_replacement(

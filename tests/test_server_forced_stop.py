@@ -29,7 +29,11 @@ async def test_a_second_sigterm_stops_a_server_whose_commit_waits_for_a_lock(tmp
     lock = None
     try:
         await wait_for_port(port, proc)
-        assert (tmp_path / "authhost.pid").read_text().strip() == str(proc.pid)
+        pid_file = tmp_path / "authhost.pid"  # written once every listener is open: just after
+        with trio.fail_after(10):
+            while not pid_file.exists():
+                await trio.sleep(0.05)
+        assert pid_file.read_text().strip() == str(proc.pid)
         card = json.loads((tmp_path / "demo-cards.json").read_text())["cards"][0]
         lock = sqlite3.connect(tmp_path / "authhost.db", isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")  # held until the test ends
