@@ -1500,6 +1500,29 @@ class RedisCardStore:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
         return journal_pages(self.journal, query)
 
+    async def card_journal_newest(
+        self, card_id: str, before_id: int = 0, limit: int = 100
+    ) -> list[JournalEntry]:
+        account_id = await self._card_account(card_id)
+        if account_id is None or limit <= 0:
+            return []
+        ak = self._keys.account(account_id)
+        found: list[JournalEntry] = []
+        below = f"({before_id}" if before_id > 0 else "+inf"
+        while len(found) < limit:
+            # the card's ids (scored by id) read backwards: ZRANGE BYSCORE REV LIMIT
+            ids = await self._client.zrange(
+                ak.journal_card(card_id), below, "-inf", sortby=PureToken.BYSCORE, rev=True,
+                offset=0, count=limit - len(found),
+            )  # fmt: skip
+            if not ids:
+                break
+            below = f"({int(ids[-1])}"
+            raws = await self._client.hmget(ak.journal, ids)
+            # an id whose entry retention deleted meanwhile is passed over
+            found += [codec.journal_from_json(raw) for raw in raws if raw is not None]
+        return found
+
     # --- audit, lists, idempotency -------------------------------------------------------------
 
     def _audit_keys(self, entry: AuditEntry) -> list[str]:

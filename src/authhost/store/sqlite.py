@@ -959,6 +959,20 @@ class SqliteCardStore:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
         return journal_pages(self.journal, query)
 
+    async def card_journal_newest(
+        self, card_id: str, before_id: int = 0, limit: int = 100
+    ) -> list[JournalEntry]:
+        # journal_by_card (card_id, journal_id) read backwards from before_id: no sort, and
+        # no row beyond the page is read
+        sql = f"{_JOURNAL_SELECT} WHERE card_id = ?"
+        args: list[object] = [card_id]
+        if before_id > 0:
+            sql += " AND journal_id < ?"
+            args.append(before_id)
+        sql += " ORDER BY journal_id DESC LIMIT ?"
+        rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
+        return [_journal(r) for r in rows]
+
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         await self._writer.run(lambda conn: _insert_audit(conn, entry, seal))
 
