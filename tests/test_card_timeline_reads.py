@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -248,3 +249,41 @@ async def test_an_instant_bigger_than_the_page_is_whole_and_paging_goes_on(servi
     assert older["events"] == events[at_instant[-1] + 1 : at_instant[-1] + 1 + LIMIT]
     # the instant's 30 are read again on the way (they are within the lag of the page)
     assert journal_ids(older["events"]) and reads.take() <= READ_BOUND + 30
+
+
+async def test_a_dispute_opened_long_after_its_charge_is_on_the_page_of_its_opening(service):
+    """A charge, a long history after it, then a fraud dispute of the old charge: the first
+    page (which reads back a page, nowhere near the charge) shows the dispute's opening and
+    its chargeback label, found by card, as the whole timeline does; so does a period that
+    holds the opening but not the charge."""
+    card = await a_card(service)
+    now = service.clock()
+    start = now - HISTORY * STEP - 3600
+    charge = replace(
+        declined(card, start - STEP, 0), response_code="00", movement="post",
+        hold_amount=500, amount_minor=500, stan="999999",
+    )  # fmt: skip
+    stored = await service.store.commit(Commit(journal=charge, card_id=card.card_id))
+    charged = stored.journal.journal_id
+    await journalled(service, [(card, start + i * STEP) for i in range(HISTORY)])
+    dispute = await service.open_dispute(
+        card.card_id, charged, rq.DisputeOpen(reason="fraud", provisional_credit=False)
+    )
+    reads = Reads(service.store)
+
+    first = await service.card_timeline(card.card_id, limit=LIMIT)
+    assert reads.take() <= READ_BOUND  # a page, not the history back to the charge
+    about = [(e["kind"], e["dispute_id"]) for e in first["events"] if e["journal_id"] == charged]
+    assert ("dispute.open", dispute["dispute_id"]) in about
+    assert ("fraud_report", None) in about  # the chargeback label, opened with it
+    whole = await service.card_timeline(card.card_id, limit=2000)
+    assert first["events"] == whole["events"][:LIMIT]
+    assert len(whole["events"]) == HISTORY + 4  # the issue, the charge, the dispute, the label
+
+    # the last minutes (the card was issued in them too): the charge is from before them
+    recent = await service.card_timeline(card.card_id, since=now - 60, until=now + 60)
+    assert {(e["kind"], e["journal_id"]) for e in recent["events"]} == {
+        ("card.issue", None),
+        ("dispute.open", charged),
+        ("fraud_report", charged),
+    }

@@ -646,6 +646,12 @@ class CardStore(Protocol):
         index: finding it must not read every dispute ever opened."""
         ...
 
+    async def disputes_of_card(self, card_id: str) -> list[Dispute]:
+        """Every dispute of the card's charges (a card has few), in id order (oldest
+        first), by the store's own index of disputes by card (SQLite ``disputes_by_card``,
+        Redis ``{disputes}:card``): not every dispute ever opened, nor the card's journal."""
+        ...
+
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
         """Disputes (in ``state`` if given) in id order, oldest first, after ``after``."""
         ...

@@ -980,10 +980,10 @@ class SqliteCardStore:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO disputes (dispute_id, journal_id, state, data) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO disputes (dispute_id, journal_id, state, data, card_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     (dispute.dispute_id, dispute.journal_id, dispute.state,
-                     codec.dispute_to_json(dispute)),
+                     codec.dispute_to_json(dispute), dispute.card_id),
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise Conflict(f"journal entry {dispute.journal_id} is disputed already") from None
@@ -1020,6 +1020,11 @@ class SqliteCardStore:
 
     async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
         return await self._one_dispute("SELECT data FROM disputes WHERE journal_id = ?", journal_id)
+
+    async def disputes_of_card(self, card_id: str) -> list[Dispute]:
+        sql = "SELECT data FROM disputes WHERE card_id = ? ORDER BY dispute_id"
+        rows = await self._reader.run(lambda conn: conn.execute(sql, (card_id,)).fetchall())
+        return [codec.dispute_from_json(row[0]) for row in rows]
 
     async def _one_dispute(self, sql: str, key: object) -> Dispute | None:
         row = await self._reader.run(lambda conn: conn.execute(sql, (key,)).fetchone())

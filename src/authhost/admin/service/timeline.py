@@ -3,7 +3,8 @@
 The card's journal, its audit log entries, the fraud reports and disputes of its journal
 entries, for the card and (``chain``) the cards it succeeds and that succeed it, merged
 newest first into one page of events. The journal is read newest first, only as far back as
-the page needs (``CardTimeline._journal``), not the whole period.
+the page needs (``CardTimeline._journal``), not the whole period; the disputes are found by
+card (``CardStore.disputes_of_card``), not through the entries read.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from authhost.admin import timeline as tl
 from authhost.admin.errors import InvalidRequest
 from authhost.admin.service.base import ServiceBase, _period
 from authhost.cards.model import Card
-from authhost.iso.codes import APPROVED_CODES
 from authhost.store.interface import JOURNAL_ID_LAG_S
-from authhost.store.records import Dispute, JournalEntry
+from authhost.store.records import JournalEntry
 
 AUDIT_PAGE = 1000  # a card's audit entries read at a time
-DISPUTE_LOOKUPS = 2000  # posted charges per card whose dispute is looked up, the newest
 JOURNAL_PAGE_MIN = 16  # a card's journal entries read at a time, at least
 JOURNAL_PAGE_MAX = 1000  # and at most
 
@@ -62,11 +61,11 @@ class CardTimeline(ServiceBase):
         a few dozen one-entry seeks find where to start. The order is exact as long as no
         entry of the card was written more than ``JOURNAL_ID_LAG_S`` after its request
         arrived (``store.interface.JOURNAL_ID_LAG_S`` says why none is). The fraud reports
-        and the disputes (of the posted charges: the newest ``DISPUTE_LOOKUPS`` per card)
-        are those of the entries read: a fraud dispute's chargeback label or a dispute on a
-        charge older than what the page read (a dispute opened weeks after its charge, on a
-        page of the weeks since) is not found, as the stores index disputes and reports by
-        entry, not by card (a per-card dispute index would find them)."""
+        are those of the entries read; the disputes are every dispute of each card of the
+        chain (``CardStore.disputes_of_card``: a card has few), their openings and closings
+        in the period listed, and the chargeback labels of the fraud ones with them, so a
+        dispute opened weeks after its charge is on the page of its opening however far
+        back its charge is (or before the period)."""
         if not 1 <= limit <= tl.TIMELINE_MAX:
             raise InvalidRequest(f"limit is 1 to {tl.TIMELINE_MAX:,}")
         if before < 0 or math.isnan(before):
@@ -137,16 +136,22 @@ class CardTimeline(ServiceBase):
     ) -> list[dict[str, Any]]:
         """The newest ``keep`` events of the cards in [low, high): their journal entries
         (read back from the newest until the ``keep`` newest of the chain are known, see
-        ``_journal``), the fraud reports and disputes of the entries read, and their audit
-        entries. ``first``: how many entries a card's first journal page reads (``keep``
-        when 0), doubling page after page."""
+        ``_journal``), the fraud reports of the entries read, the cards' disputes and the
+        chargeback labels of the fraud ones, and their audit entries. ``first``: how many
+        entries a card's first journal page reads (``keep`` when 0), doubling page after
+        page."""
         read = await self._journal(cards, low, high, keep, first or keep)
         entries = [e for one in read for e in one.entries]
-        reports = await self.store.fraud_reports_of([e.journal_id for e in entries])
+        # every dispute of each card (a card has few), by the store's index of disputes by
+        # card: a dispute opened long after its charge is found however little was read
+        disputed = [await self.store.disputes_of_card(one.card.card_id) for one in read]
+        labelled = [d.journal_id for card_disputes in disputed for d in card_disputes
+                    if d.reason == "fraud"]  # fmt: skip
+        reports = await self.store.fraud_reports_of([e.journal_id for e in entries] + labelled)
         verdicts = {jid: "fraud" if r.fraud else "genuine" for jid, r in reports.items()}
         events = tl.Newest(keep)
         events.add_all(tl.journal_event(e, verdicts.get(e.journal_id)) for e in entries)
-        for one in read:
+        for one, card_disputes in zip(read, disputed, strict=True):
             card, pan = one.card, one.card.masked_pan
             audited: set[tuple[int, float]] = set()
             after_id = 0
@@ -160,19 +165,17 @@ class CardTimeline(ServiceBase):
                         events.add(tl.audit_event(audit, pan))
                 if len(page) < AUDIT_PAGE:
                     break
-            for entry in one.entries:  # a label no audit entry tells of: a chargeback's
-                report = reports.get(entry.journal_id)
+            # a label no audit entry tells of (a fraud dispute's chargeback), on an entry read
+            # or on the charge of one of the card's fraud disputes
+            frauds = [d.journal_id for d in card_disputes if d.reason == "fraud"]
+            for journal_id in dict.fromkeys([e.journal_id for e in one.entries] + frauds):
+                report = reports.get(journal_id)
                 if report is None or (report.journal_id, report.reported_at) in audited:
                     continue
                 if low <= report.reported_at < high:
                     events.add(tl.fraud_report_event(report, pan))
-            charges = [e.journal_id for e in one.entries if _is_charge(e)]
-            for journal_id in charges[:DISPUTE_LOOKUPS]:  # the newest
-                dispute: Dispute | None = await self.store.dispute_of_entry(journal_id)
-                if dispute is not None:
-                    events.add_all(
-                        e for e in tl.dispute_events(dispute, pan) if low <= e["ts"] < high
-                    )
+            for dispute in card_disputes:
+                events.add_all(e for e in tl.dispute_events(dispute, pan) if low <= e["ts"] < high)
         return list(events)
 
     async def _journal(
@@ -257,8 +260,3 @@ class _Reading:
     def reach(self) -> float:
         """The newest an unread entry of the card can be."""
         return self.oldest_ts + JOURNAL_ID_LAG_S
-
-
-def _is_charge(entry: JournalEntry) -> bool:
-    """What a dispute may be opened on: an approved entry that posted money."""
-    return entry.response_code in APPROVED_CODES and entry.movement == "post"
