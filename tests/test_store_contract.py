@@ -1548,6 +1548,23 @@ async def test_disputes_one_per_journal_entry_listed_by_state(store):
     assert await store.dispute_of_entry(99) is None
 
 
+async def test_disputes_of_a_card_are_found_by_card(store):
+    """A card's disputes, as they are now, in id order; another card's, a card whose id
+    begins like it, and a card without any are kept apart."""
+    first = Dispute("dsp0000000001000000001", 11, "crd_1", "acc-1", "fraud", 5_000, "978", 1.0)
+    second = replace(first, dispute_id="dsp0000000002000000001", journal_id=12, reason="amount")
+    other = replace(first, dispute_id="dsp0000000003000000001", journal_id=13, card_id="crd_2")
+    longer = replace(first, dispute_id="dsp0000000004000000001", journal_id=14, card_id="crd_10")
+    for dispute in (second, other, first, longer):
+        await store.open_dispute(dispute)
+    won = replace(first, state="won", credited_minor=5_000, closed_at=9.0, version=1)
+    await store.update_dispute(won)
+    assert await store.disputes_of_card("crd_1") == [won, second]
+    assert await store.disputes_of_card("crd_2") == [other]
+    assert await store.disputes_of_card("crd_10") == [longer]
+    assert await store.disputes_of_card("crd_3") == []
+
+
 async def test_open_disputes_page_in_id_order_as_they_close(store):
     """What the server's reconcile runs read every minute: the open disputes, a page at a
     time after the last id, never a closed one, a dispute that closes leaving the list and

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from coredis._utils import hash_slot
 
-from authhost.store import open_store
+from authhost.store import codec, open_store
 from authhost.store.interface import StoreError
 from authhost.store.redis import RedisCardStore
 from authhost.store.redis_keys import Keys
@@ -230,6 +230,31 @@ async def test_disputes_stored_before_the_ids_index_are_listed(redis_url):
         late = replace(old[0], dispute_id="dsp0000000999000000001", journal_id=999)
         await store.open_dispute(late)
         assert (await store.disputes(after=old[-1].dispute_id)) == [late]
+    finally:
+        await store.drop_all()
+        await store.close()
+
+
+async def test_disputes_stored_before_the_card_index_are_found_by_card(redis_url):
+    """A Redis written by a version without the index of disputes by card: the first look
+    for a card's disputes builds it from the hash (once), and a dispute opened after the
+    build is in it."""
+    from dataclasses import replace
+
+    store = await open_store(redis_url, prefix=f"t{secrets.token_hex(6)}")
+    try:
+        assert isinstance(store, RedisCardStore)
+        old = await _opened_disputes(store, 3)
+        moved = replace(old[1], card_id="crd-2")
+        keys = store._keys  # noqa: SLF001 - the index is what this test is about
+        await store.client.hset(keys.disputes, {moved.dispute_id: codec.dispute_to_json(moved)})
+        await store.client.delete([keys.disputes_by_card, keys.disputes_by_card_indexed])
+        assert await store.disputes_of_card("crd-1") == [old[0], old[2]]
+        assert await store.client.exists([keys.disputes_by_card_indexed]) == 1
+        assert await store.disputes_of_card("crd-2") == [moved]
+        late = replace(old[0], dispute_id="dsp0000000999000000001", journal_id=999)
+        await store.open_dispute(late)
+        assert await store.disputes_of_card("crd-1") == [old[0], old[2], late]
     finally:
         await store.drop_all()
         await store.close()

@@ -408,3 +408,40 @@ async def test_fraud_reports_written_before_report_ids_keep_their_place(tmp_path
         assert [(r.journal_id, r.report_id) for r in await store.fraud_reports(10)] == [(11, 11)]
     finally:
         await store.close()
+
+
+async def test_disputes_written_before_the_card_column_are_found_by_card(tmp_path):
+    """Migration 38 keeps each dispute's card in a column (indexed): the disputes already in
+    the file get it from their JSON, so the card timeline finds them by card."""
+    from authhost.store import codec
+    from authhost.store.records import Dispute
+    from authhost.store.sqlite_schema import MIGRATIONS
+
+    first = Dispute("dsp0000000001000000001", 11, "crd_1", "acc-1", "fraud", 5_000, "978", 1.0)
+    other = replace(first, dispute_id="dsp0000000002000000001", journal_id=12, card_id="crd_2")
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # what authhost wrote at schema version 37
+        for migration in MIGRATIONS[:37]:
+            conn.executescript(migration)
+        conn.execute("PRAGMA user_version = 37")
+        for dispute in (first, other):
+            conn.execute(
+                "INSERT INTO disputes (dispute_id, journal_id, state, data) VALUES (?, ?, ?, ?)",
+                (dispute.dispute_id, dispute.journal_id, dispute.state,
+                 codec.dispute_to_json(dispute)),
+            )  # fmt: skip
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert await store.disputes_of_card("crd_1") == [first]
+        assert await store.disputes_of_card("crd_2") == [other]
+        later = replace(first, dispute_id="dsp0000000003000000001", journal_id=13)
+        await store.open_dispute(later)
+        assert await store.disputes_of_card("crd_1") == [first, later]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT data FROM disputes WHERE card_id = ? "
+            "ORDER BY dispute_id", ("crd_1",)
+        ).fetchall()  # fmt: skip
+    assert any("disputes_by_card" in row[-1] for row in plan), plan

@@ -603,6 +603,20 @@ class CardStore(Protocol):
 
     def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]: ...
 
+    async def card_journal_newest(
+        self, card_id: str, before_id: int = 0, limit: int = 100
+    ) -> list[JournalEntry]:
+        """The card's journal entries with a journal id below ``before_id`` (0: from its
+        newest), the highest id first, at most ``limit``: a card's history read back from
+        its newest entry a page at a time (the next page: ``before_id`` = the page's last
+        entry's id), through the store's index of the card's entries (SQLite
+        ``journal_by_card``, Redis the card's ``jcard`` sorted set), so a page costs what it
+        holds, however long the history. Ids are in write order, which is time (``ts``)
+        order only up to ``JOURNAL_ID_LAG_S``; ``limit=1`` is a seek (the newest entry
+        below an id) as cheap as a page. The entries of the card's current account (as
+        ``JournalQuery(card_id=...)`` reads them)."""
+        ...
+
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         """Append the entry; with ``seal``, chained to the newest entry in the same atomic
         step (``seal.seal(the newest entry's chain value or "", entry.sealed_fields())``), so
@@ -630,6 +644,12 @@ class CardStore(Protocol):
     async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
         """The dispute of this journal entry (there is at most one), by the store's own
         index: finding it must not read every dispute ever opened."""
+        ...
+
+    async def disputes_of_card(self, card_id: str) -> list[Dispute]:
+        """Every dispute of the card's charges (a card has few), in id order (oldest
+        first), by the store's own index of disputes by card (SQLite ``disputes_by_card``,
+        Redis ``{disputes}:card``): not every dispute ever opened, nor the card's journal."""
         ...
 
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
@@ -802,6 +822,17 @@ class StoreInfo:
 
 
 EXPORT_PAGE = 2000
+
+# An entry's ``ts`` is when its request arrived, its journal id is taken when it is written:
+# an entry with a higher id is never older than one with a lower id by more than this, on
+# either store. SQLite takes the id at the insert: within the request's deadline (200 ms by
+# default), plus the wait for the file's write lock, which gives up at the 30 s busy timeout.
+# Redis takes it at the commit's start (within the deadline) from a block of ids its process
+# reserved at most ``ID_BLOCK_LIFE_S`` (0.5 s) before, and the ``ts`` of processes on other
+# machines differ by their clocks' skew besides. Who reads a card's journal newest first by
+# id (``card_journal_newest``) and wants it by time reads this much further back (the card
+# timeline, ``admin.service.timeline``).
+JOURNAL_ID_LAG_S = 60.0
 
 
 async def journal_pages(

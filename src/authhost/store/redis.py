@@ -303,6 +303,7 @@ class RedisCardStore:
         self._update_dispute = client.register_script(redis_lua.UPDATE_DISPUTE)
         self._index_open_disputes = client.register_script(redis_lua.INDEX_OPEN_DISPUTES)
         self._index_dispute_ids = client.register_script(redis_lua.INDEX_DISPUTE_IDS)
+        self._index_disputes_by_card = client.register_script(redis_lua.INDEX_DISPUTES_BY_CARD)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
         self._put_fraud_report = client.register_script(_PUT_FRAUD_REPORT)
         self._renew_lease = client.register_script(redis_lua.RENEW_LEASE)
@@ -1500,6 +1501,29 @@ class RedisCardStore:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
         return journal_pages(self.journal, query)
 
+    async def card_journal_newest(
+        self, card_id: str, before_id: int = 0, limit: int = 100
+    ) -> list[JournalEntry]:
+        account_id = await self._card_account(card_id)
+        if account_id is None or limit <= 0:
+            return []
+        ak = self._keys.account(account_id)
+        found: list[JournalEntry] = []
+        below = f"({before_id}" if before_id > 0 else "+inf"
+        while len(found) < limit:
+            # the card's ids (scored by id) read backwards: ZRANGE BYSCORE REV LIMIT
+            ids = await self._client.zrange(
+                ak.journal_card(card_id), below, "-inf", sortby=PureToken.BYSCORE, rev=True,
+                offset=0, count=limit - len(found),
+            )  # fmt: skip
+            if not ids:
+                break
+            below = f"({int(ids[-1])}"
+            raws = await self._client.hmget(ak.journal, ids)
+            # an id whose entry retention deleted meanwhile is passed over
+            found += [codec.journal_from_json(raw) for raw in raws if raw is not None]
+        return found
+
     # --- audit, lists, idempotency -------------------------------------------------------------
 
     def _audit_keys(self, entry: AuditEntry) -> list[str]:
@@ -1548,10 +1572,13 @@ class RedisCardStore:
     async def open_dispute(self, dispute: Dispute) -> None:
         keys = self._keys
         opened = await self._open_dispute(
-            [keys.disputes, keys.disputes_by_entry, keys.open_disputes, keys.dispute_ids],
+            [
+                keys.disputes, keys.disputes_by_entry, keys.open_disputes, keys.dispute_ids,
+                keys.disputes_by_card,
+            ],
             [
                 str(dispute.journal_id), dispute.dispute_id, codec.dispute_to_json(dispute),
-                dispute.state,
+                dispute.state, dispute.card_id,
             ],
         )  # fmt: skip
         if not int(opened):
@@ -1581,6 +1608,24 @@ class RedisCardStore:
     async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
         dispute_id = await self._client.hget(self._keys.disputes_by_entry, str(journal_id))
         return None if dispute_id is None else await self.get_dispute(_s(dispute_id))
+
+    async def disputes_of_card(self, card_id: str) -> list[Dispute]:
+        """The card's range of ``disputes_by_card`` ("card id|dispute id": card ids hold no
+        "|", and "}" is the byte after it), and the disputes in one HMGET; the index is built
+        from the hash once for disputes stored before it (``disputes_by_card_indexed``)."""
+        keys = self._keys
+        await self._index_disputes_by_card(
+            [keys.disputes, keys.disputes_by_card, keys.disputes_by_card_indexed], []
+        )
+        members = await self._client.zrangebylex(
+            keys.disputes_by_card, f"[{card_id}|", f"({card_id}}}"
+        )
+        ids = [_s(m).rpartition("|")[2] for m in members]
+        if not ids:
+            return []
+        raws = await self._client.hmget(keys.disputes, ids)
+        found = [codec.dispute_from_json(raw) for raw in raws if raw is not None]
+        return [d for d in found if d.card_id == card_id]
 
     async def disputes(self, state: str = "", limit: int = 100, after: str = "") -> list[Dispute]:
         if state == "open":  # the server's reconcile runs read these every minute

@@ -225,6 +225,17 @@ class Keys:
         return f"{self.prefix}:{{disputes}}:ids:indexed"
 
     @property
+    def disputes_by_card(self) -> str:
+        """Sorted set (all scores 0: by member) of "card id|dispute id": a card's disputes
+        are a range of it (ZRANGEBYLEX), beside disputes (one slot)."""
+        return f"{self.prefix}:{{disputes}}:card"
+
+    @property
+    def disputes_by_card_indexed(self) -> str:
+        """Set once ``disputes_by_card`` holds every dispute (built from the hash once)."""
+        return f"{self.prefix}:{{disputes}}:card:indexed"
+
+    @property
     def disputes_by_entry(self) -> str:
         """Hash journal id -> dispute id: one dispute per entry (HSETNX)."""
         return f"{self.prefix}:{{disputes}}:entry"

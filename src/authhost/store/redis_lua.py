@@ -753,14 +753,15 @@ redis.call('ZREM', KEYS[8], ARGV[9])
     + "return nv\n"
 )
 
-# KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id (one
-# slot).  ARGV: journal id, dispute id, JSON, state.
+# KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id, the
+# disputes by card (one slot).  ARGV: journal id, dispute id, JSON, state, card id.
 # The entry's claim and the dispute's record together, or neither: 0 when the entry has one.
 OPEN_DISPUTE = """
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if ARGV[4] == 'open' then redis.call('ZADD', KEYS[3], 0, ARGV[2]) end
 redis.call('ZADD', KEYS[4], 0, ARGV[2])
+redis.call('ZADD', KEYS[5], 0, ARGV[5] .. '|' .. ARGV[2])
 return 1
 """
 
@@ -790,6 +791,22 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local added = 0
 for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
   added = added + redis.call('ZADD', KEYS[2], 0, id)
+end
+redis.call('SET', KEYS[3], '1')
+return added
+"""
+
+# The disputes by card ("card id|dispute id"), built once from the hash for disputes stored
+# before it.  KEYS: disputes hash, the index, the mark that it is built.  Returns how many added.
+INDEX_DISPUTES_BY_CARD = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local added = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local card = cjson.decode(all[i + 1])['card_id']
+  if type(card) == 'string' then
+    added = added + redis.call('ZADD', KEYS[2], 0, card .. '|' .. all[i])
+  end
 end
 redis.call('SET', KEYS[3], '1')
 return added

@@ -959,6 +959,20 @@ class SqliteCardStore:
         """Every matching entry in journal id order, page by page (``limit`` is ignored)."""
         return journal_pages(self.journal, query)
 
+    async def card_journal_newest(
+        self, card_id: str, before_id: int = 0, limit: int = 100
+    ) -> list[JournalEntry]:
+        # journal_by_card (card_id, journal_id) read backwards from before_id: no sort, and
+        # no row beyond the page is read
+        sql = f"{_JOURNAL_SELECT} WHERE card_id = ?"
+        args: list[object] = [card_id]
+        if before_id > 0:
+            sql += " AND journal_id < ?"
+            args.append(before_id)
+        sql += " ORDER BY journal_id DESC LIMIT ?"
+        rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
+        return [_journal(r) for r in rows]
+
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         await self._writer.run(lambda conn: _insert_audit(conn, entry, seal))
 
@@ -966,10 +980,10 @@ class SqliteCardStore:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO disputes (dispute_id, journal_id, state, data) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO disputes (dispute_id, journal_id, state, data, card_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     (dispute.dispute_id, dispute.journal_id, dispute.state,
-                     codec.dispute_to_json(dispute)),
+                     codec.dispute_to_json(dispute), dispute.card_id),
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise Conflict(f"journal entry {dispute.journal_id} is disputed already") from None
@@ -1006,6 +1020,11 @@ class SqliteCardStore:
 
     async def dispute_of_entry(self, journal_id: int) -> Dispute | None:
         return await self._one_dispute("SELECT data FROM disputes WHERE journal_id = ?", journal_id)
+
+    async def disputes_of_card(self, card_id: str) -> list[Dispute]:
+        sql = "SELECT data FROM disputes WHERE card_id = ? ORDER BY dispute_id"
+        rows = await self._reader.run(lambda conn: conn.execute(sql, (card_id,)).fetchall())
+        return [codec.dispute_from_json(row[0]) for row in rows]
 
     async def _one_dispute(self, sql: str, key: object) -> Dispute | None:
         row = await self._reader.run(lambda conn: conn.execute(sql, (key,)).fetchone())

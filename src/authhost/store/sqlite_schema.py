@@ -431,6 +431,13 @@ UPDATE idempotency SET prunable = 1 WHERE substr(key, 1, 15) <> 'account.closed:
   AND substr(key, 1, 16) <> 'card.issue:demo:';
 CREATE INDEX idempotency_prunable ON idempotency (ts) WHERE prunable = 1;
 """,
+    # 38: disputes by card (CardStore.disputes_of_card: the card timeline finds a dispute
+    # opened long after its charge): the card each dispute's JSON names, in a column
+    """
+ALTER TABLE disputes ADD COLUMN card_id TEXT NOT NULL DEFAULT '';
+UPDATE disputes SET card_id = COALESCE(json_extract(data, '$.card_id'), '');
+CREATE INDEX disputes_by_card ON disputes (card_id, dispute_id);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
