@@ -656,31 +656,34 @@ redis.call('ZADD', KEYS[3], ARGV[11], ARGV[12])
 return tonumber(v) + 1
 """
 
-# KEYS: audit hash, all ids, subject ids, sequence.  ARGV: json-with-placeholder, subject
-APPEND_AUDIT = """
+# The entry numbered and indexed (KEYS[1..4]: audit hash, all ids, subject ids, sequence;
+# ARGV[1]: its JSON with the id's placeholder): the body every audit append shares.
+_AUDIT_APPEND = """
 local id = redis.call('INCR', KEYS[4])
 local text = string.gsub(ARGV[1], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id), 1)
 redis.call('HSET', KEYS[1], id, text)
 redis.call('ZADD', KEYS[2], id, id)
 redis.call('ZADD', KEYS[3], id, id)
-return id
 """
+
+# KEYS: audit hash, all ids, subject ids, sequence.  ARGV: json-with-placeholder, subject
+APPEND_AUDIT = _AUDIT_APPEND + "return id\n"
 
 # KEYS: as APPEND_AUDIT, then the chain's head.  ARGV: the entry's JSON, the head its chain
 # value was sealed after ("" for none), that value.
 # A compare-and-set: 0 (nothing written) when another writer moved the head meanwhile, so
 # the caller seals after the new head and tries again: the writers make one chain.
-APPEND_AUDIT_CHAINED = """
+APPEND_AUDIT_CHAINED = (
+    """
 local head = redis.call('GET', KEYS[5]) or ''
 if head ~= ARGV[2] then return 0 end
-local id = redis.call('INCR', KEYS[4])
-local text = string.gsub(ARGV[1], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id), 1)
-redis.call('HSET', KEYS[1], id, text)
-redis.call('ZADD', KEYS[2], id, id)
-redis.call('ZADD', KEYS[3], id, id)
+"""
+    + _AUDIT_APPEND
+    + """
 redis.call('SET', KEYS[5], ARGV[3])
 return id
 """
+)
 
 # A card change made by an operator and its audit entry in one script: both or neither.
 # SINGLE REDIS ONLY: the card is in its account's slot and the audit log in its own, which a
@@ -695,14 +698,12 @@ return id
 _AUDIT_HEAD_MOVED = """
 if ARGV[3] ~= '' and (redis.call('GET', KEYS[5]) or '') ~= ARGV[2] then return -3 end
 """
-_AUDIT_WRITE = """
-local id = redis.call('INCR', KEYS[4])
-local text = string.gsub(ARGV[1], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id), 1)
-redis.call('HSET', KEYS[1], id, text)
-redis.call('ZADD', KEYS[2], id, id)
-redis.call('ZADD', KEYS[3], id, id)
+_AUDIT_WRITE = (
+    _AUDIT_APPEND
+    + """
 if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 """
+)
 
 # UPDATE_CARD with its entry. KEYS[6]: card hash.  ARGV[4..8]: UPDATE_CARD's.
 UPDATE_CARD_AUDITED = (

@@ -340,16 +340,22 @@ class JournalAnalysis(ServiceBase):
         a late one on an old entry and a changed verdict (listed again, once) included."""
         return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
 
+    def _retention_cut(self, keep_days: int, minimum: int, why: str) -> float:
+        """The time before which a retention deletes, or 422 for fewer days than ``minimum``
+        (``why`` says what needs them)."""
+        if keep_days < minimum:
+            raise InvalidRequest(f"keep_days must be at least {minimum}: {why}")
+        return self.clock() - keep_days * 86400
+
     async def prune_journal(self, keep_days: int) -> dict[str, Any]:
         """Delete journal entries (and closed holds) older than ``keep_days``: the retention an
         issuer's data policy sets. Refused under JOURNAL_MIN_KEEP_DAYS, which the velocity
         counters and the reversals of open holds still read. Audited."""
-        if keep_days < JOURNAL_MIN_KEEP_DAYS:
-            raise InvalidRequest(
-                f"keep_days must be at least {JOURNAL_MIN_KEEP_DAYS}: velocity counters read "
-                "30 days of the journal and reversals find their holds"
-            )
-        before = self.clock() - keep_days * 86400
+        before = self._retention_cut(
+            keep_days,
+            JOURNAL_MIN_KEEP_DAYS,
+            "velocity counters read 30 days of the journal and reversals find their holds",
+        )
         pruned = await self.store.prune_journal(before)
         result = {"before": before, "entries": pruned.entries, "holds": pruned.holds}
         await self.record_audit(
@@ -364,12 +370,12 @@ class JournalAnalysis(ServiceBase):
         expire at Stripe. Markers stay, whatever their age (a closed account's, the demo's).
         Refused under IDEMPOTENCY_MIN_KEEP_DAYS: a client's retries must find their answer.
         Audited (``idempotency.prune``)."""
-        if keep_days < IDEMPOTENCY_MIN_KEEP_DAYS:
-            raise InvalidRequest(
-                f"keep_days must be at least {IDEMPOTENCY_MIN_KEEP_DAYS}: a client resending a "
-                "request it got no answer for must get the first answer, not a second change"
-            )
-        before = self.clock() - keep_days * 86400
+        before = self._retention_cut(
+            keep_days,
+            IDEMPOTENCY_MIN_KEEP_DAYS,
+            "a client resending a request it got no answer for must get the first answer, not "
+            "a second change",
+        )
         deleted = await self.store.prune_idempotency(before)
         result = {"before": before, "results": deleted}
         await self.record_audit(
