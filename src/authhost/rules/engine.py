@@ -262,12 +262,9 @@ def _generate(rules: Sequence[Rule], windows: bool = True) -> str:
 
 
 def _window_test(rule: Rule) -> str:
-    bounds = []
-    if rule.active_from is not None:
-        bounds.append(f"_ts >= {rule.active_from!r}")
-    if rule.active_until is not None:
-        bounds.append(f"_ts < {rule.active_until!r}")
-    return " and ".join(bounds)
+    """The request's time within the rule's window: from is in it, until is not."""
+    tests = {"from": ">=", "until": "<"}
+    return " and ".join(f"_ts {tests[word]} {ts!r}" for word, ts in rule.window_ends())
 
 
 def _compile(code: str, version: str) -> Callable[[Any, Any, Any], tuple[list[int], Any]]:

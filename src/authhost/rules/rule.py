@@ -69,14 +69,14 @@ class Rule:
             return "ended"
         return "active"
 
+    def window_ends(self) -> list[tuple[str, float]]:
+        """("from" or "until", the instant) for each end the window has."""
+        ends = (("from", self.active_from), ("until", self.active_until))
+        return [(word, ts) for word, ts in ends if ts is not None]
+
     def window_text(self) -> str:
         """The window as an analyst wrote it, in UTC ('' when the rule has none)."""
-        parts = []
-        if self.active_from is not None:
-            parts.append(f"from {utc_text(self.active_from)}")
-        if self.active_until is not None:
-            parts.append(f"until {utc_text(self.active_until)}")
-        return " ".join(parts)
+        return " ".join(f"{word} {utc_text(ts)}" for word, ts in self.window_ends())
 
 
 def utc_text(ts: float) -> str:
