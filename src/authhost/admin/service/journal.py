@@ -330,7 +330,7 @@ class JournalAnalysis(ServiceBase):
         except RuleLoadError as exc:
             raise InvalidRequest(str(exc)) from None
         return {
-            rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow)
+            rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow, rule.window_text())
             for rule in rule_set.all_rules
         }
 
