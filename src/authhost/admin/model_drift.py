@@ -39,6 +39,13 @@ from authhost.store.interface import CardStore, JournalQuery
 from authhost.store.records import JournalEntry
 
 CHUNK = 2048  # feature vectors binned (or scored) in one numpy pass
+WEEK_S = 7 * 86400.0
+# what a period shorter than a week differs in from any reference of whole weeks, by design
+SHORT_PERIOD_NOTE = (
+    "the period is shorter than a week: 'weekend' (and the hour features, for part of a day) "
+    "drift by the calendar alone; compare whole weeks, or the same weekday (--reference-day, "
+    "reference_day)"
+)
 # where the score of each role is journalled; any other model is scored on the replay
 SCORE_COLUMNS = {"champion": "model_score", "challenger": "challenger_score"}
 REPLAYED = "replayed"
@@ -105,6 +112,7 @@ async def model_drift(
         "score_source": chosen.score_source,
         "declined_before_fraud_step": replay.declined_before,
         **drift_report(tally, thresholds),
+        "notes": [SHORT_PERIOD_NOTE] if until - since < WEEK_S else [],
     }
 
 

@@ -118,10 +118,13 @@ def _drift_caption(result: dict[str, Any]) -> str:
         if score
         else "score: none journalled in the period"
     )
-    return (
-        f"{said}; model {result['model']} ({result['role'] or 'not active'}), "
-        f"{result['rows']} requests {result['since']}..{result['until']} against "
-        f"{result['reference_source']} ({result['reference_rows']} requests)"
+    return "; ".join(
+        [
+            f"{said}; model {result['model']} ({result['role'] or 'not active'}), "
+            f"{result['rows']} requests {result['since']}..{result['until']} against "
+            f"{result['reference_source']} ({result['reference_rows']} requests)",
+            *result.get("notes", ()),
+        ]
     )
 
 
