@@ -12,6 +12,7 @@ period's feature matrix when one is given.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ class _PeriodReplay:
         n = self.declined_before
         return f" ({n} declined before the fraud step)" if n else ""
 
-    async def chunks(self, store: CardStore):  # type: ignore[no-untyped-def]
+    async def chunks(self, store: CardStore) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
         """(feature matrix, scores) chunks of the period's scored requests, in journal order;
         the scores are the journalled ones (those of -1, not scored, left out) or the
         model's own on the replayed features."""

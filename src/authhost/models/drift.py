@@ -247,7 +247,9 @@ class DriftTally:
         self.score_rows += len(scores)
 
 
-def _moved(distribution: Distribution, counts: np.ndarray, thresholds: Thresholds) -> dict:
+def _moved(
+    distribution: Distribution, counts: np.ndarray, thresholds: Thresholds
+) -> dict[str, Any]:
     live = counts / max(int(counts.sum()), 1)
     terms = psi_terms(live, distribution.shares)
     value = float(terms.sum())
