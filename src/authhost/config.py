@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from authhost.admin.business_day import BusinessDay
+from authhost.admin.dispute_stages import DisputeLimits
 from authhost.auth.hold_life import EXTENDED_AUTHORISATION, HoldLifeError, HoldLives
 from authhost.store.interface import IDEMPOTENCY_MIN_KEEP_DAYS, JOURNAL_MIN_KEEP_DAYS
 
@@ -264,6 +265,32 @@ class AdminConfig:
     def business_day(self) -> BusinessDay:
         return BusinessDay(self.business_day_timezone, self.business_day_cutover)
 
+    chargeback_days: int = _key(
+        120,
+        "days after a charge the networks take its chargeback (Visa and Mastercard: 120 for "
+        "most reasons): a dispute is opened and charged back within them (1-3650)",
+    )
+    representment_days: int = _key(
+        45,
+        "days after a chargeback the acquirer may represent (second presentment); none by "
+        "then: the issuer won (1-3650)",
+    )
+    pre_arbitration_days: int = _key(
+        30, "days after a representment the issuer may answer it with pre-arbitration (1-3650)"
+    )
+    pre_arbitration_answer_days: int = _key(
+        30,
+        "days after a pre-arbitration the acquirer has to answer it; none by then: the issuer "
+        "won (1-3650)",
+    )
+
+    @property
+    def dispute_limits(self) -> DisputeLimits:
+        return DisputeLimits(
+            self.chargeback_days, self.representment_days, self.pre_arbitration_days,
+            self.pre_arbitration_answer_days,
+        )  # fmt: skip
+
     audit_verify_every_s: float = _key(
         3600.0,
         "seconds between the server's walks of the audit log's hash chain: a break is logged "
@@ -288,6 +315,8 @@ class AdminConfig:
             BusinessDay(self.business_day_timezone, self.business_day_cutover)
         except ValueError as error:
             raise ConfigError(f"[admin] business day: {error}") from None
+        if problem := self.dispute_limits.problem():
+            raise ConfigError(f"[admin] {problem}")
         if self.max_connections < 0:
             raise ConfigError(
                 f"[admin] max_connections must be 0 (no limit) or more, not {self.max_connections}"

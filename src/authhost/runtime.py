@@ -141,6 +141,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             store, security, actor="system", models_dir=config.models.dir,
             rules_file=config.rules.file, lists_dir=config.rules.lists_dir,
             hold_days=config.auth.hold_days, business_day=config.admin.business_day,
+            dispute_limits=config.admin.dispute_limits,
         )  # fmt: skip
         if demo:
             banner.extend(

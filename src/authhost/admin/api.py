@@ -270,6 +270,13 @@ QUERY_PARAMS: dict[str, Param] = {
         minimum=0,
         maximum=86_400,
     ),
+    "due_within_days": Param(
+        "integer",
+        "only the open disputes whose next action is the issuer's, due within this many days "
+        "(0-3650; 0: overdue or due now), soonest first",
+        minimum=0,
+        maximum=3650,
+    ),
     "keep_days": Param(
         "integer",
         f"days of idempotency results to keep ({IDEMPOTENCY_MIN_KEEP_DAYS}-100,000; "
@@ -636,10 +643,32 @@ async def _get_dispute(call: Call) -> Any:
 
 async def _list_disputes(call: Call) -> Any:
     limit = _int_param(call, "limit")
+    due = _int_param(call, "due_within_days") if call.query.get("due_within_days") else None
     disputes = await call.service.list_disputes(
-        state=call.query.get("state", ""), limit=limit, after=call.query.get("after", "")
-    )
+        state=call.query.get("state", ""), limit=limit, after=call.query.get("after", ""),
+        due_within_days=due,
+    )  # fmt: skip
     return {"disputes": disputes}
+
+
+async def _charge_back_dispute(call: Call) -> Any:
+    return await call.service.charge_back_dispute(call.path["dispute_id"], call.body)
+
+
+async def _record_representment(call: Call) -> Any:
+    return await call.service.record_representment(call.path["dispute_id"], call.body)
+
+
+async def _pre_arbitrate_dispute(call: Call) -> Any:
+    return await call.service.pre_arbitrate_dispute(call.path["dispute_id"], call.body)
+
+
+async def _chargebacks_filed(call: Call) -> Any:
+    return await call.service.chargebacks_filed(**_period(call))
+
+
+async def _import_representments(call: Call) -> Any:
+    return await call.service.import_representments(call.body)
 
 
 async def _fraud_reports(call: Call) -> Any:
@@ -1306,11 +1335,74 @@ def _routes() -> list[Route]:
             response=v.DisputeView,
         ),
         Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/chargeback",
+            _charge_back_dispute,
+            "File an open dispute's chargeback with the network: a reason code that fits the "
+            "dispute's reason and the card's network (default: its usual one), at most the "
+            "disputed amount, within [admin] chargeback_days of the charge; the same again "
+            "changes nothing",
+            write=True,
+            body=rq.DisputeChargeback,
+            body_optional=True,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/represented",
+            _record_representment,
+            "Record the acquirer's representment (second presentment) of a charged-back "
+            "dispute: its date, reference and amount, within [admin] representment_days of the "
+            "chargeback; the same again changes nothing",
+            write=True,
+            body=rq.DisputeRepresentment,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/pre-arbitration",
+            _pre_arbitrate_dispute,
+            "Answer a representment with pre-arbitration, within [admin] pre_arbitration_days "
+            "of it; the same again changes nothing",
+            write=True,
+            body=rq.DisputePreArbitration,
+            body_optional=True,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "GET",
+            "/v1/disputes/chargebacks",
+            _chargebacks_filed,
+            "The chargebacks filed in a business day or period, for the networks' dispute "
+            "systems: dispute id, ARN as journalled, masked PAN, amount, currency, network, "
+            "reason code, date",
+            query=("day", "since", "until"),
+            tag="disputes",
+            response=v.ChargebacksFiled,
+        ),
+        Route(
+            "POST",
+            "/v1/disputes/representments",
+            _import_representments,
+            "Record a file of the acquirers' representments (CSV, a line per dispute id or "
+            "ARN): each line on its own, a refused one reported with its number and reason "
+            "and nothing of it written",
+            write=True,
+            body=rq.RepresentmentsImport,
+            tag="disputes",
+            response=v.RepresentmentsImported,
+        ),
+        Route(
             "GET",
             "/v1/disputes",
             _list_disputes,
-            "Disputes, oldest first (state: open, won, lost, withdrawn, reversed)",
-            query=("state", "limit", "after"),
+            "Disputes, oldest first (state: open, won, lost, withdrawn, reversed); with "
+            "due_within_days, the open ones the issuer must act on within that many days "
+            "(overdue ones too), soonest limit first",
+            query=("state", "limit", "after", "due_within_days"),
             query_own=(
                 ("state", Param("string", "only disputes in this state", enum=DISPUTE_STATES)),
             ),

@@ -1,4 +1,5 @@
-"""An operator's CSV file, row by row: bulk card issuance, the bank's nightly ledger balances.
+"""An operator's CSV file, row by row: bulk card issuance, the bank's nightly ledger balances,
+the acquirers' representments of disputes.
 
 A file that cannot be used as a whole (unreadable, empty, a missing or unknown column) is
 refused before anything is done; a bad row (not CSV, the wrong number of cells, a value the
@@ -48,13 +49,19 @@ def read_rows(path: Path, columns: CsvColumns) -> list[Row]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CsvFileError(f"{path}: cannot read the file ({exc})") from None
-    reader = csv.reader(text.splitlines(keepends=True))
+    return parse_rows(text, columns, str(path))
+
+
+def parse_rows(text: str, columns: CsvColumns, where: str) -> list[Row]:
+    """``read_rows`` for a file's text already read (an admin API body); ``where`` names it
+    in the errors."""
+    reader = csv.reader(text.removeprefix("\ufeff").splitlines(keepends=True))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise CsvFileError(f"{path}: the file is empty (expected a header line)") from None
+        raise CsvFileError(f"{where}: the file is empty (expected a header line)") from None
     except csv.Error as exc:
-        raise CsvFileError(f"{path}: line 1: {exc}") from None
+        raise CsvFileError(f"{where}: line 1: {exc}") from None
     unknown = sorted(set(header) - set(columns.required) - set(columns.optional))
     missing = [c for c in columns.required if c not in header]
     if unknown or missing:
@@ -63,7 +70,7 @@ def read_rows(path: Path, columns: CsvColumns) -> list[Row]:
             problems.append(f"missing column(s) {', '.join(missing)}")
         if unknown:
             problems.append(f"unknown column(s) {', '.join(unknown)}")
-        raise CsvFileError(f"{path}: line 1: {'; '.join(problems)}")
+        raise CsvFileError(f"{where}: line 1: {'; '.join(problems)}")
     return list(_rows(reader, header))
 
 

@@ -29,9 +29,6 @@ from authhost.iso.codes import ResponseCode as RC
 from authhost.store.interface import CardStore
 from authhost.store.records import Dispute
 
-# the networks' usual time limit for a chargeback (Visa and Mastercard: 120 days from the
-# transaction for most reasons): a dispute opened later could not be pursued
-WINDOW_DAYS = 120
 CREDIT, TAKE_BACK, FINAL_CREDIT = "1", "2", "3"  # the last digit of each movement's reference
 # what takes back the part of a provisional credit that an acquirer's reversal of the charge
 # gave back meanwhile (named after that reversal's journal entry: done once per reversal)

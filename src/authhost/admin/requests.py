@@ -519,6 +519,56 @@ Day = Annotated[
 ]
 
 
+class DisputeChargeback(_Request):
+    """The issuer charges an open dispute back through the network (README, "Disputes")."""
+
+    reason_code: Annotated[str, StringConstraints(max_length=12, strip_whitespace=True)] = Field(
+        "",
+        description="the network reason code: Visa 10.1-13.9 (10.4, 13.1, 12.6.1), Mastercard "
+        "4808-4871 (4837, 4853, 4834); one that fits the dispute's reason and the card's "
+        "network (by its BIN). Default: the dispute's reason's usual code on that network",
+    )
+    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+        None, description="charged back, at most the disputed amount (default: all of it)"
+    )
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class DisputeRepresentment(_Request):
+    """The acquirer's representment (second presentment) of a charged-back dispute."""
+
+    reference: Annotated[
+        str,
+        StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,39}$", strip_whitespace=True),
+        NoCardNumber,
+    ] = Field(description="the acquirer's reference of the representment")
+    amount_minor: Annotated[int, Field(gt=0, le=10**15)] = Field(
+        description="represented, at most the amount charged back"
+    )
+    date: Day | None = Field(
+        None, description="the representment's date, a UTC day (default: today, now)"
+    )
+    currency: Digits3 | Literal[""] = Field(
+        "", description="the amount's currency: when given, it must be the dispute's"
+    )
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class DisputePreArbitration(_Request):
+    """The issuer answers a representment with pre-arbitration."""
+
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class RepresentmentsImport(_Request):
+    """The acquirers' representments as CSV text, one line per dispute (README, "Disputes")."""
+
+    csv: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] = Field(
+        description="header reference,amount_minor (and dispute_id or arn, optionally date, "
+        "currency, note), one representment a line"
+    )
+
+
 class StopPaymentSpec(_Request):
     """Stop one merchant's recurring charges (field 42 as the merchant sends it; "*" for every
     merchant), through ``until`` (a UTC day; empty until withdrawn)."""

@@ -337,7 +337,8 @@ def reported_in_audit(entry: AuditEntry) -> tuple[int, float] | None:
 
 
 def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
-    """Its opening, and its closing when it is closed (won, lost, withdrawn, reversed)."""
+    """Its opening, its network stages (chargeback, representment, pre-arbitration) and its
+    closing when it is closed (won, lost, withdrawn, reversed)."""
     amount = amount_text(dispute.amount_minor, dispute.currency)
     opened = (
         f"dispute {dispute.dispute_id} opened on journal entry {dispute.journal_id}: "
@@ -347,6 +348,20 @@ def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
         opened += f", provisional credit {amount_text(dispute.credited_minor, dispute.currency)}"
     ids = {"journal_id": dispute.journal_id, "dispute_id": dispute.dispute_id}
     events = [_event(dispute.opened_at, "dispute.open", dispute.card_id, pan, opened, **ids)]
+    ident = f"dispute {dispute.dispute_id}"
+    steps = (
+        (dispute.charged_back_at, "dispute.chargeback",
+         f"{ident} charged back ({dispute.network} {dispute.reason_code}): "
+         f"{amount_text(dispute.chargeback_minor, dispute.currency)}"),
+        (dispute.represented_at, "dispute.represented",
+         f"{ident} represented by the acquirer (reference {dispute.representment_reference}): "
+         f"{amount_text(dispute.represented_minor, dispute.currency)}"),
+        (dispute.pre_arbitration_at, "dispute.pre_arbitration",
+         f"{ident} taken to pre-arbitration"),
+    )  # fmt: skip
+    for ts, kind, summary in steps:
+        if ts:
+            events.append(_event(ts, kind, dispute.card_id, pan, summary, **ids))
     if dispute.state != "open" and dispute.closed_at:
         closed = f"dispute {dispute.dispute_id} {dispute.state}"
         closed += f": credited {amount_text(dispute.credited_minor, dispute.currency)}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from authhost.admin.dispute_stages import DisputeLimits, next_action
 from authhost.cards.model import Account, Card, Limits, Product
 from authhost.cards.tokens import PaymentToken
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
@@ -335,6 +336,20 @@ class BusiestAcceptors(_View):
     )
 
 
+class NextActionView(_View):
+    owner: str = Field(description="issuer or acquirer: who acts next")
+    action: str = Field(
+        description="chargeback, representment, pre_arbitration, pre_arbitration_answer or "
+        "resolve (a limit passed: too late to charge back or pre-arbitrate, or the acquirer "
+        "did not answer, so the issuer won)"
+    )
+    deadline: float | None = Field(
+        description="when the action's time limit ends, epoch seconds (null: no limit known)"
+    )
+    overdue: bool = Field(description="the limit passed: the issuer's resolution is due now")
+    todo: str = Field(description="what to do, in words, with the command")
+
+
 class DisputeView(_View):
     dispute_id: str
     journal_id: int = Field(description="the disputed journal entry")
@@ -356,10 +371,65 @@ class DisputeView(_View):
         "'reconciling:...': a reconcile's plan against a reversal, finished by the next "
         "reconcile or resolution"
     )
+    charged_at: float = Field(
+        description="the disputed charge's time, which the chargeback's limit counts from "
+        "(for a dispute recorded before it was kept, read from the charge's journal entry; 0 "
+        "when that is gone)"
+    )
+    stage: str = Field(
+        description="the last network step: opened (not charged back yet), chargeback, "
+        "represented (the acquirer's second presentment), pre_arbitration; a closed dispute "
+        "keeps the stage it reached"
+    )
+    network: str = Field(description="visa or mastercard by the card's BIN, once charged back")
+    reason_code: str = Field(description="the network reason code charged back under (10.4, 4837)")
+    chargeback_minor: int = Field(description="charged back (at most the disputed amount)")
+    charged_back_at: float
+    arn: str = Field(description="the charge's reference as journalled (its RRN)")
+    pan_masked: str = Field(description="the card's masked PAN, once charged back")
+    represented_at: float = Field(description="the acquirer's representment: its date")
+    representment_reference: str
+    represented_minor: int
+    pre_arbitration_at: float
+    next_action: NextActionView | None = Field(
+        description="what the open dispute waits for (null once closed)"
+    )
 
 
 class DisputeList(_View):
     disputes: list[DisputeView]
+
+
+class ChargebackLine(_View):
+    dispute_id: str
+    arn: str = Field(description="the charge's reference as journalled (its RRN)")
+    pan: str = Field(description="masked: first six and last four digits")
+    amount_minor: int = Field(description="charged back")
+    currency: str
+    network: str
+    reason_code: str
+    charged_back_at: str = Field(description="when it was filed, ISO 8601 UTC")
+    journal_id: int = Field(description="the disputed charge's journal entry")
+
+
+class ChargebacksFiled(_View):
+    since: float
+    until: float
+    chargebacks: list[ChargebackLine]
+
+
+class RepresentmentLineView(_View):
+    line: int = Field(description="the line of the file (the header is line 1)")
+    dispute_id: str
+    stage: str = Field(description="the dispute's stage after it (represented); '' refused")
+    error: str = Field(description="why the line was refused ('' recorded): nothing of it written")
+
+
+class RepresentmentsImported(_View):
+    lines: int
+    recorded: int
+    failed: int
+    rows: list[RepresentmentLineView]
 
 
 class ExpiringCards(_View):
@@ -704,9 +774,13 @@ def card_view(card: Card) -> dict[str, Any]:
     }
 
 
-def dispute_view(dispute: Dispute) -> dict[str, Any]:
+def dispute_view(dispute: Dispute, limits: DisputeLimits, now: float) -> dict[str, Any]:
+    """The dispute as stored (but its version), and what it waits for (``next_action``, null
+    once closed): who acts next, what, by when, at ``now``."""
     view = dataclasses.asdict(dispute)
     del view["version"]  # the store's compare-and-set counter
+    action = next_action(dispute, limits, now)
+    view["next_action"] = dataclasses.asdict(action) if action.owner else None
     return view
 
 

@@ -169,6 +169,7 @@ async def open_card_service(
             yield CardService(
                 runtime.store, runtime.security, actor, decide_many=runtime.handler.decide_many,
                 hold_days=config.auth.hold_days, business_day=config.admin.business_day,
+                dispute_limits=config.admin.dispute_limits,
             )  # fmt: skip
         return
 
@@ -177,7 +178,7 @@ async def open_card_service(
     try:
         yield CardService(
             store, security, actor, hold_days=config.auth.hold_days,
-            business_day=config.admin.business_day,
+            business_day=config.admin.business_day, dispute_limits=config.admin.dispute_limits,
         )  # fmt: skip
     finally:
         await store.close()

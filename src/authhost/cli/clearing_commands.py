@@ -67,6 +67,7 @@ def clearing_import(
             service = CardService(
                 runtime.store, runtime.security, actor_name(),
                 decide_many=runtime.handler.decide_many,
+                dispute_limits=settings.admin.dispute_limits,
             )  # fmt: skip
             # posted, disputed and audited as the admin API's import is
             return await service.post_clearing(

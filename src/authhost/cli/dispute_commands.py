@@ -1,25 +1,43 @@
-"""``authhost disputes``: cardholders' disputes of posted transactions."""
+"""``authhost disputes``: cardholders' disputes of posted transactions, and their network stages
+(chargeback, representment, pre-arbitration) with the files the networks' systems take and give."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from authhost.admin import requests as rq
+from authhost.admin.dispute_stages import CHARGEBACK_COLUMNS
+from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
     IDS,
     ConfigOpt,
+    DayOpt,
     IdemOpt,
     LimitOpt,
+    SinceOpt,
     StoreOpt,
+    UntilOpt,
     _config,
+    _csv_file_rows,
+    _report_csv_rows,
     _run,
+    _run_csv_rows,
+    _say,
     _validated,
+    bounded,
+    results_file,
 )
 from authhost.cli.tables import OutputOpt
 
-disputes = typer.Typer(help="Cardholders' disputes of posted transactions.")
+disputes = typer.Typer(
+    help="Cardholders' disputes of posted transactions: open, charge back, representments, "
+    "pre-arbitration, resolve; what is due."
+)
 
 
 @disputes.command("open")
@@ -88,22 +106,165 @@ def disputes_reconcile(
     )
 
 
+@disputes.command("chargeback")
+def disputes_chargeback(
+    dispute_id: str,
+    reason_code: Annotated[
+        str,
+        typer.Option(
+            help="the network reason code: Visa 10.4, 13.1, 12.6.1..., Mastercard 4837, 4853, "
+            "4834... (default: the dispute's reason's usual code on the card's network)"
+        ),
+    ] = "",
+    amount: Annotated[
+        int | None,
+        typer.Option("--amount-minor", help="charged back, at most the disputed amount (default)"),
+    ] = None,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """File an open dispute's chargeback with the network, within \\[admin] chargeback_days
+    (120) of the charge. Moves no money (the provisional credit was given at the opening).
+    Audited; the same again changes nothing."""
+    spec = _validated(
+        rq.DisputeChargeback, {"reason_code": reason_code, "amount_minor": amount, "note": note}
+    )
+    _run(_config(config, store), lambda s: s.charge_back_dispute(dispute_id, spec))
+
+
+@disputes.command("represented")
+def disputes_represented(
+    dispute_id: str,
+    reference: Annotated[str, typer.Option(help="the acquirer's reference of the representment")],
+    amount: Annotated[
+        int, typer.Option("--amount-minor", help="represented, at most the amount charged back")
+    ],
+    date: Annotated[
+        str, typer.Option(help="the representment's date, YYYY-MM-DD UTC (default: now)")
+    ] = "",
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record the acquirer's representment (second presentment) of a charged-back dispute,
+    dated within \\[admin] representment_days (45) of the chargeback; one dated later is
+    refused: the issuer won (disputes resolve ID --outcome won). Audited; the same again
+    changes nothing."""
+    spec = _validated(
+        rq.DisputeRepresentment,
+        {"reference": reference, "amount_minor": amount, "date": date or None, "note": note},
+    )
+    _run(_config(config, store), lambda s: s.record_representment(dispute_id, spec))
+
+
+@disputes.command("pre-arbitration")
+def disputes_pre_arbitration(
+    dispute_id: str,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Answer a representment with pre-arbitration, within \\[admin] pre_arbitration_days (30)
+    of it; to accept the representment instead, resolve the dispute lost. Audited; the same
+    again changes nothing."""
+    spec = _validated(rq.DisputePreArbitration, {"note": note})
+    _run(_config(config, store), lambda s: s.pre_arbitrate_dispute(dispute_id, spec))
+
+
 @disputes.command("list")
 def disputes_list(
     state: Annotated[str, typer.Option(help="open, won, lost, withdrawn or reversed")] = "",
+    due_within: Annotated[
+        int | None,
+        typer.Option(
+            callback=bounded(0, 3650),
+            help="only the open disputes the issuer must act on within DAYS (overdue ones "
+            "too), soonest limit first",
+            metavar="DAYS",
+        ),
+    ] = None,
     limit: LimitOpt = 100,
     after: Annotated[str, typer.Option(help="disputes after this id (paging)")] = "",
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Disputes, oldest first."""
+    """Disputes, oldest first, with their stage and next action (who, by when)."""
     _run(
         _config(config, store),
-        lambda s: s.list_disputes(state=state, limit=limit, after=after),
+        lambda s: s.list_disputes(
+            state=state, limit=limit, after=after, due_within_days=due_within
+        ),
         table="disputes",
         output=output,
     )
+
+
+@disputes.command("chargebacks")
+def disputes_chargebacks(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write")],
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the chargebacks filed in a business day or period as CSV for the networks'
+    dispute systems: dispute_id, arn (as journalled), pan (masked: never the full PAN),
+    amount_minor, currency, network, reason_code, charged_back_at, journal_id."""
+    from authhost.out_files import out_file_problem
+
+    if problem := out_file_problem(out, example="chargebacks.csv"):
+        _say(f"error: {problem}")
+        raise typer.Exit(1)
+    found = _run(
+        _config(config, store),
+        lambda s: s.chargebacks_filed(day=day, since=since, until=until),
+        show=False,
+    )
+    try:
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, CHARGEBACK_COLUMNS)
+            writer.writeheader()
+            writer.writerows(found["chargebacks"])
+    except OSError as exc:
+        _say(f"error: cannot write {out}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    _say(f"wrote {len(found['chargebacks'])} chargebacks to {out}")
+
+
+@disputes.command("representments")
+def disputes_representments(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: reference,amount_minor and dispute_id or arn (optional: date, "
+            "currency, note)"
+        ),
+    ],
+    results: Annotated[
+        Path | None, typer.Option(help="write line,dispute_id,stage,error per line to this CSV")
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record the acquirers' representments from their dispute system, a line per dispute
+    (by dispute_id, or by the ARN its chargeback went under). A refused line (no such
+    dispute, out of order, past the acquirer's limit, more than was charged back) is
+    reported with its line number and reason and writes nothing; the others go on. The same
+    file again changes nothing."""
+    from authhost.admin.csv_rows import read_rows
+    from authhost.admin.service.dispute_cases import REPRESENTMENT_COLUMNS
+
+    rows = _csv_file_rows(lambda: read_rows(file, REPRESENTMENT_COLUMNS))
+
+    async def record(service: CardService, advance: Callable[[Any], None]) -> list[Any]:
+        return await service.record_representments(rows, advance)
+
+    with results_file(results) as written:
+        done = _run_csv_rows(file, len(rows), "recording", record, _config(config, store))
+        _report_csv_rows(file, done, "recorded", written, ("line", "dispute_id", "stage", "error"))
 
 
 @disputes.command("show")

@@ -86,6 +86,19 @@ def _iso(text: str | None) -> str:
     return (text or "")[:19].replace("T", " ")
 
 
+def _next_action(row: Row) -> str:
+    """A dispute's next action and whose it is: ``issuer: chargeback``."""
+    action = row.get("next_action") or {}
+    return f"{action['owner']}: {action['action']}" if action else ""
+
+
+def _due(row: Row) -> str:
+    """A dispute's next limit, marked when it has passed."""
+    action = row.get("next_action") or {}
+    due = when(action.get("deadline"))
+    return f"{due} (overdue)" if due and action.get("overdue") else due
+
+
 def _merchant(row: Row) -> str:
     name = " ".join((row.get("merchant_name") or "").split())
     return name or row.get("merchant_id") or ""
@@ -318,6 +331,9 @@ TABLES: dict[str, TableSpec] = {
                 "credited", lambda r: amount(r.get("credited_minor"), r.get("currency")), right=True
             ),  # fmt: skip
             Column("opened (UTC)", lambda r: when(r.get("opened_at"))),
+            Column("stage", _key("stage")),
+            Column("next", _next_action),
+            Column("due (UTC)", _due),
         ),
     ),
 }

@@ -155,13 +155,18 @@ DISPUTE_REASONS = ("fraud", "not_received", "not_as_described", "duplicate", "am
 # reversed: the acquirer reversed the charge while its dispute was open (the money came back
 # through the reversal; a provisional credit was taken back so it is not given twice)
 DISPUTE_STATES = ("open", "won", "lost", "withdrawn", "reversed")
+# the networks' stages of an open dispute, in order (admin.dispute_stages); closing it keeps
+# the stage it reached
+DISPUTE_STAGES = ("opened", "chargeback", "represented", "pre_arbitration")
 
 
 @dataclass(frozen=True, slots=True)
 class Dispute:
     """A cardholder's dispute of one posted transaction (admin.disputes): opened with or
-    without a provisional credit, then won (the money stays with the cardholder), lost or
-    withdrawn (a provisional credit is taken back). One per journal entry."""
+    without a provisional credit, taken through the networks' stages (chargeback,
+    representment, pre-arbitration: admin.dispute_stages), then won (the money stays with the
+    cardholder), lost or withdrawn (a provisional credit is taken back). One per journal
+    entry."""
 
     dispute_id: str  # "dsp-YYYYMMDD-HHMMSS-micros-nnn" (UTC): ids sort by age
     journal_id: int
@@ -181,6 +186,22 @@ class Dispute:
     # every change of the stored dispute moves it: updates are written only over the version
     # they were made from (CardStore.update_dispute), so two resolutions cannot both win
     version: int = 0
+    # The network side (admin.dispute_stages). Every field has a default: a dispute stored
+    # before they were kept loads as one at stage opened.
+    # the disputed charge's time, which the chargeback's limit counts from (0.0: recorded
+    # before it was kept; the service reads it from the charge's journal entry)
+    charged_at: float = 0.0
+    stage: str = "opened"  # one of DISPUTE_STAGES: the last network step taken
+    network: str = ""  # visa or mastercard, by the card's BIN ("" another) when charged back
+    reason_code: str = ""  # the network reason code it was charged back under (10.4, 4837)
+    chargeback_minor: int = 0  # charged back (at most the disputed amount)
+    charged_back_at: float = 0.0
+    arn: str = ""  # the charge's reference as journalled (its RRN): what the networks match
+    pan_masked: str = ""  # the card's, as the charge's journal entry has it
+    represented_at: float = 0.0  # the acquirer's second presentment: its date
+    representment_reference: str = ""
+    represented_minor: int = 0
+    pre_arbitration_at: float = 0.0  # when the issuer answered the representment
 
 
 @dataclass(frozen=True, slots=True)

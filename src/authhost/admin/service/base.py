@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from authhost.admin import totals as totals_module
 from authhost.admin.business_day import UTC_DAY, BusinessDay
+from authhost.admin.dispute_stages import DisputeLimits
 from authhost.admin.errors import (
     ConflictError,
     InvalidRequest,
@@ -167,6 +168,7 @@ class ServiceBase:
         decide_many: Any = None,
         hold_days: float | None = None,
         business_day: BusinessDay = UTC_DAY,
+        dispute_limits: DisputeLimits = DisputeLimits(),
         _key_locks: tuple[anyio.Lock, ...] | None = None,
         _open_disputes: OpenDisputes | None = None,
     ) -> None:
@@ -181,6 +183,8 @@ class ServiceBase:
         self.decide_many = decide_many
         self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
         self.business_day = business_day  # [admin] business_day_*: what a report's day means
+        # [admin] chargeback_days and the rest: the networks' time limits of a dispute
+        self.dispute_limits = dispute_limits
         # the highest journal id seen to exist: ledger cursors up to it need no look-up
         self._journal_reaches = 0
         # Striped locks so that two concurrent requests with one idempotency key run once.
@@ -201,6 +205,7 @@ class ServiceBase:
             decide_many=self.decide_many,
             hold_days=self.hold_days,
             business_day=self.business_day,
+            dispute_limits=self.dispute_limits,
             _key_locks=self._key_locks,
             _open_disputes=self._open_disputes,
         )

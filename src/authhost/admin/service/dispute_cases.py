@@ -1,29 +1,31 @@
-"""Cardholder disputes: opened on a charge, with or without a provisional credit, and resolved."""
+"""Cardholder disputes: opened on a charge, with or without a provisional credit, taken
+through the networks' stages (chargeback, representment, pre-arbitration: the rules are
+``admin.dispute_stages``), and resolved."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from dataclasses import replace
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from authhost.admin import disputes
+from authhost.admin import csv_rows, disputes
+from authhost.admin import dispute_stages as stages
 from authhost.admin import requests as rq
+from authhost.admin.csv_rows import Row
 from authhost.admin.errors import (
     ConflictError,
     InvalidRequest,
     NotFoundError,
     ServiceError,
     Unavailable,
+    invalid_request,
 )
-from authhost.admin.service.base import (
-    ServiceBase,
-)
-from authhost.admin.views import (
-    dispute_view,
-)
+from authhost.admin.service.base import ServiceBase, _period
+from authhost.admin.views import dispute_view
 from authhost.iso.codes import APPROVED_CODES
 from authhost.security.masking import mask_pans_in_text
 from authhost.store import codec
@@ -92,6 +94,47 @@ class Reconciling(NamedTuple):
         return cls(int(reversal), int(take_back), int(still), int(reversed_minor))
 
 
+# a representments file (``authhost disputes representments``, POST /v1/disputes/representments)
+REPRESENTMENT_COLUMNS = csv_rows.CsvColumns(
+    required=("reference", "amount_minor"),
+    optional=("dispute_id", "arn", "date", "currency", "note"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RepresentmentLine:
+    """What became of one line of a representments file."""
+
+    line: int
+    dispute_id: str = ""
+    stage: str = ""  # the dispute's stage after the line (represented)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _named_dispute(row: Row, by_arn: dict[str, list[str]]) -> str | RepresentmentLine:
+    """The id of the dispute a representments line names (by ``dispute_id``, else by ``arn``
+    among the open disputes charged back: ``by_arn``, keyed by its last 12 characters as the
+    journal keeps it), or the line's refusal."""
+    if row.error:
+        return RepresentmentLine(row.line, error=row.error)
+    if dispute_id := row.values.get("dispute_id", ""):
+        return dispute_id
+    arn = row.values.get("arn", "")
+    if not arn:
+        return RepresentmentLine(row.line, error="give the dispute_id or the arn")
+    found = by_arn.get(arn[-12:], [])
+    if len(found) != 1:
+        why = "no open dispute was" if not found else f"{len(found)} open disputes were"
+        return RepresentmentLine(
+            row.line, error=f"{why} charged back under arn {arn}: give the dispute_id"
+        )
+    return found[0]
+
+
 class _Opening(BaseModel):
     """What an Idempotency-Key on opening a dispute remembers: the charge and the request."""
 
@@ -145,10 +188,11 @@ class DisputeCases(ServiceBase):
                 "dispute instead"
             )
         now = self.clock()
-        if now - entry.ts > disputes.WINDOW_DAYS * 86_400:
+        window = self.dispute_limits.chargeback_days
+        if now - entry.ts > window * stages.DAY:
             raise InvalidRequest(
-                f"journal entry {journal_id} is more than {disputes.WINDOW_DAYS} days old: "
-                "too late to charge back"
+                f"journal entry {journal_id} is more than {window} days old: too late to "
+                "charge back ([admin] chargeback_days)"
             )
         charged = entry.hold_amount - await self._reversed(entry)
         if charged <= 0:
@@ -171,7 +215,7 @@ class DisputeCases(ServiceBase):
             raise _disputed_already(journal_id, earlier)
         dispute = Dispute(
             disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
-            amount, entry.currency, now, note=mask_pans_in_text(spec.note),
+            amount, entry.currency, now, note=mask_pans_in_text(spec.note), charged_at=entry.ts,
         )  # fmt: skip
         key = str(journal_id)
         if spec.provisional_credit:  # two writes: a crash between them is finished later
@@ -210,7 +254,7 @@ class DisputeCases(ServiceBase):
                 )
             )  # fmt: skip
         self._open_disputes.add(dispute.account_id, dispute.dispute_id)
-        view = dispute_view(dispute)
+        view = self._view(dispute)
         await self.record_audit("dispute.open", dispute.dispute_id, None, {**view, **details})
         return view
 
@@ -356,8 +400,8 @@ class DisputeCases(ServiceBase):
             version=claimed.version + 1,
         )  # fmt: skip
         await self._write_dispute(after, claimed)
-        view = dispute_view(after)
-        await self.record_audit("dispute.resolve", dispute_id, dispute_view(before), view)
+        view = self._view(after)
+        await self.record_audit("dispute.resolve", dispute_id, self._view(before), view)
         return view
 
     async def reconcile_disputes(self) -> list[dict[str, Any]]:
@@ -442,7 +486,7 @@ class DisputeCases(ServiceBase):
                 "dispute is set against reversals (a resolution counts them itself)"
             )
         view, _ = await self._reconcile(dispute)
-        return view or dispute_view(dispute)
+        return view or self._view(dispute)
 
     async def _reconcile(
         self, before: Dispute, scan: ReversalScan | None = None
@@ -508,41 +552,249 @@ class DisputeCases(ServiceBase):
         if plan.still == 0:
             after = replace(after, state="reversed", closed_at=self.clock())
         await self._write_dispute(after, claimed)
-        view = dispute_view(after)
+        view = self._view(after)
         before = replace(claimed, resolving="")
-        await self.record_audit("dispute.reconcile", claimed.dispute_id, dispute_view(before), view)
+        await self.record_audit("dispute.reconcile", claimed.dispute_id, self._view(before), view)
         return view
 
-    async def _write_dispute(self, dispute: Dispute, read: Dispute) -> None:
+    async def _write_dispute(self, dispute: Dispute, read: Dispute, again: str = "") -> None:
         """Write ``dispute`` over ``read``, the version it was made from, or refuse (409):
-        another request changed it since (claimed it, or resolved it)."""
+        another request changed it since (claimed it, resolved it, or took it to another
+        stage). ``again``: what to do when the store failed (default: resolve it again)."""
         try:
             await self.store.update_dispute(dispute, expected_version=read.version)
         except Conflict:
             raise ConflictError(
                 f"dispute {dispute.dispute_id} was changed by another request meanwhile (it is "
-                "resolved, or being resolved): read it again"
+                "resolved, being resolved, or at another stage): read it again"
             ) from None
         except NotFound:
             raise NotFoundError(f"dispute {dispute.dispute_id} not found") from None
         except StoreError as exc:
             raise Unavailable(
                 f"the store failed while dispute {dispute.dispute_id} was written ({exc}); "
-                f"resolve it again, {dispute.resolving or dispute.state}"
+                f"{again or 'resolve it again, ' + (dispute.resolving or dispute.state)}"
             ) from None
 
-    async def get_dispute(self, dispute_id: str) -> dict[str, Any]:
+    # --- the network side: chargeback, representment, pre-arbitration (admin.dispute_stages) --
+
+    async def charge_back_dispute(
+        self, dispute_id: str, spec: rq.DisputeChargeback
+    ) -> dict[str, Any]:
+        """File the open dispute's chargeback with the network: under a reason code that fits
+        its reason and the card's network, for at most the disputed amount, within
+        ``chargeback_days`` of the charge. Audited (``dispute.chargeback``); asked again with
+        the same values, answered as it stands."""
+        before = await self._stored_dispute(dispute_id)
+        entry = await self._journal_entry(before.card_id, before.journal_id)
+        charge = stages.Charge(entry.ts, entry.pan_masked, entry.rrn, entry.channel)
+        return await self._network_step(
+            before, "chargeback", spec.note,
+            lambda d: stages.charge_back(
+                d, charge, code=spec.reason_code, amount_minor=spec.amount_minor,
+                limits=self.dispute_limits, now=self.clock(),
+            ),
+        )  # fmt: skip
+
+    async def record_representment(
+        self, dispute_id: str, spec: rq.DisputeRepresentment
+    ) -> dict[str, Any]:
+        """Record the acquirer's representment of a charged-back dispute: its date, reference
+        and amount (at most what was charged back), within ``representment_days`` of the
+        chargeback. Audited (``dispute.represented``); idempotent as a chargeback is."""
+        before = await self._stored_dispute(dispute_id)
+        if spec.currency and spec.currency != before.currency:
+            raise InvalidRequest(
+                f"currency {spec.currency} is not the dispute's ({before.currency})"
+            )
+        received = None if spec.date is None else stages.day_start(spec.date)
+        return await self._network_step(
+            before, "represented", spec.note,
+            lambda d: stages.represented(
+                d, received_at=received, reference=spec.reference,
+                amount_minor=spec.amount_minor, limits=self.dispute_limits, now=self.clock(),
+            ),
+        )  # fmt: skip
+
+    async def pre_arbitrate_dispute(
+        self, dispute_id: str, spec: rq.DisputePreArbitration
+    ) -> dict[str, Any]:
+        """File the issuer's pre-arbitration against a representment, within
+        ``pre_arbitration_days`` of it. Audited (``dispute.pre_arbitration``)."""
+        before = await self._stored_dispute(dispute_id)
+        return await self._network_step(
+            before,
+            "pre_arbitration",
+            spec.note,
+            lambda d: stages.pre_arbitrate(d, limits=self.dispute_limits, now=self.clock()),
+        )
+
+    async def _network_step(
+        self, before: Dispute, step: str, note: str, take: Callable[[Dispute], Dispute]
+    ) -> dict[str, Any]:
+        """Take one network step (``take``: the dispute after it, or the refusal) and write it
+        over the version read (a compare-and-set: of two at once one is written, the other
+        refused 409), audited as ``dispute.STEP``. A step recorded with these values already
+        is answered as it stands, and audited then if its first try's audit entry failed."""
+        action = f"dispute.{step}"
+        after = take(before)
+        if after is before:
+            view = self._view(await self._dated(before))
+            if not await self._audited(before.dispute_id, action):
+                await self.record_audit(action, before.dispute_id, None, view)
+            return view
+        after = stages.with_note(after, mask_pans_in_text(note), step)
+        await self._write_dispute(after, before, again="send it again with the same values")
+        view = self._view(after)
+        await self.record_audit(action, before.dispute_id, self._view(before), view)
+        return view
+
+    async def _audited(self, dispute_id: str, action: str) -> bool:
+        """Whether the audit log has the dispute's ``action`` (a dispute has a few entries)."""
+        entries = await self.store.audit(subject=dispute_id, limit=1000)
+        return any(entry.action == action for entry in entries)
+
+    async def _stored_dispute(self, dispute_id: str) -> Dispute:
         dispute = await self.store.get_dispute(dispute_id)
         if dispute is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
-        return dispute_view(dispute)
+        return dispute
+
+    async def _dated(self, dispute: Dispute) -> Dispute:
+        """A dispute recorded before the charge's time was kept (``charged_at`` 0), with that
+        time from the charge's journal entry, for its chargeback limit (not written: the
+        chargeback records it); as it is when that entry is gone or no limit needs it."""
+        if dispute.charged_at or dispute.state != "open" or dispute.stage != "opened":
+            return dispute
+        try:
+            entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
+        except NotFoundError:
+            return dispute
+        return replace(dispute, charged_at=entry.ts)
+
+    def _view(self, dispute: Dispute) -> dict[str, Any]:
+        return dispute_view(dispute, self.dispute_limits, self.clock())
+
+    async def _pages(self, state: str, after: str = "") -> AsyncIterator[Dispute]:
+        """Every dispute (in ``state``, after the id ``after``), a page at a time."""
+        while page := await self.store.disputes(state, DISPUTE_PAGE, after):
+            for dispute in page:
+                yield dispute
+            after = page[-1].dispute_id
+
+    async def chargebacks_filed(
+        self, *, day: str = "", since: float = 0.0, until: float = 0.0
+    ) -> dict[str, Any]:
+        """The chargebacks filed in a business day or period, for the networks' dispute
+        systems (an adapter sends them on): a line per dispute (``CHARGEBACK_COLUMNS``: its
+        ARN as journalled and the masked PAN, never the full one), in id order. Only the
+        disputes opened since ``chargeback_days`` before the period are read: one opened
+        earlier was charged back before it (the charge came before its dispute)."""
+        start, end = _period(day, since, until, self.clock(), self.business_day)
+        reach = (self.dispute_limits.chargeback_days + 1) * stages.DAY  # a day for clocks
+        rows = [
+            stages.chargeback_row(dispute)
+            async for dispute in self._pages("", disputes.opened_since(start - reach))
+            if dispute.charged_back_at and start <= dispute.charged_back_at < end
+        ]
+        return {"since": start, "until": end, "chargebacks": rows}
+
+    async def record_representments(
+        self,
+        rows: list[Row],
+        on_row: Callable[[RepresentmentLine], None] = lambda result: None,
+    ) -> list[RepresentmentLine]:
+        """A representments file's lines (``REPRESENTMENT_COLUMNS``), each recorded on the
+        dispute its ``dispute_id`` or ``arn`` names (``record_representment``): a line refused
+        (no such dispute, out of order, past the acquirer's limit, a value that does not fit)
+        is reported with its line number and writes nothing, and the others go on. A dispute
+        is named by one line of the file: a second line naming it is refused."""
+        by_arn: dict[str, list[str]] = {}
+        if any("arn" in row.values and "dispute_id" not in row.values for row in rows):
+            async for dispute in self._pages("open"):
+                if dispute.arn:
+                    by_arn.setdefault(dispute.arn[-12:], []).append(dispute.dispute_id)
+        first_line: dict[str, int] = {}
+        named: dict[int, str | RepresentmentLine] = {}
+        for row in rows:
+            target = _named_dispute(row, by_arn)
+            if isinstance(target, str):
+                if target in first_line:
+                    target = RepresentmentLine(
+                        row.line, target,
+                        error=f"dispute {target} is on line {first_line[target]} too: one "
+                        "line per dispute",
+                    )  # fmt: skip
+                else:
+                    first_line[target] = row.line
+            named[row.line] = target
+
+        async def record(row: Row) -> RepresentmentLine:
+            target = named[row.line]
+            if not isinstance(target, str):
+                return target
+            values = {k: v for k, v in row.values.items() if k not in ("dispute_id", "arn")}
+            try:
+                spec = rq.DisputeRepresentment.model_validate(values)
+                view = await self.record_representment(target, spec)
+            except ValidationError as exc:
+                return RepresentmentLine(row.line, target, error=invalid_request(exc).message)
+            except ServiceError as exc:
+                return RepresentmentLine(row.line, target, error=exc.message)
+            return RepresentmentLine(row.line, target, stage=view["stage"])
+
+        return await csv_rows.run_rows(rows, record, on_row)
+
+    async def import_representments(self, spec: rq.RepresentmentsImport) -> dict[str, Any]:
+        """``record_representments`` for a file's text (the admin API's body): a file that
+        cannot be read as a whole (no header, a missing or unknown column) is refused (422),
+        nothing recorded; else every line's result and the counts."""
+        try:
+            rows = csv_rows.parse_rows(spec.csv, REPRESENTMENT_COLUMNS, "csv")
+        except csv_rows.CsvFileError as exc:
+            raise InvalidRequest(str(exc)) from None
+        lines = await self.record_representments(rows)
+        failed = sum(not line.ok for line in lines)
+        return {
+            "lines": len(lines),
+            "recorded": len(lines) - failed,
+            "failed": failed,
+            "rows": [dataclasses.asdict(line) for line in lines],
+        }
+
+    async def get_dispute(self, dispute_id: str) -> dict[str, Any]:
+        return self._view(await self._dated(await self._stored_dispute(dispute_id)))
 
     async def list_disputes(
-        self, *, state: str = "", limit: int = 100, after: str = ""
+        self,
+        *,
+        state: str = "",
+        limit: int = 100,
+        after: str = "",
+        due_within_days: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Disputes in id order (oldest first); with ``due_within_days``, the open ones whose
+        next action is the issuer's with a time limit within that many days from now (those
+        overdue too), soonest limit first: what a back office must act on."""
         if state and state not in DISPUTE_STATES:
             raise InvalidRequest(f"state must be one of {', '.join(DISPUTE_STATES)}")
-        return [dispute_view(d) for d in await self.store.disputes(state, limit, after)]
+        if due_within_days is None:
+            page = await self.store.disputes(state, limit, after)
+            return [self._view(await self._dated(d)) for d in page]
+        if state not in ("", "open") or after:
+            raise InvalidRequest(
+                "due_within_days lists open disputes, soonest limit first: give no state (or "
+                "open) and no after"
+            )
+        now = self.clock()
+        until = now + due_within_days * stages.DAY
+        due = []
+        async for dispute in self._pages("open"):
+            dated = await self._dated(dispute)
+            if stages.issuer_due_by(dated, self.dispute_limits, now, until):
+                due.append(dated)
+        due.sort(key=lambda d: (stages.deadline(d, self.dispute_limits) or 0.0, d.dispute_id))
+        return [self._view(d) for d in due[:limit]]
 
     async def _dispute_move(
         self,

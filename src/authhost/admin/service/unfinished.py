@@ -210,7 +210,7 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
             if entry is not None and existing is None:
                 credited = await self._credit_given(entry)
             if existing is not None and existing.dispute_id == dispute.dispute_id:
-                if not await self._opening_audited(existing.dispute_id):  # this try's own
+                if not await self._audited(existing.dispute_id, "dispute.open"):  # this try's
                     details = {"finished_after_a_failure": True}
                     recorded.append(await self._dispute_recorded(existing, details))
             elif credited:
@@ -223,8 +223,3 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
                 dropped += 1
             await self.store.drop_intent(DISPUTE_OPEN_INTENT, intent.subject, intent.ts)
         return {"recorded": recorded, "dropped": dropped}
-
-    async def _opening_audited(self, dispute_id: str) -> bool:
-        """Whether the dispute's opening is in the audit log (a dispute has a few entries)."""
-        entries = await self.store.audit(subject=dispute_id, limit=1000)
-        return any(entry.action == "dispute.open" for entry in entries)

@@ -1,0 +1,503 @@
+"""The network side of a dispute: its stages, their time limits and the networks' reason codes.
+
+Pure rules, no I/O: the service (``admin.service.dispute_cases``) reads the dispute and its
+charge, asks these functions for the dispute after a step (or the reason it is refused), and
+writes it over the version it read (a compare-and-set, as resolutions are).
+
+A dispute opened by the cardholder (stage ``opened``) goes through the networks' stages:
+
+    stage            next action, by whom            within (days, [admin] of the configuration)
+    opened           the issuer files a chargeback   chargeback_days of the charge (120)
+    chargeback       the acquirer represents         representment_days of the chargeback (45)
+    represented      the issuer pre-arbitrates       pre_arbitration_days of the representment (30)
+    pre_arbitration  the acquirer answers it         pre_arbitration_answer_days of it (30)
+
+and is closed at any stage by a resolution (won, lost, withdrawn: ``resolve_dispute``, whose
+money movements are the cardholder's side and stay as they are) or by the acquirer reversing
+the charge (reversed). The network stages move no money of the cardholder's: the provisional
+credit was given when the dispute opened, and the outcome settles it.
+
+Each stage names who acts next and by when (``next_action``): the issuer (file the chargeback,
+answer a representment, resolve) or the acquirer (represent, answer the pre-arbitration). An
+acquirer's time limit passed with no answer means the issuer won: the issuer's next action is
+then to resolve it won, due at once.
+
+A step repeated with the values it was recorded with changes nothing and is answered as it
+stands (idempotent); out of order, past its time limit, or with other values it is refused
+(409, naming the stage, the limit and what to do instead); a reason code or amount that does
+not fit is refused as invalid (422).
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass, replace
+
+from authhost.admin.errors import ConflictError, InvalidRequest
+from authhost.store.records import Dispute
+
+DAY = 86_400
+# how far in the future (the acquirer's clock and time zone) a representment may be dated
+AHEAD_S = DAY
+CARD_ABSENT = frozenset({"ecommerce", "moto"})  # journal channels with no card at the terminal
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeLimits:
+    """The networks' time limits, in days ([admin] of the configuration)."""
+
+    chargeback_days: int = 120  # from the charge, for the issuer to charge back
+    representment_days: int = 45  # from the chargeback, for the acquirer to represent
+    pre_arbitration_days: int = 30  # from the representment, for the issuer to answer it
+    pre_arbitration_answer_days: int = 30  # from the pre-arbitration, for the acquirer's answer
+
+    def problem(self) -> str:
+        """Why these limits cannot be used ("" when they can)."""
+        for name in (
+            "chargeback_days",
+            "representment_days",
+            "pre_arbitration_days",
+            "pre_arbitration_answer_days",
+        ):
+            value = getattr(self, name)
+            if not 1 <= value <= 3650:
+                return f"{name} must be 1 to 3650 days, not {value}"
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCode:
+    network: str
+    code: str
+    title: str
+    # the cardholder reasons (records.DISPUTE_REASONS) it may be filed for; "other" goes with
+    # every code that is not fraud's (the cardholder's reason says nothing to check it by)
+    reasons: frozenset[str]
+
+
+def _codes(network: str, rows: tuple[tuple[str, str, str], ...]) -> dict[str, ReasonCode]:
+    found = {}
+    for code, title, reasons in rows:
+        fits = set(reasons.split())
+        if "fraud" not in fits:
+            fits.add("other")
+        found[code] = ReasonCode(network, code, title, frozenset(fits))
+    return found
+
+
+# Visa Claims Resolution and Mastercard's chargeback reason codes, with the cardholder reasons
+# each fits (the dispute's ``reason``)
+REASON_CODES: dict[str, ReasonCode] = {
+    **_codes(
+        "visa",
+        (
+            ("10.1", "EMV liability shift counterfeit fraud", "fraud"),
+            ("10.2", "EMV liability shift non-counterfeit fraud", "fraud"),
+            ("10.3", "other fraud, card present", "fraud"),
+            ("10.4", "other fraud, card absent", "fraud"),
+            ("10.5", "Visa fraud monitoring program", "fraud"),
+            ("11.1", "card recovery bulletin", ""),
+            ("11.2", "declined authorisation", ""),
+            ("11.3", "no authorisation", ""),
+            ("12.1", "late presentment", ""),
+            ("12.2", "incorrect transaction code", "amount"),
+            ("12.3", "incorrect currency", "amount"),
+            ("12.4", "incorrect account number", ""),
+            ("12.5", "incorrect amount", "amount"),
+            ("12.6.1", "duplicate processing", "duplicate"),
+            ("12.6.2", "paid by other means", "duplicate"),
+            ("12.7", "invalid data", ""),
+            ("13.1", "merchandise or services not received", "not_received"),
+            ("13.2", "cancelled recurring transaction", ""),
+            ("13.3", "not as described or defective", "not_as_described"),
+            ("13.4", "counterfeit merchandise", "not_as_described"),
+            ("13.5", "misrepresentation", "not_as_described"),
+            ("13.6", "credit not processed", "amount"),
+            ("13.7", "cancelled merchandise or services", ""),
+            ("13.8", "original credit transaction not accepted", ""),
+            ("13.9", "non-receipt of cash or load value", "not_received"),
+        ),
+    ),
+    **_codes(
+        "mastercard",
+        (
+            ("4808", "authorisation-related", ""),
+            ("4831", "transaction amount differs", "amount"),
+            ("4834", "point-of-interaction error", "duplicate amount"),
+            ("4837", "no cardholder authorisation", "fraud"),
+            ("4840", "fraudulent processing of transactions", "fraud"),
+            ("4841", "cancelled recurring or digital goods", ""),
+            ("4849", "questionable merchant activity", "fraud"),
+            ("4853", "cardholder dispute", "not_received not_as_described amount"),
+            ("4855", "goods or services not provided", "not_received"),
+            ("4859", "addendum, no-show or ATM dispute", "not_received"),
+            ("4860", "credit not processed", "amount"),
+            ("4863", "cardholder does not recognise, potential fraud", "fraud"),
+            ("4870", "chip liability shift", "fraud"),
+            ("4871", "chip/PIN liability shift", "fraud"),
+        ),
+    ),
+}
+# the code a chargeback is filed under when none is given: (network, reason) -> code ("other":
+# give one); a Visa fraud is 10.4 without the card at the terminal, 10.3 with it
+DEFAULT_CODES: dict[tuple[str, str], str] = {
+    ("visa", "not_received"): "13.1",
+    ("visa", "not_as_described"): "13.3",
+    ("visa", "duplicate"): "12.6.1",
+    ("visa", "amount"): "12.5",
+    ("mastercard", "fraud"): "4837",
+    ("mastercard", "not_received"): "4855",
+    ("mastercard", "not_as_described"): "4853",
+    ("mastercard", "duplicate"): "4834",
+    ("mastercard", "amount"): "4831",
+}
+
+
+def network_of(pan_masked: str) -> str:
+    """The card's network from its BIN (the masked PAN keeps the first six digits): Visa 4,
+    Mastercard 51-55 and 2221-2720; "" for another (its codes are not checked against it)."""
+    digits = pan_masked[:6]
+    if not (len(digits) == 6 and digits.isascii() and digits.isdigit()):
+        return ""
+    if digits[0] == "4":
+        return "visa"
+    if 51 <= int(digits[:2]) <= 55 or 2221 <= int(digits[:4]) <= 2720:
+        return "mastercard"
+    return ""
+
+
+def when(ts: float) -> str:
+    """A time in a message: ISO 8601 UTC to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def day_start(day: str) -> float:
+    """The start of a UTC day (YYYY-MM-DD), epoch seconds: a representment's date."""
+    return float(calendar.timegm(time.strptime(day, "%Y-%m-%d")))
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What the chargeback takes from the disputed charge's journal entry."""
+
+    charged_at: float  # its time: the chargeback's limit counts from it
+    pan_masked: str
+    arn: str  # its reference as journalled (the RRN: a clearing presentment's ARN's last 12)
+    channel: str = ""
+
+    @property
+    def network(self) -> str:
+        return network_of(self.pan_masked)
+
+
+@dataclass(frozen=True, slots=True)
+class NextAction:
+    """Who acts next on an open dispute, what, by when (None: no limit), and in words."""
+
+    owner: str  # issuer or acquirer ("" closed)
+    action: str  # chargeback, representment, pre_arbitration, pre_arbitration_answer, resolve
+    deadline: float | None
+    overdue: bool  # the limit passed: the issuer's action is due at once
+    todo: str
+
+
+CLOSED = NextAction("", "", None, False, "")
+
+
+def deadline(dispute: Dispute, limits: DisputeLimits) -> float | None:
+    """When the stage's time limit ends (None: unknown, a dispute recorded before the charge's
+    time was kept whose charge is not in the journal)."""
+    if dispute.stage == "chargeback":
+        return dispute.charged_back_at + limits.representment_days * DAY
+    if dispute.stage == "represented":
+        return dispute.represented_at + limits.pre_arbitration_days * DAY
+    if dispute.stage == "pre_arbitration":
+        return dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
+    return dispute.charged_at + limits.chargeback_days * DAY if dispute.charged_at else None
+
+
+_WON = "resolve it won (disputes resolve {id} --outcome won)"
+# each stage's next action while its limit runs: who, what, in words; and in words what the
+# issuer does once it passed (its action then is resolve, overdue)
+_WAITS: dict[str, tuple[str, str, str, str]] = {
+    "opened": (
+        "issuer", "chargeback",
+        "file the chargeback by {by} (disputes chargeback {id})",
+        "too late to charge back (the limit was {by}): resolve it (disputes resolve {id} "
+        "--outcome won|lost|withdrawn)",
+    ),
+    "chargeback": (
+        "acquirer", "representment",
+        "the acquirer may represent until {by} (disputes represented {id}); none by then: the "
+        "issuer won",
+        "no representment by {by}: the issuer won; " + _WON,
+    ),
+    "represented": (
+        "issuer", "pre_arbitration",
+        "answer the representment by {by}: pre-arbitration (disputes pre-arbitration {id}), or "
+        "accept it (disputes resolve {id} --outcome lost)",
+        "too late for pre-arbitration (the limit was {by}): the representment stands; resolve "
+        "it lost, or won at the bank's cost (disputes resolve {id})",
+    ),
+    "pre_arbitration": (
+        "acquirer", "pre_arbitration_answer",
+        "the acquirer answers the pre-arbitration by {by}: accepted, " + _WON + "; declined, "
+        "resolve it lost (arbitration is not built)",
+        "no answer to the pre-arbitration by {by}: the issuer won; " + _WON,
+    ),
+}  # fmt: skip
+
+
+def next_action(dispute: Dispute, limits: DisputeLimits, now: float) -> NextAction:
+    """What the dispute waits for (``CLOSED`` once it is closed)."""
+    if dispute.state != "open":
+        return CLOSED
+    ident = dispute.dispute_id
+    if dispute.resolving:
+        again = "reconcile" if dispute.resolving.startswith("reconciling:") else "resolve"
+        return NextAction(
+            "issuer", "resolve", None, False,
+            f"being resolved ({dispute.resolving}): {again} it again to finish",
+        )  # fmt: skip
+    owner, action, waiting, passed = _WAITS[dispute.stage]
+    due = deadline(dispute, limits)
+    if due is None:
+        return NextAction(
+            owner, action, None, False,
+            f"file the chargeback (disputes chargeback {ident}); the charge's date is not "
+            "known, so its limit is not either",
+        )  # fmt: skip
+    if now > due:
+        return NextAction("issuer", "resolve", due, True, passed.format(by=when(due), id=ident))
+    return NextAction(owner, action, due, False, waiting.format(by=when(due), id=ident))
+
+
+def issuer_due_by(dispute: Dispute, limits: DisputeLimits, now: float, until: float) -> bool:
+    """Whether the dispute waits on the issuer with a limit at or before ``until`` (an overdue
+    one too): what a back office must act on before then."""
+    action = next_action(dispute, limits, now)
+    return action.owner == "issuer" and action.deadline is not None and action.deadline <= until
+
+
+# --- the steps ---------------------------------------------------------------------------------
+
+
+def _not_movable(dispute: Dispute, step: str) -> ConflictError | None:
+    """Why no network step may be taken on the dispute now, or None."""
+    ident = dispute.dispute_id
+    if dispute.state != "open":
+        return ConflictError(f"dispute {ident} is {dispute.state} already: no {step} on it")
+    if dispute.resolving:
+        return ConflictError(
+            f"dispute {ident} is being resolved ({dispute.resolving}): finish that first"
+        )
+    return None
+
+
+def _out_of_order(dispute: Dispute, step: str, limits: DisputeLimits, now: float) -> ConflictError:
+    """A step asked for at the wrong stage, with what the dispute waits for instead."""
+    return ConflictError(
+        f"dispute {dispute.dispute_id} is at stage {dispute.stage}: {step}; next: "
+        f"{next_action(dispute, limits, now).todo}"
+    )
+
+
+def reason_code(dispute: Dispute, asked: str, charge: Charge) -> ReasonCode:
+    """The network reason code the chargeback is filed under: ``asked``, or the default for
+    the dispute's reason and the card's network; 422 for a code that is unknown, another
+    network's, or does not fit the cardholder's reason."""
+    network = charge.network
+    if not asked:
+        if dispute.reason == "fraud" and network == "visa":
+            asked = "10.4" if charge.channel in CARD_ABSENT else "10.3"
+        else:
+            asked = DEFAULT_CODES.get((network, dispute.reason), "")
+        if not asked:
+            card = f"a {network} card" if network else "a card of no known network (its BIN)"
+            raise InvalidRequest(
+                f"give the network reason code (reason_code): the dispute's reason "
+                f"({dispute.reason}) has no usual one on {card}; e.g. Visa 13.7, Mastercard 4853"
+            )
+    found = REASON_CODES.get(asked.strip())
+    if found is None:
+        raise InvalidRequest(
+            f"reason_code {asked[:12]!r} is not a network reason code this host knows: Visa "
+            "10.1-10.5, 11.1-11.3, 12.1-12.7 (12.6.1, 12.6.2), 13.1-13.9; Mastercard 4808, "
+            "4831, 4834, 4837, 4840, 4841, 4849, 4853, 4855, 4859, 4860, 4863, 4870, 4871"
+        )
+    if network and found.network != network:
+        raise InvalidRequest(
+            f"reason_code {found.code} is {found.network}'s; the card is a {network} card "
+            f"(BIN {charge.pan_masked[:6]})"
+        )
+    if dispute.reason not in found.reasons:
+        fitting = sorted(
+            c.code for c in REASON_CODES.values()
+            if dispute.reason in c.reasons and c.network == found.network
+        )  # fmt: skip
+        raise InvalidRequest(
+            f"reason_code {found.code} ({found.title}) does not fit the dispute's reason "
+            f"({dispute.reason}); {found.network} codes that do: {', '.join(fitting)}"
+        )
+    return found
+
+
+def charge_back(
+    dispute: Dispute,
+    charge: Charge,
+    *,
+    code: str,
+    amount_minor: int | None,
+    limits: DisputeLimits,
+    now: float,
+) -> Dispute:
+    """The dispute charged back (the issuer files it with the network): stage chargeback,
+    under a reason code that fits, for at most the disputed amount (default: all of it),
+    within ``chargeback_days`` of the charge. The same dispute when it was charged back with
+    these values already."""
+    refused = _not_movable(dispute, "chargeback")
+    if refused is not None and dispute.stage == "opened":  # never charged back: no repeat
+        raise refused
+    found = reason_code(dispute, code, charge)
+    amount = dispute.amount_minor if amount_minor is None else amount_minor
+    if dispute.stage != "opened" and (dispute.reason_code, dispute.chargeback_minor) == (
+        found.code, amount
+    ):  # fmt: skip
+        return dispute  # asked again: recorded as asked
+    if refused is not None:
+        raise refused
+    if dispute.stage != "opened":
+        raise ConflictError(
+            f"dispute {dispute.dispute_id} was charged back already ({dispute.reason_code}, "
+            f"{dispute.chargeback_minor} on {when(dispute.charged_back_at)}): a chargeback is "
+            f"filed once; it is at stage {dispute.stage}"
+        )
+    if amount > dispute.amount_minor:
+        raise InvalidRequest(
+            f"amount_minor {amount} is more than the {dispute.amount_minor} disputed: a "
+            "chargeback is for the disputed amount at most"
+        )
+    limit = charge.charged_at + limits.chargeback_days * DAY
+    if now > limit:
+        raise ConflictError(
+            f"dispute {dispute.dispute_id}: too late to charge back: the network's limit for "
+            f"the charge of {when(charge.charged_at)} was {when(limit)} ({limits.chargeback_days}"
+            f" days, [admin] chargeback_days); resolve it instead"
+        )
+    return replace(
+        dispute, stage="chargeback", charged_at=charge.charged_at, network=found.network,
+        reason_code=found.code, chargeback_minor=amount, charged_back_at=now,
+        arn=charge.arn, pan_masked=charge.pan_masked, version=dispute.version + 1,
+    )  # fmt: skip
+
+
+def represented(
+    dispute: Dispute,
+    *,
+    received_at: float | None,
+    reference: str,
+    amount_minor: int,
+    limits: DisputeLimits,
+    now: float,
+) -> Dispute:
+    """The acquirer's representment (second presentment) recorded: its date (default now),
+    reference and amount (at most what was charged back), dated within
+    ``representment_days`` of the chargeback. The same dispute when it was recorded with
+    this reference and amount (and date, when one is given) already."""
+    recorded = dispute.representment_reference, dispute.represented_minor
+    same_date = received_at is None or received_at == dispute.represented_at
+    if dispute.represented_at and recorded == (reference, amount_minor) and same_date:
+        return dispute
+    if (refused := _not_movable(dispute, "representment")) is not None:
+        raise refused
+    if dispute.stage == "opened":
+        raise _out_of_order(
+            dispute, "a representment answers a chargeback, and none was filed", limits, now
+        )
+    if dispute.stage != "chargeback":
+        raise ConflictError(
+            f"dispute {dispute.dispute_id} was represented already (reference "
+            f"{dispute.representment_reference}, {dispute.represented_minor} on "
+            f"{when(dispute.represented_at)}); it is at stage {dispute.stage}"
+        )
+    if amount_minor > dispute.chargeback_minor:
+        raise InvalidRequest(
+            f"amount_minor {amount_minor} is more than the {dispute.chargeback_minor} charged "
+            "back: a representment is for the chargeback's amount at most"
+        )
+    at = now if received_at is None else received_at
+    if at < dispute.charged_back_at - dispute.charged_back_at % DAY:  # a date: its day's start
+        raise InvalidRequest(
+            f"the representment's date {when(at)} is before the chargeback of "
+            f"{when(dispute.charged_back_at)}"
+        )
+    if at > now + AHEAD_S:
+        raise InvalidRequest(f"the representment's date {when(at)} is in the future")
+    limit = dispute.charged_back_at + limits.representment_days * DAY
+    if at > limit:
+        raise ConflictError(
+            f"dispute {dispute.dispute_id}: the representment of {when(at)} came after the "
+            f"acquirer's limit, {when(limit)} ({limits.representment_days} days after the "
+            f"chargeback, [admin] representment_days): the issuer won; resolve it won "
+            f"(disputes resolve {dispute.dispute_id} --outcome won)"
+        )
+    return replace(
+        dispute, stage="represented", represented_at=at, representment_reference=reference,
+        represented_minor=amount_minor, version=dispute.version + 1,
+    )  # fmt: skip
+
+
+def pre_arbitrate(dispute: Dispute, *, limits: DisputeLimits, now: float) -> Dispute:
+    """The issuer's pre-arbitration filed against the representment, within
+    ``pre_arbitration_days`` of it. The same dispute when it was filed already."""
+    if dispute.pre_arbitration_at:
+        return dispute
+    if (refused := _not_movable(dispute, "pre-arbitration")) is not None:
+        raise refused
+    if dispute.stage != "represented":
+        raise _out_of_order(
+            dispute, "pre-arbitration answers a representment, and none is recorded", limits, now
+        )
+    limit = dispute.represented_at + limits.pre_arbitration_days * DAY
+    if now > limit:
+        raise ConflictError(
+            f"dispute {dispute.dispute_id}: too late for pre-arbitration: the limit was "
+            f"{when(limit)} ({limits.pre_arbitration_days} days after the representment of "
+            f"{when(dispute.represented_at)}, [admin] pre_arbitration_days); the "
+            f"representment stands: resolve it (disputes resolve {dispute.dispute_id})"
+        )
+    return replace(
+        dispute, stage="pre_arbitration", pre_arbitration_at=now, version=dispute.version + 1
+    )
+
+
+def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
+    """The dispute's note with a step's own (already masked) added."""
+    if not note:
+        return dispute
+    added = f"{step}: {note}"
+    return replace(dispute, note=f"{dispute.note}; {added}" if dispute.note else added)
+
+
+# --- the networks' files -----------------------------------------------------------------------
+
+CHARGEBACK_COLUMNS = (
+    "dispute_id", "arn", "pan", "amount_minor", "currency", "network", "reason_code",
+    "charged_back_at", "journal_id",
+)  # fmt: skip
+
+
+def chargeback_row(dispute: Dispute) -> dict[str, str | int]:
+    """One line of the chargebacks file (``CHARGEBACK_COLUMNS``): the PAN masked, as stored."""
+    return {
+        "dispute_id": dispute.dispute_id,
+        "arn": dispute.arn,
+        "pan": dispute.pan_masked,
+        "amount_minor": dispute.chargeback_minor,
+        "currency": dispute.currency,
+        "network": dispute.network,
+        "reason_code": dispute.reason_code,
+        "charged_back_at": when(dispute.charged_back_at),
+        "journal_id": dispute.journal_id,
+    }
