@@ -94,6 +94,7 @@ def test_command_lists_show_each_summary_unbroken(app: typer.Typer) -> None:
         shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output
         for name, sub in subs.items():
             summary = " ".join((sub.help or "").split("\n\n")[0].split())
+            summary = summary.replace("\\[", "[")  # rich's escape of a [section] name
             if summary and len(summary) < 300:
                 checked += 1
                 if summary not in shown:
