@@ -364,8 +364,9 @@ async def test_the_service_writes_each_change_with_its_entry(
     monkeypatch,
 ):
     """Through the card service: the entries record the balance and limit as the write found
-    them and set them, what the operator asked, no holds; a resent load writes no second
-    entry; the chain verifies. Appending an entry after the write is never used for them."""
+    them and set them, what the operator asked (a PAN in it masked), no holds; a resent load
+    writes no second entry; the chain verifies. No entry is appended after its write (an
+    append fails the test: on SQLite and a single Redis the entry is in the write)."""
     service = CardService(store, demo_security(tmp_path), "ops1")
 
     async def no_append_after(*args):  # noqa: ANN002, ANN202
@@ -376,7 +377,7 @@ async def test_the_service_writes_each_change_with_its_entry(
                                                bin="476173"))  # fmt: skip
     monkeypatch.setattr(store, "append_audit", no_append_after)
 
-    load = rq.FundsChange(amount_minor=2_500, reason="salary")
+    load = rq.FundsChange(amount_minor=2_500, reason="salary, card 4111111111111111")
     first = await service.change_funds("a1", load, idempotency_key="core-1")
     assert await service.change_funds("a1", load, idempotency_key="core-1") == first
     assert first["balance"] == 12_500
@@ -403,7 +404,7 @@ async def test_the_service_writes_each_change_with_its_entry(
     funds = entries["account.funds"]
     assert funds["before"] == {**money, "balance": 10_000}
     assert funds["after"] == {**money, "balance": 12_500, "amount_minor": 2_500,
-                              "reason": "salary"}  # fmt: skip
+                              "reason": "salary, card 411111******1111"}  # fmt: skip
     limit = entries["account.credit_limit"]
     assert limit["before"] == {**money, "balance": 12_500}
     assert limit["after"] == {**money, "balance": 12_500, "credit_limit": 3_000}
