@@ -29,6 +29,7 @@ from authhost.admin.service.base import (
 )
 from authhost.admin.views import (
     account_view,
+    audited_account_view,
     product_view,
 )
 from authhost.cards import lifecycle
@@ -277,7 +278,7 @@ class ProductsAndAccounts(ServiceBase):
         def after(account: Account) -> dict[str, Any]:  # the balance the write sets
             moved = replace(account, balance=account.balance + delta)
             return {
-                **_audited_view(moved),
+                **audited_account_view(moved),
                 "amount_minor": change.amount_minor,
                 "reason": change.reason,
             }
@@ -369,7 +370,7 @@ class ProductsAndAccounts(ServiceBase):
         audit = self._account_audit(
             "account.credit_limit",
             account_id,
-            lambda account: _audited_view(replace(account, credit_limit=change.credit_limit)),
+            lambda found: audited_account_view(replace(found, credit_limit=change.credit_limit)),
         )
         try:  # the limit and its entry: one write
             after = await self.store.set_credit_limit(
@@ -386,21 +387,8 @@ class ProductsAndAccounts(ServiceBase):
         write finds it (``store.interface.AccountAudit``): the account's audited view before,
         and what ``after`` makes of that account."""
         return lambda account: self._audit_entry(
-            action, account_id, _audited_view(account), after(account)
+            action, account_id, audited_account_view(account), after(account)
         )
-
-
-def _audited_view(account: Account) -> dict[str, Any]:
-    """What an account's audit entry records of it: what its write checks is unchanged (the
-    balance and credit limit) and what never changes, not its holds and open-to-buy, which
-    the authorisations move meanwhile (``store.interface.AccountAudit``)."""
-    return {
-        "account_id": account.account_id,
-        "currency": account.currency,
-        "kind": account.kind.value,
-        "balance": account.balance,
-        "credit_limit": account.credit_limit,
-    }
 
 
 def _ledger_sync_view(state: LedgerState | None) -> dict[str, Any] | None:
