@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from authhost.cli.summaries import one_line_summaries
 from simulator import (
     bench_command,
     send_command,
@@ -29,6 +30,7 @@ def root() -> None:
 
 for module in (send_command, terminal_command, traffic_command, bench_command, wallet_command):
     module.register(app)
+one_line_summaries(app)
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ NOT_CONFIGURED = {
     ("GET /v1/cards/{card_id}/journal/{journal_id}/explain", "model"): "no such artifact",
     ("GET /v1/cards/{card_id}/journal/{journal_id}/explain", "journal_id"): "no active model",
     ("GET /v1/cards/{card_id}/journal/{journal_id}/rules", "journal_id"): "no rules file",
+    ("GET /v1/models/drift", "model"): "no such artifact",
 }
 
 

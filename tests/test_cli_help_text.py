@@ -75,3 +75,31 @@ def test_the_group_summaries_name_what_their_commands_do() -> None:
     assert "performance" in groups["rules"].help
     assert "compare" in groups["models"].help
     assert "either store" in groups["store"].help
+
+
+@pytest.mark.parametrize("app", [authhost_app, simulator_app], ids=["authhost", "authhost-sim"])
+def test_command_lists_show_each_summary_unbroken(app: typer.Typer) -> None:
+    """A group's list of commands showed a docstring's summary with the source's line breaks
+    (``rules --help``: "... from the journal: matches," then "approved, declined ..." on the
+    next line, cut mid-sentence). On a wide terminal every summary is one line."""
+    runner = CliRunner()
+    broken = []
+    checked = 0
+
+    def walk(command, path):
+        nonlocal checked
+        subs = getattr(command, "commands", {})
+        if not subs:
+            return
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output
+        for name, sub in subs.items():
+            summary = " ".join((sub.help or "").split("\n\n")[0].split())
+            if summary and len(summary) < 300:
+                checked += 1
+                if summary not in shown:
+                    broken.append(" ".join([*path, name]))
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    assert checked > (60 if app is authhost_app else 5)
+    assert not broken, broken

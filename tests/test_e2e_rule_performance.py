@@ -30,6 +30,7 @@ expression = "channel == 'ecommerce' and amount < 20.00"
 action = "decline"
 reason = "FR-SMALL"
 mode = "shadow"
+active_until = 2099-01-01T00:00:00Z
 """
 )
 
@@ -88,6 +89,9 @@ async def test_each_rules_matches_outcomes_and_labels(
         True,
         "decline",
     )
+    # a temporary rule's window, as the rules file says it now
+    assert by_rule["small-web-trial"]["window"] == "until 2099-01-01T00:00:00Z"
+    assert by_rule["watch-web"]["window"] == ""
 
     # a busy day's report reads the fraud reports a batch of entries at a time: batches of two
     # (here) must count what one batch counts

@@ -210,6 +210,32 @@ QUERY_PARAMS: dict[str, Param] = {
     "chain": Param(
         "boolean", "true (the default): also the cards it succeeds and that succeed it", True
     ),
+    "reference_day": Param(
+        "string",
+        "compare with this business day of the journal instead of the artifact's reference "
+        "(YYYY-MM-DD of 2000-2099); or reference_since and reference_until",
+        pattern=DAY_PATTERN,
+        format="date",
+    ),
+    "reference_since": _EPOCH.but(
+        description="compare with the journal from this time instead of the artifact's "
+        "reference, epoch seconds (inclusive; before now)"
+    ),
+    "reference_until": _EPOCH.but(description="to this time, epoch seconds (exclusive)"),
+    "watch": Param(
+        "number",
+        "the PSI from which a feature is to watch (default 0.10; above 0, below act)",
+        0.10,
+        minimum=0,
+        maximum=100,
+    ),
+    "act": Param(
+        "number",
+        "the PSI above which a feature is to act on (default 0.25; above watch)",
+        0.25,
+        minimum=0,
+        maximum=100,
+    ),
     "lookback_days": Param(
         "integer",
         "days before each card's first fraud to look back, 1-365 (default 60)",
@@ -272,6 +298,10 @@ FEED_LIMIT = _LIMIT.but(
 
 def _int_param(call: Call, name: str) -> int:
     return params.integer(call.query.get(name), name, call.params[name])
+
+
+def _number_param(call: Call, name: str) -> float:
+    return params.number(call.query.get(name), name, call.params[name])
 
 
 def _bool_param(call: Call, name: str) -> bool:
@@ -552,6 +582,18 @@ async def _compare_models(call: Call) -> Any:
         for name in ("champion_threshold", "challenger_threshold")
     }
     return await call.service.compare_models(**_period(call), **thresholds)
+
+
+async def _model_drift(call: Call) -> Any:
+    return await call.service.model_drift(
+        **_period(call),
+        model=call.query.get("model", ""),
+        reference_day=call.query.get("reference_day", ""),
+        reference_since=_float_param(call, "reference_since"),
+        reference_until=_float_param(call, "reference_until"),
+        watch=_number_param(call, "watch"),
+        act=_number_param(call, "act"),
+    )
 
 
 async def _common_points(call: Call) -> Any:
@@ -1168,6 +1210,28 @@ def _routes() -> list[Route]:
             query=("day", "since", "until", "champion_threshold", "challenger_threshold"),
             tag="journal",
             response=v.ModelComparison,
+        ),
+        Route(
+            "GET",
+            "/v1/models/drift",
+            _model_drift,
+            "Is the model still seeing the traffic it was trained on? Each feature's and the "
+            "score's Population Stability Index over the requests it scored in a day or "
+            "period, against the artifact's reference (its held-out training days) or a "
+            "reference period, most drifted first: stable, watch, act",
+            query=(
+                "day",
+                "since",
+                "until",
+                "model",
+                "reference_day",
+                "reference_since",
+                "reference_until",
+                "watch",
+                "act",
+            ),  # fmt: skip
+            tag="journal",
+            response=v.ModelDrift,
         ),
         Route(
             "GET",

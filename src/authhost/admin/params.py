@@ -27,7 +27,7 @@ _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 class Param:
     """One parameter's type and constraints (JSON schema terms), and its default."""
 
-    type: Literal["integer", "string", "boolean"]
+    type: Literal["integer", "number", "string", "boolean"]
     description: str
     default: int | str | bool | None = None
     minimum: int | None = None
@@ -73,6 +73,18 @@ def integer(raw: str | None, name: str, param: Param) -> int:
         # grouped (1,000,000...): a limit of 13 digits or more is not taken for a PAN and masked
         raise ServiceError(f"query parameter {name} must be an integer from {low:,} to {high:,}")
     return int(raw)
+
+
+def number(raw: str | None, name: str, param: Param) -> float:
+    """A plain decimal number within the parameter's bounds, or its default when not given."""
+    assert param.minimum is not None and param.maximum is not None, name
+    if raw is None or raw == "":
+        return float(param.default or 0)
+    if not _DECIMAL.fullmatch(raw) or not param.minimum <= float(raw) <= param.maximum:
+        raise ServiceError(
+            f"query parameter {name} must be a number from {param.minimum} to {param.maximum}"
+        )
+    return float(raw)
 
 
 def boolean(raw: str | None, name: str, param: Param) -> bool:

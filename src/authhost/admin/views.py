@@ -544,6 +544,38 @@ class ModelComparison(_View):
     frauds_only_champion_catches: list[int] = Field(description="journal ids (first 20)")
 
 
+class ModelDrift(_View):
+    since: str = Field(description="start of the period (UTC, inclusive)")
+    until: str = Field(description="end of the period (UTC, exclusive)")
+    model: str = Field(description="the artifact whose drift this is")
+    role: str | None = Field(description="champion, challenger, or null: neither now")
+    feature_set: str
+    score_source: str = Field(
+        description="where the period's scores come from: model_score (the champion's, "
+        "journalled), challenger_score, or replayed (the model scored the replayed features)"
+    )
+    declined_before_fraud_step: int = Field(
+        description="requests of the period a step before the fraud step declined: no model "
+        "scored them, so they are left out (models.scored)"
+    )
+    thresholds: dict[str, float] = Field(description="watch and act, the PSI cut-offs")
+    rows: int = Field(description="requests of the period the model scores")
+    score_rows: int = Field(description="of them, with a score")
+    reference_rows: int = Field(description="requests of the reference")
+    reference_source: str = Field(
+        description="held-out days A..B (the artifact's, from training) or journal A..B"
+    )
+    score: dict[str, Any] | None = Field(
+        description="the score's psi, status and bins (as a feature's); null without scores"
+    )
+    summary: dict[str, int] = Field(description="features per status: act, watch, stable")
+    features: list[dict[str, Any]] = Field(
+        description="most drifted first: feature, psi, status (stable below watch, watch, "
+        "act above act), bins (the bins that moved most: bin, live and reference shares)"
+    )
+    notes: list[str] = Field(description="what to bear in mind reading it (a short period)")
+
+
 class UnfinishedItem(_View):
     kind: str = Field(description="activation or dispute.open")
     subject: str = Field(

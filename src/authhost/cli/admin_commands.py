@@ -21,7 +21,7 @@ from authhost.cli.admin_support import (
 from authhost.cli.audit_commands import audit, lists
 from authhost.cli.card_commands import cards
 from authhost.cli.dispute_commands import disputes
-from authhost.cli.journal_commands import journal, models_compare
+from authhost.cli.journal_commands import journal, models_compare, models_drift
 from authhost.cli.model_commands import models_app
 from authhost.cli.pin_commands import pin
 
@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pin, name="pin")
     app.add_typer(journal, name="journal")
     models_app.command("compare")(models_compare)  # the models group reads the journal here
+    models_app.command("drift")(models_drift)
     app.add_typer(audit, name="audit")
     app.add_typer(lists, name="lists")
     app.add_typer(disputes, name="disputes")

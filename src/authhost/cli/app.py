@@ -14,6 +14,7 @@ from authhost.cli import (
     serve_command,
     store_commands,
 )
+from authhost.cli.summaries import one_line_summaries
 
 app = typer.Typer(
     name="authhost",
@@ -34,6 +35,9 @@ for module in (
     fraud_commands,
 ):
     module.register(app)
+
+
+one_line_summaries(app)
 
 
 def main() -> None:

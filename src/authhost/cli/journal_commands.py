@@ -1,5 +1,6 @@
 """``authhost journal``: a card's history, exports for analysts, explanations, reviews and
-fraud reports, the feeds, totals and retention; ``authhost models compare``."""
+fraud reports, the feeds, totals and retention; ``authhost models compare`` and ``authhost
+models drift``."""
 
 from __future__ import annotations
 
@@ -387,6 +388,52 @@ def models_compare(
         )  # fmt: skip
 
     _run(settings, compare)
+
+
+def models_drift(
+    day: DayOpt = "",
+    since: SinceOpt = 0.0,
+    until: UntilOpt = 0.0,
+    model: Annotated[
+        str, typer.Option(help="an artifact of the models directory (default: the champion)")
+    ] = "",
+    reference_day: Annotated[
+        str,
+        typer.Option(
+            help="compare with this business day of the journal, not the artifact's reference"
+        ),
+    ] = "",  # fmt: skip
+    reference_since: Annotated[
+        float, typer.Option(callback=not_nan, help="or with the journal from this time")
+    ] = 0.0,
+    reference_until: Annotated[
+        float, typer.Option(callback=not_nan, help="to this time (exclusive), epoch seconds")
+    ] = 0.0,
+    watch: Annotated[
+        float, typer.Option(min=0.0, max=100.0, callback=not_nan, help="PSI from which to watch")
+    ] = 0.10,
+    act: Annotated[
+        float, typer.Option(min=0.0, max=100.0, callback=not_nan, help="PSI above which to act")
+    ] = 0.25,
+    output: OutputOpt = "auto",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Is the model still seeing the traffic it was trained on? Each feature's and the
+    score's Population Stability Index over a period's scored requests, against the
+    artifact's reference (its held-out training days) or another period, most drifted first:
+    stable below --watch, watch up to --act, act above."""
+    settings = _config(config, store)
+
+    async def drift(service: CardService) -> dict[str, Any]:
+        service.models_dir = settings.models.dir
+        return await service.model_drift(
+            day=day, since=since, until=until, model=model, reference_day=reference_day,
+            reference_since=reference_since, reference_until=reference_until, watch=watch,
+            act=act,
+        )  # fmt: skip
+
+    _run(settings, drift, table="drift", output=output)
 
 
 @journal.command("prune")

@@ -19,7 +19,7 @@ from authhost.config import ConfigError, load_config
 
 models_app = typer.Typer(
     help="Fraud model artifacts: list them, activate a champion or challenger, roll back, "
-    "compare the two on live traffic.",
+    "compare the two on live traffic, watch the inputs drift.",
     no_args_is_help=True,
 )
 

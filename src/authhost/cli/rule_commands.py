@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -58,9 +59,11 @@ def _rules_file(file: Path | None, config_path: Path | None) -> Path:
     return Path(configured)
 
 
-def _load(file: Path, promote_shadow: bool = False):  # noqa: ANN202 - RuleSet
+def _load(  # noqa: ANN202 - RuleSet
+    file: Path, promote_shadow: bool = False, ignore_windows: bool = False
+):
     try:
-        return load_rule_set(file, promote_shadow=promote_shadow)
+        return load_rule_set(file, promote_shadow=promote_shadow, ignore_windows=ignore_windows)
     except RuleLoadError as exc:
         errors = plain_console(stderr=True)
         for error in exc.errors:
@@ -91,6 +94,20 @@ def check(
                 "rules in force refuses it on reload (turn rules off with enabled = false)",
             )
         )
+    now = time.time()
+    for rule in rules.rules:
+        state = rule.window_state(now)
+        if state == "ended":
+            console.print(
+                labelled(
+                    "warning:",
+                    "yellow",
+                    f"rule {rule.name!r} (line {rule.line}) ended: {rule.window_text()}; it "
+                    "no longer runs, remove it",
+                )
+            )
+        elif state == "scheduled":
+            console.print(f"rule {rule.name!r} is scheduled: {rule.window_text()}")
     if rules.lists:
         console.print(f"lists read: {', '.join(sorted(rules.lists))}")
     if lists_dir is not None:
@@ -119,6 +136,7 @@ def list_rules(
     """Show the rules of a file in the order they run."""
     rules = _load(_rules_file(file, config))
     console = plain_console()
+    now = time.time()
     console.print(f"{rules.source} (version {rules.version})")
     for i, rule in enumerate(rules.all_rules, start=1):
         action = rule.action.value
@@ -127,6 +145,11 @@ def list_rules(
         elif rule.points:
             action += f" {rule.points:+d}"
         state = "" if rule.enabled else ", DISABLED"
+        if rule.windowed:
+            window = rule.window_state(now)
+            state += f", {rule.window_text()}" + (
+                "" if window == "active" else f" ({window.upper()})"
+            )
         console.print(
             Text.assemble(
                 f"{i:3d}. ",
@@ -207,16 +230,30 @@ def backtest(
     promote_shadow: bool = typer.Option(
         False, "--promote-shadow", help="count shadow rules as enforced (what if turned on)"
     ),
+    ignore_windows: bool = typer.Option(
+        False,
+        "--ignore-windows",
+        help="run temporary rules (active_from/active_until) on every row, whatever its time",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
-    """Replay labelled transactions through rule files and report what they would catch."""
+    """Replay labelled transactions through rule files and report what they would catch.
+    A temporary rule runs only on the rows within its window, as it would have online
+    (--ignore-windows: on every row)."""
     from authhost.rules.backtest import run_backtest
     from authhost.rules.dataset import DatasetError, iter_rows, read_labelled
     from authhost.rules.report import print_report, write_json, write_plots
 
-    sets = [_load(rules, promote_shadow)]
+    sets = [_load(rules, promote_shadow, ignore_windows)]
     if compare is not None:
-        sets.append(_load(compare, promote_shadow))
+        sets.append(_load(compare, promote_shadow, ignore_windows))
+    windowed = [r for rule_set in sets for r in rule_set.rules if r.windowed]
+    if windowed and not ignore_windows:  # a rule scheduled from tomorrow matches no old row
+        plain_console(stderr=True).print(
+            "note: temporary rules run only on the rows within their window, as online "
+            "(--ignore-windows runs them on every row): "
+            + "; ".join(f"{r.name} {r.window_text()}" for r in windowed)
+        )
     if report_dir is not None:  # before the replay: a path that cannot hold the report
         try:  # (a file, no permission) is said now, not as a traceback after the replay
             report_dir.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,7 @@ class TableSpec:
     title: str
     columns: tuple[Column, ...]
     rows_key: str = ""  # the answer's list of rows ("" the answer is the list)
+    caption: Callable[[dict[str, Any]], str] | None = None  # what the answer says beside them
 
 
 def amount(minor: int | None, currency: str | None) -> str:
@@ -103,6 +104,29 @@ _JOURNAL = (
     Column("reasons", _reasons),
     Column("verdict", _key("verdict")),
 )
+
+
+def _moved_bins(row: Row) -> str:
+    return "; ".join(f"{b['bin']} {b['live']:.3f} / {b['reference']:.3f}" for b in row["bins"])
+
+
+def _drift_caption(result: dict[str, Any]) -> str:
+    """The score's PSI and what was compared: what a drift table is read with."""
+    score = result.get("score")
+    said = (
+        f"score PSI {score['psi']:.4f} {score['status']} ({_moved_bins(score)})"
+        if score
+        else "score: none journalled in the period"
+    )
+    return "; ".join(
+        [
+            f"{said}; model {result['model']} ({result['role'] or 'not active'}), "
+            f"{result['rows']} requests {result['since']}..{result['until']} against "
+            f"{result['reference_source']} ({result['reference_rows']} requests)",
+            *result.get("notes", ()),
+        ]
+    )
+
 
 TABLES: dict[str, TableSpec] = {
     "journal": TableSpec("journal", _JOURNAL),
@@ -203,6 +227,17 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         rows_key="rules",
+    ),
+    "drift": TableSpec(
+        "feature drift, most drifted first",
+        (
+            Column("feature", _key("feature")),
+            Column("PSI", lambda r: f"{r['psi']:.4f}", right=True),
+            Column("status", _key("status")),
+            Column("bins that moved most: live / reference share", _moved_bins),
+        ),
+        rows_key="features",
+        caption=_drift_caption,
     ),
     "common_points": TableSpec(
         "common points of purchase",
@@ -312,6 +347,8 @@ def render(result: Any, spec: TableSpec) -> Table:
         table.caption = f"next page: --after-id {result['next_after_id']}"
     if isinstance(result, dict) and result.get("next_before") and rows:
         table.caption = f"next page: --before {result['next_before']}"
+    if isinstance(result, dict) and spec.caption is not None:
+        table.caption = spec.caption(result)
     return table
 
 

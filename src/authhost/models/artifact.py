@@ -9,6 +9,11 @@ Layout of ``<models dir>/<name>/``:
   ``allow_pickle=False``.
 - ``terminal_risk.json``: the terminal risk lookup table.
 
+``model.json`` may also hold ``reference`` (written since 2026-11-29): each feature's and the
+score's distribution on the held-out rows, what ``authhost models drift`` compares live
+traffic with (``models.drift``). It is checked with the rest of ``model.json``; an artifact
+without one loads and serves as before.
+
 ``read_artifact`` refuses, with an ``ArtifactError`` naming the file and the problem, an
 unknown format or version, a feature list this code does not compute, a file whose hash does
 not match, or arrays that are not a well-formed model (wrong shapes, child indices outside
@@ -29,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from authhost.models.drift import Reference, ReferenceError
 from authhost.models.features import FEATURE_SET, FEATURE_SETS, feature_blocks
 from authhost.models.terminal_risk import TerminalRisk
 
@@ -99,6 +105,13 @@ class Artifact:
     def reads_acceptors(self) -> bool:
         """Its features include the merchant and terminal counters."""
         return self.feature_blocks > 0
+
+    @property
+    def reference(self) -> Reference | None:
+        """The distributions drift is measured against (None: trained before they were kept;
+        checked when the artifact was read)."""
+        data = self.metadata.get("reference")
+        return None if data is None else Reference.from_json(data, self.metadata["features"])
 
 
 def _sha256(path: Path) -> str:
@@ -186,6 +199,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{file}: 'metrics' must be an object of figures")
     if not isinstance(meta.get("created", ""), str):
         raise ArtifactError(f"{file}: 'created' must be a text (an ISO 8601 time)")
+    if meta.get("reference") is not None:  # plain numbers only, checked like the rest
+        try:
+            Reference.from_json(meta["reference"], names)
+        except ReferenceError as exc:
+            raise ArtifactError(f"{file}: {exc}") from None
     return meta
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from authhost.cards.acceptor_velocity import (
     NO_ACCEPTOR,
+    WINDOW_LONG_S,
     AcceptorCounters,
     AcceptorEvent,
     AcceptorVelocity,
@@ -341,6 +342,7 @@ def context_from_row(
 
 def replay_contexts(
     rows: Iterable[Mapping[str, object]],
+    since: float = -math.inf,
 ) -> Iterator[tuple[Mapping[str, object], TxContext]]:
     """Replay journal rows (sorted by ts) and yield each with the context it had when it arrived.
 
@@ -349,26 +351,59 @@ def replay_contexts(
     merchant's and terminal's from the earlier rows there, as the store's counters do. The
     counters are kept incrementally (``cards.sliding``, proven equal to ``compute_velocity``),
     so a replay costs O(1) per row however long a card's history is.
+
+    Rows before ``since`` only warm the counters up (``JournalReplay``): they are not yielded.
     """
-    history: dict[str, SlidingVelocity] = {}
-    acceptors = AcceptorCounters()
+    replay = JournalReplay(since)
     for row in rows:
+        ctx = replay.step(row)
+        if ctx is not None:
+            yield row, ctx
+
+
+class JournalReplay:
+    """``replay_contexts`` one row at a time, for a caller that reads its rows from a store
+    as they come (``step`` takes the next row).
+
+    Rows before ``since`` only warm the counters up (a report of a period replays the 30 days
+    before it): no context is built for them, and the merchant and terminal counters skip
+    those more than their hour before ``since``, which no later row counts. The rows from
+    ``since`` on get the contexts a replay of every row gives them (tested).
+    """
+
+    __slots__ = ("_history", "_acceptors", "_since", "_acceptors_from")
+
+    def __init__(self, since: float = -math.inf) -> None:
+        self._history: dict[str, SlidingVelocity] = {}
+        self._acceptors = AcceptorCounters()
+        self._since = since
+        self._acceptors_from = since - WINDOW_LONG_S
+
+    def step(self, row: Mapping[str, object]) -> TxContext | None:
+        """The row's context (None before ``since``), computed before the row itself is
+        counted; then count it."""
         ts = float(row["ts"])  # type: ignore[arg-type]
         # velocity is the card number's, as the stores count it: a renewal (the same PAN)
         # goes on with its predecessor's history
         card = _text(row, "pan_index") or _text(row, "card_id")
+        history = self._history
         window = history.get(card) if card else None
-        velocity = window.at(ts) if window is not None else EMPTY
-        merchant = _text(row, "merchant_id")
-        at_merchant, at_terminal = acceptors.at(
-            ts, merchant, terminal_key(merchant, _text(row, "terminal_id"))
-        )
-        yield row, context_from_row(row, velocity, at_merchant, at_terminal)
-        acceptor = acceptor_event_from_row(row)
-        if acceptor is not None:
-            acceptors.add(acceptor)
+        ctx = None
+        if ts >= self._acceptors_from:
+            acceptors = self._acceptors
+            merchant = _text(row, "merchant_id")
+            at_merchant, at_terminal = acceptors.at(
+                ts, merchant, terminal_key(merchant, _text(row, "terminal_id"))
+            )
+            if ts >= self._since:
+                velocity = window.at(ts) if window is not None else EMPTY
+                ctx = context_from_row(row, velocity, at_merchant, at_terminal)
+            acceptor = acceptor_event_from_row(row)
+            if acceptor is not None:
+                acceptors.add(acceptor)
         kind = _text(row, "message_class") or "authorisation"
         if is_velocity_event(card, kind):
             if window is None:
                 window = history[card] = SlidingVelocity()
             window.add(event_from_row(row))
+        return ctx

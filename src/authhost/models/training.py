@@ -34,6 +34,7 @@ from authhost.models.dataset import (
     frauds_by_scenario,
     load_labelled,
 )
+from authhost.models.drift import build_reference
 from authhost.models.evaluation import ModelMetrics, evaluate, operating_threshold, write_plots
 from authhost.models.features import (
     FEATURE_NAMES,
@@ -360,6 +361,7 @@ def train(
     probabilities: dict[str, np.ndarray] = {}
     metrics: dict[str, ModelMetrics] = {}
     exported: dict[str, tuple[dict[str, np.ndarray], int]] = {}
+    references: dict[str, dict[str, Any]] = {}
     for kind in config.models:
         arrays = _fit(kind, config, tr.features, tr.labels)
         meta = {"kind": kind, "threshold": 0, "feature_set": config.features}
@@ -384,6 +386,16 @@ def train(
             excluded_frauds_by_scenario=left_out,
         )
         exported[kind] = (arrays, threshold)
+        # what drift is measured against (models.drift): the held-out rows, whose features
+        # and scores are computed as the server computes them (the shipped terminal risk
+        # table, the numpy scorer, out of sample), each card with the history the training
+        # days gave it, where the first training days start with none
+        references[kind] = build_reference(
+            te.features,
+            FEATURE_SETS[config.features],
+            scores,
+            f"held-out days {split.test_days[0]}..{split.test_days[1]}",
+        ).to_json()
 
     summary = {
         "run_id": run_id,
@@ -430,6 +442,7 @@ def train(
                 "metrics": m,
                 "params": asdict(getattr(config, kind)),
                 "terminal_risk": asdict(config.terminal_risk),
+                "reference": references[kind],
             },
             feature_set=config.features,
         )

@@ -111,6 +111,7 @@ class RuleSet:
         source: str = "",
         label: str = "",
         promote_shadow: bool = False,
+        ignore_windows: bool = False,
     ) -> None:
         ordered = sorted(enumerate(rules), key=lambda pair: (pair[1].priority, pair[0]))
         self.all_rules: tuple[Rule, ...] = tuple(rule for _, rule in ordered)
@@ -119,6 +120,7 @@ class RuleSet:
         self.source = source
         self.label = label
         self.promote_shadow = promote_shadow
+        self.ignore_windows = ignore_windows  # (a backtest's what-if: every rule, any time)
         self.lists: frozenset[str] = frozenset().union(*(r.lists for r in self.rules))
         # a rule reads merchant.* or terminal.*: the store must keep and read those counters
         self.reads_acceptors = any(
@@ -126,7 +128,7 @@ class RuleSet:
             for rule in self.rules
             for name in rule.variables
         )
-        self.code = _generate(self.rules)
+        self.code = _generate(self.rules, windows=not ignore_windows)
         self._run: Callable[[Any, Any, Any], tuple[list[int], list[int] | None]] = _compile(
             self.code, version
         )
@@ -229,10 +231,13 @@ class RuleSet:
         return found
 
 
-def _generate(rules: Sequence[Rule]) -> str:
-    """Python source of the set's function: bind used variables and lists, test each rule."""
+def _generate(rules: Sequence[Rule], windows: bool = True) -> str:
+    """Python source of the set's function: bind used variables and lists, test each rule
+    (a rule with a time window first tests the request's time: outside it, no match)."""
     used = set().union(*(r.variables for r in rules)) if rules else set()
     lines = ["def run(ctx, score, L):"]
+    if windows and any(rule.windowed for rule in rules):
+        lines.append("    _ts = ctx.ts")
     if any(VARIABLES[v].source.startswith("vel.") for v in used):
         lines.append("    vel = ctx.velocity")
     for name in sorted(used):
@@ -241,9 +246,12 @@ def _generate(rules: Sequence[Rule]) -> str:
         lines.append(f"    {list_local(name)} = L.get({name!r}, EMPTY_LIST)")
     lines += ["    hits = []", "    errors = None"]
     for i, rule in enumerate(rules):
+        test = (
+            f"({_window_test(rule)}) and ({rule.code})" if windows and rule.windowed else rule.code
+        )
         lines += [
             "    try:",
-            f"        if {rule.code}:",
+            f"        if {test}:",
             f"            hits.append({i})",
             "    except Exception:",
             "        errors = (errors or [])",
@@ -251,6 +259,12 @@ def _generate(rules: Sequence[Rule]) -> str:
         ]
     lines.append("    return hits, errors")
     return "\n".join(lines) + "\n"
+
+
+def _window_test(rule: Rule) -> str:
+    """The request's time within the rule's window: from is in it, until is not."""
+    tests = {"from": ">=", "until": "<"}
+    return " and ".join(f"_ts {tests[word]} {ts!r}" for word, ts in rule.window_ends())
 
 
 def _compile(code: str, version: str) -> Callable[[Any, Any, Any], tuple[list[int], Any]]:

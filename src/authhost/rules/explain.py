@@ -5,6 +5,8 @@ An analyst asking "why was this declined?" or "why did my rule not fire?" gets, 
 transaction's context, every enabled rule evaluated on its own (so a rule after an ``allow``
 is shown too), the outcome of the whole set in its priority order, and each variable a rule
 reads with the value it had. Missing values show as None: a comparison with one is false.
+A temporary rule (``active_from``/``active_until``) is judged at the transaction's time: one
+whose test holds but whose window did not cover it shows ``outside_window``.
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ def explain_rules(
     )
     rules = []
     for rule in rule_set.rules:
-        alone = RuleSet([rule], rule_set.version).evaluate(ctx, score, lists)
-        rules.append(
-            {
-                "name": rule.name,
-                "action": rule.action.value,
-                "mode": rule.mode.value,
-                "priority": rule.priority,
-                "matched": bool(alone.matched),
-                "error": bool(alone.errors),
-                "expression": rule.expression,
-                "variables": {name: values.get(name) for name in sorted(rule.variables)},
-                "lists": sorted(rule.lists),
-            }
-        )
+        alone = RuleSet([rule], rule_set.version, ignore_windows=True).evaluate(ctx, score, lists)
+        in_window = rule.active_at(ctx.ts)
+        verdict = {
+            "name": rule.name,
+            "action": rule.action.value,
+            "mode": rule.mode.value,
+            "priority": rule.priority,
+            "matched": bool(alone.matched) and in_window,
+            "error": bool(alone.errors) and in_window,
+            "expression": rule.expression,
+            "variables": {name: values.get(name) for name in sorted(rule.variables)},
+            "lists": sorted(rule.lists),
+        }
+        if rule.windowed:
+            verdict["window"] = rule.window_text()
+            verdict["outside_window"] = not in_window
+        rules.append(verdict)
     return {
         "rules_version": rule_set.version,
         "outcome": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,16 @@ from authhost.config import RulesConfig
 from authhost.models.context import TxContext
 from authhost.rules.engine import RuleOutcome, RuleSet, RuleStats, version_hash
 from authhost.rules.lists import ListLoadError, directory_stamp, load_lists, merge_lists
+from authhost.rules.rule import utc_text
 from authhost.rules.rulefile import RuleError, RuleLoadError, detect_format, parse_rules
 from authhost.rules.textfile import undecodable
 
 log = logging.getLogger("authhost.rules")
 
 
-def load_rule_set(path: str | Path, *, promote_shadow: bool = False) -> RuleSet:
+def load_rule_set(
+    path: str | Path, *, promote_shadow: bool = False, ignore_windows: bool = False
+) -> RuleSet:
     """Read, check and compile a rules file; raises RuleLoadError with file/line/rule."""
     file = Path(path)
     try:
@@ -43,6 +47,7 @@ def load_rule_set(path: str | Path, *, promote_shadow: bool = False) -> RuleSet:
         source=str(file),
         label=parsed.label,
         promote_shadow=promote_shadow,
+        ignore_windows=ignore_windows,
     )
 
 
@@ -231,6 +236,22 @@ class RuleSource:
                 "provides them): %s",
                 ", ".join(missing),
             )
+        ended = ended_rules(rules, time.time())
+        if ended:  # a forgotten temporary rule: it costs nothing, but misleads a reader
+            log.warning(
+                "rules past their active_until, which no longer run (remove them from the "
+                "file): %s",
+                ", ".join(ended),
+            )
+
+
+def ended_rules(rules: RuleSet, now: float) -> list[str]:
+    """The enabled rules whose window has ended at ``now``, each with its end."""
+    return [
+        f"{rule.name} (until {utc_text(rule.active_until)})"
+        for rule in rules.rules
+        if rule.active_until is not None and rule.window_state(now) == "ended"
+    ]
 
 
 def _copy(stats: RuleStats) -> RuleStats:

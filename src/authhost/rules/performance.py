@@ -29,6 +29,7 @@ class RuleFacts:
     action: str
     reason: str
     shadow: bool
+    window: str = ""  # a temporary rule's (``Rule.window_text``): one that ended matches no more
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class RuleTally:
             "in_rules_file": facts is not None,
             "action": facts.action if facts else "",
             "shadow": facts.shadow if facts else None,
+            "window": facts.window if facts else "",
             "matches": self.matches,
             "approved": self.approved,
             "declined": self.declined,

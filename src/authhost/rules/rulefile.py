@@ -8,6 +8,7 @@ All errors of a file are collected, so an analyst fixes them in one pass.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import tomllib
@@ -37,6 +38,8 @@ RULE_KEYS = (
     "enabled",
     "mode",
     "priority",
+    "active_from",
+    "active_until",
 )
 TOP_KEYS = ("version", "rule")
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/\-]{0,79}$")
@@ -267,6 +270,10 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
     priority = values.get("priority", 100)
     if not isinstance(priority, int) or isinstance(priority, bool):
         fail("priority", "priority must be a whole number (lower runs first)")
+    active_from = _instant(values, "active_from", fail)
+    active_until = _instant(values, "active_until", fail)
+    if active_from is not None and active_until is not None and active_until <= active_from:
+        fail("active_until", "active_until must be after active_from (the window would be empty)")
     expression = values.get("expression")
     compiled = None
     if not isinstance(expression, str):
@@ -304,7 +311,40 @@ def _build_rule(entry: _Entry, index: int, source: str, errors: list[RuleError])
         line=entry.lines.get("expression", 0) + entry.expression_offset,
         variables=frozenset(compiled.variables),
         lists=frozenset(compiled.lists),
+        active_from=active_from,
+        active_until=active_until,
     )
+
+
+_INSTANT_FORM = "a date and time with its UTC offset, e.g. 2026-12-05T18:00:00Z or +01:00"
+
+
+def _instant(values: Mapping[str, Any], key: str, fail: Any) -> float | None:
+    """An ``active_from``/``active_until`` as epoch seconds. Only a full date-time with its
+    offset is taken: a bare date or a local time would mean a different instant on each
+    server's clock setting, and a rule ending hours early or late is the mistake to avoid."""
+    if key not in values:
+        return None
+    value = values[key]
+    if isinstance(value, str):
+        try:
+            text = value.strip()
+            value = (
+                dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+            )
+        except ValueError:
+            fail(key, f"{key} {values[key]!r} is not {_INSTANT_FORM}")
+            return None
+    if isinstance(value, dt.datetime):  # (before date: a datetime is a date too)
+        if value.tzinfo is None or value.utcoffset() is None:
+            fail(key, f"{key} has no UTC offset: write it as {_INSTANT_FORM}")
+            return None
+        return value.timestamp()
+    if isinstance(value, dt.date):
+        fail(key, f"{key} is a date without a time: write it as {_INSTANT_FORM}")
+        return None
+    fail(key, f"{key} must be {_INSTANT_FORM}")
+    return None
 
 
 # text a terminal or a log reader would act on: C0 and C1 controls (escape sequences, new

@@ -257,6 +257,45 @@ class JournalAnalysis(ServiceBase):
             self.store, self.models_dir, since, until, champion_threshold, challenger_threshold
         )
 
+    async def model_drift(
+        self,
+        *,
+        day: str = "",
+        since: float = 0.0,
+        until: float = 0.0,
+        model: str = "",
+        reference_day: str = "",
+        reference_since: float = 0.0,
+        reference_until: float = 0.0,
+        watch: float | None = None,
+        act: float | None = None,
+    ) -> dict[str, Any]:
+        """Is the model still seeing the traffic it was trained on (``admin.model_drift``):
+        each feature's and the score's Population Stability Index over the period's requests
+        it scores, against the artifact's reference (the held-out training days) or a
+        reference period of the journal; the champion unless ``model`` names another."""
+        from authhost.admin.model_drift import model_drift
+        from authhost.models.drift import ACT, WATCH, ReferenceError, Thresholds
+
+        try:
+            thresholds = Thresholds(WATCH if watch is None else watch, ACT if act is None else act)
+        except ReferenceError as exc:
+            raise InvalidRequest(str(exc)) from None
+        since, until = _period(day, since, until, self.clock(), self.business_day)
+        reference = None
+        if reference_day or reference_since or reference_until:
+            try:
+                reference = _period(
+                    reference_day, reference_since, reference_until, self.clock(),
+                    self.business_day,
+                )  # fmt: skip
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"reference period: {exc.message}") from None
+        return await model_drift(
+            self.store, self.models_dir, since, until, model=model,
+            reference_period=reference, thresholds=thresholds,
+        )  # fmt: skip
+
     async def common_points(
         self,
         *,
@@ -330,7 +369,7 @@ class JournalAnalysis(ServiceBase):
         except RuleLoadError as exc:
             raise InvalidRequest(str(exc)) from None
         return {
-            rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow)
+            rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow, rule.window_text())
             for rule in rule_set.all_rules
         }
 
