@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 import urllib.request
 from typing import Any
@@ -36,11 +37,22 @@ async def verified(port: int, head: str = "") -> dict[str, Any]:
 
 
 async def audited_changes(port: int, card_id: str, rounds: int = 3) -> None:
+    """Per round: a card suspended and resumed, a list, a load (sent twice with its key: one
+    entry), an overdraft: each change and its entry one write (a list: its entry alone)."""
+    account = (await call(port, "GET", f"/v1/cards/{card_id}")).json["account_id"]
     for n in range(rounds):
         for action in ("suspend", "resume"):
             assert (await call(port, "POST", f"/v1/cards/{card_id}/{action}")).status == 200
         listed = await call(port, "PUT", "/v1/lists/blocked", payload={"values": [f"M{n}"]})
         assert listed.status == 200, listed
+        key = {"Idempotency-Key": f"load-{secrets.token_hex(4)}"}
+        for _ in range(2):
+            loaded = await call(port, "POST", f"/v1/accounts/{account}/funds",
+                                payload={"amount_minor": 100 + n}, headers=key)  # fmt: skip
+            assert loaded.status == 200, loaded
+        limit = await call(port, "PUT", f"/v1/accounts/{account}/credit-limit",
+                           payload={"credit_limit": 1_000 * n})  # fmt: skip
+        assert limit.status == 200, limit
 
 
 class Tamper:
@@ -88,10 +100,11 @@ async def test_an_entry_changed_or_removed_in_the_store_is_named(
     await audited_changes(at.port, at.card_id)
     clean = await verified(at.port)
     assert clean["ok"] and clean["break_count"] == 0, clean
-    assert clean["chained"] == clean["verified"] == clean["entries"] >= 9, clean
+    assert clean["chained"] == clean["verified"] == clean["entries"] >= 15, clean
     audit = (await call(at.port, "GET", "/v1/audit?limit=1000", token=AUDITOR_TOKEN)).json["audit"]
     assert clean["head"] == audit[-1]["chain"] and clean["head_id"] == audit[-1]["audit_id"]
     assert len({a["chain"] for a in audit}) == len(audit)  # each value its own
+    assert [a["action"] for a in audit].count("account.funds") == 3  # a load resent: once
 
     # an intruder edits who suspended the card: that entry, and only it, is named
     suspended = next(a for a in audit if a["action"] == "card.suspend")

@@ -307,7 +307,8 @@ def test_a_format1_store_is_rotated_into_format_2(tmp_path) -> None:
 
 def test_a_damaged_audit_key_in_the_file_is_refused(site) -> None:
     data = json.loads(site.key_store.read_text())
-    data["audit_key"]["wrapped"] = data["audit_key"]["wrapped"][:-2] + "00"
+    wrapped = data["audit_key"]["wrapped"]  # its last byte changed (it may be 00 already)
+    data["audit_key"]["wrapped"] = wrapped[:-2] + ("11" if wrapped.endswith("00") else "00")
     site.key_store.write_text(json.dumps(data))
     with pytest.raises(KeyStoreError, match="audit chain key"):
         KeyStore.load(site.key_store, bytes.fromhex(site.master))

@@ -715,13 +715,22 @@ def token_view(token: PaymentToken) -> dict[str, Any]:
     return view
 
 
-def account_view(account: Account) -> dict[str, Any]:
+def audited_account_view(account: Account) -> dict[str, Any]:
+    """What an account's audit entry records of it: what its write checks has not moved
+    (the balance and credit limit) and what never changes; not its holds and open-to-buy,
+    which the authorisations move meanwhile (``store.interface.AccountAudit``)."""
     return {
         "account_id": account.account_id,
         "currency": account.currency,
         "kind": account.kind.value,
         "balance": account.balance,
         "credit_limit": account.credit_limit,
+    }
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    return {
+        **audited_account_view(account),
         "holds": account.holds,
         "open_to_buy": account.open_to_buy,
     }

@@ -25,6 +25,15 @@ class AuditSealer(Protocol):
     def seal(self, previous: str, fields: Sequence[object]) -> str: ...
 
 
+# An admin write's audit entry on an account (``change_funds``, ``set_credit_limit``,
+# ``sync_ledger``), made by the store from the account as the write finds it, and appended
+# only if the write is made, in the same atomic step as ``update_card``'s entry. The entry may
+# record the account's balance and credit limit, which the write checks are still what it was
+# made from (and its id, currency and kind, which never change); never its holds, which the
+# authorisations move meanwhile.
+AccountAudit = Callable[[Account], AuditEntry]
+
+
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
 
@@ -364,6 +373,13 @@ class FundsChanged:
     repeated: bool  # the key had been used: nothing changed this time
 
 
+# How many times in a row a store whose write of an account and its audit entry is a
+# compare-and-set (Redis) makes the entry again because the account's balance or credit limit
+# moved between its read and its write (another write on the account landed in that
+# millisecond), before it gives up: ``StoreUnavailable``, nothing written, to be tried again.
+ACCOUNT_AUDIT_TRIES = 50
+
+
 class LedgerRefused(Conflict):
     """A ledger balance sync that would set a wrong balance: nothing changed (the message
     says why: an older cursor than one applied, a pruned journal, an entry without its
@@ -500,9 +516,17 @@ class CardStore(Protocol):
     async def read_acceptor_counters(self, now: float) -> AcceptorReading: ...
 
     # --- products and accounts ----------------------------------------------------------
-    async def put_product(self, product: Product, expected_version: int | None = None) -> None:
+    async def put_product(
+        self,
+        product: Product,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         """Create or replace the product; with ``expected_version``, replace it only if the
-        stored one is still at that version (else ``Conflict``: someone changed it since)."""
+        stored one is still at that version (else ``Conflict``: someone changed it since).
+        ``audit``: the change's entry, appended (chained with ``seal``) only if the product is
+        written, in the same atomic step as ``update_card``'s."""
         ...
 
     async def get_product(self, product_id: str) -> Product | None: ...
@@ -516,7 +540,14 @@ class CardStore(Protocol):
     async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]: ...
 
     async def change_funds(
-        self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
+        self,
+        account_id: str,
+        delta_minor: int,
+        *,
+        key: str = "",
+        fingerprint: str = "",
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
     ) -> FundsChanged:
         """Add ``delta_minor`` to the balance in one atomic step: refused (``InsufficientFunds``)
         when it lowers the open-to-buy below zero, against the holds of that moment, and
@@ -525,7 +556,18 @@ class CardStore(Protocol):
         (``fingerprint``, the account after) are written together, so a retried load never
         moves money twice, even across a crash; a key used before changes nothing and
         returns its record (``repeated``). The record is a request's result: the idempotency
-        retention (``prune_idempotency``) deletes it with the others."""
+        retention (``prune_idempotency``) deletes it with the others.
+
+        ``audit`` makes the change's entry from the account as the change finds it
+        (``AccountAudit``); the entry is appended (chained with ``seal``) only when money
+        moves: not for a refusal, nor for a key used before. In the same transaction on
+        SQLite; in the same script on a single Redis, which refuses to write when the
+        account's balance or credit limit, or the chain's head, moved since the store read
+        them (it then reads them again, makes the entry again and sends it again; after
+        ``ACCOUNT_AUDIT_TRIES`` moves in a row, ``StoreUnavailable``, nothing written); on
+        Redis Cluster right after the change (the account and the audit log are in different
+        hash slots, which no script spans): a crash between them loses the entry. The same
+        holds for ``set_credit_limit`` and ``sync_ledger``."""
         ...
 
     async def funds_change_of(self, account_id: str, key: str) -> FundsChanged | None:
@@ -534,7 +576,13 @@ class CardStore(Protocol):
         ...
 
     async def sync_ledger(
-        self, account_id: str, ledger_balance: int, through_id: int, now: float
+        self,
+        account_id: str,
+        ledger_balance: int,
+        through_id: int,
+        now: float,
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
     ) -> LedgerSync:
         """Set the balance to the bank's ``ledger_balance``, which has every movement of the
         journal up to ``through_id`` in it, plus the ``balance_delta`` of the account's entries
@@ -542,14 +590,24 @@ class CardStore(Protocol):
         adds its own). ``LedgerRefused`` when ``through_id`` is older than one applied before,
         when retention pruned entries after it, or when an entry after it was journalled
         without its balance effect; ``BeyondBound`` when the balance would be beyond
-        ``BALANCE_BOUND`` either way (nothing changed)."""
+        ``BALANCE_BOUND`` either way (nothing changed). ``audit``, ``seal``: as
+        ``change_funds``'s (no entry when it is refused)."""
         ...
 
     async def ledger_state(self, account_id: str) -> LedgerState | None:
         """The account's last ledger balance sync (None: never synchronised)."""
         ...
 
-    async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account: ...
+    async def set_credit_limit(
+        self,
+        account_id: str,
+        credit_limit: int,
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> Account:
+        """Set the account's credit limit (a debit account's arranged overdraft); the account
+        after. ``audit``, ``seal``: as ``change_funds``'s."""
+        ...
 
     # --- cards ----------------------------------------------------------------------------
     async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:

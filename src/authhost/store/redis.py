@@ -47,6 +47,7 @@ from authhost.store.gathering import (
     wake_followers,
 )
 from authhost.store.interface import (
+    ACCOUNT_AUDIT_TRIES,
     ATC_JUMP,
     ATC_REPLAY,
     ATC_WINDOW_S,
@@ -56,6 +57,7 @@ from authhost.store.interface import (
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
+    AccountAudit,
     AuditSealer,
     BeyondBound,
     Commit,
@@ -78,6 +80,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
+    StoreUnavailable,
     atc_refused_outcome,
     balance_bound_outcome,
     cavv_reused_outcome,
@@ -289,12 +292,17 @@ class RedisCardStore:
         self._hand_over = client.register_script(redis_lua.HAND_OVER_VELOCITY)
         self._drop_intent = client.register_script(redis_lua.DROP_INTENT)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
+        self._put_product_audited = client.register_script(redis_lua.PUT_PRODUCT_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
         self._prune_written = client.register_script(redis_lua.PRUNE_WRITTEN)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
+        self._change_funds_audited = client.register_script(redis_lua.CHANGE_FUNDS_AUDITED)
         self._sync_ledger = client.register_script(redis_lua.SYNC_LEDGER)
+        self._sync_ledger_audited = client.register_script(redis_lua.SYNC_LEDGER_AUDITED)
+        self._set_credit_limit = client.register_script(redis_lua.SET_CREDIT_LIMIT)
+        self._set_credit_limit_audited = client.register_script(redis_lua.SET_CREDIT_LIMIT_AUDITED)
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
@@ -927,16 +935,31 @@ class RedisCardStore:
 
     # --- products and accounts -----------------------------------------------------------
 
-    async def put_product(self, product: Product, expected_version: int | None = None) -> None:
+    async def put_product(
+        self,
+        product: Product,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the product and its entry are one script (both or neither); on
+        a cluster the entry is appended right after the product (another hash slot)."""
         data = codec.product_to_json(product)
-        if expected_version is None:
-            await self._client.hset(self._keys.products, {product.product_id: data})
-            return
-        written = await self._put_product(
-            [self._keys.products], [product.product_id, data, str(expected_version)]
-        )
-        if not int(written):
+        expected = "" if expected_version is None else str(expected_version)
+        args = [product.product_id, data, expected]
+        if audit is None or self._cluster:
+            written = int(await self._put_product([self._keys.products], args))
+        else:
+            keys = [*self._audit_keys(audit), self._keys.products]
+            while True:
+                sealed = await self._audit_args(audit, seal)
+                written = int(await self._put_product_audited(keys, [*sealed, *args]))
+                if written != -3:  # -3: another writer's entry came first; sealed after it next
+                    break
+        if not written:
             raise Conflict(f"product {product.product_id} changed meanwhile")
+        if audit is not None and self._cluster:
+            await self.append_audit(audit, seal)
 
     async def get_product(self, product_id: str) -> Product | None:
         raw = await self._client.hget(self._keys.products, product_id)
@@ -973,26 +996,77 @@ class RedisCardStore:
         accounts = [await self.get_account(_s(i)) for i in ids]
         return [a for a in accounts if a is not None]
 
+    async def _account_write(
+        self,
+        account_id: str,
+        scripts: tuple[Any, Any],
+        keys: list[str],
+        args: list[str],
+        audit: AccountAudit | None,
+        seal: AuditSealer | None,
+    ) -> list[Any]:
+        """Run an account script (``scripts``: alone, with its entry), with the entry
+        ``audit`` makes from the account as read just before. On a single Redis the entry
+        is in the script: it writes only if the account's balance and credit limit and the
+        chain's head are still as read ('moved' else: read, made and sealed again); on a
+        cluster the script checks the account alone and the entry is appended after it (the
+        audit log is in another hash slot). The script's reply, its first element a status."""
+        alone, together = scripts
+        if audit is None:
+            return await alone(keys, [*args, "", ""])
+        for _ in range(ACCOUNT_AUDIT_TRIES):
+            account = await self.get_account(account_id)
+            if account is None:
+                raise NotFound(f"account {account_id} not found")
+            entry = audit(account)
+            was = [str(account.balance), str(account.credit_limit)]
+            if self._cluster:
+                reply = await alone(keys, [*args, *was])
+            else:
+                sealed = await self._audit_args(entry, seal)
+                reply = await together([*self._audit_keys(entry), *keys], [*sealed, *args, *was])
+            status = _s(reply[0])
+            if status == "moved":
+                continue
+            if status == "ok" and self._cluster:
+                await self.append_audit(entry, seal)
+            return reply
+        raise StoreUnavailable(
+            f"account {account_id} changed at each of {ACCOUNT_AUDIT_TRIES} tries to write it "
+            "with its audit entry; nothing was written: try again"
+        )
+
     async def change_funds(
-        self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
+        self,
+        account_id: str,
+        delta_minor: int,
+        *,
+        key: str = "",
+        fingerprint: str = "",
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
     ) -> FundsChanged:
         ak = self._keys.account(account_id)
-        reply = await self._change_funds(
-            keys=[ak.account, ak.funds_change(key), ak.funds_written],
-            args=[str(delta_minor), fingerprint, "1" if key else "0", repr(time.time()), key],
+        reply = await self._account_write(
+            account_id,
+            (self._change_funds, self._change_funds_audited),
+            [ak.account, ak.funds_change(key), ak.funds_written],
+            [str(delta_minor), fingerprint, "1" if key else "0", repr(time.time()), key],
+            audit,
+            seal,
         )
-        status = int(reply[0])
-        if status == 2:
+        status = _s(reply[0])
+        if status == "noaccount":
             raise NotFound(f"account {account_id} not found")
-        if status in (3, 4):
+        if status in ("short", "beyond"):
             current = await self.get_account(account_id)
             if current is None:
                 raise NotFound(f"account {account_id} not found")
-            if status == 4:
+            if status == "beyond":
                 raise BeyondBound(current, "balance", current.balance + delta_minor)
             raise InsufficientFunds(current)
         first, account = codec.funds_record_parts(_s(reply[1]))
-        return FundsChanged(account, first, repeated=status == 1)
+        return FundsChanged(account, first, repeated=status == "repeated")
 
     async def funds_change_of(self, account_id: str, key: str) -> FundsChanged | None:
         record = await self._client.get(self._keys.account(account_id).funds_change(key))
@@ -1002,12 +1076,22 @@ class RedisCardStore:
         return FundsChanged(account, first, repeated=True)
 
     async def sync_ledger(
-        self, account_id: str, ledger_balance: int, through_id: int, now: float
+        self,
+        account_id: str,
+        ledger_balance: int,
+        through_id: int,
+        now: float,
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
     ) -> LedgerSync:
         ak = self._keys.account(account_id)
-        reply = await self._sync_ledger(
-            keys=[ak.account, ak.journal, ak.journal_all],
-            args=[str(ledger_balance), str(through_id), str(self.ledger_max_after), repr(now)],
+        reply = await self._account_write(
+            account_id,
+            (self._sync_ledger, self._sync_ledger_audited),
+            [ak.account, ak.journal, ak.journal_all],
+            [str(ledger_balance), str(through_id), str(self.ledger_max_after), repr(now)],
+            audit,
+            seal,
         )
         status = _s(reply[0])
         if status == "noaccount":
@@ -1037,16 +1121,24 @@ class RedisCardStore:
             return None
         return LedgerState(int(_s(through)), int(_s(balance or b"0")), float(_s(at or b"0")))
 
-    async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
-        key = self._keys.account(account_id).account
-        # two steps: existence first so a missing account is never created by HSET
-        if not await self._client.exists([key]):
+    async def set_credit_limit(
+        self,
+        account_id: str,
+        credit_limit: int,
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> Account:
+        reply = await self._account_write(
+            account_id,
+            (self._set_credit_limit, self._set_credit_limit_audited),
+            [self._keys.account(account_id).account],
+            [str(credit_limit)],
+            audit,
+            seal,
+        )
+        if _s(reply[0]) == "noaccount":  # (the script never creates a missing account)
             raise NotFound(f"account {account_id} not found")
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, {"credit_limit": str(credit_limit)})
-            pipe.hincrby(key, "version", 1)
-            everything = pipe.hgetall(key)
-        account = _account(await everything)
+        account = _account_row(reply[1:])
         assert account is not None
         return account
 

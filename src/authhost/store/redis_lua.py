@@ -1,7 +1,8 @@
 """Lua scripts of the Redis store. Each touches keys of ONE hash slot (one account's tag), so
 they run atomically on a single Redis and on Redis Cluster alike; the exceptions,
-``SNAPSHOT_STANDALONE`` and the card changes with their audit entry (``UPDATE_CARD_AUDITED``,
-``MOVE_CARD_AUDITED``), are used only against a single Redis, where slots do not exist.
+``SNAPSHOT_STANDALONE`` and the admin writes with their audit entry (``*_AUDITED``: a card's
+change, a funds change, a credit limit, a ledger sync, a product), are used only against a
+single Redis, where slots do not exist.
 
 Account-slot keys (``KEYS`` order is fixed per script, see ``redis_keys.AccountKeys``):
 account hash, card hashes, velocity sorted sets, holds hash, dedupe hash, journal hash and
@@ -587,16 +588,25 @@ return 0
 """
 )
 
-# KEYS: products hash.  ARGV: product id, new data, the version the change was made from.
-# Returns 1 when written, 0 when the stored product is missing or at another version.
-PUT_PRODUCT = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current then return 0 end
-local version = cjson.decode(current)['version'] or 0
-if tostring(version) ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+# Where an account or product script's own keys and arguments start (KEYS[K + 1], ARGV[A + 1]):
+# alone, or after an audit entry's five keys and three arguments in its *_AUDITED variant
+# (_AUDIT_WRITE and _audit_head_moved read KEYS[1..5] and ARGV[1..3]).
+_ALONE = "local K, A = 0, 0\n"
+_AFTER_AUDIT = "local K, A = 5, 3\n"
+
+# KEYS[K+1]: products hash.  ARGV[A+1..]: product id, new data, the version the change was
+# made from ('': none, written over whatever is stored). 1 when written, 0 when the stored
+# product is missing or at another version.
+_PUT_PRODUCT_CHECKS = """
+if ARGV[A + 3] ~= '' then
+  local current = redis.call('HGET', KEYS[K + 1], ARGV[A + 1])
+  if not current then return 0 end
+  local version = cjson.decode(current)['version'] or 0
+  if tostring(version) ~= ARGV[A + 3] then return 0 end
+end
 """
+_PUT_PRODUCT_WRITE = "redis.call('HSET', KEYS[K + 1], ARGV[A + 1], ARGV[A + 2])\n"
+PUT_PRODUCT = _ALONE + _PUT_PRODUCT_CHECKS + _PUT_PRODUCT_WRITE + "return 1\n"
 
 # KEYS: card hash.  ARGV: the PAN ciphertext expected, the new one.
 # Returns 1 when replaced, 0 when the ciphertext changed meanwhile, -1 when the card is missing.
@@ -685,19 +695,27 @@ return id
 """
 )
 
-# A card change made by an operator and its audit entry in one script: both or neither.
-# SINGLE REDIS ONLY: the card is in its account's slot and the audit log in its own, which a
-# cluster refuses in one script (there the entry follows the card). KEYS[1..5] are
-# APPEND_AUDIT_CHAINED's (audit hash, all ids, subject ids, sequence, chain head), the card's
-# from KEYS[6]; ARGV[1..3] the entry's JSON, the head its chain value was sealed after ("" for
-# none) and that value ("": unsealed, the head neither checked nor moved), the card's from
-# ARGV[4]. Every check comes before the first write (a script that fails midway keeps what it
-# wrote): -1 the card is missing, -2 its version is stale, -3 another writer moved the head
-# (the caller seals after the new one and tries again); nothing is written then. Else the
-# card's new version.
-_AUDIT_HEAD_MOVED = """
-if ARGV[3] ~= '' and (redis.call('GET', KEYS[5]) or '') ~= ARGV[2] then return -3 end
-"""
+
+# An admin write and its audit entry in one script: both or neither (a card's change here,
+# the account and product writes below). SINGLE REDIS ONLY: the card or account is in its
+# account's slot, the products in {g} and the audit log in its own, which a cluster refuses
+# in one script (there the entry follows the write). KEYS[1..5] are APPEND_AUDIT_CHAINED's
+# (audit hash, all ids, subject ids, sequence, chain head), the write's own from KEYS[6];
+# ARGV[1..3] the entry's JSON, the head its chain value was sealed after ("" for none) and
+# that value ("": unsealed, the head neither checked nor moved), the write's own from
+# ARGV[4]. Every check comes before the first write (a script that fails midway keeps what
+# it wrote). The card scripts answer -1 the card is missing, -2 its version is stale, -3
+# another writer moved the head (the caller seals after the new one and tries again);
+# nothing is written then. Else the card's new version.
+def _audit_head_moved(reply: str) -> str:
+    """The check that the chain's head is the one the entry was sealed after: else the
+    script answers ``reply`` (nothing written)."""
+    return (
+        "if ARGV[3] ~= '' and (redis.call('GET', KEYS[5]) or '') ~= ARGV[2] then "
+        f"return {reply} end\n"
+    )
+
+
 _AUDIT_WRITE = (
     _AUDIT_APPEND
     + """
@@ -712,7 +730,7 @@ local v = redis.call('HGET', KEYS[6], 'version')
 if not v then return -1 end
 if v ~= ARGV[4] then return -2 end
 """
-    + _AUDIT_HEAD_MOVED
+    + _audit_head_moved("-3")
     + """
 local nv = tonumber(v) + 1
 redis.call('HSET', KEYS[6], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv,
@@ -735,7 +753,7 @@ if v ~= ARGV[4] then return -2 end
 local pan = redis.call('HGET', KEYS[6], 'pan')
 if not pan then return -1 end
 """
-    + _AUDIT_HEAD_MOVED
+    + _audit_head_moved("-3")
     + """
 local nv = tonumber(v) + 1
 local seq = redis.call('ZSCORE', KEYS[11], ARGV[9]) or 0
@@ -753,6 +771,46 @@ redis.call('ZREM', KEYS[8], ARGV[9])
     + _AUDIT_WRITE
     + "return nv\n"
 )
+
+# PUT_PRODUCT with its entry: -3 another writer moved the head (nothing written).
+PUT_PRODUCT_AUDITED = (
+    _AFTER_AUDIT
+    + _PUT_PRODUCT_CHECKS
+    + _audit_head_moved("-3")
+    + _PUT_PRODUCT_WRITE
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+
+# An account's write made with its audit entry (the store's AccountAudit): its last check,
+# after its own refusals and before its first write. The account's balance and credit limit
+# are still those its entry was made from (ARGV[A + at], ARGV[A + at + 1]; '' when there is
+# no entry: no check) and, in the *_AUDITED variant, the chain's head is the one the entry was
+# sealed after; else {'moved'}: nothing is written, and the caller reads the account (and the
+# head) again, makes its entry again and sends it again.
+def _account_moved(at: int, audited: bool) -> str:
+    check = f"""
+if ARGV[A + {at}] ~= '' then
+  local was = redis.call('HMGET', KEYS[K + 1], 'balance', 'credit_limit')
+  if tonumber(was[1]) ~= tonumber(ARGV[A + {at}])
+     or tonumber(was[2]) ~= tonumber(ARGV[A + {at + 1}]) then
+    return {{'moved'}}
+  end
+end
+"""
+    return check + (_audit_head_moved("{'moved'}") if audited else "")
+
+
+def _account_scripts(checks: str, at: int, write: str, reply: str) -> tuple[str, str]:
+    """An account script alone (its entry, if any, is appended after it: Redis Cluster) and
+    with its entry (a single Redis): ``checks`` refuse, ``write`` writes, ``reply`` answers."""
+    alone = _ALONE + checks + _account_moved(at, audited=False) + write + reply
+    together = (
+        _AFTER_AUDIT + checks + _account_moved(at, audited=True) + write + _AUDIT_WRITE + reply
+    )
+    return alone, together
+
 
 # KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id, the
 # disputes by card (one slot).  ARGV: journal id, dispute id, JSON, state, card id.
@@ -853,23 +911,24 @@ end
 return released
 """
 
-# A load or take-off of funds (store.change_funds), at most once per key when ARGV[3] is '1'.
-# KEYS: account hash, the key's record, the account's funds_written index. ARGV: delta, request
-# fingerprint, has key, now, the key (the record is indexed by its time: prunable).
-# Reply: {0, record} changed, {1, record} the key's earlier change, {2} no account, {3} the
-# change would lower the open-to-buy below zero, {4} it would take the balance beyond BOUND
-# (nothing changed).
-CHANGE_FUNDS = (
+# A load or take-off of funds (store.change_funds), at most once per key when ARGV[A+3] is
+# '1'. KEYS[K+1..]: account hash, the key's record, the account's funds_written index.
+# ARGV[A+1..]: delta, request fingerprint, has key, now, the key (the record is indexed by its
+# time: prunable), the balance and credit limit its entry was made from ('' '': no entry).
+# Reply: {'ok', record} changed, {'repeated', record} the key's earlier change, {'noaccount'},
+# {'short'} the change would lower the open-to-buy below zero, {'beyond'} it would take the
+# balance beyond BOUND, {'moved'} (_account_moved): nothing changed but for 'ok'.
+_FUNDS_CHECKS = (
     _BOUND_LUA
     + """
-if ARGV[3] == '1' then
-  local stored = redis.call('GET', KEYS[2])
-  if stored then return {1, stored} end
+if ARGV[A + 3] == '1' then
+  local stored = redis.call('GET', KEYS[K + 2])
+  if stored then return {'repeated', stored} end
 end
-local a = redis.call('HMGET', KEYS[1], 'kind', 'balance', 'credit_limit', 'holds')
-if not a[1] then return {2} end
-local delta = tonumber(ARGV[1])
-if beyond_bound(tonumber(a[2]), delta) then return {4} end
+local a = redis.call('HMGET', KEYS[K + 1], 'kind', 'balance', 'credit_limit', 'holds')
+if not a[1] then return {'noaccount'} end
+local delta = tonumber(ARGV[A + 1])
+if beyond_bound(tonumber(a[2]), delta) then return {'beyond'} end
 local balance = tonumber(a[2]) + delta
 local lowers, open_to_buy
 if a[1] == 'credit' then
@@ -877,44 +936,72 @@ if a[1] == 'credit' then
 else
   lowers, open_to_buy = delta < 0, balance + tonumber(a[3]) - tonumber(a[4])
 end
-if lowers and open_to_buy < 0 then return {3} end
-redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'version', 1)
+if lowers and open_to_buy < 0 then return {'short'} end
+"""
+)
+_FUNDS_WRITE = (
+    """
+redis.call('HINCRBY', KEYS[K + 1], 'balance', ARGV[A + 1])
+redis.call('HINCRBY', KEYS[K + 1], 'version', 1)
 local names = {"""
     + _ACCOUNT_FIELDS_LUA
     + """}
-local values = redis.call('HMGET', KEYS[1], unpack(names))
+local values = redis.call('HMGET', KEYS[K + 1], unpack(names))
 local account = {}
 for i, name in ipairs(names) do account[name] = values[i] end
-local record = cjson.encode({request = ARGV[2], account = account})
-if ARGV[3] == '1' then
-  redis.call('SET', KEYS[2], record)
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+local record = cjson.encode({request = ARGV[A + 2], account = account})
+if ARGV[A + 3] == '1' then
+  redis.call('SET', KEYS[K + 2], record)
+  redis.call('ZADD', KEYS[K + 3], ARGV[A + 4], ARGV[A + 5])
 end
-return {0, record}
 """
 )
+CHANGE_FUNDS, CHANGE_FUNDS_AUDITED = _account_scripts(
+    _FUNDS_CHECKS, 6, _FUNDS_WRITE, "return {'ok', record}\n"
+)
 
-# A ledger balance sync (store.sync_ledger). KEYS: account hash, journal hash, the account's
-# journal ids (journal_all). ARGV: the bank's ledger balance, the journal id it is through,
-# the most entries after it the script adds up (store.interface.LEDGER_MAX_AFTER), now.
-# The account hash keeps ledger_through (the cursor of the last sync, with ledger_balance and
-# ledger_synced_at) and
-# journal_pruned_through (the newest of its entries retention deleted).
+# An account's credit limit (a debit account's arranged overdraft): store.set_credit_limit.
+# KEYS[K+1]: account hash.  ARGV[A+1..]: the limit, the balance and credit limit its entry
+# was made from ('' '': no entry). Reply: {'noaccount'}, {'moved'} (nothing changed), or
+# {'ok', the account's fields}.
+_CREDIT_LIMIT_CHECKS = """
+if redis.call('EXISTS', KEYS[K + 1]) == 0 then return {'noaccount'} end
+"""
+_CREDIT_LIMIT_WRITE = """
+redis.call('HSET', KEYS[K + 1], 'credit_limit', ARGV[A + 1])
+redis.call('HINCRBY', KEYS[K + 1], 'version', 1)
+"""
+SET_CREDIT_LIMIT, SET_CREDIT_LIMIT_AUDITED = _account_scripts(
+    _CREDIT_LIMIT_CHECKS,
+    2,
+    _CREDIT_LIMIT_WRITE,
+    "return {'ok', unpack(redis.call('HMGET', KEYS[K + 1], " + _ACCOUNT_FIELDS_LUA + "))}\n",
+)
+
+# A ledger balance sync (store.sync_ledger). KEYS[K+1..]: account hash, journal hash, the
+# account's journal ids (journal_all). ARGV[A+1..]: the bank's ledger balance, the journal id
+# it is through, the most entries after it the script adds up
+# (store.interface.LEDGER_MAX_AFTER), now, the balance and credit limit its entry was made
+# from ('' '': no entry). The account hash keeps ledger_through (the cursor of the last sync,
+# with ledger_balance and ledger_synced_at) and journal_pruned_through (the newest of its
+# entries retention deleted).
 # Reply: {'noaccount'}; {'refused', applied, pruned, unknown, count} ('' none: the caller words
 # it, store.interface.ledger_refusal); {'beyond', the balance it would set} (beyond BOUND);
-# {'ok', what the entries after added, how many moved the balance, the account's fields}.
-SYNC_LEDGER = (
+# {'moved'} (_account_moved); {'ok', what the entries after added, how many moved the
+# balance, the account's fields}.
+_LEDGER_CHECKS = (
     _BOUND_LUA
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'noaccount'} end
-local through = tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'ledger_through', 'journal_pruned_through')
-local count = redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf')
-if count > tonumber(ARGV[3]) then return {'refused', state[1] or '', state[2] or '', '', count} end
+if redis.call('EXISTS', KEYS[K + 1]) == 0 then return {'noaccount'} end
+local through = tonumber(ARGV[A + 2])
+local state = redis.call('HMGET', KEYS[K + 1], 'ledger_through', 'journal_pruned_through')
+local count = redis.call('ZCOUNT', KEYS[K + 3], '(' .. ARGV[A + 2], '+inf')
+if count > tonumber(ARGV[A + 3]) then
+  return {'refused', state[1] or '', state[2] or '', '', count}
+end
 local after, moved, unknown = 0, 0, ''
-for _, jid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf')) do
-  local text = redis.call('HGET', KEYS[2], jid)
+for _, jid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[K + 3], '(' .. ARGV[A + 2], '+inf')) do
+  local text = redis.call('HGET', KEYS[K + 2], jid)
   if text then
     -- the key with bare quotes is only ever the field itself (values' quotes are escaped)
     local delta = string.match(text, '"balance_delta":(-?%d+)')
@@ -929,17 +1016,23 @@ if (state[1] and through < tonumber(state[1])) or (state[2] and through < tonumb
    or unknown ~= '' then
   return {'refused', state[1] or '', state[2] or '', unknown, count}
 end
-if math.abs(tonumber(ARGV[1]) + after) > BOUND then
-  return {'beyond', string.format('%d', tonumber(ARGV[1]) + after)}
+if math.abs(tonumber(ARGV[A + 1]) + after) > BOUND then
+  return {'beyond', string.format('%d', tonumber(ARGV[A + 1]) + after)}
 end
-redis.call('HSET', KEYS[1], 'balance', string.format('%d', tonumber(ARGV[1]) + after),
-  'ledger_through', ARGV[2], 'ledger_balance', ARGV[1], 'ledger_synced_at', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-local account = redis.call('HMGET', KEYS[1], """
-    + _ACCOUNT_FIELDS_LUA
-    + """)
-return {'ok', string.format('%d', after), moved, unpack(account)}
 """
+)
+_LEDGER_WRITE = """
+redis.call('HSET', KEYS[K + 1], 'balance', string.format('%d', tonumber(ARGV[A + 1]) + after),
+  'ledger_through', ARGV[A + 2], 'ledger_balance', ARGV[A + 1], 'ledger_synced_at', ARGV[A + 4])
+redis.call('HINCRBY', KEYS[K + 1], 'version', 1)
+"""
+SYNC_LEDGER, SYNC_LEDGER_AUDITED = _account_scripts(
+    _LEDGER_CHECKS,
+    5,
+    _LEDGER_WRITE,
+    "return {'ok', string.format('%d', after), moved, unpack(redis.call('HMGET', KEYS[K + 1], "
+    + _ACCOUNT_FIELDS_LUA
+    + "))}\n",
 )
 
 # An intent dropped only if it is still the one written at ARGV[2] (its ts): a finisher that

@@ -41,6 +41,7 @@ from authhost.store.interface import (
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
+    AccountAudit,
     AuditSealer,
     BeyondBound,
     Commit,
@@ -592,7 +593,13 @@ class SqliteCardStore:
 
     # --- products and accounts -----------------------------------------------------------
 
-    async def put_product(self, product: Product, expected_version: int | None = None) -> None:
+    async def put_product(
+        self,
+        product: Product,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         data = codec.product_to_json(product)
 
         def write(conn: sqlite3.Connection) -> None:
@@ -608,6 +615,8 @@ class SqliteCardStore:
                 (data, product.product_id, expected_version),
             ).rowcount:
                 raise Conflict(f"product {product.product_id} changed meanwhile")
+            if audit is not None:  # in the product's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
 
         await self._writer.run(write)
 
@@ -642,11 +651,7 @@ class SqliteCardStore:
         await self._writer.run(insert)
 
     async def get_account(self, account_id: str) -> Account | None:
-        return await self._reader.run(
-            lambda conn: _account(
-                conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
-            )
-        )
+        return await self._reader.run(lambda conn: _read_account(conn, account_id))
 
     async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]:
         rows = await self._reader.run(
@@ -656,20 +661,15 @@ class SqliteCardStore:
         )
         return [a for a in map(_account, rows) if a is not None]
 
-    async def _change_account(self, account_id: str, sql: str, value: int) -> Account:
-        def change(conn: sqlite3.Connection) -> Account:
-            conn.execute(sql, (value, account_id))
-            account = _account(
-                conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
-            )
-            if account is None:
-                raise NotFound(f"account {account_id} not found")
-            return account
-
-        return await self._writer.run(change)
-
     async def change_funds(
-        self, account_id: str, delta_minor: int, *, key: str = "", fingerprint: str = ""
+        self,
+        account_id: str,
+        delta_minor: int,
+        *,
+        key: str = "",
+        fingerprint: str = "",
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
     ) -> FundsChanged:
         once_key = _funds_key(account_id, key)
 
@@ -681,14 +681,11 @@ class SqliteCardStore:
                 if row is not None:
                     first, account = codec.funds_record_parts(row[0])
                     return FundsChanged(account, first, repeated=True)
+            before = _read_account(conn, account_id) if audit is not None else None
             params = {"account": account_id, "delta": delta_minor, "bound": BALANCE_BOUND}
             account = _account(conn.execute(_FUNDS_SQL, params).fetchone())
             if account is None:
-                current = _account(
-                    conn.execute(
-                        f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)
-                    ).fetchone()
-                )
+                current = _read_account(conn, account_id)
                 if current is None:
                     raise NotFound(f"account {account_id} not found")
                 if beyond_bound(current.balance, delta_minor):
@@ -699,6 +696,8 @@ class SqliteCardStore:
                     "INSERT INTO idempotency (key, result, ts, prunable) VALUES (?, ?, ?, 1)",
                     (once_key, codec.funds_record(fingerprint, account), time.time()),
                 )
+            if audit is not None and before is not None:  # in the change's own transaction
+                _insert_audit(conn, audit(before), seal)
             return FundsChanged(account, fingerprint, repeated=False)
 
         return await self._writer.run(change)
@@ -716,11 +715,18 @@ class SqliteCardStore:
         return FundsChanged(account, first, repeated=True)
 
     async def sync_ledger(
-        self, account_id: str, ledger_balance: int, through_id: int, now: float
+        self,
+        account_id: str,
+        ledger_balance: int,
+        through_id: int,
+        now: float,
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
     ) -> LedgerSync:
         def sync(conn: sqlite3.Connection) -> LedgerSync:
             select = f"{_ACCOUNT_SELECT} WHERE account_id = ?"
-            if _account(conn.execute(select, (account_id,)).fetchone()) is None:
+            before = _account(conn.execute(select, (account_id,)).fetchone())
+            if before is None:
                 raise NotFound(f"account {account_id} not found")
             applied = conn.execute(
                 "SELECT through_id FROM ledger_syncs WHERE account_id = ?", (account_id,)
@@ -745,9 +751,7 @@ class SqliteCardStore:
             if refused:
                 raise LedgerRefused(refused)
             if abs(ledger_balance + after) > BALANCE_BOUND:
-                current = _account(conn.execute(select, (account_id,)).fetchone())
-                assert current is not None
-                raise BeyondBound(current, "balance", ledger_balance + after)
+                raise BeyondBound(before, "balance", ledger_balance + after)
             conn.execute(
                 "UPDATE accounts SET balance = ?, version = version + 1 WHERE account_id = ?",
                 (ledger_balance + after, account_id),
@@ -759,6 +763,8 @@ class SqliteCardStore:
             )
             account = _account(conn.execute(select, (account_id,)).fetchone())
             assert account is not None
+            if audit is not None:  # in the sync's own transaction: both or neither
+                _insert_audit(conn, audit(before), seal)
             return LedgerSync(account, LedgerState(through_id, ledger_balance, now), after, moved)
 
         return await self._writer.run(sync)
@@ -772,12 +778,28 @@ class SqliteCardStore:
         )
         return None if row is None else LedgerState(*row)
 
-    async def set_credit_limit(self, account_id: str, credit_limit: int) -> Account:
-        return await self._change_account(
-            account_id,
-            "UPDATE accounts SET credit_limit = ?, version = version + 1 WHERE account_id = ?",
-            credit_limit,
-        )
+    async def set_credit_limit(
+        self,
+        account_id: str,
+        credit_limit: int,
+        audit: AccountAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> Account:
+        def change(conn: sqlite3.Connection) -> Account:
+            before = _read_account(conn, account_id)
+            if before is None:
+                raise NotFound(f"account {account_id} not found")
+            conn.execute(
+                "UPDATE accounts SET credit_limit = ?, version = version + 1 WHERE account_id = ?",
+                (credit_limit, account_id),
+            )
+            if audit is not None:  # in the change's own transaction: both or neither
+                _insert_audit(conn, audit(before), seal)
+            account = _read_account(conn, account_id)
+            assert account is not None
+            return account
+
+        return await self._writer.run(change)
 
     async def open_holds(self, account_id: str) -> list[OpenHold]:
         rows = await self._reader.run(
@@ -1270,6 +1292,12 @@ def _insert_card(
         )
     except sqlite3.IntegrityError:
         raise Conflict(f"card {card.card_id} already exists") from None
+
+
+def _read_account(conn: sqlite3.Connection, account_id: str) -> Account | None:
+    return _account(
+        conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
+    )
 
 
 def _insert_audit(conn: sqlite3.Connection, entry: AuditEntry, seal: AuditSealer | None) -> None:

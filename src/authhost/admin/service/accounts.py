@@ -7,7 +7,7 @@ account.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from authhost.admin.service.base import (
 )
 from authhost.admin.views import (
     account_view,
+    audited_account_view,
     product_view,
 )
 from authhost.cards import lifecycle
@@ -40,6 +41,7 @@ from authhost.cards.model import (
 )
 from authhost.security.keys import KeyType
 from authhost.store.interface import (
+    AccountAudit,
     BeyondBound,
     Conflict,
     InsufficientFunds,
@@ -93,9 +95,9 @@ class ProductsAndAccounts(ServiceBase):
                 atc_jump_limit=spec.atc_jump_limit,
                 cavv_key_name=spec.cavv_key_name,
             )
-            await self.store.put_product(product)
             view = product_view(product)
-            await self.record_audit("product.create", product_id, None, view)
+            entry = self._audit_entry("product.create", product_id, None, view)
+            await self.store.put_product(product, audit=entry, seal=self.security.audit_seal)
             return view
 
         return await self._once("product.create", idempotency_key, spec, create)
@@ -129,14 +131,16 @@ class ProductsAndAccounts(ServiceBase):
                 "read it again and make the change on what it is now"
             )
         after = replace(before, **changed, version=before.version + 1)
-        try:
-            await self.store.put_product(after, expected_version=before.version)
+        view = product_view(after)
+        entry = self._audit_entry("product.update", product_id, product_view(before), view)
+        try:  # the product and its entry: one write
+            await self.store.put_product(
+                after, before.version, audit=entry, seal=self.security.audit_seal
+            )
         except Conflict:
             raise ConflictError(
                 f"product {product_id} changed while this change was made: read it again"
             ) from None
-        view = product_view(after)
-        await self.record_audit("product.update", product_id, product_view(before), view)
         return view
 
     def _require_keys(self, named: Iterable[tuple[str, KeyType]]) -> None:
@@ -270,9 +274,24 @@ class ProductsAndAccounts(ServiceBase):
                 f"account {account_id} was closed at {totals_module.iso_time(closed_at)}: "
                 "no funds move on it but a balance paid out (load an open account)"
             )
-        try:
+
+        def after(account: Account) -> dict[str, Any]:  # the balance the write sets
+            moved = replace(account, balance=account.balance + delta)
+            return {
+                **audited_account_view(moved),
+                "amount_minor": change.amount_minor,
+                "reason": change.reason,
+            }
+
+        audit = self._account_audit("account.funds", account_id, after)
+        try:  # the money, the key's record and the entry: one write (none for a repeat)
             changed = await self.store.change_funds(
-                account_id, delta, key=idempotency_key, fingerprint=fingerprint
+                account_id,
+                delta,
+                key=idempotency_key,
+                fingerprint=fingerprint,
+                audit=audit,
+                seal=self.security.audit_seal,
             )
         except NotFound:
             raise NotFoundError(f"account {account_id} not found") from None
@@ -285,38 +304,44 @@ class ProductsAndAccounts(ServiceBase):
             raise ConflictError(f"{exc}: nothing changed") from None
         if changed.fingerprint != fingerprint:
             raise ConflictError(KEY_REUSED)
-        view = account_view(changed.account)
-        if not changed.repeated:
-            detail = {**view, "amount_minor": change.amount_minor, "reason": change.reason}
-            await self.record_audit("account.funds", account_id, account_view(before), detail)
-        return view
+        return account_view(changed.account)
 
     async def sync_ledger(self, account_id: str, spec: rq.LedgerBalance) -> dict[str, Any]:
         """Bring the account's balance to the bank's ledger: its ledger balance through a
         journal id plus what the host journalled after that id (``store.sync_ledger``), so
         that the bank's own bookings (salary, direct debits, fees) reach the open-to-buy and
         the two balances cannot drift."""
-        before = await self._account(account_id)
+        await self._account(account_id)  # 404 before a cursor's 422
         applied = await self.store.ledger_state(account_id)
         if applied is None or spec.through_journal_id > applied.through_id:
             await self._check_journal_reaches(spec.through_journal_id)
-        try:
+        # the entry says what was asked; the balance it sets follows from the journal
+        # entries after the cursor, which the store adds up as it writes
+        asked = {
+            "ledger_balance_minor": spec.ledger_balance_minor,
+            "through_journal_id": spec.through_journal_id,
+            "reason": spec.reason,
+        }
+        audit = self._account_audit("account.ledger_sync", account_id, lambda _: asked)
+        try:  # the balance and its entry: one write
             synced = await self.store.sync_ledger(
-                account_id, spec.ledger_balance_minor, spec.through_journal_id, self.clock()
+                account_id,
+                spec.ledger_balance_minor,
+                spec.through_journal_id,
+                self.clock(),
+                audit,
+                self.security.audit_seal,
             )
         except NotFound:
             raise NotFoundError(f"account {account_id} not found") from None
         except (LedgerRefused, BeyondBound) as exc:
             raise ConflictError(str(exc)) from None
-        view = {
+        return {
             **account_view(synced.account),
             "ledger_sync": _ledger_sync_view(synced.state),
             "after_minor": synced.after_minor,
             "entries_after": synced.entries_after,
         }
-        detail = {**view, "reason": spec.reason}
-        await self.record_audit("account.ledger_sync", account_id, account_view(before), detail)
-        return view
 
     async def _check_journal_reaches(self, through_id: int) -> None:
         """Refuse a ledger cursor beyond the journal's newest entry (422): the store would
@@ -342,10 +367,28 @@ class ProductsAndAccounts(ServiceBase):
         before = await self._account(account_id)
         if before.kind is CardKind.PREPAID:
             raise InvalidRequest(f"account {account_id} is prepaid: no credit limit or overdraft")
-        after = await self.store.set_credit_limit(account_id, change.credit_limit)
-        view = account_view(after)
-        await self.record_audit("account.credit_limit", account_id, account_view(before), view)
-        return view
+        audit = self._account_audit(
+            "account.credit_limit",
+            account_id,
+            lambda found: audited_account_view(replace(found, credit_limit=change.credit_limit)),
+        )
+        try:  # the limit and its entry: one write
+            after = await self.store.set_credit_limit(
+                account_id, change.credit_limit, audit, self.security.audit_seal
+            )
+        except NotFound:
+            raise NotFoundError(f"account {account_id} not found") from None
+        return account_view(after)
+
+    def _account_audit(
+        self, action: str, account_id: str, after: Callable[[Account], dict[str, Any]]
+    ) -> AccountAudit:
+        """An account write's audit entry, which the store makes from the account as its
+        write finds it (``store.interface.AccountAudit``): the account's audited view before,
+        and what ``after`` makes of that account."""
+        return lambda account: self._audit_entry(
+            action, account_id, audited_account_view(account), after(account)
+        )
 
 
 def _ledger_sync_view(state: LedgerState | None) -> dict[str, Any] | None:

@@ -1,0 +1,56 @@
+"""The admin writes a store makes with their audit entry, as ``test_store_account_audit`` makes
+them, in a module that imports only authhost's store: the process that test kills inside a
+write imports it too, and starts in half a second rather than seconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from authhost.store.interface import AccountAudit, AuditSealer, CardStore
+from authhost.store.records import AuditEntry
+
+NOW = 1_780_000_000.0  # test_store_contract's
+PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
+
+
+def made_from(action: str) -> AccountAudit:
+    """The entry an account's write makes: the balance the write found."""
+    return lambda account: AuditEntry(
+        NOW, "ops1", action, account.account_id, json.dumps({"balance": account.balance}), "{}"
+    )
+
+
+async def _renamed_product(db: CardStore, seal: AuditSealer | None) -> None:
+    product = await db.get_product(PRODUCT_ID)
+    assert product is not None
+    entry = AuditEntry(NOW, "ops1", "product.update", PRODUCT_ID, "{}", "{}")
+    await db.put_product(replace(product, name="Debit EUR 2", version=1), 0, entry, seal)
+
+
+Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
+# Each audited write on test_store_contract's seeded data ("acc-1", its product), with the
+# Redis script that makes it with its entry
+OPS: dict[str, tuple[Write, str]] = {
+    "funds": (
+        lambda db, seal: db.change_funds(
+            "acc-1", 250, key="k1", fingerprint="f", audit=made_from("account.funds"), seal=seal
+        ),
+        "_change_funds_audited",
+    ),
+    "credit_limit": (
+        lambda db, seal: db.set_credit_limit(
+            "acc-1", 5_000, made_from("account.credit_limit"), seal
+        ),
+        "_set_credit_limit_audited",
+    ),
+    "ledger_sync": (
+        lambda db, seal: db.sync_ledger(
+            "acc-1", 7_000, 0, NOW, made_from("account.ledger_sync"), seal
+        ),
+        "_sync_ledger_audited",
+    ),
+    "product": (_renamed_product, "_put_product_audited"),
+}

@@ -1,0 +1,418 @@
+"""Admin writes of money and products with their audit entry (PCI DSS 10: no change without
+its record): a funds change, a credit limit, a ledger sync and a product are one write with
+their entry on SQLite (one transaction) and on a single Redis (one script), both or neither;
+on Redis Cluster the entry follows the write (the audit log is in another hash slot).
+
+Real components only: SQLite files, a real redis-server and a real one-node Redis Cluster.
+Another writer is another store opened on the same data, as another process would be; a crash
+is a real process killed inside its write (SQLite), or a method of the real store wrapped to
+raise in its place (Redis: the process dying before its one script), as
+test_store_card_audit does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from audited_writes import OPS, made_from
+from test_admin_support import demo_security
+from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
+from test_store_contract import (  # noqa: F401 - fixtures
+    NOW,
+    PRODUCT,
+    redis_cluster_url,
+    seeded,
+    store,
+)
+
+from authhost.admin import requests as rq
+from authhost.admin.errors import ConflictError, NotFoundError
+from authhost.admin.service import CardService
+from authhost.cards.model import Account
+from authhost.store import redis as redis_store
+from authhost.store.interface import (
+    BeyondBound,
+    Conflict,
+    InsufficientFunds,
+    LedgerRefused,
+    NotFound,
+    StoreUnavailable,
+)
+from authhost.store.money import BALANCE_BOUND
+from authhost.store.records import AuditEntry
+
+STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+SINGLE = pytest.mark.parametrize("store", ["redis"], indirect=True)
+REDIS = pytest.mark.parametrize("store", ["redis", "redis-cluster"], indirect=True)
+EACH_OP = pytest.mark.parametrize("op", list(OPS))
+
+
+async def state(db) -> tuple:
+    """What the audited writes change: the account, its last ledger sync, the product, the
+    funds key's record, and the audit log."""
+    return (
+        await db.get_account("acc-1"),
+        await db.ledger_state("acc-1"),
+        await db.get_product(PRODUCT.product_id),
+        await db.funds_change_of("acc-1", "k1"),
+        await db.audit(limit=1000),
+    )
+
+
+async def subjects_actions(db) -> list[tuple[str, str]]:
+    return [(e.subject, e.action) for e in await db.audit(limit=1000)]
+
+
+# --- both stores: both or neither ------------------------------------------------------------
+
+
+@STORES
+@EACH_OP
+async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
+    await seeded(store, balance=10_000)
+    write, _ = OPS[op]
+    await write(store, SEAL)
+    account, ledger, product, record, audit = await state(store)
+    [entry] = audit
+    assert entry.action == {"funds": "account.funds", "product": "product.update"}.get(
+        op, f"account.{op}"
+    )
+    assert entry.chain  # sealed, chained to the newest entry
+    if op != "product":  # made from the account as the write found it
+        assert json.loads(entry.before) == {"balance": 10_000}
+    assert {
+        "funds": account.balance == 10_250 and record is not None,
+        "credit_limit": account.credit_limit == 5_000,
+        "ledger_sync": account.balance == 7_000 and ledger is not None,
+        "product": product.name == "Debit EUR 2" and product.version == 1,
+    }[op]
+    assert (await chain_ok(store))["verified"] == 1
+
+
+@STORES
+@EACH_OP
+async def test_a_seal_that_fails_leaves_neither(store, op):  # noqa: F811
+    """The security module gone after the entry was made: nothing of the write either."""
+    await seeded(store, balance=10_000)
+    before = await state(store)
+    with pytest.raises(OSError):
+        await OPS[op][0](store, BrokenSeal())
+    assert await state(store) == before
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@EACH_OP
+async def test_a_process_killed_inside_its_write_leaves_neither_on_sqlite(
+    store,  # noqa: F811
+    op,
+    tmp_path,
+):
+    """A real process, on the same file, dies inside the write's transaction (its seal ends
+    the process, after the account or product row was changed): the file keeps neither."""
+    await seeded(store, balance=10_000)
+    before = await state(store)
+    child = f"""
+import os, sys, trio
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from audited_writes import OPS
+from authhost.store import open_store
+
+class Dying:
+    def seal(self, previous, fields):
+        os._exit(7)
+
+async def main():
+    db = await open_store({f"sqlite:///{tmp_path / 'cards.db'}"!r})
+    await OPS[{op!r}][0](db, Dying())
+
+trio.run(main)
+"""
+    done = await trio.to_thread.run_sync(
+        lambda: subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
+    )
+    assert done.returncode == 7, done.stderr.decode()[-2000:]
+    assert await state(store) == before
+    reopened = await store.reopen()  # as the next process finds the file
+    try:
+        assert await state(reopened) == before
+        await OPS[op][0](reopened, SEAL)  # made again: once
+        assert len(await reopened.audit()) == 1
+        await chain_ok(reopened)
+    finally:
+        await reopened.close()
+
+
+@SINGLE
+@EACH_OP
+async def test_a_process_dying_before_its_one_script_leaves_neither_on_redis(
+    store,  # noqa: F811
+    op,
+    monkeypatch,
+):
+    """Sealed, then the process dies before its one script: neither the write nor the entry
+    (before, the write was made first and its entry appended after it)."""
+    await seeded(store, balance=10_000)
+    before = await state(store)
+    write, script = OPS[op]
+
+    async def dying(keys, args):  # noqa: ANN001, ANN202
+        raise Crash("before the script")
+
+    monkeypatch.setattr(store, script, dying)
+    with pytest.raises(Crash):
+        await write(store, SEAL)
+    assert await state(store) == before
+    monkeypatch.undo()
+    await write(store, SEAL)  # made again: once
+    assert len(await store.audit()) == 1
+    await chain_ok(store)
+
+
+@STORES
+async def test_a_refused_write_appends_no_entry(store):  # noqa: F811
+    """Short of funds, beyond the bound, a missing account, a key used before, a stale
+    product, a ledger cursor older than one applied: nothing written, no entry."""
+    await seeded(store, balance=10_000)
+    funds = made_from("account.funds")
+    with pytest.raises(InsufficientFunds):
+        await store.change_funds("acc-1", -10_001, audit=funds, seal=SEAL)
+    with pytest.raises(BeyondBound):
+        await store.change_funds("acc-1", BALANCE_BOUND, audit=funds, seal=SEAL)
+    for missing in (
+        lambda: store.change_funds("nope", 1, audit=funds, seal=SEAL),
+        lambda: store.set_credit_limit("nope", 1, made_from("account.credit_limit"), SEAL),
+        lambda: store.sync_ledger("nope", 1, 0, NOW, made_from("account.ledger_sync"), SEAL),
+    ):
+        with pytest.raises(NotFound):
+            await missing()
+    with pytest.raises(BeyondBound):
+        await store.sync_ledger("acc-1", BALANCE_BOUND + 1, 0, NOW, funds, SEAL)
+    with pytest.raises(Conflict):
+        await OPS["product"][0](store, SEAL)  # made on version 0 ...
+        await OPS["product"][0](store, SEAL)  # ... and again: stale
+    assert await subjects_actions(store) == [(PRODUCT.product_id, "product.update")]
+
+    first = await store.change_funds("acc-1", 300, key="load", fingerprint="f", audit=funds,
+                                     seal=SEAL)  # fmt: skip
+    again = await store.change_funds("acc-1", 300, key="load", fingerprint="f", audit=funds,
+                                     seal=SEAL)  # fmt: skip
+    assert again.repeated and again.account == first.account  # the money moved once ...
+    assert (await subjects_actions(store)).count(("acc-1", "account.funds")) == 1  # ... one entry
+    await store.sync_ledger("acc-1", 5_000, 2, NOW, made_from("account.ledger_sync"), SEAL)
+    with pytest.raises(LedgerRefused):
+        await store.sync_ledger("acc-1", 5_000, 1, NOW, made_from("account.ledger_sync"), SEAL)
+    assert (await subjects_actions(store))[-1] == ("acc-1", "account.ledger_sync")
+    assert len(await store.audit()) == 3
+    await chain_ok(store)
+
+
+@STORES
+async def test_concurrent_writers_in_two_processes_make_one_chain(store):  # noqa: F811
+    """Loads from two store connections (as two processes) and plain appends, all at once:
+    every load moved its money once with its entry, and the entries make one chain."""
+    await seeded(store, balance=0)
+    other = await store.reopen()
+    try:
+        async with trio.open_nursery() as nursery:
+            for n in range(12):
+                db = store if n % 2 else other
+                nursery.start_soon(
+                    lambda db=db, n=n: db.change_funds(
+                        "acc-1",
+                        10 + n,
+                        key=f"k{n}",
+                        fingerprint="f",
+                        audit=made_from("account.funds"),
+                        seal=SEAL,
+                    )  # fmt: skip
+                )
+                nursery.start_soon(
+                    other.append_audit, AuditEntry(NOW, "ops2", "list.put", f"L{n}"), SEAL
+                )
+        assert (await store.get_account("acc-1")).balance == sum(10 + n for n in range(12))
+        actions = [a for _, a in await subjects_actions(store)]
+        assert actions.count("account.funds") == 12 and actions.count("list.put") == 12
+        assert (await chain_ok(store))["verified"] == 24
+    finally:
+        await other.close()
+
+
+# --- Redis: the compare-and-set on the account and on the chain's head -------------------
+
+
+@REDIS
+@EACH_OP
+async def test_a_head_moved_by_another_writer_is_sealed_again(
+    store,  # noqa: F811
+    op,
+    monkeypatch,
+):
+    """Another process appends after this one read the chain's head: the script writes
+    nothing, the entry is sealed after the new head and sent again (a cluster's append after
+    the write does the same); the chain verifies."""
+    await seeded(store, balance=10_000)
+    read_head = store._audit_head
+    heads: list[str] = []
+
+    async def head_then_another_entry() -> str:
+        head = await read_head()
+        heads.append(head)
+        if len(heads) == 1:
+            await other.append_audit(AuditEntry(NOW, "ops2", "card.note", "x"), SEAL)
+        return head
+
+    monkeypatch.setattr(store, "_audit_head", head_then_another_entry)
+    other = await store.reopen()
+    try:
+        await OPS[op][0](store, SEAL)
+        assert len(heads) == 2 and heads[0] != heads[1]
+        assert [a for _, a in await subjects_actions(store)][0] == "card.note"
+        assert len(await store.audit()) == 2
+        assert (await chain_ok(store))["verified"] == 2
+    finally:
+        await other.close()
+
+
+@REDIS
+async def test_an_entry_made_from_a_balance_that_moved_is_made_again(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """Another write moves the balance between the store's read and its script: nothing is
+    written, and the entry is made again from the balance as it is, so the balance an entry
+    records is the one its write found, never one read before another write."""
+    await seeded(store, balance=10_000)
+    read = store.get_account
+    reads = 0
+
+    async def read_then_a_racing_load(account_id: str) -> Account | None:
+        nonlocal reads
+        account = await read(account_id)
+        reads += 1
+        if reads == 1:
+            await other.change_funds("acc-1", 1)  # an advice, a load elsewhere
+        return account
+
+    monkeypatch.setattr(store, "get_account", read_then_a_racing_load)
+    other = await store.reopen()
+    try:
+        changed = await store.change_funds(
+            "acc-1", 250, audit=made_from("account.funds"), seal=SEAL
+        )
+        assert reads == 2 and changed.account.balance == 10_251
+        [entry] = await store.audit()
+        assert json.loads(entry.before) == {"balance": 10_001}  # found by the write
+        await chain_ok(store)
+    finally:
+        await other.close()
+
+
+@SINGLE
+async def test_an_account_that_moves_at_every_try_is_left_alone(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """A balance that moves between every read and every script: after the tries, the
+    change is refused as the store being busy (503, try again), with nothing written."""
+    await seeded(store, balance=10_000)
+    monkeypatch.setattr(redis_store, "ACCOUNT_AUDIT_TRIES", 3)
+    read = store.get_account
+
+    async def read_then_a_racing_load(account_id: str) -> Account | None:
+        account = await read(account_id)
+        await other.change_funds("acc-1", 1)
+        return account
+
+    monkeypatch.setattr(store, "get_account", read_then_a_racing_load)
+    other = await store.reopen()
+    try:
+        with pytest.raises(StoreUnavailable, match="3 tries"):
+            await store.set_credit_limit("acc-1", 500, made_from("account.credit_limit"), SEAL)
+        account = await other.get_account("acc-1")
+        assert account.credit_limit == 0 and account.balance == 10_003  # the others' only
+        assert await store.audit() == []
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("store", ["redis-cluster"], indirect=True)
+@EACH_OP
+async def test_on_a_cluster_the_entry_follows_the_write(store, op):  # noqa: F811
+    """A cluster refuses one script over the account's (or products') and the audit log's
+    slots: the write is made first, and an entry that fails after it is missing (README,
+    Known limitations); made without failure, it verifies."""
+    await seeded(store, balance=10_000)
+    before = await state(store)
+    with pytest.raises(OSError):
+        await OPS[op][0](store, BrokenSeal())
+    assert (await state(store))[:4] != before[:4]  # written ...
+    assert await store.audit() == []  # ... without its entry
+
+
+# --- the service: what the entries record ----------------------------------------------------
+
+
+@STORES
+async def test_the_service_writes_each_change_with_its_entry(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """Through the card service: the entries record the balance and limit as the write found
+    them and set them, what the operator asked (a PAN in it masked), no holds; a resent load
+    writes no second entry; the chain verifies. No entry is appended after its write (an
+    append fails the test: on SQLite and a single Redis the entry is in the write)."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    await service.create_account(rq.NewAccount(account_id="a1", balance=10_000))
+    await service.create_product(rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit",
+                                               bin="476173"))  # fmt: skip
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+
+    load = rq.FundsChange(amount_minor=2_500, reason="salary, card 4111111111111111")
+    first = await service.change_funds("a1", load, idempotency_key="core-1")
+    assert await service.change_funds("a1", load, idempotency_key="core-1") == first
+    assert first["balance"] == 12_500
+    with pytest.raises(ConflictError):
+        await service.change_funds("a1", rq.FundsChange(amount_minor=-99_999))
+    with pytest.raises(NotFoundError):
+        await service.change_funds("a9", load)
+    await service.set_credit_limit("a1", rq.CreditLimitChange(credit_limit=3_000))
+    await service.sync_ledger("a1", rq.LedgerBalance(ledger_balance_minor=8_000,
+                                                     through_journal_id=0, reason="close"))  # fmt: skip
+    await service.update_product("p1", rq.ProductChange(name="Debit 2"))
+    with pytest.raises(ConflictError):
+        await service.update_product("p1", rq.ProductChange(name="Debit 3", version=0))
+
+    entries = {
+        e["action"]: {"before": json.loads(e["before"] or "{}"), "after": json.loads(e["after"])}
+        for e in await service.audit(limit=100)
+    }
+    assert list(entries) == [
+        "account.create", "product.create", "account.funds", "account.credit_limit",
+        "account.ledger_sync", "product.update",
+    ]  # fmt: skip
+    money = {"account_id": "a1", "currency": "978", "kind": "debit", "credit_limit": 0}
+    funds = entries["account.funds"]
+    assert funds["before"] == {**money, "balance": 10_000}
+    assert funds["after"] == {**money, "balance": 12_500, "amount_minor": 2_500,
+                              "reason": "salary, card 411111******1111"}  # fmt: skip
+    limit = entries["account.credit_limit"]
+    assert limit["before"] == {**money, "balance": 12_500}
+    assert limit["after"] == {**money, "balance": 12_500, "credit_limit": 3_000}
+    ledger = entries["account.ledger_sync"]
+    assert ledger["before"] == {**money, "balance": 12_500, "credit_limit": 3_000}
+    assert ledger["after"] == {"ledger_balance_minor": 8_000, "through_journal_id": 0,
+                               "reason": "close"}  # fmt: skip
+    assert entries["product.update"]["after"]["name"] == "Debit 2"
+    assert entries["product.update"]["before"]["name"] == "Debit"
+    verified = await service.verify_audit()
+    assert verified["ok"] and verified["verified"] == 6, verified
