@@ -29,6 +29,8 @@ from authhost.iso.subfields import (
     build_additional_data,
     build_avs_data,
     build_pan_mapping,
+    build_visa_pos_information,
+    build_visa_private,
 )
 from authhost.security import emv
 from authhost.security.blockcipher import tdes_ecb_encrypt
@@ -48,6 +50,8 @@ SECURITY_LEVELS = {"authenticated": "212", "attempted": "211", "exempt": "216", 
 # the issuer's access control server made ("genuine"), one made without the issuer's key
 # ("forged": a fraudster's claim), or none at all
 CAVV_KINDS = ("genuine", "forged", "none")
+# Visa's field 60.8 (ECI) for each claim; Visa carries no exemption there
+VISA_ECIS = {"authenticated": "05", "attempted": "06", "none": "07"}
 
 
 class Kind(StrEnum):
@@ -71,6 +75,18 @@ class Kind(StrEnum):
     SIGN_ON = "sign-on"  # 0800/001
     SIGN_OFF = "sign-off"  # 0800/002
     KEY_CHANGE = "key-change"  # 0800/161: a new zone PIN key under the zone master key
+
+
+class Network(StrEnum):
+    """Where an e-commerce request carries its CVV2, authentication claim, CAVV and the
+    address to verify: field 48's subelements and field 120 (Mastercard's layout), or Visa's
+    fields 126.10, 60.8, 126.9 and 123 (docs/iso.md, "Visa's fields")."""
+
+    MASTERCARD = "mastercard"
+    VISA = "visa"
+
+
+NETWORKS = tuple(Network)
 
 
 class Entry(StrEnum):
@@ -193,6 +209,7 @@ class RequestBuilder:
         cavv: str = "genuine",
         wallet: bool = False,
         avs: AvsData | None = None,
+        network: str = Network.MASTERCARD,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
@@ -207,7 +224,17 @@ class RequestBuilder:
         card's wallet token, which the network de-tokenised: the card's PAN in field 2, the token
         in field 48 SE 33, no CVV2 (a wallet has none). ``avs``: e-commerce only, the billing
         address the cardholder typed at the checkout, for the issuer to verify (field 48 SE 82
-        "52", field 120)."""
+        "52", field 120). ``network``: "visa" sends the CVV2, the claim, the CAVV and the
+        address in Visa's fields instead (126.10, 60.8, 126.9, 123); the rest stays in field
+        48, where authhost reads it."""
+        if network not in NETWORKS:
+            raise ValueError(f"network is one of {', '.join(NETWORKS)}")
+        visa = network == Network.VISA
+        if visa and authentication is not None and authentication not in VISA_ECIS:
+            raise ValueError(
+                f"Visa's e-commerce indicator (field 60.8) has no {authentication!r}: "
+                f"authentication is one of {', '.join(VISA_ECIS)}"
+            )
         if avs is not None and entry is not Entry.ECOMMERCE:
             raise ValueError("address verification is for e-commerce")
         if cavv not in CAVV_KINDS:
@@ -262,18 +289,30 @@ class RequestBuilder:
         elif entry is Entry.ECOMMERCE:
             fields["2"] = card.pan
             fields["14"] = card.expiry
+            cvv2 = value = None
             if wallet and card.token is not None:
                 additional[PAN_MAPPING_SUBELEMENT] = build_pan_mapping(card.token)
             elif stored_credential is None or stored_credential[0] == "C":
-                additional[CVV2_SUBELEMENT] = card.cvv2
+                cvv2 = card.cvv2
             if stored_credential is not None:
                 additional[MULTI_PURPOSE_MERCHANT_SUBELEMENT] = "0504" + stored_credential
-            if avs is not None:
-                additional[AVS_REQUEST_SUBELEMENT] = AVS_AND_AUTHORISATION
-                fields["120"] = build_avs_data(avs)
             if authentication is not None:
-                additional[ECOMMERCE_INDICATORS_SUBELEMENT] = SECURITY_LEVELS[authentication]
                 value = self.authentication_value(card, authentication, cavv)
+            if visa:
+                if authentication is not None:
+                    fields["60"] = build_visa_pos_information(VISA_ECIS[authentication])
+                if avs is not None:
+                    fields["123"] = build_avs_data(avs)
+                if cvv2 is not None or value is not None:
+                    fields["126"] = build_visa_private(cavv=value, cvv2=cvv2)
+            else:
+                if cvv2 is not None:
+                    additional[CVV2_SUBELEMENT] = cvv2
+                if avs is not None:
+                    additional[AVS_REQUEST_SUBELEMENT] = AVS_AND_AUTHORISATION
+                    fields["120"] = build_avs_data(avs)
+                if authentication is not None:
+                    additional[ECOMMERCE_INDICATORS_SUBELEMENT] = SECURITY_LEVELS[authentication]
                 if value is not None:
                     additional[AUTHENTICATION_VALUE_SUBELEMENT] = value
         else:

@@ -1,8 +1,8 @@
 """Messages shown field by field for a person, with cardholder data masked.
 
 The PAN and track 2 show first six and last four digits, the PIN blocks (field 52, and a PIN
-change's new one in field 125) and CVV2 never show,
-and the response code comes with its meaning from ``authhost.iso.codes``.
+change's new one in field 125), the CVV2 and the CAVV (field 48 or Visa's field 126) never
+show, and the response code comes with its meaning from ``authhost.iso.codes``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from authhost.cards.avs import AvsResult
 from authhost.iso.codes import meaning
 from authhost.iso.dialects import Dialect
 from authhost.iso.subfields import (
+    AUTHENTICATION_VALUE_SUBELEMENT,
     AVS_RESULT_SUBELEMENT,
+    CVV2_RESULTS,
     CVV2_SUBELEMENT,
     MERCHANT_ADVICE_SUBELEMENT,
     PAN_MAPPING_SUBELEMENT,
@@ -24,6 +26,9 @@ from authhost.iso.subfields import (
     parse_additional_data,
     parse_additional_response,
     parse_pan_mapping,
+    parse_visa_additional_response,
+    parse_visa_eci,
+    parse_visa_private,
 )
 from authhost.security.cavv import CAVV_RESULTS
 from authhost.security.emv import ChipDataError, parse_tlv
@@ -64,8 +69,15 @@ def shown(number: str, value: object) -> str:
     if number == "39":
         return f"{text} ({meaning(text)})"
     if number == "44":
-        cavv = parse_additional_response(text)
-        return f"CAVV result {cavv} ({CAVV_RESULTS.get(cavv, 'unknown')})" if cavv else text
+        return _additional_response(text)
+    if number == "60":
+        try:
+            eci = parse_visa_eci(text)
+        except SubfieldError:
+            return text
+        return f"{text} (e-commerce: {eci or 'not e-commerce'})" if eci is not None else text
+    if number == "126":
+        return _visa_private(text)
     if number == "55":
         return _chip_answer(text)
     if number == "54":
@@ -82,9 +94,11 @@ def shown(number: str, value: object) -> str:
 
 
 def _subelement(tag: str, value: str) -> str:
-    """A field 48 subelement as shown: the CVV2 hidden, a token number masked."""
+    """A field 48 subelement as shown: the CVV2 and the CAVV hidden, a token number masked."""
     if tag == CVV2_SUBELEMENT:
         return "***"
+    if tag == AUTHENTICATION_VALUE_SUBELEMENT:
+        return "<CAVV, hidden>"
     if tag == PAN_MAPPING_SUBELEMENT:
         try:
             token = parse_pan_mapping(value)
@@ -93,6 +107,35 @@ def _subelement(tag: str, value: str) -> str:
         assert token is not None
         return f"token {mask_pan(token.number)} (requestor {token.requestor_id or '?'})"
     return value
+
+
+def _visa_private(text: str) -> str:
+    """Visa's field 126 as shown: which of 126.9 and 126.10 it carries, their values hidden."""
+    try:
+        found = parse_visa_private(text)
+    except SubfieldError:
+        return "<Visa private-use fields>"
+    parts = ["126.9 CAVV <hidden>"] if found.cavv is not None else []
+    if found.cvv2_request:
+        cvv2 = "***" if found.cvv2 is not None else "none"
+        asked = "result asked" if found.cvv2_result_wanted else "no result asked"
+        parts.append(f"126.10 CVV2 {cvv2} ({asked})")
+    return "; ".join(parts) or "<no subfield authhost reads>"
+
+
+def _additional_response(text: str) -> str:
+    """An answer's field 44 in words: Visa's 44.2, 44.10 and 44.13, or the CAVV result at
+    position 13 (an answer to field 48)."""
+    visa = parse_visa_additional_response(text)
+    words = []
+    if "avs" in visa:
+        words.append(f"address {visa['avs']} ({AVS_RESULTS.get(visa['avs'], 'unknown')})")
+    if "cvv2" in visa:
+        words.append(f"CVV2 {visa['cvv2']} ({CVV2_RESULTS.get(visa['cvv2'], 'unknown')})")
+    cavv = visa.get("cavv") or parse_additional_response(text)
+    if cavv:
+        words.append(f"CAVV result {cavv} ({CAVV_RESULTS.get(cavv, 'unknown')})")
+    return "; ".join(words) or text
 
 
 def _chip_answer(text: str) -> str:
@@ -150,10 +193,13 @@ def outcome(answer: Mapping[str, str]) -> str:
         line += f", {int(answer['4']) / 100:,.2f} approved"
     if answer.get("38"):
         line += f", approval code {answer['38']}"
-    cavv = parse_additional_response(str(answer.get("44", "")))
+    visa = parse_visa_additional_response(str(answer.get("44", "")))
+    cavv = visa.get("cavv") or parse_additional_response(str(answer.get("44", "")))
     if cavv:
         line += f", 3-D Secure value {CAVV_RESULTS.get(cavv, cavv)}"
-    avs = _avs_result(str(answer.get("48", "")))
+    if "cvv2" in visa:
+        line += f", CVV2 {CVV2_RESULTS.get(visa['cvv2'], visa['cvv2'])}"
+    avs = visa.get("avs") or _avs_result(str(answer.get("48", "")))
     if avs:
         line += f", address {AVS_RESULTS.get(avs, avs)} ({avs})"
     try:

@@ -15,7 +15,15 @@ from authhost.iso.messages import AvsData
 from authhost.iso.subfields import parse_key_exchange
 from authhost.security.blockcipher import tdes_ecb_decrypt
 from authhost.security.keys import KeyAlgorithm, generate_material
-from simulator.builder import NETWORK_CODES, Entry, Fields, Kind, RequestBuilder, Terminal
+from simulator.builder import (
+    NETWORK_CODES,
+    Entry,
+    Fields,
+    Kind,
+    Network,
+    RequestBuilder,
+    Terminal,
+)
 from simulator.chip_checks import ChipChecker
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
@@ -114,6 +122,12 @@ def send(
         "C101..C104 the cardholder pays with it, M101..M208 the merchant charges it alone "
         "(M103 a subscription), without CVV2.",
     ),
+    network: Network = typer.Option(
+        Network.MASTERCARD,
+        help="--entry ecommerce: the layout of the CVV2, --authentication, --cavv and --avs: "
+        "mastercard (field 48 SE 92, 42, 43, 82 and field 120) or visa (VisaNet Base I: "
+        "field 126.10, 60.8, 126.9 and 123; the answer's field 44 at Visa's positions).",
+    ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
@@ -176,7 +190,7 @@ def send(
                              final_amount, billing_amount, billing_currency,
                              increment, partial, new_pin, parts,
                              authentication, stored_credential, cavv, wallet,
-                             avs)  # fmt: skip
+                             avs, network)  # fmt: skip
         for fields in requests:  # an option the message cannot carry is a bad option
             encode_request(fields, dialect_spec)
     except EncodeError as error:
@@ -217,7 +231,7 @@ def _requests(
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
     stored_credential: str | None = None, cavv: str = "genuine", wallet: bool = False,
-    avs: str | None = None,
+    avs: str | None = None, network: Network = Network.MASTERCARD,
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
@@ -261,12 +275,12 @@ def _requests(
         raise ValueError("--parts applies to completion, from 1 to 99")
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
-                                     currency=currency)  # fmt: skip
+                                     currency=currency, network=network)  # fmt: skip
         return [original, builder.reversal(original, advice=advice)]
     if kind in (Kind.COMPLETION, Kind.INCREMENTAL):
         final = minor if final_amount is None else minor_units(final_amount, "--final-amount")
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
-                                     currency=currency)  # fmt: skip
+                                     currency=currency, network=network)  # fmt: skip
         if kind is Kind.COMPLETION:
             return [original, *builder.split_completions(original, final, parts)]
         if increment is not None and increment <= 0:
@@ -288,7 +302,8 @@ def _requests(
                               billing=billing, partial_approval=partial,
                               authentication=authentication,
                               stored_credential=stored_credential, cavv=cavv,
-                              wallet=wallet, avs=_avs(avs, chosen))]  # fmt: skip
+                              wallet=wallet, avs=_avs(avs, chosen),
+                              network=network)]  # fmt: skip
 
 
 def _hex_key(text: str | None, option: str) -> bytes | None:

@@ -215,6 +215,7 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     columns.update(_wallet_columns(batch, wallets, phones))
     # address verification from a stream of its own, drawn last: a seed's other columns stay
     columns["avs_result"] = _avs_results(batch, columns, np.random.default_rng([config.seed, 28]))
+    columns["cvv2_result"] = _cvv2_results(batch, columns)  # drawn from nothing: derived
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
     return Traffic(columns, config)
@@ -349,6 +350,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "token_age_hours": pa.array(np.full(n, -1.0)),
         "balance_delta": zeros,  # every one declined: nothing moved
         "avs_result": empty,  # no address asked for
+        "cvv2_result": empty,  # an unknown card: declined (14) before its CVV2 is checked
         "model_score": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host ran none
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
@@ -400,6 +402,20 @@ def _avs_results(
     knows = (batch.label == 0) | (batch.scenario == SCENARIOS.index("account_takeover"))
     drawn = np.where(knows, genuine, fraud)
     return _lookup([*AVS_RESULTS, ""], np.where(asked, drawn, len(AVS_RESULTS)))
+
+
+BEFORE_CVV2 = ("14", "30", "41", "43", "54", "62")  # declined before the CVV2 is checked
+
+
+def _cvv2_results(batch: TxBatch, columns: dict[str, pa.Array]) -> pa.Array:
+    """The cvv2_result column, as the host finds it: N for the CVV2 failures (N7), M for the
+    other card-number web payments the card verification step reached (in-app wallet
+    payments carry no CVV2), "" for the rest."""
+    codes = columns["response_code"].to_numpy(zero_copy_only=False)
+    typed = (batch.channel == ECOMMERCE) & _is(columns["wallet"], "")
+    checked = typed & ~np.isin(codes, BEFORE_CVV2)
+    failed = codes == "N7"
+    return _lookup(["M", "N", ""], np.where(failed, 1, np.where(checked, 0, 2)))
 
 
 def _is(column: pa.Array, value: str) -> np.ndarray:

@@ -7,6 +7,7 @@ independent client gets correct answers.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import itertools
 from typing import Any
@@ -725,3 +726,143 @@ def test_field_15_is_a_month_and_day_in_every_request(date: str) -> None:
     assert request.fields["15"] == date
     error = _format_error(peer_encode(financial("0200", **{"15": "0230"}), DEFAULT_DIALECT))
     assert "field 15" in str(error) and error.stan == "004711"
+
+
+# Visa's fields (docs/iso.md, "Visa's fields"): the same values as field 48's subelements,
+# answered in field 44 at Visa's positions
+
+CAVV = bytes.fromhex("00010102620000" + "1234567890123456" + "00" + "00000000")  # 20 bytes
+CAVV_B64 = base64.b64encode(CAVV).decode()
+ADDRESS = "EC1A 1BB 12 Lovelace Street"
+
+
+def web(layout: str, **extra: str) -> dict[str, Any]:
+    """An e-commerce purchase with CVV2 123, an authenticated 3-D Secure claim, its CAVV and a
+    billing address to verify: in field 48's subelements or in Visa's fields 60, 123, 126."""
+    fields = financial("0100", **{"22": "812", "25": "59"})
+    del fields["35"], fields["52"], fields["53"], fields["55"]
+    if layout == "visa":
+        fields.update({"60": "010000000500", "123": ADDRESS,
+                       "126": "00C0000000000000" + CAVV.hex().upper() + "11 123"})  # fmt: skip
+        del fields["48"]
+    else:
+        fields.update({"48": f"R9203123420321243{len(CAVV_B64)}{CAVV_B64}8202" + "52",
+                       "120": ADDRESS})  # fmt: skip
+    fields.update(extra)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+CHECKED = Decision(ResponseCode.APPROVED, approval_code="A1B2C3", avs_result="Y",
+                   cvv2_result="M", cavv_result="2")  # fmt: skip
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_visas_fields_fill_what_field_48_fills_and_are_answered_in_field_44(dialect) -> None:
+    codec = get_dialect(dialect)
+    visa = decode_message(peer_encode(web("visa"), dialect), codec)
+    mastercard = decode_message(peer_encode(web("mastercard"), dialect), codec)
+    assert isinstance(visa, AuthRequest) and isinstance(mastercard, AuthRequest)
+    for request in (visa, mastercard):
+        assert (request.cvv2, request.authentication) == ("123", "authenticated")
+        assert request.authentication_value == CAVV_B64
+        assert request.avs is not None and request.avs.postcode == "EC1A 1BB"
+        assert request.avs.street == "12 Lovelace Street"
+        assert request.channel is Channel.ECOMMERCE
+
+    answer = peer_decode(encode_response(visa, CHECKED, codec), dialect)
+    assert answer["44"] == " Y        M   2"  # 44.2 AVS, 44.10 CVV2, 44.13 CAVV (position 15)
+    assert "48" not in answer and not {"60", "123", "126"} & set(answer)
+    answer = peer_decode(encode_response(mastercard, CHECKED, codec), dialect)
+    assert answer["48"] == "8301Y"  # where field 48's layout answers: SE 83, 44 position 13
+    assert answer["44"] == " " * 12 + "2"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_field_126_travels_as_its_hex_text_in_every_dialect(dialect: str) -> None:
+    """docs/iso.md's example byte for byte: field 126 is the message's last field, its length
+    prefix then its characters in the dialect's code page."""
+    text = "00C0000000000000" + CAVV.hex().upper() + "11 123"
+    body = peer_encode({"t": "0100", "11": "000001", "126": text}, dialect)
+    prefix = {BCD_DIALECT: b"\x00\x62", "ebcdic-binary-bitmap": "062".encode("cp500")}
+    code_page = "cp500" if dialect == "ebcdic-binary-bitmap" else "ascii"
+    assert body.endswith(prefix.get(dialect, b"062") + text.encode(code_page))
+    assert len(text) == 62 and text.encode("cp500")[:4] == bytes.fromhex("F0F0C3F0")
+
+
+def test_a_result_asked_in_neither_layout_is_not_answered() -> None:
+    codec = get_dialect(DEFAULT_DIALECT)
+    request = decode_message(peer_encode(financial("0100"), DEFAULT_DIALECT), codec)
+    assert isinstance(request, AuthRequest)  # CVV2 in SE 92: its result is answered nowhere
+    answer = peer_decode(encode_response(request, Decision(ResponseCode.APPROVED,
+                                                           cvv2_result="M"), codec),
+                         DEFAULT_DIALECT)  # fmt: skip
+    assert "44" not in answer and "48" not in answer
+    no_result = web("visa", **{"126": "0040000000000000" + "10 123"})  # response type 0
+    request = decode_message(peer_encode(no_result, DEFAULT_DIALECT), codec)
+    assert isinstance(request, AuthRequest) and request.cvv2 == "123"
+    answer = peer_decode(encode_response(request, CHECKED, codec), DEFAULT_DIALECT)
+    assert answer["44"] == " Y" + " " * 10 + "2"  # no 44.10; the CAVV result at field 48's place
+
+
+def test_each_value_is_answered_in_the_layout_it_came_in() -> None:
+    """A CAVV in SE 43 and the CVV2 in 126.10 (different values, different layouts)."""
+    mixed = web("mastercard", **{"48": f"43{len(CAVV_B64)}{CAVV_B64}", "120": None,
+                                 "126": "0040000000000000" + "11 123"})  # fmt: skip
+    codec = get_dialect(DEFAULT_DIALECT)
+    request = decode_message(peer_encode(mixed, DEFAULT_DIALECT), codec)
+    assert isinstance(request, AuthRequest)
+    assert (request.cvv2, request.authentication_value) == ("123", CAVV_B64)
+    answer = peer_decode(encode_response(request, CHECKED, codec), DEFAULT_DIALECT)
+    assert answer["44"] == " " * 10 + "M" + " " + "2"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"48": "R9203456"}, "126.10"),
+        ({"48": "R4203212"}, "60.8"),
+        ({"48": f"R43{len(CAVV_B64)}{CAVV_B64}"}, "126.9"),
+        ({"48": "R820252", "120": ADDRESS}, "123"),
+        ({"48": "R9203123", "126": "0040000000000000" + "90    "}, "126.10"),  # even "none"
+    ],
+    ids=["CVV2", "e-commerce indicator", "CAVV", "address", "CVV2 not on the card"],
+)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_one_value_in_both_layouts_is_a_format_error(dialect, extra, named) -> None:
+    error = _format_error(peer_encode(web("visa", **extra), dialect), dialect)
+    assert (error.mti, error.stan) == ("0100", "004711")
+    assert named in str(error) and "one layout per value" in str(error)
+    assert "123" not in str(error).replace("field 123", "") and CAVV_B64 not in str(error)
+    response = peer_decode(encode_format_error(error, get_dialect(dialect)), dialect)
+    assert (response["t"], response["11"], response["39"]) == ("0110", "004711", "30")
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"126": "00C0000000000000" + CAVV.hex()[:-2] + "11 123"}, "field 126"),
+        ({"126": "00C000000000000G" + CAVV.hex() + "11 123"}, "field 126"),
+        ({"126": "8040000000000000" + "X" * 25 + "11 123"}, "field 126"),
+        ({"126": "0040000000000000" + "11 12X"}, "field 126"),
+        ({"60": "0100000005X0"}, "field 60"),
+        ({"123": ADDRESS + "X" * 3}, "field 123"),
+    ],
+    ids=["126.9 cut short", "126 bitmap not hex", "126.1 named", "CVV2 not digits",
+         "field 60 not digits", "field 123 too long"],
+)  # fmt: skip
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_malformed_visa_fields_are_answered_30(dialect, extra, named) -> None:
+    error = _format_error(peer_encode(web("visa", **extra), dialect), dialect)
+    assert (error.mti, error.stan) == ("0100", "004711") and named in str(error)
+    response = peer_decode(encode_format_error(error, get_dialect(dialect)), dialect)
+    assert (response["t"], response["11"], response["39"]) == ("0110", "004711", "30")
+
+
+def test_field_60_of_an_advice_or_reversal_is_not_read() -> None:
+    """Mastercard's DE 60 in advices and reversals is the advice reason code: text that is no
+    Visa field 60, and never an e-commerce indicator."""
+    codec = get_dialect(DEFAULT_DIALECT)
+    for mti in ("0120", "0420"):
+        advice = financial(mti, **{"60": "1410001STAND-IN", "48": "R4203212"})
+        request = decode_message(peer_encode(advice, DEFAULT_DIALECT), codec)
+        assert isinstance(request, AuthRequest) and request.authentication == "authenticated"

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from authhost.iso.messages import Balance, TokenData
 from authhost.iso.subfields import (
+    CAVV_RESULT_POSITION,
+    NOTHING_ASKED,
+    VISA_AVS_RESULT_POSITION,
+    VISA_CAVV_RESULT_POSITION,
+    VISA_CVV2_RESULT_POSITION,
     OriginalData,
     SubfieldError,
+    VisaAsked,
     build_additional_data,
+    build_avs_data,
     build_pan_mapping,
+    build_visa_pos_information,
+    build_visa_private,
     format_additional_amounts,
     format_additional_response,
     parse_additional_amounts,
@@ -23,7 +34,12 @@ from authhost.iso.subfields import (
     parse_pan_mapping,
     parse_replacement_amount,
     parse_stored_credential,
+    parse_visa_additional_response,
+    parse_visa_address,
+    parse_visa_eci,
+    parse_visa_private,
     replacement_amounts_field,
+    visa_results_asked,
 )
 
 
@@ -186,7 +202,7 @@ def test_a_broken_subelement_22_is_refused(value: str) -> None:
 
 def test_field_44_carries_the_cavv_result_in_position_13() -> None:
     for code in "01234":
-        value = format_additional_response(cavv_result=code)
+        value = format_additional_response({CAVV_RESULT_POSITION: code})
         assert len(value) == 13 and value[12] == code and not value[:12].strip()
         assert parse_additional_response(value) == code
     assert parse_additional_response(None) == ""
@@ -218,3 +234,148 @@ def test_a_broken_subelement_33_is_refused_without_its_value(value: str) -> None
     with pytest.raises(SubfieldError, match="subelement 33") as refused:
         parse_pan_mapping(value)
     assert "4761739123456789" not in str(refused.value)
+
+
+# Visa's fields (docs/iso.md, "Visa's fields")
+
+CAVV_HEX = "00010102620000" + "1234567890123456" + "00" + "00000000"  # 20 bytes: a CAVV's layout
+CAVV_B64 = base64.b64encode(bytes.fromhex(CAVV_HEX)).decode()
+XID_HEX = "AB" * 20
+NINE_TEN = "00C0000000000000"  # field 126's bitmap naming 126.9 and 126.10
+
+
+@pytest.mark.parametrize(
+    ("field_60", "authentication"),
+    [
+        (None, None),  # no field 60
+        ("01", None),  # 60.1 and 60.2 only: no 60.8
+        ("01000000", None),
+        ("0100000005", "authenticated"),  # 60.8 at positions 9-10
+        ("010000000500", "authenticated"),
+        ("010000000600", "attempted"),
+        ("010000000700", "none"),  # non-authenticated e-commerce (channel encryption)
+        ("010000000800", "none"),  # non-secure
+        ("010000000900", "none"),  # an ECI authhost does not know is no authentication
+        ("010000000000", ""),  # not e-commerce: says nothing, as no SE 42
+        ("010000000100", ""),  # a mail or telephone order
+        ("010000000400", ""),
+    ],
+)
+def test_the_eci_is_field_60_positions_9_and_10(field_60, authentication) -> None:
+    assert parse_visa_eci(field_60) == authentication
+
+
+@pytest.mark.parametrize(
+    "field_60",
+    ["", "010000000", "0100000005001", "01000000O5", "01000000\uff10\uff15", "0100 00005"],
+    ids=["empty", "half of 60.8", "13 digits", "a letter", "full-width digits", "a space"],
+)
+def test_a_field_60_that_is_not_its_digits_is_malformed(field_60: str) -> None:
+    with pytest.raises(SubfieldError, match="field 60"):
+        parse_visa_eci(field_60)
+
+
+def test_the_simulators_field_60_carries_its_eci_where_the_host_reads_it() -> None:
+    for eci, authentication in (("05", "authenticated"), ("06", "attempted"), ("07", "none")):
+        assert parse_visa_eci(build_visa_pos_information(eci)) == authentication
+
+
+@pytest.mark.parametrize(
+    ("field_126", "cavv", "cvv2", "requested", "wanted"),
+    [
+        ("0" * 16, None, None, False, False),
+        (NINE_TEN + CAVV_HEX + "11 123", CAVV_B64, "123", True, True),
+        ("01C0000000000000" + XID_HEX + CAVV_HEX + "11 123", CAVV_B64, "123", True, True),
+        (NINE_TEN.lower() + CAVV_HEX.lower() + "101234", CAVV_B64, "1234", True, False),
+        ("0040000000000000" + "11 123", None, "123", True, True),  # 126.10 alone
+        ("0080000000000000" + CAVV_HEX, CAVV_B64, None, False, False),  # 126.9 alone
+        ("0040000000000000" + "01    ", None, None, True, True),  # not provided
+        ("0040000000000000" + "21    ", None, None, True, True),  # not legible
+        ("0040000000000000" + "90 123", None, None, True, False),  # not on the card
+        ("0060000000000000" + "11 123" + "R", None, "123", True, True),  # 126.11: not read
+        ("0040000000000001" + "11 123" + "XYZ", None, "123", True, True),  # 126.64: not read
+    ],
+    ids=["bitmap only", "9 and 10", "8, 9 and 10", "lower-case hex, 4 digits", "10 alone",
+         "9 alone", "no CVV2", "illegible", "not on the card", "126.11 after", "126.64 after"],
+)  # fmt: skip
+def test_field_126_carries_the_cavv_in_9_and_the_cvv2_in_10(
+    field_126, cavv, cvv2, requested, wanted
+) -> None:
+    found = parse_visa_private(field_126)
+    assert (found.cavv, found.cvv2) == (cavv, cvv2)
+    assert (found.cvv2_request, found.cvv2_result_wanted) == (requested, wanted)
+    assert "123" not in repr(found) and CAVV_B64 not in repr(found)
+
+
+@pytest.mark.parametrize(
+    "field_126",
+    [
+        "00C00000000000",  # a short bitmap
+        "00C000000000000G" + CAVV_HEX + "11 123",  # not hex
+        "00C00000 0000000" + CAVV_HEX + "11 123",  # a space in it
+        "80C0000000000000" + "X" * 25 + CAVV_HEX + "11 123",  # names 126.1
+        "02C0000000000000" + "X" * 34 + CAVV_HEX + "11 123",  # names 126.7
+        NINE_TEN + CAVV_HEX[:-2],  # 126.9 cut short, no 126.10
+        NINE_TEN + CAVV_HEX + "11 12",  # 126.10 cut short
+        NINE_TEN + "Z" + CAVV_HEX[1:] + "11 123",  # 126.9 not hex
+        "01C0000000000000" + "G" * 40 + CAVV_HEX + "11 123",  # the XID not hex
+        NINE_TEN + CAVV_HEX + "31 123",  # presence 3
+        NINE_TEN + CAVV_HEX + "12 123",  # response type 2
+        NINE_TEN + CAVV_HEX + "11  12",  # two digits
+        NINE_TEN + CAVV_HEX + "111 23",  # a space inside
+        NINE_TEN + CAVV_HEX + "11 12A",
+        NINE_TEN + CAVV_HEX + "11123 ",  # left-justified
+        NINE_TEN + CAVV_HEX + "11 123" + "0",  # data after 126.10, no subfield after it
+        "0" * 16 + "11 123",  # data after an empty bitmap
+    ],
+    ids=["short bitmap", "bitmap not hex", "space in bitmap", "126.1", "126.7",
+         "126.9 cut short", "126.10 cut short", "126.9 not hex", "XID not hex", "presence 3",
+         "response type 2", "two digits", "space inside", "a letter", "left-justified",
+         "trailing data", "data without a subfield"],
+)  # fmt: skip
+def test_a_malformed_field_126_is_refused_without_its_values(field_126: str) -> None:
+    with pytest.raises(SubfieldError, match="field 126") as error:
+        parse_visa_private(field_126)
+    assert "123" not in str(error.value) and CAVV_HEX[:20] not in str(error.value)
+
+
+def test_the_simulators_field_126_reads_back() -> None:
+    assert parse_visa_private(build_visa_private()) == parse_visa_private("0" * 16)
+    both = build_visa_private(cavv=CAVV_B64, cvv2="123")
+    assert both == NINE_TEN + CAVV_HEX + "11 123"
+    found = parse_visa_private(both)
+    assert (found.cavv, found.cvv2, found.cvv2_result_wanted) == (CAVV_B64, "123", True)
+    assert parse_visa_private(build_visa_private(cvv2="1234")).cvv2 == "1234"
+
+
+def test_field_123_is_a_postcode_and_a_street_address() -> None:
+    address = parse_visa_address("EC1A 1BB 12 Lovelace Street")
+    assert address is not None
+    assert (address.postcode, address.street) == ("EC1A 1BB", "12 Lovelace Street")
+    assert parse_visa_address(None) is None
+    assert parse_visa_address(build_avs_data(address)) == address
+    assert parse_visa_address("10001" + " " * 4 + "X" * 20) is not None  # 29: the most
+    with pytest.raises(SubfieldError, match="field 123"):
+        parse_visa_address("10001" + " " * 4 + "X" * 21)
+
+
+def test_field_44_carries_visas_results_at_their_positions() -> None:
+    value = format_additional_response(
+        {VISA_AVS_RESULT_POSITION: "Y", VISA_CVV2_RESULT_POSITION: "M",
+         VISA_CAVV_RESULT_POSITION: "2"}
+    )  # fmt: skip
+    assert value == " Y        M   2"  # 44.2 position 2, 44.10 position 11, 44.13 position 15
+    assert parse_visa_additional_response(value) == {"avs": "Y", "cvv2": "M", "cavv": "2"}
+    assert format_additional_response({VISA_CVV2_RESULT_POSITION: "N"}) == " " * 10 + "N"
+    assert parse_visa_additional_response(" " * 12 + "2") == {}  # field 48's CAVV position
+    assert parse_additional_response(" " * 12 + "2", CAVV_RESULT_POSITION) == "2"
+
+
+def test_the_answer_layout_follows_the_fields_the_request_used() -> None:
+    assert visa_results_asked({}) is NOTHING_ASKED
+    assert visa_results_asked({"48": "R9203123"}) is NOTHING_ASKED
+    assert visa_results_asked({"123": "EC1A 1BB"}) == VisaAsked(avs=True)
+    private = NINE_TEN + CAVV_HEX + "11 123"
+    assert visa_results_asked({"126": private}) == VisaAsked(cvv2=True, cavv=True)
+    no_result = NINE_TEN + CAVV_HEX + "10 123"  # response type 0: field 39 only
+    assert visa_results_asked({"126": no_result, "123": ""}) == VisaAsked(avs=True, cavv=True)

@@ -28,7 +28,9 @@ from authhost.server.metrics import ServerMetrics
 HEX = "ascii-hex-bitmap"
 EBCDIC = "ebcdic-binary-bitmap"
 BCD = "bcd-binary-bitmap"
-LLL_FIELD = {"60": "1234567890"}  # a field authhost ignores, LLLVAR in every dialect
+# LLLVAR in every dialect; read as Visa's field 60, whose 60.8 "90" (an e-commerce indicator
+# authhost does not know: no authentication) declines nothing
+LLL_FIELD = {"60": "1234567890"}
 
 # (dialect, the bytes of a good length prefix and its field's value, what replaces them)
 # Field 32 (LL, "123456") and field 60 (LLL, ten characters) come after the STAN.

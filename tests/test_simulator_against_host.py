@@ -102,6 +102,34 @@ def test_send_kinds(host, args, expected):
 
 
 @pytest.mark.parametrize(
+    ("args", "expected", "shown"),
+    [
+        ([], "APPROVED: 00", "CVV2 match"),
+        (["--authentication", "authenticated"], "APPROVED: 00",
+         "3-D Secure value passed: authenticated"),
+        (["--authentication", "authenticated", "--cavv", "forged"], "DECLINED: 05",
+         "3-D Secure value failed: authentication"),
+        (["--avs", "card"], "APPROVED: 00", "address street and postcode match (Y)"),
+        (["--avs", "SW1A 2AA,10 Downing Street"], "APPROVED: 00", "address does not match (N)"),
+    ],
+    ids=["CVV2", "authenticated", "forged CAVV", "address", "wrong address"],
+)  # fmt: skip
+def test_send_the_visa_way(host, args, expected, shown):
+    """``--network visa``: the same web purchase in Visa's fields 60, 123 and 126, answered
+    in field 44 at Visa's positions; the CVV2 and the CAVV are never printed."""
+    result = sim("send", "purchase", "--entry", "ecommerce", "--network", "visa", *args,
+                 "--card", "1", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())  # as wrapped at the terminal's width
+    assert expected in printed and shown in printed, printed[-900:]
+    cvv2 = json.loads(Path(host["cards"]).read_text())["cards"][0]["cvv2"]
+    assert f"11 {cvv2}" not in result.output and f"1{cvv2}" not in result.output
+    exempt = sim("send", "purchase", "--entry", "ecommerce", "--network", "visa",
+                 "--authentication", "exempt", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert exempt.exit_code == 2 and "60.8" in exempt.output
+
+
+@pytest.mark.parametrize(
     "args",
     [["reversal", "--billing-amount", "9.21"], ["purchase", "--billing-amount", "0"],
      ["purchase", "--billing-amount", "9.21", "--billing-currency", "EUR"]],

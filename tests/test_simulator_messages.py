@@ -14,11 +14,12 @@ from iso_peers import peer_decode, peer_encode
 from authhost.cards.luhn import luhn_check_digit
 from authhost.iso.codec import decode_message, encode_request
 from authhost.iso.dialects import DIALECTS, get_dialect
+from authhost.iso.messages import AvsData
 from authhost.security import emv
 from authhost.security.cavv import check_cavv
 from authhost.security.dukpt import tdes_pin_key
 from authhost.security.pinblock import decrypt_pin_block
-from simulator.builder import Entry, Kind, RequestBuilder, Terminal
+from simulator.builder import NETWORKS, Entry, Kind, Network, RequestBuilder, Terminal
 from simulator.chip_counters import ChipCounters
 from simulator.demo_cards import SimCard
 from simulator.mixes import authorisations
@@ -113,6 +114,40 @@ def test_a_3ds_claim_comes_with_the_acs_value(dialect, how, kind, result):
     assert (None if value is None else check_cavv(CAVV_KEY, PAN, value).result) == result
     with pytest.raises(ValueError, match="cavv is one of"):
         acs.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE, cavv="maybe")
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.parametrize("how", ["authenticated", "attempted", "none", None])
+def test_the_visa_way_the_host_reads_what_field_48_would_say(dialect, how):
+    """``--network visa``: the CVV2 in 126.10, the claim in 60.8, the CAVV in 126.9 and the
+    address in 123, read by the host into what field 48's layout gives it; nothing in 48."""
+    acs = RequestBuilder(Terminal(), zpk=ZPK, cavv_key=CAVV_KEY)
+    address = AvsData("EC1A 1BB", "12 Lovelace Street")
+    codec = get_dialect(dialect)
+    both = {}
+    for network in NETWORKS:
+        fields = acs.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE,
+                               authentication=how, avs=address, network=network)  # fmt: skip
+        both[network] = (fields, decode_message(encode_request(fields, codec), codec))
+    (visa, read), (mastercard, expected) = both[Network.VISA], both[Network.MASTERCARD]
+    assert "48" not in visa and "120" not in visa and ("60" in visa) == (how is not None)
+    assert not {"60", "123", "126"} & set(mastercard)
+    assert (read.cvv2, read.authentication, read.avs) == ("123", how or "", address)
+    assert (expected.cvv2, expected.authentication, expected.avs) == ("123", how or "", address)
+    value = read.authentication_value  # a CAVV of its own (a new authentication), as valid
+    assert (None if value is None else check_cavv(CAVV_KEY, PAN, value).result) == (
+        {"authenticated": "2", "attempted": "3"}.get(how or "")
+    )
+
+
+def test_visa_has_no_exemption_in_its_e_commerce_indicator():
+    with pytest.raises(ValueError, match="60.8"):
+        builder.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE,
+                          authentication="exempt", network=Network.VISA)  # fmt: skip
+    with pytest.raises(ValueError, match="network is one of"):
+        builder.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE, network="amex")
+    chip = builder.financial(Kind.PURCHASE, CARD, 4000, network=Network.VISA)
+    assert not {"60", "123", "126"} & set(chip)  # nothing card-not-present to move
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))

@@ -291,6 +291,18 @@ def test_wallets_leave_the_other_rows_of_a_seed_as_they_were_and_fraud_is_young(
     assert all(ctx.wallet and 0 <= ctx.token_age_hours < 15 for ctx in contexts)
 
 
+def test_the_cvv2_result_is_the_hosts_for_card_number_web_payments(rows):
+    """N for a failed CVV2 (N7), M for the card-number web payments the host checked, "" for
+    card-present and wallet payments and for those declined before the CVV2."""
+    web = [r for r in rows if r["channel"] == "ecommerce" and not r["wallet"]]
+    assert all(r["cvv2_result"] == "" for r in rows if r not in web)
+    before = ("14", "30", "41", "43", "54", "62")
+    assert {r["cvv2_result"] for r in web if r["response_code"] == "N7"} == {"N"}
+    assert {r["cvv2_result"] for r in web if r["response_code"] in before} <= {""}
+    checked = [r for r in web if r["response_code"] not in (*before, "N7")]
+    assert checked and {r["cvv2_result"] for r in checked} == {"M"}
+
+
 def test_web_shops_ask_for_address_verification_and_fraudsters_rarely_know_it(rows):
     """The AVS result: only on card-number web payments the host read that far, about 60% of
     them; a cardholder's own address matches, a fraudster with a bought card number mostly

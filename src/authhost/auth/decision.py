@@ -45,8 +45,13 @@ class Decision:
     issuer_script: bytes | None = None  # tag 72 for the chip (appended to icc_response)
     # a partial approval (10): the amount approved, in field 4's currency (None: as asked)
     approved_amount_minor: int | None = None
-    cavv_result: str = ""  # the checked 3-D Secure value's results code: field 44 position 13
-    avs_result: str = ""  # the verified billing address's result (cards.avs): field 48 SE 83
+    # what the card verification step checked, answered where the request asked
+    # (iso.codec.encode_response): the 3-D Secure value's results code (field 44 position 13,
+    # or Visa's 44.13), the billing address's result (cards.avs: field 48 SE 83, or Visa's
+    # 44.2), the CVV2's (M matched, N not: Visa's 44.10 only); "" when not checked
+    cavv_result: str = ""
+    avs_result: str = ""
+    cvv2_result: str = ""
     token: PaymentToken | None = None  # the card's token the request was paid with (not sent)
 
     @property

@@ -399,6 +399,7 @@ class AuthService:
             cryptogram=tx.cryptogram,
             cavv_result=tx.cavv_result,
             avs_result=tx.avs_result,
+            cvv2_result=tx.cvv2_result,
             token=tx.token,
         )
         card = snapshot.card
@@ -955,6 +956,7 @@ def journal_entry(
         stored_credential=request.stored_credential,
         cavv_result=decision.cavv_result,
         avs_result=decision.avs_result,
+        cvv2_result=decision.cvv2_result,
         wallet=decision.token.wallet if decision.token is not None else "",
         token_last4=decision.token.last4 if decision.token is not None else "",
         token_age_hours=token_age_hours(decision.token, now),
@@ -1008,6 +1010,7 @@ def replayed(previous: JournalEntry, request: AuthRequest, pan_index: str) -> De
         else None,
         cavv_result=previous.cavv_result,
         avs_result=previous.avs_result,
+        cvv2_result=previous.cvv2_result,
     )
 
 

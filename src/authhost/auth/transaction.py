@@ -42,4 +42,6 @@ class Transaction:
     cavv_result: str = ""
     cavv_atn: str = ""  # a passed CAVV's authentication: an approval uses it up (the store)
     avs_result: str = ""  # the billing address verified (cards.avs); "" none asked for
+    # the card-not-present CVV2, checked: M it matched, N it did not; "" none checked
+    cvv2_result: str = ""
     token: PaymentToken | None = None  # the card's token the request was paid with

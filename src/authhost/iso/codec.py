@@ -18,18 +18,23 @@ from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import Dialect
 from authhost.iso.fieldcodec import FieldDecodeError, FieldEncodeError
 from authhost.iso.macs import MacFunction, sign
-from authhost.iso.messages import AuthRequest, MessageClass, NetworkRequest
+from authhost.iso.messages import AuthRequest, AvsData, MessageClass, NetworkRequest
 from authhost.iso.subfields import (
     AUTHENTICATION_VALUE_SUBELEMENT,
     AVS_REQUEST_SUBELEMENT,
     AVS_RESULT_SUBELEMENT,
+    CAVV_RESULT_POSITION,
     CVV2_SUBELEMENT,
     ECOMMERCE_INDICATORS_SUBELEMENT,
     MERCHANT_ADVICE_SUBELEMENT,
     MULTI_PURPOSE_MERCHANT_SUBELEMENT,
     MULTIPLE_COMPLETION_SUBELEMENT,
+    NOTHING_ASKED,
     PAN_MAPPING_SUBELEMENT,
     POS_EXTENDED_CONDITIONS_SUBELEMENT,
+    VISA_AVS_RESULT_POSITION,
+    VISA_CAVV_RESULT_POSITION,
+    VISA_CVV2_RESULT_POSITION,
     SubfieldError,
     build_additional_data,
     check_replacement_amounts,
@@ -43,6 +48,10 @@ from authhost.iso.subfields import (
     parse_original_data,
     parse_pan_mapping,
     parse_stored_credential,
+    parse_visa_address,
+    parse_visa_eci,
+    parse_visa_private,
+    visa_results_asked,
 )
 
 if TYPE_CHECKING:
@@ -252,10 +261,19 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     )
     additional = get("48")
     subelements = parse_additional_data(additional) if additional else _NO_SUBELEMENTS
+    message_class = MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS)
+    cvv2 = subelements.get(CVV2_SUBELEMENT)
+    authentication = parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT))
+    authentication_value = subelements.get(AUTHENTICATION_VALUE_SUBELEMENT)
+    avs = parse_avs_data(subelements.get(AVS_REQUEST_SUBELEMENT), get("120"))
+    if "126" in doc or "60" in doc or "123" in doc:  # Visa's fields (three lookups a message)
+        cvv2, authentication, authentication_value, avs = _with_visa_fields(
+            doc, message_class, subelements, cvv2, authentication, authentication_value, avs
+        )
     original, replacement = get("90"), get("95")  # checked with the other fields (_check)
     return _new_request(
         mti=mti,
-        message_class=MESSAGE_CLASSES.get(mti, _UNKNOWN_CLASS),
+        message_class=message_class,
         pan=pan,
         processing_code=get("3"),
         amount_minor=int(amount) if amount is not None else None,
@@ -276,19 +294,19 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
         terminal_id=get("41"),
         merchant_id=get("42"),
         merchant_name_location=get("43"),
-        cvv2=subelements.get(CVV2_SUBELEMENT),
+        cvv2=cvv2,
         partial_approval_supported=subelements.get(POS_EXTENDED_CONDITIONS_SUBELEMENT, "")[:1]
         == "1",
         completion_sequence=parse_completion_sequence(
             subelements.get(MULTIPLE_COMPLETION_SUBELEMENT)
         ),
-        authentication=parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT)),
-        authentication_value=subelements.get(AUTHENTICATION_VALUE_SUBELEMENT),
+        authentication=authentication,
+        authentication_value=authentication_value,
         stored_credential=parse_stored_credential(
             subelements.get(MULTI_PURPOSE_MERCHANT_SUBELEMENT)
         ),
         payment_token=parse_pan_mapping(subelements.get(PAN_MAPPING_SUBELEMENT)),
-        avs=parse_avs_data(subelements.get(AVS_REQUEST_SUBELEMENT), get("120")),
+        avs=avs,
         currency=get("49"),
         billing_amount_minor=int(billing) if billing is not None else None,
         billing_currency=billing_currency,
@@ -305,6 +323,51 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
 
 
 _NO_SUBELEMENTS: dict[str, str] = {}
+# Field 60 is read in authorisations and financial requests only: in Mastercard's advices and
+# reversals DE 60 is the advice reason code, another field
+_VISA_POS_CLASSES = (MessageClass.AUTHORISATION, MessageClass.FINANCIAL)
+
+
+def _with_visa_fields(
+    doc: Mapping[str, str],
+    message_class: MessageClass,
+    subelements: Mapping[str, str],
+    cvv2: str | None,
+    authentication: str,
+    authentication_value: str | None,
+    avs: AvsData | None,
+) -> tuple[str | None, str, str | None, AvsData | None]:
+    """The CVV2, e-commerce authentication, CAVV and address to verify, each from Visa's
+    field where the request carries it there (60, 123, 126: iso.subfields, docs/iso.md
+    "Visa's fields"), else field 48's, as given. A value sent in both layouts is refused:
+    which one to check, and where to answer, would be a guess."""
+    if message_class in _VISA_POS_CLASSES:
+        eci = parse_visa_eci(doc.get("60"))
+        if eci is not None:
+            _one_layout(subelements, ECOMMERCE_INDICATORS_SUBELEMENT, "60 (60.8)")
+            authentication = eci
+    address = doc.get("123")
+    if address is not None:
+        _one_layout(subelements, AVS_REQUEST_SUBELEMENT, "123")
+        avs = parse_visa_address(address)
+    private = doc.get("126")
+    if private is not None:
+        visa = parse_visa_private(private)
+        if visa.cavv is not None:
+            _one_layout(subelements, AUTHENTICATION_VALUE_SUBELEMENT, "126.9")
+            authentication_value = visa.cavv
+        if visa.cvv2_request:
+            _one_layout(subelements, CVV2_SUBELEMENT, "126.10")
+            cvv2 = visa.cvv2
+    return cvv2, authentication, authentication_value, avs
+
+
+def _one_layout(subelements: Mapping[str, str], tag: str, visa_field: str) -> None:
+    if tag in subelements:
+        raise SubfieldError(
+            f"field {visa_field} and field 48 subelement {tag} carry the same value: "
+            "one layout per value"
+        )
 
 
 def _hex_bytes(text: str, number: str, size: int = 0) -> bytes:
@@ -349,8 +412,9 @@ def encode_response(
     advice: Callable[[str, Sequence[str]], str | None] | None = None,
 ) -> bytes:
     """The response body: request MTI + 10, echoed fields, 38 on approval, 39, 44 when a
-    3-D Secure value was checked, 48 SE 83 when the billing address was, 54 (the balances
-    that fit its 12 digits).
+    3-D Secure value was checked (and, asked in Visa's fields, a billing address or a CVV2),
+    48 SE 83 when a billing address asked in field 48's layout was, 54 (the balances that
+    fit its 12 digits).
 
     Never carries the PAN, track data, PIN block or ICC data of the request. With ``mac``
     (the security module's MAC of the bytes it is given) the response ends in a MAC field.
@@ -368,16 +432,28 @@ def encode_response(
         doc["38"] = decision.approval_code
     doc["39"] = code = str(decision.response_code)
     answered: dict[str, str] = {}  # field 48 subelements of the answer
-    if decision.avs_result:  # the billing address was verified: what the merchant may rely on
-        answered[AVS_RESULT_SUBELEMENT] = decision.avs_result
+    results: dict[int, str] = {}  # field 44: what was checked, for the merchant to rely on
+    avs, cvv2, cavv = decision.avs_result, decision.cvv2_result, decision.cavv_result
+    # each result is answered where it was asked: in Visa's field 44 positions for what came
+    # in Visa's fields, else where field 48's layout answers it (a CVV2 result: nowhere)
+    visa = visa_results_asked(request.fields) if avs or cvv2 or cavv else NOTHING_ASKED
+    if avs:  # the billing address was verified
+        if visa.avs:
+            results[VISA_AVS_RESULT_POSITION] = avs
+        else:
+            answered[AVS_RESULT_SUBELEMENT] = avs
+    if cvv2 and visa.cvv2:
+        results[VISA_CVV2_RESULT_POSITION] = cvv2
+    if cavv:  # the 3-D Secure value was checked
+        results[VISA_CAVV_RESULT_POSITION if visa.cavv else CAVV_RESULT_POSITION] = cavv
     if advice is not None and not decision.approved:
         advised = advice(code, decision.reason_codes)
         if advised is not None:
             answered[MERCHANT_ADVICE_SUBELEMENT] = advised
     if answered:
         doc["48"] = build_additional_data(answered)
-    if decision.cavv_result:  # the 3-D Secure value was checked: what the merchant may rely on
-        doc["44"] = format_additional_response(cavv_result=decision.cavv_result)
+    if results:
+        doc["44"] = format_additional_response(results)
     if decision.balances:  # an amount past 12 digits is left out (the server logs it)
         shown = [b for b in decision.balances if fits_additional_amounts(b)]
         if shown:

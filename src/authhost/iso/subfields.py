@@ -1,4 +1,5 @@
-"""Layouts inside single fields: 48 (private subelements), 54 (additional amounts), 90, 95.
+"""Layouts inside single fields: 48 (private subelements), 54 (additional amounts), 90, 95,
+and Visa's 44, 60, 123 and 126 (VisaNet Base I; docs/iso.md, "Visa's fields").
 
 pyiso8583 splits a message into fields; these few fields have an inner layout that it does
 not know. Each layout is read and written here and nowhere else.
@@ -6,8 +7,10 @@ not know. Each layout is read and written here and nowhere else.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from authhost.iso.messages import AvsData, Balance, TokenData
 
@@ -71,8 +74,10 @@ AVS_STREET_MAX = 20
 KEY_EXCHANGE_SUBELEMENT = "11"
 
 
-# Field 44 (additional response data) of an answer, after Visa's layout: position 13 is the
-# CAVV results code (security.cavv); the positions before it are left blank
+# Field 44 (additional response data) of an answer: one result code a position (1-based),
+# blanks where there is none. Position 13 carries the CAVV results code (security.cavv) of a
+# value that came in field 48 SE 43, as authhost has always answered it; an answer to Visa's
+# fields takes Visa's positions (VISA_*_POSITION, after Visa's 44.1-44.14: 44.13 is position 15)
 CAVV_RESULT_POSITION = 13
 
 
@@ -190,10 +195,15 @@ def parse_avs_data(service: str | None, record: str | None) -> AvsData | None:
         return None
     if service != AVS_AND_AUTHORISATION:
         raise ValueError(f"field 48: subelement 82 must be {AVS_AND_AUTHORISATION}")
-    record = record or ""
+    return _address_record(record or "", "120")
+
+
+def _address_record(record: str, number: str) -> AvsData:
+    """A postcode (9 characters, left-justified, space-filled) and a street address (up to
+    20): Mastercard's DE 120 record and Visa's field 123 share the layout."""
     if len(record) > AVS_POSTCODE_LENGTH + AVS_STREET_MAX:
-        raise ValueError(
-            f"field 120: the address is a postcode ({AVS_POSTCODE_LENGTH}) and a street "
+        raise SubfieldError(
+            f"field {number}: the address is a postcode ({AVS_POSTCODE_LENGTH}) and a street "
             f"address (up to {AVS_STREET_MAX})"
         )
     return AvsData(record[:AVS_POSTCODE_LENGTH].strip(), record[AVS_POSTCODE_LENGTH:].strip())
@@ -206,14 +216,19 @@ def build_avs_data(avs: AvsData) -> str:
     )
 
 
-def format_additional_response(*, cavv_result: str) -> str:
-    """Field 44 of an answer carrying the CAVV results code (see CAVV_RESULT_POSITION)."""
-    return " " * (CAVV_RESULT_POSITION - 1) + cavv_result
+def format_additional_response(results: Mapping[int, str]) -> str:
+    """Field 44 of an answer: each one-character result code at its position (1-based), blank
+    positions between them, nothing after the last."""
+    text = [" "] * max(results)
+    for position, code in results.items():
+        text[position - 1] = code
+    return "".join(text)
 
 
-def parse_additional_response(value: str | None) -> str:
-    """The CAVV results code of an answer's field 44; "" when it carries none."""
-    return (value or "")[CAVV_RESULT_POSITION - 1 : CAVV_RESULT_POSITION].strip()
+def parse_additional_response(value: str | None, position: int = CAVV_RESULT_POSITION) -> str:
+    """The result code at ``position`` of an answer's field 44 (the CAVV result of a field 48
+    request by default); "" when it carries none."""
+    return (value or "")[position - 1 : position].strip()
 
 
 def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:
@@ -360,3 +375,197 @@ def check_replacement_amounts(text: str) -> None:
         digits = fee[1:]
         if fee[0] not in "CD0123456789" or not (digits.isdigit() and digits.isascii()):
             raise SubfieldError("field 95: each fee is C, D or a digit, then 8 digits")
+
+
+# Visa's fields, in the VisaNet Base I layout (docs/iso.md, "Visa's fields": the sources it
+# follows and what it simplifies). Each is a text field in every authhost dialect, so what
+# Visa sends as raw bytes (field 126's bitmap, 126.8, 126.9) travels as hex text, two
+# characters a byte, as the ascii-hex-bitmap dialect carries a bitmap or a PIN block.
+
+# Field 60, additional POS information: up to 12 digits (60.1-60.10). Positions 9-10 are 60.8,
+# the mail/phone/electronic commerce and payment indicator (ECI), whose e-commerce values mean
+# what field 48 SE 42's UCAF collection indicator means (AUTHENTICATION_BY_UCAF). 00 (not
+# e-commerce) and 01-04 (a mail or telephone order) report no e-commerce authentication: "",
+# as a Mastercard request without SE 42; any other value "none", as SE 42's other digits
+VISA_POS_INFORMATION_DIGITS = 12
+VISA_ECI_POSITION = 9
+AUTHENTICATION_BY_ECI = {"05": "authenticated", "06": "attempted", "07": "none", "08": "none"}
+NOT_ECOMMERCE_ECI = frozenset({"00", "01", "02", "03", "04"})
+
+# Field 123, address verification data: the postcode (9 characters, left-justified,
+# space-filled) and the street address (up to 20), the record of Mastercard's DE 120
+
+# Field 126, Visa private-use fields: a bitmap of its subfields (Visa: 8 bytes, here 16 hex
+# characters; bit 1 is the leftmost and names 126.1, there is no secondary bitmap), then the
+# subfields it names, in order. authhost reads 126.8 (the 3-D Secure transaction id, XID: 20
+# bytes, read past), 126.9 (the CAVV: 20 bytes, security.cavv's layout, which field 48 SE 43
+# carries as base64) and 126.10 (CVV2 request data: presence indicator, response type, the
+# CVV2 right-justified in 4 characters, space-filled). A bitmap naming 126.1-126.7 (bill
+# payment and SET data) is refused rather than guess where 126.8 starts; whatever follows
+# 126.10 is left unread, and data no subfield accounts for is refused
+VISA_PRIVATE_BITMAP_LENGTH = 16
+VISA_XID_SUBFIELD, VISA_CAVV_SUBFIELD, VISA_CVV2_SUBFIELD = 8, 9, 10
+# each subfield authhost reads: its length in characters (hex text for 126.8 and 126.9)
+VISA_PRIVATE_SUBFIELDS = {VISA_XID_SUBFIELD: 40, VISA_CAVV_SUBFIELD: 40, VISA_CVV2_SUBFIELD: 6}
+_LAST_PRIVATE_READ = max(VISA_PRIVATE_SUBFIELDS)
+_AFTER_LAST_READ = (1 << (64 - _LAST_PRIVATE_READ)) - 1  # bitmap bits of 126.11-126.64
+# 126.10.1, the CVV2 presence indicator: 0 not provided, 1 present, 2 on the card but not
+# legible, 9 not on the card; only 1 carries a value to check
+CVV2_PRESENCE = frozenset("0129")
+CVV2_PRESENT = "1"
+# 126.10.2, the response type: 1 the acquirer wants the CVV2 result in field 44.10, 0 not
+CVV2_RESPONSE_TYPES = frozenset("01")
+CVV2_RESULT_WANTED = "1"
+
+# Field 44 of an answer to Visa's fields (Visa's 44.1-44.14; positions 1-based): 44.2 the
+# address verification result (cards.avs: Y, A, Z, N, U), 44.10 the CVV2 result (M match,
+# N no match), 44.13 the CAVV results code (security.cavv). 44.1 (response source) and the
+# other positions stay blank
+VISA_AVS_RESULT_POSITION = 2
+VISA_CVV2_RESULT_POSITION = 11
+VISA_CAVV_RESULT_POSITION = 15
+CVV2_MATCH = "M"
+CVV2_NO_MATCH = "N"
+CVV2_RESULTS = {CVV2_MATCH: "match", CVV2_NO_MATCH: "no match"}
+
+
+def parse_visa_eci(value: str | None) -> str | None:
+    """How an e-commerce cardholder was authenticated, from field 60 position 9-10 (60.8; see
+    AUTHENTICATION_BY_ECI); None when the request carries no 60.8 (no field 60, or one of
+    fewer than 10 digits)."""
+    if value is None:
+        return None
+    digits = value.isdigit() and value.isascii() and len(value) <= VISA_POS_INFORMATION_DIGITS
+    if not digits or len(value) == VISA_ECI_POSITION:  # 9 digits: half of 60.8
+        raise SubfieldError(
+            "field 60: Visa's additional POS information is up to 12 digits, 60.8 two of them"
+        )
+    eci = value[VISA_ECI_POSITION - 1 : VISA_ECI_POSITION + 1]
+    if not eci:
+        return None
+    if eci in NOT_ECOMMERCE_ECI:
+        return ""
+    return AUTHENTICATION_BY_ECI.get(eci, "none")
+
+
+def build_visa_pos_information(eci: str) -> str:
+    """Field 60 of a web purchase with this ECI (the simulator's): terminal type 0, no terminal
+    used (1), the positions before 60.8 zero, 60.9 and 60.10 zero."""
+    return "01000000" + eci + "00"
+
+
+def parse_visa_address(value: str | None) -> AvsData | None:
+    """The billing address to verify, from field 123; None when absent."""
+    return None if value is None else _address_record(value, "123")
+
+
+@dataclass(frozen=True, slots=True)
+class VisaPrivate:
+    """What field 126 carries for authhost (see VISA_PRIVATE_SUBFIELDS): its CAVV in base64,
+    field 48 SE 43's form, and its CVV2, never shown."""
+
+    cavv: str | None = field(default=None, repr=False)  # 126.9
+    cvv2_request: bool = False  # 126.10 is present, whatever its presence indicator says
+    cvv2: str | None = field(default=None, repr=False)  # 126.10.3, when 126.10.1 is 1
+    cvv2_result_wanted: bool = False  # 126.10.2 is 1
+
+
+def parse_visa_private(text: str) -> VisaPrivate:
+    """Field 126's bitmap and subfields 8, 9 and 10 (see VISA_PRIVATE_SUBFIELDS)."""
+    head = text[:VISA_PRIVATE_BITMAP_LENGTH]
+    if len(head) < VISA_PRIVATE_BITMAP_LENGTH or not _is_hex(head):
+        raise SubfieldError("field 126: it starts with its bitmap, 16 hex characters")
+    bits = int(head, 16)
+    found: dict[int, str] = {}
+    at = VISA_PRIVATE_BITMAP_LENGTH
+    for number in range(1, _LAST_PRIVATE_READ + 1):
+        if not bits >> (64 - number) & 1:
+            continue
+        size = VISA_PRIVATE_SUBFIELDS.get(number)
+        if size is None:
+            raise SubfieldError(f"field 126: subfield {number} is not one authhost reads")
+        value = text[at : at + size]
+        if len(value) != size:
+            raise SubfieldError(f"field 126: subfield {number} is cut short")
+        found[number] = value
+        at += size
+    if at < len(text) and not bits & _AFTER_LAST_READ:
+        raise SubfieldError("field 126: data after the subfields its bitmap names")
+    for number in (VISA_XID_SUBFIELD, VISA_CAVV_SUBFIELD):
+        if number in found and not _is_hex(found[number]):
+            raise SubfieldError(f"field 126: subfield {number} is 40 hex characters (20 bytes)")
+    cavv = found.get(VISA_CAVV_SUBFIELD)
+    request = found.get(VISA_CVV2_SUBFIELD)
+    if request is None:
+        return VisaPrivate(cavv=_base64_of_hex(cavv))
+    presence, response, value = request[0], request[1], request[2:]
+    if presence not in CVV2_PRESENCE or response not in CVV2_RESPONSE_TYPES:
+        raise SubfieldError(
+            "field 126: subfield 10 starts with the CVV2 presence indicator (0, 1, 2 or 9) "
+            "and the response type (0 or 1)"
+        )
+    cvv2 = None
+    if presence == CVV2_PRESENT:
+        cvv2 = value.lstrip(" ")
+        if not (3 <= len(cvv2) <= 4 and cvv2.isdigit() and cvv2.isascii()):
+            raise SubfieldError(
+                "field 126: subfield 10 ends with the CVV2, 3 or 4 digits right-justified"
+            )
+    return VisaPrivate(
+        cavv=_base64_of_hex(cavv),
+        cvv2_request=True,
+        cvv2=cvv2,
+        cvv2_result_wanted=response == CVV2_RESULT_WANTED,
+    )
+
+
+def _base64_of_hex(text: str | None) -> str | None:
+    return None if text is None else base64.b64encode(bytes.fromhex(text)).decode("ascii")
+
+
+def build_visa_private(*, cavv: str | None = None, cvv2: str | None = None) -> str:
+    """Field 126 with 126.9 (``cavv``, in base64 as field 48 SE 43 carries it) and 126.10
+    (``cvv2``, present, its result asked for in field 44.10): the simulator's side."""
+    bits, parts = 0, []
+    if cavv is not None:
+        bits |= 1 << (64 - VISA_CAVV_SUBFIELD)
+        parts.append(base64.b64decode(cavv, validate=True).hex().upper())
+    if cvv2 is not None:
+        bits |= 1 << (64 - VISA_CVV2_SUBFIELD)
+        parts.append(CVV2_PRESENT + CVV2_RESULT_WANTED + cvv2.rjust(4))
+    return f"{bits:0{VISA_PRIVATE_BITMAP_LENGTH}X}" + "".join(parts)
+
+
+class VisaAsked(NamedTuple):
+    """Which results a request asked for in Visa's fields: they are answered at Visa's
+    positions of field 44, the others where field 48's layout answers them."""
+
+    avs: bool = False  # field 123: 44.2
+    cvv2: bool = False  # 126.10 with response type 1: 44.10
+    cavv: bool = False  # 126.9: 44.13
+
+
+NOTHING_ASKED = VisaAsked()
+
+
+def visa_results_asked(fields: Mapping[str, object]) -> VisaAsked:
+    """What a decoded request (its field dict, already checked) asked for in Visa's fields."""
+    address, private = fields.get("123"), fields.get("126")
+    if private is None:
+        return NOTHING_ASKED if address is None else VisaAsked(avs=True)
+    found = parse_visa_private(str(private))
+    return VisaAsked(address is not None, found.cvv2_result_wanted, found.cavv is not None)
+
+
+def parse_visa_additional_response(value: str | None) -> dict[str, str]:
+    """The results of an answer's field 44 at Visa's positions (the simulator's display):
+    "avs", "cvv2", "cavv", those it carries."""
+    return {
+        name: code
+        for name, position in (
+            ("avs", VISA_AVS_RESULT_POSITION),
+            ("cvv2", VISA_CVV2_RESULT_POSITION),
+            ("cavv", VISA_CAVV_RESULT_POSITION),
+        )
+        if (code := parse_additional_response(value, position))
+    }

@@ -99,6 +99,10 @@ class JournalEntry:
     # them): what explain, backtests and the model comparison judge the model by (-1: not
     # scored, or journalled before it was recorded)
     model_score: int = -1
+    # a card-not-present CVV2 the card verification step checked: M it matched, N it did not;
+    # "" none checked (or journalled before migration 39). A retransmission is answered it
+    # again (Visa's field 44.10)
+    cvv2_result: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

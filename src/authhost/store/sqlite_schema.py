@@ -35,6 +35,7 @@ _JOURNAL_TYPES = {
     "balance_delta": "INTEGER",  # NULL: journalled before migration 27
     "avs_result": "TEXT NOT NULL DEFAULT ''",
     "model_score": "INTEGER NOT NULL DEFAULT -1",
+    "cvv2_result": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -55,6 +56,7 @@ _ADDED_LATER = (
     "balance_delta",
     "avs_result",
     "model_score",
+    "cvv2_result",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -437,6 +439,11 @@ CREATE INDEX idempotency_prunable ON idempotency (ts) WHERE prunable = 1;
 ALTER TABLE disputes ADD COLUMN card_id TEXT NOT NULL DEFAULT '';
 UPDATE disputes SET card_id = COALESCE(json_extract(data, '$.card_id'), '');
 CREATE INDEX disputes_by_card ON disputes (card_id, dispute_id);
+""",
+    # 39: the result of a card-not-present CVV2 the host checked (M, N): a retransmission of a
+    # request that asked for it in Visa's field 126.10 is answered it again in field 44.10
+    """
+ALTER TABLE journal ADD COLUMN cvv2_result TEXT NOT NULL DEFAULT '';
 """,
 ]
 

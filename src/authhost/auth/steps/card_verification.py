@@ -18,6 +18,7 @@ from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest
+from authhost.iso.subfields import CVV2_MATCH, CVV2_NO_MATCH
 from authhost.security.cavv import FAILED_RESULTS
 from authhost.security.emv import (
     AMOUNT,
@@ -75,6 +76,7 @@ class CardVerification:
             valid = self._security.verify_card_value(
                 request.pan, card.expiry, CVV2_SERVICE_CODE, request.cvv2, product.cvk_name
             )
+            tx.cvv2_result = CVV2_MATCH if valid else CVV2_NO_MATCH
             if not valid:
                 tx.cvv_failed = True
                 return Decline(RC.CVV2_FAILED, "cvv.cvv2_failed")
