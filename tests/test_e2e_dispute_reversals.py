@@ -16,6 +16,7 @@ from iso_client import next_stan
 from test_admin_support import call
 from test_e2e_auth import balances_of, field_90, purchase, store_url  # noqa: F401 - fixture
 
+from authhost import runtime
 from authhost.admin.service.dispute_cases import Reconciling
 from authhost.config import AuthConfig
 from authhost.store import opened_store
@@ -28,6 +29,15 @@ def _reversal(original: dict[str, Any], amount_left: int | None = None) -> dict[
     if amount_left is not None:
         fields["95"] = f"{amount_left:012d}" + "0" * 30
     return fields
+
+
+async def _host_that_waits(at_host_args: tuple[Any, ...], monkeypatch: Any) -> Any:
+    """A host whose own reconcile runs never come during the test (no full run for an hour,
+    no check after its reversals), so that the operator's reconcile or resolution is the one
+    that finds the reversal: under load the server's own check, a second after a reversal,
+    came first now and then and the operator's found nothing left to do."""
+    monkeypatch.setattr(runtime, "REVERSAL_CHECK_S", 3600.0)
+    return await visa_at_host(*at_host_args, auth=AuthConfig(dispute_reconcile_every_s=3600))
 
 
 async def _journal_id(store_url: str, card_id: str, stan: str) -> int:  # noqa: F811
@@ -65,8 +75,9 @@ async def test_a_charge_reversed_whole_during_its_dispute_is_credited_once(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
-    at = await visa_at_host(nursery, tmp_path, store_url)
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     charge = purchase(at.visa, amount=5_000, t="0200")
     assert (await at.switch.send(charge))["39"] == "00"
     ledger, available = await balances_of(at.switch, at.visa)
@@ -100,11 +111,12 @@ async def test_a_partial_reversal_shrinks_the_dispute_and_its_credit(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     """60.00 charged and disputed with a provisional credit; the acquirer reverses 20.00 (the
     charge keeps 40.00). The CLI's reconcile takes back 20.00 of the credit, once however
     often it runs; winning then leaves the cardholder 60.00 better off, not 80.00."""
-    at = await visa_at_host(nursery, tmp_path, store_url)
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     charge = purchase(at.visa, amount=6_000, t="0200")
     assert (await at.switch.send(charge))["39"] == "00"
     ledger, _ = await balances_of(at.switch, at.visa)
@@ -135,11 +147,12 @@ async def test_a_resolution_counts_a_reversal_not_yet_set_against_its_dispute(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     """Won before any reconcile: the credit above what the charge still takes is taken back
     (a credit not given yet is given only up to it); lost takes back the whole credit and
     leaves the reversal's money, which was the acquirer's."""
-    at = await visa_at_host(nursery, tmp_path, store_url)
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     credited = purchase(at.visa, amount=3_000, t="0200")
     quiet = purchase(at.visa, amount=2_000, t="0200")
     lost = purchase(at.visa, amount=1_000, t="0200")
@@ -268,12 +281,13 @@ async def test_a_reconcile_left_half_way_is_finished_once_by_a_resolution(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     """A reconcile claims the dispute with its plan before money moves; one stopped after the
     claim (the process died, the store failed) is finished by whoever comes next, here the
     operator's resolution, which then counts from the finished state: the credit above what
     the charge still takes is taken back once, not once by each."""
-    at = await visa_at_host(nursery, tmp_path, store_url)
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     charge = purchase(at.visa, amount=5_000, t="0200")
     assert (await at.switch.send(charge))["39"] == "00"
     ledger, _ = await balances_of(at.switch, at.visa)
@@ -310,11 +324,12 @@ async def test_reconcile_finishes_a_half_way_claim_and_refuses_what_it_cannot_to
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     """The next reconcile finishes a claim left half way (the money once); a dispute that a
     resolution has claimed is refused (409, the resolution counts the reversals itself), and
     an unknown one is 404."""
-    at = await visa_at_host(nursery, tmp_path, store_url)
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     charge = purchase(at.visa, amount=4_000, t="0200")
     other = purchase(at.visa, amount=1_000, t="0200")
     for fields in (charge, other):
