@@ -416,3 +416,63 @@ async def test_the_service_writes_each_change_with_its_entry(
     assert entries["product.update"]["before"]["name"] == "Debit"
     verified = await service.verify_audit()
     assert verified["ok"] and verified["verified"] == 6, verified
+
+
+# --- contention: many writers at once ------------------------------------------------------
+
+
+@STORES
+async def test_many_loads_at_once_on_one_account_all_land(store):  # noqa: F811
+    """A core banking system's burst of loads on one account, all at once from one process,
+    more of them than ACCOUNT_AUDIT_TRIES: each moves its money once with its entry (none
+    refused as the store being busy because the others' loads moved the balance first)."""
+    await seeded(store, balance=0)
+    loads = 200
+    async with trio.open_nursery() as nursery:
+        for n in range(loads):
+            nursery.start_soon(
+                lambda n=n: store.change_funds(
+                    "acc-1",
+                    1 + n,
+                    key=f"b{n}",
+                    fingerprint="f",
+                    audit=made_from("account.funds"),
+                    seal=SEAL,
+                )  # fmt: skip
+            )
+    assert (await store.get_account("acc-1")).balance == sum(1 + n for n in range(loads))
+    assert [a for _, a in await subjects_actions(store)].count("account.funds") == loads
+    assert (await chain_ok(store))["verified"] == loads
+
+
+@SINGLE
+async def test_a_head_other_writers_keep_moving_does_not_refuse_the_write(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """Other writers' entries (card changes, lists: other subjects) land between each read
+    of the chain's head and the script, more times than ACCOUNT_AUDIT_TRIES: the account
+    did not move, the others made progress, so the entry is sealed again until it lands, as
+    a card's change or a plain append does; never a 503 for it."""
+    await seeded(store, balance=10_000)
+    read_head = store._audit_head
+    others = 60
+
+    async def head_then_another_entry() -> str:
+        head = await read_head()
+        if len(await store.audit(limit=1000)) < others:
+            await other.append_audit(AuditEntry(NOW, "ops2", "list.put", "L"), SEAL)
+        return head
+
+    monkeypatch.setattr(store, "_audit_head", head_then_another_entry)
+    other = await store.reopen()
+    try:
+        changed = await store.change_funds(
+            "acc-1", 250, key="k", fingerprint="f", audit=made_from("account.funds"), seal=SEAL
+        )
+        assert changed.account.balance == 10_250
+        actions = [a for _, a in await subjects_actions(store)]
+        assert actions == ["list.put"] * others + ["account.funds"]
+        assert (await chain_ok(store))["verified"] == others + 1
+    finally:
+        await other.close()

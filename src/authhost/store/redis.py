@@ -280,6 +280,10 @@ class RedisCardStore:
         self._stack = stack
         self._keys = Keys(_prefix_ok(prefix))
         self._cluster = cluster
+        # this process's account writes with their entry, one at a time: on a single Redis
+        # they would all race for the chain's head, and on one account for its balance, each
+        # race a round trip lost (and, past ACCOUNT_AUDIT_TRIES balance moves, a refusal)
+        self._account_audit_lock = anyio.Lock()
         self.ledger_max_after = LEDGER_MAX_AFTER  # entries a ledger sync adds up at most
         self._snapshot = client.register_script(redis_lua.SNAPSHOT)
         self._snapshot_one = client.register_script(redis_lua.SNAPSHOT_STANDALONE)
@@ -1010,27 +1014,39 @@ class RedisCardStore:
         is in the script: it writes only if the account's balance and credit limit and the
         chain's head are still as read ('moved' else: read, made and sealed again); on a
         cluster the script checks the account alone and the entry is appended after it (the
-        audit log is in another hash slot). The script's reply, its first element a status."""
+        audit log is in another hash slot). The script's reply, its first element a status.
+
+        Only a moved balance or credit limit (another process's write on the account, an
+        authorisation that posted) counts towards ``ACCOUNT_AUDIT_TRIES``; a moved head is
+        another writer's entry landed, tried again without limit as ``append_audit`` and the
+        card scripts do (each try lost is someone else's progress). This process's own audited
+        account writes go one at a time, so they never race each other."""
         alone, together = scripts
         if audit is None:
             return await alone(keys, [*args, "", ""])
-        for _ in range(ACCOUNT_AUDIT_TRIES):
-            account = await self.get_account(account_id)
-            if account is None:
-                raise NotFound(f"account {account_id} not found")
-            entry = audit(account)
-            was = [str(account.balance), str(account.credit_limit)]
-            if self._cluster:
-                reply = await alone(keys, [*args, *was])
-            else:
-                sealed = await self._audit_args(entry, seal)
-                reply = await together([*self._audit_keys(entry), *keys], [*sealed, *args, *was])
-            status = _s(reply[0])
-            if status == "moved":
-                continue
-            if status == "ok" and self._cluster:
-                await self.append_audit(entry, seal)
-            return reply
+        async with self._account_audit_lock:
+            moves = 0
+            while moves < ACCOUNT_AUDIT_TRIES:
+                account = await self.get_account(account_id)
+                if account is None:
+                    raise NotFound(f"account {account_id} not found")
+                entry = audit(account)
+                was = [str(account.balance), str(account.credit_limit)]
+                if self._cluster:
+                    reply = await alone(keys, [*args, *was])
+                else:
+                    sealed = await self._audit_args(entry, seal)
+                    audit_keys = self._audit_keys(entry)
+                    reply = await together([*audit_keys, *keys], [*sealed, *args, *was])
+                status = _s(reply[0])
+                if status == "moved":
+                    moves += 1
+                    continue
+                if status == "head":
+                    continue
+                if status == "ok" and self._cluster:
+                    await self.append_audit(entry, seal)
+                return reply
         raise StoreUnavailable(
             f"account {account_id} changed at each of {ACCOUNT_AUDIT_TRIES} tries to write it "
             "with its audit entry; nothing was written: try again"

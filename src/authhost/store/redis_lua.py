@@ -786,9 +786,11 @@ PUT_PRODUCT_AUDITED = (
 # An account's write made with its audit entry (the store's AccountAudit): its last check,
 # after its own refusals and before its first write. The account's balance and credit limit
 # are still those its entry was made from (ARGV[A + at], ARGV[A + at + 1]; '' when there is
-# no entry: no check) and, in the *_AUDITED variant, the chain's head is the one the entry was
-# sealed after; else {'moved'}: nothing is written, and the caller reads the account (and the
-# head) again, makes its entry again and sends it again.
+# no entry: no check), else {'moved'}; and, in the *_AUDITED variant, the chain's head is
+# the one the entry was sealed after, else {'head'} (another writer's entry landed). Nothing
+# is written then: the caller reads the account and the head again, makes its entry again and
+# sends it again (only 'moved' counts towards ACCOUNT_AUDIT_TRIES: a moved head is another
+# writer's progress, retried as a card's change or a plain append retries it).
 def _account_moved(at: int, audited: bool) -> str:
     check = f"""
 if ARGV[A + {at}] ~= '' then
@@ -799,7 +801,7 @@ if ARGV[A + {at}] ~= '' then
   end
 end
 """
-    return check + (_audit_head_moved("{'moved'}") if audited else "")
+    return check + (_audit_head_moved("{'head'}") if audited else "")
 
 
 def _account_scripts(checks: str, at: int, write: str, reply: str) -> tuple[str, str]:
@@ -917,7 +919,7 @@ return released
 # time: prunable), the balance and credit limit its entry was made from ('' '': no entry).
 # Reply: {'ok', record} changed, {'repeated', record} the key's earlier change, {'noaccount'},
 # {'short'} the change would lower the open-to-buy below zero, {'beyond'} it would take the
-# balance beyond BOUND, {'moved'} (_account_moved): nothing changed but for 'ok'.
+# balance beyond BOUND, {'moved'} or {'head'} (_account_moved): nothing changed but for 'ok'.
 _FUNDS_CHECKS = (
     _BOUND_LUA
     + """
@@ -962,7 +964,7 @@ CHANGE_FUNDS, CHANGE_FUNDS_AUDITED = _account_scripts(
 
 # An account's credit limit (a debit account's arranged overdraft): store.set_credit_limit.
 # KEYS[K+1]: account hash.  ARGV[A+1..]: the limit, the balance and credit limit its entry
-# was made from ('' '': no entry). Reply: {'noaccount'}, {'moved'} (nothing changed), or
+# was made from ('' '': no entry). Reply: {'noaccount'}, {'moved'} or {'head'} (nothing changed), or
 # {'ok', the account's fields}.
 _CREDIT_LIMIT_CHECKS = """
 if redis.call('EXISTS', KEYS[K + 1]) == 0 then return {'noaccount'} end
@@ -987,7 +989,7 @@ SET_CREDIT_LIMIT, SET_CREDIT_LIMIT_AUDITED = _account_scripts(
 # entries retention deleted).
 # Reply: {'noaccount'}; {'refused', applied, pruned, unknown, count} ('' none: the caller words
 # it, store.interface.ledger_refusal); {'beyond', the balance it would set} (beyond BOUND);
-# {'moved'} (_account_moved); {'ok', what the entries after added, how many moved the
+# {'moved'} or {'head'} (_account_moved); {'ok', what the entries after added, how many moved the
 # balance, the account's fields}.
 _LEDGER_CHECKS = (
     _BOUND_LUA
