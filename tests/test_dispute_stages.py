@@ -162,3 +162,12 @@ def test_a_representment_recorded_undated_is_the_same_as_that_day_dated() -> Non
     with pytest.raises(ConflictError, match="represented already"):
         represented(taken, received_at=now - now % DAY - DAY, reference="R", amount_minor=5_000,
                     limits=LIMITS, now=now + 60)  # fmt: skip
+
+
+def test_a_dispute_left_half_resolved_is_due_now() -> None:
+    from authhost.admin.dispute_stages import due_order, issuer_due_by
+
+    stuck = dispute(resolving="lost")
+    assert issuer_due_by(stuck, LIMITS, T0 + DAY, T0 + DAY)
+    assert not issuer_due_by(dispute(), LIMITS, T0 + DAY, T0 + DAY)
+    assert due_order(stuck, LIMITS) < due_order(dispute(), LIMITS)

@@ -624,3 +624,31 @@ async def test_the_chargebacks_file_shows_a_formula_like_reference_as_text(
     api = await call(at.port, "GET", f"/v1/disputes/chargebacks?since={since}",
                      token=AUDITOR_TOKEN)  # fmt: skip
     assert [r["arn"] for r in api.json["chargebacks"]] == rrns
+
+
+async def test_a_dispute_left_half_resolved_is_due_at_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A resolution that failed after claiming the dispute (``resolving`` written, the money
+    perhaps moved) is finished by nothing but the issuer resolving it again: ``due_within_days``
+    lists it first, whatever the window, its todo naming the command."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charges = [await _charged(at, at.visa, 600 + n) for n in range(2)]
+    stuck, waiting = [(await _opened(at, c, "fraud"))["dispute_id"] for c in charges]
+    async with opened_store(store_url) as store:
+        read = await store.get_dispute(stuck)
+        assert read is not None
+        claimed = dataclasses.replace(read, resolving="lost", version=read.version + 1)
+        await store.update_dispute(claimed, expected_version=read.version)
+
+    async def due(days: int) -> list[dict[str, Any]]:
+        listed = await call(at.port, "GET", f"/v1/disputes?due_within_days={days}",
+                            token=AUDITOR_TOKEN)  # fmt: skip
+        assert listed.status == 200, listed
+        return listed.json["disputes"]
+
+    [only] = await due(0)
+    assert only["dispute_id"] == stuck and "resolve it again" in only["next_action"]["todo"]
+    assert [d["dispute_id"] for d in await due(200)] == [stuck, waiting]

@@ -287,9 +287,18 @@ def next_action(dispute: Dispute, limits: DisputeLimits, now: float) -> NextActi
 
 def issuer_due_by(dispute: Dispute, limits: DisputeLimits, now: float, until: float) -> bool:
     """Whether the dispute waits on the issuer with a limit at or before ``until`` (an overdue
-    one too): what a back office must act on before then."""
+    one too), or is left half resolved by a failure (due at once: nothing finishes it but the
+    issuer resolving it again): what a back office must act on before then."""
+    if dispute.state == "open" and dispute.resolving:
+        return True
     action = next_action(dispute, limits, now)
     return action.owner == "issuer" and action.deadline is not None and action.deadline <= until
+
+
+def due_order(dispute: Dispute, limits: DisputeLimits) -> tuple[float, str]:
+    """The order of ``issuer_due_by``'s disputes: half resolved first, then soonest limit."""
+    due = 0.0 if dispute.resolving else deadline(dispute, limits) or 0.0
+    return due, dispute.dispute_id
 
 
 # --- the steps ---------------------------------------------------------------------------------

@@ -833,7 +833,7 @@ class DisputeCases(ServiceBase):
             dated = await self._dated(dispute)
             if stages.issuer_due_by(dated, self.dispute_limits, now, until):
                 due.append(dated)
-        due.sort(key=lambda d: (stages.deadline(d, self.dispute_limits) or 0.0, d.dispute_id))
+        due.sort(key=lambda d: stages.due_order(d, self.dispute_limits))
         return [self._view(d) for d in due[:limit]]
 
     async def _dispute_move(
