@@ -652,3 +652,27 @@ async def test_a_dispute_left_half_resolved_is_due_at_once(
     [only] = await due(0)
     assert only["dispute_id"] == stuck and "resolve it again" in only["next_action"]["todo"]
     assert [d["dispute_id"] for d in await due(200)] == [stuck, waiting]
+
+
+async def test_a_dated_representment_comes_after_its_chargeback_in_the_timeline(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A representment dated today (00:00 UTC) answers a chargeback filed later that day: the
+    card's timeline tells it after the chargeback (and the opening), with its date."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, at.visa, 800)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    assert (await call(at.port, "POST", f"/v1/disputes/{dispute_id}/chargeback")).status == 200
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    represented = await call(at.port, "POST", f"/v1/disputes/{dispute_id}/represented",
+                             payload={"reference": "R-D", "amount_minor": 800, "date": today})  # fmt: skip
+    assert represented.status == 200 and represented.json["represented_at"] == day_start(today)
+    timeline = await call(at.port, "GET", f"/v1/cards/{charge.card_id}/timeline",
+                          token=AUDITOR_TOKEN)  # fmt: skip
+    events = [e for e in timeline.json["events"] if e["dispute_id"] == dispute_id]
+    assert [e["kind"] for e in events] == [
+        "dispute.represented", "dispute.chargeback", "dispute.open"
+    ]  # fmt: skip
+    assert f"dated {today}" in events[0]["summary"]
