@@ -94,7 +94,8 @@ def test_each_stage_names_who_acts_next_and_by_when() -> None:
     opened = dispute()
     steps = [(opened, "issuer", "chargeback", T0 + 120 * DAY)]
     filed = charge_back(opened, charge(), code="", amount_minor=None, limits=LIMITS, now=T0 + DAY)
-    steps.append((filed, "acquirer", "representment", T0 + DAY + 45 * DAY))
+    # the acquirer's limit is a day's end: a representment is dated by its UTC day
+    steps.append((filed, "acquirer", "representment", T0 - T0 % DAY + 47 * DAY - 1))
     answered = represented(filed, received_at=T0 + 10 * DAY, reference="R", amount_minor=5_000,
                            limits=LIMITS, now=T0 + 11 * DAY)  # fmt: skip
     steps.append((answered, "issuer", "pre_arbitration", T0 + 40 * DAY))
@@ -124,3 +125,49 @@ def test_each_stage_names_who_acts_next_and_by_when() -> None:
     with pytest.raises(ConflictError, match="stage opened: a representment answers a chargeback"):
         represented(opened, received_at=None, reference="R", amount_minor=1, limits=LIMITS,
                     now=T0)  # fmt: skip
+
+
+def test_a_representment_on_the_acquirers_last_day_is_in_time_dated_or_not() -> None:
+    """The acquirer's limit is the UTC day representment_days after the chargeback, to its
+    end: a representment recorded undated late on that day is taken as one dated that day is,
+    the dispute is not shown overdue (the issuer won) while one may still come, and the next
+    day it is refused."""
+    filed = charge_back(dispute(), charge(), code="", amount_minor=None, limits=LIMITS,
+                        now=T0 + DAY)  # fmt: skip
+    last_day = T0 - T0 % DAY + 46 * DAY  # T0 + DAY + 45 days, at 00:00 UTC
+    late_that_day = last_day + DAY - 60  # 23:59 UTC, hours after T0 + 46 days
+    assert late_that_day > filed.charged_back_at + 45 * DAY
+    waiting = next_action(filed, LIMITS, late_that_day)
+    assert (waiting.owner, waiting.overdue) == ("acquirer", False)
+    for received in (None, last_day):
+        taken = represented(filed, received_at=received, reference="R", amount_minor=5_000,
+                            limits=LIMITS, now=late_that_day)  # fmt: skip
+        assert taken.stage == "represented"
+    assert next_action(filed, LIMITS, last_day + DAY).overdue
+    with pytest.raises(ConflictError, match="came after the acquirer's limit"):
+        represented(filed, received_at=None, reference="R", amount_minor=5_000, limits=LIMITS,
+                    now=last_day + DAY)  # fmt: skip
+
+
+def test_a_representment_recorded_undated_is_the_same_as_that_day_dated() -> None:
+    """Recorded by hand without a date (now), then the acquirer's file with that day's date:
+    the same representment, answered as it stands, not refused as a second one."""
+    filed = charge_back(dispute(), charge(), code="", amount_minor=None, limits=LIMITS,
+                        now=T0 + DAY)  # fmt: skip
+    now = T0 + 3 * DAY + 3_600
+    taken = represented(filed, received_at=None, reference="R", amount_minor=5_000,
+                        limits=LIMITS, now=now)  # fmt: skip
+    assert represented(taken, received_at=now - now % DAY, reference="R", amount_minor=5_000,
+                       limits=LIMITS, now=now + 60) is taken  # fmt: skip
+    with pytest.raises(ConflictError, match="represented already"):
+        represented(taken, received_at=now - now % DAY - DAY, reference="R", amount_minor=5_000,
+                    limits=LIMITS, now=now + 60)  # fmt: skip
+
+
+def test_a_dispute_left_half_resolved_is_due_now() -> None:
+    from authhost.admin.dispute_stages import due_order, issuer_due_by
+
+    stuck = dispute(resolving="lost")
+    assert issuer_due_by(stuck, LIMITS, T0 + DAY, T0 + DAY)
+    assert not issuer_due_by(dispute(), LIMITS, T0 + DAY, T0 + DAY)
+    assert due_order(stuck, LIMITS) < due_order(dispute(), LIMITS)

@@ -37,9 +37,23 @@ from authhost.store.interface import JournalQuery
 DAY = 86_400
 
 
+def _day_end(ts: float) -> float:
+    """The last second of the UTC day of ``ts``: the acquirer's limit to represent."""
+    return ts - ts % DAY + DAY - 1
+
+
 async def _charged(at, card: dict[str, Any], amount: int):  # noqa: ANN001
     """A posted charge (0200) of ``amount`` on ``card``: its journal entry."""
     answer = await at.switch.send(purchase(card, amount=amount, t="0200"))
+    assert answer["39"] == "00", answer
+    async with opened_store(at.host.store_url) as store:
+        entries = await store.journal(JournalQuery(since=0, limit=1000))
+    return next(e for e in entries if e.stan == answer["11"] and e.mti == "0200")
+
+
+async def _charged_rrn(at, card: dict[str, Any], amount: int, rrn: str):  # noqa: ANN001
+    """``_charged`` with the acquirer's retrieval reference number (field 37) as given."""
+    answer = await at.switch.send(purchase(card, amount=amount, t="0200", **{"37": rrn}))
     assert answer["39"] == "00", answer
     async with opened_store(at.host.store_url) as store:
         entries = await store.journal(JournalQuery(since=0, limit=1000))
@@ -99,7 +113,7 @@ async def test_a_dispute_goes_through_the_networks_stages_to_won_and_to_lost(
     assert (filed["chargeback_minor"], filed["arn"]) == (5_000, charge.rrn)
     assert filed["pan_masked"] == charge.pan_masked and visa["pan"] not in json.dumps(filed)
     assert filed["next_action"]["owner"] == "acquirer"
-    assert filed["next_action"]["deadline"] == filed["charged_back_at"] + 45 * DAY
+    assert filed["next_action"]["deadline"] == _day_end(filed["charged_back_at"] + 45 * DAY)
     assert filed["note"].endswith("chargeback: filed")
     assert await balances_of(switch, visa) == (ledger + 5_000, available + 5_000)
     again = await call(port, "POST", url, payload={"reason_code": "10.3"})
@@ -302,7 +316,7 @@ async def test_time_limits_refuse_late_steps_and_list_what_is_due(
     assert shown["stage"] == "chargeback"
     action = shown["next_action"]
     assert (action["owner"], action["action"], action["overdue"]) == ("issuer", "resolve", True)
-    assert action["deadline"] == shown["charged_back_at"] + 45 * DAY < now
+    assert action["deadline"] == _day_end(shown["charged_back_at"] + 45 * DAY) < now
     assert f"disputes resolve {unanswered} --outcome won" in action["todo"]
     # the representment 25 days ago is answered in time; one 31 days ago would not be
     in_time = await _dispute(port, represented)
@@ -480,3 +494,185 @@ def test_the_time_limits_are_configured_in_admin(tmp_path: Path) -> None:
     config.write_text("[admin]\npre_arbitration_days = 0\n")
     with pytest.raises(ValueError, match="pre_arbitration_days must be 1 to 3650"):
         load_config(config)
+
+
+async def test_a_representments_line_must_name_one_dispute_and_never_echoes_a_pan(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A line whose dispute_id and arn name two disputes is refused, nothing written (the
+    acquirer answered another charge, or the line is mistyped); a card number in a cell is
+    masked in every answer (API rows, CLI output, results file); a representment recorded by
+    hand undated is the same as the file's line dated that day (the same again: no refusal)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, visa = at.port, at.visa
+    config = str(cli_config(tmp_path, store_url))
+    ids, arns = [], []
+    for n in range(3):
+        charge = await _charged(at, visa, 1_000 + n)
+        dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+        filed = await call(port, "POST", f"/v1/disputes/{dispute_id}/chargeback")
+        assert filed.status == 200, filed
+        ids.append(dispute_id)
+        arns.append(filed.json["arn"])
+    by_hand = await call(port, "POST", f"/v1/disputes/{ids[2]}/represented",
+                         payload={"reference": "REP-H", "amount_minor": 1_002})  # fmt: skip
+    assert by_hand.status == 200, by_hand
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+
+    before = await _dispute(port, ids[0])
+    file = tmp_path / "representments.csv"
+    file.write_text(
+        "dispute_id,arn,date,reference,amount_minor\n"
+        f"{ids[0]},{arns[1]},,REP-1,1000\n"  # the first dispute, the second's ARN
+        f"{visa['pan']},,,REP-2,10\n"  # a PAN where the dispute id goes
+        f",{visa['pan']},,REP-3,10\n"  # and where the ARN goes
+        f"{ids[1]},{arns[1]},,REP-4,1001\n"  # id and ARN agree: recorded
+        f"{ids[2]},,{today},REP-H,1002\n"  # recorded by hand today, undated: the same
+    )
+    results = tmp_path / "results.csv"
+    code, output = await run_cli("disputes", "representments", str(file), "--results",
+                                 str(results), "--config", config)  # fmt: skip
+    assert code == 1, output
+    assert f"{file}:2: arn {arns[1]} is not the one dispute {ids[0]} was charged back under" in (
+        output
+    )
+    assert "5 row(s): 2 recorded, 3 failed" in output, output
+    assert await _dispute(port, ids[0]) == before
+    assert (await _audit_actions(port, ids[0])).count("dispute.represented") == 0
+    assert (await _dispute(port, ids[1]))["representment_reference"] == "REP-4"
+    assert visa["pan"] not in output and visa["pan"] not in results.read_text()
+    assert visa["pan"][:6] in results.read_text()  # masked, not dropped
+
+    imported = await call(port, "POST", "/v1/disputes/representments",
+                          payload={"csv": file.read_text()})  # fmt: skip
+    assert imported.status == 200, imported
+    assert visa["pan"] not in json.dumps(imported.json)
+    assert [r["error"] == "" for r in imported.json["rows"]] == [False, False, False, True, True]
+
+
+async def test_the_same_step_twice_at_once_is_answered_as_recorded(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two requests with the same values at once (a retry, one file imported twice at once):
+    the one that lost the compare-and-set finds the step recorded as it asked and answers it
+    (200, audited once), as a repeat is; with other values it is still refused 409."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, at.visa, 3_000)
+    dispute_id = (await _opened(at, charge, "fraud"))["dispute_id"]
+    config = cli_config(tmp_path, store_url)
+
+    async with open_card_service(load_config(config), "test") as service:
+        store = service.store
+        written = store.update_dispute
+
+        def first_another(step):  # noqa: ANN001, ANN202
+            async def update(dispute, expected_version):  # noqa: ANN001, ANN202
+                store.update_dispute = written  # once: the other request's write lands first
+                await step()
+                return await written(dispute, expected_version=expected_version)
+
+            return update
+
+        spec = DisputeChargeback(reason_code="10.3", amount_minor=3_000)
+        store.update_dispute = first_another(lambda: service.charge_back_dispute(dispute_id, spec))
+        answered = await service.charge_back_dispute(dispute_id, spec)
+        assert answered == await _dispute(at.port, dispute_id)
+        assert answered["stage"] == "chargeback"
+        assert (await _audit_actions(at.port, dispute_id)).count("dispute.chargeback") == 1
+
+        represent = DisputeRepresentment(reference="R-1", amount_minor=3_000)
+        other = DisputeRepresentment(reference="R-2", amount_minor=3_000)
+        store.update_dispute = first_another(
+            lambda: service.record_representment(dispute_id, other)
+        )
+        with pytest.raises(ConflictError, match="changed by another request meanwhile"):
+            await service.record_representment(dispute_id, represent)
+        shown = await _dispute(at.port, dispute_id)
+        assert shown["representment_reference"] == "R-2"
+
+
+async def test_the_chargebacks_file_shows_a_formula_like_reference_as_text(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The ARN is the acquirer's RRN as it came on the wire: one starting with = + - or @
+    is written with a leading ' so that a spreadsheet opening the file shows it as text and
+    does not run it; the API's JSON keeps it as it is."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    config = str(cli_config(tmp_path, store_url))
+    since = str(int(time.time()) - 1)
+    rrns = ["=HYPERLINK(1", "+SUM(1,2)ABC", "@A1+B1CDEFGH", "-2+3ABCDEFGH", "000000004711"]
+    for n, rrn in enumerate(rrns):
+        charge = await _charged_rrn(at, at.visa, 500 + n, rrn)
+        assert charge.rrn == rrn
+        dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+        filed = await call(at.port, "POST", f"/v1/disputes/{dispute_id}/chargeback")
+        assert filed.status == 200 and filed.json["arn"] == rrn, filed
+    out = tmp_path / "chargebacks.csv"
+    code, output = await run_cli(
+        "disputes", "chargebacks", "--since", since, "--out", str(out), "--config", config
+    )
+    assert code == 0, output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [r["arn"] for r in rows] == ["'" + rrn for rrn in rrns[:4]] + [rrns[4]]
+    assert all(r["amount_minor"].isdigit() for r in rows)
+    api = await call(at.port, "GET", f"/v1/disputes/chargebacks?since={since}",
+                     token=AUDITOR_TOKEN)  # fmt: skip
+    assert [r["arn"] for r in api.json["chargebacks"]] == rrns
+
+
+async def test_a_dispute_left_half_resolved_is_due_at_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A resolution that failed after claiming the dispute (``resolving`` written, the money
+    perhaps moved) is finished by nothing but the issuer resolving it again: ``due_within_days``
+    lists it first, whatever the window, its todo naming the command."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charges = [await _charged(at, at.visa, 600 + n) for n in range(2)]
+    stuck, waiting = [(await _opened(at, c, "fraud"))["dispute_id"] for c in charges]
+    async with opened_store(store_url) as store:
+        read = await store.get_dispute(stuck)
+        assert read is not None
+        claimed = dataclasses.replace(read, resolving="lost", version=read.version + 1)
+        await store.update_dispute(claimed, expected_version=read.version)
+
+    async def due(days: int) -> list[dict[str, Any]]:
+        listed = await call(at.port, "GET", f"/v1/disputes?due_within_days={days}",
+                            token=AUDITOR_TOKEN)  # fmt: skip
+        assert listed.status == 200, listed
+        return listed.json["disputes"]
+
+    [only] = await due(0)
+    assert only["dispute_id"] == stuck and "resolve it again" in only["next_action"]["todo"]
+    assert [d["dispute_id"] for d in await due(200)] == [stuck, waiting]
+
+
+async def test_a_dated_representment_comes_after_its_chargeback_in_the_timeline(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A representment dated today (00:00 UTC) answers a chargeback filed later that day: the
+    card's timeline tells it after the chargeback (and the opening), with its date."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    charge = await _charged(at, at.visa, 800)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    assert (await call(at.port, "POST", f"/v1/disputes/{dispute_id}/chargeback")).status == 200
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    represented = await call(at.port, "POST", f"/v1/disputes/{dispute_id}/represented",
+                             payload={"reference": "R-D", "amount_minor": 800, "date": today})  # fmt: skip
+    assert represented.status == 200 and represented.json["represented_at"] == day_start(today)
+    timeline = await call(at.port, "GET", f"/v1/cards/{charge.card_id}/timeline",
+                          token=AUDITOR_TOKEN)  # fmt: skip
+    events = [e for e in timeline.json["events"] if e["dispute_id"] == dispute_id]
+    assert [e["kind"] for e in events] == [
+        "dispute.represented", "dispute.chargeback", "dispute.open"
+    ]  # fmt: skip
+    assert f"dated {today}" in events[0]["summary"]

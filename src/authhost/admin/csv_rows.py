@@ -43,6 +43,20 @@ class LineResult(Protocol):
 Result = TypeVar("Result", bound=LineResult)
 
 
+# what a spreadsheet opening a CSV file takes for a formula at a cell's start (OWASP, "CSV
+# injection"): a value from outside (an acquirer's RRN) must not run as one
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell of a CSV file written for people to open, with a ``'`` before a leading
+    formula character so that a spreadsheet shows it as text; numbers and other text as
+    they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def read_rows(path: Path, columns: CsvColumns) -> list[Row]:
     """All data rows with their line numbers; CsvFileError if the file is unusable."""
     try:

@@ -177,6 +177,18 @@ def day_start(day: str) -> float:
     return float(calendar.timegm(time.strptime(day, "%Y-%m-%d")))
 
 
+def _utc_day(ts: float) -> float:
+    """The start of the UTC day ``ts`` falls in."""
+    return ts - ts % DAY
+
+
+def represent_by(dispute: Dispute, limits: DisputeLimits) -> float:
+    """The acquirer's limit to represent: the last second of the UTC day ``representment_days``
+    after the chargeback. A representment is dated by its day, so one dated that day is in
+    time whatever the hour, and the issuer's "no representment: won" waits for the day's end."""
+    return _utc_day(dispute.charged_back_at + limits.representment_days * DAY) + DAY - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Charge:
     """What the chargeback takes from the disputed charge's journal entry."""
@@ -209,7 +221,7 @@ def deadline(dispute: Dispute, limits: DisputeLimits) -> float | None:
     """When the stage's time limit ends (None: unknown, a dispute recorded before the charge's
     time was kept whose charge is not in the journal)."""
     if dispute.stage == "chargeback":
-        return dispute.charged_back_at + limits.representment_days * DAY
+        return represent_by(dispute, limits)
     if dispute.stage == "represented":
         return dispute.represented_at + limits.pre_arbitration_days * DAY
     if dispute.stage == "pre_arbitration":
@@ -275,9 +287,18 @@ def next_action(dispute: Dispute, limits: DisputeLimits, now: float) -> NextActi
 
 def issuer_due_by(dispute: Dispute, limits: DisputeLimits, now: float, until: float) -> bool:
     """Whether the dispute waits on the issuer with a limit at or before ``until`` (an overdue
-    one too): what a back office must act on before then."""
+    one too), or is left half resolved by a failure (due at once: nothing finishes it but the
+    issuer resolving it again): what a back office must act on before then."""
+    if dispute.state == "open" and dispute.resolving:
+        return True
     action = next_action(dispute, limits, now)
     return action.owner == "issuer" and action.deadline is not None and action.deadline <= until
+
+
+def due_order(dispute: Dispute, limits: DisputeLimits) -> tuple[float, str]:
+    """The order of ``issuer_due_by``'s disputes: half resolved first, then soonest limit."""
+    due = 0.0 if dispute.resolving else deadline(dispute, limits) or 0.0
+    return due, dispute.dispute_id
 
 
 # --- the steps ---------------------------------------------------------------------------------
@@ -406,7 +427,8 @@ def represented(
     ``representment_days`` of the chargeback. The same dispute when it was recorded with
     this reference and amount (and date, when one is given) already."""
     recorded = dispute.representment_reference, dispute.represented_minor
-    same_date = received_at is None or received_at == dispute.represented_at
+    # a date is a UTC day: one recorded undated (now) is the same as that day's date
+    same_date = received_at is None or _utc_day(received_at) == _utc_day(dispute.represented_at)
     if dispute.represented_at and recorded == (reference, amount_minor) and same_date:
         return dispute
     if (refused := _not_movable(dispute, "representment")) is not None:
@@ -434,12 +456,13 @@ def represented(
         )
     if at > now + AHEAD_S:
         raise InvalidRequest(f"the representment's date {when(at)} is in the future")
-    limit = dispute.charged_back_at + limits.representment_days * DAY
+    limit = represent_by(dispute, limits)
     if at > limit:
         raise ConflictError(
             f"dispute {dispute.dispute_id}: the representment of {when(at)} came after the "
-            f"acquirer's limit, {when(limit)} ({limits.representment_days} days after the "
-            f"chargeback, [admin] representment_days): the issuer won; resolve it won "
+            f"acquirer's limit, {when(limit)} (the end of the UTC day "
+            f"{limits.representment_days} days after the chargeback, [admin] "
+            f"representment_days): the issuer won; resolve it won "
             f"(disputes resolve {dispute.dispute_id} --outcome won)"
         )
     return replace(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -353,8 +354,12 @@ def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
         (dispute.charged_back_at, "dispute.chargeback",
          f"{ident} charged back ({dispute.network} {dispute.reason_code}): "
          f"{amount_text(dispute.chargeback_minor, dispute.currency)}"),
-        (dispute.represented_at, "dispute.represented",
-         f"{ident} represented by the acquirer (reference {dispute.representment_reference}): "
+        # a representment is dated by its day (00:00 UTC when given a date): told after the
+        # chargeback it answers, with its date, not before it (or before the opening)
+        (dispute.represented_at and max(dispute.represented_at, dispute.charged_back_at),
+         "dispute.represented",
+         f"{ident} represented by the acquirer (reference {dispute.representment_reference}, "
+         f"dated {time.strftime('%Y-%m-%d', time.gmtime(dispute.represented_at))}): "
          f"{amount_text(dispute.represented_minor, dispute.currency)}"),
         (dispute.pre_arbitration_at, "dispute.pre_arbitration",
          f"{ident} taken to pre-arbitration"),

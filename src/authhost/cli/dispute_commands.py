@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from authhost.admin import requests as rq
+from authhost.admin.csv_rows import spreadsheet_safe
 from authhost.admin.dispute_stages import CHARGEBACK_COLUMNS
 from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
@@ -227,7 +228,10 @@ def disputes_chargebacks(
         with out.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, CHARGEBACK_COLUMNS)
             writer.writeheader()
-            writer.writerows(found["chargebacks"])
+            writer.writerows(
+                {name: spreadsheet_safe(value) for name, value in row.items()}
+                for row in found["chargebacks"]
+            )
     except OSError as exc:
         _say(f"error: cannot write {out}: {exc.strerror or exc}")
         raise typer.Exit(1) from None

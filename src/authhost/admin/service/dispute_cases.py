@@ -639,14 +639,32 @@ class DisputeCases(ServiceBase):
         action = f"dispute.{step}"
         after = take(before)
         if after is before:
-            view = self._view(await self._dated(before))
-            if not await self._audited(before.dispute_id, action):
-                await self.record_audit(action, before.dispute_id, None, view)
-            return view
+            return await self._as_recorded(before, action)
         after = stages.with_note(after, mask_pans_in_text(note), step)
-        await self._write_dispute(after, before, again="send it again with the same values")
+        try:
+            await self._write_dispute(after, before, again="send it again with the same values")
+        except ConflictError:
+            # changed meanwhile: by the same step with the same values (a retry, the same file
+            # imported twice at once), it is answered as recorded, as a repeat is (the request
+            # that wrote it audits it); else 409
+            now = await self._stored_dispute(before.dispute_id)
+            try:
+                recorded = take(now) is now
+            except ServiceError:
+                recorded = False
+            if recorded:
+                return self._view(now)
+            raise
         view = self._view(after)
         await self.record_audit(action, before.dispute_id, self._view(before), view)
+        return view
+
+    async def _as_recorded(self, dispute: Dispute, action: str) -> dict[str, Any]:
+        """A step asked again with the values it was recorded with: the dispute as it stands,
+        audited now when its first try's audit entry failed."""
+        view = self._view(await self._dated(dispute))
+        if not await self._audited(dispute.dispute_id, action):
+            await self.record_audit(action, dispute.dispute_id, None, view)
         return view
 
     async def _audited(self, dispute_id: str, action: str) -> bool:
@@ -730,11 +748,22 @@ class DisputeCases(ServiceBase):
             named[row.line] = target
 
         async def record(row: Row) -> RepresentmentLine:
+            line = await record_line(row)
+            # a card number in a cell (a dispute_id or arn column holding a PAN) is echoed in
+            # the answer, the CLI's output and its results file: never in clear
+            return replace(
+                line, dispute_id=mask_pans_in_text(line.dispute_id),
+                error=mask_pans_in_text(line.error),
+            )  # fmt: skip
+
+        async def record_line(row: Row) -> RepresentmentLine:
             target = named[row.line]
             if not isinstance(target, str):
                 return target
             values = {k: v for k, v in row.values.items() if k not in ("dispute_id", "arn")}
             try:
+                if "dispute_id" in row.values and "arn" in row.values:
+                    await self._same_arn(target, row.values["arn"])
                 spec = rq.DisputeRepresentment.model_validate(values)
                 view = await self.record_representment(target, spec)
             except ValidationError as exc:
@@ -744,6 +773,17 @@ class DisputeCases(ServiceBase):
             return RepresentmentLine(row.line, target, stage=view["stage"])
 
         return await csv_rows.run_rows(rows, record, on_row)
+
+    async def _same_arn(self, dispute_id: str, arn: str) -> None:
+        """Refuse (422) a representments line naming a dispute by id whose chargeback went
+        under another ARN (compared by its last 12 characters, as the journal keeps it): the
+        acquirer answered another charge, or the line was mistyped."""
+        dispute = await self._stored_dispute(dispute_id)
+        if dispute.arn and dispute.arn[-12:] != arn[-12:]:
+            raise InvalidRequest(
+                f"arn {arn[:40]} is not the one dispute {dispute_id} was charged back under "
+                f"({dispute.arn}): check the line (the dispute_id or the arn is another's)"
+            )
 
     async def import_representments(self, spec: rq.RepresentmentsImport) -> dict[str, Any]:
         """``record_representments`` for a file's text (the admin API's body): a file that
@@ -793,7 +833,7 @@ class DisputeCases(ServiceBase):
             dated = await self._dated(dispute)
             if stages.issuer_due_by(dated, self.dispute_limits, now, until):
                 due.append(dated)
-        due.sort(key=lambda d: (stages.deadline(d, self.dispute_limits) or 0.0, d.dispute_id))
+        due.sort(key=lambda d: stages.due_order(d, self.dispute_limits))
         return [self._view(d) for d in due[:limit]]
 
     async def _dispute_move(
