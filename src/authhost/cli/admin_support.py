@@ -345,10 +345,12 @@ def _report_csv_rows(
     if results is not None:
         import csv
 
-        writer = csv.writer(results)
+        from authhost.admin.csv_rows import spreadsheet_safe
+
+        writer = csv.writer(results)  # for people: a cell the file gave is never a formula
         writer.writerow(columns)
         for row in done:
-            writer.writerow([getattr(row, name) for name in columns])
+            writer.writerow([spreadsheet_safe(getattr(row, name)) for name in columns])
     if failed:
         raise typer.Exit(1)
 
