@@ -157,6 +157,7 @@ async def start_host(
     watch_rules: bool = False,
     dialect: str = DEFAULT_DIALECT,
     merchant_advice: bool = False,
+    visa_fields: bool = False,
 ) -> Host:
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(rules)
@@ -170,6 +171,7 @@ async def start_host(
             key_exchange=key_exchange,
             dialect=dialect,
             merchant_advice=merchant_advice,
+            visa_fields=visa_fields,
         ),
         store=StoreConfig(url=store_url),
         security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),

@@ -74,7 +74,7 @@ async def test_a_visa_web_purchase_with_a_good_cavv_is_approved_and_a_bad_one_de
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host = await start_host(nursery, tmp_path, store_url)
+    host = await start_host(nursery, tmp_path, store_url, visa_fields=True)
     switch = await Switch.connect(host.port)
     card, other, key = host.cards["active-visa"], host.cards["active-credit"], host.keys["cavv"]
     forger = os.urandom(16).hex()
@@ -119,7 +119,7 @@ async def test_the_cvv2_of_126_10_is_checked_and_its_result_answered_in_44_10(
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
-    host = await start_host(nursery, tmp_path, store_url)
+    host = await start_host(nursery, tmp_path, store_url, visa_fields=True)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
     good = visa_web(card, **{"126": field_126(cvv2=card["cvv2"])})
@@ -152,7 +152,7 @@ async def test_the_address_of_field_123_is_verified_and_answered_in_44_2(
     caplog,
 ):
     caplog.set_level(logging.INFO)
-    host = await start_host(nursery, tmp_path, store_url)
+    host = await start_host(nursery, tmp_path, store_url, visa_fields=True)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]  # the demo's billing address: EC1A 1BB, 12 Lovelace St
     cavv = cavv_of(host.keys["cavv"], card)
@@ -198,7 +198,7 @@ async def test_a_malformed_field_126_is_answered_30_and_the_link_lives_on(
     caplog,
 ):
     caplog.set_level(logging.INFO)
-    host = await start_host(nursery, tmp_path, store_url)
+    host = await start_host(nursery, tmp_path, store_url, visa_fields=True)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
     cvv2_data = "11" + card["cvv2"].rjust(4)
@@ -241,7 +241,7 @@ async def test_visas_fields_in_other_dialects(nursery, tmp_path, monkeypatch, di
     dialect's characters, the answers' field 44 likewise."""
     monkeypatch.chdir(tmp_path)
     host = await start_host(nursery, tmp_path, f"sqlite:///{tmp_path / 'authhost.db'}",
-                            dialect=dialect)  # fmt: skip
+                            dialect=dialect, visa_fields=True)  # fmt: skip
     switch = await Switch.connect(host.port, dialect)
     card = host.cards["active-visa"]
     cavv = cavv_of(host.keys["cavv"], card)
@@ -254,3 +254,29 @@ async def test_visas_fields_in_other_dialects(nursery, tmp_path, monkeypatch, di
     broken = await switch.send(visa_web(card, **{"126": "0040000000000000" + "11 12X"}))
     assert broken["39"] == "30"
     assert (await switch.send(visa_web(card)))["39"] == "00"
+
+
+async def test_a_listener_without_visa_fields_leaves_60_123_and_126_to_the_switch(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Other switches use fields 60, 123 and 126 for their own data (BASE24's terminal data in
+    60, a private 126). A listener that does not read Visa's fields (the default) approves
+    their purchase as before and answers no field 44; one that does reads them as Visa's:
+    the same 60 is not digits there, 30."""
+    own = {"60": "TERMDATA BASE24", "126": "PRIVATE USE 126", "123": "OUR OWN DATA"}
+    plain = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(plain.port)
+    card = plain.cards["active-visa"]
+    answer = await switch.send(purchase(card, 1_200, **own))
+    assert answer["39"] == "00" and "44" not in answer
+    # a Visa-layout CVV2 the listener does not read: not checked (a wrong one is not N7)
+    wrong = visa_web(card, 1_300, **{"126": field_126(cvv2=wrong_cvv2(card))})
+    assert (await switch.send(wrong))["39"] == "00"
+
+    visa_db = f"sqlite:///{tmp_path / 'visa.db'}"  # another host, on its own store
+    visa = await start_host(nursery, tmp_path, visa_db, visa_fields=True)
+    card = visa.cards["active-visa"]
+    answer = await (await Switch.connect(visa.port)).send(purchase(card, 1_400, **own))
+    assert answer["39"] == "30"

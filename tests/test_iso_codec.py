@@ -373,9 +373,11 @@ def test_encode_request_names_the_bad_field_and_not_its_value() -> None:
 # --- malformed input: always a FormatError, with MTI and STAN when they can be read -------
 
 
-def _format_error(body: bytes, dialect: str = DEFAULT_DIALECT) -> FormatError:
+def _format_error(
+    body: bytes, dialect: str = DEFAULT_DIALECT, visa_fields: bool = False
+) -> FormatError:
     with pytest.raises(FormatError) as raised:
-        decode_message(body, get_dialect(dialect))
+        decode_message(body, get_dialect(dialect, visa_fields=visa_fields))
     assert PAN not in str(raised.value)
     return raised.value
 
@@ -758,7 +760,7 @@ CHECKED = Decision(ResponseCode.APPROVED, approval_code="A1B2C3", avs_result="Y"
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_visas_fields_fill_what_field_48_fills_and_are_answered_in_field_44(dialect) -> None:
-    codec = get_dialect(dialect)
+    codec = get_dialect(dialect, visa_fields=True)
     visa = decode_message(peer_encode(web("visa"), dialect), codec)
     mastercard = decode_message(peer_encode(web("mastercard"), dialect), codec)
     assert isinstance(visa, AuthRequest) and isinstance(mastercard, AuthRequest)
@@ -790,7 +792,7 @@ def test_field_126_travels_as_its_hex_text_in_every_dialect(dialect: str) -> Non
 
 
 def test_a_result_asked_in_neither_layout_is_not_answered() -> None:
-    codec = get_dialect(DEFAULT_DIALECT)
+    codec = get_dialect(DEFAULT_DIALECT, visa_fields=True)
     request = decode_message(peer_encode(financial("0100"), DEFAULT_DIALECT), codec)
     assert isinstance(request, AuthRequest)  # CVV2 in SE 92: its result is answered nowhere
     answer = peer_decode(encode_response(request, Decision(ResponseCode.APPROVED,
@@ -808,7 +810,7 @@ def test_each_value_is_answered_in_the_layout_it_came_in() -> None:
     """A CAVV in SE 43 and the CVV2 in 126.10 (different values, different layouts)."""
     mixed = web("mastercard", **{"48": f"43{len(CAVV_B64)}{CAVV_B64}", "120": None,
                                  "126": "0040000000000000" + "11 123"})  # fmt: skip
-    codec = get_dialect(DEFAULT_DIALECT)
+    codec = get_dialect(DEFAULT_DIALECT, visa_fields=True)
     request = decode_message(peer_encode(mixed, DEFAULT_DIALECT), codec)
     assert isinstance(request, AuthRequest)
     assert (request.cvv2, request.authentication_value) == ("123", CAVV_B64)
@@ -829,11 +831,13 @@ def test_each_value_is_answered_in_the_layout_it_came_in() -> None:
 )
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_one_value_in_both_layouts_is_a_format_error(dialect, extra, named) -> None:
-    error = _format_error(peer_encode(web("visa", **extra), dialect), dialect)
+    error = _format_error(peer_encode(web("visa", **extra), dialect), dialect, visa_fields=True)
     assert (error.mti, error.stan) == ("0100", "004711")
     assert named in str(error) and "one layout per value" in str(error)
     assert "123" not in str(error).replace("field 123", "") and CAVV_B64 not in str(error)
-    response = peer_decode(encode_format_error(error, get_dialect(dialect)), dialect)
+    response = peer_decode(
+        encode_format_error(error, get_dialect(dialect, visa_fields=True)), dialect
+    )
     assert (response["t"], response["11"], response["39"]) == ("0110", "004711", "30")
 
 
@@ -852,16 +856,18 @@ def test_one_value_in_both_layouts_is_a_format_error(dialect, extra, named) -> N
 )  # fmt: skip
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_malformed_visa_fields_are_answered_30(dialect, extra, named) -> None:
-    error = _format_error(peer_encode(web("visa", **extra), dialect), dialect)
+    error = _format_error(peer_encode(web("visa", **extra), dialect), dialect, visa_fields=True)
     assert (error.mti, error.stan) == ("0100", "004711") and named in str(error)
-    response = peer_decode(encode_format_error(error, get_dialect(dialect)), dialect)
+    response = peer_decode(
+        encode_format_error(error, get_dialect(dialect, visa_fields=True)), dialect
+    )
     assert (response["t"], response["11"], response["39"]) == ("0110", "004711", "30")
 
 
 def test_field_60_of_an_advice_or_reversal_is_not_read() -> None:
     """Mastercard's DE 60 in advices and reversals is the advice reason code: text that is no
     Visa field 60, and never an e-commerce indicator."""
-    codec = get_dialect(DEFAULT_DIALECT)
+    codec = get_dialect(DEFAULT_DIALECT, visa_fields=True)
     for mti in ("0120", "0420"):
         advice = financial(mti, **{"60": "1410001STAND-IN", "48": "R4203212"})
         request = decode_message(peer_encode(advice, DEFAULT_DIALECT), codec)

@@ -33,6 +33,7 @@ def host(tmp_path_factory):
     port = free_port()
     (work / "authhost.toml").write_text(
         f'[server]\nport = {port}\nmetrics_port = {free_port()}\nlog_level = "WARNING"\n'
+        "visa_fields = true\n"  # --network visa: the listener reads Visa's fields
         f"[admin]\nport = {free_port()}\n"
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -123,7 +123,7 @@ def test_the_visa_way_the_host_reads_what_field_48_would_say(dialect, how):
     address in 123, read by the host into what field 48's layout gives it; nothing in 48."""
     acs = RequestBuilder(Terminal(), zpk=ZPK, cavv_key=CAVV_KEY)
     address = AvsData("EC1A 1BB", "12 Lovelace Street")
-    codec = get_dialect(dialect)
+    codec = get_dialect(dialect, visa_fields=True)
     both = {}
     for network in NETWORKS:
         fields = acs.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE,

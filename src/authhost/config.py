@@ -107,6 +107,12 @@ class ListenerConfig:
     merchant_advice: bool = _key(
         False, "declines carry Mastercard's merchant advice code (field 48 SE 84): retry or not"
     )
+    visa_fields: bool = _key(
+        False,
+        "read Visa's fields (VisaNet Base I: the ECI in 60.8, the CAVV in 126.9, the CVV2 in "
+        "126.10, the address in 123) and answer their results in field 44; off, those fields "
+        "are not read (a switch using 60, 123 or 126 for something else is unaffected)",
+    )
     tls_cert_file: str = _key("", "PEM certificate: the listener speaks TLS only (1.2 and above)")
     tls_key_file: str = _key("", "PEM private key of tls_cert_file")
     tls_client_ca_file: str = _key(

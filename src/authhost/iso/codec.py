@@ -192,7 +192,7 @@ def decode_message(body: bytes, dialect: Dialect) -> AuthRequest | NetworkReques
             fields=doc,
         )
     try:
-        return _auth_request(doc, mti)
+        return _auth_request(doc, mti, dialect.visa_fields)
     except (SubfieldError, ValueError) as error:
         raise _format_error(str(error), doc, None) from None
 
@@ -241,7 +241,7 @@ def _is_month_day(text: str) -> bool:
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
+def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> AuthRequest:
     get = doc.get
     track2 = get("35")
     pan = get("2")
@@ -266,7 +266,7 @@ def _auth_request(doc: dict[str, str], mti: str) -> AuthRequest:
     authentication = parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT))
     authentication_value = subelements.get(AUTHENTICATION_VALUE_SUBELEMENT)
     avs = parse_avs_data(subelements.get(AVS_REQUEST_SUBELEMENT), get("120"))
-    if "126" in doc or "60" in doc or "123" in doc:  # Visa's fields (three lookups a message)
+    if visa_fields and ("126" in doc or "60" in doc or "123" in doc):  # Visa's fields
         cvv2, authentication, authentication_value, avs = _with_visa_fields(
             doc, message_class, subelements, cvv2, authentication, authentication_value, avs
         )
@@ -436,7 +436,8 @@ def encode_response(
     avs, cvv2, cavv = decision.avs_result, decision.cvv2_result, decision.cavv_result
     # each result is answered where it was asked: in Visa's field 44 positions for what came
     # in Visa's fields, else where field 48's layout answers it (a CVV2 result: nowhere)
-    visa = visa_results_asked(request.fields) if avs or cvv2 or cavv else NOTHING_ASKED
+    asked = dialect.visa_fields and (avs or cvv2 or cavv)
+    visa = visa_results_asked(request.fields) if asked else NOTHING_ASKED
     if avs:  # the billing address was verified
         if visa.avs:
             results[VISA_AVS_RESULT_POSITION] = avs

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iso8583 import specs
@@ -62,6 +62,9 @@ class Dialect:
     name: str
     description: str
     spec: SpecDict = field(repr=False)
+    # Visa's fields (60.8, 123, 126.9, 126.10) read and answered in field 44: a listener's
+    # choice (``[[listeners]] visa_fields``), as other switches use those fields otherwise
+    visa_fields: bool = False
     codec: FieldCodec = field(init=False, repr=False, compare=False)
     # track 2 is packed in BCD: its "=" separator travels as the nibble D (read per message,
     # so worked out once here)
@@ -176,10 +179,12 @@ DIALECTS: dict[str, Dialect] = {
 }
 
 
-def get_dialect(name: str) -> Dialect:
-    """The dialect called ``name``; ValueError naming the known ones otherwise."""
+def get_dialect(name: str, *, visa_fields: bool = False) -> Dialect:
+    """The dialect called ``name`` (reading Visa's fields with ``visa_fields``); ValueError
+    naming the known ones otherwise."""
     try:
-        return DIALECTS[name]
+        dialect = DIALECTS[name]
     except KeyError:
         known = ", ".join(sorted(DIALECTS))
         raise ValueError(f"unknown ISO 8583 dialect {name!r}; known dialects: {known}") from None
+    return replace(dialect, visa_fields=True) if visa_fields else dialect

@@ -58,7 +58,7 @@ def wire_for(listener: ListenerConfig, macs: MacFunctions | None = None) -> Wire
     """Dialect, framing and MAC policy of one listener, checked at start-up, not on first use."""
     where = f"listener {listener.host}:{listener.port}"
     try:
-        dialect = get_dialect(listener.dialect)
+        dialect = get_dialect(listener.dialect, visa_fields=listener.visa_fields)
     except (KeyError, ValueError) as exc:
         raise ServerConfigError(f"{where}: {exc}") from None
     try:
