@@ -60,12 +60,13 @@ def test_the_network_is_read_from_the_bin(bin6: str, network: str) -> None:
         ("fraud", "476173", "ecommerce", "", "10.4"),  # card absent
         ("fraud", "541333", "pos", "", "4837"),
         ("not_received", "476173", "pos", "", "13.1"),
-        ("not_received", "541333", "pos", "", "4855"),
+        ("not_received", "541333", "pos", "", "4853"),
         ("not_as_described", "541333", "pos", "", "4853"),
         ("duplicate", "476173", "pos", "", "12.6.1"),
-        ("amount", "541333", "pos", "", "4831"),
+        ("amount", "541333", "pos", "", "4834"),
         ("other", "476173", "pos", "13.7", "13.7"),  # other takes any code but fraud's
         ("other", "601100", "pos", "4841", "4841"),  # a BIN of no known network: any network
+        ("not_received", "541333", "pos", "4855", "4855"),  # Mastercard's code before 2017
     ],
 )
 def test_the_reason_code_defaults_to_the_reasons_usual_one(reason, bin6, channel, asked, code):  # noqa: ANN001

@@ -173,7 +173,7 @@ async def test_a_dispute_goes_through_the_networks_stages_to_won_and_to_lost(
     assert code == 0, output
     filed = json.loads(output)
     assert (filed["network"], filed["reason_code"], filed["chargeback_minor"]) == (
-        "mastercard", "4855", 2_500
+        "mastercard", "4853", 2_500
     )  # fmt: skip
     represented = await call(port, "POST", f"/v1/disputes/{dispute_id}/represented",
                              payload={"reference": "MC-77", "amount_minor": 2_500})  # fmt: skip

@@ -123,16 +123,16 @@ REASON_CODES: dict[str, ReasonCode] = {
         "mastercard",
         (
             ("4808", "authorisation-related", ""),
-            ("4831", "transaction amount differs", "amount"),
-            ("4834", "point-of-interaction error", "duplicate amount"),
+            ("4831", "transaction amount differs (before 4834 took it in)", "amount"),
+            ("4834", "point-of-interaction error: duplicate, amount differs", "duplicate amount"),
             ("4837", "no cardholder authorisation", "fraud"),
             ("4840", "fraudulent processing of transactions", "fraud"),
             ("4841", "cancelled recurring or digital goods", ""),
             ("4849", "questionable merchant activity", "fraud"),
             ("4853", "cardholder dispute", "not_received not_as_described amount"),
-            ("4855", "goods or services not provided", "not_received"),
-            ("4859", "addendum, no-show or ATM dispute", "not_received"),
-            ("4860", "credit not processed", "amount"),
+            ("4855", "goods or services not provided (before 4853 took it in)", "not_received"),
+            ("4859", "addendum, no-show or ATM dispute (before 4853)", "not_received"),
+            ("4860", "credit not processed (before 4853 took it in)", "amount"),
             ("4863", "cardholder does not recognise, potential fraud", "fraud"),
             ("4870", "chip liability shift", "fraud"),
             ("4871", "chip/PIN liability shift", "fraud"),
@@ -140,17 +140,21 @@ REASON_CODES: dict[str, ReasonCode] = {
     ),
 }
 # the code a chargeback is filed under when none is given: (network, reason) -> code ("other":
-# give one); a Visa fraud is 10.4 without the card at the terminal, 10.3 with it
+# give one); a Visa fraud is 10.4 without the card at the terminal, 10.3 with it. Mastercard's
+# defaults are the codes of its dispute resolution since 2017, which took the older ones in
+# (not received 4855 and credit not processed 4860 into the cardholder dispute 4853, amount
+# differs 4831 into the point-of-interaction error 4834); the older ones are still accepted
+# when given, for a network that still takes them
 DEFAULT_CODES: dict[tuple[str, str], str] = {
     ("visa", "not_received"): "13.1",
     ("visa", "not_as_described"): "13.3",
     ("visa", "duplicate"): "12.6.1",
     ("visa", "amount"): "12.5",
     ("mastercard", "fraud"): "4837",
-    ("mastercard", "not_received"): "4855",
+    ("mastercard", "not_received"): "4853",
     ("mastercard", "not_as_described"): "4853",
     ("mastercard", "duplicate"): "4834",
-    ("mastercard", "amount"): "4831",
+    ("mastercard", "amount"): "4834",
 }
 
 
