@@ -235,6 +235,8 @@ class RequestBuilder:
                 f"Visa's e-commerce indicator (field 60.8) has no {authentication!r}: "
                 f"authentication is one of {', '.join(VISA_ECIS)}"
             )
+        if visa and entry is not Entry.ECOMMERCE:  # nothing would travel in Visa's fields
+            raise ValueError("network visa lays out an e-commerce purchase: give --entry ecommerce")
         if avs is not None and entry is not Entry.ECOMMERCE:
             raise ValueError("address verification is for e-commerce")
         if cavv not in CAVV_KINDS:
