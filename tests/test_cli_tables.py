@@ -55,3 +55,17 @@ def test_json_unless_a_table_is_asked_for(capsys):
     assert not wants_table("auto")  # pytest's stdout is not a terminal
     with pytest.raises(Exception, match="table or json|must be one of"):
         wants_table("xml")
+
+
+def test_rule_performance_table_shows_a_temporary_rules_window():
+    row = {
+        "rule": "ATT-17", "action": "decline", "shadow": False, "window": "until 2026-11-01T00:00:00Z",
+        "matches": 4, "approved": 0, "declined": 4, "declined_by_rule": 4, "passed": 0,
+        "reviewed": 0, "fraud": 1, "genuine": 1, "genuine_by_cardholder": 0,
+        "declined_genuine": 1, "precision": 0.5,
+    }  # fmt: skip
+    console = Console(width=250, record=True)
+    console.print(render({"rules": [row]}, TABLES["rule_performance"]))
+    line = next(line for line in console.export_text().splitlines() if "ATT-17" in line)
+    cells = [cell.strip() for cell in line.split("│") if cell.strip()]
+    assert cells[-1] == "until 2026-11-01T00:00:00Z"

@@ -231,6 +231,12 @@ async def test_a_model_without_a_reference_needs_a_reference_period_and_refusals
         assert code == 1 and said in output, (args, output)
         assert len(output.strip().splitlines()) == 1 and "Traceback" not in output
         _no_pan(output)
+    # a threshold that is not a number from 0 to 100 is named as one (nan was refused as
+    # "less than or equal to 100")
+    for value in ("nan", "abc"):
+        code, output = await run_cli("models", "drift", *matching, "--watch", value,
+                                     "--config", str(config))  # fmt: skip
+        assert code == 2 and f"'{value}' is not a PSI from 0 to 100" in output, output
 
     code, output = await run_cli(
         "models", "drift", "--model", "hgb-old", "--since", str(SHIFTED[0]), "--until",

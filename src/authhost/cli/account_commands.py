@@ -27,6 +27,7 @@ from authhost.cli.admin_support import (
     _run,
     _run_csv_rows,
     _validated,
+    minor_units,
     results_file,
 )
 
@@ -126,9 +127,15 @@ def accounts_create(
     account_id: Annotated[str | None, typer.Option(help="id (default: generated)")] = None,
     currency: Annotated[str, typer.Option(help="ISO 4217 numeric")] = "978",
     kind: Annotated[CardKind, typer.Option(help="debit, credit or prepaid")] = CardKind.DEBIT,
-    balance: Annotated[int, typer.Option(help="opening funds, minor units")] = 0,
+    balance: Annotated[
+        int, typer.Option(parser=minor_units, help="opening funds, minor units")
+    ] = 0,
     credit_limit: Annotated[
-        int, typer.Option(help="credit: the limit; debit: the arranged overdraft (minor units)")
+        int,
+        typer.Option(
+            parser=minor_units,
+            help="credit: the limit; debit: the arranged overdraft (minor units)",
+        ),
     ] = 0,
     idempotency_key: IdemOpt = "",
     store: StoreOpt = None,
@@ -155,7 +162,9 @@ def accounts_create(
 @accounts.command("fund")
 def accounts_fund(
     account_id: str,
-    amount: Annotated[int, typer.Argument(help="minor units; negative takes funds off")],
+    amount: Annotated[
+        int, typer.Argument(parser=minor_units, help="minor units; negative takes funds off")
+    ],
     reason: Annotated[str, typer.Option(help="recorded in the audit log")] = "",
     idempotency_key: IdemOpt = "",
     store: StoreOpt = None,
@@ -173,7 +182,9 @@ def accounts_fund(
 @accounts.command("ledger-balance")
 def accounts_ledger_balance(
     account_id: str,
-    balance: Annotated[int, typer.Argument(help="the bank's ledger balance, minor units")],
+    balance: Annotated[
+        int, typer.Argument(parser=minor_units, help="the bank's ledger balance, minor units")
+    ],
     through: Annotated[
         int, typer.Option(help="the journal id the ledger has every movement up to")
     ],
@@ -259,7 +270,9 @@ def accounts_statement(
 @accounts.command("credit-limit")
 def accounts_credit_limit(
     account_id: str,
-    limit: Annotated[int, typer.Argument(help="new limit or overdraft, minor units")],
+    limit: Annotated[
+        int, typer.Argument(parser=minor_units, help="new limit or overdraft, minor units")
+    ],
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:

@@ -61,6 +61,20 @@ def not_nan(param: typer.CallbackParam, value: float | None) -> float | None:
     return value
 
 
+def minor_units(value: str) -> int:
+    """An amount in minor units, written as a whole number: the usual int parsing took
+    ``100.00`` as 100 (1.00 of a currency with cents, when 100.00 was meant) while it refused
+    ``100.50``."""
+    text = str(value).strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        raise typer.BadParameter(
+            f"{value!r} is not a whole number of minor units (100.00 of a currency with "
+            "cents is 10000)"
+        )
+    return int(text)
+
+
 SinceOpt = Annotated[float, typer.Option(callback=not_nan, help="or from this time, epoch seconds")]
 UntilOpt = Annotated[
     float, typer.Option(callback=not_nan, help="to this time (exclusive), epoch seconds")

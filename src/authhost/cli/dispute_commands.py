@@ -31,6 +31,7 @@ from authhost.cli.admin_support import (
     _say,
     _validated,
     bounded,
+    minor_units,
     results_file,
 )
 from authhost.cli.tables import OutputOpt
@@ -51,7 +52,8 @@ def disputes_open(
         str, typer.Option(help="fraud, not_received, not_as_described, duplicate, amount, other")
     ],
     amount: Annotated[
-        int | None, typer.Option("--amount-minor", help="the part disputed (default: all)")
+        int | None,
+        typer.Option("--amount-minor", parser=minor_units, help="the part disputed (default: all)"),
     ] = None,
     credit: Annotated[bool, typer.Option(help="give the amount back now (provisional)")] = True,
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
@@ -119,7 +121,11 @@ def disputes_chargeback(
     ] = "",
     amount: Annotated[
         int | None,
-        typer.Option("--amount-minor", help="charged back, at most the disputed amount (default)"),
+        typer.Option(
+            "--amount-minor",
+            parser=minor_units,
+            help="charged back, at most the disputed amount (default)",
+        ),
     ] = None,
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
     store: StoreOpt = None,
@@ -139,7 +145,12 @@ def disputes_represented(
     dispute_id: str,
     reference: Annotated[str, typer.Option(help="the acquirer's reference of the representment")],
     amount: Annotated[
-        int, typer.Option("--amount-minor", help="represented, at most the amount charged back")
+        int,
+        typer.Option(
+            "--amount-minor",
+            parser=minor_units,
+            help="represented, at most the amount charged back",
+        ),
     ],
     date: Annotated[
         str, typer.Option(help="the representment's date, YYYY-MM-DD UTC (default: now)")

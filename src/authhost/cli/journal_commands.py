@@ -4,6 +4,7 @@ models drift``."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -390,6 +391,18 @@ def models_compare(
     _run(settings, compare)
 
 
+def _psi(value: str) -> float:
+    """A PSI threshold: a number from 0 to 100 (``nan`` passed the float parsing and was then
+    refused as "less than or equal to 100")."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0.0 <= number <= 100.0:
+        raise typer.BadParameter(f"{value!r} is not a PSI from 0 to 100")
+    return number
+
+
 def models_drift(
     day: DayOpt = "",
     since: SinceOpt = 0.0,
@@ -410,10 +423,10 @@ def models_drift(
         float, typer.Option(callback=not_nan, help="to this time (exclusive), epoch seconds")
     ] = 0.0,
     watch: Annotated[
-        float, typer.Option(min=0.0, max=100.0, callback=not_nan, help="PSI from which to watch")
+        float, typer.Option(min=0.0, max=100.0, parser=_psi, help="PSI from which to watch")
     ] = 0.10,
     act: Annotated[
-        float, typer.Option(min=0.0, max=100.0, callback=not_nan, help="PSI above which to act")
+        float, typer.Option(min=0.0, max=100.0, parser=_psi, help="PSI above which to act")
     ] = 0.25,
     output: OutputOpt = "auto",
     store: StoreOpt = None,

@@ -238,6 +238,8 @@ TABLES: dict[str, TableSpec] = {
                 lambda r: "" if r.get("precision") is None else f"{r['precision']:.2f}",
                 right=True,
             ),
+            # a temporary rule's window: the figures of one that has ended stop growing
+            Column("window", lambda r: r.get("window") or ""),
         ),
         rows_key="rules",
     ),
