@@ -199,3 +199,25 @@ async def test_an_ended_rule_declines_nothing_online_and_explain_says_why(
     assert verdicts["next-week"]["outside_window"] and not verdicts["next-week"]["matched"]
     assert verdicts["this-week"]["matched"] and not verdicts["this-week"]["outside_window"]
     assert explained.json["outcome"]["matched"] == ["this-week"]
+
+
+def test_ended_rules_are_logged_a_warning_on_reload_and_info_at_the_first_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every CLI command that builds the pipeline loads the rules: a warning there on each
+    command was noise (`rules check` says it); a reload that brings an ended rule warns."""
+    from authhost.rules.loader import RuleSource
+
+    path = tmp_path / "r.toml"
+    ended = windowed("old-attack", "amount > 1", "decline", active_until=at(time.time() - DAY))
+    path.write_text(ended)
+    with caplog.at_level("INFO", logger="authhost.rules"):
+        source = RuleSource(path)
+    [first] = [r for r in caplog.records if "past their active_until" in r.getMessage()]
+    assert first.levelname == "INFO" and "old-attack" in first.getMessage()
+    caplog.clear()
+    path.write_text(ended + windowed("always", "amount > 1", "review"))
+    with caplog.at_level("INFO", logger="authhost.rules"):
+        assert source.reload().ok
+    [again] = [r for r in caplog.records if "past their active_until" in r.getMessage()]
+    assert again.levelname == "WARNING" and "old-attack" in again.getMessage()

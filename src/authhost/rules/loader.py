@@ -237,8 +237,11 @@ class RuleSource:
                 ", ".join(missing),
             )
         ended = ended_rules(rules, time.time())
-        if ended:  # a forgotten temporary rule: it costs nothing, but misleads a reader
-            log.warning(
+        if ended:  # a forgotten temporary rule: it costs nothing, but misleads a reader.
+            # A warning when a reload brings it; at the first load an info line, as every
+            # CLI command that builds the pipeline loads the rules too (`rules check` warns)
+            log.log(
+                logging.WARNING if verb == "reloaded" else logging.INFO,
                 "rules past their active_until, which no longer run (remove them from the "
                 "file): %s",
                 ", ".join(ended),
