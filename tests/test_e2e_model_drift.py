@@ -129,6 +129,17 @@ async def test_matching_traffic_is_stable_and_shifted_traffic_is_flagged_act(
     assert same["score"]["status"] == "stable" and 0 <= same["score"]["psi"] < 0.10
     # five weekdays and weekend days like the held-out ones: no weekend drift, though noted
     assert "shorter than a week" in same["notes"][0]
+    assert not any("chance alone" in note for note in same["notes"])  # 2,000 and more
+
+    # an hour of traffic: a few dozen requests, and the report says how much chance moves it
+    code, output = await run_cli(
+        "models", "drift", "--since", str(MATCHING[0] + 10 * 3600),
+        "--until", str(MATCHING[0] + 11 * 3600), "--output", "json", "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, output
+    hour = json.loads(output)
+    assert hour["rows"] < 1000
+    assert f"only {hour['rows']:,} scored requests" in hour["notes"][-1], hour["notes"]
 
     # one day: its weekend share is all or nothing, and the report says so
     code, output = await run_cli(

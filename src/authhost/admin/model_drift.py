@@ -47,6 +47,18 @@ SHORT_PERIOD_NOTE = (
     "drift by the calendar alone; compare whole weeks, or the same weekday (--reference-day, "
     "reference_day)"
 )
+# below this many scored requests, chance alone moves a PSI towards 'watch': an undrifted
+# sample of n requests over k bins has a PSI of about (k - 1) / n (its chi-square over n)
+FEW_ROWS = 1000
+
+
+def few_rows_note(rows: int) -> str:
+    return (
+        f"only {rows:,} scored requests: a PSI of about {9 / rows:.2g} over ten bins comes from "
+        "chance alone, so read 'watch' and 'act' with care; choose a longer period"
+    )
+
+
 # where the score of each role is journalled; any other model is scored on the replay
 SCORE_COLUMNS = {"champion": "model_score", "challenger": "challenger_score"}
 REPLAYED = "replayed"
@@ -113,7 +125,8 @@ async def model_drift(
         "score_source": chosen.score_source,
         "declined_before_fraud_step": replay.declined_before,
         **drift_report(tally, thresholds),
-        "notes": [SHORT_PERIOD_NOTE] if until - since < WEEK_S else [],
+        "notes": [SHORT_PERIOD_NOTE] * (until - since < WEEK_S)
+        + [few_rows_note(tally.rows)] * (tally.rows < FEW_ROWS),
     }
 
 
