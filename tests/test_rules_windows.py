@@ -221,3 +221,25 @@ def test_ended_rules_are_logged_a_warning_on_reload_and_info_at_the_first_load(
         assert source.reload().ok
     [again] = [r for r in caplog.records if "past their active_until" in r.getMessage()]
     assert again.levelname == "WARNING" and "old-attack" in again.getMessage()
+
+
+def test_prometheus_counts_the_ended_rules_still_in_force(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from authhost.rules.loader import RuleSource
+    from authhost.rules.metrics import RuleMetricsCollector
+
+    now = time.time()
+    path = tmp_path / "r.toml"
+    path.write_text(
+        windowed("old-1", "amount > 1", "decline", active_until=at(now - DAY))
+        + windowed("old-2", "amount > 2", "review", active_until=at(now - 2 * DAY))
+        + windowed("live", "amount > 1", "review", active_until=at(now + DAY))
+    )
+    source = RuleSource(path)
+    registry = CollectorRegistry()
+    registry.register(RuleMetricsCollector(source))
+    assert "authhost_rules_ended 2.0" in generate_latest(registry).decode()
+    path.write_text(windowed("live", "amount > 1", "review", active_until=at(now + DAY)))
+    assert source.reload().ok
+    assert "authhost_rules_ended 0.0" in generate_latest(registry).decode()

@@ -7,12 +7,13 @@ it once: ``prometheus_client.REGISTRY.register(RuleMetricsCollector(source))``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from authhost.rules.loader import RuleSource
+from authhost.rules.loader import RuleSource, ended_rules
 
 
 class RuleMetricsCollector(Collector):
@@ -53,6 +54,12 @@ class RuleMetricsCollector(Collector):
         )
         info.add_metric([self._source.version], len(self._source.rules))
         yield info
+        ended = GaugeMetricFamily(
+            "authhost_rules_ended",
+            "Enabled rules past their active_until, which no longer run (remove them)",
+        )
+        ended.add_metric([], len(ended_rules(self._source.rules, time.time())))
+        yield ended
         reloads = CounterMetricFamily(
             "authhost_rules_reloads", "Rule set reloads by result", labels=["result"]
         )
