@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -133,7 +134,11 @@ def send(
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
     expiry: str = typer.Option("2912", help="With --pan: expiry YYMM."),
     service_code: str = typer.Option("201", help="With --pan: service code."),
-    cvv2: str = typer.Option("000", help="With --pan: CVV2."),
+    cvv2: str | None = typer.Option(
+        None,
+        help="With --pan: the card's CVV2 (default 000). With --cards: sent instead of the "
+        "card's own (a wrong one is declined N7).",
+    ),
     icvv: str = typer.Option("000", help="With --pan: verification value in track 2."),
     zpk: str | None = typer.Option(None, help="Clear test ZPK, hex (without a card file)."),
     bdk: str | None = typer.Option(None, help="Clear test BDK, hex (without a card file)."),
@@ -225,7 +230,8 @@ def new_zone_pin_key() -> bytes:
 
 def _requests(
     kind: Kind, amount: float, entry: Entry, pin: str | None, advice: bool,
-    cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str, cvv2: str,
+    cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str,
+    cvv2: str | None,
     icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
@@ -243,12 +249,14 @@ def _requests(
             raise ValueError("key-change needs a demo card file with a zone master key (--cards)")
         return [builder.key_change(demo.zmk, new_zone_pin_key())]
     if pan is not None:
-        chosen = card_from_options(pan, expiry, service_code, cvv2, icvv, pin)
+        chosen = card_from_options(pan, expiry, service_code, cvv2 or "000", icvv, pin)
         builder.zpk = _hex_key(zpk, "--zpk")
         builder.bdk = _hex_key(bdk, "--bdk")
     elif cards is not None:
         demo = load_demo_file(cards)
         chosen = pick_card(demo, card)
+        if cvv2 is not None:  # the merchant's customer typed another (to see N7)
+            chosen = replace(chosen, cvv2=cvv2)
         builder.zpk, builder.bdk, builder.imk_ac = demo.zpk, demo.bdk, demo.imk_ac
         builder.cavv_key = demo.cavv
         builder.counters = ChipCounters(Path(f"{cards}.atc"))  # the cards' ATCs, kept

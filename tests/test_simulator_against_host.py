@@ -292,3 +292,17 @@ def test_token_request_finds_the_demo_hosts_admin_api_in_the_card_file(host, tmp
         "refused; the host that wrote the card file (authhost serve --demo) is not running "
         "there now: start it again in that directory (it rewrites the file), or pass --admin URL"
     )
+
+
+def test_send_a_cvv2_other_than_the_cards(host):
+    """``--cvv2`` with a demo card file: the customer typed another CVV2 than the card's
+    (before, the option was read only with --pan and silently dropped): declined N7, and
+    the card's own is approved; neither is printed."""
+    cvv2 = json.loads(Path(host["cards"]).read_text())["cards"][0]["cvv2"]
+    wrong = "000" if cvv2 != "000" else "111"
+    for typed, expected in ((wrong, "DECLINED: N7"), (cvv2, "APPROVED: 00")):
+        result = sim("send", "purchase", "--entry", "ecommerce", "--cvv2", typed, "--card", "1",
+                     "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert expected in " ".join(result.output.split()), result.output[-600:]
+        assert f"92{len(typed):02d}{typed}" not in result.output
