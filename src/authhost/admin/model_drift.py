@@ -12,6 +12,8 @@ period's feature matrix when one is given.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,46 @@ def few_rows_note(rows: int) -> str:
     )
 
 
+# the audit action of a journal retention run, whose 'before' is where the journal now starts
+PRUNE_ACTION = "journal.prune"
+AUDIT_PAGE = 1000
+# a reference period's feature vectors are held in memory (8 bytes a feature a request):
+# beyond this many scored requests (about 190 MB for 47 features) it is refused, not swapped
+REFERENCE_ROWS_MAX = 500_000
+
+
+def pruned_note(cut: float, since: float, until: float, what: str) -> str:
+    """What a replay whose 30-day lookback crosses the journal's retention cut reads wrong."""
+    whole = cut + RETENTION_S
+    return (
+        f"the journal was pruned before {iso_time(cut)}: the {what}'s requests up to "
+        f"{iso_time(min(whole, until))} replay with less than the 30 days of card history "
+        "serving counted, so their velocity features (counts and amounts over 1h to 30d, "
+        "since_last_log, first_in_30d) read lower than they were and drift by the pruning "
+        f"alone; measure from {iso_time(whole)} on"
+        if since < whole
+        else ""
+    )
+
+
+async def journal_cut(store: CardStore) -> float:
+    """The newest journal retention cut (``journal.prune``'s audited ``before``): no entry
+    before it is left. -inf when the journal was never pruned."""
+    cut, after = -math.inf, 0
+    while True:
+        page = await store.audit("journal", AUDIT_PAGE, after)
+        for entry in page:
+            if entry.action != PRUNE_ACTION:
+                continue
+            try:
+                cut = max(cut, float(json.loads(entry.after)["before"]))
+            except (ValueError, KeyError, TypeError):  # not the shape prune_journal writes
+                continue
+        if len(page) < AUDIT_PAGE:
+            return cut
+        after = page[-1].audit_id
+
+
 # where the score of each role is journalled; any other model is scored on the replay
 SCORE_COLUMNS = {"champion": "model_score", "challenger": "challenger_score"}
 REPLAYED = "replayed"
@@ -94,8 +136,11 @@ async def model_drift(
     ``reference_period`` of the journal."""
     thresholds = thresholds or Thresholds()
     chosen = await _model(Registry(models_dir or "models"), model)
+    cut = await journal_cut(store)
+    notes = []
     if reference_period is not None:
         reference = await _period_reference(store, chosen, *reference_period)
+        notes.append(pruned_note(cut, *reference_period, "reference period"))
     else:
         reference = chosen.scorer.artifact.reference
         if reference is None:
@@ -125,8 +170,16 @@ async def model_drift(
         "score_source": chosen.score_source,
         "declined_before_fraud_step": replay.declined_before,
         **drift_report(tally, thresholds),
-        "notes": [SHORT_PERIOD_NOTE] * (until - since < WEEK_S)
-        + [few_rows_note(tally.rows)] * (tally.rows < FEW_ROWS),
+        "notes": [
+            note
+            for note in (
+                SHORT_PERIOD_NOTE if until - since < WEEK_S else "",
+                few_rows_note(tally.rows) if tally.rows < FEW_ROWS else "",
+                pruned_note(cut, since, until, "period"),
+                *notes,
+            )
+            if note
+        ],
     }
 
 
@@ -155,10 +208,17 @@ async def _period_reference(
 ) -> Reference:
     """The reference distributions of another period of the journal (its deciles)."""
     replay = _PeriodReplay(chosen, since, until)
-    matrices, scores = [], []
+    matrices, scores, rows = [], [], 0
     async for matrix, chunk_scores in replay.chunks(store):
         matrices.append(matrix)
         scores.append(chunk_scores)
+        rows += len(matrix)
+        if rows > REFERENCE_ROWS_MAX:
+            raise InvalidRequest(
+                f"the reference period {iso_time(since)} to {iso_time(until)} has more than "
+                f"{REFERENCE_ROWS_MAX:,} requests the model scores, more than are held in "
+                "memory to cut into deciles: choose a shorter reference period"
+            )
     if not matrices:
         raise InvalidRequest(
             f"no requests the model scores in the reference period {iso_time(since)} to "

@@ -643,7 +643,10 @@ class ModelDrift(_View):
         description="most drifted first: feature, psi, status (stable below watch, watch, "
         "act above act), bins (the bins that moved most: bin, live and reference shares)"
     )
-    notes: list[str] = Field(description="what to bear in mind reading it (a short period)")
+    notes: list[str] = Field(
+        description="what to bear in mind reading it (a short period, few requests, a history "
+        "the journal retention cut into)"
+    )
 
 
 class UnfinishedItem(_View):
