@@ -476,3 +476,49 @@ async def test_a_head_other_writers_keep_moving_does_not_refuse_the_write(
         assert (await chain_ok(store))["verified"] == others + 1
     finally:
         await other.close()
+
+
+@STORES
+async def test_two_creates_of_one_product_at_once_make_one_product(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """Both creates read "no product p2" before either writes (the store's read is held until
+    both have made it): the second used to write over the first, each with its own
+    product.create entry. The store writes a new product only where none has its id."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+    read = store.get_product
+    readers: list[str] = []
+    both_read = trio.Event()
+
+    async def read_together(product_id: str):  # noqa: ANN202 - the real read, held
+        found = await read(product_id)
+        readers.append(product_id)
+        if len(readers) == 2:
+            both_read.set()
+        await both_read.wait()
+        return found
+
+    monkeypatch.setattr(store, "get_product", read_together)
+    outcomes: list[str] = []
+
+    async def create(name: str) -> None:
+        spec = rq.NewProduct(product_id="p2", issuer_id="bank", name=name, bin="476173")
+        try:
+            await service.create_product(spec)
+            outcomes.append(name)
+        except ConflictError as exc:
+            assert "p2 already exists" in str(exc)
+            outcomes.append("refused")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(create, "Debit A")
+        nursery.start_soon(create, "Debit B")
+    monkeypatch.setattr(store, "get_product", read)
+    assert sorted(outcomes)[-1] == "refused" and len(set(outcomes)) == 2, outcomes
+    [made] = [name for name in outcomes if name != "refused"]
+    assert (await store.get_product("p2")).name == made
+    actions = [e["action"] for e in await service.audit(limit=10)]
+    assert actions.count("product.create") == 1
+    assert (await service.verify_audit())["ok"]

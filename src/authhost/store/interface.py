@@ -379,6 +379,10 @@ class FundsChanged:
 # millisecond), before it gives up: ``StoreUnavailable``, nothing written, to be tried again.
 ACCOUNT_AUDIT_TRIES = 50
 
+# ``put_product``'s expected version for a product being created: written only if no product
+# has its id (else ``Conflict``), so two creates of one id at once cannot both succeed
+NEW_PRODUCT = -1
+
 
 class LedgerRefused(Conflict):
     """A ledger balance sync that would set a wrong balance: nothing changed (the message
@@ -524,7 +528,8 @@ class CardStore(Protocol):
         seal: AuditSealer | None = None,
     ) -> None:
         """Create or replace the product; with ``expected_version``, replace it only if the
-        stored one is still at that version (else ``Conflict``: someone changed it since).
+        stored one is still at that version (else ``Conflict``: someone changed it since);
+        with ``NEW_PRODUCT``, create it only if none has its id (else ``Conflict``).
         ``audit``: the change's entry, appended (chained with ``seal``) only if the product is
         written, in the same atomic step as ``update_card``'s."""
         ...

@@ -54,6 +54,7 @@ from authhost.store.interface import (
     CAVV_WINDOW_S,
     LEDGER_MAX_AFTER,
     LEGACY_MARKER_PREFIXES,
+    NEW_PRODUCT,
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
@@ -961,6 +962,8 @@ class RedisCardStore:
                 if written != -3:  # -3: another writer's entry came first; sealed after it next
                     break
         if not written:
+            if expected_version == NEW_PRODUCT:
+                raise Conflict(f"product {product.product_id} already exists")
             raise Conflict(f"product {product.product_id} changed meanwhile")
         if audit is not None and self._cluster:
             await self.append_audit(audit, seal)

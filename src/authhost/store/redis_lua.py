@@ -595,10 +595,13 @@ _ALONE = "local K, A = 0, 0\n"
 _AFTER_AUDIT = "local K, A = 5, 3\n"
 
 # KEYS[K+1]: products hash.  ARGV[A+1..]: product id, new data, the version the change was
-# made from ('': none, written over whatever is stored). 1 when written, 0 when the stored
-# product is missing or at another version.
+# made from ('': none, written over whatever is stored; '-1', interface.NEW_PRODUCT: only if
+# none has the id). 1 when written, 0 when the stored product is missing or at another version
+# (or, for a new one, there).
 _PUT_PRODUCT_CHECKS = """
-if ARGV[A + 3] ~= '' then
+if ARGV[A + 3] == '-1' then
+  if redis.call('HEXISTS', KEYS[K + 1], ARGV[A + 1]) == 1 then return 0 end
+elseif ARGV[A + 3] ~= '' then
   local current = redis.call('HGET', KEYS[K + 1], ARGV[A + 1])
   if not current then return 0 end
   local version = cjson.decode(current)['version'] or 0

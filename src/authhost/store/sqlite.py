@@ -38,6 +38,7 @@ from authhost.store.interface import (
     ATC_WINDOW_S,
     CAVV_WINDOW_S,
     LEDGER_MAX_AFTER,
+    NEW_PRODUCT,
     PENDING_PREFIX,
     AcceptorReading,
     AcceptorStats,
@@ -609,6 +610,13 @@ class SqliteCardStore:
                     "ON CONFLICT (product_id) DO UPDATE SET data = excluded.data",
                     (product.product_id, data),
                 )
+            elif expected_version == NEW_PRODUCT:
+                if not conn.execute(
+                    "INSERT INTO products (product_id, data) VALUES (?, ?) "
+                    "ON CONFLICT (product_id) DO NOTHING",
+                    (product.product_id, data),
+                ).rowcount:
+                    raise Conflict(f"product {product.product_id} already exists")
             elif not conn.execute(
                 "UPDATE products SET data = ? WHERE product_id = ? "
                 "AND coalesce(json_extract(data, '$.version'), 0) = ?",

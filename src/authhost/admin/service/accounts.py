@@ -41,6 +41,7 @@ from authhost.cards.model import (
 )
 from authhost.security.keys import KeyType
 from authhost.store.interface import (
+    NEW_PRODUCT,
     AccountAudit,
     BeyondBound,
     Conflict,
@@ -97,7 +98,12 @@ class ProductsAndAccounts(ServiceBase):
             )
             view = product_view(product)
             entry = self._audit_entry("product.create", product_id, None, view)
-            await self.store.put_product(product, audit=entry, seal=self.security.audit_seal)
+            try:  # only if no product has the id: another create at once cannot overwrite it
+                await self.store.put_product(
+                    product, NEW_PRODUCT, audit=entry, seal=self.security.audit_seal
+                )
+            except Conflict:
+                raise ConflictError(f"product {product_id} already exists") from None
             return view
 
         return await self._once("product.create", idempotency_key, spec, create)
