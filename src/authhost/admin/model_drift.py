@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import numpy as np
 
+from authhost.admin.chosen_model import named_or_champion
 from authhost.admin.errors import InvalidRequest
 from authhost.admin.totals import iso_time
 from authhost.cards.velocity import RETENTION_S
@@ -184,21 +185,12 @@ async def model_drift(
 
 
 async def _model(registry: Registry, name: str) -> Model:
-    """The named artifact, or the active champion; 422 saying what to do otherwise."""
+    """The named artifact, or the active champion, with its role now."""
+    scorer = await named_or_champion(registry, name)
     try:
         state = await anyio.to_thread.run_sync(registry.state)
-        if name:
-            scorer = await anyio.to_thread.run_sync(registry.load, name)
-        else:
-            scorer = (await anyio.to_thread.run_sync(registry.load_active))[0]
     except RegistryError as exc:
         raise InvalidRequest(str(exc)) from None
-    if scorer is None:
-        raise InvalidRequest(
-            f"no active champion in the models directory {registry.root} ([models] dir): "
-            "activate one (authhost models activate) or name an artifact (--model in the CLI, "
-            "?model= in the API)"
-        )
     role = {state.champion: "champion", state.challenger: "challenger"}.get(scorer.name, "")
     return Model(scorer, role)
 

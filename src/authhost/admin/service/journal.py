@@ -62,24 +62,12 @@ class JournalAnalysis(ServiceBase):
     async def explain_entry(self, card_id: str, journal_id: int, model: str = "") -> dict[str, Any]:
         """Why one of the card's journalled transactions scored what it did, by the champion
         of the models directory or the artifact ``model`` (``admin.explain``)."""
+        from authhost.admin.chosen_model import named_or_champion
         from authhost.admin.explain import explain_journal_entry
-        from authhost.models.registry import Registry, RegistryError
+        from authhost.models.registry import Registry
 
         await self._card(card_id)
-        registry = Registry(self.models_dir or "models")
-        try:
-            if model:
-                scorer = await anyio.to_thread.run_sync(registry.load, model)
-            else:
-                scorer = (await anyio.to_thread.run_sync(registry.load_active))[0]
-        except RegistryError as exc:
-            raise InvalidRequest(str(exc)) from None
-        if scorer is None:  # it read "no active model in models": the directory, unnamed as one
-            raise InvalidRequest(
-                f"no active model in the models directory {registry.root} ([models] dir): "
-                "activate one (authhost models activate) or name one (--model in the CLI, "
-                "?model= in the API)"
-            )
+        scorer = await named_or_champion(Registry(self.models_dir or "models"), model)
         return await explain_journal_entry(self.store, card_id, journal_id, scorer)
 
     async def explain_rules(
