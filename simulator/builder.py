@@ -308,7 +308,7 @@ class RequestBuilder:
                 if cvv2 is not None or value is not None:
                     fields["126"] = build_visa_private(cavv=value, cvv2=cvv2)
             else:
-                if cvv2 is not None:
+                if cvv2:  # "": the merchant has none to send (field 48 has no way to say so)
                     additional[CVV2_SUBELEMENT] = cvv2
                 if avs is not None:
                     additional[AVS_REQUEST_SUBELEMENT] = AVS_AND_AUTHORISATION

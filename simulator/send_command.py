@@ -137,7 +137,8 @@ def send(
     cvv2: str | None = typer.Option(
         None,
         help="With --pan: the card's CVV2 (default 000). With --cards: sent instead of the "
-        "card's own (a wrong one is declined N7).",
+        "card's own (a wrong one is declined N7). 'none': the merchant has none to send "
+        "(--network visa: 126.10 says 'not on the card', answered S in 44.10).",
     ),
     icvv: str = typer.Option("000", help="With --pan: verification value in track 2."),
     zpk: str | None = typer.Option(None, help="Clear test ZPK, hex (without a card file)."),
@@ -241,6 +242,8 @@ def _requests(
 ) -> list[Fields]:  # fmt: skip
     """The request(s) to send, in order."""
     builder = RequestBuilder(terminal)
+    if cvv2 is not None and cvv2.lower() == "none":
+        cvv2 = NO_CVV2
     if kind in (Kind.ECHO, Kind.SIGN_ON, Kind.SIGN_OFF):
         return [builder.network(kind)]
     if kind is Kind.KEY_CHANGE:
@@ -249,7 +252,9 @@ def _requests(
             raise ValueError("key-change needs a demo card file with a zone master key (--cards)")
         return [builder.key_change(demo.zmk, new_zone_pin_key())]
     if pan is not None:
-        chosen = card_from_options(pan, expiry, service_code, cvv2 or "000", icvv, pin)
+        chosen = card_from_options(
+            pan, expiry, service_code, "000" if cvv2 is None else cvv2, icvv, pin
+        )
         builder.zpk = _hex_key(zpk, "--zpk")
         builder.bdk = _hex_key(bdk, "--bdk")
     elif cards is not None:
@@ -323,6 +328,7 @@ def _hex_key(text: str | None, option: str) -> bytes | None:
         raise ValueError(f"{option} is a clear test key in hex") from None
 
 
+NO_CVV2 = ""  # --cvv2 none: the merchant has no CVV2 to send (simulator.builder)
 MAX_MINOR = 10**12 - 1  # field 4 (and 6) hold 12 digits of minor units
 
 

@@ -22,6 +22,9 @@ from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 - fixtur
 from test_e2e_three_ds import web_purchase as mastercard_web_purchase
 from test_e2e_three_ds import wrong_cavv
 
+from authhost.cards.velocity import Velocity
+from authhost.models.context import context_from_row
+from authhost.rules.dataset import USED_COLUMNS
 from authhost.security.cavv import make_cavv
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -133,7 +136,7 @@ async def test_the_cvv2_of_126_10_is_checked_and_its_result_answered_in_44_10(
     quiet = await switch.send(unasked)  # response type 0: field 39 only
     assert quiet["39"] == "N7" and "44" not in quiet
     not_on_card = await switch.send(visa_web(card, **{"126": "0040000000000000" + "90    "}))
-    assert not_on_card["39"] == "00" and "44" not in not_on_card  # nothing to check
+    assert not_on_card["39"] == "00" and "44" not in not_on_card  # response type 0: unasked
     mastercard = await switch.send(visa_web(card, **{"60": None, "48": f"R9203{wrong_cvv2(card)}"}))
     assert mastercard["39"] == "N7" and "44" not in mastercard  # field 48: answered as before
 
@@ -141,8 +144,61 @@ async def test_the_cvv2_of_126_10_is_checked_and_its_result_answered_in_44_10(
         entries = await store.journal(JournalQuery(limit=100))
     results = [(e.response_code, e.cvv2_result) for e in entries if e.merchant_id == SHOP]
     assert sorted(results) == sorted(
-        [("00", "M"), ("N7", "N"), ("N7", "N"), ("00", ""), ("N7", "N")]
+        [("00", "M"), ("N7", "N"), ("N7", "N"), ("00", "S"), ("N7", "N")]
     )
+
+
+def withheld_126(presence: str) -> str:
+    """Field 126 with 126.10 alone: the merchant has no CVV2 to give (``presence`` 2: on the
+    card but illegible; 9: not on the card), and wants the result in 44.10."""
+    return "0040000000000000" + presence + "1    "
+
+
+CVV2_WITHHELD_RULE = """
+[[rule]]
+name = "CVV2-01 a web purchase whose merchant says the card has no CVV2"
+expression = "channel == 'ecommerce' and cvv2_result == 'S' and amount >= 50.00"
+action = "decline"
+response_code = "05"
+reason = "cvv2.withheld"
+"""
+
+
+async def test_a_cvv2_the_merchant_cannot_give_is_answered_s_and_rules_see_it(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Every card authhost issues has a CVV2: a merchant saying it is not on the card (126.10
+    presence 9) or illegible (2) is answered S in 44.10 (Visa's "should be on the card"), which
+    a rule may decline; a CVV2 sent with a card-present purchase (the stripe is the check) is
+    answered P, not processed. Journalled, so a retransmission answers the same."""
+    host = await start_host(
+        nursery, tmp_path, store_url, visa_fields=True, rules=CVV2_WITHHELD_RULE
+    )
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    small = visa_web(card, 1_000, **{"126": withheld_126("9")})
+    answer = await switch.send(small)
+    assert (answer["39"], position(answer, 11)) == ("00", "S")
+    again = await switch.send(small)  # a retransmission: the same 44.10
+    assert (again["39"], again["38"], again["44"]) == ("00", answer["38"], answer["44"])
+    illegible = await switch.send(visa_web(card, 6_000, **{"126": withheld_126("2")}))
+    assert (illegible["39"], position(illegible, 11)) == ("05", "S")  # the rule: 50.00 and up
+    given = await switch.send(visa_web(card, 6_000, **{"126": field_126(cvv2=card["cvv2"])}))
+    assert (given["39"], position(given, 11)) == ("00", "M")  # the rule is about S alone
+    present = purchase(card, 6_000, **{"42": SHOP, "126": field_126(cvv2=wrong_cvv2(card))})
+    at_the_till = await switch.send(present)  # track 2 checked, the CVV2 is not: no N7
+    assert (at_the_till["39"], position(at_the_till, 11)) == ("00", "P")
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+    results = [(e.response_code, e.cvv2_result) for e in entries if e.merchant_id == SHOP]
+    assert sorted(results) == sorted([("00", "S"), ("05", "S"), ("00", "M"), ("00", "P")])
+    declined = next(e for e in entries if e.response_code == "05")
+    assert "cvv2.withheld" in declined.reason_codes
+    replayed = context_from_row(declined.as_row(), Velocity())  # what a backtest's rules see
+    assert replayed.cvv2_result == "S" and "cvv2_result" in USED_COLUMNS
 
 
 async def test_the_address_of_field_123_is_verified_and_answered_in_44_2(

@@ -305,6 +305,8 @@ def test_field_126_carries_the_cavv_in_9_and_the_cvv2_in_10(
     assert (found.cavv, found.cvv2) == (cavv, cvv2)
     assert (found.cvv2_request, found.cvv2_result_wanted) == (requested, wanted)
     assert "123" not in repr(found) and CAVV_B64 not in repr(found)
+    withheld = field_126.endswith(("21    ", "90 123"))  # the illegible and not-on-card rows
+    assert found.cvv2_withheld is withheld
 
 
 @pytest.mark.parametrize(
@@ -346,6 +348,8 @@ def test_the_simulators_field_126_reads_back() -> None:
     found = parse_visa_private(both)
     assert (found.cavv, found.cvv2, found.cvv2_result_wanted) == (CAVV_B64, "123", True)
     assert parse_visa_private(build_visa_private(cvv2="1234")).cvv2 == "1234"
+    none = parse_visa_private(build_visa_private(cvv2=""))  # --cvv2 none: not on the card
+    assert (none.cvv2, none.cvv2_withheld, none.cvv2_result_wanted) == (None, True, True)
 
 
 def test_field_123_is_a_postcode_and_a_street_address() -> None:

@@ -112,8 +112,9 @@ def test_send_kinds(host, args, expected):
          "3-D Secure value failed: authentication"),
         (["--avs", "card"], "APPROVED: 00", "address street and postcode match (Y)"),
         (["--avs", "SW1A 2AA,10 Downing Street"], "APPROVED: 00", "address does not match (N)"),
+        (["--cvv2", "none"], "APPROVED: 00", "CVV2 should be on the card"),
     ],
-    ids=["CVV2", "authenticated", "forged CAVV", "address", "wrong address"],
+    ids=["CVV2", "authenticated", "forged CAVV", "address", "wrong address", "no CVV2"],
 )  # fmt: skip
 def test_send_the_visa_way(host, args, expected, shown):
     """``--network visa``: the same web purchase in Visa's fields 60, 123 and 126, answered

@@ -266,8 +266,9 @@ def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> A
     authentication = parse_authentication(subelements.get(ECOMMERCE_INDICATORS_SUBELEMENT))
     authentication_value = subelements.get(AUTHENTICATION_VALUE_SUBELEMENT)
     avs = parse_avs_data(subelements.get(AVS_REQUEST_SUBELEMENT), get("120"))
+    cvv2_withheld = False
     if visa_fields and ("126" in doc or "60" in doc or "123" in doc):  # Visa's fields
-        cvv2, authentication, authentication_value, avs = _with_visa_fields(
+        cvv2, cvv2_withheld, authentication, authentication_value, avs = _with_visa_fields(
             doc, message_class, subelements, cvv2, authentication, authentication_value, avs
         )
     original, replacement = get("90"), get("95")  # checked with the other fields (_check)
@@ -295,6 +296,7 @@ def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> A
         merchant_id=get("42"),
         merchant_name_location=get("43"),
         cvv2=cvv2,
+        cvv2_withheld=cvv2_withheld,
         partial_approval_supported=subelements.get(POS_EXTENDED_CONDITIONS_SUBELEMENT, "")[:1]
         == "1",
         completion_sequence=parse_completion_sequence(
@@ -336,11 +338,12 @@ def _with_visa_fields(
     authentication: str,
     authentication_value: str | None,
     avs: AvsData | None,
-) -> tuple[str | None, str, str | None, AvsData | None]:
-    """The CVV2, e-commerce authentication, CAVV and address to verify, each from Visa's
-    field where the request carries it there (60, 123, 126: iso.subfields, docs/iso.md
-    "Visa's fields"), else field 48's, as given. A value sent in both layouts is refused:
-    which one to check, and where to answer, would be a guess."""
+) -> tuple[str | None, bool, str, str | None, AvsData | None]:
+    """The CVV2 (and whether the merchant says it cannot give one), e-commerce
+    authentication, CAVV and address to verify, each from Visa's field where the request
+    carries it there (60, 123, 126: iso.subfields, docs/iso.md "Visa's fields"), else field
+    48's, as given. A value sent in both layouts is refused: which one to check, and where to
+    answer, would be a guess."""
     if message_class in _VISA_POS_CLASSES:
         eci = parse_visa_eci(doc.get("60"))
         if eci is not None:
@@ -350,6 +353,7 @@ def _with_visa_fields(
     if address is not None:
         _one_layout(subelements, AVS_REQUEST_SUBELEMENT, "123")
         avs = parse_visa_address(address)
+    withheld = False
     private = doc.get("126")
     if private is not None:
         visa = parse_visa_private(private)
@@ -358,8 +362,8 @@ def _with_visa_fields(
             authentication_value = visa.cavv
         if visa.cvv2_request:
             _one_layout(subelements, CVV2_SUBELEMENT, "126.10")
-            cvv2 = visa.cvv2
-    return cvv2, authentication, authentication_value, avs
+            cvv2, withheld = visa.cvv2, visa.cvv2_withheld
+    return cvv2, withheld, authentication, authentication_value, avs
 
 
 def _one_layout(subelements: Mapping[str, str], tag: str, visa_field: str) -> None:

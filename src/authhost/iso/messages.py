@@ -92,6 +92,9 @@ class AuthRequest:
     merchant_id: str | None = None  # 42
     merchant_name_location: str | None = None  # 43
     cvv2: str | None = None  # 48 subelement 92 (Mastercard DE 48 SE 92 layout: TTLLvalue)
+    # Visa's 126.10 presence indicator 2 or 9: the merchant says the card's CVV2 is illegible
+    # or not on the card, which every card authhost issues has (answered S in 44.10)
+    cvv2_withheld: bool = False
     # 48 subelement 61, first position "1": the terminal can take a partial approval (10)
     partial_approval_supported: bool = False
     # 48 subelement 62 of a completion (0220): (its number, how many completions the merchant

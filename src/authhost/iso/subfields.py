@@ -413,20 +413,30 @@ _AFTER_LAST_READ = (1 << (64 - _LAST_PRIVATE_READ)) - 1  # bitmap bits of 126.11
 # legible, 9 not on the card; only 1 carries a value to check
 CVV2_PRESENCE = frozenset("0129")
 CVV2_PRESENT = "1"
+CVV2_NOT_ON_CARD = "9"
+CVV2_WITHHELD = frozenset("2" + CVV2_NOT_ON_CARD)  # the merchant cannot give the card's CVV2
 # 126.10.2, the response type: 1 the acquirer wants the CVV2 result in field 44.10, 0 not
 CVV2_RESPONSE_TYPES = frozenset("01")
 CVV2_RESULT_WANTED = "1"
 
 # Field 44 of an answer to Visa's fields (Visa's 44.1-44.14; positions 1-based): 44.2 the
 # address verification result (cards.avs: Y, A, Z, N, U), 44.10 the CVV2 result (M match,
-# N no match), 44.13 the CAVV results code (security.cavv). 44.1 (response source) and the
+# N no match, P not processed: a card-present request, S should be on the card: the merchant
+# said it is not), 44.13 the CAVV results code (security.cavv). 44.1 (response source) and the
 # other positions stay blank
 VISA_AVS_RESULT_POSITION = 2
 VISA_CVV2_RESULT_POSITION = 11
 VISA_CAVV_RESULT_POSITION = 15
 CVV2_MATCH = "M"
 CVV2_NO_MATCH = "N"
-CVV2_RESULTS = {CVV2_MATCH: "match", CVV2_NO_MATCH: "no match"}
+CVV2_NOT_PROCESSED = "P"  # sent with a card-present request, whose stripe or chip is checked
+CVV2_SHOULD_BE_PRESENT = "S"  # the merchant says the card has none or it cannot be read
+CVV2_RESULTS = {
+    CVV2_MATCH: "match",
+    CVV2_NO_MATCH: "no match",
+    CVV2_NOT_PROCESSED: "not processed",
+    CVV2_SHOULD_BE_PRESENT: "should be on the card",
+}
 
 
 def parse_visa_eci(value: str | None) -> str | None:
@@ -468,6 +478,7 @@ class VisaPrivate:
     cvv2_request: bool = False  # 126.10 is present, whatever its presence indicator says
     cvv2: str | None = field(default=None, repr=False)  # 126.10.3, when 126.10.1 is 1
     cvv2_result_wanted: bool = False  # 126.10.2 is 1
+    cvv2_withheld: bool = False  # 126.10.1 is 2 (illegible) or 9 (not on the card)
 
 
 def parse_visa_private(text: str) -> VisaPrivate:
@@ -516,6 +527,7 @@ def parse_visa_private(text: str) -> VisaPrivate:
         cvv2_request=True,
         cvv2=cvv2,
         cvv2_result_wanted=response == CVV2_RESULT_WANTED,
+        cvv2_withheld=presence in CVV2_WITHHELD,
     )
 
 
@@ -525,14 +537,16 @@ def _base64_of_hex(text: str | None) -> str | None:
 
 def build_visa_private(*, cavv: str | None = None, cvv2: str | None = None) -> str:
     """Field 126 with 126.9 (``cavv``, in base64 as field 48 SE 43 carries it) and 126.10
-    (``cvv2``, present, its result asked for in field 44.10): the simulator's side."""
+    (``cvv2``, present, its result asked for in field 44.10; ``""``: not on the card, presence
+    9): the simulator's side."""
     bits, parts = 0, []
     if cavv is not None:
         bits |= 1 << (64 - VISA_CAVV_SUBFIELD)
         parts.append(base64.b64decode(cavv, validate=True).hex().upper())
     if cvv2 is not None:
         bits |= 1 << (64 - VISA_CVV2_SUBFIELD)
-        parts.append(CVV2_PRESENT + CVV2_RESULT_WANTED + cvv2.rjust(4))
+        presence = CVV2_PRESENT if cvv2 else CVV2_NOT_ON_CARD
+        parts.append(presence + CVV2_RESULT_WANTED + cvv2.rjust(4))
     return f"{bits:0{VISA_PRIVATE_BITMAP_LENGTH}X}" + "".join(parts)
 
 

@@ -95,6 +95,9 @@ class TxContext:
     # the billing address the merchant asked to verify, as the host found it (cards.avs): Y,
     # A, Z, N, U; "" none asked for
     avs_result: str = ""
+    # the CVV2 as the host found it (iso.subfields): M matched, S the merchant said the card
+    # has none, P sent with a card-present request; "" none sent (N is declined before)
+    cvv2_result: str = ""
     # the wallet whose token paid (cards.tokens: apple_pay, google_pay...); "" the card itself
     wallet: str = ""
     token_age_hours: float = -1.0  # since that token was registered; -1 no token
@@ -140,6 +143,7 @@ def context_from_request(
     cavv_result: str = "",
     token: PaymentToken | None = None,
     avs_result: str = "",
+    cvv2_result: str = "",
 ) -> TxContext:
     """Online: the context of a live request, from the request, its snapshot and what the
     pipeline's steps before the fraud step found (``cavv_result``, the card's ``token`` that
@@ -175,6 +179,7 @@ def context_from_request(
         stored_credential=request.stored_credential,
         cavv_result=cavv_result,
         avs_result=avs_result,
+        cvv2_result=cvv2_result,
         wallet=token.wallet if token is not None else "",
         token_age_hours=token_age_hours(token, now),
         merchant_name=request.merchant_name,
@@ -333,6 +338,7 @@ def context_from_row(
         stored_credential=_text(row, "stored_credential"),
         cavv_result=_text(row, "cavv_result"),
         avs_result=_text(row, "avs_result"),
+        cvv2_result=_text(row, "cvv2_result"),
         wallet=_text(row, "wallet"),
         token_age_hours=_number(row, "token_age_hours", -1.0),  # 0.0 is a token made now
         merchant_name=_text(row, "merchant_name"),

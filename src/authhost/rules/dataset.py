@@ -48,6 +48,7 @@ USED_COLUMNS = (
     "stored_credential",
     "cavv_result",
     "avs_result",
+    "cvv2_result",
     "wallet",
     "token_age_hours",
     "merchant_name",

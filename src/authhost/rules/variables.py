@@ -169,6 +169,16 @@ def _request_variables() -> list[Variable]:
             "none asked for. The host never declines on it: a rule may",
         ),
         Variable(
+            "cvv2_result",
+            t,
+            "ctx.cvv2_result",
+            "the card-not-present CVV2 (field 48 SE 92, or Visa's 126.10) as the host found it: "
+            "'M' matched, 'S' the merchant said the card has none or it is illegible (Visa's "
+            "presence indicator 9 or 2: every card authhost issues has one), 'P' sent with a "
+            "card-present request (not checked); '' none sent. A wrong one ('N') is declined "
+            "N7 before the rules run",
+        ),
+        Variable(
             "authentication_verified",
             b,
             "ctx.cavv_result in ('2', '3')",
@@ -352,6 +362,11 @@ _DOMAINS: dict[str, Domain] = {
         "the rules run)",
     ),
     "avs_result": _enum("Y", "A", "Z", "N", "U", ""),
+    # 'N' (no match) is declined N7 before the rules run: a rule never sees it
+    "cvv2_result": Domain(
+        values=frozenset({"M", "S", "P", ""}),
+        describe="one of 'M', 'S', 'P', '' (a wrong CVV2, 'N', is declined before the rules run)",
+    ),
     "wallet": _enum(*WALLETS, ""),
     "token_age_hours": DURATION,
     "score": Domain(0, 999, True, describe="a score from 0 to 999"),

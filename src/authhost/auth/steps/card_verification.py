@@ -18,7 +18,12 @@ from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import AuthRequest
-from authhost.iso.subfields import CVV2_MATCH, CVV2_NO_MATCH
+from authhost.iso.subfields import (
+    CVV2_MATCH,
+    CVV2_NO_MATCH,
+    CVV2_NOT_PROCESSED,
+    CVV2_SHOULD_BE_PRESENT,
+)
 from authhost.security.cavv import FAILED_RESULTS
 from authhost.security.emv import (
     AMOUNT,
@@ -72,14 +77,21 @@ class CardVerification:
             ):
                 tx.cvv_failed = True
                 return Decline(RC.CVV_FAILED, "cvv.icvv_failed" if chip else "cvv.cvv_failed")
-        elif request.cvv2 is not None and not request.is_card_present:
-            valid = self._security.verify_card_value(
-                request.pan, card.expiry, CVV2_SERVICE_CODE, request.cvv2, product.cvk_name
-            )
-            tx.cvv2_result = CVV2_MATCH if valid else CVV2_NO_MATCH
-            if not valid:
-                tx.cvv_failed = True
-                return Decline(RC.CVV2_FAILED, "cvv.cvv2_failed")
+        if request.cvv2 is not None:
+            if request.track2 or request.is_card_present:  # the stripe or chip was the check
+                tx.cvv2_result = CVV2_NOT_PROCESSED
+            else:
+                valid = self._security.verify_card_value(
+                    request.pan, card.expiry, CVV2_SERVICE_CODE, request.cvv2, product.cvk_name
+                )
+                tx.cvv2_result = CVV2_MATCH if valid else CVV2_NO_MATCH
+                if not valid:
+                    tx.cvv_failed = True
+                    return Decline(RC.CVV2_FAILED, "cvv.cvv2_failed")
+        elif request.cvv2_withheld and not request.is_card_present:
+            # every card authhost issues has a CVV2: a merchant without it may not hold the
+            # card (a rule decides what to do: ``cvv2_result == 'S'``)
+            tx.cvv2_result = CVV2_SHOULD_BE_PRESENT
         if request.avs is not None:  # the merchant decides what to do with it; rules may too
             avs = request.avs
             tx.avs_result = verify_address(

@@ -69,7 +69,13 @@ class Fraud:
         if scorer is None and self._rules is None:
             return None  # nothing to score with: no features to build
         ctx = context_from_request(
-            tx.request, tx.snapshot, tx.now, tx.cavv_result, tx.token, tx.avs_result
+            tx.request,
+            tx.snapshot,
+            tx.now,
+            tx.cavv_result,
+            tx.token,
+            tx.avs_result,
+            tx.cvv2_result,
         )
         score: int | None = None
         if scorer is not None:
