@@ -215,7 +215,8 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     columns.update(_wallet_columns(batch, wallets, phones))
     # address verification from a stream of its own, drawn last: a seed's other columns stay
     columns["avs_result"] = _avs_results(batch, columns, np.random.default_rng([config.seed, 28]))
-    columns["cvv2_result"] = _cvv2_results(batch, columns)  # drawn from nothing: derived
+    # a withheld CVV2 (S) from a stream of its own, drawn last: a seed's other columns stay
+    columns["cvv2_result"] = _cvv2_results(batch, columns, np.random.default_rng([config.seed, 29]))
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
     return Traffic(columns, config)
@@ -405,17 +406,29 @@ def _avs_results(
 
 
 BEFORE_CVV2 = ("14", "30", "41", "43", "54", "62")  # declined before the CVV2 is checked
+# Of the card-number web payments that reach the CVV2 check without failing it, the share
+# whose merchant says the card has no CVV2 (Visa's 126.10 presence 9 or 2: answered S): a
+# fraudster with a card number bought without the card often has none to give; a cardholder's
+# shop rarely leaves it out (a legacy checkout). One who took over the account has it
+GENUINE_WITHHELD = 0.003
+FRAUD_WITHHELD = 0.25
 
 
-def _cvv2_results(batch: TxBatch, columns: dict[str, pa.Array]) -> pa.Array:
-    """The cvv2_result column, as the host finds it: N for the CVV2 failures (N7), M for the
-    other card-number web payments the card verification step reached (in-app wallet
+def _cvv2_results(
+    batch: TxBatch, columns: dict[str, pa.Array], rng: np.random.Generator
+) -> pa.Array:
+    """The cvv2_result column, as the host finds it: N for the CVV2 failures (N7), S for a
+    CVV2 the merchant said the card has not (drawn: GENUINE_WITHHELD, FRAUD_WITHHELD), M for
+    the other card-number web payments the card verification step reached (in-app wallet
     payments carry no CVV2), "" for the rest."""
     codes = columns["response_code"].to_numpy(zero_copy_only=False)
     typed = (batch.channel == ECOMMERCE) & _is(columns["wallet"], "")
     checked = typed & ~np.isin(codes, BEFORE_CVV2)
     failed = codes == "N7"
-    return _lookup(["M", "N", ""], np.where(failed, 1, np.where(checked, 0, 2)))
+    lacks = (batch.label == 1) & (batch.scenario != SCENARIOS.index("account_takeover"))
+    withheld = rng.random(len(batch)) < np.where(lacks, FRAUD_WITHHELD, GENUINE_WITHHELD)
+    found = np.where(failed, 1, np.where(checked, np.where(withheld, 2, 0), 3))
+    return _lookup(["M", "N", "S", ""], found)
 
 
 def _is(column: pa.Array, value: str) -> np.ndarray:

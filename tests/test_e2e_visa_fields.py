@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,14 +155,7 @@ def withheld_126(presence: str) -> str:
     return "0040000000000000" + presence + "1    "
 
 
-CVV2_WITHHELD_RULE = """
-[[rule]]
-name = "CVV2-01 a web purchase whose merchant says the card has no CVV2"
-expression = "channel == 'ecommerce' and cvv2_result == 'S' and amount >= 50.00"
-action = "decline"
-response_code = "05"
-reason = "cvv2.withheld"
-"""
+CVV2_RULES = Path(__file__).parent.parent / "examples" / "rules" / "cvv2_rules.toml"
 
 
 async def test_a_cvv2_the_merchant_cannot_give_is_answered_s_and_rules_see_it(
@@ -174,7 +168,7 @@ async def test_a_cvv2_the_merchant_cannot_give_is_answered_s_and_rules_see_it(
     a rule may decline; a CVV2 sent with a card-present purchase (the stripe is the check) is
     answered P, not processed. Journalled, so a retransmission answers the same."""
     host = await start_host(
-        nursery, tmp_path, store_url, visa_fields=True, rules=CVV2_WITHHELD_RULE
+        nursery, tmp_path, store_url, visa_fields=True, rules=CVV2_RULES.read_text()
     )
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
@@ -184,7 +178,7 @@ async def test_a_cvv2_the_merchant_cannot_give_is_answered_s_and_rules_see_it(
     again = await switch.send(small)  # a retransmission: the same 44.10
     assert (again["39"], again["38"], again["44"]) == ("00", answer["38"], answer["44"])
     illegible = await switch.send(visa_web(card, 6_000, **{"126": withheld_126("2")}))
-    assert (illegible["39"], position(illegible, 11)) == ("05", "S")  # the rule: 50.00 and up
+    assert (illegible["39"], position(illegible, 11)) == ("05", "S")  # CVV2-01: 50.00 and up
     given = await switch.send(visa_web(card, 6_000, **{"126": field_126(cvv2=card["cvv2"])}))
     assert (given["39"], position(given, 11)) == ("00", "M")  # the rule is about S alone
     present = purchase(card, 6_000, **{"42": SHOP, "126": field_126(cvv2=wrong_cvv2(card))})
@@ -196,7 +190,7 @@ async def test_a_cvv2_the_merchant_cannot_give_is_answered_s_and_rules_see_it(
     results = [(e.response_code, e.cvv2_result) for e in entries if e.merchant_id == SHOP]
     assert sorted(results) == sorted([("00", "S"), ("05", "S"), ("00", "M"), ("00", "P")])
     declined = next(e for e in entries if e.response_code == "05")
-    assert "cvv2.withheld" in declined.reason_codes
+    assert "R-cvv2-withheld" in declined.reason_codes
     replayed = context_from_row(declined.as_row(), Velocity())  # what a backtest's rules see
     assert replayed.cvv2_result == "S" and "cvv2_result" in USED_COLUMNS
 

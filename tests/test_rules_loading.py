@@ -271,16 +271,14 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "nope.toml" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "fraud_rules.toml",
-        "fraud_rules.yaml",
-        "scenario_rules.toml",
-        "merchant_rules.toml",
-        "transfer_rules.toml",
-    ],
+EXAMPLE_RULES = sorted(
+    path.name
+    for path in (ROOT / "examples" / "rules").iterdir()
+    if path.suffix in (".toml", ".yaml")
 )
+
+
+@pytest.mark.parametrize("name", EXAMPLE_RULES)
 def test_example_files_load(name: str) -> None:
     rules = load_rule_set(ROOT / "examples" / "rules" / name)
     assert len(rules.rules) >= 2

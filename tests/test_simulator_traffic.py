@@ -292,15 +292,26 @@ def test_wallets_leave_the_other_rows_of_a_seed_as_they_were_and_fraud_is_young(
 
 
 def test_the_cvv2_result_is_the_hosts_for_card_number_web_payments(rows):
-    """N for a failed CVV2 (N7), M for the card-number web payments the host checked, "" for
-    card-present and wallet payments and for those declined before the CVV2."""
+    """N for a failed CVV2 (N7), M or S (the merchant said the card has none) for the
+    card-number web payments the host checked, "" for card-present and wallet payments and
+    for those declined before the CVV2. S is a fraudster's with a bought card number far more
+    often than a cardholder's; one who took over the account has the CVV2."""
     web = [r for r in rows if r["channel"] == "ecommerce" and not r["wallet"]]
     assert all(r["cvv2_result"] == "" for r in rows if r not in web)
     before = ("14", "30", "41", "43", "54", "62")
     assert {r["cvv2_result"] for r in web if r["response_code"] == "N7"} == {"N"}
     assert {r["cvv2_result"] for r in web if r["response_code"] in before} <= {""}
     checked = [r for r in web if r["response_code"] not in (*before, "N7")]
-    assert checked and {r["cvv2_result"] for r in checked} == {"M"}
+    assert checked and {r["cvv2_result"] for r in checked} == {"M", "S"}
+    takeover = [r for r in checked if r["scenario"] == "account_takeover"]
+    assert takeover and {r["cvv2_result"] for r in takeover} == {"M"}
+    bought = [r for r in checked if r["label"] == 1 and r not in takeover]
+    genuine = [r for r in checked if r["label"] == 0]
+
+    def withheld(group: list[dict]) -> float:
+        return sum(r["cvv2_result"] == "S" for r in group) / len(group)
+
+    assert withheld(bought) > 20 * withheld(genuine) > 0
 
 
 def test_web_shops_ask_for_address_verification_and_fraudsters_rarely_know_it(rows):
