@@ -557,6 +557,11 @@ class DisputeRepresentment(_Request):
 class DisputePreArbitration(_Request):
     """The issuer answers a representment with pre-arbitration."""
 
+    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+        None,
+        description="pre-arbitrated, at most the amount represented (default: all of it); "
+        "the rest of the representment is accepted",
+    )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 

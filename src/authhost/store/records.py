@@ -206,6 +206,9 @@ class Dispute:
     representment_reference: str = ""
     represented_minor: int = 0
     pre_arbitration_at: float = 0.0  # when the issuer answered the representment
+    # what it pre-arbitrated, at most the amount represented (0 with pre_arbitration_at: one
+    # recorded before the amount was kept, which was all of it)
+    pre_arbitration_minor: int = 0
 
 
 @dataclass(frozen=True, slots=True)
