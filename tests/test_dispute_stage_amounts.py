@@ -23,6 +23,7 @@ from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
 from test_e2e_dispute_stages import _audit_actions, _charged, _charged_rrn, _dispute, _opened
+from test_e2e_disputes import CreditFaults
 
 from authhost.admin.dispute_stages import cardholder_keeps
 from authhost.store.records import Dispute
@@ -156,6 +157,38 @@ async def test_a_partial_chargeback_won_keeps_it_alone(
     resolved = await _resolve_once(port, dispute_id, "won")
     keeps = _keeps("won", disputed, cb)
     assert resolved["amounts"]["cardholder_keeps_minor"] == keeps == resolved["credited_minor"]
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+    await _resolve_audited(port, dispute_id, keeps)
+
+
+async def test_a_partial_take_back_whose_answer_was_lost_is_finished_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Lost after a partial representment, the forced post taking back all but what the
+    acquirer accepted is written and its answer lost (503): the dispute stays claimed, and
+    resolving it lost again finishes it without taking anything back twice."""
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed = 3_600
+    cb, r = disputed, disputed // 3
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, dispute_id, "chargeback")
+    await _step(port, dispute_id, "represented", {"reference": "REP-4", "amount_minor": r})
+    faults.next = "answer_lost"
+    resolve = f"/v1/disputes/{dispute_id}/resolve"
+    failed = await call(port, "POST", resolve, payload={"outcome": "lost"})
+    assert failed.status == 503 and "the same way" in failed.json["error"], failed
+    assert (await _dispute(port, dispute_id))["resolving"] == "lost"
+    keeps = _keeps("lost", disputed, cb, r)
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+    finished = await _resolve_once(port, dispute_id, "lost")
+    assert finished["amounts"]["cardholder_keeps_minor"] == keeps
     assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
     await _resolve_audited(port, dispute_id, keeps)
 

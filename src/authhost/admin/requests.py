@@ -464,7 +464,8 @@ class DisputeOpen(_Request):
 
 class DisputeResolution(_Request):
     """How a dispute ended: won (the money stays with the cardholder), lost or withdrawn (a
-    provisional credit is taken back)."""
+    provisional credit is taken back); once charged back, for the network stages' amounts
+    (``dispute_stages.cardholder_keeps``)."""
 
     outcome: Literal["won", "lost", "withdrawn"]
     note: Annotated[str, StringConstraints(max_length=500)] = ""
