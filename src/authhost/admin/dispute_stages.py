@@ -530,8 +530,9 @@ def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
 #
 #   not charged back   D - CB   the issuer did not pursue it: the cardholder does not keep it,
 #                               whatever the outcome (the bank credits it by hand if it chooses)
-#   accepted           CB - R   the acquirer did not contest it: the cardholder's for good (won
-#                               or lost); all CB is contested until a representment says less
+#   accepted           CB - R   the acquirer did not contest it: the cardholder's for good, won
+#                               or lost (a withdrawal recalls it); all CB is contested until a
+#                               representment says less
 #   contested          R        the cardholder's if won (the acquirer accepted the
 #                               pre-arbitration, or the bank bears it), taken back if lost
 #   conceded           R - P    pre-arbitrated for P (at most R): the issuer accepted the rest
@@ -599,14 +600,12 @@ def amounts(dispute: Dispute) -> dict[str, int | None]:
     """The dispute's amounts by stage, and what the cardholder keeps: once closed, what it
     ended with; while open, what each outcome would leave it (``if_won_minor``...), by the
     disputed amount (a resolution also counts reversals the reconcile has not yet)."""
-    filed = charged_back(dispute)
     closed = dispute.state != "open"
+    not_pursued = dispute.amount_minor - dispute.chargeback_minor if charged_back(dispute) else 0
     return {
         "disputed_minor": dispute.amount_minor,
         "charged_back_minor": dispute.chargeback_minor,
-        "not_charged_back_minor": max(0, dispute.amount_minor - dispute.chargeback_minor)
-        if filed
-        else 0,
+        "not_charged_back_minor": max(0, not_pursued),
         "represented_minor": dispute.represented_minor,
         "accepted_by_acquirer_minor": accepted_by_acquirer(dispute),
         "pre_arbitration_minor": pre_arbitrated(dispute),
