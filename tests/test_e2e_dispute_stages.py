@@ -386,7 +386,11 @@ async def test_the_chargebacks_file_and_a_representments_file(
     rows = list(csv.DictReader(text.splitlines()))
     assert [r["dispute_id"] for r in rows] == ids and not_charged_back not in text
     assert list(rows[0]) == ["dispute_id", "arn", "pan", "amount_minor", "currency", "network",
-                             "reason_code", "charged_back_at", "journal_id"]  # fmt: skip
+                             "reason_code", "charged_back_at", "journal_id", "action",
+                             "recalled_at", "withdrawn_at_stage"]  # fmt: skip
+    assert {(r["action"], r["recalled_at"], r["withdrawn_at_stage"]) for r in rows} == {
+        ("chargeback", "", "")
+    }
     for row, charge in zip(rows, charges, strict=True):
         assert (row["arn"], row["pan"], row["amount_minor"]) == (
             charge.rrn, charge.pan_masked, str(charge.hold_amount)

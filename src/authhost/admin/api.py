@@ -1316,7 +1316,9 @@ def _routes() -> list[Route]:
             "/v1/disputes/{dispute_id}/resolve",
             _resolve_dispute,
             "Close a dispute: won (the money stays with the cardholder), lost or withdrawn (a "
-            "provisional credit is taken back)",
+            "provisional credit is taken back); once charged back, for the stages' amounts: won "
+            "keeps the chargeback, lost what the representment accepted, withdrawn nothing (a "
+            "recall in the chargebacks file)",
             write=True,
             body=rq.DisputeResolution,
             tag="disputes",
@@ -1364,8 +1366,9 @@ def _routes() -> list[Route]:
             "POST",
             "/v1/disputes/{dispute_id}/pre-arbitration",
             _pre_arbitrate_dispute,
-            "Answer a representment with pre-arbitration, within [admin] pre_arbitration_days "
-            "of it; the same again changes nothing",
+            "Answer a representment with pre-arbitration, for at most the amount represented "
+            "(default: all of it), within [admin] pre_arbitration_days of it; the same again "
+            "changes nothing",
             write=True,
             body=rq.DisputePreArbitration,
             body_optional=True,
@@ -1376,9 +1379,10 @@ def _routes() -> list[Route]:
             "GET",
             "/v1/disputes/chargebacks",
             _chargebacks_filed,
-            "The chargebacks filed in a business day or period, for the networks' dispute "
-            "systems: dispute id, ARN as journalled, masked PAN, amount, currency, network, "
-            "reason code, date",
+            "The chargebacks filed in a business day or period, and the recalls of disputes "
+            "withdrawn in it after their chargeback, for the networks' dispute systems: "
+            "dispute id, ARN as journalled, masked PAN, amount, currency, network, reason "
+            "code, date, action (chargeback or recall), when recalled, at which stage",
             query=("day", "since", "until"),
             tag="disputes",
             response=v.ChargebacksFiled,

@@ -12,10 +12,10 @@ A dispute opened by the cardholder (stage ``opened``) goes through the networks'
     represented      the issuer pre-arbitrates       pre_arbitration_days of the representment (30)
     pre_arbitration  the acquirer answers it         pre_arbitration_answer_days of it (30)
 
-and is closed at any stage by a resolution (won, lost, withdrawn: ``resolve_dispute``, whose
-money movements are the cardholder's side and stay as they are) or by the acquirer reversing
-the charge (reversed). The network stages move no money of the cardholder's: the provisional
-credit was given when the dispute opened, and the outcome settles it.
+and is closed at any stage by a resolution (won, lost, withdrawn: ``resolve_dispute``) or by
+the acquirer reversing the charge (reversed). The network stages move no money of the
+cardholder's: the provisional credit was given when the dispute opened, and the outcome
+settles it for the amounts the stages recorded (``cardholder_keeps``).
 
 Each stage names who acts next and by when (``next_action``): the issuer (file the chargeback,
 answer a representment, resolve) or the acquirer (represent, answer the pre-arbitration). An
@@ -475,16 +475,31 @@ def represented(
     )  # fmt: skip
 
 
-def pre_arbitrate(dispute: Dispute, *, limits: DisputeLimits, now: float) -> Dispute:
-    """The issuer's pre-arbitration filed against the representment, within
-    ``pre_arbitration_days`` of it. The same dispute when it was filed already."""
+def pre_arbitrate(
+    dispute: Dispute, *, amount_minor: int | None = None, limits: DisputeLimits, now: float
+) -> Dispute:
+    """The issuer's pre-arbitration filed against the representment, for at most the amount
+    represented (default: all of it; the rest of the representment is accepted), within
+    ``pre_arbitration_days`` of it. The same dispute when it was filed already for this
+    amount."""
     if dispute.pre_arbitration_at:
-        return dispute
+        if amount_minor is None or amount_minor == pre_arbitrated(dispute):
+            return dispute
+        raise ConflictError(
+            f"dispute {dispute.dispute_id} was taken to pre-arbitration already, for "
+            f"{pre_arbitrated(dispute)} on {when(dispute.pre_arbitration_at)}: it is filed once"
+        )
     if (refused := _not_movable(dispute, "pre-arbitration")) is not None:
         raise refused
     if dispute.stage != "represented":
         raise _out_of_order(
             dispute, "pre-arbitration answers a representment, and none is recorded", limits, now
+        )
+    amount = dispute.represented_minor if amount_minor is None else amount_minor
+    if amount > dispute.represented_minor:
+        raise InvalidRequest(
+            f"amount_minor {amount} is more than the {dispute.represented_minor} represented: "
+            "a pre-arbitration is for the representment's amount at most"
         )
     limit = dispute.represented_at + limits.pre_arbitration_days * DAY
     if now > limit:
@@ -495,8 +510,9 @@ def pre_arbitrate(dispute: Dispute, *, limits: DisputeLimits, now: float) -> Dis
             f"representment stands: resolve it (disputes resolve {dispute.dispute_id})"
         )
     return replace(
-        dispute, stage="pre_arbitration", pre_arbitration_at=now, version=dispute.version + 1
-    )
+        dispute, stage="pre_arbitration", pre_arbitration_at=now, pre_arbitration_minor=amount,
+        version=dispute.version + 1,
+    )  # fmt: skip
 
 
 def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
@@ -507,16 +523,112 @@ def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
     return replace(dispute, note=f"{dispute.note}; {added}" if dispute.note else added)
 
 
+# --- what the stages settled ------------------------------------------------------------------
+#
+# The networks' amounts, for a dispute of D charged back for CB (at most D) and represented for
+# R (at most CB):
+#
+#   not charged back   D - CB   the issuer did not pursue it: the cardholder does not keep it,
+#                               whatever the outcome (the bank credits it by hand if it chooses)
+#   accepted           CB - R   the acquirer did not contest it: the cardholder's for good, won
+#                               or lost (a withdrawal recalls it); all CB is contested until a
+#                               representment says less
+#   contested          R        the cardholder's if won (the acquirer accepted the
+#                               pre-arbitration, or the bank bears it), taken back if lost
+#   conceded           R - P    pre-arbitrated for P (at most R): the issuer accepted the rest
+#                               of the representment, so it is taken back, won or lost
+#
+# so won keeps CB (less what the issuer conceded), lost keeps CB - R (nothing when no
+# representment was recorded: the issuer gave the whole chargeback up), withdrawn keeps
+# nothing (the chargeback is recalled: the network is told, ``recall_row``). A dispute never
+# charged back settles as it always did: won keeps the disputed amount, lost and withdrawn
+# nothing. Every amount is capped by ``owed``, what the charge still takes after the
+# acquirer's reversals (the disputed amount, at most).
+
+OUTCOMES = ("won", "lost", "withdrawn")
+
+
+def charged_back(dispute: Dispute) -> bool:
+    """Whether the dispute's chargeback was filed (sent to the network)."""
+    return bool(dispute.charged_back_at)
+
+
+def accepted_by_acquirer(dispute: Dispute) -> int:
+    """What the acquirer did not contest of the chargeback: the part its representment left
+    (0 before one is recorded: until then all of it may be contested)."""
+    if not dispute.represented_at:
+        return 0
+    return max(0, dispute.chargeback_minor - dispute.represented_minor)
+
+
+def pre_arbitrated(dispute: Dispute) -> int:
+    """What the issuer's pre-arbitration is for (0: none filed); one recorded before its
+    amount was kept was for the whole representment."""
+    if not dispute.pre_arbitration_at:
+        return 0
+    return dispute.pre_arbitration_minor or dispute.represented_minor
+
+
+def conceded_by_issuer(dispute: Dispute) -> int:
+    """What the issuer accepted of the representment by pre-arbitrating less than it."""
+    if not dispute.pre_arbitration_at:
+        return 0
+    return max(0, dispute.represented_minor - pre_arbitrated(dispute))
+
+
+def cardholder_keeps(dispute: Dispute, outcome: str, owed: int | None = None) -> int:
+    """What the cardholder ends with of the disputed amount when the dispute is resolved
+    ``outcome`` (the table above); ``owed``: what the charge still takes after the acquirer's
+    reversals (default: the disputed amount)."""
+    owed = dispute.amount_minor if owed is None else min(owed, dispute.amount_minor)
+    if outcome == "withdrawn":
+        return 0
+    if not charged_back(dispute):
+        return owed if outcome == "won" else 0
+    if outcome == "won":
+        return min(owed, max(0, dispute.chargeback_minor - conceded_by_issuer(dispute)))
+    return min(owed, accepted_by_acquirer(dispute))
+
+
+def recalled_minor(dispute: Dispute) -> int:
+    """What a withdrawal after the chargeback gives back to the acquirer through the network:
+    the chargeback less what a representment took back already."""
+    return max(0, dispute.chargeback_minor - dispute.represented_minor)
+
+
+def amounts(dispute: Dispute) -> dict[str, int | None]:
+    """The dispute's amounts by stage, and what the cardholder keeps: once closed, what it
+    ended with; while open, what each outcome would leave it (``if_won_minor``...), by the
+    disputed amount (a resolution also counts reversals the reconcile has not yet)."""
+    closed = dispute.state != "open"
+    not_pursued = dispute.amount_minor - dispute.chargeback_minor if charged_back(dispute) else 0
+    return {
+        "disputed_minor": dispute.amount_minor,
+        "charged_back_minor": dispute.chargeback_minor,
+        "not_charged_back_minor": max(0, not_pursued),
+        "represented_minor": dispute.represented_minor,
+        "accepted_by_acquirer_minor": accepted_by_acquirer(dispute),
+        "pre_arbitration_minor": pre_arbitrated(dispute),
+        "conceded_by_issuer_minor": conceded_by_issuer(dispute),
+        "cardholder_keeps_minor": dispute.credited_minor if closed else None,
+        **{
+            f"if_{outcome}_minor": None if closed else cardholder_keeps(dispute, outcome)
+            for outcome in OUTCOMES
+        },
+    }
+
+
 # --- the networks' files -----------------------------------------------------------------------
 
 CHARGEBACK_COLUMNS = (
     "dispute_id", "arn", "pan", "amount_minor", "currency", "network", "reason_code",
-    "charged_back_at", "journal_id",
+    "charged_back_at", "journal_id", "action", "recalled_at", "withdrawn_at_stage",
 )  # fmt: skip
 
 
 def chargeback_row(dispute: Dispute) -> dict[str, str | int]:
-    """One line of the chargebacks file (``CHARGEBACK_COLUMNS``): the PAN masked, as stored."""
+    """One line of the chargebacks file (``CHARGEBACK_COLUMNS``) for a chargeback filed: the
+    PAN masked, as stored."""
     return {
         "dispute_id": dispute.dispute_id,
         "arn": dispute.arn,
@@ -527,4 +639,35 @@ def chargeback_row(dispute: Dispute) -> dict[str, str | int]:
         "reason_code": dispute.reason_code,
         "charged_back_at": when(dispute.charged_back_at),
         "journal_id": dispute.journal_id,
+        "action": "chargeback",
+        "recalled_at": "",
+        "withdrawn_at_stage": "",
     }
+
+
+def recall_row(dispute: Dispute) -> dict[str, str | int]:
+    """The line that recalls the chargeback of a dispute withdrawn after it was filed: the
+    chargeback's own values (the network matches them), the amount going back to the acquirer
+    (``recalled_minor``), when it was withdrawn and at which stage (a recall at stage
+    pre_arbitration withdraws the pre-arbitration too)."""
+    return {
+        **chargeback_row(dispute),
+        "amount_minor": recalled_minor(dispute),
+        "action": "recall",
+        "recalled_at": when(dispute.closed_at),
+        "withdrawn_at_stage": dispute.stage,
+    }
+
+
+def recalled(dispute: Dispute) -> bool:
+    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed."""
+    return dispute.state == "withdrawn" and charged_back(dispute)
+
+
+def network_life_days(limits: DisputeLimits) -> int:
+    """The longest a dispute's network side runs from its charge: every stage's limit added
+    (225 days by default). Past it the networks closed the case: nothing is left to recall."""
+    return (
+        limits.chargeback_days + limits.representment_days + limits.pre_arbitration_days
+        + limits.pre_arbitration_answer_days
+    )  # fmt: skip

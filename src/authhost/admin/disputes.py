@@ -3,9 +3,11 @@
 A dispute is opened on one posted journal entry (what the account was charged), usually with a
 provisional credit so that the cardholder is not out of pocket while the bank pursues the
 chargeback. It ends won (the credit becomes final; one not yet given is given now), lost or
-withdrawn (a provisional credit is taken back). Each movement is posted as the advice a
-switch would send (a 0220, through the server's own pipeline and store, as clearing posts
-presentments): a refund for a credit, a forced post for taking it back. So it is journalled,
+withdrawn (a provisional credit is taken back); once charged back, for the amounts of the
+network stages (``dispute_stages.cardholder_keeps``): one movement of the difference. Each
+movement is posted as the advice a switch would send (a 0220, through the server's own
+pipeline and store, as clearing posts presentments): a refund for a credit, a forced post
+for taking it back. So it is journalled,
 shows in the account's statement and the day's totals, and its STAN and RRN come from the
 dispute's id and a fixed time, so a retried step is a retransmission and moves nothing twice.
 

@@ -464,7 +464,8 @@ class DisputeOpen(_Request):
 
 class DisputeResolution(_Request):
     """How a dispute ended: won (the money stays with the cardholder), lost or withdrawn (a
-    provisional credit is taken back)."""
+    provisional credit is taken back); once charged back, for the network stages' amounts
+    (``dispute_stages.cardholder_keeps``)."""
 
     outcome: Literal["won", "lost", "withdrawn"]
     note: Annotated[str, StringConstraints(max_length=500)] = ""
@@ -557,6 +558,11 @@ class DisputeRepresentment(_Request):
 class DisputePreArbitration(_Request):
     """The issuer answers a representment with pre-arbitration."""
 
+    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+        None,
+        description="pre-arbitrated, at most the amount represented (default: all of it); "
+        "the rest of the representment is accepted",
+    )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from authhost.admin.dispute_stages import pre_arbitrated
 from authhost.admin.totals import amount_text, iso_time, movement_of
 from authhost.iso.codes import APPROVED_CODES, meaning
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
@@ -362,7 +363,8 @@ def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
          f"dated {time.strftime('%Y-%m-%d', time.gmtime(dispute.represented_at))}): "
          f"{amount_text(dispute.represented_minor, dispute.currency)}"),
         (dispute.pre_arbitration_at, "dispute.pre_arbitration",
-         f"{ident} taken to pre-arbitration"),
+         f"{ident} taken to pre-arbitration: "
+         f"{amount_text(pre_arbitrated(dispute), dispute.currency)}"),
     )  # fmt: skip
     for ts, kind, summary in steps:
         if ts:

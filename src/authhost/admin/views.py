@@ -9,11 +9,11 @@ pydantic model, so the OpenAPI document's response schemas are these very defini
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from authhost.admin.dispute_stages import DisputeLimits, next_action
+from authhost.admin.dispute_stages import DisputeLimits, amounts, next_action
 from authhost.cards.model import Account, Card, Limits, Product
 from authhost.cards.tokens import PaymentToken
 from authhost.store.records import AuditEntry, Dispute, FraudReport, JournalEntry
@@ -350,6 +350,42 @@ class NextActionView(_View):
     todo: str = Field(description="what to do, in words, with the command")
 
 
+class DisputeAmountsView(_View):
+    """What the network stages settled, and what the cardholder keeps (README, "Disputes")."""
+
+    disputed_minor: int = Field(description="disputed (what the charge still takes, at most)")
+    charged_back_minor: int = Field(description="charged back (0: not yet)")
+    not_charged_back_minor: int = Field(
+        description="disputed but not charged back, once charged back: the issuer did not "
+        "pursue it, so the cardholder does not keep it (the bank credits it by hand if it "
+        "chooses)"
+    )
+    represented_minor: int = Field(description="contested by the acquirer's representment")
+    accepted_by_acquirer_minor: int = Field(
+        description="charged back and not contested by the representment: the cardholder's "
+        "for good, won or lost (0 until a representment is recorded)"
+    )
+    cardholder_keeps_minor: int | None = Field(
+        description="once closed: what the cardholder ended with of the disputed amount "
+        "(null while open)"
+    )
+    pre_arbitration_minor: int = Field(description="pre-arbitrated (0: not taken to it)")
+    conceded_by_issuer_minor: int = Field(
+        description="represented but not pre-arbitrated: the issuer accepted that part of the "
+        "representment, so the cardholder does not keep it"
+    )
+    if_won_minor: int | None = Field(
+        description="while open: what resolving it won would leave the cardholder (the "
+        "chargeback less what the issuer conceded; the disputed amount when none was filed); "
+        "null once closed"
+    )
+    if_lost_minor: int | None = Field(
+        description="while open: what resolving it lost would leave the cardholder (what the "
+        "acquirer accepted); null once closed"
+    )
+    if_withdrawn_minor: int | None = Field(description="while open: 0; null once closed")
+
+
 class DisputeView(_View):
     dispute_id: str
     journal_id: int = Field(description="the disputed journal entry")
@@ -391,9 +427,14 @@ class DisputeView(_View):
     representment_reference: str
     represented_minor: int
     pre_arbitration_at: float
+    pre_arbitration_minor: int = Field(
+        description="what the issuer's pre-arbitration is for (0 with pre_arbitration_at: "
+        "recorded before the amount was kept, all of the representment)"
+    )
     next_action: NextActionView | None = Field(
         description="what the open dispute waits for (null once closed)"
     )
+    amounts: DisputeAmountsView
 
 
 class DisputeList(_View):
@@ -404,12 +445,24 @@ class ChargebackLine(_View):
     dispute_id: str
     arn: str = Field(description="the charge's reference as journalled (its RRN)")
     pan: str = Field(description="masked: first six and last four digits")
-    amount_minor: int = Field(description="charged back")
+    amount_minor: int = Field(
+        description="a chargeback line: charged back; a recall line: what goes back to the "
+        "acquirer (the chargeback less what a representment took back)"
+    )
     currency: str
     network: str
     reason_code: str
     charged_back_at: str = Field(description="when it was filed, ISO 8601 UTC")
     journal_id: int = Field(description="the disputed charge's journal entry")
+    action: Literal["chargeback", "recall"] = Field(
+        description="chargeback: filed in the period; recall: the dispute was withdrawn in the "
+        "period after its chargeback was filed, and the network is to be told"
+    )
+    recalled_at: str = Field(description="a recall line: when it was withdrawn, ISO 8601 UTC")
+    withdrawn_at_stage: str = Field(
+        description="a recall line: the stage it was withdrawn at (chargeback, represented, "
+        "pre_arbitration)"
+    )
 
 
 class ChargebacksFiled(_View):
@@ -787,12 +840,13 @@ def card_view(card: Card) -> dict[str, Any]:
 
 
 def dispute_view(dispute: Dispute, limits: DisputeLimits, now: float) -> dict[str, Any]:
-    """The dispute as stored (but its version), and what it waits for (``next_action``, null
-    once closed): who acts next, what, by when, at ``now``."""
+    """The dispute as stored (but its version), what it waits for (``next_action``, null
+    once closed): who acts next, what, by when, at ``now``; and its stages' ``amounts``."""
     view = dataclasses.asdict(dispute)
     del view["version"]  # the store's compare-and-set counter
     action = next_action(dispute, limits, now)
     view["next_action"] = dataclasses.asdict(action) if action.owner else None
+    view["amounts"] = amounts(dispute)
     return view
 
 

@@ -84,8 +84,12 @@ def disputes_resolve(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Close a dispute: won gives back what was not yet credited; lost or withdrawn takes the
-    provisional credit back (a forced post). Audited."""
+    """Close a dispute. Never charged back: won gives back what was not yet credited, lost
+    or withdrawn takes the provisional credit back (a forced post). Charged back: won keeps
+    the amount charged back, lost keeps what the acquirer's representment accepted (the
+    chargeback less the amount represented), withdrawn keeps nothing and puts a recall in
+    the chargebacks file; the part not charged back is taken back. The answer's `amounts`
+    says what the cardholder keeps. Audited."""
     spec = _validated(rq.DisputeResolution, {"outcome": outcome, "note": note})
     _run(_config(config, store), lambda s: s.resolve_dispute(dispute_id, spec), pipeline=True)
 
@@ -173,6 +177,15 @@ def disputes_represented(
 @disputes.command("pre-arbitration")
 def disputes_pre_arbitration(
     dispute_id: str,
+    amount: Annotated[
+        int | None,
+        typer.Option(
+            "--amount-minor",
+            parser=minor_units,
+            help="pre-arbitrated, at most the amount represented (default); the rest of the "
+            "representment is accepted",
+        ),
+    ] = None,
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -180,7 +193,7 @@ def disputes_pre_arbitration(
     """Answer a representment with pre-arbitration, within \\[admin] pre_arbitration_days (30)
     of it; to accept the representment instead, resolve the dispute lost. Audited; the same
     again changes nothing."""
-    spec = _validated(rq.DisputePreArbitration, {"note": note})
+    spec = _validated(rq.DisputePreArbitration, {"amount_minor": amount, "note": note})
     _run(_config(config, store), lambda s: s.pre_arbitrate_dispute(dispute_id, spec))
 
 
@@ -222,9 +235,12 @@ def disputes_chargebacks(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the chargebacks filed in a business day or period as CSV for the networks'
-    dispute systems: dispute_id, arn (as journalled), pan (masked: never the full PAN),
-    amount_minor, currency, network, reason_code, charged_back_at, journal_id."""
+    """Write the chargebacks filed in a business day or period, and the recalls of those
+    withdrawn in it after they were filed, as CSV for the networks' dispute systems:
+    dispute_id, arn (as journalled), pan (masked: never the full PAN), amount_minor,
+    currency, network, reason_code, charged_back_at, journal_id, action (chargeback or
+    recall), recalled_at and withdrawn_at_stage (a recall's; its amount_minor is what goes
+    back to the acquirer: the chargeback less what a representment took back)."""
     from authhost.out_files import out_file_problem
 
     if problem := out_file_problem(out, example="chargebacks.csv"):
@@ -246,7 +262,10 @@ def disputes_chargebacks(
     except OSError as exc:
         _say(f"error: cannot write {out}: {exc.strerror or exc}")
         raise typer.Exit(1) from None
-    _say(f"wrote {len(found['chargebacks'])} chargebacks to {out}")
+    rows = found["chargebacks"]
+    recalls = sum(row["action"] == "recall" for row in rows)
+    also = f" and {recalls} recalls" if recalls else ""
+    _say(f"wrote {len(rows) - recalls} chargebacks{also} to {out}")
 
 
 @disputes.command("representments")

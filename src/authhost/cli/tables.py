@@ -99,6 +99,12 @@ def _due(row: Row) -> str:
     return f"{due} (overdue)" if due and action.get("overdue") else due
 
 
+def _stage_amount(row: Row, name: str) -> str:
+    """One of a dispute's stage amounts (``amounts``), blank before its stage."""
+    value = (row.get("amounts") or {}).get(name)
+    return amount(value, row.get("currency")) if value else ""
+
+
 def _merchant(row: Row) -> str:
     name = " ".join((row.get("merchant_name") or "").split())
     return name or row.get("merchant_id") or ""
@@ -334,6 +340,8 @@ TABLES: dict[str, TableSpec] = {
             ),  # fmt: skip
             Column("opened (UTC)", lambda r: when(r.get("opened_at"))),
             Column("stage", _key("stage")),
+            Column("charged back", lambda r: _stage_amount(r, "charged_back_minor"), right=True),
+            Column("represented", lambda r: _stage_amount(r, "represented_minor"), right=True),
             Column("next", _next_action),
             Column("due (UTC)", _due),
         ),

@@ -169,8 +169,8 @@ class Dispute:
     """A cardholder's dispute of one posted transaction (admin.disputes): opened with or
     without a provisional credit, taken through the networks' stages (chargeback,
     representment, pre-arbitration: admin.dispute_stages), then won (the money stays with the
-    cardholder), lost or withdrawn (a provisional credit is taken back). One per journal
-    entry."""
+    cardholder), lost or withdrawn (a provisional credit is taken back), for the stages'
+    amounts once charged back. One per journal entry."""
 
     dispute_id: str  # "dsp-YYYYMMDD-HHMMSS-micros-nnn" (UTC): ids sort by age
     journal_id: int
@@ -206,6 +206,9 @@ class Dispute:
     representment_reference: str = ""
     represented_minor: int = 0
     pre_arbitration_at: float = 0.0  # when the issuer answered the representment
+    # what it pre-arbitrated, at most the amount represented (0 with pre_arbitration_at: one
+    # recorded before the amount was kept, which was all of it)
+    pre_arbitration_minor: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -341,8 +341,13 @@ class DisputeCases(ServiceBase):
         return await self.store.dispute_of_entry(entry.journal_id)
 
     async def resolve_dispute(self, dispute_id: str, spec: rq.DisputeResolution) -> dict[str, Any]:
-        """Close an open dispute: won gives what was not yet credited, lost or withdrawn takes
-        the provisional credit back. Audited once.
+        """Close an open dispute: the cardholder ends with what the outcome leaves it of the
+        network stages' amounts (``dispute_stages.cardholder_keeps``): never charged back, won
+        gives what was not yet credited and lost or withdrawn takes the provisional credit
+        back; charged back, won keeps the chargeback, lost what the acquirer's representment
+        accepted, withdrawn nothing (the chargebacks file then recalls it). One movement moves
+        the difference from the credit given (a credit, or a forced post taking it back).
+        Audited once.
 
         The dispute is claimed before any money moves: its outcome is written to
         ``resolving`` over the version read (a compare-and-set in the store), so of several
@@ -373,22 +378,19 @@ class DisputeCases(ServiceBase):
         claimed = replace(before, resolving=spec.outcome, version=before.version + 1)
         await self._write_dispute(claimed, before)
         credited = before.credited_minor
-        # won: the cardholder ends with the disputed amount back, but no more of it than the
-        # charge still takes after the acquirer's reversals (a reversal that came while the
-        # dispute was open gave that part back already)
+        # the cardholder ends with what the outcome leaves it of the stages' amounts, and no
+        # more than the charge still takes after the acquirer's reversals (a reversal that
+        # came while the dispute was open gave that part back already)
         owed = min(before.amount_minor, max(0, entry.hold_amount - await self._reversed(entry)))
+        keeps = stages.cardholder_keeps(before, spec.outcome, owed)
         try:
-            if spec.outcome == "won" and credited < owed:
-                missing = owed - credited
+            if credited < keeps:
+                missing = keeps - credited
                 await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
-                credited = owed
-            elif spec.outcome == "won" and credited > owed:
-                excess = credited - owed
+            elif credited > keeps:
+                excess = credited - keeps
                 await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, excess)
-                credited = owed
-            elif spec.outcome != "won" and credited:
-                await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, credited)
-                credited = 0
+            credited = keeps
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
                 f"the store failed while dispute {dispute_id} was resolved ({exc}): it is "
@@ -619,14 +621,17 @@ class DisputeCases(ServiceBase):
     async def pre_arbitrate_dispute(
         self, dispute_id: str, spec: rq.DisputePreArbitration
     ) -> dict[str, Any]:
-        """File the issuer's pre-arbitration against a representment, within
-        ``pre_arbitration_days`` of it. Audited (``dispute.pre_arbitration``)."""
+        """File the issuer's pre-arbitration against a representment, for at most the amount
+        represented (default: all of it), within ``pre_arbitration_days`` of it. Audited
+        (``dispute.pre_arbitration``)."""
         before = await self._stored_dispute(dispute_id)
         return await self._network_step(
             before,
             "pre_arbitration",
             spec.note,
-            lambda d: stages.pre_arbitrate(d, limits=self.dispute_limits, now=self.clock()),
+            lambda d: stages.pre_arbitrate(
+                d, amount_minor=spec.amount_minor, limits=self.dispute_limits, now=self.clock()
+            ),
         )
 
     async def _network_step(
@@ -703,18 +708,23 @@ class DisputeCases(ServiceBase):
     async def chargebacks_filed(
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
-        """The chargebacks filed in a business day or period, for the networks' dispute
-        systems (an adapter sends them on): a line per dispute (``CHARGEBACK_COLUMNS``: its
-        ARN as journalled and the masked PAN, never the full one), in id order. Only the
-        disputes opened since ``chargeback_days`` before the period are read: one opened
-        earlier was charged back before it (the charge came before its dispute)."""
+        """The chargebacks filed in a business day or period, and the recalls of those
+        withdrawn in it after they were filed, for the networks' dispute systems (an adapter
+        sends them on): a line each (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall:
+        its ARN as journalled and the masked PAN, never the full one), in id order, a
+        dispute's chargeback before its recall. Only the disputes opened since the network's
+        whole life of a dispute (``network_life_days``) before the period are read: one
+        opened earlier was charged back before it (the charge came before its dispute), and
+        its network case closed before it too, so there is nothing left to recall."""
         start, end = _period(day, since, until, self.clock(), self.business_day)
-        reach = (self.dispute_limits.chargeback_days + 1) * stages.DAY  # a day for clocks
-        rows = [
-            stages.chargeback_row(dispute)
-            async for dispute in self._pages("", disputes.opened_since(start - reach))
-            if dispute.charged_back_at and start <= dispute.charged_back_at < end
-        ]
+        # a day for clocks
+        reach = (stages.network_life_days(self.dispute_limits) + 1) * stages.DAY
+        rows = []
+        async for dispute in self._pages("", disputes.opened_since(start - reach)):
+            if dispute.charged_back_at and start <= dispute.charged_back_at < end:
+                rows.append(stages.chargeback_row(dispute))
+            if stages.recalled(dispute) and start <= dispute.closed_at < end:
+                rows.append(stages.recall_row(dispute))
         return {"since": start, "until": end, "chargebacks": rows}
 
     async def record_representments(

@@ -1,0 +1,331 @@
+"""The network stages' amounts carry into a dispute's outcome, and a withdrawal after the
+chargeback is told to the network (README, "Disputes").
+
+For a dispute of D charged back for CB and represented for R (pre-arbitrated for P): won keeps
+CB (less R - P the issuer conceded by pre-arbitrating less), lost keeps what the acquirer
+accepted, CB - R, withdrawn nothing; what was not charged back (D - CB) is taken back. A
+dispute never charged back settles as before. The expected balances are worked out here from
+the inputs by those rules; the host moves the money at the resolution (a credit or a forced
+post of the difference from the provisional credit), on both stores, audited once, and a
+withdrawn dispute whose chargeback was filed is a recall line of the chargebacks file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from host_admin import cli_config, run_cli, visa_at_host
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
+from test_e2e_dispute_stages import _audit_actions, _charged, _charged_rrn, _dispute, _opened
+from test_e2e_disputes import CreditFaults
+
+from authhost.admin.dispute_stages import cardholder_keeps
+from authhost.store.records import Dispute
+
+
+def _keeps(outcome: str, disputed: int, cb: int = 0, r: int | None = None, p: int | None = None):
+    """What the cardholder keeps by the rules of the module's docstring, written out again
+    from them (not from the host's code): the oracle of the tests below."""
+    if outcome == "withdrawn":
+        return 0
+    if not cb:
+        return disputed if outcome == "won" else 0
+    represented = r or 0
+    if outcome == "won":
+        conceded = represented - p if p is not None else 0
+        return cb - conceded
+    return cb - represented if r is not None else 0
+
+
+@pytest.mark.parametrize(
+    ("outcome", "disputed", "cb", "r", "p"),
+    [
+        pytest.param("won", 5_000, 0, None, None, id="never charged back, won -> all"),
+        pytest.param("lost", 5_000, 0, None, None, id="never charged back, lost -> none"),
+        pytest.param("won", 5_000, 3_000, None, None, id="partial chargeback, won -> it"),
+        pytest.param("lost", 5_000, 3_000, None, None, id="chargeback unanswered, lost -> none"),
+        pytest.param("lost", 5_000, 3_000, 1_000, None, id="partial representment, lost -> rest"),
+        pytest.param("won", 5_000, 3_000, 1_000, None, id="represented, won -> chargeback"),
+        pytest.param("won", 5_000, 5_000, 4_000, 2_500, id="partial pre-arbitration, won"),
+        pytest.param("lost", 5_000, 5_000, 4_000, 2_500, id="partial pre-arbitration, lost"),
+        pytest.param("withdrawn", 5_000, 5_000, 1_000, None, id="withdrawn -> none"),
+    ],
+)
+def test_what_the_cardholder_keeps_by_outcome_and_stage(outcome, disputed, cb, r, p) -> None:  # noqa: ANN001
+    stage = "pre_arbitration" if p is not None else "represented" if r else "chargeback"
+    dispute = Dispute("dsp-1", 1, "card", "acct", "other", disputed, "978", 1.0)
+    if cb:
+        dispute = replace(dispute, stage=stage, chargeback_minor=cb, charged_back_at=2.0)
+    if r is not None:
+        dispute = replace(dispute, represented_minor=r, represented_at=3.0)
+    if p is not None:
+        dispute = replace(dispute, pre_arbitration_minor=p, pre_arbitration_at=4.0)
+    assert cardholder_keeps(dispute, outcome) == _keeps(outcome, disputed, cb, r, p)
+    # a reversal that left less than that disputed caps it
+    assert cardholder_keeps(dispute, outcome, owed=100) == min(
+        100, _keeps(outcome, disputed, cb, r, p)
+    )
+
+
+async def _step(port: int, dispute_id: str, step: str, body: dict | None = None) -> dict[str, Any]:
+    reply = await call(port, "POST", f"/v1/disputes/{dispute_id}/{step}", payload=body)
+    assert reply.status == 200, (step, body, reply)
+    return reply.json
+
+
+async def _resolve_once(port: int, dispute_id: str, outcome: str) -> dict[str, Any]:
+    """Resolve the dispute ``outcome``; a second resolution is refused, having moved nothing."""
+    resolved = await _step(port, dispute_id, "resolve", {"outcome": outcome})
+    again = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                       payload={"outcome": outcome})  # fmt: skip
+    assert again.status == 409 and "already" in again.json["error"], again
+    return resolved
+
+
+async def _resolve_audited(port: int, dispute_id: str, keeps: int) -> None:
+    """One resolution audited, its after view saying what the cardholder keeps."""
+    assert (await _audit_actions(port, dispute_id)).count("dispute.resolve") == 1
+    audit = await call(port, "GET", f"/v1/audit?subject={dispute_id}", token=AUDITOR_TOKEN)
+    entry = next(a for a in audit.json["audit"] if a["action"] == "dispute.resolve")
+    assert json.loads(entry["after"])["amounts"]["cardholder_keeps_minor"] == keeps
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+async def test_a_partial_chargeback_then_won_or_lost(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    outcome: str,
+):
+    """Opened with a provisional credit of D, charged back for CB < D, represented for R < CB:
+    won leaves the cardholder CB, lost CB - R (what the acquirer accepted); D - CB, not
+    charged back, is taken back either way. The stages' amounts are in the view and the
+    resolution's answer, and the resolution is audited once."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed = 6_000
+    cb, r = disputed * 2 // 3, disputed // 4
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    assert await balances_of(switch, visa) == (ledger + disputed, available + disputed)
+
+    filed = await _step(port, dispute_id, "chargeback", {"amount_minor": cb})
+    assert filed["amounts"]["charged_back_minor"] == cb
+    assert filed["amounts"]["not_charged_back_minor"] == disputed - cb
+    shown = await _step(port, dispute_id, "represented", {"reference": "REP-9", "amount_minor": r})
+    amounts = shown["amounts"]
+    assert (amounts["represented_minor"], amounts["accepted_by_acquirer_minor"]) == (r, cb - r)
+    assert (amounts["if_won_minor"], amounts["if_lost_minor"], amounts["if_withdrawn_minor"]) == (
+        _keeps("won", disputed, cb, r), _keeps("lost", disputed, cb, r), 0
+    )  # fmt: skip
+    assert amounts["cardholder_keeps_minor"] is None
+    # the network stages moved no money
+    assert await balances_of(switch, visa) == (ledger + disputed, available + disputed)
+
+    resolved = await _resolve_once(port, dispute_id, outcome)
+    keeps = _keeps(outcome, disputed, cb, r)
+    assert (resolved["state"], resolved["credited_minor"]) == (outcome, keeps)
+    assert resolved["amounts"]["cardholder_keeps_minor"] == keeps
+    assert resolved["amounts"]["if_won_minor"] is None
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+    assert (await _dispute(port, dispute_id))["amounts"] == resolved["amounts"]
+    await _resolve_audited(port, dispute_id, keeps)
+
+
+async def test_a_partial_chargeback_won_keeps_it_alone(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Charged back for part and never represented, won: the cardholder keeps the chargeback,
+    and the part not charged back is taken back (a forced post of the difference)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed = 4_000
+    cb = disputed - 1_500
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = (await _opened(at, charge, "not_as_described"))["dispute_id"]
+    await _step(port, dispute_id, "chargeback", {"amount_minor": cb})
+    resolved = await _resolve_once(port, dispute_id, "won")
+    keeps = _keeps("won", disputed, cb)
+    assert resolved["amounts"]["cardholder_keeps_minor"] == keeps == resolved["credited_minor"]
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+    await _resolve_audited(port, dispute_id, keeps)
+
+
+async def test_a_partial_take_back_whose_answer_was_lost_is_finished_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Lost after a partial representment, the forced post taking back all but what the
+    acquirer accepted is written and its answer lost (503): the dispute stays claimed, and
+    resolving it lost again finishes it without taking anything back twice."""
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed = 3_600
+    cb, r = disputed, disputed // 3
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, dispute_id, "chargeback")
+    await _step(port, dispute_id, "represented", {"reference": "REP-4", "amount_minor": r})
+    faults.next = "answer_lost"
+    resolve = f"/v1/disputes/{dispute_id}/resolve"
+    failed = await call(port, "POST", resolve, payload={"outcome": "lost"})
+    assert failed.status == 503 and "the same way" in failed.json["error"], failed
+    assert (await _dispute(port, dispute_id))["resolving"] == "lost"
+    keeps = _keeps("lost", disputed, cb, r)
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+    finished = await _resolve_once(port, dispute_id, "lost")
+    assert finished["amounts"]["cardholder_keeps_minor"] == keeps
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+    await _resolve_audited(port, dispute_id, keeps)
+
+
+async def test_a_partial_representment_then_lost_from_the_cli(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Charged back whole and represented for part, on the Mastercard with no provisional
+    credit: lost gives the cardholder what the acquirer accepted (a credit at the
+    resolution); the CLI's answers show the amounts, and its list the stages' columns."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch = at.port, at.switch
+    card = at.host.cards["active-3624"]
+    config = str(cli_config(tmp_path, store_url))
+    disputed = 3_000
+    r = disputed - 700
+    charge = await _charged(at, card, disputed)
+    ledger, available = await balances_of(switch, card)
+    dispute_id = (await _opened(at, charge, "not_received", credit=False))["dispute_id"]
+    code, output = await run_cli("disputes", "chargeback", dispute_id, "--config", config)
+    assert code == 0 and json.loads(output)["amounts"]["charged_back_minor"] == disputed, output
+    code, output = await run_cli(
+        "disputes", "represented", dispute_id, "--reference", "MC-1", "--amount-minor", str(r),
+        "--config", config,
+    )  # fmt: skip
+    assert code == 0, output
+    assert json.loads(output)["amounts"]["accepted_by_acquirer_minor"] == disputed - r
+    code, output = await run_cli("disputes", "list", "--output", "table", "--config", config)
+    assert code == 0 and "charged back" in output and "represented" in output, output
+    assert await balances_of(switch, card) == (ledger, available)
+
+    code, output = await run_cli(
+        "disputes", "resolve", dispute_id, "--outcome", "lost", "--config", config
+    )
+    assert code == 0, output
+    resolved = json.loads(output)
+    keeps = _keeps("lost", disputed, disputed, r)
+    assert resolved["amounts"]["cardholder_keeps_minor"] == keeps == resolved["credited_minor"]
+    assert await balances_of(switch, card) == (ledger + keeps, available + keeps)
+    code, output = await run_cli("disputes", "show", dispute_id, "--config", config)
+    assert code == 0 and json.loads(output)["amounts"]["cardholder_keeps_minor"] == keeps
+    await _resolve_audited(port, dispute_id, keeps)
+
+
+async def test_a_partial_pre_arbitration_then_won(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Represented whole and pre-arbitrated for part: the issuer accepted the rest of the
+    representment, so won leaves the cardholder the chargeback less that part. A
+    pre-arbitration for more than was represented is refused (422), and asked again for
+    another amount (409), changing nothing."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed = 5_000
+    r, p = disputed, disputed * 3 // 5
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, dispute_id, "chargeback")
+    await _step(port, dispute_id, "represented", {"reference": "REP-2", "amount_minor": r})
+    url = f"/v1/disputes/{dispute_id}/pre-arbitration"
+    too_much = await call(port, "POST", url, payload={"amount_minor": r + 1})
+    assert too_much.status == 422 and f"the {r} represented" in too_much.json["error"]
+    filed = await _step(port, dispute_id, "pre-arbitration", {"amount_minor": p})
+    assert filed["pre_arbitration_minor"] == p
+    assert filed["amounts"]["conceded_by_issuer_minor"] == r - p
+    assert await _step(port, dispute_id, "pre-arbitration", {"amount_minor": p}) == filed
+    other = await call(port, "POST", url, payload={"amount_minor": p - 1})
+    assert other.status == 409 and "pre-arbitration already" in other.json["error"]
+    assert await _dispute(port, dispute_id) == filed
+
+    resolved = await _resolve_once(port, dispute_id, "won")
+    keeps = _keeps("won", disputed, disputed, r, p)
+    assert resolved["amounts"]["cardholder_keeps_minor"] == keeps == resolved["credited_minor"]
+    assert await balances_of(switch, visa) == (ledger + keeps, available + keeps)
+
+
+async def test_a_withdrawal_after_the_chargeback_is_a_recall_in_the_chargebacks_file(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Charged back, represented for part, then withdrawn by the cardholder: the provisional
+    credit is taken back whole, and the chargebacks file has, after the dispute's chargeback
+    line, a recall line for what goes back to the acquirer (the chargeback less the
+    representment), with the masked PAN, when and at which stage it was withdrawn, and a
+    formula-like ARN written as text. A dispute withdrawn before its chargeback has none."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    config = str(cli_config(tmp_path, store_url))
+    since = str(int(time.time()) - 1)
+    disputed = 2_400
+    cb, r = disputed - 400, 500
+    rrn = "=CMD(1)ABCDE"
+    charge = await _charged_rrn(at, visa, disputed, rrn)
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, dispute_id, "chargeback", {"amount_minor": cb})
+    await _step(port, dispute_id, "represented", {"reference": "REP-3", "amount_minor": r})
+    other = 800  # charged, disputed with a credit and withdrawn before any chargeback
+    never_charged = (await _opened(at, await _charged(at, visa, other), "other"))["dispute_id"]
+    await _resolve_once(port, never_charged, "withdrawn")
+    withdrawn = await _resolve_once(port, dispute_id, "withdrawn")
+    keeps = _keeps("withdrawn", disputed, cb, r)
+    assert withdrawn["amounts"]["cardholder_keeps_minor"] == keeps
+    assert await balances_of(switch, visa) == (ledger - other + keeps, available - other + keeps)
+
+    out = tmp_path / "chargebacks.csv"
+    code, output = await run_cli(
+        "disputes", "chargebacks", "--since", since, "--out", str(out), "--config", config
+    )
+    assert code == 0 and "wrote 1 chargebacks and 1 recalls" in output, output
+    text = out.read_text()
+    assert visa["pan"] not in text and never_charged not in text
+    filed, recall = list(csv.DictReader(text.splitlines()))
+    assert (filed["action"], filed["amount_minor"], filed["recalled_at"]) == (
+        "chargeback", str(cb), ""
+    )  # fmt: skip
+    assert recall["action"] == "recall" and recall["dispute_id"] == dispute_id
+    assert recall["amount_minor"] == str(cb - r)
+    assert recall["withdrawn_at_stage"] == "represented"
+    assert recall["pan"] == charge.pan_masked and re.fullmatch(
+        r"[0-9]{6}\*+[0-9]{4}", recall["pan"]
+    )
+    assert recall["arn"] == "'" + rrn  # a spreadsheet shows it as text
+    assert (recall["reason_code"], recall["charged_back_at"]) == (
+        filed["reason_code"], filed["charged_back_at"]
+    )  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", recall["recalled_at"])
+
+    api = await call(port, "GET", f"/v1/disputes/chargebacks?since={since}", token=AUDITOR_TOKEN)
+    assert api.status == 200, api
+    assert [(row["dispute_id"], row["action"]) for row in api.json["chargebacks"]] == [
+        (dispute_id, "chargeback"), (dispute_id, "recall")
+    ]  # fmt: skip
+    assert api.json["chargebacks"][1]["arn"] == rrn
