@@ -654,16 +654,17 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _unknown_env(env: Mapping[str, str], spared: str) -> None:
+def _unknown_env(env: Mapping[str, str], spared: set[str]) -> None:
     """Refuse an ``AUTHHOST_<SECTION>_<KEY>`` variable that names no key, as a file's unknown
     key is refused: a misspelt one (``AUTHHOST_SERVER_DEADLINE=150``) was ignored without a
     word, and the server ran on the value the operator meant to change. ``spared`` is the
-    master key's own variable, which ``[security] master_key_env`` may name in this form."""
+    master key's own variable and the token PIN's, which ``[security] master_key_env`` and
+    ``master_key_pkcs11_pin_env`` may name in this form."""
     for section, cls in SECTIONS.items():
         prefix = f"{ENV_PREFIX}{section.upper()}_"
         known = {f.name.upper() for f in dataclasses.fields(cls)}
         for name in sorted(env):
-            if not name.startswith(prefix) or name == spared:
+            if not name.startswith(prefix) or name in spared:
                 continue
             key = name[len(prefix) :]
             if key not in known:
@@ -740,7 +741,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         sections[name] = _build(
             cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]", lines.get(name), from_env
         )
-    _unknown_env(env, sections["security"].master_key_env)
+    security = sections["security"]
+    _unknown_env(env, {security.master_key_env, security.master_key_pkcs11_pin_env})
     raw_listeners = data.get("listeners", [])
     if not isinstance(raw_listeners, list) or not all(isinstance(x, dict) for x in raw_listeners):
         raise ConfigError(f"{file}: listeners must be [[listeners]] tables")
