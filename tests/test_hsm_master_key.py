@@ -8,23 +8,28 @@ audit chain verifying."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import pkcs11
 import pytest
+from conftest import free_port
+from test_e2e_crash import wait_for_port
+from test_e2e_key_changes import Terminal
 from test_master_key_rotation import PAN, Installation, _block, _lists_put, _verify, kcvs
 from test_security_cli import run
 from typer.testing import CliRunner
 
 from authhost.cards.model import PinMethod
-from authhost.config import ConfigError, load_config
+from authhost.config import ConfigError, SecurityConfig, load_config
 from authhost.security.errors import MasterKeyChanged, MasterKindMismatch, TokenKeyMismatch
 from authhost.security.hsm_master import TokenKey
-from authhost.security.keystore import KeyStore
+from authhost.security.keystore import KeyStore, demo_master_path
 from authhost.security.module import PinCheck, PinSource, PinSourceKind, SecurityModule
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
@@ -370,3 +375,48 @@ def test_a_wrapped_store_key_from_another_token_key_is_refused_by_the_token(toke
     assert token.key("one").unwrap(blob) == b"\x01" * 32
     with pytest.raises(TokenKeyMismatch, match="pkcs11:authhost-test/two: this key does not"):
         token.key("two").unwrap(blob)
+
+
+async def test_a_demo_server_on_a_token_key_approves_a_pin_and_writes_no_pin(tmp_path, token):
+    """``authhost serve --demo`` configured with a token key (AUTHHOST_SECURITY_MASTER_KEY_
+    PKCS11_*) creates its key store under it, approves the demo card's PIN, and writes no
+    master key file, no PIN and no store key anywhere."""
+    token.make_key("master-1")
+    settings = {
+        "AUTHHOST_SECURITY_MASTER_KEY_PKCS11_LIBRARY": str(SOFTHSM),
+        "AUTHHOST_SECURITY_MASTER_KEY_PKCS11_TOKEN": TOKEN,
+        "AUTHHOST_SECURITY_MASTER_KEY_PKCS11_LABEL": "master-1",
+    }
+    env = {**os.environ, **settings, "AUTHHOST_HSM_PIN": token.pin, "AUTHHOST_ADMIN_PORT": "0",
+           "AUTHHOST_SERVER_METRICS_PORT": "0", "AUTHHOST_SERVER_LOG_LEVEL": "INFO"}  # fmt: skip
+    for name in ("AUTHHOST_MASTER_KEY", "AUTHHOST_CONFIG"):
+        env.pop(name, None)
+    log, port = tmp_path / "server.log", free_port()
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "authhost", "serve", "--demo", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=sink,
+        )  # fmt: skip
+    try:
+        await wait_for_port(port, proc)
+        terminal = await Terminal.on_demo_host(tmp_path, port)
+        key_store = tmp_path / "authhost-keys.json"
+        config = SecurityConfig(
+            key_store=str(key_store), demo=True, master_key_pkcs11_library=str(SOFTHSM),
+            master_key_pkcs11_token=TOKEN, master_key_pkcs11_label="master-1",
+        )  # fmt: skip
+        hsm = SecurityModule.open(config, env={"AUTHHOST_HSM_PIN": token.pin})
+        zpk = bytes.fromhex(hsm.demo_test_keys()["zpk"])
+        assert await terminal.pin_under(zpk) == "00"
+        await terminal.switch.aclose()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    text = log.read_text()
+    assert f"opened under the token key {token.ref('master-1')}" in text, text
+    assert json.loads(key_store.read_text())["master"] == token.ref("master-1")
+    assert not demo_master_path(key_store).exists()
+    clear = token.key("master-1").unwrap(json.loads(key_store.read_text())["store_key"]).hex()
+    for written in (text, key_store.read_text()):
+        for secret in (token.pin, clear, zpk.hex()):
+            assert secret.lower() not in written.lower()
