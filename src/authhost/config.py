@@ -32,6 +32,7 @@ from authhost.store.interface import IDEMPOTENCY_MIN_KEEP_DAYS, JOURNAL_MIN_KEEP
 ENV_PREFIX = "AUTHHOST_"
 DEFAULT_FILE = "authhost.toml"
 DEFAULT_MASTER_KEY_ENV = "AUTHHOST_MASTER_KEY"
+DEFAULT_HSM_PIN_ENV = "AUTHHOST_HSM_PIN"  # the user PIN of the token holding the master key
 
 
 class ConfigError(ValueError):
@@ -187,7 +188,7 @@ class SecurityConfig:
     master_key_pkcs11_token: str = _key("", "label of the PKCS#11 token holding the master key")
     master_key_pkcs11_label: str = _key("", "label of the master key (AES) on that token")
     master_key_pkcs11_pin_env: str = _key(
-        "AUTHHOST_HSM_PIN", "environment variable holding the token's user PIN"
+        DEFAULT_HSM_PIN_ENV, "environment variable holding the token's user PIN"
     )
     key_store: str = _key(
         "authhost-keys.json", "file of working keys, encrypted under the master key"

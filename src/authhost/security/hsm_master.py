@@ -28,20 +28,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from authhost.security.errors import TokenError, TokenKeyMismatch
+from authhost.config import DEFAULT_HSM_PIN_ENV
+from authhost.security.errors import KeyStoreError, TokenError, TokenKeyMismatch
 from authhost.security.keystore import resolve_master_key
 
 if TYPE_CHECKING:
     from authhost.config import SecurityConfig
     from authhost.security.keystore import Master
 
-PIN_ENV_DEFAULT = "AUTHHOST_HSM_PIN"
 # bound to the wrapped store key: a blob of another kind decrypted under the token's key fails
 STORE_KEY_AAD = b"authhost-keystore/2 store key"
 STORE_KEY_BYTES = 32
 IV_BYTES = 12
 # a process talks to its token one call at a time (a key store reload runs in a worker thread)
 _TOKEN_LOCK = threading.Lock()
+# python-pkcs11's errors for a token or key that cannot do the operation at all, as against a
+# ciphertext its key did not make
+UNSUPPORTED = frozenset(
+    {"MechanismInvalid", "MechanismParamInvalid", "FunctionNotSupported", "KeyTypeInconsistent"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +57,7 @@ class TokenKey:
     library: str
     token: str
     label: str
-    pin_env: str = PIN_ENV_DEFAULT
+    pin_env: str = DEFAULT_HSM_PIN_ENV
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -83,7 +88,7 @@ class TokenKey:
         except ValueError:
             data = b""
         if len(data) != IV_BYTES + STORE_KEY_BYTES + 16:
-            raise TokenKeyMismatch(f"{self.ref}: the wrapped store key in the key store is damaged")
+            raise KeyStoreError(f"{self.ref}: the wrapped store key in the key store is damaged")
         with self._key() as (key, mechanism, params):
             try:
                 secret = key.decrypt(
@@ -92,6 +97,13 @@ class TokenKey:
                     mechanism_param=params(data[:IV_BYTES], STORE_KEY_AAD),
                 )
             except Exception as exc:
+                if type(exc).__name__ in UNSUPPORTED:
+                    raise TokenError(
+                        f"{self.ref}: the token does not decrypt with this key by CKM_AES_GCM "
+                        f"({_name(exc)})"
+                    ) from None
+                # a tag that does not verify: CKR_ENCRYPTED_DATA_INVALID, or another error
+                # by token (SoftHSM: CKR_GENERAL_ERROR)
                 raise TokenKeyMismatch(
                     f"{self.ref}: this key does not open the key store's store key ({_name(exc)}): "
                     "it is not the token key the store was wrapped with"
