@@ -420,3 +420,12 @@ async def test_a_demo_server_on_a_token_key_approves_a_pin_and_writes_no_pin(tmp
     for written in (text, key_store.read_text()):
         for secret in (token.pin, clear, zpk.hex()):
             assert secret.lower() not in written.lower()
+
+
+def test_a_rotation_to_the_token_key_in_use_is_refused_leaving_the_file(hsm_site) -> None:
+    saved = hsm_site.key_store.read_bytes()
+    result = hsm_site.keys("rotate-master-key", "--new-pkcs11-label", "master-1")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "the new master key is the current one" in lines[0]
+    assert hsm_site.key_store.read_bytes() == saved
