@@ -31,6 +31,8 @@ from authhost.store.interface import IDEMPOTENCY_MIN_KEEP_DAYS, JOURNAL_MIN_KEEP
 
 ENV_PREFIX = "AUTHHOST_"
 DEFAULT_FILE = "authhost.toml"
+DEFAULT_MASTER_KEY_ENV = "AUTHHOST_MASTER_KEY"
+DEFAULT_HSM_PIN_ENV = "AUTHHOST_HSM_PIN"  # the user PIN of the token holding the master key
 
 
 class ConfigError(ValueError):
@@ -175,8 +177,19 @@ class StoreConfig:
 class SecurityConfig:
     """The software security module: where the master key and working keys come from."""
 
-    master_key_env: str = _key("AUTHHOST_MASTER_KEY", "environment variable with the master key")
+    master_key_env: str = _key(DEFAULT_MASTER_KEY_ENV, "environment variable with the master key")
     master_key_file: str = _key("", "file holding the master key (outside the repository)")
+    master_key_pkcs11_library: str = _key(
+        "",
+        "PKCS#11 library (.so) of the HSM holding the master key as an AES key that never "
+        "leaves it (with master_key_pkcs11_token and _label; then no master_key_file or "
+        "master_key_env)",
+    )
+    master_key_pkcs11_token: str = _key("", "label of the PKCS#11 token holding the master key")
+    master_key_pkcs11_label: str = _key("", "label of the master key (AES) on that token")
+    master_key_pkcs11_pin_env: str = _key(
+        DEFAULT_HSM_PIN_ENV, "environment variable holding the token's user PIN"
+    )
     key_store: str = _key(
         "authhost-keys.json", "file of working keys, encrypted under the master key"
     )
@@ -220,6 +233,7 @@ class SecurityConfig:
 
     def __post_init__(self) -> None:
         _at_least("[security]", "zone_key_overlap_s", self.zone_key_overlap_s, 0, " (0: never)")
+        self._check_pkcs11()
         if not 1 <= self.pin_validation_digits <= 16:  # 16 nibbles of validation data
             raise ConfigError(
                 "[security] pin_validation_digits must be 1 to 16, "
@@ -230,6 +244,33 @@ class SecurityConfig:
             raise ConfigError(  # else every IBM 3624 PIN check fails, answered 96
                 f"[security] decimalisation_table must be 16 decimal digits, not {table!r}"
             )
+
+    def _check_pkcs11(self) -> None:
+        """A master key in a token comes from there alone: a file or an environment variable
+        named besides it would be a second master key, and which one opened the store a guess."""
+        token = {
+            name: getattr(self, f"master_key_pkcs11_{name}")
+            for name in ("library", "token", "label")
+        }
+        if not any(token.values()):
+            return
+        if missing := [name for name, value in token.items() if not value.strip()]:
+            raise ConfigError(
+                f"[security] master_key_pkcs11_{missing[0]} must be set too: a master key in a "
+                "PKCS#11 token is named by master_key_pkcs11_library, _token and _label"
+            )
+        if self.master_key_file:
+            raise ConfigError(
+                "[security] master_key_file and master_key_pkcs11_library are both set: the "
+                "master key is in the token; remove master_key_file"
+            )
+        if self.master_key_env != DEFAULT_MASTER_KEY_ENV:
+            raise ConfigError(
+                "[security] master_key_env and master_key_pkcs11_library are both set: the "
+                "master key is in the token; remove master_key_env"
+            )
+        if not self.master_key_pkcs11_pin_env.strip():
+            raise ConfigError("[security] master_key_pkcs11_pin_env must name a variable")
 
 
 @dataclass(frozen=True)
@@ -614,16 +655,17 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _unknown_env(env: Mapping[str, str], spared: str) -> None:
+def _unknown_env(env: Mapping[str, str], spared: set[str]) -> None:
     """Refuse an ``AUTHHOST_<SECTION>_<KEY>`` variable that names no key, as a file's unknown
     key is refused: a misspelt one (``AUTHHOST_SERVER_DEADLINE=150``) was ignored without a
     word, and the server ran on the value the operator meant to change. ``spared`` is the
-    master key's own variable, which ``[security] master_key_env`` may name in this form."""
+    master key's own variable and the token PIN's, which ``[security] master_key_env`` and
+    ``master_key_pkcs11_pin_env`` may name in this form."""
     for section, cls in SECTIONS.items():
         prefix = f"{ENV_PREFIX}{section.upper()}_"
         known = {f.name.upper() for f in dataclasses.fields(cls)}
         for name in sorted(env):
-            if not name.startswith(prefix) or name == spared:
+            if not name.startswith(prefix) or name in spared:
                 continue
             key = name[len(prefix) :]
             if key not in known:
@@ -700,7 +742,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         sections[name] = _build(
             cls, {**raw, **overrides.get(name, {})}, f"{file}:[{name}]", lines.get(name), from_env
         )
-    _unknown_env(env, sections["security"].master_key_env)
+    security = sections["security"]
+    _unknown_env(env, {security.master_key_env, security.master_key_pkcs11_pin_env})
     raw_listeners = data.get("listeners", [])
     if not isinstance(raw_listeners, list) or not all(isinstance(x, dict) for x in raw_listeners):
         raise ConfigError(f"{file}: listeners must be [[listeners]] tables")

@@ -14,11 +14,12 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from authhost.config import ConfigError, SecurityConfig, load_config
+from authhost.config import DEFAULT_MASTER_KEY_ENV, ConfigError, SecurityConfig, load_config
 from authhost.security import key_admin, master_rotation
 from authhost.security.errors import SecurityError
+from authhost.security.hsm_master import TokenKey
 from authhost.security.keys import KeyAlgorithm, KeyType
-from authhost.security.keystore import FORMAT_VERSION, KeyStore
+from authhost.security.keystore import FORMAT_VERSION, KEY_MASTER, KeyStore
 
 keys_app = typer.Typer(
     name="keys",
@@ -113,6 +114,7 @@ def keys_list(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> None:
     if store.demo:
         typer.echo("# demo key store: test keys only, not for production")
     typer.echo(_format_line(store))
+    typer.echo(f"# master key: {store.master_ref}")
     typer.echo(f"{'NAME':<16} {'VER':>3}  {'TYPE':<9} {'ALG':<5} {'KCV':<6}  CREATED (UTC)")
     for entry in store.entries():
         created = dt.datetime.fromtimestamp(entry.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
@@ -298,20 +300,58 @@ def keys_rotate_master_key(
             "--new-master-key-env", help="environment variable holding the new master key"
         ),
     ] = None,
+    new_pkcs11_label: Annotated[
+        str | None,
+        typer.Option(
+            "--new-pkcs11-label",
+            help="label of the new master key: an AES key in a PKCS#11 token (the HSM)",
+        ),
+    ] = None,
+    new_pkcs11_token: Annotated[
+        str | None,
+        typer.Option(
+            "--new-pkcs11-token",
+            help="its token's label (default: \\[security] master_key_pkcs11_token)",
+        ),
+    ] = None,
+    new_pkcs11_library: Annotated[
+        str | None,
+        typer.Option(
+            "--new-pkcs11-library",
+            help="its PKCS#11 library (default: \\[security] master_key_pkcs11_library)",
+        ),
+    ] = None,
+    new_pkcs11_pin_env: Annotated[
+        str | None,
+        typer.Option(
+            "--new-pkcs11-pin-env",
+            help="environment variable with its token's user PIN (default: \\[security] "
+            "master_key_pkcs11_pin_env)",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     key_store: KeyStoreOpt = None,
 ) -> None:
     """Re-encrypt the whole key store under a new master key (end of its cryptoperiod, a
     custodian leaving, a suspected compromise). Working keys and their KCVs stay; the audit
     chain keeps verifying. Running servers keep the keys they have and must be restarted
-    with the new master key; then destroy the old one."""
+    with the new master key; then destroy the old one. The new master key may be an AES key
+    in a PKCS#11 token (--new-pkcs11-label), and so may the current one."""
+    security = _security(config, key_store)
     try:
+        token = master_rotation.new_token_key(
+            security,
+            new_pkcs11_label,
+            new_pkcs11_token,
+            new_pkcs11_library,
+            new_pkcs11_pin_env,
+            os.environ,
+        )
         new_master = master_rotation.new_master_key(
-            new_master_key_file, new_master_key_env, os.environ
+            new_master_key_file, new_master_key_env, os.environ, token
         )
     except KEY_STORE_ERRORS as exc:
         _fail(_said(exc))
-    security = _security(config, key_store)
     store = _store(config, key_store)
     try:
         rotation = master_rotation.rotate_master_key(security, store, new_master, os.environ)
@@ -324,16 +364,34 @@ def keys_rotate_master_key(
         shown = str(version) if version else "-"
         typer.echo(f"{name:<16} {shown:>3}  {old:<10}  {new}")
     live = sum(1 for _, _, value in rotation.before.rows[:-1] if value != master_rotation.RETIRED)
+    to = "the new master key" if token is None else f"the token key {token.ref}"
     typer.echo(
-        f"rotated {store.path} to the new master key: {live} key version(s) and the audit "
+        f"rotated {store.path} to {to}: {live} key version(s) and the audit "
         "chain key re-encrypted, KCVs unchanged"
     )
     if rotation.demo_key_file is not None:
         typer.echo(f"the demo master key file {rotation.demo_key_file} now holds the new key")
     typer.echo(
-        "next: restart every server with the new master key (they keep the keys they have "
-        "until then), then destroy the old master key"
+        f"next: {_configure_next(store, token)}restart every server with the new master key "
+        "(they keep the keys they have until then), then destroy the old master key"
     )
+
+
+def _configure_next(store: KeyStore, token: TokenKey | None) -> str:
+    """What the configuration must say after a rotation that changed the master key's kind
+    or token key (the servers' next start reads the store under the new one only)."""
+    if token is not None:
+        return (
+            f"set [security] master_key_pkcs11_library = {token.library!r}, "
+            f"master_key_pkcs11_token = {token.token!r} and master_key_pkcs11_label = "
+            f"{token.label!r} (no master_key_file or {DEFAULT_MASTER_KEY_ENV} beside them), "
+        )
+    if store.master_ref != KEY_MASTER:
+        return (
+            "remove [security] master_key_pkcs11_library, _token and _label and configure the "
+            "new master key (master_key_file or the environment variable), "
+        )
+    return ""
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,21 @@ class MasterKeyMismatch(KeyStoreError):
     """The key store's check value is not the master key's: another master key's store."""
 
 
+class MasterKindMismatch(MasterKeyMismatch):
+    """The key store is under another kind of master key (a token's, or one from the
+    environment or a file), or another token key, than the one configured: the file's
+    ``master`` says which."""
+
+
+class TokenError(MasterKeyMissing):
+    """The PKCS#11 token holding the master key cannot be used (no library, no token, a
+    wrong PIN, no such key): one line naming the token and the key's label, never the PIN."""
+
+
+class TokenKeyMismatch(MasterKeyMismatch):
+    """The token's key is not the one that wrapped this key store's store key."""
+
+
 class MasterKeyChanged(KeyStoreError):
     """A key store this process read before is now under another master key (rotated by
     ``authhost keys rotate-master-key``): the keys in hand stay, a restart with the new master

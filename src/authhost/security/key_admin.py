@@ -14,6 +14,7 @@ from pathlib import Path
 from authhost.config import SecurityConfig
 from authhost.security import tr31
 from authhost.security.errors import KeyNotFound, SecurityError
+from authhost.security.hsm_master import configured_master
 from authhost.security.keys import (
     ALLOWED_LENGTHS,
     KEY_SHAPES,
@@ -25,7 +26,7 @@ from authhost.security.keys import (
     generate_material,
     kcv,
 )
-from authhost.security.keystore import KeyStore, resolve_master_key
+from authhost.security.keystore import KeyStore
 
 PAN_DATA_KEY = "pan-data"
 
@@ -64,9 +65,7 @@ def open_key_store(
     """The configured key store under the master key; ``create`` makes an empty one."""
     env = os.environ if env is None else env
     path = Path(config.key_store)
-    master, _ = resolve_master_key(
-        config.master_key_env, config.master_key_file, path, env, demo=False
-    )
+    master, _ = configured_master(config, path, env, demo=False)
     if create and not path.exists():
         return KeyStore.create(path, master)
     return KeyStore.load(path, master)

@@ -6,6 +6,11 @@ The working keys stay what they are (same versions, same KCVs): only what protec
 file changes. The new master key is read as the current one is (hex, 32 or 64 digits, from a
 file readable by its owner only, or from an environment variable), and every refusal comes
 before the file is touched. What is shown is names, versions and KCVs, never a key.
+
+The new master key may be an AES key in a PKCS#11 token instead (``--new-pkcs11-label``, on the
+configured token unless another is named), and the current one may be too: a store moves from
+a file key to a token key, from one token key to another, and back, each time under a new
+store key (``keystore.KeyStore.rekey``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from authhost.config import SecurityConfig
 from authhost.security.errors import KeyStoreError, MasterKeyMissing
+from authhost.security.hsm_master import TokenKey
 from authhost.security.keystore import (
     DEMO_MARK,
+    KEY_MASTER,
     KeyStore,
     demo_master_path,
     master_key_from,
@@ -25,6 +33,9 @@ from authhost.security.keystore import (
     read_private,
     write_private,
 )
+
+if TYPE_CHECKING:
+    from authhost.security.keystore import Master
 
 AUDIT_ROW = "(audit chain)"  # the audit chain's key, listed with the working keys
 RETIRED = "retired"
@@ -49,20 +60,58 @@ class Rotation:
     demo_key_file: Path | None
 
 
-def new_master_key(file_name: str | None, env_name: str | None, env: Mapping[str, str]) -> bytes:
+def new_master_key(
+    file_name: str | None,
+    env_name: str | None,
+    env: Mapping[str, str],
+    token: TokenKey | None = None,
+) -> Master:
     """The new master key from ``--new-master-key-file`` or ``--new-master-key-env``, checked
-    as the current one is (owner-only file, hex, length)."""
-    if bool(file_name) == bool(env_name):
+    as the current one is (owner-only file, hex, length), or the token key ``token``."""
+    if sum(map(bool, (file_name, env_name, token))) != 1:
         raise MasterKeyMissing(
-            "name the new master key: --new-master-key-file PATH or --new-master-key-env NAME "
-            "(one of them)"
+            "name the new master key: --new-master-key-file PATH, --new-master-key-env NAME or "
+            "--new-pkcs11-label LABEL (one of them)"
         )
+    if token is not None:
+        return token
     if env_name:
         if not env.get(env_name):
             raise MasterKeyMissing(f"environment variable {env_name} is not set")
         return parse_master_key(env[env_name], f"environment variable {env_name}")
     path = Path(str(file_name))
     return parse_master_key(read_private(path, "new master key file"), str(path))
+
+
+def new_token_key(
+    config: SecurityConfig,
+    label: str | None,
+    token: str | None,
+    library: str | None,
+    pin_env: str | None,
+    env: Mapping[str, str],
+) -> TokenKey | None:
+    """The token key ``--new-pkcs11-label`` names (None without it), on the token and library
+    given, else the configured ones (a rotation from a file key names them)."""
+    if not label:
+        if token or library or pin_env:
+            raise MasterKeyMissing(
+                "--new-pkcs11-token, --new-pkcs11-library and --new-pkcs11-pin-env go with "
+                "--new-pkcs11-label LABEL"
+            )
+        return None
+    library = library or config.master_key_pkcs11_library
+    token = token or config.master_key_pkcs11_token
+    for value, option, setting in (
+        (library, "--new-pkcs11-library PATH", "library"),
+        (token, "--new-pkcs11-token LABEL", "token"),
+    ):
+        if not value:
+            raise MasterKeyMissing(
+                f"--new-pkcs11-label needs the token's {setting}: {option} (or [security] "
+                f"master_key_pkcs11_{setting})"
+            )
+    return TokenKey(library, token, label, pin_env or config.master_key_pkcs11_pin_env, env)
 
 
 def check_values(store: KeyStore) -> CheckValues:
@@ -77,7 +126,7 @@ def check_values(store: KeyStore) -> CheckValues:
 
 
 def rotate_master_key(
-    config: SecurityConfig, store: KeyStore, new_master: bytes, env: Mapping[str, str]
+    config: SecurityConfig, store: KeyStore, new_master: Master, env: Mapping[str, str]
 ) -> Rotation:
     """Write ``store`` under ``new_master`` and check it reads back with the same keys.
 
@@ -93,7 +142,12 @@ def rotate_master_key(
     if after != before:  # never seen; said rather than trusted
         raise KeyStoreError(f"{store.path}: the rotated key store reads back different KCVs")
     demo_file = None
-    if store.demo and master_key_from(config.master_key_env, config.master_key_file, env) is None:
+    if (
+        store.demo
+        and isinstance(new_master, bytes)
+        and store.master_ref == KEY_MASTER
+        and master_key_from(config.master_key_env, config.master_key_file, env) is None
+    ):
         demo_file = demo_master_path(store.path)
         write_private(demo_file, f"{DEMO_MARK}\n{new_master.hex().upper()}\n")
     return Rotation(before, after, demo_file)

@@ -45,6 +45,7 @@ from authhost.security.errors import (
     MasterKeyChanged,
     SecurityError,
 )
+from authhost.security.hsm_master import configured_master
 from authhost.security.keys import (
     KeyAlgorithm,
     KeyType,
@@ -55,10 +56,10 @@ from authhost.security.keys import (
 )
 from authhost.security.keystore import (
     FORMAT_VERSION,
+    KEY_MASTER,
     KeyStore,
     demo_master_path,
     file_stamp,
-    resolve_master_key,
 )
 
 log = logging.getLogger("authhost.security")
@@ -218,9 +219,7 @@ class SecurityModule:
         env = os.environ if env is None else env
         demo = demo or config.demo
         path = Path(config.key_store)
-        master, generated = resolve_master_key(
-            config.master_key_env, config.master_key_file, path, env, demo=demo
-        )
+        master, generated = configured_master(config, path, env, demo=demo)
         if generated:
             log.warning(
                 "demo mode: generated a DEMO master key in %s (not for production: set "
@@ -236,6 +235,13 @@ class SecurityModule:
         else:
             raise KeyStoreError(
                 f"{path}: key store not found (create keys with `authhost keys generate`)"
+            )
+        if store.master_ref != KEY_MASTER:
+            log.info(
+                "key store %s opened under the token key %s: its store key unwrapped once, the "
+                "token is not asked again while serving",
+                path,
+                store.master_ref,
             )
         if store.file_format != FORMAT_VERSION:
             log.warning(
