@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from authhost.cards.model import Account, CardKind
 from authhost.store.interface import AccountAudit, AuditSealer, CardStore
 from authhost.store.records import AuditEntry
 
 NOW = 1_780_000_000.0  # test_store_contract's
 PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
+NEW_ACCOUNT = "acc-2"  # the account "create" makes (test_store_contract seeds "acc-1")
 
 
 def made_from(action: str) -> AccountAudit:
@@ -28,6 +30,12 @@ async def _renamed_product(db: CardStore, seal: AuditSealer | None) -> None:
     assert product is not None
     entry = AuditEntry(NOW, "ops1", "product.update", PRODUCT_ID, "{}", "{}")
     await db.put_product(replace(product, name="Debit EUR 2", version=1), 0, entry, seal)
+
+
+async def _new_account(db: CardStore, seal: AuditSealer | None) -> None:
+    account = Account(NEW_ACCOUNT, "978", CardKind.CREDIT, balance=0, credit_limit=4_000)
+    entry = AuditEntry(NOW, "ops1", "account.create", NEW_ACCOUNT, "", '{"credit_limit":4000}')
+    await db.create_account(account, entry, seal)
 
 
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
@@ -53,4 +61,5 @@ OPS: dict[str, tuple[Write, str]] = {
         "_sync_ledger_audited",
     ),
     "product": (_renamed_product, "_put_product_audited"),
+    "create": (_new_account, "_create_account_audited"),
 }

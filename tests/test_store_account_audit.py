@@ -1,6 +1,6 @@
-"""Admin writes of money and products with their audit entry (PCI DSS 10: no change without
-its record): a funds change, a credit limit, a ledger sync and a product are one write with
-their entry on SQLite (one transaction) and on a single Redis (one script), both or neither;
+"""Admin writes of money, accounts and products with their audit entry (PCI DSS 10: no change
+without its record): a funds change, a credit limit, a ledger sync, a product and a new
+account are one write with their entry on SQLite (one transaction) and on a single Redis (one script), both or neither;
 on Redis Cluster the entry follows the write (the audit log is in another hash slot).
 
 Real components only: SQLite files, a real redis-server and a real one-node Redis Cluster.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from audited_writes import OPS, made_from
+from audited_writes import NEW_ACCOUNT, OPS, made_from
 from test_admin_support import demo_security
 from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -33,7 +33,7 @@ from test_store_contract import (  # noqa: F401 - fixtures
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, NotFoundError
 from authhost.admin.service import CardService
-from authhost.cards.model import Account
+from authhost.cards.model import Account, CardKind
 from authhost.store import redis as redis_store
 from authhost.store.interface import (
     BeyondBound,
@@ -54,12 +54,14 @@ EACH_OP = pytest.mark.parametrize("op", list(OPS))
 
 async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
-    funds key's record, and the audit log."""
+    funds key's record, the new account and every account's list, and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
         await db.get_product(PRODUCT.product_id),
         await db.funds_change_of("acc-1", "k1"),
+        await db.get_account(NEW_ACCOUNT),
+        await db.list_accounts(),
         await db.audit(limit=1000),
     )
 
@@ -77,19 +79,22 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await seeded(store, balance=10_000)
     write, _ = OPS[op]
     await write(store, SEAL)
-    account, ledger, product, record, audit = await state(store)
+    account, ledger, product, record, created, listed, audit = await state(store)
     [entry] = audit
     assert entry.action == {"funds": "account.funds", "product": "product.update"}.get(
         op, f"account.{op}"
     )
     assert entry.chain  # sealed, chained to the newest entry
-    if op != "product":  # made from the account as the write found it
+    if op not in ("product", "create"):  # made from the account as the write found it
         assert json.loads(entry.before) == {"balance": 10_000}
     assert {
         "funds": account.balance == 10_250 and record is not None,
         "credit_limit": account.credit_limit == 5_000,
         "ledger_sync": account.balance == 7_000 and ledger is not None,
         "product": product.name == "Debit EUR 2" and product.version == 1,
+        "create": created is not None
+        and created.credit_limit == 4_000
+        and [a.account_id for a in listed] == ["acc-1", NEW_ACCOUNT],
     }[op]
     assert (await chain_ok(store))["verified"] == 1
 
@@ -209,6 +214,34 @@ async def test_a_refused_write_appends_no_entry(store):  # noqa: F811
     assert (await subjects_actions(store))[-1] == ("acc-1", "account.ledger_sync")
     assert len(await store.audit()) == 3
     await chain_ok(store)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_a_create_of_a_taken_id_writes_nothing_and_no_entry(store):  # noqa: F811
+    """An account whose id is taken: the account as it was, no entry (on every store); the
+    create of a free id lands with its entry, and one at once with it on the same id is
+    refused (the store's own check, not a read before it)."""
+    await seeded(store, balance=10_000)
+    before = await state(store)
+    entry = AuditEntry(NOW, "ops1", "account.create", "acc-1", "", "{}")
+    with pytest.raises(Conflict, match="acc-1 already exists"):
+        await store.create_account(Account("acc-1", "978", CardKind.CREDIT), entry, SEAL)
+    assert await state(store) == before
+    outcomes: list[str] = []
+
+    async def create() -> None:
+        try:
+            await OPS["create"][0](store, SEAL)
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("refused")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(create)
+        nursery.start_soon(create)
+    assert sorted(outcomes) == ["created", "refused"]
+    assert await subjects_actions(store) == [(NEW_ACCOUNT, "account.create")]
+    assert (await chain_ok(store))["verified"] == 1
 
 
 @STORES
@@ -350,7 +383,7 @@ async def test_on_a_cluster_the_entry_follows_the_write(store, op):  # noqa: F81
     before = await state(store)
     with pytest.raises(OSError):
         await OPS[op][0](store, BrokenSeal())
-    assert (await state(store))[:4] != before[:4]  # written ...
+    assert (await state(store))[:-1] != before[:-1]  # written ...
     assert await store.audit() == []  # ... without its entry
 
 
@@ -372,10 +405,12 @@ async def test_the_service_writes_each_change_with_its_entry(
     async def no_append_after(*args):  # noqa: ANN002, ANN202
         raise Crash("an entry appended after its write")
 
+    monkeypatch.setattr(store, "append_audit", no_append_after)
     await service.create_account(rq.NewAccount(account_id="a1", balance=10_000))
+    with pytest.raises(ConflictError, match="a1 already exists"):  # refused: no entry
+        await service.create_account(rq.NewAccount(account_id="a1", balance=5))
     await service.create_product(rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit",
                                                bin="476173"))  # fmt: skip
-    monkeypatch.setattr(store, "append_audit", no_append_after)
 
     load = rq.FundsChange(amount_minor=2_500, reason="salary, card 4111111111111111")
     first = await service.change_funds("a1", load, idempotency_key="core-1")
@@ -401,6 +436,7 @@ async def test_the_service_writes_each_change_with_its_entry(
         "account.ledger_sync", "product.update",
     ]  # fmt: skip
     money = {"account_id": "a1", "currency": "978", "kind": "debit", "credit_limit": 0}
+    assert entries["account.create"]["after"]["balance"] == 10_000
     funds = entries["account.funds"]
     assert funds["before"] == {**money, "balance": 10_000}
     assert funds["after"] == {**money, "balance": 12_500, "amount_minor": 2_500,

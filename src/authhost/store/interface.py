@@ -538,7 +538,13 @@ class CardStore(Protocol):
 
     async def list_products(self) -> list[Product]: ...
 
-    async def create_account(self, account: Account) -> None: ...
+    async def create_account(
+        self, account: Account, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
+        """Create the account; ``Conflict`` when one has its id (nothing written). ``audit``:
+        the creation's entry, appended (chained with ``seal``) only if the account is created,
+        in the same atomic step as ``update_card``'s."""
+        ...
 
     async def get_account(self, account_id: str) -> Account | None: ...
 

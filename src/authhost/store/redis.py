@@ -298,6 +298,7 @@ class RedisCardStore:
         self._drop_intent = client.register_script(redis_lua.DROP_INTENT)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._put_product_audited = client.register_script(redis_lua.PUT_PRODUCT_AUDITED)
+        self._create_account_audited = client.register_script(redis_lua.CREATE_ACCOUNT_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
@@ -986,13 +987,30 @@ class RedisCardStore:
         products = [codec.product_from_json(v) for v in data.values()]
         return sorted(products, key=lambda p: p.product_id)
 
-    async def create_account(self, account: Account) -> None:
+    async def create_account(
+        self, account: Account, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
+        """On a single Redis the account and its entry are one script (both or neither); on
+        a cluster the entry is appended right after the account (another hash slot)."""
         ak = self._keys.account(account.account_id)
         fields = {k: str(v) for k, v in codec.account_fields(account).items()}
+        if audit is not None and not self._cluster:
+            keys = [*self._audit_keys(audit), ak.account, self._keys.accounts]
+            args = [account.account_id, *(x for pair in fields.items() for x in pair)]
+            while True:
+                sealed = await self._audit_args(audit, seal)
+                created = int(await self._create_account_audited(keys, [*sealed, *args]))
+                if created != -3:  # -3: another writer's entry came first; sealed after it next
+                    break
+            if not created:
+                raise Conflict(f"account {account.account_id} already exists")
+            return
         if not await self._client.hsetnx(ak.account, "account_id", account.account_id):
             raise Conflict(f"account {account.account_id} already exists")
         await self._client.hset(ak.account, fields)
         await self._client.zadd(self._keys.accounts, {account.account_id: 0})
+        if audit is not None:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(audit, seal)
 
     async def get_account(self, account_id: str) -> Account | None:
         data = await self._client.hgetall(self._keys.account(account_id).account)

@@ -786,6 +786,24 @@ PUT_PRODUCT_AUDITED = (
 )
 
 
+# A new account with its entry (store.create_account): only where no account has its id.
+# KEYS[6..7]: the account's hash, every account's ids.  ARGV[4..]: the account id, then its
+# fields and values. 1 when created, 0 when the id is taken, -3 another writer moved the head
+# (nothing written either way).
+CREATE_ACCOUNT_AUDITED = (
+    """
+if redis.call('HEXISTS', KEYS[6], 'account_id') == 1 then return 0 end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('HSET', KEYS[6], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[7], 0, ARGV[4])
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+
 # An account's write made with its audit entry (the store's AccountAudit): its last check,
 # after its own refusals and before its first write. The account's balance and credit limit
 # are still those its entry was made from (ARGV[A + at], ARGV[A + at + 1]; '' when there is

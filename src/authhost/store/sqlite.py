@@ -637,7 +637,9 @@ class SqliteCardStore:
         )
         return [codec.product_from_json(r[0]) for r in rows]
 
-    async def create_account(self, account: Account) -> None:
+    async def create_account(
+        self, account: Account, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
@@ -655,6 +657,8 @@ class SqliteCardStore:
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"account {account.account_id} already exists") from None
+            if audit is not None:  # in the account's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
 
         await self._writer.run(insert)
 

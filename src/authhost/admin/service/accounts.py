@@ -176,12 +176,12 @@ class ProductsAndAccounts(ServiceBase):
                 balance=spec.balance,
                 credit_limit=spec.credit_limit,
             )
-            try:
-                await self.store.create_account(account)
+            view = account_view(account)
+            entry = self._audit_entry("account.create", account.account_id, None, view)
+            try:  # the account and its entry: one write (none when the id is taken)
+                await self.store.create_account(account, entry, self.security.audit_seal)
             except Conflict:
                 raise ConflictError(f"account {account.account_id} already exists") from None
-            view = account_view(account)
-            await self.record_audit("account.create", account.account_id, None, view)
             return view
 
         return await self._once("account.create", idempotency_key, spec, create)
