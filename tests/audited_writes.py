@@ -9,13 +9,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from authhost.cards import lifecycle
 from authhost.cards.model import Account, CardKind
+from authhost.cards.production import PanFacts, new_card
 from authhost.store.interface import AccountAudit, AuditSealer, CardStore
 from authhost.store.records import AuditEntry
 
 NOW = 1_780_000_000.0  # test_store_contract's
 PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
 NEW_ACCOUNT = "acc-2"  # the account "create" makes (test_store_contract seeds "acc-1")
+NEW_CARD = "crd-new"  # the card "issue", "renew" and "reissue" make on "acc-1"
+NEW_PAN = "idx-new"  # its PAN's index when it has a PAN of its own (a stand-in for the HMAC)
 
 
 def made_from(action: str) -> AccountAudit:
@@ -38,8 +42,36 @@ async def _new_account(db: CardStore, seal: AuditSealer | None) -> None:
     await db.create_account(account, entry, seal)
 
 
+async def _issued_card(db: CardStore, seal: AuditSealer | None) -> None:
+    product = await db.get_product(PRODUCT_ID)
+    assert product is not None
+    pan = PanFacts(NEW_PAN, product.bin, "0001", product.pan_length)
+    card = new_card(product, pan, card_id=NEW_CARD, account_id="acc-1", now=NOW)
+    entry = AuditEntry(NOW, "ops1", "card.issue", NEW_CARD, "", "{}")
+    await db.create_card(card, b"sealed PAN", entry, seal)
+
+
+def _successor(action: str) -> Write:
+    """The seeded card renewed (the same PAN) or reissued (a new one), with the old card's
+    entry and the new card's issue entry."""
+
+    async def write(db: CardStore, seal: AuditSealer | None) -> None:
+        [card] = await db.list_cards("acc-1")
+        make = getattr(lifecycle, action)
+        old, new = make(card, now=NOW, validity_months=36, new_card_id=NEW_CARD)
+        if not new.pan_index:
+            new = replace(new, pan_index=NEW_PAN, last4="0001")
+        entries = (
+            AuditEntry(NOW, "ops1", f"card.{action}", card.card_id, "{}", "{}"),
+            AuditEntry(NOW, "ops1", "card.issue", NEW_CARD, "", "{}"),
+        )
+        await db.replace_card(old, new, b"sealed PAN", entries, seal)
+
+    return write
+
+
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
-# Each audited write on test_store_contract's seeded data ("acc-1", its product), with the
+# Each audited write on test_store_contract's seeded data ("acc-1", its card, its product), with the
 # Redis script that makes it with its entry
 OPS: dict[str, tuple[Write, str]] = {
     "funds": (
@@ -62,4 +94,9 @@ OPS: dict[str, tuple[Write, str]] = {
     ),
     "product": (_renamed_product, "_put_product_audited"),
     "create": (_new_account, "_create_account_audited"),
+    "issue": (_issued_card, "_create_card_audited"),
+    "renew": (_successor("renew"), "_replace_audited"),
+    "reissue": (_successor("reissue"), "_replace_audited"),
 }
+# the entries each write makes (one, but for a successor's two: the old card's, the new one's)
+ENTRIES = {"renew": 2, "reissue": 2}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from audited_writes import NEW_ACCOUNT, OPS, made_from
+from audited_writes import ENTRIES, NEW_ACCOUNT, NEW_CARD, NEW_PAN, OPS, made_from
 from test_admin_support import demo_security
 from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -54,7 +54,8 @@ EACH_OP = pytest.mark.parametrize("op", list(OPS))
 
 async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
-    funds key's record, the new account and every account's list, and (last) the audit log."""
+    funds key's record, the new account and every account's list, the cards (the new one,
+    every one, what the new PAN finds), and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
@@ -62,6 +63,9 @@ async def state(db) -> tuple:
         await db.funds_change_of("acc-1", "k1"),
         await db.get_account(NEW_ACCOUNT),
         await db.list_accounts(),
+        await db.get_card(NEW_CARD),
+        await db.list_cards(limit=1000),
+        await db.find_card(NEW_PAN),
         await db.audit(limit=1000),
     )
 
@@ -79,14 +83,24 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await seeded(store, balance=10_000)
     write, _ = OPS[op]
     await write(store, SEAL)
-    account, ledger, product, record, created, listed, audit = await state(store)
-    [entry] = audit
-    assert entry.action == {"funds": "account.funds", "product": "product.update"}.get(
-        op, f"account.{op}"
+    account, ledger, product, record, created, listed, card, cards, by_pan, audit = await state(
+        store
     )
-    assert entry.chain  # sealed, chained to the newest entry
-    if op not in ("product", "create"):  # made from the account as the write found it
+    assert len(audit) == ENTRIES.get(op, 1)
+    entry = audit[0]
+    assert entry.action == {
+        "funds": "account.funds",
+        "product": "product.update",
+        "issue": "card.issue",
+        "renew": "card.renew",
+        "reissue": "card.reissue",
+    }.get(op, f"account.{op}")
+    assert all(e.chain for e in audit)  # sealed, chained to the newest entry
+    if op in ("funds", "credit_limit", "ledger_sync"):  # the account as the write found it
         assert json.loads(entry.before) == {"balance": 10_000}
+    old = [c for c in cards if c.card_id != NEW_CARD][0]
+    successor = card is not None and card.replaces == old.card_id == card.replaces
+    successor = successor and old.replaced_by == NEW_CARD and len(cards) == 2
     assert {
         "funds": account.balance == 10_250 and record is not None,
         "credit_limit": account.credit_limit == 5_000,
@@ -95,8 +109,12 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "create": created is not None
         and created.credit_limit == 4_000
         and [a.account_id for a in listed] == ["acc-1", NEW_ACCOUNT],
+        "issue": card is not None and by_pan == card and len(cards) == 2,
+        "renew": successor and card.pan_index == old.pan_index and by_pan is None,
+        "reissue": successor and by_pan == card,
     }[op]
-    assert (await chain_ok(store))["verified"] == 1
+    assert [e.subject for e in audit[1:]] == [NEW_CARD] * (len(audit) - 1)
+    assert (await chain_ok(store))["verified"] == len(audit)
 
 
 @STORES
@@ -146,7 +164,7 @@ trio.run(main)
     try:
         assert await state(reopened) == before
         await OPS[op][0](reopened, SEAL)  # made again: once
-        assert len(await reopened.audit()) == 1
+        assert len(await reopened.audit()) == ENTRIES.get(op, 1)
         await chain_ok(reopened)
     finally:
         await reopened.close()
@@ -174,7 +192,7 @@ async def test_a_process_dying_before_its_one_script_leaves_neither_on_redis(
     assert await state(store) == before
     monkeypatch.undo()
     await write(store, SEAL)  # made again: once
-    assert len(await store.audit()) == 1
+    assert len(await store.audit()) == ENTRIES.get(op, 1)
     await chain_ok(store)
 
 
@@ -303,10 +321,10 @@ async def test_a_head_moved_by_another_writer_is_sealed_again(
     other = await store.reopen()
     try:
         await OPS[op][0](store, SEAL)
-        assert len(heads) == 2 and heads[0] != heads[1]
+        assert heads[0] != heads[1]  # (a cluster reads it again for a second entry)
         assert [a for _, a in await subjects_actions(store)][0] == "card.note"
-        assert len(await store.audit()) == 2
-        assert (await chain_ok(store))["verified"] == 2
+        assert len(await store.audit()) == 1 + ENTRIES.get(op, 1)
+        assert (await chain_ok(store))["verified"] == 1 + ENTRIES.get(op, 1)
     finally:
         await other.close()
 

@@ -621,9 +621,17 @@ class CardStore(Protocol):
         ...
 
     # --- cards ----------------------------------------------------------------------------
-    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
-        """Raise Conflict if a card with the same pan_index exists (PANs are never reused
-        across products; a replacement with the same PAN uses ``replace_card_keep_pan``)."""
+    async def create_card(
+        self,
+        card: Card,
+        pan_ciphertext: bytes,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """Raise Conflict if a card with the same pan_index or card_id exists (PANs are never
+        reused across products; a replacement with the same PAN is ``replace_card``'s).
+        ``audit``: the issue's entry, appended (chained with ``seal``) only if the card is
+        created, in the same atomic step as ``update_card``'s."""
         ...
 
     async def get_card(self, card_id: str) -> Card | None: ...
@@ -653,10 +661,19 @@ class CardStore(Protocol):
         live in different hash slots, which no script spans)."""
         ...
 
-    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+    async def replace_card(
+        self,
+        old: Card,
+        new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry] | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         """Atomically store ``old`` (linked, in its state) and insert ``new``. ``new`` may have
         the same pan_index as ``old`` (renewal, damaged): the PAN then means ``new`` once it is
-        activated (see ``find_card``)."""
+        activated (see ``find_card``). ``audit``: the old card's entry and the new card's
+        issue entry, appended in that order (chained with ``seal``) only if both cards are
+        written, in the same atomic step as ``update_card``'s."""
         ...
 
     async def pan_ciphertext(self, card_id: str) -> bytes: ...

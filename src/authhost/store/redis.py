@@ -299,6 +299,8 @@ class RedisCardStore:
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._put_product_audited = client.register_script(redis_lua.PUT_PRODUCT_AUDITED)
         self._create_account_audited = client.register_script(redis_lua.CREATE_ACCOUNT_AUDITED)
+        self._create_card_audited = client.register_script(redis_lua.CREATE_CARD_AUDITED)
+        self._replace_audited = client.register_script(redis_lua.REPLACE_CARD_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
@@ -1287,8 +1289,7 @@ class RedisCardStore:
 
     async def _claim(self, card: Card, *, pan: bool) -> None:
         """Take the card id (and the PAN index) or raise Conflict, leaving nothing behind."""
-        if not card.card_id or not card.pan_index:
-            raise StoreError("a card needs a card_id and a pan_index")
+        _check_card_ids(card)
         home = self._keys.card_home(card.card_id)
         if not await self._client.set(home, card.account_id, condition="NX"):
             raise Conflict(f"card {card.card_id} already exists")
@@ -1298,13 +1299,47 @@ class RedisCardStore:
                 await self._client.delete([home])
                 raise Conflict("a card with this PAN already exists")
 
-    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
-        await self._claim(card, pan=True)
+    async def create_card(
+        self,
+        card: Card,
+        pan_ciphertext: bytes,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the card and its entry are one script (both or neither); on a
+        cluster the entry is appended right after the card (another hash slot)."""
         ak = self._keys.account(card.account_id)
+        if audit is not None and not self._cluster:
+            _check_card_ids(card)
+            fields = self._card_fields(card, pan_ciphertext)
+            keys = [
+                *self._audit_keys(audit),
+                self._keys.card_home(card.card_id),
+                self._keys.pan(card.pan_index),
+                self._keys.card_seq,
+                ak.card(card.card_id),
+                ak.cards,
+                self._keys.all_cards,
+            ]
+            args = [card.account_id, _pointer_value(card), card.card_id]
+            args += [x for pair in fields.items() for x in pair]
+            while True:
+                sealed = await self._audit_args(audit, seal)
+                created = int(await self._create_card_audited(keys, [*sealed, *args]))
+                if created != -3:  # -3: another writer's entry came first; sealed after it next
+                    break
+            if created == -1:
+                raise Conflict(f"card {card.card_id} already exists")
+            if created == -2:
+                raise Conflict("a card with this PAN already exists")
+            return
+        await self._claim(card, pan=True)
         seq = await self._client.incr(self._keys.card_seq)
         await self._client.hset(ak.card(card.card_id), self._card_fields(card, pan_ciphertext))
         await self._client.zadd(ak.cards, {card.card_id: seq})
         await self._client.zadd(self._keys.all_cards, {card.card_id: seq})
+        if audit is not None:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(audit, seal)
 
     async def _card_account(self, card_id: str) -> str | None:
         raw = await self._client.get(self._keys.card_home(card_id))
@@ -1483,12 +1518,26 @@ class RedisCardStore:
         await self._client.zrem(old_ak.cards, [card.card_id])
         return stored
 
-    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+    async def replace_card(
+        self,
+        old: Card,
+        new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry] | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis both cards and both entries are one script (all or none); on a
+        cluster the entries are appended right after the cards (another hash slot)."""
         if new.account_id != old.account_id:
             raise StoreError("a replacement card stays on the account of the card it replaces")
         same_pan = new.pan_index == old.pan_index
         linked_old = replace(old, replaced_by=new.card_id, version=old.version + 1)
         linked_new = replace(new, replaces=old.card_id)
+        if audit is not None and not self._cluster:
+            await self._replace_audited_card(
+                old, linked_old, linked_new, pan_ciphertext, audit, seal
+            )
+            return
         await self._claim(linked_new, pan=not same_pan)
         ak = self._keys.account(old.account_id)
         seq = await self._client.incr(self._keys.card_seq)
@@ -1521,6 +1570,69 @@ class RedisCardStore:
         await self._client.zadd(self._keys.all_cards, {new.card_id: seq})
         if same_pan and lifecycle.is_current_over(linked_new, linked_old, candidate_is_newer=True):
             await self._client.set(self._keys.pan(new.pan_index), _pointer_value(new))
+        for entry in audit or ():  # a cluster: the audit log is in another hash slot
+            await self.append_audit(entry, seal)
+
+    async def _replace_audited_card(
+        self,
+        old: Card,
+        linked_old: Card,
+        linked_new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry],
+        seal: AuditSealer | None,
+    ) -> None:
+        """Both cards, the new one's claims and listing, the PAN's pointer and both entries
+        in one script (REPLACE_CARD_AUDITED), every check before its first write."""
+        _check_card_ids(linked_new)
+        new = linked_new
+        if new.pan_index != old.pan_index:
+            pointer = "claim"
+        elif lifecycle.is_current_over(new, linked_old, candidate_is_newer=True):
+            pointer = "move"
+        else:
+            pointer = "keep"
+        ak = self._keys.account(old.account_id)
+        keys = [
+            *self._audit_keys(audit[0]),
+            self._keys.audit_subject(audit[1].subject),
+            ak.card(old.card_id),
+            ak.card(new.card_id),
+            ak.cards,
+            self._keys.card_home(new.card_id),
+            self._keys.pan(new.pan_index),
+            self._keys.card_seq,
+            self._keys.all_cards,
+        ]
+        args = [
+            str(old.version),
+            codec.card_to_json(linked_old),
+            str(old.pin_tries),
+            old.state.value,
+            codec.card_to_json(new),
+            str(new.pin_tries),
+            str(new.version),
+            pan_ciphertext,
+            new.account_id,
+            new.state.value,
+            new.card_id,
+            _pointer_value(new),
+            pointer,
+        ]
+        while True:
+            first = await self._audit_args(audit[0], seal)
+            second = _sealed_after(audit[1], seal, first[2])
+            result = int(await self._replace_audited(keys, [*first, *second, *args]))
+            if result != -3:  # -3: another writer's entry came first; sealed after it next
+                break
+        if result == -1:
+            raise NotFound(f"card {old.card_id} not found")
+        if result == -2:
+            raise Conflict(f"card {old.card_id} was changed by someone else (stale version)")
+        if result == -4:
+            raise Conflict(f"card {new.card_id} already exists")
+        if result == -5:
+            raise Conflict("a card with this PAN already exists")
 
     async def pan_ciphertext(self, card_id: str) -> bytes:
         account_id = await self._card_account(card_id)
@@ -1670,12 +1782,10 @@ class RedisCardStore:
         fills), the head it was sealed after, as read now, and its chain value ("" and ""
         unsealed: only the JSON goes to APPEND_AUDIT)."""
         if seal is None:
-            text = codec.audit_to_json(replace(entry, audit_id="__ID__"))  # type: ignore[arg-type]
-            return [text, "", ""]
+            return [_sealed_after(entry, None, "")[0], "", ""]
         previous = await self._audit_head()
-        chain = seal.seal(previous, entry.sealed_fields())
-        sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
-        return [codec.audit_to_json(sealed), previous, chain]
+        text, chain = _sealed_after(entry, seal, previous)
+        return [text, previous, chain]
 
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         keys = self._audit_keys(entry)
@@ -2052,6 +2162,19 @@ class RedisCardStore:
 
 def _pointer_value(card: Card) -> str:
     return f"{card.card_id}|{card.account_id}|{card.product_id}"
+
+
+def _check_card_ids(card: Card) -> None:
+    if not card.card_id or not card.pan_index:
+        raise StoreError("a card needs a card_id and a pan_index")
+
+
+def _sealed_after(entry: AuditEntry, seal: AuditSealer | None, previous: str) -> list[str]:
+    """The entry's JSON (its id a placeholder the script fills) and its chain value sealed
+    after ``previous`` ("" unsealed)."""
+    chain = "" if seal is None else seal.seal(previous, entry.sealed_fields())
+    sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
+    return [codec.audit_to_json(sealed), chain]
 
 
 def _glob_escape(text: str) -> str:

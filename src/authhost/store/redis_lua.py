@@ -786,6 +786,78 @@ PUT_PRODUCT_AUDITED = (
 )
 
 
+# A second entry after _AUDIT_WRITE's, chained after it (a replacement's: the old card's
+# entry, then the new card's issue): KEYS[6] its subject's ids, ARGV[4] its JSON with the id's
+# placeholder, ARGV[5] its chain value ('' unsealed: the head left alone).
+_SECOND_AUDIT_WRITE = """
+local id2 = redis.call('INCR', KEYS[4])
+local text2 = string.gsub(ARGV[4], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id2), 1)
+redis.call('HSET', KEYS[1], id2, text2)
+redis.call('ZADD', KEYS[2], id2, id2)
+redis.call('ZADD', KEYS[6], id2, id2)
+if ARGV[5] ~= '' then redis.call('SET', KEYS[5], ARGV[5]) end
+"""
+
+# A card's issue with its entry (store.create_card): the card's id and PAN claimed, the card
+# numbered, stored and listed. KEYS[6..11]: the card's home, the PAN's pointer, the card
+# sequence, the card's hash, the account's cards, every card's list.  ARGV[4..]: the account
+# id, the PAN's pointer value, the card id, then the card hash's fields and values. 1 when
+# created; -1 the card id is taken, -2 the PAN is, -3 another writer moved the head (nothing
+# written).
+CREATE_CARD_AUDITED = (
+    """
+if redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[7]) == 1 then return -2 end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('SET', KEYS[6], ARGV[4])
+redis.call('SET', KEYS[7], ARGV[5])
+local seq = redis.call('INCR', KEYS[8])
+redis.call('HSET', KEYS[9], unpack(ARGV, 7))
+redis.call('ZADD', KEYS[10], seq, ARGV[6])
+redis.call('ZADD', KEYS[11], seq, ARGV[6])
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+# REPLACE_CARD with the claims, the listing and the PAN's pointer, and two entries (the old
+# card's, then the new card's issue: KEYS[1..5] and ARGV[1..3] the first's, KEYS[6] and
+# ARGV[4..5] the second's, _SECOND_AUDIT_WRITE). KEYS[7..13]: old card hash, new card hash,
+# the account's cards, the new card's home, the new card's PAN pointer, the card sequence,
+# every card's list.  ARGV[6..18]: old expected version, old data, old pin_tries, old state,
+# new data, new pin_tries, new version, new ciphertext, account id, new state, new card id,
+# the PAN's pointer value for it, and what to do with the pointer: 'claim' (a new PAN: only
+# if free), 'move' (the same PAN, which now means the new card), 'keep'. The old card's new
+# version; -1 it is missing, -2 stale, -3 another writer moved the head, -4 the new card id
+# is taken, -5 the new PAN is (nothing written).
+REPLACE_CARD_AUDITED = (
+    """
+local v = redis.call('HGET', KEYS[7], 'version')
+if not v then return -1 end
+if v ~= ARGV[6] then return -2 end
+if redis.call('EXISTS', KEYS[10]) == 1 or redis.call('EXISTS', KEYS[8]) == 1 then return -4 end
+if ARGV[18] == 'claim' and redis.call('EXISTS', KEYS[11]) == 1 then return -5 end
+"""
+    + _audit_head_moved("-3")
+    + """
+local nv = tonumber(v) + 1
+redis.call('HSET', KEYS[7], 'data', ARGV[7], 'pin_tries', ARGV[8], 'version', nv,
+  'state', ARGV[9])
+redis.call('HSET', KEYS[8], 'data', ARGV[10], 'pin_tries', ARGV[11], 'version', ARGV[12],
+  'pan', ARGV[13], 'account_id', ARGV[14], 'state', ARGV[15])
+redis.call('SET', KEYS[10], ARGV[14])
+if ARGV[18] ~= 'keep' then redis.call('SET', KEYS[11], ARGV[17]) end
+local seq = redis.call('INCR', KEYS[12])
+redis.call('ZADD', KEYS[9], seq, ARGV[16])
+redis.call('ZADD', KEYS[13], seq, ARGV[16])
+"""
+    + _AUDIT_WRITE
+    + _SECOND_AUDIT_WRITE
+    + "return nv\n"
+)
+
 # A new account with its entry (store.create_account): only where no account has its id.
 # KEYS[6..7]: the account's hash, every account's ids.  ARGV[4..]: the account id, then its
 # fields and values. 1 when created, 0 when the id is taken, -3 another writer moved the head

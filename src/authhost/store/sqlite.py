@@ -868,10 +868,19 @@ class SqliteCardStore:
 
     # --- cards -----------------------------------------------------------------------------
 
-    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
-        await self._writer.run(
-            lambda conn: _insert_card(conn, card, pan_ciphertext, same_pan=False)
-        )
+    async def create_card(
+        self,
+        card: Card,
+        pan_ciphertext: bytes,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            _insert_card(conn, card, pan_ciphertext, same_pan=False)
+            if audit is not None:  # in the card's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
+
+        await self._writer.run(insert)
 
     async def get_card(self, card_id: str) -> Card | None:
         return await self._reader.run(
@@ -918,7 +927,14 @@ class SqliteCardStore:
 
         return await self._writer.run(write)
 
-    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+    async def replace_card(
+        self,
+        old: Card,
+        new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry] | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         if new.account_id != old.account_id:
             raise StoreError("a replacement card stays on the account of the card it replaces")
 
@@ -927,6 +943,8 @@ class SqliteCardStore:
             linked_new = replace(new, replaces=old.card_id)
             _update_card(conn, linked_old)
             _insert_card(conn, linked_new, pan_ciphertext, same_pan=new.pan_index == old.pan_index)
+            for entry in audit or ():  # in the cards' own transaction: all or none
+                _insert_audit(conn, entry, seal)
 
         await self._writer.run(swap)
 

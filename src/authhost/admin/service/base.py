@@ -326,10 +326,14 @@ class ServiceBase:
         self,
         build: Callable[[production.PanFacts], Card],
         product: Product,
+        issued: Callable[[Card], AuditEntry],
         *,
         replaced: Card | None = None,
+        replacing: Callable[[Card], AuditEntry] | None = None,
     ) -> Card:
-        """Store the card ``build`` makes under a new random PAN, drawing again on a clash."""
+        """Store the card ``build`` makes under a new random PAN, drawing again on a clash,
+        with its entries in the same write: ``issued`` makes the new card's, ``replacing``
+        the replaced card's (both from the card as built)."""
         for _ in range(PAN_ATTEMPTS):
             pan = production.new_pan(product.bin, product.pan_length)
             pan_index = self.security.pan_index(pan)
@@ -338,10 +342,13 @@ class ServiceBase:
             card = build(production.PanFacts.of(pan, pan_index))
             ciphertext = self.security.encrypt_pan(pan, card.card_id)
             try:
+                seal = self.security.audit_seal
                 if replaced is None:
-                    await self.store.create_card(card, ciphertext)
+                    await self.store.create_card(card, ciphertext, issued(card), seal)
                 else:
-                    await self.store.replace_card(replaced, card, ciphertext)
+                    assert replacing is not None
+                    entries = (replacing(card), issued(card))
+                    await self.store.replace_card(replaced, card, ciphertext, entries, seal)
             except Conflict:
                 if await self.store.find_card(pan_index) is None:  # not the PAN: the old card
                     raise ConflictError(

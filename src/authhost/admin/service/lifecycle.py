@@ -40,6 +40,7 @@ from authhost.cards.tokens import HandedOver, PaymentToken
 from authhost.store.interface import (
     Conflict,
 )
+from authhost.store.records import AuditEntry
 
 # the actions that make a card: with an Idempotency-Key, once
 SUCCESSOR_ACTIONS = ("replace", "renew", "reissue")
@@ -381,12 +382,31 @@ class CardLifecycle(ServiceBase):
             )
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
+
+        def replacing(successor: Card) -> AuditEntry:  # the old card as replace_card stores it
+            after = {
+                "old": card_view(replace(old, version=old.version + 1)),
+                "new": card_view(successor),
+            }
+            before = card_view(card)
+            return self._audit_entry(
+                f"card.{action}", card.card_id, before, _with_reason(after, reason)
+            )
+
+        def issued(successor: Card) -> AuditEntry:
+            # the new card's history starts with its issue, naming the card it succeeds (by id)
+            view = _with_reason({**card_view(successor), "issued_by": action}, reason)
+            return self._audit_entry("card.issue", successor.card_id, None, view)
+
         if new.pan_index:  # same PAN (renewal, damaged card): re-encrypt it for the new card
             pan = await self._clear_pan(card.card_id)
             ciphertext = self.security.encrypt_pan(pan, new.card_id)
             del pan
+            entries = (replacing(new), issued(new))  # written with the cards: all or none
             try:
-                await self.store.replace_card(old, new, ciphertext)
+                await self.store.replace_card(
+                    old, new, ciphertext, entries, self.security.audit_seal
+                )
             except Conflict:
                 raise ConflictError(
                     f"card {card.card_id} was changed by someone else; read it and retry"
@@ -401,17 +421,11 @@ class CardLifecycle(ServiceBase):
                     pan_length=facts.pan_length,
                 ),
                 product,
+                issued,
                 replaced=old,
+                replacing=replacing,
             )
-        view = card_view(new)
-        after = {"old": card_view(await self._card(card.card_id)), "new": view}
-        await self.record_audit(
-            f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
-        )
-        # the new card's history starts with its issue, naming the card it succeeds (by id)
-        issued = _with_reason({**view, "issued_by": action}, reason)
-        await self.record_audit("card.issue", new.card_id, None, issued)
-        return view
+        return card_view(new)
 
     async def expiring_cards(self, months: int = 12) -> dict[str, Any]:
         """How many live cards expire in each of the next ``months`` months (this one
