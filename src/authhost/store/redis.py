@@ -959,11 +959,7 @@ class RedisCardStore:
             written = int(await self._put_product([self._keys.products], args))
         else:
             keys = [*self._audit_keys(audit), self._keys.products]
-            while True:
-                sealed = await self._audit_args(audit, seal)
-                written = int(await self._put_product_audited(keys, [*sealed, *args]))
-                if written != -3:  # -3: another writer's entry came first; sealed after it next
-                    break
+            written = await self._sealed_run(self._put_product_audited, keys, args, [audit], seal)
         if not written:
             if expected_version == NEW_PRODUCT:
                 raise Conflict(f"product {product.product_id} already exists")
@@ -999,12 +995,8 @@ class RedisCardStore:
         if audit is not None and not self._cluster:
             keys = [*self._audit_keys(audit), ak.account, self._keys.accounts]
             args = [account.account_id, *(x for pair in fields.items() for x in pair)]
-            while True:
-                sealed = await self._audit_args(audit, seal)
-                created = int(await self._create_account_audited(keys, [*sealed, *args]))
-                if created != -3:  # -3: another writer's entry came first; sealed after it next
-                    break
-            if not created:
+            script = self._create_account_audited
+            if not await self._sealed_run(script, keys, args, [audit], seal):
                 raise Conflict(f"account {account.account_id} already exists")
             return
         if not await self._client.hsetnx(ak.account, "account_id", account.account_id):
@@ -1323,11 +1315,7 @@ class RedisCardStore:
             ]
             args = [card.account_id, _pointer_value(card), card.card_id]
             args += [x for pair in fields.items() for x in pair]
-            while True:
-                sealed = await self._audit_args(audit, seal)
-                created = int(await self._create_card_audited(keys, [*sealed, *args]))
-                if created != -3:  # -3: another writer's entry came first; sealed after it next
-                    break
+            created = await self._sealed_run(self._create_card_audited, keys, args, [audit], seal)
             if created == -1:
                 raise Conflict(f"card {card.card_id} already exists")
             if created == -2:
@@ -1444,11 +1432,7 @@ class RedisCardStore:
             script, keys = self._move_audited, self._move_keys(card, stored_account)
             args = [*args, card.card_id, _pointer_value(card)]
         keys = [*self._audit_keys(audit), *keys]
-        while True:
-            sealed = await self._audit_args(audit, seal)
-            result = int(await script(keys, [*sealed, *args]))
-            if result != -3:  # -3: another writer's entry came first; sealed after it next
-                break
+        result = await self._sealed_run(script, keys, args, [audit], seal)
         self._refused(card, result)
         if stored_account == card.account_id:
             await self._repoint(stored)
@@ -1619,12 +1603,7 @@ class RedisCardStore:
             _pointer_value(new),
             pointer,
         ]
-        while True:
-            first = await self._audit_args(audit[0], seal)
-            second = _sealed_after(audit[1], seal, first[2])
-            result = int(await self._replace_audited(keys, [*first, *second, *args]))
-            if result != -3:  # -3: another writer's entry came first; sealed after it next
-                break
+        result = await self._sealed_run(self._replace_audited, keys, args, audit, seal)
         if result == -1:
             raise NotFound(f"card {old.card_id} not found")
         if result == -2:
@@ -1786,6 +1765,25 @@ class RedisCardStore:
         previous = await self._audit_head()
         text, chain = _sealed_after(entry, seal, previous)
         return [text, previous, chain]
+
+    async def _sealed_run(
+        self,
+        script: Any,
+        keys: list[str],
+        args: list[Any],
+        entries: Sequence[AuditEntry],
+        seal: AuditSealer | None,
+    ) -> int:
+        """An *_AUDITED script's reply, its entries sealed after the chain's head as read (each
+        after the one before it) and sent before ``args``; sealed again and sent again while
+        another writer's entry moves the head first (-3: nothing written)."""
+        while True:
+            sealed = await self._audit_args(entries[0], seal)
+            for entry in entries[1:]:  # chained after the one before it, in the same script
+                sealed += _sealed_after(entry, seal, sealed[-1])
+            result = int(await script(keys, [*sealed, *args]))
+            if result != -3:
+                return result
 
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         keys = self._audit_keys(entry)
