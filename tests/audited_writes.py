@@ -19,6 +19,7 @@ NOW = 1_780_000_000.0  # test_store_contract's
 PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
 NEW_ACCOUNT = "acc-2"  # the account "create" makes (test_store_contract seeds "acc-1")
 NEW_CARD = "crd-new"  # the card "issue", "renew" and "reissue" make on "acc-1"
+CLOSED = "account.closed:acc-1"  # the marker "close" keeps (admin.service.base's key)
 NEW_PAN = "idx-new"  # its PAN's index when it has a PAN of its own (a stand-in for the HMAC)
 
 
@@ -70,6 +71,11 @@ def _successor(action: str) -> Write:
     return write
 
 
+async def _closed_account(db: CardStore, seal: AuditSealer | None) -> None:
+    entry = AuditEntry(NOW, "ops1", "account.close", "acc-1", '{"balance":0}', "{}")
+    await db.put_marker(CLOSED, '{"closed_at":1}', entry, seal)
+
+
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
 # Each audited write on test_store_contract's seeded data ("acc-1", its card, its product), with the
 # Redis script that makes it with its entry
@@ -97,6 +103,7 @@ OPS: dict[str, tuple[Write, str]] = {
     "issue": (_issued_card, "_create_card_audited"),
     "renew": (_successor("renew"), "_replace_audited"),
     "reissue": (_successor("reissue"), "_replace_audited"),
+    "close": (_closed_account, "_put_marker_audited"),
 }
 # the entries each write makes (one, but for a successor's two: the old card's, the new one's)
 ENTRIES = {"renew": 2, "reissue": 2}

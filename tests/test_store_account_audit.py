@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from audited_writes import ENTRIES, NEW_ACCOUNT, NEW_CARD, NEW_PAN, OPS, made_from
+from audited_writes import CLOSED, ENTRIES, NEW_ACCOUNT, NEW_CARD, NEW_PAN, OPS, made_from
 from test_admin_support import demo_security
 from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -55,7 +55,7 @@ EACH_OP = pytest.mark.parametrize("op", list(OPS))
 async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
     funds key's record, the new account and every account's list, the cards (the new one,
-    every one, what the new PAN finds), and (last) the audit log."""
+    every one, what the new PAN finds), the closed-account marker, and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
@@ -66,6 +66,7 @@ async def state(db) -> tuple:
         await db.get_card(NEW_CARD),
         await db.list_cards(limit=1000),
         await db.find_card(NEW_PAN),
+        await db.idempotent_result(CLOSED),
         await db.audit(limit=1000),
     )
 
@@ -83,9 +84,19 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await seeded(store, balance=10_000)
     write, _ = OPS[op]
     await write(store, SEAL)
-    account, ledger, product, record, created, listed, card, cards, by_pan, audit = await state(
-        store
-    )
+    (
+        account,
+        ledger,
+        product,
+        record,
+        created,
+        listed,
+        card,
+        cards,
+        by_pan,
+        marker,
+        audit,
+    ) = await state(store)
     assert len(audit) == ENTRIES.get(op, 1)
     entry = audit[0]
     assert entry.action == {
@@ -112,6 +123,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "issue": card is not None and by_pan == card and len(cards) == 2,
         "renew": successor and card.pan_index == old.pan_index and by_pan is None,
         "reissue": successor and by_pan == card,
+        "close": marker == '{"closed_at":1}',
     }[op]
     assert [e.subject for e in audit[1:]] == [NEW_CARD] * (len(audit) - 1)
     assert (await chain_ok(store))["verified"] == len(audit)
@@ -470,6 +482,60 @@ async def test_the_service_writes_each_change_with_its_entry(
     assert entries["product.update"]["before"]["name"] == "Debit"
     verified = await service.verify_audit()
     assert verified["ok"] and verified["verified"] == 6, verified
+
+
+@STORES
+async def test_the_service_closes_an_account_with_its_entry_in_the_marker_write(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """Through the card service: a closure refused (a balance) writes neither its marker nor
+    its entry; one made writes account.close with the closed-account marker (none appended
+    after a write: an append fails the test) and card.cancel with each card; run again, it
+    finds the marker and writes no second account.close. The chain verifies."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+    await service.create_account(rq.NewAccount(account_id="a1", balance=500))
+    await service.create_product(rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit",
+                                               bin="476173"))  # fmt: skip
+    card = await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1"))
+    with pytest.raises(ConflictError, match="balance of 500"):
+        await service.close_account("a1", "moved abroad")
+    assert await store.idempotent_result("account.closed:a1") is None
+    assert [e["action"] for e in await service.audit(subject="a1")] == ["account.create"]
+
+    await service.change_funds("a1", rq.FundsChange(amount_minor=-500, reason="paid out"))
+    closed = await service.close_account("a1", "moved abroad")
+    assert closed["cancelled_cards"] == [card["card_id"]]
+    again = await service.close_account("a1", "moved abroad")
+    assert again["cancelled_cards"] == []
+    [*_, close] = await service.audit(subject="a1")
+    assert [e["action"] for e in await service.audit(subject="a1")].count("account.close") == 1
+    assert json.loads(close["after"])["reason"] == "moved abroad"
+    assert json.loads(close["before"])["balance"] == 0
+    marker = json.loads(await store.idempotent_result("account.closed:a1"))
+    assert json.loads(close["after"])["closed_at"] == marker["closed_at"]
+    cancels = await service.audit(subject=card["card_id"])
+    assert [e["action"] for e in cancels] == ["card.issue", "card.cancel"]
+    verified = await service.verify_audit()
+    assert verified["ok"] and verified["verified"] == 6, verified
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_a_marker_already_there_appends_no_entry(store):  # noqa: F811
+    """A marker kept before (an account closed once): the marker as it was, no entry."""
+    await seeded(store)
+    assert await store.put_marker(CLOSED, '{"closed_at":0}') is None
+    before = await state(store)
+    assert await OPS["close"][0](store, SEAL) is None  # (the op answers nothing)
+    assert await store.put_marker(CLOSED, "{}", AuditEntry(NOW, "o", "account.close", "acc-1"),
+                                  SEAL) == '{"closed_at":0}'  # fmt: skip
+    assert await state(store) == before
 
 
 # --- contention: many writers at once ------------------------------------------------------

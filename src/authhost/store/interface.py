@@ -785,10 +785,18 @@ class CardStore(Protocol):
         result stays."""
         ...
 
-    async def put_marker(self, key: str, value_json: str) -> str | None:
+    async def put_marker(
+        self,
+        key: str,
+        value_json: str,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> str | None:
         """Keep ``value_json`` under ``key`` for good, unless something is there: None when
         kept, else what is there. A marker is read with ``idempotent_result`` like a result,
-        but ``prune_idempotency`` never deletes it (an account's closure)."""
+        but ``prune_idempotency`` never deletes it (an account's closure). ``audit``: the
+        marker's entry, appended (chained with ``seal``) only if the marker is kept, in the
+        same atomic step as ``update_card``'s."""
         ...
 
     async def keep_result(self, key: str) -> bool:

@@ -301,6 +301,7 @@ class RedisCardStore:
         self._create_account_audited = client.register_script(redis_lua.CREATE_ACCOUNT_AUDITED)
         self._create_card_audited = client.register_script(redis_lua.CREATE_CARD_AUDITED)
         self._replace_audited = client.register_script(redis_lua.REPLACE_CARD_AUDITED)
+        self._put_marker_audited = client.register_script(redis_lua.PUT_MARKER_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
@@ -1993,8 +1994,27 @@ class RedisCardStore:
             ["", PENDING_PREFIX, "1", "", key],
         )
 
-    async def put_marker(self, key: str, value_json: str) -> str | None:
-        return await self._put(key, value_json, "marker")
+    async def put_marker(
+        self,
+        key: str,
+        value_json: str,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> str | None:
+        """On a single Redis the marker and its entry are one script (both or neither); on a
+        cluster the entry is appended right after the marker (another hash slot)."""
+        if audit is not None and not self._cluster:
+            k = self._keys
+            keys = [*self._audit_keys(audit), k.idempotency(key), k.idempotency_markers]
+            args = [value_json, key]
+            if await self._sealed_run(self._put_marker_audited, keys, args, [audit], seal):
+                return None
+            there = await self._client.get(k.idempotency(key))  # a marker: there for good
+            return _s(there) if there is not None else ""
+        there = await self._put(key, value_json, "marker")
+        if there is None and audit is not None:  # a cluster: the audit log is elsewhere
+            await self.append_audit(audit, seal)
+        return there
 
     async def _put(self, key: str, value: str, what: str) -> str | None:
         """``value`` under ``key`` unless something is there (None), else what is there; a

@@ -858,6 +858,23 @@ redis.call('ZADD', KEYS[13], seq, ARGV[16])
     + "return nv\n"
 )
 
+# A marker kept for good (store.put_marker) with its entry, only where nothing is under its
+# key. KEYS[6..7]: the idempotency key, the markers' set.  ARGV[4..5]: the marker's JSON, the
+# store's key. 1 when kept, 0 when something is there, -3 another writer moved the head
+# (nothing written either way).
+PUT_MARKER_AUDITED = (
+    """
+if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('SET', KEYS[6], ARGV[4])
+redis.call('SADD', KEYS[7], ARGV[5])
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
 # A new account with its entry (store.create_account): only where no account has its id.
 # KEYS[6..7]: the account's hash, every account's ids.  ARGV[4..]: the account id, then its
 # fields and values. 1 when created, 0 when the id is taken, -3 another writer moved the head

@@ -1206,10 +1206,20 @@ class SqliteCardStore:
             )
         )
 
-    async def put_marker(self, key: str, value_json: str) -> str | None:
-        return await self._writer.run(
-            partial(_put_if_absent, key=key, value=value_json, prunable=False)
-        )
+    async def put_marker(
+        self,
+        key: str,
+        value_json: str,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> str | None:
+        def put(conn: sqlite3.Connection) -> str | None:
+            there = _put_if_absent(conn, key=key, value=value_json, prunable=False)
+            if there is None and audit is not None:  # in the marker's transaction: both or neither
+                _insert_audit(conn, audit, seal)
+            return there
+
+        return await self._writer.run(put)
 
     async def keep_result(self, key: str) -> bool:
         def keep(conn: sqlite3.Connection) -> bool:
