@@ -12,7 +12,7 @@ from typing import Any
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, CardKind
 from authhost.cards.production import PanFacts, new_card
-from authhost.store.interface import AccountAudit, AuditSealer, CardStore
+from authhost.store.interface import AccountAudit, AuditSealer, CardStore, ListAudit
 from authhost.store.records import AuditEntry
 
 NOW = 1_780_000_000.0  # test_store_contract's
@@ -20,6 +20,7 @@ PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
 NEW_ACCOUNT = "acc-2"  # the account "create" makes (test_store_contract seeds "acc-1")
 NEW_CARD = "crd-new"  # the card "issue", "renew" and "reissue" make on "acc-1"
 CLOSED = "account.closed:acc-1"  # the marker "close" keeps (admin.service.base's key)
+LIST = "blocked-bins"  # the named list "list" writes
 NEW_PAN = "idx-new"  # its PAN's index when it has a PAN of its own (a stand-in for the HMAC)
 
 
@@ -76,6 +77,17 @@ async def _closed_account(db: CardStore, seal: AuditSealer | None) -> None:
     await db.put_marker(CLOSED, '{"closed_at":1}', entry, seal)
 
 
+def list_made_from() -> ListAudit:
+    """The entry a list's write makes: how many values the write found."""
+    return lambda found: AuditEntry(
+        NOW, "ops1", "list.put", LIST, json.dumps({"size": len(found)}), "{}"
+    )
+
+
+async def _put_list(db: CardStore, seal: AuditSealer | None) -> None:
+    await db.put_list(LIST, ["411111", "476173"], list_made_from(), seal)
+
+
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
 # Each audited write on test_store_contract's seeded data ("acc-1", its card, its product), with the
 # Redis script that makes it with its entry
@@ -104,6 +116,7 @@ OPS: dict[str, tuple[Write, str]] = {
     "renew": (_successor("renew"), "_replace_audited"),
     "reissue": (_successor("reissue"), "_replace_audited"),
     "close": (_closed_account, "_put_marker_audited"),
+    "list": (_put_list, "_put_list_audited"),
 }
 # the entries each write makes (one, but for a successor's two: the old card's, the new one's)
 ENTRIES = {"renew": 2, "reissue": 2}

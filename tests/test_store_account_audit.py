@@ -19,7 +19,17 @@ from pathlib import Path
 
 import pytest
 import trio
-from audited_writes import CLOSED, ENTRIES, NEW_ACCOUNT, NEW_CARD, NEW_PAN, OPS, made_from
+from audited_writes import (
+    CLOSED,
+    ENTRIES,
+    LIST,
+    NEW_ACCOUNT,
+    NEW_CARD,
+    NEW_PAN,
+    OPS,
+    list_made_from,
+    made_from,
+)
 from test_admin_support import demo_security
 from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -55,7 +65,8 @@ EACH_OP = pytest.mark.parametrize("op", list(OPS))
 async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
     funds key's record, the new account and every account's list, the cards (the new one,
-    every one, what the new PAN finds), the closed-account marker, and (last) the audit log."""
+    every one, what the new PAN finds), the closed-account marker, the named list and the
+    lists' names, and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
@@ -67,6 +78,8 @@ async def state(db) -> tuple:
         await db.list_cards(limit=1000),
         await db.find_card(NEW_PAN),
         await db.idempotent_result(CLOSED),
+        await db.get_list(LIST),
+        await db.list_names(),
         await db.audit(limit=1000),
     )
 
@@ -84,19 +97,9 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await seeded(store, balance=10_000)
     write, _ = OPS[op]
     await write(store, SEAL)
-    (
-        account,
-        ledger,
-        product,
-        record,
-        created,
-        listed,
-        card,
-        cards,
-        by_pan,
-        marker,
-        audit,
-    ) = await state(store)
+    found = await state(store)
+    account, ledger, product, record, created, listed, card, cards, by_pan, marker = found[:10]
+    values, names, audit = found[10:]
     assert len(audit) == ENTRIES.get(op, 1)
     entry = audit[0]
     assert entry.action == {
@@ -105,6 +108,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "issue": "card.issue",
         "renew": "card.renew",
         "reissue": "card.reissue",
+        "list": "list.put",
     }.get(op, f"account.{op}")
     assert all(e.chain for e in audit)  # sealed, chained to the newest entry
     if op in ("funds", "credit_limit", "ledger_sync"):  # the account as the write found it
@@ -124,6 +128,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "renew": successor and card.pan_index == old.pan_index and by_pan is None,
         "reissue": successor and by_pan == card,
         "close": marker == '{"closed_at":1}',
+        "list": values == {"411111", "476173"} and names == [LIST],
     }[op]
     assert [e.subject for e in audit[1:]] == [NEW_CARD] * (len(audit) - 1)
     assert (await chain_ok(store))["verified"] == len(audit)
@@ -536,6 +541,76 @@ async def test_a_marker_already_there_appends_no_entry(store):  # noqa: F811
     assert await store.put_marker(CLOSED, "{}", AuditEntry(NOW, "o", "account.close", "acc-1"),
                                   SEAL) == '{"closed_at":0}'  # fmt: skip
     assert await state(store) == before
+
+
+@STORES
+async def test_the_service_writes_a_list_with_its_entry(store, tmp_path, monkeypatch):  # noqa: F811
+    """Through the card service: a named list's entry says what the write added and removed
+    from the values it replaced, in the list's own write (an append fails the test)."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+    await service.put_list("bins", rq.ListValues(values=["411111", "476173"]))
+    await store.put_list("bins", ["411111", "476173", "520000"])  # another writer, unaudited
+    assert await service.put_list("bins", rq.ListValues(values=["476173", "999999"])) == {
+        "name": "bins", "values": ["476173", "999999"]
+    }  # fmt: skip
+    first, second = await service.audit(subject="bins")
+    assert json.loads(first["after"]) == {"added": ["411111", "476173"], "removed": [], "size": 2}
+    assert json.loads(second["before"]) == {"size": 3}  # as the write found it
+    assert json.loads(second["after"]) == {
+        "added": ["999999"], "removed": ["411111", "520000"], "size": 2
+    }  # fmt: skip
+    assert (await service.verify_audit())["ok"]
+
+
+@STORES
+async def test_a_long_list_is_written_whole_with_its_entry(store):  # noqa: F811
+    """More values than a script passes to one command (written 500 at a time)."""
+    await store.put_list(LIST, [f"a{n}" for n in range(1_200)], list_made_from(), SEAL)
+    await store.put_list(LIST, [f"b{n}" for n in range(1_301)], list_made_from(), SEAL)
+    assert await store.get_list(LIST) == {f"b{n}" for n in range(1_301)}
+    assert [json.loads(e.before) for e in await store.audit()] == [{"size": 0}, {"size": 1_200}]
+    await chain_ok(store)
+
+
+@SINGLE
+async def test_a_list_that_moved_since_it_was_read_is_read_again(store, monkeypatch):  # noqa: F811
+    """Another writer changes the list between the store's read and its script: nothing is
+    written, the entry is made again from the list as it is; a list that moves at every
+    try is refused as the store being busy, nothing written."""
+    read = store.get_list
+    reads = 0
+
+    async def read_then_another_write(name: str) -> frozenset[str]:
+        nonlocal reads
+        found = await read(name)
+        reads += 1
+        if reads == 1 or always:
+            await other.put_list(name, [f"v{reads}"])
+        return found
+
+    always = False
+    monkeypatch.setattr(store, "get_list", read_then_another_write)
+    other = await store.reopen()
+    try:
+        await OPS["list"][0](store, SEAL)
+        assert reads == 2
+        [entry] = await store.audit()
+        assert json.loads(entry.before) == {"size": 1}  # v1, found by the write
+        assert await read(LIST) == {"411111", "476173"}
+        monkeypatch.setattr(redis_store, "ACCOUNT_AUDIT_TRIES", 3)
+        always = True
+        with pytest.raises(StoreUnavailable, match="3 tries"):
+            await store.put_list(LIST, ["x"], list_made_from(), SEAL)
+        assert await read(LIST) == {"v5"}  # the other writer's only
+        assert len(await store.audit()) == 1
+        await chain_ok(store)
+    finally:
+        await other.close()
 
 
 # --- contention: many writers at once ------------------------------------------------------

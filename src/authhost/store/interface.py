@@ -33,6 +33,10 @@ class AuditSealer(Protocol):
 # authorisations move meanwhile.
 AccountAudit = Callable[[Account], AuditEntry]
 
+# A named list's audit entry (``put_list``), made by the store from the list's values as the
+# write finds them (what was added and removed), appended only if the list is written.
+ListAudit = Callable[[frozenset[str]], AuditEntry]
+
 
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
@@ -758,7 +762,21 @@ class CardStore(Protocol):
 
     async def get_list(self, name: str) -> frozenset[str]: ...
 
-    async def put_list(self, name: str, values: Sequence[str]) -> None: ...
+    async def put_list(
+        self,
+        name: str,
+        values: Sequence[str],
+        audit: ListAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """Make ``values`` the list's whole content. ``audit`` makes the change's entry from
+        the values the write replaces (``ListAudit``), appended (chained with ``seal``) in the
+        same atomic step as ``update_card``'s: in the write's transaction on SQLite; on a
+        single Redis in its script, which writes only if the list still holds the values the
+        entry was made from (else it reads them again and makes the entry again, as
+        ``change_funds`` does with an account, ``ACCOUNT_AUDIT_TRIES`` times at most); on
+        Redis Cluster right after the write."""
+        ...
 
     async def list_names(self) -> list[str]: ...
 

@@ -73,6 +73,7 @@ from authhost.store.interface import (
     LedgerRefused,
     LedgerState,
     LedgerSync,
+    ListAudit,
     MoneyMove,
     NotFound,
     OpenHold,
@@ -302,6 +303,7 @@ class RedisCardStore:
         self._create_card_audited = client.register_script(redis_lua.CREATE_CARD_AUDITED)
         self._replace_audited = client.register_script(redis_lua.REPLACE_CARD_AUDITED)
         self._put_marker_audited = client.register_script(redis_lua.PUT_MARKER_AUDITED)
+        self._put_list_audited = client.register_script(redis_lua.PUT_LIST_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
@@ -1964,13 +1966,38 @@ class RedisCardStore:
     async def get_list(self, name: str) -> frozenset[str]:
         return frozenset(_s(v) for v in await self._client.smembers(self._keys.list_values(name)))
 
-    async def put_list(self, name: str, values: Sequence[str]) -> None:
+    async def put_list(
+        self,
+        name: str,
+        values: Sequence[str],
+        audit: ListAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the list and its entry are one script (both or neither); on a
+        cluster the entry, made from the list as read just before, follows the write."""
         key = self._keys.list_values(name)
+        if audit is not None and not self._cluster:
+            keys = [self._keys.list_names, key]
+            for _ in range(ACCOUNT_AUDIT_TRIES):
+                found = sorted(await self.get_list(name))
+                entry = audit(frozenset(found))
+                args = [name, str(len(found)), *found, *values]
+                script = self._put_list_audited
+                keys_ = [*self._audit_keys(entry), *keys]
+                if await self._sealed_run(script, keys_, args, [entry], seal) == 1:
+                    return
+            raise StoreUnavailable(
+                f"list {name} changed at each of {ACCOUNT_AUDIT_TRIES} tries to write it with "
+                "its audit entry; nothing was written: try again"
+            )
+        before = await self.get_list(name) if audit is not None else frozenset()
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.sadd(self._keys.list_names, [name])
             pipe.delete([key])
             if values:
                 pipe.sadd(key, list(values))
+        if audit is not None:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(audit(before), seal)
 
     async def list_names(self) -> list[str]:
         return sorted(_s(n) for n in await self._client.smembers(self._keys.list_names))

@@ -875,6 +875,31 @@ redis.call('SADD', KEYS[7], ARGV[5])
     + "return 1\n"
 )
 
+# A named list's whole content with its entry (store.put_list), made from the values the list
+# held when read: written only if it holds them still. KEYS[6..7]: the lists' names, the list's
+# values.  ARGV[4..]: the list's name, how many values it was read with (n), those n values,
+# then the new values. 1 when written; -4 the list moved since read (the caller reads it again
+# and makes its entry again); -3 another writer moved the head (nothing written either way).
+PUT_LIST_AUDITED = (
+    """
+local n = tonumber(ARGV[5])
+if redis.call('SCARD', KEYS[7]) ~= n then return -4 end
+for i = 6, 5 + n do
+  if redis.call('SISMEMBER', KEYS[7], ARGV[i]) == 0 then return -4 end
+end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('SADD', KEYS[6], ARGV[4])
+redis.call('DEL', KEYS[7])
+for i = 6 + n, #ARGV, 500 do
+  redis.call('SADD', KEYS[7], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
 # A new account with its entry (store.create_account): only where no account has its id.
 # KEYS[6..7]: the account's hash, every account's ids.  ARGV[4..]: the account id, then its
 # fields and values. 1 when created, 0 when the id is taken, -3 another writer moved the head

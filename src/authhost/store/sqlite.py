@@ -57,6 +57,7 @@ from authhost.store.interface import (
     LedgerRefused,
     LedgerState,
     LedgerSync,
+    ListAudit,
     MoneyMove,
     Movement,
     NotFound,
@@ -1158,8 +1159,17 @@ class SqliteCardStore:
         )
         return frozenset(r[0] for r in rows)
 
-    async def put_list(self, name: str, values: Sequence[str]) -> None:
+    async def put_list(
+        self,
+        name: str,
+        values: Sequence[str],
+        audit: ListAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         def put(conn: sqlite3.Connection) -> None:
+            if audit is not None:  # made from the values this write replaces, in its transaction
+                found = conn.execute("SELECT value FROM list_values WHERE name = ?", (name,))
+                _insert_audit(conn, audit(frozenset(r[0] for r in found.fetchall())), seal)
             conn.execute("INSERT OR IGNORE INTO list_names (name) VALUES (?)", (name,))
             conn.execute("DELETE FROM list_values WHERE name = ?", (name,))
             conn.executemany(
