@@ -88,6 +88,18 @@ async def _put_list(db: CardStore, seal: AuditSealer | None) -> None:
     await db.put_list(LIST, ["411111", "476173"], list_made_from(), seal)
 
 
+async def _suspended_with_wallet_events(db: CardStore, seal: AuditSealer | None) -> None:
+    """The seeded card suspended, with the wallet events of two of its tokens after its own
+    entry (a lifecycle change's, ``update_card``'s ``more``)."""
+    [card] = await db.list_cards("acc-1")
+    entries = [
+        AuditEntry(NOW, "ops1", action, card.card_id, "{}", "{}")
+        for action in ("card.suspend", "card.token_suspended", "card.token_suspended")
+    ]
+    suspended = lifecycle.transition(card, "suspend", now=NOW)
+    await db.update_card(suspended, entries[0], seal, entries[1:])
+
+
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
 # Each audited write on test_store_contract's seeded data ("acc-1", its card, its product), with the
 # Redis script that makes it with its entry
@@ -117,6 +129,7 @@ OPS: dict[str, tuple[Write, str]] = {
     "reissue": (_successor("reissue"), "_replace_audited"),
     "close": (_closed_account, "_put_marker_audited"),
     "list": (_put_list, "_put_list_audited"),
+    "wallet": (_suspended_with_wallet_events, "_update_audited"),
 }
 # the entries each write makes (one, but for a successor's two: the old card's, the new one's)
-ENTRIES = {"renew": 2, "reissue": 2}
+ENTRIES = {"renew": 2, "reissue": 2, "wallet": 3}

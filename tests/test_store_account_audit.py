@@ -109,6 +109,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "renew": "card.renew",
         "reissue": "card.reissue",
         "list": "list.put",
+        "wallet": "card.suspend",
     }.get(op, f"account.{op}")
     assert all(e.chain for e in audit)  # sealed, chained to the newest entry
     if op in ("funds", "credit_limit", "ledger_sync"):  # the account as the write found it
@@ -129,8 +130,13 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "reissue": successor and by_pan == card,
         "close": marker == '{"closed_at":1}',
         "list": values == {"411111", "476173"} and names == [LIST],
+        "wallet": cards[0].state.value == "suspended",
     }[op]
-    assert [e.subject for e in audit[1:]] == [NEW_CARD] * (len(audit) - 1)
+    if op == "wallet":  # the card's own entry, then its tokens' on the same card
+        assert [e.action for e in audit[1:]] == ["card.token_suspended"] * 2
+        assert {e.subject for e in audit} == {cards[0].card_id}
+    else:  # a successor's second entry: the new card's issue
+        assert [e.subject for e in audit[1:]] == [NEW_CARD] * (len(audit) - 1)
     assert (await chain_ok(store))["verified"] == len(audit)
 
 

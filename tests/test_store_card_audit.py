@@ -29,8 +29,9 @@ from authhost.admin.audit_verify import verify_audit_chain
 from authhost.admin.service import CardService
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, CardKind, CardState
+from authhost.cards.tokens import PaymentToken
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Conflict
+from authhost.store.interface import Conflict, StoreError
 from authhost.store.records import AuditEntry
 
 SEAL = AuditSeal(os.urandom(32))
@@ -338,3 +339,54 @@ async def test_a_refused_issue_or_successor_writes_no_card_and_no_entry(store): 
     assert (await store.find_card("idx-x")).card_id == "crd-x"
     assert [e.action for e in await store.audit()] == ["card.reissue", "card.issue"]
     assert (await chain_ok(store))["verified"] == 2
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_a_lifecycle_change_writes_its_wallet_events_with_the_card(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """A card in use reported stolen: its tokens' wallet events (card.token_suspended, one
+    per token) are written with the card's own entry in its one write, not appended after
+    it (an append fails the test); the chain verifies."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+    await service.create_account(rq.NewAccount(account_id="a1"))
+    await service.create_product(
+        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
+    )
+    card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
+    await service.apply(card_id, "ship")
+    await service.apply(card_id, "activate")
+    card = await store.get_card(card_id)
+    tokens = (
+        PaymentToken("cd" * 32, "7721", "50120834693", "google_pay"),
+        PaymentToken("ab" * 32, "7722", "40010030273", "apple_pay"),
+    )
+    await store.update_card(replace(card, tokens=tokens))  # registered (no entry here)
+    await service.apply(card_id, "report-stolen")
+    entries = await service.audit(subject=card_id)
+    assert [e["action"] for e in entries][-3:] == [
+        "card.report_stolen", "card.token_suspended", "card.token_suspended"
+    ]  # fmt: skip
+    assert {json.loads(e["after"])["reason"] for e in entries[-2:]} == {"card report-stolen"}
+    verified = await service.verify_audit()
+    assert verified["ok"], verified
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_further_entries_are_on_the_card_changed(store):  # noqa: F811
+    """A card change's further entries on another subject, or without its own: refused
+    before anything is written."""
+    card, _ = await seeded(store)
+    elsewhere = AuditEntry(NOW, "ops1", "card.token_suspended", "another-card", "{}", "{}")
+    for own in (entry_for(card), None):
+        with pytest.raises(StoreError, match="further entries"):
+            await store.update_card(suspended(card), own, SEAL, [elsewhere])
+    assert await store.get_card(card.card_id) == card
+    assert await store.audit() == []

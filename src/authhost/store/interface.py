@@ -42,6 +42,16 @@ class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
 
 
+def card_entries(
+    card: Card, audit: AuditEntry | None, more: Sequence[AuditEntry]
+) -> list[AuditEntry]:
+    """``update_card``'s entries, in order: ``more`` only after an ``audit``, all the card's."""
+    entries = [] if audit is None else [audit, *more]
+    if (more and audit is None) or any(e.subject != card.card_id for e in more):
+        raise StoreError("a card change's further entries follow its own, on the same card")
+    return entries
+
+
 class NotFound(StoreError):
     pass
 
@@ -655,14 +665,20 @@ class CardStore(Protocol):
         ...
 
     async def update_card(
-        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+        self,
+        card: Card,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> Card:
         """Store ``card`` if the stored version equals ``card.version``; return it with
         version + 1. Raise Conflict otherwise (someone else changed it). ``audit``: the
         change's audit entry, appended (chained with ``seal``) only if the card is written:
         in the same transaction on SQLite and the same script on a single Redis (a crash
         keeps both or neither), right after it on Redis Cluster (the card and the audit log
-        live in different hash slots, which no script spans)."""
+        live in different hash slots, which no script spans). ``more``: further entries on
+        the card (its subject, else ``StoreError``), appended after ``audit`` in the same
+        step (the wallet events of the tokens a lifecycle change moved)."""
         ...
 
     async def replace_card(

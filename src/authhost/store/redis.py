@@ -85,6 +85,7 @@ from authhost.store.interface import (
     StoreUnavailable,
     atc_refused_outcome,
     balance_bound_outcome,
+    card_entries,
     cavv_reused_outcome,
     journal_pages,
     ledger_refusal,
@@ -1379,20 +1380,25 @@ class RedisCardStore:
         return cards
 
     async def update_card(
-        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+        self,
+        card: Card,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> Card:
         """On a single Redis the card (moved to another account, too) and its entry are one
         script: both or neither, as in SQLite's transaction. On a cluster the card's account
         and the audit log are in different hash slots, which no script spans: the entry is
         appended right after the card, not with it (README, Known limitations)."""
+        entries = card_entries(card, audit, more)
         stored_account = await self._card_account(card.card_id)
         if stored_account is None:
             raise NotFound(f"card {card.card_id} not found")
-        if audit is not None and not self._cluster:
-            return await self._update_audited_card(card, stored_account, audit, seal)
+        if entries and not self._cluster:
+            return await self._update_audited_card(card, stored_account, entries, seal)
         stored = await self._update_card(card, stored_account)
-        if audit is not None:
-            await self.append_audit(audit, seal)
+        for entry in entries:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(entry, seal)
         return stored
 
     def _update_args(self, card: Card, stored: Card) -> list[str]:
@@ -1420,7 +1426,7 @@ class RedisCardStore:
         return stored
 
     async def _update_audited_card(
-        self, card: Card, stored_account: str, audit: AuditEntry, seal: AuditSealer | None
+        self, card: Card, stored_account: str, entries: list[AuditEntry], seal: AuditSealer | None
     ) -> Card:
         """The card (moved to another account, too) and its audit entry in one script, every
         check before its first write; an entry sealed after a head another writer moved
@@ -1434,8 +1440,8 @@ class RedisCardStore:
         if stored_account != card.account_id:
             script, keys = self._move_audited, self._move_keys(card, stored_account)
             args = [*args, card.card_id, _pointer_value(card)]
-        keys = [*self._audit_keys(audit), *keys]
-        result = await self._sealed_run(script, keys, args, [audit], seal)
+        keys = [*self._audit_keys(entries[0]), *keys]
+        result = await self._sealed_run(script, keys, args, entries, seal, more_at_end=True)
         self._refused(card, result)
         if stored_account == card.account_id:
             await self._repoint(stored)
@@ -1776,15 +1782,24 @@ class RedisCardStore:
         args: list[Any],
         entries: Sequence[AuditEntry],
         seal: AuditSealer | None,
+        *,
+        more_at_end: bool = False,
     ) -> int:
         """An *_AUDITED script's reply, its entries sealed after the chain's head as read (each
-        after the one before it) and sent before ``args``; sealed again and sent again while
-        another writer's entry moves the head first (-3: nothing written)."""
+        after the one before it) and sent before ``args`` (with ``more_at_end`` the first
+        alone, the others after ``args`` and their count: ``redis_lua._more_entries``);
+        sealed again and sent again while another writer's entry moves the head first (-3:
+        nothing written)."""
         while True:
             sealed = await self._audit_args(entries[0], seal)
+            more: list[str] = []
             for entry in entries[1:]:  # chained after the one before it, in the same script
-                sealed += _sealed_after(entry, seal, sealed[-1])
-            result = int(await script(keys, [*sealed, *args]))
+                more += _sealed_after(entry, seal, (more or sealed)[-1])
+            if more_at_end:
+                argv = [*sealed, *args, str(len(entries) - 1), *more]
+            else:
+                argv = [*sealed, *more, *args]
+            result = int(await script(keys, argv))
             if result != -3:
                 return result
 

@@ -726,7 +726,26 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 """
 )
 
-# UPDATE_CARD with its entry. KEYS[6]: card hash.  ARGV[4..8]: UPDATE_CARD's.
+
+def _more_entries(at: int) -> str:
+    """Further entries on the first one's subject (store.update_card's ``more``), each
+    chained after the one before it: ARGV[at] how many ('' or none: 0), then each one's JSON
+    with the id's placeholder and its chain value ('' unsealed)."""
+    return f"""
+for i = 1, tonumber(ARGV[{at}] or '0') or 0 do
+  local more_id = redis.call('INCR', KEYS[4])
+  local more_text = string.gsub(ARGV[{at} + 2 * i - 1], '"audit_id":"__ID__"',
+    '"audit_id":' .. tostring(more_id), 1)
+  redis.call('HSET', KEYS[1], more_id, more_text)
+  redis.call('ZADD', KEYS[2], more_id, more_id)
+  redis.call('ZADD', KEYS[3], more_id, more_id)
+  if ARGV[{at} + 2 * i] ~= '' then redis.call('SET', KEYS[5], ARGV[{at} + 2 * i]) end
+end
+"""
+
+
+# UPDATE_CARD with its entry. KEYS[6]: card hash.  ARGV[4..8]: UPDATE_CARD's; ARGV[9..]:
+# further entries on the card (_more_entries).
 UPDATE_CARD_AUDITED = (
     """
 local v = redis.call('HGET', KEYS[6], 'version')
@@ -740,6 +759,7 @@ redis.call('HSET', KEYS[6], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv
   'account_id', ARGV[7], 'state', ARGV[8])
 """
     + _AUDIT_WRITE
+    + _more_entries(9)
     + "return nv\n"
 )
 
@@ -747,7 +767,8 @@ redis.call('HSET', KEYS[6], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv
 # key, the account's card lists, the card's home and (when it names this card) the PAN's
 # pointer follow. KEYS[6..12]: old card hash, new card hash, old account's cards, new
 # account's cards, the card's home, every card's list, the PAN's pointer.  ARGV[4..10]:
-# expected version, data, pin_tries, the new account id, state, card id, the new pointer.
+# expected version, data, pin_tries, the new account id, state, card id, the new pointer;
+# ARGV[11..]: further entries on the card (_more_entries).
 MOVE_CARD_AUDITED = (
     """
 local v = redis.call('HGET', KEYS[6], 'version')
@@ -772,6 +793,7 @@ redis.call('DEL', KEYS[6])
 redis.call('ZREM', KEYS[8], ARGV[9])
 """
     + _AUDIT_WRITE
+    + _more_entries(11)
     + "return nv\n"
 )
 

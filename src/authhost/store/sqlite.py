@@ -69,6 +69,7 @@ from authhost.store.interface import (
     StoreInfo,
     atc_refused_outcome,
     balance_bound_outcome,
+    card_entries,
     cavv_reused_outcome,
     journal_pages,
     ledger_refusal,
@@ -918,12 +919,18 @@ class SqliteCardStore:
         return [c for c in map(self._card, rows) if c is not None]
 
     async def update_card(
-        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+        self,
+        card: Card,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> Card:
+        entries = card_entries(card, audit, more)
+
         def write(conn: sqlite3.Connection) -> Card:
             stored = _update_card(conn, card)
-            if audit is not None:  # in the card's own transaction: both or neither
-                _insert_audit(conn, audit, seal)
+            for entry in entries:  # in the card's own transaction: all or none
+                _insert_audit(conn, entry, seal)
             return stored
 
         return await self._writer.run(write)

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,15 +379,17 @@ class ServiceBase:
         action: str,
         reason: str = "",
         details: dict[str, Any] | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> dict:
         """Write ``after`` over ``before`` and audit both views (with ``reason``, and
         ``details`` of the change beside the card's view), in the card's own write (the view
-        has no version, the one thing the write changes)."""
+        has no version, the one thing the write changes), with ``more`` entries on the card
+        after its own."""
         view = card_view(after)
         audited = {**_with_reason(view, reason), **(details or {})}
         entry = self._audit_entry(action, before.card_id, card_view(before), audited)
         try:
-            stored = await self.store.update_card(after, entry, self.security.audit_seal)
+            stored = await self.store.update_card(after, entry, self.security.audit_seal, more)
         except Conflict:
             raise ConflictError(
                 f"card {before.card_id} was changed by someone else; read it and retry"

@@ -132,9 +132,12 @@ class CardLifecycle(ServiceBase):
             # writes: a crash between them is finished later (finish_activations)
             intent = HandOver.of(card, reason, details, handed)
             await self.store.put_intent(ACTIVATION_INTENT, card.card_id, intent.model_dump_json())
-        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
-        if lifecycle.has_been_activated(card):  # the card in use: its tokens are the wallet's
-            await self._announce_token_states(card, after, action)
+        # the card in use: its tokens are the wallet's, their events in the card's own write
+        wallet = (
+            self._token_states(card, after, action) if lifecycle.has_been_activated(card) else []
+        )
+        action_name = f"card.{action.replace('-', '_')}"
+        view = await self._update(card, after, action_name, reason, details, wallet)
         if hands_over:
             if handed is not None:
                 chain, moved = handed
@@ -239,18 +242,19 @@ class CardLifecycle(ServiceBase):
                 },
             )
 
-    async def _announce_token_states(self, before: Card, after: Card, action: str) -> None:
+    def _token_states(self, before: Card, after: Card, action: str) -> list[AuditEntry]:
         """One audit entry per token the lifecycle action changed (suspended for a stolen
         card, deleted for a closed one...), as if changed one by one: a wallet event
         (``card.token_suspended``...) for the token service, which would otherwise show a
         card the issuer declines as usable. Not for a successor never activated: its tokens
         are copies of the card in use's, which stay as they are."""
         had = {t.token_ref: t for t in before.tokens}
+        entries = []
         for token in after.tokens:
             old = had.get(token.token_ref)
             if old is None or old.state is token.state:
                 continue
-            await self.record_audit(
+            entry = self._audit_entry(
                 f"card.token_{token.state.value}",
                 after.card_id,
                 {"pan": before.masked_pan, "tokens": [token_view(old)]},
@@ -260,6 +264,8 @@ class CardLifecycle(ServiceBase):
                     "reason": f"card {action}",
                 },
             )
+            entries.append(entry)
+        return entries
 
     async def _pin_set_on(self, card_id: str) -> bool:
         """Whether a PIN was set, reset or generated on this card itself (audit log)."""
