@@ -390,3 +390,33 @@ async def test_further_entries_are_on_the_card_changed(store):  # noqa: F811
             await store.update_card(suspended(card), own, SEAL, [elsewhere])
     assert await store.get_card(card.card_id) == card
     assert await store.audit() == []
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_a_change_carried_to_a_waiting_successor_is_written_with_its_entry(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """New limits on a card whose renewal waits: the successor gets them with its
+    card.carried entry in one write (an append fails the test), naming the fields."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+    await service.create_account(rq.NewAccount(account_id="a1"))
+    await service.create_product(
+        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
+    )
+    card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
+    await service.apply(card_id, "ship")
+    successor = (await service.apply(card_id, "renew"))["card_id"]
+    await service.set_card_limits(card_id, rq.LimitsSpec(per_transaction=5_000))
+    [*_, carried] = await service.audit(subject=successor)
+    assert carried["action"] == "card.carried"
+    after = json.loads(carried["after"])
+    assert after["from"] == card_id and after["fields"] == ["limits"]
+    assert (await store.get_card(successor)).limits.per_transaction == 5_000
+    assert (await service.verify_audit())["ok"]

@@ -411,15 +411,15 @@ class ServiceBase:
             carried, fields = lifecycle.carried_changes(before, after, successor)
             if not fields:
                 return
-            try:
-                stored = await self.store.update_card(carried)
+            details = {"from": after.card_id, "change": action, "fields": fields}
+            entry = self._audit_entry(  # the view has no version: as the write stores it
+                "card.carried", successor.card_id, card_view(successor),
+                {**card_view(carried), **details},
+            )  # fmt: skip
+            try:  # the successor and its entry: one write
+                await self.store.update_card(carried, entry, self.security.audit_seal)
             except Conflict:
                 continue
-            details = {"from": after.card_id, "change": action, "fields": fields}
-            await self.record_audit(
-                "card.carried", successor.card_id, card_view(successor),
-                {**card_view(stored), **details},
-            )  # fmt: skip
             return
         raise ConflictError(
             f"card {after.card_id} was changed, but its successor {after.replaced_by} kept "
