@@ -259,6 +259,23 @@ async def test_a_card_moved_to_another_account_and_its_entry_are_one_write(store
 # --- a card's issue and a successor's new card: the card(s) and the entries, one write --------
 
 
+async def service_writing_entries_in_the_write(db, tmp_path, monkeypatch) -> CardService:  # noqa: ANN001
+    """The card service on ``db``, with account a1 and product p1 (BIN 476173), whose
+    store fails the test when an entry is appended after its write (``append_audit``): on
+    SQLite and a single Redis every entry here is in its write."""
+    service = CardService(db, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(db, "append_audit", no_append_after)
+    await service.create_account(rq.NewAccount(account_id="a1"))
+    await service.create_product(
+        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
+    )
+    return service
+
+
 @pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
 async def test_the_service_issues_and_succeeds_cards_with_their_entries_in_the_write(
     store,  # noqa: F811
@@ -269,16 +286,7 @@ async def test_the_service_issues_and_succeeds_cards_with_their_entries_in_the_w
     replacement (a new PAN) write each card with its entries, none appended after its write
     (an append fails the test); the old card's entry shows it as the write stored it, the new
     card's history starts with its issue, and the chain verifies."""
-    service = CardService(store, demo_security(tmp_path), "ops1")
-
-    async def no_append_after(*args):  # noqa: ANN002, ANN202
-        raise Crash("an entry appended after its write")
-
-    monkeypatch.setattr(store, "append_audit", no_append_after)
-    await service.create_account(rq.NewAccount(account_id="a1"))
-    await service.create_product(
-        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
-    )
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
     spec = rq.IssueCard(product_id="p1", account_id="a1", cardholder_name="A TESTER")
     renewed = await service.issue_card(spec)
     await service.apply(renewed["card_id"], "ship")
@@ -350,16 +358,7 @@ async def test_a_lifecycle_change_writes_its_wallet_events_with_the_card(
     """A card in use reported stolen: its tokens' wallet events (card.token_suspended, one
     per token) are written with the card's own entry in its one write, not appended after
     it (an append fails the test); the chain verifies."""
-    service = CardService(store, demo_security(tmp_path), "ops1")
-
-    async def no_append_after(*args):  # noqa: ANN002, ANN202
-        raise Crash("an entry appended after its write")
-
-    monkeypatch.setattr(store, "append_audit", no_append_after)
-    await service.create_account(rq.NewAccount(account_id="a1"))
-    await service.create_product(
-        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
-    )
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
     card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
     await service.apply(card_id, "ship")
     await service.apply(card_id, "activate")
@@ -400,16 +399,7 @@ async def test_a_change_carried_to_a_waiting_successor_is_written_with_its_entry
 ):
     """New limits on a card whose renewal waits: the successor gets them with its
     card.carried entry in one write (an append fails the test), naming the fields."""
-    service = CardService(store, demo_security(tmp_path), "ops1")
-
-    async def no_append_after(*args):  # noqa: ANN002, ANN202
-        raise Crash("an entry appended after its write")
-
-    monkeypatch.setattr(store, "append_audit", no_append_after)
-    await service.create_account(rq.NewAccount(account_id="a1"))
-    await service.create_product(
-        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
-    )
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
     card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
     await service.apply(card_id, "ship")
     successor = (await service.apply(card_id, "renew"))["card_id"]
