@@ -12,8 +12,14 @@ from typing import Any
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, CardKind
 from authhost.cards.production import PanFacts, new_card
-from authhost.store.interface import AccountAudit, AuditSealer, CardStore, ListAudit
-from authhost.store.records import AuditEntry
+from authhost.store.interface import (
+    AccountAudit,
+    AuditSealer,
+    CardStore,
+    FraudReportAudit,
+    ListAudit,
+)
+from authhost.store.records import AuditEntry, FraudReport
 
 NOW = 1_780_000_000.0  # test_store_contract's
 PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
@@ -21,6 +27,7 @@ NEW_ACCOUNT = "acc-2"  # the account "create" makes (test_store_contract seeds "
 NEW_CARD = "crd-new"  # the card "issue", "renew" and "reissue" make on "acc-1"
 CLOSED = "account.closed:acc-1"  # the marker "close" keeps (admin.service.base's key)
 LIST = "blocked-bins"  # the named list "list" writes
+REPORTED = 7  # the journal id "fraud" reports on (the store does not check it exists)
 NEW_PAN = "idx-new"  # its PAN's index when it has a PAN of its own (a stand-in for the HMAC)
 
 
@@ -100,6 +107,18 @@ async def _suspended_with_wallet_events(db: CardStore, seal: AuditSealer | None)
     await db.update_card(suspended, entries[0], seal, entries[1:])
 
 
+def report_made_from() -> FraudReportAudit:
+    """The entry a fraud report's write makes: the source of the report it replaces."""
+    return lambda found: AuditEntry(
+        NOW, "ops1", "journal.fraud_report", "card", json.dumps(found and found.source), "{}"
+    )
+
+
+async def _fraud_report(db: CardStore, seal: AuditSealer | None) -> None:
+    report = FraudReport(REPORTED, "card", True, "chargeback", NOW, "4837")
+    await db.put_fraud_report(report, report_made_from(), seal)
+
+
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
 # Each audited write on test_store_contract's seeded data ("acc-1", its card, its product), with the
 # Redis script that makes it with its entry
@@ -130,6 +149,7 @@ OPS: dict[str, tuple[Write, str]] = {
     "close": (_closed_account, "_put_marker_audited"),
     "list": (_put_list, "_put_list_audited"),
     "wallet": (_suspended_with_wallet_events, "_update_audited"),
+    "fraud": (_fraud_report, "_put_fraud_report_audited"),
 }
 # the entries each write makes (one, but for a successor's two: the old card's, the new one's)
 ENTRIES = {"renew": 2, "reissue": 2, "wallet": 3}

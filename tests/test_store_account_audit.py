@@ -27,6 +27,7 @@ from audited_writes import (
     NEW_CARD,
     NEW_PAN,
     OPS,
+    REPORTED,
     list_made_from,
     made_from,
 )
@@ -54,7 +55,7 @@ from authhost.store.interface import (
     StoreUnavailable,
 )
 from authhost.store.money import BALANCE_BOUND
-from authhost.store.records import AuditEntry
+from authhost.store.records import AuditEntry, FraudReport
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
 SINGLE = pytest.mark.parametrize("store", ["redis"], indirect=True)
@@ -66,7 +67,7 @@ async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
     funds key's record, the new account and every account's list, the cards (the new one,
     every one, what the new PAN finds), the closed-account marker, the named list and the
-    lists' names, and (last) the audit log."""
+    lists' names, the fraud reports, and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
@@ -80,6 +81,7 @@ async def state(db) -> tuple:
         await db.idempotent_result(CLOSED),
         await db.get_list(LIST),
         await db.list_names(),
+        await db.fraud_reports(),
         await db.audit(limit=1000),
     )
 
@@ -99,7 +101,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await write(store, SEAL)
     found = await state(store)
     account, ledger, product, record, created, listed, card, cards, by_pan, marker = found[:10]
-    values, names, audit = found[10:]
+    values, names, reports, audit = found[10:]
     assert len(audit) == ENTRIES.get(op, 1)
     entry = audit[0]
     assert entry.action == {
@@ -110,6 +112,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "reissue": "card.reissue",
         "list": "list.put",
         "wallet": "card.suspend",
+        "fraud": "journal.fraud_report",
     }.get(op, f"account.{op}")
     assert all(e.chain for e in audit)  # sealed, chained to the newest entry
     if op in ("funds", "credit_limit", "ledger_sync"):  # the account as the write found it
@@ -131,6 +134,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "close": marker == '{"closed_at":1}',
         "list": values == {"411111", "476173"} and names == [LIST],
         "wallet": cards[0].state.value == "suspended",
+        "fraud": [(r.journal_id, r.report_id) for r in reports] == [(REPORTED, 1)],
     }[op]
     if op == "wallet":  # the card's own entry, then its tokens' on the same card
         assert [e.action for e in audit[1:]] == ["card.token_suspended"] * 2
@@ -581,6 +585,52 @@ async def test_a_long_list_is_written_whole_with_its_entry(store):  # noqa: F811
     assert await store.get_list(LIST) == {f"b{n}" for n in range(1_301)}
     assert [json.loads(e.before) for e in await store.audit()] == [{"size": 0}, {"size": 1_200}]
     await chain_ok(store)
+
+
+@STORES
+async def test_a_fraud_report_entry_is_made_from_the_report_it_replaces(store):  # noqa: F811
+    """A report replacing another: its entry names the one replaced, as the write found it."""
+    await seeded(store)
+    await store.put_fraud_report(FraudReport(REPORTED, "card", False, "cardholder", NOW, ""))
+    await OPS["fraud"][0](store, SEAL)
+    [entry] = await store.audit()
+    assert json.loads(entry.before) == "cardholder"
+    [report] = await store.fraud_reports()
+    assert report.source == "chargeback" and report.report_id == 2
+    await chain_ok(store)
+
+
+@SINGLE
+async def test_a_fraud_report_that_moved_since_it_was_read_is_read_again(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """Another writer reports on the entry between the store's read and its script: nothing
+    is written, and the entry is made again from the report the write replaces."""
+    await seeded(store)
+    read = store._client.hget
+    reads = 0
+
+    async def read_then_another_report(key, field):  # noqa: ANN001, ANN202
+        nonlocal reads
+        found = await read(key, field)
+        reads += 1
+        if reads == 1:
+            report = FraudReport(REPORTED, "card", False, "analyst", NOW, "")
+            await other.put_fraud_report(report)
+        return found
+
+    other = await store.reopen()
+    monkeypatch.setattr(store._client, "hget", read_then_another_report)
+    try:
+        await OPS["fraud"][0](store, SEAL)
+        assert reads == 2
+        [entry] = await store.audit()
+        assert json.loads(entry.before) == "analyst"  # found by the write
+        assert [r.source for r in await store.fraud_reports()] == ["chargeback"]
+        await chain_ok(store)
+    finally:
+        await other.close()
 
 
 @SINGLE

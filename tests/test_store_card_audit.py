@@ -23,6 +23,9 @@ from test_store_contract import (  # noqa: F401 - fixtures
     seeded,
     store,
 )
+from test_store_contract import (
+    entry as journal_entry,
+)
 
 from authhost.admin import requests as rq
 from authhost.admin.audit_verify import verify_audit_chain
@@ -31,7 +34,7 @@ from authhost.cards import lifecycle
 from authhost.cards.model import Account, CardKind, CardState
 from authhost.cards.tokens import PaymentToken
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Conflict, StoreError
+from authhost.store.interface import Commit, Conflict, StoreError
 from authhost.store.records import AuditEntry
 
 SEAL = AuditSeal(os.urandom(32))
@@ -409,4 +412,28 @@ async def test_a_change_carried_to_a_waiting_successor_is_written_with_its_entry
     after = json.loads(carried["after"])
     assert after["from"] == card_id and after["fields"] == ["limits"]
     assert (await store.get_card(successor)).limits.per_transaction == 5_000
+    assert (await service.verify_audit())["ok"]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_a_fraud_report_is_written_with_its_entry(store, tmp_path, monkeypatch):  # noqa: F811
+    """A transaction reported fraud, then genuine: each report with its entry in one write
+    (an append fails the test), the second's before the first report as the write found it."""
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
+    card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
+    card = await store.get_card(card_id)
+    stored = await store.commit(Commit(journal=journal_entry(card, 1), card_id=card_id))
+    jid = stored.journal.journal_id
+    first = await service.report_fraud(card_id, jid, rq.FraudReportSpec(source="chargeback"))
+    await service.report_fraud(
+        card_id,
+        jid,
+        rq.FraudReportSpec(fraud=False, source="cardholder", note="card 4111111111111111"),
+    )
+    *_, one, two = await service.audit(subject=card_id)
+    assert [one["action"], two["action"]] == ["journal.fraud_report"] * 2
+    assert one["before"] == "" and json.loads(one["after"]) == first
+    before = json.loads(two["before"])
+    assert before["source"] == "chargeback" and before["report_id"] == 1
+    assert json.loads(two["after"])["note"] == "card 411111******1111"
     assert (await service.verify_audit())["ok"]

@@ -37,6 +37,10 @@ AccountAudit = Callable[[Account], AuditEntry]
 # write finds them (what was added and removed), appended only if the list is written.
 ListAudit = Callable[[frozenset[str]], AuditEntry]
 
+# A fraud report's audit entry (``put_fraud_report``), made by the store from the report the
+# write replaces (None: the entry had none), appended only if the report is written.
+FraudReportAudit = Callable[[FraudReport | None], AuditEntry]
+
 
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
@@ -729,9 +733,19 @@ class CardStore(Protocol):
         that writers in several processes still make one chain."""
         ...
 
-    async def put_fraud_report(self, report: FraudReport) -> None:
+    async def put_fraud_report(
+        self,
+        report: FraudReport,
+        audit: FraudReportAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         """Record what became known about a journal entry (fraud or genuine), replacing an
-        earlier report on it. The caller checks that the entry exists."""
+        earlier report on it. The caller checks that the entry exists. ``audit`` makes the
+        report's entry from the report it replaces, appended (chained with ``seal``) in the
+        same atomic step as ``update_card``'s: in the write's transaction on SQLite; on a
+        single Redis in its script, written only if the entry's report is still the one read
+        (else read again and made again, ``ACCOUNT_AUDIT_TRIES`` times at most, as
+        ``put_list``); on Redis Cluster right after the write."""
         ...
 
     async def open_dispute(self, dispute: Dispute) -> None:

@@ -64,6 +64,7 @@ from authhost.store.interface import (
     Commit,
     CommitResult,
     Conflict,
+    FraudReportAudit,
     FundsChanged,
     Hold,
     InsufficientFunds,
@@ -125,19 +126,6 @@ CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when fu
 # in one script, so report ids are written in order and a consumer paging on them never finds
 # a smaller one later. Reports written before report ids (scored by their journal id) keep
 # their place: the sequence starts above them.
-_PUT_FRAUD_REPORT = """
-local id = redis.call('INCR', KEYS[3])
-local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if top[2] and tonumber(top[2]) >= id then
-  id = tonumber(top[2]) + 1
-  redis.call('SET', KEYS[3], string.format('%d', id))
-end
-local stamped = '"report_id":' .. string.format('%d', id) .. '}'
-local text = string.gsub(ARGV[2], '"report_id":0}$', stamped, 1)
-redis.call('HSET', KEYS[1], ARGV[1], text)
-redis.call('ZADD', KEYS[2], id, ARGV[1])
-return id
-"""
 _HOLD_PLACEHOLDER = "__HOLD__"
 _BALANCE_PLACEHOLDER = "__BALANCE__"  # the commit script writes what it added to the balance
 _PLACEHOLDERS = {"hold_amount": _HOLD_PLACEHOLDER, "balance_delta": _BALANCE_PLACEHOLDER}
@@ -325,7 +313,8 @@ class RedisCardStore:
         self._index_dispute_ids = client.register_script(redis_lua.INDEX_DISPUTE_IDS)
         self._index_disputes_by_card = client.register_script(redis_lua.INDEX_DISPUTES_BY_CARD)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
-        self._put_fraud_report = client.register_script(_PUT_FRAUD_REPORT)
+        self._put_fraud_report = client.register_script(redis_lua.PUT_FRAUD_REPORT)
+        self._put_fraud_report_audited = client.register_script(redis_lua.PUT_FRAUD_REPORT_AUDITED)
         self._renew_lease = client.register_script(redis_lua.RENEW_LEASE)
         self._drop_lease = client.register_script(redis_lua.DROP_LEASE)
         self._products: dict[bytes, Product] = {}
@@ -1942,13 +1931,37 @@ class RedisCardStore:
                 yield dispute_id, None if raw is None else codec.dispute_from_json(raw)
             cursor = ids[-1]
 
-    async def put_fraud_report(self, report: FraudReport) -> None:
+    async def put_fraud_report(
+        self,
+        report: FraudReport,
+        audit: FraudReportAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the report and its entry are one script (both or neither); on a
+        cluster the entry, made from the report as read just before, follows the write."""
         k = self._keys
-        text = codec.fraud_report_to_json(replace(report, report_id=0))
-        await self._put_fraud_report(
-            [k.fraud_reports, k.fraud_report_ids, k.fraud_report_seq],
-            [str(report.journal_id), text],
-        )
+        keys = [k.fraud_reports, k.fraud_report_ids, k.fraud_report_seq]
+        args = [str(report.journal_id), codec.fraud_report_to_json(replace(report, report_id=0))]
+        if audit is not None and not self._cluster:
+            for _ in range(ACCOUNT_AUDIT_TRIES):
+                raw = await self._client.hget(k.fraud_reports, args[0])
+                entry = audit(None if raw is None else codec.fraud_report_from_json(raw))
+                read = [*args, "" if raw is None else _s(raw)]
+                script = self._put_fraud_report_audited
+                audit_keys = [*self._audit_keys(entry), *keys]
+                if await self._sealed_run(script, audit_keys, read, [entry], seal) != -4:
+                    return
+            raise StoreUnavailable(
+                f"the fraud report on journal entry {report.journal_id} changed at each of "
+                f"{ACCOUNT_AUDIT_TRIES} tries to write it with its audit entry; nothing was "
+                "written: try again"
+            )
+        before = None
+        if audit is not None:  # a cluster: the entry follows, made from the report as read
+            before = (await self.fraud_reports_of([report.journal_id])).get(report.journal_id)
+        await self._put_fraud_report(keys, args)
+        if audit is not None:
+            await self.append_audit(audit(before), seal)
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
         """In the order they were written, after report id ``after_id``."""

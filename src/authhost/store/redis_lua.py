@@ -922,6 +922,36 @@ end
     + "return 1\n"
 )
 
+# A fraud report (store.put_fraud_report), numbered with the next report id (never below one
+# given before). KEYS[K+1..]: the reports hash, the report ids, the report id counter.
+# ARGV[A+1..]: the journal id, the report's JSON with '"report_id":0}' at its end. Its id.
+_FRAUD_REPORT_WRITE = """
+local rid = redis.call('INCR', KEYS[K + 3])
+local top = redis.call('ZREVRANGE', KEYS[K + 2], 0, 0, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= rid then
+  rid = tonumber(top[2]) + 1
+  redis.call('SET', KEYS[K + 3], string.format('%d', rid))
+end
+local stamped = '"report_id":' .. string.format('%d', rid) .. '}'
+local report = string.gsub(ARGV[A + 2], '"report_id":0}$', stamped, 1)
+redis.call('HSET', KEYS[K + 1], ARGV[A + 1], report)
+redis.call('ZADD', KEYS[K + 2], rid, ARGV[A + 1])
+"""
+PUT_FRAUD_REPORT = _ALONE + _FRAUD_REPORT_WRITE + "return rid\n"
+# With its entry, made from the report it replaces (ARGV[A + 3]: that report's JSON as read,
+# '' for none): -4 the entry's report changed since read (the caller reads it again and makes
+# the entry again), -3 another writer moved the head (nothing written either way).
+PUT_FRAUD_REPORT_AUDITED = (
+    _AFTER_AUDIT
+    + """
+if (redis.call('HGET', KEYS[K + 1], ARGV[A + 1]) or '') ~= ARGV[A + 3] then return -4 end
+"""
+    + _audit_head_moved("-3")
+    + _FRAUD_REPORT_WRITE
+    + _AUDIT_WRITE
+    + "return rid\n"
+)
+
 # A new account with its entry (store.create_account): only where no account has its id.
 # KEYS[6..7]: the account's hash, every account's ids.  ARGV[4..]: the account id, then its
 # fields and values. 1 when created, 0 when the id is taken, -3 another writer moved the head

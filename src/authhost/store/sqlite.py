@@ -48,6 +48,7 @@ from authhost.store.interface import (
     Commit,
     CommitResult,
     Conflict,
+    FraudReportAudit,
     FundsChanged,
     Hold,
     InsufficientFunds,
@@ -1100,13 +1101,23 @@ class SqliteCardStore:
         rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
         return [codec.dispute_from_json(row[0]) for row in rows]
 
-    async def put_fraud_report(self, report: FraudReport) -> None:
+    async def put_fraud_report(
+        self,
+        report: FraudReport,
+        audit: FraudReportAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         # its report_id is taken by the insert's trigger from a counter that never goes
         # down (migration 32), under the file's write lock: ids are written in the order
         # they are taken, whichever process writes, and never handed out twice (a reader
         # that paged past one never finds a smaller or a reused one later)
-        await self._writer.run(
-            lambda conn: conn.execute(
+        def put(conn: sqlite3.Connection) -> None:
+            if audit is not None:  # made from the report it replaces, in its transaction
+                row = conn.execute(
+                    f"{_REPORT_SELECT} WHERE journal_id = ?", (report.journal_id,)
+                ).fetchone()
+                _insert_audit(conn, audit(None if row is None else _fraud_report(row)), seal)
+            conn.execute(
                 "INSERT OR REPLACE INTO fraud_reports "
                 "(journal_id, card_id, fraud, source, reported_at, note, report_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",
@@ -1119,7 +1130,8 @@ class SqliteCardStore:
                     report.note,
                 ),
             )
-        )
+
+        await self._writer.run(put)
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
         """In the order they were written, after report id ``after_id``."""
@@ -1141,7 +1153,7 @@ class SqliteCardStore:
                 (ids,),
             ).fetchall()
         )
-        return {j: FraudReport(j, c, bool(f), s, r, n, i) for j, c, f, s, r, n, i in rows}
+        return {row[0]: _fraud_report(row) for row in rows}
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0
@@ -1367,6 +1379,12 @@ def _insert_audit(conn: sqlite3.Connection, entry: AuditEntry, seal: AuditSealer
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (*entry.sealed_fields(), chain),
     )
+
+
+def _fraud_report(row: tuple[int, str, int, str, float, str, int]) -> FraudReport:
+    """A fraud report from its ``_REPORT_SELECT`` row."""
+    journal_id, card_id, fraud, source, reported_at, note, report_id = row
+    return FraudReport(journal_id, card_id, bool(fraud), source, reported_at, note, report_id)
 
 
 def _update_card(conn: sqlite3.Connection, card: Card) -> Card:

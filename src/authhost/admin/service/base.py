@@ -447,11 +447,14 @@ class ServiceBase:
         audited with the report it replaced. The note's PANs are masked."""
         report = FraudReport(journal_id, card_id, fraud, source, self.clock(),
                              mask_pans_in_text(note))  # fmt: skip
-        before = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
-        await self.store.put_fraud_report(report)
         view = fraud_report_view(report)
-        previous = fraud_report_view(before) if before is not None else None
-        await self.record_audit("journal.fraud_report", card_id, previous, view)
+
+        def entry(before: FraudReport | None) -> AuditEntry:  # the report the write replaces
+            previous = fraud_report_view(before) if before is not None else None
+            return self._audit_entry("journal.fraud_report", card_id, previous, view)
+
+        # the report and its entry: one write
+        await self.store.put_fraud_report(report, entry, self.security.audit_seal)
         return view
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
