@@ -1,6 +1,6 @@
-"""Admin writes of money and products with their audit entry (PCI DSS 10: no change without
-its record): a funds change, a credit limit, a ledger sync and a product are one write with
-their entry on SQLite (one transaction) and on a single Redis (one script), both or neither;
+"""Admin writes of money, accounts and products with their audit entry (PCI DSS 10: no change
+without its record): a funds change, a credit limit, a ledger sync, a product and a new
+account are one write with their entry on SQLite (one transaction) and on a single Redis (one script), both or neither;
 on Redis Cluster the entry follows the write (the audit log is in another hash slot).
 
 Real components only: SQLite files, a real redis-server and a real one-node Redis Cluster.
@@ -19,7 +19,18 @@ from pathlib import Path
 
 import pytest
 import trio
-from audited_writes import OPS, made_from
+from audited_writes import (
+    CLOSED,
+    ENTRIES,
+    LIST,
+    NEW_ACCOUNT,
+    NEW_CARD,
+    NEW_PAN,
+    OPS,
+    REPORTED,
+    list_made_from,
+    made_from,
+)
 from test_admin_support import demo_security
 from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -33,7 +44,7 @@ from test_store_contract import (  # noqa: F401 - fixtures
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, NotFoundError
 from authhost.admin.service import CardService
-from authhost.cards.model import Account
+from authhost.cards.model import Account, CardKind
 from authhost.store import redis as redis_store
 from authhost.store.interface import (
     BeyondBound,
@@ -44,7 +55,7 @@ from authhost.store.interface import (
     StoreUnavailable,
 )
 from authhost.store.money import BALANCE_BOUND
-from authhost.store.records import AuditEntry
+from authhost.store.records import AuditEntry, FraudReport
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
 SINGLE = pytest.mark.parametrize("store", ["redis"], indirect=True)
@@ -54,12 +65,23 @@ EACH_OP = pytest.mark.parametrize("op", list(OPS))
 
 async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
-    funds key's record, and the audit log."""
+    funds key's record, the new account and every account's list, the cards (the new one,
+    every one, what the new PAN finds), the closed-account marker, the named list and the
+    lists' names, the fraud reports, and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
         await db.get_product(PRODUCT.product_id),
         await db.funds_change_of("acc-1", "k1"),
+        await db.get_account(NEW_ACCOUNT),
+        await db.list_accounts(),
+        await db.get_card(NEW_CARD),
+        await db.list_cards(limit=1000),
+        await db.find_card(NEW_PAN),
+        await db.idempotent_result(CLOSED),
+        await db.get_list(LIST),
+        await db.list_names(),
+        await db.fraud_reports(),
         await db.audit(limit=1000),
     )
 
@@ -77,21 +99,49 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await seeded(store, balance=10_000)
     write, _ = OPS[op]
     await write(store, SEAL)
-    account, ledger, product, record, audit = await state(store)
-    [entry] = audit
-    assert entry.action == {"funds": "account.funds", "product": "product.update"}.get(
-        op, f"account.{op}"
-    )
-    assert entry.chain  # sealed, chained to the newest entry
-    if op != "product":  # made from the account as the write found it
+    found = await state(store)
+    account, ledger, product, record, created, listed, card, cards, by_pan, marker = found[:10]
+    values, names, reports, audit = found[10:]
+    assert len(audit) == ENTRIES.get(op, 1)
+    entry = audit[0]
+    assert entry.action == {
+        "funds": "account.funds",
+        "product": "product.update",
+        "issue": "card.issue",
+        "renew": "card.renew",
+        "reissue": "card.reissue",
+        "list": "list.put",
+        "wallet": "card.suspend",
+        "fraud": "journal.fraud_report",
+    }.get(op, f"account.{op}")
+    assert all(e.chain for e in audit)  # sealed, chained to the newest entry
+    if op in ("funds", "credit_limit", "ledger_sync"):  # the account as the write found it
         assert json.loads(entry.before) == {"balance": 10_000}
+    old = [c for c in cards if c.card_id != NEW_CARD][0]
+    successor = card is not None and card.replaces == old.card_id == card.replaces
+    successor = successor and old.replaced_by == NEW_CARD and len(cards) == 2
     assert {
         "funds": account.balance == 10_250 and record is not None,
         "credit_limit": account.credit_limit == 5_000,
         "ledger_sync": account.balance == 7_000 and ledger is not None,
         "product": product.name == "Debit EUR 2" and product.version == 1,
+        "create": created is not None
+        and created.credit_limit == 4_000
+        and [a.account_id for a in listed] == ["acc-1", NEW_ACCOUNT],
+        "issue": card is not None and by_pan == card and len(cards) == 2,
+        "renew": successor and card.pan_index == old.pan_index and by_pan is None,
+        "reissue": successor and by_pan == card,
+        "close": marker == '{"closed_at":1}',
+        "list": values == {"411111", "476173"} and names == [LIST],
+        "wallet": cards[0].state.value == "suspended",
+        "fraud": [(r.journal_id, r.report_id) for r in reports] == [(REPORTED, 1)],
     }[op]
-    assert (await chain_ok(store))["verified"] == 1
+    if op == "wallet":  # the card's own entry, then its tokens' on the same card
+        assert [e.action for e in audit[1:]] == ["card.token_suspended"] * 2
+        assert {e.subject for e in audit} == {cards[0].card_id}
+    else:  # a successor's second entry: the new card's issue
+        assert [e.subject for e in audit[1:]] == [NEW_CARD] * (len(audit) - 1)
+    assert (await chain_ok(store))["verified"] == len(audit)
 
 
 @STORES
@@ -141,7 +191,7 @@ trio.run(main)
     try:
         assert await state(reopened) == before
         await OPS[op][0](reopened, SEAL)  # made again: once
-        assert len(await reopened.audit()) == 1
+        assert len(await reopened.audit()) == ENTRIES.get(op, 1)
         await chain_ok(reopened)
     finally:
         await reopened.close()
@@ -169,7 +219,7 @@ async def test_a_process_dying_before_its_one_script_leaves_neither_on_redis(
     assert await state(store) == before
     monkeypatch.undo()
     await write(store, SEAL)  # made again: once
-    assert len(await store.audit()) == 1
+    assert len(await store.audit()) == ENTRIES.get(op, 1)
     await chain_ok(store)
 
 
@@ -209,6 +259,34 @@ async def test_a_refused_write_appends_no_entry(store):  # noqa: F811
     assert (await subjects_actions(store))[-1] == ("acc-1", "account.ledger_sync")
     assert len(await store.audit()) == 3
     await chain_ok(store)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_a_create_of_a_taken_id_writes_nothing_and_no_entry(store):  # noqa: F811
+    """An account whose id is taken: the account as it was, no entry (on every store); the
+    create of a free id lands with its entry, and one at once with it on the same id is
+    refused (the store's own check, not a read before it)."""
+    await seeded(store, balance=10_000)
+    before = await state(store)
+    entry = AuditEntry(NOW, "ops1", "account.create", "acc-1", "", "{}")
+    with pytest.raises(Conflict, match="acc-1 already exists"):
+        await store.create_account(Account("acc-1", "978", CardKind.CREDIT), entry, SEAL)
+    assert await state(store) == before
+    outcomes: list[str] = []
+
+    async def create() -> None:
+        try:
+            await OPS["create"][0](store, SEAL)
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("refused")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(create)
+        nursery.start_soon(create)
+    assert sorted(outcomes) == ["created", "refused"]
+    assert await subjects_actions(store) == [(NEW_ACCOUNT, "account.create")]
+    assert (await chain_ok(store))["verified"] == 1
 
 
 @STORES
@@ -270,10 +348,10 @@ async def test_a_head_moved_by_another_writer_is_sealed_again(
     other = await store.reopen()
     try:
         await OPS[op][0](store, SEAL)
-        assert len(heads) == 2 and heads[0] != heads[1]
+        assert heads[0] != heads[1]  # (a cluster reads it again for a second entry)
         assert [a for _, a in await subjects_actions(store)][0] == "card.note"
-        assert len(await store.audit()) == 2
-        assert (await chain_ok(store))["verified"] == 2
+        assert len(await store.audit()) == 1 + ENTRIES.get(op, 1)
+        assert (await chain_ok(store))["verified"] == 1 + ENTRIES.get(op, 1)
     finally:
         await other.close()
 
@@ -350,7 +428,7 @@ async def test_on_a_cluster_the_entry_follows_the_write(store, op):  # noqa: F81
     before = await state(store)
     with pytest.raises(OSError):
         await OPS[op][0](store, BrokenSeal())
-    assert (await state(store))[:4] != before[:4]  # written ...
+    assert (await state(store))[:-1] != before[:-1]  # written ...
     assert await store.audit() == []  # ... without its entry
 
 
@@ -372,10 +450,12 @@ async def test_the_service_writes_each_change_with_its_entry(
     async def no_append_after(*args):  # noqa: ANN002, ANN202
         raise Crash("an entry appended after its write")
 
+    monkeypatch.setattr(store, "append_audit", no_append_after)
     await service.create_account(rq.NewAccount(account_id="a1", balance=10_000))
+    with pytest.raises(ConflictError, match="a1 already exists"):  # refused: no entry
+        await service.create_account(rq.NewAccount(account_id="a1", balance=5))
     await service.create_product(rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit",
                                                bin="476173"))  # fmt: skip
-    monkeypatch.setattr(store, "append_audit", no_append_after)
 
     load = rq.FundsChange(amount_minor=2_500, reason="salary, card 4111111111111111")
     first = await service.change_funds("a1", load, idempotency_key="core-1")
@@ -401,6 +481,7 @@ async def test_the_service_writes_each_change_with_its_entry(
         "account.ledger_sync", "product.update",
     ]  # fmt: skip
     money = {"account_id": "a1", "currency": "978", "kind": "debit", "credit_limit": 0}
+    assert entries["account.create"]["after"]["balance"] == 10_000
     funds = entries["account.funds"]
     assert funds["before"] == {**money, "balance": 10_000}
     assert funds["after"] == {**money, "balance": 12_500, "amount_minor": 2_500,
@@ -416,6 +497,176 @@ async def test_the_service_writes_each_change_with_its_entry(
     assert entries["product.update"]["before"]["name"] == "Debit"
     verified = await service.verify_audit()
     assert verified["ok"] and verified["verified"] == 6, verified
+
+
+@STORES
+async def test_the_service_closes_an_account_with_its_entry_in_the_marker_write(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """Through the card service: a closure refused (a balance) writes neither its marker nor
+    its entry; one made writes account.close with the closed-account marker (none appended
+    after a write: an append fails the test) and card.cancel with each card; run again, it
+    finds the marker and writes no second account.close. The chain verifies."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+    await service.create_account(rq.NewAccount(account_id="a1", balance=500))
+    await service.create_product(rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit",
+                                               bin="476173"))  # fmt: skip
+    card = await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1"))
+    with pytest.raises(ConflictError, match="balance of 500"):
+        await service.close_account("a1", "moved abroad")
+    assert await store.idempotent_result("account.closed:a1") is None
+    assert [e["action"] for e in await service.audit(subject="a1")] == ["account.create"]
+
+    await service.change_funds("a1", rq.FundsChange(amount_minor=-500, reason="paid out"))
+    closed = await service.close_account("a1", "moved abroad")
+    assert closed["cancelled_cards"] == [card["card_id"]]
+    again = await service.close_account("a1", "moved abroad")
+    assert again["cancelled_cards"] == []
+    [*_, close] = await service.audit(subject="a1")
+    assert [e["action"] for e in await service.audit(subject="a1")].count("account.close") == 1
+    assert json.loads(close["after"])["reason"] == "moved abroad"
+    assert json.loads(close["before"])["balance"] == 0
+    marker = json.loads(await store.idempotent_result("account.closed:a1"))
+    assert json.loads(close["after"])["closed_at"] == marker["closed_at"]
+    cancels = await service.audit(subject=card["card_id"])
+    assert [e["action"] for e in cancels] == ["card.issue", "card.cancel"]
+    verified = await service.verify_audit()
+    assert verified["ok"] and verified["verified"] == 6, verified
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_a_marker_already_there_appends_no_entry(store):  # noqa: F811
+    """A marker kept before (an account closed once): the marker as it was, no entry."""
+    await seeded(store)
+    assert await store.put_marker(CLOSED, '{"closed_at":0}') is None
+    before = await state(store)
+    assert await OPS["close"][0](store, SEAL) is None  # (the op answers nothing)
+    assert await store.put_marker(CLOSED, "{}", AuditEntry(NOW, "o", "account.close", "acc-1"),
+                                  SEAL) == '{"closed_at":0}'  # fmt: skip
+    assert await state(store) == before
+
+
+@STORES
+async def test_the_service_writes_a_list_with_its_entry(store, tmp_path, monkeypatch):  # noqa: F811
+    """Through the card service: a named list's entry says what the write added and removed
+    from the values it replaced, in the list's own write (an append fails the test)."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(store, "append_audit", no_append_after)
+    await service.put_list("bins", rq.ListValues(values=["411111", "476173"]))
+    await store.put_list("bins", ["411111", "476173", "520000"])  # another writer, unaudited
+    assert await service.put_list("bins", rq.ListValues(values=["476173", "999999"])) == {
+        "name": "bins", "values": ["476173", "999999"]
+    }  # fmt: skip
+    first, second = await service.audit(subject="bins")
+    assert json.loads(first["after"]) == {"added": ["411111", "476173"], "removed": [], "size": 2}
+    assert json.loads(second["before"]) == {"size": 3}  # as the write found it
+    assert json.loads(second["after"]) == {
+        "added": ["999999"], "removed": ["411111", "520000"], "size": 2
+    }  # fmt: skip
+    assert (await service.verify_audit())["ok"]
+
+
+@STORES
+async def test_a_long_list_is_written_whole_with_its_entry(store):  # noqa: F811
+    """More values than a script passes to one command (written 500 at a time)."""
+    await store.put_list(LIST, [f"a{n}" for n in range(1_200)], list_made_from(), SEAL)
+    await store.put_list(LIST, [f"b{n}" for n in range(1_301)], list_made_from(), SEAL)
+    assert await store.get_list(LIST) == {f"b{n}" for n in range(1_301)}
+    assert [json.loads(e.before) for e in await store.audit()] == [{"size": 0}, {"size": 1_200}]
+    await chain_ok(store)
+
+
+@STORES
+async def test_a_fraud_report_entry_is_made_from_the_report_it_replaces(store):  # noqa: F811
+    """A report replacing another: its entry names the one replaced, as the write found it."""
+    await seeded(store)
+    await store.put_fraud_report(FraudReport(REPORTED, "card", False, "cardholder", NOW, ""))
+    await OPS["fraud"][0](store, SEAL)
+    [entry] = await store.audit()
+    assert json.loads(entry.before) == "cardholder"
+    [report] = await store.fraud_reports()
+    assert report.source == "chargeback" and report.report_id == 2
+    await chain_ok(store)
+
+
+@SINGLE
+async def test_a_fraud_report_that_moved_since_it_was_read_is_read_again(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """Another writer reports on the entry between the store's read and its script: nothing
+    is written, and the entry is made again from the report the write replaces."""
+    await seeded(store)
+    read = store._client.hget
+    reads = 0
+
+    async def read_then_another_report(key, field):  # noqa: ANN001, ANN202
+        nonlocal reads
+        found = await read(key, field)
+        reads += 1
+        if reads == 1:
+            report = FraudReport(REPORTED, "card", False, "analyst", NOW, "")
+            await other.put_fraud_report(report)
+        return found
+
+    other = await store.reopen()
+    monkeypatch.setattr(store._client, "hget", read_then_another_report)
+    try:
+        await OPS["fraud"][0](store, SEAL)
+        assert reads == 2
+        [entry] = await store.audit()
+        assert json.loads(entry.before) == "analyst"  # found by the write
+        assert [r.source for r in await store.fraud_reports()] == ["chargeback"]
+        await chain_ok(store)
+    finally:
+        await other.close()
+
+
+@SINGLE
+async def test_a_list_that_moved_since_it_was_read_is_read_again(store, monkeypatch):  # noqa: F811
+    """Another writer changes the list between the store's read and its script: nothing is
+    written, the entry is made again from the list as it is; a list that moves at every
+    try is refused as the store being busy, nothing written."""
+    read = store.get_list
+    reads = 0
+
+    async def read_then_another_write(name: str) -> frozenset[str]:
+        nonlocal reads
+        found = await read(name)
+        reads += 1
+        if reads == 1 or always:
+            await other.put_list(name, [f"v{reads}"])
+        return found
+
+    always = False
+    monkeypatch.setattr(store, "get_list", read_then_another_write)
+    other = await store.reopen()
+    try:
+        await OPS["list"][0](store, SEAL)
+        assert reads == 2
+        [entry] = await store.audit()
+        assert json.loads(entry.before) == {"size": 1}  # v1, found by the write
+        assert await read(LIST) == {"411111", "476173"}
+        monkeypatch.setattr(redis_store, "ACCOUNT_AUDIT_TRIES", 3)
+        always = True
+        with pytest.raises(StoreUnavailable, match="3 tries"):
+            await store.put_list(LIST, ["x"], list_made_from(), SEAL)
+        assert await read(LIST) == {"v5"}  # the other writer's only
+        assert len(await store.audit()) == 1
+        await chain_ok(store)
+    finally:
+        await other.close()
 
 
 # --- contention: many writers at once ------------------------------------------------------

@@ -8,24 +8,33 @@ by the sealer (the test's own) or by wrapping one method of the real store.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
+from test_admin_support import demo_security
 from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
+    make_card,
     redis_cluster_url,
     seeded,
     store,
 )
+from test_store_contract import (
+    entry as journal_entry,
+)
 
+from authhost.admin import requests as rq
 from authhost.admin.audit_verify import verify_audit_chain
+from authhost.admin.service import CardService
 from authhost.cards import lifecycle
 from authhost.cards.model import Account, CardKind, CardState
+from authhost.cards.tokens import PaymentToken
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Conflict
+from authhost.store.interface import Commit, Conflict, StoreError
 from authhost.store.records import AuditEntry
 
 SEAL = AuditSeal(os.urandom(32))
@@ -248,3 +257,183 @@ async def test_a_card_moved_to_another_account_and_its_entry_are_one_write(store
     with pytest.raises(Conflict):  # stale: the move is refused whole, no entry
         await store.update_card(replace(card, account_id="acc-1"), entry_for(card), SEAL)
     assert await actions_on(store, card.card_id) == ["card.update"]
+
+
+# --- a card's issue and a successor's new card: the card(s) and the entries, one write --------
+
+
+async def service_writing_entries_in_the_write(db, tmp_path, monkeypatch) -> CardService:  # noqa: ANN001
+    """The card service on ``db``, with account a1 and product p1 (BIN 476173), whose
+    store fails the test when an entry is appended after its write (``append_audit``): on
+    SQLite and a single Redis every entry here is in its write."""
+    service = CardService(db, demo_security(tmp_path), "ops1")
+
+    async def no_append_after(*args):  # noqa: ANN002, ANN202
+        raise Crash("an entry appended after its write")
+
+    monkeypatch.setattr(db, "append_audit", no_append_after)
+    await service.create_account(rq.NewAccount(account_id="a1"))
+    await service.create_product(
+        rq.NewProduct(product_id="p1", issuer_id="bank", name="Debit", bin="476173")
+    )
+    return service
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_the_service_issues_and_succeeds_cards_with_their_entries_in_the_write(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """Through the card service: an issue, a renewal (the same PAN) and a lost card's
+    replacement (a new PAN) write each card with its entries, none appended after its write
+    (an append fails the test); the old card's entry shows it as the write stored it, the new
+    card's history starts with its issue, and the chain verifies."""
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
+    spec = rq.IssueCard(product_id="p1", account_id="a1", cardholder_name="A TESTER")
+    renewed = await service.issue_card(spec)
+    await service.apply(renewed["card_id"], "ship")
+    renewal = await service.apply(renewed["card_id"], "renew", reason="due")
+    lost = await service.issue_card(spec)
+    await service.apply(lost["card_id"], "ship")
+    await service.apply(lost["card_id"], "report-lost")
+    replacement = await service.apply(lost["card_id"], "replace")
+    assert replacement["pan"] != lost["pan"] and renewal["pan"] == renewed["pan"]
+
+    for old, new, action in ((renewed, renewal, "renew"), (lost, replacement, "replace")):
+        [*_, entry] = await service.audit(subject=old["card_id"], limit=100)
+        assert entry["action"] == f"card.{action}"
+        after = json.loads(entry["after"])
+        assert after["old"] == await service.get_card(old["card_id"])  # as stored
+        assert after["new"] == await service.get_card(new["card_id"])
+        [issue] = await service.audit(subject=new["card_id"], limit=100)
+        assert issue["action"] == "card.issue"
+        assert json.loads(issue["after"])["issued_by"] == action
+    issues = [e for e in await service.audit(limit=100) if e["action"] == "card.issue"]
+    assert len(issues) == 4
+    verified = await service.verify_audit()
+    assert verified["ok"] and verified["verified"] == 11, verified
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_a_refused_issue_or_successor_writes_no_card_and_no_entry(store):  # noqa: F811
+    """A card id or PAN taken, a successor of a card changed meanwhile (stale) or gone: no
+    card, no claim left behind (the same write made right goes through), no entry."""
+    card, _ = await seeded(store)
+    other, _, blob = make_card()  # another card of the account, issued without an entry
+    await store.create_card(other, blob)
+    issue = AuditEntry(NOW, "ops1", "card.issue", "crd-x", "", "{}")
+    twin = replace(card, card_id="crd-x")  # the seeded card's PAN
+    with pytest.raises(Conflict, match="PAN"):
+        await store.create_card(twin, b"sealed", issue, SEAL)
+    same_id = replace(card, pan_index="idx-x")
+    with pytest.raises(Conflict, match="already exists"):
+        await store.create_card(same_id, b"sealed", issue, SEAL)
+    old, new = lifecycle.reissue(card, now=NOW, validity_months=36, new_card_id="crd-x")
+    new = replace(new, pan_index="idx-x", last4="0001")
+    entries = (entry_for(card, "card.reissue"), issue)
+    with pytest.raises(Conflict):  # stale
+        await store.replace_card(replace(old, version=old.version + 1), new, b"sealed", entries,
+                                 SEAL)  # fmt: skip
+    with pytest.raises(Conflict, match="PAN"):  # the new PAN taken
+        await store.replace_card(old, replace(new, pan_index=other.pan_index, last4="9"),
+                                 b"sealed", (entries[0], issue), SEAL)  # fmt: skip
+    with pytest.raises(Conflict, match="already exists"):  # the new card's id taken
+        await store.replace_card(old, replace(new, card_id=other.card_id), b"sealed", entries,
+                                 SEAL)  # fmt: skip
+    assert await store.list_cards(limit=10) == [card, other]
+    assert await store.audit() == []
+    await store.replace_card(old, new, b"sealed", entries, SEAL)  # made right: it lands
+    assert [c.card_id for c in await store.list_cards(limit=10)] == [
+        card.card_id, other.card_id, "crd-x"
+    ]  # fmt: skip
+    assert (await store.find_card("idx-x")).card_id == "crd-x"
+    assert [e.action for e in await store.audit()] == ["card.reissue", "card.issue"]
+    assert (await chain_ok(store))["verified"] == 2
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_a_lifecycle_change_writes_its_wallet_events_with_the_card(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """A card in use reported stolen: its tokens' wallet events (card.token_suspended, one
+    per token) are written with the card's own entry in its one write, not appended after
+    it (an append fails the test); the chain verifies."""
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
+    card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
+    await service.apply(card_id, "ship")
+    await service.apply(card_id, "activate")
+    card = await store.get_card(card_id)
+    tokens = (
+        PaymentToken("cd" * 32, "7721", "50120834693", "google_pay"),
+        PaymentToken("ab" * 32, "7722", "40010030273", "apple_pay"),
+    )
+    await store.update_card(replace(card, tokens=tokens))  # registered (no entry here)
+    await service.apply(card_id, "report-stolen")
+    entries = await service.audit(subject=card_id)
+    assert [e["action"] for e in entries][-3:] == [
+        "card.report_stolen", "card.token_suspended", "card.token_suspended"
+    ]  # fmt: skip
+    assert {json.loads(e["after"])["reason"] for e in entries[-2:]} == {"card report-stolen"}
+    verified = await service.verify_audit()
+    assert verified["ok"], verified
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_further_entries_are_on_the_card_changed(store):  # noqa: F811
+    """A card change's further entries on another subject, or without its own: refused
+    before anything is written."""
+    card, _ = await seeded(store)
+    elsewhere = AuditEntry(NOW, "ops1", "card.token_suspended", "another-card", "{}", "{}")
+    for own in (entry_for(card), None):
+        with pytest.raises(StoreError, match="further entries"):
+            await store.update_card(suspended(card), own, SEAL, [elsewhere])
+    assert await store.get_card(card.card_id) == card
+    assert await store.audit() == []
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_a_change_carried_to_a_waiting_successor_is_written_with_its_entry(
+    store,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """New limits on a card whose renewal waits: the successor gets them with its
+    card.carried entry in one write (an append fails the test), naming the fields."""
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
+    card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
+    await service.apply(card_id, "ship")
+    successor = (await service.apply(card_id, "renew"))["card_id"]
+    await service.set_card_limits(card_id, rq.LimitsSpec(per_transaction=5_000))
+    [*_, carried] = await service.audit(subject=successor)
+    assert carried["action"] == "card.carried"
+    after = json.loads(carried["after"])
+    assert after["from"] == card_id and after["fields"] == ["limits"]
+    assert (await store.get_card(successor)).limits.per_transaction == 5_000
+    assert (await service.verify_audit())["ok"]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+async def test_a_fraud_report_is_written_with_its_entry(store, tmp_path, monkeypatch):  # noqa: F811
+    """A transaction reported fraud, then genuine: each report with its entry in one write
+    (an append fails the test), the second's before the first report as the write found it."""
+    service = await service_writing_entries_in_the_write(store, tmp_path, monkeypatch)
+    card_id = (await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1")))["card_id"]
+    card = await store.get_card(card_id)
+    stored = await store.commit(Commit(journal=journal_entry(card, 1), card_id=card_id))
+    jid = stored.journal.journal_id
+    first = await service.report_fraud(card_id, jid, rq.FraudReportSpec(source="chargeback"))
+    await service.report_fraud(
+        card_id,
+        jid,
+        rq.FraudReportSpec(fraud=False, source="cardholder", note="card 4111111111111111"),
+    )
+    *_, one, two = await service.audit(subject=card_id)
+    assert [one["action"], two["action"]] == ["journal.fraud_report"] * 2
+    assert one["before"] == "" and json.loads(one["after"]) == first
+    before = json.loads(two["before"])
+    assert before["source"] == "chargeback" and before["report_id"] == 1
+    assert json.loads(two["after"])["note"] == "card 411111******1111"
+    assert (await service.verify_audit())["ok"]

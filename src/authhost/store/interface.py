@@ -33,9 +33,27 @@ class AuditSealer(Protocol):
 # authorisations move meanwhile.
 AccountAudit = Callable[[Account], AuditEntry]
 
+# A named list's audit entry (``put_list``), made by the store from the list's values as the
+# write finds them (what was added and removed), appended only if the list is written.
+ListAudit = Callable[[frozenset[str]], AuditEntry]
+
+# A fraud report's audit entry (``put_fraud_report``), made by the store from the report the
+# write replaces (None: the entry had none), appended only if the report is written.
+FraudReportAudit = Callable[[FraudReport | None], AuditEntry]
+
 
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
+
+
+def card_entries(
+    card: Card, audit: AuditEntry | None, more: Sequence[AuditEntry]
+) -> list[AuditEntry]:
+    """``update_card``'s entries, in order: ``more`` only after an ``audit``, all the card's."""
+    entries = [] if audit is None else [audit, *more]
+    if (more and audit is None) or any(e.subject != card.card_id for e in more):
+        raise StoreError("a card change's further entries follow its own, on the same card")
+    return entries
 
 
 class NotFound(StoreError):
@@ -538,7 +556,13 @@ class CardStore(Protocol):
 
     async def list_products(self) -> list[Product]: ...
 
-    async def create_account(self, account: Account) -> None: ...
+    async def create_account(
+        self, account: Account, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
+        """Create the account; ``Conflict`` when one has its id (nothing written). ``audit``:
+        the creation's entry, appended (chained with ``seal``) only if the account is created,
+        in the same atomic step as ``update_card``'s."""
+        ...
 
     async def get_account(self, account_id: str) -> Account | None: ...
 
@@ -615,9 +639,17 @@ class CardStore(Protocol):
         ...
 
     # --- cards ----------------------------------------------------------------------------
-    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
-        """Raise Conflict if a card with the same pan_index exists (PANs are never reused
-        across products; a replacement with the same PAN uses ``replace_card_keep_pan``)."""
+    async def create_card(
+        self,
+        card: Card,
+        pan_ciphertext: bytes,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """Raise Conflict if a card with the same pan_index or card_id exists (PANs are never
+        reused across products; a replacement with the same PAN is ``replace_card``'s).
+        ``audit``: the issue's entry, appended (chained with ``seal``) only if the card is
+        created, in the same atomic step as ``update_card``'s."""
         ...
 
     async def get_card(self, card_id: str) -> Card | None: ...
@@ -637,20 +669,35 @@ class CardStore(Protocol):
         ...
 
     async def update_card(
-        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+        self,
+        card: Card,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> Card:
         """Store ``card`` if the stored version equals ``card.version``; return it with
         version + 1. Raise Conflict otherwise (someone else changed it). ``audit``: the
         change's audit entry, appended (chained with ``seal``) only if the card is written:
         in the same transaction on SQLite and the same script on a single Redis (a crash
         keeps both or neither), right after it on Redis Cluster (the card and the audit log
-        live in different hash slots, which no script spans)."""
+        live in different hash slots, which no script spans). ``more``: further entries on
+        the card (its subject, else ``StoreError``), appended after ``audit`` in the same
+        step (the wallet events of the tokens a lifecycle change moved)."""
         ...
 
-    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+    async def replace_card(
+        self,
+        old: Card,
+        new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry] | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         """Atomically store ``old`` (linked, in its state) and insert ``new``. ``new`` may have
         the same pan_index as ``old`` (renewal, damaged): the PAN then means ``new`` once it is
-        activated (see ``find_card``)."""
+        activated (see ``find_card``). ``audit``: the old card's entry and the new card's
+        issue entry, appended in that order (chained with ``seal``) only if both cards are
+        written, in the same atomic step as ``update_card``'s."""
         ...
 
     async def pan_ciphertext(self, card_id: str) -> bytes: ...
@@ -686,9 +733,19 @@ class CardStore(Protocol):
         that writers in several processes still make one chain."""
         ...
 
-    async def put_fraud_report(self, report: FraudReport) -> None:
+    async def put_fraud_report(
+        self,
+        report: FraudReport,
+        audit: FraudReportAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         """Record what became known about a journal entry (fraud or genuine), replacing an
-        earlier report on it. The caller checks that the entry exists."""
+        earlier report on it. The caller checks that the entry exists. ``audit`` makes the
+        report's entry from the report it replaces, appended (chained with ``seal``) in the
+        same atomic step as ``update_card``'s: in the write's transaction on SQLite; on a
+        single Redis in its script, written only if the entry's report is still the one read
+        (else read again and made again, ``ACCOUNT_AUDIT_TRIES`` times at most, as
+        ``put_list``); on Redis Cluster right after the write."""
         ...
 
     async def open_dispute(self, dispute: Dispute) -> None:
@@ -735,7 +792,21 @@ class CardStore(Protocol):
 
     async def get_list(self, name: str) -> frozenset[str]: ...
 
-    async def put_list(self, name: str, values: Sequence[str]) -> None: ...
+    async def put_list(
+        self,
+        name: str,
+        values: Sequence[str],
+        audit: ListAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """Make ``values`` the list's whole content. ``audit`` makes the change's entry from
+        the values the write replaces (``ListAudit``), appended (chained with ``seal``) in the
+        same atomic step as ``update_card``'s: in the write's transaction on SQLite; on a
+        single Redis in its script, which writes only if the list still holds the values the
+        entry was made from (else it reads them again and makes the entry again, as
+        ``change_funds`` does with an account, ``ACCOUNT_AUDIT_TRIES`` times at most); on
+        Redis Cluster right after the write."""
+        ...
 
     async def list_names(self) -> list[str]: ...
 
@@ -762,10 +833,18 @@ class CardStore(Protocol):
         result stays."""
         ...
 
-    async def put_marker(self, key: str, value_json: str) -> str | None:
+    async def put_marker(
+        self,
+        key: str,
+        value_json: str,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> str | None:
         """Keep ``value_json`` under ``key`` for good, unless something is there: None when
         kept, else what is there. A marker is read with ``idempotent_result`` like a result,
-        but ``prune_idempotency`` never deletes it (an account's closure)."""
+        but ``prune_idempotency`` never deletes it (an account's closure). ``audit``: the
+        marker's entry, appended (chained with ``seal``) only if the marker is kept, in the
+        same atomic step as ``update_card``'s."""
         ...
 
     async def keep_result(self, key: str) -> bool:

@@ -64,6 +64,7 @@ from authhost.store.interface import (
     Commit,
     CommitResult,
     Conflict,
+    FraudReportAudit,
     FundsChanged,
     Hold,
     InsufficientFunds,
@@ -73,6 +74,7 @@ from authhost.store.interface import (
     LedgerRefused,
     LedgerState,
     LedgerSync,
+    ListAudit,
     MoneyMove,
     NotFound,
     OpenHold,
@@ -84,6 +86,7 @@ from authhost.store.interface import (
     StoreUnavailable,
     atc_refused_outcome,
     balance_bound_outcome,
+    card_entries,
     cavv_reused_outcome,
     journal_pages,
     ledger_refusal,
@@ -123,19 +126,6 @@ CARD_CACHE_SIZE = 50_000  # parsed cards kept (about 2 KB each); cleared when fu
 # in one script, so report ids are written in order and a consumer paging on them never finds
 # a smaller one later. Reports written before report ids (scored by their journal id) keep
 # their place: the sequence starts above them.
-_PUT_FRAUD_REPORT = """
-local id = redis.call('INCR', KEYS[3])
-local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if top[2] and tonumber(top[2]) >= id then
-  id = tonumber(top[2]) + 1
-  redis.call('SET', KEYS[3], string.format('%d', id))
-end
-local stamped = '"report_id":' .. string.format('%d', id) .. '}'
-local text = string.gsub(ARGV[2], '"report_id":0}$', stamped, 1)
-redis.call('HSET', KEYS[1], ARGV[1], text)
-redis.call('ZADD', KEYS[2], id, ARGV[1])
-return id
-"""
 _HOLD_PLACEHOLDER = "__HOLD__"
 _BALANCE_PLACEHOLDER = "__BALANCE__"  # the commit script writes what it added to the balance
 _PLACEHOLDERS = {"hold_amount": _HOLD_PLACEHOLDER, "balance_delta": _BALANCE_PLACEHOLDER}
@@ -298,6 +288,11 @@ class RedisCardStore:
         self._drop_intent = client.register_script(redis_lua.DROP_INTENT)
         self._put_product = client.register_script(redis_lua.PUT_PRODUCT)
         self._put_product_audited = client.register_script(redis_lua.PUT_PRODUCT_AUDITED)
+        self._create_account_audited = client.register_script(redis_lua.CREATE_ACCOUNT_AUDITED)
+        self._create_card_audited = client.register_script(redis_lua.CREATE_CARD_AUDITED)
+        self._replace_audited = client.register_script(redis_lua.REPLACE_CARD_AUDITED)
+        self._put_marker_audited = client.register_script(redis_lua.PUT_MARKER_AUDITED)
+        self._put_list_audited = client.register_script(redis_lua.PUT_LIST_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
@@ -318,7 +313,8 @@ class RedisCardStore:
         self._index_dispute_ids = client.register_script(redis_lua.INDEX_DISPUTE_IDS)
         self._index_disputes_by_card = client.register_script(redis_lua.INDEX_DISPUTES_BY_CARD)
         self._expire = client.register_script(redis_lua.EXPIRE_HOLDS)
-        self._put_fraud_report = client.register_script(_PUT_FRAUD_REPORT)
+        self._put_fraud_report = client.register_script(redis_lua.PUT_FRAUD_REPORT)
+        self._put_fraud_report_audited = client.register_script(redis_lua.PUT_FRAUD_REPORT_AUDITED)
         self._renew_lease = client.register_script(redis_lua.RENEW_LEASE)
         self._drop_lease = client.register_script(redis_lua.DROP_LEASE)
         self._products: dict[bytes, Product] = {}
@@ -956,11 +952,7 @@ class RedisCardStore:
             written = int(await self._put_product([self._keys.products], args))
         else:
             keys = [*self._audit_keys(audit), self._keys.products]
-            while True:
-                sealed = await self._audit_args(audit, seal)
-                written = int(await self._put_product_audited(keys, [*sealed, *args]))
-                if written != -3:  # -3: another writer's entry came first; sealed after it next
-                    break
+            written = await self._sealed_run(self._put_product_audited, keys, args, [audit], seal)
         if not written:
             if expected_version == NEW_PRODUCT:
                 raise Conflict(f"product {product.product_id} already exists")
@@ -986,13 +978,26 @@ class RedisCardStore:
         products = [codec.product_from_json(v) for v in data.values()]
         return sorted(products, key=lambda p: p.product_id)
 
-    async def create_account(self, account: Account) -> None:
+    async def create_account(
+        self, account: Account, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
+        """On a single Redis the account and its entry are one script (both or neither); on
+        a cluster the entry is appended right after the account (another hash slot)."""
         ak = self._keys.account(account.account_id)
         fields = {k: str(v) for k, v in codec.account_fields(account).items()}
+        if audit is not None and not self._cluster:
+            keys = [*self._audit_keys(audit), ak.account, self._keys.accounts]
+            args = [account.account_id, *(x for pair in fields.items() for x in pair)]
+            script = self._create_account_audited
+            if not await self._sealed_run(script, keys, args, [audit], seal):
+                raise Conflict(f"account {account.account_id} already exists")
+            return
         if not await self._client.hsetnx(ak.account, "account_id", account.account_id):
             raise Conflict(f"account {account.account_id} already exists")
         await self._client.hset(ak.account, fields)
         await self._client.zadd(self._keys.accounts, {account.account_id: 0})
+        if audit is not None:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(audit, seal)
 
     async def get_account(self, account_id: str) -> Account | None:
         data = await self._client.hgetall(self._keys.account(account_id).account)
@@ -1269,8 +1274,7 @@ class RedisCardStore:
 
     async def _claim(self, card: Card, *, pan: bool) -> None:
         """Take the card id (and the PAN index) or raise Conflict, leaving nothing behind."""
-        if not card.card_id or not card.pan_index:
-            raise StoreError("a card needs a card_id and a pan_index")
+        _check_card_ids(card)
         home = self._keys.card_home(card.card_id)
         if not await self._client.set(home, card.account_id, condition="NX"):
             raise Conflict(f"card {card.card_id} already exists")
@@ -1280,13 +1284,43 @@ class RedisCardStore:
                 await self._client.delete([home])
                 raise Conflict("a card with this PAN already exists")
 
-    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
-        await self._claim(card, pan=True)
+    async def create_card(
+        self,
+        card: Card,
+        pan_ciphertext: bytes,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the card and its entry are one script (both or neither); on a
+        cluster the entry is appended right after the card (another hash slot)."""
         ak = self._keys.account(card.account_id)
+        if audit is not None and not self._cluster:
+            _check_card_ids(card)
+            fields = self._card_fields(card, pan_ciphertext)
+            keys = [
+                *self._audit_keys(audit),
+                self._keys.card_home(card.card_id),
+                self._keys.pan(card.pan_index),
+                self._keys.card_seq,
+                ak.card(card.card_id),
+                ak.cards,
+                self._keys.all_cards,
+            ]
+            args = [card.account_id, _pointer_value(card), card.card_id]
+            args += [x for pair in fields.items() for x in pair]
+            created = await self._sealed_run(self._create_card_audited, keys, args, [audit], seal)
+            if created == -1:
+                raise Conflict(f"card {card.card_id} already exists")
+            if created == -2:
+                raise Conflict("a card with this PAN already exists")
+            return
+        await self._claim(card, pan=True)
         seq = await self._client.incr(self._keys.card_seq)
         await self._client.hset(ak.card(card.card_id), self._card_fields(card, pan_ciphertext))
         await self._client.zadd(ak.cards, {card.card_id: seq})
         await self._client.zadd(self._keys.all_cards, {card.card_id: seq})
+        if audit is not None:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(audit, seal)
 
     async def _card_account(self, card_id: str) -> str | None:
         raw = await self._client.get(self._keys.card_home(card_id))
@@ -1335,20 +1369,25 @@ class RedisCardStore:
         return cards
 
     async def update_card(
-        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+        self,
+        card: Card,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> Card:
         """On a single Redis the card (moved to another account, too) and its entry are one
         script: both or neither, as in SQLite's transaction. On a cluster the card's account
         and the audit log are in different hash slots, which no script spans: the entry is
         appended right after the card, not with it (README, Known limitations)."""
+        entries = card_entries(card, audit, more)
         stored_account = await self._card_account(card.card_id)
         if stored_account is None:
             raise NotFound(f"card {card.card_id} not found")
-        if audit is not None and not self._cluster:
-            return await self._update_audited_card(card, stored_account, audit, seal)
+        if entries and not self._cluster:
+            return await self._update_audited_card(card, stored_account, entries, seal)
         stored = await self._update_card(card, stored_account)
-        if audit is not None:
-            await self.append_audit(audit, seal)
+        for entry in entries:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(entry, seal)
         return stored
 
     def _update_args(self, card: Card, stored: Card) -> list[str]:
@@ -1376,7 +1415,7 @@ class RedisCardStore:
         return stored
 
     async def _update_audited_card(
-        self, card: Card, stored_account: str, audit: AuditEntry, seal: AuditSealer | None
+        self, card: Card, stored_account: str, entries: list[AuditEntry], seal: AuditSealer | None
     ) -> Card:
         """The card (moved to another account, too) and its audit entry in one script, every
         check before its first write; an entry sealed after a head another writer moved
@@ -1390,12 +1429,8 @@ class RedisCardStore:
         if stored_account != card.account_id:
             script, keys = self._move_audited, self._move_keys(card, stored_account)
             args = [*args, card.card_id, _pointer_value(card)]
-        keys = [*self._audit_keys(audit), *keys]
-        while True:
-            sealed = await self._audit_args(audit, seal)
-            result = int(await script(keys, [*sealed, *args]))
-            if result != -3:  # -3: another writer's entry came first; sealed after it next
-                break
+        keys = [*self._audit_keys(entries[0]), *keys]
+        result = await self._sealed_run(script, keys, args, entries, seal, more_at_end=True)
         self._refused(card, result)
         if stored_account == card.account_id:
             await self._repoint(stored)
@@ -1465,12 +1500,26 @@ class RedisCardStore:
         await self._client.zrem(old_ak.cards, [card.card_id])
         return stored
 
-    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+    async def replace_card(
+        self,
+        old: Card,
+        new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry] | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis both cards and both entries are one script (all or none); on a
+        cluster the entries are appended right after the cards (another hash slot)."""
         if new.account_id != old.account_id:
             raise StoreError("a replacement card stays on the account of the card it replaces")
         same_pan = new.pan_index == old.pan_index
         linked_old = replace(old, replaced_by=new.card_id, version=old.version + 1)
         linked_new = replace(new, replaces=old.card_id)
+        if audit is not None and not self._cluster:
+            await self._replace_audited_card(
+                old, linked_old, linked_new, pan_ciphertext, audit, seal
+            )
+            return
         await self._claim(linked_new, pan=not same_pan)
         ak = self._keys.account(old.account_id)
         seq = await self._client.incr(self._keys.card_seq)
@@ -1503,6 +1552,64 @@ class RedisCardStore:
         await self._client.zadd(self._keys.all_cards, {new.card_id: seq})
         if same_pan and lifecycle.is_current_over(linked_new, linked_old, candidate_is_newer=True):
             await self._client.set(self._keys.pan(new.pan_index), _pointer_value(new))
+        for entry in audit or ():  # a cluster: the audit log is in another hash slot
+            await self.append_audit(entry, seal)
+
+    async def _replace_audited_card(
+        self,
+        old: Card,
+        linked_old: Card,
+        linked_new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry],
+        seal: AuditSealer | None,
+    ) -> None:
+        """Both cards, the new one's claims and listing, the PAN's pointer and both entries
+        in one script (REPLACE_CARD_AUDITED), every check before its first write."""
+        _check_card_ids(linked_new)
+        new = linked_new
+        if new.pan_index != old.pan_index:
+            pointer = "claim"
+        elif lifecycle.is_current_over(new, linked_old, candidate_is_newer=True):
+            pointer = "move"
+        else:
+            pointer = "keep"
+        ak = self._keys.account(old.account_id)
+        keys = [
+            *self._audit_keys(audit[0]),
+            self._keys.audit_subject(audit[1].subject),
+            ak.card(old.card_id),
+            ak.card(new.card_id),
+            ak.cards,
+            self._keys.card_home(new.card_id),
+            self._keys.pan(new.pan_index),
+            self._keys.card_seq,
+            self._keys.all_cards,
+        ]
+        args = [
+            str(old.version),
+            codec.card_to_json(linked_old),
+            str(old.pin_tries),
+            old.state.value,
+            codec.card_to_json(new),
+            str(new.pin_tries),
+            str(new.version),
+            pan_ciphertext,
+            new.account_id,
+            new.state.value,
+            new.card_id,
+            _pointer_value(new),
+            pointer,
+        ]
+        result = await self._sealed_run(self._replace_audited, keys, args, audit, seal)
+        if result == -1:
+            raise NotFound(f"card {old.card_id} not found")
+        if result == -2:
+            raise Conflict(f"card {old.card_id} was changed by someone else (stale version)")
+        if result == -4:
+            raise Conflict(f"card {new.card_id} already exists")
+        if result == -5:
+            raise Conflict("a card with this PAN already exists")
 
     async def pan_ciphertext(self, card_id: str) -> bytes:
         account_id = await self._card_account(card_id)
@@ -1652,12 +1759,38 @@ class RedisCardStore:
         fills), the head it was sealed after, as read now, and its chain value ("" and ""
         unsealed: only the JSON goes to APPEND_AUDIT)."""
         if seal is None:
-            text = codec.audit_to_json(replace(entry, audit_id="__ID__"))  # type: ignore[arg-type]
-            return [text, "", ""]
+            return [_sealed_after(entry, None, "")[0], "", ""]
         previous = await self._audit_head()
-        chain = seal.seal(previous, entry.sealed_fields())
-        sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
-        return [codec.audit_to_json(sealed), previous, chain]
+        text, chain = _sealed_after(entry, seal, previous)
+        return [text, previous, chain]
+
+    async def _sealed_run(
+        self,
+        script: Any,
+        keys: list[str],
+        args: list[Any],
+        entries: Sequence[AuditEntry],
+        seal: AuditSealer | None,
+        *,
+        more_at_end: bool = False,
+    ) -> int:
+        """An *_AUDITED script's reply, its entries sealed after the chain's head as read (each
+        after the one before it) and sent before ``args`` (with ``more_at_end`` the first
+        alone, the others after ``args`` and their count: ``redis_lua._more_entries``);
+        sealed again and sent again while another writer's entry moves the head first (-3:
+        nothing written)."""
+        while True:
+            sealed = await self._audit_args(entries[0], seal)
+            more: list[str] = []
+            for entry in entries[1:]:  # chained after the one before it, in the same script
+                more += _sealed_after(entry, seal, (more or sealed)[-1])
+            if more_at_end:
+                argv = [*sealed, *args, str(len(entries) - 1), *more]
+            else:
+                argv = [*sealed, *more, *args]
+            result = int(await script(keys, argv))
+            if result != -3:
+                return result
 
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         keys = self._audit_keys(entry)
@@ -1798,13 +1931,37 @@ class RedisCardStore:
                 yield dispute_id, None if raw is None else codec.dispute_from_json(raw)
             cursor = ids[-1]
 
-    async def put_fraud_report(self, report: FraudReport) -> None:
+    async def put_fraud_report(
+        self,
+        report: FraudReport,
+        audit: FraudReportAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the report and its entry are one script (both or neither); on a
+        cluster the entry, made from the report as read just before, follows the write."""
         k = self._keys
-        text = codec.fraud_report_to_json(replace(report, report_id=0))
-        await self._put_fraud_report(
-            [k.fraud_reports, k.fraud_report_ids, k.fraud_report_seq],
-            [str(report.journal_id), text],
-        )
+        keys = [k.fraud_reports, k.fraud_report_ids, k.fraud_report_seq]
+        args = [str(report.journal_id), codec.fraud_report_to_json(replace(report, report_id=0))]
+        if audit is not None and not self._cluster:
+            for _ in range(ACCOUNT_AUDIT_TRIES):
+                raw = await self._client.hget(k.fraud_reports, args[0])
+                entry = audit(None if raw is None else codec.fraud_report_from_json(raw))
+                read = [*args, "" if raw is None else _s(raw)]
+                script = self._put_fraud_report_audited
+                audit_keys = [*self._audit_keys(entry), *keys]
+                if await self._sealed_run(script, audit_keys, read, [entry], seal) != -4:
+                    return
+            raise StoreUnavailable(
+                f"the fraud report on journal entry {report.journal_id} changed at each of "
+                f"{ACCOUNT_AUDIT_TRIES} tries to write it with its audit entry; nothing was "
+                "written: try again"
+            )
+        before = None
+        if audit is not None:  # a cluster: the entry follows, made from the report as read
+            before = (await self.fraud_reports_of([report.journal_id])).get(report.journal_id)
+        await self._put_fraud_report(keys, args)
+        if audit is not None:
+            await self.append_audit(audit(before), seal)
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
         """In the order they were written, after report id ``after_id``."""
@@ -1837,13 +1994,38 @@ class RedisCardStore:
     async def get_list(self, name: str) -> frozenset[str]:
         return frozenset(_s(v) for v in await self._client.smembers(self._keys.list_values(name)))
 
-    async def put_list(self, name: str, values: Sequence[str]) -> None:
+    async def put_list(
+        self,
+        name: str,
+        values: Sequence[str],
+        audit: ListAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the list and its entry are one script (both or neither); on a
+        cluster the entry, made from the list as read just before, follows the write."""
         key = self._keys.list_values(name)
+        if audit is not None and not self._cluster:
+            keys = [self._keys.list_names, key]
+            for _ in range(ACCOUNT_AUDIT_TRIES):
+                found = sorted(await self.get_list(name))
+                entry = audit(frozenset(found))
+                args = [name, str(len(found)), *found, *values]
+                script = self._put_list_audited
+                keys_ = [*self._audit_keys(entry), *keys]
+                if await self._sealed_run(script, keys_, args, [entry], seal) == 1:
+                    return
+            raise StoreUnavailable(
+                f"list {name} changed at each of {ACCOUNT_AUDIT_TRIES} tries to write it with "
+                "its audit entry; nothing was written: try again"
+            )
+        before = await self.get_list(name) if audit is not None else frozenset()
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.sadd(self._keys.list_names, [name])
             pipe.delete([key])
             if values:
                 pipe.sadd(key, list(values))
+        if audit is not None:  # a cluster: the audit log is in another hash slot
+            await self.append_audit(audit(before), seal)
 
     async def list_names(self) -> list[str]:
         return sorted(_s(n) for n in await self._client.smembers(self._keys.list_names))
@@ -1867,8 +2049,27 @@ class RedisCardStore:
             ["", PENDING_PREFIX, "1", "", key],
         )
 
-    async def put_marker(self, key: str, value_json: str) -> str | None:
-        return await self._put(key, value_json, "marker")
+    async def put_marker(
+        self,
+        key: str,
+        value_json: str,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> str | None:
+        """On a single Redis the marker and its entry are one script (both or neither); on a
+        cluster the entry is appended right after the marker (another hash slot)."""
+        if audit is not None and not self._cluster:
+            k = self._keys
+            keys = [*self._audit_keys(audit), k.idempotency(key), k.idempotency_markers]
+            args = [value_json, key]
+            if await self._sealed_run(self._put_marker_audited, keys, args, [audit], seal):
+                return None
+            there = await self._client.get(k.idempotency(key))  # a marker: there for good
+            return _s(there) if there is not None else ""
+        there = await self._put(key, value_json, "marker")
+        if there is None and audit is not None:  # a cluster: the audit log is elsewhere
+            await self.append_audit(audit, seal)
+        return there
 
     async def _put(self, key: str, value: str, what: str) -> str | None:
         """``value`` under ``key`` unless something is there (None), else what is there; a
@@ -2034,6 +2235,19 @@ class RedisCardStore:
 
 def _pointer_value(card: Card) -> str:
     return f"{card.card_id}|{card.account_id}|{card.product_id}"
+
+
+def _check_card_ids(card: Card) -> None:
+    if not card.card_id or not card.pan_index:
+        raise StoreError("a card needs a card_id and a pan_index")
+
+
+def _sealed_after(entry: AuditEntry, seal: AuditSealer | None, previous: str) -> list[str]:
+    """The entry's JSON (its id a placeholder the script fills) and its chain value sealed
+    after ``previous`` ("" unsealed)."""
+    chain = "" if seal is None else seal.seal(previous, entry.sealed_fields())
+    sealed = replace(entry, audit_id="__ID__", chain=chain)  # type: ignore[arg-type]
+    return [codec.audit_to_json(sealed), chain]
 
 
 def _glob_escape(text: str) -> str:

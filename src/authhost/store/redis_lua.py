@@ -726,7 +726,26 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 """
 )
 
-# UPDATE_CARD with its entry. KEYS[6]: card hash.  ARGV[4..8]: UPDATE_CARD's.
+
+def _more_entries(at: int) -> str:
+    """Further entries on the first one's subject (store.update_card's ``more``), each
+    chained after the one before it: ARGV[at] how many ('' or none: 0), then each one's JSON
+    with the id's placeholder and its chain value ('' unsealed)."""
+    return f"""
+for i = 1, tonumber(ARGV[{at}] or '0') or 0 do
+  local more_id = redis.call('INCR', KEYS[4])
+  local more_text = string.gsub(ARGV[{at} + 2 * i - 1], '"audit_id":"__ID__"',
+    '"audit_id":' .. tostring(more_id), 1)
+  redis.call('HSET', KEYS[1], more_id, more_text)
+  redis.call('ZADD', KEYS[2], more_id, more_id)
+  redis.call('ZADD', KEYS[3], more_id, more_id)
+  if ARGV[{at} + 2 * i] ~= '' then redis.call('SET', KEYS[5], ARGV[{at} + 2 * i]) end
+end
+"""
+
+
+# UPDATE_CARD with its entry. KEYS[6]: card hash.  ARGV[4..8]: UPDATE_CARD's; ARGV[9..]:
+# further entries on the card (_more_entries).
 UPDATE_CARD_AUDITED = (
     """
 local v = redis.call('HGET', KEYS[6], 'version')
@@ -740,6 +759,7 @@ redis.call('HSET', KEYS[6], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv
   'account_id', ARGV[7], 'state', ARGV[8])
 """
     + _AUDIT_WRITE
+    + _more_entries(9)
     + "return nv\n"
 )
 
@@ -747,7 +767,8 @@ redis.call('HSET', KEYS[6], 'data', ARGV[5], 'pin_tries', ARGV[6], 'version', nv
 # key, the account's card lists, the card's home and (when it names this card) the PAN's
 # pointer follow. KEYS[6..12]: old card hash, new card hash, old account's cards, new
 # account's cards, the card's home, every card's list, the PAN's pointer.  ARGV[4..10]:
-# expected version, data, pin_tries, the new account id, state, card id, the new pointer.
+# expected version, data, pin_tries, the new account id, state, card id, the new pointer;
+# ARGV[11..]: further entries on the card (_more_entries).
 MOVE_CARD_AUDITED = (
     """
 local v = redis.call('HGET', KEYS[6], 'version')
@@ -772,6 +793,7 @@ redis.call('DEL', KEYS[6])
 redis.call('ZREM', KEYS[8], ARGV[9])
 """
     + _AUDIT_WRITE
+    + _more_entries(11)
     + "return nv\n"
 )
 
@@ -781,6 +803,168 @@ PUT_PRODUCT_AUDITED = (
     + _PUT_PRODUCT_CHECKS
     + _audit_head_moved("-3")
     + _PUT_PRODUCT_WRITE
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+
+# A second entry after _AUDIT_WRITE's, chained after it (a replacement's: the old card's
+# entry, then the new card's issue): KEYS[6] its subject's ids, ARGV[4] its JSON with the id's
+# placeholder, ARGV[5] its chain value ('' unsealed: the head left alone).
+_SECOND_AUDIT_WRITE = """
+local id2 = redis.call('INCR', KEYS[4])
+local text2 = string.gsub(ARGV[4], '"audit_id":"__ID__"', '"audit_id":' .. tostring(id2), 1)
+redis.call('HSET', KEYS[1], id2, text2)
+redis.call('ZADD', KEYS[2], id2, id2)
+redis.call('ZADD', KEYS[6], id2, id2)
+if ARGV[5] ~= '' then redis.call('SET', KEYS[5], ARGV[5]) end
+"""
+
+# A card's issue with its entry (store.create_card): the card's id and PAN claimed, the card
+# numbered, stored and listed. KEYS[6..11]: the card's home, the PAN's pointer, the card
+# sequence, the card's hash, the account's cards, every card's list.  ARGV[4..]: the account
+# id, the PAN's pointer value, the card id, then the card hash's fields and values. 1 when
+# created; -1 the card id is taken, -2 the PAN is, -3 another writer moved the head (nothing
+# written).
+CREATE_CARD_AUDITED = (
+    """
+if redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[7]) == 1 then return -2 end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('SET', KEYS[6], ARGV[4])
+redis.call('SET', KEYS[7], ARGV[5])
+local seq = redis.call('INCR', KEYS[8])
+redis.call('HSET', KEYS[9], unpack(ARGV, 7))
+redis.call('ZADD', KEYS[10], seq, ARGV[6])
+redis.call('ZADD', KEYS[11], seq, ARGV[6])
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+# REPLACE_CARD with the claims, the listing and the PAN's pointer, and two entries (the old
+# card's, then the new card's issue: KEYS[1..5] and ARGV[1..3] the first's, KEYS[6] and
+# ARGV[4..5] the second's, _SECOND_AUDIT_WRITE). KEYS[7..13]: old card hash, new card hash,
+# the account's cards, the new card's home, the new card's PAN pointer, the card sequence,
+# every card's list.  ARGV[6..18]: old expected version, old data, old pin_tries, old state,
+# new data, new pin_tries, new version, new ciphertext, account id, new state, new card id,
+# the PAN's pointer value for it, and what to do with the pointer: 'claim' (a new PAN: only
+# if free), 'move' (the same PAN, which now means the new card), 'keep'. The old card's new
+# version; -1 it is missing, -2 stale, -3 another writer moved the head, -4 the new card id
+# is taken, -5 the new PAN is (nothing written).
+REPLACE_CARD_AUDITED = (
+    """
+local v = redis.call('HGET', KEYS[7], 'version')
+if not v then return -1 end
+if v ~= ARGV[6] then return -2 end
+if redis.call('EXISTS', KEYS[10]) == 1 or redis.call('EXISTS', KEYS[8]) == 1 then return -4 end
+if ARGV[18] == 'claim' and redis.call('EXISTS', KEYS[11]) == 1 then return -5 end
+"""
+    + _audit_head_moved("-3")
+    + """
+local nv = tonumber(v) + 1
+redis.call('HSET', KEYS[7], 'data', ARGV[7], 'pin_tries', ARGV[8], 'version', nv,
+  'state', ARGV[9])
+redis.call('HSET', KEYS[8], 'data', ARGV[10], 'pin_tries', ARGV[11], 'version', ARGV[12],
+  'pan', ARGV[13], 'account_id', ARGV[14], 'state', ARGV[15])
+redis.call('SET', KEYS[10], ARGV[14])
+if ARGV[18] ~= 'keep' then redis.call('SET', KEYS[11], ARGV[17]) end
+local seq = redis.call('INCR', KEYS[12])
+redis.call('ZADD', KEYS[9], seq, ARGV[16])
+redis.call('ZADD', KEYS[13], seq, ARGV[16])
+"""
+    + _AUDIT_WRITE
+    + _SECOND_AUDIT_WRITE
+    + "return nv\n"
+)
+
+# A marker kept for good (store.put_marker) with its entry, only where nothing is under its
+# key. KEYS[6..7]: the idempotency key, the markers' set.  ARGV[4..5]: the marker's JSON, the
+# store's key. 1 when kept, 0 when something is there, -3 another writer moved the head
+# (nothing written either way).
+PUT_MARKER_AUDITED = (
+    """
+if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('SET', KEYS[6], ARGV[4])
+redis.call('SADD', KEYS[7], ARGV[5])
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+# A named list's whole content with its entry (store.put_list), made from the values the list
+# held when read: written only if it holds them still. KEYS[6..7]: the lists' names, the list's
+# values.  ARGV[4..]: the list's name, how many values it was read with (n), those n values,
+# then the new values. 1 when written; -4 the list moved since read (the caller reads it again
+# and makes its entry again); -3 another writer moved the head (nothing written either way).
+PUT_LIST_AUDITED = (
+    """
+local n = tonumber(ARGV[5])
+if redis.call('SCARD', KEYS[7]) ~= n then return -4 end
+for i = 6, 5 + n do
+  if redis.call('SISMEMBER', KEYS[7], ARGV[i]) == 0 then return -4 end
+end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('SADD', KEYS[6], ARGV[4])
+redis.call('DEL', KEYS[7])
+for i = 6 + n, #ARGV, 500 do
+  redis.call('SADD', KEYS[7], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
+
+# A fraud report (store.put_fraud_report), numbered with the next report id (never below one
+# given before). KEYS[K+1..]: the reports hash, the report ids, the report id counter.
+# ARGV[A+1..]: the journal id, the report's JSON with '"report_id":0}' at its end. Its id.
+_FRAUD_REPORT_WRITE = """
+local rid = redis.call('INCR', KEYS[K + 3])
+local top = redis.call('ZREVRANGE', KEYS[K + 2], 0, 0, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= rid then
+  rid = tonumber(top[2]) + 1
+  redis.call('SET', KEYS[K + 3], string.format('%d', rid))
+end
+local stamped = '"report_id":' .. string.format('%d', rid) .. '}'
+local report = string.gsub(ARGV[A + 2], '"report_id":0}$', stamped, 1)
+redis.call('HSET', KEYS[K + 1], ARGV[A + 1], report)
+redis.call('ZADD', KEYS[K + 2], rid, ARGV[A + 1])
+"""
+PUT_FRAUD_REPORT = _ALONE + _FRAUD_REPORT_WRITE + "return rid\n"
+# With its entry, made from the report it replaces (ARGV[A + 3]: that report's JSON as read,
+# '' for none): -4 the entry's report changed since read (the caller reads it again and makes
+# the entry again), -3 another writer moved the head (nothing written either way).
+PUT_FRAUD_REPORT_AUDITED = (
+    _AFTER_AUDIT
+    + """
+if (redis.call('HGET', KEYS[K + 1], ARGV[A + 1]) or '') ~= ARGV[A + 3] then return -4 end
+"""
+    + _audit_head_moved("-3")
+    + _FRAUD_REPORT_WRITE
+    + _AUDIT_WRITE
+    + "return rid\n"
+)
+
+# A new account with its entry (store.create_account): only where no account has its id.
+# KEYS[6..7]: the account's hash, every account's ids.  ARGV[4..]: the account id, then its
+# fields and values. 1 when created, 0 when the id is taken, -3 another writer moved the head
+# (nothing written either way).
+CREATE_ACCOUNT_AUDITED = (
+    """
+if redis.call('HEXISTS', KEYS[6], 'account_id') == 1 then return 0 end
+"""
+    + _audit_head_moved("-3")
+    + """
+redis.call('HSET', KEYS[6], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[7], 0, ARGV[4])
+"""
     + _AUDIT_WRITE
     + "return 1\n"
 )

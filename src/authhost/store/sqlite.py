@@ -48,6 +48,7 @@ from authhost.store.interface import (
     Commit,
     CommitResult,
     Conflict,
+    FraudReportAudit,
     FundsChanged,
     Hold,
     InsufficientFunds,
@@ -57,6 +58,7 @@ from authhost.store.interface import (
     LedgerRefused,
     LedgerState,
     LedgerSync,
+    ListAudit,
     MoneyMove,
     Movement,
     NotFound,
@@ -68,6 +70,7 @@ from authhost.store.interface import (
     StoreInfo,
     atc_refused_outcome,
     balance_bound_outcome,
+    card_entries,
     cavv_reused_outcome,
     journal_pages,
     ledger_refusal,
@@ -637,7 +640,9 @@ class SqliteCardStore:
         )
         return [codec.product_from_json(r[0]) for r in rows]
 
-    async def create_account(self, account: Account) -> None:
+    async def create_account(
+        self, account: Account, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
@@ -655,6 +660,8 @@ class SqliteCardStore:
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"account {account.account_id} already exists") from None
+            if audit is not None:  # in the account's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
 
         await self._writer.run(insert)
 
@@ -864,10 +871,19 @@ class SqliteCardStore:
 
     # --- cards -----------------------------------------------------------------------------
 
-    async def create_card(self, card: Card, pan_ciphertext: bytes) -> None:
-        await self._writer.run(
-            lambda conn: _insert_card(conn, card, pan_ciphertext, same_pan=False)
-        )
+    async def create_card(
+        self,
+        card: Card,
+        pan_ciphertext: bytes,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            _insert_card(conn, card, pan_ciphertext, same_pan=False)
+            if audit is not None:  # in the card's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
+
+        await self._writer.run(insert)
 
     async def get_card(self, card_id: str) -> Card | None:
         return await self._reader.run(
@@ -904,17 +920,30 @@ class SqliteCardStore:
         return [c for c in map(self._card, rows) if c is not None]
 
     async def update_card(
-        self, card: Card, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+        self,
+        card: Card,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> Card:
+        entries = card_entries(card, audit, more)
+
         def write(conn: sqlite3.Connection) -> Card:
             stored = _update_card(conn, card)
-            if audit is not None:  # in the card's own transaction: both or neither
-                _insert_audit(conn, audit, seal)
+            for entry in entries:  # in the card's own transaction: all or none
+                _insert_audit(conn, entry, seal)
             return stored
 
         return await self._writer.run(write)
 
-    async def replace_card(self, old: Card, new: Card, pan_ciphertext: bytes) -> None:
+    async def replace_card(
+        self,
+        old: Card,
+        new: Card,
+        pan_ciphertext: bytes,
+        audit: tuple[AuditEntry, AuditEntry] | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         if new.account_id != old.account_id:
             raise StoreError("a replacement card stays on the account of the card it replaces")
 
@@ -923,6 +952,8 @@ class SqliteCardStore:
             linked_new = replace(new, replaces=old.card_id)
             _update_card(conn, linked_old)
             _insert_card(conn, linked_new, pan_ciphertext, same_pan=new.pan_index == old.pan_index)
+            for entry in audit or ():  # in the cards' own transaction: all or none
+                _insert_audit(conn, entry, seal)
 
         await self._writer.run(swap)
 
@@ -1070,13 +1101,23 @@ class SqliteCardStore:
         rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
         return [codec.dispute_from_json(row[0]) for row in rows]
 
-    async def put_fraud_report(self, report: FraudReport) -> None:
+    async def put_fraud_report(
+        self,
+        report: FraudReport,
+        audit: FraudReportAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         # its report_id is taken by the insert's trigger from a counter that never goes
         # down (migration 32), under the file's write lock: ids are written in the order
         # they are taken, whichever process writes, and never handed out twice (a reader
         # that paged past one never finds a smaller or a reused one later)
-        await self._writer.run(
-            lambda conn: conn.execute(
+        def put(conn: sqlite3.Connection) -> None:
+            if audit is not None:  # made from the report it replaces, in its transaction
+                row = conn.execute(
+                    f"{_REPORT_SELECT} WHERE journal_id = ?", (report.journal_id,)
+                ).fetchone()
+                _insert_audit(conn, audit(None if row is None else _fraud_report(row)), seal)
+            conn.execute(
                 "INSERT OR REPLACE INTO fraud_reports "
                 "(journal_id, card_id, fraud, source, reported_at, note, report_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",
@@ -1089,7 +1130,8 @@ class SqliteCardStore:
                     report.note,
                 ),
             )
-        )
+
+        await self._writer.run(put)
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
         """In the order they were written, after report id ``after_id``."""
@@ -1111,7 +1153,7 @@ class SqliteCardStore:
                 (ids,),
             ).fetchall()
         )
-        return {j: FraudReport(j, c, bool(f), s, r, n, i) for j, c, f, s, r, n, i in rows}
+        return {row[0]: _fraud_report(row) for row in rows}
 
     async def audit(
         self, subject: str = "", limit: int = 100, after_id: int = 0
@@ -1136,8 +1178,17 @@ class SqliteCardStore:
         )
         return frozenset(r[0] for r in rows)
 
-    async def put_list(self, name: str, values: Sequence[str]) -> None:
+    async def put_list(
+        self,
+        name: str,
+        values: Sequence[str],
+        audit: ListAudit | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         def put(conn: sqlite3.Connection) -> None:
+            if audit is not None:  # made from the values this write replaces, in its transaction
+                found = conn.execute("SELECT value FROM list_values WHERE name = ?", (name,))
+                _insert_audit(conn, audit(frozenset(r[0] for r in found.fetchall())), seal)
             conn.execute("INSERT OR IGNORE INTO list_names (name) VALUES (?)", (name,))
             conn.execute("DELETE FROM list_values WHERE name = ?", (name,))
             conn.executemany(
@@ -1184,10 +1235,20 @@ class SqliteCardStore:
             )
         )
 
-    async def put_marker(self, key: str, value_json: str) -> str | None:
-        return await self._writer.run(
-            partial(_put_if_absent, key=key, value=value_json, prunable=False)
-        )
+    async def put_marker(
+        self,
+        key: str,
+        value_json: str,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> str | None:
+        def put(conn: sqlite3.Connection) -> str | None:
+            there = _put_if_absent(conn, key=key, value=value_json, prunable=False)
+            if there is None and audit is not None:  # in the marker's transaction: both or neither
+                _insert_audit(conn, audit, seal)
+            return there
+
+        return await self._writer.run(put)
 
     async def keep_result(self, key: str) -> bool:
         def keep(conn: sqlite3.Connection) -> bool:
@@ -1318,6 +1379,12 @@ def _insert_audit(conn: sqlite3.Connection, entry: AuditEntry, seal: AuditSealer
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (*entry.sealed_fields(), chain),
     )
+
+
+def _fraud_report(row: tuple[int, str, int, str, float, str, int]) -> FraudReport:
+    """A fraud report from its ``_REPORT_SELECT`` row."""
+    journal_id, card_id, fraud, source, reported_at, note, report_id = row
+    return FraudReport(journal_id, card_id, bool(fraud), source, reported_at, note, report_id)
 
 
 def _update_card(conn: sqlite3.Connection, card: Card) -> Card:

@@ -176,12 +176,12 @@ class ProductsAndAccounts(ServiceBase):
                 balance=spec.balance,
                 credit_limit=spec.credit_limit,
             )
-            try:
-                await self.store.create_account(account)
+            view = account_view(account)
+            entry = self._audit_entry("account.create", account.account_id, None, view)
+            try:  # the account and its entry: one write (none when the id is taken)
+                await self.store.create_account(account, entry, self.security.audit_seal)
             except Conflict:
                 raise ConflictError(f"account {account.account_id} already exists") from None
-            view = account_view(account)
-            await self.record_audit("account.create", account.account_id, None, view)
             return view
 
         return await self._once("account.create", idempotency_key, spec, create)
@@ -223,7 +223,10 @@ class ProductsAndAccounts(ServiceBase):
         """Closing an account: every card still live on it is cancelled (closed: 62 from the
         next request), once nothing is left to settle. Refused while the account holds money
         for pending authorisations or has a balance (debit: funds to pay out; credit: debt to
-        collect), or while a dispute on it is open. Audited per card and for the account."""
+        collect), or while a dispute on it is open. Audited per card (``card.cancel``) and for
+        the account (``account.close``, written with the closed-account marker: both or
+        neither; a closure run again once the marker is there, to cancel what a crash left
+        live, writes no second one)."""
         account = await self._account(account_id)
         if account.holds:
             raise ConflictError(
@@ -244,8 +247,13 @@ class ProductsAndAccounts(ServiceBase):
             raise ConflictError(f"account {account_id} has open disputes: {open_disputes}")
         # first the marker, so that no card is issued or replaced onto it while its cards go;
         # a marker, not a result: the idempotency retention keeps it for good
-        closed = json.dumps({"closed_at": self.clock()}, separators=(",", ":"))
-        await self.store.put_marker(ACCOUNT_CLOSED_KEY + account_id, closed)
+        closed_at = self.clock()
+        closed = json.dumps({"closed_at": closed_at}, separators=(",", ":"))
+        marked = {"account_id": account_id, "closed_at": closed_at, "reason": reason}
+        entry = self._audit_entry("account.close", account_id, account_view(account), marked)
+        await self.store.put_marker(
+            ACCOUNT_CLOSED_KEY + account_id, closed, entry, self.security.audit_seal
+        )
         cancelled = []
         for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
             # each cancelled card leaves the state: the first page again, until none is left
@@ -253,9 +261,7 @@ class ProductsAndAccounts(ServiceBase):
                 for card in page:
                     await self.apply(card.card_id, "cancel", reason=reason or "account closed")
                     cancelled.append(card.card_id)
-        result = {"account_id": account_id, "cancelled_cards": sorted(cancelled)}
-        await self.record_audit("account.close", account_id, account_view(account), result)
-        return result
+        return {"account_id": account_id, "cancelled_cards": sorted(cancelled)}
 
     async def change_funds(
         self, account_id: str, change: rq.FundsChange, *, idempotency_key: str = ""

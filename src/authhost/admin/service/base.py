@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,10 +326,14 @@ class ServiceBase:
         self,
         build: Callable[[production.PanFacts], Card],
         product: Product,
+        issued: Callable[[Card], AuditEntry],
         *,
         replaced: Card | None = None,
+        replacing: Callable[[Card], AuditEntry] | None = None,
     ) -> Card:
-        """Store the card ``build`` makes under a new random PAN, drawing again on a clash."""
+        """Store the card ``build`` makes under a new random PAN, drawing again on a clash,
+        with its entries in the same write: ``issued`` makes the new card's, ``replacing``
+        the replaced card's (both from the card as built)."""
         for _ in range(PAN_ATTEMPTS):
             pan = production.new_pan(product.bin, product.pan_length)
             pan_index = self.security.pan_index(pan)
@@ -338,10 +342,13 @@ class ServiceBase:
             card = build(production.PanFacts.of(pan, pan_index))
             ciphertext = self.security.encrypt_pan(pan, card.card_id)
             try:
+                seal = self.security.audit_seal
                 if replaced is None:
-                    await self.store.create_card(card, ciphertext)
+                    await self.store.create_card(card, ciphertext, issued(card), seal)
                 else:
-                    await self.store.replace_card(replaced, card, ciphertext)
+                    assert replacing is not None
+                    entries = (replacing(card), issued(card))
+                    await self.store.replace_card(replaced, card, ciphertext, entries, seal)
             except Conflict:
                 if await self.store.find_card(pan_index) is None:  # not the PAN: the old card
                     raise ConflictError(
@@ -372,15 +379,17 @@ class ServiceBase:
         action: str,
         reason: str = "",
         details: dict[str, Any] | None = None,
+        more: Sequence[AuditEntry] = (),
     ) -> dict:
         """Write ``after`` over ``before`` and audit both views (with ``reason``, and
         ``details`` of the change beside the card's view), in the card's own write (the view
-        has no version, the one thing the write changes)."""
+        has no version, the one thing the write changes), with ``more`` entries on the card
+        after its own."""
         view = card_view(after)
         audited = {**_with_reason(view, reason), **(details or {})}
         entry = self._audit_entry(action, before.card_id, card_view(before), audited)
         try:
-            stored = await self.store.update_card(after, entry, self.security.audit_seal)
+            stored = await self.store.update_card(after, entry, self.security.audit_seal, more)
         except Conflict:
             raise ConflictError(
                 f"card {before.card_id} was changed by someone else; read it and retry"
@@ -402,15 +411,15 @@ class ServiceBase:
             carried, fields = lifecycle.carried_changes(before, after, successor)
             if not fields:
                 return
-            try:
-                stored = await self.store.update_card(carried)
+            details = {"from": after.card_id, "change": action, "fields": fields}
+            entry = self._audit_entry(  # the view has no version: as the write stores it
+                "card.carried", successor.card_id, card_view(successor),
+                {**card_view(carried), **details},
+            )  # fmt: skip
+            try:  # the successor and its entry: one write
+                await self.store.update_card(carried, entry, self.security.audit_seal)
             except Conflict:
                 continue
-            details = {"from": after.card_id, "change": action, "fields": fields}
-            await self.record_audit(
-                "card.carried", successor.card_id, card_view(successor),
-                {**card_view(stored), **details},
-            )  # fmt: skip
             return
         raise ConflictError(
             f"card {after.card_id} was changed, but its successor {after.replaced_by} kept "
@@ -438,11 +447,14 @@ class ServiceBase:
         audited with the report it replaced. The note's PANs are masked."""
         report = FraudReport(journal_id, card_id, fraud, source, self.clock(),
                              mask_pans_in_text(note))  # fmt: skip
-        before = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
-        await self.store.put_fraud_report(report)
         view = fraud_report_view(report)
-        previous = fraud_report_view(before) if before is not None else None
-        await self.record_audit("journal.fraud_report", card_id, previous, view)
+
+        def entry(before: FraudReport | None) -> AuditEntry:  # the report the write replaces
+            previous = fraud_report_view(before) if before is not None else None
+            return self._audit_entry("journal.fraud_report", card_id, previous, view)
+
+        # the report and its entry: one write
+        await self.store.put_fraud_report(report, entry, self.security.audit_seal)
         return view
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:

@@ -33,6 +33,7 @@ from authhost.cards.model import (
 )
 from authhost.cards.travel import TravelNotice
 from authhost.security.masking import mask_pan
+from authhost.store.records import AuditEntry
 
 
 class CardData(ServiceBase):
@@ -65,10 +66,10 @@ class CardData(ServiceBase):
                     home_country=spec.home_country or "",
                 )
 
-            card = await self._store_with_new_pan(build, product)
-            view = card_view(card)
-            await self.record_audit("card.issue", card.card_id, None, view)
-            return view
+            def issued(card: Card) -> AuditEntry:  # written with the card: both or neither
+                return self._audit_entry("card.issue", card.card_id, None, card_view(card))
+
+            return card_view(await self._store_with_new_pan(build, product, issued))
 
         return await self._once("card.issue", idempotency_key, spec, create)
 

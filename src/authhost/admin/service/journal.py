@@ -39,6 +39,7 @@ from authhost.store.interface import (
     JournalQuery,
 )
 from authhost.store.records import (
+    AuditEntry,
     JournalEntry,
 )
 
@@ -436,13 +437,16 @@ class JournalAnalysis(ServiceBase):
         rq.ListValues.model_validate({"values": content.values})
         if not _LIST_NAME.fullmatch(name):
             raise InvalidRequest("list names are letters, digits, '.', '_' and '-' (max 64)")
-        before = await self.store.get_list(name)
         values = sorted(set(content.values))
-        await self.store.put_list(name, values)
-        change = {
-            "added": sorted(set(values) - before),
-            "removed": sorted(before - set(values)),
-            "size": len(values),
-        }
-        await self.record_audit("list.put", name, {"size": len(before)}, change)
+
+        def entry(before: frozenset[str]) -> AuditEntry:  # the values the write replaces
+            change = {
+                "added": sorted(set(values) - before),
+                "removed": sorted(before - set(values)),
+                "size": len(values),
+            }
+            return self._audit_entry("list.put", name, {"size": len(before)}, change)
+
+        # the list and its entry: one write
+        await self.store.put_list(name, values, entry, self.security.audit_seal)
         return {"name": name, "values": values}

@@ -40,6 +40,7 @@ from authhost.cards.tokens import HandedOver, PaymentToken
 from authhost.store.interface import (
     Conflict,
 )
+from authhost.store.records import AuditEntry
 
 # the actions that make a card: with an Idempotency-Key, once
 SUCCESSOR_ACTIONS = ("replace", "renew", "reissue")
@@ -131,9 +132,12 @@ class CardLifecycle(ServiceBase):
             # writes: a crash between them is finished later (finish_activations)
             intent = HandOver.of(card, reason, details, handed)
             await self.store.put_intent(ACTIVATION_INTENT, card.card_id, intent.model_dump_json())
-        view = await self._update(card, after, f"card.{action.replace('-', '_')}", reason, details)
-        if lifecycle.has_been_activated(card):  # the card in use: its tokens are the wallet's
-            await self._announce_token_states(card, after, action)
+        # the card in use: its tokens are the wallet's, their events in the card's own write
+        wallet = (
+            self._token_states(card, after, action) if lifecycle.has_been_activated(card) else []
+        )
+        action_name = f"card.{action.replace('-', '_')}"
+        view = await self._update(card, after, action_name, reason, details, wallet)
         if hands_over:
             if handed is not None:
                 chain, moved = handed
@@ -238,18 +242,19 @@ class CardLifecycle(ServiceBase):
                 },
             )
 
-    async def _announce_token_states(self, before: Card, after: Card, action: str) -> None:
+    def _token_states(self, before: Card, after: Card, action: str) -> list[AuditEntry]:
         """One audit entry per token the lifecycle action changed (suspended for a stolen
         card, deleted for a closed one...), as if changed one by one: a wallet event
         (``card.token_suspended``...) for the token service, which would otherwise show a
         card the issuer declines as usable. Not for a successor never activated: its tokens
         are copies of the card in use's, which stay as they are."""
         had = {t.token_ref: t for t in before.tokens}
+        entries = []
         for token in after.tokens:
             old = had.get(token.token_ref)
             if old is None or old.state is token.state:
                 continue
-            await self.record_audit(
+            entry = self._audit_entry(
                 f"card.token_{token.state.value}",
                 after.card_id,
                 {"pan": before.masked_pan, "tokens": [token_view(old)]},
@@ -259,6 +264,8 @@ class CardLifecycle(ServiceBase):
                     "reason": f"card {action}",
                 },
             )
+            entries.append(entry)
+        return entries
 
     async def _pin_set_on(self, card_id: str) -> bool:
         """Whether a PIN was set, reset or generated on this card itself (audit log)."""
@@ -381,12 +388,31 @@ class CardLifecycle(ServiceBase):
             )
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
+
+        def replacing(successor: Card) -> AuditEntry:  # the old card as replace_card stores it
+            after = {
+                "old": card_view(replace(old, version=old.version + 1)),
+                "new": card_view(successor),
+            }
+            before = card_view(card)
+            return self._audit_entry(
+                f"card.{action}", card.card_id, before, _with_reason(after, reason)
+            )
+
+        def issued(successor: Card) -> AuditEntry:
+            # the new card's history starts with its issue, naming the card it succeeds (by id)
+            view = _with_reason({**card_view(successor), "issued_by": action}, reason)
+            return self._audit_entry("card.issue", successor.card_id, None, view)
+
         if new.pan_index:  # same PAN (renewal, damaged card): re-encrypt it for the new card
             pan = await self._clear_pan(card.card_id)
             ciphertext = self.security.encrypt_pan(pan, new.card_id)
             del pan
+            entries = (replacing(new), issued(new))  # written with the cards: all or none
             try:
-                await self.store.replace_card(old, new, ciphertext)
+                await self.store.replace_card(
+                    old, new, ciphertext, entries, self.security.audit_seal
+                )
             except Conflict:
                 raise ConflictError(
                     f"card {card.card_id} was changed by someone else; read it and retry"
@@ -401,17 +427,11 @@ class CardLifecycle(ServiceBase):
                     pan_length=facts.pan_length,
                 ),
                 product,
+                issued,
                 replaced=old,
+                replacing=replacing,
             )
-        view = card_view(new)
-        after = {"old": card_view(await self._card(card.card_id)), "new": view}
-        await self.record_audit(
-            f"card.{action}", card.card_id, card_view(card), _with_reason(after, reason)
-        )
-        # the new card's history starts with its issue, naming the card it succeeds (by id)
-        issued = _with_reason({**view, "issued_by": action}, reason)
-        await self.record_audit("card.issue", new.card_id, None, issued)
-        return view
+        return card_view(new)
 
     async def expiring_cards(self, months: int = 12) -> dict[str, Any]:
         """How many live cards expire in each of the next ``months`` months (this one
