@@ -25,7 +25,8 @@ from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
 from test_e2e_dispute_stages import _audit_actions, _charged, _charged_rrn, _dispute, _opened
 from test_e2e_disputes import CreditFaults
 
-from authhost.admin.dispute_stages import cardholder_keeps
+from authhost.admin.dispute_stages import DisputeLimits, cardholder_keeps, pre_arbitrate
+from authhost.admin.errors import ConflictError
 from authhost.store.records import Dispute
 
 
@@ -329,3 +330,25 @@ async def test_a_withdrawal_after_the_chargeback_is_a_recall_in_the_chargebacks_
         (dispute_id, "chargeback"), (dispute_id, "recall")
     ]  # fmt: skip
     assert api.json["chargebacks"][1]["arn"] == rrn
+
+
+def test_a_pre_arbitration_for_all_after_one_for_part_is_refused_not_taken_for_it() -> None:
+    """No amount means all of the representment, on a repeat as on the first try: asking for
+    all of it after a partial pre-arbitration was answered 200 as if it were that one (the
+    back office believed it had pre-arbitrated everything, and won would keep less). Asked
+    again with its amount it is the same filing; a whole one asked again without is too."""
+    represented = Dispute(
+        "dsp-1", 1, "card", "acct", "other", 5_000, "978", 1.0, stage="represented",
+        chargeback_minor=5_000, charged_back_at=2.0, represented_minor=4_000, represented_at=3.0,
+    )  # fmt: skip
+    limits, now = DisputeLimits(), 4.0
+    partial = pre_arbitrate(represented, amount_minor=2_500, limits=limits, now=now)
+    assert pre_arbitrate(partial, amount_minor=2_500, limits=limits, now=now) is partial
+    with pytest.raises(ConflictError, match="pre-arbitration already, for 2500"):
+        pre_arbitrate(partial, limits=limits, now=now)
+    whole = pre_arbitrate(represented, limits=limits, now=now)
+    assert pre_arbitrate(whole, limits=limits, now=now) is whole
+    assert pre_arbitrate(whole, amount_minor=4_000, limits=limits, now=now) is whole
+    # one recorded before its amount was kept (0) was for the whole representment
+    older = replace(whole, pre_arbitration_minor=0)
+    assert pre_arbitrate(older, limits=limits, now=now) is older

@@ -483,7 +483,10 @@ def pre_arbitrate(
     ``pre_arbitration_days`` of it. The same dispute when it was filed already for this
     amount."""
     if dispute.pre_arbitration_at:
-        if amount_minor is None or amount_minor == pre_arbitrated(dispute):
+        # no amount is all of the representment, as on the first try: a repeat of a partial
+        # pre-arbitration names its amount (an "all of it" is another filing, refused)
+        asked = dispute.represented_minor if amount_minor is None else amount_minor
+        if asked == pre_arbitrated(dispute):
             return dispute
         raise ConflictError(
             f"dispute {dispute.dispute_id} was taken to pre-arbitration already, for "
