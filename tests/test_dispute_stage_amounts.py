@@ -352,3 +352,59 @@ def test_a_pre_arbitration_for_all_after_one_for_part_is_refused_not_taken_for_i
     # one recorded before its amount was kept (0) was for the whole representment
     older = replace(whole, pre_arbitration_minor=0)
     assert pre_arbitrate(older, limits=limits, now=now) is older
+
+
+async def test_a_reversal_between_a_lost_answer_and_its_retry_is_not_kept_twice(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Charged back whole, represented for part, resolved lost: the take-back of all but what
+    the acquirer accepted is written and its answer lost (503). The acquirer then reverses
+    half of the charge (the reconcile leaves a claimed dispute to its resolution). The retry
+    finishes the resolution: the cardholder ends with the charge's money back once (the
+    reversal's half, and of the dispute no more than the charge still takes), and
+    credited_minor is what it kept. The retry counted the reversal in its amount, but its
+    take-back was a retransmission of the first try's smaller one: the cardholder kept the
+    reversal and the credit for the same part, 1000 above where it was before the charge,
+    and credited_minor said 3000 of the 4000 it kept."""
+    from iso_client import next_stan
+    from test_e2e_auth import field_90, purchase
+
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed, r, still = 6_000, 2_000, 3_000
+    fields = purchase(visa, amount=disputed, t="0200")
+    assert (await switch.send(fields))["39"] == "00"
+    before_charge = await balances_of(switch, visa)
+    charge = next(
+        e for e in await _journal(at) if e.stan == fields["11"] and e.mti == "0200"
+    )  # fmt: skip
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, dispute_id, "chargeback")
+    await _step(port, dispute_id, "represented", {"reference": "REP-7", "amount_minor": r})
+    faults.next = "answer_lost"
+    failed = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                        payload={"outcome": "lost"})  # fmt: skip
+    assert failed.status == 503, failed
+    kept = {**fields, "t": "0400", "11": next_stan(), "90": field_90(fields),
+            "95": f"{still:012d}" + "0" * 30}  # fmt: skip
+    assert (await switch.send(kept))["39"] == "00"  # the acquirer gives half back
+    resolved = await _resolve_once(port, dispute_id, "lost")
+    keeps = min(still, _keeps("lost", disputed, disputed, r))
+    ledger, _ = await balances_of(switch, visa)
+    # the charge took 6000; the reversal gave 3000 back; the dispute leaves at most the 3000
+    # the charge still takes: the cardholder is where it was before the charge, not above
+    assert ledger == before_charge[0] + disputed, (ledger, before_charge)
+    assert resolved["credited_minor"] == keeps
+
+
+async def _journal(at):  # noqa: ANN001, ANN202
+    """Every journal entry of the host's store."""
+    from authhost.store import opened_store
+    from authhost.store.interface import JournalQuery
+
+    async with opened_store(at.host.store_url) as store:
+        return await store.journal(JournalQuery(since=0, limit=1000))

@@ -844,6 +844,7 @@ def dispute_view(dispute: Dispute, limits: DisputeLimits, now: float) -> dict[st
     once closed): who acts next, what, by when, at ``now``; and its stages' ``amounts``."""
     view = dataclasses.asdict(dispute)
     del view["version"]  # the store's compare-and-set counter
+    del view["resolving_minor"]  # a resolution's plan while it moves the money
     action = next_action(dispute, limits, now)
     view["next_action"] = dataclasses.asdict(action) if action.owner else None
     view["amounts"] = amounts(dispute)
