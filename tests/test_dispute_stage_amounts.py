@@ -354,11 +354,14 @@ def test_a_pre_arbitration_for_all_after_one_for_part_is_refused_not_taken_for_i
     assert pre_arbitrate(older, limits=limits, now=now) is older
 
 
+@pytest.mark.parametrize(("outcome", "credit"), [("lost", True), ("won", False)])
 async def test_a_reversal_between_a_lost_answer_and_its_retry_is_not_kept_twice(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
     monkeypatch,
+    outcome: str,
+    credit: bool,
 ):
     """Charged back whole, represented for part, resolved lost: the take-back of all but what
     the acquirer accepted is written and its answer lost (503). The acquirer then reverses
@@ -368,7 +371,9 @@ async def test_a_reversal_between_a_lost_answer_and_its_retry_is_not_kept_twice(
     credited_minor is what it kept. The retry counted the reversal in its amount, but its
     take-back was a retransmission of the first try's smaller one: the cardholder kept the
     reversal and the credit for the same part, 1000 above where it was before the charge,
-    and credited_minor said 3000 of the 4000 it kept."""
+    and credited_minor said 3000 of the 4000 it kept. The same for won without a provisional
+    credit: the final credit of the whole chargeback, then the reversal's half, was 3000
+    above."""
     from iso_client import next_stan
     from test_e2e_auth import field_90, purchase
 
@@ -382,18 +387,20 @@ async def test_a_reversal_between_a_lost_answer_and_its_retry_is_not_kept_twice(
     charge = next(
         e for e in await _journal(at) if e.stan == fields["11"] and e.mti == "0200"
     )  # fmt: skip
-    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    dispute_id = (await _opened(at, charge, "not_received", credit))["dispute_id"]
     await _step(port, dispute_id, "chargeback")
-    await _step(port, dispute_id, "represented", {"reference": "REP-7", "amount_minor": r})
+    if outcome == "lost":
+        await _step(port, dispute_id, "represented", {"reference": "REP-7", "amount_minor": r})
     faults.next = "answer_lost"
     failed = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
-                        payload={"outcome": "lost"})  # fmt: skip
+                        payload={"outcome": outcome})  # fmt: skip
     assert failed.status == 503, failed
     kept = {**fields, "t": "0400", "11": next_stan(), "90": field_90(fields),
             "95": f"{still:012d}" + "0" * 30}  # fmt: skip
     assert (await switch.send(kept))["39"] == "00"  # the acquirer gives half back
-    resolved = await _resolve_once(port, dispute_id, "lost")
-    keeps = min(still, _keeps("lost", disputed, disputed, r))
+    resolved = await _resolve_once(port, dispute_id, outcome)
+    represented = r if outcome == "lost" else None
+    keeps = min(still, _keeps(outcome, disputed, disputed, represented))
     ledger, _ = await balances_of(switch, visa)
     # the charge took 6000; the reversal gave 3000 back; the dispute leaves at most the 3000
     # the charge still takes: the cardholder is where it was before the charge, not above
