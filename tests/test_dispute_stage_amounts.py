@@ -415,3 +415,37 @@ async def _journal(at):  # noqa: ANN001, ANN202
 
     async with opened_store(at.host.store_url) as store:
         return await store.journal(JournalQuery(since=0, limit=1000))
+
+
+async def test_a_chargeback_given_up_by_a_loss_before_any_representment_is_recalled(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Charged back, then resolved lost before the acquirer represented: the cardholder keeps
+    none of it, so the chargeback's money is the acquirer's again and the chargebacks file
+    recalls it (it had no line: the issuer held the chargeback for nobody). Lost after a
+    representment needs none: the representment took back what the cardholder gives up."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    since = int(time.time()) - 1
+    disputed, cb = 3_000, 2_000
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    given_up = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, given_up, "chargeback", {"amount_minor": cb})
+    lost = await _resolve_once(port, given_up, "lost")
+    assert lost["amounts"]["cardholder_keeps_minor"] == 0
+    assert await balances_of(switch, visa) == (ledger, available)
+    answered = (await _opened(at, await _charged(at, visa, 900), "not_received"))["dispute_id"]
+    await _step(port, answered, "chargeback")
+    await _step(port, answered, "represented", {"reference": "REP-8", "amount_minor": 900})
+    await _resolve_once(port, answered, "lost")
+
+    api = await call(port, "GET", f"/v1/disputes/chargebacks?since={since}", token=AUDITOR_TOKEN)
+    assert api.status == 200, api
+    rows = [(r["dispute_id"], r["action"], r["amount_minor"]) for r in api.json["chargebacks"]]
+    assert (given_up, "recall", cb) in rows, rows
+    assert [r for r in rows if r[0] == answered] == [(answered, "chargeback", 900)], rows
+    recall = next(r for r in api.json["chargebacks"] if r["action"] == "recall")
+    assert recall["withdrawn_at_stage"] == "chargeback" and recall["recalled_at"]

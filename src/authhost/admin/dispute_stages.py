@@ -594,8 +594,8 @@ def cardholder_keeps(dispute: Dispute, outcome: str, owed: int | None = None) ->
 
 
 def recalled_minor(dispute: Dispute) -> int:
-    """What a withdrawal after the chargeback gives back to the acquirer through the network:
-    the chargeback less what a representment took back already."""
+    """What a recall (``recalled``) gives back to the acquirer through the network: the
+    chargeback less what a representment took back already."""
     return max(0, dispute.chargeback_minor - dispute.represented_minor)
 
 
@@ -663,8 +663,13 @@ def recall_row(dispute: Dispute) -> dict[str, str | int]:
 
 
 def recalled(dispute: Dispute) -> bool:
-    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed."""
-    return dispute.state == "withdrawn" and charged_back(dispute)
+    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed, or
+    lost with no representment recorded (the issuer gave the whole chargeback up and the
+    cardholder keeps none of it, so the acquirer is owed it back: else the issuer would hold
+    the chargeback's money for nobody)."""
+    if not charged_back(dispute):
+        return False
+    return dispute.state == "withdrawn" or (dispute.state == "lost" and not dispute.represented_at)
 
 
 def network_life_days(limits: DisputeLimits) -> int:

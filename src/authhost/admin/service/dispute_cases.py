@@ -733,7 +733,8 @@ class DisputeCases(ServiceBase):
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
         """The chargebacks filed in a business day or period, and the recalls of those
-        withdrawn in it after they were filed, for the networks' dispute systems (an adapter
+        withdrawn (or lost before any representment) in it after they were filed, for the
+        networks' dispute systems (an adapter
         sends them on): a line each (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall:
         its ARN as journalled and the masked PAN, never the full one), in id order, a
         dispute's chargeback before its recall. Only the disputes opened since the network's
