@@ -485,3 +485,20 @@ def test_a_token_key_no_longer_allowed_to_decrypt_is_said_so_not_another_key(hsm
     with pytest.raises(TokenError, match="CKA_ENCRYPT or CKA_DECRYPT is false") as refused:
         token.key("encrypt-only").unwrap(blob)
     assert not isinstance(refused.value, TokenKeyMismatch)
+
+
+def test_a_rotation_whose_token_pin_is_in_another_variable_says_to_configure_it(
+    file_site, monkeypatch
+) -> None:
+    """``--new-pkcs11-pin-env`` names the variable the new token's PIN is in: the closing
+    advice names it among the settings to make (it named library, token and label only, and
+    the servers then looked for the PIN in AUTHHOST_HSM_PIN)."""
+    site = file_site
+    site.token.make_key("master-1")
+    monkeypatch.setenv("BANK_HSM_PIN", site.token.pin)
+    result = site.keys("rotate-master-key", "--new-pkcs11-label", "master-1",
+                       "--new-pkcs11-token", TOKEN, "--new-pkcs11-library", str(SOFTHSM),
+                       "--new-pkcs11-pin-env", "BANK_HSM_PIN")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "master_key_pkcs11_pin_env = 'BANK_HSM_PIN'" in result.output
+    assert site.token.pin not in result.output
