@@ -734,10 +734,10 @@ class DisputeCases(ServiceBase):
     ) -> dict[str, Any]:
         """The chargebacks filed in a business day or period, and the recalls of those
         withdrawn (or lost before any representment) in it after they were filed, for the
-        networks' dispute systems (an adapter
-        sends them on): a line each (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall:
-        its ARN as journalled and the masked PAN, never the full one), in id order, a
-        dispute's chargeback before its recall. Only the disputes opened since the network's
+        networks' dispute systems (an adapter sends them on): a line each
+        (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall: its ARN as journalled and
+        the masked PAN, never the full one), in id order, a dispute's chargeback before its
+        recall. Only the disputes opened since the network's
         whole life of a dispute (``network_life_days``) before the period are read: one
         opened earlier was charged back before it (the charge came before its dispute), and
         its network case closed before it too, so there is nothing left to recall."""
