@@ -1380,9 +1380,10 @@ def _routes() -> list[Route]:
             "/v1/disputes/chargebacks",
             _chargebacks_filed,
             "The chargebacks filed in a business day or period, and the recalls of disputes "
-            "withdrawn in it after their chargeback, for the networks' dispute systems: "
-            "dispute id, ARN as journalled, masked PAN, amount, currency, network, reason "
-            "code, date, action (chargeback or recall), when recalled, at which stage",
+            "withdrawn (or lost before any representment) in it after their chargeback, for the "
+            "networks' dispute systems: dispute id, ARN as journalled, masked PAN, amount, "
+            "currency, network, reason code, date, action (chargeback or recall), when "
+            "recalled, at which stage",
             query=("day", "since", "until"),
             tag="disputes",
             response=v.ChargebacksFiled,
