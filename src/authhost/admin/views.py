@@ -701,7 +701,21 @@ class ModelDrift(_View):
     )
     notes: list[str] = Field(
         description="what to bear in mind reading it (a short period, few requests, a history "
-        "the journal retention cut into)"
+        "the journal retention cut into, a champion change in the period)"
+    )
+    score_other_model: int = Field(
+        description="requests journalled while another model (or none) held this model's "
+        "role, by the models registry's change times: left out of the score's PSI"
+    )
+    segment: str | None = Field(
+        None, description="the segment kind asked for (segment=): channel, entry, ..."
+    )
+    segments: list[dict[str, Any]] | None = Field(
+        None,
+        description="with segment=, each segment of the period or the reference, the most "
+        "drifted first: segment, share and reference_share (of the requests), rows, "
+        "score_rows, reference_rows, score, summary and features as the whole report's "
+        "(against the same segment of the reference; null and [] where it has none), notes",
     )
 
 
