@@ -7,6 +7,7 @@ closes its dispute ``reversed``; a resolution counts the reversals itself."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -374,3 +375,36 @@ async def test_reconcile_finishes_a_half_way_claim_and_refuses_what_it_cannot_to
         refused = await call(at.port, "POST", path, payload=body)
         assert refused.status == 409 and "reconciling:x" in refused.json["error"], refused
     assert (await balances_of(at.switch, at.visa))[0] == ledger + 5_000  # nothing moved
+
+
+async def test_a_charge_reversed_whole_after_its_chargeback_is_recalled(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Charged back, then the acquirer reverses the whole charge: the cardholder has the money
+    back from the reversal, so the dispute closes ``reversed`` and the chargebacks file
+    recalls the chargeback (without the line the issuer would recover the money twice, the
+    reversal and the chargeback). A dispute reversed before any chargeback has no line."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    since = int(time.time()) - 1
+    lines: dict[str, list[tuple[str, int]]] = {}
+    for chargeback in (True, False):
+        charge = purchase(at.visa, amount=4_000, t="0200")
+        assert (await at.switch.send(charge))["39"] == "00"
+        dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+        if chargeback:
+            url = f"/v1/disputes/{dispute['dispute_id']}/chargeback"
+            assert (await call(at.port, "POST", url)).status == 200
+        assert (await at.switch.send(_reversal(charge)))["39"] == "00"
+        done = await call(at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/reconcile")
+        assert done.status == 200 and done.json["state"] == "reversed", done
+        lines[dispute["dispute_id"]] = []
+    filed = await call(at.port, "GET", f"/v1/disputes/chargebacks?since={since}")
+    assert filed.status == 200, filed
+    for line in filed.json["chargebacks"]:
+        lines[line["dispute_id"]].append((line["action"], line["amount_minor"]))
+    charged_back, never = lines
+    assert lines[charged_back] == [("chargeback", 4_000), ("recall", 4_000)], lines
+    assert lines[never] == [], lines

@@ -663,13 +663,17 @@ def recall_row(dispute: Dispute) -> dict[str, str | int]:
 
 
 def recalled(dispute: Dispute) -> bool:
-    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed, or
-    lost with no representment recorded (the issuer gave the whole chargeback up and the
-    cardholder keeps none of it, so the acquirer is owed it back: else the issuer would hold
-    the chargeback's money for nobody)."""
+    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed, lost
+    with no representment recorded (the issuer gave the whole chargeback up and the cardholder
+    keeps none of it, so the acquirer is owed it back: else the issuer would hold the
+    chargeback's money for nobody), or closed ``reversed`` after it (the acquirer reversed the
+    whole charge, which gave the cardholder the money back: the chargeback would recover it a
+    second time)."""
     if not charged_back(dispute):
         return False
-    return dispute.state == "withdrawn" or (dispute.state == "lost" and not dispute.represented_at)
+    if dispute.state in ("withdrawn", "reversed"):
+        return True
+    return dispute.state == "lost" and not dispute.represented_at
 
 
 def network_life_days(limits: DisputeLimits) -> int:
