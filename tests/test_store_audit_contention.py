@@ -9,9 +9,15 @@ Real components only: SQLite files, a real redis-server, real processes
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import trio
+from audit_writers import ENTRIES_PER_ROUND
 from audited_writes import LIST, REPORTED, list_made_from, report_made_from
 from test_store_card_audit import SEAL, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -21,6 +27,9 @@ from test_store_contract import (  # noqa: F401 - fixtures
     store,
 )
 
+from authhost.admin.audit_verify import verify_audit_chain
+from authhost.cards.model import CardState
+from authhost.security.audit_chain import AuditSeal
 from authhost.store.records import FraudReport
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
@@ -60,3 +69,75 @@ async def test_many_reports_on_one_entry_at_once_from_one_process_all_land(store
     replaced = [json.loads(e.before) for e in entries]
     assert replaced[0] is None and all(r is not None for r in replaced[1:])
     assert (await chain_ok(store))["verified"] == AT_ONCE
+
+
+PROCESSES = 3
+ROUNDS = 12  # each process's rounds, all at once: fewer other writes than ACCOUNT_AUDIT_TRIES
+
+
+@STORES
+async def test_writes_of_every_kind_from_several_processes_make_one_chain(store):  # noqa: F811
+    """Several processes, each with many writes of every kind at once (cards issued,
+    reissued and suspended with a wallet event, one list put, accounts created, loads on one
+    account, reports on one entry): all land, each with exactly its own entries, and
+    ``audit verify``'s walk finds one unbroken chain."""
+    await seeded(store, balance=0)
+    key = os.urandom(32)
+    url, prefix = store.reopen.args[0], store.reopen.keywords.get("prefix", "authhost")
+    here = Path(__file__).parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    def run_all() -> list[subprocess.CompletedProcess[bytes]]:
+        writers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(here / "audit_writers.py"),
+                    url,
+                    prefix,
+                    f"w{w}",
+                    str(ROUNDS),
+                    key.hex(),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )  # fmt: skip
+            for w in range(PROCESSES)
+        ]
+        done = []
+        for proc in writers:
+            out, err = proc.communicate(timeout=300)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        return done
+
+    for done in await trio.to_thread.run_sync(run_all):
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+    writes = PROCESSES * ROUNDS
+    entries = await store.audit(limit=100_000)
+    assert len(entries) == writes * ENTRIES_PER_ROUND
+    by_subject = Counter((e.subject, e.action) for e in entries)
+    for w in range(PROCESSES):
+        for n in range(ROUNDS):
+            tag = f"w{w}-{n}"
+            for action in ("card.issue", "card.reissue", "card.suspend", "card.token_suspended"):
+                assert by_subject[(f"c-{tag}", action)] == 1, (tag, action)
+            assert by_subject[(f"r-{tag}", "card.issue")] == 1
+            assert by_subject[(f"a-{tag}", "account.create")] == 1
+            assert await store.get_account(f"a-{tag}") is not None
+            assert (await store.get_card(f"c-{tag}")).state is CardState.SUSPENDED
+            assert (await store.find_card(f"idx-r-{tag}")).card_id == f"r-{tag}"
+    assert by_subject[(LIST, "list.put")] == writes
+    assert by_subject[("acc-1", "account.funds")] == writes
+    assert by_subject[("card", "journal.fraud_report")] == writes
+    assert (await store.get_account("acc-1")).balance == writes
+    # one list put replaced the empty list, each other one a single value
+    sizes = [json.loads(e.before)["size"] for e in entries if e.action == "list.put"]
+    assert sizes == [0] + [1] * (writes - 1)
+    reports = [json.loads(e.before) for e in entries if e.action == "journal.fraud_report"]
+    assert reports[0] is None and None not in reports[1:]
+    verified = await verify_audit_chain(store, AuditSeal(key), "")
+    assert verified["ok"] and verified["verified"] == len(entries), verified
