@@ -75,7 +75,7 @@ PROCESSES = 3
 ROUNDS = 12  # each process's rounds, all at once: fewer other writes than ACCOUNT_AUDIT_TRIES
 
 
-@STORES
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
 async def test_writes_of_every_kind_from_several_processes_make_one_chain(store):  # noqa: F811
     """Several processes, each with many writes of every kind at once (cards issued,
     reissued and suspended with a wallet event, one list put, accounts created, loads on one
@@ -134,10 +134,12 @@ async def test_writes_of_every_kind_from_several_processes_make_one_chain(store)
     assert by_subject[("acc-1", "account.funds")] == writes
     assert by_subject[("card", "journal.fraud_report")] == writes
     assert (await store.get_account("acc-1")).balance == writes
+    verified = await verify_audit_chain(store, AuditSeal(key), "")
+    assert verified["ok"] and verified["verified"] == len(entries), verified
+    if store.info().backend == "redis-cluster":  # entries made from what was read before
+        return  # the write, another process's write between (README, Known limitations)
     # one list put replaced the empty list, each other one a single value
     sizes = [json.loads(e.before)["size"] for e in entries if e.action == "list.put"]
     assert sizes == [0] + [1] * (writes - 1)
     reports = [json.loads(e.before) for e in entries if e.action == "journal.fraud_report"]
     assert reports[0] is None and None not in reports[1:]
-    verified = await verify_audit_chain(store, AuditSeal(key), "")
-    assert verified["ok"] and verified["verified"] == len(entries), verified
