@@ -2015,9 +2015,9 @@ class RedisCardStore:
             return
         async with self._read_audit_lock:
             if self._cluster:  # the audit log is in another hash slot: the entry follows
-                before = await self.get_list(name)
+                entry = audit(await self.get_list(name))  # made first: it may refuse the write
                 await self._put_list(name, values)
-                await self.append_audit(audit(before), seal)
+                await self.append_audit(entry, seal)
                 return
             keys = [self._keys.list_names, self._keys.list_values(name)]
             for _ in range(ACCOUNT_AUDIT_TRIES):
