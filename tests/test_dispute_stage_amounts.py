@@ -25,7 +25,8 @@ from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
 from test_e2e_dispute_stages import _audit_actions, _charged, _charged_rrn, _dispute, _opened
 from test_e2e_disputes import CreditFaults
 
-from authhost.admin.dispute_stages import cardholder_keeps
+from authhost.admin.dispute_stages import DisputeLimits, cardholder_keeps, pre_arbitrate
+from authhost.admin.errors import ConflictError
 from authhost.store.records import Dispute
 
 
@@ -329,3 +330,122 @@ async def test_a_withdrawal_after_the_chargeback_is_a_recall_in_the_chargebacks_
         (dispute_id, "chargeback"), (dispute_id, "recall")
     ]  # fmt: skip
     assert api.json["chargebacks"][1]["arn"] == rrn
+
+
+def test_a_pre_arbitration_for_all_after_one_for_part_is_refused_not_taken_for_it() -> None:
+    """No amount means all of the representment, on a repeat as on the first try: asking for
+    all of it after a partial pre-arbitration was answered 200 as if it were that one (the
+    back office believed it had pre-arbitrated everything, and won would keep less). Asked
+    again with its amount it is the same filing; a whole one asked again without is too."""
+    represented = Dispute(
+        "dsp-1", 1, "card", "acct", "other", 5_000, "978", 1.0, stage="represented",
+        chargeback_minor=5_000, charged_back_at=2.0, represented_minor=4_000, represented_at=3.0,
+    )  # fmt: skip
+    limits, now = DisputeLimits(), 4.0
+    partial = pre_arbitrate(represented, amount_minor=2_500, limits=limits, now=now)
+    assert pre_arbitrate(partial, amount_minor=2_500, limits=limits, now=now) is partial
+    with pytest.raises(ConflictError, match="pre-arbitration already, for 2500"):
+        pre_arbitrate(partial, limits=limits, now=now)
+    whole = pre_arbitrate(represented, limits=limits, now=now)
+    assert pre_arbitrate(whole, limits=limits, now=now) is whole
+    assert pre_arbitrate(whole, amount_minor=4_000, limits=limits, now=now) is whole
+    # one recorded before its amount was kept (0) was for the whole representment
+    older = replace(whole, pre_arbitration_minor=0)
+    assert pre_arbitrate(older, limits=limits, now=now) is older
+
+
+@pytest.mark.parametrize(("outcome", "credit"), [("lost", True), ("won", False)])
+async def test_a_reversal_between_a_lost_answer_and_its_retry_is_not_kept_twice(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+    outcome: str,
+    credit: bool,
+):
+    """Charged back whole, represented for part, resolved lost: the take-back of all but what
+    the acquirer accepted is written and its answer lost (503). The acquirer then reverses
+    half of the charge (the reconcile leaves a claimed dispute to its resolution). The retry
+    finishes the resolution: the cardholder ends with the charge's money back once (the
+    reversal's half, and of the dispute no more than the charge still takes), and
+    credited_minor is what it kept. The retry counted the reversal in its amount, but its
+    take-back was a retransmission of the first try's smaller one: the cardholder kept the
+    reversal and the credit for the same part, 1000 above where it was before the charge,
+    and credited_minor said 3000 of the 4000 it kept. The same for won without a provisional
+    credit: the final credit of the whole chargeback, then the reversal's half, was 3000
+    above."""
+    from iso_client import next_stan
+    from test_e2e_auth import field_90, purchase
+
+    faults = CreditFaults(monkeypatch)
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    disputed, r, still = 6_000, 2_000, 3_000
+    fields = purchase(visa, amount=disputed, t="0200")
+    assert (await switch.send(fields))["39"] == "00"
+    before_charge = await balances_of(switch, visa)
+    charge = next(
+        e for e in await _journal(at) if e.stan == fields["11"] and e.mti == "0200"
+    )  # fmt: skip
+    dispute_id = (await _opened(at, charge, "not_received", credit))["dispute_id"]
+    await _step(port, dispute_id, "chargeback")
+    if outcome == "lost":
+        await _step(port, dispute_id, "represented", {"reference": "REP-7", "amount_minor": r})
+    faults.next = "answer_lost"
+    failed = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                        payload={"outcome": outcome})  # fmt: skip
+    assert failed.status == 503, failed
+    kept = {**fields, "t": "0400", "11": next_stan(), "90": field_90(fields),
+            "95": f"{still:012d}" + "0" * 30}  # fmt: skip
+    assert (await switch.send(kept))["39"] == "00"  # the acquirer gives half back
+    resolved = await _resolve_once(port, dispute_id, outcome)
+    represented = r if outcome == "lost" else None
+    keeps = min(still, _keeps(outcome, disputed, disputed, represented))
+    ledger, _ = await balances_of(switch, visa)
+    # the charge took 6000; the reversal gave 3000 back; the dispute leaves at most the 3000
+    # the charge still takes: the cardholder is where it was before the charge, not above
+    assert ledger == before_charge[0] + disputed, (ledger, before_charge)
+    assert resolved["credited_minor"] == keeps
+
+
+async def _journal(at):  # noqa: ANN001, ANN202
+    """Every journal entry of the host's store."""
+    from authhost.store import opened_store
+    from authhost.store.interface import JournalQuery
+
+    async with opened_store(at.host.store_url) as store:
+        return await store.journal(JournalQuery(since=0, limit=1000))
+
+
+async def test_a_chargeback_given_up_by_a_loss_before_any_representment_is_recalled(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Charged back, then resolved lost before the acquirer represented: the cardholder keeps
+    none of it, so the chargeback's money is the acquirer's again and the chargebacks file
+    recalls it (it had no line: the issuer held the chargeback for nobody). Lost after a
+    representment needs none: the representment took back what the cardholder gives up."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    since = int(time.time()) - 1
+    disputed, cb = 3_000, 2_000
+    charge = await _charged(at, visa, disputed)
+    ledger, available = await balances_of(switch, visa)
+    given_up = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(port, given_up, "chargeback", {"amount_minor": cb})
+    lost = await _resolve_once(port, given_up, "lost")
+    assert lost["amounts"]["cardholder_keeps_minor"] == 0
+    assert await balances_of(switch, visa) == (ledger, available)
+    answered = (await _opened(at, await _charged(at, visa, 900), "not_received"))["dispute_id"]
+    await _step(port, answered, "chargeback")
+    await _step(port, answered, "represented", {"reference": "REP-8", "amount_minor": 900})
+    await _resolve_once(port, answered, "lost")
+
+    api = await call(port, "GET", f"/v1/disputes/chargebacks?since={since}", token=AUDITOR_TOKEN)
+    assert api.status == 200, api
+    rows = [(r["dispute_id"], r["action"], r["amount_minor"]) for r in api.json["chargebacks"]]
+    assert (given_up, "recall", cb) in rows, rows
+    assert [r for r in rows if r[0] == answered] == [(answered, "chargeback", 900)], rows
+    recall = next(r for r in api.json["chargebacks"] if r["action"] == "recall")
+    assert recall["withdrawn_at_stage"] == "chargeback" and recall["recalled_at"]

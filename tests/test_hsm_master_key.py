@@ -27,7 +27,12 @@ from typer.testing import CliRunner
 
 from authhost.cards.model import PinMethod
 from authhost.config import ConfigError, SecurityConfig, load_config
-from authhost.security.errors import MasterKeyChanged, MasterKindMismatch, TokenKeyMismatch
+from authhost.security.errors import (
+    MasterKeyChanged,
+    MasterKindMismatch,
+    TokenError,
+    TokenKeyMismatch,
+)
 from authhost.security.hsm_master import TokenKey
 from authhost.security.keystore import KeyStore, demo_master_path
 from authhost.security.module import PinCheck, PinSource, PinSourceKind, SecurityModule
@@ -61,7 +66,9 @@ class Token:
             check=True, capture_output=True,
         )  # fmt: skip
 
-    def make_key(self, label: str, *, replace: bool = False) -> None:
+    def make_key(self, label: str, *, replace: bool = False, decrypt: bool = True) -> None:
+        """``decrypt`` False: a key the token encrypts with and never decrypts with (an
+        operator's template mistake, or a policy that set CKA_DECRYPT false)."""
         lib = pkcs11.lib(str(SOFTHSM))
         try:
             token = lib.get_token(token_label=TOKEN)
@@ -71,7 +78,8 @@ class Token:
                 session.generate_key(
                     pkcs11.KeyType.AES, 256, label=label, store=True,
                     template={pkcs11.Attribute.EXTRACTABLE: False,
-                              pkcs11.Attribute.SENSITIVE: True},
+                              pkcs11.Attribute.SENSITIVE: True,
+                              pkcs11.Attribute.DECRYPT: decrypt},
                 )  # fmt: skip
         finally:
             lib.finalize()  # the code under test initialises the library afresh
@@ -429,3 +437,68 @@ def test_a_rotation_to_the_token_key_in_use_is_refused_leaving_the_file(hsm_site
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert "the new master key is the current one" in lines[0]
     assert hsm_site.key_store.read_bytes() == saved
+
+
+def test_a_rotation_to_a_token_key_that_cannot_decrypt_leaves_the_store_readable(
+    file_site,
+) -> None:
+    """A token key that encrypts but may not decrypt (CKA_DECRYPT false) wraps a store key
+    no one can unwrap again: the wrap is read back before the file is touched, so the
+    rotation is refused with one line and the store stays under its master key. It was
+    written, every working key lost, and then said to be "not the token key"."""
+    site = file_site
+    site.token.make_key("encrypt-only", decrypt=False)
+    saved, before = site.key_store.read_bytes(), kcvs(KeyStore.load(site.key_store, site.opener()))
+    result = site.keys("rotate-master-key", "--new-pkcs11-label", "encrypt-only",
+                       "--new-pkcs11-token", TOKEN, "--new-pkcs11-library", str(SOFTHSM))  # fmt: skip
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert site.token.ref("encrypt-only") in lines[0]
+    assert "does not decrypt what it encrypted" in lines[0] and "nothing was written" in lines[0]
+    assert site.token.pin not in result.output
+    assert site.key_store.read_bytes() == saved
+    assert kcvs(KeyStore.load(site.key_store, site.opener())) == before
+
+
+def test_a_new_store_under_a_token_key_that_cannot_decrypt_is_never_written(
+    tmp_path, token
+) -> None:
+    """The first ``keys generate`` of an installation on such a key creates no key store (one
+    that could never be opened, with the key just generated in it)."""
+    token.make_key("encrypt-only", decrypt=False)
+    site = HsmSite.of(Installation(tmp_path), token)
+    site.configure("encrypt-only")
+    result = site.keys("generate", "zpk", "--type", "zpk")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "does not decrypt what it encrypted" in lines[0] and token.pin not in lines[0]
+    assert not site.key_store.exists()
+
+
+def test_a_token_key_no_longer_allowed_to_decrypt_is_said_so_not_another_key(hsm_site) -> None:
+    """A store key wrapped by a key whose CKA_DECRYPT is false now (a policy changed) is a
+    TokenError saying so, not a TokenKeyMismatch: a running server would read that as a
+    rotation, and an operator look for another key."""
+    site, token = hsm_site, hsm_site.token
+    blob = json.loads(site.key_store.read_text())["store_key"]
+    token.make_key("encrypt-only", decrypt=False)
+    with pytest.raises(TokenError, match="CKA_ENCRYPT or CKA_DECRYPT is false") as refused:
+        token.key("encrypt-only").unwrap(blob)
+    assert not isinstance(refused.value, TokenKeyMismatch)
+
+
+def test_a_rotation_whose_token_pin_is_in_another_variable_says_to_configure_it(
+    file_site, monkeypatch
+) -> None:
+    """``--new-pkcs11-pin-env`` names the variable the new token's PIN is in: the closing
+    advice names it among the settings to make (it named library, token and label only, and
+    the servers then looked for the PIN in AUTHHOST_HSM_PIN)."""
+    site = file_site
+    site.token.make_key("master-1")
+    monkeypatch.setenv("BANK_HSM_PIN", site.token.pin)
+    result = site.keys("rotate-master-key", "--new-pkcs11-label", "master-1",
+                       "--new-pkcs11-token", TOKEN, "--new-pkcs11-library", str(SOFTHSM),
+                       "--new-pkcs11-pin-env", "BANK_HSM_PIN")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "master_key_pkcs11_pin_env = 'BANK_HSM_PIN'" in result.output
+    assert site.token.pin not in result.output

@@ -95,8 +95,8 @@ def test_the_report_ranks_features_by_psi_and_names_the_bins_that_moved():
     names = ("amount", "foreign", "steady")
     reference = build_reference(reference_rows, names, rng.integers(0, 1000, n), "hand-made")
     assert reference.features["foreign"].shares.tolist() == pytest.approx(
-        [1 - reference_rows[:, 1].mean(), reference_rows[:, 1].mean(), 0.0]
-    )
+        [1 - reference_rows[:, 1].mean(), reference_rows[:, 1].mean(), 0.0, 0.0]
+    )  # = 0, = 1, other, missing
     live_rows = np.column_stack(
         [rng.normal(1.5, 1, n), (rng.random(n) < 0.6).astype(float), rng.normal(5, 2, n)]
     )
@@ -111,7 +111,7 @@ def test_the_report_ranks_features_by_psi_and_names_the_bins_that_moved():
     assert by_name["foreign"]["status"] == by_name["amount"]["status"] == "act"
     assert by_name["steady"]["status"] == "stable" and report["score"]["status"] == "stable"
     expected = psi(
-        np.bincount(reference.features["foreign"].binning.assign(live_rows[:, 1]), minlength=3) / n,
+        np.bincount(reference.features["foreign"].binning.assign(live_rows[:, 1]), minlength=4) / n,
         reference.features["foreign"].shares,
     )
     assert by_name["foreign"]["psi"] == round(expected, 4)

@@ -45,7 +45,11 @@ def test_activate_then_rollback(registry: Registry) -> None:
     state = registry.activate("lr-2", challenger=True)
     assert (state.champion, state.challenger, state.history) == ("lr-1", "lr-2", ["lr-0"])
     on_disk = json.loads((registry.root / ACTIVE_FILE).read_text())
+    changes = on_disk.pop("changes")  # the change log (models.registry), oldest first
     assert on_disk == {"champion": "lr-1", "challenger": "lr-2", "history": ["lr-0"]}
+    assert [(c["action"], c["champion"], c["challenger"]) for c in changes] == [
+        ("activate", "lr-0", None), ("activate", "lr-1", None), ("challenger", "lr-1", "lr-2")
+    ]  # fmt: skip
     state = registry.rollback()
     assert (state.champion, state.challenger, state.history) == ("lr-0", "lr-2", [])
     with pytest.raises(RegistryError, match="no earlier champion"):

@@ -35,6 +35,7 @@ from authhost.admin.tokens import AuthFailure, Principal, TokenTable
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.cards.model import CardState
 from authhost.models.registry import NAME_MAX
+from authhost.models.segments import SEGMENTS
 from authhost.security.errors import SecurityError
 from authhost.security.masking import mask_pans_in_text
 from authhost.store.interface import IDEMPOTENCY_MIN_KEEP_DAYS, StoreUnavailable
@@ -235,6 +236,13 @@ QUERY_PARAMS: dict[str, Param] = {
         0.25,
         minimum=0,
         maximum=100,
+    ),
+    "segment": Param(
+        "string",
+        "also each segment of this kind against the same segment of the reference: channel "
+        "(card_present, ecommerce, atm), entry (how the card was read), cross-border "
+        "(domestic, cross_border), mcc-group (the merchant category's risk group) or product",
+        enum=tuple(SEGMENTS),
     ),
     "lookback_days": Param(
         "integer",
@@ -600,6 +608,7 @@ async def _model_drift(call: Call) -> Any:
         reference_until=_float_param(call, "reference_until"),
         watch=_number_param(call, "watch"),
         act=_number_param(call, "act"),
+        segment=_choice_param(call, "segment"),
     )
 
 
@@ -1258,6 +1267,7 @@ def _routes() -> list[Route]:
                 "reference_until",
                 "watch",
                 "act",
+                "segment",
             ),  # fmt: skip
             tag="journal",
             response=v.ModelDrift,
@@ -1380,9 +1390,10 @@ def _routes() -> list[Route]:
             "/v1/disputes/chargebacks",
             _chargebacks_filed,
             "The chargebacks filed in a business day or period, and the recalls of disputes "
-            "withdrawn in it after their chargeback, for the networks' dispute systems: "
-            "dispute id, ARN as journalled, masked PAN, amount, currency, network, reason "
-            "code, date, action (chargeback or recall), when recalled, at which stage",
+            "withdrawn (or lost before any representment) in it after their chargeback, for the "
+            "networks' dispute systems: dispute id, ARN as journalled, masked PAN, amount, "
+            "currency, network, reason code, date, action (chargeback or recall), when "
+            "recalled, at which stage",
             query=("day", "since", "until"),
             tag="disputes",
             response=v.ChargebacksFiled,

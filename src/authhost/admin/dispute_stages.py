@@ -483,7 +483,10 @@ def pre_arbitrate(
     ``pre_arbitration_days`` of it. The same dispute when it was filed already for this
     amount."""
     if dispute.pre_arbitration_at:
-        if amount_minor is None or amount_minor == pre_arbitrated(dispute):
+        # no amount is all of the representment, as on the first try: a repeat of a partial
+        # pre-arbitration names its amount (an "all of it" is another filing, refused)
+        asked = dispute.represented_minor if amount_minor is None else amount_minor
+        if asked == pre_arbitrated(dispute):
             return dispute
         raise ConflictError(
             f"dispute {dispute.dispute_id} was taken to pre-arbitration already, for "
@@ -591,8 +594,8 @@ def cardholder_keeps(dispute: Dispute, outcome: str, owed: int | None = None) ->
 
 
 def recalled_minor(dispute: Dispute) -> int:
-    """What a withdrawal after the chargeback gives back to the acquirer through the network:
-    the chargeback less what a representment took back already."""
+    """What a recall (``recalled``) gives back to the acquirer through the network: the
+    chargeback less what a representment took back already."""
     return max(0, dispute.chargeback_minor - dispute.represented_minor)
 
 
@@ -660,8 +663,13 @@ def recall_row(dispute: Dispute) -> dict[str, str | int]:
 
 
 def recalled(dispute: Dispute) -> bool:
-    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed."""
-    return dispute.state == "withdrawn" and charged_back(dispute)
+    """Whether the dispute's chargeback is to be recalled: withdrawn after it was filed, or
+    lost with no representment recorded (the issuer gave the whole chargeback up and the
+    cardholder keeps none of it, so the acquirer is owed it back: else the issuer would hold
+    the chargeback's money for nobody)."""
+    if not charged_back(dispute):
+        return False
+    return dispute.state == "withdrawn" or (dispute.state == "lost" and not dispute.represented_at)
 
 
 def network_life_days(limits: DisputeLimits) -> int:

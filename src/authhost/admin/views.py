@@ -455,10 +455,13 @@ class ChargebackLine(_View):
     charged_back_at: str = Field(description="when it was filed, ISO 8601 UTC")
     journal_id: int = Field(description="the disputed charge's journal entry")
     action: Literal["chargeback", "recall"] = Field(
-        description="chargeback: filed in the period; recall: the dispute was withdrawn in the "
-        "period after its chargeback was filed, and the network is to be told"
+        description="chargeback: filed in the period; recall: the dispute was withdrawn (or lost "
+        "before any representment) in the period after its chargeback was filed, and the "
+        "network is to be told"
     )
-    recalled_at: str = Field(description="a recall line: when it was withdrawn, ISO 8601 UTC")
+    recalled_at: str = Field(
+        description="a recall line: when it was withdrawn (or lost), ISO 8601 UTC"
+    )
     withdrawn_at_stage: str = Field(
         description="a recall line: the stage it was withdrawn at (chargeback, represented, "
         "pre_arbitration)"
@@ -698,7 +701,21 @@ class ModelDrift(_View):
     )
     notes: list[str] = Field(
         description="what to bear in mind reading it (a short period, few requests, a history "
-        "the journal retention cut into)"
+        "the journal retention cut into, a champion change in the period)"
+    )
+    score_other_model: int = Field(
+        description="requests journalled while another model (or none) held this model's "
+        "role, by the models registry's change times: left out of the score's PSI"
+    )
+    segment: str | None = Field(
+        None, description="the segment kind asked for (segment=): channel, entry, ..."
+    )
+    segments: list[dict[str, Any]] | None = Field(
+        None,
+        description="with segment=, each segment of the period or the reference, the most "
+        "drifted first: segment, share and reference_share (of the requests), rows, "
+        "score_rows, reference_rows, score, summary and features as the whole report's "
+        "(against the same segment of the reference; null and [] where it has none), notes",
     )
 
 
@@ -844,6 +861,7 @@ def dispute_view(dispute: Dispute, limits: DisputeLimits, now: float) -> dict[st
     once closed): who acts next, what, by when, at ``now``; and its stages' ``amounts``."""
     view = dataclasses.asdict(dispute)
     del view["version"]  # the store's compare-and-set counter
+    del view["resolving_minor"]  # a resolution's plan while it moves the money
     action = next_action(dispute, limits, now)
     view["next_action"] = dataclasses.asdict(action) if action.owner else None
     view["amounts"] = amounts(dispute)

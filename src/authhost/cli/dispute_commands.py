@@ -236,7 +236,8 @@ def disputes_chargebacks(
     config: ConfigOpt = None,
 ) -> None:
     """Write the chargebacks filed in a business day or period, and the recalls of those
-    withdrawn in it after they were filed, as CSV for the networks' dispute systems:
+    withdrawn (or lost before any representment) in it after they were filed, as CSV for the
+    networks' dispute systems:
     dispute_id, arn (as journalled), pan (masked: never the full PAN), amount_minor,
     currency, network, reason_code, charged_back_at, journal_id, action (chargeback or
     recall), recalled_at and withdrawn_at_stage (a recall's; its amount_minor is what goes

@@ -403,6 +403,40 @@ def _psi(value: str) -> float:
     return number
 
 
+# the exit status of `models drift --fail-on` when a PSI reached the level (1: an error)
+DRIFT_FOUND = 3
+FAIL_LEVELS = {"act": ("act",), "watch": ("act", "watch")}
+
+
+def _fail_on(value: str) -> str:
+    if value and value not in FAIL_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not act or watch")
+    return value
+
+
+def drifted(report: dict[str, Any], level: str) -> str:
+    """What reached ``level`` (act; watch: act or watch) in a drift report, in one line:
+    the period's features and score, then how many of each segment's ("" for none)."""
+    statuses = FAIL_LEVELS[level]
+
+    def found(part: dict[str, Any]) -> list[str]:
+        names = [f["feature"] for f in part["features"] if f["status"] in statuses]
+        score = part["score"]
+        return names + (["score"] if score is not None and score["status"] in statuses else [])
+
+    whole = found(report)
+    segments = [(s["segment"], len(found(s))) for s in report.get("segments") or ()]
+    segments = [(name, n) for name, n in segments if n]
+    if not whole and not segments:
+        return ""
+    said = [
+        f"{len(whole)} of the period ({', '.join(whole[:5])}{' ...' if len(whole) > 5 else ''})"
+    ]
+    if segments:
+        said.append(f"by {report['segment']}: " + ", ".join(f"{n} {k}" for n, k in segments))
+    return f"drift at {level} or above: " + "; ".join(said)
+
+
 def models_drift(
     day: DayOpt = "",
     since: SinceOpt = 0.0,
@@ -428,6 +462,21 @@ def models_drift(
     act: Annotated[
         float, typer.Option(min=0.0, max=100.0, parser=_psi, help="PSI above which to act")
     ] = 0.25,
+    segment: Annotated[
+        str,
+        typer.Option(
+            help="also each segment of this kind against the same segment of the reference: "
+            "channel (card_present, ecommerce, atm), entry, cross-border, mcc-group, product"
+        ),
+    ] = "",
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            callback=_fail_on,
+            help=f"exit with status {DRIFT_FOUND} (after the report) when a feature's or the "
+            "score's PSI, of the period or a segment, is act (or act or watch): for cron",
+        ),
+    ] = "",
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -443,10 +492,14 @@ def models_drift(
         return await service.model_drift(
             day=day, since=since, until=until, model=model, reference_day=reference_day,
             reference_since=reference_since, reference_until=reference_until, watch=watch,
-            act=act,
+            act=act, segment=segment,
         )  # fmt: skip
 
-    _run(settings, drift, table="drift", output=output)
+    table = "drift_segments" if segment else "drift"
+    report = _run(settings, drift, table=table, output=output)
+    if fail_on and (found := drifted(report, fail_on)):
+        _say(found)
+        raise typer.Exit(DRIFT_FOUND)
 
 
 @journal.command("prune")

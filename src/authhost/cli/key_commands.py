@@ -14,7 +14,13 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from authhost.config import DEFAULT_MASTER_KEY_ENV, ConfigError, SecurityConfig, load_config
+from authhost.config import (
+    DEFAULT_HSM_PIN_ENV,
+    DEFAULT_MASTER_KEY_ENV,
+    ConfigError,
+    SecurityConfig,
+    load_config,
+)
 from authhost.security import key_admin, master_rotation
 from authhost.security.errors import SecurityError
 from authhost.security.hsm_master import TokenKey
@@ -381,9 +387,15 @@ def _configure_next(store: KeyStore, token: TokenKey | None) -> str:
     """What the configuration must say after a rotation that changed the master key's kind
     or token key (the servers' next start reads the store under the new one only)."""
     if token is not None:
+        # the PIN's variable too when it is not the default: the servers would read another
+        pin = (
+            f", master_key_pkcs11_pin_env = {token.pin_env!r}"
+            if token.pin_env != DEFAULT_HSM_PIN_ENV
+            else ""
+        )
         return (
             f"set [security] master_key_pkcs11_library = {token.library!r}, "
-            f"master_key_pkcs11_token = {token.token!r} and master_key_pkcs11_label = "
+            f"master_key_pkcs11_token = {token.token!r}{pin} and master_key_pkcs11_label = "
             f"{token.label!r} (no master_key_file or {DEFAULT_MASTER_KEY_ENV} beside them), "
         )
     if store.master_ref != KEY_MASTER:

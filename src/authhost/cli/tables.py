@@ -147,6 +147,24 @@ def _drift_caption(result: dict[str, Any]) -> str:
     )
 
 
+def _segment_drift(row: Row) -> str:
+    """A segment's most drifted features (and its score), or why it was not measured."""
+    if row["summary"] is None:
+        return " ".join(row["notes"])
+    moved = [f"{f['feature']} {f['psi']:.3f} {f['status']}" for f in row["features"][:3]]
+    score = row["score"]
+    said = f"score {score['psi']:.3f} {score['status']}" if score else "score: none"
+    return "; ".join([*moved, said, *row["notes"]])
+
+
+def _segments_caption(result: dict[str, Any]) -> str:
+    """The whole period's summary, under the segments."""
+    summary = ", ".join(f"{n} {status}" for status, n in result["summary"].items())
+    return (
+        f"whole period: {summary} of {len(result['features'])} features; {_drift_caption(result)}"
+    )
+
+
 TABLES: dict[str, TableSpec] = {
     "journal": TableSpec("journal", _JOURNAL),
     "reviews": TableSpec(
@@ -259,6 +277,30 @@ TABLES: dict[str, TableSpec] = {
         ),
         rows_key="features",
         caption=_drift_caption,
+    ),
+    "drift_segments": TableSpec(
+        "drift by segment, most drifted first",
+        (
+            Column("segment", _key("segment")),
+            Column("share", lambda r: f"{r['share']:.3f}", right=True),
+            Column(
+                "ref share",
+                lambda r: "" if r["reference_share"] is None else f"{r['reference_share']:.3f}",
+                right=True,
+            ),
+            Column("rows", _key("rows"), right=True),
+            *(
+                Column(
+                    status,
+                    lambda r, s=status: "" if r["summary"] is None else str(r["summary"][s]),
+                    right=True,
+                )
+                for status in ("act", "watch", "stable")
+            ),
+            Column("most drifted: feature PSI status; the score's", _segment_drift),
+        ),
+        rows_key="segments",
+        caption=_segments_caption,
     ),
     "common_points": TableSpec(
         "common points of purchase",

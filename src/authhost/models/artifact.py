@@ -11,8 +11,10 @@ Layout of ``<models dir>/<name>/``:
 
 ``model.json`` may also hold ``reference`` (written since 2026-11-29): each feature's and the
 score's distribution on the held-out rows, what ``authhost models drift`` compares live
-traffic with (``models.drift``). It is checked with the rest of ``model.json``; an artifact
-without one loads and serves as before.
+traffic with (``models.drift``), with each feature's missing share and each segment's
+reference (the channel, the product...) since a later day of that month. It is checked with
+the rest of ``model.json``; an artifact without one, or without those, loads and serves as
+before.
 
 ``read_artifact`` refuses, with an ``ArtifactError`` naming the file and the problem, an
 unknown format or version, a feature list this code does not compute, a file whose hash does

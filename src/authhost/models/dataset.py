@@ -24,6 +24,7 @@ import pyarrow as pa
 from authhost.models.context import replay_contexts
 from authhost.models.features import FEATURE_SET, feature_blocks, feature_names, feature_values
 from authhost.models.scored import SCORED_CLASSES, row_declined_before_fraud
+from authhost.models.segments import SEGMENTS
 from authhost.store.labelled import DatasetError, iter_rows, read_labelled
 
 __all__ = [
@@ -93,6 +94,9 @@ class LabelledSet:
     scenarios: np.ndarray  # str
     # the rows declined before the fraud step, left out (counted, not trained or evaluated on)
     excluded: Excluded = field(default_factory=Excluded.empty)
+    # each row's segment of each kind (models.segments; object arrays of shared strings),
+    # what the artifact's drift reference is kept by
+    segments: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -107,6 +111,7 @@ class LabelledSet:
             self.labels[mask],
             self.scenarios[mask],
             self.excluded.subset(excluded) if excluded is not None else Excluded.empty(),
+            {kind: keys[mask] for kind, keys in self.segments.items()},
         )
 
 
@@ -138,6 +143,8 @@ def labelled_set(
     labels: list[int] = []
     scenarios: list[str] = []
     left_out: list[tuple[float, int, str, str]] = []  # ts, label, scenario, step
+    segments: dict[str, list[str]] = {kind: [] for kind in SEGMENTS}
+    segment_of = tuple((SEGMENTS[kind], keys) for kind, keys in segments.items())
     n = 0
     for row, ctx in replay_contexts(rows):
         if str(row.get("message_class") or "") not in SCORED_CLASSES:
@@ -155,6 +162,8 @@ def labelled_set(
         terminals.append(ctx.terminal)
         labels.append(_label(row))
         scenarios.append(str(row.get("scenario") or ""))
+        for segment, keys in segment_of:
+            keys.append(segment(ctx))
         n += 1
     return LabelledSet(
         features=features[:n].copy(),
@@ -164,7 +173,15 @@ def labelled_set(
         labels=np.array(labels, dtype=np.int8),
         scenarios=np.array(scenarios, dtype=str),
         excluded=_excluded(left_out),
+        segments={kind: _objects(keys) for kind, keys in segments.items()},
     )
+
+
+def _objects(values: list[str]) -> np.ndarray:
+    """A list as an object array (its strings shared, not copied into fixed-width ones)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _label(row: Mapping[str, object]) -> int:

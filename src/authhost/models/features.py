@@ -105,6 +105,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "amount_over_available",
 )
 N_FEATURES = len(FEATURE_NAMES)
+# the value a feature takes when its input is not known, which the drift report counts as
+# missing (a bin of its own, ``models.drift``): the card's age without an issue date
+MISSING_VALUES: dict[str, float] = {"card_age_days_log": -1.0}
 TERMINAL_RISK_INDEX = FEATURE_NAMES.index("terminal_risk")  # the same in every feature set
 # Every card's requests at the merchant (field 42) and the terminal (41 at that merchant)
 # before this one, committed when its snapshot was read.

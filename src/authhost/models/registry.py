@@ -5,13 +5,23 @@ The ``active`` file (JSON) names the champion (its score is used), an optional c
 ``rollback`` can go back. It is replaced atomically (written beside, then ``os.replace``):
 a server reading it sees the old or the new state, never half of one. An artifact is loaded
 and checked before it is activated, so a broken artifact can never become active.
+
+It also keeps ``changes``: when each change was written (epoch seconds), what it was, and the
+champion and challenger before and after, the last ``CHANGES_KEPT``. The journal does not
+record which model scored a request, so this is how the drift report tells which requests
+of a period a model scored (``admin.model_drift``). A server reads only the champion and the
+challenger, and an ``active`` file written before the log (or by an older authhost, which
+drops it) has none; a damaged log is ignored, never an obstacle to serving.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +32,7 @@ from authhost.models.scorer import Scorer
 ACTIVE_FILE = "active"
 NAME_MAX = 255  # bytes of an artifact's name: a directory's, as file systems bound it
 HISTORY_KEPT = 20
+CHANGES_KEPT = 200
 
 
 class RegistryError(ValueError):
@@ -39,6 +50,43 @@ class ActiveState:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One change of the active models, written at ``at`` (epoch seconds): what it was
+    (activate, challenger, rollback, clear-challenger) and the roles before and after."""
+
+    at: float
+    action: str
+    champion: str | None
+    challenger: str | None
+    was_champion: str | None
+    was_challenger: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "action": self.action,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "was_champion": self.was_champion,
+            "was_challenger": self.was_challenger,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Change | None:
+        """The change, or None for anything not of its shape."""
+        if not isinstance(data, dict):
+            return None
+        at, action = data.get("at"), data.get("action")
+        names = [data.get(k) for k in ("champion", "challenger", "was_champion", "was_challenger")]
+        number = isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at)
+        if not number or not isinstance(action, str):
+            return None
+        if not all(n is None or isinstance(n, str) for n in names):
+            return None
+        return cls(float(at), action, *names)
+
+
+@dataclass(frozen=True)
 class ArtifactInfo:
     name: str
     kind: str
@@ -52,8 +100,9 @@ class ArtifactInfo:
 class Registry:
     """Artifacts in one directory and the ``active`` pointer file beside them."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
+        self.clock = clock  # when a change is written (the change log's times)
 
     def list(self) -> list[ArtifactInfo]:
         """Every artifact directory, oldest first; broken ones are listed with their error."""
@@ -98,6 +147,17 @@ class Registry:
                 raise RegistryError(f"{file}: model names must be strings; activate a model again")
         return state
 
+    def changes(self) -> list[Change]:
+        """The logged changes of the active models, oldest first (none: an ``active`` file
+        without a log, or an unreadable one; entries not of a change's shape are skipped)."""
+        try:
+            data = json.loads((self.root / ACTIVE_FILE).read_text())
+        except (OSError, ValueError):
+            return []
+        log = data.get("changes") if isinstance(data, dict) else None
+        changes = [Change.from_json(c) for c in log] if isinstance(log, list) else []
+        return sorted((c for c in changes if c is not None), key=lambda c: c.at)
+
     def _path(self, name: str) -> Path:
         # longer than a file name may be, the lookup itself fails (OSError), not "no artifact"
         too_long = len(name.encode("utf-8", "surrogatepass")) > NAME_MAX
@@ -124,18 +184,20 @@ class Registry:
             if name == state.champion:
                 raise RegistryError(f"{name} is the champion; it cannot also be the challenger")
             new = ActiveState(state.champion, name, state.history)
+            self._write(new, "challenger", state)
+            return new
         else:
             history = state.history
             if state.champion and state.champion != name:
                 history = [*history, state.champion][-HISTORY_KEPT:]
             new = ActiveState(name, None if state.challenger == name else state.challenger, history)
-        self._write(new)
+        self._write(new, "activate", state)
         return new
 
     def clear_challenger(self) -> ActiveState:
         state = self.state()
         new = ActiveState(state.champion, None, state.history)
-        self._write(new)
+        self._write(new, "clear-challenger", state)
         return new
 
     def rollback(self) -> ActiveState:
@@ -149,7 +211,7 @@ class Registry:
                 # a model is never its own challenger: the restored champion leaves that role
                 challenger = None if state.challenger == previous else state.challenger
                 new = ActiveState(previous, challenger, history)
-                self._write(new)
+                self._write(new, "rollback", state)
                 return new
         raise RegistryError("no earlier champion to roll back to")
 
@@ -160,11 +222,16 @@ class Registry:
         challenger = self.load(state.challenger) if state.challenger else None
         return champion, challenger
 
-    def _write(self, state: ActiveState) -> None:
+    def _write(self, state: ActiveState, action: str, before: ActiveState) -> None:
+        change = Change(
+            self.clock(), action, state.champion, state.challenger,
+            before.champion, before.challenger,
+        )  # fmt: skip
+        log = [c.as_json() for c in self.changes()] + [change.as_json()]
         self.root.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=".active.", dir=self.root)
         with os.fdopen(fd, "w") as handle:
-            json.dump(state.as_json(), handle, indent=2)
+            json.dump(state.as_json() | {"changes": log[-CHANGES_KEPT:]}, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, self.root / ACTIVE_FILE)

@@ -40,6 +40,7 @@ from authhost.models.features import (
     FEATURE_NAMES,
     FEATURE_SET,
     FEATURE_SETS,
+    MISSING_VALUES,
     TERMINAL_RISK_INDEX,
 )
 from authhost.models.scorer import Scorer
@@ -389,12 +390,16 @@ def train(
         # what drift is measured against (models.drift): the held-out rows, whose features
         # and scores are computed as the server computes them (the shipped terminal risk
         # table, the numpy scorer, out of sample), each card with the history the training
-        # days gave it, where the first training days start with none
+        # days gave it, where the first training days start with none; a bin for a missing
+        # value (the card age without an issue date); and the same of each segment (the
+        # channel, the product...: models.segments) with enough rows
         references[kind] = build_reference(
             te.features,
             FEATURE_SETS[config.features],
             scores,
             f"held-out days {split.test_days[0]}..{split.test_days[1]}",
+            unknown=MISSING_VALUES,
+            segments=te.segments,
         ).to_json()
 
     summary = {

@@ -20,6 +20,7 @@ at each login and is never kept, logged or put in an error.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -43,9 +44,16 @@ IV_BYTES = 12
 # a process talks to its token one call at a time (a key store reload runs in a worker thread)
 _TOKEN_LOCK = threading.Lock()
 # python-pkcs11's errors for a token or key that cannot do the operation at all, as against a
-# ciphertext its key did not make
+# ciphertext its key did not make (AttributeError: python-pkcs11 gives a key whose CKA_DECRYPT
+# is false no ``decrypt``)
 UNSUPPORTED = frozenset(
-    {"MechanismInvalid", "MechanismParamInvalid", "FunctionNotSupported", "KeyTypeInconsistent"}
+    {
+        "MechanismInvalid",
+        "MechanismParamInvalid",
+        "FunctionNotSupported",
+        "KeyTypeInconsistent",
+        "AttributeError",
+    }
 )
 
 
@@ -66,19 +74,44 @@ class TokenKey:
         return f"pkcs11:{self.token}/{self.label}"
 
     def wrap(self, secret: bytes) -> str:
-        """``secret`` encrypted by the token's key: IV + GCM ciphertext and tag, hex."""
+        """``secret`` encrypted by the token's key: IV + GCM ciphertext and tag, hex. Read
+        back in the same session before it is returned: a key the token encrypts with but
+        will not decrypt with (CKA_DECRYPT false), or a token that used an IV of its own,
+        would otherwise leave a key store under a store key nobody can unwrap again."""
         iv = secrets.token_bytes(IV_BYTES)
         with self._key() as (key, mechanism, params):
             try:
-                sealed = key.encrypt(
-                    secret, mechanism=mechanism.AES_GCM, mechanism_param=params(iv, STORE_KEY_AAD)
+                sealed = bytes(
+                    key.encrypt(
+                        secret,
+                        mechanism=mechanism.AES_GCM,
+                        mechanism_param=params(iv, STORE_KEY_AAD),
+                    )
                 )
             except Exception as exc:  # the token's own refusal, by its PKCS#11 name
                 raise TokenError(
                     f"{self.ref}: the token did not encrypt with the key ({_name(exc)}): it "
                     "must be an AES key allowed to encrypt and decrypt (CKM_AES_GCM)"
                 ) from None
-        return (iv + bytes(sealed)).hex()
+            try:
+                back = bytes(
+                    key.decrypt(
+                        sealed,
+                        mechanism=mechanism.AES_GCM,
+                        mechanism_param=params(iv, STORE_KEY_AAD),
+                    )
+                )
+                why = "another value"
+            except Exception as exc:
+                back, why = b"", _name(exc)
+            if not hmac.compare_digest(back, secret):
+                raise TokenError(
+                    f"{self.ref}: the token does not decrypt what it encrypted with the key "
+                    f"({why}): it must be an AES key allowed to encrypt and decrypt "
+                    "(CKA_ENCRYPT, CKA_DECRYPT) by CKM_AES_GCM with the caller's IV; nothing "
+                    "was written"
+                )
+        return (iv + sealed).hex()
 
     def unwrap(self, blob: str) -> bytes:
         """The secret ``wrap`` gave ``blob`` for; TokenKeyMismatch when this token's key did
@@ -238,5 +271,7 @@ def _finalize(lib: Any) -> None:
 def _name(exc: Exception) -> str:
     """A PKCS#11 error by its class (PinIncorrect, GeneralError...): python-pkcs11's messages
     are often empty, and an OS error loading the library says which file."""
+    if isinstance(exc, AttributeError):  # python-pkcs11: the key lacks that capability
+        return "the key's CKA_ENCRYPT or CKA_DECRYPT is false"
     said = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {said}" if said else type(exc).__name__

@@ -187,6 +187,9 @@ class Dispute:
     # the outcome a resolution claimed, while it moves the money ("": none). One left behind
     # (the store failed after the claim) is finished by resolving the same way again
     resolving: str = ""
+    # what that resolution's plan leaves the cardholder, fixed with the claim (-1: none, or a
+    # claim written before it was kept): a retry finishes that plan, whatever came since
+    resolving_minor: int = -1
     # every change of the stored dispute moves it: updates are written only over the version
     # they were made from (CardStore.update_dispute), so two resolutions cannot both win
     version: int = 0

@@ -375,21 +375,35 @@ class DisputeCases(ServiceBase):
         if self.decide_many is None:
             raise Unavailable("resolving a dispute posts through a running server's pipeline")
         entry = await self._journal_entry(before.card_id, before.journal_id)
-        claimed = replace(before, resolving=spec.outcome, version=before.version + 1)
-        await self._write_dispute(claimed, before)
         credited = before.credited_minor
         # the cardholder ends with what the outcome leaves it of the stages' amounts, and no
         # more than the charge still takes after the acquirer's reversals (a reversal that
-        # came while the dispute was open gave that part back already)
-        owed = min(before.amount_minor, max(0, entry.hold_amount - await self._reversed(entry)))
-        keeps = stages.cardholder_keeps(before, spec.outcome, owed)
+        # came while the dispute was open gave that part back already). A retry finishes the
+        # plan its claim recorded: its movement is a retransmission of that amount
+        planned = before.resolving_minor if before.resolving else -1
+        if planned < 0:
+            planned = await self._keeps(before, spec.outcome, entry)
+        claimed = replace(
+            before, resolving=spec.outcome, resolving_minor=planned, version=before.version + 1
+        )
+        await self._write_dispute(claimed, before)
         try:
-            if credited < keeps:
-                missing = keeps - credited
+            if credited < planned:
+                missing = planned - credited
                 await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
-            elif credited > keeps:
-                excess = credited - keeps
+            elif credited > planned:
+                excess = credited - planned
                 await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, excess)
+            # a reversal approved since the plan was made (a reconcile leaves a claimed
+            # dispute to its resolution) gave part back already: that part is taken back,
+            # named after the reversal as a reconcile names it, so once
+            scan = await self._reversals(entry)
+            keeps = min(planned, await self._keeps(before, spec.outcome, entry, scan.released))
+            if keeps < planned:
+                await self._dispute_move(
+                    before, entry.merchant_id, disputes.REVERSED, planned - keeps,
+                    charge=(scan.last, entry.ts),
+                )  # fmt: skip
             credited = keeps
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
@@ -398,13 +412,23 @@ class DisputeCases(ServiceBase):
             ) from None
         after = replace(
             claimed, state=spec.outcome, credited_minor=credited, closed_at=self.clock(),
-            note=mask_pans_in_text(spec.note) or before.note, resolving="",
+            note=mask_pans_in_text(spec.note) or before.note, resolving="", resolving_minor=-1,
             version=claimed.version + 1,
         )  # fmt: skip
         await self._write_dispute(after, claimed)
         view = self._view(after)
         await self.record_audit("dispute.resolve", dispute_id, self._view(before), view)
         return view
+
+    async def _keeps(
+        self, dispute: Dispute, outcome: str, entry: JournalEntry, released: int | None = None
+    ) -> int:
+        """What resolving ``dispute`` ``outcome`` leaves the cardholder, the charge's reversals
+        (``released``: what they gave back, read now when None) counted."""
+        if released is None:
+            released = await self._reversed(entry)
+        owed = min(dispute.amount_minor, max(0, entry.hold_amount - released))
+        return stages.cardholder_keeps(dispute, outcome, owed)
 
     async def reconcile_disputes(self) -> list[dict[str, Any]]:
         """Set the acquirer's reversals against the open disputes of the charges they
@@ -709,10 +733,11 @@ class DisputeCases(ServiceBase):
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
         """The chargebacks filed in a business day or period, and the recalls of those
-        withdrawn in it after they were filed, for the networks' dispute systems (an adapter
-        sends them on): a line each (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall:
-        its ARN as journalled and the masked PAN, never the full one), in id order, a
-        dispute's chargeback before its recall. Only the disputes opened since the network's
+        withdrawn (or lost before any representment) in it after they were filed, for the
+        networks' dispute systems (an adapter sends them on): a line each
+        (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall: its ARN as journalled and
+        the masked PAN, never the full one), in id order, a dispute's chargeback before its
+        recall. Only the disputes opened since the network's
         whole life of a dispute (``network_life_days``) before the period are read: one
         opened earlier was charged back before it (the charge came before its dispute), and
         its network case closed before it too, so there is nothing left to recall."""

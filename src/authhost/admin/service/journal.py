@@ -259,11 +259,13 @@ class JournalAnalysis(ServiceBase):
         reference_until: float = 0.0,
         watch: float | None = None,
         act: float | None = None,
+        segment: str = "",
     ) -> dict[str, Any]:
         """Is the model still seeing the traffic it was trained on (``admin.model_drift``):
         each feature's and the score's Population Stability Index over the period's requests
         it scores, against the artifact's reference (the held-out training days) or a
-        reference period of the journal; the champion unless ``model`` names another."""
+        reference period of the journal; the champion unless ``model`` names another; and
+        each segment's of the kind ``segment`` (``models.segments``) when one is given."""
         from authhost.admin.model_drift import model_drift
         from authhost.models.drift import ACT, WATCH, ReferenceError, Thresholds
 
@@ -283,7 +285,7 @@ class JournalAnalysis(ServiceBase):
                 raise InvalidRequest(f"reference period: {exc.message}") from None
         return await model_drift(
             self.store, self.models_dir, since, until, model=model,
-            reference_period=reference, thresholds=thresholds,
+            reference_period=reference, thresholds=thresholds, segment=segment,
         )  # fmt: skip
 
     async def common_points(
