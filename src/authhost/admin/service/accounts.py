@@ -226,10 +226,10 @@ class ProductsAndAccounts(ServiceBase):
         for pending authorisations or has a balance (debit: funds to pay out; credit: debt to
         collect), or while a dispute on it is open. Audited per card (``card.cancel``) and for
         the account (``account.close``, written with the closed-account marker: both or
-        neither). A closure cut short after that (a cancel refused, a crash) says so; run
-        again once the marker is there, it only cancels the cards left live (whatever money
-        reached the account since: a live card could spend on it) and writes no second
-        account.close."""
+        neither). A closure cut short after that (a cancel refused) says so; run again once
+        the marker is there (after a crash too), it only cancels the cards left live
+        (whatever money reached the account since: a live card could spend on it) and writes
+        no second account.close."""
         account = await self._account(account_id)
         if await self._account_closed_at(account_id) is None:
             await self._close_once(account, reason)
