@@ -34,7 +34,9 @@ class AuditSealer(Protocol):
 AccountAudit = Callable[[Account], AuditEntry]
 
 # A named list's audit entry (``put_list``), made by the store from the list's values as the
-# write finds them (what was added and removed), appended only if the list is written.
+# write finds them (what was added and removed), appended only if the list is written. It is
+# made before any write, so one that raises refuses the write (nothing written): a caller that
+# made the new values from a read of the list refuses a list changed since.
 ListAudit = Callable[[frozenset[str]], AuditEntry]
 
 # A fraud report's audit entry (``put_fraud_report``), made by the store from the report the

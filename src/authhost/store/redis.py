@@ -275,6 +275,11 @@ class RedisCardStore:
         # they would all race for the chain's head, and on one account for its balance, each
         # race a round trip lost (and, past ACCOUNT_AUDIT_TRIES balance moves, a refusal)
         self._account_audit_lock = anyio.Lock()
+        # this process's list and fraud report writes with their entry, one at a time: each
+        # is a compare-and-set on what it read, so a burst of puts of one list (or reports on
+        # one entry) would lose a try to each other put that landed first, and past
+        # ACCOUNT_AUDIT_TRIES be refused although no other process wrote
+        self._read_audit_lock = anyio.Lock()
         self.ledger_max_after = LEDGER_MAX_AFTER  # entries a ledger sync adds up at most
         self._snapshot = client.register_script(redis_lua.SNAPSHOT)
         self._snapshot_one = client.register_script(redis_lua.SNAPSHOT_STANDALONE)
@@ -1942,7 +1947,15 @@ class RedisCardStore:
         k = self._keys
         keys = [k.fraud_reports, k.fraud_report_ids, k.fraud_report_seq]
         args = [str(report.journal_id), codec.fraud_report_to_json(replace(report, report_id=0))]
-        if audit is not None and not self._cluster:
+        if audit is None:
+            await self._put_fraud_report(keys, args)
+            return
+        async with self._read_audit_lock:
+            if self._cluster:  # the entry follows, made from the report as read
+                found = await self.fraud_reports_of([report.journal_id])
+                await self._put_fraud_report(keys, args)
+                await self.append_audit(audit(found.get(report.journal_id)), seal)
+                return
             for _ in range(ACCOUNT_AUDIT_TRIES):
                 raw = await self._client.hget(k.fraud_reports, args[0])
                 entry = audit(None if raw is None else codec.fraud_report_from_json(raw))
@@ -1951,17 +1964,11 @@ class RedisCardStore:
                 audit_keys = [*self._audit_keys(entry), *keys]
                 if await self._sealed_run(script, audit_keys, read, [entry], seal) != -4:
                     return
-            raise StoreUnavailable(
-                f"the fraud report on journal entry {report.journal_id} changed at each of "
-                f"{ACCOUNT_AUDIT_TRIES} tries to write it with its audit entry; nothing was "
-                "written: try again"
-            )
-        before = None
-        if audit is not None:  # a cluster: the entry follows, made from the report as read
-            before = (await self.fraud_reports_of([report.journal_id])).get(report.journal_id)
-        await self._put_fraud_report(keys, args)
-        if audit is not None:
-            await self.append_audit(audit(before), seal)
+        raise StoreUnavailable(
+            f"the fraud report on journal entry {report.journal_id} changed at each of "
+            f"{ACCOUNT_AUDIT_TRIES} tries to write it with its audit entry; nothing was "
+            "written: try again"
+        )
 
     async def fraud_reports(self, after_id: int = 0, limit: int = 1000) -> list[FraudReport]:
         """In the order they were written, after report id ``after_id``."""
@@ -2003,9 +2010,16 @@ class RedisCardStore:
     ) -> None:
         """On a single Redis the list and its entry are one script (both or neither); on a
         cluster the entry, made from the list as read just before, follows the write."""
-        key = self._keys.list_values(name)
-        if audit is not None and not self._cluster:
-            keys = [self._keys.list_names, key]
+        if audit is None:
+            await self._put_list(name, values)
+            return
+        async with self._read_audit_lock:
+            if self._cluster:  # the audit log is in another hash slot: the entry follows
+                entry = audit(await self.get_list(name))  # made first: it may refuse the write
+                await self._put_list(name, values)
+                await self.append_audit(entry, seal)
+                return
+            keys = [self._keys.list_names, self._keys.list_values(name)]
             for _ in range(ACCOUNT_AUDIT_TRIES):
                 found = sorted(await self.get_list(name))
                 entry = audit(frozenset(found))
@@ -2014,18 +2028,19 @@ class RedisCardStore:
                 keys_ = [*self._audit_keys(entry), *keys]
                 if await self._sealed_run(script, keys_, args, [entry], seal) == 1:
                     return
-            raise StoreUnavailable(
-                f"list {name} changed at each of {ACCOUNT_AUDIT_TRIES} tries to write it with "
-                "its audit entry; nothing was written: try again"
-            )
-        before = await self.get_list(name) if audit is not None else frozenset()
+        raise StoreUnavailable(
+            f"list {name} changed at each of {ACCOUNT_AUDIT_TRIES} tries to write it with "
+            "its audit entry; nothing was written: try again"
+        )
+
+    async def _put_list(self, name: str, values: Sequence[str]) -> None:
+        """The list's whole content replaced in one MULTI (no entry)."""
+        key = self._keys.list_values(name)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.sadd(self._keys.list_names, [name])
             pipe.delete([key])
             if values:
                 pipe.sadd(key, list(values))
-        if audit is not None:  # a cluster: the audit log is in another hash slot
-            await self.append_audit(audit(before), seal)
 
     async def list_names(self) -> list[str]:
         return sorted(_s(n) for n in await self._client.smembers(self._keys.list_names))

@@ -17,6 +17,7 @@ from authhost.admin.errors import (
     ConflictError,
     InvalidRequest,
     NotFoundError,
+    ServiceError,
 )
 from authhost.admin.service.base import (
     _CHIP_KEYS,
@@ -225,9 +226,36 @@ class ProductsAndAccounts(ServiceBase):
         for pending authorisations or has a balance (debit: funds to pay out; credit: debt to
         collect), or while a dispute on it is open. Audited per card (``card.cancel``) and for
         the account (``account.close``, written with the closed-account marker: both or
-        neither; a closure run again once the marker is there, to cancel what a crash left
-        live, writes no second one)."""
+        neither). A closure cut short after that (a cancel refused) says so; run again once
+        the marker is there (after a crash too), it only cancels the cards left live
+        (whatever money reached the account since: a live card could spend on it) and writes
+        no second account.close."""
         account = await self._account(account_id)
+        if await self._account_closed_at(account_id) is None:
+            await self._close_once(account, reason)
+        # else closed before (its entry written then) and cut short: its cards left live are
+        # cancelled whatever reached the account since (a live card could spend on it)
+        cancelled: list[str] = []
+        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
+            # each cancelled card leaves the state: the first page again, until none is left
+            while page := await self.store.list_cards(account_id, state.value, 1000, 0):
+                for card in page:
+                    try:
+                        await self.apply(card.card_id, "cancel", reason=reason or "account closed")
+                    except ServiceError as exc:
+                        raise type(exc)(
+                            f"account {account_id} is closed (account.close written), but "
+                            f"cancelling its cards stopped at card {card.card_id}: "
+                            f"{exc.message}. {len(cancelled)} cancelled so far: close it again "
+                            "to cancel the rest"
+                        ) from None
+                    cancelled.append(card.card_id)
+        return {"account_id": account_id, "cancelled_cards": sorted(cancelled)}
+
+    async def _close_once(self, account: Account, reason: str) -> None:
+        """The closure's checks, then its marker with ``account.close`` (one write): refused
+        while anything on the account is left to settle."""
+        account_id = account.account_id
         if account.holds:
             raise ConflictError(
                 f"account {account_id} still holds {account.holds} for pending "
@@ -254,14 +282,6 @@ class ProductsAndAccounts(ServiceBase):
         await self.store.put_marker(
             ACCOUNT_CLOSED_KEY + account_id, closed, entry, self.security.audit_seal
         )
-        cancelled = []
-        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
-            # each cancelled card leaves the state: the first page again, until none is left
-            while page := await self.store.list_cards(account_id, state.value, 1000, 0):
-                for card in page:
-                    await self.apply(card.card_id, "cancel", reason=reason or "account closed")
-                    cancelled.append(card.card_id)
-        return {"account_id": account_id, "cancelled_cards": sorted(cancelled)}
 
     async def change_funds(
         self, account_id: str, change: rq.FundsChange, *, idempotency_key: str = ""

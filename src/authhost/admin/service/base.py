@@ -114,6 +114,12 @@ def _json(value: Any) -> str:
 RENEWAL_PAGE = 1000  # cards read at a time by the renewal run
 RENEWAL_LISTED = 1000  # cards the renewal run's answer lists (the counts cover them all)
 RETIRE_TRIES = 3  # re-reads of a card changed by someone else while its successor is handled
+LIST_TRIES = 20  # re-reads of a named list another write changed while values were added to it
+
+
+class ListMoved(ConflictError):
+    """A named list changed between the read its new values were made from and their write
+    (``put_list``'s ``made_from``): nothing written; read it again."""
 
 
 KEY_REUSED = "this Idempotency-Key was already used with a different request"

@@ -23,6 +23,7 @@ from authhost.admin.errors import (
 )
 from authhost.admin.service.base import (
     _LIST_NAME,
+    ListMoved,
     ServiceBase,
     _check_feed_cursor,
     _period,
@@ -435,13 +436,20 @@ class JournalAnalysis(ServiceBase):
             raise NotFoundError(f"list {name} not found")
         return {"name": name, "values": sorted(await self.store.get_list(name))}
 
-    async def put_list(self, name: str, content: rq.ListValues) -> dict[str, Any]:
+    async def put_list(
+        self, name: str, content: rq.ListValues, *, made_from: frozenset[str] | None = None
+    ) -> dict[str, Any]:
+        """The list's whole content. ``made_from``: the list as read when ``content`` was made
+        from it (values added to it): written only if the list holds those values still, else
+        ``ListMoved`` and nothing written (a put made over another write would undo it)."""
         rq.ListValues.model_validate({"values": content.values})
         if not _LIST_NAME.fullmatch(name):
             raise InvalidRequest("list names are letters, digits, '.', '_' and '-' (max 64)")
         values = sorted(set(content.values))
 
         def entry(before: frozenset[str]) -> AuditEntry:  # the values the write replaces
+            if made_from is not None and before != made_from:  # refused before any write
+                raise ListMoved(f"list {name} changed while values were added to it")
             change = {
                 "added": sorted(set(values) - before),
                 "removed": sorted(before - set(values)),

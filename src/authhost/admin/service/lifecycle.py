@@ -22,8 +22,10 @@ from authhost.admin.errors import (
 )
 from authhost.admin.service.base import (
     LIFECYCLE_ACTIONS,
+    LIST_TRIES,
     RENEWAL_LISTED,
     RETIRE_TRIES,
+    ListMoved,
     ServiceBase,
     _with_reason,
 )
@@ -535,10 +537,8 @@ class CardLifecycle(ServiceBase):
             else:
                 found[card.card_id] = card
         if action == "watch":
-            listed = await self.store.get_list(list_name) if found else set()
             if found:
-                values = rq.ListValues(values=sorted(listed | set(found)))
-                await self.put_list(list_name, values)
+                await self._watch(list_name, frozenset(found))
             views = [card_view(card) for card in found.values()]
             counts["not_allowed"] = 0
         else:
@@ -549,6 +549,22 @@ class CardLifecycle(ServiceBase):
             {**counts, "action": action, "cards": len(views)},
         )  # fmt: skip
         return result
+
+    async def _watch(self, list_name: str, card_ids: frozenset[str]) -> None:
+        """The cards added to the list, written only over the list as read (another write
+        between, such as another alert's, is read again rather than written over)."""
+        for _ in range(LIST_TRIES):
+            listed = await self.store.get_list(list_name)
+            values = rq.ListValues(values=sorted(listed | card_ids))
+            try:
+                await self.put_list(list_name, values, made_from=listed)
+                return
+            except ListMoved:
+                continue
+        raise ConflictError(
+            f"list {list_name} changed at each of {LIST_TRIES} tries to add the cards to it: "
+            "nothing was written; send the alert again"
+        )
 
     async def _act_on_compromised(
         self, found: dict[str, Card], action: str
