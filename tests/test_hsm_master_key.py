@@ -502,3 +502,29 @@ def test_a_rotation_whose_token_pin_is_in_another_variable_says_to_configure_it(
     assert result.exit_code == 0, result.output
     assert "master_key_pkcs11_pin_env = 'BANK_HSM_PIN'" in result.output
     assert site.token.pin not in result.output
+
+
+def test_a_rotation_to_a_token_key_asks_the_token_once_for_the_wrap(
+    file_site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation reads the rotated file back with the store key it wrapped (the wrap had
+    the token decrypt it already): the token is not asked to unwrap it again, so a token
+    failing at that moment can no longer make a rotation that was written look failed. The
+    read-back logged in a second time."""
+    site = file_site
+    site.token.make_key("master-1")
+    unwraps: list[str] = []
+    real_unwrap = TokenKey.unwrap
+
+    def counted(self: TokenKey, blob: str) -> bytes:
+        unwraps.append(self.label)
+        return real_unwrap(self, blob)
+
+    monkeypatch.setattr(TokenKey, "unwrap", counted)
+    result = site.keys("rotate-master-key", "--new-pkcs11-label", "master-1",
+                       "--new-pkcs11-token", TOKEN, "--new-pkcs11-library", str(SOFTHSM))  # fmt: skip
+    assert result.exit_code == 0 and "KCVs unchanged" in result.output, result.output
+    assert unwraps == []
+    site.configure("master-1")
+    assert kcvs(KeyStore.load(site.key_store, site.opener()))  # a later start unwraps it
+    assert unwraps == ["master-1"]

@@ -138,7 +138,10 @@ def rotate_master_key(
     # what was rotated: the store as the lock found it, with what another process saved
     # since it was read (a zone key change, a retirement) merged in
     before = check_values(store)
-    after = check_values(KeyStore.load(rotated.path, new_master))
+    # read back with the store key in hand (``reopen``): the wrap already had the token
+    # decrypt it, and asking the token again could fail after the file was rotated and say
+    # the rotation failed when it had not
+    after = check_values(rotated.reopen())
     if after != before:  # never seen; said rather than trusted
         raise KeyStoreError(f"{store.path}: the rotated key store reads back different KCVs")
     demo_file = None
