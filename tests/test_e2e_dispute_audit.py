@@ -8,14 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from host_admin import visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import purchase, store_url  # noqa: F401 - fixture
 from test_e2e_dispute_reversals import _host_that_waits, _journal_id, _open, _reversal
 
+from authhost.store.records import AuditEntry
 from authhost.store.redis import RedisCardStore
 from authhost.store.sqlite import SqliteCardStore
-from authhost.store.records import AuditEntry
 
 
 class AppendedAfter(Exception):
