@@ -413,6 +413,7 @@ class DisputeCases(ServiceBase):
                     charge=(scan.last, entry.ts),
                 )  # fmt: skip
             credited = keeps
+            still = min(before.amount_minor, max(0, entry.hold_amount - scan.released))
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
                 f"the store failed while dispute {dispute_id} was resolved ({exc}): it is "
@@ -423,6 +424,8 @@ class DisputeCases(ServiceBase):
             note=mask_pans_in_text(spec.note) or before.note, resolving="", resolving_minor=-1,
             version=claimed.version + 1,
         )  # fmt: skip
+        if lowered := stages.lowered_chargeback(claimed, still):  # a reversal not reconciled
+            after = stages.with_partial_recall(after, lowered, self.clock())
         # the entry is the final write's, not the claim's: it records the outcome as written
         # (what the cardholder kept, counted after the money moved); a claim left behind is
         # on the dispute (``resolving``) and finished only by this write
@@ -588,6 +591,11 @@ class DisputeCases(ServiceBase):
         )  # fmt: skip
         if plan.still == 0:
             after = replace(after, state="reversed", closed_at=self.clock())
+        elif lowered := stages.lowered_chargeback(claimed, plan.still):
+            # charged back for more than the charge still takes: the chargeback is lowered
+            # with it, and the chargebacks file recalls that part (a partial recall line)
+            after = stages.with_partial_recall(after, lowered, self.clock())
+            after = replace(after, note=f"{after.note}; chargeback lowered by {lowered}")
         view = self._view(after)
         before = replace(claimed, resolving="")
         entry = self._audit_entry("dispute.reconcile", claimed.dispute_id, self._view(before), view)
@@ -750,8 +758,9 @@ class DisputeCases(ServiceBase):
     async def chargebacks_filed(
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
-        """The chargebacks filed in a business day or period, and the recalls of those
-        withdrawn (or lost before any representment) in it after they were filed, for the
+        """The chargebacks filed in a business day or period, the recalls of those
+        withdrawn (or lost before any representment, or reversed whole) in it after they were
+        filed, and the partial recalls of those a partial reversal lowered in it, for the
         networks' dispute systems (an adapter sends them on): a line each
         (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall: its ARN as journalled and
         the masked PAN, never the full one), in id order, a dispute's chargeback before its
@@ -766,6 +775,7 @@ class DisputeCases(ServiceBase):
         async for dispute in self._pages("", disputes.opened_since(start - reach)):
             if dispute.charged_back_at and start <= dispute.charged_back_at < end:
                 rows.append(stages.chargeback_row(dispute))
+            rows += stages.partial_recall_rows(dispute, start, end)
             if stages.recalled(dispute) and start <= dispute.closed_at < end:
                 rows.append(stages.recall_row(dispute))
         return {"since": start, "until": end, "chargebacks": rows}
