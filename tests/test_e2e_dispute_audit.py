@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import purchase, store_url  # noqa: F401 - fixture
-from test_e2e_dispute_reversals import _host_that_waits, _journal_id, _open, _reversal
+from test_e2e_auth import store_url  # noqa: F401 - fixture
+from test_e2e_dispute_reversals import _disputed, _host_that_waits, _reversal
 
 from authhost.store.records import AuditEntry
 from authhost.store.redis import RedisCardStore
@@ -47,12 +47,7 @@ async def test_every_dispute_step_is_written_with_its_entry(
     no_dispute_entry_after_its_write,
 ):
     at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
-    staged = purchase(at.visa, amount=5_000, t="0200")
-    reversed_ = purchase(at.visa, amount=3_000, t="0200")
-    for fields in (staged, reversed_):
-        assert (await at.switch.send(fields))["39"] == "00"
-    first = await _open(at, await _journal_id(store_url, at.card_id, staged["11"]))
-    second = await _open(at, await _journal_id(store_url, at.card_id, reversed_["11"]))
+    _, reversed_, first, second = await _disputed(at, store_url, 5_000, 3_000)
     dispute_id = first["dispute_id"]
 
     async def step(path: str, **body: Any) -> dict[str, Any]:

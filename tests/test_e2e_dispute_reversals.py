@@ -55,6 +55,16 @@ async def _open(at: Any, journal_id: int, **body: Any) -> dict[str, Any]:
     return opened.json
 
 
+async def _disputed(at: Any, store_url: str, *amounts: int) -> list[Any]:  # noqa: F811
+    """A posted charge (0200) of each amount, each disputed with a provisional credit: the
+    charges' fields and their disputes' views, in that order."""
+    charges = [purchase(at.visa, amount=amount, t="0200") for amount in amounts]
+    for fields in charges:
+        assert (await at.switch.send(fields))["39"] == "00"
+    opened = [await _open(at, await _journal_id(store_url, at.card_id, c["11"])) for c in charges]
+    return [*charges, *opened]
+
+
 async def _dispute_once(
     at: Any, dispute_id: str, check: Any = lambda d: d["state"] != "open"
 ) -> dict[str, Any]:
@@ -434,12 +444,7 @@ async def test_a_partial_reversal_after_its_chargeback_lowers_it_and_recalls_tha
     recalls the rest of it."""
     at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     since = int(time.time()) - 1
-    charge = purchase(at.visa, amount=6_000, t="0200")
-    contested = purchase(at.visa, amount=5_000, t="0200")
-    for fields in (charge, contested):
-        assert (await at.switch.send(fields))["39"] == "00"
-    first = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
-    second = await _open(at, await _journal_id(store_url, at.card_id, contested["11"]))
+    charge, contested, first, second = await _disputed(at, store_url, 6_000, 5_000)
     for dispute in (first, second):
         url = f"/v1/disputes/{dispute['dispute_id']}/chargeback"
         assert (await call(at.port, "POST", url)).status == 200
@@ -489,9 +494,7 @@ async def test_a_resolution_lowers_a_chargeback_a_partial_reversal_left_too_high
     with a partial recall of 10.00."""
     at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     since = int(time.time()) - 1
-    charge = purchase(at.visa, amount=3_000, t="0200")
-    assert (await at.switch.send(charge))["39"] == "00"
-    dispute = await _open(at, await _journal_id(store_url, at.card_id, charge["11"]))
+    charge, dispute = await _disputed(at, store_url, 3_000)
     dispute_id = dispute["dispute_id"]
     assert (await call(at.port, "POST", f"/v1/disputes/{dispute_id}/chargeback")).status == 200
     assert (await at.switch.send(_reversal(charge, amount_left=2_000)))["39"] == "00"
