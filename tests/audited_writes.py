@@ -19,7 +19,7 @@ from authhost.store.interface import (
     FraudReportAudit,
     ListAudit,
 )
-from authhost.store.records import AuditEntry, FraudReport
+from authhost.store.records import AuditEntry, Dispute, FraudReport
 
 NOW = 1_780_000_000.0  # test_store_contract's
 PRODUCT_ID = "debit-eur"  # test_store_contract.PRODUCT's
@@ -29,6 +29,8 @@ CLOSED = "account.closed:acc-1"  # the marker "close" keeps (admin.service.base'
 LIST = "blocked-bins"  # the named list "list" writes
 REPORTED = 7  # the journal id "fraud" reports on (the store does not check it exists)
 NEW_PAN = "idx-new"  # its PAN's index when it has a PAN of its own (a stand-in for the HMAC)
+DISPUTED = "dsp-20260527-000000-000000-001"  # the dispute seeded_dispute opens, "charge_back" steps
+OPENED = "dsp-20260527-000000-000000-002"  # the dispute "dispute_open" opens
 
 
 def made_from(action: str) -> AccountAudit:
@@ -119,6 +121,31 @@ async def _fraud_report(db: CardStore, seal: AuditSealer | None) -> None:
     await db.put_fraud_report(report, report_made_from(), seal)
 
 
+def _dispute(dispute_id: str, journal_id: int, card_id: str) -> Dispute:
+    return Dispute(dispute_id, journal_id, card_id, "acc-1", "fraud", 1_000, "978", NOW)
+
+
+async def seeded_dispute(db: CardStore) -> None:
+    """A dispute on the seeded card (no entry: the seeding's), for "charge_back" to step."""
+    [card] = await db.list_cards("acc-1")
+    await db.open_dispute(_dispute(DISPUTED, REPORTED, card.card_id))
+
+
+async def _opened_dispute(db: CardStore, seal: AuditSealer | None) -> None:
+    [card] = await db.list_cards("acc-1")
+    entry = AuditEntry(NOW, "ops1", "dispute.open", OPENED, "", "{}")
+    await db.open_dispute(_dispute(OPENED, REPORTED + 1, card.card_id), entry, seal)
+
+
+async def _charged_back(db: CardStore, seal: AuditSealer | None) -> None:
+    """The seeded dispute's chargeback, a step over the version it was read at."""
+    read = await db.get_dispute(DISPUTED)
+    assert read is not None
+    stepped = replace(read, stage="chargeback", chargeback_minor=1_000, version=read.version + 1)
+    entry = AuditEntry(NOW, "ops1", "dispute.chargeback", DISPUTED, "{}", "{}")
+    await db.update_dispute(stepped, read.version, entry, seal)
+
+
 Write = Callable[[CardStore, AuditSealer | None], Awaitable[Any]]
 # Each audited write on test_store_contract's seeded data ("acc-1", its card, its product), with the
 # Redis script that makes it with its entry
@@ -150,6 +177,8 @@ OPS: dict[str, tuple[Write, str]] = {
     "list": (_put_list, "_put_list_audited"),
     "wallet": (_suspended_with_wallet_events, "_update_audited"),
     "fraud": (_fraud_report, "_put_fraud_report_audited"),
+    "dispute_open": (_opened_dispute, "_open_dispute_audited"),
+    "dispute_step": (_charged_back, "_update_dispute_audited"),
 }
 # the entries each write makes (one, but for a successor's two: the old card's, the new one's)
 ENTRIES = {"renew": 2, "reissue": 2, "wallet": 3}

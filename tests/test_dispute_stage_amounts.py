@@ -25,8 +25,18 @@ from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
 from test_e2e_dispute_stages import _audit_actions, _charged, _charged_rrn, _dispute, _opened
 from test_e2e_disputes import CreditFaults
 
-from authhost.admin.dispute_stages import DisputeLimits, cardholder_keeps, pre_arbitrate
+from authhost.admin.dispute_stages import (
+    DisputeLimits,
+    amounts,
+    cardholder_keeps,
+    chargeback_row,
+    lowered_chargeback,
+    partial_recall_rows,
+    pre_arbitrate,
+    with_partial_recall,
+)
 from authhost.admin.errors import ConflictError
+from authhost.store import codec
 from authhost.store.records import Dispute
 
 
@@ -449,3 +459,36 @@ async def test_a_chargeback_given_up_by_a_loss_before_any_representment_is_recal
     assert [r for r in rows if r[0] == answered] == [(answered, "chargeback", 900)], rows
     recall = next(r for r in api.json["chargebacks"] if r["action"] == "recall")
     assert recall["withdrawn_at_stage"] == "chargeback" and recall["recalled_at"]
+
+
+def test_a_partial_reversal_lowers_the_chargeback_to_what_the_charge_still_takes() -> None:
+    """The issuer holds CB - R of the acquirer's money and may hold no more than the charge
+    still takes: a chargeback is lowered by what it holds above that, and not at all before
+    it is filed or for a whole reversal (its full recall line gives it back); the dispute
+    keeps what it was filed for, for the file's chargeback line."""
+    opened = Dispute("dsp-1", 7, "crd-1", "acc-1", "fraud", 6_000, "978", 1_000.0)
+    charged = replace(opened, stage="chargeback", chargeback_minor=6_000, charged_back_at=2_000.0)
+    assert lowered_chargeback(opened, 4_000) == 0  # not filed: nothing to lower
+    assert lowered_chargeback(charged, 0) == 0  # reversed whole: the full recall's
+    assert lowered_chargeback(charged, 6_000) == 0
+    assert lowered_chargeback(charged, 4_000) == 2_000
+    contested = replace(charged, represented_at=3_000.0, represented_minor=1_000)
+    assert lowered_chargeback(contested, 4_000) == 1_000  # holds 5_000 of what takes 4_000
+    assert lowered_chargeback(contested, 5_000) == 0
+
+    lowered = with_partial_recall(charged, 2_000, 4_000.0)
+    assert (lowered.chargeback_minor, lowered.recalls) == (4_000, ((4_000.0, 2_000),))
+    assert amounts(lowered)["recalled_minor"] == 2_000
+    assert cardholder_keeps(lowered, "won") == 4_000  # by the lowered chargeback
+    assert chargeback_row(lowered)["amount_minor"] == 6_000  # as filed
+    [line] = partial_recall_rows(lowered, 4_000.0, 4_001.0)
+    assert (line["action"], line["amount_minor"], line["withdrawn_at_stage"]) == (
+        "recall",
+        2_000,
+        "",
+    )
+    assert partial_recall_rows(lowered, 4_001.0, 9_000.0) == []
+    # read back equal; one never lowered is stored without the field (an older authhost,
+    # which refuses keys it does not know, still reads it)
+    assert codec.dispute_from_json(codec.dispute_to_json(lowered)) == lowered
+    assert "recalls" not in json.loads(codec.dispute_to_json(charged))

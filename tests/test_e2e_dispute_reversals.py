@@ -55,6 +55,16 @@ async def _open(at: Any, journal_id: int, **body: Any) -> dict[str, Any]:
     return opened.json
 
 
+async def _disputed(at: Any, store_url: str, *amounts: int) -> list[Any]:  # noqa: F811
+    """A posted charge (0200) of each amount, each disputed with a provisional credit: the
+    charges' fields and their disputes' views, in that order."""
+    charges = [purchase(at.visa, amount=amount, t="0200") for amount in amounts]
+    for fields in charges:
+        assert (await at.switch.send(fields))["39"] == "00"
+    opened = [await _open(at, await _journal_id(store_url, at.card_id, c["11"])) for c in charges]
+    return [*charges, *opened]
+
+
 async def _dispute_once(
     at: Any, dispute_id: str, check: Any = lambda d: d["state"] != "open"
 ) -> dict[str, Any]:
@@ -408,3 +418,90 @@ async def test_a_charge_reversed_whole_after_its_chargeback_is_recalled(
     charged_back, never = lines
     assert lines[charged_back] == [("chargeback", 4_000), ("recall", 4_000)], lines
     assert lines[never] == [], lines
+
+
+async def _filed(at: Any, since: int) -> dict[str, list[tuple[str, int]]]:
+    """The chargebacks file's lines since ``since``, by dispute: (action, amount)."""
+    filed = await call(at.port, "GET", f"/v1/disputes/chargebacks?since={since}")
+    assert filed.status == 200, filed
+    lines: dict[str, list[tuple[str, int]]] = {}
+    for line in filed.json["chargebacks"]:
+        lines.setdefault(line["dispute_id"], []).append((line["action"], line["amount_minor"]))
+    return lines
+
+
+async def test_a_partial_reversal_after_its_chargeback_lowers_it_and_recalls_that_part(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """60.00 charged back whole, then the acquirer reverses 20.00: the reconcile lowers the
+    chargeback to the 40.00 the charge still takes and the chargebacks file recalls 20.00
+    (without it the issuer recovers those 20.00 twice: the reversal and the chargeback); the
+    rest reversed later is recalled whole. A chargeback a representment contested is lowered
+    only by what the issuer holds above what the charge still takes, and a withdrawal then
+    recalls the rest of it."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    since = int(time.time()) - 1
+    charge, contested, first, second = await _disputed(at, store_url, 6_000, 5_000)
+    for dispute in (first, second):
+        url = f"/v1/disputes/{dispute['dispute_id']}/chargeback"
+        assert (await call(at.port, "POST", url)).status == 200
+    url = f"/v1/disputes/{second['dispute_id']}/represented"
+    body = {"reference": "REP-1", "amount_minor": 1_000}
+    assert (await call(at.port, "POST", url, payload=body)).status == 200
+
+    assert (await at.switch.send(_reversal(charge, amount_left=4_000)))["39"] == "00"
+    assert (await at.switch.send(_reversal(contested, amount_left=3_000)))["39"] == "00"
+    for dispute in (first, second):
+        done = await call(at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/reconcile")
+        assert done.status == 200 and done.json["state"] == "open", done
+    lowered = (await call(at.port, "GET", f"/v1/disputes/{first['dispute_id']}")).json
+    assert (lowered["amount_minor"], lowered["chargeback_minor"]) == (4_000, 4_000)
+    assert lowered["amounts"]["recalled_minor"] == 2_000
+    assert [r["amount_minor"] for r in lowered["recalls"]] == [2_000]
+    assert lowered["amounts"]["if_won_minor"] == 4_000
+    # the issuer holds 50.00 - 10.00 represented; the charge still takes 30.00: 10.00 too many
+    held = (await call(at.port, "GET", f"/v1/disputes/{second['dispute_id']}")).json
+    assert (held["chargeback_minor"], held["amounts"]["recalled_minor"]) == (4_000, 1_000)
+    assert held["amounts"]["if_lost_minor"] == 3_000  # the chargeback less the representment
+
+    rest = {**_reversal(charge), "4": f"{4_000:012d}", "95": "0" * 42}
+    assert (await at.switch.send(rest))["39"] == "00"
+    done = await call(at.port, "POST", f"/v1/disputes/{first['dispute_id']}/reconcile")
+    assert done.status == 200 and done.json["state"] == "reversed", done
+    url = f"/v1/disputes/{second['dispute_id']}/resolve"
+    withdrawn = await call(at.port, "POST", url, payload={"outcome": "withdrawn"})
+    assert withdrawn.status == 200, withdrawn
+    lines = await _filed(at, since)
+    assert lines[first["dispute_id"]] == [
+        ("chargeback", 6_000), ("recall", 2_000), ("recall", 4_000),
+    ]  # fmt: skip
+    assert lines[second["dispute_id"]] == [
+        ("chargeback", 5_000), ("recall", 1_000), ("recall", 3_000),
+    ]  # fmt: skip
+
+
+async def test_a_resolution_lowers_a_chargeback_a_partial_reversal_left_too_high(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Charged back for 30.00, 10.00 reversed, resolved won before any reconcile: the
+    cardholder keeps the 20.00 the charge still takes, and the chargeback is lowered to it
+    with a partial recall of 10.00."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    since = int(time.time()) - 1
+    charge, dispute = await _disputed(at, store_url, 3_000)
+    dispute_id = dispute["dispute_id"]
+    assert (await call(at.port, "POST", f"/v1/disputes/{dispute_id}/chargeback")).status == 200
+    assert (await at.switch.send(_reversal(charge, amount_left=2_000)))["39"] == "00"
+    won = await call(
+        at.port, "POST", f"/v1/disputes/{dispute_id}/resolve", payload={"outcome": "won"}
+    )
+    assert won.status == 200, won
+    assert (won.json["credited_minor"], won.json["chargeback_minor"]) == (2_000, 2_000)
+    assert won.json["amounts"]["recalled_minor"] == 1_000
+    assert (await _filed(at, since))[dispute_id] == [("chargeback", 3_000), ("recall", 1_000)]

@@ -579,10 +579,10 @@ async def test_the_same_step_twice_at_once_is_answered_as_recorded(
         written = store.update_dispute
 
         def first_another(step):  # noqa: ANN001, ANN202
-            async def update(dispute, expected_version):  # noqa: ANN001, ANN202
+            async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
                 store.update_dispute = written  # once: the other request's write lands first
                 await step()
-                return await written(dispute, expected_version=expected_version)
+                return await written(dispute, expected_version, *audit)
 
             return update
 

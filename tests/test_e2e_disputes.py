@@ -22,6 +22,8 @@ from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery, StoreError, StoreUnavailable
+from authhost.store.redis import RedisCardStore
+from authhost.store.sqlite import SqliteCardStore
 
 DAY = 86_400
 
@@ -309,32 +311,39 @@ async def test_a_credit_posted_for_a_dispute_never_recorded_is_recorded_by_store
     assert (await balances_of(at.switch, at.visa))[0] == ledger  # the credit taken back
 
 
-async def test_a_dispute_whose_audit_entry_failed_is_audited_by_store_finish(
+async def test_a_dispute_whose_fraud_label_failed_is_labelled_by_store_finish(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
     monkeypatch,
 ):
-    """The dispute and its credit were recorded, then the store failed the audit entry (503):
-    ``authhost store finish`` writes the opening's entry and its fraud label, once."""
+    """The dispute and its credit were recorded with the opening's entry (one write), then
+    the store failed the fraud label (503): ``authhost store finish`` labels the charge, and
+    writes no second entry (before, the entry was a write of its own after the dispute's,
+    which this failure could cut off)."""
     at = await visa_at_host(nursery, tmp_path, store_url)
     charge = await _charged(at, 3_000, store_url)
-    record_audit = CardService.record_audit
-    failing = {"dispute.open"}
+    failing = [True]
+    classes = (SqliteCardStore, RedisCardStore)
+    for cls in classes:
+        put = cls.put_fraud_report
 
-    async def audit_failing_once(self, action, subject, before, after):  # noqa: ANN001
-        if action in failing:
-            failing.discard(action)
-            raise StoreUnavailable("the store is unavailable")
-        return await record_audit(self, action, subject, before, after)
+        async def label_failing_once(self, report, *args, _put=put):  # noqa: ANN001, ANN202
+            if failing:
+                failing.clear()
+                raise StoreUnavailable("the store is unavailable")
+            return await _put(self, report, *args)
 
-    monkeypatch.setattr(CardService, "record_audit", audit_failing_once)
+        monkeypatch.setattr(cls, "put_fraud_report", label_failing_once)
     url = f"/v1/cards/{at.card_id}/journal/{charge.journal_id}/dispute"
     failed = await call(at.port, "POST", url, payload={"reason": "fraud"})
     assert failed.status == 503, failed.json
     [dispute] = (await call(at.port, "GET", "/v1/disputes", token=AUDITOR_TOKEN)).json["disputes"]
     audit_url = f"/v1/audit?subject={dispute['dispute_id']}"
-    assert (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"] == []
+    [entry] = (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"]
+    assert entry["action"] == "dispute.open"
+    reports = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    assert reports.json["reports"] == []
 
     finish = (
         "store",
@@ -346,11 +355,9 @@ async def test_a_dispute_whose_audit_entry_failed_is_audited_by_store_finish(
     )
     code, output = await run_cli(*finish)
     assert code == 0, output
-    [recorded] = json.loads(output)["dispute_openings"]["recorded"]
-    assert recorded["dispute_id"] == dispute["dispute_id"] and recorded["credited_minor"] == 3_000
-    [entry] = (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"]
-    assert entry["action"] == "dispute.open"
-    assert json.loads(entry["after"])["finished_after_a_failure"] is True
+    assert json.loads(output)["dispute_openings"] == {"recorded": [], "dropped": 0}
+    assert [e["action"] for e in (await call(at.port, "GET", audit_url,
+            token=AUDITOR_TOKEN)).json["audit"]] == ["dispute.open"]  # fmt: skip
     reports = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
     assert [r["journal_id"] for r in reports.json["reports"]] == [charge.journal_id]
     code, output = await run_cli(*finish)

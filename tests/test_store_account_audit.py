@@ -15,21 +15,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trio
 from audited_writes import (
     CLOSED,
+    DISPUTED,
     ENTRIES,
     LIST,
     NEW_ACCOUNT,
     NEW_CARD,
     NEW_PAN,
+    OPENED,
     OPS,
     REPORTED,
     list_made_from,
     made_from,
+    seeded_dispute,
 )
 from test_admin_support import demo_security
 from test_store_card_audit import SEAL, BrokenSeal, Crash, chain_ok
@@ -37,9 +41,9 @@ from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
     PRODUCT,
     redis_cluster_url,
-    seeded,
     store,
 )
+from test_store_contract import seeded as seeded_card
 
 from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError, NotFoundError
@@ -63,11 +67,18 @@ REDIS = pytest.mark.parametrize("store", ["redis", "redis-cluster"], indirect=Tr
 EACH_OP = pytest.mark.parametrize("op", list(OPS))
 
 
+async def seeded(db, balance: int = 100_000) -> None:
+    """test_store_contract's account, card and product, and a dispute on the card (unaudited:
+    the seeding's) for "dispute_step" to step."""
+    await seeded_card(db, balance=balance)
+    await seeded_dispute(db)
+
+
 async def state(db) -> tuple:
     """What the audited writes change: the account, its last ledger sync, the product, the
     funds key's record, the new account and every account's list, the cards (the new one,
     every one, what the new PAN finds), the closed-account marker, the named list and the
-    lists' names, the fraud reports, and (last) the audit log."""
+    lists' names, the fraud reports, the disputes, and (last) the audit log."""
     return (
         await db.get_account("acc-1"),
         await db.ledger_state("acc-1"),
@@ -82,6 +93,7 @@ async def state(db) -> tuple:
         await db.get_list(LIST),
         await db.list_names(),
         await db.fraud_reports(),
+        await db.disputes(limit=1000),
         await db.audit(limit=1000),
     )
 
@@ -101,7 +113,7 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
     await write(store, SEAL)
     found = await state(store)
     account, ledger, product, record, created, listed, card, cards, by_pan, marker = found[:10]
-    values, names, reports, audit = found[10:]
+    values, names, reports, disputes, audit = found[10:]
     assert len(audit) == ENTRIES.get(op, 1)
     entry = audit[0]
     assert entry.action == {
@@ -113,6 +125,8 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "list": "list.put",
         "wallet": "card.suspend",
         "fraud": "journal.fraud_report",
+        "dispute_open": "dispute.open",
+        "dispute_step": "dispute.chargeback",
     }.get(op, f"account.{op}")
     assert all(e.chain for e in audit)  # sealed, chained to the newest entry
     if op in ("funds", "credit_limit", "ledger_sync"):  # the account as the write found it
@@ -135,6 +149,8 @@ async def test_the_write_and_its_entry_are_both_there(store, op):  # noqa: F811
         "list": values == {"411111", "476173"} and names == [LIST],
         "wallet": cards[0].state.value == "suspended",
         "fraud": [(r.journal_id, r.report_id) for r in reports] == [(REPORTED, 1)],
+        "dispute_open": [d.dispute_id for d in disputes] == [DISPUTED, OPENED],
+        "dispute_step": [(d.stage, d.version) for d in disputes] == [("chargeback", 1)],
     }[op]
     if op == "wallet":  # the card's own entry, then its tokens' on the same card
         assert [e.action for e in audit[1:]] == ["card.token_suspended"] * 2
@@ -259,6 +275,29 @@ async def test_a_refused_write_appends_no_entry(store):  # noqa: F811
     assert (await subjects_actions(store))[-1] == ("acc-1", "account.ledger_sync")
     assert len(await store.audit()) == 3
     await chain_ok(store)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_a_refused_dispute_write_appends_no_entry(store):  # noqa: F811
+    """A dispute's step over a version another step moved, a step of a dispute that is not
+    there, a dispute opened on a charge that has one: nothing written, no entry (on every
+    store); the step made over the version it read lands once, with its entry."""
+    await seeded(store, balance=10_000)
+    await OPS["dispute_step"][0](store, SEAL)
+    stepped = await state(store)
+    read = await store.get_dispute(DISPUTED)
+    assert read is not None and read.version == 1
+    stale = AuditEntry(NOW, "ops2", "dispute.represented", DISPUTED, "{}", "{}")
+    with pytest.raises(Conflict):  # made from version 0, stored at 1
+        await store.update_dispute(replace(read, stage="represented"), 0, stale, SEAL)
+    with pytest.raises(NotFound):
+        await store.update_dispute(replace(read, dispute_id="dsp-none"), 1, stale, SEAL)
+    again = AuditEntry(NOW, "ops2", "dispute.open", "dsp-again", "", "{}")
+    with pytest.raises(Conflict, match="disputed already"):  # its charge has DISPUTED
+        await store.open_dispute(replace(read, dispute_id="dsp-again", version=0), again, SEAL)
+    assert await state(store) == stepped
+    assert await subjects_actions(store) == [(DISPUTED, "dispute.chargeback")]
+    assert (await chain_ok(store))["verified"] == 1
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)

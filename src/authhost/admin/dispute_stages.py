@@ -595,8 +595,36 @@ def cardholder_keeps(dispute: Dispute, outcome: str, owed: int | None = None) ->
 
 def recalled_minor(dispute: Dispute) -> int:
     """What a recall (``recalled``) gives back to the acquirer through the network: the
-    chargeback less what a representment took back already."""
+    chargeback (as lowered by partial recalls) less what a representment took back already."""
     return max(0, dispute.chargeback_minor - dispute.represented_minor)
+
+
+def recalled_in_part(dispute: Dispute) -> int:
+    """What partial recalls lowered the chargeback by since it was filed."""
+    return sum(amount for _, amount in dispute.recalls)
+
+
+def lowered_chargeback(dispute: Dispute, still: int) -> int:
+    """What a reversal that leaves the charge taking ``still`` lowers the chargeback by: the
+    issuer holds the chargeback less what a representment took back, and must not hold more
+    than the charge still takes, or it recovers the reversed part twice (the reversal gave it
+    to the cardholder, the chargeback takes it from the acquirer). 0 before a chargeback, and
+    for a whole reversal (``still`` 0), whose dispute closes ``reversed`` and whose
+    chargeback the full recall line (``recall_row``) gives back."""
+    if not charged_back(dispute) or still <= 0:
+        return 0
+    contested = dispute.represented_minor if dispute.represented_at else 0
+    return max(0, dispute.chargeback_minor - contested - still)
+
+
+def with_partial_recall(dispute: Dispute, lowered: int, now: float) -> Dispute:
+    """The dispute with its chargeback lowered by ``lowered`` (``lowered_chargeback``), the
+    lowering kept for the chargebacks file's partial recall line."""
+    return replace(
+        dispute,
+        chargeback_minor=dispute.chargeback_minor - lowered,
+        recalls=(*dispute.recalls, (now, lowered)),
+    )
 
 
 def amounts(dispute: Dispute) -> dict[str, int | None]:
@@ -610,6 +638,7 @@ def amounts(dispute: Dispute) -> dict[str, int | None]:
         "charged_back_minor": dispute.chargeback_minor,
         "not_charged_back_minor": max(0, not_pursued),
         "represented_minor": dispute.represented_minor,
+        "recalled_minor": recalled_in_part(dispute),
         "accepted_by_acquirer_minor": accepted_by_acquirer(dispute),
         "pre_arbitration_minor": pre_arbitrated(dispute),
         "conceded_by_issuer_minor": conceded_by_issuer(dispute),
@@ -636,7 +665,7 @@ def chargeback_row(dispute: Dispute) -> dict[str, str | int]:
         "dispute_id": dispute.dispute_id,
         "arn": dispute.arn,
         "pan": dispute.pan_masked,
-        "amount_minor": dispute.chargeback_minor,
+        "amount_minor": dispute.chargeback_minor + recalled_in_part(dispute),  # as filed
         "currency": dispute.currency,
         "network": dispute.network,
         "reason_code": dispute.reason_code,
@@ -660,6 +689,23 @@ def recall_row(dispute: Dispute) -> dict[str, str | int]:
         "recalled_at": when(dispute.closed_at),
         "withdrawn_at_stage": dispute.stage,
     }
+
+
+def partial_recall_rows(dispute: Dispute, start: float, end: float) -> list[dict[str, str | int]]:
+    """The lines that recall part of the chargeback, those lowered in ``[start, end)``: the
+    chargeback's own values, the amount it was lowered by, when, and ``withdrawn_at_stage``
+    empty (the dispute goes on, for the chargeback as lowered)."""
+    return [
+        {
+            **chargeback_row(dispute),
+            "amount_minor": amount,
+            "action": "recall",
+            "recalled_at": when(at),
+            "withdrawn_at_stage": "",
+        }  # fmt: skip
+        for at, amount in dispute.recalls
+        if start <= at < end
+    ]
 
 
 def recalled(dispute: Dispute) -> bool:

@@ -361,6 +361,11 @@ class DisputeAmountsView(_View):
         "chooses)"
     )
     represented_minor: int = Field(description="contested by the acquirer's representment")
+    recalled_minor: int = Field(
+        description="what partial recalls lowered the chargeback by since it was filed (the "
+        "acquirer reversed part of the charge: the chargeback claims only what the charge "
+        "still takes); charged_back_minor is what it claims now"
+    )
     accepted_by_acquirer_minor: int = Field(
         description="charged back and not contested by the representment: the cardholder's "
         "for good, won or lost (0 until a representment is recorded)"
@@ -384,6 +389,11 @@ class DisputeAmountsView(_View):
         "acquirer accepted); null once closed"
     )
     if_withdrawn_minor: int | None = Field(description="while open: 0; null once closed")
+
+
+class RecallView(_View):
+    at: float = Field(description="when the chargeback was lowered (a reconcile, a resolution)")
+    amount_minor: int = Field(description="what it was lowered by")
 
 
 class DisputeView(_View):
@@ -431,6 +441,10 @@ class DisputeView(_View):
         description="what the issuer's pre-arbitration is for (0 with pre_arbitration_at: "
         "recorded before the amount was kept, all of the representment)"
     )
+    recalls: list[RecallView] = Field(
+        description="the chargeback's partial recalls, oldest first: each a recall line in "
+        "the chargebacks file"
+    )
     next_action: NextActionView | None = Field(
         description="what the open dispute waits for (null once closed)"
     )
@@ -446,8 +460,9 @@ class ChargebackLine(_View):
     arn: str = Field(description="the charge's reference as journalled (its RRN)")
     pan: str = Field(description="masked: first six and last four digits")
     amount_minor: int = Field(
-        description="a chargeback line: charged back; a recall line: what goes back to the "
-        "acquirer (the chargeback less what a representment took back)"
+        description="a chargeback line: charged back, as filed; a recall line: what goes back "
+        "to the acquirer (the chargeback less what a representment took back; a partial "
+        "recall: what the chargeback was lowered by)"
     )
     currency: str
     network: str
@@ -464,7 +479,7 @@ class ChargebackLine(_View):
     )
     withdrawn_at_stage: str = Field(
         description="a recall line: the stage it was withdrawn at (chargeback, represented, "
-        "pre_arbitration)"
+        "pre_arbitration); empty for a partial recall (the dispute goes on)"
     )
 
 
@@ -863,6 +878,7 @@ def dispute_view(dispute: Dispute, limits: DisputeLimits, now: float) -> dict[st
     del view["version"]  # the store's compare-and-set counter
     del view["resolving_minor"]  # a resolution's plan while it moves the money
     action = next_action(dispute, limits, now)
+    view["recalls"] = [{"at": at, "amount_minor": amount} for at, amount in dispute.recalls]
     view["next_action"] = dataclasses.asdict(action) if action.owner else None
     view["amounts"] = amounts(dispute)
     return view

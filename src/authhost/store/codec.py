@@ -144,11 +144,17 @@ def audit_from_json(text: str | bytes) -> AuditEntry:
 
 
 def dispute_to_json(dispute: Dispute) -> str:
-    return json.dumps(dataclasses.asdict(dispute), separators=(",", ":"), sort_keys=True)
+    data = dataclasses.asdict(dispute)
+    if not dispute.recalls:  # an older authhost refuses a field it does not know: none to read
+        del data["recalls"]
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
 def dispute_from_json(text: str | bytes) -> Dispute:
-    return Dispute(**json.loads(text))
+    data = json.loads(text)
+    if "recalls" in data:  # JSON's lists, as the dataclass's tuples (equal as read again)
+        data["recalls"] = tuple(tuple(recall) for recall in data["recalls"])
+    return Dispute(**data)
 
 
 def fraud_report_to_json(report: FraudReport) -> str:

@@ -750,15 +750,31 @@ class CardStore(Protocol):
         ``put_list``); on Redis Cluster right after the write."""
         ...
 
-    async def open_dispute(self, dispute: Dispute) -> None:
-        """Record a new dispute; Conflict when its journal entry has one already."""
+    async def open_dispute(
+        self, dispute: Dispute, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
+        """Record a new dispute; Conflict when its journal entry has one already (nothing
+        written). ``audit``: the opening's entry (``dispute.open``), appended (chained with
+        ``seal``) only if the dispute is recorded, in the same atomic step as
+        ``update_card``'s: the write's transaction on SQLite, its script on a single Redis,
+        right after it on Redis Cluster (the disputes and the audit log are in different
+        hash slots)."""
         ...
 
-    async def update_dispute(self, dispute: Dispute, expected_version: int | None = None) -> None:
+    async def update_dispute(
+        self,
+        dispute: Dispute,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         """Store the dispute's new state (same dispute_id, same journal entry). With
         ``expected_version``, only if the stored dispute is still at that version (a
         compare-and-set, in one atomic step): ``Conflict`` when another change was written
-        since, ``NotFound`` when there is no such dispute."""
+        since, ``NotFound`` when there is no such dispute. ``audit``: the change's entry (a
+        ``dispute.*`` step), appended (chained with ``seal``) only if the dispute is written,
+        in the same atomic step as ``open_dispute``'s. The entry is made before the write
+        from the version it expects: a write refused for another version appends none."""
         ...
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None: ...

@@ -212,6 +212,12 @@ class Dispute:
     # what it pre-arbitrated, at most the amount represented (0 with pre_arbitration_at: one
     # recorded before the amount was kept, which was all of it)
     pre_arbitration_minor: int = 0
+    # A chargeback lowered after it was filed: the acquirer reversed part of the charge, so the
+    # chargeback claims only what the charge still takes (the reconcile: admin.dispute_stages,
+    # ``lowered_chargeback``). Each lowering (when, by how much) is a partial
+    # recall line in the chargebacks file; ``chargeback_minor`` is what is claimed now. Kept
+    # out of the stored JSON while empty, so that an older authhost still reads the dispute.
+    recalls: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

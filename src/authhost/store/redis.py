@@ -314,6 +314,8 @@ class RedisCardStore:
         self._audit_chained = client.register_script(redis_lua.APPEND_AUDIT_CHAINED)
         self._open_dispute = client.register_script(redis_lua.OPEN_DISPUTE)
         self._update_dispute = client.register_script(redis_lua.UPDATE_DISPUTE)
+        self._open_dispute_audited = client.register_script(redis_lua.OPEN_DISPUTE_AUDITED)
+        self._update_dispute_audited = client.register_script(redis_lua.UPDATE_DISPUTE_AUDITED)
         self._index_open_disputes = client.register_script(redis_lua.INDEX_OPEN_DISPUTES)
         self._index_dispute_ids = client.register_script(redis_lua.INDEX_DISPUTE_IDS)
         self._index_disputes_by_card = client.register_script(redis_lua.INDEX_DISPUTES_BY_CARD)
@@ -1818,37 +1820,57 @@ class RedisCardStore:
         raws = await self._client.hmget(self._keys.audit, ids)
         return [codec.audit_from_json(r) for r in raws if r is not None]
 
-    async def open_dispute(self, dispute: Dispute) -> None:
+    async def open_dispute(
+        self, dispute: Dispute, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
+        """On a single Redis the dispute and its entry are one script (both or neither); on a
+        cluster the entry is appended right after the dispute (another hash slot)."""
         keys = self._keys
-        opened = await self._open_dispute(
-            [
-                keys.disputes, keys.disputes_by_entry, keys.open_disputes, keys.dispute_ids,
-                keys.disputes_by_card,
-            ],
-            [
-                str(dispute.journal_id), dispute.dispute_id, codec.dispute_to_json(dispute),
-                dispute.state, dispute.card_id,
-            ],
-        )  # fmt: skip
-        if not int(opened):
+        own_keys = [
+            keys.disputes, keys.disputes_by_entry, keys.open_disputes, keys.dispute_ids,
+            keys.disputes_by_card,
+        ]  # fmt: skip
+        args = [
+            str(dispute.journal_id), dispute.dispute_id, codec.dispute_to_json(dispute),
+            dispute.state, dispute.card_id,
+        ]  # fmt: skip
+        if audit is not None and not self._cluster:
+            script, all_keys = self._open_dispute_audited, [*self._audit_keys(audit), *own_keys]
+            opened = await self._sealed_run(script, all_keys, args, [audit], seal)
+        else:
+            opened = int(await self._open_dispute(own_keys, args))
+        if not opened:
             raise Conflict(f"journal entry {dispute.journal_id} is disputed already")
+        if audit is not None and self._cluster:  # the audit log is in another hash slot
+            await self.append_audit(audit, seal)
 
-    async def update_dispute(self, dispute: Dispute, expected_version: int | None = None) -> None:
-        written = int(
-            await self._update_dispute(
-                [self._keys.disputes, self._keys.open_disputes],
-                [
-                    dispute.dispute_id,
-                    "" if expected_version is None else str(expected_version),
-                    codec.dispute_to_json(dispute),
-                    dispute.state,
-                ],
-            )
-        )
+    async def update_dispute(
+        self,
+        dispute: Dispute,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
+        """On a single Redis the dispute and its entry are one script (both or neither); on a
+        cluster the entry is appended right after the dispute (another hash slot)."""
+        own_keys = [self._keys.disputes, self._keys.open_disputes]
+        args = [
+            dispute.dispute_id,
+            "" if expected_version is None else str(expected_version),
+            codec.dispute_to_json(dispute),
+            dispute.state,
+        ]
+        if audit is not None and not self._cluster:
+            script, all_keys = self._update_dispute_audited, [*self._audit_keys(audit), *own_keys]
+            written = await self._sealed_run(script, all_keys, args, [audit], seal)
+        else:
+            written = int(await self._update_dispute(own_keys, args))
         if written < 0:
             raise NotFound(f"dispute {dispute.dispute_id} not found")
         if not written:
             raise Conflict(f"dispute {dispute.dispute_id} changed meanwhile")
+        if audit is not None and self._cluster:  # the audit log is in another hash slot
+            await self.append_audit(audit, seal)
 
     async def get_dispute(self, dispute_id: str) -> Dispute | None:
         raw = await self._client.hget(self._keys.disputes, dispute_id)

@@ -1001,36 +1001,62 @@ def _account_scripts(checks: str, at: int, write: str, reply: str) -> tuple[str,
     return alone, together
 
 
-# KEYS: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id, the
-# disputes by card (one slot).  ARGV: journal id, dispute id, JSON, state, card id.
+# KEYS[K+1..]: disputes hash, disputes-by-entry hash, open disputes' ids, every dispute's id,
+# the disputes by card (one slot).  ARGV[A+1..]: journal id, dispute id, JSON, state, card id.
 # The entry's claim and the dispute's record together, or neither: 0 when the entry has one.
-OPEN_DISPUTE = """
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-if ARGV[4] == 'open' then redis.call('ZADD', KEYS[3], 0, ARGV[2]) end
-redis.call('ZADD', KEYS[4], 0, ARGV[2])
-redis.call('ZADD', KEYS[5], 0, ARGV[5] .. '|' .. ARGV[2])
-return 1
+_OPEN_DISPUTE_CHECKS = """
+if redis.call('HEXISTS', KEYS[K + 2], ARGV[A + 1]) == 1 then return 0 end
 """
+_OPEN_DISPUTE_WRITE = """
+redis.call('HSET', KEYS[K + 2], ARGV[A + 1], ARGV[A + 2])
+redis.call('HSET', KEYS[K + 1], ARGV[A + 2], ARGV[A + 3])
+if ARGV[A + 4] == 'open' then redis.call('ZADD', KEYS[K + 3], 0, ARGV[A + 2]) end
+redis.call('ZADD', KEYS[K + 4], 0, ARGV[A + 2])
+redis.call('ZADD', KEYS[K + 5], 0, ARGV[A + 5] .. '|' .. ARGV[A + 2])
+"""
+OPEN_DISPUTE = _ALONE + _OPEN_DISPUTE_CHECKS + _OPEN_DISPUTE_WRITE + "return 1\n"
+# With its entry (store.open_dispute's ``audit``): -3 another writer moved the head (nothing
+# written).
+OPEN_DISPUTE_AUDITED = (
+    _AFTER_AUDIT
+    + _OPEN_DISPUTE_CHECKS
+    + _audit_head_moved("-3")
+    + _OPEN_DISPUTE_WRITE
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
 
-# KEYS: disputes hash, open disputes' ids.  ARGV: dispute id, the version the change was made
-# from ('' for none: written whatever is stored), new JSON, its state. Returns 1 when written,
-# 0 when the stored dispute is at another version, -1 when missing.
-UPDATE_DISPUTE = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then
+# KEYS[K+1..]: disputes hash, open disputes' ids.  ARGV[A+1..]: dispute id, the version the
+# change was made from ('' for none: written whatever is stored), new JSON, its state.
+# Returns 1 when written, 0 when the stored dispute is at another version, -1 when missing.
+_UPDATE_DISPUTE_CHECKS = """
+local current = redis.call('HGET', KEYS[K + 1], ARGV[A + 1])
+if ARGV[A + 2] ~= '' then
   if not current then return -1 end
   local version = cjson.decode(current)['version'] or 0
-  if tostring(version) ~= ARGV[2] then return 0 end
+  if tostring(version) ~= ARGV[A + 2] then return 0 end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-if ARGV[4] == 'open' then
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-else
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-return 1
 """
+_UPDATE_DISPUTE_WRITE = """
+redis.call('HSET', KEYS[K + 1], ARGV[A + 1], ARGV[A + 3])
+if ARGV[A + 4] == 'open' then
+  redis.call('ZADD', KEYS[K + 2], 0, ARGV[A + 1])
+else
+  redis.call('ZREM', KEYS[K + 2], ARGV[A + 1])
+end
+"""
+UPDATE_DISPUTE = _ALONE + _UPDATE_DISPUTE_CHECKS + _UPDATE_DISPUTE_WRITE + "return 1\n"
+# With its entry (store.update_dispute's ``audit``): written only over a stored dispute (-1
+# when missing, version or not); -3 another writer moved the head (nothing written).
+UPDATE_DISPUTE_AUDITED = (
+    _AFTER_AUDIT
+    + _UPDATE_DISPUTE_CHECKS
+    + "if not current then return -1 end\n"
+    + _audit_head_moved("-3")
+    + _UPDATE_DISPUTE_WRITE
+    + _AUDIT_WRITE
+    + "return 1\n"
+)
 
 # Every dispute's id, in id order, built once from the hash for disputes stored before it.
 # KEYS: disputes hash, the ids' sorted set, the mark that it is built.  Returns how many added.

@@ -1037,7 +1037,9 @@ class SqliteCardStore:
     async def append_audit(self, entry: AuditEntry, seal: AuditSealer | None = None) -> None:
         await self._writer.run(lambda conn: _insert_audit(conn, entry, seal))
 
-    async def open_dispute(self, dispute: Dispute) -> None:
+    async def open_dispute(
+        self, dispute: Dispute, audit: AuditEntry | None = None, seal: AuditSealer | None = None
+    ) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
@@ -1048,24 +1050,26 @@ class SqliteCardStore:
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise Conflict(f"journal entry {dispute.journal_id} is disputed already") from None
+            if audit is not None:  # in the dispute's own transaction: both or neither
+                _insert_audit(conn, audit, seal)
 
         await self._writer.run(insert)
 
-    async def update_dispute(self, dispute: Dispute, expected_version: int | None = None) -> None:
+    async def update_dispute(
+        self,
+        dispute: Dispute,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+        seal: AuditSealer | None = None,
+    ) -> None:
         data = codec.dispute_to_json(dispute)
 
         def update(conn: sqlite3.Connection) -> None:
-            if expected_version is None:
-                conn.execute(
-                    "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ?",
-                    (dispute.state, data, dispute.dispute_id),
-                )
+            if _write_dispute(conn, dispute, data, expected_version):
+                if audit is not None:  # in the dispute's own transaction: both or neither
+                    _insert_audit(conn, audit, seal)
                 return
-            if conn.execute(
-                "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ? "
-                "AND coalesce(json_extract(data, '$.version'), 0) = ?",
-                (dispute.state, data, dispute.dispute_id, expected_version),
-            ).rowcount:
+            if expected_version is None and audit is None:  # nothing there: nothing done
                 return
             found = conn.execute(
                 "SELECT 1 FROM disputes WHERE dispute_id = ?", (dispute.dispute_id,)
@@ -1367,6 +1371,22 @@ def _read_account(conn: sqlite3.Connection, account_id: str) -> Account | None:
     return _account(
         conn.execute(f"{_ACCOUNT_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
     )
+
+
+def _write_dispute(
+    conn: sqlite3.Connection, dispute: Dispute, data: str, expected_version: int | None
+) -> bool:
+    """The dispute written over its stored row (at ``expected_version``, if given): whether
+    it was."""
+    if expected_version is None:
+        sql = "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ?"
+        return bool(conn.execute(sql, (dispute.state, data, dispute.dispute_id)).rowcount)
+    sql = (
+        "UPDATE disputes SET state = ?, data = ? WHERE dispute_id = ? "
+        "AND coalesce(json_extract(data, '$.version'), 0) = ?"
+    )
+    args = (dispute.state, data, dispute.dispute_id, expected_version)
+    return bool(conn.execute(sql, args).rowcount)
 
 
 def _insert_audit(conn: sqlite3.Connection, entry: AuditEntry, seal: AuditSealer | None) -> None:

@@ -37,6 +37,7 @@ from authhost.store.interface import (
 )
 from authhost.store.records import (
     DISPUTE_STATES,
+    AuditEntry,
     Dispute,
     FraudReport,
     JournalEntry,
@@ -224,8 +225,11 @@ class DisputeCases(ServiceBase):
         else:  # an earlier try's credit, whose answer was lost: the dispute records it
             credited = await self._credit_given(entry)
         dispute = replace(dispute, credited_minor=credited)
-        try:
-            await self.store.open_dispute(dispute)
+        view = self._view(dispute)
+        try:  # recorded with its entry: both or neither
+            await self.store.open_dispute(
+                dispute, self._opening_entry(dispute, view), self.security.audit_seal
+            )
         except Conflict:  # another operator's dispute of the charge was recorded meanwhile
             rival = await self._dispute_of(entry)
             if dispute.credited_minor and (rival is None or not rival.credited_minor):
@@ -237,16 +241,23 @@ class DisputeCases(ServiceBase):
                 f"the store failed while the dispute was recorded ({exc}); "
                 f"{_RETRY if dispute.credited_minor else 'send the request again'}"
             ) from None
-        view = await self._dispute_recorded(dispute, {})
+        await self._dispute_recorded(dispute)
         if spec.provisional_credit:
             await self.store.drop_intent(DISPUTE_OPEN_INTENT, key)
         return view
 
-    async def _dispute_recorded(self, dispute: Dispute, details: dict[str, Any]) -> dict[str, Any]:
-        """What follows a dispute's recording: a fraud dispute labels its charge fraud
-        (source chargeback), the reconcile runs learn of it, the audit log has it (with
-        ``details``)."""
-        if dispute.reason == "fraud":
+    def _opening_entry(self, dispute: Dispute, view: dict[str, Any], **details: Any) -> AuditEntry:
+        """The ``dispute.open`` entry the store appends with the dispute (with ``details``)."""
+        return self._audit_entry("dispute.open", dispute.dispute_id, None, {**view, **details})
+
+    async def _dispute_recorded(self, dispute: Dispute, *, unless_reported: bool = False) -> None:
+        """What follows a dispute's recording (with its entry): a fraud dispute labels its
+        charge fraud (source chargeback), and the reconcile runs learn of it.
+        ``unless_reported``: not over a report the charge has (a finished opening's: its
+        first try's label, or an analyst's since)."""
+        if dispute.reason == "fraud" and not (
+            unless_reported and await self.store.fraud_reports_of([dispute.journal_id])
+        ):
             await self.store.put_fraud_report(
                 FraudReport(
                     dispute.journal_id, dispute.card_id, True, "chargeback",
@@ -254,9 +265,6 @@ class DisputeCases(ServiceBase):
                 )
             )  # fmt: skip
         self._open_disputes.add(dispute.account_id, dispute.dispute_id)
-        view = self._view(dispute)
-        await self.record_audit("dispute.open", dispute.dispute_id, None, {**view, **details})
-        return view
 
     async def _reversed(self, entry: JournalEntry) -> int:
         """What the acquirer's reversals (0400/0420) of the charge gave back."""
@@ -405,6 +413,7 @@ class DisputeCases(ServiceBase):
                     charge=(scan.last, entry.ts),
                 )  # fmt: skip
             credited = keeps
+            still = min(before.amount_minor, max(0, entry.hold_amount - scan.released))
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
                 f"the store failed while dispute {dispute_id} was resolved ({exc}): it is "
@@ -415,9 +424,14 @@ class DisputeCases(ServiceBase):
             note=mask_pans_in_text(spec.note) or before.note, resolving="", resolving_minor=-1,
             version=claimed.version + 1,
         )  # fmt: skip
-        await self._write_dispute(after, claimed)
+        if lowered := stages.lowered_chargeback(claimed, still):  # a reversal not reconciled
+            after = stages.with_partial_recall(after, lowered, self.clock())
+        # the entry is the final write's, not the claim's: it records the outcome as written
+        # (what the cardholder kept, counted after the money moved); a claim left behind is
+        # on the dispute (``resolving``) and finished only by this write
         view = self._view(after)
-        await self.record_audit("dispute.resolve", dispute_id, self._view(before), view)
+        entry = self._audit_entry("dispute.resolve", dispute_id, self._view(before), view)
+        await self._write_dispute(after, claimed, audit=entry)
         return view
 
     async def _keeps(
@@ -577,18 +591,27 @@ class DisputeCases(ServiceBase):
         )  # fmt: skip
         if plan.still == 0:
             after = replace(after, state="reversed", closed_at=self.clock())
-        await self._write_dispute(after, claimed)
+        elif lowered := stages.lowered_chargeback(claimed, plan.still):
+            # charged back for more than the charge still takes: the chargeback is lowered
+            # with it, and the chargebacks file recalls that part (a partial recall line)
+            after = stages.with_partial_recall(after, lowered, self.clock())
+            after = replace(after, note=f"{after.note}; chargeback lowered by {lowered}")
         view = self._view(after)
         before = replace(claimed, resolving="")
-        await self.record_audit("dispute.reconcile", claimed.dispute_id, self._view(before), view)
+        entry = self._audit_entry("dispute.reconcile", claimed.dispute_id, self._view(before), view)
+        await self._write_dispute(after, claimed, audit=entry)
         return view
 
-    async def _write_dispute(self, dispute: Dispute, read: Dispute, again: str = "") -> None:
+    async def _write_dispute(
+        self, dispute: Dispute, read: Dispute, again: str = "", audit: AuditEntry | None = None
+    ) -> None:
         """Write ``dispute`` over ``read``, the version it was made from, or refuse (409):
         another request changed it since (claimed it, resolved it, or took it to another
-        stage). ``again``: what to do when the store failed (default: resolve it again)."""
+        stage). ``again``: what to do when the store failed (default: resolve it again).
+        ``audit``: the change's entry, written with it (both or neither; on Redis Cluster
+        right after it)."""
         try:
-            await self.store.update_dispute(dispute, expected_version=read.version)
+            await self.store.update_dispute(dispute, read.version, audit, self.security.audit_seal)
         except Conflict:
             raise ConflictError(
                 f"dispute {dispute.dispute_id} was changed by another request meanwhile (it is "
@@ -670,8 +693,12 @@ class DisputeCases(ServiceBase):
         if after is before:
             return await self._as_recorded(before, action)
         after = stages.with_note(after, mask_pans_in_text(note), step)
+        view = self._view(after)
+        entry = self._audit_entry(action, before.dispute_id, self._view(before), view)
         try:
-            await self._write_dispute(after, before, again="send it again with the same values")
+            await self._write_dispute(
+                after, before, again="send it again with the same values", audit=entry
+            )
         except ConflictError:
             # changed meanwhile: by the same step with the same values (a retry, the same file
             # imported twice at once), it is answered as recorded, as a repeat is (the request
@@ -684,13 +711,12 @@ class DisputeCases(ServiceBase):
             if recorded:
                 return self._view(now)
             raise
-        view = self._view(after)
-        await self.record_audit(action, before.dispute_id, self._view(before), view)
         return view
 
     async def _as_recorded(self, dispute: Dispute, action: str) -> dict[str, Any]:
         """A step asked again with the values it was recorded with: the dispute as it stands,
-        audited now when its first try's audit entry failed."""
+        audited now when it has no entry of the step (recorded on Redis Cluster, whose entry
+        follows the write, or by an older authhost that appended it after)."""
         view = self._view(await self._dated(dispute))
         if not await self._audited(dispute.dispute_id, action):
             await self.record_audit(action, dispute.dispute_id, None, view)
@@ -732,8 +758,9 @@ class DisputeCases(ServiceBase):
     async def chargebacks_filed(
         self, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
-        """The chargebacks filed in a business day or period, and the recalls of those
-        withdrawn (or lost before any representment) in it after they were filed, for the
+        """The chargebacks filed in a business day or period, the recalls of those
+        withdrawn (or lost before any representment, or reversed whole) in it after they were
+        filed, and the partial recalls of those a partial reversal lowered in it, for the
         networks' dispute systems (an adapter sends them on): a line each
         (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall: its ARN as journalled and
         the masked PAN, never the full one), in id order, a dispute's chargeback before its
@@ -748,6 +775,7 @@ class DisputeCases(ServiceBase):
         async for dispute in self._pages("", disputes.opened_since(start - reach)):
             if dispute.charged_back_at and start <= dispute.charged_back_at < end:
                 rows.append(stages.chargeback_row(dispute))
+            rows += stages.partial_recall_rows(dispute, start, end)
             if stages.recalled(dispute) and start <= dispute.closed_at < end:
                 rows.append(stages.recall_row(dispute))
         return {"since": start, "until": end, "chargebacks": rows}

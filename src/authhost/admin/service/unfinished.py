@@ -210,15 +210,24 @@ class UnfinishedWork(CardLifecycle, DisputeCases):
             if entry is not None and existing is None:
                 credited = await self._credit_given(entry)
             if existing is not None and existing.dispute_id == dispute.dispute_id:
-                if not await self._audited(existing.dispute_id, "dispute.open"):  # this try's
-                    details = {"finished_after_a_failure": True}
-                    recorded.append(await self._dispute_recorded(existing, details))
+                # this try's, recorded with its entry (on Redis Cluster, or by an older
+                # authhost, the entry followed: the failure may have cut it off)
+                if not await self._audited(existing.dispute_id, "dispute.open"):
+                    view = self._view(existing)
+                    await self.store.append_audit(
+                        self._opening_entry(existing, view, finished_after_a_failure=True),
+                        self.security.audit_seal,
+                    )
+                    recorded.append(view)
+                await self._dispute_recorded(existing, unless_reported=True)
             elif credited:
                 opened = replace(dispute, credited_minor=credited)
+                view = self._view(opened)
+                entry = self._opening_entry(opened, view, finished_after_a_failure=True)
                 with contextlib.suppress(Conflict):  # recorded by a retry meanwhile
-                    await self.store.open_dispute(opened)
-                    details = {"finished_after_a_failure": True}
-                    recorded.append(await self._dispute_recorded(opened, details))
+                    await self.store.open_dispute(opened, entry, self.security.audit_seal)
+                    await self._dispute_recorded(opened)
+                    recorded.append(view)
             else:
                 dropped += 1
             await self.store.drop_intent(DISPUTE_OPEN_INTENT, intent.subject, intent.ts)
