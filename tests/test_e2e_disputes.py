@@ -107,7 +107,7 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     refused = await call(port, "POST", held_url, payload={"reason": "fraud"})
     assert refused.status == 422 and "posted" in refused.json["error"]
     # a reader disputing the authorisation a presentment cleared is told where the charge is
-    assert "charged by its completion (0220) or clearing presentment" in refused.json["error"]
+    assert "dispute its completion (0220) or clearing presentment" in refused.json["error"]
     too_much = await call(port, "POST", f"/v1/cards/{card_id}/journal/{charge.journal_id}/dispute",
                           payload={"reason": "amount", "amount_minor": 9_999_999})  # fmt: skip
     assert too_much.status in (409, 422)  # disputed already, or more than was posted
@@ -554,3 +554,44 @@ async def test_a_reversed_charge_or_a_refund_cannot_be_disputed_for_more_than_it
     again = await call(port, "POST", url(take_back.journal_id), payload={"reason": "other"})
     assert again.status == 422, again.json  # resolve the dispute's case, not its take-back
     assert await balances_of(switch, visa) == (ledger, available)
+
+
+async def test_a_dispute_of_a_cleared_hold_names_the_entry_that_charged_it(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A clearing import's line names the authorisation it matched (``journal_id``), and a
+    reader disputes that id: the refusal names the 0220 that posted it, the entry to dispute
+    (a hold not cleared yet is said to be so), instead of sending them to read the journal."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    held = await at.switch.send(purchase(at.visa, amount=4_000))
+    assert held["39"] == "00"
+    async with opened_store(store_url) as store:
+        [hold] = [e for e in await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
+                  if e.stan == held["11"]]  # fmt: skip
+    url = f"/v1/cards/{at.card_id}/journal/{hold.journal_id}/dispute"
+    early = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert early.status == 422 and "this hold is not charged yet" in early.json["error"]
+
+    csv = (
+        "pan,approval_code,amount_minor,currency,presented_at,arn\n"
+        f"{at.visa['pan']},{held['38']},4000,978,{int(time.time())},74000000000000000000042\n"
+    )
+    cleared = await call(at.port, "POST", "/v1/clearing", payload={"csv": csv})
+    assert cleared.status == 200, cleared
+    [row] = cleared.json["rows"]
+    assert (row["outcome"], row["journal_id"]) == ("matched", hold.journal_id)
+    async with opened_store(store_url) as store:
+        [posted] = [e for e in await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
+                    if e.mti == "0220" and e.movement == "post"]  # fmt: skip
+
+    refused = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert refused.status == 422
+    assert (
+        f"it was charged by journal entry {posted.journal_id} (0220, 4000)"
+        in (refused.json["error"])
+    )
+    charge_url = f"/v1/cards/{at.card_id}/journal/{posted.journal_id}/dispute"
+    opened = await call(at.port, "POST", charge_url, payload={"reason": "fraud"})
+    assert opened.status == 200 and opened.json["amount_minor"] == 4_000

@@ -164,6 +164,37 @@ class DisputeCases(ServiceBase):
             lambda: self._open_dispute(card_id, journal_id, spec),
         )  # fmt: skip
 
+    async def _where_charged(self, hold: JournalEntry) -> str:
+        """Where a hold's charge is, for the refusal of a dispute of the hold itself: the
+        postings under its approval code since (a completion, a clearing presentment), by
+        journal id, since a clearing import's line names the authorisation it matched and a
+        reader takes that id for the charge; none yet: what will post it."""
+        generic = (
+            "; a hold is charged by its completion (0220) or clearing presentment: dispute "
+            "that entry (journal show)"
+        )
+        if not hold.approval_code or hold.response_code not in APPROVED_CODES:
+            return generic
+        query = JournalQuery(
+            card_id=hold.card_id, since=hold.ts, approval_code=hold.approval_code, limit=20
+        )
+        posted = [
+            e
+            for e in await self.store.journal(query)
+            if e.journal_id > hold.journal_id
+            and e.movement == "post"
+            and e.response_code in APPROVED_CODES
+            and e.terminal_id != disputes.TERMINAL
+        ]
+        if not posted:
+            return (
+                "; this hold is not charged yet: dispute its completion (0220) or clearing "
+                "presentment once it is posted (journal show)"
+            )
+        named = ", ".join(f"{e.journal_id} ({e.mti}, {e.hold_amount})" for e in posted)
+        one = "that entry" if len(posted) == 1 else "one of those"
+        return f"; it was charged by journal entry {named}: dispute {one}"
+
     async def _open_dispute(
         self, card_id: str, journal_id: int, spec: rq.DisputeOpen
     ) -> dict[str, Any]:
@@ -171,12 +202,7 @@ class DisputeCases(ServiceBase):
         entry = await self._journal_entry(card_id, journal_id)
         if entry.response_code not in APPROVED_CODES or entry.movement != "post":
             # a cleared authorisation is the charge a cardholder names: say where its posting is
-            where = (
-                "; a hold is charged by its completion (0220) or clearing presentment: dispute "
-                "that entry (journal show)"
-                if entry.movement == "hold"
-                else ""
-            )
+            where = await self._where_charged(entry) if entry.movement == "hold" else ""
             raise InvalidRequest(
                 f"journal entry {journal_id} is not a posted charge (movement "
                 f"{entry.movement or 'none'}, response {entry.response_code}): only what was "
