@@ -12,7 +12,12 @@ import pytest
 import trio
 from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
+from test_e2e_auth import (  # noqa: F401 - fixture
+    balances_of,
+    field_90,
+    purchase,
+    store_url,
+)
 
 from authhost.admin import disputes as dispute_steps
 from authhost.admin.errors import InvalidRequest
@@ -22,6 +27,7 @@ from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery, StoreError, StoreUnavailable
+from authhost.store.records import JournalEntry
 
 DAY = 86_400
 
@@ -107,7 +113,7 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     refused = await call(port, "POST", held_url, payload={"reason": "fraud"})
     assert refused.status == 422 and "posted" in refused.json["error"]
     # a reader disputing the authorisation a presentment cleared is told where the charge is
-    assert "dispute its completion (0220) or clearing presentment" in refused.json["error"]
+    assert "not charged yet: dispute its completion (0220)" in refused.json["error"]
     too_much = await call(port, "POST", f"/v1/cards/{card_id}/journal/{charge.journal_id}/dispute",
                           payload={"reason": "amount", "amount_minor": 9_999_999})  # fmt: skip
     assert too_much.status in (409, 422)  # disputed already, or more than was posted
@@ -556,23 +562,29 @@ async def test_a_reversed_charge_or_a_refund_cannot_be_disputed_for_more_than_it
     assert await balances_of(switch, visa) == (ledger, available)
 
 
-async def test_a_dispute_of_a_cleared_hold_names_the_entry_that_charged_it(
+async def test_a_dispute_of_a_hold_names_the_entry_that_charged_it(
     nursery,
     tmp_path,
     store_url,  # noqa: F811 - the fixture
 ):
     """A clearing import's line names the authorisation it matched (``journal_id``), and a
-    reader disputes that id: the refusal names the 0220 that posted it, the entry to dispute
-    (a hold not cleared yet is said to be so), instead of sending them to read the journal."""
+    reader disputes that id: the refusal names the 0220 that posted it, the entry to dispute,
+    and a hold not charged yet is said to be so (before, both were told to read the journal);
+    a hold a switch's completion charged under a code of its own is never called uncharged."""
     at = await visa_at_host(nursery, tmp_path, store_url)
+
+    async def entry_of(answer: dict) -> JournalEntry:
+        async with opened_store(store_url) as store:
+            entries = await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
+        return next(e for e in entries if e.stan == answer["11"])
+
     held = await at.switch.send(purchase(at.visa, amount=4_000))
     assert held["39"] == "00"
-    async with opened_store(store_url) as store:
-        [hold] = [e for e in await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
-                  if e.stan == held["11"]]  # fmt: skip
+    hold = await entry_of(held)
     url = f"/v1/cards/{at.card_id}/journal/{hold.journal_id}/dispute"
     early = await call(at.port, "POST", url, payload={"reason": "fraud"})
-    assert early.status == 422 and "this hold is not charged yet" in early.json["error"]
+    assert early.status == 422
+    assert "this hold still holds 4000, not charged yet" in early.json["error"]
 
     csv = (
         "pan,approval_code,amount_minor,currency,presented_at,arn\n"
@@ -585,7 +597,6 @@ async def test_a_dispute_of_a_cleared_hold_names_the_entry_that_charged_it(
     async with opened_store(store_url) as store:
         [posted] = [e for e in await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
                     if e.mti == "0220" and e.movement == "post"]  # fmt: skip
-
     refused = await call(at.port, "POST", url, payload={"reason": "fraud"})
     assert refused.status == 422
     assert (
@@ -595,3 +606,14 @@ async def test_a_dispute_of_a_cleared_hold_names_the_entry_that_charged_it(
     charge_url = f"/v1/cards/{at.card_id}/journal/{posted.journal_id}/dispute"
     opened = await call(at.port, "POST", charge_url, payload={"reason": "fraud"})
     assert opened.status == 200 and opened.json["amount_minor"] == 4_000
+
+    # a pre-authorisation completed by the switch (its 0220 answered under another code)
+    preauth = purchase(at.visa, amount=2_000)
+    assert (await at.switch.send(preauth))["39"] == "00"
+    completion = purchase(at.visa, amount=1_500, t="0220", **{"90": field_90(preauth)})
+    assert (await at.switch.send(completion))["39"] == "00"
+    completed = await entry_of(preauth)
+    url = f"/v1/cards/{at.card_id}/journal/{completed.journal_id}/dispute"
+    refused = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert refused.status == 422 and "not charged yet" not in refused.json["error"]
+    assert "charged by its completion (0220) or clearing presentment" in refused.json["error"]
