@@ -69,3 +69,36 @@ def test_rule_performance_table_shows_a_temporary_rules_window():
     line = next(line for line in console.export_text().splitlines() if "ATT-17" in line)
     cells = [cell.strip() for cell in line.split("│") if cell.strip()]
     assert cells[-1] == "until 2026-11-01T00:00:00Z"
+
+
+def test_the_audit_table_says_what_each_entry_changed():
+    """The audit table had who, what and on which subject but not the change: a closure's
+    reason, a list's additions or a card's new state were only in the JSON."""
+    entries = [
+        {"audit_id": 7, "ts": 0, "actor": "cli:ops", "action": "card.report_lost",
+         "subject": "crd_1", "before": '{"state":"active"}',
+         "after": '{"state":"lost","reason":"wallet stolen"}'},
+        {"audit_id": 8, "ts": 0, "actor": "cli:ops", "action": "list.put",
+         "subject": "blocked-merchants", "before": '{"size":0}',
+         "after": '{"added":["BADSHOP42"],"removed":[],"size":1}'},
+        {"audit_id": 9, "ts": 0, "actor": "cli:ops", "action": "account.close",
+         "subject": "acc-1", "before": '{"balance":0}',
+         "after": '{"closed_at":1795970830.5,"reason":"customer left"}'},
+        {"audit_id": 10, "ts": 0, "actor": "cli:ops", "action": "journal.fraud_report",
+         "subject": "crd_1", "before": "", "after": '{"fraud":true,"report_id":null}'},
+        {"audit_id": 11, "ts": 0, "actor": "cli:ops", "action": "card.personalise",
+         "subject": "crd_1", "before": "", "after": '{"note":"' + "x" * 400 + '"}'},
+    ]  # fmt: skip
+    console = Console(width=400, record=True)
+    console.print(render(entries, TABLES["audit"]))
+    text = console.export_text()
+
+    def change(audit_id: int) -> str:
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"│ {audit_id:>2} │"))
+        return [cell.strip() for cell in line.split("│")][-2]
+
+    assert change(7) == "state active -> lost; reason wallet stolen"
+    assert change(8) == "added [BADSHOP42]; removed []; size 0 -> 1"
+    assert change(9) == "closed_at 1795970830.5; reason customer left"
+    assert change(10) == "fraud true; report_id null"
+    assert len(change(11)) == 160 and change(11).endswith("…")  # the JSON has it all

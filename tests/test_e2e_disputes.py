@@ -12,7 +12,12 @@ import pytest
 import trio
 from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
-from test_e2e_auth import balances_of, purchase, store_url  # noqa: F401 - fixture
+from test_e2e_auth import (  # noqa: F401 - fixture
+    balances_of,
+    field_90,
+    purchase,
+    store_url,
+)
 
 from authhost.admin import disputes as dispute_steps
 from authhost.admin.errors import InvalidRequest
@@ -22,6 +27,7 @@ from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery, StoreError, StoreUnavailable
+from authhost.store.records import JournalEntry
 from authhost.store.redis import RedisCardStore
 from authhost.store.sqlite import SqliteCardStore
 
@@ -109,7 +115,7 @@ async def test_a_dispute_gives_the_money_back_and_a_lost_one_takes_it_again(
     refused = await call(port, "POST", held_url, payload={"reason": "fraud"})
     assert refused.status == 422 and "posted" in refused.json["error"]
     # a reader disputing the authorisation a presentment cleared is told where the charge is
-    assert "charged by its completion (0220) or clearing presentment" in refused.json["error"]
+    assert "not charged yet: dispute its completion (0220)" in refused.json["error"]
     too_much = await call(port, "POST", f"/v1/cards/{card_id}/journal/{charge.journal_id}/dispute",
                           payload={"reason": "amount", "amount_minor": 9_999_999})  # fmt: skip
     assert too_much.status in (409, 422)  # disputed already, or more than was posted
@@ -561,3 +567,60 @@ async def test_a_reversed_charge_or_a_refund_cannot_be_disputed_for_more_than_it
     again = await call(port, "POST", url(take_back.journal_id), payload={"reason": "other"})
     assert again.status == 422, again.json  # resolve the dispute's case, not its take-back
     assert await balances_of(switch, visa) == (ledger, available)
+
+
+async def test_a_dispute_of_a_hold_names_the_entry_that_charged_it(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A clearing import's line names the authorisation it matched (``journal_id``), and a
+    reader disputes that id: the refusal names the 0220 that posted it, the entry to dispute,
+    and a hold not charged yet is said to be so (before, both were told to read the journal);
+    a hold a switch's completion charged under a code of its own is never called uncharged."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+
+    async def entry_of(answer: dict) -> JournalEntry:
+        async with opened_store(store_url) as store:
+            entries = await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
+        return next(e for e in entries if e.stan == answer["11"])
+
+    held = await at.switch.send(purchase(at.visa, amount=4_000))
+    assert held["39"] == "00"
+    hold = await entry_of(held)
+    url = f"/v1/cards/{at.card_id}/journal/{hold.journal_id}/dispute"
+    early = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert early.status == 422
+    assert "this hold still holds 4000, not charged yet" in early.json["error"]
+
+    csv = (
+        "pan,approval_code,amount_minor,currency,presented_at,arn\n"
+        f"{at.visa['pan']},{held['38']},4000,978,{int(time.time())},74000000000000000000042\n"
+    )
+    cleared = await call(at.port, "POST", "/v1/clearing", payload={"csv": csv})
+    assert cleared.status == 200, cleared
+    [row] = cleared.json["rows"]
+    assert (row["outcome"], row["journal_id"]) == ("matched", hold.journal_id)
+    async with opened_store(store_url) as store:
+        [posted] = [e for e in await store.journal(JournalQuery(card_id=at.card_id, limit=1000))
+                    if e.mti == "0220" and e.movement == "post"]  # fmt: skip
+    refused = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert refused.status == 422
+    assert (
+        f"it was charged by journal entry {posted.journal_id} (0220, 4000)"
+        in (refused.json["error"])
+    )
+    charge_url = f"/v1/cards/{at.card_id}/journal/{posted.journal_id}/dispute"
+    opened = await call(at.port, "POST", charge_url, payload={"reason": "fraud"})
+    assert opened.status == 200 and opened.json["amount_minor"] == 4_000
+
+    # a pre-authorisation completed by the switch (its 0220 answered under another code)
+    preauth = purchase(at.visa, amount=2_000)
+    assert (await at.switch.send(preauth))["39"] == "00"
+    completion = purchase(at.visa, amount=1_500, t="0220", **{"90": field_90(preauth)})
+    assert (await at.switch.send(completion))["39"] == "00"
+    completed = await entry_of(preauth)
+    url = f"/v1/cards/{at.card_id}/journal/{completed.journal_id}/dispute"
+    refused = await call(at.port, "POST", url, payload={"reason": "fraud"})
+    assert refused.status == 422 and "not charged yet" not in refused.json["error"]
+    assert "charged by its completion (0220) or clearing presentment" in refused.json["error"]

@@ -86,10 +86,12 @@ def disputes_resolve(
 ) -> None:
     """Close a dispute. Never charged back: won gives back what was not yet credited, lost
     or withdrawn takes the provisional credit back (a forced post). Charged back: won keeps
-    the amount charged back, lost keeps what the acquirer's representment accepted (the
-    chargeback less the amount represented), withdrawn keeps nothing and puts a recall in
-    the chargebacks file; the part not charged back is taken back. The answer's `amounts`
-    says what the cardholder keeps. Audited."""
+    the amount charged back (less what a pre-arbitration for part of the representment
+    accepted), lost keeps what the acquirer's representment accepted (the chargeback less
+    the amount represented; a loss before any representment keeps nothing and puts a recall
+    in the chargebacks file), withdrawn keeps nothing and puts a recall there; the part not
+    charged back is taken back. `disputes show ID` has each outcome's amount (if_won_minor,
+    if_lost_minor...); the answer's `amounts` says what the cardholder keeps. Audited."""
     spec = _validated(rq.DisputeResolution, {"outcome": outcome, "note": note})
     _run(_config(config, store), lambda s: s.resolve_dispute(dispute_id, spec), pipeline=True)
 
@@ -236,7 +238,8 @@ def disputes_chargebacks(
     config: ConfigOpt = None,
 ) -> None:
     """Write the chargebacks filed in a business day or period, and the recalls of those
-    withdrawn (or lost before any representment) in it after they were filed, as CSV for the
+    withdrawn (or lost before any representment, or closed reversed by the acquirer's
+    reversal of the whole charge) in it after they were filed, as CSV for the
     networks' dispute systems:
     dispute_id, arn (as journalled), pan (masked: never the full PAN), amount_minor,
     currency, network, reason_code, charged_back_at, journal_id, action (chargeback or

@@ -165,6 +165,44 @@ class DisputeCases(ServiceBase):
             lambda: self._open_dispute(card_id, journal_id, spec),
         )  # fmt: skip
 
+    async def _where_charged(self, hold: JournalEntry) -> str:
+        """Where a hold's charge is, for the refusal of a dispute of the hold itself (a
+        clearing import's line names the authorisation it matched, and a reader takes that id
+        for the charge): the postings under its approval code since (a clearing
+        presentment's), by journal id; else, while the hold still holds money, that it is not
+        charged yet; else (a switch's completion answered under a code of its own, an expiry)
+        what charges a hold."""
+        generic = (
+            "; a hold is charged by its completion (0220) or clearing presentment: dispute "
+            "that entry (journal show: movement post)"
+        )
+        if not hold.approval_code:
+            return generic
+        query = JournalQuery(
+            card_id=hold.card_id, since=hold.ts, approval_code=hold.approval_code, limit=20
+        )
+        posted = [
+            e
+            for e in await self.store.journal(query)
+            if e.journal_id > hold.journal_id
+            and e.movement == "post"
+            and e.response_code in APPROVED_CODES
+            and e.terminal_id != disputes.TERMINAL
+        ]
+        if posted:
+            named = ", ".join(f"{e.journal_id} ({e.mti}, {e.hold_amount})" for e in posted)
+            one = "that entry" if len(posted) == 1 else "one of those"
+            return f"; it was charged by journal entry {named}: dispute {one}"
+        if hold.match_key and hold.account_id:
+            held = [h for h in await self.store.open_holds(hold.account_id)
+                    if h.match_key == hold.match_key]  # fmt: skip
+            if held:
+                return (
+                    f"; this hold still holds {held[0].amount_minor}, not charged yet: dispute "
+                    "its completion (0220) or clearing presentment once it is posted"
+                )
+        return generic
+
     async def _open_dispute(
         self, card_id: str, journal_id: int, spec: rq.DisputeOpen
     ) -> dict[str, Any]:
@@ -172,12 +210,7 @@ class DisputeCases(ServiceBase):
         entry = await self._journal_entry(card_id, journal_id)
         if entry.response_code not in APPROVED_CODES or entry.movement != "post":
             # a cleared authorisation is the charge a cardholder names: say where its posting is
-            where = (
-                "; a hold is charged by its completion (0220) or clearing presentment: dispute "
-                "that entry (journal show)"
-                if entry.movement == "hold"
-                else ""
-            )
+            where = await self._where_charged(entry) if entry.movement == "hold" else ""
             raise InvalidRequest(
                 f"journal entry {journal_id} is not a posted charge (movement "
                 f"{entry.movement or 'none'}, response {entry.response_code}): only what was "
