@@ -280,7 +280,7 @@ async def test_a_refused_write_appends_no_entry(store):  # noqa: F811
 @pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
 async def test_a_refused_dispute_write_appends_no_entry(store):  # noqa: F811
     """A dispute's step over a version another step moved, a step of a dispute that is not
-    there, a dispute opened on a charge that has one: nothing written, no entry (on every
+    there (over a version or none), a dispute opened on a charge that has one: nothing written, no entry (on every
     store); the step made over the version it read lands once, with its entry."""
     await seeded(store, balance=10_000)
     await OPS["dispute_step"][0](store, SEAL)
@@ -292,6 +292,9 @@ async def test_a_refused_dispute_write_appends_no_entry(store):  # noqa: F811
         await store.update_dispute(replace(read, stage="represented"), 0, stale, SEAL)
     with pytest.raises(NotFound):
         await store.update_dispute(replace(read, dispute_id="dsp-none"), 1, stale, SEAL)
+    with pytest.raises(NotFound):  # with its entry, even over no version: on a cluster too
+        await store.update_dispute(replace(read, dispute_id="dsp-none"), None, stale, SEAL)
+    assert await store.get_dispute("dsp-none") is None
     again = AuditEntry(NOW, "ops2", "dispute.open", "dsp-again", "", "{}")
     with pytest.raises(Conflict, match="disputed already"):  # its charge has DISPUTED
         await store.open_dispute(replace(read, dispute_id="dsp-again", version=0), again, SEAL)
