@@ -14,6 +14,7 @@ shared charge's dispute (one try of them all is recorded, with the one entry):
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import replace
 
@@ -98,10 +99,8 @@ async def _shared_step(db: CardStore, seal: AuditSeal, tag: str) -> None:
 async def _shared_opening(db: CardStore, seal: AuditSeal, tag: str) -> None:
     """A try to open the shared charge's dispute: refused once another try's is recorded."""
     ident = f"dsp-open-{tag}"
-    try:
+    with contextlib.suppress(Conflict):
         await db.open_dispute(dispute(ident, SHARED_CHARGE), _entry("dispute.open", ident), seal)
-    except Conflict:
-        pass
 
 
 async def _round(db: CardStore, seal: AuditSeal, writer: str, n: int) -> None:
