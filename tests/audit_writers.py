@@ -5,11 +5,16 @@ PREFIX WRITER ROUNDS SEAL_KEY_HEX`` makes ROUNDS rounds of audited writes of eve
 
 Each round: a card issued, reissued (two entries) and its predecessor suspended with one
 wallet event (two), a put of the shared list, an account created, a load on ``acc-1``, a fraud
-report on the shared journal entry: ``ENTRIES_PER_ROUND`` entries.
+report on the shared journal entry, a dispute of its own opened, charged back and resolved
+(three), a step of the shared dispute over the version it read (read again and sent again
+while another writer's step lands first: one entry per step written), and a try to open the
+shared charge's dispute (one try of them all is recorded, with the one entry):
+``ENTRIES_PER_ROUND`` entries, and ``SHARED_OPENINGS`` in all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import replace
 
@@ -28,11 +33,14 @@ from authhost.cards.model import Account, CardKind, CardState
 from authhost.cards.production import PanFacts, new_card
 from authhost.security.audit_chain import AuditSeal
 from authhost.store import open_store
-from authhost.store.interface import CardStore
-from authhost.store.records import AuditEntry, FraudReport
+from authhost.store.interface import CardStore, Conflict
+from authhost.store.records import AuditEntry, Dispute, FraudReport
 
 NOW = 1_780_000_000.0
-ENTRIES_PER_ROUND = 9
+ENTRIES_PER_ROUND = 13
+SHARED_OPENINGS = 1  # of every writer's tries to open the shared charge's dispute, one lands
+SHARED_DISPUTE = "dsp-shared"  # the dispute the test opens (no entry) and every round steps
+SHARED_CHARGE = 99  # the journal id every round tries to open a dispute on
 
 
 def _entry(action: str, subject: str) -> AuditEntry:
@@ -59,10 +67,49 @@ async def _cards(db: CardStore, seal: AuditSeal, tag: str) -> None:
     await db.update_card(suspended, _entry("card.suspend", card_id), seal, wallet)
 
 
+def dispute(dispute_id: str, journal_id: int) -> Dispute:
+    return Dispute(dispute_id, journal_id, "crd-1", "acc-1", "fraud", 1_000, "978", NOW)
+
+
+async def _own_dispute(db: CardStore, seal: AuditSeal, tag: str, journal_id: int) -> None:
+    """Opened, charged back, resolved, each step over the version read: 3 entries."""
+    ident = f"dsp-{tag}"
+    opened = dispute(ident, journal_id)
+    await db.open_dispute(opened, _entry("dispute.open", ident), seal)
+    stepped = replace(opened, stage="chargeback", chargeback_minor=1_000, version=1)
+    await db.update_dispute(stepped, 0, _entry("dispute.chargeback", ident), seal)
+    closed = replace(stepped, state="won", closed_at=NOW, version=2)
+    await db.update_dispute(closed, 1, _entry("dispute.resolve", ident), seal)
+
+
+async def _shared_step(db: CardStore, seal: AuditSeal, tag: str) -> None:
+    """One step of the shared dispute over the version read (its note names the round), read
+    again while another's step lands first: 1 entry."""
+    while True:
+        read = await db.get_dispute(SHARED_DISPUTE)
+        assert read is not None
+        stepped = replace(read, note=f"{read.note};{tag}", version=read.version + 1)
+        try:
+            await db.update_dispute(stepped, read.version, _entry("dispute.note", tag), seal)
+            return
+        except Conflict:
+            continue
+
+
+async def _shared_opening(db: CardStore, seal: AuditSeal, tag: str) -> None:
+    """A try to open the shared charge's dispute: refused once another try's is recorded."""
+    ident = f"dsp-open-{tag}"
+    with contextlib.suppress(Conflict):
+        await db.open_dispute(dispute(ident, SHARED_CHARGE), _entry("dispute.open", ident), seal)
+
+
 async def _round(db: CardStore, seal: AuditSeal, writer: str, n: int) -> None:
     tag = f"{writer}-{n}"
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cards, db, seal, tag)
+        nursery.start_soon(_own_dispute, db, seal, tag, 1_000 + int(writer[1:]) * 10_000 + n)
+        nursery.start_soon(_shared_step, db, seal, tag)
+        nursery.start_soon(_shared_opening, db, seal, tag)
         nursery.start_soon(lambda: db.put_list(LIST, [tag], list_made_from(), seal))
         account = Account(f"a-{tag}", "978", CardKind.DEBIT, balance=0)
         nursery.start_soon(

@@ -492,3 +492,27 @@ def test_a_partial_reversal_lowers_the_chargeback_to_what_the_charge_still_takes
     # which refuses keys it does not know, still reads it)
     assert codec.dispute_from_json(codec.dispute_to_json(lowered)) == lowered
     assert "recalls" not in json.loads(codec.dispute_to_json(charged))
+
+
+def test_a_won_pre_arbitration_counts_only_what_the_issuer_conceded() -> None:
+    """Charged back 5_000, represented 2_000 and pre-arbitrated 1_500, then reversed to 3_000:
+    open (or lost) the issuer holds 5_000 - 2_000, no more than the 3_000 the charge still
+    takes; won, the acquirer gave the 1_500 pre-arbitrated back and the issuer holds 4_500,
+    so the chargeback is lowered by 1_500 and it holds 3_000 again (not the reversed part
+    twice); what the cardholder keeps is unchanged by the lowering."""
+    base = Dispute("dsp-1", 7, "crd-1", "acc-1", "fraud", 3_000, "978", 1_000.0)
+    arbitrated = replace(
+        base, stage="pre_arbitration", chargeback_minor=5_000, charged_back_at=2_000.0,
+        represented_at=3_000.0, represented_minor=2_000, pre_arbitration_at=4_000.0,
+        pre_arbitration_minor=1_500,
+    )  # fmt: skip
+    assert lowered_chargeback(arbitrated, 3_000) == 0
+    assert lowered_chargeback(arbitrated, 3_000, "lost") == 0
+    assert lowered_chargeback(arbitrated, 3_000, "won") == 1_500
+    after = with_partial_recall(arbitrated, 1_500, 5_000.0)
+    held = after.chargeback_minor - after.represented_minor + after.pre_arbitration_minor
+    assert held == 3_000
+    assert cardholder_keeps(after, "won") == cardholder_keeps(arbitrated, "won") == 3_000
+    # without a pre-arbitration a won representment stays with the acquirer (the bank bears it)
+    represented = replace(arbitrated, stage="represented", pre_arbitration_at=0.0)
+    assert lowered_chargeback(represented, 3_000, "won") == 0

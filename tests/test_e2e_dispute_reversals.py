@@ -505,3 +505,47 @@ async def test_a_resolution_lowers_a_chargeback_a_partial_reversal_left_too_high
     assert (won.json["credited_minor"], won.json["chargeback_minor"]) == (2_000, 2_000)
     assert won.json["amounts"]["recalled_minor"] == 1_000
     assert (await _filed(at, since))[dispute_id] == [("chargeback", 3_000), ("recall", 1_000)]
+
+
+async def test_a_won_pre_arbitration_after_a_partial_reversal_does_not_recover_it_twice(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """50.00 charged back whole, 20.00 represented and pre-arbitrated, then 20.00 reversed:
+    while open the issuer holds 30.00, what the charge still takes, so the reconcile lowers
+    nothing; won, the acquirer gives the pre-arbitrated 20.00 back and the issuer would hold
+    50.00 of a charge that takes 30.00 (the 20.00 reversed recovered twice): the resolution
+    lowers the chargeback by 20.00 with a partial recall line. Lost, the issuer keeps holding
+    30.00 and nothing is lowered."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    since = int(time.time()) - 1
+    charge, kept, won_one, lost_one = await _disputed(at, store_url, 5_000, 5_000)
+    for dispute in (won_one, lost_one):
+        ident = dispute["dispute_id"]
+        assert (await call(at.port, "POST", f"/v1/disputes/{ident}/chargeback")).status == 200
+        body = {"reference": "REP-1", "amount_minor": 2_000}
+        url = f"/v1/disputes/{ident}/represented"
+        assert (await call(at.port, "POST", url, payload=body)).status == 200
+        url = f"/v1/disputes/{ident}/pre-arbitration"
+        assert (await call(at.port, "POST", url, payload={})).status == 200
+    for fields in (charge, kept):
+        assert (await at.switch.send(_reversal(fields, amount_left=3_000)))["39"] == "00"
+    for dispute in (won_one, lost_one):
+        done = await call(at.port, "POST", f"/v1/disputes/{dispute['dispute_id']}/reconcile")
+        assert done.status == 200 and done.json["amount_minor"] == 3_000, done
+        assert done.json["chargeback_minor"] == 5_000  # holds 50.00 - 20.00: the 30.00 left
+
+    url = f"/v1/disputes/{won_one['dispute_id']}/resolve"
+    won = await call(at.port, "POST", url, payload={"outcome": "won"})
+    assert won.status == 200, won
+    assert (won.json["credited_minor"], won.json["chargeback_minor"]) == (3_000, 3_000)
+    assert won.json["amounts"]["recalled_minor"] == 2_000
+    url = f"/v1/disputes/{lost_one['dispute_id']}/resolve"
+    lost = await call(at.port, "POST", url, payload={"outcome": "lost"})
+    assert lost.status == 200, lost
+    assert (lost.json["credited_minor"], lost.json["chargeback_minor"]) == (3_000, 5_000)
+    lines = await _filed(at, since)
+    assert lines[won_one["dispute_id"]] == [("chargeback", 5_000), ("recall", 2_000)]
+    assert lines[lost_one["dispute_id"]] == [("chargeback", 5_000)]

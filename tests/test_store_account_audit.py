@@ -280,7 +280,7 @@ async def test_a_refused_write_appends_no_entry(store):  # noqa: F811
 @pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
 async def test_a_refused_dispute_write_appends_no_entry(store):  # noqa: F811
     """A dispute's step over a version another step moved, a step of a dispute that is not
-    there, a dispute opened on a charge that has one: nothing written, no entry (on every
+    there (over a version or none), a dispute opened on a charge that has one: nothing written, no entry (on every
     store); the step made over the version it read lands once, with its entry."""
     await seeded(store, balance=10_000)
     await OPS["dispute_step"][0](store, SEAL)
@@ -292,6 +292,9 @@ async def test_a_refused_dispute_write_appends_no_entry(store):  # noqa: F811
         await store.update_dispute(replace(read, stage="represented"), 0, stale, SEAL)
     with pytest.raises(NotFound):
         await store.update_dispute(replace(read, dispute_id="dsp-none"), 1, stale, SEAL)
+    with pytest.raises(NotFound):  # with its entry, even over no version: on a cluster too
+        await store.update_dispute(replace(read, dispute_id="dsp-none"), None, stale, SEAL)
+    assert await store.get_dispute("dsp-none") is None
     again = AuditEntry(NOW, "ops2", "dispute.open", "dsp-again", "", "{}")
     with pytest.raises(Conflict, match="disputed already"):  # its charge has DISPUTED
         await store.open_dispute(replace(read, dispute_id="dsp-again", version=0), again, SEAL)
@@ -812,3 +815,63 @@ async def test_two_creates_of_one_product_at_once_make_one_product(
     actions = [e["action"] for e in await service.audit(limit=10)]
     assert actions.count("product.create") == 1
     assert (await service.verify_audit())["ok"]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis", "redis-cluster"], indirect=True)
+async def test_store_finish_records_an_interrupted_opening_with_one_entry(
+    store,  # noqa: F811
+    tmp_path,
+):
+    """An opening whose provisional credit was posted and whose dispute was never recorded
+    (the process stopped between them): ``store finish`` records it with the one
+    ``dispute.open`` entry, in the dispute's write (on a cluster right after it), and again
+    records nothing; one recorded whose entry a cluster's failure cut off gets it, once."""
+    from test_store_contract import entry as journal_entry
+
+    from authhost.admin import disputes
+    from authhost.admin.audit_verify import verify_audit_chain
+    from authhost.admin.service.dispute_cases import DISPUTE_OPEN_INTENT
+    from authhost.store import codec
+    from authhost.store.interface import Commit, MoneyMove, Movement
+    from authhost.store.records import Dispute
+
+    card, _ = await seeded_card(store)
+    service = CardService(store, demo_security(tmp_path), "ops1")
+    opened = []
+    for n, amount in ((1, 4_000), (2, 3_000)):
+        charge = journal_entry(card, n, amount, mti="0200", message_class="financial")
+        posted = await store.commit(
+            Commit(charge, Movement("acc-1", MoneyMove.POST, amount), card_id=card.card_id)
+        )
+        jid = posted.journal.journal_id
+        ref = disputes.charge_reference(jid, disputes.CREDIT)[-12:]
+        credit = journal_entry(
+            card, 10 + n, amount, mti="0220", terminal_id=disputes.TERMINAL, rrn=ref,
+            dedupe_key=f"credit-{n}", match_key="", movement="credit", hold_amount=amount,
+        )  # fmt: skip
+        await store.commit(
+            Commit(credit, Movement("acc-1", MoneyMove.CREDIT, amount), card_id=card.card_id)
+        )
+        dispute = Dispute(
+            f"dsp-20260527-000000-000000-00{n}", jid, card.card_id, "acc-1", "amount", amount,
+            "978", NOW + n, charged_at=NOW + n,
+        )  # fmt: skip
+        await store.put_intent(DISPUTE_OPEN_INTENT, str(jid), codec.dispute_to_json(dispute))
+        opened.append(dispute)
+    # the second's dispute was written, its entry not (a cluster's write, the append cut off)
+    await store.open_dispute(replace(opened[1], credited_minor=3_000))
+    await trio.sleep(0.01)
+
+    done = await service.finish_dispute_openings(older_than_s=0)
+    assert sorted(v["dispute_id"] for v in done["recorded"]) == [d.dispute_id for d in opened]
+    assert done["dropped"] == 0
+    for dispute in opened:
+        stored = await store.get_dispute(dispute.dispute_id)
+        assert stored is not None and stored.credited_minor == dispute.amount_minor
+        entries = await store.audit(subject=dispute.dispute_id)
+        assert [e.action for e in entries] == ["dispute.open"]
+        assert json.loads(entries[0].after)["finished_after_a_failure"] is True
+    assert await service.finish_dispute_openings(older_than_s=0) == {"recorded": [], "dropped": 0}
+    assert len(await store.audit()) == 2
+    verified = await verify_audit_chain(store, service.security.audit_seal, "")
+    assert verified["ok"] and verified["verified"] == 2, verified

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 import trio
-from audit_writers import ENTRIES_PER_ROUND
+from audit_writers import (
+    ENTRIES_PER_ROUND,
+    SHARED_CHARGE,
+    SHARED_DISPUTE,
+    SHARED_OPENINGS,
+    dispute,
+)
 from audited_writes import LIST, REPORTED, list_made_from, report_made_from
 from test_store_card_audit import SEAL, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
@@ -79,9 +85,11 @@ ROUNDS = 12  # each process's rounds, all at once: fewer other writes than ACCOU
 async def test_writes_of_every_kind_from_several_processes_make_one_chain(store):  # noqa: F811
     """Several processes, each with many writes of every kind at once (cards issued,
     reissued and suspended with a wallet event, one list put, accounts created, loads on one
-    account, reports on one entry): all land, each with exactly its own entries, and
-    ``audit verify``'s walk finds one unbroken chain."""
+    account, reports on one entry, disputes opened and stepped, steps of one dispute over the
+    version each read, openings of one charge's dispute): all land (of the openings one),
+    each with exactly its own entries, and ``audit verify``'s walk finds one unbroken chain."""
     await seeded(store, balance=0)
+    await store.open_dispute(dispute(SHARED_DISPUTE, SHARED_CHARGE + 1))  # the seeding's: no entry
     key = os.urandom(32)
     url, prefix = store.reopen.args[0], store.reopen.keywords.get("prefix", "authhost")
     here = Path(__file__).parent
@@ -118,7 +126,7 @@ async def test_writes_of_every_kind_from_several_processes_make_one_chain(store)
         assert done.returncode == 0, done.stderr.decode()[-3000:]
     writes = PROCESSES * ROUNDS
     entries = await store.audit(limit=100_000)
-    assert len(entries) == writes * ENTRIES_PER_ROUND
+    assert len(entries) == writes * ENTRIES_PER_ROUND + SHARED_OPENINGS
     by_subject = Counter((e.subject, e.action) for e in entries)
     for w in range(PROCESSES):
         for n in range(ROUNDS):
@@ -130,6 +138,19 @@ async def test_writes_of_every_kind_from_several_processes_make_one_chain(store)
             assert await store.get_account(f"a-{tag}") is not None
             assert (await store.get_card(f"c-{tag}")).state is CardState.SUSPENDED
             assert (await store.find_card(f"idx-r-{tag}")).card_id == f"r-{tag}"
+            for action in ("dispute.open", "dispute.chargeback", "dispute.resolve"):
+                assert by_subject[(f"dsp-{tag}", action)] == 1, (tag, action)
+            assert (await store.get_dispute(f"dsp-{tag}")).state == "won"
+            assert by_subject[(tag, "dispute.note")] == 1, tag
+    # every step of the shared dispute written, each over the one before, with its one entry
+    shared = await store.get_dispute(SHARED_DISPUTE)
+    assert shared.version == writes and len(shared.note.split(";")) == writes + 1
+    [opened] = [e for e in entries if e.subject.startswith("dsp-open-")]
+    recorded = await store.dispute_of_entry(SHARED_CHARGE)
+    assert (opened.action, opened.subject) == ("dispute.open", recorded.dispute_id)
+    assert [d.dispute_id for d in await store.disputes("open", 1000)] == sorted(
+        [SHARED_DISPUTE, recorded.dispute_id]
+    )
     assert by_subject[(LIST, "list.put")] == writes
     assert by_subject[("acc-1", "account.funds")] == writes
     assert by_subject[("card", "journal.fraud_report")] == writes

@@ -1627,3 +1627,29 @@ async def test_the_journal_by_retrieval_reference(store):
     found = await store.journal(JournalQuery(rrn="000000004712"))
     assert [e.amount_minor for e in found] == [200]
     assert await store.journal(JournalQuery(rrn="999999999999")) == []
+
+
+async def test_a_dispute_lowered_by_partial_recalls_reads_back_as_written(store):
+    """A dispute whose chargeback partial recalls lowered keeps them (times and amounts)
+    through every read, by id, by charge, by card and in the open and all listings; one
+    never lowered is stored as an older authhost wrote it, without the field, and reads back
+    with none."""
+    base = Dispute("dsp0000000001000000002", 21, "crd-1", "acc-1", "fraud", 5_000, "978", 1.0)
+    await store.open_dispute(base)
+    lowered = replace(
+        base, stage="chargeback", chargeback_minor=3_000, charged_back_at=2.0, version=1,
+        recalls=((1_795_000_000.123456, 1_500), (1_795_000_100.5, 500)),
+    )  # fmt: skip
+    await store.update_dispute(lowered, expected_version=0)
+    other = replace(base, dispute_id="dsp0000000001000000003", journal_id=22)
+    await store.open_dispute(other)
+    assert await store.get_dispute(base.dispute_id) == lowered
+    assert await store.dispute_of_entry(21) == lowered
+    assert await store.disputes_of_card("crd-1") == [lowered, other]
+    assert await store.disputes("open", 10) == [lowered, other]
+    assert await store.disputes("", 10) == [lowered, other]
+    assert (await store.get_dispute(other.dispute_id)).recalls == ()
+    closed = replace(lowered, state="reversed", version=2)
+    await store.update_dispute(closed, expected_version=1)
+    assert await store.disputes("open", 10) == [other]
+    assert await store.get_dispute(base.dispute_id) == closed

@@ -604,16 +604,24 @@ def recalled_in_part(dispute: Dispute) -> int:
     return sum(amount for _, amount in dispute.recalls)
 
 
-def lowered_chargeback(dispute: Dispute, still: int) -> int:
+def lowered_chargeback(dispute: Dispute, still: int, outcome: str = "") -> int:
     """What a reversal that leaves the charge taking ``still`` lowers the chargeback by: the
     issuer holds the chargeback less what a representment took back, and must not hold more
     than the charge still takes, or it recovers the reversed part twice (the reversal gave it
     to the cardholder, the chargeback takes it from the acquirer). 0 before a chargeback, and
     for a whole reversal (``still`` 0), whose dispute closes ``reversed`` and whose
-    chargeback the full recall line (``recall_row``) gives back."""
+    chargeback the full recall line (``recall_row``) gives back.
+
+    ``outcome``: the resolution that closes the dispute with this write ("" while it stays
+    open). Resolved ``won`` after a pre-arbitration, the issuer has back what it
+    pre-arbitrated (the acquirer accepted it) and holds the chargeback less only what it
+    conceded, so the lowering counts that: an open dispute's counts the whole representment,
+    which a loss may still leave with the acquirer."""
     if not charged_back(dispute) or still <= 0:
         return 0
     contested = dispute.represented_minor if dispute.represented_at else 0
+    if outcome == "won" and dispute.pre_arbitration_at:
+        contested = conceded_by_issuer(dispute)
     return max(0, dispute.chargeback_minor - contested - still)
 
 

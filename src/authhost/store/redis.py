@@ -1863,8 +1863,8 @@ class RedisCardStore:
         if audit is not None and not self._cluster:
             script, all_keys = self._update_dispute_audited, [*self._audit_keys(audit), *own_keys]
             written = await self._sealed_run(script, all_keys, args, [audit], seal)
-        else:
-            written = int(await self._update_dispute(own_keys, args))
+        else:  # with an entry (a cluster's, appended after): only over a stored dispute
+            written = int(await self._update_dispute(own_keys, [*args, "1" if audit else ""]))
         if written < 0:
             raise NotFound(f"dispute {dispute.dispute_id} not found")
         if not written:

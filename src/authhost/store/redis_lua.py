@@ -1027,12 +1027,16 @@ OPEN_DISPUTE_AUDITED = (
 )
 
 # KEYS[K+1..]: disputes hash, open disputes' ids.  ARGV[A+1..]: dispute id, the version the
-# change was made from ('' for none: written whatever is stored), new JSON, its state.
+# change was made from ('' for none: written whatever is stored), new JSON, its state, and
+# optionally '1': only over a stored dispute, version or not (a change with its entry on a
+# cluster, appended after: as the audited script, never a dispute made up by the step).
 # Returns 1 when written, 0 when the stored dispute is at another version, -1 when missing.
 _UPDATE_DISPUTE_CHECKS = """
 local current = redis.call('HGET', KEYS[K + 1], ARGV[A + 1])
-if ARGV[A + 2] ~= '' then
+if ARGV[A + 2] ~= '' or ARGV[A + 5] == '1' then
   if not current then return -1 end
+end
+if ARGV[A + 2] ~= '' then
   local version = cjson.decode(current)['version'] or 0
   if tostring(version) ~= ARGV[A + 2] then return 0 end
 end

@@ -457,7 +457,8 @@ class DisputeCases(ServiceBase):
             note=mask_pans_in_text(spec.note) or before.note, resolving="", resolving_minor=-1,
             version=claimed.version + 1,
         )  # fmt: skip
-        if lowered := stages.lowered_chargeback(claimed, still):  # a reversal not reconciled
+        # a reversal not reconciled, or one a won pre-arbitration leaves the issuer holding twice
+        if lowered := stages.lowered_chargeback(claimed, still, spec.outcome):
             after = stages.with_partial_recall(after, lowered, self.clock())
         # the entry is the final write's, not the claim's: it records the outcome as written
         # (what the cardholder kept, counted after the money moved); a claim left behind is
