@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from authhost.admin.clearing import BATCH, Presentment, post_presentments  # noqa: E402
+from authhost.cards.luhn import luhn_check_digit  # noqa: E402
 from authhost.config import load_config  # noqa: E402
 from authhost.iso.codec import decode_message, encode_request  # noqa: E402
 from authhost.iso.dialects import get_dialect  # noqa: E402
@@ -62,11 +63,17 @@ async def authorise(runtime, templates, count: int, serial: list[int]) -> list[P
                     amount_minor=2,  # the tip: one cent more than authorised
                     currency=request.currency or "978",
                     presented_at=time.time(),
-                    # its last 12 digits are the import's RRN: the authorisation's, unique
-                    arn=f"7{len(out):010d}{request.rrn}",
+                    # a full ARN (kept on the 0220's entry, as a network's file's is): its
+                    # last 12 digits, the import's RRN, unique as the authorisation's are
+                    arn=_full_arn(f"7{len(out):010d}{request.rrn[1:]}"),
                 )
             )
     return out
+
+
+def _full_arn(first22: str) -> str:
+    """A 23-digit ARN: ``first22`` and its check digit, as a network's clearing file has."""
+    return first22 + luhn_check_digit(first22)
 
 
 async def run(work: Path, args: argparse.Namespace) -> dict:

@@ -162,7 +162,7 @@ async def test_an_import_while_another_runs_is_refused_and_posts_nothing(
     before = await balances_of(switch, visa)
     row: dict[str, Any] = {
         "pan": visa["pan"], "approval_code": held["38"], "amount_minor": 12_000,
-        "currency": visa["currency"], "presented_at": time.time(), "arn": "7" * 23,
+        "currency": visa["currency"], "presented_at": time.time(), "arn": luhn_fix("7" * 22),
     }  # fmt: skip
     file = write_clearing(tmp_path / "clearing.csv", [row])
     text = file.read_text()
@@ -219,10 +219,12 @@ async def test_two_imports_at_once_never_post_a_duplicate_unflagged(
     def file(digit: str) -> str:
         unknown = [  # matched and reported, nothing posted: what makes the imports overlap
             f"{luhn_fix('476173' + f'{i:09d}')},ABC123,500,{visa['currency']},{now},"
-            f"{digit * 11}{i:012d}\n"
+            f"{luhn_fix(f'{digit * 11}{i:011d}')}\n"
             for i in range(150)
         ]
-        charge = f"{visa['pan']},{held['38']},10000,{visa['currency']},{now},{digit * 23}\n"
+        charge = (
+            f"{visa['pan']},{held['38']},10000,{visa['currency']},{now},{luhn_fix(digit * 22)}\n"
+        )
         return header + "".join(unknown) + charge
 
     replies: list[Any] = [None, None]

@@ -77,25 +77,25 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
     rows: list[dict[str, object]] = [
         # the bill with a tip: 120.00 presented against the 100.00 authorised
         {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 12_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000001"},
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000011"},
         # no authorisation (a stand-in the issuer never saw): forced
         {"pan": credit["pan"], "approval_code": "", "amount_minor": 3_000,
-         "currency": credit["currency"], "presented_at": when, "arn": "74000000000000000000002"},
+         "currency": credit["currency"], "presented_at": when, "arn": "70000000000000000000029"},
         # the single-message purchase: already posted by its 0200
         {"pan": visa["pan"], "approval_code": posted["38"], "amount_minor": 2_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000003"},
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000037"},
         {"pan": unknown, "approval_code": "ABC123", "amount_minor": 500,
-         "currency": visa["currency"], "presented_at": time.time(), "arn": "74000000000000000000004"},
+         "currency": visa["currency"], "presented_at": time.time(), "arn": "70000000000000000000045"},
         # the merchant's credit voucher: 5.00 back to the cardholder
         {"pan": visa["pan"], "approval_code": "", "amount_minor": 500, "type": "refund",
-         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000005"},
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000052"},
         # in a currency the account is not kept in, without the network's conversion
         {"pan": visa["pan"], "approval_code": "", "amount_minor": 700, "currency": "840",
-         "presented_at": when, "arn": "74000000000000000000006"},
+         "presented_at": when, "arn": "70000000000000000000060"},
         # the same abroad, converted by the network: the account is charged the 6.50 billed
         {"pan": visa["pan"], "approval_code": "", "amount_minor": 700, "currency": "840",
          "billing_amount_minor": 650, "billing_currency": visa["currency"],
-         "presented_at": when, "arn": "74000000000000000000007"},
+         "presented_at": when, "arn": "70000000000000000000078"},
     ]  # fmt: skip
     file = write_clearing(tmp_path / "clearing.csv", rows)
     config = cli_config(tmp_path, store_url)
@@ -137,9 +137,9 @@ async def test_presentments_settle_authorisations_once(nursery, tmp_path, store_
 async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
     rows = [
         {"pan": "4761739001010119", "approval_code": "A1", "amount_minor": 100,
-         "currency": "978", "presented_at": "2026-11-27T10:00:00", "arn": "7" * 23},
+         "currency": "978", "presented_at": "2026-11-27T10:00:00", "arn": luhn_fix("7" * 22)},
         {"pan": "4761739001010119", "approval_code": "A2", "amount_minor": "ten",
-         "currency": "978", "presented_at": "2026-11-27T10:00:00", "arn": "8" * 23},
+         "currency": "978", "presented_at": "2026-11-27T10:00:00", "arn": luhn_fix("8" * 22)},
     ]  # fmt: skip
     file = write_clearing(tmp_path / "bad.csv", rows)
     config = tmp_path / "c.toml"
@@ -154,21 +154,30 @@ async def test_a_bad_clearing_file_is_refused_whole(tmp_path):
     assert code == 1 and "missing column(s) approval_code, currency, presented_at, arn" in output
     header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
     for body, reason in (
-        ("4761739001010119,A1,100,978,nan," + "7" * 23, "line 2: presented_at must be a time"),
-        ("4761739001010119,A1,100,978,1e300," + "7" * 23, "line 2: presented_at must be a time"),
-        ("4761739001010119,A1,100,978,\0," + "7" * 23, "line 2: presented_at must be an ISO"),
+        (
+            "4761739001010119,A1,100,978,nan," + luhn_fix("7" * 22),
+            "line 2: presented_at must be a time",
+        ),
+        (
+            "4761739001010119,A1,100,978,1e300," + luhn_fix("7" * 22),
+            "line 2: presented_at must be a time",
+        ),
+        (
+            "4761739001010119,A1,100,978,\0," + luhn_fix("7" * 22),
+            "line 2: presented_at must be an ISO",
+        ),
     ):
         (tmp_path / "odd.csv").write_text(header + body + "\n")
         code, output = await run_cli("clearing", "import", str(tmp_path / "odd.csv"),
                                      "--config", str(config))  # fmt: skip
         assert code == 1 and reason in output and "Traceback" not in output
-    typed = header.strip() + ",type\n4761739001010119,A1,100,978,1764230400," + "7" * 23
+    typed = header.strip() + ",type\n4761739001010119,A1,100,978,1764230400," + luhn_fix("7" * 22)
     (tmp_path / "typed.csv").write_text(typed + ",chargeback\n")
     code, output = await run_cli("clearing", "import", str(tmp_path / "typed.csv"),
                                  "--config", str(config))  # fmt: skip
     assert code == 1 and "line 2: type must be one of purchase, refund" in output
     billed = header.strip() + ",billing_amount_minor\n4761739001010119,A1,100,840,1764230400,"
-    (tmp_path / "billed.csv").write_text(billed + "7" * 23 + ",650\n")
+    (tmp_path / "billed.csv").write_text(billed + luhn_fix("7" * 22) + ",650\n")
     code, output = await run_cli("clearing", "import", str(tmp_path / "billed.csv"),
                                  "--config", str(config))  # fmt: skip
     assert code == 1 and "billing_amount_minor and billing_currency go together" in output
@@ -181,10 +190,10 @@ async def test_a_clearing_amount_of_thousands_of_digits_is_refused_by_the_cli(tm
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
     header = "pan,approval_code,amount_minor,currency,presented_at,arn"
     for name, text, reason in (
-        ("amount.csv", f"{header}\n4761739001010119,A1,{'9' * 5000},978,1764230400,{'7' * 23}\n",
+        ("amount.csv", f"{header}\n4761739001010119,A1,{'9' * 5000},978,1764230400,{luhn_fix('7' * 22)}\n",
          "line 2: amount_minor must be a positive whole number"),
         ("billing.csv", f"{header},billing_amount_minor,billing_currency\n"
-         f"4761739001010119,A1,100,840,1764230400,{'7' * 23},{'9' * 5000},978\n",
+         f"4761739001010119,A1,100,840,1764230400,{luhn_fix('7' * 22)},{'9' * 5000},978\n",
          "line 2: billing_amount_minor must be a positive whole number"),
     ):  # fmt: skip
         (tmp_path / name).write_text(text)
@@ -205,7 +214,8 @@ async def test_the_admin_api_posts_a_clearing_file(nursery, tmp_path, store_url)
     ledger, available = await balances_of(switch, visa)
     header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
     text = (
-        header + f"{visa['pan']},{held['38']},12000,{visa['currency']},{time.time()},{'5' * 23}\n"
+        header
+        + f"{visa['pan']},{held['38']},12000,{visa['currency']},{time.time()},{luhn_fix('5' * 22)}\n"
     )
 
     refused = await call(port, "POST", "/v1/clearing", token=AUDITOR_TOKEN, payload={"csv": text})
@@ -235,7 +245,7 @@ async def test_a_clearing_file_saved_from_a_spreadsheet_is_read(nursery, tmp_pat
     visa = host.cards["active-visa"]
     ledger, available = await balances_of(switch, visa)
     header = "PAN, Approval_Code ,AMOUNT_MINOR,Currency,Presented_At,ARN,Type\r\n"
-    row = f"{visa['pan']},,1500,{visa['currency']},{time.time():.0f},{'6' * 23},\r\n"
+    row = f"{visa['pan']},,1500,{visa['currency']},{time.time():.0f},{luhn_fix('6' * 22)},\r\n"
     file = tmp_path / "excel.csv"
     file.write_bytes(("\ufeff" + header + row).encode())
     config = cli_config(tmp_path, store_url)
@@ -243,7 +253,7 @@ async def test_a_clearing_file_saved_from_a_spreadsheet_is_read(nursery, tmp_pat
     assert code == 0, output
     assert json.loads(output)["outcomes"] == {"forced": 1}
     assert await balances_of(switch, visa) == (ledger - 1_500, available - 1_500)
-    body = "\ufeff" + header + row.replace("6" * 23, "4" * 23)
+    body = "\ufeff" + header + row.replace(luhn_fix("6" * 22), luhn_fix("4" * 22))
     done = await call(port, "POST", "/v1/clearing", payload={"csv": body})
     assert done.status == 200 and done.json["outcomes"] == {"forced": 1}, done
     assert await balances_of(switch, visa) == (ledger - 3_000, available - 3_000)
@@ -272,7 +282,7 @@ async def test_the_example_clearing_file_imports_and_settles_with_a_demo_cards_v
         rows = list(csv.DictReader(handle))
     today = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     for row in rows:
-        row.update(pan=visa["pan"], presented_at=today, arn="1" + row["arn"][1:])
+        row.update(pan=visa["pan"], presented_at=today, arn=luhn_fix("1" + row["arn"][1:22]))
     rows[0]["approval_code"] = held["38"]
     mine = write_clearing(tmp_path / "mine.csv", rows)
     code, output = await run_cli("clearing", "import", str(mine), "--config", str(config))
@@ -294,15 +304,15 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
     header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
     now = time.time()
-    good = f"4761739001010119,A1,100,978,{now:.0f},{'7' * 23}\n"
+    good = f"4761739001010119,A1,100,978,{now:.0f},{luhn_fix('7' * 22)}\n"
     for body, reason in (
-        (good + f"4761739001010127,A2,200,978,{now:.0f},{'7' * 23}\n",
+        (good + f"4761739001010127,A2,200,978,{now:.0f},{luhn_fix('7' * 22)}\n",
          "line 3: arn repeats the one of line 2"),
-        (f"4761739001010119,A1,100,978,{now + 3 * 86400:.0f},{'7' * 23}\n",
+        (f"4761739001010119,A1,100,978,{now + 3 * 86400:.0f},{luhn_fix('7' * 22)}\n",
          "line 2: presented_at must not be in the future"),
-        (f"4761739001010119,A1,0,978,{now:.0f},{'7' * 23}\n",
+        (f"4761739001010119,A1,0,978,{now:.0f},{luhn_fix('7' * 22)}\n",
          "line 2: amount_minor must be a positive whole number"),
-        (f"4761739001010119,A1,100,EUR,{now:.0f},{'7' * 23}\n",
+        (f"4761739001010119,A1,100,EUR,{now:.0f},{luhn_fix('7' * 22)}\n",
          "line 2: currency must be an ISO 4217 numeric code"),
     ):  # fmt: skip
         (tmp_path / "odd.csv").write_text(header + body)
@@ -331,12 +341,12 @@ async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
            "presented_at": when}  # fmt: skip
     refund = {**row, "approval_code": "ZZ0002", "type": "refund"}
     first = write_clearing(tmp_path / "day1.csv", [
-        {**row, "amount_minor": 3_000, "arn": "74000000000000000000011"},
-        {**refund, "amount_minor": 400, "arn": "74000000000000000000013"},
+        {**row, "amount_minor": 3_000, "arn": "70000000000000000000110"},
+        {**refund, "amount_minor": 400, "arn": "70000000000000000000136"},
     ])  # fmt: skip
     second = write_clearing(tmp_path / "day2.csv", [
-        {**row, "amount_minor": 2_000, "arn": "74000000000000000000012"},
-        {**refund, "amount_minor": 100, "arn": "74000000000000000000014"},
+        {**row, "amount_minor": 2_000, "arn": "70000000000000000000128"},
+        {**refund, "amount_minor": 100, "arn": "70000000000000000000144"},
     ])  # fmt: skip
     config = cli_config(tmp_path, store_url)
     outcomes = []
@@ -364,7 +374,7 @@ async def test_a_presentment_dated_by_its_day_alone_finds_that_days_authorisatio
     file = write_clearing(tmp_path / "clearing.csv", [
         {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
          "currency": visa["currency"], "presented_at": today.isoformat(),
-         "arn": "74000000000000000000021"},
+         "arn": "70000000000000000000219"},
     ])  # fmt: skip
     config = cli_config(tmp_path, store_url)
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
@@ -400,7 +410,7 @@ async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
     when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     file = write_clearing(tmp_path / "clearing.csv", [
         {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000031"},
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000318"},
     ])  # fmt: skip
     config = cli_config(tmp_path, store_url)
     outcomes = []
@@ -431,7 +441,7 @@ async def test_a_file_imported_again_after_its_authorisation_was_pruned_posts_no
     when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     file = write_clearing(tmp_path / "clearing.csv", [
         {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000041",
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000417",
          "terminal_id": "T0000041"},
     ])  # fmt: skip
     config = cli_config(tmp_path, store_url)
@@ -467,8 +477,8 @@ async def test_a_duplicate_presentment_is_posted_flagged_and_disputed_once(
     when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     row = {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 10_000,
            "currency": visa["currency"], "presented_at": when}  # fmt: skip
-    first = write_clearing(tmp_path / "day1.csv", [{**row, "arn": "74000000000000000000051"}])
-    again = write_clearing(tmp_path / "day2.csv", [{**row, "arn": "74000000000000000000052"}])
+    first = write_clearing(tmp_path / "day1.csv", [{**row, "arn": "70000000000000000000516"}])
+    again = write_clearing(tmp_path / "day2.csv", [{**row, "arn": "70000000000000000000524"}])
     config = cli_config(tmp_path, store_url)
 
     code, output = await run_cli("clearing", "import", str(first), "--config", str(config))
@@ -484,7 +494,7 @@ async def test_a_duplicate_presentment_is_posted_flagged_and_disputed_once(
     assert report["outcomes"] == {"matched": 1}  # posted as presented all the same
     assert report["suspected_duplicates"] == 1 and report["disputes_opened"] == 1
     [flagged] = report["rows"]
-    assert flagged["suspected_duplicate"]["of"]["rrn"] == "000000000051"  # the first's ARN
+    assert flagged["suspected_duplicate"]["of"]["rrn"] == "000000000516"  # the first's ARN
     assert flagged["suspected_duplicate"]["presented_minor"] == 20_000
     assert flagged["suspected_duplicate"]["authorised_minor"] == 10_000
     assert flagged["dispute"]["opened"] is True
@@ -498,7 +508,7 @@ async def test_a_duplicate_presentment_is_posted_flagged_and_disputed_once(
     assert dispute["reason"] == "duplicate" and dispute["state"] == "open"
     assert dispute["journal_id"] == flagged["presentment_journal_id"]
     assert dispute["amount_minor"] == 10_000 and dispute["credited_minor"] == 0
-    assert "74000000000000000000052" in dispute["note"]
+    assert "70000000000000000000524" in dispute["note"]
     assert (await balances_of(switch, visa))[0] == ledger - 20_000  # no credit given
 
     for _ in range(2):  # the second file again: a retransmission, disputed already
@@ -542,7 +552,7 @@ async def test_a_split_shipment_is_not_a_duplicate_until_it_exceeds_the_authoris
 
     def line(code: str, amount: int, arn: int, at: float = now) -> str:
         return (f"{visa['pan']},{code},{amount},{visa['currency']},{at:.0f},"
-                f"{74000000000000000000000 + arn},MERCHANT0000001\n")  # fmt: skip
+                f"{luhn_fix(str(7000000000000000000000 + arn))},MERCHANT0000001\n")  # fmt: skip
 
     text = header + "".join((
         line(parts["38"], 6_000, 61), line(parts["38"], 4_000, 62),  # other amounts
@@ -561,7 +571,7 @@ async def test_a_split_shipment_is_not_a_duplicate_until_it_exceeds_the_authoris
     [flagged] = [r for r in done.json["rows"] if "suspected_duplicate" in r]
     assert flagged["line"] == 6
     assert flagged["suspected_duplicate"] == {
-        "of": {"line": 4, "arn": "74000000000000000000063"},
+        "of": {"line": 4, "arn": "70000000000000000000631"},
         "presented_minor": 15_000,
         "authorised_minor": 10_000,
     }
@@ -621,7 +631,7 @@ async def test_a_split_shipment_across_a_batch_is_not_a_duplicate(
 
     def line(code: str, amount: int, arn: int) -> str:
         return (f"{visa['pan']},{code},{amount},{visa['currency']},{now:.0f},"
-                f"{74000000000000000000000 + arn},MERCHANT0000001\n")  # fmt: skip
+                f"{luhn_fix(str(7000000000000000000000 + arn))},MERCHANT0000001\n")  # fmt: skip
 
     fillers = [line("", 100, 100 + n) for n in range(BATCH - 1)]  # forced: no code
     text = header + line(order["38"], 5_000, 1) + "".join(fillers) + line(order["38"], 5_000, 2)
@@ -660,7 +670,7 @@ async def test_a_duplicate_whose_dispute_fails_is_posted_and_said_so(
     header = "pan,approval_code,amount_minor,currency,presented_at,arn,merchant_id\n"
     text = header + "".join(
         f"{visa['pan']},{order['38']},6000,{visa['currency']},{now:.0f},"
-        f"{75000000000000000000000 + arn},MERCHANT0000001\n"
+        f"{luhn_fix(str(7500000000000000000000 + arn))},MERCHANT0000001\n"
         for arn in (1, 2)  # 120.00 presented against 100.00: the second is a suspect
     )
     open_dispute = CardService._open_dispute

@@ -595,7 +595,7 @@ async def test_a_dispute_of_a_hold_names_the_entry_that_charged_it(
 
     csv = (
         "pan,approval_code,amount_minor,currency,presented_at,arn\n"
-        f"{at.visa['pan']},{held['38']},4000,978,{int(time.time())},74000000000000000000042\n"
+        f"{at.visa['pan']},{held['38']},4000,978,{int(time.time())},70000000000000000000425\n"
     )
     cleared = await call(at.port, "POST", "/v1/clearing", payload={"csv": csv})
     assert cleared.status == 200, cleared

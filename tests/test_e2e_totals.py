@@ -49,7 +49,7 @@ async def test_totals_add_up_what_the_host_moved(nursery, tmp_path, store_url): 
     file = write_clearing(
         tmp_path / "clearing.csv",
         [{"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 12_000,
-          "currency": visa["currency"], "presented_at": when, "arn": "74000000000000000000001"}],
+          "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000011"}],
     )  # fmt: skip
     config = cli_config(tmp_path, store_url)
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))

@@ -17,7 +17,10 @@ Redis alike. So the authorised hold is released and the presented amount posted,
 
 Each presentment's 0220 takes its STAN and RRN from the acquirer reference number (ARN) and
 its transmission time from the presentment time, so importing a file again replays every
-row as a retransmission (``duplicate``): nothing is posted twice.
+row as a retransmission (``duplicate``): nothing is posted twice. A full Visa or Mastercard
+ARN (``FULL_ARN`` digits, its last a Luhn check digit over the others) is also written on
+the 0220's journal entry once it is posted (``JournalEntry.arn``), since a chargeback names
+it whole; the RRN keeps only its last 12. A shorter reference is kept as the RRN alone.
 
 The 0220s are decided ``BATCH`` at a time, as requests a switch sent together are: one store
 write for the batch (``AuthService.decide_many``); each still succeeds or fails alone.
@@ -47,13 +50,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from authhost.auth.decision import Decision
+from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import Card
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
 from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON, PRESENTMENT
 from authhost.security.masking import mask_pan
-from authhost.store.interface import CardStore, JournalQuery
-from authhost.store.records import JournalEntry
+from authhost.store.interface import CardStore, JournalQuery, StoreError
+from authhost.store.records import FULL_ARN, JournalEntry
 
 MATCH_DAYS = 30  # how far back a presentment's authorisation is looked for (and AHEAD on)
 BATCH = 64  # 0220s decided together (one group commit)
@@ -181,6 +185,8 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     arn = (row.get("arn") or "").strip()
     if not (_digits(arn) and 12 <= len(arn) <= 23):
         raise bad("arn must be 12 to 23 digits")
+    if len(arn) == FULL_ARN and not is_luhn_valid(arn):  # a typo: a chargeback would bounce
+        raise bad("arn of 23 digits fails its check digit (Luhn over the first 22)")
     code = (row.get("approval_code") or "").strip()
     if len(code) > 6 or (code and not (code.isascii() and code.isalnum())):
         raise bad("approval_code must be up to 6 letters or digits")
@@ -257,6 +263,8 @@ async def post_presentments(
     # duplicate is found among them (their 0220s are not journalled yet, or ever in a dry run)
     this_file: dict[tuple[str, str], list[_Presented]] = {}
     suspects: list[tuple[dict[str, Any], Presentment, _Match]] = []
+    # the rows whose full ARN goes on their 0220's journal entry once it is posted
+    full_arns: list[tuple[dict[str, Any], Presentment, _Match]] = []
 
     async def decide() -> None:
         assert decide_many is not None  # only rows to post wait
@@ -286,6 +294,8 @@ async def post_presentments(
         if suspect is not None:
             row["suspected_duplicate"] = suspect
             suspects.append((row, p, match))
+        if len(p.arn) == FULL_ARN and (request is not None or outcome == "duplicate"):
+            full_arns.append((row, p, match))  # (a duplicate's: journalled before migration 40)
         if request is not None:
             if p.kind == "purchase" and p.approval_code:
                 this_file.setdefault(key, []).append(_Presented.of(p, match.merchant_id))
@@ -295,6 +305,11 @@ async def post_presentments(
                     await decide()
     if waiting:
         await decide()
+    if decide_many is not None:
+        for row, p, match in full_arns:
+            if keep is not None:
+                await keep()
+            await _keep_arn(row, p, match, store)
     by_line = {row["line"]: row for row in rows} if suspects else {}
     for row, p, match in suspects:
         if keep is not None:
@@ -338,6 +353,20 @@ async def _settle_suspect(
         own = await _own_entry(store, match.card_id, p)
     if own is not None:
         row["card_id"], row["presentment_journal_id"] = own.card_id, own.journal_id
+
+
+async def _keep_arn(row: dict[str, Any], p: Presentment, match: _Match, store: CardStore) -> None:
+    """Write ``p``'s full ARN on its 0220's journal entry: one posted now, or one an earlier
+    import posted without it (an older authhost's); nothing for a row that was not journalled
+    approved (refused, failed). A failure is said in the row (``arn_error``), never raised:
+    the money is posted already, and importing the file again writes it."""
+    own = match.own or await _own_entry(store, match.card_id, p)
+    if own is None or own.arn == p.arn:
+        return
+    try:
+        await store.set_journal_arn(own, p.arn)  # False: pruned meanwhile, nothing to name
+    except (StoreError, *store.backend_errors) as exc:
+        row["arn_error"] = f"the full ARN was not kept ({type(exc).__name__}): import again"
 
 
 async def _own_entry(store: CardStore, card_id: str, p: Presentment) -> JournalEntry | None:

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, replace
 
 from authhost.admin.errors import ConflictError, InvalidRequest
-from authhost.store.records import Dispute
+from authhost.store.records import FULL_ARN, Dispute
 
 DAY = 86_400
 # how far in the future (the acquirer's clock and time zone) a representment may be dated
@@ -193,13 +193,22 @@ def represent_by(dispute: Dispute, limits: DisputeLimits) -> float:
     return _utc_day(dispute.charged_back_at + limits.representment_days * DAY) + DAY - 1
 
 
+def same_reference(named: str, charged: str) -> bool:
+    """A representments line's ``named`` ARN is the one a chargeback went under: in whole when
+    both are full ARNs (23 digits), else by the last 12 characters (the RRN), which is all a
+    chargeback filed before the full ARN was kept, or a line giving only those, has."""
+    if len(named) == len(charged) == FULL_ARN:
+        return named == charged
+    return named[-12:] == charged[-12:]
+
+
 @dataclass(frozen=True, slots=True)
 class Charge:
     """What the chargeback takes from the disputed charge's journal entry."""
 
     charged_at: float  # its time: the chargeback's limit counts from it
     pan_masked: str
-    arn: str  # its reference as journalled (the RRN: a clearing presentment's ARN's last 12)
+    arn: str  # its full ARN (a clearing presentment's, 23 digits), else its RRN (the last 12)
     channel: str = ""
 
     @property

@@ -431,7 +431,10 @@ class DisputeView(_View):
     reason_code: str = Field(description="the network reason code charged back under (10.4, 4837)")
     chargeback_minor: int = Field(description="charged back (at most the disputed amount)")
     charged_back_at: float
-    arn: str = Field(description="the charge's reference as journalled (its RRN)")
+    arn: str = Field(
+        description="the charge's full ARN (23 digits) when a clearing import kept it, else "
+        "its reference as journalled (its RRN, 12 characters); set when charged back"
+    )
     pan_masked: str = Field(description="the card's masked PAN, once charged back")
     represented_at: float = Field(description="the acquirer's representment: its date")
     representment_reference: str
@@ -457,7 +460,10 @@ class DisputeList(_View):
 
 class ChargebackLine(_View):
     dispute_id: str
-    arn: str = Field(description="the charge's reference as journalled (its RRN)")
+    arn: str = Field(
+        description="the charge's full ARN (23 digits) when a clearing import kept it, else "
+        "its reference as journalled (its RRN, 12 characters); set when charged back"
+    )
     pan: str = Field(description="masked: first six and last four digits")
     amount_minor: int = Field(
         description="a chargeback line: charged back, as filed; a recall line: what goes back "

@@ -715,6 +715,13 @@ class CardStore(Protocol):
 
     def export_journal(self, query: JournalQuery) -> AsyncIterator[JournalEntry]: ...
 
+    async def set_journal_arn(self, entry: JournalEntry, arn: str) -> bool:
+        """Record a clearing presentment's full ARN on its journalled 0220 (``entry``: read
+        back from the store, so its id and account are the stored ones); False when the entry
+        is gone (pruned). The clearing import's own write after the 0220 is decided: the
+        authorisation path never calls it, and no other field of the entry changes."""
+        ...
+
     async def card_journal_newest(
         self, card_id: str, before_id: int = 0, limit: int = 100
     ) -> list[JournalEntry]:

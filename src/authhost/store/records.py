@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from operator import attrgetter
 
+FULL_ARN = 23  # digits of a Visa or Mastercard ARN (JournalEntry.arn), the last a check digit
+
 
 @dataclass(slots=True)
 class JournalEntry:
@@ -103,6 +105,11 @@ class JournalEntry:
     # "" none checked (or journalled before migration 39). A retransmission is answered it
     # again (Visa's field 44.10)
     cvv2_result: str = ""
+    # a clearing presentment's full acquirer reference number (23 digits, admin.clearing),
+    # which a Visa or Mastercard chargeback names; "" for every other entry, and for one
+    # journalled before migration 40 (rrn keeps its last 12). Written by the clearing import
+    # after the 0220 is journalled (CardStore.set_journal_arn), never by the auth path
+    arn: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:
@@ -203,7 +210,9 @@ class Dispute:
     reason_code: str = ""  # the network reason code it was charged back under (10.4, 4837)
     chargeback_minor: int = 0  # charged back (at most the disputed amount)
     charged_back_at: float = 0.0
-    arn: str = ""  # the charge's reference as journalled (its RRN): what the networks match
+    # the charge's reference the networks match: its full ARN (JournalEntry.arn, 23 digits)
+    # when the clearing import kept one, else its RRN (the ARN's last 12), as before
+    arn: str = ""
     pan_masked: str = ""  # the card's, as the charge's journal entry has it
     represented_at: float = 0.0  # the acquirer's second presentment: its date
     representment_reference: str = ""

@@ -309,6 +309,7 @@ class RedisCardStore:
         self._set_credit_limit = client.register_script(redis_lua.SET_CREDIT_LIMIT)
         self._set_credit_limit_audited = client.register_script(redis_lua.SET_CREDIT_LIMIT_AUDITED)
         self._reseal_pan = client.register_script(redis_lua.RESEAL_PAN)
+        self._replace_entry = client.register_script(redis_lua.REPLACE_JOURNAL_ENTRY)
         self._replace = client.register_script(redis_lua.REPLACE_CARD)
         self._audit = client.register_script(redis_lua.APPEND_AUDIT)
         self._audit_chained = client.register_script(redis_lua.APPEND_AUDIT_CHAINED)
@@ -1638,6 +1639,21 @@ class RedisCardStore:
         return done == 1
 
     # --- journal -------------------------------------------------------------------------------
+
+    async def set_journal_arn(self, entry: JournalEntry, arn: str) -> bool:
+        key = self._keys.account(entry.account_id).journal
+        for _ in range(ACCOUNT_AUDIT_TRIES):  # the entry's JSON as read: no other field lost
+            raw = await self._client.hget(key, str(entry.journal_id))
+            if raw is None:
+                return False
+            data = json.loads(raw)
+            data["arn"] = arn
+            done = int(
+                await self._replace_entry([key], [entry.journal_id, raw, codec.compact_json(data)])
+            )
+            if done >= 0:
+                return done == 1
+        return False
 
     async def _account_journal(
         self, account_id: str, query: JournalQuery, limit: int

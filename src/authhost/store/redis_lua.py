@@ -621,6 +621,16 @@ redis.call('HSET', KEYS[1], 'pan', ARGV[2])
 return 1
 """
 
+# KEYS: the account's journal hash.  ARGV: journal id, the entry's JSON expected, the new one.
+# Returns 1 when replaced, 0 when the entry changed meanwhile, -1 when it is missing (pruned).
+REPLACE_JOURNAL_ENTRY = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return -1 end
+if current ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 # KEYS: card hash.  ARGV: expected version, data, pin_tries, account_id, state
 # Returns the new version, -1 when the card is missing, -2 when the version is stale.
 UPDATE_CARD = """

@@ -985,6 +985,13 @@ class SqliteCardStore:
 
     # --- journal, audit, lists, idempotency ----------------------------------------------
 
+    async def set_journal_arn(self, entry: JournalEntry, arn: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            sql = "UPDATE journal SET arn = ? WHERE journal_id = ?"
+            return bool(conn.execute(sql, (arn, entry.journal_id)).rowcount)
+
+        return await self._writer.run(write)
+
     @staticmethod
     def _journal_sql(query: JournalQuery) -> tuple[str, list[object]]:
         where, args = ["journal_id > ?", "ts >= ?"], [query.after_id, query.since]

@@ -36,6 +36,7 @@ _JOURNAL_TYPES = {
     "avs_result": "TEXT NOT NULL DEFAULT ''",
     "model_score": "INTEGER NOT NULL DEFAULT -1",
     "cvv2_result": "TEXT NOT NULL DEFAULT ''",
+    "arn": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -57,6 +58,7 @@ _ADDED_LATER = (
     "avs_result",
     "model_score",
     "cvv2_result",
+    "arn",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -444,6 +446,11 @@ CREATE INDEX disputes_by_card ON disputes (card_id, dispute_id);
     # request that asked for it in Visa's field 126.10 is answered it again in field 44.10
     """
 ALTER TABLE journal ADD COLUMN cvv2_result TEXT NOT NULL DEFAULT '';
+""",
+    # 40: a clearing presentment's full ARN (23 digits): the chargebacks file names it, where
+    # the RRN kept only its last 12; "" for every entry journalled before and every request
+    """
+ALTER TABLE journal ADD COLUMN arn TEXT NOT NULL DEFAULT '';
 """,
 ]
 

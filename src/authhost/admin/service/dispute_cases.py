@@ -116,10 +116,10 @@ class RepresentmentLine:
         return not self.error
 
 
-def _named_dispute(row: Row, by_arn: dict[str, list[str]]) -> str | RepresentmentLine:
+def _named_dispute(row: Row, by_arn: dict[str, list[tuple[str, str]]]) -> str | RepresentmentLine:
     """The id of the dispute a representments line names (by ``dispute_id``, else by ``arn``
-    among the open disputes charged back: ``by_arn``, keyed by its last 12 characters as the
-    journal keeps it), or the line's refusal."""
+    among the open disputes charged back: ``by_arn``, their ids and ARNs by the last 12
+    characters, the full ARN compared whole when both have it), or the line's refusal."""
     if row.error:
         return RepresentmentLine(row.line, error=row.error)
     if dispute_id := row.values.get("dispute_id", ""):
@@ -127,7 +127,7 @@ def _named_dispute(row: Row, by_arn: dict[str, list[str]]) -> str | Representmen
     arn = row.values.get("arn", "")
     if not arn:
         return RepresentmentLine(row.line, error="give the dispute_id or the arn")
-    found = by_arn.get(arn[-12:], [])
+    found = [i for i, of in by_arn.get(arn[-12:], []) if stages.same_reference(arn, of)]
     if len(found) != 1:
         why = "no open dispute was" if not found else f"{len(found)} open disputes were"
         return RepresentmentLine(
@@ -670,7 +670,8 @@ class DisputeCases(ServiceBase):
         the same values, answered as it stands."""
         before = await self._stored_dispute(dispute_id)
         entry = await self._journal_entry(before.card_id, before.journal_id)
-        charge = stages.Charge(entry.ts, entry.pan_masked, entry.rrn, entry.channel)
+        # the full ARN a clearing import kept on the charge, else its RRN (as before it was)
+        charge = stages.Charge(entry.ts, entry.pan_masked, entry.arn or entry.rrn, entry.channel)
         return await self._network_step(
             before, "chargeback", spec.note,
             lambda d: stages.charge_back(
@@ -824,11 +825,12 @@ class DisputeCases(ServiceBase):
         (no such dispute, out of order, past the acquirer's limit, a value that does not fit)
         is reported with its line number and writes nothing, and the others go on. A dispute
         is named by one line of the file: a second line naming it is refused."""
-        by_arn: dict[str, list[str]] = {}
+        by_arn: dict[str, list[tuple[str, str]]] = {}
         if any("arn" in row.values and "dispute_id" not in row.values for row in rows):
             async for dispute in self._pages("open"):
                 if dispute.arn:
-                    by_arn.setdefault(dispute.arn[-12:], []).append(dispute.dispute_id)
+                    found = (dispute.dispute_id, dispute.arn)
+                    by_arn.setdefault(dispute.arn[-12:], []).append(found)
         first_line: dict[str, int] = {}
         named: dict[int, str | RepresentmentLine] = {}
         for row in rows:
@@ -873,10 +875,10 @@ class DisputeCases(ServiceBase):
 
     async def _same_arn(self, dispute_id: str, arn: str) -> None:
         """Refuse (422) a representments line naming a dispute by id whose chargeback went
-        under another ARN (compared by its last 12 characters, as the journal keeps it): the
-        acquirer answered another charge, or the line was mistyped."""
+        under another ARN (``dispute_stages.same_reference``: the full ARN whole, else the last
+        12 characters): the acquirer answered another charge, or the line was mistyped."""
         dispute = await self._stored_dispute(dispute_id)
-        if dispute.arn and dispute.arn[-12:] != arn[-12:]:
+        if dispute.arn and not stages.same_reference(arn, dispute.arn):
             raise InvalidRequest(
                 f"arn {arn[:40]} is not the one dispute {dispute_id} was charged back under "
                 f"({dispute.arn}): check the line (the dispute_id or the arn is another's)"
