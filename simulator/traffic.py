@@ -217,6 +217,7 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     columns["avs_result"] = _avs_results(batch, columns, np.random.default_rng([config.seed, 28]))
     # a withheld CVV2 (S) from a stream of its own, drawn last: a seed's other columns stay
     columns["cvv2_result"] = _cvv2_results(batch, columns, np.random.default_rng([config.seed, 29]))
+    columns["arn"] = _text(np.full(len(batch), ""))  # requests: no clearing ARN
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
     return Traffic(columns, config)
@@ -352,6 +353,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "balance_delta": zeros,  # every one declined: nothing moved
         "avs_result": empty,  # no address asked for
         "cvv2_result": empty,  # an unknown card: declined (14) before its CVV2 is checked
+        "arn": empty,  # requests: no clearing ARN
         "model_score": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host ran none
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),
