@@ -241,7 +241,8 @@ def disputes_chargebacks(
     withdrawn (or lost before any representment, or closed reversed by the acquirer's
     reversal of the whole charge) in it after they were filed, as CSV for the
     networks' dispute systems:
-    dispute_id, arn (as journalled), pan (masked: never the full PAN), amount_minor,
+    dispute_id, arn (the full 23-digit ARN a clearing import kept, else the RRN as
+    journalled), pan (masked: never the full PAN), amount_minor,
     currency, network, reason_code, charged_back_at, journal_id, action (chargeback or
     recall), recalled_at and withdrawn_at_stage (a recall's; its amount_minor is what goes
     back to the acquirer: the chargeback less what a representment took back)."""
