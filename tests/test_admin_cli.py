@@ -110,6 +110,10 @@ def test_create_issue_and_an_illegal_transition(cli):
     audit = _ok(cli("audit", "list", "--subject", card["card_id"]))
     assert [e["action"] for e in audit] == ["card.issue", "card.ship"]
     assert audit[0]["actor"].startswith("cli")
+    newest = _ok(cli("audit", "list", "--newest", "--limit", "1"))
+    assert [e["action"] for e in newest] == ["card.ship"]  # the last write first
+    mixed = cli("audit", "list", "--newest", "--after-id", "1")
+    assert mixed.exit_code == 1 and "after_id pages oldest first" in mixed.stderr
 
 
 def test_a_retried_replace_with_its_key_makes_one_card(cli):

@@ -70,6 +70,27 @@ async def test_auditor_reads_but_operator_writes(tmp_path):
         assert audit.json["audit"][0]["actor"].startswith("operator:")
 
 
+async def test_the_audit_log_is_read_newest_first_and_refuses_mixed_paging(tmp_path):
+    """order=newest answers the last writes first, before_id pages back; after_id with
+    order=newest, or before_id without it, is one 422 saying which pages which way."""
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        await _setup_card(port)
+        oldest = (await call(port, "GET", "/v1/audit", token=AUDITOR_TOKEN)).json["audit"]
+        newest = await call(port, "GET", "/v1/audit?order=newest&limit=2", token=AUDITOR_TOKEN)
+        ids = [e["audit_id"] for e in oldest]
+        assert len(ids) > 2 and [e["audit_id"] for e in newest.json["audit"]] == ids[::-1][:2]
+        back = await call(port, "GET", f"/v1/audit?order=newest&before_id={ids[-2]}&limit=1",
+                          token=AUDITOR_TOKEN)  # fmt: skip
+        assert [e["audit_id"] for e in back.json["audit"]] == [ids[-3]]
+        for query, said in (
+            ("order=newest&after_id=1", "after_id pages oldest first"),
+            ("order=oldest&before_id=5", "before_id pages newest first"),
+            ("order=latest", "order"),
+        ):
+            refused = await call(port, "GET", f"/v1/audit?{query}", token=AUDITOR_TOKEN)
+            assert refused.status in (400, 422) and said in refused.json["error"], refused.json
+
+
 @pytest.mark.parametrize(
     "path, raw, content_type, status, message",
     [

@@ -315,7 +315,7 @@ async def test_a_withdrawal_after_the_chargeback_is_a_recall_in_the_chargebacks_
     code, output = await run_cli(
         "disputes", "chargebacks", "--since", since, "--out", str(out), "--config", config
     )
-    assert code == 0 and "wrote 1 chargebacks and 1 recalls" in output, output
+    assert code == 0 and "wrote 1 chargeback and 1 recall" in output, output
     text = out.read_text()
     assert visa["pan"] not in text and never_charged not in text
     filed, recall = list(csv.DictReader(text.splitlines()))

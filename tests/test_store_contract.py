@@ -1399,6 +1399,23 @@ async def test_audit_append_and_filter(store):
     assert await store.audit(after_id=everything[1].audit_id) == []
 
 
+async def test_the_audit_log_pages_back_from_the_newest(store):
+    """Newest first, a page at a time back to the oldest, with a subject or without: what a
+    security officer reads first is what changed last."""
+    for n in range(7):
+        await store.append_audit(AuditEntry(NOW + n, "alice", "card.block", f"crd_{n % 2}"))
+    ids = [a.audit_id for a in await store.audit()]
+    newest = await store.audit(limit=3, newest_first=True)
+    assert [a.audit_id for a in newest] == ids[::-1][:3]
+    back = await store.audit(limit=3, newest_first=True, before_id=newest[-1].audit_id)
+    assert [a.audit_id for a in back] == ids[::-1][3:6]
+    last = await store.audit(limit=3, newest_first=True, before_id=back[-1].audit_id)
+    assert [a.audit_id for a in last] == ids[:1]
+    assert await store.audit(newest_first=True, before_id=ids[0]) == []
+    ones = await store.audit(subject="crd_1", limit=2, newest_first=True)
+    assert [a.audit_id for a in ones] == [ids[5], ids[3]]
+
+
 async def test_text_fields_are_stored_verbatim_whatever_they_say(store):
     """The acquirer's fields (terminal, merchant) and an admin's names reach the store as
     they came: text that looks like a value the store fills in at commit must stay text, and

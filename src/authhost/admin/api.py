@@ -137,6 +137,17 @@ QUERY_PARAMS: dict[str, Param] = {
     "limit": _LIMIT,
     "offset": Param("integer", "rows to skip", 0, minimum=0, maximum=10**9),
     "after_id": _AFTER_ID,
+    "before_id": Param(
+        "integer",
+        "return entries with a smaller id, newest first (paging back from the newest; not with "
+        "order=oldest or after_id)",
+        0,
+        minimum=0,
+        maximum=10**15,
+    ),
+    "order": Param(
+        "string", "oldest first (the default) or newest first", "oldest", enum=("oldest", "newest")
+    ),
     "state": Param(
         "string", "only cards in this state", enum=tuple(state.value for state in CardState)
     ),
@@ -708,7 +719,17 @@ async def _verify_audit(call: Call) -> Any:
 async def _audit(call: Call) -> Any:
     limit, after_id = _int_param(call, "limit"), _int_param(call, "after_id")
     subject = call.query.get("subject", "")
-    return {"audit": await call.service.audit(subject=subject, limit=limit, after_id=after_id)}
+    newest = _choice_param(call, "order") == "newest"
+    if call.query.get("order") == "oldest" and call.query.get("before_id"):
+        raise InvalidRequest("before_id pages newest first: not with order=oldest")
+    entries = await call.service.audit(
+        subject=subject,
+        limit=limit,
+        after_id=after_id,
+        newest_first=newest,
+        before_id=_int_param(call, "before_id"),
+    )
+    return {"audit": entries}
 
 
 async def _list_names(call: Call) -> Any:
@@ -1455,8 +1476,9 @@ def _routes() -> list[Route]:
             "GET",
             "/v1/audit",
             _audit,
-            "Audit log of changes",
-            query=("subject", "limit", "after_id"),
+            "Audit log of changes: oldest first (after_id pages on), or with order=newest "
+            "newest first (before_id pages back)",
+            query=("subject", "limit", "after_id", "order", "before_id"),
             tag="audit",
             response=v.AuditList,
         ),

@@ -28,14 +28,26 @@ def audit_list(
     subject: Annotated[str, typer.Option(help="card, account, product or list id")] = "",
     limit: LimitOpt = 100,
     after_id: Annotated[int, typer.Option(callback=IDS, help="entries after this audit id")] = 0,
+    newest: Annotated[
+        bool, typer.Option("--newest", help="newest first (today's writes on the first page)")
+    ] = False,
+    before_id: Annotated[
+        int, typer.Option(callback=IDS, help="with --newest: entries before this audit id")
+    ] = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Audit entries, oldest first."""
+    """Audit entries, oldest first (--newest: newest first)."""
     _run(
         _config(config, store),
-        lambda s: s.audit(subject=subject, limit=limit, after_id=after_id),
+        lambda s: s.audit(
+            subject=subject,
+            limit=limit,
+            after_id=after_id,
+            newest_first=newest,
+            before_id=before_id,
+        ),
         table="audit",
         output=output,
     )

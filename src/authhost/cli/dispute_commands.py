@@ -269,8 +269,9 @@ def disputes_chargebacks(
         raise typer.Exit(1) from None
     rows = found["chargebacks"]
     recalls = sum(row["action"] == "recall" for row in rows)
-    also = f" and {recalls} recalls" if recalls else ""
-    _say(f"wrote {len(rows) - recalls} chargebacks{also} to {out}")
+    filed = len(rows) - recalls
+    also = f" and {recalls} recall{'s' * (recalls != 1)}" if recalls else ""
+    _say(f"wrote {filed} chargeback{'s' * (filed != 1)}{also} to {out}")
 
 
 @disputes.command("representments")

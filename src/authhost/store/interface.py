@@ -812,8 +812,18 @@ class CardStore(Protocol):
         ...
 
     async def audit(
-        self, subject: str = "", limit: int = 100, after_id: int = 0
-    ) -> list[AuditEntry]: ...
+        self,
+        subject: str = "",
+        limit: int = 100,
+        after_id: int = 0,
+        *,
+        newest_first: bool = False,
+        before_id: int = 0,
+    ) -> list[AuditEntry]:
+        """Entries oldest first after ``after_id``; with ``newest_first``, newest first
+        before ``before_id`` (0: from the newest), so that today's writes are the first page
+        of a log of millions."""
+        ...
 
     async def get_list(self, name: str) -> frozenset[str]: ...
 

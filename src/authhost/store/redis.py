@@ -1825,12 +1825,24 @@ class RedisCardStore:
             pass
 
     async def audit(
-        self, subject: str = "", limit: int = 100, after_id: int = 0
+        self,
+        subject: str = "",
+        limit: int = 100,
+        after_id: int = 0,
+        *,
+        newest_first: bool = False,
+        before_id: int = 0,
     ) -> list[AuditEntry]:
         index = self._keys.audit_subject(subject) if subject else self._keys.audit_all
-        ids = await self._client.zrange(
-            index, f"({after_id}", "+inf", sortby=PureToken.BYSCORE, offset=0, count=limit
-        )
+        if newest_first:  # ZRANGE ... BYSCORE REV takes the highest score first
+            top = f"({before_id}" if before_id else "+inf"
+            ids = await self._client.zrange(
+                index, top, "-inf", sortby=PureToken.BYSCORE, rev=True, offset=0, count=limit
+            )
+        else:
+            ids = await self._client.zrange(
+                index, f"({after_id}", "+inf", sortby=PureToken.BYSCORE, offset=0, count=limit
+            )
         if not ids:
             return []
         raws = await self._client.hmget(self._keys.audit, ids)

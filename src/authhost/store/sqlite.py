@@ -188,6 +188,7 @@ _EXPIRED_HOLDS_SQL = (
 # the duplicate-transmission index is the journal's own column, so it goes with them). A hold
 # is closed when it holds nothing: posted, released, or an increment (its parent held it).
 PRUNE_BATCH = 5_000
+_NO_ID_ABOVE = 2**63 - 1  # newest-first paging from the top: below every rowid SQLite makes
 _PRUNE_ENTRIES_SQL = (
     "DELETE FROM journal WHERE journal_id IN "
     "(SELECT journal_id FROM journal WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING journal_id"
@@ -1167,17 +1168,25 @@ class SqliteCardStore:
         return {row[0]: _fraud_report(row) for row in rows}
 
     async def audit(
-        self, subject: str = "", limit: int = 100, after_id: int = 0
+        self,
+        subject: str = "",
+        limit: int = 100,
+        after_id: int = 0,
+        *,
+        newest_first: bool = False,
+        before_id: int = 0,
     ) -> list[AuditEntry]:
-        sql = (
-            "SELECT ts, actor, action, subject, before, after, audit_id, chain FROM audit "
-            "WHERE audit_id > ?"
-        )
-        args: list[object] = [after_id]
+        sql = "SELECT ts, actor, action, subject, before, after, audit_id, chain FROM audit "
+        if newest_first:
+            sql += "WHERE audit_id < ?"
+            args: list[object] = [before_id or _NO_ID_ABOVE]
+        else:
+            sql += "WHERE audit_id > ?"
+            args = [after_id]
         if subject:
             sql += " AND subject = ?"
             args.append(subject)
-        sql += " ORDER BY audit_id LIMIT ?"
+        sql += " ORDER BY audit_id DESC LIMIT ?" if newest_first else " ORDER BY audit_id LIMIT ?"
         rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
         return [AuditEntry(*r) for r in rows]
 

@@ -415,9 +415,27 @@ class JournalAnalysis(ServiceBase):
         return result
 
     async def audit(
-        self, *, subject: str = "", limit: int = 100, after_id: int = 0
+        self,
+        *,
+        subject: str = "",
+        limit: int = 100,
+        after_id: int = 0,
+        newest_first: bool = False,
+        before_id: int = 0,
     ) -> list[dict[str, Any]]:
-        entries = await self.store.audit(subject=subject, limit=limit, after_id=after_id)
+        """Audit entries oldest first after ``after_id``, or newest first before
+        ``before_id`` (0: from the newest): a security officer's question is usually what
+        changed today, which oldest-first paging reaches only after the whole log."""
+        newest_first = newest_first or bool(before_id)  # before_id pages back: newest first
+        if newest_first and after_id:
+            raise InvalidRequest("after_id pages oldest first; newest first pages with before_id")
+        entries = await self.store.audit(
+            subject=subject,
+            limit=limit,
+            after_id=after_id,
+            newest_first=newest_first,
+            before_id=before_id,
+        )
         return [audit_view(e) for e in entries]
 
     async def verify_audit(self, expect_head: str = "") -> dict[str, Any]:
