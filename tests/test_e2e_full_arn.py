@@ -16,6 +16,7 @@ from test_e2e_auth import luhn_fix, purchase, store_url  # noqa: F401 - fixture
 from test_e2e_clearing import write_clearing
 from test_e2e_dispute_stages import _dispute, _opened
 
+from authhost.admin.dispute_stages import same_reference
 from authhost.store import codec, opened_store
 from authhost.store.interface import JournalQuery
 
@@ -143,3 +144,12 @@ async def test_an_entry_journalled_without_the_arn_still_charges_back_by_its_rrn
 
     row = {k: v for k, v in entry.as_row().items() if k != "arn"}  # a JSON from before
     assert codec.journal_from_json(json.dumps(row)).arn == ""
+
+
+def test_a_representments_arn_names_a_chargeback_whole_or_by_its_last_12():
+    """A full ARN matches a chargeback filed under a full ARN only whole (another acquirer's
+    with the same last 12 digits is another charge), and one filed under the RRN by its last
+    12; a 12-character reference matches either by those, as before."""
+    assert same_reference(ARN, ARN) and not same_reference(OTHER, ARN)
+    assert same_reference(OTHER, ARN[-12:]) and same_reference(ARN[-12:], ARN)
+    assert not same_reference("000000000000", ARN)
