@@ -47,6 +47,25 @@ def field_126(*, cavv: bytes | None = None, cvv2: str | None = None, result: str
     return f"{bits:016X}" + parts
 
 
+# 126.1 to 126.7 as docs/iso.md lays them out: bill payment data (customer name 25, customer
+# address 57, biller address 57, biller telephone 18 characters), the Visa merchant identifier
+# (8 characters), the cardholder's and merchant's SET certificate serial numbers (17 bytes each,
+# 34 hex characters); 126.8, the XID, 20 bytes
+BILL_PAYMENT = ("QUENTIN CARDHOLDER".ljust(25) + "7 ZEPHYR ROAD LONDON".ljust(57)
+                + "NORTHERN POWER LEEDS".ljust(57) + "+44 113 496 0000".ljust(18))  # fmt: skip
+MERCHANT_IDENTIFIER = "VMID0042"
+CERTIFICATE = "10" + "0123456789ABCDEF" * 2  # 16 significant digits, then 16 bytes
+XID = "AB" * 20
+
+
+def field_126_in_full(cavv: bytes, cvv2: str) -> str:
+    """Field 126 naming every subfield from 126.1 to 126.10 (bitmap FFC0...): what authhost
+    reads past (bill payment data, merchant identifier, certificates, XID), then the CAVV and
+    the CVV2 it checks."""
+    before = BILL_PAYMENT + MERCHANT_IDENTIFIER + CERTIFICATE * 2 + XID
+    return "FFC0000000000000" + before + cavv.hex().upper() + "11" + cvv2.rjust(4)
+
+
 def visa_web(card: dict, amount: int = 1_000, **changes: Any) -> dict[str, Any]:
     """A web purchase the Visa way: key-entered (22 = 010), condition 59, no track 2; field 60
     says "non-authenticated e-commerce" (60.8 = 07) unless ``changes`` says otherwise."""
@@ -256,7 +275,8 @@ async def test_a_malformed_field_126_is_answered_30_and_the_link_lives_on(
         "00C000000000000G" + "00" * 20 + cvv2_data,  # the bitmap is not hex
         "0040000000000000" + cvv2_data[:-1],  # 126.10 cut short
         "0040000000000000" + "11 12X",  # the CVV2 is not digits
-        "8040000000000000" + "X" * 25 + cvv2_data,  # names 126.1, which authhost does not read
+        "0440000000000000" + "X" * 34 + cvv2_data,  # 126.6 (17 bytes) not hex
+        "F040000000000000" + BILL_PAYMENT[:-1] + cvv2_data,  # 126.1-126.4 a character short
         "0040000000000000" + cvv2_data + "9",  # data no subfield accounts for
     ]
     for value in malformed:
@@ -283,6 +303,96 @@ async def test_a_malformed_field_126_is_answered_30_and_the_link_lives_on(
     for value in malformed:  # the log names field 126, never its value
         assert value not in caplog.text and value[16:] not in caplog.text
     assert cvv2_data not in caplog.text
+
+
+async def test_126_1_to_126_8_are_read_past_and_the_cavv_and_cvv2_after_them_checked(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    caplog,
+):
+    """Bill payment data, the Visa merchant identifier and SET certificate serial numbers
+    (126.1-126.7) before 126.8-126.10 are read past by their layout: the CAVV and the CVV2
+    after them are found and checked, a subfield after 126.10 left unread; one of them out of
+    its layout is 30 and the link lives on. The cardholder's name and address never reach a
+    log or the store."""
+    caplog.set_level(logging.INFO)
+    host = await start_host(nursery, tmp_path, store_url, visa_fields=True)
+    switch = await Switch.connect(host.port)
+    card, key = host.cards["active-visa"], host.keys["cavv"]
+    authenticated = {"60": pos_information("authenticated")}
+    good = await switch.send(
+        visa_web(
+            card, **authenticated, **{"126": field_126_in_full(cavv_of(key, card), card["cvv2"])}
+        )  # fmt: skip
+    )
+    assert (good["39"], good["44"]) == ("00", " " * 10 + "M   2")
+    wrong = field_126_in_full(cavv_of(key, card), wrong_cvv2(card))
+    bad = await switch.send(visa_web(card, **authenticated, **{"126": wrong}))
+    assert (bad["39"], position(bad, 11)) == ("N7", "N")  # declined before the CAVV step
+    forged = base64.b64decode(wrong_cavv(key, os.urandom(16).hex(), card, card))
+    declined = await switch.send(
+        visa_web(card, **authenticated, **{"126": field_126_in_full(forged, card["cvv2"])})
+    )
+    assert (declined["39"], position(declined, 15)) == ("05", "1")
+    bill = "F060000000000000" + BILL_PAYMENT + "11" + card["cvv2"].rjust(4) + "R"  # 1-4, 10, 11
+    paid = await switch.send(visa_web(card, **{"126": bill}))
+    assert (paid["39"], paid["44"]) == ("00", " " * 10 + "M")
+    short = "0840000000000000" + MERCHANT_IDENTIFIER[:-1] + "11" + card["cvv2"].rjust(4)
+    refused = await switch.send(visa_web(card, **{"126": short}))  # 126.5 a character short
+    assert (refused["39"], "44" in refused) == ("30", False)
+    assert (await switch.send(visa_web(card, **{"126": bill})))["39"] == "00"  # link lives
+
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=100))
+    answered = sorted((e for e in entries if e.merchant_id == SHOP and e.response_code != "30"),
+                      key=lambda e: e.journal_id)  # fmt: skip
+    assert [(e.response_code, e.cvv2_result, e.cavv_result) for e in answered] == [
+        ("00", "M", "2"), ("N7", "N", ""), ("05", "M", "1"), ("00", "M", ""), ("00", "M", "")]  # fmt: skip
+    logged = caplog.text
+    for name in ("authhost.db", "authhost.db-wal"):  # the SQLite store's file (Redis: none)
+        if (tmp_path / name).exists():
+            logged += (tmp_path / name).read_bytes().decode("latin-1")
+    for clear in ("QUENTIN", "ZEPHYR", "NORTHERN POWER", "496 0000", MERCHANT_IDENTIFIER):
+        assert clear not in logged
+
+
+async def test_a_stand_in_advices_eci_is_journalled_as_a_requests_is(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A Visa stand-in advice (0120, 0220 and their repeats) carries the purchase's 60.8 as
+    the request did: journalled as the advice's authentication; a field 60 out of Visa's
+    layout, or 60.8 beside field 48 SE 42, is 30 there as in an 0100, and the link lives on."""
+    host = await start_host(nursery, tmp_path, store_url, visa_fields=True)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    stand_in = {"39": "00", "38": "5T0126"}
+    cases = [("0120", "authenticated", "0130"), ("0220", "attempted", "0230"),
+             ("0121", "none", "0130"), ("0221", "authenticated", "0230")]  # fmt: skip
+    sent = []
+    for mti, claim, answered in cases:
+        advice = visa_web(card, t=mti, **stand_in, **{"60": pos_information(claim)})
+        answer = await switch.send(advice)
+        assert (answer["t"], answer["39"]) == (answered, "00"), mti
+        sent.append((mti, advice["11"], claim))
+    mail_order = visa_web(card, t="0120", **stand_in, **{"60": "010000000100", "25": "08"})
+    assert (await switch.send(mail_order))["39"] == "00"  # 60.8 = 01: not e-commerce
+    broken = visa_web(card, t="0120", **stand_in, **{"60": "1410001STAND-IN"})
+    assert (await switch.send(broken))[("39")] == "30"  # Mastercard's DE 60: not Visa's layout
+    both = visa_web(card, t="0220", **stand_in, **{"48": "R4203212"})
+    assert (await switch.send(both))["39"] == "30"  # 60.8 and SE 42: one layout per value
+    after = visa_web(card, t="0120", **stand_in, **{"60": pos_information("authenticated")})
+    assert (await switch.send(after))["39"] == "00"  # the same link lives on
+
+    async with opened_store(store_url) as store:
+        entries = {(e.mti, e.stan): e for e in await store.journal(JournalQuery(limit=100))}
+    assert [entries[(mti, stan)].authentication for mti, stan, _ in sent] == [
+        claim for _, _, claim in sent
+    ]
+    assert entries[("0120", mail_order["11"])].authentication == ""
+    assert entries[("0120", after["11"])].authentication == "authenticated"
 
 
 @pytest.mark.parametrize("dialect", ["bcd-binary-bitmap", "ebcdic-binary-bitmap"])

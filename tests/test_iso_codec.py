@@ -846,12 +846,12 @@ def test_one_value_in_both_layouts_is_a_format_error(dialect, extra, named) -> N
     [
         ({"126": "00C0000000000000" + CAVV.hex()[:-2] + "11 123"}, "field 126"),
         ({"126": "00C000000000000G" + CAVV.hex() + "11 123"}, "field 126"),
-        ({"126": "8040000000000000" + "X" * 25 + "11 123"}, "field 126"),
+        ({"126": "0440000000000000" + "X" * 34 + "11 123"}, "field 126"),
         ({"126": "0040000000000000" + "11 12X"}, "field 126"),
         ({"60": "0100000005X0"}, "field 60"),
         ({"123": ADDRESS + "X" * 3}, "field 123"),
     ],
-    ids=["126.9 cut short", "126 bitmap not hex", "126.1 named", "CVV2 not digits",
+    ids=["126.9 cut short", "126 bitmap not hex", "126.6 not hex", "CVV2 not digits",
          "field 60 not digits", "field 123 too long"],
 )  # fmt: skip
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -864,11 +864,34 @@ def test_malformed_visa_fields_are_answered_30(dialect, extra, named) -> None:
     assert (response["t"], response["11"], response["39"]) == ("0110", "004711", "30")
 
 
-def test_field_60_of_an_advice_or_reversal_is_not_read() -> None:
-    """Mastercard's DE 60 in advices and reversals is the advice reason code: text that is no
-    Visa field 60, and never an e-commerce indicator."""
+def test_field_60_of_a_reversal_is_not_read() -> None:
+    """A reversal's field 60 says nothing about how the purchase was authenticated: it is not
+    read, whatever it carries."""
     codec = get_dialect(DEFAULT_DIALECT, visa_fields=True)
-    for mti in ("0120", "0420"):
-        advice = financial(mti, **{"60": "1410001STAND-IN", "48": "R4203212"})
-        request = decode_message(peer_encode(advice, DEFAULT_DIALECT), codec)
+    for mti in ("0400", "0420"):
+        reversal = financial(mti, **{"60": "1410001STAND-IN", "48": "R4203212"})
+        request = decode_message(peer_encode(reversal, DEFAULT_DIALECT), codec)
         assert isinstance(request, AuthRequest) and request.authentication == "authenticated"
+
+
+@pytest.mark.parametrize("mti", ["0120", "0121", "0220", "0221"])
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_advices_field_60_carries_its_eci_as_a_requests_does(dialect, mti) -> None:
+    """A stand-in advice reports a purchase the network decided: its 60.8 is read as an 0100's
+    (Visa's field 60 has one layout in every message), and a field 60 not in that layout is
+    30, as in an 0100."""
+    codec = get_dialect(dialect, visa_fields=True)
+    for eci, authentication in (("05", "authenticated"), ("06", "attempted"), ("01", "")):
+        advice = financial(mti, **{"60": "01000000" + eci + "00", "39": "00"})
+        request = decode_message(peer_encode(advice, dialect), codec)
+        assert isinstance(request, AuthRequest) and request.authentication == authentication
+    broken = financial(mti, **{"60": "1410001STAND-IN", "39": "00"})
+    error = _format_error(peer_encode(broken, dialect), dialect, visa_fields=True)
+    assert error.mti == mti and "field 60" in str(error)
+    both = financial(mti, **{"60": "010000000500", "48": "R4203212", "39": "00"})
+    assert "one layout per value" in str(
+        _format_error(peer_encode(both, dialect), dialect, visa_fields=True)
+    )
+    plain = get_dialect(dialect)  # a listener without Visa's fields reads none of it
+    request = decode_message(peer_encode(broken, dialect), plain)
+    assert isinstance(request, AuthRequest) and request.authentication == ""

@@ -242,6 +242,14 @@ CAVV_HEX = "00010102620000" + "1234567890123456" + "00" + "00000000"  # 20 bytes
 CAVV_B64 = base64.b64encode(bytes.fromhex(CAVV_HEX)).decode()
 XID_HEX = "AB" * 20
 NINE_TEN = "00C0000000000000"  # field 126's bitmap naming 126.9 and 126.10
+# 126.1 to 126.7 as docs/iso.md lays them out: bill payment data (customer name 25, customer
+# address 57, biller address 57, biller telephone 18 characters), the Visa merchant identifier
+# (8 characters), the SET certificate serial numbers (17 bytes each: 34 hex characters)
+BILL_PAYMENT = ("JANE CARDHOLDER".ljust(25) + "12 LOVELACE STREET LONDON EC1A 1BB".ljust(57)
+                + "NORTHERN POWER PO BOX 12 LEEDS LS1 4AP".ljust(57) + "+44 113 496 0000".ljust(18))  # fmt: skip
+VMID = "VMID0042"
+CERTIFICATE = "10" + "0123456789ABCDEF" * 2  # 16 significant digits, then 16 bytes
+ONE_TO_TEN = "FFC0000000000000"  # 126.1 to 126.10
 
 
 @pytest.mark.parametrize(
@@ -294,9 +302,17 @@ def test_the_simulators_field_60_carries_its_eci_where_the_host_reads_it() -> No
         ("0040000000000000" + "90 123", None, None, True, False),  # not on the card
         ("0060000000000000" + "11 123" + "R", None, "123", True, True),  # 126.11: not read
         ("0040000000000001" + "11 123" + "XYZ", None, "123", True, True),  # 126.64: not read
+        (ONE_TO_TEN + BILL_PAYMENT + VMID + CERTIFICATE * 2 + XID_HEX + CAVV_HEX + "11 123",
+         CAVV_B64, "123", True, True),
+        ("F040000000000000" + BILL_PAYMENT + "11 123", None, "123", True, True),  # 1-4, 10
+        ("0800000000000000" + VMID, None, None, False, False),  # 126.5 alone
+        ("06C0000000000000" + CERTIFICATE.lower() * 2 + CAVV_HEX + "11 123",
+         CAVV_B64, "123", True, True),  # 6, 7, 9, 10
+        ("8860000000000000" + "X" * 25 + VMID + "11 123" + "R", None, "123", True, True),
     ],
     ids=["bitmap only", "9 and 10", "8, 9 and 10", "lower-case hex, 4 digits", "10 alone",
-         "9 alone", "no CVV2", "illegible", "not on the card", "126.11 after", "126.64 after"],
+         "9 alone", "no CVV2", "illegible", "not on the card", "126.11 after", "126.64 after",
+         "1 to 10", "bill payment", "5 alone", "certificates", "1, 5, 10 and 11"],
 )  # fmt: skip
 def test_field_126_carries_the_cavv_in_9_and_the_cvv2_in_10(
     field_126, cavv, cvv2, requested, wanted
@@ -315,8 +331,12 @@ def test_field_126_carries_the_cavv_in_9_and_the_cvv2_in_10(
         "00C00000000000",  # a short bitmap
         "00C000000000000G" + CAVV_HEX + "11 123",  # not hex
         "00C00000 0000000" + CAVV_HEX + "11 123",  # a space in it
-        "80C0000000000000" + "X" * 25 + CAVV_HEX + "11 123",  # names 126.1
-        "02C0000000000000" + "X" * 34 + CAVV_HEX + "11 123",  # names 126.7
+        "8000000000000000" + "X" * 24,  # 126.1 cut short
+        "F040000000000000" + BILL_PAYMENT[:-1] + "11 123",  # 126.4 a character short
+        "0840000000000000" + VMID[:-1] + "11 123",  # 126.5 a character short
+        "02C0000000000000" + "X" * 34 + CAVV_HEX + "11 123",  # 126.7 not hex
+        "06C0000000000000" + CERTIFICATE + CERTIFICATE[:-2] + CAVV_HEX + "11 123",  # 7 short
+        ONE_TO_TEN + BILL_PAYMENT + VMID + CERTIFICATE * 2 + XID_HEX + CAVV_HEX + "11 123X",
         NINE_TEN + CAVV_HEX[:-2],  # 126.9 cut short, no 126.10
         NINE_TEN + CAVV_HEX + "11 12",  # 126.10 cut short
         NINE_TEN + "Z" + CAVV_HEX[1:] + "11 123",  # 126.9 not hex
@@ -330,7 +350,8 @@ def test_field_126_carries_the_cavv_in_9_and_the_cvv2_in_10(
         NINE_TEN + CAVV_HEX + "11 123" + "0",  # data after 126.10, no subfield after it
         "0" * 16 + "11 123",  # data after an empty bitmap
     ],
-    ids=["short bitmap", "bitmap not hex", "space in bitmap", "126.1", "126.7",
+    ids=["short bitmap", "bitmap not hex", "space in bitmap", "126.1 cut short",
+         "126.4 short", "126.5 short", "126.7 not hex", "126.7 short", "1 to 10 trailing",
          "126.9 cut short", "126.10 cut short", "126.9 not hex", "XID not hex", "presence 3",
          "response type 2", "two digits", "space inside", "a letter", "left-justified",
          "trailing data", "data without a subfield"],

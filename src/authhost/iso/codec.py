@@ -325,9 +325,16 @@ def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> A
 
 
 _NO_SUBELEMENTS: dict[str, str] = {}
-# Field 60 is read in authorisations and financial requests only: in Mastercard's advices and
-# reversals DE 60 is the advice reason code, another field
-_VISA_POS_CLASSES = (MessageClass.AUTHORISATION, MessageClass.FINANCIAL)
+# Visa's field 60 is read in authorisations, financial requests and their advices (a stand-in
+# decision the network reports: its 60.8 says how that purchase was authenticated), where
+# Visa's layout is the same (jPOS's Base1Packager and iso8583tools' fields_visa.frm define
+# field 60 once, for every message); not in reversals, where an ECI says nothing
+_VISA_POS_CLASSES = (
+    MessageClass.AUTHORISATION,
+    MessageClass.FINANCIAL,
+    MessageClass.AUTHORISATION_ADVICE,
+    MessageClass.FINANCIAL_ADVICE,
+)
 
 
 def _with_visa_fields(

@@ -397,16 +397,51 @@ NOT_ECOMMERCE_ECI = frozenset({"00", "01", "02", "03", "04"})
 
 # Field 126, Visa private-use fields: a bitmap of its subfields (Visa: 8 bytes, here 16 hex
 # characters; bit 1 is the leftmost and names 126.1, there is no secondary bitmap), then the
-# subfields it names, in order. authhost reads 126.8 (the 3-D Secure transaction id, XID: 20
-# bytes, read past), 126.9 (the CAVV: 20 bytes, security.cavv's layout, which field 48 SE 43
-# carries as base64) and 126.10 (CVV2 request data: presence indicator, response type, the
-# CVV2 right-justified in 4 characters, space-filled). A bitmap naming 126.1-126.7 (bill
-# payment and SET data) is refused rather than guess where 126.8 starts; whatever follows
-# 126.10 is left unread, and data no subfield accounts for is refused
+# subfields it names, in order. authhost uses 126.9 (the CAVV: 20 bytes, security.cavv's
+# layout, which field 48 SE 43 carries as base64) and 126.10 (CVV2 request data: presence
+# indicator, response type, the CVV2 right-justified in 4 characters, space-filled); 126.1 to
+# 126.8 are read past by their layout, so that the bitmap is honoured and 126.9 and 126.10
+# found where they are; whatever follows 126.10 is left unread, and data no subfield accounts
+# for is refused
 VISA_PRIVATE_BITMAP_LENGTH = 16
 VISA_XID_SUBFIELD, VISA_CAVV_SUBFIELD, VISA_CVV2_SUBFIELD = 8, 9, 10
-# each subfield authhost reads: its length in characters (hex text for 126.8 and 126.9)
-VISA_PRIVATE_SUBFIELDS = {VISA_XID_SUBFIELD: 40, VISA_CAVV_SUBFIELD: 40, VISA_CVV2_SUBFIELD: 6}
+
+
+class PrivateSubfield(NamedTuple):
+    """One of field 126's subfields authhost reads: its length in characters (what Visa sends
+    as bytes travels as hex text, two characters a byte, and is checked to be hex)."""
+
+    length: int
+    hex: bool = False
+
+
+# The layouts, and where they come from (docs/iso.md, "Visa's fields": the public sources
+# disagree on 126.4 to 126.7, and this is the reading most of them share):
+# - 126.1 customer name (25), 126.2 customer address (57), 126.3 biller address (57), 126.4
+#   biller telephone number (18): bill payment data, EBCDIC text in BASE I, here the dialect's
+#   characters. jPOS's Base1Packager (F126Packager) and packagers derived from it; one
+#   transcribed configuration has 16 for 126.4, not followed.
+# - 126.5 Visa merchant identifier (8 characters): a jPOS-derived VSDC packager (which
+#   replaces Base1Packager's 6-character "process by date"), a Java and a JavaScript Base I
+#   parser and the transcribed configuration; Base1Packager's older 6 is not followed.
+# - 126.6 and 126.7, the cardholder's and merchant's SET certificate serial numbers: 17 bytes
+#   each (a byte giving the number of significant digits, then 16 bytes), as iso8583tools'
+#   fields_visa.frm, the Java parser and the transcribed configuration have them; here 34
+#   hex characters. Base1Packager's IFB_LLNUM 17 (a variable BCD number) is not followed.
+# - 126.8 the 3-D Secure transaction id (XID), 126.9 the CAVV: 20 bytes each (Base1Packager,
+#   iso8583tools), 40 hex characters; 126.10 CVV2 request data, 6 characters (both).
+VISA_PRIVATE_SUBFIELDS: dict[int, PrivateSubfield] = {
+    1: PrivateSubfield(25),
+    2: PrivateSubfield(57),
+    3: PrivateSubfield(57),
+    4: PrivateSubfield(18),
+    5: PrivateSubfield(8),
+    6: PrivateSubfield(34, hex=True),
+    7: PrivateSubfield(34, hex=True),
+    VISA_XID_SUBFIELD: PrivateSubfield(40, hex=True),
+    VISA_CAVV_SUBFIELD: PrivateSubfield(40, hex=True),
+    VISA_CVV2_SUBFIELD: PrivateSubfield(6),
+}
 _LAST_PRIVATE_READ = max(VISA_PRIVATE_SUBFIELDS)
 _AFTER_LAST_READ = (1 << (64 - _LAST_PRIVATE_READ)) - 1  # bitmap bits of 126.11-126.64
 # 126.10.1, the CVV2 presence indicator: 0 not provided, 1 present, 2 on the card but not
@@ -482,29 +517,28 @@ class VisaPrivate:
 
 
 def parse_visa_private(text: str) -> VisaPrivate:
-    """Field 126's bitmap and subfields 8, 9 and 10 (see VISA_PRIVATE_SUBFIELDS)."""
+    """Field 126's bitmap and subfields 1 to 10 (see VISA_PRIVATE_SUBFIELDS): 126.9 and
+    126.10 kept, the others checked and read past."""
     head = text[:VISA_PRIVATE_BITMAP_LENGTH]
     if len(head) < VISA_PRIVATE_BITMAP_LENGTH or not _is_hex(head):
         raise SubfieldError("field 126: it starts with its bitmap, 16 hex characters")
     bits = int(head, 16)
     found: dict[int, str] = {}
     at = VISA_PRIVATE_BITMAP_LENGTH
-    for number in range(1, _LAST_PRIVATE_READ + 1):
+    for number, (size, is_hex) in VISA_PRIVATE_SUBFIELDS.items():
         if not bits >> (64 - number) & 1:
             continue
-        size = VISA_PRIVATE_SUBFIELDS.get(number)
-        if size is None:
-            raise SubfieldError(f"field 126: subfield {number} is not one authhost reads")
         value = text[at : at + size]
         if len(value) != size:
             raise SubfieldError(f"field 126: subfield {number} is cut short")
+        if is_hex and not _is_hex(value):
+            raise SubfieldError(
+                f"field 126: subfield {number} is {size} hex characters ({size // 2} bytes)"
+            )
         found[number] = value
         at += size
     if at < len(text) and not bits & _AFTER_LAST_READ:
         raise SubfieldError("field 126: data after the subfields its bitmap names")
-    for number in (VISA_XID_SUBFIELD, VISA_CAVV_SUBFIELD):
-        if number in found and not _is_hex(found[number]):
-            raise SubfieldError(f"field 126: subfield {number} is 40 hex characters (20 bytes)")
     cavv = found.get(VISA_CAVV_SUBFIELD)
     request = found.get(VISA_CVV2_SUBFIELD)
     if request is None:
