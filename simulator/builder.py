@@ -210,6 +210,7 @@ class RequestBuilder:
         wallet: bool = False,
         avs: AvsData | None = None,
         network: str = Network.MASTERCARD,
+        present_cvv2: bool = False,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
@@ -226,7 +227,10 @@ class RequestBuilder:
         address the cardholder typed at the checkout, for the issuer to verify (field 48 SE 82
         "52", field 120). ``network``: "visa" sends the CVV2, the claim, the CAVV and the
         address in Visa's fields instead (126.10, 60.8, 126.9, 123); the rest stays in field
-        48, where authhost reads it."""
+        48, where authhost reads it. ``present_cvv2``: network visa, a card read at the till
+        (not e-commerce), the card's CVV2 sent beside its track 2 in 126.10, as some terminals
+        key it in too: the host answers P (not processed) in 44.10, the stripe or chip being
+        the check."""
         if network not in NETWORKS:
             raise ValueError(f"network is one of {', '.join(NETWORKS)}")
         visa = network == Network.VISA
@@ -235,8 +239,17 @@ class RequestBuilder:
                 f"Visa's e-commerce indicator (field 60.8) has no {authentication!r}: "
                 f"authentication is one of {', '.join(VISA_ECIS)}"
             )
-        if visa and entry is not Entry.ECOMMERCE:  # nothing would travel in Visa's fields
-            raise ValueError("network visa lays out an e-commerce purchase: give --entry ecommerce")
+        card_present = entry is not Entry.ECOMMERCE and kind is not Kind.CREDIT
+        if present_cvv2 and not (visa and card_present and card.cvv2):
+            raise ValueError(
+                "a CVV2 sent with a card read at the till travels in Visa's 126.10: "
+                "give --network visa, a card-present --entry and a --cvv2"
+            )
+        if visa and entry is not Entry.ECOMMERCE and not present_cvv2:  # nothing to send
+            raise ValueError(
+                "network visa lays out an e-commerce purchase: give --entry ecommerce "
+                "(or, with a card-present entry, the --cvv2 the cardholder gave as well)"
+            )
         if avs is not None and entry is not Entry.ECOMMERCE:
             raise ValueError("address verification is for e-commerce")
         if cavv not in CAVV_KINDS:
@@ -319,6 +332,8 @@ class RequestBuilder:
                     additional[AUTHENTICATION_VALUE_SUBELEMENT] = value
         else:
             fields["35"] = card.track2
+            if present_cvv2:  # beside the track 2: answered P, never checked
+                fields["126"] = build_visa_private(cvv2=card.cvv2)
             if entry in CHIP_ENTRIES and self.imk_ac is not None and card.chip_cvn:
                 fields["55"] = self.chip_data(card, fields, now)
         if additional:

@@ -127,7 +127,9 @@ def send(
         Network.MASTERCARD,
         help="--entry ecommerce: the layout of the CVV2, --authentication, --cavv and --avs: "
         "mastercard (field 48 SE 92, 42, 43, 82 and field 120) or visa (VisaNet Base I: "
-        "field 126.10, 60.8, 126.9 and 123; the answer's field 44 at Visa's positions).",
+        "field 126.10, 60.8, 126.9 and 123; the answer's field 44 at Visa's positions). "
+        "visa with a card-present --entry and --cvv2: the CVV2 in 126.10 beside track 2, "
+        "answered P (not processed).",
     ),
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
@@ -138,7 +140,8 @@ def send(
         None,
         help="With --pan: the card's CVV2 (default 000). With --cards: sent instead of the "
         "card's own (a wrong one is declined N7). 'none': the merchant has none to send "
-        "(--network visa: 126.10 says 'not on the card', answered S in 44.10).",
+        "(--network visa: 126.10 says 'not on the card', answered S in 44.10). With "
+        "--network visa and a card-present --entry: sent in 126.10 beside track 2 (P).",
     ),
     icvv: str = typer.Option("000", help="With --pan: verification value in track 2."),
     zpk: str | None = typer.Option(None, help="Clear test ZPK, hex (without a card file)."),
@@ -244,6 +247,8 @@ def _requests(
     builder = RequestBuilder(terminal)
     if cvv2 is not None and cvv2.lower() == "none":
         cvv2 = NO_CVV2
+    # --network visa with a card read at the till: the --cvv2 given is sent beside track 2
+    present_cvv2 = network is Network.VISA and entry is not Entry.ECOMMERCE and bool(cvv2)
     if kind in (Kind.ECHO, Kind.SIGN_ON, Kind.SIGN_OFF):
         return [builder.network(kind)]
     if kind is Kind.KEY_CHANGE:
@@ -288,12 +293,14 @@ def _requests(
         raise ValueError("--parts applies to completion, from 1 to 99")
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
-                                     currency=currency, network=network)  # fmt: skip
+                                     currency=currency, network=network,
+                                     present_cvv2=present_cvv2)  # fmt: skip
         return [original, builder.reversal(original, advice=advice)]
     if kind in (Kind.COMPLETION, Kind.INCREMENTAL):
         final = minor if final_amount is None else minor_units(final_amount, "--final-amount")
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
-                                     currency=currency, network=network)  # fmt: skip
+                                     currency=currency, network=network,
+                                     present_cvv2=present_cvv2)  # fmt: skip
         if kind is Kind.COMPLETION:
             return [original, *builder.split_completions(original, final, parts)]
         if increment is not None and increment <= 0:
@@ -316,7 +323,7 @@ def _requests(
                               authentication=authentication,
                               stored_credential=stored_credential, cavv=cavv,
                               wallet=wallet, avs=_avs(avs, chosen),
-                              network=network)]  # fmt: skip
+                              network=network, present_cvv2=present_cvv2)]  # fmt: skip
 
 
 def _hex_key(text: str | None, option: str) -> bytes | None:

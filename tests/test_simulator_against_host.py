@@ -131,6 +131,27 @@ def test_send_the_visa_way(host, args, expected, shown):
     assert exempt.exit_code == 2 and "60.8" in exempt.output
 
 
+@pytest.mark.parametrize("entry", ["chip", "contactless"])
+def test_send_a_cvv2_with_a_card_present_purchase_the_visa_way(host, entry):
+    """``--network visa --cvv2 ...`` with a card read at the till: the CVV2 travels in 126.10
+    beside track 2 and the host answers P (not processed) in 44.10, a wrong one included (the
+    stripe or chip is the check: no N7); never printed. Without --cvv2 nothing goes in Visa's
+    fields: a bad option."""
+    cvv2 = json.loads(Path(host["cards"]).read_text())["cards"][0]["cvv2"]
+    wrong = "000" if cvv2 != "000" else "111"
+    for given in (cvv2, wrong):
+        result = sim("send", "purchase", "--entry", entry, "--network", "visa", "--cvv2", given,
+                     "--card", "1", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        printed = " ".join(result.output.split())
+        assert "APPROVED: 00" in printed and "CVV2 not processed" in printed, printed[-900:]
+        assert "126.10 CVV2 *** (result asked)" in printed
+        assert f"11 {given}" not in result.output and f" {given} " not in printed
+    plain = sim("send", "purchase", "--entry", entry, "--network", "visa",
+                "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert plain.exit_code == 2 and "--cvv2" in plain.output
+
+
 @pytest.mark.parametrize(
     "args",
     [["reversal", "--billing-amount", "9.21"], ["purchase", "--billing-amount", "0"],

@@ -151,6 +151,31 @@ def test_visa_has_no_exemption_in_its_e_commerce_indicator():
         builder.financial(Kind.PURCHASE, CARD, 4000, network=Network.VISA)
 
 
+@pytest.mark.parametrize("entry", [Entry.CHIP, Entry.CONTACTLESS, Entry.STRIPE])
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_a_cvv2_sent_at_the_till_travels_in_126_10_beside_track_2(dialect, entry):
+    """``--network visa --cvv2 ...`` with a card read at the till: the CVV2 in 126.10 (present,
+    its result asked for) and the track 2 as ever; the host reads both (and answers P)."""
+    fields = builder.financial(Kind.PURCHASE, CARD, 4000, entry=entry, network=Network.VISA,
+                               present_cvv2=True)  # fmt: skip
+    assert fields["35"] == CARD.track2 and fields["126"] == "0040000000000000" + "11 123"
+    assert not {"2", "48", "60", "123"} & set(fields)
+    codec = get_dialect(dialect, visa_fields=True)
+    read = decode_message(encode_request(fields, codec), codec)
+    assert read.cvv2 == "123" and read.track2 == CARD.track2 and read.channel != "ecommerce"
+    assert "126" not in builder.financial(Kind.PURCHASE, CARD, 4000, entry=entry)
+
+
+def test_a_cvv2_at_the_till_is_for_visas_layout_and_a_card_read_there():
+    for network, entry in ((Network.MASTERCARD, Entry.CHIP), (Network.VISA, Entry.ECOMMERCE)):
+        with pytest.raises(ValueError, match="126.10"):
+            builder.financial(Kind.PURCHASE, CARD, 4000, entry=entry, network=network,
+                              present_cvv2=True)  # fmt: skip
+    with pytest.raises(ValueError, match="126.10"):  # --cvv2 none: nothing to send
+        builder.financial(Kind.PURCHASE, dataclasses.replace(CARD, cvv2=""), 4000,
+                          network=Network.VISA, present_cvv2=True)  # fmt: skip
+
+
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
 @pytest.mark.parametrize(("indicator", "cvv2"), [("M103", None), ("C101", "123")])
 def test_a_card_on_file_says_who_initiated_it(dialect, indicator, cvv2):
