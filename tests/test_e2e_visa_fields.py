@@ -321,11 +321,8 @@ async def test_126_1_to_126_8_are_read_past_and_the_cavv_and_cvv2_after_them_che
     switch = await Switch.connect(host.port)
     card, key = host.cards["active-visa"], host.keys["cavv"]
     authenticated = {"60": pos_information("authenticated")}
-    good = await switch.send(
-        visa_web(
-            card, **authenticated, **{"126": field_126_in_full(cavv_of(key, card), card["cvv2"])}
-        )  # fmt: skip
-    )
+    full = field_126_in_full(cavv_of(key, card), card["cvv2"])
+    good = await switch.send(visa_web(card, **authenticated, **{"126": full}))
     assert (good["39"], good["44"]) == ("00", " " * 10 + "M   2")
     wrong = field_126_in_full(cavv_of(key, card), wrong_cvv2(card))
     bad = await switch.send(visa_web(card, **authenticated, **{"126": wrong}))
@@ -380,7 +377,7 @@ async def test_a_stand_in_advices_eci_is_journalled_as_a_requests_is(
     mail_order = visa_web(card, t="0120", **stand_in, **{"60": "010000000100", "25": "08"})
     assert (await switch.send(mail_order))["39"] == "00"  # 60.8 = 01: not e-commerce
     broken = visa_web(card, t="0120", **stand_in, **{"60": "1410001STAND-IN"})
-    assert (await switch.send(broken))[("39")] == "30"  # Mastercard's DE 60: not Visa's layout
+    assert (await switch.send(broken))["39"] == "30"  # Mastercard's DE 60: not Visa's layout
     both = visa_web(card, t="0220", **stand_in, **{"48": "R4203212"})
     assert (await switch.send(both))["39"] == "30"  # 60.8 and SE 42: one layout per value
     after = visa_web(card, t="0120", **stand_in, **{"60": pos_information("authenticated")})
