@@ -73,3 +73,36 @@ async def test_every_dispute_step_is_written_with_its_entry(
     assert await _actions(at, second["dispute_id"]) == ["dispute.open", "dispute.reconcile"]
     verified = await call(at.port, "GET", "/v1/audit/verify", token=AUDITOR_TOKEN)
     assert verified.status == 200 and verified.json["ok"], verified
+
+
+async def test_the_answer_arbitration_and_ruling_are_written_with_their_entries(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+    no_dispute_entry_after_its_write,
+):
+    """The acquirer's answer, the arbitration and the network's ruling (a resolution's final
+    write) each with its one entry in the write, the chain verified."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    _, _, first, _ = await _disputed(at, store_url, 5_000, 3_000)
+    dispute_id = first["dispute_id"]
+
+    async def step(path: str, **body: Any) -> dict[str, Any]:
+        done = await call(at.port, "POST", f"/v1/disputes/{dispute_id}/{path}", payload=body)
+        assert done.status == 200, done
+        return done.json
+
+    await step("chargeback")
+    await step("represented", reference="REP-2", amount_minor=2_000)
+    await step("pre-arbitration")
+    await step("pre-arbitration-answer", answer="declined")
+    await step("arbitration")
+    assert (await step("arbitration-ruling", ruling="won"))["state"] == "won"
+    assert await _actions(at, dispute_id) == [
+        "dispute.open", "dispute.chargeback", "dispute.represented",
+        "dispute.pre_arbitration", "dispute.pre_arbitration_answer", "dispute.arbitration",
+        "dispute.arbitration_ruling",
+    ]  # fmt: skip
+    verified = await call(at.port, "GET", "/v1/audit/verify", token=AUDITOR_TOKEN)
+    assert verified.status == 200 and verified.json["ok"], verified
