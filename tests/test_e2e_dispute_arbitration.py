@@ -14,7 +14,13 @@ from host_admin import cli_config, run_cli, visa_at_host
 from test_admin_support import AUDITOR_TOKEN, call
 from test_dispute_stage_amounts import _step
 from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
-from test_e2e_dispute_stages import _audit_actions, _charged, _dispute, _opened
+from test_e2e_dispute_stages import (
+    _audit_actions,
+    _charged,
+    _dispute,
+    _opened,
+    another_write_first,
+)
 
 from authhost.admin.dispute_stages import DAY, DisputeLimits
 from authhost.admin.errors import ConflictError
@@ -261,19 +267,9 @@ async def test_the_same_answer_twice_at_once_is_answered_as_recorded(
     dispute_id = await _pre_arbitrated(at)
     async with open_card_service(load_config(cli_config(tmp_path, store_url)), "test") as service:
         store = service.store
-        written = store.update_dispute
-
-        def first_another(step):  # noqa: ANN001, ANN202
-            async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
-                store.update_dispute = written  # once: the other request's write lands first
-                await step()
-                return await written(dispute, expected_version, *audit)
-
-            return update
-
         spec = DisputePreArbitrationAnswer(answer="accepted_in_part", amount_minor=500)
-        store.update_dispute = first_another(
-            lambda: service.answer_pre_arbitration(dispute_id, spec)
+        store.update_dispute = another_write_first(
+            store, lambda: service.answer_pre_arbitration(dispute_id, spec)
         )
         answered = await service.answer_pre_arbitration(dispute_id, spec)
         assert answered == await _dispute(at.port, dispute_id)
@@ -281,18 +277,11 @@ async def test_the_same_answer_twice_at_once_is_answered_as_recorded(
         actions = await _audit_actions(at.port, dispute_id)
         assert actions.count("dispute.pre_arbitration_answer") == 1
 
-    other = await _pre_arbitrated(at)
-    async with open_card_service(load_config(cli_config(tmp_path, store_url)), "test") as service:
-        store = service.store
-        written = store.update_dispute
+        other = await _pre_arbitrated(at)
         declined = DisputePreArbitrationAnswer(answer="declined")
-
-        async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
-            store.update_dispute = written
-            await service.answer_pre_arbitration(other, declined)
-            return await written(dispute, expected_version, *audit)
-
-        store.update_dispute = update
+        store.update_dispute = another_write_first(
+            store, lambda: service.answer_pre_arbitration(other, declined)
+        )
         with pytest.raises(ConflictError, match="changed by another request meanwhile"):
             await service.answer_pre_arbitration(
                 other, DisputePreArbitrationAnswer(answer="accepted")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from test_admin_support import AUDITOR_TOKEN, call
+from test_dispute_stage_amounts import _step
 from test_e2e_auth import store_url  # noqa: F401 - fixture
 from test_e2e_dispute_reversals import _disputed, _host_that_waits, _reversal
 
@@ -87,18 +88,14 @@ async def test_the_answer_arbitration_and_ruling_are_written_with_their_entries(
     at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     _, _, first, _ = await _disputed(at, store_url, 5_000, 3_000)
     dispute_id = first["dispute_id"]
-
-    async def step(path: str, **body: Any) -> dict[str, Any]:
-        done = await call(at.port, "POST", f"/v1/disputes/{dispute_id}/{path}", payload=body)
-        assert done.status == 200, done
-        return done.json
-
-    await step("chargeback")
-    await step("represented", reference="REP-2", amount_minor=2_000)
-    await step("pre-arbitration")
-    await step("pre-arbitration-answer", answer="declined")
-    await step("arbitration")
-    assert (await step("arbitration-ruling", ruling="won"))["state"] == "won"
+    for path, body in (
+        ("chargeback", None), ("represented", {"reference": "REP-2", "amount_minor": 2_000}),
+        ("pre-arbitration", None), ("pre-arbitration-answer", {"answer": "declined"}),
+        ("arbitration", None),
+    ):  # fmt: skip
+        await _step(at.port, dispute_id, path, body)
+    ruled = await _step(at.port, dispute_id, "arbitration-ruling", {"ruling": "won"})
+    assert ruled["state"] == "won"
     assert await _actions(at, dispute_id) == [
         "dispute.open", "dispute.chargeback", "dispute.represented",
         "dispute.pre_arbitration", "dispute.pre_arbitration_answer", "dispute.arbitration",

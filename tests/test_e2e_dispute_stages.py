@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -561,6 +562,19 @@ async def test_a_representments_line_must_name_one_dispute_and_never_echoes_a_pa
     ]  # fmt: skip
 
 
+def another_write_first(store: Any, step: Callable[[], Awaitable[Any]]) -> Any:
+    """A stand-in for ``store.update_dispute`` that lets ``step`` (another request) write the
+    dispute first, once, then writes as asked: two requests at once, the other one first."""
+    written = store.update_dispute
+
+    async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
+        store.update_dispute = written  # once: the other request's write lands first
+        await step()
+        return await written(dispute, expected_version, *audit)
+
+    return update
+
+
 async def test_the_same_step_twice_at_once_is_answered_as_recorded(
     nursery,
     tmp_path,
@@ -576,15 +590,9 @@ async def test_the_same_step_twice_at_once_is_answered_as_recorded(
 
     async with open_card_service(load_config(config), "test") as service:
         store = service.store
-        written = store.update_dispute
 
         def first_another(step):  # noqa: ANN001, ANN202
-            async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
-                store.update_dispute = written  # once: the other request's write lands first
-                await step()
-                return await written(dispute, expected_version, *audit)
-
-            return update
+            return another_write_first(store, step)
 
         spec = DisputeChargeback(reason_code="10.3", amount_minor=3_000)
         store.update_dispute = first_another(lambda: service.charge_back_dispute(dispute_id, spec))

@@ -370,6 +370,16 @@ def _out_of_order(dispute: Dispute, step: str, limits: DisputeLimits, now: float
     )
 
 
+def _must_be_at(
+    dispute: Dispute, stage: str, step: str, why: str, limits: DisputeLimits, now: float
+) -> None:
+    """Refuse ``step`` on a dispute closed, being resolved, or not at ``stage`` (``why``)."""
+    if (refused := _not_movable(dispute, step)) is not None:
+        raise refused
+    if dispute.stage != stage:
+        raise _out_of_order(dispute, why, limits, now)
+
+
 def reason_code(dispute: Dispute, asked: str, charge: Charge) -> ReasonCode:
     """The network reason code the chargeback is filed under: ``asked``, or the default for
     the dispute's reason and the card's network; 422 for a code that is unknown, another
@@ -534,12 +544,10 @@ def pre_arbitrate(
             f"dispute {dispute.dispute_id} was taken to pre-arbitration already, for "
             f"{pre_arbitrated(dispute)} on {when(dispute.pre_arbitration_at)}: it is filed once"
         )
-    if (refused := _not_movable(dispute, "pre-arbitration")) is not None:
-        raise refused
-    if dispute.stage != "represented":
-        raise _out_of_order(
-            dispute, "pre-arbitration answers a representment, and none is recorded", limits, now
-        )
+    _must_be_at(
+        dispute, "represented", "pre-arbitration",
+        "pre-arbitration answers a representment, and none is recorded", limits, now,
+    )  # fmt: skip
     amount = dispute.represented_minor if amount_minor is None else amount_minor
     if amount > dispute.represented_minor:
         raise InvalidRequest(
@@ -608,13 +616,10 @@ def answer_pre_arbitration(
             f"({dispute.pre_arbitration_answer}, {dispute.pre_arbitration_accepted_minor} "
             f"accepted, on {when(dispute.pre_arbitration_answered_at)}): it is answered once"
         )
-    if (refused := _not_movable(dispute, "pre-arbitration answer")) is not None:
-        raise refused
-    if dispute.stage != "pre_arbitration":
-        raise _out_of_order(
-            dispute, "the acquirer's answer follows a pre-arbitration, and none is recorded",
-            limits, now,
-        )  # fmt: skip
+    _must_be_at(
+        dispute, "pre_arbitration", "pre-arbitration answer",
+        "the acquirer's answer follows a pre-arbitration, and none is recorded", limits, now,
+    )  # fmt: skip
     accepted = _accepted_amount(dispute, answer, amount_minor)
     limit = dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
     if now > limit:
@@ -637,15 +642,12 @@ def arbitrate(dispute: Dispute, *, limits: DisputeLimits, now: float) -> Dispute
     network's ruling next. The same dispute when it was filed already."""
     if dispute.arbitration_at:
         return dispute
-    if (refused := _not_movable(dispute, "arbitration")) is not None:
-        raise refused
-    if dispute.stage != "pre_arbitration_declined":
-        why = (
-            "the acquirer accepted the pre-arbitration: nothing is left to arbitrate"
-            if dispute.stage == "pre_arbitration_accepted"
-            else "arbitration follows a declined pre-arbitration, and none is recorded"
-        )
-        raise _out_of_order(dispute, why, limits, now)
+    why = (
+        "the acquirer accepted the pre-arbitration: nothing is left to arbitrate"
+        if dispute.stage == "pre_arbitration_accepted"
+        else "arbitration follows a declined pre-arbitration, and none is recorded"
+    )
+    _must_be_at(dispute, "pre_arbitration_declined", "arbitration", why, limits, now)
     limit = dispute.pre_arbitration_answered_at + limits.arbitration_days * DAY
     if now > limit:
         raise ConflictError(
