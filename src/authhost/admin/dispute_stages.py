@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from authhost.admin.errors import ConflictError, InvalidRequest
@@ -887,10 +888,16 @@ def recall_row(dispute: Dispute) -> dict[str, str | int]:
     }
 
 
-def partial_recall_rows(dispute: Dispute, start: float, end: float) -> list[dict[str, str | int]]:
+def partial_recall_rows(
+    dispute: Dispute,
+    start: float,
+    end: float,
+    recalls: tuple[tuple[float, int], ...] | None = None,
+) -> list[dict[str, str | int]]:
     """The lines that recall part of the chargeback, those lowered in ``[start, end)``: the
     chargeback's own values, the amount it was lowered by, when, and ``withdrawn_at_stage``
-    empty (the dispute goes on, for the chargeback as lowered)."""
+    empty (the dispute goes on, for the chargeback as lowered). ``recalls``: others than the
+    dispute's own (``recalls_after_closing``)."""
     return [
         {
             **chargeback_row(dispute),
@@ -899,9 +906,39 @@ def partial_recall_rows(dispute: Dispute, start: float, end: float) -> list[dict
             "recalled_at": when(at),
             "withdrawn_at_stage": "",
         }  # fmt: skip
-        for at, amount in dispute.recalls
+        for at, amount in (dispute.recalls if recalls is None else recalls)
         if start <= at < end
     ]
+
+
+def owes_recalls_after_closing(dispute: Dispute) -> bool:
+    """Whether a reversal of the charge after the dispute was resolved may owe the acquirer
+    part of its chargeback back (``recalls_after_closing``): resolved won or lost with the
+    chargeback standing (not recalled whole)."""
+    return dispute.state in ("won", "lost") and charged_back(dispute) and not recalled(dispute)
+
+
+def recalls_after_closing(
+    dispute: Dispute, charged: int, reversals: Iterable[tuple[float, int]]
+) -> tuple[tuple[float, int], ...]:
+    """The chargeback's recalls that the acquirer's reversals of the charge owe once the
+    dispute was resolved (the resolution lowered it for those it counted, and nothing since):
+    each reversal (its time and what it released, in the journal's order, from the first)
+    leaves the charge of ``charged`` taking less, and the issuer may hold no more of the
+    chargeback than that beyond what the acquirer holds (``lowered_chargeback``), or it
+    recovers the reversed part twice. A reversal the resolution counted owes nothing: the
+    chargeback was lowered for it. (when, how much) for each that owes a part."""
+    if not owes_recalls_after_closing(dispute):
+        return ()
+    held = held_by_acquirer(dispute, dispute.state)
+    claim, released, owed = dispute.chargeback_minor, 0, []
+    for at, amount in reversals:
+        released += amount
+        still = min(dispute.amount_minor, max(0, charged - released))
+        if (over := claim - held - still) > 0:
+            owed.append((at, over))
+            claim -= over
+    return tuple(owed)
 
 
 def recalled(dispute: Dispute) -> bool:

@@ -60,6 +60,17 @@ def _disputed_already(journal_id: int, dispute: Dispute | None) -> ConflictError
     return ConflictError(f"journal entry {journal_id} is disputed already{which}")
 
 
+def _reverses(charge: JournalEntry, later: JournalEntry) -> bool:
+    """Whether ``later`` is an approved reversal (0400/0420) of ``charge``: journalled under
+    its ``match_key``, releasing what it had taken."""
+    return (
+        bool(charge.match_key)
+        and later.match_key == charge.match_key
+        and later.movement == "release"
+        and later.response_code in APPROVED_CODES
+    )
+
+
 class ReversalScan(NamedTuple):
     """How far a look for a charge's reversals got: the card's journal read up to
     ``through``, what the reversals found released, and the last one's journal id (0: none)."""
@@ -303,6 +314,22 @@ class DisputeCases(ServiceBase):
         """What the acquirer's reversals (0400/0420) of the charge gave back."""
         return (await self._reversals(entry)).released
 
+    async def _recalls_after_closing(self, dispute: Dispute) -> tuple[tuple[float, int], ...]:
+        """The chargeback's recalls the acquirer's reversals of the charge owe after the
+        dispute was resolved (``dispute_stages.recalls_after_closing``), from the charge's
+        journal entry and its reversals (none when the entry was pruned)."""
+        try:
+            entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
+        except NotFoundError:
+            return ()
+        query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=entry.journal_id)
+        reversals = [
+            (later.ts, abs(later.hold_amount))
+            async for later in self.store.export_journal(query)
+            if _reverses(entry, later)
+        ]
+        return stages.recalls_after_closing(dispute, entry.hold_amount, reversals)
+
     async def _reversals(
         self, entry: JournalEntry, scan: ReversalScan | None = None
     ) -> ReversalScan:
@@ -318,11 +345,7 @@ class DisputeCases(ServiceBase):
         query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=through)
         async for later in self.store.export_journal(query):
             through = max(through, later.journal_id)
-            if (
-                later.match_key == entry.match_key
-                and later.movement == "release"
-                and later.response_code in APPROVED_CODES
-            ):
+            if _reverses(entry, later):
                 released += abs(later.hold_amount)
                 last = max(last, later.journal_id)
         return ReversalScan(through, released, last)
@@ -875,6 +898,9 @@ class DisputeCases(ServiceBase):
             rows += stages.partial_recall_rows(dispute, start, end)
             if stages.recalled(dispute) and start <= dispute.closed_at < end:
                 rows.append(stages.recall_row(dispute))
+            if stages.owes_recalls_after_closing(dispute) and dispute.closed_at < end:
+                late = await self._recalls_after_closing(dispute)
+                rows += stages.partial_recall_rows(dispute, start, end, late)
         return {"since": start, "until": end, "chargebacks": rows}
 
     async def record_representments(
