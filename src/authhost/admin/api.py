@@ -1460,7 +1460,8 @@ def _routes() -> list[Route]:
             "/v1/disputes/chargebacks",
             _chargebacks_filed,
             "The chargebacks filed in a business day or period, and the recalls of disputes "
-            "withdrawn (or lost before any representment) in it after their chargeback, for the "
+            "withdrawn (or lost before any representment) in it after their chargeback, and of "
+            "the part a reversal made the chargeback claim twice (open or resolved), for the "
             "networks' dispute systems: dispute id, ARN as journalled, masked PAN, amount, "
             "currency, network, reason code, date, action (chargeback or recall), when "
             "recalled, at which stage",

@@ -303,7 +303,9 @@ def disputes_chargebacks(
     journalled), pan (masked: never the full PAN), amount_minor,
     currency, network, reason_code, charged_back_at, journal_id, action (chargeback or
     recall), recalled_at and withdrawn_at_stage (a recall's; its amount_minor is what goes
-    back to the acquirer: the chargeback less what a representment took back)."""
+    back to the acquirer: the chargeback less what a representment took back). A partial
+    recall (withdrawn_at_stage empty) gives back what a reversal made the chargeback claim
+    twice: while the dispute was open, or after it was resolved."""
     from authhost.out_files import out_file_problem
 
     if problem := out_file_problem(out, example="chargebacks.csv"):

@@ -880,7 +880,8 @@ class DisputeCases(ServiceBase):
     ) -> dict[str, Any]:
         """The chargebacks filed in a business day or period, the recalls of those
         withdrawn (or lost before any representment, or reversed whole) in it after they were
-        filed, and the partial recalls of those a partial reversal lowered in it, for the
+        filed, and the partial recalls of those a partial reversal lowered in it (open), or
+        a reversal in it made claim twice once resolved (``_recalls_after_closing``), for the
         networks' dispute systems (an adapter sends them on): a line each
         (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall: its ARN as journalled and
         the masked PAN, never the full one), in id order, a dispute's chargeback before its
