@@ -29,6 +29,9 @@ from authhost.admin.requests import DisputeArbitration, DisputePreArbitrationAns
 from authhost.admin.service import CardService
 from authhost.cli.admin_support import open_card_service
 from authhost.config import load_config
+from authhost.store.interface import StoreError
+from authhost.store.redis import RedisCardStore
+from authhost.store.sqlite import SqliteCardStore
 
 DISPUTED, REPRESENTED, PRE_ARBITRATED = 5_000, 4_000, 3_000
 CONCEDED = REPRESENTED - PRE_ARBITRATED  # what the issuer accepted of the representment
@@ -279,3 +282,47 @@ async def test_the_same_answer_twice_at_once_is_answered_as_recorded(
                 other, DisputePreArbitrationAnswer(answer="accepted")
             )
     assert (await _dispute(at.port, other))["pre_arbitration_answer"] == "declined"
+
+
+async def test_a_ruling_the_store_failed_after_its_claim_is_finished_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """The store fails on the ruling's final write (the money moved under its claim): 503,
+    the dispute open with the ruling claimed (``resolving``, ``arbitration_ruling``); the
+    ruling sent again finishes it, the money moved once, audited once as the ruling."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = await _pre_arbitrated(at)
+    await _step(port, dispute_id, "pre-arbitration-answer", {"answer": "declined"})
+    await _step(port, dispute_id, "arbitration")
+
+    failed: list[str] = []
+    for cls in (SqliteCardStore, RedisCardStore):
+        update = cls.update_dispute
+
+        async def fails_once(self: Any, dispute: Any, *args: Any, _u: Any = update) -> None:
+            if dispute.state != "open" and not failed:
+                failed.append(dispute.dispute_id)
+                raise StoreError("connection to the store lost")
+            await _u(self, dispute, *args)
+
+        monkeypatch.setattr(cls, "update_dispute", fails_once)
+
+    url = f"/v1/disputes/{dispute_id}/arbitration-ruling"
+    first = await call(port, "POST", url, payload={"ruling": "lost"})
+    assert first.status == 503 and failed == [dispute_id], first
+    stuck = await _dispute(port, dispute_id)
+    assert (stuck["state"], stuck["resolving"], stuck["arbitration_ruling"]) == (
+        "open", "lost", "lost"
+    )  # fmt: skip
+    other = await call(port, "POST", url, payload={"ruling": "won"})
+    assert other.status == 409 and "being resolved as lost" in other.json["error"], other
+    finished = await call(port, "POST", url, payload={"ruling": "lost"})
+    assert finished.status == 200 and finished.json["state"] == "lost", finished
+    taken = REPRESENTED  # lost: the cardholder keeps the chargeback less the representment
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+    assert (await _audit_actions(port, dispute_id)).count("dispute.arbitration_ruling") == 1
