@@ -33,6 +33,7 @@ from authhost.admin.dispute_stages import (
     lowered_chargeback,
     partial_recall_rows,
     pre_arbitrate,
+    recalls_after_closing,
     with_partial_recall,
 )
 from authhost.admin.errors import ConflictError
@@ -516,3 +517,24 @@ def test_a_won_pre_arbitration_counts_only_what_the_issuer_conceded() -> None:
     # without a pre-arbitration a won representment stays with the acquirer (the bank bears it)
     represented = replace(arbitrated, stage="represented", pre_arbitration_at=0.0)
     assert lowered_chargeback(represented, 3_000, "won") == 0
+
+
+def test_reversals_after_the_resolution_owe_the_part_the_issuer_holds_twice() -> None:
+    """Resolved won with a chargeback of 6_000 on a charge of 6_000: reversals of 1_000 and
+    then 2_000 after it owe the acquirer each its part back; a reversal the resolution counted
+    (it lowered the chargeback for it) owes nothing, and a dispute whose chargeback was
+    recalled whole (withdrawn), or never filed, owes no more."""
+    opened = Dispute("dsp-1", 7, "crd-1", "acc-1", "fraud", 6_000, "978", 1_000.0)
+    won = replace(opened, stage="chargeback", chargeback_minor=6_000, charged_back_at=2_000.0,
+                  state="won", closed_at=3_000.0)  # fmt: skip
+    assert recalls_after_closing(won, 6_000, [(4_000.0, 1_000), (5_000.0, 2_000)]) == (
+        (4_000.0, 1_000), (5_000.0, 2_000)
+    )  # fmt: skip
+    counted = with_partial_recall(won, 1_000, 3_000.0)  # the resolution lowered it for the first
+    assert recalls_after_closing(counted, 6_000, [(2_500.0, 1_000), (5_000.0, 2_000)]) == (
+        (5_000.0, 2_000),
+    )
+    lost = replace(won, state="lost", represented_at=2_500.0, represented_minor=4_000)
+    assert recalls_after_closing(lost, 6_000, [(4_000.0, 6_000)]) == ((4_000.0, 2_000),)
+    for done in (replace(won, state="withdrawn"), replace(opened, state="won")):
+        assert recalls_after_closing(done, 6_000, [(4_000.0, 6_000)]) == ()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from test_admin_support import AUDITOR_TOKEN, call
+from test_dispute_stage_amounts import _step
 from test_e2e_auth import store_url  # noqa: F401 - fixture
 from test_e2e_dispute_reversals import _disputed, _host_that_waits, _reversal
 
@@ -71,5 +72,34 @@ async def test_every_dispute_step_is_written_with_its_entry(
         "dispute.pre_arbitration", "dispute.resolve",
     ]  # fmt: skip
     assert await _actions(at, second["dispute_id"]) == ["dispute.open", "dispute.reconcile"]
+    verified = await call(at.port, "GET", "/v1/audit/verify", token=AUDITOR_TOKEN)
+    assert verified.status == 200 and verified.json["ok"], verified
+
+
+async def test_the_answer_arbitration_and_ruling_are_written_with_their_entries(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+    no_dispute_entry_after_its_write,
+):
+    """The acquirer's answer, the arbitration and the network's ruling (a resolution's final
+    write) each with its one entry in the write, the chain verified."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    _, _, first, _ = await _disputed(at, store_url, 5_000, 3_000)
+    dispute_id = first["dispute_id"]
+    for path, body in (
+        ("chargeback", None), ("represented", {"reference": "REP-2", "amount_minor": 2_000}),
+        ("pre-arbitration", None), ("pre-arbitration-answer", {"answer": "declined"}),
+        ("arbitration", None),
+    ):  # fmt: skip
+        await _step(at.port, dispute_id, path, body)
+    ruled = await _step(at.port, dispute_id, "arbitration-ruling", {"ruling": "won"})
+    assert ruled["state"] == "won"
+    assert await _actions(at, dispute_id) == [
+        "dispute.open", "dispute.chargeback", "dispute.represented",
+        "dispute.pre_arbitration", "dispute.pre_arbitration_answer", "dispute.arbitration",
+        "dispute.arbitration_ruling",
+    ]  # fmt: skip
     verified = await call(at.port, "GET", "/v1/audit/verify", token=AUDITOR_TOKEN)
     assert verified.status == 200 and verified.json["ok"], verified

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,21 @@ async def _dispute(port: int, dispute_id: str) -> dict[str, Any]:
 async def _audit_actions(port: int, dispute_id: str) -> list[str]:
     audit = await call(port, "GET", f"/v1/audit?subject={dispute_id}", token=AUDITOR_TOKEN)
     return [a["action"] for a in audit.json["audit"]]
+
+
+async def refused_unchanged(
+    at: Any, ident: str, step: str, body: dict | None, status: int, words: str
+) -> None:
+    """``step`` on dispute ``ident`` refused with ``status`` and ``words`` in its reason, the
+    dispute, its audit and the Visa card's balances as they were."""
+    port = at.port
+    before = (await _dispute(port, ident), await _audit_actions(port, ident))
+    money = await balances_of(at.switch, at.visa)
+    reply = await call(port, "POST", f"/v1/disputes/{ident}/{step}", payload=body)
+    assert reply.status == status, (step, body, reply)
+    assert words in reply.json["error"], (words, reply.json)
+    assert (await _dispute(port, ident), await _audit_actions(port, ident)) == before
+    assert await balances_of(at.switch, at.visa) == money
 
 
 async def test_a_dispute_goes_through_the_networks_stages_to_won_and_to_lost(
@@ -203,7 +219,7 @@ async def test_each_refused_step_says_why_and_changes_nothing(
     chargeback, filed twice with other values, on a closed dispute: 409 or 422 with the
     reason, the dispute, its audit and the balance as they were."""
     at = await visa_at_host(nursery, tmp_path, store_url)
-    port, switch, visa = at.port, at.switch, at.visa
+    port, visa = at.port, at.visa
     charge = await _charged(at, visa, 4_000)
     dispute_id = (await _opened(at, charge, "fraud"))["dispute_id"]
     closed_charge = await _charged(at, visa, 1_000)
@@ -212,14 +228,7 @@ async def test_each_refused_step_says_why_and_changes_nothing(
     assert (await call(port, "POST", resolve, payload={"outcome": "withdrawn"})).status == 200
 
     async def refused(step: str, body: dict | None, status: int, words: str, ident: str = ""):
-        ident = ident or dispute_id
-        before = (await _dispute(port, ident), await _audit_actions(port, ident))
-        money = await balances_of(switch, visa)
-        reply = await call(port, "POST", f"/v1/disputes/{ident}/{step}", payload=body)
-        assert reply.status == status, (step, body, reply)
-        assert words in reply.json["error"], (words, reply.json)
-        assert (await _dispute(port, ident), await _audit_actions(port, ident)) == before
-        assert await balances_of(switch, visa) == money
+        await refused_unchanged(at, ident or dispute_id, step, body, status, words)
 
     cases: list[tuple[str, dict | None, int, str]] = [
         ("represented", {"reference": "R1", "amount_minor": 100}, 409, "stage opened"),
@@ -561,6 +570,19 @@ async def test_a_representments_line_must_name_one_dispute_and_never_echoes_a_pa
     ]  # fmt: skip
 
 
+def another_write_first(store: Any, step: Callable[[], Awaitable[Any]]) -> Any:
+    """A stand-in for ``store.update_dispute`` that lets ``step`` (another request) write the
+    dispute first, once, then writes as asked: two requests at once, the other one first."""
+    written = store.update_dispute
+
+    async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
+        store.update_dispute = written  # once: the other request's write lands first
+        await step()
+        return await written(dispute, expected_version, *audit)
+
+    return update
+
+
 async def test_the_same_step_twice_at_once_is_answered_as_recorded(
     nursery,
     tmp_path,
@@ -576,15 +598,9 @@ async def test_the_same_step_twice_at_once_is_answered_as_recorded(
 
     async with open_card_service(load_config(config), "test") as service:
         store = service.store
-        written = store.update_dispute
 
         def first_another(step):  # noqa: ANN001, ANN202
-            async def update(dispute, expected_version, *audit):  # noqa: ANN001, ANN202
-                store.update_dispute = written  # once: the other request's write lands first
-                await step()
-                return await written(dispute, expected_version, *audit)
-
-            return update
+            return another_write_first(store, step)
 
         spec = DisputeChargeback(reason_code="10.3", amount_minor=3_000)
         store.update_dispute = first_another(lambda: service.charge_back_dispute(dispute_id, spec))

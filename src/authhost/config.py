@@ -330,12 +330,17 @@ class AdminConfig:
         "days after a pre-arbitration the acquirer has to answer it; none by then: the issuer "
         "won (1-3650)",
     )
+    arbitration_days: int = _key(
+        10,
+        "days after the acquirer declined a pre-arbitration the issuer may file arbitration "
+        "with the network (Visa: 10); none by then: the decline stands (1-3650)",
+    )
 
     @property
     def dispute_limits(self) -> DisputeLimits:
         return DisputeLimits(
             self.chargeback_days, self.representment_days, self.pre_arbitration_days,
-            self.pre_arbitration_answer_days,
+            self.pre_arbitration_answer_days, self.arbitration_days,
         )  # fmt: skip
 
     audit_verify_every_s: float = _key(

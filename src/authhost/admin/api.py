@@ -683,6 +683,18 @@ async def _pre_arbitrate_dispute(call: Call) -> Any:
     return await call.service.pre_arbitrate_dispute(call.path["dispute_id"], call.body)
 
 
+async def _answer_pre_arbitration(call: Call) -> Any:
+    return await call.service.answer_pre_arbitration(call.path["dispute_id"], call.body)
+
+
+async def _arbitrate_dispute(call: Call) -> Any:
+    return await call.service.arbitrate_dispute(call.path["dispute_id"], call.body)
+
+
+async def _rule_arbitration(call: Call) -> Any:
+    return await call.service.rule_arbitration(call.path["dispute_id"], call.body)
+
+
 async def _chargebacks_filed(call: Call) -> Any:
     return await call.service.chargebacks_filed(**_period(call))
 
@@ -1407,11 +1419,49 @@ def _routes() -> list[Route]:
             response=v.DisputeView,
         ),
         Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/pre-arbitration-answer",
+            _answer_pre_arbitration,
+            "Record the acquirer's answer to the pre-arbitration: accepted (all of it), "
+            "accepted_in_part (amount_minor) or declined, within [admin] "
+            "pre_arbitration_answer_days of it; accepted, the resolution leaves the cardholder "
+            "what it accepted; declined, the issuer may file arbitration; the same again "
+            "changes nothing",
+            write=True,
+            body=rq.DisputePreArbitrationAnswer,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/arbitration",
+            _arbitrate_dispute,
+            "File arbitration with the network after the acquirer declined the pre-arbitration, "
+            "within [admin] arbitration_days of the decline; the same again changes nothing",
+            write=True,
+            body=rq.DisputeArbitration,
+            body_optional=True,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
+            "POST",
+            "/v1/disputes/{dispute_id}/arbitration-ruling",
+            _rule_arbitration,
+            "Record the network's ruling on an arbitration, which resolves the dispute won or "
+            "lost with a resolution's money movement; the same ruling again changes nothing",
+            write=True,
+            body=rq.DisputeArbitrationRuling,
+            tag="disputes",
+            response=v.DisputeView,
+        ),
+        Route(
             "GET",
             "/v1/disputes/chargebacks",
             _chargebacks_filed,
             "The chargebacks filed in a business day or period, and the recalls of disputes "
-            "withdrawn (or lost before any representment) in it after their chargeback, for the "
+            "withdrawn (or lost before any representment) in it after their chargeback, and of "
+            "the part a reversal made the chargeback claim twice (open or resolved), for the "
             "networks' dispute systems: dispute id, ARN as journalled, masked PAN, amount, "
             "currency, network, reason code, date, action (chargeback or recall), when "
             "recalled, at which stage",

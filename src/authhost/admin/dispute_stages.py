@@ -11,6 +11,9 @@ A dispute opened by the cardholder (stage ``opened``) goes through the networks'
     chargeback       the acquirer represents         representment_days of the chargeback (45)
     represented      the issuer pre-arbitrates       pre_arbitration_days of the representment (30)
     pre_arbitration  the acquirer answers it         pre_arbitration_answer_days of it (30)
+    pre_arbitration_accepted (in full or in part)    the issuer resolves it, at once
+    pre_arbitration_declined the issuer files arbitration  arbitration_days of the answer (10)
+    arbitration      the network rules (won or lost) no limit: the ruling resolves it
 
 and is closed at any stage by a resolution (won, lost, withdrawn: ``resolve_dispute``) or by
 the acquirer reversing the charge (reversed). The network stages move no money of the
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from authhost.admin.errors import ConflictError, InvalidRequest
@@ -51,6 +55,7 @@ class DisputeLimits:
     representment_days: int = 45  # from the chargeback, for the acquirer to represent
     pre_arbitration_days: int = 30  # from the representment, for the issuer to answer it
     pre_arbitration_answer_days: int = 30  # from the pre-arbitration, for the acquirer's answer
+    arbitration_days: int = 10  # from the acquirer's decline, for the issuer to file arbitration
 
     def problem(self) -> str:
         """Why these limits cannot be used ("" when they can)."""
@@ -59,6 +64,7 @@ class DisputeLimits:
             "representment_days",
             "pre_arbitration_days",
             "pre_arbitration_answer_days",
+            "arbitration_days",
         ):
             value = getattr(self, name)
             if not 1 <= value <= 3650:
@@ -220,8 +226,10 @@ class Charge:
 class NextAction:
     """Who acts next on an open dispute, what, by when (None: no limit), and in words."""
 
-    owner: str  # issuer or acquirer ("" closed)
-    action: str  # chargeback, representment, pre_arbitration, pre_arbitration_answer, resolve
+    owner: str  # issuer, acquirer or network ("" closed)
+    # chargeback, representment, pre_arbitration, pre_arbitration_answer, arbitration,
+    # arbitration_ruling, resolve
+    action: str
     deadline: float | None
     overdue: bool  # the limit passed: the issuer's action is due at once
     todo: str
@@ -239,6 +247,12 @@ def deadline(dispute: Dispute, limits: DisputeLimits) -> float | None:
         return dispute.represented_at + limits.pre_arbitration_days * DAY
     if dispute.stage == "pre_arbitration":
         return dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
+    if dispute.stage == "pre_arbitration_accepted":  # the amounts are settled: resolve it now
+        return dispute.pre_arbitration_answered_at
+    if dispute.stage == "pre_arbitration_declined":
+        return dispute.pre_arbitration_answered_at + limits.arbitration_days * DAY
+    if dispute.stage == "arbitration":  # the network rules when it rules
+        return None
     return dispute.charged_at + limits.chargeback_days * DAY if dispute.charged_at else None
 
 
@@ -267,11 +281,29 @@ _WAITS: dict[str, tuple[str, str, str, str]] = {
     ),
     "pre_arbitration": (
         "acquirer", "pre_arbitration_answer",
-        "the acquirer answers the pre-arbitration by {by}: accepted, " + _WON + "; declined, "
-        "resolve it lost (arbitration is not built)",
+        "the acquirer answers the pre-arbitration by {by}: record its answer (disputes "
+        "pre-arbitration-answer {id} --answer accepted|accepted_in_part|declined)",
         "no answer to the pre-arbitration by {by}: the issuer won; " + _WON,
     ),
+    "pre_arbitration_accepted": (
+        "issuer", "resolve",
+        "the acquirer accepted the pre-arbitration: " + _WON + "; the cardholder keeps what "
+        "it accepted",
+        "the acquirer accepted the pre-arbitration: " + _WON + "; the cardholder keeps what "
+        "it accepted",
+    ),
+    "pre_arbitration_declined": (
+        "issuer", "arbitration",
+        "the acquirer declined the pre-arbitration: file arbitration by {by} (disputes "
+        "arbitration {id}), or accept the decline (disputes resolve {id} --outcome lost)",
+        "too late for arbitration (the limit was {by}): the decline stands; resolve it lost, "
+        "or won at the bank's cost (disputes resolve {id})",
+    ),
 }  # fmt: skip
+_RULING = (
+    "the network rules on the arbitration: record its ruling (disputes arbitration-ruling {id} "
+    "--ruling won|lost), which resolves the dispute"
+)
 
 
 def next_action(dispute: Dispute, limits: DisputeLimits, now: float) -> NextAction:
@@ -285,6 +317,8 @@ def next_action(dispute: Dispute, limits: DisputeLimits, now: float) -> NextActi
             "issuer", "resolve", None, False,
             f"being resolved ({dispute.resolving}): {again} it again to finish",
         )  # fmt: skip
+    if dispute.stage == "arbitration":
+        return NextAction("network", "arbitration_ruling", None, False, _RULING.format(id=ident))
     owner, action, waiting, passed = _WAITS[dispute.stage]
     due = deadline(dispute, limits)
     if due is None:
@@ -335,6 +369,16 @@ def _out_of_order(dispute: Dispute, step: str, limits: DisputeLimits, now: float
         f"dispute {dispute.dispute_id} is at stage {dispute.stage}: {step}; next: "
         f"{next_action(dispute, limits, now).todo}"
     )
+
+
+def _must_be_at(
+    dispute: Dispute, stage: str, step: str, why: str, limits: DisputeLimits, now: float
+) -> None:
+    """Refuse ``step`` on a dispute closed, being resolved, or not at ``stage`` (``why``)."""
+    if (refused := _not_movable(dispute, step)) is not None:
+        raise refused
+    if dispute.stage != stage:
+        raise _out_of_order(dispute, why, limits, now)
 
 
 def reason_code(dispute: Dispute, asked: str, charge: Charge) -> ReasonCode:
@@ -501,12 +545,10 @@ def pre_arbitrate(
             f"dispute {dispute.dispute_id} was taken to pre-arbitration already, for "
             f"{pre_arbitrated(dispute)} on {when(dispute.pre_arbitration_at)}: it is filed once"
         )
-    if (refused := _not_movable(dispute, "pre-arbitration")) is not None:
-        raise refused
-    if dispute.stage != "represented":
-        raise _out_of_order(
-            dispute, "pre-arbitration answers a representment, and none is recorded", limits, now
-        )
+    _must_be_at(
+        dispute, "represented", "pre-arbitration",
+        "pre-arbitration answers a representment, and none is recorded", limits, now,
+    )  # fmt: skip
     amount = dispute.represented_minor if amount_minor is None else amount_minor
     if amount > dispute.represented_minor:
         raise InvalidRequest(
@@ -525,6 +567,112 @@ def pre_arbitrate(
         dispute, stage="pre_arbitration", pre_arbitration_at=now, pre_arbitration_minor=amount,
         version=dispute.version + 1,
     )  # fmt: skip
+
+
+ACCEPTING = ("accepted", "accepted_in_part")  # the answers that give the issuer money back
+
+
+def _accepted_amount(dispute: Dispute, answer: str, amount_minor: int | None) -> int:
+    """What an answer accepts of the amount pre-arbitrated: all of it (accepted; an amount,
+    when given, must be all of it), a part (accepted_in_part: the amount, less than all),
+    nothing (declined: no amount). 422 for an amount that does not fit the answer."""
+    whole = pre_arbitrated(dispute)
+    if answer == "accepted":
+        if amount_minor is not None and amount_minor != whole:
+            raise InvalidRequest(
+                f"amount_minor {amount_minor} is not the {whole} pre-arbitrated: an answer "
+                "accepted in full is for all of it (a part: accepted_in_part)"
+            )
+        return whole
+    if answer == "accepted_in_part":
+        if amount_minor is None or amount_minor >= whole:
+            raise InvalidRequest(
+                f"an answer accepted_in_part gives the amount accepted (amount_minor), less "
+                f"than the {whole} pre-arbitrated (all of it: accepted)"
+            )
+        return amount_minor
+    if amount_minor is not None:
+        raise InvalidRequest("a declined answer accepts nothing: give no amount_minor")
+    return 0
+
+
+def answer_pre_arbitration(
+    dispute: Dispute, *, answer: str, amount_minor: int | None, limits: DisputeLimits, now: float
+) -> Dispute:
+    """The acquirer's answer to the issuer's pre-arbitration recorded (now): accepted in full
+    or in part (stage pre_arbitration_accepted: the issuer resolves it, the cardholder
+    keeping what was accepted) or declined (stage pre_arbitration_declined: the issuer may
+    file arbitration within ``arbitration_days``), within ``pre_arbitration_answer_days`` of
+    the pre-arbitration. The same dispute when it was answered so already."""
+    if dispute.pre_arbitration_answer:
+        recorded = dispute.pre_arbitration_answer, dispute.pre_arbitration_accepted_minor
+        try:
+            asked = answer, _accepted_amount(dispute, answer, amount_minor)
+        except InvalidRequest:  # not what was recorded, whatever it is
+            asked = answer, -1
+        if asked == recorded:
+            return dispute
+        raise ConflictError(
+            f"dispute {dispute.dispute_id}: the acquirer answered the pre-arbitration already "
+            f"({dispute.pre_arbitration_answer}, {dispute.pre_arbitration_accepted_minor} "
+            f"accepted, on {when(dispute.pre_arbitration_answered_at)}): it is answered once"
+        )
+    _must_be_at(
+        dispute, "pre_arbitration", "pre-arbitration answer",
+        "the acquirer's answer follows a pre-arbitration, and none is recorded", limits, now,
+    )  # fmt: skip
+    accepted = _accepted_amount(dispute, answer, amount_minor)
+    limit = dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
+    if now > limit:
+        raise ConflictError(
+            f"dispute {dispute.dispute_id}: the acquirer's answer came after its limit, "
+            f"{when(limit)} ({limits.pre_arbitration_answer_days} days after the "
+            f"pre-arbitration, [admin] pre_arbitration_answer_days): the issuer won; resolve "
+            f"it won (disputes resolve {dispute.dispute_id} --outcome won)"
+        )
+    stage = "pre_arbitration_declined" if answer == "declined" else "pre_arbitration_accepted"
+    return replace(
+        dispute, stage=stage, pre_arbitration_answer=answer, pre_arbitration_answered_at=now,
+        pre_arbitration_accepted_minor=accepted, version=dispute.version + 1,
+    )  # fmt: skip
+
+
+def arbitrate(dispute: Dispute, *, limits: DisputeLimits, now: float) -> Dispute:
+    """The issuer's arbitration filed with the network after the acquirer declined the
+    pre-arbitration, within ``arbitration_days`` of the decline: stage arbitration, the
+    network's ruling next. The same dispute when it was filed already."""
+    if dispute.arbitration_at:
+        return dispute
+    why = (
+        "the acquirer accepted the pre-arbitration: nothing is left to arbitrate"
+        if dispute.stage == "pre_arbitration_accepted"
+        else "arbitration follows a declined pre-arbitration, and none is recorded"
+    )
+    _must_be_at(dispute, "pre_arbitration_declined", "arbitration", why, limits, now)
+    limit = dispute.pre_arbitration_answered_at + limits.arbitration_days * DAY
+    if now > limit:
+        raise ConflictError(
+            f"dispute {dispute.dispute_id}: too late for arbitration: the limit was "
+            f"{when(limit)} ({limits.arbitration_days} days after the acquirer declined the "
+            f"pre-arbitration on {when(dispute.pre_arbitration_answered_at)}, [admin] "
+            f"arbitration_days); the decline stands: resolve it (disputes resolve "
+            f"{dispute.dispute_id})"
+        )
+    return replace(dispute, stage="arbitration", arbitration_at=now, version=dispute.version + 1)
+
+
+def ruling_refused(dispute: Dispute, limits: DisputeLimits, now: float) -> ConflictError | None:
+    """Why the network's arbitration ruling cannot resolve the dispute now (None: it may;
+    a resolution's own checks follow, as for any resolution)."""
+    if dispute.state != "open":
+        return ConflictError(
+            f"dispute {dispute.dispute_id} is {dispute.state} already: no arbitration ruling on it"
+        )
+    if dispute.stage != "arbitration":
+        return _out_of_order(
+            dispute, "a ruling answers an arbitration, and none was filed", limits, now
+        )
+    return None
 
 
 def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
@@ -549,8 +697,12 @@ def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
 #                               pre-arbitration, or the bank bears it), taken back if lost
 #   conceded           R - P    pre-arbitrated for P (at most R): the issuer accepted the rest
 #                               of the representment, so it is taken back, won or lost
+#   accepted at        A        the acquirer's answer to the pre-arbitration accepted A of P
+#   pre-arbitration             (all: P; in part; declined: 0): the cardholder's for good,
+#                               as CB - R is; the rest, P - A, the acquirer keeps
 #
-# so won keeps CB (less what the issuer conceded), lost keeps CB - R (nothing when no
+# so won keeps CB (less what the issuer conceded; once the acquirer answered accepting, only
+# CB - R + A: what it accepted), lost keeps CB - R + A (nothing when no
 # representment was recorded: the issuer gave the whole chargeback up), withdrawn keeps
 # nothing (the chargeback is recalled: the network is told, ``recall_row``). A dispute never
 # charged back settles as it always did: won keeps the disputed amount, lost and withdrawn
@@ -565,12 +717,40 @@ def charged_back(dispute: Dispute) -> bool:
     return bool(dispute.charged_back_at)
 
 
+def accepted_at_pre_arbitration(dispute: Dispute) -> int:
+    """What the acquirer's answer accepted of the pre-arbitration (0: none, or declined)."""
+    if dispute.pre_arbitration_answer in ACCEPTING:
+        return dispute.pre_arbitration_accepted_minor
+    return 0
+
+
 def accepted_by_acquirer(dispute: Dispute) -> int:
-    """What the acquirer did not contest of the chargeback: the part its representment left
-    (0 before one is recorded: until then all of it may be contested)."""
+    """What the acquirer did not contest of the chargeback: the part its representment left,
+    and what its answer accepted of the pre-arbitration (0 before a representment is
+    recorded: until then all of it may be contested)."""
     if not dispute.represented_at:
         return 0
-    return max(0, dispute.chargeback_minor - dispute.represented_minor)
+    return max(0, dispute.chargeback_minor - held_by_acquirer(dispute))
+
+
+def held_by_acquirer(dispute: Dispute, outcome: str = "") -> int:
+    """What of the chargeback the acquirer holds: what its representment took back, less what
+    its answer to the pre-arbitration gave back. ``outcome``: the resolution that closes the
+    dispute with this write; resolved ``won`` after a pre-arbitration the acquirer never
+    answered (its limit passed) or an arbitration the network ruled for the issuer, the
+    acquirer gave the pre-arbitrated part back and holds only what the issuer conceded. A
+    win after a decline with no ruling is the bank's cost: the acquirer keeps it all."""
+    if not dispute.represented_at:
+        return 0
+    if dispute.pre_arbitration_answer in ACCEPTING:
+        return max(0, dispute.represented_minor - dispute.pre_arbitration_accepted_minor)
+    if (
+        outcome == "won"
+        and dispute.pre_arbitration_at
+        and (not dispute.pre_arbitration_answer or dispute.arbitration_ruling == "won")
+    ):
+        return conceded_by_issuer(dispute)
+    return dispute.represented_minor
 
 
 def pre_arbitrated(dispute: Dispute) -> int:
@@ -597,15 +777,16 @@ def cardholder_keeps(dispute: Dispute, outcome: str, owed: int | None = None) ->
         return 0
     if not charged_back(dispute):
         return owed if outcome == "won" else 0
-    if outcome == "won":
+    if outcome == "won" and dispute.pre_arbitration_answer not in ACCEPTING:
         return min(owed, max(0, dispute.chargeback_minor - conceded_by_issuer(dispute)))
+    # lost, or won once the acquirer answered: what it accepted (in part: only that part)
     return min(owed, accepted_by_acquirer(dispute))
 
 
 def recalled_minor(dispute: Dispute) -> int:
     """What a recall (``recalled``) gives back to the acquirer through the network: the
-    chargeback (as lowered by partial recalls) less what a representment took back already."""
-    return max(0, dispute.chargeback_minor - dispute.represented_minor)
+    chargeback (as lowered by partial recalls) less what the acquirer holds of it already."""
+    return max(0, dispute.chargeback_minor - held_by_acquirer(dispute))
 
 
 def recalled_in_part(dispute: Dispute) -> int:
@@ -622,16 +803,14 @@ def lowered_chargeback(dispute: Dispute, still: int, outcome: str = "") -> int:
     chargeback the full recall line (``recall_row``) gives back.
 
     ``outcome``: the resolution that closes the dispute with this write ("" while it stays
-    open). Resolved ``won`` after a pre-arbitration, the issuer has back what it
-    pre-arbitrated (the acquirer accepted it) and holds the chargeback less only what it
-    conceded, so the lowering counts that: an open dispute's counts the whole representment,
-    which a loss may still leave with the acquirer."""
+    open): what the acquirer holds is counted for it (``held_by_acquirer``: resolved won
+    after a pre-arbitration left unanswered or an arbitration ruled won, the issuer has back
+    what it pre-arbitrated and holds the chargeback less only what it conceded; an open
+    dispute's counts the whole representment, which a loss may still leave with the
+    acquirer, less what its answer accepted)."""
     if not charged_back(dispute) or still <= 0:
         return 0
-    contested = dispute.represented_minor if dispute.represented_at else 0
-    if outcome == "won" and dispute.pre_arbitration_at:
-        contested = conceded_by_issuer(dispute)
-    return max(0, dispute.chargeback_minor - contested - still)
+    return max(0, dispute.chargeback_minor - held_by_acquirer(dispute, outcome) - still)
 
 
 def with_partial_recall(dispute: Dispute, lowered: int, now: float) -> Dispute:
@@ -658,6 +837,7 @@ def amounts(dispute: Dispute) -> dict[str, int | None]:
         "recalled_minor": recalled_in_part(dispute),
         "accepted_by_acquirer_minor": accepted_by_acquirer(dispute),
         "pre_arbitration_minor": pre_arbitrated(dispute),
+        "pre_arbitration_accepted_minor": accepted_at_pre_arbitration(dispute),
         "conceded_by_issuer_minor": conceded_by_issuer(dispute),
         "cardholder_keeps_minor": dispute.credited_minor if closed else None,
         **{
@@ -708,10 +888,16 @@ def recall_row(dispute: Dispute) -> dict[str, str | int]:
     }
 
 
-def partial_recall_rows(dispute: Dispute, start: float, end: float) -> list[dict[str, str | int]]:
+def partial_recall_rows(
+    dispute: Dispute,
+    start: float,
+    end: float,
+    recalls: tuple[tuple[float, int], ...] | None = None,
+) -> list[dict[str, str | int]]:
     """The lines that recall part of the chargeback, those lowered in ``[start, end)``: the
     chargeback's own values, the amount it was lowered by, when, and ``withdrawn_at_stage``
-    empty (the dispute goes on, for the chargeback as lowered)."""
+    empty (the dispute goes on, for the chargeback as lowered). ``recalls``: others than the
+    dispute's own (``recalls_after_closing``)."""
     return [
         {
             **chargeback_row(dispute),
@@ -720,9 +906,39 @@ def partial_recall_rows(dispute: Dispute, start: float, end: float) -> list[dict
             "recalled_at": when(at),
             "withdrawn_at_stage": "",
         }  # fmt: skip
-        for at, amount in dispute.recalls
+        for at, amount in (dispute.recalls if recalls is None else recalls)
         if start <= at < end
     ]
+
+
+def owes_recalls_after_closing(dispute: Dispute) -> bool:
+    """Whether a reversal of the charge after the dispute was resolved may owe the acquirer
+    part of its chargeback back (``recalls_after_closing``): resolved won or lost with the
+    chargeback standing (not recalled whole)."""
+    return dispute.state in ("won", "lost") and charged_back(dispute) and not recalled(dispute)
+
+
+def recalls_after_closing(
+    dispute: Dispute, charged: int, reversals: Iterable[tuple[float, int]]
+) -> tuple[tuple[float, int], ...]:
+    """The chargeback's recalls that the acquirer's reversals of the charge owe once the
+    dispute was resolved (the resolution lowered it for those it counted, and nothing since):
+    each reversal (its time and what it released, in the journal's order, from the first)
+    leaves the charge of ``charged`` taking less, and the issuer may hold no more of the
+    chargeback than that beyond what the acquirer holds (``lowered_chargeback``), or it
+    recovers the reversed part twice. A reversal the resolution counted owes nothing: the
+    chargeback was lowered for it. (when, how much) for each that owes a part."""
+    if not owes_recalls_after_closing(dispute):
+        return ()
+    held = held_by_acquirer(dispute, dispute.state)
+    claim, released, owed = dispute.chargeback_minor, 0, []
+    for at, amount in reversals:
+        released += amount
+        still = min(dispute.amount_minor, max(0, charged - released))
+        if (over := claim - held - still) > 0:
+            owed.append((at, over))
+            claim -= over
+    return tuple(owed)
 
 
 def recalled(dispute: Dispute) -> bool:
@@ -744,5 +960,5 @@ def network_life_days(limits: DisputeLimits) -> int:
     (225 days by default). Past it the networks closed the case: nothing is left to recall."""
     return (
         limits.chargeback_days + limits.representment_days + limits.pre_arbitration_days
-        + limits.pre_arbitration_answer_days
+        + limits.pre_arbitration_answer_days + limits.arbitration_days
     )  # fmt: skip

@@ -566,6 +566,35 @@ class DisputePreArbitration(_Request):
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
+class DisputePreArbitrationAnswer(_Request):
+    """The acquirer's answer to the issuer's pre-arbitration, as its dispute system tells it."""
+
+    answer: Literal["accepted", "accepted_in_part", "declined"] = Field(
+        description="accepted (all of the amount pre-arbitrated), accepted_in_part (the "
+        "amount_minor given) or declined (the issuer may file arbitration)"
+    )
+    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+        None,
+        description="accepted_in_part: what the acquirer accepted, less than the amount "
+        "pre-arbitrated; accepted: all of it (default); declined: none",
+    )
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class DisputeArbitration(_Request):
+    """The issuer files arbitration with the network after a declined pre-arbitration."""
+
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class DisputeArbitrationRuling(_Request):
+    """The network's ruling on an arbitration: it resolves the dispute won or lost, the money
+    moving as a resolution's (``dispute_stages.cardholder_keeps``)."""
+
+    ruling: Literal["won", "lost"] = Field(description="won: for the issuer; lost: the acquirer")
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
 class RepresentmentsImport(_Request):
     """The acquirers' representments as CSV text, one line per dispute (README, "Disputes")."""
 

@@ -339,7 +339,8 @@ def reported_in_audit(entry: AuditEntry) -> tuple[int, float] | None:
 
 
 def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
-    """Its opening, its network stages (chargeback, representment, pre-arbitration) and its
+    """Its opening, its network stages (chargeback, representment, pre-arbitration, the
+    acquirer's answer, arbitration) and its
     closing when it is closed (won, lost, withdrawn, reversed)."""
     amount = amount_text(dispute.amount_minor, dispute.currency)
     opened = (
@@ -365,12 +366,19 @@ def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
         (dispute.pre_arbitration_at, "dispute.pre_arbitration",
          f"{ident} taken to pre-arbitration: "
          f"{amount_text(pre_arbitrated(dispute), dispute.currency)}"),
+        (dispute.pre_arbitration_answered_at, "dispute.pre_arbitration_answer",
+         f"{ident} pre-arbitration {dispute.pre_arbitration_answer.replace('_', ' ')} by the "
+         f"acquirer: {amount_text(dispute.pre_arbitration_accepted_minor, dispute.currency)} "
+         "accepted"),
+        (dispute.arbitration_at, "dispute.arbitration", f"{ident} taken to arbitration"),
     )  # fmt: skip
     for ts, kind, summary in steps:
         if ts:
             events.append(_event(ts, kind, dispute.card_id, pan, summary, **ids))
     if dispute.state != "open" and dispute.closed_at:
         closed = f"dispute {dispute.dispute_id} {dispute.state}"
+        if dispute.arbitration_ruling:
+            closed += " (the network's arbitration ruling)"
         closed += f": credited {amount_text(dispute.credited_minor, dispute.currency)}"
         if dispute.note:
             closed += f", {dispute.note}"

@@ -337,11 +337,12 @@ class BusiestAcceptors(_View):
 
 
 class NextActionView(_View):
-    owner: str = Field(description="issuer or acquirer: who acts next")
+    owner: str = Field(description="issuer, acquirer or network (an arbitration's ruling)")
     action: str = Field(
-        description="chargeback, representment, pre_arbitration, pre_arbitration_answer or "
-        "resolve (a limit passed: too late to charge back or pre-arbitrate, or the acquirer "
-        "did not answer, so the issuer won)"
+        description="chargeback, representment, pre_arbitration, pre_arbitration_answer, "
+        "arbitration, arbitration_ruling or resolve (a limit passed: too late to charge back, "
+        "pre-arbitrate or arbitrate, or the acquirer did not answer, so the issuer won; or the "
+        "acquirer accepted the pre-arbitration: resolve it at once)"
     )
     deadline: float | None = Field(
         description="when the action's time limit ends, epoch seconds (null: no limit known)"
@@ -367,8 +368,13 @@ class DisputeAmountsView(_View):
         "still takes); charged_back_minor is what it claims now"
     )
     accepted_by_acquirer_minor: int = Field(
-        description="charged back and not contested by the representment: the cardholder's "
-        "for good, won or lost (0 until a representment is recorded)"
+        description="charged back and not contested by the representment, and what the "
+        "acquirer's answer accepted of the pre-arbitration: the cardholder's for good, won or "
+        "lost (0 until a representment is recorded)"
+    )
+    pre_arbitration_accepted_minor: int = Field(
+        description="what the acquirer's answer accepted of the pre-arbitration (all of it, a "
+        "part; 0: declined or not answered)"
     )
     cardholder_keeps_minor: int | None = Field(
         description="once closed: what the cardholder ended with of the disputed amount "
@@ -381,8 +387,8 @@ class DisputeAmountsView(_View):
     )
     if_won_minor: int | None = Field(
         description="while open: what resolving it won would leave the cardholder (the "
-        "chargeback less what the issuer conceded; the disputed amount when none was filed); "
-        "null once closed"
+        "chargeback less what the issuer conceded; once the acquirer answered accepting, what "
+        "it accepted; the disputed amount when none was filed); null once closed"
     )
     if_lost_minor: int | None = Field(
         description="while open: what resolving it lost would leave the cardholder (what the "
@@ -424,8 +430,9 @@ class DisputeView(_View):
     )
     stage: str = Field(
         description="the last network step: opened (not charged back yet), chargeback, "
-        "represented (the acquirer's second presentment), pre_arbitration; a closed dispute "
-        "keeps the stage it reached"
+        "represented (the acquirer's second presentment), pre_arbitration, "
+        "pre_arbitration_accepted (in full or in part), pre_arbitration_declined, arbitration; "
+        "a closed dispute keeps the stage it reached"
     )
     network: str = Field(description="visa or mastercard by the card's BIN, once charged back")
     reason_code: str = Field(description="the network reason code charged back under (10.4, 4837)")
@@ -447,6 +454,19 @@ class DisputeView(_View):
     recalls: list[RecallView] = Field(
         description="the chargeback's partial recalls, oldest first: each a recall line in "
         "the chargebacks file"
+    )
+    pre_arbitration_answer: str = Field(
+        description="the acquirer's answer to the pre-arbitration: accepted, accepted_in_part, "
+        "declined ('' none recorded)"
+    )
+    pre_arbitration_answered_at: float = Field(description="when it was recorded (0: none)")
+    pre_arbitration_accepted_minor: int = Field(
+        description="what it accepted of the amount pre-arbitrated (0: declined, none)"
+    )
+    arbitration_at: float = Field(description="when the issuer filed arbitration (0: not)")
+    arbitration_ruling: str = Field(
+        description="the network's ruling on the arbitration, won or lost ('' none), which "
+        "resolved the dispute"
     )
     next_action: NextActionView | None = Field(
         description="what the open dispute waits for (null once closed)"

@@ -1,5 +1,6 @@
 """``authhost disputes``: cardholders' disputes of posted transactions, and their network stages
-(chargeback, representment, pre-arbitration) with the files the networks' systems take and give."""
+(chargeback, representment, pre-arbitration and its answer, arbitration) with the files the
+networks' systems take and give."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from authhost.cli.tables import OutputOpt
 
 disputes = typer.Typer(
     help="Cardholders' disputes of posted transactions: open, charge back, representments, "
-    "pre-arbitration, resolve; what is due."
+    "pre-arbitration and its answer, arbitration and its ruling, resolve; what is due."
 )
 
 
@@ -199,6 +200,63 @@ def disputes_pre_arbitration(
     _run(_config(config, store), lambda s: s.pre_arbitrate_dispute(dispute_id, spec))
 
 
+@disputes.command("pre-arbitration-answer")
+def disputes_pre_arbitration_answer(
+    dispute_id: str,
+    answer: Annotated[str, typer.Option(help="accepted, accepted_in_part or declined")],
+    amount: Annotated[
+        int | None,
+        typer.Option(
+            "--amount-minor",
+            parser=minor_units,
+            help="accepted_in_part: what the acquirer accepted, less than the amount "
+            "pre-arbitrated",
+        ),
+    ] = None,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record the acquirer's answer to the pre-arbitration, within \\[admin]
+    pre_arbitration_answer_days (30) of it: accepted (resolve it won: the cardholder keeps
+    what was accepted, in part: only that part), or declined (file arbitration within
+    \\[admin] arbitration_days, or resolve it lost). Audited; the same again changes nothing."""
+    spec = _validated(
+        rq.DisputePreArbitrationAnswer, {"answer": answer, "amount_minor": amount, "note": note}
+    )
+    _run(_config(config, store), lambda s: s.answer_pre_arbitration(dispute_id, spec))
+
+
+@disputes.command("arbitration")
+def disputes_arbitration(
+    dispute_id: str,
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """File arbitration with the network after the acquirer declined the pre-arbitration,
+    within \\[admin] arbitration_days (10) of the decline; the network's ruling follows
+    (disputes arbitration-ruling). Moves no money. Audited; the same again changes nothing."""
+    spec = _validated(rq.DisputeArbitration, {"note": note})
+    _run(_config(config, store), lambda s: s.arbitrate_dispute(dispute_id, spec))
+
+
+@disputes.command("arbitration-ruling")
+def disputes_arbitration_ruling(
+    dispute_id: str,
+    ruling: Annotated[str, typer.Option(help="won (for the issuer) or lost")],
+    note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record the network's ruling on the arbitration: it resolves the dispute won (the
+    cardholder keeps the chargeback less what the issuer conceded) or lost (what the
+    acquirer accepted), the money moving as `disputes resolve` moves it. Audited; the same
+    ruling again changes nothing."""
+    spec = _validated(rq.DisputeArbitrationRuling, {"ruling": ruling, "note": note})
+    _run(_config(config, store), lambda s: s.rule_arbitration(dispute_id, spec), pipeline=True)
+
+
 @disputes.command("list")
 def disputes_list(
     state: Annotated[str, typer.Option(help="open, won, lost, withdrawn or reversed")] = "",
@@ -245,7 +303,9 @@ def disputes_chargebacks(
     journalled), pan (masked: never the full PAN), amount_minor,
     currency, network, reason_code, charged_back_at, journal_id, action (chargeback or
     recall), recalled_at and withdrawn_at_stage (a recall's; its amount_minor is what goes
-    back to the acquirer: the chargeback less what a representment took back)."""
+    back to the acquirer: the chargeback less what a representment took back). A partial
+    recall (withdrawn_at_stage empty) gives back what a reversal made the chargeback claim
+    twice: while the dispute was open, or after it was resolved."""
     from authhost.out_files import out_file_problem
 
     if problem := out_file_problem(out, example="chargebacks.csv"):

@@ -143,10 +143,19 @@ def audit_from_json(text: str | bytes) -> AuditEntry:
     return AuditEntry(**json.loads(text))
 
 
+# a dispute's fields an older authhost does not know, written only once set (it refuses a
+# field it does not know: a dispute that never had one stays readable by it)
+DISPUTE_FIELDS_IF_SET = (
+    "recalls", "pre_arbitration_answer", "pre_arbitration_answered_at",
+    "pre_arbitration_accepted_minor", "arbitration_at", "arbitration_ruling",
+)  # fmt: skip
+
+
 def dispute_to_json(dispute: Dispute) -> str:
     data = dataclasses.asdict(dispute)
-    if not dispute.recalls:  # an older authhost refuses a field it does not know: none to read
-        del data["recalls"]
+    for name in DISPUTE_FIELDS_IF_SET:
+        if not data[name]:
+            del data[name]
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 

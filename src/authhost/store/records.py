@@ -168,7 +168,12 @@ DISPUTE_REASONS = ("fraud", "not_received", "not_as_described", "duplicate", "am
 DISPUTE_STATES = ("open", "won", "lost", "withdrawn", "reversed")
 # the networks' stages of an open dispute, in order (admin.dispute_stages); closing it keeps
 # the stage it reached
-DISPUTE_STAGES = ("opened", "chargeback", "represented", "pre_arbitration")
+DISPUTE_STAGES = (
+    "opened", "chargeback", "represented", "pre_arbitration", "pre_arbitration_accepted",
+    "pre_arbitration_declined", "arbitration",
+)  # fmt: skip
+# the acquirer's answer to a pre-arbitration (admin.dispute_stages, ``answer_pre_arbitration``)
+PRE_ARBITRATION_ANSWERS = ("accepted", "accepted_in_part", "declined")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,16 @@ class Dispute:
     # recall line in the chargebacks file; ``chargeback_minor`` is what is claimed now. Kept
     # out of the stored JSON while empty, so that an older authhost still reads the dispute.
     recalls: tuple[tuple[float, int], ...] = ()
+    # The acquirer's answer to the pre-arbitration (one of PRE_ARBITRATION_ANSWERS, "": none
+    # recorded), when it was recorded, and what it accepted of the amount pre-arbitrated (all
+    # of it, a part, or 0 declined); then the issuer's arbitration after a decline, and the
+    # network's ruling on it (won or lost), which resolves the dispute. Like ``recalls``, each
+    # is kept out of the stored JSON while unset (codec.dispute_to_json).
+    pre_arbitration_answer: str = ""
+    pre_arbitration_answered_at: float = 0.0
+    pre_arbitration_accepted_minor: int = 0
+    arbitration_at: float = 0.0
+    arbitration_ruling: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,17 @@ def _disputed_already(journal_id: int, dispute: Dispute | None) -> ConflictError
     return ConflictError(f"journal entry {journal_id} is disputed already{which}")
 
 
+def _reverses(charge: JournalEntry, later: JournalEntry) -> bool:
+    """Whether ``later`` is an approved reversal (0400/0420) of ``charge``: journalled under
+    its ``match_key``, releasing what it had taken."""
+    return (
+        bool(charge.match_key)
+        and later.match_key == charge.match_key
+        and later.movement == "release"
+        and later.response_code in APPROVED_CODES
+    )
+
+
 class ReversalScan(NamedTuple):
     """How far a look for a charge's reversals got: the card's journal read up to
     ``through``, what the reversals found released, and the last one's journal id (0: none)."""
@@ -303,6 +314,22 @@ class DisputeCases(ServiceBase):
         """What the acquirer's reversals (0400/0420) of the charge gave back."""
         return (await self._reversals(entry)).released
 
+    async def _recalls_after_closing(self, dispute: Dispute) -> tuple[tuple[float, int], ...]:
+        """The chargeback's recalls the acquirer's reversals of the charge owe after the
+        dispute was resolved (``dispute_stages.recalls_after_closing``), from the charge's
+        journal entry and its reversals (none when the entry was pruned)."""
+        try:
+            entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
+        except NotFoundError:
+            return ()
+        query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=entry.journal_id)
+        reversals = [
+            (later.ts, abs(later.hold_amount))
+            async for later in self.store.export_journal(query)
+            if _reverses(entry, later)
+        ]
+        return stages.recalls_after_closing(dispute, entry.hold_amount, reversals)
+
     async def _reversals(
         self, entry: JournalEntry, scan: ReversalScan | None = None
     ) -> ReversalScan:
@@ -318,11 +345,7 @@ class DisputeCases(ServiceBase):
         query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=through)
         async for later in self.store.export_journal(query):
             through = max(through, later.journal_id)
-            if (
-                later.match_key == entry.match_key
-                and later.movement == "release"
-                and later.response_code in APPROVED_CODES
-            ):
+            if _reverses(entry, later):
                 released += abs(later.hold_amount)
                 last = max(last, later.journal_id)
         return ReversalScan(through, released, last)
@@ -397,6 +420,14 @@ class DisputeCases(ServiceBase):
         version. A resolution the store failed under after its claim leaves the dispute open
         with ``resolving`` set: resolving it the same way again finishes it (each movement is
         named after the dispute, so nothing moves twice); another outcome is refused."""
+        return await self._resolve(dispute_id, spec.outcome, spec.note)
+
+    async def _resolve(
+        self, dispute_id: str, outcome: str, note: str, *, ruling: bool = False
+    ) -> dict[str, Any]:
+        """``resolve_dispute`` for ``outcome``; ``ruling``: the network's arbitration ruling,
+        recorded with the claim (``arbitration_ruling``), so a retry after a failure finishes
+        it as a ruling whichever way it is sent again."""
         before = await self.store.get_dispute(dispute_id)
         if before is not None and Reconciling.claimed(before.resolving):
             # a reconcile is moving the money (or failed half way): its plan first (another
@@ -408,7 +439,7 @@ class DisputeCases(ServiceBase):
             raise NotFoundError(f"dispute {dispute_id} not found")
         if before.state != "open":
             raise ConflictError(f"dispute {dispute_id} is {before.state} already")
-        if before.resolving and before.resolving != spec.outcome:
+        if before.resolving and before.resolving != outcome:
             raise ConflictError(
                 f"dispute {dispute_id} is being resolved as {before.resolving} (its money may "
                 f"have moved): resolve it {before.resolving} again to finish"
@@ -423,10 +454,11 @@ class DisputeCases(ServiceBase):
         # plan its claim recorded: its movement is a retransmission of that amount
         planned = before.resolving_minor if before.resolving else -1
         if planned < 0:
-            planned = await self._keeps(before, spec.outcome, entry)
+            planned = await self._keeps(before, outcome, entry)
         claimed = replace(
-            before, resolving=spec.outcome, resolving_minor=planned, version=before.version + 1
-        )
+            before, resolving=outcome, resolving_minor=planned, version=before.version + 1,
+            arbitration_ruling=outcome if ruling else before.arbitration_ruling,
+        )  # fmt: skip
         await self._write_dispute(claimed, before)
         try:
             if credited < planned:
@@ -439,7 +471,7 @@ class DisputeCases(ServiceBase):
             # dispute to its resolution) gave part back already: that part is taken back,
             # named after the reversal as a reconcile names it, so once
             scan = await self._reversals(entry)
-            keeps = min(planned, await self._keeps(before, spec.outcome, entry, scan.released))
+            keeps = min(planned, await self._keeps(before, outcome, entry, scan.released))
             if keeps < planned:
                 await self._dispute_move(
                     before, entry.merchant_id, disputes.REVERSED, planned - keeps,
@@ -453,18 +485,19 @@ class DisputeCases(ServiceBase):
                 "still open; resolve it again, the same way (a retry moves nothing twice)"
             ) from None
         after = replace(
-            claimed, state=spec.outcome, credited_minor=credited, closed_at=self.clock(),
-            note=mask_pans_in_text(spec.note) or before.note, resolving="", resolving_minor=-1,
+            claimed, state=outcome, credited_minor=credited, closed_at=self.clock(),
+            note=mask_pans_in_text(note) or before.note, resolving="", resolving_minor=-1,
             version=claimed.version + 1,
         )  # fmt: skip
         # a reversal not reconciled, or one a won pre-arbitration leaves the issuer holding twice
-        if lowered := stages.lowered_chargeback(claimed, still, spec.outcome):
+        if lowered := stages.lowered_chargeback(claimed, still, outcome):
             after = stages.with_partial_recall(after, lowered, self.clock())
         # the entry is the final write's, not the claim's: it records the outcome as written
         # (what the cardholder kept, counted after the money moved); a claim left behind is
         # on the dispute (``resolving``) and finished only by this write
         view = self._view(after)
-        entry = self._audit_entry("dispute.resolve", dispute_id, self._view(before), view)
+        action = "dispute.arbitration_ruling" if claimed.arbitration_ruling else "dispute.resolve"
+        entry = self._audit_entry(action, dispute_id, self._view(before), view)
         await self._write_dispute(after, claimed, audit=entry)
         return view
 
@@ -716,6 +749,58 @@ class DisputeCases(ServiceBase):
             ),
         )
 
+    async def answer_pre_arbitration(
+        self, dispute_id: str, spec: rq.DisputePreArbitrationAnswer
+    ) -> dict[str, Any]:
+        """Record the acquirer's answer to the issuer's pre-arbitration: accepted in full or
+        in part (the resolution then leaves the cardholder what it accepted) or declined (the
+        issuer may file arbitration within ``arbitration_days``), within
+        ``pre_arbitration_answer_days`` of the pre-arbitration. Audited
+        (``dispute.pre_arbitration_answer``); idempotent as the other steps are."""
+        before = await self._stored_dispute(dispute_id)
+        return await self._network_step(
+            before, "pre_arbitration_answer", spec.note,
+            lambda d: stages.answer_pre_arbitration(
+                d, answer=spec.answer, amount_minor=spec.amount_minor,
+                limits=self.dispute_limits, now=self.clock(),
+            ),
+        )  # fmt: skip
+
+    async def arbitrate_dispute(
+        self, dispute_id: str, spec: rq.DisputeArbitration
+    ) -> dict[str, Any]:
+        """File the issuer's arbitration after the acquirer declined the pre-arbitration,
+        within ``arbitration_days`` of the decline. Audited (``dispute.arbitration``)."""
+        before = await self._stored_dispute(dispute_id)
+        return await self._network_step(
+            before,
+            "arbitration",
+            spec.note,
+            lambda d: stages.arbitrate(d, limits=self.dispute_limits, now=self.clock()),
+        )
+
+    async def rule_arbitration(
+        self, dispute_id: str, spec: rq.DisputeArbitrationRuling
+    ) -> dict[str, Any]:
+        """Record the network's ruling on the arbitration, which resolves the dispute won or
+        lost with a resolution's money movement (``resolve_dispute``: claimed first, one
+        movement, audited once, as ``dispute.arbitration_ruling``). The same ruling again
+        answers the dispute as it stands; a ruling with no arbitration filed, or another
+        ruling, is refused (409)."""
+        before = await self._stored_dispute(dispute_id)
+        if before.arbitration_ruling and before.state != "open":
+            if before.arbitration_ruling == spec.ruling:
+                return await self._as_recorded(before, "dispute.arbitration_ruling")
+            raise ConflictError(
+                f"dispute {dispute_id}: the network ruled {before.arbitration_ruling} already "
+                f"(it is {before.state})"
+            )
+        if (
+            refused := stages.ruling_refused(before, self.dispute_limits, self.clock())
+        ) is not None:
+            raise refused
+        return await self._resolve(dispute_id, spec.ruling, spec.note, ruling=True)
+
     async def _network_step(
         self, before: Dispute, step: str, note: str, take: Callable[[Dispute], Dispute]
     ) -> dict[str, Any]:
@@ -795,7 +880,8 @@ class DisputeCases(ServiceBase):
     ) -> dict[str, Any]:
         """The chargebacks filed in a business day or period, the recalls of those
         withdrawn (or lost before any representment, or reversed whole) in it after they were
-        filed, and the partial recalls of those a partial reversal lowered in it, for the
+        filed, and the partial recalls of those a partial reversal lowered in it (open), or
+        a reversal in it made claim twice once resolved (``_recalls_after_closing``), for the
         networks' dispute systems (an adapter sends them on): a line each
         (``CHARGEBACK_COLUMNS``, ``action`` chargeback or recall: its ARN as journalled and
         the masked PAN, never the full one), in id order, a dispute's chargeback before its
@@ -813,6 +899,9 @@ class DisputeCases(ServiceBase):
             rows += stages.partial_recall_rows(dispute, start, end)
             if stages.recalled(dispute) and start <= dispute.closed_at < end:
                 rows.append(stages.recall_row(dispute))
+            if stages.owes_recalls_after_closing(dispute) and dispute.closed_at < end:
+                late = await self._recalls_after_closing(dispute)
+                rows += stages.partial_recall_rows(dispute, start, end, late)
         return {"since": start, "until": end, "chargebacks": rows}
 
     async def record_representments(

@@ -1,0 +1,328 @@
+"""The acquirer's answer to a pre-arbitration and arbitration over a running host, on both
+stores: an answer accepted in part leaves the cardholder what was accepted; a declined one is
+taken to arbitration, whose ruling resolves the dispute with a resolution's money movement;
+each step audited once, asked again answered as it stands, refused (409/422, nothing changed)
+out of order, late or with an amount that does not fit; from the admin API and the CLI."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from host_admin import cli_config, run_cli, visa_at_host
+from test_admin_support import AUDITOR_TOKEN, call
+from test_dispute_stage_amounts import _step
+from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
+from test_e2e_dispute_stages import (
+    _audit_actions,
+    _charged,
+    _dispute,
+    _opened,
+    another_write_first,
+    refused_unchanged,
+)
+
+from authhost.admin.dispute_stages import DAY, DisputeLimits
+from authhost.admin.errors import ConflictError
+from authhost.admin.requests import DisputeArbitration, DisputePreArbitrationAnswer
+from authhost.admin.service import CardService
+from authhost.cli.admin_support import open_card_service
+from authhost.config import load_config
+from authhost.store.interface import StoreError
+from authhost.store.redis import RedisCardStore
+from authhost.store.sqlite import SqliteCardStore
+
+DISPUTED, REPRESENTED, PRE_ARBITRATED = 5_000, 4_000, 3_000
+CONCEDED = REPRESENTED - PRE_ARBITRATED  # what the issuer accepted of the representment
+
+
+async def _pre_arbitrated(at: Any) -> str:
+    """A dispute of 5,000 (credited) charged back whole, represented for 4,000 and
+    pre-arbitrated for 3,000: its id."""
+    charge = await _charged(at, at.visa, DISPUTED)
+    dispute_id = (await _opened(at, charge, "not_received"))["dispute_id"]
+    await _step(at.port, dispute_id, "chargeback")
+    body = {"reference": "REP-9", "amount_minor": REPRESENTED}
+    await _step(at.port, dispute_id, "represented", body)
+    await _step(at.port, dispute_id, "pre-arbitration", {"amount_minor": PRE_ARBITRATED})
+    return dispute_id
+
+
+async def test_an_answer_accepted_in_part_leaves_the_cardholder_what_was_accepted(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Recorded from the CLI with its time, moving no money; the amounts view says what
+    each outcome leaves; won then keeps the chargeback less the representment plus the part
+    the acquirer accepted, the provisional credit above that taken back."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    config = str(cli_config(tmp_path, store_url))
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = await _pre_arbitrated(at)
+    credited = (ledger, available)  # charged 5,000, given it back as the provisional credit
+    assert await balances_of(switch, visa) == credited
+
+    answer = (
+        "disputes", "pre-arbitration-answer", dispute_id, "--answer", "accepted_in_part",
+        "--amount-minor", "1200", "--note", "partial", "--config", config,
+    )  # fmt: skip
+    code, output = await run_cli(*answer)
+    assert code == 0, output
+    answered = json.loads(output)
+    assert (answered["stage"], answered["pre_arbitration_answer"]) == (
+        "pre_arbitration_accepted", "accepted_in_part"
+    )  # fmt: skip
+    assert answered["pre_arbitration_accepted_minor"] == 1_200
+    assert answered["pre_arbitration_answered_at"] >= answered["pre_arbitration_at"]
+    keeps = DISPUTED - REPRESENTED + 1_200
+    shown = answered["amounts"]
+    assert shown["pre_arbitration_accepted_minor"] == 1_200
+    assert shown["accepted_by_acquirer_minor"] == keeps
+    assert (shown["if_won_minor"], shown["if_lost_minor"]) == (keeps, keeps)
+    action = answered["next_action"]
+    assert (action["owner"], action["action"]) == ("issuer", "resolve")
+    assert f"disputes resolve {dispute_id} --outcome won" in action["todo"]
+    assert await balances_of(switch, visa) == credited
+
+    # the same again: as it stands, audited once; another answer: 409, nothing changed
+    code, output = await run_cli(*answer)
+    assert code == 0 and json.loads(output) == answered, output
+    url = f"/v1/disputes/{dispute_id}/pre-arbitration-answer"
+    for body in ({"answer": "declined"}, {"answer": "accepted_in_part", "amount_minor": 1_000}):
+        other = await call(port, "POST", url, payload=body)
+        assert other.status == 409 and "answered the pre-arbitration already" in other.json["error"]
+    assert await _dispute(port, dispute_id) == answered
+    due = await call(port, "GET", "/v1/disputes?due_within_days=0", token=AUDITOR_TOKEN)
+    assert dispute_id in [d["dispute_id"] for d in due.json["disputes"]]
+
+    won = await _step(port, dispute_id, "resolve", {"outcome": "won"})
+    assert won["credited_minor"] == won["amounts"]["cardholder_keeps_minor"] == keeps
+    taken = DISPUTED - keeps  # the provisional credit above what was accepted
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+    assert await _audit_actions(port, dispute_id) == [
+        "dispute.open", "dispute.chargeback", "dispute.represented", "dispute.pre_arbitration",
+        "dispute.pre_arbitration_answer", "dispute.resolve",
+    ]  # fmt: skip
+    timeline = await call(port, "GET", f"/v1/cards/{answered['card_id']}/timeline",
+                          token=AUDITOR_TOKEN)  # fmt: skip
+    summaries = [e["summary"] for e in timeline.json["events"]
+                 if e["kind"] == "dispute.pre_arbitration_answer"]  # fmt: skip
+    assert len(summaries) == 1 and "accepted in part" in summaries[0], summaries
+
+
+@pytest.mark.parametrize("ruling", ["won", "lost"])
+async def test_a_declined_pre_arbitration_goes_to_arbitration_and_the_ruling_resolves_it(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    ruling,
+):
+    """Declined: the issuer files arbitration (the CLI), the network rules: won keeps the
+    chargeback less what the issuer conceded, lost what the representment left (the
+    provisional credit above it taken back), one movement, audited as the ruling; the same
+    ruling again answers as it stands, another is refused."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    config = str(cli_config(tmp_path, store_url))
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = await _pre_arbitrated(at)
+
+    declined = await _step(port, dispute_id, "pre-arbitration-answer", {"answer": "declined"})
+    assert (declined["stage"], declined["pre_arbitration_accepted_minor"]) == (
+        "pre_arbitration_declined", 0
+    )  # fmt: skip
+    action = declined["next_action"]
+    assert (action["owner"], action["action"]) == ("issuer", "arbitration")
+    assert action["deadline"] == declined["pre_arbitration_answered_at"] + 10 * DAY
+    code, output = await run_cli("disputes", "arbitration", dispute_id, "--config", config)
+    assert code == 0, output
+    filed = json.loads(output)
+    assert filed["stage"] == "arbitration" and filed["arbitration_at"] > 0
+    assert filed["next_action"]["owner"] == "network"
+    assert filed["next_action"]["action"] == "arbitration_ruling"
+    code, output = await run_cli("disputes", "arbitration", dispute_id, "--config", config)
+    assert code == 0 and json.loads(output) == filed, output
+    assert await balances_of(switch, visa) == (ledger, available)  # charged, credited back
+
+    code, output = await run_cli(
+        "disputes", "arbitration-ruling", dispute_id, "--ruling", ruling, "--config", config
+    )
+    assert code == 0, output
+    ruled = json.loads(output)
+    keeps = DISPUTED - CONCEDED if ruling == "won" else DISPUTED - REPRESENTED
+    assert (ruled["state"], ruled["arbitration_ruling"], ruled["stage"]) == (
+        ruling, ruling, "arbitration"
+    )  # fmt: skip
+    assert ruled["credited_minor"] == ruled["amounts"]["cardholder_keeps_minor"] == keeps
+    taken = DISPUTED - keeps
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+
+    url = f"/v1/disputes/{dispute_id}/arbitration-ruling"
+    again = await call(port, "POST", url, payload={"ruling": ruling})
+    assert again.status == 200 and again.json == ruled, again
+    other = await call(port, "POST", url, payload={"ruling": "lost" if ruling == "won" else "won"})
+    assert other.status == 409 and f"ruled {ruling} already" in other.json["error"], other
+    resolve = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                         payload={"outcome": ruling})  # fmt: skip
+    assert resolve.status == 409
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+    assert await _audit_actions(port, dispute_id) == [
+        "dispute.open", "dispute.chargeback", "dispute.represented", "dispute.pre_arbitration",
+        "dispute.pre_arbitration_answer", "dispute.arbitration", "dispute.arbitration_ruling",
+    ]  # fmt: skip
+
+
+async def test_steps_out_of_order_late_or_that_do_not_fit_are_refused_and_change_nothing(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """An answer with no pre-arbitration, arbitration with no declined one (unanswered or
+    accepted), a ruling with no arbitration: 409 with the reason; an amount that does not fit
+    the answer: 422; an answer past the acquirer's limit (the issuer won) and arbitration past
+    the issuer's: 409 naming the limit. The dispute, its audit and the balance as they were;
+    the CLI says it in one line."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, visa = at.port, at.visa
+    config = cli_config(tmp_path, store_url)
+    represented = (await _opened(at, await _charged(at, visa, 2_000), "fraud"))["dispute_id"]
+    await _step(port, represented, "chargeback")
+    await _step(port, represented, "represented", {"reference": "R-1", "amount_minor": 2_000})
+    pre_arbitrated = await _pre_arbitrated(at)
+    accepted = await _pre_arbitrated(at)
+    await _step(port, accepted, "pre-arbitration-answer", {"answer": "accepted"})
+
+    answer = "pre-arbitration-answer"
+    cases: list[tuple[str, str, dict | None, int, str]] = [
+        (represented, answer, {"answer": "declined"}, 409,
+         "at stage represented: the acquirer's answer follows a pre-arbitration"),
+        (represented, "arbitration", None, 409, "arbitration follows a declined"),
+        (represented, "arbitration-ruling", {"ruling": "won"}, 409,
+         "a ruling answers an arbitration, and none was filed"),
+        (pre_arbitrated, "arbitration", None, 409, "at stage pre_arbitration: arbitration"),
+        (pre_arbitrated, "arbitration-ruling", {"ruling": "lost"}, 409, "a ruling answers"),
+        (pre_arbitrated, answer, {"answer": "accepted_in_part"}, 422,
+         "gives the amount accepted"),
+        (pre_arbitrated, answer, {"answer": "accepted", "amount_minor": 10}, 422,
+         "is not the 3000 pre-arbitrated"),
+        (pre_arbitrated, answer, {"answer": "declined", "amount_minor": 10}, 422,
+         "a declined answer accepts nothing"),
+        (pre_arbitrated, answer, {"answer": "maybe"}, 422, "answer"),
+        (accepted, "arbitration", None, 409, "the acquirer accepted the pre-arbitration"),
+        (accepted, answer, {"answer": "declined"}, 409, "answered the pre-arbitration already"),
+    ]  # fmt: skip
+    for ident, step, body, status, words in cases:
+        await refused_unchanged(at, ident, step, body, status, words)
+    code, output = await run_cli("disputes", "arbitration", represented, "--config", str(config))
+    assert code == 1 and output.startswith("error: dispute ") and output.count("\n") == 1, output
+    code, output = await run_cli(
+        "disputes", "pre-arbitration-answer", pre_arbitrated, "--answer", "perhaps",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 1 and output.startswith("error: ") and output.count("\n") == 1, output
+
+    async with open_card_service(load_config(config), "test") as service:
+        stored = await service.store.get_dispute(pre_arbitrated)
+        assert stored is not None
+
+        def at_time(ts: float) -> CardService:
+            return CardService(service.store, service.security, "test", clock=lambda: ts,
+                               dispute_limits=DisputeLimits())  # fmt: skip
+
+        late = at_time(stored.pre_arbitration_at + 31 * DAY)
+        with pytest.raises(ConflictError, match="answer came after its limit.*the issuer won"):
+            await late.answer_pre_arbitration(
+                pre_arbitrated, DisputePreArbitrationAnswer(answer="accepted")
+            )
+        await service.answer_pre_arbitration(
+            pre_arbitrated, DisputePreArbitrationAnswer(answer="declined")
+        )
+        declined = await service.store.get_dispute(pre_arbitrated)
+        assert declined is not None
+        later = at_time(declined.pre_arbitration_answered_at + 11 * DAY)
+        with pytest.raises(ConflictError, match="too late for arbitration"):
+            await later.arbitrate_dispute(pre_arbitrated, DisputeArbitration())
+        shown = await later.get_dispute(pre_arbitrated)
+        assert shown["stage"] == "pre_arbitration_declined"
+        overdue = shown["next_action"]
+        assert (overdue["action"], overdue["overdue"]) == ("resolve", True)
+
+
+async def test_the_same_answer_twice_at_once_is_answered_as_recorded(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two requests with the same answer at once: the one that lost the compare-and-set finds
+    it recorded as asked (audited once); with another answer it is refused 409."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    dispute_id = await _pre_arbitrated(at)
+    async with open_card_service(load_config(cli_config(tmp_path, store_url)), "test") as service:
+        store = service.store
+        spec = DisputePreArbitrationAnswer(answer="accepted_in_part", amount_minor=500)
+        store.update_dispute = another_write_first(
+            store, lambda: service.answer_pre_arbitration(dispute_id, spec)
+        )
+        answered = await service.answer_pre_arbitration(dispute_id, spec)
+        assert answered == await _dispute(at.port, dispute_id)
+        assert answered["pre_arbitration_accepted_minor"] == 500
+        actions = await _audit_actions(at.port, dispute_id)
+        assert actions.count("dispute.pre_arbitration_answer") == 1
+
+        other = await _pre_arbitrated(at)
+        declined = DisputePreArbitrationAnswer(answer="declined")
+        store.update_dispute = another_write_first(
+            store, lambda: service.answer_pre_arbitration(other, declined)
+        )
+        with pytest.raises(ConflictError, match="changed by another request meanwhile"):
+            await service.answer_pre_arbitration(
+                other, DisputePreArbitrationAnswer(answer="accepted")
+            )
+    assert (await _dispute(at.port, other))["pre_arbitration_answer"] == "declined"
+
+
+async def test_a_ruling_the_store_failed_after_its_claim_is_finished_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """The store fails on the ruling's final write (the money moved under its claim): 503,
+    the dispute open with the ruling claimed (``resolving``, ``arbitration_ruling``); the
+    ruling sent again finishes it, the money moved once, audited once as the ruling."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = await _pre_arbitrated(at)
+    await _step(port, dispute_id, "pre-arbitration-answer", {"answer": "declined"})
+    await _step(port, dispute_id, "arbitration")
+
+    failed: list[str] = []
+    for cls in (SqliteCardStore, RedisCardStore):
+        update = cls.update_dispute
+
+        async def fails_once(self: Any, dispute: Any, *args: Any, _u: Any = update) -> None:
+            if dispute.state != "open" and not failed:
+                failed.append(dispute.dispute_id)
+                raise StoreError("connection to the store lost")
+            await _u(self, dispute, *args)
+
+        monkeypatch.setattr(cls, "update_dispute", fails_once)
+
+    url = f"/v1/disputes/{dispute_id}/arbitration-ruling"
+    first = await call(port, "POST", url, payload={"ruling": "lost"})
+    assert first.status == 503 and failed == [dispute_id], first
+    stuck = await _dispute(port, dispute_id)
+    assert (stuck["state"], stuck["resolving"], stuck["arbitration_ruling"]) == (
+        "open", "lost", "lost"
+    )  # fmt: skip
+    other = await call(port, "POST", url, payload={"ruling": "won"})
+    assert other.status == 409 and "being resolved as lost" in other.json["error"], other
+    finished = await call(port, "POST", url, payload={"ruling": "lost"})
+    assert finished.status == 200 and finished.json["state"] == "lost", finished
+    taken = REPRESENTED  # lost: the cardholder keeps the chargeback less the representment
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+    assert (await _audit_actions(port, dispute_id)).count("dispute.arbitration_ruling") == 1
