@@ -22,14 +22,12 @@ import pytest
 import trio
 from test_admin_support import demo_security
 from test_idempotency_retention import DAY, _real_time, placeholder, written_days_ago
-from test_store_card_audit import SEAL, chain_ok
+from test_store_card_audit import SEAL, another_entry_after_the_first_head, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
     entry,
-    hold,
-    increment,
+    journal_to_prune,
     redis_cluster_url,
-    reversal,
     seeded,
     store,
 )
@@ -40,12 +38,12 @@ from authhost.admin.audit_verify import verify_audit_chain
 from authhost.admin.service import CardService
 from authhost.cards.model import Account, CardKind
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Commit, JournalQuery, MoneyMove, Pruned
+from authhost.store.interface import Commit, JournalQuery, Pruned
 from authhost.store.records import AuditEntry
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
 SINGLE = pytest.mark.parametrize("store", ["redis"], indirect=True)
-CUT = NOW + 50  # the journal seeded below: six entries and three closed holds older
+CUT = NOW + 50  # journal_to_prune's: six entries and three closed holds older
 KEY = os.urandom(32)  # a chain key a child process seals with too
 KEYED = AuditSeal(KEY)
 
@@ -79,21 +77,6 @@ def small_batches(monkeypatch) -> None:
     monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 2)
 
 
-async def seeded_journal(db):  # noqa: ANN001, ANN201
-    """test_store_contract's journal to prune: six entries and three closed holds before
-    ``CUT``, an open hold and two entries after it."""
-    card, _ = await seeded(db, balance=50_000)
-    await db.commit(hold(card, 1, 1_000))  # old and still open: stays
-    await db.commit(hold(card, 2, 2_000))  # old, released below: goes
-    await db.commit(await reversal(card, 3, 2, 2_000))
-    await db.commit(hold(card, 4, 300, MoneyMove.POST))  # old, posted: goes
-    await db.commit(increment(card, 5, 1, 400))  # old increment of the open hold: goes
-    await db.commit(Commit(entry(card, 6, 0, response_code="05")))
-    await db.commit(hold(card, 60, 500))
-    await db.commit(hold(card, 61, 600, MoneyMove.POST))
-    return card
-
-
 async def counted(db, action: str = "journal.prune") -> dict[str, int]:  # noqa: ANN001
     """What the run's entries say was deleted, added up, and how many entries."""
     total: dict[str, int] = {"batches": 0}
@@ -116,7 +99,7 @@ async def journal_left(db) -> int:  # noqa: ANN001
 async def test_each_batch_of_a_journal_run_is_written_with_its_entry(store, small_batches):  # noqa: F811
     """Several batches, each with its entry in its write: the entries add up to what the run
     deleted, and the chain verifies."""
-    await seeded_journal(store)
+    await journal_to_prune(store)
     pruned = await store.prune_journal(CUT, batch_entry(), SEAL)
     assert (pruned.entries, pruned.holds) == (6, 3)
     total = await counted(store)
@@ -148,7 +131,7 @@ async def test_a_run_cut_short_leaves_the_entries_of_what_it_deleted(store, smal
     """The seal fails at the second batch: the first batch is deleted with its entry, the
     second neither deleted nor audited; the run made again deletes the rest, each batch with
     its entry, and the entries add up to all of it."""
-    await seeded_journal(store)
+    await journal_to_prune(store)
     with pytest.raises(OSError):
         await store.prune_journal(CUT, batch_entry(), FailsAt(2))
     first = await counted(store)
@@ -172,7 +155,7 @@ async def test_a_process_killed_inside_a_batch_leaves_neither_on_sqlite(
     """A real process, on the same file, dies inside its second batch's transaction (its
     seal ends the process, after the batch's rows were deleted): the file keeps the first
     batch and its entry, nothing of the second."""
-    await seeded_journal(store)
+    await journal_to_prune(store)
     child = f"""
 import os, sys, trio
 sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -226,7 +209,7 @@ trio.run(main)
 async def test_a_batch_another_run_deleted_meanwhile_is_not_counted(store, monkeypatch):  # noqa: F811
     """Another process's run deletes the entries this run read, before its script: the
     script refuses (nothing written, no entry), this run reads again and finds nothing."""
-    await seeded_journal(store)
+    await journal_to_prune(store)
     other = await store.reopen()
     script = store._audited_batch
     calls = []
@@ -248,19 +231,9 @@ async def test_a_batch_another_run_deleted_meanwhile_is_not_counted(store, monke
 
 @SINGLE
 async def test_a_head_moved_by_another_writer_is_sealed_again(store, monkeypatch):  # noqa: F811
-    await seeded_journal(store)
-    read_head = store._audit_head
-    heads: list[str] = []
+    await journal_to_prune(store)
     other = await store.reopen()
-
-    async def head_then_another_entry() -> str:
-        head = await read_head()
-        heads.append(head)
-        if len(heads) == 1:  # another process appends after this one read the head
-            await other.append_audit(AuditEntry(NOW, "ops2", "card.note", "x"), SEAL)
-        return head
-
-    monkeypatch.setattr(store, "_audit_head", head_then_another_entry)
+    heads = another_entry_after_the_first_head(store, other, monkeypatch)
     try:
         assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(6, 3)
         assert len(heads) == 2 and heads[0] != heads[1]
@@ -275,7 +248,7 @@ async def test_on_a_cluster_the_run_s_entry_follows_its_writes(store):  # noqa: 
     """A cluster refuses one script over the accounts' slots and the audit log's: the run
     deletes first, then appends one entry of its counts; a seal that fails then leaves the
     deletions without their entry (README, Known limitations)."""
-    await seeded_journal(store)
+    await journal_to_prune(store)
     assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(6, 3)
     assert await counted(store) == {"batches": 1, "entries": 6, "holds": 3}
     with pytest.raises(OSError):  # the two newer entries too, then the seal fails
