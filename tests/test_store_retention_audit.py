@@ -27,6 +27,7 @@ from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
     entry,
     journal_to_prune,
+    make_card,
     redis_cluster_url,
     seeded,
     store,
@@ -244,17 +245,24 @@ async def test_a_head_moved_by_another_writer_is_sealed_again(store, monkeypatch
 
 
 @pytest.mark.parametrize("store", ["redis-cluster"], indirect=True)
-async def test_on_a_cluster_the_run_s_entry_follows_its_writes(store):  # noqa: F811
+async def test_on_a_cluster_the_entries_follow_their_writes(store, monkeypatch):  # noqa: F811
     """A cluster refuses one script over the accounts' slots and the audit log's: the run
-    deletes first, then appends one entry of its counts; a seal that fails then leaves the
-    deletions without their entry (README, Known limitations)."""
+    deletes an account's pages, then appends the entry of what it deleted since the last
+    one once that reaches a page (and the rest at the end); a seal that fails then leaves
+    those deletions without their entry (README, Known limitations)."""
     await journal_to_prune(store)
-    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(6, 3)
-    assert await counted(store) == {"batches": 1, "entries": 6, "holds": 3}
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=0))
+    second, _, blob = make_card(account_id="acc-2")
+    await store.create_card(second, blob)
+    await store.commit(Commit(entry(second, 7, 0, response_code="05")))
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 2)
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(7, 3)
+    assert await counted(store) == {"batches": 2, "entries": 7, "holds": 3}  # one per account
+    monkeypatch.undo()
     with pytest.raises(OSError):  # the two newer entries too, then the seal fails
         await store.prune_journal(NOW + 100, batch_entry(), FailsAt(1))
     assert await journal_left(store) == 0
-    assert (await counted(store))["batches"] == 1
+    assert (await counted(store))["batches"] == 2  # none for the newer two
 
 
 # --- the service -----------------------------------------------------------------------------

@@ -899,7 +899,7 @@ class CardStore(Protocol):
         """Delete the idempotency results stored before ``before``; returns how many. With
         ``audit``, each batch that deletes any is written with its entry (``results``),
         chained with ``seal``: one transaction on SQLite, one script on a single Redis (on a
-        Redis Cluster, one entry of the run's count after its writes).
+        Redis Cluster, entries after the writes they count).
 
         What goes: a request's result (``remember_result``, a funds change's record written
         with its key) last written before ``before``, and a placeholder (``reserve_result``)
@@ -988,8 +988,8 @@ class CardStore(Protocol):
         older than what velocity counters and reversals still need
         (``JOURNAL_MIN_KEEP_DAYS``). With ``audit``, each batch that deletes any is written
         with its entry (``entries``, ``holds``), chained with ``seal``: one transaction on
-        SQLite, one script on a single Redis (on a Redis Cluster, one entry of the run's
-        counts after its writes)."""
+        SQLite, one script on a single Redis (on a Redis Cluster, entries after the writes
+        they count)."""
         ...
 
 

@@ -106,7 +106,7 @@ from authhost.store.records import (
     journal_dict,
 )
 from authhost.store.redis_acceptors import RedisAcceptorStream
-from authhost.store.redis_batch import AuditedBatch
+from authhost.store.redis_batch import AuditedBatch, FollowingEntries
 from authhost.store.redis_keys import Keys
 from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
@@ -1210,18 +1210,18 @@ class RedisCardStore:
     ) -> Pruned:
         """On a single Redis with ``audit``, each batch (``PRUNE_PAGE`` deletions or so,
         across accounts) and its entry are one script (``AUDITED_BATCH``); on a cluster, or
-        unaudited, a page per account's transaction, the run's entry after them all."""
+        unaudited, a page per account's transaction, the entries after them
+        (``FollowingEntries``)."""
         if audit is not None and not self._cluster:
             done = await self._audited_batches(partial(self._batch_journal, before), audit, seal)
             return Pruned(entries=done.get("entries", 0), holds=done.get("holds", 0))
-        entries = holds = 0
+        following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
         for account_id in await self._journal_accounts(JournalQuery()):
             ak = self._keys.account(account_id)
-            entries += await self._prune_entries(ak, before)
-            holds += await self._prune_holds(ak, before)
-        if audit is not None and (entries or holds):  # a cluster: the log is in another slot
-            await self.append_audit(audit({"entries": entries, "holds": holds}), seal)
-        return Pruned(entries=entries, holds=holds)
+            entries = await self._prune_entries(ak, before)
+            await following.add({"entries": entries, "holds": await self._prune_holds(ak, before)})
+        await following.end()
+        return Pruned(following.total.get("entries", 0), following.total.get("holds", 0))
 
     async def _audited_batches(
         self, gather: Any, audit: BatchAudit, seal: AuditSealer | None
@@ -2268,18 +2268,17 @@ class RedisCardStore:
         (``idempotency_written``), then each account's funds changes (``funds_written``), a
         page per script call. The first run indexes what was stored before the indexes. On
         a single Redis with ``audit``, each batch (``PRUNE_PAGE`` results, across the
-        indexes) and its entry are one script (``AUDITED_BATCH``); on a cluster the run's
-        entry follows its writes."""
+        indexes) and its entry are one script (``AUDITED_BATCH``); on a cluster the entries
+        follow their writes (``FollowingEntries``)."""
         await self._index_stored_before()
         if audit is not None and not self._cluster:
             done = await self._audited_batches(partial(self._batch_results, before), audit, seal)
             return done.get("results", 0)
-        deleted = 0
+        following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
         async for index, name_of in self._age_indexes():
-            deleted += await self._prune_index(index, name_of, before)
-        if audit is not None and deleted:  # a cluster: the log is in another slot
-            await self.append_audit(audit({"results": deleted}), seal)
-        return deleted
+            await following.add({"results": await self._prune_index(index, name_of, before)})
+        await following.end()
+        return following.total.get("results", 0)
 
     async def _age_indexes(self) -> AsyncIterator[tuple[str, Any]]:
         """The idempotency age indexes, each with how its members name their keys: the
