@@ -1,7 +1,8 @@
 """Activations a crash cut short are finished, on both stores.
 
-Activating a reissued card is several writes (the card, its audit entry, a PAN update per
-wallet token, the old card's retirement). Here the process "dies" at a chosen one of them (the
+Activating a reissued card is several writes: the card with its audit entry and a PAN update
+per wallet token it takes over (one write on SQLite and a single Redis, the entries appended
+after the card on a Redis Cluster), then the old card's retirement. Here the process "dies" at a chosen one of them (the
 store raises a BaseException there, as nothing in the service catches one), and a second
 service on its own store connection, as the restarted server or ``authhost store
 finish`` would be, finishes what was left: each write once, never twice.
@@ -53,11 +54,14 @@ def crash_at(service: CardService, action: str, nth: int = 1) -> None:
 
 
 def crash_at_card_write(service: CardService, card_id: str) -> None:
-    """Make the next write of ``card_id`` the one the process dies at (it is not written)."""
+    """Make the next write of ``card_id`` the one the process dies at (it is not written);
+    the writes after it go through."""
     store, update_card = service.store, service.store.update_card
+    died = []
 
     async def dying_update(card, *audit):
-        if card.card_id == card_id:
+        if card.card_id == card_id and not died:
+            died.append(card_id)
             raise Crash(f"writing {card_id}")
         return await update_card(card, *audit)
 
@@ -94,13 +98,12 @@ async def reissued_with_tokens(service: CardService) -> tuple[dict, dict, list[s
     return old, new, sorted(t["token_ref"] for t in old["tokens"])
 
 
-async def activation_cut_short(
-    service: CardService, action: str = "card.token_pan_update", nth: int = 1
-) -> tuple[dict, dict, list[str]]:
-    """A reissue with tokens whose activation the process died in, at the ``nth`` audit entry
-    of ``action`` (``reissued_with_tokens``' cards and token references)."""
+async def activation_cut_short(service: CardService) -> tuple[dict, dict, list[str]]:
+    """A reissue with tokens whose activation the process died in, at the old card's
+    retirement: the one write a crash can still cut off on every store
+    (``reissued_with_tokens``' cards and token references)."""
     old, new, refs = await reissued_with_tokens(service)
-    crash_at(service, action, nth)
+    crash_at_card_write(service, old["card_id"])
     with pytest.raises(Crash):
         await service.apply(new["card_id"], "activate")
     return old, new, refs
@@ -124,12 +127,12 @@ async def pan_updates(service: CardService, card_id: str) -> list[str]:
 async def test_an_activation_cut_short_after_the_card_is_finished_once(store_args):  # noqa: F811
     async with open_service(*store_args) as service:
         old, new, refs = await activation_cut_short(service)
-        # what the crash left: the new card active with the tokens (and audited: in the card's
-        # own write), the old one still live with them too, the token service never told
+        # what the crash left: the new card active with the tokens, audited and the token
+        # service told (its PAN updates in the card's own write), the old one still live
         assert (await service.store.get_card(new["card_id"])).state is CardState.ACTIVE
         left = await service.store.get_card(old["card_id"])
         assert left.state is CardState.ACTIVE and len(left.tokens) == 2
-        assert await pan_updates(service, new["card_id"]) == []
+        assert sorted(await pan_updates(service, new["card_id"])) == refs
 
         async with restarted(service, store_args) as later:
             fresh = await later.finish_activations()  # begun a moment ago: may be running
@@ -137,7 +140,7 @@ async def test_an_activation_cut_short_after_the_card_is_finished_once(store_arg
             result = await later.finish_activations(older_than_s=0)
             assert [d["card_id"] for d in result["finished"]] == [new["card_id"]]
             assert result["finished"][0]["activation_audited"] is False  # it was
-            assert result["finished"][0]["pan_updates_sent"] == 2
+            assert result["finished"][0]["pan_updates_sent"] == 0  # with the card
             again = await later.finish_activations(older_than_s=0)
             assert again == {"finished": [], "failed": [], "dropped": 0}
 
@@ -188,11 +191,17 @@ async def test_a_card_change_and_its_audit_entry_are_one_write(any_store_args):
             assert (await later.store.get_card(old["card_id"])).state is CardState.REPLACED
 
 
-async def test_only_the_pan_updates_not_sent_are_sent(store_args):  # noqa: F811
-    async with open_service(*store_args) as service:
-        old, new, refs = await activation_cut_short(service, nth=2)  # the first went out
+@pytest.mark.parametrize("any_store_args", ["redis-cluster"], indirect=True)
+async def test_only_the_pan_updates_not_sent_are_sent(any_store_args):
+    """On a Redis Cluster the PAN updates follow the card's write (another hash slot): a
+    crash after the first leaves the second to the finisher, which sends it alone."""
+    async with open_service(*any_store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        crash_at(service, "card.token_pan_update", 2)  # the first went out
+        with pytest.raises(Crash):
+            await service.apply(new["card_id"], "activate")
         [sent] = await pan_updates(service, new["card_id"])
-        async with restarted(service, store_args) as later:
+        async with restarted(service, any_store_args) as later:
             result = await later.finish_activations(older_than_s=0)
             assert result["finished"][0]["activation_audited"] is False  # it was
             assert result["finished"][0]["pan_updates_sent"] == 1
@@ -201,20 +210,43 @@ async def test_only_the_pan_updates_not_sent_are_sent(store_args):  # noqa: F811
             assert (await later.store.get_card(old["card_id"])).state is CardState.REPLACED
 
 
-async def test_an_activation_cut_short_before_the_old_card_retired(store_args):  # noqa: F811
-    async with open_service(*store_args) as service:
+@pytest.mark.parametrize("any_store_args", ["sqlite", "redis"], indirect=True)
+async def test_the_pan_updates_are_written_with_the_activated_card(any_store_args):
+    """On SQLite and a single Redis the activation's PAN updates are in the card's own write,
+    after its entry: an append after the write dies (it is never called), a seal that fails
+    on the last PAN update leaves the card as it was and no entry, and the chain verifies."""
+    async with open_service(*any_store_args) as service:
         old, new, refs = await reissued_with_tokens(service)
-        crash_at_card_write(service, old["card_id"])
-        with pytest.raises(Crash):
+        store, seal = service.store, service.security.audit_seal
+        shipped = await store.get_card(new["card_id"])
+        history = await actions_on(service, new["card_id"])
+
+        class FailsAtTheLastPanUpdate:
+            def __init__(self) -> None:
+                self.sealed = 0
+
+            def seal(self, previous, fields):  # noqa: ANN001, ANN201
+                self.sealed += 1
+                if self.sealed == 1 + len(refs):  # the activation's entry, then each update
+                    raise OSError("disk full")
+                return seal.seal(previous, fields)
+
+        service.security.audit_seal = FailsAtTheLastPanUpdate()
+        with pytest.raises(OSError):
             await service.apply(new["card_id"], "activate")
-        assert (await service.store.get_card(old["card_id"])).state is CardState.ACTIVE
-        async with restarted(service, store_args) as later:
-            result = await later.finish_activations(older_than_s=0)
-            assert result["finished"][0]["pan_updates_sent"] == 0  # sent before the crash
-            assert sorted(await pan_updates(later, new["card_id"])) == refs
-            retired = await later.store.get_card(old["card_id"])
-            assert retired.state is CardState.REPLACED and retired.tokens == ()
-            assert (await actions_on(later, old["card_id"]))[-1] == "card.retire"
+        assert await store.get_card(new["card_id"]) == shipped  # neither the card
+        assert await actions_on(service, new["card_id"]) == history  # nor an entry
+        service.security.audit_seal = seal
+        crash_at(service, "card.token_pan_update")  # an append after the write: never made
+        crash_at(service, "card.activate")
+        await service.apply(new["card_id"], "activate")
+        assert (await actions_on(service, new["card_id"]))[-3:] == [
+            "card.activate", "card.token_pan_update", "card.token_pan_update"
+        ]  # fmt: skip
+        assert sorted(await pan_updates(service, new["card_id"])) == refs
+        assert (await store.get_card(old["card_id"])).state is CardState.REPLACED
+        verified = await service.verify_audit()
+        assert verified["ok"], verified
 
 
 async def test_a_refused_activation_leaves_nothing_to_finish(store_args):  # noqa: F811
@@ -315,7 +347,7 @@ def test_the_cli_finishes_them(tmp_path):
     assert cli("store", "finish")["activations"]["finished"] == []  # too young to be a crash's
     done = cli("store", "finish", "--older-than", "0")["activations"]
     assert [d["card_id"] for d in done["finished"]] == [new["card_id"]]
-    assert done["finished"][0]["pan_updates_sent"] == 2
+    assert done["finished"][0]["pan_updates_sent"] == 0  # written with the card
     assert cli("cards", "show", old["card_id"])["state"] == "replaced"
     assert cli("store", "finish", "--older-than", "0")["activations"]["finished"] == []
     assert cli("store", "finish", "--list")["unfinished"] == []
@@ -384,7 +416,7 @@ async def test_an_activation_begun_again_while_the_finisher_looks_is_left_to_it(
             store.get_card = begun_again  # type: ignore[method-assign]
             result = await later.finish_activations(older_than_s=0)
             assert result == {"finished": [], "failed": [], "dropped": 0}
-            assert await pan_updates(later, new["card_id"]) == []  # nothing sent
+            assert (await store.get_card(old["card_id"])).state is CardState.ACTIVE  # untouched
             [kept] = await store.intents(ACTIVATION_INTENT, EVERY_INTENT)
             assert kept.ts > read.ts  # the new try's intent stays
 
@@ -398,7 +430,7 @@ async def test_a_finishing_run_whose_lease_lapsed_stops(store_args, monkeypatch)
     monkeypatch.setattr(unfinished, "FINISH_LEASE_TTL_S", 0.4)  # renewal due after 0.1 s
     async with open_service(*store_args) as service:
         old, new, refs = await activation_cut_short(service)
-        store, intents = service.store, service.store.intents
+        store, intents, get_card = service.store, service.store.intents, service.store.get_card
 
         async def lapsed(kind, before):  # the run stalls here; its lease lapses, another takes it
             found = await intents(kind, before)
@@ -411,7 +443,8 @@ async def test_a_finishing_run_whose_lease_lapsed_stops(store_args, monkeypatch)
         store.intents = lapsed  # type: ignore[method-assign]
         result = await service.finish_unfinished(older_than_s=0)
         assert result["busy"].startswith("this run stopped: its lease lapsed")
-        assert await pan_updates(service, new["card_id"]) == []  # nothing done beside the other
+        old_card = await get_card(old["card_id"])
+        assert old_card.state is CardState.ACTIVE  # nothing done beside the other
         assert (await store.lease_of(FINISH_LEASE)).owner == "worker-2#x"  # the other's stays
 
 

@@ -186,12 +186,9 @@ async def test_a_card_changed_while_its_entry_was_sealed_is_stale_and_nothing_is
         await other.close()
 
 
-@BOTH
-async def test_a_head_moved_by_another_writer_is_sealed_again_and_the_chain_verifies(
-    store,  # noqa: F811
-    monkeypatch,
-):
-    card, _ = await seeded(store)
+def another_entry_after_the_first_head(store, other, monkeypatch) -> list[str]:  # noqa: ANN001, F811
+    """Make ``other`` (another process) append an entry right after ``store`` first reads the
+    chain's head; the heads ``store`` read, as it reads them."""
     read_head = store._audit_head
     heads: list[str] = []
 
@@ -203,7 +200,17 @@ async def test_a_head_moved_by_another_writer_is_sealed_again_and_the_chain_veri
         return head
 
     monkeypatch.setattr(store, "_audit_head", head_then_another_entry)
+    return heads
+
+
+@BOTH
+async def test_a_head_moved_by_another_writer_is_sealed_again_and_the_chain_verifies(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    card, _ = await seeded(store)
     other = await store.reopen()
+    heads = another_entry_after_the_first_head(store, other, monkeypatch)
     try:
         stored = await store.update_card(suspended(card), entry_for(card), SEAL)
         assert stored.version == card.version + 1

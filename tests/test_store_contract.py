@@ -1094,13 +1094,9 @@ async def test_an_increment_of_a_closed_authorisation_is_held_on_its_own(store):
     assert (await store.get_account("acc-1")).holds == 400
 
 
-async def test_pruning_the_journal_keeps_what_is_newer_and_every_open_hold(store, monkeypatch):
-    import authhost.store.redis
-    import authhost.store.sqlite
-
-    # batches of two rows (SQLite) and pages of two entries or holds (Redis): several of each
-    monkeypatch.setattr(authhost.store.sqlite, "PRUNE_BATCH", 2)
-    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 2)
+async def journal_to_prune(store: CardStore) -> Card:
+    """A journal to prune at ``NOW + 50``: six entries and three closed holds older, an open
+    hold older too (it stays), two entries newer; the card."""
     card, _ = await seeded(store, balance=50_000)
     await store.commit(hold(card, 1, 1_000))  # old and still open: stays
     await store.commit(hold(card, 2, 2_000))  # old, released below: goes
@@ -1110,6 +1106,17 @@ async def test_pruning_the_journal_keeps_what_is_newer_and_every_open_hold(store
     await store.commit(Commit(entry(card, 6, 0, response_code="05")))  # old decline, no card
     await store.commit(hold(card, 60, 500))  # newer than the cut: stays
     await store.commit(hold(card, 61, 600, MoneyMove.POST))
+    return card
+
+
+async def test_pruning_the_journal_keeps_what_is_newer_and_every_open_hold(store, monkeypatch):
+    import authhost.store.redis
+    import authhost.store.sqlite
+
+    # batches of two rows (SQLite) and pages of two entries or holds (Redis): several of each
+    monkeypatch.setattr(authhost.store.sqlite, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 2)
+    card = await journal_to_prune(store)
     before = (await store.get_account("acc-1")).holds
 
     pruned = await store.prune_journal(NOW + 50)

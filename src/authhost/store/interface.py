@@ -43,6 +43,11 @@ ListAudit = Callable[[frozenset[str]], AuditEntry]
 # write replaces (None: the entry had none), appended only if the report is written.
 FraudReportAudit = Callable[[FraudReport | None], AuditEntry]
 
+# A retention batch's audit entry (``prune_journal``, ``prune_idempotency``), made by the store
+# from what the batch deletes (a count per kind: ``entries`` and ``holds``, ``results``) and
+# written in the batch's own write: a run cut short leaves the entries of what it deleted.
+BatchAudit = Callable[[dict[str, int]], AuditEntry]
+
 
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
@@ -888,8 +893,13 @@ class CardStore(Protocol):
         a placeholder)."""
         ...
 
-    async def prune_idempotency(self, before: float) -> int:
-        """Delete the idempotency results stored before ``before``; returns how many.
+    async def prune_idempotency(
+        self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
+    ) -> int:
+        """Delete the idempotency results stored before ``before``; returns how many. With
+        ``audit``, each batch that deletes any is written with its entry (``results``),
+        chained with ``seal``: one transaction on SQLite, one script on a single Redis (on a
+        Redis Cluster, entries after the writes they count).
 
         What goes: a request's result (``remember_result``, a funds change's record written
         with its key) last written before ``before``, and a placeholder (``reserve_result``)
@@ -968,12 +978,18 @@ class CardStore(Protocol):
         how many."""
         ...
 
-    async def prune_journal(self, before: float) -> Pruned:
+    async def prune_journal(
+        self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
+    ) -> Pruned:
         """Delete the journal entries older than ``before`` (and their duplicate-transmission
-        index entries) and the holds created before it that hold nothing any more (posted,
-        released, increments); open holds stay. In batches, so the authorisations going on
-        meanwhile wait for one batch at most. ``before`` must be older than what velocity
-        counters and reversals still need (``JOURNAL_MIN_KEEP_DAYS``)."""
+        index entries and fraud reports) and the holds created before it that hold nothing
+        any more (posted, released, increments); open holds stay. In batches, so the
+        authorisations going on meanwhile wait for one batch at most. ``before`` must be
+        older than what velocity counters and reversals still need
+        (``JOURNAL_MIN_KEEP_DAYS``). With ``audit``, each batch that deletes any is written
+        with its entry (``entries``, ``holds``), chained with ``seal``: one transaction on
+        SQLite, one script on a single Redis (on a Redis Cluster, entries after the writes
+        they count)."""
         ...
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from functools import partial
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -60,6 +61,7 @@ from authhost.store.interface import (
     AcceptorStats,
     AccountAudit,
     AuditSealer,
+    BatchAudit,
     BeyondBound,
     Commit,
     CommitResult,
@@ -104,6 +106,7 @@ from authhost.store.records import (
     journal_dict,
 )
 from authhost.store.redis_acceptors import RedisAcceptorStream
+from authhost.store.redis_batch import AuditedBatch, FollowingEntries
 from authhost.store.redis_keys import Keys
 from authhost.store.redis_velocity import Kept, VelocityLogs
 from authhost.store.retention import FETCH_SPAN_S, PRUNE_MARGIN_S
@@ -302,6 +305,7 @@ class RedisCardStore:
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
         self._prune_written = client.register_script(redis_lua.PRUNE_WRITTEN)
+        self._audited_batch = client.register_script(redis_lua.AUDITED_BATCH)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
         self._change_funds_audited = client.register_script(redis_lua.CHANGE_FUNDS_AUDITED)
         self._sync_ledger = client.register_script(redis_lua.SYNC_LEDGER)
@@ -1201,13 +1205,119 @@ class RedisCardStore:
             )
         return released
 
-    async def prune_journal(self, before: float) -> Pruned:
-        entries = holds = 0
+    async def prune_journal(
+        self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
+    ) -> Pruned:
+        """On a single Redis with ``audit``, each batch (``PRUNE_PAGE`` deletions or so,
+        across accounts) and its entry are one script (``AUDITED_BATCH``); on a cluster, or
+        unaudited, a page per account's transaction, the entries after them
+        (``FollowingEntries``)."""
+        if audit is not None and not self._cluster:
+            done = await self._audited_batches(partial(self._batch_journal, before), audit, seal)
+            return Pruned(entries=done.get("entries", 0), holds=done.get("holds", 0))
+        following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
         for account_id in await self._journal_accounts(JournalQuery()):
             ak = self._keys.account(account_id)
-            entries += await self._prune_entries(ak, before)
-            holds += await self._prune_holds(ak, before)
-        return Pruned(entries=entries, holds=holds)
+            entries = await self._prune_entries(ak, before)
+            await following.add({"entries": entries, "holds": await self._prune_holds(ak, before)})
+        await following.end()
+        return Pruned(following.total.get("entries", 0), following.total.get("holds", 0))
+
+    async def _audited_batches(
+        self, gather: Any, audit: BatchAudit, seal: AuditSealer | None
+    ) -> dict[str, int]:
+        """What ``gather`` deleted, a batch at a time, each with its entry in one
+        AUDITED_BATCH script. ``gather(flush)`` fills batches and hands each to ``flush``;
+        a batch another run changed since it was read (-4: nothing written) starts the
+        gathering again, ``ACCOUNT_AUDIT_TRIES`` times at most (what was written stays
+        deleted and is not found again)."""
+        done: dict[str, int] = {}
+
+        async def flush(batch: AuditedBatch) -> None:
+            if not batch.size:
+                return
+            entry = audit(dict(batch.counts))
+            keys = [*self._audit_keys(entry), *batch.keys]
+            if await self._sealed_run(self._audited_batch, keys, batch.argv(), [entry], seal) == -4:
+                raise _BatchMoved
+            for kind, count in batch.counts.items():
+                done[kind] = done.get(kind, 0) + count
+
+        for _ in range(ACCOUNT_AUDIT_TRIES):
+            try:
+                await gather(flush)
+                return done
+            except _BatchMoved:
+                continue
+        raise StoreUnavailable("another retention run kept deleting the same batch; try again")
+
+    async def _batch_journal(self, before: float, flush: Any) -> None:
+        """Every account's entries and closed holds older than ``before``, gathered into
+        batches (``_prune_entries``' and ``_prune_holds``' writes) handed to ``flush``."""
+        batch = AuditedBatch()
+        for account_id in await self._journal_accounts(JournalQuery()):
+            ak = self._keys.account(account_id)
+            pending = 0  # this account's entries in the batch, not written yet
+            while True:
+                ids = await self._client.zrange(ak.journal_all, pending, pending + PRUNE_PAGE - 1)
+                old = await self._old_entries(ak, ids, before)
+                if old:
+                    self._delete_entries(batch, ak, old)
+                    pending += len(old)
+                if batch.size >= PRUNE_PAGE:
+                    await flush(batch)
+                    batch, pending = AuditedBatch(), 0
+                if not old or len(old) < len(ids):
+                    break
+            closed = await self._closed_holds(ak, before)
+            for first in range(0, len(closed), PRUNE_PAGE):
+                page = closed[first : first + PRUNE_PAGE]
+                batch.step("HAS", ak.holds, page)
+                batch.step("HDEL", ak.holds, page)
+                batch.step("HDEL", ak.hold_lives, page)
+                batch.count("holds", len(page))
+                if batch.size >= PRUNE_PAGE:
+                    await flush(batch)
+                    batch = AuditedBatch()
+        await flush(batch)
+
+    def _delete_entries(
+        self, batch: AuditedBatch, ak: Any, old: list[tuple[str, JournalEntry | None]]
+    ) -> None:
+        """The steps ``_prune_entries`` takes for ``old``, each of them still there."""
+        jids = [jid for jid, _ in old]
+        stored = [jid for jid, e in old if e is not None]
+        if stored:
+            batch.step("HAS", ak.journal, stored)
+        batch.step("HDEL", ak.journal, jids)
+        batch.step("ZREM", ak.journal_all, jids)
+        batch.step("HSET", ak.account, ["journal_pruned_through", str(max(map(int, jids)))])
+        batch.step("ZREM", ak.journal_review, jids)
+        for card_id, card_jids in _by_card(old).items():
+            batch.step("ZREM", ak.journal_card(card_id), card_jids)
+        dedupe = [e.dedupe_key for _, e in old if e is not None and e.dedupe_key]
+        if dedupe:
+            batch.step("HDEL", ak.dedupe, dedupe)
+            batch.step("HDEL", self._keys.dedupe_all, dedupe)
+        batch.step("ZREM", self._keys.journal_global, [f"{jid}|{ak.journal}" for jid in jids])
+        batch.step("HDEL", self._keys.fraud_reports, jids)
+        batch.step("ZREM", self._keys.fraud_report_ids, jids)
+        batch.count("entries", len(stored))
+
+    async def _old_entries(
+        self, ak: Any, ids: list[Any], before: float
+    ) -> list[tuple[str, JournalEntry | None]]:
+        """Of the account's journal ids ``ids`` (oldest first), those up to the first entry
+        not older than ``before`` (ids follow time within a request's deadline)."""
+        old: list[tuple[str, JournalEntry | None]] = []
+        if not ids:
+            return old
+        for jid, raw in zip(ids, await self._client.hmget(ak.journal, ids), strict=True):
+            entry = codec.journal_from_json(raw) if raw is not None else None
+            if entry is not None and entry.ts >= before:
+                break
+            old.append((_s(jid), entry))
+        return old
 
     async def _prune_entries(self, ak: Any, before: float) -> int:
         """The account's entries older than ``before``, oldest first, a page per transaction,
@@ -1217,19 +1327,11 @@ class RedisCardStore:
             ids = await self._client.zrange(ak.journal_all, 0, PRUNE_PAGE - 1)
             if not ids:
                 return pruned
-            old: list[tuple[str, JournalEntry | None]] = []
-            for jid, raw in zip(ids, await self._client.hmget(ak.journal, ids), strict=True):
-                entry = codec.journal_from_json(raw) if raw is not None else None
-                if entry is not None and entry.ts >= before:
-                    break
-                old.append((_s(jid), entry))
+            old = await self._old_entries(ak, ids, before)
             if not old:
                 return pruned
             dedupe = [e.dedupe_key for _, e in old if e is not None and e.dedupe_key]
-            by_card: dict[str, list[str]] = {}
-            for jid, e in old:
-                if e is not None and e.card_id:
-                    by_card.setdefault(e.card_id, []).append(jid)
+            by_card = _by_card(old)
             jids = [jid for jid, _ in old]
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hdel(ak.journal, jids)
@@ -1253,7 +1355,7 @@ class RedisCardStore:
             if len(old) < len(ids):
                 return pruned
 
-    async def _prune_holds(self, ak: Any, before: float) -> int:
+    async def _closed_holds(self, ak: Any, before: float) -> list[str]:
         """The account's holds created before ``before`` that hold nothing any more."""
         closed = []
         for key, raw in (await self._client.hgetall(ak.holds)).items():
@@ -1262,6 +1364,11 @@ class RedisCardStore:
             still_open = posted == "0" and int(amount) > int(reversed_)
             if created < before and not still_open:
                 closed.append(_s(key))
+        return closed
+
+    async def _prune_holds(self, ak: Any, before: float) -> int:
+        """The account's holds created before ``before`` that hold nothing any more."""
+        closed = await self._closed_holds(ak, before)
         for first in range(0, len(closed), PRUNE_PAGE):
             page = closed[first : first + PRUNE_PAGE]
             await self._client.hdel(ak.holds, page)
@@ -2154,21 +2261,67 @@ class RedisCardStore:
         )
         return int(kept) == 1
 
-    async def prune_idempotency(self, before: float) -> int:
+    async def prune_idempotency(
+        self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
+    ) -> int:
         """The results written before ``before``, found by the age indexes: the ``{i}`` slot's
         (``idempotency_written``), then each account's funds changes (``funds_written``), a
-        page per script call. The first run indexes what was stored before the indexes."""
+        page per script call. The first run indexes what was stored before the indexes. On
+        a single Redis with ``audit``, each batch (``PRUNE_PAGE`` results, across the
+        indexes) and its entry are one script (``AUDITED_BATCH``); on a cluster the entries
+        follow their writes (``FollowingEntries``)."""
         await self._index_stored_before()
-        deleted = await self._prune_index(
-            self._keys.idempotency_written, self._keys.idempotency, before
-        )
+        if audit is not None and not self._cluster:
+            done = await self._audited_batches(partial(self._batch_results, before), audit, seal)
+            return done.get("results", 0)
+        following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
+        async for index, name_of in self._age_indexes():
+            await following.add({"results": await self._prune_index(index, name_of, before)})
+        await following.end()
+        return following.total.get("results", 0)
+
+    async def _age_indexes(self) -> AsyncIterator[tuple[str, Any]]:
+        """The idempotency age indexes, each with how its members name their keys: the
+        ``{i}`` slot's, then each account's funds changes'."""
+        yield self._keys.idempotency_written, self._keys.idempotency
         start = 0
         while ids := await self._client.zrange(self._keys.accounts, start, start + 999):
             for account_id in ids:
                 ak = self._keys.account(_s(account_id))
-                deleted += await self._prune_index(ak.funds_written, ak.funds_change, before)
+                yield ak.funds_written, ak.funds_change
             start += len(ids)
-        return deleted
+
+    async def _batch_results(self, before: float, flush: Any) -> None:
+        """Every result written before ``before``, gathered into batches (``PRUNE_WRITTEN``'s
+        writes, each member checked still that old) handed to ``flush``."""
+        batch = AuditedBatch()
+        async for index, name_of in self._age_indexes():
+            pending = 0  # this index's members in the batch, not written yet
+            while True:
+                members = [
+                    _s(m)
+                    for m in await self._client.zrange(
+                        index,
+                        "-inf",
+                        f"({before!r}",
+                        sortby=PureToken.BYSCORE,
+                        offset=pending,
+                        count=PRUNE_PAGE,
+                    )  # fmt: skip
+                ]
+                if members:
+                    batch.step("OLDER", index, [repr(before), *members])
+                    for member in members:
+                        batch.step("DEL", name_of(member))
+                    batch.step("ZREM", index, members)
+                    batch.count("results", len(members))
+                    pending += len(members)
+                if batch.size >= PRUNE_PAGE:
+                    await flush(batch)
+                    batch, pending = AuditedBatch(), 0
+                if len(members) < PRUNE_PAGE:
+                    break
+        await flush(batch)
 
     async def _prune_index(self, index: str, name_of: Any, before: float) -> int:
         """Delete the members of the age index ``index`` written before ``before``, with their
@@ -2305,6 +2458,19 @@ def _pointer_value(card: Card) -> str:
 def _check_card_ids(card: Card) -> None:
     if not card.card_id or not card.pan_index:
         raise StoreError("a card needs a card_id and a pan_index")
+
+
+class _BatchMoved(Exception):
+    """A retention batch another run changed since it was read: nothing written."""
+
+
+def _by_card(old: list[tuple[str, JournalEntry | None]]) -> dict[str, list[str]]:
+    """The journal ids of ``old`` by the card each entry is of (its per-card index)."""
+    by_card: dict[str, list[str]] = {}
+    for jid, e in old:
+        if e is not None and e.card_id:
+            by_card.setdefault(e.card_id, []).append(jid)
+    return by_card
 
 
 def _sealed_after(entry: AuditEntry, seal: AuditSealer | None, previous: str) -> list[str]:

@@ -1272,3 +1272,44 @@ if not raw then return 0 end
 if cjson.decode(raw)['ts'] ~= tonumber(ARGV[2]) then return 0 end
 return redis.call('HDEL', KEYS[1], ARGV[1])
 """
+
+# A retention batch and its audit entry in one script (store.prune_journal,
+# prune_idempotency; SINGLE REDIS ONLY: the batch spans accounts' slots and the audit log's).
+# KEYS[1..5] APPEND_AUDIT_CHAINED's, then the keys the batch's steps name.  ARGV[1..3] the
+# entry's; ARGV[4] how many steps; then each step: its command, the index of its key in KEYS,
+# how many arguments, the arguments. The checks come first: HAS (each hash field is still
+# there: no other run deleted it) and OLDER (each member of an age index is still scored
+# before the cut ARGV: not written again since); then the writes (HDEL, ZREM, HSET, DEL),
+# then the entry. -3 another writer moved the head, -4 a check failed: nothing written (the
+# entry's counts were made from what was read, so the caller reads again). Else 1.
+AUDITED_BATCH = (
+    _audit_head_moved("-3")
+    + """
+local steps, at = {}, 5
+for i = 1, tonumber(ARGV[4]) do
+  local n = tonumber(ARGV[at + 2])
+  steps[i] = {ARGV[at], KEYS[tonumber(ARGV[at + 1])], at + 3, at + 2 + n}
+  at = at + 3 + n
+end
+for _, s in ipairs(steps) do
+  if s[1] == 'HAS' then
+    for j = s[3], s[4] do
+      if redis.call('HEXISTS', s[2], ARGV[j]) == 0 then return -4 end
+    end
+  elseif s[1] == 'OLDER' then
+    local cut = tonumber(ARGV[s[3]])
+    for j = s[3] + 1, s[4] do
+      local written = redis.call('ZSCORE', s[2], ARGV[j])
+      if not written or tonumber(written) >= cut then return -4 end
+    end
+  end
+end
+for _, s in ipairs(steps) do
+  if s[1] ~= 'HAS' and s[1] ~= 'OLDER' then
+    redis.call(s[1], s[2], unpack(ARGV, s[3], s[4]))
+  end
+end
+"""
+    + _AUDIT_WRITE
+    + "return 1\n"
+)

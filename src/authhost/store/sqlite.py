@@ -44,6 +44,7 @@ from authhost.store.interface import (
     AcceptorStats,
     AccountAudit,
     AuditSealer,
+    BatchAudit,
     BeyondBound,
     Commit,
     CommitResult,
@@ -197,9 +198,9 @@ _PRUNE_HOLDS_SQL = (
     "DELETE FROM holds WHERE rowid IN (SELECT rowid FROM holds "
     "WHERE created_at < ? AND NOT (posted = 0 AND amount > reversed) LIMIT ?)"
 )
+# the reports of a batch's entries (a JSON array of their ids)
 _PRUNE_REPORTS_SQL = (
-    "DELETE FROM fraud_reports WHERE NOT EXISTS "
-    "(SELECT 1 FROM journal WHERE journal.journal_id = fraud_reports.journal_id)"
+    "DELETE FROM fraud_reports WHERE journal_id IN (SELECT value FROM json_each(?))"
 )
 # results (and placeholders) written before the cut; markers (prunable = 0) never: the partial
 # index idempotency_prunable (migration 37) holds only the prunable rows, by age
@@ -846,29 +847,33 @@ class SqliteCardStore:
 
         return await self._writer.run(expire)
 
-    async def prune_journal(self, before: float) -> Pruned:
-        async def in_batches(sql: str) -> int:
-            def batch(conn: sqlite3.Connection) -> int:
-                if sql is not _PRUNE_ENTRIES_SQL:
-                    return conn.execute(sql, (before, PRUNE_BATCH)).rowcount
-                ids = [row[0] for row in conn.execute(sql, (before, PRUNE_BATCH)).fetchall()]
-                if ids:  # a ledger sync must not count on what is gone
-                    conn.execute(
-                        "INSERT INTO journal_pruned (one, through_id) VALUES (1, ?) ON CONFLICT "
-                        "(one) DO UPDATE SET through_id = MAX(through_id, excluded.through_id)",
-                        (max(ids),),
-                    )
-                return len(ids)
-
-            deleted = 0
-            while (done := await self._writer.run(batch)) > 0:
-                deleted += done
+    async def prune_journal(
+        self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
+    ) -> Pruned:
+        def batch(conn: sqlite3.Connection) -> dict[str, int]:
+            """Up to PRUNE_BATCH entries (with their fraud reports) and as many closed holds,
+            and the batch's entry: one transaction."""
+            rows = conn.execute(_PRUNE_ENTRIES_SQL, (before, PRUNE_BATCH)).fetchall()
+            ids = [row[0] for row in rows]
+            if ids:  # a ledger sync must not count on what is gone
+                conn.execute(
+                    "INSERT INTO journal_pruned (one, through_id) VALUES (1, ?) ON CONFLICT "
+                    "(one) DO UPDATE SET through_id = MAX(through_id, excluded.through_id)",
+                    (max(ids),),
+                )
+                conn.execute(_PRUNE_REPORTS_SQL, (json.dumps(ids),))  # labels of nothing now
+            deleted = {
+                "entries": len(ids),
+                "holds": conn.execute(_PRUNE_HOLDS_SQL, (before, PRUNE_BATCH)).rowcount,
+            }
+            if audit is not None and any(deleted.values()):
+                _insert_audit(conn, audit(deleted), seal)
             return deleted
 
-        entries = await in_batches(_PRUNE_ENTRIES_SQL)
-        if entries:  # a report without its entry labels nothing
-            await self._writer.run(lambda conn: conn.execute(_PRUNE_REPORTS_SQL))
-        return Pruned(entries=entries, holds=await in_batches(_PRUNE_HOLDS_SQL))
+        pruned = Pruned()
+        while any((done := await self._writer.run(batch)).values()):
+            pruned = Pruned(pruned.entries + done["entries"], pruned.holds + done["holds"])
+        return pruned
 
     # --- cards -----------------------------------------------------------------------------
 
@@ -1280,11 +1285,17 @@ class SqliteCardStore:
 
         return await self._writer.run(keep)
 
-    async def prune_idempotency(self, before: float) -> int:
+    async def prune_idempotency(
+        self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
+    ) -> int:
+        def batch(conn: sqlite3.Connection) -> int:
+            done = conn.execute(_PRUNE_IDEMPOTENCY_SQL, (before, PRUNE_BATCH)).rowcount
+            if audit is not None and done:  # the batch's entry in its transaction
+                _insert_audit(conn, audit({"results": done}), seal)
+            return done
+
         deleted = 0
-        while done := await self._writer.run(
-            lambda conn: conn.execute(_PRUNE_IDEMPOTENCY_SQL, (before, PRUNE_BATCH)).rowcount
-        ):
+        while done := await self._writer.run(batch):
             deleted += done
         return deleted
 

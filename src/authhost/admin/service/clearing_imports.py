@@ -11,6 +11,7 @@ dropped when it ends, and a crashed import's lease expires after ``LEASE_TTL_S``
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -115,7 +116,7 @@ class ClearingImports(DisputeCases):
         from authhost.admin.clearing import post_presentments
 
         decide = None if dry_run else self.decide_many
-
+        import_id = "" if dry_run else await self._begin_clearing(presentments)
         result = await post_presentments(
             presentments, self.store, self.security.pan_index, decide, keep=keep
         )
@@ -128,8 +129,24 @@ class ClearingImports(DisputeCases):
                     opened += await self._dispute_duplicate(row)
         result = {**result, "disputes_opened": opened}
         if not dry_run:
-            await self.audit_clearing(result)
+            await self.audit_clearing(result, import_id)
         return result
+
+    async def _begin_clearing(self, presentments: Sequence[Presentment]) -> str:
+        """Audit a posting import before its first write (``clearing.import_begun``: its id,
+        how many presentments and which lines); its id. Its writes are 0220 advices posted
+        through the authorisation pipeline, journalled each with its outcome, which carries
+        no audit entry (the authorisation path's cost): an import a crash cut short then
+        shows as begun and never ended, rather than not at all."""
+        import_id = secrets.token_hex(8)
+        lines = [p.line for p in presentments]
+        begun = {
+            "import_id": import_id,
+            "presentments": len(lines),
+            "lines": [min(lines), max(lines)] if lines else [],
+        }
+        await self.record_audit("clearing.import_begun", "clearing", None, begun)
+        return import_id
 
     async def _dispute_duplicate(self, row: dict[str, Any]) -> int:
         """Open the dispute of a suspected duplicate presentment's 0220 (or name the one it
@@ -168,8 +185,13 @@ class ClearingImports(DisputeCases):
             row["dispute"] = {"dispute_id": existing.dispute_id, "opened": False}
         return 0
 
-    async def audit_clearing(self, result: dict[str, Any]) -> None:
-        """One audit entry per clearing import that posted: its counts, no presentment."""
+    async def audit_clearing(self, result: dict[str, Any], import_id: str) -> None:
+        """The end of a clearing import that posted (``clearing.import``, with the id of its
+        ``clearing.import_begun``): its counts, no presentment."""
         counts = ("presentments", "outcomes", "suspected_duplicates", "disputes_opened")
-        summary = {"dry_run": False, **{k: result[k] for k in counts if k in result}}
+        summary = {
+            "dry_run": False,
+            "import_id": import_id,
+            **{k: result[k] for k in counts if k in result},
+        }
         await self.record_audit("clearing.import", "clearing", None, summary)

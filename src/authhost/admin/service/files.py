@@ -8,6 +8,7 @@ updates are written to a new file only its owner reads, each audited; ``reseal_p
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ class OperatorFiles(ServiceBase):
             product = await self._product(card.product_id)
             records.append((card, product))
         with _new_private_file(out) as file, _removed_on_failure(out):
+            run_id = await self._file_begun(
+                "card.export_personalisation", out, {"cards": len(records)}
+            )
             for card, product in records:
                 file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
         for card, _ in records:
@@ -59,9 +63,21 @@ class OperatorFiles(ServiceBase):
                 "card.export_personalisation",
                 card.card_id,
                 None,
-                {"file": str(Path(out).resolve()), "pan": card.masked_pan},
+                {"file": str(Path(out).resolve()), "pan": card.masked_pan, "run_id": run_id},
             )
         return len(records)
+
+    async def _file_begun(self, action: str, out: Path, details: dict[str, Any]) -> str:
+        """Audit a file of clear card data once it is created, before anything is written in
+        it (``{action}_begun``: the file, what it is to hold and a ``run_id`` its own entries
+        repeat); the run id. The file is on disk and the audit log in the store, never one
+        write: a process that dies after the file is written and before its entries leaves
+        the file begun and never audited as done, rather than not in the log at all. An
+        entry that fails removes the file, empty still (``_removed_on_failure``)."""
+        run_id = secrets.token_hex(8)
+        begun = {"file": str(Path(out).resolve()), "run_id": run_id, **details}
+        await self.record_audit(f"{action}_begun", "cards", None, begun)
+        return run_id
 
     async def export_exception_file(self, out: Path) -> int:
         """The networks' exception file (``EXCEPTION_CODES``): every PAN whose current card is
@@ -82,6 +98,7 @@ class OperatorFiles(ServiceBase):
                         continue  # a newer card carries the PAN now: it decides
                     records.append((card, code))
         with _new_private_file(out) as file, _removed_on_failure(out):
+            run_id = await self._file_begun("card.exception_file", out, {"listed": len(records)})
             for card, code in records:
                 pan = await self._clear_pan(card.card_id)
                 record = {"pan": pan, "action_code": code, "purge_date": card.expiry,
@@ -90,7 +107,7 @@ class OperatorFiles(ServiceBase):
                 del pan
         await self.record_audit(
             "card.exception_file", "cards", None,
-            {"file": str(Path(out).resolve()), "listed": len(records)},
+            {"file": str(Path(out).resolve()), "listed": len(records), "run_id": run_id},
         )  # fmt: skip
         return len(records)
 
@@ -106,7 +123,11 @@ class OperatorFiles(ServiceBase):
         since, until = _period(day, since, until, self.clock(), self.business_day)
         updates = await account_updates(self._every_card(), self.store.get_card, since, until)
         counts = {code.value: 0 for code in UpdateCode}
+        window = {"since": totals_module.iso_time(since), "until": totals_module.iso_time(until)}
         with _new_private_file(out) as file, _removed_on_failure(out):
+            run_id = await self._file_begun(
+                "card.account_updates", out, {**window, "updates": len(updates)}
+            )
             for update in updates:
                 record = {
                     "update": update.code.value,
@@ -122,9 +143,10 @@ class OperatorFiles(ServiceBase):
                 }
                 file.write(json.dumps(record) + "\n")
                 counts[update.code.value] += 1
-        window = {"since": totals_module.iso_time(since), "until": totals_module.iso_time(until)}
         summary = {"file": str(Path(out).resolve()), **window, "updates": counts}
-        await self.record_audit("card.account_updates", "cards", None, summary)
+        await self.record_audit(
+            "card.account_updates", "cards", None, {**summary, "run_id": run_id}
+        )
         return summary
 
     async def reseal_pans(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.store.interface import (
     IDEMPOTENCY_MIN_KEEP_DAYS,
     JOURNAL_MIN_KEEP_DAYS,
+    BatchAudit,
     JournalQuery,
 )
 from authhost.store.records import (
@@ -387,11 +388,13 @@ class JournalAnalysis(ServiceBase):
             JOURNAL_MIN_KEEP_DAYS,
             "velocity counters read 30 days of the journal and reversals find their holds",
         )
-        pruned = await self.store.prune_journal(before)
-        result = {"before": before, "entries": pruned.entries, "holds": pruned.holds}
-        await self.record_audit(
-            "journal.prune", "journal", None, {"keep_days": keep_days, **result}
+        asked = {"keep_days": keep_days, "before": before}
+        pruned = await self.store.prune_journal(
+            before, self._batch_entry("journal.prune", "journal", asked), self.security.audit_seal
         )
+        result = {"before": before, "entries": pruned.entries, "holds": pruned.holds}
+        if not (pruned.entries or pruned.holds):  # no batch, no write: the run's own entry
+            await self.record_audit("journal.prune", "journal", None, {**asked, **result})
         return result
 
     async def prune_idempotency(self, keep_days: int) -> dict[str, Any]:
@@ -407,12 +410,26 @@ class JournalAnalysis(ServiceBase):
             "a client resending a request it got no answer for must get the first answer, not "
             "a second change",
         )
-        deleted = await self.store.prune_idempotency(before)
-        result = {"before": before, "results": deleted}
-        await self.record_audit(
-            "idempotency.prune", "idempotency", None, {"keep_days": keep_days, **result}
+        asked = {"keep_days": keep_days, "before": before}
+        deleted = await self.store.prune_idempotency(
+            before,
+            self._batch_entry("idempotency.prune", "idempotency", asked),
+            self.security.audit_seal,
         )
+        result = {"before": before, "results": deleted}
+        if not deleted:  # no batch, no write: the run's own entry
+            await self.record_audit("idempotency.prune", "idempotency", None, {**asked, **result})
         return result
+
+    def _batch_entry(self, action: str, subject: str, asked: dict[str, Any]) -> BatchAudit:
+        """A retention batch's entry (``store.BatchAudit``): the run's ``keep_days`` and cut
+        (``before``), and what this batch deleted, written in the batch's write; a run's
+        entries (one ``before``) add up to what it deleted, one cut short's to what it did."""
+
+        def entry(deleted: dict[str, int]) -> AuditEntry:
+            return self._audit_entry(action, subject, None, {**asked, **deleted})
+
+        return entry
 
     async def audit(
         self,

@@ -138,14 +138,14 @@ class CardLifecycle(ServiceBase):
         wallet = (
             self._token_states(card, after, action) if lifecycle.has_been_activated(card) else []
         )
+        if handed is not None:  # the tokens it takes over: their PAN updates in its write
+            chain, moved = handed
+            wallet += self._pan_updates(
+                after, [(token, chain[index]) for token, index in moved.moved]
+            )
         action_name = f"card.{action.replace('-', '_')}"
         view = await self._update(card, after, action_name, reason, details, wallet)
         if hands_over:
-            if handed is not None:
-                chain, moved = handed
-                await self._announce_pan_updates(
-                    after, [(token, chain[index]) for token, index in moved.moved]
-                )
             await self._retire_predecessor(card, handed[1].refs if handed else frozenset())
             await self.store.drop_intent(ACTIVATION_INTENT, card.card_id)
         elif card.replaces and after.state in lifecycle.WITHDRAWN_STATES:
@@ -225,12 +225,20 @@ class CardLifecycle(ServiceBase):
     async def _announce_pan_updates(
         self, successor: Card, moved: Sequence[tuple[PaymentToken, Card]]
     ) -> None:
+        """The PAN updates (``_pan_updates``) an activation cut short did not write, appended
+        by the finisher after the card's write (``finish_activations``)."""
+        for entry in self._pan_updates(successor, moved):
+            await self.store.append_audit(entry, self.security.audit_seal)
+
+    def _pan_updates(
+        self, successor: Card, moved: Sequence[tuple[PaymentToken, Card]]
+    ) -> list[AuditEntry]:
         """One audit entry per token moved to ``successor`` (with the card it came from): the
         token service's PAN update (a wallet event, ``token_pan_updated``), naming both cards
         by id and masked PAN and the token by reference and last four digits; never a
-        number."""
-        for token, old in moved:
-            await self.record_audit(
+        number. An activation writes them with the card, after its own entry."""
+        return [
+            self._audit_entry(
                 "card.token_pan_update",
                 successor.card_id,
                 {"card_id": old.card_id, "pan": old.masked_pan},
@@ -243,6 +251,8 @@ class CardLifecycle(ServiceBase):
                     "tokens": [token_view(token)],
                 },
             )
+            for token, old in moved
+        ]
 
     def _token_states(self, before: Card, after: Card, action: str) -> list[AuditEntry]:
         """One audit entry per token the lifecycle action changed (suspended for a stolen

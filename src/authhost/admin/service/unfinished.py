@@ -1,8 +1,9 @@
 """Work a crash cut short, finished.
 
 Some operations are several writes that no store can make one: activating a card that
-succeeds another (the card, its audit entry, the token service's PAN update for each wallet
-token it takes over, the retirement of the card it succeeds, which gives those tokens up), and
+succeeds another (the card with its audit entry and the token service's PAN update for each
+wallet token it takes over, one write but on a Redis Cluster; then the retirement of the card
+it succeeds, which gives those tokens up), and
 opening a dispute with a provisional credit (the credit posted through the pipeline, then the
 dispute recorded). A process that dies between them, or a store that stops taking writes,
 would leave the old card working beside the new one and the token service never told, or the

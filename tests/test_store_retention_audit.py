@@ -1,0 +1,297 @@
+"""A retention run's deletions with their audit entries (PCI DSS 10: no change without its
+record): each batch of a journal or idempotency retention is one write with its entry on
+SQLite (one transaction) and on a single Redis (one script), so a run cut short leaves the
+entries of what it deleted and nothing more; on Redis Cluster the run's entry follows its
+writes (the audit log is in another hash slot).
+
+Real components only: SQLite files, a real redis-server and a real one-node Redis Cluster.
+Another run is another store opened on the same data, as another process would be; a crash
+is a real process killed inside its transaction (SQLite), or a seal that fails (the security
+module gone) at a chosen batch, as test_store_account_audit does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from test_admin_support import demo_security
+from test_idempotency_retention import DAY, _real_time, placeholder, written_days_ago
+from test_store_card_audit import SEAL, another_entry_after_the_first_head, chain_ok
+from test_store_contract import (  # noqa: F401 - fixtures
+    NOW,
+    entry,
+    journal_to_prune,
+    make_card,
+    redis_cluster_url,
+    seeded,
+    store,
+)
+
+import authhost.store.redis
+import authhost.store.sqlite
+from authhost.admin.audit_verify import verify_audit_chain
+from authhost.admin.service import CardService
+from authhost.cards.model import Account, CardKind
+from authhost.security.audit_chain import AuditSeal
+from authhost.store.interface import Commit, JournalQuery, Pruned
+from authhost.store.records import AuditEntry
+
+STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
+SINGLE = pytest.mark.parametrize("store", ["redis"], indirect=True)
+CUT = NOW + 50  # journal_to_prune's: six entries and three closed holds older
+KEY = os.urandom(32)  # a chain key a child process seals with too
+KEYED = AuditSeal(KEY)
+
+
+def batch_entry(action: str = "journal.prune"):  # noqa: ANN201
+    """A retention batch's entry (store.BatchAudit), as the service makes it."""
+
+    def made(deleted: dict[str, int]) -> AuditEntry:
+        return AuditEntry(NOW, "ops1", action, action.split(".")[0], "", json.dumps(deleted))
+
+    return made
+
+
+class FailsAt:
+    """The real seal, failing at its ``nth`` use (the security module gone mid-run)."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth, self.used = nth, 0
+
+    def seal(self, previous: str, fields: object) -> str:
+        self.used += 1
+        if self.used == self.nth:
+            raise OSError("the security module is gone")
+        return SEAL.seal(previous, fields)
+
+
+@pytest.fixture
+def small_batches(monkeypatch) -> None:
+    """Batches of two rows (SQLite) and of two deletions or so (Redis): several per run."""
+    monkeypatch.setattr(authhost.store.sqlite, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 2)
+
+
+async def counted(db, action: str = "journal.prune") -> dict[str, int]:  # noqa: ANN001
+    """What the run's entries say was deleted, added up, and how many entries."""
+    total: dict[str, int] = {"batches": 0}
+    for e in await db.audit(limit=1000):
+        if e.action == action:
+            total["batches"] += 1
+            for kind, n in json.loads(e.after).items():
+                total[kind] = total.get(kind, 0) + n
+    return total
+
+
+async def journal_left(db) -> int:  # noqa: ANN001
+    return len(await db.journal(JournalQuery(limit=100)))
+
+
+# --- both stores: each batch with its entry ------------------------------------------------
+
+
+@STORES
+async def test_each_batch_of_a_journal_run_is_written_with_its_entry(store, small_batches):  # noqa: F811
+    """Several batches, each with its entry in its write: the entries add up to what the run
+    deleted, and the chain verifies."""
+    await journal_to_prune(store)
+    pruned = await store.prune_journal(CUT, batch_entry(), SEAL)
+    assert (pruned.entries, pruned.holds) == (6, 3)
+    total = await counted(store)
+    assert (total["entries"], total["holds"]) == (6, 3) and total["batches"] >= 3
+    assert (await chain_ok(store))["verified"] == total["batches"]
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned()  # nothing: no entry
+    assert (await counted(store))["batches"] == total["batches"]
+
+
+@STORES
+async def test_each_batch_of_an_idempotency_run_is_written_with_its_entry(store, small_batches):  # noqa: F811
+    await store.create_account(Account("acc-r", "978", CardKind.DEBIT, balance=10_000))
+    with written_days_ago(100):
+        for n in range(3):
+            await store.reserve_result(f"card.issue:old{n}", placeholder(0))
+        await store.change_funds("acc-r", 100, key="load-old", fingerprint="f1")
+        await store.change_funds("acc-r", 100, key="load-old2", fingerprint="f2")
+    await store.reserve_result("card.issue:at-work", placeholder(_real_time()))
+    action = "idempotency.prune"
+    assert await store.prune_idempotency(_real_time() - 35 * DAY, batch_entry(action), SEAL) == 5
+    total = await counted(store, action)
+    assert total["results"] == 5 and total["batches"] >= 2
+    assert (await chain_ok(store))["verified"] == total["batches"]
+    assert await store.idempotent_result("card.issue:at-work") is not None
+
+
+@STORES
+async def test_a_run_cut_short_leaves_the_entries_of_what_it_deleted(store, small_batches):  # noqa: F811
+    """The seal fails at the second batch: the first batch is deleted with its entry, the
+    second neither deleted nor audited; the run made again deletes the rest, each batch with
+    its entry, and the entries add up to all of it."""
+    await journal_to_prune(store)
+    with pytest.raises(OSError):
+        await store.prune_journal(CUT, batch_entry(), FailsAt(2))
+    first = await counted(store)
+    assert first["batches"] == 1
+    assert 8 - await journal_left(store) == first.get("entries", 0)  # as many as it says
+    assert (await chain_ok(store))["verified"] == 1
+    rest = await store.prune_journal(CUT, batch_entry(), SEAL)
+    assert rest.entries == 6 - first.get("entries", 0)
+    total = await counted(store)
+    assert (total["entries"], total["holds"]) == (6, 3)
+    assert await journal_left(store) == 2
+    await chain_ok(store)
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+async def test_a_process_killed_inside_a_batch_leaves_neither_on_sqlite(
+    store,  # noqa: F811
+    small_batches,
+    tmp_path,
+):
+    """A real process, on the same file, dies inside its second batch's transaction (its
+    seal ends the process, after the batch's rows were deleted): the file keeps the first
+    batch and its entry, nothing of the second."""
+    await journal_to_prune(store)
+    child = f"""
+import os, sys, trio
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import authhost.store.sqlite
+from test_store_retention_audit import CUT, batch_entry
+from authhost.security.audit_chain import AuditSeal
+from authhost.store import open_store
+
+SEAL = AuditSeal(bytes.fromhex(os.environ["TEST_AUDIT_KEY"]))
+
+authhost.store.sqlite.PRUNE_BATCH = 2
+
+class DyingAtTheSecond:
+    used = 0
+    def seal(self, previous, fields):
+        self.used += 1
+        if self.used == 2:
+            os._exit(7)
+        return SEAL.seal(previous, fields)
+
+async def main():
+    db = await open_store({f"sqlite:///{tmp_path / 'cards.db'}"!r})
+    await db.prune_journal(CUT, batch_entry(), DyingAtTheSecond())
+
+trio.run(main)
+"""
+    done = await trio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [sys.executable, "-c", child],
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "TEST_AUDIT_KEY": KEY.hex()},  # the parent's chain key
+        )
+    )
+    assert done.returncode == 7, done.stderr.decode()[-2000:]
+    reopened = await store.reopen()  # as the next process finds the file
+    try:
+        first = await counted(reopened)
+        assert first == {"batches": 1, "entries": 2, "holds": 2}  # one batch of each
+        assert await journal_left(reopened) == 6
+        verified = await verify_audit_chain(reopened, KEYED, "")
+        assert verified["ok"] and verified["verified"] == 1, verified
+    finally:
+        await reopened.close()
+
+
+# --- Redis: the checks and the chain's head ------------------------------------------------
+
+
+@SINGLE
+async def test_a_batch_another_run_deleted_meanwhile_is_not_counted(store, monkeypatch):  # noqa: F811
+    """Another process's run deletes the entries this run read, before its script: the
+    script refuses (nothing written, no entry), this run reads again and finds nothing."""
+    await journal_to_prune(store)
+    other = await store.reopen()
+    script = store._audited_batch
+    calls = []
+
+    async def another_run_first(keys, args):  # noqa: ANN001, ANN202
+        calls.append(keys)
+        if len(calls) == 1:
+            await other.prune_journal(CUT)  # unaudited: the other run's own
+        return await script(keys, args)
+
+    monkeypatch.setattr(store, "_audited_batch", another_run_first)
+    try:
+        assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned()
+        assert len(calls) == 1 and await counted(store) == {"batches": 0}
+        assert await journal_left(store) == 2
+    finally:
+        await other.close()
+
+
+@SINGLE
+async def test_a_head_moved_by_another_writer_is_sealed_again(store, monkeypatch):  # noqa: F811
+    await journal_to_prune(store)
+    other = await store.reopen()
+    heads = another_entry_after_the_first_head(store, other, monkeypatch)
+    try:
+        assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(6, 3)
+        assert len(heads) == 2 and heads[0] != heads[1]
+        assert [e.action for e in await store.audit()] == ["card.note", "journal.prune"]
+        assert (await chain_ok(store))["verified"] == 2
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("store", ["redis-cluster"], indirect=True)
+async def test_on_a_cluster_the_entries_follow_their_writes(store, monkeypatch):  # noqa: F811
+    """A cluster refuses one script over the accounts' slots and the audit log's: the run
+    deletes an account's pages, then appends the entry of what it deleted since the last
+    one once that reaches a page (and the rest at the end); a seal that fails then leaves
+    those deletions without their entry (README, Known limitations)."""
+    await journal_to_prune(store)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=0))
+    second, _, blob = make_card(account_id="acc-2")
+    await store.create_card(second, blob)
+    await store.commit(Commit(entry(second, 7, 0, response_code="05")))
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 2)
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(7, 3)
+    assert await counted(store) == {"batches": 2, "entries": 7, "holds": 3}  # one per account
+    monkeypatch.undo()
+    with pytest.raises(OSError):  # the two newer entries too, then the seal fails
+        await store.prune_journal(NOW + 100, batch_entry(), FailsAt(1))
+    assert await journal_left(store) == 0
+    assert (await counted(store))["batches"] == 2  # none for the newer two
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+@STORES
+async def test_the_service_audits_each_batch_and_a_run_with_nothing_to_delete(
+    store,  # noqa: F811
+    small_batches,
+    tmp_path,
+):
+    """``journal prune`` through the card service: each batch's ``journal.prune`` entry
+    says the run's ``keep_days`` and cut and what it deleted; a run with nothing to delete
+    has one entry of its own."""
+    service = CardService(store, demo_security(tmp_path), "ops1")
+    card, _ = await seeded(store, balance=50_000)
+    old = service.clock() - 40 * DAY
+    for n in range(3):
+        await store.commit(Commit(entry(card, n, 0, ts=old + n, response_code="05")))
+    result = await service.prune_journal(35)
+    assert (result["entries"], result["holds"]) == (3, 0)
+    entries = [e for e in await store.audit(limit=100) if e.action == "journal.prune"]
+    assert len(entries) == 2  # a batch of two, then one
+    afters = [json.loads(e.after) for e in entries]
+    assert {(a["keep_days"], a["before"]) for a in afters} == {(35, result["before"])}
+    assert sum(a["entries"] for a in afters) == 3
+    again = await service.prune_journal(35)
+    [*_, last] = await store.audit(limit=100)
+    assert last.action == "journal.prune" and json.loads(last.after)["entries"] == 0
+    assert again["entries"] == 0
+    verified = await service.verify_audit()
+    assert verified["ok"], verified
