@@ -38,6 +38,7 @@ from authhost.auth.issuer_scripts import (
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_verification import checked_cryptogram
+from authhost.auth.steps.funds import DECLINED_BY_NETWORK
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, Card, CardKind, Product
@@ -373,7 +374,11 @@ class AuthService:
         elif decline is None:
             code = RC.APPROVED if tx.partial_amount_minor is None else RC.PARTIAL_APPROVAL
             reasons = [*tx.reasons]
-            if advice:
+            if advice and DECLINED_BY_NETWORK in reasons:
+                # acknowledged (00) and journalled, but nothing was approved: no approval code
+                # in the answer (field 38 is an approval's) nor in the journal
+                approval = None
+            elif advice:
                 if request.presentment:  # a clearing row: not the network's approval
                     reasons.append(PRESENTMENT)
                 elif not any(r.startswith(COMPLETION_REASON) for r in reasons):
