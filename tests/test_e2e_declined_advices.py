@@ -41,3 +41,26 @@ async def test_an_advice_of_a_decline_is_acknowledged_without_an_approval_code(
         assert entry.approval_code == "" and entry.movement == ""
         assert entry.reason_codes.split(";") == ["advice.declined_by_network"]
     assert "advice.stand_in" in entries[stand_in["11"]].reason_codes
+
+
+async def test_an_advice_s_short_approval_code_is_answered_as_it_came(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A network's approval code of fewer than 6 characters, space-filled in field 38 (ans 6):
+    the advice is posted once, journalled under the code, and acknowledged with field 38 as
+    sent, its repeat too. Before, the host posted it and then failed to build its own answer
+    (96, for the advice and for every repeat the network sends until it is acknowledged)."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    _, before = await balances_of(switch, card)
+    advice = purchase(card, amount=700, t="0120", **{"38": "AB12  ", "39": "00"})
+    for copy in (advice, {**advice, "t": "0121"}):
+        reply = await switch.send(copy)
+        assert (reply["t"], reply["39"], reply["38"]) == ("0130", "00", "AB12  ")
+    assert (await balances_of(switch, card))[1] == before - 700  # posted once
+    async with opened_store(store_url) as store:
+        [entry] = await store.journal(JournalQuery(limit=1, approval_code="AB12"))
+    assert (entry.stan, entry.movement) == (advice["11"], "hold")
