@@ -264,7 +264,8 @@ async def test_answers_a_full_socket_cannot_take_are_sent_whole_and_in_order_lat
 
 async def test_a_decision_that_cannot_be_encoded_is_answered_96() -> None:
     async def bad_approval_code(request: AuthRequest, received_at: float) -> Decision:
-        return Decision(ResponseCode.APPROVED, approval_code="X")  # field 38 is 6 characters
+        # field 38 is 6 characters (a shorter code is space-filled): 7 cannot be sent
+        return Decision(ResponseCode.APPROVED, approval_code="1234567")
 
     async with (
         running_server(bad_approval_code) as server,

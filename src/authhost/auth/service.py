@@ -38,6 +38,7 @@ from authhost.auth.issuer_scripts import (
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_verification import checked_cryptogram
+from authhost.auth.steps.funds import DECLINED_BY_NETWORK
 from authhost.auth.transaction import Transaction
 from authhost.cards.acceptor_velocity import terminal_key
 from authhost.cards.model import Account, Card, CardKind, Product
@@ -296,8 +297,9 @@ class AuthService:
                         decided[pan_index] = had_pin or request.pin_block is not None
                     if snapshot.previous is not None:
                         outcomes[index] = self._replayed(
-                            snapshot.previous, request, snapshot, pan_index, guesses
-                        )
+                            snapshot.previous, request, snapshot, pan_index, guesses,
+                            snapshot.account,
+                        )  # fmt: skip
                         continue
                     if request.message_class in REVERSALS:
                         decision, commit = self._reverse(request, snapshot, received_at)
@@ -335,10 +337,11 @@ class AuthService:
                     elif result.duplicate_of is not None:  # an earlier copy was written first
                         # (one written by this very batch: its snapshot is from before it, so
                         # a PIN change's new PIN is not checked against it)
-                        this_batch = _written_by(results, result.duplicate_of.journal_id)
+                        writer = _written_by(results, result.duplicate_of.journal_id)
                         outcomes[index] = self._replayed(
                             result.duplicate_of, request, snapshot, pan_index,
-                            None if this_batch else late_guesses,
+                            None if writer else late_guesses,
+                            writer.account if writer else result.account,
                         )  # fmt: skip
                     else:
                         outcomes[index] = settled(decision, result, request, snapshot, pan_index)
@@ -371,7 +374,11 @@ class AuthService:
         elif decline is None:
             code = RC.APPROVED if tx.partial_amount_minor is None else RC.PARTIAL_APPROVAL
             reasons = [*tx.reasons]
-            if advice:
+            if advice and DECLINED_BY_NETWORK in reasons:
+                # acknowledged (00) and journalled, but nothing was approved: no approval code
+                # in the answer (field 38 is an approval's) nor in the journal
+                approval = None
+            elif advice:
                 if request.presentment:  # a clearing row: not the network's approval
                     reasons.append(PRESENTMENT)
                 elif not any(r.startswith(COMPLETION_REASON) for r in reasons):
@@ -444,14 +451,19 @@ class AuthService:
         request: AuthRequest,
         snapshot: Snapshot,
         pan_index: str,
-        guesses: PinGuesses | None = None,
+        guesses: PinGuesses | None,
+        account: Account | None,
     ) -> Decision:
-        """The original answer again (``replayed``), with the ARPC a chip needs when the
+        """The original answer again (``replayed``) with the balances of ``account`` (the
+        account as it is, after the original's write; None when that is not known: no field
+        54 rather than one without the original's hold), and the ARPC a chip needs when the
         first answer was lost: made again from the retransmission's cryptogram when it is
         genuine and of the counter the original verified (a chip never uses a counter twice,
         so it is the same cryptogram and the same ARPC), and the issuer script commands the
         original carried (``issuer_scripts.resent_commands``)."""
         decision = replayed(previous, request, pan_index)
+        if decision.response_code is not RC.DUPLICATE_TRANSMISSION:
+            with_balances(decision, request, account)
         product = snapshot.product
         if (
             request.icc_data is None
@@ -826,14 +838,18 @@ def _reads_the_cards_history(
     return decision.approved and commit.movement is not None and _has_cumulative_limits(snapshot)
 
 
-def _written_by(results: Sequence[CommitResult | Exception], journal_id: int) -> bool:
-    """One of these commits wrote the entry ``journal_id``."""
-    return any(
-        not isinstance(r, Exception)
-        and r.duplicate_of is None
-        and r.journal.journal_id == journal_id
-        for r in results
-    )
+def _written_by(
+    results: Sequence[CommitResult | Exception], journal_id: int
+) -> CommitResult | None:
+    """The one of these commits that wrote the entry ``journal_id``, if any."""
+    for r in results:
+        if (
+            not isinstance(r, Exception)
+            and r.duplicate_of is None
+            and r.journal.journal_id == journal_id
+        ):
+            return r
+    return None
 
 
 def _log_uncounted(results: Sequence[CommitResult | Exception]) -> None:
@@ -1063,20 +1079,25 @@ def settled(
     )
     if decision.issuer_script is not None and not refused:  # (a new PIN the host refused)
         decision.icc_response = (decision.icc_response or b"") + decision.issuer_script
-    account = result.account or snapshot.account
-    shows_balance = decision.approved or decision.response_code == RC.INSUFFICIENT_FUNDS
-    if account is not None and shows_balance and request.message_class not in REVERSALS:
-        account_type = (request.processing_code or "000000")[2:4]
-        decision.balances = [
-            Balance(account_type, "01", account.currency, ledger_balance(account)),
-            Balance(account_type, "02", account.currency, account.open_to_buy),
-        ]
-        if decision.approved_amount_minor is not None:  # a partial approval: what was asked
-            original = Balance(
-                account_type, "57", request.currency or "", request.amount_minor or 0
-            )
-            decision.balances.append(original)
+    with_balances(decision, request, result.account or snapshot.account)
     return decision
+
+
+def with_balances(decision: Decision, request: AuthRequest, account: Account | None) -> None:
+    """Field 54 of an approval or a 51 (not of a reversal's answer): the account's ledger and
+    available balances, and in a partial approval the amount asked. A retransmission's answer
+    gets them too, as they are now: the ATM whose first answer was lost prints them."""
+    shows_balance = decision.approved or decision.response_code == RC.INSUFFICIENT_FUNDS
+    if account is None or not shows_balance or request.message_class in REVERSALS:
+        return
+    account_type = (request.processing_code or "000000")[2:4]
+    decision.balances = [
+        Balance(account_type, "01", account.currency, ledger_balance(account)),
+        Balance(account_type, "02", account.currency, account.open_to_buy),
+    ]
+    if decision.approved_amount_minor is not None:  # a partial approval: what was asked
+        original = Balance(account_type, "57", request.currency or "", request.amount_minor or 0)
+        decision.balances.append(original)
 
 
 def with_arpc(decision: Decision, cryptogram: Cryptogram, verified_atc: int) -> None:

@@ -440,7 +440,9 @@ def encode_response(
     if decision.approved_amount_minor is not None:  # a partial approval: what was approved
         doc["4"] = f"{decision.approved_amount_minor:012d}"
     if decision.approved and decision.approval_code:
-        doc["38"] = decision.approval_code
+        # ans 6, space-filled: a network's shorter code (an advice's "12345 ", journalled
+        # without its spaces) goes back as it came, rather than failing the answer
+        doc["38"] = decision.approval_code.ljust(6)
     doc["39"] = code = str(decision.response_code)
     answered: dict[str, str] = {}  # field 48 subelements of the answer
     results: dict[int, str] = {}  # field 44: what was checked, for the merchant to rely on

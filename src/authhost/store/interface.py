@@ -363,7 +363,8 @@ class CommitResult:
 
     journal: JournalEntry  # as stored (response code possibly changed to 51)
     funds_ok: bool = True
-    account: Account | None = None  # the account after the commit
+    # the account after the commit (for a duplicate, as it is now, when the store read it)
+    account: Account | None = None
     duplicate_of: JournalEntry | None = None  # the same transmission's entry: nothing written
     # the card used this ATC already, or a higher one: nothing moved, journal says 82
     atc_replay: bool = False

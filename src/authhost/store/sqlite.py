@@ -1483,7 +1483,9 @@ def _commit(conn: sqlite3.Connection, commit: Commit) -> CommitResult:
     cursor = conn.execute(_JOURNAL_INSERT, _journal_values(entry))
     if not cursor.rowcount:
         previous = _journal(conn.execute(_BY_DEDUPE_KEY, (entry.dedupe_key,)).fetchone())
-        return CommitResult(journal=previous, duplicate_of=previous)
+        # the balances the retransmission's answer shows (field 54): read only for a copy
+        account = _read_account(conn, previous.account_id) if previous.account_id else None
+        return CommitResult(journal=previous, duplicate_of=previous, account=account)
     entry.journal_id = int(cursor.lastrowid or 0)
     if (
         commit.velocity_mark is not None

@@ -17,6 +17,7 @@ from authhost.store.interface import MoneyMove, Movement
 
 HOLDING_CLASSES = frozenset({MessageClass.AUTHORISATION, MessageClass.AUTHORISATION_ADVICE})
 ADVICE_CLASSES = frozenset({MessageClass.AUTHORISATION_ADVICE, MessageClass.FINANCIAL_ADVICE})
+DECLINED_BY_NETWORK = "advice.declined_by_network"  # an advice of a decline: nothing approved
 
 
 class Funds:
@@ -117,7 +118,7 @@ def post_advice(tx: Transaction, hold_lives: HoldLives | None = None) -> Decline
     if account is None or not amount or request.transaction_type == "31":
         return None
     if request.reported_response_code not in (None, "00"):
-        tx.reasons.append("advice.declined_by_network")  # nothing was approved: nothing moves
+        tx.reasons.append(DECLINED_BY_NETWORK)  # nothing was approved: nothing moves
         return None
     if request.cardholder_currency != account.currency:
         # an amount in another currency, without the network's conversion (fields 6 and 51):
