@@ -52,7 +52,10 @@ def journal_show(
 @journal.command("export")
 def journal_export(
     out: Annotated[Path, typer.Option("--out", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or parquet (default: by the file's suffix, else csv)"),
+    ] = None,
     card_id: Annotated[str, typer.Option(help="only this card")] = "",
     account_id: Annotated[str, typer.Option(help="only this account")] = "",
     merchant_id: Annotated[str, typer.Option(help="only this merchant (field 42)")] = "",
@@ -74,8 +77,16 @@ def journal_export(
     from authhost.out_files import out_file_problem
     from authhost.store.interface import JournalQuery
 
+    suffix = out.suffix.lstrip(".").lower()
+    if fmt is None:  # the file's name says it: a CSV called .parquet reads as neither
+        fmt = suffix if suffix in FORMATS else "csv"
     if fmt not in FORMATS:
         _say(f"error: --format must be one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    if suffix in FORMATS and suffix != fmt:
+        _say(
+            f"error: --format {fmt} but {out.name} is named .{suffix}: a backtest would not read it"
+        )
         raise typer.Exit(2)
     if problem := out_file_problem(out, example=f"journal.{fmt}"):
         _say(f"error: {problem}")
