@@ -172,6 +172,7 @@ class ServiceBase:
         rules_file: str | Path = "",
         lists_dir: str | Path = "",
         decide_many: Any = None,
+        rules_in_force: Any = None,
         hold_days: float | None = None,
         business_day: BusinessDay = UTC_DAY,
         dispute_limits: DisputeLimits = DisputeLimits(),
@@ -187,6 +188,9 @@ class ServiceBase:
         self.rules_file, self.lists_dir = rules_file, lists_dir
         # the server's AuthService.decide_many: clearing posts through it (None: not a server)
         self.decide_many = decide_many
+        # the server's rules: () -> (RuleSet, file lists) in force, which a broken file saved
+        # over [rules] file does not replace (None: not a server, read the file)
+        self.rules_in_force = rules_in_force
         self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
         self.business_day = business_day  # [admin] business_day_*: what a report's day means
         # [admin] chargeback_days and the rest: the networks' time limits of a dispute
@@ -209,6 +213,7 @@ class ServiceBase:
             rules_file=self.rules_file,
             lists_dir=self.lists_dir,
             decide_many=self.decide_many,
+            rules_in_force=self.rules_in_force,
             hold_days=self.hold_days,
             business_day=self.business_day,
             dispute_limits=self.dispute_limits,

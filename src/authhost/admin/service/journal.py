@@ -87,11 +87,14 @@ class JournalAnalysis(ServiceBase):
         path = rules_file or self.rules_file
         if not path:
             raise InvalidRequest("no rules file: set [rules] file (or give --rules in the CLI)")
-        try:
-            rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
-            from_files = load_lists(self.lists_dir) if self.lists_dir else {}
-        except (RuleLoadError, ListLoadError) as exc:
-            raise InvalidRequest(str(exc)) from None
+        if not rules_file and self.rules_in_force is not None:
+            rule_set, from_files = self.rules_in_force()  # a server: the rules deciding now
+        else:
+            try:
+                rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
+                from_files = load_lists(self.lists_dir) if self.lists_dir else {}
+            except (RuleLoadError, ListLoadError) as exc:
+                raise InvalidRequest(str(exc)) from None
         names = await self.store.list_names()
         stored = {name: await self.store.get_list(name) for name in names}
         lists = merge_lists(from_files, stored)
@@ -348,18 +351,22 @@ class JournalAnalysis(ServiceBase):
         performance.add_all((e, reports.get(e.journal_id)) for e in entries)
 
     async def _rule_facts(self) -> dict[str, Any]:
-        """Each rule of the configured rules file by name ({} when none is configured); a
-        file that does not load is refused with its line and reason."""
+        """Each rule of the configured rules file by name ({} when none is configured): in a
+        server the rules in force (a broken file saved over it is refused and changes
+        nothing), else the file, refused with its line and reason when it does not load."""
         from authhost.rules.loader import load_rule_set
         from authhost.rules.performance import RuleFacts
         from authhost.rules.rulefile import RuleLoadError
 
         if not self.rules_file:
             return {}
-        try:
-            rule_set = await anyio.to_thread.run_sync(load_rule_set, self.rules_file)
-        except RuleLoadError as exc:
-            raise InvalidRequest(str(exc)) from None
+        if self.rules_in_force is not None:
+            rule_set = self.rules_in_force()[0]
+        else:
+            try:
+                rule_set = await anyio.to_thread.run_sync(load_rule_set, self.rules_file)
+            except RuleLoadError as exc:
+                raise InvalidRequest(str(exc)) from None
         return {
             rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow, rule.window_text())
             for rule in rule_set.all_rules
