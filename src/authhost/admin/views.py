@@ -627,11 +627,14 @@ class RulePerformanceReport(_View):
     entries: int = Field(description="journal entries in the period")
     entries_with_matches: int = Field(description="of which some rule matched")
     rules: list[dict[str, Any]] = Field(
-        description="one per rule that matched (most declined genuine first) and per rule of "
+        description="one per rule that matched (most of its own declines reported genuine "
+        "first, then most declined genuine) and per rule of "
         "the file that did not: rule, in_rules_file, action, shadow, matches, approved, "
         "declined, declined_by_rule (declined with its reason first; null when the file does "
         "not have it), passed (approved through a cardholder's pass), reviewed, fraud, "
-        "genuine, genuine_by_cardholder, declined_genuine, precision (fraud / labelled "
+        "genuine, genuine_by_cardholder, declined_genuine (declined by anything), "
+        "declined_genuine_by_rule (its own declines; null as declined_by_rule), precision "
+        "(fraud / labelled "
         "matches; null none labelled), fraud_amount_minor (by account currency)"
     )
 
