@@ -4,9 +4,9 @@ the labels that came back (chargebacks, the cardholders' answers, analysts) say 
 A backtest replays today's rules over labelled history; this counts what the journal recorded
 the rules doing, so an analyst sees which rule declines the customers who then answer "it was
 me" (``declined_genuine_by_rule``: its own declines; ``declined_genuine`` counts whatever
-declined its matches, a score or review rule's included), and how often a rule's matches turned out to be fraud
-(``precision``, over the labelled matches only: most requests are never labelled). Pure: the
-admin service streams the journal and the fraud reports in.
+declined its matches, a score or review rule's included), and how often a rule's matches
+turned out to be fraud (``precision``, over the labelled matches only: most requests are never
+labelled). Pure: the admin service streams the journal and the fraud reports in.
 """
 
 from __future__ import annotations
