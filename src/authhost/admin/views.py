@@ -652,15 +652,20 @@ class CommonPointsReport(_View):
     fraud_cards_with_visits: int = Field(description="of them, with a visit in their lookback")
     cards_with_visits: int = Field(description="cards with a visit counted anywhere")
     base_rate: float | None = Field(description="fraud_cards_with_visits / cards_with_visits")
+    points_total: int = Field(description="rows of the whole ranking (every page)")
+    next_offset: int | None = Field(
+        description="offset of the next page (the same query with it), null on the last page"
+    )
     points: list[dict[str, Any]] = Field(
-        description="most fraud cards first, then the highest lift: merchant_id, terminal_id "
+        description="limit rows from offset on, most fraud cards first, then the highest lift: "
+        "merchant_id, terminal_id "
         "(by=terminal), merchant_name (field 43), mcc, country, fraud_cards, cards, share "
         "(fraud_cards / cards), lift (share / base_rate), first_visit and last_visit (of the "
         "fraud cards, ISO 8601 UTC)"
     )
     at_risk: list[dict[str, Any]] = Field(
-        description="the cards of the top 3 rows whose lift is above 1 with no fraud "
-        "reported: merchant_id, "
+        description="the cards of the top 3 rows of the whole ranking whose lift is above 1 "
+        "with no fraud reported, on the first page (offset 0) only: merchant_id, "
         "terminal_id, card_id, pan (masked), first_visit, last_visit, visits, in_fraud_span "
         "(visited between the fraud cards' first and last visit there)"
     )

@@ -301,18 +301,20 @@ class JournalAnalysis(ServiceBase):
         min_cards: int = 2,
         by: str = "merchant",
         limit: int = 20,
+        offset: int = 0,
     ) -> dict[str, Any]:
         """Common point of purchase (``admin.common_points``): the merchants (or terminals)
         the cards whose first fraud fell in the period had visited in the ``lookback_days``
-        before it, ranked, and the cards that visited the top ones with no fraud yet (masked
-        PANs). Reads the journal of the period and its lookback; changes nothing."""
+        before it, ranked (``limit`` rows from ``offset`` on), and the cards that visited the
+        top ones with no fraud yet (masked PANs). Reads the journal of the period and its
+        lookback; changes nothing."""
         from authhost.admin.common_points import check_options, common_points
 
-        check_options(lookback_days, min_cards, by, limit)
+        check_options(lookback_days, min_cards, by, limit, offset)
         since, until = _period(day, since, until, self.clock(), self.business_day)
         return await common_points(
             self.store, since, until,
-            lookback_days=lookback_days, min_cards=min_cards, by=by, limit=limit,
+            lookback_days=lookback_days, min_cards=min_cards, by=by, limit=limit, offset=offset,
         )  # fmt: skip
 
     async def rule_performance(
