@@ -5,6 +5,7 @@ reissue it; bad answers are refused before anything is written."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -111,6 +112,10 @@ async def test_it_was_me_lets_the_retry_through_and_nothing_more(
     )  # fmt: skip
     assert code == 0, out
     assert '"cardholder_pass": null' in out
+    # the verdict's report id, as `journal report-fraud` prints it (it printed null)
+    listed = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    newest = listed.json["reports"][-1]
+    assert json.loads(out)["fraud_report"]["report_id"] == newest["report_id"] is not None
     assert (await at.switch.send(web(at.visa, 50_000, OTHER)))["39"] == "59"
 
 

@@ -178,7 +178,16 @@ def journal_cardholder_answer(
             "note": note,
         },
     )
-    _run(_config(config, store), lambda s: s.answer_alert(card_id, journal_id, spec))
+
+    async def answer(service: CardService) -> dict[str, Any]:
+        result = await service.answer_alert(card_id, journal_id, spec)
+        report = result["fraud_report"]  # its id, as report-fraud gives (it said null)
+        return {
+            **result,
+            "fraud_report": {**report, "report_id": await _report_id(service, report)},
+        }
+
+    _run(_config(config, store), answer)
 
 
 @journal.command("explain")
