@@ -1301,7 +1301,8 @@ def _routes() -> list[Route]:
             "What each rule did in a day or period, as the journal recorded it: matches, "
             "approved, declined (and by the rule itself), let through by a cardholder's pass, "
             "reviewed, and the fraud reports on its matches: fraud, genuine (the cardholders' "
-            "'it was me'), declined genuine, precision",
+            "'it was me'), declined genuine (and of those the rule's own declines, which "
+            "order the rules), precision",
             query=("day", "since", "until"),
             tag="journal",
             response=v.RulePerformanceReport,
