@@ -140,6 +140,15 @@ async def test_not_me_suspends_the_card_and_reissues_it(
     assert successor["replaces"] == at.card_id and successor["state"] == "created"
     assert (said.json["fraud_report"]["fraud"], said.json["fraud_report"]["source"]) == (
         True, "cardholder")  # fmt: skip
+    # the verdict's report id, as GET /v1/fraud-reports lists it (the answer said null)
+    listed = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    newest = listed.json["reports"][-1]
+    assert said.json["fraud_report"]["report_id"] == newest["report_id"] is not None
+    assert given.json["fraud_report"]["report_id"] < newest["report_id"]
+    relabelled = await call(at.port, "POST",
+                            f"/v1/cards/{at.card_id}/journal/{asked['journal_id']}/fraud-report",
+                            payload={"source": "analyst"})  # fmt: skip
+    assert relabelled.json["report_id"] > newest["report_id"]
     assert at.visa["pan"] not in str(said.json)
     assert (await at.switch.send(web(at.visa, 20_000)))["39"] == "62"  # suspended
     assert (await at.switch.send(purchase(at.visa)))["39"] == "62"

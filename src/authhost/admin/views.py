@@ -299,7 +299,8 @@ class FraudReportView(_View):
     note: str = Field(description="free text (masked)")
     report_id: int | None = Field(
         description="its place in the order reports were written (GET /v1/fraud-reports "
-        "pages on it; a report replacing another gets a new one); null in a write's answer"
+        "pages on it; a report replacing another gets a new one); in a write's answer null "
+        "only when another report on the entry replaced it before it was read back"
     )
 
 

@@ -117,25 +117,7 @@ def journal_report_fraud(
     """Report a journalled transaction as fraud (or --genuine): the label the journal export
     gives training and backtests (audited)."""
     spec = _validated(rq.FraudReportSpec, {"fraud": not genuine, "source": source, "note": note})
-
-    async def report(service: CardService) -> dict[str, Any]:
-        view = await service.report_fraud(card_id, journal_id, spec)
-        return {**view, "report_id": await _report_id(service, view)}
-
-    _run(_config(config, store), report)
-
-
-async def _report_id(service: CardService, view: dict[str, Any]) -> int | None:
-    """The id the store gave the report just written (the service's answer has none: the
-    store numbers it inside its write). Read back after the write; None only when another
-    report on the same entry replaced it meanwhile (that one is not this one's id)."""
-    stored = (await service.store.fraud_reports_of([view["journal_id"]])).get(view["journal_id"])
-    if stored is None:
-        return None
-    same = (stored.reported_at, stored.source, stored.fraud, stored.note) == (
-        view["reported_at"], view["source"], view["fraud"], view["note"]
-    )  # fmt: skip
-    return stored.report_id if same and stored.report_id else None
+    _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
 @journal.command("cardholder-answer")
@@ -178,16 +160,7 @@ def journal_cardholder_answer(
             "note": note,
         },
     )
-
-    async def answer(service: CardService) -> dict[str, Any]:
-        result = await service.answer_alert(card_id, journal_id, spec)
-        report = result["fraud_report"]  # its id, as report-fraud gives (it said null)
-        return {
-            **result,
-            "fraud_report": {**report, "report_id": await _report_id(service, report)},
-        }
-
-    _run(_config(config, store), answer)
+    _run(_config(config, store), lambda s: s.answer_alert(card_id, journal_id, spec))
 
 
 @journal.command("explain")

@@ -468,6 +468,21 @@ class ServiceBase:
         await self.store.put_fraud_report(report, entry, self.security.audit_seal)
         return view
 
+    async def _with_report_id(self, view: dict[str, Any]) -> dict[str, Any]:
+        """The report view just written with the id the store gave it (the write numbers it
+        inside and answers none): read back, so the analyst's or the notification service's
+        answer names it as GET /v1/fraud-reports will. None only when another report on the
+        same entry replaced it meanwhile (that one's id is not this one's)."""
+        journal_id = view["journal_id"]
+        stored = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
+        same = stored is not None and (
+            stored.reported_at,
+            stored.source,
+            stored.fraud,
+            stored.note,
+        ) == (view["reported_at"], view["source"], view["fraud"], view["note"])
+        return {**view, "report_id": (stored.report_id or None) if same and stored else None}
+
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""
         reports = await self.store.fraud_reports_of(journal_ids)

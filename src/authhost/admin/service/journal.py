@@ -109,9 +109,10 @@ class JournalAnalysis(ServiceBase):
         rq.FraudReportSpec.model_validate(spec.model_dump())
         await self._card(card_id)
         await self._journal_entry(card_id, journal_id)
-        return await self._record_fraud_report(
+        view = await self._record_fraud_report(
             card_id, journal_id, spec.fraud, spec.source, spec.note
         )
+        return await self._with_report_id(view)
 
     async def review_queue(
         self, *, limit: int = 100, after_id: int = 0, open_only: bool = True
