@@ -325,6 +325,34 @@ def test_a_hold_expiry_interval_out_of_range_is_a_configuration_error(tmp_path, 
     assert result.exit_code != 0 and "hold_expiry_every_s must be above 0" in result.output
 
 
+def test_journal_export_takes_its_format_from_the_file_name(cli, tmp_path):
+    """`journal export --out j.parquet` wrote CSV under a .parquet name, which `authhost
+    backtest --data j.parquet` then refused as a corrupt Parquet file; a --format the name
+    contradicts is refused rather than written."""
+
+    async def write_entry() -> None:
+        async with opened_store(cli.store_url) as store:
+            entry = JournalEntry(
+                ts=time.time(),
+                mti="0100",
+                message_class="authorization",
+                response_code="00",
+                stan="000001",
+            )
+            await store.commit(Commit(journal=entry))
+
+    trio.run(write_entry)
+    out = tmp_path / "j.parquet"
+    _ok(cli("journal", "export", "--out", str(out)))
+    assert pq.read_table(out).num_rows == 1
+    refused = cli("journal", "export", "--format", "csv", "--out", str(tmp_path / "k.parquet"))
+    assert refused.exit_code == 2 and "--format csv but k.parquet" in refused.stderr
+    assert not (tmp_path / "k.parquet").exists()
+    plain = tmp_path / "j.txt"
+    _ok(cli("journal", "export", "--out", str(plain)))
+    assert plain.read_text().startswith(JOURNAL_COLUMNS[0])
+
+
 def test_journal_export_rejects_an_unknown_format(cli, tmp_path):
     result = cli("journal", "export", "--format", "xlsx", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and "csv, parquet" in result.stderr

@@ -100,3 +100,13 @@ def test_demo_leaves_a_card_an_operator_changed_and_says_so(cli, tmp_path):  # n
     out = tmp_path / "demo.json"
     assert cli("demo", "--export", str(out)).exit_code == 0
     assert len(json.loads(Path(out).read_text())["cards"]) == len(CARDS)
+
+
+def test_lists_put_reads_a_file_as_the_lists_directory_does(cli, tmp_path):  # noqa: F811
+    """A lists directory's file skips `#` comments; `lists put` of the same file kept them in
+    the values, so `M-1  # fraud ring` never matched merchant M-1 once the list was moved
+    into the store, and a comment line became a value."""
+    path = tmp_path / "merchant_block.txt"
+    path.write_text("# merchants with confirmed fraud\nM-1  # fraud ring\n\nM-2\n")
+    _ok(cli("lists", "put", "merchant_block", str(path)))
+    assert _ok(cli("lists", "show", "merchant_block"))["values"] == ["M-1", "M-2"]

@@ -462,11 +462,11 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
         assert reply.status == 200, reply
         assert (reply.json["fraud"], reply.json["source"]) == (True, "chargeback")
         assert "4761731234567890" not in reply.body.decode()  # the note's PAN is masked
-        assert reply.json["report_id"] is None  # a write's answer: the feed gives it its place
         listed = await call(port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
         assert [r["journal_id"] for r in listed.json["reports"]] == [stored.journal_id]
         cursor = listed.json["next_after_id"]
         assert cursor == listed.json["reports"][0]["report_id"] > 0
+        assert reply.json["report_id"] == cursor  # the write's answer names its place too
         assert (await call(port, "GET", f"/v1/fraud-reports?after_id={cursor}")).json == {
             "reports": [], "next_after_id": cursor
         }  # fmt: skip

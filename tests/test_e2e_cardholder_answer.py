@@ -5,6 +5,7 @@ reissue it; bad answers are refused before anything is written."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -111,6 +112,10 @@ async def test_it_was_me_lets_the_retry_through_and_nothing_more(
     )  # fmt: skip
     assert code == 0, out
     assert '"cardholder_pass": null' in out
+    # the verdict's report id, as `journal report-fraud` prints it (it printed null)
+    listed = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    newest = listed.json["reports"][-1]
+    assert json.loads(out)["fraud_report"]["report_id"] == newest["report_id"] is not None
     assert (await at.switch.send(web(at.visa, 50_000, OTHER)))["39"] == "59"
 
 
@@ -135,6 +140,15 @@ async def test_not_me_suspends_the_card_and_reissues_it(
     assert successor["replaces"] == at.card_id and successor["state"] == "created"
     assert (said.json["fraud_report"]["fraud"], said.json["fraud_report"]["source"]) == (
         True, "cardholder")  # fmt: skip
+    # the verdict's report id, as GET /v1/fraud-reports lists it (the answer said null)
+    listed = await call(at.port, "GET", "/v1/fraud-reports", token=AUDITOR_TOKEN)
+    newest = listed.json["reports"][-1]
+    assert said.json["fraud_report"]["report_id"] == newest["report_id"] is not None
+    assert given.json["fraud_report"]["report_id"] < newest["report_id"]
+    relabelled = await call(at.port, "POST",
+                            f"/v1/cards/{at.card_id}/journal/{asked['journal_id']}/fraud-report",
+                            payload={"source": "analyst"})  # fmt: skip
+    assert relabelled.json["report_id"] > newest["report_id"]
     assert at.visa["pan"] not in str(said.json)
     assert (await at.switch.send(web(at.visa, 20_000)))["39"] == "62"  # suspended
     assert (await at.switch.send(purchase(at.visa)))["39"] == "62"

@@ -117,6 +117,16 @@ async def test_the_skimmed_merchant_ranks_first_and_its_other_cards_are_at_risk(
     masked = {c["pan"] for c in at_risk}
     assert masked == {f"{c['pan'][:6]}******{c['pan'][-4:]}" for c in cards[3:5]}
 
+    # a page at a time (it was one answer of at most 1,000 rows): the same order, and the
+    # cards at risk on the first page only
+    assert (report["points_total"], report["next_offset"]) == (2, None)
+    first = (await call(port, "GET", f"{query}&limit=1", token=AUDITOR_TOKEN)).json
+    assert [p["merchant_id"] for p in first["points"]] == [SKIMMED]
+    assert (first["points_total"], first["next_offset"], first["at_risk"]) == (2, 1, at_risk)
+    second = (await call(port, "GET", f"{query}&limit=1&offset=1", token=AUDITOR_TOKEN)).json
+    assert second["points"] == [supermarket] and second["next_offset"] is None
+    assert second["at_risk"] == [] and second["points_total"] == 2
+
     by_terminal = await call(port, "GET", f"{query}&by=terminal&min_cards=3&limit=1",
                              token=AUDITOR_TOKEN)  # fmt: skip
     [pump] = by_terminal.json["points"]
@@ -129,7 +139,7 @@ async def test_the_skimmed_merchant_ranks_first_and_its_other_cards_are_at_risk(
     assert none.json["points"] == [] and none.json["at_risk"] == [] and not none.json["hint"]
 
     for bad in ("by=acquirer", "lookback_days=0", "lookback_days=366", "min_cards=x",
-                "limit=0"):  # fmt: skip
+                "limit=0", "offset=-1"):  # fmt: skip
         refused = await call(port, "GET", f"{query}&{bad}", token=AUDITOR_TOKEN)
         assert 400 <= refused.status < 500 and bad.split("=")[0] in refused.json["error"], refused
     no_period = await call(port, "GET", "/v1/fraud/common-points", token=AUDITOR_TOKEN)
@@ -173,6 +183,14 @@ async def test_the_skimmed_merchant_ranks_first_and_its_other_cards_are_at_risk(
                                 "--by", "terminal", "--output", "table",
                                 "--config", str(config))  # fmt: skip
     assert code == 0 and "PUMP0001" in table and "TILL0001" in table, table
+    code, table = await run_cli("fraud", "common-points", "--since", f"{since:.0f}",
+                                "--lookback-days", "7", "--limit", "1", "--output", "table",
+                                "--config", str(config))  # fmt: skip
+    assert code == 0 and "next page: --offset 1" in table and SUPERMARKET not in table, table
+    code, output = await run_cli("fraud", "common-points", "--since", f"{since:.0f}",
+                                 "--lookback-days", "7", "--offset", "1", "--output", "json",
+                                 "--config", str(config))  # fmt: skip
+    assert code == 0 and json.loads(output)["points"] == [supermarket], output
     code, output = await run_cli("fraud", "common-points", "--since", f"{since:.0f}",
                                  "--by", "acquirer", "--config", str(config))  # fmt: skip
     assert code != 0 and "by must be" in output

@@ -349,16 +349,20 @@ reason = "R-HIGH"
 """
 
 
+@pytest.mark.parametrize("store_url", ["sqlite", "redis"], indirect=True)
 async def test_the_models_own_score_is_journalled_beside_the_one_with_rule_points(
-    nursery, tmp_path, monkeypatch, models_dir
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    models_dir,
 ):
     """fraud_score has the score rules' points; explain-rules judged the rules on it (less
     the points of the rules that matched the raised score: `score < 500` no longer does), and
-    the backtest on it as it stood: the model's own score is journalled for them."""
+    the backtest on it as it stood: the model's own score is journalled for them. `journal
+    explain` set its rebuilt score against fraud_score: a faithful rebuild read as a miss."""
     from host_admin import card_id_of, start_host_with_admin
 
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    url = store_url
     host, port = await start_host_with_admin(nursery, tmp_path, url, rules=RULES_ADDING_POINTS,
                                              models=ModelsConfig(dir=str(models_dir)))  # fmt: skip
     switch = await Switch.connect(host.port)
@@ -375,6 +379,11 @@ async def test_the_models_own_score_is_journalled_beside_the_one_with_rule_point
     matched = {r["name"]: r["matched"] for r in explained.json["rules"]}
     assert matched == {"points": True, "high-model": False}  # on the raised score: not matched
     assert entry.rule_matches.split(";") == ["points"]
+    path = f"/v1/cards/{card_id}/journal/{entry.journal_id}/explain"
+    why = await call(port, "GET", path, token=AUDITOR_TOKEN)
+    assert why.status == 200, why.json
+    assert why.json["score"] == why.json["journalled"]["score"] == entry.model_score
+    assert why.json["journalled"]["fraud_score"] == entry.fraud_score != entry.model_score
 
 
 async def test_a_model_activated_after_start_scores_after_sighup(tmp_path):

@@ -4,6 +4,7 @@ replayed as the server had it); a new rules file tried on the same case from the
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
@@ -94,3 +95,38 @@ async def test_each_rule_shows_why_it_matched_a_past_transaction_or_not(
     assert got["not_run_because"].startswith("declined 55 (pin.")
     assert "before the fraud step: no rule ran on it" in got["not_run_because"]
     assert "MULE-01 cash-out of money just received" in got["outcome"]["matched"]
+
+
+async def test_a_broken_file_saved_over_the_rules_leaves_the_api_on_the_rules_in_force(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A file with errors saved over [rules] file is refused by the server, which keeps its
+    rules; the admin API's explain-rules and rules performance read the file again and
+    answered 422 with its errors, so the analyst lost both views of the rules still deciding
+    until the file was fixed."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url, rules=RULES.read_text())
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa-low"]
+    response = await switch.send(transfer(card, 80_000))
+    assert response["39"] == "00"
+    card_id = await card_id_of(port, card["pan"])
+    async with opened_store(store_url) as store:
+        (entry,) = [e for e in await store.journal(JournalQuery(card_id=card_id, limit=100))
+                    if e.stan == response["11"]]  # fmt: skip
+    (tmp_path / "rules.toml").write_text(
+        '[[rule]]\nname = "b"\nexpression = "amount >"\naction = "decline"\n'
+    )  # as an analyst's save lands before the reload refuses it
+
+    path = f"/v1/cards/{card_id}/journal/{entry.journal_id}/rules"
+    explained = await call(port, "GET", path, token=AUDITOR_TOKEN)
+    assert explained.status == 200, explained.json
+    names = {r["name"] for r in explained.json["rules"]}
+    assert "MULE-01 cash-out of money just received" in names and "b" not in names
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    reply = await call(port, "GET", f"/v1/rules/performance?day={day}", token=AUDITOR_TOKEN)
+    assert reply.status == 200, reply.json
+    rows = {r["rule"]: r for r in reply.json["rules"]}
+    assert rows["MULE-01 cash-out of money just received"]["in_rules_file"] is True
+    assert "b" not in rows

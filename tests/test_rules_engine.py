@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from authhost.cards.velocity import Velocity
 from authhost.models.context import TxContext
-from authhost.rules.engine import RuleSet
+from authhost.rules.engine import RuleSet, variable_values
 from authhost.rules.rulefile import parse_rules
 
 CTX = TxContext(
@@ -208,3 +208,27 @@ def test_a_set_reads_acceptor_counters_only_when_an_enabled_rule_does():
     assert not ruleset(by_id, switched_off).reads_acceptors
     assert ruleset(by_id, counting).reads_acceptors
     assert ruleset(at_terminal).reads_acceptors  # shadow rules are evaluated too
+
+
+def test_amounts_are_in_the_major_units_of_the_cards_currency() -> None:
+    """`amount`, `card.available` and the velocity sums divided every currency's minor units
+    by 100: 1,500 yen (no minor unit) read as 15.00, so `amount >= 1000` let it through, and
+    1.500 dinars of Bahrain (1,000 fils) read as 15.00, so `amount > 10` declined it."""
+    rules = ruleset(
+        rule("big", "amount >= 1000", "decline", reason="R-big"),
+        rule("over", "amount > 10", "review", reason="R-over"),
+        rule("rich", "card.available > 2000 and card.amount_24h >= 100", "score", points=5),
+    )
+    velocity = Velocity(count_1h=4, amount_24h=100_000)
+    yen = dataclasses.replace(CTX, amount_minor=1_500, currency="392", available=250_000,
+                              velocity=velocity)  # fmt: skip
+    assert rules.evaluate(yen, 100, {}).matched == ["big", "over", "rich"]
+    dinar = dataclasses.replace(CTX, amount_minor=1_500, currency="048", available=250_000,
+                                velocity=velocity)  # fmt: skip
+    assert rules.evaluate(dinar, 100, {}).matched == []  # 1.5 BHD, 250 available, 100 in 24 h
+    euro = dataclasses.replace(CTX, amount_minor=1_500, velocity=velocity)
+    assert rules.evaluate(euro, 100, {}).matched == ["over", "rich"]  # 15.00 as before
+    assert variable_values(yen, None, ["amount", "card.available"]) == {
+        "amount": 1_500.0,
+        "card.available": 250_000.0,
+    }

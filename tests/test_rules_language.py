@@ -319,6 +319,7 @@ def test_generated_code_runs_without_builtins() -> None:
         "bool",
         "Exception",
         "_contains",  # contains(): a function of ours, called with a text and texts only
+        "_minor_per_major",  # ours: the card's currency's minor units in a major unit
         "run",
     }
 

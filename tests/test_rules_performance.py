@@ -59,3 +59,29 @@ def test_a_decline_is_credited_to_one_rule_when_several_share_its_reason():
     }
     assert sum(row["declined_by_rule"] for row in rows.values()) == 2  # the two declines
     assert (performance.entries, performance.with_matches) == (4, 3)
+
+
+def test_a_rule_is_credited_only_with_the_genuine_customers_it_declined_itself():
+    """A score rule matching most requests matched every genuine customer a decline rule
+    turned away, and its declined_genuine put it at the top of the table that answers "which
+    rule turns genuine customers away?" although it declines nobody."""
+    facts = {
+        "block": RuleFacts("decline", "FR-B", False),
+        "countries": RuleFacts("score", "FR-C", False),
+    }
+    genuine = FraudReport(0, "c1", False, "cardholder", 2.0)
+    performance = RulePerformance(facts)
+    performance.add(entry(1, "59", "block;countries", "FR-B"), genuine)
+    performance.add(entry(2, "75", "countries", "pin.tries_exhausted"), genuine)
+    performance.add(entry(3, "51", "countries", "funds.insufficient;FR-C"), genuine)
+    performance.add(entry(4, "59", "gone", "FR-GONE"), genuine)  # no longer in the file
+    rows = performance.rows()
+    assert [row["rule"] for row in rows] == ["block", "countries", "gone"]
+    by_rule = {row["rule"]: row for row in rows}
+    assert (by_rule["block"]["declined_genuine"], by_rule["block"]["declined_genuine_by_rule"]) == (
+        1,
+        1,
+    )
+    assert by_rule["countries"]["declined_genuine"] == 3
+    assert by_rule["countries"]["declined_genuine_by_rule"] == 0
+    assert by_rule["gone"]["declined_genuine_by_rule"] is None  # unknown, as declined_by_rule

@@ -175,6 +175,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             pin_try_limit=config.auth.pin_try_limit,
         )
         cards.decide_many = handler.decide_many  # the admin API's clearing posts through it
+        if rules is not None:  # explain-rules and rules performance judge by what decides
+            source = rules.source
+            cards.rules_in_force = lambda: (source.rules, source.lists)
         runtime = Runtime(
             handler=handler,
             banner=banner,

@@ -630,6 +630,7 @@ async def _common_points(call: Call) -> Any:
         min_cards=_int_param(call, "min_cards"),
         by=_choice_param(call, "by"),
         limit=_int_param(call, "limit"),
+        offset=_int_param(call, "offset"),
     )
 
 
@@ -1312,7 +1313,8 @@ def _routes() -> list[Route]:
             "What each rule did in a day or period, as the journal recorded it: matches, "
             "approved, declined (and by the rule itself), let through by a cardholder's pass, "
             "reviewed, and the fraud reports on its matches: fraud, genuine (the cardholders' "
-            "'it was me'), declined genuine, precision",
+            "'it was me'), declined genuine (and of those the rule's own declines, which "
+            "order the rules), precision",
             query=("day", "since", "until"),
             tag="journal",
             response=v.RulePerformanceReport,
@@ -1325,7 +1327,7 @@ def _routes() -> list[Route]:
             "whose first fraud fell in the period had an approved purchase in the lookback_days "
             "before it, by fraud cards and lift over the base rate, and the cards that visited "
             "the top ones with no fraud yet (masked PANs): the ones to watch or reissue",
-            query=("day", "since", "until", "lookback_days", "min_cards", "by", "limit"),
+            query=("day", "since", "until", "lookback_days", "min_cards", "by", "limit", "offset"),
             tag="journal",
             response=v.CommonPointsReport,
             query_own=(

@@ -31,6 +31,7 @@ DAY_S = 86_400.0
 LOOKBACK_MAX_DAYS = 365
 AT_RISK_POINTS = 3  # the top rows whose cards at risk are listed (those above the base rate)
 AT_RISK_LIMIT = 1_000  # cards at risk listed per row at most
+OFFSET_MAX = 10**9  # rows a page skips at most (as every listing's offset)
 ACT_HINT = (
     "to act on the cards at risk: put their card ids (one per line) in a file and run "
     "`authhost cards compromised FILE --card-ids --action watch` (or suspend, reissue). "
@@ -47,11 +48,14 @@ async def common_points(
     min_cards: int,
     by: str,
     limit: int,
+    offset: int = 0,
 ) -> dict[str, Any]:
-    """The report (module docstring): ranked acceptors, and the cards at risk at the top ones
-    whose lift is above 1 (a merchant no likelier than any other to have fraud cards is no
-    lead, and its thousands of customers would bury the ones that matter)."""
-    check_options(lookback_days, min_cards, by, limit)
+    """The report (module docstring): ranked acceptors, ``limit`` from row ``offset`` on, and
+    the cards at risk at the top ones of the whole ranking whose lift is above 1 (a merchant
+    no likelier than any other to have fraud cards is no lead, and its thousands of customers
+    would bury the ones that matter), on the first page only: a later page is more rows, not
+    the same cards again. Each page reads the journal afresh."""
+    check_options(lookback_days, min_cards, by, limit, offset)
     lookback_s = lookback_days * DAY_S
     first = await _first_frauds(store, await fraud_entries(store))
     in_period = {card: ts for card, ts in first.items() if since <= ts < until}
@@ -60,7 +64,9 @@ async def common_points(
     )
     async for entry in store.export_journal(JournalQuery(since=since - lookback_s, until=until)):
         points.add(entry)
-    ranking = points.ranking(min_cards, limit)
+    ranking = points.ranking(min_cards, limit, offset)
+    top = points.ranking(min_cards, AT_RISK_POINTS) if offset == 0 else []
+    total = points.ranked(min_cards)
     base = points.base_rate
     return {
         "since": iso_time(since),
@@ -73,18 +79,20 @@ async def common_points(
         "fraud_cards_with_visits": points.fraud_cards_seen,
         "cards_with_visits": points.cards_seen,
         "base_rate": None if base is None else round(base, 6),
+        "points_total": total,
         "points": [_point_view(p) for p in ranking],
+        "next_offset": offset + len(ranking) if offset + len(ranking) < total else None,
         "at_risk": [
             _at_risk_view(card)
-            for point in ranking[:AT_RISK_POINTS]
+            for point in top
             if (point.lift or 0.0) > 1.0  # a supermarket everyone visits: no common point
             for card in points.at_risk(point, AT_RISK_LIMIT)
         ],
-        "hint": ACT_HINT if ranking else "",
+        "hint": ACT_HINT if top else "",
     }
 
 
-def check_options(lookback_days: int, min_cards: int, by: str, limit: int) -> None:
+def check_options(lookback_days: int, min_cards: int, by: str, limit: int, offset: int = 0) -> None:
     """The bounds the API and the CLI hold the report to (422 with what is allowed)."""
     if not 1 <= lookback_days <= LOOKBACK_MAX_DAYS:
         raise InvalidRequest(f"lookback_days must be 1 to {LOOKBACK_MAX_DAYS}")
@@ -94,6 +102,8 @@ def check_options(lookback_days: int, min_cards: int, by: str, limit: int) -> No
         raise InvalidRequest(f"by must be one of {', '.join(BY)}")
     if not 1 <= limit <= 1000:
         raise InvalidRequest("limit must be 1 to 1,000")
+    if not 0 <= offset <= OFFSET_MAX:
+        raise InvalidRequest(f"offset must be 0 to {OFFSET_MAX:,}")
 
 
 async def _first_frauds(store: CardStore, fraud: Mapping[int, str]) -> dict[str, float]:

@@ -49,7 +49,13 @@ async def explain_journal_entry(
         "scored_online": not_scored is None,
         "not_scored_because": not_scored,
         "score": scorer.score_one(ctx),
-        "journalled": {"score": entry.fraud_score, "reasons": entry.model_reasons},
+        # the model's own score beside the rebuilt one (fraud_score has score rules' points:
+        # set against it, a faithful rebuild looked wrong); null when the journal has none
+        "journalled": {
+            "score": entry.model_score if entry.model_score >= 0 else None,
+            "fraud_score": entry.fraud_score,
+            "reasons": entry.model_reasons,
+        },
         "reasons": [
             {"feature": name, "added": round(added, 4)}
             for name, added in scorer.explain(ctx, top=TOP_REASONS)

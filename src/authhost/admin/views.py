@@ -299,7 +299,8 @@ class FraudReportView(_View):
     note: str = Field(description="free text (masked)")
     report_id: int | None = Field(
         description="its place in the order reports were written (GET /v1/fraud-reports "
-        "pages on it; a report replacing another gets a new one); null in a write's answer"
+        "pages on it; a report replacing another gets a new one); in a write's answer null "
+        "only when another report on the entry replaced it before it was read back"
     )
 
 
@@ -647,11 +648,14 @@ class RulePerformanceReport(_View):
     entries: int = Field(description="journal entries in the period")
     entries_with_matches: int = Field(description="of which some rule matched")
     rules: list[dict[str, Any]] = Field(
-        description="one per rule that matched (most declined genuine first) and per rule of "
+        description="one per rule that matched (most of its own declines reported genuine "
+        "first, then most declined genuine) and per rule of "
         "the file that did not: rule, in_rules_file, action, shadow, matches, approved, "
         "declined, declined_by_rule (declined with its reason first; null when the file does "
         "not have it), passed (approved through a cardholder's pass), reviewed, fraud, "
-        "genuine, genuine_by_cardholder, declined_genuine, precision (fraud / labelled "
+        "genuine, genuine_by_cardholder, declined_genuine (declined by anything), "
+        "declined_genuine_by_rule (its own declines; null as declined_by_rule), precision "
+        "(fraud / labelled "
         "matches; null none labelled), fraud_amount_minor (by account currency)"
     )
 
@@ -669,15 +673,20 @@ class CommonPointsReport(_View):
     fraud_cards_with_visits: int = Field(description="of them, with a visit in their lookback")
     cards_with_visits: int = Field(description="cards with a visit counted anywhere")
     base_rate: float | None = Field(description="fraud_cards_with_visits / cards_with_visits")
+    points_total: int = Field(description="rows of the whole ranking (every page)")
+    next_offset: int | None = Field(
+        description="offset of the next page (the same query with it), null on the last page"
+    )
     points: list[dict[str, Any]] = Field(
-        description="most fraud cards first, then the highest lift: merchant_id, terminal_id "
+        description="limit rows from offset on, most fraud cards first, then the highest lift: "
+        "merchant_id, terminal_id "
         "(by=terminal), merchant_name (field 43), mcc, country, fraud_cards, cards, share "
         "(fraud_cards / cards), lift (share / base_rate), first_visit and last_visit (of the "
         "fraud cards, ISO 8601 UTC)"
     )
     at_risk: list[dict[str, Any]] = Field(
-        description="the cards of the top 3 rows whose lift is above 1 with no fraud "
-        "reported: merchant_id, "
+        description="the cards of the top 3 rows of the whole ranking whose lift is above 1 "
+        "with no fraud reported, on the first page (offset 0) only: merchant_id, "
         "terminal_id, card_id, pan (masked), first_visit, last_visit, visits, in_fraud_span "
         "(visited between the fraud cards' first and last visit there)"
     )

@@ -93,8 +93,10 @@ def lists_put(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Replace a list with the values of a file."""
-    text = read_text_file(file)
-    values = [line.strip() for line in text.splitlines() if line.strip()]
+    """Replace a list with the values of a file: one a line, `#` starts a comment (as in
+    the lists directory)."""
+    from authhost.rules.lists import list_values
+
+    values = sorted(list_values(read_text_file(file)))
     request = _validated(rq.ListValues, {"values": values})
     _run(_config(config, store), lambda s: s.put_list(name, request), creates=True)

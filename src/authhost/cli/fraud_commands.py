@@ -13,6 +13,7 @@ from authhost.admin.service import CardService
 from authhost.cli.admin_support import (
     ConfigOpt,
     DayOpt,
+    OffsetOpt,
     SinceOpt,
     StoreOpt,
     UntilOpt,
@@ -47,6 +48,7 @@ def common_points(
         "merchant"
     ),
     limit: Annotated[int, typer.Option(min=1, max=1000, help="rows to show")] = 20,
+    offset: OffsetOpt = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -62,7 +64,7 @@ def common_points(
     async def report(service: CardService) -> dict[str, Any]:
         return await service.common_points(
             day=day, since=since, until=until, lookback_days=lookback_days,
-            min_cards=min_cards, by=by, limit=limit,
+            min_cards=min_cards, by=by, limit=limit, offset=offset,
         )  # fmt: skip
 
     result = _run(_config(config, store), report, show=False, output=output)
@@ -78,6 +80,11 @@ def common_points(
         f"{result['entries_read']} journal entries read"
     )
     console.print(table)
+    if result["next_offset"] is not None:  # the rows beyond this page
+        typer.echo(
+            f"rows {offset + 1}-{result['next_offset']} of {result['points_total']}; "
+            f"next page: --offset {result['next_offset']}"
+        )
     if result["at_risk"]:
         console.print(render(result, _spec("at_risk", result["by"])))
     if result["hint"]:

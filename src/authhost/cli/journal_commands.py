@@ -52,7 +52,10 @@ def journal_show(
 @journal.command("export")
 def journal_export(
     out: Annotated[Path, typer.Option("--out", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or parquet (default: by the file's suffix, else csv)"),
+    ] = None,
     card_id: Annotated[str, typer.Option(help="only this card")] = "",
     account_id: Annotated[str, typer.Option(help="only this account")] = "",
     merchant_id: Annotated[str, typer.Option(help="only this merchant (field 42)")] = "",
@@ -74,8 +77,16 @@ def journal_export(
     from authhost.out_files import out_file_problem
     from authhost.store.interface import JournalQuery
 
+    suffix = out.suffix.lstrip(".").lower()
+    if fmt is None:  # the file's name says it: a CSV called .parquet reads as neither
+        fmt = suffix if suffix in FORMATS else "csv"
     if fmt not in FORMATS:
         _say(f"error: --format must be one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    if suffix in FORMATS and suffix != fmt:
+        _say(
+            f"error: --format {fmt} but {out.name} is named .{suffix}: a backtest would not read it"
+        )
         raise typer.Exit(2)
     if problem := out_file_problem(out, example=f"journal.{fmt}"):
         _say(f"error: {problem}")
@@ -106,25 +117,7 @@ def journal_report_fraud(
     """Report a journalled transaction as fraud (or --genuine): the label the journal export
     gives training and backtests (audited)."""
     spec = _validated(rq.FraudReportSpec, {"fraud": not genuine, "source": source, "note": note})
-
-    async def report(service: CardService) -> dict[str, Any]:
-        view = await service.report_fraud(card_id, journal_id, spec)
-        return {**view, "report_id": await _report_id(service, view)}
-
-    _run(_config(config, store), report)
-
-
-async def _report_id(service: CardService, view: dict[str, Any]) -> int | None:
-    """The id the store gave the report just written (the service's answer has none: the
-    store numbers it inside its write). Read back after the write; None only when another
-    report on the same entry replaced it meanwhile (that one is not this one's id)."""
-    stored = (await service.store.fraud_reports_of([view["journal_id"]])).get(view["journal_id"])
-    if stored is None:
-        return None
-    same = (stored.reported_at, stored.source, stored.fraud, stored.note) == (
-        view["reported_at"], view["source"], view["fraud"], view["note"]
-    )  # fmt: skip
-    return stored.report_id if same and stored.report_id else None
+    _run(_config(config, store), lambda s: s.report_fraud(card_id, journal_id, spec))
 
 
 @journal.command("cardholder-answer")

@@ -321,8 +321,9 @@ def performance(
 ) -> None:
     """What each rule did in production over a day or period, from the journal: matches,
     approved, declined (by the rule itself), let through by a cardholder's pass, reviewed, and
-    the fraud reports on its matches: fraud, genuine ("it was me"), declined genuine (the
-    customers a rule turned away), precision. Most declined genuine first."""
+    the fraud reports on its matches: fraud, genuine ("it was me"), declined genuine (by it or
+    anything else) and of those its own declines (the customers the rule turned away),
+    precision. Most of its own declined genuine first."""
     settings = _config(config, store)
 
     async def report(service: CardService) -> dict:

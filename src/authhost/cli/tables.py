@@ -300,6 +300,7 @@ TABLES: dict[str, TableSpec] = {
                     ("genuine", "genuine"),
                     ("it was me", "genuine_by_cardholder"),
                     ("declined genuine", "declined_genuine"),
+                    ("genuine it declined", "declined_genuine_by_rule"),
                 )
             ),
             Column(

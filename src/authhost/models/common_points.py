@@ -211,9 +211,10 @@ class CommonPoints:
     def base_rate(self) -> float | None:
         return self.fraud_cards_seen / self.cards_seen if self.cards_seen else None
 
-    def ranking(self, min_cards: int = 2, limit: int = 20) -> list[CommonPoint]:
+    def ranking(self, min_cards: int = 2, limit: int = 20, offset: int = 0) -> list[CommonPoint]:
         """The acceptors with at least ``min_cards`` fraud cards, most fraud cards first, then
-        the highest lift (then the id, so that equal rows keep one order)."""
+        the highest lift (then the id, so that equal rows keep one order), from row
+        ``offset`` on: a page of the one order, however the rows are paged."""
         base = self.base_rate
         rows = [
             self._row(where, acceptor, base)
@@ -221,7 +222,12 @@ class CommonPoints:
             if len(acceptor.fraud) >= max(1, min_cards)
         ]
         rows.sort(key=lambda r: (-r.fraud_cards, -(r.lift or 0.0), r.merchant_id, r.terminal_id))
-        return rows[:limit]
+        return rows[offset : offset + limit]
+
+    def ranked(self, min_cards: int = 2) -> int:
+        """How many acceptors the ranking has in all (every page)."""
+        least = max(1, min_cards)
+        return sum(len(acceptor.fraud) >= least for acceptor in self._acceptors.values())
 
     def at_risk(self, point: CommonPoint, limit: int = 1000) -> list[AtRiskCard]:
         """The cards of ``point`` that are not fraud cards: those that visited during the

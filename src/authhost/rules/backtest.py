@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from authhost.models.context import replay_contexts
 from authhost.models.scored import SCORED_CLASSES, row_declined_before_fraud, scored_online
 from authhost.rules.engine import Lists, RuleSet
+from authhost.rules.variables import per_major
 
 PROGRESS_EVERY = 10_000
 
@@ -196,14 +197,14 @@ def run_backtest(
                 by_step[row_declined_before_fraud(row) or ""] += 1
                 if fraud:
                     frauds_by_scenario[str(row.get("scenario") or "")] += 1
-                    excluded_fraud_amount += ctx.amount_minor / 100
+                    excluded_fraud_amount += ctx.amount_minor / per_major(ctx.currency)
             continue
         evaluated += 1
         raw_score = _model_score(row)
         score = int(raw_score) if raw_score is not None and raw_score >= 0 else None  # type: ignore[operator,call-overload]
         if score is not None:
             (result.scores_fraud if fraud else result.scores_genuine).append(score)
-        amount = ctx.amount_minor / 100
+        amount = ctx.amount_minor / per_major(ctx.currency)
         decisions = []
         for rs, tally in zip(rule_sets, tallies, strict=True):
             out = rs.evaluate(ctx, score, lists)

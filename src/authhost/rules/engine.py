@@ -25,7 +25,7 @@ from authhost.iso.codes import ResponseCode
 from authhost.models.context import TxContext
 from authhost.rules.language import list_local
 from authhost.rules.rule import Action, Rule
-from authhost.rules.variables import ACCEPTORS, VARIABLES, local_name
+from authhost.rules.variables import ACCEPTORS, PER_MAJOR, VARIABLES, local_name, per_major
 
 SUSPECTED_FRAUD = ResponseCode.SUSPECTED_FRAUD.value  # what a cardholder's pass may lift
 
@@ -47,6 +47,7 @@ _SAFE_GLOBALS = {
     "max": max,
     "bool": bool,
     "Exception": Exception,
+    "_minor_per_major": per_major,  # a function of ours, called with the context's currency
     "_contains": _contains,
 }
 
@@ -240,6 +241,8 @@ def _generate(rules: Sequence[Rule], windows: bool = True) -> str:
         lines.append("    _ts = ctx.ts")
     if any(VARIABLES[v].source.startswith("vel.") for v in used):
         lines.append("    vel = ctx.velocity")
+    if any(PER_MAJOR in VARIABLES[v].source for v in used):  # only a set reading amounts
+        lines.append(f"    {PER_MAJOR} = _minor_per_major(ctx.currency)")
     for name in sorted(used):
         lines.append(f"    {local_name(name)} = {VARIABLES[name].source}")
     for name in sorted(set().union(*(r.lists for r in rules)) if rules else ()):
@@ -277,7 +280,8 @@ def variable_values(ctx: TxContext, score: int | None, names: Sequence[str]) -> 
     """The values the named variables had for ``ctx`` (as the rules read them): what an
     analyst looks at to see why a rule did or did not match. Not for the request path."""
     known = sorted(name for name in set(names) if name in VARIABLES)
-    lines = ["def values(ctx, score):", "    vel = ctx.velocity", "    found = {}"]
+    lines = ["def values(ctx, score):", "    vel = ctx.velocity", "    found = {}",
+             f"    {PER_MAJOR} = _minor_per_major(ctx.currency)"]  # fmt: skip
     for name in known:
         lines += [
             "    try:",

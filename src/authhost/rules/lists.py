@@ -29,6 +29,14 @@ def read_list(path: Path) -> frozenset[str]:
     except UnicodeDecodeError as exc:
         line, message = undecodable(content, exc)
         raise ListLoadError(f"{path}:{line}: {message}") from None
+    return list_values(text)
+
+
+def list_values(text: str) -> frozenset[str]:
+    """The values of a list file's text: one a line, stripped, ``#`` comments and blank
+    lines skipped. ``authhost lists put`` reads a file by the same rule, so a list moved from
+    the lists directory into the store keeps its values (a comment kept in one would never
+    match)."""
     values = set()
     for line in text.splitlines():
         value = line.split("#", 1)[0].strip()

@@ -3,9 +3,10 @@ the labels that came back (chargebacks, the cardholders' answers, analysts) say 
 
 A backtest replays today's rules over labelled history; this counts what the journal recorded
 the rules doing, so an analyst sees which rule declines the customers who then answer "it was
-me" (``declined_genuine``), and how often a rule's matches turned out to be fraud
-(``precision``, over the labelled matches only: most requests are never labelled). Pure: the
-admin service streams the journal and the fraud reports in.
+me" (``declined_genuine_by_rule``: its own declines; ``declined_genuine`` counts whatever
+declined its matches, a score or review rule's included), and how often a rule's matches
+turned out to be fraud (``precision``, over the labelled matches only: most requests are never
+labelled). Pure: the admin service streams the journal and the fraud reports in.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class RuleTally:
     fraud: int = 0  # matches reported fraud
     genuine: int = 0  # matches reported genuine
     genuine_by_cardholder: int = 0  # of which the cardholder said "it was me"
-    declined_genuine: int = 0  # declined, and reported genuine: the rule's friction
+    declined_genuine: int = 0  # declined (by anything), and reported genuine
+    # its own declines reported genuine: the customers this rule turned away (None as above)
+    declined_genuine_by_rule: int | None = None
     # fraud matched, by the account's currency (minor units)
     fraud_amount_minor: dict[str, int] = field(default_factory=dict)
 
@@ -70,6 +73,7 @@ class RuleTally:
             "genuine": self.genuine,
             "genuine_by_cardholder": self.genuine_by_cardholder,
             "declined_genuine": self.declined_genuine,
+            "declined_genuine_by_rule": self.declined_genuine_by_rule,
             "precision": None if self.precision is None else round(self.precision, 4),
             "fraud_amount_minor": dict(sorted(self.fraud_amount_minor.items())),
         }
@@ -108,7 +112,7 @@ class RulePerformance:
             if tally is None:
                 tally = self._tallies[name] = RuleTally(name)
                 if name in self.facts:
-                    tally.declined_by_rule = 0
+                    tally.declined_by_rule = tally.declined_genuine_by_rule = 0
             tally.matches += 1
             if approved:
                 tally.approved += 1
@@ -128,17 +132,24 @@ class RulePerformance:
                 tally.genuine += 1
                 tally.genuine_by_cardholder += report.source == "cardholder"
                 tally.declined_genuine += not approved
+                if tally.declined_genuine_by_rule is not None and name == decider:
+                    tally.declined_genuine_by_rule += 1
 
     def add_all(self, pairs: Iterable[tuple[JournalEntry, FraudReport | None]]) -> None:
         for entry, report in pairs:
             self.add(entry, report)
 
     def rows(self) -> list[dict[str, object]]:
-        """One row per rule that matched, most friction (declined genuine) first, then most
-        matches; then the rules of the file that matched nothing."""
-        ordered = sorted(self._tallies.values(), key=lambda t: (-t.declined_genuine, -t.matches))
+        """One row per rule that matched, most friction first (genuine customers it declined
+        itself, then its matches declined and reported genuine: a score rule whose matches
+        another rule declined turned nobody away), then most matches; then the rules of the
+        file that matched nothing."""
+        ordered = sorted(
+            self._tallies.values(),
+            key=lambda t: (-(t.declined_genuine_by_rule or 0), -t.declined_genuine, -t.matches),
+        )
         rows = [t.as_dict(self.facts.get(t.rule)) for t in ordered]
         for name in sorted(set(self.facts) - set(self._tallies)):
-            silent = RuleTally(name, declined_by_rule=0)
+            silent = RuleTally(name, declined_by_rule=0, declined_genuine_by_rule=0)
             rows.append(silent.as_dict(self.facts[name]))
         return rows

@@ -18,6 +18,18 @@ from authhost.cards.acceptor_velocity import AcceptorVelocity
 from authhost.cards.tokens import WALLETS
 from authhost.cards.velocity import Velocity
 
+# Major units are the card's currency's own (ISO 4217 exponent: a yen has no cents, a dinar
+# of Bahrain has 1,000 fils): the rule function binds ``PER_MAJOR`` once from the context's
+# currency when a rule reads an amount (``engine._generate``); two decimals for a code it
+# does not know.
+PER_MAJOR = "_per_major"
+MINOR_PER_MAJOR: dict[str, int] = {code: 10**exponent for code, exponent in EXPONENTS.items()}
+
+
+def per_major(currency: str) -> int:
+    """Minor units in one major unit of ``currency`` (100 for a code authhost does not know)."""
+    return MINOR_PER_MAJOR.get(currency, 100)
+
 
 class Kind(StrEnum):
     """The value types of the rule language."""
@@ -73,7 +85,7 @@ def _request_variables() -> list[Variable]:
         Variable(
             "amount",
             n,
-            "ctx.amount_minor / 100",
+            f"ctx.amount_minor / {PER_MAJOR}",
             "amount in major units (e.g. 12.50), in the card's currency (field 6 when converted)",
         ),
         Variable(
@@ -250,7 +262,7 @@ def _card_variables() -> list[Variable]:
         Variable(
             "card.available",
             n,
-            "ctx.available / 100",
+            f"ctx.available / {PER_MAJOR}",
             "open-to-buy before this request (major units)",
         ),
         Variable("card.available_minor", n, "ctx.available", "open-to-buy in minor units"),
@@ -297,7 +309,7 @@ def _velocity_variables() -> list[Variable]:
         stem, _, window = name.rpartition("_")
         doc = _VELOCITY_DOCS.get(stem, "{w}").format(w=window)
         in_money = stem in _VELOCITY_MONEY
-        source = f"vel.{name} / 100" if in_money else f"vel.{name}"
+        source = f"vel.{name} / {PER_MAJOR}" if in_money else f"vel.{name}"
         found.append(Variable(f"card.{name}", Kind.NUMBER, source, doc))
         if in_money:
             found.append(

@@ -172,6 +172,7 @@ class ServiceBase:
         rules_file: str | Path = "",
         lists_dir: str | Path = "",
         decide_many: Any = None,
+        rules_in_force: Any = None,
         hold_days: float | None = None,
         business_day: BusinessDay = UTC_DAY,
         dispute_limits: DisputeLimits = DisputeLimits(),
@@ -187,6 +188,9 @@ class ServiceBase:
         self.rules_file, self.lists_dir = rules_file, lists_dir
         # the server's AuthService.decide_many: clearing posts through it (None: not a server)
         self.decide_many = decide_many
+        # the server's rules: () -> (RuleSet, file lists) in force, which a broken file saved
+        # over [rules] file does not replace (None: not a server, read the file)
+        self.rules_in_force = rules_in_force
         self.hold_days = hold_days  # [auth] hold_days: when a listed hold expires (None: unknown)
         self.business_day = business_day  # [admin] business_day_*: what a report's day means
         # [admin] chargeback_days and the rest: the networks' time limits of a dispute
@@ -209,6 +213,7 @@ class ServiceBase:
             rules_file=self.rules_file,
             lists_dir=self.lists_dir,
             decide_many=self.decide_many,
+            rules_in_force=self.rules_in_force,
             hold_days=self.hold_days,
             business_day=self.business_day,
             dispute_limits=self.dispute_limits,
@@ -462,6 +467,21 @@ class ServiceBase:
         # the report and its entry: one write
         await self.store.put_fraud_report(report, entry, self.security.audit_seal)
         return view
+
+    async def _with_report_id(self, view: dict[str, Any]) -> dict[str, Any]:
+        """The report view just written with the id the store gave it (the write numbers it
+        inside and answers none): read back, so the analyst's or the notification service's
+        answer names it as GET /v1/fraud-reports will. None only when another report on the
+        same entry replaced it meanwhile (that one's id is not this one's)."""
+        journal_id = view["journal_id"]
+        stored = (await self.store.fraud_reports_of([journal_id])).get(journal_id)
+        same = stored is not None and (
+            stored.reported_at,
+            stored.source,
+            stored.fraud,
+            stored.note,
+        ) == (view["reported_at"], view["source"], view["fraud"], view["note"])
+        return {**view, "report_id": (stored.report_id or None) if same and stored else None}
 
     async def _verdicts(self, journal_ids: list[int]) -> dict[int, str]:
         """'fraud' or 'genuine' for each of these entries that has a fraud report."""

@@ -60,8 +60,10 @@ class CardholderAnswers(CardLifecycle):
             )
         else:
             view = card_view(card)
-        report = await self._record_fraud_report(
-            card_id, journal_id, not spec.was_cardholder, "cardholder", spec.note
+        report = await self._with_report_id(
+            await self._record_fraud_report(
+                card_id, journal_id, not spec.was_cardholder, "cardholder", spec.note
+            )
         )
         if exposed:
             await self._withdraw_renewal(await self._card(card_id), "answered 'not me'")

@@ -88,11 +88,14 @@ class JournalAnalysis(ServiceBase):
         path = rules_file or self.rules_file
         if not path:
             raise InvalidRequest("no rules file: set [rules] file (or give --rules in the CLI)")
-        try:
-            rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
-            from_files = load_lists(self.lists_dir) if self.lists_dir else {}
-        except (RuleLoadError, ListLoadError) as exc:
-            raise InvalidRequest(str(exc)) from None
+        if not rules_file and self.rules_in_force is not None:
+            rule_set, from_files = self.rules_in_force()  # a server: the rules deciding now
+        else:
+            try:
+                rule_set = await anyio.to_thread.run_sync(load_rule_set, path)
+                from_files = load_lists(self.lists_dir) if self.lists_dir else {}
+            except (RuleLoadError, ListLoadError) as exc:
+                raise InvalidRequest(str(exc)) from None
         names = await self.store.list_names()
         stored = {name: await self.store.get_list(name) for name in names}
         lists = merge_lists(from_files, stored)
@@ -107,9 +110,10 @@ class JournalAnalysis(ServiceBase):
         rq.FraudReportSpec.model_validate(spec.model_dump())
         await self._card(card_id)
         await self._journal_entry(card_id, journal_id)
-        return await self._record_fraud_report(
+        view = await self._record_fraud_report(
             card_id, journal_id, spec.fraud, spec.source, spec.note
         )
+        return await self._with_report_id(view)
 
     async def review_queue(
         self, *, limit: int = 100, after_id: int = 0, open_only: bool = True
@@ -299,18 +303,20 @@ class JournalAnalysis(ServiceBase):
         min_cards: int = 2,
         by: str = "merchant",
         limit: int = 20,
+        offset: int = 0,
     ) -> dict[str, Any]:
         """Common point of purchase (``admin.common_points``): the merchants (or terminals)
         the cards whose first fraud fell in the period had visited in the ``lookback_days``
-        before it, ranked, and the cards that visited the top ones with no fraud yet (masked
-        PANs). Reads the journal of the period and its lookback; changes nothing."""
+        before it, ranked (``limit`` rows from ``offset`` on), and the cards that visited the
+        top ones with no fraud yet (masked PANs). Reads the journal of the period and its
+        lookback; changes nothing."""
         from authhost.admin.common_points import check_options, common_points
 
-        check_options(lookback_days, min_cards, by, limit)
+        check_options(lookback_days, min_cards, by, limit, offset)
         since, until = _period(day, since, until, self.clock(), self.business_day)
         return await common_points(
             self.store, since, until,
-            lookback_days=lookback_days, min_cards=min_cards, by=by, limit=limit,
+            lookback_days=lookback_days, min_cards=min_cards, by=by, limit=limit, offset=offset,
         )  # fmt: skip
 
     async def rule_performance(
@@ -349,18 +355,22 @@ class JournalAnalysis(ServiceBase):
         performance.add_all((e, reports.get(e.journal_id)) for e in entries)
 
     async def _rule_facts(self) -> dict[str, Any]:
-        """Each rule of the configured rules file by name ({} when none is configured); a
-        file that does not load is refused with its line and reason."""
+        """Each rule of the configured rules file by name ({} when none is configured): in a
+        server the rules in force (a broken file saved over it is refused and changes
+        nothing), else the file, refused with its line and reason when it does not load."""
         from authhost.rules.loader import load_rule_set
         from authhost.rules.performance import RuleFacts
         from authhost.rules.rulefile import RuleLoadError
 
         if not self.rules_file:
             return {}
-        try:
-            rule_set = await anyio.to_thread.run_sync(load_rule_set, self.rules_file)
-        except RuleLoadError as exc:
-            raise InvalidRequest(str(exc)) from None
+        if self.rules_in_force is not None:
+            rule_set = self.rules_in_force()[0]
+        else:
+            try:
+                rule_set = await anyio.to_thread.run_sync(load_rule_set, self.rules_file)
+            except RuleLoadError as exc:
+                raise InvalidRequest(str(exc)) from None
         return {
             rule.name: RuleFacts(rule.action.value, rule.reason, rule.shadow, rule.window_text())
             for rule in rule_set.all_rules
