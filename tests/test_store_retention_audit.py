@@ -24,6 +24,8 @@ from test_admin_support import demo_security
 from test_idempotency_retention import DAY, _real_time, placeholder, written_days_ago
 from test_store_card_audit import SEAL, another_entry_after_the_first_head, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
+    hold,
+    key,
     NOW,
     entry,
     journal_to_prune,
@@ -39,7 +41,7 @@ from authhost.admin.audit_verify import verify_audit_chain
 from authhost.admin.service import CardService
 from authhost.cards.model import Account, CardKind
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Commit, JournalQuery, Pruned
+from authhost.store.interface import Commit, JournalQuery, Pruned, SnapshotQuery
 from authhost.store.records import AuditEntry
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
@@ -295,3 +297,37 @@ async def test_the_service_audits_each_batch_and_a_run_with_nothing_to_delete(
     assert again["entries"] == 0
     verified = await service.verify_audit()
     assert verified["ok"], verified
+
+
+@SINGLE
+async def test_a_hold_made_again_under_its_key_meanwhile_is_not_deleted(store, monkeypatch):  # noqa: F811
+    """Another run deletes the closed hold this run read; a new authorisation then holds
+    money under the same match key (open). This run's script must not delete it: the hold
+    is not the one it read (nothing written, read again, the open hold left)."""
+    card = await journal_to_prune(store)
+    holding = (await store.get_account(card.account_id)).holds
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 1)  # a batch of one hold
+    other = await store.reopen()
+    script = store._audited_batch
+    keys = store._keys.account(card.account_id)
+    moved = []
+
+    async def made_again_first(batch_keys, args):  # noqa: ANN001, ANN202
+        if not moved and keys.holds in batch_keys and "2|1125120000|123456|T1" in args:
+            moved.append(await other.prune_journal(CUT))  # the other run's own
+            await other.commit(hold(card, 2, 200, ts=NOW + 80))  # open, the same match key
+        return await script(batch_keys, args)
+
+    monkeypatch.setattr(store, "_audited_batch", made_again_first)
+    try:
+        await store.prune_journal(CUT, batch_entry(), SEAL)
+        assert moved
+        held = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 90, original_key=key(2)))
+        assert held.original is not None and held.original.amount_minor == 200
+        assert (await store.get_account(card.account_id)).holds == holding + 200
+        total = await counted(store)  # this run's entries, and the other run's deletions
+        assert total.get("entries", 0) + moved[0].entries == 6
+        assert total.get("holds", 0) + moved[0].holds == 3
+        await chain_ok(store)
+    finally:
+        await other.close()

@@ -1270,9 +1270,12 @@ class RedisCardStore:
                 if not old or len(old) < len(ids):
                     break
             closed = await self._closed_holds(ak, before)
-            for first in range(0, len(closed), PRUNE_PAGE):
-                page = closed[first : first + PRUNE_PAGE]
-                batch.step("HAS", ak.holds, page)
+            held = list(closed)
+            for first in range(0, len(held), PRUNE_PAGE):
+                page = held[first : first + PRUNE_PAGE]
+                # the hold as read: one deleted by another run and made again under its
+                # match key by a new authorisation (open) is not this one
+                batch.step("SAME", ak.holds, [v for k in page for v in (k, closed[k])])
                 batch.step("HDEL", ak.holds, page)
                 batch.step("HDEL", ak.hold_lives, page)
                 batch.count("holds", len(page))
@@ -1355,20 +1358,21 @@ class RedisCardStore:
             if len(old) < len(ids):
                 return pruned
 
-    async def _closed_holds(self, ak: Any, before: float) -> list[str]:
-        """The account's holds created before ``before`` that hold nothing any more."""
-        closed = []
+    async def _closed_holds(self, ak: Any, before: float) -> dict[str, str]:
+        """The account's holds created before ``before`` that hold nothing any more, each with
+        its value as read (an audited batch deletes it only while it is still that one)."""
+        closed = {}
         for key, raw in (await self._client.hgetall(ak.holds)).items():
             amount, posted, reversed_, rest = _s(raw).split("|", 3)
             created = float(rest.partition("|")[0])
             still_open = posted == "0" and int(amount) > int(reversed_)
             if created < before and not still_open:
-                closed.append(_s(key))
+                closed[_s(key)] = _s(raw)
         return closed
 
     async def _prune_holds(self, ak: Any, before: float) -> int:
         """The account's holds created before ``before`` that hold nothing any more."""
-        closed = await self._closed_holds(ak, before)
+        closed = list(await self._closed_holds(ak, before))
         for first in range(0, len(closed), PRUNE_PAGE):
             page = closed[first : first + PRUNE_PAGE]
             await self._client.hdel(ak.holds, page)
