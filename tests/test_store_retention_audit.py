@@ -24,11 +24,11 @@ from test_admin_support import demo_security
 from test_idempotency_retention import DAY, _real_time, placeholder, written_days_ago
 from test_store_card_audit import SEAL, another_entry_after_the_first_head, chain_ok
 from test_store_contract import (  # noqa: F401 - fixtures
-    hold,
-    key,
     NOW,
     entry,
+    hold,
     journal_to_prune,
+    key,
     make_card,
     redis_cluster_url,
     seeded,

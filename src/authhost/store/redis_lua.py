@@ -1279,8 +1279,9 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 # entry's; ARGV[4] how many steps; then each step: its command, the index of its key in KEYS,
 # how many arguments, the arguments. The checks come first: HAS (each hash field is still
 # there: no other run deleted it), SAME (field, value pairs: each field still holds the value
-# read, a hold not made again under its match key since another run deleted it) and OLDER (each member of an age index is still scored
-# before the cut ARGV: not written again since); then the writes (HDEL, ZREM, HSET, DEL),
+# read, a hold not made again under its match key since another run deleted it) and OLDER
+# (each member of an age index is still scored before the cut ARGV: not written again
+# since); then the writes (HDEL, ZREM, HSET, DEL),
 # then the entry. -3 another writer moved the head, -4 a check failed: nothing written (the
 # entry's counts were made from what was read, so the caller reads again). Else 1.
 AUDITED_BATCH = (
