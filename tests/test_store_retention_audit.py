@@ -331,3 +331,30 @@ async def test_a_hold_made_again_under_its_key_meanwhile_is_not_deleted(store, m
         await chain_ok(store)
     finally:
         await other.close()
+
+
+@pytest.mark.parametrize("store", ["redis", "redis-cluster"], indirect=True)
+async def test_two_runs_at_once_count_each_deletion_once(store, monkeypatch):  # noqa: F811
+    """Where a run's writes are not one script with its entry (a cluster, or unaudited):
+    another run deletes the entries this one read before its transaction; this one counts
+    what its own transaction deleted (none), so the two runs add up to what went."""
+    await journal_to_prune(store)
+    other = await store.reopen()
+    read = store._old_entries
+    others: list[Pruned] = []
+
+    async def another_run_after_the_read(*args):  # noqa: ANN002, ANN202
+        old = await read(*args)
+        if not others:
+            others.append(await other.prune_journal(CUT))
+        return old
+
+    monkeypatch.setattr(store, "_old_entries", another_run_after_the_read)
+    audited = store._cluster  # a single Redis audits in one script, not this path
+    try:
+        mine = await store.prune_journal(CUT, batch_entry() if audited else None, SEAL)
+        assert others == [Pruned(6, 3)] and mine == Pruned(0, 0)
+        assert await counted(store) == {"batches": 0}
+        assert await journal_left(store) == 2
+    finally:
+        await other.close()

@@ -1324,7 +1324,8 @@ class RedisCardStore:
 
     async def _prune_entries(self, ak: Any, before: float) -> int:
         """The account's entries older than ``before``, oldest first, a page per transaction,
-        up to the first that is not (ids follow time within a request's deadline)."""
+        up to the first that is not (ids follow time within a request's deadline); how many
+        this run deleted (a concurrent run's are counted by it, not twice)."""
         pruned = 0
         while True:
             ids = await self._client.zrange(ak.journal_all, 0, PRUNE_PAGE - 1)
@@ -1337,7 +1338,7 @@ class RedisCardStore:
             by_card = _by_card(old)
             jids = [jid for jid, _ in old]
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hdel(ak.journal, jids)
+                gone = pipe.hdel(ak.journal, jids)  # what is counted: not another run's too
                 pipe.zrem(ak.journal_all, jids)
                 # a ledger sync must not count on what is gone (ids follow time: the newest)
                 pipe.hset(ak.account, {"journal_pruned_through": str(max(map(int, jids)))})
@@ -1354,7 +1355,7 @@ class RedisCardStore:
                 )
             await self._client.hdel(self._keys.fraud_reports, jids)  # labels of nothing now
             await self._client.zrem(self._keys.fraud_report_ids, jids)
-            pruned += len(old)
+            pruned += int(await gone)
             if len(old) < len(ids):
                 return pruned
 
@@ -1371,13 +1372,15 @@ class RedisCardStore:
         return closed
 
     async def _prune_holds(self, ak: Any, before: float) -> int:
-        """The account's holds created before ``before`` that hold nothing any more."""
+        """The account's holds created before ``before`` that hold nothing any more; how many
+        this run deleted (those another run deleted first are its own)."""
         closed = list(await self._closed_holds(ak, before))
+        pruned = 0
         for first in range(0, len(closed), PRUNE_PAGE):
             page = closed[first : first + PRUNE_PAGE]
-            await self._client.hdel(ak.holds, page)
+            pruned += int(await self._client.hdel(ak.holds, page))
             await self._client.hdel(ak.hold_lives, page)
-        return len(closed)
+        return pruned
 
     # --- cards -------------------------------------------------------------------------------
 
