@@ -377,3 +377,19 @@ async def test_reports_of_entries_gone_before_go_with_the_next_run(store):  # no
     await store.put_fraud_report(kept)
     assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned()
     assert [r.journal_id for r in await store.fraud_reports()] == [ids["000060"]]
+
+
+@SINGLE
+async def test_a_result_whose_key_is_gone_is_not_counted(store):  # noqa: F811
+    """An age index's member can outlive its key (an older authhost's forgotten placeholder,
+    deleted without the index the first run gave it): the batch removes the member and
+    counts only the results it deleted, as the unaudited run (``PRUNE_WRITTEN``) does."""
+    with written_days_ago(100):
+        for n in range(3):
+            await store.reserve_result(f"card.issue:old{n}", placeholder(0))
+    await store._client.delete([store._keys.idempotency("card.issue:old1")])  # the older one's
+    action = "idempotency.prune"
+    assert await store.prune_idempotency(_real_time() - 35 * DAY, batch_entry(action), SEAL) == 2
+    assert await counted(store, action) == {"batches": 1, "results": 2}
+    assert await store._client.zcard(store._keys.idempotency_written) == 0
+    await chain_ok(store)

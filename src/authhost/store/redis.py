@@ -2317,11 +2317,14 @@ class RedisCardStore:
                     )  # fmt: skip
                 ]
                 if members:
+                    there = await self._there([name_of(m) for m in members])
                     batch.step("OLDER", index, [repr(before), *members])
-                    for member in members:
+                    for member, present in zip(members, there, strict=True):
+                        if present:  # counted: still there when the script deletes it
+                            batch.step("THERE", name_of(member))
                         batch.step("DEL", name_of(member))
                     batch.step("ZREM", index, members)
-                    batch.count("results", len(members))
+                    batch.count("results", sum(there))  # a member whose key is gone: none
                     pending += len(members)
                 if batch.size >= PRUNE_PAGE:
                     await flush(batch)
@@ -2329,6 +2332,13 @@ class RedisCardStore:
                 if len(members) < PRUNE_PAGE:
                     break
         await flush(batch)
+
+    async def _there(self, names: list[str]) -> list[bool]:
+        """Whether each key is there (one round trip): an age index's member can outlive its
+        key (an older authhost's forgotten placeholder), and a batch counts keys deleted."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            replies = [pipe.exists([name]) for name in names]
+        return [int(await reply) == 1 for reply in replies]
 
     async def _prune_index(self, index: str, name_of: Any, before: float) -> int:
         """Delete the members of the age index ``index`` written before ``before``, with their
