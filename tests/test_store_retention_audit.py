@@ -393,3 +393,14 @@ async def test_a_result_whose_key_is_gone_is_not_counted(store):  # noqa: F811
     assert await counted(store, action) == {"batches": 1, "results": 2}
     assert await store._client.zcard(store._keys.idempotency_written) == 0
     await chain_ok(store)
+
+
+@STORES
+async def test_every_batch_entry_of_a_journal_run_says_both_kinds(store, small_batches):  # noqa: F811
+    """A batch of holds only (or of entries only) says 0 of the other kind: the entries read
+    the same on every store."""
+    await journal_to_prune(store)
+    await store.prune_journal(CUT, batch_entry(), SEAL)
+    afters = [json.loads(e.after) for e in await store.audit(limit=100)]
+    assert afters and all(set(a) == {"entries", "holds"} for a in afters), afters
+    assert any(0 in a.values() for a in afters)  # a batch of one kind only
