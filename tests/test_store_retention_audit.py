@@ -41,7 +41,13 @@ from authhost.admin.audit_verify import verify_audit_chain
 from authhost.admin.service import CardService
 from authhost.cards.model import Account, CardKind
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Commit, JournalQuery, Pruned, SnapshotQuery
+from authhost.store.interface import (
+    Commit,
+    JournalQuery,
+    Pruned,
+    SnapshotQuery,
+    StoreUnavailable,
+)
 from authhost.store.records import AuditEntry, FraudReport
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
@@ -404,3 +410,32 @@ async def test_every_batch_entry_of_a_journal_run_says_both_kinds(store, small_b
     afters = [json.loads(e.after) for e in await store.audit(limit=100)]
     assert afters and all(set(a) == {"entries", "holds"} for a in afters), afters
     assert any(0 in a.values() for a in afters)  # a batch of one kind only
+
+
+@pytest.mark.parametrize("store", ["redis-cluster"], indirect=True)
+async def test_on_a_cluster_a_run_that_fails_midway_audits_what_it_deleted(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """The second account's write fails (Redis refusing it): the run raises, after the
+    entry of what the accounts before it deleted (fewer than a page: no entry was due yet),
+    rather than leaving those deletions without one while the audit log takes writes."""
+    await journal_to_prune(store)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=0))
+    second, _, blob = make_card(account_id="acc-2")
+    await store.create_card(second, blob)
+    await store.commit(Commit(entry(second, 7, 0, response_code="05")))
+    prune = store._prune_entries
+
+    async def the_second_fails(ak, before):  # noqa: ANN001, ANN202
+        if ak.account_id == "acc-2":  # (after acc-1: the accounts in order)
+            raise StoreUnavailable("the node refused the write")
+        return await prune(ak, before)
+
+    monkeypatch.setattr(store, "_prune_entries", the_second_fails)
+    with pytest.raises(StoreUnavailable):
+        await store.prune_journal(CUT, batch_entry(), SEAL)
+    left = await journal_left(store)
+    total = await counted(store)
+    assert total == {"batches": 1, "entries": 6, "holds": 3} and left == 3
+    assert (await chain_ok(store))["verified"] == 1

@@ -1216,10 +1216,15 @@ class RedisCardStore:
             done = await self._audited_batches(partial(self._batch_journal, before), audit, seal)
             return Pruned(entries=done.get("entries", 0), holds=done.get("holds", 0))
         following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
-        for account_id in await self._journal_accounts(JournalQuery()):
-            ak = self._keys.account(account_id)
-            entries = await self._prune_entries(ak, before)
-            await following.add({"entries": entries, "holds": await self._prune_holds(ak, before)})
+        try:
+            for account_id in await self._journal_accounts(JournalQuery()):
+                ak = self._keys.account(account_id)
+                entries = await self._prune_entries(ak, before)
+                holds = await self._prune_holds(ak, before)
+                await following.add({"entries": entries, "holds": holds})
+        except Exception:
+            await following.failed()
+            raise
         await following.end()
         return Pruned(following.total.get("entries", 0), following.total.get("holds", 0))
 
@@ -2282,8 +2287,12 @@ class RedisCardStore:
             done = await self._audited_batches(partial(self._batch_results, before), audit, seal)
             return done.get("results", 0)
         following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
-        async for index, name_of in self._age_indexes():
-            await following.add({"results": await self._prune_index(index, name_of, before)})
+        try:
+            async for index, name_of in self._age_indexes():
+                await following.add({"results": await self._prune_index(index, name_of, before)})
+        except Exception:
+            await following.failed()
+            raise
         await following.end()
         return following.total.get("results", 0)
 
