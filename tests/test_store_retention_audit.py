@@ -439,3 +439,29 @@ async def test_on_a_cluster_a_run_that_fails_midway_audits_what_it_deleted(
     total = await counted(store)
     assert total == {"batches": 1, "entries": 6, "holds": 3} and left == 3
     assert (await chain_ok(store))["verified"] == 1
+
+
+@SINGLE
+async def test_a_run_that_another_run_keeps_ahead_of_ends(store, monkeypatch):  # noqa: F811
+    """Two server processes prune at once, one a batch ahead of the other: each batch the
+    one behind gathers the other has just deleted. More such races than
+    ``ACCOUNT_AUDIT_TRIES`` are no failure (each is the other run's progress); the one
+    behind deletes and counts nothing twice, and ends once nothing is left."""
+    card, _ = await seeded(store, balance=50_000)
+    for n in range(60):  # sixty old declines: sixty batches of one
+        await store.commit(Commit(entry(card, n, 0, ts=NOW - 100 + n, response_code="05")))
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 1)
+    script, taken = store._audited_batch, set()
+
+    async def the_other_run_first(keys, args):  # noqa: ANN001, ANN202
+        steps = tuple(args[3:])  # the batch, whatever entry it is sent with
+        if steps not in taken:  # the other run, ahead, deletes it with its own entry
+            taken.add(steps)
+            assert await script(keys, args) == 1
+        return await script(keys, args)
+
+    monkeypatch.setattr(store, "_audited_batch", the_other_run_first)
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned()
+    assert len(taken) == 60 and await journal_left(store) == 0
+    assert await counted(store) == {"batches": 60, "entries": 60, "holds": 0}  # the other's
+    await chain_ok(store)

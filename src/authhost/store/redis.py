@@ -1233,9 +1233,12 @@ class RedisCardStore:
     ) -> dict[str, int]:
         """What ``gather`` deleted, a batch at a time, each with its entry in one
         AUDITED_BATCH script. ``gather(flush)`` fills batches and hands each to ``flush``;
-        a batch another run changed since it was read (-4: nothing written) starts the
-        gathering again, ``ACCOUNT_AUDIT_TRIES`` times at most (what was written stays
-        deleted and is not found again)."""
+        a batch refused (nothing written) starts the gathering again (what was written stays
+        deleted and is not found again): one whose rows another run deleted meanwhile (-5)
+        as often as it happens, as each is that run's progress and the rows to delete are
+        finite (two server processes prune at once, one ahead of the other); one whose rows
+        changed (-4: a hold's value, a result written again) ``ACCOUNT_AUDIT_TRIES`` times at
+        most."""
         done: dict[str, int] = {}
 
         async def flush(batch: AuditedBatch) -> None:
@@ -1243,18 +1246,20 @@ class RedisCardStore:
                 return
             entry = audit(dict(batch.counts))
             keys = [*self._audit_keys(entry), *batch.keys]
-            if await self._sealed_run(self._audited_batch, keys, batch.argv(), [entry], seal) == -4:
-                raise _BatchMoved
+            ran = await self._sealed_run(self._audited_batch, keys, batch.argv(), [entry], seal)
+            if ran in (-4, -5):
+                raise _BatchMoved(gone=ran == -5)
             for kind, count in batch.counts.items():
                 done[kind] = done.get(kind, 0) + count
 
-        for _ in range(ACCOUNT_AUDIT_TRIES):
+        changed = 0
+        while changed < ACCOUNT_AUDIT_TRIES:
             try:
                 await gather(flush)
                 return done
-            except _BatchMoved:
-                continue
-        raise StoreUnavailable("another retention run kept deleting the same batch; try again")
+            except _BatchMoved as moved:
+                changed += not moved.gone
+        raise StoreUnavailable("the rows of a retention batch kept changing; try again")
 
     async def _batch_journal(self, before: float, flush: Any) -> None:
         """Every account's entries and closed holds older than ``before``, gathered into
@@ -2487,7 +2492,12 @@ def _check_card_ids(card: Card) -> None:
 
 
 class _BatchMoved(Exception):
-    """A retention batch another run changed since it was read: nothing written."""
+    """A retention batch refused, nothing written: some of its rows gone (another run
+    deleted them) or changed since they were read."""
+
+    def __init__(self, *, gone: bool) -> None:
+        super().__init__("a retention batch's rows moved")
+        self.gone = gone
 
 
 def _journal_batch() -> AuditedBatch:

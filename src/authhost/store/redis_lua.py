@@ -1283,8 +1283,9 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 # key is there: a result counted is one deleted) and OLDER (each member of an age index is
 # still scored before the cut ARGV: not written again since); then the writes (HDEL, ZREM,
 # HSET, DEL),
-# then the entry. -3 another writer moved the head, -4 a check failed: nothing written (the
-# entry's counts were made from what was read, so the caller reads again). Else 1.
+# then the entry. -3 another writer moved the head; -5 something the batch deletes is gone
+# (another run deleted it), -4 it changed (a hold's value, a result written again): nothing
+# written (the entry's counts were made from what was read, so the caller reads again). Else 1.
 AUDITED_BATCH = (
     _audit_head_moved("-3")
     + """
@@ -1297,19 +1298,22 @@ end
 for _, s in ipairs(steps) do
   if s[1] == 'HAS' then
     for j = s[3], s[4] do
-      if redis.call('HEXISTS', s[2], ARGV[j]) == 0 then return -4 end
+      if redis.call('HEXISTS', s[2], ARGV[j]) == 0 then return -5 end
     end
   elseif s[1] == 'SAME' then
     for j = s[3], s[4], 2 do
-      if redis.call('HGET', s[2], ARGV[j]) ~= ARGV[j + 1] then return -4 end
+      local held = redis.call('HGET', s[2], ARGV[j])
+      if not held then return -5 end
+      if held ~= ARGV[j + 1] then return -4 end
     end
   elseif s[1] == 'THERE' then
-    if redis.call('EXISTS', s[2]) == 0 then return -4 end
+    if redis.call('EXISTS', s[2]) == 0 then return -5 end
   elseif s[1] == 'OLDER' then
     local cut = tonumber(ARGV[s[3]])
     for j = s[3] + 1, s[4] do
       local written = redis.call('ZSCORE', s[2], ARGV[j])
-      if not written or tonumber(written) >= cut then return -4 end
+      if not written then return -5 end
+      if tonumber(written) >= cut then return -4 end
     end
   end
 end
