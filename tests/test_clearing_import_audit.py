@@ -11,11 +11,13 @@ import json
 import time
 from typing import Any
 
+import trio
 from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import balances_of, luhn_fix, store_url  # noqa: F401 - a fixture
 from test_e2e_clearing import held_at_host_with_admin
 
 from authhost.admin import clearing
+from authhost.admin.service import clearing_imports
 from authhost.store.interface import StoreUnavailable
 
 
@@ -94,3 +96,33 @@ async def test_an_import_cut_short_after_it_posted_shows_as_begun_and_not_ended(
     audited = await clearing_audit(port)
     assert [a for a, _ in audited] == ["clearing.import_begun"] * 2 + ["clearing.import"]
     assert audited[2][1]["import_id"] == audited[1][1]["import_id"] != begun["import_id"]
+
+
+async def test_an_import_whose_lease_lapsed_is_audited_as_stopped(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+    monkeypatch,
+):
+    """An import that stops itself (its lease lapsed before its first presentment: another
+    import may run) answers 409 and, the store answering, ends its audit with why it
+    stopped: begun and never ended is left to a crash or a store that stopped answering."""
+    host, port, switch, visa, held = await held_at_host_with_admin(
+        nursery, tmp_path, store_url, 10_000
+    )
+    monkeypatch.setattr(clearing_imports, "LEASE_TTL_S", 0.01)  # renewed each step, lapses
+    real = clearing.post_presentments
+
+    async def the_lease_lapses_first(*args, **options):  # noqa: ANN002, ANN003, ANN202
+        await trio.sleep(0.05)  # past its life: the next renewal finds it lapsed
+        return await real(*args, **options)
+
+    monkeypatch.setattr(clearing, "post_presentments", the_lease_lapses_first)
+    stopped = await call(
+        port, "POST", "/v1/clearing", payload={"csv": clearing_csv(visa, held["38"], "7")}
+    )
+    assert stopped.status == 409, stopped.json
+    (begun, started), (ended, summary) = await clearing_audit(port)
+    assert (begun, ended) == ("clearing.import_begun", "clearing.import")
+    assert summary["import_id"] == started["import_id"]
+    assert "not renewed" in summary["stopped"] and "outcomes" not in summary

@@ -14,7 +14,9 @@ from test_admin_service import _drive, _product_account_card, backend, store_arg
 from test_admin_support import open_service
 from test_store_card_audit import BrokenSeal
 
+from authhost.admin import requests as rq
 from authhost.admin.errors import ConflictError
+from authhost.security.errors import SecurityError
 
 
 class Crash(BaseException):
@@ -95,3 +97,37 @@ async def test_a_file_refused_or_whose_entry_fails_leaves_no_file_and_no_entry(
         with pytest.raises(OSError):
             await service.export_personalisation([card["card_id"]], out)
         assert not out.exists()
+
+
+async def test_a_run_that_fails_after_it_began_removes_its_file_and_says_so(
+    store_args,  # noqa: F811
+    tmp_path,
+):
+    """The security module fails at the second card (the first card's clear data written):
+    the file is removed and its run ends in the log as removed, with why, under the run's
+    id; begun and never done is left to a crash."""
+    async with open_service(*store_args) as service:
+        first = await _product_account_card(service)
+        second = await service.issue_card(rq.IssueCard(product_id="p1", account_id="a1"))
+        values, made = service.security.card_values, []
+
+        def gone_at_the_second(*args, **options):  # noqa: ANN002, ANN003, ANN202
+            if made:
+                raise SecurityError("the security module is gone")
+            made.append(1)
+            return values(*args, **options)
+
+        service.security.card_values = gone_at_the_second
+        out = tmp_path / "bureau.jsonl"
+        with pytest.raises(SecurityError):
+            await service.export_personalisation([first["card_id"], second["card_id"]], out)
+        assert not out.exists()
+        [(begun, started), (ended, removed)] = await cards_audit(service)
+        assert (begun, ended) == (
+            "card.export_personalisation_begun",
+            "card.export_personalisation",
+        )
+        assert removed == {
+            "file": str(out.resolve()), "run_id": started["run_id"], "removed": True,
+            "stopped": "SecurityError",
+        }  # fmt: skip

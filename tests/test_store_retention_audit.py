@@ -26,7 +26,9 @@ from test_store_card_audit import SEAL, another_entry_after_the_first_head, chai
 from test_store_contract import (  # noqa: F401 - fixtures
     NOW,
     entry,
+    hold,
     journal_to_prune,
+    key,
     make_card,
     redis_cluster_url,
     seeded,
@@ -39,8 +41,14 @@ from authhost.admin.audit_verify import verify_audit_chain
 from authhost.admin.service import CardService
 from authhost.cards.model import Account, CardKind
 from authhost.security.audit_chain import AuditSeal
-from authhost.store.interface import Commit, JournalQuery, Pruned
-from authhost.store.records import AuditEntry
+from authhost.store.interface import (
+    Commit,
+    JournalQuery,
+    Pruned,
+    SnapshotQuery,
+    StoreUnavailable,
+)
+from authhost.store.records import AuditEntry, FraudReport
 
 STORES = pytest.mark.parametrize("store", ["sqlite", "redis"], indirect=True)
 SINGLE = pytest.mark.parametrize("store", ["redis"], indirect=True)
@@ -295,3 +303,165 @@ async def test_the_service_audits_each_batch_and_a_run_with_nothing_to_delete(
     assert again["entries"] == 0
     verified = await service.verify_audit()
     assert verified["ok"], verified
+
+
+@SINGLE
+async def test_a_hold_made_again_under_its_key_meanwhile_is_not_deleted(store, monkeypatch):  # noqa: F811
+    """Another run deletes the closed hold this run read; a new authorisation then holds
+    money under the same match key (open). This run's script must not delete it: the hold
+    is not the one it read (nothing written, read again, the open hold left)."""
+    card = await journal_to_prune(store)
+    holding = (await store.get_account(card.account_id)).holds
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 1)  # a batch of one hold
+    other = await store.reopen()
+    script = store._audited_batch
+    keys = store._keys.account(card.account_id)
+    moved = []
+
+    async def made_again_first(batch_keys, args):  # noqa: ANN001, ANN202
+        if not moved and keys.holds in batch_keys and "2|1125120000|123456|T1" in args:
+            moved.append(await other.prune_journal(CUT))  # the other run's own
+            await other.commit(hold(card, 2, 200, ts=NOW + 80))  # open, the same match key
+        return await script(batch_keys, args)
+
+    monkeypatch.setattr(store, "_audited_batch", made_again_first)
+    try:
+        await store.prune_journal(CUT, batch_entry(), SEAL)
+        assert moved
+        held = await store.snapshot(SnapshotQuery(card.pan_index, NOW + 90, original_key=key(2)))
+        assert held.original is not None and held.original.amount_minor == 200
+        assert (await store.get_account(card.account_id)).holds == holding + 200
+        total = await counted(store)  # this run's entries, and the other run's deletions
+        assert total.get("entries", 0) + moved[0].entries == 6
+        assert total.get("holds", 0) + moved[0].holds == 3
+        await chain_ok(store)
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("store", ["redis", "redis-cluster"], indirect=True)
+async def test_two_runs_at_once_count_each_deletion_once(store, monkeypatch):  # noqa: F811
+    """Where a run's writes are not one script with its entry (a cluster, or unaudited):
+    another run deletes the entries this one read before its transaction; this one counts
+    what its own transaction deleted (none), so the two runs add up to what went."""
+    await journal_to_prune(store)
+    other = await store.reopen()
+    read = store._old_entries
+    others: list[Pruned] = []
+
+    async def another_run_after_the_read(*args):  # noqa: ANN002, ANN202
+        old = await read(*args)
+        if not others:
+            others.append(await other.prune_journal(CUT))
+        return old
+
+    monkeypatch.setattr(store, "_old_entries", another_run_after_the_read)
+    audited = store._cluster  # a single Redis audits in one script, not this path
+    try:
+        mine = await store.prune_journal(CUT, batch_entry() if audited else None, SEAL)
+        assert others == [Pruned(6, 3)] and mine == Pruned(0, 0)
+        assert await counted(store) == {"batches": 0}
+        assert await journal_left(store) == 2
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+async def test_reports_of_entries_gone_before_go_with_the_next_run(store):  # noqa: F811
+    """The batches delete their own entries' reports; a report left of an entry gone before
+    (an older authhost's run cut short between its batches and its reports, or written for
+    an entry the run deleted meanwhile, as here) goes with the next run, even one with
+    nothing else to delete, as it did before; a kept entry's report stays. (Redis never
+    swept these: a report names its entry by id only, and the entry's account is not the
+    card's own once the card moved.)"""
+    card = await journal_to_prune(store)
+    ids = {e.stan: e.journal_id for e in await store.journal(JournalQuery(limit=100))}
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned(6, 3)
+    gone = FraudReport(ids["000002"], card.card_id, True, "chargeback", NOW + 90)
+    kept = FraudReport(ids["000060"], card.card_id, True, "cardholder", NOW + 90)
+    await store.put_fraud_report(gone)
+    await store.put_fraud_report(kept)
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned()
+    assert [r.journal_id for r in await store.fraud_reports()] == [ids["000060"]]
+
+
+@SINGLE
+async def test_a_result_whose_key_is_gone_is_not_counted(store):  # noqa: F811
+    """An age index's member can outlive its key (an older authhost's forgotten placeholder,
+    deleted without the index the first run gave it): the batch removes the member and
+    counts only the results it deleted, as the unaudited run (``PRUNE_WRITTEN``) does."""
+    with written_days_ago(100):
+        for n in range(3):
+            await store.reserve_result(f"card.issue:old{n}", placeholder(0))
+    await store._client.delete([store._keys.idempotency("card.issue:old1")])  # the older one's
+    action = "idempotency.prune"
+    assert await store.prune_idempotency(_real_time() - 35 * DAY, batch_entry(action), SEAL) == 2
+    assert await counted(store, action) == {"batches": 1, "results": 2}
+    assert await store._client.zcard(store._keys.idempotency_written) == 0
+    await chain_ok(store)
+
+
+@STORES
+async def test_every_batch_entry_of_a_journal_run_says_both_kinds(store, small_batches):  # noqa: F811
+    """A batch of holds only (or of entries only) says 0 of the other kind: the entries read
+    the same on every store."""
+    await journal_to_prune(store)
+    await store.prune_journal(CUT, batch_entry(), SEAL)
+    afters = [json.loads(e.after) for e in await store.audit(limit=100)]
+    assert afters and all(set(a) == {"entries", "holds"} for a in afters), afters
+    assert any(0 in a.values() for a in afters)  # a batch of one kind only
+
+
+@pytest.mark.parametrize("store", ["redis-cluster"], indirect=True)
+async def test_on_a_cluster_a_run_that_fails_midway_audits_what_it_deleted(
+    store,  # noqa: F811
+    monkeypatch,
+):
+    """The second account's write fails (Redis refusing it): the run raises, after the
+    entry of what the accounts before it deleted (fewer than a page: no entry was due yet),
+    rather than leaving those deletions without one while the audit log takes writes."""
+    await journal_to_prune(store)
+    await store.create_account(Account("acc-2", "978", CardKind.DEBIT, balance=0))
+    second, _, blob = make_card(account_id="acc-2")
+    await store.create_card(second, blob)
+    await store.commit(Commit(entry(second, 7, 0, response_code="05")))
+    prune = store._prune_entries
+
+    async def the_second_fails(ak, before):  # noqa: ANN001, ANN202
+        if ak.account_id == "acc-2":  # (after acc-1: the accounts in order)
+            raise StoreUnavailable("the node refused the write")
+        return await prune(ak, before)
+
+    monkeypatch.setattr(store, "_prune_entries", the_second_fails)
+    with pytest.raises(StoreUnavailable):
+        await store.prune_journal(CUT, batch_entry(), SEAL)
+    left = await journal_left(store)
+    total = await counted(store)
+    assert total == {"batches": 1, "entries": 6, "holds": 3} and left == 3
+    assert (await chain_ok(store))["verified"] == 1
+
+
+@SINGLE
+async def test_a_run_that_another_run_keeps_ahead_of_ends(store, monkeypatch):  # noqa: F811
+    """Two server processes prune at once, one a batch ahead of the other: each batch the
+    one behind gathers the other has just deleted. More such races than
+    ``ACCOUNT_AUDIT_TRIES`` are no failure (each is the other run's progress); the one
+    behind deletes and counts nothing twice, and ends once nothing is left."""
+    card, _ = await seeded(store, balance=50_000)
+    for n in range(60):  # sixty old declines: sixty batches of one
+        await store.commit(Commit(entry(card, n, 0, ts=NOW - 100 + n, response_code="05")))
+    monkeypatch.setattr(authhost.store.redis, "PRUNE_PAGE", 1)
+    script, taken = store._audited_batch, set()
+
+    async def the_other_run_first(keys, args):  # noqa: ANN001, ANN202
+        steps = tuple(args[3:])  # the batch, whatever entry it is sent with
+        if steps not in taken:  # the other run, ahead, deletes it with its own entry
+            taken.add(steps)
+            assert await script(keys, args) == 1
+        return await script(keys, args)
+
+    monkeypatch.setattr(store, "_audited_batch", the_other_run_first)
+    assert await store.prune_journal(CUT, batch_entry(), SEAL) == Pruned()
+    assert len(taken) == 60 and await journal_left(store) == 0
+    assert await counted(store) == {"batches": 60, "entries": 60, "holds": 0}  # the other's
+    await chain_ok(store)

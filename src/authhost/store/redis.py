@@ -1216,10 +1216,15 @@ class RedisCardStore:
             done = await self._audited_batches(partial(self._batch_journal, before), audit, seal)
             return Pruned(entries=done.get("entries", 0), holds=done.get("holds", 0))
         following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
-        for account_id in await self._journal_accounts(JournalQuery()):
-            ak = self._keys.account(account_id)
-            entries = await self._prune_entries(ak, before)
-            await following.add({"entries": entries, "holds": await self._prune_holds(ak, before)})
+        try:
+            for account_id in await self._journal_accounts(JournalQuery()):
+                ak = self._keys.account(account_id)
+                entries = await self._prune_entries(ak, before)
+                holds = await self._prune_holds(ak, before)
+                await following.add({"entries": entries, "holds": holds})
+        except Exception:
+            await following.failed()
+            raise
         await following.end()
         return Pruned(following.total.get("entries", 0), following.total.get("holds", 0))
 
@@ -1228,9 +1233,12 @@ class RedisCardStore:
     ) -> dict[str, int]:
         """What ``gather`` deleted, a batch at a time, each with its entry in one
         AUDITED_BATCH script. ``gather(flush)`` fills batches and hands each to ``flush``;
-        a batch another run changed since it was read (-4: nothing written) starts the
-        gathering again, ``ACCOUNT_AUDIT_TRIES`` times at most (what was written stays
-        deleted and is not found again)."""
+        a batch refused (nothing written) starts the gathering again (what was written stays
+        deleted and is not found again): one whose rows another run deleted meanwhile (-5)
+        as often as it happens, as each is that run's progress and the rows to delete are
+        finite (two server processes prune at once, one ahead of the other); one whose rows
+        changed (-4: a hold's value, a result written again) ``ACCOUNT_AUDIT_TRIES`` times at
+        most."""
         done: dict[str, int] = {}
 
         async def flush(batch: AuditedBatch) -> None:
@@ -1238,23 +1246,25 @@ class RedisCardStore:
                 return
             entry = audit(dict(batch.counts))
             keys = [*self._audit_keys(entry), *batch.keys]
-            if await self._sealed_run(self._audited_batch, keys, batch.argv(), [entry], seal) == -4:
-                raise _BatchMoved
+            ran = await self._sealed_run(self._audited_batch, keys, batch.argv(), [entry], seal)
+            if ran in (-4, -5):
+                raise _BatchMoved(gone=ran == -5)
             for kind, count in batch.counts.items():
                 done[kind] = done.get(kind, 0) + count
 
-        for _ in range(ACCOUNT_AUDIT_TRIES):
+        changed = 0
+        while changed < ACCOUNT_AUDIT_TRIES:
             try:
                 await gather(flush)
                 return done
-            except _BatchMoved:
-                continue
-        raise StoreUnavailable("another retention run kept deleting the same batch; try again")
+            except _BatchMoved as moved:
+                changed += not moved.gone
+        raise StoreUnavailable("the rows of a retention batch kept changing; try again")
 
     async def _batch_journal(self, before: float, flush: Any) -> None:
         """Every account's entries and closed holds older than ``before``, gathered into
         batches (``_prune_entries``' and ``_prune_holds``' writes) handed to ``flush``."""
-        batch = AuditedBatch()
+        batch = _journal_batch()
         for account_id in await self._journal_accounts(JournalQuery()):
             ak = self._keys.account(account_id)
             pending = 0  # this account's entries in the batch, not written yet
@@ -1266,19 +1276,22 @@ class RedisCardStore:
                     pending += len(old)
                 if batch.size >= PRUNE_PAGE:
                     await flush(batch)
-                    batch, pending = AuditedBatch(), 0
+                    batch, pending = _journal_batch(), 0
                 if not old or len(old) < len(ids):
                     break
             closed = await self._closed_holds(ak, before)
-            for first in range(0, len(closed), PRUNE_PAGE):
-                page = closed[first : first + PRUNE_PAGE]
-                batch.step("HAS", ak.holds, page)
+            held = list(closed)
+            for first in range(0, len(held), PRUNE_PAGE):
+                page = held[first : first + PRUNE_PAGE]
+                # the hold as read: one deleted by another run and made again under its
+                # match key by a new authorisation (open) is not this one
+                batch.step("SAME", ak.holds, [v for k in page for v in (k, closed[k])])
                 batch.step("HDEL", ak.holds, page)
                 batch.step("HDEL", ak.hold_lives, page)
                 batch.count("holds", len(page))
                 if batch.size >= PRUNE_PAGE:
                     await flush(batch)
-                    batch = AuditedBatch()
+                    batch = _journal_batch()
         await flush(batch)
 
     def _delete_entries(
@@ -1321,7 +1334,8 @@ class RedisCardStore:
 
     async def _prune_entries(self, ak: Any, before: float) -> int:
         """The account's entries older than ``before``, oldest first, a page per transaction,
-        up to the first that is not (ids follow time within a request's deadline)."""
+        up to the first that is not (ids follow time within a request's deadline); how many
+        this run deleted (a concurrent run's are counted by it, not twice)."""
         pruned = 0
         while True:
             ids = await self._client.zrange(ak.journal_all, 0, PRUNE_PAGE - 1)
@@ -1334,7 +1348,7 @@ class RedisCardStore:
             by_card = _by_card(old)
             jids = [jid for jid, _ in old]
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hdel(ak.journal, jids)
+                gone = pipe.hdel(ak.journal, jids)  # what is counted: not another run's too
                 pipe.zrem(ak.journal_all, jids)
                 # a ledger sync must not count on what is gone (ids follow time: the newest)
                 pipe.hset(ak.account, {"journal_pruned_through": str(max(map(int, jids)))})
@@ -1351,29 +1365,32 @@ class RedisCardStore:
                 )
             await self._client.hdel(self._keys.fraud_reports, jids)  # labels of nothing now
             await self._client.zrem(self._keys.fraud_report_ids, jids)
-            pruned += len(old)
+            pruned += int(await gone)
             if len(old) < len(ids):
                 return pruned
 
-    async def _closed_holds(self, ak: Any, before: float) -> list[str]:
-        """The account's holds created before ``before`` that hold nothing any more."""
-        closed = []
+    async def _closed_holds(self, ak: Any, before: float) -> dict[str, str]:
+        """The account's holds created before ``before`` that hold nothing any more, each with
+        its value as read (an audited batch deletes it only while it is still that one)."""
+        closed = {}
         for key, raw in (await self._client.hgetall(ak.holds)).items():
             amount, posted, reversed_, rest = _s(raw).split("|", 3)
             created = float(rest.partition("|")[0])
             still_open = posted == "0" and int(amount) > int(reversed_)
             if created < before and not still_open:
-                closed.append(_s(key))
+                closed[_s(key)] = _s(raw)
         return closed
 
     async def _prune_holds(self, ak: Any, before: float) -> int:
-        """The account's holds created before ``before`` that hold nothing any more."""
-        closed = await self._closed_holds(ak, before)
+        """The account's holds created before ``before`` that hold nothing any more; how many
+        this run deleted (those another run deleted first are its own)."""
+        closed = list(await self._closed_holds(ak, before))
+        pruned = 0
         for first in range(0, len(closed), PRUNE_PAGE):
             page = closed[first : first + PRUNE_PAGE]
-            await self._client.hdel(ak.holds, page)
+            pruned += int(await self._client.hdel(ak.holds, page))
             await self._client.hdel(ak.hold_lives, page)
-        return len(closed)
+        return pruned
 
     # --- cards -------------------------------------------------------------------------------
 
@@ -2275,8 +2292,12 @@ class RedisCardStore:
             done = await self._audited_batches(partial(self._batch_results, before), audit, seal)
             return done.get("results", 0)
         following = FollowingEntries(audit, partial(self.append_audit, seal=seal), PRUNE_PAGE)
-        async for index, name_of in self._age_indexes():
-            await following.add({"results": await self._prune_index(index, name_of, before)})
+        try:
+            async for index, name_of in self._age_indexes():
+                await following.add({"results": await self._prune_index(index, name_of, before)})
+        except Exception:
+            await following.failed()
+            raise
         await following.end()
         return following.total.get("results", 0)
 
@@ -2310,11 +2331,14 @@ class RedisCardStore:
                     )  # fmt: skip
                 ]
                 if members:
+                    there = await self._there([name_of(m) for m in members])
                     batch.step("OLDER", index, [repr(before), *members])
-                    for member in members:
+                    for member, present in zip(members, there, strict=True):
+                        if present:  # counted: still there when the script deletes it
+                            batch.step("THERE", name_of(member))
                         batch.step("DEL", name_of(member))
                     batch.step("ZREM", index, members)
-                    batch.count("results", len(members))
+                    batch.count("results", sum(there))  # a member whose key is gone: none
                     pending += len(members)
                 if batch.size >= PRUNE_PAGE:
                     await flush(batch)
@@ -2322,6 +2346,13 @@ class RedisCardStore:
                 if len(members) < PRUNE_PAGE:
                     break
         await flush(batch)
+
+    async def _there(self, names: list[str]) -> list[bool]:
+        """Whether each key is there (one round trip): an age index's member can outlive its
+        key (an older authhost's forgotten placeholder), and a batch counts keys deleted."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            replies = [pipe.exists([name]) for name in names]
+        return [int(await reply) == 1 for reply in replies]
 
     async def _prune_index(self, index: str, name_of: Any, before: float) -> int:
         """Delete the members of the age index ``index`` written before ``before``, with their
@@ -2461,7 +2492,18 @@ def _check_card_ids(card: Card) -> None:
 
 
 class _BatchMoved(Exception):
-    """A retention batch another run changed since it was read: nothing written."""
+    """A retention batch refused, nothing written: some of its rows gone (another run
+    deleted them) or changed since they were read."""
+
+    def __init__(self, *, gone: bool) -> None:
+        super().__init__("a retention batch's rows moved")
+        self.gone = gone
+
+
+def _journal_batch() -> AuditedBatch:
+    """A journal retention batch: its entry says both kinds, as SQLite's and a cluster's do
+    (``entries`` 0 in a batch of holds only)."""
+    return AuditedBatch(counts={"entries": 0, "holds": 0})
 
 
 def _by_card(old: list[tuple[str, JournalEntry | None]]) -> dict[str, list[str]]:

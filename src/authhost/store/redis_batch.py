@@ -8,6 +8,7 @@ not delete.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -65,8 +66,22 @@ class FollowingEntries:
         if sum(self.since.values()) >= self.every:
             await self.end()
 
+    appending: bool = False  # inside ``append``: a failure there may have written it
+
     async def end(self) -> None:
         """The entry of what was deleted since the last one, if anything was."""
         if self.audit is not None and any(self.since.values()):
+            self.appending = True
             await self.append(self.audit(dict(self.since)))
+            self.appending = False
         self.since = {kind: 0 for kind in self.since}
+
+    async def failed(self) -> None:
+        """A write that failed mid-run: the entry of what the writes before it deleted, as
+        ``end``, unless the failure was the entry's own append (its script may have run, and
+        a second entry would count those deletions twice) or this entry fails too (the
+        run's own failure is the one that is raised)."""
+        if self.appending:
+            return
+        with contextlib.suppress(Exception):
+            await self.end()

@@ -1278,10 +1278,14 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 # KEYS[1..5] APPEND_AUDIT_CHAINED's, then the keys the batch's steps name.  ARGV[1..3] the
 # entry's; ARGV[4] how many steps; then each step: its command, the index of its key in KEYS,
 # how many arguments, the arguments. The checks come first: HAS (each hash field is still
-# there: no other run deleted it) and OLDER (each member of an age index is still scored
-# before the cut ARGV: not written again since); then the writes (HDEL, ZREM, HSET, DEL),
-# then the entry. -3 another writer moved the head, -4 a check failed: nothing written (the
-# entry's counts were made from what was read, so the caller reads again). Else 1.
+# there: no other run deleted it), SAME (field, value pairs: each field still holds the value
+# read, a hold not made again under its match key since another run deleted it), THERE (the
+# key is there: a result counted is one deleted) and OLDER (each member of an age index is
+# still scored before the cut ARGV: not written again since); then the writes (HDEL, ZREM,
+# HSET, DEL),
+# then the entry. -3 another writer moved the head; -5 something the batch deletes is gone
+# (another run deleted it), -4 it changed (a hold's value, a result written again): nothing
+# written (the entry's counts were made from what was read, so the caller reads again). Else 1.
 AUDITED_BATCH = (
     _audit_head_moved("-3")
     + """
@@ -1294,18 +1298,27 @@ end
 for _, s in ipairs(steps) do
   if s[1] == 'HAS' then
     for j = s[3], s[4] do
-      if redis.call('HEXISTS', s[2], ARGV[j]) == 0 then return -4 end
+      if redis.call('HEXISTS', s[2], ARGV[j]) == 0 then return -5 end
     end
+  elseif s[1] == 'SAME' then
+    for j = s[3], s[4], 2 do
+      local held = redis.call('HGET', s[2], ARGV[j])
+      if not held then return -5 end
+      if held ~= ARGV[j + 1] then return -4 end
+    end
+  elseif s[1] == 'THERE' then
+    if redis.call('EXISTS', s[2]) == 0 then return -5 end
   elseif s[1] == 'OLDER' then
     local cut = tonumber(ARGV[s[3]])
     for j = s[3] + 1, s[4] do
       local written = redis.call('ZSCORE', s[2], ARGV[j])
-      if not written or tonumber(written) >= cut then return -4 end
+      if not written then return -5 end
+      if tonumber(written) >= cut then return -4 end
     end
   end
 end
 for _, s in ipairs(steps) do
-  if s[1] ~= 'HAS' and s[1] ~= 'OLDER' then
+  if s[1] ~= 'HAS' and s[1] ~= 'SAME' and s[1] ~= 'THERE' and s[1] ~= 'OLDER' then
     redis.call(s[1], s[2], unpack(ARGV, s[3], s[4]))
   end
 end

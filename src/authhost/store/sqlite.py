@@ -202,6 +202,12 @@ _PRUNE_HOLDS_SQL = (
 _PRUNE_REPORTS_SQL = (
     "DELETE FROM fraud_reports WHERE journal_id IN (SELECT value FROM json_each(?))"
 )
+# the reports of entries gone before (an older authhost's run cut short between its batches and
+# its reports, a report written for an entry a run deleted meanwhile): labels of nothing
+_PRUNE_ORPHAN_REPORTS_SQL = (
+    "DELETE FROM fraud_reports WHERE NOT EXISTS "
+    "(SELECT 1 FROM journal WHERE journal.journal_id = fraud_reports.journal_id)"
+)
 # results (and placeholders) written before the cut; markers (prunable = 0) never: the partial
 # index idempotency_prunable (migration 37) holds only the prunable rows, by age
 _PRUNE_IDEMPOTENCY_SQL = (
@@ -873,6 +879,8 @@ class SqliteCardStore:
         pruned = Pruned()
         while any((done := await self._writer.run(batch)).values()):
             pruned = Pruned(pruned.entries + done["entries"], pruned.holds + done["holds"])
+        # each run, whatever it deleted: the batches take only their own entries' reports
+        await self._writer.run(lambda conn: conn.execute(_PRUNE_ORPHAN_REPORTS_SQL))
         return pruned
 
     # --- cards -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ dropped when it ends, and a crashed import's lease expires after ``LEASE_TTL_S``
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,20 +118,34 @@ class ClearingImports(DisputeCases):
 
         decide = None if dry_run else self.decide_many
         import_id = "" if dry_run else await self._begin_clearing(presentments)
-        result = await post_presentments(
-            presentments, self.store, self.security.pan_index, decide, keep=keep
-        )
-        opened = 0
-        if not dry_run and dispute_duplicates:
-            for row in result["rows"]:
-                if "presentment_journal_id" in row:  # a suspected duplicate that was posted
-                    if keep is not None:
-                        await keep()
-                    opened += await self._dispute_duplicate(row)
+        try:
+            result = await post_presentments(
+                presentments, self.store, self.security.pan_index, decide, keep=keep
+            )
+            opened = 0
+            if not dry_run and dispute_duplicates:
+                for row in result["rows"]:
+                    if "presentment_journal_id" in row:  # a suspected duplicate that was posted
+                        if keep is not None:
+                            await keep()
+                        opened += await self._dispute_duplicate(row)
+        except ServiceError as refused:  # stopped (its lease lapsed, say): the store answers
+            if not dry_run:
+                await self._stopped_clearing(import_id, refused)
+            raise
         result = {**result, "disputes_opened": opened}
         if not dry_run:
             await self.audit_clearing(result, import_id)
         return result
+
+    async def _stopped_clearing(self, import_id: str, refused: ServiceError) -> None:
+        """The end of an import the service stopped after it began (``clearing.import`` with
+        ``stopped``: why; what it posted is in the journal, and importing the file again
+        replays it), so that only a crash or a store that stopped answering leaves one begun
+        and never ended. An entry that fails too leaves the refusal the answer."""
+        stopped = {"dry_run": False, "import_id": import_id, "stopped": refused.message}
+        with contextlib.suppress(StoreError, *self.store.backend_errors):
+            await self.record_audit("clearing.import", "clearing", None, stopped)
 
     async def _begin_clearing(self, presentments: Sequence[Presentment]) -> str:
         """Audit a posting import before its first write (``clearing.import_begun``: its id,

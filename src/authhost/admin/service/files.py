@@ -7,15 +7,18 @@ updates are written to a new file only its owner reads, each audited; ``reseal_p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
     ConflictError,
+    ServiceError,
 )
 from authhost.admin.service.base import (
     EXCEPTION_CODES,
@@ -30,6 +33,7 @@ from authhost.cards.model import (
     Product,
 )
 from authhost.security.errors import SecurityError
+from authhost.store.interface import StoreError
 
 
 class OperatorFiles(ServiceBase):
@@ -52,10 +56,8 @@ class OperatorFiles(ServiceBase):
                 )
             product = await self._product(card.product_id)
             records.append((card, product))
-        with _new_private_file(out) as file, _removed_on_failure(out):
-            run_id = await self._file_begun(
-                "card.export_personalisation", out, {"cards": len(records)}
-            )
+        begun = {"cards": len(records)}
+        async with self._file_run("card.export_personalisation", out, begun) as (file, run_id):
             for card, product in records:
                 file.write(json.dumps(await self._bureau_record(card, product)) + "\n")
         for card, _ in records:
@@ -66,6 +68,28 @@ class OperatorFiles(ServiceBase):
                 {"file": str(Path(out).resolve()), "pan": card.masked_pan, "run_id": run_id},
             )
         return len(records)
+
+    @asynccontextmanager
+    async def _file_run(
+        self, action: str, out: Path, details: dict[str, Any]
+    ) -> AsyncIterator[tuple[TextIO, str]]:
+        """A new private file of clear card data and its run id, audited as begun before
+        anything is written in it (``_file_begun``). A run that fails after it began (a key
+        the store lacks, the store refusing) removes the file, then says so under ``action``
+        (``removed``, ``stopped``: why), so that a run begun and never done means a crash (or a
+        store down), and its file may be on disk."""
+        run_id = ""
+        try:
+            with _new_private_file(out) as file, _removed_on_failure(out):
+                run_id = await self._file_begun(action, out, details)
+                yield file, run_id
+        except Exception as failed:
+            if run_id:  # the file is gone (_removed_on_failure): its end says so
+                why = failed.message if isinstance(failed, ServiceError) else type(failed).__name__
+                removed = {"file": str(Path(out).resolve()), "run_id": run_id, "removed": True}
+                with contextlib.suppress(StoreError, *self.store.backend_errors):
+                    await self.record_audit(action, "cards", None, {**removed, "stopped": why})
+            raise
 
     async def _file_begun(self, action: str, out: Path, details: dict[str, Any]) -> str:
         """Audit a file of clear card data once it is created, before anything is written in
@@ -97,8 +121,8 @@ class OperatorFiles(ServiceBase):
                     if current is None or current.card_id != card.card_id:
                         continue  # a newer card carries the PAN now: it decides
                     records.append((card, code))
-        with _new_private_file(out) as file, _removed_on_failure(out):
-            run_id = await self._file_begun("card.exception_file", out, {"listed": len(records)})
+        begun = {"listed": len(records)}
+        async with self._file_run("card.exception_file", out, begun) as (file, run_id):
             for card, code in records:
                 pan = await self._clear_pan(card.card_id)
                 record = {"pan": pan, "action_code": code, "purge_date": card.expiry,
@@ -124,10 +148,8 @@ class OperatorFiles(ServiceBase):
         updates = await account_updates(self._every_card(), self.store.get_card, since, until)
         counts = {code.value: 0 for code in UpdateCode}
         window = {"since": totals_module.iso_time(since), "until": totals_module.iso_time(until)}
-        with _new_private_file(out) as file, _removed_on_failure(out):
-            run_id = await self._file_begun(
-                "card.account_updates", out, {**window, "updates": len(updates)}
-            )
+        begun = {**window, "updates": len(updates)}
+        async with self._file_run("card.account_updates", out, begun) as (file, run_id):
             for update in updates:
                 record = {
                     "update": update.code.value,
