@@ -782,7 +782,26 @@ class RedisCardStore:
                 await self._acceptors.record(self._client, committed)
             except Exception as exc:
                 log.warning("cannot record %d acceptor events: %s", len(committed), exc)
+        await self._with_accounts_of_duplicates(outcomes)
         return outcomes
+
+    async def _with_accounts_of_duplicates(self, outcomes: list[CommitResult | Exception]) -> None:
+        """The account as it is now on each duplicate's result, as SQLite's write reads it:
+        the balances a retransmission's answer shows (field 54). A read after the script, on
+        that rare path only; an account that cannot be read leaves none (no field 54 rather
+        than one without the original's hold)."""
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, Exception) or outcome.duplicate_of is None:
+                continue
+            account_id = outcome.duplicate_of.account_id
+            if not account_id:
+                continue
+            try:
+                account = await self.get_account(account_id)
+            except Exception as exc:
+                log.warning("cannot read the account of a retransmission: %s", exc)
+                continue
+            outcomes[index] = replace(outcome, account=account)
 
     def _as_store_error(self, outcome: R, what: str) -> R | StoreError:
         """A link or Redis failure as ``StoreUnavailable`` (the server logs it in one line, as
