@@ -1,0 +1,82 @@
+"""A resolution (or the network's arbitration ruling, which is one) sent again after the store
+failed under it, over a running host on both stores: the acquirer's reversals that came after
+its plan are each taken back once, however many came between the tries; and the chargebacks
+file recalls what a reversal the resolution counted leaves the issuer holding twice on the
+day the dispute was resolved, not only on the reversal's day."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from test_admin_support import AUDITOR_TOKEN, call
+from test_dispute_stage_amounts import _step
+from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
+from test_e2e_dispute_reversals import _disputed, _host_that_waits, _reversal
+from test_e2e_dispute_stages import _dispute
+
+from authhost.store.interface import StoreError
+from authhost.store.redis import RedisCardStore
+from authhost.store.sqlite import SqliteCardStore
+
+DISPUTED, REPRESENTED, PRE_ARBITRATED = 5_000, 4_000, 3_000
+
+
+async def _in_arbitration(at: Any, store_url: str) -> tuple[dict[str, Any], str]:  # noqa: F811
+    """A charge of 5,000 disputed (credited), charged back, represented for 4,000,
+    pre-arbitrated for 3,000, declined and taken to arbitration: its fields, the dispute's id."""
+    fields, opened = await _disputed(at, store_url, DISPUTED)
+    dispute_id = opened["dispute_id"]
+    for path, body in (
+        ("chargeback", None), ("represented", {"reference": "REP-7", "amount_minor": REPRESENTED}),
+        ("pre-arbitration", {"amount_minor": PRE_ARBITRATED}),
+        ("pre-arbitration-answer", {"answer": "declined"}), ("arbitration", None),
+    ):  # fmt: skip
+        await _step(at.port, dispute_id, path, body)
+    return fields, dispute_id
+
+
+async def test_reversals_between_a_failed_ruling_and_its_retry_are_taken_back_once(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Ruled won: the cardholder keeps the chargeback less the 1,000 conceded (4,000). A
+    reversal of 1,500 comes after the ruling's claim (its plan counted none), the final write
+    fails (503); another of 1,000 comes before the ruling is sent again. The charge then takes
+    2,500: the cardholder ends with 2,500 of credit, each reversal's part taken back once (not
+    the first one's again with the second's)."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    fields, dispute_id = await _in_arbitration(at, store_url)
+    ledger, _ = await balances_of(at.switch, at.visa)  # charged 5,000, credited 5,000
+
+    sent: list[str] = []
+    for cls in (SqliteCardStore, RedisCardStore):
+        update = cls.update_dispute
+
+        async def held(self: Any, dispute: Any, *args: Any, _u: Any = update) -> None:
+            if dispute.state != "open" and "final" not in sent:  # the ruling's last write
+                sent.append("final")
+                raise StoreError("connection to the store lost")
+            await _u(self, dispute, *args)
+            if dispute.resolving and not sent:  # claimed: a reversal lands after its plan
+                sent.append("first")
+                reply = await at.switch.send(_reversal(fields, amount_left=3_500))
+                assert reply["39"] == "00"
+
+        monkeypatch.setattr(cls, "update_dispute", held)
+
+    url = f"/v1/disputes/{dispute_id}/arbitration-ruling"
+    first = await call(at.port, "POST", url, payload={"ruling": "won"})
+    assert first.status == 503 and sent == ["first", "final"], first
+    assert (await at.switch.send(_reversal(fields, amount_left=2_500)))["39"] == "00"
+    ruled = await call(at.port, "POST", url, payload={"ruling": "won"})
+    assert ruled.status == 200 and ruled.json["state"] == "won", ruled
+    assert ruled.json["credited_minor"] == 2_500
+    # given back: 1,000 conceded, 1,500 for the first reversal and 1,000 for the second; the
+    # reversals released 2,500: the ledger is where it was, the cardholder paid nothing
+    assert (await balances_of(at.switch, at.visa))[0] == ledger
+    assert (await _dispute(at.port, dispute_id))["credited_minor"] == 2_500
+    audit = await call(at.port, "GET", f"/v1/audit?subject={dispute_id}", token=AUDITOR_TOKEN)
+    actions = [entry["action"] for entry in audit.json["audit"]]
+    assert actions.count("dispute.arbitration_ruling") == 1
