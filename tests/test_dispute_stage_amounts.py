@@ -538,3 +538,32 @@ def test_reversals_after_the_resolution_owe_the_part_the_issuer_holds_twice() ->
     assert recalls_after_closing(lost, 6_000, [(4_000.0, 6_000)]) == ((4_000.0, 2_000),)
     for done in (replace(won, state="withdrawn"), replace(opened, state="won")):
         assert recalls_after_closing(done, 6_000, [(4_000.0, 6_000)]) == ()
+
+
+def test_a_whole_reversal_a_resolution_counts_lowers_the_chargeback_it_leaves() -> None:
+    """Resolved won or lost on a charge the acquirer reversed whole (before any reconcile):
+    the chargeback stands, so the resolution lowers it to what the acquirer holds (a partial
+    recall line on its day); one recalled whole by its full recall line (closed reversed,
+    withdrawn, lost before a representment) is not lowered as well."""
+    opened = Dispute("dsp-1", 7, "crd-1", "acc-1", "fraud", 6_000, "978", 1_000.0)
+    charged = replace(opened, stage="chargeback", chargeback_minor=6_000, charged_back_at=2_000.0)
+    represented = replace(
+        charged, stage="represented", represented_at=2_500.0, represented_minor=4_000
+    )
+    assert lowered_chargeback(charged, 0, "won") == 6_000
+    assert lowered_chargeback(represented, 0, "lost") == 6_000 - 4_000
+    assert lowered_chargeback(represented, 0, "won") == 6_000 - 4_000  # the bank bears it
+    for outcome in ("", "withdrawn", "lost"):
+        assert lowered_chargeback(charged, 0, outcome) == 0
+
+
+def test_a_reversal_the_resolution_did_not_count_is_recalled_from_the_resolution() -> None:
+    """A reversal approved before the resolution wrote it but after its look at the journal
+    owes its part from the resolution on: the file of the reversal's day may be written
+    before the dispute was closed, and the next day's has only what came in it."""
+    opened = Dispute("dsp-1", 7, "crd-1", "acc-1", "fraud", 6_000, "978", 1_000.0)
+    won = replace(opened, stage="chargeback", chargeback_minor=6_000, charged_back_at=2_000.0,
+                  state="won", closed_at=3_000.0)  # fmt: skip
+    assert recalls_after_closing(won, 6_000, [(2_900.0, 1_000), (4_000.0, 500)]) == (
+        (3_000.0, 1_000), (4_000.0, 500)
+    )  # fmt: skip

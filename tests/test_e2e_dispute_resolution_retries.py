@@ -6,6 +6,7 @@ day the dispute was resolved, not only on the reversal's day."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from test_admin_support import AUDITOR_TOKEN, call
@@ -80,3 +81,34 @@ async def test_reversals_between_a_failed_ruling_and_its_retry_are_taken_back_on
     audit = await call(at.port, "GET", f"/v1/audit?subject={dispute_id}", token=AUDITOR_TOKEN)
     actions = [entry["action"] for entry in audit.json["audit"]]
     assert actions.count("dispute.arbitration_ruling") == 1
+
+
+async def test_a_whole_reversal_the_resolution_counted_is_recalled_on_its_day(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """The charge reversed whole while its dispute is open and charged back, resolved won
+    before any reconcile: the credit is taken back whole, and the chargeback, standing, is
+    recalled by the resolution itself (``recalls``), so the file of a period that begins
+    after the reversal has the line, and the whole period's has it once."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    fields, opened = await _disputed(at, store_url, DISPUTED)
+    dispute_id = opened["dispute_id"]
+    await _step(at.port, dispute_id, "chargeback")
+    since = time.time()
+    assert (await at.switch.send(_reversal(fields)))["39"] == "00"
+    after_reversal = time.time()
+    won = await _step(at.port, dispute_id, "resolve", {"outcome": "won"})
+    assert (won["state"], won["credited_minor"]) == ("won", 0)
+    assert [r["amount_minor"] for r in won["recalls"]] == [DISPUTED]
+
+    def recalls(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        return [(r["dispute_id"], r["amount_minor"]) for r in rows if r["action"] == "recall"]
+
+    for start in (after_reversal, since - 1):
+        url = f"/v1/disputes/chargebacks?since={start}"
+        listed = await call(at.port, "GET", url, token=AUDITOR_TOKEN)
+        assert listed.status == 200, listed
+        assert recalls(listed.json["chargebacks"]) == [(dispute_id, DISPUTED)], start

@@ -799,8 +799,11 @@ def lowered_chargeback(dispute: Dispute, still: int, outcome: str = "") -> int:
     issuer holds the chargeback less what a representment took back, and must not hold more
     than the charge still takes, or it recovers the reversed part twice (the reversal gave it
     to the cardholder, the chargeback takes it from the acquirer). 0 before a chargeback, and
-    for a whole reversal (``still`` 0), whose dispute closes ``reversed`` and whose
-    chargeback the full recall line (``recall_row``) gives back.
+    for a whole reversal (``still`` 0) of a dispute whose chargeback the full recall line
+    (``recall_row``) gives back: closed ``reversed`` (no ``outcome``), withdrawn, or lost
+    before a representment. Resolved won or lost otherwise, a whole reversal lowers it to
+    what the acquirer holds: the chargeback stands, and nothing else would recall it on the
+    day it was resolved.
 
     ``outcome``: the resolution that closes the dispute with this write ("" while it stays
     open): what the acquirer holds is counted for it (``held_by_acquirer``: resolved won
@@ -808,7 +811,9 @@ def lowered_chargeback(dispute: Dispute, still: int, outcome: str = "") -> int:
     what it pre-arbitrated and holds the chargeback less only what it conceded; an open
     dispute's counts the whole representment, which a loss may still leave with the
     acquirer, less what its answer accepted)."""
-    if not charged_back(dispute) or still <= 0:
+    if not charged_back(dispute) or still < 0:
+        return 0
+    if still == 0 and (not outcome or recalled(replace(dispute, state=outcome))):
         return 0
     return max(0, dispute.chargeback_minor - held_by_acquirer(dispute, outcome) - still)
 
@@ -927,7 +932,10 @@ def recalls_after_closing(
     leaves the charge of ``charged`` taking less, and the issuer may hold no more of the
     chargeback than that beyond what the acquirer holds (``lowered_chargeback``), or it
     recovers the reversed part twice. A reversal the resolution counted owes nothing: the
-    chargeback was lowered for it. (when, how much) for each that owes a part."""
+    chargeback was lowered for it. (when, how much) for each that owes a part, dated no
+    earlier than the resolution: one approved before it that it did not count (between its
+    look at the journal and its write) is owed from then, and a chargebacks file of the
+    reversal's day, written before the resolution, could not have had it."""
     if not owes_recalls_after_closing(dispute):
         return ()
     held = held_by_acquirer(dispute, dispute.state)
@@ -936,7 +944,7 @@ def recalls_after_closing(
         released += amount
         still = min(dispute.amount_minor, max(0, charged - released))
         if (over := claim - held - still) > 0:
-            owed.append((at, over))
+            owed.append((max(at, dispute.closed_at), over))
             claim -= over
     return tuple(owed)
 
@@ -957,7 +965,7 @@ def recalled(dispute: Dispute) -> bool:
 
 def network_life_days(limits: DisputeLimits) -> int:
     """The longest a dispute's network side runs from its charge: every stage's limit added
-    (225 days by default). Past it the networks closed the case: nothing is left to recall."""
+    (235 days by default). Past it the networks closed the case: nothing is left to recall."""
     return (
         limits.chargeback_days + limits.representment_days + limits.pre_arbitration_days
         + limits.pre_arbitration_answer_days + limits.arbitration_days
