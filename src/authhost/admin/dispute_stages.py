@@ -421,6 +421,18 @@ def reason_code(dispute: Dispute, asked: str, charge: Charge) -> ReasonCode:
     return found
 
 
+def _as_filed(dispute: Dispute, amount_minor: int | None) -> bool:
+    """Whether a chargeback asked again for ``amount_minor`` (None: all of the disputed
+    amount) is the one filed: for the amount it was filed for (``chargeback_row``'s), or
+    what it claims now that a partial reversal lowered it. With none, all that is disputed
+    now: the amount filed, or less once a reversal shrank the dispute below it (a chargeback
+    is for the disputed amount at most when it is filed)."""
+    filed = dispute.chargeback_minor + recalled_in_part(dispute)
+    if amount_minor is None:
+        return dispute.amount_minor <= filed
+    return amount_minor in (filed, dispute.chargeback_minor)
+
+
 def charge_back(
     dispute: Dispute,
     charge: Charge,
@@ -439,16 +451,19 @@ def charge_back(
         raise refused
     found = reason_code(dispute, code, charge)
     amount = dispute.amount_minor if amount_minor is None else amount_minor
-    if dispute.stage != "opened" and (dispute.reason_code, dispute.chargeback_minor) == (
-        found.code, amount
-    ):  # fmt: skip
+    if (
+        dispute.stage != "opened"
+        and found.code == dispute.reason_code
+        and _as_filed(dispute, amount_minor)
+    ):
         return dispute  # asked again: recorded as asked
     if refused is not None:
         raise refused
     if dispute.stage != "opened":
         raise ConflictError(
             f"dispute {dispute.dispute_id} was charged back already ({dispute.reason_code}, "
-            f"{dispute.chargeback_minor} on {when(dispute.charged_back_at)}): a chargeback is "
+            f"{dispute.chargeback_minor + recalled_in_part(dispute)} on "
+            f"{when(dispute.charged_back_at)}): a chargeback is "
             f"filed once; it is at stage {dispute.stage}"
         )
     if amount > dispute.amount_minor:

@@ -1,8 +1,9 @@
-"""A resolution (or the network's arbitration ruling, which is one) sent again after the store
-failed under it, over a running host on both stores: the acquirer's reversals that came after
-its plan are each taken back once, however many came between the tries; and the chargebacks
-file recalls what a reversal the resolution counted leaves the issuer holding twice on the
-day the dispute was resolved, not only on the reversal's day."""
+"""Dispute steps sent again, over a running host on both stores: a resolution (or the
+network's arbitration ruling, which is one) after the store failed under it takes back the
+acquirer's reversals that came after its plan each once, however many came between the tries;
+a chargeback a partial reversal lowered is the one filed when sent again as filed; and the
+chargebacks file recalls what a charge reversed whole before its resolution leaves the issuer
+holding twice on the day the dispute was resolved."""
 
 from __future__ import annotations
 
@@ -112,3 +113,32 @@ async def test_a_whole_reversal_the_resolution_counted_is_recalled_on_its_day(
         listed = await call(at.port, "GET", url, token=AUDITOR_TOKEN)
         assert listed.status == 200, listed
         assert recalls(listed.json["chargebacks"]) == [(dispute_id, DISPUTED)], start
+
+
+async def test_a_chargeback_a_partial_reversal_lowered_is_answered_as_filed_when_sent_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """Charged back for 4,000 of 5,000, then reversed to 2,500 and reconciled (the chargeback
+    lowered to 2,500): the chargeback sent again as filed, for 4,000, is answered as it
+    stands, nothing written or audited again; for another amount it is refused (409)."""
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    fields, opened = await _disputed(at, store_url, DISPUTED)
+    dispute_id = opened["dispute_id"]
+    filed = {"reason_code": "13.1", "amount_minor": 4_000}
+    await _step(at.port, dispute_id, "chargeback", filed)
+    assert (await at.switch.send(_reversal(fields, amount_left=2_500)))["39"] == "00"
+    lowered = await _step(at.port, dispute_id, "reconcile")
+    assert (lowered["chargeback_minor"], lowered["amounts"]["recalled_minor"]) == (2_500, 1_500)
+    audit_url = f"/v1/audit?subject={dispute_id}"
+    audited = (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"]
+
+    url = f"/v1/disputes/{dispute_id}/chargeback"
+    again = await call(at.port, "POST", url, payload=filed)
+    assert again.status == 200 and again.json == await _dispute(at.port, dispute_id), again
+    assert again.json["chargeback_minor"] == 2_500
+    other = await call(at.port, "POST", url, payload={**filed, "amount_minor": 3_000})
+    assert other.status == 409 and "13.1, 4000 on" in other.json["error"], other
+    assert (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"] == audited
