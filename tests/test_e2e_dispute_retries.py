@@ -3,18 +3,21 @@ network's arbitration ruling, which is one) after the store failed under it take
 acquirer's reversals that came after its plan each once, however many came between the tries;
 a chargeback a partial reversal lowered is the one filed when sent again as filed; and the
 chargebacks file recalls what a charge reversed whole before its resolution leaves the issuer
-holding twice on the day the dispute was resolved."""
+holding twice on the day the dispute was resolved; a ruling written on Redis Cluster without
+its entry names the retry that audits it."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from test_admin_support import AUDITOR_TOKEN, call
 from test_dispute_stage_amounts import _step
 from test_e2e_auth import balances_of, store_url  # noqa: F401 - fixture
 from test_e2e_dispute_reversals import _disputed, _host_that_waits, _reversal
-from test_e2e_dispute_stages import _dispute
+from test_e2e_dispute_stages import _audit_actions, _dispute
+from test_store_contract import redis_cluster_url  # noqa: F401 - a fixture
 
 from authhost.store.interface import StoreError
 from authhost.store.redis import RedisCardStore
@@ -142,3 +145,37 @@ async def test_a_chargeback_a_partial_reversal_lowered_is_answered_as_filed_when
     other = await call(at.port, "POST", url, payload={**filed, "amount_minor": 3_000})
     assert other.status == 409 and "13.1, 4000 on" in other.json["error"], other
     assert (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"] == audited
+
+
+async def test_a_ruling_the_cluster_wrote_without_its_entry_says_to_send_it_again(
+    nursery,
+    tmp_path,
+    redis_cluster_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """On Redis Cluster the ruling's entry follows its final write; that append failing is a
+    503 for a dispute already won. It names the retry that audits it, the ruling sent again
+    (a resolution of a closed dispute is refused and writes no entry), which answers it as it
+    stands with its one entry."""
+    monkeypatch.chdir(tmp_path)
+    url = f"{redis_cluster_url}?prefix=e2e-{uuid.uuid4().hex[:8]}"
+    at = await _host_that_waits((nursery, tmp_path, url), monkeypatch)
+    _, dispute_id = await _in_arbitration(at, url)
+    append = RedisCardStore.append_audit
+    failed: list[str] = []
+
+    async def fails_once(self: Any, entry: Any, *args: Any) -> None:
+        if entry.action == "dispute.arbitration_ruling" and not failed:
+            failed.append(entry.action)
+            raise StoreError("connection to the store lost")
+        await append(self, entry, *args)
+
+    monkeypatch.setattr(RedisCardStore, "append_audit", fails_once)
+    ruling = f"/v1/disputes/{dispute_id}/arbitration-ruling"
+    first = await call(at.port, "POST", ruling, payload={"ruling": "lost"})
+    assert first.status == 503 and failed, first
+    assert f"disputes arbitration-ruling {dispute_id} --ruling lost" in first.json["error"]
+    assert (await _dispute(at.port, dispute_id))["state"] == "lost"
+    again = await call(at.port, "POST", ruling, payload={"ruling": "lost"})
+    assert again.status == 200 and again.json["state"] == "lost", again
+    assert (await _audit_actions(at.port, dispute_id)).count("dispute.arbitration_ruling") == 1

@@ -492,9 +492,18 @@ class DisputeCases(ServiceBase):
         # (what the cardholder kept, counted after the money moved); a claim left behind is
         # on the dispute (``resolving``) and finished only by this write
         view = self._view(after)
-        action = "dispute.arbitration_ruling" if claimed.arbitration_ruling else "dispute.resolve"
+        action, again = "dispute.resolve", ""
+        if claimed.arbitration_ruling:  # only the ruling sent again audits one written without
+            # its entry (a cluster's, appended after the write): a resolution is refused then
+            action, again = (
+                "dispute.arbitration_ruling",
+                (
+                    f"send the ruling again (disputes arbitration-ruling {dispute_id} --ruling "
+                    f"{claimed.arbitration_ruling}): a retry moves nothing twice"
+                ),
+            )
         entry = self._audit_entry(action, dispute_id, self._view(before), view)
-        await self._write_dispute(after, claimed, audit=entry)
+        await self._write_dispute(after, claimed, again=again, audit=entry)
         return view
 
     async def _take_back_reversed(
