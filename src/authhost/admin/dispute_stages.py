@@ -612,20 +612,32 @@ def _accepted_amount(dispute: Dispute, answer: str, amount_minor: int | None) ->
 
 
 def answer_pre_arbitration(
-    dispute: Dispute, *, answer: str, amount_minor: int | None, limits: DisputeLimits, now: float
+    dispute: Dispute,
+    *,
+    answer: str,
+    amount_minor: int | None,
+    limits: DisputeLimits,
+    now: float,
+    received_at: float | None = None,
 ) -> Dispute:
-    """The acquirer's answer to the issuer's pre-arbitration recorded (now): accepted in full
-    or in part (stage pre_arbitration_accepted: the issuer resolves it, the cardholder
+    """The acquirer's answer to the issuer's pre-arbitration recorded, dated ``received_at``
+    (the start of the UTC day its dispute system gives; default now, as recorded): accepted in
+    full or in part (stage pre_arbitration_accepted: the issuer resolves it, the cardholder
     keeping what was accepted) or declined (stage pre_arbitration_declined: the issuer may
-    file arbitration within ``arbitration_days``), within ``pre_arbitration_answer_days`` of
-    the pre-arbitration. The same dispute when it was answered so already."""
+    file arbitration within ``arbitration_days`` of it), within
+    ``pre_arbitration_answer_days`` of the pre-arbitration: an answer given in time and
+    recorded later is in time. The same dispute when it was answered so already (and, when a
+    date is given, that day)."""
     if dispute.pre_arbitration_answer:
         recorded = dispute.pre_arbitration_answer, dispute.pre_arbitration_accepted_minor
         try:
             asked = answer, _accepted_amount(dispute, answer, amount_minor)
         except InvalidRequest:  # not what was recorded, whatever it is
             asked = answer, -1
-        if asked == recorded:
+        same_date = received_at is None or _utc_day(received_at) == _utc_day(
+            dispute.pre_arbitration_answered_at
+        )
+        if asked == recorded and same_date:
             return dispute
         raise ConflictError(
             f"dispute {dispute.dispute_id}: the acquirer answered the pre-arbitration already "
@@ -637,8 +649,16 @@ def answer_pre_arbitration(
         "the acquirer's answer follows a pre-arbitration, and none is recorded", limits, now,
     )  # fmt: skip
     accepted = _accepted_amount(dispute, answer, amount_minor)
+    at = now if received_at is None else received_at
+    if at < _utc_day(dispute.pre_arbitration_at):  # a date: its day's start
+        raise InvalidRequest(
+            f"the answer's date {when(at)} is before the pre-arbitration of "
+            f"{when(dispute.pre_arbitration_at)}"
+        )
+    if at > now + AHEAD_S:
+        raise InvalidRequest(f"the answer's date {when(at)} is in the future")
     limit = dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
-    if now > limit:
+    if at > limit:
         raise ConflictError(
             f"dispute {dispute.dispute_id}: the acquirer's answer came after its limit, "
             f"{when(limit)} ({limits.pre_arbitration_answer_days} days after the "
@@ -647,7 +667,7 @@ def answer_pre_arbitration(
         )
     stage = "pre_arbitration_declined" if answer == "declined" else "pre_arbitration_accepted"
     return replace(
-        dispute, stage=stage, pre_arbitration_answer=answer, pre_arbitration_answered_at=now,
+        dispute, stage=stage, pre_arbitration_answer=answer, pre_arbitration_answered_at=at,
         pre_arbitration_accepted_minor=accepted, version=dispute.version + 1,
     )  # fmt: skip
 

@@ -784,11 +784,12 @@ class DisputeCases(ServiceBase):
         ``pre_arbitration_answer_days`` of the pre-arbitration. Audited
         (``dispute.pre_arbitration_answer``); idempotent as the other steps are."""
         before = await self._stored_dispute(dispute_id)
+        received = None if spec.date is None else stages.day_start(spec.date)
         return await self._network_step(
             before, "pre_arbitration_answer", spec.note,
             lambda d: stages.answer_pre_arbitration(
                 d, answer=spec.answer, amount_minor=spec.amount_minor,
-                limits=self.dispute_limits, now=self.clock(),
+                limits=self.dispute_limits, now=self.clock(), received_at=received,
             ),
         )  # fmt: skip
 
