@@ -6,6 +6,7 @@ had them stored as before (an older authhost still reads it)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -17,6 +18,7 @@ from authhost.admin.dispute_stages import (
     answer_pre_arbitration,
     arbitrate,
     cardholder_keeps,
+    day_start,
     lowered_chargeback,
     next_action,
     recalled_minor,
@@ -187,3 +189,39 @@ def test_a_dispute_without_these_steps_is_stored_as_before() -> None:
     written = json.loads(codec.dispute_to_json(ruled))
     assert set(fields) - {"pre_arbitration_accepted_minor"} <= set(written)  # declined: 0
     assert codec.dispute_from_json(codec.dispute_to_json(ruled)) == ruled
+
+
+def test_an_answer_is_dated_by_its_day_and_in_time_however_late_it_is_recorded() -> None:
+    """Given on the acquirer's last day and recorded two days later: in time, dated that day
+    (the issuer's arbitration limit counts from it); dated past the limit: the issuer won;
+    before the pre-arbitration's day or in the future: invalid. Asked again undated or with
+    that day: as recorded; with another day: refused."""
+    last_day = time.strftime("%Y-%m-%d", time.gmtime(PRE_ARB + 30 * DAY))
+    later = PRE_ARB + 32 * DAY
+    dated = answer_pre_arbitration(
+        pre_arbitrated(), answer="declined", amount_minor=None, limits=LIMITS, now=later,
+        received_at=day_start(last_day),
+    )  # fmt: skip
+    assert dated.pre_arbitration_answered_at == day_start(last_day)
+    assert next_action(dated, LIMITS, later).deadline == day_start(last_day) + 10 * DAY
+    for again in (None, day_start(last_day) + 0.0):
+        assert answer_pre_arbitration(
+            dated, answer="declined", amount_minor=None, limits=LIMITS, now=later + DAY,
+            received_at=again,
+        ) is dated  # fmt: skip
+    with pytest.raises(ConflictError, match="answered the pre-arbitration already"):
+        answer_pre_arbitration(
+            dated, answer="declined", amount_minor=None, limits=LIMITS, now=later,
+            received_at=day_start(last_day) - DAY,
+        )  # fmt: skip
+    cases = [
+        (PRE_ARB + 31 * DAY, later, ConflictError, "came after its limit.*the issuer won"),
+        (PRE_ARB - DAY, later, InvalidRequest, "is before the pre-arbitration"),
+        (later + 2 * DAY, later, InvalidRequest, "is in the future"),
+    ]
+    for day, now, refusal, words in cases:
+        with pytest.raises(refusal, match=words):
+            answer_pre_arbitration(
+                pre_arbitrated(), answer="accepted", amount_minor=None, limits=LIMITS, now=now,
+                received_at=day - day % DAY,
+            )  # fmt: skip

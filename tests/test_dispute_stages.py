@@ -17,6 +17,7 @@ from authhost.admin.dispute_stages import (
     next_action,
     pre_arbitrate,
     represented,
+    with_partial_recall,
 )
 from authhost.admin.errors import ConflictError, InvalidRequest
 from authhost.store.records import Dispute
@@ -172,3 +173,26 @@ def test_a_dispute_left_half_resolved_is_due_now() -> None:
     assert issuer_due_by(stuck, LIMITS, T0 + DAY, T0 + DAY)
     assert not issuer_due_by(dispute(), LIMITS, T0 + DAY, T0 + DAY)
     assert due_order(stuck, LIMITS) < due_order(dispute(), LIMITS)
+
+
+def test_a_chargeback_lowered_by_a_partial_reversal_is_the_one_filed_when_asked_again() -> None:
+    """Filed for 4,000 of 5,000, then lowered to 2,500 (a partial reversal shrank the dispute
+    to 2,500): asked again for the 4,000 filed, for what it claims now, or with no amount (all
+    of what is disputed now), it is the chargeback as recorded; another amount is refused,
+    naming the one filed."""
+    filed = charge_back(
+        dispute(), charge(), code="10.3", amount_minor=4_000, limits=LIMITS, now=T0 + DAY
+    )
+    lowered = with_partial_recall(replace(filed, amount_minor=2_500), 1_500, T0 + 2 * DAY)
+    for amount in (4_000, 2_500, None):
+        again = charge_back(
+            lowered, charge(), code="10.3", amount_minor=amount, limits=LIMITS, now=T0 + 3 * DAY
+        )
+        assert again is lowered, amount
+    with pytest.raises(ConflictError, match=r"charged back already \(10.3, 4000 on"):
+        charge_back(
+            lowered, charge(), code="10.3", amount_minor=3_000, limits=LIMITS, now=T0 + 3 * DAY
+        )
+    # never lowered: no amount is all of the disputed 5,000, not the 4,000 filed
+    with pytest.raises(ConflictError, match="charged back already"):
+        charge_back(filed, charge(), code="10.3", amount_minor=None, limits=LIMITS, now=T0 + DAY)

@@ -7,6 +7,7 @@ out of order, late or with an amount that does not fit; from the admin API and t
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from test_e2e_dispute_stages import (
     refused_unchanged,
 )
 
-from authhost.admin.dispute_stages import DAY, DisputeLimits
+from authhost.admin.dispute_stages import DAY, DisputeLimits, day_start
 from authhost.admin.errors import ConflictError
 from authhost.admin.requests import DisputeArbitration, DisputePreArbitrationAnswer
 from authhost.admin.service import CardService
@@ -326,3 +327,43 @@ async def test_a_ruling_the_store_failed_after_its_claim_is_finished_once(
     taken = REPRESENTED  # lost: the cardholder keeps the chargeback less the representment
     assert await balances_of(switch, visa) == (ledger - taken, available - taken)
     assert (await _audit_actions(port, dispute_id)).count("dispute.arbitration_ruling") == 1
+
+
+async def test_an_answer_given_in_time_and_recorded_late_is_in_time_by_its_date(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The acquirer answered on its last day; the back office records it two days later with
+    that date: recorded (dated that day, the arbitration limit counting from it), audited
+    once; undated it would have been refused (the issuer won). A date in the future is 422
+    from the admin API, nothing changed."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    dispute_id = await _pre_arbitrated(at)
+    future = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 3 * DAY))
+    await refused_unchanged(
+        at, dispute_id, "pre-arbitration-answer", {"answer": "declined", "date": future}, 422,
+        "is in the future",
+    )  # fmt: skip
+    async with open_card_service(load_config(cli_config(tmp_path, store_url)), "test") as service:
+        stored = await service.store.get_dispute(dispute_id)
+        assert stored is not None
+        later = CardService(
+            service.store, service.security, "test", dispute_limits=DisputeLimits(),
+            clock=lambda: stored.pre_arbitration_at + 32 * DAY,
+        )  # fmt: skip
+        with pytest.raises(ConflictError, match="answer came after its limit"):
+            await later.answer_pre_arbitration(
+                dispute_id, DisputePreArbitrationAnswer(answer="declined")
+            )
+        last_day = time.strftime("%Y-%m-%d", time.gmtime(stored.pre_arbitration_at + 30 * DAY))
+        spec = DisputePreArbitrationAnswer(answer="declined", date=last_day)
+        answered = await later.answer_pre_arbitration(dispute_id, spec)
+    day = day_start(last_day)
+    assert (answered["stage"], answered["pre_arbitration_answered_at"]) == (
+        "pre_arbitration_declined", day
+    )  # fmt: skip
+    shown = await _dispute(at.port, dispute_id)
+    assert shown["pre_arbitration_answered_at"] == day
+    assert shown["next_action"]["deadline"] == day + 10 * DAY
+    assert (await _audit_actions(at.port, dispute_id)).count("dispute.pre_arbitration_answer") == 1

@@ -421,6 +421,18 @@ def reason_code(dispute: Dispute, asked: str, charge: Charge) -> ReasonCode:
     return found
 
 
+def _as_filed(dispute: Dispute, amount_minor: int | None) -> bool:
+    """Whether a chargeback asked again for ``amount_minor`` (None: all of the disputed
+    amount) is the one filed: for the amount it was filed for (``chargeback_row``'s), or
+    what it claims now that a partial reversal lowered it. With none, all that is disputed
+    now: the amount filed, or less once a reversal shrank the dispute below it (a chargeback
+    is for the disputed amount at most when it is filed)."""
+    filed = dispute.chargeback_minor + recalled_in_part(dispute)
+    if amount_minor is None:
+        return dispute.amount_minor <= filed
+    return amount_minor in (filed, dispute.chargeback_minor)
+
+
 def charge_back(
     dispute: Dispute,
     charge: Charge,
@@ -439,16 +451,19 @@ def charge_back(
         raise refused
     found = reason_code(dispute, code, charge)
     amount = dispute.amount_minor if amount_minor is None else amount_minor
-    if dispute.stage != "opened" and (dispute.reason_code, dispute.chargeback_minor) == (
-        found.code, amount
-    ):  # fmt: skip
+    if (
+        dispute.stage != "opened"
+        and found.code == dispute.reason_code
+        and _as_filed(dispute, amount_minor)
+    ):
         return dispute  # asked again: recorded as asked
     if refused is not None:
         raise refused
     if dispute.stage != "opened":
         raise ConflictError(
             f"dispute {dispute.dispute_id} was charged back already ({dispute.reason_code}, "
-            f"{dispute.chargeback_minor} on {when(dispute.charged_back_at)}): a chargeback is "
+            f"{dispute.chargeback_minor + recalled_in_part(dispute)} on "
+            f"{when(dispute.charged_back_at)}): a chargeback is "
             f"filed once; it is at stage {dispute.stage}"
         )
     if amount > dispute.amount_minor:
@@ -597,20 +612,32 @@ def _accepted_amount(dispute: Dispute, answer: str, amount_minor: int | None) ->
 
 
 def answer_pre_arbitration(
-    dispute: Dispute, *, answer: str, amount_minor: int | None, limits: DisputeLimits, now: float
+    dispute: Dispute,
+    *,
+    answer: str,
+    amount_minor: int | None,
+    limits: DisputeLimits,
+    now: float,
+    received_at: float | None = None,
 ) -> Dispute:
-    """The acquirer's answer to the issuer's pre-arbitration recorded (now): accepted in full
-    or in part (stage pre_arbitration_accepted: the issuer resolves it, the cardholder
+    """The acquirer's answer to the issuer's pre-arbitration recorded, dated ``received_at``
+    (the start of the UTC day its dispute system gives; default now, as recorded): accepted in
+    full or in part (stage pre_arbitration_accepted: the issuer resolves it, the cardholder
     keeping what was accepted) or declined (stage pre_arbitration_declined: the issuer may
-    file arbitration within ``arbitration_days``), within ``pre_arbitration_answer_days`` of
-    the pre-arbitration. The same dispute when it was answered so already."""
+    file arbitration within ``arbitration_days`` of it), within
+    ``pre_arbitration_answer_days`` of the pre-arbitration: an answer given in time and
+    recorded later is in time. The same dispute when it was answered so already (and, when a
+    date is given, that day)."""
     if dispute.pre_arbitration_answer:
         recorded = dispute.pre_arbitration_answer, dispute.pre_arbitration_accepted_minor
         try:
             asked = answer, _accepted_amount(dispute, answer, amount_minor)
         except InvalidRequest:  # not what was recorded, whatever it is
             asked = answer, -1
-        if asked == recorded:
+        same_date = received_at is None or _utc_day(received_at) == _utc_day(
+            dispute.pre_arbitration_answered_at
+        )
+        if asked == recorded and same_date:
             return dispute
         raise ConflictError(
             f"dispute {dispute.dispute_id}: the acquirer answered the pre-arbitration already "
@@ -622,8 +649,16 @@ def answer_pre_arbitration(
         "the acquirer's answer follows a pre-arbitration, and none is recorded", limits, now,
     )  # fmt: skip
     accepted = _accepted_amount(dispute, answer, amount_minor)
+    at = now if received_at is None else received_at
+    if at < _utc_day(dispute.pre_arbitration_at):  # a date: its day's start
+        raise InvalidRequest(
+            f"the answer's date {when(at)} is before the pre-arbitration of "
+            f"{when(dispute.pre_arbitration_at)}"
+        )
+    if at > now + AHEAD_S:
+        raise InvalidRequest(f"the answer's date {when(at)} is in the future")
     limit = dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
-    if now > limit:
+    if at > limit:
         raise ConflictError(
             f"dispute {dispute.dispute_id}: the acquirer's answer came after its limit, "
             f"{when(limit)} ({limits.pre_arbitration_answer_days} days after the "
@@ -632,7 +667,7 @@ def answer_pre_arbitration(
         )
     stage = "pre_arbitration_declined" if answer == "declined" else "pre_arbitration_accepted"
     return replace(
-        dispute, stage=stage, pre_arbitration_answer=answer, pre_arbitration_answered_at=now,
+        dispute, stage=stage, pre_arbitration_answer=answer, pre_arbitration_answered_at=at,
         pre_arbitration_accepted_minor=accepted, version=dispute.version + 1,
     )  # fmt: skip
 
@@ -799,8 +834,11 @@ def lowered_chargeback(dispute: Dispute, still: int, outcome: str = "") -> int:
     issuer holds the chargeback less what a representment took back, and must not hold more
     than the charge still takes, or it recovers the reversed part twice (the reversal gave it
     to the cardholder, the chargeback takes it from the acquirer). 0 before a chargeback, and
-    for a whole reversal (``still`` 0), whose dispute closes ``reversed`` and whose
-    chargeback the full recall line (``recall_row``) gives back.
+    for a whole reversal (``still`` 0) of a dispute whose chargeback the full recall line
+    (``recall_row``) gives back: closed ``reversed`` (no ``outcome``), withdrawn, or lost
+    before a representment. Resolved won or lost otherwise, a whole reversal lowers it to
+    what the acquirer holds: the chargeback stands, and nothing else would recall it on the
+    day it was resolved.
 
     ``outcome``: the resolution that closes the dispute with this write ("" while it stays
     open): what the acquirer holds is counted for it (``held_by_acquirer``: resolved won
@@ -808,7 +846,9 @@ def lowered_chargeback(dispute: Dispute, still: int, outcome: str = "") -> int:
     what it pre-arbitrated and holds the chargeback less only what it conceded; an open
     dispute's counts the whole representment, which a loss may still leave with the
     acquirer, less what its answer accepted)."""
-    if not charged_back(dispute) or still <= 0:
+    if not charged_back(dispute) or still < 0:
+        return 0
+    if still == 0 and (not outcome or recalled(replace(dispute, state=outcome))):
         return 0
     return max(0, dispute.chargeback_minor - held_by_acquirer(dispute, outcome) - still)
 
@@ -927,7 +967,10 @@ def recalls_after_closing(
     leaves the charge of ``charged`` taking less, and the issuer may hold no more of the
     chargeback than that beyond what the acquirer holds (``lowered_chargeback``), or it
     recovers the reversed part twice. A reversal the resolution counted owes nothing: the
-    chargeback was lowered for it. (when, how much) for each that owes a part."""
+    chargeback was lowered for it. (when, how much) for each that owes a part, dated no
+    earlier than the resolution: one approved before it that it did not count (between its
+    look at the journal and its write) is owed from then, and a chargebacks file of the
+    reversal's day, written before the resolution, could not have had it."""
     if not owes_recalls_after_closing(dispute):
         return ()
     held = held_by_acquirer(dispute, dispute.state)
@@ -936,7 +979,7 @@ def recalls_after_closing(
         released += amount
         still = min(dispute.amount_minor, max(0, charged - released))
         if (over := claim - held - still) > 0:
-            owed.append((at, over))
+            owed.append((max(at, dispute.closed_at), over))
             claim -= over
     return tuple(owed)
 
@@ -957,7 +1000,7 @@ def recalled(dispute: Dispute) -> bool:
 
 def network_life_days(limits: DisputeLimits) -> int:
     """The longest a dispute's network side runs from its charge: every stage's limit added
-    (225 days by default). Past it the networks closed the case: nothing is left to recall."""
+    (235 days by default). Past it the networks closed the case: nothing is left to recall."""
     return (
         limits.chargeback_days + limits.representment_days + limits.pre_arbitration_days
         + limits.pre_arbitration_answer_days + limits.arbitration_days

@@ -578,6 +578,11 @@ class DisputePreArbitrationAnswer(_Request):
         description="accepted_in_part: what the acquirer accepted, less than the amount "
         "pre-arbitrated; accepted: all of it (default); declined: none",
     )
+    date: Day | None = Field(
+        None,
+        description="the answer's date as the network's dispute system gives it, a UTC day "
+        "(default: now): an answer in time is recorded in time however late it is recorded",
+    )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 

@@ -366,7 +366,10 @@ def dispute_events(dispute: Dispute, pan: str) -> list[dict[str, Any]]:
         (dispute.pre_arbitration_at, "dispute.pre_arbitration",
          f"{ident} taken to pre-arbitration: "
          f"{amount_text(pre_arbitrated(dispute), dispute.currency)}"),
-        (dispute.pre_arbitration_answered_at, "dispute.pre_arbitration_answer",
+        # dated by its day too: told after the pre-arbitration it answers
+        (dispute.pre_arbitration_answered_at
+         and max(dispute.pre_arbitration_answered_at, dispute.pre_arbitration_at),
+         "dispute.pre_arbitration_answer",
          f"{ident} pre-arbitration {dispute.pre_arbitration_answer.replace('_', ' ')} by the "
          f"acquirer: {amount_text(dispute.pre_arbitration_accepted_minor, dispute.currency)} "
          "accepted"),

@@ -460,7 +460,9 @@ class DisputeView(_View):
         description="the acquirer's answer to the pre-arbitration: accepted, accepted_in_part, "
         "declined ('' none recorded)"
     )
-    pre_arbitration_answered_at: float = Field(description="when it was recorded (0: none)")
+    pre_arbitration_answered_at: float = Field(
+        description="its date: the start of the UTC day given, else when it was recorded (0: none)"
+    )
     pre_arbitration_accepted_minor: int = Field(
         description="what it accepted of the amount pre-arbitrated (0: declined, none)"
     )

@@ -213,16 +213,20 @@ def disputes_pre_arbitration_answer(
             "pre-arbitrated",
         ),
     ] = None,
+    date: Annotated[
+        str, typer.Option(help="the answer's date, YYYY-MM-DD UTC (default: now)")
+    ] = "",
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Record the acquirer's answer to the pre-arbitration, within \\[admin]
+    """Record the acquirer's answer to the pre-arbitration, dated within \\[admin]
     pre_arbitration_answer_days (30) of it: accepted (resolve it won: the cardholder keeps
     what was accepted, in part: only that part), or declined (file arbitration within
     \\[admin] arbitration_days, or resolve it lost). Audited; the same again changes nothing."""
     spec = _validated(
-        rq.DisputePreArbitrationAnswer, {"answer": answer, "amount_minor": amount, "note": note}
+        rq.DisputePreArbitrationAnswer,
+        {"answer": answer, "amount_minor": amount, "date": date or None, "note": note},
     )
     _run(_config(config, store), lambda s: s.answer_pre_arbitration(dispute_id, spec))
 

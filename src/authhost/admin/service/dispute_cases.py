@@ -322,13 +322,17 @@ class DisputeCases(ServiceBase):
             entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
         except NotFoundError:
             return ()
-        query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=entry.journal_id)
-        reversals = [
-            (later.ts, abs(later.hold_amount))
-            async for later in self.store.export_journal(query)
-            if _reverses(entry, later)
-        ]
+        reversals = [(r.ts, abs(r.hold_amount)) for r in await self._reversal_entries(entry)]
         return stages.recalls_after_closing(dispute, entry.hold_amount, reversals)
+
+    async def _reversal_entries(self, entry: JournalEntry) -> list[JournalEntry]:
+        """The acquirer's approved reversals (0400/0420) of the charge, in journal order."""
+        if not entry.match_key:
+            return []
+        query = JournalQuery(card_id=entry.card_id, since=entry.ts, after_id=entry.journal_id)
+        return [
+            later async for later in self.store.export_journal(query) if _reverses(entry, later)
+        ]
 
     async def _reversals(
         self, entry: JournalEntry, scan: ReversalScan | None = None
@@ -468,17 +472,9 @@ class DisputeCases(ServiceBase):
                 excess = credited - planned
                 await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, excess)
             # a reversal approved since the plan was made (a reconcile leaves a claimed
-            # dispute to its resolution) gave part back already: that part is taken back,
-            # named after the reversal as a reconcile names it, so once
-            scan = await self._reversals(entry)
-            keeps = min(planned, await self._keeps(before, outcome, entry, scan.released))
-            if keeps < planned:
-                await self._dispute_move(
-                    before, entry.merchant_id, disputes.REVERSED, planned - keeps,
-                    charge=(scan.last, entry.ts),
-                )  # fmt: skip
-            credited = keeps
-            still = min(before.amount_minor, max(0, entry.hold_amount - scan.released))
+            # dispute to its resolution) gave part back already: that part is taken back
+            credited, released = await self._take_back_reversed(before, outcome, entry, planned)
+            still = min(before.amount_minor, max(0, entry.hold_amount - released))
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
                 f"the store failed while dispute {dispute_id} was resolved ({exc}): it is "
@@ -496,10 +492,40 @@ class DisputeCases(ServiceBase):
         # (what the cardholder kept, counted after the money moved); a claim left behind is
         # on the dispute (``resolving``) and finished only by this write
         view = self._view(after)
-        action = "dispute.arbitration_ruling" if claimed.arbitration_ruling else "dispute.resolve"
+        action, again = "dispute.resolve", ""
+        if claimed.arbitration_ruling:  # only the ruling sent again audits one written without
+            # its entry (a cluster's, appended after the write): a resolution is refused then
+            action, again = (
+                "dispute.arbitration_ruling",
+                (
+                    f"send the ruling again (disputes arbitration-ruling {dispute_id} --ruling "
+                    f"{claimed.arbitration_ruling}): a retry moves nothing twice"
+                ),
+            )
         entry = self._audit_entry(action, dispute_id, self._view(before), view)
-        await self._write_dispute(after, claimed, audit=entry)
+        await self._write_dispute(after, claimed, again=again, audit=entry)
         return view
+
+    async def _take_back_reversed(
+        self, dispute: Dispute, outcome: str, entry: JournalEntry, planned: int
+    ) -> tuple[int, int]:
+        """Take back what the charge's reversals approved after a resolution's plan (of
+        ``planned`` kept) gave the cardholder already: each reversal's own part, named after
+        it as a reconcile names it, so that a retry after a failure sends each again (done
+        once) and a reversal come between the tries adds only its part (one movement for all
+        of them, named after the last, would take the earlier ones' back a second time).
+        What the cardholder keeps then, and what the reversals released."""
+        keeps, released = planned, 0
+        for reversal in await self._reversal_entries(entry):
+            released += abs(reversal.hold_amount)
+            now = min(keeps, await self._keeps(dispute, outcome, entry, released))
+            if now < keeps:
+                await self._dispute_move(
+                    dispute, entry.merchant_id, disputes.REVERSED, keeps - now,
+                    charge=(reversal.journal_id, entry.ts),
+                )  # fmt: skip
+                keeps = now
+        return keeps, released
 
     async def _keeps(
         self, dispute: Dispute, outcome: str, entry: JournalEntry, released: int | None = None
@@ -758,11 +784,12 @@ class DisputeCases(ServiceBase):
         ``pre_arbitration_answer_days`` of the pre-arbitration. Audited
         (``dispute.pre_arbitration_answer``); idempotent as the other steps are."""
         before = await self._stored_dispute(dispute_id)
+        received = None if spec.date is None else stages.day_start(spec.date)
         return await self._network_step(
             before, "pre_arbitration_answer", spec.note,
             lambda d: stages.answer_pre_arbitration(
                 d, answer=spec.answer, amount_minor=spec.amount_minor,
-                limits=self.dispute_limits, now=self.clock(),
+                limits=self.dispute_limits, now=self.clock(), received_at=received,
             ),
         )  # fmt: skip
 
