@@ -5,10 +5,12 @@ comes after the window, changes nothing."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import trio
+from host_admin import cli_config, run_cli
 from iso_client import Switch, next_stan
 from test_e2e_auth import (  # noqa: F401 - fixture
     balances_of,
@@ -160,3 +162,24 @@ async def test_an_original_after_the_window_stays_held(nursery, tmp_path, store_
     assert (await apply_late_reversals(store, time.time(), WINDOW_S)).applied == []
     # held until it expires ([auth] hold_days), as any approval
     assert await balances_of(switch, card) == (ledger, available - 2_500)
+
+
+async def test_store_late_reversals_does_the_sweep_from_the_shell(nursery, tmp_path, store_url):  # noqa: F811
+    host = await start_host(nursery, tmp_path, store_url, auth=IDLE)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    ledger, available = await balances_of(switch, card)
+    auth = purchase(card, amount=4_200)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    command = ("store", "late-reversals", "--config", str(cli_config(tmp_path, store_url)))
+    code, output = await run_cli(*command)
+    assert code == 0, output
+    assert json.loads(output) == {"applied": [], "expired": 0, "nothing_left": 0, "waiting": 1}
+    assert (await switch.send(auth))["39"] == "00"
+    code, output = await run_cli(*command)
+    assert code == 0, output
+    [applied] = json.loads(output)["applied"]
+    assert (applied["account_id"], applied["released_minor"]) == (card["account"], 4_200)
+    assert await balances_of(switch, card) == (ledger, available)
+    code, output = await run_cli(*command, "--window", "-1")
+    assert code != 0 and "Traceback" not in output

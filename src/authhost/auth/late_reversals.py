@@ -34,7 +34,7 @@ from authhost.store.records import JournalEntry, copy_entry, journal_dict
 
 log = logging.getLogger("authhost.auth")
 
-ORPHAN_INTENT = "reversal.orphan"  # an intent per reversal that found no original
+ORPHAN_INTENT = "late_reversal"  # an intent per reversal that found no original
 UNKNOWN_ORIGINAL = "reversal.unknown_original"
 LATE_REASON = "reversal.late"  # the journal entry of a reversal applied after its original
 LATE_DEDUPE_PREFIX = "late-reversal|"  # its dedupe key: one per orphan, whoever writes it

@@ -152,7 +152,7 @@ def store_late_reversals(
         float | None,
         typer.Option(
             min=0,
-            help="seconds a reversal that found no original waits for it (default: [auth] "
+            help="seconds a reversal that found no original waits for it (default: \\[auth] "
             "late_reversal_window_s)",
         ),
     ] = None,
@@ -160,7 +160,7 @@ def store_late_reversals(
     config: ConfigOpt = None,
 ) -> None:
     """Reverse the originals approved after their reversal came (either store): what a
-    running server does itself every [auth] late_reversal_every_s. Each once, however many
+    running server does itself every \\[auth] late_reversal_every_s. Each once, however many
     run it at once; prints those reversed, and how many still wait."""
     cfg = _config(config, store)
     window_s = cfg.auth.late_reversal_window_s if window is None else window
