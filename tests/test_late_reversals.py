@@ -21,7 +21,7 @@ from test_e2e_auth import (  # noqa: F401 - fixture
 )
 
 from authhost.auth.late_reversals import LATE_REASON, ORPHAN_INTENT, apply_late_reversals
-from authhost.config import AuthConfig
+from authhost.config import AuthConfig, ConfigError
 from authhost.store import open_store
 from authhost.store.interface import JournalQuery
 
@@ -48,11 +48,22 @@ async def wait_for_balances(switch: Switch, card: dict[str, Any], want: tuple[in
     assert await balances_of(switch, card) == want
 
 
-async def test_a_reversal_before_its_hold_releases_it_after(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=QUICK)
+async def at_host(
+    nursery: trio.Nursery,
+    tmp_path: Any,
+    store_url: str,  # noqa: F811
+    auth: AuthConfig,
+) -> tuple[Any, Switch, dict[str, Any], int, int]:
+    """A host, a switch connected to it, the demo Visa debit card and its ledger and
+    available balances before the test."""
+    host = await start_host(nursery, tmp_path, store_url, auth=auth)
     switch = await Switch.connect(host.port)
     card = host.cards["active-visa"]
-    ledger, available = await balances_of(switch, card)
+    return (host, switch, card, *await balances_of(switch, card))
+
+
+async def test_a_reversal_before_its_hold_releases_it_after(nursery, tmp_path, store_url):  # noqa: F811
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, QUICK)
     auth = purchase(card, amount=10_000)
     reply = await switch.send(reversal_of(auth))  # the original has not come yet
     assert (reply["t"], reply["39"]) == ("0410", "00")
@@ -67,10 +78,7 @@ async def test_a_reversal_before_its_hold_releases_it_after(nursery, tmp_path, s
 
 
 async def test_a_partial_reversal_before_its_hold_keeps_field_95(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=QUICK)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    ledger, available = await balances_of(switch, card)
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, QUICK)
     auth = purchase(card, amount=10_000)
     partial = reversal_of(auth, **{"95": f"{4_000:012d}" + "0" * 30})
     assert (await switch.send(partial))["39"] == "00"
@@ -81,10 +89,7 @@ async def test_a_partial_reversal_before_its_hold_keeps_field_95(nursery, tmp_pa
 
 
 async def test_a_reversal_before_its_0200_undoes_the_posting(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=QUICK)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    ledger, available = await balances_of(switch, card)
+    _, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, QUICK)
     sale = purchase(card, amount=7_000, t="0200")
     assert (await switch.send(reversal_of(sale)))["39"] == "00"
     assert (await switch.send(sale))["39"] == "00"
@@ -92,10 +97,7 @@ async def test_a_reversal_before_its_0200_undoes_the_posting(nursery, tmp_path, 
 
 
 async def test_two_sweeps_at_once_or_one_cut_short_reverse_once(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=IDLE)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    ledger, available = await balances_of(switch, card)
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, IDLE)
     first, second = purchase(card, amount=3_000), purchase(card, amount=5_000)
     for original in (first, second):
         assert (await switch.send(reversal_of(original)))["39"] == "00"
@@ -133,10 +135,7 @@ async def test_two_sweeps_at_once_or_one_cut_short_reverse_once(nursery, tmp_pat
 
 
 async def test_an_orphan_whose_original_never_comes_changes_nothing(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=IDLE)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    before = await balances_of(switch, card)
+    host, switch, card, *before = await at_host(nursery, tmp_path, store_url, IDLE)
     store = host.runtime.store
     assert (await switch.send(reversal_of(purchase(card, amount=2_000))))["39"] == "00"
     waiting = await apply_late_reversals(store, time.time(), WINDOW_S)
@@ -144,15 +143,12 @@ async def test_an_orphan_whose_original_never_comes_changes_nothing(nursery, tmp
     gone = await apply_late_reversals(store, time.time() + WINDOW_S + 1, WINDOW_S)
     assert (gone.applied, gone.expired) == ([], 1)
     assert await store.intents(ORPHAN_INTENT, float("inf")) == []
-    assert await balances_of(switch, card) == before
+    assert await balances_of(switch, card) == tuple(before)
     assert await late_entries(store, card["account"]) == []
 
 
 async def test_an_original_after_the_window_stays_held(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=IDLE)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    ledger, available = await balances_of(switch, card)
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, IDLE)
     store = host.runtime.store
     auth = purchase(card, amount=2_500)
     assert (await switch.send(reversal_of(auth)))["39"] == "00"
@@ -165,10 +161,7 @@ async def test_an_original_after_the_window_stays_held(nursery, tmp_path, store_
 
 
 async def test_store_late_reversals_does_the_sweep_from_the_shell(nursery, tmp_path, store_url):  # noqa: F811
-    host = await start_host(nursery, tmp_path, store_url, auth=IDLE)
-    switch = await Switch.connect(host.port)
-    card = host.cards["active-visa"]
-    ledger, available = await balances_of(switch, card)
+    _, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, IDLE)
     auth = purchase(card, amount=4_200)
     assert (await switch.send(reversal_of(auth)))["39"] == "00"
     command = ("store", "late-reversals", "--config", str(cli_config(tmp_path, store_url)))
@@ -183,3 +176,13 @@ async def test_store_late_reversals_does_the_sweep_from_the_shell(nursery, tmp_p
     assert await balances_of(switch, card) == (ledger, available)
     code, output = await run_cli(*command, "--window", "-1")
     assert code != 0 and "Traceback" not in output
+
+
+def test_a_sweep_interval_or_window_that_cannot_work_is_refused() -> None:
+    for name, value in (("late_reversal_every_s", 0), ("late_reversal_window_s", 86_401)):
+        try:
+            AuthConfig(**{name: value})
+        except ConfigError as error:
+            assert f"[auth] {name} must be above 0" in str(error)
+        else:
+            raise AssertionError(f"{name} = {value} was taken")

@@ -84,13 +84,29 @@ def orphan_intent(entry: JournalEntry, keep_minor: int) -> tuple[str, str]:
     return subject, json.dumps({"entry": journal_dict(entry), "keep_minor": keep_minor})
 
 
+def reversal_release(hold: Hold, keep_minor: int) -> Movement | None:
+    """A reversal's release of ``hold`` down to ``keep_minor`` (field 95's amount; 0 for a
+    full reversal), or None when it holds no more than that (reversed, completed, expired)."""
+    release = hold.amount_minor - keep_minor
+    if release <= 0:
+        return None
+    return Movement(
+        account_id=hold.account_id,
+        kind=MoneyMove.RELEASE,
+        amount_minor=release,
+        require_funds=False,
+        match_key=hold.match_key,
+        keep_minor=keep_minor,
+    )
+
+
 def late_commit(
     orphan: JournalEntry, keep_minor: int, hold: Hold, snapshot: Snapshot, subject: str, now: float
 ) -> Commit | None:
     """The write that reverses ``hold`` as the orphan asked, or None when the hold keeps no
     more than field 95's amount (reversed, completed or expired meanwhile)."""
-    release = hold.amount_minor - keep_minor
-    if release <= 0:
+    movement = reversal_release(hold, keep_minor)
+    if movement is None:
         return None
     entry = copy_entry(orphan)
     entry.ts = now
@@ -99,17 +115,9 @@ def late_commit(
     entry.account_id = hold.account_id
     entry.available_before = snapshot.account.open_to_buy if snapshot.account else 0
     entry.reason_codes = f"{LATE_REASON};reversal.{'partial' if keep_minor else 'full'}"
-    entry.hold_amount, entry.movement = -release, MoneyMove.RELEASE.value
+    entry.hold_amount, entry.movement = -movement.amount_minor, movement.kind.value
     entry.dedupe_key = LATE_DEDUPE_PREFIX + subject
     entry.match_key = hold.match_key
-    movement = Movement(
-        account_id=hold.account_id,
-        kind=MoneyMove.RELEASE,
-        amount_minor=release,
-        require_funds=False,
-        match_key=hold.match_key,
-        keep_minor=keep_minor,
-    )
     return Commit(journal=entry, movement=movement, card_id=orphan.card_id)
 
 

@@ -36,7 +36,12 @@ from authhost.auth.issuer_scripts import (
     script_report,
 )
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
-from authhost.auth.late_reversals import ORPHAN_INTENT, is_orphan, orphan_intent
+from authhost.auth.late_reversals import (
+    ORPHAN_INTENT,
+    is_orphan,
+    orphan_intent,
+    reversal_release,
+)
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_verification import checked_cryptogram
 from authhost.auth.steps.funds import DECLINED_BY_NETWORK
@@ -75,8 +80,6 @@ from authhost.store.interface import (
     CardStore,
     Commit,
     CommitResult,
-    MoneyMove,
-    Movement,
     Snapshot,
     SnapshotQuery,
     StoreUnavailable,
@@ -630,16 +633,8 @@ class AuthService:
                 reasons.append("reversal.unknown_original")
         else:
             remaining = replacement_amount(request)  # in the cardholder's currency
-            release = hold.amount_minor - (remaining or 0)
-            if release > 0:
-                movement = Movement(
-                    account_id=hold.account_id,
-                    kind=MoneyMove.RELEASE,
-                    amount_minor=release,
-                    require_funds=False,
-                    match_key=hold.match_key,
-                    keep_minor=remaining or 0,
-                )
+            movement = reversal_release(hold, remaining or 0)
+            if movement is not None:
                 reasons.append("reversal.partial" if remaining else "reversal.full")
             else:
                 reasons.append("reversal.nothing_to_release")
