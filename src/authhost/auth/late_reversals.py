@@ -138,8 +138,13 @@ async def apply_late_reversals(store: CardStore, now: float, window_s: float) ->
 
 
 async def _apply_one(store: CardStore, intent: Intent, now: float, run: LateRun) -> None:
-    data = json.loads(intent.data)
-    orphan, keep = JournalEntry(**data["entry"]), int(data["keep_minor"])
+    try:
+        data = json.loads(intent.data)
+        orphan, keep = JournalEntry(**data["entry"]), int(data["keep_minor"])
+    except (ValueError, TypeError, KeyError) as error:  # not one this version wrote
+        log.error("a reversal's intent %s cannot be read, dropped: %s", intent.subject, error)
+        await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
+        return
     query = SnapshotQuery(orphan.pan_index, now, original_key=orphan.match_key)
     snapshot = await store.snapshot(query)
     if snapshot.original is None:  # not come yet (or declined: nothing held)

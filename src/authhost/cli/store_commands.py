@@ -151,7 +151,6 @@ def store_late_reversals(
     window: Annotated[
         float | None,
         typer.Option(
-            min=0,
             help="seconds a reversal that found no original waits for it (default: \\[auth] "
             "late_reversal_window_s)",
         ),
@@ -162,6 +161,8 @@ def store_late_reversals(
     """Reverse the originals approved after their reversal came (either store): what a
     running server does itself every \\[auth] late_reversal_every_s. Each once, however many
     run it at once; prints those reversed, and how many still wait."""
+    if window is not None and window <= 0:  # 0 would forget every reversal still waiting
+        raise typer.BadParameter("must be above 0", param_hint="--window")
     cfg = _config(config, store)
     window_s = cfg.auth.late_reversal_window_s if window is None else window
 
