@@ -47,14 +47,14 @@ class LateRun:
 
     applied: list[JournalEntry] = field(default_factory=list)
     expired: int = 0
-    settled: int = 0
+    nothing_left: int = 0
     waiting: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "applied": [_summary(entry) for entry in self.applied],
             "expired": self.expired,
-            "nothing_left": self.settled,
+            "nothing_left": self.nothing_left,
             "waiting": self.waiting,
         }
 
@@ -148,7 +148,7 @@ async def apply_late_reversals(store: CardStore, now: float, window_s: float) ->
             continue
         commit = late_commit(orphan, keep, snapshot.original, snapshot, intent.subject, now)
         if commit is None:
-            run.settled += 1
+            run.nothing_left += 1
         else:
             result = await store.commit(commit)
             if result.duplicate_of is None:
