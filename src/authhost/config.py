@@ -416,6 +416,16 @@ class AuthConfig:
         "open disputes of the charges they reversed (above 0, at most 3600); a reversal the "
         "process approves is set against its account's open disputes within a second",
     )
+    late_reversal_every_s: float = _key(
+        5.0,
+        "seconds between the server's runs that reverse an original approved after its "
+        "reversal came (above 0, at most 3600): such a hold or posting is reversed within this",
+    )
+    late_reversal_window_s: float = _key(
+        900.0,
+        "seconds a reversal that found no original waits for it (above 0, at most 86400): an "
+        "original that comes later is held until it expires, as any",
+    )
     atc_jump_limit: int = _key(
         1000,
         "chip counter steps a cryptogram may be ahead of the card's newest, for products that set "
@@ -453,6 +463,10 @@ class AuthConfig:
                 f"[auth] dispute_reconcile_every_s must be above 0 and at most 3600, not "
                 f"{self.dispute_reconcile_every_s}"
             )
+        for name, most in (("late_reversal_every_s", 3600), ("late_reversal_window_s", 86400)):
+            value = getattr(self, name)
+            if not 0 < value <= most:
+                raise ConfigError(f"[auth] {name} must be above 0 and at most {most}, not {value}")
         if self.journal_keep_days and self.journal_keep_days < JOURNAL_MIN_KEEP_DAYS:
             raise ConfigError(
                 f"[auth] journal_keep_days must be 0 (keep everything) or at least "

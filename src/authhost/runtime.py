@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from authhost.auth import late_reversals
 from authhost.auth.approval import ApprovalCodes
 from authhost.auth.decision import Decision
 from authhost.auth.factory import build_advice_pipeline, build_pipeline
@@ -216,6 +217,14 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 cards,
                 config.auth.dispute_reconcile_every_s,
                 handler.take_reversed_accounts,
+            )
+        )
+        runtime.services.append(
+            partial(
+                apply_late_reversals,
+                store,
+                config.auth.late_reversal_every_s,
+                config.auth.late_reversal_window_s,
             )
         )
         if config.admin.port:
@@ -623,6 +632,34 @@ async def reconcile_disputes(
                 "dispute %s set against its charge's reversal: %d disputed, %d credited (%s)",
                 view["dispute_id"], view["amount_minor"], view["credited_minor"], view["state"],
             )  # fmt: skip
+
+
+async def apply_late_reversals(store: CardStore, every_s: float, window_s: float) -> None:
+    """Every ``every_s`` ([auth] late_reversal_every_s), reverse the originals approved
+    after their reversal came, for the reversals of the last ``window_s`` that found none
+    (``auth.late_reversals``). Each worker runs it; each is one write named after its
+    reversal, so two workers at once reverse it once."""
+    while True:
+        await trio.sleep(every_s)
+        try:
+            run = await late_reversals.apply_late_reversals(store, time.time(), window_s)
+        except Exception:
+            log.exception(
+                "reversing originals that came after their reversal failed; will try again"
+            )
+            continue
+        for entry in run.applied:
+            log.warning(
+                "reversal of %s (STAN %s, RRN %s) came before its original: the original, "
+                "approved since, is reversed now (%d released, journal entry %d)",
+                entry.pan_masked, entry.stan, entry.rrn, -entry.hold_amount, entry.journal_id,
+            )  # fmt: skip
+        if run.expired:
+            log.info(
+                "%d reversals found no original within %gs: no longer waited for",
+                run.expired,
+                window_s,
+            )
 
 
 async def reload_rules(rules: RulesWithStoreLists) -> None:

@@ -36,6 +36,12 @@ from authhost.auth.issuer_scripts import (
     script_report,
 )
 from authhost.auth.keys import looked_up_original, match_key, original_key, replacement_amount
+from authhost.auth.late_reversals import (
+    ORPHAN_INTENT,
+    is_orphan,
+    orphan_intent,
+    reversal_release,
+)
 from authhost.auth.pipeline import Pipeline
 from authhost.auth.steps.card_verification import checked_cryptogram
 from authhost.auth.steps.funds import DECLINED_BY_NETWORK
@@ -74,8 +80,6 @@ from authhost.store.interface import (
     CardStore,
     Commit,
     CommitResult,
-    MoneyMove,
-    Movement,
     Snapshot,
     SnapshotQuery,
     StoreUnavailable,
@@ -326,6 +330,7 @@ class AuthService:
                     _log_uncounted(results[len(pending) :])
                     results = results[: len(pending)]
                 late_guesses = PinGuesses(checked=guesses.checked)
+                orphans: list[tuple[JournalEntry, int]] = []
                 for (index, decision, _, snapshot), result in zip(pending, results, strict=True):
                     decision.timings_us["store_write"] = write_us
                     request, pan_index = requests[index], pan_indexes[index]
@@ -347,6 +352,11 @@ class AuthService:
                         outcomes[index] = settled(decision, result, request, snapshot, pan_index)
                         if request.message_class in REVERSALS and snapshot.account is not None:
                             self._reversed_accounts.add(snapshot.account.account_id)
+                        if request.message_class in REVERSALS and is_orphan(result.journal):
+                            orphans.append((result.journal, replacement_amount(request) or 0))
+                if orphans:  # their originals may still come (auth.late_reversals)
+                    with self._shield():
+                        await self._remember_orphans(orphans)
                 if late_guesses.wrong:  # counted before the answers leave, as any PIN try
                     with self._shield():
                         await self._count_guesses(late_guesses.wrong)
@@ -623,16 +633,8 @@ class AuthService:
                 reasons.append("reversal.unknown_original")
         else:
             remaining = replacement_amount(request)  # in the cardholder's currency
-            release = hold.amount_minor - (remaining or 0)
-            if release > 0:
-                movement = Movement(
-                    account_id=hold.account_id,
-                    kind=MoneyMove.RELEASE,
-                    amount_minor=release,
-                    require_funds=False,
-                    match_key=hold.match_key,
-                    keep_minor=remaining or 0,
-                )
+            movement = reversal_release(hold, remaining or 0)
+            if movement is not None:
                 reasons.append("reversal.partial" if remaining else "reversal.full")
             else:
                 reasons.append("reversal.nothing_to_release")
@@ -733,6 +735,21 @@ class AuthService:
         """How many journal entries wait for ``flush_pending``, with those a flush is writing
         at this moment (off the queue, not yet in the store)."""
         return len(self._pending) + self._flushing
+
+    async def _remember_orphans(self, orphans: list[tuple[JournalEntry, int]]) -> None:
+        """An intent per reversal that found no original, for the sweep that reverses the
+        original if it comes after all (``auth.late_reversals``): one write on that rare path
+        only. The reversal is written and acknowledged whatever becomes of it: a store that
+        refuses it is logged (that original, if it comes, is held until it expires)."""
+        for entry, keep in orphans:
+            subject, data = orphan_intent(entry, keep)
+            try:
+                await self._store.put_intent(ORPHAN_INTENT, subject, data)
+            except Exception:
+                log.exception(
+                    "reversal %d found no original and could not be remembered: its original, "
+                    "if it comes, stays held until it expires", entry.journal_id,
+                )  # fmt: skip
 
     def take_reversed_accounts(self) -> set[str]:
         """The accounts with a reversal approved since the last call (then forgotten)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 
+from authhost.auth.late_reversals import apply_late_reversals
 from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _run, _say
 from authhost.store import sqlite_backup
 from authhost.store.interface import StoreError
@@ -142,6 +144,33 @@ def store_finish(
         _run(_config(config, store), lambda s: s.unfinished())
         return
     _run(_config(config, store), lambda s: s.finish_unfinished(older_than))
+
+
+@store_app.command("late-reversals")
+def store_late_reversals(
+    window: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds a reversal that found no original waits for it (default: \\[auth] "
+            "late_reversal_window_s)",
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Reverse the originals approved after their reversal came (either store): what a
+    running server does itself every \\[auth] late_reversal_every_s. Each once, however many
+    run it at once; prints those reversed, and how many still wait."""
+    if window is not None and window <= 0:  # 0 would forget every reversal still waiting
+        raise typer.BadParameter("must be above 0", param_hint="--window")
+    cfg = _config(config, store)
+    window_s = cfg.auth.late_reversal_window_s if window is None else window
+
+    async def work(service: Any) -> dict[str, object]:
+        run = await apply_late_reversals(service.store, time.time(), window_s)
+        return run.as_dict()
+
+    _run(cfg, work)
 
 
 @store_app.command("prune-idempotency")

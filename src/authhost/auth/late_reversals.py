@@ -1,0 +1,168 @@
+"""Reversals that came before their original, applied once the original is written.
+
+A reversal (0400/0420) whose original is not in the journal is acknowledged and journalled as
+an unknown original: the acquirer will not send it again. When the original then arrives (a
+network delay, another connection or process), it is decided as any request and may hold (or
+post) money the acquirer considers reversed. So an orphan reversal also leaves an intent
+(``ORPHAN_INTENT``, one store write on that rare path only: no authorisation pays for it), and
+``apply_late_reversals`` (the server's sweep, ``authhost store late-reversals``) looks for the
+originals of the intents younger than the window: one found is reversed by one write, named
+after the orphan (its dedupe key), so two sweeps at once, or one cut short and run again,
+release it once. The store's release keeps what a partial reversal's field 95 left.
+
+Uses only the store interface: no trio, no backend.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+
+from authhost.store.interface import (
+    CardStore,
+    Commit,
+    Hold,
+    Intent,
+    MoneyMove,
+    Movement,
+    Snapshot,
+    SnapshotQuery,
+)
+from authhost.store.records import JournalEntry, copy_entry, journal_dict
+
+log = logging.getLogger("authhost.auth")
+
+ORPHAN_INTENT = "late_reversal"  # an intent per reversal that found no original
+UNKNOWN_ORIGINAL = "reversal.unknown_original"
+LATE_REASON = "reversal.late"  # the journal entry of a reversal applied after its original
+LATE_DEDUPE_PREFIX = "late-reversal|"  # its dedupe key: one per orphan, whoever writes it
+
+
+@dataclass
+class LateRun:
+    """What one sweep did: the entries it wrote, the orphans it gave up on (their window
+    passed, or their original holds nothing any more) and those still waiting."""
+
+    applied: list[JournalEntry] = field(default_factory=list)
+    expired: int = 0
+    nothing_left: int = 0
+    waiting: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "applied": [_summary(entry) for entry in self.applied],
+            "expired": self.expired,
+            "nothing_left": self.nothing_left,
+            "waiting": self.waiting,
+        }
+
+
+def _summary(entry: JournalEntry) -> dict[str, object]:
+    return {
+        "journal_id": entry.journal_id,
+        "card_id": entry.card_id,
+        "account_id": entry.account_id,
+        "released_minor": -entry.hold_amount,
+        "stan": entry.stan,
+        "rrn": entry.rrn,
+    }
+
+
+def is_orphan(entry: JournalEntry) -> bool:
+    """A reversal journalled as an unknown original, of a known card (one of an unknown card
+    has no original to wait for: it would be declined 14)."""
+    return bool(entry.card_id) and UNKNOWN_ORIGINAL in entry.reason_codes.split(";")
+
+
+def orphan_intent(entry: JournalEntry, keep_minor: int) -> tuple[str, str]:
+    """The intent's subject (the card and the original's match key: a repeat of the reversal,
+    0400 then 0420, is the same one) and its data: the orphan's journal entry (masked PAN,
+    no sensitive data) and what field 95 says the original keeps (0: a full reversal)."""
+    subject = f"{entry.card_id}|{entry.match_key}"
+    return subject, json.dumps({"entry": journal_dict(entry), "keep_minor": keep_minor})
+
+
+def reversal_release(hold: Hold, keep_minor: int) -> Movement | None:
+    """A reversal's release of ``hold`` down to ``keep_minor`` (field 95's amount; 0 for a
+    full reversal), or None when it holds no more than that (reversed, completed, expired)."""
+    release = hold.amount_minor - keep_minor
+    if release <= 0:
+        return None
+    return Movement(
+        account_id=hold.account_id,
+        kind=MoneyMove.RELEASE,
+        amount_minor=release,
+        require_funds=False,
+        match_key=hold.match_key,
+        keep_minor=keep_minor,
+    )
+
+
+def late_commit(
+    orphan: JournalEntry, keep_minor: int, hold: Hold, snapshot: Snapshot, subject: str, now: float
+) -> Commit | None:
+    """The write that reverses ``hold`` as the orphan asked, or None when the hold keeps no
+    more than field 95's amount (reversed, completed or expired meanwhile)."""
+    movement = reversal_release(hold, keep_minor)
+    if movement is None:
+        return None
+    entry = copy_entry(orphan)
+    entry.ts = now
+    entry.journal_id = 0
+    entry.latency_us = 0
+    entry.account_id = hold.account_id
+    entry.available_before = snapshot.account.open_to_buy if snapshot.account else 0
+    entry.reason_codes = f"{LATE_REASON};reversal.{'partial' if keep_minor else 'full'}"
+    entry.hold_amount, entry.movement = -movement.amount_minor, movement.kind.value
+    entry.dedupe_key = LATE_DEDUPE_PREFIX + subject
+    entry.match_key = hold.match_key
+    return Commit(journal=entry, movement=movement, card_id=orphan.card_id)
+
+
+async def apply_late_reversals(store: CardStore, now: float, window_s: float) -> LateRun:
+    """Reverse the originals written since their orphan reversal came, for the orphans of the
+    last ``window_s`` seconds; forget older ones (their original, if it comes, stays held
+    until it expires, as before). The waiting ones' snapshots are read together (one round
+    trip on Redis); each original found is one write named after the orphan, then its intent
+    is dropped: a run cut short between them is finished by the next, which finds the write
+    done (a duplicate) and drops the intent."""
+    run = LateRun()
+    waiting: list[tuple[Intent, JournalEntry, int]] = []
+    for intent in await store.intents(ORPHAN_INTENT, math.inf):
+        if intent.ts < now - window_s:
+            await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
+            run.expired += 1
+        elif (read := _read(intent)) is None:
+            await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
+        else:
+            waiting.append((intent, *read))
+    queries = [SnapshotQuery(o.pan_index, now, original_key=o.match_key) for _, o, _ in waiting]
+    snapshots = await store.snapshot_many(queries) if queries else []
+    for (intent, orphan, keep), snapshot in zip(waiting, snapshots, strict=True):
+        if isinstance(snapshot, Exception):
+            raise snapshot
+        if snapshot.original is None:  # not come yet (or declined: nothing held)
+            run.waiting += 1
+            continue
+        commit = late_commit(orphan, keep, snapshot.original, snapshot, intent.subject, now)
+        if commit is None:
+            run.nothing_left += 1
+        else:
+            result = await store.commit(commit)
+            if result.duplicate_of is None:
+                run.applied.append(result.journal)
+        await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
+    return run
+
+
+def _read(intent: Intent) -> tuple[JournalEntry, int] | None:
+    """The orphan's journal entry and field 95's amount; None (logged) for an intent this
+    version cannot read (written by another), which is dropped rather than stop every run."""
+    try:
+        data = json.loads(intent.data)
+        return JournalEntry(**data["entry"]), int(data["keep_minor"])
+    except (ValueError, TypeError, KeyError) as error:
+        log.error("a reversal's intent %s cannot be read, dropped: %s", intent.subject, error)
+        return None
