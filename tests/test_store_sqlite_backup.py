@@ -252,5 +252,11 @@ async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
     plain.close()
     with pytest.raises(StoreError, match="not an authhost store"):
         restore(tmp_path / "plain.db", source, now=0.0)
+    future = tmp_path / "future.db"
+    backup(str(source), future)
+    with sqlite3.connect(future) as conn:  # as a newer authhost leaves it
+        conn.execute("PRAGMA user_version = 999")
+    with pytest.raises(StoreError, match="schema version 999; this authhost knows up to"):
+        restore(future, source, now=0.0)
     assert list(tmp_path.glob("*.replaced-*")) == []
     assert facts(str(source)).rows["cards"] == 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authhost.store.interface import StoreError
+from authhost.store.sqlite_schema import SCHEMA_VERSION
 
 _COUNTED = ("cards", "accounts", "journal", "holds")
 
@@ -194,8 +195,14 @@ def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult
         raise StoreError("the backup is the store itself")
     if problems := check(str(copy)):
         raise StoreError(f"the backup {copy} failed its check: {'; '.join(problems[:5])}")
-    if facts(str(copy)).schema_version < 1:
+    version = facts(str(copy)).schema_version
+    if version < 1:
         raise StoreError(f"{copy} is an SQLite file but not an authhost store")
+    if version > SCHEMA_VERSION:  # no server of this version would open it: say so now
+        raise StoreError(
+            f"the backup {copy} has schema version {version}; this authhost knows up to "
+            f"{SCHEMA_VERSION}: restore it with the authhost that wrote it"
+        )
     replaced = None
     if store.exists():
         _take_whole(store)
