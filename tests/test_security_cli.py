@@ -95,7 +95,12 @@ def test_kek_from_components(setup) -> None:
     for component in (one, two):
         assert kcv(bytes.fromhex(component), KeyAlgorithm.AES) in result.output
     bad = run(runner, "keys", "components", "kek-x", *cfg, input="ABCD\n")
-    assert bad.exit_code == 1 and "bytes long" in bad.output
+    assert bad.exit_code == 1
+    assert "components must each be 32, 48 or 64 hex digits (all the same length); got 4" in (
+        bad.output
+    )  # was "components must all be (16, 24, 32) bytes long": a tuple, in bytes
+    ended = run(runner, "keys", "components", "kek-x", *cfg, input="")  # the input ran out
+    assert ended.exit_code == 1 and "got 0" in ended.output
     itself = run(runner, "keys", "export", "kek-partner", "--kek", "kek-partner", *cfg)
     assert itself.exit_code == 1 and "under itself" in itself.output
 
