@@ -186,7 +186,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart,
         # and so does a change to its file (a key a switch changed through another worker)
-        runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
+        runtime.reloaders.append(partial(reload_keys, security))
         if config.security.watch_key_store:
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
@@ -381,6 +381,16 @@ def describe_models(scorer: Any, models_dir: str) -> str:
         return f"model: none active in {models_dir} (`authhost models activate NAME`)"
     text = f"model {champion.name} ({champion.kind}, {champion.feature_set})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
+
+
+async def reload_keys(security: Any) -> None:
+    """SIGHUP: re-read the key store and say so with how many key versions it holds: the
+    reload was silent, so after `authhost keys import` and a SIGHUP the log said only "reload
+    complete" and the operator could not tell the new key was read (the file watcher, which
+    logs its re-reads, found the file unchanged since the SIGHUP had read it)."""
+    await trio.to_thread.run_sync(security.reload)
+    store = security.key_store
+    log.info("key store re-read: %s, %d key version(s)", store.path, store.live_count())
 
 
 async def reload_models(scorer: Any, models_dir: str) -> None:

@@ -283,7 +283,7 @@ def keys_upgrade(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> Non
     if before is None:
         typer.echo(f"{store.path} is already format {FORMAT_VERSION}: nothing to do")
         return
-    live = sum(1 for entry in store.entries() if not entry.retired_at)
+    live = store.live_count()
     typer.echo(
         f"upgraded {store.path} from format {before} to format {store.file_format}: "
         f"{live} key version(s) re-encrypted under the derived entry key, KCVs unchanged"
