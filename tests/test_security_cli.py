@@ -39,7 +39,7 @@ def test_generate_list_export_import_round_trip(setup) -> None:
     assert run(runner, "keys", "generate", "kek", "--type", "kek", *cfg).exit_code == 0
     result = run(runner, "keys", "generate", "zpk-acq1", "--type", "zpk", *cfg)
     assert result.exit_code == 0 and "KCV" in result.output
-    kcv = result.output.split("KCV ")[1].strip()
+    kcv = result.stdout.split("KCV ")[1].split()[0]
 
     listing = run(runner, "keys", "list", *cfg)
     assert listing.exit_code == 0
