@@ -27,6 +27,7 @@ from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.models.context import TxContext
+from authhost.key_store_match import check_pan_keys
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
@@ -136,6 +137,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 raise SecurityError(f"listener {listener.host}:{listener.port}: {exc}") from None
     store = await open_store(config.store.url)
     try:
+        await check_pan_keys(store, security)  # not every card declined 14 without a word
         banner = [f"store: {printable_url(config.store.url)}"]
         cards = CardService(
             store, security, actor="system", models_dir=config.models.dir,
