@@ -26,8 +26,8 @@ from authhost.auth.factory import build_advice_pipeline, build_pipeline
 from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
-from authhost.models.context import TxContext
 from authhost.key_store_match import check_pan_keys
+from authhost.models.context import TxContext
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
