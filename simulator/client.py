@@ -65,6 +65,24 @@ class Link:
         return context
 
 
+def _cannot_connect(link: Link, error: BaseException) -> str:
+    """Why a connection failed, in words: a TLS handshake's failure comes wrapped in a
+    ``BrokenResourceError`` whose own text is empty ("cannot connect to HOST:PORT:  (is
+    authhost serve running there?" while it was, its certificate refused)."""
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            f"cannot connect to {link.host}:{link.port}: the host's certificate was refused: "
+            f"{cause.verify_message or cause} (--tls-ca must be the CA that signed it, and the "
+            "certificate must name the address connected to in its subjectAltName)"
+        )
+    said = str(error) or (str(cause) if cause is not None else "") or type(error).__name__
+    return (
+        f"cannot connect to {link.host}:{link.port}: {said} (is authhost serve running there? "
+        "its log's 'listening on' line names the address: --host, --port)"
+    )
+
+
 class IsoClient:
     """One TCP connection to the host; ``exchange`` sends a request and returns its answer."""
 
@@ -90,10 +108,7 @@ class IsoClient:
         except ValueError as error:
             raise ClientError(str(error)) from None
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
-            raise ClientError(
-                f"cannot connect to {link.host}:{link.port}: {error} (is authhost serve "
-                "running there? its log's 'listening on' line names the address: --host, --port)"
-            ) from None
+            raise ClientError(_cannot_connect(link, error)) from None
         return cls(stream, link)
 
     async def aclose(self) -> None:

@@ -4,11 +4,17 @@ no longer keeps the ones after it (the rules, the model) from reloading."""
 from __future__ import annotations
 
 import logging
+import secrets
 
 import pytest
 
-from authhost.runtime import Runtime
+from authhost.config import SecurityConfig
+from authhost.runtime import Runtime, reload_keys
 from authhost.security.errors import KeyStoreError
+from authhost.security.key_admin import generate_key
+from authhost.security.keys import KeyType
+from authhost.security.keystore import KeyStore
+from authhost.security.module import SecurityModule
 
 
 async def _approve(request, received_at):  # pragma: no cover - never called
@@ -41,3 +47,19 @@ async def test_a_failed_reloader_does_not_stop_the_others(caplog) -> None:
         await runtime.reload()
     assert ran == ["keys", "rules", "model"]
     assert "model file truncated" in caplog.text  # the later failure is not lost either
+
+
+async def test_a_sighup_says_the_key_store_was_re_read_and_what_it_holds(tmp_path, caplog) -> None:
+    """After `authhost keys generate` and a SIGHUP the log said only "reload complete": the
+    key store's re-read was silent (found walking README's Operations)."""
+    master = secrets.token_hex(32)
+    path = tmp_path / "keys.json"
+    store = KeyStore.create(path, bytes.fromhex(master))
+    generate_key(store, "pan-hash", KeyType.PAN_HASH)
+    config = SecurityConfig(key_store=str(path))
+    security = SecurityModule.open(config, env={"AUTHHOST_MASTER_KEY": master})
+    generate_key(store, "zpk-acq1", KeyType.ZPK)  # an operator's key, while it serves
+    with caplog.at_level(logging.INFO, "authhost.runtime"):
+        await reload_keys(security)
+    assert f"key store re-read: {path}, 2 key version(s)" in caplog.text
+    assert security.has_key("zpk-acq1", KeyType.ZPK)

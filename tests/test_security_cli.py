@@ -39,7 +39,7 @@ def test_generate_list_export_import_round_trip(setup) -> None:
     assert run(runner, "keys", "generate", "kek", "--type", "kek", *cfg).exit_code == 0
     result = run(runner, "keys", "generate", "zpk-acq1", "--type", "zpk", *cfg)
     assert result.exit_code == 0 and "KCV" in result.output
-    kcv = result.output.split("KCV ")[1].strip()
+    kcv = result.stdout.split("KCV ")[1].split()[0]
 
     listing = run(runner, "keys", "list", *cfg)
     assert listing.exit_code == 0
@@ -95,7 +95,12 @@ def test_kek_from_components(setup) -> None:
     for component in (one, two):
         assert kcv(bytes.fromhex(component), KeyAlgorithm.AES) in result.output
     bad = run(runner, "keys", "components", "kek-x", *cfg, input="ABCD\n")
-    assert bad.exit_code == 1 and "bytes long" in bad.output
+    assert bad.exit_code == 1
+    assert "components must each be 32, 48 or 64 hex digits (all the same length); got 4" in (
+        bad.output
+    )  # was "components must all be (16, 24, 32) bytes long": a tuple, in bytes
+    ended = run(runner, "keys", "components", "kek-x", *cfg, input="")  # the input ran out
+    assert ended.exit_code == 1 and "got 0" in ended.output
     itself = run(runner, "keys", "export", "kek-partner", "--kek", "kek-partner", *cfg)
     assert itself.exit_code == 1 and "under itself" in itself.output
 

@@ -623,3 +623,15 @@ def test_any_pin_set_then_verified(hsm, test_keys, pin, other, body, method) -> 
         assert check in (PinCheck.WRONG, PinCheck.OK)
         return
     assert hsm.verify_pin(other_block, pan, source, method, "pvk", "1", reference) is expected
+
+
+def test_a_pan_of_another_key_stores_installation_says_so(hsm, tmp_path) -> None:
+    """`serve --demo` on a store another directory's demo had filled (a shared Redis) stopped
+    on "encrypted PAN does not open for this card", which did not say why (found following
+    the README with two demo directories on one Redis)."""
+    other = SecurityModule.open(SecurityConfig(key_store=str(tmp_path / "other.json")), demo=True)
+    sealed = other.encrypt_pan(PAN, "card-1")
+    with pytest.raises(SecurityError, match="PAN data key version 1 .a store written with "
+                       "another key store.") as refused:  # fmt: skip
+        hsm.decrypt_pan(sealed, "card-1")
+    assert PAN not in str(refused.value)

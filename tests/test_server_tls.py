@@ -196,3 +196,19 @@ async def test_an_unreadable_frame_ends_a_tls_link_with_a_clean_tls_close(pki) -
             with trio.fail_after(10):
                 assert await stream.receive_some(1024) == b""  # BrokenResourceError if unclean
         assert await answered(server.addresses[0], context)  # the listener still serves
+
+
+async def test_the_simulator_says_why_the_hosts_certificate_was_refused(pki) -> None:
+    """A host certificate that does not name the address (no subjectAltName, as
+    ``openssl req -x509 -subj /CN=127.0.0.1`` makes) or a CA that did not sign it: the
+    simulator said "cannot connect to 127.0.0.1:PORT:  (is authhost serve running there?"
+    with nothing after the colon, while the server ran (found following docs/server.md)."""
+    from simulator.client import ClientError, IsoClient, Link
+
+    config = server_config(
+        tls_cert_file=str(pki["rogue"]), tls_key_file=str(pki["rogue"].with_suffix(".key"))
+    )
+    async with running_server(config=config) as server:
+        (address,) = server.addresses
+        with pytest.raises(ClientError, match="the host's certificate was refused: .*--tls-ca"):
+            await IsoClient.connect(Link(*address, tls_ca=str(pki["ca"]), timeout=5))

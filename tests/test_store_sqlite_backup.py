@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pytest
 import trio
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 from authhost.cli.app import app
 from authhost.store import open_store
 from authhost.store.interface import JournalQuery, StoreError
-from authhost.store.sqlite_backup import backup, check, facts
+from authhost.store.sqlite_backup import backup, check, facts, restore
 
 
 async def test_a_backup_taken_while_commits_go_on_is_consistent_and_blocks_none(tmp_path):
@@ -154,3 +156,107 @@ def test_the_cli_backs_up_checks_and_describes_and_says_why_not_on_redis(tmp_pat
     assert info.exit_code == 0 and '"cards"' in info.stdout
     redis = runner.invoke(app, ["store", "backup", str(copy), "--store", "redis://127.0.0.1:1/0"])
     assert redis.exit_code == 1 and "BGSAVE" in redis.stderr
+    redis = runner.invoke(app, ["store", "restore", str(copy), "--store", "redis://127.0.0.1:1/0"])
+    assert redis.exit_code == 1 and "BGSAVE" in redis.stderr
+
+
+_KILLED_WRITER = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("PRAGMA wal_autocheckpoint = 0")
+conn.execute("CREATE TABLE written_after_the_backup (x)")
+conn.executemany("INSERT INTO written_after_the_backup VALUES (?)", [(n,) for n in range(2000)])
+conn.execute("UPDATE accounts SET balance = balance + 1")
+conn.commit()
+os._exit(0)  # killed outright: its commits stay in the -wal file, never checkpointed
+"""
+
+
+async def _store_with_a_killed_writer(tmp_path):
+    """A store, its backup, then commits a process killed outright left in the -wal."""
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    card, _ = await seeded(store, balance=10_000_000)
+    for n in range(50):
+        await store.commit(hold(card, n, 100))
+    await store.close()
+    copy = tmp_path / "copy.db"
+    backup(str(source), copy)
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(source)], check=True)
+    assert os.path.getsize(f"{source}-wal") > 0
+    return source, copy
+
+
+def _tables(path) -> set[str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+async def test_a_restore_after_a_crash_is_the_backup_not_the_backup_under_a_stale_wal(tmp_path):
+    """README's restore was "put the copy in the store's place": after a server killed
+    outright, its -wal file stayed beside the copy and SQLite replayed it over the copy
+    (``integrity_check``: "wrong # of entries in index journal_by_ts"; found by following
+    the README). ``authhost store restore`` folds the WAL into the old store, keeps that
+    aside, and puts the checked copy in place alone."""
+    source, copy = await _store_with_a_killed_writer(tmp_path)
+    runner = CliRunner()
+    done = runner.invoke(app, ["store", "restore", str(copy), "--store", f"sqlite:///{source}"])
+    assert done.exit_code == 0, done.output
+    assert check(str(source), full=True) == []
+    assert not os.path.exists(f"{source}-wal")
+    assert "written_after_the_backup" not in _tables(source)
+    assert facts(str(source)).rows == facts(str(copy)).rows
+    assert stat.S_IMODE(os.stat(source).st_mode) == 0o600
+    [kept] = list(tmp_path.glob("cards.db.replaced-*"))  # what the store held: nothing lost
+    assert str(kept) in done.stdout
+    assert "written_after_the_backup" in _tables(kept)
+    assert check(str(kept), full=True) == []
+    store = await open_store(f"sqlite:///{source}")
+    try:
+        assert (await store.get_account("acc-1")).holds == 50 * 100
+    finally:
+        await store.close()
+
+
+async def test_a_restore_is_refused_while_a_process_has_the_store_open(tmp_path):
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    await seeded(store)
+    copy = tmp_path / "copy.db"
+    backup(str(source), copy)
+    try:
+        with pytest.raises(StoreError, match="open in another process"):
+            restore(copy, source, now=0.0)
+    finally:
+        await store.close()
+    assert list(tmp_path.glob("*.replaced-*")) == []
+    assert list(tmp_path.glob("*.restoring*")) == []
+
+
+async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
+    source = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{source}")
+    await seeded(store)
+    await store.close()
+    (tmp_path / "notes.txt").write_text("not a database")
+    with pytest.raises(StoreError, match="not a readable SQLite store"):
+        restore(tmp_path / "notes.txt", source, now=0.0)
+    with pytest.raises(StoreError, match="the store itself"):
+        restore(source, source, now=0.0)
+    plain = sqlite3.connect(tmp_path / "plain.db")
+    plain.execute("CREATE TABLE t (x)")
+    plain.commit()
+    plain.close()
+    with pytest.raises(StoreError, match="not an authhost store"):
+        restore(tmp_path / "plain.db", source, now=0.0)
+    future = tmp_path / "future.db"
+    backup(str(source), future)
+    with sqlite3.connect(future) as conn:  # as a newer authhost leaves it
+        conn.execute("PRAGMA user_version = 999")
+    with pytest.raises(StoreError, match="schema version 999; this authhost knows up to"):
+        restore(future, source, now=0.0)
+    assert list(tmp_path.glob("*.replaced-*")) == []
+    assert facts(str(source)).rows["cards"] == 1

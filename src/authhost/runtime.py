@@ -27,6 +27,7 @@ from authhost.auth.factory import build_advice_pipeline, build_pipeline
 from authhost.auth.service import AuthService
 from authhost.config import Config
 from authhost.iso.messages import AuthRequest
+from authhost.key_store_match import check_pan_keys
 from authhost.models.context import TxContext
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
@@ -137,6 +138,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 raise SecurityError(f"listener {listener.host}:{listener.port}: {exc}") from None
     store = await open_store(config.store.url)
     try:
+        await check_pan_keys(store, security)  # not every card declined 14 without a word
         banner = [f"store: {printable_url(config.store.url)}"]
         cards = CardService(
             store, security, actor="system", models_dir=config.models.dir,
@@ -190,7 +192,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart,
         # and so does a change to its file (a key a switch changed through another worker)
-        runtime.reloaders.append(partial(trio.to_thread.run_sync, security.reload))
+        runtime.reloaders.append(partial(reload_keys, security))
         if config.security.watch_key_store:
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
@@ -393,6 +395,16 @@ def describe_models(scorer: Any, models_dir: str) -> str:
         return f"model: none active in {models_dir} (`authhost models activate NAME`)"
     text = f"model {champion.name} ({champion.kind}, {champion.feature_set})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
+
+
+async def reload_keys(security: Any) -> None:
+    """SIGHUP: re-read the key store and say so with how many key versions it holds: the
+    reload was silent, so after `authhost keys import` and a SIGHUP the log said only "reload
+    complete" and the operator could not tell the new key was read (the file watcher, which
+    logs its re-reads, found the file unchanged since the SIGHUP had read it)."""
+    await trio.to_thread.run_sync(security.reload)
+    store = security.key_store
+    log.info("key store re-read: %s, %d key version(s)", store.path, store.live_count())
 
 
 async def reload_models(scorer: Any, models_dir: str) -> None:

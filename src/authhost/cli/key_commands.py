@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from authhost.cli.key_audit import audit_key_change, key_facts
 from authhost.config import (
     DEFAULT_HSM_PIN_ENV,
     DEFAULT_MASTER_KEY_ENV,
@@ -160,6 +161,7 @@ def keys_generate(
     typer.echo(
         f"generated {key.name} v{key.version} ({key.key_type}, {key.algorithm}) KCV {key.kcv}"
     )
+    audit_key_change(config, store, "key.generate", key.name, key_facts(key))
 
 
 @keys_app.command("components")
@@ -198,6 +200,9 @@ def keys_components(
         _fail(_said(exc))
     _said_upgrade(store, before)
     typer.echo(f"stored {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
+    audit_key_change(
+        config, store, "key.components", key.name, {**key_facts(key), "components": components}
+    )
 
 
 def _component(number: int) -> str:
@@ -224,6 +229,7 @@ def keys_export(
         _fail(_said(exc))
     typer.echo(block)
     typer.echo(f"KCV {kcv}", err=True)
+    audit_key_change(config, store, "key.export", name, {"name": name, "kek": kek, "kcv": kcv})
 
 
 @keys_app.command("import")
@@ -250,6 +256,7 @@ def keys_import(
         _fail(_said(exc))
     _said_upgrade(store, before)
     typer.echo(f"imported {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
+    audit_key_change(config, store, "key.import", key.name, {**key_facts(key), "kek": kek})
 
 
 @keys_app.command("rotate-pan-key")
@@ -267,6 +274,7 @@ def keys_rotate_pan_key(config: ConfigOpt = None, key_store: KeyStoreOpt = None)
         _fail(_said(exc))
     _said_upgrade(store, before)
     typer.echo(f"PAN data key is now version {key.version} (KCV {key.kcv})")
+    audit_key_change(config, store, "key.rotate_pan_key", key.name, key_facts(key))
 
 
 @keys_app.command("upgrade")
@@ -283,7 +291,7 @@ def keys_upgrade(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> Non
     if before is None:
         typer.echo(f"{store.path} is already format {FORMAT_VERSION}: nothing to do")
         return
-    live = sum(1 for entry in store.entries() if not entry.retired_at)
+    live = store.live_count()
     typer.echo(
         f"upgraded {store.path} from format {before} to format {store.file_format}: "
         f"{live} key version(s) re-encrypted under the derived entry key, KCVs unchanged"
@@ -381,6 +389,10 @@ def keys_rotate_master_key(
         f"next: {_configure_next(store, token)}restart every server with the new master key "
         "(they keep the keys they have until then), then destroy the old master key"
     )
+    audit_key_change(
+        config, store, "key.rotate_master_key", str(store.path),
+        {"key_store": str(store.path), "to": to, "key_versions": live},
+    )  # fmt: skip
 
 
 def _configure_next(store: KeyStore, token: TokenKey | None) -> str:

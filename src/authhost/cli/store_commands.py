@@ -1,5 +1,5 @@
-"""``authhost store``: back up, check and describe the embedded SQLite store, while it serves;
-finish work a crash cut short and prune old idempotency results (either store).
+"""``authhost store``: back up (while it serves), restore, check and describe the embedded
+SQLite store; finish work a crash cut short and prune old idempotency results (either store).
 
 Redis keeps its own backups (RDB snapshots with BGSAVE, the append-only file); these commands
 say so rather than pretend to copy a Redis.
@@ -70,7 +70,7 @@ def store_backup(
 ) -> None:
     """Copy the SQLite store to TARGET as one consistent snapshot, while servers run (they go
     on answering; the copy is checked, then renamed into place, readable by its owner only).
-    Restore by stopping the servers and putting the copy in the store's place."""
+    Restore with `authhost store restore TARGET`, the servers stopped."""
     path = _sqlite_file(store, config, "backup")
     if not target.absolute().parent.is_dir():  # SQLite says only "unable to open database file"
         _say(f"error: {target}: the folder {target.absolute().parent} does not exist")
@@ -86,6 +86,35 @@ def store_backup(
             "target": done.target,
             "seconds": round(done.seconds, 3),
             **dataclasses.asdict(done.facts),
+        }
+    )
+
+
+@store_app.command("restore")
+def store_restore(
+    copy: Annotated[
+        Path, typer.Argument(help="the backup file to restore (authhost store backup)")
+    ],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Put a backup in the SQLite store's place, every server stopped first (refused while a
+    process has the store open). A server killed outright leaves commits in the store's -wal
+    file, which a copy put in place by hand gets replayed over it, corrupting it; this folds
+    that file in first, keeps the store's previous content as STORE.replaced-STAMP, and checks
+    the copy before it renames it into place."""
+    path = _sqlite_file(store, config, "restore")
+    try:
+        done = sqlite_backup.restore(copy, path, now=time.time())
+    except (StoreError, OSError) as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    _show(
+        {
+            "backup": done.backup,
+            "store": done.store,
+            "replaced": done.replaced,
+            **{k: v for k, v in dataclasses.asdict(done.facts).items() if k != "path"},
         }
     )
 

@@ -93,6 +93,17 @@ def rotate_pan_key(store: KeyStore) -> WorkingKey:
     return generate_key(store, PAN_DATA_KEY, KeyType.PAN_DATA, new_version=True)
 
 
+def _lengths_wanted(algorithm: KeyAlgorithm, got: int) -> str:
+    """What a custodian types, in hex digits: "(16, 24, 32) bytes long" was Python's tuple,
+    in bytes, and said nothing of the component actually entered (an empty line, at EOF)."""
+    digits = [str(2 * n) for n in ALLOWED_LENGTHS[algorithm]]
+    choices = digits[0] if len(digits) == 1 else f"{', '.join(digits[:-1])} or {digits[-1]}"
+    return (
+        f"{algorithm.value.upper()} key components must each be {choices} hex digits "
+        f"(all the same length); got {2 * got}"
+    )
+
+
 def component_kcv(component: str, algorithm: KeyAlgorithm) -> str:
     """The KCV of one clear component, which its custodian checks before handing it over."""
     try:
@@ -100,7 +111,7 @@ def component_kcv(component: str, algorithm: KeyAlgorithm) -> str:
     except ValueError:
         raise SecurityError("key components must be hex") from None
     if len(part) not in ALLOWED_LENGTHS[algorithm]:
-        raise SecurityError(f"components must all be {ALLOWED_LENGTHS[algorithm]} bytes long")
+        raise SecurityError(_lengths_wanted(algorithm, len(part)))
     return kcv(part, algorithm)
 
 
@@ -121,7 +132,8 @@ def combine_components(
     except ValueError:
         raise SecurityError("key components must be hex") from None
     if len({len(p) for p in parts}) != 1 or len(parts[0]) not in ALLOWED_LENGTHS[algorithm]:
-        raise SecurityError(f"components must all be {ALLOWED_LENGTHS[algorithm]} bytes long")
+        odd = next((p for p in parts if len(p) != len(parts[0])), parts[0])
+        raise SecurityError(_lengths_wanted(algorithm, len(odd)))
     material = bytes(len(parts[0]))
     for part in parts:
         material = bytes(a ^ b for a, b in zip(material, part, strict=True))

@@ -509,6 +509,11 @@ class KeyStore:
         """Every key version, by name then version (what ``authhost keys list`` shows)."""
         return sorted(self._entries.values(), key=_order)
 
+    def live_count(self) -> int:
+        """How many key versions the file holds that are not retired (what an operator
+        counts after a change: rotated, reloaded)."""
+        return sum(1 for entry in self._entries.values() if not entry.retired_at)
+
     def versions(self, name: str) -> list[int]:
         """The live versions of ``name`` (retired ones left out), oldest first."""
         return sorted(v for (n, v), e in self._entries.items() if n == name and not e.retired_at)

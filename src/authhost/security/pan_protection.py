@@ -69,7 +69,7 @@ def seal_pan(data_key: bytes, version: int, pan: str, card_id: str) -> bytes:
 
 def open_pan(data_key: bytes, blob: bytes, card_id: str) -> str:
     """The PAN from a blob; PanProtectionError if the card id or the blob does not match."""
-    blob_version(blob)
+    version = blob_version(blob)
     header = blob[: _HEADER.size]
     nonce = blob[_HEADER.size : _HEADER.size + NONCE_BYTES]
     try:
@@ -77,5 +77,11 @@ def open_pan(data_key: bytes, blob: bytes, card_id: str) -> str:
             nonce, blob[_HEADER.size + NONCE_BYTES :], header + card_id.encode()
         )
     except InvalidTag:
-        raise PanProtectionError("encrypted PAN does not open for this card") from None
+        # the reason in words: a store written with another installation's key store (a
+        # shared Redis, a store file moved, the wrong key_store configured) said only this
+        raise PanProtectionError(
+            f"encrypted PAN does not open for this card: it was not sealed under this key "
+            f"store's PAN data key version {version} (a store written with another key "
+            "store?) or not for this card"
+        ) from None
     return clear.decode()

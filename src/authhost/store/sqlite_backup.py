@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authhost.store.interface import StoreError
+from authhost.store.sqlite_schema import SCHEMA_VERSION
 
 _COUNTED = ("cards", "accounts", "journal", "holds")
 
@@ -142,3 +143,78 @@ def backup(source: str, target: str | Path, *, overwrite: bool = False) -> Backu
     with contextlib.suppress(OSError):
         os.chmod(target, 0o600)
     return BackupResult(source, str(target), time.monotonic() - started, facts(str(target)))
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    backup: str
+    store: str
+    replaced: str | None  # where the store's previous content was kept, if there was one
+    facts: StoreFacts  # of the store as restored
+
+
+def _take_whole(store: Path) -> None:
+    """Make the store one self-contained file and prove no process has it open.
+
+    A server killed outright leaves its newest commits in ``-wal``; a copy put in the
+    store's place beside that WAL gets those frames replayed over it, which corrupts it
+    (indexes that no longer match their tables). Leaving WAL mode folds the WAL into the
+    file and deletes it, and SQLite allows it only to the one connection on the file: any
+    server, worker or command still on it makes it fail, so the restore stops there."""
+    try:
+        conn = sqlite3.connect(store, timeout=0)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            mode = "in use"
+        else:
+            raise StoreError(f"cannot open {store}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"{store} is not a readable SQLite store ({exc}): move it and its -wal and -shm "
+            "files away yourself, then restore"
+        ) from None
+    if mode != "delete":
+        raise StoreError(
+            f"{store} is open in another process (a server, a worker, a command): stop every "
+            'process on the store first (kill "$(cat authhost.pid)"), then restore'
+        )
+
+
+def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult:
+    """Put the backup ``copy`` in the place of the store at ``store``, which no process may
+    have open. The copy is checked first, and written beside the store and renamed over it,
+    so a crash leaves the old store or the new one, never a mix; the store's previous
+    content stays beside it as ``STORE.replaced-STAMP`` (delete it once the restore is
+    known good)."""
+    copy, store = Path(copy), Path(store)
+    if copy.resolve() == store.resolve():
+        raise StoreError("the backup is the store itself")
+    if problems := check(str(copy)):
+        raise StoreError(f"the backup {copy} failed its check: {'; '.join(problems[:5])}")
+    version = facts(str(copy)).schema_version
+    if version < 1:
+        raise StoreError(f"{copy} is an SQLite file but not an authhost store")
+    if version > SCHEMA_VERSION:  # no server of this version would open it: say so now
+        raise StoreError(
+            f"the backup {copy} has schema version {version}; this authhost knows up to "
+            f"{SCHEMA_VERSION}: restore it with the authhost that wrote it"
+        )
+    replaced = None
+    if store.exists():
+        _take_whole(store)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        replaced = store.with_name(f"{store.name}.replaced-{stamp}")
+        os.link(store, replaced)  # kept under a second name: the rename below loses nothing
+    for stale in (Path(f"{store}-wal"), Path(f"{store}-shm"), Path(f"{store}-journal")):
+        if stale.exists():  # left without a store file, or by a process that has just gone
+            raise StoreError(f"{stale} is there: stop every process on the store first")
+    incoming = store.with_name(store.name + ".restoring")
+    backup(str(copy), incoming, overwrite=True)
+    os.replace(incoming, store)
+    return RestoreResult(
+        str(copy), str(store), str(replaced) if replaced else None, facts(str(store))
+    )
