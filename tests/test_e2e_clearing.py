@@ -18,6 +18,7 @@ from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     Host,
     balances_of,
+    field_90,
     luhn_fix,
     purchase,
     start_host,
@@ -323,6 +324,35 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
         assert code == 1 and reason in output and "Traceback" not in output, output
         assert "4761739001010119" not in output
     assert not (tmp_path / "a.db").exists()
+
+
+async def test_a_preauthorisation_completed_online_is_not_posted_again_by_its_presentment(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A hotel's 200.00 pre-authorisation completed by the switch's 0220 for 150.00 (field 38
+    the pre-authorisation's code, as the networks' completion advices carry it) is charged
+    once: the clearing file's presentment of it under that code is ``already_posted`` (it
+    was posted again, 150.00 more, as a completion finding nothing held)."""
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 20_000)
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(held), "38": held["38"]})
+    assert (await switch.send(checkout))["39"] == "00"
+    after_checkout = await balances_of(switch, visa)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    file = write_clearing(tmp_path / "clearing.csv", [
+        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 15_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000011"},
+    ])  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    for dry_run in (["--dry-run"], []):
+        code, output = await run_cli("clearing", "import", str(file), *dry_run, "--config",
+                                     str(config))  # fmt: skip
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"already_posted": 1}
+        assert report["rows"][0]["journal_id"] != 0  # the completion that posted it
+    assert await balances_of(switch, visa) == after_checkout
 
 
 async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
