@@ -209,7 +209,8 @@ class MoneyMovements(_View):
     movements: list[dict[str, Any]] = Field(
         description="journal_id, time, account_id, movement (hold, post, credit, release, "
         "take_back), amount_minor, currency, card_id, pan (masked), mti, processing_code, "
-        "approval_code, rrn, merchant_id, mcc, hold_ref (shared by a hold and what undoes it), "
+        "approval_code (a completion's: its pre-authorisation's when field 38 carried it), rrn, "
+        "merchant_id, mcc, hold_ref (shared by a hold or posting and its reversal), "
         "balance_delta_minor (what it added to the account's balance: what the ledger books; "
         "null for an entry journalled before it was recorded)"
     )
