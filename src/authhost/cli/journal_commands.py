@@ -324,7 +324,13 @@ def journal_alerts(
 
 @journal.command("find")
 def journal_find(
-    rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],
+    rrn: Annotated[
+        str,
+        typer.Option(
+            help="retrieval reference number (field 37), or a clearing presentment's "
+            "acquirer reference number (13 to 23 digits)"
+        ),
+    ],
     day: DayOpt = "",
     since: SinceOpt = 0.0,
     until: UntilOpt = 0.0,
