@@ -81,7 +81,7 @@ class AccountView(_View):
     ledger_sync: dict[str, Any] | None = Field(
         default=None,
         description="one account's view and a sync's answer: the last ledger balance sync "
-        "(through_journal_id, ledger_balance_minor, synced_at), null when never",
+        "(through_journal_id, ledger_balance_minor, synced_at in epoch seconds), null when never",
     )
     closed_at: str | None = Field(
         default=None,
