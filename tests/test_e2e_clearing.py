@@ -354,6 +354,21 @@ async def test_a_preauthorisation_completed_online_is_not_posted_again_by_its_pr
         assert report["rows"][0]["journal_id"] != 0  # the completion that posted it
     assert await balances_of(switch, visa) == after_checkout
 
+    # a completion without field 38 is answered a code of its own (0230): a presentment
+    # under that code is the completion's purchase too
+    hotel = await switch.send(purchase(visa, amount=9_000))
+    checkout = purchase(visa, amount=8_000, t="0220", **{"90": field_90(hotel)})
+    answered = await switch.send(checkout)
+    assert answered["39"] == "00" and answered["38"] != hotel["38"]
+    after_checkout = await balances_of(switch, visa)
+    file = write_clearing(tmp_path / "clearing2.csv", [
+        {"pan": visa["pan"], "approval_code": answered["38"], "amount_minor": 8_000,
+         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000029"},
+    ])  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"already_posted": 1}, output
+    assert await balances_of(switch, visa) == after_checkout
+
 
 async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
     nursery,

@@ -485,8 +485,9 @@ async def _matched(p: Presentment, store: CardStore, pan_index: Callable[[str], 
     if original is not None and original.message_class in _POSTED_ALREADY:
         return _Match("already_posted", original, None, **found)
     completed = scan.completed
-    if original is not None and completed is not None and completed.journal_id > after:
-        # the switch's 0220 completion of this pre-authorisation posted it already
+    if completed is not None and completed.journal_id > after:
+        # the switch's 0220 completion of this pre-authorisation (or the one its code, which
+        # the host answered it, names) posted it already
         return _Match("already_posted", completed, None, **found)
     outcome = "matched" if original is not None else "forced"
     return _Match(outcome, original, completion(p, original), merchant_id=merchant, **found)
