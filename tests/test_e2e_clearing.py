@@ -37,6 +37,17 @@ def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
+def one_presentment(
+    path: Path, card: dict[str, Any], approval_code: str, amount: int, arn: str
+) -> Path:
+    """A clearing file of one purchase presented today under ``approval_code``."""
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    return write_clearing(path, [
+        {"pan": card["pan"], "approval_code": approval_code, "amount_minor": amount,
+         "currency": card["currency"], "presented_at": when, "arn": arn},
+    ])  # fmt: skip
+
+
 async def held_at_host(
     nursery, tmp_path, url: str, amount: int
 ) -> tuple[Host, Switch, dict[str, Any], dict[str, Any]]:
@@ -339,11 +350,8 @@ async def test_a_preauthorisation_completed_online_is_not_posted_again_by_its_pr
     checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(held), "38": held["38"]})
     assert (await switch.send(checkout))["39"] == "00"
     after_checkout = await balances_of(switch, visa)
-    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    file = write_clearing(tmp_path / "clearing.csv", [
-        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 15_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000011"},
-    ])  # fmt: skip
+    file = one_presentment(tmp_path / "clearing.csv", visa, held["38"], 15_000,
+                           "70000000000000000000011")  # fmt: skip
     config = cli_config(tmp_path, store_url)
     for dry_run in (["--dry-run"], []):
         code, output = await run_cli("clearing", "import", str(file), *dry_run, "--config",
@@ -361,10 +369,8 @@ async def test_a_preauthorisation_completed_online_is_not_posted_again_by_its_pr
     answered = await switch.send(checkout)
     assert answered["39"] == "00" and answered["38"] != hotel["38"]
     after_checkout = await balances_of(switch, visa)
-    file = write_clearing(tmp_path / "clearing2.csv", [
-        {"pan": visa["pan"], "approval_code": answered["38"], "amount_minor": 8_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000029"},
-    ])  # fmt: skip
+    file = one_presentment(tmp_path / "clearing2.csv", visa, answered["38"], 8_000,
+                           "70000000000000000000029")  # fmt: skip
     code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
     assert code == 0 and json.loads(output)["outcomes"] == {"already_posted": 1}, output
     assert await balances_of(switch, visa) == after_checkout
@@ -454,11 +460,8 @@ async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
         for action in ("ship", "activate"):
             await service.apply(renewed["card_id"], action)
         assert (await service.find_card(visa["pan"]))["card_id"] == renewed["card_id"]
-    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    file = write_clearing(tmp_path / "clearing.csv", [
-        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000318"},
-    ])  # fmt: skip
+    file = one_presentment(tmp_path / "clearing.csv", visa, held["38"], 5_000,
+                           "70000000000000000000318")  # fmt: skip
     config = cli_config(tmp_path, store_url)
     outcomes = []
     for _ in range(2):
