@@ -40,7 +40,6 @@ Identifier = Annotated[
 ]
 # a fraud rules' list's name (the path of /v1/lists/{name}, a store key)
 LIST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-Amount = Annotated[int, Field(ge=0, le=10**15)]
 
 
 def _json_integer(value: object) -> object:
@@ -54,6 +53,8 @@ def _json_integer(value: object) -> object:
         )
     return value
 
+
+Amount = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=10**15)]
 
 SignedMinor = Annotated[int, BeforeValidator(_json_integer), Field(ge=-(10**15), le=10**15)]
 
