@@ -338,7 +338,8 @@ def journal_find(
     config: ConfigOpt = None,
 ) -> None:
     """What was answered for a transaction a switch or an acquirer asks about: the journal
-    entries of a day or period with its retrieval reference number (field 37)."""
+    entries of a day or period with its retrieval reference number (field 37), or a clearing
+    presentment's 0220 by its acquirer reference number."""
     _run(
         _config(config, store),
         lambda s: s.find_entries(rrn=rrn, day=day, since=since, until=until),
