@@ -370,6 +370,7 @@ async def _exchange_all(
     answers = []
     async with await IsoClient.connect(link) as client:
         for fields in requests:
+            fields = _with_approval_code(fields, answers)
             out.print(message_table(f"request {fields['t']}", fields, client.dialect))
             answer = await client.exchange(fields)
             out.print(message_table(f"answer {answer.get('t', '?')}", answer, client.dialect))
@@ -379,6 +380,16 @@ async def _exchange_all(
                     out.print(line, highlight=False)
             answers.append(answer)
     return answers
+
+
+def _with_approval_code(fields: Fields, answers: list[Fields]) -> Fields:
+    """A completion (0220 naming its pre-authorisation in field 90) carries the approval code
+    the pre-authorisation was answered (field 38), as the networks' completion advices do:
+    the clearing file presents the purchase under it, and finds it posted by the 0220."""
+    if fields.get("t") != "0220" or "90" not in fields or "38" in fields or not answers:
+        return fields
+    code = answers[0].get("38")
+    return {**fields, "38": code} if code else fields
 
 
 def register(app: typer.Typer) -> None:

@@ -40,3 +40,18 @@ def test_an_amount_with_a_decimal_point_is_refused_and_moves_nothing(tmp_path):
     assert code == 0 and json.loads(out)["balance"] == 15000
     code, out = cli(config, "accounts", "fund", "acc-1", "--", "-2500")
     assert code == 0 and json.loads(out)["balance"] == 12500
+
+
+def test_a_negative_amount_is_taken_as_written(tmp_path):
+    """``accounts fund ID -500``, as its help says negative amounts take off, and a negative
+    ledger balance: click took ``-500`` for an option and stopped with "No such option: -5"."""
+    config = cli_config(tmp_path, f"sqlite:///{tmp_path / 'authhost.db'}")
+    code, out = cli(config, "accounts", "create", "--account-id", "acc-1", "--balance", "5000")
+    assert code == 0, out
+    code, out = cli(config, "accounts", "fund", "acc-1", "-500", "--reason", "a fee")
+    assert code == 0, out
+    assert json.loads(out)["balance"] == 4500
+    code, out = cli(config, "accounts", "ledger-balance", "acc-1", "-100", "--through", "0")
+    assert "No such option" not in out, out  # the cursor's own answer, not the amount's
+    code, out = cli(config, "accounts", "fund", "acc-1", "-5x")
+    assert code == 2 and "is not a whole number of minor units" in out

@@ -18,6 +18,7 @@ from test_admin_support import AUDITOR_TOKEN, call
 from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
     Host,
     balances_of,
+    field_90,
     luhn_fix,
     purchase,
     start_host,
@@ -34,6 +35,17 @@ def write_clearing(path: Path, rows: list[dict[str, object]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def one_presentment(
+    path: Path, card: dict[str, Any], approval_code: str, amount: int, arn: str
+) -> Path:
+    """A clearing file of one purchase presented today under ``approval_code``."""
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    return write_clearing(path, [
+        {"pan": card["pan"], "approval_code": approval_code, "amount_minor": amount,
+         "currency": card["currency"], "presented_at": when, "arn": arn},
+    ])  # fmt: skip
 
 
 async def held_at_host(
@@ -325,6 +337,45 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
     assert not (tmp_path / "a.db").exists()
 
 
+async def test_a_preauthorisation_completed_online_is_not_posted_again_by_its_presentment(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A hotel's 200.00 pre-authorisation completed by the switch's 0220 for 150.00 (field 38
+    the pre-authorisation's code, as the networks' completion advices carry it) is charged
+    once: the clearing file's presentment of it under that code is ``already_posted`` (it
+    was posted again, 150.00 more, as a completion finding nothing held)."""
+    host, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 20_000)
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(held), "38": held["38"]})
+    assert (await switch.send(checkout))["39"] == "00"
+    after_checkout = await balances_of(switch, visa)
+    file = one_presentment(tmp_path / "clearing.csv", visa, held["38"], 15_000,
+                           "70000000000000000000011")  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    for dry_run in (["--dry-run"], []):
+        code, output = await run_cli("clearing", "import", str(file), *dry_run, "--config",
+                                     str(config))  # fmt: skip
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"already_posted": 1}
+        assert report["rows"][0]["journal_id"] != 0  # the completion that posted it
+    assert await balances_of(switch, visa) == after_checkout
+
+    # a completion without field 38 is answered a code of its own (0230): a presentment
+    # under that code is the completion's purchase too
+    hotel = await switch.send(purchase(visa, amount=9_000))
+    checkout = purchase(visa, amount=8_000, t="0220", **{"90": field_90(hotel)})
+    answered = await switch.send(checkout)
+    assert answered["39"] == "00" and answered["38"] != hotel["38"]
+    after_checkout = await balances_of(switch, visa)
+    file = one_presentment(tmp_path / "clearing2.csv", visa, answered["38"], 8_000,
+                           "70000000000000000000029")  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(file), "--config", str(config))
+    assert code == 0 and json.loads(output)["outcomes"] == {"already_posted": 1}, output
+    assert await balances_of(switch, visa) == after_checkout
+
+
 async def test_a_forced_post_is_no_authorisation_for_a_later_presentment(
     nursery,
     tmp_path,
@@ -409,11 +460,8 @@ async def test_a_presentment_after_the_cards_renewal_finds_its_authorisation(
         for action in ("ship", "activate"):
             await service.apply(renewed["card_id"], action)
         assert (await service.find_card(visa["pan"]))["card_id"] == renewed["card_id"]
-    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    file = write_clearing(tmp_path / "clearing.csv", [
-        {"pan": visa["pan"], "approval_code": held["38"], "amount_minor": 5_000,
-         "currency": visa["currency"], "presented_at": when, "arn": "70000000000000000000318"},
-    ])  # fmt: skip
+    file = one_presentment(tmp_path / "clearing.csv", visa, held["38"], 5_000,
+                           "70000000000000000000318")  # fmt: skip
     config = cli_config(tmp_path, store_url)
     outcomes = []
     for _ in range(2):

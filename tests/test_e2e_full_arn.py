@@ -153,3 +153,42 @@ def test_a_representments_arn_names_a_chargeback_whole_or_by_its_last_12():
     assert same_reference(ARN, ARN) and not same_reference(OTHER, ARN)
     assert same_reference(OTHER, ARN[-12:]) and same_reference(ARN[-12:], ARN)
     assert not same_reference("000000000000", ARN)
+
+
+async def test_a_presentment_is_found_by_its_arn(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """``journal find --rrn`` (``GET /v1/journal?rrn``) takes the acquirer reference number a
+    network or an acquirer names a presentment by: its 0220, journalled under the last 12
+    digits; not another ARN's with the same last 12. It answered 422 "rrn must be 1 to 12
+    characters" to every ARN."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    held = await at.switch.send(purchase(at.visa, amount=10_000))
+    assert held["39"] == "00"
+    short = "4000000000004712"  # an ARN of 16 digits: kept as the RRN alone
+    text = write_clearing(tmp_path / "c.csv", [
+        _line(at.visa, held, ARN), _line(at.visa, {"38": ""}, short, amount=700),
+    ]).read_text()  # fmt: skip
+    posted = await call(at.port, "POST", "/v1/clearing", payload={"csv": text})
+    assert posted.status == 200 and posted.json["outcomes"] == {"matched": 1, "forced": 1}
+    since = int(time.time()) - 60
+
+    async def find(reference: str):  # noqa: ANN202
+        return await call(at.port, "GET", f"/v1/journal?rrn={reference}&since={since}",
+                          token=AUDITOR_TOKEN)  # fmt: skip
+
+    whole = await find(ARN)
+    assert whole.status == 200, whole
+    assert [(e["mti"], e["arn"], e["amount_minor"]) for e in whole.json["journal"]] == [
+        ("0220", ARN, 10_000)
+    ]
+    assert [e["amount_minor"] for e in (await find(short)).json["journal"]] == [700]
+    assert (await find(OTHER)).json["journal"] == []  # the same last 12, not this one
+    assert [e["arn"] for e in (await find(ARN[-12:])).json["journal"]] == [ARN]  # as an RRN
+    too_long = await find(ARN + "0")
+    assert too_long.status == 422 and "acquirer reference number" in too_long.json["error"]
+    code, output = await run_cli("journal", "find", "--rrn", ARN, "--since", str(since),
+                                 "--config", str(cli_config(tmp_path, store_url)))  # fmt: skip
+    assert code == 0 and json.loads(output) == whole.json["journal"], output

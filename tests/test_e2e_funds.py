@@ -98,3 +98,44 @@ async def test_a_debit_account_spends_into_its_arranged_overdraft_and_no_further
     withdrawn = await call(port, "PUT", f"{account}/credit-limit", payload={"credit_limit": 0})
     assert withdrawn.json["open_to_buy"] == -700 - 4_300  # what is owed: nothing to spend
     assert (await switch.send(purchase(visa, amount=1)))["39"] == "51"
+
+
+async def test_an_amount_that_is_not_a_json_integer_moves_nothing(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A load of "100.00", 250.0 or true, a ledger balance of "100.00" (in the body or a
+    ledger file's cell), a credit limit, an opening balance or a card limit that is not a JSON
+    integer, is refused naming the value: they were taken for 100, 250 and 1 minor units, a
+    hundredth of what a core system writing major units meant."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    account = at.visa["account"]
+    start = (await call(at.port, "GET", f"/v1/accounts/{account}")).json["balance"]
+    funds, ledger = f"/v1/accounts/{account}/funds", f"/v1/accounts/{account}/ledger-balance"
+    for amount in ("100.00", "100", 250.0, True):
+        refused = await call(at.port, "POST", funds, payload={"amount_minor": amount})
+        assert refused.status == 422 and "is not a whole number" in refused.json["error"], amount
+        synced = {"ledger_balance_minor": amount, "through_journal_id": 0}
+        refused = await call(at.port, "POST", ledger, payload=synced)
+        assert refused.status == 422 and "is not a whole number" in refused.json["error"], amount
+    rows = tmp_path / "ledger.csv"
+    rows.write_text(f"account_id,ledger_balance_minor,through_journal_id\n{account},100.00,0\n")
+    code, out = await run_cli("accounts", "ledger-file", str(rows),
+                              "--config", str(cli_config(tmp_path, store_url)))  # fmt: skip
+    assert code == 1 and "'100.00' is not a whole number" in out, out
+    assert (await call(at.port, "GET", f"/v1/accounts/{account}")).json["balance"] == start
+    loaded = await call(at.port, "POST", funds, payload={"amount_minor": 10_000})
+    assert loaded.status == 200 and loaded.json["balance"] == start + 10_000
+    # the same for every amount of an account's or a card's: a credit limit, an opening
+    # balance, a limit
+    limit = await call(at.port, "PUT", f"/v1/accounts/{account}/credit-limit",
+                       payload={"credit_limit": "750.00"})  # fmt: skip
+    assert limit.status == 422 and "'750.00' is not a whole number" in limit.json["error"]
+    opened = await call(at.port, "POST", "/v1/accounts",
+                        payload={"account_id": "acc-major", "balance": 100.0})  # fmt: skip
+    assert opened.status == 422 and "100.0 is not a whole number" in opened.json["error"]
+    assert (await call(at.port, "GET", "/v1/accounts/acc-major")).status == 404
+    card_limits = await call(at.port, "PUT", f"/v1/cards/{at.card_id}/limits",
+                             payload={"daily_amount": "500"})  # fmt: skip
+    assert card_limits.status == 422, card_limits

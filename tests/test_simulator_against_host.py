@@ -172,6 +172,17 @@ def test_send_incremental_extends_then_completes(host):
     assert result.output.count("APPROVED: 00") == 3
 
 
+def test_send_completion_carries_the_preauthorisations_approval_code(host):
+    """The 0220 names its pre-authorisation's approval code in field 38, as the networks'
+    completion advices do, so that the clearing file's presentment under that code finds
+    the purchase posted (README, "Clearing"); the host answers it with the same code."""
+    result = sim("send", "completion", "--amount", "20", "--final-amount", "15",
+                 "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    codes = re.findall(r"38 │ Authorization ID Response\s*│ (\w+)", result.output)
+    assert len(codes) == 3 and len(set(codes)) == 1, codes  # the 0110, the 0220, the 0230
+
+
 def test_send_completion_in_parts_numbers_each_0220(host):
     result = sim("send", "completion", "--amount", "30", "--final-amount", "25", "--parts", "3",
                  "--cards", host["cards"], "--port", host["port"])  # fmt: skip

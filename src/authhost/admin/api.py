@@ -190,8 +190,9 @@ QUERY_PARAMS: dict[str, Param] = {
     "after": Param("string", "list what comes after this id (paging)"),
     "rrn": Param(
         "string",
-        "retrieval reference number, field 37 (1-12 printable ASCII characters)",
-        pattern=r"^[ -~]{1,12}$",
+        "retrieval reference number, field 37 (1-12 printable ASCII characters), or a "
+        "clearing presentment's acquirer reference number (13-23 digits)",
+        pattern=r"^([ -~]{1,12}|[0-9]{13,23})$",
         required=True,
     ),
     "months": Param(

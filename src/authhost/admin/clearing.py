@@ -484,6 +484,11 @@ async def _matched(p: Presentment, store: CardStore, pan_index: Callable[[str], 
         return _Match("refund", None, completion(p, None), **found)
     if original is not None and original.message_class in _POSTED_ALREADY:
         return _Match("already_posted", original, None, **found)
+    completed = scan.completed
+    if completed is not None and completed.journal_id > after:
+        # the switch's 0220 completion of this pre-authorisation (or the one its code, which
+        # the host answered it, names) posted it already
+        return _Match("already_posted", completed, None, **found)
     outcome = "matched" if original is not None else "forced"
     return _Match(outcome, original, completion(p, original), merchant_id=merchant, **found)
 
@@ -510,6 +515,9 @@ class _Scan(NamedTuple):
     authorisation: JournalEntry | None = None  # the newest (before ``own``, if found)
     own: JournalEntry | None = None  # the presentment's own 0220, from an earlier import
     presented: tuple[JournalEntry, ...] = ()  # purchase presentments posted before it
+    # the newest 0220 completion a switch sent online under the code, which posted the
+    # authorisation's purchase: its presentment is that money, not more of it
+    completed: JournalEntry | None = None
 
 
 async def _authorisation_of_pan(store: CardStore, card: Card, p: Presentment) -> _Scan:
@@ -545,11 +553,11 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> _Sca
     # a record dated by its day alone (midnight) or by an acquirer's clock behind the host's
     # comes before its authorisation: as far as a presentment may be ahead (AHEAD)
     authorised_until = p.presented_at + AHEAD
-    found = None
+    found = completed = None
     presented: list[JournalEntry] = []
     async for entry in store.export_journal(query):  # in journal order
         if _posted_before(entry, p):  # this very presentment, posted by an earlier import
-            return _Scan(found, entry, tuple(presented))
+            return _Scan(found, entry, tuple(presented), completed)
         if (
             entry.ts < authorised_until
             and entry.approval_code == p.approval_code
@@ -560,7 +568,25 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> _Sca
             found = entry
         elif _presented_purchase(entry, p.approval_code):
             presented.append(entry)
-    return _Scan(found, None, tuple(presented))
+        elif not refund and _completed_online(entry, p.approval_code):
+            completed = entry
+    return _Scan(found, None, tuple(presented), completed)
+
+
+def _completed_online(entry: JournalEntry, approval_code: str) -> bool:
+    """``entry`` is a switch's 0220 completion that posted a purchase under the code (field
+    38 carries the pre-authorisation's, as the networks' completion advices do), not a
+    clearing row's: the clearing presents that purchase again, which posting would charge
+    twice."""
+    return (
+        entry.mti[:3] == "022"
+        and entry.approval_code == approval_code
+        and entry.response_code in APPROVED_CODES
+        and entry.movement == "post"
+        and COMPLETION_REASON in entry.reason_codes
+        and PRESENTMENT not in entry.reason_codes
+        and entry.processing_code[:2] != _REFUND
+    )
 
 
 def _presented_purchase(entry: JournalEntry, approval_code: str) -> bool:

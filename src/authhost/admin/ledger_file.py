@@ -41,6 +41,21 @@ class LedgerRowResult:
         return not self.error
 
 
+def _whole(column: str, text: str) -> int | str:
+    """A numeric column's cell as the integer it writes (an optional sign, ASCII digits, at
+    most 30 of them); any other text as it is, which the request refuses naming it: "100.00"
+    was read as 100 minor units, a hundredth of the balance meant."""
+    if column not in _NUMBERS:
+        return text
+    digits = text.strip().removeprefix("-").removeprefix("+")
+    if digits.isascii() and digits.isdigit() and len(digits) <= 30:
+        return int(text)
+    return text
+
+
+_NUMBERS = ("ledger_balance_minor", "through_journal_id")
+
+
 async def sync_ledger_rows(
     service: CardService,
     rows: list[Row],
@@ -54,7 +69,7 @@ async def sync_ledger_rows(
             return LedgerRowResult(row.line, account_id, error=row.error or "no account_id")
         try:
             spec = LedgerBalance.model_validate(
-                {k: v for k, v in row.values.items() if k != "account_id"}
+                {k: _whole(k, v) for k, v in row.values.items() if k != "account_id"}
             )
             synced = await service.sync_ledger(account_id, spec)
         except ValidationError as exc:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -39,7 +40,23 @@ Identifier = Annotated[
 ]
 # a fraud rules' list's name (the path of /v1/lists/{name}, a store key)
 LIST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-Amount = Annotated[int, Field(ge=0, le=10**15)]
+
+
+def _json_integer(value: object) -> object:
+    """The bank's money and cursors as JSON integers only: lax parsing took "100.00" and
+    250.0 (major units, as a core system or a spreadsheet writes them) for 100 and 250 minor
+    units, and true for 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"{value!r} is not a whole number (no decimal point, no quotes; in minor units, "
+            "100.00 of a currency with cents is 10000)"
+        )
+    return value
+
+
+Amount = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=10**15)]
+
+SignedMinor = Annotated[int, BeforeValidator(_json_integer), Field(ge=-(10**15), le=10**15)]
 
 # digits, perhaps grouped by single blanks or dashes as a PAN is written ("4761 7307 ...")
 _DIGIT_GROUPS = re.compile(r"\d(?:[ -]?\d)*")
@@ -267,9 +284,7 @@ class NewAccount(_Request):
 class FundsChange(_Request):
     """Load funds (positive) or take them off / record a credit payment (negative)."""
 
-    amount_minor: Annotated[
-        int, Field(ge=-(10**15), le=10**15, json_schema_extra={"not": {"const": 0}})
-    ]
+    amount_minor: Annotated[SignedMinor, Field(json_schema_extra={"not": {"const": 0}})]
     reason: Annotated[str, StringConstraints(max_length=200)] = ""
 
     @model_validator(mode="after")
@@ -283,8 +298,8 @@ class LedgerBalance(_Request):
     """The bank's ledger balance of the account, which has every movement of the host's
     journal up to ``through_journal_id`` in it (the movements feed's cursor it has posted)."""
 
-    ledger_balance_minor: Annotated[int, Field(ge=-(10**15), le=10**15)]
-    through_journal_id: Annotated[int, Field(ge=0, le=10**15)]
+    ledger_balance_minor: SignedMinor
+    through_journal_id: Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=10**15)]
     reason: Annotated[str, StringConstraints(max_length=200)] = ""
 
 

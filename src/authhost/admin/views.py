@@ -81,7 +81,7 @@ class AccountView(_View):
     ledger_sync: dict[str, Any] | None = Field(
         default=None,
         description="one account's view and a sync's answer: the last ledger balance sync "
-        "(through_journal_id, ledger_balance_minor, synced_at), null when never",
+        "(through_journal_id, ledger_balance_minor, synced_at in epoch seconds), null when never",
     )
     closed_at: str | None = Field(
         default=None,
@@ -209,7 +209,8 @@ class MoneyMovements(_View):
     movements: list[dict[str, Any]] = Field(
         description="journal_id, time, account_id, movement (hold, post, credit, release, "
         "take_back), amount_minor, currency, card_id, pan (masked), mti, processing_code, "
-        "approval_code, rrn, merchant_id, mcc, hold_ref (shared by a hold and what undoes it), "
+        "approval_code (a completion's: its pre-authorisation's when field 38 carried it), rrn, "
+        "merchant_id, mcc, hold_ref (shared by a hold or posting and its reversal), "
         "balance_delta_minor (what it added to the account's balance: what the ledger books; "
         "null for an entry journalled before it was recorded)"
     )

@@ -106,6 +106,9 @@ def products_create(
 
 
 accounts = typer.Typer(help="Accounts: funds, the bank's ledger balance, credit limits.")
+# an amount may be negative ("accounts fund ID -500"): click would take "-500" for an option
+# ("No such option: -5") and refuse it; unknown to click, it is kept as the argument
+NEGATIVE_NUMBERS = {"ignore_unknown_options": True}
 
 
 @accounts.command("list")
@@ -159,7 +162,7 @@ def accounts_create(
     )
 
 
-@accounts.command("fund")
+@accounts.command("fund", context_settings=NEGATIVE_NUMBERS)
 def accounts_fund(
     account_id: str,
     amount: Annotated[
@@ -179,7 +182,7 @@ def accounts_fund(
     )
 
 
-@accounts.command("ledger-balance")
+@accounts.command("ledger-balance", context_settings=NEGATIVE_NUMBERS)
 def accounts_ledger_balance(
     account_id: str,
     balance: Annotated[

@@ -324,7 +324,13 @@ def journal_alerts(
 
 @journal.command("find")
 def journal_find(
-    rrn: Annotated[str, typer.Option(help="retrieval reference number (field 37)")],
+    rrn: Annotated[
+        str,
+        typer.Option(
+            help="retrieval reference number (field 37), or a clearing presentment's "
+            "acquirer reference number (13 to 23 digits)"
+        ),
+    ],
     day: DayOpt = "",
     since: SinceOpt = 0.0,
     until: UntilOpt = 0.0,
@@ -332,7 +338,8 @@ def journal_find(
     config: ConfigOpt = None,
 ) -> None:
     """What was answered for a transaction a switch or an acquirer asks about: the journal
-    entries of a day or period with its retrieval reference number (field 37)."""
+    entries of a day or period with its retrieval reference number (field 37), or a clearing
+    presentment's 0220 by its acquirer reference number."""
     _run(
         _config(config, store),
         lambda s: s.find_entries(rrn=rrn, day=day, since=since, until=until),

@@ -34,6 +34,7 @@ from authhost.admin.views import (
     journal_view,
 )
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
+from authhost.models.context import PRESENTMENT
 from authhost.store.interface import (
     IDEMPOTENCY_MIN_KEEP_DAYS,
     JOURNAL_MIN_KEEP_DAYS,
@@ -47,6 +48,10 @@ from authhost.store.records import (
 
 REPORT_BATCH = 1000  # entries whose fraud reports are read in one call
 _HEX_64 = re.compile(r"[0-9a-f]{64}")  # an audit chain value
+
+# a clearing presentment's acquirer reference number as ``journal find`` takes it: longer
+# than an RRN (12), its last 12 digits the RRN of its 0220 (admin.clearing)
+ARN_DIGITS = re.compile(r"[0-9]{13,23}")
 
 
 class JournalAnalysis(ServiceBase):
@@ -212,12 +217,23 @@ class JournalAnalysis(ServiceBase):
         self, *, rrn: str, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> list[dict[str, Any]]:
         """The journal entries of a period with this retrieval reference number (field 37):
-        what the host answered when a switch or an acquirer asks about a transaction."""
-        if not (rrn and len(rrn) <= 12 and rrn.isascii() and rrn.isprintable()):
-            raise InvalidRequest("rrn must be 1 to 12 characters (field 37)")
+        what the host answered when a switch or an acquirer asks about a transaction. A
+        clearing presentment's acquirer reference number (13 to 23 digits), which a network
+        or an acquirer names it by, finds its 0220: journalled under the ARN's last 12 digits
+        as its RRN (``admin.clearing``), the whole ARN kept when it has 23."""
+        arn = rrn if ARN_DIGITS.fullmatch(rrn) else ""
+        if not (arn or (rrn and len(rrn) <= 12 and rrn.isascii() and rrn.isprintable())):
+            raise InvalidRequest(
+                "rrn must be 1 to 12 characters (field 37), or a clearing presentment's "
+                "acquirer reference number (13 to 23 digits)"
+            )
         since, until = _period(day, since, until, self.clock(), self.business_day)
-        query = JournalQuery(rrn=rrn, since=since, until=until)
-        entries = [entry async for entry in self.store.export_journal(query)]
+        query = JournalQuery(rrn=rrn[-12:], since=since, until=until)
+        entries = [
+            entry
+            async for entry in self.store.export_journal(query)
+            if not arn or (PRESENTMENT in entry.reason_codes and entry.arn in ("", arn))
+        ]
         verdicts = await self._verdicts([e.journal_id for e in entries])
         return [{**journal_view(e), "verdict": verdicts.get(e.journal_id)} for e in entries]
 
