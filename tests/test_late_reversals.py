@@ -273,3 +273,25 @@ async def test_a_full_then_a_partial_reversal_before_the_original_release_it_all
     assert ([-e.hold_amount for e in run.applied], run.nothing_left) == ([10_000], 1)
     assert await balances_of(switch, card) == (ledger, available)
     assert await store.intents(ORPHAN_INTENT, float("inf")) == []
+
+
+async def test_the_totals_count_a_late_reversal_once(nursery, tmp_path, store_url):  # noqa: F811
+    """One reversal message answered, one release: the sweep's entry adds the money it
+    released, not a second approved reversal."""
+    host, switch, card, *_ = await at_host(nursery, tmp_path, store_url, IDLE)
+    since = time.time()  # (after the host's start-up requests)
+    auth = purchase(card, amount=4_400)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    assert (await switch.send(auth))["39"] == "00"
+    assert len((await apply_late_reversals(host.runtime.store, time.time(), WINDOW_S)).applied)
+    config = str(cli_config(tmp_path, store_url))
+    window = ("--since", str(since), "--until", str(time.time() + 1))
+    code, output = await run_cli("journal", "totals", *window, "--config", config)
+    assert code == 0, output
+    totals = json.loads(output)
+    assert totals["by_message_class"] == {
+        "authorisation": {"approved": 1, "declined": 0},
+        "reversal": {"approved": 1, "declined": 0},
+    }
+    [money] = totals["currencies"]
+    assert (money["approved"], money["released"]) == (2, {"count": 1, "amount_minor": 4_400})
