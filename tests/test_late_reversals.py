@@ -295,3 +295,18 @@ async def test_the_totals_count_a_late_reversal_once(nursery, tmp_path, store_ur
     }
     [money] = totals["currencies"]
     assert (money["approved"], money["released"]) == (2, {"count": 1, "amount_minor": 4_400})
+
+
+async def test_a_late_reversal_is_journalled_when_written(nursery, tmp_path, store_url):  # noqa: F811
+    """A run whose reads took seconds (many waiting) dates its entries at their write: the
+    movements feed passes an entry SETTLE_S old by its time, every lower journal id taken
+    as written by then."""
+    host, switch, card, *_ = await at_host(nursery, tmp_path, store_url, IDLE)
+    auth = purchase(card, amount=1_200)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    assert (await switch.send(auth))["39"] == "00"
+    before_the_write = time.time()
+    run = await apply_late_reversals(host.runtime.store, before_the_write - 5, WINDOW_S)
+    (late,) = await late_entries(host.runtime.store, card["account"])
+    assert [e.journal_id for e in run.applied] == [late.journal_id]
+    assert late.ts >= before_the_write

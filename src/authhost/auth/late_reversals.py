@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 
 from authhost.store.interface import (
@@ -149,7 +150,7 @@ async def apply_late_reversals(store: CardStore, now: float, window_s: float) ->
     for (intent, orphan, keep), snapshot in zip(waiting, snapshots, strict=True):
         last_look = intent.ts < now - window_s  # its window passed: forgotten after this look
         try:
-            outcome = await _apply(store, intent, orphan, keep, snapshot, now)
+            outcome = await _apply(store, intent, orphan, keep, snapshot)
         except Exception as error:  # this one alone: the others are not held up by it
             run.failed += 1
             log.error(
@@ -181,7 +182,6 @@ async def _apply(
     orphan: JournalEntry,
     keep: int,
     snapshot: Snapshot | Exception,
-    now: float,
 ) -> JournalEntry | bool | None:
     """Reverse one orphan's original: the entry written when it released money; True when
     it released nothing (the hold keeps no more than field 95's amount: reversed, completed,
@@ -191,7 +191,11 @@ async def _apply(
         raise snapshot
     if snapshot.original is None:
         return None
-    commit = late_commit(orphan, keep, snapshot.original, snapshot, intent.subject, now)
+    # journalled at its write, not at the run's start: the movements and alerts feeds pass
+    # an entry SETTLE_S old by its time, taking every lower journal id as written by then (a
+    # run that read and wrote many before this one would date it seconds before its id)
+    written_at = time.time()
+    commit = late_commit(orphan, keep, snapshot.original, snapshot, intent.subject, written_at)
     if commit is None:
         return True
     result = await store.commit(commit)
