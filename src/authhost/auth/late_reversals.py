@@ -170,7 +170,8 @@ async def apply_late_reversals(store: CardStore, now: float, window_s: float) ->
             continue
         if isinstance(outcome, JournalEntry):
             run.applied.append(outcome)
-        elif outcome:  # the original kept no more than field 95's amount (or another wrote it)
+        elif outcome:  # the original kept no more than field 95's amount (False: another run
+            # wrote it, and counts it)
             run.nothing_left += 1
         await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
     return run
