@@ -23,7 +23,7 @@ from test_e2e_auth import (  # noqa: F401 - fixture
 from authhost.auth.late_reversals import LATE_REASON, ORPHAN_INTENT, apply_late_reversals
 from authhost.config import AuthConfig, ConfigError
 from authhost.store import open_store
-from authhost.store.interface import JournalQuery
+from authhost.store.interface import JournalQuery, StoreError
 
 QUICK = AuthConfig(late_reversal_every_s=0.05)
 IDLE = AuthConfig(late_reversal_every_s=3600)  # the test runs the sweep itself
@@ -167,14 +167,21 @@ async def test_store_late_reversals_does_the_sweep_from_the_shell(nursery, tmp_p
     command = ("store", "late-reversals", "--config", str(cli_config(tmp_path, store_url)))
     code, output = await run_cli(*command)
     assert code == 0, output
-    assert json.loads(output) == {"applied": [], "expired": 0, "nothing_left": 0, "waiting": 1}
+    assert json.loads(output) == {
+        "applied": [],
+        "expired": 0,
+        "nothing_left": 0,
+        "waiting": 1,
+        "failed": 0,
+    }
     assert (await switch.send(auth))["39"] == "00"
     code, output = await run_cli(*command)
     assert code == 0, output
     [applied] = json.loads(output)["applied"]
     assert (applied["account_id"], applied["released_minor"]) == (card["account"], 4_200)
     assert await balances_of(switch, card) == (ledger, available)
-    for bad in ("-1", "0"):  # 0 would forget every reversal still waiting
+    # 0 would forget every reversal still waiting; nan or inf would never forget one
+    for bad in ("-1", "0", "nan", "inf"):
         code, output = await run_cli(*command, "--window", bad)
         assert code == 2 and "must be above 0" in output and "Traceback" not in output
 
@@ -200,3 +207,106 @@ async def test_an_unreadable_intent_is_dropped_and_the_others_applied(nursery, t
     assert [-e.hold_amount for e in run.applied] == [1_500]
     assert await store.intents(ORPHAN_INTENT, float("inf")) == []
     assert await balances_of(switch, card) == (ledger, available)
+
+
+async def test_an_original_that_came_in_its_window_is_reversed_by_a_late_run(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """No run looked between the original's answer and the end of its reversal's window (its
+    last seconds, every server down, the store out): the run that forgets the reversal
+    still reverses the original it finds."""
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, IDLE)
+    store = host.runtime.store
+    auth = purchase(card, amount=3_300)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    assert (await switch.send(auth))["39"] == "00"
+    run = await apply_late_reversals(store, time.time() + WINDOW_S + 1, WINDOW_S)
+    assert [-e.hold_amount for e in run.applied] == [3_300]
+    assert await store.intents(ORPHAN_INTENT, float("inf")) == []
+    assert await balances_of(switch, card) == (ledger, available)
+
+
+async def test_one_orphan_that_fails_holds_up_no_other(nursery, tmp_path, store_url):  # noqa: F811
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, IDLE)
+    store = host.runtime.store
+    first, second = purchase(card, amount=1_100), purchase(card, amount=2_200)
+    for original in (first, second):
+        assert (await switch.send(reversal_of(original)))["39"] == "00"
+        assert (await switch.send(original))["39"] == "00"
+    commit = store.commit
+
+    async def refusing_the_first(one: Any) -> Any:  # the store refuses the older one's write
+        if one.journal.hold_amount == -1_100:
+            raise StoreError("refused")
+        return await commit(one)
+
+    store.commit = refusing_the_first
+    try:
+        run = await apply_late_reversals(store, time.time(), WINDOW_S)
+    finally:
+        store.commit = commit
+    assert ([-e.hold_amount for e in run.applied], run.failed) == ([2_200], 1)
+    assert await balances_of(switch, card) == (ledger, available - 1_100)
+    assert len(await store.intents(ORPHAN_INTENT, float("inf"))) == 1  # tried again next run
+    run = await apply_late_reversals(store, time.time(), WINDOW_S)
+    assert [-e.hold_amount for e in run.applied] == [1_100]
+    assert await balances_of(switch, card) == (ledger, available)
+
+
+async def test_a_full_then_a_partial_reversal_before_the_original_release_it_all(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The same two reversals after the original release it all (the partial one finds
+    nothing beyond its amount left): so do they before it."""
+    host, switch, card, ledger, available = await at_host(nursery, tmp_path, store_url, IDLE)
+    store = host.runtime.store
+    auth = purchase(card, amount=10_000)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    partial = reversal_of(auth, **{"95": f"{4_000:012d}" + "0" * 30})
+    assert (await switch.send(partial))["39"] == "00"
+    assert (await switch.send(auth))["39"] == "00"
+    run = await apply_late_reversals(store, time.time(), WINDOW_S)
+    assert ([-e.hold_amount for e in run.applied], run.nothing_left) == ([10_000], 1)
+    assert await balances_of(switch, card) == (ledger, available)
+    assert await store.intents(ORPHAN_INTENT, float("inf")) == []
+
+
+async def test_the_totals_count_a_late_reversal_once(nursery, tmp_path, store_url):  # noqa: F811
+    """One reversal message answered, one release: the sweep's entry adds the money it
+    released, not a second approved reversal."""
+    host, switch, card, *_ = await at_host(nursery, tmp_path, store_url, IDLE)
+    since = time.time()  # (after the host's start-up requests)
+    auth = purchase(card, amount=4_400)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    assert (await switch.send(auth))["39"] == "00"
+    assert len((await apply_late_reversals(host.runtime.store, time.time(), WINDOW_S)).applied)
+    config = str(cli_config(tmp_path, store_url))
+    window = ("--since", str(since), "--until", str(time.time() + 1))
+    code, output = await run_cli("journal", "totals", *window, "--config", config)
+    assert code == 0, output
+    totals = json.loads(output)
+    assert totals["by_message_class"] == {
+        "authorisation": {"approved": 1, "declined": 0},
+        "reversal": {"approved": 1, "declined": 0},
+    }
+    [money] = totals["currencies"]
+    assert (money["approved"], money["released"]) == (2, {"count": 1, "amount_minor": 4_400})
+
+
+async def test_a_late_reversal_is_journalled_when_written(nursery, tmp_path, store_url):  # noqa: F811
+    """A run whose reads took seconds (many waiting) dates its entries at their write: the
+    movements feed passes an entry SETTLE_S old by its time, every lower journal id taken
+    as written by then."""
+    host, switch, card, *_ = await at_host(nursery, tmp_path, store_url, IDLE)
+    auth = purchase(card, amount=1_200)
+    assert (await switch.send(reversal_of(auth)))["39"] == "00"
+    assert (await switch.send(auth))["39"] == "00"
+    before_the_write = time.time()
+    run = await apply_late_reversals(host.runtime.store, before_the_write - 5, WINDOW_S)
+    (late,) = await late_entries(host.runtime.store, card["account"])
+    assert [e.journal_id for e in run.applied] == [late.journal_id]
+    assert late.ts >= before_the_write

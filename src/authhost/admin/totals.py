@@ -7,7 +7,9 @@ them the postings reversed, money the acquirer is no longer owed, unlike a relea
 the credits reversed, taken back from the cardholder), per currency (the
 account's: a converted transaction counts in the cardholder's currency, as it was charged), and
 per acquiring institution (field 32), whose settlement the postings are reconciled against.
-Declines are counted by response code, the figure an operations desk watches.
+Declines are counted by response code, the figure an operations desk watches; the requests
+answered per message class and verdict (a late reversal's entry, written by the host's sweep
+after the reversal itself was answered, counts its money only).
 
 Every figure comes from the journal entries alone: ``movement`` says which way the money went
 and ``hold_amount`` how much the store actually moved (0 when its funds re-check refused the
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authhost.auth.currencies import EXPONENTS
+from authhost.auth.late_reversals import LATE_REASON
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import CREDIT_TYPES
 from authhost.store.records import JournalEntry
@@ -123,12 +126,15 @@ class Totals:
     def add(self, entry: JournalEntry) -> None:
         self.entries += 1
         currency = self._currencies[entry.currency or entry.transaction_currency]
-        approved = entry.response_code in APPROVED_CODES
-        self._classes[entry.message_class]["approved" if approved else "declined"] += 1
-        if approved:
-            currency.approved += 1
-        else:
-            currency.declined[entry.response_code] += 1
+        # a late reversal's entry (the host's sweep wrote it, not a message: the reversal's
+        # own was answered and counted) counts the money it released, not a second answer
+        if LATE_REASON not in entry.reason_codes.split(";"):
+            approved = entry.response_code in APPROVED_CODES
+            self._classes[entry.message_class]["approved" if approved else "declined"] += 1
+            if approved:
+                currency.approved += 1
+            else:
+                currency.declined[entry.response_code] += 1
         if currency.money.add(entry):
             currency.acquirers[entry.acquirer_id].add(entry)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 
 from authhost.store.interface import (
@@ -49,6 +50,7 @@ class LateRun:
     expired: int = 0
     nothing_left: int = 0
     waiting: int = 0
+    failed: int = 0  # their snapshot or write failed: tried again next run (logged)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,6 +58,7 @@ class LateRun:
             "expired": self.expired,
             "nothing_left": self.nothing_left,
             "waiting": self.waiting,
+            "failed": self.failed,
         }
 
 
@@ -77,10 +80,14 @@ def is_orphan(entry: JournalEntry) -> bool:
 
 
 def orphan_intent(entry: JournalEntry, keep_minor: int) -> tuple[str, str]:
-    """The intent's subject (the card and the original's match key: a repeat of the reversal,
-    0400 then 0420, is the same one) and its data: the orphan's journal entry (masked PAN,
-    no sensitive data) and what field 95 says the original keeps (0: a full reversal)."""
-    subject = f"{entry.card_id}|{entry.match_key}"
+    """The intent's subject (the card, the original's match key and what field 95 says it
+    keeps: a repeat of the reversal, 0400 then 0420, is the same one) and its data: the
+    orphan's journal entry (masked PAN, no sensitive data) and that amount (0: a full
+    reversal). Two reversals of one original that keep different amounts are two intents,
+    each applied once (its own dedupe key), the store's release of each clamped to what the
+    hold keeps beyond its amount: the hold ends at the least of them, as when both come after
+    the original (one intent per original would keep only the last one's amount)."""
+    subject = f"{entry.card_id}|{entry.match_key}|{keep_minor}"
     return subject, json.dumps({"entry": journal_dict(entry), "keep_minor": keep_minor})
 
 
@@ -123,38 +130,81 @@ def late_commit(
 
 async def apply_late_reversals(store: CardStore, now: float, window_s: float) -> LateRun:
     """Reverse the originals written since their orphan reversal came, for the orphans of the
-    last ``window_s`` seconds; forget older ones (their original, if it comes, stays held
-    until it expires, as before). The waiting ones' snapshots are read together (one round
-    trip on Redis); each original found is one write named after the orphan, then its intent
-    is dropped: a run cut short between them is finished by the next, which finds the write
-    done (a duplicate) and drops the intent."""
+    last ``window_s`` seconds; forget older ones after one last look (an original that came
+    in time, or since, is reversed even when no run looked between its answer and the end of
+    the window: every server down, the store out; an original that comes later stays held
+    until it expires, as before). The orphans' snapshots are read together (one round trip
+    on Redis); each original found is one write named after the orphan, then its intent is
+    dropped: a run cut short between them is finished by the next, which finds the write
+    done (a duplicate) and drops the intent. One orphan that fails (its snapshot or its
+    write) is logged and tried again at the next run; the others go on."""
     run = LateRun()
     waiting: list[tuple[Intent, JournalEntry, int]] = []
     for intent in await store.intents(ORPHAN_INTENT, math.inf):
-        if intent.ts < now - window_s:
-            await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
-            run.expired += 1
-        elif (read := _read(intent)) is None:
+        if (read := _read(intent)) is None:
             await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
         else:
             waiting.append((intent, *read))
     queries = [SnapshotQuery(o.pan_index, now, original_key=o.match_key) for _, o, _ in waiting]
     snapshots = await store.snapshot_many(queries) if queries else []
     for (intent, orphan, keep), snapshot in zip(waiting, snapshots, strict=True):
-        if isinstance(snapshot, Exception):
-            raise snapshot
-        if snapshot.original is None:  # not come yet (or declined: nothing held)
-            run.waiting += 1
+        last_look = intent.ts < now - window_s  # its window passed: forgotten after this look
+        try:
+            outcome = await _apply(store, intent, orphan, keep, snapshot)
+        except Exception as error:  # this one alone: the others are not held up by it
+            run.failed += 1
+            log.error(
+                "reversal %d (intent %s) could not be applied to its original: %s; %s",
+                orphan.journal_id, intent.subject, error,
+                "forgotten: its window passed" if last_look else "tried again at the next run",
+            )  # fmt: skip
+            if last_look:
+                await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
             continue
-        commit = late_commit(orphan, keep, snapshot.original, snapshot, intent.subject, now)
-        if commit is None:
+        if outcome is None:  # its original has not come (or was declined: nothing held)
+            if last_look:
+                await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
+                run.expired += 1
+            else:
+                run.waiting += 1
+            continue
+        if isinstance(outcome, JournalEntry):
+            run.applied.append(outcome)
+        elif outcome:  # the original kept no more than field 95's amount (False: another run
+            # wrote it, and counts it)
             run.nothing_left += 1
-        else:
-            result = await store.commit(commit)
-            if result.duplicate_of is None:
-                run.applied.append(result.journal)
         await store.drop_intent(ORPHAN_INTENT, intent.subject, intent.ts)
     return run
+
+
+async def _apply(
+    store: CardStore,
+    intent: Intent,
+    orphan: JournalEntry,
+    keep: int,
+    snapshot: Snapshot | Exception,
+) -> JournalEntry | bool | None:
+    """Reverse one orphan's original: the entry written when it released money; True when
+    it released nothing (the hold keeps no more than field 95's amount: reversed, completed,
+    expired, an increment whose pre-authorisation closed); False when another run wrote it;
+    None when the original is not there."""
+    if isinstance(snapshot, Exception):
+        raise snapshot
+    if snapshot.original is None:
+        return None
+    # journalled at its write, not at the run's start: the movements and alerts feeds pass
+    # an entry SETTLE_S old by its time, taking every lower journal id as written by then (a
+    # run that read and wrote many before this one would date it seconds before its id)
+    written_at = time.time()
+    commit = late_commit(orphan, keep, snapshot.original, snapshot, intent.subject, written_at)
+    if commit is None:
+        return True
+    result = await store.commit(commit)
+    if result.duplicate_of is not None:
+        return False
+    # the write releases at most what the hold still keeps beyond field 95's amount when it
+    # runs (a repeat of the reversal, or another orphan of the original, may have come first)
+    return result.journal if result.journal.hold_amount else True
 
 
 def _read(intent: Intent) -> tuple[JournalEntry, int] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -190,8 +191,9 @@ def store_late_reversals(
     """Reverse the originals approved after their reversal came (either store): what a
     running server does itself every \\[auth] late_reversal_every_s. Each once, however many
     run it at once; prints those reversed, and how many still wait."""
-    if window is not None and window <= 0:  # 0 would forget every reversal still waiting
-        raise typer.BadParameter("must be above 0", param_hint="--window")
+    # 0 would forget every reversal still waiting; nan or inf would never forget one
+    if window is not None and not (window > 0 and math.isfinite(window)):
+        raise typer.BadParameter("must be above 0 and finite", param_hint="--window")
     cfg = _config(config, store)
     window_s = cfg.auth.late_reversal_window_s if window is None else window
 
