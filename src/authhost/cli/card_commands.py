@@ -380,14 +380,17 @@ def cards_stop_payments(
 ) -> None:
     """Stop a merchant's recurring charges on the card (the cardholder cancelled a
     subscription that keeps charging): its merchant-initiated requests are declined R1, or R3
-    with --all-merchants; stops already in place are kept unless withdrawn."""
+    with --all-merchants; stops already in place are kept unless withdrawn, and a merchant
+    named again gets the new --until in place of its old stop."""
     settings = _config(config, store)
 
     async def stop(service: CardService) -> dict[str, Any]:
-        gone = set(withdraw or [])
+        added = [*(merchant or []), *(["*"] if all_merchants else [])]
+        # a merchant named again is changed, not stopped twice: its old stop (until
+        # withdrawn, say) would stay in force beside the new --until and outlast it
+        gone = {*(withdraw or []), *added}
         kept = [x for x in (await service.get_card(card_id))["stop_payments"]
                 if x["merchant_id"] not in gone]  # fmt: skip
-        added = [*(merchant or []), *(["*"] if all_merchants else [])]
         kept += [{"merchant_id": m, "until": until} for m in added]
         return await service.set_stop_payments(
             card_id, _validated(rq.StopPayments, {"stops": kept})
