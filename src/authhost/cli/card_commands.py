@@ -25,6 +25,7 @@ from authhost.cli.admin_support import (
     _comma_list,
     _config,
     _run,
+    _say,
     _validated,
     not_nan,
 )
@@ -174,26 +175,44 @@ def cards_limits(
     atm_daily_amount: Amount = None,
     atm_daily_count: Count = None,
     max_balance: Amount = None,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option(help="a limit to remove (per-transaction, daily-count...); repeat"),
+    ] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Set the card's own limits (they beat the product's); no option removes them all.
+    """Set the card's own limits (they beat the product's): the limits named are set, the
+    card's others kept (--remove NAME drops one); no option removes them all.
     --max-balance: the most a debit or prepaid account may hold after a transfer to the card."""
-    request = _validated(
-        rq.LimitsSpec,
-        {
-            "per_transaction": per_transaction,
-            "daily_amount": daily_amount,
-            "daily_count": daily_count,
-            "monthly_amount": monthly_amount,
-            "monthly_count": monthly_count,
-            "atm_per_transaction": atm_per_transaction,
-            "atm_daily_amount": atm_daily_amount,
-            "atm_daily_count": atm_daily_count,
-            "max_balance": max_balance,
-        },
-    )
-    _run(_config(config, store), lambda s: s.set_card_limits(card_id, request))
+    named = {
+        "per_transaction": per_transaction,
+        "daily_amount": daily_amount,
+        "daily_count": daily_count,
+        "monthly_amount": monthly_amount,
+        "monthly_count": monthly_count,
+        "atm_per_transaction": atm_per_transaction,
+        "atm_daily_amount": atm_daily_amount,
+        "atm_daily_count": atm_daily_count,
+        "max_balance": max_balance,
+    }
+    dropped = {name.strip().lstrip("-").replace("-", "_") for name in remove or []}
+    if unknown := sorted(dropped - named.keys()):
+        _say(f"error: --remove {unknown[0]}: not a limit ({', '.join(named)})")
+        raise typer.Exit(1)
+    given = {name: value for name, value in named.items() if value is not None}
+    if clash := sorted(dropped & given.keys()):
+        _say(f"error: {clash[0]} is both set and removed")
+        raise typer.Exit(1)
+
+    async def limits(service: CardService) -> dict[str, Any]:
+        # the limits not named are the card's own, kept: setting --daily-count used to
+        # remove a --per-transaction limit set before, without a word
+        kept = {} if not (given or dropped) else (await service.get_card(card_id))["limits"]
+        merged = {**named, **{k: v for k, v in (kept or {}).items() if k not in dropped}, **given}
+        return await service.set_card_limits(card_id, _validated(rq.LimitsSpec, merged))
+
+    _run(_config(config, store), limits)
 
 
 def _lifecycle_command(action: str, summary: str) -> None:
