@@ -200,6 +200,18 @@ async def test_a_field_that_may_be_empty_is_named_once_as_the_request_names_it(t
         assert await service.list_products() == []
 
 
+async def test_a_check_of_the_requests_own_says_its_words(tmp_path):
+    """A validator's ValueError is said as written: pydantic put "Value error, " before it
+    ("notices.0: Value error, end is before start")."""
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card = await _setup_card(port)
+        trip = {"notices": [{"countries": ["840"], "start": "2026-12-20", "end": "2026-12-01"}]}
+        refused = await call(port, "PUT", f"/v1/cards/{card['card_id']}/travel-notices",
+                             payload=trip)  # fmt: skip
+        assert refused.status == 422, refused
+        assert refused.json["error"] == "invalid request: notices.0: end is before start"
+
+
 async def test_a_product_names_its_chip_key_and_cryptogram_version(tmp_path):
     async with open_service(tmp_path) as service, running_admin(service) as port:
         chip = {**PRODUCT, "imk_ac_name": "imk-ac", "chip_cvn": 10, "atc_jump_limit": 5_000}

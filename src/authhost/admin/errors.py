@@ -75,7 +75,9 @@ def _said(err: Any, model: Any) -> str:
     permitted" left a reader who misspelt a field, or sent back what a view shows
     (``products show``'s JSON, with its version, as ``products create --json``), guessing."""
     if err["type"] != "extra_forbidden":
-        return _grouped(str(err["msg"]), err)
+        # a check of ours (a ValueError in a validator) says its own words: without
+        # pydantic's "Value error, " before them ("end is before start")
+        return _grouped(str(err["msg"]).removeprefix("Value error, "), err)
     name = str(err["loc"][-1]) if err["loc"] else ""
     close = difflib.get_close_matches(name, _fields_at(model, tuple(err["loc"][:-1])), n=1)
     if close:
