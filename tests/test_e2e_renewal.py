@@ -27,6 +27,16 @@ async def year_ahead(
     return service, (await service.find_card(card["pan"]))["card_id"]
 
 
+async def renewed_in_use(host, store, old: dict[str, Any]) -> tuple[CardService, dict]:
+    """``old`` renewed a year ahead, and the renewal shipped and activated: the PAN's card."""
+    security = SecurityModule.open(host.config.security, demo=True)
+    service, old_id = await year_ahead(store, security, old)
+    renewed = await service.apply(old_id, "renew")
+    for action in ("ship", "activate"):
+        await service.apply(renewed["card_id"], action)
+    return service, renewed
+
+
 async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, store_url):  # noqa: F811
     host = await start_host(nursery, tmp_path, store_url)
     old = host.cards["restricted"]
@@ -75,11 +85,7 @@ async def test_a_subscription_kept_on_file_survives_the_renewal(nursery, tmp_pat
     old = host.cards["active-visa"]
     switch = await Switch.connect(host.port)
     async with opened_store(store_url) as store:
-        security = SecurityModule.open(host.config.security, demo=True)
-        service, old_id = await year_ahead(store, security, old)
-        renewed = await service.apply(old_id, "renew")
-        for action in ("ship", "activate"):
-            await service.apply(renewed["card_id"], action)
+        service, renewed = await renewed_in_use(host, store, old)
         assert (await service.get_card(renewed["card_id"]))["previous_expiry"] == old["expiry"]
 
         on_file = await switch.send(card_on_file(old, old["expiry"], "M103"))
@@ -105,11 +111,7 @@ async def test_the_wallet_pays_on_after_the_renewal_is_activated(nursery, tmp_pa
     old = host.cards["active-visa"]
     switch = await Switch.connect(host.port)
     async with opened_store(store_url) as store:
-        security = SecurityModule.open(host.config.security, demo=True)
-        service, old_id = await year_ahead(store, security, old)
-        renewed = await service.apply(old_id, "renew")
-        for action in ("ship", "activate"):
-            await service.apply(renewed["card_id"], action)
+        service, renewed = await renewed_in_use(host, store, old)
         phone = await switch.send(wallet_payment(old, old["token"]))  # field 14: the old expiry
         assert phone["39"] == "00", phone
         (entry,) = [e for e in await store.journal(JournalQuery(limit=100))
