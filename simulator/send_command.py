@@ -55,7 +55,10 @@ TlsCaOpt = typer.Option(
 TlsCertOpt = typer.Option("", "--tls-cert", help="Mutual TLS: the switch's certificate (PEM).")
 TlsKeyOpt = typer.Option("", "--tls-key", help="Mutual TLS: the switch's private key (PEM).")
 TimeoutOpt = typer.Option(5.0, help="Seconds to wait for the answer.")
-CardsOpt = typer.Option(None, help="Demo card file (authhost demo --export FILE).")
+CardsOpt = typer.Option(
+    None,
+    help="Demo card file (authhost demo --export FILE); with --pan, its test keys for the PIN.",
+)
 PinKeyingOpt = typer.Option("zpk", help="zpk (zone PIN key) or dukpt (KSN in field 53).")
 
 
@@ -260,8 +263,12 @@ def _requests(
         chosen = card_from_options(
             pan, expiry, service_code, "000" if cvv2 is None else cvv2, icvv, pin
         )
-        builder.zpk = _hex_key(zpk, "--zpk")
-        builder.bdk = _hex_key(bdk, "--bdk")
+        # a card the file does not list (a replacement, a renewal: its values from the bureau
+        # file) under the file's test keys; before, --cards was ignored here and PIN entry
+        # said it needed the demo card file it had been given
+        keys = load_demo_file(cards) if cards is not None else None
+        builder.zpk = _hex_key(zpk, "--zpk") or (keys.zpk if keys else None)
+        builder.bdk = _hex_key(bdk, "--bdk") or (keys.bdk if keys else None)
     elif cards is not None:
         demo = load_demo_file(cards)
         chosen = pick_card(demo, card)

@@ -201,6 +201,13 @@ def test_find_reads_the_pan_from_stdin_and_shows_it_masked(cli, tmp_path):
     found = _ok(cli("cards", "find", input=pan + "\n"))
     assert found["pan"] == pan[:6] + "******" + pan[-4:]
     assert pan not in found["pan"]
+    # in groups, as embossed and read out on the phone: it was refused as not 12-19 digits
+    grouped = " ".join(pan[i : i + 4] for i in range(0, len(pan), 4))
+    assert _ok(cli("cards", "find", input=grouped + "\n"))["card_id"] == found["card_id"]
+    hyphens = _ok(cli("cards", "find", input=grouped.replace(" ", "-") + "\n"))
+    assert hyphens["card_id"] == found["card_id"]
+    refused = cli("cards", "find", input=pan[:8] + "x" + pan[9:] + "\n")
+    assert refused.exit_code == 1 and pan[9:] not in refused.output
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -179,6 +179,39 @@ async def test_bad_payloads_answer_4xx_with_a_message(
             assert reply.json["details"][0]["field"]
 
 
+async def test_a_field_that_may_be_empty_is_named_once_as_the_request_names_it(tmp_path):
+    """A pattern-or-empty field (a key name, a token request's CVV2) that fits neither used to
+    be two fields of pydantic's own words, ``imk_ac_name.constrained-str`` and
+    ``imk_ac_name.literal['']: Input should be ''``: now the field, once, with both choices."""
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        reply = await call(port, "POST", "/v1/products", payload={**PRODUCT, "imk_ac_name": "a b"})
+        assert reply.status == 422, reply
+        assert reply.json["details"] == [
+            {
+                "field": "imk_ac_name",
+                "message": "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$' "
+                "(or empty)",
+            }
+        ]
+        assert (
+            reply.json["error"]
+            == "invalid request: imk_ac_name: " + (reply.json["details"][0]["message"])
+        )
+        assert await service.list_products() == []
+
+
+async def test_a_check_of_the_requests_own_says_its_words(tmp_path):
+    """A validator's ValueError is said as written: pydantic put "Value error, " before it
+    ("notices.0: Value error, end is before start")."""
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card = await _setup_card(port)
+        trip = {"notices": [{"countries": ["840"], "start": "2026-12-20", "end": "2026-12-01"}]}
+        refused = await call(port, "PUT", f"/v1/cards/{card['card_id']}/travel-notices",
+                             payload=trip)  # fmt: skip
+        assert refused.status == 422, refused
+        assert refused.json["error"] == "invalid request: notices.0: end is before start"
+
+
 async def test_a_product_names_its_chip_key_and_cryptogram_version(tmp_path):
     async with open_service(tmp_path) as service, running_admin(service) as port:
         chip = {**PRODUCT, "imk_ac_name": "imk-ac", "chip_cvn": 10, "atc_jump_limit": 5_000}

@@ -59,3 +59,34 @@ async def test_what_the_cardholder_switched_off_is_declined(
     assert code == 0 and json.loads(output)["controls"]["blocked_channels"] == ["atm", "moto"]
     audit = await call(port, "GET", f"/v1/audit?subject={card_id}", token=AUDITOR_TOKEN)
     assert [a["action"] for a in audit.json["audit"]].count("card.controls") == 3
+
+
+async def test_a_limit_set_from_the_cli_keeps_the_cards_other_limits(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """`cards limits CARD --daily-count 10` on a card with a per-transaction limit used to
+    remove that limit without a word (the command sent the whole set, the others empty): a
+    card the bank had capped at 50.00 a payment then paid 60.00. The limits named are set,
+    the others kept; --remove drops one; no option at all still removes them all."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    switch, visa, card_id = at.switch, at.visa, at.card_id
+    config = cli_config(tmp_path, store_url)
+
+    async def limits(*options: str) -> dict | None:
+        code, output = await run_cli("cards", "limits", card_id, *options, "--config", str(config))
+        assert code == 0, output
+        return json.loads(output)["limits"]
+
+    assert (await limits("--per-transaction", "5000"))["per_transaction"] == 5000
+    both = await limits("--daily-count", "10")
+    assert (both["per_transaction"], both["daily_count"]) == (5000, 10)
+    assert (await switch.send(purchase(visa, amount=6_000)))["39"] == "61"
+    one = await limits("--remove", "per-transaction")
+    assert (one["per_transaction"], one["daily_count"]) == (None, 10)
+    assert (await switch.send(purchase(visa, amount=6_000)))["39"] == "00"
+    code, output = await run_cli("cards", "limits", card_id, "--remove", "daily",
+                                 "--config", str(config))  # fmt: skip
+    assert code == 1 and "not a limit" in output, output
+    assert await limits() is None

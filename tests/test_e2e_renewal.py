@@ -8,9 +8,11 @@ from typing import Any
 
 from iso_client import Switch
 from test_e2e_auth import purchase, start_host, store_url  # noqa: F401 (fixture)
+from test_e2e_tokens import ecommerce, token_number, wallet_payment
 
 from authhost.admin.service import CardService
 from authhost.cards.track2 import build_track2
+from authhost.iso.messages import TokenData
 from authhost.security.module import SecurityModule
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
@@ -23,6 +25,16 @@ async def year_ahead(
     expiry differs from the card it renews), and the id of ``card``."""
     service = CardService(store, security, actor="e2e", clock=lambda: time.time() + 3.2e7)
     return service, (await service.find_card(card["pan"]))["card_id"]
+
+
+async def renewed_in_use(host, store, old: dict[str, Any]) -> tuple[CardService, dict]:
+    """``old`` renewed a year ahead, and the renewal shipped and activated: the PAN's card."""
+    security = SecurityModule.open(host.config.security, demo=True)
+    service, old_id = await year_ahead(store, security, old)
+    renewed = await service.apply(old_id, "renew")
+    for action in ("ship", "activate"):
+        await service.apply(renewed["card_id"], action)
+    return service, renewed
 
 
 async def test_a_renewed_card_takes_over_only_when_activated(nursery, tmp_path, store_url):  # noqa: F811
@@ -73,11 +85,7 @@ async def test_a_subscription_kept_on_file_survives_the_renewal(nursery, tmp_pat
     old = host.cards["active-visa"]
     switch = await Switch.connect(host.port)
     async with opened_store(store_url) as store:
-        security = SecurityModule.open(host.config.security, demo=True)
-        service, old_id = await year_ahead(store, security, old)
-        renewed = await service.apply(old_id, "renew")
-        for action in ("ship", "activate"):
-            await service.apply(renewed["card_id"], action)
+        service, renewed = await renewed_in_use(host, store, old)
         assert (await service.get_card(renewed["card_id"]))["previous_expiry"] == old["expiry"]
 
         on_file = await switch.send(card_on_file(old, old["expiry"], "M103"))
@@ -90,6 +98,28 @@ async def test_a_subscription_kept_on_file_survives_the_renewal(nursery, tmp_pat
                     if e.stan == on_file["11"]]  # fmt: skip
         assert "card.previous_expiry" in entry.reason_codes
         assert entry.stored_credential == "M103"
+    await switch.aclose()
+
+
+async def test_the_wallet_pays_on_after_the_renewal_is_activated(nursery, tmp_path, store_url):  # noqa: F811
+    """A renewal keeps the PAN and the wallet tokens, but the network de-tokenises a wallet
+    payment with the expiry its vault keeps for the PAN: the old one, as authhost tells the
+    token service of a new PAN only. That expiry is honoured for a payment with one of the
+    card's active tokens (it was declined 54: the phone stopped paying the day the new plastic
+    was activated); an unknown token is still refused, and so is the old expiry typed in."""
+    host = await start_host(nursery, tmp_path, store_url)
+    old = host.cards["active-visa"]
+    switch = await Switch.connect(host.port)
+    async with opened_store(store_url) as store:
+        service, renewed = await renewed_in_use(host, store, old)
+        phone = await switch.send(wallet_payment(old, old["token"]))  # field 14: the old expiry
+        assert phone["39"] == "00", phone
+        (entry,) = [e for e in await store.journal(JournalQuery(limit=100))
+                    if e.stan == phone["11"]]  # fmt: skip
+        assert "card.previous_expiry" in entry.reason_codes
+        stranger = TokenData(token_number("77"), "3112", old["token"]["requestor_id"], "C")
+        assert (await switch.send(wallet_payment(old, stranger)))["39"] == "62"
+        assert (await switch.send(ecommerce(old)))["39"] == "54"  # typed in: the old expiry
     await switch.aclose()
 
 

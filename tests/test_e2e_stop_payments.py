@@ -57,6 +57,16 @@ async def test_a_stopped_merchant_cannot_charge_the_card_on_file(
     assert await code(subscription()) == "00"  # a stop over since yesterday: no longer
     assert await code(subscription(merchant="OTHERSHOP000001")) == "00"
 
+    # a merchant named again is changed: its stop until withdrawn used to stay in force beside
+    # the new --until (two stops of one merchant), so the stop never ended
+    for until in ("", yesterday):
+        code_, output = await run_cli("cards", "stop-payments", card_id, "--merchant", STREAMING,
+                                      "--until", until, "--config", str(config))  # fmt: skip
+        assert code_ == 0, output
+    stops = (await call(port, "GET", f"/v1/cards/{card_id}")).json["stop_payments"]
+    assert stops == [{"merchant_id": STREAMING, "until": yesterday}]
+    assert await code(subscription()) == "00"
+
     async with opened_store(store_url) as store:
         entries = {e.stan: e for e in await store.journal(JournalQuery(card_id=card_id))}
     assert "stop_payment.merchant" in entries[stopped["11"]].reason_codes

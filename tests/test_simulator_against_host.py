@@ -75,6 +75,19 @@ def test_send_purchase_with_pin_is_approved_and_shows_no_pan(host):
     assert "encrypted PIN block" in result.output
 
 
+def test_send_a_card_by_its_values_with_the_demo_files_keys(host):
+    """A replacement or renewal is not in the demo card file: sent by --pan and friends (its
+    values from the bureau file) with --cards for the test zone PIN key. --cards was ignored
+    beside --pan, and PIN entry said it needed the demo card file it had just been given."""
+    card = json.loads(Path(host["cards"]).read_text())["cards"][0]
+    icvv = card["track2"].split("=")[1][7:10]
+    result = sim("send", "purchase", "--cards", host["cards"], "--pan", card["pan"],
+                 "--expiry", card["expiry"], "--service-code", card["service_code"],
+                 "--icvv", icvv, "--pin", card["pin"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "APPROVED: 00 approved" in result.output and card["pan"] not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -1737,20 +1737,7 @@ class AdminApi:
         try:
             return route.body.model_validate(data)
         except ValidationError as exc:
-            raise _invalid_body(exc) from None
-
-
-def _invalid_body(exc: ValidationError) -> InvalidRequest:
-    """``invalid_request`` with the limits pydantic names grouped (1,000,000,000,000,000):
-    ungrouped, a limit of 13 digits or more is masked as if it were a PAN. Only the limits
-    are rewritten, never text from the request."""
-    error = invalid_request(exc)
-    for detail, found in zip(error.details, exc.errors(include_url=False), strict=True):
-        for limit in (found.get("ctx") or {}).values():
-            if type(limit) is int and abs(limit) >= 10**12:
-                detail["message"] = detail["message"].replace(str(limit), f"{limit:,}")
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in error.details)
-    return InvalidRequest(f"invalid request: {summary}", details=error.details)
+            raise invalid_request(exc) from None
 
 
 def _idempotency_key(route: Route, request: ApiRequest) -> str:

@@ -4,6 +4,7 @@ cards expiring, compromised or dormant, and bulk issuance."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,8 @@ from authhost.cli.admin_support import (
 )
 from authhost.cli.card_commands import cards
 from authhost.cli.key_commands import keys_app
+
+_PAN_LINE = re.compile(r"[0-9]{12,19}\Z")  # as rq.CompromiseAlert takes them
 
 
 @cards.command("exception-file")
@@ -154,7 +157,16 @@ def cards_compromised(
     """A compromise alert from the network (PANs exposed in a breach): this issuer's live cards
     among them are watched (the rules list, for stricter rules), suspended or reissued under
     new PANs; the rest are counted. The PANs are read, never kept or printed."""
-    lines = [line.strip() for line in read_text_file(file).splitlines() if line.strip()]
+    numbered = [(n, line.strip()) for n, line in enumerate(read_text_file(file).splitlines(), 1)]
+    lines = [line for _, line in numbered if line]
+    bad = [n for n, line in numbered if line and not card_ids and not _PAN_LINE.match(line)]
+    if bad:  # named by the file's lines, where the request's index ("pans.2") named none
+        shown = ", ".join(str(n) for n in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        _say(
+            f"error: {file}: line(s) {shown}: not a card number (12-19 digits); "
+            "nothing was done: fix or remove them"
+        )
+        raise typer.Exit(1)
     named = {"card_ids": lines} if card_ids else {"pans": lines}
     alert = _validated(rq.CompromiseAlert, {**named, "action": action, "list_name": list_name})
     _run(

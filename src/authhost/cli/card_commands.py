@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from authhost.cli.admin_support import (
     _comma_list,
     _config,
     _run,
+    _say,
     _validated,
     not_nan,
 )
@@ -98,10 +100,14 @@ def cards_timeline(
 @cards.command("find")
 def cards_find(store: StoreOpt = None, config: ConfigOpt = None) -> None:
     """Find a card by PAN. The PAN is read from a hidden prompt (or stdin), never an argument,
-    so it stays out of shell history and process lists."""
+    so it stays out of shell history and process lists; in groups as on the card (spaces or
+    hyphens between the digits) too."""
     interactive = sys.stdin.isatty()
     pan = typer.prompt("PAN", hide_input=True) if interactive else sys.stdin.readline()
-    request = _validated(rq.CardSearch, {"pan": pan.strip()})
+    # "4761 7311 5035 8266", as embossed and read out, was refused as not 12-19 digits
+    grouped = re.fullmatch(r"[0-9]+([ -][0-9]+)*", pan.strip())
+    typed = re.sub(r"[ -]", "", pan.strip()) if grouped else pan.strip()
+    request = _validated(rq.CardSearch, {"pan": typed})
     _run(_config(config, store), lambda s: s.find_card(request.pan))
 
 
@@ -174,26 +180,44 @@ def cards_limits(
     atm_daily_amount: Amount = None,
     atm_daily_count: Count = None,
     max_balance: Amount = None,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option(help="a limit to remove (per-transaction, daily-count...); repeat"),
+    ] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Set the card's own limits (they beat the product's); no option removes them all.
+    """Set the card's own limits (they beat the product's): the limits named are set, the
+    card's others kept (--remove NAME drops one); no option removes them all.
     --max-balance: the most a debit or prepaid account may hold after a transfer to the card."""
-    request = _validated(
-        rq.LimitsSpec,
-        {
-            "per_transaction": per_transaction,
-            "daily_amount": daily_amount,
-            "daily_count": daily_count,
-            "monthly_amount": monthly_amount,
-            "monthly_count": monthly_count,
-            "atm_per_transaction": atm_per_transaction,
-            "atm_daily_amount": atm_daily_amount,
-            "atm_daily_count": atm_daily_count,
-            "max_balance": max_balance,
-        },
-    )
-    _run(_config(config, store), lambda s: s.set_card_limits(card_id, request))
+    named = {
+        "per_transaction": per_transaction,
+        "daily_amount": daily_amount,
+        "daily_count": daily_count,
+        "monthly_amount": monthly_amount,
+        "monthly_count": monthly_count,
+        "atm_per_transaction": atm_per_transaction,
+        "atm_daily_amount": atm_daily_amount,
+        "atm_daily_count": atm_daily_count,
+        "max_balance": max_balance,
+    }
+    dropped = {name.strip().lstrip("-").replace("-", "_") for name in remove or []}
+    if unknown := sorted(dropped - named.keys()):
+        _say(f"error: --remove {unknown[0]}: not a limit ({', '.join(named)})")
+        raise typer.Exit(1)
+    given = {name: value for name, value in named.items() if value is not None}
+    if clash := sorted(dropped & given.keys()):
+        _say(f"error: {clash[0]} is both set and removed")
+        raise typer.Exit(1)
+
+    async def limits(service: CardService) -> dict[str, Any]:
+        # the limits not named are the card's own, kept: setting --daily-count used to
+        # remove a --per-transaction limit set before, without a word
+        kept = {} if not (given or dropped) else (await service.get_card(card_id))["limits"]
+        merged = {**named, **{k: v for k, v in (kept or {}).items() if k not in dropped}, **given}
+        return await service.set_card_limits(card_id, _validated(rq.LimitsSpec, merged))
+
+    _run(_config(config, store), limits)
 
 
 def _lifecycle_command(action: str, summary: str) -> None:
@@ -380,14 +404,17 @@ def cards_stop_payments(
 ) -> None:
     """Stop a merchant's recurring charges on the card (the cardholder cancelled a
     subscription that keeps charging): its merchant-initiated requests are declined R1, or R3
-    with --all-merchants; stops already in place are kept unless withdrawn."""
+    with --all-merchants; stops already in place are kept unless withdrawn, and a merchant
+    named again gets the new --until in place of its old stop."""
     settings = _config(config, store)
 
     async def stop(service: CardService) -> dict[str, Any]:
-        gone = set(withdraw or [])
+        added = [*(merchant or []), *(["*"] if all_merchants else [])]
+        # a merchant named again is changed, not stopped twice: its old stop (until
+        # withdrawn, say) would stay in force beside the new --until and outlast it
+        gone = {*(withdraw or []), *added}
         kept = [x for x in (await service.get_card(card_id))["stop_payments"]
                 if x["merchant_id"] not in gone]  # fmt: skip
-        added = [*(merchant or []), *(["*"] if all_merchants else [])]
         kept += [{"merchant_id": m, "until": until} for m in added]
         return await service.set_stop_payments(
             card_id, _validated(rq.StopPayments, {"stops": kept})

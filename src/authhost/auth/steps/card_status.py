@@ -73,9 +73,14 @@ def card_status(tx: Transaction) -> Decline | None:
         # a merchant charging the card it keeps on file, with the expiry of the card this one
         # renewed (same PAN): the networks expect the issuer to honour it, as the cardholder's
         # subscription or instalment would otherwise fail on the day the new plastic arrives;
-        # and a refund of a purchase made with that card
+        # and a refund of a purchase made with that card; and a wallet payment, which the
+        # network de-tokenises with the expiry its token vault keeps for the PAN (the old one:
+        # authhost tells the token service of a new PAN, not of a renewal's new expiry), so
+        # the cardholder's phone stopped paying (54) when the new plastic was activated. The
+        # token itself must still be one of the card's, active (card_verification)
         renewed = bool(card.previous_expiry) and presented == card.previous_expiry
-        if not (renewed and (request.merchant_initiated or refund)):
+        tokenised = request.payment_token is not None
+        if not (renewed and (request.merchant_initiated or refund or tokenised)):
             return Decline(RC.EXPIRED_CARD, "card.expiry_mismatch")
         tx.reasons.append("card.previous_expiry")
     tx.limits = product.limits.overridden_by(card.limits)
