@@ -238,6 +238,9 @@ async def test_each_refused_step_says_why_and_changes_nothing(
         ("chargeback", {"reason_code": "13.1"}, 422, "does not fit the dispute's reason (fraud)"),
         ("chargeback", {"amount_minor": 4_001}, 422, "more than the 4000 disputed"),
         ("chargeback", {"reason_code": "bored"}, 422, "not a network reason code"),
+        # an amount in major units, as a spreadsheet writes it, is not taken for minor units
+        ("chargeback", {"amount_minor": "30.00"}, 422, "'30.00' is not a whole number"),
+        ("chargeback", {"amount_minor": 30.0}, 422, "30.0 is not a whole number"),
     ]
     for step, body, status, words in cases:
         await refused(step, body, status, words)

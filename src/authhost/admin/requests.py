@@ -57,6 +57,8 @@ def _json_integer(value: object) -> object:
 Amount = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=10**15)]
 
 SignedMinor = Annotated[int, BeforeValidator(_json_integer), Field(ge=-(10**15), le=10**15)]
+# an amount that must be there and above 0 (a dispute's stages, a cardholder's pass)
+PositiveAmount = Annotated[int, BeforeValidator(_json_integer), Field(gt=0, le=10**15)]
 
 # digits, perhaps grouped by single blanks or dashes as a PAN is written ("4761 7307 ...")
 _DIGIT_GROUPS = re.compile(r"\d(?:[ -]?\d)*")
@@ -440,7 +442,7 @@ class CardholderAnswer(_Request):
     any_merchant: bool = Field(
         False, description="the pass covers every merchant, not only the payment's"
     )
-    max_amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+    max_amount_minor: PositiveAmount | None = Field(
         None,
         description="the most the pass lets through, in the account's currency (default: the "
         "payment's amount)",
@@ -470,7 +472,7 @@ class DisputeOpen(_Request):
     """A cardholder disputes a posted transaction."""
 
     reason: Literal["fraud", "not_received", "not_as_described", "duplicate", "amount", "other"]
-    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+    amount_minor: PositiveAmount | None = Field(
         None, description="the part disputed (default: all that was posted)"
     )
     provisional_credit: bool = Field(True, description="give the amount back now")
@@ -544,7 +546,7 @@ class DisputeChargeback(_Request):
         "4808-4871 (4837, 4853, 4834); one that fits the dispute's reason and the card's "
         "network (by its BIN). Default: the dispute's reason's usual code on that network",
     )
-    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+    amount_minor: PositiveAmount | None = Field(
         None, description="charged back, at most the disputed amount (default: all of it)"
     )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
@@ -558,7 +560,7 @@ class DisputeRepresentment(_Request):
         StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,39}$", strip_whitespace=True),
         NoCardNumber,
     ] = Field(description="the acquirer's reference of the representment")
-    amount_minor: Annotated[int, Field(gt=0, le=10**15)] = Field(
+    amount_minor: PositiveAmount = Field(
         description="represented, at most the amount charged back"
     )
     date: Day | None = Field(
@@ -573,7 +575,7 @@ class DisputeRepresentment(_Request):
 class DisputePreArbitration(_Request):
     """The issuer answers a representment with pre-arbitration."""
 
-    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+    amount_minor: PositiveAmount | None = Field(
         None,
         description="pre-arbitrated, at most the amount represented (default: all of it); "
         "the rest of the representment is accepted",
@@ -588,7 +590,7 @@ class DisputePreArbitrationAnswer(_Request):
         description="accepted (all of the amount pre-arbitrated), accepted_in_part (the "
         "amount_minor given) or declined (the issuer may file arbitration)"
     )
-    amount_minor: Annotated[int, Field(gt=0, le=10**15)] | None = Field(
+    amount_minor: PositiveAmount | None = Field(
         None,
         description="accepted_in_part: what the acquirer accepted, less than the amount "
         "pre-arbitrated; accepted: all of it (default); declined: none",
