@@ -560,9 +560,7 @@ class DisputeRepresentment(_Request):
         StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,39}$", strip_whitespace=True),
         NoCardNumber,
     ] = Field(description="the acquirer's reference of the representment")
-    amount_minor: PositiveAmount = Field(
-        description="represented, at most the amount charged back"
-    )
+    amount_minor: PositiveAmount = Field(description="represented, at most the amount charged back")
     date: Day | None = Field(
         None, description="the representment's date, a UTC day (default: today, now)"
     )
