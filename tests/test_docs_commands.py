@@ -106,7 +106,7 @@ def _wrong_values(node: object, path: list[str], tokens: list[str]) -> list[str]
             continue
         for each in _alternatives(value):
             try:
-                param.process_value(context, each)
+                param.process_value(context, (each,) if param.multiple else each)
             except Exception:  # noqa: BLE001 - the option's own refusal, reported
                 problems.append(f"{' '.join(path)}: {token} does not take {each!r}")
     return problems

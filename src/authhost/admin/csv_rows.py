@@ -57,6 +57,16 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
+def whole_cell(text: str) -> int | str:
+    """A money or cursor cell as the integer it writes (an optional sign, ASCII digits, at
+    most 30 of them); any other text as it is, which the request model refuses naming it
+    ("100.00" was once read as 100 minor units, a hundredth of what was meant)."""
+    digits = text.strip().removeprefix("-").removeprefix("+")
+    if digits.isascii() and digits.isdigit() and len(digits) <= 30:
+        return int(text)
+    return text
+
+
 def read_rows(path: Path, columns: CsvColumns) -> list[Row]:
     """All data rows with their line numbers; CsvFileError if the file is unusable."""
     try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from authhost.admin.csv_rows import CsvColumns, Row, run_rows
+from authhost.admin.csv_rows import CsvColumns, Row, run_rows, whole_cell
 from authhost.admin.errors import ServiceError, invalid_request
 from authhost.admin.requests import LedgerBalance
 from authhost.admin.service import CardService
@@ -41,18 +41,6 @@ class LedgerRowResult:
         return not self.error
 
 
-def _whole(column: str, text: str) -> int | str:
-    """A numeric column's cell as the integer it writes (an optional sign, ASCII digits, at
-    most 30 of them); any other text as it is, which the request refuses naming it: "100.00"
-    was read as 100 minor units, a hundredth of the balance meant."""
-    if column not in _NUMBERS:
-        return text
-    digits = text.strip().removeprefix("-").removeprefix("+")
-    if digits.isascii() and digits.isdigit() and len(digits) <= 30:
-        return int(text)
-    return text
-
-
 _NUMBERS = ("ledger_balance_minor", "through_journal_id")
 
 
@@ -69,7 +57,11 @@ async def sync_ledger_rows(
             return LedgerRowResult(row.line, account_id, error=row.error or "no account_id")
         try:
             spec = LedgerBalance.model_validate(
-                {k: _whole(k, v) for k, v in row.values.items() if k != "account_id"}
+                {
+                    k: whole_cell(v) if k in _NUMBERS else v
+                    for k, v in row.values.items()
+                    if k != "account_id"
+                }
             )
             synced = await service.sync_ledger(account_id, spec)
         except ValidationError as exc:

@@ -975,7 +975,8 @@ class DisputeCases(ServiceBase):
             target = named[row.line]
             if not isinstance(target, str):
                 return target
-            values = {k: v for k, v in row.values.items() if k not in ("dispute_id", "arn")}
+            values = {k: csv_rows.whole_cell(v) if k == "amount_minor" else v
+                      for k, v in row.values.items() if k not in ("dispute_id", "arn")}  # fmt: skip
             try:
                 if "dispute_id" in row.values and "arn" in row.values:
                     await self._same_arn(target, row.values["arn"])
