@@ -260,3 +260,72 @@ async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
         restore(future, source, now=0.0)
     assert list(tmp_path.glob("*.replaced-*")) == []
     assert facts(str(source)).rows["cards"] == 1
+
+
+async def _store_and_copy(tmp_path, store_path) -> os.PathLike:
+    """An empty store at ``store_path`` and, apart, a backup of a store holding a card."""
+    await (await open_store(f"sqlite:///{store_path}")).close()
+    other = tmp_path / "other.db"
+    store = await open_store(f"sqlite:///{other}")
+    await seeded(store)
+    await store.close()
+    copy = tmp_path / "copy.db"
+    backup(str(other), copy)
+    return copy
+
+
+async def test_a_restore_through_a_symlinked_store_writes_its_real_file(tmp_path):
+    """A store path that is a symlink (the data on its own volume): the restore replaced the
+    symlink with a regular file beside it and left the real file as it was, so whatever
+    opened the real path still saw the old store."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "etc").mkdir()
+    real = tmp_path / "data" / "authhost.db"
+    copy = await _store_and_copy(tmp_path, real)
+    link = tmp_path / "etc" / "authhost.db"
+    link.symlink_to(real)
+    done = restore(copy, link, now=0.0)
+    assert link.is_symlink() and link.resolve() == real
+    assert facts(str(real)).rows["cards"] == 1
+    assert done.replaced is not None and os.path.dirname(done.replaced) == str(real.parent)
+    assert not os.path.islink(done.replaced) and facts(done.replaced).rows["cards"] == 0
+    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["authhost.db"]
+
+
+async def test_a_restored_store_keeps_the_old_stores_owner_and_mode(tmp_path):
+    """Restored by root, the store was root's with mode 0600: the servers' own account
+    could no longer open it."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    os.chmod(store, 0o640)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(store, *owner)
+    restore(copy, store, now=0.0)
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o640
+    assert (os.stat(store).st_uid, os.stat(store).st_gid) == owner
+    assert facts(str(store)).rows["cards"] == 1
+
+
+async def test_a_restore_into_a_missing_folder_says_which(tmp_path):
+    copy = await _store_and_copy(tmp_path, tmp_path / "authhost.db")
+    with pytest.raises(StoreError, match=r"the folder .*nowhere does not exist"):
+        restore(copy, tmp_path / "nowhere" / "authhost.db", now=0.0)
+    assert not (tmp_path / "nowhere").exists()
+
+
+async def test_two_restores_in_one_second_keep_both_and_a_hard_link_is_the_store(tmp_path):
+    """The second restore of a second (the wrong backup first, then the right one) failed
+    on the first's STORE.replaced-STAMP; a hard link to the store is the store itself."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    first = restore(copy, store, now=0.0)
+    second = restore(copy, store, now=0.0)
+    assert first.replaced != second.replaced
+    assert sorted(p.name for p in tmp_path.glob("authhost.db.replaced-*")) == [
+        "authhost.db.replaced-19700101T000000Z",
+        "authhost.db.replaced-19700101T000000Z-2",
+    ]
+    alias = tmp_path / "alias.db"
+    os.link(store, alias)
+    with pytest.raises(StoreError, match="the store itself"):
+        restore(alias, store, now=0.0)
