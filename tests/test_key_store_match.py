@@ -115,3 +115,35 @@ def test_clearing_import_on_another_key_store_says_why_in_one_line(store_url, tm
     assert done.exit_code == 1, done.output
     assert "every request would be declined 14" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.output
+
+
+async def _another_card(store: CardStore, security: SecurityModule) -> None:
+    pan, card_id = new_pan(PRODUCT.bin, PRODUCT.pan_length), new_card_id()
+    card = new_card(
+        PRODUCT, PanFacts.of(pan, security.pan_index(pan)), card_id=card_id,
+        account_id="acc-1", now=1_795_000_100.0, cardholder_name="B TESTER",
+    )  # fmt: skip
+    await store.create_card(card, security.encrypt_pan(pan, card_id))
+
+
+async def test_a_key_store_whose_first_cards_version_it_retired_is_still_checked(
+    store, tmp_path, caplog
+) -> None:
+    """Another installation's key store that rotated its PAN data key and retired version 1
+    was let through on the store's first card (sealed under version 1: "retired, only
+    logged"), while the store's newer cards, under version 2, told it is not theirs."""
+    ours = _module(tmp_path / "ours.json")
+    await _issue(store, ours)  # under version 1
+    ours.rotate_pan_key()
+    await _another_card(store, ours)  # under version 2
+    theirs = _module(tmp_path / "theirs.json")
+    theirs.rotate_pan_key()
+    theirs.key_store.retire("pan-data", 1)
+    with pytest.raises(KeyStoreError, match="every request would be declined 14"):
+        await check_pan_keys(store, _module(tmp_path / "theirs.json"))
+    # our own key store, version 1 retired since (an old store backup): it starts, saying so
+    ours.key_store.retire("pan-data", 1)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, "authhost.runtime"):
+        await check_pan_keys(store, _module(tmp_path / "ours.json"))
+    assert caplog.text.count("its stored PAN does not open under this key store") == 1
