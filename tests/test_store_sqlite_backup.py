@@ -14,7 +14,7 @@ from test_store_contract import hold, seeded
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
-from authhost.store import open_store
+from authhost.store import open_store, sqlite_backup
 from authhost.store.interface import JournalQuery, StoreError
 from authhost.store.sqlite_backup import backup, check, facts, restore
 
@@ -329,3 +329,33 @@ async def test_two_restores_in_one_second_keep_both_and_a_hard_link_is_the_store
     os.link(store, alias)
     with pytest.raises(StoreError, match="the store itself"):
         restore(alias, store, now=0.0)
+
+
+async def test_a_server_that_opens_the_store_during_the_copy_stops_the_restore(
+    tmp_path, monkeypatch
+):
+    """A server started (or restarted by its supervisor) while the copy was made wrote to
+    the old file under the store's -wal; the copy was renamed in beside that WAL, which the
+    next opener replays over it. Held at the end of the copy, the server opens the store."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    intruder: list[sqlite3.Connection] = []
+    copied = sqlite_backup.backup
+
+    def copy_then_a_server_starts(*args, **kwargs):
+        done = copied(*args, **kwargs)
+        conn = sqlite3.connect(store, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE written_by_the_server (x)")
+        intruder.append(conn)
+        return done
+
+    monkeypatch.setattr(sqlite_backup, "backup", copy_then_a_server_starts)
+    with pytest.raises(StoreError, match="opened .* while the backup was copied"):
+        restore(copy, store, now=0.0)
+    intruder[0].close()
+    assert list(tmp_path.glob("authhost.db.re*")) == []  # nothing changed
+    assert facts(str(store)).rows["cards"] == 0
+    monkeypatch.setattr(sqlite_backup, "backup", copied)
+    restore(copy, store, now=0.0)  # every process stopped: it goes through
+    assert facts(str(store)).rows["cards"] == 1 and check(str(store), full=True) == []

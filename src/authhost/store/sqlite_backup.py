@@ -211,6 +211,14 @@ def _free_name(store: Path, stamp: str) -> Path:
     return name
 
 
+def _beside(store: Path) -> Path | None:
+    """The store's -wal, -shm or -journal file, if one is there: a process on the store."""
+    return next(
+        (f for f in (Path(f"{store}{end}") for end in ("-wal", "-shm", "-journal")) if f.exists()),
+        None,
+    )
+
+
 def _owned_as(path: Path, old: os.stat_result) -> None:
     """Give the restored file the old store's owner and mode: restored by root (or by
     another operator), it was theirs with mode 0600, and the servers' account could no
@@ -245,11 +253,17 @@ def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult
     if store.exists():
         _take_whole(store)
         old = os.stat(store)
-    for stale in (Path(f"{store}-wal"), Path(f"{store}-shm"), Path(f"{store}-journal")):
-        if stale.exists():  # left without a store file, or by a process that has just gone
-            raise StoreError(f"{stale} is there: stop every process on the store first")
+    if stale := _beside(store):  # left without a store file, or by a process just gone
+        raise StoreError(f"{stale} is there: stop every process on the store first")
     incoming = store.with_name(store.name + ".restoring")
     backup(str(copy), incoming, overwrite=True)
+    if stale := _beside(store):  # a server started while the copy was made: it writes to the
+        incoming.unlink(missing_ok=True)  # old file under the store's -wal, which SQLite
+        raise StoreError(  # would replay over the copy put in its place
+            f"a process opened {store} while the backup was copied ({stale} appeared): "
+            "nothing changed; stop every process on the store (and what restarts them), then "
+            "restore again"
+        )
     replaced = None
     try:
         if old is not None:
