@@ -7,6 +7,8 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import trio
@@ -359,3 +361,42 @@ async def test_a_server_that_opens_the_store_during_the_copy_stops_the_restore(
     monkeypatch.setattr(sqlite_backup, "backup", copied)
     restore(copy, store, now=0.0)  # every process stopped: it goes through
     assert facts(str(store)).rows["cards"] == 1 and check(str(store), full=True) == []
+
+
+_RESTORE_AS_NOBODY = """
+import os, sys
+from authhost.store.interface import StoreError
+from authhost.store.sqlite_backup import restore
+os.setgid(65534)
+os.setuid(65534)
+try:
+    restore(sys.argv[1], sys.argv[2], now=0.0)
+except StoreError as exc:
+    print(exc)
+    sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the restore as another user")
+async def test_a_restore_that_cannot_keep_the_stores_owner_changes_nothing(tmp_path):
+    """Run by another account than the store's owner (which may write it), the restored
+    file was that account's with mode 0600: the servers could no longer open it."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as shared:  # pytest's own is root's alone
+        await _restore_as_nobody(Path(shared))
+
+
+async def _restore_as_nobody(tmp_path: Path) -> None:
+    os.chmod(tmp_path, 0o777)
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    os.chmod(store, 0o666)
+    os.chmod(copy, 0o644)
+    done = subprocess.run(
+        [sys.executable, "-c", _RESTORE_AS_NOBODY, str(copy), str(store)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot give the copy the store's owner and mode" in done.stdout
+    assert "nothing changed" in done.stdout
+    assert os.stat(store).st_uid == 0 and facts(str(store)).rows["cards"] == 0
+    assert list(tmp_path.glob("authhost.db.re*")) == []

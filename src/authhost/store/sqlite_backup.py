@@ -265,17 +265,18 @@ def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult
             "restore again"
         )
     replaced = None
-    try:
-        if old is not None:
+    if old is not None:
+        doing = "give the copy the store's owner and mode"
+        try:
             _owned_as(incoming, old)
+            doing = "keep the store under a second name"
             replaced = _free_name(store, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
             os.link(store, replaced)  # kept under a second name: the rename below loses nothing
-    except OSError as exc:
-        incoming.unlink(missing_ok=True)
-        raise StoreError(
-            f"cannot put the copy in place of {store} ({exc.strerror or exc}): nothing changed "
-            "(run the restore as the store's owner, or as root)"
-        ) from None
+        except OSError as exc:
+            incoming.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot {doing} ({store}: {exc.strerror or exc}): nothing changed"
+            ) from None
     os.replace(incoming, store)
     return RestoreResult(
         str(copy), str(store), str(replaced) if replaced else None, facts(str(store))
