@@ -47,6 +47,12 @@ def _module(path: Path) -> SecurityModule:
 async def _issue(store: CardStore, security: SecurityModule) -> None:
     await store.put_product(PRODUCT)
     await store.create_account(Account("acc-1", "978", CardKind.DEBIT, balance=1000))
+    await _another_card(store, security)
+
+
+async def _another_card(store: CardStore, security: SecurityModule) -> None:
+    """One more card on the account ``_issue`` opened, its PAN sealed under the newest
+    PAN data key version."""
     pan, card_id = new_pan(PRODUCT.bin, PRODUCT.pan_length), new_card_id()
     card = new_card(
         PRODUCT, PanFacts.of(pan, security.pan_index(pan)), card_id=card_id,
@@ -115,15 +121,6 @@ def test_clearing_import_on_another_key_store_says_why_in_one_line(store_url, tm
     assert done.exit_code == 1, done.output
     assert "every request would be declined 14" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.output
-
-
-async def _another_card(store: CardStore, security: SecurityModule) -> None:
-    pan, card_id = new_pan(PRODUCT.bin, PRODUCT.pan_length), new_card_id()
-    card = new_card(
-        PRODUCT, PanFacts.of(pan, security.pan_index(pan)), card_id=card_id,
-        account_id="acc-1", now=1_795_000_100.0, cardholder_name="B TESTER",
-    )  # fmt: skip
-    await store.create_card(card, security.encrypt_pan(pan, card_id))
 
 
 async def test_a_key_store_whose_first_cards_version_it_retired_is_still_checked(

@@ -68,10 +68,7 @@ async def test_a_backup_taken_while_commits_go_on_is_consistent_and_blocks_none(
 
 
 async def test_a_backup_refuses_to_overwrite_unless_told_and_never_the_store_itself(tmp_path):
-    source = tmp_path / "cards.db"
-    store = await open_store(f"sqlite:///{source}")
-    await seeded(store)
-    await store.close()
+    source = await _seeded_file(tmp_path / "cards.db")
     target = tmp_path / "copy.db"
     backup(str(source), target)
     with pytest.raises(StoreError, match="exists"):
@@ -239,10 +236,7 @@ async def test_a_restore_is_refused_while_a_process_has_the_store_open(tmp_path)
 
 
 async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
-    source = tmp_path / "cards.db"
-    store = await open_store(f"sqlite:///{source}")
-    await seeded(store)
-    await store.close()
+    source = await _seeded_file(tmp_path / "cards.db")
     (tmp_path / "notes.txt").write_text("not a database")
     with pytest.raises(StoreError, match="not a readable SQLite store"):
         restore(tmp_path / "notes.txt", source, now=0.0)
@@ -267,13 +261,18 @@ async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
 async def _store_and_copy(tmp_path, store_path) -> os.PathLike:
     """An empty store at ``store_path`` and, apart, a backup of a store holding a card."""
     await (await open_store(f"sqlite:///{store_path}")).close()
-    other = tmp_path / "other.db"
-    store = await open_store(f"sqlite:///{other}")
-    await seeded(store)
-    await store.close()
+    other = await _seeded_file(tmp_path / "other.db")
     copy = tmp_path / "copy.db"
     backup(str(other), copy)
     return copy
+
+
+async def _seeded_file(path: Path) -> Path:
+    """A store file at ``path`` holding an account and its card (``seeded``), closed."""
+    store = await open_store(f"sqlite:///{path}")
+    await seeded(store)
+    await store.close()
+    return path
 
 
 async def test_a_restore_through_a_symlinked_store_writes_its_real_file(tmp_path):
