@@ -80,8 +80,9 @@ def audit_key_change(
     if not appended:
         typer.echo(
             f"authhost keys: not audited: the store's audit log is chained under another key "
-            f"store's audit key than {keys.path}'s (not the configured [security] key_store: an "
-            "entry under it would break the chain; keep this output with the ceremony's records)",
+            f"store's audit key than {keys.path}'s (a key store apart from the store's, given "
+            "with --key-store, or a store that is not this key store's: an entry under it would "
+            "break the chain; keep this output with the ceremony's records)",
             err=True,
         )
 
