@@ -104,3 +104,38 @@ def test_a_key_made_before_the_store_exists_says_it_is_not_audited(tmp_path: Pat
     assert done.exit_code == 0, done.output
     assert f"not audited: no store at {store} yet" in done.stderr
     assert not store.exists()
+
+
+def test_a_key_store_given_apart_leaves_the_stores_chain_whole(store_url: str, tmp_path: Path):
+    """A key made in another key store file (`--key-store`: a partner's KEK made apart)
+    was audited into the configured store under that file's own audit key: after a master
+    key rotation (the installation's file keeps the old master key's audit key) or under a
+    token, `audit verify` then found the chain broken, as if the log had been edited."""
+    key_store = tmp_path / "keys.json"
+    config = tmp_path / "authhost.toml"
+    config.write_text(f'[security]\nkey_store = "{key_store}"\n[store]\nurl = "{store_url}"\n')
+    cfg = ["--config", str(config)]
+    first = CliRunner(env={"AUTHHOST_MASTER_KEY": secrets.token_hex(32)})
+    done = first.invoke(app, ["keys", "generate", "pan-data", "--type", "pan-data", *cfg])
+    assert done.exit_code == 0, done.output
+    new_master = tmp_path / "master.key.new"
+    new_master.write_text(secrets.token_hex(32))
+    new_master.chmod(0o600)
+    done = first.invoke(
+        app, ["keys", "rotate-master-key", "--new-master-key-file", str(new_master), *cfg]
+    )
+    assert done.exit_code == 0, done.output
+    runner = CliRunner(env={"AUTHHOST_MASTER_KEY": new_master.read_text()})
+    apart = ["--key-store", str(tmp_path / "partner.json")]
+    done = runner.invoke(app, ["keys", "generate", "kek-partner", "--type", "kek", *apart, *cfg])
+    assert done.exit_code == 0, done.output
+    assert "not audited: the store's audit log is chained under another" in done.stderr
+    done = runner.invoke(app, ["keys", "generate", "zpk", "--type", "zpk", *cfg])  # ours: audited
+    assert done.exit_code == 0 and "not audited" not in done.stderr, done.output
+    assert [(e.action, e.subject) for e in _entries(store_url)] == [
+        ("key.generate", "pan-data"),
+        ("key.rotate_master_key", str(key_store)),
+        ("key.generate", "zpk"),
+    ]
+    verified = runner.invoke(app, ["audit", "verify", *cfg])
+    assert verified.exit_code == 0 and '"ok": true' in verified.stdout, verified.output

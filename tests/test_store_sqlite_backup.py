@@ -7,6 +7,8 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import trio
@@ -14,7 +16,7 @@ from test_store_contract import hold, seeded
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
-from authhost.store import open_store
+from authhost.store import open_store, sqlite_backup
 from authhost.store.interface import JournalQuery, StoreError
 from authhost.store.sqlite_backup import backup, check, facts, restore
 
@@ -66,10 +68,7 @@ async def test_a_backup_taken_while_commits_go_on_is_consistent_and_blocks_none(
 
 
 async def test_a_backup_refuses_to_overwrite_unless_told_and_never_the_store_itself(tmp_path):
-    source = tmp_path / "cards.db"
-    store = await open_store(f"sqlite:///{source}")
-    await seeded(store)
-    await store.close()
+    source = await _seeded_file(tmp_path / "cards.db")
     target = tmp_path / "copy.db"
     backup(str(source), target)
     with pytest.raises(StoreError, match="exists"):
@@ -237,10 +236,7 @@ async def test_a_restore_is_refused_while_a_process_has_the_store_open(tmp_path)
 
 
 async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
-    source = tmp_path / "cards.db"
-    store = await open_store(f"sqlite:///{source}")
-    await seeded(store)
-    await store.close()
+    source = await _seeded_file(tmp_path / "cards.db")
     (tmp_path / "notes.txt").write_text("not a database")
     with pytest.raises(StoreError, match="not a readable SQLite store"):
         restore(tmp_path / "notes.txt", source, now=0.0)
@@ -260,3 +256,146 @@ async def test_a_restore_refuses_a_copy_that_is_not_a_sound_store(tmp_path):
         restore(future, source, now=0.0)
     assert list(tmp_path.glob("*.replaced-*")) == []
     assert facts(str(source)).rows["cards"] == 1
+
+
+async def _store_and_copy(tmp_path, store_path) -> os.PathLike:
+    """An empty store at ``store_path`` and, apart, a backup of a store holding a card."""
+    await (await open_store(f"sqlite:///{store_path}")).close()
+    other = await _seeded_file(tmp_path / "other.db")
+    copy = tmp_path / "copy.db"
+    backup(str(other), copy)
+    return copy
+
+
+async def _seeded_file(path: Path) -> Path:
+    """A store file at ``path`` holding an account and its card (``seeded``), closed."""
+    store = await open_store(f"sqlite:///{path}")
+    await seeded(store)
+    await store.close()
+    return path
+
+
+async def test_a_restore_through_a_symlinked_store_writes_its_real_file(tmp_path):
+    """A store path that is a symlink (the data on its own volume): the restore replaced the
+    symlink with a regular file beside it and left the real file as it was, so whatever
+    opened the real path still saw the old store."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "etc").mkdir()
+    real = tmp_path / "data" / "authhost.db"
+    copy = await _store_and_copy(tmp_path, real)
+    link = tmp_path / "etc" / "authhost.db"
+    link.symlink_to(real)
+    done = restore(copy, link, now=0.0)
+    assert link.is_symlink() and link.resolve() == real
+    assert facts(str(real)).rows["cards"] == 1
+    assert done.replaced is not None and os.path.dirname(done.replaced) == str(real.parent)
+    assert not os.path.islink(done.replaced) and facts(done.replaced).rows["cards"] == 0
+    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["authhost.db"]
+
+
+async def test_a_restored_store_keeps_the_old_stores_owner_and_mode(tmp_path):
+    """Restored by root, the store was root's with mode 0600: the servers' own account
+    could no longer open it."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    os.chmod(store, 0o640)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(store, *owner)
+    restore(copy, store, now=0.0)
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o640
+    assert (os.stat(store).st_uid, os.stat(store).st_gid) == owner
+    assert facts(str(store)).rows["cards"] == 1
+
+
+async def test_a_restore_into_a_missing_folder_says_which(tmp_path):
+    copy = await _store_and_copy(tmp_path, tmp_path / "authhost.db")
+    with pytest.raises(StoreError, match=r"the folder .*nowhere does not exist"):
+        restore(copy, tmp_path / "nowhere" / "authhost.db", now=0.0)
+    assert not (tmp_path / "nowhere").exists()
+
+
+async def test_two_restores_in_one_second_keep_both_and_a_hard_link_is_the_store(tmp_path):
+    """The second restore of a second (the wrong backup first, then the right one) failed
+    on the first's STORE.replaced-STAMP; a hard link to the store is the store itself."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    first = restore(copy, store, now=0.0)
+    second = restore(copy, store, now=0.0)
+    assert first.replaced != second.replaced
+    assert sorted(p.name for p in tmp_path.glob("authhost.db.replaced-*")) == [
+        "authhost.db.replaced-19700101T000000Z",
+        "authhost.db.replaced-19700101T000000Z-2",
+    ]
+    alias = tmp_path / "alias.db"
+    os.link(store, alias)
+    with pytest.raises(StoreError, match="the store itself"):
+        restore(alias, store, now=0.0)
+
+
+async def test_a_server_that_opens_the_store_during_the_copy_stops_the_restore(
+    tmp_path, monkeypatch
+):
+    """A server started (or restarted by its supervisor) while the copy was made wrote to
+    the old file under the store's -wal; the copy was renamed in beside that WAL, which the
+    next opener replays over it. Held at the end of the copy, the server opens the store."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    intruder: list[sqlite3.Connection] = []
+    copied = sqlite_backup.backup
+
+    def copy_then_a_server_starts(*args, **kwargs):
+        done = copied(*args, **kwargs)
+        conn = sqlite3.connect(store, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE written_by_the_server (x)")
+        intruder.append(conn)
+        return done
+
+    monkeypatch.setattr(sqlite_backup, "backup", copy_then_a_server_starts)
+    with pytest.raises(StoreError, match="opened .* while the backup was copied"):
+        restore(copy, store, now=0.0)
+    intruder[0].close()
+    assert list(tmp_path.glob("authhost.db.re*")) == []  # nothing changed
+    assert facts(str(store)).rows["cards"] == 0
+    monkeypatch.setattr(sqlite_backup, "backup", copied)
+    restore(copy, store, now=0.0)  # every process stopped: it goes through
+    assert facts(str(store)).rows["cards"] == 1 and check(str(store), full=True) == []
+
+
+_RESTORE_AS_NOBODY = """
+import os, sys
+from authhost.store.interface import StoreError
+from authhost.store.sqlite_backup import restore
+os.setgid(65534)
+os.setuid(65534)
+try:
+    restore(sys.argv[1], sys.argv[2], now=0.0)
+except StoreError as exc:
+    print(exc)
+    sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the restore as another user")
+async def test_a_restore_that_cannot_keep_the_stores_owner_changes_nothing(tmp_path):
+    """Run by another account than the store's owner (which may write it), the restored
+    file was that account's with mode 0600: the servers could no longer open it."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as shared:  # pytest's own is root's alone
+        await _restore_as_nobody(Path(shared))
+
+
+async def _restore_as_nobody(tmp_path: Path) -> None:
+    os.chmod(tmp_path, 0o777)
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    os.chmod(store, 0o666)
+    os.chmod(copy, 0o644)
+    done = subprocess.run(
+        [sys.executable, "-c", _RESTORE_AS_NOBODY, str(copy), str(store)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot give the copy the store's owner and mode" in done.stdout
+    assert "nothing changed" in done.stdout
+    assert os.stat(store).st_uid == 0 and facts(str(store)).rows["cards"] == 0
+    assert list(tmp_path.glob("authhost.db.re*")) == []

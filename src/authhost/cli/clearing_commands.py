@@ -21,6 +21,7 @@ from authhost.cli.admin_support import (
     actor_name,
     require_store,
 )
+from authhost.security.errors import SecurityError
 from authhost.store.interface import StoreError
 
 clearing_app = typer.Typer(help="Clearing: the presentments that settle authorisations.")
@@ -79,8 +80,8 @@ def clearing_import(
     except ServiceError as exc:  # another import is running (409 over the API): nothing posted
         _say(f"error: {exc.message}")
         raise typer.Exit(1) from None
-    except (OSError, ValueError, StoreError) as exc:
-        _say(f"error: {exc}")
+    except (OSError, ValueError, StoreError, SecurityError) as exc:  # SecurityError: the
+        _say(f"error: {exc}")  # master key missing, the key store not the store's: a traceback
         raise typer.Exit(1) from None
     typer.echo(json.dumps({"dry_run": dry_run, **result}, indent=2))
 

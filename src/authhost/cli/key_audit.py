@@ -19,8 +19,10 @@ import typer
 
 from authhost.cli.admin_support import actor_name, sqlite_file_of
 from authhost.config import ConfigError, load_config
+from authhost.security.audit_chain import AuditSeal
 from authhost.security.keys import WorkingKey
 from authhost.security.keystore import KeyStore
+from authhost.store.interface import CardStore
 from authhost.store.records import AuditEntry
 
 
@@ -31,10 +33,12 @@ def audit_key_change(
     (the first keys of a new installation come before it) is said and skipped; a store that
     fails exits 1, saying the key change itself was made."""
     try:
-        url = load_config(config_file).store.url
+        config = load_config(config_file)
     except ConfigError as exc:  # read once already by the command: not expected here
         typer.echo(f"authhost: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+    url = config.store.url
+    configured = Path(keys.path).resolve() == Path(config.security.key_store).resolve()
     path = sqlite_file_of(url)
     if path is not None and not Path(path).exists():
         typer.echo(
@@ -51,17 +55,21 @@ def audit_key_change(
         after=json.dumps(after, sort_keys=True),
     )
 
-    async def append() -> None:
+    async def append() -> bool:
         from authhost.store import open_store
 
+        seal = keys.audit_seal()
         store = await open_store(url)
         try:
-            await store.append_audit(entry, keys.audit_seal())
+            if not await _chain_is_this_key_stores(store, seal, configured=configured):
+                return False
+            await store.append_audit(entry, seal)
         finally:
             await store.close()
+        return True
 
     try:
-        trio.run(append)
+        appended = trio.run(append)
     except Exception as exc:  # noqa: BLE001 - the key is saved: say so, and that this is not
         typer.echo(
             f"authhost keys: {action} {subject} was made, but its audit entry could not be "
@@ -69,6 +77,27 @@ def audit_key_change(
             err=True,
         )
         raise typer.Exit(1) from None
+    if not appended:
+        typer.echo(
+            f"authhost keys: not audited: the store's audit log is chained under another key "
+            f"store's audit key than {keys.path}'s (a key store apart from the store's, given "
+            "with --key-store, or a store that is not this key store's: an entry under it would "
+            "break the chain; keep this output with the ceremony's records)",
+            err=True,
+        )
+
+
+async def _chain_is_this_key_stores(store: CardStore, seal: AuditSeal, *, configured: bool) -> bool:
+    """Whether the store's newest audit entry was sealed under this key store's audit key:
+    a key store given with --key-store (a partner's KEK made apart, or any file after a master
+    key rotation, whose audit key is the old master key's) has its own, and its entry broke the
+    configured store's chain (`audit verify`: changed). A log with no chain yet takes the
+    configured key store's entry only."""
+    newest = await store.audit(limit=2, newest_first=True)
+    if not newest or not newest[0].chain:
+        return configured
+    previous = newest[1].chain if len(newest) > 1 else ""
+    return seal.holds(newest[0].chain, previous, newest[0].sealed_fields())
 
 
 def key_facts(key: WorkingKey) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,14 +185,59 @@ def _take_whole(store: Path) -> None:
         )
 
 
+def _the_file(store: str | Path) -> Path:
+    """The store's real file: a store path that is a symlink (the data on another volume)
+    had the symlink replaced by a regular file beside it, the real file left as it was."""
+    return Path(os.path.realpath(store))
+
+
+def _same_file(copy: Path, store: Path) -> bool:
+    """The copy is the store, by name or by inode (a hard link, another path to it)."""
+    if copy.resolve() == store:
+        return True
+    try:
+        return os.path.samefile(copy, store)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _free_name(store: Path, stamp: str) -> Path:
+    """``STORE.replaced-STAMP``, with a counter when a restore in the same second took it."""
+    name = store.with_name(f"{store.name}.replaced-{stamp}")
+    count = 1
+    while os.path.lexists(name):
+        count += 1
+        name = store.with_name(f"{store.name}.replaced-{stamp}-{count}")
+    return name
+
+
+def _beside(store: Path) -> Path | None:
+    """The store's -wal, -shm or -journal file, if one is there: a process on the store."""
+    return next(
+        (f for f in (Path(f"{store}{end}") for end in ("-wal", "-shm", "-journal")) if f.exists()),
+        None,
+    )
+
+
+def _owned_as(path: Path, old: os.stat_result) -> None:
+    """Give the restored file the old store's owner and mode: restored by root (or by
+    another operator), it was theirs with mode 0600, and the servers' account could no
+    longer open its own store."""
+    if (old.st_uid, old.st_gid) != (os.stat(path).st_uid, os.stat(path).st_gid):
+        os.chown(path, old.st_uid, old.st_gid)
+    os.chmod(path, stat.S_IMODE(old.st_mode))
+
+
 def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult:
     """Put the backup ``copy`` in the place of the store at ``store``, which no process may
     have open. The copy is checked first, and written beside the store and renamed over it,
     so a crash leaves the old store or the new one, never a mix; the store's previous
     content stays beside it as ``STORE.replaced-STAMP`` (delete it once the restore is
-    known good)."""
-    copy, store = Path(copy), Path(store)
-    if copy.resolve() == store.resolve():
+    known good), and the restored file has its owner and mode."""
+    copy, store = Path(copy), _the_file(store)
+    if not store.parent.is_dir():  # SQLite said only "unable to open database file"
+        raise StoreError(f"{store}: the folder {store.parent} does not exist")
+    if _same_file(copy, store):
         raise StoreError("the backup is the store itself")
     if problems := check(str(copy)):
         raise StoreError(f"the backup {copy} failed its check: {'; '.join(problems[:5])}")
@@ -203,17 +249,34 @@ def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult
             f"the backup {copy} has schema version {version}; this authhost knows up to "
             f"{SCHEMA_VERSION}: restore it with the authhost that wrote it"
         )
-    replaced = None
+    old = None
     if store.exists():
         _take_whole(store)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        replaced = store.with_name(f"{store.name}.replaced-{stamp}")
-        os.link(store, replaced)  # kept under a second name: the rename below loses nothing
-    for stale in (Path(f"{store}-wal"), Path(f"{store}-shm"), Path(f"{store}-journal")):
-        if stale.exists():  # left without a store file, or by a process that has just gone
-            raise StoreError(f"{stale} is there: stop every process on the store first")
+        old = os.stat(store)
+    if stale := _beside(store):  # left without a store file, or by a process just gone
+        raise StoreError(f"{stale} is there: stop every process on the store first")
     incoming = store.with_name(store.name + ".restoring")
     backup(str(copy), incoming, overwrite=True)
+    if stale := _beside(store):  # a server started while the copy was made: it writes to the
+        incoming.unlink(missing_ok=True)  # old file under the store's -wal, which SQLite
+        raise StoreError(  # would replay over the copy put in its place
+            f"a process opened {store} while the backup was copied ({stale} appeared): "
+            "nothing changed; stop every process on the store (and what restarts them), then "
+            "restore again"
+        )
+    replaced = None
+    if old is not None:
+        doing = "give the copy the store's owner and mode"
+        try:
+            _owned_as(incoming, old)
+            doing = "keep the store under a second name"
+            replaced = _free_name(store, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
+            os.link(store, replaced)  # kept under a second name: the rename below loses nothing
+        except OSError as exc:
+            incoming.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot {doing} ({store}: {exc.strerror or exc}): nothing changed"
+            ) from None
     os.replace(incoming, store)
     return RestoreResult(
         str(copy), str(store), str(replaced) if replaced else None, facts(str(store))
