@@ -1,5 +1,5 @@
 """An operator's key changes are in the audit log: `authhost keys generate`, `components`,
-`import`, `export`, `rotate-pan-key` and `rotate-master-key` worked on the key store file
+`import`, `export`, `rotate-pan-key`, `rotate-master-key` and `upgrade` worked on the key store file
 alone and left no entry, so a key ceremony was invisible in `authhost audit` (found walking
 docs/security.md's ceremony: `audit verify` counted the cards' entries and none of the keys').
 Each entry names the key, version, type and KCV, never the key, on both stores; the chain
@@ -7,14 +7,17 @@ verifies across the master key rotation."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
 import pytest
 import trio
+from test_security_keystore_format import write_format1
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
+from authhost.security.keys import KeyAlgorithm, KeyType, WorkingKey
 from authhost.security.keystore import KeyStore
 from authhost.store import open_store
 
@@ -137,5 +140,29 @@ def test_a_key_store_given_apart_leaves_the_stores_chain_whole(store_url: str, t
         ("key.rotate_master_key", str(key_store)),
         ("key.generate", "zpk"),
     ]
+    verified = runner.invoke(app, ["audit", "verify", *cfg])
+    assert verified.exit_code == 0 and '"ok": true' in verified.stdout, verified.output
+
+
+def test_a_key_store_upgrade_is_audited(store_url: str, tmp_path: Path) -> None:
+    """`authhost keys upgrade` re-encrypts every key of an older file: an entry says from and
+    to which format and how many key versions, and the chain verifies."""
+    key_store = tmp_path / "keys.json"
+    master = secrets.token_bytes(32)
+    zpk = WorkingKey("zpk-acq1", KeyType.ZPK, KeyAlgorithm.AES, secrets.token_bytes(16))
+    write_format1(key_store, master, [zpk])
+    config = tmp_path / "authhost.toml"
+    config.write_text(f'[security]\nkey_store = "{key_store}"\n[store]\nurl = "{store_url}"\n')
+    runner = CliRunner(env={"AUTHHOST_MASTER_KEY": master.hex()})
+    cfg = ["--config", str(config)]
+    done = runner.invoke(app, ["keys", "upgrade", *cfg], catch_exceptions=False)
+    assert done.exit_code == 0 and "from format 1 to format 2" in done.output, done.output
+    again = runner.invoke(app, ["keys", "upgrade", *cfg], catch_exceptions=False)
+    assert again.exit_code == 0 and "nothing to do" in again.output, again.output
+    (entry,) = _entries(store_url)  # the second run changed nothing: no entry
+    assert (entry.action, entry.subject) == ("key.upgrade", str(key_store))
+    assert json.loads(entry.after) == {
+        "key_store": str(key_store), "from": 1, "to": 2, "key_versions": 1,
+    }  # fmt: skip
     verified = runner.invoke(app, ["audit", "verify", *cfg])
     assert verified.exit_code == 0 and '"ok": true' in verified.stdout, verified.output

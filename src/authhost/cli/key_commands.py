@@ -296,6 +296,12 @@ def keys_upgrade(config: ConfigOpt = None, key_store: KeyStoreOpt = None) -> Non
         f"upgraded {store.path} from format {before} to format {store.file_format}: "
         f"{live} key version(s) re-encrypted under the derived entry key, KCVs unchanged"
     )
+    # every key re-encrypted is a key ceremony's step: in the log as the others are
+    audit_key_change(
+        config, store, "key.upgrade", str(store.path),
+        {"key_store": str(store.path), "from": before, "to": store.file_format,
+         "key_versions": live},
+    )  # fmt: skip
 
 
 @keys_app.command("rotate-master-key")
