@@ -6,12 +6,18 @@ card is. Before, the report overwrote ``suspended`` and the replacement started 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from host_admin import cli_config, run_cli, visa_at_host
+from test_auth_steps import CARD, NOW
 from test_e2e_auth import purchase, store_url  # noqa: F401 (fixture)
 from test_e2e_token_pan_update import ok, the_new_card
+
+from authhost.cards import lifecycle
+from authhost.cards.model import CardState
+from authhost.store.codec import card_from_json, card_to_json
 
 
 async def _replace_and_activate(port: int, card_id: str) -> dict[str, Any]:
@@ -97,3 +103,20 @@ async def test_a_card_not_suspended_when_reported_lost_is_replaced_active(
     assert (await at.switch.send(purchase(new_plastic, 500)))["39"] == "00"
     assert "suspended_from" not in await _activation(at.port, activated["card_id"])
     await at.switch.aclose()
+
+
+def test_the_kept_suspension_is_stored_only_when_set():
+    """The report of a suspended card keeps the reason (even an empty one) on the card's JSON;
+    a card not suspended when reported writes no key, so its JSON is what older processes
+    wrote and read, and a successor starts without its predecessor's."""
+    suspended = dataclasses.replace(CARD, state=CardState.SUSPENDED)
+    lost = lifecycle.transition(suspended, "report-lost", now=NOW, suspension_reason="arrears")
+    assert lost.state is CardState.LOST and lost.suspension_at_report == "arrears"
+    assert card_from_json(card_to_json(lost)) == lost
+    quiet = lifecycle.transition(suspended, "report-stolen", now=NOW)
+    assert card_from_json(card_to_json(quiet)).suspension_at_report == ""
+    active = lifecycle.transition(CARD, "report-lost", now=NOW, suspension_reason="unused")
+    assert active.suspension_at_report is None
+    assert "suspension_at_report" not in json.loads(card_to_json(active))
+    _, new = lifecycle.replace(lost, now=NOW, validity_months=36, new_card_id="crd_new")
+    assert new.suspension_at_report is None
