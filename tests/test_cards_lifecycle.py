@@ -63,9 +63,13 @@ def test_legal_transition(state, event):
     card = replace(CARD, state=state)
     after = lifecycle.transition(card, event, now=NOW)
     assert after.state is LEGAL[(state, event)]
-    # the time it happened, for activation and closure; nothing else changed
+    # the time it happened, for activation and closure; a suspension a report keeps for the
+    # replacement (suspension_at_report); nothing else changed
     assert (after.closed_at == NOW) is (event is lifecycle.Event.CANCEL)
-    assert replace(after, state=state, activated_at=None, closed_at=None) == card
+    keeps = state is CardState.SUSPENDED and event in lifecycle.KEEPS_SUSPENSION_EVENTS
+    assert (after.suspension_at_report == "") is keeps
+    unchanged = replace(after, state=state, activated_at=None, closed_at=None)
+    assert replace(unchanged, suspension_at_report=None) == card
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ async def test_a_renewal_activated_while_the_old_card_is_suspended_stays_suspend
     audit = await call(at.port, "GET", f"/v1/audit?subject={new_id}")
     (entry,) = [e for e in audit.json["audit"] if e["action"] == "card.activate"]
     assert f'"suspended_from":"{at.card_id}"' in entry["after"], entry
+    assert '"suspension_reason":"investigation"' in entry["after"], entry  # why it is held
 
     # the bank lifts its block on the card now in use
     assert (await call(at.port, "POST", f"/v1/cards/{new_id}/resume")).status == 200

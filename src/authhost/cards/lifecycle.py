@@ -97,6 +97,9 @@ ENDS_TOKENS: frozenset[CardState] = frozenset({S.EXPIRED, S.CLOSED})
 # their own: the cardholder names their phones and the bank resumes those), and so are a lost
 # card's registered in the day before the report (a finder's phone).
 SUSPENDS_TOKENS: frozenset[CardState] = frozenset({S.LOST, S.STOLEN})
+# reports that stop a card but not the bank's block on it: a suspended card reported so keeps
+# its suspension (Card.suspension_at_report) for its replacement (keeps_suspension)
+KEEPS_SUSPENSION_EVENTS: frozenset[Event] = frozenset({Event.REPORT_LOST, Event.REPORT_STOLEN})
 
 
 def _names(states: frozenset[CardState]) -> str:
@@ -108,8 +111,10 @@ def allowed_events(card: Card) -> list[Event]:
     return [event for event, (sources, _) in TRANSITIONS.items() if card.state in sources]
 
 
-def transition(card: Card, event: Event | str, *, now: float) -> Card:
-    """``card`` after ``event``, or IllegalTransition naming the states that allow it."""
+def transition(card: Card, event: Event | str, *, now: float, suspension_reason: str = "") -> Card:
+    """``card`` after ``event``, or IllegalTransition naming the states that allow it. A
+    suspended card reported lost or stolen keeps its suspension (``suspension_reason``, the
+    bank's reason for it) for its replacement (``keeps_suspension``)."""
     try:
         event = Event(event)
     except ValueError:
@@ -140,6 +145,8 @@ def transition(card: Card, event: Event | str, *, now: float) -> Card:
     elif target in SUSPENDS_TOKENS and card.tokens:
         lately = now - LOST_CARD_RECENT_S if target is S.LOST else None
         card = _replace(card, tokens=suspend_tokens(card.tokens, now, lately))
+    if event in KEEPS_SUSPENSION_EVENTS and card.state is S.SUSPENDED:
+        card = _replace(card, suspension_at_report=suspension_reason)
     if event is Event.ACTIVATE:
         return _replace(card, state=target, activated_at=now)
     if event is Event.CANCEL:
@@ -174,6 +181,7 @@ def _successor(old: Card, *, now: float, expiry: str, keep_pan: bool, card_id: s
         # a wallet's token follows the card when the PAN stays (the network's vault still maps
         # it); under a new PAN the live ones move when the new card is activated (take_tokens)
         tokens=old.tokens if keep_pan else (),
+        suspension_at_report=None,  # the old card's (keeps_suspension reads it there)
         version=0,
     )
     if not keep_pan:  # the caller produces a new PAN and fills these in
@@ -279,8 +287,12 @@ def keeps_suspension(in_use: Card, successor: Card) -> bool:
     """Whether ``successor``, being activated, takes over the suspension of ``in_use``, the
     card its activation retires: a bank's block (an investigation, arrears) is the
     cardholder's and the number's, not the plastic's, so a renewal or a damaged card's
-    replacement (the same PAN) is activated suspended. A successor under a new PAN is the
-    answer to an exposed number (a reissue, "it was not me") and starts active."""
+    replacement (the same PAN) is activated suspended, and so is the replacement of a card
+    the bank had suspended when it was reported lost or stolen (the report does not lift the
+    block). Any other successor under a new PAN is the answer to an exposed number (a
+    reissue, "it was not me") and starts active."""
+    if in_use.suspension_at_report is not None:
+        return True
     return in_use.state is S.SUSPENDED and in_use.pan_index == successor.pan_index
 
 

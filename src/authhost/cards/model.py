@@ -215,6 +215,10 @@ class Card:
     avs_street_ref: str = ""
     # the cardholder answered a fraud alert "it was me" (cards.cardholder_pass): None none
     cardholder_pass: CardholderPass | None = None
+    # a card the bank had suspended when it was reported lost or stolen: that suspension's
+    # reason, so that its replacement is activated suspended as a renewal is (None: it was
+    # not suspended; stored only when set, so older processes and cards read it)
+    suspension_at_report: str | None = None
     version: int = 0  # optimistic concurrency for lifecycle updates
 
     @property

@@ -64,6 +64,8 @@ def card_to_json(card: Card) -> str:
     data["cardholder_pass"] = (
         None if card.cardholder_pass is None else dataclasses.asdict(card.cardholder_pass)
     )
+    if card.suspension_at_report is None:  # written only when set: older cards stay as they were
+        del data["suspension_at_report"]
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 

@@ -6,6 +6,7 @@ monthly renewal run, and the cards expiring, dormant or exposed in a breach.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -118,8 +119,11 @@ class CardLifecycle(ServiceBase):
         if idempotency_key:
             raise InvalidRequest(f"'{action}' takes no Idempotency-Key (it creates nothing)")
         card = await self._card(card_id)
+        held = ""
+        if card.state is CardState.SUSPENDED and action in lifecycle.KEEPS_SUSPENSION_EVENTS:
+            held = await self._suspension_reason(card.card_id)
         try:
-            after = lifecycle.transition(card, action, now=self.clock())
+            after = lifecycle.transition(card, action, now=self.clock(), suspension_reason=held)
         except lifecycle.IllegalTransition as exc:
             raise ConflictError(str(exc)) from None
         details: dict[str, Any] = {}
@@ -186,7 +190,32 @@ class CardLifecycle(ServiceBase):
             old = await self.store.get_card(old.replaces)
         if old is None or not lifecycle.keeps_suspension(old, successor):
             return successor, {}
-        return replace(successor, state=CardState.SUSPENDED), {"suspended_from": old.card_id}
+        details: dict[str, Any] = {"suspended_from": old.card_id}
+        if old.suspension_at_report is not None:  # suspended, then reported lost or stolen
+            details["suspended_when_reported"] = old.state.value
+            details["suspension_reason"] = old.suspension_at_report
+        else:
+            details["suspension_reason"] = await self._suspension_reason(old.card_id)
+        return replace(successor, state=CardState.SUSPENDED), details
+
+    async def _suspension_reason(self, card_id: str) -> str:
+        """The reason of the card's suspension in force (its newest audited change into
+        ``suspended``: a suspend, "it was not me", a compromise alert, or an activation that
+        kept its predecessor's), "" when it gave none: what a successor activated suspended
+        says, and what a card reported lost or stolen keeps for its replacement."""
+        before_id = 0
+        while page := await self.store.audit(
+            subject=card_id, limit=100, newest_first=True, before_id=before_id
+        ):
+            for entry in page:
+                before = json.loads(entry.before) if entry.before else {}
+                after = json.loads(entry.after) if entry.after else {}
+                suspended = CardState.SUSPENDED.value
+                if after.get("state") == suspended and before.get("state") != suspended:
+                    # an activation that kept the suspension names the original's reason
+                    return str(after.get("suspension_reason", after.get("reason", "")))
+            before_id = min(e.audit_id for e in page)
+        return ""
 
     async def _handing_over(self, successor: Card) -> list[Card]:
         """The cards ``successor``'s activation hands over from, nearest first: the card it
