@@ -218,6 +218,7 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     # a withheld CVV2 (S) from a stream of its own, drawn last: a seed's other columns stay
     columns["cvv2_result"] = _cvv2_results(batch, columns, np.random.default_rng([config.seed, 29]))
     columns["arn"] = _text(np.full(len(batch), ""))  # requests: no clearing ARN
+    columns["completes"] = _text(np.full(len(batch), ""))  # requests: no completion
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
     return Traffic(columns, config)
@@ -354,6 +355,7 @@ def _attack_columns(attack: scenarios.BinAttack, first_row: int) -> dict[str, pa
         "avs_result": empty,  # no address asked for
         "cvv2_result": empty,  # an unknown card: declined (14) before its CVV2 is checked
         "arn": empty,  # requests: no clearing ARN
+        "completes": empty,  # requests: no completion
         "model_score": pa.array(np.full(n, -1, dtype=np.int64)),  # the simulated host ran none
         "journal_id": pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)),
         "label": pa.array(np.ones(n, dtype=np.int8)),

@@ -300,7 +300,8 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
     # migration 16 the e-commerce authentication, 17 the merchant's name, 18 model reasons,
     # 19 the movement, 20 the travel notice, 22 the chip counter, 23 the stored credential,
     # 24 the CAVV result, 26 the token's wallet, last four digits and age, 27 the balance delta, 28 the AVS result,
-    # 30 the model's own score, 39 the CVV2 result, 40 a clearing presentment's full ARN
+    # 30 the model's own score, 39 the CVV2 result, 40 a clearing presentment's full ARN,
+    # 41 the hold a completion completed
     then = [c for c in JOURNAL_COLUMNS if c not in ("journal_id", "transaction_amount_minor",
                                                      "transaction_currency", "authentication",
                                                      "merchant_name", "model_reasons", "movement",
@@ -311,7 +312,7 @@ async def test_a_file_from_schema_3_is_brought_forward_and_serves_its_cards(tmp_
                                                      "token_age_hours",
                                                      "balance_delta",
                                                      "avs_result", "model_score",
-                                                     "cvv2_result", "arn")]  # fmt: skip
+                                                     "cvv2_result", "arn", "completes")]  # fmt: skip
     insert_then = f"INSERT INTO journal ({', '.join(then)}) VALUES ({', '.join('?' * len(then))})"
 
     def values_then(entry: JournalEntry) -> list[object]:

@@ -485,6 +485,8 @@ async def _matched(p: Presentment, store: CardStore, pan_index: Callable[[str], 
     if original is not None and original.message_class in _POSTED_ALREADY:
         return _Match("already_posted", original, None, **found)
     completed = scan.completed
+    if original is not None and (completed is None or completed.journal_id <= after):
+        completed = await _completion_of(store, original)
     if completed is not None and completed.journal_id > after:
         # the switch's 0220 completion of this pre-authorisation (or the one its code, which
         # the host answered it, names) posted it already
@@ -573,14 +575,39 @@ async def _authorisation(store: CardStore, card_id: str, p: Presentment) -> _Sca
     return _Scan(found, None, tuple(presented), completed)
 
 
+async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEntry | None:
+    """The newest switch's 0220 completion journalled after ``original`` (a pre-authorisation
+    that held) that names its hold (``JournalEntry.completes``): one sent without field 38
+    was answered a code of its own, which the presentment under the pre-authorisation's code
+    does not find. None for any other authorisation: nothing is read."""
+    if original.movement != "hold" or not original.match_key:
+        return None
+    query = JournalQuery(
+        card_id=original.card_id,
+        since=original.ts,
+        after_id=original.journal_id,
+        completes=original.match_key,
+    )
+    completed = None
+    async for entry in store.export_journal(query):  # in journal order: the newest last
+        if _online_completion(entry):
+            completed = entry
+    return completed
+
+
 def _completed_online(entry: JournalEntry, approval_code: str) -> bool:
     """``entry`` is a switch's 0220 completion that posted a purchase under the code (field
     38 carries the pre-authorisation's, as the networks' completion advices do), not a
     clearing row's: the clearing presents that purchase again, which posting would charge
     twice."""
+    return entry.approval_code == approval_code and _online_completion(entry)
+
+
+def _online_completion(entry: JournalEntry) -> bool:
+    """``entry`` is a switch's approved 0220 completion that posted a purchase (not a
+    clearing row's)."""
     return (
         entry.mti[:3] == "022"
-        and entry.approval_code == approval_code
         and entry.response_code in APPROVED_CODES
         and entry.movement == "post"
         and COMPLETION_REASON in entry.reason_codes

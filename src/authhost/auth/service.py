@@ -435,6 +435,7 @@ class AuthService:
         movement = tx.movement if decline is None else None
         if movement is not None:
             entry.hold_amount, entry.movement = movement.amount_minor, movement.kind.value
+            entry.completes = movement.completes  # the hold a completion posts: clearing's link
             if snapshot.account is not None:  # as the store will find it (it corrects it)
                 entry.balance_delta = balance_delta(
                     snapshot.account.kind, movement.kind, movement.amount_minor

@@ -496,6 +496,9 @@ class JournalQuery:
     merchant_id: str = ""  # only this merchant's (field 42): a merchant under investigation
     approval_code: str = ""  # only entries with this approval code: what clearing matches by
     rrn: str = ""  # only entries with this retrieval reference (field 37): a switch's enquiry
+    # only the completions of this hold (JournalEntry.completes, its match key): clearing's
+    # link from a pre-authorisation to the 0220 that posted it under a code of its own
+    completes: str = ""
 
 
 @dataclass(frozen=True, slots=True)

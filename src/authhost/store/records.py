@@ -110,6 +110,11 @@ class JournalEntry:
     # journalled before migration 40 (rrn keeps its last 12). Written by the clearing import
     # after the 0220 is journalled (CardStore.set_journal_arn), never by the auth path
     arn: str = ""
+    # a completion (0220 posting a pre-authorisation's final amount): the match key of the
+    # hold it completed (an increment's chain: its first hold's), so that the clearing finds
+    # it from the pre-authorisation when field 38 did not carry that one's approval code; ""
+    # for every other entry, and for one journalled before migration 41
+    completes: str = ""
     journal_id: int = 0  # assigned by the store
 
     def as_row(self) -> dict[str, object]:

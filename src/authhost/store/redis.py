@@ -182,6 +182,7 @@ def _matches(entry: JournalEntry, query: JournalQuery) -> bool:
         and (not query.merchant_id or entry.merchant_id == query.merchant_id)
         and (not query.approval_code or entry.approval_code == query.approval_code)
         and (not query.rrn or entry.rrn == query.rrn)
+        and (not query.completes or entry.completes == query.completes)
         and query.since <= entry.ts < query.until
     )
 

@@ -162,7 +162,7 @@ JOIN journal AS j ON j.card_id = same.card_id
 WHERE {uncounted_entries("card.card_id = :known_card")}
 """
 # JournalQuery's filters that select entries whose column of the same name equals them
-_JOURNAL_EQUALS = ("card_id", "account_id", "merchant_id", "approval_code", "rrn")
+_JOURNAL_EQUALS = ("card_id", "account_id", "merchant_id", "approval_code", "rrn", "completes")
 # Each merchant's newest name (field 43) in the hour: the busiest-acceptors view shows it.
 # SQLite takes the other columns of a max() row from that row: the newest entry's name.
 _MERCHANT_NAMES_SQL = """

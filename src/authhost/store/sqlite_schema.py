@@ -37,6 +37,7 @@ _JOURNAL_TYPES = {
     "model_score": "INTEGER NOT NULL DEFAULT -1",
     "cvv2_result": "TEXT NOT NULL DEFAULT ''",
     "arn": "TEXT NOT NULL DEFAULT ''",
+    "completes": "TEXT NOT NULL DEFAULT ''",
 }
 # Columns added by a later migration: migration 1 creates the table without them, as it always
 # did, so that a new file and an upgraded one end up with the same table
@@ -59,6 +60,7 @@ _ADDED_LATER = (
     "model_score",
     "cvv2_result",
     "arn",
+    "completes",
 )
 _journal_columns = ",\n  ".join(
     f"{name} {_JOURNAL_TYPES.get(name, 'TEXT NOT NULL')}"
@@ -451,6 +453,11 @@ ALTER TABLE journal ADD COLUMN cvv2_result TEXT NOT NULL DEFAULT '';
     # the RRN kept only its last 12; "" for every entry journalled before and every request
     """
 ALTER TABLE journal ADD COLUMN arn TEXT NOT NULL DEFAULT '';
+""",
+    # 41: a completion's link to the pre-authorisation it completed (that hold's match key):
+    # the clearing finds it when the 0220 did not carry the pre-authorisation's approval code
+    """
+ALTER TABLE journal ADD COLUMN completes TEXT NOT NULL DEFAULT '';
 """,
 ]
 

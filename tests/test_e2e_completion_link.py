@@ -1,0 +1,93 @@
+"""A switch's 0220 completion without field 38 (matched to its pre-authorisation by field 90
+alone) is answered an approval code of its own; the journal links it to the hold it completed
+(``JournalEntry.completes``), so the clearing file's presentment under the pre-authorisation's
+code is ``already_posted`` naming that 0220, not posted a second time. Over a running host, on
+both stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from host_admin import cli_config, run_cli
+from test_e2e_auth import (  # noqa: F401 - store_url is a fixture
+    balances_of,
+    field_90,
+    purchase,
+    store_url,
+)
+from test_e2e_clearing import held_at_host, one_presentment, write_clearing
+
+from authhost.store import opened_store
+from authhost.store.interface import JournalQuery
+
+
+async def _journal_id_of(url: str, stan: str) -> int:
+    """The journal id of the 0220 the switch sent with ``stan``."""
+    async with opened_store(url) as store:
+        entries = await store.journal(JournalQuery(limit=1_000))
+    (entry,) = [e for e in entries if e.stan == stan and e.mti == "0220"]
+    return entry.journal_id
+
+
+async def test_a_completion_without_field_38_is_not_posted_again_by_its_presentment(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """200.00 held, 150.00 posted by a 0220 naming the pre-authorisation in field 90 only:
+    the presentment of that purchase under the pre-authorisation's code is ``already_posted``
+    (dry run and real), its row naming the completion, and the balances do not move."""
+    _, switch, visa, held = await held_at_host(nursery, tmp_path, store_url, 20_000)
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(held)})
+    answered = await switch.send(checkout)
+    assert answered["39"] == "00" and answered["38"] != held["38"]  # a code of its own
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(store_url, checkout["11"])
+    file = one_presentment(tmp_path / "clearing.csv", visa, held["38"], 15_000,
+                           "70000000000000000000011")  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    for dry_run in (["--dry-run"], [], []):  # and the same file again: still nothing posted
+        code, output = await run_cli("clearing", "import", str(file), *dry_run, "--config",
+                                     str(config))  # fmt: skip
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"already_posted": 1}, output
+        assert report["rows"][0]["journal_id"] == completion_id
+    assert await balances_of(switch, visa) == after_checkout
+
+
+async def test_split_completions_without_field_38_are_not_posted_again(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """An order of 300.00 shipped in two parcels, each a numbered 0220 (48 SE 62) without
+    field 38: both parcels' presentments under the order's code are ``already_posted``, the
+    newest completion named, and nothing is charged twice."""
+    _, switch, visa, order = await held_at_host(nursery, tmp_path, store_url, 30_000)
+    parcels: list[dict[str, Any]] = []
+    for amount, sequence in ((8_000, "0102"), (12_000, "0202")):
+        parcel = purchase(
+            visa, amount=amount, t="0220", **{"90": field_90(order), "48": f"R6204{sequence}"}
+        )
+        answered = await switch.send(parcel)
+        assert answered["39"] == "00" and answered["38"] != order["38"]
+        parcels.append(parcel)
+    after_parcels = await balances_of(switch, visa)
+    last_id = await _journal_id_of(store_url, parcels[-1]["11"])
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    row = {"pan": visa["pan"], "approval_code": order["38"], "currency": visa["currency"],
+           "presented_at": when}  # fmt: skip
+    file = write_clearing(tmp_path / "parcels.csv", [
+        {**row, "amount_minor": 8_000, "arn": "70000000000000000000029"},
+        {**row, "amount_minor": 12_000, "arn": "70000000000000000000037"},
+    ])  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(file), "--config",
+                                 str(cli_config(tmp_path, store_url)))  # fmt: skip
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["outcomes"] == {"already_posted": 2}, output
+    assert [r["journal_id"] for r in report["rows"]] == [last_id, last_id]
+    assert await balances_of(switch, visa) == after_parcels
