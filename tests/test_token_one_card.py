@@ -141,3 +141,27 @@ async def test_a_registration_that_never_landed_holds_the_number_for_a_while(any
         store.update_card = update_card  # type: ignore[method-assign]
         card = await service.add_token(second, registered(later))  # let go: free at once
         assert len(card["tokens"]) == 2
+
+
+async def test_sqlites_migration_holds_the_numbers_cards_had_before_it(tmp_path):
+    """A file written before migration 42: its cards' live tokens are held for them."""
+    import sqlite3
+
+    from authhost.store.sqlite_schema import SCHEMA_VERSION
+
+    number, gone = token_number("505"), token_number("506")
+    async with open_service(tmp_path) as service:
+        first, second = await two_active_cards(service)
+        await service.add_token(first, registered(number))
+        await service.add_token(first, registered(gone))
+        ref_gone = service.security.pan_index(gone)
+        await service.set_token_state(first, ref_gone, rq.TokenChange(state="deleted"))
+    with sqlite3.connect(tmp_path / "authhost.db") as conn:  # as it was before migration 42
+        conn.execute("DROP TABLE token_holders")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    async with open_service(tmp_path) as service:
+        with pytest.raises(ConflictError) as caught:
+            await service.add_token(second, registered(number))
+        assert f"registered on card {first}" in refusal(caught, number)
+        card = await service.add_token(second, registered(gone))  # deleted there: free
+        assert [t["last4"] for t in card["tokens"]] == [gone[-4:]]
