@@ -149,6 +149,13 @@ async def test_tokens_are_registered_over_the_api_and_the_cli(
         at.port, "POST", path, payload={"token_pan": apple, "requestor_id": APPLE_PAY}
     )
     assert again.status == 409
+    other_id = await card_id_of(at.port, at.host.cards["active-credit"]["pan"])
+    taken = await call(  # another card: refused, naming the card that holds it, by id only
+        at.port, "POST", f"/v1/cards/{other_id}/tokens",
+        payload={"token_pan": apple, "requestor_id": GOOGLE_PAY},
+    )  # fmt: skip
+    assert taken.status == 409 and f"registered on card {at.card_id}" in taken.json["error"]
+    assert apple not in taken.json["error"] and at.visa["pan"] not in taken.json["error"]
     bad = apple[:-1] + str((int(apple[-1]) + 1) % 10)
     refused = await call(
         at.port, "POST", path, payload={"token_pan": bad, "requestor_id": APPLE_PAY}

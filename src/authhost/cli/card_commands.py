@@ -211,11 +211,17 @@ def cards_limits(
         raise typer.Exit(1)
 
     async def limits(service: CardService) -> dict[str, Any]:
-        # the limits not named are the card's own, kept: setting --daily-count used to
-        # remove a --per-transaction limit set before, without a word
-        kept = {} if not (given or dropped) else (await service.get_card(card_id))["limits"]
-        merged = {**named, **{k: v for k, v in (kept or {}).items() if k not in dropped}, **given}
-        return await service.set_card_limits(card_id, _validated(rq.LimitsSpec, merged))
+        if not (given or dropped):  # no option: every limit removed, whatever they were
+            return await service.set_card_limits(card_id, rq.LimitsSpec())
+
+        async def write(kept: dict[str, Any] | None) -> dict[str, Any]:
+            # the limits not named are the card's own, kept: setting --daily-count used to
+            # remove a --per-transaction limit set before, without a word
+            merged = {**named, **{k: v for k, v in (kept or {}).items() if k not in dropped}}
+            spec = _validated(rq.LimitsSpec, {**merged, **given})
+            return await service.set_card_limits(card_id, spec, made_from=kept)
+
+        return await service.merged(card_id, "limits", write)  # another's change kept
 
     _run(_config(config, store), limits)
 
@@ -311,15 +317,17 @@ def cards_travel(
     settings = _config(config, store)
 
     async def travel(service: CardService) -> dict[str, Any]:
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        kept = [] if clear else [
-            n for n in (await service.get_card(card_id))["travel_notices"] if n["end"] >= today
-        ]  # fmt: skip
-        if not clear:
+        if clear:
+            return await service.set_travel_notices(card_id, rq.TravelNotices(notices=[]))
+
+        async def write(notices: list[dict[str, Any]]) -> dict[str, Any]:
+            today = time.strftime("%Y-%m-%d", time.gmtime())
+            kept = [n for n in notices if n["end"] >= today]
             kept.append({"countries": _comma_list(countries), "start": start, "end": end})
-        return await service.set_travel_notices(
-            card_id, _validated(rq.TravelNotices, {"notices": kept})
-        )
+            spec = _validated(rq.TravelNotices, {"notices": kept})
+            return await service.set_travel_notices(card_id, spec, made_from=notices)
+
+        return await service.merged(card_id, "travel_notices", write)  # another's trip kept
 
     _run(settings, travel)
 
@@ -408,16 +416,18 @@ def cards_stop_payments(
     named again gets the new --until in place of its old stop."""
     settings = _config(config, store)
 
+    added = [*(merchant or []), *(["*"] if all_merchants else [])]
+    # a merchant named again is changed, not stopped twice: its old stop (until withdrawn,
+    # say) would stay in force beside the new --until and outlast it
+    gone = {*(withdraw or []), *added}
+
     async def stop(service: CardService) -> dict[str, Any]:
-        added = [*(merchant or []), *(["*"] if all_merchants else [])]
-        # a merchant named again is changed, not stopped twice: its old stop (until
-        # withdrawn, say) would stay in force beside the new --until and outlast it
-        gone = {*(withdraw or []), *added}
-        kept = [x for x in (await service.get_card(card_id))["stop_payments"]
-                if x["merchant_id"] not in gone]  # fmt: skip
-        kept += [{"merchant_id": m, "until": until} for m in added]
-        return await service.set_stop_payments(
-            card_id, _validated(rq.StopPayments, {"stops": kept})
-        )
+        async def write(stops: list[dict[str, Any]]) -> dict[str, Any]:
+            kept = [x for x in stops if x["merchant_id"] not in gone]
+            kept += [{"merchant_id": m, "until": until} for m in added]
+            spec = _validated(rq.StopPayments, {"stops": kept})
+            return await service.set_stop_payments(card_id, spec, made_from=stops)
+
+        return await service.merged(card_id, "stop_payments", write)  # another's stop kept
 
     _run(settings, stop)

@@ -49,6 +49,14 @@ FraudReportAudit = Callable[[FraudReport | None], AuditEntry]
 BatchAudit = Callable[[dict[str, int]], AuditEntry]
 
 
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """The card that registered a wallet token number, and since when (``claim_token``)."""
+
+    card_id: str
+    since: float
+
+
 class StoreError(Exception):
     """A store operation that cannot be done; the message is safe to show (no PAN)."""
 
@@ -709,6 +717,19 @@ class CardStore(Protocol):
         activated (see ``find_card``). ``audit``: the old card's entry and the new card's
         issue entry, appended in that order (chained with ``seal``) only if both cards are
         written, in the same atomic step as ``update_card``'s."""
+        ...
+
+    async def claim_token(
+        self, token_ref: str, card_id: str, now: float, replacing: str = ""
+    ) -> TokenHolder:
+        """Make ``card_id`` the holder of the wallet token ``token_ref`` (its keyed index) since
+        ``now`` when no card holds it, or ``replacing`` does (a holder found to have it no
+        more); return the holder after, in one atomic step: of two registrations at once, one
+        wins."""
+        ...
+
+    async def release_token(self, token_ref: str, card_id: str) -> None:
+        """Drop ``card_id``'s hold on ``token_ref`` (its registration was not written)."""
         ...
 
     async def pan_ciphertext(self, card_id: str) -> bytes: ...

@@ -86,6 +86,7 @@ from authhost.store.interface import (
     StoreError,
     StoreInfo,
     StoreUnavailable,
+    TokenHolder,
     atc_refused_outcome,
     balance_bound_outcome,
     card_entries,
@@ -304,6 +305,8 @@ class RedisCardStore:
         self._put_list_audited = client.register_script(redis_lua.PUT_LIST_AUDITED)
         self._settle = client.register_script(redis_lua.SETTLE_RESERVATION)
         self._put_if_absent = client.register_script(redis_lua.PUT_IF_ABSENT)
+        self._claim_token = client.register_script(redis_lua.CLAIM_TOKEN)
+        self._release_token = client.register_script(redis_lua.RELEASE_TOKEN)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
         self._prune_written = client.register_script(redis_lua.PRUNE_WRITTEN)
         self._audited_batch = client.register_script(redis_lua.AUDITED_BATCH)
@@ -1771,6 +1774,16 @@ class RedisCardStore:
         if raw is None:
             raise NotFound(f"card {card_id} not found")
         return bytes(raw)
+
+    async def claim_token(
+        self, token_ref: str, card_id: str, now: float, replacing: str = ""
+    ) -> TokenHolder:
+        key = self._keys.token_holder(token_ref)
+        holder, since = await self._claim_token([key], [card_id, repr(now), replacing])
+        return TokenHolder(_s(holder), float(_s(since)))
+
+    async def release_token(self, token_ref: str, card_id: str) -> None:
+        await self._release_token([self._keys.token_holder(token_ref)], [card_id])
 
     async def reseal_pan(self, card_id: str, old: bytes, new: bytes) -> bool:
         account_id = await self._card_account(card_id)

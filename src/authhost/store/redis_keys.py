@@ -120,6 +120,10 @@ class Keys:
     def pan(self, pan_index: str) -> str:
         return f"{self.prefix}:{{p:{pan_index}}}"
 
+    def token_holder(self, token_ref: str) -> str:
+        """The card that registered a wallet token (its keyed index), in its own slot."""
+        return f"{self.prefix}:{{t:{token_ref}}}"
+
     def card_home(self, card_id: str) -> str:
         return f"{self.prefix}:{{c:{_tag_safe(card_id, 'a card id')}}}"
 

@@ -488,6 +488,24 @@ COMMIT = _COMMIT_BODY
 # changed by then, as a failing COMMIT call does, and the next ones still run.
 COMMIT_MANY = _many("commit", _COMMIT_BODY, 16, 38)
 
+# KEYS: a wallet token's holder (a hash: card, since).  ARGV: the card claiming it, now, the
+# holder it may replace ('': none). The claiming card is kept where no card or the replaced
+# one is; the reply is the holder after, {card, since}.
+CLAIM_TOKEN = """
+local current = redis.call('HMGET', KEYS[1], 'card', 'since')
+if (not current[1]) or current[1] == ARGV[3] then
+  redis.call('HSET', KEYS[1], 'card', ARGV[1], 'since', ARGV[2])
+  return {ARGV[1], ARGV[2]}
+end
+return current
+"""
+
+# KEYS: a wallet token's holder.  ARGV: the card letting it go. Deleted only while it holds it.
+RELEASE_TOKEN = """
+if redis.call('HGET', KEYS[1], 'card') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS: an idempotency key, then the idempotency_written index (ARGV[4] 'result') or the
 # idempotency_markers set ('marker').  ARGV: the value, now, the store's key (their member),
 # what it is. The value is kept where nothing is: a request's placeholder indexed by its time

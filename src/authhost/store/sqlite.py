@@ -69,6 +69,7 @@ from authhost.store.interface import (
     SnapshotQuery,
     StoreError,
     StoreInfo,
+    TokenHolder,
     atc_refused_outcome,
     balance_bound_outcome,
     card_entries,
@@ -980,6 +981,29 @@ class SqliteCardStore:
         if row is None:
             raise NotFound(f"card {card_id} not found")
         return bytes(row[0])
+
+    async def claim_token(
+        self, token_ref: str, card_id: str, now: float, replacing: str = ""
+    ) -> TokenHolder:
+        def claim(conn: sqlite3.Connection) -> TokenHolder:
+            conn.execute(
+                "INSERT INTO token_holders (token_ref, card_id, since) VALUES (?, ?, ?) ON "
+                "CONFLICT (token_ref) DO UPDATE SET card_id = excluded.card_id, "
+                "since = excluded.since WHERE card_id = ?",
+                (token_ref, card_id, now, replacing),
+            )
+            sql = "SELECT card_id, since FROM token_holders WHERE token_ref = ?"
+            holder, since = conn.execute(sql, (token_ref,)).fetchone()
+            return TokenHolder(str(holder), float(since))
+
+        return await self._writer.run(claim)
+
+    async def release_token(self, token_ref: str, card_id: str) -> None:
+        def release(conn: sqlite3.Connection) -> None:
+            sql = "DELETE FROM token_holders WHERE token_ref = ? AND card_id = ?"
+            conn.execute(sql, (token_ref, card_id))
+
+        await self._writer.run(release)
 
     async def reseal_pan(self, card_id: str, old: bytes, new: bytes) -> bool:
         def reseal(conn: sqlite3.Connection) -> bool:

@@ -459,6 +459,21 @@ ALTER TABLE journal ADD COLUMN arn TEXT NOT NULL DEFAULT '';
     """
 ALTER TABLE journal ADD COLUMN completes TEXT NOT NULL DEFAULT '';
 """,
+    # 42: which card registered each wallet token number (its keyed index): a number another
+    # card holds is refused, and of two registrations at once one wins (``claim_token``);
+    # filled from the cards' live tokens (the oldest card first where several share one)
+    """
+CREATE TABLE token_holders (
+    token_ref TEXT PRIMARY KEY,
+    card_id TEXT NOT NULL,
+    since REAL NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO token_holders (token_ref, card_id, since)
+  SELECT json_extract(t.value, '$.token_ref'), c.card_id, json_extract(t.value, '$.created_at')
+  FROM cards AS c, json_each(c.data, '$.tokens') AS t
+  WHERE json_extract(t.value, '$.state') != 'deleted'
+  ORDER BY c.seq;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -117,6 +117,17 @@ RETIRE_TRIES = 3  # re-reads of a card changed by someone else while its success
 LIST_TRIES = 20  # re-reads of a named list another write changed while values were added to it
 
 
+MERGE_TRIES = 5  # reads of a card whose field another write changed while a change was merged
+NOT_READ: Any = (
+    object()
+)  # a change's made_from when it was made from nothing read (None is a value)
+
+
+class CardMoved(ConflictError):
+    """The card changed between the read a change was made from and its write (its version,
+    or the field ``made_from`` names): nothing written; read it again."""
+
+
 class ListMoved(ConflictError):
     """A named list changed between the read its new values were made from and their write
     (``put_list``'s ``made_from``): nothing written; read it again."""
@@ -383,6 +394,31 @@ class ServiceBase:
             raise ConflictError(f"card {card_id} is {card.state.value}; it cannot be changed")
         return card
 
+    @staticmethod
+    def _unmoved(card: Card, field: str, made_from: Any) -> None:
+        """Refuse (``CardMoved``) a change made from the card's ``field`` as ``made_from``
+        (its view) when the card has another value now: a whole list set over another
+        writer's change would undo it. ``NOT_READ``: made from nothing read."""
+        if made_from is not NOT_READ and card_view(card)[field] != made_from:
+            raise CardMoved(f"card {card.card_id}'s {field} changed while the change was made")
+
+    async def merged(
+        self, card_id: str, field: str, write: Callable[[Any], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """``write`` of what is merged into the card's ``field`` (its view) as read, given as
+        its ``made_from``; read and merged again when another write changed the card in
+        between, so that change is kept (a CLI option sets one limit or one stop, while
+        the service sets the whole field)."""
+        for _ in range(MERGE_TRIES):
+            try:
+                return await write(card_view(await self._card(card_id))[field])
+            except CardMoved:
+                continue
+        raise ConflictError(
+            f"card {card_id}'s {field} changed at each of {MERGE_TRIES} tries to change it: "
+            "run the command again"
+        )
+
     async def _update(
         self,
         before: Card,
@@ -402,7 +438,7 @@ class ServiceBase:
         try:
             stored = await self.store.update_card(after, entry, self.security.audit_seal, more)
         except Conflict:
-            raise ConflictError(
+            raise CardMoved(
                 f"card {before.card_id} was changed by someone else; read it and retry"
             ) from None
         if stored.replaced_by:

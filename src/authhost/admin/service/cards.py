@@ -16,6 +16,7 @@ from authhost.admin.errors import (
     NotFoundError,
 )
 from authhost.admin.service.base import (
+    NOT_READ,
     ServiceBase,
     _check_account_fits,
 )
@@ -128,10 +129,14 @@ class CardData(ServiceBase):
             )
         return await self._update(card, replace(card, **updates), "card.personalise")
 
-    async def set_card_limits(self, card_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
+    async def set_card_limits(
+        self, card_id: str, limits: rq.LimitsSpec, *, made_from: Any = NOT_READ
+    ) -> dict[str, Any]:
         """Card-level limit overrides (each given value beats the product's); all empty
-        removes the overrides."""
+        removes the overrides. ``made_from``: the card's limits (their view) the change was
+        made from, refused (``CardMoved``) when they changed since (``merged``)."""
         card = await self._changeable_card(card_id)
+        self._unmoved(card, "limits", made_from)
         values = limits.model_dump()
         overrides = Limits(**values) if any(v is not None for v in values.values()) else None
         return await self._update(card, replace(card, limits=overrides), "card.limits")
@@ -161,20 +166,26 @@ class CardData(ServiceBase):
             )
         return await self._update(card, replace(card, chip_scripts=commands), "card.chip_scripts")
 
-    async def set_stop_payments(self, card_id: str, spec: rq.StopPayments) -> dict[str, Any]:
+    async def set_stop_payments(
+        self, card_id: str, spec: rq.StopPayments, *, made_from: Any = NOT_READ
+    ) -> dict[str, Any]:
         """Replace the card's stop payments: merchant-initiated charges from a stopped merchant
         are declined R1 (every merchant: R3) from the next request (``auth.steps.controls``).
         Audited."""
         card = await self._changeable_card(card_id)
+        self._unmoved(card, "stop_payments", made_from)
         stops = tuple(
             dict.fromkeys(StopPayment(x.merchant_id, x.until) for x in spec.stops)
         )  # the same stop twice is one
         return await self._update(card, replace(card, stop_payments=stops), "card.stop_payments")
 
-    async def set_travel_notices(self, card_id: str, spec: rq.TravelNotices) -> dict[str, Any]:
+    async def set_travel_notices(
+        self, card_id: str, spec: rq.TravelNotices, *, made_from: Any = NOT_READ
+    ) -> dict[str, Any]:
         """Replace the card's travel notices (``cards.travel``): rules read whether one covers
         a request's country that day as card.travel_notice. Audited."""
         card = await self._changeable_card(card_id)
+        self._unmoved(card, "travel_notices", made_from)
         notices = tuple(TravelNotice(frozenset(n.countries), n.start, n.end) for n in spec.notices)
         return await self._update(
             card, replace(card, travel_notices=notices), "card.travel_notices"

@@ -6,6 +6,8 @@ request gets the issuer's answer (approved, authentication required or declined)
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +37,13 @@ from authhost.cards.tokens import (
     wallet_of,
 )
 
+# how often a registration looks again at a token number whose holder changed meanwhile
+TOKEN_HOLD_TRIES = 5
+# a holder's registration that has not landed in this long is taken as lost (a crash)
+TOKEN_HOLD_S = 300.0
+# how far a holder's successors are followed (renewals, reissues) for the token
+TOKEN_CHAIN_MAX = 20
+
 
 class PaymentTokens(ServiceBase):
     """A card's payment tokens and token requests."""
@@ -44,8 +53,56 @@ class PaymentTokens(ServiceBase):
         (field 48 SE 33) are approved as the card's while it is active. Refused for a card that
         cannot pay (final states, lost) and for a number that is not Luhn-valid. Audited."""
         card = await self._changeable_card(card_id)
-        _, tokens = self._with_new_token(card, spec, TokenState.ACTIVE)
-        return await self._update(card, replace(card, tokens=tokens), "card.token_add")
+        token, tokens = self._with_new_token(card, spec, TokenState.ACTIVE)
+        async with self._token_held(card, token):
+            return await self._update(card, replace(card, tokens=tokens), "card.token_add")
+
+    @asynccontextmanager
+    async def _token_held(self, card: Card, token: PaymentToken) -> AsyncIterator[None]:
+        """Hold the token number for ``card`` while its registration is written: refused
+        (409, naming the other card by id) when another card holds it in any state but
+        deleted, or is registering it now, and let go again when the write fails. The
+        store's hold is atomic, so of two cards registering one number at once, one wins."""
+        replacing = ""
+        for _ in range(TOKEN_HOLD_TRIES):
+            now = self.clock()
+            holder = await self.store.claim_token(token.token_ref, card.card_id, now, replacing)
+            if holder.card_id == card.card_id:
+                break
+            live, deleted = await self._holding(holder.card_id, token.token_ref)
+            if live:
+                raise ConflictError(f"token ...{token.last4} is registered on card {live}")
+            if not deleted and now - holder.since < TOKEN_HOLD_S:
+                raise ConflictError(
+                    f"token ...{token.last4} is being registered on card {holder.card_id}; "
+                    "retry if that fails"
+                )
+            replacing = holder.card_id  # deleted there, or a registration that never landed
+        else:
+            raise ConflictError(f"token ...{token.last4} kept changing hands; retry")
+        try:
+            yield
+        except BaseException:
+            await self.store.release_token(token.token_ref, card.card_id)
+            raise
+
+    async def _holding(self, card_id: str, token_ref: str) -> tuple[str, bool]:
+        """Which card of ``card_id`` and its successors (which carry or take its tokens)
+        holds the token in any state but deleted ("" when none), and whether one has it
+        deleted."""
+        deleted = False
+        for _ in range(TOKEN_CHAIN_MAX):
+            card = await self.store.get_card(card_id)
+            if card is None:
+                break
+            states = {t.state for t in card.tokens if t.token_ref == token_ref}
+            if states - {TokenState.DELETED}:
+                return card.card_id, False
+            deleted = deleted or bool(states)
+            if not card.replaced_by:
+                break
+            card_id = card.replaced_by
+        return "", deleted
 
     def _with_new_token(
         self, card: Card, spec: rq.NewToken, state: TokenState
@@ -112,9 +169,10 @@ class PaymentTokens(ServiceBase):
             return result
         token, tokens = self._with_new_token(card, spec, state)
         decided = {"decision": result["decision"], "reasons": result["reasons"]}
-        await self._update(
-            card, replace(card, tokens=tokens), "card.token_request", details=decided
-        )
+        async with self._token_held(card, token):
+            await self._update(
+                card, replace(card, tokens=tokens), "card.token_request", details=decided
+            )
         return {**result, "token_ref": token.token_ref}
 
     async def set_token_state(
