@@ -664,7 +664,8 @@ def _authorised(entry: JournalEntry) -> bool:
 
 def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
     """The 0220 a switch would send for the presentment: naming the authorisation (field 90:
-    its MTI, STAN, transmission time and acquirer; its terminal) when one was found."""
+    its MTI, STAN, transmission time and acquirer; its terminal, merchant, MCC, name and
+    location, country and channel: ``_merchant_of``) when one was found."""
     moment = time.gmtime(p.presented_at)
     stan, rrn, transmission_time = _transmission(p)
     terminal = original.terminal_id if original else p.terminal_id or "CLEARING"
@@ -696,4 +697,27 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         reported_response_code="00",
         reported_approval_code=p.approval_code or None,
         presentment=True,
+        **_merchant_of(original),
     )
+
+
+# the channel an authorisation was journalled with, as the field 25 that gives it back
+# (``_derived``): field 22 alone says contactless, the MCC an ATM, anything else is a POS
+_CONDITION_OF_CHANNEL = {"ecommerce": "59", "moto": "08"}
+
+
+def _merchant_of(original: JournalEntry | None) -> dict[str, Any]:
+    """The merchant data the clearing file does not carry (MCC, field 43, the acquirer's
+    country, the entry mode and the channel), from the authorisation's journal entry the
+    import already read: a presentment is journalled, stated and fed to the ledger as the
+    purchase it settles. Nothing for a forced one (no authorisation: nothing known). An
+    advice runs no controls, so the MCC never blocks the post."""
+    if original is None:
+        return {}
+    return {
+        "mcc": original.mcc or None,
+        "merchant_name_location": original.merchant_name or None,
+        "country": original.country or None,
+        "pos_entry_mode": original.pos_entry_mode or None,
+        "pos_condition_code": _CONDITION_OF_CHANNEL.get(original.channel),
+    }
