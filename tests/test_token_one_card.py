@@ -167,9 +167,7 @@ async def test_sqlites_migration_holds_the_numbers_cards_had_before_it(tmp_path)
         assert [t["last4"] for t in card["tokens"]] == [gone[-4:]]
 
 
-async def test_a_renewed_cards_stale_copy_does_not_hold_a_number_its_renewal_deleted(
-    any_store_args,
-):  # noqa: F811
+async def test_a_renewals_deleted_token_is_free_again(any_store_args):  # noqa: F811
     """A renewal keeps the PAN and carries a copy of the tokens; the card it retired keeps
     its own copy as it was (active). The card in use decides: once the renewal deletes the
     token, another card may register the number; while it has it, the renewal is named."""
