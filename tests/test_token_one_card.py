@@ -203,3 +203,17 @@ async def test_a_reissue_registers_its_predecessors_number_before_its_activation
         with pytest.raises(ConflictError) as caught:
             await service.add_token(other["card_id"], registered(number))
         assert f"registered on card {new['card_id']}" in refusal(caught, number)
+
+
+async def test_a_pending_renewals_deleted_copy_frees_nothing(any_store_args):  # noqa: F811
+    """A renewal not yet activated is not the card in use: its copy of a token deleted says
+    nothing while the card it will renew pays with the token still."""
+    async with open_service(*any_store_args) as service:
+        first, second = await two_active_cards(service)
+        number = token_number("508")
+        ref = (await service.add_token(first, registered(number)))["tokens"][0]["token_ref"]
+        renewal = (await service.apply(first, "renew"))["card_id"]
+        await service.set_token_state(renewal, ref, rq.TokenChange(state="deleted"))
+        with pytest.raises(ConflictError) as caught:
+            await service.add_token(second, registered(number, GOOGLE_PAY))
+        assert f"registered on card {first}" in refusal(caught, number)

@@ -23,6 +23,7 @@ from authhost.admin.service.base import (
 from authhost.admin.views import (
     card_view,
 )
+from authhost.cards.lifecycle import has_been_activated
 from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import (
     Card,
@@ -99,9 +100,9 @@ class PaymentTokens(ServiceBase):
         """Which card of ``card_id`` and its successors (which carry or take its tokens)
         holds the token in any state but deleted ("" when none), whether it is deleted there,
         and whether ``registering`` is a successor of that card. The newest card of the
-        chain that lists the token decides: a renewal carries a copy of its predecessor's
-        tokens, and the card it retires keeps its own copy as it was, which says nothing
-        once the renewal deleted the token."""
+        chain that lists the token decides (one never activated only when its copy is live):
+        a renewal carries a copy of its predecessor's tokens, and the card it retires keeps
+        its own copy as it was, which says nothing once the renewal deleted the token."""
         chain: list[Card] = []
         for _ in range(TOKEN_CHAIN_MAX):
             card = await self.store.get_card(card_id)
@@ -111,6 +112,7 @@ class PaymentTokens(ServiceBase):
             if not card.replaced_by:
                 break
             card_id = card.replaced_by
+        deleted = False
         for index in range(len(chain) - 1, -1, -1):
             states = {t.state for t in chain[index].tokens if t.token_ref == token.token_ref}
             if not states:
@@ -118,8 +120,10 @@ class PaymentTokens(ServiceBase):
             if states - {TokenState.DELETED}:
                 later = {c.card_id for c in chain[index + 1 :]}
                 return chain[index].card_id, False, registering in later
-            return "", True, False
-        return "", False, False
+            deleted = True
+            if has_been_activated(chain[index]):
+                break  # a successor never activated is not the card in use: look further
+        return "", deleted, False
 
     def _with_new_token(
         self, card: Card, spec: rq.NewToken, state: TokenState
