@@ -217,3 +217,29 @@ async def test_a_pending_renewals_deleted_copy_frees_nothing(any_store_args):  #
         with pytest.raises(ConflictError) as caught:
             await service.add_token(second, registered(number, GOOGLE_PAY))
         assert f"registered on card {first}" in refusal(caught, number)
+
+
+async def test_a_registration_cancelled_in_its_write_lets_the_number_go(any_store_args):  # noqa: F811
+    """A registration cancelled while its card write waits (the request's deadline, a
+    shutdown) lets go of its hold then, not ``TOKEN_HOLD_S`` later."""
+    async with open_service(*any_store_args) as service:
+        first, second = await two_active_cards(service)
+        number = token_number("509")
+        store, update_card = service.store, service.store.update_card
+        waiting = trio.Event()
+
+        async def stuck(card, *rest):
+            if card.card_id == first:
+                waiting.set()
+                await trio.sleep_forever()
+            return await update_card(card, *rest)
+
+        store.update_card = stuck  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service.add_token, first, registered(number))
+            await waiting.wait()
+            nursery.cancel_scope.cancel()
+        store.update_card = update_card  # type: ignore[method-assign]
+        card = await service.add_token(second, registered(number, GOOGLE_PAY))
+        assert [t["last4"] for t in card["tokens"]] == [number[-4:]]
+        assert (await service.get_card(first))["tokens"] == []

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import anyio
+
 from authhost.admin import requests as rq
 from authhost.admin.errors import (
     ConflictError,
@@ -90,8 +92,9 @@ class PaymentTokens(ServiceBase):
         try:
             yield
         except BaseException:
-            if holding:
-                await self.store.release_token(token.token_ref, card.card_id)
+            if holding:  # a cancelled request too: else the number is kept from others
+                with anyio.CancelScope(shield=True):  # for TOKEN_HOLD_S
+                    await self.store.release_token(token.token_ref, card.card_id)
             raise
 
     async def _holding(
