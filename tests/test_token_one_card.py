@@ -165,3 +165,81 @@ async def test_sqlites_migration_holds_the_numbers_cards_had_before_it(tmp_path)
         assert f"registered on card {first}" in refusal(caught, number)
         card = await service.add_token(second, registered(gone))  # deleted there: free
         assert [t["last4"] for t in card["tokens"]] == [gone[-4:]]
+
+
+async def test_a_renewals_deleted_token_is_free_again(any_store_args):  # noqa: F811
+    """A renewal keeps the PAN and carries a copy of the tokens; the card it retired keeps
+    its own copy as it was (active). The card in use decides: once the renewal deletes the
+    token, another card may register the number; while it has it, the renewal is named."""
+    async with open_service(*any_store_args) as service:
+        first, second = await two_active_cards(service)
+        number = token_number("507")
+        ref = (await service.add_token(first, registered(number)))["tokens"][0]["token_ref"]
+        renewal = (await service.apply(first, "renew"))["card_id"]
+        await _drive(service, renewal, ["ship", "activate"])
+        retired = await service.get_card(first)
+        assert retired["state"] == "replaced" and retired["tokens"][0]["state"] == "active"
+        with pytest.raises(ConflictError) as caught:
+            await service.add_token(second, registered(number, GOOGLE_PAY))
+        assert f"registered on card {renewal}" in refusal(caught, number)
+        await service.set_token_state(renewal, ref, rq.TokenChange(state="deleted"))
+        card = await service.add_token(second, registered(number, GOOGLE_PAY))
+        assert [t["token_ref"] for t in card["tokens"]] == [ref]
+
+
+async def test_a_reissue_registers_its_predecessors_number_before_its_activation(any_store_args):  # noqa: F811
+    """The token service moves a wallet's token to the new PAN and registers it on the
+    reissue before that is activated (``tokens.hand_over`` keeps it as the reissue's own): the
+    card it succeeds holding the number is no refusal; a third card still is refused."""
+    async with open_service(*any_store_args) as service:
+        old, new, refs = await reissued_with_tokens(service)
+        number = token_number("901")
+        card = await service.add_token(new["card_id"], registered(number, GOOGLE_PAY))
+        assert [t["token_ref"] for t in card["tokens"]] == [service.security.pan_index(number)]
+        activated = await service.apply(new["card_id"], "activate")
+        assert sorted(t["token_ref"] for t in activated["tokens"]) == refs
+        await service.create_account(rq.NewAccount(account_id="a9", balance=0))
+        other = await service.issue_card(rq.IssueCard(product_id="p1", account_id="a9"))
+        with pytest.raises(ConflictError) as caught:
+            await service.add_token(other["card_id"], registered(number))
+        assert f"registered on card {new['card_id']}" in refusal(caught, number)
+
+
+async def test_a_pending_renewals_deleted_copy_frees_nothing(any_store_args):  # noqa: F811
+    """A renewal not yet activated is not the card in use: its copy of a token deleted says
+    nothing while the card it will renew pays with the token still."""
+    async with open_service(*any_store_args) as service:
+        first, second = await two_active_cards(service)
+        number = token_number("508")
+        ref = (await service.add_token(first, registered(number)))["tokens"][0]["token_ref"]
+        renewal = (await service.apply(first, "renew"))["card_id"]
+        await service.set_token_state(renewal, ref, rq.TokenChange(state="deleted"))
+        with pytest.raises(ConflictError) as caught:
+            await service.add_token(second, registered(number, GOOGLE_PAY))
+        assert f"registered on card {first}" in refusal(caught, number)
+
+
+async def test_a_registration_cancelled_in_its_write_lets_the_number_go(any_store_args):  # noqa: F811
+    """A registration cancelled while its card write waits (the request's deadline, a
+    shutdown) lets go of its hold then, not ``TOKEN_HOLD_S`` later."""
+    async with open_service(*any_store_args) as service:
+        first, second = await two_active_cards(service)
+        number = token_number("509")
+        store, update_card = service.store, service.store.update_card
+        waiting = trio.Event()
+
+        async def stuck(card, *rest):
+            if card.card_id == first:
+                waiting.set()
+                await trio.sleep_forever()
+            return await update_card(card, *rest)
+
+        store.update_card = stuck  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service.add_token, first, registered(number))
+            await waiting.wait()
+            nursery.cancel_scope.cancel()
+        store.update_card = update_card  # type: ignore[method-assign]
+        card = await service.add_token(second, registered(number, GOOGLE_PAY))
+        assert [t["last4"] for t in card["tokens"]] == [number[-4:]]
+        assert (await service.get_card(first))["tokens"] == []

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import anyio
+
 from authhost.admin import requests as rq
 from authhost.admin.errors import (
     ConflictError,
@@ -23,6 +25,7 @@ from authhost.admin.service.base import (
 from authhost.admin.views import (
     card_view,
 )
+from authhost.cards.lifecycle import has_been_activated
 from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import (
     Card,
@@ -63,13 +66,19 @@ class PaymentTokens(ServiceBase):
         (409, naming the other card by id) when another card holds it in any state but
         deleted, or is registering it now, and let go again when the write fails. The
         store's hold is atomic, so of two cards registering one number at once, one wins."""
-        replacing = ""
+        replacing, holding = "", True
         for _ in range(TOKEN_HOLD_TRIES):
             now = self.clock()
             holder = await self.store.claim_token(token.token_ref, card.card_id, now, replacing)
             if holder.card_id == card.card_id:
                 break
-            live, deleted = await self._holding(holder.card_id, token.token_ref)
+            live, deleted, succeeds = await self._holding(holder.card_id, token, card.card_id)
+            if live and succeeds:
+                # the holder's successor registers the number on its new PAN before taking
+                # it over at its activation (``tokens.hand_over`` keeps it as its own): the
+                # chain holds it still, so the hold stays where it is, not let go on a failure
+                holding = False
+                break
             if live:
                 raise ConflictError(f"token ...{token.last4} is registered on card {live}")
             if not deleted and now - holder.since < TOKEN_HOLD_S:
@@ -83,26 +92,41 @@ class PaymentTokens(ServiceBase):
         try:
             yield
         except BaseException:
-            await self.store.release_token(token.token_ref, card.card_id)
+            if holding:  # a cancelled request too: else the number is kept from others
+                with anyio.CancelScope(shield=True):  # for TOKEN_HOLD_S
+                    await self.store.release_token(token.token_ref, card.card_id)
             raise
 
-    async def _holding(self, card_id: str, token_ref: str) -> tuple[str, bool]:
+    async def _holding(
+        self, card_id: str, token: PaymentToken, registering: str
+    ) -> tuple[str, bool, bool]:
         """Which card of ``card_id`` and its successors (which carry or take its tokens)
-        holds the token in any state but deleted ("" when none), and whether one has it
-        deleted."""
-        deleted = False
+        holds the token in any state but deleted ("" when none), whether it is deleted there,
+        and whether ``registering`` is a successor of that card. The newest card of the
+        chain that lists the token decides (one never activated only when its copy is live):
+        a renewal carries a copy of its predecessor's tokens, and the card it retires keeps
+        its own copy as it was, which says nothing once the renewal deleted the token."""
+        chain: list[Card] = []
         for _ in range(TOKEN_CHAIN_MAX):
             card = await self.store.get_card(card_id)
             if card is None:
                 break
-            states = {t.state for t in card.tokens if t.token_ref == token_ref}
-            if states - {TokenState.DELETED}:
-                return card.card_id, False
-            deleted = deleted or bool(states)
+            chain.append(card)
             if not card.replaced_by:
                 break
             card_id = card.replaced_by
-        return "", deleted
+        deleted = False
+        for index in range(len(chain) - 1, -1, -1):
+            states = {t.state for t in chain[index].tokens if t.token_ref == token.token_ref}
+            if not states:
+                continue
+            if states - {TokenState.DELETED}:
+                later = {c.card_id for c in chain[index + 1 :]}
+                return chain[index].card_id, False, registering in later
+            deleted = True
+            if has_been_activated(chain[index]):
+                break  # a successor never activated is not the card in use: look further
+        return "", deleted, False
 
     def _with_new_token(
         self, card: Card, spec: rq.NewToken, state: TokenState
