@@ -23,6 +23,7 @@ from authhost.admin.dispute_stages import (
     next_action,
     recalled_minor,
     ruling_refused,
+    with_arbitration_fee,
 )
 from authhost.admin.errors import ConflictError, InvalidRequest
 from authhost.store import codec
@@ -82,9 +83,18 @@ def test_the_answer_settles_what_the_cardholder_keeps(answer, amount, accepted, 
 
 def test_who_acts_next_after_each_answer_and_arbitration() -> None:
     now = PRE_ARB + 2 * DAY
-    accepted = next_action(answered("accepted_in_part", 1_200), LIMITS, now)
+    accepted = next_action(answered("accepted"), LIMITS, now)
     assert (accepted.owner, accepted.action, accepted.overdue) == ("issuer", "resolve", True)
     assert "disputes resolve dsp-1 --outcome won" in accepted.todo
+    # accepted in part: the rest may go to arbitration, within arbitration_days of the answer
+    in_part = next_action(answered("accepted_in_part", 1_200), LIMITS, now)
+    assert (in_part.owner, in_part.action, in_part.overdue) == ("issuer", "arbitration", False)
+    assert in_part.deadline == PRE_ARB + DAY + 10 * DAY
+    assert "file arbitration for the rest" in in_part.todo
+    assert "disputes arbitration dsp-1" in in_part.todo
+    passed = next_action(answered("accepted_in_part", 1_200), LIMITS, PRE_ARB + 12 * DAY)
+    assert (passed.action, passed.overdue) == ("resolve", True)
+    assert "too late for arbitration of the rest" in passed.todo
 
     declined = answered("declined")
     waiting = next_action(declined, LIMITS, now)
@@ -129,7 +139,7 @@ def test_steps_out_of_order_late_or_answered_twice_are_refused() -> None:
         answer_pre_arbitration(
             represented, answer="declined", amount_minor=None, limits=LIMITS, now=PRE_ARB
         )
-    with pytest.raises(ConflictError, match="arbitration follows a declined pre-arbitration"):
+    with pytest.raises(ConflictError, match="arbitration follows a pre-arbitration declined"):
         arbitrate(pre_arbitrated(), limits=LIMITS, now=PRE_ARB)
     with pytest.raises(ConflictError, match="the acquirer accepted the pre-arbitration"):
         arbitrate(answered("accepted"), limits=LIMITS, now=PRE_ARB + 2 * DAY)
@@ -225,3 +235,47 @@ def test_an_answer_is_dated_by_its_day_and_in_time_however_late_it_is_recorded()
                 pre_arbitrated(), answer="accepted", amount_minor=None, limits=LIMITS, now=now,
                 received_at=day - day % DAY,
             )  # fmt: skip
+
+
+def test_an_answer_accepted_in_part_goes_to_arbitration_for_the_rest() -> None:
+    """Accepted 1,200 of the 3,000 pre-arbitrated: arbitration is for the 1,800 left. Ruled
+    won, the cardholder keeps the chargeback less only what the issuer conceded (the 1,200
+    accepted and the 1,800 won); lost, what the acquirer accepted (CB - R + 1,200); won
+    without a ruling, the bank bears the rest. The ruling's fee is the loser's."""
+    in_part = answered("accepted_in_part", 1_200)
+    assert amounts(in_part)["arbitration_minor"] == P - 1_200
+    assert amounts(answered("declined"))["arbitration_minor"] == P
+    assert amounts(answered("accepted"))["arbitration_minor"] == 0
+    filed = arbitrate(in_part, limits=LIMITS, now=PRE_ARB + 2 * DAY)
+    assert (filed.stage, filed.pre_arbitration_answer) == ("arbitration", "accepted_in_part")
+    assert amounts(filed)["arbitration_minor"] == P - 1_200
+    assert next_action(filed, LIMITS, PRE_ARB + 3 * DAY).action == "arbitration_ruling"
+    assert ruling_refused(filed, LIMITS, PRE_ARB + 3 * DAY) is None
+    won = replace(filed, arbitration_ruling="won")
+    assert cardholder_keeps(won, "won") == CB - (R - P)  # 4,000
+    assert cardholder_keeps(replace(filed, arbitration_ruling="lost"), "lost") == CB - R + 1_200
+    assert cardholder_keeps(filed, "won") == CB - (R - P)  # no ruling: the bank's cost
+    # what the acquirer holds: won by the ruling, only what the issuer conceded
+    assert lowered_chargeback(won, 3_500, "won") == CB - (R - P) - 3_500
+    assert lowered_chargeback(filed, 2_000) == CB - (R - 1_200) - 2_000
+    # arbitration is filed within arbitration_days of the answer, and not for a full accept
+    with pytest.raises(ConflictError, match="too late for arbitration.*accepted part of"):
+        arbitrate(in_part, limits=LIMITS, now=PRE_ARB + 12 * DAY)
+    with pytest.raises(ConflictError, match="accepted the pre-arbitration in full"):
+        arbitrate(answered("accepted"), limits=LIMITS, now=PRE_ARB + 2 * DAY)
+
+    fee = DisputeLimits(arbitration_fee_minor=50_000)
+    charged = with_arbitration_fee(won, "won", None, "", fee)
+    assert (charged.arbitration_fee_minor, charged.arbitration_fee_currency) == (50_000, "840")
+    assert charged.arbitration_fee_payer == "acquirer"
+    given = with_arbitration_fee(filed, "lost", 25_000, "978", fee)
+    assert (given.arbitration_fee_minor, given.arbitration_fee_currency) == (25_000, "978")
+    assert given.arbitration_fee_payer == "issuer"
+    assert with_arbitration_fee(filed, "lost", None, "", LIMITS) is filed  # none configured
+    assert with_arbitration_fee(filed, "lost", 0, "", fee) is filed  # none given
+    assert amounts(given)["arbitration_fee_minor"] == 25_000
+    assert cardholder_keeps(given, "lost") == cardholder_keeps(filed, "lost")
+    stored = json.loads(codec.dispute_to_json(filed))
+    assert not {"arbitration_fee_minor", "arbitration_fee_currency"} & set(stored)
+    assert codec.dispute_from_json(codec.dispute_to_json(given)) == given
+    assert DisputeLimits(arbitration_fee_currency="USD").problem()

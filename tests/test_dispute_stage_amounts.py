@@ -92,11 +92,15 @@ async def _step(port: int, dispute_id: str, step: str, body: dict | None = None)
 
 
 async def _resolve_once(port: int, dispute_id: str, outcome: str) -> dict[str, Any]:
-    """Resolve the dispute ``outcome``; a second resolution is refused, having moved nothing."""
+    """Resolve the dispute ``outcome``; the same resolution again is answered as it stands
+    (no second entry: ``_resolve_audited``), another refused, both having moved nothing."""
     resolved = await _step(port, dispute_id, "resolve", {"outcome": outcome})
-    again = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
-                       payload={"outcome": outcome})  # fmt: skip
-    assert again.status == 409 and "already" in again.json["error"], again
+    url = f"/v1/disputes/{dispute_id}/resolve"
+    again = await call(port, "POST", url, payload={"outcome": outcome})
+    assert again.status == 200 and again.json == resolved, again
+    other = "withdrawn" if outcome != "withdrawn" else "won"
+    refused = await call(port, "POST", url, payload={"outcome": other})
+    assert refused.status == 409 and "already" in refused.json["error"], refused
     return resolved
 
 

@@ -83,9 +83,10 @@ async def test_an_answer_accepted_in_part_leaves_the_cardholder_what_was_accepte
     assert shown["pre_arbitration_accepted_minor"] == 1_200
     assert shown["accepted_by_acquirer_minor"] == keeps
     assert (shown["if_won_minor"], shown["if_lost_minor"]) == (keeps, keeps)
-    action = answered["next_action"]
-    assert (action["owner"], action["action"]) == ("issuer", "resolve")
-    assert f"disputes resolve {dispute_id} --outcome won" in action["todo"]
+    action = answered["next_action"]  # the rest may go to arbitration; or resolve it now
+    assert (action["owner"], action["action"]) == ("issuer", "arbitration")
+    assert f"disputes arbitration {dispute_id}" in action["todo"]
+    assert f"disputes resolve {dispute_id} --outcome lost" in action["todo"]
     assert await balances_of(switch, visa) == credited
 
     # the same again: as it stands, audited once; another answer: 409, nothing changed
@@ -96,7 +97,7 @@ async def test_an_answer_accepted_in_part_leaves_the_cardholder_what_was_accepte
         other = await call(port, "POST", url, payload=body)
         assert other.status == 409 and "answered the pre-arbitration already" in other.json["error"]
     assert await _dispute(port, dispute_id) == answered
-    due = await call(port, "GET", "/v1/disputes?due_within_days=0", token=AUDITOR_TOKEN)
+    due = await call(port, "GET", "/v1/disputes?due_within_days=10", token=AUDITOR_TOKEN)
     assert dispute_id in [d["dispute_id"] for d in due.json["disputes"]]
 
     won = await _step(port, dispute_id, "resolve", {"outcome": "won"})
@@ -200,7 +201,7 @@ async def test_steps_out_of_order_late_or_that_do_not_fit_are_refused_and_change
     cases: list[tuple[str, str, dict | None, int, str]] = [
         (represented, answer, {"answer": "declined"}, 409,
          "at stage represented: the acquirer's answer follows a pre-arbitration"),
-        (represented, "arbitration", None, 409, "arbitration follows a declined"),
+        (represented, "arbitration", None, 409, "arbitration follows a pre-arbitration declined"),
         (represented, "arbitration-ruling", {"ruling": "won"}, 409,
          "a ruling answers an arbitration, and none was filed"),
         (pre_arbitrated, "arbitration", None, 409, "at stage pre_arbitration: arbitration"),
@@ -367,3 +368,55 @@ async def test_an_answer_given_in_time_and_recorded_late_is_in_time_by_its_date(
     assert shown["pre_arbitration_answered_at"] == day
     assert shown["next_action"]["deadline"] == day + 10 * DAY
     assert (await _audit_actions(at.port, dispute_id)).count("dispute.pre_arbitration_answer") == 1
+
+
+@pytest.mark.parametrize("ruling", ["won", "lost"])
+async def test_an_answer_accepted_in_part_goes_to_arbitration_for_the_rest_with_its_fee(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    ruling,
+):
+    """Accepted 1,200 of the 3,000 pre-arbitrated: arbitration for the 1,800 left (it was
+    refused: "nothing is left to arbitrate"). Ruled won, the cardholder keeps the chargeback
+    less the 1,000 conceded; lost, the 1,000 not represented and the 1,200 accepted; the
+    credit above it taken back. The network's fee is recorded with the ruling, borne by the
+    loser: given on the ruling (won), or the configured default (lost, from the CLI); the
+    dispute list's table shows it; the cardholder's money never counts it."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    config = cli_config(tmp_path, store_url)
+    config.write_text(config.read_text() + "[admin]\narbitration_fee_minor = 50000\n")
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = await _pre_arbitrated(at)
+    body = {"answer": "accepted_in_part", "amount_minor": 1_200}
+    await _step(port, dispute_id, "pre-arbitration-answer", body)
+    code, output = await run_cli("disputes", "arbitration", dispute_id, "--config", str(config))
+    assert code == 0, output
+    filed = json.loads(output)
+    assert (filed["stage"], filed["amounts"]["arbitration_minor"]) == ("arbitration", 1_800)
+    assert filed["next_action"]["action"] == "arbitration_ruling"
+
+    if ruling == "won":
+        keeps, fee, payer = DISPUTED - CONCEDED, (25_000, "978"), "acquirer"
+        body = {"ruling": "won", "fee_minor": 25_000, "fee_currency": "978"}
+        resolved = await _step(port, dispute_id, "arbitration-ruling", body)
+    else:
+        keeps, fee, payer = DISPUTED - REPRESENTED + 1_200, (50_000, "840"), "issuer"
+        code, output = await run_cli(
+            "disputes", "arbitration-ruling", dispute_id, "--ruling", "lost",
+            "--config", str(config),
+        )  # fmt: skip
+        assert code == 0, output
+        resolved = json.loads(output)
+    assert (resolved["state"], resolved["arbitration_ruling"]) == (ruling, ruling)
+    assert resolved["credited_minor"] == resolved["amounts"]["cardholder_keeps_minor"] == keeps
+    assert (resolved["arbitration_fee_minor"], resolved["arbitration_fee_currency"]) == fee
+    assert resolved["arbitration_fee_payer"] == payer
+    assert resolved["amounts"]["arbitration_fee_minor"] == fee[0]
+    taken = DISPUTED - keeps
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+    assert await _dispute(port, dispute_id) == resolved
+    assert (await _audit_actions(port, dispute_id)).count("dispute.arbitration_ruling") == 1
+    code, table = await run_cli("disputes", "list", "--output", "table", "--config", str(config))
+    assert code == 0 and "arbitration fee" in table and payer in table, table

@@ -147,6 +147,22 @@ async def test_a_chargeback_a_partial_reversal_lowered_is_answered_as_filed_when
     assert (await call(at.port, "GET", audit_url, token=AUDITOR_TOKEN)).json["audit"] == audited
 
 
+def _append_fails_once(monkeypatch: Any, action: str) -> list[str]:
+    """The cluster store's append of the first ``action`` entry fails (after the dispute's
+    write, as a lost connection would): the actions failed, filled in when it happens."""
+    append = RedisCardStore.append_audit
+    failed: list[str] = []
+
+    async def fails_once(self: Any, entry: Any, *args: Any) -> None:
+        if entry.action == action and not failed:
+            failed.append(entry.action)
+            raise StoreError("connection to the store lost")
+        await append(self, entry, *args)
+
+    monkeypatch.setattr(RedisCardStore, "append_audit", fails_once)
+    return failed
+
+
 async def test_a_ruling_the_cluster_wrote_without_its_entry_says_to_send_it_again(
     nursery,
     tmp_path,
@@ -161,16 +177,7 @@ async def test_a_ruling_the_cluster_wrote_without_its_entry_says_to_send_it_agai
     url = f"{redis_cluster_url}?prefix=e2e-{uuid.uuid4().hex[:8]}"
     at = await _host_that_waits((nursery, tmp_path, url), monkeypatch)
     _, dispute_id = await _in_arbitration(at, url)
-    append = RedisCardStore.append_audit
-    failed: list[str] = []
-
-    async def fails_once(self: Any, entry: Any, *args: Any) -> None:
-        if entry.action == "dispute.arbitration_ruling" and not failed:
-            failed.append(entry.action)
-            raise StoreError("connection to the store lost")
-        await append(self, entry, *args)
-
-    monkeypatch.setattr(RedisCardStore, "append_audit", fails_once)
+    failed = _append_fails_once(monkeypatch, "dispute.arbitration_ruling")
     ruling = f"/v1/disputes/{dispute_id}/arbitration-ruling"
     first = await call(at.port, "POST", ruling, payload={"ruling": "lost"})
     assert first.status == 503 and failed, first
@@ -179,3 +186,55 @@ async def test_a_ruling_the_cluster_wrote_without_its_entry_says_to_send_it_agai
     again = await call(at.port, "POST", ruling, payload={"ruling": "lost"})
     assert again.status == 200 and again.json["state"] == "lost", again
     assert (await _audit_actions(at.port, dispute_id)).count("dispute.arbitration_ruling") == 1
+
+
+async def test_a_resolution_the_cluster_wrote_without_its_entry_is_audited_when_sent_again(
+    nursery,
+    tmp_path,
+    redis_cluster_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """A plain resolution's entry follows its final write on Redis Cluster too; that append
+    failing is a 503 for a dispute already closed, and the resolution sent again the same
+    way answers it as it stands and writes its one entry (it was refused 409: never
+    audited). Another outcome is still refused."""
+    monkeypatch.chdir(tmp_path)
+    url = f"{redis_cluster_url}?prefix=e2e-{uuid.uuid4().hex[:8]}"
+    at = await _host_that_waits((nursery, tmp_path, url), monkeypatch)
+    _, opened = await _disputed(at, url, DISPUTED)
+    dispute_id = opened["dispute_id"]
+    failed = _append_fails_once(monkeypatch, "dispute.resolve")
+    resolve = f"/v1/disputes/{dispute_id}/resolve"
+    first = await call(at.port, "POST", resolve, payload={"outcome": "won"})
+    assert first.status == 503 and failed, first
+    assert (await _dispute(at.port, dispute_id))["state"] == "won"
+    assert "dispute.resolve" not in await _audit_actions(at.port, dispute_id)
+    money = await balances_of(at.switch, at.visa)
+    again = await call(at.port, "POST", resolve, payload={"outcome": "won"})
+    assert again.status == 200 and again.json["state"] == "won", again
+    assert (await _audit_actions(at.port, dispute_id)).count("dispute.resolve") == 1
+    assert await balances_of(at.switch, at.visa) == money
+    other = await call(at.port, "POST", resolve, payload={"outcome": "lost"})
+    assert other.status == 409 and "won already" in other.json["error"], other
+
+
+async def test_a_resolution_sent_again_once_written_is_answered_as_it_stands(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """On SQLite and Redis the entry is in the final write: the same resolution again moves
+    nothing, writes no second entry and answers the dispute as it stands."""
+    monkeypatch.chdir(tmp_path)
+    at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
+    _, opened = await _disputed(at, store_url, DISPUTED)
+    dispute_id = opened["dispute_id"]
+    resolve = f"/v1/disputes/{dispute_id}/resolve"
+    first = await call(at.port, "POST", resolve, payload={"outcome": "lost"})
+    assert first.status == 200, first
+    money = await balances_of(at.switch, at.visa)
+    again = await call(at.port, "POST", resolve, payload={"outcome": "lost"})
+    assert again.status == 200 and again.json == first.json, again
+    assert (await _audit_actions(at.port, dispute_id)).count("dispute.resolve") == 1
+    assert await balances_of(at.switch, at.visa) == money

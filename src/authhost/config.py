@@ -336,11 +336,22 @@ class AdminConfig:
         "with the network (Visa: 10); none by then: the decline stands (1-3650)",
     )
 
+    arbitration_fee_minor: int = _key(
+        0,
+        "the network's arbitration (filing and review) fee a ruling records when it gives "
+        "none, in minor units of arbitration_fee_currency, borne by the losing party (Visa: "
+        "USD 500, 50000; 0: none recorded)",
+    )
+    arbitration_fee_currency: str = _key(
+        "840", "the arbitration fee's currency, ISO 4217 numeric (the network's: USD 840)"
+    )
+
     @property
     def dispute_limits(self) -> DisputeLimits:
         return DisputeLimits(
             self.chargeback_days, self.representment_days, self.pre_arbitration_days,
             self.pre_arbitration_answer_days, self.arbitration_days,
+            self.arbitration_fee_minor, self.arbitration_fee_currency,
         )  # fmt: skip
 
     audit_verify_every_s: float = _key(

@@ -1439,8 +1439,9 @@ def _routes() -> list[Route]:
             "POST",
             "/v1/disputes/{dispute_id}/arbitration",
             _arbitrate_dispute,
-            "File arbitration with the network after the acquirer declined the pre-arbitration, "
-            "within [admin] arbitration_days of the decline; the same again changes nothing",
+            "File arbitration with the network after the acquirer declined the pre-arbitration "
+            "(or accepted only part of it: for the rest), within [admin] arbitration_days of "
+            "its answer; the same again changes nothing",
             write=True,
             body=rq.DisputeArbitration,
             body_optional=True,
@@ -1452,7 +1453,9 @@ def _routes() -> list[Route]:
             "/v1/disputes/{dispute_id}/arbitration-ruling",
             _rule_arbitration,
             "Record the network's ruling on an arbitration, which resolves the dispute won or "
-            "lost with a resolution's money movement; the same ruling again changes nothing",
+            "lost with a resolution's money movement, and its fee (fee_minor, fee_currency; "
+            "default [admin] arbitration_fee_minor), borne by the losing party; the same ruling "
+            "again changes nothing",
             write=True,
             body=rq.DisputeArbitrationRuling,
             tag="disputes",

@@ -42,6 +42,7 @@ from authhost.admin.errors import ConflictError, InvalidRequest
 from authhost.store.records import FULL_ARN, Dispute
 
 DAY = 86_400
+MAX_FEE_MINOR = 10**9  # an arbitration fee's ceiling, in minor units (a typo's guard)
 # how far in the future (the acquirer's clock and time zone) a representment may be dated
 AHEAD_S = DAY
 CARD_ABSENT = frozenset({"ecommerce", "moto"})  # journal channels with no card at the terminal
@@ -56,9 +57,18 @@ class DisputeLimits:
     pre_arbitration_days: int = 30  # from the representment, for the issuer to answer it
     pre_arbitration_answer_days: int = 30  # from the pre-arbitration, for the acquirer's answer
     arbitration_days: int = 10  # from the acquirer's decline, for the issuer to file arbitration
+    # the network's arbitration fee recorded with a ruling that gives none ([admin]
+    # arbitration_fee_minor, 0: none), in its currency (ISO 4217 numeric; Visa's is USD)
+    arbitration_fee_minor: int = 0
+    arbitration_fee_currency: str = "840"
 
     def problem(self) -> str:
         """Why these limits cannot be used ("" when they can)."""
+        if not 0 <= self.arbitration_fee_minor <= MAX_FEE_MINOR:
+            return f"arbitration_fee_minor must be 0 to {MAX_FEE_MINOR}"
+        currency = self.arbitration_fee_currency
+        if not (len(currency) == 3 and currency.isascii() and currency.isdigit()):
+            return "arbitration_fee_currency must be an ISO 4217 numeric code (3 digits)"
         for name in (
             "chargeback_days",
             "representment_days",
@@ -247,9 +257,9 @@ def deadline(dispute: Dispute, limits: DisputeLimits) -> float | None:
         return dispute.represented_at + limits.pre_arbitration_days * DAY
     if dispute.stage == "pre_arbitration":
         return dispute.pre_arbitration_at + limits.pre_arbitration_answer_days * DAY
-    if dispute.stage == "pre_arbitration_accepted":  # the amounts are settled: resolve it now
-        return dispute.pre_arbitration_answered_at
-    if dispute.stage == "pre_arbitration_declined":
+    if dispute.stage == "pre_arbitration_accepted" and not arbitrable(dispute):
+        return dispute.pre_arbitration_answered_at  # the amounts are settled: resolve it now
+    if dispute.stage in ("pre_arbitration_accepted", "pre_arbitration_declined"):
         return dispute.pre_arbitration_answered_at + limits.arbitration_days * DAY
     if dispute.stage == "arbitration":  # the network rules when it rules
         return None
@@ -257,6 +267,7 @@ def deadline(dispute: Dispute, limits: DisputeLimits) -> float | None:
 
 
 _WON = "resolve it won (disputes resolve {id} --outcome won)"
+IN_PART = "pre_arbitration_accepted_in_part"  # the stage accepted, by an answer in part
 # each stage's next action while its limit runs: who, what, in words; and in words what the
 # issuer does once it passed (its action then is resolve, overdue)
 _WAITS: dict[str, tuple[str, str, str, str]] = {
@@ -292,6 +303,15 @@ _WAITS: dict[str, tuple[str, str, str, str]] = {
         "the acquirer accepted the pre-arbitration: " + _WON + "; the cardholder keeps what "
         "it accepted",
     ),
+    IN_PART: (
+        "issuer", "arbitration",
+        "the acquirer accepted part of the pre-arbitration: file arbitration for the rest by "
+        "{by} (disputes arbitration {id}), or accept its answer (disputes resolve {id} "
+        "--outcome lost: the cardholder keeps what it accepted)",
+        "too late for arbitration of the rest (the limit was {by}): the answer stands; resolve "
+        "it lost (the cardholder keeps what was accepted), or won at the bank's cost "
+        "(disputes resolve {id})",
+    ),
     "pre_arbitration_declined": (
         "issuer", "arbitration",
         "the acquirer declined the pre-arbitration: file arbitration by {by} (disputes "
@@ -319,7 +339,7 @@ def next_action(dispute: Dispute, limits: DisputeLimits, now: float) -> NextActi
         )  # fmt: skip
     if dispute.stage == "arbitration":
         return NextAction("network", "arbitration_ruling", None, False, _RULING.format(id=ident))
-    owner, action, waiting, passed = _WAITS[dispute.stage]
+    owner, action, waiting, passed = _WAITS[IN_PART if arbitrable(dispute) else dispute.stage]
     due = deadline(dispute, limits)
     if due is None:
         return NextAction(
@@ -672,25 +692,47 @@ def answer_pre_arbitration(
     )  # fmt: skip
 
 
+def arbitrable(dispute: Dispute) -> bool:
+    """Whether the acquirer's answer accepted the pre-arbitration in part, leaving the rest
+    (``arbitrated``) for the issuer to take to arbitration as a decline's whole amount is."""
+    return (
+        dispute.stage == "pre_arbitration_accepted"
+        and dispute.pre_arbitration_answer == "accepted_in_part"
+    )
+
+
+def arbitrated(dispute: Dispute) -> int:
+    """What an arbitration is (or would be) for: what the acquirer's answer did not accept of
+    the amount pre-arbitrated (all of it after a decline, the rest after an answer in part;
+    0 with no pre-arbitration answered or accepted in full)."""
+    if dispute.pre_arbitration_answer not in ("declined", "accepted_in_part"):
+        return 0
+    return max(0, pre_arbitrated(dispute) - accepted_at_pre_arbitration(dispute))
+
+
 def arbitrate(dispute: Dispute, *, limits: DisputeLimits, now: float) -> Dispute:
     """The issuer's arbitration filed with the network after the acquirer declined the
-    pre-arbitration, within ``arbitration_days`` of the decline: stage arbitration, the
-    network's ruling next. The same dispute when it was filed already."""
+    pre-arbitration, or accepted only part of it (for the rest: ``arbitrated``), within
+    ``arbitration_days`` of its answer: stage arbitration, the network's ruling next. The
+    same dispute when it was filed already."""
     if dispute.arbitration_at:
         return dispute
     why = (
-        "the acquirer accepted the pre-arbitration: nothing is left to arbitrate"
+        "the acquirer accepted the pre-arbitration in full: nothing is left to arbitrate"
         if dispute.stage == "pre_arbitration_accepted"
-        else "arbitration follows a declined pre-arbitration, and none is recorded"
+        else "arbitration follows a pre-arbitration declined or accepted in part, and none "
+        "is recorded"
     )
-    _must_be_at(dispute, "pre_arbitration_declined", "arbitration", why, limits, now)
+    stage = "pre_arbitration_accepted" if arbitrable(dispute) else "pre_arbitration_declined"
+    _must_be_at(dispute, stage, "arbitration", why, limits, now)
     limit = dispute.pre_arbitration_answered_at + limits.arbitration_days * DAY
     if now > limit:
+        answered = "declined" if stage == "pre_arbitration_declined" else "accepted part of"
         raise ConflictError(
             f"dispute {dispute.dispute_id}: too late for arbitration: the limit was "
-            f"{when(limit)} ({limits.arbitration_days} days after the acquirer declined the "
+            f"{when(limit)} ({limits.arbitration_days} days after the acquirer {answered} the "
             f"pre-arbitration on {when(dispute.pre_arbitration_answered_at)}, [admin] "
-            f"arbitration_days); the decline stands: resolve it (disputes resolve "
+            f"arbitration_days); the answer stands: resolve it (disputes resolve "
             f"{dispute.dispute_id})"
         )
     return replace(dispute, stage="arbitration", arbitration_at=now, version=dispute.version + 1)
@@ -708,6 +750,24 @@ def ruling_refused(dispute: Dispute, limits: DisputeLimits, now: float) -> Confl
             dispute, "a ruling answers an arbitration, and none was filed", limits, now
         )
     return None
+
+
+def with_arbitration_fee(
+    dispute: Dispute, ruling: str, fee_minor: int | None, currency: str, limits: DisputeLimits
+) -> Dispute:
+    """The dispute with the network's arbitration fee its ruling charges: ``fee_minor`` in
+    ``currency`` as the ruling gives it (default: ``limits``' configured fee and currency;
+    0: none recorded), borne by the party the ruling went against (the networks charge the
+    losing party the filing and review fee): the acquirer when won, the issuer when lost. The
+    cardholder's amounts never count it."""
+    fee = limits.arbitration_fee_minor if fee_minor is None else fee_minor
+    if not fee:
+        return dispute
+    return replace(
+        dispute, arbitration_fee_minor=fee,
+        arbitration_fee_currency=currency or limits.arbitration_fee_currency,
+        arbitration_fee_payer="acquirer" if ruling == "won" else "issuer",
+    )  # fmt: skip
 
 
 def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
@@ -745,6 +805,7 @@ def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
 # acquirer's reversals (the disputed amount, at most).
 
 OUTCOMES = ("won", "lost", "withdrawn")
+SETTLED = ("won", "lost")  # the outcomes a later reversal of the charge may leave paid twice
 
 
 def charged_back(dispute: Dispute) -> bool:
@@ -777,13 +838,11 @@ def held_by_acquirer(dispute: Dispute, outcome: str = "") -> int:
     win after a decline with no ruling is the bank's cost: the acquirer keeps it all."""
     if not dispute.represented_at:
         return 0
+    if outcome == "won" and dispute.pre_arbitration_at and dispute.arbitration_ruling == "won":
+        return conceded_by_issuer(dispute)  # the ruling gave back what its answer did not
     if dispute.pre_arbitration_answer in ACCEPTING:
         return max(0, dispute.represented_minor - dispute.pre_arbitration_accepted_minor)
-    if (
-        outcome == "won"
-        and dispute.pre_arbitration_at
-        and (not dispute.pre_arbitration_answer or dispute.arbitration_ruling == "won")
-    ):
+    if outcome == "won" and dispute.pre_arbitration_at and not dispute.pre_arbitration_answer:
         return conceded_by_issuer(dispute)
     return dispute.represented_minor
 
@@ -812,7 +871,9 @@ def cardholder_keeps(dispute: Dispute, outcome: str, owed: int | None = None) ->
         return 0
     if not charged_back(dispute):
         return owed if outcome == "won" else 0
-    if outcome == "won" and dispute.pre_arbitration_answer not in ACCEPTING:
+    if outcome == "won" and (
+        dispute.pre_arbitration_answer not in ACCEPTING or dispute.arbitration_at
+    ):  # (arbitrated after an answer in part: won, the rest as well as what it accepted)
         return min(owed, max(0, dispute.chargeback_minor - conceded_by_issuer(dispute)))
     # lost, or won once the acquirer answered: what it accepted (in part: only that part)
     return min(owed, accepted_by_acquirer(dispute))
@@ -879,6 +940,9 @@ def amounts(dispute: Dispute) -> dict[str, int | None]:
         "pre_arbitration_minor": pre_arbitrated(dispute),
         "pre_arbitration_accepted_minor": accepted_at_pre_arbitration(dispute),
         "conceded_by_issuer_minor": conceded_by_issuer(dispute),
+        "arbitration_minor": arbitrated(dispute),
+        # the network's, in its own currency (``arbitration_fee``): never the cardholder's
+        "arbitration_fee_minor": dispute.arbitration_fee_minor,
         "cardholder_keeps_minor": dispute.credited_minor if closed else None,
         **{
             f"if_{outcome}_minor": None if closed else cardholder_keeps(dispute, outcome)

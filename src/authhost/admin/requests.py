@@ -612,6 +612,16 @@ class DisputeArbitrationRuling(_Request):
     moving as a resolution's (``dispute_stages.cardholder_keeps``)."""
 
     ruling: Literal["won", "lost"] = Field(description="won: for the issuer; lost: the acquirer")
+    fee_minor: Annotated[int, Field(ge=0, le=10**9)] | None = Field(
+        None,
+        description="the network's arbitration fee, in minor units of fee_currency, borne by "
+        "the losing party (default: [admin] arbitration_fee_minor; 0: none)",
+    )
+    fee_currency: Digits3 | Literal[""] = Field(
+        "",
+        description="the fee's currency, ISO 4217 numeric (default: [admin] "
+        "arbitration_fee_currency, 840)",
+    )
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 

@@ -397,11 +397,35 @@ class DisputeAmountsView(_View):
         "acquirer accepted); null once closed"
     )
     if_withdrawn_minor: int | None = Field(description="while open: 0; null once closed")
+    arbitration_minor: int = Field(
+        description="what an arbitration is (or would be) for: the amount pre-arbitrated the "
+        "acquirer's answer did not accept (all of it declined, the rest accepted in part)"
+    )
+    arbitration_fee_minor: int = Field(
+        description="the network's arbitration fee its ruling charged, in "
+        "arbitration_fee_currency (0: none); borne by arbitration_fee_payer, never counted in "
+        "the cardholder's amounts"
+    )
 
 
 class RecallView(_View):
     at: float = Field(description="when the chargeback was lowered (a reconcile, a resolution)")
     amount_minor: int = Field(description="what it was lowered by")
+
+
+class LateReversalsView(_View):
+    """What the acquirer's reversals of the charge after a won or lost resolution owe."""
+
+    recalls: list[RecallView] = Field(
+        description="the chargeback's recalls they owe: the chargebacks file's partial recall "
+        "lines (when: the reversal's time, or the resolution's)"
+    )
+    recalled_minor: int = Field(description="what those recalls give back to the acquirer")
+    cardholder_excess_minor: int = Field(
+        description="what the cardholder holds twice, the dispute's credit and the "
+        "reversal's release (0: taken back, or none)"
+    )
+    todo: str = Field(description="what the operator does, with the command")
 
 
 class DisputeView(_View):
@@ -471,6 +495,27 @@ class DisputeView(_View):
     arbitration_ruling: str = Field(
         description="the network's ruling on the arbitration, won or lost ('' none), which "
         "resolved the dispute"
+    )
+    arbitration_fee_minor: int = Field(
+        description="the network's arbitration fee recorded with the ruling, in minor units "
+        "of arbitration_fee_currency (0: none)"
+    )
+    arbitration_fee_currency: str = Field(
+        description="ISO 4217 numeric: the network's currency, not the dispute's ('' none)"
+    )
+    arbitration_fee_payer: str = Field(
+        description="who bears the fee: the party the ruling went against, acquirer (won) or "
+        "issuer (lost) ('' none)"
+    )
+    late_taken_back_minor: int = Field(
+        description="taken back from the cardholder after the dispute was closed, for the "
+        "acquirer's reversals of the charge since (disputes reconcile ID)"
+    )
+    late_taken_back_at: float = Field(description="when it was last taken back (0: never)")
+    late_reversals: LateReversalsView | None = Field(
+        None,
+        description="a dispute resolved won or lost whose charge the acquirer reversed "
+        "since (GET one dispute, reconcile): what that owes and what to do; absent otherwise",
     )
     next_action: NextActionView | None = Field(
         description="what the open dispute waits for (null once closed)"

@@ -106,7 +106,10 @@ def disputes_reconcile(
     """Set the acquirer's reversals against the open disputes of the charges they reversed
     (a running server does this every minute): the disputed amount shrinks to what the
     charge still takes, a provisional credit above it is taken back (once per reversal), and
-    a charge reversed whole closes its dispute `reversed`. Prints the disputes changed."""
+    a charge reversed whole closes its dispute `reversed`. Prints the disputes changed.
+    With the ID of a dispute resolved won or lost whose charge the acquirer reversed after
+    the resolution (`disputes show ID`: late_reversals): takes back what the cardholder holds
+    twice, once the cardholder was told (never done by the server)."""
     _run(
         _config(config, store),
         (lambda s: s.reconcile_dispute(dispute_id))
@@ -238,9 +241,10 @@ def disputes_arbitration(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """File arbitration with the network after the acquirer declined the pre-arbitration,
-    within \\[admin] arbitration_days (10) of the decline; the network's ruling follows
-    (disputes arbitration-ruling). Moves no money. Audited; the same again changes nothing."""
+    """File arbitration with the network after the acquirer declined the pre-arbitration, or
+    accepted only part of it (for the rest), within \\[admin] arbitration_days (10) of its
+    answer; the network's ruling follows (disputes arbitration-ruling). Moves no money.
+    Audited; the same again changes nothing."""
     spec = _validated(rq.DisputeArbitration, {"note": note})
     _run(_config(config, store), lambda s: s.arbitrate_dispute(dispute_id, spec))
 
@@ -249,15 +253,28 @@ def disputes_arbitration(
 def disputes_arbitration_ruling(
     dispute_id: str,
     ruling: Annotated[str, typer.Option(help="won (for the issuer) or lost")],
+    fee_minor: Annotated[
+        int | None,
+        typer.Option(
+            help="the network's arbitration fee in minor units of --fee-currency, borne by "
+            "the losing party (default: [admin] arbitration_fee_minor; 0: none)"
+        ),
+    ] = None,
+    fee_currency: Annotated[
+        str, typer.Option(help="the fee's ISO 4217 numeric currency (default: [admin], 840)")
+    ] = "",
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Record the network's ruling on the arbitration: it resolves the dispute won (the
-    cardholder keeps the chargeback less what the issuer conceded) or lost (what the
-    acquirer accepted), the money moving as `disputes resolve` moves it. Audited; the same
+    cardholder keeps the chargeback less what the issuer conceded; after an answer accepted
+    in part, the rest as well) or lost (what the acquirer accepted), the money moving as
+    `disputes resolve` moves it, and records the network's fee (the losing party bears it:
+    the acquirer when won, the issuer when lost; never the cardholder's). Audited; the same
     ruling again changes nothing."""
-    spec = _validated(rq.DisputeArbitrationRuling, {"ruling": ruling, "note": note})
+    body = {"ruling": ruling, "note": note, "fee_minor": fee_minor, "fee_currency": fee_currency}
+    spec = _validated(rq.DisputeArbitrationRuling, body)
     _run(_config(config, store), lambda s: s.rule_arbitration(dispute_id, spec), pipeline=True)
 
 

@@ -105,6 +105,14 @@ def _stage_amount(row: Row, name: str) -> str:
     return amount(value, row.get("currency")) if value else ""
 
 
+def _arbitration_fee(row: Row) -> str:
+    """The network's arbitration fee in its own currency, and who bears it."""
+    fee = row.get("arbitration_fee_minor")
+    if not fee:
+        return ""
+    return f"{amount(fee, row.get('arbitration_fee_currency'))} {row.get('arbitration_fee_payer')}"
+
+
 def _merchant(row: Row) -> str:
     name = " ".join((row.get("merchant_name") or "").split())
     return name or row.get("merchant_id") or ""
@@ -431,6 +439,7 @@ TABLES: dict[str, TableSpec] = {
             Column("stage", _key("stage")),
             Column("charged back", lambda r: _stage_amount(r, "charged_back_minor"), right=True),
             Column("represented", lambda r: _stage_amount(r, "represented_minor"), right=True),
+            Column("arbitration fee", _arbitration_fee, right=True),
             Column("next", _next_action),
             Column("due (UTC)", _due),
         ),

@@ -150,6 +150,8 @@ def audit_from_json(text: str | bytes) -> AuditEntry:
 DISPUTE_FIELDS_IF_SET = (
     "recalls", "pre_arbitration_answer", "pre_arbitration_answered_at",
     "pre_arbitration_accepted_minor", "arbitration_at", "arbitration_ruling",
+    "arbitration_fee_minor", "arbitration_fee_currency", "arbitration_fee_payer",
+    "late_taken_back_minor", "late_taken_back_at",
 )  # fmt: skip
 
 

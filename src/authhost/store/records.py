@@ -247,6 +247,19 @@ class Dispute:
     pre_arbitration_accepted_minor: int = 0
     arbitration_at: float = 0.0
     arbitration_ruling: str = ""
+    # The network's arbitration fee, recorded with its ruling: in minor units of its own
+    # currency (ISO 4217 numeric: the network's settlement currency, not the dispute's), and
+    # who bears it, the party the ruling went against (``issuer`` when lost, ``acquirer``
+    # when won). The cardholder's amounts never include it. Kept out of the JSON while unset.
+    arbitration_fee_minor: int = 0
+    arbitration_fee_currency: str = ""
+    arbitration_fee_payer: str = ""
+    # What was taken back from the cardholder after the dispute was closed, for the acquirer's
+    # reversals of the charge that came after its resolution (``disputes reconcile ID``: the
+    # reversal gave the money back, the chargeback's recall returns it to the acquirer), and
+    # when it was last taken. Kept out of the JSON while unset.
+    late_taken_back_minor: int = 0
+    late_taken_back_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

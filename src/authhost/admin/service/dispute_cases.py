@@ -427,11 +427,17 @@ class DisputeCases(ServiceBase):
         return await self._resolve(dispute_id, spec.outcome, spec.note)
 
     async def _resolve(
-        self, dispute_id: str, outcome: str, note: str, *, ruling: bool = False
+        self,
+        dispute_id: str,
+        outcome: str,
+        note: str,
+        *,
+        ruling: rq.DisputeArbitrationRuling | None = None,
     ) -> dict[str, Any]:
         """``resolve_dispute`` for ``outcome``; ``ruling``: the network's arbitration ruling,
-        recorded with the claim (``arbitration_ruling``), so a retry after a failure finishes
-        it as a ruling whichever way it is sent again."""
+        recorded with the claim (``arbitration_ruling``, and the fee it charges), so a retry
+        after a failure finishes it as a ruling whichever way it is sent again (with the fee
+        its claim recorded)."""
         before = await self.store.get_dispute(dispute_id)
         if before is not None and Reconciling.claimed(before.resolving):
             # a reconcile is moving the money (or failed half way): its plan first (another
@@ -442,6 +448,11 @@ class DisputeCases(ServiceBase):
         if before is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
         if before.state != "open":
+            if before.state == outcome and not before.arbitration_ruling and ruling is None:
+                # resolved so already: answered as it stands, and audited now when its final
+                # write's entry is missing (on Redis Cluster the entry follows the write, so a
+                # failed append leaves a resolution without one), as a ruling sent again is
+                return await self._as_recorded(before, "dispute.resolve")
             raise ConflictError(f"dispute {dispute_id} is {before.state} already")
         if before.resolving and before.resolving != outcome:
             raise ConflictError(
@@ -461,8 +472,12 @@ class DisputeCases(ServiceBase):
             planned = await self._keeps(before, outcome, entry)
         claimed = replace(
             before, resolving=outcome, resolving_minor=planned, version=before.version + 1,
-            arbitration_ruling=outcome if ruling else before.arbitration_ruling,
+            arbitration_ruling=outcome if ruling is not None else before.arbitration_ruling,
         )  # fmt: skip
+        if ruling is not None and not before.resolving:
+            claimed = stages.with_arbitration_fee(
+                claimed, outcome, ruling.fee_minor, ruling.fee_currency, self.dispute_limits
+            )
         await self._write_dispute(claimed, before)
         try:
             if credited < planned:
@@ -611,6 +626,8 @@ class DisputeCases(ServiceBase):
         dispute = await self.store.get_dispute(dispute_id)
         if dispute is None:
             raise NotFoundError(f"dispute {dispute_id} not found")
+        if dispute.state in stages.SETTLED:
+            return await self._settle_late_reversals(dispute)
         if dispute.state != "open" or (
             dispute.resolving and not Reconciling.claimed(dispute.resolving)
         ):
@@ -620,6 +637,87 @@ class DisputeCases(ServiceBase):
             )
         view, _ = await self._reconcile(dispute)
         return view or self._view(dispute)
+
+    async def _late_reversals(self, dispute: Dispute) -> tuple[JournalEntry, int] | None:
+        """A dispute resolved won or lost: its charge, and what the cardholder keeps of the
+        dispute once the acquirer's reversals of it are counted (None: not resolved so, or
+        its charge is gone from the journal)."""
+        if dispute.state not in stages.SETTLED:
+            return None
+        try:
+            entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
+        except NotFoundError:
+            return None
+        return entry, await self._keeps(dispute, dispute.state, entry)
+
+    async def _late_view(self, dispute: Dispute, view: dict[str, Any]) -> dict[str, Any]:
+        """The view of a dispute resolved won or lost with ``late_reversals`` when the
+        acquirer reversed its charge after the resolution: the chargeback's recalls that
+        owes (the chargebacks file's partial recall lines), and what the cardholder holds
+        twice (the dispute's credit and the reversal's release), with the command that takes
+        it back."""
+        found = await self._late_reversals(dispute)
+        if found is None:
+            return view
+        recalls = await self._recalls_after_closing(dispute)
+        excess = max(0, dispute.credited_minor - found[1])
+        if not recalls and not excess:
+            return view
+        todo = (
+            f"the cardholder holds {excess} twice (the dispute's credit and the reversal's "
+            f"release): tell the cardholder, then take it back (disputes reconcile "
+            f"{dispute.dispute_id})"
+            if excess
+            else "nothing to take back: the chargebacks file recalls it"
+        )
+        return {
+            **view,
+            "late_reversals": {
+                "recalls": [{"at": at, "amount_minor": amount} for at, amount in recalls],
+                "recalled_minor": sum(amount for _, amount in recalls),
+                "cardholder_excess_minor": excess,
+                "todo": todo,
+            },
+        }
+
+    async def _settle_late_reversals(self, before: Dispute) -> dict[str, Any]:
+        """Take back from the cardholder of a dispute resolved won or lost what the acquirer's
+        reversals of the charge since its resolution gave it a second time: each reversal's
+        own part, named after it (as a resolution names those it counts), so a retry or two
+        runs at once move it once. The dispute records it (``late_taken_back_minor``, its
+        credit lowered), audited (``dispute.reconcile``); unchanged when nothing is owed."""
+        found = await self._late_reversals(before)
+        if found is None or before.credited_minor <= found[1]:
+            return await self._late_view(before, self._view(before))
+        entry = found[0]
+        if self.decide_many is None:
+            raise Unavailable("taking a credit back posts through a running server's pipeline")
+        try:  # from the credit kept, each reversal's own part (those counted owe none)
+            keeps, _ = await self._take_back_reversed(
+                before, before.state, entry, before.credited_minor
+            )
+        except (disputes.NotPosted, StoreError) as exc:
+            raise Unavailable(
+                f"the store failed while dispute {before.dispute_id}'s late reversals were "
+                f"taken back ({exc}): reconcile it again (a retry moves nothing twice)"
+            ) from None
+        taken = before.credited_minor - keeps
+        why = (
+            f"the acquirer reversed the charge after the dispute was {before.state}: {taken} "
+            "the cardholder held twice taken back"
+        )
+        after = replace(
+            before, credited_minor=keeps, version=before.version + 1,
+            late_taken_back_minor=before.late_taken_back_minor + taken,
+            late_taken_back_at=self.clock(), note=f"{before.note}; {why}" if before.note else why,
+        )  # fmt: skip
+        view = self._view(after)
+        audit = self._audit_entry("dispute.reconcile", before.dispute_id, self._view(before), view)
+        await self._write_dispute(
+            after, before, again=f"reconcile it again (disputes reconcile {before.dispute_id})",
+            audit=audit,
+        )  # fmt: skip
+        return await self._late_view(after, view)
 
     async def _reconcile(
         self, before: Dispute, scan: ReversalScan | None = None
@@ -826,7 +924,7 @@ class DisputeCases(ServiceBase):
             refused := stages.ruling_refused(before, self.dispute_limits, self.clock())
         ) is not None:
             raise refused
-        return await self._resolve(dispute_id, spec.ruling, spec.note, ruling=True)
+        return await self._resolve(dispute_id, spec.ruling, spec.note, ruling=spec)
 
     async def _network_step(
         self, before: Dispute, step: str, note: str, take: Callable[[Dispute], Dispute]
@@ -1019,7 +1117,10 @@ class DisputeCases(ServiceBase):
         }
 
     async def get_dispute(self, dispute_id: str) -> dict[str, Any]:
-        return self._view(await self._dated(await self._stored_dispute(dispute_id)))
+        """The dispute's view; resolved won or lost, with what the acquirer's reversals of
+        the charge since then owe (``late_reversals``)."""
+        dispute = await self._dated(await self._stored_dispute(dispute_id))
+        return await self._late_view(dispute, self._view(dispute))
 
     async def list_disputes(
         self,
