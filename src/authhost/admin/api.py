@@ -1364,7 +1364,8 @@ def _routes() -> list[Route]:
             "Close a dispute: won (the money stays with the cardholder), lost or withdrawn (a "
             "provisional credit is taken back); once charged back, for the stages' amounts: won "
             "keeps the chargeback, lost what the representment accepted, withdrawn nothing (a "
-            "recall in the chargebacks file)",
+            "recall in the chargebacks file); the same outcome again answers it as it stands "
+            "(and audits it if its entry is missing)",
             write=True,
             body=rq.DisputeResolution,
             tag="disputes",
@@ -1377,7 +1378,8 @@ def _routes() -> list[Route]:
             "Set the acquirer's reversals of the charge against an open dispute now (the "
             "server does it every minute): the disputed amount shrinks to what the charge "
             "still takes, a provisional credit above it is taken back, and a charge reversed "
-            "whole closes the dispute reversed",
+            "whole closes the dispute reversed; a dispute resolved won or lost whose charge "
+            "was reversed since: what the cardholder holds twice is taken back",
             write=True,
             tag="disputes",
             response=v.DisputeView,

@@ -11,7 +11,9 @@ A dispute opened by the cardholder (stage ``opened``) goes through the networks'
     chargeback       the acquirer represents         representment_days of the chargeback (45)
     represented      the issuer pre-arbitrates       pre_arbitration_days of the representment (30)
     pre_arbitration  the acquirer answers it         pre_arbitration_answer_days of it (30)
-    pre_arbitration_accepted (in full or in part)    the issuer resolves it, at once
+    pre_arbitration_accepted (in full)               the issuer resolves it, at once
+    pre_arbitration_accepted (in part)  the issuer files arbitration for the rest, or resolves
+                                                     arbitration_days of the answer (10)
     pre_arbitration_declined the issuer files arbitration  arbitration_days of the answer (10)
     arbitration      the network rules (won or lost) no limit: the ruling resolves it
 
@@ -796,12 +798,16 @@ def with_note(dispute: Dispute, note: str, step: str) -> Dispute:
 #   pre-arbitration             (all: P; in part; declined: 0): the cardholder's for good,
 #                               as CB - R is; the rest, P - A, the acquirer keeps
 #
+#   arbitrated         P - A    declined (all of P) or accepted in part (the rest): the
+#                               issuer's to take to arbitration; ruled won, the acquirer
+#                               gives it back too (it holds only R - P)
+#
 # so won keeps CB (less what the issuer conceded; once the acquirer answered accepting, only
-# CB - R + A: what it accepted), lost keeps CB - R + A (nothing when no
-# representment was recorded: the issuer gave the whole chargeback up), withdrawn keeps
-# nothing (the chargeback is recalled: the network is told, ``recall_row``). A dispute never
-# charged back settles as it always did: won keeps the disputed amount, lost and withdrawn
-# nothing. Every amount is capped by ``owed``, what the charge still takes after the
+# CB - R + A: what it accepted, unless the rest went to arbitration), lost keeps CB - R + A
+# (nothing when no representment was recorded: the issuer gave the whole chargeback up),
+# withdrawn keeps nothing (the chargeback is recalled: the network is told, ``recall_row``).
+# A dispute never charged back settles as it always did: won keeps the disputed amount, lost
+# and withdrawn nothing. Every amount is capped by ``owed``, what the charge still takes after the
 # acquirer's reversals (the disputed amount, at most).
 
 OUTCOMES = ("won", "lost", "withdrawn")

@@ -344,7 +344,7 @@ class NextActionView(_View):
         description="chargeback, representment, pre_arbitration, pre_arbitration_answer, "
         "arbitration, arbitration_ruling or resolve (a limit passed: too late to charge back, "
         "pre-arbitrate or arbitrate, or the acquirer did not answer, so the issuer won; or the "
-        "acquirer accepted the pre-arbitration: resolve it at once)"
+        "acquirer accepted the pre-arbitration in full: resolve it at once)"
     )
     deadline: float | None = Field(
         description="when the action's time limit ends, epoch seconds (null: no limit known)"

@@ -92,7 +92,9 @@ def disputes_resolve(
     the amount represented; a loss before any representment keeps nothing and puts a recall
     in the chargebacks file), withdrawn keeps nothing and puts a recall there; the part not
     charged back is taken back. `disputes show ID` has each outcome's amount (if_won_minor,
-    if_lost_minor...); the answer's `amounts` says what the cardholder keeps. Audited."""
+    if_lost_minor...); the answer's `amounts` says what the cardholder keeps. Audited; the
+    same outcome again answers it as it stands (audited then if its entry was lost: Redis
+    Cluster appends it after the write), another is refused."""
     spec = _validated(rq.DisputeResolution, {"outcome": outcome, "note": note})
     _run(_config(config, store), lambda s: s.resolve_dispute(dispute_id, spec), pipeline=True)
 

@@ -633,7 +633,8 @@ class DisputeCases(ServiceBase):
         ):
             raise ConflictError(
                 f"dispute {dispute_id} is {dispute.resolving or dispute.state}: only an open "
-                "dispute is set against reversals (a resolution counts them itself)"
+                "dispute, or one resolved won or lost, is set against reversals (a resolution "
+                "counts them itself)"
             )
         view, _ = await self._reconcile(dispute)
         return view or self._view(dispute)
