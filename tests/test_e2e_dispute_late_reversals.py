@@ -88,23 +88,28 @@ async def test_a_closed_dispute_shows_its_late_reversal_and_the_operator_takes_i
     file recalls 2,000. The closed dispute shows both and the command; the CLI's reconcile of
     it takes the 2,000 back once, named after the reversal (again: nothing moves), records it
     on the dispute and audits it; the recall line stays as it was. Lost for 1,000 and then
-    reversed whole: the 1,000 kept is taken back the same way."""
+    reversed whole: the 1,000 kept is taken back the same way; won for 3,000 with no
+    chargeback and then reversed whole: no recall, the 3,000 taken back."""
     at = await _host_that_waits((nursery, tmp_path, store_url), monkeypatch)
     port, config = at.port, str(cli_config(tmp_path, store_url))
     since = int(time.time()) - 1
-    won_fields, lost_fields, won, lost = await _disputed(at, store_url, 5_000, 4_000)
-    won_id, lost_id = won["dispute_id"], lost["dispute_id"]
+    won_fields, lost_fields, plain_fields, won, lost, plain = await _disputed(
+        at, store_url, 5_000, 4_000, 3_000
+    )
+    won_id, lost_id, plain_id = won["dispute_id"], lost["dispute_id"], plain["dispute_id"]
     for dispute_id in (won_id, lost_id):
         await _step(port, dispute_id, "chargeback")
     await _step(port, lost_id, "represented", {"reference": "REP-5", "amount_minor": 3_000})
     await _step(port, won_id, "resolve", {"outcome": "won"})
     await _step(port, lost_id, "resolve", {"outcome": "lost"})
+    await _step(port, plain_id, "resolve", {"outcome": "won"})
     assert "late_reversals" not in await _dispute(port, won_id)  # nothing reversed yet
     settled = await balances_of(at.switch, at.visa)
     assert (await at.switch.send(_reversal(won_fields, amount_left=3_000)))["39"] == "00"
     assert (await at.switch.send(_reversal(lost_fields)))["39"] == "00"
+    assert (await at.switch.send(_reversal(plain_fields)))["39"] == "00"
     paid_twice = await balances_of(at.switch, at.visa)
-    assert paid_twice[0] == settled[0] + 2_000 + 4_000  # the reversals' releases
+    assert paid_twice[0] == settled[0] + 2_000 + 4_000 + 3_000  # the reversals' releases
 
     shown = await _dispute(port, won_id)
     late = shown["late_reversals"]
@@ -114,20 +119,26 @@ async def test_a_closed_dispute_shows_its_late_reversal_and_the_operator_takes_i
     url = f"/v1/disputes/chargebacks?since={since}"
     filed = (await call(port, "GET", url, token=AUDITOR_TOKEN)).json["chargebacks"]
 
-    for dispute_id, taken in ((won_id, 2_000), (lost_id, 1_000)):
+    plain_late = (await _dispute(port, plain_id))["late_reversals"]
+    assert (plain_late["recalls"], plain_late["cardholder_excess_minor"]) == ([], 3_000)
+    for dispute_id, taken in ((won_id, 2_000), (lost_id, 1_000), (plain_id, 3_000)):
         code, output = await run_cli("disputes", "reconcile", dispute_id, "--config", config)
         assert code == 0, output
         done = json.loads(output)
         assert (done["late_taken_back_minor"], done["late_taken_back_at"] > 0) == (taken, True)
-        assert done["late_reversals"]["cardholder_excess_minor"] == 0
+        # nothing held twice now: the recalls still shown, or nothing at all (no chargeback)
+        late = done.get("late_reversals")
+        assert late["cardholder_excess_minor"] == 0 if dispute_id != plain_id else late is None
         assert (await _audit_actions(port, dispute_id)).count("dispute.reconcile") == 1
     assert (await _dispute(port, won_id))["credited_minor"] == 3_000
     assert (await _dispute(port, lost_id))["credited_minor"] == 0
-    assert await balances_of(at.switch, at.visa) == (paid_twice[0] - 3_000, paid_twice[1] - 3_000)
+    assert (await _dispute(port, plain_id))["credited_minor"] == 0
+    back = (paid_twice[0] - 6_000, paid_twice[1] - 6_000)
+    assert await balances_of(at.switch, at.visa) == back
 
     again = await call(port, "POST", f"/v1/disputes/{won_id}/reconcile")
     assert again.status == 200 and again.json["late_taken_back_minor"] == 2_000, again
-    assert await balances_of(at.switch, at.visa) == (paid_twice[0] - 3_000, paid_twice[1] - 3_000)
+    assert await balances_of(at.switch, at.visa) == back
     assert (await _audit_actions(port, won_id)).count("dispute.reconcile") == 1
     after = (await call(port, "GET", url, token=AUDITOR_TOKEN)).json["chargebacks"]
     assert after == filed  # the network's recall lines as they were
