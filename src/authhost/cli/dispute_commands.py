@@ -259,11 +259,15 @@ def disputes_arbitration_ruling(
         int | None,
         typer.Option(
             help="the network's arbitration fee in minor units of --fee-currency, borne by "
-            "the losing party (default: [admin] arbitration_fee_minor; 0: none)"
+            "the losing party (default: \\[admin] arbitration_fee_minor; 0: none)"
         ),
     ] = None,
     fee_currency: Annotated[
-        str, typer.Option(help="the fee's ISO 4217 numeric currency (default: [admin], 840)")
+        str,
+        typer.Option(
+            help="the fee's ISO 4217 numeric currency (default: \\[admin] "
+            "arbitration_fee_currency, 840)"
+        ),
     ] = "",
     note: Annotated[str, typer.Option(help="free text (PANs are masked)")] = "",
     store: StoreOpt = None,
