@@ -209,13 +209,52 @@ def test_send_completion_in_parts_numbers_each_0220(host):
     [(["completion", "--parts", "0"], "--parts"), (["purchase", "--parts", "2"], "--parts"),
      (["purchase", "--increment", "5"], "--increment"), (["incremental", "--increment", "0"], "--increment"),
      (["cash", "--partial"], "--partial"), (["pin-unblock"], "--pin"),
-     (["pin-change", "--pin", "card"], "--new-pin"), (["purchase", "--new-pin", "4826"], "--new-pin")],
+     (["pin-change", "--pin", "card"], "--new-pin"), (["purchase", "--new-pin", "4826"], "--new-pin"),
+     (["purchase", "--expiry", "2001"], "--expiry"), (["purchase", "--service-code", "101"], "--service-code"),
+     (["purchase", "--icvv", "123"], "--icvv"), (["purchase", "--final-amount", "5"], "--final-amount"),
+     (["reversal", "--amount", "5", "--final-amount", "5"], "--final-amount")],
     ids=["no parts", "parts not for a purchase", "increment not for a purchase", "zero increment", "partial not for cash",
-         "unblock without a PIN", "change without a new PIN", "new PIN not for a purchase"],
+         "unblock without a PIN", "change without a new PIN", "new PIN not for a purchase",
+         "expiry of a file's card", "service code of a file's card", "iCVV of a file's card",
+         "final amount not for a purchase", "partial reversal keeping it all"],
 )  # fmt: skip
 def test_send_refuses_an_option_it_cannot_use(host, args, option):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
     assert result.exit_code == 2 and option in result.output
+
+
+def _available(output: str) -> list[str]:
+    """The available balance of each outcome line ("APPROVED: ... available 2,487.50 (978)")."""
+    return re.findall(r"available ([\d,.]+) \(", " ".join(output.split()))
+
+
+def test_send_a_partial_reversal_keeps_the_amount_of_field_95(host):
+    """``reversal --final-amount``: the 0400 carries field 95 (what stays charged), so a switch
+    can run the partial reversal case; before, --final-amount was ignored and the whole
+    purchase was reversed."""
+    result = sim("send", "reversal", "--card", "3", "--amount", "20", "--final-amount", "5",
+                 "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"answer (\d{4})", result.output) == ["0110", "0410"]
+    assert "Replacement Amounts" in result.output
+    after_purchase = float(_available(result.output)[0].replace(",", ""))
+    balance = sim("send", "balance", "--card", "3", "--pin", "card",
+                  "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert float(_available(balance.output)[-1].replace(",", "")) == after_purchase + 15
+
+
+def test_send_repeat_resends_the_request_and_gets_the_same_answer(host):
+    """``--repeat``: the purchase again as 0101, same STAN, RRN and time, as a switch resends a
+    request whose answer was lost: the same approval code, and the money held once."""
+    result = sim("send", "purchase", "--card", "3", "--amount", "3", "--repeat",
+                 "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"request (\d{4})", result.output) == ["0100", "0101"]
+    assert re.findall(r"answer (\d{4})", result.output) == ["0110", "0110"]
+    codes = re.findall(r"38 │ Authorization ID Response\s*│ (\w+)", result.output)
+    assert len(codes) == 2 and codes[0] == codes[1], codes
+    first, again = _available(result.output)
+    assert first == again
 
 
 def test_send_pin_change_and_back(host):
