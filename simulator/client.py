@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from authhost.iso.codec import decode_fields, encode_request
 from authhost.iso.dialects import Dialect, get_dialect
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
+from authhost.security.mac import retail_mac
 
 
 class ClientError(Exception):
@@ -37,10 +38,15 @@ class Link:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # the link's clear test MAC key (a require_mac listener): requests carry its MAC in
+    # field 64 (128 with a secondary bitmap), as the listener checks them
+    mak: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError("--port is 1 to 65535")
+        if self.mak and len(self.mak) != 16:
+            raise ValueError("--mak is a double-length TDES key: 32 hex digits")
         if not 0 < self.timeout < math.inf:  # also refuses NaN
             raise ValueError("--timeout is a number of seconds above 0")
 
@@ -121,7 +127,10 @@ class IsoClient:
         await self.aclose()
 
     def encode(self, fields: Mapping[str, str | bytes]) -> bytes:
-        return encode_request(fields, self.dialect)
+        mak = self.link.mak
+        if not mak:
+            return encode_request(fields, self.dialect)
+        return encode_request(fields, self.dialect, lambda data: retail_mac(mak, data))
 
     async def exchange(self, fields: Mapping[str, str | bytes]) -> dict[str, str]:
         """Send ``fields``; return the decoded answer with the same STAN (and RRN)."""

@@ -172,6 +172,11 @@ def send(
     tls_ca: str = TlsCaOpt,
     tls_cert: str = TlsCertOpt,
     tls_key: str = TlsKeyOpt,
+    mak: str | None = typer.Option(
+        None,
+        help="Clear test MAC key (hex, 32 digits) of a require_mac listener: every request "
+        "carries its MAC in field 64 (128 with a secondary bitmap).",
+    ),
     repeat: bool = typer.Option(
         False,
         help="Send the last request again as its repeat (MTI xxx1: 0101, 0401...), same "
@@ -199,7 +204,8 @@ def send(
                         acquirer_id=acquirer_id, mcc=mcc, country=country,
                         pin_keying=pin_keying)  # fmt: skip
     try:
-        link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
+        link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key,
+                    mak=_hex_key(mak, "--mak") or b"")  # fmt: skip
         dialect_spec = link.make_dialect()
         link.make_framing()
         if pin_keying not in ("zpk", "dukpt"):

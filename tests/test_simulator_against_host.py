@@ -24,21 +24,29 @@ from simulator.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# the two clear components of the MAC link's key (odd parity, halves that differ)
+MAK_PARTS = ("0123456789ABCDEFFEDCBA9876543210", "1010101010101010202020202020202A")
+MAK = bytes(a ^ b for a, b in zip(*map(bytes.fromhex, MAK_PARTS), strict=True)).hex()
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     """A demo authhost on free ports, its demo card file, and a file of many bench cards."""
     work = tmp_path_factory.mktemp("authhost")
-    port = free_port()
+    port, mac_port = free_port(), free_port()
     (work / "authhost.toml").write_text(
         f'[server]\nport = {port}\nmetrics_port = {free_port()}\nlog_level = "WARNING"\n'
         "visa_fields = true\n"  # --network visa: the listener reads Visa's fields
         f"[admin]\nport = {free_port()}\n"
+        # a switch's link that signs every message, under a MAC key its custodians entered
+        f'[[listeners]]\nport = {mac_port}\nrequire_mac = true\nmac_key = "mak-link"\n'
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run([str(BIN / "authhost"), "demo", "--export", "cards.json"], cwd=work,
                    check=True, capture_output=True, env=env)  # fmt: skip
+    subprocess.run([str(BIN / "authhost"), "keys", "components", "mak-link", "--type", "mak",
+                    "--algorithm", "tdes"], cwd=work, check=True, capture_output=True, env=env,
+                   input=f"{MAK_PARTS[0]}\n{MAK_PARTS[1]}\n", text=True)  # fmt: skip
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cards.py"), "--cards", "12",
                     "--out", "bench.json"], cwd=work, check=True, capture_output=True)  # fmt: skip
     log = (work / "serve.log").open("wb")
@@ -55,7 +63,7 @@ def host(tmp_path_factory):
                 pytest.fail(f"authhost did not start: {(work / 'serve.log').read_text()[-2000:]}")
             time.sleep(0.1)
     yield {"port": str(port), "cards": str(work / "cards.json"), "bench": str(work / "bench.json"),
-           "work": work}  # fmt: skip
+           "work": work, "mac_port": str(mac_port)}  # fmt: skip
     server.send_signal(signal.SIGTERM)
     server.wait(timeout=20)
     log.close()
@@ -255,6 +263,21 @@ def test_send_repeat_resends_the_request_and_gets_the_same_answer(host):
     assert len(codes) == 2 and codes[0] == codes[1], codes
     first, again = _available(result.output)
     assert first == again
+
+
+def test_send_signs_its_requests_for_a_require_mac_listener(host):
+    """``--mak``: a switch's link that requires a MAC (``require_mac``) takes the simulator's
+    requests signed under the link's key, and answers 63 to unsigned ones; before, the
+    simulator could not send a MAC at all."""
+    unsigned = sim("send", "purchase", "--amount", "1", "--cards", host["cards"],
+                   "--port", host["mac_port"])  # fmt: skip
+    assert "DECLINED: 63" in unsigned.output, unsigned.output[-600:]
+    result = sim("send", "purchase", "--amount", "1", "--mak", MAK, "--cards", host["cards"],
+                 "--port", host["mac_port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "APPROVED: 00" in result.output, result.output[-600:]
+    short = sim("send", "echo", "--mak", MAK[:16], "--port", host["mac_port"])
+    assert short.exit_code == 2 and "--mak" in short.output
 
 
 def test_send_pin_change_and_back(host):
