@@ -89,6 +89,26 @@ async def test_issue_produces_a_masked_luhn_valid_card_found_by_pan(store_args):
         assert card["expiry"].isdigit() and len(card["expiry"]) == 4
 
 
+async def test_a_prepaid_product_is_issued_on_a_prepaid_account_only(store_args):
+    """A prepaid card on a debit account spent what the account's overdraft allowed beyond
+    its loads; the account must be prepaid, which takes no overdraft. The card is issued
+    once on a prepaid account, nothing on the debit one, and a card is not moved there."""
+    async with open_service(*store_args) as service:
+        await service.create_product(
+            rq.NewProduct(
+                product_id="pp", issuer_id="bank", name="Prepaid", bin="476173", kind="prepaid"
+            )  # fmt: skip
+        )
+        await service.create_account(rq.NewAccount(account_id="debit", balance=1_000))
+        await service.create_account(rq.NewAccount(account_id="loaded", kind="prepaid"))
+        with pytest.raises(InvalidRequest, match="prepaid product needs a prepaid account"):
+            await service.issue_card(rq.IssueCard(product_id="pp", account_id="debit"))
+        card = await service.issue_card(rq.IssueCard(product_id="pp", account_id="loaded"))
+        with pytest.raises(InvalidRequest, match="prepaid account"):
+            await service.personalise(card["card_id"], rq.Personalise(account_id="debit"))
+        assert [c["account_id"] for c in await service.list_cards()] == ["loaded"]
+
+
 @pytest.mark.parametrize(
     "issue, error",
     [
