@@ -351,6 +351,25 @@ async def test_personalisation_export_is_the_one_clear_pan_file(store_args, tmp_
         assert not (tmp_path / "again.jsonl").exists()
 
 
+async def test_personalisation_export_names_each_cards_product(store_args, tmp_path):
+    """Two products on one BIN (a classic and a gold plastic, say) are told apart in the
+    bureau file by ``product_id``; before, a record named no product and the bureau could not
+    know which plastic or chip profile a PAN of the shared BIN was for."""
+    async with open_service(*store_args) as service:
+        first = await _product_account_card(service)
+        await service.create_product(
+            rq.NewProduct(product_id="gold", issuer_id="bank", name="Gold", bin="476173")
+        )
+        second = await service.issue_card(rq.IssueCard(product_id="gold", account_id="a1"))
+        out = tmp_path / "bureau.jsonl"
+        assert await service.export_personalisation([first["card_id"], second["card_id"]], out) == 2
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert {r["card_id"]: r["product_id"] for r in records} == {
+            first["card_id"]: "p1",
+            second["card_id"]: "gold",
+        }
+
+
 async def test_bulk_csv_bad_row_is_reported_and_the_rest_issued_once(store_args, tmp_path):
     async with open_service(*store_args) as service:
         await _product_account_card(service)
