@@ -16,6 +16,7 @@ import trio
 from authhost.iso.codec import decode_fields, encode_request
 from authhost.iso.dialects import Dialect, get_dialect
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
+from authhost.iso.macs import MacPlacementError, split_mac
 from authhost.security.mac import retail_mac
 
 
@@ -98,6 +99,9 @@ class IsoClient:
         self.dialect = link.make_dialect()
         self._framing = link.make_framing()
         self._decoder = FrameDecoder(self._framing)
+        # with --mak: whether the last answer's MAC verified under the link's key, as a
+        # switch checks it (None without a key)
+        self.answer_mac_ok: bool | None = None
 
     @classmethod
     async def connect(cls, link: Link) -> IsoClient:
@@ -161,6 +165,16 @@ class IsoClient:
             reasons.insert(0, "the listener speaks TLS (give its CA: --tls-ca FILE)")
         return "perhaps " + "; or ".join(reasons)
 
+    def _mac_ok(self, body: bytes, answer: dict[str, str]) -> bool | None:
+        """Whether ``answer`` carries a MAC that verifies under the link's key."""
+        if not self.link.mak:
+            return None
+        try:
+            covered, received = split_mac(body, answer, self.dialect)
+        except MacPlacementError:
+            return False
+        return retail_mac(self.link.mak, covered) == received
+
     async def _next_message(self) -> dict[str, str]:
         while True:
             try:
@@ -169,9 +183,11 @@ class IsoClient:
                 raise ClientError(f"the host sent a bad frame: {error}") from None
             if body is not None:
                 try:
-                    return decode_fields(body, self.dialect)
+                    answer = decode_fields(body, self.dialect)
                 except ValueError as error:
                     raise ClientError(f"the host sent an undecodable message: {error}") from None
+                self.answer_mac_ok = self._mac_ok(body, answer)
+                return answer
             data = await self._stream.receive_some(65536)
             if not data:
                 raise ClientError(

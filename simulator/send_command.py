@@ -419,6 +419,9 @@ async def _exchange_all(
             answer = await client.exchange(fields)
             out.print(message_table(f"answer {answer.get('t', '?')}", answer, client.dialect))
             out.print(f"[bold]{outcome(answer)}[/bold]", highlight=False)
+            if client.answer_mac_ok is not None:  # --mak: checked as the switch would
+                said = "verifies" if client.answer_mac_ok else "MISSING OR WRONG"
+                out.print(f"the answer's MAC: {said}", highlight=False)
             if checker is not None:  # what the chip makes of the answer, as a card would
                 for line in checker.verdicts(fields.get("55"), answer.get("55")):
                     out.print(line, highlight=False)

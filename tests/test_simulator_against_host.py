@@ -276,6 +276,9 @@ def test_send_signs_its_requests_for_a_require_mac_listener(host):
                  "--port", host["mac_port"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "APPROVED: 00" in result.output, result.output[-600:]
+    assert "the answer's MAC: verifies" in result.output
+    other = sim("send", "echo", "--mak", MAK[16:] + MAK[:16], "--port", host["mac_port"])
+    assert "DECLINED: 63" in other.output and "MAC: MISSING OR WRONG" in other.output
     short = sim("send", "echo", "--mak", MAK[:16], "--port", host["mac_port"])
     assert short.exit_code == 2 and "--mak" in short.output
 
