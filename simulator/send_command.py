@@ -232,6 +232,7 @@ def send(
     except ClientError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    answers = answers[: len(requests)]  # a --repeat's copy changes nothing the first did
     if kind is Kind.KEY_CHANGE and cards is not None and answers[-1].get("39") == "00":
         zmk = load_demo_file(cards).zmk
         assert zmk is not None  # checked when the request was built
