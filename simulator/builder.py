@@ -31,6 +31,7 @@ from authhost.iso.subfields import (
     build_pan_mapping,
     build_visa_pos_information,
     build_visa_private,
+    replacement_amounts_field,
 )
 from authhost.security import emv
 from authhost.security.blockcipher import tdes_ecb_encrypt
@@ -395,15 +396,23 @@ class RequestBuilder:
         return emv.encode_tlv(tags)
 
     def reversal(
-        self, original: Fields, *, advice: bool = False, now: float | None = None
+        self,
+        original: Fields,
+        *,
+        advice: bool = False,
+        stays_minor: int | None = None,
+        now: float | None = None,
     ) -> Fields:
         """A reversal (0400, or 0420 advice) of ``original``: same card and amount, field 90
-        pointing at the original's MTI, STAN, transmission time and acquirer."""
+        pointing at the original's MTI, STAN, transmission time and acquirer. With
+        ``stays_minor`` a partial one: field 95 carries the amount that stays charged."""
         fields = self._header("0420" if advice else "0400", now)
         for number in ("2", "3", "4", "14", "18", "19", "22", "25", "35", "43", "49"):
             if number in original:
                 fields[number] = original[number]
         fields["90"] = original_data(original)
+        if stays_minor is not None:
+            fields["95"] = replacement_amounts_field(stays_minor)
         return dict(sorted(fields.items(), key=_field_order))
 
     def completion(

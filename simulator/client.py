@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from authhost.iso.codec import decode_fields, encode_request
 from authhost.iso.dialects import Dialect, get_dialect
 from authhost.iso.framing import FrameDecoder, FrameError, Framing, encode_frame
+from authhost.iso.macs import MacPlacementError, split_mac
+from authhost.security.mac import retail_mac
 
 
 class ClientError(Exception):
@@ -37,10 +39,15 @@ class Link:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # the link's clear test MAC key (a require_mac listener): requests carry its MAC in
+    # field 64 (128 with a secondary bitmap), as the listener checks them
+    mak: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError("--port is 1 to 65535")
+        if self.mak and len(self.mak) != 16:
+            raise ValueError("--mak is a double-length TDES key: 32 hex digits")
         if not 0 < self.timeout < math.inf:  # also refuses NaN
             raise ValueError("--timeout is a number of seconds above 0")
 
@@ -92,6 +99,9 @@ class IsoClient:
         self.dialect = link.make_dialect()
         self._framing = link.make_framing()
         self._decoder = FrameDecoder(self._framing)
+        # with --mak: whether the last answer's MAC verified under the link's key, as a
+        # switch checks it (None without a key)
+        self.answer_mac_ok: bool | None = None
 
     @classmethod
     async def connect(cls, link: Link) -> IsoClient:
@@ -121,7 +131,10 @@ class IsoClient:
         await self.aclose()
 
     def encode(self, fields: Mapping[str, str | bytes]) -> bytes:
-        return encode_request(fields, self.dialect)
+        mak = self.link.mak
+        if not mak:
+            return encode_request(fields, self.dialect)
+        return encode_request(fields, self.dialect, lambda data: retail_mac(mak, data))
 
     async def exchange(self, fields: Mapping[str, str | bytes]) -> dict[str, str]:
         """Send ``fields``; return the decoded answer with the same STAN (and RRN)."""
@@ -152,6 +165,16 @@ class IsoClient:
             reasons.insert(0, "the listener speaks TLS (give its CA: --tls-ca FILE)")
         return "perhaps " + "; or ".join(reasons)
 
+    def _mac_ok(self, body: bytes, answer: dict[str, str]) -> bool | None:
+        """Whether ``answer`` carries a MAC that verifies under the link's key."""
+        if not self.link.mak:
+            return None
+        try:
+            covered, received = split_mac(body, answer, self.dialect)
+        except MacPlacementError:
+            return False
+        return retail_mac(self.link.mak, covered) == received
+
     async def _next_message(self) -> dict[str, str]:
         while True:
             try:
@@ -160,9 +183,11 @@ class IsoClient:
                 raise ClientError(f"the host sent a bad frame: {error}") from None
             if body is not None:
                 try:
-                    return decode_fields(body, self.dialect)
+                    answer = decode_fields(body, self.dialect)
                 except ValueError as error:
                     raise ClientError(f"the host sent an undecodable message: {error}") from None
+                self.answer_mac_ok = self._mac_ok(body, answer)
+                return answer
             data = await self._stream.receive_some(65536)
             if not data:
                 raise ClientError(

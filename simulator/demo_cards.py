@@ -118,7 +118,12 @@ def load_demo_file(path: Path) -> DemoFile:
             cavv,
             str(doc.get("admin_url") or ""),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except KeyError as error:  # say which: a switch's harness file written by hand lacks one
+        raise DemoFileError(
+            f"{path}: missing or malformed cards or keys: no {error.args[0]!r} "
+            "(the keys zpk and bdk are needed, as `authhost demo --export` writes them)"
+        ) from None
+    except (TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None
     if not demo.cards:
         raise DemoFileError(f"{path} holds no cards")

@@ -87,7 +87,8 @@ def send(
     final_amount: float | None = typer.Option(
         None,
         help="completion: the amount completed (default: the pre-authorised --amount); "
-        "incremental: complete the extended pre-authorisation with this amount.",
+        "incremental: complete the extended pre-authorisation with this amount; "
+        "reversal: a partial reversal, the amount that stays charged (field 95).",
     ),
     new_pin: str | None = typer.Option(None, help="pin-change: the new PIN."),
     partial: bool = typer.Option(
@@ -137,8 +138,8 @@ def send(
     cards: Path | None = CardsOpt,
     card: str = typer.Option("1", help="Card in the demo file: number or last 4 PAN digits."),
     pan: str | None = typer.Option(None, help="PAN (instead of a demo card file)."),
-    expiry: str = typer.Option("2912", help="With --pan: expiry YYMM."),
-    service_code: str = typer.Option("201", help="With --pan: service code."),
+    expiry: str | None = typer.Option(None, help="With --pan: expiry YYMM (2912)."),
+    service_code: str | None = typer.Option(None, help="With --pan: service code (201)."),
     cvv2: str | None = typer.Option(
         None,
         help="With --pan: the card's CVV2 (default 000). With --cards: sent instead of the "
@@ -146,7 +147,7 @@ def send(
         "(--network visa: 126.10 says 'not on the card', answered S in 44.10). With "
         "--network visa and a card-present --entry: sent in 126.10 beside track 2 (P).",
     ),
-    icvv: str = typer.Option("000", help="With --pan: verification value in track 2."),
+    icvv: str | None = typer.Option(None, help="With --pan: verification value in track 2 (000)."),
     zpk: str | None = typer.Option(None, help="Clear test ZPK, hex (without a card file)."),
     bdk: str | None = typer.Option(None, help="Clear test BDK, hex (without a card file)."),
     pin_keying: str = PinKeyingOpt,
@@ -171,6 +172,17 @@ def send(
     tls_ca: str = TlsCaOpt,
     tls_cert: str = TlsCertOpt,
     tls_key: str = TlsKeyOpt,
+    mak: str | None = typer.Option(
+        None,
+        help="Clear test MAC key (hex, 32 digits) of a require_mac listener: every request "
+        "carries its MAC in field 64 (128 with a secondary bitmap).",
+    ),
+    repeat: bool = typer.Option(
+        False,
+        help="Send the last request again as its repeat (MTI xxx1: 0101, 0401...), same "
+        "STAN, RRN and time, as a switch does when an answer is lost: the host answers it "
+        "as before and moves no money twice.",
+    ),
 ) -> None:
     """Send one request and print request and answer field by field (PAN masked).
 
@@ -192,7 +204,8 @@ def send(
                         acquirer_id=acquirer_id, mcc=mcc, country=country,
                         pin_keying=pin_keying)  # fmt: skip
     try:
-        link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key)
+        link = Link(host, port, dialect, framing, tpdu, timeout, tls_ca, tls_cert, tls_key,
+                    mak=_hex_key(mak, "--mak") or b"")  # fmt: skip
         dialect_spec = link.make_dialect()
         link.make_framing()
         if pin_keying not in ("zpk", "dukpt"):
@@ -215,10 +228,11 @@ def send(
         chosen = pick_card(demo, card)
         checker = ChipChecker(chosen.pan, chosen.chip_cvn, demo.imk_ac, demo.imk_smi)
     try:
-        answers = trio.run(_exchange_all, link, requests, checker)
+        answers = trio.run(_exchange_all, link, requests, checker, repeat)
     except ClientError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    answers = answers[: len(requests)]  # a --repeat's copy changes nothing the first did
     if kind is Kind.KEY_CHANGE and cards is not None and answers[-1].get("39") == "00":
         zmk = load_demo_file(cards).zmk
         assert zmk is not None  # checked when the request was built
@@ -237,9 +251,9 @@ def new_zone_pin_key() -> bytes:
 
 def _requests(
     kind: Kind, amount: float, entry: Entry, pin: str | None, advice: bool,
-    cards: Path | None, card: str, pan: str | None, expiry: str, service_code: str,
-    cvv2: str | None,
-    icvv: str, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
+    cards: Path | None, card: str, pan: str | None, expiry: str | None,
+    service_code: str | None, cvv2: str | None,
+    icvv: str | None, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
     billing_currency: str = "978", increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
@@ -259,9 +273,22 @@ def _requests(
         if demo is None or demo.zmk is None:
             raise ValueError("key-change needs a demo card file with a zone master key (--cards)")
         return [builder.key_change(demo.zmk, new_zone_pin_key())]
+    if pan is None:  # the file's card has its own; before, these were ignored without a word
+        given = [name for name, value in (("--expiry", expiry), ("--service-code", service_code),
+                                          ("--icvv", icvv)) if value is not None]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --pan (a card "
+                "the file does not list); a card of the file is sent with its own values"
+            )
     if pan is not None:
         chosen = card_from_options(
-            pan, expiry, service_code, "000" if cvv2 is None else cvv2, icvv, pin
+            pan,
+            expiry or "2912",
+            service_code or "201",
+            "000" if cvv2 is None else cvv2,
+            icvv or "000",
+            pin,
         )
         # a card the file does not list (a replacement, a renewal: its values from the bureau
         # file) under the file's test keys; before, --cards was ignored here and PIN entry
@@ -298,11 +325,18 @@ def _requests(
         raise ValueError("--partial applies to purchase")
     if parts != 1 and (kind is not Kind.COMPLETION or not 1 <= parts <= 99):
         raise ValueError("--parts applies to completion, from 1 to 99")
+    if final_amount is not None and kind not in (Kind.REVERSAL, Kind.COMPLETION, Kind.INCREMENTAL):
+        raise ValueError("--final-amount applies to reversal, completion and incremental")
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency, network=network,
                                      present_cvv2=present_cvv2)  # fmt: skip
-        return [original, builder.reversal(original, advice=advice)]
+        stays = None  # a partial reversal: field 95 carries what stays charged
+        if final_amount is not None:
+            stays = minor_units(final_amount, "--final-amount")
+            if stays >= minor:
+                raise ValueError("--final-amount of a reversal is below --amount (what stays)")
+        return [original, builder.reversal(original, advice=advice, stays_minor=stays)]
     if kind in (Kind.COMPLETION, Kind.INCREMENTAL):
         final = minor if final_amount is None else minor_units(final_amount, "--final-amount")
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
@@ -372,21 +406,34 @@ def _avs(text: str | None, card: SimCard) -> AvsData | None:
 
 
 async def _exchange_all(
-    link: Link, requests: list[Fields], checker: ChipChecker | None = None
+    link: Link, requests: list[Fields], checker: ChipChecker | None = None, repeat: bool = False
 ) -> list[Fields]:
-    answers = []
+    answers: list[Fields] = []
     async with await IsoClient.connect(link) as client:
-        for fields in requests:
+        sent: list[Fields] = []
+        for fields in requests + ([{}] if repeat else []):
+            if not fields:  # --repeat: the last one again, as sent, under its repeat MTI
+                fields = {**sent[-1], "t": repeat_mti(str(sent[-1]["t"]))}
             fields = _with_approval_code(fields, answers)
+            sent.append(fields)
             out.print(message_table(f"request {fields['t']}", fields, client.dialect))
             answer = await client.exchange(fields)
             out.print(message_table(f"answer {answer.get('t', '?')}", answer, client.dialect))
             out.print(f"[bold]{outcome(answer)}[/bold]", highlight=False)
+            if client.answer_mac_ok is not None:  # --mak: checked as the switch would
+                said = "verifies" if client.answer_mac_ok else "MISSING OR WRONG"
+                out.print(f"the answer's MAC: {said}", highlight=False)
             if checker is not None:  # what the chip makes of the answer, as a card would
                 for line in checker.verdicts(fields.get("55"), answer.get("55")):
                     out.print(line, highlight=False)
             answers.append(answer)
     return answers
+
+
+def repeat_mti(mti: str) -> str:
+    """The MTI a switch resends a request under when its answer did not come (0100 -> 0101);
+    a network message (0800) is sent again as it was."""
+    return mti if mti.startswith("08") else mti[:3] + "1"
 
 
 def _with_approval_code(fields: Fields, answers: list[Fields]) -> Fields:

@@ -89,6 +89,26 @@ async def test_issue_produces_a_masked_luhn_valid_card_found_by_pan(store_args):
         assert card["expiry"].isdigit() and len(card["expiry"]) == 4
 
 
+async def test_a_prepaid_product_is_issued_on_a_prepaid_account_only(store_args):
+    """A prepaid card on a debit account spent what the account's overdraft allowed beyond
+    its loads; the account must be prepaid, which takes no overdraft. The card is issued
+    once on a prepaid account, nothing on the debit one, and a card is not moved there."""
+    async with open_service(*store_args) as service:
+        await service.create_product(
+            rq.NewProduct(
+                product_id="pp", issuer_id="bank", name="Prepaid", bin="476173", kind="prepaid"
+            )  # fmt: skip
+        )
+        await service.create_account(rq.NewAccount(account_id="debit", balance=1_000))
+        await service.create_account(rq.NewAccount(account_id="loaded", kind="prepaid"))
+        with pytest.raises(InvalidRequest, match="prepaid product needs a prepaid account"):
+            await service.issue_card(rq.IssueCard(product_id="pp", account_id="debit"))
+        card = await service.issue_card(rq.IssueCard(product_id="pp", account_id="loaded"))
+        with pytest.raises(InvalidRequest, match="prepaid account"):
+            await service.personalise(card["card_id"], rq.Personalise(account_id="debit"))
+        assert [c["account_id"] for c in await service.list_cards()] == ["loaded"]
+
+
 @pytest.mark.parametrize(
     "issue, error",
     [
@@ -329,6 +349,25 @@ async def test_personalisation_export_is_the_one_clear_pan_file(store_args, tmp_
         with pytest.raises(ConflictError, match="active"):
             await service.export_personalisation([card["card_id"]], tmp_path / "again.jsonl")
         assert not (tmp_path / "again.jsonl").exists()
+
+
+async def test_personalisation_export_names_each_cards_product(store_args, tmp_path):
+    """Two products on one BIN (a classic and a gold plastic, say) are told apart in the
+    bureau file by ``product_id``; before, a record named no product and the bureau could not
+    know which plastic or chip profile a PAN of the shared BIN was for."""
+    async with open_service(*store_args) as service:
+        first = await _product_account_card(service)
+        await service.create_product(
+            rq.NewProduct(product_id="gold", issuer_id="bank", name="Gold", bin="476173")
+        )
+        second = await service.issue_card(rq.IssueCard(product_id="gold", account_id="a1"))
+        out = tmp_path / "bureau.jsonl"
+        assert await service.export_personalisation([first["card_id"], second["card_id"]], out) == 2
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert {r["card_id"]: r["product_id"] for r in records} == {
+            first["card_id"]: "p1",
+            second["card_id"]: "gold",
+        }
 
 
 async def test_bulk_csv_bad_row_is_reported_and_the_rest_issued_once(store_args, tmp_path):

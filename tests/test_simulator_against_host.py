@@ -24,21 +24,29 @@ from simulator.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# the two clear components of the MAC link's key (odd parity, halves that differ)
+MAK_PARTS = ("0123456789ABCDEFFEDCBA9876543210", "1010101010101010202020202020202A")
+MAK = bytes(a ^ b for a, b in zip(*map(bytes.fromhex, MAK_PARTS), strict=True)).hex()
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     """A demo authhost on free ports, its demo card file, and a file of many bench cards."""
     work = tmp_path_factory.mktemp("authhost")
-    port = free_port()
+    port, mac_port = free_port(), free_port()
     (work / "authhost.toml").write_text(
         f'[server]\nport = {port}\nmetrics_port = {free_port()}\nlog_level = "WARNING"\n'
         "visa_fields = true\n"  # --network visa: the listener reads Visa's fields
         f"[admin]\nport = {free_port()}\n"
+        # a switch's link that signs every message, under a MAC key its custodians entered
+        f'[[listeners]]\nport = {mac_port}\nrequire_mac = true\nmac_key = "mak-link"\n'
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run([str(BIN / "authhost"), "demo", "--export", "cards.json"], cwd=work,
                    check=True, capture_output=True, env=env)  # fmt: skip
+    subprocess.run([str(BIN / "authhost"), "keys", "components", "mak-link", "--type", "mak",
+                    "--algorithm", "tdes"], cwd=work, check=True, capture_output=True, env=env,
+                   input=f"{MAK_PARTS[0]}\n{MAK_PARTS[1]}\n", text=True)  # fmt: skip
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cards.py"), "--cards", "12",
                     "--out", "bench.json"], cwd=work, check=True, capture_output=True)  # fmt: skip
     log = (work / "serve.log").open("wb")
@@ -55,7 +63,7 @@ def host(tmp_path_factory):
                 pytest.fail(f"authhost did not start: {(work / 'serve.log').read_text()[-2000:]}")
             time.sleep(0.1)
     yield {"port": str(port), "cards": str(work / "cards.json"), "bench": str(work / "bench.json"),
-           "work": work}  # fmt: skip
+           "work": work, "mac_port": str(mac_port)}  # fmt: skip
     server.send_signal(signal.SIGTERM)
     server.wait(timeout=20)
     log.close()
@@ -209,13 +217,70 @@ def test_send_completion_in_parts_numbers_each_0220(host):
     [(["completion", "--parts", "0"], "--parts"), (["purchase", "--parts", "2"], "--parts"),
      (["purchase", "--increment", "5"], "--increment"), (["incremental", "--increment", "0"], "--increment"),
      (["cash", "--partial"], "--partial"), (["pin-unblock"], "--pin"),
-     (["pin-change", "--pin", "card"], "--new-pin"), (["purchase", "--new-pin", "4826"], "--new-pin")],
+     (["pin-change", "--pin", "card"], "--new-pin"), (["purchase", "--new-pin", "4826"], "--new-pin"),
+     (["purchase", "--expiry", "2001"], "--expiry"), (["purchase", "--service-code", "101"], "--service-code"),
+     (["purchase", "--icvv", "123"], "--icvv"), (["purchase", "--final-amount", "5"], "--final-amount"),
+     (["reversal", "--amount", "5", "--final-amount", "5"], "--final-amount")],
     ids=["no parts", "parts not for a purchase", "increment not for a purchase", "zero increment", "partial not for cash",
-         "unblock without a PIN", "change without a new PIN", "new PIN not for a purchase"],
+         "unblock without a PIN", "change without a new PIN", "new PIN not for a purchase",
+         "expiry of a file's card", "service code of a file's card", "iCVV of a file's card",
+         "final amount not for a purchase", "partial reversal keeping it all"],
 )  # fmt: skip
 def test_send_refuses_an_option_it_cannot_use(host, args, option):
     result = sim("send", *args, "--cards", host["cards"], "--port", host["port"])
     assert result.exit_code == 2 and option in result.output
+
+
+def _available(output: str) -> list[str]:
+    """The available balance of each outcome line ("APPROVED: ... available 2,487.50 (978)")."""
+    return re.findall(r"available ([\d,.]+) \(", " ".join(output.split()))
+
+
+def test_send_a_partial_reversal_keeps_the_amount_of_field_95(host):
+    """``reversal --final-amount``: the 0400 carries field 95 (what stays charged), so a switch
+    can run the partial reversal case; before, --final-amount was ignored and the whole
+    purchase was reversed."""
+    result = sim("send", "reversal", "--card", "3", "--amount", "20", "--final-amount", "5",
+                 "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"answer (\d{4})", result.output) == ["0110", "0410"]
+    assert "Replacement Amounts" in result.output
+    after_purchase = float(_available(result.output)[0].replace(",", ""))
+    balance = sim("send", "balance", "--card", "3", "--pin", "card",
+                  "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert float(_available(balance.output)[-1].replace(",", "")) == after_purchase + 15
+
+
+def test_send_repeat_resends_the_request_and_gets_the_same_answer(host):
+    """``--repeat``: the purchase again as 0101, same STAN, RRN and time, as a switch resends a
+    request whose answer was lost: the same approval code, and the money held once."""
+    result = sim("send", "purchase", "--card", "3", "--amount", "3", "--repeat",
+                 "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"request (\d{4})", result.output) == ["0100", "0101"]
+    assert re.findall(r"answer (\d{4})", result.output) == ["0110", "0110"]
+    codes = re.findall(r"38 │ Authorization ID Response\s*│ (\w+)", result.output)
+    assert len(codes) == 2 and codes[0] == codes[1], codes
+    first, again = _available(result.output)
+    assert first == again
+
+
+def test_send_signs_its_requests_for_a_require_mac_listener(host):
+    """``--mak``: a switch's link that requires a MAC (``require_mac``) takes the simulator's
+    requests signed under the link's key, and answers 63 to unsigned ones; before, the
+    simulator could not send a MAC at all."""
+    unsigned = sim("send", "purchase", "--amount", "1", "--cards", host["cards"],
+                   "--port", host["mac_port"])  # fmt: skip
+    assert "DECLINED: 63" in unsigned.output, unsigned.output[-600:]
+    result = sim("send", "purchase", "--amount", "1", "--mak", MAK, "--cards", host["cards"],
+                 "--port", host["mac_port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "APPROVED: 00" in result.output, result.output[-600:]
+    assert "the answer's MAC: verifies" in result.output
+    other = sim("send", "echo", "--mak", MAK[16:] + MAK[:16], "--port", host["mac_port"])
+    assert "DECLINED: 63" in other.output and "MAC: MISSING OR WRONG" in other.output
+    short = sim("send", "echo", "--mak", MAK[:16], "--port", host["mac_port"])
+    assert short.exit_code == 2 and "--mak" in short.output
 
 
 def test_send_pin_change_and_back(host):

@@ -65,6 +65,19 @@ def test_a_malformed_card_in_the_file_is_named_without_its_data(host, tmp_path, 
         assert pan not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("missing", ["bdk", "zpk"])
+def test_a_card_file_without_a_key_names_it(host, tmp_path, missing):  # noqa: F811
+    """A harness file written by hand (a switch's test cards) without the DUKPT key it never
+    uses was refused as "missing or malformed cards or keys", naming nothing."""
+    doc = json.loads(Path(host["cards"]).read_text())
+    del doc["keys"][missing]
+    path = tmp_path / "cards.json"
+    path.write_text(json.dumps(doc))
+    result = sim("send", "purchase", "--cards", str(path), "--port", host["port"])
+    assert result.exit_code == 2, result.output
+    assert f"no '{missing}'" in said(result)
+
+
 # --- send ---------------------------------------------------------------------------------
 
 

@@ -39,3 +39,14 @@ def test_send_key_change_needs_a_card_file_with_a_zone_master_key(host, tmp_path
     older.write_text(json.dumps(doc))
     result = sim("send", "key-change", "--cards", str(older), "--port", host["port"])
     assert result.exit_code == 2 and "zone master key" in result.output
+
+
+def test_a_repeated_key_change_keeps_the_key_the_host_took(host):  # noqa: F811
+    """``key-change --repeat``: the host takes the first 0800 and refuses its copy (a key the
+    zone has had); the card file keeps the key taken, by the first answer, not the copy's."""
+    path = Path(host["cards"])
+    before = json.loads(path.read_text())["keys"]["zpk"]
+    result = sim("send", "key-change", "--repeat", "--cards", host["cards"], "--port", host["port"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("request 0800") == 2 and "APPROVED: 00" in result.output
+    assert json.loads(path.read_text())["keys"]["zpk"] != before

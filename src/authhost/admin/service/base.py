@@ -560,6 +560,14 @@ def _check_account_fits(product: Product, account: Account) -> None:
             f"a {product.kind.value} product needs a "
             f"{'credit' if product.kind is CardKind.CREDIT else 'debit or prepaid'} account"
         )
+    # a prepaid card spends only what was loaded: on a debit account an overdraft (its credit
+    # limit) let it spend beyond that; before 2026-11-29 it was issued there without a word
+    if product.kind is CardKind.PREPAID and account.kind is not CardKind.PREPAID:
+        raise InvalidRequest(
+            f"a prepaid product needs a prepaid account (accounts create --kind prepaid): "
+            f"account {account.account_id} is {account.kind.value}, which an overdraft lets "
+            "spend beyond what was loaded"
+        )
 
 
 PERIOD_END = 1e11  # epoch seconds (the year 5138): what the API's since and until accept

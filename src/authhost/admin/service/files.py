@@ -233,6 +233,9 @@ class OperatorFiles(ServiceBase):
         values = self.security.card_values(pan, card.expiry, card.service_code, product.cvk_name)
         return {
             "card_id": card.card_id,
+            # which plastic and chip profile: two products may share a BIN, so the bureau
+            # cannot tell them apart by the PAN
+            "product_id": product.product_id,
             "pan": pan,
             "expiry": card.expiry,
             "service_code": card.service_code,
