@@ -81,7 +81,8 @@ def test_a_hundred_units_read_alike_in_yen_dollars_and_dinars(base: TxContext) -
     assert by_currency[JPY]["amount_24h_log"] == pytest.approx(math.log1p(1000))
     assert by_currency[JPY]["amount_ratio_mean_30d_log"] == 0.0
     # an artifact trained before reads every currency with two decimals: 100 yen as 1.00
-    old = dict(zip(names, feature_values(_in(base, JPY), blocks=blocks, units=TWO_DECIMALS)))
+    values = feature_values(_in(base, JPY), blocks=blocks, units=TWO_DECIMALS)
+    old = dict(zip(names, values, strict=True))
     assert old["amount_log"] == pytest.approx(math.log1p(1.0))
     assert old["received_24h_log"] == pytest.approx(math.log1p(10.0))
     usd_old = feature_values(_in(base, USD), blocks=blocks, units=TWO_DECIMALS)
