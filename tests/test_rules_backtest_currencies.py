@@ -70,6 +70,7 @@ def test_the_cli_tables_and_json_show_each_currency(tmp_path: Path) -> None:
     assert "10,000 392" in result.output and "100.00 840" in result.output
     assert "75.250 048" in result.output
     assert "10,100" not in result.output  # yen and dollars never added
+    assert "fraud amount matched" in result.output  # per rule: a review rule catches nothing
     data = json.loads((report / "backtest.json").read_text())["sets"][0]
     assert data["declined_fraud_amount"] == {JPY: 10_000.0, USD: 100.0}
     assert data["amount_detection_rate_by_currency"] == {BHD: 0.0, JPY: 1.0, USD: 1.0}

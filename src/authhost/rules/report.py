@@ -46,7 +46,8 @@ def rules_table(result: SetResult) -> Table:
         table.add_column(
             column, justify="left" if column in ("rule", "action", "mode") else "right"
         )
-    table.add_column("fraud amount caught", justify="right")
+    # matched, not caught: a review or score rule's matches go through
+    table.add_column("fraud amount matched", justify="right")
     for rule in result.rules:
         table.add_row(
             Text(rule.name),
