@@ -106,7 +106,10 @@ def pure_costs(models: Path, rows: list[dict]) -> None:
     scorer = Registry(models).load_active()[0]
     assert scorer is not None
     started = time.perf_counter()
-    vectors = [feature_values(ctx, scorer.terminal_risk) for _, ctx in replay_contexts(rows)]
+    vectors = [
+        feature_values(ctx, scorer.terminal_risk, units=scorer.amount_units)
+        for _, ctx in replay_contexts(rows)
+    ]
     replay = time.perf_counter() - started
     matrix = np.array(vectors)
     reference = scorer.artifact.reference

@@ -117,7 +117,7 @@ def main() -> None:
         scorer = Scorer.load(path)
         challenger = Scorer.load(path)
     service = ModelService(scorer, challenger)
-    X = feature_matrix(contexts[:4000], scorer.terminal_risk)
+    X = feature_matrix(contexts[:4000], scorer.terminal_risk, units=scorer.amount_units)
     x0 = X[len(X) // 2]
     ctx0 = contexts[len(contexts) // 2]
     values0 = x0.tolist()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from rich.table import Table
 
+from authhost.admin.totals import major_text
 from authhost.cards.avs import AvsResult
 from authhost.iso.codes import meaning
 from authhost.iso.dialects import Dialect
@@ -87,7 +88,8 @@ def shown(number: str, value: object) -> str:
             return "<additional amounts>"
         kinds = {"01": "ledger", "02": "available"}
         return "; ".join(
-            f"{kinds.get(b.amount_type, b.amount_type)} {b.amount_minor / 100:,.2f} ({b.currency})"
+            f"{kinds.get(b.amount_type, b.amount_type)} {major_text(b.amount_minor, b.currency)} "
+            f"({b.currency})"
             for b in balances
         )
     return mask_pans_in_text(text)
@@ -208,7 +210,8 @@ def outcome(answer: Mapping[str, str]) -> str:
         balances = []
     for balance in balances:
         if balance.amount_type == "02":
-            line += f", available {balance.amount_minor / 100:,.2f} ({balance.currency})"
+            available = major_text(balance.amount_minor, balance.currency)
+            line += f", available {available} ({balance.currency})"
     return line
 
 

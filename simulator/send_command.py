@@ -10,6 +10,7 @@ import trio
 import typer
 from rich.console import Console
 
+from authhost.auth.currencies import EXPONENTS
 from authhost.cards.track2 import build_track2
 from authhost.iso.codec import EncodeError, encode_request
 from authhost.iso.messages import AvsData
@@ -80,7 +81,11 @@ def card_from_options(
 
 def send(
     kind: Kind = typer.Argument(..., help="What to send."),
-    amount: float = typer.Option(10.0, help="Amount in major units (10.50 = 1050 minor)."),
+    amount: float = typer.Option(
+        10.0,
+        help="Amount in major units of the request's currency (--currency, else the card's): "
+        "10.50 euros = 1050 minor, 1500 yen = 1500, 1.250 dinars = 1250.",
+    ),
     entry: Entry = typer.Option(Entry.CHIP, help="How the card is read."),
     pin: str | None = typer.Option(None, help="PIN to encrypt into field 52 (card's if 'card')."),
     advice: bool = typer.Option(False, help="reversal: send 0420 (advice) instead of 0400."),
@@ -155,8 +160,8 @@ def send(
     billing_amount: float | None = typer.Option(
         None, help="A card used abroad: the amount converted into the card's currency (field 6)."
     ),
-    billing_currency: str = typer.Option(
-        "978", help="With --billing-amount: the card's currency (field 51)."
+    billing_currency: str | None = typer.Option(
+        None, help="With --billing-amount: the card's currency (field 51; the card's by default)."
     ),
     mcc: str = typer.Option("5411", help="Merchant category code."),
     country: str = typer.Option("276", help="Acquirer country, ISO 3166 numeric."),
@@ -255,7 +260,7 @@ def _requests(
     service_code: str | None, cvv2: str | None,
     icvv: str | None, zpk: str | None, bdk: str | None, currency: str | None, terminal: Terminal,
     final_amount: float | None = None, billing_amount: float | None = None,
-    billing_currency: str = "978", increment: float | None = None, partial: bool = False,
+    billing_currency: str | None = None, increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
     stored_credential: str | None = None, cavv: str = "genuine", wallet: bool = False,
     avs: str | None = None, network: Network = Network.MASTERCARD,
@@ -311,14 +316,19 @@ def _requests(
     for value, option in ((currency, "--currency"), (terminal.country, "--country")):
         if value is not None and not (value.isascii() and value.isdigit() and len(value) == 3):
             raise ValueError(f"{option} is 3 digits (ISO numeric code)")
-    minor = minor_units(amount, "--amount")
+    paid_in = currency or chosen.currency  # the request's currency: its decimals
+    minor = minor_units(amount, "--amount", paid_in)
     billing = None
     if billing_amount is not None:
+        billing_currency = billing_currency or chosen.currency
         if kind not in (Kind.PURCHASE, Kind.CASH, Kind.REFUND, Kind.ADVICE):
             raise ValueError("--billing-amount applies to purchase, cash, refund and advice")
         if billing_amount <= 0 or not (billing_currency.isdigit() and len(billing_currency) == 3):
             raise ValueError("--billing-amount must be above 0, --billing-currency 3 digits")
-        billing = (minor_units(billing_amount, "--billing-amount"), billing_currency)
+        billing = (
+            minor_units(billing_amount, "--billing-amount", billing_currency),
+            billing_currency,
+        )
     if increment is not None and kind is not Kind.INCREMENTAL:
         raise ValueError("--increment applies to incremental")
     if partial and kind is not Kind.PURCHASE:
@@ -338,7 +348,9 @@ def _requests(
                 raise ValueError("--final-amount of a reversal is below --amount (what stays)")
         return [original, builder.reversal(original, advice=advice, stays_minor=stays)]
     if kind in (Kind.COMPLETION, Kind.INCREMENTAL):
-        final = minor if final_amount is None else minor_units(final_amount, "--final-amount")
+        final = (
+            minor if final_amount is None else minor_units(final_amount, "--final-amount", paid_in)
+        )
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency, network=network,
                                      present_cvv2=present_cvv2)  # fmt: skip
@@ -346,7 +358,9 @@ def _requests(
             return [original, *builder.split_completions(original, final, parts)]
         if increment is not None and increment <= 0:
             raise ValueError("--increment must be above 0")
-        more = builder.incremental(original, chosen, minor_units(increment or 5.0, "--increment"))
+        more = builder.incremental(
+            original, chosen, minor_units(increment or 5.0, "--increment", paid_in)
+        )
         done = [builder.completion(original, final)] if final_amount is not None else []
         return [original, more, *done]
     if (new_pin is not None) != (kind is Kind.PIN_CHANGE):
@@ -380,12 +394,19 @@ NO_CVV2 = ""  # --cvv2 none: the merchant has no CVV2 to send (simulator.builder
 MAX_MINOR = 10**12 - 1  # field 4 (and 6) hold 12 digits of minor units
 
 
-def minor_units(amount: float, option: str) -> int:
-    """An amount in major units as the minor units a message carries; ValueError for one it
-    cannot carry (negative, not a number, more than 12 digits)."""
+def minor_units(amount: float, option: str, currency: str | None = None) -> int:
+    """An amount in major units of ``currency`` (its ISO 4217 exponent: 1500 yen are 1500
+    minor units, 12.50 euros 1250, 1.250 dinars 1250; two decimals for none or a code not
+    known) as the minor units a message carries; ValueError for one it cannot carry
+    (negative, not a number, finer than the currency's smallest unit, more than 12 digits)."""
     if not 0 <= amount < math.inf:  # also refuses NaN
         raise ValueError(f"{option} is an amount of 0 or more, like 12.50")
-    minor = round(amount * 100)
+    exponent = EXPONENTS.get(currency or "", 2)
+    scaled = amount * 10**exponent
+    minor = round(scaled)
+    if abs(scaled - minor) > 0.001:  # 10.50 yen: there is no half yen to send
+        places = f"{exponent} decimals" if exponent else "no decimals"
+        raise ValueError(f"{option} {amount}: currency {currency} has {places}")
     if minor > MAX_MINOR:
         raise ValueError(f"{option} has more than 12 digits of minor units")
     return minor

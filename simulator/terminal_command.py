@@ -162,7 +162,7 @@ def _next_request(demo: DemoFile, builder: RequestBuilder, mode: str):
     if kind is not Kind.BALANCE:
         text = ask("amount", "10.00")
         try:
-            minor = minor_units(float(text), "the amount")
+            minor = minor_units(float(text), "the amount", card.currency)
         except ValueError:
             minor = -1
         if minor <= 0:

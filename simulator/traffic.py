@@ -7,7 +7,8 @@
 Scenario rates are shares of cards: ``stolen_card=0.003`` means 0.3% of the cards are stolen
 at some point of the period (each victim then makes several fraudulent transactions). All
 amounts are in the account currency (EUR, as the demo issuer's accounts), as a scheme converts
-them before they reach the issuer.
+them before they reach the issuer; ``currency`` and ``per_euro`` give the cards another
+currency (yen, dinars), every amount converted at that rate into its minor units.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from authhost.admin.journal_export import journal_schema
+from authhost.auth.currencies import EXPONENTS
 from simulator import geography, habits, scenarios
 from simulator.batch import (
     ATM,
@@ -85,6 +87,10 @@ class TrafficConfig:
     seed: int = 7
     start: float = DEFAULT_START  # epoch seconds, UTC
     rates: ScenarioRates = field(default_factory=ScenarioRates)
+    # the cards' currency (ISO 4217 numeric) and its units to a euro: the population spends
+    # in euros, converted at this rate into that currency's minor units (its own exponent)
+    currency: str = CURRENCY
+    per_euro: float = 1.0
 
     def __post_init__(self) -> None:
         # each names the option of authhost-sim traffic that sets it ("the period must be at
@@ -97,6 +103,10 @@ class TrafficConfig:
             raise ValueError("--seed: the seed is a number of 0 or more")
         if not 0 <= self.start < math.inf:  # NaN fails too
             raise ValueError("--start: the start is epoch seconds, 0 or more")
+        if self.currency not in EXPONENTS:
+            raise ValueError(f"--currency: {self.currency!r} is not an ISO 4217 numeric code")
+        if not 0 < self.per_euro < math.inf:
+            raise ValueError("--per-euro: the rate is a number above 0 (160 yen to a euro)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +231,27 @@ def generate(config: TrafficConfig | None = None) -> Traffic:
     columns["completes"] = _text(np.full(len(batch), ""))  # requests: no completion
     if unknown is not None and len(unknown.ts):
         columns = _merged(columns, _attack_columns(unknown, len(batch)))
+    if config.currency != CURRENCY or config.per_euro != 1.0:
+        columns = _in_currency(columns, config.currency, config.per_euro)
     return Traffic(columns, config)
+
+
+MONEY_COLUMNS = ("amount_minor", "transaction_amount_minor", "available_before", "hold_amount",
+                 "balance_delta")  # fmt: skip
+
+
+def _in_currency(
+    columns: dict[str, pa.Array], currency: str, per_euro: float
+) -> dict[str, pa.Array]:
+    """The euro cent columns as minor units of ``currency`` at ``per_euro`` units a euro."""
+    factor = per_euro * 10 ** EXPONENTS[currency] / 100.0
+    out = dict(columns)
+    for name in MONEY_COLUMNS:
+        cents = columns[name].to_numpy(zero_copy_only=False)
+        out[name] = pa.array(np.rint(cents * factor).astype(np.int64))
+    for name in ("currency", "transaction_currency"):
+        out[name] = _text(np.full(len(columns[name]), currency))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,12 @@ def traffic(
         help="Share of cards whose stolen number a fraudster puts in a phone wallet and spends "
         "within hours.",
     ),
+    currency: str = typer.Option(
+        "978", help="The cards' currency, ISO 4217 numeric (392 yen, 048 Bahraini dinars)."
+    ),
+    per_euro: float = typer.Option(
+        1.0, help="With --currency: its units to a euro (160 for yen), to convert amounts."
+    ),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Generate labelled traffic in the journal export format (+ label, scenario).
@@ -68,7 +74,8 @@ def traffic(
         rates = ScenarioRates(card_testing, compromised_merchant, stolen_card, account_takeover,
                               travel, bin_attack, money_mule, transfers_in, wallets,
                               wallet_fraud)  # fmt: skip
-        config = TrafficConfig(cards=cards, days=days, seed=seed, start=start, rates=rates)
+        config = TrafficConfig(cards=cards, days=days, seed=seed, start=start, rates=rates,
+                               currency=currency, per_euro=per_euro)  # fmt: skip
     except ValueError as error:
         raise _fail(str(error)) from None
     fmt_name = (fmt or out.suffix.lstrip(".")).lower()

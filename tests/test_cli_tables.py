@@ -71,6 +71,20 @@ def test_rule_performance_table_shows_a_temporary_rules_window():
     assert cells[-1] == "until 2026-11-01T00:00:00Z"
 
 
+def test_rule_performance_table_shows_the_fraud_amount_per_currency():
+    """The JSON had each rule's fraud amount per currency; the table showed none."""
+    row = {
+        "rule": "BIG", "action": "decline", "shadow": False, "window": "", "matches": 2,
+        "fraud": 2, "genuine": 0, "precision": 1.0,
+        "fraud_amount_minor": {"840": 10_000, "392": 10_000, "048": 500},
+    }  # fmt: skip
+    console = Console(width=250, record=True)
+    console.print(render({"rules": [row]}, TABLES["rule_performance"]))
+    text = console.export_text()
+    assert "0.500 048" in text and "10,000 392" in text and "100.00 840" in text
+    assert len([line for line in text.splitlines() if " 392 " in line or " 840 " in line]) == 2
+
+
 def test_the_audit_table_says_what_each_entry_changed():
     """The audit table had who, what and on which subject but not the change: a closure's
     reason, a list's additions or a card's new state were only in the JSON."""

@@ -97,7 +97,7 @@ async def test_the_comparison_counts_what_both_models_scored(
     )  # fmt: skip
     assert report["scored_by_both"] == 12
     assert (report["reported_frauds"], report["reported_genuine"]) == (1, 1)
-    assert report["reported_fraud_amount_minor"] == fraud.amount_minor
+    assert report["reported_fraud_amount_minor"] == {fraud.currency: fraud.amount_minor}
     champion_alerts = sum(e.fraud_score >= champion_at for e in both)
     challenger_alerts = sum(e.challenger_score >= challenger_at for e in both)
     assert report["champion"]["alerts"] == champion_alerts

@@ -147,3 +147,34 @@ async def test_two_analysts_closing_one_review_at_once_leave_one_verdict(
     audit = await call(port, "GET", f"/v1/audit?subject={flagged['card_id']}")
     actions = [a["action"] for a in audit.json["audit"]]
     assert actions.count("journal.fraud_report") == 2
+
+
+async def test_a_flagged_request_a_later_step_declined_is_not_reviewed(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The fraud step flags a request for review, then the funds step declines it (51): it
+    never went through, so the analyst's queue leaves it out; ``declined`` (``--declined``,
+    ``?declined=true``) shows it with its final answer."""
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url, rules=REVIEW_RULES)
+    switch = await Switch.connect(host.port)
+    low, card = host.cards["active-visa-low"], host.cards["active-visa"]  # 50.00, 2,500.00
+    too_much, fine = purchase(low, amount=60_000), purchase(card, amount=60_000)
+    assert (await switch.send(too_much))["39"] == "51"  # flagged by the rule, then no funds
+    assert (await switch.send(fine))["39"] == "00"
+    security = SecurityModule.open(host.config.security, demo=True)
+    async with opened_store(store_url) as store:
+        later = CardService(store, security, clock=lambda: time.time() + 10)
+        queue = await later.review_queue()
+        assert [r["stan"] for r in queue["reviews"]] == [fine["11"]]
+        both = await later.review_queue(declined=True)
+        assert [(r["stan"], r["response_code"]) for r in both["reviews"]] == [
+            (too_much["11"], "51"),
+            (fine["11"], "00"),
+        ]
+    await trio.sleep(2.1)  # the API's clock is the real one: let the entries settle
+    listed = await call(port, "GET", "/v1/reviews")
+    assert [r["stan"] for r in listed.json["reviews"]] == [fine["11"]]
+    listed = await call(port, "GET", "/v1/reviews?declined=true")
+    assert [r["stan"] for r in listed.json["reviews"]] == [too_much["11"], fine["11"]]

@@ -120,7 +120,7 @@ async def test_each_rules_matches_outcomes_and_labels(
     line = next(line for line in out.splitlines() if "large-web-payment" in line)
     cells = [cell.strip() for cell in line.split("│") if cell.strip()]
     assert cells == ["large-web-payment", "decline", "3", "1", "2", "1", "1", "0", "1", "1", "1",
-                     "1", "1", "0.50"]  # fmt: skip
+                     "1", "1", "0.50", "950.00 978"]  # fmt: skip
 
     # --since alone: from then up to now (it was refused: "give a day, or until after since")
     config = str(cli_config(tmp_path, store_url))

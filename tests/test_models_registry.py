@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from authhost.cli.app import app
 from authhost.models.artifact import write_artifact
 from authhost.models.context import replay_contexts
 from authhost.models.features import FEATURE_NAMES, N_FEATURES
@@ -198,3 +200,22 @@ def test_an_artifact_whose_features_differ_from_its_set_says_which(
     message = str(caught.value)
     assert said in message and "retrain the model" in message
     assert "this authhost computes 'authhost-features-1' and" not in message
+
+
+def test_models_list_says_which_artifacts_read_amounts_with_two_decimals(
+    registry: Registry,
+) -> None:
+    """An artifact trained before amounts were read in each currency's decimals reads a yen
+    card's 10,000 as 100.00: the analyst of a bank with yen cards needs to see which."""
+    path = registry.root / "lr-1" / "model.json"
+    meta = json.loads(path.read_text())
+    del meta["amount_units"]  # as written before 2026-11-29
+    path.write_text(json.dumps(meta))
+    units = {a.name: a.amount_units for a in registry.list()}
+    assert units == {"lr-0": "currency", "lr-1": "two_decimals", "lr-2": "currency"}
+    listed = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root), "--json"])
+    assert listed.exit_code == 0, listed.output
+    by_name = {a["name"]: a["amount_units"] for a in json.loads(listed.output)["artifacts"]}
+    assert by_name == units
+    table = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root)])
+    assert "2 decimals" in table.output and "currency" in table.output

@@ -119,12 +119,12 @@ def test_hand_worked_figures(files: dict[str, Path]) -> None:
     rules = {r.name: r for r in sa.rules}
     big, burst, abroad, hi = rules["big"], rules["burst"], rules["shadow-abroad"], rules["hi-score"]
     assert (big.matches, big.true_positives, big.false_positives) == (2, 1, 1)
-    assert (big.precision, big.recall, big.fraud_amount) == (0.5, 1 / 3, 600.0)
+    assert (big.precision, big.recall, big.fraud_amount) == (0.5, 1 / 3, {"978": 600.0})
     assert (burst.matches, burst.true_positives, burst.precision, burst.fraud_amount) == (
         1,
         1,
         1.0,
-        50.0,
+        {"978": 50.0},
     )
     assert (abroad.mode, abroad.matches, abroad.true_positives, abroad.recall) == (
         "shadow",
@@ -132,22 +132,26 @@ def test_hand_worked_figures(files: dict[str, Path]) -> None:
         3,
         1.0,
     )
-    assert abroad.fraud_amount == 680.0
-    assert (hi.matches, hi.true_positives, hi.false_positives, hi.fraud_amount) == (2, 1, 1, 600.0)
+    assert abroad.fraud_amount == {"978": 680.0}
+    assert (hi.matches, hi.true_positives, hi.false_positives) == (2, 1, 1)
+    assert hi.fraud_amount == {"978": 600.0}
 
-    assert (sa.transactions, sa.fraud, sa.fraud_amount) == (6, 3, 680.0)
+    assert (sa.transactions, sa.fraud, sa.fraud_amount) == (6, 3, {"978": 680.0})
     assert (sa.declined, sa.declined_fraud, sa.declined_genuine) == (3, 1, 2)
     assert sa.detection_rate == pytest.approx(1 / 3)
     assert sa.amount_detection_rate == pytest.approx(600 / 680)
     assert sa.false_positive_ratio == 2.0
-    assert (sa.declined_fraud_amount, sa.declined_genuine_amount) == (600.0, 720.0)
+    assert (sa.declined_fraud_amount, sa.declined_genuine_amount) == (
+        {"978": 600.0},
+        {"978": 720.0},
+    )
     assert (sa.reviewed_fraud, sa.reviewed_genuine) == (1, 0)
 
     assert (sb.declined, sb.declined_fraud, sb.declined_genuine) == (3, 3, 0)
     assert (sb.detection_rate, sb.false_positive_ratio, sb.declined_genuine_amount) == (
         1.0,
         0.0,
-        0.0,
+        {},
     )
     d = result.diff
     assert d is not None
@@ -189,7 +193,7 @@ def test_cli_backtest_writes_tables_json_and_plots(files: dict[str, Path], tmp_p
     assert result.exit_code == 0, result.output
     assert "detection rate" in result.output and "33.3%" in result.output
     data = json.loads((report / "backtest.json").read_text())
-    assert data["sets"][0]["declined_genuine_amount"] == 720.0
+    assert data["sets"][0]["declined_genuine_amount"] == {"978": 720.0}
     assert data["sets"][1]["detection_rate"] == 1.0
     assert data["diff"]["only_b_fraud"] == 2
     for name in ("rules_precision_recall.png", "rules_precision_recall_compare.png",
@@ -406,12 +410,14 @@ def test_rules_are_not_credited_with_requests_declined_before_the_fraud_step(
     assert result.excluded_by_step == {"card": 1, "card_verification": 1, "pin": 1}
     assert result.excluded_frauds == 2
     assert result.excluded_frauds_by_scenario == {"bin_attack": 1, "card_testing": 1}
-    assert result.excluded_fraud_amount == 2.03
+    assert result.excluded_fraud_amount == {"978": 2.03}
     (s,) = result.sets
     web, after = s.rules
     assert (web.matches, web.true_positives, web.false_positives) == (4, 2, 2)
-    assert web.fraud_amount == 40.0  # 10.00 and 30.00; not the 1.01 and 1.02 answered 14/82
-    assert (s.transactions, s.fraud, s.fraud_amount) == (4, 2, 40.0)
+    assert web.fraud_amount == {
+        "978": 40.0
+    }  # 10.00 and 30.00; not the 1.01 and 1.02 answered 14/82
+    assert (s.transactions, s.fraud, s.fraud_amount) == (4, 2, {"978": 40.0})
     assert (s.declined_fraud, s.declined_genuine, s.detection_rate) == (2, 2, 1.0)
     # the 14 and the 82 before them are in the counters of every request the rules saw
     assert (after.matches, after.true_positives) == (4, 2)
@@ -426,7 +432,7 @@ def test_rules_are_not_credited_with_requests_declined_before_the_fraud_step(
     text = " ".join(cli.output.split())
     assert "3 requests declined before the fraud step left out" in text
     assert "card 1, card_verification 1, pin 1" in text
-    assert "of which fraud: 2 (amount 2.03): bin_attack 1, card_testing 1" in text
+    assert "of which fraud: 2 (amount 2.03 978): bin_attack 1, card_testing 1" in text
     assert "4 requests evaluated" in text
     got = json.loads((report / "backtest.json").read_text())
     assert (got["evaluated"], got["excluded_before_fraud_step"], got["excluded_frauds"]) == (

@@ -149,8 +149,8 @@ def test_a_backtest_runs_a_temporary_rule_on_its_window_unless_told_not_to(
     assert every.exit_code == 0, every.output
     w = json.loads((tmp_path / "w" / "backtest.json").read_text())["sets"][0]
     e = json.loads((tmp_path / "e" / "backtest.json").read_text())["sets"][0]
-    assert (w["declined_genuine_amount"], w["detection_rate"]) == (700.0, 0.0)
-    assert e["declined_genuine_amount"] == 700.0 and e["detection_rate"] > 0
+    assert (w["declined_genuine_amount"], w["detection_rate"]) == ({"978": 700.0}, 0.0)
+    assert e["declined_genuine_amount"] == {"978": 700.0} and e["detection_rate"] > 0
 
 
 async def test_an_ended_rule_declines_nothing_online_and_explain_says_why(

@@ -184,6 +184,20 @@ def test_send_refuses_a_billing_amount_it_cannot_use(host, args):
     assert result.exit_code == 2 and "--billing-amount" in result.output
 
 
+def test_send_reads_the_amount_in_the_request_currencys_decimals(host):
+    """--amount is in major units of the request's currency: 1500 yen are 1500 minor units
+    (field 4), not 150,000 (every currency was read with two decimals), and 10.5 yen, which
+    no message can carry, is refused rather than rounded."""
+    yen = sim("send", "purchase", "--currency", "392", "--amount", "1500", "--billing-amount",
+              "9.21", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert yen.exit_code == 0, yen.output
+    assert "APPROVED: 00" in yen.output
+    assert "000000001500" in yen.output and "000000150000" not in yen.output
+    half = sim("send", "purchase", "--currency", "392", "--amount", "10.5", "--billing-amount",
+               "1", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert half.exit_code == 2 and "currency 392 has no decimals" in half.output
+
+
 def test_send_incremental_extends_then_completes(host):
     result = sim("send", "incremental", "--amount", "20", "--increment", "7.50",
                  "--final-amount", "26", "--cards", host["cards"], "--port", host["port"])  # fmt: skip

@@ -28,3 +28,14 @@ def test_visas_fields_hide_the_cvv2_and_cavv_and_say_what_field_44_means() -> No
         "CAVV result 2 (passed: authenticated)"
     )
     assert shown("44", " " * 12 + "1") == "CAVV result 1 (failed: authentication)"
+
+
+def test_balances_in_field_54_are_shown_in_their_currencys_decimals() -> None:
+    """A yen card's 150,000 yen were shown as 1,500.00 and a dinar card's 1.250 as 12.50."""
+    from simulator.display import outcome
+
+    yen = "0002392C000000150000"  # available, 392, credit, 150,000 minor units
+    dinar = "0002048C000000001250"
+    assert "150,000 (392)" in shown("54", yen)
+    assert "1.250 (048)" in shown("54", dinar)
+    assert "available 150,000 (392)" in outcome({"39": "00", "54": yen})

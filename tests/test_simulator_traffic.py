@@ -336,3 +336,44 @@ def test_web_shops_ask_for_address_verification_and_fraudsters_rarely_know_it(ro
     assert share(genuine, "Y") > 0.85 and share(genuine, "N") < 0.03
     assert share(testing, "N") > 0.45 and share(testing, "Y") < 0.3
     assert share(takeover, "Y") > 0.7  # the cardholder's identity came with the account
+
+
+def test_traffic_in_yen_converts_every_amount_and_backtests_alike(tmp_path):
+    """A bank issuing yen cards simulates its own traffic (--currency 392 --per-euro 160):
+    every amount in yen, no decimals, and a rule on 16,000 yen catches what one on 100.00
+    euros catches on the euro traffic of the same seed, reported in yen."""
+    euros = tmp_path / "eur.parquet"
+    yen = tmp_path / "jpy.parquet"
+    common = ["traffic", "--cards", "200", "--days", "10", "--seed", "5"]
+    assert CliRunner().invoke(app, [*common, "--out", str(euros)]).exit_code == 0
+    made = CliRunner().invoke(
+        app, [*common, "--out", str(yen), "--currency", "392", "--per-euro", "160"]
+    )
+    assert made.exit_code == 0, made.output
+    e, j = pq.read_table(euros), pq.read_table(yen)
+    for name in ("amount_minor", "available_before", "hold_amount", "balance_delta"):
+        cents = np.array(e.column(name).to_pylist())
+        assert np.array_equal(np.array(j.column(name).to_pylist()), np.rint(cents * 1.6)), name
+    assert set(j.column("currency").to_pylist()) == {"392"}
+    assert set(j.column("transaction_currency").to_pylist()) == {"392"}
+    assert j.column("label").to_pylist() == e.column("label").to_pylist()
+
+    from authhost.rules.backtest import run_backtest
+    from authhost.rules.dataset import iter_rows, read_labelled
+    from authhost.rules.loader import load_rule_set
+
+    def declined(data, threshold: str):  # noqa: ANN001, ANN202
+        rules = tmp_path / "r.toml"
+        rules.write_text(f'[[rule]]\nname = "big"\nexpression = "amount > {threshold}"\n'
+                         'action = "decline"\n')  # fmt: skip
+        [s] = run_backtest(iter_rows(read_labelled(data)), [load_rule_set(rules)], {}).sets
+        return s
+
+    in_euros, in_yen = declined(euros, "100.00"), declined(yen, "16000")
+    assert (in_yen.declined, in_yen.declined_fraud) == (in_euros.declined, in_euros.declined_fraud)
+    assert in_euros.declined > 0 and set(in_yen.declined_genuine_amount) == {"392"}
+
+
+def test_traffic_refuses_a_currency_it_does_not_know():
+    made = CliRunner().invoke(app, ["traffic", "--out", "x.parquet", "--currency", "JPY"])
+    assert made.exit_code != 0 and "--currency" in made.output

@@ -161,6 +161,12 @@ QUERY_PARAMS: dict[str, Param] = {
     "show": Param(
         "string", "open (no verdict yet, the default) or all", "open", enum=("open", "all")
     ),
+    "declined": Param(
+        "boolean",
+        "true: also the flagged requests a later step declined (funds 51...), which never "
+        "went through",
+        False,
+    ),
     "by": Param(
         "string",
         "the counter to rank by, e.g. failed_cvv_10m (the default), count_1h",
@@ -557,7 +563,10 @@ async def _review_queue(call: Call) -> Any:
     limit, after_id = _int_param(call, "limit"), _int_param(call, "after_id")
     shown = _choice_param(call, "show")
     return await call.service.review_queue(
-        limit=limit, after_id=after_id, open_only=shown == "open"
+        limit=limit,
+        after_id=after_id,
+        open_only=shown == "open",
+        declined=_bool_param(call, "declined"),
     )
 
 
@@ -1193,7 +1202,7 @@ def _routes() -> list[Route]:
             "/v1/reviews",
             _review_queue,
             "Transactions the rules flagged for review, with their verdict so far",
-            query=("show", "limit", "after_id"),
+            query=("show", "declined", "limit", "after_id"),
             tag="journal",
             response=v.ReviewQueue,
         ),

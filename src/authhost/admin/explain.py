@@ -39,7 +39,7 @@ async def explain_journal_entry(
     entry = await card_journal_entry(store, card_id, journal_id)
     rows = await _history(store, entry, scorer.reads_acceptors)
     ctx = next(ctx for row, ctx in replay_contexts(rows) if row["journal_id"] == journal_id)
-    values = feature_values(ctx, scorer.terminal_risk, scorer.feature_blocks)
+    values = feature_values(ctx, scorer.terminal_risk, scorer.feature_blocks, scorer.amount_units)
     not_scored = _not_in_fraud_step(entry, "the model did not score it") or _unscored(entry)
     return {
         "journal_id": journal_id,

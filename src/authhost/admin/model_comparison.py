@@ -91,6 +91,7 @@ async def _with_verdicts(store: CardStore, entries: list[JournalEntry]) -> list[
             e.challenger_score,
             e.amount_minor,
             reports[e.journal_id].fraud if e.journal_id in reports else None,
+            e.currency,
         )
         for e in entries
     ]

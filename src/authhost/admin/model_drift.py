@@ -446,7 +446,7 @@ class _PeriodReplay:
         role whose score is journalled, or the model's own on the replayed features; and
         each row's segment (empty without a segment kind)."""
         scorer, chosen, keyed = self.chosen.scorer, self.chosen, self.keyed
-        risk, blocks = scorer.terminal_risk, scorer.feature_blocks
+        risk, blocks, units = scorer.terminal_risk, scorer.feature_blocks, scorer.amount_units
         replayed = chosen.score_source == REPLAYED
         replay = JournalReplay(self.since)
         rows: list[list[float]] = []
@@ -460,7 +460,7 @@ class _PeriodReplay:
             if entry_declined_before_fraud(entry) is not None:
                 self.declined_before += 1
                 continue
-            rows.append(feature_values(ctx, risk, blocks))
+            rows.append(feature_values(ctx, risk, blocks, units))
             if keyed is not None:
                 keys.append(keyed(ctx))
             if not replayed:

@@ -178,6 +178,12 @@ def amount_text(minor: int | None, currency: str | None) -> str:
     CLI's tables and the card timeline's summaries write amounts so)."""
     if minor is None:
         return ""
-    exponent = EXPONENTS.get(currency or "", 2)
-    text = f"{minor / 10**exponent:,.{exponent}f}" if exponent else f"{minor:,}"
+    text = major_text(minor, currency)
     return f"{text} {currency}" if currency else text
+
+
+def major_text(minor: int, currency: str | None) -> str:
+    """Minor units as the major amount in the currency's own decimals: 1,234.50 (euros),
+    1,234 (yen), 1.234 (dinars); two decimals for a code not known."""
+    exponent = EXPONENTS.get(currency or "", 2)
+    return f"{minor / 10**exponent:,.{exponent}f}" if exponent else f"{minor:,}"

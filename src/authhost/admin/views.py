@@ -753,11 +753,14 @@ class ModelComparison(_View):
         "left out (models.scored)"
     )
     reported_frauds: int = Field(description="of them, reported as fraud")
-    reported_fraud_amount_minor: int
+    reported_fraud_amount_minor: dict[str, int] = Field(
+        description="their amounts, minor units by currency (ISO 4217 numeric): never added "
+        "across currencies"
+    )
     reported_genuine: int = Field(description="of them, reported as genuine")
     champion: dict[str, Any] = Field(
-        description="threshold, alerts, alert_rate, frauds_caught, fraud_amount_caught_minor, "
-        "alerts_reported_genuine"
+        description="threshold, alerts, alert_rate, frauds_caught, fraud_amount_caught_minor "
+        "(minor units by currency), alerts_reported_genuine"
     )
     challenger: dict[str, Any] = Field(description="the same for the challenger")
     agreement: dict[str, int] = Field(

@@ -26,5 +26,14 @@ EXPONENTS: dict[str, int] = {
 }  # fmt: skip
 
 
+# Minor units in one major unit, by code: a yen has no cents, a dinar of Bahrain has 1,000 fils.
+MINOR_PER_MAJOR: dict[str, int] = {code: 10**exponent for code, exponent in EXPONENTS.items()}
+
+
+def per_major(currency: str) -> int:
+    """Minor units in one major unit of ``currency`` (100 for a code authhost does not know)."""
+    return MINOR_PER_MAJOR.get(currency, 100)
+
+
 def is_known(code: str | None) -> bool:
     return code is not None and code in EXPONENTS

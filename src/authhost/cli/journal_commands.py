@@ -234,6 +234,13 @@ def journal_reviews(
     show_all: Annotated[
         bool, typer.Option("--all", help="also the ones with a verdict already")
     ] = False,
+    declined: Annotated[
+        bool,
+        typer.Option(
+            "--declined",
+            help="also the ones a later step declined (funds 51...): they never went through",
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="rows to show")] = 100,
     after_id: Annotated[
         int, typer.Option(callback=IDS, help="entries after this journal id (paging)")
@@ -242,11 +249,13 @@ def journal_reviews(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """The review queue: transactions the rules flagged for review, oldest first, with their
-    verdict so far (record one with report-fraud)."""
+    """The review queue: transactions the rules flagged for review that went through, oldest
+    first, with their verdict so far (record one with report-fraud)."""
     _run(
         _config(config, store),
-        lambda s: s.review_queue(limit=limit, after_id=after_id, open_only=not show_all),
+        lambda s: s.review_queue(
+            limit=limit, after_id=after_id, open_only=not show_all, declined=declined
+        ),
         table="reviews",
         output=output,
     )

@@ -190,6 +190,7 @@ def list_models(
                             "created": a.created,
                             "threshold": a.threshold,
                             "feature_set": a.feature_set,
+                            "amount_units": a.amount_units,
                             "metrics": a.metrics,
                             "error": a.error,
                         }
@@ -205,7 +206,7 @@ def list_models(
         return
     table = Table(title=f"models in {registry.root}")
     table.add_column("name", no_wrap=True)  # copied into `models activate`: never cut
-    for column in ("role", "kind", "set", "created", "thr", "AP", "AUC"):
+    for column in ("role", "kind", "set", "amounts", "created", "thr", "AP", "AUC"):
         table.add_column(column)
     with_notes = any(a.error for a in items)
     if with_notes:
@@ -223,6 +224,8 @@ def list_models(
             role,
             a.kind,
             a.feature_set.removeprefix("authhost-features-"),
+            # trained before amounts were read by currency: retrain for yen or dinar cards
+            {"currency": "currency", "two_decimals": "2 decimals"}.get(a.amount_units, ""),
             a.created[:16],
             str(a.threshold),
             _fmt(a.metrics.get("average_precision"), 3),

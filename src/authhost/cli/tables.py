@@ -71,6 +71,17 @@ def _key(name: str) -> Callable[[Row], str]:
     return cell
 
 
+def _amounts(name: str) -> Callable[[Row], str]:
+    """A {currency: minor units} figure, a line per currency in its own decimals: amounts of
+    two currencies are never added."""
+
+    def cell(row: Row) -> str:
+        by_currency = row.get(name) or {}
+        return "\n".join(amount(minor, code) for code, minor in sorted(by_currency.items()))
+
+    return cell
+
+
 def _score(row: Row) -> str:
     score = row.get("fraud_score", -1)
     return "" if score is None or score < 0 else str(score)
@@ -316,6 +327,7 @@ TABLES: dict[str, TableSpec] = {
                 lambda r: "" if r.get("precision") is None else f"{r['precision']:.2f}",
                 right=True,
             ),
+            Column("fraud amount", _amounts("fraud_amount_minor"), right=True),
             # a temporary rule's window: the figures of one that has ended stop growing
             Column("window", lambda r: r.get("window") or ""),
         ),

@@ -16,6 +16,12 @@ reference (the channel, the product...) since a later day of that month. It is c
 the rest of ``model.json``; an artifact without one, or without those, loads and serves as
 before.
 
+``model.json`` holds ``amount_units`` since 2026-11-29: ``currency``, the features read
+amounts in each currency's own major units (ISO 4217 exponent: yen, dinars). An artifact
+without it was trained when every currency was read as having two decimals, and is served
+with that scaling still (``features.TWO_DECIMALS``): its scores do not move; retrain it for
+the per-currency scaling.
+
 ``read_artifact`` refuses, with an ``ArtifactError`` naming the file and the problem, an
 unknown format or version, a feature list this code does not compute, a file whose hash does
 not match, or arrays that are not a well-formed model (wrong shapes, child indices outside
@@ -37,13 +43,26 @@ from typing import Any
 import numpy as np
 
 from authhost.models.drift import Reference, ReferenceError
-from authhost.models.features import FEATURE_SET, FEATURE_SETS, feature_blocks
+from authhost.models.features import (
+    CURRENCY_UNITS,
+    FEATURE_SET,
+    FEATURE_SETS,
+    TWO_DECIMALS,
+    feature_blocks,
+)
 from authhost.models.terminal_risk import TerminalRisk
 
 FORMAT = "authhost-model"
 FORMAT_VERSION = 1
 KINDS = ("logistic", "hgb")
 METADATA_FILE = "model.json"
+# how the features read amounts (``amount_units`` in model.json): the only value written; an
+# artifact without the key was trained with two decimals for every currency
+AMOUNT_UNITS = "currency"
+UNITS_BY_NAME: dict[str | None, Mapping[str, int]] = {
+    AMOUNT_UNITS: CURRENCY_UNITS,
+    None: TWO_DECIMALS,
+}
 ARRAYS_FILE = "arrays.npz"
 RISK_FILE = "terminal_risk.json"
 _ARRAY_KINDS: dict[str, dict[str, str]] = {  # name -> numpy dtype kind ("i", "f", "b")
@@ -104,6 +123,13 @@ class Artifact:
         return feature_blocks(self.feature_set)
 
     @property
+    def amount_units(self) -> Mapping[str, int]:
+        """What its amount features are divided by (``features.feature_values``' ``units``):
+        each currency's minor units, or two decimals for an artifact trained before
+        2026-11-29 (no ``amount_units``), served as it was trained."""
+        return UNITS_BY_NAME[self.metadata.get("amount_units")]
+
+    @property
     def reads_acceptors(self) -> bool:
         """Its features include the merchant and terminal counters."""
         return self.feature_blocks > 0
@@ -148,6 +174,7 @@ def write_artifact(
         "kind": kind,
         "feature_set": feature_set,
         "features": list(FEATURE_SETS[feature_set]),
+        "amount_units": AMOUNT_UNITS,
         "files": {
             ARRAYS_FILE: _sha256(staging / ARRAYS_FILE),
             RISK_FILE: _sha256(staging / RISK_FILE),
@@ -189,6 +216,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             f"{file}: its features are not those of {meta['feature_set']!r} as this authhost "
             f"computes them ({feature_difference(meta.get('features'), names)}); retrain "
             "the model"
+        )
+    if meta.get("amount_units") not in UNITS_BY_NAME:
+        raise ArtifactError(
+            f"{file}: amount_units {meta.get('amount_units')!r} is not one this authhost "
+            f"computes ({AMOUNT_UNITS!r}, or none: two decimals); retrain the model"
         )
     threshold = meta.get("threshold")
     if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= 999:

@@ -8,7 +8,8 @@ they agree, and which frauds only one of them catches (the journal ids, to look 
 only the champion scored (the challenger is scored only while the champion left it time) are
 left out, so both are judged on the same requests, and so are the requests declined before
 the fraud step (``models.scored``: no model scored them), counted as
-``declined_before_fraud_step``.
+``declined_before_fraud_step``. Amounts are minor units per currency (the card's): two
+currencies' minor units are never added.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ScoredPair:
     challenger: int
     amount_minor: int
     verdict: bool | None  # True: reported fraud; False: reported genuine; None: no report
+    currency: str = ""  # of amount_minor: the card's (ISO 4217 numeric)
 
 
 def compare(
@@ -49,6 +51,15 @@ def compare(
     fraud = np.array([p.verdict is True for p in rows], dtype=bool)
     genuine = np.array([p.verdict is False for p in rows], dtype=bool)
     amount = np.array([p.amount_minor for p in rows], dtype=np.int64)
+    currency = np.array([p.currency for p in rows], dtype=object)
+
+    def by_currency(chosen: np.ndarray) -> dict[str, int]:
+        """Minor units per currency of the chosen rows, codes in order."""
+        totals: dict[str, int] = {}
+        for code, minor in zip(currency[chosen], amount[chosen], strict=True):
+            totals[code] = totals.get(code, 0) + int(minor)
+        return dict(sorted(totals.items()))
+
     ids = np.array([p.journal_id for p in rows], dtype=np.int64)
     champion_alerts = champion >= champion_threshold
     challenger_alerts = challenger >= challenger_threshold
@@ -60,7 +71,7 @@ def compare(
             "alerts": int(alerts.sum()),
             "alert_rate": float(alerts.mean()) if len(rows) else 0.0,
             "frauds_caught": int(caught.sum()),
-            "fraud_amount_caught_minor": int(amount[caught].sum()),
+            "fraud_amount_caught_minor": by_currency(caught),
             "alerts_reported_genuine": int((alerts & genuine).sum()),
         }
 
@@ -68,7 +79,7 @@ def compare(
         "scored_by_both": len(rows),
         "declined_before_fraud_step": declined_before_fraud_step,
         "reported_frauds": int(fraud.sum()),
-        "reported_fraud_amount_minor": int(amount[fraud].sum()),
+        "reported_fraud_amount_minor": by_currency(fraud),
         "reported_genuine": int(genuine.sum()),
         "champion": side(champion_alerts, champion_threshold),
         "challenger": side(challenger_alerts, challenger_threshold),

@@ -113,11 +113,6 @@ class TxContext:
         object.__setattr__(self, "weekday", weekday)
 
     @property
-    def amount(self) -> float:
-        """Amount in major units (two decimals assumed; ISO 4217 exponents come later)."""
-        return self.amount_minor / 100.0
-
-    @property
     def cross_border(self) -> bool:
         return bool(self.country and self.home_country and self.country != self.home_country)
 

@@ -23,16 +23,26 @@ money mule's card is paid and emptied within hours. The fourth adds the phone wa
 paid and how old it is: a stolen number put in a fraudster's wallet spends within hours. The
 fifth adds the web shop's address verification: a card number bought in bulk comes without
 the cardholder's billing address.
+
+Amounts (the request's, the card's sums and means, the money received) are read in major units
+of the card's currency, by its ISO 4217 exponent (``CURRENCY_UNITS``): a yen has no cents and
+a dinar of Bahrain has 1,000 fils, so 10,000 yen and 100.00 euros are both about a hundred
+units' worth of log. Artifacts trained before 2026-11-29 read every currency as having two
+decimals (``TWO_DECIMALS``); the artifact says which (``artifact.AMOUNT_UNITS``), and the
+server serves each with its own, so an older model scores as it was trained. The card's
+counters hold only amounts of its account's currency (an approval in another currency needs
+the network's conversion, fields 6 and 51), so one exponent scales them all.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
 
+from authhost.auth.currencies import MINOR_PER_MAJOR
 from authhost.cards.acceptor_velocity import AcceptorVelocity
 from authhost.models.context import CASH_TYPES, TxContext
 from authhost.models.geography import distance_km
@@ -155,6 +165,10 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     + WALLET_FEATURE_NAMES
     + ADDRESS_FEATURE_NAMES,
 }
+# minor units per major unit by currency (what ``feature_values`` divides amounts by; 100 for
+# a code not in it): each currency's own, or, for artifacts trained before, two decimals for all
+CURRENCY_UNITS: Mapping[str, int] = MINOR_PER_MAJOR
+TWO_DECIMALS: Mapping[str, int] = {}
 CASH_OUT_TYPES = CASH_TYPES | {"10"}  # cash, or the card paying into a transfer (AFT)
 CASH_OUT_CAP = 5.0  # cash out over money received: as far over as we count
 
@@ -168,9 +182,10 @@ def feature_names(feature_set: str) -> tuple[str, ...]:
         raise ValueError(f"unknown feature set {feature_set!r}; known: {known}") from None
 
 
-def _log_ratio(amount_minor: int, mean_minor: float) -> float:
-    """log of amount / card mean, damped by one major unit so that tiny means do not explode."""
-    return math.log((amount_minor + 100.0) / (mean_minor + 100.0))
+def _log_ratio(amount_minor: int, mean_minor: float, per: int) -> float:
+    """log of amount / card mean, damped by one major unit (``per`` minor units) so that tiny
+    means do not explode."""
+    return math.log((amount_minor + per) / (mean_minor + per))
 
 
 def _one_hot(value: str, names: tuple[str, ...]) -> tuple[float, ...]:
@@ -206,15 +221,20 @@ _mcc_group = lru_cache(maxsize=4096)(mcc_risk_group)
 
 
 def feature_values(
-    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, blocks: int = 0
+    ctx: TxContext,
+    terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
+    blocks: int = 0,
+    units: Mapping[str, int] = CURRENCY_UNITS,
 ) -> list[float]:
     """The feature values of one context, in ``FEATURE_NAMES`` order (all finite), followed
     by the first ``blocks`` extension blocks: ``ACCEPTOR_FEATURE_NAMES`` (the second feature
     set), ``RECEIVED_FEATURE_NAMES`` (the third), ``WALLET_FEATURE_NAMES`` (the fourth),
-    ``ADDRESS_FEATURE_NAMES`` (the fifth)."""
+    ``ADDRESS_FEATURE_NAMES`` (the fifth). Amounts are divided by ``units`` of the card's
+    currency (``CURRENCY_UNITS``, or ``TWO_DECIMALS`` for an artifact trained before)."""
     v = ctx.velocity
     log1p = math.log1p
     amount = ctx.amount_minor
+    per = units.get(ctx.currency, 100)
     since = v.seconds_since_last
     since_log = log1p(min(since, SINCE_CAP_S)) if since is not None else _LOG1P_CAP
     available = ctx.available
@@ -223,17 +243,17 @@ def feature_values(
         over_available = min(amount / available, 10.0)
     country, home = ctx.country, ctx.home_country
     values = [
-        log1p(amount / 100.0),
-        _log_ratio(amount, v.mean_amount_7d),
-        _log_ratio(amount, v.mean_amount_30d),
+        log1p(amount / per),
+        _log_ratio(amount, v.mean_amount_7d, per),
+        _log_ratio(amount, v.mean_amount_30d, per),
         log1p(v.count_1h),
         log1p(v.count_24h),
         log1p(v.count_7d),
         log1p(v.count_30d),
-        log1p(v.amount_1h / 100.0),
-        log1p(v.amount_24h / 100.0),
-        log1p(v.amount_7d / 100.0),
-        log1p(v.amount_30d / 100.0),
+        log1p(v.amount_1h / per),
+        log1p(v.amount_24h / per),
+        log1p(v.amount_7d / per),
+        log1p(v.amount_30d / per),
         log1p(v.declined_count_24h),
         float(v.distinct_merchants_24h),
         float(v.distinct_countries_24h),
@@ -260,7 +280,7 @@ def feature_values(
         values += _acceptor_values(ctx.merchant_velocity)
         values += _acceptor_values(ctx.terminal_velocity)
         if blocks > 1:
-            values += _received_values(ctx)
+            values += _received_values(ctx, per)
             if blocks > 2:
                 values += _wallet_values(ctx)
                 if blocks > 3:
@@ -287,7 +307,7 @@ def _wallet_values(ctx: TxContext) -> tuple[float, float, float]:
     return (1.0, math.log1p(min(age, TOKEN_AGE_CAP_H)), 1.0 if age < 24.0 else 0.0)
 
 
-def _received_values(ctx: TxContext) -> tuple[float, ...]:
+def _received_values(ctx: TxContext, per: int) -> tuple[float, ...]:
     v, log1p = ctx.velocity, math.log1p
     since = v.seconds_since_received
     got = v.received_amount_24h
@@ -295,9 +315,9 @@ def _received_values(ctx: TxContext) -> tuple[float, ...]:
     if got and ctx.tx_type in CASH_OUT_TYPES:
         taken = min((v.cash_amount_24h + ctx.amount_minor) / got, CASH_OUT_CAP)
     return (
-        log1p(got / 100.0),
+        log1p(got / per),
         float(v.received_count_24h),
-        log1p(v.received_amount_7d / 100.0),
+        log1p(v.received_amount_7d / per),
         log1p(min(since, SINCE_CAP_S)) if since is not None else _LOG1P_CAP,
         1.0 if since is None else 0.0,
         taken,
@@ -316,19 +336,23 @@ def _acceptor_values(a: AcceptorVelocity) -> tuple[float, float, float, float, f
 
 
 def feature_vector(
-    ctx: TxContext, terminal_risk: TerminalRisk = NO_TERMINAL_RISK, blocks: int = 0
+    ctx: TxContext,
+    terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
+    blocks: int = 0,
+    units: Mapping[str, int] = CURRENCY_UNITS,
 ) -> np.ndarray:
     """One context as a float64 vector (``N_FEATURES`` long, more with ``blocks``)."""
-    return np.array(feature_values(ctx, terminal_risk, blocks), dtype=np.float64)
+    return np.array(feature_values(ctx, terminal_risk, blocks, units), dtype=np.float64)
 
 
 def feature_matrix(
     contexts: Iterable[TxContext] | Sequence[TxContext],
     terminal_risk: TerminalRisk = NO_TERMINAL_RISK,
     blocks: int = 0,
+    units: Mapping[str, int] = CURRENCY_UNITS,
 ) -> np.ndarray:
     """Contexts as a float64 matrix (rows x the feature set's columns)."""
-    rows = [feature_values(ctx, terminal_risk, blocks) for ctx in contexts]
+    rows = [feature_values(ctx, terminal_risk, blocks, units) for ctx in contexts]
     if not rows:
         return np.zeros((0, N_FEATURES + sum(len(b) for b in _BLOCKS[:blocks])))
     return np.array(rows, dtype=np.float64)

@@ -95,6 +95,9 @@ class ArtifactInfo:
     metrics: dict[str, Any]
     error: str = ""  # why the artifact cannot be used, if it cannot
     feature_set: str = ""
+    # how its features read amounts: "currency" (each currency's exponent) or "two_decimals"
+    # (trained before 2026-11-29: a yen or dinar card's amounts read as if they had cents)
+    amount_units: str = ""
 
 
 class Registry:
@@ -125,6 +128,7 @@ class Registry:
                     int(meta["threshold"]),
                     dict(meta.get("metrics") or {}),
                     feature_set=str(meta["feature_set"]),
+                    amount_units=str(meta.get("amount_units") or "two_decimals"),
                 )
             )
         return sorted(out, key=lambda a: (a.created, a.name))

@@ -313,6 +313,7 @@ class Scorer:
         # third the money the card received too
         self.reads_acceptors = artifact.reads_acceptors
         self.feature_blocks = artifact.feature_blocks  # and the money received, the wallet
+        self.amount_units = artifact.amount_units  # per currency, or two decimals (older)
         arrays = dict(artifact.arrays)
         if self.kind == "logistic":
             self._model: _Logistic | _Trees = _Logistic(arrays)
@@ -344,8 +345,10 @@ class Scorer:
         """Scores 0-999 of a micro-batch of contexts (one numpy pass for all of them)."""
         if not contexts:
             return np.zeros(0, dtype=np.int64)
-        risk, blocks = self.terminal_risk, self.feature_blocks
-        X = np.array([feature_values(ctx, risk, blocks) for ctx in contexts], dtype=np.float64)
+        risk, blocks, units = self.terminal_risk, self.feature_blocks, self.amount_units
+        X = np.array(
+            [feature_values(ctx, risk, blocks, units) for ctx in contexts], dtype=np.float64
+        )
         return self.score_matrix(X)
 
     def _raw_row_numpy(self, values: Sequence[float]) -> float:
@@ -359,7 +362,7 @@ class Scorer:
     def explain(self, ctx: TxContext, top: int = 3) -> list[tuple[str, float]]:
         """The features that pushed this context's score up most, with what each added to the
         log-odds (largest first, positive only); [] for an artifact without what it needs."""
-        values = feature_values(ctx, self.terminal_risk, self.feature_blocks)
+        values = feature_values(ctx, self.terminal_risk, self.feature_blocks, self.amount_units)
         added = self._model.contributions(np.array(values, dtype=np.float64))
         if added is None:
             return []
@@ -369,7 +372,7 @@ class Scorer:
 
     def score_one(self, ctx: TxContext) -> int:
         """Score of one context: the low-latency path for a single request."""
-        values = feature_values(ctx, self.terminal_risk, self.feature_blocks)
+        values = feature_values(ctx, self.terminal_risk, self.feature_blocks, self.amount_units)
         total = sum(values)  # NaN anywhere makes the sum NaN; cheaper than np.isnan(x).any()
         if total != total:  # cannot happen with our features; stay exact if it ever does
             return int(self.score_matrix(np.array(values, dtype=np.float64)[None, :])[0])

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from authhost.models.artifact import Artifact, write_artifact
+from authhost.models.artifact import AMOUNT_UNITS, Artifact, write_artifact
 from authhost.models.dataset import (
     DatasetError,
     LabelledSet,
@@ -365,7 +365,8 @@ def train(
     references: dict[str, dict[str, Any]] = {}
     for kind in config.models:
         arrays = _fit(kind, config, tr.features, tr.labels)
-        meta = {"kind": kind, "threshold": 0, "feature_set": config.features}
+        meta = {"kind": kind, "threshold": 0, "feature_set": config.features,
+                "amount_units": AMOUNT_UNITS}  # as dataset.py computed the rows  # fmt: skip
         scorer = Scorer(Artifact(Path(kind), meta, arrays, table))
         threshold = operating_threshold(
             scorer.score_matrix(tr.features), config.operating.alert_rate

@@ -12,6 +12,11 @@ card's declines, a terminal's unknown numbers, as online) and are counted apart
 replayed, never evaluated. ``score`` is the model score the journal recorded (``fraud_score``,
 -1 = not scored, i.e. missing). A transaction counts as caught when the set declines it;
 reviews are reported apart.
+
+Amounts are totalled per currency (the card's, ``currency``), each in its own major units
+(ISO 4217 exponent): 10,000 yen and 100.00 dollars are two totals, never one number. The
+amount detection rate is a ratio of one currency's amounts, so it is given per currency
+(``amount_detection_rate_by_currency``), and as one figure only when the data has one currency.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from authhost.auth.currencies import EXPONENTS
 from authhost.models.context import replay_contexts
 from authhost.models.scored import SCORED_CLASSES, row_declined_before_fraud, scored_online
 from authhost.rules.engine import Lists, RuleSet
@@ -33,6 +39,22 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
+Money = dict[str, float]  # currency code -> amount in its major units ("" : none given)
+
+
+def _add(money: dict[str, int], currency: str, amount_minor: int) -> None:
+    money[currency] = money.get(currency, 0) + amount_minor
+
+
+def _major(money: dict[str, int]) -> Money:
+    """Minor-unit totals as major units, each by its currency's exponent, codes in order."""
+    out = {}
+    for currency, minor in sorted(money.items()):
+        exponent = EXPONENTS.get(currency, 2)
+        out[currency] = round(minor / per_major(currency), exponent)
+    return out
+
+
 @dataclass
 class RuleResult:
     """How one rule did: matches split by label, and the fraud amount it matched."""
@@ -43,7 +65,7 @@ class RuleResult:
     matches: int = 0
     true_positives: int = 0
     false_positives: int = 0
-    fraud_amount: float = 0.0  # major units of fraud transactions it matched
+    fraud_amount: Money = field(default_factory=dict)  # fraud it matched, per currency
     precision: float | None = None
     recall: float | None = None
 
@@ -57,17 +79,18 @@ class SetResult:
     rules: list[RuleResult]
     transactions: int = 0
     fraud: int = 0
-    fraud_amount: float = 0.0
+    fraud_amount: Money = field(default_factory=dict)  # per currency, major units
     declined: int = 0
     declined_fraud: int = 0
     declined_genuine: int = 0
-    declined_fraud_amount: float = 0.0
-    declined_genuine_amount: float = 0.0  # the "declined good volume"
+    declined_fraud_amount: Money = field(default_factory=dict)
+    declined_genuine_amount: Money = field(default_factory=dict)  # the "declined good volume"
     reviewed_fraud: int = 0
     reviewed_genuine: int = 0
     errors: int = 0
     detection_rate: float | None = None  # declined fraud / fraud
-    amount_detection_rate: float | None = None
+    amount_detection_rate: float | None = None  # the data's one currency (None: several)
+    amount_detection_rate_by_currency: dict[str, float | None] = field(default_factory=dict)
     false_positive_ratio: float | None = None  # declined genuine per declined fraud
 
 
@@ -90,7 +113,7 @@ class BacktestResult:
     # online, so none is evaluated (``models.scored``); still replayed into the counters
     excluded_before_fraud_step: int = 0
     excluded_frauds: int = 0
-    excluded_fraud_amount: float = 0.0
+    excluded_fraud_amount: Money = field(default_factory=dict)  # per currency, major units
     excluded_by_step: dict[str, int] = field(default_factory=dict)
     excluded_frauds_by_scenario: dict[str, int] = field(default_factory=dict)
     sets: list[SetResult] = field(default_factory=list)
@@ -122,8 +145,21 @@ class _Tally:
             rules=[RuleResult(r.name, r.action.value, r.mode.value) for r in rules.rules],
         )
         self.by_name = {r.name: r for r in self.result.rules}
+        # minor units per currency while the rows stream by; major units at the end
+        self.rule_fraud: dict[str, dict[str, int]] = {r.name: {} for r in self.result.rules}
+        self.fraud: dict[str, int] = {}
+        self.declined_fraud: dict[str, int] = {}
+        self.declined_genuine: dict[str, int] = {}
 
-    def add(self, matched: Sequence[str], declined: bool, review: bool, fraud: bool, amount: float):
+    def add(
+        self,
+        matched: Sequence[str],
+        declined: bool,
+        review: bool,
+        fraud: bool,
+        currency: str,
+        amount_minor: int,
+    ) -> None:
         res = self.result
         res.transactions += 1
         for name in matched:
@@ -131,20 +167,20 @@ class _Tally:
             rule.matches += 1
             if fraud:
                 rule.true_positives += 1
-                rule.fraud_amount += amount
+                _add(self.rule_fraud[name], currency, amount_minor)
             else:
                 rule.false_positives += 1
         if fraud:
             res.fraud += 1
-            res.fraud_amount += amount
+            _add(self.fraud, currency, amount_minor)
         if declined:
             res.declined += 1
             if fraud:
                 res.declined_fraud += 1
-                res.declined_fraud_amount += amount
+                _add(self.declined_fraud, currency, amount_minor)
             else:
                 res.declined_genuine += 1
-                res.declined_genuine_amount += amount
+                _add(self.declined_genuine, currency, amount_minor)
         elif review:
             if fraud:
                 res.reviewed_fraud += 1
@@ -156,12 +192,18 @@ class _Tally:
         for rule in res.rules:
             rule.precision = _ratio(rule.true_positives, rule.matches)
             rule.recall = _ratio(rule.true_positives, res.fraud)
-            rule.fraud_amount = round(rule.fraud_amount, 2)
+            rule.fraud_amount = _major(self.rule_fraud[rule.name])
         res.detection_rate = _ratio(res.declined_fraud, res.fraud)
-        res.amount_detection_rate = _ratio(res.declined_fraud_amount, res.fraud_amount)
+        res.amount_detection_rate_by_currency = {
+            currency: _ratio(self.declined_fraud.get(currency, 0), total)
+            for currency, total in sorted(self.fraud.items())
+        }
+        if len(self.fraud) == 1:  # a ratio of amounts is one currency's
+            [res.amount_detection_rate] = res.amount_detection_rate_by_currency.values()
         res.false_positive_ratio = _ratio(res.declined_genuine, res.declined_fraud)
-        for key in ("fraud_amount", "declined_fraud_amount", "declined_genuine_amount"):
-            setattr(res, key, round(getattr(res, key), 2))
+        res.fraud_amount = _major(self.fraud)
+        res.declined_fraud_amount = _major(self.declined_fraud)
+        res.declined_genuine_amount = _major(self.declined_genuine)
         return res
 
 
@@ -184,7 +226,7 @@ def run_backtest(
     rows_seen = evaluated = 0
     by_step: Counter[str] = Counter()
     frauds_by_scenario: Counter[str] = Counter()
-    excluded_fraud_amount = 0.0
+    excluded_fraud_amount: dict[str, int] = {}
     for row, ctx in replay_contexts(rows):
         rows_seen += 1
         if progress is not None and rows_seen % PROGRESS_EVERY == 0:
@@ -197,20 +239,19 @@ def run_backtest(
                 by_step[row_declined_before_fraud(row) or ""] += 1
                 if fraud:
                     frauds_by_scenario[str(row.get("scenario") or "")] += 1
-                    excluded_fraud_amount += ctx.amount_minor / per_major(ctx.currency)
+                    _add(excluded_fraud_amount, ctx.currency, ctx.amount_minor)
             continue
         evaluated += 1
         raw_score = _model_score(row)
         score = int(raw_score) if raw_score is not None and raw_score >= 0 else None  # type: ignore[operator,call-overload]
         if score is not None:
             (result.scores_fraud if fraud else result.scores_genuine).append(score)
-        amount = ctx.amount_minor / per_major(ctx.currency)
         decisions = []
         for rs, tally in zip(rule_sets, tallies, strict=True):
             out = rs.evaluate(ctx, score, lists)
             declined = out.decline_code is not None
             decisions.append(declined)
-            tally.add(out.matched, declined, out.review, fraud, amount)
+            tally.add(out.matched, declined, out.review, fraud, ctx.currency, ctx.amount_minor)
             tally.result.errors += len(out.errors)
         if diff is not None and decisions[0] != decisions[1]:
             if decisions[0]:
@@ -225,7 +266,7 @@ def run_backtest(
     result.evaluated = evaluated
     result.excluded_before_fraud_step = by_step.total()
     result.excluded_frauds = frauds_by_scenario.total()
-    result.excluded_fraud_amount = round(excluded_fraud_amount, 2)
+    result.excluded_fraud_amount = _major(excluded_fraud_amount)
     result.excluded_by_step = dict(sorted(by_step.items()))
     result.excluded_frauds_by_scenario = dict(sorted(frauds_by_scenario.items()))
     result.sets = [t.finish() for t in tallies]

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authhost.rules.backtest import BacktestResult, SetResult
+from authhost.auth.currencies import EXPONENTS
+from authhost.rules.backtest import BacktestResult, Money, SetResult
 
 
 def _pct(value: float | None) -> str:
@@ -20,13 +21,33 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _money(by_currency: Money) -> str:
+    """Totals per currency, one line each, in its own decimals with its numeric code
+    (1,234.50 978): amounts of two currencies are never added."""
+    if not by_currency:
+        return "0"
+    lines = []
+    for currency, value in by_currency.items():
+        exponent = EXPONENTS.get(currency, 2)
+        lines.append(f"{value:,.{exponent}f} {currency}".rstrip())
+    return "\n".join(lines)
+
+
+def _rates(by_currency: dict[str, float | None]) -> str:
+    """A rate per currency (one line each); the bare rate when the data has one currency."""
+    if len(by_currency) == 1:
+        return _pct(next(iter(by_currency.values())))
+    return "\n".join(f"{_pct(rate)} {code}".rstrip() for code, rate in by_currency.items()) or "-"
+
+
 def rules_table(result: SetResult) -> Table:
     table = Table(title=Text(f"rules of {result.file or 'rule set'} (version {result.version})"))
     for column in ("rule", "action", "mode", "matches", "TP", "FP", "precision", "recall"):
         table.add_column(
             column, justify="left" if column in ("rule", "action", "mode") else "right"
         )
-    table.add_column("fraud amount caught", justify="right")
+    # matched, not caught: a review or score rule's matches go through
+    table.add_column("fraud amount matched", justify="right")
     for rule in result.rules:
         table.add_row(
             Text(rule.name),
@@ -37,7 +58,7 @@ def rules_table(result: SetResult) -> Table:
             f"{rule.false_positives:,}",
             _pct(rule.precision),
             _pct(rule.recall),
-            _num(rule.fraud_amount),
+            _money(rule.fraud_amount),
         )
     return table
 
@@ -49,10 +70,11 @@ SUMMARY_ROWS = (
     ("declined fraud (TP)", "declined_fraud", "{:,}"),
     ("declined genuine (FP)", "declined_genuine", "{:,}"),
     ("detection rate", "detection_rate", "pct"),
-    ("fraud amount detection rate", "amount_detection_rate", "pct"),
+    ("fraud amount detection rate", "amount_detection_rate_by_currency", "rates"),
     ("false positive ratio (FP per TP)", "false_positive_ratio", "num"),
-    ("fraud amount caught", "declined_fraud_amount", "num"),
-    ("declined good volume", "declined_genuine_amount", "num"),
+    ("fraud amount", "fraud_amount", "money"),
+    ("fraud amount caught", "declined_fraud_amount", "money"),
+    ("declined good volume", "declined_genuine_amount", "money"),
     ("reviewed fraud / genuine", None, "review"),
     ("rule errors", "errors", "{:,}"),
 )
@@ -66,6 +88,10 @@ def _cell(result: SetResult, key: str | None, fmt: str) -> str:
         return _pct(value)
     if fmt == "num":
         return _num(value)
+    if fmt == "money":
+        return _money(value)
+    if fmt == "rates":
+        return _rates(value)
     return fmt.format(value)
 
 
@@ -107,7 +133,7 @@ def excluded_lines(result: BacktestResult) -> list[str]:
         )
         lines.append(
             f"of which fraud: {result.excluded_frauds:,} "
-            f"(amount {_num(result.excluded_fraud_amount)}): {scenarios}"
+            f"(amount {_money(result.excluded_fraud_amount).replace(chr(10), ', ')}): {scenarios}"
         )
     return lines
 

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
-from authhost.auth.currencies import EXPONENTS
+from authhost.auth.currencies import EXPONENTS, per_major  # noqa: F401 - engine, backtest
 from authhost.cards.acceptor_velocity import AcceptorVelocity
 from authhost.cards.tokens import WALLETS
 from authhost.cards.velocity import Velocity
@@ -23,12 +23,6 @@ from authhost.cards.velocity import Velocity
 # currency when a rule reads an amount (``engine._generate``); two decimals for a code it
 # does not know.
 PER_MAJOR = "_per_major"
-MINOR_PER_MAJOR: dict[str, int] = {code: 10**exponent for code, exponent in EXPONENTS.items()}
-
-
-def per_major(currency: str) -> int:
-    """Minor units in one major unit of ``currency`` (100 for a code authhost does not know)."""
-    return MINOR_PER_MAJOR.get(currency, 100)
 
 
 class Kind(StrEnum):

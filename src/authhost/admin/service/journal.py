@@ -35,6 +35,7 @@ from authhost.admin.views import (
 )
 from authhost.cards.acceptor_velocity import ACCEPTOR_COUNTERS
 from authhost.models.context import PRESENTMENT
+from authhost.rules.performance import PASSED_CODES
 from authhost.store.interface import (
     IDEMPOTENCY_MIN_KEEP_DAYS,
     JOURNAL_MIN_KEEP_DAYS,
@@ -121,14 +122,21 @@ class JournalAnalysis(ServiceBase):
         return await self._with_report_id(view)
 
     async def review_queue(
-        self, *, limit: int = 100, after_id: int = 0, open_only: bool = True
+        self,
+        *,
+        limit: int = 100,
+        after_id: int = 0,
+        open_only: bool = True,
+        declined: bool = False,
     ) -> dict[str, Any]:
         """The transactions the rules flagged for review, in journal order, each with the
         verdict reported on it so far (none: still open). ``open_only`` leaves out the ones
-        with a verdict; page on with ``next_after_id``. Up to ``limit`` flagged entries are
-        read (those with a verdict count), each once it is settled, as the journal feeds
-        (``admin.journal_feed``): on Redis a flagged entry can be written after one with a
-        higher journal id, and a cursor moved past that one would skip it for good."""
+        with a verdict; the ones a later step declined (the fraud step flags, then funds
+        answers 51) never went through, so they are left out unless ``declined``. Page on
+        with ``next_after_id``. Up to ``limit`` flagged entries are read (those left out
+        count), each once it is settled, as the journal feeds (``admin.journal_feed``): on
+        Redis a flagged entry can be written after one with a higher journal id, and a cursor
+        moved past that one would skip it for good."""
         from authhost.admin.journal_feed import next_in_feed
 
         _check_feed_cursor(after_id, limit)
@@ -141,6 +149,7 @@ class JournalAnalysis(ServiceBase):
             {**row, "verdict": verdicts.get(row["journal_id"])}
             for row in flagged
             if not (open_only and row["journal_id"] in verdicts)
+            and (declined or row["response_code"] in PASSED_CODES)
         ]
         return {"reviews": rows, "next_after_id": cursor}
 
