@@ -91,3 +91,35 @@ async def test_split_completions_without_field_38_are_not_posted_again(
     assert report["outcomes"] == {"already_posted": 2}, output
     assert [r["journal_id"] for r in report["rows"]] == [last_id, last_id]
     assert await balances_of(switch, visa) == after_parcels
+
+
+async def test_a_presentment_under_an_increments_code_finds_the_chains_completion(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A hotel's 200.00 pre-authorisation, an incremental authorisation of 50.00 (its own
+    approval code), and a 0220 completion of 230.00 without field 38: the presentment under
+    the increment's code is ``already_posted`` naming the completion (it was posted again,
+    230.00 more: the completion names the chain's first hold, the increment's entry
+    another key)."""
+    _, switch, visa, stay = await held_at_host(nursery, tmp_path, store_url, 20_000)
+    increment = purchase(visa, amount=5_000, **{"90": field_90(stay)})
+    extended = await switch.send(increment)
+    assert extended["39"] == "00" and extended["38"] != stay["38"], extended
+    checkout = purchase(visa, amount=23_000, t="0220", **{"90": field_90(stay)})
+    answered = await switch.send(checkout)
+    assert answered["39"] == "00" and answered["38"] not in (stay["38"], extended["38"])
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(store_url, checkout["11"])
+    file = one_presentment(tmp_path / "clearing.csv", visa, extended["38"], 23_000,
+                           "70000000000000000000045")  # fmt: skip
+    config = cli_config(tmp_path, store_url)
+    for dry_run in (["--dry-run"], []):
+        code, output = await run_cli("clearing", "import", str(file), *dry_run, "--config",
+                                     str(config))  # fmt: skip
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"already_posted": 1}, output
+        assert report["rows"][0]["journal_id"] == completion_id
+    assert await balances_of(switch, visa) == after_checkout

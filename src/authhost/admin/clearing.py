@@ -81,6 +81,7 @@ _AUTHORISATIONS = frozenset({"authorisation", "authorisation_advice"})
 # completion: those post for an authorisation, and a split shipment's parts share its code)
 _POSTED_ALREADY = frozenset({"financial", "financial_advice"})
 _REFUND = "20"
+INCREMENT = "incremental"  # an incremental authorisation's reason code (auth.steps.funds)
 
 # AuthService.decide_many: requests decided together, a Decision or the exception for each
 DecideMany = Callable[[Sequence[AuthRequest], float], Awaitable[list[Decision | Exception]]]
@@ -603,6 +604,8 @@ async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEnt
     does not find. None for any other authorisation: nothing is read."""
     if original.movement != "hold" or not original.match_key:
         return None
+    if INCREMENT in original.reason_codes.split(";"):
+        return await _completion_of_increment(store, original)
     query = JournalQuery(
         card_id=original.card_id,
         since=original.ts,
@@ -612,6 +615,36 @@ async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEnt
     completed = None
     async for entry in store.export_journal(query):  # in journal order: the newest last
         if _online_completion(entry):
+            completed = entry
+    return completed
+
+
+async def _completion_of_increment(
+    store: CardStore, increment: JournalEntry
+) -> JournalEntry | None:
+    """The completion of the chain an incremental authorisation added to: a completion names
+    the chain's first hold (``completes``), which the increment's journal entry does not
+    (field 90 is not journalled). That hold was placed before the increment on the same card
+    at the terminal the increment names it from (the match key's last part); of the
+    completions after the increment that name such a hold, the newest of the newest hold."""
+    terminal = increment.terminal_id.strip()
+    query = JournalQuery(card_id=increment.card_id, since=increment.ts - MATCH_DAYS * 86400.0)
+    heads: dict[str, int] = {}  # a first hold's match key: its journal id
+    completed: JournalEntry | None = None
+    async for entry in store.export_journal(query):  # in journal order
+        if entry.journal_id < increment.journal_id:
+            if (
+                entry.movement == "hold"
+                and entry.response_code in APPROVED_CODES
+                and entry.match_key.rpartition("|")[2] == terminal
+                and INCREMENT not in entry.reason_codes.split(";")
+            ):
+                heads[entry.match_key] = entry.journal_id
+        elif (
+            entry.completes in heads
+            and _online_completion(entry)
+            and (completed is None or heads[entry.completes] >= heads[completed.completes])
+        ):
             completed = entry
     return completed
 
