@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from typing import Any
 
 from host_admin import cli_config, run_cli
@@ -21,6 +22,7 @@ from test_e2e_clearing import held_at_host, one_presentment, write_clearing
 
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
+from authhost.store.sqlite_schema import SCHEMA_VERSION
 
 
 async def _journal_id_of(url: str, stan: str) -> int:
@@ -123,3 +125,42 @@ async def test_a_presentment_under_an_increments_code_finds_the_chains_completio
         assert report["outcomes"] == {"already_posted": 1}, output
         assert report["rows"][0]["journal_id"] == completion_id
     assert await balances_of(switch, visa) == after_checkout
+
+
+async def test_a_completion_journalled_before_the_link_gets_it_from_migration_43(
+    nursery, tmp_path
+):
+    """A store upgraded from before migration 41 has completions without ``completes``: the
+    presentment of such a pre-authorisation was posted a second time. Migration 43 links a
+    completion to the one earlier hold at its terminal that holds nothing now: here the
+    second of two pre-authorisations there (the first is still open). SQLite only: Redis
+    has no migrations (README, Known limitations)."""
+    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    _, switch, visa, still_open = await held_at_host(nursery, tmp_path, url, 5_000)
+    stay = await switch.send(purchase(visa, amount=20_000))
+    assert stay["39"] == "00"
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(stay)})
+    assert (await switch.send(checkout))["39"] == "00"
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(url, checkout["11"])
+    with sqlite3.connect(tmp_path / "authhost.db") as conn:  # as journalled before 41
+        (linked,) = conn.execute(
+            "SELECT completes FROM journal WHERE journal_id = ?", (completion_id,)
+        ).fetchone()
+        conn.execute("UPDATE journal SET completes = ''")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    assert linked
+    file = one_presentment(tmp_path / "clearing.csv", visa, stay["38"], 15_000,
+                           "70000000000000000000052")  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(file), "--config",
+                                 str(cli_config(tmp_path, url)))  # fmt: skip
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["outcomes"] == {"already_posted": 1}, output
+    assert report["rows"][0]["journal_id"] == completion_id
+    assert await balances_of(switch, visa) == after_checkout
+    with sqlite3.connect(tmp_path / "authhost.db") as conn:
+        assert conn.execute(
+            "SELECT journal_id, completes FROM journal WHERE completes <> ''"
+        ).fetchall() == [(completion_id, linked)]
+    assert still_open["39"] == "00"

@@ -474,6 +474,36 @@ INSERT OR IGNORE INTO token_holders (token_ref, card_id, since)
   WHERE json_extract(t.value, '$.state') != 'deleted'
   ORDER BY c.seq;
 """,
+    # 43: the completions journalled before migration 41 get their link (``completes``) where
+    # the journal alone tells which hold they completed: field 90, which named it, was never
+    # journalled, but it named the hold by the completion's own terminal (``auth.keys``), so
+    # the hold is an earlier pre-authorisation's (not an increment's) on the same card and
+    # account at that terminal, of the 62 days before, holding nothing now (a completion
+    # released it; a split shipment's part may leave some held). Linked only when exactly one
+    # hold is such; a completion with several (two stays at one hotel's terminal) keeps none
+    """
+WITH candidates AS (
+  SELECT c.journal_id AS completion, h.match_key AS hold
+  FROM journal AS c JOIN journal AS h
+    ON h.card_id = c.card_id AND h.account_id = c.account_id AND h.journal_id < c.journal_id
+  WHERE c.completes = '' AND c.card_id <> '' AND substr(c.mti, 1, 3) = '022'
+    AND c.movement = 'post'
+    AND (';' || c.reason_codes || ';') GLOB '*;advice.completion*'
+    AND (';' || c.reason_codes || ';') NOT GLOB '*;advice.presentment;*'
+    AND h.movement = 'hold' AND h.match_key <> '' AND h.ts >= c.ts - 62 * 86400
+    AND (';' || h.reason_codes || ';') NOT GLOB '*;incremental;*'
+    AND substr(h.match_key, -length(trim(c.terminal_id)) - 1) = '|' || trim(c.terminal_id)
+    AND ((';' || c.reason_codes || ';') GLOB '*;advice.completion_partial;*'
+      OR NOT EXISTS (SELECT 1 FROM holds AS o WHERE o.match_key = h.match_key
+        AND o.account_id = h.account_id AND NOT o.posted AND o.amount > o.reversed))
+),
+single AS (
+  SELECT completion, min(hold) AS hold FROM candidates
+  GROUP BY completion HAVING count(DISTINCT hold) = 1
+)
+UPDATE journal SET completes = single.hold FROM single
+  WHERE journal.journal_id = single.completion;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
