@@ -127,9 +127,7 @@ async def test_a_presentment_under_an_increments_code_finds_the_chains_completio
     assert await balances_of(switch, visa) == after_checkout
 
 
-async def test_a_completion_journalled_before_the_link_gets_it_from_migration_43(
-    nursery, tmp_path
-):
+async def test_a_completion_journalled_before_the_link_gets_it_from_migration_43(nursery, tmp_path):
     """A store upgraded from before migration 41 has completions without ``completes``: the
     presentment of such a pre-authorisation was posted a second time. Migration 43 links a
     completion to the one earlier hold at its terminal that holds nothing now: here the
