@@ -162,3 +162,44 @@ async def test_a_completion_journalled_before_the_link_gets_it_from_migration_43
             "SELECT journal_id, completes FROM journal WHERE completes <> ''"
         ).fetchall() == [(completion_id, linked)]
     assert still_open["39"] == "00"
+
+
+async def test_link_completions_gives_an_old_completion_its_link_on_either_store(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """What migration 43 does on SQLite, ``authhost store link-completions`` does on either
+    store (Redis has no migrations): a completion journalled without its link (made so here
+    by writing it empty, as an older authhost journalled it) gets it from the journal, the
+    pre-authorisation still open at the terminal aside; its presentment is then
+    ``already_posted``, and a second run links nothing."""
+    _, switch, visa, still_open = await held_at_host(nursery, tmp_path, store_url, 5_000)
+    stay = await switch.send(purchase(visa, amount=20_000))
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(stay)})
+    assert stay["39"] == still_open["39"] == (await switch.send(checkout))["39"] == "00"
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(store_url, checkout["11"])
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=1_000))
+        (completion,) = [e for e in entries if e.journal_id == completion_id]
+        linked = completion.completes
+        assert linked and await store.set_journal_completes(completion, "")
+    config = str(cli_config(tmp_path, store_url))
+    for expected in (1, 0):
+        code, output = await run_cli("store", "link-completions", "--config", config)
+        assert code == 0, output
+        assert json.loads(output)["completions_linked"] == expected, output
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=1_000))
+    assert [(e.journal_id, e.completes) for e in entries if e.completes] == [
+        (completion_id, linked)
+    ]
+    file = one_presentment(tmp_path / "clearing.csv", visa, stay["38"], 15_000,
+                           "70000000000000000000060")  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(file), "--config", config)
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["outcomes"] == {"already_posted": 1}, output
+    assert report["rows"][0]["journal_id"] == completion_id
+    assert await balances_of(switch, visa) == after_checkout

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from authhost.admin.completion_links import INCREMENT
 from authhost.auth.decision import Decision
 from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import Card
@@ -81,7 +82,6 @@ _AUTHORISATIONS = frozenset({"authorisation", "authorisation_advice"})
 # completion: those post for an authorisation, and a split shipment's parts share its code)
 _POSTED_ALREADY = frozenset({"financial", "financial_advice"})
 _REFUND = "20"
-INCREMENT = "incremental"  # an incremental authorisation's reason code (auth.steps.funds)
 
 # AuthService.decide_many: requests decided together, a Decision or the exception for each
 DecideMany = Callable[[Sequence[AuthRequest], float], Awaitable[list[Decision | Exception]]]
