@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from host_admin import cli_config, run_cli
@@ -31,6 +32,18 @@ async def _journal_id_of(url: str, stan: str) -> int:
         entries = await store.journal(JournalQuery(limit=1_000))
     (entry,) = [e for e in entries if e.stan == stan and e.mti == "0220"]
     return entry.journal_id
+
+
+async def _posted_already(config: str, file: Path, completion_id: int, *runs: str) -> None:
+    """Import ``file`` (once per run: "" or "--dry-run"): its one row is ``already_posted``,
+    naming the completion."""
+    for run in runs:
+        code, output = await run_cli("clearing", "import", str(file), *run.split(),
+                                     "--config", config)  # fmt: skip
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"already_posted": 1}, output
+        assert report["rows"][0]["journal_id"] == completion_id
 
 
 async def test_a_completion_without_field_38_is_not_posted_again_by_its_presentment(
@@ -116,14 +129,8 @@ async def test_a_presentment_under_an_increments_code_finds_the_chains_completio
     completion_id = await _journal_id_of(store_url, checkout["11"])
     file = one_presentment(tmp_path / "clearing.csv", visa, extended["38"], 23_000,
                            "70000000000000000000045")  # fmt: skip
-    config = cli_config(tmp_path, store_url)
-    for dry_run in (["--dry-run"], []):
-        code, output = await run_cli("clearing", "import", str(file), *dry_run, "--config",
-                                     str(config))  # fmt: skip
-        assert code == 0, output
-        report = json.loads(output)
-        assert report["outcomes"] == {"already_posted": 1}, output
-        assert report["rows"][0]["journal_id"] == completion_id
+    config = str(cli_config(tmp_path, store_url))
+    await _posted_already(config, file, completion_id, "--dry-run", "")
     assert await balances_of(switch, visa) == after_checkout
 
 
@@ -150,12 +157,7 @@ async def test_a_completion_journalled_before_the_link_gets_it_from_migration_43
     assert linked
     file = one_presentment(tmp_path / "clearing.csv", visa, stay["38"], 15_000,
                            "70000000000000000000052")  # fmt: skip
-    code, output = await run_cli("clearing", "import", str(file), "--config",
-                                 str(cli_config(tmp_path, url)))  # fmt: skip
-    assert code == 0, output
-    report = json.loads(output)
-    assert report["outcomes"] == {"already_posted": 1}, output
-    assert report["rows"][0]["journal_id"] == completion_id
+    await _posted_already(str(cli_config(tmp_path, url)), file, completion_id, "")
     assert await balances_of(switch, visa) == after_checkout
     with sqlite3.connect(tmp_path / "authhost.db") as conn:
         assert conn.execute(
@@ -197,9 +199,5 @@ async def test_link_completions_gives_an_old_completion_its_link_on_either_store
     ]
     file = one_presentment(tmp_path / "clearing.csv", visa, stay["38"], 15_000,
                            "70000000000000000000060")  # fmt: skip
-    code, output = await run_cli("clearing", "import", str(file), "--config", config)
-    assert code == 0, output
-    report = json.loads(output)
-    assert report["outcomes"] == {"already_posted": 1}, output
-    assert report["rows"][0]["journal_id"] == completion_id
+    await _posted_already(config, file, completion_id, "")
     assert await balances_of(switch, visa) == after_checkout
