@@ -625,7 +625,7 @@ async def _completion_of_increment(
     """The completion of the chain an incremental authorisation added to: a completion names
     the chain's first hold (``completes``), which the increment's journal entry does not
     (field 90 is not journalled). That hold was placed before the increment on the same card
-    at the terminal the increment names it from (the match key's last part); of the
+    at the terminal the increment names it from (``auth.keys``: its own); of the
     completions after the increment that name such a hold, the newest of the newest hold."""
     terminal = increment.terminal_id.strip()
     query = JournalQuery(card_id=increment.card_id, since=increment.ts - MATCH_DAYS * 86400.0)
@@ -636,7 +636,7 @@ async def _completion_of_increment(
             if (
                 entry.movement == "hold"
                 and entry.response_code in APPROVED_CODES
-                and entry.match_key.rpartition("|")[2] == terminal
+                and entry.terminal_id.strip() == terminal
                 and INCREMENT not in entry.reason_codes.split(";")
             ):
                 heads[entry.match_key] = entry.journal_id

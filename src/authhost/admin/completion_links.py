@@ -48,19 +48,24 @@ def derived_links(entries: Sequence[JournalEntry], open_holds: Collection[str]) 
     heads: list[JournalEntry] = []  # the pre-authorisations so far
     for entry in entries:
         if _unlinked_completion(entry):
-            terminal = "|" + entry.terminal_id.strip()
+            terminal = entry.terminal_id.strip()
             partial = _PARTIAL in _codes(entry)
             found = {
                 h.match_key
                 for h in heads
                 if h.card_id == entry.card_id
                 and h.ts >= entry.ts - WINDOW_DAYS * 86400.0
-                and h.match_key.endswith(terminal)
+                and h.terminal_id.strip() == terminal
                 and (partial or h.match_key not in open_holds)
             }
             if len(found) == 1:
                 links[entry.journal_id] = found.pop()
-        if entry.movement == "hold" and entry.match_key and INCREMENT not in _codes(entry):
+        if (
+            entry.movement == "hold"
+            and entry.match_key
+            and entry.card_id
+            and INCREMENT not in _codes(entry)
+        ):
             heads.append(entry)
     return links
 
