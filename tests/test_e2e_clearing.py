@@ -313,7 +313,8 @@ async def test_the_example_clearing_file_imports_and_settles_with_a_demo_cards_v
 async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(tmp_path):
     """One ARN per presentment: a file naming one twice (a merge gone wrong) is refused, not
     half posted as a retransmission; a presentment dated ahead (a typo in the year) is
-    refused, not posted with that date; a zero amount and a currency by letters likewise."""
+    refused, not posted with that date; a zero amount and a currency by letters likewise, and
+    a merchant's MCC, country or name (field 43) that no 0220 could carry."""
     config = tmp_path / "c.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
     header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
@@ -328,8 +329,17 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
          "line 2: amount_minor must be a positive whole number"),
         (f"4761739001010119,A1,100,EUR,{now:.0f},{luhn_fix('7' * 22)}\n",
          "line 2: currency must be an ISO 4217 numeric code"),
+        (f"4761739001010119,A1,100,978,{now:.0f},{luhn_fix('7' * 22)},541,,\n",
+         "line 2: mcc must be 4 digits"),
+        (f"4761739001010119,A1,100,978,{now:.0f},{luhn_fix('7' * 22)},,,EE\n",
+         "line 2: merchant_country must be an ISO 3166 numeric code"),
+        (f"4761739001010119,A1,100,978,{now:.0f},{luhn_fix('7' * 22)},,{'X' * 41},\n",
+         "line 2: merchant_name must be up to 40 printable ASCII characters"),
     ):  # fmt: skip
-        (tmp_path / "odd.csv").write_text(header + body)
+        (tmp_path / "odd.csv").write_text(
+            header.replace("\n", ",mcc,merchant_name,merchant_country\n")
+            + (body if body.count(",") > 5 else body.replace("\n", ",,,\n"))
+        )
         code, output = await run_cli("clearing", "import", str(tmp_path / "odd.csv"),
                                      "--config", str(config))  # fmt: skip
         assert code == 1 and reason in output and "Traceback" not in output, output

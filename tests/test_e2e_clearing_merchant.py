@@ -1,7 +1,7 @@
 """A clearing presentment matched to its authorisation is journalled with the authorisation's
-merchant data (the file carries no MCC, field 43, country or channel), so the journal, the
-statement and the movements feed show the purchase it settles; a forced presentment (no
-authorisation) has none; and a product that blocks the MCC since still posts the
+merchant data, so the journal, the statement and the movements feed show the purchase it
+settles; a forced presentment (no authorisation) and a refund have the file's own ``mcc``,
+``merchant_name`` and ``merchant_country`` when it has them, none otherwise; and a product that blocks the MCC since still posts the
 presentment (an advice runs no controls). Over a running host, on both stores."""
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ SHOP_NAME = "GADGETS ONLINE".ljust(23) + "TALLINN".ljust(13) + "  EE"  # field 4
 MERCHANT = {"mcc": "5732", "merchant_name": SHOP_NAME.rstrip(), "country": "233",
             "channel": "ecommerce", "merchant_id": SHOP, "terminal_id": "WEB00042"}  # fmt: skip
 NONE = {"mcc": "", "merchant_name": "", "country": ""}
+# a clearing record's own merchant columns: a forced row's and a refund's merchant data
+FILED = {"mcc": "5812", "merchant_name": "CAFE NORD".ljust(23) + "RIGA".ljust(13) + "  LV",
+         "country": "428"}  # fmt: skip
 
 
 def _merchant(entry: dict[str, object], names: Iterable[str]) -> dict[str, object]:
@@ -53,16 +56,23 @@ async def test_a_presentment_carries_its_authorisations_merchant(
     ledger, available = await balances_of(switch, visa)
 
     matched_arn, forced_arn = luhn_fix("7" * 22), luhn_fix("8" * 22)
+    filed_arn, refund_arn = luhn_fix("6" * 22), luhn_fix("5" * 22)
+    filed = f"{FILED['mcc']},{FILED['merchant_name']},{FILED['country']}"
     text = (
-        "pan,approval_code,amount_minor,currency,presented_at,arn\n"
-        f"{visa['pan']},{held['38']},9000,{visa['currency']},{time.time()},{matched_arn}\n"
-        f"{visa['pan']},,1500,{visa['currency']},{time.time()},{forced_arn}\n"
+        "pan,approval_code,amount_minor,currency,presented_at,arn,type,mcc,merchant_name,"
+        "merchant_country\n"
+        f"{visa['pan']},{held['38']},9000,{visa['currency']},{time.time()},{matched_arn},,"
+        f"{filed}\n"  # the authorisation's merchant, not the file's
+        f"{visa['pan']},,1500,{visa['currency']},{time.time()},{forced_arn},,,,\n"
+        f"{visa['pan']},,700,{visa['currency']},{time.time()},{filed_arn},,{filed}\n"
+        f"{visa['pan']},,300,{visa['currency']},{time.time()},{refund_arn},refund,{filed}\n"
     )
     done = await call(port, "POST", "/v1/clearing", payload={"csv": text})
-    assert done.status == 200 and done.json["outcomes"] == {"matched": 1, "forced": 1}, done
-    assert [r["response_code"] for r in done.json["rows"]] == ["00", "00"]
-    # 90.00 and 15.00 posted, the 80.00 hold released
-    assert await balances_of(switch, visa) == (ledger - 10_500, available - 2_500)
+    assert done.status == 200, done
+    assert done.json["outcomes"] == {"matched": 1, "forced": 2, "refund": 1}, done
+    assert [r["response_code"] for r in done.json["rows"]] == ["00"] * 4
+    # 90.00, 15.00 and 7.00 posted, 3.00 refunded, the 80.00 hold released
+    assert await balances_of(switch, visa) == (ledger - 10_900, available - 2_900)
 
     card_id = await card_id_of(port, visa["pan"])
     journal = await call(port, "GET", f"/v1/cards/{card_id}/journal", token=AUDITOR_TOKEN)
@@ -71,6 +81,12 @@ async def test_a_presentment_carries_its_authorisations_merchant(
     matched, forced = by_rrn[matched_arn[-12:]], by_rrn[forced_arn[-12:]]
     assert _merchant(matched, MERCHANT) == MERCHANT
     assert _merchant(forced, NONE) == NONE
+    # before 2026-11-29 a forced row's and a refund's 0220 had no MCC, name or country
+    with_file = {**FILED, "merchant_name": FILED["merchant_name"].rstrip()}
+    filed_entry, refund = by_rrn[filed_arn[-12:]], by_rrn[refund_arn[-12:]]
+    assert _merchant(filed_entry, with_file) == with_file
+    assert _merchant(refund, with_file) == with_file
+    assert (filed_entry["movement"], refund["movement"]) == ("post", "credit")
     assert (matched["movement"], forced["movement"]) == ("post", "post")
 
     statement = await call(
@@ -86,6 +102,10 @@ async def test_a_presentment_carries_its_authorisations_merchant(
         "mcc": "",
         "merchant_name": "",
     }
+    for entry in (filed_entry, refund):
+        assert _merchant(lines[entry["journal_id"]], ("mcc", "merchant_name")) == _merchant(
+            with_file, ("mcc", "merchant_name")
+        )
 
     security = SecurityModule.open(host.config.security, demo=True)
     async with opened_store(store_url) as store:  # the feed once its entries have settled
@@ -94,3 +114,4 @@ async def test_a_presentment_carries_its_authorisations_merchant(
     moved = {m["rrn"]: m for m in feed if m["mti"] == "0220"}
     assert moved[matched_arn[-12:]]["mcc"] == MERCHANT["mcc"]
     assert moved[forced_arn[-12:]]["mcc"] == ""
+    assert moved[filed_arn[-12:]]["mcc"] == moved[refund_arn[-12:]]["mcc"] == FILED["mcc"]

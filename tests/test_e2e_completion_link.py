@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from host_admin import cli_config, run_cli
@@ -21,6 +23,7 @@ from test_e2e_clearing import held_at_host, one_presentment, write_clearing
 
 from authhost.store import opened_store
 from authhost.store.interface import JournalQuery
+from authhost.store.sqlite_schema import SCHEMA_VERSION
 
 
 async def _journal_id_of(url: str, stan: str) -> int:
@@ -29,6 +32,18 @@ async def _journal_id_of(url: str, stan: str) -> int:
         entries = await store.journal(JournalQuery(limit=1_000))
     (entry,) = [e for e in entries if e.stan == stan and e.mti == "0220"]
     return entry.journal_id
+
+
+async def _posted_already(config: str, file: Path, completion_id: int, *runs: str) -> None:
+    """Import ``file`` (once per run: "" or "--dry-run"): its one row is ``already_posted``,
+    naming the completion."""
+    for run in runs:
+        code, output = await run_cli("clearing", "import", str(file), *run.split(),
+                                     "--config", config)  # fmt: skip
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["outcomes"] == {"already_posted": 1}, output
+        assert report["rows"][0]["journal_id"] == completion_id
 
 
 async def test_a_completion_without_field_38_is_not_posted_again_by_its_presentment(
@@ -91,3 +106,98 @@ async def test_split_completions_without_field_38_are_not_posted_again(
     assert report["outcomes"] == {"already_posted": 2}, output
     assert [r["journal_id"] for r in report["rows"]] == [last_id, last_id]
     assert await balances_of(switch, visa) == after_parcels
+
+
+async def test_a_presentment_under_an_increments_code_finds_the_chains_completion(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A hotel's 200.00 pre-authorisation, an incremental authorisation of 50.00 (its own
+    approval code), and a 0220 completion of 230.00 without field 38: the presentment under
+    the increment's code is ``already_posted`` naming the completion (it was posted again,
+    230.00 more: the completion names the chain's first hold, the increment's entry
+    another key)."""
+    _, switch, visa, stay = await held_at_host(nursery, tmp_path, store_url, 20_000)
+    increment = purchase(visa, amount=5_000, **{"90": field_90(stay)})
+    extended = await switch.send(increment)
+    assert extended["39"] == "00" and extended["38"] != stay["38"], extended
+    checkout = purchase(visa, amount=23_000, t="0220", **{"90": field_90(stay)})
+    answered = await switch.send(checkout)
+    assert answered["39"] == "00" and answered["38"] not in (stay["38"], extended["38"])
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(store_url, checkout["11"])
+    file = one_presentment(tmp_path / "clearing.csv", visa, extended["38"], 23_000,
+                           "70000000000000000000045")  # fmt: skip
+    config = str(cli_config(tmp_path, store_url))
+    await _posted_already(config, file, completion_id, "--dry-run", "")
+    assert await balances_of(switch, visa) == after_checkout
+
+
+async def test_a_completion_journalled_before_the_link_gets_it_from_migration_43(nursery, tmp_path):
+    """A store upgraded from before migration 41 has completions without ``completes``: the
+    presentment of such a pre-authorisation was posted a second time. Migration 43 links a
+    completion to the one earlier hold at its terminal that holds nothing now: here the
+    second of two pre-authorisations there (the first is still open). SQLite only: Redis
+    has no migrations (README, Known limitations)."""
+    url = f"sqlite:///{tmp_path / 'authhost.db'}"
+    _, switch, visa, still_open = await held_at_host(nursery, tmp_path, url, 5_000)
+    stay = await switch.send(purchase(visa, amount=20_000))
+    assert stay["39"] == "00"
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(stay)})
+    assert (await switch.send(checkout))["39"] == "00"
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(url, checkout["11"])
+    with sqlite3.connect(tmp_path / "authhost.db") as conn:  # as journalled before 41
+        (linked,) = conn.execute(
+            "SELECT completes FROM journal WHERE journal_id = ?", (completion_id,)
+        ).fetchone()
+        conn.execute("UPDATE journal SET completes = ''")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    assert linked
+    file = one_presentment(tmp_path / "clearing.csv", visa, stay["38"], 15_000,
+                           "70000000000000000000052")  # fmt: skip
+    await _posted_already(str(cli_config(tmp_path, url)), file, completion_id, "")
+    assert await balances_of(switch, visa) == after_checkout
+    with sqlite3.connect(tmp_path / "authhost.db") as conn:
+        assert conn.execute(
+            "SELECT journal_id, completes FROM journal WHERE completes <> ''"
+        ).fetchall() == [(completion_id, linked)]
+    assert still_open["39"] == "00"
+
+
+async def test_link_completions_gives_an_old_completion_its_link_on_either_store(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """What migration 43 does on SQLite, ``authhost store link-completions`` does on either
+    store (Redis has no migrations): a completion journalled without its link (made so here
+    by writing it empty, as an older authhost journalled it) gets it from the journal, the
+    pre-authorisation still open at the terminal aside; its presentment is then
+    ``already_posted``, and a second run links nothing."""
+    _, switch, visa, still_open = await held_at_host(nursery, tmp_path, store_url, 5_000)
+    stay = await switch.send(purchase(visa, amount=20_000))
+    checkout = purchase(visa, amount=15_000, t="0220", **{"90": field_90(stay)})
+    assert stay["39"] == still_open["39"] == (await switch.send(checkout))["39"] == "00"
+    after_checkout = await balances_of(switch, visa)
+    completion_id = await _journal_id_of(store_url, checkout["11"])
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=1_000))
+        (completion,) = [e for e in entries if e.journal_id == completion_id]
+        linked = completion.completes
+        assert linked and await store.set_journal_completes(completion, "")
+    config = str(cli_config(tmp_path, store_url))
+    for expected in (1, 0):
+        code, output = await run_cli("store", "link-completions", "--config", config)
+        assert code == 0, output
+        assert json.loads(output)["completions_linked"] == expected, output
+    async with opened_store(store_url) as store:
+        entries = await store.journal(JournalQuery(limit=1_000))
+    assert [(e.journal_id, e.completes) for e in entries if e.completes] == [
+        (completion_id, linked)
+    ]
+    file = one_presentment(tmp_path / "clearing.csv", visa, stay["38"], 15_000,
+                           "70000000000000000000060")  # fmt: skip
+    await _posted_already(config, file, completion_id, "")
+    assert await balances_of(switch, visa) == after_checkout

@@ -399,3 +399,36 @@ async def _restore_as_nobody(tmp_path: Path) -> None:
     assert "nothing changed" in done.stdout
     assert os.stat(store).st_uid == 0 and facts(str(store)).rows["cards"] == 0
     assert list(tmp_path.glob("authhost.db.re*")) == []
+
+
+async def test_a_restore_fsyncs_the_folder_after_each_rename_and_link(tmp_path, monkeypatch):
+    """A rename is on disk only once its directory is: after a power loss the restore's
+    rename (and the kept STORE.replaced-STAMP) could be lost, the old store back in place.
+    The real calls are made; the test only records their order."""
+    store = tmp_path / "authhost.db"
+    copy = await _store_and_copy(tmp_path, store)
+    done: list[tuple[str, str]] = []
+    real_fsync, real_replace, real_link = os.fsync, os.replace, os.link
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            done.append(("fsync folder", str(os.fstat(fd).st_ino)))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        real_replace(src, dst)
+        done.append(("replace", Path(dst).name))
+
+    def link(src, dst) -> None:
+        real_link(src, dst)
+        done.append(("link", Path(dst).name))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "link", link)
+    result = restore(copy, store, now=0.0)
+    folder = ("fsync folder", str(os.stat(tmp_path).st_ino))
+    kept = Path(result.replaced or "").name
+    assert done[done.index(("link", kept)) + 1] == folder
+    assert done[done.index(("replace", "authhost.db")) + 1] == folder
+    assert done[-1] == folder

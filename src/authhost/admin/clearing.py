@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from authhost.admin.completion_links import INCREMENT
 from authhost.auth.decision import Decision
 from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import Card
@@ -67,7 +68,13 @@ _EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UT
 # time zones' dates): beyond, it is a typo, and posting it would date the charge to come
 AHEAD = 86_400.0
 COLUMNS = ("pan", "approval_code", "amount_minor", "currency", "presented_at", "arn")
-OPTIONAL = ("merchant_id", "terminal_id", "type", "billing_amount_minor", "billing_currency")
+OPTIONAL = (
+    "merchant_id", "terminal_id", "type", "billing_amount_minor", "billing_currency",
+    # the merchant as the network's clearing record names it (Visa's TCR0, Mastercard's
+    # DE 26 and 43): a forced row's and a refund's only merchant data (``_merchant_of``)
+    "mcc", "merchant_name", "merchant_country",
+)  # fmt: skip
+NAME_LENGTH = 40  # field 43: the merchant's name and location
 KINDS = ("purchase", "refund")  # the optional ``type`` column; purchase when absent
 # a dual-message hold: the host's 0100, or the network's stand-in 0120 (under its code)
 _AUTHORISATIONS = frozenset({"authorisation", "authorisation_advice"})
@@ -100,6 +107,9 @@ class Presentment:
     # 6 and 51 of the 0220): what the account is charged when it differs from the merchant's
     billing_amount_minor: int | None = None
     billing_currency: str = ""
+    mcc: str = ""  # field 18
+    merchant_name: str = ""  # field 43, its name and location
+    merchant_country: str = ""  # field 19, ISO 3166 numeric
 
 
 def read_presentments(path: str | Path) -> list[Presentment]:
@@ -204,6 +214,15 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
         )
     if billing_currency and not (_digits(billing_currency) and len(billing_currency) == 3):
         raise bad("billing_currency must be an ISO 4217 numeric code (3 digits)")
+    mcc = (row.get("mcc") or "").strip()
+    if mcc and not (_digits(mcc) and len(mcc) == 4):
+        raise bad("mcc must be 4 digits")
+    country = (row.get("merchant_country") or "").strip()
+    if country and not (_digits(country) and len(country) == 3):
+        raise bad("merchant_country must be an ISO 3166 numeric code (3 digits)")
+    name = (row.get("merchant_name") or "").rstrip()
+    if len(name) > NAME_LENGTH or not (name.isascii() and name.isprintable()):
+        raise bad(f"merchant_name must be up to {NAME_LENGTH} printable ASCII characters")
     return Presentment(
         line=line,
         pan=pan,
@@ -217,6 +236,9 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
         kind=kind,
         billing_amount_minor=billed,
         billing_currency=billing_currency,
+        mcc=mcc,
+        merchant_name=name,
+        merchant_country=country,
     )
 
 
@@ -582,6 +604,8 @@ async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEnt
     does not find. None for any other authorisation: nothing is read."""
     if original.movement != "hold" or not original.match_key:
         return None
+    if INCREMENT in original.reason_codes.split(";"):
+        return await _completion_of_increment(store, original)
     query = JournalQuery(
         card_id=original.card_id,
         since=original.ts,
@@ -591,6 +615,36 @@ async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEnt
     completed = None
     async for entry in store.export_journal(query):  # in journal order: the newest last
         if _online_completion(entry):
+            completed = entry
+    return completed
+
+
+async def _completion_of_increment(
+    store: CardStore, increment: JournalEntry
+) -> JournalEntry | None:
+    """The completion of the chain an incremental authorisation added to: a completion names
+    the chain's first hold (``completes``), which the increment's journal entry does not
+    (field 90 is not journalled). That hold was placed before the increment on the same card
+    at the terminal the increment names it from (``auth.keys``: its own); of the
+    completions after the increment that name such a hold, the newest of the newest hold."""
+    terminal = increment.terminal_id.strip()
+    query = JournalQuery(card_id=increment.card_id, since=increment.ts - MATCH_DAYS * 86400.0)
+    heads: dict[str, int] = {}  # a first hold's match key: its journal id
+    completed: JournalEntry | None = None
+    async for entry in store.export_journal(query):  # in journal order
+        if entry.journal_id < increment.journal_id:
+            if (
+                entry.movement == "hold"
+                and entry.response_code in APPROVED_CODES
+                and entry.terminal_id.strip() == terminal
+                and INCREMENT not in entry.reason_codes.split(";")
+            ):
+                heads[entry.match_key] = entry.journal_id
+        elif (
+            entry.completes in heads
+            and _online_completion(entry)
+            and (completed is None or heads[entry.completes] >= heads[completed.completes])
+        ):
             completed = entry
     return completed
 
@@ -697,7 +751,7 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
         reported_response_code="00",
         reported_approval_code=p.approval_code or None,
         presentment=True,
-        **_merchant_of(original),
+        **_merchant_of(original, p),
     )
 
 
@@ -706,18 +760,23 @@ def completion(p: Presentment, original: JournalEntry | None) -> AuthRequest:
 _CONDITION_OF_CHANNEL = {"ecommerce": "59", "moto": "08"}
 
 
-def _merchant_of(original: JournalEntry | None) -> dict[str, Any]:
-    """The merchant data the clearing file does not carry (MCC, field 43, the acquirer's
-    country, the entry mode and the channel), from the authorisation's journal entry the
-    import already read: a presentment is journalled, stated and fed to the ledger as the
-    purchase it settles. Nothing for a forced one (no authorisation: nothing known). An
-    advice runs no controls, so the MCC never blocks the post."""
+def _merchant_of(original: JournalEntry | None, p: Presentment) -> dict[str, Any]:
+    """The presentment's merchant data (MCC, field 43, the acquirer's country, the entry mode
+    and the channel): the authorisation's, from its journal entry the import already read,
+    so a presentment is journalled, stated and fed to the ledger as the purchase it settles;
+    where the authorisation has none, or none was found (a forced row, a refund), the file's
+    own ``mcc``, ``merchant_name`` and ``merchant_country`` columns (empty when the file
+    has none). An advice runs no controls, so the MCC never blocks the post."""
     if original is None:
-        return {}
+        return {
+            "mcc": p.mcc or None,
+            "merchant_name_location": p.merchant_name or None,
+            "country": p.merchant_country or None,
+        }
     return {
-        "mcc": original.mcc or None,
-        "merchant_name_location": original.merchant_name or None,
-        "country": original.country or None,
+        "mcc": original.mcc or p.mcc or None,
+        "merchant_name_location": original.merchant_name or p.merchant_name or None,
+        "country": original.country or p.merchant_country or None,
         "pos_entry_mode": original.pos_entry_mode or None,
         "pos_condition_code": _CONDITION_OF_CHANNEL.get(original.channel),
     }

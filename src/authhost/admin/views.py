@@ -664,9 +664,20 @@ class AccountStatement(_View):
     net_posted_minor: int = Field(
         description="posted less reversed_posted and credited, plus taken back"
     )
+    opening_balance_minor: int = Field(
+        description="the balance at the start of the period: with each line's "
+        "balance_delta_minor it adds up to closing_balance_minor"
+    )
+    closing_balance_minor: int = Field(description="the balance at the end of the period")
+    bookings: dict[str, dict[str, int]] = Field(
+        description="the bank's own bookings (funds, ledger_sync, opened): count and "
+        "balance_delta_minor"
+    )
     lines: list[dict[str, Any]] = Field(
-        description="each entry that moved money, oldest first (the first 1,000): time, "
-        "movement, amount, card (masked PAN), merchant, approval and response code"
+        description="each change of the balance, oldest first (the first 1,000): an entry "
+        "that moved money (time, movement, amount, card (masked PAN), merchant, approval and "
+        "response code) or a booking (journal_id null, audit_id, movement funds, ledger_sync "
+        "or opened, reason, by); each with balance_delta_minor and balance_after_minor"
     )
     lines_listed_in_part: bool
 

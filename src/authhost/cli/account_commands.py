@@ -262,8 +262,9 @@ def accounts_statement(
     config: ConfigOpt = None,
 ) -> None:
     """What moved the account's money in a day or period: every hold, posting, refund and
-    reversal with its card (masked), merchant and approval code, their sums, and the account
-    as it stands now."""
+    reversal with its card (masked), merchant and approval code, the bank's own bookings
+    (loads, take-offs, ledger syncs), their sums, the balance it opened and closed at, and
+    the account as it stands now."""
     _run(
         _config(config, store),
         lambda s: s.account_statement(account_id, day=day, since=since, until=until),

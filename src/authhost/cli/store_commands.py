@@ -222,5 +222,17 @@ def store_prune_idempotency(
     _run(_config(config, store), lambda s: s.prune_idempotency(keep_days))
 
 
+@store_app.command("link-completions")
+def store_link_completions(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Link the 0220 completions journalled before authhost kept their link to the hold they
+    completed (either store; SQLite's migration 43 did it on opening): where the journal
+    tells the one pre-authorisation of the card at the completion's terminal, so that its
+    clearing presentment is already_posted, not posted twice. Reads every account's journal;
+    once after upgrading a Redis store is enough (again links nothing more)."""
+    from authhost.admin.completion_links import link_completions
+
+    _run(_config(config, store), lambda s: link_completions(s.store))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(store_app, name="store")

@@ -752,6 +752,12 @@ class CardStore(Protocol):
         authorisation path never calls it, and no other field of the entry changes."""
         ...
 
+    async def set_journal_completes(self, entry: JournalEntry, completes: str) -> bool:
+        """Record on a completion journalled before its link was (``entry``: read back from
+        the store) the match key of the hold it completed (``admin.completion_links``); False
+        when the entry is gone. As ``set_journal_arn``: no other field changes."""
+        ...
+
     async def card_journal_newest(
         self, card_id: str, before_id: int = 0, limit: int = 100
     ) -> list[JournalEntry]:

@@ -1798,13 +1798,20 @@ class RedisCardStore:
     # --- journal -------------------------------------------------------------------------------
 
     async def set_journal_arn(self, entry: JournalEntry, arn: str) -> bool:
+        return await self._set_entry_field(entry, "arn", arn)
+
+    async def set_journal_completes(self, entry: JournalEntry, completes: str) -> bool:
+        return await self._set_entry_field(entry, "completes", completes)
+
+    async def _set_entry_field(self, entry: JournalEntry, name: str, value: str) -> bool:
+        """Set one field of a journalled entry's JSON, written back only if unchanged."""
         key = self._keys.account(entry.account_id).journal
         for _ in range(ACCOUNT_AUDIT_TRIES):  # the entry's JSON as read: no other field lost
             raw = await self._client.hget(key, str(entry.journal_id))
             if raw is None:
                 return False
             data = json.loads(raw)
-            data["arn"] = arn
+            data[name] = value
             done = int(
                 await self._replace_entry([key], [entry.journal_id, raw, codec.compact_json(data)])
             )

@@ -1030,6 +1030,13 @@ class SqliteCardStore:
 
         return await self._writer.run(write)
 
+    async def set_journal_completes(self, entry: JournalEntry, completes: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            sql = "UPDATE journal SET completes = ? WHERE journal_id = ?"
+            return bool(conn.execute(sql, (completes, entry.journal_id)).rowcount)
+
+        return await self._writer.run(write)
+
     @staticmethod
     def _journal_sql(query: JournalQuery) -> tuple[str, list[object]]:
         where, args = ["journal_id > ?", "ts >= ?"], [query.after_id, query.since]

@@ -141,6 +141,7 @@ def backup(source: str, target: str | Path, *, overwrite: bool = False) -> Backu
     except OSError:
         partial.unlink(missing_ok=True)
         raise
+    sync_directory(target.parent)  # the rename survives a power loss
     with contextlib.suppress(OSError):
         os.chmod(target, 0o600)
     return BackupResult(source, str(target), time.monotonic() - started, facts(str(target)))
@@ -228,6 +229,16 @@ def _owned_as(path: Path, old: os.stat_result) -> None:
     os.chmod(path, stat.S_IMODE(old.st_mode))
 
 
+def sync_directory(folder: Path) -> None:
+    """fsync ``folder``: a rename or a new link in it is on disk only once its directory is
+    (ext4 and XFS may otherwise lose it to a power loss, the file's content kept)."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult:
     """Put the backup ``copy`` in the place of the store at ``store``, which no process may
     have open. The copy is checked first, and written beside the store and renamed over it,
@@ -272,12 +283,14 @@ def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult
             doing = "keep the store under a second name"
             replaced = _free_name(store, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
             os.link(store, replaced)  # kept under a second name: the rename below loses nothing
+            sync_directory(store.parent)  # the second name on disk before the rename
         except OSError as exc:
             incoming.unlink(missing_ok=True)
             raise StoreError(
                 f"cannot {doing} ({store}: {exc.strerror or exc}): nothing changed"
             ) from None
     os.replace(incoming, store)
+    sync_directory(store.parent)  # else a power loss may bring the old store back
     return RestoreResult(
         str(copy), str(store), str(replaced) if replaced else None, facts(str(store))
     )

@@ -68,6 +68,19 @@ _journal_columns = ",\n  ".join(
     if name != "journal_id" and name not in _ADDED_LATER
 )
 
+# migration 43: a pre-authorisation ``h`` that the completion being updated (``journal``) may
+# have completed, the newest first
+_HEAD = """h.card_id = journal.card_id AND h.account_id = journal.account_id
+    AND h.terminal = trim(journal.terminal_id) AND h.journal_id < journal.journal_id
+    AND h.journal_id >= (SELECT w.journal_id FROM journal AS w
+      WHERE w.ts >= journal.ts - 5356800 ORDER BY w.ts LIMIT 1)
+  ORDER BY h.journal_id DESC LIMIT 1"""
+# the completions migration 43 links: a split shipment's part may leave its hold open
+_UNLINKED = """completes = '' AND card_id <> '' AND substr(mti, 1, 3) = '022' AND movement = 'post'
+  AND (';' || reason_codes || ';') GLOB '*;advice.completion*'
+  AND (';' || reason_codes || ';') NOT GLOB '*;advice.presentment;*'"""
+_PARTIAL = "(';' || reason_codes || ';') GLOB '*;advice.completion_partial;*'"
+
 MIGRATIONS: list[str] = [
     # 1: cards, accounts, products, holds, journal, velocity, audit, lists, idempotency
     f"""
@@ -473,6 +486,36 @@ INSERT OR IGNORE INTO token_holders (token_ref, card_id, since)
   FROM cards AS c, json_each(c.data, '$.tokens') AS t
   WHERE json_extract(t.value, '$.state') != 'deleted'
   ORDER BY c.seq;
+""",
+    # 43: the completions journalled before migration 41 get their link (``completes``) where
+    # the journal tells which hold they completed (``admin.completion_links``: the same rule
+    # for a store without migrations). Field 90, which named it, was never journalled, but it
+    # named the hold by the completion's own terminal (``auth.keys``), so the hold is an
+    # earlier pre-authorisation's (not an increment's) on the same card and account at that
+    # terminal, of the 62 days (5,356,800 s) before, holding nothing now (a completion
+    # released it; a split shipment's part may leave some held). Linked only when exactly one
+    # hold is such (a second: two stays at one hotel's terminal, none). The pre-authorisations
+    # go first in a table of their own, by card, account and terminal, so each completion's
+    # look is a read back from it through them alone, stopping at a second hold found
+    f"""
+CREATE TEMP TABLE heads_43 AS
+  SELECT journal_id, ts, card_id, account_id, trim(terminal_id) AS terminal, match_key,
+    EXISTS (SELECT 1 FROM holds AS o WHERE o.match_key = j.match_key
+      AND o.account_id = j.account_id AND NOT o.posted AND o.amount > o.reversed) AS open
+  FROM journal AS j
+  WHERE movement = 'hold' AND match_key <> '' AND card_id <> ''
+    AND (';' || reason_codes || ';') NOT GLOB '*;incremental;*';
+CREATE INDEX temp.heads_43_at ON heads_43 (card_id, account_id, terminal, journal_id);
+CREATE INDEX temp.heads_43_closed ON heads_43 (card_id, account_id, terminal, open, journal_id);
+UPDATE journal SET completes = COALESCE((SELECT h.match_key FROM heads_43 AS h
+  WHERE h.open = 0 AND {_HEAD}), '')
+WHERE {_UNLINKED} AND NOT {_PARTIAL}
+  AND (SELECT h.match_key FROM heads_43 AS h WHERE h.open = 0 AND {_HEAD} OFFSET 1) IS NULL;
+UPDATE journal SET completes = COALESCE((SELECT h.match_key FROM heads_43 AS h
+  WHERE {_HEAD}), '')
+WHERE {_UNLINKED} AND {_PARTIAL}
+  AND (SELECT h.match_key FROM heads_43 AS h WHERE {_HEAD} OFFSET 1) IS NULL;
+DROP TABLE heads_43;
 """,
 ]
 

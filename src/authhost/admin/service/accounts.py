@@ -52,6 +52,11 @@ from authhost.store.interface import (
     LedgerState,
     NotFound,
 )
+from authhost.store.records import AuditEntry
+
+# a statement's reads of the journal and the audit log, again while the balance moves
+STATEMENT_READS = 3
+AUDIT_PAGE = 500
 
 
 class ProductsAndAccounts(ServiceBase):
@@ -202,15 +207,38 @@ class ProductsAndAccounts(ServiceBase):
     async def account_statement(
         self, account_id: str, *, day: str = "", since: float = 0.0, until: float = 0.0
     ) -> dict[str, Any]:
-        """Every journal entry of the period that moved the account's money, with their sums
-        and the account as it stands now (``admin.statement``)."""
+        """Every change of the account's balance in the period, card transactions and the
+        bank's bookings (funds changes, ledger syncs), with their sums, the balance it opened
+        and closed at, and the account as it stands now (``admin.statement``). The balances
+        are walked back from the balance now through every change since the period's start:
+        read again until the balance stays put while the changes are read."""
         from authhost.admin.statement import statement
 
-        account = await self.get_account(account_id)  # as one account's view shows it
         since, until = _period(day, since, until, self.clock(), self.business_day)
-        query = JournalQuery(account_id=account_id, since=since, until=until)
-        entries = [entry async for entry in self.store.export_journal(query)]
-        return statement(account, entries, since, until)
+        query = JournalQuery(account_id=account_id, since=since)  # up to now: the walk back
+        account = await self.get_account(account_id)  # as one account's view shows it
+        for _ in range(STATEMENT_READS):
+            entries = [entry async for entry in self.store.export_journal(query)]
+            bookings = await self._bookings_since(account_id, since)
+            again = await self.get_account(account_id)
+            if again["balance"] == account["balance"]:
+                break
+            account = again  # a change landed meanwhile: read them again
+        return statement(account, entries, bookings, since, until)
+
+    async def _bookings_since(self, account_id: str, since: float) -> list[AuditEntry]:
+        """The account's audit entries from ``since`` on (newest first, a page at a time:
+        the audit log of an account is short, its cards' entries are theirs)."""
+        found: list[AuditEntry] = []
+        before_id = 0
+        while True:
+            page = await self.store.audit(
+                account_id, AUDIT_PAGE, newest_first=True, before_id=before_id
+            )
+            found.extend(e for e in page if e.ts >= since)
+            if len(page) < AUDIT_PAGE or page[-1].ts < since:
+                return found
+            before_id = page[-1].audit_id
 
     async def account_holds(self, account_id: str) -> dict[str, Any]:
         """The holds that keep the account's money from being spent (``admin.holds``), each
