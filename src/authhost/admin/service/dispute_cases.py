@@ -475,7 +475,9 @@ class DisputeCases(ServiceBase):
             before, resolving=outcome, resolving_minor=planned, version=before.version + 1,
             arbitration_ruling=outcome if ruling is not None else before.arbitration_ruling,
         )  # fmt: skip
-        if ruling is not None and not before.resolving:
+        if ruling is not None and not before.arbitration_ruling:
+            # the ruling's fee, unless a ruling's claim recorded one (a retry keeps it); a
+            # plain resolution's claim it finishes had none
             claimed = stages.with_arbitration_fee(
                 claimed, outcome, ruling.fee_minor, ruling.fee_currency, self.dispute_limits
             )
