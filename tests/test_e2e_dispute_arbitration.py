@@ -169,7 +169,8 @@ async def test_a_declined_pre_arbitration_goes_to_arbitration_and_the_ruling_res
     assert other.status == 409 and f"ruled {ruling} already" in other.json["error"], other
     resolve = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
                          payload={"outcome": ruling})  # fmt: skip
-    assert resolve.status == 409
+    assert resolve.status == 409  # a ruling's: the 409 names the retry that is answered
+    assert f"disputes arbitration-ruling {dispute_id} --ruling {ruling}" in resolve.json["error"]
     assert await balances_of(switch, visa) == (ledger - taken, available - taken)
     assert await _audit_actions(port, dispute_id) == [
         "dispute.open", "dispute.chargeback", "dispute.represented", "dispute.pre_arbitration",

@@ -454,6 +454,12 @@ class DisputeCases(ServiceBase):
                 # write's entry is missing (on Redis Cluster the entry follows the write, so a
                 # failed append leaves a resolution without one), as a ruling sent again is
                 return await self._as_recorded(before, "dispute.resolve")
+            if before.state == outcome and before.arbitration_ruling and ruling is None:
+                raise ConflictError(
+                    f"dispute {dispute_id} is {before.state} already, by the network's "
+                    f"arbitration ruling: send the ruling again (disputes arbitration-ruling "
+                    f"{dispute_id} --ruling {before.arbitration_ruling})"
+                )
             raise ConflictError(f"dispute {dispute_id} is {before.state} already")
         if before.resolving and before.resolving != outcome:
             raise ConflictError(
