@@ -119,6 +119,21 @@ def test_who_acts_next_after_each_answer_and_arbitration() -> None:
     assert arbitrate(filed, limits=LIMITS, now=now + DAY) is filed
 
 
+def test_an_answer_in_part_past_its_arbitration_limit_promises_only_what_won_keeps() -> None:
+    """Past the limit for arbitration of the rest, won keeps what lost keeps (what was
+    accepted): the todo says so, and offers no "won at the bank's cost" that would keep more
+    (as it may after a decline)."""
+    dispute = answered("accepted_in_part", 1_200)
+    passed = next_action(dispute, LIMITS, PRE_ARB + 12 * DAY)
+    assert cardholder_keeps(dispute, "won") == cardholder_keeps(dispute, "lost") == CB - R + 1_200
+    assert "bank's cost" not in passed.todo
+    assert "won or lost, the cardholder keeps what was accepted" in passed.todo
+    assert "disputes resolve dsp-1" in passed.todo
+    declined = answered("declined")  # there, won is the bank's cost and keeps more
+    assert cardholder_keeps(declined, "won") > cardholder_keeps(declined, "lost")
+    assert "bank's cost" in next_action(declined, LIMITS, PRE_ARB + 12 * DAY).todo
+
+
 @pytest.mark.parametrize(
     ("answer", "amount", "words"),
     [

@@ -169,7 +169,8 @@ async def test_a_declined_pre_arbitration_goes_to_arbitration_and_the_ruling_res
     assert other.status == 409 and f"ruled {ruling} already" in other.json["error"], other
     resolve = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
                          payload={"outcome": ruling})  # fmt: skip
-    assert resolve.status == 409
+    assert resolve.status == 409  # a ruling's: the 409 names the retry that is answered
+    assert f"disputes arbitration-ruling {dispute_id} --ruling {ruling}" in resolve.json["error"]
     assert await balances_of(switch, visa) == (ledger - taken, available - taken)
     assert await _audit_actions(port, dispute_id) == [
         "dispute.open", "dispute.chargeback", "dispute.represented", "dispute.pre_arbitration",
@@ -420,3 +421,46 @@ async def test_an_answer_accepted_in_part_goes_to_arbitration_for_the_rest_with_
     assert (await _audit_actions(port, dispute_id)).count("dispute.arbitration_ruling") == 1
     code, table = await run_cli("disputes", "list", "--output", "table", "--config", str(config))
     assert code == 0 and "arbitration fee" in table and payer in table, table
+
+
+async def test_a_ruling_that_finishes_a_plain_resolution_records_its_fee(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+    monkeypatch,
+):
+    """A plain resolution (won, at the bank's cost) of a dispute in arbitration fails on its
+    final write; the network's ruling, won with its fee, comes before it is sent again and
+    finishes that claim as the ruling: the fee it gives is recorded (the claim held none to
+    keep), the money moved once."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    port, switch, visa = at.port, at.switch, at.visa
+    ledger, available = await balances_of(switch, visa)
+    dispute_id = await _pre_arbitrated(at)
+    await _step(port, dispute_id, "pre-arbitration-answer", {"answer": "declined"})
+    await _step(port, dispute_id, "arbitration")
+
+    failed: list[str] = []
+    for cls in (SqliteCardStore, RedisCardStore):
+        update = cls.update_dispute
+
+        async def fails_once(self: Any, dispute: Any, *args: Any, _u: Any = update) -> None:
+            if dispute.state != "open" and not failed:
+                failed.append(dispute.dispute_id)
+                raise StoreError("connection to the store lost")
+            await _u(self, dispute, *args)
+
+        monkeypatch.setattr(cls, "update_dispute", fails_once)
+
+    resolve = await call(port, "POST", f"/v1/disputes/{dispute_id}/resolve",
+                         payload={"outcome": "won"})  # fmt: skip
+    assert resolve.status == 503 and failed == [dispute_id], resolve
+    body = {"ruling": "won", "fee_minor": 25_000, "fee_currency": "978"}
+    ruled = await call(port, "POST", f"/v1/disputes/{dispute_id}/arbitration-ruling", payload=body)
+    assert ruled.status == 200, ruled
+    assert (ruled.json["state"], ruled.json["arbitration_ruling"]) == ("won", "won")
+    fee = ruled.json["arbitration_fee_minor"], ruled.json["arbitration_fee_currency"]
+    assert (fee, ruled.json["arbitration_fee_payer"]) == ((25_000, "978"), "acquirer")
+    taken = CONCEDED  # won: the chargeback less what the issuer conceded
+    assert await balances_of(switch, visa) == (ledger - taken, available - taken)
+    assert (await _audit_actions(port, dispute_id)).count("dispute.arbitration_ruling") == 1

@@ -311,8 +311,8 @@ _WAITS: dict[str, tuple[str, str, str, str]] = {
         "{by} (disputes arbitration {id}), or accept its answer (disputes resolve {id} "
         "--outcome lost: the cardholder keeps what it accepted)",
         "too late for arbitration of the rest (the limit was {by}): the answer stands; resolve "
-        "it lost (the cardholder keeps what was accepted), or won at the bank's cost "
-        "(disputes resolve {id})",
+        "it (disputes resolve {id} --outcome lost): won or lost, the cardholder keeps what "
+        "was accepted",
     ),
     "pre_arbitration_declined": (
         "issuer", "arbitration",

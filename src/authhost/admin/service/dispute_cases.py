@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -453,6 +454,12 @@ class DisputeCases(ServiceBase):
                 # write's entry is missing (on Redis Cluster the entry follows the write, so a
                 # failed append leaves a resolution without one), as a ruling sent again is
                 return await self._as_recorded(before, "dispute.resolve")
+            if before.state == outcome and before.arbitration_ruling and ruling is None:
+                raise ConflictError(
+                    f"dispute {dispute_id} is {before.state} already, by the network's "
+                    f"arbitration ruling: send the ruling again (disputes arbitration-ruling "
+                    f"{dispute_id} --ruling {before.arbitration_ruling})"
+                )
             raise ConflictError(f"dispute {dispute_id} is {before.state} already")
         if before.resolving and before.resolving != outcome:
             raise ConflictError(
@@ -474,7 +481,9 @@ class DisputeCases(ServiceBase):
             before, resolving=outcome, resolving_minor=planned, version=before.version + 1,
             arbitration_ruling=outcome if ruling is not None else before.arbitration_ruling,
         )  # fmt: skip
-        if ruling is not None and not before.resolving:
+        if ruling is not None and not before.arbitration_ruling:
+            # the ruling's fee, unless a ruling's claim recorded one (a retry keeps it); a
+            # plain resolution's claim it finishes had none
             claimed = stages.with_arbitration_fee(
                 claimed, outcome, ruling.fee_minor, ruling.fee_currency, self.dispute_limits
             )
@@ -639,17 +648,30 @@ class DisputeCases(ServiceBase):
         view, _ = await self._reconcile(dispute)
         return view or self._view(dispute)
 
-    async def _late_reversals(self, dispute: Dispute) -> tuple[JournalEntry, int] | None:
-        """A dispute resolved won or lost: its charge, and what the cardholder keeps of the
-        dispute once the acquirer's reversals of it are counted (None: not resolved so, or
-        its charge is gone from the journal)."""
+    async def _late_reversals(
+        self, dispute: Dispute
+    ) -> tuple[JournalEntry, list[tuple[JournalEntry, int]]] | None:
+        """A dispute resolved won or lost: its charge, and each of the acquirer's reversals of
+        it with what of its release the cardholder holds twice (None: not resolved so, or its
+        charge is gone from the journal). From the credit kept, a reversal owes what it takes
+        the dispute's outcome below it (``_keeps``), and never more than it released: one
+        the resolution counted owes nothing, and a dispute an older authhost resolved under
+        other rules is not re-judged by today's, only relieved of the reversal's money."""
         if dispute.state not in stages.SETTLED:
             return None
         try:
             entry = await self._journal_entry(dispute.card_id, dispute.journal_id)
         except NotFoundError:
             return None
-        return entry, await self._keeps(dispute, dispute.state, entry)
+        keeps, released, parts = dispute.credited_minor, 0, []
+        for reversal in await self._reversal_entries(entry):
+            gave = abs(reversal.hold_amount)
+            released += gave
+            now = min(keeps, await self._keeps(dispute, dispute.state, entry, released))
+            if part := min(keeps - now, gave):
+                parts.append((reversal, part))
+                keeps -= part
+        return entry, parts
 
     async def _late_view(self, dispute: Dispute, view: dict[str, Any]) -> dict[str, Any]:
         """The view of a dispute resolved won or lost with ``late_reversals`` when the
@@ -661,7 +683,7 @@ class DisputeCases(ServiceBase):
         if found is None:
             return view
         recalls = await self._recalls_after_closing(dispute)
-        excess = max(0, dispute.credited_minor - found[1])
+        excess = sum(part for _, part in found[1])
         if not recalls and not excess:
             return view
         todo = (
@@ -684,25 +706,34 @@ class DisputeCases(ServiceBase):
     async def _settle_late_reversals(self, before: Dispute) -> dict[str, Any]:
         """Take back from the cardholder of a dispute resolved won or lost what the acquirer's
         reversals of the charge since its resolution gave it a second time: each reversal's
-        own part, named after it (as a resolution names those it counts), so a retry or two
-        runs at once move it once. The dispute records it (``late_taken_back_minor``, its
-        credit lowered), audited (``dispute.reconcile``); unchanged when nothing is owed."""
+        own part (``_late_reversals``), named after it (as a resolution names those it
+        counts), so a retry or two runs at once move it once. The dispute records it
+        (``late_taken_back_minor``, its credit lowered), audited (``dispute.reconcile``);
+        unchanged when nothing is owed, and audited then if its last take-back's entry is
+        missing (on Redis Cluster the entry follows the write)."""
         found = await self._late_reversals(before)
-        if found is None or before.credited_minor <= found[1]:
+        if found is None or not found[1]:
+            if before.late_taken_back_minor and not await self._late_audited(before):
+                await self.record_audit(
+                    "dispute.reconcile", before.dispute_id, None, self._view(before)
+                )
             return await self._late_view(before, self._view(before))
-        entry = found[0]
+        entry, parts = found
         if self.decide_many is None:
             raise Unavailable("taking a credit back posts through a running server's pipeline")
-        try:  # from the credit kept, each reversal's own part (those counted owe none)
-            keeps, _ = await self._take_back_reversed(
-                before, before.state, entry, before.credited_minor
-            )
+        try:
+            for reversal, part in parts:
+                await self._dispute_move(
+                    before, entry.merchant_id, disputes.REVERSED, part,
+                    charge=(reversal.journal_id, entry.ts),
+                )  # fmt: skip
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
                 f"the store failed while dispute {before.dispute_id}'s late reversals were "
                 f"taken back ({exc}): reconcile it again (a retry moves nothing twice)"
             ) from None
-        taken = before.credited_minor - keeps
+        taken = sum(part for _, part in parts)
+        keeps = before.credited_minor - taken
         why = (
             f"the acquirer reversed the charge after the dispute was {before.state}: {taken} "
             "the cardholder held twice taken back"
@@ -719,6 +750,19 @@ class DisputeCases(ServiceBase):
             audit=audit,
         )  # fmt: skip
         return await self._late_view(after, view)
+
+    async def _late_audited(self, dispute: Dispute) -> bool:
+        """Whether the audit log has the ``dispute.reconcile`` entry of the dispute's last
+        late take-back (its ``late_taken_back_minor``, which each take-back raises)."""
+        entries = await self.store.audit(subject=dispute.dispute_id, limit=1000)
+        for entry in entries:
+            if entry.action != "dispute.reconcile" or not entry.after:
+                continue
+            with contextlib.suppress(ValueError, AttributeError):
+                after = json.loads(entry.after)
+                if after.get("late_taken_back_minor") == dispute.late_taken_back_minor:
+                    return True
+        return False
 
     async def _reconcile(
         self, before: Dispute, scan: ReversalScan | None = None
