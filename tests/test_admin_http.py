@@ -545,3 +545,17 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
         audit = await call(port, "GET", f"/v1/audit?subject={card['card_id']}")
         actions = [a["action"] for a in audit.json["audit"]]
         assert actions.count("journal.fraud_report") == 2
+
+
+async def test_each_request_log_line_names_the_client_address(tmp_path, caplog):
+    """PCI DSS 10.2.2 wants the origination of each event: a wrong token guessed over and
+    over was logged `GET /v1/cards -> 401 (-)` with nothing to say where from; the line now
+    carries the client's address, a refused request's and an accepted one's alike."""
+    caplog.set_level(logging.INFO, logger="authhost.admin.api")
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        assert (await call(port, "GET", "/v1/cards", token="a-wrong-token-guess")).status == 401
+        assert (await call(port, "GET", "/v1/cards")).status == 200
+    lines = [r for r in caplog.records if r.getMessage().startswith("GET /v1/cards ->")]
+    assert [r.getMessage().split(" -> ")[1][:3] for r in lines] == ["401", "200"]
+    for record in lines:
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", record.fields["peer"]), record.__dict__
