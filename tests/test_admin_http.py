@@ -545,3 +545,60 @@ async def test_a_fraud_report_labels_one_of_the_cards_journal_entries(tmp_path, 
         audit = await call(port, "GET", f"/v1/audit?subject={card['card_id']}")
         actions = [a["action"] for a in audit.json["audit"]]
         assert actions.count("journal.fraud_report") == 2
+
+
+async def test_each_request_log_line_names_the_client_address(tmp_path, caplog):
+    """PCI DSS 10.2.2 wants the origination of each event: a wrong token guessed over and
+    over was logged `GET /v1/cards -> 401 (-)` with nothing to say where from; the line now
+    carries the client's address, a refused request's and an accepted one's alike."""
+    caplog.set_level(logging.INFO, logger="authhost.admin.api")
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        assert (await call(port, "GET", "/v1/cards", token="a-wrong-token-guess")).status == 401
+        assert (await call(port, "GET", "/v1/cards")).status == 200
+    lines = [r for r in caplog.records if r.getMessage().startswith("GET /v1/cards ->")]
+    assert [r.getMessage().split(" -> ")[1][:3] for r in lines] == ["401", "200"]
+    for record in lines:
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", record.fields["peer"]), record.__dict__
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_card_number_split_by_dots_is_refused_or_masked(tmp_path, backend):
+    """A QSA walk stored "4761.7312.3456.7890" in clear: as a cardholder name (the name's
+    pattern allows dots; only blank or dash groups were refused), and in a fraud report's
+    note and a funds change's reason (only blank or dash groups were masked)."""
+    from authhost.store.interface import Commit, JournalQuery
+    from authhost.store.records import JournalEntry
+
+    redis_url = os.environ.get("AUTHHOST_TEST_REDIS_URL") if backend == "redis" else None
+    if backend == "redis" and redis_url is None:
+        pytest.skip("AUTHHOST_TEST_REDIS_URL is not set")
+    pan, dotted = "4761731234567890", "4761.7312.3456.7890"
+    async with (
+        open_service(tmp_path, backend, redis_url) as service,
+        running_admin(service) as port,
+    ):
+        card = (await ensure_demo(service))[0]
+        issue = {"product_id": card["product_id"], "account_id": card["account_id"]}
+        for name in (dotted, "4761/7312/3456/7890"):
+            named = await call(
+                port, "POST", "/v1/cards", payload={**issue, "cardholder_name": name}
+            )
+            assert named.status == 422 and name not in named.body.decode(), named
+        entry = JournalEntry(ts=1.0, mti="0100", message_class="authorisation",
+                             response_code="00", card_id=card["card_id"], stan="000001",
+                             account_id=card["account_id"])  # fmt: skip
+        await service.store.commit(Commit(journal=entry, card_id=card["card_id"]))
+        (stored,) = await service.store.journal(JournalQuery(card_id=card["card_id"]))
+        path = f"/v1/cards/{card['card_id']}/journal/{stored.journal_id}/fraud-report"
+        body = {"source": "cardholder", "note": f"card {dotted} used abroad"}
+        assert (await call(port, "POST", path, payload=body)).status == 200
+        funds = {"amount_minor": 100, "reason": f"refund to {dotted}"}
+        loaded = await call(port, "POST", f"/v1/accounts/{card['account_id']}/funds", payload=funds)
+        assert loaded.status == 200, loaded
+        shown = [
+            (await call(port, "GET", "/v1/fraud-reports")).body.decode(),
+            (await call(port, "GET", "/v1/audit?limit=1000")).body.decode(),
+        ]
+        for text in shown:
+            assert dotted not in text and pan not in text, text
+        assert "4761.73**.****.7890" in shown[1]

@@ -248,3 +248,54 @@ async def test_the_server_walks_the_chain_and_raises_the_alarm(
                if r.getMessage().startswith("audit chain broken")}.values()  # fmt: skip
     assert alarm.levelno == logging.ERROR
     assert alarm.fields["breaks"][0]["audit_id"] == changed["audit_id"]
+
+
+async def _walked_host(nursery, tmp_path, url: str) -> tuple[int, int, list[dict[str, Any]]]:
+    """A host walking its chain every second, some audited changes, and a good walk of them
+    all: its admin and metrics ports and the entries."""
+    port, metrics_port = free_port(), free_port()
+    tokens = f"{OPERATOR_TOKEN}:operator,{AUDITOR_TOKEN}:auditor"
+    admin = AdminConfig(port=port, tokens=tokens, audit_verify_every_s=1)
+    host = await start_host(nursery, tmp_path, url, admin=admin, metrics_port=metrics_port)
+    await audited_changes(port, await card_id_of(port, host.cards["active-visa"]["pan"]), rounds=1)
+    audit = (await call(port, "GET", "/v1/audit?limit=1000", token=AUDITOR_TOKEN)).json["audit"]
+    await _metric_until(metrics_port, f"authhost_audit_chain_entries {float(len(audit))}")
+    await _metric_until(metrics_port, "authhost_audit_chain_ok 1.0")
+    return port, metrics_port, audit
+
+
+async def test_the_server_remembers_the_head_it_verified_between_its_walks(
+    nursery,
+    tmp_path,
+    caplog,
+    store_url,  # noqa: F811 - the fixture
+):
+    """An intruder who blanks every entry's chain value makes the whole log read as written
+    before the chain existed (`verify` alone: ok), and one who deletes the newest entries
+    leaves a log that still verifies: the server's walks compare with the head their last
+    good walk saw, so both raise the alarm."""
+    caplog.set_level(logging.INFO, logger="authhost")
+    port, metrics_port, audit = await _walked_host(nursery, tmp_path, store_url)
+
+    for entry in audit:  # every chain value blanked: no break inside the log any more
+        await Tamper(store_url).change(entry["audit_id"], chain="")
+    blanked = await verified(port)
+    assert blanked["ok"] and blanked["chained"] == 0, blanked  # what verify alone sees
+    await _metric_until(metrics_port, "authhost_audit_chain_ok 0.0")
+    alarm = next(r for r in caplog.records if r.getMessage().startswith("audit chain broken"))
+    assert alarm.levelno == logging.ERROR and "head" in alarm.getMessage(), alarm.getMessage()
+
+
+async def test_the_server_catches_the_newest_entries_removed(
+    nursery,
+    tmp_path,
+    caplog,
+    store_url,  # noqa: F811 - the fixture
+):
+    caplog.set_level(logging.INFO, logger="authhost")
+    port, metrics_port, audit = await _walked_host(nursery, tmp_path, store_url)
+
+    for entry in audit[-2:]:
+        await Tamper(store_url).remove(entry["audit_id"])
+    assert (await verified(port))["ok"]  # what is left verifies by itself
+    await _metric_until(metrics_port, "authhost_audit_chain_ok 0.0")

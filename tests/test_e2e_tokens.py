@@ -314,6 +314,28 @@ async def test_a_wallets_token_request_is_approved_stepped_up_or_declined(
         assert card["cvv2"] not in _values_named(kept, "cvv") and "cvv2" not in kept
 
 
+async def test_wrong_cvv2s_in_token_requests_stop_the_right_one(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """A QSA walk tried 12 wrong CVV2s in token requests, then the right one: approved, the
+    token active. A token request was a CVV2 oracle with no limit (1,000 tries at most) that
+    ends in a working token; after 3 wrong ones in a day every request is declined."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("601"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    for _ in range(3):
+        red = await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": wrong})
+        assert red.json["reasons"] == ["provisioning.cvv2_failed"], red
+    right = await call(at.port, "POST", "/v1/token-requests",
+                       payload={**request, "cvv2": card["cvv2"]})  # fmt: skip
+    assert right.status == 200 and right.json["decision"] == "declined", right
+    assert right.json["reasons"] == ["provisioning.cvv2_tries"] and not right.json["token_ref"]
+
+
 async def test_the_notification_service_hears_of_every_wallet_event_once(
     nursery,
     tmp_path,

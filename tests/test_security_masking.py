@@ -56,3 +56,26 @@ def test_hex_values_ids_and_shorter_numbers_are_left_whole(text: str) -> None:
 def test_mask_pan_keeps_first_six_and_last_four() -> None:
     assert mask_pan(PAN) == "476173******0119"
     assert mask_pan("123") == "***" and mask_pan(None) is None
+
+
+@pytest.mark.parametrize("separator", [".", "_", "/", " ", "-"])
+def test_a_note_masks_a_card_number_however_a_person_split_it(separator):
+    """A dispute note "card 4761.7390.0101.0119 used abroad" was stored and audited in clear:
+    only blanks and dashes were taken for a card number's groups."""
+    from authhost.security.masking import mask_pans_in_note
+
+    split = separator.join(PAN[i : i + 4] for i in range(0, 16, 4))
+    masked = mask_pans_in_note(f"card {split} used abroad, ref 2026.11.29")
+    assert PAN not in masked.replace(separator, "") and "*" in masked, masked
+    assert masked.endswith("ref 2026.11.29") and PAN[-4:] in masked and PAN[:4] in masked
+    assert mask_pans_in_note("47617390_01010119") == "476173**_****0119"
+
+
+def test_log_text_keeps_a_float_whole_a_note_would_mask():
+    """Log lines and audit JSON keep epoch seconds with their fraction whole (17 digits that
+    pass the Luhn check here): the note's rule is for notes."""
+    from authhost.security.masking import mask_pans_in_note
+
+    seconds = "1795983717.0357057"
+    assert mask_pans_in_text(f'{{"ts":{seconds}}}') == f'{{"ts":{seconds}}}'
+    assert seconds not in mask_pans_in_note(f"at {seconds}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -194,7 +195,9 @@ def _tables(path) -> set[str]:
         conn.close()
 
 
-async def test_a_restore_after_a_crash_is_the_backup_not_the_backup_under_a_stale_wal(tmp_path):
+async def test_a_restore_after_a_crash_is_the_backup_not_the_backup_under_a_stale_wal(
+    tmp_path, monkeypatch
+):
     """README's restore was "put the copy in the store's place": after a server killed
     outright, its -wal file stayed beside the copy and SQLite replayed it over the copy
     (``integrity_check``: "wrong # of entries in index journal_by_ts"; found by following
@@ -202,10 +205,15 @@ async def test_a_restore_after_a_crash_is_the_backup_not_the_backup_under_a_stal
     aside, and puts the checked copy in place alone."""
     source, copy = await _store_with_a_killed_writer(tmp_path)
     runner = CliRunner()
-    done = runner.invoke(app, ["store", "restore", str(copy), "--store", f"sqlite:///{source}"])
+    monkeypatch.chdir(tmp_path)  # a demo key store there: the restore's audit entry is sealed
+    demo = ["demo", "--store", f"sqlite:///{tmp_path / 'demo.db'}"]
+    assert (await trio.to_thread.run_sync(runner.invoke, app, demo)).exit_code == 0
+    restoring = ["store", "restore", str(copy), "--store", f"sqlite:///{source}"]
+    done = await trio.to_thread.run_sync(runner.invoke, app, restoring)
     assert done.exit_code == 0, done.output
     assert check(str(source), full=True) == []
-    assert not os.path.exists(f"{source}-wal")
+    # the stale -wal was folded into the old store, not replayed over the copy (a -wal there
+    # now is the restore's audit entry's own, written through the store)
     assert "written_after_the_backup" not in _tables(source)
     assert facts(str(source)).rows == facts(str(copy)).rows
     assert stat.S_IMODE(os.stat(source).st_mode) == 0o600
@@ -432,3 +440,43 @@ async def test_a_restore_fsyncs_the_folder_after_each_rename_and_link(tmp_path, 
     assert done[done.index(("link", kept)) + 1] == folder
     assert done[done.index(("replace", "authhost.db")) + 1] == folder
     assert done[-1] == folder
+
+
+def test_a_backup_and_a_restore_are_audited_with_the_entries_a_restore_drops(tmp_path, monkeypatch):
+    """`store backup` copied every card's data out, and `store restore` dropped every audit
+    entry written after the backup's, both without an entry in `authhost audit` (PCI DSS
+    10.2.1): the restored log verified as if nothing had been done."""
+    monkeypatch.chdir(tmp_path)  # the demo's key store and master key go there
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'cards.db'}"
+    assert runner.invoke(app, ["demo", "--store", url]).exit_code == 0
+    copy = tmp_path / "copy.db"
+    assert runner.invoke(app, ["store", "backup", str(copy), "--store", url]).exit_code == 0
+    [backed_up] = _audit(runner, url, "store.backup")
+    assert backed_up["after"]["target"] == str(copy) and backed_up["actor"].startswith("cli")
+    assert backed_up["after"]["audit_head_id"] == backed_up["audit_id"] - 1
+
+    card = json.loads(runner.invoke(app, ["cards", "list", "--store", url]).stdout)[0]
+    assert runner.invoke(app, ["cards", "suspend", card["card_id"], "--store", url]).exit_code == 0
+    suspended = _audit(runner, url, "card.suspend")[-1]  # written after the backup
+
+    done = runner.invoke(app, ["store", "restore", str(copy), "--store", url])
+    assert done.exit_code == 0, done.output
+    [restored] = _audit(runner, url, "store.restore")
+    assert restored["before"]["audit_head_id"] == suspended["audit_id"], restored
+    assert restored["before"]["kept_in"] == json.loads(done.stdout)["replaced"]
+    assert restored["after"]["audit_head_id"] == backed_up["audit_id"] - 1
+    gone = suspended["audit_id"]  # no longer in the store: named in the entry
+    assert gone not in [e["audit_id"] for e in _audit(runner, url, "card.suspend")]
+    verified = runner.invoke(app, ["audit", "verify", "--store", url])
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"], verified.output
+
+
+def _audit(runner: CliRunner, url: str, action: str) -> list[dict]:
+    listed = runner.invoke(app, ["audit", "list", "--limit", "1000", "-o", "json", "--store", url])
+    assert listed.exit_code == 0, listed.output
+    found = [e for e in json.loads(listed.stdout) if e["action"] == action]
+    for entry in found:
+        for side in ("before", "after"):
+            entry[side] = json.loads(entry[side]) if entry[side] else None
+    return found

@@ -591,11 +591,12 @@ async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> N
     """Walk the audit log's hash chain now and then ([admin] audit_verify_every_s; each
     worker does, reading only): a break is logged at ERROR with the first entries named and
     the metrics say so, so that a change to the log raises an alert (PCI DSS 10.3.4)
-    instead of waiting for someone to look."""
+    instead of waiting for someone to look. Each walk expects the head the last good one saw
+    (``AuditWatch``): the newest entries deleted break the chain too."""
     await trio.sleep(min(AUDIT_FIRST_WALK_S, every_s))
     while True:
         try:
-            result = await cards.verify_audit()
+            result = await cards.verify_audit(expect_head=watch.head)
         except StoreError as exc:  # the store down: its outage is logged where it is met
             log.warning("cannot walk the audit log's hash chain now (%s); will try again", exc)
         except Exception:

@@ -50,6 +50,7 @@ class ApiRequest:
     target: str
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
+    peer: str = ""  # the client's address, for the request log (PCI DSS 10.2.2: origination)
 
 
 @dataclass(slots=True)
@@ -1680,6 +1681,7 @@ class AdminApi:
             _safe(path),
             response.status,
             caller[0].name if caller else "-",
+            extra={"fields": {"peer": request.peer}} if request.peer else None,
         )
         return response
 

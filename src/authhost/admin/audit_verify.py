@@ -94,16 +94,22 @@ class _Walk:
 
 @dataclass
 class AuditWatch:
-    """The server's last walk of the chain, for its metrics (``store.metrics``)."""
+    """The server's last walk of the chain, for its metrics (``store.metrics``), and the head
+    its last good walk saw: the next walk expects it, so that the newest entries deleted, or
+    every chain value blanked (the log then reads as written before the chain existed), break
+    the chain for the server though what is left verifies by itself."""
 
     checked_at: float = 0.0  # epoch seconds; 0 until the first walk
     ok: bool = True
     breaks: int = 0
     entries: int = 0
+    head: str = ""  # the newest chain value of the last walk that verified
 
     def record(self, result: dict[str, Any], now: float) -> None:
         self.checked_at, self.ok = now, bool(result["ok"])
         self.breaks, self.entries = int(result["break_count"]), int(result["entries"])
+        if self.ok and result["head"]:
+            self.head = str(result["head"])
 
 
 async def verify_audit_chain(

@@ -16,6 +16,7 @@ alerts), which must not cross a network in clear.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -102,8 +103,9 @@ async def serve_admin(
 
     async def handler(stream: trio.SocketStream) -> None:
         try:
+            peer = _peer(stream)
             if tls is None:
-                await serve_connection(stream, api, timeout_s=timeout_s)
+                await serve_connection(stream, api, timeout_s=timeout_s, peer=peer)
                 return
             secured = trio.SSLStream(stream, tls, server_side=True)
             try:
@@ -112,7 +114,7 @@ async def serve_admin(
             except (trio.BrokenResourceError, trio.TooSlowError):
                 await trio.aclose_forcefully(stream)  # not TLS, or a failed handshake: no answer
                 return
-            await serve_connection(secured, api, timeout_s=timeout_s)
+            await serve_connection(secured, api, timeout_s=timeout_s, peer=peer)
         except Exception:
             # one connection's fault (a bug in the exchange) ends that connection, never the
             # API: an error here would otherwise end the nursery every connection runs in
@@ -179,8 +181,21 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _peer(stream: trio.SocketStream) -> str:
+    """The client's ``host:port`` for the request log, as the ISO listeners log theirs."""
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "unknown"
+    return f"{host}:{port}"
+
+
 async def serve_connection(
-    stream: trio.abc.Stream, api: AdminApi, *, timeout_s: float = REQUEST_TIMEOUT_S
+    stream: trio.abc.Stream,
+    api: AdminApi,
+    *,
+    timeout_s: float = REQUEST_TIMEOUT_S,
+    peer: str = "",
 ) -> None:
     """Answer requests on one connection until the client closes it or an error ends it.
 
@@ -218,7 +233,7 @@ async def serve_connection(
                 return
             if request is None:
                 return
-            response = await api.handle(request)
+            response = await api.handle(dataclasses.replace(request, peer=peer))
             with trio.move_on_after(timeout_s) as sending:
                 await _send(stream, conn, response, with_body=request.method != "HEAD")
             if sending.cancelled_caught:

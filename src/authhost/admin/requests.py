@@ -32,6 +32,7 @@ from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import CardKind, PinMethod
 from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
 from authhost.cards.travel import MAX_NOTICES as MAX_TRAVEL_NOTICES
+from authhost.security.masking import mask_pans_in_note
 
 # [0-9], never \d: pydantic's patterns take any script's digits for \d ("٤٧٦١٧٣" as a BIN)
 Digits3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
@@ -60,21 +61,26 @@ SignedMinor = Annotated[int, BeforeValidator(_json_integer), Field(ge=-(10**15),
 # an amount that must be there and above 0 (a dispute's stages, a cardholder's pass)
 PositiveAmount = Annotated[int, BeforeValidator(_json_integer), Field(gt=0, le=10**15)]
 
-# digits, perhaps grouped by single blanks or dashes as a PAN is written ("4761 7307 ...")
-_DIGIT_GROUPS = re.compile(r"\d(?:[ -]?\d)*")
+# digits, perhaps grouped by single blanks, dashes, dots, slashes or underscores as a PAN is
+# written ("4761 7307 ...", "4761.7307...": a name's pattern allows dots and slashes)
+_DIGIT_GROUPS = re.compile(r"\d(?:[ ._/-]?\d)*")
+_GROUP_SEPARATORS = re.compile(r"[ ._/-]")
 
 
 def _no_card_number(text: str | None) -> str | None:
     """Refuse free text holding a card number (13-19 digits passing the Luhn check): the
     field is stored and shown in clear, where a PAN must never be. The value is not echoed."""
     for found in _DIGIT_GROUPS.finditer(text or ""):
-        digits = found.group().replace(" ", "").replace("-", "")
+        digits = _GROUP_SEPARATORS.sub("", found.group())
         if 13 <= len(digits) <= 19 and is_luhn_valid(digits):
             raise ValueError("must not hold a card number (13-19 digits passing the Luhn check)")
     return text
 
 
 NoCardNumber = AfterValidator(_no_card_number)
+# a note or a reason is only audited or stored masked: a card number in it is masked, however
+# it was split (security.masking.mask_pans_in_note), not refused
+MaskedNote = AfterValidator(mask_pans_in_note)
 CardholderName = Annotated[
     str,
     StringConstraints(max_length=26, pattern=r"^[A-Za-z0-9 .'/-]*$", strip_whitespace=True),
@@ -287,7 +293,7 @@ class FundsChange(_Request):
     """Load funds (positive) or take them off / record a credit payment (negative)."""
 
     amount_minor: Annotated[SignedMinor, Field(json_schema_extra={"not": {"const": 0}})]
-    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    reason: Annotated[str, StringConstraints(max_length=200), MaskedNote] = ""
 
     @model_validator(mode="after")
     def _not_zero(self) -> FundsChange:
@@ -302,7 +308,7 @@ class LedgerBalance(_Request):
 
     ledger_balance_minor: SignedMinor
     through_journal_id: Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=10**15)]
-    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    reason: Annotated[str, StringConstraints(max_length=200), MaskedNote] = ""
 
 
 class CreditLimitChange(_Request):
@@ -359,7 +365,7 @@ class NoFields(_Request):
 class CardAction(_Request):
     """Optional reason recorded in the audit log with a lifecycle action."""
 
-    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    reason: Annotated[str, StringConstraints(max_length=200), MaskedNote] = ""
 
 
 class PinChange(_Request):
@@ -424,7 +430,7 @@ class FraudReportSpec(_Request):
         description="a chargeback the acquirer received, the cardholder's word, or a fraud "
         "analyst's review"
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class CardholderAnswer(_Request):
@@ -450,7 +456,7 @@ class CardholderAnswer(_Request):
     reissue: bool = Field(
         False, description="with was_cardholder false: also reissue the card under a new PAN"
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
     model_config = ConfigDict(
         json_schema_extra={  # _one_answer, for the document
             "if": {
@@ -476,7 +482,7 @@ class DisputeOpen(_Request):
         None, description="the part disputed (default: all that was posted)"
     )
     provisional_credit: bool = Field(True, description="give the amount back now")
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class DisputeResolution(_Request):
@@ -485,7 +491,7 @@ class DisputeResolution(_Request):
     (``dispute_stages.cardholder_keeps``)."""
 
     outcome: Literal["won", "lost", "withdrawn"]
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class ClearingImport(_Request):
@@ -549,7 +555,7 @@ class DisputeChargeback(_Request):
     amount_minor: PositiveAmount | None = Field(
         None, description="charged back, at most the disputed amount (default: all of it)"
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class DisputeRepresentment(_Request):
@@ -567,7 +573,7 @@ class DisputeRepresentment(_Request):
     currency: Digits3 | Literal[""] = Field(
         "", description="the amount's currency: when given, it must be the dispute's"
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class DisputePreArbitration(_Request):
@@ -578,7 +584,7 @@ class DisputePreArbitration(_Request):
         description="pre-arbitrated, at most the amount represented (default: all of it); "
         "the rest of the representment is accepted",
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class DisputePreArbitrationAnswer(_Request):
@@ -598,13 +604,13 @@ class DisputePreArbitrationAnswer(_Request):
         description="the answer's date as the network's dispute system gives it, a UTC day "
         "(default: now): an answer in time is recorded in time however late it is recorded",
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class DisputeArbitration(_Request):
     """The issuer files arbitration with the network after a declined pre-arbitration."""
 
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class DisputeArbitrationRuling(_Request):
@@ -622,7 +628,7 @@ class DisputeArbitrationRuling(_Request):
         description="the fee's currency, ISO 4217 numeric (default: [admin] "
         "arbitration_fee_currency, 840)",
     )
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), MaskedNote] = ""
 
 
 class RepresentmentsImport(_Request):
@@ -704,7 +710,7 @@ class TokenChange(_Request):
     (final)."""
 
     state: Literal["active", "suspended", "deleted"]
-    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    reason: Annotated[str, StringConstraints(max_length=200), MaskedNote] = ""
 
 
 class StopPayments(_Request):

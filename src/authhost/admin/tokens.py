@@ -104,6 +104,21 @@ class TokenTable:
         return principal
 
 
+MIN_TOKEN_CHARS = 16  # a bearer token is a password nobody types: long enough not to guess
+
+
+def _long_enough(token: str, where: str) -> str:
+    """A clear token as configured, refused when short: the API answers a wrong token at once
+    and without limit, so a token's length is all that stands against guessing (PCI DSS
+    8.3.6). Never named in the message."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise TokenConfigError(
+            f"{where}: a token must be at least {MIN_TOKEN_CHARS} characters (this one has "
+            f"{len(token)}): make one with `openssl rand -hex 16`"
+        )
+    return token
+
+
 def _principal_for(token: str, role: Role, name: str = "") -> Principal:
     # Unnamed tokens appear in the audit log by role and a short digest prefix, never the token.
     return Principal(name or f"{role.value}:{_digest(token)[:8]}", role)
@@ -116,7 +131,8 @@ def parse_inline(text: str) -> dict[str, Principal]:
         token, sep, role = item.rpartition(":")
         if not sep or not token:
             raise TokenConfigError(f"[admin] tokens entry {number}: expected token:role")
-        entries[_digest(token)] = _principal_for(token, _role(role, f"[admin] tokens #{number}"))
+        where = f"[admin] tokens #{number}"
+        entries[_digest(_long_enough(token, where))] = _principal_for(token, _role(role, where))
     return entries
 
 
@@ -145,7 +161,8 @@ def _read_file(path: Path) -> dict[str, Principal]:
         clear = bool(data)
         entries = {}
         for token, role in data.items():
-            entries[_digest(token)] = _principal_for(token, _role(role, f"{path}: a token"))
+            where = f"{path}: a token"
+            entries[_digest(_long_enough(token, where))] = _principal_for(token, _role(role, where))
     if clear and mode is not None:  # a password file; one of SHA-256 digests may be shared
         raise TokenConfigError(
             f"{path}: the tokens file holds clear tokens and is open to group or others "
@@ -165,6 +182,6 @@ def _listed_entry(item: Any, where: str) -> tuple[str, Principal]:
             raise TokenConfigError(f"{where}: sha256 must be 64 hex digits")
         return digest, Principal(name or f"{role.value}:{digest[:8]}", role)
     if "token" in item and str(item["token"]):
-        token = str(item["token"])
+        token = _long_enough(str(item["token"]), where)
         return _digest(token), _principal_for(token, role, name)
     raise TokenConfigError(f"{where}: needs token or sha256")

@@ -21,6 +21,9 @@ DAY_S = 86400.0
 RECENT_TOKENS_YELLOW = 2
 LOW_SCORE = 2  # a wallet score (1-5) at or below this: ask the cardholder
 RED_SCORE = 1  # the wallet itself says the device or account is bad
+# wrong CVV2s in the card's token requests of the last day after which every request is
+# declined, the right CVV2 too: else a token request is a CVV2 oracle (1,000 tries at most)
+CVV2_TRIES = 3
 
 
 class ProvisioningDecision(StrEnum):
@@ -40,6 +43,7 @@ class TokenRequestFacts:
     device_score: int | None = None  # 1-5 from the wallet: 5 most trusted; None not given
     account_score: int | None = None
     now: float = 0.0
+    recent_cvv2_failures: int = 0  # the card's token requests of the last day a CVV2 failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,8 @@ def decide_token_request(facts: TokenRequestFacts) -> ProvisioningAnswer:
         red.append("provisioning.expiry_mismatch")
     if facts.cvv2_matches is False:
         red.append("provisioning.cvv2_failed")
+    if facts.recent_cvv2_failures >= CVV2_TRIES:
+        red.append("provisioning.cvv2_tries")
     for name, score in (("device", facts.device_score), ("account", facts.account_score)):
         if score is not None and score <= RED_SCORE:
             red.append(f"provisioning.{name}_score")

@@ -19,6 +19,7 @@ import typer
 
 from authhost.auth.late_reversals import apply_late_reversals
 from authhost.cli.admin_support import ConfigOpt, StoreOpt, _config, _run, _say
+from authhost.cli.store_audit import audit_store_action
 from authhost.store import sqlite_backup
 from authhost.store.interface import StoreError
 from authhost.store.opener import sqlite_path
@@ -71,7 +72,8 @@ def store_backup(
 ) -> None:
     """Copy the SQLite store to TARGET as one consistent snapshot, while servers run (they go
     on answering; the copy is checked, then renamed into place, readable by its owner only).
-    Restore with `authhost store restore TARGET`, the servers stopped."""
+    Restore with `authhost store restore TARGET`, the servers stopped. Audited (store.backup:
+    a copy of every card's data left the store)."""
     path = _sqlite_file(store, config, "backup")
     if not target.absolute().parent.is_dir():  # SQLite says only "unable to open database file"
         _say(f"error: {target}: the folder {target.absolute().parent} does not exist")
@@ -89,6 +91,10 @@ def store_backup(
             **dataclasses.asdict(done.facts),
         }
     )
+    audit_store_action(
+        _config(config, store), "store.backup", None,
+        {"target": done.target, "rows": done.facts.rows, "audit_head_id": done.facts.audit_head_id},
+    )  # fmt: skip
 
 
 @store_app.command("restore")
@@ -103,7 +109,8 @@ def store_restore(
     process has the store open). A server killed outright leaves commits in the store's -wal
     file, which a copy put in place by hand gets replayed over it, corrupting it; this folds
     that file in first, keeps the store's previous content as STORE.replaced-STAMP, and checks
-    the copy before it renames it into place."""
+    the copy before it renames it into place. Audited in the restored store (store.restore:
+    the audit entries it no longer has, and where they are kept)."""
     path = _sqlite_file(store, config, "restore")
     try:
         done = sqlite_backup.restore(copy, path, now=time.time())
@@ -118,6 +125,14 @@ def store_restore(
             **{k: v for k, v in dataclasses.asdict(done.facts).items() if k != "path"},
         }
     )
+    # the audit entries the store had after the backup's are gone from it: say which, and
+    # where the store's previous content (and so they) are kept
+    dropped = sqlite_backup.facts(done.replaced).audit_head_id if done.replaced else 0
+    audit_store_action(
+        _config(config, store), "store.restore",
+        {"audit_head_id": dropped, "kept_in": done.replaced},
+        {"backup": done.backup, "audit_head_id": done.facts.audit_head_id},
+    )  # fmt: skip
 
 
 @store_app.command("check")

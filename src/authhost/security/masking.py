@@ -103,3 +103,21 @@ def _an_id(text: str, start: int, run: str, after: str) -> bool:
 
 def _word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
+
+
+# Between two digits, the other ways people split a number they type ("4761.7378.4361.2522",
+# "476173_1648122118", "4761/7378/..."): in a note only, where no float or path is expected.
+_NOTE_SEPARATOR = re.compile(r"(?<=\d)[._/](?=\d)")
+
+
+def mask_pans_in_note(text: str) -> str:
+    """``mask_pans_in_text`` for free text a person typed (a dispute's or a fraud report's
+    note, a cardholder's answer): a card number split by dots, underscores or slashes is
+    masked too, as one split by blanks is. Not for log lines or JSON, where a dot joins the
+    two halves of a float (epoch seconds hold 13-19 digits)."""
+    text = mask_pans_in_text(text)
+    spaced = _NOTE_SEPARATOR.sub(" ", text)  # the same length: positions line up
+    if spaced == text:
+        return text
+    masked = mask_pans_in_text(spaced)
+    return "".join("*" if new == "*" else old for old, new in zip(text, masked, strict=True))

@@ -35,6 +35,7 @@ class StoreFacts:
     size_bytes: int  # the database file (without its WAL)
     wal_bytes: int
     rows: dict[str, int]  # rows of the main tables
+    audit_head_id: int = 0  # the newest audit entry's id (0: none): what a restore drops
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,11 @@ def facts(path: str) -> StoreFacts:
             for name in _COUNTED
             if name in tables
         }
+        head = (
+            conn.execute("SELECT max(audit_id) FROM audit").fetchone()
+            if "audit" in tables
+            else None
+        )
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read {path}: {exc}") from None
     finally:
@@ -79,6 +85,7 @@ def facts(path: str) -> StoreFacts:
         size_bytes=os.path.getsize(path),
         wal_bytes=wal.stat().st_size if wal.exists() else 0,
         rows=rows,
+        audit_head_id=int(head[0] or 0) if head else 0,
     )
 
 

@@ -48,7 +48,7 @@ from authhost.cards.model import (
     Product,
 )
 from authhost.security.keys import KeyType
-from authhost.security.masking import mask_pans_in_text
+from authhost.security.masking import mask_pans_in_note, mask_pans_in_text
 from authhost.store.interface import (
     PENDING_PREFIX,
     CardStore,
@@ -493,7 +493,7 @@ class ServiceBase:
         """Label one journal entry fraud or genuine (a later report replaces an earlier one);
         audited with the report it replaced. The note's PANs are masked."""
         report = FraudReport(journal_id, card_id, fraud, source, self.clock(),
-                             mask_pans_in_text(note))  # fmt: skip
+                             mask_pans_in_note(note))  # fmt: skip
         view = fraud_report_view(report)
 
         def entry(before: FraudReport | None) -> AuditEntry:  # the report the write replaces

@@ -21,7 +21,7 @@ from authhost.admin.views import card_view
 from authhost.cards import lifecycle
 from authhost.cards.cardholder_pass import CardholderPass
 from authhost.cards.model import Card, CardState
-from authhost.security.masking import mask_pans_in_text
+from authhost.security.masking import mask_pans_in_note
 from authhost.store.records import JournalEntry
 
 
@@ -56,7 +56,7 @@ class CardholderAnswers(CardLifecycle):
         answer = {"journal_id": journal_id, "was_cardholder": spec.was_cardholder}
         if after != card:
             view = await self._update(
-                card, after, "card.cardholder_answer", mask_pans_in_text(spec.note), answer
+                card, after, "card.cardholder_answer", mask_pans_in_note(spec.note), answer
             )
         else:
             view = card_view(card)

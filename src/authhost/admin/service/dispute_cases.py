@@ -28,7 +28,7 @@ from authhost.admin.errors import (
 from authhost.admin.service.base import ServiceBase, _period
 from authhost.admin.views import dispute_view
 from authhost.iso.codes import APPROVED_CODES
-from authhost.security.masking import mask_pans_in_text
+from authhost.security.masking import mask_pans_in_note, mask_pans_in_text
 from authhost.store import codec
 from authhost.store.interface import (
     Conflict,
@@ -261,7 +261,7 @@ class DisputeCases(ServiceBase):
             raise _disputed_already(journal_id, earlier)
         dispute = Dispute(
             disputes.new_dispute_id(now), journal_id, card_id, entry.account_id, spec.reason,
-            amount, entry.currency, now, note=mask_pans_in_text(spec.note), charged_at=entry.ts,
+            amount, entry.currency, now, note=mask_pans_in_note(spec.note), charged_at=entry.ts,
         )  # fmt: skip
         key = str(journal_id)
         if spec.provisional_credit:  # two writes: a crash between them is finished later
@@ -506,7 +506,7 @@ class DisputeCases(ServiceBase):
             ) from None
         after = replace(
             claimed, state=outcome, credited_minor=credited, closed_at=self.clock(),
-            note=mask_pans_in_text(note) or before.note, resolving="", resolving_minor=-1,
+            note=mask_pans_in_note(note) or before.note, resolving="", resolving_minor=-1,
             version=claimed.version + 1,
         )  # fmt: skip
         # a reversal not reconciled, or one a won pre-arbitration leaves the issuer holding twice
@@ -982,7 +982,7 @@ class DisputeCases(ServiceBase):
         after = take(before)
         if after is before:
             return await self._as_recorded(before, action)
-        after = stages.with_note(after, mask_pans_in_text(note), step)
+        after = stages.with_note(after, mask_pans_in_note(note), step)
         view = self._view(after)
         entry = self._audit_entry(action, before.dispute_id, self._view(before), view)
         try:

@@ -30,7 +30,7 @@ from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import (
     Card,
 )
-from authhost.cards.provisioning import TokenRequestFacts, decide_token_request
+from authhost.cards.provisioning import DAY_S, TokenRequestFacts, decide_token_request
 from authhost.cards.tokens import (
     PaymentToken,
     TokenError,
@@ -178,6 +178,7 @@ class PaymentTokens(ServiceBase):
                 device_score=spec.device_score,
                 account_score=spec.account_score,
                 now=now,
+                recent_cvv2_failures=await self._recent_cvv2_failures(card.card_id, now),
             )
         )
         result: dict[str, Any] = {
@@ -198,6 +199,18 @@ class PaymentTokens(ServiceBase):
                 card, replace(card, tokens=tokens), "card.token_request", details=decided
             )
         return {**result, "token_ref": token.token_ref}
+
+    async def _recent_cvv2_failures(self, card_id: str, now: float) -> int:
+        """The card's token requests of the last day whose CVV2 failed, from its audit
+        entries (newest first, the last 200 of the card's entries at most). Requests sent
+        together each read the count before the others are audited: a limit, not a lock."""
+        failed = 0
+        for entry in await self.store.audit(card_id, limit=200, newest_first=True):
+            if now - entry.ts >= DAY_S:
+                break
+            if entry.action == "card.token_request" and "provisioning.cvv2_failed" in entry.after:
+                failed += 1
+        return failed
 
     async def set_token_state(
         self, card_id: str, token_ref: str, spec: rq.TokenChange
