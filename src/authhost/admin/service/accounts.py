@@ -23,6 +23,7 @@ from authhost.admin.service.base import (
     _CHIP_KEYS,
     ACCOUNT_CLOSED_KEY,
     KEY_REUSED,
+    MERGE_TRIES,
     ServiceBase,
     _new_id,
     _period,
@@ -109,17 +110,58 @@ class ProductsAndAccounts(ServiceBase):
 
         return await self._once("product.create", idempotency_key, spec, create)
 
-    async def update_product(self, product_id: str, change: rq.ProductChange) -> dict[str, Any]:
+    async def update_product(
+        self, product_id: str, change: rq.ProductChange, *, whole_limits: bool = False
+    ) -> dict[str, Any]:
         """Change what may change on a live product (``rq.ProductChange``); audited with the
         product before and after. A running server reads the product with every snapshot, so
-        the next authorisation on its cards sees the change."""
-        before = await self._product(product_id)
+        the next authorisation on its cards sees the change. The limits ``change`` names are
+        merged into the product's as read (``whole_limits``: they are the whole set), and the
+        product written only if still as read, else read and merged again: an operator tuning
+        one limit used to drop every other (a prepaid product's ``max_balance``), and two at
+        once could write over each other's."""
+        for _ in range(MERGE_TRIES):
+            before = await self._product(product_id)
+            after = replace(
+                before,
+                **self._product_changes(before, change, whole_limits),
+                version=before.version + 1,
+            )
+            view = product_view(after)
+            entry = self._audit_entry("product.update", product_id, product_view(before), view)
+            try:  # the product and its entry: one write, only over the version read
+                await self.store.put_product(
+                    after, before.version, audit=entry, seal=self.security.audit_seal
+                )
+            except Conflict:
+                continue  # a change given a version is refused at the next read
+            return view
+        raise ConflictError(
+            f"product {product_id} changed at each of {MERGE_TRIES} tries to change it: "
+            "run the command again"
+        )
+
+    async def set_product_limits(self, product_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
+        """The product's whole set of limits: those not given are no limit (all null or none
+        given removes them all), whatever the product had."""
+        change = rq.ProductChange(limits=limits)
+        return await self.update_product(product_id, change, whole_limits=True)
+
+    def _product_changes(
+        self, before: Product, change: rq.ProductChange, whole_limits: bool
+    ) -> dict[str, Any]:
+        """The fields ``change`` sets on ``before``; refused when made on another version."""
+        if change.version is not None and change.version != before.version:
+            raise ConflictError(
+                f"product {before.product_id} is at version {before.version}, not "
+                f"{change.version}: read it again and make the change on what it is now"
+            )
         given = change.model_fields_set
         changed: dict[str, Any] = {}
         if "name" in given:
             changed["name"] = change.name
         if "limits" in given:
-            changed["limits"] = Limits(**(change.limits or rq.LimitsSpec()).model_dump())
+            changed["limits"] = _limits_changed(before.limits, change.limits, whole_limits)
         for name in ("channels", "blocked_mccs", "blocked_countries"):
             if name in given:
                 changed[name] = frozenset(getattr(change, name) or ())
@@ -132,23 +174,7 @@ class ProductsAndAccounts(ServiceBase):
             if name:
                 self._require_keys(((name, KeyType.CVK),))
             changed["cavv_key_name"] = name
-        if change.version is not None and change.version != before.version:
-            raise ConflictError(
-                f"product {product_id} is at version {before.version}, not {change.version}: "
-                "read it again and make the change on what it is now"
-            )
-        after = replace(before, **changed, version=before.version + 1)
-        view = product_view(after)
-        entry = self._audit_entry("product.update", product_id, product_view(before), view)
-        try:  # the product and its entry: one write
-            await self.store.put_product(
-                after, before.version, audit=entry, seal=self.security.audit_seal
-            )
-        except Conflict:
-            raise ConflictError(
-                f"product {product_id} changed while this change was made: read it again"
-            ) from None
-        return view
+        return changed
 
     def _require_keys(self, named: Iterable[tuple[str, KeyType]]) -> None:
         """Refuse a product whose keys are not in the key store: every authorisation on it
@@ -421,6 +447,16 @@ class ProductsAndAccounts(ServiceBase):
         return lambda account: self._audit_entry(
             action, account_id, audited_account_view(account), after(account)
         )
+
+
+def _limits_changed(before: Limits, spec: rq.LimitsSpec | None, whole: bool) -> Limits:
+    """``before`` with the limits ``spec`` names (null: that limit removed); the others kept,
+    unless ``whole``. No ``spec`` (``"limits": null``) removes them all."""
+    if spec is None:
+        return Limits()
+    if whole:
+        return Limits(**spec.model_dump())
+    return replace(before, **{name: getattr(spec, name) for name in spec.model_fields_set})
 
 
 def _ledger_sync_view(state: LedgerState | None) -> dict[str, Any] | None:
