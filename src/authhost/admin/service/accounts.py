@@ -425,6 +425,8 @@ class ProductsAndAccounts(ServiceBase):
         before = await self._account(account_id)
         if before.kind is CardKind.PREPAID:
             raise InvalidRequest(f"account {account_id} is prepaid: no credit limit or overdraft")
+        if before.kind is CardKind.DEBIT and change.credit_limit > before.credit_limit:
+            await self._refuse_overdraft_for_prepaid_cards(account_id)
         audit = self._account_audit(
             "account.credit_limit",
             account_id,
@@ -437,6 +439,26 @@ class ProductsAndAccounts(ServiceBase):
         except NotFound:
             raise NotFoundError(f"account {account_id} not found") from None
         return account_view(after)
+
+    async def _refuse_overdraft_for_prepaid_cards(self, account_id: str) -> None:
+        """A debit account carrying a live prepaid product's card (issued before prepaid
+        products needed prepaid accounts, 2026-11-29) gets no more overdraft: it would let
+        the card spend beyond what was loaded, the very thing that rule stops."""
+        kinds: dict[str, CardKind] = {}
+        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
+            offset = 0
+            while page := await self.store.list_cards(account_id, state.value, 1000, offset):
+                offset += len(page)
+                for card in page:
+                    if card.product_id not in kinds:
+                        kinds[card.product_id] = (await self._product(card.product_id)).kind
+                    if kinds[card.product_id] is CardKind.PREPAID:
+                        raise InvalidRequest(
+                            f"account {account_id} carries card {card.card_id} of prepaid "
+                            f"product {card.product_id}: an overdraft would let it spend beyond "
+                            "what was loaded; move the card to a prepaid account first "
+                            "(cards personalise --account-id), or lower the overdraft only"
+                        )
 
     def _account_audit(
         self, action: str, account_id: str, after: Callable[[Account], dict[str, Any]]
