@@ -38,7 +38,7 @@ async def test_a_product_change_applies_to_the_next_authorisation(
 
     # what may not change, or is no change, or is not valid: 422 and nothing changed
     for bad in ({"bin": "999999"}, {}, {"channels": ["telepathy"]}, {"name": ""},
-                {"validity_months": 0}):  # fmt: skip
+                {"validity_months": 0}, {"limits": {}}):  # fmt: skip  # {}: was "none"
         refused = await call(port, "PATCH", f"/v1/products/{product_id}", payload=bad)
         assert refused.status == 422 and refused.json["error"], bad
     auditor = await call(port, "PATCH", f"/v1/products/{product_id}", payload={"name": "x"},

@@ -260,6 +260,13 @@ class ProductChange(_Request):
     def _something(self) -> ProductChange:
         if not self.model_fields_set - {"version"}:
             raise ValueError("nothing to change: give at least one field")
+        if self.limits is not None and not self.limits.model_fields_set:
+            # {} replaced every limit with none before 2026-11-29; now it would change nothing:
+            # refused rather than taken silently from a client written for the old meaning
+            raise ValueError(
+                "limits: name the limits to set (null removes one); every limit off is "
+                '"limits": null, a whole set is PUT /v1/products/{id}/limits'
+            )
         if "channels" in self.model_fields_set and self.channels is None:
             # null would mean no channel at all (every request 57), not "unchanged"
             raise ValueError("channels: give the list of channels (left out: unchanged)")

@@ -110,23 +110,32 @@ class ProductsAndAccounts(ServiceBase):
 
         return await self._once("product.create", idempotency_key, spec, create)
 
-    async def update_product(
-        self, product_id: str, change: rq.ProductChange, *, whole_limits: bool = False
-    ) -> dict[str, Any]:
+    async def update_product(self, product_id: str, change: rq.ProductChange) -> dict[str, Any]:
         """Change what may change on a live product (``rq.ProductChange``); audited with the
         product before and after. A running server reads the product with every snapshot, so
         the next authorisation on its cards sees the change. The limits ``change`` names are
-        merged into the product's as read (``whole_limits``: they are the whole set), and the
-        product written only if still as read, else read and merged again: an operator tuning
-        one limit used to drop every other (a prepaid product's ``max_balance``), and two at
-        once could write over each other's."""
+        merged into the product's as read: an operator tuning one limit used to drop every
+        other (a prepaid product's ``max_balance``)."""
+        return await self._change_product(
+            product_id, lambda before: self._product_changes(before, change)
+        )
+
+    async def set_product_limits(self, product_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
+        """The product's whole set of limits: those not given are no limit (all null or none
+        given removes them all), whatever the product had."""
+        whole = Limits(**limits.model_dump())
+        return await self._change_product(product_id, lambda _: {"limits": whole})
+
+    async def _change_product(
+        self, product_id: str, changes: Callable[[Product], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Write the fields ``changes`` makes of the product as read, only if it is still at
+        the version read, else read and made again (``MERGE_TRIES``): two operators changing
+        it at once each keep the other's change. Audited (``product.update``) in the same
+        write."""
         for _ in range(MERGE_TRIES):
             before = await self._product(product_id)
-            after = replace(
-                before,
-                **self._product_changes(before, change, whole_limits),
-                version=before.version + 1,
-            )
+            after = replace(before, **changes(before), version=before.version + 1)
             view = product_view(after)
             entry = self._audit_entry("product.update", product_id, product_view(before), view)
             try:  # the product and its entry: one write, only over the version read
@@ -141,15 +150,7 @@ class ProductsAndAccounts(ServiceBase):
             "run the command again"
         )
 
-    async def set_product_limits(self, product_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
-        """The product's whole set of limits: those not given are no limit (all null or none
-        given removes them all), whatever the product had."""
-        change = rq.ProductChange(limits=limits)
-        return await self.update_product(product_id, change, whole_limits=True)
-
-    def _product_changes(
-        self, before: Product, change: rq.ProductChange, whole_limits: bool
-    ) -> dict[str, Any]:
+    def _product_changes(self, before: Product, change: rq.ProductChange) -> dict[str, Any]:
         """The fields ``change`` sets on ``before``; refused when made on another version."""
         if change.version is not None and change.version != before.version:
             raise ConflictError(
@@ -161,7 +162,7 @@ class ProductsAndAccounts(ServiceBase):
         if "name" in given:
             changed["name"] = change.name
         if "limits" in given:
-            changed["limits"] = _limits_changed(before.limits, change.limits, whole_limits)
+            changed["limits"] = _limits_changed(before.limits, change.limits)
         for name in ("channels", "blocked_mccs", "blocked_countries"):
             if name in given:
                 changed[name] = frozenset(getattr(change, name) or ())
@@ -471,13 +472,11 @@ class ProductsAndAccounts(ServiceBase):
         )
 
 
-def _limits_changed(before: Limits, spec: rq.LimitsSpec | None, whole: bool) -> Limits:
-    """``before`` with the limits ``spec`` names (null: that limit removed); the others kept,
-    unless ``whole``. No ``spec`` (``"limits": null``) removes them all."""
+def _limits_changed(before: Limits, spec: rq.LimitsSpec | None) -> Limits:
+    """``before`` with the limits ``spec`` names (null: that limit removed), the others kept;
+    no ``spec`` (``"limits": null``) removes them all."""
     if spec is None:
         return Limits()
-    if whole:
-        return Limits(**spec.model_dump())
     return replace(before, **{name: getattr(spec, name) for name in spec.model_fields_set})
 
 
