@@ -77,6 +77,17 @@ def _token(data: dict[str, str] | None) -> TokenData | None:
     return TokenData(data["pan"], data.get("expiry", ""), data.get("requestor_id", ""), "C")
 
 
+# what each name a file may lack is (a missing card list was told "the keys zpk and bdk are
+# needed", and a token's missing pan read as the card's)
+_MISSING = {
+    "zpk": "(the keys zpk and bdk are needed, as `authhost demo --export` writes them)",
+    "bdk": "(the keys zpk and bdk are needed, as `authhost demo --export` writes them)",
+    "keys": "(the test keys: zpk and bdk at least, as `authhost demo --export` writes them)",
+    "cards": "(the list of test cards, as `authhost demo --export` writes it)",
+    "pan": "in a card's token (its token PAN)",
+}
+
+
 def load_demo_file(path: Path) -> DemoFile:
     try:
         doc = json.loads(path.read_text())
@@ -119,9 +130,9 @@ def load_demo_file(path: Path) -> DemoFile:
             str(doc.get("admin_url") or ""),
         )
     except KeyError as error:  # say which: a switch's harness file written by hand lacks one
+        name = error.args[0]
         raise DemoFileError(
-            f"{path}: missing or malformed cards or keys: no {error.args[0]!r} "
-            "(the keys zpk and bdk are needed, as `authhost demo --export` writes them)"
+            f"{path}: missing or malformed cards or keys: no {name!r} {_MISSING.get(name, '')}"
         ) from None
     except (TypeError, ValueError, AttributeError):
         raise DemoFileError(f"{path}: missing or malformed cards or keys") from None

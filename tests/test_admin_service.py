@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import stat
+from dataclasses import replace
 
 import pytest
 import trio
@@ -20,7 +21,7 @@ from authhost.admin.demo import CARDS, demo_export, ensure_demo, export_demo
 from authhost.admin.errors import ConflictError, InvalidRequest, NotFoundError
 from authhost.admin.service import CardService
 from authhost.cards.luhn import is_luhn_valid
-from authhost.cards.model import CardState, PinMethod
+from authhost.cards.model import CardKind, CardState, PinMethod
 from authhost.cards.track2 import parse_track2
 from authhost.security.keystore import KeyStore
 from authhost.security.module import PinCheck, SecurityModule, ensure_demo_keys
@@ -107,6 +108,52 @@ async def test_a_prepaid_product_is_issued_on_a_prepaid_account_only(store_args)
         with pytest.raises(InvalidRequest, match="prepaid account"):
             await service.personalise(card["card_id"], rq.Personalise(account_id="debit"))
         assert [c["account_id"] for c in await service.list_cards()] == ["loaded"]
+
+
+async def test_a_prepaid_product_on_a_credit_account_is_told_it_needs_a_prepaid_one(store_args):
+    """The refusal named "a debit or prepaid account" for a prepaid product on a credit
+    account, where a debit one is refused too."""
+    async with open_service(*store_args) as service:
+        await service.create_product(
+            rq.NewProduct(
+                product_id="pp", issuer_id="bank", name="P", bin="476173", kind="prepaid"
+            )  # fmt: skip
+        )
+        await service.create_account(rq.NewAccount(account_id="credit", kind="credit"))
+        with pytest.raises(InvalidRequest) as refused:
+            await service.issue_card(rq.IssueCard(product_id="pp", account_id="credit"))
+        assert "needs a prepaid account" in refused.value.message
+        assert "debit" not in refused.value.message.split(":")[0]
+
+
+async def test_no_more_overdraft_for_a_debit_account_carrying_a_prepaid_card(store_args):
+    """A prepaid product's card issued on a debit account before 2026-11-29 stays there; an
+    overdraft given to that account afterwards let the card spend beyond its loads again,
+    the very thing the issuing rule stops. Raising it is refused while such a card is live;
+    lowering it, other debit accounts, and the account once the card has moved are not."""
+    async with open_service(*store_args) as service:
+        await service.create_product(
+            rq.NewProduct(product_id="pp", issuer_id="bank", name="P", bin="476173")
+        )
+        await service.create_account(rq.NewAccount(account_id="debit", balance=1_000,
+                                                   credit_limit=500))  # fmt: skip
+        await service.create_account(rq.NewAccount(account_id="other"))
+        await service.create_account(rq.NewAccount(account_id="loaded", kind="prepaid"))
+        card = await service.issue_card(rq.IssueCard(product_id="pp", account_id="debit"))
+        product = await service.store.get_product("pp")  # what the rule's past left behind:
+        await service.store.put_product(  # a prepaid product's card on a debit account
+            replace(product, kind=CardKind.PREPAID, version=product.version + 1),
+            product.version,
+        )
+        with pytest.raises(InvalidRequest, match=f"carries card {card['card_id']}"):
+            await service.set_credit_limit("debit", rq.CreditLimitChange(credit_limit=50_000))
+        assert (await service.get_account("debit"))["credit_limit"] == 500
+        lowered = await service.set_credit_limit("debit", rq.CreditLimitChange(credit_limit=0))
+        assert lowered["credit_limit"] == 0
+        await service.set_credit_limit("other", rq.CreditLimitChange(credit_limit=50_000))
+        await service.personalise(card["card_id"], rq.Personalise(account_id="loaded"))
+        raised = await service.set_credit_limit("debit", rq.CreditLimitChange(credit_limit=900))
+        assert raised["credit_limit"] == 900
 
 
 @pytest.mark.parametrize(

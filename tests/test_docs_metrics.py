@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from authhost.rules.metrics import RuleMetricsCollector
 from authhost.server.metrics import ServerMetrics
 
 DOC = Path(__file__).parent.parent / "docs" / "server.md"
+RULES_DOC = DOC.parent / "rules.md"
 KINDS = {"counter", "gauge", "histogram", "summary"}
 
 
@@ -53,6 +55,22 @@ def test_the_metrics_table_lists_every_exported_metric_with_its_type_and_labels(
 
 
 def test_every_server_metric_named_in_the_server_docs_is_exported_under_that_name() -> None:
-    exported = _exported()
+    exported = set(_exported()) | _rules_exported()
     named = set(re.findall(r"authhost_[a-z_]+", DOC.read_text()))
     assert named <= set(exported), f"not exported under these names: {named - set(exported)}"
+
+
+def test_every_rules_metric_the_docs_name_is_exported_by_a_server_without_rules() -> None:
+    """A server without a rules file exports the rules' families too (at 0): they used to be
+    absent, and an alert on them saw nothing."""
+    exported = _rules_exported()
+    text = DOC.read_text() + RULES_DOC.read_text()
+    named = set(re.findall(r"authhost_rules?_[a-z_]+[a-z]", text))
+    assert named and named <= exported, f"not exported: {named - exported}"
+
+
+def _rules_exported() -> set[str]:
+    """The rules' families a server without rules exports (what it registers then)."""
+    registry = CollectorRegistry()
+    registry.register(RuleMetricsCollector(None))
+    return set(re.findall(r"^# TYPE (\S+) ", generate_latest(registry).decode(), re.MULTILINE))

@@ -78,6 +78,27 @@ def test_a_card_file_without_a_key_names_it(host, tmp_path, missing):  # noqa: F
     assert f"no '{missing}'" in said(result)
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda doc: doc.pop("cards"), "no 'cards' (the list of test cards"),
+        (lambda doc: doc.pop("keys"), "no 'keys' (the test keys"),
+        (lambda doc: doc["cards"][0].update(token={"expiry": "2912"}), "no 'pan' in a card's token"),
+    ],
+    ids=["no cards", "no keys", "a token without its PAN"],
+)  # fmt: skip
+def test_a_card_file_missing_something_else_says_what(host, tmp_path, change, expected):  # noqa: F811
+    """A missing card list was told "the keys zpk and bdk are needed", and a token's missing
+    PAN read as the card's own."""
+    doc = json.loads(Path(host["cards"]).read_text())
+    change(doc)
+    path = tmp_path / "cards.json"
+    path.write_text(json.dumps(doc))
+    result = sim("send", "purchase", "--cards", str(path), "--port", host["port"])
+    assert result.exit_code == 2, result.output
+    assert expected in said(result) and "zpk and bdk are needed" not in said(result)
+
+
 # --- send ---------------------------------------------------------------------------------
 
 

@@ -259,9 +259,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(refresh_store_lists, rules))
             if config.rules.watch and config.rules.file:
                 runtime.services.append(partial(watch_rules_file, rules))
-            from authhost.rules.metrics import RuleMetricsCollector
+        from authhost.rules.metrics import RuleMetricsCollector
 
-            runtime.collectors.append(RuleMetricsCollector(rules.source))
+        # without rules too: their families at 0 rather than absent, for the alerts on them
+        runtime.collectors.append(RuleMetricsCollector(rules.source if rules else None))
         if scorer is not None:
             runtime.reloaders.append(partial(reload_models, scorer, config.models.dir))
         from authhost.store.metrics import AcceptorCountersCollector, PendingJournalCollector

@@ -369,6 +369,10 @@ async def _update_product(call: Call) -> Any:
     return await call.service.update_product(call.path["product_id"], call.body)
 
 
+async def _set_product_limits(call: Call) -> Any:
+    return await call.service.set_product_limits(call.path["product_id"], call.body)
+
+
 async def _get_product(call: Call) -> Any:
     return await call.service.get_product(call.path["product_id"])
 
@@ -806,6 +810,17 @@ def _routes() -> list[Route]:
             "validity or chip counter jump limit (the next authorisation sees it); audited",
             write=True,
             body=rq.ProductChange,
+            tag="products",
+            response=v.ProductView,
+        ),
+        Route(
+            "PUT",
+            "/v1/products/{product_id}/limits",
+            _set_product_limits,
+            "Set the product's whole set of limits (those not given: no limit; PATCH with "
+            "`limits` changes the named ones and keeps the others); audited",
+            write=True,
+            body=rq.LimitsSpec,
             tag="products",
             response=v.ProductView,
         ),

@@ -227,14 +227,20 @@ class NewProduct(_Request):
 class ProductChange(_Request):
     """What may change on a product whose cards are out: its name, limits, channels, blocked
     merchant categories and countries, the validity of cards issued from now on, the chip
-    counter jump limit and the 3-D Secure CAVV key. Each field given replaces the product's
-    (``limits`` as a whole: a limit left out is no limit); fields left out stay as they are.
+    counter jump limit and the 3-D Secure CAVV key. Each field given replaces the product's,
+    but ``limits``: the limits it names are set (null: that limit removed), the product's
+    others kept (``"limits": null`` removes them all; ``PUT .../limits`` sets the whole set);
+    fields left out stay as they are.
     The BIN, PAN length, kind, currency, home country, service code, PIN method and the card
     keys are fixed: the cards already issued carry them (the CAVV key is the issuer ACS's,
     not the cards')."""
 
     name: ProductName = ""
-    limits: LimitsSpec | None = None
+    limits: LimitsSpec | None = Field(
+        None,
+        description="the limits named are set (null: removed), the product's others kept; "
+        "null: every limit removed; left out: unchanged",
+    )
     # null is refused below (it would mean no channel at all): not in the document
     channels: list[Channel] | SkipJsonSchema[None] = None
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] | None = None
@@ -260,6 +266,13 @@ class ProductChange(_Request):
     def _something(self) -> ProductChange:
         if not self.model_fields_set - {"version"}:
             raise ValueError("nothing to change: give at least one field")
+        if self.limits is not None and not self.limits.model_fields_set:
+            # {} replaced every limit with none before 2026-11-29; now it would change nothing:
+            # refused rather than taken silently from a client written for the old meaning
+            raise ValueError(
+                "limits: name the limits to set (null removes one); every limit off is "
+                '"limits": null, a whole set is PUT /v1/products/{id}/limits'
+            )
         if "channels" in self.model_fields_set and self.channels is None:
             # null would mean no channel at all (every request 57), not "unchanged"
             raise ValueError("channels: give the list of channels (left out: unchanged)")

@@ -15,8 +15,11 @@ from authhost.cli.admin_support import (
     ConfigOpt,
     DayOpt,
     IdemOpt,
+    LimitAmount,
+    LimitCount,
     LimitOpt,
     OffsetOpt,
+    RemoveLimitOpt,
     SinceOpt,
     StoreOpt,
     UntilOpt,
@@ -26,7 +29,9 @@ from authhost.cli.admin_support import (
     _report_csv_rows,
     _run,
     _run_csv_rows,
+    _say,
     _validated,
+    limits_named,
     minor_units,
     results_file,
 )
@@ -56,10 +61,61 @@ def products_update(
     config: ConfigOpt = None,
 ) -> None:
     """Change a live product: name, limits, channels, blocked_mccs, blocked_countries,
-    validity_months, atc_jump_limit, cavv_key_name (each given field replaces the product's;
-    audited). A running server applies it from the next authorisation."""
+    validity_months, atc_jump_limit, cavv_key_name (each given field replaces the product's,
+    but the limits named are merged into its others, null removing one; audited). A running
+    server applies it from the next authorisation."""
     change = _validated(rq.ProductChange, _read_json(spec))
     _run(_config(config, store), lambda s: s.update_product(product_id, change))
+
+
+@products.command("limits")
+def products_limits(
+    product_id: str,
+    per_transaction: LimitAmount = None,
+    daily_amount: LimitAmount = None,
+    daily_count: LimitCount = None,
+    monthly_amount: LimitAmount = None,
+    monthly_count: LimitCount = None,
+    atm_per_transaction: LimitAmount = None,
+    atm_daily_amount: LimitAmount = None,
+    atm_daily_count: LimitCount = None,
+    max_balance: LimitAmount = None,
+    remove: RemoveLimitOpt = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="the limits named are the whole set")
+    ] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the product's limits, as ``cards limits`` a card's: the limits named are set, the
+    product's others kept (--remove NAME drops one; --replace: the named are all there is);
+    no option removes them all. Merged into the product as read, written only if still so
+    (another's change kept). A running server applies it from the next authorisation."""
+    named = {
+        "per_transaction": per_transaction,
+        "daily_amount": daily_amount,
+        "daily_count": daily_count,
+        "monthly_amount": monthly_amount,
+        "monthly_count": monthly_count,
+        "atm_per_transaction": atm_per_transaction,
+        "atm_daily_amount": atm_daily_amount,
+        "atm_daily_count": atm_daily_count,
+        "max_balance": max_balance,
+    }
+    given, dropped = limits_named(named, remove)
+    if replace and dropped:
+        _say("error: --remove and --replace: --replace already removes what it does not name")
+        raise typer.Exit(1)
+    _validated(rq.LimitsSpec, given)  # the values checked; then a removed one is a null:
+    # a limit not named stays out of the spec's fields set, and so stays on the product
+    spec = rq.LimitsSpec.model_validate({**given, **dict.fromkeys(dropped)})
+
+    async def limits(service: CardService) -> dict[str, Any]:
+        if replace or not (given or dropped):  # the whole set (none named: none left)
+            return await service.set_product_limits(product_id, spec)
+        return await service.update_product(product_id, rq.ProductChange(limits=spec))
+
+    _run(_config(config, store), limits)
 
 
 @products.command("create")

@@ -387,3 +387,28 @@ async def _named_or_created(
             ids += [c["card_id"] for c in page if not (without_pin and c["pin_set"])]
             offset += len(page)
     return ids
+
+
+LimitAmount = Annotated[int | None, typer.Option(min=0, help="minor units")]
+LimitCount = Annotated[int | None, typer.Option(min=0, help="transactions")]
+RemoveLimitOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="a limit to remove (per-transaction, daily-count...); repeat"),
+]
+
+
+def limits_named(
+    named: dict[str, int | None], remove: list[str] | None
+) -> tuple[dict[str, int], set[str]]:
+    """The limits a ``limits`` command sets (its options given) and those it removes
+    (``--remove``), the same for a card's and a product's; exit 1 on an unknown name or one
+    both set and removed."""
+    dropped = {name.strip().lstrip("-").replace("-", "_") for name in remove or []}
+    if unknown := sorted(dropped - named.keys()):
+        _say(f"error: --remove {unknown[0]}: not a limit ({', '.join(named)})")
+        raise typer.Exit(1)
+    given = {name: value for name, value in named.items() if value is not None}
+    if clash := sorted(dropped & given.keys()):
+        _say(f"error: {clash[0]} is both set and removed")
+        raise typer.Exit(1)
+    return given, dropped

@@ -20,16 +20,19 @@ from authhost.cli.admin_support import (
     IdemOpt,
     LimitOpt,
     OffsetOpt,
+    RemoveLimitOpt,
     SinceOpt,
     StoreOpt,
     UntilOpt,
     _comma_list,
     _config,
     _run,
-    _say,
     _validated,
+    limits_named,
     not_nan,
 )
+from authhost.cli.admin_support import LimitAmount as Amount
+from authhost.cli.admin_support import LimitCount as Count
 from authhost.cli.tables import OutputOpt
 
 cards = typer.Typer(help="Cards: issue, personalise, lifecycle, bureau export, bulk issue.")
@@ -164,10 +167,6 @@ def cards_personalise(
     _run(_config(config, store), lambda s: s.personalise(card_id, request))
 
 
-Amount = Annotated[int | None, typer.Option(min=0, help="minor units")]
-Count = Annotated[int | None, typer.Option(min=0, help="transactions")]
-
-
 @cards.command("limits")
 def cards_limits(
     card_id: str,
@@ -180,10 +179,7 @@ def cards_limits(
     atm_daily_amount: Amount = None,
     atm_daily_count: Count = None,
     max_balance: Amount = None,
-    remove: Annotated[
-        list[str] | None,
-        typer.Option(help="a limit to remove (per-transaction, daily-count...); repeat"),
-    ] = None,
+    remove: RemoveLimitOpt = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -201,14 +197,7 @@ def cards_limits(
         "atm_daily_count": atm_daily_count,
         "max_balance": max_balance,
     }
-    dropped = {name.strip().lstrip("-").replace("-", "_") for name in remove or []}
-    if unknown := sorted(dropped - named.keys()):
-        _say(f"error: --remove {unknown[0]}: not a limit ({', '.join(named)})")
-        raise typer.Exit(1)
-    given = {name: value for name, value in named.items() if value is not None}
-    if clash := sorted(dropped & given.keys()):
-        _say(f"error: {clash[0]} is both set and removed")
-        raise typer.Exit(1)
+    given, dropped = limits_named(named, remove)
 
     async def limits(service: CardService) -> dict[str, Any]:
         if not (given or dropped):  # no option: every limit removed, whatever they were

@@ -2,7 +2,9 @@
 
 The engine counts in plain integers on its hot path; this collector turns them into metric
 families only when Prometheus scrapes, so counting costs nothing extra per request. Register
-it once: ``prometheus_client.REGISTRY.register(RuleMetricsCollector(source))``.
+it once: ``prometheus_client.REGISTRY.register(RuleMetricsCollector(source))``. A server
+without rules registers it with no source: every family is there from the start, at 0, with
+``authhost_rules_loaded`` 0, so an alert on them sees 0 rather than an absent series.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from authhost.rules.loader import RuleSource, ended_rules
 class RuleMetricsCollector(Collector):
     """authhost_rule_* families: evaluations, matches, declines, shadow matches, errors."""
 
-    def __init__(self, source: RuleSource) -> None:
-        self._source = source
+    def __init__(self, source: RuleSource | None) -> None:
+        self._source = source  # None: the server runs without rules
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # names are fixed; avoid a collect() at registration
@@ -45,24 +47,30 @@ class RuleMetricsCollector(Collector):
                 labels=["rule"],
             ),
         }
-        for name, stats in sorted(self._source.rule_stats().items()):
+        source = self._source
+        for name, stats in sorted(source.rule_stats().items() if source else ()):
             for field, family in families.items():
                 family.add_metric([name], getattr(stats, field))
         yield from families.values()
+        loaded = GaugeMetricFamily(
+            "authhost_rules_loaded", "1: a rules file is in force; 0: no rules (none configured)"
+        )
+        loaded.add_metric([], int(source is not None and source.path is not None))
+        yield loaded
         info = GaugeMetricFamily(
             "authhost_rules_active", "Enabled rules of the active rule set", labels=["version"]
         )
-        info.add_metric([self._source.version], len(self._source.rules))
+        info.add_metric([source.version if source else "none"], len(source.rules) if source else 0)
         yield info
         ended = GaugeMetricFamily(
             "authhost_rules_ended",
             "Enabled rules past their active_until, which no longer run (remove them)",
         )
-        ended.add_metric([], len(ended_rules(self._source.rules, time.time())))
+        ended.add_metric([], len(ended_rules(source.rules, time.time())) if source else 0)
         yield ended
         reloads = CounterMetricFamily(
             "authhost_rules_reloads", "Rule set reloads by result", labels=["result"]
         )
-        reloads.add_metric(["ok"], self._source.reloads_ok)
-        reloads.add_metric(["refused"], self._source.reloads_failed)
+        reloads.add_metric(["ok"], source.reloads_ok if source else 0)
+        reloads.add_metric(["refused"], source.reloads_failed if source else 0)
         yield reloads

@@ -23,6 +23,7 @@ from authhost.admin.service.base import (
     _CHIP_KEYS,
     ACCOUNT_CLOSED_KEY,
     KEY_REUSED,
+    MERGE_TRIES,
     ServiceBase,
     _new_id,
     _period,
@@ -117,14 +118,56 @@ class ProductsAndAccounts(ServiceBase):
     async def update_product(self, product_id: str, change: rq.ProductChange) -> dict[str, Any]:
         """Change what may change on a live product (``rq.ProductChange``); audited with the
         product before and after. A running server reads the product with every snapshot, so
-        the next authorisation on its cards sees the change."""
-        before = await self._product(product_id)
+        the next authorisation on its cards sees the change. The limits ``change`` names are
+        merged into the product's as read: an operator tuning one limit used to drop every
+        other (a prepaid product's ``max_balance``)."""
+        return await self._change_product(
+            product_id, lambda before: self._product_changes(before, change)
+        )
+
+    async def set_product_limits(self, product_id: str, limits: rq.LimitsSpec) -> dict[str, Any]:
+        """The product's whole set of limits: those not given are no limit (all null or none
+        given removes them all), whatever the product had."""
+        whole = Limits(**limits.model_dump())
+        return await self._change_product(product_id, lambda _: {"limits": whole})
+
+    async def _change_product(
+        self, product_id: str, changes: Callable[[Product], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Write the fields ``changes`` makes of the product as read, only if it is still at
+        the version read, else read and made again (``MERGE_TRIES``): two operators changing
+        it at once each keep the other's change. Audited (``product.update``) in the same
+        write."""
+        for _ in range(MERGE_TRIES):
+            before = await self._product(product_id)
+            after = replace(before, **changes(before), version=before.version + 1)
+            view = product_view(after)
+            entry = self._audit_entry("product.update", product_id, product_view(before), view)
+            try:  # the product and its entry: one write, only over the version read
+                await self.store.put_product(
+                    after, before.version, audit=entry, seal=self.security.audit_seal
+                )
+            except Conflict:
+                continue  # a change given a version is refused at the next read
+            return view
+        raise ConflictError(
+            f"product {product_id} changed at each of {MERGE_TRIES} tries to change it: "
+            "run the command again"
+        )
+
+    def _product_changes(self, before: Product, change: rq.ProductChange) -> dict[str, Any]:
+        """The fields ``change`` sets on ``before``; refused when made on another version."""
+        if change.version is not None and change.version != before.version:
+            raise ConflictError(
+                f"product {before.product_id} is at version {before.version}, not "
+                f"{change.version}: read it again and make the change on what it is now"
+            )
         given = change.model_fields_set
         changed: dict[str, Any] = {}
         if "name" in given:
             changed["name"] = change.name
         if "limits" in given:
-            changed["limits"] = Limits(**(change.limits or rq.LimitsSpec()).model_dump())
+            changed["limits"] = _limits_changed(before.limits, change.limits)
         for name in ("channels", "blocked_mccs", "blocked_countries"):
             if name in given:
                 changed[name] = frozenset(getattr(change, name) or ())
@@ -137,23 +180,7 @@ class ProductsAndAccounts(ServiceBase):
             if name:
                 self._require_keys(((name, KeyType.CVK),))
             changed["cavv_key_name"] = name
-        if change.version is not None and change.version != before.version:
-            raise ConflictError(
-                f"product {product_id} is at version {before.version}, not {change.version}: "
-                "read it again and make the change on what it is now"
-            )
-        after = replace(before, **changed, version=before.version + 1)
-        view = product_view(after)
-        entry = self._audit_entry("product.update", product_id, product_view(before), view)
-        try:  # the product and its entry: one write
-            await self.store.put_product(
-                after, before.version, audit=entry, seal=self.security.audit_seal
-            )
-        except Conflict:
-            raise ConflictError(
-                f"product {product_id} changed while this change was made: read it again"
-            ) from None
-        return view
+        return changed
 
     def _require_keys(self, named: Iterable[tuple[str, KeyType]]) -> None:
         """Refuse a product whose keys are not in the key store: every authorisation on it
@@ -427,6 +454,8 @@ class ProductsAndAccounts(ServiceBase):
         before = await self._account(account_id)
         if before.kind is CardKind.PREPAID:
             raise InvalidRequest(f"account {account_id} is prepaid: no credit limit or overdraft")
+        if before.kind is CardKind.DEBIT and change.credit_limit > before.credit_limit:
+            await self._refuse_overdraft_for_prepaid_cards(account_id)
         audit = self._account_audit(
             "account.credit_limit",
             account_id,
@@ -440,6 +469,26 @@ class ProductsAndAccounts(ServiceBase):
             raise NotFoundError(f"account {account_id} not found") from None
         return account_view(after)
 
+    async def _refuse_overdraft_for_prepaid_cards(self, account_id: str) -> None:
+        """A debit account carrying a live prepaid product's card (issued before prepaid
+        products needed prepaid accounts, 2026-11-29) gets no more overdraft: it would let
+        the card spend beyond what was loaded, the very thing that rule stops."""
+        kinds: dict[str, CardKind] = {}
+        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
+            offset = 0
+            while page := await self.store.list_cards(account_id, state.value, 1000, offset):
+                offset += len(page)
+                for card in page:
+                    if card.product_id not in kinds:
+                        kinds[card.product_id] = (await self._product(card.product_id)).kind
+                    if kinds[card.product_id] is CardKind.PREPAID:
+                        raise InvalidRequest(
+                            f"account {account_id} carries card {card.card_id} of prepaid "
+                            f"product {card.product_id}: an overdraft would let it spend beyond "
+                            "what was loaded; move the card to a prepaid account first "
+                            "(cards personalise --account-id), or lower the overdraft only"
+                        )
+
     def _account_audit(
         self, action: str, account_id: str, after: Callable[[Account], dict[str, Any]]
     ) -> AccountAudit:
@@ -449,6 +498,14 @@ class ProductsAndAccounts(ServiceBase):
         return lambda account: self._audit_entry(
             action, account_id, audited_account_view(account), after(account)
         )
+
+
+def _limits_changed(before: Limits, spec: rq.LimitsSpec | None) -> Limits:
+    """``before`` with the limits ``spec`` names (null: that limit removed), the others kept;
+    no ``spec`` (``"limits": null``) removes them all."""
+    if spec is None:
+        return Limits()
+    return replace(before, **{name: getattr(spec, name) for name in spec.model_fields_set})
 
 
 def _ledger_sync_view(state: LedgerState | None) -> dict[str, Any] | None:

@@ -555,18 +555,20 @@ def _check_account_fits(product: Product, account: Account) -> None:
             f"account {account.account_id} is in currency {account.currency}, "
             f"product {product.product_id} in {product.currency}"
         )
+    # a prepaid card spends only what was loaded: on a debit account an overdraft (its credit
+    # limit) let it spend beyond that; before 2026-11-29 it was issued there without a word.
+    # Checked first: on a credit account the check below said "needs a debit or prepaid
+    # account", and a debit one is refused here
+    if product.kind is CardKind.PREPAID and account.kind is not CardKind.PREPAID:
+        raise InvalidRequest(
+            f"a prepaid product needs a prepaid account (accounts create --kind prepaid): "
+            f"account {account.account_id} is {account.kind.value}, which an overdraft or a "
+            "credit limit lets spend beyond what was loaded"
+        )
     if (account.kind is CardKind.CREDIT) != (product.kind is CardKind.CREDIT):
         raise InvalidRequest(
             f"a {product.kind.value} product needs a "
             f"{'credit' if product.kind is CardKind.CREDIT else 'debit or prepaid'} account"
-        )
-    # a prepaid card spends only what was loaded: on a debit account an overdraft (its credit
-    # limit) let it spend beyond that; before 2026-11-29 it was issued there without a word
-    if product.kind is CardKind.PREPAID and account.kind is not CardKind.PREPAID:
-        raise InvalidRequest(
-            f"a prepaid product needs a prepaid account (accounts create --kind prepaid): "
-            f"account {account.account_id} is {account.kind.value}, which an overdraft lets "
-            "spend beyond what was loaded"
         )
 
 
