@@ -62,7 +62,6 @@ JOURNAL_PRUNE_INTERVAL_S = 86_400.0
 IDEMPOTENCY_PRUNE_FIRST_S = 120.0
 IDEMPOTENCY_PRUNE_INTERVAL_S = 86_400.0
 REVERSAL_CHECK_S = 1.0  # how soon a reversal approved here is set against an open dispute
-HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
 
 
 @dataclass
@@ -185,7 +184,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             handler=handler,
             banner=banner,
             macs=(security.mac_message, security.verify_mac),
-            read_store=partial(store.get_account, HEALTH_PROBE_ACCOUNT),
+            read_store=store.health_read,
             journal_backlog=handler.journal_backlog,
             store=store,
             security=security,

@@ -677,6 +677,9 @@ class SqliteCardStore:
     async def get_account(self, account_id: str) -> Account | None:
         return await self._reader.run(lambda conn: _read_account(conn, account_id))
 
+    async def health_read(self) -> None:
+        await self.get_account("health-probe")  # an account lookup that finds nothing
+
     async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]:
         rows = await self._reader.run(
             lambda conn: conn.execute(
