@@ -257,6 +257,9 @@ class _Loop:
         if link.closed:
             return
         link.closed = True
+        # its requests in flight are lost now (a reset, a crashed worker), not timed out later
+        self.result.errors += len(link.pending)
+        link.pending.clear()
         if message is not None:
             self.result.error_messages.append(message)
         self.selector.unregister(link.sock)
