@@ -152,6 +152,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 )
             )
 
+        if not await store.list_cards(limit=1):
+            log.warning(empty_store_warning(config.store.url))
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         acceptors_read = partial(reads_acceptors, rules, scorer)
@@ -394,6 +396,17 @@ def describe_models(scorer: Any, models_dir: str) -> str:
         return f"model: none active in {models_dir} (`authhost models activate NAME`)"
     text = f"model {champion.name} ({champion.kind}, {champion.feature_set})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
+
+
+def empty_store_warning(url: str) -> str:
+    """What ``serve`` says at start about a store holding no card: a mistyped store URL (a
+    relative SQLite path is created anew in another working directory) or a Redis that lost
+    its data would otherwise answer every authorisation 14 without a word."""
+    return (
+        f"store {printable_url(url)} holds no card (working directory {os.getcwd()}): every "
+        "authorisation will be declined 14 (invalid card) until cards are issued; if this "
+        "installation has cards, the store URL names the wrong store or its Redis lost its data"
+    )
 
 
 async def reload_keys(security: Any) -> None:
