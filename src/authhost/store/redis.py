@@ -339,7 +339,7 @@ class RedisCardStore:
         self._velocity = VelocityLogs(_event)
         self._acceptors = RedisAcceptorStream(self._keys.acceptor_events)
         self._commits: Gathering[_CommitCall] = Gathering()
-        self._stamp = b""  # RedisKeys.stamp's value when this process opened the store
+        self._stamp = b""  # redis_keys.Keys.stamp's value when this process opened the store
         self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
         self._ids_reserved_at = 0.0  # time.monotonic() of the newest block

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from authhost.store.money import BALANCE_BOUND
 
-# What a snapshot finding no card says when the store's stamp is gone too (RedisKeys.stamp):
+# What a snapshot finding no card says when the stamp is gone too (redis_keys.Keys.stamp):
 # answered 96 rather than 14, which would tell merchants the card does not exist.
 STORE_LOST = (
     "Redis has lost this store's data (its stamp key is gone: restarted without"
@@ -114,7 +114,7 @@ local ERR_LOST = "{STORE_LOST}"
     + """
 local pointer = redis.call('GET', KEYS[1])
 if not pointer and redis.call('EXISTS', ARGV[5] .. ':{g}:stamp') == 0 then
-  error({err = ERR_LOST})  -- Redis lost its data: no card is known to be gone (RedisKeys.stamp)
+  error({err = ERR_LOST})  -- Redis lost its data (redis_keys.Keys.stamp)
 end
 local card_id, account_id, product_id = '', '', ''
 if pointer then
