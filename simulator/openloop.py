@@ -228,8 +228,8 @@ class _Loop:
         except OSError as error:
             self._close(link, f"connection {link.index}: {error}")
             return
-        if not data:
-            self._close(link, None)
+        if not data:  # the server closed it (a graceful stop, a bad frame): say so
+            self._close(link, f"connection {link.index}: closed by the server")
             return
         now = time.monotonic()
         link.decoder.feed(data)

@@ -151,6 +151,12 @@ async def test_a_server_that_hangs_up_makes_errors(loop):
     assert result.completed == 0
     assert result.errors > 0
     assert result.sent == result.errors
+    # a FIN (a server stopping gracefully) is named too: the report said nothing, while the
+    # closed connections' share of the load went unsent
+    assert sorted(result.error_messages) == [
+        "connection 0: closed by the server",
+        "connection 1: closed by the server",
+    ], result.error_messages
 
 
 async def test_open_loop_latency_counts_from_the_scheduled_send_time():
