@@ -29,6 +29,7 @@ from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.key_store_match import check_pan_keys
 from authhost.models.context import TxContext
+from authhost.node_lease import claim_node, keep_node, node_owner
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
@@ -154,6 +155,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
 
         if not await store.list_cards(limit=1):
             log.warning(empty_store_warning(config.store.url))
+        node_owner_name = node_owner()
+        await claim_node(store, config.server.node_id, node_owner_name)
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         acceptors_read = partial(reads_acceptors, rules, scorer)
@@ -198,6 +201,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
+        runtime.services.append(partial(keep_node, store, config.server.node_id, node_owner_name))
         shortest = config.auth.hold_lives.shortest_shift
         runtime.services.append(
             partial(
