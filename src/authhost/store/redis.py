@@ -390,8 +390,10 @@ class RedisCardStore:
         loses its data loses the stamp too, which ``health_read`` and a snapshot finding no
         card then tell from a card that does not exist."""
         key = self._keys.stamp
-        await self._client.set(key, os.urandom(8).hex(), condition=PureToken.NX)
         self._stamp = await self._client.get(key) or b""
+        if not self._stamp:  # a read alone otherwise: a Redis at its maxmemory still opens
+            await self._client.set(key, os.urandom(8).hex(), condition=PureToken.NX)
+            self._stamp = await self._client.get(key) or b""
 
     async def health_read(self) -> None:
         stamp = await self._client.get(self._keys.stamp)
