@@ -305,9 +305,11 @@ async def _connection(
             try:
                 data = await stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                data = b""
+                data = None
                 result.error_messages.append(f"connection {index}: {error}")
             if not data:
+                if data == b"":  # the server closed it (a graceful stop, a bad frame): say so
+                    result.error_messages.append(f"connection {index}: closed by the server")
                 closed = True
                 space.set()
                 return

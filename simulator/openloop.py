@@ -228,8 +228,8 @@ class _Loop:
         except OSError as error:
             self._close(link, f"connection {link.index}: {error}")
             return
-        if not data:
-            self._close(link, None)
+        if not data:  # the server closed it (a graceful stop, a bad frame): say so
+            self._close(link, f"connection {link.index}: closed by the server")
             return
         now = time.monotonic()
         link.decoder.feed(data)
@@ -257,6 +257,9 @@ class _Loop:
         if link.closed:
             return
         link.closed = True
+        # its requests in flight are lost now (a reset, a crashed worker), not timed out later
+        self.result.errors += len(link.pending)
+        link.pending.clear()
         if message is not None:
             self.result.error_messages.append(message)
         self.selector.unregister(link.sock)

@@ -72,3 +72,41 @@ async def test_redis_stopped_and_restarted_under_traffic(nursery, tmp_path, monk
                 await trio.sleep(0.2)
         for stan in answered_down:
             assert stans.count(stan) == 1, stan
+
+
+async def test_redis_restarted_empty_is_not_ready_and_declines_no_card_as_unknown(
+    nursery, tmp_path, monkeypatch
+):
+    """A Redis that comes back without its data (no persistence, a failover to an empty
+    replica, FLUSHALL) knows no card: before, every purchase was answered 14 (invalid card:
+    with merchant advice, "do not try again") and ``/readyz`` said ready. Now the host knows
+    its store's stamp is gone: it answers 96 and is not ready until the data is back."""
+    monkeypatch.chdir(tmp_path)
+    redis_port, metrics_port = free_port(), free_port()
+    base = f"redis://127.0.0.1:{redis_port}/0"
+    url = f"{base}?prefix=empty-{uuid.uuid4().hex[:8]}"
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    with redis_process(redis_port, saved) as first:
+        host = await start_host(nursery, tmp_path, url, deadline_ms=500, metrics_port=metrics_port)
+        switch = await Switch.connect(host.port)
+        card = host.cards["active-visa"]
+        assert (await switch.send(purchase(card)))["39"] == "00"
+        await until(metrics_port, "/readyz", 200)
+        stop(base, first)  # its data saved in `saved`, to bring back below
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with redis_process(redis_port, empty) as second:
+        with trio.fail_after(5):
+            answered = await switch.send(purchase(card))
+        assert answered["39"] == "96", answered  # never 14: the card is not known to be gone
+        lost = await until(metrics_port, "/readyz", 503)
+        assert "lost" in lost["store"]["error"], lost
+        second.terminate()
+        second.wait(timeout=10)
+
+    with redis_process(redis_port, saved):  # the data restored: ready and approving again
+        await until(metrics_port, "/readyz", 200)
+        with trio.fail_after(5):
+            assert (await switch.send(purchase(card)))["39"] == "00"

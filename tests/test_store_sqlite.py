@@ -448,3 +448,36 @@ async def test_disputes_written_before_the_card_column_are_found_by_card(tmp_pat
             "ORDER BY dispute_id", ("crd_1",)
         ).fetchall()  # fmt: skip
     assert any("disputes_by_card" in row[-1] for row in plan), plan
+
+
+async def test_a_damaged_file_fails_a_snapshot_as_the_store(tmp_path):
+    """A file damaged on disk (a bad sector, a copy taken with ``cp`` under a writer) opens, and
+    the first read of a damaged page raises sqlite3's DatabaseError. That went up raw: each
+    authorisation was logged "decision failed" with a traceback, as a bug. It is the store's
+    failure now (answered 96 and logged as "the store failed", with SQLite's words)."""
+    from test_store_contract import NOW, seeded
+
+    from authhost.store.interface import SnapshotQuery, StoreUnavailable
+
+    path = tmp_path / "cards.db"
+    store = await open_store(f"sqlite:///{path}")
+    card, _ = await seeded(store)
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name = ?", ("cards_current",))]  # fmt: skip
+    assert pages
+    with open(path, "r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * page_size)
+            file.write(b"\xa5" * page_size)
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        [alone] = await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)])
+        together = await store.snapshot_many([SnapshotQuery(card.pan_index, NOW)] * 2)
+    finally:
+        await store.close()
+    for failed in (alone, *together):
+        assert isinstance(failed, StoreUnavailable), repr(failed)
+        assert "malformed" in str(failed)

@@ -29,6 +29,7 @@ from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.key_store_match import check_pan_keys
 from authhost.models.context import TxContext
+from authhost.node_lease import claim_node, keep_node, node_owner
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
@@ -62,7 +63,6 @@ JOURNAL_PRUNE_INTERVAL_S = 86_400.0
 IDEMPOTENCY_PRUNE_FIRST_S = 120.0
 IDEMPOTENCY_PRUNE_INTERVAL_S = 86_400.0
 REVERSAL_CHECK_S = 1.0  # how soon a reversal approved here is set against an open dispute
-HEALTH_PROBE_ACCOUNT = "health-probe"  # read (never found) once a second for /readyz
 
 
 @dataclass
@@ -153,6 +153,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 )
             )
 
+        if not await store.list_cards(limit=1):
+            log.warning(empty_store_warning(config.store.url))
+        node_owner_name = node_owner()
+        await claim_node(store, config.server.node_id, node_owner_name)
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         acceptors_read = partial(reads_acceptors, rules, scorer)
@@ -185,7 +189,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             handler=handler,
             banner=banner,
             macs=(security.mac_message, security.verify_mac),
-            read_store=partial(store.get_account, HEALTH_PROBE_ACCOUNT),
+            read_store=store.health_read,
             journal_backlog=handler.journal_backlog,
             store=store,
             security=security,
@@ -197,6 +201,7 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
+        runtime.services.append(partial(keep_node, store, config.server.node_id, node_owner_name))
         shortest = config.auth.hold_lives.shortest_shift
         runtime.services.append(
             partial(
@@ -396,6 +401,17 @@ def describe_models(scorer: Any, models_dir: str) -> str:
         return f"model: none active in {models_dir} (`authhost models activate NAME`)"
     text = f"model {champion.name} ({champion.kind}, {champion.feature_set})"
     return text + (f", challenger {challenger.name} in shadow" if challenger else "")
+
+
+def empty_store_warning(url: str) -> str:
+    """What ``serve`` says at start about a store holding no card: a mistyped store URL (a
+    relative SQLite path is created anew in another working directory) or a Redis that lost
+    its data would otherwise answer every authorisation 14 without a word."""
+    return (
+        f"store {printable_url(url)} holds no card (working directory {os.getcwd()}): every "
+        "authorisation will be declined 14 (invalid card) until cards are issued; if this "
+        "installation has cards, the store URL names the wrong store or its Redis lost its data"
+    )
 
 
 async def reload_keys(security: Any) -> None:

@@ -585,6 +585,11 @@ class CardStore(Protocol):
 
     async def get_account(self, account_id: str) -> Account | None: ...
 
+    async def health_read(self) -> None:
+        """A cheap read, made once a second for ``/readyz``; raises when the store cannot
+        serve: unreachable, or (Redis) restarted without this store's data."""
+        ...
+
     async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]: ...
 
     async def change_funds(

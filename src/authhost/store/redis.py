@@ -18,6 +18,7 @@ import heapq
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
@@ -338,6 +339,7 @@ class RedisCardStore:
         self._velocity = VelocityLogs(_event)
         self._acceptors = RedisAcceptorStream(self._keys.acceptor_events)
         self._commits: Gathering[_CommitCall] = Gathering()
+        self._stamp = b""  # redis_keys.Keys.stamp's value when this process opened the store
         self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
         self._ids_reserved_at = 0.0  # time.monotonic() of the newest block
@@ -370,6 +372,11 @@ class RedisCardStore:
             await stack.aclose()
             raise StoreError(f"cannot reach Redis at {printable_url(url)}: {exc}") from None
         store = cls(client, stack, prefix, cluster)
+        try:
+            await store._take_stamp()
+        except BaseException:
+            await stack.aclose()
+            raise
         if not cluster:
             try:
                 await store._index_every_journal()
@@ -377,6 +384,21 @@ class RedisCardStore:
                 await stack.aclose()
                 raise
         return store
+
+    async def _take_stamp(self) -> None:
+        """Write the store's stamp if it has none (a new store) and remember it: a Redis that
+        loses its data loses the stamp too, which ``health_read`` and a snapshot finding no
+        card then tell from a card that does not exist."""
+        key = self._keys.stamp
+        self._stamp = await self._client.get(key) or b""
+        if not self._stamp:  # a read alone otherwise: a Redis at its maxmemory still opens
+            await self._client.set(key, os.urandom(8).hex(), condition=PureToken.NX)
+            self._stamp = await self._client.get(key) or b""
+
+    async def health_read(self) -> None:
+        stamp = await self._client.get(self._keys.stamp)
+        if stamp != self._stamp:
+            raise StoreError(redis_lua.STORE_LOST)
 
     async def _index_every_journal(self) -> None:
         """Put the entries journalled before the global journal index existed into it, once
@@ -460,6 +482,8 @@ class RedisCardStore:
         if not self._cluster:
             return await self._snapshot_standalone(query)
         pointer = await self._pointer(query.pan_index) if query.pan_index else None
+        if pointer is None and not await self._client.exists([self._keys.stamp]):
+            raise StoreError(redis_lua.STORE_LOST)  # as the standalone script does
         if pointer is None and not query.dedupe_key and not query.original_key:
             return Snapshot()
         card_id, account_id, product_id = pointer or ("", "", "")

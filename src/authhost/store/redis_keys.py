@@ -132,6 +132,12 @@ class Keys:
         return f"{self.prefix}:{{g}}:products"
 
     @property
+    def stamp(self) -> str:
+        """A random value written when the store is first opened: gone (or another) means
+        Redis lost this store's data, which would otherwise read as "no such card"."""
+        return f"{self.prefix}:{{g}}:stamp"
+
+    @property
     def accounts(self) -> str:
         return f"{self.prefix}:{{g}}:accounts"
 

@@ -13,6 +13,13 @@ from __future__ import annotations
 
 from authhost.store.money import BALANCE_BOUND
 
+# What a snapshot finding no card says when the stamp is gone too (redis_keys.Keys.stamp):
+# answered 96 rather than 14, which would tell merchants the card does not exist.
+STORE_LOST = (
+    "Redis has lost this store's data (its stamp key is gone: restarted without"
+    " persistence, flushed, or failed over to an empty replica); restore it"
+)
+
 # The account hash's fields in the order the scripts return them (redis._account_row reads
 # them by position: no field names to send and no dict to build per reply).
 ACCOUNT_FIELDS = ("account_id", "currency", "kind", "balance", "credit_limit", "holds", "version")
@@ -101,8 +108,14 @@ return {account, card, events, previous, hold, counted}
 # KEYS: PAN pointer, products.  ARGV 5: key prefix, 6: velocity events counted already,
 # 7: the card they were counted for, 8: 'card id|version' the caller has parsed ('' for none)
 _SNAPSHOT_STANDALONE_BODY = (
-    """
+    f"""
+local ERR_LOST = "{STORE_LOST}"
+"""
+    + """
 local pointer = redis.call('GET', KEYS[1])
+if not pointer and redis.call('EXISTS', ARGV[5] .. ':{g}:stamp') == 0 then
+  error({err = ERR_LOST})  -- Redis lost its data (redis_keys.Keys.stamp)
+end
 local card_id, account_id, product_id = '', '', ''
 if pointer then
   card_id, account_id, product_id = string.match(pointer, '^([^|]*)|([^|]*)|(.*)$')

@@ -78,6 +78,7 @@ from authhost.store.interface import (
     ledger_refusal,
     pin_change_conflict_outcome,
     pin_locked_outcome,
+    unavailable,
 )
 from authhost.store.money import BALANCE_BOUND, balance_delta, beyond_bound, spend_delta
 from authhost.store.records import (
@@ -473,7 +474,7 @@ class SqliteCardStore:
                     except sqlite3.OperationalError:  # busy (WAL recovery): the reader waits
                         pass
                     except Exception as exc:
-                        snapshots[index] = exc
+                        snapshots[index] = _read_failed(exc)
             finally:
                 if together:
                     _end_read(inline)
@@ -484,7 +485,7 @@ class SqliteCardStore:
                         partial(self._read_snapshot, query=query)
                     )
                 except Exception as exc:
-                    snapshots[index] = exc
+                    snapshots[index] = _read_failed(exc)
         return snapshots  # type: ignore[return-value]  # every slot is filled by now
 
     def _catch_up_acceptors(
@@ -676,6 +677,9 @@ class SqliteCardStore:
 
     async def get_account(self, account_id: str) -> Account | None:
         return await self._reader.run(lambda conn: _read_account(conn, account_id))
+
+    async def health_read(self) -> None:
+        await self.get_account("health-probe")  # an account lookup that finds nothing
 
     async def list_accounts(self, limit: int = 100, offset: int = 0) -> list[Account]:
         rows = await self._reader.run(
@@ -1868,3 +1872,12 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[str, 
         holds=account.holds + holds_delta,
         version=account.version + 1,
     )
+
+
+def _read_failed(error: Exception) -> Exception:
+    """SQLite's own error of a snapshot (a damaged file: "database disk image is malformed",
+    an I/O error) as the store's failure, answered 96 and logged in one line like a write the
+    store refused; anything else a snapshot raised stays as it is (a bug, with its traceback)."""
+    if isinstance(error, sqlite3.Error):
+        return unavailable(error, "SQLite failed the read")
+    return error

@@ -1,0 +1,78 @@
+"""One server process per approval-code node: a second ``serve`` on the same store with the
+same ``server.node_id`` is told, not silently let hand out the same codes.
+
+Approval codes are unique per day only per node (``auth/approval.py``): two processes on one
+node give the same codes in the same second, and clearing matches a presentment by card and
+approval code. Each process holds the store lease ``server.node.N`` while it serves; one that
+finds it held by another logs an ERROR naming the holder (and goes on serving: refusing
+would take a bank's host down over a configuration slip). A worker the supervisor restarts
+holds it under the supervisor's name, so a crash and restart is not taken for a second
+server; a process killed outright leaves its lease to expire (``NODE_LEASE_S``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import time
+
+import trio
+
+from authhost.store.interface import CardStore
+
+log = logging.getLogger("authhost.server")
+
+NODE_LEASE_S = 60.0  # how long a holder that stopped renewing keeps its node
+NODE_RENEW_S = 20.0
+
+
+def node_owner() -> str:
+    """This server's name for the lease: the host and the pid of the ``serve`` command (a
+    worker's supervisor), the same for every worker it starts and restarts."""
+    parent = multiprocessing.parent_process()
+    pid = parent.pid if parent is not None and parent.pid is not None else os.getpid()
+    return f"{socket.gethostname()} pid {pid}"
+
+
+def lease_name(node_id: int) -> str:
+    return f"server.node.{node_id}"
+
+
+async def claim_node(store: CardStore, node_id: int, owner: str) -> bool:
+    """Take or renew the node's lease; log who else holds it when it is not ours. True when
+    it is ours, or the store could not say (a store outage is told elsewhere)."""
+    name = lease_name(node_id)
+    try:
+        if await store.take_lease(name, owner, NODE_LEASE_S):
+            return True
+        holder = await store.lease_of(name)
+    except Exception as exc:  # the store down: /readyz and the requests' log say so
+        log.debug("cannot check approval-code node %d: %s", node_id, exc)
+        return True
+    if holder is None:  # it lapsed between the two reads: the next renewal takes it
+        return True
+    log.error(
+        "approval-code node %d is in use by another server on this store (%s, since %s): both "
+        "hand out the same approval codes; give one of them another [server] node_id (a "
+        "server killed outright lets go of it within %.0f s)",
+        node_id, holder.owner, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.since)),
+        NODE_LEASE_S,
+    )  # fmt: skip
+    return False
+
+
+async def keep_node(store: CardStore, node_id: int, owner: str) -> None:
+    """Renew the node's lease while serving (saying so again while another holds it); let go
+    of it on the way out, so the next start need not wait for its expiry."""
+    try:
+        while True:
+            await trio.sleep(NODE_RENEW_S)
+            await claim_node(store, node_id, owner)
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            try:
+                await store.drop_lease(lease_name(node_id), owner)
+            except Exception as exc:
+                log.debug("cannot let go of approval-code node %d: %s", node_id, exc)
