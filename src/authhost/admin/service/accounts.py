@@ -7,6 +7,7 @@ account.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -224,7 +225,28 @@ class ProductsAndAccounts(ServiceBase):
             if again["balance"] == account["balance"]:
                 break
             account = again  # a change landed meanwhile: read them again
+        await self._refuse_pruned(account_id, since, bookings)
         return statement(account, entries, bookings, since, until)
+
+    async def _refuse_pruned(
+        self, account_id: str, since: float, bookings: list[AuditEntry]
+    ) -> None:
+        """Refuse a period the journal's retention cut into (``journal prune``): its card
+        lines are deleted, so the balances walked back through them would be off by what they
+        moved, with nothing to tell. An account opened after the cut lost nothing."""
+        from authhost.admin.model_drift import journal_cut
+
+        if any(b.action == "account.create" for b in bookings):
+            opened = min(b.ts for b in bookings if b.action == "account.create")
+        else:
+            opened = -math.inf
+        cut = await journal_cut(self.store)
+        if since < cut and opened < cut:
+            raise InvalidRequest(
+                f"the journal was pruned before {totals_module.iso_time(cut)} (retention): "
+                f"account {account_id}'s statement can start there at the earliest (its "
+                f"bookings before it: authhost audit list --subject {account_id})"
+            )
 
     async def _bookings_since(self, account_id: str, since: float) -> list[AuditEntry]:
         """The account's audit entries from ``since`` on (newest first, a page at a time:
