@@ -56,7 +56,7 @@ from authhost.cards.model import Card
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
 from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON, PRESENTMENT
-from authhost.security.masking import mask_pan
+from authhost.security.masking import mask_pan, mask_pans_in_text
 from authhost.store.interface import CardStore, JournalQuery, StoreError
 from authhost.store.records import FULL_ARN, JournalEntry
 
@@ -223,6 +223,8 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     name = (row.get("merchant_name") or "").rstrip()
     if len(name) > NAME_LENGTH or not (name.isascii() and name.isprintable()):
         raise bad(f"merchant_name must be up to {NAME_LENGTH} printable ASCII characters")
+    if mask_pans_in_text(name) != name:  # journalled and shown in clear, where no PAN may be
+        raise bad("merchant_name must not hold a card number")
     return Presentment(
         line=line,
         pan=pan,
