@@ -218,15 +218,18 @@ class ProductsAndAccounts(ServiceBase):
         since, until = _period(day, since, until, self.clock(), self.business_day)
         query = JournalQuery(account_id=account_id, since=since)  # up to now: the walk back
         account = await self.get_account(account_id)  # as one account's view shows it
+        settled = False
         for _ in range(STATEMENT_READS):
             entries = [entry async for entry in self.store.export_journal(query)]
             bookings = await self._bookings_since(account_id, since)
             again = await self.get_account(account_id)
             if again["balance"] == account["balance"]:
+                settled = True
                 break
             account = again  # a change landed meanwhile: read them again
         await self._refuse_pruned(account_id, since, bookings)
-        return statement(account, entries, bookings, since, until)
+        # moved during every read: the balances may be off by what landed, and say so
+        return {**statement(account, entries, bookings, since, until), "balances_settled": settled}
 
     async def _refuse_pruned(
         self, account_id: str, since: float, bookings: list[AuditEntry]
