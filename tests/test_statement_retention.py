@@ -40,6 +40,7 @@ async def test_a_statement_before_the_journal_retention_cut_is_refused_not_wrong
         await service.create_account(rq.NewAccount(account_id="acc-ret", balance=10_000))
         await _post(store, "acc-ret", START + DAY, 2_000, "000001")
         day_two = {"since": START + DAY, "until": START + 2 * DAY}
+        now[0] = START + 3 * DAY
         before = await service.account_statement("acc-ret", **day_two)
         assert (before["opening_balance_minor"], before["closing_balance_minor"]) == (
             10_000, 8_000,

@@ -215,7 +215,13 @@ class ProductsAndAccounts(ServiceBase):
         read again until the balance stays put while the changes are read."""
         from authhost.admin.statement import statement
 
-        since, until = _period(day, since, until, self.clock(), self.business_day)
+        now = self.clock()
+        since, until = _period(day, since, until, now, self.business_day)
+        if since > now:  # its balances are not known yet: the walk back would state today's
+            raise InvalidRequest(
+                f"the period starts at {totals_module.iso_time(since)}, still to come: a "
+                "statement states balances that were"
+            )
         query = JournalQuery(account_id=account_id, since=since)  # up to now: the walk back
         account = await self.get_account(account_id)  # as one account's view shows it
         settled = False
