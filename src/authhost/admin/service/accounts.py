@@ -43,6 +43,7 @@ from authhost.cards.model import (
 )
 from authhost.security.keys import KeyType
 from authhost.store.interface import (
+    JOURNAL_MIN_KEEP_DAYS,
     NEW_PRODUCT,
     AccountAudit,
     BeyondBound,
@@ -243,19 +244,45 @@ class ProductsAndAccounts(ServiceBase):
         """Refuse a period the journal's retention cut into (``journal prune``): its card
         lines are deleted, so the balances walked back through them would be off by what they
         moved, with nothing to tell. An account opened after the cut lost nothing."""
-        from authhost.admin.model_drift import journal_cut
-
         if any(b.action == "account.create" for b in bookings):
             opened = min(b.ts for b in bookings if b.action == "account.create")
         else:
             opened = -math.inf
-        cut = await journal_cut(self.store)
-        if since < cut and opened < cut:
+        cut = await self._journal_cut_after(max(since, opened))
+        if cut is not None:
             raise InvalidRequest(
                 f"the journal was pruned before {totals_module.iso_time(cut)} (retention): "
                 f"account {account_id}'s statement can start there at the earliest (its "
                 f"bookings before it: authhost audit list --subject {account_id})"
             )
+
+    async def _journal_cut_after(self, moment: float) -> float | None:
+        """The journal's retention cut (``journal.prune``'s audited ``before``, the latest)
+        when it is after ``moment``, else None. Newest run first, and no further back than
+        a run that could have cut after it: a run deletes ``JOURNAL_MIN_KEEP_DAYS`` before
+        it at the most, so a statement of the last weeks reads no entry of the log of
+        every pruned batch."""
+        from authhost.admin.model_drift import PRUNE_ACTION
+
+        cut: float | None = None
+        before_id = 0
+        while page := await self.store.audit(
+            "journal", AUDIT_PAGE, newest_first=True, before_id=before_id
+        ):
+            for entry in page:
+                floor = moment if cut is None else cut  # what a cut must be after
+                if entry.ts - JOURNAL_MIN_KEEP_DAYS * 86400.0 <= floor:
+                    return cut
+                if entry.action != PRUNE_ACTION:
+                    continue
+                try:
+                    before = float(json.loads(entry.after)["before"])
+                except (ValueError, KeyError, TypeError):  # not the shape prune_journal writes
+                    continue
+                if before > floor:
+                    cut = before
+            before_id = page[-1].audit_id
+        return cut
 
     async def _bookings_since(self, account_id: str, since: float) -> list[AuditEntry]:
         """The account's audit entries from ``since`` on (newest first, a page at a time:
