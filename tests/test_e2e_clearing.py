@@ -314,7 +314,8 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
     """One ARN per presentment: a file naming one twice (a merge gone wrong) is refused, not
     half posted as a retransmission; a presentment dated ahead (a typo in the year) is
     refused, not posted with that date; a zero amount and a currency by letters likewise, and
-    a merchant's MCC, country or name (field 43) that no 0220 could carry."""
+    a merchant's MCC, country or name (field 43) that no 0220 could carry, or a name holding a
+    card number (journalled in clear)."""
     config = tmp_path / "c.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "a.db"}"\n')
     header = "pan,approval_code,amount_minor,currency,presented_at,arn\n"
@@ -335,6 +336,9 @@ async def test_a_clearing_file_with_a_repeated_arn_or_a_future_time_is_refused(t
          "line 2: merchant_country must be an ISO 3166 numeric code"),
         (f"4761739001010119,A1,100,978,{now:.0f},{luhn_fix('7' * 22)},,{'X' * 41},\n",
          "line 2: merchant_name must be up to 40 printable ASCII characters"),
+        # a column shifted by a file's conversion: a card number would be journalled in clear
+        (f"4761739001010119,A1,100,978,{now:.0f},{luhn_fix('7' * 22)},,HOTEL 4761739001010119,\n",
+         "line 2: merchant_name must not hold a card number"),
     ):  # fmt: skip
         (tmp_path / "odd.csv").write_text(
             header.replace("\n", ",mcc,merchant_name,merchant_country\n")

@@ -201,3 +201,31 @@ async def test_link_completions_gives_an_old_completion_its_link_on_either_store
                            "70000000000000000000060")  # fmt: skip
     await _posted_already(config, file, completion_id, "")
     assert await balances_of(switch, visa) == after_checkout
+
+
+async def test_an_increments_presentment_is_not_taken_for_another_stays_completion(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two rooms on one card at one hotel's terminal: room 1's 200.00 pre-authorisation,
+    room 2's 100.00, then room 1 extended by 50.00 (an increment, its own code). Only room 2
+    is completed online (room 1 checks out through the clearing alone). The presentment of
+    250.00 under room 1's increment's code is posted: room 2's completion posted room 2, not
+    room 1 (it was taken as the increment chain's completion, the newest hold's, and room 1's
+    250.00 was never charged)."""
+    _, switch, visa, room_1 = await held_at_host(nursery, tmp_path, store_url, 20_000)
+    room_2 = await switch.send(purchase(visa, amount=10_000))
+    extended = await switch.send(purchase(visa, amount=5_000, **{"90": field_90(room_1)}))
+    assert room_2["39"] == extended["39"] == "00", (room_2, extended)
+    checkout_2 = purchase(visa, amount=10_000, t="0220", **{"90": field_90(room_2)})
+    assert (await switch.send(checkout_2))["39"] == "00"
+    before = await balances_of(switch, visa)
+    file = one_presentment(tmp_path / "clearing.csv", visa, extended["38"], 25_000,
+                           "70000000000000000000078")  # fmt: skip
+    code, output = await run_cli("clearing", "import", str(file),
+                                 "--config", str(cli_config(tmp_path, store_url)))  # fmt: skip
+    assert code == 0, output
+    assert json.loads(output)["outcomes"] == {"matched": 1}, output
+    after = await balances_of(switch, visa)
+    assert after[0] == before[0] - 25_000  # room 1's 250.00 charged

@@ -56,7 +56,7 @@ from authhost.cards.model import Card
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import AuthRequest, MessageClass
 from authhost.models.context import ALREADY_APPROVED, COMPLETION_REASON, PRESENTMENT
-from authhost.security.masking import mask_pan
+from authhost.security.masking import mask_pan, mask_pans_in_text
 from authhost.store.interface import CardStore, JournalQuery, StoreError
 from authhost.store.records import FULL_ARN, JournalEntry
 
@@ -223,6 +223,8 @@ def _presentment(row: dict[str, str], line: int) -> Presentment:
     name = (row.get("merchant_name") or "").rstrip()
     if len(name) > NAME_LENGTH or not (name.isascii() and name.isprintable()):
         raise bad(f"merchant_name must be up to {NAME_LENGTH} printable ASCII characters")
+    if mask_pans_in_text(name) != name:  # journalled and shown in clear, where no PAN may be
+        raise bad("merchant_name must not hold a card number")
     return Presentment(
         line=line,
         pan=pan,
@@ -601,16 +603,22 @@ async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEnt
     """The newest switch's 0220 completion journalled after ``original`` (a pre-authorisation
     that held) that names its hold (``JournalEntry.completes``): one sent without field 38
     was answered a code of its own, which the presentment under the pre-authorisation's code
-    does not find. None for any other authorisation: nothing is read."""
+    does not find. An incremental authorisation's is its chain's: a completion names the
+    chain's first hold, which the store's hold of the increment names (``Hold.parent``; its
+    journal entry does not). None for any other authorisation: nothing is read."""
     if original.movement != "hold" or not original.match_key:
         return None
+    completes = original.match_key
     if INCREMENT in original.reason_codes.split(";"):
-        return await _completion_of_increment(store, original)
+        hold = await store.hold_of(original.account_id, original.match_key)
+        if hold is None or not hold.parent:
+            return await _completion_of_increment(store, original)
+        completes = hold.parent
     query = JournalQuery(
         card_id=original.card_id,
         since=original.ts,
         after_id=original.journal_id,
-        completes=original.match_key,
+        completes=completes,
     )
     completed = None
     async for entry in store.export_journal(query):  # in journal order: the newest last
@@ -622,15 +630,18 @@ async def _completion_of(store: CardStore, original: JournalEntry) -> JournalEnt
 async def _completion_of_increment(
     store: CardStore, increment: JournalEntry
 ) -> JournalEntry | None:
-    """The completion of the chain an incremental authorisation added to: a completion names
-    the chain's first hold (``completes``), which the increment's journal entry does not
-    (field 90 is not journalled). That hold was placed before the increment on the same card
-    at the terminal the increment names it from (``auth.keys``: its own); of the
-    completions after the increment that name such a hold, the newest of the newest hold."""
+    """The completion of the chain an incremental authorisation added to, when the store
+    keeps no hold of the increment to name it (gone): a completion names the chain's first
+    hold, placed before the increment on the same card at the terminal the increment names
+    it from (``auth.keys``: its own). The completion after the increment naming such a hold,
+    when all of those name one hold; None when they name two (two rooms on one card at one
+    hotel: which one the increment extended is not known, and taking the other's completion
+    would leave the increment's chain never charged)."""
     terminal = increment.terminal_id.strip()
     query = JournalQuery(card_id=increment.card_id, since=increment.ts - MATCH_DAYS * 86400.0)
-    heads: dict[str, int] = {}  # a first hold's match key: its journal id
+    heads: set[str] = set()  # the first holds' match keys
     completed: JournalEntry | None = None
+    named: set[str] = set()
     async for entry in store.export_journal(query):  # in journal order
         if entry.journal_id < increment.journal_id:
             if (
@@ -639,14 +650,11 @@ async def _completion_of_increment(
                 and entry.terminal_id.strip() == terminal
                 and INCREMENT not in entry.reason_codes.split(";")
             ):
-                heads[entry.match_key] = entry.journal_id
-        elif (
-            entry.completes in heads
-            and _online_completion(entry)
-            and (completed is None or heads[entry.completes] >= heads[completed.completes])
-        ):
+                heads.add(entry.match_key)
+        elif entry.completes in heads and _online_completion(entry):
             completed = entry
-    return completed
+            named.add(entry.completes)
+    return completed if len(named) == 1 else None
 
 
 def _completed_online(entry: JournalEntry, approval_code: str) -> bool:

@@ -669,6 +669,10 @@ class AccountStatement(_View):
         "balance_delta_minor it adds up to closing_balance_minor"
     )
     closing_balance_minor: int = Field(description="the balance at the end of the period")
+    balances_settled: bool = Field(
+        description="false when the balance moved during each of the statement's 3 reads "
+        "(a busy account): the balances may be off by what landed meanwhile; ask again"
+    )
     bookings: dict[str, dict[str, int]] = Field(
         description="the bank's own bookings (funds, ledger_sync, opened): count and "
         "balance_delta_minor"

@@ -1006,6 +1006,13 @@ class CardStore(Protocol):
         their pre-authorisation's); for the support desk, not the authorisation path."""
         ...
 
+    async def hold_of(self, account_id: str, match_key: str) -> Hold | None:
+        """The account's hold (or posted amount) under ``match_key`` as the store keeps it,
+        open or not (None: none, or pruned): an increment's names its pre-authorisation
+        (``parent``), which its journal entry does not. For the back office (the clearing
+        import), not the authorisation path."""
+        ...
+
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
         """Release authorisation holds whose life is over: created before ``older_than``
         (now - hold_days) moved by their own ``extra_life_s``, which a hotel's makes later

@@ -1240,6 +1240,10 @@ class RedisCardStore:
                 )  # fmt: skip
         return sorted(out, key=lambda hold: (hold.created_at, hold.match_key))
 
+    async def hold_of(self, account_id: str, match_key: str) -> Hold | None:
+        raw = await self._client.hget(self._keys.account(account_id).holds, match_key)
+        return None if raw is None else _hold(match_key, account_id, raw)
+
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
         """Release open holds whose life is over (the script reads every hold of each account;
         a hold's life is shorter by ``shorter_by`` at most, as on SQLite); returns how many."""

@@ -835,6 +835,19 @@ class SqliteCardStore:
         )
         return [OpenHold(*row) for row in rows]
 
+    async def hold_of(self, account_id: str, match_key: str) -> Hold | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT amount, posted, reversed, parent FROM holds "
+                "WHERE match_key = ? AND account_id = ?",
+                (match_key, account_id),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        amount, posted, reversed_, parent = row
+        return Hold(match_key, account_id, amount - reversed_, posted in _MOVED, reversed_, parent)
+
     async def expire_holds(self, older_than: float, shorter_by: float = 0.0) -> int:
         """Release every open hold created before ``older_than`` (hold_days); returns the
         number released. Posted amounts stay posted."""

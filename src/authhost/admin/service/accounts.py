@@ -7,6 +7,7 @@ account.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -43,6 +44,7 @@ from authhost.cards.model import (
 )
 from authhost.security.keys import KeyType
 from authhost.store.interface import (
+    JOURNAL_MIN_KEEP_DAYS,
     NEW_PRODUCT,
     AccountAudit,
     BeyondBound,
@@ -241,17 +243,73 @@ class ProductsAndAccounts(ServiceBase):
         read again until the balance stays put while the changes are read."""
         from authhost.admin.statement import statement
 
-        since, until = _period(day, since, until, self.clock(), self.business_day)
+        now = self.clock()
+        since, until = _period(day, since, until, now, self.business_day)
+        if since > now:  # its balances are not known yet: the walk back would state today's
+            raise InvalidRequest(
+                f"the period starts at {totals_module.iso_time(since)}, still to come: a "
+                "statement states balances that were"
+            )
         query = JournalQuery(account_id=account_id, since=since)  # up to now: the walk back
         account = await self.get_account(account_id)  # as one account's view shows it
+        settled = False
         for _ in range(STATEMENT_READS):
             entries = [entry async for entry in self.store.export_journal(query)]
             bookings = await self._bookings_since(account_id, since)
             again = await self.get_account(account_id)
             if again["balance"] == account["balance"]:
+                settled = True
                 break
             account = again  # a change landed meanwhile: read them again
-        return statement(account, entries, bookings, since, until)
+        await self._refuse_pruned(account_id, since, bookings)
+        # moved during every read: the balances may be off by what landed, and say so
+        return {**statement(account, entries, bookings, since, until), "balances_settled": settled}
+
+    async def _refuse_pruned(
+        self, account_id: str, since: float, bookings: list[AuditEntry]
+    ) -> None:
+        """Refuse a period the journal's retention cut into (``journal prune``): its card
+        lines are deleted, so the balances walked back through them would be off by what they
+        moved, with nothing to tell. An account opened after the cut lost nothing."""
+        if any(b.action == "account.create" for b in bookings):
+            opened = min(b.ts for b in bookings if b.action == "account.create")
+        else:
+            opened = -math.inf
+        cut = await self._journal_cut_after(max(since, opened))
+        if cut is not None:
+            raise InvalidRequest(
+                f"the journal was pruned before {totals_module.iso_time(cut)} (retention): "
+                f"account {account_id}'s statement can start there at the earliest (its "
+                f"bookings before it: authhost audit list --subject {account_id})"
+            )
+
+    async def _journal_cut_after(self, moment: float) -> float | None:
+        """The journal's retention cut (``journal.prune``'s audited ``before``, the latest)
+        when it is after ``moment``, else None. Newest run first, and no further back than
+        a run that could have cut after it: a run deletes ``JOURNAL_MIN_KEEP_DAYS`` before
+        it at the most, so a statement of the last weeks reads no entry of the log of
+        every pruned batch."""
+        from authhost.admin.model_drift import PRUNE_ACTION
+
+        cut: float | None = None
+        before_id = 0
+        while page := await self.store.audit(
+            "journal", AUDIT_PAGE, newest_first=True, before_id=before_id
+        ):
+            for entry in page:
+                floor = moment if cut is None else cut  # what a cut must be after
+                if entry.ts - JOURNAL_MIN_KEEP_DAYS * 86400.0 <= floor:
+                    return cut
+                if entry.action != PRUNE_ACTION:
+                    continue
+                try:
+                    before = float(json.loads(entry.after)["before"])
+                except (ValueError, KeyError, TypeError):  # not the shape prune_journal writes
+                    continue
+                if before > floor:
+                    cut = before
+            before_id = page[-1].audit_id
+        return cut
 
     async def _bookings_since(self, account_id: str, since: float) -> list[AuditEntry]:
         """The account's audit entries from ``since`` on (newest first, a page at a time:
