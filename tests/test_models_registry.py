@@ -221,5 +221,5 @@ def test_models_list_says_which_artifacts_read_amounts_with_two_decimals(
     assert listed.exit_code == 0, listed.output
     by_name = {a["name"]: a["amount_units"] for a in json.loads(listed.output)["artifacts"]}
     assert by_name == units
-    table = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root)])
+    table = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root), "-o", "table"])
     assert "2 decimals" in table.output and "currency" in table.output
