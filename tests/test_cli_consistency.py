@@ -41,6 +41,12 @@ def test_every_command_that_takes_a_configuration_file_takes_dash_c() -> None:
         if "--config" in param.opts and "-c" not in param.opts
     ]
     assert without == []
+    twice = [  # a short option given to two options of one command: the later would be lost
+        name
+        for name, command in _commands(typer.main.get_command(app))
+        if len(spelt := [o for p in command.params for o in p.opts]) != len(set(spelt))
+    ]
+    assert twice == []
 
 
 def _amount_model(models: Path) -> None:
