@@ -143,17 +143,17 @@ class JournalAnalysis(ServiceBase):
 
         _check_feed_cursor(after_id, limit)
 
-        def went_through(entry: JournalEntry) -> dict[str, Any] | None:
+        def listed(entry: JournalEntry) -> dict[str, Any] | None:  # None: read past it
             if declined or entry.response_code in PASSED_CODES:
                 return journal_view(entry)
             return None
 
         rows: list[dict[str, Any]] = []
         cursor = after_id
-        while len(rows) < limit:  # the verdicts are read a batch at a time, never one by one
+        while len(rows) < limit:  # the closed ones left out: read on for the rest of the page
             wanted = limit - len(rows)
             flagged, cursor = await next_in_feed(
-                self.store.journal, went_through, cursor, wanted, self.clock(),
+                self.store.journal, listed, cursor, wanted, self.clock(),
                 JournalQuery(review_only=True),
             )  # fmt: skip
             verdicts = await self._verdicts([row["journal_id"] for row in flagged])
