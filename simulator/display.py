@@ -192,7 +192,8 @@ def outcome(answer: Mapping[str, str]) -> str:
     verdict = {"00": "APPROVED", "10": "PARTLY APPROVED", "85": "VERIFIED"}.get(code, "DECLINED")
     line = f"{verdict}: {code} {meaning(code)}"
     if code == "10" and str(answer.get("4", "")).isdigit():  # collect the rest another way
-        line += f", {int(answer['4']) / 100:,.2f} approved"
+        # what was approved, in the request's currency (a partial approval is never converted)
+        line += f", {major_text(int(answer['4']), answer.get('49'))} approved"
     if answer.get("38"):
         line += f", approval code {answer['38']}"
     visa = parse_visa_additional_response(str(answer.get("44", "")))

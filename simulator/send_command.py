@@ -343,7 +343,7 @@ def _requests(
                                      present_cvv2=present_cvv2)  # fmt: skip
         stays = None  # a partial reversal: field 95 carries what stays charged
         if final_amount is not None:
-            stays = minor_units(final_amount, "--final-amount")
+            stays = minor_units(final_amount, "--final-amount", paid_in)
             if stays >= minor:
                 raise ValueError("--final-amount of a reversal is below --amount (what stays)")
         return [original, builder.reversal(original, advice=advice, stays_minor=stays)]

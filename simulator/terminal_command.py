@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from authhost.admin.totals import major_text
 from simulator.builder import Entry, Kind, RequestBuilder, Terminal
 from simulator.chip_counters import ChipCounters
 from simulator.client import ClientError, IsoClient, Link
@@ -66,7 +67,8 @@ def card_table(demo: DemoFile) -> Table:
     for column in ("#", "card", "state", "account", "available"):
         table.add_column(column)
     for i, card in enumerate(demo.cards, 1):
-        table.add_row(str(i), card.masked, card.state, card.account, f"{card.available / 100:,.2f}")
+        available = major_text(card.available, card.currency)  # a yen card's has no cents
+        table.add_row(str(i), card.masked, card.state, card.account, available)
     return table
 
 
@@ -165,8 +167,9 @@ def _next_request(demo: DemoFile, builder: RequestBuilder, mode: str):
             minor = minor_units(float(text), "the amount", card.currency)
         except ValueError:
             minor = -1
-        if minor <= 0:
-            console.print("the amount is a positive number of up to 12 digits, like 12.50")
+        if minor <= 0:  # in the card's decimals: "like 12.50" misled at a yen card
+            like = major_text(1250, card.currency)
+            console.print(f"the amount is a positive number of up to 12 digits, like {like}")
             return None
     needs_pin = mode == "atm" or kind is Kind.PURCHASE
     pin = ask("PIN (empty: none)", "", hide=True) if needs_pin else ""

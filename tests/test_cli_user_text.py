@@ -134,7 +134,7 @@ def test_models_list_prints_names_and_errors_as_written(tmp_path: Path) -> None:
     broken = tmp_path / "gbm-[x]"
     broken.mkdir()
     (broken / "model.json").write_text("{not json [x]")
-    result = runner.invoke(app, ["models", "list", "--dir", str(tmp_path)])
+    result = runner.invoke(app, ["models", "list", "--dir", str(tmp_path), "-o", "table"])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│")]
     assert len(rows) == 2  # one line each: nothing wrapped

@@ -178,3 +178,50 @@ async def test_a_flagged_request_a_later_step_declined_is_not_reviewed(
     assert [r["stan"] for r in listed.json["reviews"]] == [fine["11"]]
     listed = await call(port, "GET", "/v1/reviews?declined=true")
     assert [r["stan"] for r in listed.json["reviews"]] == [too_much["11"], fine["11"]]
+
+
+async def test_a_page_of_the_queue_is_full_past_the_entries_it_leaves_out(
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """A card tester's burst: the rules flag every try, the funds step declines most (51).
+    A page left those out after reading ``limit`` flagged entries, so it came back short or
+    empty with a cursor to page on: the CLI printed an empty queue without its "next page"
+    hint, and an analyst (or a client that stops at an empty page) saw no open review while
+    the approved ones waited behind the declines. A page reads on until it holds ``limit``
+    entries that went through (or the settled journal ends), and the pages together list
+    each open review once, whatever the page size."""
+    async with opened_store(store_url) as store:
+        try:
+            await _page_past_left_out(tmp_path, store)
+        finally:
+            if hasattr(store, "drop_all"):
+                await store.drop_all()  # this test's Redis prefix
+
+
+async def _page_past_left_out(tmp_path, store) -> None:  # noqa: ANN001
+    card, _ = await seeded(store, balance=10**9)
+    declined = {n: "51" for n in (1, 2, 3, 4, 6, 7)}  # flagged, then no funds
+    for n in range(1, 10):
+        await store.commit(hold(card, n, 100 * n, review=True, response_code=declined.get(n, "00")))
+    security = demo_security(tmp_path)
+    analyst = CardService(store, security, actor="analyst-1", clock=lambda: NOW + 60)
+    closed = (await analyst.review_queue(declined=True))["reviews"][7]  # stan 8
+    assert closed["stan"] == "000008"
+    spec = rq.FraudReportSpec(source="analyst", note="genuine: the cardholder confirmed")
+    await analyst.report_fraud(card.card_id, closed["journal_id"], spec)
+
+    first = await analyst.review_queue(limit=2)
+    assert [r["stan"] for r in first["reviews"]] == ["000005", "000009"]  # 8 has a verdict
+    for size in (1, 2, 3):
+        listed, after = [], 0
+        for _ in range(10):
+            page = await analyst.review_queue(limit=size, after_id=after)
+            if not page["reviews"]:
+                break
+            assert len(page["reviews"]) <= size
+            listed += [r["stan"] for r in page["reviews"]]
+            after = page["next_after_id"]
+        assert listed == ["000005", "000009"], size
+    everything = await analyst.review_queue(limit=3, declined=True, open_only=False)
+    assert [r["stan"] for r in everything["reviews"]] == ["000001", "000002", "000003"]

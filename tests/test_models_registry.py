@@ -160,12 +160,16 @@ def test_an_explanation_that_fails_costs_no_decision(caplog: pytest.LogCaptureFi
         ("metrics", 5, "'metrics' must be an object of figures"),
         ("metrics", "0.9", "'metrics' must be an object of figures"),
         ("created", ["2026-01-02"], "'created' must be a text"),
+        # not a text: a TypeError (unhashable) from the lookup, a traceback for models list
+        ("amount_units", ["currency"], "'currency'] is not one this authhost"),
+        ("feature_set", {"name": "authhost-features-1"}, "built for feature set {'name'"),
     ],
 )
 def test_a_damaged_model_json_is_listed_with_its_error_and_never_activated(
     registry: Registry, key: str, value: object, message: str
 ) -> None:
-    """`models list` raised a TypeError (a traceback) on metrics that were not an object."""
+    """`models list` raised a TypeError (a traceback) on metrics that were not an object,
+    and on an amount_units or a feature_set that was not a text."""
     path = registry.root / "lr-1" / "model.json"
     meta = json.loads(path.read_text())
     meta[key] = value
@@ -217,5 +221,5 @@ def test_models_list_says_which_artifacts_read_amounts_with_two_decimals(
     assert listed.exit_code == 0, listed.output
     by_name = {a["name"]: a["amount_units"] for a in json.loads(listed.output)["artifacts"]}
     assert by_name == units
-    table = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root)])
+    table = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root), "-o", "table"])
     assert "2 decimals" in table.output and "currency" in table.output

@@ -131,7 +131,7 @@ def test_models_commands_report_errors_without_traces(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no artifact named 'nope'" in result.output
     said = " ".join(result.output.split())
     assert f"no artifact named 'nope' in the models directory {tmp_path}" in said
-    result = CliRunner().invoke(app, ["models", "list", "--dir", str(tmp_path)])
+    result = CliRunner().invoke(app, ["models", "list", "--dir", str(tmp_path), "-o", "table"])
     assert result.exit_code == 0 and "no model artifacts" in result.output
 
 

@@ -431,3 +431,15 @@ def test_send_a_cvv2_other_than_the_cards(host):
         assert result.exit_code == 0, result.output
         assert expected in " ".join(result.output.split()), result.output[-600:]
         assert f"92{len(typed):02d}{typed}" not in result.output
+
+
+def test_send_a_partial_reversal_reads_what_stays_in_the_currencys_decimals(host):
+    """``reversal --currency 392 --amount 1500 --final-amount 500``: 500 yen stay charged. The
+    --final-amount of a reversal was still read with two decimals (50,000 minor units), so
+    it was refused as not below --amount, and on a dinar card 0.500 stayed as 50 fils."""
+    result = sim("send", "reversal", "--card", "3", "--currency", "392", "--amount", "1500",
+                 "--final-amount", "500", "--cards", host["cards"], "--port", host["port"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"answer (\d{4})", result.output) == ["0110", "0410"]
+    printed = " ".join(result.output.split())
+    assert "Replacement Amounts │ 000000000500" in printed, printed

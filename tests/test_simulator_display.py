@@ -39,3 +39,33 @@ def test_balances_in_field_54_are_shown_in_their_currencys_decimals() -> None:
     assert "150,000 (392)" in shown("54", yen)
     assert "1.250 (048)" in shown("54", dinar)
     assert "available 150,000 (392)" in outcome({"39": "00", "54": yen})
+
+
+def test_a_partial_approval_is_shown_in_its_currencys_decimals() -> None:
+    """Field 4 of a partial approval (10) is what was approved, in field 49's currency: 15,000
+    yen were shown as 150.00 approved, 1.250 dinars as 12.50."""
+    from simulator.display import outcome
+
+    yen = outcome({"39": "10", "4": "000000015000", "49": "392"})
+    assert "15,000 approved" in yen and "150.00" not in yen
+    assert "1.250 approved" in outcome({"39": "10", "4": "000000001250", "49": "048"})
+    assert "12.50 approved" in outcome({"39": "10", "4": "000000001250", "49": "978"})
+
+
+def test_the_terminals_cards_show_what_is_available_in_their_currencys_decimals() -> None:
+    """The terminal's card list showed a yen card's 150,000 yen available as 1,500.00."""
+    from rich.console import Console
+
+    from simulator.demo_cards import DemoFile, SimCard
+    from simulator.terminal_command import card_table
+
+    def card(currency: str, available: int) -> SimCard:
+        return SimCard("", "3012", "201", "", "", None, "active", f"acc-{currency}", currency,
+                       available)  # fmt: skip
+
+    demo = DemoFile((card("392", 150_000), card("048", 1_250), card("978", 1_250)), b"", b"")
+    console = Console(width=200, record=True)
+    console.print(card_table(demo))
+    text = console.export_text()
+    assert "150,000" in text and "1,500.00" not in text
+    assert "1.250" in text and "12.50" in text

@@ -38,10 +38,11 @@ StoreOpt = Annotated[
     str | None,
     typer.Option("--store", help="store URL (default: \\[store] url of the configuration)"),
 ]
-ConfigOpt = Annotated[
+ConfigOpt = Annotated[  # -c as for serve, rules and models: every command takes both
     Path | None,
     typer.Option(
         "--config",
+        "-c",
         help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
     ),
 ]

@@ -26,7 +26,7 @@ from authhost.cli.admin_support import (
     _validated,
     not_nan,
 )
-from authhost.cli.tables import OutputOpt
+from authhost.cli.tables import TABLES, OutputOpt, explain_rows, show, wants_table
 
 journal = typer.Typer(help="The authorisation journal: per card, or exported for analysts.")
 
@@ -170,6 +170,7 @@ def journal_explain(
     model: Annotated[
         str, typer.Option(help="an artifact of the models directory (default: the champion)")
     ] = "",
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -182,7 +183,11 @@ def journal_explain(
         service.models_dir = settings.models.dir
         return await service.explain_entry(card_id, journal_id, model)
 
-    _run(settings, explain)
+    result = _run(settings, explain, show=False, output=output)
+    if wants_table(output):  # the features as rows; the JSON keeps them as an object
+        show(dict(result, features=explain_rows(result)), TABLES["explain"], output)
+    else:
+        show(result, None, output)
 
 
 @journal.command("explain-rules")

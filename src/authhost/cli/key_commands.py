@@ -35,10 +35,11 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigOpt = Annotated[
+ConfigOpt = Annotated[  # -c as for every other command
     Path | None,
     typer.Option(
         "--config",
+        "-c",
         help="configuration file (default: $AUTHHOST_CONFIG, else authhost.toml if present)",
     ),
 ]

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from authhost.cli.output import plain_console
+from authhost.cli.tables import OutputOpt, check_output, wants_table
 from authhost.config import ConfigError, load_config
 
 models_app = typer.Typer(
@@ -165,11 +166,13 @@ def train(
 def list_models(
     config_file: Path | None = AuthhostConfigOption,
     directory: Path | None = DirOption,
-    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    output: OutputOpt = "auto",
+    as_json: bool = typer.Option(False, "--json", help="the same as -o json"),
 ) -> None:
     """List artifacts, marking the champion and the challenger."""
     from authhost.models.registry import Registry, RegistryError
 
+    check_output(output)
     registry = Registry(_models_dir(config_file, directory))
     try:
         state = registry.state()
@@ -178,7 +181,7 @@ def list_models(
     except OSError as exc:  # a name too long for a file, a --dir that is a file
         raise _fail(_os_error(exc)) from None
     items = registry.list()
-    if as_json:
+    if as_json or not wants_table(output):
         typer.echo(
             json.dumps(
                 {

@@ -166,6 +166,38 @@ def _drift_caption(result: dict[str, Any]) -> str:
     )
 
 
+def explain_rows(result: dict[str, Any]) -> list[Row]:
+    """``journal explain``'s features as rows: the ones that pushed the score up most first
+    (what each added to the log-odds), then the rest in the model's order."""
+    added = {r["feature"]: r["added"] for r in result.get("reasons") or ()}
+    rows = [
+        {"feature": name, "value": value, "added": added.get(name)}
+        for name, value in (result.get("features") or {}).items()
+    ]
+    return sorted(rows, key=lambda r: -r["added"] if r["added"] is not None else 0.0)
+
+
+def _explain_caption(result: dict[str, Any]) -> str:
+    """The score rebuilt beside the journalled one, and whether the model scored it online."""
+    journalled = result.get("journalled") or {}
+    online = (
+        "scored online"
+        if result.get("scored_online")
+        else f"not scored online: {result.get('not_scored_because')}"
+    )
+    return (
+        f"journal entry {result['journal_id']} of card {result['card_id']}: model "
+        f"{result['model']} ({result['feature_set']}) scores {result['score']}; journalled "
+        f"model score {_or_dash(journalled.get('score'))}, fraud score "
+        f"{_or_dash(journalled.get('fraud_score'))}; {online}; "
+        f"{result['rows_replayed']} journal rows replayed"
+    )
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None or value == -1 else str(value)
+
+
 def _segment_drift(row: Row) -> str:
     """A segment's most drifted features (and its score), or why it was not measured."""
     if row["summary"] is None:
@@ -332,6 +364,20 @@ TABLES: dict[str, TableSpec] = {
             Column("window", lambda r: r.get("window") or ""),
         ),
         rows_key="rules",
+    ),
+    "explain": TableSpec(
+        "features, the ones that pushed the score up most first",
+        (
+            Column("feature", _key("feature")),
+            Column("value", lambda r: f"{r['value']:.4f}", right=True),
+            Column(
+                "added (log-odds)",
+                lambda r: "" if r["added"] is None else f"{r['added']:+.4f}",
+                right=True,
+            ),
+        ),
+        rows_key="features",
+        caption=_explain_caption,
     ),
     "drift": TableSpec(
         "feature drift, most drifted first",

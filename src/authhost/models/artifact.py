@@ -205,7 +205,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         )
     if meta.get("kind") not in KINDS:
         raise ArtifactError(f"{file}: unknown model kind {meta.get('kind')!r}")
-    names = FEATURE_SETS.get(meta.get("feature_set"))  # type: ignore[arg-type]
+    # a value that is not a text (a list, an object) is named too, not a TypeError
+    feature_set = meta.get("feature_set")
+    names = FEATURE_SETS.get(feature_set) if isinstance(feature_set, str) else None
     if names is None:
         raise ArtifactError(
             f"{file}: built for feature set {meta.get('feature_set')!r}, this authhost computes "
@@ -217,7 +219,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             f"computes them ({feature_difference(meta.get('features'), names)}); retrain "
             "the model"
         )
-    if meta.get("amount_units") not in UNITS_BY_NAME:
+    units = meta.get("amount_units")
+    if not isinstance(units, str | None) or units not in UNITS_BY_NAME:
         raise ArtifactError(
             f"{file}: amount_units {meta.get('amount_units')!r} is not one this authhost "
             f"computes ({AMOUNT_UNITS!r}, or none: two decimals); retrain the model"

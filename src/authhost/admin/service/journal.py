@@ -133,24 +133,37 @@ class JournalAnalysis(ServiceBase):
         verdict reported on it so far (none: still open). ``open_only`` leaves out the ones
         with a verdict; the ones a later step declined (the fraud step flags, then funds
         answers 51) never went through, so they are left out unless ``declined``. Page on
-        with ``next_after_id``. Up to ``limit`` flagged entries are read (those left out
-        count), each once it is settled, as the journal feeds (``admin.journal_feed``): on
-        Redis a flagged entry can be written after one with a higher journal id, and a cursor
-        moved past that one would skip it for good."""
+        with ``next_after_id``. A page reads on past the entries it leaves out until it
+        holds ``limit`` (or the settled journal ends): a page cut short by them, or empty,
+        read as the end of the queue while open reviews waited behind a card tester's
+        declined tries. Entries are read once settled, as the journal feeds
+        (``admin.journal_feed``): on Redis a flagged entry can be written after one with a
+        higher journal id, and a cursor moved past that one would skip it for good."""
         from authhost.admin.journal_feed import next_in_feed
 
         _check_feed_cursor(after_id, limit)
-        flagged, cursor = await next_in_feed(
-            self.store.journal, journal_view, after_id, limit, self.clock(),
-            JournalQuery(review_only=True),
-        )  # fmt: skip
-        verdicts = await self._verdicts([row["journal_id"] for row in flagged])
-        rows = [
-            {**row, "verdict": verdicts.get(row["journal_id"])}
-            for row in flagged
-            if not (open_only and row["journal_id"] in verdicts)
-            and (declined or row["response_code"] in PASSED_CODES)
-        ]
+
+        def listed(entry: JournalEntry) -> dict[str, Any] | None:  # None: read past it
+            if declined or entry.response_code in PASSED_CODES:
+                return journal_view(entry)
+            return None
+
+        rows: list[dict[str, Any]] = []
+        cursor = after_id
+        while len(rows) < limit:  # the closed ones left out: read on for the rest of the page
+            wanted = limit - len(rows)
+            flagged, cursor = await next_in_feed(
+                self.store.journal, listed, cursor, wanted, self.clock(),
+                JournalQuery(review_only=True),
+            )  # fmt: skip
+            verdicts = await self._verdicts([row["journal_id"] for row in flagged])
+            rows += [
+                {**row, "verdict": verdicts.get(row["journal_id"])}
+                for row in flagged
+                if not (open_only and row["journal_id"] in verdicts)
+            ]
+            if len(flagged) < wanted:  # the settled journal ends here
+                break
         return {"reviews": rows, "next_after_id": cursor}
 
     async def busiest_acceptors(
