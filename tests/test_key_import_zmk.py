@@ -125,6 +125,15 @@ def test_a_key_under_the_zmk_is_checked_stored_and_audited(
     _no_key_in(entry.after, clear, ceremony.zmk)
 
 
+def test_payshields_x9_17_scheme_tag_is_read(ceremony: Ceremony) -> None:
+    """payShield shows a key under a ZMK with its key scheme: X (X9.17, double length)."""
+    encrypted = "X" + under_zmk(ceremony.zmk, CLEAR_KEY)
+    args = ("--kek", "zmk", "--type", "zpk", "--kcv", kcv_of(CLEAR_KEY))
+    done = ceremony.keys("import", "zpk-x", encrypted, *args)
+    assert done.exit_code == 0, done.output
+    assert ceremony.store().get("zpk-x").material == CLEAR_KEY
+
+
 def test_a_triple_length_key_needs_a_triple_length_zmk(ceremony: Ceremony) -> None:
     clear = CLEAR_KEY + THIRD_PART
     args = ("--type", "zpk", "--kcv", kcv_of(clear))
@@ -135,7 +144,7 @@ def test_a_triple_length_key_needs_a_triple_length_zmk(ceremony: Ceremony) -> No
     )
     assert made.exit_code == 0
     zmk3 = ceremony.store().get("zmk3").material
-    done = ceremony.keys("import", "zpk3", under_zmk(zmk3, clear), "--kek", "zmk3", *args)
+    done = ceremony.keys("import", "zpk3", "Y" + under_zmk(zmk3, clear), "--kek", "zmk3", *args)
     assert done.exit_code == 0, done.output
     assert ceremony.store().get("zpk3").material == clear
     _no_key_in(weak.output + done.output, clear, ceremony.zmk, zmk3)
@@ -184,6 +193,10 @@ def test_keys_the_policy_refuses_are_refused(ceremony: Ceremony) -> None:
         ([under_zmk(zmk, CLEAR_KEY), "--kcv", kcv_of(CLEAR_KEY)],
          "give its type with --type"),
         ([under_zmk(zmk, CLEAR_KEY), "--type", "zpk", "--kcv", "08D7"], "6 to 16 hex digits"),
+        (["U" + under_zmk(zmk, CLEAR_KEY), "--type", "zpk", "--kcv", kcv_of(CLEAR_KEY)],
+         "key scheme U is Thales' variant encryption"),
+        (["X" + under_zmk(zmk, CLEAR_KEY), "--kcv", kcv_of(CLEAR_KEY)],
+         "give its type with --type"),
     ]  # fmt: skip
     for args, said in cases:
         done = ceremony.keys("import", "zpk-x", *args, "--kek", "zmk")

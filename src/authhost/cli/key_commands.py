@@ -242,7 +242,12 @@ def keys_import(
             "the ZMK named by --kek in the legacy form (32 or 48 hex digits, ECB)"
         ),
     ],
-    kek: KekOpt = "kek",
+    kek: Annotated[
+        str,
+        typer.Option(
+            "--kek", help="name of the key-encryption key (TR-31 KBPK), or of the ZMK with --type"
+        ),
+    ] = "kek",
     kcv: Annotated[
         str | None,
         typer.Option(

@@ -256,7 +256,7 @@ def import_under_zmk(
             f"master key; {zmk_name!r} is an {zmk.algorithm.value} key (ask for a TR-31 block)"
         )
     try:
-        data = bytes.fromhex(encrypted.strip())
+        data = bytes.fromhex(_without_scheme_tag(name, encrypted))
     except ValueError:
         raise KeyCheckFailed(f"cannot import {name!r}: the encrypted key must be hex") from None
     if len(data) == 8:
@@ -290,10 +290,35 @@ def import_under_zmk(
     return store.add_version(name, key_type, KeyAlgorithm.TDES, material, new_version=new_version)
 
 
+# payShield's key scheme tags (the letter before a key under a ZMK): X and Y are the X9.17
+# (variant-free) form of a double- and triple-length key, U and T Thales' variant form
+X917_TAGS = {"X": 32, "Y": 48}
+VARIANT_TAGS = {"U": 32, "T": 48}
+
+
+def _without_scheme_tag(name: str, encrypted: str) -> str:
+    """The encrypted key's hex without payShield's X/Y tag; a U/T one (variant encryption,
+    not supported) is refused rather than read as the X9.17 form it is not."""
+    text = encrypted.strip()
+    tag, rest = text[:1].upper(), text[1:]
+    if X917_TAGS.get(tag) == len(rest) and _is_hex(rest):
+        return rest
+    if VARIANT_TAGS.get(tag) == len(rest) and _is_hex(rest):
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: key scheme {tag} is Thales' variant encryption under the "
+            "ZMK, which authhost does not support: ask for the X9.17 form (scheme X or Y) or "
+            "a TR-31 key block"
+        )
+    return text
+
+
 def looks_like_legacy_key(value: str) -> bool:
-    """Whether an import argument is bare hex of a DES key's length, not a TR-31 key block
-    (one carrying a key is longer than 48 characters: header, encrypted key and MAC)."""
+    """Whether an import argument is bare hex of a DES key's length (payShield's scheme tag
+    before it or not), not a TR-31 key block (one carrying a key is longer than 49
+    characters: header, encrypted key and MAC)."""
     text = value.strip()
+    if text[:1].upper() in X917_TAGS.keys() | VARIANT_TAGS.keys():
+        text = text[1:] if len(text) in (33, 49) else text
     return len(text) in (16, 32, 48) and _is_hex(text)
 
 
