@@ -23,15 +23,15 @@ from authhost.config import (
     load_config,
 )
 from authhost.security import key_admin, master_rotation
-from authhost.security.errors import SecurityError
+from authhost.security.errors import KeyCheckFailed, SecurityError
 from authhost.security.hsm_master import TokenKey
 from authhost.security.keys import KeyAlgorithm, KeyType
 from authhost.security.keystore import FORMAT_VERSION, KEY_MASTER, KeyStore
 
 keys_app = typer.Typer(
     name="keys",
-    help="Working keys under the master key: list, generate, import/export (TR-31), rotate, "
-    "upgrade, rotate the master key.",
+    help="Working keys under the master key: list, generate, import/export (TR-31; import also "
+    "a key under a ZMK in the legacy form), rotate, upgrade, rotate the master key.",
     no_args_is_help=True,
 )
 
@@ -236,28 +236,78 @@ def keys_export(
 @keys_app.command("import")
 def keys_import(
     name: Annotated[str, typer.Argument(help="name to store the key under")],
-    block: Annotated[str, typer.Argument(help="TR-31 key block (version B or D)")],
-    kek: KekOpt = "kek",
+    block: Annotated[
+        str,
+        typer.Argument(
+            help="TR-31 key block (version B or D); with --type, a TDES key encrypted under "
+            "the ZMK named by --kek in the legacy form (32 or 48 hex digits, ECB)"
+        ),
+    ],
+    kek: Annotated[
+        str,
+        typer.Option(
+            "--kek", help="name of the key-encryption key (TR-31 KBPK), or of the ZMK with --type"
+        ),
+    ] = "kek",
     kcv: Annotated[
-        str | None, typer.Option("--kcv", help="expected KCV; the import fails if it differs")
+        str | None,
+        typer.Option(
+            "--kcv", help="expected KCV; the import fails if it differs (required with --type)"
+        ),
+    ] = None,
+    key_type: Annotated[
+        KeyType | None,
+        typer.Option(
+            "--type",
+            help="the key's type (zpk, mak, bdk, ...) for a key in the legacy form, which "
+            "carries none: BLOCK is then the key encrypted under the ZMK --kek",
+        ),
     ] = None,
     new_version: NewVersionOpt = False,
     config: ConfigOpt = None,
     key_store: KeyStoreOpt = None,
 ) -> None:
-    """Import a key from a TR-31 key block under the KEK; the key type follows its usage."""
+    """Import a key from a TR-31 key block under the KEK (its type follows its usage), or with
+    --type and --kcv a TDES key encrypted under a ZMK in the legacy form."""
     name = _key_name(name)
+    if key_type is None and key_admin.looks_like_legacy_key(block):
+        _refuse(
+            "this is a bare hex key, not a TR-31 key block: for a key encrypted under a ZMK "
+            "(the legacy form) give its type with --type and its check value with --kcv"
+        )
+    if key_type is not None and not kcv:
+        _refuse(
+            "a key in the legacy form carries no check of its own: give the KCV the sender "
+            "told you with --kcv"
+        )
     store = _store(config, key_store)
     before = store.file_format
     try:
-        key = key_admin.import_key(
-            store, name, block, kek, expected_kcv=kcv, new_version=new_version
-        )
+        if key_type is None:
+            key = key_admin.import_key(
+                store, name, block, kek, expected_kcv=kcv, new_version=new_version
+            )
+        else:
+            key = key_admin.import_under_zmk(
+                store, name, block, key_type, kek, check_value=kcv or "", new_version=new_version
+            )
+    except KeyCheckFailed as exc:
+        if key_type is None:  # a TR-31 block's checks exit 1, as before
+            _fail(exc)
+        _refuse(exc)
     except KEY_STORE_ERRORS as exc:
         _fail(_said(exc))
     _said_upgrade(store, before)
     typer.echo(f"imported {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
-    audit_key_change(config, store, "key.import", key.name, {**key_facts(key), "kek": kek})
+    form = {"kek": kek} if key_type is None else {"kek": kek, "form": "legacy-ecb"}
+    audit_key_change(config, store, "key.import", key.name, {**key_facts(key), **form})
+
+
+def _refuse(exc: Exception | str) -> NoReturn:
+    """A key refused by its checks (or asked for wrongly): exit 2, nothing stored, so a
+    ceremony's script tells a key that does not check from a store that failed (1)."""
+    typer.echo(f"authhost keys: {exc}", err=True)
+    raise typer.Exit(2)
 
 
 @keys_app.command("rotate-pan-key")

@@ -1,8 +1,10 @@
 """Key custody operations behind ``authhost keys``: generate, components, TR-31 import/export.
 
-Keys enter and leave the key store only as TR-31 key blocks under a key-encryption key (KEK)
-or, for the first KEK, as clear components entered separately and combined by XOR here; what
-an operator sees is names, types and key check values.
+Keys enter the key store as TR-31 key blocks under a key-encryption key (KEK), as a TDES key
+encrypted under a zone master key in the legacy form (ECB, no key block: what many switches
+still send), or, for the first KEK, as clear components entered separately and combined by
+XOR here; they leave only as TR-31 key blocks. What an operator sees is names, types and key
+check values.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 from authhost.config import SecurityConfig
 from authhost.security import tr31
-from authhost.security.errors import KeyNotFound, SecurityError
+from authhost.security.blockcipher import tdes_ecb_decrypt, tdes_ecb_encrypt
+from authhost.security.errors import KeyCheckFailed, KeyNotFound, SecurityError, WeakKey
 from authhost.security.hsm_master import configured_master
 from authhost.security.keys import (
     ALLOWED_LENGTHS,
@@ -27,6 +30,10 @@ from authhost.security.keys import (
     kcv,
 )
 from authhost.security.keystore import KeyStore
+
+# hex digits of check value a key in the legacy form is accepted with: as a switch's key change
+# (security.module), fewer would let almost any key through, more is the whole zero block
+LEGACY_KCV_DIGITS = range(6, 17)
 
 PAN_DATA_KEY = "pan-data"
 
@@ -218,3 +225,102 @@ def import_key(
     return store.add_version(
         name, key_type, algorithm, material, new_version=new_version, exportable=exportable
     )
+
+
+def import_under_zmk(
+    store: KeyStore,
+    name: str,
+    encrypted: str,
+    key_type: KeyType,
+    zmk_name: str = "zmk",
+    *,
+    check_value: str,
+    new_version: bool = False,
+) -> WorkingKey:
+    """Decrypt a TDES key sent in the legacy form under a ZMK and save it as ``name``.
+
+    The legacy form (ANSI X9.17, Thales' variant-free "X9.17" form, what a switch's 0800 key
+    change carries too) is a double- or triple-length key encrypted under the zone master key
+    in ECB mode, each 8-byte part on its own. ECB is what that form is, not a choice made
+    here; it carries no type, no usage and no integrity, so the type is the custodian's word
+    and the check value is mandatory: it is what tells the key the sender meant from one under
+    another ZMK. ``KeyCheckFailed`` (nothing saved) for a check value that differs, a key
+    without odd DES parity (refused as the key change refuses it), a single-length key or a
+    triple-length one under a double-length ZMK (``WeakKey``). Thales variant encryption (the
+    ZMK XORed with a variant per key type) is not supported.
+    """
+    zmk = _kek(store, zmk_name)
+    if zmk.algorithm is not KeyAlgorithm.TDES:
+        raise SecurityError(
+            f"cannot import {name!r}: a key in the legacy form is TDES ECB under a TDES zone "
+            f"master key; {zmk_name!r} is an {zmk.algorithm.value} key (ask for a TR-31 block)"
+        )
+    try:
+        data = bytes.fromhex(_without_scheme_tag(name, encrypted))
+    except ValueError:
+        raise KeyCheckFailed(f"cannot import {name!r}: the encrypted key must be hex") from None
+    if len(data) == 8:
+        raise WeakKey(
+            f"cannot import {name!r}: a single-length DES key (16 hex digits) is refused; "
+            "a key is double or triple length (32 or 48 hex digits)"
+        )
+    if len(data) not in ALLOWED_LENGTHS[KeyAlgorithm.TDES]:
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: the encrypted key is 32 or 48 hex digits, not {2 * len(data)}"
+        )
+    expected = check_value.strip().upper()
+    if len(expected) not in LEGACY_KCV_DIGITS or not _is_hex(expected):
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: --kcv is 6 to 16 hex digits (the key encrypting zeros)"
+        )
+    check_wrapping_strength(name, KeyAlgorithm.TDES, len(data), zmk)
+    material = tdes_ecb_decrypt(zmk.material, data, keep=False)
+    found = tdes_ecb_encrypt(material, bytes(8), keep=False).hex().upper()[: len(expected)]
+    if found != expected:
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: its KCV is {found}, not the {expected} expected (--kcv): "
+            f"a key encrypted under another ZMK than {zmk_name!r}, a mistyped key or a "
+            "mistyped check value; nothing was stored"
+        )
+    if adjust_des_parity(material) != material:
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: its KCV matches but it does not have odd DES parity (a "
+            "switch's key change is refused so too); ask the sender for a parity-adjusted key"
+        )
+    return store.add_version(name, key_type, KeyAlgorithm.TDES, material, new_version=new_version)
+
+
+# payShield's key scheme tags (the letter before a key under a ZMK): X and Y are the X9.17
+# (variant-free) form of a double- and triple-length key, U and T Thales' variant form
+X917_TAGS = {"X": 32, "Y": 48}
+VARIANT_TAGS = {"U": 32, "T": 48}
+
+
+def _without_scheme_tag(name: str, encrypted: str) -> str:
+    """The encrypted key's hex without payShield's X/Y tag; a U/T one (variant encryption,
+    not supported) is refused rather than read as the X9.17 form it is not."""
+    text = encrypted.strip()
+    tag, rest = text[:1].upper(), text[1:]
+    if X917_TAGS.get(tag) == len(rest) and _is_hex(rest):
+        return rest
+    if VARIANT_TAGS.get(tag) == len(rest) and _is_hex(rest):
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: key scheme {tag} is Thales' variant encryption under the "
+            "ZMK, which authhost does not support: ask for the X9.17 form (scheme X or Y) or "
+            "a TR-31 key block"
+        )
+    return text
+
+
+def looks_like_legacy_key(value: str) -> bool:
+    """Whether an import argument is bare hex of a DES key's length (payShield's scheme tag
+    before it or not), not a TR-31 key block (one carrying a key is longer than 49
+    characters: header, encrypted key and MAC)."""
+    text = value.strip()
+    if text[:1].upper() in X917_TAGS.keys() | VARIANT_TAGS.keys():
+        text = text[1:] if len(text) in (33, 49) else text
+    return len(text) in (16, 32, 48) and _is_hex(text)
+
+
+def _is_hex(text: str) -> bool:
+    return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
