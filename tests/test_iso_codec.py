@@ -775,7 +775,7 @@ def test_visas_fields_fill_what_field_48_fills_and_are_answered_in_field_44(dial
     assert answer["44"] == " Y        M   2"  # 44.2 AVS, 44.10 CVV2, 44.13 CAVV (position 15)
     assert "48" not in answer and not {"60", "123", "126"} & set(answer)
     answer = peer_decode(encode_response(mastercard, CHECKED, codec), dialect)
-    assert answer["48"] == "8301Y"  # where field 48's layout answers: SE 83, 44 position 13
+    assert answer["48"] == "R8301Y"  # field 48's layout answers: the TCC, SE 83; 44 position 13
     assert answer["44"] == " " * 12 + "2"
 
 
