@@ -74,3 +74,29 @@ async def test_mastercard_network_management_codes_and_echoes(nursery, tmp_path)
     long = await network("001", **{"2": "5454545454545454"})
     assert long["39"] == "00" and "2" not in long
     assert (await network("999"))["39"] == "12"  # a code nobody defined is still refused
+
+
+async def test_a_key_entered_or_stored_card_has_its_cvc2_checked_without_field_25(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Mastercard's mail and telephone orders and stored-card payments come with field 22 01x
+    or 10x, the CVC 2 in field 48 SE 92 and what the channel is in DE 61, never field 25: with
+    no stripe or chip read, the CVC 2 is the only check and a wrong one is declined N7."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    moto = "2032100000102761011"  # DE 61: cardholder not present (mail order), card absent
+
+    def keyed(entry: str, cvc2: str) -> dict:
+        fields = purchase(card, **{"14": card["expiry"], "22": entry, "35": None, "61": moto})
+        return mastercard(fields, subelements="9203" + cvc2)
+
+    answers = [await switch.send(keyed(entry, cvc2)) for entry in ("012", "102")
+               for cvc2 in (card["cvv2"], wrong)]  # fmt: skip
+    assert [a["39"] for a in answers] == ["00", "N7", "00", "N7"]
+    # read beside a track 2, the stripe is the check: a CVV2 there is not processed
+    present = await switch.send(mastercard(purchase(card), subelements="9203" + wrong))
+    assert present["39"] == "00"
