@@ -245,7 +245,7 @@ async def test_the_address_of_field_123_is_verified_and_answered_in_44_2(
     assert no_address["44"] == " U"
     mastercard = await switch.send(visa_web(card, **{"60": None, "48": "R820252",
                                                      "120": "EC1A 1BB 12 Lovelace Street"}))  # fmt: skip
-    assert mastercard["48"] == "8301Y" and "44" not in mastercard
+    assert mastercard["48"] == "R8301Y" and "44" not in mastercard  # the TCC, SE 83
 
     async with opened_store(store_url) as store:
         entries = await store.journal(JournalQuery(limit=100))

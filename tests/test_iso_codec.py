@@ -775,7 +775,7 @@ def test_visas_fields_fill_what_field_48_fills_and_are_answered_in_field_44(dial
     assert answer["44"] == " Y        M   2"  # 44.2 AVS, 44.10 CVV2, 44.13 CAVV (position 15)
     assert "48" not in answer and not {"60", "123", "126"} & set(answer)
     answer = peer_decode(encode_response(mastercard, CHECKED, codec), dialect)
-    assert answer["48"] == "8301Y"  # where field 48's layout answers: SE 83, 44 position 13
+    assert answer["48"] == "R8301Y"  # field 48's layout answers: the TCC, SE 83; 44 position 13
     assert answer["44"] == " " * 12 + "2"
 
 
@@ -895,3 +895,28 @@ def test_an_advices_field_60_carries_its_eci_as_a_requests_does(dialect, mti) ->
     plain = get_dialect(dialect)  # a listener without Visa's fields reads none of it
     request = decode_message(peer_encode(broken, dialect), plain)
     assert isinstance(request, AuthRequest) and request.authentication == ""
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_mastercards_network_data_settlement_date_and_tcc_come_back_in_every_dialect(dialect):
+    """Mastercard finds an answer's transaction by DE 15 and DE 63 and reads DE 48 TCC first
+    (docs/iso.md, "Mastercard's fields"): an answer, a 30 and an 0810 carry them back."""
+    codec = get_dialect(dialect)
+    sent = {"15": "1130", "48": "T4203212", "63": "MCC12345A   "}
+    request = decode_message(peer_encode(financial("0100", **sent), dialect), codec)
+    assert isinstance(request, AuthRequest)
+    declined = Decision(ResponseCode.DO_NOT_HONOUR, reason_codes=["test"])
+    answer = peer_decode(encode_response(request, declined, codec, advice=lambda *_: "03"), dialect)
+    assert (answer["15"], answer["63"], answer["48"]) == ("1130", "MCC12345A   ", "T840203")
+    broken = peer_encode(financial("0100", **{**sent, "48": "T4209"}), dialect)
+    with pytest.raises(FormatError) as error:
+        decode_message(broken, codec)
+    formatted = encode_format_error(error.value, codec)
+    assert formatted is not None
+    answer = peer_decode(formatted, dialect)
+    assert (answer["39"], answer["15"], answer["63"]) == ("30", "1130", "MCC12345A   ")
+    echo = {"t": "0800", "2": "545454", "7": "1125203000", "11": "000001", "63": "MCC1"}
+    network = decode_message(peer_encode({**echo, "70": "270"}, dialect), codec)
+    assert isinstance(network, NetworkRequest)
+    answer = peer_decode(encode_network_response(network, ResponseCode.APPROVED, codec), dialect)
+    assert (answer["2"], answer["63"], answer["70"]) == ("545454", "MCC1", "270")

@@ -37,6 +37,7 @@ from authhost.iso.subfields import (
     VISA_CVV2_RESULT_POSITION,
     SubfieldError,
     build_additional_data,
+    category_code,
     check_replacement_amounts,
     fits_additional_amounts,
     format_additional_amounts,
@@ -73,8 +74,13 @@ MESSAGE_CLASSES: dict[str, MessageClass] = {
 }
 NETWORK_MTIS = frozenset({"0800", "0801"})
 # Fields an 0810 echoes from its 0800, its 30 answer included: an 0810 without 70 answers no
-# network request; 32 (the acquirer whose key a key change changes) and 33 route it back
-NETWORK_ECHOED_FIELDS = ("7", "11", "32", "33", "70")
+# network request; 32 (the acquirer whose key a key change changes) and 33 route it back; 63
+# is Mastercard's network data, which its 0810s echo as its 0110s do
+NETWORK_ECHOED_FIELDS = ("7", "11", "32", "33", "63", "70")
+# Mastercard signs on and off by prefix: field 2 of the 0800 is the institution's prefix (an
+# ICA or a BIN, never a card number), which the 0810 echoes; a field 2 longer than this could
+# be a card number and is never echoed
+NETWORK_PREFIX_MAX = 11
 
 # Fields a response echoes from its request when present (ISO 8583:1987 convention), with
 # the request view's attribute. None of them holds cardholder data, so a format-error answer
@@ -99,6 +105,12 @@ ECHOED_FIELDS: dict[str, str] = {
     # must echo it ("ME"), and a switch matches the answer to the original by it
     "90": "original_data",
 }
+# Fields a response echoes as the request sent them, with no view attribute: 15, the
+# settlement date (MMDD, checked on decode), and 63, Mastercard's network data (financial
+# network code and Banknet reference number), which Mastercard's answers must echo: the
+# network finds the transaction an answer belongs to by them (docs/iso.md, "Mastercard")
+RAW_ECHOED_FIELDS = ("15", "63")
+_FORMAT_ERROR_ECHOED = (*ECHOED_FIELDS, *RAW_ECHOED_FIELDS)
 # Fields that must be all digits (ISO 8583 type n) when present, in every request (0800s too).
 NUMERIC_FIELDS = (
     "2", "3", "4", "6", "7", "11", "12", "13", "14", "15", "18", "19", "22", "23", "25", "32",
@@ -381,6 +393,12 @@ def _one_layout(subelements: Mapping[str, str], tag: str, visa_field: str) -> No
         )
 
 
+def _is_prefix(value: str) -> bool:
+    """Whether an 0800's field 2 is an institution prefix the 0810 may echo: digits, at most
+    NETWORK_PREFIX_MAX of them (never what could be a card number)."""
+    return len(value) <= NETWORK_PREFIX_MAX and value.isdigit() and value.isascii()
+
+
 def _hex_bytes(text: str, number: str, size: int = 0) -> bytes:
     """The bytes of a hex field, ``size`` of them when given. bytes.fromhex skips whitespace,
     which would make '01 23 45 67 89AB' a 6-byte PIN block: every character must be hex."""
@@ -400,10 +418,14 @@ def _format_error(message: str, partial: Mapping[str, str], failed: str | None) 
     mti = partial.get("t") if failed != "t" else None
     if mti is not None and (len(mti) != 4 or not (mti.isdigit() and mti.isascii())):
         mti = None
-    echoed = NETWORK_ECHOED_FIELDS if mti in NETWORK_MTIS else ECHOED_FIELDS
+    network = mti in NETWORK_MTIS
+    echoed = NETWORK_ECHOED_FIELDS if network else _FORMAT_ERROR_ECHOED
     echo = {
         number: partial[number] for number in echoed if number != failed and partial.get(number)
     }
+    prefix = partial.get("2") if network and failed != "2" else None
+    if prefix is not None and _is_prefix(prefix):
+        echo["2"] = prefix
     original = echo.get("90")
     if original is not None and not (original.isdigit() and original.isascii()):
         del echo["90"]  # matches nothing, and a BCD answer could not carry it
@@ -437,6 +459,11 @@ def encode_response(
         value = getattr(request, name)
         if value is not None:
             doc[number] = f"{value:012d}" if number in _AMOUNTS else value
+    fields = request.fields
+    for number in RAW_ECHOED_FIELDS:  # two dict lookups an answer
+        raw = fields.get(number)
+        if raw is not None:
+            doc[number] = raw
     if decision.approved_amount_minor is not None:  # a partial approval: what was approved
         doc["4"] = f"{decision.approved_amount_minor:012d}"
     if decision.approved and decision.approval_code:
@@ -464,8 +491,8 @@ def encode_response(
         advised = advice(code, decision.reason_codes)
         if advised is not None:
             answered[MERCHANT_ADVICE_SUBELEMENT] = advised
-    if answered:
-        doc["48"] = build_additional_data(answered)
+    if answered:  # led by the request's transaction category code, as Mastercard's DE 48 is
+        doc["48"] = build_additional_data(answered, category_code(fields.get("48")))
     if results:
         doc["44"] = format_additional_response(results)
     if decision.balances:  # an amount past 12 digits is left out (the server logs it)
@@ -483,13 +510,17 @@ def encode_network_response(
     dialect: Dialect,
     mac: MacFunction | None = None,
 ) -> bytes:
-    """The 0810 (the 0801's too) answer: echoes 7, 11, 32, 33 and 70, with 39."""
+    """The 0810 (the 0801's too) answer: echoes 7, 11, 32, 33, 63 and 70, and field 2 when it
+    is a prefix (a sign-on by prefix), with 39."""
     doc: dict[str, str] = {"t": response_mti(request.mti)}
     fields = request.fields
     for number in NETWORK_ECHOED_FIELDS:
         value = fields.get(number)
         if isinstance(value, str):  # checked by decode_message: digits where they must be
             doc[number] = value
+    prefix = fields.get("2")
+    if isinstance(prefix, str) and _is_prefix(prefix):
+        doc["2"] = prefix
     if request.transmission_time is not None:  # a view built without its field dict
         doc["7"] = request.transmission_time
     if request.stan is not None:

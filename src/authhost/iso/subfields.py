@@ -247,6 +247,14 @@ def parse_completion_sequence(value: str | None) -> tuple[int, int] | None:
 # followed by subelements, each tag (2 digits), length (2 digits), value.
 
 
+def category_code(text: str | None) -> str | None:
+    """The transaction category code that leads a request's field 48 (one ASCII letter), or
+    None. An answer's field 48 starts with it, as Mastercard's DE 48 in an 0110 does: a switch
+    that reads the TCC first would read the answer's first subelement out of step without it."""
+    first = text[:1] if text else ""
+    return first if first.isalpha() and first.isascii() else None
+
+
 def parse_additional_data(text: str) -> dict[str, str]:
     """Subelements of field 48 by tag; a leading TCC letter is skipped."""
     pos = 1 if text[:1].isalpha() and text[:1].isascii() else 0

@@ -69,7 +69,15 @@ _LINK_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResou
 # 0800 codes the server answers itself (field 70): sign-on, sign-off, echo test.
 CUTOVER_CODE = "201"
 # answered 00 by the server itself; 201 is the switch's cutover to a new business day
-NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "201": "cutover", "301": "echo"}
+NETWORK_CODES = {
+    "001": "sign-on",
+    "002": "sign-off",
+    "061": "sign-on",  # Mastercard: sign-on by group
+    "062": "sign-off",  # Mastercard: sign-off by group
+    "201": "cutover",
+    "270": "echo",  # Mastercard: network connection status, echo test
+    "301": "echo",
+}
 
 _APPROVED = ResponseCode.APPROVED
 _INVALID = ResponseCode.INVALID_TRANSACTION

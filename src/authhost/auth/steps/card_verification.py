@@ -78,7 +78,10 @@ class CardVerification:
                 tx.cvv_failed = True
                 return Decline(RC.CVV_FAILED, "cvv.icvv_failed" if chip else "cvv.cvv_failed")
         if request.cvv2 is not None:
-            if request.track2 or request.is_card_present:  # the stripe or chip was the check
+            # the stripe or chip, when read, was the check; a key-entered or stored card (field
+            # 22 01x, 10x) has only its CVV2, whatever the channel: Mastercard sends a mail or
+            # telephone order without field 25 (its DE 61 says so), which reads as a shop's
+            if request.track2 or request.icc_data is not None:
                 tx.cvv2_result = CVV2_NOT_PROCESSED
             else:
                 valid = self._security.verify_card_value(
