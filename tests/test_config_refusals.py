@@ -326,3 +326,29 @@ def test_an_audit_walk_interval_out_of_range_is_refused(tmp_path: Path, value: s
     with pytest.raises(ConfigError, match=r"\[admin\] audit_verify_every_s must be 0"):
         _load(tmp_path, f"[admin]\naudit_verify_every_s = {value}\n")
     assert _load(tmp_path, "[admin]\naudit_verify_every_s = 0\n").admin.audit_verify_every_s == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("drift_every_s = -1", r"\[models\] drift_every_s must be 0 \(never\) or 1 to 604800"),
+        ("drift_every_s = 0.5", r"\[models\] drift_every_s must be 0 \(never\) or 1 to 604800"),
+        ("drift_window_s = 60", r"\[models\] drift_window_s must be 3600 to 7776000"),
+    ],
+)
+def test_a_drift_schedule_out_of_range_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    """A negative interval would make trio.sleep raise in the server's drift runs, and a
+    fraction of a second replay weeks of journal without pause."""
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, f"[models]\n{text}\n")
+    models = _load(tmp_path, "[models]\ndrift_every_s = 3600\n").models
+    assert (models.drift_every_s, models.drift_window_s) == (3600, 7 * 86400)
+
+
+def test_one_worker_runs_the_drift_schedule() -> None:
+    """Each worker replaying the same journal would multiply its cost by the workers."""
+    from authhost.config import Config
+    from authhost.server.workers import worker_config
+
+    config = Config().replace("models", drift_every_s=600.0)
+    assert [worker_config(config, i).models.drift_every_s for i in range(3)] == [600, 0, 0]

@@ -507,6 +507,17 @@ class ModelsConfig:
         "score from which the journal keeps the model's top three reasons (model_reasons); "
         "-1: the model's own operating threshold (or threshold above, if lower), 1000: never",
     )
+    drift_every_s: float = _key(
+        0.0,
+        "seconds between the server's drift runs of the champion (as `authhost models drift`) "
+        "over the last drift_window_s, published as authhost_model_drift_* metrics "
+        "(0: never; else 1 to 604800; one worker runs it)",
+    )
+    drift_window_s: float = _key(
+        7 * 86400.0,
+        "seconds of journal each scheduled drift run measures, up to the run (3600 to "
+        "7776000): whole weeks, or 'weekend' drifts by the calendar alone",
+    )
 
     def __post_init__(self) -> None:
         if self.action not in ("decline", "flag"):  # a misspelt decline must not only flag
@@ -516,6 +527,14 @@ class ModelsConfig:
         _at_least("[models]", "budget_ms", self.budget_ms, 0)
         if not -1 <= self.explain_from <= 1000:
             raise ConfigError(f"[models] explain_from must be -1 to 1000, not {self.explain_from}")
+        if self.drift_every_s and not 1 <= self.drift_every_s <= 7 * 86400:
+            raise ConfigError(
+                f"[models] drift_every_s must be 0 (never) or 1 to 604800, not {self.drift_every_s}"
+            )
+        if not 3600 <= self.drift_window_s <= 90 * 86400:
+            raise ConfigError(
+                f"[models] drift_window_s must be 3600 to 7776000, not {self.drift_window_s}"
+            )
 
 
 @dataclass(frozen=True)

@@ -257,6 +257,12 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             every = config.admin.audit_verify_every_s
             runtime.services.append(partial(watch_audit_chain, cards, watch, every))
             runtime.collectors.append(AuditChainCollector(watch))
+        if config.models.drift_every_s:
+            from authhost.admin.drift_watch import DriftCollector, DriftWatch
+
+            drift = DriftWatch()
+            runtime.services.append(partial(watch_model_drift, config, drift))
+            runtime.collectors.append(DriftCollector(drift))
         if rules is not None or scorer is not None:
             runtime.services.append(partial(follow_acceptor_counters, store, acceptors_read))
         if rules is not None:
@@ -555,6 +561,7 @@ async def prune_idempotency(cards: CardService, keep_days: int) -> None:
 
 
 AUDIT_FIRST_WALK_S = 10.0  # after the start: not in the middle of it
+DRIFT_FIRST_RUN_S = 60.0  # after the start: its first run, not in the middle of it
 UNFINISHED_FIRST_S = 5.0  # the first look for work a crash cut short, after the start
 UNFINISHED_EVERY_S = 300.0  # and then
 
@@ -629,6 +636,39 @@ async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> N
                     "removed in the store", extra={"fields": fields},
                 )  # fmt: skip
         await trio.sleep(every_s)
+
+
+async def watch_model_drift(config: Config, watch: Any) -> None:
+    """Every [models] drift_every_s, the champion's drift over the last drift_window_s (as
+    `authhost models drift`), in a process of its own on a store connection of its own
+    (``admin.drift_watch``): the metrics carry each run; the log says only when the state
+    changes (drifted, back to normal) and when runs start or stop failing. One worker runs it
+    (``server.workers.worker_config``)."""
+    from authhost.admin.drift_watch import measure_apart
+
+    models = config.models
+    await trio.sleep(min(DRIFT_FIRST_RUN_S, models.drift_every_s))
+    while True:
+        started = time.perf_counter()
+        run = partial(
+            measure_apart, config.store.url, models.dir, models.drift_window_s, time.time()
+        )
+        try:  # abandoned on shutdown: a read-only run of minutes must not hold up a stop
+            report = await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        except Exception as exc:  # noqa: BLE001 - counted, said once, tried again
+            if watch.fail():
+                log.error(
+                    "scheduled model drift run failed (counted in "
+                    "authhost_model_drift_runs_failed_total; said again only once one "
+                    "works): %s", exc,
+                )  # fmt: skip
+        else:
+            changed = watch.record(report, time.perf_counter() - started)
+            if watch.drifted and "drifted:" in changed:
+                log.warning("%s", changed)
+            elif changed:
+                log.info("scheduled model drift: %s", changed)
+        await trio.sleep(models.drift_every_s)
 
 
 async def reconcile_disputes(

@@ -109,6 +109,33 @@ async def journal_cut(store: CardStore) -> float:
         after = page[-1].audit_id
 
 
+# the statuses a level of `models drift --fail-on` (and the server's drift runs) counts
+FAIL_LEVELS = {"act": ("act",), "watch": ("act", "watch")}
+
+
+def drifted(report: dict[str, Any], level: str) -> str:
+    """What reached ``level`` (act; watch: act or watch) in a drift report, in one line:
+    the period's features and score, then how many of each segment's ("" for none)."""
+    statuses = FAIL_LEVELS[level]
+
+    def found(part: dict[str, Any]) -> list[str]:
+        names = [f["feature"] for f in part["features"] if f["status"] in statuses]
+        score = part["score"]
+        return names + (["score"] if score is not None and score["status"] in statuses else [])
+
+    whole = found(report)
+    segments = [(s["segment"], len(found(s))) for s in report.get("segments") or ()]
+    segments = [(name, n) for name, n in segments if n]
+    if not whole and not segments:
+        return ""
+    said = [
+        f"{len(whole)} of the period ({', '.join(whole[:5])}{' ...' if len(whole) > 5 else ''})"
+    ]
+    if segments:
+        said.append(f"by {report['segment']}: " + ", ".join(f"{n} {k}" for n, k in segments))
+    return f"drift at {level} or above: " + "; ".join(said)
+
+
 # where the score of each role is journalled; any other model is scored on the replay
 SCORE_COLUMNS = {"champion": "model_score", "challenger": "challenger_score"}
 REPLAYED = "replayed"

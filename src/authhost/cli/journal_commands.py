@@ -419,36 +419,14 @@ def _psi(value: str) -> float:
 
 # the exit status of `models drift --fail-on` when a PSI reached the level (1: an error)
 DRIFT_FOUND = 3
-FAIL_LEVELS = {"act": ("act",), "watch": ("act", "watch")}
 
 
 def _fail_on(value: str) -> str:
+    from authhost.admin.model_drift import FAIL_LEVELS  # numpy: only for this command
+
     if value and value not in FAIL_LEVELS:
         raise typer.BadParameter(f"{value!r} is not act or watch")
     return value
-
-
-def drifted(report: dict[str, Any], level: str) -> str:
-    """What reached ``level`` (act; watch: act or watch) in a drift report, in one line:
-    the period's features and score, then how many of each segment's ("" for none)."""
-    statuses = FAIL_LEVELS[level]
-
-    def found(part: dict[str, Any]) -> list[str]:
-        names = [f["feature"] for f in part["features"] if f["status"] in statuses]
-        score = part["score"]
-        return names + (["score"] if score is not None and score["status"] in statuses else [])
-
-    whole = found(report)
-    segments = [(s["segment"], len(found(s))) for s in report.get("segments") or ()]
-    segments = [(name, n) for name, n in segments if n]
-    if not whole and not segments:
-        return ""
-    said = [
-        f"{len(whole)} of the period ({', '.join(whole[:5])}{' ...' if len(whole) > 5 else ''})"
-    ]
-    if segments:
-        said.append(f"by {report['segment']}: " + ", ".join(f"{n} {k}" for n, k in segments))
-    return f"drift at {level} or above: " + "; ".join(said)
 
 
 def models_drift(
@@ -511,6 +489,8 @@ def models_drift(
 
     table = "drift_segments" if segment else "drift"
     report = _run(settings, drift, table=table, output=output)
+    from authhost.admin.model_drift import drifted
+
     if fail_on and (found := drifted(report, fail_on)):
         _say(found)
         raise typer.Exit(DRIFT_FOUND)

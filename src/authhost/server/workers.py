@@ -6,7 +6,7 @@ file, starts the workers (who accept from the shared sockets, fewest connections
 its own and exits 0 when every worker stopped gracefully. Each worker is a normal single
 server process with its own runtime; worker i uses node number ``node_id + i`` in its approval
 codes and exposes its metrics on ``metrics_port + i`` (each process has its own counters);
-worker 0 alone runs the admin API.
+worker 0 alone runs the admin API and the scheduled model drift runs.
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ CANNOT_START = 2  # run_single's exit code for a configuration or listen error
 
 def worker_config(config: Config, index: int) -> Config:
     """Worker ``index``'s view of the configuration: its own node number (approval codes),
-    its own metrics port, and the admin API on worker 0 only."""
+    its own metrics port, and the admin API and the scheduled drift runs on worker 0 only."""
     server = config.server
     config = config.replace("server", workers=1, node_id=server.node_id + index)
     if server.metrics_port:
         config = config.replace("server", metrics_port=server.metrics_port + index)
-    if index > 0:
+    if index > 0:  # one admin API; one drift run (the same read of the same journal)
         config = config.replace("admin", port=0)
+        config = config.replace("models", drift_every_s=0.0)
     return config
 
 
