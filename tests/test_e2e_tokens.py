@@ -336,6 +336,50 @@ async def test_wrong_cvv2s_in_token_requests_stop_the_right_one(
     assert right.json["reasons"] == ["provisioning.cvv2_tries"] and not right.json["token_ref"]
 
 
+async def test_a_locked_card_does_not_say_whether_a_cvv2_is_right(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Once 3 wrong CVV2s locked token requests, a wrong one was answered cvv2_failed and
+    cvv2_tries, the right one cvv2_tries alone: the oracle went on, the lock only delayed the
+    token (the right CVV2, learnt while locked, got it the day after)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = [c for c in ("000", "111", "222", "333", "444") if c != card["cvv2"]]
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("602"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    for cvv2 in wrong[:3]:
+        await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": cvv2})
+    answers = [
+        (await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": c})).json
+        for c in (wrong[3], card["cvv2"])
+    ]
+    assert [a["reasons"] for a in answers] == [["provisioning.cvv2_tries"]] * 2, answers
+
+
+async def test_requests_without_a_cvv2_do_not_hide_the_wrong_ones(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The count read the card's newest 200 audit entries: 3 wrong CVV2s, then 200 declined
+    requests with no CVV2, and the count was 0 again (3 more guesses per 200 requests)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("603"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    for _ in range(3):
+        await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": wrong})
+    filler = {**request, "card_expiry": "0101"}  # declined (expiry), no CVV2
+    for _ in range(200):
+        await call(at.port, "POST", "/v1/token-requests", payload=filler)
+    right = await call(at.port, "POST", "/v1/token-requests",
+                       payload={**request, "cvv2": card["cvv2"]})  # fmt: skip
+    assert right.json["reasons"] == ["provisioning.cvv2_tries"], right.json
+
+
 async def test_the_notification_service_hears_of_every_wallet_event_once(
     nursery,
     tmp_path,
