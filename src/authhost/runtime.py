@@ -235,7 +235,14 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tls_context(config.admin)  # TlsConfigError now, as a configuration error
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
-            runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
+            from authhost.admin.http import admin_lockout
+            from authhost.store.metrics import AdminLockoutCollector
+
+            lockout = admin_lockout(config.admin)  # this process's own counts
+            runtime.services.append(
+                partial(serve_admin, cards, config.admin, tokens=tokens, lockout=lockout)
+            )
+            runtime.collectors.append(AdminLockoutCollector(lockout))
         from authhost.admin.service.unfinished import FinishWatch
         from authhost.store.metrics import UnfinishedWorkCollector
 
