@@ -674,3 +674,29 @@ async def test_the_lockout_is_configured_in_admin_and_can_be_turned_off(tmp_path
         for _ in range(12):
             await call(port, "GET", "/v1/cards", token="wrong-guess-xxxxxxxx")
         assert (await call(port, "GET", "/v1/cards")).status == 200
+
+
+async def test_a_name_refuses_a_card_number_split_by_dot_blank_apostrophe_or_spaced_dash(
+    tmp_path,
+):
+    """A cardholder name's pattern allows blanks, dots, apostrophes and dashes: the merged
+    refusal took one separator between groups, so "4761. 7312. 3456. 7890" (22 characters, a
+    name may hold 26) was stored and shown in clear; an address reference in Arabic-Indic
+    digits too (the Luhn check compared "9" with "٩")."""
+    pan = "4761731234567890"
+    groups = [pan[i : i + 4] for i in range(0, 16, 4)]
+    arabic = "".join(chr(0x0660 + int(d)) for d in pan)
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card = (await ensure_demo(service))[0]
+        issue = {"product_id": card["product_id"], "account_id": card["account_id"]}
+        for name in (". ".join(groups), "'".join(groups), " - ".join(groups)):
+            named = await call(
+                port, "POST", "/v1/cards", payload={**issue, "cardholder_name": name}
+            )
+            assert named.status == 422 and groups[1] not in named.body.decode(), (name, named)
+        where = await call(port, "POST", "/v1/cards", payload={**issue, "address_ref": arabic})
+        assert where.status == 422, where
+        fine = await call(
+            port, "POST", "/v1/cards", payload={**issue, "cardholder_name": "J. O'NEIL 2ND"}
+        )
+        assert fine.status in (200, 201), fine
