@@ -536,3 +536,33 @@ def _values_named(data: object, part: str) -> list[str]:
         for item in data:
             found += _values_named(item, part)
     return found
+
+
+async def test_wrong_cvv2s_sent_together_are_not_all_checked(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Each request read the count before the others were audited: 12 token requests sent at
+    once were each checked (12 CVV2 guesses where 3 are allowed; 1,000 at once find it)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = [f"{n:03d}" for n in range(100, 113) if f"{n:03d}" != card["cvv2"]][:12]
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("604"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    answers: list[list[str]] = []
+
+    async def guess(cvv2: str) -> None:
+        sent = await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": cvv2})
+        assert sent.status in (200, 409), sent  # 409: another one of the card being decided
+        answers.append(sent.json.get("reasons", ["busy"]))
+
+    async with trio.open_nursery() as together:
+        for cvv2 in wrong:
+            together.start_soon(guess, cvv2)
+    checked = [r for r in answers if "provisioning.cvv2_failed" in r]
+    assert len(answers) == 12 and 1 <= len(checked) <= 3, answers
+    for _ in range(3):  # one after another now: 3 wrong ones in all, then none is checked
+        await guess(wrong[0])
+    after = answers[12:]
+    assert after[-1] == ["provisioning.cvv2_tries"], answers

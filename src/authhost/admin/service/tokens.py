@@ -22,6 +22,7 @@ from authhost.admin.errors import (
 from authhost.admin.service.base import (
     ServiceBase,
 )
+from authhost.admin.service.leases import drop_quietly, lease_owner
 from authhost.admin.views import (
     card_view,
 )
@@ -51,6 +52,9 @@ TOKEN_HOLD_TRIES = 5
 TOKEN_HOLD_S = 300.0
 # how far a holder's successors are followed (renewals, reissues) for the token
 TOKEN_CHAIN_MAX = 20
+# a token request's hold on its card (a process that dies holding it blocks the card's token
+# requests this long at most)
+TOKEN_REQUEST_LEASE_S = 30.0
 _AUDIT_PAGE = 200  # a card's audit entries read at once for its CVV2 count
 _CVV2_FAILED = "provisioning.cvv2_failed"
 
@@ -170,6 +174,24 @@ class PaymentTokens(ServiceBase):
         card = await self.store.find_card(self.security.pan_index(spec.pan))
         if card is None:
             raise NotFoundError("no card with this PAN")
+        async with self._deciding(card.card_id):
+            return await self._token_request(card, spec)
+
+    @asynccontextmanager
+    async def _deciding(self, card_id: str) -> AsyncIterator[None]:
+        """One token request of a card decided at a time, across processes and machines (a
+        store lease): each request read the CVV2 count before the others were audited, so 12
+        sent at once were each checked (1,000 at once find the CVV2). Another one at that
+        moment is refused 409, its CVV2 not checked."""
+        name, owner = f"token-request:{card_id}", lease_owner(self.actor)
+        if not await self.store.take_lease(name, owner, TOKEN_REQUEST_LEASE_S):
+            raise ConflictError(f"a token request of card {card_id} is being decided; retry")
+        try:
+            yield
+        finally:
+            await drop_quietly(self.store, name, owner)
+
+    async def _token_request(self, card: Card, spec: rq.TokenRequest) -> dict[str, Any]:
         product = await self.store.get_product(card.product_id)
         now = self.clock()
         failures = await self._recent_cvv2_failures(card.card_id, now)
@@ -215,7 +237,7 @@ class PaymentTokens(ServiceBase):
         entries (newest first, page by page back to a day ago; ``CVV2_TRIES`` is enough to
         know). Every entry of the day is read, not the newest 200: declined requests without
         a CVV2 pushed the wrong ones out of reach, 3 more guesses per 200 requests. Requests
-        sent together each read the count before the others are audited: a limit, not a lock."""
+        of a card are decided one at a time (``_deciding``)."""
         failed, before_id = 0, 0
         while failed < CVV2_TRIES:
             page = await self.store.audit(
