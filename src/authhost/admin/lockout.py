@@ -11,6 +11,7 @@ Pure: the clock is given, nothing here touches a socket.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import deque
@@ -82,10 +83,27 @@ class AdminLockout:
             stale = not peer.failures or now - peer.failures[-1] >= self.window_s
             if stale and peer.locked_until <= now:
                 del self._peers[host]
-        while len(self._peers) >= MAX_PEERS:  # dicts keep insertion order: the oldest first
+        # still full: the oldest not locked out first (dicts keep insertion order), so that
+        # a spray from many addresses does not free an address it locked out
+        for host in [h for h, p in self._peers.items() if p.locked_until <= now]:
+            if len(self._peers) < MAX_PEERS:
+                return
+            del self._peers[host]
+        while len(self._peers) >= MAX_PEERS:
             del self._peers[next(iter(self._peers))]
 
 
 def peer_host(peer: str) -> str:
-    """The address of a ``host:port`` peer ("::1" of "::1:5555"); "" for none."""
-    return peer.rpartition(":")[0] if ":" in peer else peer
+    """What a ``host:port`` peer is counted under ("" for none): its IPv4 address (an
+    IPv4-mapped IPv6 one as IPv4), or its IPv6 /64 network: one machine has a whole /64 to
+    take addresses from, 10 tries each."""
+    host = peer.rpartition(":")[0] if ":" in peer else peer
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
