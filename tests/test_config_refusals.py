@@ -326,3 +326,19 @@ def test_an_audit_walk_interval_out_of_range_is_refused(tmp_path: Path, value: s
     with pytest.raises(ConfigError, match=r"\[admin\] audit_verify_every_s must be 0"):
         _load(tmp_path, f"[admin]\naudit_verify_every_s = {value}\n")
     assert _load(tmp_path, "[admin]\naudit_verify_every_s = 0\n").admin.audit_verify_every_s == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("lockout_failures = -1", r"\[admin\] lockout_failures must be 0"),
+        ("lockout_s = 0", r"\[admin\] lockout_s must be above 0"),
+        ("lockout_window_s = -5", r"\[admin\] lockout_window_s must be above 0"),
+    ],
+)
+def test_an_admin_lockout_out_of_range_is_refused(tmp_path: Path, text: str, said: str) -> None:
+    """A negative count or a lockout of no time would leave the API open to guessing."""
+    with pytest.raises(ConfigError, match=said):
+        _load(tmp_path, f"[admin]\n{text}\n")
+    admin = _load(tmp_path, "[admin]\nlockout_failures = 5\nlockout_s = 3600\n").admin
+    assert (admin.lockout_failures, admin.lockout_window_s, admin.lockout_s) == (5, 1800, 3600)
