@@ -17,6 +17,7 @@ from test_admin_support import (
 )
 
 from authhost.admin.demo import demo_export, ensure_demo
+from authhost.admin.lockout import AdminLockout
 
 PRODUCT = {"product_id": "p1", "issuer_id": "bank1", "name": "Debit", "bin": "476173"}
 ACCOUNT = {"account_id": "a1", "currency": "978", "balance": 10_000}
@@ -602,3 +603,100 @@ async def test_a_card_number_split_by_dots_is_refused_or_masked(tmp_path, backen
         for text in shown:
             assert dotted not in text and pan not in text, text
         assert "4761.73**.****.7890" in shown[1]
+
+
+async def test_an_address_is_locked_out_after_10_wrong_tokens(tmp_path, caplog):
+    """PCI DSS 8.3.4: the API answered wrong tokens without limit (60 guesses in 0.7 s).
+    After 10 from one address (the default) its requests are answered 429 with Retry-After
+    for 30 minutes, the right token too (a guess that lands tells nothing), logged once with
+    the address and never the token, and counted."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from authhost.store.metrics import AdminLockoutCollector
+
+    caplog.set_level(logging.INFO, logger="authhost.admin.api")
+    guess = "a-wrong-token-guess-0001"
+    lockout = AdminLockout()  # the defaults: 10 in 30 minutes, locked out for 30 minutes
+    async with open_service(tmp_path) as service, running_admin(service, lockout=lockout) as port:
+        statuses = [(await call(port, "GET", "/v1/cards", token=guess)).status for _ in range(10)]
+        assert statuses == [401] * 10
+        for token in (OPERATOR_TOKEN, guess, AUDITOR_TOKEN):
+            locked = await call(port, "GET", "/v1/cards", token=token)
+            assert locked.status == 429 and locked.headers["retry-after"] == "1800", locked
+    locks = [r for r in caplog.records if "locked out" in r.getMessage()]
+    assert len(locks) == 1 and locks[0].levelno == logging.WARNING
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", locks[0].fields["peer"])
+    assert "127.0.0.1 locked out for 1800 s after 10 invalid tokens" in locks[0].getMessage()
+    assert not any(guess in r.getMessage() or OPERATOR_TOKEN in r.getMessage()
+                   for r in caplog.records)  # fmt: skip
+    registry = CollectorRegistry()
+    registry.register(AdminLockoutCollector(lockout))
+    text = generate_latest(registry).decode()
+    assert "authhost_admin_lockouts_total 1.0" in text
+    assert "authhost_admin_locked_requests_total 3.0" in text
+
+
+async def test_a_lockout_ends_and_old_failures_leave_the_window(tmp_path):
+    """The lockout ends after its time (configured: [admin] lockout_failures, _window_s,
+    lockout_s), and wrong tokens further apart than the window do not add up."""
+    now = [1000.0]
+    lockout = AdminLockout(failures=3, window_s=60, lockout_s=600, clock=lambda: now[0])
+    async with open_service(tmp_path) as service, running_admin(service, lockout=lockout) as port:
+        for _ in range(4):  # 4 wrong ones, each 61 s after the last: never 3 in a window
+            assert (
+                await call(port, "GET", "/v1/cards", token="wrong-guess-xxxxxxxx")
+            ).status == 401
+            now[0] += 61
+        for _ in range(3):
+            await call(port, "GET", "/v1/cards", token="wrong-guess-xxxxxxxx")
+        locked = await call(port, "GET", "/v1/cards")
+        assert locked.status == 429 and locked.headers["retry-after"] == "600", locked
+        now[0] += 599.5
+        assert (await call(port, "GET", "/v1/cards")).headers["retry-after"] == "1"
+        now[0] += 0.5
+        assert (await call(port, "GET", "/v1/cards")).status == 200
+
+
+async def test_the_lockout_is_configured_in_admin_and_can_be_turned_off(tmp_path):
+    """[admin] lockout_failures and lockout_s reach the server; 0 failures: no lockout."""
+    async with (
+        open_service(tmp_path) as service,
+        running_admin(service, lockout_failures=2, lockout_s=45) as port,
+    ):
+        for _ in range(2):
+            await call(port, "GET", "/v1/cards", token="wrong-guess-xxxxxxxx")
+        locked = await call(port, "GET", "/v1/cards")
+        assert locked.status == 429 and locked.headers["retry-after"] == "45", locked
+    async with (
+        open_service(tmp_path) as service,
+        running_admin(service, lockout_failures=0) as port,
+    ):
+        for _ in range(12):
+            await call(port, "GET", "/v1/cards", token="wrong-guess-xxxxxxxx")
+        assert (await call(port, "GET", "/v1/cards")).status == 200
+
+
+async def test_a_name_refuses_a_card_number_split_by_dot_blank_apostrophe_or_spaced_dash(
+    tmp_path,
+):
+    """A cardholder name's pattern allows blanks, dots, apostrophes and dashes: the merged
+    refusal took one separator between groups, so "4761. 7312. 3456. 7890" (22 characters, a
+    name may hold 26) was stored and shown in clear; an address reference in Arabic-Indic
+    digits too (the Luhn check compared "9" with "٩")."""
+    pan = "4761731234567890"
+    groups = [pan[i : i + 4] for i in range(0, 16, 4)]
+    arabic = "".join(chr(0x0660 + int(d)) for d in pan)
+    async with open_service(tmp_path) as service, running_admin(service) as port:
+        card = (await ensure_demo(service))[0]
+        issue = {"product_id": card["product_id"], "account_id": card["account_id"]}
+        for name in (". ".join(groups), "'".join(groups), " - ".join(groups)):
+            named = await call(
+                port, "POST", "/v1/cards", payload={**issue, "cardholder_name": name}
+            )
+            assert named.status == 422 and groups[1] not in named.body.decode(), (name, named)
+        where = await call(port, "POST", "/v1/cards", payload={**issue, "address_ref": arabic})
+        assert where.status == 422, where
+        fine = await call(
+            port, "POST", "/v1/cards", payload={**issue, "cardholder_name": "J. O'NEIL 2ND"}
+        )
+        assert fine.status in (200, 201), fine

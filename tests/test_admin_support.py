@@ -17,6 +17,7 @@ import trio
 from conftest import free_port
 
 from authhost.admin.http import serve_admin
+from authhost.admin.lockout import AdminLockout
 from authhost.admin.service import CardService
 from authhost.admin.tokens import TokenTable
 from authhost.config import AdminConfig, SecurityConfig
@@ -66,14 +67,20 @@ async def open_service(
 
 @asynccontextmanager
 async def running_admin(
-    service: CardService, tokens: TokenTable = TOKENS, **settings: Any
+    service: CardService,
+    tokens: TokenTable = TOKENS,
+    lockout: AdminLockout | None = None,
+    **settings: Any,
 ) -> AsyncIterator[int]:
     """The admin API on 127.0.0.1:<free port> for the duration of the block; yields the port.
-    ``settings`` are other ``[admin]`` keys (max_connections, timeout_s)."""
+    ``settings`` are other ``[admin]`` keys (max_connections, timeout_s); ``lockout`` one
+    with its own clock (else the one the settings make)."""
     async with trio.open_nursery() as nursery:
         config = AdminConfig(host="127.0.0.1", port=free_port(), **settings)
         port = await nursery.start(
-            lambda task_status: serve_admin(service, config, tokens=tokens, task_status=task_status)
+            lambda task_status: serve_admin(
+                service, config, tokens=tokens, lockout=lockout, task_status=task_status
+            )
         )
         try:
             yield port

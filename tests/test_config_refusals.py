@@ -352,3 +352,19 @@ def test_one_worker_runs_the_drift_schedule() -> None:
 
     config = Config().replace("models", drift_every_s=600.0)
     assert [worker_config(config, i).models.drift_every_s for i in range(3)] == [600, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("lockout_failures = -1", r"\[admin\] lockout_failures must be 0"),
+        ("lockout_s = 0", r"\[admin\] lockout_s must be above 0"),
+        ("lockout_window_s = -5", r"\[admin\] lockout_window_s must be above 0"),
+    ],
+)
+def test_an_admin_lockout_out_of_range_is_refused(tmp_path: Path, text: str, said: str) -> None:
+    """A negative count or a lockout of no time would leave the API open to guessing."""
+    with pytest.raises(ConfigError, match=said):
+        _load(tmp_path, f"[admin]\n{text}\n")
+    admin = _load(tmp_path, "[admin]\nlockout_failures = 5\nlockout_s = 3600\n").admin
+    assert (admin.lockout_failures, admin.lockout_window_s, admin.lockout_s) == (5, 1800, 3600)

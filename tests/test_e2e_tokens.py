@@ -336,6 +336,50 @@ async def test_wrong_cvv2s_in_token_requests_stop_the_right_one(
     assert right.json["reasons"] == ["provisioning.cvv2_tries"] and not right.json["token_ref"]
 
 
+async def test_a_locked_card_does_not_say_whether_a_cvv2_is_right(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Once 3 wrong CVV2s locked token requests, a wrong one was answered cvv2_failed and
+    cvv2_tries, the right one cvv2_tries alone: the oracle went on, the lock only delayed the
+    token (the right CVV2, learnt while locked, got it the day after)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = [c for c in ("000", "111", "222", "333", "444") if c != card["cvv2"]]
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("602"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    for cvv2 in wrong[:3]:
+        await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": cvv2})
+    answers = [
+        (await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": c})).json
+        for c in (wrong[3], card["cvv2"])
+    ]
+    assert [a["reasons"] for a in answers] == [["provisioning.cvv2_tries"]] * 2, answers
+
+
+async def test_requests_without_a_cvv2_do_not_hide_the_wrong_ones(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """The count read the card's newest 200 audit entries: 3 wrong CVV2s, then 200 declined
+    requests with no CVV2, and the count was 0 again (3 more guesses per 200 requests)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("603"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    for _ in range(3):
+        await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": wrong})
+    filler = {**request, "card_expiry": "0101"}  # declined (expiry), no CVV2
+    for _ in range(200):
+        await call(at.port, "POST", "/v1/token-requests", payload=filler)
+    right = await call(at.port, "POST", "/v1/token-requests",
+                       payload={**request, "cvv2": card["cvv2"]})  # fmt: skip
+    assert right.json["reasons"] == ["provisioning.cvv2_tries"], right.json
+
+
 async def test_the_notification_service_hears_of_every_wallet_event_once(
     nursery,
     tmp_path,
@@ -492,3 +536,33 @@ def _values_named(data: object, part: str) -> list[str]:
         for item in data:
             found += _values_named(item, part)
     return found
+
+
+async def test_wrong_cvv2s_sent_together_are_not_all_checked(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811
+):
+    """Each request read the count before the others were audited: 12 token requests sent at
+    once were each checked (12 CVV2 guesses where 3 are allowed; 1,000 at once find it)."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    card = at.visa
+    wrong = [f"{n:03d}" for n in range(100, 113) if f"{n:03d}" != card["cvv2"]][:12]
+    request = {"pan": card["pan"], "card_expiry": card["expiry"], "token_pan": token_number("604"),
+               "requestor_id": APPLE_PAY, "expiry": "3112", "device_score": 5}  # fmt: skip
+    answers: list[list[str]] = []
+
+    async def guess(cvv2: str) -> None:
+        sent = await call(at.port, "POST", "/v1/token-requests", payload={**request, "cvv2": cvv2})
+        assert sent.status in (200, 409), sent  # 409: another one of the card being decided
+        answers.append(sent.json.get("reasons", ["busy"]))
+
+    async with trio.open_nursery() as together:
+        for cvv2 in wrong:
+            together.start_soon(guess, cvv2)
+    checked = [r for r in answers if "provisioning.cvv2_failed" in r]
+    assert len(answers) == 12 and 1 <= len(checked) <= 3, answers
+    for _ in range(3):  # one after another now: 3 wrong ones in all, then none is checked
+        await guess(wrong[0])
+    after = answers[12:]
+    assert after[-1] == ["provisioning.cvv2_tries"], answers

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_e2e_auth import store_url  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from authhost.cli.app import app
@@ -223,3 +224,46 @@ def test_models_list_says_which_artifacts_read_amounts_with_two_decimals(
     assert by_name == units
     table = CliRunner().invoke(app, ["models", "list", "--dir", str(registry.root), "-o", "table"])
     assert "2 decimals" in table.output and "currency" in table.output
+
+
+def test_model_changes_are_audited_in_the_store_with_before_and_after(
+    tmp_path: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    """`authhost models activate`, `rollback` and `clear-challenger` changed the model that
+    decides every authorisation and wrote no audit entry (PCI DSS 10.2): only the models
+    directory's own change log, which whoever changes the models can rewrite, knew."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["demo", "--store", store_url]).exit_code == 0
+    for i, bias in enumerate((-6.0, -2.0)):
+        _logistic(tmp_path / "models", f"lr-{i}", bias, f"2026-01-0{i + 1}")
+    config = tmp_path / "models.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n')
+    where = ["--config", str(config), "--dir", str(tmp_path / "models")]
+    for command in (
+        ["activate", "lr-0"], ["activate", "lr-1"], ["activate", "lr-0", "--challenger"],
+        ["rollback"], ["clear-challenger"],
+    ):  # fmt: skip
+        done = runner.invoke(app, ["models", *command, *where])
+        assert done.exit_code == 0, done.output
+    listed = runner.invoke(app, ["audit", "list", "-o", "json", "--limit", "1000",
+                                 "--store", store_url])  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    entries = [e for e in json.loads(listed.stdout) if e["action"].startswith("model.")]
+    entries.sort(key=lambda e: e["audit_id"])
+
+    def roles(side: str) -> tuple[str | None, str | None]:
+        return (side and json.loads(side)["champion"], side and json.loads(side)["challenger"])
+
+    assert [
+        (e["action"], e["subject"], roles(e["before"]), roles(e["after"])) for e in entries
+    ] == [
+        ("model.activate", "models", (None, None), ("lr-0", None)),
+        ("model.activate", "models", ("lr-0", None), ("lr-1", None)),
+        ("model.challenger", "models", ("lr-1", None), ("lr-1", "lr-0")),
+        ("model.rollback", "models", ("lr-1", "lr-0"), ("lr-0", None)),
+        ("model.clear_challenger", "models", ("lr-0", None), ("lr-0", None)),
+    ]
+    assert all(e["actor"].startswith("cli") for e in entries)
+    verified = runner.invoke(app, ["audit", "verify", "--store", store_url])
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"], verified.output

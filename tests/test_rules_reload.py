@@ -313,3 +313,31 @@ def test_a_refused_reload_on_sighup_is_logged_once(
     refused = [r for r in caplog.records if "amont" in r.getMessage()]
     assert len(refused) == 1 and "keeping version" in refused[0].getMessage()
     assert rules.source.reloads_failed == 1
+
+
+async def test_a_new_rule_set_in_force_is_audited(tmp_path: Path) -> None:
+    """A SIGHUP (or the file watcher) put a new rule set in force, which decides every
+    authorisation, with a log line only: no audit entry (PCI DSS 10.2). A reload of the same
+    file, or a refused one, changes nothing and writes none."""
+    import json
+
+    from test_admin_support import open_service
+
+    from authhost.runtime import RulesWithStoreLists, reload_rules
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rule]]\nname = "a"\nexpression = "amount > 1"\naction = "review"\n')
+    async with open_service(tmp_path) as service:
+        rules = RulesWithStoreLists(RuleSource(path), service.store)
+        first = rules.source.version
+        path.write_text('[[rule]]\nname = "a"\nexpression = "amount > 9"\naction = "decline"\n')
+        await reload_rules(rules, service)
+        await reload_rules(rules, service)  # the same file again
+        path.write_text('[[rule]]\nname = "a"\nexpression = "amont > 1"\naction = "review"\n')
+        await reload_rules(rules, service)  # refused: the rules in force stay
+        entries = [e for e in await service.store.audit(limit=100) if e.action == "rules.reload"]
+        assert len(entries) == 1, entries
+        before, after = json.loads(entries[0].before), json.loads(entries[0].after)
+        assert before == {"version": first} and after["version"] == rules.source.version
+        assert after["version"] != first and after["file"] == str(path) and after["pid"] > 0
+        assert entries[0].chain  # sealed into the chain as any other

@@ -79,3 +79,56 @@ def test_log_text_keeps_a_float_whole_a_note_would_mask():
     seconds = "1795983717.0357057"
     assert mask_pans_in_text(f'{{"ts":{seconds}}}') == f'{{"ts":{seconds}}}'
     assert seconds not in mask_pans_in_note(f"at {seconds}")
+
+
+def _in(digits: str, zero: int) -> str:
+    """The PAN's digits in another script (zero: the code point of its 0)."""
+    return "".join(chr(zero + int(d)) if d.isdigit() else d for d in digits)
+
+
+@pytest.mark.parametrize(
+    "separator", [". ", " .", "\n", "\r\n", "\t", "  ", " - ", "'", "\u00a0"],
+    ids=["dot-blank", "blank-dot", "lf", "crlf", "tab", "two-blanks", "blank-dash-blank",
+         "apostrophe", "nbsp"],
+)  # fmt: skip
+def test_a_note_masks_a_card_number_split_by_blanks_dots_and_line_breaks(separator):
+    """The merged note masking took one dot, slash or underscore between groups: a PAN a
+    person wrote "4761. 7390. ...", over two lines, with two blanks or "4761 - 7390 - ..." was
+    stored and audited in clear."""
+    from authhost.security.masking import mask_pans_in_note
+
+    split = separator.join(PAN[i : i + 4] for i in range(0, 16, 4))
+    masked = mask_pans_in_note(f"card {split} used abroad")
+    assert len(masked) == len(f"card {split} used abroad") and masked.endswith(" used abroad")
+    shown = "".join(c for c in masked if c.isdigit() or c == "*")
+    assert shown == PAN[:6] + "*" * 6 + PAN[-4:], masked
+
+
+@pytest.mark.parametrize("zero", [0xFF10, 0x0660], ids=["full-width", "arabic-indic"])
+def test_a_card_number_in_another_scripts_digits_is_masked_in_groups(zero):
+    """A PAN in groups of full-width or Arabic-Indic digits was left whole (the Luhn check
+    compared its check digit as text, "9" against "٩"); whole runs were masked already."""
+    from authhost.security.masking import mask_pans_in_note
+
+    spaced = _in(f"{PAN[:4]} {PAN[4:8]} {PAN[8:12]} {PAN[12:]}", zero)
+    assert _in(PAN[6:12], zero)[:2] not in mask_pans_in_text(spaced)[7:], spaced
+    assert mask_pans_in_text(spaced).count("*") == 6
+    assert (
+        mask_pans_in_note(_in(f"{PAN[:4]}.{PAN[4:8]}.{PAN[8:12]}.{PAN[12:]}", zero)).count("*") == 6
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "paid 1.234.567 EUR on 29/11/2026 at 12.30",
+        "see dsp-20261128-051424-174178-137 and 2026-11-28",
+        "ARN 74761731234567890123456 from the acquirer",
+        "from 10.1.2.3 and 192.168.100.200",
+        "amounts 12.50\n7.25\n100.00",
+    ],
+)
+def test_a_note_keeps_amounts_dates_ids_and_references_whole(text):
+    from authhost.security.masking import mask_pans_in_note
+
+    assert mask_pans_in_note(text) == text

@@ -354,6 +354,20 @@ class AdminConfig:
             self.arbitration_fee_minor, self.arbitration_fee_currency,
         )  # fmt: skip
 
+    lockout_failures: int = _key(
+        10,
+        "wrong tokens a client address may send within lockout_window_s: the next locks it "
+        "out of the admin API for lockout_s (429 with Retry-After; PCI DSS 8.3.4 wants at most "
+        "10; counted in each process's memory; 0: no lockout)",
+    )
+    lockout_window_s: float = _key(
+        1800.0, "seconds within which lockout_failures wrong tokens lock an address out"
+    )
+    lockout_s: float = _key(
+        1800.0,
+        "seconds an address stays locked out of the admin API (PCI DSS 8.3.4: at least 1800, "
+        "or until reset: a restart resets)",
+    )
     audit_verify_every_s: float = _key(
         3600.0,
         "seconds between the server's walks of the audit log's hash chain: a break is logged "
@@ -369,6 +383,16 @@ class AdminConfig:
     def __post_init__(self) -> None:
         _host("[admin]", "host", self.host)
         _port("[admin]", "port", self.port)
+        if self.lockout_failures < 0:
+            raise ConfigError(
+                f"[admin] lockout_failures must be 0 (no lockout) or more, not "
+                f"{self.lockout_failures}"
+            )
+        for name in ("lockout_window_s", "lockout_s"):
+            if not 0 < getattr(self, name) <= 86_400 * 30:
+                raise ConfigError(
+                    f"[admin] {name} must be above 0 and at most 30 days, not {getattr(self, name)}"
+                )
         if self.audit_verify_every_s and not 1 <= self.audit_verify_every_s <= 86_400:
             raise ConfigError(
                 "[admin] audit_verify_every_s must be 0 (never) or 1 to 86400, not "

@@ -240,7 +240,14 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             tls_context(config.admin)  # TlsConfigError now, as a configuration error
             tokens, lines = admin_tokens(config, demo)
             banner.extend(lines)
-            runtime.services.append(partial(serve_admin, cards, config.admin, tokens=tokens))
+            from authhost.admin.http import admin_lockout
+            from authhost.store.metrics import AdminLockoutCollector
+
+            lockout = admin_lockout(config.admin)  # this process's own counts
+            runtime.services.append(
+                partial(serve_admin, cards, config.admin, tokens=tokens, lockout=lockout)
+            )
+            runtime.collectors.append(AdminLockoutCollector(lockout))
         from authhost.admin.service.unfinished import FinishWatch
         from authhost.store.metrics import UnfinishedWorkCollector
 
@@ -266,10 +273,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
         if rules is not None or scorer is not None:
             runtime.services.append(partial(follow_acceptor_counters, store, acceptors_read))
         if rules is not None:
-            runtime.reloaders.append(partial(reload_rules, rules))
+            runtime.reloaders.append(partial(reload_rules, rules, cards))
             runtime.services.append(partial(refresh_store_lists, rules))
             if config.rules.watch and config.rules.file:
-                runtime.services.append(partial(watch_rules_file, rules))
+                runtime.services.append(partial(watch_rules_file, rules, cards))
         from authhost.rules.metrics import RuleMetricsCollector
 
         # without rules too: their families at 0 rather than absent, for the alerts on them
@@ -732,21 +739,43 @@ async def apply_late_reversals(store: CardStore, every_s: float, window_s: float
             )
 
 
-async def reload_rules(rules: RulesWithStoreLists) -> None:
+async def reload_rules(rules: RulesWithStoreLists, cards: CardService | None = None) -> None:
     """SIGHUP: re-read the rules file and lists. A refused file is logged by the source
-    itself (every error, the version kept): logging it here too doubled each line."""
-    await trio.to_thread.run_sync(rules.source.reload)
+    itself (every error, the version kept): logging it here too doubled each line. A new
+    version in force is audited (``audit_rules_change``)."""
+    before = rules.source.version
+    result = await trio.to_thread.run_sync(rules.source.reload)
+    await audit_rules_change(cards, rules, before, result)
     await rules.refresh_lists()
 
 
-async def watch_rules_file(rules: RulesWithStoreLists) -> None:
+async def watch_rules_file(rules: RulesWithStoreLists, cards: CardService | None = None) -> None:
     """Reload when the rules file or lists change (a bad file is refused; old rules stay)."""
     while True:
         await trio.sleep(RULES_POLL_S)
         try:
-            await trio.to_thread.run_sync(rules.source.reload_if_changed)
+            before = rules.source.version
+            result = await trio.to_thread.run_sync(rules.source.reload_if_changed)
+            await audit_rules_change(cards, rules, before, result)
         except Exception:  # (reload refuses bad files itself) the watch goes on regardless
             log.exception("watching the rules file failed once; watching on")
+
+
+async def audit_rules_change(
+    cards: CardService | None, rules: RulesWithStoreLists, before: str, result: Any
+) -> None:
+    """A new rule set in force in this process, in the audit log (``rules.reload``, actor
+    system, the versions before and after, the file, the process: each worker reloads and
+    says so): the rules decide every authorisation, and their change left only a log line
+    (PCI DSS 10.2). A store that fails is logged; the new rules stay in force."""
+    if cards is None or result is None or not result.ok or not result.changed:
+        return
+    after = {"version": result.version, "file": str(rules.source.path), "pid": os.getpid()}
+    try:
+        await cards.record_audit("rules.reload", "rules", {"version": before}, after)
+    except Exception as exc:  # noqa: BLE001 - the reload is done; say why it is not audited
+        log.error("rules version %s is in force, but its audit entry failed: %s",
+                  result.version, exc)  # fmt: skip
 
 
 async def refresh_store_lists(rules: RulesWithStoreLists) -> None:

@@ -26,6 +26,7 @@ from authhost.admin import requests as rq
 from authhost.admin import views as v
 from authhost.admin.business_day import DAY_PATTERN
 from authhost.admin.errors import InvalidRequest, ServiceError, invalid_request
+from authhost.admin.lockout import AdminLockout, peer_host
 from authhost.admin.openapi import openapi_document
 from authhost.admin.params import EPOCH_END, Param
 from authhost.admin.service import LIFECYCLE_ACTIONS, CardService
@@ -1657,19 +1658,34 @@ ROUTES: list[Route] = _routes()
 class AdminApi:
     """Routes a request to its handler as the authenticated caller."""
 
-    def __init__(self, service: CardService, tokens: TokenTable) -> None:
+    def __init__(
+        self, service: CardService, tokens: TokenTable, lockout: AdminLockout | None = None
+    ) -> None:
         self.service = service
         self.tokens = tokens
+        self.lockout = lockout if lockout is not None else AdminLockout()
         self.routes = ROUTES
         self._openapi = json.dumps(openapi_document(self.routes)).encode()
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
         caller: list[Principal] = []  # the authenticated caller, once known, refused or not
         path = urlsplit(request.target).path
+        host = peer_host(request.peer)
+        wait = self.lockout.retry_after(host)
         try:
+            if wait:  # locked out: no token is checked, a right one neither
+                raise AuthFailure(429, "too many invalid tokens from this address; try later")
             response = await self._dispatch(request, caller)
         except AuthFailure as failure:
             headers = {"www-authenticate": "Bearer"} if failure.status == 401 else {}
+            if failure.status == 429:
+                headers = {"retry-after": str(wait)}
+            elif (
+                failure.status == 401
+                and self.tokens.by_digest
+                and request.headers.get("authorization")
+            ):
+                self._failed(host, request.peer)
             response = error_response(failure.status, failure.message)
             response.headers.update(headers)
         except ServiceError as error:
@@ -1699,6 +1715,16 @@ class AdminApi:
             extra={"fields": {"peer": request.peer}} if request.peer else None,
         )
         return response
+
+    def _failed(self, host: str, peer: str) -> None:
+        """A wrong token counted against its address; the lockout it starts logged once (the
+        address, never the token)."""
+        if self.lockout.failed(host):
+            log.warning(
+                "admin API: %s locked out for %d s after %d invalid tokens",
+                _safe(host), self.lockout.lockout_s, self.lockout.failures,
+                extra={"fields": {"peer": peer}},
+            )  # fmt: skip
 
     async def _dispatch(self, request: ApiRequest, caller: list[Principal]) -> ApiResponse:
         parts = urlsplit(request.target)

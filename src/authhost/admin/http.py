@@ -29,6 +29,7 @@ import h11
 import trio
 
 from authhost.admin.api import AdminApi, ApiRequest, ApiResponse, error_response
+from authhost.admin.lockout import AdminLockout
 from authhost.admin.service import CardService
 from authhost.admin.tokens import TokenTable
 from authhost.config import AdminConfig
@@ -63,6 +64,7 @@ async def serve_admin(
     config: AdminConfig,
     *,
     tokens: TokenTable | None = None,
+    lockout: AdminLockout | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the admin API on ``config.host:config.port`` until cancelled.
@@ -73,7 +75,11 @@ async def serve_admin(
     if config.port == 0:
         task_status.started(0)
         return
-    api = AdminApi(service, tokens if tokens is not None else TokenTable.from_config(config))
+    api = AdminApi(
+        service,
+        tokens if tokens is not None else TokenTable.from_config(config),
+        lockout if lockout is not None else admin_lockout(config),
+    )
     if not api.tokens.by_digest:
         log.warning(
             "admin API: no tokens configured; every request will be refused (401): give "
@@ -179,6 +185,11 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def admin_lockout(config: AdminConfig) -> AdminLockout:
+    """The lockout of addresses that sent too many wrong tokens, as ``[admin]`` sets it."""
+    return AdminLockout(config.lockout_failures, config.lockout_window_s, config.lockout_s)
 
 
 def _peer(stream: trio.SocketStream) -> str:

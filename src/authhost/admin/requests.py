@@ -32,7 +32,7 @@ from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import CardKind, PinMethod
 from authhost.cards.travel import MAX_DAYS as MAX_TRAVEL_DAYS
 from authhost.cards.travel import MAX_NOTICES as MAX_TRAVEL_NOTICES
-from authhost.security.masking import mask_pans_in_note
+from authhost.security.masking import ascii_digits, mask_pans_in_note
 
 # [0-9], never \d: pydantic's patterns take any script's digits for \d ("٤٧٦١٧٣" as a BIN)
 Digits3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
@@ -61,10 +61,11 @@ SignedMinor = Annotated[int, BeforeValidator(_json_integer), Field(ge=-(10**15),
 # an amount that must be there and above 0 (a dispute's stages, a cardholder's pass)
 PositiveAmount = Annotated[int, BeforeValidator(_json_integer), Field(gt=0, le=10**15)]
 
-# digits, perhaps grouped by single blanks, dashes, dots, slashes or underscores as a PAN is
-# written ("4761 7307 ...", "4761.7307...": a name's pattern allows dots and slashes)
-_DIGIT_GROUPS = re.compile(r"\d(?:[ ._/-]?\d)*")
-_GROUP_SEPARATORS = re.compile(r"[ ._/-]")
+# digits, perhaps grouped as a PAN is written: by blanks, dashes, dots, slashes, underscores
+# or apostrophes, up to 3 together ("4761 7307 ...", "4761.7307...", "4761. 7307",
+# "4761 - 7307": a name's pattern allows dots, slashes and apostrophes)
+_DIGIT_GROUPS = re.compile(r"\d(?:[\s._/'-]{0,3}\d)*")
+_GROUP_SEPARATORS = re.compile(r"[\s._/'-]")
 
 
 def _no_card_number(text: str | None) -> str | None:
@@ -72,7 +73,7 @@ def _no_card_number(text: str | None) -> str | None:
     field is stored and shown in clear, where a PAN must never be. The value is not echoed."""
     for found in _DIGIT_GROUPS.finditer(text or ""):
         digits = _GROUP_SEPARATORS.sub("", found.group())
-        if 13 <= len(digits) <= 19 and is_luhn_valid(digits):
+        if 13 <= len(digits) <= 19 and is_luhn_valid(ascii_digits(digits)):
             raise ValueError("must not hold a card number (13-19 digits passing the Luhn check)")
     return text
 

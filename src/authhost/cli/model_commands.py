@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -62,6 +63,33 @@ def _say_sighup(config_file: Path | None) -> None:
     except ConfigError:
         pid_file = "authhost.pid"
     typer.echo(f"a running server picks this up on SIGHUP (kill -HUP $(cat {pid_file}))")
+
+
+def _audit_change(config_file: Path | None, action: str, before: Any, after: Any) -> None:
+    """The change of the models that decide (or shadow) every authorisation, in the store's
+    audit log (``model.activate``, ``model.challenger``, ``model.rollback``,
+    ``model.clear_challenger``; PCI DSS 10.2: a change of the system's decision logic): the
+    registry's own change log sits in the models directory, which whoever changes the models
+    can also rewrite. A SQLite store not created yet (models chosen before the first start)
+    is said and skipped; a failure exits 1, saying the change was made."""
+    from authhost.cli.admin_support import sqlite_file_of
+    from authhost.cli.store_audit import audit_cli_action
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        typer.echo(f"authhost: {action} was done, but not audited: configuration error: {exc}",
+                   err=True)  # fmt: skip
+        raise typer.Exit(1) from None
+    path = sqlite_file_of(config.store.url)
+    if path is not None and not Path(path).exists():
+        typer.echo(f"authhost: {action} not audited: no store at {path} yet", err=True)
+        return
+    audit_cli_action(config, action, "models", _roles(before), _roles(after))
+
+
+def _roles(state: Any) -> dict[str, Any]:  # a models.registry.ActiveState
+    return {"champion": state.champion, "challenger": state.challenger, "history": state.history}
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -252,6 +280,7 @@ def activate(
 
     registry = Registry(_models_dir(config_file, directory))
     try:
+        before = registry.state()
         state = registry.activate(name, challenger=challenger)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
@@ -259,6 +288,8 @@ def activate(
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
     _say_sighup(config_file)
+    _audit_change(config_file, "model.challenger" if challenger else "model.activate", before,
+                  state)  # fmt: skip
 
 
 @models_app.command("rollback")
@@ -271,6 +302,7 @@ def rollback(
 
     registry = Registry(_models_dir(config_file, directory))
     try:
+        before = registry.state()
         state = registry.rollback()
     except RegistryError as exc:
         raise _fail(str(exc)) from None
@@ -278,6 +310,7 @@ def rollback(
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion}; challenger: {state.challenger or '-'}")
     _say_sighup(config_file)
+    _audit_change(config_file, "model.rollback", before, state)
 
 
 @models_app.command("clear-challenger")
@@ -290,6 +323,7 @@ def clear_challenger(
 
     registry = Registry(_models_dir(config_file, directory))
     try:
+        before = registry.state()
         state = registry.clear_challenger()
     except RegistryError as exc:
         raise _fail(str(exc)) from None
@@ -297,6 +331,7 @@ def clear_challenger(
         raise _fail(_os_error(exc)) from None
     typer.echo(f"champion: {state.champion or '-'}; challenger: -")
     _say_sighup(config_file)
+    _audit_change(config_file, "model.clear_challenger", before, state)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""The audit entry of ``authhost store backup`` and ``restore``.
+"""The audit entry of ``authhost store backup`` and ``restore`` (and of ``authhost models``).
 
 Both work on the SQLite file, not through the card service, so they left no entry: a copy of
 every card's data could leave the store, and a restore could drop every audit entry written
@@ -21,10 +21,17 @@ from authhost.config import Config
 def audit_store_action(config: Config, action: str, before: Any, after: Any) -> None:
     """Append the entry; a failure (no master key here, the store gone) exits 1 saying the
     work itself was done, as a key ceremony's entry does (cli.key_audit)."""
+    audit_cli_action(config, action, "store", before, after)
+
+
+def audit_cli_action(config: Config, action: str, subject: str, before: Any, after: Any) -> None:
+    """The entry of work a command did outside the card service (the store's file, the models
+    directory), appended through it, chained as any other; a failure exits 1 saying the work
+    itself was done."""
 
     async def append() -> None:
         async with open_card_service(config, actor_name()) as service:
-            await service.record_audit(action, "store", before, after)
+            await service.record_audit(action, subject, before, after)
 
     try:
         trio.run(append)

@@ -69,7 +69,7 @@ def _masked_groups(match: re.Match[str]) -> str:
                 break
             if j < len(groups) and run[groups[j][0] - 1] != " ":
                 continue  # nor does it end inside one
-            if is_luhn_valid(digits):
+            if is_luhn_valid(ascii_digits(digits)):
                 positions = [p for a, b in groups[i:j] for p in range(a, b)]
                 for p in positions[6:-4]:
                     out[p] = "*"
@@ -80,6 +80,13 @@ def _masked_groups(match: re.Match[str]) -> str:
 
 
 _GROUP = re.compile(r"\d+")
+
+
+def ascii_digits(digits: str) -> str:
+    """Any script's decimal digits as ASCII ones, for the Luhn check: is_luhn_valid compares
+    the check digit as text, so "٤٧٦١ ٧٣٩٠ ..." (a card number in Arabic-Indic or full-width
+    digits, which \\d finds) failed it and was neither masked nor refused."""
+    return digits if digits.isascii() else "".join(str(int(d)) for d in digits)
 
 
 def _masked(text: str, match: re.Match[str]) -> str:
@@ -98,7 +105,7 @@ def _an_id(text: str, start: int, run: str, after: str) -> bool:
     """An id of ours: a whole word of prefix and 16 digits that do not pass the Luhn check."""
     if len(run) != 16 or not text.endswith(_ID_PREFIXES, 0, start) or _word_char(after):
         return False
-    return not (start > 4 and _word_char(text[start - 5])) and not is_luhn_valid(run)
+    return not (start > 4 and _word_char(text[start - 5])) and not is_luhn_valid(ascii_digits(run))
 
 
 def _word_char(char: str) -> bool:
@@ -106,18 +113,35 @@ def _word_char(char: str) -> bool:
 
 
 # Between two digits, the other ways people split a number they type ("4761.7378.4361.2522",
-# "476173_1648122118", "4761/7378/..."): in a note only, where no float or path is expected.
-_NOTE_SEPARATOR = re.compile(r"(?<=\d)[._/](?=\d)")
+# "476173_1648122118", "4761/7378/...", "4761. 7378", "4761 - 7378", two blanks, a tab, a
+# line break, a no-break space): in a note only, where no float or path is expected. A lone
+# dash is left to mask_pans_in_text, which takes dashed ids (dsp-20261128-051424-...) whole.
+_NOTE_SEPARATORS = re.compile(r"(?<=\d)(?!-\d)[\s._/'-]{1,3}(?=\d)")
 
 
 def mask_pans_in_note(text: str) -> str:
     """``mask_pans_in_text`` for free text a person typed (a dispute's or a fraud report's
-    note, a cardholder's answer): a card number split by dots, underscores or slashes is
-    masked too, as one split by blanks is. Not for log lines or JSON, where a dot joins the
-    two halves of a float (epoch seconds hold 13-19 digits)."""
+    note, a cardholder's answer): a card number split by dots, underscores, slashes, a line
+    break or a few blanks is masked too, as one split by single blanks is. Not for log lines
+    or JSON, where a dot joins the two halves of a float (epoch seconds hold 13-19 digits)."""
     text = mask_pans_in_text(text)
-    spaced = _NOTE_SEPARATOR.sub(" ", text)  # the same length: positions line up
-    if spaced == text:
+    pieces: list[str] = []
+    where: list[int] = []  # the position in ``text`` of each character of ``spaced``
+    last = 0
+    for found in _NOTE_SEPARATORS.finditer(text):
+        pieces.append(text[last : found.start()])
+        where.extend(range(last, found.start()))
+        pieces.append(" ")  # one blank, as mask_pans_in_text takes a group's separator
+        where.append(found.start())
+        last = found.end()
+    if not where:
         return text
+    pieces.append(text[last:])
+    where.extend(range(last, len(text)))
+    spaced = "".join(pieces)
     masked = mask_pans_in_text(spaced)
-    return "".join("*" if new == "*" else old for old, new in zip(text, masked, strict=True))
+    out = list(text)
+    for index, (old, new) in enumerate(zip(spaced, masked, strict=True)):
+        if new == "*" and old != "*":
+            out[where[index]] = "*"
+    return "".join(out)

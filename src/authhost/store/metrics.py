@@ -83,6 +83,29 @@ class AuditChainCollector(Collector):
             yield family
 
 
+class AdminLockoutCollector(Collector):
+    """authhost_admin_lockouts_total / authhost_admin_locked_requests_total: client addresses
+    this process locked out of the admin API for wrong tokens (PCI DSS 8.3.4), and the
+    requests it answered 429 for it. Alert on any lockout: someone is guessing tokens."""
+
+    def __init__(self, lockout: Any) -> None:  # an admin.lockout.AdminLockout
+        self._lockout = lockout
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        for name, text, value in (
+            ("lockouts", "Client addresses locked out of the admin API for wrong tokens",
+             self._lockout.lockouts),
+            ("locked_requests", "Admin API requests answered 429 while their address was "
+             "locked out", self._lockout.refused),
+        ):  # fmt: skip
+            counter = CounterMetricFamily(f"authhost_admin_{name}", text)
+            counter.add_metric([], float(value))
+            yield counter
+
+
 class UnfinishedWorkCollector(Collector):
     """authhost_unfinished_activations_finished_total / _disputes_recorded_total / _failed /
     _looked_timestamp_seconds: the server's looks for work a crash cut short

@@ -22,6 +22,7 @@ from authhost.admin.errors import (
 from authhost.admin.service.base import (
     ServiceBase,
 )
+from authhost.admin.service.leases import drop_quietly, lease_owner
 from authhost.admin.views import (
     card_view,
 )
@@ -30,7 +31,12 @@ from authhost.cards.luhn import is_luhn_valid
 from authhost.cards.model import (
     Card,
 )
-from authhost.cards.provisioning import DAY_S, TokenRequestFacts, decide_token_request
+from authhost.cards.provisioning import (
+    CVV2_TRIES,
+    DAY_S,
+    TokenRequestFacts,
+    decide_token_request,
+)
 from authhost.cards.tokens import (
     PaymentToken,
     TokenError,
@@ -46,6 +52,11 @@ TOKEN_HOLD_TRIES = 5
 TOKEN_HOLD_S = 300.0
 # how far a holder's successors are followed (renewals, reissues) for the token
 TOKEN_CHAIN_MAX = 20
+# a token request's hold on its card (a process that dies holding it blocks the card's token
+# requests this long at most)
+TOKEN_REQUEST_LEASE_S = 30.0
+_AUDIT_PAGE = 200  # a card's audit entries read at once for its CVV2 count
+_CVV2_FAILED = "provisioning.cvv2_failed"
 
 
 class PaymentTokens(ServiceBase):
@@ -163,13 +174,34 @@ class PaymentTokens(ServiceBase):
         card = await self.store.find_card(self.security.pan_index(spec.pan))
         if card is None:
             raise NotFoundError("no card with this PAN")
+        async with self._deciding(card.card_id):
+            return await self._token_request(card, spec)
+
+    @asynccontextmanager
+    async def _deciding(self, card_id: str) -> AsyncIterator[None]:
+        """One token request of a card decided at a time, across processes and machines (a
+        store lease): each request read the CVV2 count before the others were audited, so 12
+        sent at once were each checked (1,000 at once find the CVV2). Another one at that
+        moment is refused 409, its CVV2 not checked."""
+        name, owner = f"token-request:{card_id}", lease_owner(self.actor)
+        if not await self.store.take_lease(name, owner, TOKEN_REQUEST_LEASE_S):
+            raise ConflictError(f"a token request of card {card_id} is being decided; retry")
+        try:
+            yield
+        finally:
+            await drop_quietly(self.store, name, owner)
+
+    async def _token_request(self, card: Card, spec: rq.TokenRequest) -> dict[str, Any]:
         product = await self.store.get_product(card.product_id)
+        now = self.clock()
+        failures = await self._recent_cvv2_failures(card.card_id, now)
         cvv2_matches = None
-        if spec.cvv2 and product is not None:
+        # once locked, the CVV2 is not checked: a declined answer that still said whether it
+        # was wrong (cvv2_failed or not) went on being the oracle the lock is there to stop
+        if spec.cvv2 and product is not None and failures < CVV2_TRIES:
             cvv2_matches = self.security.verify_card_value(
                 spec.pan, card.expiry, "000", spec.cvv2, product.cvk_name
             )
-        now = self.clock()
         answer = decide_token_request(
             TokenRequestFacts(
                 card=card,
@@ -178,7 +210,7 @@ class PaymentTokens(ServiceBase):
                 device_score=spec.device_score,
                 account_score=spec.account_score,
                 now=now,
-                recent_cvv2_failures=await self._recent_cvv2_failures(card.card_id, now),
+                recent_cvv2_failures=failures,
             )
         )
         result: dict[str, Any] = {
@@ -202,14 +234,23 @@ class PaymentTokens(ServiceBase):
 
     async def _recent_cvv2_failures(self, card_id: str, now: float) -> int:
         """The card's token requests of the last day whose CVV2 failed, from its audit
-        entries (newest first, the last 200 of the card's entries at most). Requests sent
-        together each read the count before the others are audited: a limit, not a lock."""
-        failed = 0
-        for entry in await self.store.audit(card_id, limit=200, newest_first=True):
-            if now - entry.ts >= DAY_S:
+        entries (newest first, page by page back to a day ago; ``CVV2_TRIES`` is enough to
+        know). Every entry of the day is read, not the newest 200: declined requests without
+        a CVV2 pushed the wrong ones out of reach, 3 more guesses per 200 requests. Requests
+        of a card are decided one at a time (``_deciding``)."""
+        failed, before_id = 0, 0
+        while failed < CVV2_TRIES:
+            page = await self.store.audit(
+                card_id, limit=_AUDIT_PAGE, newest_first=True, before_id=before_id
+            )
+            for entry in page:
+                if now - entry.ts >= DAY_S:
+                    return failed
+                if entry.action == "card.token_request" and _CVV2_FAILED in entry.after:
+                    failed += 1
+            if len(page) < _AUDIT_PAGE:
                 break
-            if entry.action == "card.token_request" and "provisioning.cvv2_failed" in entry.after:
-                failed += 1
+            before_id = page[-1].audit_id
         return failed
 
     async def set_token_state(
