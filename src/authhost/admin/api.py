@@ -153,6 +153,16 @@ QUERY_PARAMS: dict[str, Param] = {
         "string", "only cards in this state", enum=tuple(state.value for state in CardState)
     ),
     "account_id": Param("string", "only cards on this account"),
+    "last4": Param(
+        "string",
+        "only cards whose number ends in these 4 digits (a caller reads them off the card)",
+        pattern=r"^[0-9]{4}$",
+    ),
+    "name": Param(
+        "string",
+        "only cards whose cardholder name contains this (ASCII letters in either case)",
+        max_length=26,
+    ),
     "subject": Param("string", "only entries about this card, account, product or list"),
     "head": Param(
         "string",
@@ -416,6 +426,8 @@ async def _list_cards(call: Call) -> Any:
         state=call.query.get("state", ""),
         limit=limit,
         offset=offset,
+        last4=call.query.get("last4", ""),
+        name=call.query.get("name", ""),
     )
     return {"cards": cards}
 
@@ -921,7 +933,7 @@ def _routes() -> list[Route]:
             "/v1/cards",
             _list_cards,
             "List cards",
-            query=("account_id", "state", "limit", "offset"),
+            query=("account_id", "state", "last4", "name", "limit", "offset"),
             tag="cards",
             response=v.CardList,
         ),

@@ -679,8 +679,19 @@ class CardStore(Protocol):
         ...
 
     async def list_cards(
-        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
-    ) -> list[Card]: ...
+        self,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        last4: str = "",
+        name: str = "",
+    ) -> list[Card]:
+        """Cards in issue order. ``last4``: only those whose PAN ends so; ``name``: only those
+        whose cardholder name holds it (ASCII letters matched in either case): how a support
+        desk finds a caller's card without the full PAN (``cards.model.name_matches``)."""
+        ...
 
     async def last_used(self, card: Card) -> float | None:
         """When the card's newest journal entry was made (any request, approved or not);

@@ -36,7 +36,7 @@ from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
 from authhost.cards.acceptor_velocity import WINDOW_LONG_S, AcceptorCounters
-from authhost.cards.model import Account, Card, Product
+from authhost.cards.model import Account, Card, Product, name_matches
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.models.context import acceptor_event_from_entry, event_from_entry
 from authhost.store import codec, redis_lua
@@ -1498,7 +1498,14 @@ class RedisCardStore:
         return await self._read_card(pointer[1], pointer[0])
 
     async def list_cards(
-        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+        self,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        last4: str = "",
+        name: str = "",
     ) -> list[Card]:
         index = self._keys.account(account_id).cards if account_id else self._keys.all_cards
         cards: list[Card] = []
@@ -1514,6 +1521,8 @@ class RedisCardStore:
                 if card is None or (state and card.state.value != state):
                     continue
                 if account_id and card.account_id != account_id:
+                    continue
+                if (last4 and card.last4 != last4) or not name_matches(card, name):
                     continue
                 if skipped < offset:
                     skipped += 1

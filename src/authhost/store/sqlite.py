@@ -918,7 +918,14 @@ class SqliteCardStore:
         )
 
     async def list_cards(
-        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+        self,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        last4: str = "",
+        name: str = "",
     ) -> list[Card]:
         where, args = [], []
         if account_id:
@@ -927,6 +934,12 @@ class SqliteCardStore:
         if state:
             where.append("state = ?")
             args.append(state)
+        if last4:
+            where.append("json_extract(data, '$.last4') = ?")
+            args.append(last4)
+        if name:  # SQLite's upper() folds ASCII only, as cards.model.name_matches does
+            where.append("instr(upper(json_extract(data, '$.cardholder_name')), upper(?)) > 0")
+            args.append(name)
         sql = _CARD_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
         rows = await self._reader.run(
