@@ -164,6 +164,11 @@ QUERY_PARAMS: dict[str, Param] = {
         max_length=26,
     ),
     "subject": Param("string", "only entries about this card, account, product or list"),
+    "actor": Param(
+        "string",
+        "only entries this caller wrote: a token's name, cli:<login>, operator:<8 hex>, system",
+        max_length=200,
+    ),
     "head": Param(
         "string",
         "a head value an earlier verify gave (64 hex): is it still there?",
@@ -768,6 +773,7 @@ async def _audit(call: Call) -> Any:
         after_id=after_id,
         newest_first=newest,
         before_id=_int_param(call, "before_id"),
+        actor=call.query.get("actor", ""),
     )
     return {"audit": entries}
 
@@ -1573,7 +1579,7 @@ def _routes() -> list[Route]:
             _audit,
             "Audit log of changes: oldest first (after_id pages on), or with order=newest "
             "newest first (before_id pages back)",
-            query=("subject", "limit", "after_id", "order", "before_id"),
+            query=("subject", "actor", "limit", "after_id", "order", "before_id"),
             tag="audit",
             response=v.AuditList,
         ),

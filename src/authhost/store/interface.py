@@ -866,10 +866,13 @@ class CardStore(Protocol):
         *,
         newest_first: bool = False,
         before_id: int = 0,
+        actor: str = "",
     ) -> list[AuditEntry]:
         """Entries oldest first after ``after_id``; with ``newest_first``, newest first
         before ``before_id`` (0: from the newest), so that today's writes are the first page
-        of a log of millions."""
+        of a log of millions. ``actor``: only the entries this token name or CLI user wrote
+        (a team lead reviewing one agent's day); not indexed: the log is read until ``limit``
+        of them are found."""
         ...
 
     async def get_list(self, name: str) -> frozenset[str]: ...

@@ -1232,6 +1232,7 @@ class SqliteCardStore:
         *,
         newest_first: bool = False,
         before_id: int = 0,
+        actor: str = "",
     ) -> list[AuditEntry]:
         sql = "SELECT ts, actor, action, subject, before, after, audit_id, chain FROM audit "
         if newest_first:
@@ -1243,6 +1244,9 @@ class SqliteCardStore:
         if subject:
             sql += " AND subject = ?"
             args.append(subject)
+        if actor:
+            sql += " AND actor = ?"
+            args.append(actor)
         sql += " ORDER BY audit_id DESC LIMIT ?" if newest_first else " ORDER BY audit_id LIMIT ?"
         rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
         return [AuditEntry(*r) for r in rows]
