@@ -10,12 +10,12 @@ import getpass
 import json
 import secrets
 
+from conftest import free_port
 from host_admin import cli_config, run_cli
 from test_admin_support import call
 from test_e2e_auth import start_host, store_url  # noqa: F401 - fixture
 
 from authhost.config import AdminConfig
-from conftest import free_port
 
 AGENT_A = "agent-a-" + secrets.token_hex(8)
 AGENT_B = "agent-b-" + secrets.token_hex(8)

@@ -36,7 +36,6 @@ from authhost.cards.travel import TravelNotice
 from authhost.security.masking import mask_pan
 from authhost.store.records import AuditEntry
 
-
 # a cardholder name is embossed in at most 26 characters
 NAME_SEARCH_MAX = 26
 
