@@ -153,6 +153,11 @@ QUERY_PARAMS: dict[str, Param] = {
         "string", "only cards in this state", enum=tuple(state.value for state in CardState)
     ),
     "account_id": Param("string", "only cards on this account"),
+    "card_id": Param(
+        "string",
+        "only the disputes of this card and of the cards it replaced or that replaced it (not "
+        "with after or due_within_days)",
+    ),
     "last4": Param(
         "string",
         "only cards whose number ends in these 4 digits (a caller reads them off the card)",
@@ -699,7 +704,7 @@ async def _list_disputes(call: Call) -> Any:
     due = _int_param(call, "due_within_days") if call.query.get("due_within_days") else None
     disputes = await call.service.list_disputes(
         state=call.query.get("state", ""), limit=limit, after=call.query.get("after", ""),
-        due_within_days=due,
+        due_within_days=due, card_id=call.query.get("card_id", ""),
     )  # fmt: skip
     return {"disputes": disputes}
 
@@ -1539,7 +1544,7 @@ def _routes() -> list[Route]:
             "Disputes, oldest first (state: open, won, lost, withdrawn, reversed); with "
             "due_within_days, the open ones the issuer must act on within that many days "
             "(overdue ones too), soonest limit first",
-            query=("state", "limit", "after", "due_within_days"),
+            query=("state", "limit", "after", "due_within_days", "card_id"),
             query_own=(
                 ("state", Param("string", "only disputes in this state", enum=DISPUTE_STATES)),
             ),
