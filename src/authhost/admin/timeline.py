@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from authhost.admin import disputes as dispute_moves
 from authhost.admin.dispute_stages import pre_arbitrated
 from authhost.admin.totals import amount_text, iso_time, movement_of
 from authhost.iso.codes import APPROVED_CODES, meaning
@@ -148,6 +149,18 @@ def _event(
 # --- the journal ------------------------------------------------------------------------------
 
 
+# a dispute's money movements (admin.disputes.move): field 41 DISPUTE, the RRN's last digit
+# the step. Shown as what they are: a provisional credit read as "refund at MERCHANT" told
+# the cardholder the merchant had paid back what the bank may take back if the dispute is lost
+_DISPUTE_STEPS = {
+    dispute_moves.CREDIT: "dispute provisional credit",
+    dispute_moves.TAKE_BACK: "dispute credit taken back",
+    dispute_moves.FINAL_CREDIT: "dispute final credit",
+    dispute_moves.REVERSED: "dispute credit taken back (charge reversed)",
+}
+DISPUTE = dispute_moves.TERMINAL
+
+
 def journal_kind(entry: JournalEntry) -> str:
     """authorisation, financial, advice or reversal (else the entry's message class)."""
     return _KINDS.get(entry.message_class, entry.message_class or "request")
@@ -158,13 +171,18 @@ def journal_summary(entry: JournalEntry, verdict: str | None = None) -> str:
     honour), reasons ..., rules velocity_burst, score 910"."""
     kind = _TRANSACTION_TYPES.get(entry.processing_code[:2], "")
     what = f"{'reversal of ' if journal_kind(entry) == 'reversal' else ''}{kind}".strip()
+    dispute_step = _DISPUTE_STEPS.get(entry.rrn[-1:]) if entry.terminal_id == DISPUTE else None
+    if dispute_step:  # the bank's own movement: not a refund or a charge of the merchant's
+        what = dispute_step
     parts = [entry.mti, what, amount_text(entry.amount_minor, entry.currency)]
     if entry.transaction_currency and entry.transaction_currency != entry.currency:
         charged = amount_text(entry.transaction_amount_minor, entry.transaction_currency)
         parts.append(f"(charged {charged})")
     merchant = " ".join(entry.merchant_name.split()) or entry.merchant_id
     where = ", ".join(x for x in (entry.mcc, entry.country) if x)
-    if merchant or where:
+    if dispute_step:
+        parts.append(f"by the bank on the dispute of a charge at {merchant or 'the merchant'}")
+    elif merchant or where:
         parts.append(f"at {merchant or 'merchant'}" + (f" ({where})" if where else ""))
     head = " ".join(p for p in parts if p)
     approved = entry.response_code in APPROVED_CODES or entry.response_code == "85"
