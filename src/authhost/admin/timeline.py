@@ -149,18 +149,6 @@ def _event(
 # --- the journal ------------------------------------------------------------------------------
 
 
-# a dispute's money movements (admin.disputes.move): field 41 DISPUTE, the RRN's last digit
-# the step. Shown as what they are: a provisional credit read as "refund at MERCHANT" told
-# the cardholder the merchant had paid back what the bank may take back if the dispute is lost
-_DISPUTE_STEPS = {
-    dispute_moves.CREDIT: "dispute provisional credit",
-    dispute_moves.TAKE_BACK: "dispute credit taken back",
-    dispute_moves.FINAL_CREDIT: "dispute final credit",
-    dispute_moves.REVERSED: "dispute credit taken back (charge reversed)",
-}
-DISPUTE = dispute_moves.TERMINAL
-
-
 def journal_kind(entry: JournalEntry) -> str:
     """authorisation, financial, advice or reversal (else the entry's message class)."""
     return _KINDS.get(entry.message_class, entry.message_class or "request")
@@ -171,9 +159,9 @@ def journal_summary(entry: JournalEntry, verdict: str | None = None) -> str:
     honour), reasons ..., rules velocity_burst, score 910"."""
     kind = _TRANSACTION_TYPES.get(entry.processing_code[:2], "")
     what = f"{'reversal of ' if journal_kind(entry) == 'reversal' else ''}{kind}".strip()
-    dispute_step = _DISPUTE_STEPS.get(entry.rrn[-1:]) if entry.terminal_id == DISPUTE else None
+    dispute_step = dispute_moves.step_name(entry)
     if dispute_step:  # the bank's own movement: not a refund or a charge of the merchant's
-        what = dispute_step
+        what = f"dispute {dispute_step}"
     parts = [entry.mti, what, amount_text(entry.amount_minor, entry.currency)]
     if entry.transaction_currency and entry.transaction_currency != entry.currency:
         charged = amount_text(entry.transaction_amount_minor, entry.transaction_currency)
