@@ -35,6 +35,7 @@ PATTERN_VALUES: dict[str, tuple[list[str], str]] = {
         "741234563310000000471100",
     ),
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": (["b", "Blocked.mcc_2-" + "x" * 50], "-blocked"),
+    r"^[0-9]{4}$": (["0000", "9999"], "12345"),
 }
 PERIOD = ("day", "since", "until")
 FUTURE = "4000000000"  # 2096: an until after every since below now

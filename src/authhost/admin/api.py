@@ -154,7 +154,27 @@ QUERY_PARAMS: dict[str, Param] = {
         "string", "only cards in this state", enum=tuple(state.value for state in CardState)
     ),
     "account_id": Param("string", "only cards on this account"),
+    "card_id": Param(
+        "string",
+        "only the disputes of this card and of the cards it replaced or that replaced it (not "
+        "with after or due_within_days)",
+    ),
+    "last4": Param(
+        "string",
+        "only cards whose number ends in these 4 digits (a caller reads them off the card)",
+        pattern=r"^[0-9]{4}$",
+    ),
+    "name": Param(
+        "string",
+        "only cards whose cardholder name contains this (ASCII letters in either case)",
+        max_length=26,
+    ),
     "subject": Param("string", "only entries about this card, account, product or list"),
+    "actor": Param(
+        "string",
+        "only entries this caller wrote: a token's name, cli:<login>, operator:<8 hex>, system",
+        max_length=200,
+    ),
     "head": Param(
         "string",
         "a head value an earlier verify gave (64 hex): is it still there?",
@@ -417,6 +437,8 @@ async def _list_cards(call: Call) -> Any:
         state=call.query.get("state", ""),
         limit=limit,
         offset=offset,
+        last4=call.query.get("last4", ""),
+        name=call.query.get("name", ""),
     )
     return {"cards": cards}
 
@@ -683,7 +705,7 @@ async def _list_disputes(call: Call) -> Any:
     due = _int_param(call, "due_within_days") if call.query.get("due_within_days") else None
     disputes = await call.service.list_disputes(
         state=call.query.get("state", ""), limit=limit, after=call.query.get("after", ""),
-        due_within_days=due,
+        due_within_days=due, card_id=call.query.get("card_id", ""),
     )  # fmt: skip
     return {"disputes": disputes}
 
@@ -757,6 +779,7 @@ async def _audit(call: Call) -> Any:
         after_id=after_id,
         newest_first=newest,
         before_id=_int_param(call, "before_id"),
+        actor=call.query.get("actor", ""),
     )
     return {"audit": entries}
 
@@ -922,7 +945,7 @@ def _routes() -> list[Route]:
             "/v1/cards",
             _list_cards,
             "List cards",
-            query=("account_id", "state", "limit", "offset"),
+            query=("account_id", "state", "last4", "name", "limit", "offset"),
             tag="cards",
             response=v.CardList,
         ),
@@ -1522,7 +1545,7 @@ def _routes() -> list[Route]:
             "Disputes, oldest first (state: open, won, lost, withdrawn, reversed); with "
             "due_within_days, the open ones the issuer must act on within that many days "
             "(overdue ones too), soonest limit first",
-            query=("state", "limit", "after", "due_within_days"),
+            query=("state", "limit", "after", "due_within_days", "card_id"),
             query_own=(
                 ("state", Param("string", "only disputes in this state", enum=DISPUTE_STATES)),
             ),
@@ -1562,7 +1585,7 @@ def _routes() -> list[Route]:
             _audit,
             "Audit log of changes: oldest first (after_id pages on), or with order=newest "
             "newest first (before_id pages back)",
-            query=("subject", "limit", "after_id", "order", "before_id"),
+            query=("subject", "actor", "limit", "after_id", "order", "before_id"),
             tag="audit",
             response=v.AuditList,
         ),

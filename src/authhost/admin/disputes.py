@@ -29,7 +29,7 @@ from authhost.admin.clearing import Presentment, post_presentments
 from authhost.admin.errors import ConflictError
 from authhost.iso.codes import ResponseCode as RC
 from authhost.store.interface import CardStore
-from authhost.store.records import Dispute
+from authhost.store.records import Dispute, JournalEntry
 
 CREDIT, TAKE_BACK, FINAL_CREDIT = "1", "2", "3"  # the last digit of each movement's reference
 # what takes back the part of a provisional credit that an acquirer's reversal of the charge
@@ -37,6 +37,22 @@ CREDIT, TAKE_BACK, FINAL_CREDIT = "1", "2", "3"  # the last digit of each moveme
 REVERSED = "4"
 POSTED = {"refund", "forced", "duplicate"}  # a duplicate: posted by an earlier try
 TERMINAL = "DISPUTE"  # field 41 of every movement
+# what each movement is, for the people reading it (the timeline, a statement): the bank's
+# money on a dispute, not a merchant's refund or charge
+STEP_NAMES = {
+    CREDIT: "provisional credit",
+    TAKE_BACK: "credit taken back",
+    FINAL_CREDIT: "final credit",
+    REVERSED: "credit taken back (charge reversed)",
+}
+
+
+def step_name(entry: JournalEntry) -> str:
+    """The dispute movement ``entry`` is ("" for any other entry): field 41 ``TERMINAL``, the
+    step the last digit of its RRN (``_reference``, ``charge_reference``)."""
+    if entry.terminal_id != TERMINAL:
+        return ""
+    return STEP_NAMES.get(entry.rrn[-1:], "")
 
 
 def new_dispute_id(now: float) -> str:

@@ -36,6 +36,23 @@ from authhost.security.masking import ascii_digits, mask_pans_in_note
 
 # [0-9], never \d: pydantic's patterns take any script's digits for \d ("٤٧٦١٧٣" as a BIN)
 Digits3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
+
+
+def _country_code(value: object) -> object:
+    """A country as field 19 carries it. An agent told "Japan" types JP; pydantic's own
+    message ("String should match pattern '^[0-9]{3}$'") did not say what a code is."""
+    if isinstance(value, str) and not (len(value) == 3 and value.isascii() and value.isdigit()):
+        raise ValueError(
+            "a country is its ISO 3166 numeric code, 3 digits, as field 19 carries it "
+            "(Japan 392, United States 840, United Kingdom 826, Germany 276), not a letter code"
+        )
+    return value
+
+
+# a country: ISO 3166 numeric (the pattern stays for the OpenAPI document)
+CountryCode = Annotated[
+    str, BeforeValidator(_country_code), StringConstraints(pattern=r"^[0-9]{3}$")
+]
 Identifier = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", strip_whitespace=True)
 ]
@@ -156,13 +173,13 @@ class NewProduct(_Request):
     pan_length: Annotated[int, Field(ge=13, le=19)] = 16
     kind: CardKind = CardKind.DEBIT
     currency: Digits3 = Field("978", description="ISO 4217 numeric")
-    home_country: Digits3 = Field("276", description="ISO 3166 numeric")
+    home_country: CountryCode = Field("276", description="ISO 3166 numeric")
     validity_months: Annotated[int, Field(ge=1, le=120)] = 36
     service_code: Digits3 = "201"
     limits: LimitsSpec = LimitsSpec()
     channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS))
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] = []
-    blocked_countries: list[Digits3] = []
+    blocked_countries: list[CountryCode] = []
     pin_method: PinMethod = PinMethod.VISA_PVV
     pvk_name: Identifier = "pvk"
     cvk_name: Identifier = "cvk"
@@ -245,7 +262,7 @@ class ProductChange(_Request):
     # null is refused below (it would mean no channel at all): not in the document
     channels: list[Channel] | SkipJsonSchema[None] = None
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] | None = None
-    blocked_countries: list[Digits3] | None = None
+    blocked_countries: list[CountryCode] | None = None
     validity_months: Annotated[int, Field(ge=1, le=120)] | None = None
     atc_jump_limit: Annotated[int, Field(ge=0, le=65_535)] | None = Field(
         None, description="null (given): the host's [auth] atc_jump_limit; left out: unchanged"
@@ -337,7 +354,7 @@ class IssueCard(_Request):
     cardholder_name: CardholderName = ""
     address_ref: AddressRef = ""
     limits: LimitsSpec | None = None
-    home_country: Digits3 | None = None
+    home_country: CountryCode | None = None
 
 
 class Personalise(_Request):
@@ -535,7 +552,7 @@ class CardControlsSpec(_Request):
 
     blocked_channels: list[Channel] = []
     blocked_mccs: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]] = []
-    blocked_countries: list[Digits3] = []
+    blocked_countries: list[CountryCode] = []
 
 
 def _calendar_day(text: str) -> str:
@@ -736,7 +753,7 @@ class StopPayments(_Request):
 class TravelNoticeSpec(_Request):
     """A trip: the countries (ISO 3166 numeric, as field 19) and the UTC days, both included."""
 
-    countries: Annotated[list[Digits3], Field(min_length=1, max_length=20)]
+    countries: Annotated[list[CountryCode], Field(min_length=1, max_length=20)]
     start: Day
     end: Day
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from authhost.admin.disputes import step_name as dispute_step_name
 from authhost.admin.totals import MovementSums, iso_time
 from authhost.store.records import AuditEntry, JournalEntry
 
@@ -161,7 +162,7 @@ def _booking_line(entry: AuditEntry, currency: str, delta: int) -> dict[str, Any
 _NO_CARD: dict[str, Any] = {
     "transaction_amount_minor": 0, "transaction_currency": "", "mti": "", "response_code": "",
     "approval_code": "", "card_id": "", "pan": "", "merchant_id": "", "merchant_name": "",
-    "mcc": "",
+    "mcc": "", "dispute_movement": "",
 }  # fmt: skip
 
 
@@ -183,4 +184,7 @@ def _line(entry: JournalEntry, movement: str) -> dict[str, Any]:
         "merchant_id": entry.merchant_id,
         "merchant_name": entry.merchant_name,
         "mcc": entry.mcc,
+        # the bank's movement on a dispute of a charge at that merchant ("" otherwise): a
+        # provisional credit is not the merchant's refund, and goes if the dispute is lost
+        "dispute_movement": dispute_step_name(entry),
     }

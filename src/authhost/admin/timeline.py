@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from authhost.admin import disputes as dispute_moves
 from authhost.admin.dispute_stages import pre_arbitrated
 from authhost.admin.totals import amount_text, iso_time, movement_of
 from authhost.iso.codes import APPROVED_CODES, meaning
@@ -158,13 +159,18 @@ def journal_summary(entry: JournalEntry, verdict: str | None = None) -> str:
     honour), reasons ..., rules velocity_burst, score 910"."""
     kind = _TRANSACTION_TYPES.get(entry.processing_code[:2], "")
     what = f"{'reversal of ' if journal_kind(entry) == 'reversal' else ''}{kind}".strip()
+    dispute_step = dispute_moves.step_name(entry)
+    if dispute_step:  # the bank's own movement: not a refund or a charge of the merchant's
+        what = f"dispute {dispute_step}"
     parts = [entry.mti, what, amount_text(entry.amount_minor, entry.currency)]
     if entry.transaction_currency and entry.transaction_currency != entry.currency:
         charged = amount_text(entry.transaction_amount_minor, entry.transaction_currency)
         parts.append(f"(charged {charged})")
     merchant = " ".join(entry.merchant_name.split()) or entry.merchant_id
     where = ", ".join(x for x in (entry.mcc, entry.country) if x)
-    if merchant or where:
+    if dispute_step:
+        parts.append(f"by the bank on the dispute of a charge at {merchant or 'the merchant'}")
+    elif merchant or where:
         parts.append(f"at {merchant or 'merchant'}" + (f" ({where})" if where else ""))
     head = " ".join(p for p in parts if p)
     approved = entry.response_code in APPROVED_CODES or entry.response_code == "85"

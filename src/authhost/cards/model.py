@@ -161,6 +161,19 @@ class Account:
         return self.balance + self.credit_limit - self.holds
 
 
+def name_matches(card: Card, name: str) -> bool:
+    """Whether the cardholder name holds ``name``, ASCII letters in either case (embossed
+    names are ASCII capitals; SQLite's upper() folds ASCII only, so both stores agree)."""
+    return not name or _ascii_upper(name) in _ascii_upper(card.cardholder_name)
+
+
+def _ascii_upper(text: str) -> str:
+    return text.translate(_ASCII_UPPER)
+
+
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """One plastic (or token): state, expiry, links and the PIN reference, never the PAN."""

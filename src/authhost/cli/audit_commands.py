@@ -26,6 +26,7 @@ audit = typer.Typer(help="The audit log of changes (who, when, what, before/afte
 @audit.command("list")
 def audit_list(
     subject: Annotated[str, typer.Option(help="card, account, product or list id")] = "",
+    actor: Annotated[str, typer.Option(help="only what this token name or cli:<login> did")] = "",
     limit: LimitOpt = 100,
     after_id: Annotated[int, typer.Option(callback=IDS, help="entries after this audit id")] = 0,
     newest: Annotated[
@@ -47,6 +48,7 @@ def audit_list(
             after_id=after_id,
             newest_first=newest,
             before_id=before_id,
+            actor=actor,
         ),
         table="audit",
         output=output,

@@ -42,16 +42,25 @@ cards = typer.Typer(help="Cards: issue, personalise, lifecycle, bureau export, b
 def cards_list(
     account_id: Annotated[str, typer.Option(help="only this account's cards")] = "",
     state: Annotated[str, typer.Option(help="only cards in this state")] = "",
+    last4: Annotated[str, typer.Option(help="only cards whose number ends so (4 digits)")] = "",
+    name: Annotated[str, typer.Option(help="only cards whose cardholder name holds this")] = "",
     limit: LimitOpt = 100,
     offset: OffsetOpt = 0,
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """List cards (masked PANs)."""
+    """List cards (masked PANs); --last4 and --name find a caller's card without its PAN."""
     _run(
         _config(config, store),
-        lambda s: s.list_cards(account_id=account_id, state=state, limit=limit, offset=offset),
+        lambda s: s.list_cards(
+            account_id=account_id,
+            state=state,
+            limit=limit,
+            offset=offset,
+            last4=last4,
+            name=name,
+        ),
         table="cards",
         output=output,
     )

@@ -298,6 +298,9 @@ def disputes_list(
     ] = None,
     limit: LimitOpt = 100,
     after: Annotated[str, typer.Option(help="disputes after this id (paging)")] = "",
+    card_id: Annotated[
+        str, typer.Option(help="only this card's disputes, and its predecessors' and successors'")
+    ] = "",
     output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -306,7 +309,7 @@ def disputes_list(
     _run(
         _config(config, store),
         lambda s: s.list_disputes(
-            state=state, limit=limit, after=after, due_within_days=due_within
+            state=state, limit=limit, after=after, due_within_days=due_within, card_id=card_id
         ),
         table="disputes",
         output=output,

@@ -135,6 +135,9 @@ _JOURNAL = (
     Column("mti", _key("mti")),
     Column("rc", _key("response_code")),
     Column("amount", lambda r: amount(r.get("amount_minor"), r.get("currency")), right=True),
+    # what the entry did to the money (hold, post, credit, release, take_back; "" none): a
+    # refund or a dispute's credit otherwise reads as a second charge of the same amount
+    Column("money", _key("movement")),
     Column("merchant", _merchant),
     Column("ctry", _key("country")),
     Column("channel", _key("channel")),

@@ -56,9 +56,11 @@ MEANINGS: dict[str, str] = {
     "57": "transaction not permitted to cardholder",
     "59": "suspected fraud",
     "63": "security violation (MAC failed)",
-    "61": "exceeds withdrawal amount limit",
+    # ISO 8583 says "withdrawal"; authhost answers 61 and 65 to purchases too (a card's or
+    # product's limits), and a support agent reads this text to a cardholder at a till
+    "61": "exceeds amount limit",
     "62": "restricted card",
-    "65": "exceeds withdrawal frequency limit",
+    "65": "exceeds frequency limit",
     "75": "allowable number of PIN tries exceeded",
     "78": "card not active",
     "82": "CVV failed",

@@ -684,8 +684,19 @@ class CardStore(Protocol):
         ...
 
     async def list_cards(
-        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
-    ) -> list[Card]: ...
+        self,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        last4: str = "",
+        name: str = "",
+    ) -> list[Card]:
+        """Cards in issue order. ``last4``: only those whose PAN ends so; ``name``: only those
+        whose cardholder name holds it (ASCII letters matched in either case): how a support
+        desk finds a caller's card without the full PAN (``cards.model.name_matches``)."""
+        ...
 
     async def last_used(self, card: Card) -> float | None:
         """When the card's newest journal entry was made (any request, approved or not);
@@ -860,10 +871,13 @@ class CardStore(Protocol):
         *,
         newest_first: bool = False,
         before_id: int = 0,
+        actor: str = "",
     ) -> list[AuditEntry]:
         """Entries oldest first after ``after_id``; with ``newest_first``, newest first
         before ``before_id`` (0: from the newest), so that today's writes are the first page
-        of a log of millions."""
+        of a log of millions. ``actor``: only the entries this token name or CLI user wrote
+        (a team lead reviewing one agent's day); not indexed: the log is read until ``limit``
+        of them are found."""
         ...
 
     async def get_list(self, name: str) -> frozenset[str]: ...

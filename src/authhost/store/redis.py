@@ -37,7 +37,7 @@ from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
 from authhost.cards.acceptor_velocity import WINDOW_LONG_S, AcceptorCounters
-from authhost.cards.model import Account, Card, Product
+from authhost.cards.model import Account, Card, Product, name_matches
 from authhost.cards.velocity import EMPTY, RETENTION_S, VelocityEvent
 from authhost.models.context import acceptor_event_from_entry, event_from_entry
 from authhost.store import codec, redis_lua
@@ -1526,7 +1526,14 @@ class RedisCardStore:
         return await self._read_card(pointer[1], pointer[0])
 
     async def list_cards(
-        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+        self,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        last4: str = "",
+        name: str = "",
     ) -> list[Card]:
         index = self._keys.account(account_id).cards if account_id else self._keys.all_cards
         cards: list[Card] = []
@@ -1542,6 +1549,8 @@ class RedisCardStore:
                 if card is None or (state and card.state.value != state):
                     continue
                 if account_id and card.account_id != account_id:
+                    continue
+                if (last4 and card.last4 != last4) or not name_matches(card, name):
                     continue
                 if skipped < offset:
                     skipped += 1
@@ -2024,8 +2033,13 @@ class RedisCardStore:
         *,
         newest_first: bool = False,
         before_id: int = 0,
+        actor: str = "",
     ) -> list[AuditEntry]:
         index = self._keys.audit_subject(subject) if subject else self._keys.audit_all
+        if actor:  # no index by actor: read pages of the log, keep the actor's entries
+            return await self._audit_of_actor(
+                index, actor, limit, after_id, newest_first, before_id
+            )
         if newest_first:  # ZRANGE ... BYSCORE REV takes the highest score first
             top = f"({before_id}" if before_id else "+inf"
             ids = await self._client.zrange(
@@ -2039,6 +2053,36 @@ class RedisCardStore:
             return []
         raws = await self._client.hmget(self._keys.audit, ids)
         return [codec.audit_from_json(r) for r in raws if r is not None]
+
+    async def _audit_of_actor(
+        self,
+        index: str,
+        actor: str,
+        limit: int,
+        after_id: int,
+        newest_first: bool,
+        before_id: int,
+    ) -> list[AuditEntry]:
+        """``audit`` filtered by actor: pages of 1,000 ids from the cursor on, in order."""
+        found: list[AuditEntry] = []
+        cursor = before_id if newest_first else after_id
+        while len(found) < limit:
+            if newest_first:
+                top = f"({cursor}" if cursor else "+inf"
+                ids = await self._client.zrange(
+                    index, top, "-inf", sortby=PureToken.BYSCORE, rev=True, offset=0, count=1000
+                )
+            else:
+                ids = await self._client.zrange(
+                    index, f"({cursor}", "+inf", sortby=PureToken.BYSCORE, offset=0, count=1000
+                )
+            if not ids:
+                break
+            raws = await self._client.hmget(self._keys.audit, ids)
+            entries = [codec.audit_from_json(r) for r in raws if r is not None]
+            found += [e for e in entries if e.actor == actor][: limit - len(found)]
+            cursor = int(_s(ids[-1]))
+        return found
 
     async def open_dispute(
         self, dispute: Dispute, audit: AuditEntry | None = None, seal: AuditSealer | None = None

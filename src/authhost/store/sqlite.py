@@ -935,7 +935,14 @@ class SqliteCardStore:
         )
 
     async def list_cards(
-        self, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+        self,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        last4: str = "",
+        name: str = "",
     ) -> list[Card]:
         where, args = [], []
         if account_id:
@@ -944,6 +951,12 @@ class SqliteCardStore:
         if state:
             where.append("state = ?")
             args.append(state)
+        if last4:
+            where.append("json_extract(data, '$.last4') = ?")
+            args.append(last4)
+        if name:  # SQLite's upper() folds ASCII only, as cards.model.name_matches does
+            where.append("instr(upper(json_extract(data, '$.cardholder_name')), upper(?)) > 0")
+            args.append(name)
         sql = _CARD_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
         rows = await self._reader.run(
@@ -1236,6 +1249,7 @@ class SqliteCardStore:
         *,
         newest_first: bool = False,
         before_id: int = 0,
+        actor: str = "",
     ) -> list[AuditEntry]:
         sql = "SELECT ts, actor, action, subject, before, after, audit_id, chain FROM audit "
         if newest_first:
@@ -1247,6 +1261,9 @@ class SqliteCardStore:
         if subject:
             sql += " AND subject = ?"
             args.append(subject)
+        if actor:
+            sql += " AND actor = ?"
+            args.append(actor)
         sql += " ORDER BY audit_id DESC LIMIT ?" if newest_first else " ORDER BY audit_id LIMIT ?"
         rows = await self._reader.run(lambda conn: conn.execute(sql, (*args, limit)).fetchall())
         return [AuditEntry(*r) for r in rows]

@@ -35,6 +35,7 @@ from authhost.admin.errors import (
     Unavailable,
 )
 from authhost.admin.requests import LIST_NAME_PATTERN
+from authhost.admin.timeline import CHAIN_MAX
 from authhost.admin.views import (
     card_view,
     fraud_report_view,
@@ -418,6 +419,23 @@ class ServiceBase:
             f"card {card_id}'s {field} changed at each of {MERGE_TRIES} tries to change it: "
             "run the command again"
         )
+
+    async def _card_chain(self, card: Card) -> list[Card]:
+        """The card and every card linked to it by ``replaces`` / ``replaced_by``, either way
+        and through each other (a renewal withdrawn and a reissue of the same card are both
+        found), oldest first; at most ``CHAIN_MAX``."""
+        found = {card.card_id: card}
+        waiting = [card]
+        while waiting and len(found) < CHAIN_MAX:
+            current = waiting.pop()
+            for linked in (current.replaces, current.replaced_by):
+                if not linked or linked in found or len(found) >= CHAIN_MAX:
+                    continue
+                other = await self.store.get_card(linked)
+                if other is not None:
+                    found[linked] = other
+                    waiting.append(other)
+        return sorted(found.values(), key=lambda c: (c.created_at, c.card_id))
 
     async def _update(
         self,

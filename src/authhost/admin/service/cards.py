@@ -36,6 +36,9 @@ from authhost.cards.travel import TravelNotice
 from authhost.security.masking import mask_pan
 from authhost.store.records import AuditEntry
 
+# a cardholder name is embossed in at most 26 characters
+NAME_SEARCH_MAX = 26
+
 
 class CardData(ServiceBase):
     """Issuing cards and what an operator sets on them."""
@@ -95,12 +98,27 @@ class CardData(ServiceBase):
         return card_view(card)
 
     async def list_cards(
-        self, *, account_id: str = "", state: str = "", limit: int = 100, offset: int = 0
+        self,
+        *,
+        account_id: str = "",
+        state: str = "",
+        limit: int = 100,
+        offset: int = 0,
+        last4: str = "",
+        name: str = "",
     ) -> list[dict[str, Any]]:
+        """Cards, masked. ``last4`` and ``name`` find a caller's card from what they can say
+        on the phone (the last four digits printed on it, their name): no full PAN asked."""
         if state and state not in {s.value for s in CardState}:
             known = ", ".join(s.value for s in CardState)
             raise InvalidRequest(f"unknown card state {state!r}; known: {known}")
-        cards = await self.store.list_cards(account_id, state, limit, offset)
+        if last4 and not (len(last4) == 4 and last4.isascii() and last4.isdigit()):
+            raise InvalidRequest("last4 must be the card number's last 4 digits")
+        if len(name) > NAME_SEARCH_MAX:
+            raise InvalidRequest(f"name: at most {NAME_SEARCH_MAX} characters")
+        cards = await self.store.list_cards(
+            account_id, state, limit, offset, last4=last4, name=name.strip()
+        )
         return [card_view(c) for c in cards]
 
     async def personalise(self, card_id: str, change: rq.Personalise) -> dict[str, Any]:

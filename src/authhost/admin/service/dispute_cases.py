@@ -1174,12 +1174,24 @@ class DisputeCases(ServiceBase):
         limit: int = 100,
         after: str = "",
         due_within_days: int | None = None,
+        card_id: str = "",
     ) -> list[dict[str, Any]]:
         """Disputes in id order (oldest first); with ``due_within_days``, the open ones whose
         next action is the issuer's with a time limit within that many days from now (those
-        overdue too), soonest limit first: what a back office must act on."""
+        overdue too), soonest limit first: what a back office must act on. ``card_id``: the
+        disputes of that card and of the cards it replaced or that replaced it (a cardholder
+        asking about a dispute calls with the card they hold now, often the fraud's
+        replacement), by the store's index of disputes by card."""
         if state and state not in DISPUTE_STATES:
             raise InvalidRequest(f"state must be one of {', '.join(DISPUTE_STATES)}")
+        if card_id:
+            if after or due_within_days is not None:
+                raise InvalidRequest("card_id lists a card's disputes: not with after or due")
+            chain = await self._card_chain(await self._card(card_id))
+            found = [d for c in chain for d in await self.store.disputes_of_card(c.card_id)]
+            found = [d for d in found if not state or d.state == state]
+            found.sort(key=lambda d: d.dispute_id)
+            return [self._view(await self._dated(d)) for d in found[:limit]]
         if due_within_days is None:
             page = await self.store.disputes(state, limit, after)
             return [self._view(await self._dated(d)) for d in page]

@@ -487,6 +487,7 @@ class JournalAnalysis(ServiceBase):
         after_id: int = 0,
         newest_first: bool = False,
         before_id: int = 0,
+        actor: str = "",
     ) -> list[dict[str, Any]]:
         """Audit entries oldest first after ``after_id``, or newest first before
         ``before_id`` (0: from the newest): a security officer's question is usually what
@@ -500,6 +501,7 @@ class JournalAnalysis(ServiceBase):
             after_id=after_id,
             newest_first=newest_first,
             before_id=before_id,
+            actor=actor,
         )
         return [audit_view(e) for e in entries]
 

@@ -117,12 +117,19 @@ class Pins(ServiceBase):
 
     async def unlock_pin(self, card_id: str) -> dict[str, Any]:
         """Reset the wrong-PIN count (and queue a PIN unblock for the chip); a final card
-        (lost, stolen, closed...) is refused, 409: nothing on it changes."""
+        (lost, stolen, closed...) is refused, 409: nothing on it changes. A card the host
+        saw no wrong PIN on still gets the chip's PIN UNBLOCK (when its product sends
+        scripts): a cardholder whose PIN was blocked at the till by offline PIN tries, which
+        only the chip counted, calls the bank to unblock it, and the host cannot see the
+        chip's counter (before, the unlock answered 200 and changed nothing)."""
         card = await self._changeable_card(card_id)
-        if card.pin_tries == 0:
-            return card_view(card)
-        unlocked = pin_rules.unlock(card)
         product = await self._product(card.product_id)
+        if card.pin_tries == 0:
+            queued = pin_rules.with_chip_unblock(card, product)
+            if queued is card:  # no scripts, or the PIN UNBLOCK waits already
+                return card_view(card)
+            return await self._update(card, queued, "pin.unlock", details={"chip_only": True})
+        unlocked = pin_rules.unlock(card)
         return await self._update(card, _chip_unblocked(card, unlocked, product), "pin.unlock")
 
 

@@ -114,23 +114,6 @@ class CardTimeline(ServiceBase):
             "next_before": next_before,
         }
 
-    async def _card_chain(self, card: Card) -> list[Card]:
-        """The card and every card linked to it by ``replaces`` / ``replaced_by``, either way
-        and through each other (a renewal withdrawn and a reissue of the same card are both
-        found), oldest first; at most ``CHAIN_MAX``."""
-        found = {card.card_id: card}
-        waiting = [card]
-        while waiting and len(found) < tl.CHAIN_MAX:
-            current = waiting.pop()
-            for linked in (current.replaces, current.replaced_by):
-                if not linked or linked in found or len(found) >= tl.CHAIN_MAX:
-                    continue
-                other = await self.store.get_card(linked)
-                if other is not None:
-                    found[linked] = other
-                    waiting.append(other)
-        return sorted(found.values(), key=lambda c: (c.created_at, c.card_id))
-
     async def _events(
         self, cards: list[Card], low: float, high: float, keep: int, first: int = 0
     ) -> list[dict[str, Any]]:

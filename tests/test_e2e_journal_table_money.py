@@ -1,0 +1,34 @@
+"""``authhost journal show CARD -o table`` says what each entry did to the money, over a
+running host on both stores: a support agent reading a cardholder's entries tells a refund
+(credit) from a purchase (hold) of the same amount. Before, the table had no such column and a
+refund, or a dispute's provisional credit, read as a second charge."""
+
+from __future__ import annotations
+
+from host_admin import cli_config, run_cli, visa_at_host
+from test_e2e_auth import purchase, store_url  # noqa: F401 - fixture
+
+
+async def test_the_journal_table_tells_a_refund_from_a_purchase(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    bought = purchase(at.visa, amount=2_000)
+    assert (await at.switch.send(bought))["39"] == "00"
+    refund = purchase(at.visa, amount=2_000, **{"3": "200000", "t": "0200"})
+    assert (await at.switch.send(refund))["39"] == "00"
+
+    config = str(cli_config(tmp_path, store_url))
+    code, out = await run_cli("journal", "show", at.card_id, "-o", "table", "--config", config)
+    assert code == 0, out
+    header = next(line for line in out.splitlines() if "mti" in line)
+    assert "money" in header
+    rows = [
+        [cell.strip() for cell in line.split("│")]
+        for line in out.splitlines()
+        if "20.00 978" in line
+    ]
+    assert len(rows) == 2, out
+    assert {(row[3], row[6]) for row in rows} == {("0100", "hold"), ("0200", "credit")}

@@ -1,0 +1,38 @@
+"""A PIN blocked at the till by offline PIN tries, which only the chip counted, is unblocked
+by the bank's ``pin unlock``, over a running host on both stores: the host saw no wrong PIN
+(its counter is 0), yet the PIN UNBLOCK is queued for the chip's next online request and the
+unlock is audited (``chip_only``). Before, the unlock answered 200 and changed nothing: no
+script, no audit entry, and the support agent told the cardholder it was done."""
+
+from __future__ import annotations
+
+import json
+
+from host_admin import card_id_of, cli_config, run_cli, start_host_with_admin
+from test_admin_support import AUDITOR_TOKEN, call
+from test_e2e_auth import store_url  # noqa: F401 - fixture
+
+
+async def test_an_offline_pin_block_is_unblocked_on_the_chip(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    host, port = await start_host_with_admin(nursery, tmp_path, store_url)
+    card_id = await card_id_of(port, host.cards["active-credit"]["pan"])  # a product with scripts
+    card = (await call(port, "GET", f"/v1/cards/{card_id}", token=AUDITOR_TOKEN)).json
+    assert card["pin_tries"] == 0 and card["chip_scripts"] == []
+
+    unlocked = await call(port, "POST", f"/v1/cards/{card_id}/pin/unlock")
+    assert unlocked.status == 200, unlocked
+    assert unlocked.json["chip_scripts"] == ["pin_unblock"]
+    audit = await call(port, "GET", f"/v1/audit?subject={card_id}", token=AUDITOR_TOKEN)
+    (entry,) = [e for e in audit.json["audit"] if e["action"] == "pin.unlock"]
+    assert json.loads(entry["after"])["chip_only"] is True
+
+    # again, with the command still waiting: nothing more to do, nothing written
+    config = str(cli_config(tmp_path, store_url))
+    code, out = await run_cli("pin", "unlock", card_id, "--config", config)
+    assert code == 0 and json.loads(out)["chip_scripts"] == ["pin_unblock"], out
+    audit = await call(port, "GET", f"/v1/audit?subject={card_id}", token=AUDITOR_TOKEN)
+    assert [e["action"] for e in audit.json["audit"]].count("pin.unlock") == 1
