@@ -7,7 +7,16 @@ data (63) echoed (docs/iso.md, "Mastercard's fields")."""
 from __future__ import annotations
 
 from iso_client import Switch, next_stan
-from test_e2e_auth import field_90, purchase, start_host, store_url  # noqa: F401
+from test_e2e_auth import (  # noqa: F401
+    chip_read,
+    ecommerce,
+    field_90,
+    purchase,
+    start_host,
+    store_url,
+)
+
+from authhost.security import emv
 
 BANKNET = "MCCA1B2C3   "  # DE 63: financial network code MCC, Banknet reference number
 SETTLEMENT = "1126"  # DE 15, MMDD
@@ -100,3 +109,29 @@ async def test_a_key_entered_or_stored_card_has_its_cvc2_checked_without_field_2
     # read beside a track 2, the stripe is the check: a CVV2 there is not processed
     present = await switch.send(mastercard(purchase(card), subelements="9203" + wrong))
     assert present["39"] == "00"
+
+
+async def test_chip_data_that_vouches_for_nothing_leaves_the_cvv2_the_check(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A CVV2 beside a chip read is not processed because the chip's cryptogram is the check;
+    a field 55 without a cryptogram (any tag will do), or for a product whose cryptograms are
+    not checked, checks nothing: a card number without its CVV2 was approved by adding one."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card, unchecked = host.cards["active-visa"], host.cards["restricted"]  # no IMK-AC
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    no_cryptogram = emv.encode_tlv({"9F33": bytes.fromhex("E0F8C8")}).hex().upper()
+    online = await switch.send(ecommerce(card, wrong, **{"55": no_cryptogram}))
+    assert online["39"] == "N7"
+    keyed = {"22": "012", "35": None, "61": "2032100000102761011"}  # Mastercard's mail order
+    moto = await switch.send(ecommerce(card, wrong, **{**keyed, "25": None, "55": no_cryptogram}))
+    assert moto["39"] == "N7"
+    wrong_there = "000" if unchecked["cvv2"] != "000" else "111"
+    chip, _, _ = chip_read(host, unchecked, purchase(unchecked, **keyed), 18)
+    assert (await switch.send({**chip, "48": "9203" + wrong_there}))["39"] == "N7"
+    # a cryptogram the host checks is the check: the CVV2 beside it is not processed
+    genuine, _, _ = chip_read(host, card, purchase(card, **keyed), 18)
+    assert (await switch.send({**genuine, "48": "9203" + wrong}))["39"] == "00"
