@@ -6,6 +6,10 @@ data (63) echoed (docs/iso.md, "Mastercard's fields")."""
 
 from __future__ import annotations
 
+import re
+import time
+
+import trio
 from iso_client import Switch, next_stan
 from test_e2e_auth import (  # noqa: F401
     chip_read,
@@ -15,8 +19,10 @@ from test_e2e_auth import (  # noqa: F401
     start_host,
     store_url,
 )
+from typer.testing import CliRunner
 
 from authhost.security import emv
+from simulator.cli import app
 
 BANKNET = "MCCA1B2C3   "  # DE 63: financial network code MCC, Banknet reference number
 SETTLEMENT = "1126"  # DE 15, MMDD
@@ -135,3 +141,39 @@ async def test_chip_data_that_vouches_for_nothing_leaves_the_cvv2_the_check(
     # a cryptogram the host checks is the check: the CVV2 beside it is not processed
     genuine, _, _ = chip_read(host, card, purchase(card, **keyed), 18)
     assert (await switch.send({**genuine, "48": "9203" + wrong}))["39"] == "00"
+
+
+async def test_the_simulator_sends_mastercards_fields_and_shows_their_echoes(
+    nursery, tmp_path, monkeypatch
+):
+    """``authhost-sim send --network mastercard``: the purchase and its reversal go with a
+    TCC-led field 48, DE 15 and DE 63, and the answers printed carry them back."""
+    monkeypatch.chdir(tmp_path)  # the demo export is written to the working directory
+    host = await start_host(nursery, tmp_path, f"sqlite:///{tmp_path / 'authhost.db'}")
+
+    def send(*args: str) -> str:
+        options = ["--cards", "demo-cards.json", "--port", str(host.port)]
+        result = CliRunner().invoke(app, ["send", *args, *options], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())  # as wrapped at the terminal's width
+
+    printed = await trio.to_thread.run_sync(send, "reversal", "--network", "mastercard")
+    settlement = time.strftime("%m%d", time.gmtime())
+    # the two requests and their two answers, each row "│ number │ name │ value │"
+    assert shown(printed, "15") == [settlement] * 4, printed[-1500:]
+    references = shown(printed, "63")
+    assert len(references) == 4 and len(set(references)) == 1  # the reversal names its original
+    assert re.fullmatch(r"MCC[0-9A-F]{9}", references[0])
+    assert shown(printed, "48") == ["TCC:R", "TCC:R"]  # a chip purchase, its reversal
+    assert "APPROVED: 00" in printed
+    web = await trio.to_thread.run_sync(
+        send, "purchase", "--entry", "ecommerce", "--card", "1", "--network", "mastercard"
+    )
+    assert shown(web, "48") == ["TCC:T 92:***"] and len(shown(web, "63")) == 2
+    plain = await trio.to_thread.run_sync(send, "purchase")
+    assert "TCC" not in plain and not shown(plain, "15") and not shown(plain, "63")
+
+
+def shown(printed: str, number: str) -> list[str]:
+    """The values the simulator printed for field ``number``, requests and answers in order."""
+    return re.findall(rf"│ {number} │ [^│]*│ ([^│]*?) │", printed)
