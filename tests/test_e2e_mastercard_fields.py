@@ -21,6 +21,8 @@ from test_e2e_auth import (  # noqa: F401
 )
 from typer.testing import CliRunner
 
+from authhost.iso.messages import TokenData
+from authhost.iso.subfields import build_pan_mapping
 from authhost.security import emv
 from simulator.cli import app
 
@@ -177,3 +179,30 @@ async def test_the_simulator_sends_mastercards_fields_and_shows_their_echoes(
 def shown(printed: str, number: str) -> list[str]:
     """The values the simulator printed for field ``number``, requests and answers in order."""
     return re.findall(rf"│ {number} │ [^│]*│ ([^│]*?) │", printed)
+
+
+async def test_a_refund_or_a_token_payment_is_not_declined_for_a_cvc2_that_is_not_the_cards(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two CVC 2s the card's CVK cannot check, approved before the CVC 2 was checked without
+    field 25 and declined N7 since: a refund's (money to the cardholder, credited even to a lost
+    card: a wrong CVC 2 must not keep it from them, nor a refund answer tell a guesser which
+    CVC 2 is right), and a wallet or card-on-file token's (field 48 SE 33: the merchant held the
+    token, whose dynamic code is not the card's). Both are not processed: P."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    keyed = {"14": card["expiry"], "22": "012", "35": None, "61": "2032100000102761011"}
+    refund = purchase(card, t="0200", **{**keyed, "3": "200000", "48": "T9203" + wrong})
+    assert (await switch.send(refund))["39"] == "00"
+    online = {**refund, "11": next_stan(), "22": "812", "25": "59"}  # the same, e-commerce
+    assert (await switch.send(online))["39"] == "00"
+    token = card["token"]
+    mapping = build_pan_mapping(TokenData(token["pan"], token["expiry"], token["requestor_id"]))
+    stored = {**keyed, "22": "102", "48": f"T33{len(mapping):02d}{mapping}9203{wrong}"}
+    assert (await switch.send(purchase(card, **stored)))["39"] == "00"
+    # the card's own number with a wrong CVC 2 is still declined
+    assert (await switch.send(purchase(card, **{**keyed, "48": "T9203" + wrong})))["39"] == "N7"
