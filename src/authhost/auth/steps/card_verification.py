@@ -156,8 +156,9 @@ class CardVerification:
 def _chip_is_checked(icc: bytes | None, imk_ac_name: str | None) -> bool:
     """Whether field 55 carries a cryptogram this step checks (``_cryptogram``): chip data
     without an ARQC, or unreadable, or for a product whose cryptograms are not checked, proves
-    no card was there, and a CVV2 beside it is the only check. Parsed only for a request with
-    both a CVV2 and chip data (rare); ``_cryptogram`` answers unreadable data 30 afterwards."""
+    nothing (anyone can add it), and a CVV2 beside it is the only check. Parsed only for a
+    request with both a CVV2 and chip data (rare); ``_cryptogram`` answers unreadable data 30
+    afterwards."""
     if icc is None or not imk_ac_name:
         return False
     try:
