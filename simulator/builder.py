@@ -31,6 +31,7 @@ from authhost.iso.subfields import (
     build_pan_mapping,
     build_visa_pos_information,
     build_visa_private,
+    category_code,
     replacement_amounts_field,
 )
 from authhost.security import emv
@@ -88,6 +89,11 @@ class Network(StrEnum):
 
 
 NETWORKS = tuple(Network)
+# Mastercard's transaction category codes (DE 48's first character) the simulator's requests
+# fall in: retail, phone/mail/e-commerce order, ATM cash, payment (a transfer to the card)
+TCC_RETAIL, TCC_ORDER, TCC_ATM, TCC_PAYMENT = "R", "T", "Z", "P"
+FINANCIAL_NETWORK_CODE = "MCC"  # DE 63 subfield 1: Mastercard credit
+BANKNET_FIELDS = ("15", "63")  # settlement date, network data: a Mastercard request's own
 
 
 class Entry(StrEnum):
@@ -212,6 +218,7 @@ class RequestBuilder:
         avs: AvsData | None = None,
         network: str = Network.MASTERCARD,
         present_cvv2: bool = False,
+        banknet: bool = False,
     ) -> Fields:
         """A purchase, cash withdrawal, balance inquiry, refund, advice or account
         verification (amount 0 whatever ``amount_minor`` says). ``billing`` (amount in minor
@@ -231,7 +238,9 @@ class RequestBuilder:
         48, where authhost reads it. ``present_cvv2``: network visa, a card read at the till
         (not e-commerce), the card's CVV2 sent beside its track 2 in 126.10, as some terminals
         key it in too: the host answers P (not processed) in 44.10, the stripe or chip being
-        the check."""
+        the check. ``banknet``: as Mastercard's network sends it to the issuer: field 48 led
+        by the transaction category code, the settlement date (15) and the network data (63:
+        financial network code and a Banknet reference number), which the answer echoes."""
         if network not in NETWORKS:
             raise ValueError(f"network is one of {', '.join(NETWORKS)}")
         visa = network == Network.VISA
@@ -337,8 +346,12 @@ class RequestBuilder:
                 fields["126"] = build_visa_private(cvv2=card.cvv2)
             if entry in CHIP_ENTRIES and self.imk_ac is not None and card.chip_cvn:
                 fields["55"] = self.chip_data(card, fields, now)
-        if additional:
-            fields["48"] = build_additional_data(additional)
+        tcc = None
+        if banknet:
+            tcc = _category(kind, entry, cash_like)
+            fields.update(banknet_fields(now))
+        if additional or tcc:
+            fields["48"] = build_additional_data(additional, tcc)
         if pin is not None:
             fields.update(self.pin_fields(card, pin))
         return dict(sorted(fields.items(), key=_field_order))
@@ -410,6 +423,7 @@ class RequestBuilder:
         for number in ("2", "3", "4", "14", "18", "19", "22", "25", "35", "43", "49"):
             if number in original:
                 fields[number] = original[number]
+        _carry_banknet(original, fields)
         fields["90"] = original_data(original)
         if stays_minor is not None:
             fields["95"] = replacement_amounts_field(stays_minor)
@@ -431,10 +445,12 @@ class RequestBuilder:
             if number in original:
                 fields[number] = original[number]
         fields["4"] = f"{amount_minor:012d}"
+        _carry_banknet(original, fields)
         if sequence is not None:
             number, count = sequence
             fields["48"] = build_additional_data(
-                {MULTIPLE_COMPLETION_SUBELEMENT: f"{number:02d}{count:02d}"}
+                {MULTIPLE_COMPLETION_SUBELEMENT: f"{number:02d}{count:02d}"},
+                category_code(str(original.get("48") or "")),
             )
         fields["90"] = original_data(original)
         return dict(sorted(fields.items(), key=_field_order))
@@ -462,6 +478,7 @@ class RequestBuilder:
             if number in original:
                 fields[number] = original[number]
         fields.update({"2": card.pan, "4": f"{amount_minor:012d}", "14": card.expiry, "22": "102"})
+        _carry_banknet(original, fields)
         fields["90"] = original_data(original)
         return dict(sorted(fields.items(), key=_field_order))
 
@@ -500,6 +517,35 @@ def _issuer_application_data(cvn: int) -> bytes:
     if cvn == 20:
         return bytes.fromhex("0114A00003220000" + "0000")
     return bytes.fromhex(f"0601{cvn:02X}03A0B800")
+
+
+def banknet_fields(now: float | None = None) -> dict[str, str]:
+    """DE 15 (the settlement date, MMDD: today's, UTC) and DE 63 (the financial network code
+    and a new Banknet reference number, 9 characters) as Mastercard's network adds them to a
+    request: it finds the answer's transaction by them, so the issuer echoes both."""
+    now = time.time() if now is None else now
+    reference = os.urandom(5).hex().upper()[:9]
+    return {"15": time.strftime("%m%d", time.gmtime(now)), "63": FINANCIAL_NETWORK_CODE + reference}
+
+
+def _category(kind: Kind, entry: Entry, cash_like: bool) -> str:
+    """The transaction category code leading a Mastercard request's field 48."""
+    if kind is Kind.CREDIT:
+        return TCC_PAYMENT
+    if cash_like:
+        return TCC_ATM
+    return TCC_ORDER if entry is Entry.ECOMMERCE else TCC_RETAIL
+
+
+def _carry_banknet(original: Fields, fields: Fields) -> None:
+    """A reversal, completion or increment of a Mastercard request names it by the network's
+    data: its settlement date, DE 63 and transaction category code go with it."""
+    for number in BANKNET_FIELDS:
+        if number in original:
+            fields[number] = original[number]
+    tcc = category_code(str(original.get("48") or ""))
+    if tcc is not None:
+        fields["48"] = tcc
 
 
 def original_data(original: Fields) -> str:

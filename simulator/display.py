@@ -23,6 +23,7 @@ from authhost.iso.subfields import (
     MERCHANT_ADVICE_SUBELEMENT,
     PAN_MAPPING_SUBELEMENT,
     SubfieldError,
+    category_code,
     parse_additional_amounts,
     parse_additional_data,
     parse_additional_response,
@@ -62,10 +63,18 @@ def shown(number: str, value: object) -> str:
             elements = parse_additional_data(text)
         except SubfieldError:
             return "<additional data>"
+        tcc = category_code(text)  # Mastercard's transaction category code leads
         return " ".join(
-            f"{tag}:{_subelement(tag, value)}"
-            + (f" ({_ADVICE.get(value, 'advice')})" if tag == MERCHANT_ADVICE_SUBELEMENT else "")
-            for tag, value in elements.items()
+            ([f"TCC:{tcc}"] if tcc else [])
+            + [
+                f"{tag}:{_subelement(tag, value)}"
+                + (
+                    f" ({_ADVICE.get(value, 'advice')})"
+                    if tag == MERCHANT_ADVICE_SUBELEMENT
+                    else ""
+                )
+                for tag, value in elements.items()
+            ]
         )
     if number == "39":
         return f"{text} ({meaning(text)})"

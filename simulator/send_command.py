@@ -132,10 +132,13 @@ def send(
         "C101..C104 the cardholder pays with it, M101..M208 the merchant charges it alone "
         "(M103 a subscription), without CVV2.",
     ),
-    network: Network = typer.Option(
-        Network.MASTERCARD,
+    network: Network | None = typer.Option(
+        None,
         help="--entry ecommerce: the layout of the CVV2, --authentication, --cavv and --avs: "
-        "mastercard (field 48 SE 92, 42, 43, 82 and field 120) or visa (VisaNet Base I: "
+        "field 48 SE 92, 42, 43, 82 and field 120 by default; mastercard the same, sent as "
+        "Mastercard's network does (field 48 led by the transaction category code, DE 15 "
+        "settlement date, DE 63 network data: the answer echoes them), any --entry; visa "
+        "(VisaNet Base I: "
         "field 126.10, 60.8, 126.9 and 123; the answer's field 44 at Visa's positions). "
         "visa with a card-present --entry and --cvv2: the CVV2 in 126.10 beside track 2, "
         "answered P (not processed).",
@@ -263,10 +266,13 @@ def _requests(
     billing_currency: str | None = None, increment: float | None = None, partial: bool = False,
     new_pin: str | None = None, parts: int = 1, authentication: str | None = None,
     stored_credential: str | None = None, cavv: str = "genuine", wallet: bool = False,
-    avs: str | None = None, network: Network = Network.MASTERCARD,
+    avs: str | None = None, network: Network | None = None,
 ) -> list[Fields]:  # fmt: skip
-    """The request(s) to send, in order."""
+    """The request(s) to send, in order. ``network`` None: field 48's layout, none of
+    Mastercard's own fields; MASTERCARD adds them (TCC, DE 15, DE 63)."""
     builder = RequestBuilder(terminal)
+    banknet = network is Network.MASTERCARD
+    network = network or Network.MASTERCARD  # field 48's layout either way
     if cvv2 is not None and cvv2.lower() == "none":
         cvv2 = NO_CVV2
     # --network visa with a card read at the till: the --cvv2 given is sent beside track 2
@@ -340,7 +346,7 @@ def _requests(
     if kind is Kind.REVERSAL:
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency, network=network,
-                                     present_cvv2=present_cvv2)  # fmt: skip
+                                     present_cvv2=present_cvv2, banknet=banknet)  # fmt: skip
         stays = None  # a partial reversal: field 95 carries what stays charged
         if final_amount is not None:
             stays = minor_units(final_amount, "--final-amount", paid_in)
@@ -353,7 +359,7 @@ def _requests(
         )
         original = builder.financial(Kind.PURCHASE, chosen, minor, entry=entry, pin=pin,
                                      currency=currency, network=network,
-                                     present_cvv2=present_cvv2)  # fmt: skip
+                                     present_cvv2=present_cvv2, banknet=banknet)  # fmt: skip
         if kind is Kind.COMPLETION:
             return [original, *builder.split_completions(original, final, parts)]
         if increment is not None and increment <= 0:
@@ -378,7 +384,8 @@ def _requests(
                               authentication=authentication,
                               stored_credential=stored_credential, cavv=cavv,
                               wallet=wallet, avs=_avs(avs, chosen),
-                              network=network, present_cvv2=present_cvv2)]  # fmt: skip
+                              network=network, present_cvv2=present_cvv2,
+                              banknet=banknet)]  # fmt: skip
 
 
 def _hex_key(text: str | None, option: str) -> bytes | None:

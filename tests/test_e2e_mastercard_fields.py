@@ -6,8 +6,25 @@ data (63) echoed (docs/iso.md, "Mastercard's fields")."""
 
 from __future__ import annotations
 
+import re
+import time
+
+import trio
 from iso_client import Switch, next_stan
-from test_e2e_auth import field_90, purchase, start_host, store_url  # noqa: F401
+from test_e2e_auth import (  # noqa: F401
+    chip_read,
+    ecommerce,
+    field_90,
+    purchase,
+    start_host,
+    store_url,
+)
+from typer.testing import CliRunner
+
+from authhost.iso.messages import TokenData
+from authhost.iso.subfields import build_pan_mapping
+from authhost.security import emv
+from simulator.cli import app
 
 BANKNET = "MCCA1B2C3   "  # DE 63: financial network code MCC, Banknet reference number
 SETTLEMENT = "1126"  # DE 15, MMDD
@@ -100,3 +117,92 @@ async def test_a_key_entered_or_stored_card_has_its_cvc2_checked_without_field_2
     # read beside a track 2, the stripe is the check: a CVV2 there is not processed
     present = await switch.send(mastercard(purchase(card), subelements="9203" + wrong))
     assert present["39"] == "00"
+
+
+async def test_chip_data_that_vouches_for_nothing_leaves_the_cvv2_the_check(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A CVV2 beside a chip read is not processed because the chip's cryptogram is the check;
+    a field 55 without a cryptogram (any tag will do), or for a product whose cryptograms are
+    not checked, checks nothing: a card number without its CVV2 was approved by adding one."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card, unchecked = host.cards["active-visa"], host.cards["restricted"]  # no IMK-AC
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    no_cryptogram = emv.encode_tlv({"9F33": bytes.fromhex("E0F8C8")}).hex().upper()
+    online = await switch.send(ecommerce(card, wrong, **{"55": no_cryptogram}))
+    assert online["39"] == "N7"
+    keyed = {"22": "012", "35": None, "61": "2032100000102761011"}  # Mastercard's mail order
+    moto = await switch.send(ecommerce(card, wrong, **{**keyed, "25": None, "55": no_cryptogram}))
+    assert moto["39"] == "N7"
+    wrong_there = "000" if unchecked["cvv2"] != "000" else "111"
+    chip, _, _ = chip_read(host, unchecked, purchase(unchecked, **keyed), 18)
+    assert (await switch.send({**chip, "48": "9203" + wrong_there}))["39"] == "N7"
+    # a cryptogram the host checks is the check: the CVV2 beside it is not processed
+    genuine, _, _ = chip_read(host, card, purchase(card, **keyed), 18)
+    assert (await switch.send({**genuine, "48": "9203" + wrong}))["39"] == "00"
+
+
+async def test_the_simulator_sends_mastercards_fields_and_shows_their_echoes(
+    nursery, tmp_path, monkeypatch
+):
+    """``authhost-sim send --network mastercard``: the purchase and its reversal go with a
+    TCC-led field 48, DE 15 and DE 63, and the answers printed carry them back."""
+    monkeypatch.chdir(tmp_path)  # the demo export is written to the working directory
+    host = await start_host(nursery, tmp_path, f"sqlite:///{tmp_path / 'authhost.db'}")
+
+    def send(*args: str) -> str:
+        options = ["--cards", "demo-cards.json", "--port", str(host.port)]
+        result = CliRunner().invoke(app, ["send", *args, *options], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())  # as wrapped at the terminal's width
+
+    printed = await trio.to_thread.run_sync(send, "reversal", "--network", "mastercard")
+    settlement = time.strftime("%m%d", time.gmtime())
+    # the two requests and their two answers, each row "│ number │ name │ value │"
+    assert shown(printed, "15") == [settlement] * 4, printed[-1500:]
+    references = shown(printed, "63")
+    assert len(references) == 4 and len(set(references)) == 1  # the reversal names its original
+    assert re.fullmatch(r"MCC[0-9A-F]{9}", references[0])
+    assert shown(printed, "48") == ["TCC:R", "TCC:R"]  # a chip purchase, its reversal
+    assert "APPROVED: 00" in printed
+    web = await trio.to_thread.run_sync(
+        send, "purchase", "--entry", "ecommerce", "--card", "1", "--network", "mastercard"
+    )
+    assert shown(web, "48") == ["TCC:T 92:***"] and len(shown(web, "63")) == 2
+    plain = await trio.to_thread.run_sync(send, "purchase")
+    assert "TCC" not in plain and not shown(plain, "15") and not shown(plain, "63")
+
+
+def shown(printed: str, number: str) -> list[str]:
+    """The values the simulator printed for field ``number``, requests and answers in order."""
+    return re.findall(rf"│ {number} │ [^│]*│ ([^│]*?) │", printed)
+
+
+async def test_a_refund_or_a_token_payment_is_not_declined_for_a_cvc2_that_is_not_the_cards(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """Two CVC 2s the card's CVK cannot check, approved before the CVC 2 was checked without
+    field 25 and declined N7 since: a refund's (money to the cardholder, credited even to a lost
+    card: a wrong CVC 2 must not keep it from them, nor a refund answer tell a guesser which
+    CVC 2 is right), and a wallet or card-on-file token's (field 48 SE 33: the merchant held the
+    token, whose dynamic code is not the card's). Both are not processed: P."""
+    host = await start_host(nursery, tmp_path, store_url)
+    switch = await Switch.connect(host.port)
+    card = host.cards["active-visa"]
+    wrong = "000" if card["cvv2"] != "000" else "111"
+    keyed = {"14": card["expiry"], "22": "012", "35": None, "61": "2032100000102761011"}
+    refund = purchase(card, t="0200", **{**keyed, "3": "200000", "48": "T9203" + wrong})
+    assert (await switch.send(refund))["39"] == "00"
+    online = {**refund, "11": next_stan(), "22": "812", "25": "59"}  # the same, e-commerce
+    assert (await switch.send(online))["39"] == "00"
+    token = card["token"]
+    mapping = build_pan_mapping(TokenData(token["pan"], token["expiry"], token["requestor_id"]))
+    stored = {**keyed, "22": "102", "48": f"T33{len(mapping):02d}{mapping}9203{wrong}"}
+    assert (await switch.send(purchase(card, **stored)))["39"] == "00"
+    # the card's own number with a wrong CVC 2 is still declined
+    assert (await switch.send(purchase(card, **{**keyed, "48": "T9203" + wrong})))["39"] == "N7"

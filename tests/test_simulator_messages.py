@@ -388,3 +388,28 @@ def test_the_simulated_chip_tells_a_genuine_answer_from_a_forged_one(cvn):
     bad_mac = genuine[:-1] + bytes([genuine[-1] ^ 1])
     assert checker.verdicts(sent, bad_mac)[1].endswith("BAD")
     assert checker.verdicts(None, genuine) == []  # no chip data sent: nothing to check
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_mastercard_requests_carry_the_tcc_settlement_date_and_network_data(dialect):
+    """``--network mastercard``: field 48 led by the transaction category code, DE 15 and DE 63
+    as Mastercard's network sends them; a reversal or completion carries its original's.
+    Without it, none of them (field 48 as before)."""
+    codec = get_dialect(dialect)
+    shop = builder.financial(Kind.PURCHASE, CARD, 4000, banknet=True)
+    web = builder.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE, banknet=True)
+    atm = builder.financial(Kind.CASH, CARD, 4000, pin="1234", banknet=True)
+    reads = [decode_message(encode_request(f, codec), codec) for f in (shop, web, atm)]
+    assert [str(r.fields["48"])[:1] for r in reads] == ["R", "T", "Z"]
+    assert reads[1].cvv2 == "123"  # the subelements read after the TCC
+    for fields in (shop, web, atm):
+        assert len(str(fields["15"])) == 4 and str(fields["63"]).startswith("MCC")
+        assert len(str(fields["63"])) == 12
+    reversal = builder.reversal(shop)
+    completion = builder.split_completions(shop, 3000, 2)[0]
+    for derived in (reversal, completion):
+        assert (derived["15"], derived["63"]) == (shop["15"], shop["63"])
+        assert str(derived["48"])[:1] == "R"
+    plain = builder.financial(Kind.PURCHASE, CARD, 4000, entry=Entry.ECOMMERCE)
+    assert not {"15", "63"} & set(plain) and str(plain["48"])[:1] == "9"
+    assert "48" not in builder.reversal(builder.financial(Kind.PURCHASE, CARD, 4000))

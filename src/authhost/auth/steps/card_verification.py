@@ -17,7 +17,7 @@ from authhost.cards.avs import verify_address
 from authhost.cards.tokens import TokenState, find_token
 from authhost.cards.track2 import Track2Error, parse_track2
 from authhost.iso.codes import ResponseCode as RC
-from authhost.iso.messages import AuthRequest
+from authhost.iso.messages import CREDIT_TYPES, AuthRequest
 from authhost.iso.subfields import (
     CVV2_MATCH,
     CVV2_NO_MATCH,
@@ -78,10 +78,19 @@ class CardVerification:
                 tx.cvv_failed = True
                 return Decline(RC.CVV_FAILED, "cvv.icvv_failed" if chip else "cvv.cvv_failed")
         if request.cvv2 is not None:
-            # the stripe or chip, when read, was the check; a key-entered or stored card (field
-            # 22 01x, 10x) has only its CVV2, whatever the channel: Mastercard sends a mail or
-            # telephone order without field 25 (its DE 61 says so), which reads as a shop's
-            if request.track2 or request.icc_data is not None:
+            # the stripe or chip, when read and checked, was the check; a key-entered or stored
+            # card (field 22 01x, 10x) has only its CVV2, whatever the channel: Mastercard sends
+            # a mail or telephone order without field 25 (its DE 61 says so), which reads as a
+            # shop's. Field 55 alone vouches for nothing: anyone can add one. Not checked
+            # either: a token's (SE 33: the merchant held the token, whose code is not the
+            # card's) nor a refund's or credit's (money to the cardholder, never refused for a
+            # CVV2, nor an answer telling a guesser which one is right)
+            if (
+                request.track2
+                or request.payment_token is not None
+                or request.transaction_type in CREDIT_TYPES
+                or _chip_is_checked(request.icc_data, product.imk_ac_name)
+            ):
                 tx.cvv2_result = CVV2_NOT_PROCESSED
             else:
                 valid = self._security.verify_card_value(
@@ -142,6 +151,20 @@ class CardVerification:
             return Decline(RC.CVV_FAILED, "chip.date")
         tx.cryptogram = cryptogram
         return None
+
+
+def _chip_is_checked(icc: bytes | None, imk_ac_name: str | None) -> bool:
+    """Whether field 55 carries a cryptogram this step checks (``_cryptogram``): chip data
+    without an ARQC, or unreadable, or for a product whose cryptograms are not checked, proves
+    nothing (anyone can add it), and a CVV2 beside it is the only check. Parsed only for a
+    request with both a CVV2 and chip data (rare); ``_cryptogram`` answers unreadable data 30
+    afterwards."""
+    if icc is None or not imk_ac_name:
+        return False
+    try:
+        return ARQC in parse_tlv(icc)
+    except ChipDataError:
+        return False
 
 
 def checked_cryptogram(
