@@ -53,9 +53,7 @@ def _cli(*args: str) -> None:
     assert done.exit_code == 0, done.output
 
 
-async def test_a_movement_after_a_restore_is_listed_after_the_ledgers_cursor(
-    tmp_path, monkeypatch
-):
+async def test_a_movement_after_a_restore_is_listed_after_the_ledgers_cursor(tmp_path, monkeypatch):
     """Before the fix the restored store handed out again the journal ids between the
     backup's newest and the replaced store's newest: the purchase after the restore got an
     id the ledger's cursor had passed, and the feed never listed it (money moved on the
