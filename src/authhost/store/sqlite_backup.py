@@ -246,6 +246,53 @@ def sync_directory(folder: Path) -> None:
         os.close(handle)
 
 
+def _counters(path: Path) -> tuple[int, int]:
+    """The last journal id and fraud report id the store at ``path`` handed out (0: none)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        journal = report = 0
+        if "sqlite_sequence" in tables:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+            journal = int(row[0]) if row else 0
+        if "fraud_report_ids" in tables:
+            row = conn.execute("SELECT last FROM fraud_report_ids WHERE one = 1").fetchone()
+            report = int(row[0]) if row else 0
+        return journal, report
+    finally:
+        conn.close()
+
+
+def _keep_feed_cursors_valid(incoming: Path, store: Path) -> None:
+    """Number the restored store's next journal entries and fraud reports after the
+    replaced store's. The feeds' cursors (movements, alerts, reviews, fraud reports) are
+    ids the replaced store gave out; restored as the backup numbered them, the host handed
+    the ids between the backup's newest and the replaced store's newest out again, to new
+    movements, which a ledger whose cursor had passed them never listed: money the host
+    moved that the ledger never booked. The audit log keeps its own numbering (its chain
+    is verified without gaps; the ``store.restore`` entry says what was dropped)."""
+    journal, report = _counters(store)
+    conn = sqlite3.connect(incoming)
+    try:
+        with conn:
+            if journal:
+                conn.execute(
+                    "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'journal'",
+                    (journal,),
+                )
+                conn.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT 'journal', ? WHERE NOT "
+                    "EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'journal')",
+                    (journal,),
+                )
+            if report:
+                conn.execute(
+                    "UPDATE fraud_report_ids SET last = MAX(last, ?) WHERE one = 1", (report,)
+                )
+    finally:
+        conn.close()
+
+
 def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult:
     """Put the backup ``copy`` in the place of the store at ``store``, which no process may
     have open. The copy is checked first, and written beside the store and renamed over it,
@@ -284,17 +331,20 @@ def restore(copy: str | Path, store: str | Path, *, now: float) -> RestoreResult
         )
     replaced = None
     if old is not None:
-        doing = "give the copy the store's owner and mode"
+        doing = "number the copy's next journal entries after the store's"
         try:
+            _keep_feed_cursors_valid(incoming, store)
+            doing = "give the copy the store's owner and mode"
             _owned_as(incoming, old)
             doing = "keep the store under a second name"
             replaced = _free_name(store, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
             os.link(store, replaced)  # kept under a second name: the rename below loses nothing
             sync_directory(store.parent)  # the second name on disk before the rename
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             incoming.unlink(missing_ok=True)
             raise StoreError(
-                f"cannot {doing} ({store}: {exc.strerror or exc}): nothing changed"
+                f"cannot {doing} ({store}: {getattr(exc, 'strerror', None) or exc}): "
+                "nothing changed"
             ) from None
     os.replace(incoming, store)
     sync_directory(store.parent)  # else a power loss may bring the old store back
