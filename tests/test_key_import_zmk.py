@@ -361,3 +361,30 @@ def test_a_kcv_mismatch_exits_1_in_either_form(ceremony: Ceremony) -> None:
         "zpk", "--kcv", "123456",
     )  # fmt: skip
     assert (tr31.exit_code, legacy.exit_code) == (1, 1), (tr31.output, legacy.output)
+
+
+def test_a_key_already_in_the_store_as_another_kind_is_refused(ceremony: Ceremony) -> None:
+    """The form carries no type, so the custodian's --type was the only word: the ZMK itself
+    (encrypted under itself) entered as a zone PIN key, or a zone PIN key entered again as a
+    MAC key, gave one key two kinds (a MAC over chosen data is then an encryption under the
+    zone PIN key). The same key under two names of one kind (two acquirers' zones) stays."""
+    zmk = ceremony.zmk
+    itself = ceremony.keys(
+        "import", "zpk-self", under_zmk(zmk, zmk), "--kek", "zmk", "--type", "zpk",
+        "--kcv", kcv_of(zmk),
+    )  # fmt: skip
+    assert itself.exit_code == 1, itself.output
+    assert "the key store has this key" in itself.output and "as 'zmk', a kek key" in itself.output
+
+    def imported(name: str, key_type: str):
+        return ceremony.keys(
+            "import", name, under_zmk(zmk, CLEAR_KEY), "--kek", "zmk", "--type", key_type,
+            "--kcv", kcv_of(CLEAR_KEY),
+        )  # fmt: skip
+
+    assert imported("zpk-acq1", "zpk").exit_code == 0
+    assert imported("zpk-acq2", "zpk").exit_code == 0  # one zone key for two acquirers
+    mak = imported("mak-acq1", "mak")
+    assert mak.exit_code == 1 and "as 'zpk-acq1', a zpk key" in mak.output
+    _no_key_in(itself.output + mak.output, CLEAR_KEY, zmk)
+    assert ceremony.store().versions("mak-acq1") == [] == ceremony.store().versions("zpk-self")

@@ -297,7 +297,20 @@ def import_under_zmk(
             f"{kcv(material, tdes)}): an old key sent again would roll the zone back; ask the "
             "sender for the new key"
         )
+    _refuse_another_kind(store, name, key_type, kcv(material, tdes))
     return store.add_version(name, key_type, tdes, material, new_version=new_version)
+
+
+def _refuse_another_kind(store: KeyStore, name: str, key_type: KeyType, check: str) -> None:
+    """A key already in the store as another type (the ZMK itself, a zone PIN key sent again
+    as a MAC key) is refused: the legacy form carries no type, and one key of two kinds lets
+    what one does (a MAC over chosen data) serve against the other (PIN blocks)."""
+    for entry in store.entries():
+        if entry.kcv == check and entry.key_type != key_type.value:
+            raise KeyCheckFailed(
+                f"cannot import {name!r}: the key store has this key (KCV {check}) as "
+                f"{entry.name!r}, a {entry.key_type} key: a key is of one kind only"
+            )
 
 
 def _expected_kcv(name: str, given: str) -> str:
