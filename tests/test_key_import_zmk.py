@@ -388,3 +388,21 @@ def test_a_key_already_in_the_store_as_another_kind_is_refused(ceremony: Ceremon
     assert mak.exit_code == 1 and "as 'zpk-acq1', a zpk key" in mak.output
     _no_key_in(itself.output + mak.output, CLEAR_KEY, zmk)
     assert ceremony.store().versions("mak-acq1") == [] == ceremony.store().versions("zpk-self")
+
+
+def test_an_old_tr31_block_sent_again_is_refused(ceremony: Ceremony) -> None:
+    """The same for a TR-31 block: an old version's block kept from a past exchange was taken
+    as the next version of the key."""
+    args = ("--type", "kek", "--algorithm", "tdes", "--length", "16")
+    assert ceremony.keys("generate", "kek-partner", *args).exit_code == 0
+    blocks = []
+    for new in ((), ("--new-version",)):
+        assert ceremony.keys("generate", "zpk-src", "--type", "zpk", *new).exit_code == 0
+        blocks.append(ceremony.keys("export", "zpk-src", "--kek", "kek-partner").stdout.strip())
+    first, second = blocks
+    assert ceremony.keys("import", "zpk-b", first, "--kek", "kek-partner").exit_code == 0
+    nxt = ("--kek", "kek-partner", "--new-version")
+    assert ceremony.keys("import", "zpk-b", second, *nxt).exit_code == 0
+    old = ceremony.keys("import", "zpk-b", first, *nxt)
+    assert old.exit_code == 1 and "a version of 'zpk-b' had this key before" in old.output
+    assert ceremony.store().versions("zpk-b") == [1, 2]

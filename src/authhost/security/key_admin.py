@@ -220,6 +220,8 @@ def import_key(
                 f"not the {expected} expected (--kcv): a wrong key block or KEK, or a mistyped "
                 "check value"
             )
+    if new_version:  # else the name is new (or refused as existing when saved)
+        _refuse_replayed(store, name, kcv(material, algorithm))
     # a block marked N (not exportable, ANSI X9.143) never leaves again; E and S allow export
     # under a KEK, the only way keys leave authhost
     exportable = header.exportability != "N"
@@ -291,14 +293,21 @@ def import_under_zmk(
             f"cannot import {name!r}: its KCV matches but it does not have odd DES parity (a "
             "switch's key change is refused so too); ask the sender for a parity-adjusted key"
         )
-    if store.had_kcv(name, kcv(material, tdes)):
-        raise KeyCheckFailed(  # as a captured key change sent again is (security.module)
-            f"cannot import {name!r}: a version of {name!r} had this key before (KCV "
-            f"{kcv(material, tdes)}): an old key sent again would roll the zone back; ask the "
-            "sender for the new key"
-        )
+    if new_version:  # else the name is new (or refused as existing when saved)
+        _refuse_replayed(store, name, kcv(material, tdes))
     _refuse_another_kind(store, name, key_type, kcv(material, tdes))
     return store.add_version(name, key_type, tdes, material, new_version=new_version)
+
+
+def _refuse_replayed(store: KeyStore, name: str, check: str) -> None:
+    """A key a version of ``name`` had (a retired one too) is refused, as a captured key
+    change sent again is (security.module): an old key's block or cryptogram kept or
+    captured would roll the key back."""
+    if store.had_kcv(name, check):
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: a version of {name!r} had this key before (KCV "
+            f"{check}): an old key sent again would roll it back; ask the sender for the new key"
+        )
 
 
 def _refuse_another_kind(store: KeyStore, name: str, key_type: KeyType, check: str) -> None:
