@@ -197,6 +197,8 @@ def test_keys_the_policy_refuses_are_refused(ceremony: Ceremony) -> None:
          "key scheme U is Thales' variant encryption"),
         (["X" + under_zmk(zmk, CLEAR_KEY), "--kcv", kcv_of(CLEAR_KEY)],
          "give its type with --type"),
+        (["y" + under_zmk(zmk, CLEAR_KEY), "--type", "zpk", "--kcv", kcv_of(CLEAR_KEY)],
+         "key scheme Y is followed by 48 hex digits, not 32"),
     ]  # fmt: skip
     asked_wrongly = ("give the KCV the sender told you", "give its type with --type")
     for args, said in cases:

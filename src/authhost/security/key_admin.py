@@ -357,6 +357,12 @@ def _without_scheme_tag(name: str, encrypted: str) -> str:
             "ZMK, which authhost does not support: ask for the X9.17 form (scheme X or Y) or "
             "a TR-31 key block"
         )
+    wanted = X917_TAGS.get(tag) or VARIANT_TAGS.get(tag)
+    if wanted and rest and _is_hex(rest):  # was "must be hex": the tag's length was wrong
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: key scheme {tag} is followed by {wanted} hex digits, not "
+            f"{len(rest)} (X and U: a double-length key, Y and T: a triple-length one)"
+        )
     return text
 
 
