@@ -156,6 +156,40 @@ async def test_no_more_overdraft_for_a_debit_account_carrying_a_prepaid_card(sto
         assert raised["credit_limit"] == 900
 
 
+async def test_a_lost_prepaid_card_on_a_debit_account_still_stops_a_new_overdraft(store_args):
+    """The refusal looked at live cards only: a lost or stolen prepaid card on a debit account
+    let the overdraft be raised, and its replacement (issued on the same account, no fit
+    check) then spent beyond its loads. A card that may still be replaced counts; one
+    replaced (its successor counts instead) or closed does not."""
+    async with open_service(*store_args) as service:
+        await service.create_product(
+            rq.NewProduct(product_id="pp", issuer_id="bank", name="P", bin="476173")
+        )
+        await service.create_account(rq.NewAccount(account_id="debit", balance=1_000))
+        await service.create_account(rq.NewAccount(account_id="gone", balance=1_000))
+        await service.create_account(rq.NewAccount(account_id="loaded", kind="prepaid"))
+        lost = await service.issue_card(rq.IssueCard(product_id="pp", account_id="debit"))
+        closed = await service.issue_card(rq.IssueCard(product_id="pp", account_id="gone"))
+        product = await service.store.get_product("pp")  # cards issued before the rule
+        await service.store.put_product(
+            replace(product, kind=CardKind.PREPAID, version=product.version + 1),
+            product.version,
+        )
+        for action in ("ship", "activate", "report-lost"):
+            await service.apply(lost["card_id"], action)
+        await service.apply(closed["card_id"], "cancel")
+        overdraft = rq.CreditLimitChange(credit_limit=50_000)
+        with pytest.raises(InvalidRequest, match=f"carries card {lost['card_id']}"):
+            await service.set_credit_limit("debit", overdraft)
+        assert (await service.get_account("debit"))["credit_limit"] == 0
+        assert (await service.set_credit_limit("gone", overdraft))["credit_limit"] == 50_000
+        new = await service.apply(lost["card_id"], "replace")  # on the debit account
+        with pytest.raises(InvalidRequest, match=f"carries card {new['card_id']}"):
+            await service.set_credit_limit("debit", overdraft)
+        await service.personalise(new["card_id"], rq.Personalise(account_id="loaded"))
+        assert (await service.set_credit_limit("debit", overdraft))["credit_limit"] == 50_000
+
+
 @pytest.mark.parametrize(
     "issue, error",
     [

@@ -138,7 +138,7 @@ def test_a_triple_length_key_needs_a_triple_length_zmk(ceremony: Ceremony) -> No
     clear = CLEAR_KEY + THIRD_PART
     args = ("--type", "zpk", "--kcv", kcv_of(clear))
     weak = ceremony.keys("import", "zpk3", under_zmk(ceremony.zmk, clear), "--kek", "zmk", *args)
-    assert weak.exit_code == 2 and "cannot be carried under 'zmk'" in weak.output
+    assert weak.exit_code == 1 and "cannot be carried under 'zmk'" in weak.output
     made = ceremony.keys(
         "generate", "zmk3", "--type", "kek", "--algorithm", "tdes", "--length", "24"
     )
@@ -155,7 +155,7 @@ def test_a_wrong_kcv_is_refused_with_both_kcvs_and_nothing_stored(ceremony: Cere
         "import", "zpk-acq2", under_zmk(ceremony.zmk, CLEAR_KEY), "--kek", "zmk", "--type",
         "zpk", "--kcv", "123456",
     )  # fmt: skip
-    assert done.exit_code == 2
+    assert done.exit_code == 1
     assert f"its KCV is {kcv_of(CLEAR_KEY)}, not the 123456 expected (--kcv)" in done.output
     _no_key_in(done.output, CLEAR_KEY, ceremony.zmk)
     assert ceremony.store().versions("zpk-acq2") == [] and ceremony.imports() == []
@@ -167,7 +167,7 @@ def test_a_key_under_another_zmk_is_refused(ceremony: Ceremony) -> None:
         "import", "zpk-acq2", under_zmk(other, CLEAR_KEY), "--kek", "zmk", "--type", "zpk",
         "--kcv", kcv_of(CLEAR_KEY),
     )  # fmt: skip
-    assert done.exit_code == 2
+    assert done.exit_code == 1
     assert f"not the {kcv_of(CLEAR_KEY)} expected (--kcv): a key encrypted under another ZMK" in (
         done.output
     )
@@ -197,10 +197,14 @@ def test_keys_the_policy_refuses_are_refused(ceremony: Ceremony) -> None:
          "key scheme U is Thales' variant encryption"),
         (["X" + under_zmk(zmk, CLEAR_KEY), "--kcv", kcv_of(CLEAR_KEY)],
          "give its type with --type"),
+        (["y" + under_zmk(zmk, CLEAR_KEY), "--type", "zpk", "--kcv", kcv_of(CLEAR_KEY)],
+         "key scheme Y is followed by 48 hex digits, not 32"),
     ]  # fmt: skip
+    asked_wrongly = ("give the KCV the sender told you", "give its type with --type")
     for args, said in cases:
         done = ceremony.keys("import", "zpk-x", *args, "--kek", "zmk")
-        assert (done.exit_code, said in done.output) == (2, True), (said, done.output)
+        code = 2 if said in asked_wrongly else 1  # a usage error 2, a key refused 1
+        assert (done.exit_code, said in done.output) == (code, True), (said, done.output)
         _no_key_in(done.output, CLEAR_KEY, no_parity, single, zmk)
     assert ceremony.keys("generate", "kek-aes", "--type", "kek").exit_code == 0
     aes = ceremony.keys(
@@ -272,3 +276,135 @@ async def test_an_imported_zpk_reads_pin_blocks_through_a_real_server(
         (entry,) = [e for e in await store.audit(subject="zpk") if e.action == "key.import"]
     assert '"version": 2' in entry.after and '"form": "legacy-ecb"' in entry.after
     _no_key_in(entry.after, CLEAR_KEY, zmk)
+
+
+def test_a_key_is_not_imported_as_a_kek_in_the_legacy_form(ceremony: Ceremony) -> None:
+    """The legacy form carries no key usage: a zone PIN key a switch sent under the ZMK (an 0800
+    key change's, say) entered as a KEK would become a key that unwraps others (and exports
+    every key under a key the switch's side knows). A KEK enters as components or TR-31."""
+    zpk_under_zmk = under_zmk(ceremony.zmk, CLEAR_KEY)
+    done = ceremony.keys(
+        "import", "kek-acq2", zpk_under_zmk, "--kek", "zmk", "--type", "kek",
+        "--kcv", kcv_of(CLEAR_KEY),
+    )  # fmt: skip
+    assert done.exit_code == 1, done.output
+    assert "a KEK does not enter in the legacy form" in done.output
+    _no_key_in(done.output, CLEAR_KEY, ceremony.zmk)
+    assert ceremony.store().versions("kek-acq2") == [] and ceremony.imports() == []
+
+
+def test_an_old_key_sent_again_is_refused(ceremony: Ceremony) -> None:
+    """A key change refuses a key a version of its name had; the import took one: an old zone
+    PIN key's cryptogram (kept from a past ceremony, or captured) rolled the zone back."""
+    second = bytes.fromhex("89ABCDEF01234567FEDCBA9876543210")  # odd parity, not CLEAR_KEY
+    zmk = ceremony.zmk
+
+    def imported(key: bytes, *more: str):
+        return ceremony.keys(
+            "import", "zpk-acq2", under_zmk(zmk, key), "--kek", "zmk", "--type", "zpk",
+            "--kcv", kcv_of(key), *more,
+        )  # fmt: skip
+
+    assert imported(CLEAR_KEY).exit_code == 0
+    assert imported(second, "--new-version").exit_code == 0
+    for key in (CLEAR_KEY, second):  # the old version, and the current one again
+        done = imported(key, "--new-version")
+        assert done.exit_code == 1, done.output
+        assert f"a version of 'zpk-acq2' had this key before (KCV {kcv_of(key)})" in done.output
+        _no_key_in(done.output, key, zmk)
+    assert ceremony.store().versions("zpk-acq2") == [1, 2]
+    assert len(ceremony.imports()) == 2
+
+
+def test_a_16_digit_kcv_is_compared_whole_and_never_shown(ceremony: Ceremony) -> None:
+    """Some HSMs print a TDES key's check value as the whole encrypted zero block (16 digits).
+    A TR-31 import compared those 16 digits with the 6 `kcv` makes and refused the right key;
+    the legacy import, refusing a key, printed all 16 digits of its block, where authhost
+    never shows more than 6."""
+    whole = _ecb(CLEAR_KEY, bytes(8)).hex()  # lower case, as typed
+    legacy = ceremony.keys(
+        "import", "zpk-acq2", under_zmk(ceremony.zmk, CLEAR_KEY), "--kek", "zmk", "--type",
+        "zpk", "--kcv", whole[:6] + "0" * 10,
+    )  # fmt: skip
+    assert legacy.exit_code != 0  # which code: test_a_kcv_mismatch_exits_1_in_either_form
+    assert f"its KCV is {kcv_of(CLEAR_KEY)}..., not the {whole[:6].upper()}0000000000" in (
+        legacy.output
+    )
+    assert whole[6:].upper() not in legacy.output.upper()
+
+    args = ("--type", "kek", "--algorithm", "tdes", "--length", "16")
+    assert ceremony.keys("generate", "kek-partner", *args).exit_code == 0
+    made = ceremony.keys("generate", "zpk-src", "--type", "zpk")
+    block = ceremony.keys("export", "zpk-src", "--kek", "kek-partner")
+    assert made.exit_code == 0 and block.exit_code == 0, block.output
+    material = ceremony.store().get("zpk-src").material
+    full = _ecb(material, bytes(8)).hex()
+    tr31 = block.stdout.strip().splitlines()[0]
+    done = ceremony.keys("import", "zpk-b", tr31, "--kek", "kek-partner", "--kcv", full)
+    assert done.exit_code == 0, done.output
+    assert ceremony.store().get("zpk-b").material == material
+    wrong = ceremony.keys(
+        "import", "zpk-c", tr31, "--kek", "kek-partner", "--kcv", full[:6] + "0" * 10
+    )
+    assert wrong.exit_code != 0 and "its KCV is" in wrong.output
+    assert full[6:].upper() not in wrong.output.upper()
+
+
+def test_a_kcv_mismatch_exits_1_in_either_form(ceremony: Ceremony) -> None:
+    """A TR-31 block's KCV mismatch exited 1 and the legacy form's 2; the README says a
+    refused command exits 1 (2: configuration or usage errors). Both now exit 1."""
+    args = ("--type", "kek", "--algorithm", "tdes", "--length", "16")
+    assert ceremony.keys("generate", "kek-partner", *args).exit_code == 0
+    assert ceremony.keys("generate", "zpk-src", "--type", "zpk").exit_code == 0
+    block = ceremony.keys("export", "zpk-src", "--kek", "kek-partner").stdout.strip()
+    tr31 = ceremony.keys("import", "zpk-b", block, "--kek", "kek-partner", "--kcv", "123456")
+    legacy = ceremony.keys(
+        "import", "zpk-acq2", under_zmk(ceremony.zmk, CLEAR_KEY), "--kek", "zmk", "--type",
+        "zpk", "--kcv", "123456",
+    )  # fmt: skip
+    assert (tr31.exit_code, legacy.exit_code) == (1, 1), (tr31.output, legacy.output)
+
+
+def test_a_key_already_in_the_store_as_another_kind_is_refused(ceremony: Ceremony) -> None:
+    """The form carries no type, so the custodian's --type was the only word: the ZMK itself
+    (encrypted under itself) entered as a zone PIN key, or a zone PIN key entered again as a
+    MAC key, gave one key two kinds (a MAC over chosen data is then an encryption under the
+    zone PIN key). The same key under two names of one kind (two acquirers' zones) stays."""
+    zmk = ceremony.zmk
+    itself = ceremony.keys(
+        "import", "zpk-self", under_zmk(zmk, zmk), "--kek", "zmk", "--type", "zpk",
+        "--kcv", kcv_of(zmk),
+    )  # fmt: skip
+    assert itself.exit_code == 1, itself.output
+    assert "the key store has this key" in itself.output and "as 'zmk', a kek key" in itself.output
+
+    def imported(name: str, key_type: str):
+        return ceremony.keys(
+            "import", name, under_zmk(zmk, CLEAR_KEY), "--kek", "zmk", "--type", key_type,
+            "--kcv", kcv_of(CLEAR_KEY),
+        )  # fmt: skip
+
+    assert imported("zpk-acq1", "zpk").exit_code == 0
+    assert imported("zpk-acq2", "zpk").exit_code == 0  # one zone key for two acquirers
+    mak = imported("mak-acq1", "mak")
+    assert mak.exit_code == 1 and "as 'zpk-acq1', a zpk key" in mak.output
+    _no_key_in(itself.output + mak.output, CLEAR_KEY, zmk)
+    assert ceremony.store().versions("mak-acq1") == [] == ceremony.store().versions("zpk-self")
+
+
+def test_an_old_tr31_block_sent_again_is_refused(ceremony: Ceremony) -> None:
+    """The same for a TR-31 block: an old version's block kept from a past exchange was taken
+    as the next version of the key."""
+    args = ("--type", "kek", "--algorithm", "tdes", "--length", "16")
+    assert ceremony.keys("generate", "kek-partner", *args).exit_code == 0
+    blocks = []
+    for new in ((), ("--new-version",)):
+        assert ceremony.keys("generate", "zpk-src", "--type", "zpk", *new).exit_code == 0
+        blocks.append(ceremony.keys("export", "zpk-src", "--kek", "kek-partner").stdout.strip())
+    first, second = blocks
+    assert ceremony.keys("import", "zpk-b", first, "--kek", "kek-partner").exit_code == 0
+    nxt = ("--kek", "kek-partner", "--new-version")
+    assert ceremony.keys("import", "zpk-b", second, *nxt).exit_code == 0
+    old = ceremony.keys("import", "zpk-b", first, *nxt)
+    assert old.exit_code == 1 and "a version of 'zpk-b' had this key before" in old.output
+    assert ceremony.store().versions("zpk-b") == [1, 2]

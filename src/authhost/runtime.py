@@ -277,6 +277,8 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(refresh_store_lists, rules))
             if config.rules.watch and config.rules.file:
                 runtime.services.append(partial(watch_rules_file, rules, cards))
+        else:
+            runtime.reloaders.append(no_rules_to_reload)
         from authhost.rules.metrics import RuleMetricsCollector
 
         # without rules too: their families at 0 rather than absent, for the alerts on them
@@ -737,6 +739,16 @@ async def apply_late_reversals(store: CardStore, every_s: float, window_s: float
                 run.expired,
                 window_s,
             )
+
+
+async def no_rules_to_reload() -> None:
+    """SIGHUP on a server started without a rules file: it takes none (the file is the one
+    it started with), and says so. An operator who set ``[rules] file`` and ran ``authhost
+    rules reload`` was told the log would show the new version, and it said nothing."""
+    log.warning(
+        "rules: none reloaded: this server started without a rules file ([rules] file) and "
+        "runs without fraud rules; restart it to load one"
+    )
 
 
 async def reload_rules(rules: RulesWithStoreLists, cards: CardService | None = None) -> None:

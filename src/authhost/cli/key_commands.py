@@ -23,7 +23,7 @@ from authhost.config import (
     load_config,
 )
 from authhost.security import key_admin, master_rotation
-from authhost.security.errors import KeyCheckFailed, SecurityError
+from authhost.security.errors import SecurityError
 from authhost.security.hsm_master import TokenKey
 from authhost.security.keys import KeyAlgorithm, KeyType
 from authhost.security.keystore import FORMAT_VERSION, KEY_MASTER, KeyStore
@@ -291,11 +291,7 @@ def keys_import(
             key = key_admin.import_under_zmk(
                 store, name, block, key_type, kek, check_value=kcv or "", new_version=new_version
             )
-    except KeyCheckFailed as exc:
-        if key_type is None:  # a TR-31 block's checks exit 1, as before
-            _fail(exc)
-        _refuse(exc)
-    except KEY_STORE_ERRORS as exc:
+    except KEY_STORE_ERRORS as exc:  # a key refused by its checks too: exit 1, either form
         _fail(_said(exc))
     _said_upgrade(store, before)
     typer.echo(f"imported {key.name} v{key.version} ({key.key_type}) KCV {key.kcv}")
@@ -304,8 +300,8 @@ def keys_import(
 
 
 def _refuse(exc: Exception | str) -> NoReturn:
-    """A key refused by its checks (or asked for wrongly): exit 2, nothing stored, so a
-    ceremony's script tells a key that does not check from a store that failed (1)."""
+    """An import asked for wrongly (an option it needs missing): exit 2, as Typer's own usage
+    errors and a configuration error; a key refused by its checks exits 1, as every refusal."""
     typer.echo(f"authhost keys: {exc}", err=True)
     raise typer.Exit(2)
 

@@ -210,8 +210,11 @@ def reload(config: Path | None = ConfigOption) -> None:
         raise _fail(f"no process {pid} (stale {pid_file})") from None
     except PermissionError:
         raise _fail(f"not allowed to signal process {pid}") from None
-    if cfg.rules.file:
-        said = "the server log shows the new version"
+    if cfg.rules.file:  # a server started without one logs that it takes none: restart it
+        said = (
+            "the server log shows the new version (or, for a server started without a rules "
+            "file, that it takes none until restarted)"
+        )
     else:  # the server started without rules: SIGHUP adds none, and there is no version
         said = (
             "no rules file is configured ([rules] file, or AUTHHOST_RULES_FILE), so the server "

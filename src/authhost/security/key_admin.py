@@ -15,11 +15,12 @@ from pathlib import Path
 
 from authhost.config import SecurityConfig
 from authhost.security import tr31
-from authhost.security.blockcipher import tdes_ecb_decrypt, tdes_ecb_encrypt
+from authhost.security.blockcipher import tdes_ecb_decrypt
 from authhost.security.errors import KeyCheckFailed, KeyNotFound, SecurityError, WeakKey
 from authhost.security.hsm_master import configured_master
 from authhost.security.keys import (
     ALLOWED_LENGTHS,
+    KCV_DIGITS,
     KEY_SHAPES,
     KeyAlgorithm,
     KeyType,
@@ -27,13 +28,11 @@ from authhost.security.keys import (
     adjust_des_parity,
     check_wrapping_strength,
     generate_material,
+    has_odd_parity,
     kcv,
+    kcv_matches,
 )
 from authhost.security.keystore import KeyStore
-
-# hex digits of check value a key in the legacy form is accepted with: as a switch's key change
-# (security.module), fewer would let almost any key through, more is the whole zero block
-LEGACY_KCV_DIGITS = range(6, 17)
 
 PAN_DATA_KEY = "pan-data"
 
@@ -213,12 +212,16 @@ def import_key(
         )
     if len(material) in ALLOWED_LENGTHS[algorithm]:  # other lengths: WeakKey when saved
         check_wrapping_strength(name, algorithm, len(material), kek)
-    found = kcv(material, algorithm)
-    if expected_kcv and found != expected_kcv.strip().upper():
-        raise SecurityError(  # it named one of the two values ("differs from the expected")
-            f"cannot import {name!r}: its KCV is {found}, not the {expected_kcv.strip().upper()}"
-            " expected (--kcv): a wrong key block or KEK, or a mistyped check value"
-        )
+    if expected_kcv:
+        expected = _expected_kcv(name, expected_kcv)
+        if not kcv_matches(material, algorithm, expected):
+            raise KeyCheckFailed(  # it named one of the two values ("differs from the expected")
+                f"cannot import {name!r}: its KCV is {_shown(material, algorithm, expected)}, "
+                f"not the {expected} expected (--kcv): a wrong key block or KEK, or a mistyped "
+                "check value"
+            )
+    if new_version:  # else the name is new (or refused as existing when saved)
+        _refuse_replayed(store, name, kcv(material, algorithm))
     # a block marked N (not exportable, ANSI X9.143) never leaves again; E and S allow export
     # under a KEK, the only way keys leave authhost
     exportable = header.exportability != "N"
@@ -249,6 +252,13 @@ def import_under_zmk(
     triple-length one under a double-length ZMK (``WeakKey``). Thales variant encryption (the
     ZMK XORed with a variant per key type) is not supported.
     """
+    if key_type is KeyType.KEK:
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: a KEK does not enter in the legacy form, which carries no "
+            "key usage: a zone PIN key sent under the ZMK would become a key that unwraps "
+            "others; enter a KEK as clear components (authhost keys components) or as a TR-31 "
+            "key block"
+        )
     zmk = _kek(store, zmk_name)
     if zmk.algorithm is not KeyAlgorithm.TDES:
         raise SecurityError(
@@ -268,26 +278,64 @@ def import_under_zmk(
         raise KeyCheckFailed(
             f"cannot import {name!r}: the encrypted key is 32 or 48 hex digits, not {2 * len(data)}"
         )
-    expected = check_value.strip().upper()
-    if len(expected) not in LEGACY_KCV_DIGITS or not _is_hex(expected):
-        raise KeyCheckFailed(
-            f"cannot import {name!r}: --kcv is 6 to 16 hex digits (the key encrypting zeros)"
-        )
+    expected = _expected_kcv(name, check_value)
     check_wrapping_strength(name, KeyAlgorithm.TDES, len(data), zmk)
+    tdes = KeyAlgorithm.TDES  # the checks a switch's key change makes too (security.module)
     material = tdes_ecb_decrypt(zmk.material, data, keep=False)
-    found = tdes_ecb_encrypt(material, bytes(8), keep=False).hex().upper()[: len(expected)]
-    if found != expected:
+    if not kcv_matches(material, tdes, expected):
         raise KeyCheckFailed(
-            f"cannot import {name!r}: its KCV is {found}, not the {expected} expected (--kcv): "
-            f"a key encrypted under another ZMK than {zmk_name!r}, a mistyped key or a "
-            "mistyped check value; nothing was stored"
+            f"cannot import {name!r}: its KCV is {_shown(material, tdes, expected)}, not the "
+            f"{expected} expected (--kcv): a key encrypted under another ZMK than "
+            f"{zmk_name!r}, a mistyped key or a mistyped check value; nothing was stored"
         )
-    if adjust_des_parity(material) != material:
+    if not has_odd_parity(material):
         raise KeyCheckFailed(
             f"cannot import {name!r}: its KCV matches but it does not have odd DES parity (a "
             "switch's key change is refused so too); ask the sender for a parity-adjusted key"
         )
-    return store.add_version(name, key_type, KeyAlgorithm.TDES, material, new_version=new_version)
+    if new_version:  # else the name is new (or refused as existing when saved)
+        _refuse_replayed(store, name, kcv(material, tdes))
+    _refuse_another_kind(store, name, key_type, kcv(material, tdes))
+    return store.add_version(name, key_type, tdes, material, new_version=new_version)
+
+
+def _refuse_replayed(store: KeyStore, name: str, check: str) -> None:
+    """A key a version of ``name`` had (a retired one too) is refused, as a captured key
+    change sent again is (security.module): an old key's block or cryptogram kept or
+    captured would roll the key back."""
+    if store.had_kcv(name, check):
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: a version of {name!r} had this key before (KCV "
+            f"{check}): an old key sent again would roll it back; ask the sender for the new key"
+        )
+
+
+def _refuse_another_kind(store: KeyStore, name: str, key_type: KeyType, check: str) -> None:
+    """A key already in the store as another type (the ZMK itself, a zone PIN key sent again
+    as a MAC key) is refused: the legacy form carries no type, and one key of two kinds lets
+    what one does (a MAC over chosen data) serve against the other (PIN blocks)."""
+    for entry in store.entries():
+        if entry.kcv == check and entry.key_type != key_type.value:
+            raise KeyCheckFailed(
+                f"cannot import {name!r}: the key store has this key (KCV {check}) as "
+                f"{entry.name!r}, a {entry.key_type} key: a key is of one kind only"
+            )
+
+
+def _expected_kcv(name: str, given: str) -> str:
+    """The check value an operator gave, upper case; 6 to 16 hex digits or refused."""
+    expected = given.strip().upper()
+    if len(expected) not in KCV_DIGITS or not _is_hex(expected):
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: --kcv is 6 to 16 hex digits (the key encrypting zeros)"
+        )
+    return expected
+
+
+def _shown(material: bytes, algorithm: KeyAlgorithm, expected: str) -> str:
+    """A refused key's KCV as shown: its 6 digits (``kcv``), never more of the block the key
+    encrypts, with "..." when the operator gave more digits than that."""
+    return kcv(material, algorithm) + ("..." if len(expected) > 6 else "")
 
 
 # payShield's key scheme tags (the letter before a key under a ZMK): X and Y are the X9.17
@@ -308,6 +356,12 @@ def _without_scheme_tag(name: str, encrypted: str) -> str:
             f"cannot import {name!r}: key scheme {tag} is Thales' variant encryption under the "
             "ZMK, which authhost does not support: ask for the X9.17 form (scheme X or Y) or "
             "a TR-31 key block"
+        )
+    wanted = X917_TAGS.get(tag) or VARIANT_TAGS.get(tag)
+    if wanted and rest and _is_hex(rest):  # was "must be hex": the tag's length was wrong
+        raise KeyCheckFailed(
+            f"cannot import {name!r}: key scheme {tag} is followed by {wanted} hex digits, not "
+            f"{len(rest)} (X and U: a double-length key, Y and T: a triple-length one)"
         )
     return text
 

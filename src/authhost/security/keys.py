@@ -151,13 +151,36 @@ def kcv(material: bytes, algorithm: KeyAlgorithm) -> str:
     TDES: the key encrypts a zero block (the classic KCV). AES: AES-CMAC of a zero block
     (ANSI X9.24-1:2017). HMAC: HMAC-SHA-256 of a zero block. Only ever the first 3 bytes.
     """
+    return _check_block(material, algorithm)[:3].hex().upper()
+
+
+# hex digits of check value a key sent to authhost is taken with: fewer would let almost any
+# key through; 16 is a TDES key's whole encrypted zero block, as some HSMs print it
+KCV_DIGITS = range(6, 17)
+
+
+def kcv_matches(material: bytes, algorithm: KeyAlgorithm, expected: str) -> bool:
+    """Whether ``expected`` (hex, 6 to 16 digits, either case) begins the key's check value:
+    a partner's 16-digit KCV is compared over all 16, not refused for differing from the 6
+    ``kcv`` shows. Nothing beyond those 6 digits is ever returned."""
+    value = expected.upper()
+    if len(value) not in KCV_DIGITS or not value.isascii():
+        return False
+    found = _check_block(material, algorithm, keep=False).hex().upper()[: len(value)]
+    return hmac.compare_digest(found, value)
+
+
+def has_odd_parity(material: bytes) -> bool:
+    """Every byte of a DES/TDES key with odd parity, as a key from an HSM or switch has."""
+    return adjust_des_parity(material) == material
+
+
+def _check_block(material: bytes, algorithm: KeyAlgorithm, *, keep: bool = True) -> bytes:
     if algorithm is KeyAlgorithm.TDES:
-        value = tdes_ecb_encrypt(material, bytes(8))
-    elif algorithm is KeyAlgorithm.AES:
-        value = aes_cmac(material, bytes(16))
-    else:
-        value = hmac.new(material, bytes(16), hashlib.sha256).digest()
-    return value[:3].hex().upper()
+        return tdes_ecb_encrypt(material, bytes(8), keep=keep)
+    if algorithm is KeyAlgorithm.AES:
+        return aes_cmac(material, bytes(16))
+    return hmac.new(material, bytes(16), hashlib.sha256).digest()
 
 
 def generate_material(algorithm: KeyAlgorithm, length: int) -> bytes:

@@ -514,6 +514,11 @@ class KeyStore:
         counts after a change: rotated, reloaded)."""
         return sum(1 for entry in self._entries.values() if not entry.retired_at)
 
+    def had_kcv(self, name: str, kcv: str) -> bool:
+        """Whether a version of ``name``, a retired one too, had this KCV: a key sent again
+        (a captured key change, an old key's cryptogram replayed) would roll it back."""
+        return any(e.name == name and e.kcv == kcv for e in self._entries.values())
+
     def versions(self, name: str) -> list[int]:
         """The live versions of ``name`` (retired ones left out), oldest first."""
         return sorted(v for (n, v), e in self._entries.items() if n == name and not e.retired_at)

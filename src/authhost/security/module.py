@@ -36,7 +36,7 @@ from authhost.security import (
     pinverify,
 )
 from authhost.security.audit_chain import AuditSeal
-from authhost.security.blockcipher import tdes_ecb_decrypt, tdes_ecb_encrypt
+from authhost.security.blockcipher import tdes_ecb_decrypt
 from authhost.security.dukpt import AesDukptHost, DukptError, TdesDukptHost
 from authhost.security.errors import (
     KeyCheckFailed,
@@ -50,9 +50,11 @@ from authhost.security.keys import (
     KeyAlgorithm,
     KeyType,
     WorkingKey,
-    adjust_des_parity,
     check_wrapping_strength,
     generate_material,
+    has_odd_parity,
+    kcv,
+    kcv_matches,
 )
 from authhost.security.keystore import (
     FORMAT_VERSION,
@@ -590,10 +592,10 @@ class SecurityModule:
         if len(check_value) < 6:  # fewer digits would let almost any key through
             raise KeyCheckFailed("a key change needs at least 6 digits of check value")
         material = tdes_ecb_decrypt(zmk.material, encrypted_key, keep=False)
-        check = tdes_ecb_encrypt(material, bytes(8), keep=False).hex().upper()
-        if adjust_des_parity(material) != material or not check.startswith(check_value.upper()):
+        tdes = KeyAlgorithm.TDES  # the checks a key imported under a ZMK has too (key_admin)
+        if not has_odd_parity(material) or not kcv_matches(material, tdes, check_value):
             raise KeyCheckFailed(f"the new key for {name!r} does not match its check value")
-        if any(e.name == name and e.kcv == check[:6] for e in self._store.entries()):
+        if self._store.had_kcv(name, kcv(material, tdes)):
             # a captured key change sent again would roll the zone back to an old key
             raise KeyCheckFailed(f"the new key for {name!r} was used before")
         key = self._store.add_version(name, key_type, KeyAlgorithm.TDES, material)

@@ -530,20 +530,31 @@ class ProductsAndAccounts(ServiceBase):
     async def _refuse_overdraft_for_prepaid_cards(self, account_id: str) -> None:
         """A debit account carrying a live prepaid product's card (issued before prepaid
         products needed prepaid accounts, 2026-11-29) gets no more overdraft: it would let
-        the card spend beyond what was loaded, the very thing that rule stops."""
+        the card spend beyond what was loaded, the very thing that rule stops. A lost, stolen
+        or damaged one not yet replaced counts too: its replacement is issued on the same
+        account (with no fit check), live."""
         kinds: dict[str, CardKind] = {}
-        for state in sorted(lifecycle.LIVE_STATES, key=lambda s: s.value):
+        states = lifecycle.LIVE_STATES | lifecycle.REPLACEABLE
+        for state in sorted(states, key=lambda s: s.value):
             offset = 0
             while page := await self.store.list_cards(account_id, state.value, 1000, offset):
                 offset += len(page)
                 for card in page:
+                    if card.state in lifecycle.REPLACEABLE and card.replaced_by:
+                        continue  # its successor is listed itself while it is live
                     if card.product_id not in kinds:
                         kinds[card.product_id] = (await self._product(card.product_id)).kind
                     if kinds[card.product_id] is CardKind.PREPAID:
+                        move = (
+                            f"the card is {card.state.value} and its replacement would be "
+                            "issued on this account: replace it and move the replacement"
+                            if card.state in lifecycle.REPLACEABLE
+                            else "move the card"
+                        )
                         raise InvalidRequest(
                             f"account {account_id} carries card {card.card_id} of prepaid "
                             f"product {card.product_id}: an overdraft would let it spend beyond "
-                            "what was loaded; move the card to a prepaid account first "
+                            f"what was loaded; {move} to a prepaid account first "
                             "(cards personalise --account-id), or lower the overdraft only"
                         )
 
