@@ -71,7 +71,8 @@ class Runtime:
 
     handler: DecisionHandler
     services: list[Service] = field(default_factory=list)  # run until cancelled
-    reloaders: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # on SIGHUP
+    # on SIGHUP; each returns what it kept instead of what it was given (None: it took it)
+    reloaders: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
     banner: list[str] = field(default_factory=list)  # start-up lines for the operator
     collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
     macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
@@ -82,21 +83,25 @@ class Runtime:
     store: Any = None  # the one CardStore everything above uses (clearing imports read it)
     security: Any = None  # the security module (PAN index of a clearing record)
 
-    async def reload(self) -> None:
+    async def reload(self) -> list[str]:
         """Run every reloader, even after one fails: a key store caught mid-rotation kept the
         rules and the model after it from reloading, so a rule fix sent with SIGHUP (or
         ``authhost rules reload``) did not apply. The first failure is raised once all ran
-        (the server logs it); any later one is logged here."""
+        (the server logs it); any later one is logged here. Returns what the reloaders kept
+        (a refused rules file), for the server's closing line to say."""
         failures: list[Exception] = []
+        kept: list[str] = []
         for reload in self.reloaders:
             try:
-                await reload()
+                if (what := await reload()) is not None:
+                    kept.append(what)
             except Exception as exc:  # noqa: BLE001 - each part keeps its previous version
                 failures.append(exc)
         for later in failures[1:]:
             log.error("reload failed; the previous configuration stays active: %s", later)
         if failures:
             raise failures[0]
+        return kept
 
 
 class RulesWithStoreLists:
@@ -692,11 +697,15 @@ async def apply_late_reversals(store: CardStore, every_s: float, window_s: float
             )
 
 
-async def reload_rules(rules: RulesWithStoreLists) -> None:
+async def reload_rules(rules: RulesWithStoreLists) -> str | None:
     """SIGHUP: re-read the rules file and lists. A refused file is logged by the source
-    itself (every error, the version kept): logging it here too doubled each line."""
-    await trio.to_thread.run_sync(rules.source.reload)
+    itself (every error, the version kept): logging it here too doubled each line; what is
+    kept is returned, so the reload's last line does not read as if the file was taken."""
+    result = await trio.to_thread.run_sync(rules.source.reload)
     await rules.refresh_lists()
+    if not result.ok:
+        return f"rules version {result.version} (the rules file was refused)"
+    return None
 
 
 async def watch_rules_file(rules: RulesWithStoreLists) -> None:
