@@ -33,7 +33,7 @@ from authhost.node_lease import claim_node, keep_node, node_owner
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
-from authhost.store.interface import CardStore, StoreError
+from authhost.store.interface import CardStore, StoreError, unavailable
 from authhost.store.opener import printable_url
 
 if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
@@ -582,8 +582,9 @@ async def finish_unfinished(
                 result = await cards.finish_unfinished()
             else:
                 result = await cards.finish_unfinished(older_than_s)
-        except StoreError as exc:
-            log.warning("cannot look for work a crash cut short now (%s)", exc)
+        except (StoreError, *cards.store.backend_errors) as exc:  # down, full: not a bug
+            failed = unavailable(exc, "the store failed")
+            log.warning("cannot look for work a crash cut short now (%s)", failed)
         except Exception:
             log.exception("finishing work a crash cut short failed; will try again")
         else:
