@@ -109,3 +109,32 @@ def test_a_second_server_on_the_same_node_is_told(
     )
     assert NODE_IN_USE in node_log(installation, url, 0)
     assert "approval-code node" not in node_log(installation, url, 1)
+
+
+def test_a_command_posting_through_the_pipeline_holds_no_node(installation: Path) -> None:
+    """``disputes reconcile`` (as ``clearing import`` and ``disputes resolve``) opens a
+    runtime of its own to post through the pipeline: it took approval-code node 0's lease and
+    never let go of it, so beside a server it logged that the node was in use by another
+    server, and a ``serve`` started within the next minute logged at ERROR that the node was
+    in use by the command's pid, which had exited."""
+    import os
+    import sys
+
+    env = {
+        **os.environ, "AUTHHOST_STORE_URL": "sqlite:///authhost.db",
+        "AUTHHOST_SECURITY_MASTER_KEY_FILE": str(installation / "authhost-keys.json.demo-master-key"),
+    }  # fmt: skip
+    env.pop("AUTHHOST_CONFIG", None)
+    command = [sys.executable, "-m", "authhost", "disputes", "reconcile"]
+
+    first = serve(installation, "sqlite:///authhost.db")
+    try:
+        until_listening(first)
+        beside = subprocess.run(command, cwd=installation, env=env, capture_output=True, text=True)
+    finally:
+        stop(first)
+    assert beside.returncode == 0 and "approval-code node" not in beside.stderr, beside.stderr
+
+    alone = subprocess.run(command, cwd=installation, env=env, capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    assert "approval-code node" not in start_log(installation, "sqlite:///authhost.db")

@@ -128,8 +128,14 @@ class RulesWithStoreLists:
 
 
 @asynccontextmanager
-async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[Runtime]:
-    """Open everything ``authhost serve`` needs; closes it on exit."""
+async def open_runtime(
+    config: Config, *, demo: bool = False, serving: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open everything ``authhost serve`` needs; closes it on exit. A command that only posts
+    through the pipeline (``clearing import``, ``disputes resolve``) passes ``serving=False``:
+    it holds no approval-code node (its lease, taken and never renewed nor dropped, made the
+    next ``serve`` within a minute report the node in use by another server) and is not
+    warned that authorisations would be declined."""
     from authhost.admin.service import CardService
     from authhost.security.module import SecurityModule
 
@@ -158,10 +164,11 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 )
             )
 
-        if not await store.list_cards(limit=1):
-            log.warning(empty_store_warning(config.store.url))
         node_owner_name = node_owner()
-        await claim_node(store, config.server.node_id, node_owner_name)
+        if serving:
+            if not await store.list_cards(limit=1):
+                log.warning(empty_store_warning(config.store.url))
+            await claim_node(store, config.server.node_id, node_owner_name)
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         acceptors_read = partial(reads_acceptors, rules, scorer)
@@ -206,7 +213,10 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
-        runtime.services.append(partial(keep_node, store, config.server.node_id, node_owner_name))
+        if serving:
+            runtime.services.append(
+                partial(keep_node, store, config.server.node_id, node_owner_name)
+            )
         shortest = config.auth.hold_lives.shortest_shift
         runtime.services.append(
             partial(
