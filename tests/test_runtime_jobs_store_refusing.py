@@ -22,7 +22,9 @@ async def test_the_crash_finisher_says_redis_at_its_maxmemory_in_one_line(
     tmp_path, private_redis, caplog
 ):
     async with open_service(tmp_path, "redis", private_redis) as service:
-        assert redis_command(private_redis, "CONFIG", "SET", "maxmemory-policy", "noeviction") == "+OK"
+        assert (
+            redis_command(private_redis, "CONFIG", "SET", "maxmemory-policy", "noeviction") == "+OK"
+        )
         assert redis_command(private_redis, "CONFIG", "SET", "maxmemory", "1") == "+OK"
         try:
             with caplog.at_level(logging.WARNING, "authhost.runtime"):

@@ -91,5 +91,8 @@ async def test_a_sighup_with_a_refused_rules_file_ends_saying_what_it_kept(tmp_p
         await store.close()
     last = caplog.records[-1]
     assert last.levelno == logging.WARNING, caplog.text
-    assert last.getMessage() == f"reload complete, keeping rules version {kept} (the rules file was refused)"
+    assert (
+        last.getMessage()
+        == f"reload complete, keeping rules version {kept} (the rules file was refused)"
+    )
     assert source.version == kept

@@ -424,8 +424,9 @@ def empty_store_warning(url: str) -> str:
     its data would otherwise answer every authorisation 14 without a word."""
     return (
         f"store {printable_url(url)} holds no card (working directory {os.getcwd()}): every "
-        "authorisation will be declined 14 (invalid card) until cards are issued; if this "
-        "installation has cards, the store URL names the wrong store or its Redis lost its data"
+        "authorisation will be declined until cards are issued (14, invalid card; 96 while a "
+        "Redis store holds no product, account or card); if this installation has cards, the "
+        "store URL names the wrong store or its Redis lost its data"
     )
 
 
