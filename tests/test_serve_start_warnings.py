@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -138,3 +139,27 @@ def test_a_command_posting_through_the_pipeline_holds_no_node(installation: Path
     alone = subprocess.run(command, cwd=installation, env=env, capture_output=True, text=True)
     assert alone.returncode == 0, alone.stderr
     assert "approval-code node" not in start_log(installation, "sqlite:///authhost.db")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_server_started_again_after_a_kill_is_not_told_of_a_second_server(
+    installation: Path, redis_url: str, backend: str
+) -> None:
+    """A server killed outright (the OOM killer, ``kill -9``) and started again by its service
+    manager found its node's lease, not yet expired, held by the dead pid: it logged at ERROR
+    that another server was using the node (and again at each renewal until the lease
+    expired). The dead process's lease is taken over now, and the log says so at INFO."""
+    url = (
+        "sqlite:///authhost.db"
+        if backend == "sqlite"
+        else f"{redis_url}?prefix=k{secrets.token_hex(4)}"
+    )
+    killed = serve(installation, url)
+    try:
+        until_listening(killed)
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)  # reaped, as a service manager does
+    log = start_log(installation, url)
+    assert "is in use by another server" not in log, log
+    assert f"taken over from {socket.gethostname()} pid {killed.pid}, which has exited" in log, log

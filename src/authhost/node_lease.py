@@ -7,7 +7,8 @@ approval code. Each process holds the store lease ``server.node.N`` while it ser
 finds it held by another logs an ERROR naming the holder (and goes on serving: refusing
 would take a bank's host down over a configuration slip). A worker the supervisor restarts
 holds it under the supervisor's name, so a crash and restart is not taken for a second
-server; a process killed outright leaves its lease to expire (``NODE_LEASE_S``).
+server; a process killed outright leaves its lease to expire (``NODE_LEASE_S``), or to be
+taken over by the next process on its host (``exited_here``).
 """
 
 from __future__ import annotations
@@ -53,14 +54,45 @@ async def claim_node(store: CardStore, node_id: int, owner: str) -> bool:
         return True
     if holder is None:  # it lapsed between the two reads: the next renewal takes it
         return True
+    if exited_here(holder.owner) and await _take_over(store, name, holder.owner, owner):
+        log.info(
+            "approval-code node %d taken over from %s, which has exited", node_id, holder.owner
+        )
+        return True
     log.error(
         "approval-code node %d is in use by another server on this store (%s, since %s): both "
         "hand out the same approval codes; give one of them another [server] node_id (a "
-        "server killed outright lets go of it within %.0f s)",
+        "server killed outright on another host lets go of it within %.0f s)",
         node_id, holder.owner, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.since)),
         NODE_LEASE_S,
     )  # fmt: skip
     return False
+
+
+def exited_here(owner: str) -> bool:
+    """The owner (``node_owner``) was a process of this host that no longer runs: a server
+    killed outright (OOM killer, ``kill -9``) and started again by its service manager, whose
+    lease has not expired yet. Not to be taken for a second server: that was an ERROR, up to
+    three times, naming the dead pid. A pid reused since reads as running (the lease expires)."""
+    host, _, pid = owner.rpartition(" pid ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: running
+        return False
+    return False
+
+
+async def _take_over(store: CardStore, name: str, dead: str, owner: str) -> bool:
+    try:
+        await store.drop_lease(name, dead)  # only if still the dead one's
+        return await store.take_lease(name, owner, NODE_LEASE_S)
+    except Exception as exc:  # the store down: as in claim_node
+        log.debug("cannot take over %s: %s", name, exc)
+        return False
 
 
 async def keep_node(store: CardStore, node_id: int, owner: str) -> None:
