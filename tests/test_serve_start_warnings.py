@@ -163,3 +163,33 @@ def test_a_server_started_again_after_a_kill_is_not_told_of_a_second_server(
     log = start_log(installation, url)
     assert "is in use by another server" not in log, log
     assert f"taken over from {socket.gethostname()} pid {killed.pid}, which has exited" in log, log
+
+
+def metrics_text(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return answer.read().decode()
+
+
+def test_a_second_server_on_the_same_node_is_in_the_metrics(installation: Path) -> None:
+    """The ERROR line alone was easy to miss: the gauge gives an alert something to watch."""
+    from conftest import free_port
+
+    ports = free_port(), free_port()
+    first = serve(installation, "sqlite:///authhost.db", AUTHHOST_SERVER_METRICS_PORT=str(ports[0]))
+    try:
+        until_listening(first)
+        second = serve(
+            installation, "sqlite:///authhost.db", AUTHHOST_SERVER_METRICS_PORT=str(ports[1])
+        )
+        try:
+            until_listening(second)
+            shared = metrics_text(ports[1])
+        finally:
+            stop(second)
+        alone = metrics_text(ports[0])
+    finally:
+        stop(first)
+    assert 'authhost_approval_node_shared{node="0"} 1.0' in shared, shared
+    assert 'authhost_approval_node_shared{node="0"} 0.0' in alone, alone

@@ -18,8 +18,12 @@ import multiprocessing
 import os
 import socket
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import trio
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from authhost.store.interface import CardStore
 
@@ -35,6 +39,35 @@ def node_owner() -> str:
     parent = multiprocessing.parent_process()
     pid = parent.pid if parent is not None and parent.pid is not None else os.getpid()
     return f"{socket.gethostname()} pid {pid}"
+
+
+@dataclass
+class NodeWatch:
+    """This process's approval-code node and whether another server holds it, as the last
+    claim found: for /metrics, where an alert can watch it (the ERROR line is easy to miss)."""
+
+    node_id: int
+    shared: bool = False
+
+
+class NodeLeaseCollector(Collector):
+    """authhost_approval_node_shared{node}: 1 while another server on the store holds this
+    process's approval-code node (both hand out the same approval codes: alert above 0)."""
+
+    def __init__(self, watch: NodeWatch) -> None:
+        self._watch = watch
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "authhost_approval_node_shared",
+            "1 while another server on this store holds this process's approval-code node",
+            labels=["node"],
+        )
+        family.add_metric([str(self._watch.node_id)], float(self._watch.shared))
+        yield family
 
 
 def lease_name(node_id: int) -> str:
@@ -95,16 +128,16 @@ async def _take_over(store: CardStore, name: str, dead: str, owner: str) -> bool
         return False
 
 
-async def keep_node(store: CardStore, node_id: int, owner: str) -> None:
+async def keep_node(store: CardStore, node: NodeWatch, owner: str) -> None:
     """Renew the node's lease while serving (saying so again while another holds it); let go
     of it on the way out, so the next start need not wait for its expiry."""
     try:
         while True:
             await trio.sleep(NODE_RENEW_S)
-            await claim_node(store, node_id, owner)
+            node.shared = not await claim_node(store, node.node_id, owner)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
             try:
-                await store.drop_lease(lease_name(node_id), owner)
+                await store.drop_lease(lease_name(node.node_id), owner)
             except Exception as exc:
-                log.debug("cannot let go of approval-code node %d: %s", node_id, exc)
+                log.debug("cannot let go of approval-code node %d: %s", node.node_id, exc)

@@ -29,7 +29,13 @@ from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.key_store_match import check_pan_keys
 from authhost.models.context import TxContext
-from authhost.node_lease import claim_node, keep_node, node_owner
+from authhost.node_lease import (
+    NodeLeaseCollector,
+    NodeWatch,
+    claim_node,
+    keep_node,
+    node_owner,
+)
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
@@ -164,11 +170,11 @@ async def open_runtime(
                 )
             )
 
-        node_owner_name = node_owner()
+        node_owner_name, node = node_owner(), NodeWatch(config.server.node_id)
         if serving:
             if not await store.list_cards(limit=1):
                 log.warning(empty_store_warning(config.store.url))
-            await claim_node(store, config.server.node_id, node_owner_name)
+            node.shared = not await claim_node(store, node.node_id, node_owner_name)
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         acceptors_read = partial(reads_acceptors, rules, scorer)
@@ -214,9 +220,8 @@ async def open_runtime(
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
         if serving:
-            runtime.services.append(
-                partial(keep_node, store, config.server.node_id, node_owner_name)
-            )
+            runtime.services.append(partial(keep_node, store, node, node_owner_name))
+            runtime.collectors.append(NodeLeaseCollector(node))
         shortest = config.auth.hold_lives.shortest_shift
         runtime.services.append(
             partial(
