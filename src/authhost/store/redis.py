@@ -340,6 +340,7 @@ class RedisCardStore:
         self._acceptors = RedisAcceptorStream(self._keys.acceptor_events)
         self._commits: Gathering[_CommitCall] = Gathering()
         self._stamp = b""  # redis_keys.Keys.stamp's value when this process opened the store
+        self._stamp_refused = False  # Redis refused to write the stamp (said once)
         self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
         self._ids_reserved_at = 0.0  # time.monotonic() of the newest block
@@ -401,7 +402,9 @@ class RedisCardStore:
         try:
             await self._client.set(key, os.urandom(8).hex(), condition=PureToken.NX)
         except ResponseError as exc:  # at its maxmemory: opens; health_read tries again
-            log.warning("cannot stamp the Redis store now (%s): not ready until it can", exc)
+            if not self._stamp_refused:  # once, not each second: /readyz says it meanwhile
+                self._stamp_refused = True
+                log.warning("cannot stamp the Redis store now (%s): not ready until it can", exc)
             return
         self._stamp = await self._client.get(key) or b""
 
