@@ -63,3 +63,36 @@ async def test_a_sighup_says_the_key_store_was_re_read_and_what_it_holds(tmp_pat
         await reload_keys(security)
     assert f"key store re-read: {path}, 2 key version(s)" in caplog.text
     assert security.has_key("zpk-acq1", KeyType.ZPK)
+
+
+async def test_a_sighup_with_a_refused_rules_file_ends_saying_what_it_kept(tmp_path, caplog):
+    """A SIGHUP with a broken rules file: the source logged the refusal, then the server's
+    last line was "reload complete", which reads as if the file had been taken (found in a
+    failure drill). That line now names the rules version kept in force."""
+    from functools import partial
+
+    from authhost.rules.loader import RuleSource
+    from authhost.runtime import RulesWithStoreLists, reload_rules
+    from authhost.server.process import _reload
+    from authhost.store import open_store
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rule]]\nname = "big"\nexpression = "amount > 100"\naction = "decline"\n')
+    source = RuleSource(path)
+    kept = source.version
+    path.write_text('[[rule]]\nname = "big"\nexpression = "amont > 100"\naction = "decline"\n')
+    store = await open_store(f"sqlite:///{tmp_path / 'cards.db'}")
+    try:
+        rules = RulesWithStoreLists(source, store)
+        runtime = Runtime(handler=_approve, reloaders=[partial(reload_rules, rules)])
+        with caplog.at_level(logging.INFO):
+            await _reload(runtime)
+    finally:
+        await store.close()
+    last = caplog.records[-1]
+    assert last.levelno == logging.WARNING, caplog.text
+    assert (
+        last.getMessage()
+        == f"reload complete, keeping rules version {kept} (the rules file was refused)"
+    )
+    assert source.version == kept

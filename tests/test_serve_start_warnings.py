@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_a_mistyped_sqlite_path_is_told(installation: Path) -> None:
 
 def test_an_empty_redis_is_told(installation: Path, redis_url: str) -> None:
     log = start_log(installation, f"{redis_url}?prefix=empty{secrets.token_hex(4)}")
-    assert WARNING in log and "declined 14" in log, log
+    assert WARNING in log and "declined until cards are issued" in log, log
 
 
 def node_log(workdir: Path, store_url: str, node_id: int) -> str:
@@ -109,3 +110,86 @@ def test_a_second_server_on_the_same_node_is_told(
     )
     assert NODE_IN_USE in node_log(installation, url, 0)
     assert "approval-code node" not in node_log(installation, url, 1)
+
+
+def test_a_command_posting_through_the_pipeline_holds_no_node(installation: Path) -> None:
+    """``disputes reconcile`` (as ``clearing import`` and ``disputes resolve``) opens a
+    runtime of its own to post through the pipeline: it took approval-code node 0's lease and
+    never let go of it, so beside a server it logged that the node was in use by another
+    server, and a ``serve`` started within the next minute logged at ERROR that the node was
+    in use by the command's pid, which had exited."""
+    import os
+    import sys
+
+    env = {
+        **os.environ, "AUTHHOST_STORE_URL": "sqlite:///authhost.db",
+        "AUTHHOST_SECURITY_MASTER_KEY_FILE": str(installation / "authhost-keys.json.demo-master-key"),
+    }  # fmt: skip
+    env.pop("AUTHHOST_CONFIG", None)
+    command = [sys.executable, "-m", "authhost", "disputes", "reconcile"]
+
+    first = serve(installation, "sqlite:///authhost.db")
+    try:
+        until_listening(first)
+        beside = subprocess.run(command, cwd=installation, env=env, capture_output=True, text=True)
+    finally:
+        stop(first)
+    assert beside.returncode == 0 and "approval-code node" not in beside.stderr, beside.stderr
+
+    alone = subprocess.run(command, cwd=installation, env=env, capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    assert "approval-code node" not in start_log(installation, "sqlite:///authhost.db")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_server_started_again_after_a_kill_is_not_told_of_a_second_server(
+    installation: Path, redis_url: str, backend: str
+) -> None:
+    """A server killed outright (the OOM killer, ``kill -9``) and started again by its service
+    manager found its node's lease, not yet expired, held by the dead pid: it logged at ERROR
+    that another server was using the node (and again at each renewal until the lease
+    expired). The dead process's lease is taken over now, and the log says so at INFO."""
+    url = (
+        "sqlite:///authhost.db"
+        if backend == "sqlite"
+        else f"{redis_url}?prefix=k{secrets.token_hex(4)}"
+    )
+    killed = serve(installation, url)
+    try:
+        until_listening(killed)
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)  # reaped, as a service manager does
+    log = start_log(installation, url)
+    assert "is in use by another server" not in log, log
+    assert f"taken over from {socket.gethostname()} pid {killed.pid}, which has exited" in log, log
+
+
+def metrics_text(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return answer.read().decode()
+
+
+def test_a_second_server_on_the_same_node_is_in_the_metrics(installation: Path) -> None:
+    """The ERROR line alone was easy to miss: the gauge gives an alert something to watch."""
+    from conftest import free_port
+
+    ports = free_port(), free_port()
+    first = serve(installation, "sqlite:///authhost.db", AUTHHOST_SERVER_METRICS_PORT=str(ports[0]))
+    try:
+        until_listening(first)
+        second = serve(
+            installation, "sqlite:///authhost.db", AUTHHOST_SERVER_METRICS_PORT=str(ports[1])
+        )
+        try:
+            until_listening(second)
+            shared = metrics_text(ports[1])
+        finally:
+            stop(second)
+        alone = metrics_text(ports[0])
+    finally:
+        stop(first)
+    assert 'authhost_approval_node_shared{node="0"} 1.0' in shared, shared
+    assert 'authhost_approval_node_shared{node="0"} 0.0' in alone, alone

@@ -481,3 +481,37 @@ async def test_a_damaged_file_fails_a_snapshot_as_the_store(tmp_path):
     for failed in (alone, *together):
         assert isinstance(failed, StoreUnavailable), repr(failed)
         assert "malformed" in str(failed)
+
+
+def test_a_snapshot_failing_for_a_bug_keeps_the_error_and_its_traceback():
+    """The damaged file's errors are the store's (96, one line, no traceback); the errors by
+    which sqlite3 says the query or its use is wrong were made the store's too, so a bug in a
+    snapshot's SQL was logged one line a second as a failing store, with no traceback to
+    find it by. They stay as raised now, and are logged as a failed decision, with it."""
+    from authhost.store.interface import StoreUnavailable
+    from authhost.store.sqlite import _read_failed
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE cards (card_id TEXT)")
+    bugs = []
+    for sql, args in [
+        ("SELECT card_id FROM cards WHERE card_id = ?", ()),  # a binding missing
+        ("SELECT pan FROM cards", ()),  # no such column
+        ("SELECT * FROM card", ()),  # no such table
+        ("SELEC card_id FROM cards", ()),  # a syntax error
+        ("SELECT card_id FROM cards WHERE card_id = ?", (object(),)),  # a type SQLite lacks
+    ]:
+        with pytest.raises(sqlite3.Error) as raised:
+            conn.execute(sql, args)
+        bugs.append(raised.value)
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError) as closed:
+        conn.execute("SELECT 1")
+    bugs.append(closed.value)
+    for bug in bugs:
+        assert _read_failed(bug) is bug, repr(bug)
+
+    damaged = sqlite3.DatabaseError("database disk image is malformed")
+    io_error = sqlite3.OperationalError("disk I/O error")
+    for failure in (damaged, io_error):
+        assert isinstance(_read_failed(failure), StoreUnavailable), repr(failure)

@@ -29,11 +29,17 @@ from authhost.config import Config
 from authhost.iso.messages import AuthRequest
 from authhost.key_store_match import check_pan_keys
 from authhost.models.context import TxContext
-from authhost.node_lease import claim_node, keep_node, node_owner
+from authhost.node_lease import (
+    NodeLeaseCollector,
+    NodeWatch,
+    claim_node,
+    keep_node,
+    node_owner,
+)
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
-from authhost.store.interface import CardStore, StoreError
+from authhost.store.interface import CardStore, StoreError, unavailable
 from authhost.store.opener import printable_url
 
 if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
@@ -71,7 +77,8 @@ class Runtime:
 
     handler: DecisionHandler
     services: list[Service] = field(default_factory=list)  # run until cancelled
-    reloaders: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # on SIGHUP
+    # on SIGHUP; each returns what it kept instead of what it was given (None: it took it)
+    reloaders: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
     banner: list[str] = field(default_factory=list)  # start-up lines for the operator
     collectors: list[Any] = field(default_factory=list)  # extra Prometheus collectors
     macs: Any = None  # (sign, verify) for listeners with require_mac: the security module's
@@ -82,21 +89,25 @@ class Runtime:
     store: Any = None  # the one CardStore everything above uses (clearing imports read it)
     security: Any = None  # the security module (PAN index of a clearing record)
 
-    async def reload(self) -> None:
+    async def reload(self) -> list[str]:
         """Run every reloader, even after one fails: a key store caught mid-rotation kept the
         rules and the model after it from reloading, so a rule fix sent with SIGHUP (or
         ``authhost rules reload``) did not apply. The first failure is raised once all ran
-        (the server logs it); any later one is logged here."""
+        (the server logs it); any later one is logged here. Returns what the reloaders kept
+        (a refused rules file), for the server's closing line to say."""
         failures: list[Exception] = []
+        kept: list[str] = []
         for reload in self.reloaders:
             try:
-                await reload()
+                if (what := await reload()) is not None:
+                    kept.append(what)
             except Exception as exc:  # noqa: BLE001 - each part keeps its previous version
                 failures.append(exc)
         for later in failures[1:]:
             log.error("reload failed; the previous configuration stays active: %s", later)
         if failures:
             raise failures[0]
+        return kept
 
 
 class RulesWithStoreLists:
@@ -123,8 +134,14 @@ class RulesWithStoreLists:
 
 
 @asynccontextmanager
-async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[Runtime]:
-    """Open everything ``authhost serve`` needs; closes it on exit."""
+async def open_runtime(
+    config: Config, *, demo: bool = False, serving: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open everything ``authhost serve`` needs; closes it on exit. A command that only posts
+    through the pipeline (``clearing import``, ``disputes resolve``) passes ``serving=False``:
+    it holds no approval-code node (its lease, taken and never renewed nor dropped, made the
+    next ``serve`` within a minute report the node in use by another server) and is not
+    warned that authorisations would be declined."""
     from authhost.admin.service import CardService
     from authhost.security.module import SecurityModule
 
@@ -153,10 +170,11 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
                 )
             )
 
-        if not await store.list_cards(limit=1):
-            log.warning(empty_store_warning(config.store.url))
-        node_owner_name = node_owner()
-        await claim_node(store, config.server.node_id, node_owner_name)
+        node_owner_name, node = node_owner(), NodeWatch(config.server.node_id)
+        if serving:
+            if not await store.list_cards(limit=1):
+                log.warning(empty_store_warning(config.store.url))
+            node.shared = not await claim_node(store, node.node_id, node_owner_name)
         rules = await open_rules(config, store)
         scorer = open_scorer(config)
         acceptors_read = partial(reads_acceptors, rules, scorer)
@@ -201,7 +219,9 @@ async def open_runtime(config: Config, *, demo: bool = False) -> AsyncIterator[R
             runtime.services.append(partial(watch_key_store, security))
         runtime.key_exchange = ZoneKeyExchange(security, store)
         runtime.services.append(partial(flush_pending, handler))
-        runtime.services.append(partial(keep_node, store, config.server.node_id, node_owner_name))
+        if serving:
+            runtime.services.append(partial(keep_node, store, node, node_owner_name))
+            runtime.collectors.append(NodeLeaseCollector(node))
         shortest = config.auth.hold_lives.shortest_shift
         runtime.services.append(
             partial(
@@ -424,8 +444,9 @@ def empty_store_warning(url: str) -> str:
     its data would otherwise answer every authorisation 14 without a word."""
     return (
         f"store {printable_url(url)} holds no card (working directory {os.getcwd()}): every "
-        "authorisation will be declined 14 (invalid card) until cards are issued; if this "
-        "installation has cards, the store URL names the wrong store or its Redis lost its data"
+        "authorisation will be declined until cards are issued (14, invalid card; 96 while a "
+        "Redis store holds no product, account or card); if this installation has cards, the "
+        "store URL names the wrong store or its Redis lost its data"
     )
 
 
@@ -593,8 +614,9 @@ async def finish_unfinished(
                 result = await cards.finish_unfinished()
             else:
                 result = await cards.finish_unfinished(older_than_s)
-        except StoreError as exc:
-            log.warning("cannot look for work a crash cut short now (%s)", exc)
+        except (StoreError, *cards.store.backend_errors) as exc:  # down, full: not a bug
+            failed = unavailable(exc, "the store failed")
+            log.warning("cannot look for work a crash cut short now (%s)", failed)
         except Exception:
             log.exception("finishing work a crash cut short failed; will try again")
         else:
@@ -741,7 +763,7 @@ async def apply_late_reversals(store: CardStore, every_s: float, window_s: float
             )
 
 
-async def no_rules_to_reload() -> None:
+async def no_rules_to_reload() -> str | None:
     """SIGHUP on a server started without a rules file: it takes none (the file is the one
     it started with), and says so. An operator who set ``[rules] file`` and ran ``authhost
     rules reload`` was told the log would show the new version, and it said nothing."""
@@ -749,16 +771,21 @@ async def no_rules_to_reload() -> None:
         "rules: none reloaded: this server started without a rules file ([rules] file) and "
         "runs without fraud rules; restart it to load one"
     )
+    return None
 
 
-async def reload_rules(rules: RulesWithStoreLists, cards: CardService | None = None) -> None:
+async def reload_rules(rules: RulesWithStoreLists, cards: CardService | None = None) -> str | None:
     """SIGHUP: re-read the rules file and lists. A refused file is logged by the source
-    itself (every error, the version kept): logging it here too doubled each line. A new
+    itself (every error, the version kept): logging it here too doubled each line; what is
+    kept is returned, so the reload's last line does not read as if the file was taken. A new
     version in force is audited (``audit_rules_change``)."""
     before = rules.source.version
     result = await trio.to_thread.run_sync(rules.source.reload)
     await audit_rules_change(cards, rules, before, result)
     await rules.refresh_lists()
+    if not result.ok:
+        return f"rules version {result.version} (the rules file was refused)"
+    return None
 
 
 async def watch_rules_file(rules: RulesWithStoreLists, cards: CardService | None = None) -> None:

@@ -180,7 +180,7 @@ async def open_card_service(
     if pipeline:
         from authhost.runtime import open_runtime
 
-        async with open_runtime(config) as runtime:
+        async with open_runtime(config, serving=False) as runtime:
             yield CardService(
                 runtime.store, runtime.security, actor, decide_many=runtime.handler.decide_many,
                 hold_days=config.auth.hold_days, business_day=config.admin.business_day,

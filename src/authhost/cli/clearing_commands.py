@@ -64,7 +64,7 @@ def clearing_import(
     async def main() -> dict[str, Any]:
         from authhost.runtime import open_runtime
 
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, serving=False) as runtime:
             service = CardService(
                 runtime.store, runtime.security, actor_name(),
                 decide_many=runtime.handler.decide_many,

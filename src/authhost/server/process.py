@@ -70,7 +70,7 @@ class RuntimeLike(Protocol):
     banner: list[str]
     collectors: list[Any]  # extra Prometheus collectors (rules' per-rule counters)
 
-    async def reload(self) -> None: ...
+    async def reload(self) -> list[str] | None: ...  # what it kept instead of reloading
 
 
 class RuntimeFactory(Protocol):
@@ -253,8 +253,11 @@ async def _flush_logs_periodically() -> None:
 
 async def _reload(runtime: RuntimeLike) -> None:
     try:
-        await runtime.reload()
-        log.info("reload complete")
+        kept = await runtime.reload()
+        if kept:  # a refused rules file: "reload complete" alone read as if it was taken
+            log.warning("reload complete, keeping %s", "; ".join(kept))
+        else:
+            log.info("reload complete")
     except (SecurityError, RuleLoadError, RegistryError) as exc:  # a bad file: its own words
         log.error("reload failed; the previous configuration stays active: %s", exc)
     except Exception:

@@ -32,7 +32,7 @@ import anyio
 import anyio.lowlevel
 import coredis
 from coredis.connection import TCPLocation
-from coredis.exceptions import NoScriptError, RedisError
+from coredis.exceptions import NoScriptError, RedisError, ResponseError
 from coredis.tokens import PureToken
 
 from authhost.cards import lifecycle
@@ -340,6 +340,7 @@ class RedisCardStore:
         self._acceptors = RedisAcceptorStream(self._keys.acceptor_events)
         self._commits: Gathering[_CommitCall] = Gathering()
         self._stamp = b""  # redis_keys.Keys.stamp's value when this process opened the store
+        self._stamp_refused = False  # Redis refused to write the stamp (said once)
         self.pipelined_batches = 0  # commits sent several at once (a script call or a pipeline)
         self._ids: list[int] = []
         self._ids_reserved_at = 0.0  # time.monotonic() of the newest block
@@ -386,19 +387,40 @@ class RedisCardStore:
         return store
 
     async def _take_stamp(self) -> None:
-        """Write the store's stamp if it has none (a new store) and remember it: a Redis that
-        loses its data loses the stamp too, which ``health_read`` and a snapshot finding no
-        card then tell from a card that does not exist."""
-        key = self._keys.stamp
+        """Remember the store's stamp; write one only where it is missing beside the data
+        that sets a store up (a product, an account, a card: a store set up before stamps,
+        or one set up since this process opened it). Never on an empty Redis: that is a
+        store not set up yet or one that lost its data, and stamping it (as every ``open``
+        did: a restarted server, a worker, a CLI command) made every card read as unknown,
+        answered 14, again. A read alone when stamped: a Redis at its maxmemory still opens."""
+        key, keys = self._keys.stamp, self._keys
         self._stamp = await self._client.get(key) or b""
-        if not self._stamp:  # a read alone otherwise: a Redis at its maxmemory still opens
+        if self._stamp or not await self._client.exists(
+            [keys.products, keys.accounts, keys.all_cards]  # one slot: {g}
+        ):
+            return
+        try:
             await self._client.set(key, os.urandom(8).hex(), condition=PureToken.NX)
-            self._stamp = await self._client.get(key) or b""
+        except ResponseError as exc:  # at its maxmemory: opens; health_read tries again
+            if not self._stamp_refused:  # once, not each second: /readyz says it meanwhile
+                self._stamp_refused = True
+                log.warning("cannot stamp the Redis store now (%s): not ready until it can", exc)
+            return
+        self._stamp = await self._client.get(key) or b""
+
+    async def _stamp_set_up(self) -> None:
+        """After a write that sets the store up: stamp it if this process found it empty."""
+        if not self._stamp:
+            await self._take_stamp()
 
     async def health_read(self) -> None:
+        if not self._stamp:  # opened on an empty Redis: ready once set up or restored
+            await self._take_stamp()
+            if not self._stamp:
+                raise StoreError(redis_lua.STORE_LOST)
         stamp = await self._client.get(self._keys.stamp)
         if stamp != self._stamp:
-            raise StoreError(redis_lua.STORE_LOST)
+            raise StoreError(redis_lua.STORE_LOST if stamp is None else redis_lua.STORE_REPLACED)
 
     async def _index_every_journal(self) -> None:
         """Put the entries journalled before the global journal index existed into it, once
@@ -443,10 +465,12 @@ class RedisCardStore:
         await self.close()
 
     async def drop_all(self) -> int:
-        """Delete every key under this store's prefix (tests and ``demo --reset``)."""
+        """Delete every key under this store's prefix (tests, benchmarks). The stamp
+        goes with them: the store set up again here gets a new one (``_stamp_set_up``)."""
         deleted = 0
         async for key in self._client.scan_iter(match=f"{self._keys.prefix}:*", count=1000):
             deleted += await self._client.delete([key])
+        self._stamp = b""
         return deleted
 
     async def _journal_ids(self, count: int) -> list[int]:
@@ -1016,6 +1040,7 @@ class RedisCardStore:
             if expected_version == NEW_PRODUCT:
                 raise Conflict(f"product {product.product_id} already exists")
             raise Conflict(f"product {product.product_id} changed meanwhile")
+        await self._stamp_set_up()
         if audit is not None and self._cluster:
             await self.append_audit(audit, seal)
 
@@ -1050,11 +1075,13 @@ class RedisCardStore:
             script = self._create_account_audited
             if not await self._sealed_run(script, keys, args, [audit], seal):
                 raise Conflict(f"account {account.account_id} already exists")
+            await self._stamp_set_up()
             return
         if not await self._client.hsetnx(ak.account, "account_id", account.account_id):
             raise Conflict(f"account {account.account_id} already exists")
         await self._client.hset(ak.account, fields)
         await self._client.zadd(self._keys.accounts, {account.account_id: 0})
+        await self._stamp_set_up()
         if audit is not None:  # a cluster: the audit log is in another hash slot
             await self.append_audit(audit, seal)
 
@@ -1496,12 +1523,14 @@ class RedisCardStore:
                 raise Conflict(f"card {card.card_id} already exists")
             if created == -2:
                 raise Conflict("a card with this PAN already exists")
+            await self._stamp_set_up()
             return
         await self._claim(card, pan=True)
         seq = await self._client.incr(self._keys.card_seq)
         await self._client.hset(ak.card(card.card_id), self._card_fields(card, pan_ciphertext))
         await self._client.zadd(ak.cards, {card.card_id: seq})
         await self._client.zadd(self._keys.all_cards, {card.card_id: seq})
+        await self._stamp_set_up()
         if audit is not None:  # a cluster: the audit log is in another hash slot
             await self.append_audit(audit, seal)
 

@@ -17,7 +17,14 @@ from authhost.store.money import BALANCE_BOUND
 # answered 96 rather than 14, which would tell merchants the card does not exist.
 STORE_LOST = (
     "Redis has lost this store's data (its stamp key is gone: restarted without"
-    " persistence, flushed, or failed over to an empty replica); restore it"
+    " persistence, flushed, or failed over to an empty replica; or the store is not set up"
+    " yet: no product, account or card); restore it"
+)
+# What /readyz says when the stamp is another's than the one this process opened: Redis lost
+# the data and a store was set up anew on it (products, accounts, cards created again).
+STORE_REPLACED = (
+    "Redis holds another store than the one this process opened (its stamp changed: the data"
+    " was lost and the store set up anew); restart this process"
 )
 
 # The account hash's fields in the order the scripts return them (redis._account_row reads

@@ -1904,10 +1904,23 @@ def _release(conn: sqlite3.Connection, move, entry: JournalEntry) -> tuple[str, 
     )
 
 
+# sqlite3's errors that say the code is wrong, not the file or the disk: a query naming a
+# column or table the schema lacks, a syntax error, the wrong number of bindings, a value of
+# a type SQLite cannot take, a connection used after close or from two threads.
+_CODE_ERRORS = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.NotSupportedError)
+_CODE_WORDS = ("no such column", "no such table", "no such function", "syntax error")
+
+
 def _read_failed(error: Exception) -> Exception:
     """SQLite's own error of a snapshot (a damaged file: "database disk image is malformed",
     an I/O error) as the store's failure, answered 96 and logged in one line like a write the
-    store refused; anything else a snapshot raised stays as it is (a bug, with its traceback)."""
+    store refused; anything else a snapshot raised stays as it is (a bug, with its traceback),
+    sqlite3's errors that say the code is wrong too: as the store's, they were one line a
+    second without a traceback, and the store looked broken when the code was."""
+    if isinstance(error, _CODE_ERRORS) or (
+        isinstance(error, sqlite3.OperationalError) and any(w in str(error) for w in _CODE_WORDS)
+    ):
+        return error
     if isinstance(error, sqlite3.Error):
         return unavailable(error, "SQLite failed the read")
     return error
