@@ -17,6 +17,8 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -47,27 +49,82 @@ class DriftRunError(Exception):
     """A run the report refused (no champion, no reference, no traffic) or that failed."""
 
 
-def measure_apart(store_url: str, models_dir: str | Path, window_s: float, now: float) -> Any:
-    """One run (``measure_drift``) in a spawned process of its own, waited for here (a worker
-    thread): its CPU work never holds this interpreter's lock. Its refusal or failure is
-    raised here as ``DriftRunError`` with its words."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        outcome = pool.apply(_measure_or_say, (store_url, str(models_dir), window_s, now))
+# a run still going this long after it started is stuck (a store that took the connection and
+# never answers): its process is killed and the run counted failed, so the next one can start
+DRIFT_RUN_TIMEOUT_S = 3600.0
+
+
+async def measure_apart(
+    store_url: str,
+    models_dir: str | Path,
+    window_s: float,
+    now: float,
+    timeout_s: float = DRIFT_RUN_TIMEOUT_S,
+) -> Any:
+    """One run (``measure_drift``) in a spawned process of its own, its answer read from a
+    worker thread: its CPU work never holds this interpreter's lock. The process is killed
+    and reaped however the wait ends (a run past ``timeout_s``, a stop of the server): a
+    multiprocessing pool waited for it without limit, for ever on a store that never
+    answered or a process the OOM killer took, and left it running past a stop. Its refusal,
+    failure or end is raised here as ``DriftRunError`` with its words."""
+    import trio
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_measure_or_say,
+        args=(send, store_url, str(models_dir), window_s, now),
+        name="authhost-drift-run",
+        daemon=True,
+    )
+    try:
+        process.start()
+        send.close()  # the child's end: its exit (killed or not) is then an EOF here
+        with trio.move_on_after(timeout_s) as waited:
+            outcome = await trio.to_thread.run_sync(_answer, receive, abandon_on_cancel=True)
+    finally:
+        with trio.CancelScope(shield=True):
+            await _end(process)
+        receive.close()
+    if waited.cancelled_caught:
+        raise DriftRunError(f"no answer within {timeout_s:.0f} s: the run was stopped")
     if "error" in outcome:
         raise DriftRunError(outcome["error"])
     return outcome["report"]
 
 
-def _measure_or_say(store_url: str, models_dir: str, window_s: float, now: float) -> Any:
+def _answer(receive: Connection) -> dict[str, Any]:
+    try:
+        outcome: dict[str, Any] = receive.recv()
+    except (EOFError, OSError):  # the process ended without answering (killed, crashed)
+        return {"error": "the run's process ended without an answer (killed? out of memory?)"}
+    return outcome
+
+
+async def _end(process: BaseProcess) -> None:
+    """Kill the run's process if it still runs, and reap it (no zombie)."""
+    import trio
+
+    if process.pid is None:  # never started
+        return
+    if process.is_alive():
+        process.kill()
+    await trio.to_thread.run_sync(process.join)
+
+
+def _measure_or_say(
+    send: Connection, store_url: str, models_dir: str, window_s: float, now: float
+) -> None:
     """In the child: the report, or what went wrong in words (an exception need not
-    unpickle in the parent)."""
+    unpickle in the parent), sent back."""
     os.nice(DRIFT_NICENESS)  # the CPU goes to the authorisations first when both want it
     try:
-        return {"report": measure_drift(store_url, models_dir, window_s, now)}
+        outcome: dict[str, Any] = {"report": measure_drift(store_url, models_dir, window_s, now)}
     except ServiceError as exc:
-        return {"error": exc.message}
+        outcome = {"error": exc.message}
     except Exception as exc:  # noqa: BLE001 - the store down, a broken artifact: said
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        outcome = {"error": f"{type(exc).__name__}: {exc}"}
+    send.send(outcome)
 
 
 @dataclass
