@@ -9,10 +9,13 @@ network partition)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -81,3 +84,64 @@ def test_a_stop_kills_and_reaps_the_run(silent_store: str, tmp_path) -> None:
 
     run = trio.run(main)
     assert run.exitcode == -signal.SIGKILL and _runs() == []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, PermissionError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_killed_server_takes_its_run_with_it(silent_store: str, tmp_path) -> None:
+    """The server SIGKILLed (the OOM killer) while a run waits on a store that never answers:
+    the run's process ends too, never left running beside the next server."""
+    code = (
+        "import sys, time, trio\n"
+        "from authhost.admin.drift_watch import measure_apart\n"
+        "if __name__ == '__main__':\n"
+        f"    trio.run(measure_apart, {silent_store!r}, {str(tmp_path)!r}, 3600, time.time())\n"
+    )
+    script = tmp_path / "server.py"
+    script.write_text(code)
+    server = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    runs: list[int] = []
+    try:
+        deadline = time.monotonic() + BOUND_S
+        while not runs:  # the run's process (the resource tracker is not spawned here)
+            assert time.monotonic() < deadline and server.poll() is None
+            runs = [p for p in _children(server.pid) if b"spawn_main" in _cmdline(p)]
+            time.sleep(0.1)
+        server.kill()
+        server.wait()
+        while _running(runs[0]):
+            assert time.monotonic() < deadline, "the run outlived its server"
+            time.sleep(0.1)
+    finally:
+        server.kill()
+        server.wait()
+        for pid in runs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""

@@ -73,7 +73,7 @@ async def measure_apart(
     receive, send = context.Pipe(duplex=False)
     process = context.Process(
         target=_measure_or_say,
-        args=(send, store_url, str(models_dir), window_s, now),
+        args=(send, os.getpid(), store_url, str(models_dir), window_s, now),
         name="authhost-drift-run",
         daemon=True,
     )
@@ -113,10 +113,15 @@ async def _end(process: BaseProcess) -> None:
 
 
 def _measure_or_say(
-    send: Connection, store_url: str, models_dir: str, window_s: float, now: float
+    send: Connection, parent: int, store_url: str, models_dir: str, window_s: float, now: float
 ) -> None:
     """In the child: the report, or what went wrong in words (an exception need not
-    unpickle in the parent), sent back."""
+    unpickle in the parent), sent back. It ends with the server: a server killed (SIGKILL,
+    the OOM killer) could not kill it, and it ran on (for ever on a store that never
+    answers), a process of the old server beside the new one's."""
+    from authhost.server.parent_death import stop_with_parent
+
+    stop_with_parent(parent)
     os.nice(DRIFT_NICENESS)  # the CPU goes to the authorisations first when both want it
     try:
         outcome: dict[str, Any] = {"report": measure_drift(store_url, models_dir, window_s, now)}
