@@ -651,7 +651,7 @@ async def watch_model_drift(config: Config, watch: Any) -> None:
     (``admin.drift_watch``): the metrics carry each run; the log says only when the state
     changes (drifted, back to normal) and when runs start or stop failing. One worker runs it
     (``server.workers.worker_config``)."""
-    from authhost.admin.drift_watch import measure_apart
+    from authhost.admin.drift_watch import champion_of, measure_apart
 
     models = config.models
     await trio.sleep(min(DRIFT_FIRST_RUN_S, models.drift_every_s))
@@ -662,6 +662,7 @@ async def watch_model_drift(config: Config, watch: Any) -> None:
                 config.store.url, models.dir, models.drift_window_s, time.time()
             )
         except Exception as exc:  # noqa: BLE001 - counted, said once, tried again
+            watch.retire(await trio.to_thread.run_sync(champion_of, models.dir))
             if watch.fail():
                 log.error(
                     "scheduled model drift run failed (counted in "

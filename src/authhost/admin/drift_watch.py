@@ -158,12 +158,30 @@ class DriftWatch:
             return f"model {report['model']} back to normal: no PSI at {DRIFTED_AT} any more"
         return "runs again" if recovered else ""
 
+    def retire(self, champion: str | None) -> None:
+        """After a failed run: forget the last report if its model is no longer the champion
+        (activated, rolled back or cleared since). Its gauges went on being exported, a
+        retired model's drifted == 1 alerting for ever while every run failed on the new one
+        (no reference, no champion); a store down with the same champion keeps them."""
+        if self.report and self.report.get("model") != champion:
+            self.report, self.ran_at, self.run_seconds, self.drifted = {}, 0.0, 0.0, False
+
     def fail(self) -> bool:
         """Count a failed run; True for the first of a series (logged once)."""
         self.runs += 1
         self.failed += 1
         first, self.failing = not self.failing, True
         return first
+
+
+def champion_of(models_dir: str | Path) -> str | None:
+    """The models directory's champion now (None: none, or the directory unreadable)."""
+    from authhost.models.registry import Registry
+
+    try:
+        return Registry(Path(models_dir)).state().champion
+    except Exception:  # noqa: BLE001 - unreadable: no champion to keep a report for
+        return None
 
 
 class DriftCollector(Collector):
