@@ -5,7 +5,8 @@ speed of the network. Each client address (the peer's host, its port left out) i
 ``failures`` wrong tokens within ``window_s``; the next one locks it out for ``lockout_s``:
 its requests are answered 429 with Retry-After and no token is checked, not even a right
 one (a guess that lands while locked tells nothing). The counts live in this process's
-memory (worker 0's alone serves the API with --workers), and a restart resets them (the "until reset" of 8.3.4).
+memory (with --workers, worker 0 alone serves the API), and a restart resets them (the
+"until reset" of 8.3.4).
 Pure: the clock is given, nothing here touches a socket.
 """
 
