@@ -65,3 +65,12 @@ def test_a_failed_run_drops_the_report_of_a_model_no_longer_the_champion() -> No
     after = generate_latest(registry).decode()
     assert 'model="hgb-1"' not in after and "authhost_model_drift_drifted" not in after
     assert "authhost_model_drift_runs_failed_total 2.0" in after
+
+
+def test_a_new_champion_s_drift_is_said_and_not_the_old_one_s_end() -> None:
+    """A drifted champion replaced by another drifted one: the new one's drift had no log line
+    (the state was already drifted); replaced by a sound one, it was said back to normal."""
+    watch = DriftWatch()
+    assert watch.record(_report(0.9), 1.0).startswith("model hgb-1 drifted")
+    assert watch.record({**_report(0.8), "model": "hgb-2"}, 1.0).startswith("model hgb-2 drifted")
+    assert watch.record({**_report(0.01), "model": "hgb-3"}, 1.0) == ""

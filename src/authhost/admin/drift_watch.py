@@ -146,11 +146,14 @@ class DriftWatch:
     failing: bool = False
 
     def record(self, report: dict[str, Any], seconds: float) -> str:
-        """Keep a run's report; what changed, for one log line ("" when nothing did)."""
+        """Keep a run's report; what changed, for one log line ("" when nothing did). A new
+        champion starts as normal, as at the start: a drifted one that replaced a drifted
+        one was never logged, and one that replaced it undrifted was said "back to normal"."""
         self.runs += 1
+        same = self.report.get("model") == report["model"]
         self.ran_at, self.run_seconds, self.report = time.time(), seconds, report
         found = drifted(report, DRIFTED_AT)
-        was, self.drifted = self.drifted, bool(found)
+        was, self.drifted = self.drifted and same, bool(found)
         recovered, self.failing = self.failing, False
         if self.drifted and not was:
             return f"model {report['model']} drifted: {found}"
