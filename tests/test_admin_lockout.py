@@ -25,3 +25,16 @@ def test_a_spray_from_many_addresses_does_not_free_a_locked_one(monkeypatch):
     for i in range(2, 40):  # one wrong token each from many addresses
         lockout.failed(f"10.0.0.{i}")
     assert lockout.retry_after("10.0.0.1") == 600
+
+
+def test_a_full_table_frees_a_tenth_of_itself_at_once(monkeypatch):
+    """A spray from many addresses each with a recent wrong token: a full table freed one
+    address per new one, scanning every address each time (on the event loop the
+    authorisations share); it frees a tenth at once, so the next new ones find room."""
+    monkeypatch.setattr(lockout_module, "MAX_PEERS", 100)
+    lockout = AdminLockout(failures=3, window_s=60, lockout_s=600, clock=lambda: 0.0)
+    for i in range(100):
+        lockout.failed(f"10.0.0.{i}")
+    lockout.failed("10.0.1.0")
+    assert len(lockout._peers) == 91  # 90 kept, and the new one
+    assert "10.0.0.0" not in lockout._peers and "10.0.0.10" in lockout._peers

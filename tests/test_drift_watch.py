@@ -47,3 +47,30 @@ def test_the_metrics_say_nothing_of_a_run_before_the_first_and_then_its_values()
     assert 'authhost_model_drift_score_psi{model="hgb-1"} 0.02' in after
     assert "authhost_model_drift_runs_failed_total 1.0" in after
     assert "authhost_model_drift_run_seconds 2.5" in after
+
+
+def test_a_failed_run_drops_the_report_of_a_model_no_longer_the_champion() -> None:
+    """A drifted champion replaced (activate, rollback, clear) by one whose runs fail (no
+    reference, no champion): its drifted == 1 was exported for ever, alerting on a retired
+    model; the same champion with the store down keeps its last report."""
+    watch = DriftWatch()
+    registry = CollectorRegistry()
+    registry.register(DriftCollector(watch))
+    watch.record(_report(0.9), 2.5)
+    watch.retire("hgb-1")  # the store down: the same champion
+    watch.fail()
+    assert 'authhost_model_drift_drifted{model="hgb-1"} 1.0' in generate_latest(registry).decode()
+    watch.retire("hgb-2")
+    watch.fail()
+    after = generate_latest(registry).decode()
+    assert 'model="hgb-1"' not in after and "authhost_model_drift_drifted" not in after
+    assert "authhost_model_drift_runs_failed_total 2.0" in after
+
+
+def test_a_new_champion_s_drift_is_said_and_not_the_old_one_s_end() -> None:
+    """A drifted champion replaced by another drifted one: the new one's drift had no log line
+    (the state was already drifted); replaced by a sound one, it was said back to normal."""
+    watch = DriftWatch()
+    assert watch.record(_report(0.9), 1.0).startswith("model hgb-1 drifted")
+    assert watch.record({**_report(0.8), "model": "hgb-2"}, 1.0).startswith("model hgb-2 drifted")
+    assert watch.record({**_report(0.01), "model": "hgb-3"}, 1.0) == ""

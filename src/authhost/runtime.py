@@ -675,18 +675,18 @@ async def watch_model_drift(config: Config, watch: Any) -> None:
     (``admin.drift_watch``): the metrics carry each run; the log says only when the state
     changes (drifted, back to normal) and when runs start or stop failing. One worker runs it
     (``server.workers.worker_config``)."""
-    from authhost.admin.drift_watch import measure_apart
+    from authhost.admin.drift_watch import champion_of, measure_apart
 
     models = config.models
     await trio.sleep(min(DRIFT_FIRST_RUN_S, models.drift_every_s))
     while True:
         started = time.perf_counter()
-        run = partial(
-            measure_apart, config.store.url, models.dir, models.drift_window_s, time.time()
-        )
-        try:  # abandoned on shutdown: a read-only run of minutes must not hold up a stop
-            report = await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        try:  # a stop kills the run's process: a read-only run must not hold up a stop
+            report = await measure_apart(
+                config.store.url, models.dir, models.drift_window_s, time.time()
+            )
         except Exception as exc:  # noqa: BLE001 - counted, said once, tried again
+            watch.retire(await trio.to_thread.run_sync(champion_of, models.dir))
             if watch.fail():
                 log.error(
                     "scheduled model drift run failed (counted in "

@@ -17,6 +17,8 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -47,27 +49,87 @@ class DriftRunError(Exception):
     """A run the report refused (no champion, no reference, no traffic) or that failed."""
 
 
-def measure_apart(store_url: str, models_dir: str | Path, window_s: float, now: float) -> Any:
-    """One run (``measure_drift``) in a spawned process of its own, waited for here (a worker
-    thread): its CPU work never holds this interpreter's lock. Its refusal or failure is
-    raised here as ``DriftRunError`` with its words."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        outcome = pool.apply(_measure_or_say, (store_url, str(models_dir), window_s, now))
+# a run still going this long after it started is stuck (a store that took the connection and
+# never answers): its process is killed and the run counted failed, so the next one can start
+DRIFT_RUN_TIMEOUT_S = 3600.0
+
+
+async def measure_apart(
+    store_url: str,
+    models_dir: str | Path,
+    window_s: float,
+    now: float,
+    timeout_s: float = DRIFT_RUN_TIMEOUT_S,
+) -> Any:
+    """One run (``measure_drift``) in a spawned process of its own, its answer read from a
+    worker thread: its CPU work never holds this interpreter's lock. The process is killed
+    and reaped however the wait ends (a run past ``timeout_s``, a stop of the server): a
+    multiprocessing pool waited for it without limit, for ever on a store that never
+    answered or a process the OOM killer took, and left it running past a stop. Its refusal,
+    failure or end is raised here as ``DriftRunError`` with its words."""
+    import trio
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_measure_or_say,
+        args=(send, os.getpid(), store_url, str(models_dir), window_s, now),
+        name="authhost-drift-run",
+        daemon=True,
+    )
+    try:
+        process.start()
+        send.close()  # the child's end: its exit (killed or not) is then an EOF here
+        with trio.move_on_after(timeout_s) as waited:
+            outcome = await trio.to_thread.run_sync(_answer, receive, abandon_on_cancel=True)
+    finally:
+        with trio.CancelScope(shield=True):
+            await _end(process)
+        receive.close()
+    if waited.cancelled_caught:
+        raise DriftRunError(f"no answer within {timeout_s:.0f} s: the run was stopped")
     if "error" in outcome:
         raise DriftRunError(outcome["error"])
     return outcome["report"]
 
 
-def _measure_or_say(store_url: str, models_dir: str, window_s: float, now: float) -> Any:
+def _answer(receive: Connection) -> dict[str, Any]:
+    try:
+        outcome: dict[str, Any] = receive.recv()
+    except (EOFError, OSError):  # the process ended without answering (killed, crashed)
+        return {"error": "the run's process ended without an answer (killed? out of memory?)"}
+    return outcome
+
+
+async def _end(process: BaseProcess) -> None:
+    """Kill the run's process if it still runs, and reap it (no zombie)."""
+    import trio
+
+    if process.pid is None:  # never started
+        return
+    if process.is_alive():
+        process.kill()
+    await trio.to_thread.run_sync(process.join)
+
+
+def _measure_or_say(
+    send: Connection, parent: int, store_url: str, models_dir: str, window_s: float, now: float
+) -> None:
     """In the child: the report, or what went wrong in words (an exception need not
-    unpickle in the parent)."""
+    unpickle in the parent), sent back. It ends with the server: a server killed (SIGKILL,
+    the OOM killer) could not kill it, and it ran on (for ever on a store that never
+    answers), a process of the old server beside the new one's."""
+    from authhost.server.parent_death import stop_with_parent
+
+    stop_with_parent(parent)
     os.nice(DRIFT_NICENESS)  # the CPU goes to the authorisations first when both want it
     try:
-        return {"report": measure_drift(store_url, models_dir, window_s, now)}
+        outcome: dict[str, Any] = {"report": measure_drift(store_url, models_dir, window_s, now)}
     except ServiceError as exc:
-        return {"error": exc.message}
+        outcome = {"error": exc.message}
     except Exception as exc:  # noqa: BLE001 - the store down, a broken artifact: said
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        outcome = {"error": f"{type(exc).__name__}: {exc}"}
+    send.send(outcome)
 
 
 @dataclass
@@ -84,11 +146,14 @@ class DriftWatch:
     failing: bool = False
 
     def record(self, report: dict[str, Any], seconds: float) -> str:
-        """Keep a run's report; what changed, for one log line ("" when nothing did)."""
+        """Keep a run's report; what changed, for one log line ("" when nothing did). A new
+        champion starts as normal, as at the start: a drifted one that replaced a drifted
+        one was never logged, and one that replaced it undrifted was said "back to normal"."""
         self.runs += 1
+        same = self.report.get("model") == report["model"]
         self.ran_at, self.run_seconds, self.report = time.time(), seconds, report
         found = drifted(report, DRIFTED_AT)
-        was, self.drifted = self.drifted, bool(found)
+        was, self.drifted = self.drifted and same, bool(found)
         recovered, self.failing = self.failing, False
         if self.drifted and not was:
             return f"model {report['model']} drifted: {found}"
@@ -96,12 +161,30 @@ class DriftWatch:
             return f"model {report['model']} back to normal: no PSI at {DRIFTED_AT} any more"
         return "runs again" if recovered else ""
 
+    def retire(self, champion: str | None) -> None:
+        """After a failed run: forget the last report if its model is no longer the champion
+        (activated, rolled back or cleared since). Its gauges went on being exported, a
+        retired model's drifted == 1 alerting for ever while every run failed on the new one
+        (no reference, no champion); a store down with the same champion keeps them."""
+        if self.report and self.report.get("model") != champion:
+            self.report, self.ran_at, self.run_seconds, self.drifted = {}, 0.0, 0.0, False
+
     def fail(self) -> bool:
         """Count a failed run; True for the first of a series (logged once)."""
         self.runs += 1
         self.failed += 1
         first, self.failing = not self.failing, True
         return first
+
+
+def champion_of(models_dir: str | Path) -> str | None:
+    """The models directory's champion now (None: none, or the directory unreadable)."""
+    from authhost.models.registry import Registry
+
+    try:
+        return Registry(Path(models_dir)).state().champion
+    except Exception:  # noqa: BLE001 - unreadable: no champion to keep a report for
+        return None
 
 
 class DriftCollector(Collector):
