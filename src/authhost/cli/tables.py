@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authhost.admin.totals import amount_text
+from authhost.admin.totals import amount_text, movement_in_row
 
 OUTPUTS = ("auto", "table", "json")
 OutputOpt = Annotated[
@@ -136,8 +136,9 @@ _JOURNAL = (
     Column("rc", _key("response_code")),
     Column("amount", lambda r: amount(r.get("amount_minor"), r.get("currency")), right=True),
     # what the entry did to the money (hold, post, credit, release, take_back; "" none): a
-    # refund or a dispute's credit otherwise reads as a second charge of the same amount
-    Column("money", _key("movement")),
+    # refund or a dispute's credit otherwise reads as a second charge of the same amount; as
+    # the statement says it (a refund's reversal takes back, it frees no hold)
+    Column("money", movement_in_row),
     Column("merchant", _merchant),
     Column("ctry", _key("country")),
     Column("channel", _key("channel")),
