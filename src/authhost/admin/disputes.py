@@ -50,9 +50,14 @@ STEP_NAMES = {
 def step_name(entry: JournalEntry) -> str:
     """The dispute movement ``entry`` is ("" for any other entry): field 41 ``TERMINAL``, the
     step the last digit of its RRN (``_reference``, ``charge_reference``)."""
-    if entry.terminal_id != TERMINAL:
+    return step_of(entry.terminal_id, entry.rrn)
+
+
+def step_of(terminal_id: str, rrn: str) -> str:
+    """``step_name`` from an entry's field 41 and RRN (a JSON row's, for ``journal show``)."""
+    if terminal_id != TERMINAL:
         return ""
-    return STEP_NAMES.get(entry.rrn[-1:], "")
+    return STEP_NAMES.get(rrn[-1:], "")
 
 
 def new_dispute_id(now: float) -> str:
