@@ -166,7 +166,8 @@ QUERY_PARAMS: dict[str, Param] = {
     ),
     "name": Param(
         "string",
-        "only cards whose cardholder name contains this (ASCII letters in either case)",
+        "only cards whose cardholder name contains this (either case, accents dropped: the "
+        "card carries A-Z; a letter with no ASCII form, ß or Ł, is refused 422)",
         max_length=26,
     ),
     "subject": Param("string", "only entries about this card, account, product or list"),

@@ -50,9 +50,14 @@ STEP_NAMES = {
 def step_name(entry: JournalEntry) -> str:
     """The dispute movement ``entry`` is ("" for any other entry): field 41 ``TERMINAL``, the
     step the last digit of its RRN (``_reference``, ``charge_reference``)."""
-    if entry.terminal_id != TERMINAL:
+    return step_of(entry.terminal_id, entry.rrn)
+
+
+def step_of(terminal_id: str, rrn: str) -> str:
+    """``step_name`` from an entry's field 41 and RRN (a JSON row's, for ``journal show``)."""
+    if terminal_id != TERMINAL:
         return ""
-    return STEP_NAMES.get(entry.rrn[-1:], "")
+    return STEP_NAMES.get(rrn[-1:], "")
 
 
 def new_dispute_id(now: float) -> str:
@@ -97,12 +102,14 @@ async def move(
     amount_minor: int,
     *,
     charge: tuple[int, float] | None = None,
+    merchant_name: str = "",
 ) -> dict[str, Any]:
     """Post one of the dispute's movements (``step``: CREDIT, TAKE_BACK or FINAL_CREDIT);
     the report row of the 0220 (PAN masked). ``charge``: the disputed charge's journal id
     and time, to name the movement after (``charge_reference``) instead of the dispute.
     ConflictError when the host refused it, NotPosted when it could not tell (the store
-    failed): the movement may have been written."""
+    failed): the movement may have been written. ``merchant_name``: the charge's field 43,
+    so the timeline and the statement name the merchant the cardholder knows, not its id."""
     if charge is None:
         # a fixed time per step: a retry is the same transmission, answered from the journal
         arn, at = _reference(dispute, step), dispute.opened_at + int(step)
@@ -118,6 +125,7 @@ async def move(
         arn=arn,
         merchant_id=merchant_id,
         terminal_id=TERMINAL,
+        merchant_name=merchant_name,
         kind="purchase" if step in (TAKE_BACK, REVERSED) else "refund",
     )
     result = await post_presentments([presentment], store, pan_index, decide_many)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,17 +101,32 @@ class _Currency:
 def movement_of(entry: JournalEntry) -> str:
     """Which way ``entry`` moved money ("" for none): the journalled movement, or for an
     entry from before it was journalled, the pipeline's default for its class and code."""
-    if entry.hold_amount == 0:
+    return _movement(entry.hold_amount, entry.movement, entry.processing_code, entry.message_class)
+
+
+def movement_in_row(row: Mapping[str, Any]) -> str:
+    """``movement_of`` for a journal entry as its JSON row (``journal show``'s table reads
+    rows): a refund's reversal is ``take_back`` there too, not the journal's ``release``."""
+    return _movement(
+        row.get("hold_amount") or 0,
+        row.get("movement") or "",
+        str(row.get("processing_code") or ""),
+        str(row.get("message_class") or ""),
+    )
+
+
+def _movement(hold_amount: int, movement: str, processing_code: str, message_class: str) -> str:
+    if hold_amount == 0:
         return ""
-    if entry.movement == "release" and entry.processing_code[:2] in CREDIT_TYPES:
+    if movement == "release" and processing_code[:2] in CREDIT_TYPES:
         return "take_back"  # a refund's or a transfer's reversal: the money goes back out
-    if entry.movement:
-        return entry.movement
-    if entry.hold_amount < 0:
+    if movement:
+        return movement
+    if hold_amount < 0:
         return "release"
-    if entry.processing_code[:2] == "20":
+    if processing_code[:2] == "20":
         return "credit"
-    return "hold" if entry.message_class in _HOLDING_CLASSES else "post"
+    return "hold" if message_class in _HOLDING_CLASSES else "post"
 
 
 class Totals:

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authhost.admin.totals import amount_text
+from authhost.admin.disputes import step_of as dispute_step_of
+from authhost.admin.totals import amount_text, movement_in_row
 
 OUTPUTS = ("auto", "table", "json")
 OutputOpt = Annotated[
@@ -129,6 +130,14 @@ def _merchant(row: Row) -> str:
     return name or row.get("merchant_id") or ""
 
 
+def _money(row: Row) -> str:
+    """What the entry did to the account, and for a dispute's own movement which one: the
+    bank's take-back of a lost dispute's credit is a post at the merchant, not its charge."""
+    moved = movement_in_row(row)
+    step = dispute_step_of(str(row.get("terminal_id") or ""), str(row.get("rrn") or ""))
+    return f"{moved}: dispute {step}" if moved and step else moved
+
+
 _JOURNAL = (
     Column("id", _key("journal_id"), right=True),
     Column("time (UTC)", lambda r: when(r.get("ts"))),
@@ -136,8 +145,10 @@ _JOURNAL = (
     Column("rc", _key("response_code")),
     Column("amount", lambda r: amount(r.get("amount_minor"), r.get("currency")), right=True),
     # what the entry did to the money (hold, post, credit, release, take_back; "" none): a
-    # refund or a dispute's credit otherwise reads as a second charge of the same amount
-    Column("money", _key("movement")),
+    # refund or a dispute's credit otherwise reads as a second charge of the same amount; as
+    # the statement says it (a refund's reversal takes back, it frees no hold; a dispute's
+    # movements named)
+    Column("money", _money),
     Column("merchant", _merchant),
     Column("ctry", _key("country")),
     Column("channel", _key("channel")),

@@ -6,6 +6,7 @@ change of the card written over the version it was read at, and audited.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +39,24 @@ from authhost.store.records import AuditEntry
 
 # a cardholder name is embossed in at most 26 characters
 NAME_SEARCH_MAX = 26
+# what a cardholder name is embossed in (requests.CardholderName): ASCII only
+_EMBOSSED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .'/-")
+
+
+def embossed(name: str) -> str:
+    """A name searched for as the card carries it: accents dropped (an agent told "José
+    Núñez" types it so; the card says JOSE NUNEZ). A letter with no ASCII form (ß, Ł, 李) is
+    refused: no card's name holds it, and an empty answer would say there is no such card."""
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFKD", name) if not unicodedata.combining(ch)
+    )
+    odd = sorted({ch for ch in plain if ch not in _EMBOSSED})
+    if odd:
+        raise InvalidRequest(
+            f"name: {' '.join(odd)} is not on any card: names are embossed in A-Z, 0-9, "
+            "space and . ' / - (accents dropped); type the letters as the card shows them"
+        )
+    return plain
 
 
 class CardData(ServiceBase):
@@ -117,7 +136,7 @@ class CardData(ServiceBase):
         if len(name) > NAME_SEARCH_MAX:
             raise InvalidRequest(f"name: at most {NAME_SEARCH_MAX} characters")
         cards = await self.store.list_cards(
-            account_id, state, limit, offset, last4=last4, name=name.strip()
+            account_id, state, limit, offset, last4=last4, name=embossed(name.strip())
         )
         return [card_view(c) for c in cards]
 

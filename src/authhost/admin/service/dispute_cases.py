@@ -361,7 +361,7 @@ class DisputeCases(ServiceBase):
         try:
             row = await self._dispute_move(
                 dispute, entry.merchant_id, disputes.CREDIT, dispute.amount_minor,
-                charge=(entry.journal_id, entry.ts),
+                charge=(entry.journal_id, entry.ts), merchant_name=entry.merchant_name,
             )  # fmt: skip
         except ConflictError as exc:
             raise ConflictError(
@@ -396,7 +396,7 @@ class DisputeCases(ServiceBase):
         try:
             await self._dispute_move(
                 dispute, entry.merchant_id, disputes.TAKE_BACK, dispute.credited_minor,
-                charge=(entry.journal_id, entry.ts),
+                charge=(entry.journal_id, entry.ts), merchant_name=entry.merchant_name,
             )  # fmt: skip
         except (ServiceError, disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
@@ -491,10 +491,22 @@ class DisputeCases(ServiceBase):
         try:
             if credited < planned:
                 missing = planned - credited
-                await self._dispute_move(before, entry.merchant_id, disputes.FINAL_CREDIT, missing)
+                await self._dispute_move(
+                    before,
+                    entry.merchant_id,
+                    disputes.FINAL_CREDIT,
+                    missing,
+                    merchant_name=entry.merchant_name,
+                )
             elif credited > planned:
                 excess = credited - planned
-                await self._dispute_move(before, entry.merchant_id, disputes.TAKE_BACK, excess)
+                await self._dispute_move(
+                    before,
+                    entry.merchant_id,
+                    disputes.TAKE_BACK,
+                    excess,
+                    merchant_name=entry.merchant_name,
+                )
             # a reversal approved since the plan was made (a reconcile leaves a claimed
             # dispute to its resolution) gave part back already: that part is taken back
             credited, released = await self._take_back_reversed(before, outcome, entry, planned)
@@ -546,7 +558,7 @@ class DisputeCases(ServiceBase):
             if now < keeps:
                 await self._dispute_move(
                     dispute, entry.merchant_id, disputes.REVERSED, keeps - now,
-                    charge=(reversal.journal_id, entry.ts),
+                    charge=(reversal.journal_id, entry.ts), merchant_name=entry.merchant_name,
                 )  # fmt: skip
                 keeps = now
         return keeps, released
@@ -725,7 +737,7 @@ class DisputeCases(ServiceBase):
             for reversal, part in parts:
                 await self._dispute_move(
                     before, entry.merchant_id, disputes.REVERSED, part,
-                    charge=(reversal.journal_id, entry.ts),
+                    charge=(reversal.journal_id, entry.ts), merchant_name=entry.merchant_name,
                 )  # fmt: skip
         except (disputes.NotPosted, StoreError) as exc:
             raise Unavailable(
@@ -809,7 +821,7 @@ class DisputeCases(ServiceBase):
             try:
                 await self._dispute_move(
                     claimed, entry.merchant_id, disputes.REVERSED, plan.take_back,
-                    charge=(plan.reversal, entry.ts),
+                    charge=(plan.reversal, entry.ts), merchant_name=entry.merchant_name,
                 )  # fmt: skip
             except (disputes.NotPosted, StoreError) as exc:
                 raise Unavailable(
@@ -1218,13 +1230,16 @@ class DisputeCases(ServiceBase):
         amount: int,
         *,
         charge: tuple[int, float] | None = None,
+        merchant_name: str = "",
     ) -> dict[str, Any]:
+        """``disputes.move`` with the card's clear PAN; ``merchant_name``: the disputed
+        charge's field 43, which the movement carries so that it is read as that charge's."""
         card_id = dispute.card_id
         pan = await self._clear_pan(card_id)
         try:
             return await disputes.move(
                 self.store, self.security.pan_index, self.decide_many, dispute, pan, merchant,
-                step, amount, charge=charge,
+                step, amount, charge=charge, merchant_name=merchant_name,
             )  # fmt: skip
         finally:
             del pan

@@ -121,12 +121,21 @@ class Pins(ServiceBase):
         saw no wrong PIN on still gets the chip's PIN UNBLOCK (when its product sends
         scripts): a cardholder whose PIN was blocked at the till by offline PIN tries, which
         only the chip counted, calls the bank to unblock it, and the host cannot see the
-        chip's counter (before, the unlock answered 200 and changed nothing)."""
+        chip's counter (before, the unlock answered 200 and changed nothing). With neither
+        a host count nor scripts to send, 409 says so: a 200 read as "unblocked"."""
         card = await self._changeable_card(card_id)
         product = await self._product(card.product_id)
         if card.pin_tries == 0:
+            if not product.imk_smi_name:  # neither counter is the host's to reset
+                raise ConflictError(
+                    f"card {card_id}: nothing to unlock: the host counted no wrong PIN, and "
+                    f"product {product.product_id} sends no issuer scripts (no imk_smi_name), "
+                    "so the chip's own offline PIN counter cannot be reset from the bank; "
+                    "the PIN still works online (an ATM), and a chip that refuses it at the "
+                    "till needs a replacement card (cards replace)"
+                )
             queued = pin_rules.with_chip_unblock(card, product)
-            if queued is card:  # no scripts, or the PIN UNBLOCK waits already
+            if queued is card:  # the PIN UNBLOCK waits already: a repeat
                 return card_view(card)
             return await self._update(card, queued, "pin.unlock", details={"chip_only": True})
         unlocked = pin_rules.unlock(card)
