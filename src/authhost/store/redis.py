@@ -1548,6 +1548,25 @@ class RedisCardStore:
         key = self._keys.account(account_id).card(card_id)
         return _card(await self._client.hmget(key, ["data", "pin_tries", "version"]))
 
+    async def _read_cards(self, card_ids: list[str]) -> list[Card | None]:
+        """``get_card`` of each, in two pipelined round trips rather than two per card: a
+        listing filtered by state, last four or name reads a page of 500 cards to find a few
+        (a support desk's search read every card one at a time)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            homes = [pipe.get(self._keys.card_home(card_id)) for card_id in card_ids]
+        accounts = [None if (raw := await home) is None else _s(raw) for home in homes]
+        if not any(accounts):
+            return [None] * len(card_ids)
+        fields = ["data", "pin_tries", "version"]
+        async with self._client.pipeline(transaction=False) as pipe:
+            reads = [
+                None
+                if account is None
+                else pipe.hmget(self._keys.account(account).card(cid), fields)
+                for cid, account in zip(card_ids, accounts, strict=True)
+            ]
+        return [None if read is None else _card(await read) for read in reads]
+
     async def find_card(self, pan_index: str) -> Card | None:
         pointer = await self._pointer(pan_index)
         if pointer is None:
@@ -1573,8 +1592,7 @@ class RedisCardStore:
             if not ids:
                 break
             start += len(ids)
-            for raw in ids:
-                card = await self.get_card(_s(raw))
+            for card in await self._read_cards([_s(raw) for raw in ids]):
                 if card is None or (state and card.state.value != state):
                     continue
                 if account_id and card.account_id != account_id:
