@@ -303,6 +303,7 @@ def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> A
         acquirer_id=get("32"),
         forwarding_id=get("33"),
         track2=track2,
+        track1=get("45"),
         rrn=get("37"),
         terminal_id=get("41"),
         merchant_id=get("42"),

@@ -87,6 +87,8 @@ class AuthRequest:
     acquirer_id: str | None = None  # 32
     forwarding_id: str | None = None  # 33
     track2: str | None = None  # 35 (or chip track-2 equivalent data)
+    # 45, read only without field 35: its CVV is the stripe's, as track 2's (never logged)
+    track1: str | None = None
     rrn: str | None = None  # 37
     terminal_id: str | None = None  # 41
     merchant_id: str | None = None  # 42
