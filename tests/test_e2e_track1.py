@@ -34,6 +34,8 @@ async def test_a_stripes_track_1_has_its_cvv_checked(
         return purchase(card, **{**swipe, "45": track1(card, cvv), **changes})
 
     assert (await switch.send(swiped(values.cvv)))["39"] == "00"
+    # without field 2, the card number is track 1's, as it is track 2's
+    assert (await switch.send(swiped(values.cvv, **{"2": None})))["39"] == "00"
     assert (await switch.send(swiped(wrong)))["39"] == "82"
     # the stripe is the check: a CVV2 beside a genuine track 1 is not processed
     wrong_cvv2 = "000" if card["cvv2"] != "000" else "111"

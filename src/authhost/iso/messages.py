@@ -66,7 +66,7 @@ class AuthRequest:
     """A financial request (auth, financial, advice, reversal) as the decision core sees it.
 
     Amounts are integers in minor units of ``currency`` (ISO 4217 numeric). Absent fields are
-    None. ``pan`` comes from field 2, or from track 2 when field 2 is absent.
+    None. ``pan`` comes from field 2, or from track 2 (else track 1) when field 2 is absent.
     """
 
     mti: str
