@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from authhost.cards.track2 import Track2Error, parse_track2
+from authhost.cards.track2 import Track2Error, read_track
 from authhost.frozen import quick_constructor
 from authhost.iso.codes import ResponseCode
 from authhost.iso.dialects import Dialect
@@ -255,13 +255,14 @@ _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> AuthRequest:
     get = doc.get
-    track2 = get("35")
+    track2, track1 = get("35"), get("45")
     pan = get("2")
-    if pan is None and track2 is not None:
-        try:
-            pan = parse_track2(track2).pan
+    if pan is None and (track2 is not None or track1 is not None):
+        try:  # Visa may send no field 2 beside a track
+            track = read_track(track2, track1)
         except Track2Error:
-            pan = None  # the pipeline declines an unreadable track 2 with its own reason
+            track = None  # the pipeline declines an unreadable track with its own reason
+        pan = track.pan if track is not None else None
     amount = get("4")
     billing, billing_currency = get("6"), get("51")
     if (billing is None) != (billing_currency is None):
@@ -303,6 +304,7 @@ def _auth_request(doc: dict[str, str], mti: str, visa_fields: bool = False) -> A
         acquirer_id=get("32"),
         forwarding_id=get("33"),
         track2=track2,
+        track1=track1,
         rrn=get("37"),
         terminal_id=get("41"),
         merchant_id=get("42"),

@@ -66,7 +66,7 @@ class AuthRequest:
     """A financial request (auth, financial, advice, reversal) as the decision core sees it.
 
     Amounts are integers in minor units of ``currency`` (ISO 4217 numeric). Absent fields are
-    None. ``pan`` comes from field 2, or from track 2 when field 2 is absent.
+    None. ``pan`` comes from field 2, or from track 2 (else track 1) when field 2 is absent.
     """
 
     mti: str
@@ -87,6 +87,8 @@ class AuthRequest:
     acquirer_id: str | None = None  # 32
     forwarding_id: str | None = None  # 33
     track2: str | None = None  # 35 (or chip track-2 equivalent data)
+    # 45, read only without field 35: its CVV is the stripe's, as track 2's (never logged)
+    track1: str | None = None
     rrn: str | None = None  # 37
     terminal_id: str | None = None  # 41
     merchant_id: str | None = None  # 42

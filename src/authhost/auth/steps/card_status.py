@@ -7,7 +7,7 @@ import time
 from authhost.auth.decision import Decline
 from authhost.auth.transaction import Transaction
 from authhost.cards.model import CardState
-from authhost.cards.track2 import Track2Error, parse_track2
+from authhost.cards.track2 import Track2Error, read_track
 from authhost.iso.codes import ResponseCode as RC
 
 STATE_DECLINES: dict[CardState, Decline] = {
@@ -59,13 +59,15 @@ def card_status(tx: Transaction) -> Decline | None:
         if not refund:
             return Decline(RC.EXPIRED_CARD, "card.past_expiry")
         tx.reasons.append("card.refund_past_expiry")
-    if request.track2:
+    if request.track2 or request.track1:
         # the stripe or chip read: it must be this card's, whatever field 14 says (a renewed
         # card's old plastic keeps its PAN, and its CVV checks against its own track)
         try:
-            read = parse_track2(request.track2).expiry
+            track = read_track(request.track2, request.track1)
         except Track2Error:
             return Decline(RC.FORMAT_ERROR, "card.track2_format")
+        assert track is not None
+        read = track.expiry
         if read != card.expiry and not _refund_to_renewed(refund, read, card.previous_expiry):
             return Decline(RC.EXPIRED_CARD, "card.expiry_mismatch")
     presented = request.expiry

@@ -15,7 +15,7 @@ from authhost.auth.steps.card_status import is_past_expiry
 from authhost.auth.transaction import Transaction
 from authhost.cards.avs import verify_address
 from authhost.cards.tokens import TokenState, find_token
-from authhost.cards.track2 import Track2Error, parse_track2
+from authhost.cards.track2 import Track2Error, read_track
 from authhost.iso.codes import ResponseCode as RC
 from authhost.iso.messages import CREDIT_TYPES, AuthRequest
 from authhost.iso.subfields import (
@@ -63,11 +63,13 @@ class CardVerification:
                 return Decline(RC.RESTRICTED_CARD, f"token.{token.state.value}")
             if token.expiry and is_past_expiry(token.expiry, tx.now):  # the wallet's own date
                 return Decline(RC.EXPIRED_CARD, "token.expired")
-        if request.track2:
+        stripe = request.track2 or request.track1  # track 1 (field 45) only without 35
+        if stripe:
             try:
-                track = parse_track2(request.track2)
+                track = read_track(request.track2, request.track1)
             except Track2Error:
                 return Decline(RC.FORMAT_ERROR, "cvv.track2_format")
+            assert track is not None
             if track.pan != request.pan:
                 return Decline(RC.INVALID_CARD_NUMBER, "cvv.track2_pan_mismatch")
             chip = (request.pos_entry_mode or "")[:2] in CHIP_ENTRY_MODES
@@ -86,7 +88,7 @@ class CardVerification:
             # card's) nor a refund's or credit's (money to the cardholder, never refused for a
             # CVV2, nor an answer telling a guesser which one is right)
             if (
-                request.track2
+                stripe
                 or request.payment_token is not None
                 or request.transaction_type in CREDIT_TYPES
                 or _chip_is_checked(request.icc_data, product.imk_ac_name)
