@@ -33,11 +33,13 @@ def behind_cut(feed: str, after_id: int, cut: int) -> str:
 
 
 def beyond_newest(after_id: int, newest: int) -> str:
-    """The 422 of a cursor no entry of this store reaches."""
+    """The 422 of a cursor no entry of this store reaches (a cursor of 13 digits or more,
+    which no store reaches, in thousands: the error scrubber would mask it as a PAN)."""
+    said = f"{after_id}" if after_id < 10**12 else f"{after_id:,}"
     return (
-        f"after_id {after_id} is beyond the journal: its newest entry is {newest} (the "
+        f"after_id {said} is beyond the journal: its newest entry is {newest} (the "
         "cursor of another store, or one kept across a store restore that took the journal "
         "id counter back: raise it with authhost store raise-counters --journal "
-        f"{after_id} before the servers start, docs/store.md); a consumer starting "
+        f"{said} before the servers start, docs/store.md); a consumer starting "
         "afresh polls with after_id=0"
     )
