@@ -99,6 +99,10 @@ async def test_a_cursor_beyond_the_newest_entry_is_refused_naming_it(
         assert f"its newest entry is {kept}" in beyond.json["error"], beyond
     caught_up = await call(at.port, "GET", f"{FEEDS[0]}?after_id={kept}")
     assert caught_up.status == 200 and caught_up.json["movements"] == [], caught_up
+    reports = await call(at.port, "GET", "/v1/fraud-reports?after_id=99999999")
+    assert reports.status == 422, reports  # before: 200 and empty, for ever
+    assert "the last report id handed out is 0" in reports.json["error"], reports
+    assert "raise-counters --fraud-reports 99999999" in reports.json["error"], reports
 
 
 async def _restore_redis(store, dump: dict) -> None:  # noqa: ANN001

@@ -32,6 +32,17 @@ def behind_cut(feed: str, after_id: int, cut: int) -> str:
     )
 
 
+def beyond_newest_report(after_id: int, newest: int) -> str:
+    """The 422 of a fraud reports cursor beyond the last report id handed out."""
+    said = f"{after_id}" if after_id < 10**12 else f"{after_id:,}"
+    return (
+        f"after_id {said} is beyond the fraud reports: the last report id handed out is "
+        f"{newest} (the cursor of another store, or one kept across a store restore that took "
+        f"the counter back: raise it with authhost store raise-counters --fraud-reports "
+        f"{said} before the servers start, docs/store.md)"
+    )
+
+
 def beyond_newest(after_id: int, newest: int) -> str:
     """The 422 of a cursor no entry of this store reaches (a cursor of 13 digits or more,
     which no store reaches, in thousands: the error scrubber would mask it as a PAN)."""

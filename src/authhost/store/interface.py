@@ -1055,6 +1055,11 @@ class CardStore(Protocol):
         Redis Cluster, one per account)."""
         ...
 
+    async def newest_fraud_report_id(self) -> int:
+        """The last fraud report id handed out (0: none), whether or not its report is still
+        there (replaced, pruned): a report cursor beyond it is another store's."""
+        ...
+
     async def raise_counters(self, journal: int, fraud_reports: int) -> IdCounters:
         """Raise the last journal id and fraud report id handed out to at least these, never
         lower (a Redis dump restore took them back below the feeds' cursors); the values

@@ -1289,6 +1289,16 @@ class RedisCardStore:
             newest = max(newest, int(_s(top[0])) if top else 0)
         return newest
 
+    async def newest_fraud_report_id(self) -> int:
+        """The counter, or the index's top (reports written before report ids are scored by
+        their journal id, which can be above it: ``PUT_FRAUD_REPORT`` goes past them too)."""
+        seq = await self._client.get(self._keys.fraud_report_seq)
+        top = await self._client.zrange(
+            self._keys.fraud_report_ids, "+inf", "-inf", sortby=PureToken.BYSCORE, rev=True,
+            offset=0, count=1, withscores=True,
+        )  # fmt: skip
+        return max(int(_s(seq)) if seq is not None else 0, int(top[0][1]) if top else 0)
+
     async def raise_counters(self, journal: int, fraud_reports: int) -> IdCounters:
         """Each counter raised in one script (``RAISE_TO``): a block reserved meanwhile by a
         process is above the old value, and the counter is then at least that block's end."""

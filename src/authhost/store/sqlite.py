@@ -884,6 +884,15 @@ class SqliteCardStore:
         )
         return int(row[0] or 0)
 
+    async def newest_fraud_report_id(self) -> int:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT MAX((SELECT last FROM fraud_report_ids WHERE one = 1), "
+                "(SELECT COALESCE(MAX(report_id), 0) FROM fraud_reports))"
+            ).fetchone()
+        )
+        return int(row[0] or 0)
+
     async def raise_counters(self, journal: int, fraud_reports: int) -> IdCounters:
         def raise_(conn: sqlite3.Connection) -> IdCounters:
             conn.execute(

@@ -209,6 +209,8 @@ class ServiceBase:
         self.dispute_limits = dispute_limits
         # the highest journal id seen to exist: ledger cursors up to it need no look-up
         self._journal_reaches = 0
+        # the highest fraud report id seen handed out: report cursors up to it need none
+        self._reports_reach = 0
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
         # what this process knows of the open disputes (shared by every acting_as copy)

@@ -442,8 +442,18 @@ class JournalAnalysis(ServiceBase):
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
         """The reports in the order they were written, after report id ``after_id``: a
         consumer paging with the last one's ``report_id`` gets every report filed later,
-        a late one on an old entry and a changed verdict (listed again, once) included."""
-        return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
+        a late one on an old entry and a changed verdict (listed again, once) included. A
+        cursor beyond the last report id handed out is refused (422): another store's, or
+        one a Redis dump restore took the counter back under (empty pages for ever, then its
+        ids handed out again); read only on an empty page, once per higher cursor."""
+        from authhost.admin.feed_cursor import beyond_newest_report
+
+        reports = await self.store.fraud_reports(after_id, limit)
+        if not reports and after_id > self._reports_reach:
+            self._reports_reach = await self.store.newest_fraud_report_id()
+            if after_id > self._reports_reach:
+                raise InvalidRequest(beyond_newest_report(after_id, self._reports_reach))
+        return [fraud_report_view(r) for r in reports]
 
     def _retention_cut(self, keep_days: int, minimum: int, why: str) -> float:
         """The time before which a retention deletes, or 422 for fewer days than ``minimum``
