@@ -244,10 +244,10 @@ class JournalAnalysis(ServiceBase):
         cut = await self.store.journal_pruned_through()
         if after_id < cut:
             raise ConflictError(behind_cut(feed, after_id, cut))
-        if next_after_id > after_id or after_id <= max(cut, self._journal_reaches):
+        if next_after_id > after_id or after_id <= max(cut, self._ids_seen.journal):
             return  # an entry after it was read, or one at it or after it was before
         newest = await self.store.newest_journal_id()
-        self._journal_reaches = max(self._journal_reaches, newest)
+        self._ids_seen.journal = max(self._ids_seen.journal, newest)
         if after_id > max(newest, cut):
             raise InvalidRequest(beyond_newest(after_id, newest))
 
@@ -449,10 +449,10 @@ class JournalAnalysis(ServiceBase):
         from authhost.admin.feed_cursor import beyond_newest_report
 
         reports = await self.store.fraud_reports(after_id, limit)
-        if not reports and after_id > self._reports_reach:
-            self._reports_reach = await self.store.newest_fraud_report_id()
-            if after_id > self._reports_reach:
-                raise InvalidRequest(beyond_newest_report(after_id, self._reports_reach))
+        if not reports and after_id > self._ids_seen.fraud_reports:
+            self._ids_seen.fraud_reports = await self.store.newest_fraud_report_id()
+            if after_id > self._ids_seen.fraud_reports:
+                raise InvalidRequest(beyond_newest_report(after_id, self._ids_seen.fraud_reports))
         return [fraud_report_view(r) for r in reports]
 
     def _retention_cut(self, keep_days: int, minimum: int, why: str) -> float:
