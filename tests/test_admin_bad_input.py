@@ -92,9 +92,12 @@ async def test_a_clearing_amount_of_thousands_of_digits_is_a_422_naming_line_and
                                   "/v1/fraud-reports"])  # fmt: skip
 async def test_feed_cursors_reach_the_documented_ten_to_the_fifteen(tmp_path, feed):
     async with open_service(tmp_path) as service, running_admin(service) as port:
+        # taken: a journal feed then says no entry reaches it (422), the others list nothing
+        journal = feed in ("/v1/journal/movements", "/v1/journal/alerts", "/v1/reviews",
+                           "/v1/fraud-reports")  # fmt: skip
         for after_id in ("1000000000", "999999999999999", "1000000000000000"):
             reply = await call(port, "GET", f"{feed}?after_id={after_id}", token=AUDITOR_TOKEN)
-            assert reply.status == 200, (after_id, reply)
+            assert reply.status == (422 if journal else 200), (after_id, reply)
         refused = await call(port, "GET", f"{feed}?after_id=1000000000000001",
                              token=AUDITOR_TOKEN)  # fmt: skip
         assert refused.status == 400, refused

@@ -44,6 +44,8 @@ FUTURE = "4000000000"  # 2096: an until after every since below now
 STATEFUL = {
     ("since", "99999999999"): "after now and after any until: the clock's bound, which no "
     "schema can state",
+    ("after_id", "1000000000000000"): "beyond the journal's newest entry: a journal feed "
+    "refuses it (422, naming the newest), which no schema can state",
 }
 # (route, parameter): refused for the server's configuration whatever the value
 NOT_CONFIGURED = {

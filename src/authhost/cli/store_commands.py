@@ -237,6 +237,25 @@ def store_prune_idempotency(
     _run(_config(config, store), lambda s: s.prune_idempotency(keep_days))
 
 
+@store_app.command("raise-counters")
+def store_raise_counters(
+    journal: Annotated[
+        int, typer.Option(help="the highest journal id a feed consumer has read (0: leave it)")
+    ] = 0,
+    fraud_reports: Annotated[
+        int, typer.Option(help="the highest fraud report id a consumer has read (0: leave it)")
+    ] = 0,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Raise the journal id and fraud report id counters to at least these, never lower
+    (either store; audited): after a Redis dump or AOF restore took them back, new entries
+    would be given ids the feeds' consumers have passed and never be listed. Run it with
+    the servers stopped (each keeps the block of ids it reserved). SQLite's store restore
+    does it itself."""
+    _run(_config(config, store), lambda s: s.raise_counters(journal, fraud_reports))
+
+
 @store_app.command("link-completions")
 def store_link_completions(store: StoreOpt = None, config: ConfigOpt = None) -> None:
     """Link the 0220 completions journalled before authhost kept their link to the hold they

@@ -485,6 +485,15 @@ class LedgerSync:
 
 
 @dataclass(frozen=True, slots=True)
+class IdCounters:
+    """The last journal id and fraud report id a store handed out: the feeds' cursors are
+    these ids, so a counter below a consumer's cursor hands its ids out again."""
+
+    journal: int
+    fraud_reports: int
+
+
+@dataclass(frozen=True, slots=True)
 class Pruned:
     """What ``prune_journal`` deleted."""
 
@@ -1033,6 +1042,29 @@ class CardStore(Protocol):
         and a fuel pump's earlier (by up to ``shorter_by`` seconds, how far past the cutoff
         to look), and that no reversal or completion released; posted amounts stay. Returns
         how many."""
+        ...
+
+    async def journal_pruned_through(self) -> int:
+        """The newest journal id retention deleted (0: none): a feed cursor below it lost
+        entries to ``prune_journal``. One read (a row on SQLite, a GET on Redis)."""
+        ...
+
+    async def newest_journal_id(self) -> int:
+        """The highest journal id the store holds (0: none), settled or not: a feed cursor
+        beyond it names entries this store never wrote. A read of the index's end (on a
+        Redis Cluster, one per account)."""
+        ...
+
+    async def newest_fraud_report_id(self) -> int:
+        """The last fraud report id handed out (0: none), whether or not its report is still
+        there (replaced, pruned): a report cursor beyond it is another store's."""
+        ...
+
+    async def raise_counters(self, journal: int, fraud_reports: int) -> IdCounters:
+        """Raise the last journal id and fraud report id handed out to at least these, never
+        lower (a Redis dump restore took them back below the feeds' cursors); the values
+        after. Processes opened before keep the block of ids they reserved: run it with the
+        servers stopped."""
         ...
 
     async def prune_journal(

@@ -70,6 +70,7 @@ from authhost.store.interface import (
     FraudReportAudit,
     FundsChanged,
     Hold,
+    IdCounters,
     InsufficientFunds,
     Intent,
     JournalQuery,
@@ -310,6 +311,7 @@ class RedisCardStore:
         self._release_token = client.register_script(redis_lua.RELEASE_TOKEN)
         self._keep_result = client.register_script(redis_lua.KEEP_RESULT)
         self._prune_written = client.register_script(redis_lua.PRUNE_WRITTEN)
+        self._raise_to = client.register_script(redis_lua.RAISE_TO)
         self._audited_batch = client.register_script(redis_lua.AUDITED_BATCH)
         self._change_funds = client.register_script(redis_lua.CHANGE_FUNDS)
         self._change_funds_audited = client.register_script(redis_lua.CHANGE_FUNDS_AUDITED)
@@ -1283,13 +1285,70 @@ class RedisCardStore:
             )
         return released
 
+    async def journal_pruned_through(self) -> int:
+        """The global cut (``keys.journal_cut``, a GET). A store pruned before it was kept
+        has it from its accounts' ``journal_pruned_through`` (a read per account, once)."""
+        cut = await self._client.get(self._keys.journal_cut)
+        if cut is not None:
+            return int(_s(cut))
+        found = 0
+        for account_id in await self._journal_accounts(JournalQuery()):
+            through = await self._client.hget(
+                self._keys.account(account_id).account, "journal_pruned_through"
+            )
+            found = max(found, int(_s(through)) if through is not None else 0)
+        # raised, never set: a run that raised it meanwhile knows better
+        return int(await self._raise_to([self._keys.journal_cut], [str(found)]))
+
+    async def newest_journal_id(self) -> int:
+        if not self._cluster:
+            top = await self._client.zrange(
+                self._keys.journal_global, "+inf", "-inf", sortby=PureToken.BYSCORE, rev=True,
+                offset=0, count=1,
+            )  # fmt: skip
+            return int(_s(top[0]).split("|", 1)[0]) if top else 0
+        newest = 0
+        for account_id in await self._journal_accounts(JournalQuery()):
+            top = await self._client.zrange(
+                self._keys.account(account_id).journal_all, "+inf", "-inf",
+                sortby=PureToken.BYSCORE, rev=True, offset=0, count=1,
+            )  # fmt: skip
+            newest = max(newest, int(_s(top[0])) if top else 0)
+        return newest
+
+    async def newest_fraud_report_id(self) -> int:
+        """The counter, or the index's top (reports written before report ids are scored by
+        their journal id, which can be above it: ``PUT_FRAUD_REPORT`` goes past them too)."""
+        seq = await self._client.get(self._keys.fraud_report_seq)
+        top = await self._client.zrange(
+            self._keys.fraud_report_ids, "+inf", "-inf", sortby=PureToken.BYSCORE, rev=True,
+            offset=0, count=1, withscores=True,
+        )  # fmt: skip
+        return max(int(_s(seq)) if seq is not None else 0, int(top[0][1]) if top else 0)
+
+    async def raise_counters(self, journal: int, fraud_reports: int) -> IdCounters:
+        """Each counter raised in one script (``RAISE_TO``): a block reserved meanwhile by a
+        process is above the old value, and the counter is then at least that block's end."""
+        return IdCounters(
+            int(await self._raise_to([self._keys.journal_seq], [str(journal)])),
+            int(await self._raise_to([self._keys.fraud_report_seq], [str(fraud_reports)])),
+        )
+
+    async def _raise_journal_cut(self, jids: list[str]) -> None:
+        """Raise the global retention cut to the newest of ``jids`` before they are deleted:
+        a feed that reads the cut after its page never lists past a deletion unawares (a
+        deletion that then fails leaves the cut early, over entries the next run deletes)."""
+        await self._raise_to([self._keys.journal_cut], [str(max(map(int, jids)))])
+
     async def prune_journal(
         self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
     ) -> Pruned:
         """On a single Redis with ``audit``, each batch (``PRUNE_PAGE`` deletions or so,
         across accounts) and its entry are one script (``AUDITED_BATCH``); on a cluster, or
         unaudited, a page per account's transaction, the entries after them
-        (``FollowingEntries``)."""
+        (``FollowingEntries``). The global cut is read first: a store pruned before it was
+        kept has it set from its accounts before a run raises it."""
+        await self.journal_pruned_through()
         if audit is not None and not self._cluster:
             done = await self._audited_batches(partial(self._batch_journal, before), audit, seal)
             return Pruned(entries=done.get("entries", 0), holds=done.get("holds", 0))
@@ -1350,6 +1409,7 @@ class RedisCardStore:
                 ids = await self._client.zrange(ak.journal_all, pending, pending + PRUNE_PAGE - 1)
                 old = await self._old_entries(ak, ids, before)
                 if old:
+                    await self._raise_journal_cut([jid for jid, _ in old])
                     self._delete_entries(batch, ak, old)
                     pending += len(old)
                 if batch.size >= PRUNE_PAGE:
@@ -1425,6 +1485,7 @@ class RedisCardStore:
             dedupe = [e.dedupe_key for _, e in old if e is not None and e.dedupe_key]
             by_card = _by_card(old)
             jids = [jid for jid, _ in old]
+            await self._raise_journal_cut(jids)
             async with self._client.pipeline(transaction=True) as pipe:
                 gone = pipe.hdel(ak.journal, jids)  # what is counted: not another run's too
                 pipe.zrem(ak.journal_all, jids)

@@ -154,6 +154,13 @@ class Keys:
         return f"{self.prefix}:{{g}}:journalseq"
 
     @property
+    def journal_cut(self) -> str:
+        """The newest journal id retention deleted (``prune_journal`` raises it before it
+        deletes): a feed cursor below it missed entries. Every account's hash keeps its own
+        (``journal_pruned_through``), which a global feed cannot read at the cost of a GET."""
+        return f"{self.prefix}:{{g}}:journalcut"
+
+    @property
     def dedupe_all(self) -> str:
         """Every account's dedupe keys (dedupe key -> 'journal id|journal hash'): a single
         Redis only, where a script may read any key. A cluster keeps them per account."""

@@ -593,6 +593,14 @@ return deleted
 
 # A lease's value is "since|owner" (redis_keys.Keys.lease): the owner is what follows the
 # first "|" (since, a number, has none), whatever characters the owner's name has.
+# A counter raised to ARGV[1] if it is below (never lowered): the journal's retention cut
+# (prune_journal). KEYS[1]: the counter. Reply: its value after, as a decimal string.
+RAISE_TO = """
+local now = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%d', now))
+return string.format('%d', now)
+"""
+
 _LEASE_OWNER_LUA = """
 local function lease_owner(value)
   if not value then return nil end

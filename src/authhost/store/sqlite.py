@@ -52,6 +52,7 @@ from authhost.store.interface import (
     FraudReportAudit,
     FundsChanged,
     Hold,
+    IdCounters,
     InsufficientFunds,
     Intent,
     JournalQuery,
@@ -870,6 +871,48 @@ class SqliteCardStore:
             return len(rows)
 
         return await self._writer.run(expire)
+
+    async def journal_pruned_through(self) -> int:
+        row = await self._reader.run(
+            lambda conn: conn.execute("SELECT through_id FROM journal_pruned").fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    async def newest_journal_id(self) -> int:
+        row = await self._reader.run(
+            lambda conn: conn.execute("SELECT MAX(journal_id) FROM journal").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def newest_fraud_report_id(self) -> int:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT MAX((SELECT last FROM fraud_report_ids WHERE one = 1), "
+                "(SELECT COALESCE(MAX(report_id), 0) FROM fraud_reports))"
+            ).fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def raise_counters(self, journal: int, fraud_reports: int) -> IdCounters:
+        def raise_(conn: sqlite3.Connection) -> IdCounters:
+            conn.execute(
+                "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'journal'", (journal,)
+            )
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'journal', ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM sqlite_sequence WHERE name = 'journal')",
+                (journal,),
+            )
+            conn.execute(
+                "UPDATE fraud_report_ids SET last = MAX(last, ?) WHERE one = 1", (fraud_reports,)
+            )
+            (seq,) = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'journal'"
+            ).fetchone()
+            row = conn.execute("SELECT last FROM fraud_report_ids WHERE one = 1").fetchone()
+            return IdCounters(int(seq), int(row[0]) if row else 0)
+
+        return await self._writer.run(raise_)
 
     async def prune_journal(
         self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None

@@ -493,7 +493,7 @@ class ProductsAndAccounts(ServiceBase):
         keep it as the account's sync point and refuse every real sync after it as older.
         A cursor is a journal id the movements feed gave, so an entry at or after it exists
         (the newest entries are never pruned); one found once vouches for every lower one."""
-        if through_id <= self._journal_reaches:
+        if through_id <= self._ids_seen.journal:
             return
         found = await self.store.journal(JournalQuery(after_id=through_id - 1, limit=1))
         if not found:
@@ -502,7 +502,7 @@ class ProductsAndAccounts(ServiceBase):
                 "id or a later one): give the last journal id of the movements the ledger "
                 "has booked (journal movements' next_after_id)"
             )
-        self._journal_reaches = max(self._journal_reaches, found[0].journal_id)
+        self._ids_seen.journal = max(self._ids_seen.journal, found[0].journal_id)
 
     async def set_credit_limit(
         self, account_id: str, change: rq.CreditLimitChange

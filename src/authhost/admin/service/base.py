@@ -170,6 +170,16 @@ class OpenDisputes:
                 del self.by_account[account_id]
 
 
+@dataclass
+class IdsSeen:
+    """The highest journal id and fraud report id this process has seen exist: a cursor up
+    to them needs no look-up (``_check_journal_reaches``, the feeds' cursor checks). Shared
+    by every ``acting_as`` copy, as a request's service is one."""
+
+    journal: int = 0
+    fraud_reports: int = 0
+
+
 class ServiceBase:
     """Card management over one store and one security module, acting as ``actor``."""
 
@@ -190,6 +200,7 @@ class ServiceBase:
         dispute_limits: DisputeLimits = DisputeLimits(),
         _key_locks: tuple[anyio.Lock, ...] | None = None,
         _open_disputes: OpenDisputes | None = None,
+        _ids_seen: IdsSeen | None = None,
     ) -> None:
         self.store = store
         self.security = security
@@ -207,8 +218,9 @@ class ServiceBase:
         self.business_day = business_day  # [admin] business_day_*: what a report's day means
         # [admin] chargeback_days and the rest: the networks' time limits of a dispute
         self.dispute_limits = dispute_limits
-        # the highest journal id seen to exist: ledger cursors up to it need no look-up
-        self._journal_reaches = 0
+        # the highest journal and fraud report ids seen to exist: cursors up to them need no
+        # look-up (before 2026-11-29 each request's copy started again from 0)
+        self._ids_seen = _ids_seen or IdsSeen()
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))
         # what this process knows of the open disputes (shared by every acting_as copy)
@@ -231,6 +243,7 @@ class ServiceBase:
             dispute_limits=self.dispute_limits,
             _key_locks=self._key_locks,
             _open_disputes=self._open_disputes,
+            _ids_seen=self._ids_seen,
         )
 
     async def record_audit(self, action: str, subject: str, before: Any, after: Any) -> None:

@@ -18,6 +18,7 @@ import anyio
 from authhost.admin import requests as rq
 from authhost.admin import totals as totals_module
 from authhost.admin.errors import (
+    ConflictError,
     InvalidRequest,
     NotFoundError,
 )
@@ -164,6 +165,7 @@ class JournalAnalysis(ServiceBase):
             ]
             if len(flagged) < wanted:  # the settled journal ends here
                 break
+        await self._check_journal_cursor("reviews", after_id, cursor)
         return {"reviews": rows, "next_after_id": cursor}
 
     async def busiest_acceptors(
@@ -198,7 +200,9 @@ class JournalAnalysis(ServiceBase):
         from authhost.admin.movements import next_movements
 
         _check_feed_cursor(after_id, limit)
-        return await next_movements(self.store.journal, after_id, limit, self.clock())
+        page = await next_movements(self.store.journal, after_id, limit, self.clock())
+        await self._check_journal_cursor("movements", after_id, page["next_after_id"])
+        return page
 
     async def cardholder_alerts(
         self,
@@ -224,7 +228,28 @@ class JournalAnalysis(ServiceBase):
             return alert_view(entry, kinds) if kinds else None
 
         alerts, cursor = await next_in_feed(self.store.journal, pick, after_id, limit, self.clock())
+        await self._check_journal_cursor("alerts", after_id, cursor)
         return {"alerts": alerts, "next_after_id": cursor}
+
+    async def _check_journal_cursor(self, feed: str, after_id: int, next_after_id: int) -> None:
+        """Refuse a journal feed's cursor that its page answered wrong (``admin.feed_cursor``):
+        behind the retention cut (409) or beyond the newest entry (422); 0 starts afresh.
+        Read after the page, so a run that cut past the cursor meanwhile is seen (the cut is
+        raised before entries go). Costs one read of the cut per page; the newest id is read
+        only when the page passed no entry, once per higher cursor in this process."""
+        from authhost.admin.feed_cursor import behind_cut, beyond_newest
+
+        if after_id == 0:
+            return
+        cut = await self.store.journal_pruned_through()
+        if after_id < cut:
+            raise ConflictError(behind_cut(feed, after_id, cut))
+        if next_after_id > after_id or after_id <= max(cut, self._ids_seen.journal):
+            return  # an entry after it was read, or one at it or after it was before
+        newest = await self.store.newest_journal_id()
+        self._ids_seen.journal = max(self._ids_seen.journal, newest)
+        if after_id > max(newest, cut):
+            raise InvalidRequest(beyond_newest(after_id, newest))
 
     async def wallet_events(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
         """Token events after audit id ``after_id`` for the cardholder notification service
@@ -417,8 +442,18 @@ class JournalAnalysis(ServiceBase):
     async def fraud_reports(self, *, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
         """The reports in the order they were written, after report id ``after_id``: a
         consumer paging with the last one's ``report_id`` gets every report filed later,
-        a late one on an old entry and a changed verdict (listed again, once) included."""
-        return [fraud_report_view(r) for r in await self.store.fraud_reports(after_id, limit)]
+        a late one on an old entry and a changed verdict (listed again, once) included. A
+        cursor beyond the last report id handed out is refused (422): another store's, or
+        one a Redis dump restore took the counter back under (empty pages for ever, then its
+        ids handed out again); read only on an empty page, once per higher cursor."""
+        from authhost.admin.feed_cursor import beyond_newest_report
+
+        reports = await self.store.fraud_reports(after_id, limit)
+        if not reports and after_id > self._ids_seen.fraud_reports:
+            self._ids_seen.fraud_reports = await self.store.newest_fraud_report_id()
+            if after_id > self._ids_seen.fraud_reports:
+                raise InvalidRequest(beyond_newest_report(after_id, self._ids_seen.fraud_reports))
+        return [fraud_report_view(r) for r in reports]
 
     def _retention_cut(self, keep_days: int, minimum: int, why: str) -> float:
         """The time before which a retention deletes, or 422 for fewer days than ``minimum``
@@ -467,6 +502,22 @@ class JournalAnalysis(ServiceBase):
         result = {"before": before, "results": deleted}
         if not deleted:  # no batch, no write: the run's own entry
             await self.record_audit("idempotency.prune", "idempotency", None, {**asked, **result})
+        return result
+
+    async def raise_counters(self, journal: int, fraud_reports: int) -> dict[str, Any]:
+        """Raise the store's journal id and fraud report id counters to at least these
+        (``store.raise_counters``, never lower): after a Redis dump or AOF restore took them
+        back, the ids after them would be handed out again, under the feeds' cursors, and
+        the movements, alerts, reviews and fraud reports written under them never listed.
+        Give the highest id a consumer has read (the 422 of a feed names the cursor). Run
+        with the servers stopped: a process keeps the block of 100 ids it reserved. Audited
+        (``store.raise_counters``)."""
+        if min(journal, fraud_reports) < 0 or max(journal, fraud_reports) > 10**15:
+            raise InvalidRequest("--journal and --fraud-reports are 0 to 10^15")
+        after = await self.store.raise_counters(journal, fraud_reports)
+        result = {"journal": after.journal, "fraud_reports": after.fraud_reports}
+        asked = {"journal": journal, "fraud_reports": fraud_reports}
+        await self.record_audit("store.raise_counters", "journal", asked, result)
         return result
 
     def _batch_entry(self, action: str, subject: str, asked: dict[str, Any]) -> BatchAudit:
