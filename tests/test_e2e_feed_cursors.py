@@ -154,3 +154,38 @@ async def test_counters_a_dump_restore_took_back_are_raised_past_the_consumers_c
     assert len(listed) == 1 and listed[0] > cursor, listed  # before: its id was the cursor's
     audit = await call(at.port, "GET", "/v1/audit?subject=journal")
     assert "store.raise_counters" in [e["action"] for e in audit.json["audit"]], audit
+
+
+async def test_a_caught_up_review_queue_is_not_refused_for_unflagged_entries_pruned(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """The review queue's cursor moved only over flagged entries: an analyst's queue that had
+    read every flagged one sat at the last, and a prune of the unflagged entries after it
+    (rules flag few) refused it 409 as if reviews were lost, on every poll after it."""
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    account = at.visa["account"]
+    now = time.time()
+    async with opened_store(store_url) as store:
+        for ts, stan, review in (
+            (now - 40 * DAY, "000001", True),
+            (now - 39 * DAY, "000002", False),
+        ):
+            entry = JournalEntry(
+                ts=ts, mti="0100", response_code="00", message_class="authorization",
+                stan=stan, account_id=account, amount_minor=100, currency="978",
+                review=review,
+            )  # fmt: skip
+            await store.commit(Commit(journal=entry))
+        await _post(store, account, now - 60, 300, "000003")  # kept, not flagged
+    page = await call(at.port, "GET", "/v1/reviews")
+    assert page.status == 200 and len(page.json["reviews"]) == 1, page
+    cursor = page.json["next_after_id"]
+
+    config = str(cli_config(tmp_path, store_url))
+    code, out = await run_cli("journal", "prune", "--keep-days", "35", "--config", config)
+    assert code == 0, out
+    again = await call(at.port, "GET", f"/v1/reviews?after_id={cursor}")
+    assert again.status == 200, again  # before: 409, no flagged entry was lost
+    assert again.json["reviews"] == [], again

@@ -22,6 +22,8 @@ from authhost.store.records import JournalEntry
 
 SETTLE_S = 2.0
 PAGE = 1000
+# what the review queue reads of the rest of the journal a poll, at most (past_settled)
+SKIP_PAGES = 10
 
 
 async def next_in_feed(
@@ -51,3 +53,24 @@ async def next_in_feed(
         if len(page) < PAGE:
             break
     return found, cursor
+
+
+async def past_settled(
+    read: Callable[[JournalQuery], Awaitable[list[JournalEntry]]],
+    cursor: int,
+    now: float,
+    pages: int = SKIP_PAGES,
+) -> int:
+    """``cursor`` moved over the whole journal's settled entries after it (never past a young
+    one), ``pages`` pages at most a call: for a feed over a part of the journal (the review
+    queue) once its part has ended, so that its cursor follows the journal and a prune of the
+    entries it never lists does not leave it behind the retention cut (refused 409)."""
+    for _ in range(pages):
+        page = await read(JournalQuery(after_id=cursor, limit=PAGE))
+        for entry in page:
+            if entry.ts > now - SETTLE_S:
+                return cursor
+            cursor = entry.journal_id
+        if len(page) < PAGE:
+            break
+    return cursor

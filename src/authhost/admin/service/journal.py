@@ -139,8 +139,10 @@ class JournalAnalysis(ServiceBase):
         read as the end of the queue while open reviews waited behind a card tester's
         declined tries. Entries are read once settled, as the journal feeds
         (``admin.journal_feed``): on Redis a flagged entry can be written after one with a
-        higher journal id, and a cursor moved past that one would skip it for good."""
-        from authhost.admin.journal_feed import next_in_feed
+        higher journal id, and a cursor moved past that one would skip it for good. Once the
+        queue ends, the cursor moves on over the settled journal (``past_settled``): left at
+        the last flagged entry, a prune of the unflagged ones after it put it behind the cut."""
+        from authhost.admin.journal_feed import next_in_feed, past_settled
 
         _check_feed_cursor(after_id, limit)
 
@@ -150,13 +152,12 @@ class JournalAnalysis(ServiceBase):
             return None
 
         rows: list[dict[str, Any]] = []
-        cursor = after_id
+        cursor, now = after_id, self.clock()
         while len(rows) < limit:  # the closed ones left out: read on for the rest of the page
             wanted = limit - len(rows)
             flagged, cursor = await next_in_feed(
-                self.store.journal, listed, cursor, wanted, self.clock(),
-                JournalQuery(review_only=True),
-            )  # fmt: skip
+                self.store.journal, listed, cursor, wanted, now, JournalQuery(review_only=True)
+            )
             verdicts = await self._verdicts([row["journal_id"] for row in flagged])
             rows += [
                 {**row, "verdict": verdicts.get(row["journal_id"])}
@@ -164,6 +165,7 @@ class JournalAnalysis(ServiceBase):
                 if not (open_only and row["journal_id"] in verdicts)
             ]
             if len(flagged) < wanted:  # the settled journal ends here
+                cursor = await past_settled(self.store.journal, cursor, now)
                 break
         await self._check_journal_cursor("reviews", after_id, cursor)
         return {"reviews": rows, "next_after_id": cursor}
