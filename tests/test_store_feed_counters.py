@@ -37,6 +37,7 @@ async def test_the_cut_the_newest_ids_and_the_counters(store, audited):  # noqa:
     raised = await store.raise_counters(ids[2] + 500, 40)
     assert raised.journal >= ids[2] + 500 and raised.fraud_reports == 40
     assert await store.raise_counters(1, 1) == raised  # never lowered
+    assert await store.last_journal_id() == raised.journal  # what the feeds check
     started = await store.reopen()  # a server started after the raise (on Redis this
     try:  # process keeps the block of ids it reserved: the command says servers stopped)
         after = (await started.commit(hold(card, 4, 100))).journal.journal_id

@@ -1055,6 +1055,13 @@ class CardStore(Protocol):
         Redis Cluster, one per account)."""
         ...
 
+    async def last_journal_id(self) -> int:
+        """The last journal id handed out (0: none): the counter, which Redis reserves a
+        block at a time, so up to a block per process above the newest entry. A feed cursor
+        beyond it is another store's, or one a restore took the counter back under (its
+        next ids would be handed out again below it). One read, on a Redis Cluster too."""
+        ...
+
     async def newest_fraud_report_id(self) -> int:
         """The last fraud report id handed out (0: none), whether or not its report is still
         there (replaced, pruned): a report cursor beyond it is another store's."""

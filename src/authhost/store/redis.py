@@ -1316,6 +1316,11 @@ class RedisCardStore:
             newest = max(newest, int(_s(top[0])) if top else 0)
         return newest
 
+    async def last_journal_id(self) -> int:
+        """The counter's GET: the end of the last block of ids a process reserved."""
+        seq = await self._client.get(self._keys.journal_seq)
+        return 0 if seq is None else int(_s(seq))
+
     async def newest_fraud_report_id(self) -> int:
         """The counter, or the index's top (reports written before report ids are scored by
         their journal id, which can be above it: ``PUT_FRAUD_REPORT`` goes past them too)."""

@@ -884,6 +884,14 @@ class SqliteCardStore:
         )
         return int(row[0] or 0)
 
+    async def last_journal_id(self) -> int:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'journal'"
+            ).fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
     async def newest_fraud_report_id(self) -> int:
         row = await self._reader.run(
             lambda conn: conn.execute(

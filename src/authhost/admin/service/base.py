@@ -172,12 +172,12 @@ class OpenDisputes:
 
 @dataclass
 class IdsSeen:
-    """The highest journal id and fraud report id this process has seen exist: a cursor up
-    to them needs no look-up (``_check_journal_reaches``, the feeds' cursor checks). Shared
-    by every ``acting_as`` copy, as a request's service is one."""
+    """The highest journal id this process has seen exist: a ledger sync's cursor up to it
+    needs no look-up (``_check_journal_reaches``). Shared by every ``acting_as`` copy, as a
+    request's service is one. The feeds' cursor checks do not use it: kept across a Redis
+    dump restore, it let a cursor the restore took back through unrefused."""
 
     journal: int = 0
-    fraud_reports: int = 0
 
 
 class ServiceBase:
@@ -218,8 +218,8 @@ class ServiceBase:
         self.business_day = business_day  # [admin] business_day_*: what a report's day means
         # [admin] chargeback_days and the rest: the networks' time limits of a dispute
         self.dispute_limits = dispute_limits
-        # the highest journal and fraud report ids seen to exist: cursors up to them need no
-        # look-up (before 2026-11-29 each request's copy started again from 0)
+        # the highest journal id seen to exist: ledger sync cursors up to it need no look-up
+        # (before 2026-11-29 each request's copy started again from 0)
         self._ids_seen = _ids_seen or IdsSeen()
         # Striped locks so that two concurrent requests with one idempotency key run once.
         self._key_locks = _key_locks or tuple(anyio.Lock() for _ in range(KEY_LOCK_STRIPES))

@@ -235,10 +235,13 @@ class JournalAnalysis(ServiceBase):
 
     async def _check_journal_cursor(self, feed: str, after_id: int, next_after_id: int) -> None:
         """Refuse a journal feed's cursor that its page answered wrong (``admin.feed_cursor``):
-        behind the retention cut (409) or beyond the newest entry (422); 0 starts afresh.
-        Read after the page, so a run that cut past the cursor meanwhile is seen (the cut is
-        raised before entries go). Costs one read of the cut per page; the newest id is read
-        only when the page passed no entry, once per higher cursor in this process."""
+        behind the retention cut (409) or beyond the last journal id handed out (422); 0
+        starts afresh. Read after the page, so a run that cut past the cursor meanwhile is
+        seen (the cut is raised before entries go). Costs one read of the cut per page and,
+        on a page that passed no entry, one of the counter (a GET on a Redis Cluster too):
+        not kept across requests, so that a server up across a dump restore refuses too,
+        and a cursor the counters were raised past (``store raise-counters``) is answered
+        at once, not once an entry is written above it."""
         from authhost.admin.feed_cursor import behind_cut, beyond_newest
 
         if after_id == 0:
@@ -246,11 +249,12 @@ class JournalAnalysis(ServiceBase):
         cut = await self.store.journal_pruned_through()
         if after_id < cut:
             raise ConflictError(behind_cut(feed, after_id, cut))
-        if next_after_id > after_id or after_id <= max(cut, self._ids_seen.journal):
-            return  # an entry after it was read, or one at it or after it was before
-        newest = await self.store.newest_journal_id()
-        self._ids_seen.journal = max(self._ids_seen.journal, newest)
-        if after_id > max(newest, cut):
+        if next_after_id > after_id or after_id <= cut:
+            return  # an entry after it was read, or the cursor's entry was pruned
+        if after_id <= await self.store.last_journal_id():
+            return  # handed out: its entry written, or never to be
+        newest = await self.store.newest_journal_id()  # a counter behind the entries: none
+        if after_id > newest:
             raise InvalidRequest(beyond_newest(after_id, newest))
 
     async def wallet_events(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -447,14 +451,14 @@ class JournalAnalysis(ServiceBase):
         a late one on an old entry and a changed verdict (listed again, once) included. A
         cursor beyond the last report id handed out is refused (422): another store's, or
         one a Redis dump restore took the counter back under (empty pages for ever, then its
-        ids handed out again); read only on an empty page, once per higher cursor."""
+        ids handed out again); read on an empty page (two reads on one Redis slot)."""
         from authhost.admin.feed_cursor import beyond_newest_report
 
         reports = await self.store.fraud_reports(after_id, limit)
-        if not reports and after_id > self._ids_seen.fraud_reports:
-            self._ids_seen.fraud_reports = await self.store.newest_fraud_report_id()
-            if after_id > self._ids_seen.fraud_reports:
-                raise InvalidRequest(beyond_newest_report(after_id, self._ids_seen.fraud_reports))
+        if not reports and after_id > 0:  # not kept across requests: a restore takes it back
+            newest = await self.store.newest_fraud_report_id()
+            if after_id > newest:
+                raise InvalidRequest(beyond_newest_report(after_id, newest))
         return [fraud_report_view(r) for r in reports]
 
     def _retention_cut(self, keep_days: int, minimum: int, why: str) -> float:
