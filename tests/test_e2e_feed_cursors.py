@@ -15,6 +15,7 @@ from test_admin_support import call
 from test_e2e_auth import store_url  # noqa: F401 - fixture
 
 from authhost.store import opened_store
+from authhost.store.codec import fraud_report_to_json
 from authhost.store.interface import Commit, MoneyMove, Movement
 from authhost.store.records import FraudReport, JournalEntry
 
@@ -252,3 +253,34 @@ async def test_a_server_up_across_a_dump_restore_refuses_the_cursor_it_took_back
         assert refused.status == 422, (feed, refused)  # before: 200, empty for ever
     refused = await call(at.port, "GET", f"/v1/fraud-reports?after_id={report_cursor}")
     assert refused.status == 422, refused  # before: 200, empty for ever
+
+
+async def test_a_report_cursor_from_before_report_ids_outlives_its_reports_prune(
+    nursery,
+    tmp_path,
+    store_url,  # noqa: F811 - the fixture
+):
+    """A Redis store's reports written before report ids are scored by their journal id,
+    above the counter (none): the newest report id was read from the index's top, so once
+    retention pruned the last of them a case manager's cursor at it was refused 422."""
+    if not store_url.startswith("redis"):
+        return  # SQLite's migration 32 set the counter from them
+    at = await visa_at_host(nursery, tmp_path, store_url)
+    async with opened_store(store_url) as store:
+        entry = JournalEntry(
+            ts=time.time() - 40 * DAY, mti="0100", response_code="00",
+            message_class="authorization", stan="000001", account_id=at.visa["account"],
+            amount_minor=100, currency="978",
+        )  # fmt: skip
+        jid = (await store.commit(Commit(journal=entry))).journal.journal_id
+        old = FraudReport(jid, "c1", True, "chargeback", entry.ts)  # as written back then
+        await store._client.hset(store._keys.fraud_reports, {str(jid): fraud_report_to_json(old)})
+        await store._client.zadd(store._keys.fraud_report_ids, {str(jid): jid})
+    page = await call(at.port, "GET", "/v1/fraud-reports")
+    assert page.status == 200 and page.json["next_after_id"] == jid, page
+
+    config = str(cli_config(tmp_path, store_url))
+    code, out = await run_cli("journal", "prune", "--keep-days", "35", "--config", config)
+    assert code == 0, out
+    again = await call(at.port, "GET", f"/v1/fraud-reports?after_id={jid}")
+    assert again.status == 200 and again.json["reports"] == [], again  # before: 422

@@ -1342,8 +1342,15 @@ class RedisCardStore:
     async def _raise_journal_cut(self, jids: list[str]) -> None:
         """Raise the global retention cut to the newest of ``jids`` before they are deleted:
         a feed that reads the cut after its page never lists past a deletion unawares (a
-        deletion that then fails leaves the cut early, over entries the next run deletes)."""
+        deletion that then fails leaves the cut early, over entries the next run deletes).
+        The fraud report counter too, to their reports' ids: a report written before report
+        ids is scored by its journal id, above the counter, which ``newest_fraud_report_id``
+        reads from the index's top; pruned, a report cursor at it was refused 422."""
         await self._raise_to([self._keys.journal_cut], [str(max(map(int, jids)))])
+        scores = await self._client.zmscore(self._keys.fraud_report_ids, jids)
+        top = max((int(score) for score in scores if score is not None), default=0)
+        if top:
+            await self._raise_to([self._keys.fraud_report_seq], [str(top)])
 
     async def prune_journal(
         self, before: float, audit: BatchAudit | None = None, seal: AuditSealer | None = None
