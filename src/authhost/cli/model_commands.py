@@ -326,7 +326,7 @@ def clear_challenger(
     registry = Registry(_models_dir(config_file, directory))
     try:
         before = registry.state()
-        if before.challenger is None:
+        if before.challenger is None and registry.root.is_dir():  # (a file: refused below)
             typer.echo(f"no challenger (champion: {before.champion or '-'}); nothing changed")
             return
         state = registry.clear_challenger()
