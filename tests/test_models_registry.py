@@ -242,10 +242,12 @@ def test_model_changes_are_audited_in_the_store_with_before_and_after(
     where = ["--config", str(config), "--dir", str(tmp_path / "models")]
     for command in (
         ["activate", "lr-0"], ["activate", "lr-1"], ["activate", "lr-0", "--challenger"],
-        ["rollback"], ["clear-challenger"],
+        ["rollback"], ["activate", "lr-1", "--challenger"], ["clear-challenger"],
     ):  # fmt: skip
         done = runner.invoke(app, ["models", *command, *where])
         assert done.exit_code == 0, done.output
+    again = runner.invoke(app, ["models", "clear-challenger", *where])  # none left: no entry
+    assert again.exit_code == 0 and "no challenger" in again.output, again.output
     listed = runner.invoke(app, ["audit", "list", "-o", "json", "--limit", "1000",
                                  "--store", store_url])  # fmt: skip
     assert listed.exit_code == 0, listed.output
@@ -262,7 +264,8 @@ def test_model_changes_are_audited_in_the_store_with_before_and_after(
         ("model.activate", "models", ("lr-0", None), ("lr-1", None)),
         ("model.challenger", "models", ("lr-1", None), ("lr-1", "lr-0")),
         ("model.rollback", "models", ("lr-1", "lr-0"), ("lr-0", None)),
-        ("model.clear_challenger", "models", ("lr-0", None), ("lr-0", None)),
+        ("model.challenger", "models", ("lr-0", None), ("lr-0", "lr-1")),
+        ("model.clear_challenger", "models", ("lr-0", "lr-1"), ("lr-0", None)),
     ]
     assert all(e["actor"].startswith("cli") for e in entries)
     verified = runner.invoke(app, ["audit", "verify", "--store", store_url])

@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from authhost.store.interface import CardStore
+from authhost.store.outage import StoreOutage
 
 log = logging.getLogger("authhost.server")
 
@@ -74,17 +75,24 @@ def lease_name(node_id: int) -> str:
     return f"server.node.{node_id}"
 
 
-async def claim_node(store: CardStore, node_id: int, owner: str) -> bool:
+async def claim_node(
+    store: CardStore, node_id: int, owner: str, outage: StoreOutage | None = None
+) -> bool:
     """Take or renew the node's lease; log who else holds it when it is not ours. True when
-    it is ours, or the store could not say (a store outage is told elsewhere)."""
+    it is ours, or the store could not say (the renewals' ``outage`` says that once)."""
     name = lease_name(node_id)
     try:
         if await store.take_lease(name, owner, NODE_LEASE_S):
+            if outage is not None:
+                outage.worked()
             return True
         holder = await store.lease_of(name)
-    except Exception as exc:  # the store down: /readyz and the requests' log say so
-        log.debug("cannot check approval-code node %d: %s", node_id, exc)
+    except Exception as exc:  # the store down: /readyz and the requests' log say so too
+        if outage is None or not outage.failed(exc):
+            log.debug("cannot check approval-code node %d: %s", node_id, exc)
         return True
+    if outage is not None:
+        outage.worked()
     if holder is None:  # it lapsed between the two reads: the next renewal takes it
         return True
     if exited_here(holder.owner) and await _take_over(store, name, holder.owner, owner):
@@ -131,10 +139,11 @@ async def _take_over(store: CardStore, name: str, dead: str, owner: str) -> bool
 async def keep_node(store: CardStore, node: NodeWatch, owner: str) -> None:
     """Renew the node's lease while serving (saying so again while another holds it); let go
     of it on the way out, so the next start need not wait for its expiry."""
+    outage = StoreOutage(store, f"renew approval-code node {node.node_id}'s lease", log)
     try:
         while True:
             await trio.sleep(NODE_RENEW_S)
-            node.shared = not await claim_node(store, node.node_id, owner)
+            node.shared = not await claim_node(store, node.node_id, owner, outage)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
             try:

@@ -39,8 +39,9 @@ from authhost.node_lease import (
 from authhost.security.errors import MasterKeyChanged, SecurityError
 from authhost.server.key_exchange import ZoneKeyExchange
 from authhost.store import open_store
-from authhost.store.interface import CardStore, StoreError, unavailable
+from authhost.store.interface import CardStore
 from authhost.store.opener import printable_url
+from authhost.store.outage import StoreOutage
 
 if TYPE_CHECKING:  # imported when the runtime opens (the admin side loads pydantic)
     from authhost.admin.service import CardService
@@ -120,6 +121,10 @@ class RulesWithStoreLists:
         self.source = source
         self._store = store
         self._lists: Mapping[str, frozenset[str]] = {}
+
+    @property
+    def store(self) -> CardStore:
+        return self._store
 
     async def refresh_lists(self) -> None:
         names = await self._store.list_names()
@@ -509,14 +514,18 @@ async def expire_holds(
 ) -> None:
     """Release authorisation holds that no completion or reversal claimed within their life:
     hold_days, or their merchant category's (``shorter_by``: how much shorter the shortest),
-    every ``every_s`` ([auth] hold_expiry_every_s)."""
+    every ``every_s`` ([auth] hold_expiry_every_s). A store outage is said once."""
+    outage = StoreOutage(store, "expire old holds", log)
     while True:
         try:
             released = await store.expire_holds(time.time() - hold_days * 86400, shorter_by)
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception("expiring old holds failed; will try again")
+        else:
+            outage.worked()
             if released:
                 log.info("released %d authorisation holds whose life was over", released)
-        except Exception:
-            log.exception("expiring old holds failed; will try again")
         await trio.sleep(every_s)
 
 
@@ -532,27 +541,39 @@ async def follow_acceptor_counters(store: CardStore, needed: Callable[[], bool])
     """While a rule or the model reads merchant or terminal counters, bring them up to date
     every minute even when no request comes: after a quiet night the first request of a
     card-testing run finds them current, rather than starting a read of the whole hour."""
+    outage = StoreOutage(store, "bring the merchant and terminal counters up to date", log)
     while True:
         await trio.sleep(ACCEPTOR_FOLLOW_S)
         if not needed():
             continue
         try:
             await store.follow_acceptor_counters(time.time())
-        except Exception:
-            log.exception("bringing the merchant and terminal counters up to date failed")
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception("bringing the merchant and terminal counters up to date failed")
+        else:
+            outage.worked()
 
 
 async def _retention(
-    first_s: float, every_s: float, run: Callable[[], Awaitable[str]], what: str
+    first_s: float,
+    every_s: float,
+    run: Callable[[], Awaitable[str]],
+    what: str,
+    outage: StoreOutage,
 ) -> None:
     """Run a retention ``first_s`` after start, then every ``every_s``; each run logs what it
-    deleted, and a failed run is logged and tried again at the next."""
+    deleted, and a failed run is logged (a store outage once) and tried again at the next."""
     await trio.sleep(first_s)
     while True:
         try:
-            log.info("%s", await run())
-        except Exception:
-            log.exception("%s failed; will try again", what)
+            done = await run()
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception("%s failed; will try again", what)
+        else:
+            outage.worked()
+            log.info("%s", done)
         await trio.sleep(every_s)
 
 
@@ -567,7 +588,10 @@ async def prune_journal(cards: CardService, keep_days: int) -> None:
             f"holds older than {keep_days} days"
         )
 
-    await _retention(JOURNAL_PRUNE_FIRST_S, JOURNAL_PRUNE_INTERVAL_S, run, "pruning the journal")
+    outage = StoreOutage(cards.store, "apply the journal retention", log)
+    await _retention(
+        JOURNAL_PRUNE_FIRST_S, JOURNAL_PRUNE_INTERVAL_S, run, "pruning the journal", outage
+    )
 
 
 async def prune_idempotency(cards: CardService, keep_days: int) -> None:
@@ -587,6 +611,7 @@ async def prune_idempotency(cards: CardService, keep_days: int) -> None:
         IDEMPOTENCY_PRUNE_INTERVAL_S,
         run,
         "pruning the idempotency results",
+        StoreOutage(cards.store, "apply the idempotency retention", log),
     )
 
 
@@ -608,18 +633,18 @@ async def finish_unfinished(
     ``every_s``. Each worker looks; the finishing writes are compare-and-set, so two at
     once retire a card or record a dispute once."""
     await trio.sleep(first_s)
+    outage = StoreOutage(cards.store, "look for work a crash cut short", log)
     while True:
         try:
             if older_than_s is None:
                 result = await cards.finish_unfinished()
             else:
                 result = await cards.finish_unfinished(older_than_s)
-        except (StoreError, *cards.store.backend_errors) as exc:  # down, full: not a bug
-            failed = unavailable(exc, "the store failed")
-            log.warning("cannot look for work a crash cut short now (%s)", failed)
-        except Exception:
-            log.exception("finishing work a crash cut short failed; will try again")
+        except Exception as exc:  # the store down or full is said once; a bug each time
+            if not outage.failed(exc):
+                log.exception("finishing work a crash cut short failed; will try again")
         else:
+            outage.worked()
             _log_finished(result)
             if watch is not None:
                 watch.record(result, time.time())
@@ -649,14 +674,15 @@ async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> N
     instead of waiting for someone to look. Each walk expects the head the last good one saw
     (``AuditWatch``): the newest entries deleted break the chain too."""
     await trio.sleep(min(AUDIT_FIRST_WALK_S, every_s))
+    outage = StoreOutage(cards.store, "walk the audit log's hash chain", log)
     while True:
         try:
             result = await cards.verify_audit(expect_head=watch.head)
-        except StoreError as exc:  # the store down: its outage is logged where it is met
-            log.warning("cannot walk the audit log's hash chain now (%s); will try again", exc)
-        except Exception:
-            log.exception("walking the audit log's hash chain failed; will try again")
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception("walking the audit log's hash chain failed; will try again")
         else:
+            outage.worked()
             watch.record(result, time.time())
             if result["ok"]:
                 log.info("audit chain verified: %d entries", result["entries"])
@@ -714,6 +740,7 @@ async def reconcile_disputes(
     reversal, so two workers at once move it once."""
     tick = min(every_s, REVERSAL_CHECK_S)
     next_full = trio.current_time() + every_s
+    outage = StoreOutage(cards.store, "set reversals against open disputes", log)
     while True:
         await trio.sleep(tick)
         accounts = reversed_accounts()
@@ -725,9 +752,11 @@ async def reconcile_disputes(
                 changed = await cards.reconcile_accounts_disputes(accounts)
             else:
                 continue
-        except Exception:
-            log.exception("setting reversals against open disputes failed; will try again")
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception("setting reversals against open disputes failed; will try again")
             continue
+        outage.worked()
         for view in changed:
             log.info(
                 "dispute %s set against its charge's reversal: %d disputed, %d credited (%s)",
@@ -740,15 +769,18 @@ async def apply_late_reversals(store: CardStore, every_s: float, window_s: float
     after their reversal came, for the reversals of the last ``window_s`` that found none
     (``auth.late_reversals``). Each worker runs it; each is one write named after its
     reversal, so two workers at once reverse it once."""
+    outage = StoreOutage(store, "reverse originals that came after their reversal", log)
     while True:
         await trio.sleep(every_s)
         try:
             run = await late_reversals.apply_late_reversals(store, time.time(), window_s)
-        except Exception:
-            log.exception(
-                "reversing originals that came after their reversal failed; will try again"
-            )
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception(
+                    "reversing originals that came after their reversal failed; will try again"
+                )
             continue
+        outage.worked()
         for entry in run.applied:
             log.warning(
                 "reversal of %s (STAN %s, RRN %s) came before its original: the original, "
@@ -818,9 +850,15 @@ async def audit_rules_change(
 
 
 async def refresh_store_lists(rules: RulesWithStoreLists) -> None:
+    """Read the store's named lists every few seconds; a store outage keeps the last ones and
+    is said once."""
+    outage = StoreOutage(rules.store, "read the store's named lists", log)
     while True:
         await trio.sleep(STORE_LISTS_POLL_S)
         try:
             await rules.refresh_lists()
-        except Exception:
-            log.exception("reading the store's named lists failed; keeping the last ones")
+        except Exception as exc:
+            if not outage.failed(exc):
+                log.exception("reading the store's named lists failed; keeping the last ones")
+        else:
+            outage.worked()

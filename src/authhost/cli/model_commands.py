@@ -318,12 +318,17 @@ def clear_challenger(
     config_file: Path | None = AuthhostConfigOption,
     directory: Path | None = DirOption,
 ) -> None:
-    """Stop shadow scoring."""
+    """Stop shadow scoring. With no challenger nothing changes, and nothing is written or
+    audited: a ``model.clear_challenger`` entry whose before and after were the same read as
+    a change of the decision logic that never was."""
     from authhost.models.registry import Registry, RegistryError
 
     registry = Registry(_models_dir(config_file, directory))
     try:
         before = registry.state()
+        if before.challenger is None and registry.root.is_dir():  # (a file: refused below)
+            typer.echo(f"no challenger (champion: {before.champion or '-'}); nothing changed")
+            return
         state = registry.clear_challenger()
     except RegistryError as exc:
         raise _fail(str(exc)) from None
