@@ -96,3 +96,58 @@ async def test_a_sighup_with_a_refused_rules_file_ends_saying_what_it_kept(tmp_p
         == f"reload complete, keeping rules version {kept} (the rules file was refused)"
     )
     assert source.version == kept
+
+
+async def test_a_store_that_hangs_does_not_keep_a_new_champion_out(tmp_path, monkeypatch):
+    """SIGHUP ran keys, rules, models in turn, and the rules' reloader writes its audit entry
+    and reads the lists in the store after its file: with the store's write lock held by
+    another connection (or Redis paused) the new champion waited for the store to answer.
+    Here the champion is in force while the lock is still held; the audit entry follows."""
+    import sqlite3
+
+    import trio
+    from test_cli_consistency import _amount_model
+
+    from authhost.config import (
+        AdminConfig,
+        Config,
+        ModelsConfig,
+        RulesConfig,
+        ServerConfig,
+        StoreConfig,
+    )
+    from authhost.runtime import open_runtime
+
+    monkeypatch.chdir(tmp_path)  # the demo export is written to the working directory
+    db, rules_file = tmp_path / "authhost.db", tmp_path / "rules.toml"
+    rule = '[[rule]]\nname = "big"\nexpression = "amount > {}"\naction = "decline"\n'
+    rules_file.write_text(rule.format(100))
+    config = Config(
+        server=ServerConfig(port=0, pid_file=""),
+        store=StoreConfig(url=f"sqlite:///{db}"),
+        security=SecurityConfig(key_store=str(tmp_path / "keys.json"), demo=True),
+        admin=AdminConfig(port=0),
+        rules=RulesConfig(file=str(rules_file)),
+        models=ModelsConfig(dir=str(tmp_path / "models")),
+    )
+    async with open_runtime(config, demo=True) as runtime:
+        assert runtime.scorer.champion is None
+        rules_file.write_text(rule.format(200))
+        _amount_model(tmp_path / "models")  # `authhost models activate lr-amount`
+        locker = sqlite3.connect(db, isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")  # another writer holds the store's write lock
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runtime.reload)
+                try:
+                    with trio.fail_after(10):  # milliseconds once nothing waits for the store
+                        while runtime.scorer.champion is None:
+                            await trio.sleep(0.01)
+                    assert locker.in_transaction  # taken before the store answered
+                finally:
+                    locker.rollback()  # the store answers; the reload can finish
+        finally:
+            locker.close()
+        assert runtime.scorer.champion.name == "lr-amount"
+        [entry] = await runtime.store.audit(subject="rules")
+        assert entry.action == "rules.reload"

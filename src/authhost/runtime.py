@@ -89,6 +89,7 @@ class Runtime:
     key_exchange: Any = None  # answers a switch's key change (server.key_exchange)
     store: Any = None  # the one CardStore everything above uses (clearing imports read it)
     security: Any = None  # the security module (PAN index of a clearing record)
+    scorer: Any = None  # the fraud models in force (None without a models directory)
 
     async def reload(self) -> list[str]:
         """Run every reloader, even after one fails: a key store caught mid-rotation kept the
@@ -216,6 +217,7 @@ async def open_runtime(
             journal_backlog=handler.journal_backlog,
             store=store,
             security=security,
+            scorer=scorer,
         )
         # SIGHUP re-reads the key store, so rotated or imported keys apply without a restart,
         # and so does a change to its file (a key a switch changed through another worker)
@@ -297,6 +299,11 @@ async def open_runtime(
             runtime.collectors.append(DriftCollector(drift))
         if rules is not None or scorer is not None:
             runtime.services.append(partial(follow_acceptor_counters, store, acceptors_read))
+        if scorer is not None:
+            runtime.reloaders.append(partial(reload_models, scorer, config.models.dir))
+        # The rules reloader last: after its file it writes the audit entry and reads the
+        # lists, and a store that hangs (Redis paused, SQLite locked) held the new champion
+        # behind them until it answered.
         if rules is not None:
             runtime.reloaders.append(partial(reload_rules, rules, cards))
             runtime.services.append(partial(refresh_store_lists, rules))
@@ -308,8 +315,6 @@ async def open_runtime(
 
         # without rules too: their families at 0 rather than absent, for the alerts on them
         runtime.collectors.append(RuleMetricsCollector(rules.source if rules else None))
-        if scorer is not None:
-            runtime.reloaders.append(partial(reload_models, scorer, config.models.dir))
         from authhost.store.metrics import AcceptorCountersCollector, PendingJournalCollector
 
         runtime.collectors.append(AcceptorCountersCollector(store))
