@@ -165,8 +165,10 @@ def test_training_on_bin_attacks_evaluates_only_the_rows_the_fraud_step_scores(
     config.write_text(CONFIG)
     out = tmp_path / "models"
     result = CliRunner().invoke(
-        app, ["train", "--data", str(bin_attacks), "--config", str(config), "--out", str(out)]
-    )
+        app,
+        ["train", "--data", str(bin_attacks), "--config", str(config), "--out", str(out),
+         "-o", "table"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "left out" in result.output and "declined before scoring" in result.output
     report = json.loads(next((out / "runs").glob("*/report.json")).read_text())

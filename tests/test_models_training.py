@@ -54,8 +54,10 @@ def test_train_reports_and_exports_both_models(tmp_path: Path, labelled_csv: Pat
     out = tmp_path / "models"
     runner = CliRunner()
     result = runner.invoke(
-        app, ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out)]
-    )
+        app,
+        ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out),
+         "-o", "table"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "held-out test days" in result.output and "hgb" in result.output
 
@@ -212,7 +214,7 @@ def test_train_with_merchant_features_reports_each_scenario(
     result = CliRunner().invoke(
         app,
         ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out),
-         "--features", feature_set],
+         "--features", feature_set, "-o", "table"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "scenario" in result.output and "card_testing" in result.output
@@ -232,6 +234,24 @@ def test_train_with_merchant_features_reports_each_scenario(
         assert scorer.feature_blocks == feature_blocks(feature_set)
     listed = CliRunner().invoke(app, ["models", "list", "--dir", str(out), "--json"])
     assert {a["feature_set"] for a in json.loads(listed.output)["artifacts"]} == {feature_set}
+
+
+def test_train_takes_dash_o_as_the_other_reports_do(tmp_path: Path, labelled_csv: Path) -> None:
+    """``train`` alone took ``--json`` (and printed its table into a pipe); now ``-o json``,
+    the default in a pipe, prints the run's report.json as ``--json`` did (docs/models.md
+    names it), and a wrong ``-o`` is refused before the replay and the fits."""
+    config = tmp_path / "train.toml"
+    config.write_text(CONFIG)
+    for flag in ([], ["-o", "json"], ["--json"]):
+        out = tmp_path / f"models{len(flag)}{''.join(flag)}"
+        args = ["train", "--data", str(labelled_csv), "--config", str(config), "--out", str(out)]
+        result = CliRunner().invoke(app, [*args, *flag])
+        assert result.exit_code == 0, result.output
+        report = next((out / "runs").glob("*/report.json")).read_text()
+        assert json.loads(result.stdout) == json.loads(report), flag
+    wrong = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "no"), "-o", "yaml"])
+    assert wrong.exit_code == 2 and "must be one of auto, table, json" in wrong.output
+    assert not (tmp_path / "no").exists()
 
 
 def test_an_unknown_feature_set_is_one_clear_line(tmp_path: Path, labelled_csv: Path) -> None:

@@ -26,7 +26,15 @@ from authhost.cli.admin_support import (
     _validated,
     not_nan,
 )
-from authhost.cli.tables import TABLES, OutputOpt, explain_rows, show, wants_table
+from authhost.cli.tables import (
+    TABLES,
+    OutputOpt,
+    compare_rows,
+    explain_rows,
+    explain_rules_rows,
+    show,
+    wants_table,
+)
 
 journal = typer.Typer(help="The authorisation journal: per card, or exported for analysts.")
 
@@ -197,20 +205,26 @@ def journal_explain_rules(
     rules: Annotated[
         Path | None, typer.Option(help="a rules file (default: \\[rules] file)")
     ] = None,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """What each rule makes of one of the card's transactions: matched or not, the values of
     the variables it reads (its context as the server had it, replayed), the set's outcome in
     priority order, and what the journal recorded. Try a new rules file on a past case with
-    --rules."""
+    --rules. A table (-o table) has the set's outcome and the journalled one on top, then the
+    rules that matched."""
     settings = _config(config, store)
 
     async def explain(service: CardService) -> dict[str, Any]:
         service.rules_file, service.lists_dir = settings.rules.file, settings.rules.lists_dir
         return await service.explain_rules(card_id, journal_id, rules or "")
 
-    _run(settings, explain)
+    result = _run(settings, explain, show=False, output=output)
+    if wants_table(output):  # matched rules first; the JSON keeps the set's order
+        show(dict(result, rules=explain_rules_rows(result)), TABLES["explain_rules"], output)
+    else:
+        show(result, None, output)
 
 
 @journal.command("fraud-reports")
@@ -387,12 +401,14 @@ def models_compare(
     challenger_threshold: Annotated[
         int | None, typer.Option(min=0, max=999, help="default: the challenger artifact's")
     ] = None,
+    output: OutputOpt = "auto",
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The champion against the challenger over the requests both scored in a period: alerts
     at each one's threshold, the reported frauds each catches and for how much, how often they
-    agree, and the frauds only one of them catches. Read it before promoting a challenger."""
+    agree, and the frauds only one of them catches. Read it before promoting a challenger. A
+    table (-o table) has the period and its reported frauds on top, a row per model."""
     settings = _config(config, store)
 
     async def compare(service: CardService) -> dict[str, Any]:
@@ -402,7 +418,11 @@ def models_compare(
             challenger_threshold=challenger_threshold,
         )  # fmt: skip
 
-    _run(settings, compare)
+    result = _run(settings, compare, show=False, output=output)
+    if wants_table(output):  # the two sides as rows; the JSON keeps them by role
+        show(dict(result, sides=compare_rows(result)), TABLES["compare"], output)
+    else:
+        show(result, None, output)
 
 
 def _psi(value: str) -> float:

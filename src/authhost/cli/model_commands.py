@@ -117,13 +117,16 @@ def train(
         "(+ the wallet token that paid and its age) or authhost-features-5 (+ the web "
         "shop's address verification)",
     ),
-    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    output: OutputOpt = "auto",
+    as_json: bool = typer.Option(False, "--json", help="the same as -o json"),
 ) -> None:
-    """Train logistic regression and gradient-boosted models; report and export artifacts."""
+    """Train logistic regression and gradient-boosted models; report and export artifacts.
+    The report is a table on a terminal (-o table), its report.json in a pipe (-o json)."""
     from authhost.models.dataset import DatasetError
     from authhost.models.training import TrainingError, load_train_config
     from authhost.models.training import train as run_training
 
+    check_output(output)  # before the replay and the fits, not after
     try:
         config = load_train_config(train_config)
         if features is not None:
@@ -131,7 +134,7 @@ def train(
         result = run_training(data, out, config)
     except (DatasetError, TrainingError) as exc:
         raise _fail(str(exc)) from None
-    if as_json:
+    if as_json or not wants_table(output):
         typer.echo(result.report.read_text())
         return
     console = plain_console()  # scenario names and paths as written

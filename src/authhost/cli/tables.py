@@ -50,6 +50,8 @@ class TableSpec:
     columns: tuple[Column, ...]
     rows_key: str = ""  # the answer's list of rows ("" the answer is the list)
     caption: Callable[[dict[str, Any]], str] | None = None  # what the answer says beside them
+    # what the analyst reads first, above the rows (a report's verdict: the rules' outcome)
+    heading: Callable[[dict[str, Any]], str] | None = None
 
 
 def amount(minor: int | None, currency: str | None) -> str:
@@ -205,6 +207,90 @@ def _explain_caption(result: dict[str, Any]) -> str:
         f"model score {_or_dash(journalled.get('score'))}, fraud score "
         f"{_or_dash(journalled.get('fraud_score'))}; {online}; "
         f"{result['rows_replayed']} journal rows replayed"
+    )
+
+
+def explain_rules_rows(result: dict[str, Any]) -> list[Row]:
+    """``journal explain-rules``' rules as rows: the ones that matched (or failed) first,
+    each group in the set's order, so the rules that decided are on top."""
+    rules = list(result.get("rules") or ())
+    return sorted(rules, key=lambda r: 0 if r.get("matched") or r.get("error") else 1)
+
+
+def _verdict(row: Row) -> str:
+    if row.get("error"):
+        return "error"
+    if row.get("outside_window"):
+        return "outside window"
+    return "matched" if row.get("matched") else "no"
+
+
+def _variables(row: Row) -> str:
+    """The variables a rule reads with their values (None: missing, so a comparison fails)."""
+    said = [f"{name}={value}" for name, value in (row.get("variables") or {}).items()]
+    return " ".join(said + [f"list:{name}" for name in row.get("lists") or ()])
+
+
+def _explain_rules_heading(result: dict[str, Any]) -> str:
+    """The set's outcome beside what the journal recorded, and whether the rules ran online."""
+    out, journalled = result.get("outcome") or {}, result.get("journalled") or {}
+    outcome = (
+        f"decline {out['decline_code']}"
+        if out.get("decline_code")
+        else "allowed"
+        if out.get("allowed")
+        else "review"
+        if out.get("review")
+        else "no decline"
+    )
+    lines = [
+        f"journal entry {result['journal_id']} of card {result['card_id']}, rules "
+        f"{result.get('rules_version') or '-'}: {outcome}, matched "
+        f"{' '.join(out.get('matched') or ()) or '-'}, model score "
+        f"{_or_dash(result.get('score'))}, rules add {out.get('score_delta', 0):+d}",
+        f"journalled: response {journalled.get('response_code') or '-'}, rules "
+        f"{' '.join(journalled.get('rule_matches') or ()) or '-'}, reasons "
+        f"{' '.join(journalled.get('reason_codes') or ()) or '-'}, fraud score "
+        f"{_or_dash(journalled.get('fraud_score'))}",
+    ]
+    if result.get("not_run_because"):
+        lines.append(str(result["not_run_because"]))
+    return "\n".join(lines)
+
+
+def compare_rows(result: dict[str, Any]) -> list[Row]:
+    """``models compare``'s two sides as rows: the champion, then the challenger."""
+    return [
+        dict(result[role], role=role, model=result.get(f"{role}_model"))
+        for role in ("champion", "challenger")
+    ]
+
+
+def _compare_heading(result: dict[str, Any]) -> str:
+    """What was compared, what is known of it, and how the two agree: read before the rows."""
+    frauds = ", ".join(
+        amount(minor, code)
+        for code, minor in (result.get("reported_fraud_amount_minor") or {}).items()
+    )
+    return (
+        f"{result['since']}..{result['until']}: {result['scored_by_both']} requests scored by "
+        f"both, {result['reported_frauds']} reported fraud ({frauds or '-'}), "
+        f"{result['reported_genuine']} reported genuine; "
+        f"{result['declined_before_fraud_step']} declined before the fraud step left out\n"
+        f"{_agreement(result)}"
+    )
+
+
+def _agreement(result: dict[str, Any]) -> str:
+    """How often they agree, and the frauds only one catches (journal ids, to look at)."""
+    agree = result["agreement"]
+    corr = result.get("score_correlation")
+    return (
+        f"both alert {agree['both_alert']}, champion only {agree['champion_only']}, challenger "
+        f"only {agree['challenger_only']}, neither {agree['neither']}; score correlation "
+        f"{'-' if corr is None else f'{corr:.4f}'}; frauds only the challenger catches: "
+        f"{' '.join(map(str, result['frauds_only_challenger_catches'])) or '-'}; only the "
+        f"champion: {' '.join(map(str, result['frauds_only_champion_catches'])) or '-'}"
     )
 
 
@@ -393,6 +479,35 @@ TABLES: dict[str, TableSpec] = {
         rows_key="features",
         caption=_explain_caption,
     ),
+    "explain_rules": TableSpec(
+        "rules, the ones that matched first",
+        (
+            Column("rule", _key("name")),
+            Column("verdict", _verdict),
+            Column(
+                "action", lambda r: r["action"] + (" (shadow)" if r.get("mode") == "shadow" else "")
+            ),
+            Column("priority", _key("priority"), right=True),
+            Column("variables read", _variables),
+        ),
+        rows_key="rules",
+        heading=_explain_rules_heading,
+    ),
+    "compare": TableSpec(
+        "champion against challenger",
+        (
+            Column("role", _key("role")),
+            Column("model", lambda r: r.get("model") or "-"),
+            Column("thr", _key("threshold"), right=True),
+            Column("alerts", _key("alerts"), right=True),
+            Column("alert rate", lambda r: f"{r['alert_rate']:.4f}", right=True),
+            Column("frauds caught", _key("frauds_caught"), right=True),
+            Column("fraud amount caught", _amounts("fraud_amount_caught_minor"), right=True),
+            Column("alerts reported genuine", _key("alerts_reported_genuine"), right=True),
+        ),
+        rows_key="sides",
+        heading=_compare_heading,
+    ),
     "drift": TableSpec(
         "feature drift, most drifted first",
         (
@@ -553,6 +668,9 @@ def show(result: Any, spec: TableSpec | None, output: str) -> None:
     if spec is not None and wants_table(output):
         # a terminal's width there; in a pipe or file the table's own width, never cut short
         width = None if sys.stdout.isatty() else 400
-        Console(soft_wrap=False, width=width).print(render(result, spec))
+        console = Console(soft_wrap=False, width=width)
+        if isinstance(result, dict) and spec.heading is not None:  # never wrapped to the table
+            console.print(Text(spec.heading(result)), soft_wrap=True)
+        console.print(render(result, spec))
     else:
         typer.echo(json.dumps(result, indent=2))
