@@ -424,6 +424,10 @@ async def open_rules(config: Config, store: CardStore) -> RulesWithStoreLists | 
         return None
     from authhost.rules.loader import RuleSource
 
+    # a SIGTERM that came while the store worked in its thread (the node lease just before)
+    # is pending until a checkpoint: take it here, not after a rules file read that can block
+    # (a FIFO), where it was never delivered and the stop hung (tests/test_serve_early_signals)
+    await trio.lowlevel.checkpoint()
     source = RuleSource.from_config(config.rules)
     rules = RulesWithStoreLists(source, store)
     await rules.refresh_lists()
