@@ -10,7 +10,7 @@ import trio
 import typer
 from rich.console import Console
 
-from authhost.auth.currencies import EXPONENTS
+from authhost.auth.currencies import exponent_of
 from authhost.cards.track2 import build_track2
 from authhost.iso.codec import EncodeError, encode_request
 from authhost.iso.messages import AvsData
@@ -408,7 +408,7 @@ def minor_units(amount: float, option: str, currency: str | None = None) -> int:
     (negative, not a number, finer than the currency's smallest unit, more than 12 digits)."""
     if not 0 <= amount < math.inf:  # also refuses NaN
         raise ValueError(f"{option} is an amount of 0 or more, like 12.50")
-    exponent = EXPONENTS.get(currency or "", 2)
+    exponent = exponent_of(currency)
     scaled = amount * 10**exponent
     minor = round(scaled)
     if abs(scaled - minor) > 0.001:  # 10.50 yen: there is no half yen to send

@@ -206,4 +206,4 @@ async def test_a_job_keeps_the_traceback_of_an_error_that_is_not_the_stores(tmp_
                     await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
     assert all(r.exc_info is not None for r in said(caplog)), caplog.text
-    assert "expiring old holds failed" in said(caplog)[0].getMessage()
+    assert "cannot expire old holds: an error not the store" in said(caplog)[0].getMessage()

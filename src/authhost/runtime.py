@@ -526,13 +526,8 @@ async def expire_holds(
     every ``every_s`` ([auth] hold_expiry_every_s). A store outage is said once."""
     outage = StoreOutage(store, "expire old holds", log)
     while True:
-        try:
+        with outage:
             released = await store.expire_holds(time.time() - hold_days * 86400, shorter_by)
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception("expiring old holds failed; will try again")
-        else:
-            outage.worked()
             if released:
                 log.info("released %d authorisation holds whose life was over", released)
         await trio.sleep(every_s)
@@ -555,13 +550,8 @@ async def follow_acceptor_counters(store: CardStore, needed: Callable[[], bool])
         await trio.sleep(ACCEPTOR_FOLLOW_S)
         if not needed():
             continue
-        try:
+        with outage:
             await store.follow_acceptor_counters(time.time())
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception("bringing the merchant and terminal counters up to date failed")
-        else:
-            outage.worked()
 
 
 async def _retention(
@@ -575,14 +565,8 @@ async def _retention(
     deleted, and a failed run is logged (a store outage once) and tried again at the next."""
     await trio.sleep(first_s)
     while True:
-        try:
-            done = await run()
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception("%s failed; will try again", what)
-        else:
-            outage.worked()
-            log.info("%s", done)
+        with outage:
+            log.info("%s", await run())
         await trio.sleep(every_s)
 
 
@@ -644,16 +628,11 @@ async def finish_unfinished(
     await trio.sleep(first_s)
     outage = StoreOutage(cards.store, "look for work a crash cut short", log)
     while True:
-        try:
+        with outage:  # the store down or full is said once; a bug each time
             if older_than_s is None:
                 result = await cards.finish_unfinished()
             else:
                 result = await cards.finish_unfinished(older_than_s)
-        except Exception as exc:  # the store down or full is said once; a bug each time
-            if not outage.failed(exc):
-                log.exception("finishing work a crash cut short failed; will try again")
-        else:
-            outage.worked()
             _log_finished(result)
             if watch is not None:
                 watch.record(result, time.time())
@@ -685,13 +664,8 @@ async def watch_audit_chain(cards: CardService, watch: Any, every_s: float) -> N
     await trio.sleep(min(AUDIT_FIRST_WALK_S, every_s))
     outage = StoreOutage(cards.store, "walk the audit log's hash chain", log)
     while True:
-        try:
+        with outage:
             result = await cards.verify_audit(expect_head=watch.head)
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception("walking the audit log's hash chain failed; will try again")
-        else:
-            outage.worked()
             watch.record(result, time.time())
             if result["ok"]:
                 log.info("audit chain verified: %d entries", result["entries"])
@@ -753,24 +727,21 @@ async def reconcile_disputes(
     while True:
         await trio.sleep(tick)
         accounts = reversed_accounts()
-        try:
-            if trio.current_time() >= next_full:
+        full = trio.current_time() >= next_full
+        if not full and not accounts:
+            continue
+        with outage:
+            if full:
                 next_full = trio.current_time() + every_s
                 changed = await cards.reconcile_disputes()
-            elif accounts:
-                changed = await cards.reconcile_accounts_disputes(accounts)
             else:
-                continue
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception("setting reversals against open disputes failed; will try again")
-            continue
-        outage.worked()
-        for view in changed:
-            log.info(
-                "dispute %s set against its charge's reversal: %d disputed, %d credited (%s)",
-                view["dispute_id"], view["amount_minor"], view["credited_minor"], view["state"],
-            )  # fmt: skip
+                changed = await cards.reconcile_accounts_disputes(accounts)
+            for view in changed:
+                log.info(
+                    "dispute %s set against its charge's reversal: %d disputed, %d credited "
+                    "(%s)", view["dispute_id"], view["amount_minor"], view["credited_minor"],
+                    view["state"],
+                )  # fmt: skip
 
 
 async def apply_late_reversals(store: CardStore, every_s: float, window_s: float) -> None:
@@ -781,27 +752,21 @@ async def apply_late_reversals(store: CardStore, every_s: float, window_s: float
     outage = StoreOutage(store, "reverse originals that came after their reversal", log)
     while True:
         await trio.sleep(every_s)
-        try:
+        with outage:
             run = await late_reversals.apply_late_reversals(store, time.time(), window_s)
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception(
-                    "reversing originals that came after their reversal failed; will try again"
+            for entry in run.applied:
+                log.warning(
+                    "reversal of %s (STAN %s, RRN %s) came before its original: the original, "
+                    "approved since, is reversed now (%d released, journal entry %d)",
+                    entry.pan_masked, entry.stan, entry.rrn, -entry.hold_amount,
+                    entry.journal_id,
+                )  # fmt: skip
+            if run.expired:
+                log.info(
+                    "%d reversals found no original within %gs: no longer waited for",
+                    run.expired,
+                    window_s,
                 )
-            continue
-        outage.worked()
-        for entry in run.applied:
-            log.warning(
-                "reversal of %s (STAN %s, RRN %s) came before its original: the original, "
-                "approved since, is reversed now (%d released, journal entry %d)",
-                entry.pan_masked, entry.stan, entry.rrn, -entry.hold_amount, entry.journal_id,
-            )  # fmt: skip
-        if run.expired:
-            log.info(
-                "%d reversals found no original within %gs: no longer waited for",
-                run.expired,
-                window_s,
-            )
 
 
 async def no_rules_to_reload() -> str | None:
@@ -864,10 +829,5 @@ async def refresh_store_lists(rules: RulesWithStoreLists) -> None:
     outage = StoreOutage(rules.store, "read the store's named lists", log)
     while True:
         await trio.sleep(STORE_LISTS_POLL_S)
-        try:
+        with outage:  # failed: the last lists are kept
             await rules.refresh_lists()
-        except Exception as exc:
-            if not outage.failed(exc):
-                log.exception("reading the store's named lists failed; keeping the last ones")
-        else:
-            outage.worked()

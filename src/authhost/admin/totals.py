@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from authhost.auth.currencies import EXPONENTS
+from authhost.auth.currencies import exponent_of
 from authhost.auth.late_reversals import LATE_REASON
 from authhost.iso.codes import APPROVED_CODES
 from authhost.iso.messages import CREDIT_TYPES
@@ -200,5 +200,5 @@ def amount_text(minor: int | None, currency: str | None) -> str:
 def major_text(minor: int, currency: str | None) -> str:
     """Minor units as the major amount in the currency's own decimals: 1,234.50 (euros),
     1,234 (yen), 1.234 (dinars); two decimals for a code not known."""
-    exponent = EXPONENTS.get(currency or "", 2)
+    exponent = exponent_of(currency)
     return f"{minor / 10**exponent:,.{exponent}f}" if exponent else f"{minor:,}"

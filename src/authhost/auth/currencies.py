@@ -30,6 +30,11 @@ EXPONENTS: dict[str, int] = {
 MINOR_PER_MAJOR: dict[str, int] = {code: 10**exponent for code, exponent in EXPONENTS.items()}
 
 
+def exponent_of(currency: str | None) -> int:
+    """The currency's decimals (ISO 4217 exponent); two for a code authhost does not know."""
+    return EXPONENTS.get(currency or "", 2)
+
+
 def per_major(currency: str) -> int:
     """Minor units in one major unit of ``currency`` (100 for a code authhost does not know)."""
     return MINOR_PER_MAJOR.get(currency, 100)

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from authhost.auth.currencies import EXPONENTS
+from authhost.auth.currencies import exponent_of
 from authhost.models.context import replay_contexts
 from authhost.models.scored import SCORED_CLASSES, row_declined_before_fraud, scored_online
 from authhost.rules.engine import Lists, RuleSet
@@ -50,7 +50,7 @@ def _major(money: dict[str, int]) -> Money:
     """Minor-unit totals as major units, each by its currency's exponent, codes in order."""
     out = {}
     for currency, minor in sorted(money.items()):
-        exponent = EXPONENTS.get(currency, 2)
+        exponent = exponent_of(currency)
         out[currency] = round(minor / per_major(currency), exponent)
     return out
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from authhost.auth.currencies import EXPONENTS
+from authhost.auth.currencies import exponent_of
 from authhost.rules.backtest import BacktestResult, Money, SetResult
 
 
@@ -28,7 +28,7 @@ def _money(by_currency: Money) -> str:
         return "0"
     lines = []
     for currency, value in by_currency.items():
-        exponent = EXPONENTS.get(currency, 2)
+        exponent = exponent_of(currency)
         lines.append(f"{value:,.{exponent}f} {currency}".rstrip())
     return "\n".join(lines)
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from types import TracebackType
 
 from authhost.store.interface import StoreError, unavailable
 
 
 class StoreOutage:
-    """One job's view of the store: ``failed`` on each error, ``worked`` on each good run."""
+    """One job's view of the store: ``failed`` on each error, ``worked`` on each good run; or,
+    around one run, ``with outage:``, which does both and keeps the job going (an error that
+    is not the store's logged with its traceback, each time; cancellation passes)."""
 
     def __init__(self, store: object, what: str, log: logging.Logger) -> None:
         # ``what`` completes "cannot ... now": "expire old holds"
@@ -45,3 +48,25 @@ class StoreOutage:
                 time.monotonic() - self.since,
             )
             self.since = None
+
+    def __enter__(self) -> StoreOutage:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> bool:
+        if error is None:
+            self.worked()
+            return False
+        if not isinstance(error, Exception):  # cancelled, interrupted: not the run's failure
+            return False
+        if not self.failed(error):
+            self._log.error(
+                "cannot %s: an error not the store's; tried again",
+                self._what,
+                exc_info=(kind, error, trace),
+            )
+        return True
